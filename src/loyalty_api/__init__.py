@@ -1,0 +1,3 @@
+"""loyalty-api: a headless membership and loyalty service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,76 @@
+"""create_app(settings): the one place the service is put together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from loyalty_api import __version__
+from loyalty_api.clock import Clock, SystemClock
+from loyalty_api.crypto import Vault
+from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.graphql.schema import graphql_router
+from loyalty_api.http.middleware import RequestContextMiddleware
+from loyalty_api.http.problems import install_problem_handlers
+from loyalty_api.members.router import router as members_router
+from loyalty_api.ops import health
+from loyalty_api.ops.metrics import Metrics
+from loyalty_api.settings import Settings
+
+DESCRIPTION = """
+A headless membership and loyalty service: members, tiers, points, benefits and paid memberships.
+
+**Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
+`partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
+**Idempotency**: every state-changing POST accepts `Idempotency-Key`; the same key and body within 24 h
+replays the first response. **Pages**: `?limit=` (at most 200) and `?cursor=`; replies carry `next_cursor`.
+**Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers.
+GraphQL (an Apollo Federation 2 subgraph) is at `/graphql`.
+"""
+
+
+class MissingEncryptionKey(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    if settings.encryption_key is None:
+        raise MissingEncryptionKey(
+            "LOYALTY_ENCRYPTION_KEY is not set: personal data is encrypted with it. "
+            "Generate one with `loyalty-api keys generate-encryption-key`, or run `loyalty-api serve --demo`."
+        )
+    vault = Vault(settings.encryption_key.get_secret_value())
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(
+            create_engine(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+                echo=settings.database_echo,
+            )
+        )
+        app.state.units = UnitsOfWork(database, clock or SystemClock(), vault, settings)
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="loyalty-api",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(members_router)
+    app.include_router(graphql_router(), include_in_schema=False)
+    return app

@@ -1,0 +1,27 @@
+"""Who is calling, and what they may do."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    admin = "admin"
+    pos = "pos"
+    ecommerce = "ecommerce"
+    partner = "partner"
+    billing = "billing"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: uuid.UUID
+    key_prefix: str
+    name: str
+    scopes: frozenset[Scope]
+    partner_id: uuid.UUID | None
+
+    def has_any(self, allowed: frozenset[Scope]) -> bool:
+        return not self.scopes.isdisjoint(allowed)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.auth.models import ApiKey
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        result = await self.session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+        return result.scalar_one_or_none()
+
+    async def list_keys(self) -> Sequence[ApiKey]:
+        result = await self.session.execute(select(ApiKey).order_by(ApiKey.id))
+        return result.scalars().all()
+
+    async def insert_key(self, key: ApiKey) -> None:
+        self.session.add(key)
+        await self.session.flush()
+
+    async def revoke(self, prefix: str, at: datetime) -> bool:
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(ApiKey.id)
+        )
+        return result.scalar_one_or_none() is not None

@@ -1,0 +1,77 @@
+"""API keys: create, list, revoke, and authenticate a bearer token."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loyalty_api.auth import keys
+from loyalty_api.auth.errors import ApiKeyNotFound, InvalidApiKey, PartnerRequired
+from loyalty_api.auth.models import ApiKey
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.auth.repository import ApiKeyRepository
+from loyalty_api.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key: `token` is shown once and never stored."""
+
+    principal: Principal
+    token: str
+
+
+def _principal(row: ApiKey) -> Principal:
+    return Principal(
+        key_id=row.id,
+        key_prefix=row.prefix,
+        name=row.name,
+        scopes=frozenset(Scope(s) for s in row.scopes),
+        partner_id=row.partner_id,
+    )
+
+
+async def create_key(
+    uow: UnitOfWork, *, name: str, scopes: Sequence[Scope], partner_id: uuid.UUID | None = None
+) -> IssuedKey:
+    if (Scope.partner in scopes) != (partner_id is not None):
+        raise PartnerRequired()
+    parts = keys.generate()
+    row = ApiKey(
+        prefix=parts.prefix,
+        secret_hash=keys.hash_secret(parts.secret),
+        name=name,
+        scopes=sorted({str(s) for s in scopes}),
+        partner_id=partner_id,
+        created_at=uow.clock.now(),
+        revoked_at=None,
+    )
+    await ApiKeyRepository(uow.session).insert_key(row)
+    return IssuedKey(principal=_principal(row), token=parts.token)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySummary:
+    principal: Principal
+    revoked: bool
+
+
+async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
+    rows = await ApiKeyRepository(uow.session).list_keys()
+    return [KeySummary(principal=_principal(r), revoked=r.revoked_at is not None) for r in rows]
+
+
+async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
+    if not await ApiKeyRepository(uow.session).revoke(prefix, uow.clock.now()):
+        raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
+
+
+async def authenticate(uow: UnitOfWork, token: str) -> Principal:
+    parts = keys.parse(token)
+    if parts is None:
+        raise InvalidApiKey()
+    row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
+    if row is None or row.revoked_at is not None or not keys.secret_matches(parts.secret, row.secret_hash):
+        raise InvalidApiKey()
+    return _principal(row)

@@ -1,0 +1,253 @@
+"""The `loyalty-api` command: serve, migrate, keys, demo, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from loyalty_api import crypto
+from loyalty_api.auth import service as auth_service
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import SystemClock
+from loyalty_api.db import migrations
+from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.ops.logging import configure_logging
+from loyalty_api.settings import Settings
+
+DEMO_STATE_FILE = Path(".loyalty-demo.json")
+
+
+def _fail(message: str) -> None:
+    print(f"loyalty-api: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _require_key(settings: Settings) -> Settings:
+    if settings.encryption_key is None:
+        _fail(
+            "LOYALTY_ENCRYPTION_KEY is not set. Personal data is encrypted with it: create one with "
+            "`loyalty-api encryption-key`, keep it safe, and export it. (`serve --demo` makes a local one.)"
+        )
+    return settings
+
+
+@asynccontextmanager
+async def _units(settings: Settings) -> AsyncIterator[UnitsOfWork]:
+    _require_key(settings)
+    assert settings.encryption_key is not None
+    database = Database(create_engine(settings.database_url))
+    try:
+        yield UnitsOfWork(
+            database, SystemClock(), crypto.Vault(settings.encryption_key.get_secret_value()), settings
+        )
+    finally:
+        await database.dispose()
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _schema_ready(settings: Settings) -> bool:
+    engine = create_engine(settings.database_url)
+    try:
+        return (await migrations.schema_status(engine)).ready
+    finally:
+        await engine.dispose()
+
+
+def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
+    """The demo's local encryption key and API keys, kept beside the database so a restart reuses them."""
+    state: dict[str, object] = json.loads(DEMO_STATE_FILE.read_text()) if DEMO_STATE_FILE.exists() else {}
+    if settings.encryption_key is None:
+        if "encryption_key" not in state:
+            state["encryption_key"] = crypto.generate_key()
+            print(
+                f"demo: generated an encryption key for personal data and stored it in {DEMO_STATE_FILE} "
+                "(set LOYALTY_ENCRYPTION_KEY in production instead)",
+                file=sys.stderr,
+            )
+        settings = settings.model_copy(update={"encryption_key": SecretStr(str(state["encryption_key"]))})
+    return settings, state
+
+
+async def _seed(settings: Settings, state: dict[str, object]) -> dict[str, str]:
+    from loyalty_api.demo.seed import create_demo_keys, seed_programme
+
+    async with _units(settings) as units:
+        await seed_programme(units)
+        keys = state.get("api_keys")
+        if not isinstance(keys, dict):
+            keys = await create_demo_keys(units)
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _seed_demo(settings: Settings, state: dict[str, object]) -> dict[str, str]:
+    keys = asyncio.run(_seed(settings, state))
+    state["api_keys"] = keys
+    DEMO_STATE_FILE.write_text(json.dumps(state, indent=2))
+    DEMO_STATE_FILE.chmod(0o600)
+    return keys
+
+
+def _print_demo_keys(keys: dict[str, str], host: str, port: int) -> None:
+    print("\nloyalty-api demo is ready.", file=sys.stderr)
+    print(f"  API docs:  http://{host}:{port}/docs", file=sys.stderr)
+    print(f"  GraphiQL:  http://{host}:{port}/graphql", file=sys.stderr)
+    print("  Demo API keys (send as `Authorization: Bearer <key>`):", file=sys.stderr)
+    for scope, token in keys.items():
+        print(f"    {scope:<10} {token}", file=sys.stderr)
+    print(file=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from loyalty_api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    state: dict[str, object] = {}
+    if args.demo:
+        settings, state = _demo_state(settings)
+    _require_key(settings)
+    if settings.is_sqlite or args.demo:
+        asyncio.run(_migrate(settings))
+    elif not asyncio.run(_schema_ready(settings)):
+        _fail("the database is not at the latest migration: run `loyalty-api migrate` first")
+    if args.demo:
+        keys = _seed_demo(settings, state)
+        _print_demo_keys(keys, args.host, args.port)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    settings = Settings()
+    asyncio.run(_migrate(settings))
+    print(f"migrated to {migrations.head_revision()}")
+
+
+def cmd_demo(_: argparse.Namespace) -> None:
+    settings, state = _demo_state(Settings())
+    asyncio.run(_migrate(settings))
+    keys = _seed_demo(settings, state)
+    for scope, token in keys.items():
+        print(f"{scope}\t{token}")
+
+
+def cmd_encryption_key(_: argparse.Namespace) -> None:
+    print(crypto.generate_key())
+
+
+def cmd_keys_create(args: argparse.Namespace) -> None:
+    async def run() -> str:
+        async with _units(Settings()) as units, units.begin() as uow:
+            issued = await auth_service.create_key(
+                uow, name=args.name, scopes=[Scope(s) for s in args.scope], partner_id=args.partner
+            )
+            return issued.token
+
+    try:
+        token = asyncio.run(run())
+    except LoyaltyError as exc:
+        _fail(exc.detail)
+    print(
+        f"created key {args.name!r} with scopes {', '.join(sorted(set(args.scope)))}; it is shown only once:"
+    )
+    print(token)
+
+
+def cmd_keys_list(_: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _units(Settings()) as units, units.read() as uow:
+            for summary in await auth_service.list_keys(uow):
+                p = summary.principal
+                state = "revoked" if summary.revoked else "active"
+                partner = f" partner={p.partner_id}" if p.partner_id else ""
+                print(f"{p.key_prefix}\t{state}\t{','.join(sorted(p.scopes))}\t{p.name}{partner}")
+
+    asyncio.run(run())
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _units(Settings()) as units, units.begin() as uow:
+            await auth_service.revoke_key(uow, prefix=args.prefix)
+
+    try:
+        asyncio.run(run())
+    except LoyaltyError as exc:
+        _fail(exc.detail)
+    print(f"revoked {args.prefix}")
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from loyalty_api.http.openapi import openapi_document
+
+    text = openapi_document()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loyalty-api", description="Membership and loyalty service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (migrates an SQLite database first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="seed a demo programme and print demo API keys")
+    serve.set_defaults(run=cmd_serve)
+
+    commands.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
+        run=cmd_migrate
+    )
+    commands.add_parser("demo", help="seed the demo programme and print its API keys").set_defaults(
+        run=cmd_demo
+    )
+    commands.add_parser("encryption-key", help="print a new LOYALTY_ENCRYPTION_KEY").set_defaults(
+        run=cmd_encryption_key
+    )
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument("--output", help="write to this file instead of stdout")
+    openapi.set_defaults(run=cmd_openapi)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key; prints it alone on the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
+    create.add_argument("--partner", type=uuid.UUID, help="the partner a `partner` key acts for")
+    create.set_defaults(run=cmd_keys_create)
+    keys.add_parser("list", help="list keys (never their secrets)").set_defaults(run=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(run=cmd_keys_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Which named constraint an IntegrityError broke, on either database."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)  # asyncpg reports the constraint by name
+    if isinstance(name, str):
+        return name
+    # SQLite names the table and columns instead; our naming convention turns them back into the name.
+    match = _SQLITE_UNIQUE.search(str(exc.orig))
+    if match is None:
+        return None
+    qualified = [part.strip() for part in match.group("columns").split(",")]
+    table = qualified[0].split(".")[0]
+    columns = "_".join(part.split(".")[1] for part in qualified)
+    return f"uq_{table}__{columns}"

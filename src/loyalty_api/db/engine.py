@@ -1,0 +1,66 @@
+"""Async engine setup for asyncpg (PostgreSQL) and aiosqlite (SQLite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+READ_ONLY = "loyalty_read_only"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Make SQLite behave like a server database for our purposes.
+
+    The driver's own implicit BEGIN is turned off so that we emit it ourselves: `BEGIN IMMEDIATE` for
+    units of work that may write (the transaction takes the single write lock up front, so a read followed by
+    a write can never fail on a stale snapshot, and concurrent writers queue on busy_timeout), plain
+    `BEGIN` for read-only ones.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+    )
+
+
+class Database:
+    """The engine and the two kinds of session a unit of work can hold."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._writer = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._reader = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+        )
+
+    def session(self, *, read_only: bool = False) -> AsyncSession:
+        return (self._reader if read_only else self._writer)()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,86 @@
+"""Running the Alembic migrations from code: the CLI, `serve`, /readyz and the tests all use these."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("loyalty_api.migrations")
+
+
+def script_location() -> Path:
+    """The migrations folder: packaged inside the wheel, or at the top of a source checkout."""
+    packaged = Path(str(resources.files("loyalty_api") / "_migrations"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    def run(connection: Connection) -> None:
+        command.upgrade(alembic_config(connection), revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    def run(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    reachable: bool
+    revision: str | None
+    expected: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.reachable and self.revision == self.expected
+
+
+async def schema_status(engine: AsyncEngine) -> SchemaStatus:
+    expected = head_revision()
+    try:
+        revision = await current_revision(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("database unreachable", extra={"error": type(exc).__name__})
+        return SchemaStatus(reachable=False, revision=None, expected=expected)
+    return SchemaStatus(reachable=True, revision=revision, expected=expected)

@@ -1,0 +1,75 @@
+"""The unit of work: one transaction, plus what a service needs besides the session (time, the vault)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.clock import Clock
+from loyalty_api.crypto import Vault
+from loyalty_api.db.engine import Database
+from loyalty_api.settings import Settings
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    """Services take one of these, flush through `session` as they like, and never commit it."""
+
+    session: AsyncSession
+    clock: Clock
+    vault: Vault
+    settings: Settings
+    read_only: bool = False
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class UnitsOfWork:
+    """Opens units of work. Request handlers, GraphQL mutations, jobs and the CLI all start here."""
+
+    def __init__(self, database: Database, clock: Clock, vault: Vault, settings: Settings) -> None:
+        self.database = database
+        self.clock = clock
+        self.vault = vault
+        self.settings = settings
+
+    def open(self, *, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(
+            session=self.database.session(read_only=read_only),
+            clock=self.clock,
+            vault=self.vault,
+            settings=self.settings,
+            read_only=read_only,
+        )
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[UnitOfWork]:
+        """A writing unit of work: committed when the block ends normally, rolled back otherwise."""
+        uow = self.open()
+        try:
+            yield uow
+            await uow.commit()
+        except BaseException:
+            await uow.rollback()
+            raise
+        finally:
+            await uow.close()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        uow = self.open(read_only=True)
+        try:
+            yield uow
+        finally:
+            await uow.rollback()
+            await uow.close()

@@ -1,0 +1,59 @@
+"""FastAPI dependencies shared by the routers: the unit of work, the caller, paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from loyalty_api.auth import service as auth_service
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.db.pagination import MAX_LIMIT
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.http.transaction import get_uow
+
+UoW = Annotated[UnitOfWork, Depends(get_uow)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `lk_<prefix>_<secret>`")
+
+
+async def current_principal(
+    request: Request, uow: UoW, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
+    principal = await auth_service.authenticate(uow, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+class require:
+    """Allow the call when the key has any of the scopes (admin is allowed everywhere it is listed)."""
+
+    def __init__(self, *scopes: Scope) -> None:
+        self.allowed = frozenset(scopes)
+
+    async def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has_any(self.allowed):
+            allowed = ", ".join(sorted(self.allowed))
+            raise ScopeNotAllowed(
+                f"This call needs one of the scopes: {allowed}", allowed_scopes=sorted(self.allowed)
+            )
+        return principal
+
+
+class PageParams:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)")] = 50,
+        cursor: Annotated[
+            str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+
+
+Paging = Annotated[PageParams, Depends()]

@@ -1,0 +1,138 @@
+"""One unit of work per request, committed before the response leaves, with Idempotency-Key handling.
+
+Routes of the /v1 API use `UnitOfWorkRoute`. Its handler opens the unit of work, lets FastAPI resolve the
+dependencies and run the endpoint, and commits only once the response is built, so a failed commit turns
+into an error response instead of a 201 for a lost write. For a POST with an Idempotency-Key the response is
+recorded in that same transaction (see loyalty_api.idempotency.service).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.problems import internal_error, render_domain_error
+from loyalty_api.idempotency import service as idempotency
+from loyalty_api.idempotency.service import Claim, StoredResponse
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _fingerprint(request: Request, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), canonical):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _key_owner(request: Request) -> str:
+    # Keys are scoped per API key; the key's public prefix identifies it. An invalid key is refused with
+    # 401 inside the request, which releases the claim again.
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return token.split("_")[1][:16] if token.count("_") >= 2 else "anonymous"
+
+
+def _stored(response: Response) -> StoredResponse:
+    return StoredResponse(
+        status=response.status_code,
+        body=bytes(response.body).decode("utf-8"),
+        content_type=response.headers.get("content-type", "application/json"),
+    )
+
+
+def _replay(stored: StoredResponse) -> Response:
+    return Response(
+        content=stored.body.encode("utf-8"),
+        status_code=stored.status,
+        media_type=stored.content_type,
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.state.uow
+    return uow
+
+
+class UnitOfWorkRoute(APIRoute):
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+        methods = self.methods or set()
+        read_only = methods <= {"GET", "HEAD"}
+        honours_idempotency = "POST" in methods
+
+        async def run(request: Request) -> Response:
+            units: UnitsOfWork = request.app.state.units
+            claimed: Claim | None = None
+            key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
+            if key is not None:
+                try:
+                    outcome = await idempotency.claim(
+                        units,
+                        owner=_key_owner(request),
+                        key=key,
+                        fingerprint=_fingerprint(request, await request.body()),
+                    )
+                except LoyaltyError as exc:
+                    return render_domain_error(exc, request)
+                if isinstance(outcome, StoredResponse):
+                    return _replay(outcome)
+                claimed = outcome
+            return await _run_in_unit_of_work(units, request, handler, read_only=read_only, claimed=claimed)
+
+        return run
+
+
+async def _run_in_unit_of_work(
+    units: UnitsOfWork, request: Request, handler: Handler, *, read_only: bool, claimed: Claim | None
+) -> Response:
+    uow = units.open(read_only=read_only)
+    request.state.uow = uow
+    try:
+        try:
+            response = await handler(request)
+            if claimed is not None:
+                await idempotency.complete(uow, claimed, _stored(response))
+            if read_only:
+                await uow.rollback()
+            else:
+                await uow.commit()
+            return response
+        except LoyaltyError as exc:
+            await uow.rollback()
+            refusal = render_domain_error(exc, request)
+            if claimed is not None:
+                if exc.status in (401, 403):
+                    await idempotency.release(units, claimed)
+                else:  # the request ran and a business rule refused it: a retry gets the same answer
+                    await idempotency.complete_alone(units, claimed, _stored(refusal))
+            return refusal
+        except (RequestValidationError, StarletteHTTPException):
+            await uow.rollback()
+            if claimed is not None:
+                await idempotency.release(units, claimed)
+            raise
+        except Exception as exc:
+            await uow.rollback()
+            if claimed is not None:
+                await idempotency.release(units, claimed)
+            return internal_error(request, exc)
+    finally:
+        await uow.close()

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.ids import new_id
+from loyalty_api.idempotency.models import IdempotencyRecord
+
+_TABLE = IdempotencyRecord.__table__
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_claim(
+        self, *, owner: str, key: str, fingerprint: str, locked_until: datetime, expires_at: datetime
+    ) -> uuid.UUID | None:
+        """Claim the key; None when a record for it already exists."""
+        statement = (
+            insert_or_ignore(self.session, _TABLE, ["owner", "key"])
+            .values(
+                id=new_id(),
+                owner=owner,
+                key=key,
+                fingerprint=fingerprint,
+                state="in_flight",
+                locked_until=locked_until,
+                expires_at=expires_at,
+            )
+            .returning(_TABLE.c.id)
+        )
+        result = await self.session.execute(statement)
+        return result.scalar_one_or_none()
+
+    async def lock_record(self, *, owner: str, key: str) -> IdempotencyRecord | None:
+        result = await self.session.execute(
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)
+            .with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def take_over(
+        self, record_id: uuid.UUID, *, fingerprint: str, locked_until: datetime, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(
+                fingerprint=fingerprint,
+                state="in_flight",
+                locked_until=locked_until,
+                expires_at=expires_at,
+                response_status=None,
+                response_body=None,
+                response_content_type=None,
+            )
+        )
+
+    async def complete(self, record_id: uuid.UUID, *, status: int, body: str, content_type: str) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(
+                state="completed",
+                response_status=status,
+                response_body=body,
+                response_content_type=content_type,
+            )
+        )
+
+    async def delete_record(self, record_id: uuid.UUID) -> None:
+        await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+    async def delete_expired(self, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.expires_at <= now)
+            .returning(IdempotencyRecord.id)
+        )
+        return len(result.all())

@@ -1,0 +1,100 @@
+"""Idempotency-Key semantics.
+
+A key is claimed in a short transaction of its own before the request runs, so a concurrent twin sees it
+in flight. The response is then recorded in the request's own transaction, so the work and the record of
+it commit together: after a crash either both exist or neither, and a retry never does the work twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.idempotency.errors import (
+    IdempotencyKeyReused,
+    IdempotencyRequestInFlight,
+    InvalidIdempotencyKey,
+)
+from loyalty_api.idempotency.repository import IdempotencyRepository
+
+RETENTION = timedelta(hours=24)
+# A claim whose request has not finished in this time is taken to be abandoned (its process died); the
+# request's transaction never committed, so running it again is safe.
+IN_FLIGHT_LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: uuid.UUID
+
+
+def check_key(key: str) -> str:
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise InvalidIdempotencyKey()
+    return key
+
+
+async def claim(units: UnitsOfWork, *, owner: str, key: str, fingerprint: str) -> Claim | StoredResponse:
+    """Claim `key` for this request, or return the stored response of the first one to replay it."""
+    check_key(key)
+    async with units.begin() as uow:
+        repo = IdempotencyRepository(uow.session)
+        now = uow.clock.now()
+        lease, expiry = now + IN_FLIGHT_LEASE, now + RETENTION
+        record_id = await repo.insert_claim(
+            owner=owner, key=key, fingerprint=fingerprint, locked_until=lease, expires_at=expiry
+        )
+        if record_id is not None:
+            return Claim(record_id)
+        record = await repo.lock_record(owner=owner, key=key)
+        if record is None:  # removed between our insert and select: the key is free again
+            raise IdempotencyRequestInFlight()
+        if record.expires_at <= now:
+            await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
+            return Claim(record.id)
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        if record.state == "completed":
+            assert record.response_status is not None
+            assert record.response_body is not None
+            return StoredResponse(
+                status=record.response_status,
+                body=record.response_body,
+                content_type=record.response_content_type or "application/json",
+            )
+        if record.locked_until > now:
+            raise IdempotencyRequestInFlight()
+        await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
+        return Claim(record.id)
+
+
+async def complete(uow: UnitOfWork, claimed: Claim, response: StoredResponse) -> None:
+    """Record the response inside the unit of work that did the work."""
+    await IdempotencyRepository(uow.session).complete(
+        claimed.record_id, status=response.status, body=response.body, content_type=response.content_type
+    )
+
+
+async def complete_alone(units: UnitsOfWork, claimed: Claim, response: StoredResponse) -> None:
+    """Record a refusal: the request's own transaction was rolled back, so this one stands alone."""
+    async with units.begin() as uow:
+        await complete(uow, claimed, response)
+
+
+async def release(units: UnitsOfWork, claimed: Claim) -> None:
+    """Forget the claim of a request that never ran (bad input, no access), so a corrected retry can."""
+    async with units.begin() as uow:
+        await IdempotencyRepository(uow.session).delete_record(claimed.record_id)
+
+
+async def purge_expired(uow: UnitOfWork) -> int:
+    return await IdempotencyRepository(uow.session).delete_expired(uow.clock.now())

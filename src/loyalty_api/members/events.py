@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import uuid
+
+from loyalty_api.webhooks.events import Event
+
+
+class MemberEnrolled(Event):
+    event_type = "member.enrolled"
+    description = "A member joined the programme."
+
+    member_id: uuid.UUID
+    member_number: str
+    channel: str
+    tier: str | None
+    referred_by: uuid.UUID | None
+
+
+class MemberUpdated(Event):
+    event_type = "member.updated"
+    description = "A member's profile or status changed; `changed` names the fields, never their values."
+
+    member_id: uuid.UUID
+    member_number: str
+    status: str
+    changed: list[str]

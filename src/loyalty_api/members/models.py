@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty_api.db.base import Base, IdMixin
+
+
+class MemberStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    closed = "closed"
+
+
+class Member(IdMixin, Base):
+    """A member. Personal data is stored only encrypted; phone and e-mail also as blind-index hashes."""
+
+    __tablename__ = "members"
+
+    member_number: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    tier_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tiers.id"), index=True)
+    phone_encrypted: Mapped[str | None] = mapped_column(Text)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email_encrypted: Mapped[str | None] = mapped_column(Text)
+    email_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    birthday_encrypted: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(32))
+    marketing_consent: Mapped[bool]
+    referral_code: Mapped[str] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MemberExternalId(Base):
+    """The member's id in another system (a POS, a web shop, a CRM)."""
+
+    __tablename__ = "member_external_ids"
+    __table_args__ = (UniqueConstraint("system", "external_id"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    system: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.members.models import Member, MemberExternalId
+from loyalty_api.points.models import PointsAccount
+from loyalty_api.tiers.models import Tier
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    member: Member
+    tier: Tier | None
+    points_balance: int
+    external_ids: dict[str, str]
+
+
+_RecordQuery = Select[Member, Tier | None, int | None]
+
+
+def _records_query() -> _RecordQuery:
+    return (
+        select(Member, Tier, PointsAccount.balance)
+        .outerjoin(Tier, Tier.id == Member.tier_id)
+        .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
+    )
+
+
+class MemberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _records(self, query: _RecordQuery) -> list[MemberRecord]:
+        rows = (await self.session.execute(query)).all()
+        external = await self._external_ids([row[0].id for row in rows])
+        return [
+            MemberRecord(member=m, tier=t, points_balance=balance or 0, external_ids=external.get(m.id, {}))
+            for m, t, balance in rows
+        ]
+
+    async def _one(self, query: _RecordQuery) -> MemberRecord | None:
+        records = await self._records(query.limit(1))
+        return records[0] if records else None
+
+    async def _external_ids(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+        if not member_ids:
+            return {}
+        rows = await self.session.execute(
+            select(MemberExternalId).where(MemberExternalId.member_id.in_(member_ids))
+        )
+        found: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
+        for row in rows.scalars():
+            found[row.member_id][row.system] = row.external_id
+        return found
+
+    async def get_record(self, member_id: uuid.UUID) -> MemberRecord | None:
+        return await self._one(_records_query().where(Member.id == member_id))
+
+    async def get_record_by_number(self, member_number: str) -> MemberRecord | None:
+        return await self._one(_records_query().where(Member.member_number == member_number))
+
+    async def get_record_by_phone_hash(self, phone_hash: str) -> MemberRecord | None:
+        return await self._one(_records_query().where(Member.phone_hash == phone_hash))
+
+    async def get_record_by_email_hash(self, email_hash: str) -> MemberRecord | None:
+        return await self._one(_records_query().where(Member.email_hash == email_hash))
+
+    async def get_record_by_external_id(self, system: str, external_id: str) -> MemberRecord | None:
+        query = _records_query().join(MemberExternalId, MemberExternalId.member_id == Member.id)
+        return await self._one(
+            query.where(MemberExternalId.system == system, MemberExternalId.external_id == external_id)
+        )
+
+    async def list_records(
+        self, *, tier_id: uuid.UUID | None, status: str | None, after_id: uuid.UUID | None, limit: int
+    ) -> list[MemberRecord]:
+        query = _records_query().order_by(Member.id).limit(limit)
+        if tier_id is not None:
+            query = query.where(Member.tier_id == tier_id)
+        if status is not None:
+            query = query.where(Member.status == status)
+        if after_id is not None:
+            query = query.where(Member.id > after_id)
+        return await self._records(query)
+
+    async def get_member(self, member_id: uuid.UUID) -> Member | None:
+        return await self.session.get(Member, member_id)
+
+    async def get_id_by_referral_code(self, code: str) -> uuid.UUID | None:
+        result = await self.session.execute(select(Member.id).where(Member.referral_code == code))
+        return result.scalar_one_or_none()
+
+    async def exists_member_number(self, member_number: str) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Member.member_number == member_number))))
+
+    async def exists_referral_code(self, code: str) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Member.referral_code == code))))
+
+    async def exists_contact_hash(
+        self, field: Literal["phone", "email"], value_hash: str, *, other_than: uuid.UUID | None = None
+    ) -> bool:
+        column = Member.phone_hash if field == "phone" else Member.email_hash
+        condition = column == value_hash
+        if other_than is not None:
+            condition = condition & (Member.id != other_than)
+        return bool(await self.session.scalar(select(exists().where(condition))))
+
+    async def exists_external_id(
+        self, system: str, external_id: str, *, other_than: uuid.UUID | None = None
+    ) -> bool:
+        condition = (MemberExternalId.system == system) & (MemberExternalId.external_id == external_id)
+        if other_than is not None:
+            condition = condition & (MemberExternalId.member_id != other_than)
+        return bool(await self.session.scalar(select(exists().where(condition))))
+
+    async def insert_member(self, member: Member) -> None:
+        self.session.add(member)
+        await self.session.flush()
+
+    async def set_external_id(self, member_id: uuid.UUID, system: str, external_id: str) -> None:
+        await self.session.execute(
+            delete(MemberExternalId).where(
+                MemberExternalId.member_id == member_id, MemberExternalId.system == system
+            )
+        )
+        self.session.add(MemberExternalId(member_id=member_id, system=system, external_id=external_id))
+        await self.session.flush()
+
+    async def delete_external_id(self, member_id: uuid.UUID, system: str) -> None:
+        await self.session.execute(
+            delete(MemberExternalId).where(
+                MemberExternalId.member_id == member_id, MemberExternalId.system == system
+            )
+        )

@@ -1,0 +1,113 @@
+"""/v1/members: enrol, read, look up, update, list."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members import service
+from loyalty_api.members.errors import (
+    InvalidMemberNumber,
+    LookupNeedsOneIdentifier,
+    MemberExists,
+    MemberNotFound,
+    UnknownReferralCode,
+)
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.schemas import MemberCreate, MemberPage, MemberRead, MemberUpdate
+
+router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
+
+MemberDesk = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Enrol a member",
+    responses=problem_responses(*_AUTH, MemberExists, UnknownReferralCode, InvalidField),
+)
+async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRead:
+    profile = await service.enrol(
+        uow,
+        phone=body.phone,
+        email=body.email,
+        name=body.name,
+        birthday=body.birthday,
+        channel=body.channel,
+        external_ids=body.external_ids,
+        marketing_consent=body.marketing_consent,
+        referral_code=body.referral_code,
+    )
+    return MemberRead.of(profile)
+
+
+@router.get(
+    "/lookup",
+    summary="Find a member by card number, phone, e-mail or an external id",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidMemberNumber, LookupNeedsOneIdentifier),
+)
+async def lookup_member(
+    uow: UoW,
+    _: MemberDesk,
+    member_number: Annotated[str | None, Query(max_length=32)] = None,
+    phone: Annotated[str | None, Query(max_length=32)] = None,
+    email: Annotated[str | None, Query(max_length=254)] = None,
+    external_system: Annotated[str | None, Query(max_length=32)] = None,
+    external_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> MemberRead:
+    profile = await service.lookup(
+        uow,
+        member_number=member_number,
+        phone=phone,
+        email=email,
+        external_system=external_system,
+        external_id=external_id,
+    )
+    return MemberRead.of(profile)
+
+
+@router.get(
+    "",
+    summary="List members, page by page",
+    responses=problem_responses(*_AUTH),
+)
+async def list_members(
+    uow: UoW,
+    _: Operator,
+    paging: Paging,
+    tier: Annotated[str | None, Query(max_length=32, description="Tier code")] = None,
+    status: MemberStatus | None = None,
+) -> MemberPage:
+    page = await service.list_members(uow, tier=tier, status=status, limit=paging.limit, cursor=paging.cursor)
+    return MemberPage(items=[MemberRead.of(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{member_id}",
+    summary="Read a member",
+    responses=problem_responses(*_AUTH, MemberNotFound),
+)
+async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRead:
+    return MemberRead.of(await service.get_member(uow, member_id))
+
+
+@router.patch(
+    "/{member_id}",
+    summary="Update a member",
+    responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField),
+)
+async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, _: MemberDesk) -> MemberRead:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    profile = await service.update(uow, member_id, **changes)
+    return MemberRead.of(profile)

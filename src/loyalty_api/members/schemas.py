@@ -1,0 +1,130 @@
+"""REST request and response models for members."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.service import MemberProfile
+
+SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, strip_whitespace=True)]
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
+
+
+def _few_systems(value: dict[str, object]) -> dict[str, object]:
+    if len(value) > 20:
+        raise ValueError("at most 20 external systems")
+    return value
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone | None = Field(default=None, description="Any common format; stored as E.164.")
+    email: EmailStr | None = Field(default=None, max_length=254)
+    name: PersonName | None = None
+    birthday: date | None = None
+    channel: Channel = Field(default="store", description="Where the member joined: store, online, app, …")
+    external_ids: Annotated[dict[SystemName, ExternalId], AfterValidator(_few_systems)] = Field(
+        default_factory=dict,
+        description='The member\'s id in other systems, by system name: `{"pos": "C-1001"}`.',
+    )
+    marketing_consent: bool = False
+    referral_code: Annotated[str, StringConstraints(min_length=4, max_length=16)] | None = Field(
+        default=None, description="The referral code of the member who referred this one."
+    )
+
+
+class MemberUpdate(BaseModel):
+    """Fields not sent are left alone; a field sent as null is cleared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone | None = None
+    email: EmailStr | None = Field(default=None, max_length=254)
+    name: PersonName | None = None
+    birthday: date | None = None
+    status: MemberStatus | None = None
+    marketing_consent: bool | None = None
+    external_ids: Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems)] | None = Field(
+        default=None, description="Systems to link (id) or unlink (null); systems not named are left alone."
+    )
+
+    @field_validator("status", "marketing_consent")
+    @classmethod
+    def _not_cleared(cls, value: object) -> object:
+        # Only runs for values sent: null is a way to clear personal data, not these.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class TierSummary(BaseModel):
+    code: str
+    name: str
+    rank: int
+
+
+class MemberRead(BaseModel):
+    id: uuid.UUID
+    member_number: str = Field(description="The card number: ten digits, the last a Luhn check digit.")
+    status: MemberStatus
+    tier: TierSummary | None
+    points: int = Field(description="Points balance.")
+    phone: str | None
+    email: str | None
+    name: str | None
+    birthday: date | None
+    channel: str
+    marketing_consent: bool
+    referral_code: str
+    referred_by: uuid.UUID | None
+    external_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, profile: MemberProfile) -> MemberRead:
+        tier = (
+            None
+            if profile.tier is None
+            else TierSummary(code=profile.tier.code, name=profile.tier.name, rank=profile.tier.rank)
+        )
+        return cls(
+            id=profile.id,
+            member_number=profile.member_number,
+            status=profile.status,
+            tier=tier,
+            points=profile.points,
+            phone=profile.phone,
+            email=profile.email,
+            name=profile.name,
+            birthday=profile.birthday,
+            channel=profile.channel,
+            marketing_consent=profile.marketing_consent,
+            referral_code=profile.referral_code,
+            referred_by=profile.referred_by,
+            external_ids=profile.external_ids,
+            created_at=profile.created_at,
+            updated_at=profile.updated_at,
+        )
+
+
+class MemberPage(BaseModel):
+    items: list[MemberRead]
+    next_cursor: str | None

@@ -1,0 +1,343 @@
+"""Members: enrol, read, look up, update, list."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Final, Literal
+
+from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members import member_number as card
+from loyalty_api.members.contact import normalise_email, normalise_phone
+from loyalty_api.members.errors import (
+    InvalidMemberNumber,
+    LookupNeedsOneIdentifier,
+    MemberExists,
+    MemberNotFound,
+    UnknownReferralCode,
+)
+from loyalty_api.members.events import MemberEnrolled, MemberUpdated
+from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.members.repository import MemberRecord, MemberRepository
+from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.tiers.models import Tier
+from loyalty_api.tiers.repository import TierRepository
+from loyalty_api.webhooks.outbox import emit_for_member
+
+EARLIEST_BIRTHDAY: Final = date(1900, 1, 1)
+_REFERRAL_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class TierRef:
+    code: str
+    name: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberProfile:
+    id: uuid.UUID
+    member_number: str
+    status: MemberStatus
+    tier: TierRef | None
+    points: int
+    phone: str | None
+    email: str | None
+    name: str | None
+    birthday: date | None
+    channel: str
+    marketing_consent: bool
+    referral_code: str
+    referred_by: uuid.UUID | None
+    external_ids: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _tier_ref(tier: Tier | None) -> TierRef | None:
+    return None if tier is None else TierRef(code=tier.code, name=tier.name, rank=tier.rank)
+
+
+def _decrypt(uow: UnitOfWork, token: str | None) -> str | None:
+    return None if token is None else uow.vault.decrypt(token)
+
+
+def _encrypt(uow: UnitOfWork, value: str | None) -> str | None:
+    return None if value is None else uow.vault.encrypt(value)
+
+
+def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
+    m = record.member
+    birthday = _decrypt(uow, m.birthday_encrypted)
+    return MemberProfile(
+        id=m.id,
+        member_number=m.member_number,
+        status=MemberStatus(m.status),
+        tier=_tier_ref(record.tier),
+        points=record.points_balance,
+        phone=_decrypt(uow, m.phone_encrypted),
+        email=_decrypt(uow, m.email_encrypted),
+        name=_decrypt(uow, m.name_encrypted),
+        birthday=None if birthday is None else date.fromisoformat(birthday),
+        channel=m.channel,
+        marketing_consent=m.marketing_consent,
+        referral_code=m.referral_code,
+        referred_by=m.referred_by_id,
+        external_ids=dict(sorted(record.external_ids.items())),
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
+
+
+def _check_birthday(uow: UnitOfWork, birthday: date | None) -> None:
+    if birthday is None:
+        return
+    if birthday > uow.clock.now().date():
+        raise InvalidField("birthday", "must not be in the future")
+    if birthday < EARLIEST_BIRTHDAY:
+        raise InvalidField("birthday", "must be on or after 1900-01-01")
+
+
+async def _check_contact_free(
+    repo: MemberRepository,
+    kind: Literal["phone", "email"],
+    value_hash: str | None,
+    *,
+    other_than: uuid.UUID | None = None,
+) -> None:
+    if value_hash is not None and await repo.exists_contact_hash(kind, value_hash, other_than=other_than):
+        raise MemberExists(kind)
+
+
+async def _check_external_ids_free(
+    repo: MemberRepository, external_ids: dict[str, str], *, other_than: uuid.UUID | None = None
+) -> None:
+    for system, external_id in external_ids.items():
+        if await repo.exists_external_id(system, external_id, other_than=other_than):
+            raise MemberExists(f"external id in {system}")
+
+
+async def _new_member_number(repo: MemberRepository) -> str:
+    while True:
+        number = card.generate()
+        if not await repo.exists_member_number(number):
+            return number
+
+
+async def _new_referral_code(repo: MemberRepository) -> str:
+    while True:
+        code = "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
+        if not await repo.exists_referral_code(code):
+            return code
+
+
+async def enrol(
+    uow: UnitOfWork,
+    *,
+    phone: str | None,
+    email: str | None,
+    name: str | None,
+    birthday: date | None,
+    channel: str,
+    external_ids: dict[str, str],
+    marketing_consent: bool,
+    referral_code: str | None,
+) -> MemberProfile:
+    repo = MemberRepository(uow.session)
+    phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
+    email = None if email is None else normalise_email(email)
+    _check_birthday(uow, birthday)
+    phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
+    email_hash = None if email is None else uow.vault.blind_index("email", email)
+    await _check_contact_free(repo, "phone", phone_hash)
+    await _check_contact_free(repo, "email", email_hash)
+    await _check_external_ids_free(repo, external_ids)
+    referred_by = None
+    if referral_code is not None:
+        referred_by = await repo.get_id_by_referral_code(referral_code.strip().upper())
+        if referred_by is None:
+            raise UnknownReferralCode()
+
+    now = uow.clock.now()
+    tier = await TierRepository(uow.session).get_entry_tier()
+    member = Member(
+        member_number=await _new_member_number(repo),
+        status=MemberStatus.active,
+        tier_id=None if tier is None else tier.id,
+        phone_encrypted=_encrypt(uow, phone),
+        phone_hash=phone_hash,
+        email_encrypted=_encrypt(uow, email),
+        email_hash=email_hash,
+        name_encrypted=_encrypt(uow, name),
+        birthday_encrypted=None if birthday is None else uow.vault.encrypt(birthday.isoformat()),
+        channel=channel,
+        marketing_consent=marketing_consent,
+        referral_code=await _new_referral_code(repo),
+        referred_by_id=referred_by,
+        created_at=now,
+        updated_at=now,
+    )
+    await repo.insert_member(member)
+    for system, external_id in external_ids.items():
+        await repo.set_external_id(member.id, system, external_id)
+    await PointsAccountRepository(uow.session).insert_account(member.id, now)
+    emit_for_member(
+        uow,
+        MemberEnrolled(
+            member_id=member.id,
+            member_number=member.member_number,
+            channel=channel,
+            tier=None if tier is None else tier.code,
+            referred_by=referred_by,
+        ),
+        member.id,
+    )
+    return _profile(
+        uow, MemberRecord(member=member, tier=tier, points_balance=0, external_ids=dict(external_ids))
+    )
+
+
+async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
+    record = await MemberRepository(uow.session).get_record(member_id)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
+    if not card.is_valid(member_number):
+        raise InvalidMemberNumber()
+    record = await MemberRepository(uow.session).get_record_by_number(member_number)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+async def lookup(
+    uow: UnitOfWork,
+    *,
+    member_number: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    external_system: str | None = None,
+    external_id: str | None = None,
+) -> MemberProfile:
+    given = [v is not None for v in (member_number, phone, email)]
+    external = external_system is not None or external_id is not None
+    if sum(given) + external != 1:
+        raise LookupNeedsOneIdentifier()
+    if member_number is not None:
+        return await get_by_number(uow, member_number)
+    repo = MemberRepository(uow.session)
+    if phone is not None:
+        normal = normalise_phone(phone, uow.settings.default_phone_region)
+        record = await repo.get_record_by_phone_hash(uow.vault.blind_index("phone", normal))
+    elif email is not None:
+        record = await repo.get_record_by_email_hash(uow.vault.blind_index("email", normalise_email(email)))
+    else:
+        if external_system is None or external_id is None:
+            raise LookupNeedsOneIdentifier()
+        record = await repo.get_record_by_external_id(external_system, external_id)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+async def update(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    phone: str | _Unset | None = UNSET,
+    email: str | _Unset | None = UNSET,
+    name: str | _Unset | None = UNSET,
+    birthday: date | _Unset | None = UNSET,
+    status: MemberStatus | _Unset = UNSET,
+    marketing_consent: bool | _Unset = UNSET,
+    external_ids: dict[str, str | None] | _Unset = UNSET,
+) -> MemberProfile:
+    """Apply the given fields; a field given as None is cleared, a field not given is left alone.
+
+    In `external_ids`, a system mapped to None is unlinked and the others are set (JSON merge patch).
+    """
+    repo = MemberRepository(uow.session)
+    member = await repo.get_member(member_id)
+    if member is None:
+        raise MemberNotFound()
+    changed: list[str] = []
+    if not isinstance(phone, _Unset):
+        normal = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
+        phone_hash = None if normal is None else uow.vault.blind_index("phone", normal)
+        await _check_contact_free(repo, "phone", phone_hash, other_than=member_id)
+        member.phone_encrypted, member.phone_hash = _encrypt(uow, normal), phone_hash
+        changed.append("phone")
+    if not isinstance(email, _Unset):
+        normal = None if email is None else normalise_email(email)
+        email_hash = None if normal is None else uow.vault.blind_index("email", normal)
+        await _check_contact_free(repo, "email", email_hash, other_than=member_id)
+        member.email_encrypted, member.email_hash = _encrypt(uow, normal), email_hash
+        changed.append("email")
+    if not isinstance(name, _Unset):
+        member.name_encrypted = _encrypt(uow, name)
+        changed.append("name")
+    if not isinstance(birthday, _Unset):
+        _check_birthday(uow, birthday)
+        member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
+        changed.append("birthday")
+    if not isinstance(status, _Unset):
+        member.status = status
+        changed.append("status")
+    if not isinstance(marketing_consent, _Unset):
+        member.marketing_consent = marketing_consent
+        changed.append("marketing_consent")
+    if not isinstance(external_ids, _Unset):
+        linked = {system: value for system, value in external_ids.items() if value is not None}
+        await _check_external_ids_free(repo, linked, other_than=member_id)
+        for system, value in external_ids.items():
+            if value is None:
+                await repo.delete_external_id(member_id, system)
+            else:
+                await repo.set_external_id(member_id, system, value)
+        changed.append("external_ids")
+    if changed:
+        member.updated_at = uow.clock.now()
+        await uow.session.flush()
+        emit_for_member(
+            uow,
+            MemberUpdated(
+                member_id=member.id, member_number=member.member_number, status=member.status, changed=changed
+            ),
+            member.id,
+        )
+    return await get_member(uow, member_id)
+
+
+async def list_members(
+    uow: UnitOfWork, *, tier: str | None, status: MemberStatus | None, limit: int, cursor: str | None
+) -> Page[MemberProfile]:
+    after_id = decode_cursor(cursor)
+    tier_id = None
+    if tier is not None:
+        found = await TierRepository(uow.session).get_by_code(tier)
+        if found is None:
+            return Page(items=[], next_cursor=None)
+        tier_id = found.id
+    records = await MemberRepository(uow.session).list_records(
+        tier_id=tier_id, status=status, after_id=after_id, limit=limit + 1
+    )
+    more = len(records) > limit
+    records = records[:limit]
+    next_cursor = encode_cursor(records[-1].member.id) if more else None
+    return Page(items=[_profile(uow, r) for r in records], next_cursor=next_cursor)

@@ -1,0 +1,41 @@
+"""/healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from loyalty_api.db.migrations import schema_status
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.ops.metrics import Metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The database answers and its schema is at the latest migration",
+    responses={503: {"description": "Not ready: the database is unreachable or not migrated"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    units: UnitsOfWork = request.app.state.units
+    status = await schema_status(units.database.engine)
+    body = {
+        "status": "ready" if status.ready else "not_ready",
+        "database": "ok" if status.reachable else "unreachable",
+        "migration": status.revision,
+        "expected_migration": status.expected,
+    }
+    return JSONResponse(body, status_code=200 if status.ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

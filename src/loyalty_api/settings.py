@@ -1,0 +1,38 @@
+"""Settings, read once from the environment (prefix LOYALTY_) and passed to create_app."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./loyalty.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_echo: bool = False
+
+    # 32 random bytes, url-safe base64. Personal data is encrypted with a key derived from it, and blind
+    # indexes are keyed with another. Losing it makes personal data unreadable: back it up.
+    encryption_key: SecretStr | None = None
+
+    # Phone numbers written without a country code are read as numbers of this region (ISO 3166 alpha-2).
+    default_phone_region: str = Field(default="CN", min_length=2, max_length=2)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
