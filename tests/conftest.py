@@ -1,0 +1,110 @@
+"""Fixtures: the real app on a real database (PostgreSQL or SQLite), driven over httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from loyalty_api import crypto
+from loyalty_api.app import create_app
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
+from loyalty_api.db.migrations import upgrade
+from loyalty_api.db.registry import metadata
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
+from tests.builders import make_key
+from tests.databases import fresh_database
+
+START = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # a Monday
+
+
+@pytest.fixture(scope="session")
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    async with fresh_database(tmp_path_factory.mktemp("db"), worker) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, encryption_key=crypto.generate_key(), default_phone_region="CN")
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        await upgrade(units_of(application).database.engine)
+        yield application
+
+
+def units_of(app: FastAPI) -> UnitsOfWork:
+    units: UnitsOfWork = app.state.units
+    return units
+
+
+@pytest.fixture
+def units(app: FastAPI) -> UnitsOfWork:
+    return units_of(app)
+
+
+@pytest.fixture(autouse=True)
+async def _clean_state(request: pytest.FixtureRequest, clock: FrozenClock) -> AsyncIterator[None]:
+    """Each test starts at START on empty tables; commits stay real, so tests clean up after themselves."""
+    clock.set(START)
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: FastAPI = request.getfixturevalue("app")
+    engine = units_of(app).database.engine
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def admin_key(app: FastAPI) -> str:
+    return await make_key(app, Scope.admin)
+
+
+@pytest.fixture
+async def pos_key(app: FastAPI) -> str:
+    return await make_key(app, Scope.pos)
+
+
+@pytest.fixture
+async def ecommerce_key(app: FastAPI) -> str:
+    return await make_key(app, Scope.ecommerce)
+
+
+@pytest.fixture
+async def billing_key(app: FastAPI) -> str:
+    return await make_key(app, Scope.billing)
+
+
+def bearer(key: str, **extra: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **{k.replace("_", "-"): str(v) for k, v in extra.items()}}

@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.members.member_number import is_valid
+from tests.builders import enrol, unique_phone
+from tests.conftest import bearer
+from tests.inspect_db import count, events, table_counts
+
+MEMBER_TABLES = ("members", "member_external_ids", "points_accounts", "outbox_events")
+
+
+class TestEnrol:
+    async def test_enrol_returns_the_new_member(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.post(
+            "/v1/members",
+            json={
+                "phone": "139 1234 5678",
+                "email": "Li.Na@Example.CN",
+                "name": "李娜",
+                "birthday": "1990-05-17",
+                "channel": "store",
+                "external_ids": {"pos": "C-1001", "webshop": "U-77"},
+                "marketing_consent": True,
+            },
+            headers=bearer(pos_key),
+        )
+        assert response.status_code == 201, response.text
+        member = response.json()
+        assert member["phone"] == "+8613912345678"
+        assert member["email"] == "li.na@example.cn"
+        assert member["name"] == "李娜"
+        assert member["birthday"] == "1990-05-17"
+        assert member["status"] == "active"
+        assert member["points"] == 0
+        assert member["external_ids"] == {"pos": "C-1001", "webshop": "U-77"}
+        assert is_valid(member["member_number"])
+        assert len(member["referral_code"]) == 8
+
+    async def test_enrol_joins_the_entry_tier(self, app: FastAPI, client: httpx.AsyncClient, pos_key: str) -> None:
+        from loyalty_api.tiers.service import ensure_tier
+
+        async with app.state.units.begin() as uow:
+            await ensure_tier(uow, rank=1, code="silver", name="银卡")
+            await ensure_tier(uow, rank=0, code="member", name="普通会员")
+        member = await enrol(client, pos_key)
+        assert member["tier"] == {"code": "member", "name": "普通会员", "rank": 0}
+
+    async def test_enrol_writes_a_member_enrolled_event(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key, channel="online")
+        [event] = await events(app, "member.enrolled")
+        assert event["payload"]["member_id"] == member["id"]
+        assert event["payload"]["member_number"] == member["member_number"]
+        assert event["payload"]["channel"] == "online"
+        assert member["phone"] not in str(event["payload"])
+
+    async def test_referral_code_links_the_referrer(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        referrer = await enrol(client, pos_key)
+        referred = await enrol(client, pos_key, referral_code=referrer["referral_code"].lower())
+        assert referred["referred_by"] == referrer["id"]
+
+    async def test_unknown_referral_code_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        response = await client.post(
+            "/v1/members", json={"phone": unique_phone(), "referral_code": "NOSUCH99"}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "unknown_referral_code"
+        assert await count(app, "members") == 0
+
+
+class TestDuplicates:
+    @pytest.mark.parametrize(
+        ("first", "second", "field"),
+        [
+            ({"phone": "13900000001"}, {"phone": "+86 139 0000 0001"}, "phone"),
+            ({"email": "wang@example.cn"}, {"email": "WANG@example.CN"}, "email"),
+            ({"external_ids": {"pos": "C-9"}}, {"external_ids": {"pos": "C-9"}}, "external id in pos"),
+        ],
+    )
+    async def test_duplicate_identifier_is_409_and_writes_nothing(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        first: dict[str, object],
+        second: dict[str, object],
+        field: str,
+    ) -> None:
+        first_body = {"phone": unique_phone(), **first}
+        second_body = {"phone": unique_phone(), **second}
+        assert (await client.post("/v1/members", json=first_body, headers=bearer(pos_key))).status_code == 201
+        before = await table_counts(app, *MEMBER_TABLES)
+        response = await client.post("/v1/members", json=second_body, headers=bearer(pos_key))
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "member_exists"
+        assert response.json()["field"] == field
+        assert await table_counts(app, *MEMBER_TABLES) == before
+
+    async def test_same_external_id_in_another_system_is_fine(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        await enrol(client, pos_key, external_ids={"pos": "C-1"})
+        other = await enrol(client, pos_key, external_ids={"webshop": "C-1"})
+        assert other["external_ids"] == {"webshop": "C-1"}
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"phone": "12345"}, "phone"),
+            ({"phone": "+86 139 1234"}, "phone"),
+            ({"email": "not-an-email"}, "email"),
+            ({"birthday": "2030-01-01"}, "birthday"),
+            ({"birthday": "1850-01-01"}, "birthday"),
+            ({"birthday": "17/05/1990"}, "birthday"),
+            ({"name": "x" * 101}, "name"),
+            ({"name": 42}, "name"),
+            ({"phone": ["13912345678"]}, "phone"),
+            ({"marketing_consent": "maybe"}, "marketing_consent"),
+            ({"favourite_colour": "red"}, "favourite_colour"),
+            ({"external_ids": {"POS SYSTEM!": "1"}}, "external_ids.POS SYSTEM!.[key]"),
+            ({"external_ids": {"pos": "x" * 65}}, "external_ids.pos"),
+            ({"channel": "x" * 40}, "channel"),
+        ],
+    )
+    async def test_invalid_field_is_422_with_its_path_and_writes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, body: dict[str, object], field: str
+    ) -> None:
+        response = await client.post("/v1/members", json=body, headers=bearer(pos_key))
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert field in [error["field"] for error in problem["errors"]]
+        assert await table_counts(app, *MEMBER_TABLES) == dict.fromkeys(MEMBER_TABLES, 0)
+
+    @pytest.mark.parametrize("raw", [b"{", b"[]", b'"text"', b"null"])
+    async def test_body_that_is_not_an_object_is_422(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, raw: bytes
+    ) -> None:
+        response = await client.post(
+            "/v1/members", content=raw, headers={**bearer(pos_key), "content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+        assert await count(app, "members") == 0
+
+    async def test_validation_errors_do_not_echo_the_input(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.post(
+            "/v1/members", json={"email": "secret-person@@example.cn"}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422
+        assert "secret-person" not in response.text
+
+
+class TestLookup:
+    async def test_lookup_by_each_identifier(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(
+            client, pos_key, phone="13812345678", email="zhang.wei@example.cn", external_ids={"pos": "C-42"}
+        )
+        queries = [
+            {"member_number": member["member_number"]},
+            {"phone": "138-1234-5678"},
+            {"phone": "+8613812345678"},
+            {"email": "Zhang.Wei@Example.cn"},
+            {"external_system": "pos", "external_id": "C-42"},
+        ]
+        for query in queries:
+            response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))
+            assert response.status_code == 200, (query, response.text)
+            assert response.json()["id"] == member["id"], query
+
+    async def test_mistyped_member_number_is_caught_by_the_check_digit(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        number = member["member_number"]
+        typo = number[:-2] + str((int(number[-2]) + 1) % 10) + number[-1]
+        response = await client.get("/v1/members/lookup", params={"member_number": typo}, headers=bearer(pos_key))
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_member_number"
+
+    async def test_unknown_member_is_404(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.get("/v1/members/lookup", params={"phone": "13700000000"}, headers=bearer(pos_key))
+        assert response.status_code == 404
+        assert response.json()["code"] == "member_not_found"
+
+    @pytest.mark.parametrize(
+        "query",
+        [{}, {"phone": "13812345678", "email": "a@b.cn"}, {"external_system": "pos"}, {"external_id": "1"}],
+    )
+    async def test_lookup_needs_exactly_one_identifier(
+        self, client: httpx.AsyncClient, pos_key: str, query: dict[str, str]
+    ) -> None:
+        response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))
+        assert response.status_code == 422
+        assert response.json()["code"] == "lookup_needs_one_identifier"
+
+    async def test_read_by_id(self, client: httpx.AsyncClient, ecommerce_key: str) -> None:
+        member = await enrol(client, ecommerce_key)
+        response = await client.get(f"/v1/members/{member['id']}", headers=bearer(ecommerce_key))
+        assert response.status_code == 200
+        assert response.json() == member
+
+    async def test_read_with_a_malformed_id_is_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.get("/v1/members/not-a-uuid", headers=bearer(pos_key))
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "member_id"
+
+
+class TestUpdate:
+    async def test_update_changes_only_the_fields_sent(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key, email="old@example.cn", name="旧名", birthday="1985-01-01")
+        response = await client.patch(
+            f"/v1/members/{member['id']}",
+            json={"email": "New@Example.cn", "name": None, "marketing_consent": True},
+            headers=bearer(pos_key),
+        )
+        assert response.status_code == 200, response.text
+        updated = response.json()
+        assert updated["email"] == "new@example.cn"
+        assert updated["name"] is None
+        assert updated["marketing_consent"] is True
+        assert updated["birthday"] == "1985-01-01"
+        assert updated["phone"] == member["phone"]
+        found = await client.get("/v1/members/lookup", params={"email": "new@example.cn"}, headers=bearer(pos_key))
+        assert found.json()["id"] == member["id"]
+        gone = await client.get("/v1/members/lookup", params={"email": "old@example.cn"}, headers=bearer(pos_key))
+        assert gone.status_code == 404
+        [event] = await events(app, "member.updated")
+        assert sorted(event["payload"]["changed"]) == ["email", "marketing_consent", "name"]
+
+    async def test_external_ids_merge(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key, external_ids={"pos": "C-1", "webshop": "W-1"})
+        response = await client.patch(
+            f"/v1/members/{member['id']}",
+            json={"external_ids": {"webshop": None, "crm": "R-9"}},
+            headers=bearer(pos_key),
+        )
+        assert response.json()["external_ids"] == {"crm": "R-9", "pos": "C-1"}
+
+    async def test_status_change(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        response = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(pos_key)
+        )
+        assert response.json()["status"] == "suspended"
+
+    async def test_phone_taken_by_another_member_is_409(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        first = await enrol(client, pos_key)
+        second = await enrol(client, pos_key)
+        response = await client.patch(
+            f"/v1/members/{second['id']}", json={"phone": first["phone"]}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 409
+        assert response.json()["code"] == "member_exists"
+        unchanged = await client.get(f"/v1/members/{second['id']}", headers=bearer(pos_key))
+        assert unchanged.json()["phone"] == second["phone"]
+
+    @pytest.mark.parametrize(
+        "body", [{"status": None}, {"status": "vip"}, {"marketing_consent": None}, {"member_number": "1"}]
+    )
+    async def test_invalid_update_is_422_and_changes_nothing(
+        self, client: httpx.AsyncClient, pos_key: str, body: dict[str, object]
+    ) -> None:
+        member = await enrol(client, pos_key)
+        response = await client.patch(f"/v1/members/{member['id']}", json=body, headers=bearer(pos_key))
+        assert response.status_code == 422
+        after = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert after.json() == member
+
+    async def test_update_unknown_member_is_404(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.patch(
+            "/v1/members/01a20000-0000-7000-8000-000000000000", json={"name": "x"}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "member_not_found"
+
+
+class TestList:
+    async def test_pages_cover_every_member_once(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        enrolled = [(await enrol(client, admin_key))["id"] for _ in range(5)]
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            response = await client.get("/v1/members", params=params, headers=bearer(admin_key))
+            assert response.status_code == 200
+            page = response.json()
+            assert len(page["items"]) <= 2
+            seen += [m["id"] for m in page["items"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == enrolled
+        assert pages == 3
+
+    async def test_filter_by_status_and_tier(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        active = await enrol(client, admin_key)
+        suspended = await enrol(client, admin_key)
+        await client.patch(f"/v1/members/{suspended['id']}", json={"status": "suspended"}, headers=bearer(admin_key))
+        response = await client.get("/v1/members", params={"status": "suspended"}, headers=bearer(admin_key))
+        assert [m["id"] for m in response.json()["items"]] == [suspended["id"]]
+        response = await client.get("/v1/members", params={"status": "active"}, headers=bearer(admin_key))
+        assert [m["id"] for m in response.json()["items"]] == [active["id"]]
+        response = await client.get("/v1/members", params={"tier": "nosuch"}, headers=bearer(admin_key))
+        assert response.json() == {"items": [], "next_cursor": None}
+
+    @pytest.mark.parametrize(
+        ("params", "field"), [({"limit": 201}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor")]
+    )
+    async def test_bad_paging_is_422(
+        self, client: httpx.AsyncClient, admin_key: str, params: dict[str, object], field: str
+    ) -> None:
+        response = await client.get("/v1/members", params=params, headers=bearer(admin_key))
+        assert response.status_code == 422
+        assert field in [e["field"] for e in response.json()["errors"]]
