@@ -20,7 +20,9 @@ def _units(app: FastAPI) -> UnitsOfWork:
 
 async def make_key(app: FastAPI, *scopes: Scope, partner_id: uuid.UUID | None = None) -> str:
     async with _units(app).begin() as uow:
-        issued = await auth_service.create_key(uow, name="test key", scopes=list(scopes), partner_id=partner_id)
+        issued = await auth_service.create_key(
+            uow, name="test key", scopes=list(scopes), partner_id=partner_id
+        )
     return issued.token
 
 

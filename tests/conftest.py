@@ -40,7 +40,9 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, encryption_key=crypto.generate_key(), default_phone_region="CN")
+    return Settings(
+        database_url=database_url, encryption_key=crypto.generate_key(), default_phone_region="CN"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ async def rows(app: FastAPI, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 
 async def count(app: FastAPI, table: str) -> int:
-    found = await rows(app, f"SELECT COUNT(*) AS n FROM {table}")  # noqa: S608 - table names from tests
+    found = await rows(app, f"SELECT COUNT(*) AS n FROM {table}")
     return int(found[0]["n"])
 
 
@@ -30,7 +31,5 @@ async def events(app: FastAPI, event_type: str) -> list[dict[str, Any]]:
     found = await rows(app, "SELECT * FROM outbox_events WHERE type = :t ORDER BY id", t=event_type)
     for row in found:
         if isinstance(row["payload"], str):  # SQLite hands JSON back as text
-            import json
-
             row["payload"] = json.loads(row["payload"])
     return found

@@ -39,7 +39,9 @@ class TestEnrol:
         assert is_valid(member["member_number"])
         assert len(member["referral_code"]) == 8
 
-    async def test_enrol_joins_the_entry_tier(self, app: FastAPI, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_enrol_joins_the_entry_tier(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
         from loyalty_api.tiers.service import ensure_tier
 
         async with app.state.units.begin() as uow:
@@ -67,7 +69,9 @@ class TestEnrol:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
     ) -> None:
         response = await client.post(
-            "/v1/members", json={"phone": unique_phone(), "referral_code": "NOSUCH99"}, headers=bearer(pos_key)
+            "/v1/members",
+            json={"phone": unique_phone(), "referral_code": "NOSUCH99"},
+            headers=bearer(pos_key),
         )
         assert response.status_code == 422
         assert response.json()["code"] == "unknown_referral_code"
@@ -103,7 +107,9 @@ class TestDuplicates:
         assert response.json()["field"] == field
         assert await table_counts(app, *MEMBER_TABLES) == before
 
-    async def test_same_external_id_in_another_system_is_fine(self, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_same_external_id_in_another_system_is_fine(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
         await enrol(client, pos_key, external_ids={"pos": "C-1"})
         other = await enrol(client, pos_key, external_ids={"webshop": "C-1"})
         assert other["external_ids"] == {"webshop": "C-1"}
@@ -151,7 +157,9 @@ class TestBadInput:
         assert response.json()["code"] == "validation_error"
         assert await count(app, "members") == 0
 
-    async def test_validation_errors_do_not_echo_the_input(self, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_validation_errors_do_not_echo_the_input(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
         response = await client.post(
             "/v1/members", json={"email": "secret-person@@example.cn"}, headers=bearer(pos_key)
         )
@@ -182,12 +190,16 @@ class TestLookup:
         member = await enrol(client, pos_key)
         number = member["member_number"]
         typo = number[:-2] + str((int(number[-2]) + 1) % 10) + number[-1]
-        response = await client.get("/v1/members/lookup", params={"member_number": typo}, headers=bearer(pos_key))
+        response = await client.get(
+            "/v1/members/lookup", params={"member_number": typo}, headers=bearer(pos_key)
+        )
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_member_number"
 
     async def test_unknown_member_is_404(self, client: httpx.AsyncClient, pos_key: str) -> None:
-        response = await client.get("/v1/members/lookup", params={"phone": "13700000000"}, headers=bearer(pos_key))
+        response = await client.get(
+            "/v1/members/lookup", params={"phone": "13700000000"}, headers=bearer(pos_key)
+        )
         assert response.status_code == 404
         assert response.json()["code"] == "member_not_found"
 
@@ -231,9 +243,13 @@ class TestUpdate:
         assert updated["marketing_consent"] is True
         assert updated["birthday"] == "1985-01-01"
         assert updated["phone"] == member["phone"]
-        found = await client.get("/v1/members/lookup", params={"email": "new@example.cn"}, headers=bearer(pos_key))
+        found = await client.get(
+            "/v1/members/lookup", params={"email": "new@example.cn"}, headers=bearer(pos_key)
+        )
         assert found.json()["id"] == member["id"]
-        gone = await client.get("/v1/members/lookup", params={"email": "old@example.cn"}, headers=bearer(pos_key))
+        gone = await client.get(
+            "/v1/members/lookup", params={"email": "old@example.cn"}, headers=bearer(pos_key)
+        )
         assert gone.status_code == 404
         [event] = await events(app, "member.updated")
         assert sorted(event["payload"]["changed"]) == ["email", "marketing_consent", "name"]
@@ -254,7 +270,9 @@ class TestUpdate:
         )
         assert response.json()["status"] == "suspended"
 
-    async def test_phone_taken_by_another_member_is_409(self, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_phone_taken_by_another_member_is_409(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
         first = await enrol(client, pos_key)
         second = await enrol(client, pos_key)
         response = await client.patch(
@@ -308,7 +326,9 @@ class TestList:
     async def test_filter_by_status_and_tier(self, client: httpx.AsyncClient, admin_key: str) -> None:
         active = await enrol(client, admin_key)
         suspended = await enrol(client, admin_key)
-        await client.patch(f"/v1/members/{suspended['id']}", json={"status": "suspended"}, headers=bearer(admin_key))
+        await client.patch(
+            f"/v1/members/{suspended['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
         response = await client.get("/v1/members", params={"status": "suspended"}, headers=bearer(admin_key))
         assert [m["id"] for m in response.json()["items"]] == [suspended["id"]]
         response = await client.get("/v1/members", params={"status": "active"}, headers=bearer(admin_key))
@@ -317,7 +337,8 @@ class TestList:
         assert response.json() == {"items": [], "next_cursor": None}
 
     @pytest.mark.parametrize(
-        ("params", "field"), [({"limit": 201}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor")]
+        ("params", "field"),
+        [({"limit": 201}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor")],
     )
     async def test_bad_paging_is_422(
         self, client: httpx.AsyncClient, admin_key: str, params: dict[str, object], field: str

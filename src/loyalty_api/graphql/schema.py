@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionContext
 
+from graphql import GraphQLError
 from loyalty_api.graphql.context import get_context
 from loyalty_api.graphql.members import Member, MemberQueries
 

@@ -8,8 +8,6 @@ recorded in that same transaction (see loyalty_api.idempotency.service).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -28,18 +26,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-def _fingerprint(request: Request, body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
-        canonical = body
-    digest = hashlib.sha256()
-    for part in (request.method.encode(), request.url.path.encode(), canonical):
-        digest.update(part)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 def _key_owner(request: Request) -> str:
@@ -88,7 +74,9 @@ class UnitOfWorkRoute(APIRoute):
                         units,
                         owner=_key_owner(request),
                         key=key,
-                        fingerprint=_fingerprint(request, await request.body()),
+                        fingerprint=idempotency.fingerprint(
+                            request.method, request.url.path, await request.body()
+                        ),
                     )
                 except LoyaltyError as exc:
                     return render_domain_error(exc, request)

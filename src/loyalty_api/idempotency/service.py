@@ -7,6 +7,8 @@ it commit together: after a crash either both exist or neither, and a retry neve
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +37,19 @@ class StoredResponse:
 @dataclass(frozen=True, slots=True)
 class Claim:
     record_id: uuid.UUID
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """What makes two requests "the same": method, path and the JSON body regardless of layout."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), canonical):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def check_key(key: str) -> str:

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.builders import enrol
+from tests.conftest import bearer
+
+MEMBER_FIELDS = (
+    "id memberNumber status points name phone tier { code name } externalIds { system externalId }"
+)
+
+
+async def graphql(client: httpx.AsyncClient, key: str | None, query: str, **variables: Any) -> dict[str, Any]:
+    headers = bearer(key) if key else {}
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class TestMemberQueries:
+    async def test_member_by_id_matches_rest(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key, name="图谱", external_ids={"pos": "G-1"})
+        body = await graphql(
+            client, pos_key, f"query($id: ID!) {{ member(id: $id) {{ {MEMBER_FIELDS} }} }}", id=member["id"]
+        )
+        assert "errors" not in body
+        found = body["data"]["member"]
+        assert found["id"] == member["id"]
+        assert found["memberNumber"] == member["member_number"]
+        assert found["name"] == "图谱"
+        assert found["phone"] == member["phone"]
+        assert found["externalIds"] == [{"system": "pos", "externalId": "G-1"}]
+
+    async def test_member_by_number(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        body = await graphql(
+            client,
+            pos_key,
+            "query($n: String!) { memberByNumber(memberNumber: $n) { id } }",
+            n=member["member_number"],
+        )
+        assert body["data"]["memberByNumber"] == {"id": member["id"]}
+
+    async def test_unknown_member_is_null(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = await graphql(client, pos_key, '{ member(id: "01a20000-0000-7000-8000-000000000000") { id } }')
+        assert body["data"]["member"] is None
+
+    async def test_mistyped_number_is_an_error_with_the_rest_code(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = await graphql(client, pos_key, '{ memberByNumber(memberNumber: "1234567890") { id } }')
+        assert body["errors"][0]["extensions"]["code"] == "invalid_member_number"
+
+    async def test_without_a_key_there_is_no_member(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        body = await graphql(
+            client, None, "query($id: ID!) { member(id: $id) { id phone } }", id=member["id"]
+        )
+        assert body["data"]["member"] is None
+        assert body["errors"][0]["extensions"]["code"] == "invalid_api_key"
+
+    async def test_billing_key_is_refused(
+        self, client: httpx.AsyncClient, pos_key: str, billing_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        body = await graphql(
+            client, billing_key, "query($id: ID!) { member(id: $id) { id } }", id=member["id"]
+        )
+        assert body["errors"][0]["extensions"]["code"] == "scope_not_allowed"
+
+
+class TestFederation:
+    async def test_service_sdl_declares_the_member_entity(self, client: httpx.AsyncClient) -> None:
+        body = await graphql(client, None, "{ _service { sdl } }")
+        sdl = body["data"]["_service"]["sdl"]
+        assert "specs.apollo.dev/federation/v2" in sdl
+        assert 'type Member @key(fields: "id") @key(fields: "memberNumber")' in sdl
+
+    async def test_entities_resolve_by_id_and_by_member_number(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        first = await enrol(client, pos_key)
+        second = await enrol(client, pos_key)
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id memberNumber } } }"
+        body = await graphql(
+            client,
+            pos_key,
+            query,
+            r=[
+                {"__typename": "Member", "id": first["id"]},
+                {"__typename": "Member", "memberNumber": second["member_number"]},
+            ],
+        )
+        assert "errors" not in body, body
+        assert body["data"]["_entities"] == [
+            {"id": first["id"], "memberNumber": first["member_number"]},
+            {"id": second["id"], "memberNumber": second["member_number"]},
+        ]

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.idempotency import service as idempotency
+from tests.builders import unique_phone
+from tests.conftest import bearer
+from tests.inspect_db import count
+
+
+def with_key(api_key: str, idempotency_key: str) -> dict[str, str]:
+    return {**bearer(api_key), "Idempotency-Key": idempotency_key}
+
+
+class TestReplay:
+    async def test_retries_replay_the_first_response_and_enrol_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone(), "name": "重试"}
+        responses = [
+            await client.post("/v1/members", json=body, headers=with_key(pos_key, "till-7-receipt-1"))
+            for _ in range(5)
+        ]
+        assert {r.status_code for r in responses} == {201}
+        assert len({r.content for r in responses}) == 1
+        assert "idempotent-replayed" not in responses[0].headers
+        assert all(r.headers["idempotent-replayed"] == "true" for r in responses[1:])
+        assert await count(app, "members") == 1
+        assert await count(app, "outbox_events") == 1
+
+    async def test_key_order_and_whitespace_in_the_body_do_not_matter(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        phone = unique_phone()
+        first = await client.post(
+            "/v1/members",
+            content=f'{{"phone": "{phone}", "name": "甲"}}',
+            headers={**with_key(pos_key, "k1"), "content-type": "application/json"},
+        )
+        second = await client.post(
+            "/v1/members",
+            content=f'{{"name":"甲","phone":"{phone}"}}',
+            headers={**with_key(pos_key, "k1"), "content-type": "application/json"},
+        )
+        assert second.status_code == 201
+        assert second.content == first.content
+
+    async def test_a_refusal_is_replayed_too(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone(), "referral_code": "NOSUCH99"}
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-refused"))
+        again = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-refused"))
+        assert first.status_code == again.status_code == 422
+        assert first.content == again.content
+        assert again.headers["idempotent-replayed"] == "true"
+
+    async def test_concurrent_twins_do_the_work_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone()}
+        responses = await asyncio.gather(
+            *[client.post("/v1/members", json=body, headers=with_key(pos_key, "twin")) for _ in range(8)]
+        )
+        statuses = sorted(r.status_code for r in responses)
+        assert set(statuses) <= {201, 409}
+        assert 201 in statuses
+        created = {r.content for r in responses if r.status_code == 201}
+        assert len(created) == 1
+        conflicts = [r.json()["code"] for r in responses if r.status_code == 409]
+        assert set(conflicts) <= {"idempotency_request_in_flight"}
+        assert await count(app, "members") == 1
+
+
+class TestMisuse:
+    async def test_same_key_with_another_body_is_422(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        await client.post("/v1/members", json={"phone": unique_phone()}, headers=with_key(pos_key, "k2"))
+        response = await client.post(
+            "/v1/members", json={"phone": unique_phone()}, headers=with_key(pos_key, "k2")
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "idempotency_key_reused"
+        assert await count(app, "members") == 1
+
+    async def test_request_in_flight_is_409(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone()}
+        # Another till's request with this key has been claimed and is still running.
+        content = client.build_request("POST", "/v1/members", json=body).content
+        fingerprint = idempotency.fingerprint("POST", "/v1/members", content)
+        await idempotency.claim(
+            app.state.units, owner=pos_key.split("_")[1], key="k3", fingerprint=fingerprint
+        )
+        response = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k3"))
+        assert response.status_code == 409
+        assert response.json()["code"] == "idempotency_request_in_flight"
+        assert await count(app, "members") == 0
+
+    async def test_invalid_input_releases_the_key(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        bad = await client.post("/v1/members", json={"phone": "1"}, headers=with_key(pos_key, "k4"))
+        assert bad.status_code == 422
+        body = {"phone": unique_phone()}
+        # A corrected request may reuse the key only if it is the same body; the bad one was never executed.
+        good = await client.post("/v1/members", json={"phone": "1"} | body, headers=with_key(pos_key, "k4"))
+        assert good.status_code == 201
+
+    async def test_keys_belong_to_one_api_key(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str
+    ) -> None:
+        body = {"name": "同名"}
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "shared"))
+        second = await client.post("/v1/members", json=body, headers=with_key(ecommerce_key, "shared"))
+        assert first.status_code == second.status_code == 201
+        assert first.json()["id"] != second.json()["id"]
+
+    async def test_after_24_hours_the_key_is_new_again(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        body = {"name": "过期"}
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k5"))
+        clock.advance(timedelta(hours=24, seconds=1))
+        second = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k5"))
+        assert second.status_code == 201
+        assert second.json()["id"] != first.json()["id"]
+        assert await count(app, "members") == 2
+
+    async def test_oversized_key_is_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.post("/v1/members", json={"name": "x"}, headers=with_key(pos_key, "k" * 256))
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_idempotency_key"
+
+    async def test_purge_removes_expired_records(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await client.post("/v1/members", json={"name": "x"}, headers=with_key(pos_key, "k6"))
+        clock.advance(timedelta(hours=25))
+        async with app.state.units.begin() as uow:
+            assert await idempotency.purge_expired(uow) == 1
+        assert await count(app, "idempotency_records") == 0

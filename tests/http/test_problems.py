@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from tests.builders import unique_phone
+from tests.conftest import bearer
+from tests.inspect_db import count
+
+
+@contextmanager
+def next_commit_fails(app: FastAPI) -> Iterator[None]:
+    """The database refuses the next COMMIT, as it would on a lost connection or a failed fsync."""
+    engine = app.state.units.database.engine.sync_engine
+    state = {"armed": True}
+
+    def fail(connection: Any) -> None:
+        if state["armed"]:
+            state["armed"] = False
+            raise OperationalError("COMMIT", {}, Exception("commit refused by the test"))
+
+    event.listen(engine, "commit", fail)
+    try:
+        yield
+    finally:
+        event.remove(engine, "commit", fail)
+
+
+class TestFailedCommit:
+    async def test_a_failing_commit_is_an_error_response_not_a_201(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        phone = unique_phone()
+        with next_commit_fails(app):
+            response = await client.post("/v1/members", json={"phone": phone}, headers=bearer(pos_key))
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "internal_error"
+        assert "Traceback" not in response.text
+        assert await count(app, "members") == 0
+        lookup = await client.get("/v1/members/lookup", params={"phone": phone}, headers=bearer(pos_key))
+        assert lookup.status_code == 404
+
+    async def test_with_an_idempotency_key_the_retry_does_the_work(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone()}
+        headers = {**bearer(pos_key), "Idempotency-Key": "flaky-network"}
+        engine = app.state.units.database.engine.sync_engine
+        commits: list[int] = []
+
+        def fail_the_second(connection: Any) -> None:
+            # The first commit is the key's claim; the second is the request's own work.
+            commits.append(1)
+            if len(commits) == 2:
+                raise OperationalError("COMMIT", {}, Exception("commit refused by the test"))
+
+        event.listen(engine, "commit", fail_the_second)
+        try:
+            failed = await client.post("/v1/members", json=body, headers=headers)
+        finally:
+            event.remove(engine, "commit", fail_the_second)
+        assert failed.status_code == 500
+        retried = await client.post("/v1/members", json=body, headers=headers)
+        assert retried.status_code == 201
+        assert await count(app, "members") == 1
+
+
+class TestProblemJson:
+    async def test_unknown_route_is_problem_json(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/v1/nowhere")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "route_not_found"
+
+    async def test_unknown_method_is_problem_json(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.delete("/v1/members/lookup", headers=bearer(pos_key))
+        assert response.status_code == 405
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "method_not_allowed"
+
+    async def test_problem_has_the_rfc_9457_members(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.get(
+            "/v1/members/lookup", params={"phone": "13700000000"}, headers=bearer(pos_key)
+        )
+        problem = response.json()
+        assert {"type", "title", "status", "detail", "code", "instance"} <= problem.keys()
+        assert problem["status"] == response.status_code == 404
+        assert problem["instance"] == "/v1/members/lookup"
+
+    async def test_every_response_carries_a_request_id(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "till-7.42"})
+        assert response.headers["x-request-id"] == "till-7.42"
+        generated = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+        assert generated.headers["x-request-id"] != "bad id with spaces"
+        assert len(generated.headers["x-request-id"]) == 32

@@ -1,0 +1,139 @@
+"""The `loyalty-api` command as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.demo.data import demo_members
+from loyalty_api.settings import Settings
+from tests.builders import unique_phone
+from tests.conftest import bearer
+
+CLI = [sys.executable, "-m", "loyalty_api.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
+    env.update(extra)
+    return env
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+class TestServeDemo:
+    def test_serve_demo_from_an_empty_folder(self, tmp_path: Path) -> None:
+        port = _free_port()
+        log = tmp_path / "server.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [*CLI, "serve", "--demo", "--port", str(port)],
+                cwd=tmp_path,
+                env=_clean_env(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                base = f"http://127.0.0.1:{port}"
+                _wait_for(f"{base}/healthz", process)
+                assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+                docs = httpx.get(f"{base}/docs")
+                assert docs.status_code == 200 and "swagger" in docs.text.lower()
+                graphiql = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+                assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+
+                printed = log.read_text(encoding="utf-8")
+                match = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
+                assert match, printed
+                pos_key = match.group(1)
+                person = demo_members()[0]
+                found = httpx.get(
+                    f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=bearer(pos_key)
+                )
+                assert found.status_code == 200, found.text
+                assert found.json()["name"] == person.name
+                assert found.json()["tier"]["name"] == "普通会员"
+            finally:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=20)
+        assert (tmp_path / "loyalty.db").exists()
+        assert person.phone not in log.read_text(encoding="utf-8")
+
+    def test_serve_without_an_encryption_key_says_how_to_get_one(self, tmp_path: Path) -> None:
+        result = subprocess.run(
+            [*CLI, "serve", "--port", str(_free_port())],
+            cwd=tmp_path,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "LOYALTY_ENCRYPTION_KEY" in result.stderr
+
+
+class TestKeys:
+    @pytest.fixture
+    def cli_env(self, settings: Settings) -> dict[str, str]:
+        assert settings.encryption_key is not None
+        return _clean_env(
+            LOYALTY_DATABASE_URL=settings.database_url,
+            LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
+        )
+
+    def _run(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    async def test_create_list_revoke(
+        self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str]
+    ) -> None:
+        created = self._run(cli_env, "keys", "create", "--name", "till 7", "--scope", "pos")
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip().splitlines()[-1]
+        assert key.startswith("lk_")
+        enrolled = await client.post("/v1/members", json={"phone": unique_phone()}, headers=bearer(key))
+        assert enrolled.status_code == 201
+
+        listed = self._run(cli_env, "keys", "list")
+        prefix = key.split("_")[1]
+        assert f"{prefix}\tactive\tpos\ttill 7" in listed.stdout
+        assert key.split("_", 2)[2] not in listed.stdout
+
+        revoked = self._run(cli_env, "keys", "revoke", prefix)
+        assert revoked.returncode == 0, revoked.stderr
+        refused = await client.post("/v1/members", json={"phone": unique_phone()}, headers=bearer(key))
+        assert refused.status_code == 401
+
+    def test_unknown_scope_is_refused(self, cli_env: dict[str, str]) -> None:
+        result = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "root")
+        assert result.returncode == 2
+        assert "invalid choice" in result.stderr
