@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from loyalty_api.db.engine import create_engine
 from loyalty_api.db.registry import metadata
-from loyalty_api.db.types import UTCDateTime
+from loyalty_api.db.types import DecimalText, UTCDateTime
 from loyalty_api.settings import Settings
 
 
@@ -27,6 +27,8 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     autogen_context.imports.add("import loyalty_api.db.types")
     if isinstance(obj, UTCDateTime):
         return "loyalty_api.db.types.UTCDateTime()"
+    if isinstance(obj, DecimalText):
+        return "loyalty_api.db.types.DecimalText()"
     if isinstance(obj, sa.JSON):
         return "loyalty_api.db.types.JSONDocument"
     return False

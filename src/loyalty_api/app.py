@@ -12,12 +12,15 @@ from loyalty_api.clock import Clock, SystemClock
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.earning.router import router as earning_router
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.http.middleware import RequestContextMiddleware
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.members.router import router as members_router
 from loyalty_api.ops import health
 from loyalty_api.ops.metrics import Metrics
+from loyalty_api.points.router import router as points_router
+from loyalty_api.program.router import router as program_router
 from loyalty_api.settings import Settings
 
 DESCRIPTION = """
@@ -72,5 +75,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(members_router)
+    app.include_router(program_router)
+    app.include_router(earning_router)
+    app.include_router(points_router)
     app.include_router(graphql_router(), include_in_schema=False)
     return app

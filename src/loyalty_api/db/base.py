@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import MetaData, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.types import JSONDocument, UTCDateTime
+from loyalty_api.db.types import DecimalText, JSONDocument, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s__%(column_0_N_name)s",
@@ -25,6 +26,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
+        Decimal: DecimalText(),
         uuid.UUID: Uuid(),
         dict[str, Any]: JSONDocument,
         list[Any]: JSONDocument,

@@ -2,18 +2,22 @@
 
 from loyalty_api.auth import models as auth_models
 from loyalty_api.db.base import Base
+from loyalty_api.earning import models as earning_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
 from loyalty_api.points import models as points_models
+from loyalty_api.program import models as program_models
 from loyalty_api.tiers import models as tier_models
 from loyalty_api.webhooks import models as webhook_models
 
 __all__ = [
     "Base",
     "auth_models",
+    "earning_models",
     "idempotency_models",
     "member_models",
     "points_models",
+    "program_models",
     "tier_models",
     "webhook_models",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -27,3 +28,6 @@ class TierRepository:
     async def insert_tier(self, tier: Tier) -> None:
         self.session.add(tier)
         await self.session.flush()
+
+    async def get_tier(self, tier_id: uuid.UUID) -> Tier | None:
+        return await self.session.get(Tier, tier_id)

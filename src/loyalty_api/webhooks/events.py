@@ -27,3 +27,10 @@ class Event(BaseModel):
             if event_type in CATALOGUE:
                 raise TypeError(f"event type {event_type!r} is defined twice")
             CATALOGUE[event_type] = cls
+
+
+class MoneyPayload(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    currency: str

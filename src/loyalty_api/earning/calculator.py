@@ -1,0 +1,119 @@
+"""How many points a purchase earns, line by line. Pure: no I/O, no clock.
+
+1. Base: amount × rate, where rate is the highest-priority matching `base_rate` rule's, else the
+   programme's earn rate.
+2. Tier: base × (tier multiplier − 1), when the member's tier multiplies points.
+3. Bonus rules, highest priority first (ties: older rule first). A stackable rule adds its bonus and the walk
+   goes on. A non-stackable rule applies alone: only when no bonus has applied yet, and then it ends the walk.
+Each line is rounded on its own with the programme's rounding, so the lines always add up to the total.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from loyalty_api.earning.kinds import BaseRate, EarnContext, EarnItem, RuleProperties
+from loyalty_api.money import Money, Rounding, round_points
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRule:
+    id: uuid.UUID
+    name: str
+    priority: int
+    stackable: bool
+    properties: RuleProperties
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownLine:
+    rule: str
+    kind: str
+    points: int
+    rule_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    amount: Money
+    items: Sequence[EarnItem]
+    channel: str | None
+    store_id: str | None
+    local_date: date
+    birthday: date | None
+
+
+def calculate(
+    purchase: Purchase,
+    *,
+    rules: Sequence[ActiveRule],
+    program_rate: Decimal,
+    rounding: Rounding,
+    tier_multiplier: Decimal = Decimal(1),
+    tier_name: str | None = None,
+) -> list[BreakdownLine]:
+    ordered = sorted(rules, key=lambda r: (-r.priority, r.id))
+    probe = _context(purchase, program_rate)
+    base_rule, rate = next(
+        (
+            (r, r.properties.rate)
+            for r in ordered
+            if isinstance(r.properties, BaseRate) and r.properties.matches(probe)
+        ),
+        (None, program_rate),
+    )
+    context = _context(purchase, rate)
+    lines = [
+        BreakdownLine(
+            rule=base_rule.name if base_rule else "base",
+            kind="base_rate",
+            points=round_points(context.base_points, rounding),
+            rule_id=base_rule.id if base_rule else None,
+        )
+    ]
+    if tier_multiplier != 1:
+        lines.append(
+            BreakdownLine(
+                rule=tier_name or "tier",
+                kind="tier_multiplier",
+                points=round_points(context.base_points * (tier_multiplier - 1), rounding),
+            )
+        )
+    applied = False
+    for rule in ordered:
+        if isinstance(rule.properties, BaseRate) or not rule.properties.matches(context):
+            continue
+        if not rule.stackable and applied:
+            continue
+        extra = rule.properties.bonus(context)
+        if extra is None:
+            continue
+        applied = True
+        lines.append(
+            BreakdownLine(
+                rule=rule.name,
+                kind=rule.properties.kind,
+                points=round_points(extra, rounding),
+                rule_id=rule.id,
+            )
+        )
+        if not rule.stackable:
+            break
+    return lines
+
+
+def _context(purchase: Purchase, rate: Decimal) -> EarnContext:
+    return EarnContext(
+        amount=purchase.amount,
+        items=purchase.items,
+        channel=purchase.channel,
+        store_id=purchase.store_id,
+        local_date=purchase.local_date,
+        birthday=purchase.birthday,
+        base_rate=rate,
+        base_points=purchase.amount.major() * rate,
+    )

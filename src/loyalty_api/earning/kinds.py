@@ -1,0 +1,146 @@
+"""Earning rule kinds: one properties model each, with its evaluator as the `bonus` method.
+
+`bonus` gets the earn's context and returns the extra points (an exact Decimal) the rule gives, or None when
+it does not apply. Rounding happens once per breakdown line, by the programme's rule. A new kind is one
+class here, one entry in AnyRuleProperties, and its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from loyalty_api.money import Money
+
+Multiplier = Annotated[Decimal, Field(gt=0, le=100, max_digits=8, decimal_places=4)]
+Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6)]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+@dataclass(frozen=True, slots=True)
+class EarnItem:
+    sku: str | None
+    category: str | None
+    quantity: int
+    line_total: Money
+
+
+@dataclass(frozen=True, slots=True)
+class EarnContext:
+    amount: Money
+    items: Sequence[EarnItem]
+    channel: str | None
+    store_id: str | None
+    local_date: date  # the day of the purchase in the programme's time zone
+    birthday: date | None
+    base_rate: Decimal  # points per major unit that the base line used
+    base_points: Decimal  # the exact, unrounded base points
+
+
+def _is_birthday(today: date, birthday: date, period: str) -> bool:
+    if today.month != birthday.month:
+        return False
+    if period == "month":
+        return True
+    if birthday.month == 2 and birthday.day == 29:  # celebrated on the 28th in common years
+        leap = today.year % 4 == 0 and (today.year % 100 != 0 or today.year % 400 == 0)
+        return today.day == (29 if leap else 28)
+    return today.day == birthday.day
+
+
+class RuleProperties(BaseModel):
+    """Conditions every kind shares: limit a rule to some channels or stores (empty: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    channels: list[Code] = Field(default_factory=list, max_length=50)
+    store_ids: list[Code] = Field(default_factory=list, max_length=500)
+
+    def matches(self, context: EarnContext) -> bool:
+        if self.channels and context.channel not in self.channels:
+            return False
+        return not (self.store_ids and context.store_id not in self.store_ids)
+
+    def bonus(self, context: EarnContext) -> Decimal | None:
+        return None
+
+
+class BaseRate(RuleProperties):
+    """Replaces the programme's earn rate where it applies (the highest-priority match wins)."""
+
+    kind: Literal["base_rate"] = "base_rate"
+    rate: Rate
+
+
+class _ItemBonus(RuleProperties):
+    multiplier: Multiplier | None = Field(default=None, description="Points × this on matching items.")
+    points_per_unit: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Fixed points per unit."
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> _ItemBonus:
+        if (self.multiplier is None) == (self.points_per_unit is None):
+            raise ValueError("give either multiplier or points_per_unit")
+        return self
+
+    def _bonus_on(self, items: Sequence[EarnItem], rate: Decimal) -> Decimal | None:
+        if not items:
+            return None
+        if self.points_per_unit is not None:
+            return Decimal(self.points_per_unit * sum(item.quantity for item in items))
+        assert self.multiplier is not None
+        return sum((item.line_total.major() * rate for item in items), Decimal(0)) * (self.multiplier - 1)
+
+
+class CategoryBonus(_ItemBonus):
+    kind: Literal["category_bonus"] = "category_bonus"
+    categories: list[Code] = Field(min_length=1, max_length=200)
+
+    def bonus(self, context: EarnContext) -> Decimal | None:
+        wanted = set(self.categories)
+        return self._bonus_on([i for i in context.items if i.category in wanted], context.base_rate)
+
+
+class SkuBonus(_ItemBonus):
+    kind: Literal["sku_bonus"] = "sku_bonus"
+    skus: list[Code] = Field(min_length=1, max_length=1000)
+
+    def bonus(self, context: EarnContext) -> Decimal | None:
+        wanted = set(self.skus)
+        return self._bonus_on([i for i in context.items if i.sku in wanted], context.base_rate)
+
+
+class BirthdayBonus(RuleProperties):
+    kind: Literal["birthday"] = "birthday"
+    multiplier: Multiplier
+    period: Literal["day", "month"] = Field(description="On the birthday itself, or all through its month.")
+
+    def bonus(self, context: EarnContext) -> Decimal | None:
+        if context.birthday is None or not _is_birthday(context.local_date, context.birthday, self.period):
+            return None
+        return context.base_points * (self.multiplier - 1)
+
+
+class MemberDay(RuleProperties):
+    kind: Literal["member_day"] = "member_day"
+    weekday: int = Field(ge=1, le=7, description="ISO weekday: 1 Monday … 7 Sunday")
+    multiplier: Multiplier
+
+    def bonus(self, context: EarnContext) -> Decimal | None:
+        if context.local_date.isoweekday() != self.weekday:
+            return None
+        return context.base_points * (self.multiplier - 1)
+
+
+AnyRuleProperties = Annotated[
+    BaseRate | CategoryBonus | SkuBonus | BirthdayBonus | MemberDay, Field(discriminator="kind")
+]
+RuleKind = Literal["base_rate", "category_bonus", "sku_bonus", "birthday", "member_day"]
+PROPERTIES_ADAPTER: TypeAdapter[RuleProperties] = TypeAdapter(AnyRuleProperties)

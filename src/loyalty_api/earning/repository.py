@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.earning.models import EarningRule
+
+
+class EarningRuleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_rule(self, rule_id: uuid.UUID) -> EarningRule | None:
+        return await self.session.get(EarningRule, rule_id)
+
+    async def list_rules(self) -> Sequence[EarningRule]:
+        result = await self.session.execute(
+            select(EarningRule).order_by(EarningRule.priority.desc(), EarningRule.id)
+        )
+        return result.scalars().all()
+
+    async def list_rules_in_force(self, at: datetime) -> Sequence[EarningRule]:
+        result = await self.session.execute(
+            select(EarningRule).where(
+                EarningRule.active.is_(True),
+                or_(EarningRule.valid_from.is_(None), EarningRule.valid_from <= at),
+                or_(EarningRule.valid_until.is_(None), EarningRule.valid_until > at),
+            )
+        )
+        return result.scalars().all()
+
+    async def insert_rule(self, rule: EarningRule) -> None:
+        self.session.add(rule)
+        await self.session.flush()
+
+    async def delete_rule(self, rule_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(EarningRule).where(EarningRule.id == rule_id).returning(EarningRule.id)
+        )
+        return result.scalar_one_or_none() is not None

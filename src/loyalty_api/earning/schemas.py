@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from loyalty_api.earning.kinds import AnyRuleProperties, RuleKind
+from loyalty_api.earning.service import Rule, RuleDefinition
+
+
+class EarningRuleWrite(BaseModel):
+    """`kind` picks the rule; `properties` holds that kind's settings (see the schema of each kind)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: RuleKind
+    properties: AnyRuleProperties
+    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
+    stackable: bool = Field(default=True, description="False: applies only alone, and stops lower rules.")
+    active: bool = True
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_into_properties(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
+            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
+        return data
+
+    def definition(self) -> RuleDefinition:
+        return RuleDefinition(
+            name=self.name,
+            properties=self.properties,
+            priority=self.priority,
+            stackable=self.stackable,
+            active=self.active,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+        )
+
+
+class EarningRuleRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: str
+    properties: dict[str, Any]
+    priority: int
+    stackable: bool
+    active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, rule: Rule) -> EarningRuleRead:
+        return cls(
+            id=rule.id,
+            name=rule.name,
+            kind=rule.properties.kind,
+            properties=rule.properties.model_dump(mode="json", exclude={"kind"}),
+            priority=rule.priority,
+            stackable=rule.stackable,
+            active=rule.active,
+            valid_from=rule.valid_from,
+            valid_until=rule.valid_until,
+            created_at=rule.created_at,
+            updated_at=rule.updated_at,
+        )
+
+
+class EarningRuleList(BaseModel):
+    items: list[EarningRuleRead]

@@ -1,0 +1,110 @@
+"""Earning rules: the operator's configuration of bonus points."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.earning.calculator import ActiveRule
+from loyalty_api.earning.errors import EarningRuleNotFound
+from loyalty_api.earning.kinds import PROPERTIES_ADAPTER, RuleProperties
+from loyalty_api.earning.models import EarningRule
+from loyalty_api.earning.repository import EarningRuleRepository
+from loyalty_api.errors import InvalidField
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDefinition:
+    name: str
+    properties: RuleProperties
+    priority: int
+    stackable: bool
+    active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(RuleDefinition):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+def _rule(row: EarningRule) -> Rule:
+    return Rule(
+        id=row.id,
+        name=row.name,
+        properties=PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind}),
+        priority=row.priority,
+        stackable=row.stackable,
+        active=row.active,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _check(definition: RuleDefinition) -> None:
+    if definition.valid_from and definition.valid_until and definition.valid_until <= definition.valid_from:
+        raise InvalidField("valid_until", "must be after valid_from")
+
+
+def _apply(row: EarningRule, definition: RuleDefinition) -> None:
+    row.name = definition.name
+    row.kind = definition.properties.kind
+    row.properties = definition.properties.model_dump(mode="json", exclude={"kind"})
+    row.priority = definition.priority
+    row.stackable = definition.stackable
+    row.active = definition.active
+    row.valid_from = definition.valid_from
+    row.valid_until = definition.valid_until
+
+
+async def create_rule(uow: UnitOfWork, definition: RuleDefinition) -> Rule:
+    _check(definition)
+    now = uow.clock.now()
+    row = EarningRule(created_at=now, updated_at=now)
+    _apply(row, definition)
+    await EarningRuleRepository(uow.session).insert_rule(row)
+    return _rule(row)
+
+
+async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefinition) -> Rule:
+    _check(definition)
+    row = await EarningRuleRepository(uow.session).get_rule(rule_id)
+    if row is None:
+        raise EarningRuleNotFound()
+    _apply(row, definition)
+    row.updated_at = uow.clock.now()
+    await uow.session.flush()
+    return _rule(row)
+
+
+async def get_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> Rule:
+    row = await EarningRuleRepository(uow.session).get_rule(rule_id)
+    if row is None:
+        raise EarningRuleNotFound()
+    return _rule(row)
+
+
+async def list_rules(uow: UnitOfWork) -> list[Rule]:
+    return [_rule(row) for row in await EarningRuleRepository(uow.session).list_rules()]
+
+
+async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
+    if not await EarningRuleRepository(uow.session).delete_rule(rule_id):
+        raise EarningRuleNotFound()
+
+
+async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:
+    rows = await EarningRuleRepository(uow.session).list_rules_in_force(at)
+    return [
+        ActiveRule(
+            id=r.id, name=r.name, priority=r.priority, stackable=r.stackable, properties=_rule(r).properties
+        )
+        for r in rows
+    ]

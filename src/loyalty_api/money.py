@@ -1,0 +1,84 @@
+"""Money in minor units, and the one way rates turn amounts into points and points into money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from enum import StrEnum
+from typing import Final
+
+# ISO 4217 currencies whose minor unit is not 1/100 (the rest have two decimals).
+_EXPONENTS: Final = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+}
+
+
+class Rounding(StrEnum):
+    """How a fractional number of points becomes whole: down (the default), half up, or up."""
+
+    down = "down"
+    half_up = "half_up"
+    up = "up"
+
+
+_DECIMAL_ROUNDING: Final = {Rounding.down: ROUND_DOWN, Rounding.half_up: ROUND_HALF_UP, Rounding.up: ROUND_UP}
+
+
+def minor_unit_exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount_minor: int
+    currency: str
+
+    def major(self) -> Decimal:
+        """The amount in major units (yuan, not fen), exactly."""
+        return Decimal(self.amount_minor).scaleb(-minor_unit_exponent(self.currency))
+
+
+def round_points(value: Decimal, rounding: Rounding) -> int:
+    return int(value.quantize(Decimal(1), rounding=_DECIMAL_ROUNDING[rounding]))
+
+
+def points_for(amount: Money, rate: Decimal, rounding: Rounding = Rounding.down) -> int:
+    """Points for spending `amount` at `rate` points per major currency unit."""
+    return round_points(amount.major() * rate, rounding)
+
+
+def value_of_points(points: int, point_value_minor: Decimal, currency: str) -> Money:
+    """What `points` are worth, in minor units, rounded down: a member never gets more than the rate says."""
+    return Money(
+        amount_minor=int((point_value_minor * points).quantize(Decimal(1), rounding=ROUND_DOWN)),
+        currency=currency,
+    )
+
+
+def points_worth(amount_minor: int, point_value_minor: Decimal) -> int:
+    """How many whole points it takes at most to pay `amount_minor` (rounded down)."""
+    if point_value_minor <= 0:
+        return 0
+    return int((Decimal(amount_minor) / point_value_minor).quantize(Decimal(1), rounding=ROUND_DOWN))

@@ -1,0 +1,162 @@
+"""The primitives every points change is made of: lock-and-change the account row first, then write the
+ledger entry, move lots, and release holds whose time is up."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.money import Money
+from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
+from loyalty_api.points.events import PointsHoldReleased
+from loyalty_api.points.ledger import LotBalance, plan_spending
+from loyalty_api.points.models import Hold, LedgerEntry, PointLot
+from loyalty_api.points.repository import (
+    AccountState,
+    HoldRepository,
+    LedgerRepository,
+    LotRepository,
+    PointsAccountRepository,
+)
+from loyalty_api.program.service import ProgramSettings
+from loyalty_api.webhooks.events import MoneyPayload
+from loyalty_api.webhooks.outbox import emit_for_member
+
+
+def money_payload(money: Money) -> MoneyPayload:
+    return MoneyPayload(amount=money.amount_minor, currency=money.currency)
+
+
+async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> Member:
+    member = await MemberRepository(uow.session).get_member(member_id)
+    if member is None:
+        raise MemberNotFound()
+    if must_be_active and member.status != MemberStatus.active:
+        raise MemberNotActive(f"The member is {member.status}")
+    return member
+
+
+async def record_entry(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    type: str,
+    amount: int,
+    state: AccountState,
+    held_change: int = 0,
+    order_ref: str | None = None,
+    hold_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+    actor: uuid.UUID | None = None,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        member_id=member_id,
+        type=type,
+        amount=amount,
+        balance_after=state.balance,
+        held_change=held_change,
+        held_after=state.held,
+        order_ref=order_ref,
+        hold_id=hold_id,
+        details=details or {},
+        actor_key_id=actor,
+        created_at=uow.clock.now(),
+    )
+    await LedgerRepository(uow.session).insert_entry(entry)
+    return entry
+
+
+async def credit_lot(
+    uow: UnitOfWork, program: ProgramSettings, entry: LedgerEntry, points: int, order_ref: str | None = None
+) -> None:
+    if points <= 0:
+        return
+    now = uow.clock.now()
+    await LotRepository(uow.session).insert_lot(
+        PointLot(
+            member_id=entry.member_id,
+            entry_id=entry.id,
+            order_ref=order_ref,
+            points=points,
+            remaining=points,
+            created_at=now,
+            expires_at=program.expiry_for(now),
+        )
+    )
+
+
+async def spend_lots(
+    uow: UnitOfWork, member_id: uuid.UUID, points: int, *, order_ref_first: str | None = None
+) -> None:
+    """Take points from the member's lots, oldest expiry first (call with the account row locked)."""
+    if points <= 0:
+        return
+    lots = await LotRepository(uow.session).list_live_lots(member_id, order_ref_first=order_ref_first)
+    by_id = {lot.id: lot for lot in lots}
+    for lot_id, take in plan_spending([LotBalance(lot.id, lot.remaining) for lot in lots], points):
+        by_id[lot_id].remaining -= take
+    await uow.session.flush()
+
+
+async def debit_available(
+    uow: UnitOfWork, member_id: uuid.UUID, points: int, *, hold: bool = False
+) -> AccountState:
+    """Take `points` off the available balance (or put them on hold), or raise InsufficientPoints."""
+    accounts = PointsAccountRepository(uow.session)
+    now = uow.clock.now()
+    balance, held = (0, points) if hold else (-points, 0)
+    state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
+    if state is None and await release_member_expired_holds(uow, member_id):
+        state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
+    if state is None:
+        current = await accounts.get_state(member_id)
+        available = 0 if current is None else current.available
+        raise InsufficientPoints(
+            f"{points} points asked, {available} available", available=available, requested=points
+        )
+    return state
+
+
+async def release(uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID | None) -> AccountState:
+    now = uow.clock.now()
+    state = await PointsAccountRepository(uow.session).change(hold.member_id, now=now, held=-hold.points)
+    assert state is not None
+    hold.status = "released" if reason == "released" else "expired"
+    hold.resolved_at = now
+    await uow.session.flush()
+    await record_entry(
+        uow,
+        member_id=hold.member_id,
+        type="release",
+        amount=0,
+        held_change=-hold.points,
+        state=state,
+        order_ref=hold.order_ref,
+        hold_id=hold.id,
+        details={"reason": reason},
+        actor=actor,
+    )
+    emit_for_member(
+        uow,
+        PointsHoldReleased(
+            member_id=hold.member_id,
+            hold_id=hold.id,
+            order_ref=hold.order_ref,
+            points=hold.points,
+            reason=reason,
+        ),
+        hold.member_id,
+    )
+    return state
+
+
+async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+    """Free the member's holds whose time is up (call with the member's account row locked)."""
+    expired = await HoldRepository(uow.session).list_member_expired_active(member_id, uow.clock.now())
+    for hold in expired:
+        await release(uow, hold, reason="expired", actor=None)
+    return len(expired)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from loyalty_api.webhooks.events import Event, MoneyPayload
+
+
+class BreakdownPayload(BaseModel):
+    rule: str
+    kind: str
+    points: int
+
+
+class PointsEarned(Event):
+    event_type = "points.earned"
+    description = "A member earned points for a purchase."
+
+    member_id: uuid.UUID
+    order_ref: str
+    points: int
+    amount: MoneyPayload
+    breakdown: list[BreakdownPayload]
+    balance: int
+
+
+class PointsRedeemed(Event):
+    event_type = "points.redeemed"
+    description = "A member paid with points."
+
+    member_id: uuid.UUID
+    order_ref: str
+    points: int
+    value: MoneyPayload
+    balance: int
+
+
+class PointsHeld(Event):
+    event_type = "points.held"
+    description = "Points were reserved for a checkout."
+
+    member_id: uuid.UUID
+    hold_id: uuid.UUID
+    order_ref: str
+    points: int
+    expires_at: datetime
+
+
+class PointsHoldCaptured(Event):
+    event_type = "points.hold_captured"
+    description = "Reserved points were spent on the order; any rest of the hold was freed."
+
+    member_id: uuid.UUID
+    hold_id: uuid.UUID
+    order_ref: str
+    points: int
+    released: int
+    balance: int
+
+
+class PointsHoldReleased(Event):
+    event_type = "points.hold_released"
+    description = "Reserved points were freed: the order was cancelled, or the hold expired."
+
+    member_id: uuid.UUID
+    hold_id: uuid.UUID
+    order_ref: str
+    points: int
+    reason: str
+
+
+class PointsRefunded(Event):
+    event_type = "points.refunded"
+    description = "An order was refunded: earned points taken back and redeemed points given back."
+
+    member_id: uuid.UUID
+    order_ref: str
+    refunded: MoneyPayload
+    taken_back: int
+    given_back: int
+    shortfall: int
+    balance: int
+
+
+class PointsExpired(Event):
+    event_type = "points.expired"
+    description = "Points reached the end of their validity."
+
+    member_id: uuid.UUID
+    points: int
+    balance: int
+
+
+class PointsAdjusted(Event):
+    event_type = "points.adjusted"
+    description = "An operator changed a member's points, with a reason."
+
+    member_id: uuid.UUID
+    points: int
+    reason: str
+    balance: int

@@ -1,0 +1,202 @@
+"""Holds: points reserved for a checkout, then captured, released, or left to expire."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.points.accounts import (
+    debit_available,
+    member_for_points,
+    record_entry,
+    release,
+    release_member_expired_holds,
+    spend_lots,
+)
+from loyalty_api.points.errors import (
+    CaptureExceedsHold,
+    HoldExists,
+    HoldNotActive,
+    HoldNotFound,
+    OrderBelongsToAnotherMember,
+)
+from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
+from loyalty_api.points.models import Hold
+from loyalty_api.points.repository import HoldRepository, OrderRepository, PointsAccountRepository
+from loyalty_api.webhooks.outbox import emit_for_member
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    id: uuid.UUID
+    member_id: uuid.UUID
+    order_ref: str
+    points: int
+    captured_points: int
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None
+    balance: int | None = None
+    available: int | None = None
+
+
+def _view(hold: Hold, *, balance: int | None = None, available: int | None = None) -> HoldView:
+    return HoldView(
+        id=hold.id,
+        member_id=hold.member_id,
+        order_ref=hold.order_ref,
+        points=hold.points,
+        captured_points=hold.captured_points,
+        status=hold.status,
+        created_at=hold.created_at,
+        expires_at=hold.expires_at,
+        resolved_at=hold.resolved_at,
+        balance=balance,
+        available=available,
+    )
+
+
+async def create_hold(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    points: int,
+    order_ref: str,
+    ttl_seconds: int,
+    actor: uuid.UUID | None = None,
+) -> HoldView:
+    await member_for_points(uow, member_id, must_be_active=True)
+    state = await debit_available(uow, member_id, points, hold=True)
+    holds = HoldRepository(uow.session)
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is not None and order.member_id != member_id:
+        raise OrderBelongsToAnotherMember()
+    if await holds.exists_active_hold(member_id, order_ref):
+        raise HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
+    now = uow.clock.now()
+    hold = Hold(
+        member_id=member_id,
+        order_ref=order_ref,
+        points=points,
+        captured_points=0,
+        status="active",
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        resolved_at=None,
+    )
+    await holds.insert_hold(hold)
+    await record_entry(
+        uow,
+        member_id=member_id,
+        type="hold",
+        amount=0,
+        held_change=points,
+        state=state,
+        order_ref=order_ref,
+        hold_id=hold.id,
+        actor=actor,
+    )
+    emit_for_member(
+        uow,
+        PointsHeld(
+            member_id=member_id,
+            hold_id=hold.id,
+            order_ref=order_ref,
+            points=points,
+            expires_at=hold.expires_at,
+        ),
+        member_id,
+    )
+    return _view(hold, balance=state.balance, available=state.available)
+
+
+async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
+    """Lock the hold's member, then read the hold: every change to it happens behind that lock."""
+    holds = HoldRepository(uow.session)
+    hold = await holds.get_hold(hold_id)
+    if hold is None:
+        raise HoldNotFound()
+    await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
+    hold = await holds.get_hold(hold_id)
+    assert hold is not None
+    if hold.status != "active" or hold.expires_at <= uow.clock.now():
+        raise HoldNotActive(
+            f"The hold is {hold.status if hold.status != 'active' else 'expired'}", status=hold.status
+        )
+    return hold
+
+
+async def capture_hold(
+    uow: UnitOfWork, hold_id: uuid.UUID, *, points: int | None = None, actor: uuid.UUID | None = None
+) -> HoldView:
+    """Spend the held points (or fewer: the rest is released) on the hold's order."""
+    hold = await _lock_active_hold(uow, hold_id)
+    captured = hold.points if points is None else points
+    if captured > hold.points:
+        raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)
+    now = uow.clock.now()
+    state = await PointsAccountRepository(uow.session).change(
+        hold.member_id, now=now, balance=-captured, held=-hold.points
+    )
+    assert state is not None
+    hold.status, hold.captured_points, hold.resolved_at = "captured", captured, now
+    await spend_lots(uow, hold.member_id, captured)
+    orders = OrderRepository(uow.session)
+    await orders.insert_order_if_new(hold.order_ref, hold.member_id, now)
+    await orders.add_redeemed(hold.order_ref, points=captured, now=now)
+    await record_entry(
+        uow,
+        member_id=hold.member_id,
+        type="capture",
+        amount=-captured,
+        held_change=-hold.points,
+        state=state,
+        order_ref=hold.order_ref,
+        hold_id=hold.id,
+        details={"released": hold.points - captured},
+        actor=actor,
+    )
+    emit_for_member(
+        uow,
+        PointsHoldCaptured(
+            member_id=hold.member_id,
+            hold_id=hold.id,
+            order_ref=hold.order_ref,
+            points=captured,
+            released=hold.points - captured,
+            balance=state.balance,
+        ),
+        hold.member_id,
+    )
+    return _view(hold, balance=state.balance, available=state.available)
+
+
+async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID | None = None) -> HoldView:
+    hold = await _lock_active_hold(uow, hold_id)
+    state = await release(uow, hold, reason="released", actor=actor)
+    return _view(hold, balance=state.balance, available=state.available)
+
+
+async def get_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> HoldView:
+    hold = await HoldRepository(uow.session).get_hold(hold_id)
+    if hold is None:
+        raise HoldNotFound()
+    return _view(hold)
+
+
+async def expire_holds(units: UnitsOfWork, *, batch: int = 200) -> int:
+    """The job: release every hold past its time, each member in a unit of work of its own."""
+    released = 0
+    async with units.read() as uow:
+        hold_ids = await HoldRepository(uow.session).list_expired_active(uow.clock.now(), batch)
+    for hold_id in hold_ids:
+        async with units.begin() as uow:
+            hold = await HoldRepository(uow.session).get_hold(hold_id)
+            if hold is None:
+                continue
+            await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
+            released += await release_member_expired_holds(uow, hold.member_id)
+    return released

@@ -1,0 +1,213 @@
+"""Points at the till and the checkout: earn, redeem, holds, refunds, balance, ledger, adjustments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.schemas import OrderRef
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.points import errors, holds, refunds, service
+from loyalty_api.points.schemas import (
+    AdjustmentRead,
+    AdjustmentRequest,
+    CaptureRequest,
+    EarnRead,
+    EarnRequest,
+    HoldRead,
+    HoldRequest,
+    LedgerEntryRead,
+    LedgerPage,
+    PointsRead,
+    RedeemRead,
+    RedeemRequest,
+    RefundRead,
+    RefundRequest,
+)
+
+router = APIRouter(prefix="/v1", tags=["points"], route_class=UnitOfWorkRoute)
+
+Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust"]
+
+
+@router.post(
+    "/members/{member_id}/earn",
+    summary="Earn points for a purchase",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        errors.MemberNotActive,
+        errors.OrderAlreadyEarned,
+        errors.OrderBelongsToAnotherMember,
+        errors.CurrencyMismatch,
+        InvalidField,
+    ),
+)
+async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) -> EarnRead:
+    result = await service.earn(
+        uow,
+        member_id=member_id,
+        order_ref=body.order_ref,
+        amount=body.amount.money(),
+        items=[item.item() for item in body.items],
+        store_id=body.store_id,
+        channel=body.channel,
+        occurred_at=body.occurred_at,
+        actor=caller.key_id,
+    )
+    return EarnRead.of(result)
+
+
+@router.post(
+    "/members/{member_id}/redeem",
+    summary="Pay with points",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        errors.MemberNotActive,
+        errors.InsufficientPoints,
+        errors.BelowMinimumRedeem,
+        errors.RedeemShareExceeded,
+        errors.OrderAlreadyRedeemed,
+        errors.OrderBelongsToAnotherMember,
+        errors.CurrencyMismatch,
+    ),
+)
+async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Till) -> RedeemRead:
+    result = await service.redeem(
+        uow,
+        member_id=member_id,
+        points=body.points,
+        order_ref=body.order_ref,
+        order_total=None if body.order_total is None else body.order_total.money(),
+        actor=caller.key_id,
+    )
+    return RedeemRead.of(result)
+
+
+@router.post(
+    "/members/{member_id}/holds",
+    status_code=201,
+    summary="Hold points for a checkout",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        errors.MemberNotActive,
+        errors.InsufficientPoints,
+        errors.HoldExists,
+        errors.OrderBelongsToAnotherMember,
+    ),
+)
+async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller: Till) -> HoldRead:
+    hold = await holds.create_hold(
+        uow,
+        member_id=member_id,
+        points=body.points,
+        order_ref=body.order_ref,
+        ttl_seconds=body.ttl_seconds,
+        actor=caller.key_id,
+    )
+    return HoldRead.of(hold)
+
+
+@router.get(
+    "/holds/{hold_id}", summary="Read a hold", responses=problem_responses(*_AUTH, errors.HoldNotFound)
+)
+async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
+    return HoldRead.of(await holds.get_hold(uow, hold_id))
+
+
+@router.post(
+    "/holds/{hold_id}/capture",
+    summary="Spend held points (the order shipped)",
+    responses=problem_responses(*_AUTH, errors.HoldNotFound, errors.HoldNotActive, errors.CaptureExceedsHold),
+)
+async def capture_hold(
+    hold_id: uuid.UUID, uow: UoW, caller: Till, body: CaptureRequest | None = None
+) -> HoldRead:
+    points = None if body is None else body.points
+    return HoldRead.of(await holds.capture_hold(uow, hold_id, points=points, actor=caller.key_id))
+
+
+@router.post(
+    "/holds/{hold_id}/release",
+    summary="Free held points (the order was cancelled)",
+    responses=problem_responses(*_AUTH, errors.HoldNotFound, errors.HoldNotActive),
+)
+async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
+    return HoldRead.of(await holds.release_hold(uow, hold_id, actor=caller.key_id))
+
+
+@router.post(
+    "/orders/{order_ref}/refund",
+    summary="Refund an order in full or in part",
+    responses=problem_responses(
+        *_AUTH,
+        errors.OrderNotFound,
+        errors.RefundExceedsOrder,
+        errors.OrderTotalUnknown,
+        errors.CurrencyMismatch,
+    ),
+)
+async def refund_order(
+    order_ref: Annotated[OrderRef, Path()], body: RefundRequest, uow: UoW, caller: Till
+) -> RefundRead:
+    result = await refunds.refund(uow, order_ref=order_ref, amount=body.amount.money(), actor=caller.key_id)
+    return RefundRead.of(result)
+
+
+@router.get(
+    "/members/{member_id}/points",
+    summary="A member's balance, held and available points, and what expires when",
+    responses=problem_responses(*_AUTH, MemberNotFound),
+)
+async def read_points(member_id: uuid.UUID, uow: UoW, _: Till) -> PointsRead:
+    return PointsRead.of(await service.summary(uow, member_id))
+
+
+@router.get(
+    "/members/{member_id}/ledger",
+    summary="A member's ledger, newest first",
+    responses=problem_responses(*_AUTH, MemberNotFound),
+)
+async def read_ledger(
+    member_id: uuid.UUID,
+    uow: UoW,
+    _: Till,
+    paging: Paging,
+    type: Annotated[list[EntryType] | None, Query(description="Only these entry types")] = None,
+    since: Annotated[datetime | None, Query(description="Entries at or after this instant")] = None,
+    until: Annotated[datetime | None, Query(description="Entries before this instant")] = None,
+) -> LedgerPage:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidField(name, "needs a time zone, e.g. 2026-03-01T00:00:00Z")
+    page = await service.ledger(
+        uow, member_id, types=type or (), since=since, until=until, limit=paging.limit, cursor=paging.cursor
+    )
+    return LedgerPage(items=[LedgerEntryRead.of(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/members/{member_id}/adjustments",
+    status_code=201,
+    summary="Add or remove points by hand, with a reason",
+    responses=problem_responses(*_AUTH, MemberNotFound, errors.InsufficientPoints, InvalidField),
+)
+async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller: Operator) -> AdjustmentRead:
+    result = await service.adjust(
+        uow, member_id=member_id, points=body.points, reason=body.reason, actor=caller.key_id
+    )
+    return AdjustmentRead.of(result)

@@ -1,0 +1,353 @@
+"""Points: earn, redeem, adjust, and the member's balance and ledger.
+
+Every change starts with one conditional UPDATE of the member's account row (see
+PointsAccountRepository.change): it checks the balance and locks the row until commit, so everything else
+the change writes for that member (order, ledger entry, lots, event) is serialized behind it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.earning import service as earning
+from loyalty_api.earning.calculator import BreakdownLine, Purchase, calculate
+from loyalty_api.earning.kinds import EarnItem
+from loyalty_api.errors import InvalidField
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.points.accounts import (
+    credit_lot,
+    debit_available,
+    member_for_points,
+    money_payload,
+    record_entry,
+    spend_lots,
+)
+from loyalty_api.points.errors import (
+    BelowMinimumRedeem,
+    CurrencyMismatch,
+    OrderAlreadyEarned,
+    OrderAlreadyRedeemed,
+    OrderBelongsToAnotherMember,
+    RedeemShareExceeded,
+)
+from loyalty_api.points.events import (
+    BreakdownPayload,
+    PointsAdjusted,
+    PointsEarned,
+    PointsRedeemed,
+)
+from loyalty_api.points.models import LedgerEntry
+from loyalty_api.points.repository import (
+    LedgerRepository,
+    LotRepository,
+    OrderRepository,
+    PointsAccountRepository,
+)
+from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.tiers.repository import TierRepository
+from loyalty_api.webhooks.outbox import emit_for_member
+
+CLOCK_SKEW = timedelta(minutes=5)
+ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust")
+
+
+def _check_currency(program: ProgramSettings, *amounts: Money) -> None:
+    for amount in amounts:
+        if amount.currency != program.currency:
+            raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {amount.currency}")
+
+
+async def _order_conflict(
+    uow: UnitOfWork, order_ref: str, member_id: uuid.UUID, default: type[Exception]
+) -> Exception:
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is not None and order.member_id != member_id:
+        return OrderBelongsToAnotherMember()
+    return default()
+
+
+@dataclass(frozen=True, slots=True)
+class EarnResult:
+    order_ref: str
+    points_earned: int
+    breakdown: list[BreakdownLine]
+    balance: int
+    available: int
+    tier: str | None
+    tier_changed: bool
+
+
+async def earn(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    order_ref: str,
+    amount: Money,
+    items: Sequence[EarnItem] = (),
+    store_id: str | None = None,
+    channel: str | None = None,
+    occurred_at: datetime | None = None,
+    actor: uuid.UUID | None = None,
+) -> EarnResult:
+    program = await get_program(uow)
+    _check_currency(program, amount, *(item.line_total for item in items))
+    member = await member_for_points(uow, member_id, must_be_active=True)
+    now = uow.clock.now()
+    occurred = occurred_at or now
+    if occurred > now + CLOCK_SKEW:
+        raise InvalidField("occurred_at", "must not be in the future")
+
+    birthday = None if member.birthday_encrypted is None else uow.vault.decrypt(member.birthday_encrypted)
+    purchase = Purchase(
+        amount=amount,
+        items=items,
+        channel=channel,
+        store_id=store_id,
+        local_date=occurred.astimezone(program.zone).date(),
+        birthday=None if birthday is None else datetime.fromisoformat(birthday).date(),
+    )
+    lines = calculate(
+        purchase,
+        rules=await earning.rules_in_force(uow, occurred),
+        program_rate=program.earn_rate,
+        rounding=program.rounding,
+    )
+    points = max(sum(line.points for line in lines), 0)
+
+    state = await PointsAccountRepository(uow.session).change(
+        member_id, now=now, balance=points, lifetime=points
+    )
+    assert state is not None, "every member has a points account"
+    orders = OrderRepository(uow.session)
+    await orders.insert_order_if_new(order_ref, member_id, now)
+    if not await orders.mark_earned(
+        order_ref,
+        member_id,
+        currency=amount.currency,
+        amount_minor=amount.amount_minor,
+        points=points,
+        now=now,
+    ):
+        raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
+
+    breakdown = [BreakdownPayload(rule=line.rule, kind=line.kind, points=line.points) for line in lines]
+    entry = await record_entry(
+        uow,
+        member_id=member_id,
+        type="earn",
+        amount=points,
+        state=state,
+        order_ref=order_ref,
+        details={
+            "breakdown": [b.model_dump() for b in breakdown],
+            "amount": money_payload(amount).model_dump(),
+            "store_id": store_id,
+            "channel": channel,
+            "occurred_at": occurred.isoformat(),
+        },
+        actor=actor,
+    )
+    await credit_lot(uow, program, entry, points, order_ref)
+    emit_for_member(
+        uow,
+        PointsEarned(
+            member_id=member_id,
+            order_ref=order_ref,
+            points=points,
+            amount=money_payload(amount),
+            breakdown=breakdown,
+            balance=state.balance,
+        ),
+        member_id,
+    )
+    tier = None if member.tier_id is None else await TierRepository(uow.session).get_tier(member.tier_id)
+    return EarnResult(
+        order_ref=order_ref,
+        points_earned=points,
+        breakdown=lines,
+        balance=state.balance,
+        available=state.available,
+        tier=None if tier is None else tier.code,
+        tier_changed=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemResult:
+    order_ref: str
+    points_redeemed: int
+    value: Money
+    balance: int
+    available: int
+
+
+async def redeem(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    points: int,
+    order_ref: str,
+    order_total: Money | None = None,
+    actor: uuid.UUID | None = None,
+) -> RedeemResult:
+    program = await get_program(uow)
+    if points < program.min_redeem_points:
+        raise BelowMinimumRedeem(f"At least {program.min_redeem_points} points per redemption")
+    value = value_of_points(points, program.point_value_minor, program.currency)
+    if order_total is not None:
+        _check_currency(program, order_total)
+        if value.amount_minor > order_total.amount_minor * program.max_redeem_share:
+            raise RedeemShareExceeded(
+                f"Points may pay at most {program.max_redeem_share:%} of the order",
+                max_share=str(program.max_redeem_share),
+            )
+    await member_for_points(uow, member_id, must_be_active=True)
+
+    state = await debit_available(uow, member_id, points)
+    now = uow.clock.now()
+    orders = OrderRepository(uow.session)
+    await orders.insert_order_if_new(order_ref, member_id, now)
+    if not await orders.mark_redeemed(order_ref, member_id, points=points, now=now):
+        raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyRedeemed)
+    if order_total is not None:
+        await orders.set_total_if_unknown(
+            order_ref, currency=order_total.currency, amount_minor=order_total.amount_minor
+        )
+    await spend_lots(uow, member_id, points)
+    await record_entry(
+        uow,
+        member_id=member_id,
+        type="redeem",
+        amount=-points,
+        state=state,
+        order_ref=order_ref,
+        details={"value": money_payload(value).model_dump()},
+        actor=actor,
+    )
+    emit_for_member(
+        uow,
+        PointsRedeemed(
+            member_id=member_id,
+            order_ref=order_ref,
+            points=points,
+            value=money_payload(value),
+            balance=state.balance,
+        ),
+        member_id,
+    )
+    return RedeemResult(
+        order_ref=order_ref,
+        points_redeemed=points,
+        value=value,
+        balance=state.balance,
+        available=state.available,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustResult:
+    entry_id: uuid.UUID
+    points: int
+    reason: str
+    balance: int
+    available: int
+
+
+async def adjust(
+    uow: UnitOfWork, *, member_id: uuid.UUID, points: int, reason: str, actor: uuid.UUID | None = None
+) -> AdjustResult:
+    if points == 0:
+        raise InvalidField("points", "must not be zero")
+    program = await get_program(uow)
+    await member_for_points(uow, member_id, must_be_active=False)
+    if points > 0:
+        state = await PointsAccountRepository(uow.session).change(
+            member_id, now=uow.clock.now(), balance=points
+        )
+        assert state is not None
+    else:
+        state = await debit_available(uow, member_id, -points)
+        await spend_lots(uow, member_id, -points)
+    entry = await record_entry(
+        uow,
+        member_id=member_id,
+        type="adjust",
+        amount=points,
+        state=state,
+        details={"reason": reason},
+        actor=actor,
+    )
+    await credit_lot(uow, program, entry, points)
+    emit_for_member(
+        uow,
+        PointsAdjusted(member_id=member_id, points=points, reason=reason, balance=state.balance),
+        member_id,
+    )
+    return AdjustResult(
+        entry_id=entry.id, points=points, reason=reason, balance=state.balance, available=state.available
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringPoints:
+    month: str  # YYYY-MM in the programme's time zone
+    points: int
+    first_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PointsSummary:
+    balance: int
+    held: int
+    available: int
+    lifetime_earned: int
+    available_value: Money
+    expiring: list[ExpiringPoints]
+
+
+async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
+    program = await get_program(uow)
+    await member_for_points(uow, member_id, must_be_active=False)
+    state = await PointsAccountRepository(uow.session).get_state(member_id)
+    assert state is not None
+    months: dict[str, ExpiringPoints] = {}
+    for expires_at, points in await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now()):
+        month = expires_at.astimezone(program.zone).strftime("%Y-%m")
+        known = months.get(month)
+        months[month] = ExpiringPoints(
+            month=month,
+            points=points + (known.points if known else 0),
+            first_expires_at=known.first_expires_at if known else expires_at,
+        )
+    return PointsSummary(
+        balance=state.balance,
+        held=state.held,
+        available=state.available,
+        lifetime_earned=state.lifetime_earned,
+        available_value=value_of_points(state.available, program.point_value_minor, program.currency),
+        expiring=list(months.values()),
+    )
+
+
+async def ledger(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    types: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int,
+    cursor: str | None,
+) -> Page[LedgerEntry]:
+    await member_for_points(uow, member_id, must_be_active=False)
+    entries = await LedgerRepository(uow.session).list_entries(
+        member_id, types=types, since=since, until=until, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    more = len(entries) > limit
+    entries = list(entries[:limit])
+    return Page(items=entries, next_cursor=encode_cursor(entries[-1].id) if more else None)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty_api.db.base import Base
+
+
+class Program(Base):
+    """The programme's settings: one row (id 1)."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    earn_rate: Mapped[Decimal]  # points per major currency unit
+    point_value_minor: Mapped[Decimal]  # minor currency units one point is worth when redeemed
+    rounding: Mapped[str] = mapped_column(String(16))
+    expiry_months: Mapped[int | None]
+    min_redeem_points: Mapped[int]
+    max_redeem_share: Mapped[Decimal]  # 0..1 of an order payable with points
+    updated_at: Mapped[datetime]

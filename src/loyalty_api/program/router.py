@@ -1,0 +1,32 @@
+"""/v1/program: the programme's settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.http.dependencies import UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.program import service
+from loyalty_api.program.schemas import ProgramRead, ProgramWrite
+
+router = APIRouter(prefix="/v1/program", tags=["programme"], route_class=UnitOfWorkRoute)
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+@router.get("", summary="Read the programme's settings", responses=problem_responses(*_AUTH))
+async def read_program(
+    uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+) -> ProgramRead:
+    return ProgramRead.of(await service.get_program(uow))
+
+
+@router.put("", summary="Replace the programme's settings", responses=problem_responses(*_AUTH))
+async def put_program(
+    body: ProgramWrite, uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin))]
+) -> ProgramRead:
+    return ProgramRead.of(await service.put_program(uow, body.settings()))

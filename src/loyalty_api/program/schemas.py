@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from loyalty_api.money import Rounding
+from loyalty_api.program.service import ProgramSettings
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone such as Asia/Shanghai") from exc
+    return name
+
+
+Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6)]
+
+
+class ProgramWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] = Field(
+        description="Where the programme's days begin and end (member days, birthdays, months)."
+    )
+    earn_rate: Rate = Field(
+        description="Points per major currency unit spent (per yuan), as a decimal string."
+    )
+    point_value_minor: Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6)] = Field(
+        description="Minor currency units one point is worth when redeemed (1 = 100 points per yuan)."
+    )
+    rounding: Rounding = Field(description="How fractional points become whole.")
+    expiry_months: int | None = Field(
+        ge=1, le=120, description="Points expire this many months after earning."
+    )
+    min_redeem_points: int = Field(ge=1, le=10_000_000)
+    max_redeem_share: Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)] = Field(
+        description="The largest share of an order (0 to 1) that points may pay."
+    )
+
+    def settings(self) -> ProgramSettings:
+        return ProgramSettings(**self.model_dump())
+
+
+class ProgramRead(ProgramWrite):
+    @classmethod
+    def of(cls, settings: ProgramSettings) -> ProgramRead:
+        return cls(
+            currency=settings.currency,
+            timezone=settings.timezone,
+            earn_rate=settings.earn_rate,
+            point_value_minor=settings.point_value_minor,
+            rounding=settings.rounding,
+            expiry_months=settings.expiry_months,
+            min_redeem_points=settings.min_redeem_points,
+            max_redeem_share=settings.max_redeem_share,
+        )

@@ -1,0 +1,92 @@
+"""The programme's settings: currency, earn rate, point value, rounding, expiry, redemption limits."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.money import Rounding
+from loyalty_api.program.models import Program
+from loyalty_api.program.repository import ProgramRepository
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSettings:
+    currency: str
+    timezone: str
+    earn_rate: Decimal
+    point_value_minor: Decimal
+    rounding: Rounding
+    expiry_months: int | None
+    min_redeem_points: int
+    max_redeem_share: Decimal
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def expiry_for(self, earned_at: datetime) -> datetime | None:
+        """Points earned at `earned_at` expire this many calendar months later (None: never)."""
+        if self.expiry_months is None:
+            return None
+        return add_months(earned_at, self.expiry_months)
+
+
+DEFAULTS = ProgramSettings(
+    currency="CNY",
+    timezone="Asia/Shanghai",
+    earn_rate=Decimal(1),
+    point_value_minor=Decimal(1),
+    rounding=Rounding.down,
+    expiry_months=None,
+    min_redeem_points=1,
+    max_redeem_share=Decimal(1),
+)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _settings(row: Program) -> ProgramSettings:
+    return ProgramSettings(
+        currency=row.currency,
+        timezone=row.timezone,
+        earn_rate=row.earn_rate,
+        point_value_minor=row.point_value_minor,
+        rounding=Rounding(row.rounding),
+        expiry_months=row.expiry_months,
+        min_redeem_points=row.min_redeem_points,
+        max_redeem_share=row.max_redeem_share,
+    )
+
+
+async def get_program(uow: UnitOfWork) -> ProgramSettings:
+    row = await ProgramRepository(uow.session).get_program()
+    return DEFAULTS if row is None else _settings(row)
+
+
+async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSettings:
+    repo = ProgramRepository(uow.session)
+    row = await repo.get_program()
+    if row is None:
+        row = Program(id=1)
+        uow.session.add(row)
+    row.currency = settings.currency
+    row.timezone = settings.timezone
+    row.earn_rate = settings.earn_rate
+    row.point_value_minor = settings.point_value_minor
+    row.rounding = settings.rounding
+    row.expiry_months = settings.expiry_months
+    row.min_redeem_points = settings.min_redeem_points
+    row.max_redeem_share = settings.max_redeem_share
+    row.updated_at = uow.clock.now()
+    await uow.session.flush()
+    return _settings(row)
