@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.db.uow import UnitsOfWork
 
 
 async def rows(app: FastAPI, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Run raw SQL; uuid.UUID parameters are bound as UUIDs (SQLite stores them as hex text)."""
     units: UnitsOfWork = app.state.units
+    statement = text(sql).bindparams(
+        *[bindparam(name, type_=Uuid()) for name, value in params.items() if isinstance(value, uuid.UUID)]
+    )
     async with units.database.engine.connect() as connection:
-        result = await connection.execute(text(sql), params)
+        result = await connection.execute(statement, params)
         return [dict(row._mapping) for row in result]
 
 

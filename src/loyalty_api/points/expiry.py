@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.points.accounts import record_entry
+from loyalty_api.points.accounts import record_entry, release_member_expired_holds
 from loyalty_api.points.events import PointsExpired
 from loyalty_api.points.ledger import LotBalance, plan_spending
 from loyalty_api.points.repository import LotRepository, PointsAccountRepository
@@ -27,6 +27,9 @@ async def expire_member_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     locked = await accounts.lock(member_id, now)
     if locked is None:
         return 0
+    if await release_member_expired_holds(uow, member_id):
+        locked = await accounts.lock(member_id, now)
+        assert locked is not None
     due = await LotRepository(uow.session).list_due_lots(member_id, now)
     expirable = min(sum(lot.remaining for lot in due), locked.available)
     if expirable <= 0:

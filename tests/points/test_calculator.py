@@ -1,0 +1,237 @@
+"""The earning rule engine, without I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from loyalty_api.earning.calculator import ActiveRule, Purchase, calculate
+from loyalty_api.earning.kinds import (
+    BaseRate,
+    BirthdayBonus,
+    CategoryBonus,
+    EarnItem,
+    MemberDay,
+    RuleProperties,
+    SkuBonus,
+)
+from loyalty_api.money import Money, Rounding
+
+WEDNESDAY = date(2026, 3, 18)
+
+
+def purchase(
+    amount: int = 10_000,
+    *,
+    items: list[EarnItem] | None = None,
+    day: date = WEDNESDAY,
+    birthday: date | None = None,
+    channel: str | None = "store",
+    store_id: str | None = None,
+) -> Purchase:
+    return Purchase(
+        amount=Money(amount, "CNY"),
+        items=items or [],
+        channel=channel,
+        store_id=store_id,
+        local_date=day,
+        birthday=birthday,
+    )
+
+
+def rule(
+    properties: RuleProperties, *, priority: int = 0, stackable: bool = True, name: str = ""
+) -> ActiveRule:
+    return ActiveRule(
+        id=uuid.uuid4(),
+        name=name or properties.kind,
+        priority=priority,
+        stackable=stackable,
+        properties=properties,
+    )
+
+
+def item(amount: int, *, sku: str = "SKU", category: str = "food", quantity: int = 1) -> EarnItem:
+    return EarnItem(sku=sku, category=category, quantity=quantity, line_total=Money(amount * quantity, "CNY"))
+
+
+def total(lines: list) -> int:  # type: ignore[type-arg]
+    return sum(line.points for line in lines)
+
+
+class TestBaseAndRounding:
+    @pytest.mark.parametrize(
+        ("amount", "rate", "rounding", "expected"),
+        [
+            (12_990, "1", Rounding.down, 129),
+            (12_990, "1", Rounding.half_up, 130),
+            (12_940, "1", Rounding.half_up, 129),
+            (12_901, "1", Rounding.up, 130),
+            (12_990, "0.5", Rounding.down, 64),
+            (99, "1", Rounding.down, 0),
+            (100, "2.5", Rounding.down, 2),
+        ],
+    )
+    def test_base_points(self, amount: int, rate: str, rounding: Rounding, expected: int) -> None:
+        lines = calculate(purchase(amount), rules=[], program_rate=Decimal(rate), rounding=rounding)
+        assert [(line.kind, line.points) for line in lines] == [("base_rate", expected)]
+
+    def test_zero_decimal_currency(self) -> None:
+        lines = calculate(
+            Purchase(Money(1500, "JPY"), [], None, None, WEDNESDAY, None),
+            rules=[],
+            program_rate=Decimal("0.01"),
+            rounding=Rounding.down,
+        )
+        assert total(lines) == 15
+
+    def test_base_rate_rule_replaces_the_programme_rate_where_it_matches(self) -> None:
+        online = rule(BaseRate(kind="base_rate", rate=Decimal(2), channels=["online"]), name="online double")
+        in_store = calculate(
+            purchase(10_000), rules=[online], program_rate=Decimal(1), rounding=Rounding.down
+        )
+        web = calculate(
+            purchase(10_000, channel="online"),
+            rules=[online],
+            program_rate=Decimal(1),
+            rounding=Rounding.down,
+        )
+        assert total(in_store) == 100
+        assert total(web) == 200
+        assert web[0].rule == "online double"
+
+    def test_tier_multiplier_line(self) -> None:
+        lines = calculate(
+            purchase(10_000),
+            rules=[],
+            program_rate=Decimal(1),
+            rounding=Rounding.down,
+            tier_multiplier=Decimal("1.5"),
+            tier_name="金卡",
+        )
+        assert [(line.rule, line.points) for line in lines] == [("base", 100), ("金卡", 50)]
+
+
+class TestBonuses:
+    def test_member_day_only_on_its_weekday(self) -> None:
+        wednesday = rule(MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2)))
+        assert (
+            total(calculate(purchase(), rules=[wednesday], program_rate=Decimal(1), rounding=Rounding.down))
+            == 200
+        )
+        thursday = purchase(day=date(2026, 3, 19))
+        assert (
+            total(calculate(thursday, rules=[wednesday], program_rate=Decimal(1), rounding=Rounding.down))
+            == 100
+        )
+
+    @pytest.mark.parametrize(
+        ("period", "birthday", "day", "applies"),
+        [
+            ("day", date(1990, 3, 18), WEDNESDAY, True),
+            ("day", date(1990, 3, 17), WEDNESDAY, False),
+            ("month", date(1990, 3, 1), WEDNESDAY, True),
+            ("month", date(1990, 4, 18), WEDNESDAY, False),
+            ("day", date(1992, 2, 29), date(2026, 2, 28), True),
+            ("day", date(1992, 2, 29), date(2028, 2, 28), False),
+            ("day", date(1992, 2, 29), date(2028, 2, 29), True),
+        ],
+    )
+    def test_birthday(self, period: str, birthday: date, day: date, applies: bool) -> None:
+        bonus = rule(BirthdayBonus(kind="birthday", multiplier=Decimal(2), period=period))  # type: ignore[arg-type]
+        lines = calculate(
+            purchase(day=day, birthday=birthday),
+            rules=[bonus],
+            program_rate=Decimal(1),
+            rounding=Rounding.down,
+        )
+        assert total(lines) == (200 if applies else 100)
+
+    def test_no_birthday_no_bonus(self) -> None:
+        bonus = rule(BirthdayBonus(kind="birthday", multiplier=Decimal(2), period="month"))
+        assert (
+            total(calculate(purchase(), rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down))
+            == 100
+        )
+
+    def test_category_multiplier_applies_to_matching_items_only(self) -> None:
+        bonus = rule(CategoryBonus(kind="category_bonus", categories=["wine"], multiplier=Decimal(3)))
+        cart = purchase(10_000, items=[item(6_000, category="wine"), item(4_000, category="food")])
+        lines = calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
+        assert [line.points for line in lines] == [100, 120]
+
+    def test_sku_fixed_points_per_unit(self) -> None:
+        bonus = rule(SkuBonus(kind="sku_bonus", skus=["COFFEE"], points_per_unit=50))
+        cart = purchase(3_000, items=[item(1_000, sku="COFFEE", quantity=3)])
+        assert (
+            total(calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)) == 30 + 150
+        )
+
+    def test_store_condition(self) -> None:
+        bonus = rule(MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2), store_ids=["S1"]))
+        assert (
+            total(
+                calculate(
+                    purchase(store_id="S2"), rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down
+                )
+            )
+            == 100
+        )
+        assert (
+            total(
+                calculate(
+                    purchase(store_id="S1"), rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down
+                )
+            )
+            == 200
+        )
+
+    def test_each_line_rounds_on_its_own_and_lines_add_up(self) -> None:
+        bonus = rule(MemberDay(kind="member_day", weekday=3, multiplier=Decimal("1.5")))
+        lines = calculate(purchase(12_990), rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
+        assert [line.points for line in lines] == [129, 64]
+
+
+class TestStacking:
+    def setup_method(self) -> None:
+        self.day = rule(
+            MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2)), priority=10, name="day"
+        )
+        self.birthday = rule(
+            BirthdayBonus(kind="birthday", multiplier=Decimal(3), period="month"), priority=5, name="bd"
+        )
+        self.cart = purchase(10_000, birthday=date(1990, 3, 1))
+
+    def names(self, rules: list[ActiveRule]) -> list[str]:
+        lines = calculate(self.cart, rules=rules, program_rate=Decimal(1), rounding=Rounding.down)
+        return [line.rule for line in lines[1:]]
+
+    def test_stackable_rules_add_up(self) -> None:
+        assert self.names([self.birthday, self.day]) == ["day", "bd"]
+
+    def test_a_non_stackable_rule_first_applies_alone(self) -> None:
+        exclusive = rule(
+            MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2)),
+            priority=10,
+            stackable=False,
+            name="x",
+        )
+        assert self.names([self.birthday, exclusive]) == ["x"]
+
+    def test_a_non_stackable_rule_after_another_bonus_is_skipped(self) -> None:
+        exclusive = rule(
+            BirthdayBonus(kind="birthday", multiplier=Decimal(3), period="month"),
+            priority=5,
+            stackable=False,
+            name="x",
+        )
+        assert self.names([self.day, exclusive]) == ["day"]
+
+    def test_a_rule_that_does_not_apply_does_not_block(self) -> None:
+        exclusive = rule(
+            MemberDay(kind="member_day", weekday=1, multiplier=Decimal(5)), priority=20, stackable=False
+        )
+        assert self.names([exclusive, self.day, self.birthday]) == ["day", "bd"]

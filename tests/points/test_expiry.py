@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import events
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import earn, points, set_program
+
+
+@pytest.fixture
+async def member_id(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> str:
+    await set_program(client, admin_key, expiry_months=12)
+    return str((await enrol(client, pos_key))["id"])
+
+
+class TestExpiry:
+    async def test_points_expire_twelve_months_after_earning_oldest_first(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="E1")  # 100, earned 2026-03-16
+        clock.advance(timedelta(days=60))
+        await earn(client, pos_key, member_id, 20_000, order_ref="E2")  # 200, earned 2026-05-15
+        summary = await points(client, pos_key, member_id)
+        assert [(e["month"], e["points"]) for e in summary["expiring"]] == [
+            ("2027-03", 100),
+            ("2027-05", 200),
+        ]
+
+        clock.advance(timedelta(days=300))  # 2027-03-11: nothing due yet
+        assert (await expire_points(app.state.units)).points == 0
+        clock.advance(timedelta(days=6))  # 2027-03-17: the first lot is due
+        run = await expire_points(app.state.units)
+        assert (run.members, run.points) == (1, 100)
+        assert (await expire_points(app.state.units)).points == 0
+        assert (await points(client, pos_key, member_id))["balance"] == 200
+        [event] = await events(app, "points.expired")
+        assert event["payload"]["points"] == 100
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_spending_uses_the_soonest_expiring_points(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="E3")
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, member_id, 10_000, order_ref="E4")
+        await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 100, "order_ref": "E5"},
+            headers=bearer(pos_key),
+        )
+        clock.advance(timedelta(days=340))  # past the first lot's expiry only
+        assert (await expire_points(app.state.units)).points == 0
+        assert (await points(client, pos_key, member_id))["balance"] == 100
+
+    async def test_held_points_are_spared_until_the_hold_ends(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="E6")
+        clock.advance(timedelta(days=365))
+        hold = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 60, "order_ref": "W1", "ttl_seconds": 7 * 24 * 3600},
+            headers=bearer(pos_key),
+        )
+        clock.advance(timedelta(days=2))
+        assert (await expire_points(app.state.units)).points == 40
+        await client.post(f"/v1/holds/{hold.json()['id']}/release", headers=bearer(pos_key))
+        assert (await expire_points(app.state.units)).points == 60
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_two_runs_at_once_expire_each_point_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        others = [str((await enrol(client, pos_key))["id"]) for _ in range(4)]
+        for who in [member_id, *others]:
+            await earn(client, pos_key, who, 10_000)
+        clock.advance(timedelta(days=400))
+        runs = await asyncio.gather(expire_points(app.state.units), expire_points(app.state.units))
+        assert sum(run.points for run in runs) == 500
+        assert len(await events(app, "points.expired")) == 5
+        await assert_ledger_invariant(app)

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.holds import expire_holds
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import events, table_counts
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import earn, points, set_program
+
+
+@pytest.fixture
+async def member_id(client: httpx.AsyncClient, admin_key: str, ecommerce_key: str) -> str:
+    await set_program(client, admin_key)
+    member = await enrol(client, ecommerce_key)
+    await earn(client, ecommerce_key, str(member["id"]), 100_000)  # 1000 points
+    return str(member["id"])
+
+
+async def hold(
+    client: httpx.AsyncClient, key: str, member_id: str, pts: int, order_ref: str, ttl: int = 900
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/members/{member_id}/holds",
+        json={"points": pts, "order_ref": order_ref, "ttl_seconds": ttl},
+        headers=bearer(key),
+    )
+
+
+class TestHolds:
+    async def test_hold_then_capture(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = await hold(client, ecommerce_key, member_id, 400, "WEB-1")
+        assert created.status_code == 201, created.text
+        assert created.json()["status"] == "active"
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"], summary["available"]) == (1000, 400, 600)
+
+        captured = await client.post(
+            f"/v1/holds/{created.json()['id']}/capture", headers=bearer(ecommerce_key)
+        )
+        assert captured.status_code == 200, captured.text
+        assert captured.json()["status"] == "captured"
+        assert captured.json()["balance"] == 600
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"], summary["available"]) == (600, 0, 600)
+        assert len(await events(app, "points.held")) == len(await events(app, "points.hold_captured")) == 1
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_partial_capture_frees_the_rest(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-2")).json()
+        captured = await client.post(
+            f"/v1/holds/{created['id']}/capture", json={"points": 250}, headers=bearer(ecommerce_key)
+        )
+        assert captured.json()["captured_points"] == 250
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"]) == (750, 0)
+        too_much = (await hold(client, ecommerce_key, member_id, 10, "WEB-3")).json()
+        over = await client.post(
+            f"/v1/holds/{too_much['id']}/capture", json={"points": 11}, headers=bearer(ecommerce_key)
+        )
+        assert over.status_code == 422
+        assert over.json()["code"] == "capture_exceeds_hold"
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_release_gives_the_points_back(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-4")).json()
+        released = await client.post(f"/v1/holds/{created['id']}/release", headers=bearer(ecommerce_key))
+        assert released.json()["status"] == "released"
+        assert (await points(client, ecommerce_key, member_id))["available"] == 1000
+        again = await client.post(f"/v1/holds/{created['id']}/capture", headers=bearer(ecommerce_key))
+        assert again.status_code == 409
+        assert again.json()["code"] == "hold_not_active"
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_held_points_cannot_be_spent_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        await hold(client, ecommerce_key, member_id, 800, "WEB-5")
+        before = await table_counts(app, "ledger_entries", "holds")
+        redeem = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 300, "order_ref": "POS-5"},
+            headers=bearer(ecommerce_key),
+        )
+        assert redeem.json()["code"] == "insufficient_points"
+        second = await hold(client, ecommerce_key, member_id, 300, "WEB-6")
+        assert second.status_code == 422
+        assert await table_counts(app, "ledger_entries", "holds") == before
+
+    async def test_one_active_hold_per_order(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        await hold(client, ecommerce_key, member_id, 10, "WEB-7")
+        again = await hold(client, ecommerce_key, member_id, 10, "WEB-7")
+        assert again.status_code == 409
+        assert again.json()["code"] == "hold_exists"
+
+    async def test_unknown_hold_is_404(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        response = await client.post(
+            "/v1/holds/01a20000-0000-7000-8000-000000000000/capture", headers=bearer(ecommerce_key)
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "hold_not_found"
+
+
+class TestHoldExpiry:
+    async def test_the_job_releases_expired_holds(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-8", ttl=60)).json()
+        clock.advance(timedelta(seconds=61))
+        capture = await client.post(f"/v1/holds/{created['id']}/capture", headers=bearer(ecommerce_key))
+        assert capture.status_code == 409
+        assert await expire_holds(app.state.units) == 1
+        assert await expire_holds(app.state.units) == 0
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert read.json()["status"] == "expired"
+        assert (await points(client, ecommerce_key, member_id))["available"] == 1000
+        [event] = await events(app, "points.hold_released")
+        assert event["payload"]["reason"] == "expired"
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_an_expired_hold_frees_its_points_for_the_next_spend_without_the_job(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await hold(client, ecommerce_key, member_id, 900, "WEB-9", ttl=60)
+        clock.advance(timedelta(minutes=2))
+        redeem = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 500, "order_ref": "POS-9"},
+            headers=bearer(ecommerce_key),
+        )
+        assert redeem.status_code == 200, redeem.text
+        assert redeem.json()["balance"] == 500
+        await assert_ledger_invariant(app, member_id)

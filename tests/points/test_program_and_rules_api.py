@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import bearer
+from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, set_program
+
+
+class TestProgram:
+    async def test_defaults_before_anything_is_set(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.get("/v1/program", headers=bearer(pos_key))
+        assert response.status_code == 200
+        program = response.json()
+        assert program["currency"] == "CNY"
+        assert program["earn_rate"] == "1"
+        assert isinstance(program["point_value_minor"], str)
+
+    async def test_put_then_read(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+        await set_program(client, admin_key, earn_rate="2.5", expiry_months=6, rounding="half_up")
+        program = (await client.get("/v1/program", headers=bearer(pos_key))).json()
+        assert program["earn_rate"] == "2.5"
+        assert program["expiry_months"] == 6
+        assert program["rounding"] == "half_up"
+
+    async def test_only_admin_may_change_it(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.put("/v1/program", json=DEMO_LIKE_PROGRAM, headers=bearer(pos_key))
+        assert response.status_code == 403
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"currency": "yuan"}, "currency"),
+            ({"timezone": "Mars/Olympus"}, "timezone"),
+            ({"earn_rate": "-1"}, "earn_rate"),
+            ({"earn_rate": "abc"}, "earn_rate"),
+            ({"point_value_minor": "0"}, "point_value_minor"),
+            ({"rounding": "banker"}, "rounding"),
+            ({"expiry_months": 0}, "expiry_months"),
+            ({"max_redeem_share": "1.5"}, "max_redeem_share"),
+            ({"surprise": 1}, "surprise"),
+        ],
+    )
+    async def test_bad_settings_are_422_and_change_nothing(
+        self, client: httpx.AsyncClient, admin_key: str, change: dict[str, object], field: str
+    ) -> None:
+        before = (await client.get("/v1/program", headers=bearer(admin_key))).json()
+        response = await client.put("/v1/program", json=DEMO_LIKE_PROGRAM | change, headers=bearer(admin_key))
+        assert response.status_code == 422
+        assert field in [e["field"] for e in response.json()["errors"]]
+        assert (await client.get("/v1/program", headers=bearer(admin_key))).json() == before
+
+
+class TestEarningRules:
+    async def test_create_list_read_replace_delete(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        created = await add_rule(
+            client,
+            admin_key,
+            name="周三会员日",
+            kind="member_day",
+            properties={"weekday": 3, "multiplier": "2"},
+            priority=5,
+        )
+        assert created["properties"] == {"weekday": 3, "multiplier": "2", "channels": [], "store_ids": []}
+        listed = (await client.get("/v1/earning-rules", headers=bearer(admin_key))).json()["items"]
+        assert [r["id"] for r in listed] == [created["id"]]
+        replaced = await client.put(
+            f"/v1/earning-rules/{created['id']}",
+            json={"name": "周三", "kind": "member_day", "properties": {"weekday": 3, "multiplier": "3"}},
+            headers=bearer(admin_key),
+        )
+        assert replaced.json()["properties"]["multiplier"] == "3"
+        read = await client.get(f"/v1/earning-rules/{created['id']}", headers=bearer(admin_key))
+        assert read.json()["name"] == "周三"
+        deleted = await client.delete(f"/v1/earning-rules/{created['id']}", headers=bearer(admin_key))
+        assert deleted.status_code == 204
+        gone = await client.get(f"/v1/earning-rules/{created['id']}", headers=bearer(admin_key))
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "earning_rule_not_found"
+
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            {"name": "x", "kind": "member_day", "properties": {"weekday": 8, "multiplier": "2"}},
+            {"name": "x", "kind": "member_day", "properties": {"multiplier": "2"}},
+            {"name": "x", "kind": "category_bonus", "properties": {"categories": ["a"]}},
+            {
+                "name": "x",
+                "kind": "category_bonus",
+                "properties": {"categories": ["a"], "multiplier": "2", "points_per_unit": 5},
+            },
+            {"name": "x", "kind": "birthday", "properties": {"multiplier": "2", "period": "year"}},
+            {"name": "x", "kind": "lottery", "properties": {}},
+            {"name": "x", "kind": "sku_bonus", "properties": {"skus": [], "multiplier": "2"}},
+            {"name": "x", "kind": "base_rate", "properties": {"rate": 1.5, "unknown": True}},
+            {"name": "", "kind": "base_rate", "properties": {"rate": "1"}},
+        ],
+    )
+    async def test_invalid_rules_are_422(
+        self, client: httpx.AsyncClient, admin_key: str, rule: dict[str, object]
+    ) -> None:
+        response = await client.post("/v1/earning-rules", json=rule, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert (await client.get("/v1/earning-rules", headers=bearer(admin_key))).json()["items"] == []
+
+    async def test_window_must_end_after_it_starts(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        response = await client.post(
+            "/v1/earning-rules",
+            json={
+                "name": "x",
+                "kind": "base_rate",
+                "properties": {"rate": "2"},
+                "valid_from": "2026-05-01T00:00:00Z",
+                "valid_until": "2026-04-01T00:00:00Z",
+            },
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "valid_until"
+
+    async def test_rules_are_for_operators(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        assert (await client.get("/v1/earning-rules", headers=bearer(pos_key))).status_code == 403
