@@ -18,10 +18,12 @@ async def assert_ledger_invariant(app: FastAPI, member_id: str | None = None) ->
         app,
         f"""
         SELECT a.member_id, a.balance, a.held,
-               (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.member_id = a.member_id) AS ledger,
-               (SELECT COALESCE(SUM(e.held_change), 0) FROM ledger_entries e WHERE e.member_id = a.member_id)
-                   AS ledger_held,
-               (SELECT COALESCE(SUM(l.remaining), 0) FROM point_lots l WHERE l.member_id = a.member_id) AS lots,
+               (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e
+                    WHERE e.member_id = a.member_id) AS ledger,
+               (SELECT COALESCE(SUM(e.held_change), 0) FROM ledger_entries e
+                    WHERE e.member_id = a.member_id) AS ledger_held,
+               (SELECT COALESCE(SUM(l.remaining), 0) FROM point_lots l
+                    WHERE l.member_id = a.member_id) AS lots,
                (SELECT COUNT(*) FROM point_lots l WHERE l.member_id = a.member_id
                     AND (l.remaining < 0 OR l.remaining > l.points)) AS bad_lots,
                (SELECT COALESCE(SUM(h.points), 0) FROM holds h WHERE h.member_id = a.member_id
