@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
 from loyalty_api.demo.data import demo_members
 from loyalty_api.settings import Settings
 from tests.builders import unique_phone
@@ -81,6 +84,15 @@ class TestServeDemo:
                 assert found.status_code == 200, found.text
                 assert found.json()["name"] == person.name
                 assert found.json()["tier"]["name"] == "普通会员"
+                assert found.json()["points"] == 500  # the demo's opening balance
+                earned = httpx.post(
+                    f"{base}/v1/members/{found.json()['id']}/earn",
+                    json={"order_ref": "DEMO-1", "amount": {"amount": 10_000, "currency": "CNY"}},
+                    headers=bearer(pos_key),
+                )
+                assert earned.status_code == 200, earned.text
+                assert earned.json()["points_earned"] >= 100  # 1 point per yuan, more on bonus days
+                assert earned.json()["balance"] == 500 + earned.json()["points_earned"]
             finally:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=20)
@@ -101,17 +113,22 @@ class TestServeDemo:
         assert "LOYALTY_ENCRYPTION_KEY" in result.stderr
 
 
-class TestKeys:
-    @pytest.fixture
-    def cli_env(self, settings: Settings) -> dict[str, str]:
-        assert settings.encryption_key is not None
-        return _clean_env(
-            LOYALTY_DATABASE_URL=settings.database_url,
-            LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
-        )
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The CLI pointed at the test database."""
+    assert settings.encryption_key is not None
+    return _clean_env(
+        LOYALTY_DATABASE_URL=settings.database_url,
+        LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
+    )
 
-    def _run(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+class TestKeys:
+    _run = staticmethod(_cli)
 
     async def test_create_list_revoke(
         self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str]
@@ -137,3 +154,23 @@ class TestKeys:
         result = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "root")
         assert result.returncode == 2
         assert "invalid choice" in result.stderr
+
+
+class TestJobs:
+    async def test_expire_points_job_from_the_command_line(
+        self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str], clock: FrozenClock
+    ) -> None:
+        from tests.builders import enrol, make_key
+        from tests.points.helpers import earn, points, set_program
+
+        admin = await make_key(app, Scope.admin)
+        await set_program(client, admin, expiry_months=12)
+        member = await enrol(client, admin)
+        clock.set(datetime(2024, 1, 10, tzinfo=UTC))  # earned long ago: due well before today's real date
+        await earn(client, admin, member["id"], 12_300)
+        result = _cli(cli_env, "jobs", "expire-points")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "expire-points: 123"
+        assert (await points(client, admin, member["id"]))["balance"] == 0
+        again = _cli(cli_env, "jobs", "expire-points")
+        assert again.stdout.strip() == "expire-points: 0"

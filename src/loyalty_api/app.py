@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ from loyalty_api.ops.metrics import Metrics
 from loyalty_api.points.router import router as points_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.settings import Settings
+from loyalty_api.worker.runner import Worker
 
 DESCRIPTION = """
 A headless membership and loyalty service: members, tiers, points, benefits and paid memberships.
@@ -39,7 +41,8 @@ class MissingEncryptionKey(RuntimeError):
     pass
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: bool = False) -> FastAPI:
+    """The ASGI app. `with_worker` runs the background jobs inside this process (the SQLite default)."""
     if settings.encryption_key is None:
         raise MissingEncryptionKey(
             "LOYALTY_ENCRYPTION_KEY is not set: personal data is encrypted with it. "
@@ -58,10 +61,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 echo=settings.database_echo,
             )
         )
-        app.state.units = UnitsOfWork(database, clock or SystemClock(), vault, settings)
+        units = UnitsOfWork(database, clock or SystemClock(), vault, settings)
+        app.state.units = units
+        worker = Worker(units) if with_worker else None
+        worker_task = None if worker is None else asyncio.create_task(worker.run(), name="worker")
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
             await database.dispose()
 
     app = FastAPI(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -23,6 +25,9 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.settings import Settings
+
+if TYPE_CHECKING:
+    from loyalty_api.worker.schedule import Job
 
 DEMO_STATE_FILE = Path(".loyalty-demo.json")
 
@@ -132,8 +137,44 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.demo:
         keys = _seed_demo(settings, state)
         _print_demo_keys(keys, args.host, args.port)
-    app = create_app(settings)
+    # With SQLite there is one process and one file: the worker runs inside it. With PostgreSQL run
+    # `loyalty-api worker` beside the API processes.
+    app = create_app(settings, with_worker=settings.is_sqlite)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    from loyalty_api.worker.runner import Worker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        async with _units(settings) as units:
+            worker = Worker(units)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, worker.stop)
+            await worker.run()
+
+    asyncio.run(run())
+
+
+def cmd_jobs(args: argparse.Namespace) -> None:
+    """Run one job until it has nothing left to do, then print how many items it handled."""
+    from loyalty_api.worker.schedule import JOBS
+
+    settings = Settings()
+    job = next(j for j in JOBS if j.name == args.job)
+
+    async def run() -> int:
+        total = 0
+        async with _units(settings) as units:
+            while done := await job.run(units):
+                total += done
+        return total
+
+    print(f"{job.name}: {asyncio.run(run())}")
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
@@ -206,6 +247,12 @@ def cmd_openapi(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _job_names() -> tuple[Job, ...]:
+    from loyalty_api.worker.schedule import JOBS
+
+    return JOBS
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loyalty-api", description="Membership and loyalty service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
         run=cmd_migrate
     )
+    commands.add_parser("worker", help="run the scheduled jobs until stopped").set_defaults(run=cmd_worker)
+    jobs = commands.add_parser("jobs", help="run one scheduled job now, until it has nothing left to do")
+    jobs.add_argument("job", choices=[job.name for job in _job_names()])
+    jobs.set_defaults(run=cmd_jobs)
     commands.add_parser("demo", help="seed the demo programme and print its API keys").set_defaults(
         run=cmd_demo
     )

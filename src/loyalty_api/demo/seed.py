@@ -2,25 +2,72 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.demo.data import TIERS, demo_members
+from loyalty_api.earning import service as earning
+from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
+from loyalty_api.earning.service import RuleDefinition
 from loyalty_api.members import service as members
 from loyalty_api.members.errors import MemberExists
+from loyalty_api.money import Rounding
+from loyalty_api.points import service as points
+from loyalty_api.program import service as program
+from loyalty_api.program.service import ProgramSettings
 from loyalty_api.tiers import service as tiers
 
 DEMO_KEY_SCOPES = [Scope.admin, Scope.pos, Scope.ecommerce, Scope.billing]
 
 
+DEMO_PROGRAM = ProgramSettings(
+    currency="CNY",
+    timezone="Asia/Shanghai",
+    earn_rate=Decimal(1),  # 1 point per yuan spent
+    point_value_minor=Decimal(1),  # 1 point = 1 fen: 100 points are worth 1 yuan at the till
+    rounding=Rounding.down,
+    expiry_months=12,
+    min_redeem_points=100,
+    max_redeem_share=Decimal("0.5"),
+)
+
+DEMO_RULES = [
+    RuleDefinition(
+        name="生日月双倍积分",
+        properties=BirthdayBonus(kind="birthday", multiplier=Decimal(2), period="month"),
+        priority=10,
+        stackable=True,
+        active=True,
+        valid_from=None,
+        valid_until=None,
+    ),
+    RuleDefinition(
+        name="周三会员日",
+        properties=MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2)),
+        priority=5,
+        stackable=True,
+        active=True,
+        valid_from=None,
+        valid_until=None,
+    ),
+]
+
+
 async def seed_programme(units: UnitsOfWork) -> None:
     async with units.begin() as uow:
+        if not await program.is_configured(uow):
+            await program.put_program(uow, DEMO_PROGRAM)
+        if not await earning.list_rules(uow):
+            for rule in DEMO_RULES:
+                await earning.create_rule(uow, rule)
         for rank, code, name in TIERS:
             await tiers.ensure_tier(uow, rank=rank, code=code, name=name)
-    for person in demo_members():
+    for n, person in enumerate(demo_members()):
         try:
             async with units.begin() as uow:
-                await members.enrol(
+                member = await members.enrol(
                     uow,
                     phone=person.phone,
                     email=person.email,
@@ -31,6 +78,10 @@ async def seed_programme(units: UnitsOfWork) -> None:
                     marketing_consent=person.marketing_consent,
                     referral_code=None,
                 )
+                if n % 3 == 0:  # some members carry points over from the old card scheme
+                    await points.adjust(
+                        uow, member_id=member.id, points=500 + 250 * n, reason="opening balance"
+                    )
         except MemberExists:
             continue  # seeded before
 

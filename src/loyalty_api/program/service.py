@@ -73,6 +73,10 @@ async def get_program(uow: UnitOfWork) -> ProgramSettings:
     return DEFAULTS if row is None else _settings(row)
 
 
+async def is_configured(uow: UnitOfWork) -> bool:
+    return await ProgramRepository(uow.session).get_program() is not None
+
+
 async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSettings:
     repo = ProgramRepository(uow.session)
     row = await repo.get_program()

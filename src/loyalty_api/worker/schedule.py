@@ -1,0 +1,40 @@
+"""The periodic jobs the worker runs, and how often. Each job is idempotent and safe to run from several
+processes at once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.idempotency.service import purge_expired
+from loyalty_api.points.expiry import expire_points
+from loyalty_api.points.holds import expire_holds
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every: timedelta
+    run: Callable[[UnitsOfWork], Awaitable[int]]
+
+
+async def _release_expired_holds(units: UnitsOfWork) -> int:
+    return await expire_holds(units)
+
+
+async def _expire_points(units: UnitsOfWork) -> int:
+    return (await expire_points(units)).points
+
+
+async def _purge_idempotency_records(units: UnitsOfWork) -> int:
+    async with units.begin() as uow:
+        return await purge_expired(uow)
+
+
+JOBS: tuple[Job, ...] = (
+    Job("release-holds", timedelta(seconds=15), _release_expired_holds),
+    Job("expire-points", timedelta(minutes=1), _expire_points),
+    Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
+)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.worker.runner import Worker
+from loyalty_api.worker.schedule import Job
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.points.helpers import earn, set_program
+
+
+async def _wait_for_hold_status(client: httpx.AsyncClient, key: str, hold_id: str, status: str) -> str:
+    for _ in range(200):
+        current = (await client.get(f"/v1/holds/{hold_id}", headers=bearer(key))).json()["status"]
+        if current == status:
+            return current
+        await asyncio.sleep(0.05)
+    return current
+
+
+class TestWorker:
+    async def test_the_worker_releases_a_hold_nobody_captured(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)
+        hold = await client.post(
+            f"/v1/members/{member['id']}/holds", json={"points": 50, "order_ref": "W-1", "ttl_seconds": 60},
+            headers=bearer(pos_key),
+        )
+        clock.advance(timedelta(seconds=61))
+        worker = Worker(app.state.units, tick_seconds=0.05)
+        task = asyncio.create_task(worker.run())
+        try:
+            assert await _wait_for_hold_status(client, pos_key, hold.json()["id"], "expired") == "expired"
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, timeout=10)
+
+    async def test_a_failing_job_does_not_stop_the_others(self, app: FastAPI) -> None:
+        ran: list[str] = []
+
+        async def broken(_: object) -> int:
+            ran.append("broken")
+            raise RuntimeError("boom")
+
+        async def fine(_: object) -> int:
+            ran.append("fine")
+            return 0
+
+        worker = Worker(
+            app.state.units,
+            [Job("broken", timedelta(hours=1), broken), Job("fine", timedelta(hours=1), fine)],
+            tick_seconds=0.01,
+        )
+        task = asyncio.create_task(worker.run())
+        for _ in range(100):
+            if "fine" in ran:
+                break
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+        assert ran[:2] == ["broken", "fine"]
