@@ -31,7 +31,8 @@ class TestWorker:
         member = await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 10_000)
         hold = await client.post(
-            f"/v1/members/{member['id']}/holds", json={"points": 50, "order_ref": "W-1", "ttl_seconds": 60},
+            f"/v1/members/{member['id']}/holds",
+            json={"points": 50, "order_ref": "W-1", "ttl_seconds": 60},
             headers=bearer(pos_key),
         )
         clock.advance(timedelta(seconds=61))

@@ -1,0 +1,112 @@
+"""Many simultaneous requests for one member, then the ledger invariant. Each request runs in its own
+transaction on its own pooled connection; on PostgreSQL they really race for the account row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import count
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import earn, points, set_program
+
+
+@pytest.fixture
+async def member_with_1000(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> str:
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    await earn(client, pos_key, member["id"], 100_000)
+    return str(member["id"])
+
+
+class TestConcurrentSpending:
+    async def test_fifty_redeems_for_ten_redeems_worth_of_points(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_with_1000: str
+    ) -> None:
+        member_id = member_with_1000
+
+        async def redeem(n: int) -> httpx.Response:
+            return await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 100, "order_ref": f"C-{n}"},
+                headers=bearer(pos_key),
+            )
+
+        responses = await asyncio.gather(*(redeem(n) for n in range(50)))
+        outcomes = Counter(
+            (r.status_code, r.json().get("code")) if r.status_code != 200 else (200, None) for r in responses
+        )
+        assert outcomes == {(200, None): 10, (422, "insufficient_points"): 40}
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        assert await count(app, "ledger_entries") == 11
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_holds_and_redeems_racing_never_overspend(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_with_1000: str
+    ) -> None:
+        member_id = member_with_1000
+
+        async def spend(n: int) -> httpx.Response:
+            if n % 2:
+                return await client.post(
+                    f"/v1/members/{member_id}/holds",
+                    json={"points": 70, "order_ref": f"H-{n}"},
+                    headers=bearer(pos_key),
+                )
+            return await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 70, "order_ref": f"R-{n}"},
+                headers=bearer(pos_key),
+            )
+
+        responses = await asyncio.gather(*(spend(n) for n in range(40)))
+        succeeded = [r for r in responses if r.status_code in (200, 201)]
+        refused = [r for r in responses if r.status_code == 422]
+        assert len(succeeded) + len(refused) == 40
+        assert len(succeeded) == 1000 // 70
+        assert all(r.json()["code"] == "insufficient_points" for r in refused)
+        summary = await points(client, pos_key, member_id)
+        assert summary["available"] == 1000 - 70 * len(succeeded)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_concurrent_earns_for_one_order_earn_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_with_1000: str
+    ) -> None:
+        member_id = member_with_1000
+        body = {"order_ref": "SAME", "amount": {"amount": 5_000, "currency": "CNY"}}
+        responses = await asyncio.gather(
+            *(
+                client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+                for _ in range(20)
+            )
+        )
+        statuses = Counter(r.status_code for r in responses)
+        assert statuses == {200: 1, 409: 19}
+        assert (await points(client, pos_key, member_id))["balance"] == 1050
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_many_members_in_parallel_keep_their_own_books(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_with_1000: str
+    ) -> None:
+        members = [member_with_1000] + [str((await enrol(client, pos_key))["id"]) for _ in range(5)]
+
+        async def traffic(member_id: str, n: int) -> None:
+            await client.post(
+                f"/v1/members/{member_id}/earn",
+                json={"order_ref": f"{member_id[-6:]}-{n}", "amount": {"amount": 1_000, "currency": "CNY"}},
+                headers=bearer(pos_key),
+            )
+            await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 7, "order_ref": f"{member_id[-6:]}-r{n}"},
+                headers=bearer(pos_key),
+            )
+
+        await asyncio.gather(*(traffic(m, n) for m in members for n in range(8)))
+        await assert_ledger_invariant(app)
