@@ -102,9 +102,10 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
                 f"/v1/members/{self.member_id}/holds",
                 {"points": points, "order_ref": f"H{next(_refs)}", "ttl_seconds": ttl},
             )
-            if response.status_code == 201:
+            if points <= before["available"]:
+                assert response.status_code == 201, response.text
                 self.holds.append(response.json()["id"])
-                assert self.summary()["held"] >= points
+                assert self.summary()["available"] == before["available"] - points
             else:
                 assert response.json()["code"] == "insufficient_points"
 
