@@ -1,0 +1,284 @@
+"""One command: seed a database with many members, start the real service (uvicorn) and drive it with
+concurrent clients, next to a minimal raw-asyncpg baseline, interleaved, and print medians.
+
+    .venv/bin/python benchmarks/run.py                      # PostgreSQL and SQLite, 100,000 members
+    .venv/bin/python benchmarks/run.py --database sqlite --members 20000 --seconds 10
+
+PostgreSQL comes from LOYALTY_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
+a database of its own is created there and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.seed import seed  # noqa: E402
+from loyalty_api import crypto  # noqa: E402
+from loyalty_api.db.engine import create_engine  # noqa: E402
+from loyalty_api.db.migrations import upgrade  # noqa: E402
+from loyalty_api.settings import Settings  # noqa: E402
+
+PG_SERVER = os.environ.get("LOYALTY_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Reply:
+    status: int
+
+
+@dataclass
+class Result:
+    label: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                if (await client.get(url, timeout=1)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never answered")
+
+
+class Client:
+    """A thin aiohttp wrapper: httpx's async pool tops out near 200 requests/s here, below the server."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def post(self, path: str, *, json: Any, headers: dict[str, str] | None = None) -> Reply:
+        async with self.session.post(self.base + path, json=json, headers=headers) as response:
+            await response.read()
+            return Reply(response.status)
+
+    async def get(self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Reply:
+        async with self.session.get(self.base + path, params=params, headers=headers) as response:
+            await response.read()
+            return Reply(response.status)
+
+
+Request = Callable[[Client, int], Awaitable[Reply]]
+
+
+async def drive(label: str, base: str, make: Request, *, concurrency: int, seconds: float) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    counter = itertools.count()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        client = Client(session, base)
+        deadline = time.perf_counter() + seconds
+
+        async def one_client() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await make(client, next(counter))
+                latencies.append(time.perf_counter() - started)
+                if response.status >= 400:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(label, len(latencies), errors, elapsed, latencies)
+
+
+@asynccontextmanager
+async def server(command: list[str], env: dict[str, str], port: int, ready_path: str):  # type: ignore[no-untyped-def]
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}{ready_path}", process)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def scenarios(key: str, members: list[tuple[str, str]], run_id: str) -> dict[str, Request]:
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(1)
+
+    def earn(client: Client, n: int) -> Awaitable[Reply]:
+        member_id, _ = rng.choice(members)
+        body = {"order_ref": f"{run_id}-E{n}", "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"}}
+        return client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
+
+    def redeem(client: Client, n: int) -> Awaitable[Reply]:
+        member_id, _ = rng.choice(members)
+        body = {"points": 100, "order_ref": f"{run_id}-R{n}"}
+        return client.post(f"/v1/members/{member_id}/redeem", json=body, headers=headers)
+
+    def lookup(client: Client, n: int) -> Awaitable[Reply]:
+        _, number = rng.choice(members)
+        return client.get("/v1/members/lookup", params={"member_number": number}, headers=headers)
+
+    return {"earn": earn, "redeem": redeem, "lookup": lookup}
+
+
+def baseline_earn(members: list[tuple[str, str]], run_id: str) -> Request:
+    rng = random.Random(2)
+
+    def earn(client: Client, n: int) -> Awaitable[Reply]:
+        member_id, _ = rng.choice(members)
+        body = {"order_ref": f"{run_id}-B{n}", "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"}}
+        return client.post(f"/earn/{member_id}", json=body)
+
+    return earn
+
+
+async def bench(database: str, args: argparse.Namespace) -> None:
+    key_material = crypto.generate_key()
+    tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+    admin_engine = None
+    if database == "postgres":
+        name = f"loyalty_bench_{uuid.uuid4().hex[:8]}"
+        admin_engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+        async with admin_engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    try:
+        settings = Settings(database_url=url, encryption_key=key_material)
+        engine = create_engine(url)
+        started = time.perf_counter()
+        await upgrade(engine)
+        key, members = await seed(engine, settings, args.members)
+        await engine.dispose()
+        print(f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s; "
+              f"{args.concurrency} clients, {args.seconds:.0f} s per run, {args.rounds} interleaved rounds")
+
+        env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": key_material}
+        port = free_port()
+        ours_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(port)]
+        results: dict[str, list[Result]] = {}
+        peak_rss = 0.0
+        async with server(ours_cmd, env, port, "/healthz") as ours:
+            base_port = free_port()
+            baseline_cmd = [sys.executable, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(base_port),
+                            "--no-access-log", "--log-level", "warning"]
+            baseline_env = {**env, "BASELINE_DSN": url.replace("postgresql+asyncpg", "postgresql")}
+            async with (
+                server(baseline_cmd, baseline_env, base_port, "/docs") if database == "postgres" else _nothing()
+            ):
+                for round_no in range(args.rounds):
+                    run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
+                    for label, make in scenarios(key, members, run_id).items():
+                        result = await drive(label, f"http://127.0.0.1:{port}", make,
+                                             concurrency=args.concurrency, seconds=args.seconds)
+                        results.setdefault(label, []).append(result)
+                        peak_rss = max(peak_rss, rss_mib(ours.pid))
+                        if label == "earn" and database == "postgres":
+                            base = await drive("baseline earn", f"http://127.0.0.1:{base_port}",
+                                               baseline_earn(members, run_id), concurrency=args.concurrency,
+                                               seconds=args.seconds)
+                            results.setdefault("baseline earn", []).append(base)
+        report(results, peak_rss)
+    finally:
+        if admin_engine is not None:
+            async with admin_engine.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await admin_engine.dispose()
+
+
+@asynccontextmanager
+async def _nothing():  # type: ignore[no-untyped-def]
+    yield None
+
+
+def report(results: dict[str, list[Result]], peak_rss: float) -> None:
+    print(f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   per-round req/s")
+    for label, runs in results.items():
+        rps = statistics.median(r.rps for r in runs)
+        p50 = statistics.median(r.percentile(0.50) for r in runs)
+        p99 = statistics.median(r.percentile(0.99) for r in runs)
+        errors = sum(r.errors for r in runs)
+        rounds = ", ".join(f"{r.rps:.0f}" for r in runs)
+        print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}   {rounds}")
+    if "baseline earn" in results:
+        ratios = [o.rps / b.rps for o, b in zip(results["earn"], results["baseline earn"], strict=True)]
+        ratio = statistics.median(r.rps for r in results["earn"]) / statistics.median(
+            r.rps for r in results["baseline earn"]
+        )
+        print(f"earn / baseline earn: {ratio:.2f} (median of medians); per round: "
+              + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"peak RSS of the API process under load: {peak_rss:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["postgres", "sqlite", "both"], default="both")
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for database in (["postgres", "sqlite"] if args.database == "both" else [args.database]):
+        asyncio.run(bench(database, args))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Any"]
