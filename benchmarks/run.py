@@ -57,6 +57,11 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cpu: float = float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu / self.requests * 1000 if self.requests else float("nan")
 
     @property
     def rps(self) -> float:
@@ -73,6 +78,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -220,18 +230,22 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             baseline_env = {**env, "BASELINE_DSN": url.replace("postgresql+asyncpg", "postgresql")}
             async with (
                 server(baseline_cmd, baseline_env, base_port, "/docs") if database == "postgres" else _nothing()
-            ):
+            ) as baseline:
                 for round_no in range(args.rounds):
                     run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
                     for label, make in scenarios(key, members, run_id).items():
+                        cpu_before = cpu_seconds(ours.pid)
                         result = await drive(label, f"http://127.0.0.1:{port}", make,
                                              concurrency=args.concurrency, seconds=args.seconds)
+                        result.server_cpu = cpu_seconds(ours.pid) - cpu_before
                         results.setdefault(label, []).append(result)
                         peak_rss = max(peak_rss, rss_mib(ours.pid))
-                        if label == "earn" and database == "postgres":
+                        if label == "earn" and baseline is not None:
+                            cpu_before = cpu_seconds(baseline.pid)
                             base = await drive("baseline earn", f"http://127.0.0.1:{base_port}",
                                                baseline_earn(members, run_id), concurrency=args.concurrency,
                                                seconds=args.seconds)
+                            base.server_cpu = cpu_seconds(baseline.pid) - cpu_before
                             results.setdefault("baseline earn", []).append(base)
         report(results, peak_rss)
     finally:
@@ -247,14 +261,16 @@ async def _nothing():  # type: ignore[no-untyped-def]
 
 
 def report(results: dict[str, list[Result]], peak_rss: float) -> None:
-    print(f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   per-round req/s")
+    print(f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+          f"{'CPU ms/req':>12}   per-round req/s")
     for label, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
         p50 = statistics.median(r.percentile(0.50) for r in runs)
         p99 = statistics.median(r.percentile(0.99) for r in runs)
         errors = sum(r.errors for r in runs)
+        cpu = statistics.median(r.cpu_ms_per_request for r in runs)
         rounds = ", ".join(f"{r.rps:.0f}" for r in runs)
-        print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}   {rounds}")
+        print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}{cpu:>12.2f}   {rounds}")
     if "baseline earn" in results:
         ratios = [o.rps / b.rps for o, b in zip(results["earn"], results["baseline earn"], strict=True)]
         ratio = statistics.median(r.rps for r in results["earn"]) / statistics.median(

@@ -3,10 +3,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.auth.models import ApiKey
+
+_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))
 
 
 class ApiKeyRepository:
@@ -14,7 +16,7 @@ class ApiKeyRepository:
         self.session = session
 
     async def get_by_prefix(self, prefix: str) -> ApiKey | None:
-        result = await self.session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+        result = await self.session.execute(_BY_PREFIX, {"prefix": prefix})
         return result.scalar_one_or_none()
 
     async def list_keys(self) -> Sequence[ApiKey]:

@@ -9,9 +9,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert_or_ignore(session: AsyncSession, table: FromClause, conflict_columns: list[str]) -> Any:
-    """INSERT … ON CONFLICT (columns) DO NOTHING for the session's database."""
+def dialect_insert(session: AsyncSession, table: FromClause) -> Any:
+    """An INSERT that knows ON CONFLICT for the session's database (both spell it the same way)."""
     assert isinstance(table, Table)
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_or_ignore(session: AsyncSession, table: FromClause, conflict_columns: list[str]) -> Any:
+    """INSERT … ON CONFLICT (columns) DO NOTHING for the session's database."""
+    return dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict_columns)

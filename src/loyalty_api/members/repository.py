@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.members.models import Member, MemberExternalId
@@ -31,6 +31,24 @@ def _records_query() -> _RecordQuery:
         .outerjoin(Tier, Tier.id == Member.tier_id)
         .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PointsHolder:
+    """What the points operations need of a member, read in one statement."""
+
+    id: uuid.UUID
+    status: str
+    birthday_encrypted: str | None
+    tier_code: str | None
+    tier_name: str | None
+
+
+_POINTS_HOLDER = (
+    select(Member.id, Member.status, Member.birthday_encrypted, Tier.code, Tier.name)
+    .outerjoin(Tier, Tier.id == Member.tier_id)
+    .where(Member.id == bindparam("member_id"))
+)
 
 
 class MemberRepository:
@@ -89,6 +107,10 @@ class MemberRepository:
         if after_id is not None:
             query = query.where(Member.id > after_id)
         return await self._records(query)
+
+    async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:
+        row = (await self.session.execute(_POINTS_HOLDER, {"member_id": member_id})).one_or_none()
+        return None if row is None else PointsHolder(*row)
 
     async def get_member(self, member_id: uuid.UUID) -> Member | None:
         return await self.session.get(Member, member_id)

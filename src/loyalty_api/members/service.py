@@ -194,7 +194,7 @@ async def enrol(
     for system, external_id in external_ids.items():
         await repo.set_external_id(member.id, system, external_id)
     await PointsAccountRepository(uow.session).insert_account(member.id, now)
-    emit_for_member(
+    await emit_for_member(
         uow,
         MemberEnrolled(
             member_id=member.id,
@@ -314,7 +314,7 @@ async def update(
     if changed:
         member.updated_at = uow.clock.now()
         await uow.session.flush()
-        emit_for_member(
+        await emit_for_member(
             uow,
             MemberUpdated(
                 member_id=member.id, member_number=member.member_number, status=member.status, changed=changed

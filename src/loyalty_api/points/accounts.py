@@ -8,12 +8,12 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.members.models import Member, MemberStatus
-from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money
 from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
 from loyalty_api.points.events import PointsHoldReleased
-from loyalty_api.points.ledger import LotBalance, plan_spending
+from loyalty_api.points.ledger import plan_spending
 from loyalty_api.points.models import Hold, LedgerEntry, PointLot
 from loyalty_api.points.repository import (
     AccountState,
@@ -31,8 +31,8 @@ def money_payload(money: Money) -> MoneyPayload:
     return MoneyPayload(amount=money.amount_minor, currency=money.currency)
 
 
-async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> Member:
-    member = await MemberRepository(uow.session).get_member(member_id)
+async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> PointsHolder:
+    member = await MemberRepository(uow.session).get_points_holder(member_id)
     if member is None:
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:
@@ -95,11 +95,10 @@ async def spend_lots(
     """Take points from the member's lots, oldest expiry first (call with the account row locked)."""
     if points <= 0:
         return
-    lots = await LotRepository(uow.session).list_live_lots(member_id, order_ref_first=order_ref_first)
-    by_id = {lot.id: lot for lot in lots}
-    for lot_id, take in plan_spending([LotBalance(lot.id, lot.remaining) for lot in lots], points):
-        by_id[lot_id].remaining -= take
-    await uow.session.flush()
+    lots = LotRepository(uow.session)
+    await lots.take(
+        plan_spending(await lots.list_live_lots(member_id, order_ref_first=order_ref_first), points)
+    )
 
 
 async def debit_available(
@@ -140,7 +139,7 @@ async def release(uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID 
         details={"reason": reason},
         actor=actor,
     )
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsHoldReleased(
             member_id=hold.member_id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.points.accounts import record_entry, release_member_expired_holds
 from loyalty_api.points.events import PointsExpired
-from loyalty_api.points.ledger import LotBalance, plan_spending
+from loyalty_api.points.ledger import plan_spending
 from loyalty_api.points.repository import LotRepository, PointsAccountRepository
 from loyalty_api.webhooks.outbox import emit_for_member
 
@@ -30,14 +30,13 @@ async def expire_member_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     if await release_member_expired_holds(uow, member_id):
         locked = await accounts.lock(member_id, now)
         assert locked is not None
-    due = await LotRepository(uow.session).list_due_lots(member_id, now)
+    lots = LotRepository(uow.session)
+    due = await lots.list_due_lots(member_id, now)
     expirable = min(sum(lot.remaining for lot in due), locked.available)
     if expirable <= 0:
         return 0
-    by_id = {lot.id: lot for lot in due}
-    plan = plan_spending([LotBalance(lot.id, lot.remaining) for lot in due], expirable)
-    for lot_id, take in plan:
-        by_id[lot_id].remaining -= take
+    plan = plan_spending(due, expirable)
+    await lots.take(plan)
     state = await accounts.change(member_id, now=now, balance=-expirable)
     assert state is not None
     await record_entry(
@@ -48,7 +47,7 @@ async def expire_member_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
         state=state,
         details={"lots": [{"lot_id": str(lot_id), "points": take} for lot_id, take in plan]},
     )
-    emit_for_member(
+    await emit_for_member(
         uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id
     )
     return expirable

@@ -99,7 +99,7 @@ async def create_hold(
         hold_id=hold.id,
         actor=actor,
     )
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsHeld(
             member_id=member_id,
@@ -159,7 +159,7 @@ async def capture_hold(
         details={"released": hold.points - captured},
         actor=actor,
     )
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsHoldCaptured(
             member_id=hold.member_id,

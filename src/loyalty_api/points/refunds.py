@@ -94,7 +94,7 @@ async def refund(
     )
     await credit_lot(uow, await get_program(uow), entry, give, order_ref)
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsRefunded(
             member_id=order.member_id,

@@ -6,15 +6,78 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.base import Base
 from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.ids import new_id
+from loyalty_api.points.ledger import LotBalance
 from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+_LOTS = cast(Table, PointLot.__table__)
+_ORDERS = cast(Table, Order.__table__)
+
+
+# The hot path's statements are built once: building a statement costs more than running it.
+_CHANGE_ACCOUNT = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.member_id == bindparam("account"))
+    .values(
+        balance=_ACCOUNTS.c.balance + bindparam("balance_change"),
+        held=_ACCOUNTS.c.held + bindparam("held_change"),
+        lifetime_earned=_ACCOUNTS.c.lifetime_earned + bindparam("lifetime_change"),
+        updated_at=bindparam("now"),
+    )
+    .returning(_ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
+)
+_CHANGE_ACCOUNT_IF_AVAILABLE = _CHANGE_ACCOUNT.where(
+    _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs")
+)
+_INSERT_ENTRY = insert(_ENTRIES)
+_INSERT_LOT = insert(_LOTS)
+_TAKE_FROM_LOT = (
+    update(_LOTS)
+    .where(_LOTS.c.id == bindparam("lot"))
+    .values(remaining=_LOTS.c.remaining - bindparam("taken"))
+)
+
+
+def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str) -> Any:
+    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's."""
+    statement = insert_for_dialect(_ORDERS)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["order_ref"],
+        set_={
+            "currency": func.coalesce(_ORDERS.c.currency, excluded.currency),
+            "amount_minor": func.coalesce(_ORDERS.c.amount_minor, excluded.amount_minor),
+            points: excluded[points],
+            stamp: excluded[stamp],
+            "updated_at": excluded.updated_at,
+        },
+        where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
+    ).returning(_ORDERS.c.order_ref)
+
+
+_CLAIM_EARN = {
+    "postgresql": _claim_order(postgresql.insert, stamp="earned_at", points="points_earned"),
+    "sqlite": _claim_order(sqlite.insert, stamp="earned_at", points="points_earned"),
+}
+_CLAIM_REDEEM = {
+    "postgresql": _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed"),
+    "sqlite": _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed"),
+}
+
+
+def _row(table: Table, record: Base) -> dict[str, object]:
+    """The column values of an ORM object that is built but not added to the session (Core insert)."""
+    return {column.key: getattr(record, column.key) for column in table.columns}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +116,20 @@ class PointsAccountRepository:
         With `needs_available` the change happens only if balance − held ≥ that many points; None is
         returned when it does not (or when the member has no account).
         """
-        statement = (
-            update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.member_id == member_id)
-            .values(
-                balance=_ACCOUNTS.c.balance + balance,
-                held=_ACCOUNTS.c.held + held,
-                lifetime_earned=_ACCOUNTS.c.lifetime_earned + lifetime,
-                updated_at=now,
+        params = {
+            "account": member_id,
+            "balance_change": balance,
+            "held_change": held,
+            "lifetime_change": lifetime,
+            "now": now,
+        }
+        if needs_available is None:
+            result = await self.session.execute(_CHANGE_ACCOUNT, params)
+        else:
+            result = await self.session.execute(
+                _CHANGE_ACCOUNT_IF_AVAILABLE, params | {"needs": needs_available}
             )
-            .returning(_ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
-        )
-        if needs_available is not None:
-            statement = statement.where(_ACCOUNTS.c.balance - _ACCOUNTS.c.held >= needs_available)
-        row = (await self.session.execute(statement)).one_or_none()
+        row = result.one_or_none()
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
@@ -88,8 +151,8 @@ class LedgerRepository:
         self.session = session
 
     async def insert_entry(self, entry: LedgerEntry) -> None:
-        self.session.add(entry)
-        await self.session.flush()
+        entry.id = entry.id or new_id()
+        await self.session.execute(_INSERT_ENTRY, _row(_ENTRIES, entry))
 
     async def list_entries(
         self,
@@ -119,27 +182,34 @@ class LotRepository:
         self.session = session
 
     async def insert_lot(self, lot: PointLot) -> None:
-        self.session.add(lot)
+        lot.id = lot.id or new_id()
+        await self.session.execute(_INSERT_LOT, _row(_LOTS, lot))
 
     async def list_live_lots(
         self, member_id: uuid.UUID, *, order_ref_first: str | None = None
-    ) -> Sequence[PointLot]:
+    ) -> list[LotBalance]:
         """Lots with points left, in spending order: soonest expiry first, never-expiring last."""
         order = [case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id]
         if order_ref_first is not None:
             order.insert(0, case((PointLot.order_ref == order_ref_first, 0), else_=1))
         result = await self.session.execute(
-            select(PointLot).where(PointLot.member_id == member_id, PointLot.remaining > 0).order_by(*order)
+            select(PointLot.id, PointLot.remaining)
+            .where(PointLot.member_id == member_id, PointLot.remaining > 0)
+            .order_by(*order)
         )
-        return result.scalars().all()
+        return [LotBalance(lot_id, remaining) for lot_id, remaining in result.all()]
 
-    async def list_due_lots(self, member_id: uuid.UUID, now: datetime) -> Sequence[PointLot]:
+    async def list_due_lots(self, member_id: uuid.UUID, now: datetime) -> list[LotBalance]:
         result = await self.session.execute(
-            select(PointLot)
+            select(PointLot.id, PointLot.remaining)
             .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now)
             .order_by(PointLot.expires_at, PointLot.id)
         )
-        return result.scalars().all()
+        return [LotBalance(lot_id, remaining) for lot_id, remaining in result.all()]
+
+    async def take(self, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
+        for lot_id, points in plan:
+            await self.session.execute(_TAKE_FROM_LOT, {"lot": lot_id, "taken": points})
 
     async def list_members_with_due_lots(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
         result = await self.session.execute(
@@ -201,6 +271,25 @@ class HoldRepository:
         return result.scalars().all()
 
 
+def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str, object]:
+    return {
+        "order_ref": order_ref,
+        "member_id": member_id,
+        "currency": None,
+        "amount_minor": None,
+        "points_earned": 0,
+        "points_redeemed": 0,
+        "refunded_minor": 0,
+        "points_taken_back": 0,
+        "points_given_back": 0,
+        "points_shortfall": 0,
+        "earned_at": None,
+        "redeemed_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -210,25 +299,12 @@ class OrderRepository:
 
     async def insert_order_if_new(self, order_ref: str, member_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(
-            insert_or_ignore(self.session, Order.__table__, ["order_ref"]).values(
-                order_ref=order_ref,
-                member_id=member_id,
-                currency=None,
-                amount_minor=None,
-                points_earned=0,
-                points_redeemed=0,
-                refunded_minor=0,
-                points_taken_back=0,
-                points_given_back=0,
-                points_shortfall=0,
-                earned_at=None,
-                redeemed_at=None,
-                created_at=now,
-                updated_at=now,
+            insert_or_ignore(self.session, _ORDERS, ["order_ref"]).values(
+                _new_order(order_ref, member_id, now)
             )
         )
 
-    async def mark_earned(
+    async def claim_earn(
         self,
         order_ref: str,
         member_id: uuid.UUID,
@@ -238,37 +314,33 @@ class OrderRepository:
         points: int,
         now: datetime,
     ) -> bool:
-        result = await self.session.execute(
-            update(Order)
-            .where(Order.order_ref == order_ref, Order.member_id == member_id, Order.earned_at.is_(None))
-            .values(
-                currency=func.coalesce(Order.currency, currency),
-                amount_minor=func.coalesce(Order.amount_minor, amount_minor),
-                points_earned=points,
-                earned_at=now,
-                updated_at=now,
-            )
-            .returning(Order.order_ref)
-        )
+        """Record that the order earned, in one statement; False when it already had, or is another
+        member's order. The order's total stays the one a redeem may have given first."""
+        values = _new_order(order_ref, member_id, now) | {
+            "currency": currency,
+            "amount_minor": amount_minor,
+            "points_earned": points,
+            "earned_at": now,
+        }
+        result = await self.session.execute(_CLAIM_EARN[self.session.get_bind().dialect.name], values)
         return result.scalar_one_or_none() is not None
 
-    async def mark_redeemed(
-        self, order_ref: str, member_id: uuid.UUID, *, points: int, now: datetime
+    async def claim_redeem(
+        self,
+        order_ref: str,
+        member_id: uuid.UUID,
+        *,
+        points: int,
+        total: tuple[str, int] | None,
+        now: datetime,
     ) -> bool:
-        result = await self.session.execute(
-            update(Order)
-            .where(Order.order_ref == order_ref, Order.member_id == member_id, Order.redeemed_at.is_(None))
-            .values(points_redeemed=points, redeemed_at=now, updated_at=now)
-            .returning(Order.order_ref)
-        )
+        """Record that points paid for the order, in one statement; False when they already had, or it is
+        another member's order. `total` (currency, minor units) is kept if the order has none yet."""
+        values = _new_order(order_ref, member_id, now) | {"points_redeemed": points, "redeemed_at": now}
+        if total is not None:
+            values |= {"currency": total[0], "amount_minor": total[1]}
+        result = await self.session.execute(_CLAIM_REDEEM[self.session.get_bind().dialect.name], values)
         return result.scalar_one_or_none() is not None
-
-    async def set_total_if_unknown(self, order_ref: str, *, currency: str, amount_minor: int) -> None:
-        await self.session.execute(
-            update(Order)
-            .where(Order.order_ref == order_ref, Order.amount_minor.is_(None))
-            .values(currency=currency, amount_minor=amount_minor)
-        )
 
     async def add_redeemed(self, order_ref: str, *, points: int, now: datetime) -> None:
         await self.session.execute(

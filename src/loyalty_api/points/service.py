@@ -49,7 +49,6 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
-from loyalty_api.tiers.repository import TierRepository
 from loyalty_api.webhooks.outbox import emit_for_member
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -124,8 +123,7 @@ async def earn(
     )
     assert state is not None, "every member has a points account"
     orders = OrderRepository(uow.session)
-    await orders.insert_order_if_new(order_ref, member_id, now)
-    if not await orders.mark_earned(
+    if not await orders.claim_earn(
         order_ref,
         member_id,
         currency=amount.currency,
@@ -153,7 +151,7 @@ async def earn(
         actor=actor,
     )
     await credit_lot(uow, program, entry, points, order_ref)
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsEarned(
             member_id=member_id,
@@ -165,14 +163,13 @@ async def earn(
         ),
         member_id,
     )
-    tier = None if member.tier_id is None else await TierRepository(uow.session).get_tier(member.tier_id)
     return EarnResult(
         order_ref=order_ref,
         points_earned=points,
         breakdown=lines,
         balance=state.balance,
         available=state.available,
-        tier=None if tier is None else tier.code,
+        tier=member.tier_code,
         tier_changed=False,
     )
 
@@ -211,13 +208,9 @@ async def redeem(
     state = await debit_available(uow, member_id, points)
     now = uow.clock.now()
     orders = OrderRepository(uow.session)
-    await orders.insert_order_if_new(order_ref, member_id, now)
-    if not await orders.mark_redeemed(order_ref, member_id, points=points, now=now):
+    total = None if order_total is None else (order_total.currency, order_total.amount_minor)
+    if not await orders.claim_redeem(order_ref, member_id, points=points, total=total, now=now):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyRedeemed)
-    if order_total is not None:
-        await orders.set_total_if_unknown(
-            order_ref, currency=order_total.currency, amount_minor=order_total.amount_minor
-        )
     await spend_lots(uow, member_id, points)
     await record_entry(
         uow,
@@ -229,7 +222,7 @@ async def redeem(
         details={"value": money_payload(value).model_dump()},
         actor=actor,
     )
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsRedeemed(
             member_id=member_id,
@@ -283,7 +276,7 @@ async def adjust(
         actor=actor,
     )
     await credit_lot(uow, program, entry, points)
-    emit_for_member(
+    await emit_for_member(
         uow,
         PointsAdjusted(member_id=member_id, points=points, reason=reason, balance=state.balance),
         member_id,

@@ -6,23 +6,21 @@ import uuid
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.models import OutboxEvent
+from loyalty_api.webhooks.repository import OutboxRepository
 
 
-def emit(
+async def emit(
     uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
 ) -> None:
-    uow.session.add(
-        OutboxEvent(
-            type=event.event_type,
-            occurred_at=uow.clock.now(),
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            member_id=member_id,
-            payload=event.model_dump(mode="json"),
-        )
+    await OutboxRepository(uow.session).insert_event(
+        event_type=event.event_type,
+        occurred_at=uow.clock.now(),
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        member_id=member_id,
+        payload=event.model_dump(mode="json"),
     )
 
 
-def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
-    emit(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)
+async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
+    await emit(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.ids import new_id
+from loyalty_api.webhooks.models import OutboxEvent
+
+_EVENTS = cast(Table, OutboxEvent.__table__)
+_INSERT_EVENT = insert(_EVENTS)
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_event(
+        self,
+        *,
+        event_type: str,
+        occurred_at: datetime,
+        aggregate_type: str,
+        aggregate_id: str,
+        member_id: uuid.UUID | None,
+        payload: dict[str, Any],
+    ) -> uuid.UUID:
+        event_id = new_id()
+        await self.session.execute(
+            _INSERT_EVENT,
+            {
+                "id": event_id,
+                "type": event_type,
+                "occurred_at": occurred_at,
+                "aggregate_type": aggregate_type,
+                "aggregate_id": aggregate_id,
+                "member_id": member_id,
+                "payload": payload,
+                "dispatched_at": None,
+            },
+        )
+        return event_id
