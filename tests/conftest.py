@@ -71,6 +71,7 @@ async def _clean_state(request: pytest.FixtureRequest, clock: FrozenClock) -> As
     if "app" not in request.fixturenames:
         return
     app: FastAPI = request.getfixturevalue("app")
+    units_of(app).cache.clear()  # the tables are emptied behind the services' back
     engine = units_of(app).database.engine
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     async with engine.begin() as connection:

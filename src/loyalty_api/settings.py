@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Phone numbers written without a country code are read as numbers of this region (ISO 3166 alpha-2).
     default_phone_region: str = Field(default="CN", min_length=2, max_length=2)
 
+    # How long a process may serve the programme, earning rules and verified API keys from memory. A change
+    # made through another process (or a revoked key) takes effect there within this time.
+    cache_seconds: float = Field(default=2.0, ge=0, le=60)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property

@@ -13,6 +13,8 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.db.uow import UnitOfWork
 
+_CACHE_PREFIX = "api_key:"
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
@@ -65,13 +67,22 @@ async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     if not await ApiKeyRepository(uow.session).revoke(prefix, uow.clock.now()):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
+    uow.cache.forget_prefix(f"{_CACHE_PREFIX}{prefix}:")
 
 
 async def authenticate(uow: UnitOfWork, token: str) -> Principal:
+    """The key's principal. A verified key is remembered for settings.cache_seconds, so revoking a key takes
+    effect in other processes within that time (at once in the process that revoked it)."""
     parts = keys.parse(token)
     if parts is None:
         raise InvalidApiKey()
+    cache_key = f"{_CACHE_PREFIX}{parts.prefix}:{keys.hash_secret(parts.secret)}"
+    cached: Principal | None = uow.cache.get(cache_key)
+    if cached is not None:
+        return cached
     row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
     if row is None or row.revoked_at is not None or not keys.secret_matches(parts.secret, row.secret_hash):
         raise InvalidApiKey()
-    return _principal(row)
+    principal = _principal(row)
+    uow.cache.put(cache_key, principal)
+    return principal

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database
@@ -22,6 +23,7 @@ class UnitOfWork:
     clock: Clock
     vault: Vault
     settings: Settings
+    cache: TtlCache
     read_only: bool = False
 
     async def commit(self) -> None:
@@ -42,6 +44,7 @@ class UnitsOfWork:
         self.clock = clock
         self.vault = vault
         self.settings = settings
+        self.cache = TtlCache(settings.cache_seconds)
 
     def open(self, *, read_only: bool = False) -> UnitOfWork:
         return UnitOfWork(
@@ -49,6 +52,7 @@ class UnitsOfWork:
             clock=self.clock,
             vault=self.vault,
             settings=self.settings,
+            cache=self.cache,
             read_only=read_only,
         )
 

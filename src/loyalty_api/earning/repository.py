@@ -2,19 +2,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.earning.models import EarningRule
-
-_AT = bindparam("at", type_=EarningRule.__table__.c.valid_from.type)
-_IN_FORCE = select(EarningRule).where(
-    EarningRule.active.is_(True),
-    or_(EarningRule.valid_from.is_(None), EarningRule.valid_from <= _AT),
-    or_(EarningRule.valid_until.is_(None), EarningRule.valid_until > _AT),
-)
 
 
 class EarningRuleRepository:
@@ -30,8 +22,8 @@ class EarningRuleRepository:
         )
         return result.scalars().all()
 
-    async def list_rules_in_force(self, at: datetime) -> Sequence[EarningRule]:
-        result = await self.session.execute(_IN_FORCE, {"at": at})
+    async def list_active_rules(self) -> Sequence[EarningRule]:
+        result = await self.session.execute(select(EarningRule).where(EarningRule.active.is_(True)))
         return result.scalars().all()
 
     async def insert_rule(self, rule: EarningRule) -> None:

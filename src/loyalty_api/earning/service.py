@@ -33,6 +33,9 @@ class Rule(RuleDefinition):
     updated_at: datetime
 
 
+_CACHE_KEY = "earning_rules"
+
+
 def _rule(row: EarningRule) -> Rule:
     return Rule(
         id=row.id,
@@ -70,6 +73,7 @@ async def create_rule(uow: UnitOfWork, definition: RuleDefinition) -> Rule:
     row = EarningRule(created_at=now, updated_at=now)
     _apply(row, definition)
     await EarningRuleRepository(uow.session).insert_rule(row)
+    uow.cache.forget(_CACHE_KEY)
     return _rule(row)
 
 
@@ -81,6 +85,7 @@ async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefi
     _apply(row, definition)
     row.updated_at = uow.clock.now()
     await uow.session.flush()
+    uow.cache.forget(_CACHE_KEY)
     return _rule(row)
 
 
@@ -98,13 +103,16 @@ async def list_rules(uow: UnitOfWork) -> list[Rule]:
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
     if not await EarningRuleRepository(uow.session).delete_rule(rule_id):
         raise EarningRuleNotFound()
+    uow.cache.forget(_CACHE_KEY)
 
 
 async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:
-    rows = await EarningRuleRepository(uow.session).list_rules_in_force(at)
+    active: list[Rule] | None = uow.cache.get(_CACHE_KEY)
+    if active is None:
+        active = [_rule(row) for row in await EarningRuleRepository(uow.session).list_active_rules()]
+        uow.cache.put(_CACHE_KEY, active)
     return [
-        ActiveRule(
-            id=r.id, name=r.name, priority=r.priority, stackable=r.stackable, properties=_rule(r).properties
-        )
-        for r in rows
+        ActiveRule(id=r.id, name=r.name, priority=r.priority, stackable=r.stackable, properties=r.properties)
+        for r in active
+        if (r.valid_from is None or r.valid_from <= at) and (r.valid_until is None or at < r.valid_until)
     ]

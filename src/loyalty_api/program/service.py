@@ -68,9 +68,17 @@ def _settings(row: Program) -> ProgramSettings:
     )
 
 
+_CACHE_KEY = "program"
+
+
 async def get_program(uow: UnitOfWork) -> ProgramSettings:
+    cached: ProgramSettings | None = uow.cache.get(_CACHE_KEY)
+    if cached is not None:
+        return cached
     row = await ProgramRepository(uow.session).get_program()
-    return DEFAULTS if row is None else _settings(row)
+    settings = DEFAULTS if row is None else _settings(row)
+    uow.cache.put(_CACHE_KEY, settings)
+    return settings
 
 
 async def is_configured(uow: UnitOfWork) -> bool:
@@ -93,4 +101,5 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.max_redeem_share = settings.max_redeem_share
     row.updated_at = uow.clock.now()
     await uow.session.flush()
+    uow.cache.forget(_CACHE_KEY)
     return _settings(row)

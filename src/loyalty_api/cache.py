@@ -1,0 +1,38 @@
+"""A small per-process cache for what every request reads and operators rarely change: the programme,
+the earning rules, verified API keys.
+
+Entries live for a few seconds (settings.cache_seconds). A change made through this process clears the
+entry at once; other processes see it when their entry ages out. Time here is the monotonic clock: it
+paces the cache and decides nothing in the domain.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class TtlCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if self.seconds > 0:
+            self._entries[key] = (time.monotonic() + self.seconds, value)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def forget_prefix(self, prefix: str) -> None:
+        for key in [k for k in self._entries if k.startswith(prefix)]:
+            del self._entries[key]
