@@ -44,6 +44,19 @@ class PointsHolder:
     tier_name: str | None
 
 
+# Lookups run at the till on every sale: their statements are built once.
+_BY_ID = _records_query().where(Member.id == bindparam("key"))
+_BY_NUMBER = _records_query().where(Member.member_number == bindparam("key"))
+_BY_PHONE = _records_query().where(Member.phone_hash == bindparam("key"))
+_BY_EMAIL = _records_query().where(Member.email_hash == bindparam("key"))
+_BY_EXTERNAL_ID = (
+    _records_query()
+    .join(MemberExternalId, MemberExternalId.member_id == Member.id)
+    .where(MemberExternalId.system == bindparam("system"), MemberExternalId.external_id == bindparam("key"))
+)
+_EXTERNAL_IDS = select(
+    MemberExternalId.member_id, MemberExternalId.system, MemberExternalId.external_id
+).where(MemberExternalId.member_id.in_(bindparam("member_ids", expanding=True)))
 _POINTS_HOLDER = (
     select(Member.id, Member.status, Member.birthday_encrypted, Tier.code, Tier.name)
     .outerjoin(Tier, Tier.id == Member.tier_id)
@@ -63,38 +76,39 @@ class MemberRepository:
             for m, t, balance in rows
         ]
 
-    async def _one(self, query: _RecordQuery) -> MemberRecord | None:
-        records = await self._records(query.limit(1))
-        return records[0] if records else None
-
     async def _external_ids(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
         if not member_ids:
             return {}
-        rows = await self.session.execute(
-            select(MemberExternalId).where(MemberExternalId.member_id.in_(member_ids))
-        )
+        rows = await self.session.execute(_EXTERNAL_IDS, {"member_ids": list(member_ids)})
         found: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
-        for row in rows.scalars():
-            found[row.member_id][row.system] = row.external_id
+        for member_id, system, external_id in rows.all():
+            found[member_id][system] = external_id
         return found
 
+    async def _found(self, query: _RecordQuery, **params: object) -> MemberRecord | None:
+        row = (await self.session.execute(query, params)).one_or_none()
+        if row is None:
+            return None
+        member, tier, balance = row
+        external = await self._external_ids([member.id])
+        return MemberRecord(
+            member=member, tier=tier, points_balance=balance or 0, external_ids=external[member.id]
+        )
+
     async def get_record(self, member_id: uuid.UUID) -> MemberRecord | None:
-        return await self._one(_records_query().where(Member.id == member_id))
+        return await self._found(_BY_ID, key=member_id)
 
     async def get_record_by_number(self, member_number: str) -> MemberRecord | None:
-        return await self._one(_records_query().where(Member.member_number == member_number))
+        return await self._found(_BY_NUMBER, key=member_number)
 
     async def get_record_by_phone_hash(self, phone_hash: str) -> MemberRecord | None:
-        return await self._one(_records_query().where(Member.phone_hash == phone_hash))
+        return await self._found(_BY_PHONE, key=phone_hash)
 
     async def get_record_by_email_hash(self, email_hash: str) -> MemberRecord | None:
-        return await self._one(_records_query().where(Member.email_hash == email_hash))
+        return await self._found(_BY_EMAIL, key=email_hash)
 
     async def get_record_by_external_id(self, system: str, external_id: str) -> MemberRecord | None:
-        query = _records_query().join(MemberExternalId, MemberExternalId.member_id == Member.id)
-        return await self._one(
-            query.where(MemberExternalId.system == system, MemberExternalId.external_id == external_id)
-        )
+        return await self._found(_BY_EXTERNAL_ID, system=system, key=external_id)
 
     async def list_records(
         self, *, tier_id: uuid.UUID | None, status: str | None, after_id: uuid.UUID | None, limit: int

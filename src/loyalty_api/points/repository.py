@@ -40,6 +40,12 @@ _CHANGE_ACCOUNT_IF_AVAILABLE = _CHANGE_ACCOUNT.where(
     _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs")
 )
 _INSERT_ENTRY = insert(_ENTRIES)
+_FIFO = (case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id)
+_LIVE = select(PointLot.id, PointLot.remaining).where(
+    PointLot.member_id == bindparam("member"), PointLot.remaining > 0
+)
+_LIVE_LOTS = _LIVE.order_by(*_FIFO)
+_LIVE_LOTS_ORDER_FIRST = _LIVE.order_by(case((PointLot.order_ref == bindparam("first"), 0), else_=1), *_FIFO)
 _INSERT_LOT = insert(_LOTS)
 _TAKE_FROM_LOT = (
     update(_LOTS)
