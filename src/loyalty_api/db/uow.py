@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class UnitOfWork:
     settings: Settings
     cache: TtlCache
     read_only: bool = False
+    writer_turn: asyncio.Lock | None = None
 
     async def commit(self) -> None:
         await self.session.commit()
@@ -33,7 +35,12 @@ class UnitOfWork:
         await self.session.rollback()
 
     async def close(self) -> None:
-        await self.session.close()
+        try:
+            await self.session.close()
+        finally:
+            if self.writer_turn is not None:
+                self.writer_turn.release()
+                self.writer_turn = None
 
 
 class UnitsOfWork:
@@ -45,8 +52,17 @@ class UnitsOfWork:
         self.vault = vault
         self.settings = settings
         self.cache = TtlCache(settings.cache_seconds)
+        # SQLite has one writer at a time. Writers of this process wait their turn here, in order, instead of
+        # in SQLite's busy handler, which sleeps and retries and turned into seconds of tail latency under
+        # load. Other processes (the CLI) still meet the busy handler.
+        self._writer_turn = asyncio.Lock() if database.dialect == "sqlite" else None
 
-    def open(self, *, read_only: bool = False) -> UnitOfWork:
+    async def start(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work to commit or roll back, then close. Always close it: on SQLite a writing one
+        holds this process's writer turn until then."""
+        turn = None if read_only else self._writer_turn
+        if turn is not None:
+            await turn.acquire()
         return UnitOfWork(
             session=self.database.session(read_only=read_only),
             clock=self.clock,
@@ -54,12 +70,13 @@ class UnitsOfWork:
             settings=self.settings,
             cache=self.cache,
             read_only=read_only,
+            writer_turn=turn,
         )
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:
         """A writing unit of work: committed when the block ends normally, rolled back otherwise."""
-        uow = self.open()
+        uow = await self.start()
         try:
             yield uow
             await uow.commit()
@@ -71,7 +88,7 @@ class UnitsOfWork:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[UnitOfWork]:
-        uow = self.open(read_only=True)
+        uow = await self.start(read_only=True)
         try:
             yield uow
         finally:

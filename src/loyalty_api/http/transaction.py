@@ -9,6 +9,7 @@ recorded in that same transaction (see loyalty_api.idempotency.service).
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from fastapi import Request, Response
@@ -91,8 +92,11 @@ class UnitOfWorkRoute(APIRoute):
 async def _run_in_unit_of_work(
     units: UnitsOfWork, request: Request, handler: Handler, *, read_only: bool, claimed: Claim | None
 ) -> Response:
-    uow = units.open(read_only=read_only)
+    uow = await units.start(read_only=read_only)
     request.state.uow = uow
+    # What becomes of the Idempotency-Key once this unit of work is closed (it may hold SQLite's only
+    # writer turn, which recording the outcome needs).
+    settle_claim: Callable[[], Coroutine[Any, Any, None]] | None = None
     try:
         try:
             response = await handler(request)
@@ -108,19 +112,21 @@ async def _run_in_unit_of_work(
             refusal = render_domain_error(exc, request)
             if claimed is not None:
                 if exc.status in (401, 403):
-                    await idempotency.release(units, claimed)
+                    settle_claim = partial(idempotency.release, units, claimed)
                 else:  # the request ran and a business rule refused it: a retry gets the same answer
-                    await idempotency.complete_alone(units, claimed, _stored(refusal))
+                    settle_claim = partial(idempotency.complete_alone, units, claimed, _stored(refusal))
             return refusal
         except (RequestValidationError, StarletteHTTPException):
             await uow.rollback()
             if claimed is not None:
-                await idempotency.release(units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed)
             raise
         except Exception as exc:
             await uow.rollback()
             if claimed is not None:
-                await idempotency.release(units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed)
             return internal_error(request, exc)
     finally:
         await uow.close()
+        if settle_claim is not None:
+            await settle_claim()

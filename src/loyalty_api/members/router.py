@@ -49,7 +49,7 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
         marketing_consent=body.marketing_consent,
         referral_code=body.referral_code,
     )
-    return MemberRead.of(profile)
+    return MemberRead.model_validate(profile)
 
 
 @router.get(
@@ -74,7 +74,7 @@ async def lookup_member(
         external_system=external_system,
         external_id=external_id,
     )
-    return MemberRead.of(profile)
+    return MemberRead.model_validate(profile)
 
 
 @router.get(
@@ -90,7 +90,7 @@ async def list_members(
     status: MemberStatus | None = None,
 ) -> MemberPage:
     page = await service.list_members(uow, tier=tier, status=status, limit=paging.limit, cursor=paging.cursor)
-    return MemberPage(items=[MemberRead.of(p) for p in page.items], next_cursor=page.next_cursor)
+    return MemberPage(items=[MemberRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -99,7 +99,7 @@ async def list_members(
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
 async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRead:
-    return MemberRead.of(await service.get_member(uow, member_id))
+    return MemberRead.model_validate(await service.get_member(uow, member_id))
 
 
 @router.patch(
@@ -110,4 +110,4 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRe
 async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, _: MemberDesk) -> MemberRead:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     profile = await service.update(uow, member_id, **changes)
-    return MemberRead.of(profile)
+    return MemberRead.model_validate(profile)

@@ -16,8 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from loyalty_api.http.schemas import ReadModel
 from loyalty_api.members.models import MemberStatus
-from loyalty_api.members.service import MemberProfile
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
@@ -74,13 +74,13 @@ class MemberUpdate(BaseModel):
         return value
 
 
-class TierSummary(BaseModel):
+class TierSummary(ReadModel):
     code: str
     name: str
     rank: int
 
 
-class MemberRead(BaseModel):
+class MemberRead(ReadModel):
     id: uuid.UUID
     member_number: str = Field(description="The card number: ten digits, the last a Luhn check digit.")
     status: MemberStatus
@@ -98,33 +98,7 @@ class MemberRead(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, profile: MemberProfile) -> MemberRead:
-        tier = (
-            None
-            if profile.tier is None
-            else TierSummary(code=profile.tier.code, name=profile.tier.name, rank=profile.tier.rank)
-        )
-        return cls(
-            id=profile.id,
-            member_number=profile.member_number,
-            status=profile.status,
-            tier=tier,
-            points=profile.points,
-            phone=profile.phone,
-            email=profile.email,
-            name=profile.name,
-            birthday=profile.birthday,
-            channel=profile.channel,
-            marketing_consent=profile.marketing_consent,
-            referral_code=profile.referral_code,
-            referred_by=profile.referred_by,
-            external_ids=profile.external_ids,
-            created_at=profile.created_at,
-            updated_at=profile.updated_at,
-        )
 
-
-class MemberPage(BaseModel):
+class MemberPage(ReadModel):
     items: list[MemberRead]
     next_cursor: str | None

@@ -67,7 +67,7 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
         occurred_at=body.occurred_at,
         actor=caller.key_id,
     )
-    return EarnRead.of(result)
+    return EarnRead.model_validate(result)
 
 
 @router.post(
@@ -94,7 +94,7 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
         order_total=None if body.order_total is None else body.order_total.money(),
         actor=caller.key_id,
     )
-    return RedeemRead.of(result)
+    return RedeemRead.model_validate(result)
 
 
 @router.post(
@@ -119,14 +119,14 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
         ttl_seconds=body.ttl_seconds,
         actor=caller.key_id,
     )
-    return HoldRead.of(hold)
+    return HoldRead.model_validate(hold)
 
 
 @router.get(
     "/holds/{hold_id}", summary="Read a hold", responses=problem_responses(*_AUTH, errors.HoldNotFound)
 )
 async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
-    return HoldRead.of(await holds.get_hold(uow, hold_id))
+    return HoldRead.model_validate(await holds.get_hold(uow, hold_id))
 
 
 @router.post(
@@ -138,7 +138,7 @@ async def capture_hold(
     hold_id: uuid.UUID, uow: UoW, caller: Till, body: CaptureRequest | None = None
 ) -> HoldRead:
     points = None if body is None else body.points
-    return HoldRead.of(await holds.capture_hold(uow, hold_id, points=points, actor=caller.key_id))
+    return HoldRead.model_validate(await holds.capture_hold(uow, hold_id, points=points, actor=caller.key_id))
 
 
 @router.post(
@@ -147,7 +147,7 @@ async def capture_hold(
     responses=problem_responses(*_AUTH, errors.HoldNotFound, errors.HoldNotActive),
 )
 async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
-    return HoldRead.of(await holds.release_hold(uow, hold_id, actor=caller.key_id))
+    return HoldRead.model_validate(await holds.release_hold(uow, hold_id, actor=caller.key_id))
 
 
 @router.post(
@@ -165,7 +165,7 @@ async def refund_order(
     order_ref: Annotated[OrderRef, Path()], body: RefundRequest, uow: UoW, caller: Till
 ) -> RefundRead:
     result = await refunds.refund(uow, order_ref=order_ref, amount=body.amount.money(), actor=caller.key_id)
-    return RefundRead.of(result)
+    return RefundRead.model_validate(result)
 
 
 @router.get(
@@ -174,7 +174,7 @@ async def refund_order(
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
 async def read_points(member_id: uuid.UUID, uow: UoW, _: Till) -> PointsRead:
-    return PointsRead.of(await service.summary(uow, member_id))
+    return PointsRead.model_validate(await service.summary(uow, member_id))
 
 
 @router.get(
@@ -197,7 +197,9 @@ async def read_ledger(
     page = await service.ledger(
         uow, member_id, types=type or (), since=since, until=until, limit=paging.limit, cursor=paging.cursor
     )
-    return LedgerPage(items=[LedgerEntryRead.of(e) for e in page.items], next_cursor=page.next_cursor)
+    return LedgerPage(
+        items=[LedgerEntryRead.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.post(
@@ -210,4 +212,4 @@ async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller
     result = await service.adjust(
         uow, member_id=member_id, points=body.points, reason=body.reason, actor=caller.key_id
     )
-    return AdjustmentRead.of(result)
+    return AdjustmentRead.model_validate(result)

@@ -6,13 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from loyalty_api.earning.calculator import BreakdownLine
 from loyalty_api.earning.kinds import EarnItem
-from loyalty_api.http.schemas import MoneyBody, OrderRef, Points
-from loyalty_api.points.holds import HoldView
-from loyalty_api.points.models import LedgerEntry
-from loyalty_api.points.refunds import RefundResult
-from loyalty_api.points.service import AdjustResult, EarnResult, PointsSummary, RedeemResult
+from loyalty_api.http.schemas import MoneyBody, OrderRef, Points, ReadModel
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -44,17 +39,13 @@ class EarnRequest(BaseModel):
     )
 
 
-class BreakdownRead(BaseModel):
+class BreakdownRead(ReadModel):
     rule: str
     kind: str
     points: int
 
-    @classmethod
-    def of(cls, line: BreakdownLine) -> BreakdownRead:
-        return cls(rule=line.rule, kind=line.kind, points=line.points)
 
-
-class EarnRead(BaseModel):
+class EarnRead(ReadModel):
     order_ref: str
     points_earned: int
     breakdown: list[BreakdownRead]
@@ -62,18 +53,6 @@ class EarnRead(BaseModel):
     available: int
     tier: str | None
     tier_changed: bool
-
-    @classmethod
-    def of(cls, result: EarnResult) -> EarnRead:
-        return cls(
-            order_ref=result.order_ref,
-            points_earned=result.points_earned,
-            breakdown=[BreakdownRead.of(line) for line in result.breakdown],
-            balance=result.balance,
-            available=result.available,
-            tier=result.tier,
-            tier_changed=result.tier_changed,
-        )
 
 
 class RedeemRequest(BaseModel):
@@ -88,22 +67,12 @@ class RedeemRequest(BaseModel):
     )
 
 
-class RedeemRead(BaseModel):
+class RedeemRead(ReadModel):
     order_ref: str
     points_redeemed: int
     value: MoneyBody
     balance: int
     available: int
-
-    @classmethod
-    def of(cls, result: RedeemResult) -> RedeemRead:
-        return cls(
-            order_ref=result.order_ref,
-            points_redeemed=result.points_redeemed,
-            value=MoneyBody.of(result.value),
-            balance=result.balance,
-            available=result.available,
-        )
 
 
 class HoldRequest(BaseModel):
@@ -120,7 +89,7 @@ class CaptureRequest(BaseModel):
     points: Points | None = Field(default=None, description="Capture fewer than held; the rest is released.")
 
 
-class HoldRead(BaseModel):
+class HoldRead(ReadModel):
     id: uuid.UUID
     member_id: uuid.UUID
     order_ref: str
@@ -133,22 +102,6 @@ class HoldRead(BaseModel):
     balance: int | None = Field(description="The member's balance after this call (null on a plain read).")
     available: int | None
 
-    @classmethod
-    def of(cls, hold: HoldView) -> HoldRead:
-        return cls(
-            id=hold.id,
-            member_id=hold.member_id,
-            order_ref=hold.order_ref,
-            points=hold.points,
-            captured_points=hold.captured_points,
-            status=hold.status,
-            created_at=hold.created_at,
-            expires_at=hold.expires_at,
-            resolved_at=hold.resolved_at,
-            balance=hold.balance,
-            available=hold.available,
-        )
-
 
 class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -156,7 +109,7 @@ class RefundRequest(BaseModel):
     amount: MoneyBody = Field(description="How much of the order is refunded.")
 
 
-class RefundRead(BaseModel):
+class RefundRead(ReadModel):
     order_ref: str
     member_id: uuid.UUID
     refunded: MoneyBody
@@ -168,21 +121,6 @@ class RefundRead(BaseModel):
     balance: int
     available: int
 
-    @classmethod
-    def of(cls, result: RefundResult) -> RefundRead:
-        return cls(
-            order_ref=result.order_ref,
-            member_id=result.member_id,
-            refunded=MoneyBody.of(result.refunded),
-            refunded_total=MoneyBody.of(result.refunded_total),
-            order_total=MoneyBody.of(result.order_total),
-            points_taken_back=result.points_taken_back,
-            points_given_back=result.points_given_back,
-            shortfall=result.shortfall,
-            balance=result.balance,
-            available=result.available,
-        )
-
 
 class AdjustmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -191,31 +129,21 @@ class AdjustmentRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class AdjustmentRead(BaseModel):
+class AdjustmentRead(ReadModel):
     entry_id: uuid.UUID
     points: int
     reason: str
     balance: int
     available: int
 
-    @classmethod
-    def of(cls, result: AdjustResult) -> AdjustmentRead:
-        return cls(
-            entry_id=result.entry_id,
-            points=result.points,
-            reason=result.reason,
-            balance=result.balance,
-            available=result.available,
-        )
 
-
-class ExpiringRead(BaseModel):
+class ExpiringRead(ReadModel):
     month: str = Field(description="YYYY-MM in the programme's time zone")
     points: int
     expires_at: datetime = Field(description="When the first of these points expire")
 
 
-class PointsRead(BaseModel):
+class PointsRead(ReadModel):
     balance: int
     held: int
     available: int
@@ -223,22 +151,8 @@ class PointsRead(BaseModel):
     available_value: MoneyBody
     expiring: list[ExpiringRead]
 
-    @classmethod
-    def of(cls, summary: PointsSummary) -> PointsRead:
-        return cls(
-            balance=summary.balance,
-            held=summary.held,
-            available=summary.available,
-            lifetime_earned=summary.lifetime_earned,
-            available_value=MoneyBody.of(summary.available_value),
-            expiring=[
-                ExpiringRead(month=e.month, points=e.points, expires_at=e.first_expires_at)
-                for e in summary.expiring
-            ],
-        )
 
-
-class LedgerEntryRead(BaseModel):
+class LedgerEntryRead(ReadModel):
     id: uuid.UUID
     type: str
     amount: int
@@ -251,23 +165,7 @@ class LedgerEntryRead(BaseModel):
     actor_key_id: uuid.UUID | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, entry: LedgerEntry) -> LedgerEntryRead:
-        return cls(
-            id=entry.id,
-            type=entry.type,
-            amount=entry.amount,
-            balance_after=entry.balance_after,
-            held_change=entry.held_change,
-            held_after=entry.held_after,
-            order_ref=entry.order_ref,
-            hold_id=entry.hold_id,
-            details=entry.details,
-            actor_key_id=entry.actor_key_id,
-            created_at=entry.created_at,
-        )
 
-
-class LedgerPage(BaseModel):
+class LedgerPage(ReadModel):
     items: list[LedgerEntryRead]
     next_cursor: str | None

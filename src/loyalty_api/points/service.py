@@ -290,7 +290,7 @@ async def adjust(
 class ExpiringPoints:
     month: str  # YYYY-MM in the programme's time zone
     points: int
-    first_expires_at: datetime
+    expires_at: datetime  # when the first of these points expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +315,7 @@ async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
         months[month] = ExpiringPoints(
             month=month,
             points=points + (known.points if known else 0),
-            first_expires_at=known.first_expires_at if known else expires_at,
+            expires_at=known.expires_at if known else expires_at,
         )
     return PointsSummary(
         balance=state.balance,

@@ -22,11 +22,11 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
 async def read_program(
     uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 ) -> ProgramRead:
-    return ProgramRead.of(await service.get_program(uow))
+    return ProgramRead.model_validate(await service.get_program(uow))
 
 
 @router.put("", summary="Replace the programme's settings", responses=problem_responses(*_AUTH))
 async def put_program(
     body: ProgramWrite, uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin))]
 ) -> ProgramRead:
-    return ProgramRead.of(await service.put_program(uow, body.settings()))
+    return ProgramRead.model_validate(await service.put_program(uow, body.settings()))

@@ -48,15 +48,4 @@ class ProgramWrite(BaseModel):
 
 
 class ProgramRead(ProgramWrite):
-    @classmethod
-    def of(cls, settings: ProgramSettings) -> ProgramRead:
-        return cls(
-            currency=settings.currency,
-            timezone=settings.timezone,
-            earn_rate=settings.earn_rate,
-            point_value_minor=settings.point_value_minor,
-            rounding=settings.rounding,
-            expiry_months=settings.expiry_months,
-            min_redeem_points=settings.min_redeem_points,
-            max_redeem_share=settings.max_redeem_share,
-        )
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
