@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.input_guard import refuse_nul
 from loyalty_api.http.problems import internal_error, render_domain_error
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.service import Claim, StoredResponse
@@ -67,6 +68,9 @@ class UnitOfWorkRoute(APIRoute):
 
         async def run(request: Request) -> Response:
             units: UnitsOfWork = request.app.state.units
+            refusal = refuse_nul(request, b"" if read_only else await request.body())
+            if refusal is not None:
+                return refusal
             claimed: Claim | None = None
             key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
             if key is not None:
