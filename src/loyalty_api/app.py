@@ -26,7 +26,8 @@ from loyalty_api.settings import Settings
 from loyalty_api.worker.runner import Worker
 
 DESCRIPTION = """
-A headless membership and loyalty service: members, tiers, points, benefits and paid memberships.
+A headless membership and loyalty service: members and their points today; tiers, benefits, rewards,
+webhooks and paid memberships are on the way.
 
 **Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
 `partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`.

@@ -23,6 +23,7 @@ class TestAuthentication:
         response = await client.post("/v1/members", json={"phone": unique_phone()}, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["code"] in {"invalid_api_key", "unauthenticated"}
         assert await count(app, "members") == 0
 

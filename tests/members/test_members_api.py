@@ -155,6 +155,7 @@ class TestBadInput:
         )
         assert response.status_code == 422
         assert response.json()["code"] == "validation_error"
+        assert all(not e["field"].isdigit() for e in response.json()["errors"])
         assert await count(app, "members") == 0
 
     async def test_validation_errors_do_not_echo_the_input(

@@ -74,7 +74,7 @@ def problem_response(
 
 
 def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
-    return problem_response(
+    response = problem_response(
         status=exc.status,
         code=exc.code,
         title=exc.title,
@@ -82,6 +82,9 @@ def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
         instance=request.url.path,
         extra=exc.extra,
     )
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -91,6 +94,8 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         location = [str(part) for part in error.get("loc", ())]
         where = location[0] if location else None
         path = ".".join(location[1:]) if len(location) > 1 else (where or "")
+        if error.get("type") == "json_invalid":  # its loc ends in a character position, not a field
+            path = ""
         rendered.append(
             {"field": path, "location": where, "message": error.get("msg", ""), "type": error.get("type", "")}
         )
@@ -106,6 +111,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc.errors())
     fields = ", ".join(sorted({e["field"] or e["location"] or "request" for e in errors}))
+    if any(e["type"] == "json_invalid" for e in errors):
+        fields = "the body is not valid JSON"
     return problem_response(
         status=422,
         code="validation_error",
