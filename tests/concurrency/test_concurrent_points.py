@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import count
+from tests.inspect_db import count, events
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
 
@@ -97,7 +99,7 @@ class TestConcurrentSpending:
         members = [member_with_1000] + [str((await enrol(client, pos_key))["id"]) for _ in range(5)]
 
         async def traffic(member_id: str, n: int) -> None:
-            await client.post(
+            earned = await client.post(
                 f"/v1/members/{member_id}/earn",
                 json={"order_ref": f"{member_id[-6:]}-{n}", "amount": {"amount": 1_000, "currency": "CNY"}},
                 headers=bearer(pos_key),
@@ -109,4 +111,39 @@ class TestConcurrentSpending:
             )
 
         await asyncio.gather(*(traffic(m, n) for m in members for n in range(8)))
+        for member_id in members:
+            ledger = await client.get(
+                f"/v1/members/{member_id}/ledger", params={"limit": 200}, headers=bearer(pos_key)
+            )
+            kinds = Counter(entry["type"] for entry in ledger.json()["items"])
+            assert kinds["earn"] >= 8 and kinds["redeem"] == 8, (member_id, kinds)
         await assert_ledger_invariant(app)
+
+
+class TestConcurrentHoldExpiry:
+    async def test_racing_spends_free_each_expired_hold_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_with_1000: str, clock: FrozenClock
+    ) -> None:
+        member_id = member_with_1000
+        for n in range(10):
+            response = await client.post(
+                f"/v1/members/{member_id}/holds",
+                json={"points": 100, "order_ref": f"EXP-{n}", "ttl_seconds": 60},
+                headers=bearer(pos_key),
+            )
+            assert response.status_code == 201
+        clock.advance(timedelta(minutes=2))
+
+        async def redeem(n: int) -> httpx.Response:
+            return await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 50, "order_ref": f"X-{n}"},
+                headers=bearer(pos_key),
+            )
+
+        responses = await asyncio.gather(*(redeem(n) for n in range(30)))
+        assert Counter(r.status_code for r in responses) == {200: 20, 422: 10}
+        summary = await points(client, pos_key, member_id)
+        assert (summary["balance"], summary["held"]) == (0, 0)
+        assert len(await events(app, "points.hold_released")) == 10
+        await assert_ledger_invariant(app, member_id)

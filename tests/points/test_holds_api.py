@@ -147,3 +147,31 @@ class TestHoldExpiry:
         assert redeem.status_code == 200, redeem.text
         assert redeem.json()["balance"] == 500
         await assert_ledger_invariant(app, member_id)
+
+
+class TestHoldsAndOrders:
+    async def test_a_held_order_is_the_members_own(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        other = await enrol(client, ecommerce_key)
+        created = (await hold(client, ecommerce_key, member_id, 300, "SHARED")).json()
+        earn_on_it = await client.post(
+            f"/v1/members/{other['id']}/earn",
+            json={"order_ref": "SHARED", "amount": {"amount": 10_000, "currency": "CNY"}},
+            headers=bearer(ecommerce_key),
+        )
+        assert earn_on_it.status_code == 409
+        assert earn_on_it.json()["code"] == "order_belongs_to_another_member"
+        their_hold = await hold(client, ecommerce_key, str(other["id"]), 1, "SHARED")
+        assert their_hold.json()["code"] in {"order_belongs_to_another_member", "insufficient_points"}
+        captured = await client.post(f"/v1/holds/{created['id']}/capture", headers=bearer(ecommerce_key))
+        assert captured.status_code == 200
+        await assert_ledger_invariant(app)
+
+    async def test_an_expired_hold_does_not_block_a_new_one_for_the_order(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await hold(client, ecommerce_key, member_id, 100, "AGAIN", ttl=60)
+        clock.advance(timedelta(minutes=2))
+        again = await hold(client, ecommerce_key, member_id, 100, "AGAIN")
+        assert again.status_code == 201, again.text

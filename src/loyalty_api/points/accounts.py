@@ -109,8 +109,14 @@ async def debit_available(
     now = uow.clock.now()
     balance, held = (0, points) if hold else (-points, 0)
     state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
-    if state is None and await release_member_expired_holds(uow, member_id):
-        state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
+    if state is None:
+        # Perhaps holds whose time is up still reserve points: free them behind the member's lock (a failed
+        # conditional UPDATE locks nothing on PostgreSQL), then try once more.
+        await accounts.lock(member_id, now)
+        if await release_member_expired_holds(uow, member_id):
+            state = await accounts.change(
+                member_id, now=now, balance=balance, held=held, needs_available=points
+            )
     if state is None:
         current = await accounts.get_state(member_id)
         available = 0 if current is None else current.available
@@ -120,13 +126,17 @@ async def debit_available(
     return state
 
 
-async def release(uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID | None) -> AccountState:
+async def release(
+    uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID | None
+) -> AccountState | None:
+    """Free an active hold's points (call with the member's account row locked). None when the hold had
+    already ended: a release, like a capture, happens once."""
     now = uow.clock.now()
+    status = "released" if reason == "released" else "expired"
+    if not await HoldRepository(uow.session).resolve(hold, status=status, captured=0, now=now):
+        return None
     state = await PointsAccountRepository(uow.session).change(hold.member_id, now=now, held=-hold.points)
     assert state is not None
-    hold.status = "released" if reason == "released" else "expired"
-    hold.resolved_at = now
-    await uow.session.flush()
     await record_entry(
         uow,
         member_id=hold.member_id,
@@ -156,6 +166,7 @@ async def release(uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID 
 async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     """Free the member's holds whose time is up (call with the member's account row locked)."""
     expired = await HoldRepository(uow.session).list_member_expired_active(member_id, uow.clock.now())
+    released = 0
     for hold in expired:
-        await release(uow, hold, reason="expired", actor=None)
-    return len(expired)
+        released += await release(uow, hold, reason="expired", actor=None) is not None
+    return released

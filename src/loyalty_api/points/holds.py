@@ -71,12 +71,15 @@ async def create_hold(
     await member_for_points(uow, member_id, must_be_active=True)
     state = await debit_available(uow, member_id, points, hold=True)
     holds = HoldRepository(uow.session)
-    order = await OrderRepository(uow.session).get_order(order_ref)
+    now = uow.clock.now()
+    # The order is this member's from now on: another member can neither earn on it nor share its refund.
+    orders = OrderRepository(uow.session)
+    await orders.insert_order_if_new(order_ref, member_id, now)
+    order = await orders.get_order(order_ref)
     if order is not None and order.member_id != member_id:
         raise OrderBelongsToAnotherMember()
-    if await holds.exists_active_hold(member_id, order_ref):
+    if await holds.exists_live_hold(member_id, order_ref, now):
         raise HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
-    now = uow.clock.now()
     hold = Hold(
         member_id=member_id,
         order_ref=order_ref,
@@ -142,11 +145,10 @@ async def capture_hold(
         hold.member_id, now=now, balance=-captured, held=-hold.points
     )
     assert state is not None
-    hold.status, hold.captured_points, hold.resolved_at = "captured", captured, now
+    if not await HoldRepository(uow.session).resolve(hold, status="captured", captured=captured, now=now):
+        raise HoldNotActive("The hold has just ended", status="ended")
     await spend_lots(uow, hold.member_id, captured)
-    orders = OrderRepository(uow.session)
-    await orders.insert_order_if_new(hold.order_ref, hold.member_id, now)
-    await orders.add_redeemed(hold.order_ref, points=captured, now=now)
+    await OrderRepository(uow.session).add_redeemed(hold.order_ref, hold.member_id, points=captured, now=now)
     await record_entry(
         uow,
         member_id=hold.member_id,
@@ -177,6 +179,8 @@ async def capture_hold(
 async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID | None = None) -> HoldView:
     hold = await _lock_active_hold(uow, hold_id)
     state = await release(uow, hold, reason="released", actor=actor)
+    if state is None:
+        raise HoldNotActive("The hold has just ended", status="ended")
     return _view(hold, balance=state.balance, available=state.available)
 
 

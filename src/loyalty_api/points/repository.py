@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty_api.db.base import Base
 from loyalty_api.db.dialect import insert_or_ignore
@@ -253,13 +254,31 @@ class HoldRepository:
     async def get_hold(self, hold_id: uuid.UUID) -> Hold | None:
         return await self.session.get(Hold, hold_id, populate_existing=True)
 
-    async def exists_active_hold(self, member_id: uuid.UUID, order_ref: str) -> bool:
+    async def exists_live_hold(self, member_id: uuid.UUID, order_ref: str, now: datetime) -> bool:
         found = await self.session.scalar(
             select(Hold.id).where(
-                Hold.member_id == member_id, Hold.order_ref == order_ref, Hold.status == "active"
+                Hold.member_id == member_id,
+                Hold.order_ref == order_ref,
+                Hold.status == "active",
+                Hold.expires_at > now,
             )
         )
         return found is not None
+
+    async def resolve(self, hold: Hold, *, status: str, captured: int, now: datetime) -> bool:
+        """End an active hold; False when it was no longer active (someone else ended it first)."""
+        result = await self.session.execute(
+            update(Hold)
+            .where(Hold.id == hold.id, Hold.status == "active")
+            .values(status=status, captured_points=captured, resolved_at=now)
+            .returning(Hold.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.scalar_one_or_none() is None:
+            return False
+        for name, value in (("status", status), ("captured_points", captured), ("resolved_at", now)):
+            set_committed_value(hold, name, value)
+        return True
 
     async def list_expired_active(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
         result = await self.session.execute(
@@ -348,10 +367,10 @@ class OrderRepository:
         result = await self.session.execute(_CLAIM_REDEEM[self.session.get_bind().dialect.name], values)
         return result.scalar_one_or_none() is not None
 
-    async def add_redeemed(self, order_ref: str, *, points: int, now: datetime) -> None:
+    async def add_redeemed(self, order_ref: str, member_id: uuid.UUID, *, points: int, now: datetime) -> None:
         await self.session.execute(
             update(Order)
-            .where(Order.order_ref == order_ref)
+            .where(Order.order_ref == order_ref, Order.member_id == member_id)
             .values(
                 points_redeemed=Order.points_redeemed + points,
                 redeemed_at=func.coalesce(Order.redeemed_at, now),
