@@ -111,12 +111,11 @@ async def debit_available(
     state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
     if state is None:
         # Perhaps holds whose time is up still reserve points: free them behind the member's lock (a failed
-        # conditional UPDATE locks nothing on PostgreSQL), then try once more.
+        # conditional UPDATE locks nothing on PostgreSQL), then try once more, since whoever held the lock
+        # before us may have freed them already.
         await accounts.lock(member_id, now)
-        if await release_member_expired_holds(uow, member_id):
-            state = await accounts.change(
-                member_id, now=now, balance=balance, held=held, needs_available=points
-            )
+        await release_member_expired_holds(uow, member_id)
+        state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
     if state is None:
         current = await accounts.get_state(member_id)
         available = 0 if current is None else current.available
