@@ -104,11 +104,13 @@ class TestConcurrentSpending:
                 json={"order_ref": f"{member_id[-6:]}-{n}", "amount": {"amount": 1_000, "currency": "CNY"}},
                 headers=bearer(pos_key),
             )
-            await client.post(
+            assert earned.status_code == 200, earned.text
+            redeemed = await client.post(
                 f"/v1/members/{member_id}/redeem",
                 json={"points": 7, "order_ref": f"{member_id[-6:]}-r{n}"},
                 headers=bearer(pos_key),
             )
+            assert redeemed.status_code == 200, redeemed.text
 
         await asyncio.gather(*(traffic(m, n) for m in members for n in range(8)))
         for member_id in members:
@@ -150,3 +152,16 @@ class TestConcurrentHoldExpiry:
         assert (summary["balance"], summary["held"]) == (0, 0)
         assert len(await events(app, "points.hold_released")) == 10
         await assert_ledger_invariant(app, member_id)
+
+
+class TestConcurrentEnrolment:
+    async def test_racing_enrolments_with_one_phone_get_one_member_and_409s(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": "+8613711112222", "external_ids": {"pos": "RACE-1"}}
+        responses = await asyncio.gather(
+            *(client.post("/v1/members", json=body, headers=bearer(pos_key)) for _ in range(8))
+        )
+        outcomes = Counter((r.status_code, r.json().get("code")) for r in responses)
+        assert outcomes == {(201, None): 1, (409, "member_exists"): 7}
+        assert await count(app, "members") == 1

@@ -147,3 +147,16 @@ class TestMisuse:
         async with app.state.units.begin() as uow:
             assert await idempotency.purge_expired(uow) == 1
         assert await count(app, "idempotency_records") == 0
+
+
+class TestReplayNeedsTheKey:
+    async def test_a_forged_secret_gets_401_not_the_stored_response(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone()}
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-secret"))
+        assert first.status_code == 201
+        forged = pos_key[: pos_key.rindex("_") + 1] + "y" * 43
+        response = await client.post("/v1/members", json=body, headers=with_key(forged, "k-secret"))
+        assert response.status_code == 401
+        assert first.json()["phone"] not in response.text

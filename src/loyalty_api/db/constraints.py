@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
 
@@ -22,3 +23,26 @@ def violated_constraint(exc: IntegrityError) -> str | None:
     table = qualified[0].split(".")[0]
     columns = "_".join(part.split(".")[1] for part in qualified)
     return f"uq_{table}__{columns}"
+
+
+class DuplicateKey(Exception):
+    """A unique constraint refused a row; `constraint` names it (see the naming convention in db/base.py)."""
+
+    def __init__(self, constraint: str | None) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+async def flush_unique(session: AsyncSession) -> None:
+    """Flush, turning a broken unique constraint into DuplicateKey for the service to name.
+
+    Services check for duplicates first to answer clearly; this catches the race where two requests pass
+    that check at once on PostgreSQL.
+    """
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        name = violated_constraint(exc)
+        if name is None or not name.startswith("uq_"):
+            raise
+        raise DuplicateKey(name) from exc

@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loyalty_api.auth import service as auth_service
+from loyalty_api.auth.errors import InvalidApiKey
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.input_guard import refuse_nul
@@ -30,11 +32,15 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def _key_owner(request: Request) -> str:
-    # Keys are scoped per API key; the key's public prefix identifies it. An invalid key is refused with
-    # 401 inside the request, which releases the claim again.
+async def _verified_owner(units: UnitsOfWork, request: Request) -> str:
+    """The API key an Idempotency-Key belongs to, verified before anything is claimed or replayed: a stored
+    response is only ever given back to the key that caused it."""
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    return token.split("_")[1][:16] if token.count("_") >= 2 else "anonymous"
+    if not token:
+        raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
+    async with units.read() as uow:
+        principal = await auth_service.authenticate(uow, token)
+    return principal.key_prefix
 
 
 def _stored(response: Response) -> StoredResponse:
@@ -77,7 +83,7 @@ class UnitOfWorkRoute(APIRoute):
                 try:
                     outcome = await idempotency.claim(
                         units,
-                        owner=_key_owner(request),
+                        owner=await _verified_owner(units, request),
                         key=key,
                         fingerprint=idempotency.fingerprint(
                             request.method, request.url.path, await request.body()

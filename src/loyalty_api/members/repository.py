@@ -9,6 +9,7 @@ from typing import Literal
 from sqlalchemy import Select, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.constraints import flush_unique
 from loyalty_api.members.models import Member, MemberExternalId
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.tiers.models import Tier
@@ -158,7 +159,10 @@ class MemberRepository:
 
     async def insert_member(self, member: Member) -> None:
         self.session.add(member)
-        await self.session.flush()
+        await flush_unique(self.session)
+
+    async def save_member(self) -> None:
+        await flush_unique(self.session)
 
     async def set_external_id(self, member_id: uuid.UUID, system: str, external_id: str) -> None:
         await self.session.execute(
@@ -167,7 +171,7 @@ class MemberRepository:
             )
         )
         self.session.add(MemberExternalId(member_id=member_id, system=system, external_id=external_id))
-        await self.session.flush()
+        await flush_unique(self.session)
 
     async def delete_external_id(self, member_id: uuid.UUID, system: str) -> None:
         await self.session.execute(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Final, Literal
 
+from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
@@ -130,6 +133,26 @@ async def _check_external_ids_free(
             raise MemberExists(f"external id in {system}")
 
 
+_CONSTRAINT_FIELDS = {
+    "uq_members__phone_hash": "phone",
+    "uq_members__email_hash": "email",
+    "uq_member_external_ids__system_external_id": "external id",
+}
+
+
+@contextmanager
+def _duplicates_as_member_exists() -> Iterator[None]:
+    """The same phone, e-mail or external id enrolled by a concurrent request: the unique constraint
+    decides, and the loser gets the same 409 as if the check before had seen it."""
+    try:
+        yield
+    except DuplicateKey as exc:
+        field = _CONSTRAINT_FIELDS.get(exc.constraint or "")
+        if field is None:
+            raise
+        raise MemberExists(field) from exc
+
+
 async def _new_member_number(repo: MemberRepository) -> str:
     while True:
         number = card.generate()
@@ -190,9 +213,10 @@ async def enrol(
         created_at=now,
         updated_at=now,
     )
-    await repo.insert_member(member)
-    for system, external_id in external_ids.items():
-        await repo.set_external_id(member.id, system, external_id)
+    with _duplicates_as_member_exists():
+        await repo.insert_member(member)
+        for system, external_id in external_ids.items():
+            await repo.set_external_id(member.id, system, external_id)
     await PointsAccountRepository(uow.session).insert_account(member.id, now)
     await emit_for_member(
         uow,
@@ -309,11 +333,13 @@ async def update(
             if value is None:
                 await repo.delete_external_id(member_id, system)
             else:
-                await repo.set_external_id(member_id, system, value)
+                with _duplicates_as_member_exists():
+                    await repo.set_external_id(member_id, system, value)
         changed.append("external_ids")
     if changed:
         member.updated_at = uow.clock.now()
-        await uow.session.flush()
+        with _duplicates_as_member_exists():
+            await repo.save_member()
         await emit_for_member(
             uow,
             MemberUpdated(
