@@ -285,7 +285,14 @@ class TestUpdate:
         assert unchanged.json()["phone"] == second["phone"]
 
     @pytest.mark.parametrize(
-        "body", [{"status": None}, {"status": "vip"}, {"marketing_consent": None}, {"member_number": "1"}]
+        "body",
+        [
+            {"status": None},
+            {"status": "vip"},
+            {"marketing_consent": None},
+            {"member_number": "1"},
+            {"external_ids": None},
+        ],
     )
     async def test_invalid_update_is_422_and_changes_nothing(
         self, client: httpx.AsyncClient, pos_key: str, body: dict[str, object]

@@ -163,6 +163,15 @@ class TestBonuses:
         lines = calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
         assert [line.points for line in lines] == [100, 120]
 
+    def test_item_bonuses_count_what_was_paid_not_list_prices(self) -> None:
+        bonus = rule(CategoryBonus(kind="category_bonus", categories=["wine"], multiplier=Decimal(3)))
+        # 200 yuan of wine listed, 100 yuan paid after a 50 % receipt discount: the bonus counts 100.
+        cart = purchase(10_000, items=[item(20_000, category="wine")])
+        assert (
+            total(calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down))
+            == 100 + 200
+        )
+
     def test_sku_fixed_points_per_unit(self) -> None:
         bonus = rule(SkuBonus(kind="sku_bonus", skus=["COFFEE"], points_per_unit=50))
         cart = purchase(3_000, items=[item(1_000, sku="COFFEE", quantity=3)])

@@ -156,6 +156,26 @@ class TestEarn:
                 422,
                 "validation_error",
             ),
+            ({"order_ref": "A", "amount": {"amount": 0, "currency": "CNY"}}, 422, "validation_error"),
+            ({"order_ref": "A", "amount": {"amount": 10**13, "currency": "CNY"}}, 422, "validation_error"),
+            (
+                {
+                    "order_ref": "A",
+                    "amount": {"amount": 100, "currency": "CNY"},
+                    "occurred_at": "0001-01-01T00:00:00+14:00",
+                },
+                422,
+                "validation_error",
+            ),
+            (
+                {
+                    "order_ref": "A",
+                    "amount": {"amount": 100, "currency": "CNY"},
+                    "occurred_at": "2026-02-01T00:00:00Z",
+                },
+                422,
+                "validation_error",
+            ),
             (
                 {
                     "order_ref": "A",

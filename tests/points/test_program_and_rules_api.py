@@ -94,6 +94,13 @@ class TestEarningRules:
             {"name": "x", "kind": "sku_bonus", "properties": {"skus": [], "multiplier": "2"}},
             {"name": "x", "kind": "base_rate", "properties": {"rate": 1.5, "unknown": True}},
             {"name": "", "kind": "base_rate", "properties": {"rate": "1"}},
+            {"name": "x", "kind": "member_day", "properties": {"weekday": 3, "multiplier": "0.5"}},
+            {
+                "name": "x",
+                "kind": "base_rate",
+                "properties": {"rate": "1"},
+                "valid_until": "9999-12-31T23:00:00-14:00",
+            },
         ],
     )
     async def test_invalid_rules_are_422(

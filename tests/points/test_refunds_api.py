@@ -83,12 +83,14 @@ class TestRefunds:
             "/v1/orders/R4/refund", json={"amount": {"amount": 1, "currency": "USD"}}, headers=bearer(pos_key)
         )
         assert usd.json()["code"] == "currency_mismatch"
-        zero = await client.post(
-            "/v1/orders/R4/refund",
-            json={"amount": {"amount": 0.5, "currency": "CNY"}},
-            headers=bearer(pos_key),
-        )
-        assert zero.status_code == 422
+        for amount in (0, 0.5, -1):
+            bad = await client.post(
+                "/v1/orders/R4/refund",
+                json={"amount": {"amount": amount, "currency": "CNY"}},
+                headers=bearer(pos_key),
+            )
+            assert bad.status_code == 422, (amount, bad.text)
+            assert bad.json()["errors"][0]["field"].startswith("amount")
         assert await table_counts(app, "ledger_entries", "point_lots") == before
 
 

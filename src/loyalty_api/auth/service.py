@@ -67,7 +67,7 @@ async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     if not await ApiKeyRepository(uow.session).revoke(prefix, uow.clock.now()):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    uow.cache.forget_prefix(f"{_CACHE_PREFIX}{prefix}:")
+    uow.after_commit(lambda: uow.cache.forget_prefix(f"{_CACHE_PREFIX}{prefix}:"))
 
 
 async def authenticate(uow: UnitOfWork, token: str) -> Principal:

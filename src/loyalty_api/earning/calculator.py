@@ -116,4 +116,12 @@ def _context(purchase: Purchase, rate: Decimal) -> EarnContext:
         birthday=purchase.birthday,
         base_rate=rate,
         base_points=purchase.amount.major() * rate,
+        paid_share=_paid_share(purchase),
     )
+
+
+def _paid_share(purchase: Purchase) -> Decimal:
+    listed = sum(item.line_total.amount_minor for item in purchase.items)
+    if listed <= purchase.amount.amount_minor:
+        return Decimal(1)
+    return Decimal(purchase.amount.amount_minor) / Decimal(listed)

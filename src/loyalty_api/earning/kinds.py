@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from loyalty_api.money import Money
 
-Multiplier = Annotated[Decimal, Field(gt=0, le=100, max_digits=8, decimal_places=4)]
+Multiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4)]
 Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6)]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -40,6 +40,9 @@ class EarnContext:
     birthday: date | None
     base_rate: Decimal  # points per major unit that the base line used
     base_points: Decimal  # the exact, unrounded base points
+    # What was paid over what the items list (≤ 1): item bonuses count what was paid, not list prices, so a
+    # discount on the receipt shrinks them alike and a made-up item price cannot inflate them.
+    paid_share: Decimal = Decimal(1)
 
 
 def _is_birthday(today: date, birthday: date, period: str) -> bool:
@@ -90,13 +93,18 @@ class _ItemBonus(RuleProperties):
             raise ValueError("give either multiplier or points_per_unit")
         return self
 
-    def _bonus_on(self, items: Sequence[EarnItem], rate: Decimal) -> Decimal | None:
+    def _bonus_on(self, items: Sequence[EarnItem], context: EarnContext) -> Decimal | None:
         if not items:
             return None
         if self.points_per_unit is not None:
             return Decimal(self.points_per_unit * sum(item.quantity for item in items))
         assert self.multiplier is not None
-        return sum((item.line_total.major() * rate for item in items), Decimal(0)) * (self.multiplier - 1)
+        return (
+            sum((item.line_total.major() for item in items), Decimal(0))
+            * context.paid_share
+            * context.base_rate
+            * (self.multiplier - 1)
+        )
 
 
 class CategoryBonus(_ItemBonus):
@@ -105,7 +113,7 @@ class CategoryBonus(_ItemBonus):
 
     def bonus(self, context: EarnContext) -> Decimal | None:
         wanted = set(self.categories)
-        return self._bonus_on([i for i in context.items if i.category in wanted], context.base_rate)
+        return self._bonus_on([i for i in context.items if i.category in wanted], context)
 
 
 class SkuBonus(_ItemBonus):
@@ -114,7 +122,7 @@ class SkuBonus(_ItemBonus):
 
     def bonus(self, context: EarnContext) -> Decimal | None:
         wanted = set(self.skus)
-        return self._bonus_on([i for i in context.items if i.sku in wanted], context.base_rate)
+        return self._bonus_on([i for i in context.items if i.sku in wanted], context)
 
 
 class BirthdayBonus(RuleProperties):

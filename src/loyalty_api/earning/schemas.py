@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loyalty_api.earning.kinds import AnyRuleProperties, RuleKind
 from loyalty_api.earning.service import Rule, RuleDefinition
+from loyalty_api.http.schemas import Instant
 
 
 class EarningRuleWrite(BaseModel):
@@ -21,8 +22,8 @@ class EarningRuleWrite(BaseModel):
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
     stackable: bool = Field(default=True, description="False: applies only alone, and stops lower rules.")
     active: bool = True
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -73,7 +73,7 @@ async def create_rule(uow: UnitOfWork, definition: RuleDefinition) -> Rule:
     row = EarningRule(created_at=now, updated_at=now)
     _apply(row, definition)
     await EarningRuleRepository(uow.session).insert_rule(row)
-    uow.cache.forget(_CACHE_KEY)
+    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
     return _rule(row)
 
 
@@ -85,7 +85,7 @@ async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefi
     _apply(row, definition)
     row.updated_at = uow.clock.now()
     await uow.session.flush()
-    uow.cache.forget(_CACHE_KEY)
+    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
     return _rule(row)
 
 
@@ -103,7 +103,7 @@ async def list_rules(uow: UnitOfWork) -> list[Rule]:
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
     if not await EarningRuleRepository(uow.session).delete_rule(rule_id):
         raise EarningRuleNotFound()
-    uow.cache.forget(_CACHE_KEY)
+    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
 
 
 async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from loyalty_api.money import Money
 
 # Strict: a JSON float such as 10.0 is refused rather than quietly turned into points or money.
 Points = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
-MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**15)]
+MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _within_range(value: datetime) -> datetime:
+    try:
+        in_range = _EARLIEST <= value.astimezone(UTC) < _LATEST
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC equivalent
+        in_range = False
+    if not in_range:
+        raise ValueError("must be between 1970 and 2200")
+    return value
+
+
+# A timezone-aware instant a database can store on both engines.
+Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
 
 
 class ReadModel(BaseModel):

@@ -65,7 +65,7 @@ class MemberUpdate(BaseModel):
         default=None, description="Systems to link (id) or unlink (null); systems not named are left alone."
     )
 
-    @field_validator("status", "marketing_consent")
+    @field_validator("status", "marketing_consent", "external_ids")
     @classmethod
     def _not_cleared(cls, value: object) -> object:
         # Only runs for values sent: null is a way to clear personal data, not these.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -13,7 +12,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import OrderRef
+from loyalty_api.http.schemas import Instant, OrderRef
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.points import errors, holds, refunds, service
@@ -188,12 +187,11 @@ async def read_ledger(
     _: Till,
     paging: Paging,
     type: Annotated[list[EntryType] | None, Query(description="Only these entry types")] = None,
-    since: Annotated[datetime | None, Query(description="Entries at or after this instant")] = None,
-    until: Annotated[datetime | None, Query(description="Entries before this instant")] = None,
+    since: Annotated[
+        Instant | None, Query(description="Entries at or after this instant (with a zone)")
+    ] = None,
+    until: Annotated[Instant | None, Query(description="Entries before this instant (with a zone)")] = None,
 ) -> LedgerPage:
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidField(name, "needs a time zone, e.g. 2026-03-01T00:00:00Z")
     page = await service.ledger(
         uow, member_id, types=type or (), since=since, until=until, limit=paging.limit, cursor=paging.cursor
     )

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.earning.kinds import EarnItem
-from loyalty_api.http.schemas import MoneyBody, OrderRef, Points, ReadModel
+from loyalty_api.http.schemas import Instant, MoneyBody, OrderRef, Points, ReadModel
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -34,9 +34,17 @@ class EarnRequest(BaseModel):
     items: list[ItemBody] = Field(default_factory=list, max_length=500)
     store_id: Code | None = None
     channel: Code | None = None
-    occurred_at: AwareDatetime | None = Field(
-        default=None, description="When the purchase happened (for a till that was offline); default now."
+    occurred_at: Instant | None = Field(
+        default=None,
+        description="When the purchase happened, for a till that was offline (30 days at most); default now.",
     )
+
+    @field_validator("amount")
+    @classmethod
+    def _something_paid(cls, amount: MoneyBody) -> MoneyBody:
+        if amount.amount <= 0:
+            raise ValueError("must be more than zero")
+        return amount
 
 
 class BreakdownRead(ReadModel):
@@ -107,6 +115,13 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: MoneyBody = Field(description="How much of the order is refunded.")
+
+    @field_validator("amount")
+    @classmethod
+    def _something_refunded(cls, amount: MoneyBody) -> MoneyBody:
+        if amount.amount <= 0:
+            raise ValueError("must be more than zero")
+        return amount
 
 
 class RefundRead(ReadModel):

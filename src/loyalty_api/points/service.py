@@ -52,6 +52,8 @@ from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.webhooks.outbox import emit_for_member
 
 CLOCK_SKEW = timedelta(minutes=5)
+# How long a till may stay offline and still earn for its purchases at the time they happened.
+OFFLINE_GRACE = timedelta(days=30)
 ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust")
 
 
@@ -100,6 +102,8 @@ async def earn(
     occurred = occurred_at or now
     if occurred > now + CLOCK_SKEW:
         raise InvalidField("occurred_at", "must not be in the future")
+    if occurred < now - OFFLINE_GRACE:
+        raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
 
     birthday = None if member.birthday_encrypted is None else uow.vault.decrypt(member.birthday_encrypted)
     purchase = Purchase(

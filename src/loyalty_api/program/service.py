@@ -101,5 +101,5 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.max_redeem_share = settings.max_redeem_share
     row.updated_at = uow.clock.now()
     await uow.session.flush()
-    uow.cache.forget(_CACHE_KEY)
+    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
     return _settings(row)
