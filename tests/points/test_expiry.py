@@ -65,7 +65,7 @@ class TestExpiry:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="E6")
-        clock.advance(timedelta(days=365))
+        clock.advance(timedelta(days=364))  # a day before the points end, a checkout holds 60 of them
         hold = await client.post(
             f"/v1/members/{member_id}/holds",
             json={"points": 60, "order_ref": "W1", "ttl_seconds": 7 * 24 * 3600},
@@ -88,4 +88,45 @@ class TestExpiry:
         runs = await asyncio.gather(expire_points(app.state.units), expire_points(app.state.units))
         assert sum(run.points for run in runs) == 500
         assert len(await events(app, "points.expired")) == 5
+        await assert_ledger_invariant(app)
+
+    async def test_points_past_their_end_cannot_be_spent_before_the_job_runs(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="E7")
+        clock.advance(timedelta(days=400))
+        response = await client.post(
+            f"/v1/members/{member_id}/redeem", json={"points": 50, "order_ref": "E8"}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "insufficient_points"
+        assert response.json()["available"] == 0
+        # A refusal writes nothing, the expiry included: the job records it.
+        assert await events(app, "points.expired") == []
+        assert (await expire_points(app.state.units)).points == 100
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_members_whose_points_are_held_do_not_starve_the_others(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key, expiry_months=12)
+        held, free = [], []
+        for n in range(6):
+            member = str((await enrol(client, pos_key))["id"])
+            await earn(client, pos_key, member, 10_000)
+            (held if n % 2 else free).append(member)
+        clock.advance(timedelta(days=364))
+        for member in held:
+            response = await client.post(
+                f"/v1/members/{member}/holds",
+                json={"points": 100, "order_ref": f"H-{member[-6:]}", "ttl_seconds": 7 * 24 * 3600},
+                headers=bearer(pos_key),
+            )
+            assert response.status_code == 201, response.text
+        clock.advance(timedelta(days=2))
+        run = await expire_points(app.state.units, batch=2)
+        assert (run.members, run.points) == (6, 300)  # the held members' points wait for their holds
+        for member in free:
+            assert (await points(client, pos_key, member))["balance"] == 0
         await assert_ledger_invariant(app)

@@ -12,7 +12,7 @@ from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money
 from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
-from loyalty_api.points.events import PointsHoldReleased
+from loyalty_api.points.events import PointsExpired, PointsHoldReleased
 from loyalty_api.points.ledger import plan_spending
 from loyalty_api.points.models import Hold, LedgerEntry, PointLot
 from loyalty_api.points.repository import (
@@ -107,6 +107,9 @@ async def debit_available(
     """Take `points` off the available balance (or put them on hold), or raise InsufficientPoints."""
     accounts = PointsAccountRepository(uow.session)
     now = uow.clock.now()
+    if await LotRepository(uow.session).exists_due_lot(member_id, now):
+        # Points past their end are gone even before the expiry job gets to them.
+        await expire_due_points(uow, member_id)
     balance, held = (0, points) if hold else (-points, 0)
     state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
     if state is None:
@@ -169,3 +172,37 @@ async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) ->
     for hold in expired:
         released += await release(uow, hold, reason="expired", actor=None) is not None
     return released
+
+
+async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+    """Expire the member's due lots. Points on hold are spared until the hold ends: capturing spends the
+    oldest lots first, and a release lets the next expiry take them."""
+    accounts = PointsAccountRepository(uow.session)
+    now = uow.clock.now()
+    locked = await accounts.lock(member_id, now)
+    if locked is None:
+        return 0
+    if await release_member_expired_holds(uow, member_id):
+        locked = await accounts.lock(member_id, now)
+        assert locked is not None
+    lots = LotRepository(uow.session)
+    due = await lots.list_due_lots(member_id, now)
+    expirable = min(sum(lot.remaining for lot in due), locked.available)
+    if expirable <= 0:
+        return 0
+    plan = plan_spending(due, expirable)
+    await lots.take(plan)
+    state = await accounts.change(member_id, now=now, balance=-expirable)
+    assert state is not None
+    await record_entry(
+        uow,
+        member_id=member_id,
+        type="expire",
+        amount=-expirable,
+        state=state,
+        details={"lots": [{"lot_id": str(lot_id), "points": take} for lot_id, take in plan]},
+    )
+    await emit_for_member(
+        uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id
+    )
+    return expirable

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -46,6 +46,13 @@ _LIVE = select(PointLot.id, PointLot.remaining).where(
     PointLot.member_id == bindparam("member"), PointLot.remaining > 0
 )
 _LIVE_LOTS = _LIVE.order_by(*_FIFO)
+_DUE_LOT_EXISTS = select(
+    exists().where(
+        PointLot.member_id == bindparam("member"),
+        PointLot.remaining > 0,
+        PointLot.expires_at <= bindparam("now", type_=PointLot.__table__.c.expires_at.type),
+    )
+)
 _LIVE_LOTS_ORDER_FIRST = _LIVE.order_by(case((PointLot.order_ref == bindparam("first"), 0), else_=1), *_FIFO)
 _INSERT_LOT = insert(_LOTS)
 _TAKE_FROM_LOT = (
@@ -218,15 +225,19 @@ class LotRepository:
         for lot_id, points in plan:
             await self.session.execute(_TAKE_FROM_LOT, {"lot": lot_id, "taken": points})
 
-    async def list_members_with_due_lots(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+    async def list_members_with_due_lots(
+        self, now: datetime, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[uuid.UUID]:
+        query = select(PointLot.member_id).where(PointLot.remaining > 0, PointLot.expires_at <= now)
+        if after is not None:
+            query = query.where(PointLot.member_id > after)
         result = await self.session.execute(
-            select(PointLot.member_id)
-            .where(PointLot.remaining > 0, PointLot.expires_at <= now)
-            .group_by(PointLot.member_id)
-            .order_by(func.min(PointLot.expires_at))
-            .limit(limit)
+            query.group_by(PointLot.member_id).order_by(PointLot.member_id).limit(limit)
         )
         return result.scalars().all()
+
+    async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
+        return bool(await self.session.scalar(_DUE_LOT_EXISTS, {"member": member_id, "now": now}))
 
     async def expiring_by_date(self, member_id: uuid.UUID, now: datetime) -> Sequence[tuple[datetime, int]]:
         result = await self.session.execute(
