@@ -264,10 +264,17 @@ class TestUpdate:
         )
         assert response.json()["external_ids"] == {"crm": "R-9", "pos": "C-1"}
 
-    async def test_status_change(self, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_status_change_is_the_operators(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
         member = await enrol(client, pos_key)
-        response = await client.patch(
+        refused = await client.patch(
             f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(pos_key)
+        )
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "scope_not_allowed"
+        response = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
         )
         assert response.json()["status"] == "suspended"
 

@@ -204,7 +204,7 @@ class TestEarn:
         assert await table_counts(app, *WRITES) == before
 
     async def test_unknown_or_suspended_member(
-        self, client: httpx.AsyncClient, pos_key: str, member: dict[str, object]
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: dict[str, object]
     ) -> None:
         missing = await client.post(
             "/v1/members/01a20000-0000-7000-8000-000000000000/earn",
@@ -212,9 +212,10 @@ class TestEarn:
             headers=bearer(pos_key),
         )
         assert missing.status_code == 404
-        await client.patch(
-            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(pos_key)
+        suspend = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
         )
+        assert suspend.status_code == 200
         suspended = await client.post(
             f"/v1/members/{member['id']}/earn",
             json={"order_ref": "A", "amount": cny(100)},

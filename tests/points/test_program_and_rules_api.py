@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import bearer
+from tests.inspect_db import events
 from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, set_program
 
 
@@ -16,8 +18,12 @@ class TestProgram:
         assert program["earn_rate"] == "1"
         assert isinstance(program["point_value_minor"], str)
 
-    async def test_put_then_read(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+    async def test_put_then_read(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
         await set_program(client, admin_key, earn_rate="2.5", expiry_months=6, rounding="half_up")
+        [event] = await events(app, "program.updated")
+        assert event["payload"]["settings"]["earn_rate"] == "2.5"
         program = (await client.get("/v1/program", headers=bearer(pos_key))).json()
         assert program["earn_rate"] == "2.5"
         assert program["expiry_months"] == 6
@@ -52,7 +58,9 @@ class TestProgram:
 
 
 class TestEarningRules:
-    async def test_create_list_read_replace_delete(self, client: httpx.AsyncClient, admin_key: str) -> None:
+    async def test_create_list_read_replace_delete(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
         created = await add_rule(
             client,
             admin_key,
@@ -77,6 +85,8 @@ class TestEarningRules:
         gone = await client.get(f"/v1/earning-rules/{created['id']}", headers=bearer(admin_key))
         assert gone.status_code == 404
         assert gone.json()["code"] == "earning_rule_not_found"
+        changes = [e["payload"]["change"] for e in await events(app, "earning_rule.changed")]
+        assert changes == ["created", "replaced", "deleted"]
 
     @pytest.mark.parametrize(
         "rule",

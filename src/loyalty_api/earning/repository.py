@@ -30,6 +30,9 @@ class EarningRuleRepository:
         self.session.add(rule)
         await self.session.flush()
 
+    async def save_rule(self) -> None:
+        await self.session.flush()
+
     async def delete_rule(self, rule_id: uuid.UUID) -> bool:
         result = await self.session.execute(
             delete(EarningRule).where(EarningRule.id == rule_id).returning(EarningRule.id)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning.calculator import ActiveRule
 from loyalty_api.earning.errors import EarningRuleNotFound
+from loyalty_api.earning.events import EarningRuleChanged
 from loyalty_api.earning.kinds import PROPERTIES_ADAPTER, RuleProperties
 from loyalty_api.earning.models import EarningRule
 from loyalty_api.earning.repository import EarningRuleRepository
 from loyalty_api.errors import InvalidField
+from loyalty_api.webhooks.outbox import emit_for_programme
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +70,22 @@ def _apply(row: EarningRule, definition: RuleDefinition) -> None:
     row.valid_until = definition.valid_until
 
 
+async def _changed(
+    uow: UnitOfWork, row: EarningRule, change: Literal["created", "replaced", "deleted"]
+) -> None:
+    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await emit_for_programme(
+        uow, EarningRuleChanged(rule_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
+    )
+
+
 async def create_rule(uow: UnitOfWork, definition: RuleDefinition) -> Rule:
     _check(definition)
     now = uow.clock.now()
     row = EarningRule(created_at=now, updated_at=now)
     _apply(row, definition)
     await EarningRuleRepository(uow.session).insert_rule(row)
-    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await _changed(uow, row, "created")
     return _rule(row)
 
 
@@ -84,8 +96,8 @@ async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefi
         raise EarningRuleNotFound()
     _apply(row, definition)
     row.updated_at = uow.clock.now()
-    await uow.session.flush()
-    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await EarningRuleRepository(uow.session).save_rule()
+    await _changed(uow, row, "replaced")
     return _rule(row)
 
 
@@ -101,9 +113,12 @@ async def list_rules(uow: UnitOfWork) -> list[Rule]:
 
 
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
-    if not await EarningRuleRepository(uow.session).delete_rule(rule_id):
+    repo = EarningRuleRepository(uow.session)
+    row = await repo.get_rule(rule_id)
+    if row is None:
         raise EarningRuleNotFound()
-    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await repo.delete_rule(rule_id)
+    await _changed(uow, row, "deleted")
 
 
 async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:

@@ -104,10 +104,14 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRe
 
 @router.patch(
     "/{member_id}",
-    summary="Update a member",
+    summary="Update a member (changing `status` takes an admin key)",
     responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField),
 )
-async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, _: MemberDesk) -> MemberRead:
+async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk) -> MemberRead:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if "status" in changes and Scope.admin not in caller.scopes:
+        raise ScopeNotAllowed(
+            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
+        )
     profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)

@@ -11,3 +11,6 @@ class ProgramRepository:
 
     async def get_program(self) -> Program | None:
         return await self.session.get(Program, 1)
+
+    async def insert_program(self, program: Program) -> None:
+        self.session.add(program)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
+from loyalty_api.program.events import ProgramUpdated
 from loyalty_api.program.models import Program
 from loyalty_api.program.repository import ProgramRepository
+from loyalty_api.webhooks.outbox import emit_for_programme
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row = await repo.get_program()
     if row is None:
         row = Program(id=1)
-        uow.session.add(row)
+        await repo.insert_program(row)
     row.currency = settings.currency
     row.timezone = settings.timezone
     row.earn_rate = settings.earn_rate
@@ -102,4 +104,13 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
-    return _settings(row)
+    updated = _settings(row)
+    await emit_for_programme(uow, ProgramUpdated(settings=_as_json(updated)), "program")
+    return updated
+
+
+def _as_json(settings: ProgramSettings) -> dict[str, object]:
+    return {
+        name: value if isinstance(value, int | None) else str(value)
+        for name, value in asdict(settings).items()
+    }

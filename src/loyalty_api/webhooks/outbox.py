@@ -24,3 +24,8 @@ async def emit(
 
 async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
     await emit(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)
+
+
+async def emit_for_programme(uow: UnitOfWork, event: Event, aggregate_id: str) -> None:
+    """An event about the programme's configuration rather than one member."""
+    await emit(uow, event, aggregate_type="program", aggregate_id=aggregate_id, member_id=None)
