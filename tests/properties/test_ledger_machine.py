@@ -61,6 +61,7 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
             assert response.status_code == 201
             self.member_id: str = response.json()["id"]
             self.orders: dict[str, int] = {}  # earned order -> amount not yet refunded
+            self.order_books: dict[str, dict[str, int]] = {}  # what each order earned and had refunded
             self.holds: list[str] = []
 
         def summary(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
             assert response.json()["points_earned"] == amount // 100
             assert response.json()["balance"] == before["balance"] + amount // 100
             self.orders[ref] = amount
+            self.order_books[ref] = {"amount": amount, "earned": amount // 100, "refunded": 0, "accounted": 0}
 
         @rule(points=st.integers(1, 1_500))
         def redeem(self, points: int) -> None:
@@ -116,7 +118,10 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
             response = post(f"/v1/holds/{hold_id}/{'capture' if capture else 'release'}")
             assert response.status_code in (200, 409), response.text
             if response.status_code == 409:
+                # Only a hold whose time ran out (and that a job then freed) may refuse.
                 assert response.json()["code"] == "hold_not_active"
+                read = call(client.get(f"/v1/holds/{hold_id}", headers=headers))
+                assert read.json()["status"] == "expired", read.text
             self.holds.remove(hold_id)
 
         @precondition(lambda self: any(self.orders.values()))
@@ -124,9 +129,20 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
         def refund(self, data: st.DataObject) -> None:
             ref = data.draw(st.sampled_from([r for r, left in self.orders.items() if left]))
             amount = data.draw(st.integers(1, self.orders[ref]))
+            before = self.summary()
             response = post(f"/v1/orders/{ref}/refund", {"amount": {"amount": amount, "currency": "CNY"}})
             assert response.status_code == 200, response.text
             self.orders[ref] -= amount
+            book = self.order_books[ref]
+            book["refunded"] += amount
+            # In proportion, on the running total, rounded down: what is not taken back is a shortfall.
+            due = book["earned"] * book["refunded"] // book["amount"] - book["accounted"]
+            result = response.json()
+            assert result["points_taken_back"] + result["shortfall"] == due, (result, book)
+            assert result["points_given_back"] == 0
+            assert result["points_taken_back"] <= before["available"]
+            assert result["balance"] == before["balance"] - result["points_taken_back"]
+            book["accounted"] += due
 
         @rule(points=st.integers(-1_000, 1_000).filter(bool))
         def adjust(self, points: int) -> None:
@@ -136,6 +152,7 @@ def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
             )
             if points > 0 or -points <= before["available"]:
                 assert response.status_code == 201, response.text
+                assert response.json()["balance"] == before["balance"] + points
             else:
                 assert response.json()["code"] == "insufficient_points"
 
