@@ -44,17 +44,27 @@ async def earn(member_id: uuid.UUID, body: EarnBody) -> dict[str, object]:
         balance = await connection.fetchval(
             "UPDATE points_accounts SET balance = balance + $1, lifetime_earned = lifetime_earned + $1, "
             "updated_at = $2 WHERE member_id = $3 RETURNING balance",
-            points, now, member_id,
+            points,
+            now,
+            member_id,
         )
         await connection.execute(
-            "INSERT INTO ledger_entries (id, member_id, type, amount, balance_after, held_change, held_after, "
-            "order_ref, details, created_at) VALUES ($1, $2, 'earn', $3, $4, 0, 0, $5, '{}', $6)",
-            uuid.uuid4(), member_id, points, balance, body.order_ref, now,
+            "INSERT INTO ledger_entries (id, member_id, type, amount, balance_after, held_change, "
+            "held_after, order_ref, details, created_at) VALUES ($1, $2, 'earn', $3, $4, 0, 0, $5, '{}', $6)",
+            uuid.uuid4(),
+            member_id,
+            points,
+            balance,
+            body.order_ref,
+            now,
         )
         await connection.execute(
-            "INSERT INTO outbox_events (id, type, occurred_at, aggregate_type, aggregate_id, member_id, payload) "
-            "VALUES ($1, 'points.earned', $2, 'member', $3, $4, $5)",
-            uuid.uuid4(), now, str(member_id), member_id,
+            "INSERT INTO outbox_events (id, type, occurred_at, aggregate_type, aggregate_id, member_id, "
+            "payload) VALUES ($1, 'points.earned', $2, 'member', $3, $4, $5)",
+            uuid.uuid4(),
+            now,
+            str(member_id),
+            member_id,
             json.dumps({"member_id": str(member_id), "points": points, "order_ref": body.order_ref}),
         )
     return {"order_ref": body.order_ref, "points_earned": points, "balance": balance}

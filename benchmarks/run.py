@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seed  # noqa: E402
+
 from loyalty_api import crypto  # noqa: E402
 from loyalty_api.db.engine import create_engine  # noqa: E402
 from loyalty_api.db.migrations import upgrade  # noqa: E402
@@ -118,7 +119,9 @@ class Client:
             await response.read()
             return Reply(response.status)
 
-    async def get(self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Reply:
+    async def get(
+        self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Reply:
         async with self.session.get(self.base + path, params=params, headers=headers) as response:
             await response.read()
             return Reply(response.status)
@@ -170,7 +173,10 @@ def scenarios(key: str, members: list[tuple[str, str]], run_id: str) -> dict[str
 
     def earn(client: Client, n: int) -> Awaitable[Reply]:
         member_id, _ = rng.choice(members)
-        body = {"order_ref": f"{run_id}-E{n}", "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"}}
+        body = {
+            "order_ref": f"{run_id}-E{n}",
+            "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"},
+        }
         return client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
 
     def redeem(client: Client, n: int) -> Awaitable[Reply]:
@@ -190,7 +196,10 @@ def baseline_earn(members: list[tuple[str, str]], run_id: str) -> Request:
 
     def earn(client: Client, n: int) -> Awaitable[Reply]:
         member_id, _ = rng.choice(members)
-        body = {"order_ref": f"{run_id}-B{n}", "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"}}
+        body = {
+            "order_ref": f"{run_id}-B{n}",
+            "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"},
+        }
         return client.post(f"/earn/{member_id}", json=body)
 
     return earn
@@ -215,8 +224,10 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         await upgrade(engine)
         key, members = await seed(engine, settings, args.members)
         await engine.dispose()
-        print(f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s; "
-              f"{args.concurrency} clients, {args.seconds:.0f} s per run, {args.rounds} interleaved rounds")
+        print(
+            f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s; "
+            f"{args.concurrency} clients, {args.seconds:.0f} s per run, {args.rounds} interleaved rounds"
+        )
 
         env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": key_material}
         port = free_port()
@@ -225,26 +236,46 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         peak_rss = 0.0
         async with server(ours_cmd, env, port, "/healthz") as ours:
             base_port = free_port()
-            baseline_cmd = [sys.executable, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(base_port),
-                            "--no-access-log", "--log-level", "warning"]
+            baseline_cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.baseline_app:app",
+                "--port",
+                str(base_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
             baseline_env = {**env, "BASELINE_DSN": url.replace("postgresql+asyncpg", "postgresql")}
             async with (
-                server(baseline_cmd, baseline_env, base_port, "/docs") if database == "postgres" else _nothing()
+                server(baseline_cmd, baseline_env, base_port, "/docs")
+                if database == "postgres"
+                else _nothing()
             ) as baseline:
                 for round_no in range(args.rounds):
                     run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
                     for label, make in scenarios(key, members, run_id).items():
                         cpu_before = cpu_seconds(ours.pid)
-                        result = await drive(label, f"http://127.0.0.1:{port}", make,
-                                             concurrency=args.concurrency, seconds=args.seconds)
+                        result = await drive(
+                            label,
+                            f"http://127.0.0.1:{port}",
+                            make,
+                            concurrency=args.concurrency,
+                            seconds=args.seconds,
+                        )
                         result.server_cpu = cpu_seconds(ours.pid) - cpu_before
                         results.setdefault(label, []).append(result)
                         peak_rss = max(peak_rss, rss_mib(ours.pid))
                         if label == "earn" and baseline is not None:
                             cpu_before = cpu_seconds(baseline.pid)
-                            base = await drive("baseline earn", f"http://127.0.0.1:{base_port}",
-                                               baseline_earn(members, run_id), concurrency=args.concurrency,
-                                               seconds=args.seconds)
+                            base = await drive(
+                                "baseline earn",
+                                f"http://127.0.0.1:{base_port}",
+                                baseline_earn(members, run_id),
+                                concurrency=args.concurrency,
+                                seconds=args.seconds,
+                            )
                             base.server_cpu = cpu_seconds(baseline.pid) - cpu_before
                             results.setdefault("baseline earn", []).append(base)
         report(results, peak_rss)
@@ -261,8 +292,10 @@ async def _nothing():  # type: ignore[no-untyped-def]
 
 
 def report(results: dict[str, list[Result]], peak_rss: float) -> None:
-    print(f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
-          f"{'CPU ms/req':>12}   per-round req/s")
+    print(
+        f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+        f"{'CPU ms/req':>12}   per-round req/s"
+    )
     for label, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
         p50 = statistics.median(r.percentile(0.50) for r in runs)
@@ -276,20 +309,24 @@ def report(results: dict[str, list[Result]], peak_rss: float) -> None:
         ratio = statistics.median(r.rps for r in results["earn"]) / statistics.median(
             r.rps for r in results["baseline earn"]
         )
-        print(f"earn / baseline earn: {ratio:.2f} (median of medians); per round: "
-              + ", ".join(f"{r:.2f}" for r in ratios))
+        print(
+            f"earn / baseline earn: {ratio:.2f} (median of medians); per round: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+        )
     print(f"peak RSS of the API process under load: {peak_rss:.0f} MiB")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for database in (["postgres", "sqlite"] if args.database == "both" else [args.database]):
+    for database in ["postgres", "sqlite"] if args.database == "both" else [args.database]:
         asyncio.run(bench(database, args))
 
 
