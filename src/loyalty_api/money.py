@@ -75,10 +75,3 @@ def value_of_points(points: int, point_value_minor: Decimal, currency: str) -> M
         amount_minor=int((point_value_minor * points).quantize(Decimal(1), rounding=ROUND_DOWN)),
         currency=currency,
     )
-
-
-def points_worth(amount_minor: int, point_value_minor: Decimal) -> int:
-    """How many whole points it takes at most to pay `amount_minor` (rounded down)."""
-    if point_value_minor <= 0:
-        return 0
-    return int((Decimal(amount_minor) / point_value_minor).quantize(Decimal(1), rounding=ROUND_DOWN))

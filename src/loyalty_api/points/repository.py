@@ -247,12 +247,6 @@ class LotRepository:
         )
         return [(expires_at, remaining) for expires_at, remaining in result.all() if expires_at is not None]
 
-    async def sum_live(self, member_id: uuid.UUID) -> int:
-        total = await self.session.scalar(
-            select(func.coalesce(func.sum(PointLot.remaining), 0)).where(PointLot.member_id == member_id)
-        )
-        return int(total or 0)
-
 
 class HoldRepository:
     def __init__(self, session: AsyncSession) -> None:

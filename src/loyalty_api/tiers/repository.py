@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +18,6 @@ class TierRepository:
         result = await self.session.execute(select(Tier).where(Tier.code == code))
         return result.scalar_one_or_none()
 
-    async def list_tiers(self) -> Sequence[Tier]:
-        result = await self.session.execute(select(Tier).order_by(Tier.rank))
-        return result.scalars().all()
-
     async def insert_tier(self, tier: Tier) -> None:
         self.session.add(tier)
         await self.session.flush()
-
-    async def get_tier(self, tier_id: uuid.UUID) -> Tier | None:
-        return await self.session.get(Tier, tier_id)
