@@ -41,3 +41,25 @@ async def enrol(client: httpx.AsyncClient, key: str, **fields: Any) -> dict[str,
     assert response.status_code == 201, response.text
     member: dict[str, Any] = response.json()
     return member
+
+
+async def add_tier(
+    client: httpx.AsyncClient, admin_key: str, code: str, *, rank: int, **fields: Any
+) -> dict[str, Any]:
+    """A tier through the API: by default qualified for by yearly spend, threshold 0, no multiplier."""
+    body: dict[str, Any] = {
+        "code": code,
+        "name": code.title(),
+        "rank": rank,
+        "metric": "spend",
+        "window": "calendar_year",
+        "threshold": 0,
+        "points_multiplier": "1",
+        "grace_days": 0,
+        "benefit_ids": [],
+    }
+    body.update(fields)
+    response = await client.post("/v1/tiers", json=body, headers={"Authorization": f"Bearer {admin_key}"})
+    assert response.status_code == 201, response.text
+    tier: dict[str, Any] = response.json()
+    return tier

@@ -5,7 +5,7 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.members.member_number import is_valid
-from tests.builders import enrol, unique_phone
+from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count, events, table_counts
 
@@ -40,13 +40,10 @@ class TestEnrol:
         assert len(member["referral_code"]) == 8
 
     async def test_enrol_joins_the_entry_tier(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
-        from loyalty_api.tiers.service import ensure_tier
-
-        async with app.state.units.begin() as uow:
-            await ensure_tier(uow, rank=1, code="silver", name="银卡")
-            await ensure_tier(uow, rank=0, code="member", name="普通会员")
+        await add_tier(client, admin_key, "silver", rank=1, name="银卡", threshold=100_000)
+        await add_tier(client, admin_key, "member", rank=0, name="普通会员")
         member = await enrol(client, pos_key)
         assert member["tier"] == {"code": "member", "name": "普通会员", "rank": 0}
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty_api.earning.calculator import ActiveRule, Purchase, calculate
+from loyalty_api.earning.calculator import ActiveRule, Multiplier, Purchase, calculate
 from loyalty_api.earning.kinds import (
     BaseRate,
     BirthdayBonus,
@@ -103,16 +103,23 @@ class TestBaseAndRounding:
         assert total(web) == 200
         assert web[0].rule == "online double"
 
-    def test_tier_multiplier_line(self) -> None:
+    def test_tier_and_benefit_multipliers_add_to_the_base(self) -> None:
         lines = calculate(
             purchase(10_000),
             rules=[],
             program_rate=Decimal(1),
             rounding=Rounding.down,
-            tier_multiplier=Decimal("1.5"),
-            tier_name="金卡",
+            multipliers=[
+                Multiplier(name="金卡", kind="tier_multiplier", factor=Decimal("1.5")),
+                Multiplier(name="双倍积分", kind="points_multiplier", factor=Decimal(2)),
+                Multiplier(name="no-op", kind="points_multiplier", factor=Decimal(1)),
+            ],
         )
-        assert [(line.rule, line.points) for line in lines] == [("base", 100), ("金卡", 50)]
+        assert [(line.rule, line.kind, line.points) for line in lines] == [
+            ("base", "base_rate", 100),
+            ("金卡", "tier_multiplier", 50),
+            ("双倍积分", "points_multiplier", 100),
+        ]
 
 
 class TestBonuses:

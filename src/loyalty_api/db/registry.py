@@ -1,23 +1,29 @@
 """Imports every model so that Base.metadata knows all tables (for Alembic and the schema tests)."""
 
 from loyalty_api.auth import models as auth_models
+from loyalty_api.benefits import models as benefit_models
+from loyalty_api.coupons import models as coupon_models
 from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
 from loyalty_api.points import models as points_models
 from loyalty_api.program import models as program_models
+from loyalty_api.rewards import models as reward_models
 from loyalty_api.tiers import models as tier_models
 from loyalty_api.webhooks import models as webhook_models
 
 __all__ = [
     "Base",
     "auth_models",
+    "benefit_models",
+    "coupon_models",
     "earning_models",
     "idempotency_models",
     "member_models",
     "points_models",
     "program_models",
+    "reward_models",
     "tier_models",
     "webhook_models",
 ]

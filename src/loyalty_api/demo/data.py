@@ -7,13 +7,140 @@ from datetime import date
 from random import Random
 from typing import Final
 
+
+@dataclass(frozen=True)
+class DemoTier:
+    rank: int
+    code: str
+    name: str
+    yearly_spend_yuan: int  # qualifying spend in a calendar year
+    points_multiplier: str
+    grace_days: int
+    benefits: tuple[str, ...]  # keys of BENEFITS
+
+
+# Benefits as the API takes them: name, then kind and properties.
+BENEFITS: Final[dict[str, tuple[str, dict[str, object]]]] = {
+    "silver_discount": ("银卡95折", {"kind": "percent_discount", "percent": "5"}),
+    "gold_discount": ("金卡9折", {"kind": "percent_discount", "percent": "10"}),
+    "diamond_discount": ("钻石88折", {"kind": "percent_discount", "percent": "12"}),
+    "free_shipping": ("包邮", {"kind": "free_shipping", "channels": ["online"]}),
+    "double_points": (
+        "满200元双倍积分",
+        {"kind": "points_multiplier", "multiplier": "2", "min_subtotal": 20000},
+    ),
+    "birthday_20": (
+        "生日礼券 20 元",
+        {
+            "kind": "birthday_gift",
+            "coupon_name": "生日快乐 20 元券",
+            "coupon": {"kind": "fixed_discount", "amount": 2000},
+        },
+    ),
+    "birthday_50": (
+        "生日礼券 50 元",
+        {
+            "kind": "birthday_gift",
+            "coupon_name": "生日快乐 50 元券",
+            "coupon": {"kind": "fixed_discount", "amount": 5000},
+        },
+    ),
+    "birthday_100": (
+        "生日礼券 100 元",
+        {
+            "kind": "birthday_gift",
+            "coupon_name": "生日快乐 100 元券",
+            "coupon": {"kind": "fixed_discount", "amount": 10000},
+        },
+    ),
+    "member_day_gold": (
+        "周三会员日生鲜8折",
+        {"kind": "member_day_price", "weekday": 3, "percent": "20", "categories": ["fresh", "bakery"]},
+    ),
+    "member_day_diamond": (
+        "周三会员日全场75折",
+        {"kind": "member_day_price", "weekday": 3, "percent": "25"},
+    ),
+    "priority": (
+        "专属客服",
+        {"kind": "priority_service", "description": "钻石会员专线 400-000-0000，优先结账通道"},
+    ),
+}
+
 TIERS: Final = [
-    # rank, code, name
-    (0, "member", "普通会员"),
-    (1, "silver", "银卡"),
-    (2, "gold", "金卡"),
-    (3, "diamond", "钻石"),
+    DemoTier(0, "member", "普通会员", 0, "1", 0, ()),
+    DemoTier(1, "silver", "银卡", 2_000, "1.2", 30, ("silver_discount", "birthday_20")),
+    DemoTier(
+        2,
+        "gold",
+        "金卡",
+        8_000,
+        "1.5",
+        60,
+        ("gold_discount", "free_shipping", "birthday_50", "member_day_gold"),
+    ),
+    DemoTier(
+        3,
+        "diamond",
+        "钻石",
+        20_000,
+        "2",
+        90,
+        (
+            "diamond_discount",
+            "free_shipping",
+            "double_points",
+            "birthday_100",
+            "member_day_diamond",
+            "priority",
+        ),
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class DemoReward:
+    name: str
+    description: str
+    cost_points: int
+    coupon: dict[str, object]  # as the API takes it: kind and that kind's settings (money in fen)
+    stock: int | None = None  # None: unlimited
+    per_member_limit: int | None = None
+    coupon_valid_days: int = 30
+
+
+# The rewards catalogue. At the till 100 points are worth 1 yuan; the first reward is the programme's
+# headline offer, deliberately far better than that.
+REWARDS: Final = [
+    DemoReward(
+        "100 积分兑 10 元券",
+        "100 积分兑换一张 10 元代金券：会员专享兑换价（收银台积分抵现为 100 积分 = 1 元）。"
+        "兑换后 30 天内有效。",
+        100,
+        {"kind": "fixed_discount", "amount": 1000},
+    ),
+    DemoReward(
+        "2000 积分兑保温杯",
+        "品牌不锈钢保温杯一只（SKU THERMOS-01），下单或到店结账时出示券码免费领取。限量 50 个。",
+        2000,
+        {"kind": "free_item", "sku": "THERMOS-01", "quantity": 1},
+        stock=50,
+    ),
+    DemoReward(
+        "300 积分兑免运费券",
+        "网上商城一次免运费。",
+        300,
+        {"kind": "free_shipping", "channels": ["online"]},
+    ),
+    DemoReward(
+        "800 积分兑 9 折券",
+        "整单 9 折，每位会员限兑 1 张。",
+        800,
+        {"kind": "percent_discount", "percent": "10"},
+        per_member_limit=1,
+    ),
+]
+
 
 _SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN: Final = [

@@ -6,8 +6,11 @@ from decimal import Decimal
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
-from loyalty_api.db.uow import UnitsOfWork
-from loyalty_api.demo.data import TIERS, demo_members
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.benefits import service as benefits
+from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
+from loyalty_api.benefits.service import BenefitDefinition
+from loyalty_api.demo.data import BENEFITS, REWARDS, TIERS, demo_members
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
@@ -17,7 +20,11 @@ from loyalty_api.money import Rounding
 from loyalty_api.points import service as points
 from loyalty_api.program import service as program
 from loyalty_api.program.service import ProgramSettings
+from loyalty_api.rewards import service as rewards
+from loyalty_api.rewards.service import RewardDefinition
 from loyalty_api.tiers import service as tiers
+from loyalty_api.tiers.ladder import Metric, Window
+from loyalty_api.tiers.service import TierDefinition
 
 DEMO_KEY_SCOPES = [Scope.admin, Scope.pos, Scope.ecommerce, Scope.billing]
 
@@ -55,6 +62,53 @@ DEMO_RULES = [
 ]
 
 
+async def _seed_ladder(uow: UnitOfWork) -> None:
+    created = {
+        key: await benefits.create_benefit(
+            uow,
+            BenefitDefinition(
+                name=name, properties=PROPERTIES_ADAPTER.validate_python(properties), active=True
+            ),
+        )
+        for key, (name, properties) in BENEFITS.items()
+    }
+    for tier in TIERS:
+        await tiers.create_tier(
+            uow,
+            tier.code,
+            TierDefinition(
+                name=tier.name,
+                rank=tier.rank,
+                metric=Metric.spend,
+                window=Window.calendar_year,
+                window_days=None,
+                threshold=tier.yearly_spend_yuan * 100,
+                points_multiplier=Decimal(tier.points_multiplier),
+                grace_days=tier.grace_days,
+                benefit_ids=[created[key].id for key in tier.benefits],
+            ),
+        )
+
+
+async def _seed_rewards(uow: UnitOfWork) -> None:
+    for reward in REWARDS:
+        await rewards.create_reward(
+            uow,
+            RewardDefinition(
+                name=reward.name,
+                description=reward.description,
+                cost_points=reward.cost_points,
+                per_member_limit=reward.per_member_limit,
+                coupon=COUPON_OFFER_ADAPTER.validate_python(reward.coupon),
+                coupon_valid_days=reward.coupon_valid_days,
+                active=True,
+                valid_from=None,
+                valid_until=None,
+            ),
+            stock=reward.stock,
+        )
+
+
 async def seed_programme(units: UnitsOfWork) -> None:
     async with units.begin() as uow:
         if not await program.is_configured(uow):
@@ -62,8 +116,10 @@ async def seed_programme(units: UnitsOfWork) -> None:
         if not await earning.list_rules(uow):
             for rule in DEMO_RULES:
                 await earning.create_rule(uow, rule)
-        for rank, code, name in TIERS:
-            await tiers.ensure_tier(uow, rank=rank, code=code, name=name)
+        if not (await tiers.get_ladder(uow)).tiers:
+            await _seed_ladder(uow)
+        if not (await rewards.list_rewards(uow, only_offered=False, limit=1, cursor=None)).items:
+            await _seed_rewards(uow)
     for n, person in enumerate(demo_members()):
         try:
             async with units.begin() as uow:

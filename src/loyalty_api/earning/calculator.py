@@ -2,7 +2,8 @@
 
 1. Base: amount × rate, where rate is the highest-priority matching `base_rate` rule's, else the
    programme's earn rate.
-2. Tier: base × (tier multiplier − 1), when the member's tier multiplies points.
+2. Multipliers of the member's standing: base × (factor − 1) each, for the tier's points multiplier and for
+   each points-multiplier benefit the member has (they add up, they do not compound).
 3. Bonus rules, highest priority first (ties: older rule first). A stackable rule adds its bonus and the walk
    goes on. A non-stackable rule applies alone: only when no bonus has applied yet, and then it ends the walk.
 Each line is rounded on its own with the programme's rounding, so the lines always add up to the total.
@@ -38,6 +39,16 @@ class BreakdownLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Multiplier:
+    """Base points × `factor` from the member's standing: their tier, or a points-multiplier benefit."""
+
+    name: str
+    kind: str  # tier_multiplier | points_multiplier
+    factor: Decimal
+    source_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Purchase:
     amount: Money
     items: Sequence[EarnItem]
@@ -53,8 +64,7 @@ def calculate(
     rules: Sequence[ActiveRule],
     program_rate: Decimal,
     rounding: Rounding,
-    tier_multiplier: Decimal = Decimal(1),
-    tier_name: str | None = None,
+    multipliers: Sequence[Multiplier] = (),
 ) -> list[BreakdownLine]:
     ordered = sorted(rules, key=lambda r: (-r.priority, r.id))
     probe = _context(purchase, program_rate)
@@ -75,14 +85,16 @@ def calculate(
             rule_id=base_rule.id if base_rule else None,
         )
     ]
-    if tier_multiplier != 1:
-        lines.append(
-            BreakdownLine(
-                rule=tier_name or "tier",
-                kind="tier_multiplier",
-                points=round_points(context.base_points * (tier_multiplier - 1), rounding),
-            )
+    lines.extend(
+        BreakdownLine(
+            rule=m.name,
+            kind=m.kind,
+            points=round_points(context.base_points * (m.factor - 1), rounding),
+            rule_id=m.source_id,
         )
+        for m in multipliers
+        if m.factor != 1
+    )
     applied = False
     for rule in ordered:
         if isinstance(rule.properties, BaseRate) or not rule.properties.matches(context):

@@ -45,7 +45,7 @@ class EarnContext:
     paid_share: Decimal = Decimal(1)
 
 
-def _is_birthday(today: date, birthday: date, period: str) -> bool:
+def is_birthday(today: date, birthday: date, period: str) -> bool:
     if today.month != birthday.month:
         return False
     if period == "month":
@@ -131,7 +131,7 @@ class BirthdayBonus(RuleProperties):
     period: Literal["day", "month"] = Field(description="On the birthday itself, or all through its month.")
 
     def bonus(self, context: EarnContext) -> Decimal | None:
-        if context.birthday is None or not _is_birthday(context.local_date, context.birthday, self.period):
+        if context.birthday is None or not is_birthday(context.local_date, context.birthday, self.period):
             return None
         return context.base_points * (self.multiplier - 1)
 

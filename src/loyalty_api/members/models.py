@@ -34,6 +34,10 @@ class Member(IdMixin, Base):
     marketing_consent: Mapped[bool]
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
     referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
+    tier_since: Mapped[datetime | None]
+    # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
+    tier_kept_until: Mapped[datetime | None] = mapped_column(index=True)
+    tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

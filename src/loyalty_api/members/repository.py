@@ -4,6 +4,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Select, bindparam, delete, exists, select
@@ -41,8 +42,9 @@ class PointsHolder:
     id: uuid.UUID
     status: str
     birthday_encrypted: str | None
-    tier_code: str | None
-    tier_name: str | None
+    tier_id: uuid.UUID | None
+    tier_kept_until: datetime | None
+    tier_override_until: datetime | None
 
 
 # Lookups run at the till on every sale: their statements are built once.
@@ -58,11 +60,14 @@ _BY_EXTERNAL_ID = (
 _EXTERNAL_IDS = select(
     MemberExternalId.member_id, MemberExternalId.system, MemberExternalId.external_id
 ).where(MemberExternalId.member_id.in_(bindparam("member_ids", expanding=True)))
-_POINTS_HOLDER = (
-    select(Member.id, Member.status, Member.birthday_encrypted, Tier.code, Tier.name)
-    .outerjoin(Tier, Tier.id == Member.tier_id)
-    .where(Member.id == bindparam("member_id"))
-)
+_POINTS_HOLDER = select(
+    Member.id,
+    Member.status,
+    Member.birthday_encrypted,
+    Member.tier_id,
+    Member.tier_kept_until,
+    Member.tier_override_until,
+).where(Member.id == bindparam("member_id"))
 
 
 class MemberRepository:
@@ -126,6 +131,20 @@ class MemberRepository:
     async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:
         row = (await self.session.execute(_POINTS_HOLDER, {"member_id": member_id})).one_or_none()
         return None if row is None else PointsHolder(*row)
+
+    async def list_birthdays(
+        self, tier_ids: Sequence[uuid.UUID], *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, uuid.UUID, str]]:
+        """(member id, tier id, encrypted birthday) of active members on these tiers, in id order."""
+        query = select(Member.id, Member.tier_id, Member.birthday_encrypted).where(
+            Member.tier_id.in_(list(tier_ids)),
+            Member.status == "active",
+            Member.birthday_encrypted.is_not(None),
+        )
+        if after is not None:
+            query = query.where(Member.id > after)
+        rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
+        return [(m, t, b) for m, t, b in rows if t is not None and b is not None]
 
     async def get_member(self, member_id: uuid.UUID) -> Member | None:
         return await self.session.get(Member, member_id)

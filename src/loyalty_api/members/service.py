@@ -200,6 +200,7 @@ async def enrol(
         member_number=await _new_member_number(repo),
         status=MemberStatus.active,
         tier_id=None if tier is None else tier.id,
+        tier_since=None if tier is None else now,
         phone_encrypted=_encrypt(uow, phone),
         phone_hash=phone_hash,
         email_encrypted=_encrypt(uow, email),

@@ -74,9 +74,10 @@ class Order(Base):
     """What an order earned and redeemed, so refunds can take back and give back in proportion."""
 
     __tablename__ = "orders"
+    __table_args__ = (Index(None, "member_id", "purchased_at"),)
 
     order_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
     currency: Mapped[str | None] = mapped_column(String(3))
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     points_earned: Mapped[int] = mapped_column(BigInteger)
@@ -86,6 +87,7 @@ class Order(Base):
     points_given_back: Mapped[int] = mapped_column(BigInteger)
     points_shortfall: Mapped[int] = mapped_column(BigInteger)
     earned_at: Mapped[datetime | None]
+    purchased_at: Mapped[datetime | None]  # when the purchase happened (tiers count it then)
     redeemed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

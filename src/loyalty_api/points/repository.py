@@ -73,6 +73,7 @@ def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str) -> Any:
             "amount_minor": func.coalesce(_ORDERS.c.amount_minor, excluded.amount_minor),
             points: excluded[points],
             stamp: excluded[stamp],
+            **({"purchased_at": excluded.purchased_at} if stamp == "earned_at" else {}),
             "updated_at": excluded.updated_at,
         },
         where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
@@ -314,6 +315,7 @@ def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str,
         "points_given_back": 0,
         "points_shortfall": 0,
         "earned_at": None,
+        "purchased_at": None,
         "redeemed_at": None,
         "created_at": now,
         "updated_at": now,
@@ -342,6 +344,7 @@ class OrderRepository:
         currency: str,
         amount_minor: int,
         points: int,
+        purchased_at: datetime,
         now: datetime,
     ) -> bool:
         """Record that the order earned, in one statement; False when it already had, or is another
@@ -351,6 +354,7 @@ class OrderRepository:
             "amount_minor": amount_minor,
             "points_earned": points,
             "earned_at": now,
+            "purchased_at": purchased_at,
         }
         result = await self.session.execute(_CLAIM_EARN[self.session.get_bind().dialect.name], values)
         return result.scalar_one_or_none() is not None

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
-from loyalty_api.earning.calculator import BreakdownLine, Purchase, calculate
+from loyalty_api.benefits.kinds import PointsMultiplier
+from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
 from loyalty_api.earning.kinds import EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
@@ -49,12 +50,15 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.tiers import membership
+from loyalty_api.tiers import service as tiers
+from loyalty_api.tiers.ladder import LadderTier
 from loyalty_api.webhooks.outbox import emit_for_member
 
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.
 OFFLINE_GRACE = timedelta(days=30)
-ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust")
+ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward")
 
 
 def _check_currency(program: ProgramSettings, *amounts: Money) -> None:
@@ -70,6 +74,27 @@ async def _order_conflict(
     if order is not None and order.member_id != member_id:
         return OrderBelongsToAnotherMember()
     return default()
+
+
+def _multipliers(tier: LadderTier | None, amount: Money, channel: str | None) -> list[Multiplier]:
+    """The tier's own multiplier, then its points-multiplier benefits whose conditions the purchase meets."""
+    if tier is None:
+        return []
+    found = [Multiplier(name=tier.name, kind="tier_multiplier", factor=tier.points_multiplier)]
+    for benefit in tier.benefits:
+        offer = benefit.properties
+        if not benefit.active or not isinstance(offer, PointsMultiplier):
+            continue
+        if offer.channels and channel not in offer.channels:
+            continue
+        if offer.min_subtotal is not None and amount.amount_minor < offer.min_subtotal:
+            continue
+        found.append(
+            Multiplier(
+                name=benefit.name, kind="points_multiplier", factor=offer.multiplier, source_id=benefit.id
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +139,14 @@ async def earn(
         local_date=occurred.astimezone(program.zone).date(),
         birthday=None if birthday is None else datetime.fromisoformat(birthday).date(),
     )
+    ladder = await tiers.get_ladder(uow)
+    tier = ladder.by_id(member.tier_id)
     lines = calculate(
         purchase,
         rules=await earning.rules_in_force(uow, occurred),
         program_rate=program.earn_rate,
         rounding=program.rounding,
+        multipliers=_multipliers(tier, amount, channel),
     )
     points = max(sum(line.points for line in lines), 0)
 
@@ -133,9 +161,18 @@ async def earn(
         currency=amount.currency,
         amount_minor=amount.amount_minor,
         points=points,
+        purchased_at=occurred,
         now=now,
     ):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
+    standing = await membership.after_purchase(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        tier_id=member.tier_id,
+        kept_until=member.tier_kept_until,
+        override_until=member.tier_override_until,
+    )
 
     breakdown = [BreakdownPayload(rule=line.rule, kind=line.kind, points=line.points) for line in lines]
     entry = await record_entry(
@@ -173,8 +210,8 @@ async def earn(
         breakdown=lines,
         balance=state.balance,
         available=state.available,
-        tier=member.tier_code,
-        tier_changed=False,
+        tier=None if standing.tier is None else standing.tier.code,
+        tier_changed=standing.changed,
     )
 
 

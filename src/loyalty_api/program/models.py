@@ -23,4 +23,5 @@ class Program(Base):
     expiry_months: Mapped[int | None]
     min_redeem_points: Mapped[int]
     max_redeem_share: Mapped[Decimal]  # 0..1 of an order payable with points
+    tier_downgrade: Mapped[str] = mapped_column(String(16), server_default="one_step")  # | to_qualified
     updated_at: Mapped[datetime]

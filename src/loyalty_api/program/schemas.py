@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -41,6 +41,11 @@ class ProgramWrite(BaseModel):
     min_redeem_points: int = Field(ge=1, le=10_000_000)
     max_redeem_share: Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)] = Field(
         description="The largest share of an order (0 to 1) that points may pay."
+    )
+    tier_downgrade: Literal["one_step", "to_qualified"] = Field(
+        default="one_step",
+        description="At tier review, a member who did not requalify falls one tier (one_step) or straight "
+        "to the tier they qualify for (to_qualified).",
     )
 
     def settings(self) -> ProgramSettings:

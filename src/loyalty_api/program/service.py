@@ -26,6 +26,7 @@ class ProgramSettings:
     expiry_months: int | None
     min_redeem_points: int
     max_redeem_share: Decimal
+    tier_downgrade: str = "one_step"  # one_step | to_qualified: how far a member falls at tier review
 
     @property
     def zone(self) -> ZoneInfo:
@@ -67,6 +68,7 @@ def _settings(row: Program) -> ProgramSettings:
         expiry_months=row.expiry_months,
         min_redeem_points=row.min_redeem_points,
         max_redeem_share=row.max_redeem_share,
+        tier_downgrade=row.tier_downgrade,
     )
 
 
@@ -101,6 +103,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.expiry_months = settings.expiry_months
     row.min_redeem_points = settings.min_redeem_points
     row.max_redeem_share = settings.max_redeem_share
+    row.tier_downgrade = settings.tier_downgrade
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))

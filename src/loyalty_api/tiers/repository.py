@@ -1,14 +1,27 @@
+"""All queries of tiers: the ladder and its versions, members' tiers and their history, qualifying values."""
+
 from __future__ import annotations
 
-from sqlalchemy import select
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty_api.tiers.models import Tier
+from loyalty_api.members.models import Member
+from loyalty_api.points.models import Order
+from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 
 class TierRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def list_tiers(self) -> Sequence[Tier]:
+        return (await self.session.execute(select(Tier).order_by(Tier.rank))).scalars().all()
 
     async def get_entry_tier(self) -> Tier | None:
         result = await self.session.execute(select(Tier).order_by(Tier.rank).limit(1))
@@ -18,6 +31,156 @@ class TierRepository:
         result = await self.session.execute(select(Tier).where(Tier.code == code))
         return result.scalar_one_or_none()
 
+    async def exists_rank(self, rank: int, *, other_than: uuid.UUID | None = None) -> bool:
+        query = select(Tier.id).where(Tier.rank == rank)
+        if other_than is not None:
+            query = query.where(Tier.id != other_than)
+        return (await self.session.scalar(query)) is not None
+
     async def insert_tier(self, tier: Tier) -> None:
         self.session.add(tier)
         await self.session.flush()
+
+    async def save_tier(self) -> None:
+        await self.session.flush()
+
+    async def delete_tier(self, tier: Tier) -> None:
+        await self.session.delete(tier)
+        await self.session.flush()
+
+    async def count_members_on(self, tier_id: uuid.UUID) -> int:
+        return int(await self.session.scalar(select(func.count()).where(Member.tier_id == tier_id)) or 0)
+
+    async def get_latest_version(self) -> TierLadderVersion | None:
+        result = await self.session.execute(
+            select(TierLadderVersion).order_by(TierLadderVersion.version.desc()).limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_version(self, version: int) -> TierLadderVersion | None:
+        return await self.session.get(TierLadderVersion, version)
+
+    async def list_versions(self, *, before: int | None, limit: int) -> Sequence[TierLadderVersion]:
+        query = select(TierLadderVersion)
+        if before is not None:
+            query = query.where(TierLadderVersion.version < before)
+        result = await self.session.execute(query.order_by(TierLadderVersion.version.desc()).limit(limit))
+        return result.scalars().all()
+
+    async def insert_version(self, version: TierLadderVersion) -> None:
+        self.session.add(version)
+        await self.session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTierState:
+    member_id: uuid.UUID
+    status: str
+    tier_id: uuid.UUID | None
+    tier_since: datetime | None
+    kept_until: datetime | None
+    override_until: datetime | None
+
+
+_STATE = select(
+    Member.id,
+    Member.status,
+    Member.tier_id,
+    Member.tier_since,
+    Member.tier_kept_until,
+    Member.tier_override_until,
+).where(Member.id == bindparam("member_id"))
+
+# What a member's purchases in a window are worth for tiers: paid less refunded, and points earned less
+# points taken back (including those a refund could not take back because they were already spent).
+_QUALIFYING = select(
+    func.coalesce(func.sum(Order.amount_minor - Order.refunded_minor), 0),
+    func.coalesce(func.sum(Order.points_earned - Order.points_taken_back - Order.points_shortfall), 0),
+).where(
+    Order.member_id == bindparam("member_id"),
+    Order.purchased_at >= bindparam("start", type_=Order.__table__.c.purchased_at.type),
+)
+
+
+class MemberTierRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_state(self, member_id: uuid.UUID) -> MemberTierState | None:
+        row = (await self.session.execute(_STATE, {"member_id": member_id})).one_or_none()
+        return None if row is None else MemberTierState(*row)
+
+    async def qualifying_values(self, member_id: uuid.UUID, start: datetime) -> tuple[int, int]:
+        """(spend in minor units, points) of the member's purchases made at or after `start`."""
+        row = (await self.session.execute(_QUALIFYING, {"member_id": member_id, "start": start})).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    async def set_tier(
+        self,
+        member_id: uuid.UUID,
+        *,
+        tier_id: uuid.UUID,
+        since: datetime,
+        kept_until: datetime | None,
+        override_until: datetime | None,
+    ) -> None:
+        await self.session.execute(
+            update(Member)
+            .where(Member.id == member_id)
+            .values(
+                tier_id=tier_id,
+                tier_since=since,
+                tier_kept_until=kept_until,
+                tier_override_until=override_until,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def keep_until(self, member_id: uuid.UUID, kept_until: datetime | None) -> None:
+        await self.session.execute(
+            update(Member)
+            .where(Member.id == member_id)
+            .values(tier_kept_until=kept_until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def list_due_for_review(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
+        query = (
+            select(Member.id)
+            .where(Member.tier_kept_until <= now)
+            .order_by(Member.tier_kept_until, Member.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def insert_change(self, change: TierChange) -> None:
+        self.session.add(change)
+        await self.session.flush()
+
+    async def list_changes(
+        self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[TierChange]:
+        query = select(TierChange).where(TierChange.member_id == member_id)
+        if before_id is not None:
+            query = query.where(TierChange.id < before_id)
+        result = await self.session.execute(query.order_by(TierChange.id.desc()).limit(limit))
+        return result.scalars().all()
+
+
+def ladder_snapshot(tiers: Sequence[Tier], benefit_ids: dict[uuid.UUID, list[uuid.UUID]]) -> list[Any]:
+    return [
+        {
+            "id": str(t.id),
+            "rank": t.rank,
+            "code": t.code,
+            "name": t.name,
+            "metric": t.metric,
+            "window": t.window_kind,
+            "window_days": t.window_days,
+            "threshold": t.threshold,
+            "points_multiplier": str(t.points_multiplier),
+            "grace_days": t.grace_days,
+            "benefit_ids": [str(b) for b in benefit_ids.get(t.id, [])],
+        }
+        for t in tiers
+    ]

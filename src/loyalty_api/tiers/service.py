@@ -1,17 +1,226 @@
-"""Tiers (the full ladder arrives with the tiers issue; this is what members and the demo need now)."""
+"""The tier ladder: define tiers, keep every version of the ladder, read it (cached) for the hot paths."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER
+from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.db.pagination import Page
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.tiers.models import Tier
-from loyalty_api.tiers.repository import TierRepository
+from loyalty_api.errors import InvalidField
+from loyalty_api.tiers.errors import LadderVersionNotFound, TierExists, TierInUse, TierNotFound, TierRankTaken
+from loyalty_api.tiers.events import TierLadderChanged
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, Metric, Window
+from loyalty_api.tiers.models import Tier, TierLadderVersion
+from loyalty_api.tiers.repository import (
+    MemberTierRepository,
+    MemberTierState,
+    TierRepository,
+    ladder_snapshot,
+)
+from loyalty_api.webhooks.outbox import emit_for_programme
 
 
-async def ensure_tier(uow: UnitOfWork, *, rank: int, code: str, name: str) -> Tier:
+@dataclass(frozen=True, slots=True)
+class TierDefinition:
+    name: str
+    rank: int
+    metric: Metric
+    window: Window
+    window_days: int | None
+    threshold: int
+    points_multiplier: Decimal
+    grace_days: int
+    benefit_ids: Sequence[uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class LadderVersion:
+    version: int
+    tiers: list[dict[str, object]]
+    created_at: datetime
+
+
+async def get_ladder(uow: UnitOfWork) -> Ladder:
+    cached: Ladder | None = uow.cache.get(LADDER_CACHE_KEY)
+    if cached is not None:
+        return cached
+    ladder = await _load_ladder(uow)
+    uow.cache.put(LADDER_CACHE_KEY, ladder)
+    return ladder
+
+
+async def _load_ladder(uow: UnitOfWork) -> Ladder:
     repo = TierRepository(uow.session)
-    existing = await repo.get_by_code(code)
-    if existing is not None:
-        return existing
-    tier = Tier(rank=rank, code=code, name=name, created_at=uow.clock.now())
-    await repo.insert_tier(tier)
+    rows = await repo.list_tiers()
+    grants = await BenefitRepository(uow.session).list_grants([("tier", t.id) for t in rows])
+    latest = await repo.get_latest_version()
+    return Ladder(
+        version=0 if latest is None else latest.version,
+        tiers=tuple(
+            LadderTier(
+                id=t.id,
+                rank=t.rank,
+                code=t.code,
+                name=t.name,
+                metric=Metric(t.metric),
+                window=Window(t.window_kind),
+                window_days=t.window_days,
+                threshold=t.threshold,
+                points_multiplier=t.points_multiplier,
+                grace_days=t.grace_days,
+                benefits=tuple(
+                    GrantedBenefit(
+                        id=b.id,
+                        name=b.name,
+                        properties=PROPERTIES_ADAPTER.validate_python({**b.properties, "kind": b.kind}),
+                        active=b.active,
+                    )
+                    for source_type, source_id, b in grants
+                    if source_type == "tier" and source_id == t.id
+                ),
+            )
+            for t in rows
+        ),
+    )
+
+
+async def member_tier(
+    uow: UnitOfWork, member_id: uuid.UUID
+) -> tuple[MemberTierState | None, LadderTier | None]:
+    state = await MemberTierRepository(uow.session).get_state(member_id)
+    if state is None:
+        return None, None
+    return state, (await get_ladder(uow)).by_id(state.tier_id)
+
+
+def _check(definition: TierDefinition) -> None:
+    if definition.window is Window.rolling_days and definition.window_days is None:
+        raise InvalidField("window_days", "is required for a rolling window")
+    if definition.window is Window.calendar_year and definition.window_days is not None:
+        raise InvalidField("window_days", "applies to rolling windows only")
+
+
+async def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
+    repo = TierRepository(uow.session)
+    if await repo.exists_rank(definition.rank, other_than=row.id):
+        raise TierRankTaken(f"Rank {definition.rank} is taken")
+    benefit_ids = list(dict.fromkeys(definition.benefit_ids))
+    found = {b.id for b in await BenefitRepository(uow.session).list_by_ids(benefit_ids)}
+    missing = [str(b) for b in benefit_ids if b not in found]
+    if missing:
+        raise InvalidField("benefit_ids", f"no such benefit: {', '.join(missing)}")
+    row.name = definition.name
+    row.rank = definition.rank
+    row.metric = definition.metric
+    row.window_kind = definition.window
+    row.window_days = definition.window_days
+    row.threshold = definition.threshold
+    row.points_multiplier = definition.points_multiplier
+    row.grace_days = definition.grace_days
+    row.updated_at = uow.clock.now()
+
+
+async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
+    """Write the ladder as it now stands as a new version; members' tier changes cite it."""
+    repo = TierRepository(uow.session)
+    tiers = await repo.list_tiers()
+    grants = await BenefitRepository(uow.session).list_grants([("tier", t.id) for t in tiers])
+    benefit_ids: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for _, source_id, benefit in grants:
+        benefit_ids.setdefault(source_id, []).append(benefit.id)
+    latest = await repo.get_latest_version()
+    version = 1 if latest is None else latest.version + 1
+    await repo.insert_version(
+        TierLadderVersion(
+            version=version,
+            tiers=ladder_snapshot(tiers, benefit_ids),
+            actor_key_id=actor,
+            created_at=uow.clock.now(),
+        )
+    )
+    uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
+    await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
+    return version
+
+
+async def create_tier(
+    uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
+) -> LadderTier:
+    _check(definition)
+    repo = TierRepository(uow.session)
+    if await repo.get_by_code(code) is not None:
+        raise TierExists()
+    now = uow.clock.now()
+    row = Tier(code=code, created_at=now)
+    await _apply(uow, row, definition)
+    await repo.insert_tier(row)
+    await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
+    await record_ladder_version(uow, actor)
+    return await _fresh(uow, code)
+
+
+async def replace_tier(
+    uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
+) -> LadderTier:
+    _check(definition)
+    repo = TierRepository(uow.session)
+    row = await repo.get_by_code(code)
+    if row is None:
+        raise TierNotFound()
+    await _apply(uow, row, definition)
+    await repo.save_tier()
+    await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
+    await record_ladder_version(uow, actor)
+    return await _fresh(uow, code)
+
+
+async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None) -> None:
+    repo = TierRepository(uow.session)
+    row = await repo.get_by_code(code)
+    if row is None:
+        raise TierNotFound()
+    holders = await repo.count_members_on(row.id)
+    if holders:
+        raise TierInUse(f"{holders} members hold this tier", members=holders)
+    await BenefitRepository(uow.session).replace_grants("tier", row.id, [])
+    await repo.delete_tier(row)
+    await record_ladder_version(uow, actor)
+
+
+async def _fresh(uow: UnitOfWork, code: str) -> LadderTier:
+    """The tier as this transaction's own writes show it (the cached ladder may be older)."""
+    tier = (await _load_ladder(uow)).by_code(code)
+    assert tier is not None
     return tier
+
+
+async def get_tier(uow: UnitOfWork, code: str) -> LadderTier:
+    tier = (await get_ladder(uow)).by_code(code)
+    if tier is None:
+        raise TierNotFound()
+    return tier
+
+
+async def get_version(uow: UnitOfWork, version: int) -> LadderVersion:
+    row = await TierRepository(uow.session).get_version(version)
+    if row is None:
+        raise LadderVersionNotFound()
+    return LadderVersion(version=row.version, tiers=row.tiers, created_at=row.created_at)
+
+
+async def list_versions(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[LadderVersion]:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise InvalidField("cursor", "is not a cursor this list gave")
+        before = int(cursor)
+    rows = await TierRepository(uow.session).list_versions(before=before, limit=limit + 1)
+    more = len(rows) > limit
+    items = [LadderVersion(version=r.version, tiers=r.tiers, created_at=r.created_at) for r in rows[:limit]]
+    return Page(items=items, next_cursor=str(items[-1].version) if more else None)

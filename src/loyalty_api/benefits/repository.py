@@ -1,0 +1,74 @@
+"""All queries of benefits and of who is granted them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.benefits.models import Benefit, BenefitGrant
+
+
+class BenefitRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_benefit(self, benefit_id: uuid.UUID) -> Benefit | None:
+        return await self.session.get(Benefit, benefit_id)
+
+    async def list_benefits(self) -> Sequence[Benefit]:
+        return (await self.session.execute(select(Benefit).order_by(Benefit.id))).scalars().all()
+
+    async def list_by_ids(self, benefit_ids: Iterable[uuid.UUID]) -> Sequence[Benefit]:
+        result = await self.session.execute(select(Benefit).where(Benefit.id.in_(list(benefit_ids))))
+        return result.scalars().all()
+
+    async def insert_benefit(self, benefit: Benefit) -> None:
+        self.session.add(benefit)
+        await self.session.flush()
+
+    async def save_benefit(self) -> None:
+        await self.session.flush()
+
+    async def delete_benefit(self, benefit: Benefit) -> None:
+        await self.session.execute(delete(BenefitGrant).where(BenefitGrant.benefit_id == benefit.id))
+        await self.session.delete(benefit)
+        await self.session.flush()
+
+    async def list_grants(
+        self, sources: Sequence[tuple[str, uuid.UUID]]
+    ) -> Sequence[tuple[str, uuid.UUID, Benefit]]:
+        """(source type, source id, benefit) for every benefit granted to one of the sources."""
+        if not sources:
+            return []
+        result = await self.session.execute(
+            select(BenefitGrant.source_type, BenefitGrant.source_id, Benefit)
+            .join(Benefit, Benefit.id == BenefitGrant.benefit_id)
+            .where(tuple_(BenefitGrant.source_type, BenefitGrant.source_id).in_(sources))
+            .order_by(Benefit.id)
+        )
+        return [(t, s, b) for t, s, b in result.all()]
+
+    async def list_sources_of(self, benefit_id: uuid.UUID) -> Sequence[tuple[str, uuid.UUID]]:
+        result = await self.session.execute(
+            select(BenefitGrant.source_type, BenefitGrant.source_id).where(
+                BenefitGrant.benefit_id == benefit_id
+            )
+        )
+        return [(t, s) for t, s in result.all()]
+
+    async def replace_grants(
+        self, source_type: str, source_id: uuid.UUID, benefit_ids: Sequence[uuid.UUID]
+    ) -> None:
+        await self.session.execute(
+            delete(BenefitGrant).where(
+                BenefitGrant.source_type == source_type, BenefitGrant.source_id == source_id
+            )
+        )
+        for benefit_id in dict.fromkeys(benefit_ids):
+            self.session.add(
+                BenefitGrant(source_type=source_type, source_id=source_id, benefit_id=benefit_id)
+            )
+        await self.session.flush()

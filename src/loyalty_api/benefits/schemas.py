@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from loyalty_api.benefits.kinds import AnyBenefitProperties, BenefitKind
+from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
+from loyalty_api.http.schemas import ReadModel
+
+
+class BenefitWrite(BaseModel):
+    """`kind` picks the benefit; `properties` holds that kind's settings (see the schema of each kind).
+    Money amounts are minor units of the programme's currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: BenefitKind
+    properties: AnyBenefitProperties
+    active: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_into_properties(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
+            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
+        return data
+
+    def definition(self) -> BenefitDefinition:
+        return BenefitDefinition(name=self.name, properties=self.properties, active=self.active)
+
+
+class BenefitSourceRead(ReadModel):
+    type: str = Field(description="tier (plans and partners later)")
+    ref: str = Field(description="The source's code, e.g. the tier's")
+    name: str
+
+
+class BenefitRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: str
+    properties: dict[str, Any]
+    active: bool
+    sources: list[BenefitSourceRead]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: BenefitView) -> BenefitRead:
+        return cls(
+            id=view.id,
+            name=view.name,
+            kind=view.properties.kind,
+            properties=view.properties.model_dump(mode="json", exclude={"kind"}),
+            active=view.active,
+            sources=[BenefitSourceRead.model_validate(s) for s in view.sources],
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+        )
+
+
+class BenefitList(BaseModel):
+    items: list[BenefitRead]
+
+
+class EffectiveBenefitRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: str
+    properties: dict[str, Any]
+    sources: list[BenefitSourceRead]
+
+
+class MemberBenefitsRead(BaseModel):
+    member_id: uuid.UUID
+    tier: str | None
+    benefits: list[EffectiveBenefitRead]
+
+    @classmethod
+    def of(cls, found: MemberBenefits) -> MemberBenefitsRead:
+        return cls(
+            member_id=found.member_id,
+            tier=found.tier_code,
+            benefits=[
+                EffectiveBenefitRead(
+                    id=b.id,
+                    name=b.name,
+                    kind=b.properties.kind,
+                    properties=b.properties.model_dump(mode="json", exclude={"kind"}),
+                    sources=[BenefitSourceRead.model_validate(s) for s in b.sources],
+                )
+                for b in found.benefits
+            ],
+        )

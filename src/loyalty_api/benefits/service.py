@@ -1,0 +1,164 @@
+"""Benefits: what tiers (and later plans and partners) give their members, and what one member gets."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from loyalty_api.benefits.errors import BenefitNotFound
+from loyalty_api.benefits.events import BenefitChanged
+from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
+from loyalty_api.benefits.models import Benefit
+from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.tiers import service as tiers
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY
+from loyalty_api.webhooks.outbox import emit_for_programme
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitDefinition:
+    name: str
+    properties: BenefitProperties
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitSource:
+    type: str  # tier (plan and partner later)
+    ref: str  # the tier's code
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitView:
+    id: uuid.UUID
+    name: str
+    properties: BenefitProperties
+    active: bool
+    sources: list[BenefitSource]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveBenefit:
+    id: uuid.UUID
+    name: str
+    properties: BenefitProperties
+    sources: list[BenefitSource]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBenefits:
+    member_id: uuid.UUID
+    tier_code: str | None
+    tier_name: str | None
+    benefits: list[EffectiveBenefit]
+
+
+def properties_of(row: Benefit) -> BenefitProperties:
+    return PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind})
+
+
+async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:
+    ladder = await tiers.get_ladder(uow)
+    sources = [
+        BenefitSource(type="tier", ref=t.code, name=t.name)
+        for t in ladder.tiers
+        if any(b.id == row.id for b in t.benefits)
+    ]
+    return BenefitView(
+        id=row.id,
+        name=row.name,
+        properties=properties_of(row),
+        active=row.active,
+        sources=sources,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _apply(row: Benefit, definition: BenefitDefinition) -> None:
+    row.name = definition.name
+    row.kind = definition.properties.kind
+    row.properties = definition.properties.model_dump(mode="json", exclude={"kind"})
+    row.active = definition.active
+
+
+async def _changed(uow: UnitOfWork, row: Benefit, change: Literal["created", "replaced", "deleted"]) -> None:
+    uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
+    await emit_for_programme(
+        uow, BenefitChanged(benefit_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
+    )
+
+
+async def create_benefit(uow: UnitOfWork, definition: BenefitDefinition) -> BenefitView:
+    now = uow.clock.now()
+    row = Benefit(created_at=now, updated_at=now)
+    _apply(row, definition)
+    await BenefitRepository(uow.session).insert_benefit(row)
+    await _changed(uow, row, "created")
+    return await _view(uow, row)
+
+
+async def replace_benefit(
+    uow: UnitOfWork, benefit_id: uuid.UUID, definition: BenefitDefinition
+) -> BenefitView:
+    repo = BenefitRepository(uow.session)
+    row = await repo.get_benefit(benefit_id)
+    if row is None:
+        raise BenefitNotFound()
+    _apply(row, definition)
+    row.updated_at = uow.clock.now()
+    await repo.save_benefit()
+    await _changed(uow, row, "replaced")
+    return await _view(uow, row)
+
+
+async def get_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> BenefitView:
+    row = await BenefitRepository(uow.session).get_benefit(benefit_id)
+    if row is None:
+        raise BenefitNotFound()
+    return await _view(uow, row)
+
+
+async def list_benefits(uow: UnitOfWork) -> list[BenefitView]:
+    return [await _view(uow, row) for row in await BenefitRepository(uow.session).list_benefits()]
+
+
+async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
+    """Delete a benefit and take it away from every tier that gave it (a new ladder version records that)."""
+    repo = BenefitRepository(uow.session)
+    row = await repo.get_benefit(benefit_id)
+    if row is None:
+        raise BenefitNotFound()
+    granted = await repo.list_sources_of(benefit_id)
+    await repo.delete_benefit(row)
+    await _changed(uow, row, "deleted")
+    if any(source_type == "tier" for source_type, _ in granted):
+        await tiers.record_ladder_version(uow)
+
+
+async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefits:
+    """The member's benefits in force, each with where it comes from (their tier, for now)."""
+    state, tier = await tiers.member_tier(uow, member_id)
+    if state is None:
+        raise MemberNotFound()
+    effective: list[EffectiveBenefit] = []
+    if tier is not None and state.status == "active":
+        source = BenefitSource(type="tier", ref=tier.code, name=tier.name)
+        effective = [
+            EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=[source])
+            for b in tier.benefits
+            if b.active
+        ]
+    return MemberBenefits(
+        member_id=member_id,
+        tier_code=None if tier is None else tier.code,
+        tier_name=None if tier is None else tier.name,
+        benefits=effective,
+    )

@@ -1,0 +1,150 @@
+"""The tier ladder and the rules of qualification. Pure: no I/O, no clock (times come in).
+
+A tier is qualified for when the member's value of its metric (qualifying spend in minor units, or qualifying
+points) over its window reaches its threshold. The lowest tier is everyone's: it needs nothing and is never
+lost. Once a member qualifies for a tier they keep it for the rest of the window plus the tier's grace days:
+- calendar year: until the next 1 January (in the programme's time zone), plus grace;
+- rolling N days: for N days from the purchase that qualified, plus grace.
+Requalifying (another qualifying purchase) pushes that date on; the review job looks again only after it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from loyalty_api.benefits.kinds import BenefitProperties
+
+LADDER_CACHE_KEY = "tier_ladder"
+
+
+class Metric(StrEnum):
+    spend = "spend"  # what was paid for purchases, less refunds, in minor units of the programme currency
+    points = "points"  # points earned on purchases, less points taken back by refunds
+
+
+class Window(StrEnum):
+    calendar_year = "calendar_year"
+    rolling_days = "rolling_days"
+
+
+class Downgrade(StrEnum):
+    one_step = "one_step"  # one rung down at a time
+    to_qualified = "to_qualified"  # straight to the tier the member qualifies for now
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedBenefit:
+    id: uuid.UUID
+    name: str
+    properties: BenefitProperties
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LadderTier:
+    id: uuid.UUID
+    rank: int
+    code: str
+    name: str
+    metric: Metric
+    window: Window
+    window_days: int | None
+    threshold: int
+    points_multiplier: Decimal
+    grace_days: int
+    benefits: tuple[GrantedBenefit, ...] = ()
+
+    def window_start(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """The first instant whose purchases count towards this tier at `now`."""
+        if self.window is Window.rolling_days:
+            assert self.window_days is not None
+            return now - timedelta(days=self.window_days)
+        local = now.astimezone(zone)
+        return local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
+
+    def kept_until(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
+        """How long a member who qualifies at `qualified_at` keeps this tier (end of window plus grace)."""
+        if self.window is Window.rolling_days:
+            assert self.window_days is not None
+            end = qualified_at + timedelta(days=self.window_days)
+        else:
+            local = qualified_at.astimezone(zone)
+            end = local.replace(
+                year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+            ).astimezone(qualified_at.tzinfo)
+        return end + timedelta(days=self.grace_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    version: int
+    tiers: tuple[LadderTier, ...]  # lowest rank first
+
+    @property
+    def entry(self) -> LadderTier | None:
+        return self.tiers[0] if self.tiers else None
+
+    def by_id(self, tier_id: uuid.UUID | None) -> LadderTier | None:
+        return next((t for t in self.tiers if t.id == tier_id), None)
+
+    def by_code(self, code: str) -> LadderTier | None:
+        return next((t for t in self.tiers if t.code == code), None)
+
+    def above(self, tier: LadderTier) -> LadderTier | None:
+        return next((t for t in self.tiers if t.rank > tier.rank), None)
+
+    def below(self, tier: LadderTier) -> LadderTier | None:
+        return next((t for t in reversed(self.tiers) if t.rank < tier.rank), None)
+
+    def windows(self, now: datetime, zone: ZoneInfo) -> set[datetime]:
+        """The distinct window starts the ladder's tiers need at `now` (the entry tier needs none)."""
+        return {t.window_start(now, zone) for t in self.tiers[1:]}
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A member's qualifying values at one moment: (spend, points) for each window start."""
+
+    at: datetime
+    values: Mapping[datetime, tuple[int, int]]
+
+    def value(self, tier: LadderTier, zone: ZoneInfo) -> int:
+        spend, points = self.values.get(tier.window_start(self.at, zone), (0, 0))
+        return spend if tier.metric is Metric.spend else points
+
+    def qualifies(self, tier: LadderTier, ladder: Ladder, zone: ZoneInfo) -> bool:
+        return tier is ladder.entry or self.value(tier, zone) >= tier.threshold
+
+    def as_record(self, ladder: Ladder, zone: ZoneInfo) -> dict[str, object]:
+        """What the history keeps of this standing: each tier's value against its threshold."""
+        return {
+            t.code: {
+                "metric": t.metric.value,
+                "window_start": t.window_start(self.at, zone).isoformat(),
+                "value": self.value(t, zone),
+                "threshold": t.threshold,
+            }
+            for t in ladder.tiers[1:]
+        }
+
+
+def qualified_tier(ladder: Ladder, standing: Standing, zone: ZoneInfo) -> LadderTier | None:
+    """The highest tier the standing reaches (the entry tier at least)."""
+    return next((t for t in reversed(ladder.tiers) if standing.qualifies(t, ladder, zone)), None)
+
+
+def after_review(
+    ladder: Ladder, current: LadderTier, standing: Standing, zone: ZoneInfo, policy: Downgrade
+) -> LadderTier:
+    """Where a member whose time on `current` is up lands: the tier they qualify for if it is as high,
+    else one rung down or straight to what they qualify for, by the programme's policy."""
+    qualified = qualified_tier(ladder, standing, zone) or current
+    if qualified.rank >= current.rank or policy is Downgrade.to_qualified:
+        return qualified
+    return ladder.below(current) or current

@@ -1,0 +1,361 @@
+"""A member's place on the ladder: upgrade on the purchase that qualifies, review after the window and grace
+end, an operator's override, and what the member sees of it.
+
+Everything that changes a member's tier first locks their points account row, the lock every earn takes
+first, so an earn, the review job and an override never decide on the same member at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.program.service import get_program
+from loyalty_api.tiers.errors import NoOverride
+from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
+from loyalty_api.tiers.ladder import Downgrade, Ladder, LadderTier, Standing, after_review, qualified_tier
+from loyalty_api.tiers.models import TierChange
+from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState
+from loyalty_api.tiers.service import get_ladder
+from loyalty_api.webhooks.outbox import emit_for_member
+
+
+@dataclass(frozen=True, slots=True)
+class TierOutcome:
+    tier: LadderTier | None
+    changed: bool
+
+
+async def _standing(
+    uow: UnitOfWork, ladder: Ladder, member_id: uuid.UUID, at: datetime, zone: ZoneInfo
+) -> Standing:
+    repo = MemberTierRepository(uow.session)
+    return Standing(
+        at=at,
+        values={start: await repo.qualifying_values(member_id, start) for start in ladder.windows(at, zone)},
+    )
+
+
+async def _move(
+    uow: UnitOfWork,
+    *,
+    ladder: Ladder,
+    member_id: uuid.UUID,
+    current: LadderTier | None,
+    target: LadderTier,
+    change: str,
+    reason: str,
+    standing: Standing | None,
+    zone: ZoneInfo,
+    kept_until: datetime | None,
+    override_until: datetime | None = None,
+    since: datetime | None = None,
+    actor: uuid.UUID | None = None,
+) -> None:
+    """Put the member on `target`, record why, and tell the world if they went up or down."""
+    now = uow.clock.now()
+    repo = MemberTierRepository(uow.session)
+    await repo.set_tier(
+        member_id, tier_id=target.id, since=since or now, kept_until=kept_until, override_until=override_until
+    )
+    await repo.insert_change(
+        TierChange(
+            member_id=member_id,
+            from_tier_id=None if current is None else current.id,
+            to_tier_id=target.id,
+            from_code=None if current is None else current.code,
+            to_code=target.code,
+            change=change,
+            reason=reason,
+            ladder_version=ladder.version,
+            qualification={} if standing is None else standing.as_record(ladder, zone),
+            kept_until=kept_until,
+            actor_key_id=actor,
+            created_at=now,
+        )
+    )
+    from_code = None if current is None else current.code
+    if current is None or target.rank > current.rank:
+        event: TierUpgraded | TierDowngraded = TierUpgraded(
+            member_id=member_id,
+            from_tier=from_code,
+            to_tier=target.code,
+            reason=reason,
+            kept_until=kept_until,
+        )
+    elif target.rank < current.rank:
+        event = TierDowngraded(
+            member_id=member_id,
+            from_tier=from_code,
+            to_tier=target.code,
+            reason=reason,
+            kept_until=kept_until,
+        )
+    else:
+        return
+    await emit_for_member(uow, event, member_id)
+
+
+def _kept_until(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:
+    return None if tier is ladder.entry else tier.kept_until(at, zone)
+
+
+async def after_purchase(
+    uow: UnitOfWork,
+    *,
+    ladder: Ladder,
+    member_id: uuid.UUID,
+    tier_id: uuid.UUID | None,
+    kept_until: datetime | None,
+    override_until: datetime | None,
+) -> TierOutcome:
+    """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the
+    date they keep their tier until if it requalifies them for it. Call behind the member's account lock."""
+    current = ladder.by_id(tier_id)
+    if ladder.entry is None:
+        return TierOutcome(tier=current, changed=False)
+    now = uow.clock.now()
+    zone = (await get_program(uow)).zone
+    overridden = override_until is not None and override_until > now
+    place = current or ladder.entry
+    renewal = _kept_until(ladder, place, now, zone)
+    may_renew = (
+        current is not None
+        and not overridden
+        and renewal is not None
+        and (kept_until is None or renewal > kept_until)
+    )
+    if current is not None and ladder.above(current) is None and not may_renew:
+        return TierOutcome(tier=current, changed=False)  # at the top and already kept as long as can be
+    standing = await _standing(uow, ladder, member_id, now, zone)
+    qualified = qualified_tier(ladder, standing, zone) or ladder.entry
+    if current is None or qualified.rank > current.rank:
+        await _move(
+            uow,
+            ladder=ladder,
+            member_id=member_id,
+            current=current,
+            target=qualified,
+            change="upgrade",
+            reason="qualified",
+            standing=standing,
+            zone=zone,
+            kept_until=_kept_until(ladder, qualified, now, zone),
+        )
+        return TierOutcome(tier=qualified, changed=current is not None)
+    if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
+        await MemberTierRepository(uow.session).keep_until(member_id, renewal)
+    return TierOutcome(tier=current, changed=False)
+
+
+async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
+    if await PointsAccountRepository(uow.session).lock(member_id, uow.clock.now()) is None:
+        raise MemberNotFound()
+    state = await MemberTierRepository(uow.session).get_state(member_id)
+    if state is None:
+        raise MemberNotFound()
+    return state
+
+
+async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
+    """Look again at a member whose time on their tier is up. False when it is not (any more)."""
+    state = await _lock(uow, member_id)
+    now = uow.clock.now()
+    if state.kept_until is None or state.kept_until > now:
+        return False
+    program = await get_program(uow)
+    ladder = await get_ladder(uow)
+    current = ladder.by_id(state.tier_id)
+    repo = MemberTierRepository(uow.session)
+    if current is None or current is ladder.entry:
+        await repo.keep_until(member_id, None)  # the entry tier is never lost
+        return True
+    standing = await _standing(uow, ladder, member_id, now, program.zone)
+    if state.override_until is not None:
+        target = qualified_tier(ladder, standing, program.zone) or ladder.entry
+        change, reason = "override_ended", "the override ended"
+    else:
+        target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
+        change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
+        reason = {
+            "renewal": "requalified at review",
+            "downgrade": "did not requalify",
+            "upgrade": "qualified",
+        }[change]
+    assert target is not None
+    await _move(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        current=current,
+        target=target,
+        change=change,
+        reason=reason,
+        standing=standing,
+        zone=program.zone,
+        kept_until=_kept_until(ladder, target, now, program.zone),
+        since=state.tier_since if target is current else None,
+    )
+    return True
+
+
+async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
+    """The review job: every member whose window and grace have ended is renewed, moved up or moved down.
+    Each member in their own transaction; running twice, or in two processes, reviews each member once."""
+    async with units.read() as uow:
+        due = await MemberTierRepository(uow.session).list_due_for_review(uow.clock.now(), limit=batch)
+    reviewed = 0
+    for member_id in due:
+        async with units.begin() as uow:
+            reviewed += await review_member(uow, member_id)
+    return reviewed
+
+
+async def override(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    tier_code: str,
+    until: datetime,
+    reason: str,
+    actor: uuid.UUID | None,
+) -> None:
+    """Put the member on a tier by hand until `until`; then the review job puts them where they qualify."""
+    now = uow.clock.now()
+    if until <= now:
+        raise InvalidField("until", "must be in the future")
+    state = await _lock(uow, member_id)
+    ladder = await get_ladder(uow)
+    target = ladder.by_code(tier_code)
+    if target is None:
+        raise InvalidField("tier", f"no tier with code {tier_code!r}")
+    await _move(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        current=ladder.by_id(state.tier_id),
+        target=target,
+        change="override",
+        reason=reason,
+        standing=None,
+        zone=(await get_program(uow)).zone,
+        kept_until=until,
+        override_until=until,
+        actor=actor,
+    )
+
+
+async def end_override(uow: UnitOfWork, member_id: uuid.UUID, *, actor: uuid.UUID | None) -> None:
+    state = await _lock(uow, member_id)
+    if state.override_until is None:
+        raise NoOverride()
+    zone = (await get_program(uow)).zone
+    ladder = await get_ladder(uow)
+    now = uow.clock.now()
+    standing = await _standing(uow, ladder, member_id, now, zone)
+    target = qualified_tier(ladder, standing, zone) or ladder.entry
+    assert target is not None
+    await _move(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        current=ladder.by_id(state.tier_id),
+        target=target,
+        change="override_ended",
+        reason="an operator ended the override",
+        standing=standing,
+        zone=zone,
+        kept_until=_kept_until(ladder, target, now, zone),
+        actor=actor,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """Reach `threshold` of `metric` counted from `window_start` (by `by`, when there is a deadline)."""
+
+    tier_code: str
+    tier_name: str
+    metric: str
+    window_start: datetime
+    value: int
+    threshold: int
+    remaining: int
+    by: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TierStatus:
+    member_id: uuid.UUID
+    tier: LadderTier | None
+    since: datetime | None
+    kept_until: datetime | None
+    override_until: datetime | None
+    next: Goal | None  # what reaches the next tier up (None at the top)
+    keep: Goal | None  # what keeps the current tier at its review (None on the entry tier or when overridden)
+    ladder_version: int
+
+
+async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
+    repo = MemberTierRepository(uow.session)
+    state = await repo.get_state(member_id)
+    if state is None:
+        raise MemberNotFound()
+    ladder = await get_ladder(uow)
+    zone = (await get_program(uow)).zone
+    now = uow.clock.now()
+    current = ladder.by_id(state.tier_id)
+    values: dict[datetime, tuple[int, int]] = {}
+
+    async def goal(tier: LadderTier, at: datetime, by: datetime | None) -> Goal:
+        start = tier.window_start(at, zone)
+        if start not in values:
+            values[start] = await repo.qualifying_values(member_id, start) if start <= now else (0, 0)
+        value = Standing(at=at, values=values).value(tier, zone)
+        return Goal(
+            tier_code=tier.code,
+            tier_name=tier.name,
+            metric=tier.metric.value,
+            window_start=start,
+            value=value,
+            threshold=tier.threshold,
+            remaining=max(tier.threshold - value, 0),
+            by=by,
+        )
+
+    above = ladder.entry if current is None else ladder.above(current)
+    overridden = state.override_until is not None
+    keeps = current is not None and current is not ladder.entry and state.kept_until is not None
+    return TierStatus(
+        member_id=member_id,
+        tier=current,
+        since=state.tier_since,
+        kept_until=state.kept_until,
+        override_until=state.override_until,
+        next=None if above is None else await goal(above, now, None),
+        keep=await goal(current, state.kept_until, state.kept_until)
+        if keeps and not overridden and current is not None and state.kept_until is not None
+        else None,
+        ladder_version=ladder.version,
+    )
+
+
+async def history(
+    uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[TierChange]:
+    if await MemberTierRepository(uow.session).get_state(member_id) is None:
+        raise MemberNotFound()
+    changes: Sequence[TierChange] = await MemberTierRepository(uow.session).list_changes(
+        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    more = len(changes) > limit
+    items = list(changes[:limit])
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

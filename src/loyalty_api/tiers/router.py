@@ -1,0 +1,142 @@
+"""/v1/tiers (the ladder), /v1/tier-versions, and a member's tier: status, history, override."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.tiers import errors, membership, service
+from loyalty_api.tiers.schemas import (
+    LadderVersionPage,
+    LadderVersionRead,
+    MemberTierRead,
+    OverrideWrite,
+    TierChangePage,
+    TierChangeRead,
+    TierCode,
+    TierCreate,
+    TierList,
+    TierRead,
+    TierWrite,
+)
+
+router = APIRouter(prefix="/v1", tags=["tiers"], route_class=UnitOfWorkRoute)
+Reader = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+@router.get("/tiers", summary="The tier ladder, lowest rank first", responses=problem_responses(*_AUTH))
+async def list_tiers(uow: UoW, _: Reader) -> TierList:
+    ladder = await service.get_ladder(uow)
+    return TierList(version=ladder.version, items=[TierRead.of(t) for t in ladder.tiers])
+
+
+@router.post(
+    "/tiers",
+    status_code=201,
+    summary="Add a tier to the ladder",
+    responses=problem_responses(*_AUTH, errors.TierExists, errors.TierRankTaken, InvalidField),
+)
+async def create_tier(body: TierCreate, uow: UoW, caller: Operator) -> TierRead:
+    return TierRead.of(await service.create_tier(uow, body.code, body.definition(), caller.key_id))
+
+
+@router.get("/tiers/{code}", summary="Read a tier", responses=problem_responses(*_AUTH, errors.TierNotFound))
+async def read_tier(code: TierCode, uow: UoW, _: Reader) -> TierRead:
+    return TierRead.of(await service.get_tier(uow, code))
+
+
+@router.put(
+    "/tiers/{code}",
+    summary="Replace a tier (members keep their tier until their next review)",
+    responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierRankTaken, InvalidField),
+)
+async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operator) -> TierRead:
+    return TierRead.of(await service.replace_tier(uow, code, body.definition(), caller.key_id))
+
+
+@router.delete(
+    "/tiers/{code}",
+    status_code=204,
+    summary="Remove a tier no member holds",
+    responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierInUse),
+)
+async def delete_tier(code: TierCode, uow: UoW, caller: Operator) -> Response:
+    await service.delete_tier(uow, code, caller.key_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/tier-versions",
+    summary="Every version of the ladder, newest first",
+    responses=problem_responses(*_AUTH, InvalidField),
+)
+async def list_versions(uow: UoW, _: Operator, paging: Paging) -> LadderVersionPage:
+    page = await service.list_versions(uow, limit=paging.limit, cursor=paging.cursor)
+    return LadderVersionPage(
+        items=[LadderVersionRead.model_validate(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/tier-versions/{version}",
+    summary="The ladder as it stood at one version",
+    responses=problem_responses(*_AUTH, errors.LadderVersionNotFound),
+)
+async def read_version(version: int, uow: UoW, _: Operator) -> LadderVersionRead:
+    return LadderVersionRead.model_validate(await service.get_version(uow, version))
+
+
+@router.get(
+    "/members/{member_id}/tier",
+    summary="A member's tier, how long it is kept, progress to the next and what keeps it",
+    responses=problem_responses(*_AUTH, MemberNotFound),
+)
+async def read_member_tier(member_id: uuid.UUID, uow: UoW, _: Reader) -> MemberTierRead:
+    return MemberTierRead.model_validate(await membership.status(uow, member_id))
+
+
+@router.get(
+    "/members/{member_id}/tier/history",
+    summary="A member's tier changes, newest first",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def read_tier_history(member_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging) -> TierChangePage:
+    page = await membership.history(uow, member_id, limit=paging.limit, cursor=paging.cursor)
+    return TierChangePage(
+        items=[TierChangeRead.model_validate(c) for c in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.put(
+    "/members/{member_id}/tier/override",
+    summary="Set a member's tier by hand until a date",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def override_tier(
+    member_id: uuid.UUID, body: OverrideWrite, uow: UoW, caller: Operator
+) -> MemberTierRead:
+    await membership.override(
+        uow, member_id, tier_code=body.tier, until=body.until, reason=body.reason, actor=caller.key_id
+    )
+    return MemberTierRead.model_validate(await membership.status(uow, member_id))
+
+
+@router.delete(
+    "/members/{member_id}/tier/override",
+    summary="End an override now: the member goes to the tier they qualify for",
+    responses=problem_responses(*_AUTH, MemberNotFound, errors.NoOverride),
+)
+async def end_override(member_id: uuid.UUID, uow: UoW, caller: Operator) -> MemberTierRead:
+    await membership.end_override(uow, member_id, actor=caller.key_id)
+    return MemberTierRead.model_validate(await membership.status(uow, member_id))

@@ -1,0 +1,381 @@
+"""A member's tier: upgrade in the earn that qualifies, windows, refunds, review after window and grace,
+overrides, and the rules of the time explaining past changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.tiers.membership import review_tiers
+from tests.builders import add_tier, enrol
+from tests.conftest import START, bearer
+from tests.inspect_db import events
+from tests.points.helpers import cny, earn, set_program
+
+# Kept for the rest of the calendar year in Shanghai, plus 30 days of grace.
+KEPT_2026 = datetime(2027, 1, 30, 16, 0, tzinfo=UTC)
+KEPT_2027 = datetime(2028, 1, 30, 16, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def standard_ladder(client: httpx.AsyncClient, admin_key: str, **silver: Any) -> None:
+    await add_tier(client, admin_key, "member", rank=0, name="普通会员")
+    await add_tier(
+        client,
+        admin_key,
+        "silver",
+        rank=1,
+        name="银卡",
+        **({"threshold": 100_000, "points_multiplier": "1.2", "grace_days": 30} | silver),
+    )
+    await add_tier(
+        client,
+        admin_key,
+        "gold",
+        rank=2,
+        name="金卡",
+        threshold=500_000,
+        points_multiplier="1.5",
+        grace_days=30,
+    )
+
+
+@pytest.fixture
+async def ladder(client: httpx.AsyncClient, admin_key: str) -> None:
+    await set_program(client, admin_key)
+    await standard_ladder(client, admin_key)
+
+
+async def tier_of(client: httpx.AsyncClient, key: str, member_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/members/{member_id}/tier", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def history(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/members/{member_id}/tier/history", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def review(app: FastAPI) -> int:
+    units: UnitsOfWork = app.state.units
+    return await review_tiers(units)
+
+
+@pytest.mark.usefixtures("ladder")
+class TestUpgrade:
+    async def test_the_earn_that_crosses_the_threshold_upgrades_in_its_reply(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        first = await earn(client, pos_key, member["id"], 60_000)
+        assert (first["tier"], first["tier_changed"]) == ("member", False)
+        second = await earn(client, pos_key, member["id"], 50_000)
+        assert (second["tier"], second["tier_changed"]) == ("silver", True)
+        assert second["points_earned"] == 500  # the qualifying purchase earns at the tier it was made on
+
+        [event] = await events(app, "tier.upgraded")
+        assert event["payload"] | {"kept_until": None} == {
+            "member_id": member["id"],
+            "from_tier": "member",
+            "to_tier": "silver",
+            "reason": "qualified",
+            "kept_until": None,
+        }
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"] == {"code": "silver", "name": "银卡", "rank": 1}
+        assert status["since"] == iso(START)
+        assert status["kept_until"] == iso(KEPT_2026)
+        assert status["next"] | {"window_start": None} == {
+            "tier_code": "gold",
+            "tier_name": "金卡",
+            "metric": "spend",
+            "window_start": None,
+            "value": 110_000,
+            "threshold": 500_000,
+            "remaining": 390_000,
+            "by": None,
+        }
+        assert status["next"]["window_start"] == "2025-12-31T16:00:00Z"  # 1 January in Shanghai
+        # To keep silver: spend 1000 yuan in 2027 by the review date.
+        assert status["keep"] == {
+            "tier_code": "silver",
+            "tier_name": "银卡",
+            "metric": "spend",
+            "window_start": "2026-12-31T16:00:00Z",
+            "value": 0,
+            "threshold": 100_000,
+            "remaining": 100_000,
+            "by": iso(KEPT_2026),
+        }
+
+    async def test_the_new_tier_multiplies_later_earns(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        result = await earn(client, pos_key, member["id"], 10_000)
+        assert [(line["kind"], line["rule"], line["points"]) for line in result["breakdown"]] == [
+            ("base_rate", "base", 100),
+            ("tier_multiplier", "银卡", 20),
+        ]
+        assert result["points_earned"] == 120
+
+    async def test_one_big_purchase_can_skip_a_tier(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        result = await earn(client, pos_key, member["id"], 600_000)
+        assert (result["tier"], result["tier_changed"]) == ("gold", True)
+        [change] = await history(client, pos_key, member["id"])
+        assert (change["from_tier"], change["to_tier"], change["change"]) == ("member", "gold", "upgrade")
+        assert change["qualification"]["gold"]["value"] == 600_000
+
+    async def test_a_new_calendar_year_starts_from_zero(
+        self, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        clock.set(datetime(2026, 12, 31, 15, 0, tzinfo=UTC))  # 23:00 on New Year's Eve in Shanghai
+        await earn(client, pos_key, member["id"], 60_000)
+        clock.set(datetime(2026, 12, 31, 16, 30, tzinfo=UTC))  # half past midnight: 2027
+        result = await earn(client, pos_key, member["id"], 50_000)
+        assert (result["tier"], result["tier_changed"]) == ("member", False)
+        assert (await tier_of(client, pos_key, member["id"]))["next"]["value"] == 50_000
+
+    async def test_a_refund_lowers_qualifying_spend(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 110_000, order_ref="BIG-1")
+        response = await client.post(
+            "/v1/orders/BIG-1/refund", json={"amount": cny(30_000)}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 200, response.text
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["next"]["value"] == 80_000
+        assert status["tier"]["code"] == "silver"  # a refund never downgrades by itself: the review does
+        again = await earn(client, pos_key, member["id"], 10_000)
+        assert again["tier_changed"] is False
+
+
+class TestWindows:
+    async def test_a_rolling_window_counts_only_the_last_n_days(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key, window="rolling_days", window_days=30, grace_days=0)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 60_000)
+        clock.advance(timedelta(days=31))
+        assert (await earn(client, pos_key, member["id"], 50_000))["tier"] == "member"
+        clock.advance(timedelta(days=1))
+        upgraded = await earn(client, pos_key, member["id"], 50_000)
+        assert (upgraded["tier"], upgraded["tier_changed"]) == ("silver", True)
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["kept_until"] == iso(clock.now() + timedelta(days=30))
+
+    async def test_qualifying_points_count_points_earned_on_purchases(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key, metric="points", threshold=1000)
+        member = await enrol(client, pos_key)
+        response = await client.post(
+            f"/v1/members/{member['id']}/adjustments",
+            json={"points": 5000, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 201
+        assert (await earn(client, pos_key, member["id"], 99_900))["tier"] == "member"  # 999 points
+        assert (await earn(client, pos_key, member["id"], 100))["tier"] == "silver"  # adjustments don't count
+
+
+@pytest.mark.usefixtures("ladder")
+class TestReview:
+    async def test_nothing_moves_before_the_window_and_grace_end(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        clock.set(KEPT_2026 - timedelta(seconds=1))
+        assert await review(app) == 0
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
+
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"]["code"] == "member"
+        assert status["kept_until"] is None  # the entry tier is never lost
+        assert await review(app) == 0  # reviewing again changes nothing
+
+        [downgrade, upgrade] = await history(client, pos_key, member["id"])
+        assert (downgrade["from_tier"], downgrade["to_tier"], downgrade["change"]) == (
+            "silver",
+            "member",
+            "downgrade",
+        )
+        assert downgrade["qualification"]["silver"] | {"window_start": None} == {
+            "metric": "spend",
+            "window_start": None,
+            "value": 0,
+            "threshold": 100_000,
+        }
+        assert upgrade["change"] == "upgrade"
+        [event] = await events(app, "tier.downgraded")
+        assert (event["payload"]["from_tier"], event["payload"]["to_tier"]) == ("silver", "member")
+
+    async def test_one_step_down_by_default(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 500_000)
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"]["code"] == "silver"
+        assert status["kept_until"] == iso(KEPT_2027)  # a year on silver to requalify
+
+    async def test_straight_to_the_qualified_tier_when_the_programme_says_so(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key, tier_downgrade="to_qualified")
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 500_000)
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
+
+    async def test_requalifying_next_year_keeps_the_tier_another_year(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        clock.set(datetime(2027, 1, 10, 4, 0, tzinfo=UTC))
+        result = await earn(client, pos_key, member["id"], 100_000)
+        assert (result["tier"], result["tier_changed"]) == ("silver", False)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
+        clock.set(KEPT_2026 + timedelta(days=1))
+        assert await review(app) == 0
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
+
+    async def test_a_member_who_qualifies_at_review_is_renewed(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        # The operator lowers silver's bar to nothing: at review the member still qualifies.
+        response = await client.put(
+            "/v1/tiers/silver",
+            json={
+                "name": "银卡",
+                "rank": 1,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 0,
+                "grace_days": 30,
+            },
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"], status["since"]) == (
+            "silver",
+            iso(KEPT_2027),
+            iso(START),
+        )
+        assert (await history(client, pos_key, member["id"]))[0]["change"] == "renewal"
+
+    async def test_past_changes_cite_the_ladder_of_their_time(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        response = await client.put(
+            "/v1/tiers/silver",
+            json={
+                "name": "银卡",
+                "rank": 1,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 300_000,
+            },
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200
+        [upgrade] = await history(client, pos_key, member["id"])
+        rules = (
+            await client.get(f"/v1/tier-versions/{upgrade['ladder_version']}", headers=bearer(admin_key))
+        ).json()
+        silver = next(t for t in rules["tiers"] if t["code"] == "silver")
+        assert silver["threshold"] == 100_000 == upgrade["qualification"]["silver"]["threshold"]
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
+
+
+@pytest.mark.usefixtures("ladder")
+class TestOverride:
+    async def test_an_override_holds_until_its_end_then_the_member_gets_what_they_qualify_for(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        until = START + timedelta(days=10)
+        response = await client.put(
+            f"/v1/members/{member['id']}/tier/override",
+            json={"tier": "gold", "until": iso(until), "reason": "VIP complaint"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["tier"]["code"], response.json()["override_until"]) == ("gold", iso(until))
+        assert response.json()["keep"] is None  # nothing to do: the operator decided
+
+        assert (await earn(client, pos_key, member["id"], 1_000))["tier"] == "gold"
+        clock.set(until - timedelta(seconds=1))
+        assert await review(app) == 0
+        clock.set(until)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["override_until"], status["kept_until"]) == (
+            "silver",
+            None,
+            iso(KEPT_2026),
+        )
+        changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
+        assert changes == [("override_ended", "silver"), ("override", "gold"), ("upgrade", "silver")]
+
+    async def test_ending_an_override_now(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        path = f"/v1/members/{member['id']}/tier/override"
+        response = await client.delete(path, headers=bearer(admin_key))
+        assert (response.status_code, response.json()["code"]) == (404, "tier_override_not_found")
+        body = {"tier": "gold", "until": iso(START + timedelta(days=3)), "reason": "trial"}
+        assert (await client.put(path, json=body, headers=bearer(admin_key))).status_code == 200
+        ended = await client.delete(path, headers=bearer(admin_key))
+        assert ended.status_code == 200
+        assert (ended.json()["tier"]["code"], ended.json()["override_until"]) == ("member", None)
+
+    async def test_bad_overrides_are_refused(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        path = f"/v1/members/{member['id']}/tier/override"
+        later = iso(START + timedelta(days=3))
+        cases = [
+            (admin_key, {"tier": "gold", "until": iso(START - timedelta(days=1)), "reason": "x"}, 422),
+            (admin_key, {"tier": "platinum", "until": later, "reason": "x"}, 422),
+            (admin_key, {"tier": "gold", "until": "2026-04-01T00:00:00", "reason": "x"}, 422),
+            (pos_key, {"tier": "gold", "until": later, "reason": "x"}, 403),
+        ]
+        for key, body, status in cases:
+            assert (await client.put(path, json=body, headers=bearer(key))).status_code == status, body
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
+        assert await history(client, pos_key, member["id"]) == []
