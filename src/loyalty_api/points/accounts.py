@@ -31,8 +31,12 @@ def money_payload(money: Money) -> MoneyPayload:
     return MoneyPayload(amount=money.amount_minor, currency=money.currency)
 
 
-async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> PointsHolder:
-    member = await MemberRepository(uow.session).get_points_holder(member_id)
+async def member_for_points(
+    uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool, lock_tier: bool = False
+) -> PointsHolder:
+    """The member, refused if not found (or not active when it must be). `lock_tier` locks the member's row
+    first, as everything that may change their tier does, before any account row: one order, no deadlock."""
+    member = await MemberRepository(uow.session).get_points_holder(member_id, lock=lock_tier)
     if member is None:
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:

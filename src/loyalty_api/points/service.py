@@ -122,7 +122,7 @@ async def earn(
 ) -> EarnResult:
     program = await get_program(uow)
     _check_currency(program, amount, *(item.line_total for item in items))
-    member = await member_for_points(uow, member_id, must_be_active=True)
+    member = await member_for_points(uow, member_id, must_be_active=True, lock_tier=True)
     now = uow.clock.now()
     occurred = occurred_at or now
     if occurred > now + CLOCK_SKEW:

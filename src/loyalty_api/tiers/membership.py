@@ -1,8 +1,8 @@
 """A member's place on the ladder: upgrade on the purchase that qualifies, review after the window and grace
 end, an operator's override, and what the member sees of it.
 
-Everything that changes a member's tier first locks their points account row, the lock every earn takes
-first, so an earn, the review job and an override never decide on the same member at once.
+Everything that changes a member's tier first locks the member's row (an earn does so before it touches
+the points account), so an earn, the review job and an override never decide on the same member at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
@@ -118,7 +117,7 @@ async def after_purchase(
     override_until: datetime | None,
 ) -> TierOutcome:
     """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the
-    date they keep their tier until if it requalifies them for it. Call behind the member's account lock."""
+    date they keep their tier until if it requalifies them for it. Call with the member's row locked."""
     current = ladder.by_id(tier_id)
     if ladder.entry is None:
         return TierOutcome(tier=current, changed=False)
@@ -157,9 +156,7 @@ async def after_purchase(
 
 
 async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
-    if await PointsAccountRepository(uow.session).lock(member_id, uow.clock.now()) is None:
-        raise MemberNotFound()
-    state = await MemberTierRepository(uow.session).get_state(member_id)
+    state = await MemberTierRepository(uow.session).get_state(member_id, lock=True)
     if state is None:
         raise MemberNotFound()
     return state

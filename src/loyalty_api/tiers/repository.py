@@ -106,8 +106,10 @@ class MemberTierRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_state(self, member_id: uuid.UUID) -> MemberTierState | None:
-        row = (await self.session.execute(_STATE, {"member_id": member_id})).one_or_none()
+    async def get_state(self, member_id: uuid.UUID, *, lock: bool = False) -> MemberTierState | None:
+        """With `lock`, the member's row stays locked until commit (PostgreSQL): their tier is ours to change."""
+        statement = _STATE.with_for_update(key_share=True) if lock else _STATE
+        row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
 
     async def qualifying_values(self, member_id: uuid.UUID, start: datetime) -> tuple[int, int]:
