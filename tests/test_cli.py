@@ -94,6 +94,18 @@ class TestServeDemo:
                 assert earned.status_code == 200, earned.text
                 assert earned.json()["points_earned"] >= 100  # 1 point per yuan, more on bonus days
                 assert earned.json()["balance"] == 500 + earned.json()["points_earned"]
+                ladder = httpx.get(f"{base}/v1/tiers", headers=bearer(pos_key)).json()["items"]
+                assert [t["name"] for t in ladder] == ["普通会员", "银卡", "金卡", "钻石"]
+                big_spender = httpx.get(
+                    f"{base}/v1/members/lookup",
+                    params={"phone": demo_members()[4].phone},
+                    headers=bearer(pos_key),
+                ).json()
+                assert big_spender["tier"]["name"] == "钻石"
+                perks = httpx.get(f"{base}/v1/members/{big_spender['id']}/benefits", headers=bearer(pos_key))
+                assert {"percent_discount", "free_shipping", "birthday_gift"} <= {
+                    b["kind"] for b in perks.json()["benefits"]
+                }
             finally:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=20)

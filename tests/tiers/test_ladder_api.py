@@ -206,3 +206,47 @@ class TestBenefits:
         assert program["tier_downgrade"] == "one_step"
         program = await set_program(client, admin_key, tier_downgrade="to_qualified")
         assert program["tier_downgrade"] == "to_qualified"
+
+
+class TestPointsMultiplierBenefit:
+    async def test_it_adds_a_breakdown_line_when_its_conditions_are_met(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        double = await add_benefit(
+            client,
+            admin_key,
+            "满200元双倍积分",
+            kind="points_multiplier",
+            properties={"multiplier": "2", "min_subtotal": 20_000, "channels": ["store"]},
+        )
+        await add_tier(
+            client,
+            admin_key,
+            "member",
+            rank=0,
+            name="普通会员",
+            points_multiplier="1.1",
+            benefit_ids=[double["id"]],
+        )
+        member = await enrol(client, pos_key)
+
+        async def breakdown(amount: int, channel: str) -> list[tuple[str, int]]:
+            body = {
+                "order_ref": f"PM-{amount}-{channel}",
+                "amount": {"amount": amount, "currency": "CNY"},
+                "channel": channel,
+            }
+            response = await client.post(
+                f"/v1/members/{member['id']}/earn", json=body, headers=bearer(pos_key)
+            )
+            assert response.status_code == 200, response.text
+            return [(line["kind"], line["points"]) for line in response.json()["breakdown"]]
+
+        assert await breakdown(30_000, "store") == [
+            ("base_rate", 300),
+            ("tier_multiplier", 30),
+            ("points_multiplier", 300),
+        ]
+        assert await breakdown(10_000, "store") == [("base_rate", 100), ("tier_multiplier", 10)]
+        assert await breakdown(30_000, "online") == [("base_rate", 300), ("tier_multiplier", 30)]
