@@ -6,17 +6,17 @@ from decimal import Decimal
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
-from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.benefits import service as benefits
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
 from loyalty_api.benefits.service import BenefitDefinition
-from loyalty_api.demo.data import BENEFITS, REWARDS, TIERS, demo_members
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.demo.data import BENEFITS, REWARDS, TIERS, demo_members, demo_spend
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
 from loyalty_api.members import service as members
 from loyalty_api.members.errors import MemberExists
-from loyalty_api.money import Rounding
+from loyalty_api.money import Money, Rounding
 from loyalty_api.points import service as points
 from loyalty_api.program import service as program
 from loyalty_api.program.service import ProgramSettings
@@ -137,6 +137,15 @@ async def seed_programme(units: UnitsOfWork) -> None:
                 if n % 3 == 0:  # some members carry points over from the old card scheme
                     await points.adjust(
                         uow, member_id=member.id, points=500 + 250 * n, reason="opening balance"
+                    )
+                spent = demo_spend(n)
+                if spent:  # this year's shopping so far, which puts them on the ladder
+                    await points.earn(
+                        uow,
+                        member_id=member.id,
+                        order_ref=f"DEMO-{n + 1:03d}",
+                        amount=Money(spent * 100, "CNY"),
+                        channel=person.channel,
                     )
         except MemberExists:
             continue  # seeded before

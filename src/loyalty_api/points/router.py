@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1", tags=["points"], route_class=UnitOfWorkRoute)
 Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
-EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust"]
+EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward"]
 
 
 @router.post(

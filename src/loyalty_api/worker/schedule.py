@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from loyalty_api.benefits.birthdays import issue_birthday_gifts
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
+from loyalty_api.tiers.membership import review_tiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,5 +38,7 @@ async def _purge_idempotency_records(units: UnitsOfWork) -> int:
 JOBS: tuple[Job, ...] = (
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-points", timedelta(minutes=1), _expire_points),
+    Job("review-tiers", timedelta(minutes=10), review_tiers),
+    Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
 )

@@ -1,0 +1,65 @@
+"""A member's coupons, and using a coupon on an order."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.coupons import service
+from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
+from loyalty_api.coupons.schemas import CouponPage, CouponRead, CouponUse
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotFound
+
+router = APIRouter(prefix="/v1", tags=["coupons"], route_class=UnitOfWorkRoute)
+
+Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+# Keys that act for the member in front of them (a till, the back office) may use a coupon by its code
+# alone; any other key must name the member, so it can only ever reach that member's coupons.
+_MAY_OMIT_MEMBER = frozenset({Scope.admin, Scope.pos})
+
+
+@router.get(
+    "/members/{member_id}/coupons",
+    summary="A member's coupons, newest first",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def list_coupons(
+    member_id: uuid.UUID,
+    uow: UoW,
+    _: Till,
+    paging: Paging,
+    status: Annotated[
+        Literal["active", "used", "expired"] | None,
+        Query(description="Only coupons with this status (`active` includes ones not valid yet)"),
+    ] = None,
+) -> CouponPage:
+    page = await service.list_coupons(uow, member_id, status=status, limit=paging.limit, cursor=paging.cursor)
+    return CouponPage(items=[CouponRead.of(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/coupons/{code}/use",
+    summary="Use a coupon on an order (once)",
+    responses=problem_responses(
+        *_AUTH, CouponNotFound, CouponAlreadyUsed, CouponExpired, CouponNotYetValid, InvalidField
+    ),
+)
+async def use_coupon(
+    code: Annotated[str, Path(min_length=1, max_length=64, description="The coupon's code")],
+    body: CouponUse,
+    uow: UoW,
+    caller: Till,
+) -> CouponRead:
+    if body.member_id is None and not caller.has_any(_MAY_OMIT_MEMBER):
+        raise InvalidField("member_id", "required with this API key")
+    used = await service.use_coupon(uow, code=code, order_ref=body.order_ref, member_id=body.member_id)
+    return CouponRead.of(used)

@@ -1,0 +1,93 @@
+"""/v1/rewards: the catalogue bought with points (admin to change, tills and shops to read), and redeeming a
+reward for a member."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
+from loyalty_api.rewards import service
+from loyalty_api.rewards.errors import (
+    RewardLimitReached,
+    RewardNotAvailable,
+    RewardNotFound,
+    RewardOutOfStock,
+)
+from loyalty_api.rewards.schemas import RedemptionRead, RewardPage, RewardRead, RewardWrite
+
+router = APIRouter(prefix="/v1", tags=["rewards"], route_class=UnitOfWorkRoute)
+
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+def _sees_everything(caller: Principal) -> bool:
+    """An admin sees the whole catalogue; other keys only the rewards offered now."""
+    return Scope.admin in caller.scopes
+
+
+@router.post(
+    "/rewards", status_code=201, summary="Create a reward", responses=problem_responses(*_AUTH, InvalidField)
+)
+async def create_reward(body: RewardWrite, uow: UoW, _: Operator) -> RewardRead:
+    return RewardRead.of(await service.create_reward(uow, body.definition(), stock=body.stock))
+
+
+@router.get(
+    "/rewards",
+    summary="List the rewards catalogue (keys other than admin see only rewards offered now)",
+    responses=problem_responses(*_AUTH, InvalidField),
+)
+async def list_rewards(uow: UoW, caller: Till, paging: Paging) -> RewardPage:
+    page = await service.list_rewards(
+        uow, only_offered=not _sees_everything(caller), limit=paging.limit, cursor=paging.cursor
+    )
+    return RewardPage(items=[RewardRead.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/rewards/{reward_id}", summary="Read a reward", responses=problem_responses(*_AUTH, RewardNotFound)
+)
+async def read_reward(reward_id: uuid.UUID, uow: UoW, caller: Till) -> RewardRead:
+    return RewardRead.of(await service.get_reward(uow, reward_id, only_offered=not _sees_everything(caller)))
+
+
+@router.put(
+    "/rewards/{reward_id}",
+    summary="Replace a reward (there is no delete: set `active` to false)",
+    responses=problem_responses(*_AUTH, RewardNotFound, InvalidField),
+)
+async def replace_reward(reward_id: uuid.UUID, body: RewardWrite, uow: UoW, _: Operator) -> RewardRead:
+    stock = body.stock if "stock" in body.model_fields_set else service.KEEP_STOCK
+    return RewardRead.of(await service.replace_reward(uow, reward_id, body.definition(), stock=stock))
+
+
+@router.post(
+    "/members/{member_id}/rewards/{reward_id}/redeem",
+    status_code=201,
+    summary="Buy a reward with the member's points; the member gets its coupon",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        MemberNotActive,
+        RewardNotFound,
+        InsufficientPoints,
+        RewardLimitReached,
+        RewardOutOfStock,
+        RewardNotAvailable,
+    ),
+)
+async def redeem_reward(member_id: uuid.UUID, reward_id: uuid.UUID, uow: UoW, caller: Till) -> RedemptionRead:
+    result = await service.redeem_reward(uow, member_id=member_id, reward_id=reward_id, actor=caller.key_id)
+    return RedemptionRead.of(result)

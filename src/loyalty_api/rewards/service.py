@@ -1,0 +1,297 @@
+"""The rewards catalogue, and buying a reward with points.
+
+Redeeming is one unit of work in a fixed order: take the points (the conditional UPDATE of the member's
+account row, which also locks it), then check the member's limit (safe behind that lock), then take one off
+the stock (one conditional UPDATE of the reward row), then issue the coupon and write the ledger entry. Any
+refusal raises, and the caller's unit of work rolls all of it back. Locks are always taken member first,
+reward second, so concurrent redemptions cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
+from loyalty_api.coupons import service as coupons
+from loyalty_api.coupons.service import MemberCoupon
+from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.points.accounts import debit_available, member_for_points, record_entry, spend_lots
+from loyalty_api.program.service import get_program
+from loyalty_api.rewards.errors import (
+    RewardLimitReached,
+    RewardNotAvailable,
+    RewardNotFound,
+    RewardOutOfStock,
+)
+from loyalty_api.rewards.events import RewardChanged, RewardRedeemed
+from loyalty_api.rewards.models import Reward, RewardRedemption
+from loyalty_api.rewards.repository import RedemptionRepository, RewardRepository
+from loyalty_api.webhooks.outbox import emit_for_member, emit_for_programme
+
+
+@dataclass(frozen=True, slots=True)
+class RewardDefinition:
+    name: str
+    description: str | None
+    cost_points: int
+    per_member_limit: int | None  # None: no limit
+    coupon: CartConditions  # a CouponOffer kind; money in the programme's currency, minor units
+    coupon_valid_days: int
+    active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RewardView(RewardDefinition):
+    id: uuid.UUID
+    stock_left: int | None  # None: unlimited
+    currency: str
+    available: bool  # offered now and in stock
+    created_at: datetime
+    updated_at: datetime
+
+
+class _Keep(enum.Enum):
+    STOCK = "keep"
+
+
+KEEP_STOCK = _Keep.STOCK
+
+
+def _offered(row: Reward, now: datetime) -> bool:
+    return (
+        row.active
+        and (row.valid_from is None or row.valid_from <= now)
+        and (row.valid_until is None or now < row.valid_until)
+    )
+
+
+def _view(row: Reward, *, currency: str, now: datetime) -> RewardView:
+    return RewardView(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        cost_points=row.cost_points,
+        per_member_limit=row.per_member_limit,
+        coupon=_offer(row),
+        coupon_valid_days=row.coupon_valid_days,
+        active=row.active,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        stock_left=row.stock_left,
+        currency=currency,
+        available=_offered(row, now) and row.stock_left != 0,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _views(uow: UnitOfWork, rows: list[Reward]) -> list[RewardView]:
+    currency = (await get_program(uow)).currency
+    now = uow.clock.now()
+    return [_view(row, currency=currency, now=now) for row in rows]
+
+
+def _offer(row: Reward) -> CartConditions:
+    return COUPON_OFFER_ADAPTER.validate_python({**row.coupon_properties, "kind": row.coupon_kind})
+
+
+def _check(definition: RewardDefinition) -> None:
+    if definition.valid_from and definition.valid_until and definition.valid_until <= definition.valid_from:
+        raise InvalidField("valid_until", "must be after valid_from")
+
+
+def _apply(row: Reward, definition: RewardDefinition) -> None:
+    row.name = definition.name
+    row.description = definition.description
+    row.cost_points = definition.cost_points
+    row.per_member_limit = definition.per_member_limit
+    row.coupon_kind = definition.coupon.kind
+    row.coupon_properties = definition.coupon.model_dump(mode="json", exclude={"kind"})
+    row.coupon_valid_days = definition.coupon_valid_days
+    row.active = definition.active
+    row.valid_from = definition.valid_from
+    row.valid_until = definition.valid_until
+
+
+async def _changed(uow: UnitOfWork, row: Reward, change: Literal["created", "replaced"]) -> None:
+    await emit_for_programme(
+        uow,
+        RewardChanged(
+            reward_id=row.id, name=row.name, cost_points=row.cost_points, active=row.active, change=change
+        ),
+        str(row.id),
+    )
+
+
+async def create_reward(uow: UnitOfWork, definition: RewardDefinition, *, stock: int | None) -> RewardView:
+    """A new catalogue item; `stock` None is unlimited."""
+    _check(definition)
+    now = uow.clock.now()
+    row = Reward(stock_left=stock, created_at=now, updated_at=now)
+    _apply(row, definition)
+    await RewardRepository(uow.session).insert_reward(row)
+    await _changed(uow, row, "created")
+    [view] = await _views(uow, [row])
+    return view
+
+
+async def replace_reward(
+    uow: UnitOfWork,
+    reward_id: uuid.UUID,
+    definition: RewardDefinition,
+    *,
+    stock: int | _Keep | None = KEEP_STOCK,
+) -> RewardView:
+    """Replace the definition. The stock left is a live count: it changes only when `stock` is given
+    (None: unlimited). A reward is never deleted (redemptions point at it): deactivate it instead."""
+    _check(definition)
+    rewards = RewardRepository(uow.session)
+    row = await rewards.get_reward(reward_id)
+    if row is None:
+        raise RewardNotFound()
+    _apply(row, definition)
+    if not isinstance(stock, _Keep):
+        row.stock_left = stock
+    row.updated_at = uow.clock.now()
+    await rewards.save_reward()
+    await _changed(uow, row, "replaced")
+    [view] = await _views(uow, [row])
+    return view
+
+
+async def get_reward(uow: UnitOfWork, reward_id: uuid.UUID, *, only_offered: bool) -> RewardView:
+    """With `only_offered`, a reward that is inactive or outside its window is RewardNotFound."""
+    row = await RewardRepository(uow.session).get_reward(reward_id)
+    if row is None or (only_offered and not _offered(row, uow.clock.now())):
+        raise RewardNotFound()
+    [view] = await _views(uow, [row])
+    return view
+
+
+async def list_rewards(
+    uow: UnitOfWork, *, only_offered: bool, limit: int, cursor: str | None
+) -> Page[RewardView]:
+    """The catalogue in the order it was created; with `only_offered`, only the rewards offered now."""
+    rows = await RewardRepository(uow.session).list_rewards(
+        on_offer_at=uow.clock.now() if only_offered else None, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    more = len(rows) > limit
+    items = await _views(uow, list(rows[:limit]))
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionResult:
+    id: uuid.UUID
+    reward_id: uuid.UUID
+    member_id: uuid.UUID
+    points_spent: int
+    balance: int
+    available: int
+    coupon: MemberCoupon
+    created_at: datetime
+
+
+async def redeem_reward(
+    uow: UnitOfWork, *, member_id: uuid.UUID, reward_id: uuid.UUID, actor: uuid.UUID | None = None
+) -> RedemptionResult:
+    await member_for_points(uow, member_id, must_be_active=True)
+    rewards = RewardRepository(uow.session)
+    reward = await rewards.get_reward(reward_id)
+    now = uow.clock.now()
+    if reward is None:
+        raise RewardNotFound()
+    if not _offered(reward, now):
+        raise RewardNotAvailable()
+    cost = reward.cost_points
+
+    # (a) The points, first: this locks the member's account row until commit.
+    state = await debit_available(uow, member_id, cost)
+    await spend_lots(uow, member_id, cost)
+    # (b) The member's limit: their earlier redemptions are all committed or queued behind our lock.
+    limit = reward.per_member_limit
+    if limit is not None:
+        redeemed = await RedemptionRepository(uow.session).count_member_redemptions(member_id, reward_id)
+        if redeemed >= limit:
+            raise RewardLimitReached(f"At most {limit} per member", limit=limit)
+    # (c) The stock: one conditional UPDATE, which also sees a reward deactivated in the meantime.
+    taken, stock_left = await rewards.take_stock(reward_id, now)
+    if not taken:
+        raise await _why_not_taken(rewards, reward_id, now)
+
+    # (d) The coupon, the ledger entry, the redemption.
+    coupon = await coupons.issue_coupon(
+        uow,
+        member_id=member_id,
+        name=reward.name,
+        offer=_offer(reward),
+        valid_from=now,
+        valid_until=now + timedelta(days=reward.coupon_valid_days),
+        source_type="reward",
+        source_id=reward_id,
+    )
+    assert coupon is not None, "issued without an issue key"
+    entry = await record_entry(
+        uow,
+        member_id=member_id,
+        type="reward",
+        amount=-cost,
+        state=state,
+        details={
+            "reward_id": str(reward_id),
+            "reward_name": reward.name,
+            "coupon_id": str(coupon.id),
+            "coupon_code": coupon.code,
+        },
+        actor=actor,
+    )
+    redemption = RewardRedemption(
+        reward_id=reward_id,
+        member_id=member_id,
+        coupon_id=coupon.id,
+        ledger_entry_id=entry.id,
+        points=cost,
+        created_at=now,
+    )
+    await RedemptionRepository(uow.session).insert_redemption(redemption)
+    await emit_for_member(
+        uow,
+        RewardRedeemed(
+            redemption_id=redemption.id,
+            reward_id=reward_id,
+            member_id=member_id,
+            coupon_id=coupon.id,
+            points=cost,
+            balance=state.balance,
+            stock_left=stock_left,
+        ),
+        member_id,
+    )
+    [shown] = await coupons.as_shown(uow, [coupon])
+    return RedemptionResult(
+        id=redemption.id,
+        reward_id=reward_id,
+        member_id=member_id,
+        points_spent=cost,
+        balance=state.balance,
+        available=state.available,
+        coupon=shown,
+        created_at=now,
+    )
+
+
+async def _why_not_taken(rewards: RewardRepository, reward_id: uuid.UUID, now: datetime) -> Exception:
+    row = await rewards.get_reward(reward_id)
+    if row is None:
+        return RewardNotFound()
+    if not _offered(row, now):
+        return RewardNotAvailable()
+    return RewardOutOfStock()

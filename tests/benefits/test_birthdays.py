@@ -1,0 +1,100 @@
+"""The birthday job gives each birthday gift of the member's tier as a coupon, once a year."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.benefits.birthdays import issue_birthday_gifts
+from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
+from tests.builders import add_tier, enrol
+from tests.conftest import bearer
+from tests.inspect_db import events
+from tests.points.helpers import set_program
+
+GIFT = {
+    "kind": "birthday_gift",
+    "properties": {
+        "coupon_name": "生日快乐 50 元券",
+        "coupon": {"kind": "fixed_discount", "amount": 5000},
+        "valid_days": 30,
+    },
+}
+
+
+async def run_job(app: FastAPI) -> int:
+    units: UnitsOfWork = app.state.units
+    return await issue_birthday_gifts(units, batch=2)  # small batches: the walk over pages is exercised
+
+
+async def coupons(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/members/{member_id}/coupons", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_members_whose_birthday_it_is_get_their_tiers_gift_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    assert gift.status_code == 201
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    # 17 March 2026 begins in Shanghai at 16:00 UTC on the 16th.
+    clock.set(datetime(2026, 3, 16, 16, 30, tzinfo=UTC))
+    celebrating = await enrol(client, pos_key, birthday="1990-03-17")
+    others = [
+        await enrol(client, pos_key, birthday="1990-03-16"),  # yesterday in Shanghai, today in UTC
+        await enrol(client, pos_key, birthday="1985-03-18"),
+        await enrol(client, pos_key),  # no birthday known
+    ]
+    assert await run_job(app) == 1
+    assert await run_job(app) == 0  # the same day again: nothing more
+
+    [coupon] = await coupons(client, pos_key, celebrating["id"])
+    assert (coupon["name"], coupon["kind"], coupon["properties"]["amount"]) == (
+        "生日快乐 50 元券",
+        "fixed_discount",
+        5000,
+    )
+    assert coupon["valid_from"] == "2026-03-16T16:00:00Z"
+    assert coupon["valid_until"] == "2026-04-15T16:00:00Z"
+    assert coupon["source"] == {"type": "birthday_gift", "id": gift.json()["id"]}
+    for other in others:
+        assert await coupons(client, pos_key, other["id"]) == []
+    [issued] = await events(app, "coupon.issued")
+    assert issued["payload"]["member_id"] == celebrating["id"]
+
+    clock.set(datetime(2027, 3, 17, 1, 0, tzinfo=UTC))  # a year later: a new gift
+    assert await run_job(app) == 1
+    assert len(await coupons(client, pos_key, celebrating["id"])) == 2
+
+
+async def test_no_gift_without_a_birthday_gift_benefit_or_for_a_suspended_member(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    await add_tier(client, admin_key, "member", rank=0)
+    await add_tier(client, admin_key, "gold", rank=1, threshold=1_000_000, benefit_ids=[gift.json()["id"]])
+    member = await enrol(client, pos_key, birthday="1990-03-16")  # START is the 16th in Shanghai too
+    assert await run_job(app) == 0  # their tier gives no gift
+    override = {"tier": "gold", "until": "2026-12-31T00:00:00Z", "reason": "test"}
+    response = await client.put(
+        f"/v1/members/{member['id']}/tier/override", json=override, headers=bearer(admin_key)
+    )
+    assert response.status_code == 200
+    response = await client.patch(
+        f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 200
+    assert await run_job(app) == 0
+    response = await client.patch(
+        f"/v1/members/{member['id']}", json={"status": "active"}, headers=bearer(admin_key)
+    )
+    assert await run_job(app) == 1

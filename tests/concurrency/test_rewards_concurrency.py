@@ -1,0 +1,112 @@
+"""Rewards and coupons under simultaneous requests: stock never oversold, points never lost or double spent,
+a coupon used once. Each request runs in its own transaction on its own pooled connection; on PostgreSQL
+they really race for the reward, account and coupon rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.coupons.helpers import coupon_code, coupons_of
+from tests.inspect_db import count, events
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import points, set_program
+from tests.rewards.helpers import add_reward, member_with_points, read_reward, redeem
+
+
+def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]:
+    """(status, problem code) of each response; the code is None for a success."""
+    return Counter((r.status_code, r.json()["code"] if r.is_error else None) for r in responses)
+
+
+@pytest.fixture(autouse=True)
+async def _program(client: httpx.AsyncClient, admin_key: str) -> None:
+    await set_program(client, admin_key)
+
+
+class TestConcurrentRedemptions:
+    async def test_twenty_members_race_for_five_in_stock(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        reward = await add_reward(client, admin_key, cost_points=300, stock=5)
+        members = [await member_with_points(client, pos_key, 1000) for _ in range(20)]
+
+        responses = await asyncio.gather(*(redeem(client, pos_key, m, reward["id"]) for m in members))
+
+        assert outcomes(responses) == {(201, None): 5, (409, "reward_out_of_stock"): 15}
+        assert (await read_reward(client, admin_key, reward["id"]))["stock_left"] == 0
+        winners = {r.json()["member_id"] for r in responses if r.status_code == 201}
+        for member_id in members:
+            balance = (await points(client, pos_key, member_id))["balance"]
+            coupons = await coupons_of(client, pos_key, member_id)
+            if member_id in winners:
+                assert (balance, len(coupons)) == (700, 1), member_id
+            else:
+                assert (balance, coupons) == (1000, []), member_id
+        assert await count(app, "reward_redemptions") == 5
+        assert await count(app, "coupons") == 5
+        assert len(await events(app, "reward.redeemed")) == 5
+        await assert_ledger_invariant(app)
+
+    async def test_one_member_fires_ten_redeems_with_points_for_three(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        reward = await add_reward(client, admin_key, cost_points=100)  # unlimited stock
+        member_id = await member_with_points(client, pos_key, 350)
+
+        responses = await asyncio.gather(
+            *(redeem(client, pos_key, member_id, reward["id"]) for _ in range(10))
+        )
+
+        assert outcomes(responses) == {(201, None): 3, (422, "insufficient_points"): 7}
+        assert (await points(client, pos_key, member_id))["balance"] == 50
+        assert len(await coupons_of(client, pos_key, member_id)) == 3
+        balances_after = sorted(r.json()["balance"] for r in responses if r.status_code == 201)
+        assert balances_after == [50, 150, 250]
+        assert (await read_reward(client, admin_key, reward["id"]))["stock_left"] is None
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_one_member_cannot_beat_the_per_member_limit_by_racing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        reward = await add_reward(client, admin_key, cost_points=100, per_member_limit=2, stock=100)
+        member_id = await member_with_points(client, pos_key, 5000)
+
+        responses = await asyncio.gather(
+            *(redeem(client, pos_key, member_id, reward["id"]) for _ in range(10))
+        )
+
+        assert outcomes(responses) == {(201, None): 2, (409, "reward_limit_reached"): 8}
+        assert (await points(client, pos_key, member_id))["balance"] == 4800
+        assert (await read_reward(client, admin_key, reward["id"]))["stock_left"] == 98
+        await assert_ledger_invariant(app, member_id)
+
+
+class TestConcurrentCouponUse:
+    async def test_twenty_tills_use_one_coupon(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str
+    ) -> None:
+        member_id = str((await enrol(client, pos_key))["id"])
+        code = await coupon_code(app, member_id)
+
+        async def use(n: int) -> httpx.Response:
+            key, body = (
+                (pos_key, {"order_ref": f"ORD-{n}"})
+                if n % 2
+                else (ecommerce_key, {"order_ref": f"ORD-{n}", "member_id": member_id})
+            )
+            return await client.post(f"/v1/coupons/{code}/use", json=body, headers=bearer(key))
+
+        responses = await asyncio.gather(*(use(n) for n in range(20)))
+
+        assert outcomes(responses) == {(200, None): 1, (409, "coupon_already_used"): 19}
+        [winner] = [r.json() for r in responses if r.status_code == 200]
+        [listed] = await coupons_of(client, pos_key, member_id)
+        assert (listed["status"], listed["used_order_ref"]) == ("used", winner["used_order_ref"])
+        assert len(await events(app, "coupon.used")) == 1
