@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from loyalty_api.benefits.kinds import PointsMultiplier
 from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
-from loyalty_api.benefits.kinds import PointsMultiplier
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
 from loyalty_api.earning.kinds import EarnItem
 from loyalty_api.errors import InvalidField

@@ -107,7 +107,7 @@ class MemberTierRepository:
         self.session = session
 
     async def get_state(self, member_id: uuid.UUID, *, lock: bool = False) -> MemberTierState | None:
-        """With `lock`, the member's row stays locked until commit (PostgreSQL): their tier is ours to change."""
+        """With `lock`, the member's row stays locked until commit (PostgreSQL), their tier ours to set."""
         statement = _STATE.with_for_update(key_share=True) if lock else _STATE
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
