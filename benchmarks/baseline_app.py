@@ -1,6 +1,11 @@
-"""The yardstick: a minimal FastAPI app on raw asyncpg doing only the three statements an earn must do
-(lock and update the balance row, insert the ledger entry, insert the outbox row), with no auth, no rules,
-no validation beyond the body model. Run: `uvicorn benchmarks.baseline_app:app` with BASELINE_DSN set."""
+"""The yardstick: a minimal FastAPI app on raw asyncpg, with no auth, no rules, no validation beyond the body
+models. Run: `uvicorn benchmarks.baseline_app:app` with BASELINE_DSN set.
+
+- `POST /earn/{member_id}`: only the three statements an earn must do (lock and update the balance row,
+  insert the ledger entry, insert the outbox row).
+- `POST /quote`: only the reads a checkout quote needs (the member and their tier, the tier's benefits, the
+  named coupons, the points account, the programme) in one read-only transaction, and a trivial sum.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,27 @@ class Money(BaseModel):
 class EarnBody(BaseModel):
     order_ref: str
     amount: Money
+
+
+class Item(BaseModel):
+    sku: str
+    category: str | None = None
+    quantity: int
+    unit_price: Money
+
+
+class Cart(BaseModel):
+    subtotal: Money
+    shipping: Money | None = None
+    items: list[Item] = []
+
+
+class QuoteBody(BaseModel):
+    member_id: uuid.UUID
+    cart: Cart
+    coupon_codes: list[str] = []
+    points_to_use: int | None = None
+    channel: str | None = None
 
 
 @asynccontextmanager
@@ -68,3 +94,42 @@ async def earn(member_id: uuid.UUID, body: EarnBody) -> dict[str, object]:
             json.dumps({"member_id": str(member_id), "points": points, "order_ref": body.order_ref}),
         )
     return {"order_ref": body.order_ref, "points_earned": points, "balance": balance}
+
+
+@app.post("/quote")
+async def quote(body: QuoteBody) -> dict[str, object]:
+    async with app.state.pool.acquire() as connection, connection.transaction(readonly=True):
+        member = await connection.fetchrow(
+            "SELECT m.status, m.tier_id, t.code, t.name FROM members m "
+            "LEFT JOIN tiers t ON t.id = m.tier_id WHERE m.id = $1",
+            body.member_id,
+        )
+        benefits = await connection.fetch(
+            "SELECT b.id, b.name, b.kind, b.properties FROM benefit_grants g "
+            "JOIN benefits b ON b.id = g.benefit_id "
+            "WHERE g.source_type = 'tier' AND g.source_id = $1 AND b.active",
+            member["tier_id"],
+        )
+        coupons = await connection.fetch(
+            "SELECT code, name, kind, properties, status, valid_from, valid_until FROM coupons "
+            "WHERE member_id = $1 AND code = ANY($2::text[])",
+            body.member_id,
+            body.coupon_codes,
+        )
+        available = await connection.fetchval(
+            "SELECT balance - held FROM points_accounts WHERE member_id = $1", body.member_id
+        )
+        program = await connection.fetchrow(
+            "SELECT currency, point_value_minor, min_redeem_points, max_redeem_share "
+            "FROM programs WHERE id = 1"
+        )
+    goods = sum(item.quantity * item.unit_price.amount for item in body.cart.items)
+    return {
+        "member_id": str(body.member_id),
+        "tier": member["code"],
+        "benefits": len(benefits),
+        "coupons": len(coupons),
+        "points": available,
+        "currency": program["currency"],
+        "total": goods + (0 if body.cart.shipping is None else body.cart.shipping.amount),
+    }

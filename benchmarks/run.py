@@ -3,6 +3,7 @@ concurrent clients, next to a minimal raw-asyncpg baseline, interleaved, and pri
 
     .venv/bin/python benchmarks/run.py                      # PostgreSQL and SQLite, 100,000 members
     .venv/bin/python benchmarks/run.py --database sqlite --members 20000 --seconds 10
+    .venv/bin/python benchmarks/run.py --database postgres --members 2000 --seconds 5 --rounds 1  # smoke
 
 PostgreSQL comes from LOYALTY_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
 a database of its own is created there and dropped afterwards.
@@ -36,7 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.seed import seed  # noqa: E402
+from benchmarks.seed import seed, seed_shoppers  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
 from loyalty_api.db.engine import create_engine  # noqa: E402
@@ -167,7 +168,42 @@ async def server(command: list[str], env: dict[str, str], port: int, ready_path:
         process.wait(timeout=30)
 
 
-def scenarios(key: str, members: list[tuple[str, str]], run_id: str) -> dict[str, Request]:
+# The checkout quote's cart: ten items, two of them shoes (a coupon is 5 % off shoes), and shipping.
+QUOTE_ITEMS = [
+    ("SHOE-1", "shoes", 1, 39_900),
+    ("SHOE-2", "shoes", 1, 25_900),
+    ("SOCK", "apparel", 3, 1_990),
+    ("TEE", "apparel", 2, 7_900),
+    ("CAP", "apparel", 1, 4_900),
+    ("BOTTLE", "outdoor", 1, 5_900),
+    ("BAG", "outdoor", 1, 19_900),
+    ("LACES", "shoes", 2, 900),
+    ("INSOLE", "shoes", 1, 3_900),
+    ("BAND", "apparel", 4, 1_500),
+]
+QUOTE_CART = {
+    "subtotal": {"amount": sum(q * p for _, _, q, p in QUOTE_ITEMS), "currency": "CNY"},
+    "shipping": {"amount": 1_000, "currency": "CNY"},
+    "items": [
+        {"sku": sku, "category": category, "quantity": q, "unit_price": {"amount": p, "currency": "CNY"}}
+        for sku, category, q, p in QUOTE_ITEMS
+    ],
+}
+
+
+def quote_body(member_id: str, codes: list[str]) -> dict[str, Any]:
+    return {
+        "member_id": member_id,
+        "cart": QUOTE_CART,
+        "coupon_codes": codes,
+        "points_to_use": 5_000,
+        "channel": "online",
+    }
+
+
+def scenarios(
+    key: str, members: list[tuple[str, str]], shoppers: list[tuple[str, list[str]]], run_id: str
+) -> dict[str, Request]:
     headers = {"Authorization": f"Bearer {key}"}
     rng = random.Random(1)
 
@@ -188,10 +224,17 @@ def scenarios(key: str, members: list[tuple[str, str]], run_id: str) -> dict[str
         _, number = rng.choice(members)
         return client.get("/v1/members/lookup", params={"member_number": number}, headers=headers)
 
-    return {"earn": earn, "redeem": redeem, "lookup": lookup}
+    def quote(client: Client, n: int) -> Awaitable[Reply]:
+        member_id, codes = rng.choice(shoppers)
+        return client.post("/v1/checkout/quote", json=quote_body(member_id, codes), headers=headers)
+
+    return {"earn": earn, "redeem": redeem, "lookup": lookup, "quote": quote}
 
 
-def baseline_earn(members: list[tuple[str, str]], run_id: str) -> Request:
+def baselines(
+    members: list[tuple[str, str]], shoppers: list[tuple[str, list[str]]], run_id: str
+) -> dict[str, tuple[str, Request]]:
+    """Per scenario that has one: the baseline's label and its request."""
     rng = random.Random(2)
 
     def earn(client: Client, n: int) -> Awaitable[Reply]:
@@ -202,7 +245,11 @@ def baseline_earn(members: list[tuple[str, str]], run_id: str) -> Request:
         }
         return client.post(f"/earn/{member_id}", json=body)
 
-    return earn
+    def quote(client: Client, n: int) -> Awaitable[Reply]:
+        member_id, codes = rng.choice(shoppers)
+        return client.post("/quote", json=quote_body(member_id, codes))
+
+    return {"earn": ("baseline earn", earn), "quote": ("baseline quote", quote)}
 
 
 async def bench(database: str, args: argparse.Namespace) -> None:
@@ -223,6 +270,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         await upgrade(engine)
         key, members = await seed(engine, settings, args.members)
+        shoppers = await seed_shoppers(engine, settings, members, min(args.shoppers, args.members))
         await engine.dispose()
         print(
             f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s; "
@@ -255,7 +303,8 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             ) as baseline:
                 for round_no in range(args.rounds):
                     run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
-                    for label, make in scenarios(key, members, run_id).items():
+                    paired = baselines(members, shoppers, run_id)
+                    for label, make in scenarios(key, members, shoppers, run_id).items():
                         cpu_before = cpu_seconds(ours.pid)
                         result = await drive(
                             label,
@@ -267,17 +316,18 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                         result.server_cpu = cpu_seconds(ours.pid) - cpu_before
                         results.setdefault(label, []).append(result)
                         peak_rss = max(peak_rss, rss_mib(ours.pid))
-                        if label == "earn" and baseline is not None:
+                        if label in paired and baseline is not None:
+                            base_label, base_make = paired[label]
                             cpu_before = cpu_seconds(baseline.pid)
                             base = await drive(
-                                "baseline earn",
+                                base_label,
                                 f"http://127.0.0.1:{base_port}",
-                                baseline_earn(members, run_id),
+                                base_make,
                                 concurrency=args.concurrency,
                                 seconds=args.seconds,
                             )
                             base.server_cpu = cpu_seconds(baseline.pid) - cpu_before
-                            results.setdefault("baseline earn", []).append(base)
+                            results.setdefault(base_label, []).append(base)
         report(results, peak_rss)
     finally:
         if admin_engine is not None:
@@ -304,13 +354,16 @@ def report(results: dict[str, list[Result]], peak_rss: float) -> None:
         cpu = statistics.median(r.cpu_ms_per_request for r in runs)
         rounds = ", ".join(f"{r.rps:.0f}" for r in runs)
         print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}{cpu:>12.2f}   {rounds}")
-    if "baseline earn" in results:
-        ratios = [o.rps / b.rps for o, b in zip(results["earn"], results["baseline earn"], strict=True)]
-        ratio = statistics.median(r.rps for r in results["earn"]) / statistics.median(
-            r.rps for r in results["baseline earn"]
+    for label in ("earn", "quote"):
+        base_label = f"baseline {label}"
+        if base_label not in results:
+            continue
+        ratios = [o.rps / b.rps for o, b in zip(results[label], results[base_label], strict=True)]
+        ratio = statistics.median(r.rps for r in results[label]) / statistics.median(
+            r.rps for r in results[base_label]
         )
         print(
-            f"earn / baseline earn: {ratio:.2f} (median of medians); per round: "
+            f"{label} / {base_label}: {ratio:.2f} (median of medians); per round: "
             + ", ".join(f"{r:.2f}" for r in ratios)
         )
     print(f"peak RSS of the API process under load: {peak_rss:.0f} MiB")
@@ -325,6 +378,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--shoppers", type=int, default=200, help="members with two coupons each, for the checkout quote"
+    )
     args = parser.parse_args()
     for database in ["postgres", "sqlite"] if args.database == "both" else [args.database]:
         asyncio.run(bench(database, args))

@@ -1,8 +1,10 @@
-"""Bulk-load a benchmark database: members with encrypted personal data, points accounts with an opening
-balance (ledger entry and lot behind it, so the ledger invariant holds), and an API key.
+"""Bulk-load a benchmark database: a one-tier ladder, members with encrypted personal data on that tier,
+points accounts with an opening balance (ledger entry and lot behind it, so the ledger invariant holds), and
+an API key; then, through the services, coupons for the checkout quote's shoppers.
 
-Seeding goes around the services on purpose: a hundred thousand enrolments one by one would take longer
-than the benchmark itself. The rows are the ones the services would write.
+Seeding members goes around the services on purpose: a hundred thousand enrolments one by one would take
+longer than the benchmark itself. The rows are the ones the services would write (enrolment puts a member on
+the lowest tier). The ladder, the rewards and the shoppers' coupons go through the services.
 """
 
 from __future__ import annotations
@@ -10,23 +12,32 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
+from loyalty_api.benefits import service as benefits
+from loyalty_api.benefits.kinds import FixedDiscount, FreeShipping, PercentDiscount
+from loyalty_api.benefits.service import BenefitDefinition
 from loyalty_api.clock import SystemClock
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.demo.seed import DEMO_PROGRAM
 from loyalty_api.members.member_number import luhn_check_digit
 from loyalty_api.members.models import Member
 from loyalty_api.points.models import LedgerEntry, PointLot, PointsAccount
 from loyalty_api.program.service import put_program
+from loyalty_api.rewards import service as rewards
+from loyalty_api.rewards.service import RewardDefinition
 from loyalty_api.settings import Settings
+from loyalty_api.tiers import service as tiers
+from loyalty_api.tiers.ladder import Metric, Window
+from loyalty_api.tiers.service import TierDefinition
 
 OPENING_POINTS = 1_000_000
 CHUNK = 5_000
@@ -41,12 +52,13 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
     """Returns an API key with every scope and (member id, member number) pairs."""
     assert settings.encryption_key is not None
     vault = Vault(settings.encryption_key.get_secret_value())
-    units = UnitsOfWork(Database(engine), SystemClock(), vault, settings)
+    units = _units(engine, settings)
     async with units.begin() as uow:
         await put_program(uow, DEMO_PROGRAM)
         key = await auth_service.create_key(
             uow, name="benchmark", scopes=[Scope.admin, Scope.pos, Scope.ecommerce]
         )
+        tier = await _ladder(uow)
     now = datetime.now(UTC)
     rng = random.Random(7)
     pairs: list[tuple[str, str]] = []
@@ -62,7 +74,8 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
                     "id": member_id,
                     "member_number": number,
                     "status": "active",
-                    "tier_id": None,
+                    "tier_id": tier,
+                    "tier_since": now,
                     "phone_encrypted": vault.encrypt(phone),
                     "phone_hash": vault.blind_index("phone", phone),
                     "email_encrypted": None,
@@ -124,4 +137,79 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
     return key.token, pairs
 
 
-__all__ = ["seed", "uuid"]
+def _units(engine: AsyncEngine, settings: Settings) -> UnitsOfWork:
+    assert settings.encryption_key is not None
+    vault = Vault(settings.encryption_key.get_secret_value())
+    return UnitsOfWork(Database(engine), SystemClock(), vault, settings)
+
+
+async def _ladder(uow: UnitOfWork) -> uuid.UUID:
+    """One tier, everyone's, giving 10 % off and free shipping from 50 yuan: what the quote applies."""
+    given = [
+        await benefits.create_benefit(uow, BenefitDefinition(name=name, properties=properties, active=True))
+        for name, properties in [
+            ("会员九折", PercentDiscount(percent=Decimal(10))),
+            ("满50包邮", FreeShipping(min_subtotal=5_000)),
+        ]
+    ]
+    tier = await tiers.create_tier(
+        uow,
+        "member",
+        TierDefinition(
+            name="会员",
+            rank=0,
+            metric=Metric.spend,
+            window=Window.calendar_year,
+            window_days=None,
+            threshold=0,
+            points_multiplier=Decimal(1),
+            grace_days=0,
+            benefit_ids=[b.id for b in given],
+        ),
+    )
+    return tier.id
+
+
+async def seed_shoppers(
+    engine: AsyncEngine, settings: Settings, members: list[tuple[str, str]], count: int
+) -> list[tuple[str, list[str]]]:
+    """For the checkout quote: `count` of the members each buy two coupons with points (10 yuan off, and
+    5 % off shoes) through the rewards service. Returns (member id, [coupon codes])."""
+    units = _units(engine, settings)
+    offers = [
+        ("减10元", FixedDiscount(amount=1_000)),
+        ("鞋类95折", PercentDiscount(percent=Decimal(5), categories=["shoes"])),
+    ]
+    async with units.begin() as uow:
+        reward_ids = [
+            (
+                await rewards.create_reward(
+                    uow,
+                    RewardDefinition(
+                        name=name,
+                        description=None,
+                        cost_points=100,
+                        per_member_limit=None,
+                        coupon=offer,
+                        coupon_valid_days=365,
+                        active=True,
+                        valid_from=None,
+                        valid_until=None,
+                    ),
+                    stock=None,
+                )
+            ).id
+            for name, offer in offers
+        ]
+    shoppers = []
+    for member_id, _ in members[:count]:
+        codes = []
+        for reward_id in reward_ids:
+            async with units.begin() as uow:
+                bought = await rewards.redeem_reward(uow, member_id=uuid.UUID(member_id), reward_id=reward_id)
+            codes.append(bought.coupon.coupon.code)
+        shoppers.append((member_id, codes))
+    return shoppers
+
+
+__all__ = ["seed", "seed_shoppers", "uuid"]

@@ -9,7 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from loyalty_api import __version__
+from loyalty_api.benefits.router import router as benefits_router
+from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
+from loyalty_api.coupons.router import router as coupons_router
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.uow import UnitsOfWork
@@ -22,12 +25,14 @@ from loyalty_api.ops import health
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.points.router import router as points_router
 from loyalty_api.program.router import router as program_router
+from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.settings import Settings
+from loyalty_api.tiers.router import router as tiers_router
 from loyalty_api.worker.runner import Worker
 
 DESCRIPTION = """
-A headless membership and loyalty service: members and their points today; tiers, benefits, rewards,
-webhooks and paid memberships are on the way.
+A headless membership and loyalty service: members, points, tiers, benefits, rewards, coupons and the
+checkout quote; webhooks and paid memberships are on the way.
 
 **Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
 `partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
@@ -88,5 +93,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(program_router)
     app.include_router(earning_router)
     app.include_router(points_router)
+    app.include_router(rewards_router)
+    app.include_router(coupons_router)
+    app.include_router(tiers_router)
+    app.include_router(benefits_router)
+    app.include_router(checkout_router)
     app.include_router(graphql_router(), include_in_schema=False)
     return app

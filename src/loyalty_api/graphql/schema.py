@@ -7,17 +7,20 @@ from typing import Any
 
 import strawberry
 from strawberry.fastapi import GraphQLRouter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graphql import GraphQLError
+from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import get_context
 from loyalty_api.graphql.members import Member, MemberQueries
+from loyalty_api.graphql.money import SCALARS
 
 logger = logging.getLogger("loyalty_api.graphql")
 
 
 @strawberry.type
-class Query(MemberQueries):
+class Query(MemberQueries, CheckoutQueries):
     pass
 
 
@@ -31,7 +34,9 @@ class LoyaltySchema(strawberry.federation.Schema):
                 logger.error("graphql resolver failed", exc_info=error.original_error)
 
 
-schema = LoyaltySchema(query=Query, types=[Member], federation_version="2.5")
+schema = LoyaltySchema(
+    query=Query, types=[Member], federation_version="2.5", config=StrawberryConfig(scalar_map=SCALARS)
+)
 
 
 def graphql_router() -> GraphQLRouter[Any, None]:

@@ -1,9 +1,9 @@
 """One unit of work per request, committed before the response leaves, with Idempotency-Key handling.
 
-Routes of the /v1 API use `UnitOfWorkRoute`. Its handler opens the unit of work, lets FastAPI resolve the
-dependencies and run the endpoint, and commits only once the response is built, so a failed commit turns
-into an error response instead of a 201 for a lost write. For a POST with an Idempotency-Key the response is
-recorded in that same transaction (see loyalty_api.idempotency.service).
+Routes of the /v1 API use `UnitOfWorkRoute` (`QueryRoute` for a POST that only reads). Its handler opens the
+unit of work, lets FastAPI resolve the dependencies and run the endpoint, and commits only once the response
+is built, so a failed commit turns into an error response instead of a 201 for a lost write. For a POST with
+an Idempotency-Key the response is recorded in that same transaction (see loyalty_api.idempotency.service).
 """
 
 from __future__ import annotations
@@ -66,15 +66,22 @@ def get_uow(request: Request) -> UnitOfWork:
 
 
 class UnitOfWorkRoute(APIRoute):
+    def read_only(self) -> bool:
+        """Whether the route's unit of work is read-only (rolled back, no writer turn on SQLite)."""
+        return (self.methods or set()) <= {"GET", "HEAD"}
+
+    def honours_idempotency(self) -> bool:
+        return "POST" in (self.methods or set())
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
-        methods = self.methods or set()
-        read_only = methods <= {"GET", "HEAD"}
-        honours_idempotency = "POST" in methods
+        read_only = self.read_only()
+        honours_idempotency = self.honours_idempotency()
+        has_body = not (self.methods or set()) <= {"GET", "HEAD"}
 
         async def run(request: Request) -> Response:
             units: UnitsOfWork = request.app.state.units
-            refusal = refuse_nul(request, b"" if read_only else await request.body())
+            refusal = refuse_nul(request, await request.body() if has_body else b"")
             if refusal is not None:
                 return refusal
             claimed: Claim | None = None
@@ -97,6 +104,20 @@ class UnitOfWorkRoute(APIRoute):
             return await _run_in_unit_of_work(units, request, handler, read_only=read_only, claimed=claimed)
 
         return run
+
+
+class QueryRoute(UnitOfWorkRoute):
+    """A POST that only reads, such as the checkout quote (its input is too large for a query string).
+
+    Its unit of work is read-only whatever the method: it is rolled back, never commits, and on SQLite does
+    not wait for the writer turn. It ignores Idempotency-Key: asking twice is harmless, and recording the
+    answer would be a write."""
+
+    def read_only(self) -> bool:
+        return True
+
+    def honours_idempotency(self) -> bool:
+        return False
 
 
 async def _run_in_unit_of_work(

@@ -1,0 +1,34 @@
+"""The checkout quote's own query: what the member may pay with, read without locking anything."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.members.models import Member
+from loyalty_api.points.models import PointsAccount
+
+# A plain SELECT: no FOR UPDATE, so a quote never waits for, nor holds up, an earn or a redeem.
+_PAYER = (
+    select(Member.status, PointsAccount.balance - PointsAccount.held)
+    .join(PointsAccount, PointsAccount.member_id == Member.id)
+    .where(Member.id == bindparam("member_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    status: str
+    available: int  # balance − held as stored: a read-only quote neither releases holds nor expires lots
+
+
+class CheckoutRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_payer(self, member_id: uuid.UUID) -> Payer | None:
+        row = (await self.session.execute(_PAYER, {"member_id": member_id})).one_or_none()
+        return None if row is None else Payer(status=row[0], available=int(row[1]))

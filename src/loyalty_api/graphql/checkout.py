@@ -1,0 +1,242 @@
+"""`checkoutQuote`: the same service, input rules and answer as POST /v1/checkout/quote."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import strawberry
+from pydantic import ValidationError
+from strawberry.types import Info
+
+from graphql import GraphQLError
+from loyalty_api.auth.principal import Scope
+from loyalty_api.checkout import service
+from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.money import Long, Money, MoneyInput
+
+QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
+
+
+@strawberry.input
+class CartItemInput:
+    sku: str
+    category: str | None = None
+    quantity: int
+    unit_price: MoneyInput
+
+
+@strawberry.input
+class CartInput:
+    subtotal: MoneyInput = strawberry.field(
+        description="The goods before any discount, without shipping; what it has beyond the items is an "
+        "unitemized remainder."
+    )
+    shipping: MoneyInput | None = strawberry.field(default=None, description="Default: no shipping (0).")
+    items: list[CartItemInput] = strawberry.field(
+        default_factory=list, description="quantity × unitPrice summed must not exceed the subtotal."
+    )
+
+
+@strawberry.input
+class CheckoutQuoteInput:
+    member_id: strawberry.ID
+    cart: CartInput
+    coupon_codes: list[str] = strawberry.field(
+        default_factory=list, description="The member's coupons to apply (distinct, at most 10)."
+    )
+    points_to_use: Long | None = strawberry.field(
+        default=None,
+        description="Points the member wants to pay with; leave out to see only how many may be.",
+    )
+    channel: str | None = strawberry.field(default=None, description="`store` or `online`.")
+
+
+@strawberry.type
+class CheckoutTier:
+    code: str
+    name: str
+
+
+@strawberry.type
+class CheckoutDiscount:
+    source: str = strawberry.field(description="`tier` or `coupon` (`plan`, `partner` later)")
+    source_ref: str = strawberry.field(description="The tier's code, or the coupon's code as named")
+    source_name: str
+    benefit_id: strawberry.ID | None = strawberry.field(description="Null for a coupon")
+    kind: str
+    name: str
+    amount: Money = strawberry.field(description="What the discount actually takes off")
+    applies_to: str = strawberry.field(description="`goods` or `shipping`")
+
+
+@strawberry.type
+class CheckoutCouponRejection:
+    code: str
+    reason: str = strawberry.field(
+        description="`not_found` (also another member's coupon), `used`, `expired`, `not_yet_valid`, or "
+        "`conditions_not_met` (also when it would give nothing)"
+    )
+    detail: str
+
+
+@strawberry.type
+class CheckoutPerk:
+    name: str
+    description: str
+    source: str
+    source_ref: str
+    source_name: str
+    benefit_id: strawberry.ID | None
+
+
+@strawberry.type
+class CheckoutPoints:
+    available: Long
+    max_usable: Long
+    max_value: Money
+    applied: Long
+    applied_value: Money
+    capped_by: str = strawberry.field(description="`balance`, `share`, `minimum`, or `none`")
+
+
+@strawberry.type(description="What a member pays for a cart; all money in the programme's currency.")
+class CheckoutQuote:
+    member_id: strawberry.ID
+    tier: CheckoutTier | None
+    currency: str
+    subtotal: Money
+    shipping: Money
+    discounts: list[CheckoutDiscount]
+    coupons_applied: list[str]
+    coupons_rejected: list[CheckoutCouponRejection]
+    perks: list[CheckoutPerk]
+    goods_total: Money
+    shipping_total: Money
+    points: CheckoutPoints
+    total: Money
+
+    @classmethod
+    def of(cls, quote: service.Quote) -> CheckoutQuote:
+        points = quote.points
+        return cls(
+            member_id=strawberry.ID(str(quote.member_id)),
+            tier=None if quote.tier is None else CheckoutTier(code=quote.tier.code, name=quote.tier.name),
+            currency=quote.currency,
+            subtotal=Money.of(quote.subtotal),
+            shipping=Money.of(quote.shipping),
+            discounts=[
+                CheckoutDiscount(
+                    source=d.source,
+                    source_ref=d.source_ref,
+                    source_name=d.source_name,
+                    benefit_id=_id(d.benefit_id),
+                    kind=d.kind,
+                    name=d.name,
+                    amount=Money.of(d.amount),
+                    applies_to=d.applies_to,
+                )
+                for d in quote.discounts
+            ],
+            coupons_applied=list(quote.coupons_applied),
+            coupons_rejected=[
+                CheckoutCouponRejection(code=r.code, reason=r.reason, detail=r.detail)
+                for r in quote.coupons_rejected
+            ],
+            perks=[
+                CheckoutPerk(
+                    name=p.name,
+                    description=p.description,
+                    source=p.source,
+                    source_ref=p.source_ref,
+                    source_name=p.source_name,
+                    benefit_id=_id(p.benefit_id),
+                )
+                for p in quote.perks
+            ],
+            goods_total=Money.of(quote.goods_total),
+            shipping_total=Money.of(quote.shipping_total),
+            points=CheckoutPoints(
+                available=Long(points.available),
+                max_usable=Long(points.max_usable),
+                max_value=Money.of(points.max_value),
+                applied=Long(points.applied),
+                applied_value=Money.of(points.applied_value),
+                capped_by=points.capped_by,
+            ),
+            total=Money.of(quote.total),
+        )
+
+
+def _id(value: uuid.UUID | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
+
+
+def _money(value: MoneyInput | None) -> dict[str, Any] | None:
+    return None if value is None else {"amount": value.amount, "currency": value.currency}
+
+
+def _request(data: CheckoutQuoteInput) -> QuoteRequest:
+    """The input checked by the same rules as the REST body; a refusal has the REST `validation_error`."""
+    body = {
+        "member_id": str(data.member_id),
+        "cart": {
+            "subtotal": _money(data.cart.subtotal),
+            "shipping": _money(data.cart.shipping),
+            "items": [
+                {
+                    "sku": i.sku,
+                    "category": i.category,
+                    "quantity": i.quantity,
+                    "unit_price": _money(i.unit_price),
+                }
+                for i in data.cart.items
+            ],
+        },
+        "coupon_codes": list(data.coupon_codes),
+        "points_to_use": data.points_to_use,
+        "channel": data.channel,
+    }
+    try:
+        return QuoteRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]),
+                "message": error["msg"],
+                "type": error["type"],
+            }
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        raise GraphQLError(
+            f"The input has invalid or missing values: {fields}",
+            extensions={"code": "validation_error", "status": 422, "errors": errors},
+        ) from None
+
+
+async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuoteInput) -> CheckoutQuote:
+    require(info.context, *QUOTERS)
+    request = _request(input)
+    async with info.context.units.read() as uow:
+        with domain_errors():
+            result = await service.quote(
+                uow,
+                member_id=request.member_id,
+                cart=request.cart.cart(),
+                coupon_codes=request.coupon_codes,
+                points_to_use=request.points_to_use,
+                channel=request.channel,
+            )
+    return CheckoutQuote.of(result)
+
+
+@strawberry.type
+class CheckoutQueries:
+    checkout_quote: CheckoutQuote = strawberry.field(
+        resolver=_checkout_quote,
+        description="What a member pays for a cart; read-only, the same answer as POST /v1/checkout/quote."
+        + QUOTE_DESCRIPTION,
+    )

@@ -1,0 +1,60 @@
+"""Money and large whole numbers in GraphQL.
+
+GraphQL's `Int` is a 32-bit signed integer, too small for money in minor units (a 10,000,000.00 CNY order
+is 10⁹ fen) and for large points balances. `Long` is a whole number up to ±(2⁵³ − 1), sent as a JSON number
+like REST sends it, so no client ever meets a float or a string where REST has an integer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NewType
+
+import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+from graphql import IntValueNode, ValueNode
+from loyalty_api.money import Money as MoneyValue
+
+Long = NewType("Long", int)
+_LIMIT = 2**53 - 1
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Long must be a whole number, not {type(value).__name__}")
+    if abs(value) > _LIMIT:
+        raise ValueError("Long must be between -(2^53 - 1) and 2^53 - 1")
+    return value
+
+
+def _literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> int:
+    if not isinstance(node, IntValueNode):
+        raise TypeError("Long must be a whole number literal")
+    return _whole(int(node.value))
+
+
+LONG: ScalarDefinition = strawberry.scalar(
+    name="Long",
+    description="A whole number between -(2^53 - 1) and 2^53 - 1, sent as a JSON number (GraphQL's Int "
+    "stops at 2^31 - 1): money in minor units, and points.",
+    serialize=_whole,
+    parse_value=_whole,
+    parse_literal=_literal,
+)
+SCALARS: dict[object, ScalarDefinition] = {Long: LONG}
+
+
+@strawberry.type(description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.")
+class Money:
+    amount: Long
+    currency: str
+
+    @classmethod
+    def of(cls, money: MoneyValue) -> Money:
+        return cls(amount=Long(money.amount_minor), currency=money.currency)
+
+
+@strawberry.input(description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.")
+class MoneyInput:
+    amount: Long
+    currency: str

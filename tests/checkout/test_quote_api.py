@@ -1,0 +1,483 @@
+"""POST /v1/checkout/quote over the real app: benefits from a tier, coupons, points, refusals, and that a
+quote reads only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.checkout import service
+from loyalty_api.checkout.quote import Cart
+from loyalty_api.db.registry import metadata
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.money import Money
+from loyalty_api.points.repository import PointsAccountRepository
+from tests.builders import enrol
+from tests.checkout.helpers import (
+    add_benefit,
+    add_tier,
+    buy_coupon,
+    cart,
+    give_points,
+    item,
+    quote,
+    quote_reply,
+)
+from tests.conftest import START, bearer
+from tests.inspect_db import rows, table_counts
+from tests.points.helpers import cny, set_program
+
+TUESDAY = START + timedelta(days=1)
+
+
+@pytest.fixture
+async def gold(client: httpx.AsyncClient, admin_key: str) -> dict[str, str]:
+    """A one-rung ladder whose tier gives 10 % off, free shipping from 50 yuan and priority service."""
+    await set_program(client, admin_key, min_redeem_points=100, max_redeem_share="0.5")
+    ids = {
+        "percent": await add_benefit(client, admin_key, "金卡九折", "percent_discount", percent="10"),
+        "shipping": await add_benefit(client, admin_key, "满50包邮", "free_shipping", min_subtotal=5_000),
+        "priority": await add_benefit(
+            client, admin_key, "优先服务", "priority_service", description="专属客服"
+        ),
+        "multiplier": await add_benefit(client, admin_key, "双倍积分", "points_multiplier", multiplier="2"),
+    }
+    await add_tier(client, admin_key, "gold", benefit_ids=list(ids.values()))
+    return ids
+
+
+@pytest.fixture
+async def member(client: httpx.AsyncClient, admin_key: str, pos_key: str, gold: dict[str, str]) -> str:
+    member_id = str((await enrol(client, pos_key))["id"])
+    await give_points(client, admin_key, member_id, 50_000)
+    return member_id
+
+
+SHOP_CART = cart(
+    item("SHOE", 4_500, 2, "shoes"), item("SOCK", 500, 3, "apparel"), subtotal=11_000, shipping=1_200
+)
+
+
+class TestQuote:
+    async def test_tier_benefits_coupons_and_points(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        gold: dict[str, str],
+        member: str,
+    ) -> None:
+        ten_off = await buy_coupon(
+            client, admin_key, member, {"kind": "fixed_discount", "amount": 1_000}, name="减10元"
+        )
+        shoes = await buy_coupon(
+            client,
+            admin_key,
+            member,
+            {"kind": "percent_discount", "percent": "5", "categories": ["shoes"]},
+            name="鞋类95折",
+            cost_points=200,
+        )
+        result = await quote(
+            client,
+            ecommerce_key,
+            member,
+            SHOP_CART,
+            coupon_codes=[ten_off, "ZZZZ-ZZZZ-ZZZZ-ZZZZ", shoes],
+            points_to_use=100_000,
+            channel="online",
+        )
+        assert result["tier"] == {"code": "gold", "name": "Gold"}
+        assert result["currency"] == "CNY"
+        assert (result["subtotal"], result["shipping"]) == (cny(11_000), cny(1_200))
+        assert result["discounts"] == [
+            {
+                "source": "tier",
+                "source_ref": "gold",
+                "source_name": "Gold",
+                "benefit_id": gold["percent"],
+                "kind": "percent_discount",
+                "name": "金卡九折",
+                "amount": cny(1_100),
+                "applies_to": "goods",
+            },
+            {
+                "source": "coupon",
+                "source_ref": shoes,
+                "source_name": "鞋类95折",
+                "benefit_id": None,
+                "kind": "percent_discount",
+                "name": "鞋类95折",
+                "amount": cny(405),  # 5 % of the shoes' 8100 left
+                "applies_to": "goods",
+            },
+            {
+                "source": "coupon",
+                "source_ref": ten_off,
+                "source_name": "减10元",
+                "benefit_id": None,
+                "kind": "fixed_discount",
+                "name": "减10元",
+                "amount": cny(1_000),
+                "applies_to": "goods",
+            },
+            {
+                "source": "tier",
+                "source_ref": "gold",
+                "source_name": "Gold",
+                "benefit_id": gold["shipping"],
+                "kind": "free_shipping",
+                "name": "满50包邮",
+                "amount": cny(1_200),
+                "applies_to": "shipping",
+            },
+        ]
+        assert result["coupons_applied"] == [shoes, ten_off]
+        assert result["coupons_rejected"] == [
+            {
+                "code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ",
+                "reason": "not_found",
+                "detail": "The member has no coupon with this code",
+            }
+        ]
+        assert result["perks"] == [
+            {
+                "name": "优先服务",
+                "description": "专属客服",
+                "source": "tier",
+                "source_ref": "gold",
+                "source_name": "Gold",
+                "benefit_id": gold["priority"],
+            }
+        ]
+        assert (result["goods_total"], result["shipping_total"]) == (cny(8_495), cny(0))
+        # Half of 8495 fen at 1 fen a point; the member has 49,700 points left after buying the coupons.
+        assert result["points"] == {
+            "available": 49_700,
+            "max_usable": 4_247,
+            "max_value": cny(4_247),
+            "applied": 4_247,
+            "applied_value": cny(4_247),
+            "capped_by": "share",
+        }
+        assert result["total"] == cny(4_248)
+
+    async def test_member_day_price_on_its_weekday_only(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: Any
+    ) -> None:
+        await set_program(client, admin_key)
+        monday = await add_benefit(
+            client, admin_key, "周一会员日", "member_day_price", weekday=1, percent="20", categories=["fresh"]
+        )
+        await add_tier(client, admin_key, "member", benefit_ids=[monday])
+        member_id = str((await enrol(client, pos_key))["id"])
+        the_cart = cart(item("APPLE", 1_000, 3, "fresh"), item("KNIFE", 2_000, category="tools"))
+        on_monday = await quote(client, pos_key, member_id, the_cart)
+        clock.set(TUESDAY)
+        on_tuesday = await quote(client, pos_key, member_id, the_cart)
+        assert [(d["name"], d["amount"]) for d in on_monday["discounts"]] == [("周一会员日", cny(600))]
+        assert on_monday["total"] == cny(4_400)
+        assert on_tuesday["discounts"] == []
+        assert on_tuesday["total"] == cny(5_000)
+
+    async def test_free_item_and_fixed_larger_than_the_cart(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        cup = await add_benefit(client, admin_key, "送杯子", "free_item", sku="CUP")
+        big = await add_benefit(client, admin_key, "立减500", "fixed_discount", amount=50_000)
+        await add_tier(client, admin_key, "member", benefit_ids=[cup, big])
+        member_id = str((await enrol(client, pos_key))["id"])
+        result = await quote(
+            client, pos_key, member_id, cart(item("CUP", 1_500, 2), item("TEA", 3_000), shipping=800)
+        )
+        assert [(d["name"], d["amount"]) for d in result["discounts"]] == [
+            ("送杯子", cny(1_500)),
+            ("立减500", cny(4_500)),
+        ]
+        assert (result["goods_total"], result["shipping_total"], result["total"]) == (
+            cny(0),
+            cny(800),
+            cny(800),
+        )
+        assert result["points"]["max_usable"] == 0
+
+    async def test_member_without_tier_or_points(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member_id = str((await enrol(client, pos_key))["id"])
+        result = await quote(client, pos_key, member_id, cart(subtotal=0), points_to_use=10)
+        assert result["tier"] is None
+        assert result["discounts"] == [] and result["perks"] == []
+        assert result["points"] == {
+            "available": 0,
+            "max_usable": 0,
+            "max_value": cny(0),
+            "applied": 0,
+            "applied_value": cny(0),
+            "capped_by": "balance",
+        }
+        assert (result["shipping"], result["total"]) == (cny(0), cny(0))
+
+    async def test_channel_condition(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+        await set_program(client, admin_key)
+        online = await add_benefit(
+            client, admin_key, "线上95折", "percent_discount", percent="5", channels=["online"]
+        )
+        await add_tier(client, admin_key, "member", benefit_ids=[online])
+        member_id = str((await enrol(client, pos_key))["id"])
+        the_cart = cart(subtotal=10_000)
+        assert (await quote(client, pos_key, member_id, the_cart, channel="online"))["total"] == cny(9_500)
+        assert (await quote(client, pos_key, member_id, the_cart, channel="store"))["total"] == cny(10_000)
+        assert (await quote(client, pos_key, member_id, the_cart))["total"] == cny(10_000)
+
+    async def test_unknown_member(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+        await set_program(client, admin_key)
+        reply = await quote_reply(
+            client, pos_key, {"member_id": str(uuid.uuid4()), "cart": cart(subtotal=100)}
+        )
+        assert reply.status_code == 404
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["code"] == "member_not_found"
+
+    async def test_suspended_member(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: str
+    ) -> None:
+        suspended = await client.patch(
+            f"/v1/members/{member}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+        reply = await quote_reply(client, pos_key, {"member_id": member, "cart": cart(subtotal=100)})
+        assert (reply.status_code, reply.json()["code"]) == (409, "member_not_active")
+
+
+class TestCoupons:
+    async def test_coupons_that_cannot_be_applied_are_reported_in_the_order_named(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: Any,
+        member: str,
+    ) -> None:
+        fixed = {"kind": "fixed_discount", "amount": 500}
+        used = await buy_coupon(client, admin_key, member, fixed)
+        spent = await client.post(
+            f"/v1/coupons/{used}/use", json={"order_ref": "USED-1"}, headers=bearer(pos_key)
+        )
+        assert spent.status_code == 200, spent.text
+        short_lived = await buy_coupon(client, admin_key, member, fixed, valid_days=1)
+        needs_more = await buy_coupon(client, admin_key, member, fixed | {"min_subtotal": 1_000_000})
+        other_member = str((await enrol(client, pos_key))["id"])
+        await give_points(client, admin_key, other_member, 1_000)
+        theirs = await buy_coupon(client, admin_key, other_member, fixed)
+        good = await buy_coupon(client, admin_key, member, fixed)
+        clock.advance(timedelta(days=2))
+
+        result = await quote(
+            client,
+            pos_key,
+            member,
+            cart(subtotal=10_000),
+            coupon_codes=[theirs, needs_more, good, used, short_lived],
+        )
+        assert result["coupons_applied"] == [good]
+        assert [(r["code"], r["reason"]) for r in result["coupons_rejected"]] == [
+            (theirs, "not_found"),
+            (needs_more, "conditions_not_met"),
+            (used, "used"),
+            (short_lived, "expired"),
+        ]
+
+    async def test_codes_are_matched_as_typed_and_echoed_as_named(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: str
+    ) -> None:
+        code = await buy_coupon(client, admin_key, member, {"kind": "fixed_discount", "amount": 500})
+        typed = code.lower().replace("-", "")
+        result = await quote(client, pos_key, member, cart(subtotal=10_000), coupon_codes=[typed])
+        assert result["coupons_applied"] == [typed]
+        assert result["discounts"][-1]["source_ref"] == typed
+
+    async def test_one_coupon_named_twice_is_refused(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: str
+    ) -> None:
+        code = await buy_coupon(client, admin_key, member, {"kind": "fixed_discount", "amount": 500})
+        reply = await quote_reply(
+            client,
+            pos_key,
+            {"member_id": member, "cart": cart(subtotal=10_000), "coupon_codes": [code, code.lower()]},
+        )
+        assert (reply.status_code, reply.json()["code"]) == (422, "validation_error")
+        assert reply.json()["errors"][0]["field"] == "coupon_codes"
+
+
+def _body(member: str, **changes: Any) -> dict[str, Any]:
+    return {"member_id": member, "cart": cart(item("A", 1_000, 2), subtotal=3_000)} | changes
+
+
+BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("float amount", {"cart": {"subtotal": {"amount": 100.0, "currency": "CNY"}}}, "cart.subtotal.amount"),
+    ("string amount", {"cart": {"subtotal": {"amount": "100", "currency": "CNY"}}}, "cart.subtotal.amount"),
+    ("negative amount", {"cart": {"subtotal": cny(-1)}}, "cart.subtotal.amount"),
+    ("huge amount", {"cart": {"subtotal": cny(10**13)}}, "cart.subtotal.amount"),
+    ("bad currency", {"cart": {"subtotal": {"amount": 1, "currency": "yuan"}}}, "cart.subtotal.currency"),
+    ("no subtotal", {"cart": {"items": []}}, "cart.subtotal"),
+    ("zero quantity", {"cart": cart(item("A", 100, 0))}, "cart.items.0.quantity"),
+    (
+        "item without sku",
+        {"cart": {"subtotal": cny(100), "items": [{"quantity": 1, "unit_price": cny(1)}]}},
+        "cart.items.0.sku",
+    ),
+    ("negative points", {"points_to_use": -1}, "points_to_use"),
+    ("float points", {"points_to_use": 10.0}, "points_to_use"),
+    ("unknown channel", {"channel": "phone"}, "channel"),
+    ("duplicate codes", {"coupon_codes": ["A", "A"]}, "coupon_codes"),
+    ("eleven codes", {"coupon_codes": [f"C{i}" for i in range(11)]}, "coupon_codes"),
+    ("empty code", {"coupon_codes": [""]}, "coupon_codes.0"),
+    ("extra field", {"discount": 5}, "discount"),
+    ("bad member id", {"member_id": "nope"}, "member_id"),
+    ("NUL in a code", {"coupon_codes": ["A\x00"]}, "coupon_codes.0"),
+]
+
+
+class TestRefusals:
+    @pytest.mark.parametrize(("case", "changes", "field"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+    async def test_invalid_input_is_a_422_with_the_field(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: str,
+        case: str,
+        changes: dict[str, Any],
+        field: str,
+    ) -> None:
+        reply = await quote_reply(client, pos_key, _body(member, **changes))
+        assert reply.status_code == 422, reply.text
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["code"] == "validation_error"
+        assert field in [e["field"] for e in reply.json()["errors"]]
+
+    async def test_items_beyond_the_subtotal(
+        self, client: httpx.AsyncClient, pos_key: str, member: str
+    ) -> None:
+        reply = await quote_reply(
+            client, pos_key, _body(member, cart=cart(item("A", 600, 2), subtotal=1_000))
+        )
+        assert reply.status_code == 422
+        assert reply.json()["code"] == "cart_items_exceed_subtotal"
+        assert (reply.json()["items_total"], reply.json()["subtotal"]) == (1_200, 1_000)
+
+    @pytest.mark.parametrize("where", ["subtotal", "shipping", "item"])
+    async def test_currency_other_than_the_programme_s(
+        self, client: httpx.AsyncClient, pos_key: str, member: str, where: str
+    ) -> None:
+        usd = {"amount": 100, "currency": "USD"}
+        the_cart = cart(item("A", 100), subtotal=1_000, shipping=0)
+        if where == "item":
+            the_cart["items"][0]["unit_price"] = usd
+        else:
+            the_cart[where] = usd
+        reply = await quote_reply(client, pos_key, _body(member, cart=the_cart))
+        assert (reply.status_code, reply.json()["code"]) == (422, "currency_mismatch")
+
+    async def test_scopes(
+        self, client: httpx.AsyncClient, admin_key: str, billing_key: str, member: str
+    ) -> None:
+        body = _body(member)
+        assert (await quote_reply(client, admin_key, body)).status_code == 200
+        refused = await quote_reply(client, billing_key, body)
+        assert (refused.status_code, refused.json()["code"]) == (403, "scope_not_allowed")
+        anonymous = await client.post("/v1/checkout/quote", json=body)
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "invalid_api_key")
+
+    async def test_no_float_in_the_reply(self, client: httpx.AsyncClient, pos_key: str, member: str) -> None:
+        def floats(value: object) -> list[float]:
+            if isinstance(value, float):
+                return [value]
+            if isinstance(value, dict):
+                return [f for v in value.values() for f in floats(v)]
+            if isinstance(value, list):
+                return [f for v in value for f in floats(v)]
+            return []
+
+        reply = await quote_reply(client, pos_key, _body(member, points_to_use=333))
+        assert reply.status_code == 200
+        assert floats(json.loads(reply.text)) == []
+
+
+class TestReadOnly:
+    async def test_a_quote_writes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: str
+    ) -> None:
+        code = await buy_coupon(client, admin_key, member, {"kind": "fixed_discount", "amount": 500})
+        tables = [table.name for table in metadata.sorted_tables]
+        before = await table_counts(app, *tables)
+        snapshot = await _member_rows(app, member)
+        for body in (
+            _body(member, coupon_codes=[code], points_to_use=1_000),
+            _body(member, coupon_codes=[code, "NOPE"]),
+            _body(member, cart=cart(item("A", 600, 2), subtotal=1_000)),  # refused
+            _body(member, points_to_use=-1),  # invalid
+        ):
+            await client.post(
+                "/v1/checkout/quote", json=body, headers=bearer(pos_key, idempotency_key=str(uuid.uuid4()))
+            )
+        assert await table_counts(app, *tables) == before
+        assert await _member_rows(app, member) == snapshot
+
+    async def test_idempotency_key_is_ignored(
+        self, client: httpx.AsyncClient, pos_key: str, member: str
+    ) -> None:
+        headers = bearer(pos_key, idempotency_key="same-key")
+        first = await client.post("/v1/checkout/quote", json=_body(member), headers=headers)
+        second = await client.post(
+            "/v1/checkout/quote", json=_body(member, cart=cart(subtotal=5_000)), headers=headers
+        )
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert "idempotent-replayed" not in second.headers
+        assert (first.json()["total"], second.json()["total"]) == (cny(2_700), cny(4_500))  # gold: 10 % off
+
+    async def test_points_change_while_a_quote_is_open_and_a_quote_runs_while_points_are_locked(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member: str
+    ) -> None:
+        units: UnitsOfWork = app.state.units
+        member_id = uuid.UUID(member)
+        the_cart = Cart(subtotal=Money(3_000, "CNY"), shipping=Money(0, "CNY"))
+        # A quote's transaction stays open while a redeem for the same member commits.
+        async with units.read() as uow:
+            await service.quote(uow, member_id=member_id, cart=the_cart)
+            redeem = client.post(
+                f"/v1/members/{member}/redeem",
+                json={"points": 100, "order_ref": "Q-1"},
+                headers=bearer(pos_key),
+            )
+            assert (await asyncio.wait_for(redeem, timeout=10)).status_code == 200
+        # A points change holds the member's account row (on SQLite, the write lock): a quote still answers.
+        async with units.begin() as uow:
+            assert await PointsAccountRepository(uow.session).lock(member_id, uow.clock.now()) is not None
+            reply = await asyncio.wait_for(quote_reply(client, pos_key, _body(member)), timeout=10)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["points"]["available"] == 49_900
+
+
+async def _member_rows(app: FastAPI, member_id: str) -> list[dict[str, Any]]:
+    account = await rows(
+        app,
+        "SELECT balance, held, updated_at FROM points_accounts WHERE member_id = :m",
+        m=uuid.UUID(member_id),
+    )
+    coupons = await rows(
+        app,
+        "SELECT code, status, used_at FROM coupons WHERE member_id = :m ORDER BY code",
+        m=uuid.UUID(member_id),
+    )
+    return account + coupons
