@@ -149,9 +149,13 @@ async def after_purchase(
             zone=zone,
             kept_until=_kept_until(ladder, qualified, now, zone),
         )
-        return TierOutcome(tier=qualified, changed=current is not None)
+        return TierOutcome(tier=qualified, changed=True)
     if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
-        await MemberTierRepository(uow.session).keep_until(member_id, renewal)
+        # An override that has run out (the review job has not got to it yet) ends here: the member now
+        # holds the tier on their own purchases.
+        await MemberTierRepository(uow.session).keep_until(
+            member_id, renewal, end_override=override_until is not None
+        )
     return TierOutcome(tier=current, changed=False)
 
 
@@ -206,14 +210,23 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
 
 async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
     """The review job: every member whose window and grace have ended is renewed, moved up or moved down.
-    Each member in their own transaction; running twice, or in two processes, reviews each member once."""
-    async with units.read() as uow:
-        due = await MemberTierRepository(uow.session).list_due_for_review(uow.clock.now(), limit=batch)
+    Each member in their own transaction; running twice, or in two processes, reviews each member once.
+
+    One run walks every member due at its start, a batch at a time (the worker calls it every
+    few minutes, and on 1 January plus grace a calendar-year ladder makes every holder due at once). The walk
+    moves on by (kept until, id), so it ends even if a member were to stay due."""
+    now = units.clock.now()
     reviewed = 0
-    for member_id in due:
-        async with units.begin() as uow:
-            reviewed += await review_member(uow, member_id)
-    return reviewed
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        async with units.read() as uow:
+            due = await MemberTierRepository(uow.session).list_due_for_review(now, after=after, limit=batch)
+        for _, member_id in due:
+            async with units.begin() as uow:
+                reviewed += await review_member(uow, member_id)
+        if len(due) < batch:
+            return reviewed
+        after = due[-1]
 
 
 async def override(
@@ -329,7 +342,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         )
 
     above = ladder.entry if current is None else ladder.above(current)
-    overridden = state.override_until is not None
+    overridden = state.override_until is not None and state.override_until > now
     keeps = current is not None and current is not ladder.entry and state.kept_until is not None
     return TierStatus(
         member_id=member_id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.members.models import Member
@@ -138,22 +138,35 @@ class MemberTierRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def keep_until(self, member_id: uuid.UUID, kept_until: datetime | None) -> None:
+    async def keep_until(
+        self, member_id: uuid.UUID, kept_until: datetime | None, *, end_override: bool = False
+    ) -> None:
+        values: dict[str, Any] = {"tier_kept_until": kept_until}
+        if end_override:
+            values["tier_override_until"] = None
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
-            .values(tier_kept_until=kept_until)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
 
-    async def list_due_for_review(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
-        query = (
-            select(Member.id)
-            .where(Member.tier_kept_until <= now)
-            .order_by(Member.tier_kept_until, Member.id)
-            .limit(limit)
-        )
-        return (await self.session.execute(query)).scalars().all()
+    async def list_due_for_review(
+        self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[datetime, uuid.UUID]]:
+        """(kept until, member id) of members whose tier is kept only until `now` or earlier, in that order,
+        after `after` (keyset: the walk goes on past a member even if they were to stay due)."""
+        query = select(Member.tier_kept_until, Member.id).where(Member.tier_kept_until <= now)
+        if after is not None:
+            kept, member_id = after
+            query = query.where(
+                or_(
+                    Member.tier_kept_until > kept,
+                    and_(Member.tier_kept_until == kept, Member.id > member_id),
+                )
+            )
+        result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
+        return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
 
     async def insert_change(self, change: TierChange) -> None:
         self.session.add(change)

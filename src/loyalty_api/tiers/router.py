@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -93,7 +93,9 @@ async def list_versions(uow: UoW, _: Operator, paging: Paging) -> LadderVersionP
     summary="The ladder as it stood at one version",
     responses=problem_responses(*_AUTH, errors.LadderVersionNotFound),
 )
-async def read_version(version: int, uow: UoW, _: Operator) -> LadderVersionRead:
+async def read_version(
+    version: Annotated[int, Path(ge=1, le=service.MAX_VERSION)], uow: UoW, _: Operator
+) -> LadderVersionRead:
     return LadderVersionRead.model_validate(await service.get_version(uow, version))
 
 

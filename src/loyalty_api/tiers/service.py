@@ -25,6 +25,8 @@ from loyalty_api.tiers.repository import (
 )
 from loyalty_api.webhooks.outbox import emit_for_programme
 
+MAX_VERSION = 2**31 - 1  # ladder versions are 32-bit integers in the database
+
 
 @dataclass(frozen=True, slots=True)
 class TierDefinition:
@@ -217,7 +219,8 @@ async def get_version(uow: UnitOfWork, version: int) -> LadderVersion:
 async def list_versions(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[LadderVersion]:
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        # ASCII digits only ("²".isdigit() is true, and int() refuses it), and within the column's range.
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10 and int(cursor) <= MAX_VERSION):
             raise InvalidField("cursor", "is not a cursor this list gave")
         before = int(cursor)
     rows = await TierRepository(uow.session).list_versions(before=before, limit=limit + 1)

@@ -1,0 +1,163 @@
+"""Edge cases of tiers a user meets: a review day with more members due than one batch, an override that ran
+out before the review job came, a member who had no tier yet, and bad version numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.tiers.membership import review_tiers
+from tests.builders import enrol
+from tests.conftest import START, bearer
+from tests.points.helpers import earn, set_program
+from tests.tiers.test_qualification import KEPT_2026, history, iso, standard_ladder, tier_of
+
+
+@pytest.fixture
+async def ladder(client: httpx.AsyncClient, admin_key: str) -> None:
+    await set_program(client, admin_key)
+    await standard_ladder(client, admin_key)
+
+
+@pytest.mark.usefixtures("ladder")
+class TestReviewDay:
+    async def test_one_run_reviews_every_member_due_not_just_one_batch(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        # On 1 January + grace every holder of a calendar-year tier is due at once; the worker runs the job
+        # every ten minutes, so one run must get through all of them.
+        members = [await enrol(client, pos_key) for _ in range(5)]
+        for member in members:
+            await earn(client, pos_key, member["id"], 100_000)
+        clock.set(KEPT_2026)
+        units: UnitsOfWork = app.state.units
+
+        assert await review_tiers(units, batch=2) == 5
+
+        for member in members:
+            assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
+        assert await review_tiers(units, batch=2) == 0
+
+
+@pytest.mark.usefixtures("ladder")
+class TestOverrideThatRanOut:
+    async def test_a_requalifying_purchase_after_the_end_ends_the_override(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        until = START + timedelta(days=10)
+        response = await client.put(
+            f"/v1/members/{member['id']}/tier/override",
+            json={"tier": "silver", "until": iso(until), "reason": "trial"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+        clock.set(until + timedelta(hours=1))  # the override is over; the review job has not run yet
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == "silver"
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"], status["override_until"]) == (
+            "silver",
+            iso(KEPT_2026),
+            None,
+        )
+        assert status["keep"] is not None and status["keep"]["tier_code"] == "silver"
+
+        # At its review the member is judged by the programme's rule, not as an override that ended.
+        clock.set(KEPT_2026)
+        assert await review_tiers(app.state.units) == 1
+        assert (await history(client, pos_key, member["id"]))[0]["change"] == "downgrade"
+
+    async def test_the_tier_view_does_not_call_an_ended_override_current(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        until = START + timedelta(days=10)
+        response = await client.put(
+            f"/v1/members/{member['id']}/tier/override",
+            json={"tier": "silver", "until": iso(until), "reason": "trial"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["keep"] is None
+        clock.set(until + timedelta(hours=1))
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["keep"] is not None  # the review is due now: what keeps the tier matters again
+
+
+class TestMemberWithoutATier:
+    async def test_the_earn_that_gives_a_tier_says_so(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)  # enrolled before the programme had a ladder
+        assert member["tier"] is None
+        await standard_ladder(client, admin_key)
+
+        result = await earn(client, pos_key, member["id"], 100_000)
+
+        assert (result["tier"], result["tier_changed"]) == ("silver", True)
+
+
+class TestLadderVersionInput:
+    @pytest.mark.parametrize("path", ["/v1/tier-versions/99999999999", "/v1/tier-versions/0"])
+    async def test_a_version_number_out_of_range_is_422(
+        self, client: httpx.AsyncClient, admin_key: str, path: str
+    ) -> None:
+        response = await client.get(path, headers=bearer(admin_key))
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+    @pytest.mark.parametrize("cursor", ["²", "99999999999", "-1", " 1"])
+    async def test_a_cursor_this_list_never_gave_is_422(
+        self, client: httpx.AsyncClient, admin_key: str, cursor: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        response = await client.get("/v1/tier-versions", params={"cursor": cursor}, headers=bearer(admin_key))
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+    async def test_the_cursor_it_gave_pages_on(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        first = (await client.get("/v1/tier-versions?limit=2", headers=bearer(admin_key))).json()
+        assert [v["version"] for v in first["items"]] == [3, 2]
+        rest = await client.get(
+            "/v1/tier-versions",
+            params={"limit": 2, "cursor": first["next_cursor"]},
+            headers=bearer(admin_key),
+        )
+        assert [v["version"] for v in rest.json()["items"]] == [1]
+
+
+@pytest.mark.usefixtures("ladder")
+class TestLadderCache:
+    async def test_a_change_to_the_ladder_applies_to_the_next_earn(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver now; the ladder is cached
+        response = await client.put(
+            "/v1/tiers/silver",
+            json={
+                "name": "银卡",
+                "rank": 1,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 100_000,
+                "points_multiplier": "3",
+                "grace_days": 30,
+            },
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+        result = await earn(client, pos_key, member["id"], 10_000)
+        assert [(line["kind"], line["points"]) for line in result["breakdown"]] == [
+            ("base_rate", 100),
+            ("tier_multiplier", 200),
+        ]
