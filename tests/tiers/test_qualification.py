@@ -109,16 +109,16 @@ class TestUpgrade:
             "by": None,
         }
         assert status["next"]["window_start"] == "2025-12-31T16:00:00Z"  # 1 January in Shanghai
-        # To keep silver: spend 1000 yuan in 2027 by the review date.
+        # The review after the grace judges 2026, which has already reached silver's bar: nothing left to do.
         assert status["keep"] == {
             "tier_code": "silver",
             "tier_name": "银卡",
             "metric": "spend",
-            "window_start": "2026-12-31T16:00:00Z",
-            "value": 0,
+            "window_start": "2025-12-31T16:00:00Z",
+            "value": 110_000,
             "threshold": 100_000,
-            "remaining": 100_000,
-            "by": iso(KEPT_2026),
+            "remaining": 0,
+            "by": "2026-12-31T16:00:00Z",
         }
 
     async def test_the_new_tier_multiplies_later_earns(self, client: httpx.AsyncClient, pos_key: str) -> None:
@@ -198,43 +198,76 @@ class TestWindows:
 
 @pytest.mark.usefixtures("ladder")
 class TestReview:
-    async def test_nothing_moves_before_the_window_and_grace_end(
+    async def test_a_year_without_requalifying_moves_down_only_after_its_grace(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
     ) -> None:
         member = await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 100_000)
         clock.set(KEPT_2026 - timedelta(seconds=1))
         assert await review(app) == 0
-        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
-
         clock.set(KEPT_2026)
+        assert await review(app) == 1  # 2026 reached silver's bar: kept through 2027 and its grace
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
+        assert status["keep"] | {"window_start": None} == {
+            "tier_code": "silver",
+            "tier_name": "银卡",
+            "metric": "spend",
+            "window_start": None,
+            "value": 0,
+            "threshold": 100_000,
+            "remaining": 100_000,
+            "by": "2027-12-31T16:00:00Z",
+        }
+
+        clock.set(KEPT_2027 - timedelta(seconds=1))  # nothing bought in 2027
+        assert await review(app) == 0
+        clock.set(KEPT_2027)
         assert await review(app) == 1
         status = await tier_of(client, pos_key, member["id"])
-        assert status["tier"]["code"] == "member"
-        assert status["kept_until"] is None  # the entry tier is never lost
+        assert (status["tier"]["code"], status["kept_until"]) == ("member", None)  # the entry tier is kept
         assert await review(app) == 0  # reviewing again changes nothing
 
-        [downgrade, upgrade] = await history(client, pos_key, member["id"])
+        [downgrade, renewal, upgrade] = await history(client, pos_key, member["id"])
         assert (downgrade["from_tier"], downgrade["to_tier"], downgrade["change"]) == (
             "silver",
             "member",
             "downgrade",
         )
-        assert downgrade["qualification"]["silver"] | {"window_start": None} == {
+        assert downgrade["qualification"]["silver"] == {
             "metric": "spend",
-            "window_start": None,
+            "window_start": "2026-12-31T16:00:00+00:00",  # as stored in the history's JSON
             "value": 0,
             "threshold": 100_000,
         }
+        assert (renewal["change"], renewal["qualification"]["silver"]["value"]) == ("renewal", 100_000)
         assert upgrade["change"] == "upgrade"
         [event] = await events(app, "tier.downgraded")
         assert (event["payload"]["from_tier"], event["payload"]["to_tier"]) == ("silver", "member")
+
+    async def test_a_purchase_in_the_grace_period_counts_for_the_new_year(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000, order_ref="Y2026")
+        await client.post("/v1/orders/Y2026/refund", json={"amount": cny(100_000)}, headers=bearer(pos_key))
+        clock.set(KEPT_2026 - timedelta(days=1))  # in the grace period, 2027 already
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == "silver"
+        clock.set(KEPT_2026)
+        assert await review(app) == 0  # requalified for 2027 at the till: nothing due
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
 
     async def test_one_step_down_by_default(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
     ) -> None:
         member = await enrol(client, pos_key)
-        await earn(client, pos_key, member["id"], 500_000)
+        await earn(client, pos_key, member["id"], 500_000, order_ref="GOLD-1")
+        # Most of it comes back: what is left of 2026 reaches no tier.
+        refund = await client.post(
+            "/v1/orders/GOLD-1/refund", json={"amount": cny(450_000)}, headers=bearer(pos_key)
+        )
+        assert refund.status_code == 200
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "gold"  # until the review
         clock.set(KEPT_2026)
         assert await review(app) == 1
         status = await tier_of(client, pos_key, member["id"])
@@ -246,7 +279,8 @@ class TestReview:
     ) -> None:
         await set_program(client, admin_key, tier_downgrade="to_qualified")
         member = await enrol(client, pos_key)
-        await earn(client, pos_key, member["id"], 500_000)
+        await earn(client, pos_key, member["id"], 500_000, order_ref="GOLD-2")
+        await client.post("/v1/orders/GOLD-2/refund", json={"amount": cny(450_000)}, headers=bearer(pos_key))
         clock.set(KEPT_2026)
         assert await review(app) == 1
         assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"

@@ -15,7 +15,7 @@ from loyalty_api.tiers.membership import review_tiers
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.points.helpers import earn, set_program
-from tests.tiers.test_qualification import KEPT_2026, history, iso, standard_ladder, tier_of
+from tests.tiers.test_qualification import KEPT_2026, KEPT_2027, history, iso, standard_ladder, tier_of
 
 
 @pytest.fixture
@@ -39,8 +39,9 @@ class TestReviewDay:
 
         assert await review_tiers(units, batch=2) == 5
 
-        for member in members:
-            assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
+        for member in members:  # each spent silver's threshold in 2026: renewed for 2027
+            status = await tier_of(client, pos_key, member["id"])
+            assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
         assert await review_tiers(units, batch=2) == 0
 
 
@@ -68,10 +69,10 @@ class TestOverrideThatRanOut:
         )
         assert status["keep"] is not None and status["keep"]["tier_code"] == "silver"
 
-        # At its review the member is judged by the programme's rule, not as an override that ended.
+        # At its review the member is judged on their year like anyone else, not as an override that ended.
         clock.set(KEPT_2026)
         assert await review_tiers(app.state.units) == 1
-        assert (await history(client, pos_key, member["id"]))[0]["change"] == "downgrade"
+        assert (await history(client, pos_key, member["id"]))[0]["change"] == "renewal"
 
     async def test_the_tier_view_does_not_call_an_ended_override_current(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
@@ -161,3 +162,18 @@ class TestLadderCache:
             ("base_rate", 100),
             ("tier_multiplier", 200),
         ]
+
+
+class TestLadderReordered:
+    async def test_members_left_on_a_tier_that_is_no_longer_the_entry_get_a_review_date(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        member = await enrol(client, pos_key)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] is None
+        # The operator moves the old entry tier to the top: silver becomes everyone's start.
+        body = {"name": "普通会员", "rank": 9, "metric": "spend", "window": "calendar_year", "threshold": 0}
+        assert (await client.put("/v1/tiers/member", json=body, headers=bearer(admin_key))).status_code == 200
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("member", "2026-12-31T16:00:00Z")

@@ -5,7 +5,11 @@ points) over its window reaches its threshold. The lowest tier is everyone's: it
 lost. Once a member qualifies for a tier they keep it for the rest of the window plus the tier's grace days:
 - calendar year: until the next 1 January (in the programme's time zone), plus grace;
 - rolling N days: for N days from the purchase that qualified, plus grace.
-Requalifying (another qualifying purchase) pushes that date on; the review job looks again only after it.
+Requalifying (another qualifying purchase) pushes that date on; the review job looks again only after it,
+and judges the window that ended when the grace began (the calendar year just past, or the N days before):
+whoever reached the bar in it is renewed for the window under way, plus grace. So a calendar-year tier won
+in year Y is kept through Y+1 and its grace while Y+1 is judged; a purchase during the grace that reaches
+the bar of the new window requalifies at once.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
@@ -20,7 +20,15 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
-from loyalty_api.tiers.ladder import Downgrade, Ladder, LadderTier, Standing, after_review, qualified_tier
+from loyalty_api.tiers.ladder import (
+    Downgrade,
+    Ladder,
+    LadderTier,
+    Metric,
+    Standing,
+    after_review,
+    qualified_tier,
+)
 from loyalty_api.tiers.models import TierChange
 from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState
 from loyalty_api.tiers.service import get_ladder
@@ -34,12 +42,22 @@ class TierOutcome:
 
 
 async def _standing(
-    uow: UnitOfWork, ladder: Ladder, member_id: uuid.UUID, at: datetime, zone: ZoneInfo
+    uow: UnitOfWork,
+    ladder: Ladder,
+    member_id: uuid.UUID,
+    at: datetime,
+    zone: ZoneInfo,
+    *,
+    until: datetime | None = None,
 ) -> Standing:
+    """The member's qualifying values for each window of the ladder as it stands at `at`, counting purchases
+    made before `until` when given (a review judges a window that has ended)."""
     repo = MemberTierRepository(uow.session)
     return Standing(
         at=at,
-        values={start: await repo.qualifying_values(member_id, start) for start in ladder.windows(at, zone)},
+        values={
+            start: await repo.qualifying_values(member_id, start, until) for start in ladder.windows(at, zone)
+        },
     )
 
 
@@ -166,6 +184,14 @@ async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
     return state
 
 
+_INSTANT = timedelta(microseconds=1)
+
+
+def judged_until(tier: LadderTier, kept_until: datetime) -> datetime:
+    """The end of the window a review of `tier` held until `kept_until` judges: the grace is not in it."""
+    return kept_until - timedelta(days=tier.grace_days)
+
+
 async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     """Look again at a member whose time on their tier is up. False when it is not (any more)."""
     state = await _lock(uow, member_id)
@@ -179,11 +205,15 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     if current is None or current is ladder.entry:
         await repo.keep_until(member_id, None)  # the entry tier is never lost
         return True
-    standing = await _standing(uow, ladder, member_id, now, program.zone)
     if state.override_until is not None:
+        standing = await _standing(uow, ladder, member_id, now, program.zone)
         target = qualified_tier(ladder, standing, program.zone) or ladder.entry
         change, reason = "override_ended", "the override ended"
     else:
+        # Judge the window the member held the tier through, which ended when the grace began: a purchase
+        # in the grace period counts towards the new window (and requalifies at once if it reaches it).
+        judged = judged_until(current, state.kept_until)
+        standing = await _standing(uow, ladder, member_id, judged - _INSTANT, program.zone, until=judged)
         target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
         change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
         reason = {
@@ -290,7 +320,8 @@ async def end_override(uow: UnitOfWork, member_id: uuid.UUID, *, actor: uuid.UUI
 
 @dataclass(frozen=True, slots=True)
 class Goal:
-    """Reach `threshold` of `metric` counted from `window_start` (by `by`, when there is a deadline)."""
+    """Reach `threshold` of `metric` with purchases from `window_start` on (and before `by`, when there is a
+    deadline: for `keep`, the end of the window the review will judge)."""
 
     tier_code: str
     tier_name: str
@@ -323,13 +354,14 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     zone = (await get_program(uow)).zone
     now = uow.clock.now()
     current = ladder.by_id(state.tier_id)
-    values: dict[datetime, tuple[int, int]] = {}
 
     async def goal(tier: LadderTier, at: datetime, by: datetime | None) -> Goal:
         start = tier.window_start(at, zone)
-        if start not in values:
-            values[start] = await repo.qualifying_values(member_id, start) if start <= now else (0, 0)
-        value = Standing(at=at, values=values).value(tier, zone)
+        if start > now:
+            value = 0
+        else:
+            spend, points = await repo.qualifying_values(member_id, start, by)
+            value = spend if tier.metric is Metric.spend else points
         return Goal(
             tier_code=tier.code,
             tier_name=tier.name,
@@ -344,6 +376,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     above = ladder.entry if current is None else ladder.above(current)
     overridden = state.override_until is not None and state.override_until > now
     keeps = current is not None and current is not ladder.entry and state.kept_until is not None
+    judged = None if current is None or state.kept_until is None else judged_until(current, state.kept_until)
     return TierStatus(
         member_id=member_id,
         tier=current,
@@ -351,8 +384,12 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         kept_until=state.kept_until,
         override_until=state.override_until,
         next=None if above is None else await goal(above, now, None),
-        keep=await goal(current, state.kept_until, state.kept_until)
-        if keeps and not overridden and current is not None and state.kept_until is not None
+        keep=await goal(current, judged - _INSTANT, judged)
+        if keeps
+        and judged is not None
+        and not overridden
+        and current is not None
+        and state.kept_until is not None
         else None,
         ladder_version=ladder.version,
     )

@@ -101,6 +101,10 @@ _QUALIFYING = select(
     Order.purchased_at >= bindparam("start", type_=Order.__table__.c.purchased_at.type),
 )
 
+_QUALIFYING_UNTIL = _QUALIFYING.where(
+    Order.purchased_at < bindparam("end", type_=Order.__table__.c.purchased_at.type)
+)
+
 
 class MemberTierRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -112,9 +116,16 @@ class MemberTierRepository:
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
 
-    async def qualifying_values(self, member_id: uuid.UUID, start: datetime) -> tuple[int, int]:
-        """(spend in minor units, points) of the member's purchases made at or after `start`."""
-        row = (await self.session.execute(_QUALIFYING, {"member_id": member_id, "start": start})).one()
+    async def qualifying_values(
+        self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
+    ) -> tuple[int, int]:
+        """(spend in minor units, points) of the member's purchases made at or after `start` (and before
+        `end`, when given)."""
+        params = {"member_id": member_id, "start": start}
+        if end is None:
+            row = (await self.session.execute(_QUALIFYING, params)).one()
+        else:
+            row = (await self.session.execute(_QUALIFYING_UNTIL, params | {"end": end})).one()
         return int(row[0] or 0), int(row[1] or 0)
 
     async def set_tier(
@@ -148,6 +159,16 @@ class MemberTierRepository:
             update(Member)
             .where(Member.id == member_id)
             .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def date_undated(self, tier_id: uuid.UUID, kept_until: datetime) -> None:
+        """Give members of the tier who have no review date (they held the entry tier before the ladder
+        changed) this one."""
+        await self.session.execute(
+            update(Member)
+            .where(Member.tier_id == tier_id, Member.tier_kept_until.is_(None))
+            .values(tier_kept_until=kept_until)
             .execution_options(synchronize_session=False)
         )
 

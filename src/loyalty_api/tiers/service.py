@@ -13,6 +13,7 @@ from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.pagination import Page
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import LadderVersionNotFound, TierExists, TierInUse, TierNotFound, TierRankTaken
 from loyalty_api.tiers.events import TierLadderChanged
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, Metric, Window
@@ -148,7 +149,19 @@ async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None)
     )
     uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
     await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
+    await _date_undated_members(uow)
     return version
+
+
+async def _date_undated_members(uow: UnitOfWork) -> None:
+    """Members on a tier that is no longer the entry tier (ranks changed, a tier was added below) would
+    otherwise never be reviewed: they get the tier's usual period from now, as if they had just qualified."""
+    ladder = await _load_ladder(uow)
+    zone = (await get_program(uow)).zone
+    now = uow.clock.now()
+    members = MemberTierRepository(uow.session)
+    for tier in ladder.tiers[1:]:
+        await members.date_undated(tier.id, tier.kept_until(now, zone))
 
 
 async def create_tier(
