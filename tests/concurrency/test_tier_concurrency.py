@@ -40,3 +40,32 @@ async def test_concurrent_earns_upgrade_once(
     points = sorted(r.json()["points_earned"] for r in replies)
     assert points == [100] * 10 + [200] * 20
     await assert_ledger_invariant(app, member["id"])
+
+
+async def test_operators_changing_the_ladder_at_once_get_a_clear_answer(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    async def add(n: int) -> httpx.Response:
+        body = {
+            "code": f"t{n}",
+            "name": f"Tier {n}",
+            "rank": n % 5,  # five ranks for ten tiers: half must be refused
+            "metric": "spend",
+            "window": "calendar_year",
+            "threshold": n * 1000,
+        }
+        return await client.post("/v1/tiers", json=body, headers=bearer(admin_key))
+
+    replies = await asyncio.gather(*(add(n) for n in range(10)))
+    outcomes = {(r.status_code, None if r.status_code == 201 else r.json()["code"]) for r in replies}
+    assert outcomes <= {
+        (201, None),
+        (409, "tier_rank_taken"),
+        (409, "tier_ladder_changed_meanwhile"),
+    }, [r.text for r in replies]
+    created = [r.json()["code"] for r in replies if r.status_code == 201]
+    ladder = (await client.get("/v1/tiers", headers=bearer(admin_key))).json()
+    assert sorted(t["code"] for t in ladder["items"]) == sorted(created)
+    assert len({t["rank"] for t in ladder["items"]}) == len(created)
+    versions = await rows(app, "SELECT version FROM tier_ladder_versions ORDER BY version")
+    assert [v["version"] for v in versions] == list(range(1, len(created) + 1))

@@ -368,6 +368,8 @@ class TestOverride:
         )
         assert response.status_code == 200, response.text
         assert (response.json()["tier"]["code"], response.json()["override_until"]) == ("gold", iso(until))
+        [event] = [e for e in await events(app, "tier.upgraded") if e["payload"]["to_tier"] == "gold"]
+        assert event["payload"]["reason"] == "override"  # not the operator's words
         assert response.json()["keep"] is None  # nothing to do: the operator decided
 
         assert (await earn(client, pos_key, member["id"], 1_000))["tier"] == "gold"

@@ -5,6 +5,9 @@ from datetime import datetime
 
 from loyalty_api.webhooks.events import Event
 
+# No coupon codes here: a code is enough to use the coupon at a till. A receiver that must tell the member
+# their code reads it with its own key (GET /v1/members/{id}/coupons).
+
 
 class CouponIssued(Event):
     event_type = "coupon.issued"
@@ -12,7 +15,6 @@ class CouponIssued(Event):
 
     coupon_id: uuid.UUID
     member_id: uuid.UUID
-    code: str
     kind: str
     source_type: str
     source_id: uuid.UUID | None
@@ -26,6 +28,5 @@ class CouponUsed(Event):
 
     coupon_id: uuid.UUID
     member_id: uuid.UUID
-    code: str
     kind: str
     order_ref: str

@@ -160,7 +160,6 @@ async def issue_coupon(
         CouponIssued(
             coupon_id=coupon.id,
             member_id=member_id,
-            code=coupon.code,
             kind=coupon.kind,
             source_type=source_type,
             source_id=source_id,
@@ -223,7 +222,6 @@ async def use_coupon(
         CouponUsed(
             coupon_id=coupon.id,
             member_id=coupon.member_id,
-            code=coupon.code,
             kind=coupon.kind,
             order_ref=order_ref,
         ),

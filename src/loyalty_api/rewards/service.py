@@ -248,8 +248,7 @@ async def redeem_reward(
         details={
             "reward_id": str(reward_id),
             "reward_name": reward.name,
-            "coupon_id": str(coupon.id),
-            "coupon_code": coupon.code,
+            "coupon_id": str(coupon.id),  # not its code: ledgers are read by tills, codes are bearer secrets
         },
         actor=actor,
     )

@@ -29,3 +29,8 @@ class LadderVersionNotFound(NotFound):
 class NoOverride(NotFound):
     code = "tier_override_not_found"
     title = "The member's tier is not overridden"
+
+
+class LadderChangedMeanwhile(Conflict):
+    code = "tier_ladder_changed_meanwhile"
+    title = "Another change to the ladder was saved at the same moment: read the ladder and try again"

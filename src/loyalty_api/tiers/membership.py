@@ -100,6 +100,8 @@ async def _move(
         )
     )
     from_code = None if current is None else current.code
+    # The event says which kind of change it was, never the operator's free text (it may name people).
+    reason = _EVENT_REASONS.get(change, change)
     if current is None or target.rank > current.rank:
         event: TierUpgraded | TierDowngraded = TierUpgraded(
             member_id=member_id,
@@ -119,6 +121,9 @@ async def _move(
     else:
         return
     await emit_for_member(uow, event, member_id)
+
+
+_EVENT_REASONS = {"upgrade": "qualified", "downgrade": "review", "renewal": "review"}
 
 
 def _kept_until(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:

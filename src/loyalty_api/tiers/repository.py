@@ -6,14 +6,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.constraints import flush_unique
+from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.members.models import Member
 from loyalty_api.points.models import Order
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
+
+_VERSIONS = cast(Table, TierLadderVersion.__table__)
 
 
 class TierRepository:
@@ -39,10 +43,10 @@ class TierRepository:
 
     async def insert_tier(self, tier: Tier) -> None:
         self.session.add(tier)
-        await self.session.flush()
+        await flush_unique(self.session)
 
     async def save_tier(self) -> None:
-        await self.session.flush()
+        await flush_unique(self.session)
 
     async def delete_tier(self, tier: Tier) -> None:
         await self.session.delete(tier)
@@ -67,9 +71,19 @@ class TierRepository:
         result = await self.session.execute(query.order_by(TierLadderVersion.version.desc()).limit(limit))
         return result.scalars().all()
 
-    async def insert_version(self, version: TierLadderVersion) -> None:
-        self.session.add(version)
-        await self.session.flush()
+    async def insert_version(self, version: TierLadderVersion) -> bool:
+        """False when another transaction took that version number first."""
+        result = await self.session.execute(
+            insert_or_ignore(self.session, _VERSIONS, ["version"])
+            .values(
+                version=version.version,
+                tiers=version.tiers,
+                actor_key_id=version.actor_key_id,
+                created_at=version.created_at,
+            )
+            .returning(_VERSIONS.c.version)
+        )
+        return result.scalar_one_or_none() is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,9 @@ async def list_tiers(uow: UoW, _: Reader) -> TierList:
     "/tiers",
     status_code=201,
     summary="Add a tier to the ladder",
-    responses=problem_responses(*_AUTH, errors.TierExists, errors.TierRankTaken, InvalidField),
+    responses=problem_responses(
+        *_AUTH, errors.TierExists, errors.TierRankTaken, InvalidField, errors.LadderChangedMeanwhile
+    ),
 )
 async def create_tier(body: TierCreate, uow: UoW, caller: Operator) -> TierRead:
     return TierRead.of(await service.create_tier(uow, body.code, body.definition(), caller.key_id))
@@ -59,7 +61,9 @@ async def read_tier(code: TierCode, uow: UoW, _: Reader) -> TierRead:
 @router.put(
     "/tiers/{code}",
     summary="Replace a tier (members keep their tier until their next review)",
-    responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierRankTaken, InvalidField),
+    responses=problem_responses(
+        *_AUTH, errors.TierNotFound, errors.TierRankTaken, InvalidField, errors.LadderChangedMeanwhile
+    ),
 )
 async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operator) -> TierRead:
     return TierRead.of(await service.replace_tier(uow, code, body.definition(), caller.key_id))
@@ -69,7 +73,7 @@ async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operat
     "/tiers/{code}",
     status_code=204,
     summary="Remove a tier no member holds",
-    responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierInUse),
+    responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierInUse, errors.LadderChangedMeanwhile),
 )
 async def delete_tier(code: TierCode, uow: UoW, caller: Operator) -> Response:
     await service.delete_tier(uow, code, caller.key_id)

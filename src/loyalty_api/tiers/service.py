@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER
 from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.program.service import get_program
-from loyalty_api.tiers.errors import LadderVersionNotFound, TierExists, TierInUse, TierNotFound, TierRankTaken
+from loyalty_api.tiers.errors import (
+    LadderChangedMeanwhile,
+    LadderVersionNotFound,
+    TierExists,
+    TierInUse,
+    TierNotFound,
+    TierRankTaken,
+)
 from loyalty_api.tiers.events import TierLadderChanged
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, Metric, Window
 from loyalty_api.tiers.models import Tier, TierLadderVersion
@@ -102,6 +111,20 @@ async def member_tier(
     return state, (await get_ladder(uow)).by_id(state.tier_id)
 
 
+@contextmanager
+def _duplicates_named() -> Iterator[None]:
+    """Two operators adding the same code or rank at once: the unique constraint decides, and the loser gets
+    the same 409 as if the check before had seen it."""
+    try:
+        yield
+    except DuplicateKey as exc:
+        if exc.constraint == "uq_tiers__code":
+            raise TierExists() from exc
+        if exc.constraint == "uq_tiers__rank":
+            raise TierRankTaken() from exc
+        raise
+
+
 def _check(definition: TierDefinition) -> None:
     if definition.window is Window.rolling_days and definition.window_days is None:
         raise InvalidField("window_days", "is required for a rolling window")
@@ -139,7 +162,7 @@ async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None)
         benefit_ids.setdefault(source_id, []).append(benefit.id)
     latest = await repo.get_latest_version()
     version = 1 if latest is None else latest.version + 1
-    await repo.insert_version(
+    recorded = await repo.insert_version(
         TierLadderVersion(
             version=version,
             tiers=ladder_snapshot(tiers, benefit_ids),
@@ -147,6 +170,8 @@ async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None)
             created_at=uow.clock.now(),
         )
     )
+    if not recorded:
+        raise LadderChangedMeanwhile()
     uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
     await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
     await _date_undated_members(uow)
@@ -174,7 +199,8 @@ async def create_tier(
     now = uow.clock.now()
     row = Tier(code=code, created_at=now)
     await _apply(uow, row, definition)
-    await repo.insert_tier(row)
+    with _duplicates_named():
+        await repo.insert_tier(row)
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
     await record_ladder_version(uow, actor)
     return await _fresh(uow, code)
@@ -189,7 +215,8 @@ async def replace_tier(
     if row is None:
         raise TierNotFound()
     await _apply(uow, row, definition)
-    await repo.save_tier()
+    with _duplicates_named():
+        await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
     await record_ladder_version(uow, actor)
     return await _fresh(uow, code)
