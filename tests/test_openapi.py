@@ -24,3 +24,20 @@ def test_every_v1_operation_documents_its_problems() -> None:
             responses = operation["responses"]
             assert "401" in responses and "422" in responses, (method, path)
             assert "application/problem+json" in responses["422"]["content"], (method, path)
+
+
+def test_every_state_changing_post_documents_its_idempotency_problems() -> None:
+    document = json.loads(openapi_document())
+    posts = [
+        (path, operations["post"])
+        for path, operations in document["paths"].items()
+        if path.startswith("/v1/") and "post" in operations
+    ]
+    assert len(posts) > 10
+    for path, operation in posts:
+        described = json.dumps(operation["responses"])
+        if path == "/v1/checkout/quote":  # reads only: Idempotency-Key plays no part
+            assert "idempotency_key_reused" not in described
+            continue
+        for code in ("idempotency_key_reused", "idempotency_request_in_flight", "invalid_idempotency_key"):
+            assert code in described, (path, code)

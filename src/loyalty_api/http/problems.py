@@ -174,3 +174,18 @@ def problem_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, 
             "content": {PROBLEM_JSON: {}},
         }
     return responses
+
+
+def add_problems(
+    responses: dict[int | str, dict[str, Any]], *errors: type[LoyaltyError]
+) -> dict[int | str, dict[str, Any]]:
+    """`responses` with these failures listed too (the route class adds the ones every POST can give)."""
+    merged = {status: dict(response) for status, response in responses.items()}
+    for error in errors:
+        line = f"`{error.code}`: {error.title}"
+        found = merged.get(error.status)
+        if found is None:
+            merged[error.status] = {"model": Problem, "description": line, "content": {PROBLEM_JSON: {}}}
+        elif line not in str(found.get("description", "")):
+            found["description"] = f"{found.get('description', '')}; {line}".lstrip("; ")
+    return dict(sorted(merged.items(), key=lambda item: str(item[0])))

@@ -22,8 +22,13 @@ from loyalty_api.auth.errors import InvalidApiKey
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.input_guard import refuse_nul
-from loyalty_api.http.problems import internal_error, render_domain_error
+from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
 from loyalty_api.idempotency import service as idempotency
+from loyalty_api.idempotency.errors import (
+    IdempotencyKeyReused,
+    IdempotencyRequestInFlight,
+    InvalidIdempotencyKey,
+)
 from loyalty_api.idempotency.service import Claim, StoredResponse
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -66,6 +71,13 @@ def get_uow(request: Request) -> UnitOfWork:
 
 
 class UnitOfWorkRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.honours_idempotency():
+            self.responses = add_problems(
+                self.responses, IdempotencyKeyReused, IdempotencyRequestInFlight, InvalidIdempotencyKey
+            )
+
     def read_only(self) -> bool:
         """Whether the route's unit of work is read-only (rolled back, no writer turn on SQLite)."""
         return (self.methods or set()) <= {"GET", "HEAD"}
