@@ -1,4 +1,4 @@
-"""Bulk-load a benchmark database: a one-tier ladder, members with encrypted personal data on that tier,
+"""Bulk-load a benchmark database: a two-tier ladder, members with encrypted personal data on its lowest tier,
 points accounts with an opening balance (ledger entry and lot behind it, so the ledger invariant holds), and
 an API key; then, through the services, coupons for the checkout quote's shoppers.
 
@@ -144,7 +144,8 @@ def _units(engine: AsyncEngine, settings: Settings) -> UnitsOfWork:
 
 
 async def _ladder(uow: UnitOfWork) -> uuid.UUID:
-    """One tier, everyone's, giving 10 % off and free shipping from 50 yuan: what the quote applies."""
+    """Everyone's tier, giving 10 % off and free shipping from 50 yuan (what the quote applies), and a tier
+    above it."""
     given = [
         await benefits.create_benefit(uow, BenefitDefinition(name=name, properties=properties, active=True))
         for name, properties in [
@@ -165,6 +166,23 @@ async def _ladder(uow: UnitOfWork) -> uuid.UUID:
             points_multiplier=Decimal(1),
             grace_days=0,
             benefit_ids=[b.id for b in given],
+        ),
+    )
+    # A tier above that nobody reaches in a run: every earn checks the member's qualifying spend, as it
+    # does for most members of a real ladder.
+    await tiers.create_tier(
+        uow,
+        "gold",
+        TierDefinition(
+            name="金卡",
+            rank=1,
+            metric=Metric.spend,
+            window=Window.calendar_year,
+            window_days=None,
+            threshold=10**12,
+            points_multiplier=Decimal("1.5"),
+            grace_days=30,
+            benefit_ids=[],
         ),
     )
     return tier.id
