@@ -4,30 +4,21 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from loyalty_api.benefits.kinds import AnyBenefitProperties, BenefitKind
 from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
-from loyalty_api.http.schemas import ReadModel
+from loyalty_api.http.schemas import KindAndProperties, ReadModel
 
 
-class BenefitWrite(BaseModel):
+class BenefitWrite(KindAndProperties):
     """`kind` picks the benefit; `properties` holds that kind's settings (see the schema of each kind).
     Money amounts are minor units of the programme's currency."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     kind: BenefitKind
     properties: AnyBenefitProperties
     active: bool = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_into_properties(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
-            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
-        return data
 
     def definition(self) -> BenefitDefinition:
         return BenefitDefinition(name=self.name, properties=self.properties, active=self.active)

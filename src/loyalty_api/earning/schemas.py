@@ -4,17 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from loyalty_api.earning.kinds import AnyRuleProperties, RuleKind
 from loyalty_api.earning.service import Rule, RuleDefinition
-from loyalty_api.http.schemas import Instant
+from loyalty_api.http.schemas import Instant, KindAndProperties
 
 
-class EarningRuleWrite(BaseModel):
+class EarningRuleWrite(KindAndProperties):
     """`kind` picks the rule; `properties` holds that kind's settings (see the schema of each kind)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     kind: RuleKind
@@ -24,13 +22,6 @@ class EarningRuleWrite(BaseModel):
     active: bool = True
     valid_from: Instant | None = None
     valid_until: Instant | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_into_properties(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
-            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
-        return data
 
     def definition(self) -> RuleDefinition:
         return RuleDefinition(

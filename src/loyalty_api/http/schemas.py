@@ -54,3 +54,17 @@ class MoneyBody(BaseModel):
 
     def money(self) -> Money:
         return Money(amount_minor=self.amount, currency=self.currency)
+
+
+class KindAndProperties(BaseModel):
+    """A request body of a polymorphic configuration: `kind` beside its `properties`. The kind is copied into
+    the properties, whose discriminated union picks the shape by it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_into_properties(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
+            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
+        return data
