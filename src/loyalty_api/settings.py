@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Webhooks. Targets on loopback, private or link-local addresses are refused unless this allows them
+    # (local development and tests): a webhook URL must not reach into the network the service runs in.
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # An endpoint that has failed every attempt for this long is disabled (its deliveries wait for it).
+    webhook_disable_after_hours: float = Field(default=120.0, gt=0, le=24 * 90)
+    webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

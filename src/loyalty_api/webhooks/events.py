@@ -7,6 +7,8 @@ that needs a phone number asks the API with its own key.
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -34,3 +36,12 @@ class MoneyPayload(BaseModel):
 
     amount: int
     currency: str
+
+
+class WebhookEndpointDisabled(Event):
+    event_type = "webhook_endpoint.disabled"
+    description = "A webhook endpoint failed every attempt for too long and was disabled until re-enabled."
+
+    endpoint_id: uuid.UUID
+    failing_since: datetime
+    reason: str

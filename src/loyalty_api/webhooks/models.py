@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -22,3 +22,62 @@ class OutboxEvent(IdMixin, Base):
     member_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     payload: Mapped[dict[str, Any]]
     dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class WebhookEndpoint(IdMixin, Base):
+    """Where events are sent. Its signing secrets are stored encrypted; during a rotation the previous one
+    signs too, until `previous_secret_until`."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(200))
+    event_types: Mapped[list[str]]  # empty: every event type
+    enabled: Mapped[bool]
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
+    failing_since: Mapped[datetime | None]  # the first failure since the last success
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDelivery(IdMixin, Base):
+    """One event for one endpoint, until it is delivered or given up. Deliveries of one endpoint that share
+    an `ordering_key` (the member) go out one after another, in event order."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "endpoint_id", "ordering_key", "id"),
+    )
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    ordering_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    leased_until: Mapped[datetime | None]  # a worker is sending it; after this another may
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(IdMixin, Base):
+    """One try at sending a delivery: kept, so an operator sees every attempt."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "delivery_id", "id"),)
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int]
+    response_body: Mapped[str | None] = mapped_column(Text)  # truncated
