@@ -28,6 +28,7 @@ from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.settings import Settings
 from loyalty_api.tiers.router import router as tiers_router
+from loyalty_api.webhooks.router import router as webhooks_router
 from loyalty_api.worker.runner import Worker
 
 DESCRIPTION = """
@@ -84,6 +85,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A path with a stray slash is a 404 problem, not a redirect with an empty body that a POS follows.
+        redirect_slashes=False,
     )
     app.state.metrics = metrics
     install_problem_handlers(app)
@@ -98,5 +101,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(tiers_router)
     app.include_router(benefits_router)
     app.include_router(checkout_router)
+    app.include_router(webhooks_router)
     app.include_router(graphql_router(), include_in_schema=False)
     return app

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.checkout.quote import Cart, CartItem
-from loyalty_api.http.schemas import MoneyBody, ReadModel
+from loyalty_api.http.schemas import MoneyBody, MoneyRead, ReadModel
 from loyalty_api.money import Money
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
@@ -121,7 +121,7 @@ class DiscountRead(ReadModel):
         description="`member_day_price`, `free_item`, `percent_discount`, `fixed_discount` or `free_shipping`"
     )
     name: str
-    amount: MoneyBody = Field(description="What the discount actually takes off")
+    amount: MoneyRead = Field(description="What the discount actually takes off")
     applies_to: Literal["goods", "shipping"]
 
 
@@ -149,9 +149,9 @@ class PointsQuoteRead(ReadModel):
         description="At most `available`, at most the programme's maximum share of the goods after "
         "discounts (shipping excluded), and 0 when that is below the programme's minimum redemption"
     )
-    max_value: MoneyBody
+    max_value: MoneyRead
     applied: int = Field(description="Of `points_to_use`, the points the total counts (0 when not asked)")
-    applied_value: MoneyBody
+    applied_value: MoneyRead
     capped_by: Literal["balance", "share", "minimum", "none"] = Field(
         description="Why `applied` is less than `points_to_use`: `none` when it is not"
     )
@@ -161,13 +161,13 @@ class QuoteRead(ReadModel):
     member_id: uuid.UUID
     tier: TierRefRead | None
     currency: str
-    subtotal: MoneyBody
-    shipping: MoneyBody
+    subtotal: MoneyRead
+    shipping: MoneyRead
     discounts: list[DiscountRead] = Field(description="In the order they were applied")
     coupons_applied: list[str]
     coupons_rejected: list[CouponRejectionRead]
     perks: list[PerkRead] = Field(description="Benefits that are not a price, such as priority service")
-    goods_total: MoneyBody = Field(description="The goods after discounts")
-    shipping_total: MoneyBody = Field(description="Shipping after discounts")
+    goods_total: MoneyRead = Field(description="The goods after discounts")
+    shipping_total: MoneyRead = Field(description="Shipping after discounts")
     points: PointsQuoteRead
-    total: MoneyBody = Field(description="goods_total − points.applied_value + shipping_total")
+    total: MoneyRead = Field(description="goods_total − points.applied_value + shipping_total")

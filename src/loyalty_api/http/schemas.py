@@ -37,10 +37,9 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class MoneyBody(BaseModel):
-    """Money in minor units (fen, cents) with its ISO 4217 currency."""
-
-    model_config = ConfigDict(extra="forbid")
+class MoneyRead(BaseModel):
+    """Money in a reply: minor units (fen, cents) with its ISO 4217 currency. A computed figure (a total, the
+    value of a balance) may be larger than any one amount a request may carry."""
 
     @model_validator(mode="before")
     @classmethod
@@ -49,11 +48,20 @@ class MoneyBody(BaseModel):
             return {"amount": value.amount_minor, "currency": value.currency}
         return value
 
-    amount: MinorUnits = Field(description="Minor units: 12990 is 129.90 CNY")
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: int = Field(description="Minor units: 12990 is 129.90 CNY")
+    currency: str
 
     def money(self) -> Money:
         return Money(amount_minor=self.amount, currency=self.currency)
+
+
+class MoneyBody(MoneyRead):
+    """Money in a request: minor units (fen, cents), a whole number up to 10^12, with its currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: MinorUnits = Field(description="Minor units: 12990 is 129.90 CNY")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
 class KindAndProperties(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.earning.kinds import EarnItem
-from loyalty_api.http.schemas import Instant, MoneyBody, OrderRef, Points, ReadModel
+from loyalty_api.http.schemas import Instant, MoneyBody, MoneyRead, OrderRef, Points, ReadModel
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -78,7 +78,7 @@ class RedeemRequest(BaseModel):
 class RedeemRead(ReadModel):
     order_ref: str
     points_redeemed: int
-    value: MoneyBody
+    value: MoneyRead
     balance: int
     available: int
 
@@ -127,9 +127,9 @@ class RefundRequest(BaseModel):
 class RefundRead(ReadModel):
     order_ref: str
     member_id: uuid.UUID
-    refunded: MoneyBody
-    refunded_total: MoneyBody
-    order_total: MoneyBody
+    refunded: MoneyRead
+    refunded_total: MoneyRead
+    order_total: MoneyRead
     points_taken_back: int
     points_given_back: int
     shortfall: int = Field(description="Earned points the member had already spent, so not taken back.")
@@ -163,7 +163,7 @@ class PointsRead(ReadModel):
     held: int
     available: int
     lifetime_earned: int
-    available_value: MoneyBody
+    available_value: MoneyRead
     expiring: list[ExpiringRead]
 
 

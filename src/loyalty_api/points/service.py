@@ -58,6 +58,9 @@ from loyalty_api.webhooks.outbox import emit_for_member
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.
 OFFLINE_GRACE = timedelta(days=30)
+# One purchase earns at most this many points: with any rates a programme may set, balances stay far from the
+# 64-bit limit of their columns.
+MAX_POINTS_PER_EARN = 10**12
 ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward")
 
 
@@ -149,6 +152,10 @@ async def earn(
         multipliers=_multipliers(tier, amount, channel),
     )
     points = max(sum(line.points for line in lines), 0)
+    if points > MAX_POINTS_PER_EARN:
+        raise InvalidField(
+            "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
+        )
 
     state = await PointsAccountRepository(uow.session).change(
         member_id, now=now, balance=points, lifetime=points
