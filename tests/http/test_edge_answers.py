@@ -1,4 +1,4 @@
-"""Answers at the edges: figures the service computes may outgrow what one request may carry, stray slashes."""
+"""Answers at the edges: computed figures beyond what one request may carry, and stray slashes."""
 
 from __future__ import annotations
 
