@@ -1,4 +1,4 @@
-"""The `loyalty-api` command: serve, migrate, keys, demo, openapi."""
+"""The `loyalty-api` command: serve, migrate, keys, demo, openapi, event-types."""
 
 from __future__ import annotations
 
@@ -247,6 +247,16 @@ def cmd_openapi(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def cmd_event_types(args: argparse.Namespace) -> None:
+    from loyalty_api.webhooks.catalogue import event_types_document
+
+    text = event_types_document()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
 def _job_names() -> tuple[Job, ...]:
     from loyalty_api.worker.schedule import JOBS
 
@@ -279,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--output", help="write to this file instead of stdout")
     openapi.set_defaults(run=cmd_openapi)
+    event_types = commands.add_parser(
+        "event-types", help="print every webhook event type with the JSON schema of its payload"
+    )
+    event_types.add_argument("--output", help="write to this file instead of stdout")
+    event_types.set_defaults(run=cmd_event_types)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import InvalidApiKey
+from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.input_guard import refuse_nul
@@ -33,6 +34,8 @@ from loyalty_api.idempotency.service import Claim, StoredResponse
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+# A stored response body that starts with this is encrypted (see SecretIssuingRoute).
+SEALED_PREFIX = "sealed:"
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -48,17 +51,23 @@ async def _verified_owner(units: UnitsOfWork, request: Request) -> str:
     return principal.key_prefix
 
 
-def _stored(response: Response) -> StoredResponse:
+def _stored(response: Response, *, seal_with: Vault | None = None) -> StoredResponse:
+    body = bytes(response.body).decode("utf-8")
+    if seal_with is not None:
+        body = SEALED_PREFIX + seal_with.encrypt(body)
     return StoredResponse(
         status=response.status_code,
-        body=bytes(response.body).decode("utf-8"),
+        body=body,
         content_type=response.headers.get("content-type", "application/json"),
     )
 
 
-def _replay(stored: StoredResponse) -> Response:
+def _replay(stored: StoredResponse, vault: Vault) -> Response:
+    body = stored.body
+    if body.startswith(SEALED_PREFIX):
+        body = vault.decrypt(body.removeprefix(SEALED_PREFIX))
     return Response(
-        content=stored.body.encode("utf-8"),
+        content=body.encode("utf-8"),
         status_code=stored.status,
         media_type=stored.content_type,
         headers={REPLAYED_HEADER: "true"},
@@ -85,10 +94,15 @@ class UnitOfWorkRoute(APIRoute):
     def honours_idempotency(self) -> bool:
         return "POST" in (self.methods or set())
 
+    def seals_stored_response(self) -> bool:
+        """Whether the response an Idempotency-Key replays is stored encrypted (it holds a secret)."""
+        return False
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         read_only = self.read_only()
         honours_idempotency = self.honours_idempotency()
+        seal = self.seals_stored_response()
         has_body = not (self.methods or set()) <= {"GET", "HEAD"}
 
         async def run(request: Request) -> Response:
@@ -111,9 +125,11 @@ class UnitOfWorkRoute(APIRoute):
                 except LoyaltyError as exc:
                     return render_domain_error(exc, request)
                 if isinstance(outcome, StoredResponse):
-                    return _replay(outcome)
+                    return _replay(outcome, units.vault)
                 claimed = outcome
-            return await _run_in_unit_of_work(units, request, handler, read_only=read_only, claimed=claimed)
+            return await _run_in_unit_of_work(
+                units, request, handler, read_only=read_only, claimed=claimed, seal=seal
+            )
 
         return run
 
@@ -132,8 +148,22 @@ class QueryRoute(UnitOfWorkRoute):
         return False
 
 
+class SecretIssuingRoute(UnitOfWorkRoute):
+    """A POST whose response holds a secret shown only once (a webhook signing secret). An Idempotency-Key
+    replays it like any other, but the stored copy is encrypted with the vault, never kept in clear."""
+
+    def seals_stored_response(self) -> bool:
+        return True
+
+
 async def _run_in_unit_of_work(
-    units: UnitsOfWork, request: Request, handler: Handler, *, read_only: bool, claimed: Claim | None
+    units: UnitsOfWork,
+    request: Request,
+    handler: Handler,
+    *,
+    read_only: bool,
+    claimed: Claim | None,
+    seal: bool = False,
 ) -> Response:
     uow = await units.start(read_only=read_only)
     request.state.uow = uow
@@ -144,7 +174,9 @@ async def _run_in_unit_of_work(
         try:
             response = await handler(request)
             if claimed is not None:
-                await idempotency.complete(uow, claimed, _stored(response))
+                await idempotency.complete(
+                    uow, claimed, _stored(response, seal_with=uow.vault if seal else None)
+                )
             if read_only:
                 await uow.rollback()
             else:

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from loyalty_api.db.migrations import schema_status
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.ops.metrics import Metrics
+from loyalty_api.webhooks.delivery import backlog
 
 router = APIRouter(tags=["operations"])
 
@@ -38,4 +39,12 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
+    units: UnitsOfWork = request.app.state.units
+    queue = await backlog(units)
+    for status in ("pending", "succeeded", "failed"):
+        registry.webhook_deliveries.labels(status=status).set(queue.by_status.get(status, 0))
+    registry.webhook_retrying.set(queue.retrying)
+    oldest = queue.oldest_pending_since
+    age = 0.0 if oldest is None else max((units.clock.now() - oldest).total_seconds(), 0.0)
+    registry.webhook_oldest_pending.set(age)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -19,5 +19,22 @@ class Metrics:
             "HTTP request latency by method and route template",
             ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        # Read from the database at each scrape, so they are right whichever process sends webhooks.
+        self.webhook_deliveries = Gauge(
+            "loyalty_webhook_deliveries",
+            "Webhook deliveries by status: pending (the queue), succeeded, failed (given up after retries)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.webhook_retrying = Gauge(
+            "loyalty_webhook_deliveries_retrying",
+            "Pending webhook deliveries that have failed at least once",
+            registry=self.registry,
+        )
+        self.webhook_oldest_pending = Gauge(
+            "loyalty_webhook_oldest_pending_seconds",
+            "Age of the oldest pending webhook delivery (0 when none)",
             registry=self.registry,
         )

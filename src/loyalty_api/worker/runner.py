@@ -19,7 +19,7 @@ logger = logging.getLogger("loyalty_api.worker")
 
 
 class Worker:
-    def __init__(self, units: UnitsOfWork, jobs: Sequence[Job] = JOBS, *, tick_seconds: float = 1.0) -> None:
+    def __init__(self, units: UnitsOfWork, jobs: Sequence[Job] = JOBS, *, tick_seconds: float = 0.25) -> None:
         self.units = units
         self.jobs = jobs
         self.tick_seconds = tick_seconds

@@ -13,6 +13,7 @@ from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from loyalty_api.tiers.membership import review_tiers
+from loyalty_api.webhooks.delivery import deliver_webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ async def _purge_idempotency_records(units: UnitsOfWork) -> int:
 
 
 JOBS: tuple[Job, ...] = (
+    Job("deliver-webhooks", timedelta(milliseconds=250), deliver_webhooks),
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-points", timedelta(minutes=1), _expire_points),
     Job("review-tiers", timedelta(minutes=10), review_tiers),

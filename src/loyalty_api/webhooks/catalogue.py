@@ -1,0 +1,64 @@
+"""Every event type the service emits, with the JSON schema of its payload.
+
+Event classes register themselves in `loyalty_api.webhooks.events.CATALOGUE` when their module is imported;
+this module imports every domain's `events` module, so the listing is complete whoever asks first. A new
+domain with events adds its module below (a test fails until it does).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from loyalty_api.benefits import events as benefit_events
+from loyalty_api.coupons import events as coupon_events
+from loyalty_api.earning import events as earning_events
+from loyalty_api.members import events as member_events
+from loyalty_api.points import events as points_events
+from loyalty_api.program import events as program_events
+from loyalty_api.rewards import events as reward_events
+from loyalty_api.tiers import events as tier_events
+from loyalty_api.webhooks import events as webhook_events
+from loyalty_api.webhooks.events import CATALOGUE
+
+EVENT_MODULES = (
+    benefit_events,
+    coupon_events,
+    earning_events,
+    member_events,
+    points_events,
+    program_events,
+    reward_events,
+    tier_events,
+    webhook_events,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    type: str
+    description: str
+    schema: dict[str, Any]
+
+
+def is_known(event_type: str) -> bool:
+    return event_type in CATALOGUE
+
+
+def event_types() -> list[EventType]:
+    """Every event type, sorted by name, with the schema of its payload (the webhook body's `data`)."""
+    return [
+        EventType(
+            type=name,
+            description=event.description,
+            schema=event.model_json_schema(mode="serialization"),
+        )
+        for name, event in sorted(CATALOGUE.items())
+    ]
+
+
+def event_types_document() -> str:
+    """The listing as `GET /v1/event-types` answers it, as committed in openapi/event-types.json."""
+    items = [{"type": t.type, "description": t.description, "schema": t.schema} for t in event_types()]
+    return json.dumps({"items": items}, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,282 @@
+"""Webhook delivery: fan outbox events out to the endpoints that take them, then send each delivery, signed
+per Standard Webhooks, retrying with growing back-off for about a day.
+
+At least once: a delivery is leased before it is sent and settled after, each in its own transaction, so a
+worker that dies mid-send leaves a lease that runs out and another worker sends again. Receivers dedupe on
+`webhook-id` (the event's id, the same on every attempt). One endpoint gets one member's events in order: a
+later event waits while an earlier one is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from loyalty_api.db.ids import new_id
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository, Outgoing
+from loyalty_api.webhooks.endpoints import ordering_key
+from loyalty_api.webhooks.events import WebhookEndpointDisabled
+from loyalty_api.webhooks.outbox import emit
+from loyalty_api.webhooks.signing import signature_header
+from loyalty_api.webhooks.targets import check_target
+
+# After the first attempt fails: wait this long before each next one (±10 % jitter), then give up.
+BACKOFF = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+LEASE = timedelta(seconds=60)
+RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
+_SENDERS = 16  # sends in flight at once per worker
+
+
+def retry_delay(failed_attempts: int, rng: random.Random) -> timedelta | None:
+    """How long after the `failed_attempts`-th failure to try again, or None to give up."""
+    if failed_attempts > len(BACKOFF):
+        return None
+    base = BACKOFF[failed_attempts - 1]
+    return base * (0.9 + 0.2 * rng.random())
+
+
+async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
+    """Turn outbox events into deliveries, one per endpoint that takes the event's type (enabled endpoints
+    only: a disabled one gets what it missed by a replay). Returns how many events were dispatched."""
+    dispatched = 0
+    while True:
+        async with units.begin() as uow:
+            repo = DeliveryRepository(uow.session)
+            events = await repo.claim_undispatched(batch)
+            if not events:
+                return dispatched
+            endpoints = await repo.list_enabled_endpoints()
+            now = uow.clock.now()
+            await repo.insert_deliveries(
+                [
+                    {
+                        "id": new_id(),
+                        "endpoint_id": endpoint.id,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "ordering_key": ordering_key(event),
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "leased_until": None,
+                        "last_attempt_at": None,
+                        "last_status_code": None,
+                        "last_error": None,
+                        "created_at": now,
+                        "delivered_at": None,
+                    }
+                    for event in events
+                    for endpoint in endpoints
+                    if not endpoint.event_types or event.type in endpoint.event_types
+                ]
+            )
+            await repo.mark_dispatched([event.id for event in events], now)
+            dispatched += len(events)
+        if len(events) < batch:
+            return dispatched
+
+
+async def deliver_webhooks(units: UnitsOfWork) -> int:
+    """The worker's webhook job: fan new events out, then send what is due. Returns the attempts made."""
+    await dispatch_events(units)
+    return await send_due(units)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def message_body(outgoing: Outgoing) -> bytes:
+    return json.dumps(
+        {
+            "type": outgoing.event_type,
+            "timestamp": outgoing.occurred_at.isoformat(),
+            "data": outgoing.payload,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+async def send_due(
+    units: UnitsOfWork,
+    *,
+    batch: int = 100,
+    client: httpx.AsyncClient | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """Send every delivery that is due, a batch at a time; returns how many attempts were made."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+    own_client = client is None
+    http = client or httpx.AsyncClient(
+        timeout=units.settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
+    )
+    gate = asyncio.Semaphore(_SENDERS)
+    attempted = 0
+    try:
+        while True:
+            async with units.begin() as uow:
+                now = uow.clock.now()
+                repo = DeliveryRepository(uow.session)
+                leased = await repo.lease_due(now, until=now + LEASE, limit=batch)
+                outgoing = await repo.list_outgoing(leased) if leased else []
+            if not outgoing:
+                return attempted
+            await asyncio.gather(*(_send_one(units, http, item, gate, rng) for item in outgoing))
+            attempted += len(outgoing)
+            if len(outgoing) < batch:
+                return attempted
+    finally:
+        if own_client:
+            await http.aclose()
+
+
+async def _send_one(
+    units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing, gate: asyncio.Semaphore, rng: random.Random
+) -> None:
+    async with gate:
+        outcome = await _attempt(units, http, item)
+    async with units.begin() as uow:
+        await _settle(uow, item, outcome, rng)
+
+
+def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:
+    secrets = [units.vault.decrypt(item.secret_encrypted)]
+    if item.previous_secret_encrypted is not None and (
+        item.previous_secret_until is not None and item.previous_secret_until > now
+    ):
+        secrets.append(units.vault.decrypt(item.previous_secret_encrypted))
+    return secrets
+
+
+async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) -> Outcome:
+    started = time.monotonic()
+
+    def done(status_code: int | None, error: str | None, body: str | None = None) -> Outcome:
+        return Outcome(status_code, error, body, int((time.monotonic() - started) * 1000))
+
+    body = message_body(item)
+    if len(body) > units.settings.webhook_max_payload_bytes:
+        return done(None, f"payload of {len(body)} bytes is over the limit")
+    try:
+        await check_target(item.url, allow_private=units.settings.webhook_allow_private_targets)
+    except LoyaltyError as exc:
+        return done(None, exc.detail[:500])
+    # The signature's timestamp is the moment of sending on the wall clock, which receivers check against
+    # theirs (a transport fact, like a Date header, not a domain time).
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "loyalty-api-webhooks",
+        "webhook-id": str(item.event_id),
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(
+            _secrets(units, item, units.clock.now()), str(item.event_id), timestamp, body
+        ),
+    }
+    try:
+        response = await http.post(item.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return done(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+    return done(response.status_code, None, response.text[:RESPONSE_KEPT])
+
+
+async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random.Random) -> None:
+    now = uow.clock.now()
+    repo = DeliveryRepository(uow.session)
+    error = outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}")
+    await repo.insert_attempt(
+        item.delivery_id,
+        at=now,
+        status_code=outcome.status_code,
+        error=error,
+        duration_ms=outcome.duration_ms,
+        response_body=outcome.response_body,
+    )
+    if outcome.succeeded:
+        status, next_at = "succeeded", now
+    else:
+        delay = retry_delay(item.attempts + 1, rng)
+        status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
+    await repo.finish_attempt(
+        item.delivery_id,
+        status=status,
+        at=now,
+        next_attempt_at=next_at,
+        status_code=outcome.status_code,
+        error=error,
+    )
+    await _track_endpoint(uow, item.endpoint_id, succeeded=outcome.succeeded, now=now)
+
+
+async def _track_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID, *, succeeded: bool, now: datetime) -> None:
+    """Remember since when an endpoint fails every attempt; past the setting's limit, disable it."""
+    repo = DeliveryRepository(uow.session)
+    if succeeded:
+        # One conditional UPDATE that matches (and locks) nothing while the endpoint is healthy: successful
+        # deliveries to one endpoint do not queue behind each other's transactions.
+        await repo.clear_failing(endpoint_id)
+        return
+    endpoint = await repo.lock_endpoint(endpoint_id)
+    if endpoint is None:
+        return
+    if endpoint.failing_since is None:
+        endpoint.failing_since = now
+    elif endpoint.enabled and now - endpoint.failing_since >= timedelta(
+        hours=uow.settings.webhook_disable_after_hours
+    ):
+        endpoint.enabled = False
+        endpoint.disabled_reason = "failed every attempt since " + endpoint.failing_since.isoformat()
+        endpoint.updated_at = now
+        await emit(
+            uow,
+            WebhookEndpointDisabled(
+                endpoint_id=endpoint.id, failing_since=endpoint.failing_since, reason=endpoint.disabled_reason
+            ),
+            aggregate_type="webhook_endpoint",
+            aggregate_id=str(endpoint.id),
+            member_id=None,
+        )
+    await repo.save_endpoint()
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    by_status: dict[str, int]  # deliveries: pending (the queue), succeeded, failed (given up)
+    retrying: int  # pending after at least one failed attempt
+    oldest_pending_since: datetime | None
+
+
+async def backlog(units: UnitsOfWork) -> Backlog:
+    async with units.read() as uow:
+        repo = DeliveryRepository(uow.session)
+        return Backlog(
+            by_status=await repo.count_by_status(),
+            retrying=await repo.count_retrying(),
+            oldest_pending_since=await repo.oldest_pending_since(),
+        )

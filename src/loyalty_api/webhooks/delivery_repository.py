@@ -1,0 +1,225 @@
+"""The queries of webhook delivery: fanning outbox events out to endpoints, leasing due deliveries, and
+recording what each attempt gave."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.ids import new_id
+from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointTarget:
+    id: uuid.UUID
+    event_types: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Everything a send needs, read while the delivery is leased."""
+
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    secret_encrypted: str
+    previous_secret_encrypted: str | None
+    previous_secret_until: datetime | None
+    event_id: uuid.UUID
+    event_type: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _skip_locked(self) -> bool:
+        # SQLite has no row locks: its writing transactions already run one at a time.
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def claim_undispatched(self, limit: int) -> Sequence[OutboxEvent]:
+        """Outbox events not fanned out yet, oldest first (PostgreSQL skips rows another worker holds)."""
+        query = (
+            select(OutboxEvent)
+            .where(OutboxEvent.dispatched_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        if self._skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def list_enabled_endpoints(self) -> Sequence[EndpointTarget]:
+        result = await self.session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled.is_(True))
+        )
+        return [EndpointTarget(id=i, event_types=list(types or [])) for i, types in result.all()]
+
+    async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            await self.session.execute(
+                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"]).values(row)
+            )
+
+    async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        await self.session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(list(event_ids)))
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def lease_due(self, now: datetime, *, until: datetime, limit: int) -> list[uuid.UUID]:
+        """Lease the deliveries due now that head their queue: per endpoint and ordering key, a delivery waits
+        while an earlier event's delivery is still pending (retrying, or leased by a worker)."""
+        earlier = aliased(WebhookDelivery)
+        query = (
+            select(WebhookDelivery.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+                (WebhookDelivery.leased_until.is_(None)) | (WebhookDelivery.leased_until <= now),
+                WebhookEndpoint.enabled.is_(True),
+                ~exists().where(
+                    and_(
+                        earlier.endpoint_id == WebhookDelivery.endpoint_id,
+                        earlier.ordering_key == WebhookDelivery.ordering_key,
+                        earlier.status == "pending",
+                        earlier.event_id < WebhookDelivery.event_id,
+                    )
+                ),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(limit)
+        )
+        if self._skip_locked:
+            query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
+        ids = list((await self.session.execute(query)).scalars().all())
+        if ids:
+            await self.session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(leased_until=until)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def list_outgoing(self, delivery_ids: Sequence[uuid.UUID]) -> list[Outgoing]:
+        result = await self.session.execute(
+            select(
+                WebhookDelivery.id,
+                WebhookEndpoint.id,
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret_encrypted,
+                WebhookEndpoint.previous_secret_encrypted,
+                WebhookEndpoint.previous_secret_until,
+                OutboxEvent.id,
+                OutboxEvent.type,
+                OutboxEvent.occurred_at,
+                OutboxEvent.payload,
+                WebhookDelivery.attempts,
+            )
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id.in_(list(delivery_ids)))
+            .order_by(WebhookDelivery.id)
+        )
+        return [Outgoing(*row) for row in result.all()]
+
+    async def insert_attempt(
+        self,
+        delivery_id: uuid.UUID,
+        *,
+        at: datetime,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        response_body: str | None,
+    ) -> None:
+        await self.session.execute(
+            _ATTEMPTS.insert().values(
+                id=new_id(),
+                delivery_id=delivery_id,
+                attempted_at=at,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+                response_body=response_body,
+            )
+        )
+
+    async def finish_attempt(
+        self,
+        delivery_id: uuid.UUID,
+        *,
+        status: str,
+        at: datetime,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(
+                status=status,
+                attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=next_attempt_at,
+                leased_until=None,
+                last_attempt_at=at,
+                last_status_code=status_code,
+                last_error=error,
+                delivered_at=at if status == "succeeded" else None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def lock_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
+        query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+        if self._skip_locked:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def clear_failing(self, endpoint_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def save_endpoint(self) -> None:
+        await self.session.flush()
+
+    async def count_by_status(self) -> dict[str, int]:
+        result = await self.session.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        )
+        return {status: int(n) for status, n in result.all()}
+
+    async def count_retrying(self) -> int:
+        query = select(func.count()).where(WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0)
+        return int(await self.session.scalar(query) or 0)
+
+    async def oldest_pending_since(self) -> datetime | None:
+        found: datetime | None = await self.session.scalar(
+            select(func.min(WebhookDelivery.created_at)).where(WebhookDelivery.status == "pending")
+        )
+        return found

@@ -1,0 +1,189 @@
+"""All SQL of the webhook endpoints API: endpoints, and the delivery queries operators use (list, read,
+retry, replay). The worker's claims and sends have their own repository (delivery_repository)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """What a new delivery needs to know of its outbox event."""
+
+    id: uuid.UUID
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    member_id: uuid.UUID | None
+
+
+class EndpointRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Endpoints
+
+    async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self.session.add(endpoint)
+        await self.session.flush()
+
+    async def save_endpoint(self) -> None:
+        await self.session.flush()
+
+    async def get_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
+        return await self.session.get(WebhookEndpoint, endpoint_id)
+
+    async def exists_endpoint(self, endpoint_id: uuid.UUID) -> bool:
+        result = await self.session.execute(select(exists().where(WebhookEndpoint.id == endpoint_id)))
+        return bool(result.scalar())
+
+    async def list_endpoints(self, *, before_id: uuid.UUID | None, limit: int) -> Sequence[WebhookEndpoint]:
+        query = select(WebhookEndpoint)
+        if before_id is not None:
+            query = query.where(WebhookEndpoint.id < before_id)
+        result = await self.session.execute(query.order_by(WebhookEndpoint.id.desc()).limit(limit))
+        return result.scalars().all()
+
+    async def delete_endpoint(self, endpoint_id: uuid.UUID) -> bool:
+        """Delete the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE)."""
+        result = await self.session.execute(
+            delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).returning(WebhookEndpoint.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    # Deliveries
+
+    async def list_deliveries(
+        self,
+        endpoint_id: uuid.UUID,
+        *,
+        status: str | None,
+        event_type: str | None,
+        before_id: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[WebhookDelivery]:
+        query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        if status is not None:
+            query = query.where(WebhookDelivery.status == status)
+        if event_type is not None:
+            query = query.where(WebhookDelivery.event_type == event_type)
+        if before_id is not None:
+            query = query.where(WebhookDelivery.id < before_id)
+        result = await self.session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit))
+        return result.scalars().all()
+
+    async def get_delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+        return await self.session.get(WebhookDelivery, delivery_id)
+
+    async def list_latest_attempts(self, delivery_id: uuid.UUID, *, limit: int) -> Sequence[WebhookAttempt]:
+        """The delivery's last `limit` attempts, oldest first."""
+        result = await self.session.execute(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id.desc())
+            .limit(limit)
+        )
+        return list(reversed(result.scalars().all()))
+
+    async def reset_delivery(self, delivery_id: uuid.UUID, *, now: datetime) -> WebhookDelivery | None:
+        """Make a delivery due now, unless a worker holds its lease: one conditional UPDATE, so it cannot
+        race a worker that claims it at the same moment. None when it does not exist or is leased."""
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, _not_leased(now))
+            .values(**_due_now(now))
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.scalar_one_or_none() is None:
+            return None
+        return await self.get_delivery_fresh(delivery_id)
+
+    async def get_delivery_fresh(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+        """The delivery as the database has it now, not as this session last saw it."""
+        return await self.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+
+    async def reset_deliveries_for_events(
+        self, endpoint_id: uuid.UUID, *, since: datetime, event_types: Sequence[str], now: datetime
+    ) -> int:
+        """Make due now every delivery of the endpoint for an event since `since` of the given types (all
+        when empty), except those a worker is sending right now. Returns how many."""
+        events = select(OutboxEvent.id).where(_events_matching(since, event_types))
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.event_id.in_(events),
+                _not_leased(now),
+            )
+            .values(**_due_now(now))
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(result.all())
+
+    async def list_events_without_delivery(
+        self,
+        endpoint_id: uuid.UUID,
+        *,
+        since: datetime,
+        event_types: Sequence[str],
+        after_id: uuid.UUID | None,
+        limit: int,
+    ) -> list[EventRef]:
+        """Outbox events since `since` of the given types (all when empty) that have no delivery to the
+        endpoint, in event order."""
+        query = select(
+            OutboxEvent.id,
+            OutboxEvent.type,
+            OutboxEvent.aggregate_type,
+            OutboxEvent.aggregate_id,
+            OutboxEvent.member_id,
+        ).where(
+            _events_matching(since, event_types),
+            ~exists().where(
+                and_(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.event_id == OutboxEvent.id)
+            ),
+        )
+        if after_id is not None:
+            query = query.where(OutboxEvent.id > after_id)
+        result = await self.session.execute(query.order_by(OutboxEvent.id).limit(limit))
+        return [EventRef(*row) for row in result.all()]
+
+    async def insert_deliveries(self, deliveries: Sequence[dict[str, Any]]) -> int:
+        """Insert deliveries, skipping any (endpoint, event) that already has one. Returns how many."""
+        if not deliveries:
+            return 0
+        result = await self.session.execute(
+            insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"])
+            .values(list(deliveries))
+            .returning(_DELIVERIES.c.id)
+        )
+        return len(result.all())
+
+
+def _not_leased(now: datetime) -> ColumnElement[bool]:
+    return or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until <= now)
+
+
+def _due_now(now: datetime) -> dict[str, Any]:
+    return {"status": "pending", "next_attempt_at": now, "leased_until": None}
+
+
+def _events_matching(since: datetime, event_types: Sequence[str]) -> ColumnElement[bool]:
+    condition = OutboxEvent.occurred_at >= since
+    if event_types:
+        condition = and_(condition, OutboxEvent.type.in_(list(event_types)))
+    return condition

@@ -1,0 +1,284 @@
+"""Webhook endpoints and the operator's view of their deliveries: register, change, rotate the secret,
+list and read deliveries, retry one by hand, replay events since a time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final, Protocol
+
+from loyalty_api.db.ids import new_id
+from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.webhooks.catalogue import is_known
+from loyalty_api.webhooks.endpoint_repository import EndpointRepository
+from loyalty_api.webhooks.errors import DeliveryInFlight, WebhookDeliveryNotFound, WebhookEndpointNotFound
+from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.webhooks.secrets import new_secret
+from loyalty_api.webhooks.targets import check_target
+
+MAX_EVENT_TYPES = 100
+MAX_OVERLAP_HOURS = 168
+ATTEMPTS_SHOWN = 100
+_REPLAY_BATCH = 200
+_ORDERING_KEY_LENGTH = 64
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An endpoint as operators see it: never its secrets."""
+
+    id: uuid.UUID
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    previous_secret_until: datetime | None
+    failing_since: datetime | None
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSecret:
+    """An endpoint with its new signing secret: returned once, when it is made, never read back."""
+
+    endpoint: Endpoint
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDetail:
+    delivery: WebhookDelivery
+    attempts: Sequence[WebhookAttempt]
+
+
+def _endpoint(row: WebhookEndpoint) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        url=row.url,
+        description=row.description,
+        event_types=list(row.event_types),
+        enabled=row.enabled,
+        previous_secret_until=row.previous_secret_until,
+        failing_since=row.failing_since,
+        disabled_reason=row.disabled_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _checked_event_types(event_types: Sequence[str]) -> list[str]:
+    """Known event types, each once, in the order given. Empty means every type."""
+    if len(event_types) > MAX_EVENT_TYPES:
+        raise InvalidField("event_types", f"at most {MAX_EVENT_TYPES} event types")
+    for index, event_type in enumerate(event_types):
+        if not is_known(event_type):
+            raise InvalidField(f"event_types.{index}", "not an event type (see GET /v1/event-types)")
+    return list(dict.fromkeys(event_types))
+
+
+class Aggregated(Protocol):
+    @property
+    def member_id(self) -> uuid.UUID | None: ...
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> str: ...
+
+
+def ordering_key(event: Aggregated) -> str:
+    """Deliveries of one endpoint with the same key go out in event order: the member's, else the
+    aggregate's."""
+    if event.member_id is not None:
+        return str(event.member_id)
+    return f"{event.aggregate_type}:{event.aggregate_id}"[:_ORDERING_KEY_LENGTH]
+
+
+async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    row = await EndpointRepository(uow.session).get_endpoint(endpoint_id)
+    if row is None:
+        raise WebhookEndpointNotFound()
+    return row
+
+
+async def create_endpoint(
+    uow: UnitOfWork, *, url: str, description: str | None, event_types: Sequence[str], enabled: bool
+) -> IssuedSecret:
+    types = _checked_event_types(event_types)
+    await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+    secret = new_secret()
+    now = uow.clock.now()
+    row = WebhookEndpoint(
+        url=url,
+        description=description,
+        event_types=types,
+        enabled=enabled,
+        secret_encrypted=uow.vault.encrypt(secret),
+        previous_secret_encrypted=None,
+        previous_secret_until=None,
+        failing_since=None,
+        disabled_reason=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await EndpointRepository(uow.session).insert_endpoint(row)
+    return IssuedSecret(endpoint=_endpoint(row), secret=secret)
+
+
+async def get_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> Endpoint:
+    return _endpoint(await _get(uow, endpoint_id))
+
+
+async def list_endpoints(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Endpoint]:
+    rows = await EndpointRepository(uow.session).list_endpoints(
+        before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items = [_endpoint(row) for row in rows[:limit]]
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+async def update_endpoint(
+    uow: UnitOfWork,
+    endpoint_id: uuid.UUID,
+    *,
+    url: str | _Unset = UNSET,
+    description: str | _Unset | None = UNSET,
+    event_types: Sequence[str] | _Unset = UNSET,
+    enabled: bool | _Unset = UNSET,
+) -> Endpoint:
+    """Apply the given fields; fields not given are left alone, a description given as None is cleared.
+    Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled."""
+    row = await _get(uow, endpoint_id)
+    if not isinstance(event_types, _Unset):
+        row.event_types = _checked_event_types(event_types)
+    if not isinstance(url, _Unset):
+        await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+        row.url = url
+    if not isinstance(description, _Unset):
+        row.description = description
+    if not isinstance(enabled, _Unset):
+        row.enabled = enabled
+        if enabled:
+            row.failing_since = None
+            row.disabled_reason = None
+    row.updated_at = uow.clock.now()
+    await EndpointRepository(uow.session).save_endpoint()
+    return _endpoint(row)
+
+
+async def delete_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> None:
+    if not await EndpointRepository(uow.session).delete_endpoint(endpoint_id):
+        raise WebhookEndpointNotFound()
+
+
+async def rotate_secret(uow: UnitOfWork, endpoint_id: uuid.UUID, *, overlap_hours: int) -> IssuedSecret:
+    """A new signing secret. The one it replaces keeps signing beside it for `overlap_hours` (none when 0),
+    so receivers can switch without missing a delivery; a secret replaced earlier stops at once."""
+    if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+        raise InvalidField("overlap_hours", f"must be between 0 and {MAX_OVERLAP_HOURS}")
+    row = await _get(uow, endpoint_id)
+    now = uow.clock.now()
+    secret = new_secret()
+    if overlap_hours > 0:
+        row.previous_secret_encrypted = row.secret_encrypted
+        row.previous_secret_until = now + timedelta(hours=overlap_hours)
+    else:
+        row.previous_secret_encrypted = None
+        row.previous_secret_until = None
+    row.secret_encrypted = uow.vault.encrypt(secret)
+    row.updated_at = now
+    await EndpointRepository(uow.session).save_endpoint()
+    return IssuedSecret(endpoint=_endpoint(row), secret=secret)
+
+
+async def list_deliveries(
+    uow: UnitOfWork,
+    endpoint_id: uuid.UUID,
+    *,
+    status: str | None,
+    event_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[WebhookDelivery]:
+    """The endpoint's deliveries, newest first."""
+    repo = EndpointRepository(uow.session)
+    before_id = decode_cursor(cursor)
+    if not await repo.exists_endpoint(endpoint_id):
+        raise WebhookEndpointNotFound()
+    rows = await repo.list_deliveries(
+        endpoint_id, status=status, event_type=event_type, before_id=before_id, limit=limit + 1
+    )
+    items = list(rows[:limit])
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+
+async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetail:
+    """A delivery with its latest attempts (ATTEMPTS_SHOWN of them), oldest first."""
+    repo = EndpointRepository(uow.session)
+    delivery = await repo.get_delivery(delivery_id)
+    if delivery is None:
+        raise WebhookDeliveryNotFound()
+    attempts = await repo.list_latest_attempts(delivery_id, limit=ATTEMPTS_SHOWN)
+    return DeliveryDetail(delivery=delivery, attempts=attempts)
+
+
+async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDelivery:
+    """Send a delivery again as soon as a worker is free: a failed one, a pending one now instead of at its
+    next back-off, or a succeeded one once more. Refused while a worker is sending it."""
+    repo = EndpointRepository(uow.session)
+    delivery = await repo.reset_delivery(delivery_id, now=uow.clock.now())
+    if delivery is not None:
+        return delivery
+    if await repo.get_delivery(delivery_id) is None:
+        raise WebhookDeliveryNotFound()
+    raise DeliveryInFlight()
+
+
+async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) -> int:
+    """Send the endpoint every event since `since` of the types it takes, again: a delivery already made is
+    made due now (unless a worker is sending it right now), a missing one is created. Returns how many."""
+    repo = EndpointRepository(uow.session)
+    endpoint = await _get(uow, endpoint_id)
+    now = uow.clock.now()
+    types = list(endpoint.event_types)
+    count = await repo.reset_deliveries_for_events(endpoint_id, since=since, event_types=types, now=now)
+    after: uuid.UUID | None = None
+    while events := await repo.list_events_without_delivery(
+        endpoint_id, since=since, event_types=types, after_id=after, limit=_REPLAY_BATCH
+    ):
+        count += await repo.insert_deliveries(
+            [
+                {
+                    "id": new_id(),
+                    "endpoint_id": endpoint_id,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "ordering_key": ordering_key(event),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "leased_until": None,
+                    "last_attempt_at": None,
+                    "last_status_code": None,
+                    "last_error": None,
+                    "created_at": now,
+                    "delivered_at": None,
+                }
+                for event in events
+            ]
+        )
+        after = events[-1].id
+    return count

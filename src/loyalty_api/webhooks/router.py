@@ -1,0 +1,196 @@
+"""/v1/webhook-endpoints, /v1/webhook-deliveries (admin) and /v1/event-types (any key)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import SecretIssuingRoute, UnitOfWorkRoute
+from loyalty_api.webhooks import catalogue, endpoints
+from loyalty_api.webhooks.errors import (
+    DeliveryInFlight,
+    TargetNotAllowed,
+    TargetUnresolvable,
+    WebhookDeliveryNotFound,
+    WebhookEndpointNotFound,
+)
+from loyalty_api.webhooks.schemas import (
+    DeliveryStatus,
+    EventTypeList,
+    EventTypeName,
+    EventTypeRead,
+    Replay,
+    ReplayResult,
+    SecretRotation,
+    WebhookAttemptRead,
+    WebhookDeliveryDetail,
+    WebhookDeliveryPage,
+    WebhookDeliveryRead,
+    WebhookEndpointCreate,
+    WebhookEndpointPage,
+    WebhookEndpointRead,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
+
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=UnitOfWorkRoute)
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+AnyCaller = Annotated[
+    Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce, Scope.partner, Scope.billing))
+]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+_TARGET = (TargetNotAllowed, TargetUnresolvable)
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def _post_issuing_secret(path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """`@router.post`, for a response that holds a secret: an Idempotency-Key's stored copy is encrypted."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["POST"], route_class_override=SecretIssuingRoute, **options
+        )
+        return endpoint
+
+    return register
+
+
+@_post_issuing_secret(
+    "/webhook-endpoints",
+    status_code=201,
+    summary="Register a webhook endpoint; its signing secret is in this response only",
+    responses=problem_responses(*_AUTH, *_TARGET, InvalidField),
+)
+async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) -> WebhookEndpointWithSecret:
+    issued = await endpoints.create_endpoint(
+        uow, url=body.url, description=body.description, event_types=body.event_types, enabled=body.enabled
+    )
+    return WebhookEndpointWithSecret.issued(issued)
+
+
+@router.get(
+    "/webhook-endpoints",
+    summary="List webhook endpoints, newest first (never their secrets)",
+    responses=problem_responses(*_AUTH, InvalidField),
+)
+async def list_endpoints(uow: UoW, _: Operator, paging: Paging) -> WebhookEndpointPage:
+    page = await endpoints.list_endpoints(uow, limit=paging.limit, cursor=paging.cursor)
+    return WebhookEndpointPage(
+        items=[WebhookEndpointRead.of(e) for e in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/webhook-endpoints/{endpoint_id}",
+    summary="Read a webhook endpoint (never its secret)",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
+)
+async def read_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookEndpointRead:
+    return WebhookEndpointRead.of(await endpoints.get_endpoint(uow, endpoint_id))
+
+
+@router.patch(
+    "/webhook-endpoints/{endpoint_id}",
+    summary="Change a webhook endpoint's URL, description, event types or whether it is enabled",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound, *_TARGET, InvalidField),
+)
+async def update_endpoint(
+    endpoint_id: uuid.UUID, body: WebhookEndpointUpdate, uow: UoW, _: Operator
+) -> WebhookEndpointRead:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    return WebhookEndpointRead.of(await endpoints.update_endpoint(uow, endpoint_id, **changes))
+
+
+@router.delete(
+    "/webhook-endpoints/{endpoint_id}",
+    status_code=204,
+    summary="Delete a webhook endpoint with its deliveries and their attempts",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
+)
+async def delete_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Response:
+    await endpoints.delete_endpoint(uow, endpoint_id)
+    return Response(status_code=204)
+
+
+@_post_issuing_secret(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret",
+    summary="Give the endpoint a new signing secret (in this response only); the old one signs too "
+    "for `overlap_hours`",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound, InvalidField),
+)
+async def rotate_secret(
+    endpoint_id: uuid.UUID, uow: UoW, _: Operator, body: SecretRotation | None = None
+) -> WebhookEndpointWithSecret:
+    overlap = (body or SecretRotation()).overlap_hours
+    return WebhookEndpointWithSecret.issued(
+        await endpoints.rotate_secret(uow, endpoint_id, overlap_hours=overlap)
+    )
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/replay",
+    summary="Send the endpoint again every event since a time, of the types it takes",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
+)
+async def replay(endpoint_id: uuid.UUID, body: Replay, uow: UoW, _: Operator) -> ReplayResult:
+    return ReplayResult(deliveries=await endpoints.replay(uow, endpoint_id, since=body.since))
+
+
+@router.get(
+    "/webhook-endpoints/{endpoint_id}/deliveries",
+    summary="The endpoint's deliveries, newest first",
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound, InvalidField),
+)
+async def list_deliveries(
+    endpoint_id: uuid.UUID,
+    uow: UoW,
+    _: Operator,
+    paging: Paging,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    event_type: Annotated[EventTypeName | None, Query()] = None,
+) -> WebhookDeliveryPage:
+    page = await endpoints.list_deliveries(
+        uow, endpoint_id, status=status, event_type=event_type, limit=paging.limit, cursor=paging.cursor
+    )
+    return WebhookDeliveryPage(
+        items=[WebhookDeliveryRead.model_validate(d) for d in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/webhook-deliveries/{delivery_id}",
+    summary="A delivery with its attempts: when, the receiver's status and response, the error",
+    responses=problem_responses(*_AUTH, WebhookDeliveryNotFound),
+)
+async def read_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryDetail:
+    found = await endpoints.get_delivery(uow, delivery_id)
+    return WebhookDeliveryDetail(
+        **WebhookDeliveryRead.model_validate(found.delivery).model_dump(),
+        attempt_log=[WebhookAttemptRead.model_validate(a) for a in found.attempts],
+    )
+
+
+@router.post(
+    "/webhook-deliveries/{delivery_id}/retry",
+    summary="Send a delivery again now (failed, pending or even succeeded)",
+    responses=problem_responses(*_AUTH, WebhookDeliveryNotFound, DeliveryInFlight),
+)
+async def retry_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryRead:
+    return WebhookDeliveryRead.model_validate(await endpoints.retry_delivery(uow, delivery_id))
+
+
+@router.get(
+    "/event-types",
+    summary="Every event type webhooks carry, with the JSON schema of its payload",
+    responses=problem_responses(*_AUTH),
+)
+async def list_event_types(_: AnyCaller) -> EventTypeList:
+    return EventTypeList(items=[EventTypeRead.of(t) for t in catalogue.event_types()])

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from loyalty_api.http.schemas import Instant, ReadModel
+from loyalty_api.webhooks.catalogue import EventType
+from loyalty_api.webhooks.endpoints import MAX_EVENT_TYPES, MAX_OVERLAP_HOURS, Endpoint, IssuedSecret
+from loyalty_api.webhooks.targets import MAX_URL_LENGTH
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+TargetUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="An http(s) URL without credentials; its host must resolve to public addresses.",
+        examples=["https://pos.example.com/loyalty/webhooks"],
+    ),
+]
+EventTypeName = Annotated[str, Field(min_length=1, max_length=64, examples=["points.earned"])]
+EventTypes = Annotated[
+    list[EventTypeName],
+    Field(
+        max_length=MAX_EVENT_TYPES,
+        description="Event types to send (see GET /v1/event-types); empty: every type, new ones included.",
+    ),
+]
+Description = Annotated[str, Field(max_length=200)]
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: TargetUrl
+    description: Description | None = None
+    event_types: EventTypes = Field(default_factory=list)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """Fields not sent are left alone; `description` sent as null is cleared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: TargetUrl | None = None
+    description: Description | None = None
+    event_types: EventTypes | None = None
+    enabled: bool | None = Field(
+        default=None, description="true re-enables a disabled endpoint and forgets its failures"
+    )
+
+    @field_validator("url", "event_types", "enabled")
+    @classmethod
+    def _not_cleared(cls, value: object) -> object:
+        # Only runs for values sent: these have no "cleared" state.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: int = Field(
+        default=24,
+        strict=True,
+        ge=0,
+        le=MAX_OVERLAP_HOURS,
+        description="How long the replaced secret keeps signing beside the new one (0: stops at once).",
+    )
+
+
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: Instant = Field(description="Every event that occurred at or after this instant is sent again.")
+
+
+class WebhookEndpointRead(BaseModel):
+    id: uuid.UUID
+    url: str
+    description: str | None
+    event_types: list[str] = Field(description="Empty: every event type.")
+    enabled: bool
+    previous_secret_until: datetime | None = Field(
+        description="Until then the secret replaced by the last rotation signs too."
+    )
+    failing_since: datetime | None = Field(description="The first failed attempt since the last success.")
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> WebhookEndpointRead:
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description,
+            event_types=endpoint.event_types,
+            enabled=endpoint.enabled,
+            previous_secret_until=endpoint.previous_secret_until,
+            failing_since=endpoint.failing_since,
+            disabled_reason=endpoint.disabled_reason,
+            created_at=endpoint.created_at,
+            updated_at=endpoint.updated_at,
+        )
+
+
+class WebhookEndpointWithSecret(WebhookEndpointRead):
+    secret: str = Field(
+        description="The signing secret (Standard Webhooks `whsec_…`). Shown only now: store it.",
+    )
+
+    @classmethod
+    def issued(cls, issued: IssuedSecret) -> WebhookEndpointWithSecret:
+        return cls(**WebhookEndpointRead.of(issued.endpoint).model_dump(), secret=issued.secret)
+
+
+class WebhookEndpointPage(BaseModel):
+    items: list[WebhookEndpointRead]
+    next_cursor: str | None
+
+
+class WebhookDeliveryRead(ReadModel):
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="Also the `webhook-id` header: the same on every attempt.")
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    leased_until: datetime | None = Field(description="A worker is sending it until then.")
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryRead]
+    next_cursor: str | None
+
+
+class WebhookAttemptRead(ReadModel):
+    attempted_at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null when none came back.")
+    error: str | None
+    duration_ms: int
+    response_body: str | None = Field(description="The start of the receiver's response body.")
+
+
+class WebhookDeliveryDetail(WebhookDeliveryRead):
+    attempt_log: list[WebhookAttemptRead] = Field(description="The latest 100 attempts, oldest first.")
+
+
+class ReplayResult(BaseModel):
+    deliveries: int = Field(description="How many deliveries were created or made due again.")
+
+
+class EventTypeRead(BaseModel):
+    type: str
+    description: str
+    schema_: dict[str, Any] = Field(
+        serialization_alias="schema", description="JSON Schema of the payload (the webhook body's `data`)."
+    )
+
+    @classmethod
+    def of(cls, event_type: EventType) -> EventTypeRead:
+        return cls(type=event_type.type, description=event_type.description, schema_=event_type.schema)
+
+
+class EventTypeList(BaseModel):
+    items: list[EventTypeRead]

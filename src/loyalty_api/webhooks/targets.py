@@ -1,0 +1,123 @@
+"""Which URLs a webhook may be sent to: the guard against server-side request forgery.
+
+Pure of database access and cheap: the API checks a URL when it is saved, and the sender again before every
+send, because what a name resolves to can change after it was saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import SplitResult, urlsplit
+
+from loyalty_api.webhooks.errors import TargetNotAllowed, TargetUnresolvable
+
+MAX_URL_LENGTH = 2000
+RESOLVE_TIMEOUT_SECONDS = 5.0
+_SCHEMES = {"http": 80, "https": 443}
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse (TargetNotAllowed, 422) a URL that is not plain http(s) to a host, carries credentials, is too
+    long, or whose host resolves to any address inside a private network (loopback, private, link-local,
+    multicast, reserved, unspecified, shared, …) unless `allow_private`. A host without an address is
+    refused with TargetUnresolvable, a subclass."""
+    await resolve_target(url, allow_private=allow_private)
+
+
+async def resolve_target(url: str, *, allow_private: bool) -> tuple[IPAddress, ...]:
+    """`check_target`, returning the addresses it checked (a sender may connect to exactly these)."""
+    parts = _parse(url)
+    host = parts.hostname
+    assert host is not None  # _parse refuses a URL without one
+    port = parts.port or _SCHEMES[parts.scheme.lower()]
+    addresses = await _resolve(host, port)
+    if not allow_private:
+        for address in addresses:
+            problem = _internal(address)
+            if problem is not None:
+                raise TargetNotAllowed(f"the host resolves to {problem} address")
+    return addresses
+
+
+def _parse(url: str) -> SplitResult:
+    if len(url) > MAX_URL_LENGTH:
+        raise TargetNotAllowed(f"must be at most {MAX_URL_LENGTH} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise TargetNotAllowed("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise TargetNotAllowed("is not a valid URL") from exc
+    if parts.scheme.lower() not in _SCHEMES:
+        raise TargetNotAllowed("must be an http or https URL")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise TargetNotAllowed("must not contain a user name or password")
+    if not parts.hostname:
+        raise TargetNotAllowed("must name a host")
+    return parts
+
+
+async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
+    literal = _literal(host)
+    if literal is not None:
+        return (literal,)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, TimeoutError) as exc:  # socket.gaierror is an OSError
+        raise TargetUnresolvable("the host does not resolve to an address") from exc
+    addresses = []
+    for _family, _type, _proto, _name, sockaddr in found:
+        parsed = _literal(str(sockaddr[0]))
+        if parsed is not None:
+            addresses.append(parsed)
+    if not addresses:
+        raise TargetUnresolvable("the host does not resolve to an address")
+    return tuple(dict.fromkeys(addresses))
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _internal(address: IPAddress) -> str | None:
+    """What kind of non-public address this is, or None for a public one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            found = _internal(embedded)
+            if found is not None:
+                return found
+    checks = (
+        ("an unspecified", address.is_unspecified),
+        ("a loopback", address.is_loopback),
+        ("a link-local", address.is_link_local),
+        ("a multicast", address.is_multicast),
+        ("a private", address.is_private),
+        ("a reserved", address.is_reserved),
+        ("a non-public", not address.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for: IPv4-mapped, 6to4, Teredo client, or NAT64."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None

@@ -1,0 +1,337 @@
+"""Events reach a real receiver on loopback, signed per Standard Webhooks (checked with the
+`standardwebhooks` library), retried with back-off, in order per member, once per endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository
+from loyalty_api.webhooks.models import WebhookEndpoint
+from loyalty_api.webhooks.secrets import new_secret
+from loyalty_api.worker.runner import Worker
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import events, rows
+from tests.points.helpers import earn, set_program
+from tests.webhooks.receiver import Receiver, running_receiver
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def units(app: FastAPI) -> UnitsOfWork:
+    """The app's units of work, with loopback targets allowed (the receiver runs on 127.0.0.1)."""
+    base: UnitsOfWork = app.state.units
+    allowing = UnitsOfWork(
+        base.database,
+        base.clock,
+        base.vault,
+        base.settings.model_copy(update={"webhook_allow_private_targets": True}),
+    )
+    allowing.cache = base.cache
+    return allowing
+
+
+async def add_endpoint(
+    units: UnitsOfWork, url: str, *, event_types: list[str] | None = None, secret: str | None = None
+) -> tuple[str, str]:
+    secret = secret or new_secret()
+    async with units.begin() as uow:
+        now = uow.clock.now()
+        endpoint = WebhookEndpoint(
+            url=url,
+            description=None,
+            event_types=event_types or [],
+            enabled=True,
+            secret_encrypted=uow.vault.encrypt(secret),
+            previous_secret_encrypted=None,
+            previous_secret_until=None,
+            failing_since=None,
+            disabled_reason=None,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(endpoint)
+        await uow.session.flush()
+        return str(endpoint.id), secret
+
+
+async def pump(units: UnitsOfWork) -> int:
+    """What the worker does each tick: fan out new events, then send what is due."""
+    await dispatch_events(units)
+    return await send_due(units, rng=random.Random(7))
+
+
+def verified(secret: str, message: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(message.body, message.headers)
+    return payload
+
+
+@pytest.fixture(autouse=True)
+def _wall_time(clock: FrozenClock) -> None:
+    # Receivers check the signature's timestamp against their clock: start the frozen clock at real time.
+    clock.set(datetime.now(UTC).replace(microsecond=0))  # noqa: TID251 - a test lining up with the receiver
+
+
+@pytest.fixture
+async def member(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> str:
+    await set_program(client, admin_key)
+    return str((await enrol(client, pos_key))["id"])
+
+
+async def test_an_event_arrives_signed_and_verifies(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 12_990)
+    assert await pump(units) == 1
+
+    [message] = receiver.received
+    body = verified(secret, message)
+    [event] = await events(app, "points.earned")
+    assert uuid.UUID(message.headers["webhook-id"]) == uuid.UUID(str(event["id"]))
+    assert body["type"] == "points.earned"
+    assert body["data"]["member_id"] == member and body["data"]["points"] == 129
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(message.body, message.headers)  # another secret does not verify
+    [delivery] = await rows(app, "SELECT status, attempts, last_status_code FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 1, "last_status_code": 204}
+    assert await pump(units) == 0  # nothing sent twice
+
+
+async def test_a_receiver_that_is_down_gets_the_event_once_it_is_up(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.fail_next(503, 500)
+    assert await pump(units) == 1
+    [pending] = await rows(app, "SELECT status, attempts, next_attempt_at FROM webhook_deliveries")
+    assert (pending["status"], pending["attempts"]) == ("pending", 1)
+    assert await pump(units) == 0  # not due before its back-off
+
+    clock.advance(timedelta(seconds=6))  # 5 s ± 10 %
+    assert await pump(units) == 1
+    assert await pump(units) == 0
+    clock.advance(timedelta(minutes=6))  # 5 min ± 10 %
+    assert await pump(units) == 1
+
+    assert len(receiver.received) == 3
+    assert len({m.headers["webhook-id"] for m in receiver.received}) == 1  # the same message each time
+    verified(secret, receiver.received[-1])
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 3}
+    attempts = await rows(app, "SELECT status_code, error FROM webhook_attempts ORDER BY id")
+    assert [a["status_code"] for a in attempts] == [503, 500, 204]
+    assert attempts[0]["error"] == "HTTP 503"
+
+
+async def test_a_worker_that_died_mid_send_leaves_nothing_lost(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url)
+    await earn(client, pos_key, member, 10_000)
+    await dispatch_events(units)
+    async with units.begin() as uow:  # a worker leases the deliveries, then dies before sending
+        now = uow.clock.now()
+        leased = await DeliveryRepository(uow.session).lease_due(now, until=now + LEASE, limit=100)
+    assert leased
+    assert await send_due(units) == 0  # another worker leaves them alone while the lease runs
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await send_due(units) == len(leased)
+    assert len(receiver.received) == len(leased)
+
+
+async def test_one_members_events_arrive_in_order_while_others_flow(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    other = str((await enrol(client, pos_key))["id"])
+    await add_endpoint(units, receiver.url, event_types=["points.earned", "points.redeemed"])
+    await earn(client, pos_key, member, 10_000, order_ref="FIRST")
+    redeem = await client.post(
+        f"/v1/members/{member}/redeem", json={"points": 50, "order_ref": "SECOND"}, headers=bearer(pos_key)
+    )
+    assert redeem.status_code == 200
+    await earn(client, pos_key, other, 10_000, order_ref="OTHER")
+    receiver.fail_next(503)  # the first member's first event fails once
+
+    await pump(units)
+    kinds = [(json.loads(m.body)["data"]["member_id"], json.loads(m.body)["type"]) for m in receiver.received]
+    assert (member, "points.redeemed") not in kinds  # waits behind the earn that is retrying
+    assert (other, "points.earned") in kinds  # another member is not held up
+
+    clock.advance(timedelta(seconds=6))
+    await pump(units)
+    await pump(units)
+    mine = [
+        json.loads(m.body)["type"]
+        for m in receiver.received
+        if json.loads(m.body)["data"]["member_id"] == member
+    ]
+    assert mine == [
+        "points.earned",
+        "points.earned",
+        "points.redeemed",
+    ]  # the failed try, its retry, then the next
+
+
+async def test_two_workers_deliver_each_event_once(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    members = [member] + [str((await enrol(client, pos_key))["id"]) for _ in range(9)]
+    for n, someone in enumerate(members * 3):
+        await earn(client, pos_key, someone, 1_000, order_ref=f"W-{n}")
+    await dispatch_events(units)
+    while sum(await asyncio.gather(send_due(units, batch=4), send_due(units, batch=4))):
+        pass
+    ids = [m.headers["webhook-id"] for m in receiver.received]
+    assert len(ids) == 30
+    assert len(set(ids)) == 30
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    endpoint_id, _ = await add_endpoint(units, receiver.url)
+    await earn(client, pos_key, member, 10_000)
+    receiver.fail_next(*[500] * 20)
+    hours = units.settings.webhook_disable_after_hours
+    await pump(units)
+    clock.advance(timedelta(hours=hours + 1))
+    await pump(units)  # fails again, past the limit
+    [endpoint] = await rows(app, "SELECT enabled, disabled_reason FROM webhook_endpoints")
+    assert not endpoint["enabled"] and endpoint["disabled_reason"].startswith("failed every attempt")
+    [disabled] = await events(app, "webhook_endpoint.disabled")
+    assert disabled["payload"]["endpoint_id"] == endpoint_id
+    sent = len(receiver.received)
+    clock.advance(timedelta(days=2))
+    await pump(units)
+    assert len(receiver.received) == sent  # nothing goes to a disabled endpoint
+
+
+async def test_during_a_rotation_both_secrets_verify(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    old, new = new_secret(), new_secret()
+    endpoint_id, _ = await add_endpoint(units, receiver.url, secret=new)
+    async with units.begin() as uow:
+        endpoint = await DeliveryRepository(uow.session).lock_endpoint(uuid.UUID(endpoint_id))
+        assert endpoint is not None
+        endpoint.previous_secret_encrypted = uow.vault.encrypt(old)
+        endpoint.previous_secret_until = uow.clock.now() + timedelta(hours=1)
+    await earn(client, pos_key, member, 10_000, order_ref="ROT-1")
+    await pump(units)
+    verified(old, receiver.received[-1])
+    verified(new, receiver.received[-1])
+
+    clock.advance(timedelta(hours=2))  # the overlap is over
+    await earn(client, pos_key, member, 10_000, order_ref="ROT-2")
+    await pump(units)
+    verified(new, receiver.received[-1])
+    with pytest.raises(WebhookVerificationError):
+        verified(old, receiver.received[-1])
+
+
+async def test_a_private_target_is_refused_at_send_time(
+    app: FastAPI, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str, units: UnitsOfWork
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    strict: UnitsOfWork = app.state.units  # the app's own settings refuse loopback targets
+    await dispatch_events(strict)
+    assert await send_due(strict) == 1
+    assert receiver.received == []
+    [attempt] = await rows(app, "SELECT status_code, error FROM webhook_attempts")
+    assert attempt["status_code"] is None and attempt["error"]
+
+
+async def test_after_the_last_back_off_the_delivery_is_given_up(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.fail_next(*[500] * 8)
+    for _ in range(8):
+        await pump(units)
+        clock.advance(timedelta(hours=11))
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "failed", "attempts": 8}
+    assert len(receiver.received) == 8
+
+
+async def test_the_worker_delivers_on_its_own_and_metrics_show_the_queue(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(500)  # the first try fails: a retry waits 5 s
+    await earn(client, pos_key, member, 10_000, order_ref="WK-1")
+    worker = Worker(units, tick_seconds=0.02)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if receiver.received:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await running
+    assert len(receiver.received) == 1
+    metrics = (await client.get("/metrics")).text
+    assert 'loyalty_webhook_deliveries{status="pending"} 1.0' in metrics
+    assert "loyalty_webhook_deliveries_retrying 1.0" in metrics
+    assert "loyalty_webhook_oldest_pending_seconds" in metrics
