@@ -42,6 +42,9 @@ BACKOFF = (
 LEASE = timedelta(seconds=60)
 RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _SENDERS = 16  # sends in flight at once per worker
+# A run stops after this many batches even with more to do, so a stopping worker finishes soon; the worker
+# (or `loyalty-api jobs`) simply runs it again.
+_BATCHES_PER_RUN = 20
 
 
 def retry_delay(failed_attempts: int, rng: random.Random) -> timedelta | None:
@@ -56,7 +59,7 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
     """Turn outbox events into deliveries, one per endpoint that takes the event's type (enabled endpoints
     only: a disabled one gets what it missed by a replay). Returns how many events were dispatched."""
     dispatched = 0
-    while True:
+    for _ in range(_BATCHES_PER_RUN):
         async with units.begin() as uow:
             repo = DeliveryRepository(uow.session)
             events = await repo.claim_undispatched(batch)
@@ -90,7 +93,8 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
             await repo.mark_dispatched([event.id for event in events], now)
             dispatched += len(events)
         if len(events) < batch:
-            return dispatched
+            break
+    return dispatched
 
 
 async def deliver_webhooks(units: UnitsOfWork) -> int:
@@ -130,7 +134,7 @@ async def send_due(
     client: httpx.AsyncClient | None = None,
     rng: random.Random | None = None,
 ) -> int:
-    """Send every delivery that is due, a batch at a time; returns how many attempts were made."""
+    """Send the deliveries that are due, a batch at a time (up to _BATCHES_PER_RUN); returns the attempts."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
     own_client = client is None
     http = client or httpx.AsyncClient(
@@ -139,7 +143,7 @@ async def send_due(
     gate = asyncio.Semaphore(_SENDERS)
     attempted = 0
     try:
-        while True:
+        for _ in range(_BATCHES_PER_RUN):
             async with units.begin() as uow:
                 now = uow.clock.now()
                 repo = DeliveryRepository(uow.session)
@@ -150,7 +154,8 @@ async def send_due(
             await asyncio.gather(*(_send_one(units, http, item, gate, rng) for item in outgoing))
             attempted += len(outgoing)
             if len(outgoing) < batch:
-                return attempted
+                break
+        return attempted
     finally:
         if own_client:
             await http.aclose()
