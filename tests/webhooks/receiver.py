@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,10 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     answers: deque[int] = field(default_factory=deque)  # statuses to answer with, then 204 for the rest
+    bodies: deque[bytes] = field(default_factory=deque)  # response bodies to answer with, then the usual
+    holds: deque[asyncio.Event] = field(default_factory=deque)  # the next requests wait for these to be set
+    on_request: Callable[[], Awaitable[None]] | None = None  # runs before each answer
+    drip_chunks: int = 0  # answer the body one byte at a time, this many bytes 0.1 s apart
 
     def fail_next(self, *statuses: int) -> None:
         self.answers.extend(statuses)
@@ -41,11 +45,21 @@ class Receiver:
         self.received.append(
             Received(headers={k.decode(): v.decode() for k, v in scope["headers"]}, body=body)
         )
+        hold = self.holds.popleft() if self.holds else None
+        if self.on_request is not None:
+            await self.on_request()
+        if hold is not None:
+            await hold.wait()
         status = self.answers.popleft() if self.answers else 204
-        await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
-        )
-        await send({"type": "http.response.body", "body": b"nope" if status >= 300 else b""})
+        body = self.bodies.popleft() if self.bodies else (b"nope" if status >= 300 else b"")
+        headers = [(b"content-type", b"text/plain")]
+        if self.drip_chunks:
+            headers.append((b"content-length", str(self.drip_chunks + len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for _ in range(self.drip_chunks):
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            await asyncio.sleep(0.1)
+        await send({"type": "http.response.body", "body": body})
 
 
 def _free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -18,10 +19,11 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
-from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
+from loyalty_api.webhooks.delivery import LEASE, dispatch_events, lease_length, send_due
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.webhooks.models import WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
+from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
@@ -335,3 +337,112 @@ async def test_the_worker_delivers_on_its_own_and_metrics_show_the_queue(
     assert 'loyalty_webhook_deliveries{status="pending"} 1.0' in metrics
     assert "loyalty_webhook_deliveries_retrying 1.0" in metrics
     assert "loyalty_webhook_oldest_pending_seconds" in metrics
+
+
+async def test_a_response_body_with_a_nul_byte_is_recorded(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    # PostgreSQL text cannot hold NUL: storing the receiver's body as it came failed the whole batch, and the
+    # delivery was sent again at every lease, never recorded.
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.answers.append(200)
+    receiver.bodies.append(b"ok\x00done")
+    assert await pump(units) == 1
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 1}
+    [attempt] = await rows(app, "SELECT status_code, response_body FROM webhook_attempts")
+    assert attempt == {"status_code": 200, "response_body": "ok\ufffddone"}
+
+
+async def test_an_endpoint_deleted_mid_send_does_not_break_the_batch(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+) -> None:
+    doomed, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    kept, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    deleted: list[int] = []
+
+    async def delete_doomed() -> None:  # at the first request of the two
+        if not deleted:
+            deleted.append(0)
+            response = await client.delete(f"/v1/webhook-endpoints/{doomed}", headers=bearer(admin_key))
+            deleted[0] = response.status_code
+
+    receiver.on_request = delete_doomed
+    await dispatch_events(units)
+    assert await send_due(units, rng=random.Random(7)) == 2  # raised an IntegrityError for the whole batch
+    assert deleted == [204]
+    assert len(receiver.received) == 2
+    [delivery] = await rows(app, "SELECT endpoint_id, status FROM webhook_deliveries")
+    assert (str(uuid.UUID(str(delivery["endpoint_id"]))), delivery["status"]) == (kept, "succeeded")
+    assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 1
+
+
+async def test_a_late_attempt_does_not_undo_the_send_that_took_over_its_lease(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    await dispatch_events(units)
+    slow = asyncio.Event()
+    receiver.holds.append(slow)  # the first send hangs at the receiver past its lease
+    receiver.answers.extend([204, 500])  # the second send (taken over) succeeds, then the first fails
+    first = asyncio.create_task(send_due(units, rng=random.Random(7)))
+    for _ in range(3000):
+        if receiver.received:
+            break
+        await asyncio.sleep(0.01)
+    clock.advance(timedelta(hours=1))  # the first worker's lease has run out: another one sends
+    assert await send_due(units, rng=random.Random(7)) == 1
+    slow.set()
+    assert await first == 1
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery["status"] == "succeeded"  # the late failure did not put it back in the queue
+    assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 2  # both attempts are kept
+    clock.advance(timedelta(minutes=10))
+    assert await pump(units) == 0
+    assert len(receiver.received) == 2
+
+
+async def test_a_receiver_that_answers_slowly_is_cut_off_at_the_timeout(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    # httpx's timeout bounds each read, not the request: a receiver dripping a byte at a time held the worker.
+    impatient = UnitsOfWork(
+        units.database,
+        units.clock,
+        units.vault,
+        units.settings.model_copy(update={"webhook_timeout_seconds": 0.5}),
+    )
+    impatient.cache = units.cache
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.answers.append(200)
+    receiver.drip_chunks = 40  # 4 s of body, 0.1 s between bytes
+    assert await pump(impatient) == 1
+    [attempt] = await rows(app, "SELECT status_code, error FROM webhook_attempts")
+    assert attempt["status_code"] is None and attempt["error"].startswith("timed out")
+    [delivery] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert delivery["status"] == "pending"
+
+
+def test_a_lease_outlasts_the_slowest_batch(units: UnitsOfWork) -> None:
+    # A batch of 100 goes out 16 at a time, each send up to the DNS check plus the timeout: a fixed 60 s lease
+    # ran out while the last ones still waited their turn, and another worker sent them too.
+    for timeout in (1.0, 10.0, 60.0):
+        settings = units.settings.model_copy(update={"webhook_timeout_seconds": timeout})
+        slowest = math.ceil(100 / 16) * timedelta(seconds=RESOLVE_TIMEOUT_SECONDS + timeout)
+        assert lease_length(settings, 100) > slowest

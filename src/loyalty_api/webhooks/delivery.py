@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 import uuid
@@ -22,12 +23,15 @@ import httpx
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.settings import Settings
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository, Outgoing
 from loyalty_api.webhooks.endpoints import ordering_key
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
-from loyalty_api.webhooks.targets import check_target
+from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS, check_target
+
+logger = logging.getLogger("loyalty_api.webhooks")
 
 # After the first attempt fails: wait this long before each next one (±10 % jitter), then give up.
 BACKOFF = (
@@ -39,12 +43,22 @@ BACKOFF = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # the margin of a lease beyond the longest its batch of sends can take
 RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
+_RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
 _SENDERS = 16  # sends in flight at once per worker
 # A run stops after this many batches even with more to do, so a stopping worker finishes soon; the worker
 # (or `loyalty-api jobs`) simply runs it again.
 _BATCHES_PER_RUN = 20
+
+
+def lease_length(settings: Settings, batch: int) -> timedelta:
+    """How long a batch of deliveries is leased: long enough for its last send to start and finish (the
+    batch goes out _SENDERS at a time, each send bounded by the DNS check and the timeout), so another worker
+    never takes over a delivery that is still waiting its turn here."""
+    waves = -(-batch // _SENDERS)
+    per_send = timedelta(seconds=RESOLVE_TIMEOUT_SECONDS + settings.webhook_timeout_seconds)
+    return LEASE + waves * per_send
 
 
 def retry_delay(failed_attempts: int, rng: random.Random) -> timedelta | None:
@@ -147,7 +161,9 @@ async def send_due(
             async with units.begin() as uow:
                 now = uow.clock.now()
                 repo = DeliveryRepository(uow.session)
-                leased = await repo.lease_due(now, until=now + LEASE, limit=batch)
+                leased = await repo.lease_due(
+                    now, until=now + lease_length(units.settings, batch), limit=batch
+                )
                 outgoing = await repo.list_outgoing(leased) if leased else []
             if not outgoing:
                 return attempted
@@ -164,10 +180,19 @@ async def send_due(
 async def _send_one(
     units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing, gate: asyncio.Semaphore, rng: random.Random
 ) -> None:
+    """One delivery: whatever goes wrong with it stays with it, and the rest of the batch goes on."""
     async with gate:
-        outcome = await _attempt(units, http, item)
-    async with units.begin() as uow:
-        await _settle(uow, item, outcome, rng)
+        try:
+            outcome = await _attempt(units, http, item)
+        except Exception as exc:
+            logger.exception("webhook send failed", extra={"delivery_id": str(item.delivery_id)})
+            outcome = Outcome(None, f"internal error: {type(exc).__name__}", None, 0)
+    try:
+        async with units.begin() as uow:
+            await _settle(uow, item, outcome, rng)
+    except Exception:
+        # Its lease runs out and it is sent again: at least once.
+        logger.exception("webhook attempt not recorded", extra={"delivery_id": str(item.delivery_id)})
 
 
 def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:
@@ -204,17 +229,55 @@ async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) 
             _secrets(units, item, units.clock.now()), str(item.event_id), timestamp, body
         ),
     }
+    timeout = units.settings.webhook_timeout_seconds
     try:
-        response = await http.post(item.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+        # httpx's timeout bounds each connect and read, not the exchange: a receiver answering a byte at a
+        # time would hold the send (and the lease) for ever.
+        async with asyncio.timeout(timeout):
+            async with http.stream("POST", item.url, content=body, headers=headers) as response:
+                return done(response.status_code, None, await _start_of_body(response))
+    except TimeoutError:
+        return done(None, f"timed out after {timeout:g} s")
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return done(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
-    return done(response.status_code, None, response.text[:RESPONSE_KEPT])
+
+
+async def _start_of_body(response: httpx.Response) -> str:
+    """The first RESPONSE_KEPT characters of the body, reading no more than that needs, without NUL
+    (PostgreSQL text cannot hold it)."""
+    start = bytearray()
+    async for chunk in response.aiter_bytes():
+        start += chunk
+        if len(start) >= _RESPONSE_READ:
+            break
+    text = bytes(start[:_RESPONSE_READ]).decode(response.encoding or "utf-8", errors="replace")
+    return text[:RESPONSE_KEPT].replace("\x00", "\ufffd")
 
 
 async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random.Random) -> None:
+    """Record the attempt and, if this worker still holds the lease it sent under, what becomes of the
+    delivery. A lease that ran out and was taken over (or reset by a retry) belongs to another send: this
+    late outcome is kept as an attempt but decides nothing. A delivery deleted meanwhile (its endpoint was
+    deleted) leaves nothing to record."""
     now = uow.clock.now()
     repo = DeliveryRepository(uow.session)
     error = outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}")
+    if outcome.succeeded:
+        status, next_at = "succeeded", now
+    else:
+        delay = retry_delay(item.attempts + 1, rng)
+        status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
+    owned = await repo.finish_attempt(
+        item.delivery_id,
+        lease=item.leased_until,
+        status=status,
+        at=now,
+        next_attempt_at=next_at,
+        status_code=outcome.status_code,
+        error=error,
+    )
+    if not owned and not await repo.lock_delivery_key(item.delivery_id):
+        return
     await repo.insert_attempt(
         item.delivery_id,
         at=now,
@@ -222,19 +285,6 @@ async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random
         error=error,
         duration_ms=outcome.duration_ms,
         response_body=outcome.response_body,
-    )
-    if outcome.succeeded:
-        status, next_at = "succeeded", now
-    else:
-        delay = retry_delay(item.attempts + 1, rng)
-        status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
-    await repo.finish_attempt(
-        item.delivery_id,
-        status=status,
-        at=now,
-        next_attempt_at=next_at,
-        status_code=outcome.status_code,
-        error=error,
     )
     await _track_endpoint(uow, item.endpoint_id, succeeded=outcome.succeeded, now=now)
 

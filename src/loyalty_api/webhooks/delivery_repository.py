@@ -42,6 +42,7 @@ class Outgoing:
     occurred_at: datetime
     payload: dict[str, Any]
     attempts: int
+    leased_until: datetime | None  # the lease this send holds, as stored
 
 
 class DeliveryRepository:
@@ -135,6 +136,7 @@ class DeliveryRepository:
                 OutboxEvent.occurred_at,
                 OutboxEvent.payload,
                 WebhookDelivery.attempts,
+                WebhookDelivery.leased_until,
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
@@ -169,15 +171,20 @@ class DeliveryRepository:
         self,
         delivery_id: uuid.UUID,
         *,
+        lease: datetime | None,
         status: str,
         at: datetime,
         next_attempt_at: datetime,
         status_code: int | None,
         error: str | None,
-    ) -> None:
-        await self.session.execute(
+    ) -> bool:
+        """Settle the delivery if it still holds `lease` (nobody took it over or reset it meanwhile)."""
+        held = (
+            WebhookDelivery.leased_until.is_(None) if lease is None else WebhookDelivery.leased_until == lease
+        )
+        result = await self.session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
+            .where(WebhookDelivery.id == delivery_id, held)
             .values(
                 status=status,
                 attempts=WebhookDelivery.attempts + 1,
@@ -188,8 +195,17 @@ class DeliveryRepository:
                 last_error=error,
                 delivered_at=at if status == "succeeded" else None,
             )
+            .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
+        return result.scalar_one_or_none() is not None
+
+    async def lock_delivery_key(self, delivery_id: uuid.UUID) -> bool:
+        """Whether the delivery exists, kept from being deleted until commit (PostgreSQL: FOR KEY SHARE)."""
+        query = select(WebhookDelivery.id).where(WebhookDelivery.id == delivery_id)
+        if self._skip_locked:
+            query = query.with_for_update(key_share=True)
+        return (await self.session.execute(query)).scalar_one_or_none() is not None
 
     async def lock_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
