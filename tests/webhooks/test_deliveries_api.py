@@ -123,7 +123,7 @@ class TestReplay:
         assert [d["id"] for d in again] == [d["id"] for d in made]
         assert all(d["status"] == "pending" for d in again)
         assert all(d["next_attempt_at"] == iso(START + timedelta(hours=3)) for d in again)
-        assert [d["attempts"] for d in again] == [1, 8]  # the record of earlier attempts stays
+        assert [d["attempts"] for d in again] == [0, 0]  # a fresh run of back-off before giving up
         assert await count(app, "webhook_deliveries") == 2
 
     async def test_replay_leaves_a_delivery_a_worker_is_sending(
@@ -338,7 +338,7 @@ class TestRetry:
         assert retried["status"] == "pending"
         assert retried["next_attempt_at"] == iso(START + timedelta(minutes=10))
         assert retried["leased_until"] is None
-        assert retried["attempts"] == 8
+        assert retried["attempts"] == 0  # a fresh run of back-off; earlier attempts stay in the log
         assert retried["last_status_code"] == 500
         found = (
             await client.get(f"/v1/webhook-deliveries/{delivery['id']}", headers=bearer(admin_key))

@@ -317,7 +317,13 @@ async def test_after_the_last_back_off_the_delivery_is_given_up(
 
 
 async def test_the_worker_delivers_on_its_own_and_metrics_show_the_queue(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
 ) -> None:
     await add_endpoint(units, receiver.url, event_types=["points.earned"])
     receiver.fail_next(500)  # the first try fails: a retry waits 5 s
@@ -336,7 +342,9 @@ async def test_the_worker_delivers_on_its_own_and_metrics_show_the_queue(
     metrics = (await client.get("/metrics")).text
     assert 'loyalty_webhook_deliveries{status="pending"} 1.0' in metrics
     assert "loyalty_webhook_deliveries_retrying 1.0" in metrics
-    assert "loyalty_webhook_oldest_pending_seconds" in metrics
+    clock.advance(timedelta(minutes=1))
+    later = (await client.get("/metrics")).text
+    assert "loyalty_webhook_oldest_pending_seconds 60.0" in later
 
 
 async def test_a_response_body_with_a_nul_byte_is_recorded(

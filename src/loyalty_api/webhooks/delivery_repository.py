@@ -73,9 +73,12 @@ class DeliveryRepository:
         return [EndpointTarget(id=i, event_types=list(types or [])) for i, types in result.all()]
 
     async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
+        """One multi-row INSERT per 500 rows (a replay may already have made some: those are left alone)."""
+        for first in range(0, len(rows), 500):
             await self.session.execute(
-                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"]).values(row)
+                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"]).values(
+                    list(rows[first : first + 500])
+                )
             )
 
     async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:

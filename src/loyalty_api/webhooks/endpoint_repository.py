@@ -179,7 +179,8 @@ def _not_leased(now: datetime) -> ColumnElement[bool]:
 
 
 def _due_now(now: datetime) -> dict[str, Any]:
-    return {"status": "pending", "next_attempt_at": now, "leased_until": None}
+    # A fresh run of back-off: earlier attempts stay in the attempt log but do not count towards giving up.
+    return {"status": "pending", "next_attempt_at": now, "leased_until": None, "attempts": 0}
 
 
 def _events_matching(since: datetime, event_types: Sequence[str]) -> ColumnElement[bool]:

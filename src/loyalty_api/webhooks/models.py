@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,6 +14,15 @@ class OutboxEvent(IdMixin, Base):
     """A domain event, written in the same transaction as the change it records."""
 
     __tablename__ = "outbox_events"
+    # The worker's claim reads only what is not dispatched yet, in id order: the index holds just those rows.
+    __table_args__ = (
+        Index(
+            "ix_outbox_events__undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     type: Mapped[str] = mapped_column(String(64), index=True)
     occurred_at: Mapped[datetime]
@@ -21,7 +30,7 @@ class OutboxEvent(IdMixin, Base):
     aggregate_id: Mapped[str] = mapped_column(String(64), index=True)
     member_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     payload: Mapped[dict[str, Any]]
-    dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+    dispatched_at: Mapped[datetime | None]
 
 
 class WebhookEndpoint(IdMixin, Base):
@@ -51,7 +60,15 @@ class WebhookDelivery(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         Index(None, "status", "next_attempt_at"),
-        Index(None, "endpoint_id", "ordering_key", "id"),
+        # The head-of-queue check looks only at pending deliveries of one endpoint and member.
+        Index(
+            None,
+            "endpoint_id",
+            "ordering_key",
+            "event_id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
