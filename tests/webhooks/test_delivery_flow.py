@@ -15,18 +15,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, lease_length, send_due
-from loyalty_api.webhooks.delivery_repository import DeliveryRepository
+from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
 from loyalty_api.webhooks.models import WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
+from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.webhooks.receiver import Receiver, running_receiver
@@ -454,3 +456,22 @@ def test_a_lease_outlasts_the_slowest_batch(units: UnitsOfWork) -> None:
         settings = units.settings.model_copy(update={"webhook_timeout_seconds": timeout})
         slowest = math.ceil(100 / 16) * timedelta(seconds=RESOLVE_TIMEOUT_SECONDS + timeout)
         assert lease_length(settings, 100) > slowest
+
+
+async def test_events_are_fanned_out_by_one_worker_at_a_time(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    # Two workers fanning out at once could put a member's later event in the queue before an earlier one
+    # that the other worker still holds; so fan-out is one worker at a time.
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    if is_postgres():
+        async with units.database.engine.connect() as other_worker:
+            await other_worker.execute(text("BEGIN"))
+            await other_worker.execute(text(f"SELECT pg_advisory_xact_lock({DISPATCH_LOCK})"))
+            assert await dispatch_events(units) == 0  # its turn is taken: nothing done, nothing waited for
+            assert await rows(app, "SELECT id FROM webhook_deliveries") == []
+            await other_worker.execute(text("ROLLBACK"))
+    assert await dispatch_events(units) == len(await rows(app, "SELECT id FROM outbox_events")) > 0
+    assert await dispatch_events(units) == 0
+    assert len(await rows(app, "SELECT id FROM webhook_deliveries")) == 1

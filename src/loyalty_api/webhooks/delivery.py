@@ -76,6 +76,8 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
     for _ in range(_BATCHES_PER_RUN):
         async with units.begin() as uow:
             repo = DeliveryRepository(uow.session)
+            if not await repo.take_dispatch_turn():
+                break  # another worker is fanning out; it will take these events too
             events = await repo.claim_undispatched(batch)
             if not events:
                 return dispatched

@@ -18,6 +18,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
+DISPATCH_LOCK = 0x10_7A_17_0B  # the advisory lock key of the fan-out turn
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 
 
@@ -53,6 +54,15 @@ class DeliveryRepository:
     def _skip_locked(self) -> bool:
         # SQLite has no row locks: its writing transactions already run one at a time.
         return self.session.get_bind().dialect.name == "postgresql"
+
+    async def take_dispatch_turn(self) -> bool:
+        """Whether this transaction may fan events out. One at a time keeps each member's events in order:
+        with two at once, a later event could reach the deliveries table (and be sent) before an earlier one
+        another worker still holds. PostgreSQL: a transaction-scoped advisory lock, not waited for. SQLite:
+        writing transactions already run one at a time."""
+        if not self._skip_locked:
+            return True
+        return bool(await self.session.scalar(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))))
 
     async def claim_undispatched(self, limit: int) -> Sequence[OutboxEvent]:
         """Outbox events not fanned out yet, oldest first (PostgreSQL skips rows another worker holds)."""
