@@ -475,3 +475,40 @@ async def test_events_are_fanned_out_by_one_worker_at_a_time(
     assert await dispatch_events(units) == len(await rows(app, "SELECT id FROM outbox_events")) > 0
     assert await dispatch_events(units) == 0
     assert len(await rows(app, "SELECT id FROM webhook_deliveries")) == 1
+
+
+async def test_an_event_too_large_to_send_is_given_up_at_once_without_blaming_the_endpoint(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    tight = UnitsOfWork(
+        units.database,
+        units.clock,
+        units.vault,
+        units.settings.model_copy(update={"webhook_max_payload_bytes": 10}),
+    )
+    tight.cache = units.cache
+    await dispatch_events(tight)
+    assert await send_due(tight) == 1
+    assert receiver.received == []
+    [delivery] = await rows(app, "SELECT status, attempts, last_error FROM webhook_deliveries")
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 1)
+    assert "over the limit" in delivery["last_error"]
+    [endpoint] = await rows(app, "SELECT enabled, failing_since FROM webhook_endpoints")
+    assert endpoint == {"enabled": True, "failing_since": None}
+
+
+async def test_the_oldest_pending_age_leaves_out_disabled_endpoints(
+    app: FastAPI, units: UnitsOfWork, client: httpx.AsyncClient, pos_key: str, member: str, clock: FrozenClock
+) -> None:
+    endpoint_id, _ = await add_endpoint(units, "http://127.0.0.1:9/never", event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    await dispatch_events(units)
+    clock.advance(timedelta(minutes=2))
+    assert "loyalty_webhook_oldest_pending_seconds 120.0" in (await client.get("/metrics")).text
+    async with units.begin() as uow:
+        endpoint = await DeliveryRepository(uow.session).lock_endpoint(uuid.UUID(endpoint_id))
+        assert endpoint is not None
+        endpoint.enabled = False
+    assert "loyalty_webhook_oldest_pending_seconds 0.0" in (await client.get("/metrics")).text

@@ -125,6 +125,8 @@ class Outcome:
     error: str | None
     response_body: str | None
     duration_ms: int
+    # Trying again cannot help (the event is too large to send): given up at once, not the endpoint's fault.
+    hopeless: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -209,12 +211,14 @@ def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:
 async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) -> Outcome:
     started = time.monotonic()
 
-    def done(status_code: int | None, error: str | None, body: str | None = None) -> Outcome:
-        return Outcome(status_code, error, body, int((time.monotonic() - started) * 1000))
+    def done(
+        status_code: int | None, error: str | None, body: str | None = None, hopeless: bool = False
+    ) -> Outcome:
+        return Outcome(status_code, error, body, int((time.monotonic() - started) * 1000), hopeless)
 
     body = message_body(item)
     if len(body) > units.settings.webhook_max_payload_bytes:
-        return done(None, f"payload of {len(body)} bytes is over the limit")
+        return done(None, f"payload of {len(body)} bytes is over the limit", hopeless=True)
     try:
         await check_target(item.url, allow_private=units.settings.webhook_allow_private_targets)
     except LoyaltyError as exc:
@@ -266,6 +270,8 @@ async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random
     error = outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}")
     if outcome.succeeded:
         status, next_at = "succeeded", now
+    elif outcome.hopeless:
+        status, next_at = "failed", now
     else:
         delay = retry_delay(item.attempts + 1, rng)
         status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
@@ -288,7 +294,8 @@ async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random
         duration_ms=outcome.duration_ms,
         response_body=outcome.response_body,
     )
-    await _track_endpoint(uow, item.endpoint_id, succeeded=outcome.succeeded, now=now)
+    if not outcome.hopeless:
+        await _track_endpoint(uow, item.endpoint_id, succeeded=outcome.succeeded, now=now)
 
 
 async def _track_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID, *, succeeded: bool, now: datetime) -> None:

@@ -248,7 +248,11 @@ class DeliveryRepository:
         return int(await self.session.scalar(query) or 0)
 
     async def oldest_pending_since(self) -> datetime | None:
+        """Of the deliveries that are waiting to be sent: those of a disabled endpoint wait for an operator,
+        not for the worker, and would otherwise make the age grow for ever."""
         found: datetime | None = await self.session.scalar(
-            select(func.min(WebhookDelivery.created_at)).where(WebhookDelivery.status == "pending")
+            select(func.min(WebhookDelivery.created_at))
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.status == "pending", WebhookEndpoint.enabled.is_(True))
         )
         return found
