@@ -17,7 +17,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.models import WebhookEndpoint
 from tests.builders import enrol, make_key
 from tests.conftest import START, bearer
-from tests.inspect_db import count, rows
+from tests.inspect_db import count, events, rows
 from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_attempt, create_endpoint, set_endpoint
 
 SECRET_FIELDS = {"secret", "secret_encrypted", "previous_secret", "previous_secret_encrypted"}
@@ -468,3 +468,29 @@ class TestListing:
         response = await client.get("/v1/webhook-endpoints?cursor=!!", headers=bearer(admin_key))
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "cursor"
+
+
+class TestAudit:
+    async def test_every_change_to_an_endpoint_is_an_event_without_its_url_or_secret(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        endpoint = await create_endpoint(client, admin_key, url="https://93.184.216.34/hooks?token=s3cr3t")
+        path = f"/v1/webhook-endpoints/{endpoint['id']}"
+        assert (
+            await client.patch(path, json={"enabled": False}, headers=bearer(admin_key))
+        ).status_code == 200
+        rotated = await client.post(f"{path}/rotate-secret", json={}, headers=bearer(admin_key))
+        assert rotated.status_code == 200
+        assert (await client.delete(path, headers=bearer(admin_key))).status_code == 204
+
+        changes = await events(app, "webhook_endpoint.changed")
+        assert [(e["payload"]["change"], e["payload"]["enabled"]) for e in changes] == [
+            ("created", True),
+            ("updated", False),
+            ("secret_rotated", False),
+            ("deleted", False),
+        ]
+        assert {e["payload"]["endpoint_id"] for e in changes} == {endpoint["id"]}
+        written = str([e["payload"] for e in changes])
+        for secret in (endpoint["secret"], rotated.json()["secret"], "s3cr3t"):
+            assert secret not in written

@@ -15,7 +15,7 @@ from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier
 from loyalty_api.webhooks.outbox import emit_for_programme
 
 
@@ -65,7 +65,10 @@ def properties_of(row: Benefit) -> BenefitProperties:
 
 
 async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:
-    ladder = await tiers.get_ladder(uow)
+    return _shown(row, await tiers.get_ladder(uow))
+
+
+def _shown(row: Benefit, ladder: Ladder) -> BenefitView:
     sources = [
         BenefitSource(type="tier", ref=t.code, name=t.name)
         for t in ladder.tiers
@@ -127,7 +130,8 @@ async def get_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> BenefitView:
 
 
 async def list_benefits(uow: UnitOfWork) -> list[BenefitView]:
-    return [await _view(uow, row) for row in await BenefitRepository(uow.session).list_benefits()]
+    ladder = await tiers.get_ladder(uow)  # once for the list: the sources of every benefit come from it
+    return [_shown(row, ladder) for row in await BenefitRepository(uow.session).list_benefits()]
 
 
 async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
@@ -148,17 +152,21 @@ async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefi
     state, tier = await tiers.member_tier(uow, member_id)
     if state is None:
         raise MemberNotFound()
-    effective: list[EffectiveBenefit] = []
-    if tier is not None and state.status == "active":
-        source = BenefitSource(type="tier", ref=tier.code, name=tier.name)
-        effective = [
-            EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=[source])
-            for b in tier.benefits
-            if b.active
-        ]
     return MemberBenefits(
         member_id=member_id,
         tier_code=None if tier is None else tier.code,
         tier_name=None if tier is None else tier.name,
-        benefits=effective,
+        benefits=benefits_in_force(tier) if state.status == "active" else [],
     )
+
+
+def benefits_in_force(tier: LadderTier | None) -> list[EffectiveBenefit]:
+    """The active benefits an active member on `tier` has, each with where it comes from."""
+    if tier is None:
+        return []
+    source = BenefitSource(type="tier", ref=tier.code, name=tier.name)
+    return [
+        EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=[source])
+        for b in tier.benefits
+        if b.active
+    ]

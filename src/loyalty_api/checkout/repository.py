@@ -1,4 +1,5 @@
-"""The checkout quote's own query: what the member may pay with, read without locking anything."""
+"""The checkout quote's own query: the member's standing and what they may pay with, in one statement,
+read without locking anything."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from loyalty_api.points.models import PointsAccount
 
 # A plain SELECT: no FOR UPDATE, so a quote never waits for, nor holds up, an earn or a redeem.
 _PAYER = (
-    select(Member.status, PointsAccount.balance - PointsAccount.held)
+    select(Member.status, Member.tier_id, PointsAccount.balance - PointsAccount.held)
     .join(PointsAccount, PointsAccount.member_id == Member.id)
     .where(Member.id == bindparam("member_id"))
 )
@@ -22,6 +23,7 @@ _PAYER = (
 @dataclass(frozen=True, slots=True)
 class Payer:
     status: str
+    tier_id: uuid.UUID | None
     available: int  # balance − held as stored: a read-only quote neither releases holds nor expires lots
 
 
@@ -31,4 +33,4 @@ class CheckoutRepository:
 
     async def get_payer(self, member_id: uuid.UUID) -> Payer | None:
         row = (await self.session.execute(_PAYER, {"member_id": member_id})).one_or_none()
-        return None if row is None else Payer(status=row[0], available=int(row[1]))
+        return None if row is None else Payer(status=row[0], tier_id=row[1], available=int(row[2]))

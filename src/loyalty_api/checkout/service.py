@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from loyalty_api.benefits.service import EffectiveBenefit, member_benefits
+from loyalty_api.benefits.service import EffectiveBenefit, benefits_in_force
 from loyalty_api.checkout.quote import (
     COUPON,
     AppliedDiscount,
@@ -34,6 +34,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.money import Money
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
+from loyalty_api.tiers.service import get_ladder
 
 RejectReason = Literal["not_found", "used", "expired", "not_yet_valid", "conditions_not_met"]
 
@@ -83,16 +84,16 @@ async def quote(
     InvalidField when two codes name the same coupon."""
     program = await get_program(uow)
     check_cart(cart, program.currency)
-    entitled = await member_benefits(uow, member_id)
     payer = await CheckoutRepository(uow.session).get_payer(member_id)
     if payer is None:
         raise MemberNotFound()
     if payer.status != "active":
         raise MemberNotActive(f"The member is {payer.status}")
+    tier = (await get_ladder(uow)).by_id(payer.tier_id)
     coupons = await coupons_for_checkout(uow, member_id=member_id, codes=coupon_codes) if coupon_codes else []
 
     now = uow.clock.now()
-    offers = [_benefit_offer(benefit) for benefit in entitled.benefits]
+    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier)]
     refused: dict[str, CouponRejection] = {}
     named: dict[str, str] = {}  # stored code → code as named
     for code, coupon in zip(coupon_codes, coupons, strict=True):
@@ -134,9 +135,7 @@ async def quote(
         refused[code] = CouponRejection(code=code, reason="conditions_not_met", detail=detail)
     return Quote(
         member_id=member_id,
-        tier=None
-        if entitled.tier_code is None
-        else TierRef(code=entitled.tier_code, name=entitled.tier_name or entitled.tier_code),
+        tier=None if tier is None else TierRef(code=tier.code, name=tier.name),
         currency=program.currency,
         subtotal=cart.subtotal,
         shipping=cart.shipping,

@@ -20,7 +20,7 @@ from loyalty_api.coupons.events import CouponIssued, CouponUsed
 from loyalty_api.coupons.models import Coupon
 from loyalty_api.coupons.repository import CouponRepository, ListFilter
 from loyalty_api.coupons.validity import CouponState, ListedStatus, coupon_state, listed_status
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
@@ -198,9 +198,8 @@ async def list_coupons(
     rows = await CouponRepository(uow.session).list_coupons(
         member_id, status=status, now=uow.clock.now(), before_id=decode_cursor(cursor), limit=limit + 1
     )
-    more = len(rows) > limit
-    items = await as_shown(uow, [_view(row) for row in rows[:limit]])
-    return Page(items=items, next_cursor=encode_cursor(items[-1].coupon.id) if more else None)
+    page = page_of(rows, limit, lambda row: row.id)
+    return page.with_items(await as_shown(uow, [_view(row) for row in page.items]))
 
 
 async def use_coupon(

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Final, Literal
 
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
@@ -364,7 +364,5 @@ async def list_members(
     records = await MemberRepository(uow.session).list_records(
         tier_id=tier_id, status=status, after_id=after_id, limit=limit + 1
     )
-    more = len(records) > limit
-    records = records[:limit]
-    next_cursor = encode_cursor(records[-1].member.id) if more else None
-    return Page(items=[_profile(uow, r) for r in records], next_cursor=next_cursor)
+    page = page_of(records, limit, lambda record: record.member.id)
+    return page.with_items([_profile(uow, r) for r in page.items])

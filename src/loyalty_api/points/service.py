@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.benefits.kinds import PointsMultiplier
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
@@ -389,6 +389,4 @@ async def ledger(
     entries = await LedgerRepository(uow.session).list_entries(
         member_id, types=types, since=since, until=until, before_id=decode_cursor(cursor), limit=limit + 1
     )
-    more = len(entries) > limit
-    entries = list(entries[:limit])
-    return Page(items=entries, next_cursor=encode_cursor(entries[-1].id) if more else None)
+    return page_of(entries, limit, lambda entry: entry.id)

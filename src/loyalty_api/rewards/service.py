@@ -18,7 +18,7 @@ from typing import Literal
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.points.accounts import debit_available, member_for_points, record_entry, spend_lots
@@ -183,9 +183,8 @@ async def list_rewards(
     rows = await RewardRepository(uow.session).list_rewards(
         on_offer_at=uow.clock.now() if only_offered else None, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    more = len(rows) > limit
-    items = await _views(uow, list(rows[:limit]))
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    page = page_of(rows, limit, lambda row: row.id)
+    return page.with_items(await _views(uow, list(page.items)))
 
 
 @dataclass(frozen=True, slots=True)

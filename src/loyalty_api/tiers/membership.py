@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
@@ -408,6 +408,4 @@ async def history(
     changes: Sequence[TierChange] = await MemberTierRepository(uow.session).list_changes(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )
-    more = len(changes) > limit
-    items = list(changes[:limit])
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return page_of(changes, limit, lambda change: change.id)

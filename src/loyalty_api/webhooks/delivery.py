@@ -20,12 +20,11 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.settings import Settings
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository, Outgoing
-from loyalty_api.webhooks.endpoints import ordering_key
+from loyalty_api.webhooks.endpoints import new_delivery
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
@@ -85,22 +84,7 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
             now = uow.clock.now()
             await repo.insert_deliveries(
                 [
-                    {
-                        "id": new_id(),
-                        "endpoint_id": endpoint.id,
-                        "event_id": event.id,
-                        "event_type": event.type,
-                        "ordering_key": ordering_key(event),
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "leased_until": None,
-                        "last_attempt_at": None,
-                        "last_status_code": None,
-                        "last_error": None,
-                        "created_at": now,
-                        "delivered_at": None,
-                    }
+                    new_delivery(endpoint.id, event, now)
                     for event in events
                     for endpoint in endpoints
                     if not endpoint.event_types or event.type in endpoint.event_types

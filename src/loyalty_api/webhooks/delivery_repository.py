@@ -82,14 +82,18 @@ class DeliveryRepository:
         )
         return [EndpointTarget(id=i, event_types=list(types or [])) for i, types in result.all()]
 
-    async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
-        """One multi-row INSERT per 500 rows (a replay may already have made some: those are left alone)."""
+    async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert deliveries, 500 to a statement, skipping any (endpoint, event) that already has one (fan-out
+        and replay may meet). Returns how many were new."""
+        inserted = 0
         for first in range(0, len(rows), 500):
-            await self.session.execute(
-                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"]).values(
-                    list(rows[first : first + 500])
-                )
+            result = await self.session.execute(
+                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"])
+                .values(list(rows[first : first + 500]))
+                .returning(_DELIVERIES.c.id)
             )
+            inserted += len(result.all())
+        return inserted
 
     async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
         await self.session.execute(

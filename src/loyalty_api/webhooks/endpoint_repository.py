@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
@@ -161,17 +160,6 @@ class EndpointRepository:
             query = query.where(OutboxEvent.id > after_id)
         result = await self.session.execute(query.order_by(OutboxEvent.id).limit(limit))
         return [EventRef(*row) for row in result.all()]
-
-    async def insert_deliveries(self, deliveries: Sequence[dict[str, Any]]) -> int:
-        """Insert deliveries, skipping any (endpoint, event) that already has one. Returns how many."""
-        if not deliveries:
-            return 0
-        result = await self.session.execute(
-            insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"])
-            .values(list(deliveries))
-            .returning(_DELIVERIES.c.id)
-        )
-        return len(result.all())
 
 
 def _not_leased(now: datetime) -> ColumnElement[bool]:

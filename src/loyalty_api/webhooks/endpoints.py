@@ -8,16 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.pagination import Page, decode_cursor, encode_cursor
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.webhooks.catalogue import is_known
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.webhooks.endpoint_repository import EndpointRepository
 from loyalty_api.webhooks.errors import DeliveryInFlight, WebhookDeliveryNotFound, WebhookEndpointNotFound
+from loyalty_api.webhooks.events import WebhookEndpointChanged
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.webhooks.targets import check_target
 
@@ -107,6 +110,48 @@ def ordering_key(event: Aggregated) -> str:
     return f"{event.aggregate_type}:{event.aggregate_id}"[:_ORDERING_KEY_LENGTH]
 
 
+class DeliveredEvent(Aggregated, Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+
+
+def new_delivery(endpoint_id: uuid.UUID, event: DeliveredEvent, now: datetime) -> dict[str, Any]:
+    """The row of a delivery of `event` to the endpoint, due now."""
+    return {
+        "id": new_id(),
+        "endpoint_id": endpoint_id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "ordering_key": ordering_key(event),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "leased_until": None,
+        "last_attempt_at": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
+
+
+async def _changed(
+    uow: UnitOfWork, row: WebhookEndpoint, change: Literal["created", "updated", "secret_rotated", "deleted"]
+) -> None:
+    # Neither the URL (it may carry a token) nor any secret goes into the event.
+    await emit(
+        uow,
+        WebhookEndpointChanged(
+            endpoint_id=row.id, change=change, enabled=row.enabled, event_types=list(row.event_types or [])
+        ),
+        aggregate_type="webhook_endpoint",
+        aggregate_id=str(row.id),
+        member_id=None,
+    )
+
+
 async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID) -> WebhookEndpoint:
     row = await EndpointRepository(uow.session).get_endpoint(endpoint_id)
     if row is None:
@@ -135,6 +180,7 @@ async def create_endpoint(
         updated_at=now,
     )
     await EndpointRepository(uow.session).insert_endpoint(row)
+    await _changed(uow, row, "created")
     return IssuedSecret(endpoint=_endpoint(row), secret=secret)
 
 
@@ -146,8 +192,8 @@ async def list_endpoints(uow: UnitOfWork, *, limit: int, cursor: str | None) -> 
     rows = await EndpointRepository(uow.session).list_endpoints(
         before_id=decode_cursor(cursor), limit=limit + 1
     )
-    items = [_endpoint(row) for row in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    page = page_of(rows, limit, lambda row: row.id)
+    return page.with_items([_endpoint(row) for row in page.items])
 
 
 async def update_endpoint(
@@ -176,12 +222,15 @@ async def update_endpoint(
             row.disabled_reason = None
     row.updated_at = uow.clock.now()
     await EndpointRepository(uow.session).save_endpoint()
+    await _changed(uow, row, "updated")
     return _endpoint(row)
 
 
 async def delete_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> None:
+    row = await _get(uow, endpoint_id)
     if not await EndpointRepository(uow.session).delete_endpoint(endpoint_id):
         raise WebhookEndpointNotFound()
+    await _changed(uow, row, "deleted")
 
 
 async def rotate_secret(uow: UnitOfWork, endpoint_id: uuid.UUID, *, overlap_hours: int) -> IssuedSecret:
@@ -201,6 +250,7 @@ async def rotate_secret(uow: UnitOfWork, endpoint_id: uuid.UUID, *, overlap_hour
     row.secret_encrypted = uow.vault.encrypt(secret)
     row.updated_at = now
     await EndpointRepository(uow.session).save_endpoint()
+    await _changed(uow, row, "secret_rotated")
     return IssuedSecret(endpoint=_endpoint(row), secret=secret)
 
 
@@ -221,8 +271,7 @@ async def list_deliveries(
     rows = await repo.list_deliveries(
         endpoint_id, status=status, event_type=event_type, before_id=before_id, limit=limit + 1
     )
-    items = list(rows[:limit])
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return page_of(rows, limit, lambda row: row.id)
 
 
 async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetail:
@@ -259,26 +308,8 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
     while events := await repo.list_events_without_delivery(
         endpoint_id, since=since, event_types=types, after_id=after, limit=_REPLAY_BATCH
     ):
-        count += await repo.insert_deliveries(
-            [
-                {
-                    "id": new_id(),
-                    "endpoint_id": endpoint_id,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "ordering_key": ordering_key(event),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "leased_until": None,
-                    "last_attempt_at": None,
-                    "last_status_code": None,
-                    "last_error": None,
-                    "created_at": now,
-                    "delivered_at": None,
-                }
-                for event in events
-            ]
+        count += await DeliveryRepository(uow.session).insert_deliveries(
+            [new_delivery(endpoint_id, event, now) for event in events]
         )
         after = events[-1].id
     return count

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -45,3 +45,13 @@ class WebhookEndpointDisabled(Event):
     endpoint_id: uuid.UUID
     failing_since: datetime
     reason: str
+
+
+class WebhookEndpointChanged(Event):
+    event_type = "webhook_endpoint.changed"
+    description = "An operator created, changed, rotated the secret of, or deleted a webhook endpoint."
+
+    endpoint_id: uuid.UUID
+    change: Literal["created", "updated", "secret_rotated", "deleted"]
+    enabled: bool
+    event_types: list[str]
