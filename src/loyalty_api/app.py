@@ -23,10 +23,12 @@ from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.members.router import router as members_router
 from loyalty_api.ops import health
 from loyalty_api.ops.metrics import Metrics
+from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.settings import Settings
+from loyalty_api.subscriptions.router import router as subscriptions_router
 from loyalty_api.tiers.router import router as tiers_router
 from loyalty_api.webhooks.router import router as webhooks_router
 from loyalty_api.worker.runner import Worker
@@ -101,6 +103,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(tiers_router)
     app.include_router(benefits_router)
     app.include_router(checkout_router)
+    app.include_router(plans_router)
+    app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
     app.include_router(graphql_router(), include_in_schema=False)
     return app

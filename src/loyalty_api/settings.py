@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(default=120.0, gt=0, le=24 * 90)
     webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
 
+    # Paid membership: billing hears `subscription.renewal_due` (and `trial_will_end`) this long before a
+    # period ends, time to collect the next fee.
+    subscription_notice_hours: float = Field(default=72.0, ge=0, le=24 * 60)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -25,8 +25,8 @@ class BenefitWrite(KindAndProperties):
 
 
 class BenefitSourceRead(ReadModel):
-    type: str = Field(description="tier (plans and partners later)")
-    ref: str = Field(description="The source's code, e.g. the tier's")
+    type: str = Field(description="tier or plan (partners later)")
+    ref: str = Field(description="The source's code: the tier's or the plan's")
     name: str
 
 
@@ -69,6 +69,7 @@ class EffectiveBenefitRead(BaseModel):
 class MemberBenefitsRead(BaseModel):
     member_id: uuid.UUID
     tier: str | None
+    plans: list[str] = Field(description="Codes of the paid plans whose benefits the member has now")
     benefits: list[EffectiveBenefitRead]
 
     @classmethod
@@ -76,6 +77,7 @@ class MemberBenefitsRead(BaseModel):
         return cls(
             member_id=found.member_id,
             tier=found.tier_code,
+            plans=found.plan_codes,
             benefits=[
                 EffectiveBenefitRead(
                     id=b.id,

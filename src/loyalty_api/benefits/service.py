@@ -1,8 +1,9 @@
-"""Benefits: what tiers (and later plans and partners) give their members, and what one member gets."""
+"""Benefits: what tiers and paid plans (and later partners) give their members, and what one member gets."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -14,8 +15,11 @@ from loyalty_api.benefits.models import Benefit
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
+from loyalty_api.plans.service import get_catalogue
+from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier
 from loyalty_api.webhooks.outbox import emit_for_programme
 
 
@@ -28,8 +32,8 @@ class BenefitDefinition:
 
 @dataclass(frozen=True, slots=True)
 class BenefitSource:
-    type: str  # tier (plan and partner later)
-    ref: str  # the tier's code
+    type: str  # tier | plan (partner later)
+    ref: str  # the tier's or plan's code
     name: str
 
 
@@ -57,6 +61,7 @@ class MemberBenefits:
     member_id: uuid.UUID
     tier_code: str | None
     tier_name: str | None
+    plan_codes: list[str]
     benefits: list[EffectiveBenefit]
 
 
@@ -65,14 +70,18 @@ def properties_of(row: Benefit) -> BenefitProperties:
 
 
 async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:
-    return _shown(row, await tiers.get_ladder(uow))
+    return _shown(row, await tiers.get_ladder(uow), await get_catalogue(uow))
 
 
-def _shown(row: Benefit, ladder: Ladder) -> BenefitView:
+def _shown(row: Benefit, ladder: Ladder, catalogue: Catalogue) -> BenefitView:
     sources = [
         BenefitSource(type="tier", ref=t.code, name=t.name)
         for t in ladder.tiers
         if any(b.id == row.id for b in t.benefits)
+    ] + [
+        BenefitSource(type="plan", ref=p.code, name=p.name)
+        for p in catalogue.plans
+        if any(b.id == row.id for b in p.benefits)
     ]
     return BenefitView(
         id=row.id,
@@ -93,7 +102,9 @@ def _apply(row: Benefit, definition: BenefitDefinition) -> None:
 
 
 async def _changed(uow: UnitOfWork, row: Benefit, change: Literal["created", "replaced", "deleted"]) -> None:
+    # Tiers and plans carry their benefits: both cached copies are stale now.
     uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
+    uow.after_commit(lambda: uow.cache.forget(PLANS_CACHE_KEY))
     await emit_for_programme(
         uow, BenefitChanged(benefit_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
     )
@@ -130,8 +141,9 @@ async def get_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> BenefitView:
 
 
 async def list_benefits(uow: UnitOfWork) -> list[BenefitView]:
-    ladder = await tiers.get_ladder(uow)  # once for the list: the sources of every benefit come from it
-    return [_shown(row, ladder) for row in await BenefitRepository(uow.session).list_benefits()]
+    # Once for the list: the sources of every benefit come from them.
+    ladder, catalogue = await tiers.get_ladder(uow), await get_catalogue(uow)
+    return [_shown(row, ladder, catalogue) for row in await BenefitRepository(uow.session).list_benefits()]
 
 
 async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
@@ -148,25 +160,33 @@ async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
 
 
 async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefits:
-    """The member's benefits in force, each with where it comes from (their tier, for now)."""
+    """The member's benefits in force, each with where it comes from: their tier and their paid plans."""
     state, tier = await tiers.member_tier(uow, member_id)
     if state is None:
         raise MemberNotFound()
+    plans = await plans_in_force(uow, member_id) if state.status == "active" else []
     return MemberBenefits(
         member_id=member_id,
         tier_code=None if tier is None else tier.code,
         tier_name=None if tier is None else tier.name,
-        benefits=benefits_in_force(tier) if state.status == "active" else [],
+        plan_codes=[p.code for p in plans],
+        benefits=benefits_in_force(tier, plans) if state.status == "active" else [],
     )
 
 
-def benefits_in_force(tier: LadderTier | None) -> list[EffectiveBenefit]:
-    """The active benefits an active member on `tier` has, each with where it comes from."""
-    if tier is None:
-        return []
-    source = BenefitSource(type="tier", ref=tier.code, name=tier.name)
+def benefits_in_force(tier: LadderTier | None, plans: Sequence[CatalogPlan] = ()) -> list[EffectiveBenefit]:
+    """The active benefits an active member on `tier` holding `plans` has. A benefit given by several
+    sources is listed once, with all of them (the tier first)."""
+    found: dict[uuid.UUID, tuple[GrantedBenefit, list[BenefitSource]]] = {}
+    holdings = (
+        [] if tier is None else [(BenefitSource(type="tier", ref=tier.code, name=tier.name), tier.benefits)]
+    )
+    holdings += [(BenefitSource(type="plan", ref=p.code, name=p.name), p.benefits) for p in plans]
+    for source, benefits in holdings:
+        for benefit in benefits:
+            if benefit.active:
+                found.setdefault(benefit.id, (benefit, []))[1].append(source)
     return [
-        EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=[source])
-        for b in tier.benefits
-        if b.active
+        EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=sources)
+        for b, sources in found.values()
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,9 @@ from loyalty_api.points.models import PointsAccount
 
 # A plain SELECT: no FOR UPDATE, so a quote never waits for, nor holds up, an earn or a redeem.
 _PAYER = (
-    select(Member.status, Member.tier_id, PointsAccount.balance - PointsAccount.held)
+    select(
+        Member.status, Member.tier_id, Member.plan_benefits_until, PointsAccount.balance - PointsAccount.held
+    )
     .join(PointsAccount, PointsAccount.member_id == Member.id)
     .where(Member.id == bindparam("member_id"))
 )
@@ -24,6 +27,7 @@ _PAYER = (
 class Payer:
     status: str
     tier_id: uuid.UUID | None
+    plan_benefits_until: datetime | None
     available: int  # balance − held as stored: a read-only quote neither releases holds nor expires lots
 
 
@@ -33,4 +37,8 @@ class CheckoutRepository:
 
     async def get_payer(self, member_id: uuid.UUID) -> Payer | None:
         row = (await self.session.execute(_PAYER, {"member_id": member_id})).one_or_none()
-        return None if row is None else Payer(status=row[0], tier_id=row[1], available=int(row[2]))
+        return (
+            None
+            if row is None
+            else Payer(status=row[0], tier_id=row[1], plan_benefits_until=row[2], available=int(row[3]))
+        )

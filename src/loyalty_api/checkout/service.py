@@ -34,6 +34,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.money import Money
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
+from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers.service import get_ladder
 
 RejectReason = Literal["not_found", "used", "expired", "not_yet_valid", "conditions_not_met"]
@@ -90,10 +91,11 @@ async def quote(
     if payer.status != "active":
         raise MemberNotActive(f"The member is {payer.status}")
     tier = (await get_ladder(uow)).by_id(payer.tier_id)
+    now = uow.clock.now()
+    plans = await plans_in_force(uow, member_id) if has_plan_benefits(payer.plan_benefits_until, now) else []
     coupons = await coupons_for_checkout(uow, member_id=member_id, codes=coupon_codes) if coupon_codes else []
 
-    now = uow.clock.now()
-    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier)]
+    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier, plans)]
     refused: dict[str, CouponRejection] = {}
     named: dict[str, str] = {}  # stored code → code as named
     for code, coupon in zip(coupon_codes, coupons, strict=True):

@@ -7,9 +7,11 @@ from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
+from loyalty_api.plans import models as plan_models
 from loyalty_api.points import models as points_models
 from loyalty_api.program import models as program_models
 from loyalty_api.rewards import models as reward_models
+from loyalty_api.subscriptions import models as subscription_models
 from loyalty_api.tiers import models as tier_models
 from loyalty_api.webhooks import models as webhook_models
 
@@ -21,9 +23,11 @@ __all__ = [
     "earning_models",
     "idempotency_models",
     "member_models",
+    "plan_models",
     "points_models",
     "program_models",
     "reward_models",
+    "subscription_models",
     "tier_models",
     "webhook_models",
 ]

@@ -38,6 +38,9 @@ class Member(IdMixin, Base):
     # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
     tier_kept_until: Mapped[datetime | None] = mapped_column(index=True)
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
+    # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
+    # the checkout quote look for plans only when there may be one.
+    plan_benefits_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

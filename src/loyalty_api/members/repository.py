@@ -45,6 +45,7 @@ class PointsHolder:
     tier_id: uuid.UUID | None
     tier_kept_until: datetime | None
     tier_override_until: datetime | None
+    plan_benefits_until: datetime | None
 
 
 # Lookups run at the till on every sale: their statements are built once.
@@ -67,6 +68,7 @@ _POINTS_HOLDER = select(
     Member.tier_id,
     Member.tier_kept_until,
     Member.tier_override_until,
+    Member.plan_benefits_until,
 ).where(Member.id == bindparam("member_id"))
 
 # NO KEY UPDATE: rows that only reference the member (ledger, orders) still go in beside this lock.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.benefits.kinds import PointsMultiplier
+from loyalty_api.benefits.service import benefits_in_force
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
@@ -20,6 +21,7 @@ from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, 
 from loyalty_api.earning.kinds import EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
     credit_lot,
     debit_available,
@@ -50,6 +52,7 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LadderTier
@@ -79,14 +82,19 @@ async def _order_conflict(
     return default()
 
 
-def _multipliers(tier: LadderTier | None, amount: Money, channel: str | None) -> list[Multiplier]:
-    """The tier's own multiplier, then its points-multiplier benefits whose conditions the purchase meets."""
-    if tier is None:
-        return []
-    found = [Multiplier(name=tier.name, kind="tier_multiplier", factor=tier.points_multiplier)]
-    for benefit in tier.benefits:
+def _multipliers(
+    tier: LadderTier | None, plans: Sequence[CatalogPlan], amount: Money, channel: str | None
+) -> list[Multiplier]:
+    """The tier's own multiplier, then the points-multiplier benefits of the tier and the member's paid plans
+    whose conditions the purchase meets (a benefit both give counts once)."""
+    found = (
+        []
+        if tier is None
+        else [Multiplier(name=tier.name, kind="tier_multiplier", factor=tier.points_multiplier)]
+    )
+    for benefit in benefits_in_force(tier, plans):
         offer = benefit.properties
-        if not benefit.active or not isinstance(offer, PointsMultiplier):
+        if not isinstance(offer, PointsMultiplier):
             continue
         if offer.channels and channel not in offer.channels:
             continue
@@ -144,12 +152,13 @@ async def earn(
     )
     ladder = await tiers.get_ladder(uow)
     tier = ladder.by_id(member.tier_id)
+    plans = await plans_in_force(uow, member_id) if has_plan_benefits(member.plan_benefits_until, now) else []
     lines = calculate(
         purchase,
         rules=await earning.rules_in_force(uow, occurred),
         program_rate=program.earn_rate,
         rounding=program.rounding,
-        multipliers=_multipliers(tier, amount, channel),
+        multipliers=_multipliers(tier, plans, amount, channel),
     )
     points = max(sum(line.points for line in lines), 0)
     if points > MAX_POINTS_PER_EARN:

@@ -15,9 +15,11 @@ from loyalty_api.benefits import events as benefit_events
 from loyalty_api.coupons import events as coupon_events
 from loyalty_api.earning import events as earning_events
 from loyalty_api.members import events as member_events
+from loyalty_api.plans import events as plan_events
 from loyalty_api.points import events as points_events
 from loyalty_api.program import events as program_events
 from loyalty_api.rewards import events as reward_events
+from loyalty_api.subscriptions import events as subscription_events
 from loyalty_api.tiers import events as tier_events
 from loyalty_api.webhooks import events as webhook_events
 from loyalty_api.webhooks.events import CATALOGUE
@@ -27,9 +29,11 @@ EVENT_MODULES = (
     coupon_events,
     earning_events,
     member_events,
+    plan_events,
     points_events,
     program_events,
     reward_events,
+    subscription_events,
     tier_events,
     webhook_events,
 )

@@ -12,6 +12,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
+from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
 from loyalty_api.webhooks.delivery import deliver_webhooks
 
@@ -41,6 +42,7 @@ JOBS: tuple[Job, ...] = (
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-points", timedelta(minutes=1), _expire_points),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
+    Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
 )

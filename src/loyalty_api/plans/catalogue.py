@@ -1,0 +1,74 @@
+"""The plans on sale, as every request reads them: pure values, cached per process like the tier ladder."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loyalty_api.benefits.kinds import CouponOffer
+from loyalty_api.money import Money
+from loyalty_api.tiers.ladder import GrantedBenefit
+
+PLANS_CACHE_KEY = "plans"
+
+
+class Interval(StrEnum):
+    month = "month"
+    year = "year"
+
+
+class RecurringCoupon(BaseModel):
+    """A coupon a plan gives its paying members: once each period, or once each month of the period (a
+    yearly card with a monthly coupon). Trial periods issue none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    coupon: CouponOffer
+    valid_days: int = Field(default=30, ge=1, le=366, description="Each coupon is valid this many days.")
+    every: Literal["period", "month"] = "period"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPlan:
+    id: uuid.UUID
+    code: str
+    family: str
+    name: str
+    price: Money
+    interval: Interval
+    interval_count: int
+    trial_days: int
+    grace_days: int
+    coupons: tuple[RecurringCoupon, ...]
+    benefits: tuple[GrantedBenefit, ...]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def months(self) -> int:
+        """The length of one period in calendar months."""
+        return self.interval_count * (12 if self.interval is Interval.year else 1)
+
+    @property
+    def monthly_price(self) -> Fraction:
+        """The price per month in minor units, exactly (a yearly plan counts as 1/12 a month)."""
+        return Fraction(self.price.amount_minor, self.months)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    plans: tuple[CatalogPlan, ...]
+
+    def by_id(self, plan_id: uuid.UUID | None) -> CatalogPlan | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
+
+    def by_code(self, code: str) -> CatalogPlan | None:
+        return next((p for p in self.plans if p.code == code), None)

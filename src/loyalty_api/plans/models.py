@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from loyalty_api.db.base import Base, IdMixin
+
+
+class Plan(IdMixin, Base):
+    """A paid membership on sale: its price per period, its trial and grace, and what it gives. Its benefits
+    are `benefit_grants` rows with source_type "plan"; `coupons` are the recurring coupons it issues."""
+
+    __tablename__ = "plans"
+
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    # A member holds at most one live subscription per family: upgrades and downgrades stay inside one.
+    family: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    price_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    price_currency: Mapped[str] = mapped_column(String(3))
+    interval_unit: Mapped[str] = mapped_column(String(8))  # month | year
+    interval_count: Mapped[int]
+    trial_days: Mapped[int]
+    grace_days: Mapped[int]
+    coupons: Mapped[list[Any]]
+    active: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

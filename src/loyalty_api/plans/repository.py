@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.constraints import flush_unique
+from loyalty_api.plans.models import Plan
+from loyalty_api.subscriptions.models import Subscription
+
+
+class PlanRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_plans(self) -> Sequence[Plan]:
+        return (await self.session.scalars(select(Plan).order_by(Plan.code))).all()
+
+    async def get_by_code(self, code: str) -> Plan | None:
+        return await self.session.scalar(select(Plan).where(Plan.code == code))
+
+    async def insert_plan(self, plan: Plan) -> None:
+        self.session.add(plan)
+        await flush_unique(self.session)
+
+    async def save_plan(self) -> None:
+        await self.session.flush()
+
+    async def delete_plan(self, plan: Plan) -> None:
+        await self.session.delete(plan)
+        await self.session.flush()
+
+    async def exists_subscription_to(self, plan: Plan) -> bool:
+        query = select(
+            exists().where(or_(Subscription.plan_id == plan.id, Subscription.pending_plan_id == plan.id))
+        )
+        return bool(await self.session.scalar(query))

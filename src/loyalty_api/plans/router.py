@@ -1,0 +1,62 @@
+"""/v1/plans: the paid memberships on sale (admin to change; shops and tills read them to sell them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.plans import errors, service
+from loyalty_api.plans.schemas import PlanCode, PlanCreate, PlanList, PlanRead, PlanWrite
+from loyalty_api.points.errors import CurrencyMismatch
+
+router = APIRouter(prefix="/v1", tags=["paid membership"], route_class=UnitOfWorkRoute)
+Reader = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce, Scope.billing))]
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+@router.get("/plans", summary="Every plan, by code", responses=problem_responses(*_AUTH))
+async def list_plans(uow: UoW, _: Reader) -> PlanList:
+    return PlanList(items=[PlanRead.of(p) for p in await service.list_plans(uow)])
+
+
+@router.post(
+    "/plans",
+    status_code=201,
+    summary="Create a plan",
+    responses=problem_responses(*_AUTH, errors.PlanExists, InvalidField, CurrencyMismatch),
+)
+async def create_plan(body: PlanCreate, uow: UoW, _: Operator) -> PlanRead:
+    return PlanRead.of(await service.create_plan(uow, body.code, body.family, body.definition()))
+
+
+@router.get("/plans/{code}", summary="Read a plan", responses=problem_responses(*_AUTH, errors.PlanNotFound))
+async def read_plan(code: PlanCode, uow: UoW, _: Reader) -> PlanRead:
+    return PlanRead.of(await service.get_plan(uow, code))
+
+
+@router.put(
+    "/plans/{code}",
+    summary="Replace a plan's terms (running subscriptions move to a new price at their next period)",
+    responses=problem_responses(*_AUTH, errors.PlanNotFound, InvalidField, CurrencyMismatch),
+)
+async def replace_plan(code: PlanCode, body: PlanWrite, uow: UoW, _: Operator) -> PlanRead:
+    return PlanRead.of(await service.replace_plan(uow, code, body.definition()))
+
+
+@router.delete(
+    "/plans/{code}",
+    status_code=204,
+    summary="Delete a plan nobody has subscribed to (deactivate the others)",
+    responses=problem_responses(*_AUTH, errors.PlanNotFound, errors.PlanInUse),
+)
+async def delete_plan(code: PlanCode, uow: UoW, _: Operator) -> Response:
+    await service.delete_plan(uow, code)
+    return Response(status_code=204)

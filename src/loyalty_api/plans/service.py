@@ -1,0 +1,203 @@
+"""Paid plans: what operators sell, and the catalogue every request reads (cached like the tier ladder).
+
+A plan's price belongs to its periods: changing it here leaves every subscription's current period at the
+price it started with; each subscription moves to the new price when its next period begins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import TypeAdapter
+
+from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER
+from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.money import Money
+from loyalty_api.plans.catalogue import (
+    PLANS_CACHE_KEY,
+    CatalogPlan,
+    Catalogue,
+    Interval,
+    RecurringCoupon,
+)
+from loyalty_api.plans.errors import PlanExists, PlanInUse, PlanNotFound
+from loyalty_api.plans.events import PlanChanged
+from loyalty_api.plans.models import Plan
+from loyalty_api.plans.repository import PlanRepository
+from loyalty_api.points.errors import CurrencyMismatch
+from loyalty_api.program.service import get_program
+from loyalty_api.tiers.ladder import GrantedBenefit
+from loyalty_api.webhooks.events import MoneyPayload
+from loyalty_api.webhooks.outbox import emit_for_programme
+
+_COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDefinition:
+    name: str
+    price: Money
+    interval: Interval
+    interval_count: int
+    trial_days: int
+    grace_days: int
+    benefit_ids: Sequence[uuid.UUID]
+    coupons: Sequence[RecurringCoupon]
+    active: bool
+
+
+async def get_catalogue(uow: UnitOfWork) -> Catalogue:
+    cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    catalogue = await _load_catalogue(uow)
+    uow.cache.put(PLANS_CACHE_KEY, catalogue)
+    return catalogue
+
+
+async def _load_catalogue(uow: UnitOfWork) -> Catalogue:
+    rows = await PlanRepository(uow.session).list_plans()
+    grants = await BenefitRepository(uow.session).list_grants([("plan", p.id) for p in rows])
+    return Catalogue(
+        plans=tuple(
+            CatalogPlan(
+                id=p.id,
+                code=p.code,
+                family=p.family,
+                name=p.name,
+                price=Money(amount_minor=p.price_amount_minor, currency=p.price_currency),
+                interval=Interval(p.interval_unit),
+                interval_count=p.interval_count,
+                trial_days=p.trial_days,
+                grace_days=p.grace_days,
+                coupons=tuple(_COUPONS_ADAPTER.validate_python(p.coupons)),
+                benefits=tuple(
+                    GrantedBenefit(
+                        id=b.id,
+                        name=b.name,
+                        properties=PROPERTIES_ADAPTER.validate_python({**b.properties, "kind": b.kind}),
+                        active=b.active,
+                    )
+                    for _, source_id, b in grants
+                    if source_id == p.id
+                ),
+                active=p.active,
+                created_at=p.created_at,
+                updated_at=p.updated_at,
+            )
+            for p in rows
+        )
+    )
+
+
+async def list_plans(uow: UnitOfWork) -> tuple[CatalogPlan, ...]:
+    return (await get_catalogue(uow)).plans
+
+
+async def get_plan(uow: UnitOfWork, code: str) -> CatalogPlan:
+    plan = (await get_catalogue(uow)).by_code(code)
+    if plan is None:
+        raise PlanNotFound()
+    return plan
+
+
+async def _apply(uow: UnitOfWork, row: Plan, definition: PlanDefinition) -> None:
+    currency = (await get_program(uow)).currency
+    if definition.price.currency != currency:
+        raise CurrencyMismatch(f"The price must be in {currency}, not {definition.price.currency}")
+    benefit_ids = list(dict.fromkeys(definition.benefit_ids))
+    found = {b.id for b in await BenefitRepository(uow.session).list_by_ids(benefit_ids)}
+    missing = [str(b) for b in benefit_ids if b not in found]
+    if missing:
+        raise InvalidField("benefit_ids", f"no such benefit: {', '.join(missing)}")
+    row.name = definition.name
+    row.price_amount_minor = definition.price.amount_minor
+    row.price_currency = definition.price.currency
+    row.interval_unit = definition.interval
+    row.interval_count = definition.interval_count
+    row.trial_days = definition.trial_days
+    row.grace_days = definition.grace_days
+    row.coupons = [c.model_dump(mode="json") for c in definition.coupons]
+    row.active = definition.active
+    row.updated_at = uow.clock.now()
+
+
+async def _changed(uow: UnitOfWork, row: Plan, change: Literal["created", "replaced", "deleted"]) -> None:
+    uow.after_commit(lambda: uow.cache.forget(PLANS_CACHE_KEY))
+    await emit_for_programme(
+        uow,
+        PlanChanged(
+            plan_id=row.id,
+            code=row.code,
+            price=MoneyPayload(amount=row.price_amount_minor, currency=row.price_currency),
+            active=row.active,
+            change=change,
+        ),
+        str(row.id),
+    )
+
+
+@contextmanager
+def _duplicate_code_named() -> Iterator[None]:
+    # Two operators adding the same code at once: the unique constraint decides.
+    try:
+        yield
+    except DuplicateKey as exc:
+        if exc.constraint == "uq_plans__code":
+            raise PlanExists() from exc
+        raise
+
+
+async def create_plan(
+    uow: UnitOfWork, code: str, family: str | None, definition: PlanDefinition
+) -> CatalogPlan:
+    repo = PlanRepository(uow.session)
+    if await repo.get_by_code(code) is not None:
+        raise PlanExists()
+    row = Plan(code=code, family=family or code, created_at=uow.clock.now())
+    await _apply(uow, row, definition)
+    with _duplicate_code_named():
+        await repo.insert_plan(row)
+    await BenefitRepository(uow.session).replace_grants("plan", row.id, definition.benefit_ids)
+    await _changed(uow, row, "created")
+    return await _fresh(uow, code)
+
+
+async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -> CatalogPlan:
+    """Replace a plan's terms. Running subscriptions keep their current period's price (see the module)."""
+    repo = PlanRepository(uow.session)
+    row = await repo.get_by_code(code)
+    if row is None:
+        raise PlanNotFound()
+    await _apply(uow, row, definition)
+    await repo.save_plan()
+    await BenefitRepository(uow.session).replace_grants("plan", row.id, definition.benefit_ids)
+    await _changed(uow, row, "replaced")
+    return await _fresh(uow, code)
+
+
+async def delete_plan(uow: UnitOfWork, code: str) -> None:
+    """Delete a plan nobody ever subscribed to; one with subscriptions is deactivated instead (PUT)."""
+    repo = PlanRepository(uow.session)
+    row = await repo.get_by_code(code)
+    if row is None:
+        raise PlanNotFound()
+    if await repo.exists_subscription_to(row):
+        raise PlanInUse()
+    await BenefitRepository(uow.session).replace_grants("plan", row.id, [])
+    await repo.delete_plan(row)
+    await _changed(uow, row, "deleted")
+
+
+async def _fresh(uow: UnitOfWork, code: str) -> CatalogPlan:
+    """The plan as this transaction now sees it (the cache may hold the catalogue from before the change)."""
+    plan = (await _load_catalogue(uow)).by_code(code)
+    assert plan is not None
+    return plan

@@ -1,0 +1,86 @@
+"""Subscription events: each says where the subscription now stands, so a receiver needs no read-back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from loyalty_api.webhooks.events import Event, MoneyPayload
+
+
+class SubscriptionEvent(Event):
+    subscription_id: uuid.UUID
+    member_id: uuid.UUID
+    plan: str
+    state: str
+    period: int
+    period_end: datetime
+
+
+class SubscriptionCreated(SubscriptionEvent):
+    event_type = "subscription.created"
+    description = "A member subscribed to a plan, with a trial (state trialing) or a first paid period."
+
+    trial_end: datetime | None
+
+
+class SubscriptionTrialWillEnd(SubscriptionEvent):
+    event_type = "subscription.trial_will_end"
+    description = "The trial ends at `period_end` (sent the configured notice ahead)."
+
+
+class SubscriptionRenewalDue(SubscriptionEvent):
+    event_type = "subscription.renewal_due"
+    description = (
+        "Billing should collect `amount` for period `due_period` before `period_end` (sent the configured "
+        "notice ahead), then report it to POST /v1/subscriptions/{id}/payments."
+    )
+
+    due_period: int
+    due_plan: str
+    amount: MoneyPayload
+
+
+class SubscriptionRenewed(SubscriptionEvent):
+    event_type = "subscription.renewed"
+    description = "A paid period began: after the trial, at period end, or when an overdue payment arrived."
+
+    price: MoneyPayload
+
+
+class SubscriptionPastDue(SubscriptionEvent):
+    event_type = "subscription.past_due"
+    description = "The period ended unpaid; the benefits last through grace, until `grace_until`."
+
+    grace_until: datetime
+
+
+class SubscriptionCanceled(SubscriptionEvent):
+    event_type = "subscription.canceled"
+    description = "The subscription was canceled: it ends at `ends_at` (period end, or now)."
+
+    ends_at: datetime
+
+
+class SubscriptionResumed(SubscriptionEvent):
+    event_type = "subscription.resumed"
+    description = "A pending cancel was undone: the subscription renews again."
+
+
+class SubscriptionExpired(SubscriptionEvent):
+    event_type = "subscription.expired"
+    description = "The subscription ended: canceled, or grace ran out. Its benefits are gone."
+
+    reason: str  # canceled | unpaid
+
+
+class SubscriptionPlanChanged(SubscriptionEvent):
+    event_type = "subscription.plan_changed"
+    description = (
+        "The plan changed: an upgrade takes effect now with a new period (`effective_at` is now); a "
+        "downgrade is pending until `effective_at`, the end of the current period."
+    )
+
+    from_plan: str
+    to_plan: str
+    effective_at: datetime

@@ -1,0 +1,28 @@
+"""The renewal job (`loyalty-api jobs subscriptions`): notices, renewals, grace, expiry, monthly coupons."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.subscriptions.repository import SubscriptionRepository
+from loyalty_api.subscriptions.service import advance_subscription
+
+
+async def run_subscriptions(units: UnitsOfWork, *, batch: int = 200) -> int:
+    """Bring every subscription with something due up to date; returns the steps taken. Each subscription in
+    its own transaction under its locks, so running twice, or in two processes, does each step once (the
+    second finds nothing due). One run walks everything due at its start, by (next action at, id)."""
+    now = units.clock.now()
+    steps = 0
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        async with units.read() as uow:
+            due = await SubscriptionRepository(uow.session).list_due(now, after=after, limit=batch)
+        for _, subscription_id in due:
+            async with units.begin() as uow:
+                steps += await advance_subscription(uow, subscription_id)
+        if len(due) < batch:
+            return steps
+        after = due[-1]

@@ -1,0 +1,231 @@
+"""What happens to a subscription as time passes, shared by the renewal job and by every request that
+touches a subscription (which first brings it up to date, so a lagging job never shows a stale state).
+
+Each step is one transition of subscriptions/lifecycle.py, or a notice, or a month's coupons; `advance`
+takes every step due by `now`, in order. The caller holds the member's and the subscription's locks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from loyalty_api.coupons.service import issue_coupon
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.plans.catalogue import CatalogPlan
+from loyalty_api.plans.service import get_catalogue
+from loyalty_api.subscriptions import lifecycle
+from loyalty_api.subscriptions.events import (
+    SubscriptionEvent,
+    SubscriptionExpired,
+    SubscriptionPastDue,
+    SubscriptionRenewalDue,
+    SubscriptionRenewed,
+    SubscriptionTrialWillEnd,
+)
+from loyalty_api.subscriptions.lifecycle import Action, State
+from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.repository import SubscriptionRepository
+from loyalty_api.webhooks.events import MoneyPayload
+from loyalty_api.webhooks.outbox import emit_for_member
+
+# A subscription left alone for years still comes up to date in one go, but never loops for ever.
+_MAX_STEPS = 1000
+
+
+def notice(uow: UnitOfWork) -> timedelta:
+    return timedelta(hours=uow.settings.subscription_notice_hours)
+
+
+async def plan_of(uow: UnitOfWork, sub: Subscription, *, due: bool = False) -> CatalogPlan:
+    """The subscription's plan; with `due`, the plan its next period will be on (a pending downgrade)."""
+    catalogue = await get_catalogue(uow)
+    plan = catalogue.by_id(sub.pending_plan_id if due and sub.pending_plan_id else sub.plan_id)
+    assert plan is not None, "plans with subscriptions are never deleted"
+    return plan
+
+
+def facts(sub: Subscription, plan: CatalogPlan) -> dict[str, Any]:
+    """The fields every subscription event carries."""
+    return {
+        "subscription_id": sub.id,
+        "member_id": sub.member_id,
+        "plan": plan.code,
+        "state": sub.state,
+        "period": sub.period_number,
+        "period_end": sub.period_end,
+    }
+
+
+async def emit(uow: UnitOfWork, event: SubscriptionEvent) -> None:
+    await emit_for_member(uow, event, event.member_id)
+
+
+def move(sub: Subscription, action: Action) -> None:
+    sub.state = lifecycle.after(State(sub.state), action)
+
+
+async def settle(uow: UnitOfWork, sub: Subscription) -> None:
+    """After any change: recompute what the state implies (benefits, the job's next look) and mark the
+    member's row with the end of their plan benefits."""
+    sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until)
+    sub.next_action_at = lifecycle.next_action_at(
+        state=State(sub.state),
+        period_number=sub.period_number,
+        period_end=sub.period_end,
+        grace_until=sub.grace_until,
+        notice_sent_for=sub.notice_sent_for,
+        next_coupon_at=sub.next_coupon_at,
+        notice=notice(uow),
+    )
+    sub.updated_at = uow.clock.now()
+    repo = SubscriptionRepository(uow.session)
+    await repo.save()
+    await repo.mark_plan_benefits(sub.member_id)
+
+
+def month_start(sub: Subscription, plan: CatalogPlan, month: int) -> datetime:
+    """The start of month `month` (0-based) of the current period, counted from the anchor like periods."""
+    offset = (sub.period_number - sub.anchor_period) * plan.months + month
+    result: datetime = sub.anchor_at + relativedelta(months=offset)
+    return result
+
+
+async def begin_paid_period(
+    uow: UnitOfWork,
+    sub: Subscription,
+    plan: CatalogPlan,
+    number: int,
+    payment: SubscriptionPayment,
+    *,
+    starts_at: datetime | None = None,
+) -> None:
+    """Start paid period `number` on `plan` at the price paid for it, and give its first coupons. It
+    follows on from the current period unless `starts_at` says otherwise (an upgrade starts now)."""
+    if starts_at is not None:
+        sub.anchor_at, sub.anchor_period = starts_at, number
+    elif plan.months != (await plan_of(uow, sub)).months:
+        # A new period length: counting from the old anchor would misplace this period.
+        sub.anchor_at, sub.anchor_period = sub.period_end, number
+    sub.plan_id = plan.id
+    sub.pending_plan_id = None
+    sub.period_number = number
+    sub.period_start, sub.period_end = lifecycle.period_bounds(
+        sub.anchor_at, sub.anchor_period, plan.months, number
+    )
+    sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
+    sub.grace_until = None
+    sub.next_coupon_at = None
+    await issue_coupons(uow, sub, plan, month=0)
+
+
+async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *, month: int) -> None:
+    """The plan's coupons for month `month` of the current paid period: per-period ones in month 0, monthly
+    ones every month. Each coupon has a key of subscription, period, month and place in the plan, so
+    coming back to a month issues nothing twice. Then note when the next month's are due."""
+    starts = month_start(sub, plan, month)
+    for index, recurring in enumerate(plan.coupons):
+        if recurring.every == "period" and month != 0:
+            continue
+        await issue_coupon(
+            uow,
+            member_id=sub.member_id,
+            name=recurring.name,
+            offer=recurring.coupon,
+            valid_from=starts,
+            valid_until=starts + timedelta(days=recurring.valid_days),
+            source_type="plan",
+            source_id=plan.id,
+            issue_key=f"plan:{sub.id}:{sub.period_number}:{month}:{index}",
+        )
+    following = month_start(sub, plan, month + 1)
+    monthly = any(c.every == "month" for c in plan.coupons)
+    sub.next_coupon_at = following if monthly and following < sub.period_end else None
+
+
+async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment, action: Action) -> None:
+    """The paid next period begins (convert, renew or recover), on the plan it was due on."""
+    due = await plan_of(uow, sub, due=True)
+    move(sub, action)
+    await begin_paid_period(uow, sub, due, sub.period_number + 1, payment)
+    await emit(
+        uow,
+        SubscriptionRenewed(
+            **facts(sub, due),
+            price=MoneyPayload(amount=sub.price_amount_minor, currency=sub.price_currency),
+        ),
+    )
+
+
+async def expire(uow: UnitOfWork, sub: Subscription, *, reason: str) -> None:
+    move(sub, Action.expire)
+    sub.ended_at = uow.clock.now()
+    sub.pending_plan_id = None
+    sub.next_coupon_at = None
+    await emit(uow, SubscriptionExpired(**facts(sub, await plan_of(uow, sub)), reason=reason))
+
+
+async def advance(uow: UnitOfWork, sub: Subscription) -> int:
+    """Take every step due by now; returns how many were taken (0: the subscription was up to date)."""
+    now = uow.clock.now()
+    steps = 0
+    while steps < _MAX_STEPS and await _step(uow, sub, now):
+        steps += 1
+    if steps:
+        await settle(uow, sub)
+    return steps
+
+
+async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
+    state = State(sub.state)
+    plan = await plan_of(uow, sub)
+    if (
+        state in (State.active, State.canceled)
+        and sub.next_coupon_at is not None
+        and sub.next_coupon_at <= now
+    ):
+        due_at = sub.next_coupon_at
+        month = next((m for m in range(1, plan.months) if month_start(sub, plan, m) >= due_at), None)
+        if month is None:
+            sub.next_coupon_at = None
+        else:
+            await issue_coupons(uow, sub, plan, month=month)
+        return True
+    if state in (State.trialing, State.active):
+        if sub.notice_sent_for < sub.period_number and sub.period_end - notice(uow) <= now:
+            await _send_notices(uow, sub, plan)
+            return True
+        if sub.period_end <= now:
+            payment = await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1)
+            if payment is not None:
+                await renew(uow, sub, payment, Action.convert if state is State.trialing else Action.renew)
+            else:
+                move(sub, Action.lapse)
+                sub.grace_until = sub.period_end + timedelta(days=plan.grace_days)
+                await emit(uow, SubscriptionPastDue(**facts(sub, plan), grace_until=sub.grace_until))
+            return True
+    if state is State.canceled and sub.period_end <= now:
+        await expire(uow, sub, reason="canceled")
+        return True
+    if state is State.past_due and sub.grace_until is not None and sub.grace_until <= now:
+        await expire(uow, sub, reason="unpaid")
+        return True
+    return False
+
+
+async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
+    if State(sub.state) is State.trialing:
+        await emit(uow, SubscriptionTrialWillEnd(**facts(sub, plan)))
+    due = await plan_of(uow, sub, due=True)
+    await emit(
+        uow,
+        SubscriptionRenewalDue(
+            **facts(sub, plan),
+            due_period=sub.period_number + 1,
+            due_plan=due.code,
+            amount=MoneyPayload(amount=due.price.amount_minor, currency=due.price.currency),
+        ),
+    )
+    sub.notice_sent_for = sub.period_number

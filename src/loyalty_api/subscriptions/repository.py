@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.constraints import flush_unique
+from loyalty_api.members.models import Member
+from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+
+# NO KEY UPDATE, like earn: every change to a member's subscriptions takes the member's row first, so the
+# member's `plan_benefits_until` mark is always recomputed by one transaction at a time.
+_LOCK_MEMBER = (
+    select(Member.status).where(Member.id == bindparam("member_id")).with_for_update(key_share=True)
+)
+_PLANS_IN_FORCE = (
+    select(Subscription.plan_id)
+    .where(Subscription.member_id == bindparam("member_id"), Subscription.benefits_until > bindparam("now"))
+    .order_by(Subscription.id)
+)
+
+
+class SubscriptionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_member(self, member_id: uuid.UUID) -> str | None:
+        """Lock the member's row (PostgreSQL) and return their status; None if there is no such member."""
+        return await self.session.scalar(_LOCK_MEMBER, {"member_id": member_id})
+
+    async def mark_plan_benefits(self, member_id: uuid.UUID) -> None:
+        """Copy the latest end of the member's plan benefits onto the member's row, where earn and the
+        checkout quote read it without touching this table."""
+        latest = (
+            select(func.max(Subscription.benefits_until))
+            .where(Subscription.member_id == member_id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            update(Member).where(Member.id == member_id).values(plan_benefits_until=latest)
+        )
+
+    async def insert_subscription(self, subscription: Subscription) -> None:
+        self.session.add(subscription)
+        await flush_unique(self.session)
+
+    async def save(self) -> None:
+        await flush_unique(self.session)
+
+    async def get_subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return await self.session.get(Subscription, subscription_id)
+
+    async def lock_subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription)
+            .where(Subscription.id == subscription_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def get_member_of(self, subscription_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(Subscription.member_id).where(Subscription.id == subscription_id)
+        )
+
+    async def get_live_in_family(self, member_id: uuid.UUID, family: str) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription).where(
+                Subscription.member_id == member_id,
+                Subscription.family == family,
+                Subscription.state != "expired",
+            )
+        )
+
+    async def exists_in_family(self, member_id: uuid.UUID, family: str) -> bool:
+        found = await self.session.scalar(
+            select(Subscription.id)
+            .where(Subscription.member_id == member_id, Subscription.family == family)
+            .limit(1)
+        )
+        return found is not None
+
+    async def list_for_member(
+        self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[Subscription]:
+        query = select(Subscription).where(Subscription.member_id == member_id)
+        if before_id is not None:
+            query = query.where(Subscription.id < before_id)
+        return (await self.session.scalars(query.order_by(Subscription.id.desc()).limit(limit))).all()
+
+    async def list_plan_ids_in_force(self, member_id: uuid.UUID, now: datetime) -> Sequence[uuid.UUID]:
+        return (await self.session.scalars(_PLANS_IN_FORCE, {"member_id": member_id, "now": now})).all()
+
+    async def list_due(
+        self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[datetime, uuid.UUID]]:
+        """(next action at, id) of subscriptions the renewal job must look at, in that order."""
+        query = select(Subscription.next_action_at, Subscription.id).where(Subscription.next_action_at <= now)
+        if after is not None:
+            at, after_id = after
+            query = query.where(
+                (Subscription.next_action_at > at)
+                | and_(Subscription.next_action_at == at, Subscription.id > after_id)
+            )
+        rows = await self.session.execute(
+            query.order_by(Subscription.next_action_at, Subscription.id).limit(limit)
+        )
+        return [(at, sub_id) for at, sub_id in rows.all() if at is not None]
+
+    async def insert_payment(self, payment: SubscriptionPayment) -> None:
+        self.session.add(payment)
+        await flush_unique(self.session)
+
+    async def get_payment_by_ref(
+        self, subscription_id: uuid.UUID, payment_ref: str
+    ) -> SubscriptionPayment | None:
+        return await self.session.scalar(
+            select(SubscriptionPayment).where(
+                SubscriptionPayment.subscription_id == subscription_id,
+                SubscriptionPayment.payment_ref == payment_ref,
+            )
+        )
+
+    async def get_paid(self, subscription_id: uuid.UUID, period: int) -> SubscriptionPayment | None:
+        """The succeeded payment for the period, if any."""
+        return await self.session.scalar(
+            select(SubscriptionPayment).where(
+                SubscriptionPayment.subscription_id == subscription_id,
+                SubscriptionPayment.period == period,
+                SubscriptionPayment.status == "succeeded",
+            )
+        )
+
+    async def list_payments(
+        self, subscription_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[SubscriptionPayment]:
+        query = select(SubscriptionPayment).where(SubscriptionPayment.subscription_id == subscription_id)
+        if before_id is not None:
+            query = query.where(SubscriptionPayment.id < before_id)
+        return (await self.session.scalars(query.order_by(SubscriptionPayment.id.desc()).limit(limit))).all()
+
+    async def list_live_counts(self) -> Sequence[tuple[uuid.UUID, str, bool, int, str, int]]:
+        """(plan id, state, paid up, price in minor units, currency, subscriptions) over live subscriptions;
+        `paid up` is false in a trial (period 0)."""
+        paid = (Subscription.period_number >= 1).label("paid")
+        rows = await self.session.execute(
+            select(
+                Subscription.plan_id,
+                Subscription.state,
+                paid,
+                Subscription.price_amount_minor,
+                Subscription.price_currency,
+                func.count(),
+            )
+            .where(Subscription.state != "expired")
+            .group_by(
+                Subscription.plan_id,
+                Subscription.state,
+                paid,
+                Subscription.price_amount_minor,
+                Subscription.price_currency,
+            )
+        )
+        return [(p, s, bool(f), int(a), c, int(n)) for p, s, f, a, c, n in rows.all()]
+
+    async def count_paying_members(self) -> int:
+        """Members with at least one paid-up subscription: active, or canceled with a paid period running."""
+        query = select(func.count(func.distinct(Subscription.member_id))).where(
+            Subscription.state.in_(("active", "canceled")), Subscription.period_number >= 1
+        )
+        return int(await self.session.scalar(query) or 0)

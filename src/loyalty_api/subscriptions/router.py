@@ -1,0 +1,177 @@
+"""Paid membership: a member's subscriptions, their lifecycle, billing's payments, and recurring revenue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.points.errors import MemberNotActive
+from loyalty_api.subscriptions import errors, service
+from loyalty_api.subscriptions.schemas import (
+    CancelBody,
+    PaymentBody,
+    PaymentOutcomeRead,
+    PaymentPage,
+    PaymentRead,
+    PlanChangeBody,
+    RevenueRead,
+    SubscriptionCreate,
+    SubscriptionPage,
+    SubscriptionRead,
+)
+
+router = APIRouter(prefix="/v1", tags=["paid membership"], route_class=UnitOfWorkRoute)
+# Shops sell memberships and back offices manage them; billing reads them and reports payments.
+Seller = Annotated[Principal, Depends(require(Scope.admin, Scope.ecommerce))]
+Reader = Annotated[Principal, Depends(require(Scope.admin, Scope.ecommerce, Scope.pos, Scope.billing))]
+Billing = Annotated[Principal, Depends(require(Scope.billing))]
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+_AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+@router.post(
+    "/members/{member_id}/subscriptions",
+    status_code=201,
+    summary="Subscribe a member to a plan (with its trial, or paying the first period)",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        MemberNotActive,
+        errors.SubscriptionExists,
+        errors.TrialAlreadyUsed,
+        InvalidField,
+    ),
+)
+async def subscribe(
+    member_id: uuid.UUID, body: SubscriptionCreate, uow: UoW, caller: Seller
+) -> SubscriptionRead:
+    view = await service.subscribe(
+        uow,
+        member_id=member_id,
+        plan_code=body.plan,
+        payment_ref=body.payment_ref,
+        trial=body.trial,
+        actor=caller.key_id,
+    )
+    return SubscriptionRead.model_validate(view)
+
+
+@router.get(
+    "/members/{member_id}/subscriptions",
+    summary="A member's subscriptions, newest first (expired ones too)",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def list_member_subscriptions(
+    member_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging
+) -> SubscriptionPage:
+    page = await service.list_member_subscriptions(uow, member_id, limit=paging.limit, cursor=paging.cursor)
+    return SubscriptionPage(
+        items=[SubscriptionRead.model_validate(s) for s in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/subscriptions/{subscription_id}",
+    summary="Read a subscription",
+    responses=problem_responses(*_AUTH, errors.SubscriptionNotFound),
+)
+async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> SubscriptionRead:
+    return SubscriptionRead.model_validate(await service.get_subscription(uow, subscription_id))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/cancel",
+    summary="Cancel at period end (benefits kept until then) or now",
+    responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
+)
+async def cancel(subscription_id: uuid.UUID, body: CancelBody, uow: UoW, _: Seller) -> SubscriptionRead:
+    view = await service.cancel(uow, subscription_id, at_period_end=body.at_period_end)
+    return SubscriptionRead.model_validate(view)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/resume",
+    summary="Undo a pending cancel",
+    responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
+)
+async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> SubscriptionRead:
+    return SubscriptionRead.model_validate(await service.resume(uow, subscription_id))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/change-plan",
+    summary="Change plan within the family: a dearer plan now (new period), any other at period end",
+    responses=problem_responses(
+        *_AUTH,
+        errors.SubscriptionNotFound,
+        errors.TransitionNotAllowed,
+        errors.PaymentRefReused,
+        InvalidField,
+    ),
+)
+async def change_plan(
+    subscription_id: uuid.UUID, body: PlanChangeBody, uow: UoW, caller: Seller
+) -> SubscriptionRead:
+    view = await service.change_plan(
+        uow, subscription_id, plan_code=body.plan, payment_ref=body.payment_ref, actor=caller.key_id
+    )
+    return SubscriptionRead.model_validate(view)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/payments",
+    status_code=201,
+    summary="Billing reports a fee paid or failed for the next period",
+    responses=problem_responses(
+        *_AUTH,
+        errors.SubscriptionNotFound,
+        errors.TransitionNotAllowed,
+        errors.PaymentNotDue,
+        errors.PaymentAmountMismatch,
+        errors.PeriodAlreadyPaid,
+        errors.PaymentRefReused,
+    ),
+)
+async def record_payment(
+    subscription_id: uuid.UUID, body: PaymentBody, uow: UoW, caller: Billing
+) -> PaymentOutcomeRead:
+    outcome = await service.record_payment(
+        uow,
+        subscription_id,
+        succeeded=body.status == "succeeded",
+        payment_ref=body.payment_ref,
+        amount=body.amount.money(),
+        period=body.period,
+        actor=caller.key_id,
+    )
+    return PaymentOutcomeRead.model_validate(outcome)
+
+
+@router.get(
+    "/subscriptions/{subscription_id}/payments",
+    summary="The payments billing reported for a subscription, newest first",
+    responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, InvalidField),
+)
+async def list_payments(subscription_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging) -> PaymentPage:
+    page = await service.list_payments(uow, subscription_id, limit=paging.limit, cursor=paging.cursor)
+    return PaymentPage(
+        items=[PaymentRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/analytics/paid-membership",
+    summary="Paying members and monthly recurring revenue, by plan",
+    responses=problem_responses(*_AUTH),
+)
+async def read_revenue(uow: UoW, _: Operator) -> RevenueRead:
+    return RevenueRead.model_validate(await service.revenue(uow))

@@ -1,0 +1,522 @@
+"""Paid membership: subscribe, cancel, resume, change plan, take billing's payments, and what plans a member
+holds now. Every change locks the member's row, then the subscription's, and first brings the subscription
+up to date with the clock (subscriptions/periods.py), so the answer never lags the renewal job.
+
+Money rules: a paid period begins only with a payment for it. Subscribing without a trial, and upgrading,
+therefore need `payment_ref` (billing has taken the fee), recorded as that period's payment at the plan's
+price. Renewals take the payment billing reported for the next period, at the price due then: the plan's
+price of that moment, so a price change reaches a subscription at its next period.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from math import floor
+
+from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.money import Money
+from loyalty_api.plans.catalogue import CatalogPlan
+from loyalty_api.plans.service import get_catalogue
+from loyalty_api.points.errors import MemberNotActive
+from loyalty_api.program.service import get_program
+from loyalty_api.subscriptions import lifecycle, periods
+from loyalty_api.subscriptions.errors import (
+    PaymentAmountMismatch,
+    PaymentNotDue,
+    PaymentRefReused,
+    PeriodAlreadyPaid,
+    SubscriptionExists,
+    SubscriptionNotFound,
+    TransitionNotAllowed,
+    TrialAlreadyUsed,
+)
+from loyalty_api.subscriptions.events import (
+    SubscriptionCanceled,
+    SubscriptionCreated,
+    SubscriptionPlanChanged,
+    SubscriptionResumed,
+)
+from loyalty_api.subscriptions.lifecycle import Action, State
+from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.repository import SubscriptionRepository
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRef:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    id: uuid.UUID
+    member_id: uuid.UUID
+    plan: PlanRef
+    family: str
+    state: str
+    period: int
+    period_start: datetime
+    period_end: datetime
+    trial_end: datetime | None
+    price: Money
+    grace_until: datetime | None
+    benefits_until: datetime | None
+    cancel_at_period_end: bool
+    pending_plan: PlanRef | None
+    payment_ref: str | None
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentView:
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    period: int
+    status: str
+    payment_ref: str
+    amount: Money
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    payment: PaymentView
+    subscription: SubscriptionView
+
+
+async def _view(uow: UnitOfWork, sub: Subscription) -> SubscriptionView:
+    catalogue = await get_catalogue(uow)
+    plan = catalogue.by_id(sub.plan_id)
+    pending = catalogue.by_id(sub.pending_plan_id) if sub.pending_plan_id else None
+    assert plan is not None
+    return SubscriptionView(
+        id=sub.id,
+        member_id=sub.member_id,
+        plan=PlanRef(code=plan.code, name=plan.name),
+        family=sub.family,
+        state=sub.state,
+        period=sub.period_number,
+        period_start=sub.period_start,
+        period_end=sub.period_end,
+        trial_end=sub.trial_end,
+        price=Money(amount_minor=sub.price_amount_minor, currency=sub.price_currency),
+        grace_until=sub.grace_until,
+        benefits_until=sub.benefits_until,
+        cancel_at_period_end=sub.state == State.canceled,
+        pending_plan=None if pending is None else PlanRef(code=pending.code, name=pending.name),
+        payment_ref=sub.payment_ref,
+        canceled_at=sub.canceled_at,
+        ended_at=sub.ended_at,
+        created_at=sub.created_at,
+        updated_at=sub.updated_at,
+    )
+
+
+def _payment_view(payment: SubscriptionPayment) -> PaymentView:
+    return PaymentView(
+        id=payment.id,
+        subscription_id=payment.subscription_id,
+        period=payment.period,
+        status=payment.status,
+        payment_ref=payment.payment_ref,
+        amount=Money(amount_minor=payment.amount_minor, currency=payment.currency),
+        recorded_at=payment.recorded_at,
+    )
+
+
+async def _plan_on_sale(uow: UnitOfWork, code: str) -> CatalogPlan:
+    plan = (await get_catalogue(uow)).by_code(code)
+    if plan is None or not plan.active:
+        raise InvalidField("plan", f"no plan on sale with code {code!r}")
+    return plan
+
+
+def _payment(
+    sub: Subscription,
+    *,
+    period: int,
+    status: str,
+    payment_ref: str,
+    amount: Money,
+    actor: uuid.UUID | None,
+    now: datetime,
+) -> SubscriptionPayment:
+    return SubscriptionPayment(
+        subscription_id=sub.id,
+        member_id=sub.member_id,
+        period=period,
+        status=status,
+        payment_ref=payment_ref,
+        amount_minor=amount.amount_minor,
+        currency=amount.currency,
+        actor_key_id=actor,
+        recorded_at=now,
+    )
+
+
+async def _insert_payment(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
+    try:
+        await SubscriptionRepository(uow.session).insert_payment(payment)
+    except DuplicateKey as exc:  # two reports racing: the constraints decide, as the checks before would
+        if exc.constraint == "uq_subscription_payments__subscription_id_payment_ref":
+            raise PaymentRefReused() from exc
+        if exc.constraint == "uq_subscription_payments__subscription_id_period":
+            raise PeriodAlreadyPaid() from exc
+        raise
+
+
+async def subscribe(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    plan_code: str,
+    payment_ref: str | None,
+    trial: bool,
+    actor: uuid.UUID | None = None,
+) -> SubscriptionView:
+    """Start a subscription: in its trial when the plan has one and `trial` is true (once per member and
+    plan family), else in a first paid period whose payment `payment_ref` names."""
+    repo = SubscriptionRepository(uow.session)
+    status = await repo.lock_member(member_id)
+    if status is None:
+        raise MemberNotFound()
+    if status != MemberStatus.active:
+        raise MemberNotActive(f"The member is {status}")
+    plan = await _plan_on_sale(uow, plan_code)
+    live = await repo.get_live_in_family(member_id, plan.family)
+    if live is not None:
+        raise SubscriptionExists(subscription_id=str(live.id))
+    in_trial = trial and plan.trial_days > 0
+    if in_trial and await repo.exists_in_family(member_id, plan.family):
+        raise TrialAlreadyUsed()
+    if not in_trial and payment_ref is None:
+        raise InvalidField(
+            "payment_ref", "is required without a trial: it records the first period's payment"
+        )
+
+    now = uow.clock.now()
+    sub = Subscription(
+        member_id=member_id,
+        plan_id=plan.id,
+        family=plan.family,
+        price_amount_minor=plan.price.amount_minor,
+        price_currency=plan.price.currency,
+        payment_ref=payment_ref,
+        notice_sent_for=-1,
+        created_at=now,
+        updated_at=now,
+    )
+    if in_trial:
+        trial_end = now + timedelta(days=plan.trial_days)
+        sub.state = State.trialing
+        sub.period_number, sub.period_start, sub.period_end = 0, now, trial_end
+        sub.anchor_at, sub.anchor_period = trial_end, 1
+        sub.trial_end = trial_end
+    else:
+        sub.state = State.active
+        sub.anchor_at, sub.anchor_period = now, 1
+        sub.period_number = 1
+        sub.period_start, sub.period_end = lifecycle.period_bounds(now, 1, plan.months, 1)
+    try:
+        await repo.insert_subscription(sub)
+    except DuplicateKey as exc:
+        if exc.constraint == "uq_subscriptions__member_id_family":
+            raise SubscriptionExists() from exc
+        raise
+    if not in_trial:
+        assert payment_ref is not None
+        first = _payment(
+            sub,
+            period=1,
+            status="succeeded",
+            payment_ref=payment_ref,
+            amount=plan.price,
+            actor=actor,
+            now=now,
+        )
+        await _insert_payment(uow, first)
+        await periods.issue_coupons(uow, sub, plan, month=0)
+    await periods.emit(uow, SubscriptionCreated(**periods.facts(sub, plan), trial_end=sub.trial_end))
+    await periods.settle(uow, sub)
+    return await _view(uow, sub)
+
+
+async def _locked(uow: UnitOfWork, subscription_id: uuid.UUID) -> Subscription:
+    """The subscription under lock (member first, then subscription), brought up to date with the clock."""
+    repo = SubscriptionRepository(uow.session)
+    member_id = await repo.get_member_of(subscription_id)
+    if member_id is None:
+        raise SubscriptionNotFound()
+    await repo.lock_member(member_id)
+    sub = await repo.lock_subscription(subscription_id)
+    assert sub is not None, "subscriptions are never deleted"
+    await periods.advance(uow, sub)
+    return sub
+
+
+async def get_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionView:
+    """The subscription as the renewal job (every minute) or the last change left it. A read changes
+    nothing; benefits follow the clock regardless (`benefits_until`)."""
+    sub = await SubscriptionRepository(uow.session).get_subscription(subscription_id)
+    if sub is None:
+        raise SubscriptionNotFound()
+    return await _view(uow, sub)
+
+
+async def list_member_subscriptions(
+    uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[SubscriptionView]:
+    repo = SubscriptionRepository(uow.session)
+    if await repo.lock_member(member_id) is None:
+        raise MemberNotFound()
+    rows = await repo.list_for_member(member_id, before_id=decode_cursor(cursor), limit=limit + 1)
+    page = page_of(rows, limit, lambda s: s.id)
+    return page.with_items([await _view(uow, s) for s in page.items])
+
+
+async def cancel(uow: UnitOfWork, subscription_id: uuid.UUID, *, at_period_end: bool) -> SubscriptionView:
+    """Cancel at period end (benefits last until then; `resume` undoes it), or now (benefits end now). A
+    past-due subscription has no paid time left, so it ends now either way."""
+    sub = await _locked(uow, subscription_id)
+    plan = await periods.plan_of(uow, sub)
+    state = State(sub.state)
+    now = uow.clock.now()
+    if at_period_end and state is not State.past_due:  # a canceled or expired one is refused here
+        periods.move(sub, Action.cancel)
+        sub.canceled_at = now
+        sub.pending_plan_id = None
+        await periods.emit(uow, SubscriptionCanceled(**periods.facts(sub, plan), ends_at=sub.period_end))
+    else:
+        if state is not State.canceled:
+            periods.move(sub, Action.cancel)
+            sub.canceled_at = now
+            await periods.emit(uow, SubscriptionCanceled(**periods.facts(sub, plan), ends_at=now))
+        await periods.expire(uow, sub, reason="canceled")
+    await periods.settle(uow, sub)
+    return await _view(uow, sub)
+
+
+async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionView:
+    """Undo a pending cancel: the subscription renews again at period end."""
+    sub = await _locked(uow, subscription_id)
+    periods.move(sub, Action.resume_trial if sub.period_number == 0 else Action.resume)
+    sub.canceled_at = None
+    await periods.emit(uow, SubscriptionResumed(**periods.facts(sub, await periods.plan_of(uow, sub))))
+    await periods.settle(uow, sub)
+    return await _view(uow, sub)
+
+
+async def change_plan(
+    uow: UnitOfWork,
+    subscription_id: uuid.UUID,
+    *,
+    plan_code: str,
+    payment_ref: str | None,
+    actor: uuid.UUID | None = None,
+) -> SubscriptionView:
+    """Move to another plan of the same family. A dearer plan (by price per month) starts now with a new
+    paid period, which `payment_ref` pays; any other plan takes over at the end of the current period.
+    Asking for the current plan drops a pending change."""
+    sub = await _locked(uow, subscription_id)
+    current = await periods.plan_of(uow, sub)
+    target = await _plan_on_sale(uow, plan_code)
+    if target.family != sub.family:
+        raise InvalidField("plan", f"is in family {target.family!r}; this subscription is in {sub.family!r}")
+    now = uow.clock.now()
+    if target.id == current.id:
+        if sub.pending_plan_id is None:
+            raise InvalidField("plan", "is the subscription's plan already")
+        periods.move(sub, Action.downgrade)  # same rules as scheduling one: trialing or active only
+        sub.pending_plan_id = None
+        effective = now
+    elif target.monthly_price > current.monthly_price:
+        periods.move(sub, Action.upgrade)
+        if payment_ref is None:
+            raise InvalidField("payment_ref", "is required for an upgrade: it pays the new period")
+        number = sub.period_number + 1
+        repo = SubscriptionRepository(uow.session)
+        while await repo.get_paid(sub.id, number) is not None:
+            number += 1  # billing paid ahead on the old plan: settling that is billing's business
+        payment = _payment(
+            sub,
+            period=number,
+            status="succeeded",
+            payment_ref=payment_ref,
+            amount=target.price,
+            actor=actor,
+            now=now,
+        )
+        await _insert_payment(uow, payment)
+        await periods.begin_paid_period(uow, sub, target, number, payment, starts_at=now)
+        effective = now
+    else:
+        periods.move(sub, Action.downgrade)
+        sub.pending_plan_id = target.id
+        sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)  # billing hears the new amount
+        effective = sub.period_end
+    await periods.emit(
+        uow,
+        SubscriptionPlanChanged(
+            **periods.facts(sub, await periods.plan_of(uow, sub)),
+            from_plan=current.code,
+            to_plan=target.code,
+            effective_at=effective,
+        ),
+    )
+    await periods.settle(uow, sub)
+    return await _view(uow, sub)
+
+
+async def record_payment(
+    uow: UnitOfWork,
+    subscription_id: uuid.UUID,
+    *,
+    succeeded: bool,
+    payment_ref: str,
+    amount: Money,
+    period: int,
+    actor: uuid.UUID | None = None,
+) -> PaymentOutcome:
+    """Billing reports a fee for the next period. A success while past due renews at once; otherwise the
+    payment waits for the period end, where the renewal job uses it. A failure changes nothing by itself:
+    without a success by period end, the subscription falls past due. Reporting the same payment again
+    answers the same."""
+    sub = await _locked(uow, subscription_id)
+    repo = SubscriptionRepository(uow.session)
+    status = "succeeded" if succeeded else "failed"
+    known = await repo.get_payment_by_ref(sub.id, payment_ref)
+    if known is not None:
+        if (known.status, known.period, known.amount_minor, known.currency) != (
+            status,
+            period,
+            amount.amount_minor,
+            amount.currency,
+        ):
+            raise PaymentRefReused()
+        return PaymentOutcome(payment=_payment_view(known), subscription=await _view(uow, sub))
+    state = State(sub.state)
+    if state not in (State.trialing, State.active, State.past_due):
+        raise TransitionNotAllowed(state.value, "take payments")
+    due_period = sub.period_number + 1
+    if period != due_period:
+        raise PaymentNotDue(f"Payments are taken for period {due_period}", due_period=due_period)
+    due = await periods.plan_of(uow, sub, due=True)
+    if amount != due.price:
+        raise PaymentAmountMismatch(
+            f"Period {due_period} costs {due.price.amount_minor} {due.price.currency} minor units",
+            expected={"amount": due.price.amount_minor, "currency": due.price.currency},
+        )
+    if succeeded and await repo.get_paid(sub.id, period) is not None:
+        raise PeriodAlreadyPaid()
+    now = uow.clock.now()
+    payment = _payment(
+        sub, period=period, status=status, payment_ref=payment_ref, amount=amount, actor=actor, now=now
+    )
+    await _insert_payment(uow, payment)
+    if succeeded and state is State.past_due:
+        await periods.renew(uow, sub, payment, Action.recover)
+    await periods.settle(uow, sub)
+    return PaymentOutcome(payment=_payment_view(payment), subscription=await _view(uow, sub))
+
+
+async def list_payments(
+    uow: UnitOfWork, subscription_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[PaymentView]:
+    repo = SubscriptionRepository(uow.session)
+    if await repo.get_subscription(subscription_id) is None:
+        raise SubscriptionNotFound()
+    rows = await repo.list_payments(subscription_id, before_id=decode_cursor(cursor), limit=limit + 1)
+    page = page_of(rows, limit, lambda p: p.id)
+    return page.with_items([_payment_view(p) for p in page.items])
+
+
+async def advance_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> int:
+    """The renewal job's work on one subscription: every step due by now (0 when it was up to date)."""
+    repo = SubscriptionRepository(uow.session)
+    member_id = await repo.get_member_of(subscription_id)
+    if member_id is None:
+        return 0
+    await repo.lock_member(member_id)
+    sub = await repo.lock_subscription(subscription_id)
+    return 0 if sub is None else await periods.advance(uow, sub)
+
+
+def has_plan_benefits(plan_benefits_until: datetime | None, now: datetime) -> bool:
+    """Whether the member row's mark says a plan may be in force (no query needed when it says no)."""
+    return plan_benefits_until is not None and plan_benefits_until > now
+
+
+async def plans_in_force(uow: UnitOfWork, member_id: uuid.UUID) -> list[CatalogPlan]:
+    """The plans whose benefits the member has now: trialing, active, canceled until period end, and past
+    due through grace."""
+    ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force(member_id, uow.clock.now())
+    catalogue = await get_catalogue(uow)
+    return [plan for plan in (catalogue.by_id(i) for i in ids) if plan is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRevenue:
+    plan: PlanRef
+    paying: int
+    trialing: int
+    past_due: int
+    monthly_recurring_revenue: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Revenue:
+    paying_members: int
+    monthly_recurring_revenue: Money
+    plans: list[PlanRevenue]
+
+
+async def revenue(uow: UnitOfWork) -> Revenue:
+    """Paying members and monthly recurring revenue: each paid-up subscription (active, or canceled with a
+    paid period running) counts its period price per month (a yearly plan 1/12 of it, exactly, rounded
+    down once at the end). Trials and past-due subscriptions bring in nothing yet."""
+    repo = SubscriptionRepository(uow.session)
+    currency = (await get_program(uow)).currency
+    catalogue = await get_catalogue(uow)
+    by_plan: dict[uuid.UUID, dict[str, int]] = {}
+    mrr: dict[uuid.UUID, Fraction] = {}
+    for plan_id, state, paid, price, _, count in await repo.list_live_counts():
+        plan = catalogue.by_id(plan_id)
+        assert plan is not None
+        tally = by_plan.setdefault(plan_id, {"paying": 0, "trialing": 0, "past_due": 0})
+        if paid and state in (State.active, State.canceled):
+            tally["paying"] += count
+            mrr[plan_id] = mrr.get(plan_id, Fraction(0)) + Fraction(price * count, plan.months)
+        elif state == State.trialing or (state == State.canceled and not paid):
+            tally["trialing"] += count
+        elif state == State.past_due:
+            tally["past_due"] += count
+    plans = []
+    for plan in catalogue.plans:
+        if plan.id not in by_plan:
+            continue
+        tally = by_plan[plan.id]
+        plans.append(
+            PlanRevenue(
+                plan=PlanRef(code=plan.code, name=plan.name),
+                paying=tally["paying"],
+                trialing=tally["trialing"],
+                past_due=tally["past_due"],
+                monthly_recurring_revenue=Money(floor(mrr.get(plan.id, Fraction(0))), currency),
+            )
+        )
+    return Revenue(
+        paying_members=await repo.count_paying_members(),
+        monthly_recurring_revenue=Money(floor(sum(mrr.values(), Fraction(0))), currency),
+        plans=plans,
+    )

@@ -1,0 +1,134 @@
+"""Builders for paid-membership tests: plans, subscriptions and billing's payments through the API, and the
+renewal job as the worker runs it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.subscriptions.jobs import run_subscriptions
+from tests.conftest import bearer
+from tests.points.helpers import cny
+
+_refs = itertools.count(1)
+
+
+def next_payment_ref() -> str:
+    return f"pay-{next(_refs):06d}"
+
+
+async def add_plan(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    code: str,
+    *,
+    price: int = 19_800,
+    unit: str = "year",
+    count: int = 1,
+    trial_days: int = 0,
+    grace_days: int = 7,
+    benefit_ids: Sequence[str] = (),
+    coupons: Sequence[dict[str, Any]] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "code": code,
+        "name": code.title(),
+        "price": cny(price),
+        "interval": {"unit": unit, "count": count},
+        "trial_days": trial_days,
+        "grace_days": grace_days,
+        "benefit_ids": list(benefit_ids),
+        "coupons": list(coupons),
+        **extra,
+    }
+    response = await client.post("/v1/plans", json=body, headers=bearer(admin_key))
+    assert response.status_code == 201, response.text
+    plan: dict[str, Any] = response.json()
+    return plan
+
+
+async def subscribe_reply(
+    client: httpx.AsyncClient, key: str, member_id: str, plan: str, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/members/{member_id}/subscriptions", json={"plan": plan, **extra}, headers=bearer(key)
+    )
+
+
+async def subscribe(
+    client: httpx.AsyncClient, key: str, member_id: str, plan: str, **extra: Any
+) -> dict[str, Any]:
+    response = await subscribe_reply(client, key, member_id, plan, **extra)
+    assert response.status_code == 201, response.text
+    subscription: dict[str, Any] = response.json()
+    return subscription
+
+
+async def pay_reply(
+    client: httpx.AsyncClient,
+    billing_key: str,
+    subscription_id: str,
+    *,
+    period: int,
+    amount: int,
+    status: str = "succeeded",
+    payment_ref: str | None = None,
+) -> httpx.Response:
+    body = {
+        "status": status,
+        "payment_ref": payment_ref or next_payment_ref(),
+        "amount": cny(amount),
+        "period": period,
+    }
+    return await client.post(
+        f"/v1/subscriptions/{subscription_id}/payments", json=body, headers=bearer(billing_key)
+    )
+
+
+async def pay(
+    client: httpx.AsyncClient,
+    billing_key: str,
+    subscription_id: str,
+    *,
+    period: int,
+    amount: int,
+    status: str = "succeeded",
+) -> dict[str, Any]:
+    response = await pay_reply(
+        client, billing_key, subscription_id, period=period, amount=amount, status=status
+    )
+    assert response.status_code == 201, response.text
+    outcome: dict[str, Any] = response.json()
+    return outcome
+
+
+async def read(client: httpx.AsyncClient, key: str, subscription_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/subscriptions/{subscription_id}", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    subscription: dict[str, Any] = response.json()
+    return subscription
+
+
+async def post_action(
+    client: httpx.AsyncClient, key: str, subscription_id: str, action: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/subscriptions/{subscription_id}/{action}", json=body or {}, headers=bearer(key)
+    )
+
+
+async def run_job(app: FastAPI) -> int:
+    units: UnitsOfWork = app.state.units
+    return await run_subscriptions(units)
+
+
+async def benefit_names(client: httpx.AsyncClient, key: str, member_id: str) -> list[str]:
+    response = await client.get(f"/v1/members/{member_id}/benefits", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    return sorted(b["name"] for b in response.json()["benefits"])

@@ -1,0 +1,485 @@
+"""A subscription's whole life through the API, driven by an injected clock and the renewal job as the
+worker runs it: trial, payments, renewals, grace, expiry, cancel, resume, plan changes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from tests.builders import enrol
+from tests.conftest import START, bearer
+from tests.inspect_db import events, rows
+from tests.points.helpers import set_program
+from tests.subscriptions.helpers import (
+    add_plan,
+    benefit_names,
+    next_payment_ref,
+    pay,
+    pay_reply,
+    post_action,
+    read,
+    run_job,
+    subscribe,
+    subscribe_reply,
+)
+
+NOTICE = timedelta(hours=72)  # the default subscription_notice_hours
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@pytest.fixture
+async def plans(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
+    """A monthly "Plus" card with a 7-day trial, 5 days' grace and a 5 % discount; a dearer "Premium" in the
+    same family."""
+    await set_program(client, admin_key)
+    response = await client.post(
+        "/v1/benefits",
+        json={"name": "Plus 5% off", "kind": "percent_discount", "properties": {"percent": "5"}},
+        headers=bearer(admin_key),
+    )
+    assert response.status_code == 201, response.text
+    plus = await add_plan(
+        client,
+        admin_key,
+        "plus",
+        price=1_500,
+        unit="month",
+        trial_days=7,
+        grace_days=5,
+        family="plus",
+        benefit_ids=[response.json()["id"]],
+    )
+    premium = await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+    return {"plus": plus, "premium": premium}
+
+
+@pytest.mark.usefixtures("plans")
+class TestTrialToRenewalsToGraceAndBack:
+    async def test_the_whole_lifecycle(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        trial_end = START + timedelta(days=7)
+        assert (sub["state"], sub["period"], at(sub["period_end"]), at(sub["trial_end"])) == (
+            "trialing",
+            0,
+            trial_end,
+            trial_end,
+        )
+        assert await benefit_names(client, ecommerce_key, member["id"]) == ["Plus 5% off"]
+
+        # Three days ahead billing hears the trial ends and what to collect.
+        clock.set(trial_end - NOTICE)
+        assert await run_job(app) == 1
+        [due] = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert (due["due_period"], due["amount"]) == (1, {"amount": 1_500, "currency": "CNY"})
+        assert len(await events(app, "subscription.trial_will_end")) == 1
+
+        await pay(client, billing_key, sub["id"], period=1, amount=1_500)
+        assert (await read(client, ecommerce_key, sub["id"]))[
+            "state"
+        ] == "trialing"  # paid ahead; trial runs on
+
+        clock.set(trial_end)
+        await run_job(app)
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["state"], sub["period"], at(sub["period_start"])) == ("active", 1, trial_end)
+        assert at(sub["period_end"]) == datetime(2026, 4, 23, 10, tzinfo=trial_end.tzinfo)
+
+        # Two renewals, each paid ahead.
+        for period in (2, 3):
+            await pay(client, billing_key, sub["id"], period=period, amount=1_500)
+            clock.set(at(sub["period_end"]))
+            await run_job(app)
+            previous_end, sub = sub["period_end"], await read(client, ecommerce_key, sub["id"])
+            assert (sub["state"], sub["period"], sub["period_start"]) == ("active", period, previous_end)
+
+        # The fourth fee fails: the member keeps the period they paid for, then falls past due into grace.
+        failed = await pay(client, billing_key, sub["id"], period=4, amount=1_500, status="failed")
+        assert failed["subscription"]["state"] == "active"
+        period_3_end = at(sub["period_end"])
+        clock.set(period_3_end)
+        await run_job(app)
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["state"], at(sub["grace_until"])) == ("past_due", period_3_end + timedelta(days=5))
+        assert await benefit_names(client, ecommerce_key, member["id"]) == ["Plus 5% off"]  # grace keeps them
+
+        # Paid during grace: active again at once, period 4 counted from where period 3 ended.
+        clock.advance(timedelta(days=2))
+        outcome = await pay(client, billing_key, sub["id"], period=4, amount=1_500)
+        sub = outcome["subscription"]
+        assert (sub["state"], sub["period"], at(sub["period_start"]), sub["grace_until"]) == (
+            "active",
+            4,
+            period_3_end,
+            None,
+        )
+        assert len(await events(app, "subscription.renewed")) == 4  # trial → 1, 2, 3, and 4 on recovery
+        assert len(await events(app, "subscription.past_due")) == 1
+
+
+@pytest.mark.usefixtures("plans")
+class TestUnpaid:
+    async def test_failed_then_grace_runs_out_and_it_expires(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        assert (sub["state"], sub["period"]) == ("active", 1)
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500, status="failed")
+
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+
+        clock.set(at(sub["period_end"]) + timedelta(days=5))
+        await run_job(app)
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["state"], sub["benefits_until"]) == ("expired", None)
+        assert await benefit_names(client, ecommerce_key, member["id"]) == []
+        [expired] = await events(app, "subscription.expired")
+        assert expired["payload"]["reason"] == "unpaid"
+
+        late = await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500)
+        assert late.status_code == 409
+        assert (late.json()["code"], late.json()["state"]) == (
+            "subscription_transition_not_allowed",
+            "expired",
+        )
+
+    async def test_benefits_end_on_time_even_before_the_job_runs(
+        self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        clock.set(at(sub["period_end"]) + timedelta(days=5))  # past period end and grace; no job has run
+        assert await benefit_names(client, ecommerce_key, member["id"]) == []
+
+
+@pytest.mark.usefixtures("plans")
+class TestCancel:
+    async def test_cancel_at_period_end_keeps_benefits_then_ends(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        assert response.status_code == 200, response.text
+        assert (response.json()["state"], response.json()["cancel_at_period_end"]) == ("canceled", True)
+        clock.set(at(sub["period_end"]) - timedelta(seconds=1))
+        assert await benefit_names(client, ecommerce_key, member["id"]) == ["Plus 5% off"]
+        await run_job(app)
+        assert not await events(app, "subscription.renewal_due")  # a canceled subscription is not billed
+
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "expired"
+        assert await benefit_names(client, ecommerce_key, member["id"]) == []
+
+    async def test_cancel_now_ends_benefits_at_once(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
+        assert response.status_code == 200, response.text
+        assert (response.json()["state"], response.json()["ended_at"] is not None) == ("expired", True)
+        assert await benefit_names(client, ecommerce_key, member["id"]) == []
+        assert [len(await events(app, f"subscription.{t}")) for t in ("canceled", "expired")] == [1, 1]
+
+    async def test_resume_undoes_a_pending_cancel(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        response = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert response.status_code == 200, response.text
+        assert (response.json()["state"], response.json()["canceled_at"]) == ("active", None)
+
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["period"] == 2  # renews as if never canceled
+
+    async def test_a_canceled_trial_resumes_as_a_trial(
+        self, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        response = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert response.json()["state"] == "trialing"
+
+
+@pytest.mark.usefixtures("plans")
+class TestIllegalTransitions:
+    @pytest.mark.parametrize(
+        ("setup", "action", "body", "state"),
+        [
+            ("none", "resume", None, "active"),
+            ("cancel_at_end", "cancel", {"at_period_end": True}, "canceled"),
+            ("cancel_now", "cancel", {"at_period_end": True}, "expired"),
+            ("cancel_now", "resume", None, "expired"),
+            ("cancel_at_end", "change-plan", {"plan": "premium", "payment_ref": "x-1"}, "canceled"),
+        ],
+    )
+    async def test_refused_with_the_current_state_and_nothing_changes(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        setup: str,
+        action: str,
+        body: dict[str, Any] | None,
+        state: str,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        if setup != "none":
+            cancel = {"at_period_end": setup == "cancel_at_end"}
+            assert (await post_action(client, ecommerce_key, sub["id"], "cancel", cancel)).status_code == 200
+        before = await read(client, ecommerce_key, sub["id"])
+        outbox = len(await rows(app, "SELECT id FROM outbox_events"))
+
+        response = await post_action(client, ecommerce_key, sub["id"], action, body)
+
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert (response.json()["code"], response.json()["state"]) == (
+            "subscription_transition_not_allowed",
+            state,
+        )
+        assert await read(client, ecommerce_key, sub["id"]) == before
+        assert len(await rows(app, "SELECT id FROM outbox_events")) == outbox
+
+
+@pytest.mark.usefixtures("plans")
+class TestPlanChange:
+    async def test_upgrade_now_then_downgrade_at_period_end(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        clock.advance(timedelta(days=10))
+
+        no_payment = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium"})
+        assert no_payment.status_code == 422
+        upgraded = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "premium", "payment_ref": next_payment_ref()},
+        )
+        assert upgraded.status_code == 200, upgraded.text
+        sub = upgraded.json()
+        assert (sub["plan"]["code"], sub["period"], at(sub["period_start"]), sub["price"]["amount"]) == (
+            "premium",
+            2,
+            START + timedelta(days=10),
+            3_000,
+        )
+
+        downgraded = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        assert downgraded.status_code == 200, downgraded.text
+        assert (downgraded.json()["plan"]["code"], downgraded.json()["pending_plan"]["code"]) == (
+            "premium",
+            "plus",
+        )
+        changes = [e["payload"] for e in await events(app, "subscription.plan_changed")]
+        assert [(c["to_plan"], at(c["effective_at"])) for c in changes] == [
+            ("premium", START + timedelta(days=10)),
+            ("plus", at(sub["period_end"])),
+        ]
+
+        # Billing is asked for the cheaper plan's price, and the next period is on it.
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)
+        [due] = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert (due["due_plan"], due["amount"]["amount"]) == ("plus", 1_500)
+        wrong = await pay_reply(client, billing_key, sub["id"], period=3, amount=3_000)
+        assert (wrong.status_code, wrong.json()["code"]) == (422, "payment_amount_mismatch")
+        await pay(client, billing_key, sub["id"], period=3, amount=1_500)
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["plan"]["code"], sub["pending_plan"], sub["period"], sub["price"]["amount"]) == (
+            "plus",
+            None,
+            3,
+            1_500,
+        )
+
+    async def test_another_family_is_refused(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        await add_plan(client, admin_key, "kids-club", price=100, unit="month")
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        response = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "kids-club"})
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+@pytest.mark.usefixtures("plans")
+class TestSubscribing:
+    async def test_a_second_live_subscription_in_the_family_is_409(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        first = await subscribe(client, ecommerce_key, member["id"], "plus")
+        for plan in ("plus", "premium"):
+            response = await subscribe_reply(
+                client, ecommerce_key, member["id"], plan, payment_ref=next_payment_ref()
+            )
+            assert (response.status_code, response.json()["code"]) == (409, "subscription_exists")
+            assert response.json()["subscription_id"] == first["id"]
+        await add_plan(client, admin_key, "kids-club", price=100, unit="month")
+        await subscribe(client, ecommerce_key, member["id"], "kids-club", payment_ref=next_payment_ref())
+        listed = await client.get(f"/v1/members/{member['id']}/subscriptions", headers=bearer(ecommerce_key))
+        assert [s["plan"]["code"] for s in listed.json()["items"]] == ["kids-club", "plus"]
+
+    async def test_one_trial_per_family(self, client: httpx.AsyncClient, ecommerce_key: str) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
+        again = await subscribe_reply(client, ecommerce_key, member["id"], "plus")
+        assert (again.status_code, again.json()["code"]) == (409, "trial_already_used")
+        paid = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        assert paid["state"] == "active"
+
+    async def test_without_a_trial_the_first_payment_is_required(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        response = await subscribe_reply(client, ecommerce_key, member["id"], "premium")
+        assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "payment_ref")
+        assert await rows(app, "SELECT id FROM subscriptions") == []
+
+
+@pytest.mark.usefixtures("plans")
+class TestRenewalJob:
+    async def test_running_it_twice_changes_nothing_the_second_time(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        members = [await enrol(client, ecommerce_key) for _ in range(3)]
+        subs = [await subscribe(client, ecommerce_key, m["id"], "plus") for m in members]
+        await pay(client, billing_key, subs[0]["id"], period=1, amount=1_500)
+        clock.set(START + timedelta(days=8))
+
+        assert await run_job(app) > 0
+        state = await rows(app, "SELECT * FROM subscriptions ORDER BY id")
+        outbox = await rows(app, "SELECT id FROM outbox_events")
+        assert await run_job(app) == 0
+        assert await rows(app, "SELECT * FROM subscriptions ORDER BY id") == state
+        assert await rows(app, "SELECT id FROM outbox_events") == outbox
+        assert sorted(s["state"] for s in state) == ["active", "past_due", "past_due"]
+
+    async def test_a_price_change_reaches_a_subscription_at_its_next_period(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
+        body = {k: plan[k] for k in ("name", "trial_days", "grace_days", "coupons", "active")}
+        body |= {
+            "price": {"amount": 1_800, "currency": "CNY"},
+            "interval": plan["interval"],
+            "benefit_ids": [],
+        }
+        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+
+        assert (await read(client, ecommerce_key, sub["id"]))["price"][
+            "amount"
+        ] == 1_500  # this period as sold
+        old_price = await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500)
+        assert (old_price.status_code, old_price.json()["expected"]) == (
+            422,
+            {"amount": 1_800, "currency": "CNY"},
+        )
+        await pay(client, billing_key, sub["id"], period=2, amount=1_800)
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["price"]["amount"] == 1_800
+
+    async def test_month_end_anchors_do_not_drift(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        clock.set(datetime(2027, 1, 31, 12, tzinfo=START.tzinfo))
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(
+            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
+        )
+        ends = [sub["period_end"][:10]]
+        for period in (2, 3):
+            await pay(client, billing_key, sub["id"], period=period, amount=1_500)
+            clock.set(at(sub["period_end"]))
+            await run_job(app)
+            sub = await read(client, ecommerce_key, sub["id"])
+            ends.append(sub["period_end"][:10])
+        assert ends == ["2027-02-28", "2027-03-31", "2027-04-30"]
