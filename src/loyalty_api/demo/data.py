@@ -142,6 +142,21 @@ REWARDS: Final = [
 ]
 
 
+# The paid card: a yearly "PLUS" membership with a week's free trial. Its perks stack with the member's tier.
+PLUS_BENEFITS: Final[dict[str, tuple[str, dict[str, object]]]] = {
+    "plus_free_shipping": ("PLUS 全场包邮", {"kind": "free_shipping"}),
+    "plus_discount": ("PLUS 额外95折", {"kind": "percent_discount", "percent": "5"}),
+    "plus_double_points": ("PLUS 双倍积分", {"kind": "points_multiplier", "multiplier": "2"}),
+}
+PLUS_MONTHLY_COUPON: Final[dict[str, object]] = {
+    "name": "PLUS 每月 10 元券",
+    "coupon": {"kind": "fixed_discount", "amount": 1000, "min_subtotal": 9900},
+    "valid_days": 30,
+    "every": "month",
+}
+PLUS_PRICE_FEN: Final = 19_800  # 198 yuan a year
+
+
 _SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN: Final = [
     "伟",

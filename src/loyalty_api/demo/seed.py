@@ -10,18 +10,31 @@ from loyalty_api.benefits import service as benefits
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
 from loyalty_api.benefits.service import BenefitDefinition
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.demo.data import BENEFITS, REWARDS, TIERS, demo_members, demo_spend
+from loyalty_api.demo.data import (
+    BENEFITS,
+    PLUS_BENEFITS,
+    PLUS_MONTHLY_COUPON,
+    PLUS_PRICE_FEN,
+    REWARDS,
+    TIERS,
+    demo_members,
+    demo_spend,
+)
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
 from loyalty_api.members import service as members
 from loyalty_api.members.errors import MemberExists
 from loyalty_api.money import Money, Rounding
+from loyalty_api.plans import service as plans
+from loyalty_api.plans.catalogue import Interval, RecurringCoupon
+from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points
 from loyalty_api.program import service as program
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.rewards import service as rewards
 from loyalty_api.rewards.service import RewardDefinition
+from loyalty_api.subscriptions import service as subscriptions
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import Metric, Window
 from loyalty_api.tiers.service import TierDefinition
@@ -109,6 +122,34 @@ async def _seed_rewards(uow: UnitOfWork) -> None:
         )
 
 
+async def _seed_plans(uow: UnitOfWork) -> None:
+    perks = [
+        await benefits.create_benefit(
+            uow,
+            BenefitDefinition(
+                name=name, properties=PROPERTIES_ADAPTER.validate_python(properties), active=True
+            ),
+        )
+        for name, properties in PLUS_BENEFITS.values()
+    ]
+    await plans.create_plan(
+        uow,
+        "plus",
+        None,
+        PlanDefinition(
+            name="PLUS 年卡",
+            price=Money(PLUS_PRICE_FEN, "CNY"),
+            interval=Interval.year,
+            interval_count=1,
+            trial_days=7,
+            grace_days=7,
+            benefit_ids=[perk.id for perk in perks],
+            coupons=[RecurringCoupon.model_validate(PLUS_MONTHLY_COUPON)],
+            active=True,
+        ),
+    )
+
+
 async def seed_programme(units: UnitsOfWork) -> None:
     async with units.begin() as uow:
         if not await program.is_configured(uow):
@@ -120,6 +161,8 @@ async def seed_programme(units: UnitsOfWork) -> None:
             await _seed_ladder(uow)
         if not (await rewards.list_rewards(uow, only_offered=False, limit=1, cursor=None)).items:
             await _seed_rewards(uow)
+        if not await plans.list_plans(uow):
+            await _seed_plans(uow)
     for n, person in enumerate(demo_members()):
         try:
             async with units.begin() as uow:
@@ -146,6 +189,14 @@ async def seed_programme(units: UnitsOfWork) -> None:
                         order_ref=f"DEMO-{n + 1:03d}",
                         amount=Money(spent * 100, "CNY"),
                         channel=person.channel,
+                    )
+                if n % 5 == 1:  # PLUS members: most paid for the year, a few are trying it out
+                    await subscriptions.subscribe(
+                        uow,
+                        member_id=member.id,
+                        plan_code="plus",
+                        payment_ref=None if n % 3 == 0 else f"DEMO-PLUS-{n + 1:03d}",
+                        trial=n % 3 == 0,
                     )
         except MemberExists:
             continue  # seeded before

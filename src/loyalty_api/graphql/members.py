@@ -10,11 +10,13 @@ import strawberry
 from strawberry.types import Info
 
 from loyalty_api.auth.principal import Scope
+from loyalty_api.benefits.service import member_benefits
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.members import service
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.service import MemberProfile
+from loyalty_api.subscriptions.service import list_member_subscriptions
 
 READERS = (Scope.admin, Scope.pos, Scope.ecommerce)
 
@@ -32,6 +34,73 @@ class ExternalId:
     external_id: str
 
 
+@strawberry.type
+class BenefitSource:
+    type: str = strawberry.field(description="tier or plan")
+    ref: str = strawberry.field(description="The tier's or plan's code")
+    name: str
+
+
+@strawberry.type
+class MemberBenefit:
+    id: strawberry.ID
+    name: str
+    kind: str
+    sources: list[BenefitSource]
+
+
+@strawberry.type
+class MemberSubscription:
+    id: strawberry.ID
+    plan: str
+    plan_name: str
+    state: str
+    period: int
+    period_end: datetime.datetime
+    benefits_until: datetime.datetime | None
+    cancel_at_period_end: bool
+
+
+async def _benefits(root: Member, info: Info[GraphQLContext, None]) -> list[MemberBenefit]:
+    require(info.context, *READERS)
+    async with info.context.units.read() as uow:
+        with domain_errors():
+            found = await member_benefits(uow, uuid.UUID(str(root.id)))
+    return [
+        MemberBenefit(
+            id=strawberry.ID(str(b.id)),
+            name=b.name,
+            kind=b.properties.kind,
+            sources=[BenefitSource(type=s.type, ref=s.ref, name=s.name) for s in b.sources],
+        )
+        for b in found.benefits
+    ]
+
+
+async def _subscriptions(
+    root: Member, info: Info[GraphQLContext, None], first: int = 20
+) -> list[MemberSubscription]:
+    require(info.context, *READERS)
+    async with info.context.units.read() as uow:
+        with domain_errors():
+            page = await list_member_subscriptions(
+                uow, uuid.UUID(str(root.id)), limit=max(1, min(first, 100)), cursor=None
+            )
+    return [
+        MemberSubscription(
+            id=strawberry.ID(str(s.id)),
+            plan=s.plan.code,
+            plan_name=s.plan.name,
+            state=s.state,
+            period=s.period,
+            period_end=s.period_end,
+            benefits_until=s.benefits_until,
+            cancel_at_period_end=s.cancel_at_period_end,
+        )
+        for s in page.items
+    ]
+
+
 @strawberry.federation.type(keys=["id", "memberNumber"])
 class Member:
     id: strawberry.ID
@@ -47,6 +116,13 @@ class Member:
     marketing_consent: bool
     external_ids: list[ExternalId]
     created_at: datetime.datetime
+
+    benefits: list[MemberBenefit] = strawberry.field(
+        resolver=_benefits, description="The benefits in force now, each with its sources (tier, paid plans)."
+    )
+    subscriptions: list[MemberSubscription] = strawberry.field(
+        resolver=_subscriptions, description="Paid-membership subscriptions, newest first."
+    )
 
     @classmethod
     def of(cls, profile: MemberProfile) -> Member:

@@ -93,9 +93,15 @@ def period_bounds(
     )
 
 
-def benefits_until(state: State, period_end: datetime, grace_until: datetime | None) -> datetime | None:
-    """Until when the plan's benefits are the member's. A past-due member keeps them through grace."""
-    if state in (State.trialing, State.active, State.canceled):
+def benefits_until(
+    state: State, period_end: datetime, grace_until: datetime | None, grace: timedelta
+) -> datetime | None:
+    """Until when the plan's benefits may be the member's. A renewing subscription either renews or falls
+    past due, which keeps them through grace: so they last to period end plus grace, whether or not the
+    renewal job has yet run. A canceled one ends at period end."""
+    if state in (State.trialing, State.active):
+        return period_end + grace
+    if state is State.canceled:
         return period_end
     if state is State.past_due:
         return grace_until

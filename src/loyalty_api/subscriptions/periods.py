@@ -70,7 +70,8 @@ def move(sub: Subscription, action: Action) -> None:
 async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     """After any change: recompute what the state implies (benefits, the job's next look) and mark the
     member's row with the end of their plan benefits."""
-    sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until)
+    grace = timedelta(days=(await plan_of(uow, sub)).grace_days)
+    sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until, grace)
     sub.next_action_at = lifecycle.next_action_at(
         state=State(sub.state),
         period_number=sub.period_number,

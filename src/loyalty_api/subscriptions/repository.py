@@ -31,6 +31,9 @@ class SubscriptionRepository:
         """Lock the member's row (PostgreSQL) and return their status; None if there is no such member."""
         return await self.session.scalar(_LOCK_MEMBER, {"member_id": member_id})
 
+    async def exists_member(self, member_id: uuid.UUID) -> bool:
+        return await self.session.scalar(select(Member.id).where(Member.id == member_id)) is not None
+
     async def mark_plan_benefits(self, member_id: uuid.UUID) -> None:
         """Copy the latest end of the member's plan benefits onto the member's row, where earn and the
         checkout quote read it without touching this table."""

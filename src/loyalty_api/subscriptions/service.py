@@ -278,7 +278,7 @@ async def list_member_subscriptions(
     uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[SubscriptionView]:
     repo = SubscriptionRepository(uow.session)
-    if await repo.lock_member(member_id) is None:
+    if not await repo.exists_member(member_id):
         raise MemberNotFound()
     rows = await repo.list_for_member(member_id, before_id=decode_cursor(cursor), limit=limit + 1)
     page = page_of(rows, limit, lambda s: s.id)
