@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("period_end", loyalty_api.db.types.UTCDateTime(), nullable=False),
         sa.Column("anchor_at", loyalty_api.db.types.UTCDateTime(), nullable=False),
         sa.Column("anchor_period", sa.Integer(), nullable=False),
+        sa.Column("period_months", sa.Integer(), nullable=False),
         sa.Column("price_amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("price_currency", sa.String(length=3), nullable=False),
         sa.Column("trial_end", loyalty_api.db.types.UTCDateTime(), nullable=True),

@@ -28,6 +28,7 @@ from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.members.repository import MemberRecord, MemberRepository
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.subscriptions.service import end_member_subscriptions
 from loyalty_api.tiers.models import Tier
 from loyalty_api.tiers.repository import TierRepository
 from loyalty_api.webhooks.outbox import emit_for_member
@@ -341,6 +342,8 @@ async def update(
         member.updated_at = uow.clock.now()
         with _duplicates_as_member_exists():
             await repo.save_member()
+        if "status" in changed and member.status == MemberStatus.closed:
+            await end_member_subscriptions(uow, member_id)
         await emit_for_member(
             uow,
             MemberUpdated(

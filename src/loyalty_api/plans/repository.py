@@ -20,6 +20,13 @@ class PlanRepository:
     async def get_by_code(self, code: str) -> Plan | None:
         return await self.session.scalar(select(Plan).where(Plan.code == code))
 
+    async def lock_by_code(self, code: str, *, to_delete: bool = False) -> Plan | None:
+        """The plan under lock until commit (PostgreSQL): FOR UPDATE to delete it, else FOR KEY SHARE to
+        sell it, so a delete and a subscribe never cross (the one that comes second sees the first's work)."""
+        query = select(Plan).where(Plan.code == code)
+        locked = query.with_for_update() if to_delete else query.with_for_update(read=True, key_share=True)
+        return await self.session.scalar(locked.execution_options(populate_existing=True))
+
     async def insert_plan(self, plan: Plan) -> None:
         self.session.add(plan)
         await flush_unique(self.session)

@@ -7,7 +7,7 @@ price it started with; each subscription moves to the new price when its next pe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -33,6 +33,7 @@ from loyalty_api.plans.models import Plan
 from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
+from loyalty_api.subscriptions.repository import SubscriptionRepository
 from loyalty_api.tiers.ladder import GrantedBenefit
 from loyalty_api.webhooks.events import MoneyPayload
 from loyalty_api.webhooks.outbox import emit_for_programme
@@ -53,9 +54,11 @@ class PlanDefinition:
     active: bool
 
 
-async def get_catalogue(uow: UnitOfWork) -> Catalogue:
+async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) -> Catalogue:
+    """The plans, from this process's cache unless it lacks one of `having`: a plan another process created
+    moments ago is then read at once rather than missed."""
     cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
-    if cached is not None:
+    if cached is not None and all(cached.by_id(plan_id) is not None for plan_id in having):
         return cached
     catalogue = await _load_catalogue(uow)
     uow.cache.put(PLANS_CACHE_KEY, catalogue)
@@ -112,6 +115,12 @@ async def _apply(uow: UnitOfWork, row: Plan, definition: PlanDefinition) -> None
     currency = (await get_program(uow)).currency
     if definition.price.currency != currency:
         raise CurrencyMismatch(f"The price must be in {currency}, not {definition.price.currency}")
+    shortest_period_days = (
+        28 * definition.interval_count * (12 if definition.interval is Interval.year else 1)
+    )
+    if definition.grace_days >= shortest_period_days:
+        # A grace longer than a period would let a late payment renew a period that is already over.
+        raise InvalidField("grace_days", f"must be shorter than one period ({shortest_period_days} days)")
     benefit_ids = list(dict.fromkeys(definition.benefit_ids))
     found = {b.id for b in await BenefitRepository(uow.session).list_by_ids(benefit_ids)}
     missing = [str(b) for b in benefit_ids if b not in found]
@@ -171,12 +180,16 @@ async def create_plan(
 
 
 async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -> CatalogPlan:
-    """Replace a plan's terms. Running subscriptions keep their current period's price (see the module)."""
+    """Replace a plan's terms. Running subscriptions keep their current period's price and length (see the
+    module); those already told what their next period costs are told again when the price changes."""
     repo = PlanRepository(uow.session)
     row = await repo.get_by_code(code)
     if row is None:
         raise PlanNotFound()
+    old_price = (row.price_amount_minor, row.price_currency)
     await _apply(uow, row, definition)
+    if (row.price_amount_minor, row.price_currency) != old_price:
+        await SubscriptionRepository(uow.session).renotify_unpaid(row.id, uow.clock.now())
     await repo.save_plan()
     await BenefitRepository(uow.session).replace_grants("plan", row.id, definition.benefit_ids)
     await _changed(uow, row, "replaced")
@@ -186,7 +199,7 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
 async def delete_plan(uow: UnitOfWork, code: str) -> None:
     """Delete a plan nobody ever subscribed to; one with subscriptions is deactivated instead (PUT)."""
     repo = PlanRepository(uow.session)
-    row = await repo.get_by_code(code)
+    row = await repo.lock_by_code(code, to_delete=True)
     if row is None:
         raise PlanNotFound()
     if await repo.exists_subscription_to(row):

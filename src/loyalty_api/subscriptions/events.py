@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from loyalty_api.webhooks.events import Event, MoneyPayload
 
 
@@ -55,11 +57,23 @@ class SubscriptionPastDue(SubscriptionEvent):
     grace_until: datetime
 
 
+class UnusedPayment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    payment_ref: str
+    period: int
+    amount: MoneyPayload
+
+
 class SubscriptionCanceled(SubscriptionEvent):
     event_type = "subscription.canceled"
-    description = "The subscription was canceled: it ends at `ends_at` (period end, or now)."
+    description = (
+        "The subscription was canceled: it ends at `ends_at` (period end, or now). `unused_payment` is a fee "
+        "billing took for the next period, which will not begin: refund it."
+    )
 
     ends_at: datetime
+    unused_payment: UnusedPayment | None
 
 
 class SubscriptionResumed(SubscriptionEvent):

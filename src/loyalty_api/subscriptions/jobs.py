@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -9,11 +10,14 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 from loyalty_api.subscriptions.service import advance_subscription
 
+logger = logging.getLogger("loyalty_api.subscriptions")
+
 
 async def run_subscriptions(units: UnitsOfWork, *, batch: int = 200) -> int:
     """Bring every subscription with something due up to date; returns the steps taken. Each subscription in
     its own transaction under its locks, so running twice, or in two processes, does each step once (the
-    second finds nothing due). One run walks everything due at its start, by (next action at, id)."""
+    second finds nothing due, or skips a member another holds until its next run). One run walks
+    everything due at its start, by (next action at, id)."""
     now = units.clock.now()
     steps = 0
     after: tuple[datetime, uuid.UUID] | None = None
@@ -21,8 +25,11 @@ async def run_subscriptions(units: UnitsOfWork, *, batch: int = 200) -> int:
         async with units.read() as uow:
             due = await SubscriptionRepository(uow.session).list_due(now, after=after, limit=batch)
         for _, subscription_id in due:
-            async with units.begin() as uow:
-                steps += await advance_subscription(uow, subscription_id)
+            try:
+                async with units.begin() as uow:
+                    steps += await advance_subscription(uow, subscription_id)
+            except Exception:  # one broken subscription must not hold up everyone else's renewal
+                logger.exception("subscription not advanced", extra={"subscription_id": str(subscription_id)})
         if len(due) < batch:
             return steps
         after = due[-1]

@@ -13,7 +13,7 @@ class Subscription(IdMixin, Base):
     """A member's paid membership of one plan, and where it stands in its clock-driven life
     (subscriptions/lifecycle.py has the states and the allowed transitions).
 
-    Period n (n ≥ 1 is paid; 0 is the trial) runs from `anchor_at` + (n − anchor_period) × the plan's months
+    Period n (n ≥ 1 is paid; 0 is the trial) runs from `anchor_at` + (n − anchor_period) × `period_months`
     to one period later, so month-end anchors do not drift (31 Jan → 28 Feb → 31 Mar)."""
 
     __tablename__ = "subscriptions"
@@ -38,6 +38,9 @@ class Subscription(IdMixin, Base):
     period_end: Mapped[datetime]
     anchor_at: Mapped[datetime]
     anchor_period: Mapped[int]
+    # The length of the current period in months, as its plan had it then: editing a plan's interval reaches
+    # a subscription at its next period, like a new price.
+    period_months: Mapped[int]
     # The price of the current period: a plan's new price applies from the next period on.
     price_amount_minor: Mapped[int] = mapped_column(BigInteger)
     price_currency: Mapped[str] = mapped_column(String(3))

@@ -41,8 +41,8 @@ def notice(uow: UnitOfWork) -> timedelta:
 
 async def plan_of(uow: UnitOfWork, sub: Subscription, *, due: bool = False) -> CatalogPlan:
     """The subscription's plan; with `due`, the plan its next period will be on (a pending downgrade)."""
-    catalogue = await get_catalogue(uow)
-    plan = catalogue.by_id(sub.pending_plan_id if due and sub.pending_plan_id else sub.plan_id)
+    plan_id = sub.pending_plan_id if due and sub.pending_plan_id else sub.plan_id
+    plan = (await get_catalogue(uow, having=[plan_id])).by_id(plan_id)
     assert plan is not None, "plans with subscriptions are never deleted"
     return plan
 
@@ -87,9 +87,9 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     await repo.mark_plan_benefits(sub.member_id)
 
 
-def month_start(sub: Subscription, plan: CatalogPlan, month: int) -> datetime:
+def month_start(sub: Subscription, month: int) -> datetime:
     """The start of month `month` (0-based) of the current period, counted from the anchor like periods."""
-    offset = (sub.period_number - sub.anchor_period) * plan.months + month
+    offset = (sub.period_number - sub.anchor_period) * sub.period_months + month
     result: datetime = sub.anchor_at + relativedelta(months=offset)
     return result
 
@@ -107,12 +107,13 @@ async def begin_paid_period(
     follows on from the current period unless `starts_at` says otherwise (an upgrade starts now)."""
     if starts_at is not None:
         sub.anchor_at, sub.anchor_period = starts_at, number
-    elif plan.months != (await plan_of(uow, sub)).months:
+    elif plan.months != sub.period_months:
         # A new period length: counting from the old anchor would misplace this period.
         sub.anchor_at, sub.anchor_period = sub.period_end, number
     sub.plan_id = plan.id
     sub.pending_plan_id = None
     sub.period_number = number
+    sub.period_months = plan.months
     sub.period_start, sub.period_end = lifecycle.period_bounds(
         sub.anchor_at, sub.anchor_period, plan.months, number
     )
@@ -126,7 +127,8 @@ async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *
     """The plan's coupons for month `month` of the current paid period: per-period ones in month 0, monthly
     ones every month. Each coupon has a key of subscription, period, month and place in the plan, so
     coming back to a month issues nothing twice. Then note when the next month's are due."""
-    starts = month_start(sub, plan, month)
+    # A month the job reaches late (or a recovered period) gives coupons valid from now, not already spent.
+    starts = max(month_start(sub, month), uow.clock.now())
     for index, recurring in enumerate(plan.coupons):
         if recurring.every == "period" and month != 0:
             continue
@@ -141,7 +143,7 @@ async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *
             source_id=plan.id,
             issue_key=f"plan:{sub.id}:{sub.period_number}:{month}:{index}",
         )
-    following = month_start(sub, plan, month + 1)
+    following = month_start(sub, month + 1)
     monthly = any(c.every == "month" for c in plan.coupons)
     sub.next_coupon_at = following if monthly and following < sub.period_end else None
 
@@ -188,7 +190,7 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
         and sub.next_coupon_at <= now
     ):
         due_at = sub.next_coupon_at
-        month = next((m for m in range(1, plan.months) if month_start(sub, plan, m) >= due_at), None)
+        month = next((m for m in range(1, sub.period_months) if month_start(sub, m) >= due_at), None)
         if month is None:
             sub.next_coupon_at = None
         else:
@@ -217,8 +219,12 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
 
 
 async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
+    """Tell billing the trial is ending and what the next period costs, unless it is paid already."""
+    sub.notice_sent_for = sub.period_number
     if State(sub.state) is State.trialing:
         await emit(uow, SubscriptionTrialWillEnd(**facts(sub, plan)))
+    if await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1) is not None:
+        return
     due = await plan_of(uow, sub, due=True)
     await emit(
         uow,
@@ -229,4 +235,3 @@ async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -
             amount=MoneyPayload(amount=due.price.amount_minor, currency=due.price.currency),
         ),
     )
-    sub.notice_sent_for = sub.period_number

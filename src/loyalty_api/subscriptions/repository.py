@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -15,6 +15,11 @@ from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 # member's `plan_benefits_until` mark is always recomputed by one transaction at a time.
 _LOCK_MEMBER = (
     select(Member.status).where(Member.id == bindparam("member_id")).with_for_update(key_share=True)
+)
+_TRY_LOCK_MEMBER = (
+    select(Member.id)
+    .where(Member.id == bindparam("member_id"))
+    .with_for_update(key_share=True, skip_locked=True)
 )
 _PLANS_IN_FORCE = (
     select(Subscription.plan_id)
@@ -31,6 +36,12 @@ class SubscriptionRepository:
         """Lock the member's row (PostgreSQL) and return their status; None if there is no such member."""
         return await self.session.scalar(_LOCK_MEMBER, {"member_id": member_id})
 
+    async def try_lock_member(self, member_id: uuid.UUID) -> bool:
+        """Lock the member's row unless another transaction holds it (PostgreSQL; SQLite's writer lock
+        already makes the transaction the only one)."""
+        found = await self.session.scalar(_TRY_LOCK_MEMBER, {"member_id": member_id})
+        return found is not None
+
     async def exists_member(self, member_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(Member.id).where(Member.id == member_id)) is not None
 
@@ -44,6 +55,34 @@ class SubscriptionRepository:
         )
         await self.session.execute(
             update(Member).where(Member.id == member_id).values(plan_benefits_until=latest)
+        )
+
+    async def renotify_unpaid(self, plan_id: uuid.UUID, now: datetime) -> None:
+        """Billing was told the next period's price of subscriptions renewing onto this plan; the price has
+        changed, so the renewal job tells them again (those whose next period is paid keep what they paid)."""
+        paid = (
+            select(SubscriptionPayment.id)
+            .where(
+                SubscriptionPayment.subscription_id == Subscription.id,
+                SubscriptionPayment.period == Subscription.period_number + 1,
+                SubscriptionPayment.status == "succeeded",
+            )
+            .exists()
+        )
+        renewing_onto = or_(
+            and_(Subscription.plan_id == plan_id, Subscription.pending_plan_id.is_(None)),
+            Subscription.pending_plan_id == plan_id,
+        )
+        await self.session.execute(
+            update(Subscription)
+            .where(
+                renewing_onto,
+                Subscription.state.in_(("trialing", "active")),
+                Subscription.notice_sent_for >= Subscription.period_number,
+                ~paid,
+            )
+            .values(notice_sent_for=Subscription.period_number - 1, next_action_at=now)
+            .execution_options(synchronize_session=False)
         )
 
     async def insert_subscription(self, subscription: Subscription) -> None:
@@ -145,9 +184,9 @@ class SubscriptionRepository:
             query = query.where(SubscriptionPayment.id < before_id)
         return (await self.session.scalars(query.order_by(SubscriptionPayment.id.desc()).limit(limit))).all()
 
-    async def list_live_counts(self) -> Sequence[tuple[uuid.UUID, str, bool, int, str, int]]:
-        """(plan id, state, paid up, price in minor units, currency, subscriptions) over live subscriptions;
-        `paid up` is false in a trial (period 0)."""
+    async def list_live_counts(self) -> Sequence[tuple[uuid.UUID, str, bool, int, int, int]]:
+        """(plan id, state, paid up, price in minor units, period months, subscriptions) over live
+        subscriptions; `paid up` is false in a trial (period 0)."""
         paid = (Subscription.period_number >= 1).label("paid")
         rows = await self.session.execute(
             select(
@@ -155,7 +194,7 @@ class SubscriptionRepository:
                 Subscription.state,
                 paid,
                 Subscription.price_amount_minor,
-                Subscription.price_currency,
+                Subscription.period_months,
                 func.count(),
             )
             .where(Subscription.state != "expired")
@@ -164,10 +203,16 @@ class SubscriptionRepository:
                 Subscription.state,
                 paid,
                 Subscription.price_amount_minor,
-                Subscription.price_currency,
+                Subscription.period_months,
             )
         )
-        return [(p, s, bool(f), int(a), c, int(n)) for p, s, f, a, c, n in rows.all()]
+        return [(p, s, bool(f), int(a), int(m), int(n)) for p, s, f, a, m, n in rows.all()]
+
+    async def list_live_for_member(self, member_id: uuid.UUID) -> Sequence[uuid.UUID]:
+        query = select(Subscription.id).where(
+            Subscription.member_id == member_id, Subscription.state != "expired"
+        )
+        return (await self.session.scalars(query.order_by(Subscription.id))).all()
 
     async def count_paying_members(self) -> int:
         """Members with at least one paid-up subscription: active, or canceled with a paid period running."""

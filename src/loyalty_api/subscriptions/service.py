@@ -24,6 +24,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import Money
 from loyalty_api.plans.catalogue import CatalogPlan
+from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
@@ -43,10 +44,12 @@ from loyalty_api.subscriptions.events import (
     SubscriptionCreated,
     SubscriptionPlanChanged,
     SubscriptionResumed,
+    UnusedPayment,
 )
 from loyalty_api.subscriptions.lifecycle import Action, State
 from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 from loyalty_api.subscriptions.repository import SubscriptionRepository
+from loyalty_api.webhooks.events import MoneyPayload
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,8 @@ class PaymentOutcome:
 
 
 async def _view(uow: UnitOfWork, sub: Subscription) -> SubscriptionView:
-    catalogue = await get_catalogue(uow)
+    wanted = [sub.plan_id] + ([sub.pending_plan_id] if sub.pending_plan_id else [])
+    catalogue = await get_catalogue(uow, having=wanted)
     plan = catalogue.by_id(sub.plan_id)
     pending = catalogue.by_id(sub.pending_plan_id) if sub.pending_plan_id else None
     assert plan is not None
@@ -136,8 +140,11 @@ def _payment_view(payment: SubscriptionPayment) -> PaymentView:
 
 
 async def _plan_on_sale(uow: UnitOfWork, code: str) -> CatalogPlan:
-    plan = (await get_catalogue(uow)).by_code(code)
-    if plan is None or not plan.active:
+    """The plan as stored now (not as another process's change may have left this one's cache): selling a
+    plan deleted or withdrawn a moment ago elsewhere is refused, not attempted."""
+    row = await PlanRepository(uow.session).lock_by_code(code)
+    plan = None if row is None else (await get_catalogue(uow, having=[row.id])).by_id(row.id)
+    if row is None or plan is None or not row.active:
         raise InvalidField("plan", f"no plan on sale with code {code!r}")
     return plan
 
@@ -222,10 +229,12 @@ async def subscribe(
         sub.state = State.trialing
         sub.period_number, sub.period_start, sub.period_end = 0, now, trial_end
         sub.anchor_at, sub.anchor_period = trial_end, 1
+        sub.period_months = plan.months
         sub.trial_end = trial_end
     else:
         sub.state = State.active
         sub.anchor_at, sub.anchor_period = now, 1
+        sub.period_months = plan.months
         sub.period_number = 1
         sub.period_start, sub.period_end = lifecycle.period_bounds(now, 1, plan.months, 1)
     try:
@@ -289,22 +298,57 @@ async def cancel(uow: UnitOfWork, subscription_id: uuid.UUID, *, at_period_end: 
     """Cancel at period end (benefits last until then; `resume` undoes it), or now (benefits end now). A
     past-due subscription has no paid time left, so it ends now either way."""
     sub = await _locked(uow, subscription_id)
-    plan = await periods.plan_of(uow, sub)
-    state = State(sub.state)
-    now = uow.clock.now()
-    if at_period_end and state is not State.past_due:  # a canceled or expired one is refused here
-        periods.move(sub, Action.cancel)
-        sub.canceled_at = now
-        sub.pending_plan_id = None
-        await periods.emit(uow, SubscriptionCanceled(**periods.facts(sub, plan), ends_at=sub.period_end))
-    else:
-        if state is not State.canceled:
-            periods.move(sub, Action.cancel)
-            sub.canceled_at = now
-            await periods.emit(uow, SubscriptionCanceled(**periods.facts(sub, plan), ends_at=now))
-        await periods.expire(uow, sub, reason="canceled")
+    await _cancel(uow, sub, at_period_end=at_period_end and State(sub.state) is not State.past_due)
     await periods.settle(uow, sub)
     return await _view(uow, sub)
+
+
+async def _cancel(uow: UnitOfWork, sub: Subscription, *, at_period_end: bool) -> None:
+    plan = await periods.plan_of(uow, sub)
+    now = uow.clock.now()
+    # A fee billing took for the next period will not be used: the event names it, for a refund.
+    paid_ahead = await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1)
+    unused = (
+        None
+        if paid_ahead is None
+        else UnusedPayment(
+            payment_ref=paid_ahead.payment_ref,
+            period=paid_ahead.period,
+            amount=MoneyPayload(amount=paid_ahead.amount_minor, currency=paid_ahead.currency),
+        )
+    )
+    if at_period_end:
+        periods.move(sub, Action.cancel)  # a canceled or expired one is refused here
+        sub.canceled_at = now
+        sub.pending_plan_id = None
+        await periods.emit(
+            uow,
+            SubscriptionCanceled(**periods.facts(sub, plan), ends_at=sub.period_end, unused_payment=unused),
+        )
+        return
+    if State(sub.state) is not State.canceled:
+        periods.move(sub, Action.cancel)
+        sub.canceled_at = now
+        await periods.emit(
+            uow, SubscriptionCanceled(**periods.facts(sub, plan), ends_at=now, unused_payment=unused)
+        )
+    await periods.expire(uow, sub, reason="canceled")
+
+
+async def end_member_subscriptions(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+    """A closed member's subscriptions end now, as if canceled now (the events name any fee paid ahead);
+    returns how many ended. The caller has changed the member's row, which holds its lock."""
+    repo = SubscriptionRepository(uow.session)
+    ended = 0
+    for subscription_id in await repo.list_live_for_member(member_id):
+        sub = await repo.lock_subscription(subscription_id)
+        assert sub is not None
+        await periods.advance(uow, sub)
+        if State(sub.state) is not State.expired:
+            await _cancel(uow, sub, at_period_end=False)
+            await periods.settle(uow, sub)
+            ended += 1
+    return ended
 
 
 async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionView:
@@ -329,25 +373,29 @@ async def change_plan(
     paid period, which `payment_ref` pays; any other plan takes over at the end of the current period.
     Asking for the current plan drops a pending change."""
     sub = await _locked(uow, subscription_id)
+    repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
     target = await _plan_on_sale(uow, plan_code)
     if target.family != sub.family:
         raise InvalidField("plan", f"is in family {target.family!r}; this subscription is in {sub.family!r}")
     now = uow.clock.now()
+    if target.id == current.id and sub.pending_plan_id is None:
+        raise InvalidField("plan", "is the subscription's plan already")
+    upgrade = target.id != current.id and target.monthly_price > current.monthly_price
+    periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
+    number = sub.period_number + 1
+    if await repo.get_paid(sub.id, number) is not None:
+        raise PeriodAlreadyPaid(
+            f"Period {number} is paid on the current plan: change plans once it has begun"
+        )
+    # Billing hears the next period's new price (or the old one again, when a pending change is dropped).
+    sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
     if target.id == current.id:
-        if sub.pending_plan_id is None:
-            raise InvalidField("plan", "is the subscription's plan already")
-        periods.move(sub, Action.downgrade)  # same rules as scheduling one: trialing or active only
         sub.pending_plan_id = None
         effective = now
-    elif target.monthly_price > current.monthly_price:
-        periods.move(sub, Action.upgrade)
+    elif upgrade:
         if payment_ref is None:
             raise InvalidField("payment_ref", "is required for an upgrade: it pays the new period")
-        number = sub.period_number + 1
-        repo = SubscriptionRepository(uow.session)
-        while await repo.get_paid(sub.id, number) is not None:
-            number += 1  # billing paid ahead on the old plan: settling that is billing's business
         payment = _payment(
             sub,
             period=number,
@@ -361,9 +409,7 @@ async def change_plan(
         await periods.begin_paid_period(uow, sub, target, number, payment, starts_at=now)
         effective = now
     else:
-        periods.move(sub, Action.downgrade)
         sub.pending_plan_id = target.id
-        sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)  # billing hears the new amount
         effective = sub.period_end
     await periods.emit(
         uow,
@@ -426,6 +472,7 @@ async def record_payment(
     await _insert_payment(uow, payment)
     if succeeded and state is State.past_due:
         await periods.renew(uow, sub, payment, Action.recover)
+        await periods.advance(uow, sub)
     await periods.settle(uow, sub)
     return PaymentOutcome(payment=_payment_view(payment), subscription=await _view(uow, sub))
 
@@ -445,9 +492,8 @@ async def advance_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> i
     """The renewal job's work on one subscription: every step due by now (0 when it was up to date)."""
     repo = SubscriptionRepository(uow.session)
     member_id = await repo.get_member_of(subscription_id)
-    if member_id is None:
-        return 0
-    await repo.lock_member(member_id)
+    if member_id is None or not await repo.try_lock_member(member_id):
+        return 0  # someone is changing this member now: the next run comes back to it
     sub = await repo.lock_subscription(subscription_id)
     return 0 if sub is None else await periods.advance(uow, sub)
 
@@ -461,7 +507,7 @@ async def plans_in_force(uow: UnitOfWork, member_id: uuid.UUID) -> list[CatalogP
     """The plans whose benefits the member has now: trialing, active, canceled until period end, and past
     due through grace."""
     ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force(member_id, uow.clock.now())
-    catalogue = await get_catalogue(uow)
+    catalogue = await get_catalogue(uow, having=ids)
     return [plan for plan in (catalogue.by_id(i) for i in ids) if plan is not None]
 
 
@@ -483,20 +529,20 @@ class Revenue:
 
 async def revenue(uow: UnitOfWork) -> Revenue:
     """Paying members and monthly recurring revenue: each paid-up subscription (active, or canceled with a
-    paid period running) counts its period price per month (a yearly plan 1/12 of it, exactly, rounded
-    down once at the end). Trials and past-due subscriptions bring in nothing yet."""
+    paid period running) counts its period price per month (a yearly plan 1/12 of it, exactly; each figure
+    is rounded down once, so the plans' may add up to a unit or two less than the total). Trials and
+    past-due subscriptions bring in nothing yet."""
     repo = SubscriptionRepository(uow.session)
     currency = (await get_program(uow)).currency
-    catalogue = await get_catalogue(uow)
+    counts = await repo.list_live_counts()
+    catalogue = await get_catalogue(uow, having={row[0] for row in counts})
     by_plan: dict[uuid.UUID, dict[str, int]] = {}
     mrr: dict[uuid.UUID, Fraction] = {}
-    for plan_id, state, paid, price, _, count in await repo.list_live_counts():
-        plan = catalogue.by_id(plan_id)
-        assert plan is not None
+    for plan_id, state, paid, price, months, count in counts:
         tally = by_plan.setdefault(plan_id, {"paying": 0, "trialing": 0, "past_due": 0})
         if paid and state in (State.active, State.canceled):
             tally["paying"] += count
-            mrr[plan_id] = mrr.get(plan_id, Fraction(0)) + Fraction(price * count, plan.months)
+            mrr[plan_id] = mrr.get(plan_id, Fraction(0)) + Fraction(price * count, months)
         elif state == State.trialing or (state == State.canceled and not paid):
             tally["trialing"] += count
         elif state == State.past_due:

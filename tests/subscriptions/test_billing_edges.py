@@ -1,0 +1,162 @@
+"""What billing must hear about money it already took: a fee paid ahead that a cancel or a closed member
+leaves unused, a plan change after the next period was paid, a price change after billing was told the old
+price; and plans that would let grace outlast a period."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import events
+from tests.points.helpers import cny, set_program
+from tests.subscriptions.helpers import add_plan, next_payment_ref, pay, post_action, read, run_job, subscribe
+from tests.subscriptions.test_lifecycle import NOTICE, at
+
+
+@pytest.fixture
+async def plans(client: httpx.AsyncClient, admin_key: str) -> None:
+    await set_program(client, admin_key)
+    await add_plan(client, admin_key, "plus", price=1_500, unit="month", family="plus")
+    await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+
+
+@pytest.mark.usefixtures("plans")
+class TestAFeePaidAhead:
+    async def test_a_cancel_names_it_for_a_refund(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+
+        response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+
+        assert response.status_code == 200, response.text
+        [canceled] = [e["payload"] for e in await events(app, "subscription.canceled")]
+        assert canceled["unused_payment"] == {
+            "payment_ref": paid["payment"]["payment_ref"],
+            "period": 2,
+            "amount": cny(1_500),
+        }
+
+    async def test_a_cancel_with_nothing_paid_ahead_names_none(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
+        [canceled] = [e["payload"] for e in await events(app, "subscription.canceled")]
+        assert canceled["unused_payment"] is None
+
+    @pytest.mark.parametrize("plan", ["premium", "plus"])
+    async def test_no_plan_change_once_the_next_period_is_paid(
+        self, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str, plan: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "premium", payment_ref=next_payment_ref())
+        if plan == "plus":  # a pending downgrade, paid for at its price, cannot be dropped either
+            await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+            await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+            plan = "premium"
+        else:
+            await pay(client, billing_key, sub["id"], period=2, amount=3_000)
+            plan = "plus"
+        before = await read(client, ecommerce_key, sub["id"])
+
+        response = await post_action(
+            client, ecommerce_key, sub["id"], "change-plan", {"plan": plan, "payment_ref": next_payment_ref()}
+        )
+
+        assert (response.status_code, response.json()["code"]) == (409, "period_already_paid")
+        assert await read(client, ecommerce_key, sub["id"]) == before
+
+    async def test_closing_the_member_ends_their_subscriptions_and_names_the_fee(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, billing_key: str
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+
+        response = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "closed"}, headers=bearer(admin_key)
+        )
+
+        assert response.status_code == 200, response.text
+        ended = await read(client, ecommerce_key, sub["id"])
+        assert (ended["state"], ended["benefits_until"]) == ("expired", None)
+        [canceled] = [e["payload"] for e in await events(app, "subscription.canceled")]
+        assert canceled["unused_payment"]["period"] == 2
+        assert await run_job(app) == 0  # nothing left to renew or to bill
+
+
+@pytest.mark.usefixtures("plans")
+class TestBillingHearsTheRightPrice:
+    async def test_a_price_change_after_the_notice_sends_a_new_one(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)
+        plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
+        body = {k: plan[k] for k in ("name", "interval", "trial_days", "grace_days", "coupons", "active")}
+        body |= {"price": cny(1_800), "benefit_ids": []}
+        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+
+        await run_job(app)
+
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_period"], n["amount"]["amount"]) for n in notices] == [(2, 1_500), (2, 1_800)]
+        assert await run_job(app) == 0
+
+    async def test_no_renewal_notice_for_a_period_already_paid(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)
+        assert await events(app, "subscription.renewal_due") == []
+
+
+class TestGrace:
+    @pytest.mark.parametrize(("unit", "grace_days"), [("month", 28), ("month", 90)])
+    async def test_grace_as_long_as_a_period_is_refused(
+        self, client: httpx.AsyncClient, admin_key: str, unit: str, grace_days: int
+    ) -> None:
+        await set_program(client, admin_key)
+        body = {
+            "code": "short",
+            "name": "Short",
+            "price": cny(100),
+            "interval": {"unit": unit, "count": 1},
+            "grace_days": grace_days,
+        }
+        response = await client.post("/v1/plans", json=body, headers=bearer(admin_key))
+        assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "grace_days")
+        assert (await client.get("/v1/plans", headers=bearer(admin_key))).json()["items"] == []
+
+    async def test_a_yearly_plan_may_have_a_long_grace(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        plan = await add_plan(client, admin_key, "long", unit="year", grace_days=60)
+        assert plan["grace_days"] == 60
+
+
+def test_notice_matches_the_default_setting() -> None:
+    from loyalty_api.settings import Settings
+
+    assert timedelta(hours=Settings.model_fields["subscription_notice_hours"].default) == NOTICE
