@@ -20,7 +20,7 @@ from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.inspect_db import count, events, rows
 from tests.points.helpers import cny, set_program
-from tests.subscriptions.helpers import add_plan, next_payment_ref, read, run_job, subscribe
+from tests.subscriptions.helpers import add_plan, next_payment_ref, read, run_job, subscribe_paid
 
 
 def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]:
@@ -100,9 +100,7 @@ class TestConcurrentPayments:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
 
         async def report(n: int) -> httpx.Response:
             body = {"status": "succeeded", "payment_ref": f"bill-{n}", "amount": cny(1_500), "period": 2}
@@ -132,9 +130,7 @@ class TestConcurrentPayments:
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         body = {"status": "succeeded", "payment_ref": "bill-same", "amount": cny(1_500), "period": 2}
 
         responses = await asyncio.gather(
@@ -157,9 +153,7 @@ class TestConcurrentPayments:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         clock.set(START + timedelta(days=32))  # period 1 ended unpaid: past due, in grace
         await run_job(app)
         assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
@@ -215,9 +209,7 @@ class TestConcurrentRenewalJobs:
         subs = []
         for n in range(8):
             member = await enrol(client, ecommerce_key)
-            sub = await subscribe(
-                client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-            )
+            sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
             if n % 2:
                 body = {"status": "succeeded", "payment_ref": f"ahead-{n}", "amount": cny(1_500), "period": 2}
                 paid = await client.post(

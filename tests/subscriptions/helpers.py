@@ -70,6 +70,11 @@ async def subscribe(
     return subscription
 
 
+async def subscribe_paid(client: httpx.AsyncClient, key: str, member_id: str, plan: str) -> dict[str, Any]:
+    """A subscription without a trial: billing has taken the first period's fee."""
+    return await subscribe(client, key, member_id, plan, trial=False, payment_ref=next_payment_ref())
+
+
 async def pay_reply(
     client: httpx.AsyncClient,
     billing_key: str,

@@ -25,6 +25,7 @@ from tests.subscriptions.helpers import (
     read,
     run_job,
     subscribe,
+    subscribe_paid,
     subscribe_reply,
 )
 
@@ -143,9 +144,7 @@ class TestUnpaid:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         assert (sub["state"], sub["period"]) == ("active", 1)
         await pay(client, billing_key, sub["id"], period=2, amount=1_500, status="failed")
 
@@ -172,9 +171,7 @@ class TestUnpaid:
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         clock.set(at(sub["period_end"]) + timedelta(days=5))  # past period end and grace; no job has run
         assert await benefit_names(client, ecommerce_key, member["id"]) == []
 
@@ -185,9 +182,7 @@ class TestCancel:
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         assert response.status_code == 200, response.text
         assert (response.json()["state"], response.json()["cancel_at_period_end"]) == ("canceled", True)
@@ -205,9 +200,7 @@ class TestCancel:
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
         assert response.status_code == 200, response.text
         assert (response.json()["state"], response.json()["ended_at"] is not None) == ("expired", True)
@@ -223,9 +216,7 @@ class TestCancel:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         response = await post_action(client, ecommerce_key, sub["id"], "resume")
         assert response.status_code == 200, response.text
@@ -269,9 +260,7 @@ class TestIllegalTransitions:
         state: str,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         if setup != "none":
             cancel = {"at_period_end": setup == "cancel_at_end"}
             assert (await post_action(client, ecommerce_key, sub["id"], "cancel", cancel)).status_code == 200
@@ -301,9 +290,7 @@ class TestPlanChange:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         clock.advance(timedelta(days=10))
 
         no_payment = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium"})
@@ -359,9 +346,7 @@ class TestPlanChange:
     ) -> None:
         await add_plan(client, admin_key, "kids-club", price=100, unit="month")
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "kids-club"})
         assert (response.status_code, response.json()["code"]) == (422, "validation_error")
 
@@ -390,9 +375,7 @@ class TestSubscribing:
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
         again = await subscribe_reply(client, ecommerce_key, member["id"], "plus")
         assert (again.status_code, again.json()["code"]) == (409, "trial_already_used")
-        paid = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        paid = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         assert paid["state"] == "active"
 
     async def test_without_a_trial_the_first_payment_is_required(
@@ -437,9 +420,7 @@ class TestRenewalJob:
         clock: FrozenClock,
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
         body = {k: plan[k] for k in ("name", "trial_days", "grace_days", "coupons", "active")}
         body |= {
@@ -472,9 +453,7 @@ class TestRenewalJob:
     ) -> None:
         clock.set(datetime(2027, 1, 31, 12, tzinfo=START.tzinfo))
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         ends = [sub["period_end"][:10]]
         for period in (2, 3):
             await pay(client, billing_key, sub["id"], period=period, amount=1_500)

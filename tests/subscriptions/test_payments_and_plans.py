@@ -30,6 +30,7 @@ from tests.subscriptions.helpers import (
     read,
     run_job,
     subscribe,
+    subscribe_paid,
     subscribe_reply,
 )
 
@@ -57,9 +58,7 @@ async def plus(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
 async def active_sub(plus: dict[str, Any], client: httpx.AsyncClient, ecommerce_key: str) -> dict[str, Any]:
     """A member in paid period 1 of Plus (the first payment recorded at subscribe)."""
     member = await enrol(client, ecommerce_key)
-    return await subscribe(
-        client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-    )
+    return await subscribe_paid(client, ecommerce_key, member["id"], "plus")
 
 
 def payment_body(
@@ -432,9 +431,7 @@ class TestPlansApi:
     ) -> None:
         plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month")
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
 
         response = await client.delete("/v1/plans/plus", headers=bearer(admin_key))
@@ -448,9 +445,7 @@ class TestPlansApi:
         await add_plan(client, admin_key, "plus", price=1_500, unit="month", family="plus")
         await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "premium", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "premium")
         downgraded = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
         assert downgraded.json()["pending_plan"]["code"] == "plus"
 
@@ -476,9 +471,7 @@ class TestPlansApi:
     ) -> None:
         plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month")
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         body = {k: plan[k] for k in ("name", "price", "interval", "trial_days", "grace_days", "coupons")}
         body |= {"benefit_ids": [], "active": False}
         assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
@@ -684,9 +677,7 @@ class TestRecurringCoupons:
         yearly: dict[str, Any],
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus-yearly", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
         assert await self.coupons(client, ecommerce_key, member["id"]) == [
             ("Monthly 5 off", START),
             ("Yearly gift", START),
@@ -738,9 +729,7 @@ class TestRecurringCoupons:
         yearly: dict[str, Any],
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        await subscribe(
-            client, ecommerce_key, member["id"], "plus-yearly", trial=False, payment_ref=next_payment_ref()
-        )
+        await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
         now = START + relativedelta(months=4, days=3)  # the job was down for months 1 to 4
         clock.set(now)
 
@@ -763,9 +752,7 @@ class TestRecurringCoupons:
         yearly: dict[str, Any],
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus-yearly", trial=False, payment_ref=next_payment_ref()
-        )
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         clock.set(START + relativedelta(months=2))
         await run_job(app)

@@ -24,6 +24,7 @@ from tests.subscriptions.helpers import (
     read,
     run_job,
     subscribe,
+    subscribe_paid,
 )
 
 GRACE = timedelta(days=5)
@@ -492,9 +493,7 @@ class TestMemberBenefitsList:
     ) -> None:
         member = await enrol(client, ecommerce_key)
         await _paid(client, ecommerce_key, member["id"])
-        kids = await subscribe(
-            client, ecommerce_key, member["id"], "kids", trial=False, payment_ref=next_payment_ref()
-        )
+        kids = await subscribe_paid(client, ecommerce_key, member["id"], "kids")
 
         body = (
             await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))

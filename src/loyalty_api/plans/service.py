@@ -14,7 +14,6 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
-from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.uow import UnitOfWork
@@ -81,16 +80,7 @@ async def _load_catalogue(uow: UnitOfWork) -> Catalogue:
                 trial_days=p.trial_days,
                 grace_days=p.grace_days,
                 coupons=tuple(_COUPONS_ADAPTER.validate_python(p.coupons)),
-                benefits=tuple(
-                    GrantedBenefit(
-                        id=b.id,
-                        name=b.name,
-                        properties=PROPERTIES_ADAPTER.validate_python({**b.properties, "kind": b.kind}),
-                        active=b.active,
-                    )
-                    for _, source_id, b in grants
-                    if source_id == p.id
-                ),
+                benefits=tuple(GrantedBenefit.stored(b) for _, source_id, b in grants if source_id == p.id),
                 active=p.active,
                 created_at=p.created_at,
                 updated_at=p.updated_at,

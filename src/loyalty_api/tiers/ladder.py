@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from loyalty_api.benefits.kinds import BenefitProperties
+from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
+
+if TYPE_CHECKING:
+    from loyalty_api.benefits.models import Benefit
 
 LADDER_CACHE_KEY = "tier_ladder"
 
@@ -48,6 +52,12 @@ class GrantedBenefit:
     name: str
     properties: BenefitProperties
     active: bool
+
+    @classmethod
+    def stored(cls, row: Benefit) -> GrantedBenefit:
+        """The benefit as its row stores it (kind beside the properties)."""
+        properties = PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind})
+        return cls(id=row.id, name=row.name, properties=properties, active=row.active)
 
 
 @dataclass(frozen=True, slots=True)

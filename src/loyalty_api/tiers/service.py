@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page
@@ -87,12 +86,7 @@ async def _load_ladder(uow: UnitOfWork) -> Ladder:
                 points_multiplier=t.points_multiplier,
                 grace_days=t.grace_days,
                 benefits=tuple(
-                    GrantedBenefit(
-                        id=b.id,
-                        name=b.name,
-                        properties=PROPERTIES_ADAPTER.validate_python({**b.properties, "kind": b.kind}),
-                        active=b.active,
-                    )
+                    GrantedBenefit.stored(b)
                     for source_type, source_id, b in grants
                     if source_type == "tier" and source_id == t.id
                 ),
