@@ -305,6 +305,8 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                     run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
                     paired = baselines(members, shoppers, run_id)
                     for label, make in scenarios(key, members, shoppers, run_id).items():
+                        if label not in args.scenarios.split(","):
+                            continue
                         cpu_before = cpu_seconds(ours.pid)
                         result = await drive(
                             label,
@@ -380,6 +382,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--shoppers", type=int, default=200, help="members with two coupons each, for the checkout quote"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="earn,redeem,lookup,quote",
+        help="comma-separated: which of earn, redeem, lookup, quote to drive (with their baselines)",
     )
     args = parser.parse_args()
     for database in ["postgres", "sqlite"] if args.database == "both" else [args.database]:

@@ -41,3 +41,13 @@ def test_every_state_changing_post_documents_its_idempotency_problems() -> None:
             continue
         for code in ("idempotency_key_reused", "idempotency_request_in_flight", "invalid_idempotency_key"):
             assert code in described, (path, code)
+
+
+def test_docs_list_every_section_in_their_order() -> None:
+    document = json.loads(openapi_document())
+    used = {
+        tag for operations in document["paths"].values() for op in operations.values() for tag in op["tags"]
+    }
+    listed = [tag["name"] for tag in document["tags"]]
+    assert listed[:2] == ["operations", "members"]
+    assert used == set(listed), "name the new section in loyalty_api.app.DOCS_ORDER"

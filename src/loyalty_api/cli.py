@@ -23,6 +23,7 @@ from loyalty_api.db import migrations
 from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.settings import Settings
 
@@ -140,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # With SQLite there is one process and one file: the worker runs inside it. With PostgreSQL run
     # `loyalty-api worker` beside the API processes.
     app = create_app(settings, with_worker=settings.is_sqlite)
+    tune_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
@@ -148,6 +150,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    tune_for_serving()
 
     async def run() -> None:
         async with _units(settings) as units:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -12,21 +13,11 @@ from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import MAX_LIMIT
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.http.transaction import get_uow
+from loyalty_api.http.transaction import get_uow, uow_of
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `lk_<prefix>_<secret>`")
-
-
-async def current_principal(
-    request: Request, uow: UoW, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    if credentials is None:
-        raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
-    principal = await auth_service.authenticate(uow, credentials.credentials)
-    request.state.principal = principal
-    return principal
 
 
 class require:
@@ -35,7 +26,12 @@ class require:
     def __init__(self, *scopes: Scope) -> None:
         self.allowed = frozenset(scopes)
 
-    async def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        if credentials is None:
+            raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
+        principal = await auth_service.authenticate(uow_of(request), credentials.credentials)
         if not principal.has_any(self.allowed):
             allowed = ", ".join(sorted(self.allowed))
             raise ScopeNotAllowed(
@@ -44,16 +40,19 @@ class require:
         return principal
 
 
+@dataclass(frozen=True, slots=True)
 class PageParams:
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)")] = 50,
-        cursor: Annotated[
-            str | None, Query(max_length=64, description="`next_cursor` of the previous page")
-        ] = None,
-    ) -> None:
-        self.limit = limit
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
 
 
-Paging = Annotated[PageParams, Depends()]
+async def page_params(  # async: FastAPI runs a plain callable, a class too, in a thread
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]

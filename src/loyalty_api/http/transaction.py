@@ -74,9 +74,13 @@ def _replay(stored: StoredResponse, vault: Vault) -> Response:
     )
 
 
-def get_uow(request: Request) -> UnitOfWork:
+def uow_of(request: Request) -> UnitOfWork:
     uow: UnitOfWork = request.state.uow
     return uow
+
+
+async def get_uow(request: Request) -> UnitOfWork:  # async: FastAPI runs a plain def in a thread
+    return uow_of(request)
 
 
 class UnitOfWorkRoute(APIRoute):

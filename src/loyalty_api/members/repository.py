@@ -61,7 +61,7 @@ _BY_EXTERNAL_ID = (
 _EXTERNAL_IDS = select(
     MemberExternalId.member_id, MemberExternalId.system, MemberExternalId.external_id
 ).where(MemberExternalId.member_id.in_(bindparam("member_ids", expanding=True)))
-_POINTS_HOLDER = select(
+POINTS_HOLDER_COLUMNS = (
     Member.id,
     Member.status,
     Member.birthday_encrypted,
@@ -69,10 +69,8 @@ _POINTS_HOLDER = select(
     Member.tier_kept_until,
     Member.tier_override_until,
     Member.plan_benefits_until,
-).where(Member.id == bindparam("member_id"))
-
-# NO KEY UPDATE: rows that only reference the member (ledger, orders) still go in beside this lock.
-_POINTS_HOLDER_LOCKED = _POINTS_HOLDER.with_for_update(key_share=True)
+)
+_POINTS_HOLDER = select(*POINTS_HOLDER_COLUMNS).where(Member.id == bindparam("member_id"))
 
 
 class MemberRepository:
@@ -133,11 +131,8 @@ class MemberRepository:
             query = query.where(Member.id > after_id)
         return await self._records(query)
 
-    async def get_points_holder(self, member_id: uuid.UUID, *, lock: bool = False) -> PointsHolder | None:
-        """With `lock`, the member's row stays locked until commit (PostgreSQL), so the tier read here is
-        the one this transaction may change."""
-        statement = _POINTS_HOLDER_LOCKED if lock else _POINTS_HOLDER
-        row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
+    async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:
+        row = (await self.session.execute(_POINTS_HOLDER, {"member_id": member_id})).one_or_none()
         return None if row is None else PointsHolder(*row)
 
     async def list_birthdays(

@@ -4,8 +4,9 @@ ledger entry, move lots, and release holds whose time is up."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
+from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
@@ -14,13 +15,14 @@ from loyalty_api.money import Money
 from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
 from loyalty_api.points.ledger import plan_spending
-from loyalty_api.points.models import Hold, LedgerEntry, PointLot
+from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import (
     AccountState,
     HoldRepository,
     LedgerRepository,
     LotRepository,
     PointsAccountRepository,
+    Row,
 )
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.webhooks.events import MoneyPayload
@@ -31,17 +33,80 @@ def money_payload(money: Money) -> MoneyPayload:
     return MoneyPayload(amount=money.amount_minor, currency=money.currency)
 
 
-async def member_for_points(
-    uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool, lock_tier: bool = False
-) -> PointsHolder:
-    """The member, refused if not found (or not active when it must be). `lock_tier` locks the member's row
-    first, as everything that may change their tier does, before any account row: one order, no deadlock."""
-    member = await MemberRepository(uow.session).get_points_holder(member_id, lock=lock_tier)
+def _refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
     if member is None:
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:
         raise MemberNotActive(f"The member is {member.status}")
     return member
+
+
+async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> PointsHolder:
+    """The member, refused if not found (or not active when it must be)."""
+    member = await MemberRepository(uow.session).get_points_holder(member_id)
+    return _refuse_unless_found(member, must_be_active=must_be_active)
+
+
+async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState]:
+    """The active member and their account, both locked until commit: the member's row first, as everything
+    that may change their tier locks it before any account row (one order, no deadlock), then the account,
+    so its balance is the one this transaction changes."""
+    found = await PointsAccountRepository(uow.session).lock_with_member(member_id)
+    member = _refuse_unless_found(None if found is None else found[0], must_be_active=True)
+    assert found is not None
+    return member, found[1]
+
+
+def ledger_entry_row(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    type: str,
+    amount: int,
+    state: AccountState,
+    held_change: int = 0,
+    order_ref: str | None = None,
+    hold_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+    actor: uuid.UUID | None = None,
+) -> Row:
+    """A ledger entry, column by column, for `state`: the account as it is after the change."""
+    return {
+        "id": new_id(),
+        "member_id": member_id,
+        "type": type,
+        "amount": amount,
+        "balance_after": state.balance,
+        "held_change": held_change,
+        "held_after": state.held,
+        "order_ref": order_ref,
+        "hold_id": hold_id,
+        "details": details or {},
+        "actor_key_id": actor,
+        "created_at": uow.clock.now(),
+    }
+
+
+def lot_row(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    *,
+    member_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    points: int,
+    order_ref: str | None,
+) -> Row:
+    now = uow.clock.now()
+    return {
+        "id": new_id(),
+        "member_id": member_id,
+        "entry_id": entry_id,
+        "order_ref": order_ref,
+        "points": points,
+        "remaining": points,
+        "created_at": now,
+        "expires_at": program.expiry_for(now),
+    }
 
 
 async def record_entry(
@@ -56,40 +121,37 @@ async def record_entry(
     hold_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
-) -> LedgerEntry:
-    entry = LedgerEntry(
+) -> uuid.UUID:
+    """Write a ledger entry; its id."""
+    entry = ledger_entry_row(
+        uow,
         member_id=member_id,
         type=type,
         amount=amount,
-        balance_after=state.balance,
+        state=state,
         held_change=held_change,
-        held_after=state.held,
         order_ref=order_ref,
         hold_id=hold_id,
-        details=details or {},
-        actor_key_id=actor,
-        created_at=uow.clock.now(),
+        details=details,
+        actor=actor,
     )
     await LedgerRepository(uow.session).insert_entry(entry)
-    return entry
+    return cast(uuid.UUID, entry["id"])
 
 
 async def credit_lot(
-    uow: UnitOfWork, program: ProgramSettings, entry: LedgerEntry, points: int, order_ref: str | None = None
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    *,
+    member_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    points: int,
+    order_ref: str | None = None,
 ) -> None:
     if points <= 0:
         return
-    now = uow.clock.now()
     await LotRepository(uow.session).insert_lot(
-        PointLot(
-            member_id=entry.member_id,
-            entry_id=entry.id,
-            order_ref=order_ref,
-            points=points,
-            remaining=points,
-            created_at=now,
-            expires_at=program.expiry_for(now),
-        )
+        lot_row(uow, program, member_id=member_id, entry_id=entry_id, points=points, order_ref=order_ref)
     )
 
 

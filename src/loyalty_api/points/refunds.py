@@ -77,7 +77,7 @@ async def refund(
     order.points_shortfall += shortfall
     order.updated_at = now
     refunded_total = Money(order.refunded_minor, order.currency)
-    entry = await record_entry(
+    entry_id = await record_entry(
         uow,
         member_id=order.member_id,
         type="refund",
@@ -92,7 +92,14 @@ async def refund(
         },
         actor=actor,
     )
-    await credit_lot(uow, await get_program(uow), entry, give, order_ref)
+    await credit_lot(
+        uow,
+        await get_program(uow),
+        member_id=order.member_id,
+        entry_id=entry_id,
+        points=give,
+        order_ref=order_ref,
+    )
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
     await emit_for_member(
         uow,

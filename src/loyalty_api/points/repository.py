@@ -6,23 +6,41 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Subquery,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty_api.db.base import Base
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.db.ids import new_id
+from loyalty_api.members.models import Member
+from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.points.ledger import LotBalance
 from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
+from loyalty_api.webhooks.models import OutboxEvent
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
 _LOTS = cast(Table, PointLot.__table__)
 _ORDERS = cast(Table, Order.__table__)
+_EVENTS = cast(Table, OutboxEvent.__table__)
+
+Row = dict[str, Any]
 
 
 # The hot path's statements are built once: building a statement costs more than running it.
@@ -41,6 +59,16 @@ _CHANGE_ACCOUNT_IF_AVAILABLE = _CHANGE_ACCOUNT.where(
     _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs")
 )
 _INSERT_ENTRY = insert(_ENTRIES)
+_INSERT_EVENT = insert(_EVENTS)
+# The member's row, then their account's (in that order, as everything that may change a tier locks the member
+# first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
+# that only reference the member (ledger, orders) still go in beside the lock.
+_HOLDER_WITH_ACCOUNT_LOCKED = (
+    select(*POINTS_HOLDER_COLUMNS, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
+    .join(_ACCOUNTS, _ACCOUNTS.c.member_id == Member.id)
+    .where(Member.id == bindparam("member_id"))
+    .with_for_update(key_share=True)
+)
 _FIFO = (case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id)
 _LIVE = select(PointLot.id, PointLot.remaining).where(
     PointLot.member_id == bindparam("member"), PointLot.remaining > 0
@@ -62,9 +90,12 @@ _TAKE_FROM_LOT = (
 )
 
 
-def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str) -> Any:
-    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's."""
+def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str | None = None) -> Any:
+    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's. With
+    `prefix`, its values are bound as `<prefix>__<column>` (to sit beside other statements' values)."""
     statement = insert_for_dialect(_ORDERS)
+    if prefix is not None:
+        statement = statement.values(_prefixed_binds(_ORDERS, prefix))
     excluded = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=["order_ref"],
@@ -77,22 +108,39 @@ def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str) -> Any:
             "updated_at": excluded.updated_at,
         },
         where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
-    ).returning(_ORDERS.c.order_ref)
+    )
 
 
-_CLAIM_EARN = {
-    "postgresql": _claim_order(postgresql.insert, stamp="earned_at", points="points_earned"),
-    "sqlite": _claim_order(sqlite.insert, stamp="earned_at", points="points_earned"),
-}
+# What an order counts for tiers: paid less refunded, and points earned less points taken back (including
+# those a refund could not take back because they were already spent).
+ORDER_NET_SPEND = _ORDERS.c.amount_minor - _ORDERS.c.refunded_minor
+ORDER_NET_POINTS = _ORDERS.c.points_earned - _ORDERS.c.points_taken_back - _ORDERS.c.points_shortfall
+_PURCHASE_TIME = _ORDERS.c.purchased_at.type
+
+
+def purchases_since(since: str) -> Select[Any]:
+    """(net spend, net points) of the purchases of the member bound as `member` made at or after `since`."""
+    return select(
+        func.coalesce(func.sum(ORDER_NET_SPEND), 0).label("spend"),
+        func.coalesce(func.sum(ORDER_NET_POINTS), 0).label("points"),
+    ).where(
+        _ORDERS.c.member_id == bindparam("member"),
+        _ORDERS.c.purchased_at >= bindparam(since, type_=_PURCHASE_TIME),
+    )
+
+
+_CLAIMED_EARN = (ORDER_NET_SPEND.label("spend"), ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
+_CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
+    *_CLAIMED_EARN
+)
 _CLAIM_REDEEM = {
-    "postgresql": _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed"),
-    "sqlite": _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed"),
+    "postgresql": _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
+        _ORDERS.c.order_ref
+    ),
+    "sqlite": _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
+        _ORDERS.c.order_ref
+    ),
 }
-
-
-def _row(table: Table, record: Base) -> dict[str, object]:
-    """The column values of an ORM object that is built but not added to the session (Core insert)."""
-    return {column.key: getattr(record, column.key) for column in table.columns}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +152,92 @@ class AccountState:
     @property
     def available(self) -> int:
         return self.balance - self.held
+
+
+@dataclass(frozen=True, slots=True)
+class EarnRows:
+    """Everything one earn writes, each value known before anything is written (the account is locked)."""
+
+    order: Row  # the claim: an orders row that has earned
+    points: int
+    entry: Row
+    lot: Row | None  # none when the purchase earned nothing
+    event: Row
+
+
+# (net spend, net points) of the member's purchases since each of some window starts.
+PurchaseTotals = dict[datetime, tuple[int, int]]
+
+
+def _prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
+    return {column.key: bindparam(f"{prefix}__{column.key}", type_=column.type) for column in table.columns}
+
+
+def _prefixed(row: Row, prefix: str) -> Row:
+    return {f"{prefix}__{key}": value for key, value in row.items()}
+
+
+def _insert_if(table: Table, prefix: str, condition: Any) -> Insert:
+    """INSERT one row of `<prefix>__<column>` values, only if `condition` holds."""
+    values = _prefixed_binds(table, prefix)
+    return insert(table).from_select(list(values), select(*values.values()).where(condition))
+
+
+def _totals_since(windows: int) -> list[Subquery]:
+    return [purchases_since(f"since_{i}").subquery(f"since_{i}") for i in range(windows)]
+
+
+@cache
+def _record_earn_at_once(*, with_lot: bool, windows: int) -> Select[Any]:
+    """PostgreSQL writes a whole earn in one round trip: the order's claim, and only if it succeeds, the
+    account change, the ledger entry, its lot and the outbox event (data-modifying CTEs). Its one row, none
+    when the order had already earned, is what the order counts for tiers and the member's purchases since
+    each window start (all before this one: every part of the statement sees the same snapshot)."""
+    claim = (
+        _claim_order(postgresql.insert, stamp="earned_at", points="points_earned", prefix="order")
+        .returning(*_CLAIMED_EARN)
+        .cte("claimed")
+    )
+    claimed = select(claim.c.spend).exists()
+    writes = [
+        _CHANGE_ACCOUNT.where(claimed).cte("account"),
+        _insert_if(_ENTRIES, "entry", claimed).cte("entry"),
+        _insert_if(_EVENTS, "event", claimed).cte("event"),
+    ]
+    if with_lot:
+        writes.append(_insert_if(_LOTS, "lot", claimed).cte("lot"))
+    totals = _totals_since(windows)
+    joined: Any = claim
+    for since in totals:
+        joined = joined.join(since, true())
+    columns = [claim.c.spend, claim.c.points, claim.c.purchased_at]
+    columns += [column for since in totals for column in (since.c.spend, since.c.points)]
+    return select(*columns).select_from(joined).add_cte(*writes)
+
+
+@cache
+def _totals_before_earn(windows: int) -> Select[Any]:
+    totals = _totals_since(windows)
+    joined: Any = totals[0]
+    for since in totals[1:]:
+        joined = joined.join(since, true())
+    return select(*[column for since in totals for column in (since.c.spend, since.c.points)]).select_from(
+        joined
+    )
+
+
+def _with_claimed(
+    windows: Sequence[datetime], before: Sequence[int], spend: int, points: int, purchased_at: datetime
+) -> PurchaseTotals:
+    """The totals since each window start, the claimed order added to those it falls in. (PostgreSQL sums
+    bigints as numeric: they come back as Decimal.)"""
+    return {
+        start: (
+            int(before[2 * i]) + (spend if purchased_at >= start else 0),
+            int(before[2 * i + 1]) + (points if purchased_at >= start else 0),
+        )
+        for i, start in enumerate(windows)
+    }
 
 
 class PointsAccountRepository:
@@ -150,6 +284,18 @@ class PointsAccountRepository:
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
         return await self.change(member_id, now=now)
 
+    async def lock_with_member(self, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState] | None:
+        """The member and their account, both rows locked until commit (PostgreSQL)."""
+        row = (
+            await self.session.execute(_HOLDER_WITH_ACCOUNT_LOCKED, {"member_id": member_id})
+        ).one_or_none()
+        if row is None:
+            return None
+        *holder, balance, held, lifetime_earned = row
+        return PointsHolder(*holder), AccountState(
+            balance=balance, held=held, lifetime_earned=lifetime_earned
+        )
+
     async def get_state(self, member_id: uuid.UUID) -> AccountState | None:
         row = (
             await self.session.execute(
@@ -165,9 +311,58 @@ class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_entry(self, entry: LedgerEntry) -> None:
-        entry.id = entry.id or new_id()
-        await self.session.execute(_INSERT_ENTRY, _row(_ENTRIES, entry))
+    async def insert_entry(self, entry: Row) -> None:
+        await self.session.execute(_INSERT_ENTRY, entry)
+
+    async def record_earn(
+        self, earn: EarnRows, *, now: datetime, windows: Sequence[datetime]
+    ) -> PurchaseTotals | None:
+        """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the
+        member's purchase totals since each of `windows`, this order included; None, having written
+        nothing, when the order had already earned or is another member's. Call with the account locked."""
+        member_id = earn.entry["member_id"]
+        account = {
+            "account": member_id,
+            "balance_change": earn.points,
+            "held_change": 0,
+            "lifetime_change": earn.points,
+            "now": now,
+        }
+        since = {f"since_{i}": start for i, start in enumerate(windows)}
+        if self.session.get_bind().dialect.name == "postgresql":
+            params = account | since | {"member": member_id}
+            params |= (
+                _prefixed(earn.order, "order")
+                | _prefixed(earn.entry, "entry")
+                | _prefixed(earn.event, "event")
+            )
+            if earn.lot is not None:
+                params |= _prefixed(earn.lot, "lot")
+            statement = _record_earn_at_once(with_lot=earn.lot is not None, windows=len(windows))
+            row = (await self.session.execute(statement, params)).one_or_none()
+            if row is None:
+                return None
+            spend, points, purchased_at, *before = row
+            return _with_claimed(windows, before, spend, points, purchased_at)
+        # SQLite has no data-modifying CTEs; its statements do not cross a network either.
+        before = []
+        if windows:
+            before = list(
+                (
+                    await self.session.execute(
+                        _totals_before_earn(len(windows)), since | {"member": member_id}
+                    )
+                ).one()
+            )
+        claimed = (await self.session.execute(_CLAIM_EARN_SQLITE, earn.order)).one_or_none()
+        if claimed is None:
+            return None
+        await self.session.execute(_CHANGE_ACCOUNT, account)
+        await self.session.execute(_INSERT_ENTRY, earn.entry)
+        if earn.lot is not None:
+            await self.session.execute(_INSERT_LOT, earn.lot)
+        await self.session.execute(_INSERT_EVENT, earn.event)
+        return _with_claimed(windows, before, *claimed)
 
     async def list_entries(
         self,
@@ -196,9 +391,8 @@ class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_lot(self, lot: PointLot) -> None:
-        lot.id = lot.id or new_id()
-        await self.session.execute(_INSERT_LOT, _row(_LOTS, lot))
+    async def insert_lot(self, lot: Row) -> None:
+        await self.session.execute(_INSERT_LOT, lot)
 
     async def list_live_lots(
         self, member_id: uuid.UUID, *, order_ref_first: str | None = None
@@ -322,6 +516,26 @@ def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str,
     }
 
 
+def earned_order_row(
+    order_ref: str,
+    member_id: uuid.UUID,
+    *,
+    currency: str,
+    amount_minor: int,
+    points: int,
+    purchased_at: datetime,
+    now: datetime,
+) -> Row:
+    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave."""
+    return _new_order(order_ref, member_id, now) | {
+        "currency": currency,
+        "amount_minor": amount_minor,
+        "points_earned": points,
+        "earned_at": now,
+        "purchased_at": purchased_at,
+    }
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -335,29 +549,6 @@ class OrderRepository:
                 _new_order(order_ref, member_id, now)
             )
         )
-
-    async def claim_earn(
-        self,
-        order_ref: str,
-        member_id: uuid.UUID,
-        *,
-        currency: str,
-        amount_minor: int,
-        points: int,
-        purchased_at: datetime,
-        now: datetime,
-    ) -> bool:
-        """Record that the order earned, in one statement; False when it already had, or is another
-        member's order. The order's total stays the one a redeem may have given first."""
-        values = _new_order(order_ref, member_id, now) | {
-            "currency": currency,
-            "amount_minor": amount_minor,
-            "points_earned": points,
-            "earned_at": now,
-            "purchased_at": purchased_at,
-        }
-        result = await self.session.execute(_CLAIM_EARN[self.session.get_bind().dialect.name], values)
-        return result.scalar_one_or_none() is not None
 
     async def claim_redeem(
         self,

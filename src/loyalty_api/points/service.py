@@ -1,8 +1,10 @@
 """Points: earn, redeem, adjust, and the member's balance and ledger.
 
-Every change starts with one conditional UPDATE of the member's account row (see
-PointsAccountRepository.change): it checks the balance and locks the row until commit, so everything else
-the change writes for that member (order, ledger entry, lots, event) is serialized behind it.
+Every change starts by locking the member's account row until commit, so everything else the change writes
+for that member (order, ledger entry, lots, event) is serialized behind it: a spend with one conditional
+UPDATE of the row (see PointsAccountRepository.change), which checks the balance too; an earn, which may
+change the member's tier, with one read that locks the member's row and then the account's (see lock_earner),
+after which it writes everything at once (see LedgerRepository.record_earn).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
     credit_lot,
     debit_available,
+    ledger_entry_row,
+    lock_earner,
+    lot_row,
     member_for_points,
     money_payload,
     record_entry,
@@ -46,17 +51,20 @@ from loyalty_api.points.events import (
 )
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.points.repository import (
+    AccountState,
+    EarnRows,
     LedgerRepository,
     LotRepository,
     OrderRepository,
     PointsAccountRepository,
+    earned_order_row,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LadderTier
-from loyalty_api.webhooks.outbox import emit_for_member
+from loyalty_api.tiers.ladder import LadderTier, Standing
+from loyalty_api.webhooks.outbox import emit_for_member, member_outbox_row
 
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.
@@ -133,13 +141,13 @@ async def earn(
 ) -> EarnResult:
     program = await get_program(uow)
     _check_currency(program, amount, *(item.line_total for item in items))
-    member = await member_for_points(uow, member_id, must_be_active=True, lock_tier=True)
     now = uow.clock.now()
     occurred = occurred_at or now
     if occurred > now + CLOCK_SKEW:
         raise InvalidField("occurred_at", "must not be in the future")
     if occurred < now - OFFLINE_GRACE:
         raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
+    member, account = await lock_earner(uow, member_id)
 
     birthday = None if member.birthday_encrypted is None else uow.vault.decrypt(member.birthday_encrypted)
     purchase = Purchase(
@@ -166,32 +174,11 @@ async def earn(
             "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
         )
 
-    state = await PointsAccountRepository(uow.session).change(
-        member_id, now=now, balance=points, lifetime=points
+    state = AccountState(
+        balance=account.balance + points, held=account.held, lifetime_earned=account.lifetime_earned + points
     )
-    assert state is not None, "every member has a points account"
-    orders = OrderRepository(uow.session)
-    if not await orders.claim_earn(
-        order_ref,
-        member_id,
-        currency=amount.currency,
-        amount_minor=amount.amount_minor,
-        points=points,
-        purchased_at=occurred,
-        now=now,
-    ):
-        raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
-    standing = await membership.after_purchase(
-        uow,
-        ladder=ladder,
-        member_id=member_id,
-        tier_id=member.tier_id,
-        kept_until=member.tier_kept_until,
-        override_until=member.tier_override_until,
-    )
-
     breakdown = [BreakdownPayload(rule=line.rule, kind=line.kind, points=line.points) for line in lines]
-    entry = await record_entry(
+    entry = ledger_entry_row(
         uow,
         member_id=member_id,
         type="earn",
@@ -207,18 +194,48 @@ async def earn(
         },
         actor=actor,
     )
-    await credit_lot(uow, program, entry, points, order_ref)
-    await emit_for_member(
-        uow,
-        PointsEarned(
-            member_id=member_id,
-            order_ref=order_ref,
+    earned = EarnRows(
+        order=earned_order_row(
+            order_ref,
+            member_id,
+            currency=amount.currency,
+            amount_minor=amount.amount_minor,
             points=points,
-            amount=money_payload(amount),
-            breakdown=breakdown,
-            balance=state.balance,
+            purchased_at=occurred,
+            now=now,
         ),
-        member_id,
+        points=points,
+        entry=entry,
+        lot=None
+        if points == 0
+        else lot_row(
+            uow, program, member_id=member_id, entry_id=entry["id"], points=points, order_ref=order_ref
+        ),
+        event=member_outbox_row(
+            uow,
+            PointsEarned(
+                member_id=member_id,
+                order_ref=order_ref,
+                points=points,
+                amount=money_payload(amount),
+                breakdown=breakdown,
+                balance=state.balance,
+            ),
+            member_id,
+        ),
+    )
+    windows = sorted(ladder.windows(now, program.zone))
+    totals = await LedgerRepository(uow.session).record_earn(earned, now=now, windows=windows)
+    if totals is None:
+        raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
+    outcome = await membership.after_purchase(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        tier_id=member.tier_id,
+        kept_until=member.tier_kept_until,
+        override_until=member.tier_override_until,
+        standing=Standing(at=now, values=totals),
     )
     return EarnResult(
         order_ref=order_ref,
@@ -226,8 +243,8 @@ async def earn(
         breakdown=lines,
         balance=state.balance,
         available=state.available,
-        tier=None if standing.tier is None else standing.tier.code,
-        tier_changed=standing.changed,
+        tier=None if outcome.tier is None else outcome.tier.code,
+        tier_changed=outcome.changed,
     )
 
 
@@ -323,7 +340,7 @@ async def adjust(
     else:
         state = await debit_available(uow, member_id, -points)
         await spend_lots(uow, member_id, -points)
-    entry = await record_entry(
+    entry_id = await record_entry(
         uow,
         member_id=member_id,
         type="adjust",
@@ -332,14 +349,14 @@ async def adjust(
         details={"reason": reason},
         actor=actor,
     )
-    await credit_lot(uow, program, entry, points)
+    await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
     await emit_for_member(
         uow,
         PointsAdjusted(member_id=member_id, points=points, reason=reason, balance=state.balance),
         member_id,
     )
     return AdjustResult(
-        entry_id=entry.id, points=points, reason=reason, balance=state.balance, available=state.available
+        entry_id=entry_id, points=points, reason=reason, balance=state.balance, available=state.available
     )
 
 

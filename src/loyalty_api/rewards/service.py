@@ -238,7 +238,7 @@ async def redeem_reward(
         source_id=reward_id,
     )
     assert coupon is not None, "issued without an issue key"
-    entry = await record_entry(
+    entry_id = await record_entry(
         uow,
         member_id=member_id,
         type="reward",
@@ -255,7 +255,7 @@ async def redeem_reward(
         reward_id=reward_id,
         member_id=member_id,
         coupon_id=coupon.id,
-        ledger_entry_id=entry.id,
+        ledger_entry_id=entry_id,
         points=cost,
         created_at=now,
     )

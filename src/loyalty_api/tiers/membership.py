@@ -138,13 +138,15 @@ async def after_purchase(
     tier_id: uuid.UUID | None,
     kept_until: datetime | None,
     override_until: datetime | None,
+    standing: Standing,
 ) -> TierOutcome:
     """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the
-    date they keep their tier until if it requalifies them for it. Call with the member's row locked."""
+    date they keep their tier until if it requalifies them for it. `standing` is the member's, counting that
+    purchase, for the windows of `ladder.windows(standing.at, zone)`. Call with the member's row locked."""
     current = ladder.by_id(tier_id)
     if ladder.entry is None:
         return TierOutcome(tier=current, changed=False)
-    now = uow.clock.now()
+    now = standing.at
     zone = (await get_program(uow)).zone
     overridden = override_until is not None and override_until > now
     place = current or ladder.entry
@@ -157,7 +159,6 @@ async def after_purchase(
     )
     if current is not None and ladder.above(current) is None and not may_renew:
         return TierOutcome(tier=current, changed=False)  # at the top and already kept as long as can be
-    standing = await _standing(uow, ladder, member_id, now, zone)
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
     if current is None or qualified.rank > current.rank:
         await _move(

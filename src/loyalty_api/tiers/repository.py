@@ -15,6 +15,7 @@ from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.members.models import Member
 from loyalty_api.points.models import Order
+from loyalty_api.points.repository import purchases_since
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -105,16 +106,7 @@ _STATE = select(
     Member.tier_override_until,
 ).where(Member.id == bindparam("member_id"))
 
-# What a member's purchases in a window are worth for tiers: paid less refunded, and points earned less
-# points taken back (including those a refund could not take back because they were already spent).
-_QUALIFYING = select(
-    func.coalesce(func.sum(Order.amount_minor - Order.refunded_minor), 0),
-    func.coalesce(func.sum(Order.points_earned - Order.points_taken_back - Order.points_shortfall), 0),
-).where(
-    Order.member_id == bindparam("member_id"),
-    Order.purchased_at >= bindparam("start", type_=Order.__table__.c.purchased_at.type),
-)
-
+_QUALIFYING = purchases_since("start")
 _QUALIFYING_UNTIL = _QUALIFYING.where(
     Order.purchased_at < bindparam("end", type_=Order.__table__.c.purchased_at.type)
 )
@@ -135,7 +127,7 @@ class MemberTierRepository:
     ) -> tuple[int, int]:
         """(spend in minor units, points) of the member's purchases made at or after `start` (and before
         `end`, when given)."""
-        params = {"member_id": member_id, "start": start}
+        params = {"member": member_id, "start": start}
         if end is None:
             row = (await self.session.execute(_QUALIFYING, params)).one()
         else:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.repository import OutboxRepository
+from loyalty_api.webhooks.repository import OutboxRepository, event_row
 
 
-async def emit(
+def outbox_row(
     uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
-) -> None:
-    await OutboxRepository(uow.session).insert_event(
+) -> dict[str, Any]:
+    return event_row(
         event_type=event.event_type,
         occurred_at=uow.clock.now(),
         aggregate_type=aggregate_type,
@@ -22,8 +23,21 @@ async def emit(
     )
 
 
+def member_outbox_row(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> dict[str, Any]:
+    """The outbox row of an event about one member, for a caller that writes it in a statement of its own."""
+    return outbox_row(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)
+
+
+async def emit(
+    uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
+) -> None:
+    await OutboxRepository(uow.session).insert_event(
+        outbox_row(uow, event, aggregate_type=aggregate_type, aggregate_id=aggregate_id, member_id=member_id)
+    )
+
+
 async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
-    await emit(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)
+    await OutboxRepository(uow.session).insert_event(member_outbox_row(uow, event, member_id))
 
 
 async def emit_for_programme(uow: UnitOfWork, event: Event, aggregate_id: str) -> None:

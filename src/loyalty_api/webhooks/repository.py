@@ -14,32 +14,31 @@ _EVENTS = cast(Table, OutboxEvent.__table__)
 _INSERT_EVENT = insert(_EVENTS)
 
 
+def event_row(
+    *,
+    event_type: str,
+    occurred_at: datetime,
+    aggregate_type: str,
+    aggregate_id: str,
+    member_id: uuid.UUID | None,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """An outbox row, column by column."""
+    return {
+        "id": new_id(),
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "member_id": member_id,
+        "payload": payload,
+        "dispatched_at": None,
+    }
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_event(
-        self,
-        *,
-        event_type: str,
-        occurred_at: datetime,
-        aggregate_type: str,
-        aggregate_id: str,
-        member_id: uuid.UUID | None,
-        payload: dict[str, Any],
-    ) -> uuid.UUID:
-        event_id = new_id()
-        await self.session.execute(
-            _INSERT_EVENT,
-            {
-                "id": event_id,
-                "type": event_type,
-                "occurred_at": occurred_at,
-                "aggregate_type": aggregate_type,
-                "aggregate_id": aggregate_id,
-                "member_id": member_id,
-                "payload": payload,
-                "dispatched_at": None,
-            },
-        )
-        return event_id
+    async def insert_event(self, row: dict[str, Any]) -> None:
+        await self.session.execute(_INSERT_EVENT, row)
