@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
@@ -17,18 +17,21 @@ from loyalty_api.http.transaction import get_uow, uow_of
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `lk_<prefix>_<secret>`")
 
+class require(HTTPBearer):
+    """Allow the call when the key has any of the scopes (admin is allowed everywhere it is listed).
 
-class require:
-    """Allow the call when the key has any of the scopes (admin is allowed everywhere it is listed)."""
+    It is the bearer scheme itself, not a dependency on one: FastAPI resolves every level of dependencies
+    anew on each request, and this is on every request."""
 
     def __init__(self, *scopes: Scope) -> None:
+        super().__init__(
+            auto_error=False, scheme_name="HTTPBearer", description="An API key: `lk_<prefix>_<secret>`"
+        )
         self.allowed = frozenset(scopes)
 
-    async def __call__(
-        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> Principal:
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        credentials = await super().__call__(request)
         if credentials is None:
             raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
         principal = await auth_service.authenticate(uow_of(request), credentials.credentials)

@@ -5,9 +5,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import Select, bindparam, delete, exists, select
+from sqlalchemy import Select, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -61,16 +61,19 @@ _BY_EXTERNAL_ID = (
 _EXTERNAL_IDS = select(
     MemberExternalId.member_id, MemberExternalId.system, MemberExternalId.external_id
 ).where(MemberExternalId.member_id.in_(bindparam("member_ids", expanding=True)))
+# Table columns, not ORM attributes: a select of these skips the ORM's result machinery, and every points
+# operation at the till runs it.
+_MEMBERS = cast(Table, Member.__table__)
 POINTS_HOLDER_COLUMNS = (
-    Member.id,
-    Member.status,
-    Member.birthday_encrypted,
-    Member.tier_id,
-    Member.tier_kept_until,
-    Member.tier_override_until,
-    Member.plan_benefits_until,
+    _MEMBERS.c.id,
+    _MEMBERS.c.status,
+    _MEMBERS.c.birthday_encrypted,
+    _MEMBERS.c.tier_id,
+    _MEMBERS.c.tier_kept_until,
+    _MEMBERS.c.tier_override_until,
+    _MEMBERS.c.plan_benefits_until,
 )
-_POINTS_HOLDER = select(*POINTS_HOLDER_COLUMNS).where(Member.id == bindparam("member_id"))
+_POINTS_HOLDER = select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
 
 
 class MemberRepository:

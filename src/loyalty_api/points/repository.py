@@ -39,6 +39,7 @@ _ENTRIES = cast(Table, LedgerEntry.__table__)
 _LOTS = cast(Table, PointLot.__table__)
 _ORDERS = cast(Table, Order.__table__)
 _EVENTS = cast(Table, OutboxEvent.__table__)
+_MEMBERS = cast(Table, Member.__table__)
 
 Row = dict[str, Any]
 
@@ -65,8 +66,8 @@ _INSERT_EVENT = insert(_EVENTS)
 # that only reference the member (ledger, orders) still go in beside the lock.
 _HOLDER_WITH_ACCOUNT_LOCKED = (
     select(*POINTS_HOLDER_COLUMNS, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
-    .join(_ACCOUNTS, _ACCOUNTS.c.member_id == Member.id)
-    .where(Member.id == bindparam("member_id"))
+    .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
+    .where(_MEMBERS.c.id == bindparam("member_id"))
     .with_for_update(key_share=True)
 )
 _FIFO = (case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id)

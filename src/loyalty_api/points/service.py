@@ -20,7 +20,7 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
-from loyalty_api.earning.kinds import EarnItem
+from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.plans.catalogue import CatalogPlan
@@ -149,7 +149,14 @@ async def earn(
         raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
     member, account = await lock_earner(uow, member_id)
 
-    birthday = None if member.birthday_encrypted is None else uow.vault.decrypt(member.birthday_encrypted)
+    rules = await earning.rules_in_force(uow, occurred)
+    # Decrypting is a cost every earn would pay: only when a rule looks at the birthday.
+    birthday = (
+        uow.vault.decrypt(member.birthday_encrypted)
+        if member.birthday_encrypted is not None
+        and any(isinstance(r.properties, BirthdayBonus) for r in rules)
+        else None
+    )
     purchase = Purchase(
         amount=amount,
         items=items,
@@ -163,7 +170,7 @@ async def earn(
     plans = await plans_in_force(uow, member_id) if has_plan_benefits(member.plan_benefits_until, now) else []
     lines = calculate(
         purchase,
-        rules=await earning.rules_in_force(uow, occurred),
+        rules=rules,
         program_rate=program.earn_rate,
         rounding=program.rounding,
         multipliers=_multipliers(tier, plans, amount, channel),
