@@ -114,23 +114,23 @@ def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: st
 
 # What an order counts for tiers: paid less refunded, and points earned less points taken back (including
 # those a refund could not take back because they were already spent).
-ORDER_NET_SPEND = _ORDERS.c.amount_minor - _ORDERS.c.refunded_minor
-ORDER_NET_POINTS = _ORDERS.c.points_earned - _ORDERS.c.points_taken_back - _ORDERS.c.points_shortfall
+_ORDER_NET_SPEND = _ORDERS.c.amount_minor - _ORDERS.c.refunded_minor
+_ORDER_NET_POINTS = _ORDERS.c.points_earned - _ORDERS.c.points_taken_back - _ORDERS.c.points_shortfall
 _PURCHASE_TIME = _ORDERS.c.purchased_at.type
 
 
 def purchases_since(since: str) -> Select[Any]:
     """(net spend, net points) of the purchases of the member bound as `member` made at or after `since`."""
     return select(
-        func.coalesce(func.sum(ORDER_NET_SPEND), 0).label("spend"),
-        func.coalesce(func.sum(ORDER_NET_POINTS), 0).label("points"),
+        func.coalesce(func.sum(_ORDER_NET_SPEND), 0).label("spend"),
+        func.coalesce(func.sum(_ORDER_NET_POINTS), 0).label("points"),
     ).where(
         _ORDERS.c.member_id == bindparam("member"),
         _ORDERS.c.purchased_at >= bindparam(since, type_=_PURCHASE_TIME),
     )
 
 
-_CLAIMED_EARN = (ORDER_NET_SPEND.label("spend"), ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
+_CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
 _CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
     *_CLAIMED_EARN
 )
