@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.points.ledger import LotBalance
@@ -64,7 +65,7 @@ _INSERT_EVENT = insert(_EVENTS)
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
 # first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
 # that only reference the member (ledger, orders) still go in beside the lock.
-_HOLDER_WITH_ACCOUNT_LOCKED = (
+_HOLDER_WITH_ACCOUNT_LOCKED = DirectStatement(
     select(*POINTS_HOLDER_COLUMNS, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
     .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
     .where(_MEMBERS.c.id == bindparam("member_id"))
@@ -189,7 +190,7 @@ def _totals_since(windows: int) -> list[Subquery]:
 
 
 @cache
-def _record_earn_at_once(*, with_lot: bool, windows: int) -> Select[Any]:
+def _record_earn_at_once(*, with_lot: bool, windows: int) -> DirectStatement:
     """PostgreSQL writes a whole earn in one round trip: the order's claim, and only if it succeeds, the
     account change, the ledger entry, its lot and the outbox event (data-modifying CTEs). Its one row, none
     when the order had already earned, is what the order counts for tiers and the member's purchases since
@@ -213,7 +214,7 @@ def _record_earn_at_once(*, with_lot: bool, windows: int) -> Select[Any]:
         joined = joined.join(since, true())
     columns = [claim.c.spend, claim.c.points, claim.c.purchased_at]
     columns += [column for since in totals for column in (since.c.spend, since.c.points)]
-    return select(*columns).select_from(joined).add_cte(*writes)
+    return DirectStatement(select(*columns).select_from(joined).add_cte(*writes))
 
 
 @cache
@@ -287,9 +288,7 @@ class PointsAccountRepository:
 
     async def lock_with_member(self, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState] | None:
         """The member and their account, both rows locked until commit (PostgreSQL)."""
-        row = (
-            await self.session.execute(_HOLDER_WITH_ACCOUNT_LOCKED, {"member_id": member_id})
-        ).one_or_none()
+        row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id})
         if row is None:
             return None
         *holder, balance, held, lifetime_earned = row
@@ -340,7 +339,7 @@ class LedgerRepository:
             if earn.lot is not None:
                 params |= _prefixed(earn.lot, "lot")
             statement = _record_earn_at_once(with_lot=earn.lot is not None, windows=len(windows))
-            row = (await self.session.execute(statement, params)).one_or_none()
+            row = await statement.fetch_one(self.session, params)
             if row is None:
                 return None
             spend, points, purchased_at, *before = row
