@@ -12,15 +12,17 @@ Only statements on a path a benchmark drives belong here; everything else goes t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
 Processor = Callable[[Any], Any]
+S = TypeVar("S", bound=ReturnsRows)
 
 
 class DirectStatementFailed(Exception):
@@ -40,6 +42,8 @@ class _Compiled:
 
 def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
     compiled: Any = statement.compile(dialect=dialect)
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        raise ValueError("a direct statement gets no column defaults: give every value")
     binds = []
     required = set()
     for name in compiled.positiontup:
@@ -56,6 +60,15 @@ def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
     return _Compiled(str(compiled), tuple(binds), frozenset(required), results)
 
 
+@contextmanager
+def _values_kept_out() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        sqlstate = getattr(exc, "sqlstate", None)
+        raise DirectStatementFailed(f"{type(exc).__name__} (SQLSTATE {sqlstate})") from None
+
+
 async def _driver_in_transaction(session: AsyncSession) -> Any:
     """The asyncpg connection under the session, its transaction begun. SQLAlchemy's adaptor begins it only
     on the first statement it runs itself; beginning it through the adaptor keeps it the one that the unit
@@ -68,14 +81,15 @@ async def _driver_in_transaction(session: AsyncSession) -> Any:
     return pooled.driver_connection
 
 
-class DirectStatement:
-    """A Core statement that returns rows (a SELECT, or a write with RETURNING), run past SQLAlchemy's
+class DirectStatement(Generic[S]):
+    """A Core statement (a SELECT, an INSERT or UPDATE, with or without RETURNING) run past SQLAlchemy's
     execution layer on PostgreSQL. Rows come back as tuples of the values SQLAlchemy would give."""
 
-    def __init__(self, statement: ReturnsRows) -> None:
+    def __init__(self, statement: S) -> None:
         if not isinstance(statement, Executable):
             raise TypeError("a direct statement must be executable")
-        self.statement = statement
+        self.statement: S = statement
+        self._executable: Executable = statement
         self._compiled: dict[str, _Compiled] = {}
 
     def _for(self, dialect: Dialect) -> _Compiled:
@@ -91,22 +105,34 @@ class DirectStatement:
             for value in (params.get(name, default),)
         ]
 
-    async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
+    def _checked(self, session: AsyncSession, params: Mapping[str, Any]) -> tuple[Dialect, _Compiled]:
         dialect = session.get_bind().dialect
         compiled = self._for(dialect)
         missing = compiled.required - params.keys()
         if missing:  # the session would leave such a column out of an INSERT: refused alike on both databases
             raise KeyError(f"no value for {', '.join(sorted(missing))}")
+        return dialect, compiled
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
+        """Run it for its effect."""
+        dialect, compiled = self._checked(session, params)
         if dialect.name != "postgresql":
-            result = await session.execute(self.statement, dict(params))
+            await session.execute(self._executable, dict(params))
+            return
+        arguments = self._arguments(compiled, params)
+        driver = await _driver_in_transaction(session)
+        with _values_kept_out():
+            await driver.execute(compiled.sql, *arguments)
+
+    async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
+        dialect, compiled = self._checked(session, params)
+        if dialect.name != "postgresql":
+            result = await session.execute(self._executable, dict(params))
             return [tuple(row) for row in result]
         arguments = self._arguments(compiled, params)
         driver = await _driver_in_transaction(session)
-        try:
+        with _values_kept_out():
             records = await driver.fetch(compiled.sql, *arguments)
-        except Exception as exc:
-            sqlstate = getattr(exc, "sqlstate", None)
-            raise DirectStatementFailed(f"{type(exc).__name__} (SQLSTATE {sqlstate})") from None
         return [
             tuple(
                 value if processor is None or value is None else processor(value)

@@ -11,6 +11,7 @@ from sqlalchemy import Select, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
+from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member, MemberExternalId
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.tiers.models import Tier
@@ -73,7 +74,9 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.tier_override_until,
     _MEMBERS.c.plan_benefits_until,
 )
-_POINTS_HOLDER = select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
+_POINTS_HOLDER = DirectStatement(
+    select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
+)
 
 
 class MemberRepository:
@@ -135,7 +138,7 @@ class MemberRepository:
         return await self._records(query)
 
     async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:
-        row = (await self.session.execute(_POINTS_HOLDER, {"member_id": member_id})).one_or_none()
+        row = await _POINTS_HOLDER.fetch_one(self.session, {"member_id": member_id})
         return None if row is None else PointsHolder(*row)
 
     async def list_birthdays(

@@ -46,7 +46,7 @@ Row = dict[str, Any]
 
 
 # The hot path's statements are built once: building a statement costs more than running it.
-_CHANGE_ACCOUNT = (
+_CHANGE_ACCOUNT = DirectStatement(
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.member_id == bindparam("account"))
     .values(
@@ -57,11 +57,11 @@ _CHANGE_ACCOUNT = (
     )
     .returning(_ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
 )
-_CHANGE_ACCOUNT_IF_AVAILABLE = _CHANGE_ACCOUNT.where(
-    _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs")
+_CHANGE_ACCOUNT_IF_AVAILABLE = DirectStatement(
+    _CHANGE_ACCOUNT.statement.where(_ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs"))
 )
-_INSERT_ENTRY = insert(_ENTRIES)
-_INSERT_EVENT = insert(_EVENTS)
+_INSERT_ENTRY = DirectStatement(insert(_ENTRIES))
+_INSERT_EVENT = DirectStatement(insert(_EVENTS))
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
 # first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
 # that only reference the member (ledger, orders) still go in beside the lock.
@@ -75,17 +75,21 @@ _FIFO = (case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at,
 _LIVE = select(PointLot.id, PointLot.remaining).where(
     PointLot.member_id == bindparam("member"), PointLot.remaining > 0
 )
-_LIVE_LOTS = _LIVE.order_by(*_FIFO)
-_DUE_LOT_EXISTS = select(
-    exists().where(
-        PointLot.member_id == bindparam("member"),
-        PointLot.remaining > 0,
-        PointLot.expires_at <= bindparam("now", type_=PointLot.__table__.c.expires_at.type),
+_LIVE_LOTS = DirectStatement(_LIVE.order_by(*_FIFO))
+_DUE_LOT_EXISTS = DirectStatement(
+    select(
+        exists().where(
+            PointLot.member_id == bindparam("member"),
+            PointLot.remaining > 0,
+            PointLot.expires_at <= bindparam("now", type_=PointLot.__table__.c.expires_at.type),
+        )
     )
 )
-_LIVE_LOTS_ORDER_FIRST = _LIVE.order_by(case((PointLot.order_ref == bindparam("first"), 0), else_=1), *_FIFO)
-_INSERT_LOT = insert(_LOTS)
-_TAKE_FROM_LOT = (
+_LIVE_LOTS_ORDER_FIRST = DirectStatement(
+    _LIVE.order_by(case((PointLot.order_ref == bindparam("first"), 0), else_=1), *_FIFO)
+)
+_INSERT_LOT = DirectStatement(insert(_LOTS))
+_TAKE_FROM_LOT = DirectStatement(
     update(_LOTS)
     .where(_LOTS.c.id == bindparam("lot"))
     .values(remaining=_LOTS.c.remaining - bindparam("taken"))
@@ -136,12 +140,12 @@ _CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="poin
     *_CLAIMED_EARN
 )
 _CLAIM_REDEEM = {
-    "postgresql": _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
-        _ORDERS.c.order_ref
-    ),
-    "sqlite": _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
-        _ORDERS.c.order_ref
-    ),
+    dialect.__name__.rsplit(".", 1)[-1]: DirectStatement(
+        _claim_order(dialect.insert, stamp="redeemed_at", points="points_redeemed").returning(
+            _ORDERS.c.order_ref
+        )
+    )
+    for dialect in (postgresql, sqlite)
 }
 
 
@@ -190,7 +194,7 @@ def _totals_since(windows: int) -> list[Subquery]:
 
 
 @cache
-def _record_earn_at_once(*, with_lot: bool, windows: int) -> DirectStatement:
+def _record_earn_at_once(*, with_lot: bool, windows: int) -> DirectStatement[Select[Any]]:
     """PostgreSQL writes a whole earn in one round trip: the order's claim, and only if it succeeds, the
     account change, the ledger entry, its lot and the outbox event (data-modifying CTEs). Its one row, none
     when the order had already earned, is what the order counts for tiers and the member's purchases since
@@ -202,7 +206,7 @@ def _record_earn_at_once(*, with_lot: bool, windows: int) -> DirectStatement:
     )
     claimed = select(claim.c.spend).exists()
     writes = [
-        _CHANGE_ACCOUNT.where(claimed).cte("account"),
+        _CHANGE_ACCOUNT.statement.where(claimed).cte("account"),
         _insert_if(_ENTRIES, "entry", claimed).cte("entry"),
         _insert_if(_EVENTS, "event", claimed).cte("event"),
     ]
@@ -275,12 +279,11 @@ class PointsAccountRepository:
             "now": now,
         }
         if needs_available is None:
-            result = await self.session.execute(_CHANGE_ACCOUNT, params)
+            row = await _CHANGE_ACCOUNT.fetch_one(self.session, params)
         else:
-            result = await self.session.execute(
-                _CHANGE_ACCOUNT_IF_AVAILABLE, params | {"needs": needs_available}
+            row = await _CHANGE_ACCOUNT_IF_AVAILABLE.fetch_one(
+                self.session, params | {"needs": needs_available}
             )
-        row = result.one_or_none()
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
@@ -312,7 +315,7 @@ class LedgerRepository:
         self.session = session
 
     async def insert_entry(self, entry: Row) -> None:
-        await self.session.execute(_INSERT_ENTRY, entry)
+        await _INSERT_ENTRY.execute(self.session, entry)
 
     async def record_earn(
         self, earn: EarnRows, *, now: datetime, windows: Sequence[datetime]
@@ -357,11 +360,11 @@ class LedgerRepository:
         claimed = (await self.session.execute(_CLAIM_EARN_SQLITE, earn.order)).one_or_none()
         if claimed is None:
             return None
-        await self.session.execute(_CHANGE_ACCOUNT, account)
-        await self.session.execute(_INSERT_ENTRY, earn.entry)
+        await _CHANGE_ACCOUNT.execute(self.session, account)
+        await _INSERT_ENTRY.execute(self.session, earn.entry)
         if earn.lot is not None:
-            await self.session.execute(_INSERT_LOT, earn.lot)
-        await self.session.execute(_INSERT_EVENT, earn.event)
+            await _INSERT_LOT.execute(self.session, earn.lot)
+        await _INSERT_EVENT.execute(self.session, earn.event)
         return _with_claimed(windows, before, *claimed)
 
     async def list_entries(
@@ -392,21 +395,19 @@ class LotRepository:
         self.session = session
 
     async def insert_lot(self, lot: Row) -> None:
-        await self.session.execute(_INSERT_LOT, lot)
+        await _INSERT_LOT.execute(self.session, lot)
 
     async def list_live_lots(
         self, member_id: uuid.UUID, *, order_ref_first: str | None = None
     ) -> list[LotBalance]:
         """Lots with points left, in spending order: soonest expiry first, never-expiring last."""
-        order = [case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id]
-        if order_ref_first is not None:
-            order.insert(0, case((PointLot.order_ref == order_ref_first, 0), else_=1))
-        result = await self.session.execute(
-            select(PointLot.id, PointLot.remaining)
-            .where(PointLot.member_id == member_id, PointLot.remaining > 0)
-            .order_by(*order)
-        )
-        return [LotBalance(lot_id, remaining) for lot_id, remaining in result.all()]
+        if order_ref_first is None:
+            rows = await _LIVE_LOTS.fetch_all(self.session, {"member": member_id})
+        else:
+            rows = await _LIVE_LOTS_ORDER_FIRST.fetch_all(
+                self.session, {"member": member_id, "first": order_ref_first}
+            )
+        return [LotBalance(lot_id, remaining) for lot_id, remaining in rows]
 
     async def list_due_lots(self, member_id: uuid.UUID, now: datetime) -> list[LotBalance]:
         result = await self.session.execute(
@@ -418,7 +419,7 @@ class LotRepository:
 
     async def take(self, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
         for lot_id, points in plan:
-            await self.session.execute(_TAKE_FROM_LOT, {"lot": lot_id, "taken": points})
+            await _TAKE_FROM_LOT.execute(self.session, {"lot": lot_id, "taken": points})
 
     async def list_members_with_due_lots(
         self, now: datetime, *, after: uuid.UUID | None, limit: int
@@ -432,7 +433,8 @@ class LotRepository:
         return result.scalars().all()
 
     async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
-        return bool(await self.session.scalar(_DUE_LOT_EXISTS, {"member": member_id, "now": now}))
+        row = await _DUE_LOT_EXISTS.fetch_one(self.session, {"member": member_id, "now": now})
+        return row is not None and bool(row[0])
 
     async def expiring_by_date(self, member_id: uuid.UUID, now: datetime) -> Sequence[tuple[datetime, int]]:
         result = await self.session.execute(
@@ -564,8 +566,8 @@ class OrderRepository:
         values = _new_order(order_ref, member_id, now) | {"points_redeemed": points, "redeemed_at": now}
         if total is not None:
             values |= {"currency": total[0], "amount_minor": total[1]}
-        result = await self.session.execute(_CLAIM_REDEEM[self.session.get_bind().dialect.name], values)
-        return result.scalar_one_or_none() is not None
+        claim = _CLAIM_REDEEM[self.session.get_bind().dialect.name]
+        return await claim.fetch_one(self.session, values) is not None
 
     async def add_redeemed(self, order_ref: str, member_id: uuid.UUID, *, points: int, now: datetime) -> None:
         await self.session.execute(

@@ -7,11 +7,12 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
 from loyalty_api.webhooks.models import OutboxEvent
 
 _EVENTS = cast(Table, OutboxEvent.__table__)
-_INSERT_EVENT = insert(_EVENTS)
+_INSERT_EVENT = DirectStatement(insert(_EVENTS))
 
 
 def event_row(
@@ -41,4 +42,4 @@ class OutboxRepository:
         self.session = session
 
     async def insert_event(self, row: dict[str, Any]) -> None:
-        await self.session.execute(_INSERT_EVENT, row)
+        await _INSERT_EVENT.execute(self.session, row)
