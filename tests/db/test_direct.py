@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import StatementError
 
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
@@ -116,4 +116,18 @@ async def test_a_refused_statement_does_not_carry_its_values(units: UnitsOfWork)
     while error is not None:
         assert phone not in str(error)
         error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    assert await _stored_ids(units) == set()
+
+
+async def test_a_statement_that_leaves_a_column_to_its_default_is_refused(units: UnitsOfWork) -> None:
+    """The id column's default (a new id) is filled in by SQLAlchemy's execution layer, which a direct
+    statement skips: such a statement is refused rather than run with the id missing."""
+    without_id = DirectStatement(
+        insert(_EVENTS).values({c.key: bindparam(c.key) for c in _EVENTS.c if c.key != "id"})
+    )
+    event = _event()
+    del event["id"]
+    async with units.begin() as uow:
+        with pytest.raises(ValueError, match="column defaults"):
+            await without_id.execute(uow.session, event)
     assert await _stored_ids(units) == set()
