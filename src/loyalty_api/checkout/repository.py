@@ -10,11 +10,12 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member
 from loyalty_api.points.models import PointsAccount
 
 # A plain SELECT: no FOR UPDATE, so a quote never waits for, nor holds up, an earn or a redeem.
-_PAYER = (
+_PAYER = DirectStatement(
     select(
         Member.status, Member.tier_id, Member.plan_benefits_until, PointsAccount.balance - PointsAccount.held
     )
@@ -36,7 +37,7 @@ class CheckoutRepository:
         self.session = session
 
     async def get_payer(self, member_id: uuid.UUID) -> Payer | None:
-        row = (await self.session.execute(_PAYER, {"member_id": member_id})).one_or_none()
+        row = await _PAYER.fetch_one(self.session, {"member_id": member_id})
         return (
             None
             if row is None
