@@ -4,6 +4,8 @@ SQLAlchemy would, on both databases (PostgreSQL runs them on asyncpg itself, SQL
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy.exc import StatementError
 
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.webhooks.models import OutboxEvent
 
 _EVENTS = OutboxEvent.__table__
@@ -41,15 +43,22 @@ async def _stored_ids(units: UnitsOfWork) -> set[uuid.UUID]:
         return set(result.scalars())
 
 
-async def test_a_direct_write_is_undone_with_the_unit_of_work(units: UnitsOfWork) -> None:
+@asynccontextmanager
+async def _rolled_back(units: UnitsOfWork) -> AsyncIterator[UnitOfWork]:
+    """A writing unit of work that is rolled back however its block ends."""
     uow = await units.start()
     try:
+        yield uow
+    finally:
+        await uow.rollback()
+        await uow.close()
+
+
+async def test_a_direct_write_is_undone_with_the_unit_of_work(units: UnitsOfWork) -> None:
+    async with _rolled_back(units) as uow:
         # The first statement of the unit of work: it must begin the transaction, not run outside it.
         row = await _INSERT_EVENT.fetch_one(uow.session, _event())
         assert row is not None
-        await uow.rollback()
-    finally:
-        await uow.close()
     assert await _stored_ids(units) == set()
 
 
@@ -104,14 +113,10 @@ async def test_a_refused_statement_does_not_carry_its_values(units: UnitsOfWork)
     """Errors are logged: a value the database or driver refuses (here a phone number where a member id
     belongs) must not end up in the log through the error's message."""
     phone = "13800138000"
-    uow = await units.start()
-    try:
+    async with _rolled_back(units) as uow:
         # PostgreSQL: asyncpg refuses it, re-raised without the values; SQLite: SQLAlchemy, which hides them.
         with pytest.raises((DirectStatementFailed, StatementError)) as refused:
             await _INSERT_EVENT.fetch_one(uow.session, _event(member_id=phone))
-        await uow.rollback()
-    finally:
-        await uow.close()
     error: BaseException | None = refused.value
     while error is not None:
         assert phone not in str(error)
