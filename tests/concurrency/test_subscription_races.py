@@ -20,7 +20,17 @@ from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.inspect_db import count, events, rows
 from tests.points.helpers import cny, set_program
-from tests.subscriptions.helpers import add_plan, next_payment_ref, read, run_job, subscribe_paid
+from tests.subscriptions.helpers import (
+    add_plan,
+    add_plus_family,
+    new_paid_subscriber,
+    next_payment_ref,
+    pay,
+    pay_reply,
+    read,
+    run_job,
+    subscribe_reply,
+)
 
 
 def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]:
@@ -32,8 +42,7 @@ def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]
 async def _plans(client: httpx.AsyncClient, admin_key: str) -> None:
     """Two monthly plans of one family ("plus" with a 7-day trial, a dearer "premium")."""
     await set_program(client, admin_key)
-    await add_plan(client, admin_key, "plus", price=1_500, unit="month", trial_days=7, family="plus")
-    await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+    await add_plus_family(client, admin_key, trial_days=7)
 
 
 class TestConcurrentSubscribing:
@@ -76,10 +85,8 @@ class TestConcurrentSubscribing:
 
         responses = await asyncio.gather(
             *(
-                client.post(
-                    f"/v1/members/{m['id']}/subscriptions",
-                    json={"plan": "plus", "trial": False, "payment_ref": next_payment_ref()},
-                    headers=bearer(ecommerce_key),
+                subscribe_reply(
+                    client, ecommerce_key, m["id"], "plus", trial=False, payment_ref=next_payment_ref()
                 )
                 for m in members
             )
@@ -99,13 +106,11 @@ class TestConcurrentPayments:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
 
         async def report(n: int) -> httpx.Response:
-            body = {"status": "succeeded", "payment_ref": f"bill-{n}", "amount": cny(1_500), "period": 2}
-            return await client.post(
-                f"/v1/subscriptions/{sub['id']}/payments", json=body, headers=bearer(billing_key)
+            return await pay_reply(
+                client, billing_key, sub["id"], period=2, amount=1_500, payment_ref=f"bill-{n}"
             )
 
         responses = await asyncio.gather(*(report(n) for n in range(10)))
@@ -129,13 +134,11 @@ class TestConcurrentPayments:
     async def test_ten_identical_reports_record_one_payment_and_all_answer_it(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
-        body = {"status": "succeeded", "payment_ref": "bill-same", "amount": cny(1_500), "period": 2}
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
 
         responses = await asyncio.gather(
             *(
-                client.post(f"/v1/subscriptions/{sub['id']}/payments", json=body, headers=bearer(billing_key))
+                pay_reply(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="bill-same")
                 for _ in range(10)
             )
         )
@@ -152,16 +155,14 @@ class TestConcurrentPayments:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         clock.set(START + timedelta(days=32))  # period 1 ended unpaid: past due, in grace
         await run_job(app)
         assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
 
         async def report(n: int) -> httpx.Response:
-            body = {"status": "succeeded", "payment_ref": f"late-{n}", "amount": cny(1_500), "period": 2}
-            return await client.post(
-                f"/v1/subscriptions/{sub['id']}/payments", json=body, headers=bearer(billing_key)
+            return await pay_reply(
+                client, billing_key, sub["id"], period=2, amount=1_500, payment_ref=f"late-{n}"
             )
 
         responses = await asyncio.gather(*(report(n) for n in range(10)))
@@ -208,14 +209,9 @@ class TestConcurrentRenewalJobs:
     ) -> None:
         subs = []
         for n in range(8):
-            member = await enrol(client, ecommerce_key)
-            sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+            _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
             if n % 2:
-                body = {"status": "succeeded", "payment_ref": f"ahead-{n}", "amount": cny(1_500), "period": 2}
-                paid = await client.post(
-                    f"/v1/subscriptions/{sub['id']}/payments", json=body, headers=bearer(billing_key)
-                )
-                assert paid.status_code == 201, paid.text
+                await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref=f"ahead-{n}")
             subs.append(sub)
         clock.set(START + timedelta(days=32))  # every period 1 has ended: 4 renew, 4 fall past due
 
@@ -245,10 +241,8 @@ class TestDeletingAPlanWhileItSells:
         members = [await enrol(client, ecommerce_key) for _ in range(6)]
 
         async def buy(member_id: str) -> httpx.Response:
-            return await client.post(
-                f"/v1/members/{member_id}/subscriptions",
-                json={"plan": "pop-up", "payment_ref": next_payment_ref()},
-                headers=bearer(ecommerce_key),
+            return await subscribe_reply(
+                client, ecommerce_key, member_id, "pop-up", payment_ref=next_payment_ref()
             )
 
         *bought, deleted = await asyncio.gather(

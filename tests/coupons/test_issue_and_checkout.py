@@ -21,11 +21,6 @@ from tests.coupons.helpers import coupon_code, give_coupon, use
 from tests.inspect_db import count, events
 
 
-@pytest.fixture
-async def member_id(client: httpx.AsyncClient, pos_key: str) -> str:
-    return str((await enrol(client, pos_key))["id"])
-
-
 class TestIssue:
     async def test_one_issue_key_issues_one_coupon(self, app: FastAPI, member_id: str) -> None:
         key = f"birthday:{member_id}:2026"

@@ -22,11 +22,6 @@ async def _program(client: httpx.AsyncClient, admin_key: str) -> None:
     await set_program(client, admin_key)
 
 
-@pytest.fixture
-async def member_id(client: httpx.AsyncClient, pos_key: str) -> str:
-    return str((await enrol(client, pos_key))["id"])
-
-
 class TestListCoupons:
     async def test_shows_what_the_member_needs_to_use_a_coupon(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str

@@ -21,11 +21,6 @@ async def _program(client: httpx.AsyncClient, admin_key: str) -> None:
     await set_program(client, admin_key)
 
 
-@pytest.fixture
-async def member_id(client: httpx.AsyncClient, pos_key: str) -> str:
-    return str((await enrol(client, pos_key))["id"])
-
-
 class TestUse:
     async def test_a_coupon_is_used_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str

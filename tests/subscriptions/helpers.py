@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,10 +13,18 @@ from fastapi import FastAPI
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.subscriptions.jobs import run_subscriptions
+from tests.builders import enrol
 from tests.conftest import bearer
 from tests.points.helpers import cny
 
+NOTICE = timedelta(hours=72)  # the default subscription_notice_hours
+
 _refs = itertools.count(1)
+
+
+def at(value: str) -> datetime:
+    """A timestamp from a response body, as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def next_payment_ref() -> str:
@@ -53,6 +62,31 @@ async def add_plan(
     return plan
 
 
+async def add_plus_family(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    *,
+    trial_days: int = 0,
+    grace_days: int = 7,
+    benefit_ids: Sequence[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """Two monthly plans of one family "plus": "plus" at 15 yuan (with the given trial, grace and benefits)
+    and a dearer "premium" at 30 yuan with the defaults."""
+    plus = await add_plan(
+        client,
+        admin_key,
+        "plus",
+        price=1_500,
+        unit="month",
+        trial_days=trial_days,
+        grace_days=grace_days,
+        family="plus",
+        benefit_ids=benefit_ids,
+    )
+    premium = await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+    return {"plus": plus, "premium": premium}
+
+
 async def subscribe_reply(
     client: httpx.AsyncClient, key: str, member_id: str, plan: str, **extra: Any
 ) -> httpx.Response:
@@ -73,6 +107,22 @@ async def subscribe(
 async def subscribe_paid(client: httpx.AsyncClient, key: str, member_id: str, plan: str) -> dict[str, Any]:
     """A subscription without a trial: billing has taken the first period's fee."""
     return await subscribe(client, key, member_id, plan, trial=False, payment_ref=next_payment_ref())
+
+
+async def new_subscriber(
+    client: httpx.AsyncClient, key: str, plan: str, **extra: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A newly enrolled member and their subscription to `plan`, subscribed with `extra` (by default a trial
+    where the plan has one)."""
+    member = await enrol(client, key)
+    return member, await subscribe(client, key, member["id"], plan, **extra)
+
+
+async def new_paid_subscriber(
+    client: httpx.AsyncClient, key: str, plan: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A newly enrolled member in the first paid period of `plan` (no trial; billing took the first fee)."""
+    return await new_subscriber(client, key, plan, trial=False, payment_ref=next_payment_ref())
 
 
 async def pay_reply(
@@ -104,13 +154,38 @@ async def pay(
     period: int,
     amount: int,
     status: str = "succeeded",
+    payment_ref: str | None = None,
 ) -> dict[str, Any]:
     response = await pay_reply(
-        client, billing_key, subscription_id, period=period, amount=amount, status=status
+        client,
+        billing_key,
+        subscription_id,
+        period=period,
+        amount=amount,
+        status=status,
+        payment_ref=payment_ref,
     )
     assert response.status_code == 201, response.text
     outcome: dict[str, Any] = response.json()
     return outcome
+
+
+async def replace_plan(
+    client: httpx.AsyncClient, admin_key: str, code: str, **changes: Any
+) -> dict[str, Any]:
+    """Replace a plan (PUT) with its current definition and `changes` on top; by default it keeps its
+    benefits."""
+    current = await client.get(f"/v1/plans/{code}", headers=bearer(admin_key))
+    assert current.status_code == 200, current.text
+    plan = current.json()
+    body = {
+        k: plan[k] for k in ("name", "price", "interval", "trial_days", "grace_days", "coupons", "active")
+    }
+    body["benefit_ids"] = [b["id"] for b in plan["benefits"]]
+    response = await client.put(f"/v1/plans/{code}", json=body | changes, headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+    replaced: dict[str, Any] = response.json()
+    return replaced
 
 
 async def read(client: httpx.AsyncClient, key: str, subscription_id: str) -> dict[str, Any]:
@@ -133,7 +208,13 @@ async def run_job(app: FastAPI) -> int:
     return await run_subscriptions(units)
 
 
-async def benefit_names(client: httpx.AsyncClient, key: str, member_id: str) -> list[str]:
+async def member_benefits(client: httpx.AsyncClient, key: str, member_id: str) -> dict[str, Any]:
+    """A member's benefits list as the API answers it (tier, plans, benefits with their sources)."""
     response = await client.get(f"/v1/members/{member_id}/benefits", headers=bearer(key))
     assert response.status_code == 200, response.text
-    return sorted(b["name"] for b in response.json()["benefits"])
+    listed: dict[str, Any] = response.json()
+    return listed
+
+
+async def benefit_names(client: httpx.AsyncClient, key: str, member_id: str) -> list[str]:
+    return sorted(b["name"] for b in (await member_benefits(client, key, member_id))["benefits"])

@@ -11,19 +11,28 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
-from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events
 from tests.points.helpers import cny, set_program
-from tests.subscriptions.helpers import add_plan, next_payment_ref, pay, post_action, read, run_job, subscribe
-from tests.subscriptions.test_lifecycle import NOTICE, at
+from tests.subscriptions.helpers import (
+    NOTICE,
+    add_plan,
+    add_plus_family,
+    at,
+    new_subscriber,
+    next_payment_ref,
+    pay,
+    post_action,
+    read,
+    replace_plan,
+    run_job,
+)
 
 
 @pytest.fixture
 async def plans(client: httpx.AsyncClient, admin_key: str) -> None:
     await set_program(client, admin_key)
-    await add_plan(client, admin_key, "plus", price=1_500, unit="month", family="plus")
-    await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+    await add_plus_family(client, admin_key)
 
 
 @pytest.mark.usefixtures("plans")
@@ -31,8 +40,7 @@ class TestAFeePaidAhead:
     async def test_a_cancel_names_it_for_a_refund(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500)
 
         response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
@@ -48,8 +56,7 @@ class TestAFeePaidAhead:
     async def test_a_cancel_with_nothing_paid_ahead_names_none(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
         [canceled] = [e["payload"] for e in await events(app, "subscription.canceled")]
         assert canceled["unused_payment"] is None
@@ -58,8 +65,7 @@ class TestAFeePaidAhead:
     async def test_no_plan_change_once_the_next_period_is_paid(
         self, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str, plan: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "premium", payment_ref=next_payment_ref())
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
         if plan == "plus":  # a pending downgrade, paid for at its price, cannot be dropped either
             await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
             await pay(client, billing_key, sub["id"], period=2, amount=1_500)
@@ -79,8 +85,7 @@ class TestAFeePaidAhead:
     async def test_closing_the_member_ends_their_subscriptions_and_names_the_fee(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, billing_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        member, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         await pay(client, billing_key, sub["id"], period=2, amount=1_500)
 
         response = await client.patch(
@@ -100,14 +105,10 @@ class TestBillingHearsTheRightPrice:
     async def test_a_price_change_after_the_notice_sends_a_new_one(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         clock.set(at(sub["period_end"]) - NOTICE)
         await run_job(app)
-        plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
-        body = {k: plan[k] for k in ("name", "interval", "trial_days", "grace_days", "coupons", "active")}
-        body |= {"price": cny(1_800), "benefit_ids": []}
-        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+        await replace_plan(client, admin_key, "plus", price=cny(1_800), benefit_ids=[])
 
         await run_job(app)
 
@@ -123,8 +124,7 @@ class TestBillingHearsTheRightPrice:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         await pay(client, billing_key, sub["id"], period=2, amount=1_500)
         clock.set(at(sub["period_end"]) - NOTICE)
         await run_job(app)

@@ -11,8 +11,7 @@ from tests.builders import enrol
 from tests.conftest import bearer
 from tests.graphql.test_members_graphql import graphql
 from tests.points.helpers import set_program
-from tests.subscriptions.helpers import add_plan, next_payment_ref, subscribe
-from tests.subscriptions.test_lifecycle import at
+from tests.subscriptions.helpers import add_plan, at, next_payment_ref, subscribe
 
 QUERY = """query($id: ID!) { member(id: $id) {
   benefits { name kind sources { type ref name } }

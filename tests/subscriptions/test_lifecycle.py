@@ -16,24 +16,24 @@ from tests.conftest import START, bearer
 from tests.inspect_db import events, rows
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import (
+    NOTICE,
     add_plan,
+    add_plus_family,
+    at,
     benefit_names,
+    new_paid_subscriber,
+    new_subscriber,
     next_payment_ref,
     pay,
     pay_reply,
     post_action,
     read,
+    replace_plan,
     run_job,
     subscribe,
     subscribe_paid,
     subscribe_reply,
 )
-
-NOTICE = timedelta(hours=72)  # the default subscription_notice_hours
-
-
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @pytest.fixture
@@ -47,19 +47,9 @@ async def plans(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
         headers=bearer(admin_key),
     )
     assert response.status_code == 201, response.text
-    plus = await add_plan(
-        client,
-        admin_key,
-        "plus",
-        price=1_500,
-        unit="month",
-        trial_days=7,
-        grace_days=5,
-        family="plus",
-        benefit_ids=[response.json()["id"]],
+    return await add_plus_family(
+        client, admin_key, trial_days=7, grace_days=5, benefit_ids=[response.json()["id"]]
     )
-    premium = await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
-    return {"plus": plus, "premium": premium}
 
 
 @pytest.mark.usefixtures("plans")
@@ -72,8 +62,7 @@ class TestTrialToRenewalsToGraceAndBack:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_subscriber(client, ecommerce_key, "plus")
         trial_end = START + timedelta(days=7)
         assert (sub["state"], sub["period"], at(sub["period_end"]), at(sub["trial_end"])) == (
             "trialing",
@@ -143,8 +132,7 @@ class TestUnpaid:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         assert (sub["state"], sub["period"]) == ("active", 1)
         await pay(client, billing_key, sub["id"], period=2, amount=1_500, status="failed")
 
@@ -170,8 +158,7 @@ class TestUnpaid:
     async def test_benefits_end_on_time_even_before_the_job_runs(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         clock.set(at(sub["period_end"]) + timedelta(days=5))  # past period end and grace; no job has run
         assert await benefit_names(client, ecommerce_key, member["id"]) == []
 
@@ -181,8 +168,7 @@ class TestCancel:
     async def test_cancel_at_period_end_keeps_benefits_then_ends(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         assert response.status_code == 200, response.text
         assert (response.json()["state"], response.json()["cancel_at_period_end"]) == ("canceled", True)
@@ -199,8 +185,7 @@ class TestCancel:
     async def test_cancel_now_ends_benefits_at_once(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
         assert response.status_code == 200, response.text
         assert (response.json()["state"], response.json()["ended_at"] is not None) == ("expired", True)
@@ -215,8 +200,7 @@ class TestCancel:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         response = await post_action(client, ecommerce_key, sub["id"], "resume")
         assert response.status_code == 200, response.text
@@ -230,8 +214,7 @@ class TestCancel:
     async def test_a_canceled_trial_resumes_as_a_trial(
         self, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         response = await post_action(client, ecommerce_key, sub["id"], "resume")
         assert response.json()["state"] == "trialing"
@@ -259,8 +242,7 @@ class TestIllegalTransitions:
         body: dict[str, Any] | None,
         state: str,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         if setup != "none":
             cancel = {"at_period_end": setup == "cancel_at_end"}
             assert (await post_action(client, ecommerce_key, sub["id"], "cancel", cancel)).status_code == 200
@@ -289,8 +271,7 @@ class TestPlanChange:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         clock.advance(timedelta(days=10))
 
         no_payment = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium"})
@@ -345,8 +326,7 @@ class TestPlanChange:
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
         await add_plan(client, admin_key, "kids-club", price=100, unit="month")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         response = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "kids-club"})
         assert (response.status_code, response.json()["code"]) == (422, "validation_error")
 
@@ -356,8 +336,7 @@ class TestSubscribing:
     async def test_a_second_live_subscription_in_the_family_is_409(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        first = await subscribe(client, ecommerce_key, member["id"], "plus")
+        member, first = await new_subscriber(client, ecommerce_key, "plus")
         for plan in ("plus", "premium"):
             response = await subscribe_reply(
                 client, ecommerce_key, member["id"], plan, payment_ref=next_payment_ref()
@@ -370,8 +349,7 @@ class TestSubscribing:
         assert [s["plan"]["code"] for s in listed.json()["items"]] == ["kids-club", "plus"]
 
     async def test_one_trial_per_family(self, client: httpx.AsyncClient, ecommerce_key: str) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus")
+        member, sub = await new_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
         again = await subscribe_reply(client, ecommerce_key, member["id"], "plus")
         assert (again.status_code, again.json()["code"]) == (409, "trial_already_used")
@@ -419,16 +397,10 @@ class TestRenewalJob:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
-        plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
-        body = {k: plan[k] for k in ("name", "trial_days", "grace_days", "coupons", "active")}
-        body |= {
-            "price": {"amount": 1_800, "currency": "CNY"},
-            "interval": plan["interval"],
-            "benefit_ids": [],
-        }
-        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await replace_plan(
+            client, admin_key, "plus", price={"amount": 1_800, "currency": "CNY"}, benefit_ids=[]
+        )
 
         assert (await read(client, ecommerce_key, sub["id"]))["price"][
             "amount"
@@ -452,8 +424,7 @@ class TestRenewalJob:
         clock: FrozenClock,
     ) -> None:
         clock.set(datetime(2027, 1, 31, 12, tzinfo=START.tzinfo))
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         ends = [sub["period_end"][:10]]
         for period in (2, 3):
             await pay(client, billing_key, sub["id"], period=period, amount=1_500)

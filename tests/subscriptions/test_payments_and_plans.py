@@ -23,20 +23,20 @@ from tests.inspect_db import count, events
 from tests.points.helpers import cny, set_program
 from tests.subscriptions.helpers import (
     add_plan,
+    add_plus_family,
+    at,
+    new_paid_subscriber,
+    new_subscriber,
     next_payment_ref,
     pay,
     pay_reply,
     post_action,
     read,
+    replace_plan,
     run_job,
     subscribe,
-    subscribe_paid,
     subscribe_reply,
 )
-
-
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -57,8 +57,8 @@ async def plus(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
 @pytest.fixture
 async def active_sub(plus: dict[str, Any], client: httpx.AsyncClient, ecommerce_key: str) -> dict[str, Any]:
     """A member in paid period 1 of Plus (the first payment recorded at subscribe)."""
-    member = await enrol(client, ecommerce_key)
-    return await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+    _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+    return sub
 
 
 def payment_body(
@@ -270,13 +270,9 @@ class TestPaymentList:
         ecommerce_key: str,
         plus: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", trial=False, payment_ref="first")
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", trial=False, payment_ref="first")
         for ref, status in (("second", "failed"), ("third", "succeeded")):
-            response = await pay_reply(
-                client, billing_key, sub["id"], period=2, amount=1_500, status=status, payment_ref=ref
-            )
-            assert response.status_code == 201, response.text
+            await pay(client, billing_key, sub["id"], period=2, amount=1_500, status=status, payment_ref=ref)
 
         url = f"/v1/subscriptions/{sub['id']}/payments"
         listed = await client.get(url, headers=bearer(pos_key))
@@ -430,8 +426,7 @@ class TestPlansApi:
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
         plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
 
         response = await client.delete("/v1/plans/plus", headers=bearer(admin_key))
@@ -442,10 +437,8 @@ class TestPlansApi:
     async def test_a_plan_a_downgrade_is_pending_to_cannot_be_deleted(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        await add_plan(client, admin_key, "plus", price=1_500, unit="month", family="plus")
-        await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "premium")
+        await add_plus_family(client, admin_key)
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "premium")
         downgraded = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
         assert downgraded.json()["pending_plan"]["code"] == "plus"
 
@@ -469,12 +462,9 @@ class TestPlansApi:
     async def test_a_deactivated_plan_keeps_its_subscribers_but_takes_no_new_ones(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
-        body = {k: plan[k] for k in ("name", "price", "interval", "trial_days", "grace_days", "coupons")}
-        body |= {"benefit_ids": [], "active": False}
-        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+        await add_plan(client, admin_key, "plus", price=1_500, unit="month")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await replace_plan(client, admin_key, "plus", benefit_ids=[], active=False)
 
         other = await enrol(client, ecommerce_key)
         refused = await subscribe_reply(
@@ -561,15 +551,19 @@ class TestPlansApi:
         billing_key: str,
         clock: FrozenClock,
     ) -> None:
-        plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus", payment_ref=next_payment_ref())
+        await add_plan(client, admin_key, "plus", price=1_500, unit="month")
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
         period_1_end = at(sub["period_end"])
         assert period_1_end == START + relativedelta(months=1)
 
-        body = {k: plan[k] for k in ("name", "trial_days", "grace_days", "coupons")}
-        body |= {"price": cny(15_000), "interval": {"unit": "year", "count": 1}, "benefit_ids": []}
-        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+        await replace_plan(
+            client,
+            admin_key,
+            "plus",
+            price=cny(15_000),
+            interval={"unit": "year", "count": 1},
+            benefit_ids=[],
+        )
         await pay(client, billing_key, sub["id"], period=2, amount=15_000)
         clock.set(period_1_end)
         await run_job(app)
@@ -676,8 +670,7 @@ class TestRecurringCoupons:
         clock: FrozenClock,
         yearly: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus-yearly")
         assert await self.coupons(client, ecommerce_key, member["id"]) == [
             ("Monthly 5 off", START),
             ("Yearly gift", START),
@@ -728,8 +721,7 @@ class TestRecurringCoupons:
         clock: FrozenClock,
         yearly: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus-yearly")
         now = START + relativedelta(months=4, days=3)  # the job was down for months 1 to 4
         clock.set(now)
 
@@ -751,8 +743,7 @@ class TestRecurringCoupons:
         clock: FrozenClock,
         yearly: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus-yearly")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus-yearly")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
         clock.set(START + relativedelta(months=2))
         await run_job(app)
@@ -773,8 +764,7 @@ class TestRecurringCoupons:
         clock: FrozenClock,
         yearly: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus-yearly")
+        member, sub = await new_subscriber(client, ecommerce_key, "plus-yearly")
         assert sub["state"] == "trialing"
         assert await self.coupons(client, ecommerce_key, member["id"]) == []
 
@@ -801,8 +791,7 @@ class TestRecurringCoupons:
         clock: FrozenClock,
         yearly: dict[str, Any],
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(client, ecommerce_key, member["id"], "plus-yearly")
+        member, sub = await new_subscriber(client, ecommerce_key, "plus-yearly")
         clock.set(at(sub["trial_end"]) + relativedelta(months=2))
         await run_job(app)
         assert (await read(client, ecommerce_key, sub["id"]))["state"] == "expired"
@@ -862,10 +851,7 @@ class TestRevenue:
     ) -> None:
         await set_program(client, admin_key)
         await add_plan(client, admin_key, "plus-yearly", price=15_000, unit="year")
-        member = await enrol(client, ecommerce_key)
-        sub = await subscribe(
-            client, ecommerce_key, member["id"], "plus-yearly", payment_ref=next_payment_ref()
-        )
+        _, sub = await new_subscriber(client, ecommerce_key, "plus-yearly", payment_ref=next_payment_ref())
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
 
         body = (await client.get("/v1/analytics/paid-membership", headers=bearer(admin_key))).json()

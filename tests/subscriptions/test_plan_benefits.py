@@ -4,7 +4,7 @@ and GraphQL), the earn multipliers, a member's benefits list; and a suspended me
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,22 +18,23 @@ from tests.conftest import bearer
 from tests.points.helpers import earn, set_program
 from tests.subscriptions.helpers import (
     add_plan,
+    at,
+    member_benefits,
+    new_paid_subscriber,
     next_payment_ref,
     pay,
     post_action,
     read,
+    replace_plan,
     run_job,
     subscribe,
     subscribe_paid,
+    subscribe_reply,
 )
 
 GRACE = timedelta(days=5)
 CART = cart(item("SHOE", 6_000, 1, "shoes"), item("SOCK", 1_000, 4, "apparel"), subtotal=10_000)
 PLAN_DISCOUNT = ("plan", "plus", "Plus", "percent_discount", "Plus 5% off", 500)
-
-
-def at(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def discounts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, int]]:
@@ -63,10 +64,6 @@ async def plus(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
 Scenario = Callable[[FastAPI, httpx.AsyncClient, str, str, FrozenClock, str], Awaitable[dict[str, Any]]]
 
 
-async def _paid(client: httpx.AsyncClient, key: str, member_id: str) -> dict[str, Any]:
-    return await subscribe(client, key, member_id, "plus", trial=False, payment_ref=next_payment_ref())
-
-
 async def trialing(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
@@ -79,13 +76,13 @@ async def trialing(
 async def active(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    return await _paid(client, key, member_id)
+    return await subscribe_paid(client, key, member_id, "plus")
 
 
 async def renewed(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     await pay(client, billing, sub["id"], period=2, amount=1_500)
     clock.set(at(sub["period_end"]) + timedelta(days=1))
     await run_job(app)
@@ -95,7 +92,7 @@ async def renewed(
 async def canceled_at_period_end(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     response = await post_action(client, key, sub["id"], "cancel", {"at_period_end": True})
     assert response.status_code == 200, response.text
     clock.set(at(sub["period_end"]) - timedelta(seconds=1))
@@ -106,7 +103,7 @@ async def canceled_at_period_end(
 async def past_due_in_grace(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     await pay(client, billing, sub["id"], period=2, amount=1_500, status="failed")
     clock.set(at(sub["period_end"]) + GRACE - timedelta(seconds=1))
     await run_job(app)
@@ -125,7 +122,7 @@ async def trial_lapsed_in_grace(
 async def expired_after_grace(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     clock.set(at(sub["period_end"]) + GRACE)
     await run_job(app)
     return sub
@@ -134,7 +131,7 @@ async def expired_after_grace(
 async def expired_after_cancel_at_period_end(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     await post_action(client, key, sub["id"], "cancel", {"at_period_end": True})
     clock.set(at(sub["period_end"]))
     await run_job(app)
@@ -144,7 +141,7 @@ async def expired_after_cancel_at_period_end(
 async def canceled_now(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     response = await post_action(client, key, sub["id"], "cancel", {"at_period_end": False})
     assert response.status_code == 200, response.text
     return sub
@@ -153,7 +150,7 @@ async def canceled_now(
 async def past_due_canceled(
     app: FastAPI, client: httpx.AsyncClient, key: str, billing: str, clock: FrozenClock, member_id: str
 ) -> dict[str, Any]:
-    sub = await _paid(client, key, member_id)
+    sub = await subscribe_paid(client, key, member_id, "plus")
     clock.set(at(sub["period_end"]) + timedelta(days=1))
     await run_job(app)
     response = await post_action(client, key, sub["id"], "cancel", {"at_period_end": True})
@@ -256,8 +253,7 @@ class TestQuoteFollowsTheSubscription:
     async def test_a_paid_member_keeps_the_discount_when_the_period_ends_before_the_job_runs(
         self, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await _paid(client, ecommerce_key, member["id"])
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         await pay(client, billing_key, sub["id"], period=2, amount=1_500)
 
         clock.set(at(sub["period_end"]) + timedelta(minutes=1))  # the renewal job has not run yet
@@ -267,8 +263,7 @@ class TestQuoteFollowsTheSubscription:
     async def test_an_unpaid_member_keeps_the_discount_through_grace_before_the_job_runs_and_not_after(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await _paid(client, ecommerce_key, member["id"])
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
 
         clock.set(at(sub["period_end"]) + timedelta(days=1))  # in grace; no job has run
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
@@ -279,8 +274,7 @@ class TestQuoteFollowsTheSubscription:
     async def test_a_canceled_subscription_ends_at_period_end_before_the_job_runs(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await _paid(client, ecommerce_key, member["id"])
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
 
         clock.set(at(sub["period_end"]))
@@ -293,8 +287,7 @@ class TestQuoteFollowsTheSubscription:
         plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
         [shared] = [b["id"] for b in plan["benefits"]]
         await add_tier(client, admin_key, "gold", benefit_ids=[shared])
-        member = await enrol(client, ecommerce_key)
-        await _paid(client, ecommerce_key, member["id"])
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus")
 
         result = await quote(client, ecommerce_key, member["id"], CART)
 
@@ -307,8 +300,7 @@ class TestPlanBenefitChanges:
     async def test_a_changed_benefit_reaches_the_quote_of_plan_members(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        await _paid(client, ecommerce_key, member["id"])
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus")
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
         plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
         [benefit] = [b["id"] for b in plan["benefits"]]
@@ -328,13 +320,10 @@ class TestPlanBenefitChanges:
     async def test_a_plan_given_a_new_benefit_gives_it_to_its_members_at_once(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        await _paid(client, ecommerce_key, member["id"])
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus")
         extra = await add_benefit(client, admin_key, "Plus 3 off", "fixed_discount", amount=300)
         plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
-        body = {k: plan[k] for k in ("name", "price", "interval", "trial_days", "grace_days", "coupons")}
-        body["benefit_ids"] = [plan["benefits"][0]["id"], extra]
-        assert (await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))).status_code == 200
+        await replace_plan(client, admin_key, "plus", benefit_ids=[plan["benefits"][0]["id"], extra])
 
         result = await quote(client, ecommerce_key, member["id"], CART)
 
@@ -351,12 +340,8 @@ class TestGraphQLQuote:
     ) -> None:
         shipping = await add_benefit(client, admin_key, "Plus free shipping", "free_shipping")
         plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
-        body = {k: plan[k] for k in ("name", "price", "interval", "trial_days", "grace_days", "coupons")}
-        body["benefit_ids"] = [plan["benefits"][0]["id"], shipping]
-        replaced = await client.put("/v1/plans/plus", json=body, headers=bearer(admin_key))
-        assert replaced.status_code == 200, replaced.text
-        member = await enrol(client, ecommerce_key)
-        await _paid(client, ecommerce_key, member["id"])
+        await replace_plan(client, admin_key, "plus", benefit_ids=[plan["benefits"][0]["id"], shipping])
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus")
         request = {
             "member_id": member["id"],
             "cart": cart(item("SHOE", 6_000, 1, "shoes"), subtotal=10_000, shipping=800),
@@ -403,7 +388,7 @@ class TestEarnMultiplier:
             [{"rule": "base", "kind": "base_rate", "points": 129}],
         )
 
-        sub = await _paid(client, ecommerce_key, member["id"])
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
         doubled = await earn(client, pos_key, member["id"], 12_990)
         assert doubled["breakdown"] == [
             {"rule": "base", "kind": "base_rate", "points": 129},
@@ -430,7 +415,7 @@ class TestEarnMultiplier:
     ) -> None:
         await add_tier(client, admin_key, "gold", benefit_ids=[double_points])
         member = await enrol(client, pos_key)
-        await _paid(client, ecommerce_key, member["id"])
+        await subscribe_paid(client, ecommerce_key, member["id"], "plus")
 
         result = await earn(client, pos_key, member["id"], 10_000)
 
@@ -464,18 +449,15 @@ class TestMemberBenefitsList:
         self, client: httpx.AsyncClient, ecommerce_key: str, setup: dict[str, str]
     ) -> None:
         member = await enrol(client, ecommerce_key)
-        listed = await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))
-        assert listed.status_code == 200, listed.text
-        assert (listed.json()["tier"], listed.json()["plans"]) == ("gold", [])
-        assert sources_by_name(listed.json()) == {
+        listed = await member_benefits(client, ecommerce_key, member["id"])
+        assert (listed["tier"], listed["plans"]) == ("gold", [])
+        assert sources_by_name(listed) == {
             "Gold 10% off": [("tier", "gold")],
             "Free shipping": [("tier", "gold")],
         }
 
-        await _paid(client, ecommerce_key, member["id"])
-        body = (
-            await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))
-        ).json()
+        await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        body = await member_benefits(client, ecommerce_key, member["id"])
 
         assert (body["tier"], body["plans"]) == ("gold", ["plus"])
         assert len(body["benefits"]) == 3  # free shipping, given twice, is listed once
@@ -491,13 +473,10 @@ class TestMemberBenefitsList:
     async def test_two_plans_and_a_tier_give_one_benefit(
         self, client: httpx.AsyncClient, ecommerce_key: str, setup: dict[str, str]
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        await _paid(client, ecommerce_key, member["id"])
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus")
         kids = await subscribe_paid(client, ecommerce_key, member["id"], "kids")
 
-        body = (
-            await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))
-        ).json()
+        body = await member_benefits(client, ecommerce_key, member["id"])
         assert sorted(body["plans"]) == ["kids", "plus"]
         assert sorted(sources_by_name(body)["Free shipping"]) == [
             ("plan", "kids"),
@@ -507,22 +486,17 @@ class TestMemberBenefitsList:
         assert sources_by_name(body)["Free shipping"][0] == ("tier", "gold")  # the tier first
 
         await post_action(client, ecommerce_key, kids["id"], "cancel", {"at_period_end": False})
-        body = (
-            await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))
-        ).json()
+        body = await member_benefits(client, ecommerce_key, member["id"])
         assert body["plans"] == ["plus"]
         assert sources_by_name(body)["Free shipping"] == [("tier", "gold"), ("plan", "plus")]
 
     async def test_plan_benefits_leave_the_list_when_the_plan_ends(
         self, client: httpx.AsyncClient, ecommerce_key: str, setup: dict[str, str]
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await _paid(client, ecommerce_key, member["id"])
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
 
-        body = (
-            await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(ecommerce_key))
-        ).json()
+        body = await member_benefits(client, ecommerce_key, member["id"])
 
         assert (body["tier"], body["plans"]) == ("gold", [])
         assert sources_by_name(body) == {
@@ -545,14 +519,12 @@ class TestSuspendedMember:
     async def test_a_suspended_member_gets_no_plan_benefits_until_reactivated(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:
-        member = await enrol(client, ecommerce_key)
-        sub = await _paid(client, ecommerce_key, member["id"])
-        url = f"/v1/members/{member['id']}/benefits"
-        assert (await client.get(url, headers=bearer(ecommerce_key))).json()["plans"] == ["plus"]
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        assert (await member_benefits(client, ecommerce_key, member["id"]))["plans"] == ["plus"]
 
         await self._set_status(client, admin_key, member["id"], "suspended")
 
-        body = (await client.get(url, headers=bearer(ecommerce_key))).json()
+        body = await member_benefits(client, ecommerce_key, member["id"])
         assert (body["plans"], body["benefits"]) == ([], [])
         refused = await quote_reply(client, ecommerce_key, {"member_id": member["id"], "cart": CART})
         assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
@@ -565,14 +537,12 @@ class TestSuspendedMember:
         assert (await read(client, ecommerce_key, sub["id"]))["state"] == "active"  # the subscription stays
 
         other_family = await add_plan(client, admin_key, "kids", price=500, unit="month")
-        refused = await client.post(
-            f"/v1/members/{member['id']}/subscriptions",
-            json={"plan": other_family["code"], "payment_ref": next_payment_ref()},
-            headers=bearer(ecommerce_key),
+        refused = await subscribe_reply(
+            client, ecommerce_key, member["id"], other_family["code"], payment_ref=next_payment_ref()
         )
         assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
 
         await self._set_status(client, admin_key, member["id"], "active")
-        body = (await client.get(url, headers=bearer(ecommerce_key))).json()
+        body = await member_benefits(client, ecommerce_key, member["id"])
         assert (body["plans"], [b["name"] for b in body["benefits"]]) == (["plus"], ["Plus 5% off"])
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]

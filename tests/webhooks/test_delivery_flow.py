@@ -40,18 +40,17 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield running
 
 
+def with_settings(units: UnitsOfWork, **changes: Any) -> UnitsOfWork:
+    """Units of work on the same database, clock, vault and cache, with some settings changed."""
+    changed = UnitsOfWork(units.database, units.clock, units.vault, units.settings.model_copy(update=changes))
+    changed.cache = units.cache
+    return changed
+
+
 @pytest.fixture
 def units(app: FastAPI) -> UnitsOfWork:
     """The app's units of work, with loopback targets allowed (the receiver runs on 127.0.0.1)."""
-    base: UnitsOfWork = app.state.units
-    allowing = UnitsOfWork(
-        base.database,
-        base.clock,
-        base.vault,
-        base.settings.model_copy(update={"webhook_allow_private_targets": True}),
-    )
-    allowing.cache = base.cache
-    return allowing
+    return with_settings(app.state.units, webhook_allow_private_targets=True)
 
 
 async def add_endpoint(
@@ -99,6 +98,16 @@ def _wall_time(clock: FrozenClock) -> None:
 async def member(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> str:
     await set_program(client, admin_key)
     return str((await enrol(client, pos_key))["id"])
+
+
+@pytest.fixture
+async def earned_event(
+    units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    """An endpoint at the receiver for "points.earned", and one such event for `member` in the outbox, not
+    yet fanned out."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
 
 
 async def test_an_event_arrives_signed_and_verifies(
@@ -285,11 +294,10 @@ async def test_during_a_rotation_both_secrets_verify(
         verified(old, receiver.received[-1])
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_a_private_target_is_refused_at_send_time(
-    app: FastAPI, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str, units: UnitsOfWork
+    app: FastAPI, receiver: Receiver, units: UnitsOfWork
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
     strict: UnitsOfWork = app.state.units  # the app's own settings refuse loopback targets
     await dispatch_events(strict)
     assert await send_due(strict) == 1
@@ -298,17 +306,10 @@ async def test_a_private_target_is_refused_at_send_time(
     assert attempt["status_code"] is None and attempt["error"]
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_after_the_last_back_off_the_delivery_is_given_up(
-    app: FastAPI,
-    units: UnitsOfWork,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    pos_key: str,
-    member: str,
-    clock: FrozenClock,
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, clock: FrozenClock
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
     receiver.fail_next(*[500] * 8)
     for _ in range(8):
         await pump(units)
@@ -349,13 +350,12 @@ async def test_the_worker_delivers_on_its_own_and_metrics_show_the_queue(
     assert "loyalty_webhook_oldest_pending_seconds 60.0" in later
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_a_response_body_with_a_nul_byte_is_recorded(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver
 ) -> None:
     # PostgreSQL text cannot hold NUL: storing the receiver's body as it came failed the whole batch, and the
     # delivery was sent again at every lease, never recorded.
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
     receiver.answers.append(200)
     receiver.bodies.append(b"ok\x00done")
     assert await pump(units) == 1
@@ -395,17 +395,10 @@ async def test_an_endpoint_deleted_mid_send_does_not_break_the_batch(
     assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 1
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_a_late_attempt_does_not_undo_the_send_that_took_over_its_lease(
-    app: FastAPI,
-    units: UnitsOfWork,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    pos_key: str,
-    member: str,
-    clock: FrozenClock,
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, clock: FrozenClock
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
     await dispatch_events(units)
     slow = asyncio.Event()
     receiver.holds.append(slow)  # the first send hangs at the receiver past its lease
@@ -427,19 +420,12 @@ async def test_a_late_attempt_does_not_undo_the_send_that_took_over_its_lease(
     assert len(receiver.received) == 2
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_a_receiver_that_answers_slowly_is_cut_off_at_the_timeout(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver
 ) -> None:
     # httpx's timeout bounds each read, not the request: a receiver dripping a byte at a time held the worker.
-    impatient = UnitsOfWork(
-        units.database,
-        units.clock,
-        units.vault,
-        units.settings.model_copy(update={"webhook_timeout_seconds": 0.5}),
-    )
-    impatient.cache = units.cache
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
+    impatient = with_settings(units, webhook_timeout_seconds=0.5)
     receiver.answers.append(200)
     receiver.drip_chunks = 40  # 4 s of body, 0.1 s between bytes
     assert await pump(impatient) == 1
@@ -458,13 +444,10 @@ def test_a_lease_outlasts_the_slowest_batch(units: UnitsOfWork) -> None:
         assert lease_length(settings, 100) > slowest
 
 
-async def test_events_are_fanned_out_by_one_worker_at_a_time(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
-) -> None:
+@pytest.mark.usefixtures("earned_event")
+async def test_events_are_fanned_out_by_one_worker_at_a_time(app: FastAPI, units: UnitsOfWork) -> None:
     # Two workers fanning out at once could put a member's later event in the queue before an earlier one
     # that the other worker still holds; so fan-out is one worker at a time.
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
     if is_postgres():
         async with units.database.engine.connect() as other_worker:
             await other_worker.execute(text("BEGIN"))
@@ -477,18 +460,11 @@ async def test_events_are_fanned_out_by_one_worker_at_a_time(
     assert len(await rows(app, "SELECT id FROM webhook_deliveries")) == 1
 
 
+@pytest.mark.usefixtures("earned_event")
 async def test_an_event_too_large_to_send_is_given_up_at_once_without_blaming_the_endpoint(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    await earn(client, pos_key, member, 10_000)
-    tight = UnitsOfWork(
-        units.database,
-        units.clock,
-        units.vault,
-        units.settings.model_copy(update={"webhook_max_payload_bytes": 10}),
-    )
-    tight.cache = units.cache
+    tight = with_settings(units, webhook_max_payload_bytes=10)
     await dispatch_events(tight)
     assert await send_due(tight) == 1
     assert receiver.received == []
