@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Numeric, bindparam, cast, insert, select, text
 from sqlalchemy.exc import StatementError
 
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.webhooks.models import OutboxEvent
+from tests.databases import is_postgres
 
 _EVENTS = OutboxEvent.__table__
 _INSERT_EVENT = DirectStatement(insert(_EVENTS).returning(*_EVENTS.c))
@@ -54,85 +55,135 @@ async def _rolled_back(units: UnitsOfWork) -> AsyncIterator[UnitOfWork]:
         await uow.close()
 
 
-async def test_a_direct_write_is_undone_with_the_unit_of_work(units: UnitsOfWork) -> None:
-    async with _rolled_back(units) as uow:
-        # The first statement of the unit of work: it must begin the transaction, not run outside it.
-        row = await _INSERT_EVENT.fetch_one(uow.session, _event())
-        assert row is not None
-    assert await _stored_ids(units) == set()
+class TestTransaction:
+    async def test_a_direct_write_is_undone_with_the_unit_of_work(self, units: UnitsOfWork) -> None:
+        async with _rolled_back(units) as uow:
+            # The first statement of the unit of work: it must begin the transaction, not run outside it.
+            row = await _INSERT_EVENT.fetch_one(uow.session, _event())
+            assert row is not None
+        assert await _stored_ids(units) == set()
+
+    async def test_a_direct_write_commits_with_the_statements_around_it(self, units: UnitsOfWork) -> None:
+        before, direct, after = _event(), _event(), _event()
+        async with units.begin() as uow:
+            await uow.session.execute(insert(_EVENTS), before)
+            await _INSERT_EVENT.fetch_one(uow.session, direct)
+            await uow.session.execute(insert(_EVENTS), after)
+        assert await _stored_ids(units) == {before["id"], direct["id"], after["id"]}
 
 
-async def test_a_direct_write_commits_with_the_statements_around_it(units: UnitsOfWork) -> None:
-    before, direct, after = _event(), _event(), _event()
-    async with units.begin() as uow:
-        await uow.session.execute(insert(_EVENTS), before)
-        await _INSERT_EVENT.fetch_one(uow.session, direct)
-        await uow.session.execute(insert(_EVENTS), after)
-    assert await _stored_ids(units) == {before["id"], direct["id"], after["id"]}
+class TestRows:
+    async def test_rows_come_back_as_sqlalchemy_gives_them(self, units: UnitsOfWork) -> None:
+        event = _event()
+        async with units.begin() as uow:
+            returned = await _INSERT_EVENT.fetch_one(uow.session, event)
+        async with units.read() as uow:
+            query = select(*_EVENTS.c).where(_EVENTS.c.id == event["id"])
+            loaded = (await uow.session.execute(query)).one()
+        assert returned == tuple(loaded)
+        by_name = dict(zip(_EVENTS.c.keys(), returned or (), strict=True))
+        assert isinstance(by_name["id"], uuid.UUID) and by_name["id"] == event["id"]
+        assert by_name["occurred_at"] == datetime(2026, 3, 16, 10, 30, tzinfo=UTC)
+        assert by_name["occurred_at"].utcoffset() == timedelta(0)
+        assert by_name["payload"] == event["payload"]
+        assert by_name["dispatched_at"] is None
+
+    async def test_no_row_and_many_rows(self, units: UnitsOfWork) -> None:
+        first, second = _event(aggregate_id="m-2"), _event(aggregate_id="m-2")
+        by_aggregate = DirectStatement(
+            select(_EVENTS.c.id).where(_EVENTS.c.aggregate_id == "m-2").order_by(_EVENTS.c.id)
+        )
+        async with units.begin() as uow:
+            assert await by_aggregate.fetch_one(uow.session, {}) is None
+            await _INSERT_EVENT.fetch_one(uow.session, first)
+            await _INSERT_EVENT.fetch_one(uow.session, second)
+            assert await by_aggregate.fetch_all(uow.session, {}) == sorted([(first["id"],), (second["id"],)])
+            with pytest.raises(ValueError, match="2 rows"):
+                await by_aggregate.fetch_one(uow.session, {})
 
 
-async def test_rows_come_back_as_sqlalchemy_gives_them(units: UnitsOfWork) -> None:
-    event = _event()
-    async with units.begin() as uow:
-        returned = await _INSERT_EVENT.fetch_one(uow.session, event)
-    async with units.read() as uow:
-        loaded = (await uow.session.execute(select(*_EVENTS.c).where(_EVENTS.c.id == event["id"]))).one()
-    assert returned == tuple(loaded)
-    by_name = dict(zip(_EVENTS.c.keys(), returned or (), strict=True))
-    assert isinstance(by_name["id"], uuid.UUID) and by_name["id"] == event["id"]
-    assert by_name["occurred_at"] == datetime(2026, 3, 16, 10, 30, tzinfo=UTC)
-    assert by_name["occurred_at"].utcoffset() == timedelta(0)
-    assert by_name["payload"] == event["payload"]
-    assert by_name["dispatched_at"] is None
+class TestRefusals:
+    async def test_a_missing_value_is_refused_before_anything_runs(self, units: UnitsOfWork) -> None:
+        event = _event()
+        del event["aggregate_id"]
+        async with units.begin() as uow:
+            with pytest.raises(KeyError, match="aggregate_id"):
+                await _INSERT_EVENT.fetch_one(uow.session, event)
+        assert await _stored_ids(units) == set()
 
-
-async def test_no_row_and_many_rows(units: UnitsOfWork) -> None:
-    first, second = _event(aggregate_id="m-2"), _event(aggregate_id="m-2")
-    by_aggregate = DirectStatement(
-        select(_EVENTS.c.id).where(_EVENTS.c.aggregate_id == "m-2").order_by(_EVENTS.c.id)
+    @pytest.mark.parametrize(
+        ("statement", "refusal"),
+        [
+            pytest.param(
+                # The id column's default (a new id) is filled in by the execution layer a direct one skips.
+                insert(_EVENTS).values({c.key: bindparam(c.key) for c in _EVENTS.c if c.key != "id"}),
+                "column defaults",
+                id="left-to-a-default",
+            ),
+            pytest.param(
+                select(_EVENTS.c.id).where(_EVENTS.c.id.in_(bindparam("ids", expanding=True))),
+                "IN lists",
+                id="in-list",
+            ),
+            pytest.param(select(cast(bindparam("n"), Numeric(10, 2))), "Numeric", id="numeric-result"),
+        ],
     )
-    async with units.begin() as uow:
-        assert await by_aggregate.fetch_one(uow.session, {}) is None
-        await _INSERT_EVENT.fetch_one(uow.session, first)
-        await _INSERT_EVENT.fetch_one(uow.session, second)
-        assert await by_aggregate.fetch_all(uow.session, {}) == sorted([(first["id"],), (second["id"],)])
-        with pytest.raises(ValueError, match="2 rows"):
-            await by_aggregate.fetch_one(uow.session, {})
+    async def test_what_only_the_execution_layer_finishes_is_refused(
+        self, units: UnitsOfWork, statement: Any, refusal: str
+    ) -> None:
+        event = _event()
+        del event["id"]
+        params = event | {"ids": [uuid.uuid4()], "n": 1}
+        async with units.begin() as uow:
+            with pytest.raises(ValueError, match=refusal):
+                await DirectStatement(statement).fetch_all(uow.session, params)
+        assert await _stored_ids(units) == set()
+
+    async def test_a_refused_statement_does_not_carry_its_values(self, units: UnitsOfWork) -> None:
+        """Errors are logged: a value the database or driver refuses (here a phone number where a member
+        id belongs) must not end up in the log through the error's message."""
+        phone = "13800138000"
+        async with _rolled_back(units) as uow:
+            # PostgreSQL: asyncpg refuses it, re-raised without values; SQLite: SQLAlchemy, which hides them.
+            with pytest.raises((DirectStatementFailed, StatementError)) as refused:
+                await _INSERT_EVENT.fetch_one(uow.session, _event(member_id=phone))
+        error: BaseException | None = refused.value
+        while error is not None:
+            assert phone not in str(error)
+            error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        assert await _stored_ids(units) == set()
 
 
-async def test_a_missing_value_is_refused_before_anything_runs(units: UnitsOfWork) -> None:
-    event = _event()
-    del event["aggregate_id"]
-    async with units.begin() as uow:
-        with pytest.raises(KeyError, match="aggregate_id"):
+@pytest.mark.skipif(not is_postgres(), reason="only PostgreSQL runs statements on the driver")
+class TestOnPostgreSQL:
+    async def test_a_broken_constraint_is_named(self, units: UnitsOfWork) -> None:
+        event = _event()
+        async with units.begin() as uow:
             await _INSERT_EVENT.fetch_one(uow.session, event)
-    assert await _stored_ids(units) == set()
+        async with _rolled_back(units) as uow:
+            with pytest.raises(DirectStatementFailed) as refused:
+                await _INSERT_EVENT.fetch_one(uow.session, _event(id=event["id"]))
+        assert refused.value.sqlstate == "23505"  # unique_violation
+        assert refused.value.constraint_name == "pk_outbox_events"
+        assert refused.value.table_name == "outbox_events"
+        assert await _stored_ids(units) == {event["id"]}
 
-
-async def test_a_refused_statement_does_not_carry_its_values(units: UnitsOfWork) -> None:
-    """Errors are logged: a value the database or driver refuses (here a phone number where a member id
-    belongs) must not end up in the log through the error's message."""
-    phone = "13800138000"
-    async with _rolled_back(units) as uow:
-        # PostgreSQL: asyncpg refuses it, re-raised without the values; SQLite: SQLAlchemy, which hides them.
-        with pytest.raises((DirectStatementFailed, StatementError)) as refused:
-            await _INSERT_EVENT.fetch_one(uow.session, _event(member_id=phone))
-    error: BaseException | None = refused.value
-    while error is not None:
-        assert phone not in str(error)
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    assert await _stored_ids(units) == set()
-
-
-async def test_a_statement_that_leaves_a_column_to_its_default_is_refused(units: UnitsOfWork) -> None:
-    """The id column's default (a new id) is filled in by SQLAlchemy's execution layer, which a direct
-    statement skips: such a statement is refused rather than run with the id missing."""
-    without_id = DirectStatement(
-        insert(_EVENTS).values({c.key: bindparam(c.key) for c in _EVENTS.c if c.key != "id"})
-    )
-    event = _event()
-    del event["id"]
-    async with units.begin() as uow:
-        with pytest.raises(ValueError, match="column defaults"):
-            await without_id.execute(uow.session, event)
-    assert await _stored_ids(units) == set()
+    async def test_a_lost_connection_is_not_handed_out_again(self, units: UnitsOfWork) -> None:
+        """The server ends the connection under a direct statement: the statement fails, the rollback after
+        it does not (the connection was invalidated, as SQLAlchemy does for its own statements), and the
+        next units of work, on whichever pooled connection, work."""
+        uow = await units.start()
+        try:
+            backend = await uow.session.scalar(text("SELECT pg_backend_pid()"))
+            async with units.database.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            with pytest.raises(DirectStatementFailed):
+                await _INSERT_EVENT.fetch_one(uow.session, _event())
+            await uow.rollback()
+        finally:
+            await uow.close()
+        written = [_event() for _ in range(units.settings.database_pool_size + 1)]
+        for event in written:
+            async with units.begin() as uow:
+                await _INSERT_EVENT.fetch_one(uow.session, event)
+        assert await _stored_ids(units) == {event["id"] for event in written}

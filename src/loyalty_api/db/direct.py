@@ -1,84 +1,120 @@
 """Hot-path statements that PostgreSQL runs on the asyncpg connection itself.
 
 SQLAlchemy's execution layer (execution context, parameter and result processing, the result object, the
-greenlet hop) costs about 130 µs of CPU per statement on our machine: more than asyncpg's whole round trip,
-and a tenth of the till's earn (see benchmarks/README.md). A `DirectStatement` is still a SQLAlchemy Core
-statement. SQLAlchemy compiles it once for the dialect, with the same bind and result processors it would
-apply, and it runs on the unit of work's own connection, inside its transaction. SQLite runs it through the
-session as usual: its statements do not cross a network and it has no such driver.
+greenlet hop) costs about 130 µs of CPU per statement on our machine, more than asyncpg's whole round trip
+(see "Direct statements" in benchmarks/README.md). A `DirectStatement` is still a SQLAlchemy Core statement.
+SQLAlchemy compiles it once per engine, with the bind and result processors it would apply, and it runs on
+the unit of work's own connection, inside its transaction. SQLite runs it through the session as usual: its
+statements do not cross a network and it has no such driver.
 
-Only statements on a path a benchmark drives belong here; everything else goes through the session.
+What it gives up, and so what belongs here: statements of the till's and the checkout's paths, and those
+every write shares (the outbox insert), each built once at import. It takes no IN lists, no column
+defaults and no Numeric results, and `echo` does not log it. Everything else goes through the session.
+
+It reaches into SQLAlchemy's asyncpg adaptor to begin the transaction the adaptor will commit or roll back
+(pyproject pins SQLAlchemy below 2.2 for that; tests/db/test_direct.py fails if it changes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
 Processor = Callable[[Any], Any]
+Driver = Any  # an asyncpg.Connection: asyncpg ships no type information
 S = TypeVar("S", bound=ReturnsRows)
 
 
 class DirectStatementFailed(Exception):
     """The database refused a direct statement. Unlike the driver's own error, the message never carries the
-    statement's values (they may be personal data, and the error is logged)."""
+    statement's values (they may be personal data, and the error is logged); it names what failed."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.sqlstate: str | None = getattr(error, "sqlstate", None)
+        self.constraint_name: str | None = getattr(error, "constraint_name", None)
+        self.table_name: str | None = getattr(error, "table_name", None)
+        super().__init__(
+            f"{type(error).__name__} (SQLSTATE {self.sqlstate}, table {self.table_name}, "
+            f"constraint {self.constraint_name})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Bind:
+    name: str
+    default: Any  # the value built into the statement; None where the caller must give one
+    processor: Processor | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
-    binds: tuple[
-        tuple[str, Any, Processor | None], ...
-    ]  # name, default value (None when required), processor
+    binds: tuple[_Bind, ...]  # in the order of the statement's $1, $2, …
     required: frozenset[str]
     results: tuple[Processor | None, ...]
 
 
 def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
+    """Compile as SQLAlchemy would, refusing what only its execution layer would finish: column defaults,
+    IN lists and values rendered at execution, values computed at execution, and Numeric results (their
+    processors need the driver's type of each result column)."""
     compiled: Any = statement.compile(dialect=dialect)
     if compiled.insert_prefetch or compiled.update_prefetch:
         raise ValueError("a direct statement gets no column defaults: give every value")
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise ValueError("a direct statement takes no IN lists or values rendered at execution")
     binds = []
     required = set()
     for name in compiled.positiontup:
         bind = compiled.binds[name]
-        if bind.expanding:
-            raise ValueError(f"{name}: a direct statement takes no IN lists")
+        if bind.callable is not None:
+            raise ValueError(f"{name}: a direct statement takes no values computed at execution")
         if bind.required:
             required.add(name)
-        binds.append((name, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-    results = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in statement.exported_columns
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append(_Bind(name, None if bind.required else bind.value, processor))
+    columns = list(statement.exported_columns)
+    for column in columns:
+        if isinstance(column.type, Numeric):
+            raise ValueError(f"{column}: a direct statement returns no Numeric values")
+    return _Compiled(
+        sql=str(compiled),
+        binds=tuple(binds),
+        required=frozenset(required),
+        results=tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ),
     )
-    return _Compiled(str(compiled), tuple(binds), frozenset(required), results)
 
 
-@contextmanager
-def _values_kept_out() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        sqlstate = getattr(exc, "sqlstate", None)
-        raise DirectStatementFailed(f"{type(exc).__name__} (SQLSTATE {sqlstate})") from None
+@asynccontextmanager
+async def _driver(session: AsyncSession) -> AsyncIterator[Driver]:
+    """The asyncpg connection under the session, in the session's transaction.
 
-
-async def _driver_in_transaction(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, its transaction begun. SQLAlchemy's adaptor begins it only
-    on the first statement it runs itself; beginning it through the adaptor keeps it the one that the unit
-    of work commits or rolls back."""
+    SQLAlchemy's adaptor sends BEGIN only with the first statement it runs itself: beginning it through the
+    adaptor keeps it the transaction the unit of work commits or rolls back. A failure comes out as
+    DirectStatementFailed. When it lost the connection, the connection is invalidated first, as SQLAlchemy
+    does for its own statements: otherwise the rollback that follows fails too, and the pool would hand
+    the dead connection out again."""
     connection = await session.connection()
     pooled = await connection.get_raw_connection()
-    adapted: Any = pooled.dbapi_connection
-    if adapted._transaction is None:
-        await adapted._start_transaction()
-    return pooled.driver_connection
+    driver: Driver = pooled.driver_connection
+    try:
+        adapted: Any = pooled.dbapi_connection
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+        yield driver
+    except Exception as exc:
+        if driver.is_closed():
+            await connection.invalidate()
+        raise DirectStatementFailed(exc) from None
 
 
 class DirectStatement(Generic[S]):
@@ -89,49 +125,45 @@ class DirectStatement(Generic[S]):
         if not isinstance(statement, Executable):
             raise TypeError("a direct statement must be executable")
         self.statement: S = statement
-        self._executable: Executable = statement
-        self._compiled: dict[str, _Compiled] = {}
+        self._executable: Executable = statement  # the same statement, typed for session.execute
+        self._compiled: dict[Dialect, _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
+    def _compiled_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+        compiled = self._compiled.get(dialect)
         if compiled is None:
-            compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
+            compiled = self._compiled[dialect] = _compile(self.statement, dialect)
+        missing = compiled.required - params.keys()
+        if missing:  # the session would quietly write NULL or a default there: refused on both databases
+            raise KeyError(f"no value for {', '.join(sorted(missing))}")
         return compiled
 
-    def _arguments(self, compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    @staticmethod
+    def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
         return [
-            value if processor is None else processor(value)
-            for name, default, processor in compiled.binds
-            for value in (params.get(name, default),)
+            value if bind.processor is None else bind.processor(value)
+            for bind in compiled.binds
+            for value in (params.get(bind.name, bind.default),)
         ]
-
-    def _checked(self, session: AsyncSession, params: Mapping[str, Any]) -> tuple[Dialect, _Compiled]:
-        dialect = session.get_bind().dialect
-        compiled = self._for(dialect)
-        missing = compiled.required - params.keys()
-        if missing:  # the session would leave such a column out of an INSERT: refused alike on both databases
-            raise KeyError(f"no value for {', '.join(sorted(missing))}")
-        return dialect, compiled
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Run it for its effect."""
-        dialect, compiled = self._checked(session, params)
+        dialect = session.get_bind().dialect
+        compiled = self._compiled_for(dialect, params)
         if dialect.name != "postgresql":
             await session.execute(self._executable, dict(params))
             return
         arguments = self._arguments(compiled, params)
-        driver = await _driver_in_transaction(session)
-        with _values_kept_out():
+        async with _driver(session) as driver:
             await driver.execute(compiled.sql, *arguments)
 
     async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
-        dialect, compiled = self._checked(session, params)
+        dialect = session.get_bind().dialect
+        compiled = self._compiled_for(dialect, params)
         if dialect.name != "postgresql":
             result = await session.execute(self._executable, dict(params))
             return [tuple(row) for row in result]
         arguments = self._arguments(compiled, params)
-        driver = await _driver_in_transaction(session)
-        with _values_kept_out():
+        async with _driver(session) as driver:
             records = await driver.fetch(compiled.sql, *arguments)
         return [
             tuple(

@@ -140,12 +140,16 @@ _CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="poin
     *_CLAIMED_EARN
 )
 _CLAIM_REDEEM = {
-    dialect.__name__.rsplit(".", 1)[-1]: DirectStatement(
-        _claim_order(dialect.insert, stamp="redeemed_at", points="points_redeemed").returning(
+    "postgresql": DirectStatement(
+        _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
             _ORDERS.c.order_ref
         )
-    )
-    for dialect in (postgresql, sqlite)
+    ),
+    "sqlite": DirectStatement(
+        _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
+            _ORDERS.c.order_ref
+        )
+    ),
 }
 
 
