@@ -186,26 +186,30 @@ async def _run_in_unit_of_work(
             else:
                 await uow.commit()
             return response
+        # Each branch settles the claim before rolling back: should the rollback fail too (a lost
+        # connection), the key is still released below rather than left in flight until its lease ends.
         except LoyaltyError as exc:
-            await uow.rollback()
             refusal = render_domain_error(exc, request)
             if claimed is not None:
                 if exc.status in (401, 403):
                     settle_claim = partial(idempotency.release, units, claimed)
                 else:  # the request ran and a business rule refused it: a retry gets the same answer
                     settle_claim = partial(idempotency.complete_alone, units, claimed, _stored(refusal))
+            await uow.rollback()
             return refusal
         except (RequestValidationError, StarletteHTTPException):
-            await uow.rollback()
             if claimed is not None:
                 settle_claim = partial(idempotency.release, units, claimed)
+            await uow.rollback()
             raise
         except Exception as exc:
-            await uow.rollback()
             if claimed is not None:
                 settle_claim = partial(idempotency.release, units, claimed)
+            await uow.rollback()
             return internal_error(request, exc)
     finally:
-        await uow.close()
-        if settle_claim is not None:
-            await settle_claim()
+        try:
+            await uow.close()
+        finally:
+            if settle_claim is not None:
+                await settle_claim()
