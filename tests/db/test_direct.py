@@ -71,6 +71,16 @@ class TestTransaction:
             await uow.session.execute(insert(_EVENTS), after)
         assert await _stored_ids(units) == {before["id"], direct["id"], after["id"]}
 
+    async def test_each_transaction_of_a_session_gets_its_own(self, units: UnitsOfWork) -> None:
+        """The connection a direct statement ran on is remembered for the rest of the transaction only: after
+        a commit, the next statement runs in the next transaction (which this one rolls back)."""
+        committed, rolled_back = _event(), _event()
+        async with _rolled_back(units) as uow:
+            await _INSERT_EVENT.fetch_one(uow.session, committed)
+            await uow.commit()
+            await _INSERT_EVENT.fetch_one(uow.session, rolled_back)
+        assert await _stored_ids(units) == {committed["id"]}
+
 
 class TestRows:
     async def test_rows_come_back_as_sqlalchemy_gives_them(self, units: UnitsOfWork) -> None:

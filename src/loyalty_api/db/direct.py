@@ -24,10 +24,12 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Numeric
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
 Processor = Callable[[Any], Any]
+_CONNECTION = "loyalty_api.db.direct.connection"  # the key of the remembered connection in session.info
 Driver = Any  # an asyncpg.Connection: asyncpg ships no type information
 S = TypeVar("S", bound=ReturnsRows)
 
@@ -103,8 +105,7 @@ async def _driver(session: AsyncSession) -> AsyncIterator[Driver]:
     DirectStatementFailed. When it lost the connection, the connection is invalidated first, as SQLAlchemy
     does for its own statements: otherwise the rollback that follows fails too, and the pool would hand
     the dead connection out again."""
-    connection = await session.connection()
-    pooled = await connection.get_raw_connection()
+    connection, pooled = await _connection(session)
     driver: Driver = pooled.driver_connection
     try:
         adapted: Any = pooled.dbapi_connection
@@ -112,9 +113,23 @@ async def _driver(session: AsyncSession) -> AsyncIterator[Driver]:
             await adapted._start_transaction()
         yield driver
     except Exception as exc:
+        session.info.pop(_CONNECTION, None)
         if driver.is_closed():
             await connection.invalidate()
         raise DirectStatementFailed(exc) from None
+
+
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, PoolProxiedConnection]:
+    """The session's connection, remembered for the rest of its transaction: asking the session costs
+    about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
+    remembered = session.info.get(_CONNECTION)
+    transaction = session.sync_session.get_transaction()
+    if remembered is not None and remembered[0] is transaction and transaction is not None:
+        return remembered[1], remembered[2]
+    connection = await session.connection()
+    pooled = await connection.get_raw_connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, pooled)
+    return connection, pooled
 
 
 class DirectStatement(Generic[S]):
