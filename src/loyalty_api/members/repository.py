@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Select, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,21 +18,66 @@ from loyalty_api.tiers.models import Tier
 
 
 @dataclass(frozen=True, slots=True)
+class MemberRow:
+    """The member's own columns that their profile shows (personal data still encrypted)."""
+
+    id: uuid.UUID
+    member_number: str
+    status: str
+    phone_encrypted: str | None
+    email_encrypted: str | None
+    name_encrypted: str | None
+    birthday_encrypted: str | None
+    channel: str
+    marketing_consent: bool
+    referral_code: str
+    referred_by_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TierRow:
+    code: str
+    name: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
 class MemberRecord:
-    member: Member
-    tier: Tier | None
+    member: MemberRow
+    tier: TierRow | None
     points_balance: int
     external_ids: dict[str, str]
 
 
-_RecordQuery = Select[Member, Tier | None, int | None]
+_MEMBERS = cast(Table, Member.__table__)
+_TIERS = cast(Table, Tier.__table__)
+_ACCOUNTS = cast(Table, PointsAccount.__table__)
+_EXTERNAL = cast(Table, MemberExternalId.__table__)
+# Table columns, not ORM entities: a profile is read at the till on every sale, and a select of columns
+# skips the ORM's identity map and result machinery.
+_MEMBER_COLUMNS = tuple(_MEMBERS.c[name] for name in MemberRow.__dataclass_fields__)
+_TIER_COLUMNS = (_TIERS.c.code, _TIERS.c.name, _TIERS.c.rank)
 
 
-def _records_query() -> _RecordQuery:
+def _records_query() -> Select[Any]:
     return (
-        select(Member, Tier, PointsAccount.balance)
-        .outerjoin(Tier, Tier.id == Member.tier_id)
-        .outerjoin(PointsAccount, PointsAccount.member_id == Member.id)
+        select(*_MEMBER_COLUMNS, *_TIER_COLUMNS, _ACCOUNTS.c.balance)
+        .select_from(_MEMBERS)
+        .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
+        .outerjoin(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
+    )
+
+
+def _record(row: Sequence[Any], external_ids: dict[str, str]) -> MemberRecord:
+    members = len(_MEMBER_COLUMNS)
+    code, name, rank, balance = row[members:]
+    return MemberRecord(
+        member=MemberRow(*row[:members]),
+        tier=None if code is None else TierRow(code, name, rank),
+        points_balance=balance or 0,
+        external_ids=external_ids,
     )
 
 
@@ -50,21 +95,23 @@ class PointsHolder:
 
 
 # Lookups run at the till on every sale: their statements are built once.
-_BY_ID = _records_query().where(Member.id == bindparam("key"))
-_BY_NUMBER = _records_query().where(Member.member_number == bindparam("key"))
-_BY_PHONE = _records_query().where(Member.phone_hash == bindparam("key"))
-_BY_EMAIL = _records_query().where(Member.email_hash == bindparam("key"))
-_BY_EXTERNAL_ID = (
+_BY_ID = DirectStatement(_records_query().where(_MEMBERS.c.id == bindparam("key")))
+_BY_NUMBER = DirectStatement(_records_query().where(_MEMBERS.c.member_number == bindparam("key")))
+_BY_PHONE = DirectStatement(_records_query().where(_MEMBERS.c.phone_hash == bindparam("key")))
+_BY_EMAIL = DirectStatement(_records_query().where(_MEMBERS.c.email_hash == bindparam("key")))
+_BY_EXTERNAL_ID = DirectStatement(
     _records_query()
-    .join(MemberExternalId, MemberExternalId.member_id == Member.id)
-    .where(MemberExternalId.system == bindparam("system"), MemberExternalId.external_id == bindparam("key"))
+    .join(_EXTERNAL, _EXTERNAL.c.member_id == _MEMBERS.c.id)
+    .where(_EXTERNAL.c.system == bindparam("system"), _EXTERNAL.c.external_id == bindparam("key"))
+)
+_EXTERNAL_IDS_OF = DirectStatement(
+    select(_EXTERNAL.c.system, _EXTERNAL.c.external_id).where(_EXTERNAL.c.member_id == bindparam("member_id"))
 )
 _EXTERNAL_IDS = select(
     MemberExternalId.member_id, MemberExternalId.system, MemberExternalId.external_id
 ).where(MemberExternalId.member_id.in_(bindparam("member_ids", expanding=True)))
 # Table columns, not ORM attributes: a select of these skips the ORM's result machinery, and every points
 # operation at the till runs it.
-_MEMBERS = cast(Table, Member.__table__)
 POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.id,
     _MEMBERS.c.status,
@@ -83,13 +130,10 @@ class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _records(self, query: _RecordQuery) -> list[MemberRecord]:
+    async def _records(self, query: Select[Any]) -> list[MemberRecord]:
         rows = (await self.session.execute(query)).all()
-        external = await self._external_ids([row[0].id for row in rows])
-        return [
-            MemberRecord(member=m, tier=t, points_balance=balance or 0, external_ids=external.get(m.id, {}))
-            for m, t, balance in rows
-        ]
+        external = await self._external_ids([row[0] for row in rows])
+        return [_record(row, external.get(row[0], {})) for row in rows]
 
     async def _external_ids(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
         if not member_ids:
@@ -100,15 +144,12 @@ class MemberRepository:
             found[member_id][system] = external_id
         return found
 
-    async def _found(self, query: _RecordQuery, **params: object) -> MemberRecord | None:
-        row = (await self.session.execute(query, params)).one_or_none()
+    async def _found(self, query: DirectStatement[Select[Any]], **params: object) -> MemberRecord | None:
+        row = await query.fetch_one(self.session, params)
         if row is None:
             return None
-        member, tier, balance = row
-        external = await self._external_ids([member.id])
-        return MemberRecord(
-            member=member, tier=tier, points_balance=balance or 0, external_ids=external[member.id]
-        )
+        external = await _EXTERNAL_IDS_OF.fetch_all(self.session, {"member_id": row[0]})
+        return _record(row, dict(external))
 
     async def get_record(self, member_id: uuid.UUID) -> MemberRecord | None:
         return await self._found(_BY_ID, key=member_id)
@@ -128,13 +169,13 @@ class MemberRepository:
     async def list_records(
         self, *, tier_id: uuid.UUID | None, status: str | None, after_id: uuid.UUID | None, limit: int
     ) -> list[MemberRecord]:
-        query = _records_query().order_by(Member.id).limit(limit)
+        query = _records_query().order_by(_MEMBERS.c.id).limit(limit)
         if tier_id is not None:
-            query = query.where(Member.tier_id == tier_id)
+            query = query.where(_MEMBERS.c.tier_id == tier_id)
         if status is not None:
-            query = query.where(Member.status == status)
+            query = query.where(_MEMBERS.c.status == status)
         if after_id is not None:
-            query = query.where(Member.id > after_id)
+            query = query.where(_MEMBERS.c.id > after_id)
         return await self._records(query)
 
     async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:

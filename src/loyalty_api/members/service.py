@@ -26,10 +26,9 @@ from loyalty_api.members.errors import (
 )
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.models import Member, MemberStatus
-from loyalty_api.members.repository import MemberRecord, MemberRepository
+from loyalty_api.members.repository import MemberRecord, MemberRepository, TierRow
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.subscriptions.service import end_member_subscriptions
-from loyalty_api.tiers.models import Tier
 from loyalty_api.tiers.repository import TierRepository
 from loyalty_api.webhooks.outbox import emit_for_member
 
@@ -71,7 +70,7 @@ class MemberProfile:
     updated_at: datetime
 
 
-def _tier_ref(tier: Tier | None) -> TierRef | None:
+def _tier_ref(tier: TierRow | None) -> TierRef | None:
     return None if tier is None else TierRef(code=tier.code, name=tier.name, rank=tier.rank)
 
 
@@ -231,9 +230,7 @@ async def enrol(
         ),
         member.id,
     )
-    return _profile(
-        uow, MemberRecord(member=member, tier=tier, points_balance=0, external_ids=dict(external_ids))
-    )
+    return await get_member(uow, member.id)
 
 
 async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
