@@ -20,3 +20,6 @@ class ApiKey(IdMixin, Base):
     partner_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # This key's own rate limit, a `limits` rate string such as "100/second" or "6000/minute" (None: the
+    # default limit from settings).
+    rate_limit: Mapped[str | None] = mapped_column(String(32))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,6 +14,11 @@ class Plan(IdMixin, Base):
     are `benefit_grants` rows with source_type "plan"; `coupons` are the recurring coupons it issues."""
 
     __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("price_amount_minor >= 0", name="price_not_negative"),
+        CheckConstraint("interval_count > 0", name="interval_count_positive"),
+        CheckConstraint("trial_days >= 0 AND grace_days >= 0", name="days_not_negative"),
+    )
 
     code: Mapped[str] = mapped_column(String(32), unique=True)
     # A member holds at most one live subscription per family: upgrades and downgrades stay inside one.

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,6 +14,13 @@ class PointsAccount(Base):
     """A member's cached balance. Every change goes through one conditional UPDATE of this row first."""
 
     __tablename__ = "points_accounts"
+    # The conditional UPDATE that changes an account refuses to spend or hold more than is available, so the
+    # database can say it too: a statement that would break these is a bug, refused rather than stored.
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("held >= 0 AND held <= balance", name="held_within_balance"),
+        CheckConstraint("lifetime_earned >= 0", name="lifetime_earned_not_negative"),
+    )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -26,7 +33,12 @@ class LedgerEntry(IdMixin, Base):
     """One change to a member's points. Append-only: a correction is a new entry."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index(None, "member_id", "id"),)
+    __table_args__ = (
+        Index(None, "member_id", "id"),
+        # The account as it stood after the change: the account's own checks hold here too.
+        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        CheckConstraint("held_after >= 0 AND held_after <= balance_after", name="held_after_within_balance"),
+    )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
     type: Mapped[str] = mapped_column(String(16))
@@ -45,6 +57,10 @@ class PointLot(IdMixin, Base):
     """Points credited together, spent first-in first-out, expiring together."""
 
     __tablename__ = "point_lots"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_within_points"),
+    )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
@@ -59,6 +75,11 @@ class Hold(IdMixin, Base):
     """Points reserved for a checkout until it is captured, released, or expires."""
 
     __tablename__ = "holds"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("captured_points >= 0 AND captured_points <= points", name="captured_within_points"),
+        CheckConstraint("status IN ('active', 'captured', 'released', 'expired')", name="status_known"),
+    )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
     order_ref: Mapped[str] = mapped_column(String(64), index=True)
@@ -74,7 +95,26 @@ class Order(Base):
     """What an order earned and redeemed, so refunds can take back and give back in proportion."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index(None, "member_id", "purchased_at"),)
+    __table_args__ = (
+        Index(None, "member_id", "purchased_at"),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        # Refunds need the order's total; until it is known nothing is refunded.
+        CheckConstraint(
+            "refunded_minor >= 0 AND refunded_minor <= COALESCE(amount_minor, 0)",
+            name="refunded_within_amount",
+        ),
+        CheckConstraint(
+            "points_earned >= 0 AND points_redeemed >= 0 AND points_taken_back >= 0"
+            " AND points_given_back >= 0 AND points_shortfall >= 0",
+            name="points_not_negative",
+        ),
+        # Refunds take back (or record as shortfall) at most what the order earned, and give back at most what
+        # it redeemed.
+        CheckConstraint(
+            "points_taken_back + points_shortfall <= points_earned", name="taken_back_within_earned"
+        ),
+        CheckConstraint("points_given_back <= points_redeemed", name="given_back_within_redeemed"),
+    )
 
     order_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))

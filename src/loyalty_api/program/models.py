@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String
+from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base
@@ -13,6 +13,10 @@ class Program(Base):
     """The programme's settings: one row (id 1)."""
 
     __tablename__ = "programs"
+    __table_args__ = (
+        CheckConstraint("min_redeem_points > 0", name="min_redeem_points_positive"),
+        CheckConstraint("expiry_months > 0", name="expiry_months_positive"),  # NULL: points never expire
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     currency: Mapped[str] = mapped_column(String(3))

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,6 +14,12 @@ class Reward(IdMixin, Base):
     """A catalogue item bought with points. Redeeming one issues a coupon made from `coupon`."""
 
     __tablename__ = "rewards"
+    __table_args__ = (
+        CheckConstraint("cost_points > 0", name="cost_points_positive"),
+        CheckConstraint("stock_left >= 0", name="stock_left_not_negative"),
+        CheckConstraint("per_member_limit > 0", name="per_member_limit_positive"),
+        CheckConstraint("coupon_valid_days > 0", name="coupon_valid_days_positive"),
+    )
 
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
@@ -32,7 +38,10 @@ class Reward(IdMixin, Base):
 
 class RewardRedemption(IdMixin, Base):
     __tablename__ = "reward_redemptions"
-    __table_args__ = (Index(None, "member_id", "reward_id"),)
+    __table_args__ = (
+        Index(None, "member_id", "reward_id"),
+        CheckConstraint("points > 0", name="points_positive"),
+    )
 
     reward_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("rewards.id"), index=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -27,6 +27,8 @@ class Subscription(IdMixin, Base):
             postgresql_where=text("state <> 'expired'"),
             sqlite_where=text("state <> 'expired'"),
         ),
+        CheckConstraint("price_amount_minor >= 0", name="price_not_negative"),
+        CheckConstraint("period_months > 0", name="period_months_positive"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
@@ -76,6 +78,7 @@ class SubscriptionPayment(IdMixin, Base):
             postgresql_where=text("status = 'succeeded'"),
             sqlite_where=text("status = 'succeeded'"),
         ),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
     )
 
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))

@@ -1,0 +1,250 @@
+"""The database itself refuses what the services never write: each CHECK constraint, on both databases.
+
+The rows are made through the API first (a member with points, a hold, an order, a redeemed reward, a paid
+subscription); then one raw UPDATE per case breaks one invariant and must be refused by the constraint named.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import CheckConstraint, Uuid, bindparam, inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from loyalty_api.db.registry import metadata
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.points.helpers import earn, set_program
+from tests.rewards.helpers import add_reward, redeem
+from tests.subscriptions.helpers import add_plan, subscribe_paid
+
+EARNED_ORDER = "EDGE-EARNED"  # paid 1000.00 yuan, earned 1000 points
+HELD_ORDER = "EDGE-HELD"  # only held for so far: its total is not known
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    constraint: str
+    statement: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.constraint}: {self.statement}"
+
+
+def _case(constraint: str, statement: str) -> Case:
+    return Case(constraint, statement)
+
+
+# One statement per way to break each invariant; every statement breaks that invariant alone, or (where one
+# invariant implies another) breaks the one named first, which both databases report.
+CASES = [
+    # A balance below zero breaks 0 <= held <= balance too: balance_not_negative is named (and checked) first.
+    _case("ck_points_accounts__balance_not_negative", "UPDATE points_accounts SET balance = -1, held = 0"),
+    _case("ck_points_accounts__held_within_balance", "UPDATE points_accounts SET held = balance + 1"),
+    _case("ck_points_accounts__held_within_balance", "UPDATE points_accounts SET held = -1"),
+    _case(
+        "ck_points_accounts__lifetime_earned_not_negative", "UPDATE points_accounts SET lifetime_earned = -1"
+    ),
+    _case(
+        "ck_ledger_entries__balance_after_not_negative",
+        "UPDATE ledger_entries SET balance_after = -1, held_after = 0",
+    ),
+    _case(
+        "ck_ledger_entries__held_after_within_balance",
+        "UPDATE ledger_entries SET held_after = balance_after + 1",
+    ),
+    _case("ck_ledger_entries__held_after_within_balance", "UPDATE ledger_entries SET held_after = -1"),
+    _case("ck_point_lots__points_positive", "UPDATE point_lots SET points = 0, remaining = 0"),
+    _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = points + 1"),
+    _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = -1"),
+    _case("ck_holds__points_positive", "UPDATE holds SET points = 0"),
+    _case("ck_holds__captured_within_points", "UPDATE holds SET captured_points = points + 1"),
+    _case("ck_holds__captured_within_points", "UPDATE holds SET captured_points = -1"),
+    _case("ck_holds__status_known", "UPDATE holds SET status = 'cancelled'"),
+    # A negative total leaves no room for a refund either: amount_not_negative is named first.
+    _case(
+        "ck_orders__amount_not_negative",
+        f"UPDATE orders SET amount_minor = -1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__refunded_within_amount",
+        f"UPDATE orders SET refunded_minor = amount_minor + 1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__refunded_within_amount",
+        f"UPDATE orders SET refunded_minor = -1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__refunded_within_amount",
+        f"UPDATE orders SET refunded_minor = 1 WHERE order_ref = '{HELD_ORDER}'",
+    ),
+    _case(
+        "ck_orders__points_not_negative",
+        f"UPDATE orders SET points_earned = -1 WHERE order_ref = '{HELD_ORDER}'",
+    ),
+    _case(
+        "ck_orders__points_not_negative",
+        f"UPDATE orders SET points_taken_back = -1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__points_not_negative",
+        f"UPDATE orders SET points_given_back = -1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__points_not_negative",
+        f"UPDATE orders SET points_shortfall = -1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__taken_back_within_earned",
+        f"UPDATE orders SET points_taken_back = points_earned + 1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__taken_back_within_earned",
+        f"UPDATE orders SET points_taken_back = points_earned, points_shortfall = 1"
+        f" WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case(
+        "ck_orders__given_back_within_redeemed",
+        f"UPDATE orders SET points_given_back = points_redeemed + 1 WHERE order_ref = '{EARNED_ORDER}'",
+    ),
+    _case("ck_rewards__cost_points_positive", "UPDATE rewards SET cost_points = 0"),
+    _case("ck_rewards__stock_left_not_negative", "UPDATE rewards SET stock_left = -1"),
+    _case("ck_rewards__per_member_limit_positive", "UPDATE rewards SET per_member_limit = 0"),
+    _case("ck_rewards__coupon_valid_days_positive", "UPDATE rewards SET coupon_valid_days = 0"),
+    _case("ck_reward_redemptions__points_positive", "UPDATE reward_redemptions SET points = 0"),
+    _case("ck_plans__price_not_negative", "UPDATE plans SET price_amount_minor = -1"),
+    _case("ck_plans__interval_count_positive", "UPDATE plans SET interval_count = 0"),
+    _case("ck_plans__days_not_negative", "UPDATE plans SET trial_days = -1"),
+    _case("ck_plans__days_not_negative", "UPDATE plans SET grace_days = -1"),
+    _case("ck_subscriptions__price_not_negative", "UPDATE subscriptions SET price_amount_minor = -1"),
+    _case("ck_subscriptions__period_months_positive", "UPDATE subscriptions SET period_months = 0"),
+    _case(
+        "ck_subscription_payments__amount_not_negative",
+        "UPDATE subscription_payments SET amount_minor = -1",
+    ),
+    _case("ck_programs__min_redeem_points_positive", "UPDATE programs SET min_redeem_points = 0"),
+    _case("ck_programs__expiry_months_positive", "UPDATE programs SET expiry_months = 0"),
+]
+
+# The edges themselves are allowed: the constraints refuse only what is past them.
+ALLOWED = [
+    "UPDATE points_accounts SET held = balance",
+    "UPDATE points_accounts SET balance = 0, held = 0, lifetime_earned = 0",
+    "UPDATE ledger_entries SET held_after = balance_after",
+    "UPDATE ledger_entries SET balance_after = 0, held_after = 0",
+    "UPDATE point_lots SET remaining = points",
+    "UPDATE point_lots SET remaining = 0",
+    "UPDATE holds SET status = 'captured', captured_points = points",
+    f"UPDATE orders SET refunded_minor = amount_minor, points_taken_back = points_earned"
+    f" WHERE order_ref = '{EARNED_ORDER}'",
+    f"UPDATE orders SET points_redeemed = 5, points_given_back = 5 WHERE order_ref = '{EARNED_ORDER}'",
+    "UPDATE orders SET amount_minor = 0 WHERE amount_minor IS NOT NULL AND refunded_minor = 0",
+    "UPDATE rewards SET stock_left = 0, per_member_limit = NULL",
+    "UPDATE rewards SET stock_left = NULL",
+    "UPDATE plans SET price_amount_minor = 0, trial_days = 0, grace_days = 0",
+    "UPDATE subscriptions SET price_amount_minor = 0",
+    "UPDATE subscription_payments SET amount_minor = 0",
+    "UPDATE programs SET expiry_months = NULL",
+]
+
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
+
+
+def _check_constraints() -> dict[str, set[str]]:
+    """The CHECK constraints the models declare, by table."""
+    found: dict[str, set[str]] = {}
+    for table in metadata.tables.values():
+        names = {str(c.name) for c in table.constraints if isinstance(c, CheckConstraint)}
+        if names:
+            found[table.name] = names
+    return found
+
+
+def _constraint_named(exc: IntegrityError) -> str | None:
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)  # asyncpg
+    if isinstance(name, str):
+        return name
+    match = _SQLITE_CHECK.search(str(exc.orig))
+    return None if match is None else match.group("name")
+
+
+async def _execute(app: FastAPI, statement: str) -> int:
+    """Run one raw write in a transaction of its own; the number of rows it changed."""
+    async with units_of(app).database.engine.begin() as connection:
+        result = await connection.execute(text(statement))
+        return result.rowcount
+
+
+@pytest.fixture
+async def scene(client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str) -> uuid.UUID:
+    """One member with a row in every table that has a CHECK: an earned order, an active hold on another,
+    a redeemed reward, a paid subscription."""
+    await set_program(client, admin_key)
+    member_id = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, member_id, 100_000, order_ref=EARNED_ORDER)
+    held = await client.post(
+        f"/v1/members/{member_id}/holds",
+        json={"points": 100, "order_ref": HELD_ORDER, "ttl_seconds": 900},
+        headers=bearer(ecommerce_key),
+    )
+    assert held.status_code == 201, held.text
+    reward = await add_reward(client, admin_key, stock=5, per_member_limit=2)
+    assert (await redeem(client, pos_key, member_id, reward["id"])).status_code == 201
+    await add_plan(client, admin_key, "edge")
+    await subscribe_paid(client, ecommerce_key, member_id, "edge")
+    return uuid.UUID(member_id)
+
+
+class TestCheckConstraints:
+    @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+    async def test_a_write_past_the_edge_is_refused(self, app: FastAPI, scene: uuid.UUID, case: Case) -> None:
+        with pytest.raises(IntegrityError) as refused:
+            await _execute(app, case.statement)
+        assert _constraint_named(refused.value) == case.constraint, str(refused.value.orig)
+
+    @pytest.mark.parametrize("statement", ALLOWED)
+    async def test_a_write_at_the_edge_is_allowed(
+        self, app: FastAPI, scene: uuid.UUID, statement: str
+    ) -> None:
+        assert await _execute(app, statement) >= 1
+
+    async def test_the_refused_write_changed_nothing(self, app: FastAPI, scene: uuid.UUID) -> None:
+        before = await _account(app, scene)
+        with pytest.raises(IntegrityError):
+            await _execute(app, "UPDATE points_accounts SET balance = balance - 2000")
+        assert await _account(app, scene) == before == {"balance": 900, "held": 100}
+
+    def test_every_check_constraint_has_a_case(self) -> None:
+        declared = {name for names in _check_constraints().values() for name in names}
+        assert {case.constraint for case in CASES} == declared
+
+    async def test_the_database_has_the_models_check_constraints(self, app: FastAPI) -> None:
+        """Alembic's comparison of models and migrations leaves CHECK constraints out: compared here."""
+
+        def found(connection: Connection) -> dict[str, set[str]]:
+            inspector = inspect(connection)
+            by_table = {
+                table: {str(c["name"]) for c in inspector.get_check_constraints(table)}
+                for table in inspector.get_table_names()
+            }
+            return {table: names for table, names in by_table.items() if names}
+
+        async with units_of(app).database.engine.connect() as connection:
+            assert await connection.run_sync(found) == _check_constraints()
+
+
+async def _account(app: FastAPI, member_id: uuid.UUID) -> dict[str, int]:
+    statement = text("SELECT balance, held FROM points_accounts WHERE member_id = :m").bindparams(
+        bindparam("m", type_=Uuid())
+    )
+    async with units_of(app).database.engine.connect() as connection:
+        row = (await connection.execute(statement, {"m": member_id})).one()
+    return {"balance": row.balance, "held": row.held}
