@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events, table_counts
@@ -71,6 +74,28 @@ class TestRefunds:
         )
         result = (await refund(client, pos_key, "R3", 10_000)).json()
         assert (result["points_taken_back"], result["shortfall"], result["balance"]) == (20, 80, 0)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_hold_past_its_time_does_not_shield_points_from_a_refund(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="RH")  # 100 points
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "WEB-9", "ttl_seconds": 60},
+            headers=bearer(ecommerce_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(minutes=5))  # the hold has run out; no job has released it yet
+        body = (await refund(client, pos_key, "RH", 10_000)).json()
+        assert (body["points_taken_back"], body["shortfall"]) == (100, 0)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
         await assert_ledger_invariant(app, member_id)
 
     async def test_unknown_order_and_bad_refunds_change_nothing(

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
-from loyalty_api.points.accounts import credit_lot, money_payload, record_entry, spend_lots
+from loyalty_api.points.accounts import (
+    credit_lot,
+    money_payload,
+    record_entry,
+    release_member_expired_holds,
+    spend_lots,
+)
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import refund_shares
@@ -46,6 +52,11 @@ async def refund(
     now = uow.clock.now()
     locked = await accounts.lock(order.member_id, now)
     assert locked is not None
+    # A hold past its time still counts in `held` until the job releases it: release it now, or the refund
+    # would see those points as spent and take back too little.
+    if await release_member_expired_holds(uow, order.member_id):
+        locked = await accounts.lock(order.member_id, now)
+        assert locked is not None
     order = await orders.get_order(order_ref)  # read again behind the member's lock
     assert order is not None
     if order.amount_minor is None or order.currency is None:
