@@ -2,16 +2,31 @@
 
 Log lines name routes by their template (`/v1/members/{member_id}`), never the raw URL or query string,
 which can carry phone numbers or e-mail addresses.
+
+Libraries log too, and two of them would print what ours never does, so their records are corrected at their
+loggers (filters run before any handler, ours or a host process's or pytest's, sees a record):
+
+- httpx logs every request it sends at INFO (`HTTP Request: POST <url> "HTTP/1.1 204 No Content"`), and the
+  webhook sender sends to operators' URLs, whose query strings (and user info) carry receivers' tokens: every
+  URL in a line from httpx or httpcore is cut to scheme://host[:port]/path.
+- aiosqlite logs every statement it runs at DEBUG with its parameters, the values written (webhook URLs, the
+  replies kept for Idempotency-Keys): its DEBUG records are dropped. (SQLAlchemy's own statement log is the
+  explicit `database_echo`, and its engines hide parameters.)
+
+The filters are installed when this module is imported (the app, the worker and the CLI all import it), so
+they hold whoever configures logging; `configure_logging` installs them again, which is harmless.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -44,6 +59,7 @@ def configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    protect_library_loggers()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -54,3 +70,67 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\\]+")
+_URL_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_STATEMENT_LOGGERS = ("aiosqlite",)
+
+
+def redact_url(url: str) -> str:
+    """`scheme://host[:port]/path`: the URL without user info, query string or fragment, where receivers
+    put their tokens. A URL that does not parse keeps its scheme only."""
+    scheme = url.partition("://")[0]
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return f"{scheme}://…"
+    if not host:
+        return f"{scheme}://…"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}{parts.path}"
+
+
+class RedactUrls(logging.Filter):
+    """Rewrites every URL in a record's message with `redact_url`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # its handler would print the arguments as they are, URL and all
+            record.msg, record.args = f"(a {record.name} message that could not be formatted)", None
+            return True
+        if "://" in message:
+            record.msg, record.args = _URL.sub(lambda found: redact_url(found.group()), message), None
+        return True
+
+
+class DropDebug(logging.Filter):
+    """Lets through records above DEBUG only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_REDACT_URLS = RedactUrls()
+_DROP_DEBUG = DropDebug()
+
+
+def protect_library_loggers() -> None:
+    """Install the filters described above on the libraries' loggers (again is harmless)."""
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).addFilter(_REDACT_URLS)
+    for name in _STATEMENT_LOGGERS:
+        logging.getLogger(name).addFilter(_DROP_DEBUG)
+
+
+protect_library_loggers()
