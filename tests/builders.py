@@ -18,10 +18,12 @@ def _units(app: FastAPI) -> UnitsOfWork:
     return units
 
 
-async def make_key(app: FastAPI, *scopes: Scope, partner_id: uuid.UUID | None = None) -> str:
+async def make_key(
+    app: FastAPI, *scopes: Scope, partner_id: uuid.UUID | None = None, rate_limit: str | None = None
+) -> str:
     async with _units(app).begin() as uow:
         issued = await auth_service.create_key(
-            uow, name="test key", scopes=list(scopes), partner_id=partner_id
+            uow, name="test key", scopes=list(scopes), partner_id=partner_id, rate_limit=rate_limit
         )
     return issued.token
 

@@ -18,8 +18,10 @@ from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.earning.router import router as earning_router
 from loyalty_api.graphql.schema import graphql_router
+from loyalty_api.http.edge import EdgeMiddleware
 from loyalty_api.http.middleware import RequestContextMiddleware
 from loyalty_api.http.problems import install_problem_handlers
+from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.members.router import router as members_router
 from loyalty_api.ops import health
 from loyalty_api.ops.metrics import Metrics
@@ -109,7 +111,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
         openapi_tags=[{"name": name} for name in DOCS_ORDER],
     )
     app.state.metrics = metrics
+    app.state.rate_limiter = limiter = RateLimiter(settings)
     install_problem_handlers(app)
+    # The last added runs first: request ids, logs and metrics see every answer, the edge's refusals too.
+    app.add_middleware(EdgeMiddleware, settings=settings, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     # Routes are matched in order: the till's calls (earn, redeem, member lookup) come first.
     app.include_router(points_router)
@@ -125,5 +130,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(plans_router)
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
-    app.include_router(graphql_router(), include_in_schema=False)
+    app.include_router(graphql_router(settings), include_in_schema=False)
     return app

@@ -202,7 +202,11 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     async def run() -> str:
         async with _units(Settings()) as units, units.begin() as uow:
             issued = await auth_service.create_key(
-                uow, name=args.name, scopes=[Scope(s) for s in args.scope], partner_id=args.partner
+                uow,
+                name=args.name,
+                scopes=[Scope(s) for s in args.scope],
+                partner_id=args.partner,
+                rate_limit=args.rate,
             )
             return issued.token
 
@@ -223,7 +227,8 @@ def cmd_keys_list(_: argparse.Namespace) -> None:
                 p = summary.principal
                 state = "revoked" if summary.revoked else "active"
                 partner = f" partner={p.partner_id}" if p.partner_id else ""
-                print(f"{p.key_prefix}\t{state}\t{','.join(sorted(p.scopes))}\t{p.name}{partner}")
+                rate = f" rate={p.rate_limit}" if p.rate_limit else ""
+                print(f"{p.key_prefix}\t{state}\t{','.join(sorted(p.scopes))}\t{p.name}{partner}{rate}")
 
     asyncio.run(run())
 
@@ -305,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
     create.add_argument("--partner", type=uuid.UUID, help="the partner a `partner` key acts for")
+    create.add_argument(
+        "--rate", help="this key's own rate limit, e.g. \"500/second\" (default: its scopes' setting)"
+    )
     create.set_defaults(run=cmd_keys_create)
     keys.add_parser("list", help="list keys (never their secrets)").set_defaults(run=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by its prefix")

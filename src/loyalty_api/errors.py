@@ -14,6 +14,8 @@ class LoyaltyError(Exception):
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title
         self.extra: Mapping[str, Any] = extra
+        # Response headers that go with the error over HTTP (Retry-After, WWW-Authenticate).
+        self.headers: Mapping[str, str] = {}
         super().__init__(self.detail)
 
 

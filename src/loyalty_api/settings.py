@@ -5,8 +5,21 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def check_rate(value: str) -> str:
+    """A rate such as "100/second" (one limit: several would make the 429's headers ambiguous)."""
+    try:
+        parsed = parse_many(value)
+    except ValueError:
+        parsed = []
+    if len(parsed) != 1:
+        raise ValueError('must be one rate such as "100/second" or "6000/minute"')
+    return value
+
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./loyalty.db"
 
@@ -33,6 +46,37 @@ class Settings(BaseSettings):
     # made through another process (or a revoked key) takes effect there within this time.
     cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
+    # The edge: what one request may cost before any domain code runs.
+    # A body larger than this is refused with 413 before it is read (Content-Length) or as it streams.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # JSON nested deeper than this is refused (real bodies nest three or four levels).
+    max_json_depth: int = Field(default=32, ge=4, le=256)
+    # A request still running after this long is cut off and rolled back (503); an Idempotency-Key held by
+    # a request whose process died is free again after the same time.
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # GraphQL documents with more tokens than this are refused while parsing, before any validation.
+    graphql_max_tokens: int = Field(default=1000, ge=100, le=100_000)
+    # Whether a call without a key may read the subgraph's SDL (`{ _service { sdl } }`) and introspect,
+    # for composition tools that cannot send a key. Such calls are small and share the per-address budget.
+    graphql_public_sdl: bool = False
+
+    # Rate limits (the `limits` library: "100/second", "6000/minute"). `memory://` counts per process;
+    # `redis://host:6379/0` shares one budget between every process that names the same server.
+    rate_limits_enabled: bool = True
+    rate_limit_storage: str = "memory://"
+    # Per API key, by scope (a key with several scopes gets the largest; `keys create --rate` overrides).
+    rate_limit_admin: str = "100/second"
+    rate_limit_pos: str = "100/second"
+    rate_limit_ecommerce: str = "100/second"
+    rate_limit_partner: str = "50/second"
+    rate_limit_billing: str = "20/second"
+    # Member lookups by phone or e-mail, per API key: enough for a till, too slow to walk a number range.
+    rate_limit_contact_lookup: str = "60/minute"
+    # Calls without a valid key, per client address and per key prefix tried. Once spent, further calls
+    # from that address or for that prefix are refused without checking the key.
+    rate_limit_unauthenticated_per_address: str = "30/minute"
+    rate_limit_failed_auth_per_prefix: str = "10/minute"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Webhooks. Targets on loopback, private or link-local addresses are refused unless this allows them
@@ -46,6 +90,27 @@ class Settings(BaseSettings):
     # Paid membership: billing hears `subscription.renewal_due` (and `trial_will_end`) this long before a
     # period ends, time to collect the next fee.
     subscription_notice_hours: float = Field(default=72.0, ge=0, le=24 * 60)
+
+    @field_validator(
+        "rate_limit_admin",
+        "rate_limit_pos",
+        "rate_limit_ecommerce",
+        "rate_limit_partner",
+        "rate_limit_billing",
+        "rate_limit_contact_lookup",
+        "rate_limit_unauthenticated_per_address",
+        "rate_limit_failed_auth_per_prefix",
+    )
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        return check_rate(value)
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _a_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or a redis:// URL")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

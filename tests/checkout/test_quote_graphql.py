@@ -156,7 +156,6 @@ class TestGraphQLRefusals:
                 "cart_items_exceed_subtotal",
             ),
             (billing_key, variables(), "scope_not_allowed"),
-            (None, variables(), "invalid_api_key"),
         ]
         for key, given, code in cases:
             [error] = await self._errors(client, key, given)
@@ -181,8 +180,10 @@ class TestGraphQLRefusals:
         assert error["extensions"]["code"] == "validation_error"
         assert [e["field"] for e in error["extensions"]["errors"]] == ["coupon_codes.0"]
 
-    async def test_schema_says_how_money_is_sent(self, client: httpx.AsyncClient) -> None:
-        response = await client.post("/graphql", json={"query": "{ _service { sdl } }"})
+    async def test_schema_says_how_money_is_sent(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.post(
+            "/graphql", json={"query": "{ _service { sdl } }"}, headers=bearer(pos_key)
+        )
         sdl = response.json()["data"]["_service"]["sdl"]
         assert "scalar Long" in sdl
         assert "amount: Long!" in sdl

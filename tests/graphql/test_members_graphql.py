@@ -54,13 +54,19 @@ class TestMemberQueries:
         body = await graphql(client, pos_key, '{ memberByNumber(memberNumber: "1234567890") { id } }')
         assert body["errors"][0]["extensions"]["code"] == "invalid_member_number"
 
-    async def test_without_a_key_there_is_no_member(self, client: httpx.AsyncClient, pos_key: str) -> None:
+    async def test_without_a_key_the_query_is_refused_before_it_is_read(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
         member = await enrol(client, pos_key)
-        body = await graphql(
-            client, None, "query($id: ID!) { member(id: $id) { id phone } }", id=member["id"]
-        )
-        assert body["data"]["member"] is None
-        assert body["errors"][0]["extensions"]["code"] == "invalid_api_key"
+        query = {
+            "query": "query($id: ID!) { member(id: $id) { id phone } }",
+            "variables": {"id": member["id"]},
+        }
+        response = await client.post("/graphql", json=query)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid_api_key"
+        assert member["phone"] not in response.text
 
     async def test_billing_key_is_refused(
         self, client: httpx.AsyncClient, pos_key: str, billing_key: str
@@ -73,8 +79,10 @@ class TestMemberQueries:
 
 
 class TestFederation:
-    async def test_service_sdl_declares_the_member_entity(self, client: httpx.AsyncClient) -> None:
-        body = await graphql(client, None, "{ _service { sdl } }")
+    async def test_service_sdl_declares_the_member_entity(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = await graphql(client, pos_key, "{ _service { sdl } }")
         sdl = body["data"]["_service"]["sdl"]
         assert "specs.apollo.dev/federation/v2" in sdl
         assert 'type Member @key(fields: "id") @key(fields: "memberNumber")' in sdl

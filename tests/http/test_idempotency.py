@@ -104,6 +104,26 @@ class TestMisuse:
         assert response.json()["code"] == "idempotency_request_in_flight"
         assert await count(app, "members") == 0
 
+    async def test_a_key_left_by_a_process_that_died_is_free_after_the_request_time_limit(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        body = {"phone": unique_phone()}
+        content = client.build_request("POST", "/v1/members", json=body).content
+        fingerprint = idempotency.fingerprint("POST", "/v1/members", content)
+        # A request claimed the key, then its process was killed: nothing it did was committed.
+        await idempotency.claim(
+            app.state.units, owner=pos_key.split("_")[1], key="k-dead", fingerprint=fingerprint
+        )
+        limit = timedelta(seconds=app.state.units.settings.request_timeout_seconds)
+        assert limit == timedelta(seconds=30)
+        clock.advance(limit - timedelta(seconds=1))
+        still = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-dead"))
+        assert still.status_code == 409
+        clock.advance(timedelta(seconds=1))
+        retried = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-dead"))
+        assert retried.status_code == 201, retried.text
+        assert await count(app, "members") == 1
+
     async def test_invalid_input_releases_the_key(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
     ) -> None:

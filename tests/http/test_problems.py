@@ -73,8 +73,8 @@ class TestFailedCommit:
 
 
 class TestProblemJson:
-    async def test_unknown_route_is_problem_json(self, client: httpx.AsyncClient) -> None:
-        response = await client.get("/v1/nowhere")
+    async def test_unknown_route_is_problem_json(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.get("/v1/nowhere", headers=bearer(pos_key))
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "route_not_found"

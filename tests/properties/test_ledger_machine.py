@@ -28,6 +28,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from tests.builders import make_key, unique_phone
+from tests.conftest import UNLIMITED
 from tests.ledger_checks import assert_ledger_invariant
 from tests.properties.background_app import BackgroundApp
 
@@ -37,7 +38,8 @@ _refs = itertools.count()
 def machine_for(background: BackgroundApp) -> type[RuleBasedStateMachine]:
     call = background.call
     client = background.client
-    key = call(make_key(background.app, Scope.admin))
+    # A rate of its own: the machine fires requests faster than an admin key's default budget allows.
+    key = call(make_key(background.app, Scope.admin, rate_limit=UNLIMITED))
     headers = {"Authorization": f"Bearer {key}"}
     program = {
         "currency": "CNY",

@@ -22,6 +22,8 @@ class Principal:
     name: str
     scopes: frozenset[Scope]
     partner_id: uuid.UUID | None
+    # The key's own rate limit ("500/second"), or None for its scopes' defaults.
+    rate_limit: str | None = None
 
     def has_any(self, allowed: frozenset[Scope]) -> bool:
         return not self.scopes.isdisjoint(allowed)

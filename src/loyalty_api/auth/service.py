@@ -11,7 +11,9 @@ from loyalty_api.auth.errors import ApiKeyNotFound, InvalidApiKey, PartnerRequir
 from loyalty_api.auth.models import ApiKey
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.settings import check_rate
 
 _CACHE_PREFIX = "api_key:"
 
@@ -31,14 +33,25 @@ def _principal(row: ApiKey) -> Principal:
         name=row.name,
         scopes=frozenset(Scope(s) for s in row.scopes),
         partner_id=row.partner_id,
+        rate_limit=row.rate_limit,
     )
 
 
 async def create_key(
-    uow: UnitOfWork, *, name: str, scopes: Sequence[Scope], partner_id: uuid.UUID | None = None
+    uow: UnitOfWork,
+    *,
+    name: str,
+    scopes: Sequence[Scope],
+    partner_id: uuid.UUID | None = None,
+    rate_limit: str | None = None,
 ) -> IssuedKey:
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
+    if rate_limit is not None:
+        try:
+            check_rate(rate_limit)
+        except ValueError as exc:
+            raise InvalidField("rate_limit", str(exc)) from None
     parts = keys.generate()
     row = ApiKey(
         prefix=parts.prefix,
@@ -46,6 +59,7 @@ async def create_key(
         name=name,
         scopes=sorted({str(s) for s in scopes}),
         partner_id=partner_id,
+        rate_limit=rate_limit,
         created_at=uow.clock.now(),
         revoked_at=None,
     )
@@ -70,19 +84,31 @@ async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     uow.after_commit(lambda: uow.cache.forget_prefix(f"{_CACHE_PREFIX}{prefix}:"))
 
 
-async def authenticate(uow: UnitOfWork, token: str) -> Principal:
+def _cache_key(parts: keys.KeyParts) -> str:
+    return f"{_CACHE_PREFIX}{parts.prefix}:{keys.hash_secret(parts.secret)}"
+
+
+def is_verified(units: UnitsOfWork, parts: keys.KeyParts) -> bool:
+    """Whether this exact key was verified in the last few seconds (checking it again costs nothing)."""
+    return units.cache.peek(_cache_key(parts)) is not None
+
+
+async def authenticate(units: UnitsOfWork, parts: keys.KeyParts) -> Principal:
     """The key's principal. A verified key is remembered for settings.cache_seconds, so revoking a key takes
-    effect in other processes within that time (at once in the process that revoked it)."""
-    parts = keys.parse(token)
-    if parts is None:
-        raise InvalidApiKey()
-    cache_key = f"{_CACHE_PREFIX}{parts.prefix}:{keys.hash_secret(parts.secret)}"
-    cached: Principal | None = uow.cache.get(cache_key)
+    effect in other processes within that time (at once in the process that revoked it). Only a cache miss
+    opens a unit of work of its own."""
+    cache_key = _cache_key(parts)
+    cached: Principal | None = units.cache.get(cache_key)
     if cached is not None:
         return cached
-    row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
-    if row is None or row.revoked_at is not None or not keys.secret_matches(parts.secret, row.secret_hash):
-        raise InvalidApiKey()
-    principal = _principal(row)
-    uow.cache.put(cache_key, principal)
+    async with units.read() as uow:
+        row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
+        if (
+            row is None
+            or row.revoked_at is not None
+            or not keys.secret_matches(parts.secret, row.secret_hash)
+        ):
+            raise InvalidApiKey()
+        principal = _principal(row)
+    units.cache.put(cache_key, principal)
     return principal

@@ -28,8 +28,6 @@ def domain_errors() -> Iterator[None]:
 
 
 def require(context: GraphQLContext, *scopes: Scope) -> Principal:
-    if context.auth_error is not None:
-        raise as_graphql_error(context.auth_error)
     if context.principal is None:
         raise as_graphql_error(InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`"))
     if not context.principal.has_any(frozenset(scopes)):

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from contextvars import ContextVar
+from functools import partial
+from typing import Any, cast
 
 import strawberry
+from cross_web import HTTPException as TransportError
+from fastapi import Request
+from starlette.exceptions import HTTPException
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.unset import UNSET
 
 from graphql import GraphQLError
 from loyalty_api.graphql.checkout import CheckoutQueries
-from loyalty_api.graphql.context import get_context
+from loyalty_api.graphql.context import GraphQLContext, get_context
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
+from loyalty_api.graphql.tokens import count_tokens
+from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
+from loyalty_api.http.input_guard import InvalidInput, load_json
+from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.settings import Settings
 
 logger = logging.getLogger("loyalty_api.graphql")
 
@@ -34,10 +48,105 @@ class LoyaltySchema(strawberry.federation.Schema):
                 logger.error("graphql resolver failed", exc_info=error.original_error)
 
 
-schema = LoyaltySchema(
-    query=Query, types=[Member], federation_version="2.5", config=StrawberryConfig(scalar_map=SCALARS)
-)
+class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    """Strawberry's router with our edge rules: the body passes the same JSON guard as REST, transport
+    errors are problem+json, and error messages never echo long stretches of the document."""
+
+    def __init__(self, settings: Settings) -> None:
+        schema = LoyaltySchema(
+            query=Query,
+            types=[Member],
+            federation_version="2.5",
+            config=StrawberryConfig(scalar_map=SCALARS),
+            extensions=[partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens)],
+        )
+        super().__init__(
+            schema,
+            path=GRAPHQL_PATH,
+            context_getter=get_context,
+            graphql_ide="graphiql",
+            # No subscriptions: a websocket would be a way to the parser around the edge's key check.
+            subscription_protocols=(),
+        )
+        self.max_json_depth = settings.max_json_depth
+        self.max_tokens = settings.graphql_max_tokens
+
+    def decode_json(self, data: str | bytes) -> object:
+        screened = _screened_body.get()
+        if screened is not None and screened[0] is data:
+            return screened[1]  # read, guarded and checked by `_screen` already
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        return _operation(load_json(raw, max_depth=self.max_json_depth))
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if isinstance(request, Request):
+            await self._screen(request)
+        try:
+            return await super().run(request, context, root_value)
+        except TransportError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from None
+
+    async def _screen(self, request: Request) -> None:
+        """Refuse a document over the token limit before the parser reads it, and price it: a call costs
+        one unit of the key's budget, plus one for every TOKENS_PER_UNIT tokens of its document."""
+        query: object = request.query_params.get("query")
+        if request.method == "POST":
+            body = await request.body()
+            document = _operation(load_json(body, max_depth=self.max_json_depth))
+            _screened_body.set((body, document))
+            query = document.get("query")
+        if not isinstance(query, str):
+            return  # strawberry answers a missing or mistyped query itself
+        tokens = count_tokens(query, self.max_tokens)
+        if tokens > self.max_tokens:
+            message = f"has more than {self.max_tokens} tokens"
+            raise InvalidInput(
+                [
+                    {
+                        "field": "query",
+                        "location": "body",
+                        "message": message,
+                        "type": "graphql_too_many_tokens",
+                    }
+                ]
+            )
+        principal = principal_of(request)
+        if principal is not None and tokens >= TOKENS_PER_UNIT:
+            limiter: RateLimiter = request.app.state.rate_limiter
+            await limiter.spend(
+                limiter.budget_of(principal), principal.key_prefix, cost=tokens // TOKENS_PER_UNIT
+            )
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        for error in cast(list[dict[str, Any]], response.get("errors") or []):
+            error["message"] = _without_echo(error["message"])
+        return response
 
 
-def graphql_router() -> GraphQLRouter[Any, None]:
-    return GraphQLRouter(schema, path="/graphql", context_getter=get_context, graphql_ide="graphiql")
+_NOT_AN_OPERATION = "must be a JSON object with `query` (and optionally `variables`, `operationName`)"
+TOKENS_PER_UNIT = 50
+# The body `_screen` read and the operation it found there, for `decode_json` in the same request's task.
+_screened_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("screened_body", default=None)
+
+
+def _operation(document: object) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise InvalidInput(
+            [{"field": "", "location": "body", "message": _NOT_AN_OPERATION, "type": "graphql_request"}]
+        )
+    return document
+
+
+_LONG_QUOTE = re.compile(r"""(['"])[^'"]{41,}\1""")
+_MAX_MESSAGE = 300
+
+
+def _without_echo(message: str) -> str:
+    """A GraphQL error message with any long quoted piece of the document (a 1 MB name) cut out."""
+    message = _LONG_QUOTE.sub(r"\1…\1", message)
+    return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
+
+
+def graphql_router(settings: Settings) -> LoyaltyGraphQLRouter:
+    return LoyaltyGraphQLRouter(settings)

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
 
-from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import MAX_LIMIT
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.http.transaction import get_uow, uow_of
+from loyalty_api.http.edge import principal_of
+from loyalty_api.http.transaction import get_uow
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
@@ -31,10 +31,9 @@ class require(HTTPBearer):
         self.allowed = frozenset(scopes)
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        credentials = await super().__call__(request)
-        if credentials is None:
+        principal = principal_of(request)  # verified by the edge, before the body was read
+        if principal is None:
             raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
-        principal = await auth_service.authenticate(uow_of(request), credentials.credentials)
         if not principal.has_any(self.allowed):
             allowed = ", ".join(sorted(self.allowed))
             raise ScopeNotAllowed(

@@ -1,60 +1,133 @@
-"""Refuse NUL characters anywhere in a request's strings.
+"""Refuse request input that parses but that nothing behind the edge should have to handle.
 
-JSON allows "\\u0000" and query strings allow %00, and pydantic passes them, but PostgreSQL text and JSONB
-cannot store them: without this guard such input would fail inside the database as a 500.
+- JSON nested deeper than settings.max_json_depth: recursive code further on (validation, encoders) would
+  spend the stack on it.
+- Duplicate keys in one JSON object: a parser keeps the last, so `{"points": 1, …, "points": 1000}` could
+  mean one thing to a proxy or a log reader and another to us.
+- NUL characters (JSON "\\u0000", query %00) and lone surrogates ("\\ud800"): pydantic passes them, but
+  PostgreSQL text and JSONB cannot store NUL and no UTF-8 encoder takes a lone surrogate, so they would
+  fail inside the database as a 500.
+
+The walk is iterative, so no input shape can exhaust the stack here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
 
-from loyalty_api.http.problems import problem_response
+from loyalty_api.errors import LoyaltyError
 
-_MESSAGE = "must not contain NUL characters"
-
-
-def _nul_paths(value: Any, path: tuple[str, ...] = ()) -> Iterator[str]:
-    if isinstance(value, str):
-        if "\x00" in value:
-            yield ".".join(path)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                yield ".".join((*path, key))
-            yield from _nul_paths(item, (*path, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _nul_paths(item, (*path, str(index)))
+_NOT_JSON = object()
+# An answer names at most this many problems, each field path cut to this length: a hostile body must not
+# make the error larger than the input.
+_MAX_ERRORS = 20
+_MAX_FIELD = 100
 
 
-def refuse_nul(request: Request, body: bytes) -> JSONResponse | None:
+class InvalidInput(LoyaltyError):
+    code = "validation_error"
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        errors = errors[:_MAX_ERRORS]
+        fields = ", ".join(e["field"] or e["location"] for e in errors)
+        super().__init__(f"The request has invalid or missing values: {fields}", errors=errors)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return found
+
+
+def _error(field: str, location: str, message: str, kind: str) -> dict[str, str]:
+    if len(field) > _MAX_FIELD:
+        field = field[:_MAX_FIELD] + "…"
+    field = field.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate in a key, echoed
+    return {"field": field, "location": location, "message": message, "type": kind}
+
+
+def _string_problem(value: str) -> tuple[str, str] | None:
+    if "\x00" in value:
+        return "must not contain NUL characters", "string_nul"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)", "string_unicode"
+    return None
+
+
+def _walk(document: Any, max_depth: int) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    pending: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while pending:
+        value, path = pending.pop()
+        if len(path) > max_depth:
+            field = ".".join(path[:max_depth])
+            return [_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
+        if isinstance(value, str):
+            problem = _string_problem(value)
+            if problem is not None:
+                errors.append(_error(".".join(path), "body", *problem))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _string_problem(key)
+                if problem is not None:
+                    errors.append(_error(".".join((*path, key)), "body", *problem))
+                pending.append((item, (*path, key)))
+        elif isinstance(value, list):
+            pending.extend((item, (*path, str(index))) for index, item in enumerate(value))
+    return errors
+
+
+def load_json(body: bytes, *, max_depth: int) -> Any:
+    """The parsed body, or InvalidInput. A body that is not JSON at all is left to the caller's own parser
+    (it returns _NOT_JSON), so its usual error stays the one the client sees."""
+    try:
+        document = json.loads(body, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InvalidInput(
+            [_error(exc.key, "body", "appears twice in one object", "json_duplicate_key")]
+        ) from None
+    except RecursionError:
+        raise InvalidInput(
+            [_error("", "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
+        ) from None
+    except ValueError:  # not JSON, or not UTF-8
+        return _NOT_JSON
+    errors = _walk(document, max_depth)
+    if errors:
+        raise InvalidInput(errors)
+    return document
+
+
+def is_json(document: Any) -> bool:
+    return document is not _NOT_JSON
+
+
+def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
+    """Raise InvalidInput for a query string or JSON body the service must not take in."""
     errors = [
-        {"field": name, "location": "query", "message": _MESSAGE, "type": "string_nul"}
-        for name, value in request.query_params.multi_items()
-        if "\x00" in name or "\x00" in value
+        _error(name if "\x00" not in name else "", "query", *problem)
+        for name, value in query.multi_items()
+        for problem in [_string_problem(name) or _string_problem(value)]
+        if problem is not None
     ]
-    if b"\\u0000" in body or b"\x00" in body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None  # not JSON: the body validation will refuse it
-        errors += [
-            {"field": field, "location": "body", "message": _MESSAGE, "type": "string_nul"}
-            for field in _nul_paths(parsed)
-        ]
-    if not errors:
-        return None
-    fields = ", ".join(e["field"] for e in errors)
-    return problem_response(
-        status=422,
-        code="validation_error",
-        title="Invalid input",
-        detail=f"The request has invalid or missing values: {fields}",
-        instance=request.url.path,
-        extra={"errors": errors},
-    )
+    if errors:
+        raise InvalidInput(errors)
+    if body:
+        load_json(body, max_depth=max_depth)

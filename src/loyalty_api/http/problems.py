@@ -84,6 +84,7 @@ def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
     )
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    response.headers.update(exc.headers)
     return response
 
 

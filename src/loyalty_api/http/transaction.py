@@ -17,13 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import InvalidApiKey
 from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
-from loyalty_api.http.input_guard import refuse_nul
+from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of
+from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
+from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import (
     IdempotencyKeyReused,
@@ -34,40 +35,32 @@ from loyalty_api.idempotency.service import Claim, StoredResponse
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-# A stored response body that starts with this is encrypted (see SecretIssuingRoute).
-SEALED_PREFIX = "sealed:"
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-async def _verified_owner(units: UnitsOfWork, request: Request) -> str:
-    """The API key an Idempotency-Key belongs to, verified before anything is claimed or replayed: a stored
-    response is only ever given back to the key that caused it."""
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not token:
+def _owner(request: Request) -> str:
+    """The API key an Idempotency-Key belongs to, verified by the edge before anything is claimed or
+    replayed: a stored response is only ever given back to the key that caused it."""
+    principal = principal_of(request)
+    if principal is None:
         raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
-    async with units.read() as uow:
-        principal = await auth_service.authenticate(uow, token)
     return principal.key_prefix
 
 
-def _stored(response: Response, *, seal_with: Vault | None = None) -> StoredResponse:
-    body = bytes(response.body).decode("utf-8")
-    if seal_with is not None:
-        body = SEALED_PREFIX + seal_with.encrypt(body)
+def _stored(response: Response, vault: Vault) -> StoredResponse:
+    """The response as an Idempotency-Key keeps it: encrypted, since replies hold personal data (an
+    enrolment's phone and e-mail) and secrets shown once (a webhook's signing secret)."""
     return StoredResponse(
         status=response.status_code,
-        body=body,
+        body=vault.encrypt(bytes(response.body).decode("utf-8")),
         content_type=response.headers.get("content-type", "application/json"),
     )
 
 
 def _replay(stored: StoredResponse, vault: Vault) -> Response:
-    body = stored.body
-    if body.startswith(SEALED_PREFIX):
-        body = vault.decrypt(body.removeprefix(SEALED_PREFIX))
     return Response(
-        content=body.encode("utf-8"),
+        content=vault.decrypt(stored.body).encode("utf-8"),
         status_code=stored.status,
         media_type=stored.content_type,
         headers={REPLAYED_HEADER: "true"},
@@ -86,6 +79,11 @@ async def get_uow(request: Request) -> UnitOfWork:  # async: FastAPI runs a plai
 class UnitOfWorkRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        # What the edge can answer on any route, before or around the endpoint.
+        edge: list[type[LoyaltyError]] = [InvalidApiKey, RateLimited, RequestTimedOut]
+        if self.takes_body():
+            edge += [PayloadTooLarge, InvalidInput]
+        self.responses = add_problems(self.responses, *edge)
         if self.honours_idempotency():
             self.responses = add_problems(
                 self.responses, IdempotencyKeyReused, IdempotencyRequestInFlight, InvalidIdempotencyKey
@@ -98,42 +96,35 @@ class UnitOfWorkRoute(APIRoute):
     def honours_idempotency(self) -> bool:
         return "POST" in (self.methods or set())
 
-    def seals_stored_response(self) -> bool:
-        """Whether the response an Idempotency-Key replays is stored encrypted (it holds a secret)."""
-        return False
+    def takes_body(self) -> bool:
+        return not (self.methods or set()) <= {"GET", "HEAD"}
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         read_only = self.read_only()
         honours_idempotency = self.honours_idempotency()
-        seal = self.seals_stored_response()
-        has_body = not (self.methods or set()) <= {"GET", "HEAD"}
+        has_body = self.takes_body()
 
         async def run(request: Request) -> Response:
             units: UnitsOfWork = request.app.state.units
-            refusal = refuse_nul(request, await request.body() if has_body else b"")
-            if refusal is not None:
-                return refusal
             claimed: Claim | None = None
-            key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
-            if key is not None:
-                try:
+            try:
+                body = await request.body() if has_body else b""
+                screen(request.query_params, body, max_depth=units.settings.max_json_depth)
+                key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
+                if key is not None:
                     outcome = await idempotency.claim(
                         units,
-                        owner=await _verified_owner(units, request),
+                        owner=_owner(request),
                         key=key,
-                        fingerprint=idempotency.fingerprint(
-                            request.method, request.url.path, await request.body()
-                        ),
+                        fingerprint=idempotency.fingerprint(request.method, request.url.path, body),
                     )
-                except LoyaltyError as exc:
-                    return render_domain_error(exc, request)
-                if isinstance(outcome, StoredResponse):
-                    return _replay(outcome, units.vault)
-                claimed = outcome
-            return await _run_in_unit_of_work(
-                units, request, handler, read_only=read_only, claimed=claimed, seal=seal
-            )
+                    if isinstance(outcome, StoredResponse):
+                        return _replay(outcome, units.vault)
+                    claimed = outcome
+            except LoyaltyError as exc:
+                return render_domain_error(exc, request)
+            return await _run_in_unit_of_work(units, request, handler, read_only=read_only, claimed=claimed)
 
         return run
 
@@ -152,14 +143,6 @@ class QueryRoute(UnitOfWorkRoute):
         return False
 
 
-class SecretIssuingRoute(UnitOfWorkRoute):
-    """A POST whose response holds a secret shown only once (a webhook signing secret). An Idempotency-Key
-    replays it like any other, but the stored copy is encrypted with the vault, never kept in clear."""
-
-    def seals_stored_response(self) -> bool:
-        return True
-
-
 async def _run_in_unit_of_work(
     units: UnitsOfWork,
     request: Request,
@@ -167,7 +150,6 @@ async def _run_in_unit_of_work(
     *,
     read_only: bool,
     claimed: Claim | None,
-    seal: bool = False,
 ) -> Response:
     uow = await units.start(read_only=read_only)
     request.state.uow = uow
@@ -178,9 +160,7 @@ async def _run_in_unit_of_work(
         try:
             response = await handler(request)
             if claimed is not None:
-                await idempotency.complete(
-                    uow, claimed, _stored(response, seal_with=uow.vault if seal else None)
-                )
+                await idempotency.complete(uow, claimed, _stored(response, uow.vault))
             if read_only:
                 await uow.rollback()
             else:
@@ -194,7 +174,9 @@ async def _run_in_unit_of_work(
                 if exc.status in (401, 403):
                     settle_claim = partial(idempotency.release, units, claimed)
                 else:  # the request ran and a business rule refused it: a retry gets the same answer
-                    settle_claim = partial(idempotency.complete_alone, units, claimed, _stored(refusal))
+                    settle_claim = partial(
+                        idempotency.complete_alone, units, claimed, _stored(refusal, uow.vault)
+                    )
             await uow.rollback()
             return refusal
         except (RequestValidationError, StarletteHTTPException):

@@ -11,7 +11,9 @@ from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.edge import spend_contact_lookup
 from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members import service
 from loyalty_api.members.errors import (
@@ -55,7 +57,12 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
 @router.get(
     "/lookup",
     summary="Find a member by card number, phone, e-mail or an external id",
-    responses=problem_responses(*_AUTH, MemberNotFound, InvalidMemberNumber, LookupNeedsOneIdentifier),
+    description="Lookups by phone or e-mail also spend the key's contact-lookup budget "
+    "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), which is small: it is there to stop a walk through numbers.",
+    responses=problem_responses(
+        *_AUTH, MemberNotFound, InvalidMemberNumber, LookupNeedsOneIdentifier, RateLimited
+    ),
+    dependencies=[Depends(spend_contact_lookup)],
 )
 async def lookup_member(
     uow: UoW,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -13,7 +12,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.transaction import SecretIssuingRoute, UnitOfWorkRoute
+from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.webhooks import catalogue, endpoints
 from loyalty_api.webhooks.errors import (
     DeliveryInFlight,
@@ -48,22 +47,9 @@ AnyCaller = Annotated[
 ]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 _TARGET = (TargetNotAllowed, TargetUnresolvable)
-_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
-def _post_issuing_secret(path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
-    """`@router.post`, for a response that holds a secret: an Idempotency-Key's stored copy is encrypted."""
-
-    def register(endpoint: _Endpoint) -> _Endpoint:
-        router.add_api_route(
-            path, endpoint, methods=["POST"], route_class_override=SecretIssuingRoute, **options
-        )
-        return endpoint
-
-    return register
-
-
-@_post_issuing_secret(
+@router.post(
     "/webhook-endpoints",
     status_code=201,
     summary="Register a webhook endpoint; its signing secret is in this response only",
@@ -120,7 +106,7 @@ async def delete_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Resp
     return Response(status_code=204)
 
 
-@_post_issuing_secret(
+@router.post(
     "/webhook-endpoints/{endpoint_id}/rotate-secret",
     summary="Give the endpoint a new signing secret (in this response only); the old one signs too "
     "for `overlap_hours`",

@@ -1,0 +1,191 @@
+"""The edge: what every request passes before any route runs, so no client can stall a process.
+
+In order: a declared body over the cap is refused (413) before anything else; calls to the API (`/v1`,
+`/graphql`) need a valid key, checked before a byte of the body is read, with failures counted per client
+address and per key prefix; the key's rate limit is spent; then the route runs under the request time limit
+(503 past it, everything rolled back), reading a body that is counted as it streams and cut at the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loyalty_api.auth import keys
+from loyalty_api.auth import service as auth_service
+from loyalty_api.auth.errors import InvalidApiKey
+from loyalty_api.auth.principal import Principal
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.problems import render_domain_error
+from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.settings import Settings
+
+GRAPHQL_PATH = "/graphql"
+# An anonymous SDL read (when settings allow it) is one short document.
+ANONYMOUS_BODY_BYTES = 8 * 1024
+_MISSING_KEY = "Send the API key as `Authorization: Bearer lk_…`"
+
+
+class PayloadTooLarge(LoyaltyError):
+    code = "payload_too_large"
+    status = 413
+    title = "The request body is too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes", max_bytes=limit)
+        self.headers = {"Connection": "close"}  # else the server reads the rest of the body to reuse it
+
+
+class RequestTimedOut(LoyaltyError):
+    code = "request_timed_out"
+    status = 503
+    title = "The request took too long and was rolled back"
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The caller the edge authenticated (None on routes that need no key)."""
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    return principal
+
+
+async def spend_contact_lookup(request: Request) -> None:
+    """A route dependency: a lookup by phone or e-mail spends the key's contact-lookup budget too."""
+    if "phone" in request.query_params or "email" in request.query_params:
+        principal = principal_of(request)
+        if principal is not None:
+            limiter: RateLimiter = request.app.state.rate_limiter
+            await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+
+
+def _needs_key(scope: Scope) -> bool:
+    path: str = scope["path"]
+    if path == GRAPHQL_PATH:
+        # GraphiQL's page itself is public; every query, over GET or POST, needs a key.
+        return not (scope["method"] == "GET" and not scope.get("query_string"))
+    return path.startswith("/v1/") or path == "/v1"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    declared = _header(scope, b"content-length")
+    return (declared is not None and declared != b"0") or _header(scope, b"transfer-encoding") is not None
+
+
+def _bearer(scope: Scope) -> str | None:
+    raw = _header(scope, b"authorization")
+    if raw is None:
+        return None
+    scheme, _, token = raw.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(limit)
+        return message
+
+    return counted
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.max_body = settings.max_body_bytes
+        self.timeout = settings.request_timeout_seconds
+        self.public_sdl = settings.graphql_public_sdl
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(limit)
+            if _needs_key(scope):
+                principal = await self._caller(scope)
+                if principal is None:
+                    limit = min(limit, ANONYMOUS_BODY_BYTES)
+                scope.setdefault("state", {})["principal"] = principal
+        except LoyaltyError as exc:
+            await self._refuse(exc, scope, receive, send)
+            return
+        await self._run(scope, _capped(receive, limit), send)
+
+    async def _caller(self, scope: Scope) -> Principal | None:
+        """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception."""
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        token = _bearer(scope)
+        if token is None and self.public_sdl and scope["path"] == GRAPHQL_PATH:
+            await self.limiter.spend(self.limiter.unauthenticated, address)
+            return None
+        parts = keys.parse(token) if token else None
+        if parts is None:
+            await self.limiter.spend(self.limiter.unauthenticated, address)
+            raise InvalidApiKey(_MISSING_KEY if token is None else None)
+        units: UnitsOfWork = scope["app"].state.units
+        if not auth_service.is_verified(units, parts):
+            # Only a key not verified in the last few seconds costs a look-up: that is what guessing costs,
+            # so it is what the failure budgets guard.
+            await self.limiter.check(self.limiter.unauthenticated, address)
+            await self.limiter.check(self.limiter.failed_prefix, parts.prefix)
+        try:
+            principal = await auth_service.authenticate(units, parts)
+        except InvalidApiKey:
+            await self.limiter.count(self.limiter.unauthenticated, address)
+            await self.limiter.count(self.limiter.failed_prefix, parts.prefix)
+            raise
+        await self.limiter.spend(self.limiter.budget_of(principal), principal.key_prefix)
+        return principal
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.app(scope, receive, tracked)
+        except TimeoutError:
+            if started:
+                raise
+            error = RequestTimedOut(
+                f"No answer within {self.timeout:g} s: the request was rolled back. "
+                "Retry it (with the same Idempotency-Key, it is done at most once)."
+            )
+            error.headers = {"Retry-After": "1"}
+            await self._refuse(error, scope, receive, send)
+        except PayloadTooLarge as exc:  # read outside a route (the routes answer it themselves)
+            if started:
+                raise
+            await self._refuse(exc, scope, receive, send)
+
+    async def _refuse(self, exc: LoyaltyError, scope: Scope, receive: Receive, send: Send) -> None:
+        response = render_domain_error(exc, Request(scope))
+        if _has_body(scope):
+            # The body was not read, and a connection kept alive would have the server read and drop all
+            # of it before the next request: 50 MB refused would still be 50 MB received.
+            response.headers["Connection"] = "close"
+        await response(scope, receive, send)

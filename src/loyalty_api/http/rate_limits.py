@@ -1,0 +1,133 @@
+"""Rate limits at the edge, counted by the `limits` library in process memory or in Redis.
+
+Budgets: each API key's calls (by scope, or the key's own rate); member lookups by phone or e-mail per key;
+calls without a valid key per client address; failed keys per key prefix. A spent budget is a 429 problem
+with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit` headers.
+
+Counting fails open: if the storage (Redis) cannot be reached, the call goes through and a warning is logged,
+so an outage of the limiter's storage never takes the till down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.settings import Settings
+
+logger = logging.getLogger("loyalty_api.rate_limits")
+# A storage outage is logged at most this often, not once per request.
+_WARN_EVERY_SECONDS = 60.0
+
+
+class RateLimited(LoyaltyError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One named limit: `name` shows in the RateLimit headers, `rate` is how much of it there is."""
+
+    name: str
+    rate: RateLimitItem
+
+    @classmethod
+    def of(cls, name: str, rate: str) -> Budget:
+        return cls(name, parse(rate))
+
+
+def _storage_uri(setting: str) -> str:
+    # The asyncio flavour of each storage; redis goes through coredis, the library's default client.
+    return f"async+{setting}"
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limits_enabled
+        storage = storage_from_string(_storage_uri(settings.rate_limit_storage), key_prefix="loyalty")
+        assert isinstance(storage, Storage)
+        self.storage = storage
+        self._counter = SlidingWindowCounterRateLimiter(self.storage)
+        self._by_scope = {
+            Scope.admin: Budget.of("key", settings.rate_limit_admin),
+            Scope.pos: Budget.of("key", settings.rate_limit_pos),
+            Scope.ecommerce: Budget.of("key", settings.rate_limit_ecommerce),
+            Scope.partner: Budget.of("key", settings.rate_limit_partner),
+            Scope.billing: Budget.of("key", settings.rate_limit_billing),
+        }
+        self.contact_lookup = Budget.of("contact-lookup", settings.rate_limit_contact_lookup)
+        self.unauthenticated = Budget.of("unauthenticated", settings.rate_limit_unauthenticated_per_address)
+        self.failed_prefix = Budget.of("failed-auth", settings.rate_limit_failed_auth_per_prefix)
+        self._own_rates: dict[str, Budget] = {}
+        self._warned_at = -math.inf
+
+    def budget_of(self, principal: Principal) -> Budget:
+        """The key's own rate if it has one, else the most generous of its scopes' defaults."""
+        if principal.rate_limit is not None:
+            own = self._own_rates.get(principal.rate_limit)
+            if own is None:
+                own = self._own_rates[principal.rate_limit] = Budget.of("key", principal.rate_limit)
+            return own
+        budgets = [self._by_scope[scope] for scope in principal.scopes]
+        return max(budgets, key=lambda b: b.rate.amount / b.rate.get_expiry())
+
+    async def spend(self, budget: Budget, who: str, *, cost: int = 1) -> None:
+        """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent."""
+        if self.enabled and not await self._safely(
+            self._counter.hit(budget.rate, budget.name, who, cost=cost)
+        ):
+            raise await self._refusal(budget, who)
+
+    async def check(self, budget: Budget, who: str) -> None:
+        """RateLimited when `who`'s budget is already spent; counts nothing."""
+        if self.enabled and not await self._safely(self._counter.test(budget.rate, budget.name, who)):
+            raise await self._refusal(budget, who)
+
+    async def count(self, budget: Budget, who: str) -> None:
+        """Count one call whatever is left (a failure that is answered anyway)."""
+        if self.enabled:
+            await self._safely(self._counter.hit(budget.rate, budget.name, who))
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+
+    async def _safely(self, counting: Awaitable[bool]) -> bool:
+        try:
+            allowed = await counting
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._warned_at > _WARN_EVERY_SECONDS:
+                self._warned_at = now
+                logger.warning("rate limit storage unreachable", extra={"error": type(exc).__name__})
+            return True
+        return allowed
+
+    async def _refusal(self, budget: Budget, who: str) -> RateLimited:
+        try:
+            stats = await self._counter.get_window_stats(budget.rate, budget.name, who)
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:
+            wait = budget.rate.get_expiry()
+        error = RateLimited(
+            f"This {budget.name} budget ({budget.rate.amount} per {budget.rate.get_expiry()} s) is spent; "
+            f"retry in {wait} s"
+        )
+        quota = f'"{budget.name}";q={budget.rate.amount};w={budget.rate.get_expiry()}'
+        error.headers = {
+            "Retry-After": str(wait),
+            "RateLimit-Policy": quota,
+            "RateLimit": f'"{budget.name}";r=0;t={wait}',
+        }
+        return error

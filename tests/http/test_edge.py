@@ -1,0 +1,286 @@
+"""The edge: body cap, the key before the body, JSON it refuses, GraphQL before parsing, the time limit."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from loyalty_api.auth.principal import Scope
+from loyalty_api.settings import Settings
+from tests.apps import serving
+from tests.builders import enrol, make_key
+from tests.conftest import bearer
+from tests.databases import is_postgres
+from tests.inspect_db import count
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import earn, points, set_program
+
+MIB = 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class CountedBody:
+    """A streamed request body that remembers how much of it the server pulled."""
+
+    def __init__(self, total: int, byte: bytes = b" ") -> None:
+        self.total = total
+        self.byte = byte
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.total:
+            chunk = self.byte * min(CHUNK, self.total - self.sent)
+            self.sent += len(chunk)
+            yield chunk
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    return body
+
+
+class TestBodyCap:
+    async def test_a_declared_body_over_the_cap_is_refused_before_it_is_read(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = CountedBody(100 * MIB)
+        response = await client.post(
+            "/v1/members",
+            content=body,
+            headers={**bearer(pos_key), "Content-Type": "application/json", "Content-Length": str(100 * MIB)},
+        )
+        problem = assert_problem(response, 413, "payload_too_large")
+        assert problem["max_bytes"] == MIB
+        assert body.sent == 0
+        assert await count(app, "members") == 0
+
+    async def test_a_streamed_body_is_cut_at_the_cap(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = CountedBody(50 * MIB)  # chunked: no Content-Length to refuse it by
+        response = await client.post(
+            "/v1/members", content=body, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert_problem(response, 413, "payload_too_large")
+        assert MIB < body.sent <= MIB + CHUNK
+        assert await count(app, "members") == 0
+
+    async def test_the_cap_applies_to_graphql(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = CountedBody(5 * MIB, b"a")
+        response = await client.post(
+            "/graphql", content=body, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert_problem(response, 413, "payload_too_large")
+        assert body.sent <= MIB + CHUNK
+
+    async def test_a_body_under_the_cap_goes_through(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        content = '{"name": "大"' + " " * (MIB - 100) + "}"  # whitespace is valid JSON
+        response = await client.post(
+            "/v1/members", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
+
+
+class TestKeyBeforeBody:
+    @pytest.mark.parametrize("path", ["/v1/members", "/graphql", "/v1/nowhere"])
+    async def test_without_a_key_no_byte_of_the_body_is_read(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        body = CountedBody(10 * MIB, b"a")
+        response = await client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert_problem(response, 401, "invalid_api_key")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert body.sent == 0
+
+    async def test_a_wrong_key_reads_no_body_either(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = CountedBody(MIB // 2, b"a")
+        wrong = pos_key[:-4] + "AAAA"
+        response = await client.post("/graphql", content=body, headers=bearer(wrong))
+        assert_problem(response, 401, "invalid_api_key")
+        assert body.sent == 0
+
+    async def test_the_public_pages_need_no_key(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/openapi.json")).status_code == 200
+        ide = await client.get("/graphql", headers={"Accept": "text/html"})
+        assert ide.status_code == 200
+        assert "graphiql" in ide.text.lower()
+
+    async def test_a_graphql_query_over_get_needs_a_key(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/graphql", params={"query": "{ __typename }"})
+        assert_problem(response, 401, "invalid_api_key")
+
+
+class TestHostileJson:
+    async def test_deep_nesting_is_422_not_500(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        content = '{"a":"\\u0000","b":' + "[" * 1000 + "1" + "]" * 1000 + "}"
+        response = await client.post(
+            "/v1/members", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert {e["type"] for e in problem["errors"]} == {"json_too_deep"}
+        assert await count(app, "members") == 0
+
+    async def test_nesting_deeper_than_the_parser_goes_is_422(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        content = "[" * 200_000 + "]" * 200_000
+        response = await client.post(
+            "/v1/members", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert_problem(response, 422, "validation_error")
+
+    async def test_a_duplicate_key_is_refused_and_redeems_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 200_000, order_ref="D1")
+        before = await points(client, pos_key, member["id"])
+        content = '{"points": 1, "order_ref": "R-dup", "points": 1000}'
+        response = await client.post(
+            f"/v1/members/{member['id']}/redeem",
+            content=content,
+            headers={**bearer(pos_key), "Content-Type": "application/json"},
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"] == [
+            {
+                "field": "points",
+                "location": "body",
+                "message": "appears twice in one object",
+                "type": "json_duplicate_key",
+            }
+        ]
+        assert await points(client, pos_key, member["id"]) == before
+
+    async def test_a_lone_surrogate_is_422_not_500(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        response = await client.post(
+            "/v1/members",
+            content='{"name": "a\\ud800b"}',
+            headers={**bearer(pos_key), "Content-Type": "application/json"},
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["field"] == "name"
+        assert await count(app, "members") == 0
+
+    async def test_the_error_does_not_grow_with_the_input(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        long_key = "k" * 100_000
+        content = json.dumps({"items": ["\u0000"] * 5000}).replace("items", long_key)
+        response = await client.post(
+            "/v1/members", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert_problem(response, 422, "validation_error")
+        assert len(response.content) < 10_000
+
+
+class TestGraphQLBeforeParsing:
+    @pytest.mark.parametrize("content", ["null", '"x"', "[]", "1", "{", "[[[[", '{"query": 1}', ""])
+    async def test_a_body_that_is_not_an_operation_is_a_problem_not_a_500(
+        self, client: httpx.AsyncClient, pos_key: str, content: str
+    ) -> None:
+        response = await client.post(
+            "/graphql", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_a_document_over_the_token_limit_is_refused_before_parsing(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        aliases = "{" + " ".join(f"a{i}: __typename" for i in range(1000)) + "}"  # 3,002 tokens
+        response = await client.post("/graphql", json={"query": aliases}, headers=bearer(pos_key))
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["type"] == "graphql_too_many_tokens"
+        over_get = await client.get("/graphql", params={"query": aliases}, headers=bearer(pos_key))
+        assert_problem(over_get, 422, "validation_error")
+        under = "{" + " ".join(f"a{i}: __typename" for i in range(300)) + "}"  # 902 tokens
+        response = await client.post("/graphql", json={"query": under}, headers=bearer(pos_key))
+        assert response.status_code == 200
+        assert len(response.json()["data"]) == 300
+
+    async def test_error_messages_never_echo_the_document(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        marker = "Z" * 20_000
+        for document in (
+            f"{{ {marker} }}",
+            f'{{ member(id: "{marker}") {{ id }} }}',
+            f"{{ a {marker}",
+            marker,
+        ):
+            response = await client.post("/graphql", json={"query": document}, headers=bearer(pos_key))
+            assert response.status_code in (200, 400), response.text
+            assert "Z" * 50 not in response.text
+            assert len(response.content) < 2_000
+
+    async def test_the_sdl_is_public_only_when_a_setting_says_so(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        sdl_query = {"query": "{ _service { sdl } }"}
+        refused = await client.post("/graphql", json=sdl_query)
+        assert_problem(refused, 401, "invalid_api_key")
+        async with serving(settings, graphql_public_sdl=True) as (_, anonymous):
+            response = await anonymous.post("/graphql", json=sdl_query)
+            assert response.status_code == 200
+            assert "@key" in response.json()["data"]["_service"]["sdl"]
+            # Anything beyond the SDL still needs a key.
+            member = await anonymous.post("/graphql", json={"query": '{ member(id: "x") { id } }'})
+            assert member.json()["errors"][0]["extensions"]["code"] == "invalid_api_key"
+            big = await anonymous.post("/graphql", json={"query": "{ _service { sdl } }" + " " * 20_000})
+            assert_problem(big, 413, "payload_too_large")
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds a row lock from a second PostgreSQL connection")
+class TestTimeLimit:
+    async def test_a_request_stuck_past_the_limit_is_cut_off_and_its_key_is_free_again(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, request_timeout_seconds=1.0) as (app, client):
+            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            member = await enrol(client, till)
+            await earn(client, till, member["id"], 10_000)
+            before = await points(client, till, member["id"])
+            headers = bearer(till) | {"Idempotency-Key": "till-3-receipt-9"}
+            body = {"points": 30, "order_ref": "R-slow"}
+            engine = create_async_engine(settings.database_url, poolclass=NullPool)
+            try:
+                async with engine.connect() as gate:  # another transaction holds the account's lock
+                    await gate.execute(
+                        text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE"),
+                        {"m": uuid.UUID(member["id"])},
+                    )
+                    stuck = await client.post(
+                        f"/v1/members/{member['id']}/redeem", json=body, headers=headers
+                    )
+                    await gate.rollback()
+            finally:
+                await engine.dispose()
+            problem = assert_problem(stuck, 503, "request_timed_out")
+            assert stuck.headers["retry-after"] == "1"
+            assert "rolled back" in problem["detail"]
+            assert await points(client, till, member["id"]) == before
+            # The retry with the same key runs: the cut-off request's claim lasted no longer than the limit.
+            retried = await client.post(f"/v1/members/{member['id']}/redeem", json=body, headers=headers)
+            assert retried.status_code == 200, retried.text
+            assert (await points(client, till, member["id"]))["balance"] == before["balance"] - 30
+            await assert_ledger_invariant(app, member["id"])

@@ -1,0 +1,193 @@
+"""Rate limits: per key (scope defaults, the key's own rate), contact lookups, failed keys; memory, Redis."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.auth.principal import Scope
+from loyalty_api.settings import Settings
+from tests.apps import client_for, serving
+from tests.builders import enrol, make_key
+from tests.conftest import bearer
+
+REDIS_ENV = "LOYALTY_TEST_REDIS_URL"
+needs_redis = pytest.mark.skipif(
+    not os.environ.get(REDIS_ENV), reason=f"{REDIS_ENV} is not set (.ci/run starts Redis and sets it)"
+)
+
+
+def assert_limited(response: httpx.Response, budget: str, quota: int, window: int) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "rate_limited"
+    wait = int(response.headers["retry-after"])
+    assert 1 <= wait <= window
+    assert response.headers["ratelimit-policy"] == f'"{budget}";q={quota};w={window}'
+    assert response.headers["ratelimit"] == f'"{budget}";r=0;t={wait}'
+
+
+def random_address() -> str:
+    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+
+
+async def get_program(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    return await client.get("/v1/program", headers=bearer(key))
+
+
+class TestPerKey:
+    async def test_a_key_over_its_own_rate_gets_429_and_others_go_on(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        limited = await make_key(app, Scope.pos, rate_limit="5/minute")
+        answers = [await get_program(client, limited) for _ in range(6)]
+        assert [a.status_code for a in answers[:5]] == [200] * 5
+        assert_limited(answers[5], "key", 5, 60)
+        assert (await get_program(client, pos_key)).status_code == 200
+
+    async def test_scope_defaults_come_from_settings(self, settings: Settings) -> None:
+        async with serving(settings, rate_limit_pos="3/minute") as (app, client):
+            till = await make_key(app, Scope.pos)
+            office = await make_key(app, Scope.admin)
+            both = await make_key(app, Scope.pos, Scope.admin)
+            statuses = [(await get_program(client, till)).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            # A key with several scopes gets the most generous of their budgets.
+            assert {(await get_program(client, key)).status_code for key in [office, both] * 5} == {200}
+
+    async def test_a_graphql_call_costs_more_the_longer_its_document(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        key = await make_key(app, Scope.pos, rate_limit="12/minute")
+        long_query = {"query": "{" + " ".join(f"a{i}: __typename" for i in range(166)) + "}"}  # 500 tokens
+        first = await client.post("/graphql", json=long_query, headers=bearer(key))
+        assert first.status_code == 200  # 1 unit for the call and 10 for its 500 tokens: 11 of 12
+        assert_limited(await client.post("/graphql", json=long_query, headers=bearer(key)), "key", 12, 60)
+        short = await make_key(app, Scope.pos, rate_limit="12/minute")
+        statuses = [
+            (
+                await client.post("/graphql", json={"query": "{ __typename }"}, headers=bearer(short))
+            ).status_code
+            for _ in range(12)
+        ]
+        assert statuses == [200] * 12
+
+    async def test_a_bad_rate_is_refused_when_the_key_is_made(self, app: FastAPI) -> None:
+        from loyalty_api.errors import InvalidField
+
+        with pytest.raises(InvalidField):
+            await make_key(app, Scope.pos, rate_limit="lots")
+
+    async def test_with_limits_off_nothing_is_refused(self, settings: Settings) -> None:
+        async with serving(settings, rate_limits_enabled=False) as (app, client):
+            key = await make_key(app, Scope.pos, rate_limit="1/minute")
+            assert {(await get_program(client, key)).status_code for _ in range(5)} == {200}
+
+
+class TestContactLookups:
+    async def test_lookups_by_phone_or_email_have_a_small_budget_of_their_own(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_contact_lookup="3/minute") as (app, client):
+            key = await make_key(app, Scope.pos)
+            member = await enrol(client, key, email="walker@example.cn")
+            tries: list[dict[str, Any]] = [
+                {"phone": member["phone"]},
+                {"email": "walker@example.cn"},
+                {"phone": "+8613900000001"},
+            ]
+            answers = [await client.get("/v1/members/lookup", params=p, headers=bearer(key)) for p in tries]
+            assert [a.status_code for a in answers] == [200, 200, 404]
+            fourth = await client.get(
+                "/v1/members/lookup", params={"phone": member["phone"]}, headers=bearer(key)
+            )
+            assert_limited(fourth, "contact-lookup", 3, 60)
+            assert member["phone"] not in fourth.text
+            # The card number is what a till scans: it is not limited by this budget.
+            by_card = await client.get(
+                "/v1/members/lookup", params={"member_number": member["member_number"]}, headers=bearer(key)
+            )
+            assert by_card.status_code == 200
+            other_key = await make_key(app, Scope.pos)
+            fresh = await client.get(
+                "/v1/members/lookup", params={"phone": member["phone"]}, headers=bearer(other_key)
+            )
+            assert fresh.status_code == 200
+
+
+class TestFailedAuthentication:
+    async def test_an_address_that_keeps_failing_is_refused_without_a_look_up(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_unauthenticated_per_address="5/minute") as (app, _):
+            attacker, neighbour = client_for(app, "203.0.113.9"), client_for(app, "198.51.100.7")
+            guesses = [f"lk_{uuid.uuid4().hex[:12]}_{uuid.uuid4().hex}" for _ in range(6)]
+            answers = [await get_program(attacker, guess) for guess in guesses]
+            assert [a.status_code for a in answers[:5]] == [401] * 5
+            assert_limited(answers[5], "unauthenticated", 5, 60)
+            assert (await attacker.get("/v1/program")).status_code == 429  # no key at all counts too
+            assert (await get_program(neighbour, guesses[0])).status_code == 401
+            await attacker.aclose()
+            await neighbour.aclose()
+
+    async def test_wrong_secrets_for_one_prefix_are_refused_from_any_address(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_failed_auth_per_prefix="3/minute") as (app, _):
+            real = await make_key(app, Scope.pos)
+            prefix = real.split("_")[1]
+            statuses = []
+            for _ in range(4):
+                async with client_for(app, random_address()) as somewhere:
+                    statuses.append(
+                        (await get_program(somewhere, f"lk_{prefix}_{uuid.uuid4().hex}")).status_code
+                    )
+            assert statuses == [401, 401, 401, 429]
+
+
+class TestStorage:
+    @needs_redis
+    async def test_processes_sharing_redis_share_one_budget(self, settings: Settings) -> None:
+        redis = os.environ[REDIS_ENV]
+        async with (
+            serving(settings, rate_limit_storage=redis) as (one, first),
+            serving(settings, rate_limit_storage=redis) as (_, second),
+        ):
+            key = await make_key(one, Scope.pos, rate_limit="4/minute")
+            statuses = [(await get_program(c, key)).status_code for c in (first, second) * 3]
+            assert statuses == [200, 200, 200, 200, 429, 429]
+
+    async def test_processes_in_memory_each_count_their_own(self, settings: Settings) -> None:
+        async with serving(settings) as (one, first), serving(settings) as (_, second):
+            key = await make_key(one, Scope.pos, rate_limit="4/minute")
+            statuses = [(await get_program(c, key)).status_code for c in (first, second) * 3]
+            assert statuses == [200] * 6
+
+    @needs_redis
+    async def test_contact_lookups_and_failures_are_counted_in_redis_too(self, settings: Settings) -> None:
+        redis = os.environ[REDIS_ENV]
+        changes = {"rate_limit_storage": redis, "rate_limit_unauthenticated_per_address": "2/minute"}
+        address = random_address()
+        async with (
+            serving(settings, **changes) as (one, _),
+            serving(settings, **changes) as (two, _),
+            client_for(one, address) as first,
+            client_for(two, address) as second,
+        ):
+            statuses = [(await c.get("/v1/program")).status_code for c in (first, second, first)]
+        assert statuses == [401, 401, 429]
+
+    async def test_an_unreachable_storage_lets_calls_through(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="loyalty_api.rate_limits")
+        async with serving(settings, rate_limit_storage="redis://127.0.0.1:9/0") as (app, client):
+            key = await make_key(app, Scope.pos, rate_limit="1/minute")
+            assert {(await get_program(client, key)).status_code for _ in range(3)} == {200}
+        assert [r.message for r in caplog.records] == ["rate limit storage unreachable"]
