@@ -1,0 +1,304 @@
+"""The edge under load: what the rate limiter costs an earn, and what a flood does to a till's earn.
+
+    .venv/bin/python benchmarks/edge.py                                  # PostgreSQL, 20,000 members
+    .venv/bin/python benchmarks/edge.py --members 5000 --seconds 8 --rounds 3
+
+Two `loyalty-api serve` processes on one database: one with the rate limiter on (in-process memory, the
+default), one with it off. `wrk` drives earn (a random member, a new receipt each time) against each in turn,
+interleaved round by round, and the servers' CPU time per request is read from /proc. A third run per round
+drives the limiter-on server's earn while an attacker, with a key of its own (default budget), floods it:
+`wrk` sending GraphQL documents of 1,000 aliases, and raw sockets sending 50 MB bodies, half declared by
+Content-Length, half streamed chunked. Prints medians.
+
+Needs `wrk` (Debian: `apt-get install wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import PG_SERVER, cpu_seconds, free_port, server  # noqa: E402
+from benchmarks.seed import seed  # noqa: E402
+
+from loyalty_api import crypto  # noqa: E402
+from loyalty_api.auth import service as auth_service  # noqa: E402
+from loyalty_api.auth.principal import Scope  # noqa: E402
+from loyalty_api.clock import SystemClock  # noqa: E402
+from loyalty_api.db.engine import Database, create_engine  # noqa: E402
+from loyalty_api.db.migrations import upgrade  # noqa: E402
+from loyalty_api.db.uow import UnitsOfWork  # noqa: E402
+from loyalty_api.settings import Settings  # noqa: E402
+
+EARN_LUA = r"""
+local made = 0
+function setup(thread)
+  made = made + 1
+  thread:set("tid", made)
+end
+function init(args)
+  tag, key = args[1], args[3]
+  ids = {}
+  for line in io.lines(args[2]) do ids[#ids + 1] = line end
+  math.randomseed(tid * 7919 + os.time())
+  counter = 0
+  wrk.headers["Authorization"] = "Bearer " .. key
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local body = '{"order_ref":"' .. tag .. '-' .. tid .. '-' .. counter ..
+    '","amount":{"amount":12990,"currency":"CNY"}}'
+  return wrk.format("POST", "/v1/members/" .. ids[math.random(#ids)] .. "/earn", nil, body)
+end
+"""
+
+ALIASES_LUA = r"""
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Authorization"] = "Bearer " .. args[1]
+  wrk.headers["Content-Type"] = "application/json"
+  local fields = {}
+  for i = 1, 1000 do fields[i] = "a" .. i .. ": __typename" end
+  wrk.body = '{"query": "{ ' .. table.concat(fields, " ") .. ' }"}'
+end
+"""
+
+FIFTY_MB = 50 * 1024 * 1024
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class Run:
+    label: str
+    requests: int
+    seconds: float
+    non_2xx: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse_wrk(label: str, output: str, cpu: float) -> Run:
+    requests, duration = re.search(r"(\d+) requests in ([\d.]+)s,", output).groups()  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Run(
+        label=label,
+        requests=int(requests),
+        seconds=float(duration),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        p50_ms=_ms(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        cpu_ms_per_request=cpu / int(requests) * 1000 if int(requests) else float("nan"),
+    )
+
+
+async def wrk(script: Path, url: str, args: list[str], *, seconds: float, clients: int) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{clients}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return out.decode()
+
+
+async def big_body(port: int, key: str, *, chunked: bool) -> None:
+    """One 50 MB body, declared by Content-Length or streamed chunked, poured until the server answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {FIFTY_MB}"
+    writer.write(
+        f"POST /v1/members HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n".encode()
+    )
+    chunk = b"a" * 65536
+
+    async def pour() -> None:
+        try:
+            for _ in range(FIFTY_MB // len(chunk)):
+                writer.write(b"10000\r\n" + chunk + b"\r\n" if chunked else chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    pouring = asyncio.create_task(pour())
+    try:
+        await asyncio.wait_for(reader.read(200), timeout=30)
+    except (TimeoutError, ConnectionError, OSError):
+        pass
+    finally:
+        pouring.cancel()
+        writer.close()
+
+
+async def big_bodies(port: int, key: str, until: float) -> int:
+    """50 MB bodies one after another until `until`, declared and chunked in turn; how many were sent."""
+    sent = 0
+    while time.monotonic() < until:
+        await big_body(port, key, chunked=sent % 2 == 1)
+        sent += 1
+    return sent
+
+
+async def prepare(url: str, members: int) -> tuple[str, str, list[str], str]:
+    key_material = crypto.generate_key()
+    settings = Settings(database_url=url, encryption_key=key_material)
+    engine = create_engine(url)
+    await upgrade(engine)
+    till_key, pairs = await seed(engine, settings, members)
+    await engine.dispose()
+    database = Database(create_engine(url))
+    units = UnitsOfWork(database, SystemClock(), crypto.Vault(key_material), settings)
+    async with units.begin() as uow:
+        attacker = await auth_service.create_key(uow, name="attacker", scopes=[Scope.pos, Scope.ecommerce])
+    await database.dispose()
+    return key_material, till_key, [member_id for member_id, _ in pairs], attacker.token
+
+
+async def bench(args: argparse.Namespace) -> None:
+    name = f"loyalty_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    tmp = Path(tempfile.mkdtemp(prefix="loyalty-edge-"))
+    try:
+        key_material, till_key, member_ids, attacker_key = await prepare(url, args.members)
+        (tmp / "ids").write_text("\n".join(member_ids) + "\n")
+        (tmp / "earn.lua").write_text(EARN_LUA)
+        (tmp / "aliases.lua").write_text(ALIASES_LUA)
+        env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": key_material}
+        on_port, off_port = free_port(), free_port()
+        on_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(on_port)]
+        off_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(off_port)]
+        off_env = {**env, "LOYALTY_RATE_LIMITS_ENABLED": "false"}
+        print(
+            f"\n== PostgreSQL, {args.members:,} members; earn with {args.clients} clients, "
+            f"{args.seconds:g} s per run, {args.rounds} interleaved rounds"
+        )
+        runs: dict[str, list[Run]] = {}
+        flood_counts: list[tuple[int, int]] = []
+        async with (
+            server(on_cmd, env, on_port, "/healthz") as on,
+            server(off_cmd, off_env, off_port, "/healthz") as off,
+        ):
+            for round_ in range(args.rounds):
+                for label, process, port in (("limiter on", on, on_port), ("limiter off", off, off_port)):
+                    before = cpu_seconds(process.pid)
+                    out = await wrk(
+                        tmp / "earn.lua",
+                        f"http://127.0.0.1:{port}",
+                        [f"r{round_}{port}", str(tmp / "ids"), till_key],
+                        seconds=args.seconds,
+                        clients=args.clients,
+                    )
+                    runs.setdefault(label, []).append(
+                        parse_wrk(label, out, cpu_seconds(process.pid) - before)
+                    )
+                # The same earn on the limiter-on server while an attacker floods it.
+                until = time.monotonic() + args.seconds + 1
+                before = cpu_seconds(on.pid)
+                earn_out, flood_out, bodies = await asyncio.gather(
+                    wrk(
+                        tmp / "earn.lua",
+                        f"http://127.0.0.1:{on_port}",
+                        [f"f{round_}", str(tmp / "ids"), till_key],
+                        seconds=args.seconds,
+                        clients=args.clients,
+                    ),
+                    wrk(
+                        tmp / "aliases.lua",
+                        f"http://127.0.0.1:{on_port}/graphql",
+                        [attacker_key],
+                        seconds=args.seconds,
+                        clients=8,
+                    ),
+                    asyncio.gather(*(big_bodies(on_port, attacker_key, until) for _ in range(2))),
+                )
+                label = "limiter on, under flood"
+                runs.setdefault(label, []).append(parse_wrk(label, earn_out, cpu_seconds(on.pid) - before))
+                flood = parse_wrk("flood", flood_out, 0.0)
+                flood_counts.append((flood.requests, sum(bodies)))
+                print(
+                    f"  round {round_ + 1}: " + ", ".join(f"{k} {v[-1].rate:.0f}/s" for k, v in runs.items())
+                )
+        report(runs, flood_counts, args.seconds)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def report(runs: dict[str, list[Run]], flood_counts: list[tuple[int, int]], seconds: float) -> None:
+    print("\n| earn | req/s | p50 ms | p99 ms | server CPU ms/req | non-2xx |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, found in runs.items():
+        print(
+            f"| {label} | {statistics.median(r.rate for r in found):.0f} "
+            f"| {statistics.median(r.p50_ms for r in found):.1f} "
+            f"| {statistics.median(r.p99_ms for r in found):.1f} "
+            f"| {statistics.median(r.cpu_ms_per_request for r in found):.3f} "
+            f"| {sum(r.non_2xx for r in found)} |"
+        )
+    on, off = runs["limiter on"], runs["limiter off"]
+    cpu_ratios = [a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in zip(on, off, strict=True)]
+    rate_ratios = [a.rate / b.rate for a, b in zip(on, off, strict=True)]
+    print(
+        f"\nlimiter on / off, per round: CPU per earn {', '.join(f'{r:.2f}' for r in cpu_ratios)} "
+        f"(median {statistics.median(cpu_ratios):.2f}); req/s {', '.join(f'{r:.2f}' for r in rate_ratios)} "
+        f"(median {statistics.median(rate_ratios):.2f})"
+    )
+    documents = statistics.median(d for d, _ in flood_counts)
+    bodies = statistics.median(b for _, b in flood_counts)
+    print(
+        f"flood per round (median): {documents:.0f} GraphQL documents of 1,000 aliases "
+        f"({documents / seconds:.0f}/s) and {bodies:.0f} bodies of 50 MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=16)
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
