@@ -17,12 +17,11 @@ from sqlalchemy import Connection, Text, cast, column, inspect, select, table
 from loyalty_api.db.registry import metadata
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import deliver_webhooks
-from loyalty_api.webhooks.models import WebhookEndpoint
-from loyalty_api.webhooks.secrets import new_secret
 from tests.builders import add_tier
 from tests.conftest import bearer
 from tests.points.helpers import earn, set_program
 from tests.rewards.helpers import add_reward
+from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
 # Each as a till or a web shop would send it, with what the service makes of it.
@@ -110,26 +109,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield running
 
 
-async def add_endpoint(app: FastAPI, url: str) -> None:
-    async with app.state.units.begin() as uow:
-        now = uow.clock.now()
-        uow.session.add(
-            WebhookEndpoint(
-                url=url,
-                description=None,
-                event_types=[],
-                enabled=True,
-                secret_encrypted=uow.vault.encrypt(new_secret()),
-                previous_secret_encrypted=None,
-                previous_secret_until=None,
-                failing_since=None,
-                disabled_reason=None,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-
-
 class TestPersonalDataAtRest:
     async def test_no_column_of_any_table_holds_personal_data_in_clear(
         self,
@@ -144,7 +123,7 @@ class TestPersonalDataAtRest:
         await add_tier(client, admin_key, "silver", rank=1)
         await add_tier(client, admin_key, "gold", rank=2, threshold=10_000)
         reward = await add_reward(client, admin_key)
-        await add_endpoint(app, receiver.url)  # every event type
+        await add_endpoint(app.state.units, receiver.url)  # every event type
 
         members = []
         for index, member in enumerate(MEMBERS):

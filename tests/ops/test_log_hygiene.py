@@ -9,7 +9,6 @@ import json
 import logging
 import secrets
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,14 +25,13 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.ops.logging import JsonFormatter
 from loyalty_api.settings import Settings
-from loyalty_api.webhooks.models import WebhookEndpoint
-from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.worker.runner import Worker
 from loyalty_api.worker.schedule import JOBS
 from tests.builders import make_key
 from tests.conftest import bearer
 from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
+from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
 MEMBERS: list[dict[str, Any]] = [
@@ -191,7 +189,7 @@ class TestLogHygiene:
             )
             assert down.status_code == 201, down.text
         # One with credentials in its URL, saved before the API refused such URLs (the sender refuses it too).
-        await _insert_endpoint(app, with_credentials)
+        await add_endpoint(app.state.units, with_credentials, event_types=["points.redeemed"])
 
         # The till enrols members (one with an Idempotency-Key, as the README's first call does) and looks
         # them up.
@@ -319,27 +317,6 @@ class TestLogHygiene:
         assert '"route": "/v1/members/lookup"' in logged
         assert '"job": "deliver-webhooks"' in logged
         assert f"POST {receiver.url} " in logged  # the target without its query string
-
-
-async def _insert_endpoint(app: FastAPI, url: str) -> None:
-    async with app.state.units.begin() as uow:
-        now = uow.clock.now()
-        uow.session.add(
-            WebhookEndpoint(
-                id=uuid.uuid4(),
-                url=url,
-                description=None,
-                event_types=["points.redeemed"],
-                enabled=True,
-                secret_encrypted=uow.vault.encrypt(new_secret()),
-                previous_secret_encrypted=None,
-                previous_secret_until=None,
-                failing_since=None,
-                disabled_reason=None,
-                created_at=now,
-                updated_at=now,
-            )
-        )
 
 
 class TestHttpClientLines:

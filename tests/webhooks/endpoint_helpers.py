@@ -11,9 +11,35 @@ from sqlalchemy import insert, update
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.webhooks.secrets import new_secret
 from tests.conftest import bearer
 
 PUBLIC_URL = "https://93.184.216.34/hooks"  # a public literal: passes the SSRF guard without DNS
+
+
+async def add_endpoint(
+    units: UnitsOfWork, url: str, *, event_types: list[str] | None = None, secret: str | None = None
+) -> tuple[str, str]:
+    """An endpoint written straight to the table, so that a loopback receiver passes; (id, secret)."""
+    secret = secret or new_secret()
+    async with units.begin() as uow:
+        now = uow.clock.now()
+        endpoint = WebhookEndpoint(
+            url=url,
+            description=None,
+            event_types=event_types or [],
+            enabled=True,
+            secret_encrypted=uow.vault.encrypt(secret),
+            previous_secret_encrypted=None,
+            previous_secret_until=None,
+            failing_since=None,
+            disabled_reason=None,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(endpoint)
+        await uow.session.flush()
+        return str(endpoint.id), secret
 
 
 async def create_endpoint(client: httpx.AsyncClient, admin_key: str, **fields: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, lease_length, send_due
 from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
-from loyalty_api.webhooks.models import WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS
 from loyalty_api.worker.runner import Worker
@@ -31,6 +30,7 @@ from tests.conftest import bearer
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
+from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
 
@@ -51,30 +51,6 @@ def with_settings(units: UnitsOfWork, **changes: Any) -> UnitsOfWork:
 def units(app: FastAPI) -> UnitsOfWork:
     """The app's units of work, with loopback targets allowed (the receiver runs on 127.0.0.1)."""
     return with_settings(app.state.units, webhook_allow_private_targets=True)
-
-
-async def add_endpoint(
-    units: UnitsOfWork, url: str, *, event_types: list[str] | None = None, secret: str | None = None
-) -> tuple[str, str]:
-    secret = secret or new_secret()
-    async with units.begin() as uow:
-        now = uow.clock.now()
-        endpoint = WebhookEndpoint(
-            url=url,
-            description=None,
-            event_types=event_types or [],
-            enabled=True,
-            secret_encrypted=uow.vault.encrypt(secret),
-            previous_secret_encrypted=None,
-            previous_secret_until=None,
-            failing_since=None,
-            disabled_reason=None,
-            created_at=now,
-            updated_at=now,
-        )
-        uow.session.add(endpoint)
-        await uow.session.flush()
-        return str(endpoint.id), secret
 
 
 async def pump(units: UnitsOfWork) -> int:
