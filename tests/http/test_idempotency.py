@@ -17,6 +17,16 @@ def with_key(api_key: str, idempotency_key: str) -> dict[str, str]:
     return {**bearer(api_key), "Idempotency-Key": idempotency_key}
 
 
+async def claim_elsewhere(
+    app: FastAPI, client: httpx.AsyncClient, api_key: str, idempotency_key: str, body: dict[str, str]
+) -> None:
+    """Claim the key for an enrolment with `body`, as another request of that API key would."""
+    content = client.build_request("POST", "/v1/members", json=body).content
+    fingerprint = idempotency.fingerprint("POST", "/v1/members", content)
+    owner = api_key.split("_")[1]
+    await idempotency.claim(app.state.units, owner=owner, key=idempotency_key, fingerprint=fingerprint)
+
+
 class TestReplay:
     async def test_retries_replay_the_first_response_and_enrol_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
@@ -94,11 +104,7 @@ class TestMisuse:
     ) -> None:
         body = {"phone": unique_phone()}
         # Another till's request with this key has been claimed and is still running.
-        content = client.build_request("POST", "/v1/members", json=body).content
-        fingerprint = idempotency.fingerprint("POST", "/v1/members", content)
-        await idempotency.claim(
-            app.state.units, owner=pos_key.split("_")[1], key="k3", fingerprint=fingerprint
-        )
+        await claim_elsewhere(app, client, pos_key, "k3", body)
         response = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k3"))
         assert response.status_code == 409
         assert response.json()["code"] == "idempotency_request_in_flight"
@@ -108,12 +114,8 @@ class TestMisuse:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
     ) -> None:
         body = {"phone": unique_phone()}
-        content = client.build_request("POST", "/v1/members", json=body).content
-        fingerprint = idempotency.fingerprint("POST", "/v1/members", content)
         # A request claimed the key, then its process was killed: nothing it did was committed.
-        await idempotency.claim(
-            app.state.units, owner=pos_key.split("_")[1], key="k-dead", fingerprint=fingerprint
-        )
+        await claim_elsewhere(app, client, pos_key, "k-dead", body)
         limit = timedelta(seconds=app.state.units.settings.request_timeout_seconds)
         assert limit == timedelta(seconds=30)
         clock.advance(limit - timedelta(seconds=1))
