@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/edge.py                                  # PostgreSQL, 20,000 members
     .venv/bin/python benchmarks/edge.py --members 5000 --seconds 8 --rounds 3
+    git archive 6b73cf4 | tar -x -C /tmp/before    # a source tree from before a change, to compare with:
+    .venv/bin/python benchmarks/edge.py --before /tmp/before
 
-Two `loyalty-api serve` processes on one database: one with the rate limiter on (in-process memory, the
-default), one with it off. `wrk` drives earn (a random member, a new receipt each time) against each in turn,
-interleaved round by round, and the servers' CPU time per request is read from /proc. A third run per round
-drives the limiter-on server's earn while an attacker, with a key of its own (default budget), floods it:
-`wrk` sending GraphQL documents of 1,000 aliases, and raw sockets sending 50 MB bodies, half declared by
-Content-Length, half streamed chunked. Prints medians.
+Two `loyalty-api serve` processes on one database, one with the rate limiter on (in-process memory, the
+default) and one with it off; with `--before PATH`, a third from another source tree (its `src/` first on
+PYTHONPATH; the same database, so that tree must read this schema). `wrk` drives earn (a random member, a
+new receipt each time) against each in turn, interleaved round by round, and the servers' CPU time per
+request is read from /proc. A further run per round drives the limiter-on server's earn while an attacker,
+with a key of its own (default budget), floods it: `wrk` sending GraphQL documents of 1,000 aliases, and raw
+sockets sending 50 MB bodies, half declared by Content-Length, half streamed chunked. Prints medians.
 
 Needs `wrk` (Debian: `apt-get install wrk`).
 """
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import PG_SERVER, cpu_seconds, free_port, server  # noqa: E402
+from benchmarks.run import PG_SERVER, _nothing, cpu_seconds, free_port, server  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
@@ -205,6 +208,9 @@ async def bench(args: argparse.Namespace) -> None:
         on_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(on_port)]
         off_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(off_port)]
         off_env = {**env, "LOYALTY_RATE_LIMITS_ENABLED": "false"}
+        before_port = free_port()
+        before_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(before_port)]
+        before_env = {**env, "PYTHONPATH": f"{args.before}/src"} if args.before else None
         print(
             f"\n== PostgreSQL, {args.members:,} members; earn with {args.clients} clients, "
             f"{args.seconds:g} s per run, {args.rounds} interleaved rounds"
@@ -214,10 +220,14 @@ async def bench(args: argparse.Namespace) -> None:
         async with (
             server(on_cmd, env, on_port, "/healthz") as on,
             server(off_cmd, off_env, off_port, "/healthz") as off,
+            server(before_cmd, before_env, before_port, "/healthz") if before_env else _nothing() as before,
         ):
+            servers = [("limiter on", on, on_port), ("limiter off", off, off_port)]
+            if before is not None:
+                servers.append(("before", before, before_port))
             for round_ in range(args.rounds):
-                for label, process, port in (("limiter on", on, on_port), ("limiter off", off, off_port)):
-                    before = cpu_seconds(process.pid)
+                for label, process, port in servers:
+                    cpu_then = cpu_seconds(process.pid)
                     out = await wrk(
                         tmp / "earn.lua",
                         f"http://127.0.0.1:{port}",
@@ -226,11 +236,11 @@ async def bench(args: argparse.Namespace) -> None:
                         clients=args.clients,
                     )
                     runs.setdefault(label, []).append(
-                        parse_wrk(label, out, cpu_seconds(process.pid) - before)
+                        parse_wrk(label, out, cpu_seconds(process.pid) - cpu_then)
                     )
                 # The same earn on the limiter-on server while an attacker floods it.
                 until = time.monotonic() + args.seconds + 1
-                before = cpu_seconds(on.pid)
+                cpu_then = cpu_seconds(on.pid)
                 earn_out, flood_out, bodies = await asyncio.gather(
                     wrk(
                         tmp / "earn.lua",
@@ -249,7 +259,7 @@ async def bench(args: argparse.Namespace) -> None:
                     asyncio.gather(*(big_bodies(on_port, attacker_key, until) for _ in range(2))),
                 )
                 label = "limiter on, under flood"
-                runs.setdefault(label, []).append(parse_wrk(label, earn_out, cpu_seconds(on.pid) - before))
+                runs.setdefault(label, []).append(parse_wrk(label, earn_out, cpu_seconds(on.pid) - cpu_then))
                 flood = parse_wrk("flood", flood_out, 0.0)
                 flood_counts.append((flood.requests, sum(bodies)))
                 print(
@@ -276,8 +286,14 @@ def report(runs: dict[str, list[Run]], flood_counts: list[tuple[int, int]], seco
     on, off = runs["limiter on"], runs["limiter off"]
     cpu_ratios = [a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in zip(on, off, strict=True)]
     rate_ratios = [a.rate / b.rate for a, b in zip(on, off, strict=True)]
+    if "before" in runs:
+        then = [a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in zip(on, runs["before"], strict=True)]
+        print(
+            f"\nlimiter on / before, per round: CPU per earn {', '.join(f'{r:.2f}' for r in then)} "
+            f"(median {statistics.median(then):.2f})"
+        )
     print(
-        f"\nlimiter on / off, per round: CPU per earn {', '.join(f'{r:.2f}' for r in cpu_ratios)} "
+        f"limiter on / off, per round: CPU per earn {', '.join(f'{r:.2f}' for r in cpu_ratios)} "
         f"(median {statistics.median(cpu_ratios):.2f}); req/s {', '.join(f'{r:.2f}' for r in rate_ratios)} "
         f"(median {statistics.median(rate_ratios):.2f})"
     )
@@ -297,6 +313,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--before", help="a source tree from before a change, served for comparison")
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -77,6 +78,32 @@ class TestPerKey:
             for _ in range(12)
         ]
         assert statuses == [200] * 12
+
+    async def test_a_document_refused_for_its_length_costs_what_one_at_the_limit_would(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        key = await make_key(app, Scope.pos, rate_limit="22/minute")
+        aliases = {"query": "{" + " ".join(f"a{i}: __typename" for i in range(1000)) + "}"}
+        refused = await client.post("/graphql", json=aliases, headers=bearer(key))
+        assert refused.status_code == 422  # 1 unit for the call, 20 for 1,000 tokens: 21 of 22
+        small = {"query": "{ __typename }"}
+        assert (await client.post("/graphql", json=small, headers=bearer(key))).status_code == 200
+        assert_limited(await client.post("/graphql", json=small, headers=bearer(key)), "key", 22, 60)
+
+    async def test_a_body_cut_at_the_cap_costs_a_unit_per_64_kib_read(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        key = await make_key(app, Scope.pos, rate_limit="20/minute")
+
+        async def two_mib() -> AsyncIterator[bytes]:
+            for _ in range(32):
+                yield b" " * 65536
+
+        streamed = await client.post(
+            "/v1/members", content=two_mib(), headers={**bearer(key), "Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413  # 1 unit for the call, 16 for the 1 MiB read: 17 of 20
+        assert [(await get_program(client, key)).status_code for _ in range(4)] == [200, 200, 200, 429]
 
     async def test_a_bad_rate_is_refused_when_the_key_is_made(self, app: FastAPI) -> None:
         from loyalty_api.errors import InvalidField

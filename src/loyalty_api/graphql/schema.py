@@ -88,7 +88,8 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
 
     async def _screen(self, request: Request) -> None:
         """Refuse a document over the token limit before the parser reads it, and price it: a call costs
-        one unit of the key's budget, plus one for every TOKENS_PER_UNIT tokens of its document."""
+        one unit of the key's budget (spent at the edge), plus one for every TOKENS_PER_UNIT tokens of its
+        document; a document refused for its length costs what one at the limit would."""
         query: object = request.query_params.get("query")
         if request.method == "POST":
             body = await request.body()
@@ -98,24 +99,19 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         if not isinstance(query, str):
             return  # strawberry answers a missing or mistyped query itself
         tokens = count_tokens(query, self.max_tokens)
-        if tokens > self.max_tokens:
-            message = f"has more than {self.max_tokens} tokens"
-            raise InvalidInput(
-                [
-                    {
-                        "field": "query",
-                        "location": "body",
-                        "message": message,
-                        "type": "graphql_too_many_tokens",
-                    }
-                ]
-            )
+        too_many = tokens > self.max_tokens
         principal = principal_of(request)
         if principal is not None and tokens >= TOKENS_PER_UNIT:
             limiter: RateLimiter = request.app.state.rate_limiter
-            await limiter.spend(
-                limiter.budget_of(principal), principal.key_prefix, cost=tokens // TOKENS_PER_UNIT
-            )
+            budget, cost = limiter.budget_of(principal), min(tokens, self.max_tokens) // TOKENS_PER_UNIT
+            if too_many:  # refused anyway, and priced as a document at the limit
+                await limiter.count(budget, principal.key_prefix, cost=cost)
+            else:
+                await limiter.spend(budget, principal.key_prefix, cost=cost)
+        if too_many:
+            message = f"has more than {self.max_tokens} tokens"
+            kind = "graphql_too_many_tokens"
+            raise InvalidInput([{"field": "query", "location": "body", "message": message, "type": kind}])
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

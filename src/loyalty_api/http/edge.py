@@ -9,6 +9,8 @@ address and per key prefix; the key's rate limit is spent; then the route runs u
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,8 @@ from loyalty_api.settings import Settings
 GRAPHQL_PATH = "/graphql"
 # An anonymous SDL read (when settings allow it) is one short document.
 ANONYMOUS_BODY_BYTES = 8 * 1024
+# A body streamed past the cap costs its key one unit of rate limit per this many bytes read.
+BYTES_PER_UNIT = 64 * 1024
 _MISSING_KEY = "Send the API key as `Authorization: Bearer lk_…`"
 
 
@@ -88,7 +92,7 @@ def _bearer(scope: Scope) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
+def _capped(receive: Receive, limit: int, charge: Callable[[], Awaitable[None]]) -> Receive:
     seen = 0
 
     async def counted() -> Message:
@@ -97,6 +101,7 @@ def _capped(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                await charge()
                 raise PayloadTooLarge(limit)
         return message
 
@@ -116,6 +121,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_body
+        principal: Principal | None = None
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -128,7 +134,13 @@ class EdgeMiddleware:
         except LoyaltyError as exc:
             await self._refuse(exc, scope, receive, send)
             return
-        await self._run(scope, _capped(receive, limit), send)
+        await self._run(scope, _capped(receive, limit, partial(self._charge_for_the_cap, principal)), send)
+
+    async def _charge_for_the_cap(self, principal: Principal | None) -> None:
+        """A body cut at the cap was read up to it: the key pays for that read as for a call per 64 KiB."""
+        if principal is not None:
+            cost = max(1, self.max_body // BYTES_PER_UNIT)
+            await self.limiter.count(self.limiter.budget_of(principal), principal.key_prefix, cost=cost)
 
     async def _caller(self, scope: Scope) -> Principal | None:
         """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception."""

@@ -95,10 +95,11 @@ class RateLimiter:
         if self.enabled and not await self._safely(self._counter.test(budget.rate, budget.name, who)):
             raise await self._refusal(budget, who)
 
-    async def count(self, budget: Budget, who: str) -> None:
-        """Count one call whatever is left (a failure that is answered anyway)."""
+    async def count(self, budget: Budget, who: str, *, cost: int = 1) -> None:
+        """Count `cost` units against `who`'s budget for a call that is refused anyway (a failed key, a body
+        too large). Nothing is counted when less than `cost` is left: the budget is as good as spent."""
         if self.enabled:
-            await self._safely(self._counter.hit(budget.rate, budget.name, who))
+            await self._safely(self._counter.hit(budget.rate, budget.name, who, cost=cost))
 
     async def reset(self) -> None:
         await self.storage.reset()
