@@ -7,7 +7,7 @@
 
 Two `loyalty-api serve` processes on one database, one with the rate limiter on (in-process memory, the
 default) and one with it off; with `--before PATH`, a third from another source tree (its `src/` first on
-PYTHONPATH; the same database, so that tree must read this schema). `wrk` drives earn (a random member, a
+PYTHONPATH, given this tree's migrations; the same database, so that tree must read this schema). `wrk` drives earn (a random member, a
 new receipt each time) against each in turn, interleaved round by round, and the servers' CPU time per
 request is read from /proc. A further run per round drives the limiter-on server's earn while an attacker,
 with a key of its own (default budget), floods it: `wrk` sending GraphQL documents of 1,000 aliases, and raw
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -210,7 +211,12 @@ async def bench(args: argparse.Namespace) -> None:
         off_env = {**env, "LOYALTY_RATE_LIMITS_ENABLED": "false"}
         before_port = free_port()
         before_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(before_port)]
-        before_env = {**env, "PYTHONPATH": f"{args.before}/src"} if args.before else None
+        before_env = None
+        if args.before:
+            # The earlier tree serves this database, so it must know its schema is current: it gets our
+            # migrations (its serve refuses a database at a revision it does not know).
+            shutil.copytree(ROOT / "migrations", Path(args.before) / "migrations", dirs_exist_ok=True)
+            before_env = {**env, "PYTHONPATH": f"{args.before}/src"}
         print(
             f"\n== PostgreSQL, {args.members:,} members; earn with {args.clients} clients, "
             f"{args.seconds:g} s per run, {args.rounds} interleaved rounds"
