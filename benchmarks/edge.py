@@ -7,11 +7,12 @@
 
 Two `loyalty-api serve` processes on one database, one with the rate limiter on (in-process memory, the
 default) and one with it off; with `--before PATH`, a third from another source tree (its `src/` first on
-PYTHONPATH, given this tree's migrations; the same database, so that tree must read this schema). `wrk` drives earn (a random member, a
-new receipt each time) against each in turn, interleaved round by round, and the servers' CPU time per
-request is read from /proc. A further run per round drives the limiter-on server's earn while an attacker,
-with a key of its own (default budget), floods it: `wrk` sending GraphQL documents of 1,000 aliases, and raw
-sockets sending 50 MB bodies, half declared by Content-Length, half streamed chunked. Prints medians.
+PYTHONPATH, given this tree's migrations: the same database, so that tree must read this schema). `wrk`
+drives earn (a random member, a new receipt each time) against each in turn, interleaved round by round,
+and the servers' CPU time per request is read from /proc. A further run per round drives the limiter-on
+server's earn while an attacker, with a key of its own (default budget), floods it: `wrk` sending GraphQL
+documents of 1,000 aliases, and raw sockets sending 50 MB bodies, half declared by Content-Length, half
+streamed chunked. Prints medians.
 
 Needs `wrk` (Debian: `apt-get install wrk`).
 """
@@ -84,7 +85,7 @@ end
 """
 
 FIFTY_MB = 50 * 1024 * 1024
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 @dataclass
@@ -103,8 +104,13 @@ class Run:
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
+
+
+def _percentile(output: str, percent: int) -> float:
+    found = re.search(rf"{percent}%\s+(\S+)", output)
+    return _ms(found.group(1)) if found else float("nan")
 
 
 def parse_wrk(label: str, output: str, cpu: float) -> Run:
@@ -115,8 +121,8 @@ def parse_wrk(label: str, output: str, cpu: float) -> Run:
         requests=int(requests),
         seconds=float(duration),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        p50_ms=_ms(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p50_ms=_percentile(output, 50),
+        p99_ms=_percentile(output, 99),
         cpu_ms_per_request=cpu / int(requests) * 1000 if int(requests) else float("nan"),
     )
 

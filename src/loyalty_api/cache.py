@@ -47,7 +47,3 @@ class TtlCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def forget_prefix(self, prefix: str) -> None:
-        for key in [k for k in self._entries if k.startswith(prefix)]:
-            del self._entries[key]

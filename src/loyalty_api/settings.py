@@ -16,7 +16,7 @@ def check_rate(value: str) -> str:
         parsed = parse_many(value)
     except ValueError:
         parsed = []
-    if len(parsed) != 1:
+    if len(parsed) != 1 or parsed[0].amount < 1 or len(value) > 32:
         raise ValueError('must be one rate such as "100/second" or "6000/minute"')
     return value
 

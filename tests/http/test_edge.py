@@ -93,6 +93,19 @@ class TestBodyCap:
         assert response.status_code == 201, response.text
 
 
+class TestRequestLineAndHeaders:
+    async def test_a_query_string_over_16_kib_is_414_before_the_key_is_checked(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/graphql", params={"query": "{ " + "a " * 9000 + "}"})
+        assert_problem(response, 414, "uri_too_long")
+
+    async def test_headers_over_32_kib_are_431(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        headers = {**bearer(pos_key), **{f"X-Filler-{i}": "f" * 1000 for i in range(40)}}
+        response = await client.get("/v1/program", headers=headers)
+        assert_problem(response, 431, "headers_too_large")
+
+
 class TestKeyBeforeBody:
     @pytest.mark.parametrize("path", ["/v1/members", "/graphql", "/v1/nowhere"])
     async def test_without_a_key_no_byte_of_the_body_is_read(
@@ -210,7 +223,8 @@ class TestGraphQLBeforeParsing:
         response = await client.post("/graphql", json={"query": aliases}, headers=bearer(pos_key))
         problem = assert_problem(response, 422, "validation_error")
         assert problem["errors"][0]["type"] == "graphql_too_many_tokens"
-        over_get = await client.get("/graphql", params={"query": aliases}, headers=bearer(pos_key))
+        over = "{" + " ".join(f"a{i}:__typename" for i in range(400)) + "}"  # 1,202 tokens in 7 KB
+        over_get = await client.get("/graphql", params={"query": over}, headers=bearer(pos_key))
         assert_problem(over_get, 422, "validation_error")
         under = "{" + " ".join(f"a{i}: __typename" for i in range(300)) + "}"  # 902 tokens
         response = await client.post("/graphql", json={"query": under}, headers=bearer(pos_key))

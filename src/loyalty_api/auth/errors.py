@@ -1,9 +1,15 @@
+from __future__ import annotations
+
 from loyalty_api.errors import Forbidden, LoyaltyError, NotFound, Unauthenticated
 
 
 class InvalidApiKey(Unauthenticated):
     code = "invalid_api_key"
     title = "The API key is missing, malformed, unknown or revoked"
+
+    @classmethod
+    def missing(cls) -> InvalidApiKey:
+        return cls("Send the API key as `Authorization: Bearer lk_…`")
 
 
 class ScopeNotAllowed(Forbidden):

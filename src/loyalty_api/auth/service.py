@@ -81,34 +81,40 @@ async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     if not await ApiKeyRepository(uow.session).revoke(prefix, uow.clock.now()):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    uow.after_commit(lambda: uow.cache.forget_prefix(f"{_CACHE_PREFIX}{prefix}:"))
+    uow.after_commit(lambda: uow.cache.forget(_cache_key(prefix)))
 
 
-def _cache_key(parts: keys.KeyParts) -> str:
-    return f"{_CACHE_PREFIX}{parts.prefix}:{keys.hash_secret(parts.secret)}"
+@dataclass(frozen=True, slots=True)
+class _RememberedKey:
+    """What a process keeps of a key's row: enough to check a secret without the database."""
+
+    secret_hash: str
+    principal: Principal | None  # None once revoked
 
 
-def is_verified(units: UnitsOfWork, parts: keys.KeyParts) -> bool:
-    """Whether this exact key was verified in the last few seconds (checking it again costs nothing)."""
-    return units.cache.peek(_cache_key(parts)) is not None
+def _cache_key(prefix: str) -> str:
+    return f"{_CACHE_PREFIX}{prefix}"
+
+
+def is_known(units: UnitsOfWork, parts: keys.KeyParts) -> bool:
+    """Whether this key's row is in memory, so that checking its secret costs a hash, not a look-up."""
+    return units.cache.peek(_cache_key(parts.prefix)) is not None
 
 
 async def authenticate(units: UnitsOfWork, parts: keys.KeyParts) -> Principal:
-    """The key's principal. A verified key is remembered for settings.cache_seconds, so revoking a key takes
-    effect in other processes within that time (at once in the process that revoked it). Only a cache miss
-    opens a unit of work of its own."""
-    cache_key = _cache_key(parts)
-    cached: Principal | None = units.cache.get(cache_key)
-    if cached is not None:
-        return cached
-    async with units.read() as uow:
-        row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
-        if (
-            row is None
-            or row.revoked_at is not None
-            or not keys.secret_matches(parts.secret, row.secret_hash)
-        ):
-            raise InvalidApiKey()
-        principal = _principal(row)
-    units.cache.put(cache_key, principal)
-    return principal
+    """The key's principal. A key's row is remembered for settings.cache_seconds, so revoking a key takes
+    effect in other processes within that time (at once in the process that revoked it). Only a key not in
+    memory opens a unit of work of its own."""
+    cache_key = _cache_key(parts.prefix)
+    remembered: _RememberedKey | None = units.cache.get(cache_key)
+    if remembered is None:
+        async with units.read() as uow:
+            row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
+            if row is None:
+                raise InvalidApiKey()
+            principal = None if row.revoked_at is not None else _principal(row)
+            remembered = _RememberedKey(secret_hash=row.secret_hash, principal=principal)
+        units.cache.put(cache_key, remembered)
+    if remembered.principal is None or not keys.secret_matches(parts.secret, remembered.secret_hash):
+        raise InvalidApiKey()
+    return remembered.principal

@@ -29,7 +29,7 @@ def domain_errors() -> Iterator[None]:
 
 def require(context: GraphQLContext, *scopes: Scope) -> Principal:
     if context.principal is None:
-        raise as_graphql_error(InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`"))
+        raise as_graphql_error(InvalidApiKey.missing())
     if not context.principal.has_any(frozenset(scopes)):
         allowed = ", ".join(sorted(scopes))
         raise as_graphql_error(ScopeNotAllowed(f"This query needs one of the scopes: {allowed}"))

@@ -33,7 +33,7 @@ class require(HTTPBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         principal = principal_of(request)  # verified by the edge, before the body was read
         if principal is None:
-            raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
+            raise InvalidApiKey.missing()
         if not principal.has_any(self.allowed):
             allowed = ", ".join(sorted(self.allowed))
             raise ScopeNotAllowed(

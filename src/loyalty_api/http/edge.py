@@ -9,6 +9,7 @@ address and per key prefix; the key's rate limit is spent; then the route runs u
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -30,7 +31,12 @@ GRAPHQL_PATH = "/graphql"
 ANONYMOUS_BODY_BYTES = 8 * 1024
 # A body streamed past the cap costs its key one unit of rate limit per this many bytes read.
 BYTES_PER_UNIT = 64 * 1024
-_MISSING_KEY = "Send the API key as `Authorization: Bearer lk_…`"
+# The HTTP server takes a request line and headers of any length: these bound them (a GraphQL query over GET
+# is in the query string, and a document of 1,000 tokens fits in a few KiB).
+MAX_QUERY_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+# The backstop's limit is the routes' own plus this, so that a route's own cut-off answers first.
+BACKSTOP_GRACE_SECONDS = 1.0
 
 
 class PayloadTooLarge(LoyaltyError):
@@ -46,7 +52,28 @@ class PayloadTooLarge(LoyaltyError):
 class RequestTimedOut(LoyaltyError):
     code = "request_timed_out"
     status = 503
-    title = "The request took too long and was rolled back"
+    title = "The request took too long"
+
+    @classmethod
+    def after(cls, seconds: float) -> RequestTimedOut:
+        error = cls(
+            f"No answer within {seconds:g} s; what the request had done so far was rolled back. "
+            "Retry it: with the same Idempotency-Key, the work is done at most once."
+        )
+        error.headers = {"Retry-After": "1"}
+        return error
+
+
+class UriTooLong(LoyaltyError):
+    code = "uri_too_long"
+    status = 414
+    title = "The query string is too long"
+
+
+class HeadersTooLarge(LoyaltyError):
+    code = "headers_too_large"
+    status = 431
+    title = "The request headers are too large"
 
 
 def principal_of(request: Request) -> Principal | None:
@@ -64,8 +91,29 @@ async def spend_contact_lookup(request: Request) -> None:
             await limiter.spend(limiter.contact_lookup, principal.key_prefix)
 
 
-def _needs_key(scope: Scope) -> bool:
+def _path(scope: Scope) -> str:
+    """The path as the routes see it: behind a proxy with a root path, without that prefix."""
     path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _client_address(scope: Scope) -> str:
+    """Who failed authentication: an IPv4 address, or an IPv6 address's /64 (one host has them all)."""
+    client = scope.get("client")
+    if not client:
+        return "unknown"
+    host = str(client[0])
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+    except ValueError:
+        return host
+
+
+def _needs_key(scope: Scope) -> bool:
+    path = _path(scope)
     if path == GRAPHQL_PATH:
         # GraphiQL's page itself is public; every query, over GET or POST, needs a key.
         return not (scope["method"] == "GET" and not scope.get("query_string"))
@@ -123,6 +171,10 @@ class EdgeMiddleware:
         limit = self.max_body
         principal: Principal | None = None
         try:
+            if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+                raise UriTooLong(f"The query string is longer than {MAX_QUERY_BYTES} bytes")
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HeadersTooLarge(f"The headers add up to more than {MAX_HEADER_BYTES} bytes")
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLarge(limit)
@@ -144,32 +196,33 @@ class EdgeMiddleware:
 
     async def _caller(self, scope: Scope) -> Principal | None:
         """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception."""
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = _client_address(scope)
         token = _bearer(scope)
-        if token is None and self.public_sdl and scope["path"] == GRAPHQL_PATH:
+        if token is None and self.public_sdl and _path(scope) == GRAPHQL_PATH:
             await self.limiter.spend(self.limiter.unauthenticated, address)
             return None
         parts = keys.parse(token) if token else None
         if parts is None:
             await self.limiter.spend(self.limiter.unauthenticated, address)
-            raise InvalidApiKey(_MISSING_KEY if token is None else None)
+            raise InvalidApiKey.missing() if token is None else InvalidApiKey()
         units: UnitsOfWork = scope["app"].state.units
-        if not auth_service.is_verified(units, parts):
-            # Only a key not verified in the last few seconds costs a look-up: that is what guessing costs,
-            # so it is what the failure budgets guard.
+        if not auth_service.is_known(units, parts):
+            # A key whose row is not in memory costs a look-up: that is what guessing costs, so that is what
+            # the failure budgets guard. A key in memory costs a hash: its right secret is never refused.
             await self.limiter.check(self.limiter.unauthenticated, address)
             await self.limiter.check(self.limiter.failed_prefix, parts.prefix)
         try:
             principal = await auth_service.authenticate(units, parts)
         except InvalidApiKey:
-            await self.limiter.count(self.limiter.unauthenticated, address)
-            await self.limiter.count(self.limiter.failed_prefix, parts.prefix)
+            await self.limiter.spend(self.limiter.unauthenticated, address)
+            await self.limiter.spend(self.limiter.failed_prefix, parts.prefix)
             raise
         await self.limiter.spend(self.limiter.budget_of(principal), principal.key_prefix)
         return principal
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app under the request time limit: the backstop for what the routes do not bound themselves
+        (a unit-of-work route cuts its endpoint off at the same limit and rolls back before committing)."""
         started = False
 
         async def tracked(message: Message) -> None:
@@ -177,22 +230,14 @@ class EdgeMiddleware:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        limit = asyncio.timeout(self.timeout + BACKSTOP_GRACE_SECONDS)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with limit:
                 await self.app(scope, receive, tracked)
         except TimeoutError:
-            if started:
+            if started or not limit.expired():
                 raise
-            error = RequestTimedOut(
-                f"No answer within {self.timeout:g} s: the request was rolled back. "
-                "Retry it (with the same Idempotency-Key, it is done at most once)."
-            )
-            error.headers = {"Retry-After": "1"}
-            await self._refuse(error, scope, receive, send)
-        except PayloadTooLarge as exc:  # read outside a route (the routes answer it themselves)
-            if started:
-                raise
-            await self._refuse(exc, scope, receive, send)
+            await self._refuse(RequestTimedOut.after(self.timeout), scope, receive, send)
 
     async def _refuse(self, exc: LoyaltyError, scope: Scope, receive: Receive, send: Send) -> None:
         response = render_domain_error(exc, Request(scope))

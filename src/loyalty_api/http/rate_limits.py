@@ -10,6 +10,7 @@ so an outage of the limiter's storage never takes the till down with it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -28,6 +29,9 @@ from loyalty_api.settings import Settings
 logger = logging.getLogger("loyalty_api.rate_limits")
 # A storage outage is logged at most this often, not once per request.
 _WARN_EVERY_SECONDS = 60.0
+# A storage that takes longer than this to count a call is taken to be down (Redis on the same network
+# answers in well under a millisecond).
+STORAGE_TIMEOUT_SECONDS = 0.25
 
 
 class RateLimited(LoyaltyError):
@@ -84,7 +88,9 @@ class RateLimiter:
         return max(budgets, key=lambda b: b.rate.amount / b.rate.get_expiry())
 
     async def spend(self, budget: Budget, who: str, *, cost: int = 1) -> None:
-        """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent."""
+        """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent. A cost above
+        the whole budget is charged as the whole budget (else the call could never pass)."""
+        cost = min(cost, budget.rate.amount)
         if self.enabled and not await self._safely(
             self._counter.hit(budget.rate, budget.name, who, cost=cost)
         ):
@@ -106,8 +112,9 @@ class RateLimiter:
 
     async def _safely(self, counting: Awaitable[bool]) -> bool:
         try:
-            allowed = await counting
-        except Exception as exc:
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                allowed = await counting
+        except Exception as exc:  # TimeoutError included: a storage that hangs is one that is down
             now = time.monotonic()
             if now - self._warned_at > _WARN_EVERY_SECONDS:
                 self._warned_at = now
@@ -117,7 +124,8 @@ class RateLimiter:
 
     async def _refusal(self, budget: Budget, who: str) -> RateLimited:
         try:
-            stats = await self._counter.get_window_stats(budget.rate, budget.name, who)
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                stats = await self._counter.get_window_stats(budget.rate, budget.name, who)
             wait = max(1, math.ceil(stats.reset_time - time.time()))
         except Exception:
             wait = budget.rate.get_expiry()

@@ -8,6 +8,7 @@ an Idempotency-Key the response is recorded in that same transaction (see loyalt
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -27,6 +28,7 @@ from loyalty_api.http.problems import add_problems, internal_error, render_domai
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import (
+    IdempotencyClaimLost,
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InvalidIdempotencyKey,
@@ -44,7 +46,7 @@ def _owner(request: Request) -> str:
     replayed: a stored response is only ever given back to the key that caused it."""
     principal = principal_of(request)
     if principal is None:
-        raise InvalidApiKey("Send the API key as `Authorization: Bearer lk_…`")
+        raise InvalidApiKey.missing()
     return principal.key_prefix
 
 
@@ -60,11 +62,21 @@ def _stored(response: Response, vault: Vault) -> StoredResponse:
 
 def _replay(stored: StoredResponse, vault: Vault) -> Response:
     return Response(
-        content=vault.decrypt(stored.body).encode("utf-8"),
+        content=_opened(stored.body, vault).encode("utf-8"),
         status_code=stored.status,
         media_type=stored.content_type,
         headers={REPLAYED_HEADER: "true"},
     )
+
+
+# Replies recorded before every reply was encrypted: plain JSON, or this prefix and a ciphertext (secrets).
+# They replay as they are, and are gone 24 hours after the upgrade.
+_SEALED_BEFORE = "sealed:"
+
+
+def _opened(body: str, vault: Vault) -> str:
+    body = body.removeprefix(_SEALED_BEFORE)
+    return body if body.startswith(("{", "[")) else vault.decrypt(body)
 
 
 def uow_of(request: Request) -> UnitOfWork:
@@ -97,7 +109,7 @@ class UnitOfWorkRoute(APIRoute):
         return "POST" in (self.methods or set())
 
     def takes_body(self) -> bool:
-        return not (self.methods or set()) <= {"GET", "HEAD"}
+        return bool((self.methods or set()) & {"POST", "PUT", "PATCH"})
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -107,6 +119,9 @@ class UnitOfWorkRoute(APIRoute):
 
         async def run(request: Request) -> Response:
             units: UnitsOfWork = request.app.state.units
+            # The time limit counts from here, before the key is claimed: the claim's lease (the same
+            # length) therefore ends no earlier than the endpoint is cut off.
+            deadline = asyncio.get_running_loop().time() + units.settings.request_timeout_seconds
             claimed: Claim | None = None
             try:
                 body = await request.body() if has_body else b""
@@ -124,7 +139,9 @@ class UnitOfWorkRoute(APIRoute):
                     claimed = outcome
             except LoyaltyError as exc:
                 return render_domain_error(exc, request)
-            return await _run_in_unit_of_work(units, request, handler, read_only=read_only, claimed=claimed)
+            return await _run_in_unit_of_work(
+                units, request, handler, read_only=read_only, claimed=claimed, deadline=deadline
+            )
 
         return run
 
@@ -150,15 +167,18 @@ async def _run_in_unit_of_work(
     *,
     read_only: bool,
     claimed: Claim | None,
+    deadline: float,
 ) -> Response:
     uow = await units.start(read_only=read_only)
     request.state.uow = uow
     # What becomes of the Idempotency-Key once this unit of work is closed (it may hold SQLite's only
     # writer turn, which recording the outcome needs).
     settle_claim: Callable[[], Coroutine[Any, Any, None]] | None = None
+    limit = asyncio.timeout_at(deadline)
     try:
         try:
-            response = await handler(request)
+            async with limit:  # the endpoint only: a commit under way is never cut off
+                response = await handler(request)
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(response, uow.vault))
             if read_only:
@@ -168,6 +188,9 @@ async def _run_in_unit_of_work(
             return response
         # Each branch settles the claim before rolling back: should the rollback fail too (a lost
         # connection), the key is still released below rather than left in flight until its lease ends.
+        except IdempotencyClaimLost as exc:  # a retry took the key over: its work is the one kept
+            await uow.rollback()
+            return render_domain_error(exc, request)
         except LoyaltyError as exc:
             refusal = render_domain_error(exc, request)
             if claimed is not None:
@@ -188,6 +211,10 @@ async def _run_in_unit_of_work(
             if claimed is not None:
                 settle_claim = partial(idempotency.release, units, claimed)
             await uow.rollback()
+            if isinstance(exc, TimeoutError) and limit.expired():
+                return render_domain_error(
+                    RequestTimedOut.after(units.settings.request_timeout_seconds), request
+                )
             return internal_error(request, exc)
     finally:
         try:

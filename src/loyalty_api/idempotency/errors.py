@@ -12,6 +12,10 @@ class IdempotencyRequestInFlight(Conflict):
     title = "A request with this Idempotency-Key is still being processed"
 
 
+class IdempotencyClaimLost(IdempotencyRequestInFlight):
+    """This request outlived its claim and a retry took the key over: the retry's work is the one kept."""
+
+
 class InvalidIdempotencyKey(LoyaltyError):
     code = "invalid_idempotency_key"
     status = 422

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import insert_or_ignore
@@ -11,6 +11,15 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.idempotency.models import IdempotencyRecord
 
 _TABLE = IdempotencyRecord.__table__
+
+
+def _held(record_id: uuid.UUID, lease: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The claim's row, while that claim holds it: a retry that took the key over set another lease."""
+    return (
+        IdempotencyRecord.id == record_id,
+        IdempotencyRecord.state == "in_flight",
+        IdempotencyRecord.locked_until == lease,
+    )
 
 
 class IdempotencyRepository:
@@ -62,20 +71,25 @@ class IdempotencyRepository:
             )
         )
 
-    async def complete(self, record_id: uuid.UUID, *, status: int, body: str, content_type: str) -> None:
-        await self.session.execute(
+    async def complete(
+        self, record_id: uuid.UUID, lease: datetime, *, status: int, body: str, content_type: str
+    ) -> bool:
+        """Record the response, if the claim with this lease still holds the key."""
+        result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == record_id)
+            .where(*_held(record_id, lease))
             .values(
                 state="completed",
                 response_status=status,
                 response_body=body,
                 response_content_type=content_type,
             )
+            .returning(IdempotencyRecord.id)
         )
+        return result.scalar_one_or_none() is not None
 
-    async def delete_record(self, record_id: uuid.UUID) -> None:
-        await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+    async def delete_claim(self, record_id: uuid.UUID, lease: datetime) -> None:
+        await self.session.execute(delete(IdempotencyRecord).where(*_held(record_id, lease)))
 
     async def delete_expired(self, now: datetime) -> int:
         result = await self.session.execute(

@@ -11,10 +11,11 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.idempotency.errors import (
+    IdempotencyClaimLost,
     IdempotencyKeyReused,
     IdempotencyRequestInFlight,
     InvalidIdempotencyKey,
@@ -33,7 +34,11 @@ class StoredResponse:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
+    """A request's hold on a key. The lease doubles as a fencing token: a retry that takes the key over
+    after the lease sets a new one, and the first request can then neither complete nor release it."""
+
     record_id: uuid.UUID
+    lease: datetime
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -70,13 +75,13 @@ async def claim(units: UnitsOfWork, *, owner: str, key: str, fingerprint: str) -
             owner=owner, key=key, fingerprint=fingerprint, locked_until=lease, expires_at=expiry
         )
         if record_id is not None:
-            return Claim(record_id)
+            return Claim(record_id, lease)
         record = await repo.lock_record(owner=owner, key=key)
         if record is None:  # removed between our insert and select: the key is free again
             raise IdempotencyRequestInFlight()
         if record.expires_at <= now:
             await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
-            return Claim(record.id)
+            return Claim(record.id, lease)
         if record.fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         if record.state == "completed":
@@ -90,26 +95,38 @@ async def claim(units: UnitsOfWork, *, owner: str, key: str, fingerprint: str) -
         if record.locked_until > now:
             raise IdempotencyRequestInFlight()
         await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
-        return Claim(record.id)
+        return Claim(record.id, lease)
 
 
-async def complete(uow: UnitOfWork, claimed: Claim, response: StoredResponse) -> None:
-    """Record the response inside the unit of work that did the work."""
-    await IdempotencyRepository(uow.session).complete(
-        claimed.record_id, status=response.status, body=response.body, content_type=response.content_type
+async def _record(uow: UnitOfWork, claimed: Claim, response: StoredResponse) -> bool:
+    return await IdempotencyRepository(uow.session).complete(
+        claimed.record_id,
+        claimed.lease,
+        status=response.status,
+        body=response.body,
+        content_type=response.content_type,
     )
 
 
+async def complete(uow: UnitOfWork, claimed: Claim, response: StoredResponse) -> None:
+    """Record the response inside the unit of work that did the work; IdempotencyClaimLost (roll the work
+    back) if a retry took the key over meanwhile."""
+    if not await _record(uow, claimed, response):
+        raise IdempotencyClaimLost()
+
+
 async def complete_alone(units: UnitsOfWork, claimed: Claim, response: StoredResponse) -> None:
-    """Record a refusal: the request's own transaction was rolled back, so this one stands alone."""
+    """Record a refusal: the request's own transaction was rolled back, so this one stands alone (and does
+    nothing if a retry took the key over)."""
     async with units.begin() as uow:
-        await complete(uow, claimed, response)
+        await _record(uow, claimed, response)
 
 
 async def release(units: UnitsOfWork, claimed: Claim) -> None:
-    """Forget the claim of a request that never ran (bad input, no access), so a corrected retry can."""
+    """Forget the claim of a request that never ran or was cut off (bad input, no access, the time limit),
+    so a retry can run at once; a claim a retry took over is left to it."""
     async with units.begin() as uow:
-        await IdempotencyRepository(uow.session).delete_record(claimed.record_id)
+        await IdempotencyRepository(uow.session).delete_claim(claimed.record_id, claimed.lease)
 
 
 async def purge_expired(uow: UnitOfWork) -> int:
