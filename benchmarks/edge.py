@@ -109,7 +109,7 @@ def _ms(value: str) -> float:
 
 
 def _percentile(output: str, percent: int) -> float:
-    found = re.search(rf"{percent}%\s+(\S+)", output)
+    found = re.search(rf"^\s+{percent}%\s+(\S+)$", output, re.MULTILINE)  # the Latency Distribution lines
     return _ms(found.group(1)) if found else float("nan")
 
 

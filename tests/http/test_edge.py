@@ -124,6 +124,15 @@ class TestKeyBeforeBody:
         assert_problem(response, 401, "invalid_api_key")
         assert body.sent == 0
 
+    async def test_behind_a_root_path_the_api_still_needs_a_key(self, app: FastAPI, pos_key: str) -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path="/loyalty")
+        async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as proxied:
+            refused = await proxied.post("/loyalty/graphql", json={"query": "{ __typename }"})
+            assert_problem(refused, 401, "invalid_api_key")
+            assert_problem(await proxied.get("/loyalty/v1/program"), 401, "invalid_api_key")
+            served = await proxied.get("/loyalty/v1/program", headers=bearer(pos_key))
+            assert served.status_code == 200, served.text
+
     async def test_the_public_pages_need_no_key(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/openapi.json")).status_code == 200

@@ -4,10 +4,13 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.idempotency import service as idempotency
+from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from tests.builders import unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count
@@ -125,6 +128,44 @@ class TestMisuse:
         retried = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-dead"))
         assert retried.status_code == 201, retried.text
         assert await count(app, "members") == 1
+
+    async def test_a_request_that_outlived_its_claim_cannot_record_over_the_retry(
+        self, app: FastAPI, clock: FrozenClock
+    ) -> None:
+        units = app.state.units
+        first = await idempotency.claim(units, owner="till", key="k-slow", fingerprint="f")
+        assert isinstance(first, idempotency.Claim)
+        clock.advance(timedelta(seconds=units.settings.request_timeout_seconds))
+        retry = await idempotency.claim(units, owner="till", key="k-slow", fingerprint="f")
+        assert isinstance(retry, idempotency.Claim)
+        answer = idempotency.StoredResponse(status=201, body="{}", content_type="application/json")
+        async with units.begin() as uow:
+            with pytest.raises(IdempotencyClaimLost):
+                await idempotency.complete(uow, first, answer)
+        await idempotency.release(units, first)  # a no-op: the key is the retry's now
+        async with units.begin() as uow:
+            await idempotency.complete(uow, retry, answer)
+        assert await idempotency.claim(units, owner="till", key="k-slow", fingerprint="f") == answer
+
+    @pytest.mark.parametrize("stored", ['{"id": "m-1"}', "sealed:{vault}"])
+    async def test_replies_stored_before_they_were_all_encrypted_still_replay(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, stored: str
+    ) -> None:
+        body = {"phone": unique_phone()}
+        await claim_elsewhere(app, client, pos_key, "k-old", body)
+        reply = '{"id": "m-1"}'
+        stored = stored.replace("{vault}", app.state.units.vault.encrypt(reply))
+        async with app.state.units.begin() as uow:
+            await uow.session.execute(
+                text(
+                    "UPDATE idempotency_records SET state = 'completed', response_status = 201, "
+                    "response_body = :b, response_content_type = 'application/json' WHERE key = 'k-old'"
+                ),
+                {"b": stored},
+            )
+        replayed = await client.post("/v1/members", json=body, headers=with_key(pos_key, "k-old"))
+        assert replayed.status_code == 201
+        assert replayed.json() == {"id": "m-1"}
 
     async def test_invalid_input_releases_the_key(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str

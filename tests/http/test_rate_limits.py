@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.settings import Settings
 from tests.apps import client_for, serving
@@ -177,6 +179,45 @@ class TestFailedAuthentication:
                     )
             assert statuses == [401, 401, 401, 429]
 
+    async def test_the_right_secret_is_never_refused_once_its_key_is_in_memory(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_failed_auth_per_prefix="3/minute") as (app, client):
+            real = await make_key(app, Scope.pos)
+            prefix = real.split("_")[1]
+            assert (await get_program(client, real)).status_code == 200
+            wrong = [
+                (await get_program(client, f"lk_{prefix}_{uuid.uuid4().hex}")).status_code for _ in range(4)
+            ]
+            assert wrong == [401, 401, 401, 429]
+            assert (await get_program(client, real)).status_code == 200
+
+    async def test_ipv6_addresses_count_by_their_64(self, settings: Settings) -> None:
+        async with serving(settings, rate_limit_unauthenticated_per_address="3/minute") as (app, _):
+            statuses = []
+            for host in range(1, 5):  # four hosts of one /64, as one machine can have them all
+                async with client_for(app, f"2001:db8:1:2::{host:x}") as neighbour:
+                    statuses.append((await neighbour.get("/v1/program")).status_code)
+            assert statuses == [401, 401, 401, 429]
+            async with client_for(app, "2001:db8:1:3::1") as elsewhere:
+                assert (await elsewhere.get("/v1/program")).status_code == 401
+
+
+class TestRevokedKeys:
+    async def test_a_key_revoked_through_one_process_stops_working_in_another(
+        self, settings: Settings
+    ) -> None:
+        async with (
+            serving(settings, cache_seconds=0.2) as (first, _),
+            serving(settings, cache_seconds=0.2) as (_, elsewhere),
+        ):
+            key = await make_key(first, Scope.pos)
+            assert (await get_program(elsewhere, key)).status_code == 200  # now in that process's memory
+            async with first.state.units.begin() as uow:
+                await auth_service.revoke_key(uow, prefix=key.split("_")[1])
+            await asyncio.sleep(0.3)
+            assert [(await get_program(elsewhere, key)).status_code for _ in range(3)] == [401, 401, 401]
+
 
 class TestStorage:
     @needs_redis
@@ -209,6 +250,23 @@ class TestStorage:
         ):
             statuses = [(await c.get("/v1/program")).status_code for c in (first, second, first)]
         assert statuses == [401, 401, 429]
+
+    async def test_a_storage_that_never_answers_lets_calls_through(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # takes the connection and never answers
+
+        caplog.set_level(logging.WARNING, logger="loyalty_api.rate_limits")
+        hanging = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = hanging.sockets[0].getsockname()[1]
+        try:
+            async with serving(settings, rate_limit_storage=f"redis://127.0.0.1:{port}/0") as (app, client):
+                key = await make_key(app, Scope.pos, rate_limit="1/minute")
+                assert {(await get_program(client, key)).status_code for _ in range(3)} == {200}
+        finally:
+            hanging.close()
+        assert "rate limit storage unreachable" in [r.message for r in caplog.records]
 
     async def test_an_unreachable_storage_lets_calls_through(
         self, settings: Settings, caplog: pytest.LogCaptureFixture
