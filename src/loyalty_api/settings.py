@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     rate_limit_billing: str = "20/second"
     # Member lookups by phone or e-mail, per API key: enough for a till, too slow to walk a number range.
     rate_limit_contact_lookup: str = "60/minute"
+    # Member look-ups that find no one (any identifier, REST or GraphQL), per API key: a till mistypes a card
+    # now and then; a walk through card numbers is almost all misses. Once spent, look-ups are refused.
+    rate_limit_lookup_misses: str = "30/minute"
     # Calls without a valid key, per client address and per key prefix tried. Once spent, further calls
     # from that address or for that prefix are refused without checking the key.
     rate_limit_unauthenticated_per_address: str = "30/minute"
@@ -98,6 +101,7 @@ class Settings(BaseSettings):
         "rate_limit_partner",
         "rate_limit_billing",
         "rate_limit_contact_lookup",
+        "rate_limit_lookup_misses",
         "rate_limit_unauthenticated_per_address",
         "rate_limit_failed_auth_per_prefix",
     )

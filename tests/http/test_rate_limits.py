@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
+from loyalty_api.members import member_number
 from loyalty_api.settings import Settings
 from tests.apps import client_for, serving
 from tests.builders import enrol, make_key
@@ -148,6 +149,39 @@ class TestContactLookups:
                 "/v1/members/lookup", params={"phone": member["phone"]}, headers=bearer(other_key)
             )
             assert fresh.status_code == 200
+
+
+class TestLookupMisses:
+    async def test_lookups_that_find_no_one_have_a_budget_and_then_every_lookup_waits(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_lookup_misses="3/minute") as (app, client):
+            walker, till = await make_key(app, Scope.pos), await make_key(app, Scope.pos)
+            member = await enrol(client, till)
+            guesses = [member_number.generate() for _ in range(3)]  # valid check digits, nobody's cards
+            misses = [
+                (await client.get("/v1/members/lookup", params={"member_number": n}, headers=bearer(walker)))
+                for n in guesses
+            ]
+            assert [m.status_code for m in misses] == [404, 404, 404]
+            found = {"member_number": member["member_number"]}
+            after = await client.get("/v1/members/lookup", params=found, headers=bearer(walker))
+            assert_limited(after, "lookup-misses", 3, 60)
+            assert (
+                await client.get("/v1/members/lookup", params=found, headers=bearer(till))
+            ).status_code == 200
+
+    async def test_graphql_lookups_by_card_count_their_misses_too(self, settings: Settings) -> None:
+        query = "query($n: String!) { memberByNumber(memberNumber: $n) { id } }"
+        async with serving(settings, rate_limit_lookup_misses="2/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            answers = []
+            for _ in range(3):
+                body = {"query": query, "variables": {"n": member_number.generate()}}
+                answers.append((await client.post("/graphql", json=body, headers=bearer(walker))).json())
+            assert [a["data"]["memberByNumber"] for a in answers] == [None, None, None]
+            assert "errors" not in answers[0] and "errors" not in answers[1]
+            assert answers[2]["errors"][0]["extensions"]["code"] == "rate_limited"
 
 
 class TestFailedAuthentication:

@@ -14,14 +14,20 @@ from strawberry.fastapi import BaseContext
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.http.edge import principal_of
+from loyalty_api.http.rate_limits import RateLimiter
 
 
 @dataclass
 class GraphQLContext(BaseContext):
     units: UnitsOfWork
     principal: Principal | None
+    rate_limiter: RateLimiter
 
 
 async def get_context(request: Request) -> GraphQLContext:
     # The edge has verified the key before the document was read (None: an anonymous SDL read).
-    return GraphQLContext(units=request.app.state.units, principal=principal_of(request))
+    return GraphQLContext(
+        units=request.app.state.units,
+        principal=principal_of(request),
+        rate_limiter=request.app.state.rate_limiter,
+    )

@@ -13,6 +13,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits.service import member_benefits
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import service
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.service import MemberProfile
@@ -172,13 +173,14 @@ async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Memb
 
 
 async def member_by_number(info: Info[GraphQLContext, None], member_number: str) -> Member | None:
-    require(info.context, *READERS)
-    async with info.context.units.read() as uow:
-        with domain_errors():
-            try:
+    principal = require(info.context, *READERS)
+    limiter = info.context.rate_limiter
+    with domain_errors():  # a spent misses budget is an error with the REST code, rate_limited
+        try:
+            async with misses_counted(limiter, principal), info.context.units.read() as uow:
                 return Member.of(await service.get_by_number(uow, member_number))
-            except MemberNotFound:
-                return None
+        except MemberNotFound:
+            return None
 
 
 async def _member(info: Info[GraphQLContext, None], id: strawberry.ID) -> Member | None:

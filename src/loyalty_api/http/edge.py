@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import InvalidApiKey
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
-from loyalty_api.errors import LoyaltyError
+from loyalty_api.errors import LoyaltyError, NotFound
 from loyalty_api.http.problems import render_domain_error
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
@@ -82,13 +83,28 @@ def principal_of(request: Request) -> Principal | None:
     return principal
 
 
-async def spend_contact_lookup(request: Request) -> None:
-    """A route dependency: a lookup by phone or e-mail spends the key's contact-lookup budget too."""
+@asynccontextmanager
+async def misses_counted(limiter: RateLimiter, principal: Principal) -> AsyncIterator[None]:
+    """Around a look-up of a member: refused once the key's misses budget is spent, and a miss (NotFound)
+    spends it. A walk through card numbers or phone numbers is almost all misses; a till's is not."""
+    await limiter.check(limiter.lookup_misses, principal.key_prefix)
+    try:
+        yield
+    except NotFound:
+        await limiter.count(limiter.lookup_misses, principal.key_prefix)
+        raise
+
+
+async def lookup_budgets(request: Request) -> AbstractAsyncContextManager[None]:
+    """A dependency of member look-ups: by phone or e-mail they spend the key's contact-lookup budget, and
+    the look-up itself runs inside what this returns, which counts its misses."""
+    principal = principal_of(request)
+    if principal is None:
+        raise InvalidApiKey.missing()
+    limiter: RateLimiter = request.app.state.rate_limiter
     if "phone" in request.query_params or "email" in request.query_params:
-        principal = principal_of(request)
-        if principal is not None:
-            limiter: RateLimiter = request.app.state.rate_limiter
-            await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+        await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+    return misses_counted(limiter, principal)
 
 
 def _path(scope: Scope) -> str:

@@ -74,6 +74,7 @@ class RateLimiter:
             Scope.billing: Budget.of("key", settings.rate_limit_billing),
         }
         self.contact_lookup = Budget.of("contact-lookup", settings.rate_limit_contact_lookup)
+        self.lookup_misses = Budget.of("lookup-misses", settings.rate_limit_lookup_misses)
         self.unauthenticated = Budget.of("unauthenticated", settings.rate_limit_unauthenticated_per_address)
         self.failed_prefix = Budget.of("failed-auth", settings.rate_limit_failed_auth_per_prefix)
         self._own_rates: dict[str, Budget] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +12,7 @@ from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
-from loyalty_api.http.edge import spend_contact_lookup
+from loyalty_api.http.edge import lookup_budgets
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -58,29 +59,31 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
     "/lookup",
     summary="Find a member by card number, phone, e-mail or an external id",
     description="Lookups by phone or e-mail also spend the key's contact-lookup budget "
-    "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), which is small: it is there to stop a walk through numbers.",
+    "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), and lookups that find no one its misses budget "
+    "(`LOYALTY_RATE_LIMIT_LOOKUP_MISSES`); both are small, to stop a walk through numbers.",
     responses=problem_responses(
         *_AUTH, MemberNotFound, InvalidMemberNumber, LookupNeedsOneIdentifier, RateLimited
     ),
-    dependencies=[Depends(spend_contact_lookup)],
 )
 async def lookup_member(
     uow: UoW,
     _: MemberDesk,
+    counting_misses: Annotated[AbstractAsyncContextManager[None], Depends(lookup_budgets)],
     member_number: Annotated[str | None, Query(max_length=32)] = None,
     phone: Annotated[str | None, Query(max_length=32)] = None,
     email: Annotated[str | None, Query(max_length=254)] = None,
     external_system: Annotated[str | None, Query(max_length=32)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemberRead:
-    profile = await service.lookup(
-        uow,
-        member_number=member_number,
-        phone=phone,
-        email=email,
-        external_system=external_system,
-        external_id=external_id,
-    )
+    async with counting_misses:
+        profile = await service.lookup(
+            uow,
+            member_number=member_number,
+            phone=phone,
+            email=email,
+            external_system=external_system,
+            external_id=external_id,
+        )
     return MemberRead.model_validate(profile)
 
 
