@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -127,6 +128,12 @@ def parse_wrk(label: str, output: str, cpu: float) -> Run:
     )
 
 
+def _generators_cpu() -> float:
+    """CPU seconds used so far by this process (the body pourer) and its finished children (wrk)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 async def wrk(script: Path, url: str, args: list[str], *, seconds: float, clients: int) -> str:
     process = await asyncio.create_subprocess_exec(
         "wrk",
@@ -229,6 +236,9 @@ async def bench(args: argparse.Namespace) -> None:
         )
         runs: dict[str, list[Run]] = {}
         flood_counts: list[tuple[int, int]] = []
+        generators: list[
+            float
+        ] = []  # CPU seconds of the load generators (both wrk, the body pourer) per flood run
         async with (
             server(on_cmd, env, on_port, "/healthz") as on,
             server(off_cmd, off_env, off_port, "/healthz") as off,
@@ -252,7 +262,7 @@ async def bench(args: argparse.Namespace) -> None:
                     )
                 # The same earn on the limiter-on server while an attacker floods it.
                 until = time.monotonic() + args.seconds + 1
-                cpu_then = cpu_seconds(on.pid)
+                cpu_then, generators_then = cpu_seconds(on.pid), _generators_cpu()
                 earn_out, flood_out, bodies = await asyncio.gather(
                     wrk(
                         tmp / "earn.lua",
@@ -274,10 +284,16 @@ async def bench(args: argparse.Namespace) -> None:
                 runs.setdefault(label, []).append(parse_wrk(label, earn_out, cpu_seconds(on.pid) - cpu_then))
                 flood = parse_wrk("flood", flood_out, 0.0)
                 flood_counts.append((flood.requests, sum(bodies)))
+                generators.append(_generators_cpu() - generators_then)
                 print(
                     f"  round {round_ + 1}: " + ", ".join(f"{k} {v[-1].rate:.0f}/s" for k, v in runs.items())
                 )
         report(runs, flood_counts, args.seconds)
+        print(
+            f"the flood run's load generators (the till's wrk, the attacker's wrk and body pourer) used "
+            f"{statistics.median(generators):.1f} s of CPU per {args.seconds:g} s run (median), on the same "
+            f"{os.cpu_count()} cores as the server and PostgreSQL"
+        )
     finally:
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
