@@ -86,6 +86,8 @@ end
 """
 
 FIFTY_MB = 50 * 1024 * 1024
+# A pause after each flood run, for PostgreSQL to write out what it took in.
+SETTLE_SECONDS = 5
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -248,7 +250,10 @@ async def bench(args: argparse.Namespace) -> None:
             if before is not None:
                 servers.append(("before", before, before_port))
             for round_ in range(args.rounds):
-                for label, process, port in servers:
+                # The order turns each round, so that no server always runs first (right after the flood,
+                # while PostgreSQL is still catching up with it).
+                turn = round_ % len(servers)
+                for label, process, port in servers[turn:] + servers[:turn]:
                     cpu_then = cpu_seconds(process.pid)
                     out = await wrk(
                         tmp / "earn.lua",
@@ -285,6 +290,7 @@ async def bench(args: argparse.Namespace) -> None:
                 flood = parse_wrk("flood", flood_out, 0.0)
                 flood_counts.append((flood.requests, sum(bodies)))
                 generators.append(_generators_cpu() - generators_then)
+                await asyncio.sleep(SETTLE_SECONDS)
                 print(
                     f"  round {round_ + 1}: " + ", ".join(f"{k} {v[-1].rate:.0f}/s" for k, v in runs.items())
                 )
