@@ -8,11 +8,11 @@
 Two `loyalty-api serve` processes on one database, one with the rate limiter on (in-process memory, the
 default) and one with it off; with `--before PATH`, a third from another source tree (its `src/` first on
 PYTHONPATH, given this tree's migrations: the same database, so that tree must read this schema). `wrk`
-drives earn (a random member, a new receipt each time) against each in turn, interleaved round by round
-in a turning order, and the servers' CPU time per request is read from /proc. A further run per round drives the limiter-on
-server's earn while an attacker, with a key of its own (default budget), floods it: `wrk` sending GraphQL
-documents of 1,000 aliases, and raw sockets sending 50 MB bodies, half declared by Content-Length, half
-streamed chunked. Prints medians.
+drives earn (a random member, a new receipt each time) against each in turn, interleaved round by round in a
+turning order, and the servers' CPU time per request is read from /proc. A further run per round drives the
+limiter-on server's earn while an attacker, with a key of its own (default budget), floods it: `wrk` sending
+GraphQL documents of 1,000 aliases, and raw sockets sending 50 MB bodies, half declared by Content-Length,
+half streamed chunked. A pause follows each flood. Prints medians.
 
 Needs `wrk` (Debian: `apt-get install wrk`).
 """
