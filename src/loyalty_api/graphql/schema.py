@@ -26,7 +26,7 @@ from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
-from loyalty_api.http.input_guard import InvalidInput, load_json
+from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
 
@@ -110,8 +110,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
                 await limiter.spend(budget, principal.key_prefix, cost=cost)
         if too_many:
             message = f"has more than {self.max_tokens} tokens"
-            kind = "graphql_too_many_tokens"
-            raise InvalidInput([{"field": "query", "location": "body", "message": message, "type": kind}])
+            raise InvalidInput([field_error("query", "body", message, "graphql_too_many_tokens")])
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
@@ -128,9 +127,7 @@ _screened_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("sc
 
 def _operation(document: object) -> dict[str, Any]:
     if not isinstance(document, dict):
-        raise InvalidInput(
-            [{"field": "", "location": "body", "message": _NOT_AN_OPERATION, "type": "graphql_request"}]
-        )
+        raise InvalidInput([field_error("", "body", _NOT_AN_OPERATION, "graphql_request")])
     return document
 
 

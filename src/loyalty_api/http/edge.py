@@ -1,9 +1,10 @@
 """The edge: what every request passes before any route runs, so no client can stall a process.
 
-In order: a declared body over the cap is refused (413) before anything else; calls to the API (`/v1`,
-`/graphql`) need a valid key, checked before a byte of the body is read, with failures counted per client
-address and per key prefix; the key's rate limit is spent; then the route runs under the request time limit
-(503 past it, everything rolled back), reading a body that is counted as it streams and cut at the cap.
+In order: an over-long query string (414), headers (431) or declared body (413) is refused before anything
+else; calls to the API (`/v1`, `/graphql`) need a valid key, checked before a byte of the body is read, with
+failures counted per client address and per key prefix; the key's rate limit is spent; then the app runs
+under a backstop time limit (503), reading a body that is counted as it streams and cut at the cap. A
+refusal that leaves a body unread closes the connection.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _error(field: str, location: str, message: str, kind: str) -> dict[str, str]:
+def field_error(field: str, location: str, message: str, kind: str) -> dict[str, str]:
+    """One entry of a problem's `errors`, its field path cut short and made encodable."""
     if len(field) > _MAX_FIELD:
         field = field[:_MAX_FIELD] + "…"
     field = field.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate in a key, echoed
@@ -78,16 +79,16 @@ def _walk(document: Any, max_depth: int) -> list[dict[str, str]]:
         value, path = pending.pop()
         if len(path) > max_depth:
             field = ".".join(path[:max_depth])
-            return [_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
+            return [field_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         if isinstance(value, str):
             problem = _string_problem(value)
             if problem is not None:
-                errors.append(_error(".".join(path), "body", *problem))
+                errors.append(field_error(".".join(path), "body", *problem))
         elif isinstance(value, dict):
             for key, item in value.items():
                 problem = _string_problem(key)
                 if problem is not None:
-                    errors.append(_error(".".join((*path, key)), "body", *problem))
+                    errors.append(field_error(".".join((*path, key)), "body", *problem))
                 pending.append((item, (*path, key)))
         elif isinstance(value, list):
             pending.extend((item, (*path, str(index))) for index, item in enumerate(value))
@@ -101,11 +102,11 @@ def load_json(body: bytes, *, max_depth: int) -> Any:
         document = json.loads(body, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
         raise InvalidInput(
-            [_error(exc.key, "body", "appears twice in one object", "json_duplicate_key")]
+            [field_error(exc.key, "body", "appears twice in one object", "json_duplicate_key")]
         ) from None
     except RecursionError:
         raise InvalidInput(
-            [_error("", "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
+            [field_error("", "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         ) from None
     except ValueError:  # not JSON, or not UTF-8
         return _NOT_JSON
@@ -115,14 +116,10 @@ def load_json(body: bytes, *, max_depth: int) -> Any:
     return document
 
 
-def is_json(document: Any) -> bool:
-    return document is not _NOT_JSON
-
-
 def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
     """Raise InvalidInput for a query string or JSON body the service must not take in."""
     errors = [
-        _error(name if "\x00" not in name else "", "query", *problem)
+        field_error(name if "\x00" not in name else "", "query", *problem)
         for name, value in query.multi_items()
         for problem in [_string_problem(name) or _string_problem(value)]
         if problem is not None

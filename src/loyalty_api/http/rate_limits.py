@@ -1,11 +1,11 @@
 """Rate limits at the edge, counted by the `limits` library in process memory or in Redis.
 
-Budgets: each API key's calls (by scope, or the key's own rate); member lookups by phone or e-mail per key;
-calls without a valid key per client address; failed keys per key prefix. A spent budget is a 429 problem
-with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit` headers.
+Budgets: each API key's calls (by scope, or the key's own rate); member lookups by phone or e-mail, and
+lookups that find no one, per key; calls without a valid key per client address; failed keys per key prefix.
+A spent budget is a 429 problem with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit` headers.
 
-Counting fails open: if the storage (Redis) cannot be reached, the call goes through and a warning is logged,
-so an outage of the limiter's storage never takes the till down with it.
+Counting fails open: if the storage (Redis) cannot be reached or does not answer in time, the call goes
+through and a warning is logged, so an outage of the limiter's storage never takes the till down with it.
 """
 
 from __future__ import annotations
@@ -91,12 +91,8 @@ class RateLimiter:
         return max(budgets, key=lambda b: b.rate.amount / b.rate.get_expiry())
 
     async def spend(self, budget: Budget, who: str, *, cost: int = 1) -> None:
-        """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent. A cost above
-        the whole budget is charged as the whole budget (else the call could never pass)."""
-        cost = min(cost, budget.rate.amount)
-        if self.enabled and not await self._safely(
-            self._counter.hit(budget.rate, budget.name, who, cost=cost)
-        ):
+        """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent."""
+        if self.enabled and not await self._hit(budget, who, cost):
             raise await self._refusal(budget, who)
 
     async def check(self, budget: Budget, who: str) -> None:
@@ -108,10 +104,16 @@ class RateLimiter:
         """Count `cost` units against `who`'s budget for a call that is refused anyway (a failed key, a body
         too large). Nothing is counted when less than `cost` is left: the budget is as good as spent."""
         if self.enabled:
-            await self._safely(self._counter.hit(budget.rate, budget.name, who, cost=cost))
+            await self._hit(budget, who, cost)
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+    async def _hit(self, budget: Budget, who: str, cost: int) -> bool:
+        # A cost above the whole budget is charged as the whole budget, else such a call could never pass.
+        return await self._safely(
+            self._counter.hit(budget.rate, budget.name, who, cost=min(cost, budget.rate.amount))
+        )
 
     async def _safely(self, counting: Awaitable[bool]) -> bool:
         try:
