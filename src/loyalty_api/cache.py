@@ -31,13 +31,6 @@ class TtlCache:
         self._entries[key] = (now + self.seconds, value)
         return None
 
-    def peek(self, key: str) -> Any | None:
-        """The entry while it is fresh, else None; unlike `get`, never makes the caller its loader."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
     def put(self, key: str, value: Any) -> None:
         if self.seconds > 0:
             self._entries[key] = (time.monotonic() + self.seconds, value)

@@ -185,7 +185,7 @@ class TestLookupMisses:
 
 
 class TestFailedAuthentication:
-    async def test_an_address_that_keeps_failing_is_refused_without_a_look_up(
+    async def test_an_address_that_keeps_failing_gets_429_and_a_real_key_from_it_still_works(
         self, settings: Settings
     ) -> None:
         async with serving(settings, rate_limit_unauthenticated_per_address="5/minute") as (app, _):
@@ -196,6 +196,8 @@ class TestFailedAuthentication:
             assert_limited(answers[5], "unauthenticated", 5, 60)
             assert (await attacker.get("/v1/program")).status_code == 429  # no key at all counts too
             assert (await get_program(neighbour, guesses[0])).status_code == 401
+            till = await make_key(app, Scope.pos)  # not in the process's memory yet: it is looked up
+            assert (await get_program(attacker, till)).status_code == 200
             await attacker.aclose()
             await neighbour.aclose()
 

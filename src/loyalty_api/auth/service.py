@@ -96,11 +96,6 @@ def _cache_key(prefix: str) -> str:
     return f"{_CACHE_PREFIX}{prefix}"
 
 
-def is_known(units: UnitsOfWork, parts: keys.KeyParts) -> bool:
-    """Whether this key's row is in memory, so that checking its secret costs a hash, not a look-up."""
-    return units.cache.peek(_cache_key(parts.prefix)) is not None
-
-
 async def authenticate(units: UnitsOfWork, parts: keys.KeyParts) -> Principal:
     """The key's principal. A key's row is remembered for settings.cache_seconds, so revoking a key takes
     effect in other processes within that time (at once in the process that revoked it). Only a key not in

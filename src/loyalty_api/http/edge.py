@@ -223,12 +223,10 @@ class EdgeMiddleware:
             await self.limiter.spend(self.limiter.unauthenticated, address)
             raise InvalidApiKey.missing() if token is None else InvalidApiKey()
         units: UnitsOfWork = scope["app"].state.units
-        if not auth_service.is_known(units, parts):
-            # A key whose row is not in memory costs a look-up: that is what guessing costs, so that is what
-            # the failure budgets guard. A key in memory costs a hash: its right secret is never refused.
-            await self.limiter.check(self.limiter.unauthenticated, address)
-            await self.limiter.check(self.limiter.failed_prefix, parts.prefix)
         try:
+            # The key is checked first, always: a till that shares an address with a guesser, or whose
+            # prefix is being guessed, is never refused for it. Once the failures of the address or the
+            # prefix have spent their budget, the guesser gets 429 instead of 401.
             principal = await auth_service.authenticate(units, parts)
         except InvalidApiKey:
             await self.limiter.spend(self.limiter.unauthenticated, address)
