@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, points, set_program
+from tests.points.helpers import cny, earn, points, set_program
 
 
 @pytest.fixture
@@ -31,6 +32,21 @@ async def hold(
         json={"points": pts, "order_ref": order_ref, "ttl_seconds": ttl},
         headers=bearer(key),
     )
+
+
+async def capture(client: httpx.AsyncClient, key: str, hold_id: str, **body: Any) -> httpx.Response:
+    return await client.post(f"/v1/holds/{hold_id}/capture", json=body or None, headers=bearer(key))
+
+
+async def refund(client: httpx.AsyncClient, key: str, order_ref: str, **body: Any) -> dict[str, Any]:
+    response = await client.post(f"/v1/orders/{order_ref}/refund", json=body, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def moved(body: dict[str, Any]) -> tuple[int, int, int]:
+    return body["points_given_back"], body["points_taken_back"], body["shortfall"]
 
 
 class TestHolds:
@@ -175,3 +191,95 @@ class TestHoldsAndOrders:
         clock.advance(timedelta(minutes=2))
         again = await hold(client, ecommerce_key, member_id, 100, "AGAIN")
         assert again.status_code == 201, again.text
+
+
+class TestRefundsOfCapturedHolds:
+    async def test_captured_without_a_total_refunds_by_points_then_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R1")).json()
+        assert (await capture(client, ecommerce_key, created["id"], points=300)).status_code == 200
+        by_amount = await client.post(
+            "/v1/orders/WEB-R1/refund", json={"amount": cny(1_000)}, headers=bearer(ecommerce_key)
+        )
+        assert by_amount.status_code == 422
+        assert (by_amount.json()["code"], by_amount.json()["refundable_points"]) == (
+            "order_total_unknown",
+            300,
+        )
+        part = await refund(client, ecommerce_key, "WEB-R1", points=100)
+        assert moved(part) == (100, 0, 0)
+        assert (part["balance"], part["points_refundable"], part["order_total"]) == (800, 200, None)
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund(client, ecommerce_key, "WEB-R1", full=True)
+        assert moved(rest) == (200, 0, 0)
+        assert (rest["balance"], rest["points_refundable"]) == (1000, 0)
+        assert (await points(client, ecommerce_key, member_id))["available"] == 1000
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_captured_with_a_total_refunds_by_amount_then_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R2")).json()
+        captured = await capture(client, ecommerce_key, created["id"], order_total=cny(20_000))
+        assert captured.status_code == 200, captured.text
+        assert captured.json()["captured_points"] == 400
+        quarter = await refund(client, ecommerce_key, "WEB-R2", amount=cny(5_000))
+        assert moved(quarter) == (100, 0, 0)
+        assert (quarter["order_total"], quarter["refunded_total"]) == (cny(20_000), cny(5_000))
+        await assert_ledger_invariant(app, member_id)
+        by_points = await refund(client, ecommerce_key, "WEB-R2", points=100)
+        assert (moved(by_points), by_points["refunded_total"]) == ((100, 0, 0), cny(10_000))
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund(client, ecommerce_key, "WEB-R2", full=True)
+        assert moved(rest) == (200, 0, 0)
+        assert (rest["refunded"], rest["refunded_total"], rest["balance"]) == (cny(10_000), cny(20_000), 1000)
+        [*_, event] = await events(app, "points.refunded")
+        assert (event["payload"]["refunded_by"], event["payload"]["order_total"]) == ("full", cny(20_000))
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_the_first_total_an_order_is_given_stays(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        """As with redeem and earn: an earn after the capture keeps the capture's total, and the other way."""
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R3")).json()
+        await capture(client, ecommerce_key, created["id"], order_total=cny(20_000))
+        await earn(client, ecommerce_key, member_id, 15_000, order_ref="WEB-R3")  # the cash part: 150 points
+        half = await refund(client, ecommerce_key, "WEB-R3", amount=cny(10_000))
+        assert (moved(half), half["order_total"]) == ((200, 75, 0), cny(20_000))
+        await assert_ledger_invariant(app, member_id)
+
+        await earn(client, ecommerce_key, member_id, 15_000, order_ref="WEB-R4")
+        later = (await hold(client, ecommerce_key, member_id, 400, "WEB-R4")).json()
+        await capture(client, ecommerce_key, later["id"], order_total=cny(20_000))
+        whole = await refund(client, ecommerce_key, "WEB-R4", amount=cny(15_000))
+        assert (moved(whole), whole["order_total"]) == ((400, 150, 0), cny(15_000))
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_the_largest_order_total_is_kept_whole(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-BIG")).json()
+        captured = await capture(client, ecommerce_key, created["id"], order_total=cny(10**12))
+        assert captured.status_code == 200, captured.text
+        half = await refund(client, ecommerce_key, "WEB-BIG", amount=cny(5 * 10**11))
+        assert (moved(half), half["order_total"]) == ((200, 0, 0), cny(10**12))
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_bad_order_total_leaves_the_hold_active(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R5")).json()
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        usd = await capture(
+            client, ecommerce_key, created["id"], order_total={"amount": 100, "currency": "USD"}
+        )
+        assert (usd.status_code, usd.json()["code"]) == (422, "currency_mismatch")
+        zero = await capture(client, ecommerce_key, created["id"], order_total=cny(0))
+        assert zero.status_code == 422
+        assert zero.json()["errors"][0]["field"] == "order_total"
+        assert not zero.json()["errors"][0]["message"].startswith("Value error")
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert read.json()["status"] == "active"
+        await assert_ledger_invariant(app, member_id)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,29 @@ async def refund(client: httpx.AsyncClient, key: str, order_ref: str, amount: in
     return await client.post(
         f"/v1/orders/{order_ref}/refund", json={"amount": cny(amount)}, headers=bearer(key)
     )
+
+
+async def refund_by(client: httpx.AsyncClient, key: str, order_ref: str, **body: Any) -> dict[str, Any]:
+    """A refund that must succeed: `points=…`, `full=True` or `amount=cny(…)`."""
+    response = await client.post(f"/v1/orders/{order_ref}/refund", json=body, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def redeem(
+    client: httpx.AsyncClient, key: str, member_id: str, pts: int, order_ref: str, **extra: Any
+) -> None:
+    response = await client.post(
+        f"/v1/members/{member_id}/redeem",
+        json={"points": pts, "order_ref": order_ref, **extra},
+        headers=bearer(key),
+    )
+    assert response.status_code == 200, response.text
+
+
+def moved(body: dict[str, Any]) -> tuple[int, int, int]:
+    return body["points_given_back"], body["points_taken_back"], body["shortfall"]
 
 
 class TestRefunds:
@@ -117,6 +141,222 @@ class TestRefunds:
             assert bad.status_code == 422, (amount, bad.text)
             assert bad.json()["errors"][0]["field"].startswith("amount")
         assert await table_counts(app, "ledger_entries", "point_lots") == before
+
+
+class TestRefundsOfOrdersWithoutATotal:
+    """The README quickstart: an order that only redeemed points, without `order_total`."""
+
+    async def test_amount_is_refused_and_the_error_names_the_way_out(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")  # 500 points
+        await redeem(client, pos_key, member_id, 100, "T1-0002")
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        response = await refund(client, pos_key, "T1-0002", 1_000)
+        assert response.status_code == 422
+        problem = response.json()
+        assert problem["code"] == "order_total_unknown"
+        assert "points" in problem["detail"] and "full: true" in problem["detail"]
+        assert "order_total" in problem["detail"]
+        assert (problem["refund_with"], problem["refundable_points"]) == (["points", "full"], 100)
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_by_points_in_part_then_the_rest(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")
+        await redeem(client, pos_key, member_id, 100, "T1-0002")
+        first = await refund_by(client, pos_key, "T1-0002", points=30)
+        assert moved(first) == (30, 0, 0)
+        assert (first["refunded_by"], first["points_refundable"], first["balance"]) == ("points", 70, 430)
+        assert first["order_total"] is first["refunded"] is first["refunded_total"] is None
+        await assert_ledger_invariant(app, member_id)
+
+        over = await client.post("/v1/orders/T1-0002/refund", json={"points": 71}, headers=bearer(pos_key))
+        assert over.status_code == 422
+        assert (over.json()["code"], over.json()["refundable_points"]) == ("refund_exceeds_order", 70)
+
+        rest = await refund_by(client, pos_key, "T1-0002", points=70)
+        assert moved(rest) == (70, 0, 0)
+        assert (rest["points_refundable"], rest["balance"]) == (0, 500)
+        await assert_ledger_invariant(app, member_id)
+
+        nothing_left = await client.post(
+            "/v1/orders/T1-0002/refund", json={"full": True}, headers=bearer(pos_key)
+        )
+        assert nothing_left.status_code == 422
+        assert nothing_left.json()["code"] == "refund_exceeds_order"
+        refunded = await events(app, "points.refunded")
+        assert [e["payload"]["given_back"] for e in refunded] == [30, 70]
+        assert refunded[0]["payload"]["refunded"] == cny(0)
+        assert refunded[0]["payload"]["refunded_by"] == "points"
+        assert refunded[0]["payload"]["order_total"] is None
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")
+        await redeem(client, pos_key, member_id, 100, "T1-0003")
+        body = await refund_by(client, pos_key, "T1-0003", full=True)
+        assert moved(body) == (100, 0, 0)
+        assert (body["refunded_by"], body["points_refundable"], body["balance"]) == ("full", 0, 500)
+        assert body["order_total"] is None
+        [entry] = (
+            await client.get(
+                f"/v1/members/{member_id}/ledger", params={"type": "refund"}, headers=bearer(pos_key)
+            )
+        ).json()["items"]
+        assert (entry["amount"], entry["details"]["refunded_by"]) == (100, "full")
+        await assert_ledger_invariant(app, member_id)
+
+
+class TestRefundsByPointsAndAmount:
+    async def test_redeem_with_order_total_refunds_by_amount_by_points_and_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")  # 500 points
+        await redeem(client, pos_key, member_id, 200, "RT", order_total=cny(10_000))
+        quarter = await refund_by(client, pos_key, "RT", amount=cny(2_500))
+        assert moved(quarter) == (50, 0, 0)
+        assert quarter["refunded_total"] == cny(2_500)
+        # 50 more points are another quarter of what the order redeemed: the refunded amount follows.
+        by_points = await refund_by(client, pos_key, "RT", points=50)
+        assert moved(by_points) == (50, 0, 0)
+        assert (by_points["refunded"], by_points["refunded_total"]) == (cny(2_500), cny(5_000))
+        assert by_points["order_total"] == cny(10_000)
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund_by(client, pos_key, "RT", full=True)
+        assert moved(rest) == (100, 0, 0)
+        assert (rest["refunded"], rest["refunded_total"], rest["points_refundable"]) == (
+            cny(5_000),
+            cny(10_000),
+            0,
+        )
+        assert rest["balance"] == 500
+        over = await refund(client, pos_key, "RT", 1)
+        assert (over.status_code, over.json()["code"], over.json()["refundable"]) == (
+            422,
+            "refund_exceeds_order",
+            0,
+        )
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_earned_and_redeemed_order_by_points_then_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")  # 500 points
+        await redeem(client, pos_key, member_id, 200, "MIX")  # no total: the earn gives it
+        await earn(client, pos_key, member_id, 8_000, order_ref="MIX")  # 80 points; total 80.00
+        # A quarter of the redeemed points: a quarter of the 80 earned is taken back.
+        first = await refund_by(client, pos_key, "MIX", points=50)
+        assert moved(first) == (50, 20, 0)
+        assert (first["refunded"], first["order_total"]) == (cny(2_000), cny(8_000))
+        await assert_ledger_invariant(app, member_id)
+        # 75 of 200 given back in all: 80 × 75 / 200 = 30 taken back in all.
+        second = await refund_by(client, pos_key, "MIX", points=25)
+        assert moved(second) == (25, 10, 0)
+        await assert_ledger_invariant(app, member_id)
+        by_amount = await refund_by(client, pos_key, "MIX", amount=cny(1_000))
+        assert moved(by_amount) == (25, 10, 0)
+        assert by_amount["refunded_total"] == cny(4_000)
+        rest = await refund_by(client, pos_key, "MIX", full=True)
+        assert moved(rest) == (100, 40, 0)
+        assert rest["refunded_total"] == cny(8_000)
+        assert rest["balance"] == 500 - 200 + 80 + 200 - 80
+        rows_ = await client.get(
+            f"/v1/members/{member_id}/ledger", params={"type": "refund"}, headers=bearer(pos_key)
+        )
+        assert sum(e["amount"] for e in rows_.json()["items"]) == 200 - 80
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_already_spent_become_a_shortfall_by_points_and_in_full(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 1_000, order_ref="EARLIER")  # 10 points
+        await redeem(client, pos_key, member_id, 10, "SPENT")
+        await earn(client, pos_key, member_id, 10_000, order_ref="SPENT")  # 100 points
+        await redeem(client, pos_key, member_id, 100, "ELSEWHERE")  # all of them spent
+        half = await refund_by(client, pos_key, "SPENT", points=5)
+        assert moved(half) == (5, 5, 45)
+        assert half["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund_by(client, pos_key, "SPENT", full=True)
+        assert moved(rest) == (5, 5, 45)
+        assert rest["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+        nothing = await client.post("/v1/orders/SPENT/refund", json={"full": True}, headers=bearer(pos_key))
+        assert nothing.json()["code"] == "refund_exceeds_order"
+
+    async def test_an_order_that_only_earned_has_no_points_to_give_back(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")
+        response = await client.post("/v1/orders/EARNED/refund", json={"points": 1}, headers=bearer(pos_key))
+        assert response.status_code == 422
+        problem = response.json()
+        assert (problem["code"], problem["refundable_points"]) == ("refund_exceeds_order", 0)
+        assert "amount" in problem["detail"]
+        body = await refund_by(client, pos_key, "EARNED", full=True)
+        assert moved(body) == (0, 100, 0)
+        assert body["refunded_total"] == cny(10_000)
+        await assert_ledger_invariant(app, member_id)
+
+
+ONE_OF = "give exactly one of amount, points or full"
+
+
+class TestRefundRequestShape:
+    """The body's `errors` point at the field; a rule across fields is the body's own (field "body")."""
+
+    @pytest.mark.parametrize(
+        ("body", "field", "message"),
+        [
+            ({}, "body", f"{ONE_OF}, not none"),
+            ({"amount": None, "points": None}, "body", f"{ONE_OF}, not none"),
+            ({"amount": cny(100), "points": 5}, "body", f"{ONE_OF}, not amount and points"),
+            (
+                {"amount": cny(100), "points": 5, "full": True},
+                "body",
+                f"{ONE_OF}, not amount, points and full",
+            ),
+            ({"points": 5, "full": True}, "body", f"{ONE_OF}, not points and full"),
+            (
+                {"full": False},
+                "full",
+                "must be true when given: leave it out to refund by amount or by points",
+            ),
+            ({"points": 0}, "points", None),
+            ({"points": 2.0}, "points", None),
+            ({"full": 1}, "full", None),
+            ({"full": True, "reason": "x"}, "reason", None),
+        ],
+    )
+    async def test_exactly_one_of_amount_points_or_full(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        body: dict[str, Any],
+        field: str,
+        message: str | None,
+    ) -> None:
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARLIER")
+        await redeem(client, pos_key, member_id, 100, "SHAPE", order_total=cny(1_000))
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        response = await client.post("/v1/orders/SHAPE/refund", json=body, headers=bearer(pos_key))
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        [error] = problem["errors"]
+        assert error["field"] == field, error
+        assert not error["message"].startswith("Value error")
+        if message is not None:
+            assert error["message"] == message
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        await assert_ledger_invariant(app, member_id)
 
 
 class TestAdjustmentsAndLedger:

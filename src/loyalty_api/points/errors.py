@@ -2,82 +2,170 @@ from loyalty_api.errors import Conflict, LoyaltyError, NotFound
 
 
 class InsufficientPoints(LoyaltyError):
+    """The member's available points (the balance less the points on hold) are fewer than asked for; nothing
+    was changed. `available` and `requested` give both numbers.
+
+    Ask for at most `available` points, or let the customer pay the rest another way.
+    """
+
     code = "insufficient_points"
     status = 422
     title = "The member does not have enough available points"
 
 
 class BelowMinimumRedeem(LoyaltyError):
+    """The programme sets a minimum number of points per redemption, and this asks for fewer; nothing was
+    changed.
+
+    Redeem at least the minimum the detail gives (`GET /v1/program` shows it too), or none.
+    """
+
     code = "below_minimum_redeem"
     status = 422
     title = "Fewer points than the programme's minimum redemption"
 
 
 class RedeemShareExceeded(LoyaltyError):
+    """The points' value would pay a larger share of `order_total` than the programme allows (`max_share`);
+    nothing was changed.
+
+    Redeem fewer points, so that their value stays within that share of the order.
+    """
+
     code = "redeem_share_exceeded"
     status = 422
     title = "Points may not pay this large a share of the order"
 
 
 class CurrencyMismatch(LoyaltyError):
+    """An amount is in another currency than the programme's (for a refund: the order's); nothing was changed.
+
+    Send the amounts in the currency the detail names, in its minor units.
+    """
+
     code = "currency_mismatch"
     status = 422
     title = "The amount's currency is not the programme's currency"
 
 
 class MemberNotActive(Conflict):
+    """The member is suspended or closed, so they cannot earn, redeem or hold points, redeem rewards,
+    subscribe or get a checkout quote; nothing was changed.
+
+    Do not retry; an admin key can make the member active again (`PATCH /v1/members/{id}` with `status`).
+    """
+
     code = "member_not_active"
     title = "The member is suspended or closed"
 
 
 class OrderAlreadyEarned(Conflict):
+    """Points were earned for this `order_ref` already; an order earns once, with or without an
+    Idempotency-Key, so nothing was added.
+
+    Take the earlier earn as the outcome (the member's ledger shows it); a different purchase needs an
+    `order_ref` of its own.
+    """
+
     code = "order_already_earned"
     title = "Points were already earned for this order"
 
 
 class OrderAlreadyRedeemed(Conflict):
+    """Points were redeemed for this `order_ref` already; an order is paid with points once, so nothing was
+    taken.
+
+    Take the earlier redemption as the outcome; a different purchase needs an `order_ref` of its own.
+    """
+
     code = "order_already_redeemed"
     title = "Points were already redeemed for this order"
 
 
 class OrderBelongsToAnotherMember(Conflict):
+    """Points were already earned, redeemed or held for this `order_ref` by another member; an order belongs
+    to one member, so nothing was changed.
+
+    Check that the order reference and the member are the right ones.
+    """
+
     code = "order_belongs_to_another_member"
     title = "This order reference is used by another member"
 
 
 class OrderNotFound(NotFound):
+    """No points were ever earned, redeemed or held for this `order_ref`, so there is nothing to refund.
+
+    Check the order reference; an order that never touched points needs no refund here.
+    """
+
     code = "order_not_found"
     title = "No points were earned or redeemed for this order"
 
 
 class RefundExceedsOrder(LoyaltyError):
+    """The refund is larger than what is left of the order after earlier refunds; `refundable` says how much
+    is left. Nothing was changed.
+
+    Refund at most `refundable`.
+    """
+
     code = "refund_exceeds_order"
     status = 422
     title = "The refund is larger than what is left of the order"
 
 
 class OrderTotalUnknown(LoyaltyError):
+    """The order's total was never given (points were redeemed or held for it without an `order_total`), so
+    the share of it a refund takes cannot be worked out; nothing was changed.
+
+    Correct the member's points with an adjustment (`POST /v1/members/{id}/adjustments`); give `order_total`
+    when redeeming, so that later refunds can be measured.
+    """
+
     code = "order_total_unknown"
     status = 422
     title = "The order's total is not known, so a share of it cannot be refunded"
 
 
 class HoldNotFound(NotFound):
+    """No hold has this id.
+
+    Check the `id` returned when the hold was made (`POST /v1/members/{id}/holds`).
+    """
+
     code = "hold_not_found"
     title = "No such hold"
 
 
 class HoldNotActive(Conflict):
+    """The hold was captured or released already, or its time ran out, so it reserves no points any more;
+    `status` says which. Nothing was changed.
+
+    Read the hold (`GET /v1/holds/{id}`); to use points for the order now, make a new hold or redeem.
+    """
+
     code = "hold_not_active"
     title = "The hold was already captured, released or has expired"
 
 
 class HoldExists(Conflict):
+    """The member has an active hold for this `order_ref` already; nothing was reserved.
+
+    Capture or release that hold first, or go on using it.
+    """
+
     code = "hold_exists"
     title = "An active hold for this order already exists"
 
 
 class CaptureExceedsHold(LoyaltyError):
+    """The capture asks for more points than the hold reserves (`held`); nothing was changed.
+
+    Capture at most `held` points, or leave `points` out to capture them all; what a capture leaves is
+    released.
+    """
+
     code = "capture_exceeds_hold"
     status = 422
     title = "Cannot capture more points than the hold reserves"

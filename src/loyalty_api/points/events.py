@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -73,7 +74,11 @@ class PointsHoldReleased(Event):
 
 class PointsRefunded(Event):
     event_type = "points.refunded"
-    description = "An order was refunded: earned points taken back and redeemed points given back."
+    description = (
+        "An order was refunded: earned points taken back and redeemed points given back. `refunded` is the "
+        "share of the order's total this refund covers (zero when the total is not known: see `refunded_by` "
+        "and `given_back`)."
+    )
 
     member_id: uuid.UUID
     order_ref: str
@@ -82,6 +87,8 @@ class PointsRefunded(Event):
     given_back: int
     shortfall: int
     balance: int
+    refunded_by: Literal["amount", "points", "full"] = "amount"
+    order_total: MoneyPayload | None = None
 
 
 class PointsExpired(Event):

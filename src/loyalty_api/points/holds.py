@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.money import Money
 from loyalty_api.points.accounts import (
     debit_available,
     member_for_points,
@@ -17,6 +18,7 @@ from loyalty_api.points.accounts import (
 )
 from loyalty_api.points.errors import (
     CaptureExceedsHold,
+    CurrencyMismatch,
     HoldExists,
     HoldNotActive,
     HoldNotFound,
@@ -25,6 +27,7 @@ from loyalty_api.points.errors import (
 from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
 from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import HoldRepository, OrderRepository, PointsAccountRepository
+from loyalty_api.program.service import get_program
 from loyalty_api.webhooks.outbox import emit_for_member
 
 
@@ -133,9 +136,22 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
 
 
 async def capture_hold(
-    uow: UnitOfWork, hold_id: uuid.UUID, *, points: int | None = None, actor: uuid.UUID | None = None
+    uow: UnitOfWork,
+    hold_id: uuid.UUID,
+    *,
+    points: int | None = None,
+    order_total: Money | None = None,
+    actor: uuid.UUID | None = None,
 ) -> HoldView:
-    """Spend the held points (or fewer: the rest is released) on the hold's order."""
+    """Spend the held points (or fewer: the rest is released) on the hold's order.
+
+    `order_total`, as on a redeem, is the base refunds of the order are measured against; an order that
+    already has a total (from an earn, a redeem or an earlier capture) keeps it.
+    """
+    if order_total is not None:
+        program = await get_program(uow)
+        if order_total.currency != program.currency:
+            raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {order_total.currency}")
     hold = await _lock_active_hold(uow, hold_id)
     captured = hold.points if points is None else points
     if captured > hold.points:
@@ -148,7 +164,13 @@ async def capture_hold(
     if not await HoldRepository(uow.session).resolve(hold, status="captured", captured=captured, now=now):
         raise HoldNotActive("The hold has just ended", status="ended")
     await spend_lots(uow, hold.member_id, captured)
-    await OrderRepository(uow.session).add_redeemed(hold.order_ref, hold.member_id, points=captured, now=now)
+    await OrderRepository(uow.session).add_redeemed(
+        hold.order_ref,
+        hold.member_id,
+        points=captured,
+        total=None if order_total is None else (order_total.currency, order_total.amount_minor),
+        now=now,
+    )
     await record_entry(
         uow,
         member_id=hold.member_id,

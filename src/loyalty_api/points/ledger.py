@@ -59,3 +59,48 @@ def refund_shares(
     return RefundShares(
         take_back=max(take_target - taken_back_before, 0), give_back=max(give_target - given_back_before, 0)
     )
+
+
+def points_refund_shares(
+    *,
+    refund_points: int,
+    points_redeemed: int,
+    given_back_before: int,
+    points_earned: int,
+    taken_back_before: int,
+) -> RefundShares:
+    """Give back `refund_points` of the points an order redeemed, and take back what it earned in the same
+    proportion (points given back ÷ points redeemed).
+
+    Like `refund_shares`, the take-back is computed on the cumulative points given back and rounded down, then
+    less what earlier refunds took back: any series of points refunds adds up to exactly one refund of the
+    same total, and giving back everything the order redeemed takes back everything it earned. Raises if
+    `refund_points` is more than is left to give back (the caller refuses that first).
+    """
+    left = points_redeemed - given_back_before
+    if refund_points < 0 or refund_points > left:
+        raise ValueError(f"{left} redeemed points are left to give back, not {refund_points}")
+    if points_redeemed <= 0:
+        return RefundShares(take_back=0, give_back=0)
+    take_target = points_earned * (given_back_before + refund_points) // points_redeemed
+    return RefundShares(take_back=max(take_target - taken_back_before, 0), give_back=refund_points)
+
+
+def refunded_for_points(*, order_amount: int, points_redeemed: int, given_back: int) -> int:
+    """The smallest refunded amount of an order of `order_amount` whose share of the redeemed points
+    (`refund_shares`' rounding) is at least `given_back`: how far a refund by points moves the order's
+    refunded amount, so that refunds by amount carry on from there and the two kinds add up to one order.
+    """
+    if points_redeemed <= 0 or order_amount <= 0:
+        return 0
+    return min(-(-given_back * order_amount // points_redeemed), order_amount)
+
+
+def remaining_shares(
+    *, points_earned: int, taken_back_before: int, points_redeemed: int, given_back_before: int
+) -> RefundShares:
+    """A full refund: everything the order earned and redeemed that earlier refunds did not move yet."""
+    return RefundShares(
+        take_back=max(points_earned - taken_back_before, 0),
+        give_back=max(points_redeemed - given_back_before, 0),
+    )

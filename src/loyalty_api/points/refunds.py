@@ -1,9 +1,16 @@
-"""Refunds: take back what an order earned and give back what it redeemed, in proportion."""
+"""Refunds: take back what an order earned and give back what it redeemed, in proportion.
+
+An order is refunded by `amount` (a share of its total, which must be known), by `points` (redeemed points to
+give back; what it earned is taken back in the same proportion) or in `full`. The order keeps, cumulatively,
+the money refunded and the points moved; each refund works out the cumulative targets and moves what earlier
+refunds did not, so refunds of either kind add up to one full refund and never move more.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
@@ -16,34 +23,141 @@ from loyalty_api.points.accounts import (
 )
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
-from loyalty_api.points.ledger import refund_shares
+from loyalty_api.points.ledger import (
+    RefundShares,
+    points_refund_shares,
+    refund_shares,
+    refunded_for_points,
+    remaining_shares,
+)
+from loyalty_api.points.models import Order
 from loyalty_api.points.repository import OrderRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.webhooks.outbox import emit_for_member
+
+RefundKind = Literal["amount", "points", "full"]
 
 
 @dataclass(frozen=True, slots=True)
 class RefundResult:
     order_ref: str
     member_id: uuid.UUID
-    refunded: Money
-    refunded_total: Money
-    order_total: Money
+    refunded_by: RefundKind
+    refunded: Money | None  # None while the order's total is not known
+    refunded_total: Money | None
+    order_total: Money | None
     points_taken_back: int
     points_given_back: int
     shortfall: int
+    points_refundable: int
     balance: int
     available: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    money: int  # minor units of the order's total this refund covers; 0 while the total is not known
+    shares: RefundShares
+
+
+def _total(order: Order) -> Money | None:
+    """The order's total, once an earn, a redeem or a capture gave it (currency and amount come together)."""
+    if order.amount_minor is None or order.currency is None:
+        return None
+    return Money(order.amount_minor, order.currency)
+
+
+def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
+    """What a refund by `amount`, by `points` or (neither) in full moves; refused when it cannot be done."""
+    total = _total(order)
+    money_left = None if total is None else total.amount_minor - order.refunded_minor
+    points_left = order.points_redeemed - order.points_given_back
+    taken_back_before = order.points_taken_back + order.points_shortfall
+    if amount is not None:
+        if total is None or money_left is None:
+            raise OrderTotalUnknown(
+                "The order's total is not known, so an amount cannot be measured against it. Refund it by "
+                f"points (up to {points_left}) or with full: true; to refund orders by amount, send "
+                "order_total with the redeem or the capture.",
+                refund_with=["points", "full"],
+                refundable_points=points_left,
+            )
+        if amount.currency != total.currency:
+            raise CurrencyMismatch(f"The order was paid in {total.currency}")
+        if amount.amount_minor > money_left:
+            raise RefundExceedsOrder(
+                f"Only {money_left} of the order is left to refund", refundable=money_left
+            )
+        return _Plan(
+            money=amount.amount_minor,
+            shares=refund_shares(
+                order_amount=total.amount_minor,
+                refunded_before=order.refunded_minor,
+                refund=amount.amount_minor,
+                points_earned=order.points_earned,
+                taken_back_before=taken_back_before,
+                points_redeemed=order.points_redeemed,
+                given_back_before=order.points_given_back,
+            ),
+        )
+    if points is not None:
+        if points > points_left:
+            raise RefundExceedsOrder(
+                f"Only {points_left} of the points this order redeemed are left to give back"
+                if order.points_redeemed
+                else "This order redeemed no points: refund it by amount or with full: true",
+                refundable_points=points_left,
+            )
+        money = 0
+        if total is not None:
+            # The refunded amount moves to the share these points are of what the order redeemed (never back).
+            reached = refunded_for_points(
+                order_amount=total.amount_minor,
+                points_redeemed=order.points_redeemed,
+                given_back=order.points_given_back + points,
+            )
+            money = max(reached - order.refunded_minor, 0)
+        return _Plan(
+            money=money,
+            shares=points_refund_shares(
+                refund_points=points,
+                points_redeemed=order.points_redeemed,
+                given_back_before=order.points_given_back,
+                points_earned=order.points_earned,
+                taken_back_before=taken_back_before,
+            ),
+        )
+    plan = _Plan(
+        money=money_left or 0,
+        shares=remaining_shares(
+            points_earned=order.points_earned,
+            taken_back_before=taken_back_before,
+            points_redeemed=order.points_redeemed,
+            given_back_before=order.points_given_back,
+        ),
+    )
+    if not (plan.money or plan.shares.take_back or plan.shares.give_back):
+        raise RefundExceedsOrder("Nothing is left to refund on this order", refundable=0, refundable_points=0)
+    return plan
+
+
 async def refund(
-    uow: UnitOfWork, *, order_ref: str, amount: Money, actor: uuid.UUID | None = None
+    uow: UnitOfWork,
+    *,
+    order_ref: str,
+    amount: Money | None = None,
+    points: int | None = None,
+    full: bool = False,
+    actor: uuid.UUID | None = None,
 ) -> RefundResult:
-    """Refund `amount` of the order.
+    """Refund the order by `amount` of its total, by `points` it redeemed, or in `full` (exactly one).
 
     Points the member already spent cannot be taken back below zero (nor below what is on hold): what
     cannot be taken back is recorded as the order's shortfall and reported, and never tried again.
     """
+    if (amount is not None) + (points is not None) + full != 1:
+        raise ValueError("refund by exactly one of amount, points or full")
+    refunded_by: RefundKind = "amount" if amount is not None else "points" if points is not None else "full"
     orders = OrderRepository(uow.session)
     order = await orders.get_order(order_ref)
     if order is None:
@@ -59,35 +173,23 @@ async def refund(
         assert locked is not None
     order = await orders.get_order(order_ref)  # read again behind the member's lock
     assert order is not None
-    if order.amount_minor is None or order.currency is None:
-        raise OrderTotalUnknown()
-    if amount.currency != order.currency:
-        raise CurrencyMismatch(f"The order was paid in {order.currency}")
-    left = order.amount_minor - order.refunded_minor
-    if amount.amount_minor > left:
-        raise RefundExceedsOrder(f"Only {left} of the order is left to refund", refundable=left)
+    plan = _plan(order, amount=amount, points=points)
+    program = await get_program(uow)
 
-    shares = refund_shares(
-        order_amount=order.amount_minor,
-        refunded_before=order.refunded_minor,
-        refund=amount.amount_minor,
-        points_earned=order.points_earned,
-        taken_back_before=order.points_taken_back + order.points_shortfall,
-        points_redeemed=order.points_redeemed,
-        given_back_before=order.points_given_back,
-    )
-    give = shares.give_back
-    take = max(min(shares.take_back, locked.balance + give - locked.held), 0)
-    shortfall = shares.take_back - take
+    give = plan.shares.give_back
+    take = max(min(plan.shares.take_back, locked.balance + give - locked.held), 0)
+    shortfall = plan.shares.take_back - take
     state = await accounts.change(order.member_id, now=now, balance=give - take)
     assert state is not None
 
-    order.refunded_minor += amount.amount_minor
+    order.refunded_minor += plan.money
     order.points_taken_back += take
     order.points_given_back += give
     order.points_shortfall += shortfall
     order.updated_at = now
-    refunded_total = Money(order.refunded_minor, order.currency)
+    order_total = _total(order)
+    refunded = None if order_total is None else Money(plan.money, order_total.currency)
+    refunded_total = None if order_total is None else Money(order.refunded_minor, order_total.currency)
     entry_id = await record_entry(
         uow,
         member_id=order.member_id,
@@ -96,7 +198,8 @@ async def refund(
         state=state,
         order_ref=order_ref,
         details={
-            "refunded": money_payload(amount).model_dump(),
+            "refunded_by": refunded_by,
+            "refunded": None if refunded is None else money_payload(refunded).model_dump(),
             "taken_back": take,
             "given_back": give,
             "shortfall": shortfall,
@@ -104,12 +207,7 @@ async def refund(
         actor=actor,
     )
     await credit_lot(
-        uow,
-        await get_program(uow),
-        member_id=order.member_id,
-        entry_id=entry_id,
-        points=give,
-        order_ref=order_ref,
+        uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref
     )
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
     await emit_for_member(
@@ -117,23 +215,28 @@ async def refund(
         PointsRefunded(
             member_id=order.member_id,
             order_ref=order_ref,
-            refunded=money_payload(amount),
+            # The payload's `refunded` was always money: zero in the programme's currency without a total.
+            refunded=money_payload(refunded or Money(0, program.currency)),
             taken_back=take,
             given_back=give,
             shortfall=shortfall,
             balance=state.balance,
+            refunded_by=refunded_by,
+            order_total=None if order_total is None else money_payload(order_total),
         ),
         order.member_id,
     )
     return RefundResult(
         order_ref=order_ref,
         member_id=order.member_id,
-        refunded=amount,
+        refunded_by=refunded_by,
+        refunded=refunded,
         refunded_total=refunded_total,
-        order_total=Money(order.amount_minor, order.currency),
+        order_total=order_total,
         points_taken_back=take,
         points_given_back=give,
         shortfall=shortfall,
+        points_refundable=order.points_redeemed - order.points_given_back,
         balance=state.balance,
         available=state.available,
     )

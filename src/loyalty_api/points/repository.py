@@ -19,6 +19,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     select,
     true,
     update,
@@ -573,7 +574,28 @@ class OrderRepository:
         claim = _CLAIM_REDEEM[self.session.get_bind().dialect.name]
         return await claim.fetch_one(self.session, values) is not None
 
-    async def add_redeemed(self, order_ref: str, member_id: uuid.UUID, *, points: int, now: datetime) -> None:
+    async def add_redeemed(
+        self,
+        order_ref: str,
+        member_id: uuid.UUID,
+        *,
+        points: int,
+        total: tuple[str, int] | None = None,
+        now: datetime,
+    ) -> None:
+        """Add captured points to what the order redeemed. `total` (currency, minor units) is kept if the
+        order has none yet, as a redeem's or an earn's is: the first total an order is given stays."""
+        totals = (
+            {}
+            if total is None
+            else {
+                "currency": func.coalesce(Order.currency, literal(total[0], _ORDERS.c.currency.type)),
+                # Typed as the column: an untyped 10^12 would be bound as a 32-bit integer on PostgreSQL.
+                "amount_minor": func.coalesce(
+                    Order.amount_minor, literal(total[1], _ORDERS.c.amount_minor.type)
+                ),
+            }
+        )
         await self.session.execute(
             update(Order)
             .where(Order.order_ref == order_ref, Order.member_id == member_id)
@@ -581,5 +603,6 @@ class OrderRepository:
                 points_redeemed=Order.points_redeemed + points,
                 redeemed_at=func.coalesce(Order.redeemed_at, now),
                 updated_at=now,
+                **totals,
             )
         )

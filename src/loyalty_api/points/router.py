@@ -131,13 +131,22 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
 @router.post(
     "/holds/{hold_id}/capture",
     summary="Spend held points (the order shipped)",
-    responses=problem_responses(*_AUTH, errors.HoldNotFound, errors.HoldNotActive, errors.CaptureExceedsHold),
+    responses=problem_responses(
+        *_AUTH, errors.HoldNotFound, errors.HoldNotActive, errors.CaptureExceedsHold, errors.CurrencyMismatch
+    ),
 )
 async def capture_hold(
     hold_id: uuid.UUID, uow: UoW, caller: Till, body: CaptureRequest | None = None
 ) -> HoldRead:
-    points = None if body is None else body.points
-    return HoldRead.model_validate(await holds.capture_hold(uow, hold_id, points=points, actor=caller.key_id))
+    body = body or CaptureRequest()
+    hold = await holds.capture_hold(
+        uow,
+        hold_id,
+        points=body.points,
+        order_total=None if body.order_total is None else body.order_total.money(),
+        actor=caller.key_id,
+    )
+    return HoldRead.model_validate(hold)
 
 
 @router.post(
@@ -151,7 +160,7 @@ async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
 
 @router.post(
     "/orders/{order_ref}/refund",
-    summary="Refund an order in full or in part",
+    summary="Refund an order in full or in part: by amount, by points, or in full",
     responses=problem_responses(
         *_AUTH,
         errors.OrderNotFound,
@@ -163,7 +172,14 @@ async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
 async def refund_order(
     order_ref: Annotated[OrderRef, Path()], body: RefundRequest, uow: UoW, caller: Till
 ) -> RefundRead:
-    result = await refunds.refund(uow, order_ref=order_ref, amount=body.amount.money(), actor=caller.key_id)
+    result = await refunds.refund(
+        uow,
+        order_ref=order_ref,
+        amount=None if body.amount is None else body.amount.money(),
+        points=body.points,
+        full=body.full is True,
+        actor=caller.key_id,
+    )
     return RefundRead.model_validate(result)
 
 

@@ -4,7 +4,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from loyalty_api.earning.kinds import EarnItem
 from loyalty_api.http.schemas import Instant, MoneyBody, MoneyRead, OrderRef, Points, ReadModel
@@ -95,6 +96,18 @@ class CaptureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points: Points | None = Field(default=None, description="Capture fewer than held; the rest is released.")
+    order_total: MoneyBody | None = Field(
+        default=None,
+        description="The order's total, as on a redeem: the base refunds by amount are measured against. An "
+        "order that already has a total (from an earn or a redeem) keeps it.",
+    )
+
+    @field_validator("order_total")
+    @classmethod
+    def _something_paid(cls, order_total: MoneyBody | None) -> MoneyBody | None:
+        if order_total is not None and order_total.amount <= 0:
+            raise PydanticCustomError("value_error", "must be more than zero")
+        return order_total
 
 
 class HoldRead(ReadModel):
@@ -112,27 +125,73 @@ class HoldRead(ReadModel):
 
 
 class RefundRequest(BaseModel):
+    """Exactly one of `amount`, `points` or `full`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    amount: MoneyBody = Field(description="How much of the order is refunded.")
+    amount: MoneyBody | None = Field(
+        default=None,
+        description="How much of the order's total is refunded (a part or all of it): earned points are "
+        "taken back and redeemed points given back in proportion. Needs the order's total: an earn gives it, "
+        "or `order_total` on the redeem or the capture.",
+    )
+    points: Points | None = Field(
+        default=None,
+        description="How many of the points the order redeemed or captured, and no refund gave back yet, to "
+        "give back; points the order earned are taken back in the same proportion. Works whether or not the "
+        "order's total is known.",
+    )
+    full: StrictBool | None = Field(
+        default=None,
+        description="`true`: refund everything still refundable on the order, whether or not its total is "
+        "known.",
+    )
 
     @field_validator("amount")
     @classmethod
-    def _something_refunded(cls, amount: MoneyBody) -> MoneyBody:
-        if amount.amount <= 0:
-            raise ValueError("must be more than zero")
+    def _something_refunded(cls, amount: MoneyBody | None) -> MoneyBody | None:
+        if amount is not None and amount.amount <= 0:
+            raise PydanticCustomError("value_error", "must be more than zero")
         return amount
+
+    @field_validator("full")
+    @classmethod
+    def _only_true(cls, full: bool | None) -> bool | None:
+        if full is False:
+            raise PydanticCustomError(
+                "value_error", "must be true when given: leave it out to refund by amount or by points"
+            )
+        return full
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RefundRequest:
+        given = [name for name in ("amount", "points", "full") if getattr(self, name) is not None]
+        if len(given) != 1:
+            listed = f"{', '.join(given[:-1])} and {given[-1]}" if given else "none"
+            raise PydanticCustomError(
+                "value_error", "give exactly one of amount, points or full, not {given}", {"given": listed}
+            )
+        return self
 
 
 class RefundRead(ReadModel):
     order_ref: str
     member_id: uuid.UUID
-    refunded: MoneyRead
-    refunded_total: MoneyRead
-    order_total: MoneyRead
-    points_taken_back: int
-    points_given_back: int
+    refunded_by: Literal["amount", "points", "full"] = Field(description="Which kind of refund this was.")
+    refunded: MoneyRead | None = Field(
+        description="The share of the order's total this refund covers (for a refund by points, the share "
+        "its points are of what the order redeemed); null when the order's total is not known."
+    )
+    refunded_total: MoneyRead | None = Field(
+        description="Everything refunded on the order so far; null when its total is not known."
+    )
+    order_total: MoneyRead | None = Field(description="The order's total; null when it is not known.")
+    points_taken_back: int = Field(description="Earned points taken back by this refund.")
+    points_given_back: int = Field(description="Redeemed points given back by this refund.")
     shortfall: int = Field(description="Earned points the member had already spent, so not taken back.")
+    points_refundable: int = Field(
+        description="Redeemed points still left to give back: the most a later refund by points may ask for."
+    )
     balance: int
     available: int
 
