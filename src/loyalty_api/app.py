@@ -18,8 +18,11 @@ from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.earning.router import router as earning_router
 from loyalty_api.graphql.schema import graphql_router
+from loyalty_api.http.docs import router as docs_router
 from loyalty_api.http.edge import EdgeMiddleware
 from loyalty_api.http.middleware import RequestContextMiddleware
+from loyalty_api.http.openapi import install_openapi
+from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.members.router import router as members_router
@@ -109,10 +112,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
         # A path with a stray slash is a 404 problem, not a redirect with an empty body that a POS follows.
         redirect_slashes=False,
         openapi_tags=[{"name": name} for name in DOCS_ORDER],
+        # /docs and /redoc come from http/docs.py, with their scripts served by the app rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics = metrics
     app.state.rate_limiter = limiter = RateLimiter(settings)
     install_problem_handlers(app)
+    install_openapi(app)
     # The last added runs first: request ids, logs and metrics see every answer, the edge's refusals too.
     app.add_middleware(EdgeMiddleware, settings=settings, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
@@ -120,6 +127,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(points_router)
     app.include_router(members_router)
     app.include_router(health.router)
+    app.include_router(problem_pages_router)
     app.include_router(program_router)
     app.include_router(earning_router)
     app.include_router(rewards_router)
@@ -131,4 +139,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
+    app.include_router(docs_router)
     return app

@@ -7,6 +7,12 @@ from typing import Any, ClassVar
 
 
 class LoyaltyError(Exception):
+    """The base of every refusal the service answers with: a subclass sets `code`, `status` and `title`.
+
+    A subclass's own docstring is the page its problem `type` opens (`/problems/{code}`): a first paragraph
+    on what the code means, a blank line, then what the caller should do. Write it for API callers.
+    """
+
     code: ClassVar[str] = "loyalty_error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request failed"
@@ -20,31 +26,58 @@ class LoyaltyError(Exception):
 
 
 class NotFound(LoyaltyError):
+    """The resource the request names does not exist, or this API key may not see it. The service usually
+    answers with a more specific code that names the resource (`member_not_found`, `hold_not_found`, …).
+
+    Check the identifier; sending the same request again gets the same answer.
+    """
+
     code = "not_found"
     status = 404
     title = "Not found"
 
 
 class Conflict(LoyaltyError):
+    """The request is well formed but clashes with the current state of a resource, so nothing was changed.
+    The service usually answers with a more specific code that names the clash.
+
+    Read the resource's current state, then change the request, or stop.
+    """
+
     code = "conflict"
     status = 409
     title = "Conflict"
 
 
 class Forbidden(LoyaltyError):
+    """The API key is valid but may not do this. The service usually answers with `scope_not_allowed`.
+
+    Call with a key that is allowed to; retrying with this key will not help.
+    """
+
     code = "forbidden"
     status = 403
     title = "Forbidden"
 
 
 class Unauthenticated(LoyaltyError):
+    """The request carries no valid API key. The service usually answers with `invalid_api_key`.
+
+    Send an active API key as `Authorization: Bearer lk_<prefix>_<secret>`.
+    """
+
     code = "unauthenticated"
     status = 401
     title = "A valid API key is required"
 
 
 class InvalidField(LoyaltyError):
-    """A value that passed the schema but breaks a domain rule (an unknown phone number, a future date)."""
+    """A value has the right type but breaks a rule of the service: a birthday in the future, a phone number
+    that is not one, an id of a benefit that does not exist, a cursor this service did not return. `errors`
+    names each field with its message.
+
+    Change each named value to meet the rule its message states.
+    """
 
     code = "validation_error"
     status = 422

@@ -143,7 +143,7 @@ class TestBadInput:
         assert field in [error["field"] for error in problem["errors"]]
         assert await table_counts(app, *MEMBER_TABLES) == dict.fromkeys(MEMBER_TABLES, 0)
 
-    @pytest.mark.parametrize("raw", [b"{", b"[]", b'"text"', b"null"])
+    @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"null"])
     async def test_body_that_is_not_an_object_is_422(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, raw: bytes
     ) -> None:
@@ -153,6 +153,30 @@ class TestBadInput:
         assert response.status_code == 422
         assert response.json()["code"] == "validation_error"
         assert all(not e["field"].isdigit() for e in response.json()["errors"])
+        assert await count(app, "members") == 0
+
+    @pytest.mark.parametrize("raw", [b"{", b'{"phone": "13912345678",}', b"\xff\xfe{}", b'{"a": NaN}'])
+    async def test_body_that_is_not_json_is_400_malformed_json(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, raw: bytes
+    ) -> None:
+        response = await client.post(
+            "/v1/members", content=raw, headers={**bearer(pos_key), "content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "malformed_json"
+        assert await count(app, "members") == 0
+
+    @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+    async def test_body_that_is_not_sent_as_json_is_415_with_a_hint(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, content_type: str | None
+    ) -> None:
+        headers = bearer(pos_key) | ({} if content_type is None else {"content-type": content_type})
+        response = await client.post("/v1/members", content=b'{"phone": "13912345678"}', headers=headers)
+        assert response.status_code == 415
+        problem = response.json()
+        assert problem["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in problem["detail"]
         assert await count(app, "members") == 0
 
     async def test_validation_errors_do_not_echo_the_input(
@@ -222,6 +246,11 @@ class TestLookup:
         response = await client.get("/v1/members/not-a-uuid", headers=bearer(pos_key))
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "member_id"
+
+    async def test_lookup_is_no_member_id(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        response = await client.patch("/v1/members/lookup", json={"name": "王芳"}, headers=bearer(pos_key))
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET"
 
 
 class TestUpdate:

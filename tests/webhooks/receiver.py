@@ -4,14 +4,13 @@ answers with the statuses a test lines up."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from tests.apps import on_loopback
 
 
 @dataclass
@@ -62,27 +61,9 @@ class Receiver:
         await send({"type": "http.response.body", "body": body})
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def running_receiver() -> AsyncIterator[Receiver]:
-    port = _free_port()
-    receiver = Receiver(url=f"http://127.0.0.1:{port}/hooks")
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app, host="127.0.0.1", port=port, log_level="warning", interface="asgi3")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):  # uvicorn offers no event to wait on; it starts in a few milliseconds
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
+    receiver = Receiver(url="")
+    async with on_loopback(receiver.app) as base_url:
+        receiver.url = f"{base_url}/hooks"
         yield receiver
-    finally:
-        server.should_exit = True
-        await task

@@ -4,6 +4,13 @@ from loyalty_api.errors import Forbidden, LoyaltyError, NotFound, Unauthenticate
 
 
 class InvalidApiKey(Unauthenticated):
+    """The `Authorization` header is missing, is not `Bearer lk_<prefix>_<secret>`, or names a key that is
+    unknown or revoked. Nothing was done, and the body was not read.
+
+    Send an active API key as `Authorization: Bearer lk_…`; retrying with the same key will not help. Repeated
+    failures from one address or for one key prefix are answered with `rate_limited` instead.
+    """
+
     code = "invalid_api_key"
     title = "The API key is missing, malformed, unknown or revoked"
 
@@ -13,16 +20,34 @@ class InvalidApiKey(Unauthenticated):
 
 
 class ScopeNotAllowed(Forbidden):
+    """The API key is valid, but none of its scopes allows this call (a `pos` key changing the tier ladder, a
+    key other than `admin` suspending a member). `allowed_scopes`, when present, lists the scopes that would.
+
+    Make the call with a key that has one of those scopes; retrying with this key will not help.
+    """
+
     code = "scope_not_allowed"
     title = "This API key's scopes do not allow this call"
 
 
 class ApiKeyNotFound(NotFound):
+    """No active API key has this prefix: it never existed, or it is revoked already. Only the `loyalty-api
+    keys revoke` command gives this; the HTTP API does not.
+
+    List the keys with `loyalty-api keys list` and name an active key's prefix.
+    """
+
     code = "api_key_not_found"
     title = "No such API key"
 
 
 class PartnerRequired(LoyaltyError):
+    """A key with the `partner` scope must name the partner it acts for, and a key without that scope must
+    not. Only the `loyalty-api keys create` command gives this; the HTTP API does not.
+
+    Give `--partner <id>` together with `--scope partner`, and only then.
+    """
+
     code = "partner_required"
     status = 422
     title = "A partner key must name its partner, and only a partner key may"

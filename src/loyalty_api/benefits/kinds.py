@@ -10,7 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
+
+from loyalty_api.kinds import KIND_MODEL_CONFIG
 
 Percent = Annotated[Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=3)]
 Multiplier = Annotated[Decimal, Field(gt=1, le=100, max_digits=8, decimal_places=4)]
@@ -21,7 +23,7 @@ Channel = Literal["store", "online"]
 
 
 class BenefitProperties(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = KIND_MODEL_CONFIG
 
     kind: str
 
@@ -117,3 +119,13 @@ BenefitKind = Literal[
     "priority_service",
 ]
 PROPERTIES_ADAPTER: TypeAdapter[BenefitProperties] = TypeAdapter(AnyBenefitProperties)
+BENEFIT_KINDS = (
+    PercentDiscount,
+    FixedDiscount,
+    FreeShipping,
+    FreeItem,
+    MemberDayPrice,
+    PointsMultiplier,
+    BirthdayGift,
+    PriorityService,
+)

@@ -2,26 +2,34 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.benefits.kinds import AnyBenefitProperties, BenefitKind
+from loyalty_api.benefits.kinds import BENEFIT_KINDS, BenefitKind, BenefitProperties
 from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
-from loyalty_api.http.schemas import KindAndProperties, ReadModel
+from loyalty_api.http.schemas import ReadModel, by_kind
 
 
-class BenefitWrite(KindAndProperties):
-    """`kind` picks the benefit; `properties` holds that kind's settings (see the schema of each kind).
-    Money amounts are minor units of the programme's currency."""
+class BenefitWriteBase(BaseModel):
+    """A benefit: `kind` picks it, `properties` holds that kind's settings. Money amounts are minor units of
+    the programme's currency."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     kind: BenefitKind
-    properties: AnyBenefitProperties
+    properties: BenefitProperties
     active: bool = True
 
     def definition(self) -> BenefitDefinition:
         return BenefitDefinition(name=self.name, properties=self.properties, active=self.active)
+
+
+if TYPE_CHECKING:
+    BenefitWrite = BenefitWriteBase
+else:
+    BenefitWrite = by_kind(BenefitWriteBase, BENEFIT_KINDS, suffix="Benefit")
 
 
 class BenefitSourceRead(ReadModel):

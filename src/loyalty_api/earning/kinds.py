@@ -13,8 +13,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
+from loyalty_api.kinds import KIND_MODEL_CONFIG
 from loyalty_api.money import Money
 
 Multiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4)]
@@ -59,7 +60,7 @@ def is_birthday(today: date, birthday: date, period: str) -> bool:
 class RuleProperties(BaseModel):
     """Conditions every kind shares: limit a rule to some channels or stores (empty: all)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = KIND_MODEL_CONFIG
 
     kind: str
     channels: list[Code] = Field(default_factory=list, max_length=50)
@@ -152,3 +153,4 @@ AnyRuleProperties = Annotated[
 ]
 RuleKind = Literal["base_rate", "category_bonus", "sku_bonus", "birthday", "member_day"]
 PROPERTIES_ADAPTER: TypeAdapter[RuleProperties] = TypeAdapter(AnyRuleProperties)
+RULE_KINDS = (BaseRate, CategoryBonus, SkuBonus, BirthdayBonus, MemberDay)

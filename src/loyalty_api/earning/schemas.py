@@ -2,21 +2,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.earning.kinds import AnyRuleProperties, RuleKind
+from loyalty_api.earning.kinds import RULE_KINDS, RuleKind, RuleProperties
 from loyalty_api.earning.service import Rule, RuleDefinition
-from loyalty_api.http.schemas import Instant, KindAndProperties
+from loyalty_api.http.schemas import Instant, by_kind
 
 
-class EarningRuleWrite(KindAndProperties):
-    """`kind` picks the rule; `properties` holds that kind's settings (see the schema of each kind)."""
+class EarningRuleWriteBase(BaseModel):
+    """An earning rule: `kind` picks the rule, `properties` holds that kind's settings."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     kind: RuleKind
-    properties: AnyRuleProperties
+    properties: RuleProperties
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
     stackable: bool = Field(default=True, description="False: applies only alone, and stops lower rules.")
     active: bool = True
@@ -33,6 +35,12 @@ class EarningRuleWrite(KindAndProperties):
             valid_from=self.valid_from,
             valid_until=self.valid_until,
         )
+
+
+if TYPE_CHECKING:
+    EarningRuleWrite = EarningRuleWriteBase
+else:
+    EarningRuleWrite = by_kind(EarningRuleWriteBase, RULE_KINDS, suffix="Rule")
 
 
 class EarningRuleRead(BaseModel):

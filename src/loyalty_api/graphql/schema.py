@@ -11,6 +11,7 @@ from typing import Any, cast
 import strawberry
 from cross_web import HTTPException as TransportError
 from fastapi import Request
+from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.fastapi import GraphQLRouter
@@ -25,6 +26,7 @@ from loyalty_api.graphql.context import GraphQLContext, get_context
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
 from loyalty_api.graphql.tokens import count_tokens
+from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
 from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
@@ -71,12 +73,17 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         self.max_json_depth = settings.max_json_depth
         self.max_tokens = settings.graphql_max_tokens
 
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        # Strawberry's page loads GraphiQL from a CDN; ours is served by the app (a back office may have no
+        # internet).
+        return graphiql_page(request)
+
     def decode_json(self, data: str | bytes) -> object:
         screened = _screened_body.get()
         if screened is not None and screened[0] is data:
             return screened[1]  # read, guarded and checked by `_screen` already
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        return _operation(load_json(raw, max_depth=self.max_json_depth))
+        return _operation(load_json(raw, max_depth=self.max_json_depth, controls=False))
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, Request):
@@ -93,7 +100,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         query: object = request.query_params.get("query")
         if request.method == "POST":
             body = await request.body()
-            document = _operation(load_json(body, max_depth=self.max_json_depth))
+            document = _operation(load_json(body, max_depth=self.max_json_depth, controls=False))
             _screened_body.set((body, document))
             query = document.get("query")
         if not isinstance(query, str):

@@ -42,6 +42,12 @@ BACKSTOP_GRACE_SECONDS = 1.0
 
 
 class PayloadTooLarge(LoyaltyError):
+    """The request body, as declared or as sent, is larger than the service takes (`max_bytes`); it was not
+    processed, and the connection is closed.
+
+    Send a smaller body.
+    """
+
     code = "payload_too_large"
     status = 413
     title = "The request body is too large"
@@ -52,6 +58,11 @@ class PayloadTooLarge(LoyaltyError):
 
 
 class RequestTimedOut(LoyaltyError):
+    """The request did not finish within the service's time limit, and what it had done was rolled back.
+
+    Retry after `Retry-After` seconds; with the same Idempotency-Key, the work is done at most once.
+    """
+
     code = "request_timed_out"
     status = 503
     title = "The request took too long"
@@ -67,12 +78,22 @@ class RequestTimedOut(LoyaltyError):
 
 
 class UriTooLong(LoyaltyError):
+    """The query string is longer than 16 KiB; the request was not processed.
+
+    Shorten the query string; send a long GraphQL document in a POST body.
+    """
+
     code = "uri_too_long"
     status = 414
     title = "The query string is too long"
 
 
 class HeadersTooLarge(LoyaltyError):
+    """The request's headers add up to more than 32 KiB; the request was not processed.
+
+    Send fewer or shorter headers (large cookies are the usual cause).
+    """
+
     code = "headers_too_large"
     status = 431
     title = "The request headers are too large"

@@ -7,6 +7,8 @@
 - NUL characters (JSON "\\u0000", query %00) and lone surrogates ("\\ud800"): pydantic passes them, but
   PostgreSQL text and JSONB cannot store NUL and no UTF-8 encoder takes a lone surrogate, so they would
   fail inside the database as a 500.
+- Other control characters (BEL, TAB, line breaks, DEL, C1) in any string of a REST call: names, reasons
+  and descriptions end up on receipts, POS screens and exports. GraphQL documents keep their line breaks.
 
 The walk is iterative, so no input shape can exhaust the stack here.
 """
@@ -14,13 +16,14 @@ The walk is iterative, so no input shape can exhaust the stack here.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.datastructures import QueryParams
 
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.errors import MalformedJson
 
-_NOT_JSON = object()
 # An answer names at most this many problems, each field path cut to this length: a hostile body must not
 # make the error larger than the input.
 _MAX_ERRORS = 20
@@ -28,6 +31,13 @@ _MAX_FIELD = 100
 
 
 class InvalidInput(LoyaltyError):
+    """The body or query string parses, but holds what the service refuses to take in: JSON nested too deep, a
+    key twice in one object, a NUL character or a lone surrogate in a string, or a GraphQL document with too
+    many tokens. `errors` names each one.
+
+    Send plain JSON: each key once in an object, no NUL characters, nesting within the limit.
+    """
+
     code = "validation_error"
     status = 422
     title = "Invalid input"
@@ -62,17 +72,24 @@ def field_error(field: str, location: str, message: str, kind: str) -> dict[str,
     return {"field": field, "location": location, "message": message, "type": kind}
 
 
-def _string_problem(value: str) -> tuple[str, str] | None:
+# C0 controls but NUL (reported on its own), DEL and C1 controls: a BEL or a TAB in a name or a reason would
+# reach receipts, POS screens and CSV exports.
+_CONTROL = re.compile("[\x01-\x1f\x7f-\x9f]")
+
+
+def _string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | None:
     if "\x00" in value:
         return "must not contain NUL characters", "string_nul"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return "must be valid Unicode (no lone surrogates)", "string_unicode"
+    if controls and _CONTROL.search(value):
+        return "must not contain control characters (tabs, line breaks and the like)", "string_control"
     return None
 
 
-def _walk(document: Any, max_depth: int) -> list[dict[str, str]]:
+def _walk(document: Any, max_depth: int, *, controls: bool) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     pending: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
     while pending:
@@ -81,12 +98,12 @@ def _walk(document: Any, max_depth: int) -> list[dict[str, str]]:
             field = ".".join(path[:max_depth])
             return [field_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         if isinstance(value, str):
-            problem = _string_problem(value)
+            problem = _string_problem(value, controls=controls)
             if problem is not None:
                 errors.append(field_error(".".join(path), "body", *problem))
         elif isinstance(value, dict):
             for key, item in value.items():
-                problem = _string_problem(key)
+                problem = _string_problem(key, controls=controls)
                 if problem is not None:
                     errors.append(field_error(".".join((*path, key)), "body", *problem))
                 pending.append((item, (*path, key)))
@@ -95,11 +112,19 @@ def _walk(document: Any, max_depth: int) -> list[dict[str, str]]:
     return errors
 
 
-def load_json(body: bytes, *, max_depth: int) -> Any:
-    """The parsed body, or InvalidInput. A body that is not JSON at all is left to the caller's own parser
-    (it returns _NOT_JSON), so its usual error stays the one the client sees."""
+def _not_a_json_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
+    """The parsed body; MalformedJson if it is not JSON, InvalidInput if it is JSON the service refuses.
+    `controls=False` lets control characters through (a GraphQL document has line breaks and tabs)."""
     try:
-        document = json.loads(body, object_pairs_hook=_unique_keys)
+        document = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_not_a_json_number)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson.at(exc.lineno, exc.colno) from None
+    except UnicodeDecodeError:
+        raise MalformedJson("The body is not UTF-8 text.") from None
     except _DuplicateKey as exc:
         raise InvalidInput(
             [field_error(exc.key, "body", "appears twice in one object", "json_duplicate_key")]
@@ -108,9 +133,9 @@ def load_json(body: bytes, *, max_depth: int) -> Any:
         raise InvalidInput(
             [field_error("", "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         ) from None
-    except ValueError:  # not JSON, or not UTF-8
-        return _NOT_JSON
-    errors = _walk(document, max_depth)
+    except ValueError:  # a number too long to convert, say
+        raise MalformedJson() from None
+    errors = _walk(document, max_depth, controls=controls)
     if errors:
         raise InvalidInput(errors)
     return document

@@ -45,7 +45,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # path_format: `/v1/members/{member_id}`, without the convertor that `path` may name
+            template = getattr(route, "path_format", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)

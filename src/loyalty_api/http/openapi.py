@@ -1,11 +1,56 @@
-"""The OpenAPI document as committed in openapi/openapi.json."""
+"""The OpenAPI document: FastAPI's, with the problem schema every error response refers to, and as committed
+in openapi/openapi.json."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from fastapi import FastAPI
 
 from loyalty_api import crypto
+from loyalty_api.http.problems import PROBLEM_JSON, Problem
 from loyalty_api.settings import Settings
+
+
+def install_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    finished: list[dict[str, Any]] = []
+
+    def document() -> dict[str, Any]:
+        schema = generate()  # FastAPI's, kept until the routes change
+        if not any(schema is done for done in finished):
+            _with_problem_schemas(schema)
+            finished[:] = [schema]
+        return schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+def _with_problem_schemas(document: dict[str, Any]) -> None:
+    # Error responses name the Problem schema under application/problem+json (http.problems); FastAPI only
+    # collects the schemas of models it is given, so Problem and what it refers to are added here.
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    # FastAPI's own 422 (routes outside /v1 that take parameters) describes its default body; ours is a
+    # problem like every other error.
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None and _VALIDATION_ERROR in str(invalid.get("content")):
+                operation["responses"]["422"] = {
+                    "description": "`validation_error`: a parameter is missing or invalid (see `errors`)",
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    document["components"]["schemas"] = dict(sorted(schemas.items()))
+
+
+_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
 
 
 def openapi_document() -> str:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import Scope
 
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.errors import MethodNotAllowed
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("loyalty_api.errors")
@@ -26,6 +32,52 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+}
+
+# The page behind `/problems/{code}` for the codes answered here without a LoyaltyError class (a class's
+# docstring is the page of its code, MethodNotAllowed's for 405; loyalty_api.http.problem_pages shows both):
+# status (None where it varies), title, and what the code means, a blank line, what the caller should do.
+CLASSLESS_PROBLEMS: dict[str, tuple[int | None, str, str]] = {
+    "bad_request": (
+        400,
+        "Bad request",
+        "The request could not be read: a body the server failed to parse, or a GraphQL request without a "
+        "query.\n\nCheck the request's syntax and headers; sending it again unchanged gets the same answer.",
+    ),
+    "route_not_found": (
+        404,
+        "No such route",
+        "No endpoint has this path. A path with a trailing slash is not redirected: it is another path."
+        "\n\nCheck the path against the API reference (`/docs`): the `/v1` prefix, no trailing slash.",
+    ),
+    "not_acceptable": (
+        406,
+        "Not acceptable",
+        "The service cannot answer in any media type the `Accept` header allows.\n\nAccept "
+        "`application/json` (and `application/problem+json` for errors).",
+    ),
+    "validation_error": (
+        422,
+        "Invalid input",
+        "The request does not match the endpoint's schema: a field is missing, of the wrong type or out of "
+        "range, or a field is not one the endpoint knows. `errors` lists each problem with its `field` path "
+        "and its `location` (body, query, path or header).\n\nCorrect the listed values; sending the "
+        "request again unchanged gets the same answer.",
+    ),
+    "http_error": (
+        None,
+        "HTTP error",
+        "A refusal at the HTTP level that has no code of its own; `status` and `detail` say what went "
+        "wrong.\n\nAct on the meaning of the HTTP status; if it seems wrong, report it with the response's "
+        "`X-Request-ID` header.",
+    ),
+    "internal_error": (
+        500,
+        "Internal error",
+        "The service failed while handling the request. What the request had done was rolled back, and the "
+        "failure was logged.\n\nRetry later; with the same Idempotency-Key the work is done at most once. If "
+        "it keeps failing, report it with the response's `X-Request-ID` header.",
+    ),
 }
 
 
@@ -51,23 +103,24 @@ class Problem(BaseModel):
 
 
 def problem_response(
+    request: Request,
     *,
     status: int,
     code: str,
     title: str,
     detail: str,
-    instance: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    # `type` is a reference relative to the request's URL (RFC 9457 allows it), so it names no host a proxy
+    # might rewrite; behind a root path it starts with that path, as `instance` does.
     body: dict[str, Any] = {
-        "type": f"/problems/{code}",
+        "type": f"{request.scope.get('root_path', '')}/problems/{code}",
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
+        "instance": request.url.path,
     }
-    if instance is not None:
-        body["instance"] = instance
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
@@ -75,17 +128,21 @@ def problem_response(
 
 def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
     response = problem_response(
+        request,
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        instance=request.url.path,
         extra=exc.extra,
     )
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     response.headers.update(exc.headers)
     return response
+
+
+# What pydantic puts before the message of a validator's ValueError or assertion.
+_LIBRARY_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
 
 
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -97,9 +154,8 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         path = ".".join(location[1:]) if len(location) > 1 else (where or "")
         if error.get("type") == "json_invalid":  # its loc ends in a character position, not a field
             path = ""
-        rendered.append(
-            {"field": path, "location": where, "message": error.get("msg", ""), "type": error.get("type", "")}
-        )
+        message = _LIBRARY_PREFIX.sub("", error.get("msg", ""))
+        rendered.append({"field": path, "location": where, "message": message, "type": error.get("type", "")})
     return rendered
 
 
@@ -115,35 +171,72 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     if any(e["type"] == "json_invalid" for e in errors):
         fields = "the body is not valid JSON"
     return problem_response(
+        request,
         status=422,
         code="validation_error",
         title="Invalid input",
         detail=f"The request has invalid or missing values: {fields}",
-        instance=request.url.path,
         extra={"errors": errors},
     )
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the one route it tried, not of every route on the path.
+        allowed = methods_of_path(request.app, request.scope) or _header_methods(exc.headers)
+        return render_domain_error(MethodNotAllowed.allowing(allowed), request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    response = problem_response(
-        status=exc.status_code, code=code, title=detail, detail=detail, instance=request.url.path
-    )
+    response = problem_response(request, status=exc.status_code, code=code, title=detail, detail=detail)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
+def _header_methods(headers: Mapping[str, str] | None) -> list[str]:
+    allow = (headers or {}).get("Allow", "")
+    return [method.strip() for method in allow.split(",") if method.strip()]
+
+
+def methods_of_path(app: Starlette, scope: Scope) -> list[str]:
+    """Every method some route of the app offers on the request's path."""
+    path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+    return sorted(
+        {method for template, methods in _route_methods(app) if template.match(path) for method in methods}
+    )
+
+
+def _route_methods(app: Starlette) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    found: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "route_methods", None)
+    if found is None:
+        found = [
+            (compile_path(route.path)[0], frozenset(route.methods or ())) for route in _routes(app.routes)
+        ]
+        app.state.route_methods = found
+    return found
+
+
+def _routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """The routes of the app, those of included routers too (FastAPI keeps these behind an include)."""
+    flat: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            flat.append(route)
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            flat.extend(_routes(original.routes))
+    return flat
+
+
 def internal_error(request: Request, exc: BaseException) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
+        request,
         status=500,
         code="internal_error",
         title="Internal error",
         detail="The service failed to process the request; nothing was changed. Retry later.",
-        instance=request.url.path,
     )
 
 
@@ -158,6 +251,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected_error)
 
 
+def _problem_content() -> dict[str, Any]:
+    """An error response in the OpenAPI document: the Problem schema, under the media type it is sent with
+    (`http.openapi` adds the schema to the document's components)."""
+    return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
 def problem_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: every failure it can answer with, grouped by status, codes listed."""
     by_status: dict[int, list[type[LoyaltyError]]] = {}
@@ -169,11 +268,7 @@ def problem_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, 
         codes = [f"`{c.code}`: {c.title}" for c in classes]
         if status == 422:
             codes.append("`validation_error`: a field is missing or invalid (see `errors`)")
-        responses[status] = {
-            "model": Problem,
-            "description": "; ".join(codes),
-            "content": {PROBLEM_JSON: {}},
-        }
+        responses[status] = {"description": "; ".join(codes), "content": _problem_content()}
     return responses
 
 
@@ -186,7 +281,7 @@ def add_problems(
         line = f"`{error.code}`: {error.title}"
         found = merged.get(error.status)
         if found is None:
-            merged[error.status] = {"model": Problem, "description": line, "content": {PROBLEM_JSON: {}}}
+            merged[error.status] = {"description": line, "content": _problem_content()}
         elif line not in str(found.get("description", "")):
             found["description"] = f"{found.get('description', '')}; {line}".lstrip("; ")
     return dict(sorted(merged.items(), key=lambda item: str(item[0])))

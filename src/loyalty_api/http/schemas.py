@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union, cast
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
 
 from loyalty_api.money import Money
 
@@ -64,15 +73,30 @@ class MoneyBody(MoneyRead):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
-class KindAndProperties(BaseModel):
-    """A request body of a polymorphic configuration: `kind` beside its `properties`. The kind is copied into
-    the properties, whose discriminated union picks the shape by it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_into_properties(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("properties"), dict) and "kind" in data:
-            return {**data, "properties": {**data["properties"], "kind": data["kind"]}}
-        return data
+def by_kind(base: type[BaseModel], kinds: Sequence[type[BaseModel]], *, suffix: str) -> Any:
+    """A request body of a polymorphic configuration, `{kind, properties, …}`, as a union discriminated by
+    `kind`: one model per kind (`<Kind><suffix>`, the other fields from `base`) whose `properties` is that
+    kind's model (`<Kind>Properties`), where `kind` may be left out and, if given, must be the same."""
+    variants = []
+    for kind_model in kinds:
+        value = kind_model.model_fields["kind"].default
+        properties = type(
+            f"{kind_model.__name__}Properties",
+            (kind_model,),
+            {
+                "__module__": kind_model.__module__,
+                "__doc__": kind_model.__doc__,
+                "model_config": ConfigDict(json_schema_extra=None),
+            },
+        )
+        variants.append(
+            create_model(
+                f"{kind_model.__name__}{suffix}",
+                __base__=base,
+                __module__=base.__module__,
+                __doc__=base.__doc__,
+                kind=(cast(Any, Literal[value]), ...),
+                properties=(properties, ...),
+            )
+        )
+    return Annotated[Union[tuple(variants)], Field(discriminator="kind")]  # noqa: UP007

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_api.auth.errors import InvalidApiKey
@@ -23,6 +24,7 @@ from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of
+from loyalty_api.http.errors import MalformedJson, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
 from loyalty_api.http.rate_limits import RateLimited
@@ -88,18 +90,33 @@ async def get_uow(request: Request) -> UnitOfWork:  # async: FastAPI runs a plai
     return uow_of(request)
 
 
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (a UUID, or till and receipt number): 1–255 visible ASCII characters. "
+    "The same key and body within 24 hours replays the first answer, marked `Idempotent-Replayed: true`, "
+    "without doing the work again.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": idempotency.KEY_PATTERN},
+    "example": "till-7-000123",
+}
+
+
 class UnitOfWorkRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         # What the edge can answer on any route, before or around the endpoint.
         edge: list[type[LoyaltyError]] = [InvalidApiKey, RateLimited, RequestTimedOut]
         if self.takes_body():
-            edge += [PayloadTooLarge, InvalidInput]
+            edge += [PayloadTooLarge, InvalidInput, MalformedJson, UnsupportedMediaType]
         self.responses = add_problems(self.responses, *edge)
         if self.honours_idempotency():
             self.responses = add_problems(
                 self.responses, IdempotencyKeyReused, IdempotencyRequestInFlight, InvalidIdempotencyKey
             )
+            extra = dict(self.openapi_extra or {})
+            extra["parameters"] = [*extra.get("parameters", []), IDEMPOTENCY_PARAMETER]
+            self.openapi_extra = extra
 
     def read_only(self) -> bool:
         """Whether the route's unit of work is read-only (rolled back, no writer turn on SQLite)."""
@@ -116,6 +133,7 @@ class UnitOfWorkRoute(APIRoute):
         read_only = self.read_only()
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
+        body_adapter = _strict_body_adapter(self) if has_body else None
 
         async def run(request: Request) -> Response:
             units: UnitsOfWork = request.app.state.units
@@ -125,7 +143,11 @@ class UnitOfWorkRoute(APIRoute):
             claimed: Claim | None = None
             try:
                 body = await request.body() if has_body else b""
+                if body and not is_json(request.headers.get("content-type")):
+                    raise UnsupportedMediaType.of(request.headers.get("content-type"))
                 screen(request.query_params, body, max_depth=units.settings.max_json_depth)
+                if body and body_adapter is not None:
+                    _validate_strictly(body_adapter, body)
                 key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
                 if key is not None:
                     outcome = await idempotency.claim(
@@ -144,6 +166,23 @@ class UnitOfWorkRoute(APIRoute):
             )
 
         return run
+
+
+def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
+    """The route's body model, to be validated against the JSON text in strict mode, as its JSON Schema
+    reads: FastAPI validates the parsed body in Python's lax mode, which takes `true` for 1, `0` for a date
+    and `"12"` for 12."""
+    params = route.dependant.body_params
+    annotation = params[0].field_info.annotation if len(params) == 1 else None
+    return None if annotation is None else TypeAdapter(annotation)
+
+
+def _validate_strictly(adapter: TypeAdapter[Any], body: bytes) -> None:
+    try:
+        adapter.validate_json(body, strict=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 class QueryRoute(UnitOfWorkRoute):

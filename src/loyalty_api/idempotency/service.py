@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,8 +55,14 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+# Visible ASCII: a key is copied between systems, logs and headers; a space or an accented letter in one is
+# a key that two of them read differently.
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_KEY = re.compile(KEY_PATTERN)
+
+
 def check_key(key: str) -> str:
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not _KEY.fullmatch(key):
         raise InvalidIdempotencyKey()
     return key
 

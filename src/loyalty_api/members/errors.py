@@ -2,11 +2,23 @@ from loyalty_api.errors import Conflict, InvalidField, LoyaltyError, NotFound
 
 
 class MemberNotFound(NotFound):
+    """No member has this id, card number, phone number, e-mail address or external id.
+
+    Check the identifier, or enrol the customer with `POST /v1/members`. A key whose lookups keep finding no
+    one is answered with `rate_limited` for a while.
+    """
+
     code = "member_not_found"
     title = "No such member"
 
 
 class MemberExists(Conflict):
+    """Another member already has this phone number, e-mail address or external id (`field` says which), so
+    nothing was created or changed.
+
+    Look that member up (`GET /v1/members/lookup`) and use them, or send a different value.
+    """
+
     code = "member_exists"
     title = "A member with this identifier already exists"
 
@@ -15,12 +27,23 @@ class MemberExists(Conflict):
 
 
 class InvalidMemberNumber(LoyaltyError):
+    """The member number's check digit does not match, so the number was mistyped or misread; no lookup was
+    made.
+
+    Scan or type the card number again.
+    """
+
     code = "invalid_member_number"
     status = 422
     title = "The member number's check digit does not match: it was probably mistyped"
 
 
 class UnknownReferralCode(InvalidField):
+    """No member has the `referral_code` given at enrolment, so the member was not created.
+
+    Check the code with the person who referred the customer, or enrol without it.
+    """
+
     code = "unknown_referral_code"
 
     def __init__(self) -> None:
@@ -28,6 +51,11 @@ class UnknownReferralCode(InvalidField):
 
 
 class LookupNeedsOneIdentifier(LoyaltyError):
+    """A lookup names the member in exactly one way, and this one gives none, or more than one.
+
+    Send exactly one of `member_number`, `phone`, `email`, or `external_system` together with `external_id`.
+    """
+
     code = "lookup_needs_one_identifier"
     status = 422
     title = "Give exactly one of member_number, phone, email, or external_system with external_id"

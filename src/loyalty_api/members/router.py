@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -28,6 +29,16 @@ from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.schemas import MemberCreate, MemberPage, MemberRead, MemberUpdate
 
 router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
+
+
+class _MemberIdSegment(StringConvertor):
+    """A path segment that may be a member's id: anything but `lookup`, so that `PATCH /v1/members/lookup`
+    is a 405 of the lookup route rather than a 422 for a member id that is not a UUID."""
+
+    regex = "(?!lookup$)[^/]+"
+
+
+register_url_convertor("member_id", _MemberIdSegment())
 
 MemberDesk = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
@@ -104,7 +115,7 @@ async def list_members(
 
 
 @router.get(
-    "/{member_id}",
+    "/{member_id:member_id}",
     summary="Read a member",
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
@@ -113,7 +124,7 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRe
 
 
 @router.patch(
-    "/{member_id}",
+    "/{member_id:member_id}",
     summary="Update a member (changing `status` takes an admin key)",
     responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField),
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from loyalty_api.db.migrations import schema_status
 from loyalty_api.db.uow import UnitsOfWork
@@ -19,10 +22,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    database: Literal["ok", "unreachable"]
+    migration: str | None = Field(description="The schema's migration")
+    expected_migration: str | None = Field(description="The latest migration this version knows")
+
+
 @router.get(
     "/readyz",
     summary="The database answers and its schema is at the latest migration",
-    responses={503: {"description": "Not ready: the database is unreachable or not migrated"}},
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "Not ready: the database is unreachable or not migrated"}
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     units: UnitsOfWork = request.app.state.units

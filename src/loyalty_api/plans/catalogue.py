@@ -27,7 +27,8 @@ class RecurringCoupon(BaseModel):
     """A coupon a plan gives its paying members: once each period, or once each month of the period (a
     yearly card with a monthly coupon). Trial periods issue none."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # One schema for requests and replies (see loyalty_api.kinds).
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
 
     name: str = Field(min_length=1, max_length=100)
     coupon: CouponOffer

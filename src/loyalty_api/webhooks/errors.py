@@ -2,22 +2,45 @@ from loyalty_api.errors import Conflict, LoyaltyError, NotFound
 
 
 class WebhookEndpointNotFound(NotFound):
+    """No webhook endpoint has this id.
+
+    Check the id against `GET /v1/webhook-endpoints`.
+    """
+
     code = "webhook_endpoint_not_found"
     title = "No such webhook endpoint"
 
 
 class WebhookDeliveryNotFound(NotFound):
+    """No webhook delivery has this id.
+
+    Check the id against the endpoint's deliveries, `GET /v1/webhook-endpoints/{id}/deliveries`.
+    """
+
     code = "webhook_delivery_not_found"
     title = "No such webhook delivery"
 
 
 class DeliveryInFlight(Conflict):
+    """A worker is sending this delivery right now, so it cannot be queued again; nothing was changed.
+
+    Wait for the attempt to finish (`GET /v1/webhook-deliveries/{id}` shows it), then retry if it is still
+    needed.
+    """
+
     code = "webhook_delivery_in_flight"
     title = "A worker is sending this delivery right now: wait for the attempt to finish and try again"
 
 
 class TargetNotAllowed(LoyaltyError):
-    """A webhook URL this service refuses to send to (see loyalty_api.webhooks.targets)."""
+    """The webhook URL is refused: it is not an http or https URL naming a host, it holds a user name or
+    password, it is longer than 2,000 characters, or its host resolves to a private, loopback or other
+    internal address. `errors` says which.
+
+    Give the public http(s) URL of the receiver.
+    """
+
+    # The rules are in loyalty_api.webhooks.targets.
 
     code = "webhook_target_not_allowed"
     status = 422
@@ -30,7 +53,12 @@ class TargetNotAllowed(LoyaltyError):
 
 
 class TargetUnresolvable(TargetNotAllowed):
-    """The URL's host has no address; a subclass, so `except TargetNotAllowed` catches it too."""
+    """The webhook URL's host name does not resolve to any address.
+
+    Check the host name for typos and that its DNS records exist, then save the endpoint again.
+    """
+
+    # A subclass, so `except TargetNotAllowed` catches it too.
 
     code = "webhook_target_unresolvable"
     title = "The webhook URL's host does not resolve"

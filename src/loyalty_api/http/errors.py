@@ -1,0 +1,71 @@
+"""Refusals of the HTTP exchange itself, before any field is looked at: a body that is not JSON, a body sent
+as something other than JSON, a method the path does not have."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from loyalty_api.errors import LoyaltyError
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+class MalformedJson(LoyaltyError):
+    """The body is not JSON: it does not parse (a stray character, a cut-off document, text that is not
+    UTF-8). Nothing was done.
+
+    Send the body as one JSON document encoded in UTF-8, with `Content-Type: application/json`.
+    """
+
+    code = "malformed_json"
+    status = 400
+    title = "The body is not valid JSON"
+
+    @classmethod
+    def at(cls, line: int, column: int) -> MalformedJson:
+        return cls(f"The body does not parse as JSON (line {line}, column {column}).")
+
+
+class UnsupportedMediaType(LoyaltyError):
+    """A body came with a `Content-Type` other than JSON, or with none. Nothing was done.
+
+    Send `Content-Type: application/json` with a JSON body.
+    """
+
+    code = "unsupported_media_type"
+    status = 415
+    title = "The body must be JSON"
+
+    @classmethod
+    def of(cls, content_type: str | None) -> UnsupportedMediaType:
+        sent = f"`{content_type[:100]}`" if content_type else "no Content-Type"
+        return cls(f"The body was sent with {sent}: send it as JSON, with `Content-Type: {JSON_MEDIA_TYPE}`.")
+
+
+class MethodNotAllowed(LoyaltyError):
+    """The path exists, but not with this method (a DELETE where only GET and PATCH are offered). `Allow` in
+    the reply, and `allowed_methods` in the body, list the methods it has.
+
+    Use one of the listed methods.
+    """
+
+    code = "method_not_allowed"
+    status = 405
+    title = "This path does not take this method"
+
+    @classmethod
+    def allowing(cls, methods: Iterable[str]) -> MethodNotAllowed:
+        allowed = sorted(set(methods))
+        error = cls(f"This path takes {', '.join(allowed)}.", allowed_methods=allowed)
+        error.headers = {"Allow": ", ".join(allowed)}
+        return error
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or a `+json` type, with any parameters (`; charset=utf-8`)."""
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == JSON_MEDIA_TYPE or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
