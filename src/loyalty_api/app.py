@@ -21,7 +21,7 @@ from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.http.docs import router as docs_router
 from loyalty_api.http.edge import EdgeMiddleware
 from loyalty_api.http.middleware import RequestContextMiddleware
-from loyalty_api.http.openapi import install_openapi
+from loyalty_api.http.openapi import install_openapi, operation_id
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
         # A path with a stray slash is a 404 problem, not a redirect with an empty body that a POS follows.
         redirect_slashes=False,
         openapi_tags=[{"name": name} for name in DOCS_ORDER],
+        generate_unique_id_function=operation_id,
         # /docs and /redoc come from http/docs.py, with their scripts served by the app rather than a CDN.
         docs_url=None,
         redoc_url=None,

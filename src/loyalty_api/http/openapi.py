@@ -7,10 +7,17 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from loyalty_api import crypto
 from loyalty_api.http.problems import PROBLEM_JSON, Problem
 from loyalty_api.settings import Settings
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint's function name (`earn`, `enrol_member`): what a generated client names its method, so it
+    must be unique in the app (a test checks)."""
+    return route.name
 
 
 def install_openapi(app: FastAPI) -> None:
