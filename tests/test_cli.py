@@ -194,3 +194,37 @@ class TestJobs:
         assert (await points(client, admin, member["id"]))["balance"] == 0
         again = _cli(cli_env, "jobs", "expire-points")
         assert again.stdout.strip() == "expire-points: 0"
+
+
+class TestInit:
+    async def test_init_sets_up_a_programme_an_entry_tier_and_an_admin_key(
+        self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str]
+    ) -> None:
+        args = ("init", "--currency", "EUR", "--timezone", "Europe/Berlin", "--entry-tier", "Mitglied")
+        result = _cli(cli_env, *args)
+        assert result.returncode == 0, result.stderr
+        key = result.stdout.strip().splitlines()[-1]
+        assert key.startswith("lk_")
+
+        programme = (await client.get("/v1/program", headers=bearer(key))).json()
+        assert (programme["currency"], programme["timezone"]) == ("EUR", "Europe/Berlin")
+        ladder = (await client.get("/v1/tiers", headers=bearer(key))).json()["items"]
+        assert [(t["name"], t["rank"], t["threshold"]) for t in ladder] == [("Mitglied", 0, 0)]
+        member = await client.post("/v1/members", json={"phone": unique_phone()}, headers=bearer(key))
+        assert member.status_code == 201, member.text
+        earned = await client.post(
+            f"/v1/members/{member.json()['id']}/earn",
+            json={"order_ref": "B-1", "amount": {"amount": 1_250, "currency": "EUR"}},
+            headers=bearer(key),
+        )
+        assert earned.status_code == 200, earned.text
+        assert earned.json()["points_earned"] == 12  # 1 point per euro, rounded down
+
+        again = _cli(cli_env, *args)
+        assert again.returncode == 2
+        assert "already" in again.stderr
+
+    def test_init_refuses_settings_the_api_would_refuse(self, cli_env: dict[str, str]) -> None:
+        result = _cli(cli_env, "init", "--currency", "euro", "--timezone", "Mars/Olympus")
+        assert result.returncode == 2
+        assert "currency" in result.stderr and "timezone" in result.stderr

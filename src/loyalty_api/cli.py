@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import SecretStr
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 DEMO_STATE_FILE = Path(".loyalty-demo.json")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"loyalty-api: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -194,6 +194,45 @@ def cmd_demo(_: argparse.Namespace) -> None:
         print(f"{scope}\t{token}")
 
 
+def cmd_init(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from loyalty_api.program.schemas import ProgramWrite
+    from loyalty_api.program.setup import set_up
+
+    try:
+        programme = ProgramWrite(
+            currency=args.currency,
+            timezone=args.timezone,
+            earn_rate=args.earn_rate,
+            point_value_minor=args.point_value,
+            rounding="down",
+            expiry_months=args.expiry_months or None,
+            min_redeem_points=1,
+            max_redeem_share="1",
+        ).settings()
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return
+    settings = _require_key(Settings())
+
+    async def run() -> str:
+        await _migrate(settings)
+        async with _units(settings) as units, units.begin() as uow:
+            issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
+            return issued.token
+
+    try:
+        token = asyncio.run(run())
+    except LoyaltyError as exc:
+        _fail(exc.detail)
+    print(
+        f"set up a programme in {programme.currency} ({programme.timezone}), with the entry tier "
+        f"{args.entry_tier!r}; the admin key {args.key_name!r} is shown only once:"
+    )
+    print(token)
+
+
 def cmd_encryption_key(_: argparse.Namespace) -> None:
     print(crypto.generate_key())
 
@@ -291,6 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="seed the demo programme and print its API keys").set_defaults(
         run=cmd_demo
     )
+    init = commands.add_parser(
+        "init",
+        help="migrate an empty database and set up a programme: its settings, an entry tier and an admin key",
+    )
+    init.add_argument("--currency", required=True, help="ISO 4217 code, e.g. CNY")
+    init.add_argument(
+        "--timezone", required=True, help="where the programme's days begin, e.g. Asia/Shanghai"
+    )
+    init.add_argument("--earn-rate", default="1", help="points per major currency unit spent (1)")
+    init.add_argument(
+        "--point-value", default="1", help="minor currency units a point is worth when redeemed (1)"
+    )
+    init.add_argument(
+        "--expiry-months", type=int, default=12, help="points expire this many months after earning; 0: never"
+    )
+    init.add_argument("--entry-tier", default="Member", help="the name of the tier every member starts on")
+    init.add_argument("--key-name", default="Operator", help="the name of the admin key it prints")
+    init.set_defaults(run=cmd_init)
     commands.add_parser("encryption-key", help="print a new LOYALTY_ENCRYPTION_KEY").set_defaults(
         run=cmd_encryption_key
     )
