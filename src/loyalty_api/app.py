@@ -39,11 +39,12 @@ from loyalty_api.webhooks.router import router as webhooks_router
 from loyalty_api.worker.runner import Worker
 
 DESCRIPTION = """
-A headless membership and loyalty service: members, points, tiers, benefits, rewards, coupons and the
-checkout quote; webhooks and paid memberships are on the way.
+A headless membership and loyalty service: members, points, tiers, benefits, rewards, coupons, the
+checkout quote, paid memberships and signed webhooks.
 
 **Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
-`partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
+`partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`; their `type`
+(`/problems/{code}`) opens a page that says what the code means and what to do.
 **Idempotency**: every state-changing POST accepts `Idempotency-Key`; the same key and body within 24 h
 replays the first response. **Pages**: `?limit=` (at most 200) and `?cursor=`; replies carry `next_cursor`.
 **Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers.
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     if settings.encryption_key is None:
         raise MissingEncryptionKey(
             "LOYALTY_ENCRYPTION_KEY is not set: personal data is encrypted with it. "
-            "Generate one with `loyalty-api keys generate-encryption-key`, or run `loyalty-api serve --demo`."
+            "Generate one with `loyalty-api encryption-key`, or run `loyalty-api serve --demo`."
         )
     vault = Vault(settings.encryption_key.get_secret_value())
     metrics = Metrics()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -29,7 +30,7 @@ SEED = 20261202
 
 
 async def test_the_served_document_tells_the_truth(
-    app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, tmp_path: Path
 ) -> None:
     # A member to be found, so reads of members also answer something besides 404.
     await enrol(client, admin_key)
@@ -55,6 +56,7 @@ async def test_the_served_document_tells_the_truth(
             "--workers",
             "1",
             "--no-color",
+            cwd=tmp_path,  # where schemathesis keeps its cache
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

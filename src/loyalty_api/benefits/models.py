@@ -25,7 +25,7 @@ class Benefit(IdMixin, Base):
 
 
 class BenefitGrant(Base):
-    """A benefit given to everyone who holds a source: a tier now; a plan or a partner later."""
+    """A benefit given to everyone who holds a source: a tier or a paid plan."""
 
     __tablename__ = "benefit_grants"
 

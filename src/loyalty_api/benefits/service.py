@@ -1,4 +1,4 @@
-"""Benefits: what tiers and paid plans (and later partners) give their members, and what one member gets."""
+"""Benefits: what tiers and paid plans give their members, and what one member gets."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class BenefitDefinition:
 
 @dataclass(frozen=True, slots=True)
 class BenefitSource:
-    type: str  # tier | plan (partner later)
+    type: str  # tier | plan
     ref: str  # the tier's or plan's code
     name: str
 

@@ -81,7 +81,7 @@ class Cart:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """Something that may change the price: a benefit (from a tier, later a plan or a partner) or a coupon.
+    """Something that may change the price: a benefit (from a tier or a plan) or a coupon.
 
     `source` is "tier", "plan", "partner" or "coupon"; `source_ref` the tier code or the coupon code;
     `benefit_id` is None for coupons."""

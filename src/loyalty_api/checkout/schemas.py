@@ -112,7 +112,7 @@ class TierRefRead(ReadModel):
 
 class DiscountRead(ReadModel):
     source: str = Field(
-        description="Where the discount comes from: `tier` or `coupon` (`plan`, `partner` later)"
+        description="Where the discount comes from: `tier`, `plan` or `coupon`"
     )
     source_ref: str = Field(description="The tier's code, or the coupon's code as the request named it")
     source_name: str

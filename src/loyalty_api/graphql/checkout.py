@@ -62,7 +62,7 @@ class CheckoutTier:
 
 @strawberry.type
 class CheckoutDiscount:
-    source: str = strawberry.field(description="`tier` or `coupon` (`plan`, `partner` later)")
+    source: str = strawberry.field(description="`tier`, `plan` or `coupon`")
     source_ref: str = strawberry.field(description="The tier's code, or the coupon's code as named")
     source_name: str
     benefit_id: strawberry.ID | None = strawberry.field(description="Null for a coupon")

@@ -1,0 +1,85 @@
+"""The README's quickstart as a new user runs it: its set-up commands are the ones CI runs, and every other
+shell block of it runs, unchanged but for the printed key and the port, against a served demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import CLI, _clean_env, _free_port, _wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def _quickstart_blocks() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_set_up_commands_are_the_two_ci_runs() -> None:
+    setup = _quickstart_blocks()[0]
+    commands = [line for line in setup.splitlines() if line and not line.startswith("#")]
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/loyalty-api serve --demo",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    # CI runs the same test command, with pip told to be quiet
+    assert commands[1].replace("pip install -e", "pip install -q -e") in ci
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the quickstart's calls are curl commands")
+def test_the_quickstart_calls_work_against_the_served_demo(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        # What the first set-up command runs once installed (the test runs in that installation already).
+        server = subprocess.Popen(
+            [*CLI, "serve", "--demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=_clean_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/healthz", server)
+            printed = log.read_text(encoding="utf-8")
+            key = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
+            assert key, printed
+            outputs = [_run(block, key[1], port, tmp_path) for block in _quickstart_blocks()[1:]]
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=20)
+    replies = [json.loads(line) for line in "".join(outputs).splitlines() if line.startswith("{")]
+    enrolled, earned, redeemed, refunded, points, ledger = replies[0], replies[1], replies[2], *replies[3:6]
+    assert enrolled["name"] == "李娜" and enrolled["phone"] == "+8613912345678"
+    assert earned["points_earned"] >= 129
+    assert redeemed["points_redeemed"] == 100
+    assert refunded["points_given_back"] == 50
+    assert points["balance"] == earned["points_earned"] - 100 + 50
+    assert [entry["type"] for entry in ledger["items"]] == ["refund", "redeem", "earn"]
+
+
+def _run(block: str, key: str, port: int, folder: Path) -> str:
+    """The block with the printed key and the port put in, run by bash; stops at the first failing call."""
+    script = re.sub(r"^KEY=lk_….*$", f"KEY={key}", block, flags=re.MULTILINE)
+    script = script.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+    assert script != block, "the block no longer sets KEY and API as the test expects"
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return result.stdout
