@@ -178,6 +178,7 @@ class TestGraphiQL:
         assert "isHeadersEditorEnabled: true" in html
         assert "GraphiQLPluginExplorer.explorerPlugin()" in html
         assert "history.replaceState" not in html  # a /graphql URL with a query string needs a key
+        assert "shouldPersistHeaders: false" in html  # the API key is not left in the browser's storage
 
     async def test_what_graphiql_sends_runs_with_a_key_from_the_headers_editor(
         self, client: httpx.AsyncClient, pos_key: str

@@ -193,7 +193,9 @@ _GRAPHIQL = Template("""<!doctype html>
           plugins: [explorerPlugin],
           inputValueDeprecation: true,
           isHeadersEditorEnabled: true,
-          shouldPersistHeaders: true,
+          // The Authorization header holds an API key: kept for this tab only, never in the browser's
+          // storage, where anyone using the back office's shared PC later would find it.
+          shouldPersistHeaders: false,
         });
       }
 
