@@ -1,10 +1,34 @@
-"""The only source of "now": services and jobs take it from here so tests can move time."""
+"""The only source of "now": services and jobs take it from here so tests can move time. And the one way an
+instant is written, wherever the service shows one."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
+
+from pydantic import AfterValidator, AwareDatetime, TypeAdapter
+
+
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime names no instant and is refused."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a timezone-aware instant is needed")
+    return at.astimezone(UTC)
+
+
+# An instant in a model that is written out (event payloads, REST replies): any zone in, UTC out.
+UtcInstant = Annotated[AwareDatetime, AfterValidator(as_utc)]
+
+_WRITER: TypeAdapter[datetime] = TypeAdapter(UtcInstant)
+
+
+def format_instant(at: datetime) -> str:
+    """The one written form of an instant: RFC 3339 in UTC with `Z`, microseconds when there are any
+    (`2026-12-02T06:34:28.844565Z`, `2026-03-16T10:00:00Z`). It is how pydantic writes a UTC datetime into
+    JSON, so REST replies, webhook payloads and timestamps, stored details, GraphQL and messages agree."""
+    written: str = _WRITER.dump_python(as_utc(at), mode="json")
+    return written
 
 
 class Clock(Protocol):

@@ -99,7 +99,7 @@ async def quote(
 
 MONEY = "{ amount currency }"
 QUOTE_FIELDS = f"""
-memberId tier {{ code name }} currency subtotal {MONEY} shipping {MONEY}
+memberId tier {{ code name rank }} currency subtotal {MONEY} shipping {MONEY}
 discounts {{ source sourceRef sourceName benefitId kind name amount {MONEY} appliesTo }}
 couponsApplied couponsRejected {{ code reason detail }}
 perks {{ name description source sourceRef sourceName benefitId }}

@@ -94,7 +94,7 @@ class TestQuote:
             points_to_use=100_000,
             channel="online",
         )
-        assert result["tier"] == {"code": "gold", "name": "Gold"}
+        assert result["tier"] == {"code": "gold", "name": "Gold", "rank": 0}
         assert result["currency"] == "CNY"
         assert (result["subtotal"], result["shipping"]) == (cny(11_000), cny(1_200))
         assert result["discounts"] == [

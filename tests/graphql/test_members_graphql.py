@@ -107,3 +107,32 @@ class TestFederation:
             {"id": first["id"], "memberNumber": first["member_number"]},
             {"id": second["id"], "memberNumber": second["member_number"]},
         ]
+
+
+class TestLongPoints:
+    async def test_a_balance_past_2_to_the_31_reads_exactly(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        for _ in range(3):  # one adjustment may add at most 10^9 points
+            response = await client.post(
+                f"/v1/members/{member['id']}/adjustments",
+                json={"points": 1_000_000_000, "reason": "a very loyal member"},
+                headers=bearer(admin_key),
+            )
+            assert response.status_code == 201, response.text
+        rest = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert rest.json()["points"] == 3_000_000_000 > 2**31
+
+        body = await graphql(
+            client, pos_key, "query($id: ID!) { member(id: $id) { id points } }", id=member["id"]
+        )
+        assert "errors" not in body, body
+        assert body["data"]["member"] == {"id": member["id"], "points": 3_000_000_000}
+
+    async def test_the_schema_types_points_as_long(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = await graphql(
+            client, pos_key, '{ __type(name: "Member") { fields { name type { ofType { name } } } } }'
+        )
+        fields = {f["name"]: f["type"]["ofType"] for f in body["data"]["__type"]["fields"]}
+        assert fields["points"] == {"name": "Long"}

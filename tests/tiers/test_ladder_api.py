@@ -180,7 +180,7 @@ class TestBenefits:
         response = await client.get(f"/v1/members/{member['id']}/benefits", headers=bearer(pos_key))
         assert response.status_code == 200
         found = response.json()
-        assert found["tier"] == "member"
+        assert found["tier"] == {"code": "member", "name": "普通会员", "rank": 0}
         assert [(b["name"], b["kind"], b["sources"]) for b in found["benefits"]] == [
             ("包邮", "free_shipping", [{"type": "tier", "ref": "member", "name": "普通会员"}])
         ]

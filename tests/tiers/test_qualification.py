@@ -27,6 +27,12 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+# A tier in every reply and payload: code, name and rank.
+MEMBER = {"code": "member", "name": "普通会员", "rank": 0}
+SILVER = {"code": "silver", "name": "银卡", "rank": 1}
+GOLD = {"code": "gold", "name": "金卡", "rank": 2}
+
+
 async def standard_ladder(client: httpx.AsyncClient, admin_key: str, **silver: Any) -> None:
     await add_tier(client, admin_key, "member", rank=0, name="普通会员")
     await add_tier(
@@ -81,16 +87,16 @@ class TestUpgrade:
     ) -> None:
         member = await enrol(client, pos_key)
         first = await earn(client, pos_key, member["id"], 60_000)
-        assert (first["tier"], first["tier_changed"]) == ("member", False)
+        assert (first["tier"], first["tier_changed"]) == (MEMBER, False)
         second = await earn(client, pos_key, member["id"], 50_000)
-        assert (second["tier"], second["tier_changed"]) == ("silver", True)
+        assert (second["tier"], second["tier_changed"]) == (SILVER, True)
         assert second["points_earned"] == 500  # the qualifying purchase earns at the tier it was made on
 
         [event] = await events(app, "tier.upgraded")
         assert event["payload"] | {"kept_until": None} == {
             "member_id": member["id"],
-            "from_tier": "member",
-            "to_tier": "silver",
+            "from_tier": MEMBER,
+            "to_tier": SILVER,
             "reason": "qualified",
             "kept_until": None,
         }
@@ -99,8 +105,7 @@ class TestUpgrade:
         assert status["since"] == iso(START)
         assert status["kept_until"] == iso(KEPT_2026)
         assert status["next"] | {"window_start": None} == {
-            "tier_code": "gold",
-            "tier_name": "金卡",
+            "tier": GOLD,
             "metric": "spend",
             "window_start": None,
             "value": 110_000,
@@ -111,8 +116,7 @@ class TestUpgrade:
         assert status["next"]["window_start"] == "2025-12-31T16:00:00Z"  # 1 January in Shanghai
         # The review after the grace judges 2026, which has already reached silver's bar: nothing left to do.
         assert status["keep"] == {
-            "tier_code": "silver",
-            "tier_name": "银卡",
+            "tier": SILVER,
             "metric": "spend",
             "window_start": "2025-12-31T16:00:00Z",
             "value": 110_000,
@@ -134,9 +138,9 @@ class TestUpgrade:
     async def test_one_big_purchase_can_skip_a_tier(self, client: httpx.AsyncClient, pos_key: str) -> None:
         member = await enrol(client, pos_key)
         result = await earn(client, pos_key, member["id"], 600_000)
-        assert (result["tier"], result["tier_changed"]) == ("gold", True)
+        assert (result["tier"]["code"], result["tier_changed"]) == ("gold", True)
         [change] = await history(client, pos_key, member["id"])
-        assert (change["from_tier"], change["to_tier"], change["change"]) == ("member", "gold", "upgrade")
+        assert (change["from_tier"], change["to_tier"], change["change"]) == (MEMBER, GOLD, "upgrade")
         assert change["qualification"]["gold"]["value"] == 600_000
 
     async def test_a_new_calendar_year_starts_from_zero(
@@ -147,7 +151,7 @@ class TestUpgrade:
         await earn(client, pos_key, member["id"], 60_000)
         clock.set(datetime(2026, 12, 31, 16, 30, tzinfo=UTC))  # half past midnight: 2027
         result = await earn(client, pos_key, member["id"], 50_000)
-        assert (result["tier"], result["tier_changed"]) == ("member", False)
+        assert (result["tier"]["code"], result["tier_changed"]) == ("member", False)
         assert (await tier_of(client, pos_key, member["id"]))["next"]["value"] == 50_000
 
     async def test_a_refund_lowers_qualifying_spend(self, client: httpx.AsyncClient, pos_key: str) -> None:
@@ -173,10 +177,10 @@ class TestWindows:
         member = await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 60_000)
         clock.advance(timedelta(days=31))
-        assert (await earn(client, pos_key, member["id"], 50_000))["tier"] == "member"
+        assert (await earn(client, pos_key, member["id"], 50_000))["tier"]["code"] == "member"
         clock.advance(timedelta(days=1))
         upgraded = await earn(client, pos_key, member["id"], 50_000)
-        assert (upgraded["tier"], upgraded["tier_changed"]) == ("silver", True)
+        assert (upgraded["tier"]["code"], upgraded["tier_changed"]) == ("silver", True)
         status = await tier_of(client, pos_key, member["id"])
         assert status["kept_until"] == iso(clock.now() + timedelta(days=30))
 
@@ -192,8 +196,10 @@ class TestWindows:
             headers=bearer(admin_key),
         )
         assert response.status_code == 201
-        assert (await earn(client, pos_key, member["id"], 99_900))["tier"] == "member"  # 999 points
-        assert (await earn(client, pos_key, member["id"], 100))["tier"] == "silver"  # adjustments don't count
+        assert (await earn(client, pos_key, member["id"], 99_900))["tier"]["code"] == "member"  # 999 points
+        assert (await earn(client, pos_key, member["id"], 100))["tier"][
+            "code"
+        ] == "silver"  # adjustments don't count
 
 
 @pytest.mark.usefixtures("ladder")
@@ -210,8 +216,7 @@ class TestReview:
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
         assert status["keep"] | {"window_start": None} == {
-            "tier_code": "silver",
-            "tier_name": "银卡",
+            "tier": SILVER,
             "metric": "spend",
             "window_start": None,
             "value": 0,
@@ -230,20 +235,20 @@ class TestReview:
 
         [downgrade, renewal, upgrade] = await history(client, pos_key, member["id"])
         assert (downgrade["from_tier"], downgrade["to_tier"], downgrade["change"]) == (
-            "silver",
-            "member",
+            SILVER,
+            MEMBER,
             "downgrade",
         )
         assert downgrade["qualification"]["silver"] == {
             "metric": "spend",
-            "window_start": "2026-12-31T16:00:00+00:00",  # as stored in the history's JSON
+            "window_start": "2026-12-31T16:00:00Z",  # as stored in the history's JSON, like every instant
             "value": 0,
             "threshold": 100_000,
         }
         assert (renewal["change"], renewal["qualification"]["silver"]["value"]) == ("renewal", 100_000)
         assert upgrade["change"] == "upgrade"
         [event] = await events(app, "tier.downgraded")
-        assert (event["payload"]["from_tier"], event["payload"]["to_tier"]) == ("silver", "member")
+        assert (event["payload"]["from_tier"], event["payload"]["to_tier"]) == (SILVER, MEMBER)
 
     async def test_a_purchase_in_the_grace_period_counts_for_the_new_year(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
@@ -252,7 +257,7 @@ class TestReview:
         await earn(client, pos_key, member["id"], 100_000, order_ref="Y2026")
         await client.post("/v1/orders/Y2026/refund", json={"amount": cny(100_000)}, headers=bearer(pos_key))
         clock.set(KEPT_2026 - timedelta(days=1))  # in the grace period, 2027 already
-        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == "silver"
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"]["code"] == "silver"
         clock.set(KEPT_2026)
         assert await review(app) == 0  # requalified for 2027 at the till: nothing due
         assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
@@ -292,7 +297,7 @@ class TestReview:
         await earn(client, pos_key, member["id"], 100_000)
         clock.set(datetime(2027, 1, 10, 4, 0, tzinfo=UTC))
         result = await earn(client, pos_key, member["id"], 100_000)
-        assert (result["tier"], result["tier_changed"]) == ("silver", False)
+        assert (result["tier"]["code"], result["tier_changed"]) == ("silver", False)
         assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
         clock.set(KEPT_2026 + timedelta(days=1))
         assert await review(app) == 0
@@ -368,11 +373,11 @@ class TestOverride:
         )
         assert response.status_code == 200, response.text
         assert (response.json()["tier"]["code"], response.json()["override_until"]) == ("gold", iso(until))
-        [event] = [e for e in await events(app, "tier.upgraded") if e["payload"]["to_tier"] == "gold"]
+        [event] = [e for e in await events(app, "tier.upgraded") if e["payload"]["to_tier"] == GOLD]
         assert event["payload"]["reason"] == "override"  # not the operator's words
         assert response.json()["keep"] is None  # nothing to do: the operator decided
 
-        assert (await earn(client, pos_key, member["id"], 1_000))["tier"] == "gold"
+        assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == "gold"
         clock.set(until - timedelta(seconds=1))
         assert await review(app) == 0
         clock.set(until)
@@ -384,7 +389,7 @@ class TestOverride:
             iso(KEPT_2026),
         )
         changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
-        assert changes == [("override_ended", "silver"), ("override", "gold"), ("upgrade", "silver")]
+        assert changes == [("override_ended", SILVER), ("override", GOLD), ("upgrade", SILVER)]
 
     async def test_ending_an_override_now(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

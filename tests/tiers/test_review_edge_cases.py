@@ -59,7 +59,7 @@ class TestOverrideThatRanOut:
         )
         assert response.status_code == 200, response.text
         clock.set(until + timedelta(hours=1))  # the override is over; the review job has not run yet
-        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == "silver"
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"]["code"] == "silver"
 
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"], status["override_until"]) == (
@@ -67,7 +67,7 @@ class TestOverrideThatRanOut:
             iso(KEPT_2026),
             None,
         )
-        assert status["keep"] is not None and status["keep"]["tier_code"] == "silver"
+        assert status["keep"] is not None and status["keep"]["tier"]["code"] == "silver"
 
         # At its review the member is judged on their year like anyone else, not as an override that ended.
         clock.set(KEPT_2026)
@@ -103,7 +103,7 @@ class TestMemberWithoutATier:
 
         result = await earn(client, pos_key, member["id"], 100_000)
 
-        assert (result["tier"], result["tier_changed"]) == ("silver", True)
+        assert (result["tier"]["code"], result["tier_changed"]) == ("silver", True)
 
 
 class TestLadderVersionInput:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from loyalty_api.clock import FrozenClock
+from loyalty_api.clock import FrozenClock, format_instant
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, lease_length, send_due
 from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
@@ -464,3 +464,23 @@ async def test_the_oldest_pending_age_leaves_out_disabled_endpoints(
         assert endpoint is not None
         endpoint.enabled = False
     assert "loyalty_webhook_oldest_pending_seconds 0.0" in (await client.get("/metrics")).text
+
+
+async def test_the_body_timestamp_is_written_as_every_instant_the_api_writes(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    clock.advance(timedelta(microseconds=250))
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 12_990)
+    assert await pump(units) == 1
+
+    [message] = receiver.received
+    body = verified(secret, message)
+    assert body["timestamp"] == format_instant(clock.now())  # UTC with Z, as REST writes it
+    assert body["timestamp"].endswith(".000250Z")

@@ -18,8 +18,12 @@ class BenefitRepository:
     async def get_benefit(self, benefit_id: uuid.UUID) -> Benefit | None:
         return await self.session.get(Benefit, benefit_id)
 
-    async def list_benefits(self) -> Sequence[Benefit]:
-        return (await self.session.execute(select(Benefit).order_by(Benefit.id))).scalars().all()
+    async def list_benefits(self, *, after_id: uuid.UUID | None, limit: int) -> Sequence[Benefit]:
+        """Benefits by id (oldest first), those after `after_id`."""
+        query = select(Benefit)
+        if after_id is not None:
+            query = query.where(Benefit.id > after_id)
+        return (await self.session.execute(query.order_by(Benefit.id).limit(limit))).scalars().all()
 
     async def list_by_ids(self, benefit_ids: Iterable[uuid.UUID]) -> Sequence[Benefit]:
         result = await self.session.execute(select(Benefit).where(Benefit.id.in_(list(benefit_ids))))

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loyalty_api.benefits.kinds import BENEFIT_KINDS, BenefitKind, BenefitProperties
 from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
-from loyalty_api.http.schemas import ReadModel, by_kind
+from loyalty_api.http.schemas import ReadModel, TierRef, by_kind
 
 
 class BenefitWriteBase(BaseModel):
@@ -33,7 +33,7 @@ else:
 
 
 class BenefitSourceRead(ReadModel):
-    type: str = Field(description="tier or plan (partners later)")
+    type: str = Field(description="`tier` or `plan`")
     ref: str = Field(description="The source's code: the tier's or the plan's")
     name: str
 
@@ -64,6 +64,7 @@ class BenefitRead(BaseModel):
 
 class BenefitList(BaseModel):
     items: list[BenefitRead]
+    next_cursor: str | None
 
 
 class EffectiveBenefitRead(BaseModel):
@@ -76,7 +77,7 @@ class EffectiveBenefitRead(BaseModel):
 
 class MemberBenefitsRead(BaseModel):
     member_id: uuid.UUID
-    tier: str | None
+    tier: TierRef | None
     plans: list[str] = Field(description="Codes of the paid plans whose benefits the member has now")
     benefits: list[EffectiveBenefitRead]
 
@@ -84,7 +85,7 @@ class MemberBenefitsRead(BaseModel):
     def of(cls, found: MemberBenefits) -> MemberBenefitsRead:
         return cls(
             member_id=found.member_id,
-            tier=found.tier_code,
+            tier=None if found.tier is None else TierRef.model_validate(found.tier),
             plans=found.plan_codes,
             benefits=[
                 EffectiveBenefitRead(

@@ -13,13 +13,14 @@ from loyalty_api.benefits.events import BenefitChanged
 from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
 from loyalty_api.benefits.models import Benefit
 from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, TierRef
 from loyalty_api.webhooks.outbox import emit_for_programme
 
 
@@ -59,8 +60,7 @@ class EffectiveBenefit:
 @dataclass(frozen=True, slots=True)
 class MemberBenefits:
     member_id: uuid.UUID
-    tier_code: str | None
-    tier_name: str | None
+    tier: TierRef | None
     plan_codes: list[str]
     benefits: list[EffectiveBenefit]
 
@@ -140,10 +140,13 @@ async def get_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> BenefitView:
     return await _view(uow, row)
 
 
-async def list_benefits(uow: UnitOfWork) -> list[BenefitView]:
-    # Once for the list: the sources of every benefit come from them.
+async def list_benefits(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[BenefitView]:
+    """Benefits, oldest first, a page at a time."""
+    rows = await BenefitRepository(uow.session).list_benefits(after_id=decode_cursor(cursor), limit=limit + 1)
+    page = page_of(rows, limit, lambda row: row.id)
+    # Once for the page: the sources of every benefit come from them.
     ladder, catalogue = await tiers.get_ladder(uow), await get_catalogue(uow)
-    return [_shown(row, ladder, catalogue) for row in await BenefitRepository(uow.session).list_benefits()]
+    return page.with_items([_shown(row, ladder, catalogue) for row in page.items])
 
 
 async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
@@ -167,8 +170,7 @@ async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefi
     plans = await plans_in_force(uow, member_id) if state.status == "active" else []
     return MemberBenefits(
         member_id=member_id,
-        tier_code=None if tier is None else tier.code,
-        tier_name=None if tier is None else tier.name,
+        tier=None if tier is None else tier.ref,
         plan_codes=[p.code for p in plans],
         benefits=benefits_in_force(tier, plans) if state.status == "active" else [],
     )

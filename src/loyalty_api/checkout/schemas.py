@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.checkout.quote import Cart, CartItem
-from loyalty_api.http.schemas import MoneyBody, MoneyRead, ReadModel
+from loyalty_api.http.schemas import MoneyBody, MoneyRead, ReadModel, TierRef
 from loyalty_api.money import Money
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
@@ -18,7 +18,8 @@ MAX_COUPONS = 10
 QUOTE_DESCRIPTION = """
 Every discount the member gets for this cart, where each comes from, the points they may use and what those
 are worth, and the total after. **Read-only**: it locks nothing and changes nothing (coupons are not used,
-points not held), so it may be called as often as the cart changes; it ignores `Idempotency-Key`.
+points not held), so it may be called as often as the cart changes; it ignores `Idempotency-Key`. Keys with
+the scopes `pos`, `ecommerce` or `admin` may call it.
 
 All money is in the programme's currency, in minor units. What the subtotal has beyond the items is an
 unitemized remainder (no sku, no category).
@@ -105,15 +106,8 @@ class QuoteRequest(BaseModel):
         return codes
 
 
-class TierRefRead(ReadModel):
-    code: str
-    name: str
-
-
 class DiscountRead(ReadModel):
-    source: str = Field(
-        description="Where the discount comes from: `tier`, `plan` or `coupon`"
-    )
+    source: str = Field(description="Where the discount comes from: `tier`, `plan` or `coupon`")
     source_ref: str = Field(description="The tier's code, or the coupon's code as the request named it")
     source_name: str
     benefit_id: uuid.UUID | None = Field(description="The benefit given; null for a coupon")
@@ -159,7 +153,7 @@ class PointsQuoteRead(ReadModel):
 
 class QuoteRead(ReadModel):
     member_id: uuid.UUID
-    tier: TierRefRead | None
+    tier: TierRef | None
     currency: str
     subtotal: MoneyRead
     shipping: MoneyRead

@@ -27,6 +27,7 @@ from loyalty_api.checkout.quote import (
     price,
 )
 from loyalty_api.checkout.repository import CheckoutRepository
+from loyalty_api.clock import format_instant
 from loyalty_api.coupons.service import CouponView, coupon_state, coupons_for_checkout
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
@@ -35,15 +36,10 @@ from loyalty_api.money import Money
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
+from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
 
 RejectReason = Literal["not_found", "used", "expired", "not_yet_valid", "conditions_not_met"]
-
-
-@dataclass(frozen=True, slots=True)
-class TierRef:
-    code: str
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +133,7 @@ async def quote(
         refused[code] = CouponRejection(code=code, reason="conditions_not_met", detail=detail)
     return Quote(
         member_id=member_id,
-        tier=None if tier is None else TierRef(code=tier.code, name=tier.name),
+        tier=None if tier is None else tier.ref,
         currency=program.currency,
         subtotal=cart.subtotal,
         shipping=cart.shipping,
@@ -175,12 +171,12 @@ def _rejection(code: str, coupon: CouponView | None, *, now: datetime) -> Coupon
         return CouponRejection(code=code, reason="used", detail="The coupon has been used")
     if state == "expired":
         return CouponRejection(
-            code=code, reason="expired", detail=f"The coupon expired at {coupon.valid_until.isoformat()}"
+            code=code, reason="expired", detail=f"The coupon expired at {format_instant(coupon.valid_until)}"
         )
     if state == "not_yet_valid":
         return CouponRejection(
             code=code,
             reason="not_yet_valid",
-            detail=f"The coupon is valid from {coupon.valid_from.isoformat()}",
+            detail=f"The coupon is valid from {format_instant(coupon.valid_from)}",
         )
     return None

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.webhooks.events import Event
 
 # No coupon codes here: a code is enough to use the coupon at a till. A receiver that must tell the member
@@ -18,8 +18,8 @@ class CouponIssued(Event):
     kind: str
     source_type: str
     source_id: uuid.UUID | None
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: UtcInstant
+    valid_until: UtcInstant
 
 
 class CouponUsed(Event):

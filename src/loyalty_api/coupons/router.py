@@ -42,6 +42,11 @@ async def list_coupons(
         Query(description="Only coupons with this status (`active` includes ones not valid yet)"),
     ] = None,
 ) -> CouponPage:
+    """A member's coupons, newest first, page by page: bought with points, birthday gifts, and those paid
+    plans give. `status` filters: `active` (neither used nor expired, possibly not valid yet), `used` or
+    `expired`.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     page = await service.list_coupons(uow, member_id, status=status, limit=paging.limit, cursor=paging.cursor)
     return CouponPage(items=[CouponRead.of(c) for c in page.items], next_cursor=page.next_cursor)
 
@@ -59,6 +64,13 @@ async def use_coupon(
     uow: UoW,
     caller: Till,
 ) -> CouponRead:
+    """Use a coupon on an order, once. A `pos` or `admin` key may name the coupon by its code alone; an
+    `ecommerce` key must also give the `member_id`, and gets 404 `coupon_not_found` for another member's
+    coupon.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Used already: 409
+    `coupon_already_used`; expired: 410 `coupon_expired`; not valid yet: 422 `coupon_not_yet_valid`. Emits
+    `coupon.used`."""
     if body.member_id is None and not caller.has_any(_MAY_OMIT_MEMBER):
         raise InvalidField("member_id", "required with this API key")
     used = await service.use_coupon(uow, code=code, order_ref=body.order_ref, member_id=body.member_id)

@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
+from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import generate_code, normalize_code
 from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
 from loyalty_api.coupons.events import CouponIssued, CouponUsed
@@ -238,8 +239,8 @@ async def _why_not_used(
         return CouponNotFound()
     state = coupon_state(row, now)
     if state == "expired":
-        return CouponExpired(f"The coupon expired at {row.valid_until.isoformat()}")
+        return CouponExpired(f"The coupon expired at {format_instant(row.valid_until)}")
     if state == "not_yet_valid":
-        return CouponNotYetValid(f"The coupon is valid from {row.valid_from.isoformat()}")
+        return CouponNotYetValid(f"The coupon is valid from {format_instant(row.valid_from)}")
     assert state == "used", state  # a usable coupon of this member would have been taken by the UPDATE
     return CouponAlreadyUsed()

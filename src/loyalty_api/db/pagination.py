@@ -1,9 +1,13 @@
-"""Keyset pagination by time-ordered id: the cursor is the last id of the previous page."""
+"""Keyset pagination: the cursor is the sort key of the last item of the previous page (usually its
+time-ordered id), and the next page is what sorts after it, so inserts and deletes between pages neither
+repeat nor skip an item. Small catalogues read whole (the ladder, the plans, event types) page the same way in
+memory with `page_after`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,3 +51,74 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(bytes=raw)
     except (binascii.Error, ValueError) as exc:
         raise InvalidField("cursor", "not a cursor this service returned") from exc
+
+
+KeyPart = int | str | uuid.UUID
+_INT = struct.Struct(">q")
+
+
+def encode_key(key: tuple[KeyPart, ...]) -> str:
+    """The cursor of a sort key of several parts (priority and id, a code, a rank): each part as bytes (an id
+    its 16, a whole number 8, a text its UTF-8 after one byte of length), base64url. A key of one id gives
+    the same cursor as `encode_cursor`."""
+    raw = bytearray()
+    for part in key:
+        if isinstance(part, uuid.UUID):
+            raw += part.bytes
+        elif isinstance(part, int):
+            raw += _INT.pack(part)
+        else:
+            text = part.encode("utf-8")
+            raw += bytes([len(text)]) + text
+    return base64.urlsafe_b64encode(bytes(raw)).decode("ascii").rstrip("=")
+
+
+def decode_key(cursor: str, shape: tuple[type[KeyPart], ...]) -> tuple[KeyPart, ...]:
+    """The sort key `encode_key` wrote into `cursor`, its parts of the types in `shape`; anything else is
+    refused as a cursor this service did not return."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidField("cursor", "not a cursor this service returned") from exc
+    key: list[KeyPart] = []
+    at = 0
+    try:
+        for kind in shape:
+            if kind is uuid.UUID:
+                key.append(uuid.UUID(bytes=raw[at : at + 16]))
+                at += 16
+            elif kind is int:
+                key.append(_INT.unpack_from(raw, at)[0])
+                at += _INT.size
+            else:
+                length = raw[at]
+                text = raw[at + 1 : at + 1 + length]
+                if len(text) != length:
+                    raise ValueError("cut short")
+                key.append(text.decode("utf-8"))
+                at += 1 + length
+    except (IndexError, ValueError, struct.error) as exc:
+        raise InvalidField("cursor", "not a cursor this service returned") from exc
+    if at != len(raw):
+        raise InvalidField("cursor", "not a cursor this service returned")
+    return tuple(key)
+
+
+def page_after(
+    items: Sequence[T],
+    *,
+    limit: int,
+    cursor: str | None,
+    key: Callable[[T], tuple[KeyPart, ...]],
+    shape: tuple[type[KeyPart], ...],
+) -> Page[T]:
+    """A page of a list held whole in memory, in the order of `key` (ascending: negate a number to sort it
+    downwards): the `limit` items whose key sorts after the cursor's. Like a keyset page of the database, it
+    neither repeats nor skips an item when others are added or removed between pages."""
+    ordered = sorted(items, key=key)
+    if cursor is not None:
+        after = decode_key(cursor, shape)
+        ordered = [item for item in ordered if key(item) > after]
+    shown = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(items=shown, next_cursor=encode_key(key(shown[-1])) if more else None)

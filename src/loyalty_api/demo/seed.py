@@ -154,14 +154,14 @@ async def seed_programme(units: UnitsOfWork) -> None:
     async with units.begin() as uow:
         if not await program.is_configured(uow):
             await program.put_program(uow, DEMO_PROGRAM)
-        if not await earning.list_rules(uow):
+        if not (await earning.list_rules(uow, limit=1, cursor=None)).items:
             for rule in DEMO_RULES:
                 await earning.create_rule(uow, rule)
         if not (await tiers.get_ladder(uow)).tiers:
             await _seed_ladder(uow)
         if not (await rewards.list_rewards(uow, only_offered=False, limit=1, cursor=None)).items:
             await _seed_rewards(uow)
-        if not await plans.list_plans(uow):
+        if not (await plans.list_plans(uow, limit=1, cursor=None)).items:
             await _seed_plans(uow)
     for n, person in enumerate(demo_members()):
         try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.earning.models import EarningRule
@@ -16,9 +16,19 @@ class EarningRuleRepository:
     async def get_rule(self, rule_id: uuid.UUID) -> EarningRule | None:
         return await self.session.get(EarningRule, rule_id)
 
-    async def list_rules(self) -> Sequence[EarningRule]:
+    async def list_rules(self, *, after: tuple[int, uuid.UUID] | None, limit: int) -> Sequence[EarningRule]:
+        """Rules by priority, highest first, then by id; those after `after` (priority, id)."""
+        query = select(EarningRule)
+        if after is not None:
+            priority, rule_id = after
+            query = query.where(
+                or_(
+                    EarningRule.priority < priority,
+                    and_(EarningRule.priority == priority, EarningRule.id > rule_id),
+                )
+            )
         result = await self.session.execute(
-            select(EarningRule).order_by(EarningRule.priority.desc(), EarningRule.id)
+            query.order_by(EarningRule.priority.desc(), EarningRule.id).limit(limit)
         )
         return result.scalars().all()
 

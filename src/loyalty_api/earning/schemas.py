@@ -75,3 +75,4 @@ class EarningRuleRead(BaseModel):
 
 class EarningRuleList(BaseModel):
     items: list[EarningRuleRead]
+    next_cursor: str | None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from loyalty_api.db.pagination import Page, decode_key, encode_key
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning.calculator import ActiveRule
 from loyalty_api.earning.errors import EarningRuleNotFound
@@ -108,8 +109,20 @@ async def get_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> Rule:
     return _rule(row)
 
 
-async def list_rules(uow: UnitOfWork) -> list[Rule]:
-    return [_rule(row) for row in await EarningRuleRepository(uow.session).list_rules()]
+async def list_rules(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Rule]:
+    """Rules by priority, highest first (then oldest first), a page at a time; the cursor carries the last
+    rule's priority and id."""
+    after = None
+    if cursor is not None:
+        priority, rule_id = decode_key(cursor, (int, uuid.UUID))
+        assert isinstance(priority, int) and isinstance(rule_id, uuid.UUID)
+        if not -(2**31) <= priority < 2**31:  # the column's range: a forged cursor must not reach the driver
+            raise InvalidField("cursor", "not a cursor this service returned")
+        after = (priority, rule_id)
+    rows = await EarningRuleRepository(uow.session).list_rules(after=after, limit=limit + 1)
+    shown = [_rule(row) for row in rows[:limit]]
+    last = shown[-1] if len(rows) > limit else None
+    return Page(items=shown, next_cursor=None if last is None else encode_key((last.priority, last.id)))
 
 
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:

@@ -15,6 +15,7 @@ from loyalty_api.checkout import service
 from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.members import Tier
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 
 QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
@@ -52,12 +53,6 @@ class CheckoutQuoteInput:
         description="Points the member wants to pay with; leave out to see only how many may be.",
     )
     channel: str | None = strawberry.field(default=None, description="`store` or `online`.")
-
-
-@strawberry.type
-class CheckoutTier:
-    code: str
-    name: str
 
 
 @strawberry.type
@@ -105,7 +100,7 @@ class CheckoutPoints:
 @strawberry.type(description="What a member pays for a cart; all money in the programme's currency.")
 class CheckoutQuote:
     member_id: strawberry.ID
-    tier: CheckoutTier | None
+    tier: Tier | None
     currency: str
     subtotal: Money
     shipping: Money
@@ -123,7 +118,7 @@ class CheckoutQuote:
         points = quote.points
         return cls(
             member_id=strawberry.ID(str(quote.member_id)),
-            tier=None if quote.tier is None else CheckoutTier(code=quote.tier.code, name=quote.tier.name),
+            tier=None if quote.tier is None else Tier.of(quote.tier),
             currency=quote.currency,
             subtotal=Money.of(quote.subtotal),
             shipping=Money.of(quote.shipping),

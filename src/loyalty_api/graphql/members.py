@@ -13,20 +13,26 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits.service import member_benefits
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.money import Long
 from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import service
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.service import MemberProfile
 from loyalty_api.subscriptions.service import list_member_subscriptions
+from loyalty_api.tiers.ladder import TierRef
 
 READERS = (Scope.admin, Scope.pos, Scope.ecommerce)
 
 
-@strawberry.type
+@strawberry.type(description="A tier as every reply shows one (REST and webhooks too): code, name, rank.")
 class Tier:
     code: str
     name: str
-    rank: int
+    rank: int = strawberry.field(description="Higher is better; the lowest rank is everyone's entry tier.")
+
+    @classmethod
+    def of(cls, tier: TierRef) -> Tier:
+        return cls(code=tier.code, name=tier.name, rank=tier.rank)
 
 
 @strawberry.type
@@ -108,7 +114,7 @@ class Member:
     member_number: str
     status: str
     tier: Tier | None
-    points: int
+    points: Long = strawberry.field(description="Points balance.")
     name: str | None
     phone: str | None
     email: str | None
@@ -132,8 +138,8 @@ class Member:
             id=strawberry.ID(str(profile.id)),
             member_number=profile.member_number,
             status=profile.status.value,
-            tier=None if tier is None else Tier(code=tier.code, name=tier.name, rank=tier.rank),
-            points=profile.points,
+            tier=None if tier is None else Tier.of(tier),
+            points=Long(profile.points),
             name=profile.name,
             phone=profile.phone,
             email=profile.email,

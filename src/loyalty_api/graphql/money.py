@@ -7,12 +7,14 @@ like REST sends it, so no client ever meets a float or a string where REST has a
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NewType
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
 from graphql import IntValueNode, ValueNode
+from loyalty_api.graphql.instants import DATE_TIME
 from loyalty_api.money import Money as MoneyValue
 
 Long = NewType("Long", int)
@@ -41,7 +43,8 @@ LONG: ScalarDefinition = strawberry.scalar(
     parse_value=_whole,
     parse_literal=_literal,
 )
-SCALARS: dict[object, ScalarDefinition] = {Long: LONG}
+# Every scalar the schema maps a Python type to: Long, and DateTime written as everywhere else (UTC, `Z`).
+SCALARS: dict[object, ScalarDefinition] = {Long: LONG, datetime: DATE_TIME}
 
 
 @strawberry.type(description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.")

@@ -1,15 +1,18 @@
-"""The OpenAPI document: FastAPI's, with the problem schema every error response refers to, and as committed
-in openapi/openapi.json."""
+"""The OpenAPI document: FastAPI's, with the problem schema every error response refers to and each
+operation's examples (http.examples), and as committed in openapi/openapi.json."""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from loyalty_api import crypto
+from loyalty_api.http.examples import JSON, Example, examples
 from loyalty_api.http.problems import PROBLEM_JSON, Problem
 from loyalty_api.settings import Settings
 
@@ -29,6 +32,7 @@ def install_openapi(app: FastAPI) -> None:
         schema = generate()  # FastAPI's, kept until the routes change
         if not any(schema is done for done in finished):
             _with_problem_schemas(schema)
+            _with_examples(schema)
             finished[:] = [schema]
         return schema
 
@@ -58,6 +62,26 @@ def _with_problem_schemas(document: dict[str, Any]) -> None:
 
 
 _VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+def _with_examples(document: dict[str, Any]) -> None:
+    # Each operation's examples (http.examples) as OpenAPI 3.1 `examples` maps: the request's under its JSON
+    # body, the replies under its success (2xx) response. tests/http/test_examples.py checks them.
+    def named(found: Mapping[str, Example]) -> dict[str, Any]:
+        return {name: {"summary": e.summary, "value": copy.deepcopy(e.value)} for name, e in found.items()}
+
+    for (method, path), found in examples().items():
+        operation = document.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            continue  # no such operation (any more): the test of the examples names it
+        if found.requests and "requestBody" in operation:
+            body = operation["requestBody"].setdefault("content", {}).setdefault(JSON, {})
+            body["examples"] = named(found.requests)
+        success = next((status for status in operation.get("responses", {}) if status.startswith("2")), None)
+        if found.responses and success is not None:
+            content = operation["responses"][success].setdefault("content", {})
+            reply = content.setdefault(found.response_media_type, {"schema": {"type": "string"}})
+            reply["examples"] = named(found.responses)
 
 
 def openapi_document() -> str:

@@ -20,7 +20,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from loyalty_api.db.pagination import page_after
 from loyalty_api.errors import NotFound
+from loyalty_api.http.dependencies import Paging
 from loyalty_api.http.problem_catalogue import ProblemType, problem_types
 from loyalty_api.http.problems import problem_responses
 
@@ -65,6 +67,7 @@ class ProblemTypeRead(BaseModel):
 
 class ProblemTypeList(BaseModel):
     items: list[ProblemTypeRead]
+    next_cursor: str | None
 
 
 def _media_range_q(accept: str, media_type: str) -> tuple[float, int]:
@@ -180,20 +183,28 @@ def _json(model: BaseModel) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), headers={"Vary": "Accept", "Cache-Control": _CACHE})
 
 
-_BOTH_FORMS = "The page as HTML, or as JSON when the `Accept` header prefers `application/json`."
+_BOTH_FORMS = (
+    "The page as HTML, or as JSON when the `Accept` header prefers `application/json`. Public: no API key."
+)
 
 
 @router.get(
     "/problems",
     summary="Every problem code the API answers with",
-    description=_BOTH_FORMS,
+    description=_BOTH_FORMS + " The JSON form pages by code like every list (`limit`, `cursor`, "
+    "`next_cursor`); the HTML page lists every code.",
     response_model=ProblemTypeList,
     responses={200: {"content": {HTML: {"schema": {"type": "string"}}}}},
 )
-async def list_problem_types(request: Request) -> Response:
+async def list_problem_types(request: Request, paging: Paging) -> Response:
     problems = list(problem_types().values())
     if wants_json(request.headers.get("accept")):
-        return _json(ProblemTypeList(items=[ProblemTypeRead.of(p) for p in problems]))
+        page = page_after(
+            problems, limit=paging.limit, cursor=paging.cursor, key=lambda p: (p.code,), shape=(str,)
+        )
+        return _json(
+            ProblemTypeList(items=[ProblemTypeRead.of(p) for p in page.items], next_cursor=page.next_cursor)
+        )
     return _html(index_page(problems))
 
 

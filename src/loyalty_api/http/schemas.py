@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from loyalty_api.clock import as_utc
 from loyalty_api.money import Money
 
 # Strict: a JSON float such as 10.0 is refused rather than quietly turned into points or money.
@@ -33,10 +34,11 @@ def _within_range(value: datetime) -> datetime:
         in_range = False
     if not in_range:
         raise ValueError("must be between 1970 and 2200")
-    return value
+    return as_utc(value)
 
 
-# A timezone-aware instant a database can store on both engines.
+# A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
+# (so a reply that shows it back writes it as every other instant, with `Z`).
 Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
 
 
@@ -44,6 +46,15 @@ class ReadModel(BaseModel):
     """A response body, read from the service's result object by attribute name."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class TierRef(ReadModel):
+    """A tier wherever one appears in a reply (a member's, an earn's, a quote's, benefits, tier status and
+    history), as webhook payloads and GraphQL show it too."""
+
+    code: str
+    name: str
+    rank: int = Field(description="Higher is better; the lowest rank is everyone's entry tier.")
 
 
 class MoneyRead(BaseModel):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from loyalty_api.webhooks.events import Event
+from loyalty_api.webhooks.events import Event, TierPayload
 
 
 class MemberEnrolled(Event):
@@ -12,7 +12,7 @@ class MemberEnrolled(Event):
     member_id: uuid.UUID
     member_number: str
     channel: str
-    tier: str | None
+    tier: TierPayload | None
     referred_by: uuid.UUID | None
 
 

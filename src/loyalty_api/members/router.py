@@ -52,6 +52,12 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
     responses=problem_responses(*_AUTH, MemberExists, UnknownReferralCode, InvalidField),
 )
 async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRead:
+    """Enrol a member: a new card number (`member_number`: ten digits, the last a Luhn check digit), the entry
+    tier, no points. Every field may be left out; phone numbers are stored in E.164, e-mails lower-cased.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A phone, e-mail or external id another
+    member has is 409 `member_exists`; an unknown `referral_code` is 422 `unknown_referral_code`. Emits
+    `member.enrolled`."""
     profile = await service.enrol(
         uow,
         phone=body.phone,
@@ -69,7 +75,9 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
 @router.get(
     "/lookup",
     summary="Find a member by card number, phone, e-mail or an external id",
-    description="Lookups by phone or e-mail also spend the key's contact-lookup budget "
+    description="Exactly one identifier: `member_number`, `phone`, `email`, or `external_system` with "
+    "`external_id`. Keys with the scopes `pos`, `ecommerce` or `admin` may call it. "
+    "Lookups by phone or e-mail also spend the key's contact-lookup budget "
     "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), and lookups that find no one its misses budget "
     "(`LOYALTY_RATE_LIMIT_LOOKUP_MISSES`); both are small, to stop a walk through numbers.",
     responses=problem_responses(
@@ -110,6 +118,9 @@ async def list_members(
     tier: Annotated[str | None, Query(max_length=32, description="Tier code")] = None,
     status: MemberStatus | None = None,
 ) -> MemberPage:
+    """Members page by page, oldest first, optionally only those on one `tier` (by code) or with one `status`.
+
+    For `admin` keys only. Reads only."""
     page = await service.list_members(uow, tier=tier, status=status, limit=paging.limit, cursor=paging.cursor)
     return MemberPage(items=[MemberRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
 
@@ -120,6 +131,10 @@ async def list_members(
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
 async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRead:
+    """A member by id: profile, card number, status, tier and points balance. To find one by card number,
+    phone, e-mail or an external id, use `GET /v1/members/lookup`.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return MemberRead.model_validate(await service.get_member(uow, member_id))
 
 
@@ -129,6 +144,13 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRe
     responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField),
 )
 async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk) -> MemberRead:
+    """Change the fields sent and leave the others: null clears a personal field (phone, e-mail, name,
+    birthday), and `external_ids` is merged (a system set to null is unlinked). Changing `status` (suspend,
+    close, reopen) takes an `admin` key; closing a member ends their subscriptions.
+
+    For `pos`, `ecommerce` and `admin` keys. PATCH does not take `Idempotency-Key`: a repeat sets the same
+    values. A phone, e-mail or external id another member has is 409 `member_exists`. Emits `member.updated`,
+    which names the changed fields, never their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if "status" in changes and Scope.admin not in caller.scopes:
         raise ScopeNotAllowed(

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from loyalty_api.http.schemas import ReadModel
+from loyalty_api.http.schemas import ReadModel, TierRef
 from loyalty_api.members.models import MemberStatus
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
@@ -74,17 +74,11 @@ class MemberUpdate(BaseModel):
         return value
 
 
-class TierSummary(ReadModel):
-    code: str
-    name: str
-    rank: int
-
-
 class MemberRead(ReadModel):
     id: uuid.UUID
     member_number: str = Field(description="The card number: ten digits, the last a Luhn check digit.")
     status: MemberStatus
-    tier: TierSummary | None
+    tier: TierRef | None
     points: int = Field(description="Points balance.")
     phone: str | None
     email: str | None

@@ -29,7 +29,9 @@ from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.members.repository import MemberRecord, MemberRepository, TierRow
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.subscriptions.service import end_member_subscriptions
+from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import TierRepository
+from loyalty_api.webhooks.events import TierPayload
 from loyalty_api.webhooks.outbox import emit_for_member
 
 EARLIEST_BIRTHDAY: Final = date(1900, 1, 1)
@@ -41,13 +43,6 @@ class _Unset(Enum):
 
 
 UNSET: Final = _Unset.UNSET
-
-
-@dataclass(frozen=True, slots=True)
-class TierRef:
-    code: str
-    name: str
-    rank: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +220,7 @@ async def enrol(
             member_id=member.id,
             member_number=member.member_number,
             channel=channel,
-            tier=None if tier is None else tier.code,
+            tier=None if tier is None else TierPayload(code=tier.code, name=tier.name, rank=tier.rank),
             referred_by=referred_by,
         ),
         member.id,

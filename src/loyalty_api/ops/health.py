@@ -19,6 +19,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
+    """Liveness: answers `{"status": "ok"}` while the process runs, and checks nothing else.
+
+    For probes (a container orchestrator, a load balancer): no API key."""
     return {"status": "ok"}
 
 
@@ -38,6 +41,10 @@ class Readiness(BaseModel):
     },
 )
 async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers and its schema is at the migration this version expects. 200 when
+    ready; 503 with the same body when not, so a load balancer sends no traffic yet.
+
+    For probes and load balancers: no API key."""
     units: UnitsOfWork = request.app.state.units
     status = await schema_status(units.database.engine)
     body = {
@@ -51,6 +58,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics in the text exposition format: requests by method, route template and status, their
+    latency, and the webhook backlog (`loyalty_webhook_deliveries`, `loyalty_webhook_deliveries_retrying`,
+    `loyalty_webhook_oldest_pending_seconds`).
+
+    For the Prometheus scraper: no API key, so keep it off the public network."""
     registry: Metrics = request.app.state.metrics
     units: UnitsOfWork = request.app.state.units
     queue = await backlog(units)

@@ -108,3 +108,4 @@ class PlanRead(BaseModel):
 
 class PlanList(BaseModel):
     items: list[PlanRead]
+    next_cursor: str | None

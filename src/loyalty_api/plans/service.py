@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money
@@ -90,8 +91,10 @@ async def _load_catalogue(uow: UnitOfWork) -> Catalogue:
     )
 
 
-async def list_plans(uow: UnitOfWork) -> tuple[CatalogPlan, ...]:
-    return (await get_catalogue(uow)).plans
+async def list_plans(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[CatalogPlan]:
+    """The plans by code, a page at a time (from the cached catalogue)."""
+    plans = (await get_catalogue(uow)).plans
+    return page_after(plans, limit=limit, cursor=cursor, key=lambda plan: (plan.code,), shape=(str,))
 
 
 async def get_plan(uow: UnitOfWork, code: str) -> CatalogPlan:

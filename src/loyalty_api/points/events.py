@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.webhooks.events import Event, MoneyPayload
 
 
@@ -46,7 +46,7 @@ class PointsHeld(Event):
     hold_id: uuid.UUID
     order_ref: str
     points: int
-    expires_at: datetime
+    expires_at: UtcInstant
 
 
 class PointsHoldCaptured(Event):

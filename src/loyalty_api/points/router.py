@@ -55,6 +55,14 @@ EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "e
     ),
 )
 async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) -> EarnRead:
+    """Give the member points for a purchase: the base rate on `amount`, then the tier's multiplier and any
+    points-multiplier benefits, then the earning rules from the highest priority down, one `breakdown` line
+    each.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. An order earns once: the same
+    `order_ref` again is 409 `order_already_earned`, with or without a key. A purchase that qualifies for a
+    higher tier moves the member up at once (`tier_changed`; it still earns at the old tier's multiplier).
+    Emits `points.earned`, and `tier.upgraded` when the member moves up."""
     result = await service.earn(
         uow,
         member_id=member_id,
@@ -85,6 +93,13 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
     ),
 )
 async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Till) -> RedeemRead:
+    """Pay with points: take `points` from the member's available points, oldest first, and answer what they
+    are worth (`value`, in the programme's currency).
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Too few available points is 422
+    `insufficient_points`, with nothing written; an order redeems once (409 `order_already_redeemed`). With
+    `order_total`, the programme's maximum share is checked (422 `redeem_share_exceeded`) and later refunds by
+    amount are measured against it. Emits `points.redeemed`."""
     result = await service.redeem(
         uow,
         member_id=member_id,
@@ -110,6 +125,12 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
     ),
 )
 async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller: Till) -> HoldRead:
+    """Reserve points for an order being placed, so they cannot be spent twice: capture them when the order
+    ships, release them if it is cancelled. A hold nobody captures expires after `ttl_seconds` (default 900).
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Answers 201 with the hold and the
+    member's points after it. Too few available points is 422 `insufficient_points`; an order has one active
+    hold (409 `hold_exists`). Emits `points.held`."""
     hold = await holds.create_hold(
         uow,
         member_id=member_id,
@@ -125,6 +146,10 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
     "/holds/{hold_id}", summary="Read a hold", responses=problem_responses(*_AUTH, errors.HoldNotFound)
 )
 async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
+    """A hold as it stands (`active`, `captured`, `released` or `expired`) and how many of its points were
+    captured. `balance` and `available` are null here: the calls that change a hold answer them.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return HoldRead.model_validate(await holds.get_hold(uow, hold_id))
 
 
@@ -138,6 +163,12 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
 async def capture_hold(
     hold_id: uuid.UUID, uow: UoW, caller: Till, body: CaptureRequest | None = None
 ) -> HoldRead:
+    """Spend the held points on the order, when it ships. `points` captures fewer than were held (the rest is
+    freed; more is 422 `capture_exceeds_hold`); `order_total` gives the order's total, which refunds by amount
+    need. Leave the body out to capture everything.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired
+    already is 409 `hold_not_active`. Emits `points.hold_captured`."""
     body = body or CaptureRequest()
     hold = await holds.capture_hold(
         uow,
@@ -155,6 +186,10 @@ async def capture_hold(
     responses=problem_responses(*_AUTH, errors.HoldNotFound, errors.HoldNotActive),
 )
 async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
+    """Free the held points because the order was cancelled: they are available again. No body.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired
+    already is 409 `hold_not_active`. Emits `points.hold_released`."""
     return HoldRead.model_validate(await holds.release_hold(uow, hold_id, actor=caller.key_id))
 
 
@@ -172,6 +207,14 @@ async def release_hold(hold_id: uuid.UUID, uow: UoW, caller: Till) -> HoldRead:
 async def refund_order(
     order_ref: Annotated[OrderRef, Path()], body: RefundRequest, uow: UoW, caller: Till
 ) -> RefundRead:
+    """Refund an order in full or in part: take back the points it earned and give back the points it redeemed
+    or captured, in proportion. Send exactly one of `amount` (part of the order's total), `points` (redeemed
+    points to give back) or `full: true`.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. `amount` needs the order's total (from
+    an earn, or `order_total` on the redeem or capture), else 422 `order_total_unknown`; more than is left is
+    422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
+    Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
         order_ref=order_ref,
@@ -189,6 +232,10 @@ async def refund_order(
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
 async def read_points(member_id: uuid.UUID, uow: UoW, _: Till) -> PointsRead:
+    """The member's points now: `balance`, `held` by active holds, `available` (balance less held) and what
+    that is worth, the points earned in all, and what expires in which month (in the programme's time zone).
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return PointsRead.model_validate(await service.summary(uow, member_id))
 
 
@@ -208,6 +255,11 @@ async def read_ledger(
     ] = None,
     until: Annotated[Instant | None, Query(description="Entries before this instant (with a zone)")] = None,
 ) -> LedgerPage:
+    """Every change to the member's points, newest first, page by page: the signed `amount`, the balance and
+    held points after it, the order or hold, `details` (an earn's rule breakdown, a refund's shares, an
+    adjustment's reason) and the API key that made it. Filter by `type` (repeatable), `since` and `until`.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     page = await service.ledger(
         uow, member_id, types=type or (), since=since, until=until, limit=paging.limit, cursor=paging.cursor
     )
@@ -223,6 +275,11 @@ async def read_ledger(
     responses=problem_responses(*_AUTH, MemberNotFound, errors.InsufficientPoints, InvalidField),
 )
 async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller: Operator) -> AdjustmentRead:
+    """Add points by hand, or take them away with a negative `points`, giving the `reason`: the ledger keeps
+    it with the key that made the change. Added points expire like earned ones and do not count towards tiers.
+
+    For `admin` keys only; honours `Idempotency-Key`. Taking away more than the member has available is 422
+    `insufficient_points`. Emits `points.adjusted`."""
     result = await service.adjust(
         uow, member_id=member_id, points=body.points, reason=body.reason, actor=caller.key_id
     )

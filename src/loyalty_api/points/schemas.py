@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic_core import PydanticCustomError
 
 from loyalty_api.earning.kinds import EarnItem
-from loyalty_api.http.schemas import Instant, MoneyBody, MoneyRead, OrderRef, Points, ReadModel
+from loyalty_api.http.schemas import Instant, MoneyBody, MoneyRead, OrderRef, Points, ReadModel, TierRef
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -60,7 +60,7 @@ class EarnRead(ReadModel):
     breakdown: list[BreakdownRead]
     balance: int
     available: int
-    tier: str | None
+    tier: TierRef | None
     tier_changed: bool
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from loyalty_api.benefits.kinds import PointsMultiplier
 from loyalty_api.benefits.service import benefits_in_force
+from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
@@ -63,7 +64,7 @@ from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LadderTier, Standing
+from loyalty_api.tiers.ladder import LadderTier, Standing, TierRef
 from loyalty_api.webhooks.outbox import emit_for_member, member_outbox_row
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -123,7 +124,7 @@ class EarnResult:
     breakdown: list[BreakdownLine]
     balance: int
     available: int
-    tier: str | None
+    tier: TierRef | None
     tier_changed: bool
 
 
@@ -197,7 +198,7 @@ async def earn(
             "amount": money_payload(amount).model_dump(),
             "store_id": store_id,
             "channel": channel,
-            "occurred_at": occurred.isoformat(),
+            "occurred_at": format_instant(occurred),
         },
         actor=actor,
     )
@@ -250,7 +251,7 @@ async def earn(
         breakdown=lines,
         balance=state.balance,
         available=state.available,
-        tier=None if outcome.tier is None else outcome.tier.code,
+        tier=None if outcome.tier is None else outcome.tier.ref,
         tier_changed=outcome.changed,
     )
 

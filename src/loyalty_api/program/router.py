@@ -22,6 +22,11 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
 async def read_program(
     uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 ) -> ProgramRead:
+    """The programme's settings: currency and time zone, the earn rate (points per major currency unit), what
+    a point is worth when redeemed, rounding, expiry, the minimum redemption and the largest share of an order
+    points may pay, and how tiers fall at review.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return ProgramRead.model_validate(await service.get_program(uow))
 
 
@@ -29,4 +34,10 @@ async def read_program(
 async def put_program(
     body: ProgramWrite, uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin))]
 ) -> ProgramRead:
+    """Replace the programme's settings, all of them. Rates are decimal strings (`earn_rate` `"1"`: a point
+    per yuan; `point_value_minor` `"1"`: a point is worth one fen). They apply from now on; other API
+    processes see them within `LOYALTY_CACHE_SECONDS`.
+
+    For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
+    Emits `program.updated`."""
     return ProgramRead.model_validate(await service.put_program(uow, body.settings()))

@@ -41,6 +41,11 @@ def _sees_everything(caller: Principal) -> bool:
     "/rewards", status_code=201, summary="Create a reward", responses=problem_responses(*_AUTH, InvalidField)
 )
 async def create_reward(body: RewardWrite, uow: UoW, _: Operator) -> RewardRead:
+    """Add a reward to the catalogue: its price in points, stock (null: unlimited), a per-member limit, when
+    it is offered, and the `coupon` each redemption issues (an offer with the same conditions as benefits,
+    valid for `coupon_valid_days`).
+
+    For `admin` keys only; honours `Idempotency-Key`. Emits `reward.changed`."""
     return RewardRead.of(await service.create_reward(uow, body.definition(), stock=body.stock))
 
 
@@ -50,6 +55,11 @@ async def create_reward(body: RewardWrite, uow: UoW, _: Operator) -> RewardRead:
     responses=problem_responses(*_AUTH, InvalidField),
 )
 async def list_rewards(uow: UoW, caller: Till, paging: Paging) -> RewardPage:
+    """The rewards catalogue, oldest first, page by page. An `admin` key sees every reward; `pos` and
+    `ecommerce` keys see only those offered now (active, inside their validity window). `available` says
+    whether one can be redeemed now, stock included.
+
+    Reads only."""
     page = await service.list_rewards(
         uow, only_offered=not _sees_everything(caller), limit=paging.limit, cursor=paging.cursor
     )
@@ -60,6 +70,10 @@ async def list_rewards(uow: UoW, caller: Till, paging: Paging) -> RewardPage:
     "/rewards/{reward_id}", summary="Read a reward", responses=problem_responses(*_AUTH, RewardNotFound)
 )
 async def read_reward(reward_id: uuid.UUID, uow: UoW, caller: Till) -> RewardRead:
+    """One reward. A `pos` or `ecommerce` key gets 404 `reward_not_found` for a reward that is not offered
+    now; an `admin` key sees every reward.
+
+    Reads only."""
     return RewardRead.of(await service.get_reward(uow, reward_id, only_offered=not _sees_everything(caller)))
 
 
@@ -69,6 +83,11 @@ async def read_reward(reward_id: uuid.UUID, uow: UoW, caller: Till) -> RewardRea
     responses=problem_responses(*_AUTH, RewardNotFound, InvalidField),
 )
 async def replace_reward(reward_id: uuid.UUID, body: RewardWrite, uow: UoW, _: Operator) -> RewardRead:
+    """Replace a reward's terms; there is no delete: set `active` to false. Leaving `stock` out keeps the
+    stock left as it is; giving it (or null) sets it. Coupons issued already keep their terms.
+
+    For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
+    Emits `reward.changed`."""
     stock = body.stock if "stock" in body.model_fields_set else service.KEEP_STOCK
     return RewardRead.of(await service.replace_reward(uow, reward_id, body.definition(), stock=stock))
 
@@ -89,5 +108,12 @@ async def replace_reward(reward_id: uuid.UUID, body: RewardWrite, uow: UoW, _: O
     ),
 )
 async def redeem_reward(member_id: uuid.UUID, reward_id: uuid.UUID, uow: UoW, caller: Till) -> RedemptionRead:
+    """Buy a reward with the member's points in one transaction: spend `cost_points` (a ledger entry of type
+    `reward`, oldest points first), take one from stock and issue the reward's coupon, answered with its code.
+    No body.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key` (send one: a retry without it buys
+    twice). A refusal leaves nothing behind: 422 `insufficient_points`, 409 `reward_limit_reached`, 409
+    `reward_out_of_stock`, 409 `reward_not_available`. Emits `reward.redeemed` and `coupon.issued`."""
     result = await service.redeem_reward(uow, member_id=member_id, reward_id=reward_id, actor=caller.key_id)
     return RedemptionRead.of(result)

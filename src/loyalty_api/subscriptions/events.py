@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.webhooks.events import Event, MoneyPayload
 
 
@@ -16,14 +16,14 @@ class SubscriptionEvent(Event):
     plan: str
     state: str
     period: int
-    period_end: datetime
+    period_end: UtcInstant
 
 
 class SubscriptionCreated(SubscriptionEvent):
     event_type = "subscription.created"
     description = "A member subscribed to a plan, with a trial (state trialing) or a first paid period."
 
-    trial_end: datetime | None
+    trial_end: UtcInstant | None
 
 
 class SubscriptionTrialWillEnd(SubscriptionEvent):
@@ -54,7 +54,7 @@ class SubscriptionPastDue(SubscriptionEvent):
     event_type = "subscription.past_due"
     description = "The period ended unpaid; the benefits last through grace, until `grace_until`."
 
-    grace_until: datetime
+    grace_until: UtcInstant
 
 
 class UnusedPayment(BaseModel):
@@ -72,7 +72,7 @@ class SubscriptionCanceled(SubscriptionEvent):
         "billing took for the next period, which will not begin: refund it."
     )
 
-    ends_at: datetime
+    ends_at: UtcInstant
     unused_payment: UnusedPayment | None
 
 
@@ -97,4 +97,4 @@ class SubscriptionPlanChanged(SubscriptionEvent):
 
     from_plan: str
     to_plan: str
-    effective_at: datetime
+    effective_at: UtcInstant

@@ -54,6 +54,13 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
 async def subscribe(
     member_id: uuid.UUID, body: SubscriptionCreate, uow: UoW, caller: Seller
 ) -> SubscriptionRead:
+    """Subscribe a member to a plan: with its trial (`trial` defaults to true; once per member and plan
+    family, else 409 `trial_already_used`), or paying the first period, whose payment billing took under
+    `payment_ref` at the plan's price. One live subscription per member and family (409
+    `subscription_exists`).
+
+    For `ecommerce` and `admin` keys; honours `Idempotency-Key`. A plan that is unknown or not on sale is 422.
+    Emits `subscription.created`."""
     view = await service.subscribe(
         uow,
         member_id=member_id,
@@ -73,6 +80,9 @@ async def subscribe(
 async def list_member_subscriptions(
     member_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging
 ) -> SubscriptionPage:
+    """A member's subscriptions, newest first, page by page, ended ones too.
+
+    For `pos`, `ecommerce`, `billing` and `admin` keys. Reads only."""
     page = await service.list_member_subscriptions(uow, member_id, limit=paging.limit, cursor=paging.cursor)
     return SubscriptionPage(
         items=[SubscriptionRead.model_validate(s) for s in page.items], next_cursor=page.next_cursor
@@ -85,6 +95,10 @@ async def list_member_subscriptions(
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound),
 )
 async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> SubscriptionRead:
+    """A subscription: its state (`trialing`, `active`, `past_due`, `canceled`, `expired`), the current period
+    and its price, until when the benefits last, and any pending cancel or downgrade.
+
+    For `pos`, `ecommerce`, `billing` and `admin` keys. Reads only."""
     return SubscriptionRead.model_validate(await service.get_subscription(uow, subscription_id))
 
 
@@ -94,6 +108,12 @@ async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> 
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
 )
 async def cancel(subscription_id: uuid.UUID, body: CancelBody, uow: UoW, _: Seller) -> SubscriptionRead:
+    """Cancel a subscription: `at_period_end: true` keeps the benefits to the end of the period (`resume`
+    undoes it until then); false ends it now. A past-due subscription has no paid time left and ends now.
+
+    For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.canceled`
+    (`unused_payment` names a fee billing took for a period that will not begin, to refund it), and
+    `subscription.expired` when it ends now."""
     view = await service.cancel(uow, subscription_id, at_period_end=body.at_period_end)
     return SubscriptionRead.model_validate(view)
 
@@ -104,6 +124,10 @@ async def cancel(subscription_id: uuid.UUID, body: CancelBody, uow: UoW, _: Sell
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
 )
 async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> SubscriptionRead:
+    """Undo a pending cancel before the period ends: the subscription renews again. No body.
+
+    For `ecommerce` and `admin` keys; honours `Idempotency-Key`. A subscription without a pending cancel is
+    409 `subscription_transition_not_allowed`. Emits `subscription.resumed`."""
     return SubscriptionRead.model_validate(await service.resume(uow, subscription_id))
 
 
@@ -115,12 +139,18 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
         errors.SubscriptionNotFound,
         errors.TransitionNotAllowed,
         errors.PaymentRefReused,
+        errors.PeriodAlreadyPaid,
         InvalidField,
     ),
 )
 async def change_plan(
     subscription_id: uuid.UUID, body: PlanChangeBody, uow: UoW, caller: Seller
 ) -> SubscriptionRead:
+    """Move to another plan of the same family. A dearer plan (by price per month) is an upgrade that starts
+    now with a new paid period, which `payment_ref` pays; any other is a downgrade that takes over at period
+    end (`pending_plan`). Naming the current plan drops a pending downgrade.
+
+    For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.plan_changed`."""
     view = await service.change_plan(
         uow, subscription_id, plan_code=body.plan, payment_ref=body.payment_ref, actor=caller.key_id
     )
@@ -144,6 +174,12 @@ async def change_plan(
 async def record_payment(
     subscription_id: uuid.UUID, body: PaymentBody, uow: UoW, caller: Billing
 ) -> PaymentOutcomeRead:
+    """Billing reports the fee for the next period (`period` = current + 1) at the price due for it, succeeded
+    or failed. A success while past due renews at once; otherwise the renewal job uses it at period end. A
+    failure changes nothing by itself. The same `payment_ref` again answers the same payment.
+
+    For `billing` keys only; honours `Idempotency-Key`. Another period or amount is 422 `payment_not_due` or
+    422 `payment_amount_mismatch`. Emits `subscription.renewed` when it renews at once."""
     outcome = await service.record_payment(
         uow,
         subscription_id,
@@ -162,6 +198,9 @@ async def record_payment(
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, InvalidField),
 )
 async def list_payments(subscription_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging) -> PaymentPage:
+    """The payments billing reported for a subscription, newest first, page by page, failed ones too.
+
+    For `pos`, `ecommerce`, `billing` and `admin` keys. Reads only."""
     page = await service.list_payments(uow, subscription_id, limit=paging.limit, cursor=paging.cursor)
     return PaymentPage(
         items=[PaymentRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor
@@ -174,4 +213,8 @@ async def list_payments(subscription_id: uuid.UUID, uow: UoW, _: Reader, paging:
     responses=problem_responses(*_AUTH),
 )
 async def read_revenue(uow: UoW, _: Operator) -> RevenueRead:
+    """Paying members (active, or canceled with a paid period running) and monthly recurring revenue at each
+    subscription's current price (a yearly plan counts 1/12), with trialing and past-due counts per plan.
+
+    For `admin` keys only. Reads only."""
     return RevenueRead.model_validate(await service.revenue(uow))

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from loyalty_api.webhooks.events import Event
+from loyalty_api.clock import UtcInstant
+from loyalty_api.webhooks.events import Event, TierPayload
 
 
 class TierUpgraded(Event):
@@ -11,10 +11,10 @@ class TierUpgraded(Event):
     description = "A member moved up the ladder: a purchase qualified them, or an operator set their tier."
 
     member_id: uuid.UUID
-    from_tier: str | None
-    to_tier: str
+    from_tier: TierPayload | None
+    to_tier: TierPayload
     reason: str
-    kept_until: datetime | None
+    kept_until: UtcInstant | None
 
 
 class TierDowngraded(Event):
@@ -22,10 +22,10 @@ class TierDowngraded(Event):
     description = "A member moved down the ladder at review, after their window and grace period ended."
 
     member_id: uuid.UUID
-    from_tier: str | None
-    to_tier: str
+    from_tier: TierPayload | None
+    to_tier: TierPayload
     reason: str
-    kept_until: datetime | None
+    kept_until: UtcInstant | None
 
 
 class TierLadderChanged(Event):

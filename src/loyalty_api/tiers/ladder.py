@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
+from loyalty_api.clock import format_instant
 
 if TYPE_CHECKING:
     from loyalty_api.benefits.models import Benefit
@@ -61,6 +62,15 @@ class GrantedBenefit:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRef:
+    """A tier wherever one appears in a reply, a webhook payload or GraphQL: its code, name and rank."""
+
+    code: str
+    name: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
 class LadderTier:
     id: uuid.UUID
     rank: int
@@ -73,6 +83,10 @@ class LadderTier:
     points_multiplier: Decimal
     grace_days: int
     benefits: tuple[GrantedBenefit, ...] = ()
+
+    @property
+    def ref(self) -> TierRef:
+        return TierRef(code=self.code, name=self.name, rank=self.rank)
 
     def window_start(self, now: datetime, zone: ZoneInfo) -> datetime:
         """The first instant whose purchases count towards this tier at `now`."""
@@ -140,7 +154,7 @@ class Standing:
         return {
             t.code: {
                 "metric": t.metric.value,
-                "window_start": t.window_start(self.at, zone).isoformat(),
+                "window_start": format_instant(t.window_start(self.at, zone)),
                 "value": self.value(t, zone),
                 "threshold": t.threshold,
             }

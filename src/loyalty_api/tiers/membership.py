@@ -8,9 +8,10 @@ the points account), so an earn, the review job and an override never decide on 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
@@ -26,12 +27,14 @@ from loyalty_api.tiers.ladder import (
     LadderTier,
     Metric,
     Standing,
+    TierRef,
     after_review,
     qualified_tier,
 )
 from loyalty_api.tiers.models import TierChange
-from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState
+from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState, TierRepository
 from loyalty_api.tiers.service import get_ladder
+from loyalty_api.webhooks.events import TierPayload
 from loyalty_api.webhooks.outbox import emit_for_member
 
 
@@ -99,22 +102,23 @@ async def _move(
             created_at=now,
         )
     )
-    from_code = None if current is None else current.code
+    from_tier = None if current is None else TierPayload.model_validate(current.ref)
+    to_tier = TierPayload.model_validate(target.ref)
     # The event says which kind of change it was, never the operator's free text (it may name people).
     reason = _EVENT_REASONS.get(change, change)
     if current is None or target.rank > current.rank:
         event: TierUpgraded | TierDowngraded = TierUpgraded(
             member_id=member_id,
-            from_tier=from_code,
-            to_tier=target.code,
+            from_tier=from_tier,
+            to_tier=to_tier,
             reason=reason,
             kept_until=kept_until,
         )
     elif target.rank < current.rank:
         event = TierDowngraded(
             member_id=member_id,
-            from_tier=from_code,
-            to_tier=target.code,
+            from_tier=from_tier,
+            to_tier=to_tier,
             reason=reason,
             kept_until=kept_until,
         )
@@ -329,8 +333,7 @@ class Goal:
     """Reach `threshold` of `metric` with purchases from `window_start` on (and before `by`, when there is a
     deadline: for `keep`, the end of the window the review will judge)."""
 
-    tier_code: str
-    tier_name: str
+    tier: TierRef
     metric: str
     window_start: datetime
     value: int
@@ -369,8 +372,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
             spend, points = await repo.qualifying_values(member_id, start, by)
             value = spend if tier.metric is Metric.spend else points
         return Goal(
-            tier_code=tier.code,
-            tier_name=tier.name,
+            tier=tier.ref,
             metric=tier.metric.value,
             window_start=start,
             value=value,
@@ -401,12 +403,81 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TierChangeView:
+    """One change of a member's tier, its tiers shown as the ladder the change was decided on named them."""
+
+    id: uuid.UUID
+    from_tier: TierRef | None
+    to_tier: TierRef
+    change: str
+    reason: str
+    ladder_version: int | None
+    qualification: dict[str, Any]
+    kept_until: datetime | None
+    created_at: datetime
+
+
 async def history(
     uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> Page[TierChange]:
+) -> Page[TierChangeView]:
     if await MemberTierRepository(uow.session).get_state(member_id) is None:
         raise MemberNotFound()
     changes: Sequence[TierChange] = await MemberTierRepository(uow.session).list_changes(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )
-    return page_of(changes, limit, lambda change: change.id)
+    page = page_of(changes, limit, lambda change: change.id)
+    named = await _tiers_as_named(uow, page.items)
+    return page.with_items(
+        [
+            TierChangeView(
+                id=c.id,
+                from_tier=None if c.from_code is None else named(c.ladder_version, c.from_code),
+                to_tier=named(c.ladder_version, c.to_code),
+                change=c.change,
+                reason=c.reason,
+                ladder_version=c.ladder_version,
+                qualification=c.qualification,
+                kept_until=c.kept_until,
+                created_at=c.created_at,
+            )
+            for c in page.items
+        ]
+    )
+
+
+async def _tiers_as_named(
+    uow: UnitOfWork, changes: Sequence[TierChange]
+) -> Callable[[int | None, str], TierRef]:
+    """A change keeps the codes of its tiers and the ladder version it was decided on: the tier is named and
+    ranked as that version had it; a tier of a version not recorded, as the ladder has it now; a tier
+    removed since, as the latest version that had it."""
+    repo = TierRepository(uow.session)
+    versions: dict[int, dict[str, TierRef]] = {}
+    for number in {c.ladder_version for c in changes if c.ladder_version is not None}:
+        recorded = await repo.get_version(number)
+        versions[number] = {} if recorded is None else _refs(recorded.tiers)
+    now = {t.code: t.ref for t in (await get_ladder(uow)).tiers}
+
+    def known(version: int | None, code: str) -> bool:
+        return code in versions.get(version or 0, {}) or code in now
+
+    missing = {
+        code
+        for c in changes
+        for code in (c.from_code, c.to_code)
+        if code is not None and not known(c.ladder_version, code)
+    }
+    removed = _refs(await repo.latest_snapshots_of(missing)) if missing else {}
+
+    def named(version: int | None, code: str) -> TierRef:
+        found = versions.get(version or 0, {}).get(code) or now.get(code) or removed.get(code)
+        # Only a tier no recorded ladder ever had (put in the database by hand) is known by its code alone.
+        return found or TierRef(code=code, name=code, rank=0)
+
+    return named
+
+
+def _refs(snapshot: Sequence[Mapping[str, Any]]) -> dict[str, TierRef]:
+    refs = (TierRef(code=str(t["code"]), name=str(t["name"]), rank=int(t["rank"])) for t in snapshot)
+    return {ref.code: ref for ref in refs}

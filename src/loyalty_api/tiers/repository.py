@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -71,6 +71,24 @@ class TierRepository:
             query = query.where(TierLadderVersion.version < before)
         result = await self.session.execute(query.order_by(TierLadderVersion.version.desc()).limit(limit))
         return result.scalars().all()
+
+    async def latest_snapshots_of(self, codes: Iterable[str], *, batch: int = 50) -> list[Any]:
+        """For each code, the tier as the newest ladder version that had it recorded it (codes no version
+        had are left out): versions are read newest first, a batch at a time, until every code is found."""
+        wanted = set(codes)
+        found: list[Any] = []
+        before: int | None = None
+        while wanted:
+            rows = await self.list_versions(before=before, limit=batch)
+            for row in rows:
+                for tier in row.tiers:
+                    if tier.get("code") in wanted:
+                        wanted.discard(tier["code"])
+                        found.append(tier)
+            if len(rows) < batch:
+                break
+            before = rows[-1].version
+        return found
 
     async def insert_version(self, version: TierLadderVersion) -> bool:
         """False when another transaction took that version number first."""

@@ -35,10 +35,18 @@ Operator = Annotated[Principal, Depends(require(Scope.admin))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 
 
-@router.get("/tiers", summary="The tier ladder, lowest rank first", responses=problem_responses(*_AUTH))
-async def list_tiers(uow: UoW, _: Reader) -> TierList:
-    ladder = await service.get_ladder(uow)
-    return TierList(version=ladder.version, items=[TierRead.of(t) for t in ladder.tiers])
+@router.get(
+    "/tiers",
+    summary="The tier ladder, lowest rank first",
+    responses=problem_responses(*_AUTH, InvalidField),
+)
+async def list_tiers(uow: UoW, _: Reader, paging: Paging) -> TierList:
+    """The tier ladder, lowest rank first, page by page: each tier's qualification (metric, window,
+    threshold), points multiplier, grace days and benefits, with the ladder's current `version`.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
+    version, page = await service.list_tiers(uow, limit=paging.limit, cursor=paging.cursor)
+    return TierList(version=version, items=[TierRead.of(t) for t in page.items], next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -50,11 +58,20 @@ async def list_tiers(uow: UoW, _: Reader) -> TierList:
     ),
 )
 async def create_tier(body: TierCreate, uow: UoW, caller: Operator) -> TierRead:
+    """Add a tier. `metric` is `spend` (minor units paid, less refunds) or `points` (earned on purchases);
+    `window` is `calendar_year` or `rolling_days` with `window_days`. The lowest rank is every member's entry
+    tier. Every change to the ladder makes a new version.
+
+    For `admin` keys only; honours `Idempotency-Key`. A code or rank taken already is 409 `tier_exists` or 409
+    `tier_rank_taken`. Emits `tier_ladder.changed`."""
     return TierRead.of(await service.create_tier(uow, body.code, body.definition(), caller.key_id))
 
 
 @router.get("/tiers/{code}", summary="Read a tier", responses=problem_responses(*_AUTH, errors.TierNotFound))
 async def read_tier(code: TierCode, uow: UoW, _: Reader) -> TierRead:
+    """One tier of the ladder, by code.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return TierRead.of(await service.get_tier(uow, code))
 
 
@@ -66,6 +83,11 @@ async def read_tier(code: TierCode, uow: UoW, _: Reader) -> TierRead:
     ),
 )
 async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operator) -> TierRead:
+    """Replace a tier's rules; its code stays. Members keep their tier until their next review, which judges
+    them by the new rules. Makes a new ladder version.
+
+    For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
+    Emits `tier_ladder.changed`."""
     return TierRead.of(await service.replace_tier(uow, code, body.definition(), caller.key_id))
 
 
@@ -76,6 +98,10 @@ async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operat
     responses=problem_responses(*_AUTH, errors.TierNotFound, errors.TierInUse, errors.LadderChangedMeanwhile),
 )
 async def delete_tier(code: TierCode, uow: UoW, caller: Operator) -> Response:
+    """Remove a tier that no member holds (409 `tier_in_use` says how many do: move them first). Makes a new
+    ladder version. Answers 204 with no body.
+
+    For `admin` keys only. Emits `tier_ladder.changed`."""
     await service.delete_tier(uow, code, caller.key_id)
     return Response(status_code=204)
 
@@ -86,6 +112,10 @@ async def delete_tier(code: TierCode, uow: UoW, caller: Operator) -> Response:
     responses=problem_responses(*_AUTH, InvalidField),
 )
 async def list_versions(uow: UoW, _: Operator, paging: Paging) -> LadderVersionPage:
+    """Every version of the ladder, newest first, page by page, each with the tiers as they stood. A member's
+    tier changes cite the version whose rules decided them.
+
+    For `admin` keys only. Reads only."""
     page = await service.list_versions(uow, limit=paging.limit, cursor=paging.cursor)
     return LadderVersionPage(
         items=[LadderVersionRead.model_validate(v) for v in page.items], next_cursor=page.next_cursor
@@ -100,6 +130,9 @@ async def list_versions(uow: UoW, _: Operator, paging: Paging) -> LadderVersionP
 async def read_version(
     version: Annotated[int, Path(ge=1, le=service.MAX_VERSION)], uow: UoW, _: Operator
 ) -> LadderVersionRead:
+    """The ladder as it stood at one version: the `ladder_version` a member's tier change cites.
+
+    For `admin` keys only. Reads only."""
     return LadderVersionRead.model_validate(await service.get_version(uow, version))
 
 
@@ -109,6 +142,11 @@ async def read_version(
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
 async def read_member_tier(member_id: uuid.UUID, uow: UoW, _: Reader) -> MemberTierRead:
+    """A member's tier: since when, until when it is kept at least (`kept_until`, then reviewed), any
+    override, `next` (what reaches the next tier up: metric, window start, value, threshold, remaining) and
+    `keep` (what the review will judge to keep this one).
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     return MemberTierRead.model_validate(await membership.status(uow, member_id))
 
 
@@ -118,6 +156,10 @@ async def read_member_tier(member_id: uuid.UUID, uow: UoW, _: Reader) -> MemberT
     responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
 )
 async def read_tier_history(member_id: uuid.UUID, uow: UoW, _: Reader, paging: Paging) -> TierChangePage:
+    """A member's tier changes, newest first, page by page: upgrade, downgrade, renewal, override or
+    override_ended, each with the ladder version and the values that decided it.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
     page = await membership.history(uow, member_id, limit=paging.limit, cursor=paging.cursor)
     return TierChangePage(
         items=[TierChangeRead.model_validate(c) for c in page.items], next_cursor=page.next_cursor
@@ -132,6 +174,11 @@ async def read_tier_history(member_id: uuid.UUID, uow: UoW, _: Reader, paging: P
 async def override_tier(
     member_id: uuid.UUID, body: OverrideWrite, uow: UoW, caller: Operator
 ) -> MemberTierRead:
+    """Put a member on a tier by hand `until` an instant, with a `reason`; then the review job puts them where
+    they qualify. A purchase that qualifies for a higher tier still moves them up meanwhile.
+
+    For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces any override, so a repeat sets the
+    same one. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
     await membership.override(
         uow, member_id, tier_code=body.tier, until=body.until, reason=body.reason, actor=caller.key_id
     )
@@ -144,5 +191,9 @@ async def override_tier(
     responses=problem_responses(*_AUTH, MemberNotFound, errors.NoOverride),
 )
 async def end_override(member_id: uuid.UUID, uow: UoW, caller: Operator) -> MemberTierRead:
+    """End a member's override now: they go to the tier they qualify for. Without an override it is 404
+    `tier_override_not_found`.
+
+    For `admin` keys only. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
     await membership.end_override(uow, member_id, actor=caller.key_id)
     return MemberTierRead.model_validate(await membership.status(uow, member_id))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.http.schemas import Instant, ReadModel
+from loyalty_api.http.schemas import Instant, ReadModel, TierRef
 from loyalty_api.tiers.ladder import LadderTier, Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
@@ -97,8 +97,12 @@ class TierRead(BaseModel):
 
 
 class TierList(BaseModel):
-    version: int = Field(description="The ladder's version: it changes with every change to any tier.")
+    version: int = Field(
+        description="The ladder's version: it changes with every change to any tier (pages read under one "
+        "version belong to one ladder)."
+    )
     items: list[TierRead]
+    next_cursor: str | None
 
 
 class LadderVersionRead(ReadModel):
@@ -112,15 +116,8 @@ class LadderVersionPage(BaseModel):
     next_cursor: str | None
 
 
-class TierBrief(ReadModel):
-    code: str
-    name: str
-    rank: int
-
-
 class GoalRead(ReadModel):
-    tier_code: str
-    tier_name: str
+    tier: TierRef
     metric: str
     window_start: datetime = Field(description="Purchases from this instant on count.")
     value: int
@@ -131,7 +128,7 @@ class GoalRead(ReadModel):
 
 class MemberTierRead(ReadModel):
     member_id: uuid.UUID
-    tier: TierBrief | None
+    tier: TierRef | None
     since: datetime | None
     kept_until: datetime | None = Field(description="The tier is kept at least until then (then reviewed).")
     override_until: datetime | None
@@ -142,8 +139,8 @@ class MemberTierRead(ReadModel):
 
 class TierChangeRead(ReadModel):
     id: uuid.UUID
-    from_tier: str | None = Field(validation_alias="from_code")
-    to_tier: str = Field(validation_alias="to_code")
+    from_tier: TierRef | None
+    to_tier: TierRef
     change: str = Field(description="upgrade, downgrade, renewal, override or override_ended")
     reason: str
     ladder_version: int | None = Field(description="The ladder whose rules decided (see /v1/tier-versions).")

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page
+from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.program.service import get_program
@@ -64,6 +64,13 @@ async def get_ladder(uow: UnitOfWork) -> Ladder:
     ladder = await _load_ladder(uow)
     uow.cache.put(LADDER_CACHE_KEY, ladder)
     return ladder
+
+
+async def list_tiers(uow: UnitOfWork, *, limit: int, cursor: str | None) -> tuple[int, Page[LadderTier]]:
+    """The ladder's version and a page of its tiers, lowest rank first (the cursor carries the last rank)."""
+    ladder = await get_ladder(uow)
+    page = page_after(ladder.tiers, limit=limit, cursor=cursor, key=lambda tier: (tier.rank,), shape=(int,))
+    return ladder.version, page
 
 
 async def _load_ladder(uow: UnitOfWork) -> Ladder:

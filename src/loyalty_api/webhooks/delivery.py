@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from loyalty_api.clock import format_instant
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.settings import Settings
@@ -121,7 +122,7 @@ def message_body(outgoing: Outgoing) -> bytes:
     return json.dumps(
         {
             "type": outgoing.event_type,
-            "timestamp": outgoing.occurred_at.isoformat(),
+            "timestamp": format_instant(outgoing.occurred_at),
             "data": outgoing.payload,
         },
         ensure_ascii=False,
@@ -299,7 +300,7 @@ async def _track_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID, *, succeeded:
         hours=uow.settings.webhook_disable_after_hours
     ):
         endpoint.enabled = False
-        endpoint.disabled_reason = "failed every attempt since " + endpoint.failing_since.isoformat()
+        endpoint.disabled_reason = "failed every attempt since " + format_instant(endpoint.failing_since)
         endpoint.updated_at = now
         await emit(
             uow,

@@ -8,10 +8,11 @@ that needs a phone number asks the API with its own key.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from loyalty_api.clock import UtcInstant
 
 CATALOGUE: dict[str, type[Event]] = {}
 
@@ -38,12 +39,22 @@ class MoneyPayload(BaseModel):
     currency: str
 
 
+class TierPayload(BaseModel):
+    """A tier as every payload shows one, and as REST replies and GraphQL do: its code, name and rank."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    code: str
+    name: str
+    rank: int
+
+
 class WebhookEndpointDisabled(Event):
     event_type = "webhook_endpoint.disabled"
     description = "A webhook endpoint failed every attempt for too long and was disabled until re-enabled."
 
     endpoint_id: uuid.UUID
-    failing_since: datetime
+    failing_since: UtcInstant
     reason: str
 
 

@@ -56,6 +56,13 @@ _TARGET = (TargetNotAllowed, TargetUnresolvable)
     responses=problem_responses(*_AUTH, *_TARGET, InvalidField),
 )
 async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) -> WebhookEndpointWithSecret:
+    """Register a URL to receive events: every event of `event_types` (all types when empty, new ones too) is
+    POSTed to it, signed per Standard Webhooks. The signing `secret` (`whsec_…`) is in this response only:
+    store it.
+
+    For `admin` keys only; honours `Idempotency-Key`. The URL must be http(s) and resolve to public addresses,
+    else 422 `webhook_target_not_allowed` or 422 `webhook_target_unresolvable`. Emits
+    `webhook_endpoint.changed`."""
     issued = await endpoints.create_endpoint(
         uow, url=body.url, description=body.description, event_types=body.event_types, enabled=body.enabled
     )
@@ -68,6 +75,10 @@ async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) ->
     responses=problem_responses(*_AUTH, InvalidField),
 )
 async def list_endpoints(uow: UoW, _: Operator, paging: Paging) -> WebhookEndpointPage:
+    """The webhook endpoints, newest first, page by page, never with their secrets; `failing_since` and
+    `disabled_reason` show those in trouble.
+
+    For `admin` keys only. Reads only."""
     page = await endpoints.list_endpoints(uow, limit=paging.limit, cursor=paging.cursor)
     return WebhookEndpointPage(
         items=[WebhookEndpointRead.of(e) for e in page.items], next_cursor=page.next_cursor
@@ -80,6 +91,9 @@ async def list_endpoints(uow: UoW, _: Operator, paging: Paging) -> WebhookEndpoi
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
 )
 async def read_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookEndpointRead:
+    """One webhook endpoint, never with its secret.
+
+    For `admin` keys only. Reads only."""
     return WebhookEndpointRead.of(await endpoints.get_endpoint(uow, endpoint_id))
 
 
@@ -91,6 +105,12 @@ async def read_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Webhoo
 async def update_endpoint(
     endpoint_id: uuid.UUID, body: WebhookEndpointUpdate, uow: UoW, _: Operator
 ) -> WebhookEndpointRead:
+    """Change the fields sent: `url`, `description` (null clears it), `event_types`, `enabled`. `enabled:
+    true` re-enables an endpoint disabled for failing and forgets its failures; `/replay` sends what it
+    missed.
+
+    For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
+    `webhook_endpoint.changed`."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return WebhookEndpointRead.of(await endpoints.update_endpoint(uow, endpoint_id, **changes))
 
@@ -102,6 +122,10 @@ async def update_endpoint(
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
 )
 async def delete_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Response:
+    """Delete a webhook endpoint with its deliveries and their attempts; nothing more is sent to it. Answers
+    204 with no body.
+
+    For `admin` keys only. Emits `webhook_endpoint.changed`."""
     await endpoints.delete_endpoint(uow, endpoint_id)
     return Response(status_code=204)
 
@@ -115,6 +139,11 @@ async def delete_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Resp
 async def rotate_secret(
     endpoint_id: uuid.UUID, uow: UoW, _: Operator, body: SecretRotation | None = None
 ) -> WebhookEndpointWithSecret:
+    """Give the endpoint a new signing secret, in this response only. The old one keeps signing beside it (two
+    signatures in `webhook-signature`) for `overlap_hours` (default 24; 0 stops it at once), so receivers
+    switch without downtime. The body may be left out.
+
+    For `admin` keys only; honours `Idempotency-Key`. Emits `webhook_endpoint.changed`."""
     overlap = (body or SecretRotation()).overlap_hours
     return WebhookEndpointWithSecret.issued(
         await endpoints.rotate_secret(uow, endpoint_id, overlap_hours=overlap)
@@ -127,6 +156,10 @@ async def rotate_secret(
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
 )
 async def replay(endpoint_id: uuid.UUID, body: Replay, uow: UoW, _: Operator) -> ReplayResult:
+    """Send the endpoint again every event since `since` of the types it takes: each gets a delivery due now,
+    new or made due again. Answers how many.
+
+    For `admin` keys only; honours `Idempotency-Key`."""
     return ReplayResult(deliveries=await endpoints.replay(uow, endpoint_id, since=body.since))
 
 
@@ -143,6 +176,10 @@ async def list_deliveries(
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event_type: Annotated[EventTypeName | None, Query()] = None,
 ) -> WebhookDeliveryPage:
+    """The endpoint's deliveries, newest first, page by page, optionally of one `status` (`pending`,
+    `succeeded`, `failed`) or `event_type`: attempts so far, the next one, the last status code and error.
+
+    For `admin` keys only. Reads only."""
     page = await endpoints.list_deliveries(
         uow, endpoint_id, status=status, event_type=event_type, limit=paging.limit, cursor=paging.cursor
     )
@@ -157,6 +194,10 @@ async def list_deliveries(
     responses=problem_responses(*_AUTH, WebhookDeliveryNotFound),
 )
 async def read_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryDetail:
+    """A delivery with its latest 100 attempts, oldest first: when, the receiver's status code, the error, how
+    long it took and the start of the response body.
+
+    For `admin` keys only. Reads only."""
     found = await endpoints.get_delivery(uow, delivery_id)
     return WebhookDeliveryDetail(
         **WebhookDeliveryRead.model_validate(found.delivery).model_dump(),
@@ -170,13 +211,23 @@ async def read_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> Webhoo
     responses=problem_responses(*_AUTH, WebhookDeliveryNotFound, DeliveryInFlight),
 )
 async def retry_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryRead:
+    """Send a delivery again now, whatever its status (failed, pending or succeeded). Its `webhook-id` stays
+    the same, so receivers dedupe it. No body.
+
+    For `admin` keys only; honours `Idempotency-Key`. One a worker is sending right now is 409
+    `webhook_delivery_in_flight`."""
     return WebhookDeliveryRead.model_validate(await endpoints.retry_delivery(uow, delivery_id))
 
 
 @router.get(
     "/event-types",
     summary="Every event type webhooks carry, with the JSON schema of its payload",
-    responses=problem_responses(*_AUTH),
+    responses=problem_responses(*_AUTH, InvalidField),
 )
-async def list_event_types(_: AnyCaller) -> EventTypeList:
-    return EventTypeList(items=[EventTypeRead.of(t) for t in catalogue.event_types()])
+async def list_event_types(_: AnyCaller, paging: Paging) -> EventTypeList:
+    """Every event type webhooks carry, by name, page by page: what it means and the JSON Schema of its
+    payload (the webhook body's `data`). The same list is in `openapi/event-types.json`.
+
+    For every key: `admin`, `pos`, `ecommerce`, `partner` and `billing`. Reads only."""
+    page = catalogue.list_event_types(limit=paging.limit, cursor=paging.cursor)
+    return EventTypeList(items=[EventTypeRead.of(t) for t in page.items], next_cursor=page.next_cursor)

@@ -176,3 +176,4 @@ class EventTypeRead(BaseModel):
 
 class EventTypeList(BaseModel):
     items: list[EventTypeRead]
+    next_cursor: str | None

@@ -1,0 +1,212 @@
+"""Every collection pages the same way: `?limit=` (1–200, default 50) and `?cursor=`, and a reply
+`{items, next_cursor}` (with other fields beside them only where they mean something, like the ladder's
+`version`). The document is checked for every list it has, and the small catalogues that used to come whole
+are walked a page at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from loyalty_api.http.openapi import openapi_document
+from tests.builders import add_tier
+from tests.checkout.helpers import add_benefit
+from tests.conftest import bearer
+from tests.points.helpers import add_rule, set_program
+from tests.subscriptions.helpers import add_plan
+
+# Lists the document must have, so the check below cannot pass by finding none.
+KNOWN_LISTS = {
+    "/v1/members",
+    "/v1/members/{member_id}/ledger",
+    "/v1/members/{member_id}/coupons",
+    "/v1/members/{member_id}/subscriptions",
+    "/v1/members/{member_id}/tier/history",
+    "/v1/subscriptions/{subscription_id}/payments",
+    "/v1/rewards",
+    "/v1/tiers",
+    "/v1/tier-versions",
+    "/v1/benefits",
+    "/v1/plans",
+    "/v1/earning-rules",
+    "/v1/event-types",
+    "/v1/webhook-endpoints",
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+    "/problems",
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(openapi_document())
+    return loaded
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _lists(document: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Every GET whose 200 reply has an `items` array: path -> (operation, reply schema)."""
+    found = {}
+    for path, operations in document["paths"].items():
+        operation = operations.get("get")
+        if operation is None:
+            continue
+        content = operation["responses"].get("200", {}).get("content", {}).get("application/json")
+        if content is None:
+            continue
+        reply = _resolved(document, content["schema"])
+        items = reply.get("properties", {}).get("items")
+        if items is not None and _resolved(document, items).get("type") == "array":
+            found[path] = (operation, reply)
+    return found
+
+
+class TestDocument:
+    def test_every_list_takes_limit_and_cursor_and_answers_next_cursor(
+        self, document: dict[str, Any]
+    ) -> None:
+        lists = _lists(document)
+        assert set(lists) >= KNOWN_LISTS
+        for path, (operation, reply) in lists.items():
+            query = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+            assert {"limit", "cursor"} <= set(query), path
+            limit = query["limit"]["schema"]
+            assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 200, 50), path
+            assert "next_cursor" in reply["properties"], path
+            assert "next_cursor" in reply.get("required", []), path
+
+
+async def walk(client: httpx.AsyncClient, key: str, path: str, *, limit: int) -> list[list[dict[str, Any]]]:
+    """The pages of a list, following `next_cursor` until it is null."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = await client.get(path, params=params, headers=bearer(key))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= limit
+        pages.append(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 500, "the cursor does not move on"
+
+
+async def whole(client: httpx.AsyncClient, key: str, path: str) -> dict[str, Any]:
+    response = await client.get(path, params={"limit": 200}, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["next_cursor"] is None
+    return body
+
+
+async def assert_pages_one_by_one(client: httpx.AsyncClient, key: str, path: str, count: int) -> None:
+    """`?limit=1` gives one item a page and, through the cursor, every item once, in the list's order."""
+    everything = (await whole(client, key, path))["items"]
+    assert len(everything) == count
+    pages = await walk(client, key, path, limit=1)
+    assert [len(page) for page in pages] == [1] * count
+    assert [item for page in pages for item in page] == everything
+
+
+class TestPagingThrough:
+    async def test_benefits(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+        for percent in ("5", "10", "15"):
+            await add_benefit(client, admin_key, f"{percent}% off", "percent_discount", percent=percent)
+        await assert_pages_one_by_one(client, pos_key, "/v1/benefits", 3)
+
+    async def test_plans(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
+        await set_program(client, admin_key)
+        for code in ("plus", "kids", "family"):
+            await add_plan(client, admin_key, code)
+        await assert_pages_one_by_one(client, pos_key, "/v1/plans", 3)
+        codes = [p["code"] for p in (await whole(client, pos_key, "/v1/plans"))["items"]]
+        assert codes == ["family", "kids", "plus"]
+
+    async def test_tiers_keep_the_ladder_version_beside_the_page(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        for rank, code in enumerate(("member", "silver", "gold")):
+            await add_tier(client, admin_key, code, rank=rank)
+        await assert_pages_one_by_one(client, pos_key, "/v1/tiers", 3)
+        first = (await client.get("/v1/tiers", params={"limit": 1}, headers=bearer(pos_key))).json()
+        assert set(first) == {"version", "items", "next_cursor"}
+        assert (first["version"], first["items"][0]["code"]) == (3, "member")
+
+    async def test_earning_rules_highest_priority_first_ties_oldest_first(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        for name, priority in (("a", 0), ("b", 5), ("c", 0), ("d", -3), ("e", 5)):
+            await add_rule(
+                client,
+                admin_key,
+                name=name,
+                kind="member_day",
+                priority=priority,
+                properties={"weekday": 3, "multiplier": "2"},
+            )
+        await assert_pages_one_by_one(client, admin_key, "/v1/earning-rules", 5)
+        names = [r["name"] for r in (await whole(client, admin_key, "/v1/earning-rules"))["items"]]
+        assert names == ["b", "e", "a", "c", "d"]
+
+    async def test_event_types_a_fixed_catalogue_still_pages(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        everything = (await whole(client, pos_key, "/v1/event-types"))["items"]
+        pages = await walk(client, pos_key, "/v1/event-types", limit=7)
+        assert [item for page in pages for item in page] == everything
+        assert len(pages) == -(-len(everything) // 7)
+
+    async def test_the_problem_catalogue_pages_as_json(self, client: httpx.AsyncClient) -> None:
+        headers = {"Accept": "application/json"}
+        first = (await client.get("/problems", params={"limit": 2}, headers=headers)).json()
+        assert len(first["items"]) == 2 and first["next_cursor"] is not None
+        second = await client.get(
+            "/problems", params={"limit": 2, "cursor": first["next_cursor"]}, headers=headers
+        )
+        assert second.status_code == 200, second.text
+        assert second.json()["items"][0]["code"] > first["items"][1]["code"]
+
+    async def test_an_item_added_between_pages_is_neither_repeated_nor_skips_another(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        for code in ("b-plan", "d-plan"):
+            await add_plan(client, admin_key, code)
+        first = (await client.get("/v1/plans", params={"limit": 1}, headers=bearer(pos_key))).json()
+        await add_plan(client, admin_key, "a-plan")  # sorts before the page already read
+        await add_plan(client, admin_key, "c-plan")
+        rest = await client.get(
+            "/v1/plans", params={"limit": 5, "cursor": first["next_cursor"]}, headers=bearer(pos_key)
+        )
+        assert [p["code"] for p in rest.json()["items"]] == ["c-plan", "d-plan"]
+
+
+class TestRefused:
+    @pytest.mark.parametrize(
+        "path", ["/v1/benefits", "/v1/plans", "/v1/tiers", "/v1/earning-rules", "/v1/event-types"]
+    )
+    @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"cursor": "not*a*cursor"}])
+    async def test_a_bad_limit_or_cursor_is_a_422(
+        self, client: httpx.AsyncClient, admin_key: str, path: str, params: dict[str, Any]
+    ) -> None:
+        response = await client.get(path, params=params, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+    @pytest.mark.parametrize("path", ["/v1/plans", "/v1/tiers", "/v1/earning-rules", "/v1/event-types"])
+    async def test_a_cursor_of_another_list_is_refused_not_misread(
+        self, client: httpx.AsyncClient, admin_key: str, path: str
+    ) -> None:
+        # A benefit's cursor is an id: 16 bytes that are no rank, plan code or priority and id.
+        cursor = "AZrf0Ef7cWy1Ilo0JwVrDg"
+        response = await client.get(path, params={"cursor": cursor}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
