@@ -228,3 +228,15 @@ class TestInit:
         result = _cli(cli_env, "init", "--currency", "euro", "--timezone", "Mars/Olympus")
         assert result.returncode == 2
         assert "currency" in result.stderr and "timezone" in result.stderr
+        assert "Value error" not in result.stderr
+
+    @pytest.mark.parametrize("name", ["", "A\tB", "x" * 101])
+    def test_names_are_refused_as_the_api_refuses_them(self, cli_env: dict[str, str], name: str) -> None:
+        for args in (
+            ("init", "--currency", "EUR", "--timezone", "Europe/Berlin", "--entry-tier", name),
+            ("init", "--currency", "EUR", "--timezone", "Europe/Berlin", "--key-name", name),
+            ("keys", "create", "--scope", "pos", "--name", name),
+        ):
+            result = _cli(cli_env, *args)
+            assert result.returncode == 2, args
+            assert "1 to 100 characters" in result.stderr and "Traceback" not in result.stderr

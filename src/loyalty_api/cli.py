@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 import uuid
@@ -194,9 +195,21 @@ def cmd_demo(_: argparse.Namespace) -> None:
         print(f"{scope}\t{token}")
 
 
+# Control characters, as the API refuses them in every string (loyalty_api.http.input_guard).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _name(value: str) -> str:
+    """A name people read on screens (a key's, a tier's): as the API takes names."""
+    if not 1 <= len(value) <= 100 or _CONTROL.search(value):
+        raise argparse.ArgumentTypeError("a name is 1 to 100 characters, without control characters")
+    return value
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from loyalty_api.http.problems import plain_message
     from loyalty_api.program.schemas import ProgramWrite
     from loyalty_api.program.setup import set_up
 
@@ -212,8 +225,7 @@ def cmd_init(args: argparse.Namespace) -> None:
             max_redeem_share="1",
         ).settings()
     except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-        return
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {plain_message(e['msg'])}" for e in exc.errors()))
     settings = _require_key(Settings())
 
     async def run() -> str:
@@ -345,8 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--expiry-months", type=int, default=12, help="points expire this many months after earning; 0: never"
     )
-    init.add_argument("--entry-tier", default="Member", help="the name of the tier every member starts on")
-    init.add_argument("--key-name", default="Operator", help="the name of the admin key it prints")
+    init.add_argument(
+        "--entry-tier", type=_name, default="Member", help="the name of the tier every member starts on"
+    )
+    init.add_argument(
+        "--key-name", type=_name, default="Operator", help="the name of the admin key it prints"
+    )
     init.set_defaults(run=cmd_init)
     commands.add_parser("encryption-key", help="print a new LOYALTY_ENCRYPTION_KEY").set_defaults(
         run=cmd_encryption_key
@@ -364,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True
     )
     create = keys.add_parser("create", help="create a key; prints it alone on the last line")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", type=_name, required=True)
     create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
     create.add_argument("--partner", type=uuid.UUID, help="the partner a `partner` key acts for")
     create.add_argument(

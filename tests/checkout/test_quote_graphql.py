@@ -160,6 +160,8 @@ class TestGraphQLRefusals:
         for key, given, code in cases:
             [error] = await self._errors(client, key, given)
             assert error["extensions"]["code"] == code, (given, error)
+            for field_error in error["extensions"].get("errors", []):
+                assert not field_error["message"].startswith("Value error"), field_error
 
     async def test_a_float_amount_is_refused_by_the_schema(
         self, client: httpx.AsyncClient, pos_key: str, shopper: dict[str, Any]

@@ -198,3 +198,26 @@ def _walk(node: Any) -> list[dict[str, Any]]:
         elif isinstance(item, list):
             pending.extend(item)
     return found
+
+
+class TestOrder:
+    async def test_a_key_without_the_scope_is_refused_before_its_body_is_judged(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        response = await client.put("/v1/program", json={}, headers=bearer(pos_key))
+        assert response.status_code == 403
+        assert response.json()["code"] == "scope_not_allowed"
+
+    async def test_errors_in_a_kind_name_only_that_kind(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        body = {"name": "九折", "kind": "percent_discount", "properties": {"percent": "abc"}}
+        response = await client.post("/v1/benefits", json=body, headers=bearer(admin_key))
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == ["percent_discount.properties.percent"]
+
+    def test_every_operation_with_a_body_checks_its_caller_first(self) -> None:
+        # The strict body check is raised by `require`: a route taking a body without it would skip the check.
+        from tests.http.test_examples import WITH_BODY, _route, _scopes
+
+        assert all(_scopes(_route(method, path)) for method, path in WITH_BODY)

@@ -254,3 +254,11 @@ class TestOpenApi:
             "$ref": "#/components/schemas/ProblemTypeRead"
         }
         assert "application/problem+json" in single["responses"]["404"]["content"]
+
+
+async def test_a_problem_type_from_inside_the_docs_assets_mount_resolves(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/static/docs/nope.js")
+    assert missing.status_code == 404
+    followed = await client.get(missing.json()["type"], headers={"Accept": "application/json"})
+    assert followed.status_code == 200
+    assert followed.json()["code"] == missing.json()["code"]

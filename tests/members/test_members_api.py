@@ -155,7 +155,17 @@ class TestBadInput:
         assert all(not e["field"].isdigit() for e in response.json()["errors"])
         assert await count(app, "members") == 0
 
-    @pytest.mark.parametrize("raw", [b"{", b'{"phone": "13912345678",}', b"\xff\xfe{}", b'{"a": NaN}'])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"{",
+            b'{"phone": "13912345678",}',
+            b"\xff\xfe{}",
+            b'{"a": NaN}',
+            b'\xef\xbb\xbf{"phone": "13912345678"}',  # a byte order mark
+            '{"phone": "13912345678"}'.encode("utf-16"),
+        ],
+    )
     async def test_body_that_is_not_json_is_400_malformed_json(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, raw: bytes
     ) -> None:

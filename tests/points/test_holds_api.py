@@ -279,6 +279,9 @@ class TestRefundsOfCapturedHolds:
         assert zero.status_code == 422
         assert zero.json()["errors"][0]["field"] == "order_total"
         assert not zero.json()["errors"][0]["message"].startswith("Value error")
+        # 400 points are worth 4 yuan: more than points may pay of a 1-yuan order, as on a redeem
+        too_small = await capture(client, ecommerce_key, created["id"], order_total=cny(100))
+        assert (too_small.status_code, too_small.json()["code"]) == (422, "redeem_share_exceeded")
         assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
         read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
         assert read.json()["status"] == "active"

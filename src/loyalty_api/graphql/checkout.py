@@ -17,6 +17,7 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.members import Tier
 from loyalty_api.graphql.money import Long, Money, MoneyInput
+from loyalty_api.http.problems import plain_message
 
 QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
 
@@ -200,7 +201,7 @@ def _request(data: CheckoutQuoteInput) -> QuoteRequest:
         errors = [
             {
                 "field": ".".join(str(part) for part in error["loc"]),
-                "message": error["msg"],
+                "message": plain_message(error["msg"]),
                 "type": error["type"],
             }
             for error in exc.errors(include_input=False, include_url=False)

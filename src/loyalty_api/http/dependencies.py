@@ -13,7 +13,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import MAX_LIMIT
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.http.edge import principal_of
-from loyalty_api.http.transaction import get_uow
+from loyalty_api.http.transaction import check_body, get_uow
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
@@ -39,6 +39,7 @@ class require(HTTPBearer):
             raise ScopeNotAllowed(
                 f"This call needs one of the scopes: {allowed}", allowed_scopes=sorted(self.allowed)
             )
+        check_body(request)
         return principal
 
 

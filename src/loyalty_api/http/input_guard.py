@@ -120,7 +120,11 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
     """The parsed body; MalformedJson if it is not JSON, InvalidInput if it is JSON the service refuses.
     `controls=False` lets control characters through (a GraphQL document has line breaks and tabs)."""
     try:
-        document = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_not_a_json_number)
+        # UTF-8 and nothing else (no byte order mark, no UTF-16), as the strict validation reads the body.
+        text = body.decode("utf-8")
+        if text.startswith("\ufeff"):
+            raise MalformedJson("The body starts with a byte order mark: send UTF-8 without one.")
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_not_a_json_number)
     except json.JSONDecodeError as exc:
         raise MalformedJson.at(exc.lineno, exc.colno) from None
     except UnicodeDecodeError:

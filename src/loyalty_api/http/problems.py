@@ -102,6 +102,12 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+def _app_root(request: Request) -> str:
+    # Inside a mount (the docs' static files) root_path includes the mount's path; app_root_path does not.
+    root: str = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    return root
+
+
 def problem_response(
     request: Request,
     *,
@@ -114,7 +120,7 @@ def problem_response(
     # `type` is a reference relative to the request's URL (RFC 9457 allows it), so it names no host a proxy
     # might rewrite; behind a root path it starts with that path, as `instance` does.
     body: dict[str, Any] = {
-        "type": f"{request.scope.get('root_path', '')}/problems/{code}",
+        "type": f"{_app_root(request)}/problems/{code}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -145,6 +151,11 @@ def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
 _LIBRARY_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
 
 
+def plain_message(message: str) -> str:
+    """A validation message as people should read it: without pydantic's prefix."""
+    return _LIBRARY_PREFIX.sub("", message)
+
+
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     # Deliberately leave out pydantic's `input`: it may hold personal data.
     rendered = []
@@ -154,7 +165,7 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         path = ".".join(location[1:]) if len(location) > 1 else (where or "")
         if error.get("type") == "json_invalid":  # its loc ends in a character position, not a field
             path = ""
-        message = _LIBRARY_PREFIX.sub("", error.get("msg", ""))
+        message = plain_message(error.get("msg", ""))
         rendered.append({"field": path, "location": where, "message": message, "type": error.get("type", "")})
     return rendered
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -97,8 +97,8 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "description": "Any unique string (a UUID, or till and receipt number): 1–255 visible ASCII characters. "
     "The same key and body within 24 hours replays the first answer, marked `Idempotent-Replayed: true`, "
     "without doing the work again.",
+    # No example: tools that fill a form from examples would send the same key with every call.
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": idempotency.KEY_PATTERN},
-    "example": "till-7-000123",
 }
 
 
@@ -146,8 +146,10 @@ class UnitOfWorkRoute(APIRoute):
                 if body and not is_json(request.headers.get("content-type")):
                     raise UnsupportedMediaType.of(request.headers.get("content-type"))
                 screen(request.query_params, body, max_depth=units.settings.max_json_depth)
-                if body and body_adapter is not None:
-                    _validate_strictly(body_adapter, body)
+                # Refused only once the caller is known to be allowed the call (see check_body).
+                request.state.body_errors = (
+                    _strict_errors(body_adapter, body) if body and body_adapter else []
+                )
                 key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
                 if key is not None:
                     outcome = await idempotency.claim(
@@ -173,16 +175,28 @@ def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     reads: FastAPI validates the parsed body in Python's lax mode, which takes `true` for 1, `0` for a date
     and `"12"` for 12."""
     params = route.dependant.body_params
-    annotation = params[0].field_info.annotation if len(params) == 1 else None
-    return None if annotation is None else TypeAdapter(annotation)
+    if len(params) != 1 or params[0].field_info.annotation is None:
+        return None
+    field = params[0].field_info  # with what the annotation does not carry, such as a union's discriminator
+    annotated: Any = Annotated[field.annotation, field]
+    return TypeAdapter(annotated)
 
 
-def _validate_strictly(adapter: TypeAdapter[Any], body: bytes) -> None:
+def _strict_errors(adapter: TypeAdapter[Any], body: bytes) -> list[dict[str, Any]]:
     try:
         adapter.validate_json(body, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        return [{**e, "loc": ("body", *e["loc"])} for e in errors]
+    return []
+
+
+def check_body(request: Request) -> None:
+    """Refuse the body if the strict check found it invalid. The caller's dependency (`require`) calls this
+    once the key is known to be allowed the call: a key without the scope gets 403, not the body's errors."""
+    errors: list[dict[str, Any]] = getattr(request.state, "body_errors", [])
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class QueryRoute(UnitOfWorkRoute):

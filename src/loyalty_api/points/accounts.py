@@ -11,8 +11,13 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
-from loyalty_api.money import Money
-from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.points.errors import (
+    CurrencyMismatch,
+    InsufficientPoints,
+    MemberNotActive,
+    RedeemShareExceeded,
+)
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
 from loyalty_api.points.ledger import plan_spending
 from loyalty_api.points.models import Hold
@@ -27,6 +32,19 @@ from loyalty_api.points.repository import (
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.webhooks.events import MoneyPayload
 from loyalty_api.webhooks.outbox import emit_for_member
+
+
+def check_order_total(program: ProgramSettings, points: int, order_total: Money) -> None:
+    """An order's total, given with points that pay part of it (a redeem, a hold's capture): in the
+    programme's currency, and the points worth no more than the programme's maximum share of it."""
+    if order_total.currency != program.currency:
+        raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {order_total.currency}")
+    value = value_of_points(points, program.point_value_minor, program.currency)
+    if value.amount_minor > order_total.amount_minor * program.max_redeem_share:
+        raise RedeemShareExceeded(
+            f"Points may pay at most {program.max_redeem_share:%} of the order",
+            max_share=str(program.max_redeem_share),
+        )
 
 
 def money_payload(money: Money) -> MoneyPayload:

@@ -104,10 +104,11 @@ class OrderNotFound(NotFound):
 
 
 class RefundExceedsOrder(LoyaltyError):
-    """The refund is larger than what is left of the order after earlier refunds; `refundable` says how much
-    is left. Nothing was changed.
+    """The refund is larger than what is left of the order after earlier refunds: `refundable` says how much
+    money is left (refunds by `amount`), `refundable_points` how many redeemed points are left to give back
+    (refunds by `points`). Nothing was changed.
 
-    Refund at most `refundable`.
+    Refund at most what is left, or send `{"full": true}` to refund all of it.
     """
 
     code = "refund_exceeds_order"
@@ -116,11 +117,13 @@ class RefundExceedsOrder(LoyaltyError):
 
 
 class OrderTotalUnknown(LoyaltyError):
-    """The order's total was never given (points were redeemed or held for it without an `order_total`), so
-    the share of it a refund takes cannot be worked out; nothing was changed.
+    """A refund by `amount` of an order whose total was never given (points were redeemed or a hold captured
+    for it without an `order_total`), so the share of it an amount stands for cannot be worked out; nothing
+    was changed. `refund_with` names the refunds the order takes, `refundable_points` how many points it can
+    still give back.
 
-    Correct the member's points with an adjustment (`POST /v1/members/{id}/adjustments`); give `order_total`
-    when redeeming, so that later refunds can be measured.
+    Refund it by `points` (up to `refundable_points`) or in full (`{"full": true}`). To refund future orders
+    by amount, send `order_total` with the redeem or the hold's capture.
     """
 
     code = "order_total_unknown"

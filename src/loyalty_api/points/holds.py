@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.money import Money
 from loyalty_api.points.accounts import (
+    check_order_total,
     debit_available,
     member_for_points,
     record_entry,
@@ -18,7 +19,6 @@ from loyalty_api.points.accounts import (
 )
 from loyalty_api.points.errors import (
     CaptureExceedsHold,
-    CurrencyMismatch,
     HoldExists,
     HoldNotActive,
     HoldNotFound,
@@ -148,14 +148,12 @@ async def capture_hold(
     `order_total`, as on a redeem, is the base refunds of the order are measured against; an order that
     already has a total (from an earn, a redeem or an earlier capture) keeps it.
     """
-    if order_total is not None:
-        program = await get_program(uow)
-        if order_total.currency != program.currency:
-            raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {order_total.currency}")
     hold = await _lock_active_hold(uow, hold_id)
     captured = hold.points if points is None else points
     if captured > hold.points:
         raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)
+    if order_total is not None:
+        check_order_total(await get_program(uow), captured, order_total)
     now = uow.clock.now()
     state = await PointsAccountRepository(uow.session).change(
         hold.member_id, now=now, balance=-captured, held=-hold.points

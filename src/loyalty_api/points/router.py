@@ -157,7 +157,12 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
     "/holds/{hold_id}/capture",
     summary="Spend held points (the order shipped)",
     responses=problem_responses(
-        *_AUTH, errors.HoldNotFound, errors.HoldNotActive, errors.CaptureExceedsHold, errors.CurrencyMismatch
+        *_AUTH,
+        errors.HoldNotFound,
+        errors.HoldNotActive,
+        errors.CaptureExceedsHold,
+        errors.CurrencyMismatch,
+        errors.RedeemShareExceeded,
     ),
 )
 async def capture_hold(

@@ -26,6 +26,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
+    check_order_total,
     credit_lot,
     debit_available,
     ledger_entry_row,
@@ -42,7 +43,6 @@ from loyalty_api.points.errors import (
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
-    RedeemShareExceeded,
 )
 from loyalty_api.points.events import (
     BreakdownPayload,
@@ -279,12 +279,7 @@ async def redeem(
         raise BelowMinimumRedeem(f"At least {program.min_redeem_points} points per redemption")
     value = value_of_points(points, program.point_value_minor, program.currency)
     if order_total is not None:
-        _check_currency(program, order_total)
-        if value.amount_minor > order_total.amount_minor * program.max_redeem_share:
-            raise RedeemShareExceeded(
-                f"Points may pay at most {program.max_redeem_share:%} of the order",
-                max_share=str(program.max_redeem_share),
-            )
+        check_order_total(program, points, order_total)
     await member_for_points(uow, member_id, must_be_active=True)
 
     state = await debit_available(uow, member_id, points)
