@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,62 +55,69 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
+@contextmanager
+def served_demo(folder: Path) -> Iterator[tuple[str, Path]]:
+    """`loyalty-api serve --demo` started in `folder` as a user starts it; yields its base URL and its log."""
+    port = _free_port()
+    log = folder / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--demo", "--port", str(port)],
+            cwd=folder,
+            env=_clean_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_for(f"{base}/healthz", process)
+            yield base, log
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=20)
+
+
 class TestServeDemo:
     def test_serve_demo_from_an_empty_folder(self, tmp_path: Path) -> None:
-        port = _free_port()
-        log = tmp_path / "server.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [*CLI, "serve", "--demo", "--port", str(port)],
-                cwd=tmp_path,
-                env=_clean_env(),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                base = f"http://127.0.0.1:{port}"
-                _wait_for(f"{base}/healthz", process)
-                assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
-                docs = httpx.get(f"{base}/docs")
-                assert docs.status_code == 200 and "swagger" in docs.text.lower()
-                graphiql = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
-                assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+        with served_demo(tmp_path) as (base, log):
+            assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+            docs = httpx.get(f"{base}/docs")
+            assert docs.status_code == 200 and "swagger" in docs.text.lower()
+            graphiql = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+            assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
 
-                printed = log.read_text(encoding="utf-8")
-                match = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
-                assert match, printed
-                pos_key = match.group(1)
-                person = demo_members()[0]
-                found = httpx.get(
-                    f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=bearer(pos_key)
-                )
-                assert found.status_code == 200, found.text
-                assert found.json()["name"] == person.name
-                assert found.json()["tier"]["name"] == "普通会员"
-                assert found.json()["points"] == 500  # the demo's opening balance
-                earned = httpx.post(
-                    f"{base}/v1/members/{found.json()['id']}/earn",
-                    json={"order_ref": "DEMO-1", "amount": {"amount": 10_000, "currency": "CNY"}},
-                    headers=bearer(pos_key),
-                )
-                assert earned.status_code == 200, earned.text
-                assert earned.json()["points_earned"] >= 100  # 1 point per yuan, more on bonus days
-                assert earned.json()["balance"] == 500 + earned.json()["points_earned"]
-                ladder = httpx.get(f"{base}/v1/tiers", headers=bearer(pos_key)).json()["items"]
-                assert [t["name"] for t in ladder] == ["普通会员", "银卡", "金卡", "钻石"]
-                big_spender = httpx.get(
-                    f"{base}/v1/members/lookup",
-                    params={"phone": demo_members()[4].phone},
-                    headers=bearer(pos_key),
-                ).json()
-                assert big_spender["tier"]["name"] == "钻石"
-                perks = httpx.get(f"{base}/v1/members/{big_spender['id']}/benefits", headers=bearer(pos_key))
-                assert {"percent_discount", "free_shipping", "birthday_gift"} <= {
-                    b["kind"] for b in perks.json()["benefits"]
-                }
-            finally:
-                process.send_signal(signal.SIGINT)
-                process.wait(timeout=20)
+            printed = log.read_text(encoding="utf-8")
+            match = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
+            assert match, printed
+            pos_key = match.group(1)
+            person = demo_members()[0]
+            found = httpx.get(
+                f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=bearer(pos_key)
+            )
+            assert found.status_code == 200, found.text
+            assert found.json()["name"] == person.name
+            assert found.json()["tier"]["name"] == "普通会员"
+            assert found.json()["points"] == 500  # the demo's opening balance
+            earned = httpx.post(
+                f"{base}/v1/members/{found.json()['id']}/earn",
+                json={"order_ref": "DEMO-1", "amount": {"amount": 10_000, "currency": "CNY"}},
+                headers=bearer(pos_key),
+            )
+            assert earned.status_code == 200, earned.text
+            assert earned.json()["points_earned"] >= 100  # 1 point per yuan, more on bonus days
+            assert earned.json()["balance"] == 500 + earned.json()["points_earned"]
+            ladder = httpx.get(f"{base}/v1/tiers", headers=bearer(pos_key)).json()["items"]
+            assert [t["name"] for t in ladder] == ["普通会员", "银卡", "金卡", "钻石"]
+            big_spender = httpx.get(
+                f"{base}/v1/members/lookup",
+                params={"phone": demo_members()[4].phone},
+                headers=bearer(pos_key),
+            ).json()
+            assert big_spender["tier"]["name"] == "钻石"
+            perks = httpx.get(f"{base}/v1/members/{big_spender['id']}/benefits", headers=bearer(pos_key))
+            assert {"percent_discount", "free_shipping", "birthday_gift"} <= {
+                b["kind"] for b in perks.json()["benefits"]
+            }
         assert (tmp_path / "loyalty.db").exists()
         assert person.phone not in log.read_text(encoding="utf-8")
 

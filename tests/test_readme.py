@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import CLI, _clean_env, _free_port, _wait_for
+from tests.test_cli import served_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -38,26 +37,12 @@ def test_the_set_up_commands_are_the_two_ci_runs() -> None:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the quickstart's calls are curl commands")
 def test_the_quickstart_calls_work_against_the_served_demo(tmp_path: Path) -> None:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        # What the first set-up command runs once installed (the test runs in that installation already).
-        server = subprocess.Popen(
-            [*CLI, "serve", "--demo", "--port", str(port)],
-            cwd=tmp_path,
-            env=_clean_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_for(f"http://127.0.0.1:{port}/healthz", server)
-            printed = log.read_text(encoding="utf-8")
-            key = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
-            assert key, printed
-            outputs = [_run(block, key[1], port, tmp_path) for block in _quickstart_blocks()[1:]]
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=20)
+    # What the first set-up command runs once installed (the test runs in that installation already).
+    with served_demo(tmp_path) as (base, log):
+        printed = log.read_text(encoding="utf-8")
+        key = re.search(r"^\s+pos\s+(lk_\S+)$", printed, re.MULTILINE)
+        assert key, printed
+        outputs = [_run(block, key[1], base, tmp_path) for block in _quickstart_blocks()[1:]]
     replies = [json.loads(line) for line in "".join(outputs).splitlines() if line.startswith("{")]
     enrolled, earned, redeemed, refunded, points, ledger = replies[0], replies[1], replies[2], *replies[3:6]
     assert enrolled["name"] == "李娜" and enrolled["phone"] == "+8613912345678"
@@ -68,10 +53,10 @@ def test_the_quickstart_calls_work_against_the_served_demo(tmp_path: Path) -> No
     assert [entry["type"] for entry in ledger["items"]] == ["refund", "redeem", "earn"]
 
 
-def _run(block: str, key: str, port: int, folder: Path) -> str:
+def _run(block: str, key: str, base: str, folder: Path) -> str:
     """The block with the printed key and the port put in, run by bash; stops at the first failing call."""
     script = re.sub(r"^KEY=lk_….*$", f"KEY={key}", block, flags=re.MULTILINE)
-    script = script.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+    script = script.replace("http://127.0.0.1:8000", base)
     assert script != block, "the block no longer sets KEY and API as the test expects"
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
