@@ -210,3 +210,12 @@ class TestRefused:
         cursor = "AZrf0Ef7cWy1Ilo0JwVrDg"
         response = await client.get(path, params={"cursor": cursor}, headers=bearer(admin_key))
         assert response.status_code == 422, response.text
+
+
+async def test_an_empty_cursor_is_the_first_page(client: httpx.AsyncClient, admin_key: str) -> None:
+    # `?cursor=` is what a URL template gives before there is a next_cursor
+    for path in ("/v1/event-types", "/v1/members", "/v1/benefits"):
+        empty = await client.get(path, params={"cursor": "", "limit": 2}, headers=bearer(admin_key))
+        first = await client.get(path, params={"limit": 2}, headers=bearer(admin_key))
+        assert empty.status_code == 200, empty.text
+        assert empty.json() == first.json()

@@ -221,3 +221,25 @@ class TestOrder:
         from tests.http.test_examples import WITH_BODY, _route, _scopes
 
         assert all(_scopes(_route(method, path)) for method, path in WITH_BODY)
+
+
+class TestSchemaAsStrictAsValidation:
+    def test_fields_that_cannot_be_cleared_are_not_nullable(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+        for model, field in (
+            ("MemberUpdate", "status"),
+            ("MemberUpdate", "marketing_consent"),
+            ("MemberUpdate", "external_ids"),
+            ("WebhookEndpointUpdate", "enabled"),
+            ("WebhookEndpointUpdate", "url"),
+            ("RefundRequest", "points"),
+        ):
+            described = schemas[model]["properties"][field]
+            assert {"type": "null"} not in described.get("anyOf", []), (model, field, described)
+            assert described.get("type") != "null", (model, field)
+            assert "default" not in described, (model, field)
+
+    def test_a_refund_names_exactly_one_way(self, document: dict[str, Any]) -> None:
+        refund = document["components"]["schemas"]["RefundRequest"]
+        assert (refund["minProperties"], refund["maxProperties"]) == (1, 1)
+        assert refund["properties"]["full"]["const"] is True

@@ -52,10 +52,11 @@ class PageParams:
 async def page_params(  # async: FastAPI runs a plain callable, a class too, in a thread
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+        str | None,
+        Query(max_length=64, description="`next_cursor` of the previous page; left out or empty: the first"),
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+    return PageParams(limit=limit, cursor=cursor or None)  # `?cursor=` from a URL template: the first page
 
 
 Paging = Annotated[PageParams, Depends(page_params)]

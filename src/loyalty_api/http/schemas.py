@@ -42,6 +42,23 @@ def _within_range(value: datetime) -> datetime:
 Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
 
 
+def sent_or_left_out(*, schema: dict[str, Any] | None = None, **field: Any) -> Any:
+    """A field of a PATCH (or of a one-of body) that may be left out but, when sent, not be null (its
+    validator refuses null): declared `X | None` with this, its schema names neither null nor a default (and
+    adds `schema`)."""
+
+    def documented(generated: dict[str, Any]) -> None:
+        generated.pop("default", None)
+        kept = [branch for branch in generated.pop("anyOf", []) if branch.get("type") != "null"]
+        if len(kept) == 1:
+            generated.update(kept[0])
+        elif kept:
+            generated["anyOf"] = kept
+        generated.update(schema or {})
+
+    return Field(default=None, json_schema_extra=documented, **field)
+
+
 class ReadModel(BaseModel):
     """A response body, read from the service's result object by attribute name."""
 

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from loyalty_api.http.schemas import ReadModel, TierRef
+from loyalty_api.http.schemas import ReadModel, TierRef, sent_or_left_out
 from loyalty_api.members.models import MemberStatus
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
@@ -59,10 +59,12 @@ class MemberUpdate(BaseModel):
     email: EmailStr | None = Field(default=None, max_length=254)
     name: PersonName | None = None
     birthday: date | None = None
-    status: MemberStatus | None = None
-    marketing_consent: bool | None = None
-    external_ids: Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems)] | None = Field(
-        default=None, description="Systems to link (id) or unlink (null); systems not named are left alone."
+    status: MemberStatus | None = sent_or_left_out()
+    marketing_consent: bool | None = sent_or_left_out()
+    external_ids: Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems)] | None = (
+        sent_or_left_out(
+            description="Systems to link (id) or unlink (null); systems not named are left alone."
+        )
     )
 
     @field_validator("status", "marketing_consent", "external_ids")

@@ -8,7 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic_core import PydanticCustomError
 
 from loyalty_api.earning.kinds import EarnItem
-from loyalty_api.http.schemas import Instant, MoneyBody, MoneyRead, OrderRef, Points, ReadModel, TierRef
+from loyalty_api.http.schemas import (
+    Instant,
+    MoneyBody,
+    MoneyRead,
+    OrderRef,
+    Points,
+    ReadModel,
+    TierRef,
+    sent_or_left_out,
+)
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -127,24 +136,22 @@ class HoldRead(ReadModel):
 class RefundRequest(BaseModel):
     """Exactly one of `amount`, `points` or `full`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
-    amount: MoneyBody | None = Field(
-        default=None,
+    amount: MoneyBody | None = sent_or_left_out(
         description="How much of the order's total is refunded (a part or all of it): earned points are "
         "taken back and redeemed points given back in proportion. Needs the order's total: an earn gives it, "
         "or `order_total` on the redeem or the capture.",
     )
-    points: Points | None = Field(
-        default=None,
+    points: Points | None = sent_or_left_out(
         description="How many of the points the order redeemed or captured, and no refund gave back yet, to "
         "give back; points the order earned are taken back in the same proportion. Works whether or not the "
         "order's total is known.",
     )
-    full: StrictBool | None = Field(
-        default=None,
+    full: StrictBool | None = sent_or_left_out(
         description="`true`: refund everything still refundable on the order, whether or not its total is "
         "known.",
+        schema={"const": True},
     )
 
     @field_validator("amount")
@@ -153,6 +160,14 @@ class RefundRequest(BaseModel):
         if amount is not None and amount.amount <= 0:
             raise PydanticCustomError("value_error", "must be more than zero")
         return amount
+
+    @field_validator("amount", "points", "full", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only runs for values sent: a way left out is left out, not sent as null.
+        if value is None:
+            raise PydanticCustomError("value_error", "cannot be null: leave it out")
+        return value
 
     @field_validator("full")
     @classmethod

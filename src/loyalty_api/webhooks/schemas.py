@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loyalty_api.http.schemas import Instant, ReadModel
+from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
 from loyalty_api.webhooks.catalogue import EventType
 from loyalty_api.webhooks.endpoints import MAX_EVENT_TYPES, MAX_OVERLAP_HOURS, Endpoint, IssuedSecret
 from loyalty_api.webhooks.targets import MAX_URL_LENGTH
@@ -46,11 +46,11 @@ class WebhookEndpointUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: TargetUrl | None = None
+    url: TargetUrl | None = sent_or_left_out()
     description: Description | None = None
-    event_types: EventTypes | None = None
-    enabled: bool | None = Field(
-        default=None, description="true re-enables a disabled endpoint and forgets its failures"
+    event_types: EventTypes | None = sent_or_left_out()
+    enabled: bool | None = sent_or_left_out(
+        description="true re-enables a disabled endpoint and forgets its failures"
     )
 
     @field_validator("url", "event_types", "enabled")
