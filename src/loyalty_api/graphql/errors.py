@@ -1,10 +1,20 @@
-"""Domain errors become GraphQL errors with the same stable `code` the REST API uses."""
+"""Every GraphQL error carries an `extensions.code` a client can act on.
+
+- Domain errors become GraphQL errors with the same stable `code` the REST API uses.
+- A document that does not parse or validate gets Apollo's `GRAPHQL_PARSE_FAILED` /
+  `GRAPHQL_VALIDATION_FAILED`.
+- Anything else a resolver raises is a bug: it is logged (its type, path and stack, never its message, which
+  may hold personal data) and answered as `Internal server error` with `INTERNAL_SERVER_ERROR`.
+"""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from graphql import GraphQLError
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
@@ -13,6 +23,13 @@ from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
 
 logger = logging.getLogger("loyalty_api.graphql")
+
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNKNOWN_TYPENAME = "UNKNOWN_TYPENAME"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL_MESSAGE = "Internal server error"
 
 
 def as_graphql_error(exc: LoyaltyError) -> GraphQLError:
@@ -34,3 +51,76 @@ def require(context: GraphQLContext, *scopes: Scope) -> Principal:
         allowed = ", ".join(sorted(scopes))
         raise as_graphql_error(ScopeNotAllowed(f"This query needs one of the scopes: {allowed}"))
     return context.principal
+
+
+def is_internal(error: GraphQLError) -> bool:
+    """Whether a field failed for a reason nobody raised on purpose. Errors raised on purpose (not found, no
+    access, bad input) are GraphQL or domain errors; errors in the request itself (parse, validation,
+    variables) have no path, even when graphql-core keeps a scalar's ValueError as their original error."""
+    original = error.original_error
+    return (
+        error.path is not None
+        and original is not None
+        and not isinstance(original, GraphQLError | LoyaltyError)
+    )
+
+
+def log_internal(error: GraphQLError) -> None:
+    original = error.original_error
+    assert original is not None
+    logger.error(
+        "graphql resolver failed",
+        extra={
+            "graphql_path": ".".join(str(part) for part in error.path or ()),
+            "error_type": f"{type(original).__module__}.{type(original).__qualname__}",
+            "stack": "".join(traceback.format_tb(original.__traceback__)),
+        },
+    )
+
+
+def _with_code(error: GraphQLError, code: str) -> None:
+    if "code" not in (error.extensions or {}):
+        error.extensions = {**(error.extensions or {}), "code": code}
+
+
+class ErrorCodes(SchemaExtension):
+    """`extensions.code` on errors that have none: parse and validation errors, variables that do not fit
+    their types (Apollo's `BAD_USER_INPUT`), and a domain error a resolver let through without
+    `domain_errors()`."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _with_code(error, PARSE_FAILED)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            _with_code(error, VALIDATION_FAILED)
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            if "code" in (error.extensions or {}):
+                continue
+            if isinstance(error.original_error, LoyaltyError):
+                coded = as_graphql_error(error.original_error)
+                error.message, error.extensions = coded.message, coded.extensions
+            elif error.path is None:  # not a field's error: the variables did not coerce
+                _with_code(error, BAD_USER_INPUT)
+
+
+class MaskInternalErrors(MaskErrors):
+    """Strawberry's MaskErrors for `is_internal` errors, with Apollo's code on the masked error."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_internal, error_message=INTERNAL_MESSAGE)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": INTERNAL_SERVER_ERROR}
+        return masked
+
+
+# In this order: MaskErrors answers last, after the codes are in place.
+ERROR_EXTENSIONS = (MaskInternalErrors, ErrorCodes)

@@ -11,8 +11,9 @@ from strawberry.types import Info
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits.service import member_benefits
+from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long
 from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import service
@@ -156,7 +157,11 @@ class Member:
     ) -> Member | None:
         if "id" in representation:
             return await member_by_id(info, str(representation["id"]))
-        return await member_by_number(info, str(representation.get("memberNumber", "")))
+        if "memberNumber" in representation:
+            return await member_by_number(info, str(representation["memberNumber"]))
+        require(info.context, *READERS)
+        message = "a Member representation needs one of its key fields: `id` or `memberNumber`"
+        raise as_graphql_error(InvalidField("representation", message))
 
 
 def _parse_id(value: str) -> uuid.UUID | None:
@@ -170,7 +175,7 @@ async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Memb
     require(info.context, *READERS)
     parsed = _parse_id(member_id)
     if parsed is None:
-        return None
+        raise as_graphql_error(InvalidField("id", "must be a UUID"))
     async with info.context.units.read() as uow:
         try:
             return Member.of(await service.get_member(uow, parsed))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from contextvars import ContextVar
 from functools import partial
@@ -15,14 +14,23 @@ from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.federation.schema import FederationAny
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.unset import UNSET
 
 from graphql import GraphQLError
+from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
+from loyalty_api.graphql.errors import (
+    ERROR_EXTENSIONS,
+    UNKNOWN_TYPENAME,
+    as_graphql_error,
+    is_internal,
+    log_internal,
+)
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
 from loyalty_api.graphql.tokens import count_tokens
@@ -31,8 +39,6 @@ from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
 from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
-
-logger = logging.getLogger("loyalty_api.graphql")
 
 
 @strawberry.type
@@ -45,9 +51,38 @@ class LoyaltySchema(strawberry.federation.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # Errors raised on purpose (not found, no access, bad input, bad query) are answers, not failures.
+        # This runs before MaskInternalErrors hides what failed.
         for error in errors:
-            if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
-                logger.error("graphql resolver failed", exc_info=error.original_error)
+            if is_internal(error):
+                log_internal(error)
+
+    def entities_resolver(
+        self, info: Info[GraphQLContext, None], representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's resolver, one representation at a time: a bad one is an error at its own index
+        (`path` ["_entities", i]) and the others still resolve."""
+        entities = self._schema.get_type("_Entity")
+        known = {t.name for t in getattr(entities, "types", ())}
+        results: list[FederationAny] = []
+        for representation in representations:
+            refusal = _refusal(representation, known)
+            if refusal is None:
+                results.extend(super().entities_resolver(info, [representation]))
+            else:
+                results.append(cast(FederationAny, refusal))
+        return results
+
+
+def _refusal(representation: object, entities: set[str]) -> GraphQLError | None:
+    if not isinstance(representation, dict):
+        message = "must be an object with `__typename` and the entity's key fields"
+        return as_graphql_error(InvalidField("representation", message))
+    typename = representation.get("__typename")
+    if not isinstance(typename, str) or typename not in entities:
+        return GraphQLError(
+            f'"{typename}" is not an entity type of this subgraph', extensions={"code": UNKNOWN_TYPENAME}
+        )
+    return None
 
 
 class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
@@ -60,7 +95,10 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             types=[Member],
             federation_version="2.5",
             config=StrawberryConfig(scalar_map=SCALARS),
-            extensions=[partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens)],
+            extensions=[
+                *ERROR_EXTENSIONS,
+                partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+            ],
         )
         super().__init__(
             schema,

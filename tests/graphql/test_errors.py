@@ -1,0 +1,219 @@
+"""Every GraphQL error carries an `extensions.code` a client can act on, and internal errors are masked."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+import strawberry
+
+from graphql import GraphQLError
+from loyalty_api.graphql.errors import (
+    ERROR_EXTENSIONS,
+    ErrorCodes,
+    MaskInternalErrors,
+    is_internal,
+)
+from loyalty_api.graphql.schema import LoyaltySchema, graphql_router
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.settings import Settings
+from tests.builders import enrol
+from tests.graphql.test_members_graphql import graphql
+
+SECRET = "13800138000 is the phone that failed"
+
+
+def codes(body: dict[str, object]) -> list[object]:
+    errors = body.get("errors")
+    assert isinstance(errors, list), body
+    return [error["extensions"]["code"] for error in errors]
+
+
+class TestRequestErrors:
+    async def test_a_document_that_does_not_parse(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = await graphql(client, pos_key, "{ member(id: ")
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
+        assert body["errors"][0]["message"].startswith("Syntax Error")
+
+    async def test_a_document_that_does_not_validate(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = await graphql(client, pos_key, "{ memberz { id } }")
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "memberz" in body["errors"][0]["message"]
+
+    async def test_every_validation_error_gets_the_code(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = await graphql(
+            client, pos_key, '{ member(id: 1.5) { nope } memberByNumber { id } x: member(id: "a") }'
+        )
+        assert len(body["errors"]) > 1
+        assert set(codes(body)) == {"GRAPHQL_VALIDATION_FAILED"}
+
+    async def test_a_variable_a_scalar_refuses_is_not_masked(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # graphql-core keeps Long's ValueError as the original error: still the caller's mistake, not ours.
+        query = (
+            'query($p: Long) { checkoutQuote(input: {memberId: "x", cart: {subtotal: {amount: 1, '
+            'currency: "CNY"}}, pointsToUse: $p}) { __typename } }'
+        )
+        body = await graphql(client, pos_key, query, p=2**60)
+        assert body["data"] is None
+        assert "Long" in body["errors"][0]["message"]
+        assert codes(body) == ["BAD_USER_INPUT"]
+
+
+class TestDomainErrors:
+    async def test_a_malformed_member_id_is_a_validation_error(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = await graphql(client, pos_key, '{ member(id: "not-a-uuid") { id } }')
+        assert body["data"] == {"member": None}
+        assert codes(body) == ["validation_error"]
+        assert body["errors"][0]["path"] == ["member"]
+        assert body["errors"][0]["message"] == "id: must be a UUID"
+
+    async def test_domain_errors_keep_their_rest_codes(
+        self, client: httpx.AsyncClient, pos_key: str, billing_key: str
+    ) -> None:
+        bad_number = await graphql(client, pos_key, '{ memberByNumber(memberNumber: "1234567890") { id } }')
+        assert codes(bad_number) == ["invalid_member_number"]
+        refused = await graphql(
+            client, billing_key, '{ member(id: "01a20000-0000-7000-8000-000000000000") { id } }'
+        )
+        assert codes(refused) == ["scope_not_allowed"]
+
+
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id memberNumber } } }"
+
+
+class TestEntities:
+    async def test_each_representation_answers_on_its_own(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        first = await enrol(client, pos_key)
+        second = await enrol(client, pos_key)
+        body = await graphql(
+            client,
+            pos_key,
+            ENTITIES,
+            r=[
+                {"__typename": "Member", "id": first["id"]},
+                {"__typename": "Customer", "id": first["id"]},
+                {"__typename": "Member", "phone": first["phone"]},
+                {"__typename": "Member", "memberNumber": second["member_number"]},
+            ],
+        )
+        assert body["data"]["_entities"] == [
+            {"id": first["id"], "memberNumber": first["member_number"]},
+            None,
+            None,
+            {"id": second["id"], "memberNumber": second["member_number"]},
+        ]
+        errors = sorted(body["errors"], key=lambda error: error["path"])
+        assert [(e["path"], e["extensions"]["code"]) for e in errors] == [
+            (["_entities", 1], "UNKNOWN_TYPENAME"),
+            (["_entities", 2], "validation_error"),
+        ]
+        assert "Customer" in errors[0]["message"]
+        assert "`id` or `memberNumber`" in errors[1]["message"]
+        assert first["phone"] not in str(body)
+
+    async def test_other_bad_representations(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        body = await graphql(
+            client,
+            pos_key,
+            ENTITIES,
+            r=[
+                {"id": "01a20000-0000-7000-8000-000000000000"},  # no __typename
+                {"__typename": "Tier", "code": "gold"},  # a type, but not an entity
+                "Member",
+                {"__typename": "Member", "id": "not-a-uuid"},
+                {"__typename": "Member", "id": "01a20000-0000-7000-8000-000000000000"},  # nobody
+            ],
+        )
+        assert body["data"]["_entities"] == [None] * 5
+        assert sorted((e["path"][1], e["extensions"]["code"]) for e in body["errors"]) == [
+            (0, "UNKNOWN_TYPENAME"),
+            (1, "UNKNOWN_TYPENAME"),
+            (2, "validation_error"),
+            (3, "validation_error"),
+        ]
+
+
+async def _broken() -> int:
+    raise KeyError(SECRET)
+
+
+async def _refused() -> int:
+    raise MemberNotFound()  # a domain error a resolver let through without domain_errors()
+
+
+@strawberry.type
+class BrokenQuery:
+    broken: int | None = strawberry.field(resolver=_broken)
+    refused: int | None = strawberry.field(resolver=_refused)
+
+    @strawberry.field
+    def fine(self) -> int:
+        return 1
+
+
+class TestInternalErrors:
+    """No field of the real schema fails on purpose, so a schema with the app's error extensions and one
+    broken field shows the masking; the app's own schema is checked to carry the same extensions."""
+
+    @pytest.fixture
+    def schema(self) -> LoyaltySchema:
+        return LoyaltySchema(query=BrokenQuery, federation_version="2.5", extensions=[*ERROR_EXTENSIONS])
+
+    async def test_an_internal_error_is_masked_and_logged_without_its_message(
+        self, schema: LoyaltySchema, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.ERROR, logger="loyalty_api.graphql"):
+            result = await schema.execute("{ broken fine }")
+        assert result.data == {"broken": None, "fine": 1}
+        assert result.errors is not None
+        [error] = [e.formatted for e in result.errors]
+        assert error["message"] == "Internal server error"
+        assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+        assert error["path"] == ["broken"]
+        [record] = [r for r in caplog.records if r.name == "loyalty_api.graphql"]
+        assert record.getMessage() == "graphql resolver failed"
+        assert record.__dict__["graphql_path"] == "broken"
+        assert record.__dict__["error_type"] == "builtins.KeyError"
+        assert "_broken" in record.__dict__["stack"]
+        assert record.exc_info is None
+        assert SECRET not in caplog.text
+        assert all(SECRET not in str(value) for value in record.__dict__.values())
+
+    async def test_a_domain_error_is_not_masked_and_gets_its_code(
+        self, schema: LoyaltySchema, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.ERROR, logger="loyalty_api.graphql"):
+            result = await schema.execute("{ refused }")
+        assert result.errors is not None
+        [error] = [e.formatted for e in result.errors]
+        assert error["extensions"]["code"] == "member_not_found"
+        assert error["message"] == MemberNotFound().detail
+        assert not [r for r in caplog.records if r.name == "loyalty_api.graphql"]
+
+    def test_the_app_schema_carries_the_error_extensions(self, settings: Settings) -> None:
+        extensions = graphql_router(settings).schema.extensions
+        assert MaskInternalErrors in extensions
+        assert ErrorCodes in extensions
+
+    def test_what_is_masked(self) -> None:
+        def located(original: Exception | None, path: list[str | int] | None = None) -> GraphQLError:
+            return GraphQLError("x", path=path, original_error=original)
+
+        assert is_internal(located(KeyError("k"), ["member"]))
+        assert is_internal(located(TypeError("Cannot return null for non-nullable field"), ["_entities", 0]))
+        assert not is_internal(located(GraphQLError("on purpose"), ["member"]))
+        assert not is_internal(located(MemberNotFound(), ["member"]))
+        assert not is_internal(located(None, ["member"]))
+        assert not is_internal(located(None))  # parse and validation errors
+        assert not is_internal(located(ValueError("Long must be …")))  # a variable a scalar refused
