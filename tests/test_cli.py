@@ -249,3 +249,23 @@ class TestInit:
             result = _cli(cli_env, *args)
             assert result.returncode == 2, args
             assert "1 to 100 characters" in result.stderr and "Traceback" not in result.stderr
+
+
+class TestGraphQLSchema:
+    def test_prints_the_committed_sdl_without_a_database_or_key(self, tmp_path: Path) -> None:
+        committed = (Path(__file__).resolve().parents[1] / "graphql" / "schema.graphql").read_text("utf-8")
+        printed = subprocess.run(
+            [*CLI, "graphql-schema"],
+            cwd=tmp_path,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert printed.stdout == committed
+        output = tmp_path / "schema.graphql"
+        subprocess.run(
+            [*CLI, "graphql-schema", "--output", str(output)], cwd=tmp_path, env=_clean_env(), check=True
+        )
+        assert output.read_text(encoding="utf-8") == committed
+        assert list(tmp_path.iterdir()) == [output]  # nothing else written: no database file

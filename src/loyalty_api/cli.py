@@ -1,4 +1,4 @@
-"""The `loyalty-api` command: serve, migrate, keys, demo, openapi, event-types."""
+"""The `loyalty-api` command: serve, migrate, keys, demo, openapi, graphql-schema, event-types."""
 
 from __future__ import annotations
 
@@ -306,6 +306,16 @@ def cmd_openapi(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def cmd_graphql_schema(args: argparse.Namespace) -> None:
+    from loyalty_api.graphql.sdl import subgraph_sdl
+
+    text = subgraph_sdl()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
 def cmd_event_types(args: argparse.Namespace) -> None:
     from loyalty_api.webhooks.catalogue import event_types_document
 
@@ -370,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--output", help="write to this file instead of stdout")
     openapi.set_defaults(run=cmd_openapi)
+    graphql_schema = commands.add_parser(
+        "graphql-schema", help="print the GraphQL subgraph's SDL (what `_service { sdl }` answers)"
+    )
+    graphql_schema.add_argument("--output", help="write to this file instead of stdout")
+    graphql_schema.set_defaults(run=cmd_graphql_schema)
     event_types = commands.add_parser(
         "event-types", help="print every webhook event type with the JSON schema of its payload"
     )

@@ -47,7 +47,13 @@ LONG: ScalarDefinition = strawberry.scalar(
 SCALARS: dict[object, ScalarDefinition] = {Long: LONG, datetime: DATE_TIME}
 
 
-@strawberry.type(description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.")
+# Shareable: other teams' subgraphs (orders, payments) declare their own `Money`; Federation 2 refuses two
+# subgraphs resolving the same field unless it is @shareable in each (INVALID_FIELD_SHARING). The field names
+# and types must match theirs (`amount: Long!`, `currency: String!`).
+@strawberry.federation.type(
+    shareable=True,
+    description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.",
+)
 class Money:
     amount: Long
     currency: str
