@@ -9,10 +9,10 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import SecretStr
 
@@ -195,6 +195,17 @@ def cmd_demo(_: argparse.Namespace) -> None:
         print(f"{scope}\t{token}")
 
 
+def _show_once(issue: Callable[[], Coroutine[Any, Any, str]], heading: str) -> None:
+    """Run `issue`, which makes an API key, and print the key alone on the last line (scripts take it from
+    there); a refusal is printed as the error it is."""
+    try:
+        token = asyncio.run(issue())
+    except LoyaltyError as exc:
+        _fail(exc.detail)
+    print(heading)
+    print(token)
+
+
 # Control characters, as the API refuses them in every string (loyalty_api.http.input_guard).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -234,15 +245,11 @@ def cmd_init(args: argparse.Namespace) -> None:
             issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
             return issued.token
 
-    try:
-        token = asyncio.run(run())
-    except LoyaltyError as exc:
-        _fail(exc.detail)
-    print(
+    _show_once(
+        run,
         f"set up a programme in {programme.currency} ({programme.timezone}), with the entry tier "
-        f"{args.entry_tier!r}; the admin key {args.key_name!r} is shown only once:"
+        f"{args.entry_tier!r}; the admin key {args.key_name!r} is shown only once:",
     )
-    print(token)
 
 
 def cmd_encryption_key(_: argparse.Namespace) -> None:
@@ -261,14 +268,8 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
             )
             return issued.token
 
-    try:
-        token = asyncio.run(run())
-    except LoyaltyError as exc:
-        _fail(exc.detail)
-    print(
-        f"created key {args.name!r} with scopes {', '.join(sorted(set(args.scope)))}; it is shown only once:"
-    )
-    print(token)
+    scopes = ", ".join(sorted(set(args.scope)))
+    _show_once(run, f"created key {args.name!r} with scopes {scopes}; it is shown only once:")
 
 
 def cmd_keys_list(_: argparse.Namespace) -> None:
@@ -296,34 +297,30 @@ def cmd_keys_revoke(args: argparse.Namespace) -> None:
     print(f"revoked {args.prefix}")
 
 
+def _write(text: str, output: str | None) -> None:
+    """A generated document, to the file named or to stdout."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
 def cmd_openapi(args: argparse.Namespace) -> None:
     from loyalty_api.http.openapi import openapi_document
 
-    text = openapi_document()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write(openapi_document(), args.output)
 
 
 def cmd_graphql_schema(args: argparse.Namespace) -> None:
     from loyalty_api.graphql.sdl import subgraph_sdl
 
-    text = subgraph_sdl()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write(subgraph_sdl(), args.output)
 
 
 def cmd_event_types(args: argparse.Namespace) -> None:
     from loyalty_api.webhooks.catalogue import event_types_document
 
-    text = event_types_document()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write(event_types_document(), args.output)
 
 
 def _job_names() -> tuple[Job, ...]:
