@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # GraphQL documents with more tokens than this are refused while parsing, before any validation.
     graphql_max_tokens: int = Field(default=1000, ge=100, le=100_000)
+    # Refused at validation, before anything runs: documents nested deeper than this (introspection aside),
+    # documents with more aliases than this, `_entities` calls with more representations than this.
+    graphql_max_depth: int = Field(default=10, ge=3, le=50)
+    graphql_max_aliases: int = Field(default=30, ge=1, le=1_000)
+    graphql_max_entities: int = Field(default=100, ge=1, le=10_000)
     # Whether a call without a key may read the subgraph's SDL (`{ _service { sdl } }`) and introspect,
     # for composition tools that cannot send a key. Such calls are small and share the per-address budget.
     graphql_public_sdl: bool = False

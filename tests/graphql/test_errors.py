@@ -217,3 +217,42 @@ class TestInternalErrors:
         assert not is_internal(located(None, ["member"]))
         assert not is_internal(located(None))  # parse and validation errors
         assert not is_internal(located(ValueError("Long must be …")))  # a variable a scalar refused
+
+
+class TestLimits:
+    """Deep, aliased or oversized documents are refused at validation, before any resolver runs."""
+
+    async def test_a_document_nested_deeper_than_the_limit(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        limit = Settings.model_fields["graphql_max_depth"].default
+        # The depth is counted on the document, before the fields are looked up in the schema; a root field
+        # is at depth 0, so limit + 2 fields nest one level too deep.
+        fields = [f"f{level}" for level in range(limit + 2)]
+        too_deep = "{ " + " { ".join(fields) + " }" * len(fields)
+        body = await graphql(client, pos_key, too_deep)
+        assert body["data"] is None
+        assert set(codes(body)) == {"GRAPHQL_VALIDATION_FAILED"}
+        assert any("exceeds maximum operation depth" in e["message"] for e in body["errors"]), body
+        within = "{ " + " { ".join(fields[: limit + 1]) + " }" * (limit + 1)
+        shallower = await graphql(client, pos_key, within)
+        assert not any("depth" in e["message"] for e in shallower["errors"])
+
+    async def test_more_aliases_than_the_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        limit = Settings.model_fields["graphql_max_aliases"].default
+        aliased = " ".join(f'm{i}: member(id: "{member["id"]}") {{ id }}' for i in range(limit + 1))
+        body = await graphql(client, pos_key, f"{{ {aliased} }}")
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        within = " ".join(f'm{i}: member(id: "{member["id"]}") {{ id }}' for i in range(limit))
+        assert (await graphql(client, pos_key, f"{{ {within} }}")).get("errors") is None
+
+    async def test_more_representations_than_the_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        limit = Settings.model_fields["graphql_max_entities"].default
+        many = [{"__typename": "Member", "id": member["id"]}] * (limit + 1)
+        body = await graphql(client, pos_key, ENTITIES, r=many)
+        assert body["data"] is None
+        assert codes(body) == ["validation_error"]
+        assert str(limit) in body["errors"][0]["message"]

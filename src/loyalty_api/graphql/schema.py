@@ -12,7 +12,7 @@ from cross_web import HTTPException as TransportError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
-from strawberry.extensions import MaxTokensLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
 from strawberry.http import GraphQLHTTPResponse
@@ -47,6 +47,8 @@ class Query(MemberQueries, CheckoutQueries):
 
 
 class LoyaltySchema(strawberry.federation.Schema):
+    max_entities = 100  # representations one `_entities` call may name (settings.graphql_max_entities)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -61,6 +63,10 @@ class LoyaltySchema(strawberry.federation.Schema):
     ) -> list[FederationAny]:
         """Strawberry's resolver, one representation at a time: a bad one is an error at its own index
         (`path` ["_entities", i]) and the others still resolve."""
+        if len(representations) > self.max_entities:
+            raise as_graphql_error(
+                InvalidField("representations", f"at most {self.max_entities} in one call")
+            )
         entities = self._schema.get_type("_Entity")
         known = {t.name for t in getattr(entities, "types", ())}
         results: list[FederationAny] = []
@@ -98,8 +104,11 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             extensions=[
                 *ERROR_EXTENSIONS,
                 partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+                partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
+                partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
             ],
         )
+        schema.max_entities = settings.graphql_max_entities
         super().__init__(
             schema,
             path=GRAPHQL_PATH,
