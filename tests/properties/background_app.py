@@ -26,7 +26,7 @@ T = TypeVar("T")
 class BackgroundApp:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.clock = FrozenClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+        self.clock = FrozenClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))  # see LedgerMachine.enrol
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.stack = AsyncExitStack()
