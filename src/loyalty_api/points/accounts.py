@@ -34,11 +34,16 @@ from loyalty_api.webhooks.events import MoneyPayload
 from loyalty_api.webhooks.outbox import emit_for_member
 
 
+def check_currency(program: ProgramSettings, *amounts: Money) -> None:
+    for amount in amounts:
+        if amount.currency != program.currency:
+            raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {amount.currency}")
+
+
 def check_order_total(program: ProgramSettings, points: int, order_total: Money) -> None:
     """An order's total, given with points that pay part of it (a redeem, a hold's capture): in the
     programme's currency, and the points worth no more than the programme's maximum share of it."""
-    if order_total.currency != program.currency:
-        raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {order_total.currency}")
+    check_currency(program, order_total)
     value = value_of_points(points, program.point_value_minor, program.currency)
     if value.amount_minor > order_total.amount_minor * program.max_redeem_share:
         raise RedeemShareExceeded(

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 from pydantic import BaseModel
 
 from loyalty_api.clock import UtcInstant
+from loyalty_api.points.ledger import RefundKind
 from loyalty_api.webhooks.events import Event, MoneyPayload
 
 
@@ -87,7 +87,7 @@ class PointsRefunded(Event):
     given_back: int
     shortfall: int
     balance: int
-    refunded_by: Literal["amount", "points", "full"] = "amount"
+    refunded_by: RefundKind = "amount"
     order_total: MoneyPayload | None = None
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+# How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
+RefundKind = Literal["amount", "points", "full"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
@@ -24,6 +23,7 @@ from loyalty_api.points.accounts import (
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
+    RefundKind,
     RefundShares,
     points_refund_shares,
     refund_shares,
@@ -34,8 +34,6 @@ from loyalty_api.points.models import Order
 from loyalty_api.points.repository import OrderRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.webhooks.outbox import emit_for_member
-
-RefundKind = Literal["amount", "points", "full"]
 
 
 @dataclass(frozen=True, slots=True)

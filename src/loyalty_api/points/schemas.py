@@ -18,6 +18,7 @@ from loyalty_api.http.schemas import (
     TierRef,
     sent_or_left_out,
 )
+from loyalty_api.points.ledger import RefundKind
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -192,7 +193,7 @@ class RefundRequest(BaseModel):
 class RefundRead(ReadModel):
     order_ref: str
     member_id: uuid.UUID
-    refunded_by: Literal["amount", "points", "full"] = Field(description="Which kind of refund this was.")
+    refunded_by: RefundKind = Field(description="Which kind of refund this was.")
     refunded: MoneyRead | None = Field(
         description="The share of the order's total this refund covers (for a refund by points, the share "
         "its points are of what the order redeemed); null when the order's total is not known."

@@ -26,6 +26,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
+    check_currency,
     check_order_total,
     credit_lot,
     debit_available,
@@ -39,7 +40,6 @@ from loyalty_api.points.accounts import (
 )
 from loyalty_api.points.errors import (
     BelowMinimumRedeem,
-    CurrencyMismatch,
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
@@ -60,7 +60,7 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
     earned_order_row,
 )
-from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
@@ -74,12 +74,6 @@ OFFLINE_GRACE = timedelta(days=30)
 # 64-bit limit of their columns.
 MAX_POINTS_PER_EARN = 10**12
 ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward")
-
-
-def _check_currency(program: ProgramSettings, *amounts: Money) -> None:
-    for amount in amounts:
-        if amount.currency != program.currency:
-            raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {amount.currency}")
 
 
 async def _order_conflict(
@@ -141,7 +135,7 @@ async def earn(
     actor: uuid.UUID | None = None,
 ) -> EarnResult:
     program = await get_program(uow)
-    _check_currency(program, amount, *(item.line_total for item in items))
+    check_currency(program, amount, *(item.line_total for item in items))
     now = uow.clock.now()
     occurred = occurred_at or now
     if occurred > now + CLOCK_SKEW:
