@@ -43,8 +43,13 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
+    # GraphiQL and introspection on, as `serve --demo` has them (production settings have them off).
     return Settings(
-        database_url=database_url, encryption_key=crypto.generate_key(), default_phone_region="CN"
+        database_url=database_url,
+        encryption_key=crypto.generate_key(),
+        default_phone_region="CN",
+        graphql_introspection=True,
+        graphql_ide=True,
     )
 
 

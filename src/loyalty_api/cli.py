@@ -89,7 +89,9 @@ def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
                 file=sys.stderr,
             )
         settings = settings.model_copy(update={"encryption_key": SecretStr(str(state["encryption_key"]))})
-    return settings, state
+    # The demo is for trying the API: GraphiQL and introspection on, unless the environment says otherwise.
+    explorer = {"graphql_introspection", "graphql_ide"} - settings.model_fields_set
+    return settings.model_copy(update=dict.fromkeys(explorer, True)), state
 
 
 async def _seed(settings: Settings, state: dict[str, object]) -> dict[str, str]:

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     # Whether a call without a key may read the subgraph's SDL (`{ _service { sdl } }`) and introspect,
     # for composition tools that cannot send a key. Such calls are small and share the per-address budget.
     graphql_public_sdl: bool = False
+    # A document whose cost (objects it may read, lists at their `first` or assumed size) is over this is
+    # refused before it runs; one within it spends cost / 100 units of the key's rate budget.
+    graphql_max_cost: int = Field(default=10_000, ge=100, le=1_000_000)
+    # Off in production: introspection maps the whole schema for anyone with a key, and GraphiQL is a page
+    # for people trying the API. `serve --demo` turns both on.
+    graphql_introspection: bool = False
+    graphql_ide: bool = False
 
     # Rate limits (the `limits` library: "100/second", "6000/minute"). `memory://` counts per process;
     # `redis://host:6379/0` shares one budget between every process that names the same server.

@@ -107,7 +107,9 @@ goodsTotal {MONEY} shippingTotal {MONEY}
 points {{ available maxUsable maxValue {MONEY} applied appliedValue {MONEY} cappedBy }}
 total {MONEY}
 """
-QUOTE_QUERY = f"query($input: CheckoutQuoteInput!) {{ checkoutQuote(input: $input) {{ {QUOTE_FIELDS} }} }}"
+QUOTE_QUERY = (
+    f"query($input: CheckoutQuoteInput!) {{ loyaltyCheckoutQuote(input: $input) {{ {QUOTE_FIELDS} }} }}"
+)
 
 
 def camel(value: Any) -> Any:

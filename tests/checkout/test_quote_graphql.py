@@ -1,4 +1,4 @@
-"""`checkoutQuote` gives the REST quote's answer, field for field, under the same rules."""
+"""`loyaltyCheckoutQuote` gives the REST quote's answer, field for field, under the same rules."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class TestAgreement:
         assert rest.status_code == 200, rest.text
         graph = await graphql_quote(client, ecommerce_key, body)
         assert "errors" not in graph, graph
-        assert snake(graph["data"]["checkoutQuote"]) == rest.json()
+        assert snake(graph["data"]["loyaltyCheckoutQuote"]) == rest.json()
 
     async def test_the_ten_item_cart_uses_every_kind(
         self, client: httpx.AsyncClient, ecommerce_key: str, shopper: dict[str, Any]

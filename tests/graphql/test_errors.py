@@ -32,7 +32,7 @@ def codes(body: dict[str, object]) -> list[object]:
 
 class TestRequestErrors:
     async def test_a_document_that_does_not_parse(self, client: httpx.AsyncClient, pos_key: str) -> None:
-        body = await graphql(client, pos_key, "{ member(id: ")
+        body = await graphql(client, pos_key, "{ loyaltyMember(id: ")
         assert body["data"] is None
         assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
         assert body["errors"][0]["message"].startswith("Syntax Error")
@@ -47,7 +47,9 @@ class TestRequestErrors:
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:
         body = await graphql(
-            client, pos_key, '{ member(id: 1.5) { nope } memberByNumber { id } x: member(id: "a") }'
+            client,
+            pos_key,
+            '{ loyaltyMember(id: 1.5) { nope } memberByNumber { id } x: loyaltyMember(id: "a") }',
         )
         assert len(body["errors"]) > 1
         assert set(codes(body)) == {"GRAPHQL_VALIDATION_FAILED"}
@@ -57,7 +59,7 @@ class TestRequestErrors:
     ) -> None:
         # graphql-core keeps Long's ValueError as the original error: still the caller's mistake, not ours.
         query = (
-            'query($p: Long) { checkoutQuote(input: {memberId: "x", cart: {subtotal: {amount: 1, '
+            'query($p: Long) { loyaltyCheckoutQuote(input: {memberId: "x", cart: {subtotal: {amount: 1, '
             'currency: "CNY"}}, pointsToUse: $p}) { __typename } }'
         )
         body = await graphql(client, pos_key, query, p=2**60)
@@ -70,19 +72,21 @@ class TestDomainErrors:
     async def test_a_malformed_member_id_is_a_validation_error(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:
-        body = await graphql(client, pos_key, '{ member(id: "not-a-uuid") { id } }')
-        assert body["data"] == {"member": None}
+        body = await graphql(client, pos_key, '{ loyaltyMember(id: "not-a-uuid") { id } }')
+        assert body["data"] == {"loyaltyMember": None}
         assert codes(body) == ["validation_error"]
-        assert body["errors"][0]["path"] == ["member"]
+        assert body["errors"][0]["path"] == ["loyaltyMember"]
         assert body["errors"][0]["message"] == "id: must be a UUID"
 
     async def test_domain_errors_keep_their_rest_codes(
         self, client: httpx.AsyncClient, pos_key: str, billing_key: str
     ) -> None:
-        bad_number = await graphql(client, pos_key, '{ memberByNumber(memberNumber: "1234567890") { id } }')
+        bad_number = await graphql(
+            client, pos_key, '{ loyaltyMemberByNumber(memberNumber: "1234567890") { id } }'
+        )
         assert codes(bad_number) == ["invalid_member_number"]
         refused = await graphql(
-            client, billing_key, '{ member(id: "01a20000-0000-7000-8000-000000000000") { id } }'
+            client, billing_key, '{ loyaltyMember(id: "01a20000-0000-7000-8000-000000000000") { id } }'
         )
         assert codes(refused) == ["scope_not_allowed"]
 
@@ -241,11 +245,11 @@ class TestLimits:
     async def test_more_aliases_than_the_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:
         member = await enrol(client, pos_key)
         limit = Settings.model_fields["graphql_max_aliases"].default
-        aliased = " ".join(f'm{i}: member(id: "{member["id"]}") {{ id }}' for i in range(limit + 1))
+        aliased = " ".join(f'm{i}: loyaltyMember(id: "{member["id"]}") {{ id }}' for i in range(limit + 1))
         body = await graphql(client, pos_key, f"{{ {aliased} }}")
         assert body["data"] is None
         assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
-        within = " ".join(f'm{i}: member(id: "{member["id"]}") {{ id }}' for i in range(limit))
+        within = " ".join(f'm{i}: loyaltyMember(id: "{member["id"]}") {{ id }}' for i in range(limit))
         assert (await graphql(client, pos_key, f"{{ {within} }}")).get("errors") is None
 
     async def test_more_representations_than_the_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:

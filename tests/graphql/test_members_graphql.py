@@ -24,10 +24,13 @@ class TestMemberQueries:
     async def test_member_by_id_matches_rest(self, client: httpx.AsyncClient, pos_key: str) -> None:
         member = await enrol(client, pos_key, name="图谱", external_ids={"pos": "G-1"})
         body = await graphql(
-            client, pos_key, f"query($id: ID!) {{ member(id: $id) {{ {MEMBER_FIELDS} }} }}", id=member["id"]
+            client,
+            pos_key,
+            f"query($id: ID!) {{ loyaltyMember(id: $id) {{ {MEMBER_FIELDS} }} }}",
+            id=member["id"],
         )
         assert "errors" not in body
-        found = body["data"]["member"]
+        found = body["data"]["loyaltyMember"]
         assert found["id"] == member["id"]
         assert found["memberNumber"] == member["member_number"]
         assert found["name"] == "图谱"
@@ -39,19 +42,21 @@ class TestMemberQueries:
         body = await graphql(
             client,
             pos_key,
-            "query($n: String!) { memberByNumber(memberNumber: $n) { id } }",
+            "query($n: String!) { loyaltyMemberByNumber(memberNumber: $n) { id } }",
             n=member["member_number"],
         )
-        assert body["data"]["memberByNumber"] == {"id": member["id"]}
+        assert body["data"]["loyaltyMemberByNumber"] == {"id": member["id"]}
 
     async def test_unknown_member_is_null(self, client: httpx.AsyncClient, pos_key: str) -> None:
-        body = await graphql(client, pos_key, '{ member(id: "01a20000-0000-7000-8000-000000000000") { id } }')
-        assert body["data"]["member"] is None
+        body = await graphql(
+            client, pos_key, '{ loyaltyMember(id: "01a20000-0000-7000-8000-000000000000") { id } }'
+        )
+        assert body["data"]["loyaltyMember"] is None
 
     async def test_mistyped_number_is_an_error_with_the_rest_code(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:
-        body = await graphql(client, pos_key, '{ memberByNumber(memberNumber: "1234567890") { id } }')
+        body = await graphql(client, pos_key, '{ loyaltyMemberByNumber(memberNumber: "1234567890") { id } }')
         assert body["errors"][0]["extensions"]["code"] == "invalid_member_number"
 
     async def test_without_a_key_the_query_is_refused_before_it_is_read(
@@ -59,7 +64,7 @@ class TestMemberQueries:
     ) -> None:
         member = await enrol(client, pos_key)
         query = {
-            "query": "query($id: ID!) { member(id: $id) { id phone } }",
+            "query": "query($id: ID!) { loyaltyMember(id: $id) { id phone } }",
             "variables": {"id": member["id"]},
         }
         response = await client.post("/graphql", json=query)
@@ -73,7 +78,7 @@ class TestMemberQueries:
     ) -> None:
         member = await enrol(client, pos_key)
         body = await graphql(
-            client, billing_key, "query($id: ID!) { member(id: $id) { id } }", id=member["id"]
+            client, billing_key, "query($id: ID!) { loyaltyMember(id: $id) { id } }", id=member["id"]
         )
         assert body["errors"][0]["extensions"]["code"] == "scope_not_allowed"
 
@@ -125,10 +130,10 @@ class TestLongPoints:
         assert rest.json()["points"] == 3_000_000_000 > 2**31
 
         body = await graphql(
-            client, pos_key, "query($id: ID!) { member(id: $id) { id points } }", id=member["id"]
+            client, pos_key, "query($id: ID!) { loyaltyMember(id: $id) { id points } }", id=member["id"]
         )
         assert "errors" not in body, body
-        assert body["data"]["member"] == {"id": member["id"], "points": 3_000_000_000}
+        assert body["data"]["loyaltyMember"] == {"id": member["id"], "points": 3_000_000_000}
 
     async def test_the_schema_types_points_as_long(self, client: httpx.AsyncClient, pos_key: str) -> None:
         body = await graphql(

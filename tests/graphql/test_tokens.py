@@ -22,7 +22,7 @@ def lexer_count(document: str) -> int:
     "document",
     [
         get_introspection_query(descriptions=True),
-        '{ member(id: "01a2-x") { id memberNumber points { balance } } }',
+        '{ loyaltyMember(id: "01a2-x") { id memberNumber points { balance } } }',
         "query Q($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }",
         '{ a(s: "x \\" y", t: """block " text""", n: -1.5e3, b: true, l: [1, 2]) @skip(if: $v) }',
         "# a comment\n{ __typename } # another",

@@ -248,7 +248,7 @@ class TestGraphQLBeforeParsing:
         marker = "Z" * 20_000
         for document in (
             f"{{ {marker} }}",
-            f'{{ member(id: "{marker}") {{ id }} }}',
+            f'{{ loyaltyMember(id: "{marker}") {{ id }} }}',
             f"{{ a {marker}",
             marker,
         ):
@@ -268,7 +268,7 @@ class TestGraphQLBeforeParsing:
             assert response.status_code == 200
             assert "@key" in response.json()["data"]["_service"]["sdl"]
             # Anything beyond the SDL still needs a key.
-            member = await anonymous.post("/graphql", json={"query": '{ member(id: "x") { id } }'})
+            member = await anonymous.post("/graphql", json={"query": '{ loyaltyMember(id: "x") { id } }'})
             assert member.json()["errors"][0]["extensions"]["code"] == "invalid_api_key"
             big = await anonymous.post("/graphql", json={"query": "{ _service { sdl } }" + " " * 20_000})
             assert_problem(big, 413, "payload_too_large")

@@ -172,14 +172,14 @@ class TestLookupMisses:
             ).status_code == 200
 
     async def test_graphql_lookups_by_card_count_their_misses_too(self, settings: Settings) -> None:
-        query = "query($n: String!) { memberByNumber(memberNumber: $n) { id } }"
+        query = "query($n: String!) { loyaltyMemberByNumber(memberNumber: $n) { id } }"
         async with serving(settings, rate_limit_lookup_misses="2/minute") as (app, client):
             walker = await make_key(app, Scope.pos)
             answers = []
             for _ in range(3):
                 body = {"query": query, "variables": {"n": member_number.generate()}}
                 answers.append((await client.post("/graphql", json=body, headers=bearer(walker))).json())
-            assert [a["data"]["memberByNumber"] for a in answers] == [None, None, None]
+            assert [a["data"]["loyaltyMemberByNumber"] for a in answers] == [None, None, None]
             assert "errors" not in answers[0] and "errors" not in answers[1]
             assert answers[2]["errors"][0]["extensions"]["code"] == "rate_limited"
 

@@ -184,11 +184,11 @@ class TestEverywhere:
         response = await client.post(
             "/graphql",
             json={
-                "query": "query($id: ID!) { member(id: $id) { createdAt } }",
+                "query": "query($id: ID!) { loyaltyMember(id: $id) { createdAt } }",
                 "variables": {"id": member["id"]},
             },
             headers=bearer(pos_key),
         )
         assert response.status_code == 200, response.text
-        created = response.json()["data"]["member"]["createdAt"]
+        created = response.json()["data"]["loyaltyMember"]["createdAt"]
         assert created == member["created_at"] == "2026-03-16T10:00:00.123456Z"

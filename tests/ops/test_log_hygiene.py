@@ -222,12 +222,14 @@ class TestLogHygiene:
         graphql = await client.post(
             "/graphql",
             json={
-                "query": "query($n: String!) { memberByNumber(memberNumber: $n) { id phone email name } }",
+                "query": "query($n: String!) "
+                "{ loyaltyMemberByNumber(memberNumber: $n) { id phone email name } }",
                 "variables": {"n": third["member_number"]},
             },
             headers=bearer(ecommerce_key),
         )
-        assert graphql.status_code == 200 and graphql.json()["data"]["memberByNumber"]["id"] == third["id"]
+        assert graphql.status_code == 200
+        assert graphql.json()["data"]["loyaltyMemberByNumber"]["id"] == third["id"]
         changed = await client.patch(
             f"/v1/members/{third['id']}",
             json={"name": "赵敏", "email": MEMBERS[2]["email"]},
@@ -292,7 +294,7 @@ class TestLogHygiene:
         denied = await client.post(
             "/graphql",
             json={
-                "query": "query($n: String!) { memberByNumber(memberNumber: $n) { phone } }",
+                "query": "query($n: String!) { loyaltyMemberByNumber(memberNumber: $n) { phone } }",
                 "variables": {"n": first["member_number"]},
             },
             headers=bearer(wrong_secret),

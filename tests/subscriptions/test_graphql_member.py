@@ -13,7 +13,7 @@ from tests.graphql.test_members_graphql import graphql
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, at, next_payment_ref, subscribe
 
-QUERY = """query($id: ID!) { member(id: $id) {
+QUERY = """query($id: ID!) { loyaltyMember(id: $id) {
   benefits { name kind sources { type ref name } }
   subscriptions { plan planName state period periodEnd benefitsUntil cancelAtPeriodEnd }
 } }"""
@@ -36,7 +36,7 @@ class TestMemberPaidMembership:
         body = await graphql(client, pos_key, QUERY, id=member["id"])
 
         assert "errors" not in body, body
-        found = body["data"]["member"]
+        found = body["data"]["loyaltyMember"]
         assert found["benefits"] == [
             {
                 "name": "Plus free shipping",
@@ -55,4 +55,5 @@ class TestMemberPaidMembership:
 
         clock.set(at(sub["period_end"]) + timedelta(days=7, seconds=1))  # past the default grace
         later = await graphql(client, pos_key, QUERY, id=member["id"])
-        assert later["data"]["member"]["benefits"] == []  # past period end and grace: the perks are gone
+        # past period end and grace: the perks are gone
+        assert later["data"]["loyaltyMember"]["benefits"] == []

@@ -357,7 +357,7 @@ class TestGraphQLQuote:
             ("plan", "plus", "free_shipping"),
         ]
         assert "errors" not in graph, graph
-        assert snake(graph["data"]["checkoutQuote"]) == rest.json()
+        assert snake(graph["data"]["loyaltyCheckoutQuote"]) == rest.json()
 
 
 @pytest.fixture

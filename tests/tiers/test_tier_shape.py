@@ -67,12 +67,12 @@ class TestOneShape:
         data = await graphql(
             client,
             pos_key,
-            f"query($id: ID!, $input: CheckoutQuoteInput!) {{ member(id: $id) {{ {tier} }} "
-            f"checkoutQuote(input: $input) {{ {tier} }} }}",
+            f"query($id: ID!, $input: CheckoutQuoteInput!) {{ loyaltyMember(id: $id) {{ {tier} }} "
+            f"loyaltyCheckoutQuote(input: $input) {{ {tier} }} }}",
             id=member["id"],
             input={"memberId": member["id"], "cart": {"subtotal": {"amount": 10_000, "currency": "CNY"}}},
         )
-        assert data == {"member": {"tier": SILVER}, "checkoutQuote": {"tier": SILVER}}
+        assert data == {"loyaltyMember": {"tier": SILVER}, "loyaltyCheckoutQuote": {"tier": SILVER}}
 
     async def test_history_names_a_tier_as_the_ladder_of_the_change_did(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -18,7 +18,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
 from loyalty_api.plans.service import get_catalogue
-from loyalty_api.subscriptions.service import plans_in_force
+from loyalty_api.subscriptions.service import members_plans_in_force, plans_in_force
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, TierRef
 from loyalty_api.webhooks.outbox import emit_for_programme
@@ -174,6 +174,28 @@ async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefi
         plan_codes=[p.code for p in plans],
         benefits=benefits_in_force(tier, plans) if state.status == "active" else [],
     )
+
+
+async def members_benefits(
+    uow: UnitOfWork, member_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, MemberBenefits]:
+    """`member_benefits` of many members, read together (GraphQL batches its lookups); members that do not
+    exist are left out."""
+    states = await tiers.member_tier_states(uow, member_ids)
+    active = [state.member_id for state in states if state.status == "active"]
+    plans = await members_plans_in_force(uow, active) if active else {}
+    ladder = await tiers.get_ladder(uow)
+    found: dict[uuid.UUID, MemberBenefits] = {}
+    for state in states:
+        tier = ladder.by_id(state.tier_id)
+        held = plans.get(state.member_id, [])
+        found[state.member_id] = MemberBenefits(
+            member_id=state.member_id,
+            tier=None if tier is None else tier.ref,
+            plan_codes=[p.code for p in held],
+            benefits=benefits_in_force(tier, held) if state.status == "active" else [],
+        )
+    return found
 
 
 def benefits_in_force(tier: LadderTier | None, plans: Sequence[CatalogPlan] = ()) -> list[EffectiveBenefit]:

@@ -15,8 +15,8 @@ from loyalty_api.checkout import service
 from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.errors import domain_errors, require
-from loyalty_api.graphql.members import Tier
 from loyalty_api.graphql.money import Long, Money, MoneyInput
+from loyalty_api.graphql.tiers import Tier
 from loyalty_api.http.problems import plain_message
 
 QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
@@ -231,7 +231,7 @@ async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuote
 
 @strawberry.type
 class CheckoutQueries:
-    checkout_quote: CheckoutQuote = strawberry.field(
+    loyalty_checkout_quote: CheckoutQuote = strawberry.field(
         resolver=_checkout_quote,
         description="What a member pays for a cart; read-only, the same answer as POST /v1/checkout/quote."
         + QUOTE_DESCRIPTION,

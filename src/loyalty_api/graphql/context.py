@@ -1,8 +1,5 @@
-"""Per-request GraphQL context: who is calling, and how to open units of work.
-
-Resolvers open their own unit of work per call, so sibling fields that strawberry resolves concurrently never
-share a session.
-"""
+"""Per-request GraphQL context: who is calling, the request's read snapshot and its DataLoaders, and how to
+open units of work (mutations write in their own, as REST does)."""
 
 from __future__ import annotations
 
@@ -13,6 +10,8 @@ from strawberry.fastapi import BaseContext
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.graphql.loaders import Loaders
+from loyalty_api.graphql.snapshot import Snapshot
 from loyalty_api.http.edge import principal_of
 from loyalty_api.http.rate_limits import RateLimiter
 
@@ -22,12 +21,18 @@ class GraphQLContext(BaseContext):
     units: UnitsOfWork
     principal: Principal | None
     rate_limiter: RateLimiter
+    snapshot: Snapshot
+    loaders: Loaders
 
 
 async def get_context(request: Request) -> GraphQLContext:
     # The edge has verified the key before the document was read (None: an anonymous SDL read).
+    units: UnitsOfWork = request.app.state.units
+    snapshot = Snapshot(units)
     return GraphQLContext(
-        units=request.app.state.units,
+        units=units,
         principal=principal_of(request),
         rate_limiter=request.app.state.rate_limiter,
+        snapshot=snapshot,
+        loaders=Loaders.over(snapshot),
     )

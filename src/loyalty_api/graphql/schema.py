@@ -12,7 +12,12 @@ from cross_web import HTTPException as TransportError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
 from strawberry.http import GraphQLHTTPResponse
@@ -24,6 +29,7 @@ from graphql import GraphQLError
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
+from loyalty_api.graphql.cost import QueryCost
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     UNKNOWN_TYPENAME,
@@ -33,6 +39,7 @@ from loyalty_api.graphql.errors import (
 )
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
+from loyalty_api.graphql.points import PointsMutations
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
@@ -43,6 +50,11 @@ from loyalty_api.settings import Settings
 
 @strawberry.type
 class Query(MemberQueries, CheckoutQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(PointsMutations):
     pass
 
 
@@ -96,24 +108,30 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     errors are problem+json, and error messages never echo long stretches of the document."""
 
     def __init__(self, settings: Settings) -> None:
+        extensions: list[Any] = [
+            *ERROR_EXTENSIONS,
+            partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+            partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
+            partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
+            partial(QueryCost, max_cost=settings.graphql_max_cost),
+        ]
+        if not settings.graphql_introspection:
+            extensions.append(DisableIntrospection)
         schema = LoyaltySchema(
             query=Query,
+            mutation=Mutation,
             types=[Member],
-            federation_version="2.5",
+            # 2.9: @cost and @listSize, which the query cost reads and a router's demand control too.
+            federation_version="2.9",
             config=StrawberryConfig(scalar_map=SCALARS),
-            extensions=[
-                *ERROR_EXTENSIONS,
-                partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
-                partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
-                partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
-            ],
+            extensions=extensions,
         )
         schema.max_entities = settings.graphql_max_entities
         super().__init__(
             schema,
             path=GRAPHQL_PATH,
             context_getter=get_context,
-            graphql_ide="graphiql",
+            graphql_ide="graphiql" if settings.graphql_ide else None,
             # No subscriptions: a websocket would be a way to the parser around the edge's key check.
             subscription_protocols=(),
         )
@@ -139,6 +157,9 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             return await super().run(request, context, root_value)
         except TransportError as exc:
             raise HTTPException(exc.status_code, exc.reason) from None
+        finally:
+            if isinstance(context, GraphQLContext):
+                await context.snapshot.close()
 
     async def _screen(self, request: Request) -> None:
         """Refuse a document over the token limit before the parser reads it, and price it: a call costs

@@ -157,6 +157,13 @@ class MemberRepository:
     async def get_record_by_number(self, member_number: str) -> MemberRecord | None:
         return await self._found(_BY_NUMBER, key=member_number)
 
+    async def get_records(self, member_ids: Sequence[uuid.UUID]) -> list[MemberRecord]:
+        """Many members in one statement (and one for their external ids), in no particular order."""
+        return await self._records(_records_query().where(_MEMBERS.c.id.in_(member_ids)))
+
+    async def get_records_by_number(self, member_numbers: Sequence[str]) -> list[MemberRecord]:
+        return await self._records(_records_query().where(_MEMBERS.c.member_number.in_(member_numbers)))
+
     async def get_record_by_phone_hash(self, phone_hash: str) -> MemberRecord | None:
         return await self._found(_BY_PHONE, key=phone_hash)
 

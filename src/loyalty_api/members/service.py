@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -242,6 +242,20 @@ async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
+
+
+async def get_members(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberProfile]:
+    """The members of `member_ids` that exist, by id, read together (GraphQL batches its lookups)."""
+    records = await MemberRepository(uow.session).get_records(member_ids)
+    return {record.member.id: _profile(uow, record) for record in records}
+
+
+async def get_members_by_number(uow: UnitOfWork, member_numbers: Sequence[str]) -> dict[str, MemberProfile]:
+    """The members of `member_numbers` that exist, by number (a number that is not a card number finds
+    none)."""
+    valid = [number for number in member_numbers if card.is_valid(number)]
+    records = await MemberRepository(uow.session).get_records_by_number(valid) if valid else []
+    return {record.member.member_number: _profile(uow, record) for record in records}
 
 
 async def lookup(

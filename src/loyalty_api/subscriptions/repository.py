@@ -26,6 +26,14 @@ _PLANS_IN_FORCE = (
     .where(Subscription.member_id == bindparam("member_id"), Subscription.benefits_until > bindparam("now"))
     .order_by(Subscription.id)
 )
+_PLANS_IN_FORCE_OF = (
+    select(Subscription.member_id, Subscription.plan_id)
+    .where(
+        Subscription.member_id.in_(bindparam("member_ids", expanding=True)),
+        Subscription.benefits_until > bindparam("now"),
+    )
+    .order_by(Subscription.id)
+)
 
 
 class SubscriptionRepository:
@@ -135,6 +143,40 @@ class SubscriptionRepository:
 
     async def list_plan_ids_in_force(self, member_id: uuid.UUID, now: datetime) -> Sequence[uuid.UUID]:
         return (await self.session.scalars(_PLANS_IN_FORCE, {"member_id": member_id, "now": now})).all()
+
+    async def list_plan_ids_in_force_of(
+        self, member_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        rows = await self.session.execute(_PLANS_IN_FORCE_OF, {"member_ids": list(member_ids), "now": now})
+        found: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for member_id, plan_id in rows.all():
+            found.setdefault(member_id, []).append(plan_id)
+        return found
+
+    async def list_for_members(
+        self, member_ids: Sequence[uuid.UUID], *, limit: int
+    ) -> dict[uuid.UUID, list[Subscription]]:
+        """Each member's newest `limit` subscriptions, newest first, in one statement."""
+        newest = (
+            select(
+                Subscription.id,
+                func.row_number()
+                .over(partition_by=Subscription.member_id, order_by=Subscription.id.desc())
+                .label("place"),
+            )
+            .where(Subscription.member_id.in_(member_ids))
+            .subquery()
+        )
+        query = (
+            select(Subscription)
+            .join(newest, newest.c.id == Subscription.id)
+            .where(newest.c.place <= limit)
+            .order_by(Subscription.member_id, Subscription.id.desc())
+        )
+        found: dict[uuid.UUID, list[Subscription]] = {}
+        for sub in (await self.session.scalars(query)).all():
+            found.setdefault(sub.member_id, []).append(sub)
+        return found
 
     async def list_due(
         self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int

@@ -11,6 +11,7 @@ price of that moment, so a price change reaches a subscription at its next perio
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -509,6 +510,30 @@ async def plans_in_force(uow: UnitOfWork, member_id: uuid.UUID) -> list[CatalogP
     ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force(member_id, uow.clock.now())
     catalogue = await get_catalogue(uow, having=ids)
     return [plan for plan in (catalogue.by_id(i) for i in ids) if plan is not None]
+
+
+async def members_plans_in_force(
+    uow: UnitOfWork, member_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CatalogPlan]]:
+    """`plans_in_force` of many members, in one statement."""
+    ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force_of(member_ids, uow.clock.now())
+    catalogue = await get_catalogue(uow, having=[i for held in ids.values() for i in held])
+    return {
+        member_id: [plan for plan in (catalogue.by_id(i) for i in held) if plan is not None]
+        for member_id, held in ids.items()
+    }
+
+
+async def members_subscriptions(
+    uow: UnitOfWork, member_ids: Sequence[uuid.UUID], *, limit: int
+) -> dict[uuid.UUID, list[SubscriptionView]]:
+    """Each member's newest `limit` subscriptions, newest first, in one statement; a member without any (or
+    that does not exist) is left out."""
+    found = await SubscriptionRepository(uow.session).list_for_members(member_ids, limit=limit)
+    wanted = [s.plan_id for subs in found.values() for s in subs]
+    wanted += [s.pending_plan_id for subs in found.values() for s in subs if s.pending_plan_id]
+    await get_catalogue(uow, having=wanted)  # every plan they name read at once; _view then hits the cache
+    return {member_id: [await _view(uow, s) for s in subs] for member_id, subs in found.items()}
 
 
 @dataclass(frozen=True, slots=True)

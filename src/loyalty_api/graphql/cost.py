@@ -1,0 +1,195 @@
+"""Query cost: how much a document may make the service read, priced before anything runs.
+
+Every field that returns an object costs 1 (or its `@cost` weight); scalars cost nothing. A list multiplies
+what its items cost by its size: the value of its slicing argument (`first`), else its `@listSize`
+`assumedSize`; `_entities` by the representations it names. A mutation costs 10 more. A document over
+`LOYALTY_GRAPHQL_MAX_COST` is refused with `GRAPHQL_VALIDATION_FAILED`; one within it spends one unit of the
+calling key's rate budget per COST_PER_UNIT, so a key's budget bounds the rows it can make us read, not only
+its calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from graphql.utilities import get_operation_ast
+from strawberry.extensions import SchemaExtension
+from strawberry.federation.schema_directives import Cost, ListSize
+from strawberry.types.field import StrawberryField
+from strawberry.types.unset import UNSET
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_composite_type,
+    is_list_type,
+)
+from loyalty_api.graphql.errors import VALIDATION_FAILED, as_graphql_error
+from loyalty_api.http.rate_limits import RateLimited
+
+MUTATION_WEIGHT = 10
+COST_PER_UNIT = 100
+ENTITIES = "_entities"
+
+
+def assumed(size: int) -> ListSize:
+    """`@listSize(assumedSize:)`: a list without a slicing argument, priced at this many items."""
+    return ListSize(
+        assumed_size=size, slicing_arguments=UNSET, sized_fields=UNSET, require_one_slicing_argument=UNSET
+    )
+
+
+def sliced(argument: str = "first", *, sized_fields: list[str] | None = None) -> ListSize:
+    """`@listSize(slicingArguments:)`: a list (or a connection's `sized_fields`) of at most `argument` items;
+    the argument has a default, so a query need not give it."""
+    return ListSize(
+        assumed_size=UNSET,
+        slicing_arguments=[argument],
+        sized_fields=UNSET if sized_fields is None else sized_fields,
+        require_one_slicing_argument=False,
+    )
+
+
+def _directive(field: GraphQLField, kind: type[Any]) -> Any:
+    definition = field.extensions.get("strawberry-definition")
+    if isinstance(definition, StrawberryField):
+        for directive in definition.directives:
+            if isinstance(directive, kind):
+                return directive
+    return None
+
+
+def _value(node: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(node, VariableNode):
+        return variables.get(node.name.value)
+    if isinstance(node, IntValueNode):
+        return int(node.value)
+    if isinstance(node, ListValueNode):
+        return node.values
+    return None
+
+
+def _fields(parent: GraphQLNamedType) -> Mapping[str, GraphQLField]:
+    return parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
+
+
+class _Pricer:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.variables = variables
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._spreading: set[str] = set()
+
+    def selections(self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                found = _fields(parent).get(selection.name.value)
+                if found is not None:
+                    total += self.field(found, selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.selections(inner or parent, selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in self._spreading:
+                    continue  # validation refuses both
+                self._spreading.add(name)
+                inner = self.schema.get_type(fragment.type_condition.name.value)
+                total += self.selections(inner or parent, fragment.selection_set)
+                self._spreading.discard(name)
+        return total
+
+    def field(self, field: GraphQLField, node: FieldNode) -> int:
+        named = get_named_type(field.type)
+        cost = _directive(field, Cost)
+        weight = cost.weight if cost is not None else (1 if is_composite_type(named) else 0)
+        children = self.selections(named, node.selection_set)
+        if not is_list_type(get_nullable_type(field.type)) and _directive(field, ListSize) is None:
+            return weight + children
+        return self.size(field, node) * (weight + children)
+
+    def size(self, field: GraphQLField, node: FieldNode) -> int:
+        arguments = {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
+        if node.name.value == ENTITIES:
+            representations = arguments.get("representations")
+            return len(representations) if isinstance(representations, list | tuple) else 1
+        list_size = _directive(field, ListSize)
+        if list_size is None:
+            return 1
+        for name in list_size.slicing_arguments or ():  # UNSET is falsy
+            given = arguments.get(name)
+            if isinstance(given, int):
+                return max(given, 0)
+            default = field.args[name].default_value if name in field.args else None
+            if isinstance(default, int):
+                return default
+        return int(list_size.assumed_size or 1)  # UNSET is falsy
+
+
+def cost_of(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
+) -> int:
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return 0
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return 0
+    base = MUTATION_WEIGHT if operation.operation is OperationType.MUTATION else 0
+    return base + _Pricer(schema, document, variables).selections(root, operation.selection_set)
+
+
+class QueryCost(SchemaExtension):
+    def __init__(self, *, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            schema = context.schema._schema
+            cost = cost_of(schema, document, context.operation_name, context.variables or {})
+            if cost > self.max_cost:
+                raise GraphQLError(
+                    f"The query costs {cost}, more than the limit of {self.max_cost}: ask for fewer items "
+                    "(smaller `first`, fewer representations) or split it",
+                    extensions={"code": VALIDATION_FAILED, "cost": cost, "maxCost": self.max_cost},
+                )
+            await _spend(context.context, cost)
+        yield
+
+
+async def _spend(context: Any, cost: int) -> None:
+    units = cost // COST_PER_UNIT
+    principal = getattr(context, "principal", None)
+    if principal is None or units == 0:
+        return
+    limiter = context.rate_limiter
+    try:
+        await limiter.spend(limiter.budget_of(principal), principal.key_prefix, cost=units)
+    except RateLimited as exc:
+        raise as_graphql_error(exc) from exc

@@ -1,0 +1,57 @@
+"""Per-request DataLoaders: every member a query names, and every relation of theirs it asks for, is read in
+one statement per kind for the whole request (`_entities` with 50 members and their benefits is a handful of
+statements, not hundreds), through the request's read snapshot."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from strawberry.dataloader import DataLoader
+
+from loyalty_api.benefits.service import MemberBenefits, members_benefits
+from loyalty_api.graphql.snapshot import Snapshot
+from loyalty_api.members.service import MemberProfile, get_members, get_members_by_number
+from loyalty_api.subscriptions.service import SubscriptionView, members_subscriptions
+
+# (member id, how many of their newest subscriptions)
+SubscriptionsKey = tuple[uuid.UUID, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaders:
+    members: DataLoader[uuid.UUID, MemberProfile | None]
+    members_by_number: DataLoader[str, MemberProfile | None]
+    benefits: DataLoader[uuid.UUID, MemberBenefits | None]
+    subscriptions: DataLoader[SubscriptionsKey, list[SubscriptionView]]
+
+    @classmethod
+    def over(cls, snapshot: Snapshot) -> Loaders:
+        async def members(ids: Sequence[uuid.UUID]) -> list[MemberProfile | None]:
+            async with snapshot.read() as uow:
+                found = await get_members(uow, ids)
+            return [found.get(i) for i in ids]
+
+        async def members_by_number(numbers: Sequence[str]) -> list[MemberProfile | None]:
+            async with snapshot.read() as uow:
+                found = await get_members_by_number(uow, numbers)
+            return [found.get(n) for n in numbers]
+
+        async def benefits(ids: Sequence[uuid.UUID]) -> list[MemberBenefits | None]:
+            async with snapshot.read() as uow:
+                found = await members_benefits(uow, ids)
+            return [found.get(i) for i in ids]
+
+        async def subscriptions(keys: Sequence[SubscriptionsKey]) -> list[list[SubscriptionView]]:
+            largest = max(limit for _, limit in keys)
+            async with snapshot.read() as uow:
+                found = await members_subscriptions(uow, list({m for m, _ in keys}), limit=largest)
+            return [found.get(member_id, [])[:limit] for member_id, limit in keys]
+
+        return cls(
+            members=DataLoader(load_fn=members),
+            members_by_number=DataLoader(load_fn=members_by_number),
+            benefits=DataLoader(load_fn=benefits),
+            subscriptions=DataLoader(load_fn=subscriptions),
+        )

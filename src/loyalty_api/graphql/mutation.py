@@ -1,0 +1,170 @@
+"""How every mutation runs: the same scope rule, input model, service and Idempotency-Key rules as its REST
+endpoint (see loyalty_api.http.transaction), with refusals answered as `userErrors`.
+
+1. The key must have one of the scopes, or the call is a GraphQL error (as on every field).
+2. The input is checked by the REST body's model (subclassed with the path's ids): refusals are
+   `validation_error` user errors, and nothing is claimed or written.
+3. With an `idempotencyKey`, the key is claimed for the caller's API key: the same key and input within 24
+   hours replays the first answer (`replayed: true`), results and refusals alike, without running again;
+   the same key with other input is `idempotency_key_reused`.
+4. The work runs in one unit of work, and the answer is recorded in that same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.errors import as_graphql_error, require
+from loyalty_api.graphql.user_errors import (
+    CALL_STATUSES,
+    UserError,
+    as_stored,
+    from_stored,
+    of_error,
+    of_validation,
+)
+from loyalty_api.idempotency import service as idempotency
+from loyalty_api.idempotency.errors import IdempotencyClaimLost
+from loyalty_api.idempotency.service import Claim, StoredResponse
+
+Input = TypeVar("Input", bound=BaseModel)
+Reply = TypeVar("Reply", bound=BaseModel)
+
+REPLAYED = "True when this answer is the one recorded for an earlier call with the same `idempotencyKey`."
+# What the fingerprint's "method" is for a mutation: a REST call and a mutation never share a fingerprint.
+_METHOD = "GRAPHQL"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[Reply]):
+    result: Reply | None
+    user_errors: list[UserError] = field(default_factory=list)
+    replayed: bool = False
+
+
+async def run_mutation(
+    info: Info[GraphQLContext, None],
+    *,
+    name: str,
+    scopes: Sequence[Scope],
+    body: dict[str, Any],
+    model: type[Input],
+    reply: type[Reply],
+    work: Callable[[UnitOfWork, Principal, Input], Awaitable[Reply]],
+    idempotency_key: str | None,
+) -> Outcome[Reply]:
+    principal = require(info.context, *scopes)
+    try:
+        request = model.model_validate(body)
+    except ValidationError as exc:
+        return Outcome(None, of_validation(exc))
+    units = info.context.units
+    claimed: Claim | None = None
+    if idempotency_key is not None:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+        try:
+            found = await idempotency.claim(
+                units,
+                owner=principal.key_prefix,
+                key=idempotency_key,
+                fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
+            )
+        except LoyaltyError as exc:
+            return Outcome(None, _keyed(of_error(exc)))
+        if isinstance(found, StoredResponse):
+            return _replayed(found, reply, units.vault.decrypt)
+        claimed = found
+
+    uow = await units.start()
+    settle: Callable[[], Awaitable[None]] | None = None
+    try:
+        try:
+            result = await work(uow, principal, request)
+            if claimed is not None:
+                await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
+            await uow.commit()
+            return Outcome(result)
+        except IdempotencyClaimLost as exc:  # a retry took the key over: its work is the one kept
+            await uow.rollback()
+            return Outcome(None, _keyed(of_error(exc)))
+        except LoyaltyError as exc:
+            if exc.status in CALL_STATUSES:
+                if claimed is not None:
+                    settle = partial(idempotency.release, units, claimed)
+                await uow.rollback()
+                raise as_graphql_error(exc) from exc
+            errors = of_error(exc)
+            if claimed is not None:  # a business rule refused it: a retry gets the same answer
+                settle = partial(
+                    idempotency.complete_alone, units, claimed, _stored(uow, exc.status, None, errors)
+                )
+            await uow.rollback()
+            return Outcome(None, errors)
+        except BaseException:
+            if claimed is not None:
+                settle = partial(idempotency.release, units, claimed)
+            await uow.rollback()
+            raise
+    finally:
+        try:
+            await uow.close()  # first: on SQLite it gives back the writer turn that settling needs
+        finally:
+            if settle is not None:
+                await settle()
+
+
+def body_of(value: Any) -> Any:
+    """A strawberry input as the REST body it stands for: snake_case keys as REST names them, fields left
+    out (UNSET) left out, enums as their values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+        return {name: body_of(given) for name, given in fields if given is not UNSET}
+    if isinstance(value, list):
+        return [body_of(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _keyed(errors: list[UserError]) -> list[UserError]:
+    """Idempotency refusals are about the `idempotencyKey` argument."""
+    for error in errors:
+        error.field = error.field or "idempotencyKey"
+    return errors
+
+
+def _stored(
+    uow: UnitOfWork, status: int, result: BaseModel | None, errors: list[UserError]
+) -> StoredResponse:
+    # Encrypted like REST's: a reply may hold personal data (an enrolment's phone and e-mail).
+    answer = {
+        "result": None if result is None else result.model_dump(mode="json"),
+        "userErrors": as_stored(errors),
+    }
+    return StoredResponse(
+        status=status, body=uow.vault.encrypt(json.dumps(answer)), content_type="application/json"
+    )
+
+
+def _replayed(stored: StoredResponse, reply: type[Reply], decrypt: Callable[[str], str]) -> Outcome[Reply]:
+    answer = json.loads(decrypt(stored.body))
+    result = answer["result"]
+    return Outcome(
+        None if result is None else reply.model_validate(result),
+        from_stored(answer["userErrors"]),
+        replayed=True,
+    )

@@ -1,0 +1,41 @@
+"""One read snapshot per GraphQL request.
+
+Every field of a query reads through the same read-only unit of work, opened on the first read: a member,
+their benefits and their subscriptions are one consistent picture (REPEATABLE READ on PostgreSQL; a SQLite
+read transaction is a snapshot already), and a request holds one connection, not one per field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+
+
+class Snapshot:
+    def __init__(self, units: UnitsOfWork) -> None:
+        self._units = units
+        self._uow: UnitOfWork | None = None
+        # Strawberry resolves sibling fields concurrently, and one session runs one statement at a time.
+        self._turn = asyncio.Lock()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        async with self._turn:
+            if self._uow is None:
+                uow = await self._units.start(read_only=True)
+                if self._units.database.dialect == "postgresql":
+                    # Before the first statement: the whole transaction then reads one snapshot.
+                    await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                self._uow = uow
+            yield self._uow
+
+    async def close(self) -> None:
+        uow, self._uow = self._uow, None
+        if uow is not None:
+            try:
+                await uow.rollback()
+            finally:
+                await uow.close()

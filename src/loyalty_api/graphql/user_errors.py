@@ -1,0 +1,97 @@
+"""`userErrors`: what a mutation answers when the input or a business rule refuses it. Each has the stable
+`code` REST answers with (an enum of every domain code), the input field it is about, and a message.
+
+Refusals of the call itself (no key, a key without the scope, a spent rate budget) stay GraphQL errors: the
+mutation never ran, and a client handles them as it handles them on any field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from enum import Enum
+from typing import Any
+
+import strawberry
+from pydantic import ValidationError
+
+import loyalty_api
+from loyalty_api.errors import LoyaltyError
+from loyalty_api.http.problems import plain_message
+
+# Refusals that are not the mutation's answer but the call's (see the module's docstring).
+CALL_STATUSES = frozenset({401, 403, 429})
+
+
+def _domain_codes() -> list[str]:
+    """The code of every LoyaltyError a service can raise: those of `loyalty_api.errors` and of each
+    package's `errors` module (GraphQL's own module aside: it is being imported)."""
+    for module in pkgutil.iter_modules(loyalty_api.__path__, f"{loyalty_api.__name__}."):
+        if module.ispkg and not module.name.endswith(".graphql"):
+            try:
+                importlib.import_module(f"{module.name}.errors")
+            except ModuleNotFoundError:
+                continue
+    codes: set[str] = set()
+    pending = list(LoyaltyError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.endswith(".errors") and cls.status not in CALL_STATUSES:
+            codes.add(cls.code)
+    return sorted(codes)
+
+
+_CODES: type[Enum] = Enum("UserErrorCode", {code: code for code in _domain_codes()})  # type: ignore[misc]
+UserErrorCode = strawberry.enum(
+    _CODES,
+    description="The stable codes of REST's problem+json answers; `/problems/{code}` explains each.",
+)
+
+
+@strawberry.type(description="Why a mutation did nothing: the same code and message REST answers with.")
+class UserError:
+    field: str | None = strawberry.field(
+        description="The input field at fault (`amount.currency`, `items.0.sku`); null when the refusal is "
+        "not about one field."
+    )
+    code: Enum = strawberry.field(graphql_type=UserErrorCode)
+    message: str
+
+
+def _camel(part: str) -> str:
+    head, *rest = part.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _path(location: Any) -> str:
+    """A field as the GraphQL input names it: `order_total.currency` is `orderTotal.currency`."""
+    parts = location if isinstance(location, tuple | list) else re.split(r"\.", str(location))
+    return ".".join(_camel(str(part)) for part in parts if str(part) != "")
+
+
+def of_error(exc: LoyaltyError) -> list[UserError]:
+    """A domain refusal as user errors: one per field it names, or one for the whole input."""
+    code = UserErrorCode[exc.code]
+    fields = exc.extra.get("errors") or []
+    if fields:
+        return [UserError(field=_path(f["field"]) or None, code=code, message=f["message"]) for f in fields]
+    return [UserError(field=None, code=code, message=exc.detail)]
+
+
+def of_validation(exc: ValidationError) -> list[UserError]:
+    """The input refused by the REST body's own model: one user error per field, code `validation_error`."""
+    code = UserErrorCode["validation_error"]
+    return [
+        UserError(field=_path(error["loc"]) or None, code=code, message=plain_message(error["msg"]))
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def as_stored(errors: list[UserError]) -> list[dict[str, Any]]:
+    return [{"field": e.field, "code": e.code.value, "message": e.message} for e in errors]
+
+
+def from_stored(errors: list[dict[str, Any]]) -> list[UserError]:
+    return [UserError(field=e["field"], code=UserErrorCode[e["code"]], message=e["message"]) for e in errors]
