@@ -9,11 +9,11 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.connections import page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced
-from loyalty_api.graphql.errors import as_graphql_error, require
-from loyalty_api.graphql.scopes import MAX_PAGE, READERS
+from loyalty_api.graphql.errors import require
+from loyalty_api.graphql.scopes import READERS
 from loyalty_api.subscriptions.service import SubscriptionView
 
 
@@ -46,9 +46,7 @@ async def _subscriptions(
     root: Any, info: Info[GraphQLContext, None], first: int = 20
 ) -> list[MemberSubscription]:
     require(info.context, *READERS)
-    if not 1 <= first <= MAX_PAGE:
-        raise as_graphql_error(InvalidField("first", f"must be between 1 and {MAX_PAGE}"))
-    found = await info.context.loaders.subscriptions.load((uuid.UUID(str(root.id)), first))
+    found = await info.context.loaders.subscriptions.load((uuid.UUID(str(root.id)), page_size(first)))
     return [MemberSubscription.of(s) for s in found]
 
 

@@ -1,0 +1,55 @@
+"""Cursor connections (`edges { cursor node }`, `pageInfo`) over REST's keyset pages: the cursors are REST's,
+so a client can page through either API with the same cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+
+from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.errors import as_graphql_error
+from loyalty_api.graphql.scopes import MAX_PAGE
+
+Node = TypeVar("Node")
+Item = TypeVar("Item")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None = strawberry.field(description="Give it as `after` for the next page.")
+
+
+@strawberry.type
+class Edge(Generic[Node]):
+    cursor: str
+    node: Node
+
+
+@strawberry.type
+class Connection(Generic[Node]):
+    edges: list[Edge[Node]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(
+        cls,
+        items: Sequence[Item],
+        next_cursor: str | None,
+        node: Callable[[Item], Node],
+        cursor: Callable[[Item], str],
+    ) -> Connection[Node]:
+        """A page of `items` (REST's page: its items and the cursor after them) as a connection."""
+        return cls(
+            edges=[Edge(cursor=cursor(item), node=node(item)) for item in items],
+            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
+        )
+
+
+def page_size(first: int) -> int:
+    """`first` checked: a page has 1 to MAX_PAGE items."""
+    if not 1 <= first <= MAX_PAGE:
+        raise as_graphql_error(InvalidField("first", f"must be between 1 and {MAX_PAGE}"))
+    return first
