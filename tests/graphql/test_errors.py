@@ -133,7 +133,7 @@ class TestEntities:
             ENTITIES,
             r=[
                 {"id": "01a20000-0000-7000-8000-000000000000"},  # no __typename
-                {"__typename": "Tier", "code": "gold"},  # a type, but not an entity
+                {"__typename": "ExternalId", "system": "pos"},  # a type, but not an entity
                 "Member",
                 {"__typename": "Member", "id": "not-a-uuid"},
                 {"__typename": "Member", "id": "01a20000-0000-7000-8000-000000000000"},  # nobody

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.graphql.helpers import mutate
+from tests.graphql.helpers import USER_ERRORS, graphql, mutate
+from tests.points.helpers import cny, earn
 
 EARNED = (
     "earned { orderRef pointsEarned balance available tier { code } tierChanged breakdown { kind points } }"
@@ -130,3 +132,377 @@ class TestEarn:
         assert [e["code"] for e in unknown["userErrors"]] == ["member_not_found"]
         points = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
         assert points.json()["balance"] == 0
+
+
+REDEEMED = "redeemed { orderRef pointsRedeemed value { amount currency } balance available }"
+HOLD = (
+    "hold { id memberId orderRef points capturedPoints status createdAt expiresAt resolvedAt "
+    "balance available }"
+)
+REFUND = (
+    "refund { orderRef memberId refundedBy refunded { amount currency } refundedTotal { amount currency } "
+    "orderTotal { amount currency } pointsTakenBack pointsGivenBack shortfall pointsRefundable "
+    "balance available }"
+)
+ADJUSTMENT = "adjustment { entryId points reason balance available }"
+
+
+async def _two_members_with_points(client: httpx.AsyncClient, pos_key: str) -> tuple[str, str]:
+    """Two members with 1000 points each: one for GraphQL, one for REST."""
+    one, two = await enrol(client, pos_key), await enrol(client, pos_key)
+    await earn(client, pos_key, one["id"], 100_000)
+    await earn(client, pos_key, two["id"], 100_000)
+    return one["id"], two["id"]
+
+
+async def _rest(client: httpx.AsyncClient, key: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = await client.post(path, json=body, headers=bearer(key))
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def _balance(client: httpx.AsyncClient, key: str, member_id: str) -> int:
+    response = await client.get(f"/v1/members/{member_id}/points", headers=bearer(key))
+    balance: int = response.json()["balance"]
+    return balance
+
+
+def _hold_as_rest(hold: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "points": hold["points"],
+        "captured_points": hold["capturedPoints"],
+        "status": hold["status"],
+        "balance": hold["balance"],
+        "available": hold["available"],
+    }
+
+
+def _rest_hold(hold: dict[str, Any]) -> dict[str, Any]:
+    return {k: hold[k] for k in ("points", "captured_points", "status", "balance", "available")}
+
+
+class TestRedeem:
+    async def test_redeems_what_rest_redeems(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        payload = await mutate(
+            client,
+            pos_key,
+            "loyaltyRedeemPoints",
+            REDEEMED,
+            input={"memberId": mine, "points": 300, "orderRef": "GR-1", "orderTotal": cny(5_000)},
+        )
+        rest = await _rest(
+            client,
+            pos_key,
+            f"/v1/members/{theirs}/redeem",
+            {"points": 300, "order_ref": "GR-1-rest", "order_total": cny(5_000)},
+        )
+        assert payload["userErrors"] == [] and payload["replayed"] is False
+        assert payload["redeemed"] == {
+            "orderRef": "GR-1",
+            "pointsRedeemed": rest["points_redeemed"],
+            "value": rest["value"],
+            "balance": rest["balance"],
+            "available": rest["available"],
+        }
+        assert (payload["redeemed"]["balance"], payload["redeemed"]["value"]) == (700, cny(300))
+        assert await _balance(client, pos_key, mine) == 700
+
+    async def test_the_same_key_and_input_replays_without_redeeming_twice(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        answers = [
+            await mutate(
+                client,
+                pos_key,
+                "loyaltyRedeemPoints",
+                REDEEMED,
+                input={"memberId": mine, "points": 400, "orderRef": "GR-2"},
+                idempotency_key="till-3/0001",
+            )
+            for _ in range(2)
+        ]
+        assert [a["replayed"] for a in answers] == [False, True]
+        assert answers[1]["redeemed"] == answers[0]["redeemed"]
+        assert await _balance(client, pos_key, mine) == 600
+
+    async def test_too_few_points_is_the_rest_refusal_as_a_user_error(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        payload = await mutate(
+            client,
+            pos_key,
+            "loyaltyRedeemPoints",
+            REDEEMED,
+            input={"memberId": mine, "points": 1_001, "orderRef": "GR-3"},
+        )
+        rest = await client.post(
+            f"/v1/members/{theirs}/redeem",
+            json={"points": 1_001, "order_ref": "GR-3-rest"},
+            headers=bearer(pos_key),
+        )
+        assert payload["redeemed"] is None
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(None, "insufficient_points")]
+        assert (rest.status_code, rest.json()["code"]) == (422, "insufficient_points")
+        assert await _balance(client, pos_key, mine) == 1_000
+
+    async def test_a_key_without_a_till_scope_is_refused_before_anything_runs(
+        self, client: httpx.AsyncClient, pos_key: str, billing_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        query = (
+            "mutation($input: RedeemPointsInput!) { loyaltyRedeemPoints(input: $input) "
+            f"{{ {REDEEMED} {USER_ERRORS} }} }}"
+        )
+        body = await graphql(
+            client, billing_key, query, input={"memberId": mine, "points": 10, "orderRef": "GR-4"}
+        )
+        assert body["data"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["scope_not_allowed"]
+        assert await _balance(client, pos_key, mine) == 1_000
+
+
+class TestHolds:
+    async def test_hold_capture_and_release_answer_what_rest_answers(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        held = await mutate(
+            client,
+            pos_key,
+            "loyaltyHoldPoints",
+            HOLD,
+            input={"memberId": mine, "points": 400, "orderRef": "GH-1", "ttlSeconds": 600},
+        )
+        rest_held = await _rest(
+            client,
+            pos_key,
+            f"/v1/members/{theirs}/holds",
+            {"points": 400, "order_ref": "GH-1-rest", "ttl_seconds": 600},
+        )
+        hold = held["hold"]
+        assert held["userErrors"] == [] and _hold_as_rest(hold) == _rest_hold(rest_held)
+        assert (hold["memberId"], hold["status"], hold["available"]) == (mine, "active", 600)
+        assert (hold["createdAt"], hold["expiresAt"]) == (rest_held["created_at"], rest_held["expires_at"])
+
+        captured = await mutate(
+            client,
+            pos_key,
+            "loyaltyCapturePoints",
+            HOLD,
+            input={"holdId": hold["id"], "points": 150, "orderTotal": cny(8_000)},
+        )
+        rest_captured = await _rest(
+            client,
+            pos_key,
+            f"/v1/holds/{rest_held['id']}/capture",
+            {"points": 150, "order_total": cny(8_000)},
+        )
+        assert captured["userErrors"] == []
+        assert _hold_as_rest(captured["hold"]) == _rest_hold(rest_captured)
+        assert (captured["hold"]["status"], captured["hold"]["capturedPoints"]) == ("captured", 150)
+        assert captured["hold"]["balance"] == 850
+
+        again = await mutate(
+            client,
+            pos_key,
+            "loyaltyHoldPoints",
+            HOLD,
+            input={"memberId": mine, "points": 50, "orderRef": "GH-2"},
+        )
+        rest_again = await _rest(
+            client, pos_key, f"/v1/members/{theirs}/holds", {"points": 50, "order_ref": "GH-2-rest"}
+        )
+        released = await mutate(
+            client, pos_key, "loyaltyReleasePoints", HOLD, input={"holdId": again["hold"]["id"]}
+        )
+        rest_released = await _rest(client, pos_key, f"/v1/holds/{rest_again['id']}/release")
+        assert released["userErrors"] == []
+        assert _hold_as_rest(released["hold"]) == _rest_hold(rest_released)
+        assert (released["hold"]["status"], released["hold"]["available"]) == ("released", 850)
+        assert released["hold"]["resolvedAt"] == rest_released["resolved_at"]
+
+    async def test_the_same_key_and_input_replays_without_holding_twice(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        answers = [
+            await mutate(
+                client,
+                pos_key,
+                "loyaltyHoldPoints",
+                HOLD,
+                input={"memberId": mine, "points": 300, "orderRef": "GH-3"},
+                idempotency_key="web/checkout-9",
+            )
+            for _ in range(2)
+        ]
+        assert [a["replayed"] for a in answers] == [False, True]
+        assert answers[1]["hold"] == answers[0]["hold"]
+        points = (await client.get(f"/v1/members/{mine}/points", headers=bearer(pos_key))).json()
+        assert (points["held"], points["available"]) == (300, 700)
+
+    async def test_a_hold_ended_already_is_hold_not_active(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        held = await mutate(
+            client,
+            pos_key,
+            "loyaltyHoldPoints",
+            HOLD,
+            input={"memberId": mine, "points": 100, "orderRef": "GH-4"},
+        )
+        hold_id = held["hold"]["id"]
+        await mutate(client, pos_key, "loyaltyReleasePoints", HOLD, input={"holdId": hold_id})
+        capture = await mutate(client, pos_key, "loyaltyCapturePoints", HOLD, input={"holdId": hold_id})
+        release = await mutate(client, pos_key, "loyaltyReleasePoints", HOLD, input={"holdId": hold_id})
+        assert capture["hold"] is None and release["hold"] is None
+        assert [e["code"] for e in capture["userErrors"] + release["userErrors"]] == [
+            "hold_not_active",
+            "hold_not_active",
+        ]
+        unknown = await mutate(
+            client, pos_key, "loyaltyCapturePoints", HOLD, input={"holdId": str(uuid.uuid4())}
+        )
+        assert [e["code"] for e in unknown["userErrors"]] == ["hold_not_found"]
+        assert await _balance(client, pos_key, mine) == 1_000
+
+
+class TestRefund:
+    async def test_refunds_what_rest_refunds(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        for member_id, order_ref in ((mine, "GF-1"), (theirs, "GF-1-rest")):
+            await _rest(
+                client,
+                pos_key,
+                f"/v1/members/{member_id}/redeem",
+                {"points": 400, "order_ref": order_ref, "order_total": cny(10_000)},
+            )
+        payload = await mutate(
+            client, pos_key, "loyaltyRefundPoints", REFUND, input={"orderRef": "GF-1", "amount": cny(5_000)}
+        )
+        rest = await _rest(client, pos_key, "/v1/orders/GF-1-rest/refund", {"amount": cny(5_000)})
+        refund = payload["refund"]
+        assert payload["userErrors"] == []
+        assert refund == {
+            "orderRef": "GF-1",
+            "memberId": mine,
+            "refundedBy": rest["refunded_by"],
+            "refunded": rest["refunded"],
+            "refundedTotal": rest["refunded_total"],
+            "orderTotal": rest["order_total"],
+            "pointsTakenBack": rest["points_taken_back"],
+            "pointsGivenBack": rest["points_given_back"],
+            "shortfall": rest["shortfall"],
+            "pointsRefundable": rest["points_refundable"],
+            "balance": rest["balance"],
+            "available": rest["available"],
+        }
+        assert (refund["refundedBy"], refund["pointsGivenBack"], refund["balance"]) == ("amount", 200, 800)
+
+        full = await mutate(
+            client, pos_key, "loyaltyRefundPoints", REFUND, input={"orderRef": "GF-1", "full": True}
+        )
+        assert (full["refund"]["refundedBy"], full["refund"]["pointsRefundable"]) == ("full", 0)
+        assert await _balance(client, pos_key, mine) == 1_000
+
+    async def test_refund_input_is_checked_by_the_rest_rules(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        await _rest(client, pos_key, f"/v1/members/{mine}/redeem", {"points": 100, "order_ref": "GF-2"})
+        both = await mutate(
+            client,
+            pos_key,
+            "loyaltyRefundPoints",
+            REFUND,
+            input={"orderRef": "GF-2", "points": 10, "full": True},
+        )
+        assert both["refund"] is None
+        assert [e["code"] for e in both["userErrors"]] == ["validation_error"]
+        assert "exactly one" in both["userErrors"][0]["message"]
+        by_amount = await mutate(
+            client, pos_key, "loyaltyRefundPoints", REFUND, input={"orderRef": "GF-2", "amount": cny(100)}
+        )
+        assert [e["code"] for e in by_amount["userErrors"]] == ["order_total_unknown"]
+        unknown = await mutate(
+            client, pos_key, "loyaltyRefundPoints", REFUND, input={"orderRef": "GF-9", "full": True}
+        )
+        assert [e["code"] for e in unknown["userErrors"]] == ["order_not_found"]
+        assert await _balance(client, pos_key, mine) == 900
+
+
+class TestAdjust:
+    async def test_adjusts_as_rest_does_and_the_ledger_keeps_the_reason(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        payload = await mutate(
+            client,
+            admin_key,
+            "loyaltyAdjustPoints",
+            ADJUSTMENT,
+            input={"memberId": mine, "points": -250, "reason": "duplicate earn"},
+        )
+        rest = await _rest(
+            client,
+            admin_key,
+            f"/v1/members/{theirs}/adjustments",
+            {"points": -250, "reason": "duplicate earn"},
+        )
+        adjustment = payload["adjustment"]
+        assert payload["userErrors"] == []
+        assert {k: adjustment[k] for k in ("points", "reason", "balance", "available")} == {
+            "points": rest["points"],
+            "reason": rest["reason"],
+            "balance": rest["balance"],
+            "available": rest["available"],
+        }
+        assert adjustment["balance"] == 750
+        ledger = (await client.get(f"/v1/members/{mine}/ledger", headers=bearer(pos_key))).json()["items"]
+        assert (ledger[0]["id"], ledger[0]["type"], ledger[0]["amount"]) == (
+            adjustment["entryId"],
+            "adjust",
+            -250,
+        )
+
+    async def test_only_admin_keys_adjust(
+        self, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str, billing_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        query = (
+            "mutation($input: AdjustPointsInput!) { loyaltyAdjustPoints(input: $input) "
+            f"{{ {ADJUSTMENT} {USER_ERRORS} }} }}"
+        )
+        for key in (pos_key, ecommerce_key, billing_key):
+            body = await graphql(
+                client, key, query, input={"memberId": mine, "points": 500, "reason": "gift"}
+            )
+            assert body["data"] is None
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["scope_not_allowed"]
+        assert await _balance(client, pos_key, mine) == 1_000
+
+    async def test_zero_points_and_too_many_taken_are_refused_as_rest_refuses_them(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        zero = await mutate(
+            client,
+            admin_key,
+            "loyaltyAdjustPoints",
+            ADJUSTMENT,
+            input={"memberId": mine, "points": 0, "reason": "x"},
+        )
+        assert [(e["field"], e["code"]) for e in zero["userErrors"]] == [("points", "validation_error")]
+        too_many = await mutate(
+            client,
+            admin_key,
+            "loyaltyAdjustPoints",
+            ADJUSTMENT,
+            input={"memberId": mine, "points": -1_001, "reason": "x"},
+        )
+        assert [e["code"] for e in too_many["userErrors"]] == ["insufficient_points"]
+        assert await _balance(client, pos_key, mine) == 1_000

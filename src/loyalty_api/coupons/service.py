@@ -35,6 +35,7 @@ __all__ = [
     "as_shown",
     "coupon_state",
     "coupons_for_checkout",
+    "find_coupon",
     "issue_coupon",
     "list_coupons",
     "use_coupon",
@@ -201,6 +202,17 @@ async def list_coupons(
     )
     page = page_of(rows, limit, lambda row: row.id)
     return page.with_items(await as_shown(uow, [_view(row) for row in page.items]))
+
+
+async def find_coupon(uow: UnitOfWork, code: str) -> MemberCoupon | None:
+    """The coupon with this code, whoever holds it, or None. Reads only. A code is a bearer secret: only a
+    caller that may act on any member's coupon by code alone (see the router) should be given this."""
+    normalized = normalize_code(code)
+    row = None if normalized is None else await CouponRepository(uow.session).get_coupon_by_code(normalized)
+    if row is None:
+        return None
+    [shown] = await as_shown(uow, [_view(row)])
+    return shown
 
 
 async def use_coupon(

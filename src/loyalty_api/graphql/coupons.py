@@ -1,10 +1,207 @@
-"""Coupons in GraphQL."""
+"""Coupons in GraphQL: a member's coupons (GET /v1/members/{id}/coupons), the Coupon entity keyed by its
+code, and `loyaltyUseCoupon` (POST /v1/coupons/{code}/use), through the same services and rules."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
+from enum import StrEnum
+from typing import Any
+
 import strawberry
+from pydantic import Field
+from strawberry.types import Info
+
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER
+from loyalty_api.coupons import service
+from loyalty_api.coupons.schemas import CouponRead, CouponUse
+from loyalty_api.db.pagination import encode_cursor
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
+from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.mutation import REPLAYED, body_of, run_mutation
+from loyalty_api.graphql.scopes import READERS, TILLS
+from loyalty_api.graphql.user_errors import UserError
+
+# As REST (coupons/router.py): keys that act for the member in front of them may reach a coupon by its code
+# alone; any other key must name the member, so it never learns whose a code is.
+_BY_CODE_ALONE = frozenset({Scope.admin, Scope.pos})
+
+
+@strawberry.enum(description="As REST's `status`: `active` includes coupons not valid yet.")
+class CouponStatus(StrEnum):
+    active = "active"
+    used = "used"
+    expired = "expired"
+
+
+@strawberry.enum
+class CouponKind(StrEnum):
+    percent_discount = "percent_discount"
+    fixed_discount = "fixed_discount"
+    free_shipping = "free_shipping"
+    free_item = "free_item"
+
+
+@strawberry.type
+class CouponSource:
+    type: str = strawberry.field(description="What gave the coupon: `reward`, `birthday_gift`, …")
+    id: strawberry.ID | None = strawberry.field(description="The reward, benefit, … it came from")
+
+
+@strawberry.federation.type(keys=["code"], description="A single-use coupon a member holds.")
+class Coupon:
+    id: strawberry.ID
+    code: str = strawberry.field(description="What the member shows or types at checkout; a bearer secret.")
+    member_id: strawberry.ID
+    name: str
+    kind: CouponKind
+    properties: CouponOffer = strawberry.field(description="The offer, one type per `kind`.")
+    currency: str = strawberry.field(description="The programme's currency, which the offer's money is in.")
+    status: CouponStatus
+    valid_from: datetime.datetime
+    valid_until: datetime.datetime = strawberry.field(description="Usable before this instant.")
+    used_at: datetime.datetime | None
+    used_order_ref: str | None
+    source: CouponSource
+    created_at: datetime.datetime
+
+    @classmethod
+    def of(cls, read: CouponRead) -> Coupon:
+        offer = COUPON_OFFER_ADAPTER.validate_python({**read.properties, "kind": read.kind})
+        return cls(
+            id=strawberry.ID(str(read.id)),
+            code=read.code,
+            member_id=strawberry.ID(str(read.member_id)),
+            name=read.name,
+            kind=CouponKind(read.kind),
+            properties=coupon_offer(offer, read.currency),
+            currency=read.currency,
+            status=CouponStatus(read.status),
+            valid_from=read.valid_from,
+            valid_until=read.valid_until,
+            used_at=read.used_at,
+            used_order_ref=read.used_order_ref,
+            source=CouponSource(
+                type=read.source.type,
+                id=None if read.source.id is None else strawberry.ID(str(read.source.id)),
+            ),
+            created_at=read.created_at,
+        )
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info[GraphQLContext, None], **representation: Any
+    ) -> Coupon | None:
+        principal = require(info.context, *READERS)
+        code = representation.get("code")
+        if not isinstance(code, str):
+            raise as_graphql_error(InvalidField("representation", "a Coupon representation needs its `code`"))
+        if not principal.has_any(_BY_CODE_ALONE):
+            return None  # REST would want the member named; the same answer as an unknown code
+        async with info.context.snapshot.read() as uow:
+            found = await service.find_coupon(uow, code)
+        return None if found is None else cls.of(CouponRead.of(found))
+
+
+async def _coupons(
+    root: Any,
+    info: Info[GraphQLContext, None],
+    first: int = 20,
+    after: str | None = None,
+    status: CouponStatus | None = None,
+) -> Connection[Coupon]:
+    require(info.context, *READERS)
+    limit = page_size(first)
+    async with info.context.snapshot.read() as uow:
+        with domain_errors():
+            page = await service.list_coupons(
+                uow,
+                uuid.UUID(str(root.id)),
+                status=None if status is None else status.value,
+                limit=limit,
+                cursor=after,
+            )
+    return Connection.of(
+        page.items,
+        page.next_cursor,
+        node=lambda shown: Coupon.of(CouponRead.of(shown)),
+        cursor=lambda shown: encode_cursor(shown.coupon.id),  # REST's cursor after this coupon
+    )
 
 
 @strawberry.type
 class MemberCouponFields:
     """Member's coupon fields (Member inherits them)."""
+
+    coupons: Connection[Coupon] = strawberry.field(
+        resolver=_coupons,
+        description="The member's coupons, newest first, as GET /v1/members/{id}/coupons lists them; the "
+        "cursors are REST's.",
+        directives=[sliced(sized_fields=["edges"])],
+    )
+
+
+class _Use(CouponUse):
+    code: str = Field(min_length=1, max_length=64)
+
+
+@strawberry.input(description="POST /v1/coupons/{code}/use: the coupon's code and the body.")
+class UseCouponInput:
+    code: str
+    order_ref: str = strawberry.field(description="The order the coupon is used on.")
+    member_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The member using it. Required with an ecommerce key: another member's coupon is then "
+        "`coupon_not_found`. A pos or admin key may leave it out.",
+    )
+
+
+@strawberry.type
+class UseCouponPayload:
+    coupon: Coupon | None
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(description=REPLAYED)
+
+
+async def _use(uow: UnitOfWork, caller: Principal, request: _Use) -> CouponRead:
+    if request.member_id is None and not caller.has_any(_BY_CODE_ALONE):
+        raise InvalidField("member_id", "required with this API key")
+    used = await service.use_coupon(
+        uow, code=request.code, order_ref=request.order_ref, member_id=request.member_id
+    )
+    return CouponRead.of(used)
+
+
+async def _use_coupon(
+    info: Info[GraphQLContext, None], input: UseCouponInput, idempotency_key: str | None = None
+) -> UseCouponPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyUseCoupon",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Use,
+        reply=CouponRead,
+        work=_use,
+        idempotency_key=idempotency_key,
+    )
+    return UseCouponPayload(
+        coupon=None if outcome.result is None else Coupon.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+@strawberry.type
+class CouponMutations:
+    loyalty_use_coupon: UseCouponPayload = strawberry.mutation(
+        resolver=_use_coupon,
+        description="Use a coupon on an order, once: POST /v1/coupons/{code}/use, with its rules and answers "
+        "(`coupon_already_used`, `coupon_expired`, `coupon_not_yet_valid`, `coupon_not_found`).",
+    )

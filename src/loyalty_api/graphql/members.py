@@ -9,23 +9,29 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import MemberBenefitFields
+from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.coupons import MemberCouponFields
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.points import MemberPointsFields
-from loyalty_api.graphql.scopes import READERS
+from loyalty_api.graphql.scopes import OPERATORS, READERS
 from loyalty_api.graphql.subscriptions import MemberSubscriptionFields
-from loyalty_api.graphql.tiers import Tier
+from loyalty_api.graphql.tiers import MemberTierFields, Tier
 from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import member_number as card
+from loyalty_api.members import service
 from loyalty_api.members.errors import InvalidMemberNumber, MemberNotFound
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.schemas import MemberRead
 from loyalty_api.members.service import MemberProfile
 
 PERSONAL = "personal"
+MemberStatusValue = strawberry.enum(MemberStatus, description="active, suspended or closed.")
 
 
 def personal(*, list_size: int | None = None) -> Any:
@@ -42,13 +48,21 @@ class ExternalId:
 
 
 @strawberry.federation.type(keys=["id", "memberNumber"])
-class Member(MemberPointsFields, MemberBenefitFields, MemberCouponFields, MemberSubscriptionFields):
-    """A member of the programme. Its relations (points, benefits, coupons, subscriptions) come from the
-    `Member*Fields` of their own modules, each read through the request's DataLoaders."""
+class Member(
+    MemberPointsFields,
+    MemberTierFields,
+    MemberBenefitFields,
+    MemberCouponFields,
+    MemberSubscriptionFields,
+):
+    """A member of the programme. Its relations (points, tier status, benefits, coupons, subscriptions) come
+    from the `Member*Fields` of their own modules, read through the request's snapshot and DataLoaders."""
 
     id: strawberry.ID
-    member_number: str
-    status: str
+    member_number: str = strawberry.field(
+        description="The card number: ten digits, the last a Luhn check digit."
+    )
+    status: MemberStatusValue  # type: ignore[valid-type]
     tier: Tier | None
     points: Long = strawberry.field(description="Points balance.")
     name: str | None = personal()
@@ -58,26 +72,36 @@ class Member(MemberPointsFields, MemberBenefitFields, MemberCouponFields, Member
     channel: str
     marketing_consent: bool
     external_ids: list[ExternalId] = personal(list_size=5)
+    referral_code: str = strawberry.field(description="The code this member gives to refer others.")
+    referred_by: strawberry.ID | None = strawberry.field(description="The member who referred this one.")
     created_at: datetime.datetime
+    updated_at: datetime.datetime
 
     @classmethod
-    def of(cls, profile: MemberProfile) -> Member:
-        tier = profile.tier
+    def of(cls, member: MemberRead) -> Member:
+        """A member as REST's reply shows them (a replayed mutation has only that)."""
         return cls(
-            id=strawberry.ID(str(profile.id)),
-            member_number=profile.member_number,
-            status=profile.status.value,
-            tier=None if tier is None else Tier.of(tier),
-            points=Long(profile.points),
-            name=profile.name,
-            phone=profile.phone,
-            email=profile.email,
-            birthday=profile.birthday,
-            channel=profile.channel,
-            marketing_consent=profile.marketing_consent,
-            external_ids=[ExternalId(system=s, external_id=e) for s, e in profile.external_ids.items()],
-            created_at=profile.created_at,
+            id=strawberry.ID(str(member.id)),
+            member_number=member.member_number,
+            status=member.status,
+            tier=Tier.of_read(member.tier),
+            points=Long(member.points),
+            name=member.name,
+            phone=member.phone,
+            email=member.email,
+            birthday=member.birthday,
+            channel=member.channel,
+            marketing_consent=member.marketing_consent,
+            external_ids=[ExternalId(system=s, external_id=e) for s, e in member.external_ids.items()],
+            referral_code=member.referral_code,
+            referred_by=None if member.referred_by is None else strawberry.ID(str(member.referred_by)),
+            created_at=member.created_at,
+            updated_at=member.updated_at,
         )
+
+    @classmethod
+    def of_profile(cls, profile: MemberProfile) -> Member:
+        return cls.of(MemberRead.model_validate(profile))
 
     @classmethod
     async def resolve_reference(
@@ -105,7 +129,7 @@ async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Memb
     if parsed is None:
         raise as_graphql_error(InvalidField("id", "must be a UUID"))
     profile = await info.context.loaders.members.load(parsed)
-    return None if profile is None else Member.of(profile)
+    return None if profile is None else Member.of_profile(profile)
 
 
 async def member_by_number(info: Info[GraphQLContext, None], member_number: str) -> Member | None:
@@ -121,7 +145,7 @@ async def member_by_number(info: Info[GraphQLContext, None], member_number: str)
                     raise MemberNotFound()  # counted as a miss
         except MemberNotFound:
             return None
-    return Member.of(profile)
+    return Member.of_profile(profile)
 
 
 async def _member(info: Info[GraphQLContext, None], id: strawberry.ID) -> Member | None:
@@ -132,6 +156,50 @@ async def _member_by_number(info: Info[GraphQLContext, None], member_number: str
     return await member_by_number(info, member_number)
 
 
+async def _member_lookup(
+    info: Info[GraphQLContext, None],
+    member_number: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    external_system: str | None = None,
+    external_id: str | None = None,
+) -> Member | None:
+    principal = require(info.context, *READERS)
+    limiter = info.context.rate_limiter
+    with domain_errors():
+        if phone is not None or email is not None:
+            await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+        try:
+            async with misses_counted(limiter, principal), info.context.snapshot.read() as uow:
+                profile = await service.lookup(
+                    uow,
+                    member_number=member_number,
+                    phone=phone,
+                    email=email,
+                    external_system=external_system,
+                    external_id=external_id,
+                )
+        except MemberNotFound:
+            return None
+    return Member.of_profile(profile)
+
+
+async def _members(
+    info: Info[GraphQLContext, None],
+    first: int = 20,
+    after: str | None = None,
+    tier: str | None = None,
+    status: MemberStatusValue | None = None,  # type: ignore[valid-type]
+) -> Connection[Member]:
+    require(info.context, *OPERATORS)
+    async with info.context.snapshot.read() as uow:
+        with domain_errors():
+            page = await service.list_members(
+                uow, tier=tier, status=status, limit=page_size(first), cursor=after
+            )
+    return Connection.of(page.items, page.next_cursor, Member.of_profile, lambda m: encode_cursor(m.id))
+
+
 @strawberry.type
 class MemberQueries:
     loyalty_member: Member | None = strawberry.field(
@@ -139,4 +207,15 @@ class MemberQueries:
     )
     loyalty_member_by_number: Member | None = strawberry.field(
         resolver=_member_by_number, description="A member by card number; null when none."
+    )
+    loyalty_member_lookup: Member | None = strawberry.field(
+        resolver=_member_lookup,
+        description="A member by exactly one identifier: `memberNumber`, `phone`, `email`, or "
+        "`externalSystem` with `externalId` (GET /v1/members/lookup, with its budgets); null when none.",
+    )
+    loyalty_members: Connection[Member] = strawberry.field(
+        resolver=_members,
+        description="Members page by page, oldest first, optionally on one tier (code) or with one status. "
+        "For admin keys.",
+        directives=[sliced(sized_fields=["edges"])],
     )

@@ -20,6 +20,7 @@ from enum import Enum
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+import strawberry
 from pydantic import BaseModel, ValidationError
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
@@ -28,6 +29,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.errors import as_graphql_error, require
 from loyalty_api.graphql.user_errors import (
     CALL_STATUSES,
@@ -47,6 +49,14 @@ Reply = TypeVar("Reply", bound=BaseModel)
 REPLAYED = "True when this answer is the one recorded for an earlier call with the same `idempotencyKey`."
 # What the fingerprint's "method" is for a mutation: a REST call and a mutation never share a fingerprint.
 _METHOD = "GRAPHQL"
+
+
+@strawberry.type
+class MutationPayload:
+    """What every mutation's payload has besides its result."""
+
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(description=REPLAYED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from enum import StrEnum
+from typing import Any
 
 import strawberry
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
+from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed
-from loyalty_api.graphql.money import Long, MoneyInput
+from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.mutation import body_of, run_mutation
-from loyalty_api.graphql.scopes import TILLS
+from loyalty_api.graphql.scopes import OPERATORS, TILLS
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.user_errors import UserError
-from loyalty_api.points import service
-from loyalty_api.points.schemas import EarnRead, EarnRequest
+from loyalty_api.http.problems import plain_message
+from loyalty_api.http.schemas import Instant, MoneyRead, OrderRef
+from loyalty_api.points import holds, refunds, service
+from loyalty_api.points.errors import HoldNotFound
+from loyalty_api.points.schemas import (
+    AdjustmentRead,
+    AdjustmentRequest,
+    CaptureRequest,
+    EarnRead,
+    EarnRequest,
+    HoldRead,
+    HoldRequest,
+    LedgerEntryRead,
+    PointsRead,
+    RedeemRead,
+    RedeemRequest,
+    RefundRead,
+    RefundRequest,
+)
 
 
 class _Earn(EarnRequest):
@@ -126,9 +151,657 @@ async def _earn_points(
     )
 
 
+def _money(read: MoneyRead | None) -> Money | None:
+    return None if read is None else Money(amount=Long(read.amount), currency=read.currency)
+
+
+def _uuid(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise as_graphql_error(InvalidField(field, "must be a UUID")) from None
+
+
+# --- Redeem: POST /v1/members/{id}/redeem
+
+
+class _Redeem(RedeemRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points paid with, as the body of POST /v1/members/{id}/redeem.")
+class RedeemPointsInput:
+    member_id: strawberry.ID
+    points: Long
+    order_ref: str = strawberry.field(description="The order paid for; an order redeems once.")
+    order_total: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="The order's total: checks the programme's maximum share payable in points, and is the "
+        "base refunds are measured against.",
+    )
+
+
+@strawberry.type
+class PointsRedeemed:
+    order_ref: str
+    points_redeemed: Long
+    value: Money = strawberry.field(description="What the points paid, in the programme's currency.")
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: RedeemRead) -> PointsRedeemed:
+        value = _money(read.value)
+        assert value is not None
+        return cls(
+            order_ref=read.order_ref,
+            points_redeemed=Long(read.points_redeemed),
+            value=value,
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class RedeemPointsPayload:
+    redeemed: PointsRedeemed | None
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(
+        description="Whether this is the first answer to the same `idempotencyKey`."
+    )
+
+
+async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> RedeemRead:
+    result = await service.redeem(
+        uow,
+        member_id=request.member_id,
+        points=request.points,
+        order_ref=request.order_ref,
+        order_total=None if request.order_total is None else request.order_total.money(),
+        actor=caller.key_id,
+    )
+    return RedeemRead.model_validate(result)
+
+
+async def _redeem_points(
+    info: Info[GraphQLContext, None], input: RedeemPointsInput, idempotency_key: str | None = None
+) -> RedeemPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyRedeemPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Redeem,
+        reply=RedeemRead,
+        work=_redeem,
+        idempotency_key=idempotency_key,
+    )
+    return RedeemPointsPayload(
+        redeemed=None if outcome.result is None else PointsRedeemed.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+# --- Holds: POST /v1/members/{id}/holds, GET /v1/holds/{id}, POST /v1/holds/{id}/capture and /release
+
+
+@strawberry.enum(description="Where a hold stands.")
+class HoldStatus(StrEnum):
+    active = "active"
+    captured = "captured"
+    released = "released"
+    expired = "expired"
+
+
+@strawberry.type(description="Points reserved for an order being placed, as GET /v1/holds/{id} answers.")
+class PointsHold:
+    id: strawberry.ID
+    member_id: strawberry.ID
+    order_ref: str
+    points: Long
+    captured_points: Long
+    status: HoldStatus
+    created_at: datetime.datetime
+    expires_at: datetime.datetime
+    resolved_at: datetime.datetime | None
+    balance: Long | None = strawberry.field(
+        description="The member's balance after the call that answered this (null on a plain read)."
+    )
+    available: Long | None
+
+    @classmethod
+    def of(cls, read: HoldRead) -> PointsHold:
+        return cls(
+            id=strawberry.ID(str(read.id)),
+            member_id=strawberry.ID(str(read.member_id)),
+            order_ref=read.order_ref,
+            points=Long(read.points),
+            captured_points=Long(read.captured_points),
+            status=HoldStatus(read.status),
+            created_at=read.created_at,
+            expires_at=read.expires_at,
+            resolved_at=read.resolved_at,
+            balance=None if read.balance is None else Long(read.balance),
+            available=None if read.available is None else Long(read.available),
+        )
+
+
+@strawberry.type
+class HoldPayloadFields:
+    """What every hold mutation answers: the hold after it."""
+
+    hold: PointsHold | None
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(
+        description="Whether this is the first answer to the same `idempotencyKey`."
+    )
+
+
+@strawberry.type
+class HoldPointsPayload(HoldPayloadFields):
+    pass
+
+
+@strawberry.type
+class CapturePointsPayload(HoldPayloadFields):
+    pass
+
+
+@strawberry.type
+class ReleasePointsPayload(HoldPayloadFields):
+    pass
+
+
+class _Hold(HoldRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points to reserve, as the body of POST /v1/members/{id}/holds.")
+class HoldPointsInput:
+    member_id: strawberry.ID
+    points: Long
+    order_ref: str = strawberry.field(description="The order being placed; it has one active hold.")
+    ttl_seconds: int | None = strawberry.field(
+        default=UNSET, description="How long the hold lasts if nobody captures it; default 900."
+    )
+
+
+async def _hold(uow: UnitOfWork, caller: Principal, request: _Hold) -> HoldRead:
+    hold = await holds.create_hold(
+        uow,
+        member_id=request.member_id,
+        points=request.points,
+        order_ref=request.order_ref,
+        ttl_seconds=request.ttl_seconds,
+        actor=caller.key_id,
+    )
+    return HoldRead.model_validate(hold)
+
+
+async def _hold_points(
+    info: Info[GraphQLContext, None], input: HoldPointsInput, idempotency_key: str | None = None
+) -> HoldPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyHoldPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Hold,
+        reply=HoldRead,
+        work=_hold,
+        idempotency_key=idempotency_key,
+    )
+    return HoldPointsPayload(
+        hold=None if outcome.result is None else PointsHold.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+class _Capture(CaptureRequest):
+    hold_id: uuid.UUID
+
+
+@strawberry.input(description="A hold to spend, and the body of POST /v1/holds/{id}/capture.")
+class CapturePointsInput:
+    hold_id: strawberry.ID
+    points: Long | None = strawberry.field(
+        default=UNSET, description="Capture fewer than held; the rest is released. Default: all."
+    )
+    order_total: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="The order's total, as on a redeem: the base refunds by amount are measured against.",
+    )
+
+
+async def _capture(uow: UnitOfWork, caller: Principal, request: _Capture) -> HoldRead:
+    hold = await holds.capture_hold(
+        uow,
+        request.hold_id,
+        points=request.points,
+        order_total=None if request.order_total is None else request.order_total.money(),
+        actor=caller.key_id,
+    )
+    return HoldRead.model_validate(hold)
+
+
+async def _capture_points(
+    info: Info[GraphQLContext, None], input: CapturePointsInput, idempotency_key: str | None = None
+) -> CapturePointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyCapturePoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Capture,
+        reply=HoldRead,
+        work=_capture,
+        idempotency_key=idempotency_key,
+    )
+    return CapturePointsPayload(
+        hold=None if outcome.result is None else PointsHold.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+class _Release(BaseModel):
+    """POST /v1/holds/{id}/release has no body: the path's id is all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold_id: uuid.UUID
+
+
+@strawberry.input(description="A hold to free, as POST /v1/holds/{id}/release.")
+class ReleasePointsInput:
+    hold_id: strawberry.ID
+
+
+async def _release(uow: UnitOfWork, caller: Principal, request: _Release) -> HoldRead:
+    return HoldRead.model_validate(await holds.release_hold(uow, request.hold_id, actor=caller.key_id))
+
+
+async def _release_points(
+    info: Info[GraphQLContext, None], input: ReleasePointsInput, idempotency_key: str | None = None
+) -> ReleasePointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyReleasePoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Release,
+        reply=HoldRead,
+        work=_release,
+        idempotency_key=idempotency_key,
+    )
+    return ReleasePointsPayload(
+        hold=None if outcome.result is None else PointsHold.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+# --- Refund: POST /v1/orders/{order_ref}/refund
+
+
+class _Refund(RefundRequest):
+    order_ref: OrderRef
+
+
+@strawberry.enum(description="How a refund was measured.")
+class RefundKind(StrEnum):
+    amount = "amount"
+    points = "points"
+    full = "full"
+
+
+@strawberry.input(
+    description="An order to refund and exactly one of `amount`, `points` or `full`, as the body of "
+    "POST /v1/orders/{orderRef}/refund."
+)
+class RefundPointsInput:
+    order_ref: str
+    amount: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="How much of the order's total is refunded: earned points are taken back and redeemed "
+        "points given back in proportion. Needs the order's total.",
+    )
+    points: Long | None = strawberry.field(
+        default=UNSET,
+        description="How many of the points the order redeemed or captured, and no refund gave back yet, to "
+        "give back.",
+    )
+    full: bool | None = strawberry.field(
+        default=UNSET, description="`true`: refund everything still refundable on the order."
+    )
+
+
+@strawberry.type
+class PointsRefund:
+    order_ref: str
+    member_id: strawberry.ID
+    refunded_by: RefundKind
+    refunded: Money | None = strawberry.field(
+        description="The share of the order's total this refund covers; null when the total is not known."
+    )
+    refunded_total: Money | None = strawberry.field(
+        description="Everything refunded on the order so far; null when its total is not known."
+    )
+    order_total: Money | None
+    points_taken_back: Long = strawberry.field(description="Earned points taken back by this refund.")
+    points_given_back: Long = strawberry.field(description="Redeemed points given back by this refund.")
+    shortfall: Long = strawberry.field(
+        description="Earned points the member had already spent, so not taken back."
+    )
+    points_refundable: Long = strawberry.field(
+        description="Redeemed points still left to give back: the most a later refund by points may ask for."
+    )
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: RefundRead) -> PointsRefund:
+        return cls(
+            order_ref=read.order_ref,
+            member_id=strawberry.ID(str(read.member_id)),
+            refunded_by=RefundKind(read.refunded_by),
+            refunded=_money(read.refunded),
+            refunded_total=_money(read.refunded_total),
+            order_total=_money(read.order_total),
+            points_taken_back=Long(read.points_taken_back),
+            points_given_back=Long(read.points_given_back),
+            shortfall=Long(read.shortfall),
+            points_refundable=Long(read.points_refundable),
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class RefundPointsPayload:
+    refund: PointsRefund | None
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(
+        description="Whether this is the first answer to the same `idempotencyKey`."
+    )
+
+
+async def _refund(uow: UnitOfWork, caller: Principal, request: _Refund) -> RefundRead:
+    result = await refunds.refund(
+        uow,
+        order_ref=request.order_ref,
+        amount=None if request.amount is None else request.amount.money(),
+        points=request.points,
+        full=request.full is True,
+        actor=caller.key_id,
+    )
+    return RefundRead.model_validate(result)
+
+
+async def _refund_points(
+    info: Info[GraphQLContext, None], input: RefundPointsInput, idempotency_key: str | None = None
+) -> RefundPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyRefundPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Refund,
+        reply=RefundRead,
+        work=_refund,
+        idempotency_key=idempotency_key,
+    )
+    return RefundPointsPayload(
+        refund=None if outcome.result is None else PointsRefund.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+# --- Adjust: POST /v1/members/{id}/adjustments (admin keys only)
+
+
+class _Adjust(AdjustmentRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points added or taken away by hand, as POST /v1/members/{id}/adjustments.")
+class AdjustPointsInput:
+    member_id: strawberry.ID
+    points: Long = strawberry.field(description="Signed: negative takes points away; not zero.")
+    reason: str = strawberry.field(description="Kept in the ledger with the key that made the change.")
+
+
+@strawberry.type
+class PointsAdjustment:
+    entry_id: strawberry.ID = strawberry.field(description="The ledger entry the adjustment made.")
+    points: Long
+    reason: str
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: AdjustmentRead) -> PointsAdjustment:
+        return cls(
+            entry_id=strawberry.ID(str(read.entry_id)),
+            points=Long(read.points),
+            reason=read.reason,
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class AdjustPointsPayload:
+    adjustment: PointsAdjustment | None
+    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
+    replayed: bool = strawberry.field(
+        description="Whether this is the first answer to the same `idempotencyKey`."
+    )
+
+
+async def _adjust(uow: UnitOfWork, caller: Principal, request: _Adjust) -> AdjustmentRead:
+    result = await service.adjust(
+        uow, member_id=request.member_id, points=request.points, reason=request.reason, actor=caller.key_id
+    )
+    return AdjustmentRead.model_validate(result)
+
+
+async def _adjust_points(
+    info: Info[GraphQLContext, None], input: AdjustPointsInput, idempotency_key: str | None = None
+) -> AdjustPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyAdjustPoints",
+        scopes=OPERATORS,
+        body=body_of(input),
+        model=_Adjust,
+        reply=AdjustmentRead,
+        work=_adjust,
+        idempotency_key=idempotency_key,
+    )
+    return AdjustPointsPayload(
+        adjustment=None if outcome.result is None else PointsAdjustment.of(outcome.result),
+        user_errors=outcome.user_errors,
+        replayed=outcome.replayed,
+    )
+
+
+# --- Reads: GET /v1/members/{id}/points, /v1/members/{id}/ledger, /v1/holds/{id}
+
+
+@strawberry.type
+class PointsExpiring:
+    month: str = strawberry.field(description="YYYY-MM in the programme's time zone.")
+    points: Long
+    expires_at: datetime.datetime = strawberry.field(description="When the first of these points expire.")
+
+
+@strawberry.type(description="A member's points now, as GET /v1/members/{id}/points answers.")
+class PointsAccount:
+    balance: Long
+    held: Long = strawberry.field(description="Points reserved by active holds.")
+    available: Long = strawberry.field(description="Balance less held.")
+    lifetime_earned: Long
+    available_value: Money = strawberry.field(description="What the available points are worth.")
+    expiring: list[PointsExpiring] = strawberry.field(
+        directives=[assumed(24)], description="What expires in which month, soonest first."
+    )
+
+    @classmethod
+    def of(cls, read: PointsRead) -> PointsAccount:
+        value = _money(read.available_value)
+        assert value is not None
+        return cls(
+            balance=Long(read.balance),
+            held=Long(read.held),
+            available=Long(read.available),
+            lifetime_earned=Long(read.lifetime_earned),
+            available_value=value,
+            expiring=[
+                PointsExpiring(month=e.month, points=Long(e.points), expires_at=e.expires_at)
+                for e in read.expiring
+            ],
+        )
+
+
+@strawberry.enum(description="What changed a member's points.")
+class LedgerEntryType(StrEnum):
+    earn = "earn"
+    redeem = "redeem"
+    hold = "hold"
+    capture = "capture"
+    release = "release"
+    refund = "refund"
+    expire = "expire"
+    adjust = "adjust"
+    reward = "reward"
+
+
+@strawberry.type(description="One change to a member's points, as GET /v1/members/{id}/ledger lists it.")
+class LedgerEntry:
+    id: strawberry.ID
+    type: LedgerEntryType
+    amount: Long = strawberry.field(description="The signed change to the balance.")
+    balance_after: Long
+    held_change: Long = strawberry.field(description="The signed change to the points on hold.")
+    held_after: Long
+    order_ref: str | None
+    hold_id: strawberry.ID | None
+    details: dict[str, Any] = strawberry.field(
+        graphql_type=JSON,
+        description="By type: an earn's rule breakdown, a refund's shares, an adjustment's reason.",
+    )
+    actor_key_id: strawberry.ID | None = strawberry.field(description="The API key that made the change.")
+    created_at: datetime.datetime
+
+    @classmethod
+    def of(cls, read: LedgerEntryRead) -> LedgerEntry:
+        return cls(
+            id=strawberry.ID(str(read.id)),
+            type=LedgerEntryType(read.type),
+            amount=Long(read.amount),
+            balance_after=Long(read.balance_after),
+            held_change=Long(read.held_change),
+            held_after=Long(read.held_after),
+            order_ref=read.order_ref,
+            hold_id=None if read.hold_id is None else strawberry.ID(str(read.hold_id)),
+            details=read.details,
+            actor_key_id=None if read.actor_key_id is None else strawberry.ID(str(read.actor_key_id)),
+            created_at=read.created_at,
+        )
+
+
+_INSTANT: TypeAdapter[datetime.datetime] = TypeAdapter(Instant)
+
+
+def _instant(value: datetime.datetime | None, field: str) -> datetime.datetime | None:
+    """`since` / `until` checked as REST checks them (with a zone, within range)."""
+    if value is None:
+        return None
+    try:
+        return _INSTANT.validate_python(value)
+    except ValidationError as exc:
+        message = plain_message(exc.errors(include_url=False)[0]["msg"])
+        raise as_graphql_error(InvalidField(field, message)) from None
+
+
+async def _points_account(root: Any, info: Info[GraphQLContext, None]) -> PointsAccount:
+    require(info.context, *TILLS)
+    async with info.context.snapshot.read() as uow:
+        with domain_errors():
+            summary = await service.summary(uow, uuid.UUID(str(root.id)))
+    return PointsAccount.of(PointsRead.model_validate(summary))
+
+
+async def _ledger(
+    root: Any,
+    info: Info[GraphQLContext, None],
+    first: int = 20,
+    after: str | None = None,
+    types: list[LedgerEntryType] | None = None,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> Connection[LedgerEntry]:
+    require(info.context, *TILLS)
+    limit = page_size(first)
+    since, until = _instant(since, "since"), _instant(until, "until")
+    async with info.context.snapshot.read() as uow:
+        with domain_errors():
+            page = await service.ledger(
+                uow,
+                uuid.UUID(str(root.id)),
+                types=[t.value for t in types or ()],
+                since=since,
+                until=until,
+                limit=limit,
+                cursor=after or None,  # "" is the first page, as REST's `?cursor=`
+            )
+    # Each edge's cursor is REST's cursor after that entry: either API pages on from it.
+    return Connection.of(
+        [LedgerEntryRead.model_validate(e) for e in page.items],
+        page.next_cursor,
+        node=LedgerEntry.of,
+        cursor=lambda entry: encode_cursor(entry.id),
+    )
+
+
 @strawberry.type
 class MemberPointsFields:
     """Member's points fields (Member inherits them)."""
+
+    points_account: PointsAccount = strawberry.field(
+        resolver=_points_account,
+        description="Balance, held and available points, and what expires when: GET /v1/members/{id}/points.",
+    )
+    ledger: Connection[LedgerEntry] = strawberry.field(
+        resolver=_ledger,
+        description="Every change to the member's points, newest first: GET /v1/members/{id}/ledger. "
+        "`after` takes an edge's cursor (REST's cursors too); `since` is inclusive, `until` exclusive.",
+        directives=[sliced(sized_fields=["edges"])],
+    )
+
+
+async def _hold_by_id(info: Info[GraphQLContext, None], id: strawberry.ID) -> PointsHold | None:
+    require(info.context, *TILLS)
+    hold_id = _uuid(str(id), "id")
+    async with info.context.snapshot.read() as uow:
+        try:
+            found = await holds.get_hold(uow, hold_id)
+        except HoldNotFound:
+            return None
+    return PointsHold.of(HoldRead.model_validate(found))
+
+
+@strawberry.type
+class PointsQueries:
+    loyalty_hold: PointsHold | None = strawberry.field(
+        resolver=_hold_by_id,
+        description="A hold as it stands (GET /v1/holds/{id}); null when none. `balance` and `available` "
+        "are null here: the mutations that change a hold answer them.",
+    )
 
 
 @strawberry.type
@@ -136,4 +809,29 @@ class PointsMutations:
     loyalty_earn_points: EarnPointsPayload = strawberry.mutation(
         resolver=_earn_points,
         description="Earn points for a purchase: POST /v1/members/{id}/earn, with its rules and answers.",
+    )
+    loyalty_redeem_points: RedeemPointsPayload = strawberry.mutation(
+        resolver=_redeem_points,
+        description="Pay with points: POST /v1/members/{id}/redeem, with its rules and answers.",
+    )
+    loyalty_hold_points: HoldPointsPayload = strawberry.mutation(
+        resolver=_hold_points,
+        description="Hold points for a checkout: POST /v1/members/{id}/holds, with its rules and answers.",
+    )
+    loyalty_capture_points: CapturePointsPayload = strawberry.mutation(
+        resolver=_capture_points,
+        description="Spend held points (the order shipped): POST /v1/holds/{id}/capture.",
+    )
+    loyalty_release_points: ReleasePointsPayload = strawberry.mutation(
+        resolver=_release_points,
+        description="Free held points (the order was cancelled): POST /v1/holds/{id}/release.",
+    )
+    loyalty_refund_points: RefundPointsPayload = strawberry.mutation(
+        resolver=_refund_points,
+        description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
+    )
+    loyalty_adjust_points: AdjustPointsPayload = strawberry.mutation(
+        resolver=_adjust_points,
+        description="Add or remove points by hand, with a reason (admin keys only): "
+        "POST /v1/members/{id}/adjustments.",
     )

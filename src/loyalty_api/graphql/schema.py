@@ -30,6 +30,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
 from loyalty_api.graphql.cost import QueryCost
+from loyalty_api.graphql.coupons import Coupon, CouponMutations
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     UNKNOWN_TYPENAME,
@@ -37,9 +38,14 @@ from loyalty_api.graphql.errors import (
     is_internal,
     log_internal,
 )
+from loyalty_api.graphql.member_mutations import MemberMutations
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
-from loyalty_api.graphql.points import PointsMutations
+from loyalty_api.graphql.plans import Plan, PlanQueries
+from loyalty_api.graphql.points import PointsMutations, PointsQueries
+from loyalty_api.graphql.rewards import RewardMutations, RewardQueries
+from loyalty_api.graphql.subscriptions import SubscriptionMutations, SubscriptionQueries
+from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
@@ -49,12 +55,12 @@ from loyalty_api.settings import Settings
 
 
 @strawberry.type
-class Query(MemberQueries, CheckoutQueries):
+class Query(MemberQueries, CheckoutQueries, PointsQueries, PlanQueries, SubscriptionQueries, RewardQueries):
     pass
 
 
 @strawberry.type
-class Mutation(PointsMutations):
+class Mutation(PointsMutations, MemberMutations, SubscriptionMutations, RewardMutations, CouponMutations):
     pass
 
 
@@ -120,7 +126,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         schema = LoyaltySchema(
             query=Query,
             mutation=Mutation,
-            types=[Member],
+            types=[Member, Tier, Plan, Coupon],
             # 2.9: @cost and @listSize, which the query cost reads and a router's demand control too.
             federation_version="2.9",
             config=StrawberryConfig(scalar_map=SCALARS),

@@ -1,0 +1,152 @@
+"""Enrolling and updating members over GraphQL: POST /v1/members and PATCH /v1/members/{id}, same rules."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from loyalty_api.auth.errors import ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.members import Member, MemberStatusValue
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.scopes import TILLS
+from loyalty_api.members import service
+from loyalty_api.members.schemas import MemberCreate, MemberRead, MemberUpdate
+
+
+class _Update(MemberUpdate):
+    member_id: uuid.UUID
+
+
+@strawberry.input
+class ExternalIdInput:
+    system: str
+    external_id: str | None = strawberry.field(
+        default=None, description="Null unlinks the system (update only)."
+    )
+
+
+@strawberry.input(description="A new member, as the body of POST /v1/members; every field may be left out.")
+class EnrolMemberInput:
+    phone: str | None = strawberry.field(default=UNSET, description="Any common format; stored as E.164.")
+    email: str | None = UNSET
+    name: str | None = UNSET
+    birthday: datetime.date | None = UNSET
+    channel: str | None = strawberry.field(
+        default=UNSET, description="Where the member joined: store, online, app, …"
+    )
+    external_ids: list[ExternalIdInput] | None = UNSET
+    marketing_consent: bool | None = UNSET
+    referral_code: str | None = strawberry.field(
+        default=UNSET, description="The referral code of the member who referred this one."
+    )
+
+
+@strawberry.input(
+    description="Changes to a member, as the body of PATCH /v1/members/{id}: fields left out are left alone, "
+    "null clears a personal field, and `externalIds` links (id) or unlinks (null) the systems named."
+)
+class UpdateMemberInput:
+    member_id: strawberry.ID
+    phone: str | None = UNSET
+    email: str | None = UNSET
+    name: str | None = UNSET
+    birthday: datetime.date | None = UNSET
+    status: MemberStatusValue | None = strawberry.field(  # type: ignore[valid-type]
+        default=UNSET, description="Suspend, close or reopen: admin keys only."
+    )
+    marketing_consent: bool | None = UNSET
+    external_ids: list[ExternalIdInput] | None = UNSET
+
+
+def _with_external_ids(body: dict[str, Any]) -> dict[str, Any]:
+    """REST keys external ids by system; GraphQL lists them."""
+    if isinstance(body.get("external_ids"), list):
+        body["external_ids"] = {e["system"]: e["external_id"] for e in body["external_ids"]}
+    return body
+
+
+@strawberry.type
+class EnrolMemberPayload(MutationPayload):
+    member: Member | None
+
+
+@strawberry.type
+class UpdateMemberPayload(MutationPayload):
+    member: Member | None
+
+
+async def _enrol(uow: UnitOfWork, _: Principal, request: MemberCreate) -> MemberRead:
+    profile = await service.enrol(
+        uow,
+        phone=request.phone,
+        email=request.email,
+        name=request.name,
+        birthday=request.birthday,
+        channel=request.channel,
+        external_ids=request.external_ids,
+        marketing_consent=request.marketing_consent,
+        referral_code=request.referral_code,
+    )
+    return MemberRead.model_validate(profile)
+
+
+async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> MemberRead:
+    changes = {name: getattr(request, name) for name in request.model_fields_set - {"member_id"}}
+    if "status" in changes and Scope.admin not in caller.scopes:
+        raise ScopeNotAllowed(
+            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
+        )
+    return MemberRead.model_validate(await service.update(uow, request.member_id, **changes))
+
+
+async def _enrol_member(
+    info: Info[GraphQLContext, None], input: EnrolMemberInput, idempotency_key: str | None = None
+) -> EnrolMemberPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyEnrolMember",
+        scopes=TILLS,
+        body=_with_external_ids(body_of(input)),
+        model=MemberCreate,
+        reply=MemberRead,
+        work=_enrol,
+        idempotency_key=idempotency_key,
+    )
+    member = None if outcome.result is None else Member.of(outcome.result)
+    return EnrolMemberPayload(member=member, user_errors=outcome.user_errors, replayed=outcome.replayed)
+
+
+async def _update_member(
+    info: Info[GraphQLContext, None], input: UpdateMemberInput, idempotency_key: str | None = None
+) -> UpdateMemberPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyUpdateMember",
+        scopes=TILLS,
+        body=_with_external_ids(body_of(input)),
+        model=_Update,
+        reply=MemberRead,
+        work=_update,
+        idempotency_key=idempotency_key,
+    )
+    member = None if outcome.result is None else Member.of(outcome.result)
+    return UpdateMemberPayload(member=member, user_errors=outcome.user_errors, replayed=outcome.replayed)
+
+
+@strawberry.type
+class MemberMutations:
+    loyalty_enrol_member: EnrolMemberPayload = strawberry.mutation(
+        resolver=_enrol_member, description="Enrol a member: POST /v1/members, with its rules and answers."
+    )
+    loyalty_update_member: UpdateMemberPayload = strawberry.mutation(
+        resolver=_update_member,
+        description="Update a member: PATCH /v1/members/{id}; changing `status` takes an admin key.",
+    )

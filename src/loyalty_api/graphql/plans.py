@@ -1,0 +1,146 @@
+"""Paid-membership plans in GraphQL: the Plan entity (keyed by `code`) and the plans on sale, as GET
+/v1/plans and /v1/plans/{code} give them."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from loyalty_api.auth.principal import Scope
+from loyalty_api.db.pagination import encode_key
+from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.money import Money
+from loyalty_api.graphql.scopes import READERS
+from loyalty_api.plans import service
+from loyalty_api.plans.catalogue import CatalogPlan
+from loyalty_api.plans.catalogue import Interval as IntervalUnit
+from loyalty_api.plans.errors import PlanNotFound
+
+# As REST: the tills and shops that sell plans, and billing, which charges for them.
+PLAN_READERS = (*READERS, Scope.billing)
+
+PlanIntervalUnit = strawberry.enum(IntervalUnit, name="PlanIntervalUnit")
+
+
+@strawberry.type
+class PlanInterval:
+    unit: PlanIntervalUnit  # type: ignore[valid-type]
+    count: int = strawberry.field(description="A period lasts `count` units.")
+
+
+@strawberry.type
+class PlanBenefit:
+    id: strawberry.ID
+    name: str
+    kind: str
+    active: bool
+
+
+@strawberry.type(description="A coupon the plan gives its paying members, each period or each month of it.")
+class PlanCoupon:
+    name: str
+    coupon: Any = strawberry.field(
+        graphql_type=JSON, description="What the coupon gives, as REST's `coupon` offer (by its `kind`)."
+    )
+    valid_days: int
+    every: str = strawberry.field(description="`period` or `month`")
+
+
+@strawberry.federation.type(keys=["code"], description="A paid-membership plan, active or not.")
+class Plan:
+    id: strawberry.ID
+    code: str
+    family: str = strawberry.field(description="Plans of one family replace each other on a plan change.")
+    name: str
+    price: Money = strawberry.field(description="Per period.")
+    interval: PlanInterval
+    trial_days: int
+    grace_days: int
+    benefits: list[PlanBenefit] = strawberry.field(directives=[assumed(10)])
+    coupons: list[PlanCoupon] = strawberry.field(directives=[assumed(5)])
+    active: bool = strawberry.field(description="Only active plans can be subscribed to.")
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+    @classmethod
+    def of(cls, plan: CatalogPlan) -> Plan:
+        return cls(
+            id=strawberry.ID(str(plan.id)),
+            code=plan.code,
+            family=plan.family,
+            name=plan.name,
+            price=Money.of(plan.price),
+            interval=PlanInterval(unit=plan.interval, count=plan.interval_count),
+            trial_days=plan.trial_days,
+            grace_days=plan.grace_days,
+            benefits=[
+                PlanBenefit(id=strawberry.ID(str(b.id)), name=b.name, kind=b.properties.kind, active=b.active)
+                for b in plan.benefits
+            ],
+            coupons=[
+                PlanCoupon(
+                    name=c.name,
+                    coupon=c.model_dump(mode="json")["coupon"],
+                    valid_days=c.valid_days,
+                    every=c.every,
+                )
+                for c in plan.coupons
+            ],
+            active=plan.active,
+            created_at=plan.created_at,
+            updated_at=plan.updated_at,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[GraphQLContext, None], **representation: Any) -> Plan | None:
+        require(info.context, *PLAN_READERS)
+        if "code" not in representation:
+            message = "a Plan representation needs its key field `code`"
+            raise as_graphql_error(InvalidField("representation", message))
+        return await plan_by_code(info, str(representation["code"]))
+
+
+async def plan_by_code(info: Info[GraphQLContext, None], code: str) -> Plan | None:
+    """A plan by code through the request's snapshot; null when there is none."""
+    async with info.context.snapshot.read() as uow:
+        try:
+            return Plan.of(await service.get_plan(uow, code))
+        except PlanNotFound:
+            return None
+
+
+async def _plans(
+    info: Info[GraphQLContext, None], first: int = 20, after: str | None = None
+) -> Connection[Plan]:
+    require(info.context, *PLAN_READERS)
+    limit = page_size(first)
+    with domain_errors():  # a cursor that is not one of ours is REST's invalid_field
+        async with info.context.snapshot.read() as uow:
+            page = await service.list_plans(uow, limit=limit, cursor=after)
+    # REST pages plans by code: an edge's cursor is its plan's key, as REST's next_cursor would be.
+    return Connection.of(page.items, page.next_cursor, Plan.of, lambda p: encode_key((p.code,)))
+
+
+async def _plan(info: Info[GraphQLContext, None], code: str) -> Plan | None:
+    require(info.context, *PLAN_READERS)
+    return await plan_by_code(info, code)
+
+
+@strawberry.type
+class PlanQueries:
+    loyalty_plans: Connection[Plan] = strawberry.field(
+        resolver=_plans,
+        description="Every plan, active or not, by code, page by page: GET /v1/plans (its cursors too).",
+        directives=[sliced(sized_fields=["edges"])],
+    )
+    loyalty_plan: Plan | None = strawberry.field(
+        resolver=_plan, description="A plan by code; null when none: GET /v1/plans/{code}."
+    )

@@ -1,0 +1,122 @@
+"""Query cost: priced from list sizes before anything runs, refused over the limit, and spent from the key's
+rate budget; introspection and GraphiQL off in production settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from graphql import GraphQLSchema, parse
+from loyalty_api.app import create_app
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
+from loyalty_api.graphql.cost import COST_PER_UNIT, cost_of
+from loyalty_api.graphql.schema import graphql_router
+from loyalty_api.settings import Settings
+from tests.builders import make_key
+from tests.conftest import UNLIMITED
+from tests.graphql.helpers import graphql
+
+
+def members_query(first: int, subscriptions: int) -> str:
+    return (
+        f"{{ loyaltyMembers(first: {first}) {{ edges {{ node {{ id "
+        f"subscriptions(first: {subscriptions}) {{ id }} }} }} }} }}"
+    )
+
+
+def codes(body: dict[str, object]) -> list[str]:
+    errors = body.get("errors") or []
+    assert isinstance(errors, list)
+    return [e["extensions"]["code"] for e in errors]
+
+
+@pytest.fixture(scope="module")
+def schema(settings: Settings) -> GraphQLSchema:
+    return graphql_router(settings).schema._schema
+
+
+class TestPricing:
+    def test_a_list_costs_its_items_times_its_size(self, schema: GraphQLSchema) -> None:
+        small = cost_of(schema, parse(members_query(10, 5)), None, {})
+        large = cost_of(schema, parse(members_query(10, 50)), None, {})
+        # each of the 10 members' subscription lists grows by 45 items of cost 1
+        assert large - small == 10 * 45
+        variables = cost_of(
+            schema,
+            parse("query($n: Int!) { loyaltyMembers(first: $n) { edges { node { id } } } }"),
+            None,
+            {"n": 30},
+        )
+        assert variables == 3 * cost_of(
+            schema, parse("{ loyaltyMembers(first: 10) { edges { node { id } } } }"), None, {}
+        )
+
+    def test_entities_cost_one_member_per_representation(self, schema: GraphQLSchema) -> None:
+        query = parse("query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }")
+        one = cost_of(schema, query, None, {"r": [{"__typename": "Member", "id": "x"}]})
+        fifty = cost_of(schema, query, None, {"r": [{"__typename": "Member", "id": "x"}] * 50})
+        assert fifty == 50 * one > 0
+
+
+class TestLimit:
+    async def test_a_document_over_the_limit_is_refused_before_it_runs(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        limit = Settings.model_fields["graphql_max_cost"].default
+        body = await graphql(client, admin_key, members_query(100, 100))
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert body["errors"][0]["extensions"]["cost"] > limit
+        within = await graphql(client, admin_key, members_query(100, 10))
+        assert within.get("errors") is None
+
+    async def test_the_cost_is_spent_from_the_keys_budget(
+        self, client: httpx.AsyncClient, app: FastAPI, schema: GraphQLSchema
+    ) -> None:
+        key = await make_key(app, Scope.admin, rate_limit="60/minute")
+        query = members_query(50, 100)  # 50 × (1 + 1 + 100) = 5100: 51 units, and 1 for the call
+        assert cost_of(schema, parse(query), None, {}) // COST_PER_UNIT == 51
+        first = await graphql(client, key, query)
+        assert first.get("errors") is None
+        second = await client.post(
+            "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {key}"}
+        )
+        refused = second.json()
+        # Refused by the edge (429) or, once the call's unit was still there, by the cost (rate_limited).
+        assert second.status_code == 429 or codes(refused) == ["rate_limited"]
+        cheap = await make_key(app, Scope.admin, rate_limit=UNLIMITED)
+        assert (await graphql(client, cheap, query)).get("errors") is None
+
+
+@asynccontextmanager
+async def production_client(settings: Settings, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
+    """The service with production settings: introspection and GraphiQL at their defaults."""
+    defaults = {
+        name: Settings.model_fields[name].default for name in ("graphql_introspection", "graphql_ide")
+    }
+    production = create_app(settings.model_copy(update=defaults), clock=clock)
+    async with production.router.lifespan_context(production):
+        transport = httpx.ASGITransport(app=production, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
+            yield http
+
+
+class TestSwitches:
+    async def test_production_settings_have_no_introspection_and_no_graphiql(
+        self, settings: Settings, clock: FrozenClock, pos_key: str, client: httpx.AsyncClient
+    ) -> None:
+        introspection = "{ __schema { queryType { name } } }"
+        async with production_client(settings, clock) as production:
+            closed = await graphql(production, pos_key, introspection)
+            page = await production.get("/graphql", headers={"Accept": "text/html"})
+            member = await graphql(production, pos_key, '{ loyaltyMember(id: "x") { id } }')
+        assert closed["data"] is None and set(codes(closed)) == {"GRAPHQL_VALIDATION_FAILED"}
+        assert page.status_code == 404
+        assert codes(member) == ["validation_error"]  # everything else answers as before
+        opened = await graphql(client, pos_key, introspection)  # the test app has both on
+        assert opened["data"]["__schema"]["queryType"]["name"] == "Query"
