@@ -299,12 +299,12 @@ async def check(base: str, key: str, shoppers: list[tuple[str, list[str]]], memb
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         for label, run in [
-            (GRAPHQL_MEMBER_QUOTE, member_quote_graphql(client, shoppers[0])),
-            (REST_MEMBER_QUOTE, member_quote_rest(client, shoppers[0])),
-            (GRAPHQL_ENTITIES, entities(client, member_ids[:ENTITIES])),
+            (GRAPHQL_MEMBER_QUOTE, lambda: member_quote_graphql(client, shoppers[0])),
+            (REST_MEMBER_QUOTE, lambda: member_quote_rest(client, shoppers[0])),
+            (GRAPHQL_ENTITIES, lambda: entities(client, member_ids[:ENTITIES])),
         ]:
             try:
-                await run
+                await run()
             except Invalid as exc:
                 raise SystemExit(f"{label}: a wrong answer, nothing measured: {exc}") from None
 

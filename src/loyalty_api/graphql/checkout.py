@@ -216,7 +216,7 @@ def _request(data: CheckoutQuoteInput) -> QuoteRequest:
 async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuoteInput) -> CheckoutQuote:
     require(info.context, *QUOTERS)
     request = _request(input)
-    async with info.context.units.read() as uow:
+    async with info.context.snapshot.read() as uow:
         with domain_errors():
             result = await service.quote(
                 uow,

@@ -22,11 +22,10 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
-from loyalty_api.graphql.mutation import REPLAYED, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
-from loyalty_api.graphql.user_errors import UserError
 
 # As REST (coupons/router.py): keys that act for the member in front of them may reach a coupon by its code
 # alone; any other key must name the member, so it never learns whose a code is.
@@ -163,10 +162,8 @@ class UseCouponInput:
 
 
 @strawberry.type
-class UseCouponPayload:
+class UseCouponPayload(MutationPayload):
     coupon: Coupon | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=REPLAYED)
 
 
 async def _use(uow: UnitOfWork, caller: Principal, request: _Use) -> CouponRead:
@@ -191,11 +188,7 @@ async def _use_coupon(
         work=_use,
         idempotency_key=idempotency_key,
     )
-    return UseCouponPayload(
-        coupon=None if outcome.result is None else Coupon.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(UseCouponPayload, coupon=Coupon.of)
 
 
 @strawberry.type

@@ -120,8 +120,7 @@ async def _enrol_member(
         work=_enrol,
         idempotency_key=idempotency_key,
     )
-    member = None if outcome.result is None else Member.of(outcome.result)
-    return EnrolMemberPayload(member=member, user_errors=outcome.user_errors, replayed=outcome.replayed)
+    return outcome.answer(EnrolMemberPayload, member=Member.of)
 
 
 async def _update_member(
@@ -137,8 +136,7 @@ async def _update_member(
         work=_update,
         idempotency_key=idempotency_key,
     )
-    member = None if outcome.result is None else Member.of(outcome.result)
-    return UpdateMemberPayload(member=member, user_errors=outcome.user_errors, replayed=outcome.replayed)
+    return outcome.answer(UpdateMemberPayload, member=Member.of)
 
 
 @strawberry.type

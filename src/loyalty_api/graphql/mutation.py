@@ -59,11 +59,19 @@ class MutationPayload:
     replayed: bool = strawberry.field(description=REPLAYED)
 
 
+Payload = TypeVar("Payload", bound=MutationPayload)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[Reply]):
     result: Reply | None
     user_errors: list[UserError] = field(default_factory=list)
     replayed: bool = False
+
+    def answer(self, payload: type[Payload], **present: Callable[[Reply], Any]) -> Payload:
+        """The mutation's payload: each named field `present`s the result (null when refused)."""
+        shown = {name: None if self.result is None else show(self.result) for name, show in present.items()}
+        return payload(**shown, user_errors=self.user_errors, replayed=self.replayed)
 
 
 async def run_mutation(

@@ -22,10 +22,9 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
-from loyalty_api.graphql.mutation import body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import OPERATORS, TILLS
 from loyalty_api.graphql.tiers import Tier
-from loyalty_api.graphql.user_errors import UserError
 from loyalty_api.http.problems import plain_message
 from loyalty_api.http.schemas import Instant, MoneyRead, OrderRef
 from loyalty_api.points import holds, refunds, service
@@ -108,12 +107,8 @@ class PointsEarned:
 
 
 @strawberry.type
-class EarnPointsPayload:
+class EarnPointsPayload(MutationPayload):
     earned: PointsEarned | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(
-        description="Whether this is the first answer to the same `idempotencyKey`."
-    )
 
 
 async def _earn(uow: UnitOfWork, caller: Principal, request: _Earn) -> EarnRead:
@@ -144,11 +139,7 @@ async def _earn_points(
         work=_earn,
         idempotency_key=idempotency_key,
     )
-    return EarnPointsPayload(
-        earned=None if outcome.result is None else PointsEarned.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(EarnPointsPayload, earned=PointsEarned.of)
 
 
 def _money(read: MoneyRead | None) -> Money | None:
@@ -203,12 +194,8 @@ class PointsRedeemed:
 
 
 @strawberry.type
-class RedeemPointsPayload:
+class RedeemPointsPayload(MutationPayload):
     redeemed: PointsRedeemed | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(
-        description="Whether this is the first answer to the same `idempotencyKey`."
-    )
 
 
 async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> RedeemRead:
@@ -236,11 +223,7 @@ async def _redeem_points(
         work=_redeem,
         idempotency_key=idempotency_key,
     )
-    return RedeemPointsPayload(
-        redeemed=None if outcome.result is None else PointsRedeemed.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(RedeemPointsPayload, redeemed=PointsRedeemed.of)
 
 
 # --- Holds: POST /v1/members/{id}/holds, GET /v1/holds/{id}, POST /v1/holds/{id}/capture and /release
@@ -288,14 +271,10 @@ class PointsHold:
 
 
 @strawberry.type
-class HoldPayloadFields:
+class HoldPayloadFields(MutationPayload):
     """What every hold mutation answers: the hold after it."""
 
     hold: PointsHold | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(
-        description="Whether this is the first answer to the same `idempotencyKey`."
-    )
 
 
 @strawberry.type
@@ -352,11 +331,7 @@ async def _hold_points(
         work=_hold,
         idempotency_key=idempotency_key,
     )
-    return HoldPointsPayload(
-        hold=None if outcome.result is None else PointsHold.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(HoldPointsPayload, hold=PointsHold.of)
 
 
 class _Capture(CaptureRequest):
@@ -399,11 +374,7 @@ async def _capture_points(
         work=_capture,
         idempotency_key=idempotency_key,
     )
-    return CapturePointsPayload(
-        hold=None if outcome.result is None else PointsHold.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(CapturePointsPayload, hold=PointsHold.of)
 
 
 class _Release(BaseModel):
@@ -436,11 +407,7 @@ async def _release_points(
         work=_release,
         idempotency_key=idempotency_key,
     )
-    return ReleasePointsPayload(
-        hold=None if outcome.result is None else PointsHold.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(ReleasePointsPayload, hold=PointsHold.of)
 
 
 # --- Refund: POST /v1/orders/{order_ref}/refund
@@ -520,12 +487,8 @@ class PointsRefund:
 
 
 @strawberry.type
-class RefundPointsPayload:
+class RefundPointsPayload(MutationPayload):
     refund: PointsRefund | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(
-        description="Whether this is the first answer to the same `idempotencyKey`."
-    )
 
 
 async def _refund(uow: UnitOfWork, caller: Principal, request: _Refund) -> RefundRead:
@@ -553,11 +516,7 @@ async def _refund_points(
         work=_refund,
         idempotency_key=idempotency_key,
     )
-    return RefundPointsPayload(
-        refund=None if outcome.result is None else PointsRefund.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(RefundPointsPayload, refund=PointsRefund.of)
 
 
 # --- Adjust: POST /v1/members/{id}/adjustments (admin keys only)
@@ -594,12 +553,8 @@ class PointsAdjustment:
 
 
 @strawberry.type
-class AdjustPointsPayload:
+class AdjustPointsPayload(MutationPayload):
     adjustment: PointsAdjustment | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(
-        description="Whether this is the first answer to the same `idempotencyKey`."
-    )
 
 
 async def _adjust(uow: UnitOfWork, caller: Principal, request: _Adjust) -> AdjustmentRead:
@@ -622,11 +577,7 @@ async def _adjust_points(
         work=_adjust,
         idempotency_key=idempotency_key,
     )
-    return AdjustPointsPayload(
-        adjustment=None if outcome.result is None else PointsAdjustment.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(AdjustPointsPayload, adjustment=PointsAdjustment.of)
 
 
 # --- Reads: GET /v1/members/{id}/points, /v1/members/{id}/ledger, /v1/holds/{id}

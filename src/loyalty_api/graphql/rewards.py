@@ -16,13 +16,12 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.coupons import Coupon
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.money import Long
-from loyalty_api.graphql.mutation import REPLAYED, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
-from loyalty_api.graphql.user_errors import UserError
 from loyalty_api.rewards import service
 from loyalty_api.rewards.schemas import RedemptionRead, RewardRead
 from loyalty_api.rewards.service import RewardView
@@ -132,10 +131,8 @@ class Redemption:
 
 
 @strawberry.type
-class RedeemRewardPayload:
+class RedeemRewardPayload(MutationPayload):
     redemption: Redemption | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=REPLAYED)
 
 
 async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> RedemptionRead:
@@ -158,11 +155,7 @@ async def _redeem_reward(
         work=_redeem,
         idempotency_key=idempotency_key,
     )
-    return RedeemRewardPayload(
-        redemption=None if outcome.result is None else Redemption.of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(RedeemRewardPayload, redemption=Redemption.of)
 
 
 @strawberry.type

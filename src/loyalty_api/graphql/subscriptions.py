@@ -19,12 +19,11 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
-from loyalty_api.graphql.mutation import body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS
-from loyalty_api.graphql.user_errors import UserError
 from loyalty_api.http.schemas import MoneyRead
 from loyalty_api.subscriptions import service
 from loyalty_api.subscriptions.errors import SubscriptionNotFound
@@ -272,49 +271,32 @@ class RecordSubscriptionPaymentInput:
     period: int = strawberry.field(description="The period paid for: the next one.")
 
 
-_REPLAYED = "Whether this is the answer recorded for an earlier call with the same `idempotencyKey`."
-
-
 @strawberry.type
-class SubscribeToPlanPayload:
+class SubscribeToPlanPayload(MutationPayload):
     subscription: MemberSubscription | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=_REPLAYED)
 
 
 @strawberry.type
-class CancelSubscriptionPayload:
+class CancelSubscriptionPayload(MutationPayload):
     subscription: MemberSubscription | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=_REPLAYED)
 
 
 @strawberry.type
-class ResumeSubscriptionPayload:
+class ResumeSubscriptionPayload(MutationPayload):
     subscription: MemberSubscription | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=_REPLAYED)
 
 
 @strawberry.type
-class ChangeSubscriptionPlanPayload:
+class ChangeSubscriptionPlanPayload(MutationPayload):
     subscription: MemberSubscription | None
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=_REPLAYED)
 
 
 @strawberry.type
-class RecordSubscriptionPaymentPayload:
+class RecordSubscriptionPaymentPayload(MutationPayload):
     payment: SubscriptionPayment | None
     subscription: MemberSubscription | None = strawberry.field(
         description="The subscription after the payment (renewed at once when it was past due)."
     )
-    user_errors: list[UserError] = strawberry.field(directives=[assumed(5)])
-    replayed: bool = strawberry.field(description=_REPLAYED)
-
-
-def _subscription_of(read: SubscriptionRead | None) -> MemberSubscription | None:
-    return None if read is None else MemberSubscription.of(read)
 
 
 async def _do_subscribe(uow: UnitOfWork, caller: Principal, request: _Subscribe) -> SubscriptionRead:
@@ -377,11 +359,7 @@ async def _subscribe(
         work=_do_subscribe,
         idempotency_key=idempotency_key,
     )
-    return SubscribeToPlanPayload(
-        subscription=_subscription_of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(SubscribeToPlanPayload, subscription=MemberSubscription.of)
 
 
 async def _cancel(
@@ -397,11 +375,7 @@ async def _cancel(
         work=_do_cancel,
         idempotency_key=idempotency_key,
     )
-    return CancelSubscriptionPayload(
-        subscription=_subscription_of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(CancelSubscriptionPayload, subscription=MemberSubscription.of)
 
 
 async def _resume(
@@ -417,11 +391,7 @@ async def _resume(
         work=_do_resume,
         idempotency_key=idempotency_key,
     )
-    return ResumeSubscriptionPayload(
-        subscription=_subscription_of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(ResumeSubscriptionPayload, subscription=MemberSubscription.of)
 
 
 async def _change_plan(
@@ -437,11 +407,7 @@ async def _change_plan(
         work=_do_change_plan,
         idempotency_key=idempotency_key,
     )
-    return ChangeSubscriptionPlanPayload(
-        subscription=_subscription_of(outcome.result),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
-    )
+    return outcome.answer(ChangeSubscriptionPlanPayload, subscription=MemberSubscription.of)
 
 
 async def _record_payment(
@@ -459,12 +425,10 @@ async def _record_payment(
         work=_do_record_payment,
         idempotency_key=idempotency_key,
     )
-    result = outcome.result
-    return RecordSubscriptionPaymentPayload(
-        payment=None if result is None else SubscriptionPayment.of(result.payment),
-        subscription=None if result is None else MemberSubscription.of(result.subscription),
-        user_errors=outcome.user_errors,
-        replayed=outcome.replayed,
+    return outcome.answer(
+        RecordSubscriptionPaymentPayload,
+        payment=lambda result: SubscriptionPayment.of(result.payment),
+        subscription=lambda result: MemberSubscription.of(result.subscription),
     )
 
 
