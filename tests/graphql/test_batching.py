@@ -20,6 +20,7 @@ from tests.subscriptions.helpers import add_plan, next_payment_ref, subscribe
 
 ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) { ... on Member {
   id memberNumber tier { code } points benefits { name sources { ref } } subscriptions { plan state }
+  pointsAccount { balance available expiring { month points } }
 } } }"""
 
 
@@ -76,6 +77,16 @@ class TestEntitiesInBatches:
         members = [await enrol(client, pos_key) for _ in range(50)]
         for member in members[::5]:  # some with a paid plan, its benefit and subscription
             await subscribe(client, admin_key, member["id"], "batch-plus", payment_ref=next_payment_ref())
+        for n, member in enumerate(members[::7]):  # some with points
+            earned = await client.post(
+                f"/v1/members/{member['id']}/earn",
+                json={
+                    "order_ref": f"BATCH-{member['id']}",
+                    "amount": {"amount": 1_000 * (n + 1), "currency": "CNY"},
+                },
+                headers=bearer(pos_key),
+            )
+            assert earned.status_code == 200, earned.text
 
         await _entities(client, app, pos_key, members[:1])  # the ladder and the plans into the cache
         few, few_counted = await _entities(client, app, pos_key, members[:5])
@@ -91,6 +102,12 @@ class TestEntitiesInBatches:
         assert len(many_counted.statements) <= 8, many_counted.statements
         assert many_counted.transactions == 1  # one snapshot for every field of every member
         assert few[0]["memberNumber"] == members[0]["member_number"]
+        assert all(m["pointsAccount"]["balance"] == m["points"] for m in many)
+        assert (
+            sorted(m["points"] for m in many if m["points"])
+            == sorted(m["points"] for m in many if m["id"] in {x["id"] for x in members[::7]})
+            != []
+        )
 
     async def test_members_that_do_not_exist_are_null_in_their_place(
         self, client: httpx.AsyncClient, app: FastAPI, pos_key: str

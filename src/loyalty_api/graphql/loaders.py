@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from loyalty_api.benefits.service import MemberBenefits, members_benefits
 from loyalty_api.graphql.snapshot import Snapshot
 from loyalty_api.members.service import MemberProfile, get_members, get_members_by_number
+from loyalty_api.points.service import PointsSummary, summaries
 from loyalty_api.subscriptions.service import SubscriptionView, members_subscriptions
 
 # (member id, how many of their newest subscriptions)
@@ -25,6 +26,7 @@ class Loaders:
     members_by_number: DataLoader[str, MemberProfile | None]
     benefits: DataLoader[uuid.UUID, MemberBenefits | None]
     subscriptions: DataLoader[SubscriptionsKey, list[SubscriptionView]]
+    points_accounts: DataLoader[uuid.UUID, PointsSummary | None]
 
     @classmethod
     def over(cls, snapshot: Snapshot) -> Loaders:
@@ -49,9 +51,15 @@ class Loaders:
                 found = await members_subscriptions(uow, list({m for m, _ in keys}), limit=largest)
             return [found.get(member_id, [])[:limit] for member_id, limit in keys]
 
+        async def points_accounts(ids: Sequence[uuid.UUID]) -> list[PointsSummary | None]:
+            async with snapshot.read() as uow:
+                found = await summaries(uow, ids)
+            return [found.get(i) for i in ids]
+
         return cls(
             members=DataLoader(load_fn=members),
             members_by_number=DataLoader(load_fn=members_by_number),
             benefits=DataLoader(load_fn=benefits),
             subscriptions=DataLoader(load_fn=subscriptions),
+            points_accounts=DataLoader(load_fn=points_accounts),
         )

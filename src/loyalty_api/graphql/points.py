@@ -27,6 +27,7 @@ from loyalty_api.graphql.scopes import OPERATORS, TILLS
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.http.problems import plain_message
 from loyalty_api.http.schemas import Instant, MoneyRead, OrderRef
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.points import holds, refunds, service
 from loyalty_api.points.errors import HoldNotFound
 from loyalty_api.points.schemas import (
@@ -681,9 +682,9 @@ def _instant(value: datetime.datetime | None, field: str) -> datetime.datetime |
 
 async def _points_account(root: Any, info: Info[GraphQLContext, None]) -> PointsAccount:
     require(info.context, *TILLS)
-    async with info.context.snapshot.read() as uow:
-        with domain_errors():
-            summary = await service.summary(uow, uuid.UUID(str(root.id)))
+    summary = await info.context.loaders.points_accounts.load(uuid.UUID(str(root.id)))
+    if summary is None:  # a member resolved from this snapshot has an account: gone since is not found
+        raise as_graphql_error(MemberNotFound())
     return PointsAccount.of(PointsRead.model_validate(summary))
 
 

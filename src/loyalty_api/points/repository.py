@@ -314,6 +314,17 @@ class PointsAccountRepository:
         ).one_or_none()
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
+    async def get_states(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AccountState]:
+        rows = await self.session.execute(
+            select(
+                _ACCOUNTS.c.member_id, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned
+            ).where(_ACCOUNTS.c.member_id.in_(member_ids))
+        )
+        return {
+            member_id: AccountState(balance=balance, held=held, lifetime_earned=earned)
+            for member_id, balance, held, earned in rows.all()
+        }
+
 
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -448,6 +459,21 @@ class LotRepository:
             .order_by(PointLot.expires_at)
         )
         return [(expires_at, remaining) for expires_at, remaining in result.all() if expires_at is not None]
+
+    async def expiring_by_date_of(
+        self, member_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, list[tuple[datetime, int]]]:
+        """`expiring_by_date` of many members, in one statement."""
+        result = await self.session.execute(
+            select(PointLot.member_id, PointLot.expires_at, PointLot.remaining)
+            .where(PointLot.member_id.in_(member_ids), PointLot.remaining > 0, PointLot.expires_at > now)
+            .order_by(PointLot.member_id, PointLot.expires_at)
+        )
+        found: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
+        for member_id, expires_at, remaining in result.all():
+            if expires_at is not None:
+                found.setdefault(member_id, []).append((expires_at, remaining))
+        return found
 
 
 class HoldRepository:

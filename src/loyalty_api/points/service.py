@@ -60,7 +60,7 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
     earned_order_row,
 )
-from loyalty_api.program.service import get_program
+from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
@@ -379,8 +379,27 @@ async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
     await member_for_points(uow, member_id, must_be_active=False)
     state = await PointsAccountRepository(uow.session).get_state(member_id)
     assert state is not None
+    lots = await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now())
+    return _summary(program, state, lots)
+
+
+async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PointsSummary]:
+    """`summary` of many members, read together (GraphQL batches its lookups); members that do not exist
+    are left out."""
+    program = await get_program(uow)
+    states = await PointsAccountRepository(uow.session).get_states(member_ids)
+    lots = await LotRepository(uow.session).expiring_by_date_of(list(states), uow.clock.now())
+    return {
+        member_id: _summary(program, state, lots.get(member_id, [])) for member_id, state in states.items()
+    }
+
+
+def _summary(
+    program: ProgramSettings, state: AccountState, lots: Sequence[tuple[datetime, int]]
+) -> PointsSummary:
+    """The points now, with what expires grouped by month in the programme's time zone."""
     months: dict[str, ExpiringPoints] = {}
-    for expires_at, points in await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now()):
+    for expires_at, points in lots:
         month = expires_at.astimezone(program.zone).strftime("%Y-%m")
         known = months.get(month)
         months[month] = ExpiringPoints(
