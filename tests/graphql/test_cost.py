@@ -9,12 +9,21 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from strawberry.federation.schema_directives import ListSize
 
-from graphql import GraphQLSchema, parse
+from graphql import (
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+    get_nullable_type,
+    is_composite_type,
+    is_list_type,
+    parse,
+)
 from loyalty_api.app import create_app
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
-from loyalty_api.graphql.cost import COST_PER_UNIT, cost_of
+from loyalty_api.graphql.cost import COST_PER_UNIT, cost_of, directive_of
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.settings import Settings
 from tests.builders import make_key
@@ -52,9 +61,11 @@ class TestPricing:
             None,
             {"n": 30},
         )
-        assert variables == 3 * cost_of(
-            schema, parse("{ loyaltyMembers(first: 10) { edges { node { id } } } }"), None, {}
-        )
+        literal = cost_of(schema, parse("{ loyaltyMembers(first: 30) { edges { node { id } } } }"), None, {})
+        ten = cost_of(schema, parse("{ loyaltyMembers(first: 10) { edges { node { id } } } }"), None, {})
+        # the connection, then per edge the edge and its node: only the edges are as many as `first`
+        assert variables == literal == 1 + 30 * 2
+        assert literal - ten == 20 * 2
 
     def test_entities_cost_one_member_per_representation(self, schema: GraphQLSchema) -> None:
         query = parse("query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }")
@@ -79,7 +90,7 @@ class TestLimit:
         self, client: httpx.AsyncClient, app: FastAPI, schema: GraphQLSchema
     ) -> None:
         key = await make_key(app, Scope.admin, rate_limit="60/minute")
-        query = members_query(50, 100)  # 50 × (1 + 1 + 100) = 5100: 51 units, and 1 for the call
+        query = members_query(50, 100)  # 1 + 50 × (1 + 1 + 100) = 5101: 51 units, and 1 for the call
         assert cost_of(schema, parse(query), None, {}) // COST_PER_UNIT == 51
         first = await graphql(client, key, query)
         assert first.get("errors") is None
@@ -120,3 +131,20 @@ class TestSwitches:
         assert codes(member) == ["validation_error"]  # everything else answers as before
         opened = await graphql(client, pos_key, introspection)  # the test app has both on
         assert opened["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_every_list_of_objects_has_a_size(schema: GraphQLSchema) -> None:
+    """A list without `@listSize` would be priced as one item: every list of objects says its size (a
+    connection's `edges` take theirs from the connection's field)."""
+    unsized = [
+        f"{kind.name}.{name}"
+        for kind in schema.type_map.values()
+        if isinstance(kind, GraphQLObjectType) and not kind.name.startswith("__")
+        for name, found in kind.fields.items()
+        if is_list_type(get_nullable_type(found.type))
+        and is_composite_type(get_named_type(found.type))
+        and directive_of(found, ListSize) is None
+        and not (name == "edges" and kind.name.endswith("Connection"))
+        and name != "_entities"  # priced by its representations
+    ]
+    assert unsized == []

@@ -14,6 +14,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.checkout import service
 from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
 from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.tiers import Tier
@@ -105,10 +106,10 @@ class CheckoutQuote:
     currency: str
     subtotal: Money
     shipping: Money
-    discounts: list[CheckoutDiscount]
+    discounts: list[CheckoutDiscount] = strawberry.field(directives=[assumed(10)])
     coupons_applied: list[str]
-    coupons_rejected: list[CheckoutCouponRejection]
-    perks: list[CheckoutPerk]
+    coupons_rejected: list[CheckoutCouponRejection] = strawberry.field(directives=[assumed(10)])
+    perks: list[CheckoutPerk] = strawberry.field(directives=[assumed(10)])
     goods_total: Money
     shipping_total: Money
     points: CheckoutPoints

@@ -67,7 +67,7 @@ def sliced(argument: str = "first", *, sized_fields: list[str] | None = None) ->
     )
 
 
-def _directive(field: GraphQLField, kind: type[Any]) -> Any:
+def directive_of(field: GraphQLField, kind: type[Any]) -> Any:
     definition = field.extensions.get("strawberry-definition")
     if isinstance(definition, StrawberryField):
         for directive in definition.directives:
@@ -86,6 +86,9 @@ def _value(node: Any, variables: Mapping[str, Any]) -> Any:
     return None
 
 
+_NONE_SIZED: Mapping[str, int] = {}
+
+
 def _fields(parent: GraphQLNamedType) -> Mapping[str, GraphQLField]:
     return parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
 
@@ -99,7 +102,14 @@ class _Pricer:
         }
         self._spreading: set[str] = set()
 
-    def selections(self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None) -> int:
+    def selections(
+        self,
+        parent: GraphQLNamedType,
+        selection_set: SelectionSetNode | None,
+        sized: Mapping[str, int] = _NONE_SIZED,
+    ) -> int:
+        """What a selection costs; `sized` names the fields (a connection's `edges`) that are lists of the
+        size their parent's arguments give."""
         if selection_set is None:
             return 0
         total = 0
@@ -107,11 +117,11 @@ class _Pricer:
             if isinstance(selection, FieldNode):
                 found = _fields(parent).get(selection.name.value)
                 if found is not None:
-                    total += self.field(found, selection)
+                    total += sized.get(selection.name.value, 1) * self.field(found, selection)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 inner = self.schema.get_type(condition.name.value) if condition else parent
-                total += self.selections(inner or parent, selection.selection_set)
+                total += self.selections(inner or parent, selection.selection_set, sized)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
@@ -119,16 +129,20 @@ class _Pricer:
                     continue  # validation refuses both
                 self._spreading.add(name)
                 inner = self.schema.get_type(fragment.type_condition.name.value)
-                total += self.selections(inner or parent, fragment.selection_set)
+                total += self.selections(inner or parent, fragment.selection_set, sized)
                 self._spreading.discard(name)
         return total
 
     def field(self, field: GraphQLField, node: FieldNode) -> int:
         named = get_named_type(field.type)
-        cost = _directive(field, Cost)
+        cost = directive_of(field, Cost)
         weight = cost.weight if cost is not None else (1 if is_composite_type(named) else 0)
+        list_size = directive_of(field, ListSize)
+        if list_size is not None and list_size.sized_fields:  # a connection: its edges are the list
+            sized = dict.fromkeys(list_size.sized_fields, self.size(field, node))
+            return weight + self.selections(named, node.selection_set, sized)
         children = self.selections(named, node.selection_set)
-        if not is_list_type(get_nullable_type(field.type)) and _directive(field, ListSize) is None:
+        if not is_list_type(get_nullable_type(field.type)) and list_size is None:
             return weight + children
         return self.size(field, node) * (weight + children)
 
@@ -137,7 +151,7 @@ class _Pricer:
         if node.name.value == ENTITIES:
             representations = arguments.get("representations")
             return len(representations) if isinstance(representations, list | tuple) else 1
-        list_size = _directive(field, ListSize)
+        list_size = directive_of(field, ListSize)
         if list_size is None:
             return 1
         for name in list_size.slicing_arguments or ():  # UNSET is falsy
