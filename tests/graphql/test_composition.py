@@ -71,6 +71,19 @@ class TestComposition:
         assert "loyaltyMember: Member" in _type(supergraph, "Customer")
         money = _type(supergraph, "Money")
         assert "@join__type(graph: ORDERS)" in money and "amount: Long!" in money
+        order = _type(supergraph, "Order")
+        assert "tierAtPurchase: Tier" in order and "couponUsed: Coupon" in order
+        assert re.search(r"^\s+rank: Int!", _type(supergraph, "Tier"), re.MULTILINE)  # our fields, joined
+
+    def test_generic_root_names_would_clash_with_the_crm(self, tmp_path: Path) -> None:
+        # Why our root fields are named `loyalty…`: the CRM has a `member` of its own.
+        generic = tmp_path / "loyalty.graphql"
+        generic.write_text(
+            COMMITTED.read_text(encoding="utf-8").replace("  loyaltyMember(", "  member("), encoding="utf-8"
+        )
+        result = compose(generic, HERE / "crm.graphql")
+        assert result.returncode == 1, result.stdout
+        assert "Query.member" in result.stderr
 
     def test_composes_alone(self) -> None:
         result = compose(COMMITTED)

@@ -19,3 +19,18 @@ def test_money_is_shareable_with_other_subgraphs() -> None:
     sdl = subgraph_sdl()
     assert "type Money @shareable {" in sdl
     assert '"@shareable"' in sdl.split("\n", 1)[0]  # imported in the @link
+
+
+def test_personal_fields_carry_the_personal_tag() -> None:
+    """A partner-facing contract of the supergraph (Apollo contracts, `excludeTags: ["personal"]`) leaves out
+    every field with the tag: each field of Member that holds personal data must have it, and no other."""
+    sdl = subgraph_sdl()
+    member = sdl[sdl.index("type Member ") :]
+    member = member[: member.index("\n}\n")]
+    tagged = {
+        line.strip().split(":")[0].split("(")[0]
+        for line in member.splitlines()
+        if '@tag(name: "personal")' in line
+    }
+    assert tagged == {"name", "phone", "email", "birthday", "externalIds"}
+    assert '"@tag"' in sdl.split("\n", 1)[0]
