@@ -29,6 +29,7 @@ from loyalty_api.settings import Settings
 from tests.builders import make_key
 from tests.conftest import UNLIMITED
 from tests.graphql.helpers import graphql
+from tests.graphql.test_batching import counting
 
 
 def members_query(first: int, subscriptions: int) -> str:
@@ -76,10 +77,12 @@ class TestPricing:
 
 class TestLimit:
     async def test_a_document_over_the_limit_is_refused_before_it_runs(
-        self, client: httpx.AsyncClient, admin_key: str
+        self, client: httpx.AsyncClient, app: FastAPI, admin_key: str
     ) -> None:
         limit = Settings.model_fields["graphql_max_cost"].default
-        body = await graphql(client, admin_key, members_query(100, 100))
+        with counting(app) as counted:
+            body = await graphql(client, admin_key, members_query(100, 100))
+        assert counted.statements == []  # nothing was read (the key check aside)
         assert body["data"] is None
         assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
         assert body["errors"][0]["extensions"]["cost"] > limit
