@@ -18,6 +18,7 @@ from loyalty_api.benefits import kinds
 from loyalty_api.benefits.service import EffectiveBenefit
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import require
 from loyalty_api.graphql.money import Long, Money
 from loyalty_api.graphql.scopes import READERS
@@ -152,7 +153,7 @@ class BenefitSource:
 class MemberBenefit:
     id: strawberry.ID
     name: str
-    kind: str
+    kind: str = strawberry.field(graphql_type=BenefitKindEnum)
     properties: BenefitProperties = strawberry.field(
         description="The benefit's settings, one type per `kind`: `... on PercentDiscountProperties "
         "{ percent }`. Money is in the programme's currency."

@@ -15,6 +15,13 @@ from loyalty_api.checkout import service
 from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.enums import (
+    AppliesToEnum,
+    BenefitKindEnum,
+    CappedByEnum,
+    CouponRejectionReason,
+    DiscountSource,
+)
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.tiers import Tier
@@ -59,23 +66,20 @@ class CheckoutQuoteInput:
 
 @strawberry.type
 class CheckoutDiscount:
-    source: str = strawberry.field(description="`tier`, `plan` or `coupon`")
+    source: str = strawberry.field(graphql_type=DiscountSource)
     source_ref: str = strawberry.field(description="The tier's code, or the coupon's code as named")
     source_name: str
     benefit_id: strawberry.ID | None = strawberry.field(description="Null for a coupon")
-    kind: str
+    kind: str = strawberry.field(graphql_type=BenefitKindEnum)
     name: str
     amount: Money = strawberry.field(description="What the discount actually takes off")
-    applies_to: str = strawberry.field(description="`goods` or `shipping`")
+    applies_to: str = strawberry.field(graphql_type=AppliesToEnum)
 
 
 @strawberry.type
 class CheckoutCouponRejection:
     code: str
-    reason: str = strawberry.field(
-        description="`not_found` (also another member's coupon), `used`, `expired`, `not_yet_valid`, or "
-        "`conditions_not_met` (also when it would give nothing)"
-    )
+    reason: str = strawberry.field(graphql_type=CouponRejectionReason)
     detail: str
 
 
@@ -83,7 +87,7 @@ class CheckoutCouponRejection:
 class CheckoutPerk:
     name: str
     description: str
-    source: str
+    source: str = strawberry.field(graphql_type=DiscountSource)
     source_ref: str
     source_name: str
     benefit_id: strawberry.ID | None
@@ -96,7 +100,7 @@ class CheckoutPoints:
     max_value: Money
     applied: Long
     applied_value: Money
-    capped_by: str = strawberry.field(description="`balance`, `share`, `minimum`, or `none`")
+    capped_by: str = strawberry.field(graphql_type=CappedByEnum)
 
 
 @strawberry.type(description="What a member pays for a cart; all money in the programme's currency.")

@@ -16,6 +16,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import READERS
@@ -40,7 +41,7 @@ class PlanInterval:
 class PlanBenefit:
     id: strawberry.ID
     name: str
-    kind: str
+    kind: str = strawberry.field(graphql_type=BenefitKindEnum)
     active: bool
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 import loyalty_api
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.graphql.enums import values_enum
 from loyalty_api.http.problems import plain_message
 
 # Refusals that are not the mutation's answer but the call's (see the module's docstring).
@@ -43,10 +44,10 @@ def _domain_codes() -> list[str]:
     return sorted(codes)
 
 
-_CODES: type[Enum] = Enum("UserErrorCode", {code: code for code in _domain_codes()})  # type: ignore[misc]
-UserErrorCode = strawberry.enum(
-    _CODES,
-    description="The stable codes of REST's problem+json answers; `/problems/{code}` explains each.",
+UserErrorCode = values_enum(
+    "UserErrorCode",
+    _domain_codes(),
+    "The stable codes of REST's problem+json answers; `/problems/{code}` explains each.",
 )
 
 
