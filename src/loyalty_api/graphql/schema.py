@@ -46,7 +46,8 @@ from loyalty_api.graphql.member_mutations import MemberMutations
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
 from loyalty_api.graphql.plans import Plan, PlanQueries
-from loyalty_api.graphql.points import PointsMutations, PointsQueries
+from loyalty_api.graphql.points import PointsQueries
+from loyalty_api.graphql.points_mutations import PointsMutations
 from loyalty_api.graphql.rewards import RewardMutations, RewardQueries
 from loyalty_api.graphql.subscriptions import SubscriptionMutations, SubscriptionQueries
 from loyalty_api.graphql.tiers import Tier

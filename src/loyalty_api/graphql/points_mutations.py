@@ -1,0 +1,550 @@
+"""Points over GraphQL, changes: earn, redeem, holds, refunds and adjustments through the same services,
+rules and scopes as the points endpoints of REST."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from enum import StrEnum
+
+import strawberry
+from pydantic import BaseModel, ConfigDict
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from loyalty_api.auth.principal import Principal
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.money import Long, Money, MoneyInput
+from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.points import PointsHold, money_of
+from loyalty_api.graphql.scopes import OPERATORS, TILLS
+from loyalty_api.graphql.tiers import Tier
+from loyalty_api.http.schemas import OrderRef
+from loyalty_api.points import holds, refunds, service
+from loyalty_api.points.schemas import (
+    AdjustmentRead,
+    AdjustmentRequest,
+    CaptureRequest,
+    EarnRead,
+    EarnRequest,
+    HoldRead,
+    HoldRequest,
+    RedeemRead,
+    RedeemRequest,
+    RefundRead,
+    RefundRequest,
+)
+
+
+class _Earn(EarnRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input
+class EarnItemInput:
+    sku: str | None = UNSET
+    category: str | None = UNSET
+    quantity: int
+    unit_price: MoneyInput
+
+
+@strawberry.input(description="A purchase that earns points, as the body of POST /v1/members/{id}/earn.")
+class EarnPointsInput:
+    member_id: strawberry.ID
+    order_ref: str = strawberry.field(description="The receipt or order number; an order earns once.")
+    amount: MoneyInput = strawberry.field(description="What the member paid that earns points.")
+    items: list[EarnItemInput] | None = UNSET
+    store_id: str | None = UNSET
+    channel: str | None = UNSET
+    occurred_at: datetime.datetime | None = strawberry.field(
+        default=UNSET,
+        description="When the purchase happened, for a till that was offline (30 days at most); default now.",
+    )
+
+
+@strawberry.type
+class EarnBreakdown:
+    rule: str
+    kind: str
+    points: Long
+
+
+@strawberry.type
+class PointsEarned:
+    order_ref: str
+    points_earned: Long
+    breakdown: list[EarnBreakdown] = strawberry.field(directives=[assumed(10)])
+    balance: Long
+    available: Long
+    tier: Tier | None
+    tier_changed: bool
+
+    @classmethod
+    def of(cls, read: EarnRead) -> PointsEarned:
+        return cls(
+            order_ref=read.order_ref,
+            points_earned=Long(read.points_earned),
+            breakdown=[
+                EarnBreakdown(rule=b.rule, kind=b.kind, points=Long(b.points)) for b in read.breakdown
+            ],
+            balance=Long(read.balance),
+            available=Long(read.available),
+            tier=None
+            if read.tier is None
+            else Tier(code=read.tier.code, name=read.tier.name, rank=read.tier.rank),
+            tier_changed=read.tier_changed,
+        )
+
+
+@strawberry.type
+class EarnPointsPayload(MutationPayload):
+    earned: PointsEarned | None
+
+
+async def _earn(uow: UnitOfWork, caller: Principal, request: _Earn) -> EarnRead:
+    result = await service.earn(
+        uow,
+        member_id=request.member_id,
+        order_ref=request.order_ref,
+        amount=request.amount.money(),
+        items=[item.item() for item in request.items],
+        store_id=request.store_id,
+        channel=request.channel,
+        occurred_at=request.occurred_at,
+        actor=caller.key_id,
+    )
+    return EarnRead.model_validate(result)
+
+
+async def _earn_points(
+    info: Info[GraphQLContext, None], input: EarnPointsInput, idempotency_key: str | None = None
+) -> EarnPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyEarnPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Earn,
+        reply=EarnRead,
+        work=_earn,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(EarnPointsPayload, earned=PointsEarned.of)
+
+
+# --- Redeem: POST /v1/members/{id}/redeem
+
+
+class _Redeem(RedeemRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points paid with, as the body of POST /v1/members/{id}/redeem.")
+class RedeemPointsInput:
+    member_id: strawberry.ID
+    points: Long
+    order_ref: str = strawberry.field(description="The order paid for; an order redeems once.")
+    order_total: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="The order's total: checks the programme's maximum share payable in points, and is the "
+        "base refunds are measured against.",
+    )
+
+
+@strawberry.type
+class PointsRedeemed:
+    order_ref: str
+    points_redeemed: Long
+    value: Money = strawberry.field(description="What the points paid, in the programme's currency.")
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: RedeemRead) -> PointsRedeemed:
+        value = money_of(read.value)
+        assert value is not None
+        return cls(
+            order_ref=read.order_ref,
+            points_redeemed=Long(read.points_redeemed),
+            value=value,
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class RedeemPointsPayload(MutationPayload):
+    redeemed: PointsRedeemed | None
+
+
+async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> RedeemRead:
+    result = await service.redeem(
+        uow,
+        member_id=request.member_id,
+        points=request.points,
+        order_ref=request.order_ref,
+        order_total=None if request.order_total is None else request.order_total.money(),
+        actor=caller.key_id,
+    )
+    return RedeemRead.model_validate(result)
+
+
+async def _redeem_points(
+    info: Info[GraphQLContext, None], input: RedeemPointsInput, idempotency_key: str | None = None
+) -> RedeemPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyRedeemPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Redeem,
+        reply=RedeemRead,
+        work=_redeem,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(RedeemPointsPayload, redeemed=PointsRedeemed.of)
+
+
+@strawberry.type
+class HoldPayloadFields(MutationPayload):
+    """What every hold mutation answers: the hold after it."""
+
+    hold: PointsHold | None
+
+
+@strawberry.type
+class HoldPointsPayload(HoldPayloadFields):
+    pass
+
+
+@strawberry.type
+class CapturePointsPayload(HoldPayloadFields):
+    pass
+
+
+@strawberry.type
+class ReleasePointsPayload(HoldPayloadFields):
+    pass
+
+
+class _Hold(HoldRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points to reserve, as the body of POST /v1/members/{id}/holds.")
+class HoldPointsInput:
+    member_id: strawberry.ID
+    points: Long
+    order_ref: str = strawberry.field(description="The order being placed; it has one active hold.")
+    ttl_seconds: int | None = strawberry.field(
+        default=UNSET, description="How long the hold lasts if nobody captures it; default 900."
+    )
+
+
+async def _hold(uow: UnitOfWork, caller: Principal, request: _Hold) -> HoldRead:
+    hold = await holds.create_hold(
+        uow,
+        member_id=request.member_id,
+        points=request.points,
+        order_ref=request.order_ref,
+        ttl_seconds=request.ttl_seconds,
+        actor=caller.key_id,
+    )
+    return HoldRead.model_validate(hold)
+
+
+async def _hold_points(
+    info: Info[GraphQLContext, None], input: HoldPointsInput, idempotency_key: str | None = None
+) -> HoldPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyHoldPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Hold,
+        reply=HoldRead,
+        work=_hold,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(HoldPointsPayload, hold=PointsHold.of)
+
+
+class _Capture(CaptureRequest):
+    hold_id: uuid.UUID
+
+
+@strawberry.input(description="A hold to spend, and the body of POST /v1/holds/{id}/capture.")
+class CapturePointsInput:
+    hold_id: strawberry.ID
+    points: Long | None = strawberry.field(
+        default=UNSET, description="Capture fewer than held; the rest is released. Default: all."
+    )
+    order_total: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="The order's total, as on a redeem: the base refunds by amount are measured against.",
+    )
+
+
+async def _capture(uow: UnitOfWork, caller: Principal, request: _Capture) -> HoldRead:
+    hold = await holds.capture_hold(
+        uow,
+        request.hold_id,
+        points=request.points,
+        order_total=None if request.order_total is None else request.order_total.money(),
+        actor=caller.key_id,
+    )
+    return HoldRead.model_validate(hold)
+
+
+async def _capture_points(
+    info: Info[GraphQLContext, None], input: CapturePointsInput, idempotency_key: str | None = None
+) -> CapturePointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyCapturePoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Capture,
+        reply=HoldRead,
+        work=_capture,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(CapturePointsPayload, hold=PointsHold.of)
+
+
+class _Release(BaseModel):
+    """POST /v1/holds/{id}/release has no body: the path's id is all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold_id: uuid.UUID
+
+
+@strawberry.input(description="A hold to free, as POST /v1/holds/{id}/release.")
+class ReleasePointsInput:
+    hold_id: strawberry.ID
+
+
+async def _release(uow: UnitOfWork, caller: Principal, request: _Release) -> HoldRead:
+    return HoldRead.model_validate(await holds.release_hold(uow, request.hold_id, actor=caller.key_id))
+
+
+async def _release_points(
+    info: Info[GraphQLContext, None], input: ReleasePointsInput, idempotency_key: str | None = None
+) -> ReleasePointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyReleasePoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Release,
+        reply=HoldRead,
+        work=_release,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(ReleasePointsPayload, hold=PointsHold.of)
+
+
+# --- Refund: POST /v1/orders/{order_ref}/refund
+
+
+class _Refund(RefundRequest):
+    order_ref: OrderRef
+
+
+@strawberry.enum(description="How a refund was measured.")
+class RefundKind(StrEnum):
+    amount = "amount"
+    points = "points"
+    full = "full"
+
+
+@strawberry.input(
+    description="An order to refund and exactly one of `amount`, `points` or `full`, as the body of "
+    "POST /v1/orders/{orderRef}/refund."
+)
+class RefundPointsInput:
+    order_ref: str
+    amount: MoneyInput | None = strawberry.field(
+        default=UNSET,
+        description="How much of the order's total is refunded: earned points are taken back and redeemed "
+        "points given back in proportion. Needs the order's total.",
+    )
+    points: Long | None = strawberry.field(
+        default=UNSET,
+        description="How many of the points the order redeemed or captured, and no refund gave back yet, to "
+        "give back.",
+    )
+    full: bool | None = strawberry.field(
+        default=UNSET, description="`true`: refund everything still refundable on the order."
+    )
+
+
+@strawberry.type
+class PointsRefund:
+    order_ref: str
+    member_id: strawberry.ID
+    refunded_by: RefundKind
+    refunded: Money | None = strawberry.field(
+        description="The share of the order's total this refund covers; null when the total is not known."
+    )
+    refunded_total: Money | None = strawberry.field(
+        description="Everything refunded on the order so far; null when its total is not known."
+    )
+    order_total: Money | None
+    points_taken_back: Long = strawberry.field(description="Earned points taken back by this refund.")
+    points_given_back: Long = strawberry.field(description="Redeemed points given back by this refund.")
+    shortfall: Long = strawberry.field(
+        description="Earned points the member had already spent, so not taken back."
+    )
+    points_refundable: Long = strawberry.field(
+        description="Redeemed points still left to give back: the most a later refund by points may ask for."
+    )
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: RefundRead) -> PointsRefund:
+        return cls(
+            order_ref=read.order_ref,
+            member_id=strawberry.ID(str(read.member_id)),
+            refunded_by=RefundKind(read.refunded_by),
+            refunded=money_of(read.refunded),
+            refunded_total=money_of(read.refunded_total),
+            order_total=money_of(read.order_total),
+            points_taken_back=Long(read.points_taken_back),
+            points_given_back=Long(read.points_given_back),
+            shortfall=Long(read.shortfall),
+            points_refundable=Long(read.points_refundable),
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class RefundPointsPayload(MutationPayload):
+    refund: PointsRefund | None
+
+
+async def _refund(uow: UnitOfWork, caller: Principal, request: _Refund) -> RefundRead:
+    result = await refunds.refund(
+        uow,
+        order_ref=request.order_ref,
+        amount=None if request.amount is None else request.amount.money(),
+        points=request.points,
+        full=request.full is True,
+        actor=caller.key_id,
+    )
+    return RefundRead.model_validate(result)
+
+
+async def _refund_points(
+    info: Info[GraphQLContext, None], input: RefundPointsInput, idempotency_key: str | None = None
+) -> RefundPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyRefundPoints",
+        scopes=TILLS,
+        body=body_of(input),
+        model=_Refund,
+        reply=RefundRead,
+        work=_refund,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(RefundPointsPayload, refund=PointsRefund.of)
+
+
+# --- Adjust: POST /v1/members/{id}/adjustments (admin keys only)
+
+
+class _Adjust(AdjustmentRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points added or taken away by hand, as POST /v1/members/{id}/adjustments.")
+class AdjustPointsInput:
+    member_id: strawberry.ID
+    points: Long = strawberry.field(description="Signed: negative takes points away; not zero.")
+    reason: str = strawberry.field(description="Kept in the ledger with the key that made the change.")
+
+
+@strawberry.type
+class PointsAdjustment:
+    entry_id: strawberry.ID = strawberry.field(description="The ledger entry the adjustment made.")
+    points: Long
+    reason: str
+    balance: Long
+    available: Long
+
+    @classmethod
+    def of(cls, read: AdjustmentRead) -> PointsAdjustment:
+        return cls(
+            entry_id=strawberry.ID(str(read.entry_id)),
+            points=Long(read.points),
+            reason=read.reason,
+            balance=Long(read.balance),
+            available=Long(read.available),
+        )
+
+
+@strawberry.type
+class AdjustPointsPayload(MutationPayload):
+    adjustment: PointsAdjustment | None
+
+
+async def _adjust(uow: UnitOfWork, caller: Principal, request: _Adjust) -> AdjustmentRead:
+    result = await service.adjust(
+        uow, member_id=request.member_id, points=request.points, reason=request.reason, actor=caller.key_id
+    )
+    return AdjustmentRead.model_validate(result)
+
+
+async def _adjust_points(
+    info: Info[GraphQLContext, None], input: AdjustPointsInput, idempotency_key: str | None = None
+) -> AdjustPointsPayload:
+    outcome = await run_mutation(
+        info,
+        name="loyaltyAdjustPoints",
+        scopes=OPERATORS,
+        body=body_of(input),
+        model=_Adjust,
+        reply=AdjustmentRead,
+        work=_adjust,
+        idempotency_key=idempotency_key,
+    )
+    return outcome.answer(AdjustPointsPayload, adjustment=PointsAdjustment.of)
+
+
+@strawberry.type
+class PointsMutations:
+    loyalty_earn_points: EarnPointsPayload = strawberry.mutation(
+        resolver=_earn_points,
+        description="Earn points for a purchase: POST /v1/members/{id}/earn, with its rules and answers.",
+    )
+    loyalty_redeem_points: RedeemPointsPayload = strawberry.mutation(
+        resolver=_redeem_points,
+        description="Pay with points: POST /v1/members/{id}/redeem, with its rules and answers.",
+    )
+    loyalty_hold_points: HoldPointsPayload = strawberry.mutation(
+        resolver=_hold_points,
+        description="Hold points for a checkout: POST /v1/members/{id}/holds, with its rules and answers.",
+    )
+    loyalty_capture_points: CapturePointsPayload = strawberry.mutation(
+        resolver=_capture_points,
+        description="Spend held points (the order shipped): POST /v1/holds/{id}/capture.",
+    )
+    loyalty_release_points: ReleasePointsPayload = strawberry.mutation(
+        resolver=_release_points,
+        description="Free held points (the order was cancelled): POST /v1/holds/{id}/release.",
+    )
+    loyalty_refund_points: RefundPointsPayload = strawberry.mutation(
+        resolver=_refund_points,
+        description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
+    )
+    loyalty_adjust_points: AdjustPointsPayload = strawberry.mutation(
+        resolver=_adjust_points,
+        description="Add or remove points by hand, with a reason (admin keys only): "
+        "POST /v1/members/{id}/adjustments.",
+    )
