@@ -156,6 +156,7 @@ class TestGraphQLRefusals:
                 "cart_items_exceed_subtotal",
             ),
             (billing_key, variables(), "scope_not_allowed"),
+            (pos_key, variables(couponCodes=["TAB\tCODE"]), "validation_error"),  # a control character
         ]
         for key, given, code in cases:
             [error] = await self._errors(client, key, given)

@@ -183,6 +183,20 @@ class TestMutations:
         )
         assert [(e["field"], e["code"]) for e in bad["userErrors"]] == [("email", "validation_error")]
 
+    async def test_control_characters_are_refused_as_rest_refuses_them(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # A tab, spelled `\t` in the document's string literal, would reach receipts and CSV exports.
+        query = (
+            'mutation { loyaltyEnrolMember(input: {name: "Tab\\there"}) '
+            "{ member { id } userErrors { field code } } }"
+        )
+        body = await graphql(client, pos_key, query)
+        payload = body["data"]["loyaltyEnrolMember"]
+        rest = await client.post("/v1/members", json={"name": "Tab\there"}, headers=bearer(pos_key))
+        assert payload == {"member": None, "userErrors": [{"field": "name", "code": rest.json()["code"]}]}
+        assert rest.status_code == 422
+
     async def test_update_changes_what_is_sent_and_clears_what_is_null(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -25,6 +25,7 @@ from loyalty_api.graphql.enums import (
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.tiers import Tier
+from loyalty_api.http.input_guard import check_strings
 from loyalty_api.http.problems import plain_message
 
 QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
@@ -179,7 +180,7 @@ def _money(value: MoneyInput | None) -> dict[str, Any] | None:
     return None if value is None else {"amount": value.amount, "currency": value.currency}
 
 
-def _request(data: CheckoutQuoteInput) -> QuoteRequest:
+def _request(data: CheckoutQuoteInput, max_depth: int) -> QuoteRequest:
     """The input checked by the same rules as the REST body; a refusal has the REST `validation_error`."""
     body = {
         "member_id": str(data.member_id),
@@ -200,6 +201,8 @@ def _request(data: CheckoutQuoteInput) -> QuoteRequest:
         "points_to_use": data.points_to_use,
         "channel": data.channel,
     }
+    with domain_errors():
+        check_strings(body, max_depth=max_depth)
     try:
         return QuoteRequest.model_validate(body)
     except ValidationError as exc:
@@ -220,7 +223,7 @@ def _request(data: CheckoutQuoteInput) -> QuoteRequest:
 
 async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuoteInput) -> CheckoutQuote:
     require(info.context, *QUOTERS)
-    request = _request(input)
+    request = _request(input, info.context.units.settings.max_json_depth)
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             result = await service.quote(

@@ -39,6 +39,7 @@ from loyalty_api.graphql.user_errors import (
     of_error,
     of_validation,
 )
+from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from loyalty_api.idempotency.service import Claim, StoredResponse
@@ -86,11 +87,14 @@ async def run_mutation(
     idempotency_key: str | None,
 ) -> Outcome[Reply]:
     principal = require(info.context, *scopes)
+    units = info.context.units
     try:
+        check_strings(body, max_depth=units.settings.max_json_depth)
         request = model.model_validate(body)
+    except InvalidInput as exc:
+        return Outcome(None, of_error(exc))
     except ValidationError as exc:
         return Outcome(None, of_validation(exc))
-    units = info.context.units
     claimed: Claim | None = None
     if idempotency_key is not None:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()

@@ -112,6 +112,15 @@ def _walk(document: Any, max_depth: int, *, controls: bool) -> list[dict[str, st
     return errors
 
 
+def check_strings(document: Any, *, max_depth: int) -> None:
+    """InvalidInput for strings anywhere in `document` the service must not take in (NUL, lone surrogates,
+    control characters): what `load_json` checks of a REST body, for input that arrived another way (a
+    GraphQL mutation's input, whose document may spell a tab as `\\t`)."""
+    errors = _walk(document, max_depth, controls=True)
+    if errors:
+        raise InvalidInput(errors)
+
+
 def _not_a_json_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
