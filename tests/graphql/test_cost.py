@@ -26,8 +26,8 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.graphql.cost import COST_PER_UNIT, cost_of, directive_of
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.settings import Settings
-from tests.builders import make_key
-from tests.conftest import UNLIMITED
+from tests.builders import enrol, make_key
+from tests.conftest import UNLIMITED, bearer
 from tests.graphql.helpers import graphql
 from tests.graphql.test_batching import counting
 
@@ -93,7 +93,7 @@ class TestLimit:
         self, client: httpx.AsyncClient, app: FastAPI, schema: GraphQLSchema
     ) -> None:
         key = await make_key(app, Scope.admin, rate_limit="60/minute")
-        query = members_query(50, 100)  # 1 + 50 × (1 + 1 + 100) = 5101: 51 units, and 1 for the call
+        query = members_query(50, 100)  # 1 + 50 × (1 + 1 + 100) = 5101: 1 unit for the call, 50 more
         assert cost_of(schema, parse(query), None, {}) // COST_PER_UNIT == 51
         first = await graphql(client, key, query)
         assert first.get("errors") is None
@@ -105,6 +105,34 @@ class TestLimit:
         assert second.status_code == 429 or codes(refused) == ["rate_limited"]
         cheap = await make_key(app, Scope.admin, rate_limit=UNLIMITED)
         assert (await graphql(client, cheap, query)).get("errors") is None
+
+
+class TestMutationsSpendAsRestCalls:
+    async def test_each_mutation_of_a_document_spends_a_unit(
+        self, client: httpx.AsyncClient, app: FastAPI, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+
+        def earns(count: int, prefix: str) -> str:
+            return (
+                "mutation { "
+                + " ".join(
+                    f'e{i}: loyaltyEarnPoints(input: {{memberId: "{member["id"]}", orderRef: "{prefix}-{i}", '
+                    f'amount: {{amount: 1000, currency: "CNY"}}}}) {{ earned {{ balance }} }}'
+                    for i in range(count)
+                )
+                + " }"
+            )
+
+        # A budget of 15: the call's unit and its tokens' (7 for this document) leave 7 for the 12 writes.
+        key = await make_key(app, Scope.pos, rate_limit="15/minute")
+        too_many = await graphql(client, key, earns(12, "MU"))
+        assert codes(too_many) == ["rate_limited"] and too_many["data"] is None
+        points = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
+        assert points.json()["balance"] == 0  # refused before any of them ran
+        other = await make_key(app, Scope.pos, rate_limit="15/minute")
+        within = await graphql(client, other, earns(5, "MW"))
+        assert "errors" not in within and len(within["data"]) == 5
 
 
 @asynccontextmanager

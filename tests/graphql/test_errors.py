@@ -252,6 +252,20 @@ class TestLimits:
         within = " ".join(f'm{i}: loyaltyMember(id: "{member["id"]}") {{ id }}' for i in range(limit))
         assert (await graphql(client, pos_key, f"{{ {within} }}")).get("errors") is None
 
+    async def test_aliased_entities_share_one_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        member = await enrol(client, pos_key)
+        limit = Settings.model_fields["graphql_max_entities"].default
+        half = [{"__typename": "Member", "id": member["id"]}] * (limit // 2 + 1)
+        query = """query($r: [_Any!]!) {
+          a: _entities(representations: $r) { ... on Member { id } }
+          b: _entities(representations: $r) { ... on Member { id } }
+        }"""
+        body = await graphql(client, pos_key, query, r=half)
+        assert codes(body) == ["validation_error"]  # the second to resolve, which nulls the answer
+        assert body["data"] is None
+        alone = await graphql(client, pos_key, ENTITIES, r=half)
+        assert [e["id"] for e in alone["data"]["_entities"]] == [member["id"]] * len(half)
+
     async def test_more_representations_than_the_limit(self, client: httpx.AsyncClient, pos_key: str) -> None:
         member = await enrol(client, pos_key)
         limit = Settings.model_fields["graphql_max_entities"].default

@@ -74,6 +74,24 @@ class TestReads:
         )
         assert two["errors"][0]["extensions"]["code"] == rest.json()["code"]
 
+    async def test_strings_the_database_would_refuse_are_refused_first(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        nul = await graphql(
+            client,
+            admin_key,
+            '{ loyaltyMemberLookup(externalSystem: "pos", externalId: "a\\u0000b") { id } }',
+        )
+        assert [e["extensions"]["code"] for e in nul["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+        long = await graphql(
+            client,
+            admin_key,
+            "query($x: String) { loyaltyMembers(tier: $x) { edges { cursor } } }",
+            x="t" * 33,
+        )
+        assert [e["extensions"]["code"] for e in long["errors"]] == ["validation_error"]
+        assert "tier" in long["errors"][0]["message"]
+
     async def test_the_member_list_pages_as_rest_pages(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -10,7 +10,7 @@ import httpx
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.graphql.helpers import USER_ERRORS, graphql, mutate
-from tests.points.helpers import cny, earn
+from tests.points.helpers import cny, earn, set_program
 
 EARNED = (
     "earned { orderRef pointsEarned balance available tier { code } tierChanged breakdown { kind points } }"
@@ -506,3 +506,27 @@ class TestAdjust:
         )
         assert [e["code"] for e in too_many["userErrors"]] == ["insufficient_points"]
         assert await _balance(client, pos_key, mine) == 1_000
+
+
+class TestSeveralMutationsInOneDocument:
+    async def test_a_later_payload_reads_what_the_earlier_mutations_changed(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        query = """mutation($id: ID!, $earn: EarnPointsInput!) {
+          before: loyaltyUpdateMember(input: {memberId: $id, name: "Before"}) {
+            member { pointsAccount { balance } }
+          }
+          earn: loyaltyEarnPoints(input: $earn) { earned { balance } }
+          after: loyaltyUpdateMember(input: {memberId: $id, name: "After"}) {
+            member { name pointsAccount { balance } }
+          }
+        }"""
+        body = await graphql(client, pos_key, query, id=member["id"], earn=_earn(member["id"], "G-M1"))
+        assert "errors" not in body, body
+        data = body["data"]
+        assert data["before"]["member"]["pointsAccount"]["balance"] == 0
+        earned = data["earn"]["earned"]["balance"]
+        assert earned > 0
+        assert data["after"]["member"] == {"name": "After", "pointsAccount": {"balance": earned}}

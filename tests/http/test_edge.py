@@ -309,3 +309,34 @@ class TestTimeLimit:
             assert retried.status_code == 200, retried.text
             assert (await points(client, till, member["id"]))["balance"] == before["balance"] - 30
             await assert_ledger_invariant(app, member["id"])
+
+    async def test_a_graphql_mutation_stuck_past_the_limit_is_cut_off_and_its_key_is_free_again(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, request_timeout_seconds=1.0) as (app, client):
+            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            member = await enrol(client, till)
+            await earn(client, till, member["id"], 10_000)
+            before = await points(client, till, member["id"])
+            redeem = {
+                "query": "mutation($input: RedeemPointsInput!) { loyaltyRedeemPoints(input: $input, "
+                'idempotencyKey: "till-3-receipt-10") { redeemed { balance } userErrors { code } } }',
+                "variables": {"input": {"memberId": member["id"], "points": 30, "orderRef": "R-slow-g"}},
+            }
+            engine = create_async_engine(settings.database_url, poolclass=NullPool)
+            try:
+                async with engine.connect() as gate:  # another transaction holds the account's lock
+                    await gate.execute(
+                        text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE"),
+                        {"m": uuid.UUID(member["id"])},
+                    )
+                    stuck = await client.post("/graphql", json=redeem, headers=bearer(till))
+                    await gate.rollback()
+            finally:
+                await engine.dispose()
+            assert stuck.json()["errors"][0]["extensions"]["code"] == "request_timed_out"
+            assert await points(client, till, member["id"]) == before
+            retried = (await client.post("/graphql", json=redeem, headers=bearer(till))).json()
+            assert retried["data"]["loyaltyRedeemPoints"]["redeemed"]["balance"] == before["balance"] - 30
+            await assert_ledger_invariant(app, member["id"])

@@ -183,6 +183,31 @@ class TestLookupMisses:
             assert "errors" not in answers[0] and "errors" not in answers[1]
             assert answers[2]["errors"][0]["extensions"]["code"] == "rate_limited"
 
+    async def test_one_graphql_request_tries_no_more_numbers_than_the_misses_budget(
+        self, settings: Settings
+    ) -> None:
+        # Aliases and `_entities` resolve their lookups together: the batch stops where the budget does.
+        entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }"
+        aliased = " ".join(
+            f'n{i}: loyaltyMemberByNumber(memberNumber: "{member_number.generate()}") {{ id }}'
+            for i in range(5)
+        )
+        async with serving(settings, rate_limit_lookup_misses="3/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            numbers = [{"__typename": "Member", "memberNumber": member_number.generate()} for _ in range(8)]
+            body = {"query": entities, "variables": {"r": numbers}}
+            answer = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            assert answer["data"]["_entities"] == [None] * 8
+            refused = sorted(e["path"][1] for e in answer["errors"])
+            assert refused == [3, 4, 5, 6, 7]  # three numbers tried, the rest refused
+            assert {e["extensions"]["code"] for e in answer["errors"]} == {"rate_limited"}
+            other = await make_key(app, Scope.pos)
+            answer = (
+                await client.post("/graphql", json={"query": f"{{ {aliased} }}"}, headers=bearer(other))
+            ).json()
+            assert sum(1 for v in answer["data"].values() if v is None) == 5
+            assert len(answer["errors"]) == 2 and answer["errors"][0]["extensions"]["code"] == "rate_limited"
+
 
 class TestFailedAuthentication:
     async def test_an_address_that_keeps_failing_gets_429_and_a_real_key_from_it_still_works(

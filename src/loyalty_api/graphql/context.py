@@ -23,16 +23,19 @@ class GraphQLContext(BaseContext):
     rate_limiter: RateLimiter
     snapshot: Snapshot
     loaders: Loaders
+    entities_named: int = 0  # representations named so far by this request's `_entities` fields
 
 
 async def get_context(request: Request) -> GraphQLContext:
     # The edge has verified the key before the document was read (None: an anonymous SDL read).
     units: UnitsOfWork = request.app.state.units
+    limiter: RateLimiter = request.app.state.rate_limiter
+    principal = principal_of(request)
     snapshot = Snapshot(units)
     return GraphQLContext(
         units=units,
-        principal=principal_of(request),
-        rate_limiter=request.app.state.rate_limiter,
+        principal=principal,
+        rate_limiter=limiter,
         snapshot=snapshot,
-        loaders=Loaders.over(snapshot),
+        loaders=Loaders.over(snapshot, limiter, principal),
     )

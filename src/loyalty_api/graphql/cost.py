@@ -2,10 +2,10 @@
 
 Every field that returns an object costs 1 (or its `@cost` weight); scalars cost nothing. A list multiplies
 what its items cost by its size: the value of its slicing argument (`first`), else its `@listSize`
-`assumedSize`; `_entities` by the representations it names. A mutation costs 10 more. A document over
-`LOYALTY_GRAPHQL_MAX_COST` is refused with `GRAPHQL_VALIDATION_FAILED`; one within it spends one unit of the
-calling key's rate budget per COST_PER_UNIT, so a key's budget bounds the rows it can make us read, not only
-its calls.
+`assumedSize`; `_entities` by the representations it names. Each mutation costs COST_PER_UNIT more. A
+document over `LOYALTY_GRAPHQL_MAX_COST` is refused with `GRAPHQL_VALIDATION_FAILED`; one within it spends one
+unit of the calling key's rate budget per COST_PER_UNIT beyond the first (the call's unit, spent at the edge),
+so a key's budget bounds the rows it can make us read and the writes it can make, not only its calls.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from graphql import (
 from loyalty_api.graphql.errors import VALIDATION_FAILED, as_graphql_error
 from loyalty_api.http.rate_limits import RateLimited
 
-MUTATION_WEIGHT = 10
 COST_PER_UNIT = 100
+# Each mutation of a document costs a unit of the key's budget, as each REST call does.
+MUTATION_WEIGHT = COST_PER_UNIT
 ENTITIES = "_entities"
 
 
@@ -173,8 +174,16 @@ def cost_of(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
-    base = MUTATION_WEIGHT if operation.operation is OperationType.MUTATION else 0
-    return base + _Pricer(schema, document, variables).selections(root, operation.selection_set)
+    writes = 0
+    if operation.operation is OperationType.MUTATION:
+        writes = sum(
+            1
+            for selection in operation.selection_set.selections
+            if isinstance(selection, FieldNode) and not selection.name.value.startswith("__")
+        )
+    return writes * MUTATION_WEIGHT + _Pricer(schema, document, variables).selections(
+        root, operation.selection_set
+    )
 
 
 class QueryCost(SchemaExtension):
@@ -198,7 +207,7 @@ class QueryCost(SchemaExtension):
 
 
 async def _spend(context: Any, cost: int) -> None:
-    units = cost // COST_PER_UNIT
+    units = max(0, cost - COST_PER_UNIT) // COST_PER_UNIT  # the first unit is the call's, spent at the edge
     principal = getattr(context, "principal", None)
     if principal is None or units == 0:
         return

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from graphql import GraphQLError
+from graphql import GraphQLError, StringValueNode, ValidationRule
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.http.input_guard import string_problem
 
 logger = logging.getLogger("loyalty_api.graphql")
 
@@ -108,6 +109,16 @@ class ErrorCodes(SchemaExtension):
                 error.message, error.extensions = coded.message, coded.extensions
             elif error.path is None:  # not a field's error: the variables did not coerce
                 _with_code(error, BAD_USER_INPUT)
+
+
+class PlainStrings(ValidationRule):
+    """String literals in a document hold no NUL and no lone surrogate, as REST bodies and GraphQL variables
+    may not: the database refuses both, and the read would fail as a bug of ours."""
+
+    def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+        problem = string_problem(node.value, controls=False)
+        if problem is not None:
+            self.report_error(GraphQLError(f"A string literal {problem[0]}", node))
 
 
 class MaskInternalErrors(MaskErrors):

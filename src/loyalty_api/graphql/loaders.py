@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from strawberry.dataloader import DataLoader
 
+from loyalty_api.auth.principal import Principal
 from loyalty_api.benefits.service import MemberBenefits, members_benefits
 from loyalty_api.graphql.snapshot import Snapshot
+from loyalty_api.http.rate_limits import RateLimited, RateLimiter
 from loyalty_api.members.service import MemberProfile, get_members, get_members_by_number
 from loyalty_api.points.service import PointsSummary, summaries
 from loyalty_api.subscriptions.service import SubscriptionView, members_subscriptions
@@ -23,22 +25,37 @@ SubscriptionsKey = tuple[uuid.UUID, int]
 @dataclass(frozen=True, slots=True)
 class Loaders:
     members: DataLoader[uuid.UUID, MemberProfile | None]
-    members_by_number: DataLoader[str, MemberProfile | None]
+    members_by_number: DataLoader[str, MemberProfile | None]  # RateLimited raised by `load`
     benefits: DataLoader[uuid.UUID, MemberBenefits | None]
     subscriptions: DataLoader[SubscriptionsKey, list[SubscriptionView]]
     points_accounts: DataLoader[uuid.UUID, PointsSummary | None]
 
+    def clear(self) -> None:
+        """Forget what was loaded: a mutation has changed it."""
+        for loader in (self.members, self.members_by_number, self.benefits, self.subscriptions):
+            loader.clear_all()
+        self.points_accounts.clear_all()
+
     @classmethod
-    def over(cls, snapshot: Snapshot) -> Loaders:
+    def over(cls, snapshot: Snapshot, limiter: RateLimiter, principal: Principal | None) -> Loaders:
         async def members(ids: Sequence[uuid.UUID]) -> list[MemberProfile | None]:
             async with snapshot.read() as uow:
                 found = await get_members(uow, ids)
             return [found.get(i) for i in ids]
 
-        async def members_by_number(numbers: Sequence[str]) -> list[MemberProfile | None]:
+        async def members_by_number(numbers: Sequence[str]) -> list[MemberProfile | RateLimited | None]:
+            # A lookup that finds no one spends the key's misses budget (a walk through card numbers is all
+            # misses). A batch looks up no more numbers than that budget has left, so aliases and
+            # `_entities` cannot try more numbers in one request than REST could in as many calls.
+            budget, who = limiter.lookup_misses, "" if principal is None else principal.key_prefix
+            left = len(numbers) if principal is None else await limiter.remaining(budget, who)
+            looked = list(numbers[:left])
             async with snapshot.read() as uow:
-                found = await get_members_by_number(uow, numbers)
-            return [found.get(n) for n in numbers]
+                found = await get_members_by_number(uow, looked) if looked else {}
+            for _ in range(len(looked) - len(found)):
+                await limiter.count(budget, who)
+            refused = await limiter.refusal(budget, who) if len(looked) < len(numbers) else None
+            return [found.get(n) if i < len(looked) else refused for i, n in enumerate(numbers)]
 
         async def benefits(ids: Sequence[uuid.UUID]) -> list[MemberBenefits | None]:
             async with snapshot.read() as uow:

@@ -133,19 +133,12 @@ async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Memb
 
 
 async def member_by_number(info: Info[GraphQLContext, None], member_number: str) -> Member | None:
-    principal = require(info.context, *READERS)
+    require(info.context, *READERS)
     if not card.is_valid(member_number):
         raise as_graphql_error(InvalidMemberNumber())
-    limiter = info.context.rate_limiter
     with domain_errors():  # a spent misses budget is an error with the REST code, rate_limited
-        try:
-            async with misses_counted(limiter, principal):
-                profile = await info.context.loaders.members_by_number.load(member_number)
-                if profile is None:
-                    raise MemberNotFound()  # counted as a miss
-        except MemberNotFound:
-            return None
-    return Member.of_profile(profile)
+        profile = await info.context.loaders.members_by_number.load(member_number)
+    return None if profile is None else Member.of_profile(profile)
 
 
 async def _member(info: Info[GraphQLContext, None], id: strawberry.ID) -> Member | None:
@@ -166,11 +159,20 @@ async def _member_lookup(
 ) -> Member | None:
     principal = require(info.context, *READERS)
     limiter = info.context.rate_limiter
+    given = {
+        "memberNumber": member_number,
+        "phone": phone,
+        "email": email,
+        "externalSystem": external_system,
+        "externalId": external_id,
+    }
+    _check_lengths(given)
     with domain_errors():
         if phone is not None or email is not None:
             await limiter.spend(limiter.contact_lookup, principal.key_prefix)
         try:
-            async with misses_counted(limiter, principal), info.context.snapshot.read() as uow:
+            # The snapshot first: aliased lookups then take turns, each seeing the misses of those before.
+            async with info.context.snapshot.read() as uow, misses_counted(limiter, principal):
                 profile = await service.lookup(
                     uow,
                     member_number=member_number,
@@ -184,6 +186,16 @@ async def _member_lookup(
     return Member.of_profile(profile)
 
 
+# As GET /v1/members/lookup and GET /v1/members take them.
+_LONGEST = {"memberNumber": 32, "phone": 32, "email": 254, "externalSystem": 32, "externalId": 64, "tier": 32}
+
+
+def _check_lengths(given: dict[str, str | None]) -> None:
+    for name, value in given.items():
+        if value is not None and len(value) > _LONGEST[name]:
+            raise as_graphql_error(InvalidField(name, f"at most {_LONGEST[name]} characters"))
+
+
 async def _members(
     info: Info[GraphQLContext, None],
     first: int = 20,
@@ -192,6 +204,7 @@ async def _members(
     status: MemberStatusValue | None = None,  # type: ignore[valid-type]
 ) -> Connection[Member]:
     require(info.context, *OPERATORS)
+    _check_lengths({"tier": tier})
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             page = await service.list_members(

@@ -12,6 +12,7 @@ endpoint (see loyalty_api.http.transaction), with refusals answered as `userErro
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,13 +33,14 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.errors import as_graphql_error, require
 from loyalty_api.graphql.user_errors import (
-    CALL_STATUSES,
     UserError,
     as_stored,
     from_stored,
     of_error,
     of_validation,
+    user_errors_of,
 )
+from loyalty_api.http.edge import RequestTimedOut
 from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
@@ -87,6 +89,13 @@ async def run_mutation(
     idempotency_key: str | None,
 ) -> Outcome[Reply]:
     principal = require(info.context, *scopes)
+    # As REST: the time limit counts from before the key is claimed, so the claim's lease (as long) ends no
+    # earlier than the work is cut off.
+    deadline = asyncio.get_running_loop().time() + info.context.units.settings.request_timeout_seconds
+    # Mutations run one after another; a payload read before this one must not answer for what this one
+    # changes (`member { pointsAccount }` after a second earn).
+    await info.context.snapshot.renew()
+    info.context.loaders.clear()
     units = info.context.units
     try:
         check_strings(body, max_depth=units.settings.max_json_depth)
@@ -106,16 +115,21 @@ async def run_mutation(
                 fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
             )
         except LoyaltyError as exc:
-            return Outcome(None, _keyed(of_error(exc)))
+            errors = user_errors_of(exc)
+            if errors is None:
+                raise as_graphql_error(exc) from exc
+            return Outcome(None, _keyed(errors))
         if isinstance(found, StoredResponse):
             return _replayed(found, reply, units.vault.decrypt)
         claimed = found
 
     uow = await units.start()
     settle: Callable[[], Awaitable[None]] | None = None
+    limit = asyncio.timeout_at(deadline)
     try:
         try:
-            result = await work(uow, principal, request)
+            async with limit:  # the work only: a commit under way is never cut off
+                result = await work(uow, principal, request)
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
             await uow.commit()
@@ -124,22 +138,28 @@ async def run_mutation(
             await uow.rollback()
             return Outcome(None, _keyed(of_error(exc)))
         except LoyaltyError as exc:
-            if exc.status in CALL_STATUSES:
-                if claimed is not None:
-                    settle = partial(idempotency.release, units, claimed)
-                await uow.rollback()
-                raise as_graphql_error(exc) from exc
-            errors = of_error(exc)
-            if claimed is not None:  # a business rule refused it: a retry gets the same answer
-                settle = partial(
-                    idempotency.complete_alone, units, claimed, _stored(uow, exc.status, None, errors)
+            errors = user_errors_of(exc)
+            if claimed is not None:
+                # A business rule refused it: a retry gets the same answer. A refusal of the call: the
+                # key is free for a retry at once.
+                settle = (
+                    partial(idempotency.release, units, claimed)
+                    if errors is None
+                    else partial(
+                        idempotency.complete_alone, units, claimed, _stored(uow, exc.status, None, errors)
+                    )
                 )
             await uow.rollback()
+            if errors is None:
+                raise as_graphql_error(exc) from exc
             return Outcome(None, errors)
-        except BaseException:
+        except BaseException as exc:
             if claimed is not None:
                 settle = partial(idempotency.release, units, claimed)
             await uow.rollback()
+            if isinstance(exc, TimeoutError) and limit.expired():
+                timed_out = RequestTimedOut.after(units.settings.request_timeout_seconds)
+                raise as_graphql_error(timed_out) from exc
             raise
     finally:
         try:

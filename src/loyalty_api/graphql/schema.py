@@ -29,7 +29,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.unset import UNSET
 
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
@@ -38,6 +38,7 @@ from loyalty_api.graphql.coupons import Coupon, CouponMutations
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     UNKNOWN_TYPENAME,
+    PlainStrings,
     as_graphql_error,
     is_internal,
     log_internal,
@@ -97,9 +98,11 @@ class LoyaltySchema(strawberry.federation.Schema):
     ) -> list[FederationAny]:
         """Strawberry's resolver, one representation at a time: a bad one is an error at its own index
         (`path` ["_entities", i]) and the others still resolve."""
-        if len(representations) > self.max_entities:
+        # Counted over the request: aliased `_entities` fields share one cap.
+        info.context.entities_named += len(representations)
+        if info.context.entities_named > self.max_entities:
             raise as_graphql_error(
-                InvalidField("representations", f"at most {self.max_entities} in one call")
+                InvalidField("representations", f"at most {self.max_entities} in one request")
             )
         entities = self._schema.get_type("_Entity")
         known = {t.name for t in getattr(entities, "types", ())}
@@ -132,7 +135,8 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     def __init__(self, settings: Settings) -> None:
         # The limits' rules are made once: the validation cache keys on the rule classes, and strawberry's
         # limiters make new ones each time they are made (each request).
-        rules = [
+        rules: list[type[ASTValidationRule]] = [
+            PlainStrings,
             *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
         ]

@@ -20,9 +20,16 @@ class Snapshot:
         self._uow: UnitOfWork | None = None
         # Strawberry resolves sibling fields concurrently, and one session runs one statement at a time.
         self._turn = asyncio.Lock()
+        self._closed = False
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[UnitOfWork]:
+        if self._closed:
+            # A loader batch still running after its request was answered (graphql-core leaves siblings of
+            # a failed non-null field running): it reads on its own, and nothing is left open.
+            async with self._units.read() as uow:
+                yield uow
+            return
         async with self._turn:
             if self._uow is None:
                 uow = await self._units.start(read_only=True)
@@ -32,10 +39,17 @@ class Snapshot:
                 self._uow = uow
             yield self._uow
 
+    async def renew(self) -> None:
+        """End this snapshot; the next read starts another (a mutation has committed since)."""
+        async with self._turn:
+            uow, self._uow = self._uow, None
+            if uow is not None:
+                try:
+                    await uow.rollback()
+                finally:
+                    await uow.close()
+
     async def close(self) -> None:
-        uow, self._uow = self._uow, None
-        if uow is not None:
-            try:
-                await uow.rollback()
-            finally:
-                await uow.close()
+        """End the snapshot with the request."""
+        self._closed = True
+        await self.renew()

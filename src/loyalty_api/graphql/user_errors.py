@@ -81,6 +81,14 @@ def of_error(exc: LoyaltyError) -> list[UserError]:
     return [UserError(field=None, code=code, message=exc.detail)]
 
 
+def user_errors_of(exc: LoyaltyError) -> list[UserError] | None:
+    """The refusal as the mutation's answer; None when it refuses the call itself (no key, no scope, a
+    spent budget) or has a code the enum lacks (raised by something outside the domain's errors modules)."""
+    if exc.status in CALL_STATUSES or exc.code not in UserErrorCode.__members__:
+        return None
+    return of_error(exc)
+
+
 def of_validation(exc: ValidationError) -> list[UserError]:
     """The input refused by the REST body's own model: one user error per field, code `validation_error`."""
     code = UserErrorCode["validation_error"]

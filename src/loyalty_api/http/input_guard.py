@@ -77,7 +77,7 @@ def field_error(field: str, location: str, message: str, kind: str) -> dict[str,
 _CONTROL = re.compile("[\x01-\x1f\x7f-\x9f]")
 
 
-def _string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | None:
+def string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | None:
     if "\x00" in value:
         return "must not contain NUL characters", "string_nul"
     try:
@@ -98,12 +98,12 @@ def _walk(document: Any, max_depth: int, *, controls: bool) -> list[dict[str, st
             field = ".".join(path[:max_depth])
             return [field_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         if isinstance(value, str):
-            problem = _string_problem(value, controls=controls)
+            problem = string_problem(value, controls=controls)
             if problem is not None:
                 errors.append(field_error(".".join(path), "body", *problem))
         elif isinstance(value, dict):
             for key, item in value.items():
-                problem = _string_problem(key, controls=controls)
+                problem = string_problem(key, controls=controls)
                 if problem is not None:
                     errors.append(field_error(".".join((*path, key)), "body", *problem))
                 pending.append((item, (*path, key)))
@@ -159,7 +159,7 @@ def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
     errors = [
         field_error(name if "\x00" not in name else "", "query", *problem)
         for name, value in query.multi_items()
-        for problem in [_string_problem(name) or _string_problem(value)]
+        for problem in [string_problem(name) or string_problem(value)]
         if problem is not None
     ]
     if errors:

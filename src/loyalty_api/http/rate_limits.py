@@ -114,6 +114,22 @@ class RateLimiter:
         if self.enabled:
             await self._hit(budget, who, cost)
 
+    async def remaining(self, budget: Budget, who: str) -> int:
+        """How much of `who`'s budget is left: all of it when limits are off or the storage is unreachable
+        (as `spend` lets calls through then)."""
+        if not self.enabled:
+            return budget.rate.amount
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS if self._may_hang else None):
+                stats = await self._counter.get_window_stats(budget.rate, budget.name, who)
+        except Exception:
+            return budget.rate.amount
+        return max(0, stats.remaining)
+
+    async def refusal(self, budget: Budget, who: str) -> RateLimited:
+        """The error a call meets once `who`'s budget is spent, with its Retry-After."""
+        return await self._refusal(budget, who)
+
     async def reset(self) -> None:
         await self.storage.reset()
 
