@@ -71,6 +71,8 @@ class TestComposition:
         assert "loyaltyMember: Member" in _type(supergraph, "Customer")
         money = _type(supergraph, "Money")
         assert "@join__type(graph: ORDERS)" in money and "amount: Long!" in money
+        page_info = _type(supergraph, "PageInfo")  # one type with Orders' Relay PageInfo
+        assert "@join__type(graph: ORDERS)" in page_info and "@join__type(graph: SCHEMA)" in page_info
         order = _type(supergraph, "Order")
         assert "tierAtPurchase: Tier" in order and "couponUsed: Coupon" in order
         assert re.search(r"^\s+rank: Int!", _type(supergraph, "Tier"), re.MULTILINE)  # our fields, joined

@@ -137,14 +137,16 @@ class TestEntities:
                 "Member",
                 {"__typename": "Member", "id": "not-a-uuid"},
                 {"__typename": "Member", "id": "01a20000-0000-7000-8000-000000000000"},  # nobody
+                {"__typename": "Tier"},  # an entity without its key field
             ],
         )
-        assert body["data"]["_entities"] == [None] * 5
+        assert body["data"]["_entities"] == [None] * 6
         assert sorted((e["path"][1], e["extensions"]["code"]) for e in body["errors"]) == [
             (0, "UNKNOWN_TYPENAME"),
             (1, "UNKNOWN_TYPENAME"),
             (2, "validation_error"),
             (3, "validation_error"),
+            (5, "validation_error"),
         ]
 
 

@@ -16,9 +16,17 @@ Node = TypeVar("Node")
 Item = TypeVar("Item")
 
 
-@strawberry.type
+# Shareable: every Relay-style subgraph declares a PageInfo; Federation 2 refuses two that resolve the same
+# field unless each marks it @shareable.
+@strawberry.federation.type(shareable=True)
 class PageInfo:
+    """Relay's page info, field for field, so it is one type with every Relay-style subgraph's."""
+
     has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="Always false: pages go forward only (`first`, `after`), as REST's do."
+    )
+    start_cursor: str | None
     end_cursor: str | None = strawberry.field(description="Give it as `after` for the next page.")
 
 
@@ -42,9 +50,15 @@ class Connection(Generic[Node]):
         cursor: Callable[[Item], str],
     ) -> Connection[Node]:
         """A page of `items` (REST's page: its items and the cursor after them) as a connection."""
+        edges = [Edge(cursor=cursor(item), node=node(item)) for item in items]
         return cls(
-            edges=[Edge(cursor=cursor(item), node=node(item)) for item in items],
-            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=next_cursor is not None,
+                has_previous_page=False,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=next_cursor,
+            ),
         )
 
 

@@ -68,6 +68,12 @@ def sliced(argument: str = "first", *, sized_fields: list[str] | None = None) ->
     )
 
 
+def unbatched(statements: int) -> Cost:
+    """`@cost` of a relation read for each parent on its own (not through a DataLoader): the statements it
+    runs each time, so fifty parents asking for it are priced as the reads they make."""
+    return Cost(weight=statements)
+
+
 def directive_of(field: GraphQLField, kind: type[Any]) -> Any:
     definition = field.extensions.get("strawberry-definition")
     if isinstance(definition, StrawberryField):

@@ -22,7 +22,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import sliced
+from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
@@ -142,7 +142,7 @@ class MemberCouponFields:
         resolver=_coupons,
         description="The member's coupons, newest first, as GET /v1/members/{id}/coupons lists them; the "
         "cursors are REST's.",
-        directives=[sliced(sized_fields=["edges"])],
+        directives=[sliced(sized_fields=["edges"]), unbatched(2)],
     )
 
 

@@ -16,7 +16,7 @@ from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import assumed, sliced
+from loyalty_api.graphql.cost import assumed, sliced, unbatched
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long, Money
 from loyalty_api.graphql.scopes import TILLS
@@ -238,7 +238,7 @@ class MemberPointsFields:
         resolver=_ledger,
         description="Every change to the member's points, newest first: GET /v1/members/{id}/ledger. "
         "`after` takes an edge's cursor (REST's cursors too); `since` is inclusive, `until` exclusive.",
-        directives=[sliced(sized_fields=["edges"])],
+        directives=[sliced(sized_fields=["edges"]), unbatched(2)],
     )
 
 

@@ -19,7 +19,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import sliced
+from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
@@ -126,7 +126,7 @@ class MemberSubscription:
     payments: Connection[SubscriptionPayment] = strawberry.field(
         resolver=_payments,
         description="The payments billing reported, newest first, failed ones too.",
-        directives=[sliced(sized_fields=["edges"])],
+        directives=[sliced(sized_fields=["edges"]), unbatched(1)],
     )
 
     @classmethod

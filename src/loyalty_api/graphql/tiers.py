@@ -12,10 +12,11 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from loyalty_api.db.pagination import encode_cursor
+from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, page_size
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.graphql.cost import sliced
-from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.cost import sliced, unbatched
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.scopes import READERS
 from loyalty_api.http.schemas import TierRef as TierRead
@@ -56,8 +57,12 @@ class Tier:
     @classmethod
     async def resolve_reference(cls, info: Info[GraphQLContext, None], **representation: Any) -> Tier | None:
         require(info.context, *READERS)
+        code = representation.get("code")
+        if not isinstance(code, str):
+            message = "a Tier representation needs its key field `code`"
+            raise as_graphql_error(InvalidField("representation", message))
         async with info.context.snapshot.read() as uow:
-            tier = (await get_ladder(uow)).by_code(str(representation.get("code")))
+            tier = (await get_ladder(uow)).by_code(code)
         return None if tier is None else cls.of(tier.ref)
 
 
@@ -171,10 +176,11 @@ class MemberTierFields:
 
     tier_status: TierStatus = strawberry.field(
         resolver=_tier_status,
+        directives=[unbatched(4)],
         description="Tier, since when, until when it is kept, progress to the next and what keeps it.",
     )
     tier_history: Connection[TierChange] = strawberry.field(
         resolver=_tier_history,
         description="Tier changes, newest first.",
-        directives=[sliced(sized_fields=["edges"])],
+        directives=[sliced(sized_fields=["edges"]), unbatched(2)],
     )

@@ -51,7 +51,10 @@ UserErrorCode = values_enum(
 )
 
 
-@strawberry.type(description="Why a mutation did nothing: the same code and message REST answers with.")
+# Shareable: `UserError { field message }` is a common shape in other teams' mutations too.
+@strawberry.federation.type(
+    shareable=True, description="Why a mutation did nothing: the same code and message REST answers with."
+)
 class UserError:
     field: str | None = strawberry.field(
         description="The input field at fault (`amount.currency`, `items.0.sku`); null when the refusal is "
