@@ -18,7 +18,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
 from loyalty_api.plans.service import get_catalogue
-from loyalty_api.subscriptions.service import members_plans_in_force, plans_in_force
+from loyalty_api.subscriptions.service import members_plans_in_force
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, TierRef
 from loyalty_api.webhooks.outbox import emit_for_programme
@@ -164,23 +164,17 @@ async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
 
 async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefits:
     """The member's benefits in force, each with where it comes from: their tier and their paid plans."""
-    state, tier = await tiers.member_tier(uow, member_id)
-    if state is None:
+    found = (await members_benefits(uow, [member_id])).get(member_id)
+    if found is None:
         raise MemberNotFound()
-    plans = await plans_in_force(uow, member_id) if state.status == "active" else []
-    return MemberBenefits(
-        member_id=member_id,
-        tier=None if tier is None else tier.ref,
-        plan_codes=[p.code for p in plans],
-        benefits=benefits_in_force(tier, plans) if state.status == "active" else [],
-    )
+    return found
 
 
 async def members_benefits(
     uow: UnitOfWork, member_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, MemberBenefits]:
-    """`member_benefits` of many members, read together (GraphQL batches its lookups); members that do not
-    exist are left out."""
+    """The benefits in force of each member of `member_ids` that exists, read together (GraphQL batches its
+    lookups)."""
     states = await tiers.member_tier_states(uow, member_ids)
     active = [state.member_id for state in states if state.status == "active"]
     plans = await members_plans_in_force(uow, active) if active else {}

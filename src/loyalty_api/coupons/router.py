@@ -22,9 +22,6 @@ router = APIRouter(prefix="/v1", tags=["coupons"], route_class=UnitOfWorkRoute)
 
 Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
-# Keys that act for the member in front of them (a till, the back office) may use a coupon by its code
-# alone; any other key must name the member, so it can only ever reach that member's coupons.
-_MAY_OMIT_MEMBER = frozenset({Scope.admin, Scope.pos})
 
 
 @router.get(
@@ -71,7 +68,6 @@ async def use_coupon(
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Used already: 409
     `coupon_already_used`; expired: 410 `coupon_expired`; not valid yet: 422 `coupon_not_yet_valid`. Emits
     `coupon.used`."""
-    if body.member_id is None and not caller.has_any(_MAY_OMIT_MEMBER):
-        raise InvalidField("member_id", "required with this API key")
+    service.check_member_named(body.member_id, caller)
     used = await service.use_coupon(uow, code=code, order_ref=body.order_ref, member_id=body.member_id)
     return CouponRead.of(used)

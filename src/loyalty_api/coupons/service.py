@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import generate_code, normalize_code
@@ -23,16 +24,19 @@ from loyalty_api.coupons.repository import CouponRepository, ListFilter
 from loyalty_api.coupons.validity import CouponState, ListedStatus, coupon_state, listed_status
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.webhooks.outbox import emit_for_member
 
 __all__ = [
+    "MAY_NAME_CODE_ALONE",
     "CouponState",
     "CouponView",
     "MemberCoupon",
     "as_shown",
+    "check_member_named",
     "coupon_state",
     "coupons_for_checkout",
     "find_coupon",
@@ -213,6 +217,17 @@ async def find_coupon(uow: UnitOfWork, code: str) -> MemberCoupon | None:
         return None
     [shown] = await as_shown(uow, [_view(row)])
     return shown
+
+
+# Keys that act for the member in front of them (a till, the back office) may use a coupon by its code
+# alone; any other key must name the member, so it can only ever reach that member's coupons.
+MAY_NAME_CODE_ALONE = frozenset({Scope.admin, Scope.pos})
+
+
+def check_member_named(member_id: uuid.UUID | None, caller: Principal) -> None:
+    """InvalidField unless the caller names the member or may use a coupon by its code alone."""
+    if member_id is None and not caller.has_any(MAY_NAME_CODE_ALONE):
+        raise InvalidField("member_id", "required with this API key")
 
 
 async def use_coupon(

@@ -10,8 +10,8 @@ import strawberry
 
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.errors import as_graphql_error
-from loyalty_api.graphql.scopes import MAX_PAGE
 
+MAX_PAGE = 100  # the most items one connection page or list field gives (`first`); REST's pages go to 200
 Node = TypeVar("Node")
 Item = TypeVar("Item")
 
@@ -60,6 +60,11 @@ class Connection(Generic[Node]):
                 end_cursor=next_cursor,
             ),
         )
+
+
+def cursor_of(after: str | None) -> str | None:
+    """`after` as REST's cursor: an empty one is the first page, as in REST."""
+    return after or None
 
 
 def page_size(first: int) -> int:

@@ -10,8 +10,7 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
-from loyalty_api.auth.errors import ScopeNotAllowed
-from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.members import Member, MemberStatusValue
@@ -100,10 +99,7 @@ async def _enrol(uow: UnitOfWork, _: Principal, request: MemberCreate) -> Member
 
 async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> MemberRead:
     changes = {name: getattr(request, name) for name in request.model_fields_set - {"member_id"}}
-    if "status" in changes and Scope.admin not in caller.scopes:
-        raise ScopeNotAllowed(
-            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
-        )
+    service.check_changes_allowed(changes, caller)
     return MemberRead.model_validate(await service.update(uow, request.member_id, **changes))
 
 

@@ -7,4 +7,3 @@ from loyalty_api.auth.principal import Scope
 READERS = (Scope.admin, Scope.pos, Scope.ecommerce)
 TILLS = (Scope.admin, Scope.pos, Scope.ecommerce)
 OPERATORS = (Scope.admin,)
-MAX_PAGE = 100  # the most items one list field or connection page gives (`first`)

@@ -152,9 +152,6 @@ async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, call
     values. A phone, e-mail or external id another member has is 409 `member_exists`. Emits `member.updated`,
     which names the changed fields, never their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    if "status" in changes and Scope.admin not in caller.scopes:
-        raise ScopeNotAllowed(
-            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
-        )
+    service.check_changes_allowed(changes, caller)
     profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)

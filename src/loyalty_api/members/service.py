@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Final, Literal
 
+from loyalty_api.auth.errors import ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -286,6 +288,15 @@ async def lookup(
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
+
+
+def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> None:
+    """Suspending, closing or reopening a member takes an admin key; any key that may update a member may
+    change the rest."""
+    if "status" in changes and Scope.admin not in caller.scopes:
+        raise ScopeNotAllowed(
+            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
+        )
 
 
 async def update(

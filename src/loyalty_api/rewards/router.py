@@ -32,11 +32,6 @@ Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecomme
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 
 
-def _sees_everything(caller: Principal) -> bool:
-    """An admin sees the whole catalogue; other keys only the rewards offered now."""
-    return Scope.admin in caller.scopes
-
-
 @router.post(
     "/rewards", status_code=201, summary="Create a reward", responses=problem_responses(*_AUTH, InvalidField)
 )
@@ -61,7 +56,7 @@ async def list_rewards(uow: UoW, caller: Till, paging: Paging) -> RewardPage:
 
     Reads only."""
     page = await service.list_rewards(
-        uow, only_offered=not _sees_everything(caller), limit=paging.limit, cursor=paging.cursor
+        uow, only_offered=not service.sees_whole_catalogue(caller), limit=paging.limit, cursor=paging.cursor
     )
     return RewardPage(items=[RewardRead.of(r) for r in page.items], next_cursor=page.next_cursor)
 
@@ -74,7 +69,9 @@ async def read_reward(reward_id: uuid.UUID, uow: UoW, caller: Till) -> RewardRea
     now; an `admin` key sees every reward.
 
     Reads only."""
-    return RewardRead.of(await service.get_reward(uow, reward_id, only_offered=not _sees_everything(caller)))
+    return RewardRead.of(
+        await service.get_reward(uow, reward_id, only_offered=not service.sees_whole_catalogue(caller))
+    )
 
 
 @router.put(

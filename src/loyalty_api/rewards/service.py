@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
@@ -33,6 +34,11 @@ from loyalty_api.rewards.events import RewardChanged, RewardRedeemed
 from loyalty_api.rewards.models import Reward, RewardRedemption
 from loyalty_api.rewards.repository import RedemptionRepository, RewardRepository
 from loyalty_api.webhooks.outbox import emit_for_member, emit_for_programme
+
+
+def sees_whole_catalogue(caller: Principal) -> bool:
+    """An admin sees the whole catalogue; other keys only the rewards offered now."""
+    return Scope.admin in caller.scopes
 
 
 @dataclass(frozen=True, slots=True)
