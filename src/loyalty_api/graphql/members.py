@@ -12,7 +12,7 @@ from strawberry.types import Info
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import MemberBenefitFields
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.coupons import MemberCouponFields
@@ -208,7 +208,7 @@ async def _members(
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             page = await service.list_members(
-                uow, tier=tier, status=status, limit=page_size(first), cursor=after
+                uow, tier=tier, status=status, limit=page_size(first), cursor=cursor_of(after)
             )
     return Connection.of(page.items, page.next_cursor, Member.of_profile, lambda m: encode_cursor(m.id))
 
