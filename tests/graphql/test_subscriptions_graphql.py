@@ -35,7 +35,9 @@ SUB = (
 SUBSCRIPTION = f"subscription {{ {SUB} }}"
 PLAN = (
     "id code family name price { amount currency } interval { unit count } trialDays graceDays "
-    "benefits { id name kind active } coupons { name coupon validDays every } active createdAt updatedAt"
+    "benefits { id name kind active } coupons { name coupon { __typename ... on FixedDiscountProperties { "
+    "amount { amount currency } minSubtotal { amount currency } categories channels } } validDays every } "
+    "active createdAt updatedAt"
 )
 _TIMES = ("periodStart", "periodEnd", "trialEnd", "graceUntil", "benefitsUntil", "canceledAt", "endedAt")
 _TIMES += ("createdAt", "updatedAt")
@@ -87,7 +89,21 @@ def _terms(subscription: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in subscription.items() if k not in ("id", "memberId", "paymentRef")}
 
 
+def _fixed_discount_as_graphql(offer: dict[str, Any], currency: str) -> dict[str, Any]:
+    """REST's fixed-discount offer (minor units of the programme's currency) in GraphQL's shape."""
+    assert offer["kind"] == "fixed_discount"
+    minimum = offer["min_subtotal"]
+    return {
+        "__typename": "FixedDiscountProperties",
+        "amount": {"amount": offer["amount"], "currency": currency},
+        "minSubtotal": None if minimum is None else {"amount": minimum, "currency": currency},
+        "categories": offer["categories"],
+        "channels": offer["channels"],
+    }
+
+
 def _plan_as_graphql(rest: dict[str, Any]) -> dict[str, Any]:
+    currency = rest["price"]["currency"]  # a plan's price is in the programme's currency, as its coupons are
     return _timed(
         {
             "id": rest["id"],
@@ -100,7 +116,12 @@ def _plan_as_graphql(rest: dict[str, Any]) -> dict[str, Any]:
             "graceDays": rest["grace_days"],
             "benefits": rest["benefits"],
             "coupons": [
-                {"name": c["name"], "coupon": c["coupon"], "validDays": c["valid_days"], "every": c["every"]}
+                {
+                    "name": c["name"],
+                    "coupon": _fixed_discount_as_graphql(c["coupon"], currency),
+                    "validDays": c["valid_days"],
+                    "every": c["every"],
+                }
                 for c in rest["coupons"]
             ],
             "active": rest["active"],
@@ -153,9 +174,9 @@ class TestPlans:
         assert _timed(plus["node"]) == _plan_as_graphql(rest_second.json()["items"][0])
         assert plus["node"]["interval"] == {"unit": "year", "count": 1}
         [coupon] = plus["node"]["coupons"]
-        assert (coupon["coupon"]["kind"], coupon["coupon"]["amount"], coupon["every"]) == (
-            "fixed_discount",
-            500,
+        assert (coupon["coupon"]["__typename"], coupon["coupon"]["amount"], coupon["every"]) == (
+            "FixedDiscountProperties",
+            {"amount": 500, "currency": "CNY"},
             "month",
         )
         assert second["loyaltyPlans"]["pageInfo"]["hasNextPage"] is False

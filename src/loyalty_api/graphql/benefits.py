@@ -20,13 +20,18 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import require
-from loyalty_api.graphql.money import Long, Money
+from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import READERS
+from loyalty_api.money import Money as MoneyValue
 from loyalty_api.program.service import get_program
 
 
-def _money(amount_minor: int | None, currency: str) -> Money | None:
-    return None if amount_minor is None else Money(amount=Long(amount_minor), currency=currency)
+def _min_subtotal(p: kinds.CartConditions | kinds.PointsMultiplier, currency: str) -> Money | None:
+    return (
+        None
+        if p.min_subtotal is None
+        else Money.of(MoneyValue(amount_minor=p.min_subtotal, currency=currency))
+    )
 
 
 @strawberry.interface(description="When a cart qualifies for a discount, and what it applies to.")
@@ -105,7 +110,7 @@ BenefitProperties = Annotated[
 
 def _conditions(p: kinds.CartConditions, currency: str) -> dict[str, Any]:
     return {
-        "min_subtotal": _money(p.min_subtotal, currency),
+        "min_subtotal": _min_subtotal(p, currency),
         "categories": list(p.categories),
         "channels": list(p.channels),
     }
@@ -117,7 +122,7 @@ def coupon_offer(p: kinds.BenefitProperties, currency: str) -> CouponOffer:
         return PercentDiscountProperties(percent=p.percent, **_conditions(p, currency))
     if isinstance(p, kinds.FixedDiscount):
         return FixedDiscountProperties(
-            amount=Money(amount=Long(p.amount), currency=currency), **_conditions(p, currency)
+            amount=Money.of(MoneyValue(amount_minor=p.amount, currency=currency)), **_conditions(p, currency)
         )
     if isinstance(p, kinds.FreeShipping):
         return FreeShippingProperties(**_conditions(p, currency))
@@ -131,7 +136,7 @@ def benefit_properties(p: kinds.BenefitProperties, currency: str) -> BenefitProp
         return MemberDayPriceProperties(weekday=p.weekday, percent=p.percent, **_conditions(p, currency))
     if isinstance(p, kinds.PointsMultiplier):
         return PointsMultiplierProperties(
-            multiplier=p.multiplier, channels=list(p.channels), min_subtotal=_money(p.min_subtotal, currency)
+            multiplier=p.multiplier, channels=list(p.channels), min_subtotal=_min_subtotal(p, currency)
         )
     if isinstance(p, kinds.BirthdayGift):
         return BirthdayGiftProperties(

@@ -5,46 +5,33 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import strawberry
 from pydantic import Field
 from strawberry.types import Info
 
-from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER
+from loyalty_api.auth.principal import Principal
+from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CouponKind
 from loyalty_api.coupons import service
 from loyalty_api.coupons.schemas import CouponRead, CouponUse
+from loyalty_api.coupons.validity import ListedStatus
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
+from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
 
-# As REST (coupons/router.py): keys that act for the member in front of them may reach a coupon by its code
-# alone; any other key must name the member, so it never learns whose a code is.
-_BY_CODE_ALONE = frozenset({Scope.admin, Scope.pos})
-
-
-@strawberry.enum(description="As REST's `status`: `active` includes coupons not valid yet.")
-class CouponStatus(StrEnum):
-    active = "active"
-    used = "used"
-    expired = "expired"
-
-
-@strawberry.enum
-class CouponKind(StrEnum):
-    percent_discount = "percent_discount"
-    fixed_discount = "fixed_discount"
-    free_shipping = "free_shipping"
-    free_item = "free_item"
+CouponStatus = values_enum(
+    "CouponStatus", get_args(ListedStatus), "As REST's `status`: `active` includes coupons not valid yet."
+)
+CouponKindEnum = values_enum("CouponKind", get_args(CouponKind), "The kind of a coupon's offer.")
 
 
 @strawberry.type
@@ -59,10 +46,10 @@ class Coupon:
     code: str = strawberry.field(description="What the member shows or types at checkout; a bearer secret.")
     member_id: strawberry.ID
     name: str
-    kind: CouponKind
+    kind: str = strawberry.field(graphql_type=CouponKindEnum)
     properties: CouponOffer = strawberry.field(description="The offer, one type per `kind`.")
     currency: str = strawberry.field(description="The programme's currency, which the offer's money is in.")
-    status: CouponStatus
+    status: str = strawberry.field(graphql_type=CouponStatus)
     valid_from: datetime.datetime
     valid_until: datetime.datetime = strawberry.field(description="Usable before this instant.")
     used_at: datetime.datetime | None
@@ -78,10 +65,10 @@ class Coupon:
             code=read.code,
             member_id=strawberry.ID(str(read.member_id)),
             name=read.name,
-            kind=CouponKind(read.kind),
+            kind=read.kind,
             properties=coupon_offer(offer, read.currency),
             currency=read.currency,
-            status=CouponStatus(read.status),
+            status=read.status,
             valid_from=read.valid_from,
             valid_until=read.valid_until,
             used_at=read.used_at,
@@ -101,7 +88,7 @@ class Coupon:
         code = representation.get("code")
         if not isinstance(code, str):
             raise as_graphql_error(InvalidField("representation", "a Coupon representation needs its `code`"))
-        if not principal.has_any(_BY_CODE_ALONE):
+        if not principal.has_any(service.MAY_NAME_CODE_ALONE):
             return None  # REST would want the member named; the same answer as an unknown code
         async with info.context.snapshot.read() as uow:
             found = await service.find_coupon(uow, code)
@@ -113,7 +100,7 @@ async def _coupons(
     info: Info[GraphQLContext, None],
     first: int = 20,
     after: str | None = None,
-    status: CouponStatus | None = None,
+    status: Annotated[ListedStatus | None, strawberry.argument(graphql_type=CouponStatus | None)] = None,
 ) -> Connection[Coupon]:
     require(info.context, *READERS)
     limit = page_size(first)
@@ -122,9 +109,9 @@ async def _coupons(
             page = await service.list_coupons(
                 uow,
                 uuid.UUID(str(root.id)),
-                status=None if status is None else status.value,
+                status=status,
                 limit=limit,
-                cursor=after,
+                cursor=cursor_of(after),
             )
     return Connection.of(
         page.items,
@@ -167,8 +154,7 @@ class UseCouponPayload(MutationPayload):
 
 
 async def _use(uow: UnitOfWork, caller: Principal, request: _Use) -> CouponRead:
-    if request.member_id is None and not caller.has_any(_BY_CODE_ALONE):
-        raise InvalidField("member_id", "required with this API key")
+    service.check_member_named(request.member_id, caller)
     used = await service.use_coupon(
         uow, code=request.code, order_ref=request.order_ref, member_id=request.member_id
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import uuid
 from typing import Any
 
 import strawberry
@@ -17,6 +16,7 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.coupons import MemberCouponFields
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.points import MemberPointsFields
 from loyalty_api.graphql.scopes import OPERATORS, READERS
@@ -116,19 +116,9 @@ class Member(
         raise as_graphql_error(InvalidField("representation", message))
 
 
-def _parse_id(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Member | None:
     require(info.context, *READERS)
-    parsed = _parse_id(member_id)
-    if parsed is None:
-        raise as_graphql_error(InvalidField("id", "must be a UUID"))
-    profile = await info.context.loaders.members.load(parsed)
+    profile = await info.context.loaders.members.load(parse_id(member_id, "id"))
     return None if profile is None else Member.of_profile(profile)
 
 

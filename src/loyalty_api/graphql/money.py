@@ -8,13 +8,14 @@ like REST sends it, so no client ever meets a float or a string where REST has a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NewType
+from typing import Any, NewType, overload
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
 from graphql import IntValueNode, ValueNode
 from loyalty_api.graphql.instants import DATE_TIME
+from loyalty_api.http.schemas import MoneyRead
 from loyalty_api.money import Money as MoneyValue
 
 Long = NewType("Long", int)
@@ -61,6 +62,19 @@ class Money:
     @classmethod
     def of(cls, money: MoneyValue) -> Money:
         return cls(amount=Long(money.amount_minor), currency=money.currency)
+
+    @overload
+    @classmethod
+    def of_read(cls, read: MoneyRead) -> Money: ...
+
+    @overload
+    @classmethod
+    def of_read(cls, read: MoneyRead | None) -> Money | None: ...
+
+    @classmethod
+    def of_read(cls, read: MoneyRead | None) -> Money | None:
+        """Money as a REST reply shows it; null stays null (an order total nobody sent)."""
+        return None if read is None else cls.of(read.money())
 
 
 @strawberry.input(description="Money in minor units (12990 is 129.90 CNY) with its ISO 4217 currency.")

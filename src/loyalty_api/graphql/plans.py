@@ -7,26 +7,23 @@ import datetime
 from typing import Any
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from loyalty_api.auth.principal import Scope
 from loyalty_api.db.pagination import encode_key
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Money
-from loyalty_api.graphql.scopes import READERS
+from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS
 from loyalty_api.plans import service
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.catalogue import Interval as IntervalUnit
 from loyalty_api.plans.errors import PlanNotFound
-
-# As REST: the tills and shops that sell plans, and billing, which charges for them.
-PLAN_READERS = (*READERS, Scope.billing)
+from loyalty_api.program.service import get_program
 
 PlanIntervalUnit = strawberry.enum(IntervalUnit, name="PlanIntervalUnit")
 
@@ -48,9 +45,7 @@ class PlanBenefit:
 @strawberry.type(description="A coupon the plan gives its paying members, each period or each month of it.")
 class PlanCoupon:
     name: str
-    coupon: Any = strawberry.field(
-        graphql_type=JSON, description="What the coupon gives, as REST's `coupon` offer (by its `kind`)."
-    )
+    coupon: CouponOffer = strawberry.field(description="What each coupon gives, one type per kind.")
     valid_days: int
     every: str = strawberry.field(description="`period` or `month`")
 
@@ -72,7 +67,8 @@ class Plan:
     updated_at: datetime.datetime
 
     @classmethod
-    def of(cls, plan: CatalogPlan) -> Plan:
+    def of(cls, plan: CatalogPlan, currency: str) -> Plan:
+        """`currency` is the programme's, which the coupons' money is in."""
         return cls(
             id=strawberry.ID(str(plan.id)),
             code=plan.code,
@@ -89,7 +85,7 @@ class Plan:
             coupons=[
                 PlanCoupon(
                     name=c.name,
-                    coupon=c.model_dump(mode="json")["coupon"],
+                    coupon=coupon_offer(c.coupon, currency),
                     valid_days=c.valid_days,
                     every=c.every,
                 )
@@ -102,7 +98,7 @@ class Plan:
 
     @classmethod
     async def resolve_reference(cls, info: Info[GraphQLContext, None], **representation: Any) -> Plan | None:
-        require(info.context, *PLAN_READERS)
+        require(info.context, *PAID_MEMBERSHIP_READERS)
         if "code" not in representation:
             message = "a Plan representation needs its key field `code`"
             raise as_graphql_error(InvalidField("representation", message))
@@ -113,25 +109,29 @@ async def plan_by_code(info: Info[GraphQLContext, None], code: str) -> Plan | No
     """A plan by code through the request's snapshot; null when there is none."""
     async with info.context.snapshot.read() as uow:
         try:
-            return Plan.of(await service.get_plan(uow, code))
+            plan = await service.get_plan(uow, code)
         except PlanNotFound:
             return None
+        return Plan.of(plan, (await get_program(uow)).currency)
 
 
 async def _plans(
     info: Info[GraphQLContext, None], first: int = 20, after: str | None = None
 ) -> Connection[Plan]:
-    require(info.context, *PLAN_READERS)
+    require(info.context, *PAID_MEMBERSHIP_READERS)
     limit = page_size(first)
     with domain_errors():  # a cursor that is not one of ours is REST's invalid_field
         async with info.context.snapshot.read() as uow:
-            page = await service.list_plans(uow, limit=limit, cursor=after)
+            page = await service.list_plans(uow, limit=limit, cursor=cursor_of(after))
+            currency = (await get_program(uow)).currency
     # REST pages plans by code: an edge's cursor is its plan's key, as REST's next_cursor would be.
-    return Connection.of(page.items, page.next_cursor, Plan.of, lambda p: encode_key((p.code,)))
+    return Connection.of(
+        page.items, page.next_cursor, lambda p: Plan.of(p, currency), lambda p: encode_key((p.code,))
+    )
 
 
 async def _plan(info: Info[GraphQLContext, None], code: str) -> Plan | None:
-    require(info.context, *PLAN_READERS)
+    require(info.context, *PAID_MEMBERSHIP_READERS)
     return await plan_by_code(info, code)
 
 

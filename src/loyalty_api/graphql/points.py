@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import strawberry
 from pydantic import TypeAdapter, ValidationError
@@ -14,44 +13,32 @@ from strawberry.types import Info
 
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced, unbatched
+from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long, Money
 from loyalty_api.graphql.scopes import TILLS
 from loyalty_api.http.problems import plain_message
-from loyalty_api.http.schemas import Instant, MoneyRead
+from loyalty_api.http.schemas import Instant
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.points import holds, service
 from loyalty_api.points.errors import HoldNotFound
+from loyalty_api.points.ledger import EntryType
 from loyalty_api.points.schemas import (
     HoldRead,
     LedgerEntryRead,
     PointsRead,
 )
 
-
-def money_of(read: MoneyRead | None) -> Money | None:
-    return None if read is None else Money(amount=Long(read.amount), currency=read.currency)
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise as_graphql_error(InvalidField(field, "must be a UUID")) from None
-
-
 # --- A hold: GET /v1/holds/{id} (the mutations answer it too)
 
-
-@strawberry.enum(description="Where a hold stands.")
-class HoldStatus(StrEnum):
-    active = "active"
-    captured = "captured"
-    released = "released"
-    expired = "expired"
+# The statuses REST's `HoldRead.status` allows: the points domain names no list of its own.
+HoldStatus = values_enum(
+    "HoldStatus", get_args(HoldRead.model_fields["status"].annotation), "Where a hold stands."
+)
 
 
 @strawberry.type(description="Points reserved for an order being placed, as GET /v1/holds/{id} answers.")
@@ -61,7 +48,7 @@ class PointsHold:
     order_ref: str
     points: Long
     captured_points: Long
-    status: HoldStatus
+    status: str = strawberry.field(graphql_type=HoldStatus)
     created_at: datetime.datetime
     expires_at: datetime.datetime
     resolved_at: datetime.datetime | None
@@ -78,7 +65,7 @@ class PointsHold:
             order_ref=read.order_ref,
             points=Long(read.points),
             captured_points=Long(read.captured_points),
-            status=HoldStatus(read.status),
+            status=read.status,
             created_at=read.created_at,
             expires_at=read.expires_at,
             resolved_at=read.resolved_at,
@@ -110,14 +97,12 @@ class PointsAccount:
 
     @classmethod
     def of(cls, read: PointsRead) -> PointsAccount:
-        value = money_of(read.available_value)
-        assert value is not None
         return cls(
             balance=Long(read.balance),
             held=Long(read.held),
             available=Long(read.available),
             lifetime_earned=Long(read.lifetime_earned),
-            available_value=value,
+            available_value=Money.of_read(read.available_value),
             expiring=[
                 PointsExpiring(month=e.month, points=Long(e.points), expires_at=e.expires_at)
                 for e in read.expiring
@@ -125,23 +110,13 @@ class PointsAccount:
         )
 
 
-@strawberry.enum(description="What changed a member's points.")
-class LedgerEntryType(StrEnum):
-    earn = "earn"
-    redeem = "redeem"
-    hold = "hold"
-    capture = "capture"
-    release = "release"
-    refund = "refund"
-    expire = "expire"
-    adjust = "adjust"
-    reward = "reward"
+LedgerEntryType = values_enum("LedgerEntryType", get_args(EntryType), "What changed a member's points.")
 
 
 @strawberry.type(description="One change to a member's points, as GET /v1/members/{id}/ledger lists it.")
 class LedgerEntry:
     id: strawberry.ID
-    type: LedgerEntryType
+    type: str = strawberry.field(graphql_type=LedgerEntryType)
     amount: Long = strawberry.field(description="The signed change to the balance.")
     balance_after: Long
     held_change: Long = strawberry.field(description="The signed change to the points on hold.")
@@ -159,7 +134,7 @@ class LedgerEntry:
     def of(cls, read: LedgerEntryRead) -> LedgerEntry:
         return cls(
             id=strawberry.ID(str(read.id)),
-            type=LedgerEntryType(read.type),
+            type=read.type,
             amount=Long(read.amount),
             balance_after=Long(read.balance_after),
             held_change=Long(read.held_change),
@@ -199,7 +174,9 @@ async def _ledger(
     info: Info[GraphQLContext, None],
     first: int = 20,
     after: str | None = None,
-    types: list[LedgerEntryType] | None = None,
+    types: Annotated[
+        list[EntryType] | None, strawberry.argument(graphql_type=list[LedgerEntryType] | None)
+    ] = None,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
 ) -> Connection[LedgerEntry]:
@@ -211,11 +188,11 @@ async def _ledger(
             page = await service.ledger(
                 uow,
                 uuid.UUID(str(root.id)),
-                types=[t.value for t in types or ()],
+                types=types or (),
                 since=since,
                 until=until,
                 limit=limit,
-                cursor=after or None,  # "" is the first page, as REST's `?cursor=`
+                cursor=cursor_of(after),
             )
     # Each edge's cursor is REST's cursor after that entry: either API pages on from it.
     return Connection.of(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from enum import StrEnum
+from typing import get_args
 
 import strawberry
 from pydantic import BaseModel, ConfigDict
@@ -16,13 +16,15 @@ from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
-from loyalty_api.graphql.points import PointsHold, money_of
+from loyalty_api.graphql.points import PointsHold
 from loyalty_api.graphql.scopes import OPERATORS, TILLS
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.http.schemas import OrderRef
 from loyalty_api.points import holds, refunds, service
+from loyalty_api.points.ledger import RefundKind
 from loyalty_api.points.schemas import (
     AdjustmentRead,
     AdjustmentRequest,
@@ -91,9 +93,7 @@ class PointsEarned:
             ],
             balance=Long(read.balance),
             available=Long(read.available),
-            tier=None
-            if read.tier is None
-            else Tier(code=read.tier.code, name=read.tier.name, rank=read.tier.rank),
+            tier=Tier.of_read(read.tier),
             tier_changed=read.tier_changed,
         )
 
@@ -163,12 +163,10 @@ class PointsRedeemed:
 
     @classmethod
     def of(cls, read: RedeemRead) -> PointsRedeemed:
-        value = money_of(read.value)
-        assert value is not None
         return cls(
             order_ref=read.order_ref,
             points_redeemed=Long(read.points_redeemed),
-            value=value,
+            value=Money.of_read(read.value),
             balance=Long(read.balance),
             available=Long(read.available),
         )
@@ -354,11 +352,7 @@ class _Refund(RefundRequest):
     order_ref: OrderRef
 
 
-@strawberry.enum(description="How a refund was measured.")
-class RefundKind(StrEnum):
-    amount = "amount"
-    points = "points"
-    full = "full"
+RefundKindEnum = values_enum("RefundKind", get_args(RefundKind), "How a refund was measured.")
 
 
 @strawberry.input(
@@ -386,7 +380,7 @@ class RefundPointsInput:
 class PointsRefund:
     order_ref: str
     member_id: strawberry.ID
-    refunded_by: RefundKind
+    refunded_by: str = strawberry.field(graphql_type=RefundKindEnum)
     refunded: Money | None = strawberry.field(
         description="The share of the order's total this refund covers; null when the total is not known."
     )
@@ -410,10 +404,10 @@ class PointsRefund:
         return cls(
             order_ref=read.order_ref,
             member_id=strawberry.ID(str(read.member_id)),
-            refunded_by=RefundKind(read.refunded_by),
-            refunded=money_of(read.refunded),
-            refunded_total=money_of(read.refunded_total),
-            order_total=money_of(read.order_total),
+            refunded_by=read.refunded_by,
+            refunded=Money.of_read(read.refunded),
+            refunded_total=Money.of_read(read.refunded_total),
+            order_total=Money.of_read(read.order_total),
             points_taken_back=Long(read.points_taken_back),
             points_given_back=Long(read.points_given_back),
             shortfall=Long(read.shortfall),

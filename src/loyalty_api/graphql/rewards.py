@@ -10,11 +10,11 @@ import strawberry
 from pydantic import BaseModel, ConfigDict
 from strawberry.types import Info
 
-from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.auth.principal import Principal
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.coupons import Coupon
@@ -75,7 +75,10 @@ async def _rewards(
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             page = await service.list_rewards(
-                uow, only_offered=Scope.admin not in caller.scopes, limit=limit, cursor=after
+                uow,
+                only_offered=not service.sees_whole_catalogue(caller),
+                limit=limit,
+                cursor=cursor_of(after),
             )
     return Connection.of(page.items, page.next_cursor, node=Reward.of, cursor=lambda r: encode_cursor(r.id))
 

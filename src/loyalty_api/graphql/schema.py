@@ -50,7 +50,8 @@ from loyalty_api.graphql.plans import Plan, PlanQueries
 from loyalty_api.graphql.points import PointsQueries
 from loyalty_api.graphql.points_mutations import PointsMutations
 from loyalty_api.graphql.rewards import RewardMutations, RewardQueries
-from loyalty_api.graphql.subscriptions import SubscriptionMutations, SubscriptionQueries
+from loyalty_api.graphql.subscription_mutations import SubscriptionMutations
+from loyalty_api.graphql.subscriptions import SubscriptionQueries
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page

@@ -1,62 +1,37 @@
-"""Paid-membership subscriptions in GraphQL: the same read model, services, scopes and answers as REST's
-/v1/members/{id}/subscriptions and /v1/subscriptions/{id}/… endpoints."""
+"""Paid-membership subscriptions over GraphQL, reads: a member's subscriptions and their payments, and a
+subscription by id, with the same read model, services, scopes and answers as REST's
+/v1/members/{id}/subscriptions and /v1/subscriptions/{id}."""
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 import strawberry
-from pydantic import BaseModel, ConfigDict
 from strawberry.types import Info
-from strawberry.types.unset import UNSET
 
-from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import encode_cursor
-from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
-from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
-from loyalty_api.graphql.money import Long, Money, MoneyInput
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
-from loyalty_api.graphql.scopes import READERS
-from loyalty_api.http.schemas import MoneyRead
+from loyalty_api.graphql.enums import values_enum
+from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.ids import parse_id
+from loyalty_api.graphql.money import Money
+from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS, READERS
 from loyalty_api.subscriptions import service
 from loyalty_api.subscriptions.errors import SubscriptionNotFound
 from loyalty_api.subscriptions.lifecycle import State
-from loyalty_api.subscriptions.schemas import (
-    CancelBody,
-    PaymentBody,
-    PaymentOutcomeRead,
-    PaymentRead,
-    PlanChangeBody,
-    SubscriptionCreate,
-    SubscriptionRead,
-)
-
-# The scopes of REST's paid-membership endpoints: shops and back offices sell and manage subscriptions,
-# billing reads them and alone reports payments.
-SUBSCRIPTION_READERS = (*READERS, Scope.billing)
-SELLERS = (Scope.admin, Scope.ecommerce)
-BILLING = (Scope.billing,)
+from loyalty_api.subscriptions.schemas import PaymentBody, PaymentRead, SubscriptionRead
 
 SubscriptionState = strawberry.enum(State, name="SubscriptionState")
-
-
-class PaymentStatus(StrEnum):
-    succeeded = "succeeded"
-    failed = "failed"
-
-
-SubscriptionPaymentStatus = strawberry.enum(PaymentStatus, name="SubscriptionPaymentStatus")
-
-
-def _money(read: MoneyRead) -> Money:
-    return Money(amount=Long(read.amount), currency=read.currency)
+# The statuses REST's `PaymentBody.status` allows: the subscriptions domain names no list of its own.
+SubscriptionPaymentStatus = values_enum(
+    "SubscriptionPaymentStatus",
+    get_args(PaymentBody.model_fields["status"].annotation),
+    "Whether billing took a period's fee.",
+)
 
 
 @strawberry.type(description="A fee billing reported for one period of a subscription, paid or failed.")
@@ -64,7 +39,7 @@ class SubscriptionPayment:
     id: strawberry.ID
     subscription_id: strawberry.ID
     period: int
-    status: SubscriptionPaymentStatus  # type: ignore[valid-type]
+    status: str = strawberry.field(graphql_type=SubscriptionPaymentStatus)
     payment_ref: str
     amount: Money
     recorded_at: datetime.datetime
@@ -75,9 +50,9 @@ class SubscriptionPayment:
             id=strawberry.ID(str(read.id)),
             subscription_id=strawberry.ID(str(read.subscription_id)),
             period=read.period,
-            status=PaymentStatus(read.status),
+            status=read.status,
             payment_ref=read.payment_ref,
-            amount=_money(read.amount),
+            amount=Money.of_read(read.amount),
             recorded_at=read.recorded_at,
         )
 
@@ -85,11 +60,13 @@ class SubscriptionPayment:
 async def _payments(
     root: Any, info: Info[GraphQLContext, None], first: int = 20, after: str | None = None
 ) -> Connection[SubscriptionPayment]:
-    require(info.context, *SUBSCRIPTION_READERS)
+    require(info.context, *PAID_MEMBERSHIP_READERS)
     limit = page_size(first)
     async with info.context.snapshot.read() as uow:
         with domain_errors():
-            page = await service.list_payments(uow, uuid.UUID(str(root.id)), limit=limit, cursor=after)
+            page = await service.list_payments(
+                uow, uuid.UUID(str(root.id)), limit=limit, cursor=cursor_of(after)
+            )
     payments = [PaymentRead.model_validate(p) for p in page.items]
     return Connection.of(payments, page.next_cursor, SubscriptionPayment.of, lambda p: encode_cursor(p.id))
 
@@ -143,7 +120,7 @@ class MemberSubscription:
             period_start=s.period_start,
             period_end=s.period_end,
             trial_end=s.trial_end,
-            price=_money(s.price),
+            price=Money.of_read(s.price),
             grace_until=s.grace_until,
             benefits_until=s.benefits_until,
             cancel_at_period_end=s.cancel_at_period_end,
@@ -177,11 +154,8 @@ class MemberSubscriptionFields:
 
 
 async def _subscription(info: Info[GraphQLContext, None], id: strawberry.ID) -> MemberSubscription | None:
-    require(info.context, *SUBSCRIPTION_READERS)
-    try:
-        subscription_id = uuid.UUID(str(id))
-    except ValueError:
-        raise as_graphql_error(InvalidField("id", "must be a UUID")) from None  # as loyaltyMember(id)
+    require(info.context, *PAID_MEMBERSHIP_READERS)
+    subscription_id = parse_id(str(id), "id")
     async with info.context.snapshot.read() as uow:
         try:
             view = await service.get_subscription(uow, subscription_id)
@@ -195,266 +169,4 @@ class SubscriptionQueries:
     loyalty_subscription: MemberSubscription | None = strawberry.field(
         resolver=_subscription,
         description="A subscription by id; null when none: GET /v1/subscriptions/{id}.",
-    )
-
-
-# Mutations. Each input mirrors its REST body with the path's id added; the models below are REST's bodies
-# with that id, so the input is checked by the same rules.
-
-
-class _Subscribe(SubscriptionCreate):
-    member_id: uuid.UUID
-
-
-class _Cancel(CancelBody):
-    subscription_id: uuid.UUID
-
-
-class _Resume(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # REST's resume has no body: only the path's id
-
-    subscription_id: uuid.UUID
-
-
-class _ChangePlan(PlanChangeBody):
-    subscription_id: uuid.UUID
-
-
-class _RecordPayment(PaymentBody):
-    subscription_id: uuid.UUID
-
-
-@strawberry.input(description="POST /v1/members/{id}/subscriptions.")
-class SubscribeToPlanInput:
-    member_id: strawberry.ID
-    plan: str = strawberry.field(description="The plan's code; it must be on sale.")
-    payment_ref: str | None = strawberry.field(
-        default=UNSET,
-        description="Required without a trial: billing took the first period's fee under this reference.",
-    )
-    trial: bool | None = strawberry.field(
-        default=UNSET,
-        description="Start with the plan's trial, if it has one (once per member and plan family); default "
-        "true.",
-    )
-
-
-@strawberry.input(description="POST /v1/subscriptions/{id}/cancel.")
-class CancelSubscriptionInput:
-    subscription_id: strawberry.ID
-    at_period_end: bool | None = strawberry.field(
-        default=UNSET,
-        description="true (the default): keep the benefits to the end of the period; false: end now.",
-    )
-
-
-@strawberry.input(description="POST /v1/subscriptions/{id}/resume.")
-class ResumeSubscriptionInput:
-    subscription_id: strawberry.ID
-
-
-@strawberry.input(description="POST /v1/subscriptions/{id}/change-plan.")
-class ChangeSubscriptionPlanInput:
-    subscription_id: strawberry.ID
-    plan: str = strawberry.field(description="A plan of the same family; the current one drops a downgrade.")
-    payment_ref: str | None = strawberry.field(
-        default=UNSET, description="Required for an upgrade (a dearer plan), whose new period starts now."
-    )
-
-
-@strawberry.input(description="POST /v1/subscriptions/{id}/payments.")
-class RecordSubscriptionPaymentInput:
-    subscription_id: strawberry.ID
-    status: SubscriptionPaymentStatus  # type: ignore[valid-type]
-    payment_ref: str
-    amount: MoneyInput = strawberry.field(description="The price due for that period.")
-    period: int = strawberry.field(description="The period paid for: the next one.")
-
-
-@strawberry.type
-class SubscribeToPlanPayload(MutationPayload):
-    subscription: MemberSubscription | None
-
-
-@strawberry.type
-class CancelSubscriptionPayload(MutationPayload):
-    subscription: MemberSubscription | None
-
-
-@strawberry.type
-class ResumeSubscriptionPayload(MutationPayload):
-    subscription: MemberSubscription | None
-
-
-@strawberry.type
-class ChangeSubscriptionPlanPayload(MutationPayload):
-    subscription: MemberSubscription | None
-
-
-@strawberry.type
-class RecordSubscriptionPaymentPayload(MutationPayload):
-    payment: SubscriptionPayment | None
-    subscription: MemberSubscription | None = strawberry.field(
-        description="The subscription after the payment (renewed at once when it was past due)."
-    )
-
-
-async def _do_subscribe(uow: UnitOfWork, caller: Principal, request: _Subscribe) -> SubscriptionRead:
-    view = await service.subscribe(
-        uow,
-        member_id=request.member_id,
-        plan_code=request.plan,
-        payment_ref=request.payment_ref,
-        trial=request.trial,
-        actor=caller.key_id,
-    )
-    return SubscriptionRead.model_validate(view)
-
-
-async def _do_cancel(uow: UnitOfWork, _: Principal, request: _Cancel) -> SubscriptionRead:
-    view = await service.cancel(uow, request.subscription_id, at_period_end=request.at_period_end)
-    return SubscriptionRead.model_validate(view)
-
-
-async def _do_resume(uow: UnitOfWork, _: Principal, request: _Resume) -> SubscriptionRead:
-    return SubscriptionRead.model_validate(await service.resume(uow, request.subscription_id))
-
-
-async def _do_change_plan(uow: UnitOfWork, caller: Principal, request: _ChangePlan) -> SubscriptionRead:
-    view = await service.change_plan(
-        uow,
-        request.subscription_id,
-        plan_code=request.plan,
-        payment_ref=request.payment_ref,
-        actor=caller.key_id,
-    )
-    return SubscriptionRead.model_validate(view)
-
-
-async def _do_record_payment(
-    uow: UnitOfWork, caller: Principal, request: _RecordPayment
-) -> PaymentOutcomeRead:
-    outcome = await service.record_payment(
-        uow,
-        request.subscription_id,
-        succeeded=request.status == "succeeded",
-        payment_ref=request.payment_ref,
-        amount=request.amount.money(),
-        period=request.period,
-        actor=caller.key_id,
-    )
-    return PaymentOutcomeRead.model_validate(outcome)
-
-
-async def _subscribe(
-    info: Info[GraphQLContext, None], input: SubscribeToPlanInput, idempotency_key: str | None = None
-) -> SubscribeToPlanPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltySubscribeToPlan",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_Subscribe,
-        reply=SubscriptionRead,
-        work=_do_subscribe,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(SubscribeToPlanPayload, subscription=MemberSubscription.of)
-
-
-async def _cancel(
-    info: Info[GraphQLContext, None], input: CancelSubscriptionInput, idempotency_key: str | None = None
-) -> CancelSubscriptionPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyCancelSubscription",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_Cancel,
-        reply=SubscriptionRead,
-        work=_do_cancel,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(CancelSubscriptionPayload, subscription=MemberSubscription.of)
-
-
-async def _resume(
-    info: Info[GraphQLContext, None], input: ResumeSubscriptionInput, idempotency_key: str | None = None
-) -> ResumeSubscriptionPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyResumeSubscription",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_Resume,
-        reply=SubscriptionRead,
-        work=_do_resume,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(ResumeSubscriptionPayload, subscription=MemberSubscription.of)
-
-
-async def _change_plan(
-    info: Info[GraphQLContext, None], input: ChangeSubscriptionPlanInput, idempotency_key: str | None = None
-) -> ChangeSubscriptionPlanPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyChangeSubscriptionPlan",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_ChangePlan,
-        reply=SubscriptionRead,
-        work=_do_change_plan,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(ChangeSubscriptionPlanPayload, subscription=MemberSubscription.of)
-
-
-async def _record_payment(
-    info: Info[GraphQLContext, None],
-    input: RecordSubscriptionPaymentInput,
-    idempotency_key: str | None = None,
-) -> RecordSubscriptionPaymentPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyRecordSubscriptionPayment",
-        scopes=BILLING,
-        body=body_of(input),
-        model=_RecordPayment,
-        reply=PaymentOutcomeRead,
-        work=_do_record_payment,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(
-        RecordSubscriptionPaymentPayload,
-        payment=lambda result: SubscriptionPayment.of(result.payment),
-        subscription=lambda result: MemberSubscription.of(result.subscription),
-    )
-
-
-@strawberry.type
-class SubscriptionMutations:
-    loyalty_subscribe_to_plan: SubscribeToPlanPayload = strawberry.mutation(
-        resolver=_subscribe,
-        description="Subscribe a member to a plan, with its trial or paying the first period: POST "
-        "/v1/members/{id}/subscriptions, with its rules and answers.",
-    )
-    loyalty_cancel_subscription: CancelSubscriptionPayload = strawberry.mutation(
-        resolver=_cancel,
-        description="Cancel at period end (benefits kept until then) or now: POST "
-        "/v1/subscriptions/{id}/cancel.",
-    )
-    loyalty_resume_subscription: ResumeSubscriptionPayload = strawberry.mutation(
-        resolver=_resume,
-        description="Undo a pending cancel before the period ends: POST /v1/subscriptions/{id}/resume.",
-    )
-    loyalty_change_subscription_plan: ChangeSubscriptionPlanPayload = strawberry.mutation(
-        resolver=_change_plan,
-        description="Move to another plan of the family, a dearer one now and any other at period end: POST "
-        "/v1/subscriptions/{id}/change-plan.",
-    )
-    loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = strawberry.mutation(
-        resolver=_record_payment,
-        description="Billing reports the next period's fee, paid or failed: POST "
-        "/v1/subscriptions/{id}/payments (billing keys only).",
     )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from enum import StrEnum
-from typing import Any
+from typing import Any, get_args, overload
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,28 +12,24 @@ from strawberry.types import Info
 
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
+from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.scopes import READERS
 from loyalty_api.http.schemas import TierRef as TierRead
 from loyalty_api.tiers import membership
 from loyalty_api.tiers.ladder import Metric, TierRef
+from loyalty_api.tiers.membership import ChangeKind
 from loyalty_api.tiers.schemas import GoalRead, MemberTierRead, TierChangeRead
 from loyalty_api.tiers.service import get_ladder
 
 TierMetric = strawberry.enum(Metric, name="TierMetric", description="What a tier is earned by.")
 
 
-@strawberry.enum(description="How a member's tier changed.")
-class TierChangeKind(StrEnum):
-    upgrade = "upgrade"
-    downgrade = "downgrade"
-    renewal = "renewal"
-    override = "override"
-    override_ended = "override_ended"
+TierChangeKind = values_enum("TierChangeKind", get_args(ChangeKind), "How a member's tier changed.")
 
 
 @strawberry.federation.type(
@@ -49,6 +44,14 @@ class Tier:
     @classmethod
     def of(cls, tier: TierRef) -> Tier:
         return cls(code=tier.code, name=tier.name, rank=tier.rank)
+
+    @overload
+    @classmethod
+    def of_read(cls, tier: TierRead) -> Tier: ...
+
+    @overload
+    @classmethod
+    def of_read(cls, tier: TierRead | None) -> Tier | None: ...
 
     @classmethod
     def of_read(cls, tier: TierRead | None) -> Tier | None:
@@ -83,7 +86,7 @@ class TierGoal:
         if goal is None:
             return None
         return cls(
-            tier=Tier(code=goal.tier.code, name=goal.tier.name, rank=goal.tier.rank),
+            tier=Tier.of_read(goal.tier),
             metric=Metric(goal.metric),
             window_start=goal.window_start,
             value=Long(goal.value),
@@ -123,7 +126,7 @@ class TierChange:
     id: strawberry.ID
     from_tier: Tier | None
     to_tier: Tier
-    change: TierChangeKind
+    change: str = strawberry.field(graphql_type=TierChangeKind)
     reason: str
     ladder_version: int | None
     qualification: dict[str, Any] = strawberry.field(
@@ -134,13 +137,11 @@ class TierChange:
 
     @classmethod
     def of(cls, read: TierChangeRead) -> TierChange:
-        to_tier = Tier.of_read(read.to_tier)
-        assert to_tier is not None
         return cls(
             id=strawberry.ID(str(read.id)),
             from_tier=Tier.of_read(read.from_tier),
-            to_tier=to_tier,
-            change=TierChangeKind(read.change),
+            to_tier=Tier.of_read(read.to_tier),
+            change=read.change,
             reason=read.reason,
             ladder_version=read.ladder_version,
             qualification=read.qualification,
@@ -164,7 +165,7 @@ async def _tier_history(
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             page = await membership.history(
-                uow, uuid.UUID(str(root.id)), limit=page_size(first), cursor=after
+                uow, uuid.UUID(str(root.id)), limit=page_size(first), cursor=cursor_of(after)
             )
     changes = [TierChangeRead.model_validate(c) for c in page.items]
     return Connection.of(changes, page.next_cursor, TierChange.of, lambda c: encode_cursor(c.id))

@@ -1,4 +1,5 @@
-"""Pure ledger arithmetic: first-in first-out spending and proportional refunds."""
+"""Pure ledger arithmetic: first-in first-out spending and proportional refunds; the kinds of ledger entry and
+of refund."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+# What changed a member's points: each ledger entry is one of these.
+EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward"]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
 RefundKind = Literal["amount", "points", "full"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -16,6 +16,7 @@ from loyalty_api.http.schemas import Instant, OrderRef
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.points import errors, holds, refunds, service
+from loyalty_api.points.ledger import EntryType
 from loyalty_api.points.schemas import (
     AdjustmentRead,
     AdjustmentRequest,
@@ -38,7 +39,6 @@ router = APIRouter(prefix="/v1", tags=["points"], route_class=UnitOfWorkRoute)
 Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
-EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward"]
 
 
 @router.post(

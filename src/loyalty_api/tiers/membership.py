@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
@@ -401,6 +401,10 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         else None,
         ladder_version=ladder.version,
     )
+
+
+# How a member's tier changed: what `tier_changes.change` holds.
+ChangeKind = Literal["upgrade", "downgrade", "renewal", "override", "override_ended"]
 
 
 @dataclass(frozen=True, slots=True)
