@@ -204,6 +204,30 @@ class TestRewardsCatalogue:
                 "amount": {"amount": 1000, "currency": "CNY"},
             }
 
+    async def test_a_reward_by_id_reads_as_rest_reads_it(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        offered = await add_reward(client, admin_key, name="By id", cost_points=300)
+        withdrawn = await add_reward(client, admin_key, name="Withdrawn", active=False)
+        query = "query($id: ID!) { loyaltyReward(id: $id) { id name costPoints available } }"
+        found = (await graphql(client, pos_key, query, id=offered["id"]))["data"]["loyaltyReward"]
+        rest = (await client.get(f"/v1/rewards/{offered['id']}", headers=bearer(pos_key))).json()
+        assert found == {
+            "id": rest["id"],
+            "name": rest["name"],
+            "costPoints": rest["cost_points"],
+            "available": rest["available"],
+        }
+        hidden = await graphql(client, pos_key, query, id=withdrawn["id"])
+        assert hidden["data"]["loyaltyReward"] is None  # REST: 404 for a till, as for no reward at all
+        assert (
+            await client.get(f"/v1/rewards/{withdrawn['id']}", headers=bearer(pos_key))
+        ).status_code == 404
+        seen = await graphql(client, admin_key, query, id=withdrawn["id"])
+        assert seen["data"]["loyaltyReward"]["name"] == "Withdrawn"
+        malformed = await graphql(client, pos_key, query, id="not-an-id")
+        assert malformed["errors"][0]["extensions"]["code"] == "validation_error"
+
     async def test_pages_with_rests_cursors(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

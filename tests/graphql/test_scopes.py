@@ -43,6 +43,7 @@ QUERIES: dict[str, set[Scope]] = {
     "loyaltyCheckoutQuote": TILLS,
     "loyaltyHold": TILLS,
     "loyaltyRewards": TILLS,
+    "loyaltyReward": TILLS,
     "loyaltyPlans": PLAN_READERS,
     "loyaltyPlan": PLAN_READERS,
     "loyaltySubscription": PLAN_READERS,

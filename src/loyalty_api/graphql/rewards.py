@@ -19,10 +19,12 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.coupons import Coupon
 from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
 from loyalty_api.rewards import service
+from loyalty_api.rewards.errors import RewardNotFound
 from loyalty_api.rewards.schemas import RedemptionRead, RewardRead
 from loyalty_api.rewards.service import RewardView
 
@@ -83,8 +85,26 @@ async def _rewards(
     return Connection.of(page.items, page.next_cursor, node=Reward.of, cursor=lambda r: encode_cursor(r.id))
 
 
+async def _reward(info: Info[GraphQLContext, None], id: strawberry.ID) -> Reward | None:
+    caller = require(info.context, *READERS)
+    reward_id = parse_id(str(id), "id")
+    async with info.context.snapshot.read() as uow:
+        try:
+            found = await service.get_reward(
+                uow, reward_id, only_offered=not service.sees_whole_catalogue(caller)
+            )
+        except RewardNotFound:
+            return None
+    return Reward.of(found)
+
+
 @strawberry.type
 class RewardQueries:
+    loyalty_reward: Reward | None = strawberry.field(
+        resolver=_reward,
+        description="A reward by id, as GET /v1/rewards/{id} reads it: null when there is none, or when it "
+        "is not offered now and the key is not an admin's.",
+    )
     loyalty_rewards: Connection[Reward] = strawberry.field(
         resolver=_rewards,
         description="The rewards catalogue, oldest first, as GET /v1/rewards lists it: an admin key sees "
