@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.partners import service as partners
 
 
 def _units(app: FastAPI) -> UnitsOfWork:
@@ -26,6 +27,26 @@ async def make_key(
             uow, name="test key", scopes=list(scopes), partner_id=partner_id, rate_limit=rate_limit
         )
     return issued.token
+
+
+_partner_counter = iter(range(10_000_000))
+
+
+async def add_partner(app: FastAPI, code: str | None = None) -> uuid.UUID:
+    """A partner brand, through the service; its id."""
+    async with _units(app).begin() as uow:
+        partner = await partners.create_partner(
+            uow, code=code or f"partner-{next(_partner_counter)}-{uuid.uuid4().hex[:6]}", name="Test partner"
+        )
+    return partner.id
+
+
+async def make_partner_key(
+    app: FastAPI, partner_id: uuid.UUID | None = None, rate_limit: str | None = None
+) -> str:
+    """A `partner` key bound to `partner_id`, or to a new partner."""
+    bound = partner_id if partner_id is not None else await add_partner(app)
+    return await make_key(app, Scope.partner, partner_id=bound, rate_limit=rate_limit)
 
 
 _phone_counter = iter(range(10_000_000))

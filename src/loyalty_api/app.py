@@ -28,6 +28,7 @@ from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.members.router import router as members_router
 from loyalty_api.ops import health
 from loyalty_api.ops.metrics import Metrics
+from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.program.router import router as program_router
@@ -65,6 +66,7 @@ DOCS_ORDER = (
     "benefits",
     "checkout",
     "paid membership",
+    "partners",
     "webhooks",
 )
 
@@ -140,6 +142,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(plans_router)
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
+    app.include_router(partners_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app

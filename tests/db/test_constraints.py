@@ -115,6 +115,7 @@ CASES = [
         f"UPDATE orders SET points_given_back = points_redeemed + 1 WHERE order_ref = '{EARNED_ORDER}'",
     ),
     _case("ck_rewards__cost_points_positive", "UPDATE rewards SET cost_points = 0"),
+    _case("ck_partners__status_known", "UPDATE partners SET status = 'closed'"),
     _case("ck_rewards__stock_left_not_negative", "UPDATE rewards SET stock_left = -1"),
     _case("ck_rewards__per_member_limit_positive", "UPDATE rewards SET per_member_limit = 0"),
     _case("ck_rewards__coupon_valid_days_positive", "UPDATE rewards SET coupon_valid_days = 0"),
@@ -186,7 +187,7 @@ async def _execute(app: FastAPI, statement: str) -> int:
 @pytest.fixture
 async def scene(client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str) -> uuid.UUID:
     """One member with a row in every table that has a CHECK: an earned order, an active hold on another,
-    a redeemed reward, a paid subscription."""
+    a redeemed reward, a paid subscription; and a partner."""
     await set_program(client, admin_key)
     member_id = str((await enrol(client, pos_key))["id"])
     await earn(client, pos_key, member_id, 100_000, order_ref=EARNED_ORDER)
@@ -200,6 +201,10 @@ async def scene(client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommer
     assert (await redeem(client, pos_key, member_id, reward["id"])).status_code == 201
     await add_plan(client, admin_key, "edge")
     await subscribe_paid(client, ecommerce_key, member_id, "edge")
+    partner = await client.post(
+        "/v1/partners", json={"code": "edge", "name": "Edge"}, headers=bearer(admin_key)
+    )
+    assert partner.status_code in (201, 409), partner.text  # the scene is set up again for each case
     return uuid.UUID(member_id)
 
 

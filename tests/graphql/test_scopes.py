@@ -4,7 +4,6 @@ field missing from it fails the first test, so a new field cannot ship without i
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ from graphql import (
 from loyalty_api.auth.principal import Scope
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.settings import Settings
-from tests.builders import make_key
+from tests.builders import make_key, make_partner_key
 from tests.conftest import UNLIMITED
 from tests.graphql.helpers import graphql
 
@@ -137,12 +136,9 @@ async def test_each_root_field_answers_its_scopes_only(
     client: httpx.AsyncClient, app: FastAPI, schema: GraphQLSchema
 ) -> None:
     keys = {
-        scope: await make_key(
-            app,
-            scope,
-            rate_limit=UNLIMITED,
-            partner_id=uuid.uuid4() if scope is Scope.partner else None,
-        )
+        scope: await make_partner_key(app, rate_limit=UNLIMITED)
+        if scope is Scope.partner
+        else await make_key(app, scope, rate_limit=UNLIMITED)
         for scope in SCOPES
     }
     wrong: list[str] = []

@@ -9,8 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.auth.principal import Scope
-from tests.builders import enrol, make_key
+from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
 from tests.graphql.helpers import graphql, mutate
@@ -205,7 +204,7 @@ class TestPlans:
         assert (error["path"], error["extensions"]["code"]) == (["_entities", 2], "validation_error")
 
     async def test_plans_need_a_reading_scope(self, app: FastAPI, client: httpx.AsyncClient) -> None:
-        partner = await make_key(app, Scope.partner, partner_id=uuid.uuid4())
+        partner = await make_partner_key(app)
         body = await graphql(client, partner, "{ loyaltyPlans { edges { node { code } } } }")
         assert body["data"] is None and _code(body) == "scope_not_allowed"
 

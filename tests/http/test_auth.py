@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
-from tests.builders import make_key, unique_phone
+from tests.builders import make_key, make_partner_key, unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count
 
@@ -72,9 +72,8 @@ class TestScopes:
     async def test_partner_key_cannot_read_members_directly(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
-        import uuid
 
-        partner_key = await make_key(app, Scope.partner, partner_id=uuid.uuid4())
+        partner_key = await make_partner_key(app)
         response = await client.get(
             "/v1/members/lookup", params={"phone": "13800000000"}, headers=bearer(partner_key)
         )

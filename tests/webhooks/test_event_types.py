@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-import uuid
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.cli import main
 from loyalty_api.webhooks import catalogue
 from loyalty_api.webhooks.events import CATALOGUE
-from tests.builders import make_key
+from tests.builders import make_key, make_partner_key
 from tests.conftest import bearer
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "event-types.json"
@@ -28,7 +27,7 @@ class TestListing:
     async def test_every_kind_of_key_may_list_event_types(
         self, app: FastAPI, client: httpx.AsyncClient, scope: Scope
     ) -> None:
-        key = await make_key(app, scope, partner_id=uuid.uuid4() if scope is Scope.partner else None)
+        key = await (make_partner_key(app) if scope is Scope.partner else make_key(app, scope))
         response = await client.get("/v1/event-types", headers=bearer(key))
         assert response.status_code == 200, response.text
 

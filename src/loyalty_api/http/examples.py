@@ -620,6 +620,29 @@ loyalty_webhook_oldest_pending_seconds 1877.0
 """
 
 
+# ---- partners ------------------------------------------------------------------------------------------
+
+PARTNER_BOOKSHOP = "0195a0f2-4e5f-7a60-9b1c-3d4e5f6a7b8c"
+BOOKSHOP_READ: dict[str, Any] = {
+    "id": PARTNER_BOOKSHOP,
+    "code": "bookshop",
+    "name": "钟书阁",
+    "status": "active",
+    "created_at": "2026-03-02T02:00:00Z",
+    "updated_at": "2026-03-02T02:00:00Z",
+}
+LI_NA_AT_BOOKSHOP: dict[str, Any] = {
+    "partner_customer_ref": "ZSG-88231",
+    "member_id": LI_NA,
+    "status": "active",
+    "tier": GOLD,
+    "paid_plans": ["plus"],
+    "points": {"balance": 12_480, "available": 12_480},
+    "grants": ["basic", "points"],
+    "linked_at": NOW,
+}
+
+
 def _one(summary: str, value: Any, name: str = "example") -> dict[str, Example]:
     return {name: Example(summary, value)}
 
@@ -1467,6 +1490,65 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     ],
                 },
             )
+        ),
+        # -- partners ---------------------------------------------------------------------------------------
+        ("POST", "/v1/partners"): OperationExamples(
+            requests={"bookshop": Example("A bookshop chain", {"code": "bookshop", "name": "钟书阁"})},
+            responses=_one("The new partner", BOOKSHOP_READ),
+        ),
+        ("GET", "/v1/partners"): OperationExamples(
+            responses=_one("The partners", {"items": [BOOKSHOP_READ], "next_cursor": None})
+        ),
+        ("GET", "/v1/partners/{code}"): OperationExamples(responses=_one("The bookshop", BOOKSHOP_READ)),
+        ("PUT", "/v1/partners/{code}"): OperationExamples(
+            requests={"suspend": Example("Suspend it", {"name": "钟书阁", "status": "suspended"})},
+            responses=_one("Suspended", {**BOOKSHOP_READ, "status": "suspended", "updated_at": NOW}),
+        ),
+        ("POST", "/v1/members/{member_id}/partner-link-codes"): OperationExamples(
+            requests={
+                "with_points": Example(
+                    "李娜 lets the bookshop see her tier, her paid card and her points",
+                    {"partner": "bookshop", "grants": ["basic", "points"]},
+                )
+            },
+            responses=_one(
+                "The code to show her",
+                {
+                    "code": "7KQM-X3RD-9VHT",
+                    "partner": "bookshop",
+                    "grants": ["basic", "points"],
+                    "expires_at": "2026-03-18T06:42:10Z",
+                },
+            ),
+        ),
+        ("GET", "/v1/members/{member_id}/partner-links"): OperationExamples(
+            responses=_one(
+                "Linked to the bookshop",
+                {
+                    "items": [
+                        {
+                            "partner": "bookshop",
+                            "partner_name": "钟书阁",
+                            "partner_customer_ref": "ZSG-88231",
+                            "grants": ["basic", "points"],
+                            "linked_at": NOW,
+                        }
+                    ],
+                    "next_cursor": None,
+                },
+            )
+        ),
+        ("POST", "/v1/partner/links"): OperationExamples(
+            requests={
+                "link": Example(
+                    "The bookshop links its customer ZSG-88231 with the code 李娜 gave it",
+                    {"code": "7KQM-X3RD-9VHT", "partner_customer_ref": "ZSG-88231"},
+                )
+            },
+            responses=_one("Her joint view", LI_NA_AT_BOOKSHOP),
+        ),
+        ("GET", "/v1/partner/members/{ref}"): OperationExamples(
+            responses=_one("李娜 as the bookshop sees her", LI_NA_AT_BOOKSHOP)
         ),
         # -- webhooks -------------------------------------------------------------------------------------
         ("POST", "/v1/webhook-endpoints"): OperationExamples(

@@ -16,6 +16,7 @@ from loyalty_api.coupons import events as coupon_events
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.earning import events as earning_events
 from loyalty_api.members import events as member_events
+from loyalty_api.partners import events as partner_events
 from loyalty_api.plans import events as plan_events
 from loyalty_api.points import events as points_events
 from loyalty_api.program import events as program_events
@@ -30,6 +31,7 @@ EVENT_MODULES = (
     coupon_events,
     earning_events,
     member_events,
+    partner_events,
     plan_events,
     points_events,
     program_events,

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import uuid
+
+from loyalty_api.webhooks.events import Event
+
+
+class PartnerLinked(Event):
+    event_type = "partner.linked"
+    description = "A member, having consented with a link code, was linked to a partner's customer."
+
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    grants: list[str]
+
+
+class PartnerUnlinked(Event):
+    event_type = "partner.unlinked"
+    description = "A member's link to a partner ended (by the partner, or by the member on our side)."
+
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    by: str

@@ -1,0 +1,290 @@
+"""Partners and joint membership: the registry, consented links, and what a partner sees of a member.
+
+A partner's key acts for that partner alone: every read and change names the member by the partner's own
+customer reference, looked up among that partner's links, so a member not linked to it does not exist for it
+(404, the same as a reference nobody uses). What it sees is the joint view: tier, paid-membership status and,
+only when the member granted it, points; never personal data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.service import get_member
+from loyalty_api.partners.codes import code_hash, generate_code
+from loyalty_api.partners.errors import (
+    AlreadyLinked,
+    LinkCodeInvalid,
+    LinkNotFound,
+    PartnerExists,
+    PartnerNotActive,
+    PartnerNotFound,
+)
+from loyalty_api.partners.events import PartnerLinked, PartnerUnlinked
+from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
+from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.points.errors import MemberNotActive
+from loyalty_api.points.service import summaries
+from loyalty_api.subscriptions.service import plans_in_force
+from loyalty_api.tiers.ladder import TierRef
+from loyalty_api.webhooks.outbox import emit_for_member
+
+# What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
+Grant = Literal["basic", "points"]
+LINK_CODE_LIFETIME = timedelta(minutes=10)
+PartnerStatus = Literal["active", "suspended"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLinkCode:
+    code: str
+    partner: str
+    grants: list[str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    partner: str
+    partner_name: str
+    partner_customer_ref: str
+    grants: list[str]
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPoints:
+    balance: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerMemberView:
+    """A linked member as their partner sees them."""
+
+    partner_customer_ref: str
+    member_id: uuid.UUID
+    status: MemberStatus
+    tier: TierRef | None
+    paid_plans: list[str]
+    points: PartnerPoints | None  # None unless the member granted `points`
+    grants: list[str]
+    linked_at: datetime
+
+
+@contextmanager
+def _duplicate_code() -> Iterator[None]:
+    try:
+        yield
+    except DuplicateKey as exc:
+        if exc.constraint == "uq_partners__code":
+            raise PartnerExists() from exc
+        raise
+
+
+async def create_partner(uow: UnitOfWork, *, code: str, name: str) -> Partner:
+    repo = PartnerRepository(uow.session)
+    if await repo.get_by_code(code) is not None:
+        raise PartnerExists()
+    now = uow.clock.now()
+    partner = Partner(code=code, name=name, status="active", created_at=now, updated_at=now)
+    with _duplicate_code():
+        await repo.insert_partner(partner)
+    return partner
+
+
+async def get_partner(uow: UnitOfWork, code: str) -> Partner:
+    found = await PartnerRepository(uow.session).get_by_code(code)
+    if found is None:
+        raise PartnerNotFound()
+    return found
+
+
+async def list_partners(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Partner]:
+    rows = await PartnerRepository(uow.session).list_partners(after_id=decode_cursor(cursor), limit=limit + 1)
+    return page_of(rows, limit, lambda p: p.id)
+
+
+async def update_partner(uow: UnitOfWork, code: str, *, name: str, status: PartnerStatus) -> Partner:
+    """Rename or suspend a partner. A suspended partner's keys reach no member until it is active again."""
+    partner = await get_partner(uow, code)
+    partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
+    await PartnerRepository(uow.session).save()
+    return partner
+
+
+async def _active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+    partner = await PartnerRepository(uow.session).get(partner_id)
+    if partner is None:  # a key bound to a partner that does not exist reaches nothing
+        raise PartnerNotFound()
+    if partner.status != "active":
+        raise PartnerNotActive()
+    return partner
+
+
+async def issue_link_code(
+    uow: UnitOfWork, member_id: uuid.UUID, *, partner_code: str, grants: Sequence[Grant]
+) -> IssuedLinkCode:
+    """A code the member hands the partner, by which they consent to one link with these grants."""
+    member = await get_member(uow, member_id)
+    if member.status is not MemberStatus.active:
+        raise MemberNotActive()
+    partner = await get_partner(uow, partner_code)
+    if partner.status != "active":
+        raise PartnerNotActive()
+    code = generate_code()
+    hashed = code_hash(code)
+    assert hashed is not None
+    now = uow.clock.now()
+    granted: list[str] = sorted({"basic", *grants})
+    await PartnerRepository(uow.session).insert_code(
+        PartnerLinkCode(
+            code_hash=hashed,
+            member_id=member_id,
+            partner_id=partner.id,
+            grants=granted,
+            expires_at=now + LINK_CODE_LIFETIME,
+            used_at=None,
+            created_at=now,
+        )
+    )
+    return IssuedLinkCode(
+        code=code, partner=partner.code, grants=granted, expires_at=now + LINK_CODE_LIFETIME
+    )
+
+
+@contextmanager
+def _duplicate_link() -> Iterator[None]:
+    try:
+        yield
+    except DuplicateKey as exc:
+        if exc.constraint and exc.constraint.startswith("uq_partner_links__"):
+            raise AlreadyLinked() from exc
+        raise
+
+
+async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_customer_ref: str) -> LinkView:
+    """Link the partner's customer to the member whose code this is, once, with what they granted."""
+    partner = await _active_partner(uow, partner_id)
+    hashed = code_hash(code)
+    repo = PartnerRepository(uow.session)
+    now = uow.clock.now()
+    taken = None if hashed is None else await repo.take_code(hashed, partner.id, now)
+    if taken is None:
+        raise LinkCodeInvalid()
+    if await repo.get_member_link(partner.id, taken.member_id) is not None:
+        raise AlreadyLinked()
+    if await repo.get_link(partner.id, partner_customer_ref) is not None:
+        raise AlreadyLinked()
+    member = await get_member(uow, taken.member_id)
+    if member.status is not MemberStatus.active:
+        raise LinkCodeInvalid()  # closed or suspended since: the consent no longer stands
+    row = PartnerLink(
+        partner_id=partner.id,
+        member_id=taken.member_id,
+        partner_customer_ref=partner_customer_ref,
+        grants=list(taken.grants),
+        created_at=now,
+    )
+    with _duplicate_link():
+        await repo.insert_link(row)
+    await emit_for_member(
+        uow,
+        PartnerLinked(
+            member_id=row.member_id,
+            partner=partner.code,
+            partner_customer_ref=partner_customer_ref,
+            grants=row.grants,
+        ),
+        row.member_id,
+    )
+    return _view(row, partner)
+
+
+def _view(row: PartnerLink, partner: Partner) -> LinkView:
+    return LinkView(
+        partner=partner.code,
+        partner_name=partner.name,
+        partner_customer_ref=row.partner_customer_ref,
+        grants=list(row.grants),
+        linked_at=row.created_at,
+    )
+
+
+async def _partner_link(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> tuple[Partner, PartnerLink]:
+    partner = await _active_partner(uow, partner_id)
+    found = await PartnerRepository(uow.session).get_link(partner.id, ref)
+    if found is None:
+        raise LinkNotFound()
+    return partner, found
+
+
+async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: str) -> None:
+    await PartnerRepository(uow.session).delete_link(row.id)
+    await emit_for_member(
+        uow,
+        PartnerUnlinked(
+            member_id=row.member_id,
+            partner=partner.code,
+            partner_customer_ref=row.partner_customer_ref,
+            by=by,
+        ),
+        row.member_id,
+    )
+
+
+async def unlink_by_partner(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> None:
+    partner, row = await _partner_link(uow, partner_id, ref)
+    await _unlink(uow, partner, row, by="partner")
+
+
+async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: str) -> None:
+    await get_member(uow, member_id)
+    partner = await get_partner(uow, partner_code)
+    row = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
+    if row is None:
+        raise LinkNotFound()
+    await _unlink(uow, partner, row, by="member")
+
+
+async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
+    await get_member(uow, member_id)
+    return [
+        _view(row, partner)
+        for row, partner in await PartnerRepository(uow.session).list_member_links(member_id)
+    ]
+
+
+async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
+    """The joint view of the member the partner linked under `ref`; LinkNotFound for any other."""
+    _, row = await _partner_link(uow, partner_id, ref)
+    try:
+        member = await get_member(uow, row.member_id)
+    except MemberNotFound as exc:  # cannot happen while the link stands; never answer it differently
+        raise LinkNotFound() from exc
+    points = None
+    if "points" in row.grants:
+        found = (await summaries(uow, [row.member_id]))[row.member_id]
+        points = PartnerPoints(balance=found.balance, available=found.available)
+    active = member.status is MemberStatus.active
+    plans = await plans_in_force(uow, row.member_id) if active else []
+    return PartnerMemberView(
+        partner_customer_ref=row.partner_customer_ref,
+        member_id=row.member_id,
+        status=member.status,
+        tier=member.tier,
+        paid_plans=[p.code for p in plans],
+        points=points,
+        grants=list(row.grants),
+        linked_at=row.created_at,
+    )

@@ -1,0 +1,162 @@
+"""A member consents with a short-lived code; the partner links its customer with it and sees the joint view:
+tier, paid membership and, if granted, points, never personal data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
+from loyalty_api.partners.errors import PartnerNotFound
+from tests.builders import add_partner, enrol, make_key, make_partner_key
+from tests.conftest import UNLIMITED, bearer
+from tests.points.helpers import earn, set_program
+
+
+async def _partner(app: FastAPI, client: httpx.AsyncClient, admin_key: str, code: str) -> str:
+    """A partner made over the API, and a key for it."""
+    made = await client.post(
+        "/v1/partners", json={"code": code, "name": code.title()}, headers=bearer(admin_key)
+    )
+    assert made.status_code == 201, made.text
+    return await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
+
+
+async def _code(
+    client: httpx.AsyncClient, key: str, member_id: str, partner: str, *grants: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"partner": partner} | ({"grants": list(grants)} if grants else {})
+    issued = await client.post(f"/v1/members/{member_id}/partner-link-codes", json=body, headers=bearer(key))
+    assert issued.status_code == 201, issued.text
+    code: dict[str, Any] = issued.json()
+    return code
+
+
+async def _link(client: httpx.AsyncClient, partner_key: str, code: str, ref: str) -> httpx.Response:
+    body = {"code": code, "partner_customer_ref": ref}
+    return await client.post("/v1/partner/links", json=body, headers=bearer(partner_key))
+
+
+JOINT_VIEW = {
+    "partner_customer_ref",
+    "member_id",
+    "status",
+    "tier",
+    "paid_plans",
+    "points",
+    "grants",
+    "linked_at",
+}
+
+
+class TestLinking:
+    async def test_a_consented_link_shows_the_joint_view_and_never_personal_data(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        cafe = await _partner(app, client, admin_key, "cafe-one")
+        member = await enrol(client, pos_key, name="林晓", email="lin@example.com")
+        await earn(client, pos_key, member["id"], 50_000)
+        code = await _code(client, pos_key, member["id"], "cafe-one", "basic", "points")
+        assert code["grants"] == ["basic", "points"]
+
+        linked = await _link(client, cafe, code["code"].lower(), "CAFE-77")  # any case, as typed
+        assert linked.status_code == 201, linked.text
+        view = linked.json()
+        assert set(view) == JOINT_VIEW
+        ours = (await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))).json()
+        assert (view["member_id"], view["tier"], view["status"]) == (member["id"], ours["tier"], "active")
+        assert (
+            view["points"]
+            == {"balance": ours["points"], "available": ours["points"]}
+            != {
+                "balance": 0,
+                "available": 0,
+            }
+        )
+        for personal in (member["phone"], "林晓", "lin@example.com", member["member_number"]):
+            assert personal not in linked.text
+        read = await client.get("/v1/partner/members/CAFE-77", headers=bearer(cafe))
+        assert read.json() == view
+        links = await client.get(f"/v1/members/{member['id']}/partner-links", headers=bearer(pos_key))
+        assert [(k["partner"], k["partner_customer_ref"]) for k in links.json()["items"]] == [
+            ("cafe-one", "CAFE-77")
+        ]
+
+    async def test_points_stay_hidden_unless_granted(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        shop = await _partner(app, client, admin_key, "shop-basic")
+        member = await enrol(client, pos_key)
+        code = await _code(client, pos_key, member["id"], "shop-basic")
+        view = (await _link(client, shop, code["code"], "S-1")).json()
+        assert view["grants"] == ["basic"] and view["points"] is None
+
+    async def test_a_code_links_once_for_its_partner_within_its_minutes(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        mine = await _partner(app, client, admin_key, "books-a")
+        other = await _partner(app, client, admin_key, "books-b")
+        member, second = await enrol(client, pos_key), await enrol(client, pos_key)
+
+        for_other = await _code(client, pos_key, member["id"], "books-b")
+        refused = await _link(client, mine, for_other["code"], "A-1")  # another partner's code
+        assert (refused.status_code, refused.json()["code"]) == (404, "link_code_invalid")
+
+        code = await _code(client, pos_key, member["id"], "books-a")
+        assert (await _link(client, mine, code["code"], "A-1")).status_code == 201
+        reused = await _link(client, mine, code["code"], "A-2")
+        assert (reused.status_code, reused.json()["code"]) == (404, "link_code_invalid")
+        unknown = await _link(client, mine, "2222-3333-4444", "A-3")
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "link_code_invalid")
+
+        late = await _code(client, pos_key, second["id"], "books-a")
+        clock.advance(timedelta(minutes=10, seconds=1))
+        expired = await _link(client, mine, late["code"], "A-4")
+        assert (expired.status_code, expired.json()["code"]) == (404, "link_code_invalid")
+        too_late_for_b = await _link(client, other, for_other["code"], "B-1")  # issued before those minutes
+        assert too_late_for_b.status_code == 404
+
+    async def test_a_member_links_once_per_partner_and_a_reference_names_one_member(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        gym = await _partner(app, client, admin_key, "gym-one")
+        member, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        first = await _code(client, pos_key, member["id"], "gym-one")
+        assert (await _link(client, gym, first["code"], "G-1")).status_code == 201
+        again = await _code(client, pos_key, member["id"], "gym-one")
+        twice = await _link(client, gym, again["code"], "G-2")
+        assert (twice.status_code, twice.json()["code"]) == (409, "already_linked")
+        theirs = await _code(client, pos_key, other["id"], "gym-one")
+        taken = await _link(client, gym, theirs["code"], "G-1")
+        assert (taken.status_code, taken.json()["code"]) == (409, "already_linked")
+
+    async def test_a_suspended_partner_reaches_no_member_until_active_again(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        spa = await _partner(app, client, admin_key, "spa-one")
+        member = await enrol(client, pos_key)
+        code = await _code(client, pos_key, member["id"], "spa-one")
+        assert (await _link(client, spa, code["code"], "SPA-1")).status_code == 201
+        suspend = {"name": "Spa One", "status": "suspended"}
+        assert (
+            await client.put("/v1/partners/spa-one", json=suspend, headers=bearer(admin_key))
+        ).status_code == 200
+        refused = await client.get("/v1/partner/members/SPA-1", headers=bearer(spa))
+        assert (refused.status_code, refused.json()["code"]) == (409, "partner_not_active")
+        reactivate = {"name": "Spa One", "status": "active"}
+        await client.put("/v1/partners/spa-one", json=reactivate, headers=bearer(admin_key))
+        assert (await client.get("/v1/partner/members/SPA-1", headers=bearer(spa))).status_code == 200
+
+
+class TestPartnerKeys:
+    async def test_a_partner_key_names_a_partner_that_exists(self, app: FastAPI) -> None:
+        with pytest.raises(PartnerNotFound):
+            await make_key(app, Scope.partner, partner_id=uuid.uuid4())
+        assert (await make_partner_key(app, partner_id=await add_partner(app))).startswith("lk_")
