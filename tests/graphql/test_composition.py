@@ -69,6 +69,8 @@ class TestComposition:
         assert re.search(r"^\s+memberNumber: String!", member, re.MULTILINE)
         assert "customer(id: ID!): Customer" in _type(supergraph, "Query")
         assert "loyaltyMember: Member" in _type(supergraph, "Customer")
+        assert "joint: PartnerMember" in _type(supergraph, "Customer")
+        assert re.search(r"^\s+paidPlans: \[String!\]!", _type(supergraph, "PartnerMember"), re.MULTILINE)
         money = _type(supergraph, "Money")
         assert "@join__type(graph: ORDERS)" in money and "amount: Long!" in money
         page_info = _type(supergraph, "PageInfo")  # one type with Orders' Relay PageInfo

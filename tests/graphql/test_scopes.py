@@ -43,6 +43,7 @@ QUERIES: dict[str, set[Scope]] = {
     "loyaltyHold": TILLS,
     "loyaltyRewards": TILLS,
     "loyaltyReward": TILLS,
+    "loyaltyPartnerMember": {Scope.partner},
     "loyaltyPlans": PLAN_READERS,
     "loyaltyPlan": PLAN_READERS,
     "loyaltySubscription": PLAN_READERS,

@@ -46,6 +46,7 @@ from loyalty_api.graphql.errors import (
 from loyalty_api.graphql.member_mutations import MemberMutations
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
+from loyalty_api.graphql.partners import PartnerMember, PartnerQueries
 from loyalty_api.graphql.plans import Plan, PlanQueries
 from loyalty_api.graphql.points import PointsQueries
 from loyalty_api.graphql.points_mutations import PointsMutations
@@ -62,7 +63,15 @@ from loyalty_api.settings import Settings
 
 
 @strawberry.type
-class Query(MemberQueries, CheckoutQueries, PointsQueries, PlanQueries, SubscriptionQueries, RewardQueries):
+class Query(
+    MemberQueries,
+    CheckoutQueries,
+    PointsQueries,
+    PlanQueries,
+    SubscriptionQueries,
+    RewardQueries,
+    PartnerQueries,
+):
     pass
 
 
@@ -157,7 +166,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         schema = LoyaltySchema(
             query=Query,
             mutation=Mutation,
-            types=[Member, Tier, Plan, Coupon],
+            types=[Member, Tier, Plan, Coupon, PartnerMember],
             # 2.9: @cost and @listSize, which the query cost reads and a router's demand control too.
             federation_version="2.9",
             config=StrawberryConfig(scalar_map=SCALARS),

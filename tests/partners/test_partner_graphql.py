@@ -1,0 +1,90 @@
+"""A partner's view through GraphQL: `loyaltyPartnerMember(ref)` and the `PartnerMember` entity its
+supergraph joins by `partnerCustomerRef`, the same joint view as REST, for linked members only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.builders import enrol, make_partner_key
+from tests.conftest import UNLIMITED, bearer
+from tests.graphql.helpers import graphql
+from tests.points.helpers import earn, set_program
+
+VIEW = """partnerCustomerRef memberId status tier { code name rank } paidPlans
+  points { balance available } grants linkedAt"""
+BY_REF = f"query($ref: String!) {{ loyaltyPartnerMember(ref: $ref) {{ {VIEW} }} }}"
+ENTITIES = f"query($r: [_Any!]!) {{ _entities(representations: $r) {{ ... on PartnerMember {{ {VIEW} }} }} }}"
+
+
+async def _linked(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, code: str, ref: str
+) -> tuple[str, dict[str, Any]]:
+    """A partner, its key, and a member linked to it as `ref` with points granted."""
+    made = await client.post("/v1/partners", json={"code": code, "name": code}, headers=bearer(admin_key))
+    key = await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
+    member = await enrol(client, pos_key)
+    issued = await client.post(
+        f"/v1/members/{member['id']}/partner-link-codes",
+        json={"partner": code, "grants": ["basic", "points"]},
+        headers=bearer(pos_key),
+    )
+    body = {"code": issued.json()["code"], "partner_customer_ref": ref}
+    linked = await client.post("/v1/partner/links", json=body, headers=bearer(key))
+    assert linked.status_code == 201, linked.text
+    return key, member
+
+
+def _rest_shape(found: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "partner_customer_ref": found["partnerCustomerRef"],
+        "member_id": found["memberId"],
+        "status": found["status"],
+        "tier": found["tier"],
+        "paid_plans": found["paidPlans"],
+        "points": found["points"],
+        "grants": found["grants"],
+        "linked_at": found["linkedAt"],
+    }
+
+
+class TestPartnerMember:
+    async def test_the_partner_sees_what_rest_shows_it(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        key, member = await _linked(app, client, admin_key, pos_key, "gql-books", "GB-1")
+        await earn(client, pos_key, member["id"], 30_000)
+        by_ref = await graphql(client, key, BY_REF, ref="GB-1")
+        rest = await client.get("/v1/partner/members/GB-1", headers=bearer(key))
+        assert _rest_shape(by_ref["data"]["loyaltyPartnerMember"]) == rest.json()
+        assert rest.json()["points"]["balance"] > 0
+        joined = await graphql(
+            client, key, ENTITIES, r=[{"__typename": "PartnerMember", "partnerCustomerRef": "GB-1"}]
+        )
+        assert joined["data"]["_entities"] == [by_ref["data"]["loyaltyPartnerMember"]]
+
+    async def test_another_partner_and_other_keys_see_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        _, member = await _linked(app, client, admin_key, pos_key, "gql-cafe", "GC-1")
+        other, _ = await _linked(app, client, admin_key, pos_key, "gql-gym", "GG-1")
+        theirs = await graphql(client, other, BY_REF, ref="GC-1")
+        assert theirs == {"data": {"loyaltyPartnerMember": None}}
+        entity = await graphql(
+            client, other, ENTITIES, r=[{"__typename": "PartnerMember", "partnerCustomerRef": "GC-1"}]
+        )
+        assert entity["data"]["_entities"] == [None] and member["id"] not in str(entity)
+        till = await graphql(client, pos_key, BY_REF, ref="GC-1")
+        assert till["errors"][0]["extensions"]["code"] == "scope_not_allowed"
+
+    async def test_unlinking_ends_the_view_at_once(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        key, _ = await _linked(app, client, admin_key, pos_key, "gql-spa", "GS-1")
+        assert (await graphql(client, key, BY_REF, ref="GS-1"))["data"]["loyaltyPartnerMember"] is not None
+        assert (await client.delete("/v1/partner/links/GS-1", headers=bearer(key))).status_code == 204
+        assert (await graphql(client, key, BY_REF, ref="GS-1"))["data"]["loyaltyPartnerMember"] is None
