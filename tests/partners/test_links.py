@@ -16,6 +16,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.partners.errors import PartnerNotFound
 from tests.builders import add_partner, enrol, make_key, make_partner_key
 from tests.conftest import UNLIMITED, bearer
+from tests.partners.helpers import JOINT_VIEW
 from tests.points.helpers import earn, set_program
 
 
@@ -41,18 +42,6 @@ async def _code(
 async def _link(client: httpx.AsyncClient, partner_key: str, code: str, ref: str) -> httpx.Response:
     body = {"code": code, "partner_customer_ref": ref}
     return await client.post("/v1/partner/links", json=body, headers=bearer(partner_key))
-
-
-JOINT_VIEW = {
-    "partner_customer_ref",
-    "member_id",
-    "status",
-    "tier",
-    "paid_plans",
-    "points",
-    "grants",
-    "linked_at",
-}
 
 
 class TestLinking:

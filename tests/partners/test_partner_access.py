@@ -22,6 +22,7 @@ from loyalty_api.http.problems import _routes
 from tests.builders import add_partner, enrol, make_partner_key
 from tests.conftest import UNLIMITED, bearer
 from tests.graphql.helpers import graphql
+from tests.partners.helpers import JOINT_VIEW
 
 # Every route a partner key may call. A new one must be added here on purpose, after its BOLA case is known.
 PARTNER_ALLOWED = {
@@ -32,17 +33,6 @@ PARTNER_ALLOWED = {
 }
 # Of those, the partner's own routes, for partner keys alone: they name members by the partner's reference.
 PARTNER_OWN = {op for op in PARTNER_ALLOWED if op[1].startswith("/v1/partner/")}
-# The joint view a partner reads of a member linked to it: no personal data.
-JOINT_VIEW = {
-    "partner_customer_ref",
-    "member_id",
-    "status",
-    "tier",
-    "paid_plans",
-    "points",
-    "grants",
-    "linked_at",
-}
 PERSONAL = {"phone", "email", "name", "birthday", "member_number", "external_ids", "referral_code"}
 WITH_BODY = {"POST", "PUT", "PATCH"}
 
