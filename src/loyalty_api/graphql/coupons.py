@@ -25,7 +25,7 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
 
 CouponStatus = values_enum(
@@ -161,26 +161,16 @@ async def _use(uow: UnitOfWork, caller: Principal, request: _Use) -> CouponRead:
     return CouponRead.of(used)
 
 
-async def _use_coupon(
-    info: Info[GraphQLContext, None], input: UseCouponInput, idempotency_key: str | None = None
-) -> UseCouponPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyUseCoupon",
+@strawberry.type
+class CouponMutations:
+    loyalty_use_coupon: UseCouponPayload = mutation(
+        input=UseCouponInput,
+        payload=UseCouponPayload,
         scopes=TILLS,
-        body=body_of(input),
         model=_Use,
         reply=CouponRead,
         work=_use,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(UseCouponPayload, coupon=Coupon.of)
-
-
-@strawberry.type
-class CouponMutations:
-    loyalty_use_coupon: UseCouponPayload = strawberry.mutation(
-        resolver=_use_coupon,
+        answer={"coupon": Coupon.of},
         description="Use a coupon on an order, once: POST /v1/coupons/{code}/use, with its rules and answers "
         "(`coupon_already_used`, `coupon_expired`, `coupon_not_yet_valid`, `coupon_not_found`).",
     )

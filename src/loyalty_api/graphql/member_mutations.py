@@ -7,14 +7,12 @@ import uuid
 from typing import Any
 
 import strawberry
-from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.members import Member, MemberStatusValue
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, body_of, mutation
 from loyalty_api.graphql.scopes import TILLS
 from loyalty_api.members import service
 from loyalty_api.members.schemas import MemberCreate, MemberRead, MemberUpdate
@@ -65,8 +63,9 @@ class UpdateMemberInput:
     external_ids: list[ExternalIdInput] | None = UNSET
 
 
-def _with_external_ids(body: dict[str, Any]) -> dict[str, Any]:
-    """REST keys external ids by system; GraphQL lists them."""
+def _body(given: Any) -> dict[str, Any]:
+    """The input as REST's body: REST keys external ids by system, GraphQL lists them."""
+    body: dict[str, Any] = body_of(given)
     if isinstance(body.get("external_ids"), list):
         body["external_ids"] = {e["system"]: e["external_id"] for e in body["external_ids"]}
     return body
@@ -103,44 +102,27 @@ async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> Membe
     return MemberRead.model_validate(await service.update(uow, request.member_id, **changes))
 
 
-async def _enrol_member(
-    info: Info[GraphQLContext, None], input: EnrolMemberInput, idempotency_key: str | None = None
-) -> EnrolMemberPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyEnrolMember",
+@strawberry.type
+class MemberMutations:
+    loyalty_enrol_member: EnrolMemberPayload = mutation(
+        input=EnrolMemberInput,
+        payload=EnrolMemberPayload,
         scopes=TILLS,
-        body=_with_external_ids(body_of(input)),
         model=MemberCreate,
         reply=MemberRead,
         work=_enrol,
-        idempotency_key=idempotency_key,
+        answer={"member": Member.of},
+        body=_body,
+        description="Enrol a member: POST /v1/members, with its rules and answers.",
     )
-    return outcome.answer(EnrolMemberPayload, member=Member.of)
-
-
-async def _update_member(
-    info: Info[GraphQLContext, None], input: UpdateMemberInput, idempotency_key: str | None = None
-) -> UpdateMemberPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyUpdateMember",
+    loyalty_update_member: UpdateMemberPayload = mutation(
+        input=UpdateMemberInput,
+        payload=UpdateMemberPayload,
         scopes=TILLS,
-        body=_with_external_ids(body_of(input)),
         model=_Update,
         reply=MemberRead,
         work=_update,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(UpdateMemberPayload, member=Member.of)
-
-
-@strawberry.type
-class MemberMutations:
-    loyalty_enrol_member: EnrolMemberPayload = strawberry.mutation(
-        resolver=_enrol_member, description="Enrol a member: POST /v1/members, with its rules and answers."
-    )
-    loyalty_update_member: UpdateMemberPayload = strawberry.mutation(
-        resolver=_update_member,
+        answer={"member": Member.of},
+        body=_body,
         description="Update a member: PATCH /v1/members/{id}; changing `status` takes an admin key.",
     )

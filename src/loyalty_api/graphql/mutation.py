@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
@@ -210,3 +210,44 @@ def _replayed(stored: StoredResponse, reply: type[Reply], decrypt: Callable[[str
         from_stored(answer["userErrors"]),
         replayed=True,
     )
+
+
+def mutation(
+    *,
+    input: type,
+    payload: type[MutationPayload],
+    scopes: Sequence[Scope],
+    model: type[BaseModel],
+    reply: type[BaseModel],
+    work: Callable[[UnitOfWork, Principal, Any], Awaitable[Any]],
+    answer: Mapping[str, Callable[[Any], Any]],
+    description: str,
+    body: Callable[[Any], dict[str, Any]] = body_of,
+) -> Any:
+    """A mutation field `(input, idempotencyKey)` that runs `work` through `run_mutation` and answers
+    `payload`, each field of `answer` presenting the result. Its idempotency fingerprint is named by the
+    field's GraphQL name."""
+
+    async def resolve(
+        info: Info[GraphQLContext, None], input: Any, idempotency_key: str | None = None
+    ) -> MutationPayload:
+        outcome = await run_mutation(
+            info,
+            name=info.field_name,
+            scopes=scopes,
+            body=body(input),
+            model=model,
+            reply=reply,
+            work=work,
+            idempotency_key=idempotency_key,
+        )
+        return outcome.answer(payload, **answer)
+
+    # Strawberry reads the argument and return types from the annotations: this field's own.
+    resolve.__annotations__ = {
+        "info": Info[GraphQLContext, None],
+        "input": input,
+        "idempotency_key": str | None,
+        "return": payload,
+    }
+    return strawberry.mutation(resolver=resolve, description=description)

@@ -9,16 +9,14 @@ from typing import get_args
 
 import strawberry
 from pydantic import BaseModel, ConfigDict
-from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.money import Long, Money, MoneyInput
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.points import PointsHold
 from loyalty_api.graphql.scopes import OPERATORS, TILLS
 from loyalty_api.graphql.tiers import Tier
@@ -118,22 +116,6 @@ async def _earn(uow: UnitOfWork, caller: Principal, request: _Earn) -> EarnRead:
     return EarnRead.model_validate(result)
 
 
-async def _earn_points(
-    info: Info[GraphQLContext, None], input: EarnPointsInput, idempotency_key: str | None = None
-) -> EarnPointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyEarnPoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Earn,
-        reply=EarnRead,
-        work=_earn,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(EarnPointsPayload, earned=PointsEarned.of)
-
-
 # --- Redeem: POST /v1/members/{id}/redeem
 
 
@@ -189,22 +171,6 @@ async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> Redee
     return RedeemRead.model_validate(result)
 
 
-async def _redeem_points(
-    info: Info[GraphQLContext, None], input: RedeemPointsInput, idempotency_key: str | None = None
-) -> RedeemPointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyRedeemPoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Redeem,
-        reply=RedeemRead,
-        work=_redeem,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(RedeemPointsPayload, redeemed=PointsRedeemed.of)
-
-
 @strawberry.type
 class HoldPayloadFields(MutationPayload):
     """What every hold mutation answers: the hold after it."""
@@ -253,22 +219,6 @@ async def _hold(uow: UnitOfWork, caller: Principal, request: _Hold) -> HoldRead:
     return HoldRead.model_validate(hold)
 
 
-async def _hold_points(
-    info: Info[GraphQLContext, None], input: HoldPointsInput, idempotency_key: str | None = None
-) -> HoldPointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyHoldPoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Hold,
-        reply=HoldRead,
-        work=_hold,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(HoldPointsPayload, hold=PointsHold.of)
-
-
 class _Capture(CaptureRequest):
     hold_id: uuid.UUID
 
@@ -296,22 +246,6 @@ async def _capture(uow: UnitOfWork, caller: Principal, request: _Capture) -> Hol
     return HoldRead.model_validate(hold)
 
 
-async def _capture_points(
-    info: Info[GraphQLContext, None], input: CapturePointsInput, idempotency_key: str | None = None
-) -> CapturePointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyCapturePoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Capture,
-        reply=HoldRead,
-        work=_capture,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(CapturePointsPayload, hold=PointsHold.of)
-
-
 class _Release(BaseModel):
     """POST /v1/holds/{id}/release has no body: the path's id is all."""
 
@@ -327,22 +261,6 @@ class ReleasePointsInput:
 
 async def _release(uow: UnitOfWork, caller: Principal, request: _Release) -> HoldRead:
     return HoldRead.model_validate(await holds.release_hold(uow, request.hold_id, actor=caller.key_id))
-
-
-async def _release_points(
-    info: Info[GraphQLContext, None], input: ReleasePointsInput, idempotency_key: str | None = None
-) -> ReleasePointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyReleasePoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Release,
-        reply=HoldRead,
-        work=_release,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(ReleasePointsPayload, hold=PointsHold.of)
 
 
 # --- Refund: POST /v1/orders/{order_ref}/refund
@@ -434,22 +352,6 @@ async def _refund(uow: UnitOfWork, caller: Principal, request: _Refund) -> Refun
     return RefundRead.model_validate(result)
 
 
-async def _refund_points(
-    info: Info[GraphQLContext, None], input: RefundPointsInput, idempotency_key: str | None = None
-) -> RefundPointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyRefundPoints",
-        scopes=TILLS,
-        body=body_of(input),
-        model=_Refund,
-        reply=RefundRead,
-        work=_refund,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(RefundPointsPayload, refund=PointsRefund.of)
-
-
 # --- Adjust: POST /v1/members/{id}/adjustments (admin keys only)
 
 
@@ -495,50 +397,76 @@ async def _adjust(uow: UnitOfWork, caller: Principal, request: _Adjust) -> Adjus
     return AdjustmentRead.model_validate(result)
 
 
-async def _adjust_points(
-    info: Info[GraphQLContext, None], input: AdjustPointsInput, idempotency_key: str | None = None
-) -> AdjustPointsPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyAdjustPoints",
+@strawberry.type
+class PointsMutations:
+    loyalty_earn_points: EarnPointsPayload = mutation(
+        input=EarnPointsInput,
+        payload=EarnPointsPayload,
+        scopes=TILLS,
+        model=_Earn,
+        reply=EarnRead,
+        work=_earn,
+        answer={"earned": PointsEarned.of},
+        description="Earn points for a purchase: POST /v1/members/{id}/earn, with its rules and answers.",
+    )
+    loyalty_redeem_points: RedeemPointsPayload = mutation(
+        input=RedeemPointsInput,
+        payload=RedeemPointsPayload,
+        scopes=TILLS,
+        model=_Redeem,
+        reply=RedeemRead,
+        work=_redeem,
+        answer={"redeemed": PointsRedeemed.of},
+        description="Pay with points: POST /v1/members/{id}/redeem, with its rules and answers.",
+    )
+    loyalty_hold_points: HoldPointsPayload = mutation(
+        input=HoldPointsInput,
+        payload=HoldPointsPayload,
+        scopes=TILLS,
+        model=_Hold,
+        reply=HoldRead,
+        work=_hold,
+        answer={"hold": PointsHold.of},
+        description="Hold points for a checkout: POST /v1/members/{id}/holds, with its rules and answers.",
+    )
+    loyalty_capture_points: CapturePointsPayload = mutation(
+        input=CapturePointsInput,
+        payload=CapturePointsPayload,
+        scopes=TILLS,
+        model=_Capture,
+        reply=HoldRead,
+        work=_capture,
+        answer={"hold": PointsHold.of},
+        description="Spend held points (the order shipped): POST /v1/holds/{id}/capture.",
+    )
+    loyalty_release_points: ReleasePointsPayload = mutation(
+        input=ReleasePointsInput,
+        payload=ReleasePointsPayload,
+        scopes=TILLS,
+        model=_Release,
+        reply=HoldRead,
+        work=_release,
+        answer={"hold": PointsHold.of},
+        description="Free held points (the order was cancelled): POST /v1/holds/{id}/release.",
+    )
+    loyalty_refund_points: RefundPointsPayload = mutation(
+        input=RefundPointsInput,
+        payload=RefundPointsPayload,
+        scopes=TILLS,
+        model=_Refund,
+        reply=RefundRead,
+        work=_refund,
+        answer={"refund": PointsRefund.of},
+        description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
+    )
+    loyalty_adjust_points: AdjustPointsPayload = mutation(
+        input=AdjustPointsInput,
+        payload=AdjustPointsPayload,
         scopes=OPERATORS,
-        body=body_of(input),
         model=_Adjust,
         reply=AdjustmentRead,
         work=_adjust,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(AdjustPointsPayload, adjustment=PointsAdjustment.of)
-
-
-@strawberry.type
-class PointsMutations:
-    loyalty_earn_points: EarnPointsPayload = strawberry.mutation(
-        resolver=_earn_points,
-        description="Earn points for a purchase: POST /v1/members/{id}/earn, with its rules and answers.",
-    )
-    loyalty_redeem_points: RedeemPointsPayload = strawberry.mutation(
-        resolver=_redeem_points,
-        description="Pay with points: POST /v1/members/{id}/redeem, with its rules and answers.",
-    )
-    loyalty_hold_points: HoldPointsPayload = strawberry.mutation(
-        resolver=_hold_points,
-        description="Hold points for a checkout: POST /v1/members/{id}/holds, with its rules and answers.",
-    )
-    loyalty_capture_points: CapturePointsPayload = strawberry.mutation(
-        resolver=_capture_points,
-        description="Spend held points (the order shipped): POST /v1/holds/{id}/capture.",
-    )
-    loyalty_release_points: ReleasePointsPayload = strawberry.mutation(
-        resolver=_release_points,
-        description="Free held points (the order was cancelled): POST /v1/holds/{id}/release.",
-    )
-    loyalty_refund_points: RefundPointsPayload = strawberry.mutation(
-        resolver=_refund_points,
-        description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
-    )
-    loyalty_adjust_points: AdjustPointsPayload = strawberry.mutation(
-        resolver=_adjust_points,
+        answer={"adjustment": PointsAdjustment.of},
         description="Add or remove points by hand, with a reason (admin keys only): "
         "POST /v1/members/{id}/adjustments.",
     )

@@ -21,7 +21,7 @@ from loyalty_api.graphql.coupons import Coupon
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
 from loyalty_api.rewards import service
 from loyalty_api.rewards.errors import RewardNotFound
@@ -165,26 +165,16 @@ async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> Redem
     return RedemptionRead.of(result)
 
 
-async def _redeem_reward(
-    info: Info[GraphQLContext, None], input: RedeemRewardInput, idempotency_key: str | None = None
-) -> RedeemRewardPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyRedeemReward",
+@strawberry.type
+class RewardMutations:
+    loyalty_redeem_reward: RedeemRewardPayload = mutation(
+        input=RedeemRewardInput,
+        payload=RedeemRewardPayload,
         scopes=TILLS,
-        body=body_of(input),
         model=_Redeem,
         reply=RedemptionRead,
         work=_redeem,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(RedeemRewardPayload, redemption=Redemption.of)
-
-
-@strawberry.type
-class RewardMutations:
-    loyalty_redeem_reward: RedeemRewardPayload = strawberry.mutation(
-        resolver=_redeem_reward,
+        answer={"redemption": Redemption.of},
         description="Buy a reward with the member's points; the member gets its coupon: POST "
         "/v1/members/{id}/rewards/{reward_id}/redeem, with its rules and answers. Send an `idempotencyKey`: "
         "a retry without one buys twice.",

@@ -8,14 +8,12 @@ import uuid
 
 import strawberry
 from pydantic import BaseModel, ConfigDict
-from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.money import MoneyInput
-from loyalty_api.graphql.mutation import MutationPayload, body_of, run_mutation
+from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import BILLING, SELLERS
 from loyalty_api.graphql.subscriptions import (
     MemberSubscription,
@@ -178,115 +176,62 @@ async def _record_payment(uow: UnitOfWork, caller: Principal, request: _RecordPa
     return PaymentOutcomeRead.model_validate(outcome)
 
 
-async def _subscribe_to_plan(
-    info: Info[GraphQLContext, None], input: SubscribeToPlanInput, idempotency_key: str | None = None
-) -> SubscribeToPlanPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltySubscribeToPlan",
+@strawberry.type
+class SubscriptionMutations:
+    loyalty_subscribe_to_plan: SubscribeToPlanPayload = mutation(
+        input=SubscribeToPlanInput,
+        payload=SubscribeToPlanPayload,
         scopes=SELLERS,
-        body=body_of(input),
         model=_Subscribe,
         reply=SubscriptionRead,
         work=_subscribe,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(SubscribeToPlanPayload, subscription=MemberSubscription.of)
-
-
-async def _cancel_subscription(
-    info: Info[GraphQLContext, None], input: CancelSubscriptionInput, idempotency_key: str | None = None
-) -> CancelSubscriptionPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyCancelSubscription",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_Cancel,
-        reply=SubscriptionRead,
-        work=_cancel,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(CancelSubscriptionPayload, subscription=MemberSubscription.of)
-
-
-async def _resume_subscription(
-    info: Info[GraphQLContext, None], input: ResumeSubscriptionInput, idempotency_key: str | None = None
-) -> ResumeSubscriptionPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyResumeSubscription",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_Resume,
-        reply=SubscriptionRead,
-        work=_resume,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(ResumeSubscriptionPayload, subscription=MemberSubscription.of)
-
-
-async def _change_subscription_plan(
-    info: Info[GraphQLContext, None], input: ChangeSubscriptionPlanInput, idempotency_key: str | None = None
-) -> ChangeSubscriptionPlanPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyChangeSubscriptionPlan",
-        scopes=SELLERS,
-        body=body_of(input),
-        model=_ChangePlan,
-        reply=SubscriptionRead,
-        work=_change_plan,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(ChangeSubscriptionPlanPayload, subscription=MemberSubscription.of)
-
-
-async def _record_subscription_payment(
-    info: Info[GraphQLContext, None],
-    input: RecordSubscriptionPaymentInput,
-    idempotency_key: str | None = None,
-) -> RecordSubscriptionPaymentPayload:
-    outcome = await run_mutation(
-        info,
-        name="loyaltyRecordSubscriptionPayment",
-        scopes=BILLING,
-        body=body_of(input),
-        model=_RecordPayment,
-        reply=PaymentOutcomeRead,
-        work=_record_payment,
-        idempotency_key=idempotency_key,
-    )
-    return outcome.answer(
-        RecordSubscriptionPaymentPayload,
-        payment=lambda result: SubscriptionPayment.of(result.payment),
-        subscription=lambda result: MemberSubscription.of(result.subscription),
-    )
-
-
-@strawberry.type
-class SubscriptionMutations:
-    loyalty_subscribe_to_plan: SubscribeToPlanPayload = strawberry.mutation(
-        resolver=_subscribe_to_plan,
+        answer={"subscription": MemberSubscription.of},
         description="Subscribe a member to a plan, with its trial or paying the first period: POST "
         "/v1/members/{id}/subscriptions, with its rules and answers.",
     )
-    loyalty_cancel_subscription: CancelSubscriptionPayload = strawberry.mutation(
-        resolver=_cancel_subscription,
+    loyalty_cancel_subscription: CancelSubscriptionPayload = mutation(
+        input=CancelSubscriptionInput,
+        payload=CancelSubscriptionPayload,
+        scopes=SELLERS,
+        model=_Cancel,
+        reply=SubscriptionRead,
+        work=_cancel,
+        answer={"subscription": MemberSubscription.of},
         description="Cancel at period end (benefits kept until then) or now: POST "
         "/v1/subscriptions/{id}/cancel.",
     )
-    loyalty_resume_subscription: ResumeSubscriptionPayload = strawberry.mutation(
-        resolver=_resume_subscription,
+    loyalty_resume_subscription: ResumeSubscriptionPayload = mutation(
+        input=ResumeSubscriptionInput,
+        payload=ResumeSubscriptionPayload,
+        scopes=SELLERS,
+        model=_Resume,
+        reply=SubscriptionRead,
+        work=_resume,
+        answer={"subscription": MemberSubscription.of},
         description="Undo a pending cancel before the period ends: POST /v1/subscriptions/{id}/resume.",
     )
-    loyalty_change_subscription_plan: ChangeSubscriptionPlanPayload = strawberry.mutation(
-        resolver=_change_subscription_plan,
+    loyalty_change_subscription_plan: ChangeSubscriptionPlanPayload = mutation(
+        input=ChangeSubscriptionPlanInput,
+        payload=ChangeSubscriptionPlanPayload,
+        scopes=SELLERS,
+        model=_ChangePlan,
+        reply=SubscriptionRead,
+        work=_change_plan,
+        answer={"subscription": MemberSubscription.of},
         description="Move to another plan of the family, a dearer one now and any other at period end: POST "
         "/v1/subscriptions/{id}/change-plan.",
     )
-    loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = strawberry.mutation(
-        resolver=_record_subscription_payment,
+    loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = mutation(
+        input=RecordSubscriptionPaymentInput,
+        payload=RecordSubscriptionPaymentPayload,
+        scopes=BILLING,
+        model=_RecordPayment,
+        reply=PaymentOutcomeRead,
+        work=_record_payment,
+        answer={
+            "payment": lambda result: SubscriptionPayment.of(result.payment),
+            "subscription": lambda result: MemberSubscription.of(result.subscription),
+        },
         description="Billing reports the next period's fee, paid or failed: POST "
         "/v1/subscriptions/{id}/payments (billing keys only).",
     )
