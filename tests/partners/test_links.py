@@ -16,6 +16,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.partners.errors import PartnerNotFound
 from tests.builders import add_partner, enrol, make_key, make_partner_key
 from tests.conftest import UNLIMITED, bearer
+from tests.inspect_db import events
 from tests.partners.helpers import JOINT_VIEW
 from tests.points.helpers import earn, set_program
 
@@ -142,6 +143,32 @@ class TestLinking:
         reactivate = {"name": "Spa One", "status": "active"}
         await client.put("/v1/partners/spa-one", json=reactivate, headers=bearer(admin_key))
         assert (await client.get("/v1/partner/members/SPA-1", headers=bearer(spa))).status_code == 200
+
+
+class TestEvents:
+    async def test_registering_linking_and_unlinking_each_emit_their_event(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        key = await _partner(app, client, admin_key, "evt-books")
+        rename = {"name": "Evt Books", "status": "active"}
+        await client.put("/v1/partners/evt-books", json=rename, headers=bearer(admin_key))
+        member = await enrol(client, pos_key)
+        code = await _code(client, pos_key, member["id"], "evt-books", "points")
+        assert (await _link(client, key, code["code"], "EV-1")).status_code == 201
+        assert (await client.delete("/v1/partner/links/EV-1", headers=bearer(key))).status_code == 204
+
+        async def emitted(event_type: str) -> list[dict[str, Any]]:
+            return [e for e in await events(app, event_type) if e["payload"]["partner"] == "evt-books"]
+
+        changed = [(e["payload"]["change"], e["payload"]["name"]) for e in await emitted("partner.changed")]
+        assert changed == [("created", "Evt-Books"), ("replaced", "Evt Books")]
+        [linked] = await emitted("partner.linked")
+        assert (linked["payload"]["member_id"], linked["payload"]["grants"]) == (
+            member["id"],
+            ["basic", "points"],
+        )
+        [unlinked] = await emitted("partner.unlinked")
+        assert (unlinked["payload"]["partner_customer_ref"], unlinked["payload"]["by"]) == ("EV-1", "partner")
 
 
 class TestPartnerKeys:

@@ -1,8 +1,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from loyalty_api.webhooks.events import Event
+
+
+class PartnerChanged(Event):
+    event_type = "partner.changed"
+    description = "An operator registered, renamed, suspended or reactivated a partner."
+
+    partner: str
+    name: str
+    status: str
+    change: Literal["created", "replaced"]
 
 
 class PartnerLinked(Event):

@@ -30,14 +30,14 @@ from loyalty_api.partners.errors import (
     PartnerNotActive,
     PartnerNotFound,
 )
-from loyalty_api.partners.events import PartnerLinked, PartnerUnlinked
+from loyalty_api.partners.events import PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
 from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers.ladder import TierRef
-from loyalty_api.webhooks.outbox import emit_for_member
+from loyalty_api.webhooks.outbox import emit_for_member, emit_for_programme
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
 Grant = Literal["basic", "points"]
@@ -100,6 +100,7 @@ async def create_partner(uow: UnitOfWork, *, code: str, name: str) -> Partner:
     partner = Partner(code=code, name=name, status="active", created_at=now, updated_at=now)
     with _duplicate_code():
         await repo.insert_partner(partner)
+    await _announce(uow, partner, "created")
     return partner
 
 
@@ -120,7 +121,13 @@ async def update_partner(uow: UnitOfWork, code: str, *, name: str, status: Partn
     partner = await get_partner(uow, code)
     partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
     await PartnerRepository(uow.session).save()
+    await _announce(uow, partner, "replaced")
     return partner
+
+
+async def _announce(uow: UnitOfWork, partner: Partner, change: Literal["created", "replaced"]) -> None:
+    event = PartnerChanged(partner=partner.code, name=partner.name, status=partner.status, change=change)
+    await emit_for_programme(uow, event, partner.code)
 
 
 async def _active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
