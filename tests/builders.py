@@ -32,11 +32,16 @@ async def make_key(
 _partner_counter = iter(range(10_000_000))
 
 
-async def add_partner(app: FastAPI, code: str | None = None) -> uuid.UUID:
+async def add_partner(
+    app: FastAPI, code: str | None = None, terms: partners.Terms | None = None
+) -> uuid.UUID:
     """A partner brand, through the service; its id."""
     async with _units(app).begin() as uow:
         partner = await partners.create_partner(
-            uow, code=code or f"partner-{next(_partner_counter)}-{uuid.uuid4().hex[:6]}", name="Test partner"
+            uow,
+            code=code or f"partner-{next(_partner_counter)}-{uuid.uuid4().hex[:6]}",
+            name="Test partner",
+            terms=terms or partners.Terms(),
         )
     return partner.id
 

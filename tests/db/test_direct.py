@@ -33,6 +33,7 @@ def _event(**changes: Any) -> dict[str, Any]:
         "aggregate_type": "member",
         "aggregate_id": "m-1",
         "member_id": uuid.uuid4(),
+        "partner_id": None,
         "payload": {"points": 120, "note": "会员日", "lines": [{"rule": "base", "points": 100}]},
         "dispatched_at": None,
     } | changes

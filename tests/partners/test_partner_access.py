@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,10 +21,12 @@ from fastapi.routing import APIRoute
 from loyalty_api.auth.principal import Scope
 from loyalty_api.http.dependencies import require
 from loyalty_api.http.problems import _routes
+from loyalty_api.partners import service as partners
 from tests.builders import add_partner, enrol, make_partner_key
-from tests.conftest import UNLIMITED, bearer
+from tests.conftest import START, UNLIMITED, bearer
 from tests.graphql.helpers import graphql
 from tests.partners.helpers import JOINT_VIEW
+from tests.points.helpers import cny, set_program
 
 # Every route a partner key may call. A new one must be added here on purpose, after its BOLA case is known.
 PARTNER_ALLOWED = {
@@ -30,6 +34,13 @@ PARTNER_ALLOWED = {
     ("POST", "/v1/partner/links"),
     ("DELETE", "/v1/partner/links/{ref}"),
     ("GET", "/v1/partner/members/{ref}"),
+    ("POST", "/v1/partner/members/{ref}/earn"),
+    ("POST", "/v1/partner/members/{ref}/refunds"),
+    ("POST", "/v1/partner/members/{ref}/exchanges-in"),
+    ("GET", "/v1/partner/exchanges/{exchange_id}"),
+    ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"),
+    ("POST", "/v1/partner/exchanges/{exchange_id}/fail"),
+    ("GET", "/v1/partner/settlements"),
 }
 # Of those, the partner's own routes, for partner keys alone: they name members by the partner's reference.
 PARTNER_OWN = {op for op in PARTNER_ALLOWED if op[1].startswith("/v1/partner/")}
@@ -125,6 +136,10 @@ class Partners:
     member: dict[str, Any]
 
 
+# Both partners offer everything, so a refusal of A's is about the member, never about what A offers.
+OFFERS_ALL = partners.Terms(earn_rate=Decimal(1), exchange_out_rate=Decimal(1), exchange_in_rate=Decimal(1))
+
+
 async def _issue_code(client: httpx.AsyncClient, key: str, member_id: str, partner: str) -> str:
     issued = await client.post(
         f"/v1/members/{member_id}/partner-link-codes",
@@ -143,8 +158,8 @@ async def _link(client: httpx.AsyncClient, partner_key: str, code: str, ref: str
 
 
 async def _linked_to_b(app: FastAPI, client: httpx.AsyncClient, pos_key: str) -> Partners:
-    a_id = await add_partner(app, code="cafe-a")
-    b_id = await add_partner(app, code="bookshop-b")
+    a_id = await add_partner(app, code="cafe-a", terms=OFFERS_ALL)
+    b_id = await add_partner(app, code="bookshop-b", terms=OFFERS_ALL)
     a_key = await make_partner_key(app, partner_id=a_id, rate_limit=UNLIMITED)
     b_key = await make_partner_key(app, partner_id=b_id, rate_limit=UNLIMITED)
     member = await enrol(client, pos_key, name="林晓", email="lin@example.com", birthday="1990-05-17")
@@ -168,10 +183,25 @@ def _leaks(response: httpx.Response, secrets: set[str], sent: set[str]) -> list[
 
 class TestPartnerCannotReachAnotherPartnersMember:
     async def test_every_partner_route_answers_404_and_nothing_of_the_member(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
+        await set_program(client, admin_key)
         world = await _linked_to_b(app, client, pos_key)
         member = world.member
+        # B's business with the member: a purchase there, and points the member sent B, pending.
+        earned = await client.post(
+            "/v1/partner/members/B-1/earn",
+            json={"order_ref": "B-O-1", "amount": cny(10_000)},
+            headers=bearer(world.b_key),
+        )
+        assert earned.status_code == 201, earned.text
+        sent = await client.post(
+            f"/v1/members/{member['id']}/exchanges",
+            json={"partner": world.b_code, "points": 10},
+            headers=bearer(pos_key),
+        )
+        assert sent.status_code == 201, sent.text
+        b_exchange = sent.json()["id"]
         secrets = {
             member["id"],
             member["member_number"],
@@ -181,8 +211,10 @@ class TestPartnerCannotReachAnotherPartnersMember:
             "1990-05-17",
             world.b_code,
         }
-        # What A puts in a path parameter: B's customer's reference, and the member's own id and number.
+        # What A puts in a path parameter: B's customer's reference, and the member's own id and number; for
+        # an exchange, B's exchange with the member.
         guesses = ["B-1", member["id"], member["member_number"]]
+        guesses_for = {"exchange_id": ([b_exchange], "exchange_not_found")}
         # A body for each partner route that takes one, and the answer A must get; a new route needs a line.
         bodies: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
             ("POST", "/v1/partner/links"): (
@@ -192,19 +224,40 @@ class TestPartnerCannotReachAnotherPartnersMember:
                 },
                 "link_code_invalid",
             ),
+            ("POST", "/v1/partner/members/{ref}/earn"): (
+                {"order_ref": "A-O-1", "amount": cny(10_000)},
+                "link_not_found",
+            ),
+            ("POST", "/v1/partner/members/{ref}/refunds"): (
+                {"order_ref": "B-O-1", "full": True},
+                "link_not_found",
+            ),
+            ("POST", "/v1/partner/members/{ref}/exchanges-in"): (
+                {"partner_ref": "A-T-1", "partner_points": 10},
+                "link_not_found",
+            ),
+            ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"): ({}, "exchange_not_found"),
+            ("POST", "/v1/partner/exchanges/{exchange_id}/fail"): ({}, "exchange_not_found"),
         }
+        # A's own statement names nobody: it must show none of B's business.
+        own_only = {("GET", "/v1/partner/settlements")}
         failures: list[str] = []
         called: set[tuple[str, str]] = set()
         for method, route in _operations(app):
             if not route.path_format.startswith("/v1/partner/"):
                 continue
             called.add((method, route.path_format))
+            if (method, route.path_format) in own_only:
+                continue
             names = [p.name for p in route.dependant.path_params]
             body, code = bodies.get((method, route.path_format), (None, "link_not_found"))
             if method in WITH_BODY and body is None:
                 failures.append(f"{method} {route.path_format}: no body for it in `bodies`; add one")
                 continue
-            for guess in guesses if names else ["-"]:
+            tried = guesses
+            if names and names[0] in guesses_for:
+                tried, code = guesses_for[names[0]]
+            for guess in tried if names else ["-"]:
                 path = _path(route, dict.fromkeys(names, guess))
                 response = await client.request(method, path, json=body, headers=bearer(world.a_key))
                 sent = {guess} if names else set()
@@ -212,12 +265,28 @@ class TestPartnerCannotReachAnotherPartnersMember:
                     failures.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
                 elif leaked := _leaks(response, secrets, sent):
                     failures.append(f"{method} {path}: the answer shows {leaked}: {response.text[:300]}")
+        period = {
+            "from": (START - timedelta(days=1)).isoformat(),
+            "to": (START + timedelta(days=1)).isoformat(),
+        }
+        statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(world.a_key))
+        assert statement.status_code == 200, statement.text
+        assert statement.json()["net_points"] == 0
+        assert statement.json()["earned"]["entries"] == statement.json()["exchanged_out"]["entries"] == 0
+        assert _leaks(statement, secrets, set()) == []
         assert failures == []
         assert called == PARTNER_OWN
-        # and B's link is untouched by all of it
+        # and B's link, purchase and pending exchange are untouched by all of it
         read = await client.get("/v1/partner/members/B-1", headers=bearer(world.b_key))
         assert read.status_code == 200, read.text
         assert read.json()["member_id"] == member["id"]
+        exchange = await client.get(f"/v1/partner/exchanges/{b_exchange}", headers=bearer(world.b_key))
+        assert exchange.json()["status"] == "pending"
+        b_statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(world.b_key))
+        assert (b_statement.json()["earned"]["points"], b_statement.json()["exchanged_out"]["points"]) == (
+            100,
+            10,
+        )
 
     async def test_a_code_given_for_b_does_not_link_for_a_and_still_links_for_b(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str

@@ -560,6 +560,7 @@ ENDPOINT_READ: dict[str, Any] = {
     "url": "https://crm.example.cn/hooks/loyalty",
     "description": "CRM: points and tier changes",
     "event_types": ["points.earned", "points.redeemed", "tier.upgraded", "tier.downgraded"],
+    "partner_id": None,
     "enabled": True,
     "previous_secret_until": None,
     "failing_since": None,
@@ -628,8 +629,91 @@ BOOKSHOP_READ: dict[str, Any] = {
     "code": "bookshop",
     "name": "钟书阁",
     "status": "active",
+    "earn_rate": "0.5",
+    "exchange_out_rate": "0.1",
+    "exchange_in_rate": "8",
+    "daily_exchange_limit": 5_000_000,
+    "member_daily_exchange_limit": 20_000,
+    "exchange_timeout_seconds": 3600,
     "created_at": "2026-03-02T02:00:00Z",
     "updated_at": "2026-03-02T02:00:00Z",
+}
+BOOKSHOP_TERMS: dict[str, Any] = {
+    key: BOOKSHOP_READ[key]
+    for key in (
+        "earn_rate",
+        "exchange_out_rate",
+        "exchange_in_rate",
+        "daily_exchange_limit",
+        "member_daily_exchange_limit",
+        "exchange_timeout_seconds",
+    )
+}
+EXCHANGE_OUT_ID = "0195a1b2-7c8d-7e9f-8a0b-1c2d3e4f5a6b"
+EXCHANGE_OUT: dict[str, Any] = {
+    "id": EXCHANGE_OUT_ID,
+    "partner": "bookshop",
+    "partner_customer_ref": "ZSG-88231",
+    "direction": "out",
+    "status": "pending",
+    "points": 2_000,
+    "partner_points": 200,
+    "rate": "0.1",
+    "value": {"amount": 2_000, "currency": "CNY"},
+    "partner_ref": None,
+    "expires_at": "2026-03-18T07:32:10Z",
+    "created_at": NOW,
+    "resolved_at": None,
+}
+EXCHANGE_IN: dict[str, Any] = {
+    **EXCHANGE_OUT,
+    "id": "0195a1b3-0d1e-7f2a-9b3c-4d5e6f7a8b9c",
+    "direction": "in",
+    "status": "completed",
+    "points": 800,
+    "partner_points": 100,
+    "rate": "8",
+    "value": {"amount": 800, "currency": "CNY"},
+    "partner_ref": "ZSG-T-55120",
+    "expires_at": None,
+    "resolved_at": NOW,
+}
+SETTLEMENT: dict[str, Any] = {
+    "partner": "bookshop",
+    "from": "2026-03-01T00:00:00+08:00",
+    "to": "2026-04-01T00:00:00+08:00",
+    "currency": "CNY",
+    "earned": {
+        "points": 61_250,
+        "partner_points": None,
+        "value": {"amount": 61_250, "currency": "CNY"},
+        "entries": 412,
+    },
+    "refunded": {
+        "points": 1_840,
+        "partner_points": None,
+        "value": {"amount": 1_840, "currency": "CNY"},
+        "entries": 9,
+    },
+    "exchanged_out": {
+        "points": 150_000,
+        "partner_points": 15_000,
+        "value": {"amount": 150_000, "currency": "CNY"},
+        "entries": 63,
+    },
+    "returned": {
+        "points": 4_000,
+        "partner_points": 400,
+        "value": {"amount": 4_000, "currency": "CNY"},
+        "entries": 2,
+    },
+    "exchanged_in": {
+        "points": 96_000,
+        "partner_points": 12_000,
+        "value": {"amount": 96_000, "currency": "CNY"},
+        "entries": 31,
+    },
+    "net_points": 9_410,
 }
 LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "partner_customer_ref": "ZSG-88231",
@@ -1493,7 +1577,13 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ),
         # -- partners ---------------------------------------------------------------------------------------
         ("POST", "/v1/partners"): OperationExamples(
-            requests={"bookshop": Example("A bookshop chain", {"code": "bookshop", "name": "钟书阁"})},
+            requests={
+                "bookshop": Example(
+                    "A bookshop chain: half a point per yuan spent there; ten of our points make one of "
+                    "theirs, one of theirs makes eight of ours",
+                    {"code": "bookshop", "name": "钟书阁", **BOOKSHOP_TERMS},
+                )
+            },
             responses=_one("The new partner", BOOKSHOP_READ),
         ),
         ("GET", "/v1/partners"): OperationExamples(
@@ -1501,7 +1591,11 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ),
         ("GET", "/v1/partners/{code}"): OperationExamples(responses=_one("The bookshop", BOOKSHOP_READ)),
         ("PUT", "/v1/partners/{code}"): OperationExamples(
-            requests={"suspend": Example("Suspend it", {"name": "钟书阁", "status": "suspended"})},
+            requests={
+                "suspend": Example(
+                    "Suspend it, terms unchanged", {"name": "钟书阁", "status": "suspended", **BOOKSHOP_TERMS}
+                )
+            },
             responses=_one("Suspended", {**BOOKSHOP_READ, "status": "suspended", "updated_at": NOW}),
         ),
         ("POST", "/v1/members/{member_id}/partner-link-codes"): OperationExamples(
@@ -1550,6 +1644,80 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/partner/members/{ref}"): OperationExamples(
             responses=_one("李娜 as the bookshop sees her", LI_NA_AT_BOOKSHOP)
         ),
+        ("POST", "/v1/partner/members/{ref}/earn"): OperationExamples(
+            requests={
+                "receipt": Example(
+                    "李娜 bought books for 256 yuan at the bookshop",
+                    {"order_ref": "ZSG-R-20260318-0042", "amount": {"amount": 25_600, "currency": "CNY"}},
+                )
+            },
+            responses=_one(
+                "128 points at half a point per yuan",
+                {
+                    "order_ref": "ZSG-R-20260318-0042",
+                    "points_earned": 128,
+                    "rate": "0.5",
+                    "points": {"balance": 12_608, "available": 12_608},
+                },
+            ),
+        ),
+        ("POST", "/v1/partner/members/{ref}/refunds"): OperationExamples(
+            requests={
+                "half": Example(
+                    "Half the books came back",
+                    {"order_ref": "ZSG-R-20260318-0042", "amount": {"amount": 12_800, "currency": "CNY"}},
+                )
+            },
+            responses=_one(
+                "Half the points taken back",
+                {
+                    "order_ref": "ZSG-R-20260318-0042",
+                    "refunded": {"amount": 12_800, "currency": "CNY"},
+                    "points_taken_back": 64,
+                    "shortfall": 0,
+                    "points": {"balance": 12_544, "available": 12_544},
+                },
+            ),
+        ),
+        ("POST", "/v1/members/{member_id}/exchanges"): OperationExamples(
+            requests={
+                "to_bookshop": Example(
+                    "李娜 sends 2,000 points to her bookshop account",
+                    {"partner": "bookshop", "points": 2_000},
+                )
+            },
+            responses=_one("Pending until the bookshop confirms", EXCHANGE_OUT),
+        ),
+        ("GET", "/v1/members/{member_id}/exchanges"): OperationExamples(
+            responses=_one("Both ways", {"items": [EXCHANGE_IN, EXCHANGE_OUT], "next_cursor": None})
+        ),
+        ("POST", "/v1/partner/members/{ref}/exchanges-in"): OperationExamples(
+            requests={
+                "from_bookshop": Example(
+                    "Her 100 bookshop points come over",
+                    {"partner_ref": "ZSG-T-55120", "partner_points": 100},
+                )
+            },
+            responses=_one("800 of ours credited", EXCHANGE_IN),
+        ),
+        ("GET", "/v1/partner/exchanges/{exchange_id}"): OperationExamples(
+            responses=_one("Waiting for you", EXCHANGE_OUT)
+        ),
+        ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"): OperationExamples(
+            responses=_one(
+                "Confirmed", {**EXCHANGE_OUT, "status": "confirmed", "resolved_at": "2026-03-18T06:33:02Z"}
+            )
+        ),
+        ("POST", "/v1/partner/exchanges/{exchange_id}/fail"): OperationExamples(
+            responses=_one(
+                "Failed: the points went back to 李娜",
+                {**EXCHANGE_OUT, "status": "failed", "resolved_at": "2026-03-18T06:33:02Z"},
+            )
+        ),
+        ("GET", "/v1/partners/{code}/settlements"): OperationExamples(
+            responses=_one("March with the bookshop", SETTLEMENT)
+        ),
+        ("GET", "/v1/partner/settlements"): OperationExamples(responses=_one("Your March", SETTLEMENT)),
         # -- webhooks -------------------------------------------------------------------------------------
         ("POST", "/v1/webhook-endpoints"): OperationExamples(
             requests={

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from loyalty_api.errors import Conflict, NotFound
+from loyalty_api.errors import Conflict, LoyaltyError, NotFound
 
 
 class PartnerNotFound(NotFound):
@@ -64,3 +64,66 @@ class LinkNotFound(NotFound):
 
     code = "link_not_found"
     title = "No such link"
+
+
+class PartnerEarnNotOffered(Conflict):
+    """The partner has no earn rate: purchases there earn nothing in the programme. Nothing was recorded.
+
+    An operator sets `earn_rate` with `PUT /v1/partners/{code}`.
+    """
+
+    code = "partner_earn_not_offered"
+    title = "Purchases at this partner earn no points"
+
+
+class ExchangeNotOffered(Conflict):
+    """The partner has no exchange rate this way, so points cannot be exchanged with it. Nothing changed.
+
+    An operator sets `exchange_out_rate` or `exchange_in_rate` with `PUT /v1/partners/{code}`.
+    """
+
+    code = "exchange_not_offered"
+    title = "Points are not exchanged with this partner this way"
+
+
+class ExchangeLimitExceeded(LoyaltyError):
+    """The exchange would take the day's points exchanged past the partner's daily limit, in all or for this
+    member (`limit`, `used` and `requested` say which figures). Nothing changed.
+
+    Exchange at most `limit - used` points today, or try again tomorrow (days in the programme's time zone).
+    """
+
+    code = "exchange_limit_exceeded"
+    status = 422
+    title = "The exchange is over the daily limit"
+
+
+class ExchangeNotFound(NotFound):
+    """No exchange of yours has this id. A partner's key never sees another partner's exchanges.
+
+    Use the id from the `partner.exchange_requested` event or from the exchange you sent.
+    """
+
+    code = "exchange_not_found"
+    title = "No such exchange"
+
+
+class ExchangeNotPending(Conflict):
+    """The exchange is no longer waiting for you: it was confirmed, failed, or its time ran out (and the
+    member got the points back). Nothing changed; `status` says which.
+
+    Read it with `GET /v1/partner/exchanges/{id}`. An exchange out that timed out must not be credited.
+    """
+
+    code = "exchange_not_pending"
+    title = "The exchange is not pending"
+
+
+class ExchangeAlreadyRecorded(Conflict):
+    """An exchange in with this `partner_ref` was credited already; nothing was credited again.
+
+    Read it with `GET /v1/partner/exchanges/{id}` (`exchange_id` names it).
+    """
+
+    code = "exchange_already_recorded"
+    title = "This transfer was credited already"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.webhooks.events import Event
 
 
@@ -34,3 +35,48 @@ class PartnerUnlinked(Event):
     partner: str
     partner_customer_ref: str
     by: str
+
+
+class ExchangeRequested(Event):
+    event_type = "partner.exchange_requested"
+    description = (
+        "A member sent points to their account at a partner: spent here, pending until the partner confirms "
+        "or fails it (`POST /v1/partner/exchanges/{id}/confirm|fail`) before `expires_at`."
+    )
+
+    exchange_id: uuid.UUID
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    points: int
+    partner_points: int
+    expires_at: UtcInstant
+
+
+class ExchangeResolved(Event):
+    event_type = "partner.exchange_resolved"
+    description = (
+        "An exchange out was confirmed by the partner, or failed or timed out, and then the member got the "
+        "points back."
+    )
+
+    exchange_id: uuid.UUID
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    status: Literal["confirmed", "failed", "expired"]
+    points: int
+    partner_points: int
+
+
+class ExchangeReceived(Event):
+    event_type = "partner.exchange_received"
+    description = "A partner's customer sent points from the partner's programme; the member was credited."
+
+    exchange_id: uuid.UUID
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    partner_ref: str
+    points: int
+    partner_points: int

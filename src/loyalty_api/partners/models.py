@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -15,11 +16,29 @@ class Partner(IdMixin, Base):
     """A brand that runs joint membership with us; its API keys act for it alone."""
 
     __tablename__ = "partners"
-    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended')", name="status_known"),
+        CheckConstraint(
+            "(daily_exchange_limit IS NULL OR daily_exchange_limit > 0)"
+            " AND (member_daily_exchange_limit IS NULL OR member_daily_exchange_limit > 0)",
+            name="exchange_limits_positive",
+        ),
+        CheckConstraint("exchange_timeout_seconds > 0", name="exchange_timeout_positive"),
+    )
 
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16))
+    # Points per unit of the programme's currency spent at the partner; None: purchases there earn nothing.
+    earn_rate: Mapped[Decimal | None]
+    # The partner's points one of ours becomes, and ours one of the partner's becomes; None: not offered.
+    exchange_out_rate: Mapped[Decimal | None]
+    exchange_in_rate: Mapped[Decimal | None]
+    # Our points exchanged each way per day in the programme's time zone: in all, and per member.
+    daily_exchange_limit: Mapped[int | None] = mapped_column(BigInteger)
+    member_daily_exchange_limit: Mapped[int | None] = mapped_column(BigInteger)
+    # How long the partner has to confirm an exchange out before the member gets the points back.
+    exchange_timeout_seconds: Mapped[int] = mapped_column(server_default=text("3600"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -53,3 +72,45 @@ class PartnerLink(IdMixin, Base):
     partner_customer_ref: Mapped[str] = mapped_column(String(64))
     grants: Mapped[list[str]]
     created_at: Mapped[datetime]
+
+
+class PartnerExchange(IdMixin, Base):
+    """Points moved between a member's account and their account in a partner's programme. Out: spent here,
+    pending until the partner confirms it (or fails it, or lets it time out: then the points come back). In:
+    credited here once per `partner_ref`, the partner's id of the transfer."""
+
+    __tablename__ = "partner_exchanges"
+    __table_args__ = (
+        CheckConstraint("direction IN ('out', 'in')", name="direction_known"),
+        CheckConstraint(
+            "status IN ('pending', 'confirmed', 'failed', 'expired', 'completed')", name="status_known"
+        ),
+        CheckConstraint("points > 0 AND partner_points > 0", name="points_positive"),
+        UniqueConstraint("partner_id", "partner_ref"),
+        Index(None, "partner_id", "created_at"),
+        Index(None, "member_id", "created_at"),
+        # The time-out job reads just the pending ones.
+        Index(
+            "ix_partner_exchanges__pending",
+            "expires_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    partner_customer_ref: Mapped[str] = mapped_column(String(64))  # as linked then; it outlives the link
+    direction: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)  # ours
+    partner_points: Mapped[int] = mapped_column(BigInteger)
+    rate: Mapped[Decimal]
+    value_minor: Mapped[int] = mapped_column(BigInteger)  # our points' value in the programme's currency
+    currency: Mapped[str] = mapped_column(String(3))
+    partner_ref: Mapped[str | None] = mapped_column(String(64))
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
+    return_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]

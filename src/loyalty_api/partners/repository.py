@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
+from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink, PartnerLinkCode
+from loyalty_api.points.models import LedgerEntry
+
+# Exchanges that count against the daily limits: all but those given back.
+_COUNTED = ("pending", "confirmed", "completed")
 
 
 class PartnerRepository:
@@ -86,3 +91,122 @@ class PartnerRepository:
 
     async def delete_link(self, link_id: uuid.UUID) -> None:
         await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
+
+
+class ExchangeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_partner(self, partner_id: uuid.UUID) -> None:
+        """Hold the partner's row until commit: its exchanges go one at a time, so the day's sums that the
+        limits are checked against stay true until the exchange is written (SQLite writes one at a time)."""
+        await self.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+
+    async def exchanged_since(
+        self, partner_id: uuid.UUID, direction: str, since: datetime, *, member_id: uuid.UUID | None = None
+    ) -> int:
+        query = select(func.coalesce(func.sum(PartnerExchange.points), 0)).where(
+            PartnerExchange.partner_id == partner_id,
+            PartnerExchange.direction == direction,
+            PartnerExchange.status.in_(_COUNTED),
+            PartnerExchange.created_at >= since,
+        )
+        if member_id is not None:
+            query = query.where(PartnerExchange.member_id == member_id)
+        return int(await self.session.scalar(query) or 0)
+
+    async def insert(self, exchange: PartnerExchange) -> None:
+        self.session.add(exchange)
+        await flush_unique(self.session)
+
+    async def get(self, exchange_id: uuid.UUID) -> PartnerExchange | None:
+        return await self.session.get(PartnerExchange, exchange_id, populate_existing=True)
+
+    async def get_by_partner_ref(self, partner_id: uuid.UUID, partner_ref: str) -> PartnerExchange | None:
+        return await self.session.scalar(
+            select(PartnerExchange).where(
+                PartnerExchange.partner_id == partner_id, PartnerExchange.partner_ref == partner_ref
+            )
+        )
+
+    async def resolve(
+        self, exchange_id: uuid.UUID, status: str, now: datetime, *, due_before: datetime | None = None
+    ) -> bool:
+        """Move a pending exchange to `status`, in one statement, so it is resolved once however many try;
+        with `due_before`, only if it does not expire by then. False when it was not pending."""
+        query = update(PartnerExchange).where(
+            PartnerExchange.id == exchange_id, PartnerExchange.status == "pending"
+        )
+        if due_before is not None:
+            query = query.where(PartnerExchange.expires_at > due_before)
+        result = await self.session.execute(
+            query.values(status=status, resolved_at=now).returning(PartnerExchange.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def set_return_entry(self, exchange_id: uuid.UUID, entry_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(PartnerExchange).where(PartnerExchange.id == exchange_id).values(return_entry_id=entry_id)
+        )
+
+    async def list_due(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
+        result = await self.session.execute(
+            select(PartnerExchange.id)
+            .where(PartnerExchange.status == "pending", PartnerExchange.expires_at <= now)
+            .order_by(PartnerExchange.expires_at)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def list_member_exchanges(
+        self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[PartnerExchange, str]]:
+        query = (
+            select(PartnerExchange, Partner.code)
+            .join(Partner, Partner.id == PartnerExchange.partner_id)
+            .where(PartnerExchange.member_id == member_id)
+            .order_by(PartnerExchange.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(PartnerExchange.id < before_id)
+        return [(exchange, code) for exchange, code in (await self.session.execute(query)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryTotals:
+    points: int  # the signed amounts added up
+    partner_points: int | None  # of the exchanges the entries belong to; None for other entries
+    entries: int
+
+
+async def partner_entry_totals(
+    session: AsyncSession, partner_id: uuid.UUID, start: datetime, end: datetime
+) -> dict[str, EntryTotals]:
+    """The partner's ledger entries made in [start, end), added up by type, with the partner's points of the
+    exchanges they belong to (an entry is one exchange's, or its return's, or no exchange's)."""
+    exchange = and_(
+        PartnerExchange.partner_id == partner_id,
+        or_(PartnerExchange.entry_id == LedgerEntry.id, PartnerExchange.return_entry_id == LedgerEntry.id),
+    )
+    rows = await session.execute(
+        select(
+            LedgerEntry.type,
+            func.sum(LedgerEntry.amount),
+            func.sum(PartnerExchange.partner_points),
+            func.count(LedgerEntry.id),
+        )
+        .outerjoin(PartnerExchange, exchange)
+        .where(
+            LedgerEntry.partner_id == partner_id,
+            LedgerEntry.created_at >= start,
+            LedgerEntry.created_at < end,
+        )
+        .group_by(LedgerEntry.type)
+    )
+    return {
+        kind: EntryTotals(
+            points=int(points), partner_points=None if ours is None else int(ours), entries=int(count)
+        )
+        for kind, points, ours, count in rows.all()
+    }

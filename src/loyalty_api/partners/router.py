@@ -4,9 +4,10 @@ own system reads and does for the members linked to it (`/v1/partner/...`, partn
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AwareDatetime
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -16,17 +17,27 @@ from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.partners import service
+from loyalty_api.partners import coalition, exchanges, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
+    ExchangeAlreadyRecorded,
+    ExchangeLimitExceeded,
+    ExchangeNotFound,
+    ExchangeNotOffered,
+    ExchangeNotPending,
     LinkCodeInvalid,
     LinkNotFound,
+    PartnerEarnNotOffered,
     PartnerExists,
     PartnerNotActive,
     PartnerNotFound,
 )
 from loyalty_api.partners.schemas import (
     CustomerRef,
+    ExchangeInRequest,
+    ExchangeOutRequest,
+    ExchangePage,
+    ExchangeRead,
     LinkCodeRead,
     LinkCodeRequest,
     LinkPage,
@@ -34,12 +45,26 @@ from loyalty_api.partners.schemas import (
     LinkRequest,
     PartnerCode,
     PartnerCreate,
+    PartnerEarnRead,
+    PartnerEarnRequest,
     PartnerMemberRead,
     PartnerPage,
     PartnerRead,
+    PartnerRefundRead,
+    PartnerRefundRequest,
+    PartnerTerms,
     PartnerWrite,
+    SettlementRead,
 )
-from loyalty_api.points.errors import MemberNotActive
+from loyalty_api.points.errors import (
+    CurrencyMismatch,
+    InsufficientPoints,
+    MemberNotActive,
+    OrderAlreadyEarned,
+    OrderBelongsToAnotherMember,
+    OrderNotFound,
+    RefundExceedsOrder,
+)
 
 router = APIRouter(prefix="/v1", tags=["partners"], route_class=UnitOfWorkRoute)
 
@@ -48,6 +73,10 @@ MemberDesk = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.
 PartnerKey = Annotated[Principal, Depends(require(Scope.partner))]
 Ref = Annotated[CustomerRef, Path(description="Your id of the customer, as you linked them")]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
+
+
+def _terms(body: PartnerTerms) -> service.Terms:
+    return service.Terms(**body.model_dump(include=set(PartnerTerms.model_fields)))
 
 
 def _partner_of(caller: Principal) -> uuid.UUID:
@@ -66,7 +95,8 @@ async def create_partner(body: PartnerCreate, uow: UoW, _: Operator) -> PartnerR
     to it: `loyalty-api keys create --scope partner --partner <id>`.
 
     For `admin` keys only; honours `Idempotency-Key`. A code taken already is 409 `partner_exists`."""
-    return PartnerRead.model_validate(await service.create_partner(uow, code=body.code, name=body.name))
+    partner = await service.create_partner(uow, code=body.code, name=body.name, terms=_terms(body))
+    return PartnerRead.model_validate(partner)
 
 
 @router.get("/partners", summary="List the partners", responses=problem_responses(*_AUTH, InvalidField))
@@ -92,16 +122,17 @@ async def read_partner(code: PartnerCode, uow: UoW, _: Operator) -> PartnerRead:
 
 @router.put(
     "/partners/{code}",
-    summary="Rename or suspend a partner",
+    summary="Change a partner's name, status or terms",
     responses=problem_responses(*_AUTH, PartnerNotFound),
 )
 async def replace_partner(code: PartnerCode, body: PartnerWrite, uow: UoW, _: Operator) -> PartnerRead:
-    """Change a partner's name or status. A suspended partner's keys reach no member (409
-    `partner_not_active`) and it cannot be linked to; its links stay, and work again once it is active.
+    """Change a partner's name, status or terms (the whole of them: what is left out is not offered). A
+    suspended partner's keys reach no member (their calls are refused as `partner_not_active`) and it cannot
+    be linked to; its links stay, and work again once it is active. Exchanges already pending keep their rate and time limit.
 
     For `admin` keys only."""
     return PartnerRead.model_validate(
-        await service.update_partner(uow, code, name=body.name, status=body.status)
+        await service.update_partner(uow, code, name=body.name, status=body.status, terms=_terms(body))
     )
 
 
@@ -199,3 +230,230 @@ async def read_partner_member(ref: Ref, uow: UoW, caller: PartnerKey) -> Partner
 
     For `partner` keys only. Reads only."""
     return PartnerMemberRead.model_validate(await service.partner_view(uow, _partner_of(caller), ref))
+
+
+@router.post(
+    "/partner/members/{ref}/earn",
+    status_code=201,
+    summary="Earn for a purchase your customer made with you",
+    responses=problem_responses(
+        *_AUTH,
+        LinkNotFound,
+        PartnerNotActive,
+        PartnerEarnNotOffered,
+        MemberNotActive,
+        OrderAlreadyEarned,
+        OrderBelongsToAnotherMember,
+        CurrencyMismatch,
+    ),
+)
+async def earn_at_partner(
+    ref: Ref, body: PartnerEarnRequest, uow: UoW, caller: PartnerKey
+) -> PartnerEarnRead:
+    """The member you linked as `ref` earns in our programme for a purchase at your business, at your earn
+    rate, as points of ours that expire as the programme says. An order earns once: the same `order_ref`
+    again is 409 `order_already_earned`, even without `Idempotency-Key`. Purchases with you do not count
+    toward our tiers. Emits `points.earned` (to the programme's endpoints, not yours).
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    earned = await coalition.earn_at_partner(
+        uow,
+        _partner_of(caller),
+        ref,
+        order_ref=body.order_ref,
+        amount=body.amount.money(),
+        actor=caller.key_id,
+    )
+    return PartnerEarnRead.model_validate(earned)
+
+
+@router.post(
+    "/partner/members/{ref}/refunds",
+    summary="Refund a purchase your customer earned for",
+    responses=problem_responses(
+        *_AUTH, LinkNotFound, PartnerNotActive, OrderNotFound, RefundExceedsOrder, CurrencyMismatch
+    ),
+)
+async def refund_at_partner(
+    ref: Ref, body: PartnerRefundRequest, uow: UoW, caller: PartnerKey
+) -> PartnerRefundRead:
+    """Refund part (`amount`) or the rest (`full`) of an order the member earned for with you: the points it
+    earned are taken back in proportion; points the member has spent already are reported as `shortfall`.
+    An order of another customer's, or unknown, is 404 `order_not_found`. Emits `points.refunded`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    done = await coalition.refund_at_partner(
+        uow,
+        _partner_of(caller),
+        ref,
+        body.order_ref,
+        amount=None if body.amount is None else body.amount.money(),
+        full=body.full is True,
+        actor=caller.key_id,
+    )
+    return PartnerRefundRead.model_validate(done)
+
+
+@router.post(
+    "/members/{member_id}/exchanges",
+    status_code=201,
+    summary="Send a member's points to their account at a partner",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        MemberNotActive,
+        PartnerNotFound,
+        PartnerNotActive,
+        LinkNotFound,
+        ExchangeNotOffered,
+        ExchangeLimitExceeded,
+        InsufficientPoints,
+        InvalidField,
+    ),
+)
+async def exchange_out(
+    member_id: uuid.UUID, body: ExchangeOutRequest, uow: UoW, caller: MemberDesk
+) -> ExchangeRead:
+    """Spend `points` of the member's now, converted at the partner's rate (rounded down) for the account the
+    member linked there. The exchange is `pending` until the partner confirms it; if it fails it, or does not
+    answer within its time limit, the member gets the points back. The member must be linked to the partner
+    (404 `link_not_found`); the partner's daily limits apply (422 `exchange_limit_exceeded`). Emits
+    `partner.exchange_requested`, to the partner's endpoints too.
+
+    For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`."""
+    done = await exchanges.exchange_out(
+        uow, member_id, partner_code=body.partner, points=body.points, actor=caller.key_id
+    )
+    return ExchangeRead.model_validate(done)
+
+
+@router.get(
+    "/members/{member_id}/exchanges",
+    summary="A member's exchanges with partners",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def list_member_exchanges(
+    member_id: uuid.UUID, uow: UoW, _: MemberDesk, paging: Paging
+) -> ExchangePage:
+    """The member's exchanges both ways, newest first, page by page.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
+    page = await exchanges.member_exchanges(uow, member_id, limit=paging.limit, cursor=paging.cursor)
+    return ExchangePage(
+        items=[ExchangeRead.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "/partner/members/{ref}/exchanges-in",
+    status_code=201,
+    summary="Send your customer's points to their membership with us",
+    responses=problem_responses(
+        *_AUTH,
+        LinkNotFound,
+        PartnerNotActive,
+        MemberNotActive,
+        ExchangeNotOffered,
+        ExchangeLimitExceeded,
+        ExchangeAlreadyRecorded,
+        InvalidField,
+    ),
+)
+async def exchange_in(ref: Ref, body: ExchangeInRequest, uow: UoW, caller: PartnerKey) -> ExchangeRead:
+    """Credit the member you linked as `ref` with our points for `partner_points` of yours, at your rate
+    (rounded down), once per `partner_ref`: the same transfer again is 409 `exchange_already_recorded`.
+    Your daily limits apply. Emits `partner.exchange_received`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    done = await exchanges.exchange_in(
+        uow,
+        _partner_of(caller),
+        ref,
+        partner_ref=body.partner_ref,
+        partner_points=body.partner_points,
+        actor=caller.key_id,
+    )
+    return ExchangeRead.model_validate(done)
+
+
+@router.get(
+    "/partner/exchanges/{exchange_id}",
+    summary="Read one of your exchanges",
+    responses=problem_responses(*_AUTH, ExchangeNotFound, PartnerNotActive),
+)
+async def read_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
+    """An exchange with you, either way. Another partner's is 404 `exchange_not_found`.
+
+    For `partner` keys only. Reads only."""
+    return ExchangeRead.model_validate(await exchanges.get_exchange(uow, _partner_of(caller), exchange_id))
+
+
+@router.post(
+    "/partner/exchanges/{exchange_id}/confirm",
+    summary="Confirm you credited an exchange out",
+    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending, PartnerNotActive),
+)
+async def confirm_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
+    """You credited your customer: the exchange is `confirmed`. Only a pending exchange within its time limit
+    can be (409 `exchange_not_pending`; one that timed out has been given back to the member, so do not
+    credit it). Emits `partner.exchange_resolved`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    return ExchangeRead.model_validate(await exchanges.confirm(uow, _partner_of(caller), exchange_id))
+
+
+@router.post(
+    "/partner/exchanges/{exchange_id}/fail",
+    summary="Say you could not credit an exchange out",
+    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending, PartnerNotActive),
+)
+async def fail_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
+    """You could not credit your customer: the exchange is `failed` and the member gets the points back.
+    Emits `partner.exchange_resolved`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    return ExchangeRead.model_validate(await exchanges.fail(uow, _partner_of(caller), exchange_id))
+
+
+_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+From = Annotated[AwareDatetime, Query(alias="from", description="The first instant counted.")]
+To = Annotated[AwareDatetime, Query(description="The first instant not counted.")]
+
+
+def _statement_answer(statement: settlement.Settlement, request: Request) -> Response | SettlementRead:
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(settlement.as_csv(statement), media_type="text/csv")
+    return SettlementRead.model_validate(statement)
+
+
+@router.get(
+    "/partners/{code}/settlements",
+    summary="A partner's settlement statement",
+    response_model=SettlementRead,
+    responses=problem_responses(*_AUTH, PartnerNotFound, InvalidField) | _CSV,
+)
+async def read_settlement(
+    code: PartnerCode, start: From, to: To, request: Request, uow: UoW, _: Operator
+) -> Response | SettlementRead:
+    """What moved between the programme and the partner in [`from`, `to`): points earned at the partner,
+    taken back by refunds, exchanged out, given back, exchanged in, with their value and the partner's
+    points; each a sum over the ledger. JSON, or CSV with `Accept: text/csv`.
+
+    For `admin` keys only. Reads only."""
+    return _statement_answer(await settlement.settlement(uow, code, start, to), request)
+
+
+@router.get(
+    "/partner/settlements",
+    summary="Your settlement statement",
+    response_model=SettlementRead,
+    responses=problem_responses(*_AUTH, PartnerNotActive, InvalidField) | _CSV,
+)
+async def read_own_settlement(
+    start: From, to: To, request: Request, uow: UoW, caller: PartnerKey
+) -> Response | SettlementRead:
+    """Your statement for [`from`, `to`), as the operator reads it (see
+    `GET /v1/partners/{code}/settlements`). JSON, or CSV with `Accept: text/csv`.
+
+    For `partner` keys only. Reads only."""
+    return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), request)

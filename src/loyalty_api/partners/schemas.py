@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-from loyalty_api.http.schemas import ReadModel, TierRef
+from loyalty_api.http.schemas import MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
 from loyalty_api.members.models import MemberStatus
 
 PartnerCode = Annotated[
@@ -19,16 +21,53 @@ CustomerRef = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")]
 Grant = Literal["basic", "points"]
 
 
-class PartnerCreate(BaseModel):
+Rate = Annotated[Decimal, Field(gt=0, le=100_000, max_digits=18, decimal_places=6)]
+DailyLimit = Annotated[int, Field(ge=1, le=10**12)]
+
+
+class PartnerTerms(BaseModel):
+    """What the partner offers: each left out (or null) is not offered."""
+
     model_config = ConfigDict(extra="forbid")
 
+    earn_rate: Rate | None = Field(
+        default=None,
+        description="Points a member earns per major unit of the programme's currency spent at the partner "
+        "(rounded as the programme rounds), as a decimal string. Null: purchases there earn nothing.",
+    )
+    exchange_out_rate: Rate | None = Field(
+        default=None,
+        description="The partner's points one of ours becomes (rounded down). Null: members cannot send "
+        "points to the partner.",
+    )
+    exchange_in_rate: Rate | None = Field(
+        default=None,
+        description="Our points one of the partner's becomes (rounded down). Null: the partner cannot send "
+        "points to us.",
+    )
+    daily_exchange_limit: DailyLimit | None = Field(
+        default=None,
+        description="Our points exchanged with the partner per day (in the programme's time zone), each "
+        "way, all members together. Null: no limit.",
+    )
+    member_daily_exchange_limit: DailyLimit | None = Field(
+        default=None, description="The same, per member. Null: no limit."
+    )
+    exchange_timeout_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long the partner has to confirm an exchange out; then the member gets the points "
+        "back.",
+    )
+
+
+class PartnerCreate(PartnerTerms):
     code: PartnerCode
     name: str = Field(min_length=1, max_length=100)
 
 
-class PartnerWrite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PartnerWrite(PartnerTerms):
     name: str = Field(min_length=1, max_length=100)
     status: Literal["active", "suspended"] = Field(
         description="A suspended partner's keys reach no member, and it cannot be linked to."
@@ -40,6 +79,12 @@ class PartnerRead(ReadModel):
     code: str
     name: str
     status: str
+    earn_rate: Decimal | None
+    exchange_out_rate: Decimal | None
+    exchange_in_rate: Decimal | None
+    daily_exchange_limit: int | None
+    member_daily_exchange_limit: int | None
+    exchange_timeout_seconds: int
     created_at: datetime
     updated_at: datetime
 
@@ -110,3 +155,107 @@ class PartnerMemberRead(ReadModel):
     points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
     grants: list[str]
     linked_at: datetime
+
+
+class PartnerEarnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_ref: OrderRef = Field(description="Your receipt or order number; an order earns once.")
+    amount: MoneyBody = Field(description="What the customer paid, in the programme's currency.")
+
+
+class PartnerEarnRead(ReadModel):
+    order_ref: str
+    points_earned: int
+    rate: Decimal = Field(description="Your earn rate the points were worked out at.")
+    points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
+
+
+class PartnerRefundRequest(BaseModel):
+    """`order_ref` and exactly one of `amount` or `full`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_ref: OrderRef = Field(description="The order you earned for.")
+    amount: MoneyBody | None = Field(
+        default=None,
+        description="How much of the order is refunded: its points are taken back in proportion.",
+    )
+    full: Literal[True] | None = Field(default=None, description="`true`: refund all that is left.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PartnerRefundRequest:
+        if (self.amount is None) == (self.full is None):
+            raise PydanticCustomError("value_error", "give exactly one of amount or full")
+        if self.amount is not None and self.amount.amount <= 0:
+            raise PydanticCustomError("value_error", "amount must be more than zero")
+        return self
+
+
+class PartnerRefundRead(ReadModel):
+    order_ref: str
+    refunded: MoneyRead | None
+    points_taken_back: int
+    shortfall: int = Field(description="Points the member had spent already, which could not be taken back.")
+    points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
+
+
+class ExchangeOutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partner: PartnerCode
+    points: int = Field(ge=1, le=10**12, description="Our points to send to the member's partner account.")
+
+
+class ExchangeInRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partner_ref: CustomerRef = Field(description="Your id of the transfer: it is credited once.")
+    partner_points: int = Field(ge=1, le=10**12, description="Your points the customer sends us.")
+
+
+class ExchangeRead(ReadModel):
+    id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    direction: Literal["out", "in"] = Field(
+        description="`out`: our points to the partner; `in`: theirs to us."
+    )
+    status: Literal["pending", "confirmed", "failed", "expired", "completed"]
+    points: int = Field(description="Our points.")
+    partner_points: int
+    rate: Decimal
+    value: MoneyRead = Field(description="What our points are worth at the programme's point value.")
+    partner_ref: str | None
+    expires_at: datetime | None = Field(description="An exchange out not confirmed by then is given back.")
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ExchangePage(ReadModel):
+    items: list[ExchangeRead]
+    next_cursor: str | None
+
+
+class SettlementLineRead(ReadModel):
+    points: int
+    partner_points: int | None = Field(description="The partner's points, for exchanges.")
+    value: MoneyRead
+    entries: int = Field(description="The ledger entries counted.")
+
+
+class SettlementRead(ReadModel):
+    """What moved between the programme and a partner in a period; every figure is a sum over the ledger."""
+
+    partner: str
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    currency: str
+    earned: SettlementLineRead = Field(description="Points members earned for purchases at the partner.")
+    refunded: SettlementLineRead = Field(description="Points taken back for refunds of those purchases.")
+    exchanged_out: SettlementLineRead = Field(description="Points members sent to the partner.")
+    returned: SettlementLineRead = Field(
+        description="Points of exchanges out that the partner failed or let time out, given back."
+    )
+    exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
+    net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from loyalty_api.db.constraints import DuplicateKey
@@ -37,12 +38,32 @@ from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
 from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers.ladder import TierRef
-from loyalty_api.webhooks.outbox import emit_for_member, emit_for_programme
+from loyalty_api.webhooks.outbox import emit_for_partner, emit_for_programme
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
 Grant = Literal["basic", "points"]
 LINK_CODE_LIFETIME = timedelta(minutes=10)
 PartnerStatus = Literal["active", "suspended"]
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a partner offers (see the Partner model); None: not offered, or no limit."""
+
+    earn_rate: Decimal | None = None
+    exchange_out_rate: Decimal | None = None
+    exchange_in_rate: Decimal | None = None
+    daily_exchange_limit: int | None = None
+    member_daily_exchange_limit: int | None = None
+    exchange_timeout_seconds: int = 3600
+
+    def apply(self, partner: Partner) -> None:
+        partner.earn_rate = self.earn_rate
+        partner.exchange_out_rate = self.exchange_out_rate
+        partner.exchange_in_rate = self.exchange_in_rate
+        partner.daily_exchange_limit = self.daily_exchange_limit
+        partner.member_daily_exchange_limit = self.member_daily_exchange_limit
+        partner.exchange_timeout_seconds = self.exchange_timeout_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +113,13 @@ def _duplicate_code() -> Iterator[None]:
         raise
 
 
-async def create_partner(uow: UnitOfWork, *, code: str, name: str) -> Partner:
+async def create_partner(uow: UnitOfWork, *, code: str, name: str, terms: Terms) -> Partner:
     repo = PartnerRepository(uow.session)
     if await repo.get_by_code(code) is not None:
         raise PartnerExists()
     now = uow.clock.now()
     partner = Partner(code=code, name=name, status="active", created_at=now, updated_at=now)
+    terms.apply(partner)
     with _duplicate_code():
         await repo.insert_partner(partner)
     await _announce(uow, partner, "created")
@@ -116,10 +138,15 @@ async def list_partners(uow: UnitOfWork, *, limit: int, cursor: str | None) -> P
     return page_of(rows, limit, lambda p: p.id)
 
 
-async def update_partner(uow: UnitOfWork, code: str, *, name: str, status: PartnerStatus) -> Partner:
-    """Rename or suspend a partner. A suspended partner's keys reach no member until it is active again."""
+async def update_partner(
+    uow: UnitOfWork, code: str, *, name: str, status: PartnerStatus, terms: Terms
+) -> Partner:
+    """Rename, suspend or change the terms of a partner. A suspended partner's keys reach no member until it
+    is active again. New terms apply to what comes next: pending exchanges keep the rate and time they were
+    made with."""
     partner = await get_partner(uow, code)
     partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
+    terms.apply(partner)
     await PartnerRepository(uow.session).save()
     await _announce(uow, partner, "replaced")
     return partner
@@ -130,7 +157,7 @@ async def _announce(uow: UnitOfWork, partner: Partner, change: Literal["created"
     await emit_for_programme(uow, event, partner.code)
 
 
-async def _active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+async def active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
     partner = await PartnerRepository(uow.session).get(partner_id)
     if partner is None:  # a key bound to a partner that does not exist reaches nothing
         raise PartnerNotFound()
@@ -182,7 +209,7 @@ def _duplicate_link() -> Iterator[None]:
 
 async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_customer_ref: str) -> LinkView:
     """Link the partner's customer to the member whose code this is, once, with what they granted."""
-    partner = await _active_partner(uow, partner_id)
+    partner = await active_partner(uow, partner_id)
     hashed = code_hash(code)
     repo = PartnerRepository(uow.session)
     now = uow.clock.now()
@@ -205,7 +232,7 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
     )
     with _duplicate_link():
         await repo.insert_link(row)
-    await emit_for_member(
+    await emit_for_partner(
         uow,
         PartnerLinked(
             member_id=row.member_id,
@@ -214,6 +241,7 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
             grants=row.grants,
         ),
         row.member_id,
+        partner.id,
     )
     return _view(row, partner)
 
@@ -228,8 +256,8 @@ def _view(row: PartnerLink, partner: Partner) -> LinkView:
     )
 
 
-async def _partner_link(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> tuple[Partner, PartnerLink]:
-    partner = await _active_partner(uow, partner_id)
+async def partner_link(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> tuple[Partner, PartnerLink]:
+    partner = await active_partner(uow, partner_id)
     found = await PartnerRepository(uow.session).get_link(partner.id, ref)
     if found is None:
         raise LinkNotFound()
@@ -238,7 +266,7 @@ async def _partner_link(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> tup
 
 async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: str) -> None:
     await PartnerRepository(uow.session).delete_link(row.id)
-    await emit_for_member(
+    await emit_for_partner(
         uow,
         PartnerUnlinked(
             member_id=row.member_id,
@@ -247,11 +275,12 @@ async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: st
             by=by,
         ),
         row.member_id,
+        partner.id,
     )
 
 
 async def unlink_by_partner(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> None:
-    partner, row = await _partner_link(uow, partner_id, ref)
+    partner, row = await partner_link(uow, partner_id, ref)
     await _unlink(uow, partner, row, by="partner")
 
 
@@ -274,7 +303,7 @@ async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
 
 async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
     """The joint view of the member the partner linked under `ref`; LinkNotFound for any other."""
-    _, row = await _partner_link(uow, partner_id, ref)
+    _, row = await partner_link(uow, partner_id, ref)
     try:
         member = await get_member(uow, row.member_id)
     except MemberNotFound as exc:  # cannot happen while the link stands; never answer it differently

@@ -92,6 +92,7 @@ def ledger_entry_row(
     hold_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
+    partner_id: uuid.UUID | None = None,
 ) -> Row:
     """A ledger entry, column by column, for `state`: the account as it is after the change."""
     return {
@@ -104,6 +105,7 @@ def ledger_entry_row(
         "held_after": state.held,
         "order_ref": order_ref,
         "hold_id": hold_id,
+        "partner_id": partner_id,
         "details": details or {},
         "actor_key_id": actor,
         "created_at": uow.clock.now(),
@@ -144,6 +146,7 @@ async def record_entry(
     hold_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
+    partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Write a ledger entry; its id."""
     entry = ledger_entry_row(
@@ -157,6 +160,7 @@ async def record_entry(
         hold_id=hold_id,
         details=details,
         actor=actor,
+        partner_id=partner_id,
     )
     await LedgerRepository(uow.session).insert_entry(entry)
     return cast(uuid.UUID, entry["id"])

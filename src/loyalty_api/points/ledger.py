@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 # What changed a member's points: each ledger entry is one of these.
-EntryType = Literal["earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward"]
+EntryType = Literal[
+    "earn",
+    "redeem",
+    "hold",
+    "capture",
+    "release",
+    "refund",
+    "expire",
+    "adjust",
+    "reward",
+    "exchange_out",  # points sent to a partner's programme
+    "exchange_return",  # an exchange out the partner failed or let time out, given back
+    "exchange_in",  # points a partner's customer sent us
+]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
 RefundKind = Literal["amount", "points", "full"]
 

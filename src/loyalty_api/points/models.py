@@ -4,10 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
+
+# Room for a partner's order reference under its partner's code (`bookshop/<64 characters>`): see
+# partners.coalition.partner_order_ref.
+ORDER_REF_LENGTH = 100
 
 
 class PointsAccount(Base):
@@ -35,6 +39,14 @@ class LedgerEntry(IdMixin, Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index(None, "member_id", "id"),
+        # Settlement statements read a partner's entries by time; most entries have no partner.
+        Index(
+            None,
+            "partner_id",
+            "created_at",
+            postgresql_where=text("partner_id IS NOT NULL"),
+            sqlite_where=text("partner_id IS NOT NULL"),
+        ),
         # The account as it stood after the change: the account's own checks hold here too.
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
         CheckConstraint("held_after >= 0 AND held_after <= balance_after", name="held_after_within_balance"),
@@ -46,8 +58,11 @@ class LedgerEntry(IdMixin, Base):
     balance_after: Mapped[int] = mapped_column(BigInteger)
     held_change: Mapped[int] = mapped_column(BigInteger)  # signed change to the points on hold
     held_after: Mapped[int] = mapped_column(BigInteger)
-    order_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_ref: Mapped[str | None] = mapped_column(String(ORDER_REF_LENGTH), index=True)
     hold_id: Mapped[uuid.UUID | None]
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("partners.id")
+    )  # earned or exchanged there
     details: Mapped[dict[str, Any]]
     actor_key_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime]
@@ -64,7 +79,7 @@ class PointLot(IdMixin, Base):
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
-    order_ref: Mapped[str | None] = mapped_column(String(64))
+    order_ref: Mapped[str | None] = mapped_column(String(ORDER_REF_LENGTH))
     points: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
@@ -116,7 +131,7 @@ class Order(Base):
         CheckConstraint("points_given_back <= points_redeemed", name="given_back_within_redeemed"),
     )
 
-    order_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH), primary_key=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
     currency: Mapped[str | None] = mapped_column(String(3))
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
@@ -147,11 +148,14 @@ async def refund(
     points: int | None = None,
     full: bool = False,
     actor: uuid.UUID | None = None,
+    partner_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
 ) -> RefundResult:
     """Refund the order by `amount` of its total, by `points` it redeemed, or in `full` (exactly one).
 
     Points the member already spent cannot be taken back below zero (nor below what is on hold): what
-    cannot be taken back is recorded as the order's shortfall and reported, and never tried again.
+    cannot be taken back is recorded as the order's shortfall and reported, and never tried again. A refund
+    of a purchase at a partner is marked with `partner_id` and `details`, as its earn was.
     """
     if (amount is not None) + (points is not None) + full != 1:
         raise ValueError("refund by exactly one of amount, points or full")
@@ -201,8 +205,10 @@ async def refund(
             "taken_back": take,
             "given_back": give,
             "shortfall": shortfall,
+            **(details or {}),
         },
         actor=actor,
+        partner_id=partner_id,
     )
     await credit_lot(
         uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref

@@ -140,6 +140,12 @@ _CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("point
 _CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
     *_CLAIMED_EARN
 )
+_CLAIM_EARN = {
+    dialect: DirectStatement(
+        _claim_order(insert_for, stamp="earned_at", points="points_earned").returning(_ORDERS.c.order_ref)
+    )
+    for dialect, insert_for in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 _CLAIM_REDEEM = {
     "postgresql": DirectStatement(
         _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
@@ -556,10 +562,11 @@ def earned_order_row(
     currency: str,
     amount_minor: int,
     points: int,
-    purchased_at: datetime,
+    purchased_at: datetime | None,
     now: datetime,
 ) -> Row:
-    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave."""
+    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave. Without
+    `purchased_at` the purchase does not count for tiers."""
     return _new_order(order_ref, member_id, now) | {
         "currency": currency,
         "amount_minor": amount_minor,
@@ -582,6 +589,12 @@ class OrderRepository:
                 _new_order(order_ref, member_id, now)
             )
         )
+
+    async def claim_earn(self, order: Row) -> bool:
+        """Record that the order earned, in one statement; False when it had already, or it is another
+        member's order."""
+        claim = _CLAIM_EARN[self.session.get_bind().dialect.name]
+        return await claim.fetch_one(self.session, order) is not None
 
     async def claim_redeem(
         self,

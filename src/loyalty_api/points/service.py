@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from loyalty_api.benefits.kinds import PointsMultiplier
 from loyalty_api.benefits.service import benefits_in_force
@@ -73,7 +74,6 @@ OFFLINE_GRACE = timedelta(days=30)
 # One purchase earns at most this many points: with any rates a programme may set, balances stay far from the
 # 64-bit limit of their columns.
 MAX_POINTS_PER_EARN = 10**12
-ENTRY_TYPES = ("earn", "redeem", "hold", "capture", "release", "refund", "expire", "adjust", "reward")
 
 
 async def _order_conflict(
@@ -248,6 +248,82 @@ async def earn(
         tier=None if outcome.tier is None else outcome.tier.ref,
         tier_changed=outcome.changed,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CreditResult:
+    points: int
+    balance: int
+    available: int
+
+
+async def earn_at_rate(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    order_ref: str,
+    amount: Money,
+    points: int,
+    rule: str,
+    partner_id: uuid.UUID,
+    details: dict[str, Any],
+    actor: uuid.UUID | None = None,
+) -> CreditResult:
+    """An earn for a purchase made elsewhere (at a partner), whose points the caller worked out at its own
+    rate: once per order like every earn, credited as a lot that expires as the programme says, marked with
+    the partner; it does not count for our tiers, so no tier changes."""
+    if points > MAX_POINTS_PER_EARN:
+        raise InvalidField(
+            "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
+        )
+    program = await get_program(uow)
+    await lock_earner(uow, member_id)
+    now = uow.clock.now()
+    order = earned_order_row(
+        order_ref,
+        member_id,
+        currency=amount.currency,
+        amount_minor=amount.amount_minor,
+        points=points,
+        purchased_at=None,
+        now=now,
+    )
+    if not await OrderRepository(uow.session).claim_earn(order):
+        raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
+    state = await PointsAccountRepository(uow.session).change(
+        member_id, now=now, balance=points, lifetime=points
+    )
+    assert state is not None
+    breakdown = [BreakdownPayload(rule=rule, kind="partner_rate", points=points)]
+    entry_id = await record_entry(
+        uow,
+        member_id=member_id,
+        type="earn",
+        amount=points,
+        state=state,
+        order_ref=order_ref,
+        details={
+            "breakdown": [b.model_dump() for b in breakdown],
+            "amount": money_payload(amount).model_dump(),
+            **details,
+        },
+        actor=actor,
+        partner_id=partner_id,
+    )
+    await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points, order_ref=order_ref)
+    await emit_for_member(
+        uow,
+        PointsEarned(
+            member_id=member_id,
+            order_ref=order_ref,
+            points=points,
+            amount=money_payload(amount),
+            breakdown=breakdown,
+            balance=state.balance,
+        ),
+        member_id,
+    )
+    return CreditResult(points=points, balance=state.balance, available=state.available)
 
 
 @dataclass(frozen=True, slots=True)

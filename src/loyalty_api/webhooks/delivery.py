@@ -70,8 +70,8 @@ def retry_delay(failed_attempts: int, rng: random.Random) -> timedelta | None:
 
 
 async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
-    """Turn outbox events into deliveries, one per endpoint that takes the event's type (enabled endpoints
-    only: a disabled one gets what it missed by a replay). Returns how many events were dispatched."""
+    """Turn outbox events into deliveries, one per endpoint that takes the event (enabled endpoints only: a
+    disabled one gets what it missed by a replay). Returns how many events were dispatched."""
     dispatched = 0
     for _ in range(_BATCHES_PER_RUN):
         async with units.begin() as uow:
@@ -88,7 +88,7 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
                     new_delivery(endpoint.id, event, now)
                     for event in events
                     for endpoint in endpoints
-                    if not endpoint.event_types or event.type in endpoint.event_types
+                    if endpoint.takes(event)
                 ]
             )
             await repo.mark_dispatched([event.id for event in events], now)

@@ -26,6 +26,13 @@ _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 class EndpointTarget:
     id: uuid.UUID
     event_types: list[str]
+    partner_id: uuid.UUID | None
+
+    def takes(self, event: OutboxEvent) -> bool:
+        """Of its types (all when none are named); a partner's endpoint, only events about that partner."""
+        if self.event_types and event.type not in self.event_types:
+            return False
+        return self.partner_id is None or event.partner_id == self.partner_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,14 @@ class DeliveryRepository:
 
     async def list_enabled_endpoints(self) -> Sequence[EndpointTarget]:
         result = await self.session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled.is_(True))
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.partner_id).where(
+                WebhookEndpoint.enabled.is_(True)
+            )
         )
-        return [EndpointTarget(id=i, event_types=list(types or [])) for i, types in result.all()]
+        return [
+            EndpointTarget(id=i, event_types=list(types or []), partner_id=partner)
+            for i, types, partner in result.all()
+        ]
 
     async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert deliveries, 500 to a statement, skipping any (endpoint, event) that already has one (fan-out

@@ -115,11 +115,17 @@ class EndpointRepository:
         return await self.session.get(WebhookDelivery, delivery_id, populate_existing=True)
 
     async def reset_deliveries_for_events(
-        self, endpoint_id: uuid.UUID, *, since: datetime, event_types: Sequence[str], now: datetime
+        self,
+        endpoint_id: uuid.UUID,
+        *,
+        since: datetime,
+        event_types: Sequence[str],
+        partner_id: uuid.UUID | None,
+        now: datetime,
     ) -> int:
         """Make due now every delivery of the endpoint for an event since `since` of the given types (all
         when empty), except those a worker is sending right now. Returns how many."""
-        events = select(OutboxEvent.id).where(_events_matching(since, event_types))
+        events = select(OutboxEvent.id).where(_events_matching(since, event_types, partner_id))
         result = await self.session.execute(
             update(WebhookDelivery)
             .where(
@@ -139,6 +145,7 @@ class EndpointRepository:
         *,
         since: datetime,
         event_types: Sequence[str],
+        partner_id: uuid.UUID | None,
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[EventRef]:
@@ -151,7 +158,7 @@ class EndpointRepository:
             OutboxEvent.aggregate_id,
             OutboxEvent.member_id,
         ).where(
-            _events_matching(since, event_types),
+            _events_matching(since, event_types, partner_id),
             ~exists().where(
                 and_(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.event_id == OutboxEvent.id)
             ),
@@ -171,8 +178,13 @@ def _due_now(now: datetime) -> dict[str, Any]:
     return {"status": "pending", "next_attempt_at": now, "leased_until": None, "attempts": 0}
 
 
-def _events_matching(since: datetime, event_types: Sequence[str]) -> ColumnElement[bool]:
+def _events_matching(
+    since: datetime, event_types: Sequence[str], partner_id: uuid.UUID | None
+) -> ColumnElement[bool]:
+    """The events an endpoint takes since `since`: of its types, and, for a partner's, about that partner."""
     condition = OutboxEvent.occurred_at >= since
     if event_types:
         condition = and_(condition, OutboxEvent.type.in_(list(event_types)))
+    if partner_id is not None:
+        condition = and_(condition, OutboxEvent.partner_id == partner_id)
     return condition

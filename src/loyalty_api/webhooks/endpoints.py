@@ -14,6 +14,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.partners.service import active_partner
 from loyalty_api.webhooks.catalogue import is_known
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.webhooks.endpoint_repository import EndpointRepository
@@ -46,6 +47,7 @@ class Endpoint:
     url: str
     description: str | None
     event_types: list[str]
+    partner_id: uuid.UUID | None
     enabled: bool
     previous_secret_until: datetime | None
     failing_since: datetime | None
@@ -74,6 +76,7 @@ def _endpoint(row: WebhookEndpoint) -> Endpoint:
         url=row.url,
         description=row.description,
         event_types=list(row.event_types),
+        partner_id=row.partner_id,
         enabled=row.enabled,
         previous_secret_until=row.previous_secret_until,
         failing_since=row.failing_since,
@@ -160,9 +163,17 @@ async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID) -> WebhookEndpoint:
 
 
 async def create_endpoint(
-    uow: UnitOfWork, *, url: str, description: str | None, event_types: Sequence[str], enabled: bool
+    uow: UnitOfWork,
+    *,
+    url: str,
+    description: str | None,
+    event_types: Sequence[str],
+    enabled: bool,
+    partner_id: uuid.UUID | None = None,
 ) -> IssuedSecret:
     types = _checked_event_types(event_types)
+    if partner_id is not None:
+        await active_partner(uow, partner_id)
     await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
     secret = new_secret()
     now = uow.clock.now()
@@ -170,6 +181,7 @@ async def create_endpoint(
         url=url,
         description=description,
         event_types=types,
+        partner_id=partner_id,
         enabled=enabled,
         secret_encrypted=uow.vault.encrypt(secret),
         previous_secret_encrypted=None,
@@ -303,10 +315,13 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
     endpoint = await _get(uow, endpoint_id)
     now = uow.clock.now()
     types = list(endpoint.event_types)
-    count = await repo.reset_deliveries_for_events(endpoint_id, since=since, event_types=types, now=now)
+    partner = endpoint.partner_id
+    count = await repo.reset_deliveries_for_events(
+        endpoint_id, since=since, event_types=types, partner_id=partner, now=now
+    )
     after: uuid.UUID | None = None
     while events := await repo.list_events_without_delivery(
-        endpoint_id, since=since, event_types=types, after_id=after, limit=_REPLAY_BATCH
+        endpoint_id, since=since, event_types=types, partner_id=partner, after_id=after, limit=_REPLAY_BATCH
     ):
         count += await DeliveryRepository(uow.session).insert_deliveries(
             [new_delivery(endpoint_id, event, now) for event in events]

@@ -29,6 +29,8 @@ class OutboxEvent(IdMixin, Base):
     aggregate_type: Mapped[str] = mapped_column(String(32))
     aggregate_id: Mapped[str] = mapped_column(String(64), index=True)
     member_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # The partner the event is about (a link, an earn there, an exchange): its endpoints receive it.
+    partner_id: Mapped[uuid.UUID | None]
     payload: Mapped[dict[str, Any]]
     dispatched_at: Mapped[datetime | None]
 
@@ -42,6 +44,8 @@ class WebhookEndpoint(IdMixin, Base):
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(String(200))
     event_types: Mapped[list[str]]  # empty: every event type
+    # A partner's endpoint receives only events about that partner; ours (None) receive every event.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"))
     enabled: Mapped[bool]
     secret_encrypted: Mapped[str] = mapped_column(Text)
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)

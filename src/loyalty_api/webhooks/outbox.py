@@ -11,7 +11,13 @@ from loyalty_api.webhooks.repository import OutboxRepository, event_row
 
 
 def outbox_row(
-    uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
+    uow: UnitOfWork,
+    event: Event,
+    *,
+    aggregate_type: str,
+    aggregate_id: str,
+    member_id: uuid.UUID | None,
+    partner_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     return event_row(
         event_type=event.event_type,
@@ -19,6 +25,7 @@ def outbox_row(
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         member_id=member_id,
+        partner_id=partner_id,
         payload=event.model_dump(mode="json"),
     )
 
@@ -38,6 +45,22 @@ async def emit(
 
 async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
     await OutboxRepository(uow.session).insert_event(member_outbox_row(uow, event, member_id))
+
+
+async def emit_for_partner(
+    uow: UnitOfWork, event: Event, member_id: uuid.UUID, partner_id: uuid.UUID
+) -> None:
+    """An event about one member and one partner: our endpoints and that partner's receive it."""
+    await OutboxRepository(uow.session).insert_event(
+        outbox_row(
+            uow,
+            event,
+            aggregate_type="member",
+            aggregate_id=str(member_id),
+            member_id=member_id,
+            partner_id=partner_id,
+        )
+    )
 
 
 async def emit_for_programme(uow: UnitOfWork, event: Event, aggregate_id: str) -> None:

@@ -23,6 +23,7 @@ def event_row(
     aggregate_id: str,
     member_id: uuid.UUID | None,
     payload: dict[str, Any],
+    partner_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """An outbox row, column by column."""
     return {
@@ -32,6 +33,7 @@ def event_row(
         "aggregate_type": aggregate_type,
         "aggregate_id": aggregate_id,
         "member_id": member_id,
+        "partner_id": partner_id,
         "payload": payload,
         "dispatched_at": None,
     }

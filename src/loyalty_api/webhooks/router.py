@@ -13,6 +13,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.partners.errors import PartnerNotActive, PartnerNotFound
 from loyalty_api.webhooks import catalogue, endpoints
 from loyalty_api.webhooks.errors import (
     DeliveryInFlight,
@@ -53,18 +54,24 @@ _TARGET = (TargetNotAllowed, TargetUnresolvable)
     "/webhook-endpoints",
     status_code=201,
     summary="Register a webhook endpoint; its signing secret is in this response only",
-    responses=problem_responses(*_AUTH, *_TARGET, InvalidField),
+    responses=problem_responses(*_AUTH, *_TARGET, InvalidField, PartnerNotFound, PartnerNotActive),
 )
 async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) -> WebhookEndpointWithSecret:
     """Register a URL to receive events: every event of `event_types` (all types when empty, new ones too) is
     POSTed to it, signed per Standard Webhooks. The signing `secret` (`whsec_…`) is in this response only:
-    store it.
+    store it. With `partner_id` the endpoint is that partner's: it receives only events about the partner
+    (`partner.linked`, `partner.unlinked`, `partner.exchange_*`), of its `event_types`.
 
     For `admin` keys only; honours `Idempotency-Key`. The URL must be http(s) and resolve to public addresses,
     else 422 `webhook_target_not_allowed` or 422 `webhook_target_unresolvable`. Emits
     `webhook_endpoint.changed`."""
     issued = await endpoints.create_endpoint(
-        uow, url=body.url, description=body.description, event_types=body.event_types, enabled=body.enabled
+        uow,
+        url=body.url,
+        description=body.description,
+        event_types=body.event_types,
+        enabled=body.enabled,
+        partner_id=body.partner_id,
     )
     return WebhookEndpointWithSecret.issued(issued)
 

@@ -39,6 +39,11 @@ class WebhookEndpointCreate(BaseModel):
     description: Description | None = None
     event_types: EventTypes = Field(default_factory=list)
     enabled: bool = True
+    partner_id: uuid.UUID | None = Field(
+        default=None,
+        description="A partner's endpoint: it receives only events about that partner (its links and "
+        "exchanges), never the programme's others. Set when the endpoint is made; null: ours, every event.",
+    )
 
 
 class WebhookEndpointUpdate(BaseModel):
@@ -85,6 +90,7 @@ class WebhookEndpointRead(BaseModel):
     url: str
     description: str | None
     event_types: list[str] = Field(description="Empty: every event type.")
+    partner_id: uuid.UUID | None = Field(description="Whose endpoint: a partner's gets its own events only.")
     enabled: bool
     previous_secret_until: datetime | None = Field(
         description="Until then the secret replaced by the last rotation signs too."
@@ -101,6 +107,7 @@ class WebhookEndpointRead(BaseModel):
             url=endpoint.url,
             description=endpoint.description,
             event_types=endpoint.event_types,
+            partner_id=endpoint.partner_id,
             enabled=endpoint.enabled,
             previous_secret_until=endpoint.previous_secret_until,
             failing_since=endpoint.failing_since,

@@ -10,6 +10,7 @@ from datetime import timedelta
 from loyalty_api.benefits.birthdays import issue_birthday_gifts
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
+from loyalty_api.partners.exchanges import expire_exchanges
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from loyalty_api.subscriptions.jobs import run_subscriptions
@@ -40,6 +41,7 @@ async def _purge_idempotency_records(units: UnitsOfWork) -> int:
 JOBS: tuple[Job, ...] = (
     Job("deliver-webhooks", timedelta(milliseconds=250), deliver_webhooks),
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
+    Job("expire-partner-exchanges", timedelta(seconds=15), expire_exchanges),
     Job("expire-points", timedelta(minutes=1), _expire_points),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),

@@ -1,0 +1,124 @@
+"""Coalition earning: a purchase at a partner earns in our programme, at the partner's rate, and its refund
+takes the points back, as for a purchase at our own tills.
+
+A partner's order is kept under the partner's code (`bookshop/R-1001`): `/` is in no order reference our own
+tills may send, so a partner's orders never meet ours or another partner's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.money import Money, points_for
+from loyalty_api.partners.errors import PartnerEarnNotOffered
+from loyalty_api.partners.models import Partner, PartnerLink
+from loyalty_api.partners.service import PartnerPoints, partner_link
+from loyalty_api.points.accounts import check_currency
+from loyalty_api.points.errors import OrderNotFound
+from loyalty_api.points.refunds import refund
+from loyalty_api.points.repository import OrderRepository
+from loyalty_api.points.service import earn_at_rate
+from loyalty_api.program.service import get_program
+
+
+def partner_order_ref(partner: Partner, order_ref: str) -> str:
+    return f"{partner.code}/{order_ref}"
+
+
+def _marks(partner: Partner, order_ref: str) -> dict[str, str]:
+    """What a partner's ledger entries say of it, so the ledger alone explains every settlement figure."""
+    return {"partner": partner.code, "partner_order_ref": order_ref}
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerEarn:
+    order_ref: str
+    points_earned: int
+    rate: Decimal
+    points: PartnerPoints | None  # None unless the member granted `points`
+
+
+async def earn_at_partner(
+    uow: UnitOfWork,
+    partner_id: uuid.UUID,
+    ref: str,
+    *,
+    order_ref: str,
+    amount: Money,
+    actor: uuid.UUID | None = None,
+) -> PartnerEarn:
+    """Earn for the customer the partner linked as `ref`, for a purchase at the partner, once per order."""
+    partner, link = await partner_link(uow, partner_id, ref)
+    if partner.earn_rate is None:
+        raise PartnerEarnNotOffered()
+    program = await get_program(uow)
+    check_currency(program, amount)
+    rate = partner.earn_rate
+    earned = await earn_at_rate(
+        uow,
+        member_id=link.member_id,
+        order_ref=partner_order_ref(partner, order_ref),
+        amount=amount,
+        points=max(points_for(amount, rate, program.rounding), 0),
+        rule=partner.name,
+        partner_id=partner.id,
+        details=_marks(partner, order_ref) | {"rate": str(rate)},
+        actor=actor,
+    )
+    return PartnerEarn(
+        order_ref=order_ref,
+        points_earned=earned.points,
+        rate=rate,
+        points=_granted(link, earned.balance, earned.available),
+    )
+
+
+def _granted(link: PartnerLink, balance: int, available: int) -> PartnerPoints | None:
+    return PartnerPoints(balance=balance, available=available) if "points" in link.grants else None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRefund:
+    order_ref: str
+    refunded: Money | None
+    points_taken_back: int
+    shortfall: int
+    points: PartnerPoints | None
+
+
+async def refund_at_partner(
+    uow: UnitOfWork,
+    partner_id: uuid.UUID,
+    ref: str,
+    order_ref: str,
+    *,
+    amount: Money | None,
+    full: bool,
+    actor: uuid.UUID | None = None,
+) -> PartnerRefund:
+    """Refund a purchase at the partner (by `amount` or in `full`): the points it earned are taken back in
+    proportion. An order that is not this customer's purchase at this partner does not exist for it."""
+    partner, link = await partner_link(uow, partner_id, ref)
+    ours = partner_order_ref(partner, order_ref)
+    order = await OrderRepository(uow.session).get_order(ours)
+    if order is None or order.member_id != link.member_id:
+        raise OrderNotFound()
+    done = await refund(
+        uow,
+        order_ref=ours,
+        amount=amount,
+        full=full,
+        actor=actor,
+        partner_id=partner.id,
+        details=_marks(partner, order_ref),
+    )
+    return PartnerRefund(
+        order_ref=order_ref,
+        refunded=done.refunded,
+        points_taken_back=done.points_taken_back,
+        shortfall=done.shortfall,
+        points=_granted(link, done.balance, done.available),
+    )

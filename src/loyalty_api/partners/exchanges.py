@@ -1,0 +1,410 @@
+"""Points exchanged with a partner's programme, through the ledger.
+
+Out: a member sends points to their account at the partner. They are spent here at once, and the exchange
+waits for the partner to confirm it (it credited its customer) or fail it; a failure, or no answer within the
+partner's time limit, gives the points back. In: the partner's customer sends the partner's points to us, and
+the member is credited once per transfer (`partner_ref`).
+
+Every exchange of a partner runs behind a lock on its row, so the daily limits are checked against sums that
+stay true until the exchange is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal
+
+from loyalty_api.db.ids import new_id
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members.service import get_member
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.partners.errors import (
+    ExchangeAlreadyRecorded,
+    ExchangeLimitExceeded,
+    ExchangeNotFound,
+    ExchangeNotOffered,
+    ExchangeNotPending,
+    LinkNotFound,
+    PartnerNotActive,
+)
+from loyalty_api.partners.events import ExchangeReceived, ExchangeRequested, ExchangeResolved
+from loyalty_api.partners.models import Partner, PartnerExchange
+from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
+from loyalty_api.partners.service import active_partner, get_partner, partner_link
+from loyalty_api.points.accounts import (
+    credit_lot,
+    debit_available,
+    member_for_points,
+    record_entry,
+    spend_lots,
+)
+from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.webhooks.outbox import emit_for_partner
+
+Direction = Literal["out", "in"]
+# How many timed-out exchanges the job gives back per transaction.
+EXPIRY_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeView:
+    id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    direction: str
+    status: str
+    points: int
+    partner_points: int
+    rate: Decimal
+    value: Money
+    partner_ref: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def _view(row: PartnerExchange, partner_code: str) -> ExchangeView:
+    return ExchangeView(
+        id=row.id,
+        partner=partner_code,
+        partner_customer_ref=row.partner_customer_ref,
+        direction=row.direction,
+        status=row.status,
+        points=row.points,
+        partner_points=row.partner_points,
+        rate=row.rate,
+        value=Money(row.value_minor, row.currency),
+        partner_ref=row.partner_ref,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+    )
+
+
+def _converted(amount: int, rate: Decimal) -> int:
+    """Points of the other programme, rounded down: neither side ever credits more than the rate says."""
+    return int((rate * amount).quantize(Decimal(1), rounding=ROUND_DOWN))
+
+
+def _day_start(program: ProgramSettings, now: datetime) -> datetime:
+    local = now.astimezone(program.zone)
+    return datetime.combine(local.date(), time(0), tzinfo=program.zone)
+
+
+async def _check_limits(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    partner: Partner,
+    member_id: uuid.UUID,
+    direction: Direction,
+    points: int,
+) -> None:
+    """Refuse an exchange that takes the day's points past the partner's limits. Call behind lock_partner."""
+    since = _day_start(program, uow.clock.now())
+    repo = ExchangeRepository(uow.session)
+    limits = (
+        (partner.daily_exchange_limit, None, "partner"),
+        (partner.member_daily_exchange_limit, member_id, "member"),
+    )
+    for limit, member, per in limits:
+        if limit is None:
+            continue
+        used = await repo.exchanged_since(partner.id, direction, since, member_id=member)
+        if used + points > limit:
+            raise ExchangeLimitExceeded(
+                f"Today {used} of the {limit} points a {'member' if member else 'day'} may exchange "
+                f"{'to' if direction == 'out' else 'from'} this partner are used",
+                limit=limit,
+                used=used,
+                requested=points,
+                per=per,
+            )
+
+
+async def exchange_out(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    partner_code: str,
+    points: int,
+    actor: uuid.UUID | None = None,
+) -> ExchangeView:
+    """Send the member's points to their account at the partner: spent now, pending until it answers."""
+    await get_member(uow, member_id)
+    partner = await get_partner(uow, partner_code)
+    if partner.status != "active":
+        raise PartnerNotActive()
+    link = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
+    if link is None:
+        raise LinkNotFound()
+    rate = partner.exchange_out_rate
+    if rate is None:
+        raise ExchangeNotOffered()
+    partner_points = _converted(points, rate)
+    if partner_points < 1:
+        raise InvalidField("points", f"{points} points make no points of the partner's at {rate} each")
+    program = await get_program(uow)
+    await ExchangeRepository(uow.session).lock_partner(partner.id)
+    await member_for_points(uow, member_id, must_be_active=True)
+    await _check_limits(uow, program, partner, member_id, "out", points)
+    state = await debit_available(uow, member_id, points)
+    await spend_lots(uow, member_id, points)
+    now = uow.clock.now()
+    exchange_id = new_id()
+    entry_id = await record_entry(
+        uow,
+        member_id=member_id,
+        type="exchange_out",
+        amount=-points,
+        state=state,
+        details=_marks(partner, exchange_id, partner_points, rate),
+        actor=actor,
+        partner_id=partner.id,
+    )
+    row = PartnerExchange(
+        id=exchange_id,
+        partner_id=partner.id,
+        member_id=member_id,
+        partner_customer_ref=link.partner_customer_ref,
+        direction="out",
+        status="pending",
+        points=points,
+        partner_points=partner_points,
+        rate=rate,
+        value_minor=value_of_points(points, program.point_value_minor, program.currency).amount_minor,
+        currency=program.currency,
+        partner_ref=None,
+        entry_id=entry_id,
+        return_entry_id=None,
+        expires_at=now + timedelta(seconds=partner.exchange_timeout_seconds),
+        created_at=now,
+        resolved_at=None,
+    )
+    await ExchangeRepository(uow.session).insert(row)
+    assert row.expires_at is not None
+    await emit_for_partner(
+        uow,
+        ExchangeRequested(
+            exchange_id=row.id,
+            member_id=member_id,
+            partner=partner.code,
+            partner_customer_ref=row.partner_customer_ref,
+            points=points,
+            partner_points=partner_points,
+            expires_at=row.expires_at,
+        ),
+        member_id,
+        partner.id,
+    )
+    return _view(row, partner.code)
+
+
+def _marks(
+    partner: Partner, exchange_id: uuid.UUID, partner_points: int, rate: Decimal
+) -> dict[str, str | int]:
+    """What an exchange's ledger entries say of it, so the ledger alone explains the settlement."""
+    return {
+        "partner": partner.code,
+        "exchange_id": str(exchange_id),
+        "partner_points": partner_points,
+        "rate": str(rate),
+    }
+
+
+async def _partners_exchange(uow: UnitOfWork, partner: Partner, exchange_id: uuid.UUID) -> PartnerExchange:
+    found = await ExchangeRepository(uow.session).get(exchange_id)
+    if found is None or found.partner_id != partner.id:
+        raise ExchangeNotFound()
+    return found
+
+
+async def get_exchange(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
+    partner = await active_partner(uow, partner_id)
+    return _view(await _partners_exchange(uow, partner, exchange_id), partner.code)
+
+
+async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
+    """The partner credited its customer: the exchange is done. Only while it is pending and in time."""
+    partner = await active_partner(uow, partner_id)
+    row = await _partners_exchange(uow, partner, exchange_id)
+    now = uow.clock.now()
+    repo = ExchangeRepository(uow.session)
+    if not await repo.resolve(row.id, "confirmed", now, due_before=now):
+        raise _not_pending(await repo.get(row.id))
+    return await _resolved(uow, partner, row.id, "confirmed")
+
+
+async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
+    """The partner could not credit its customer: the member gets the points back."""
+    partner = await active_partner(uow, partner_id)
+    row = await _partners_exchange(uow, partner, exchange_id)
+    repo = ExchangeRepository(uow.session)
+    if not await repo.resolve(row.id, "failed", uow.clock.now()):
+        raise _not_pending(await repo.get(row.id))
+    await _give_back(uow, partner, row)
+    return await _resolved(uow, partner, row.id, "failed")
+
+
+def _not_pending(row: PartnerExchange | None) -> ExchangeNotPending:
+    status = None if row is None else ("expired" if row.status == "pending" else row.status)
+    return ExchangeNotPending(f"The exchange is {status}", status=status)
+
+
+async def _give_back(uow: UnitOfWork, partner: Partner, row: PartnerExchange) -> None:
+    program = await get_program(uow)
+    state = await PointsAccountRepository(uow.session).change(
+        row.member_id, now=uow.clock.now(), balance=row.points
+    )
+    assert state is not None
+    entry_id = await record_entry(
+        uow,
+        member_id=row.member_id,
+        type="exchange_return",
+        amount=row.points,
+        state=state,
+        details=_marks(partner, row.id, row.partner_points, row.rate),
+        partner_id=partner.id,
+    )
+    await credit_lot(uow, program, member_id=row.member_id, entry_id=entry_id, points=row.points)
+    await ExchangeRepository(uow.session).set_return_entry(row.id, entry_id)
+
+
+async def _resolved(
+    uow: UnitOfWork,
+    partner: Partner,
+    exchange_id: uuid.UUID,
+    status: Literal["confirmed", "failed", "expired"],
+) -> ExchangeView:
+    row = await ExchangeRepository(uow.session).get(exchange_id)
+    assert row is not None
+    await emit_for_partner(
+        uow,
+        ExchangeResolved(
+            exchange_id=row.id,
+            member_id=row.member_id,
+            partner=partner.code,
+            partner_customer_ref=row.partner_customer_ref,
+            status=status,
+            points=row.points,
+            partner_points=row.partner_points,
+        ),
+        row.member_id,
+        partner.id,
+    )
+    return _view(row, partner.code)
+
+
+async def expire_exchanges(units: UnitsOfWork) -> int:
+    """Give back the points of exchanges out the partner did not answer in time; how many."""
+    expired = 0
+    while True:
+        async with units.begin() as uow:
+            repo = ExchangeRepository(uow.session)
+            now = uow.clock.now()
+            due = await repo.list_due(now, limit=EXPIRY_BATCH)
+            for exchange_id in due:
+                if not await repo.resolve(exchange_id, "expired", now):
+                    continue  # another worker got it first
+                row = await repo.get(exchange_id)
+                partner = await PartnerRepository(uow.session).get(row.partner_id) if row else None
+                assert row is not None and partner is not None
+                await _give_back(uow, partner, row)
+                await _resolved(uow, partner, row.id, "expired")
+                expired += 1
+        if len(due) < EXPIRY_BATCH:
+            return expired
+
+
+async def exchange_in(
+    uow: UnitOfWork,
+    partner_id: uuid.UUID,
+    ref: str,
+    *,
+    partner_ref: str,
+    partner_points: int,
+    actor: uuid.UUID | None = None,
+) -> ExchangeView:
+    """Credit the member the partner linked as `ref` with the partner's points at its rate, once per
+    transfer."""
+    partner, link = await partner_link(uow, partner_id, ref)
+    rate = partner.exchange_in_rate
+    if rate is None:
+        raise ExchangeNotOffered()
+    points = _converted(partner_points, rate)
+    if points < 1:
+        raise InvalidField("partner_points", f"{partner_points} of your points make none of ours at {rate}")
+    repo = ExchangeRepository(uow.session)
+    await repo.lock_partner(partner.id)
+    known = await repo.get_by_partner_ref(partner.id, partner_ref)
+    if known is not None:
+        raise ExchangeAlreadyRecorded(exchange_id=str(known.id))
+    program = await get_program(uow)
+    await member_for_points(uow, link.member_id, must_be_active=True)
+    await _check_limits(uow, program, partner, link.member_id, "in", points)
+    now = uow.clock.now()
+    state = await PointsAccountRepository(uow.session).change(link.member_id, now=now, balance=points)
+    assert state is not None
+    exchange_id = new_id()
+    entry_id = await record_entry(
+        uow,
+        member_id=link.member_id,
+        type="exchange_in",
+        amount=points,
+        state=state,
+        details=_marks(partner, exchange_id, partner_points, rate) | {"partner_ref": partner_ref},
+        actor=actor,
+        partner_id=partner.id,
+    )
+    await credit_lot(uow, program, member_id=link.member_id, entry_id=entry_id, points=points)
+    row = PartnerExchange(
+        id=exchange_id,
+        partner_id=partner.id,
+        member_id=link.member_id,
+        partner_customer_ref=link.partner_customer_ref,
+        direction="in",
+        status="completed",
+        points=points,
+        partner_points=partner_points,
+        rate=rate,
+        value_minor=value_of_points(points, program.point_value_minor, program.currency).amount_minor,
+        currency=program.currency,
+        partner_ref=partner_ref,
+        entry_id=entry_id,
+        return_entry_id=None,
+        expires_at=None,
+        created_at=now,
+        resolved_at=now,
+    )
+    await repo.insert(row)
+    await emit_for_partner(
+        uow,
+        ExchangeReceived(
+            exchange_id=row.id,
+            member_id=link.member_id,
+            partner=partner.code,
+            partner_customer_ref=link.partner_customer_ref,
+            partner_ref=partner_ref,
+            points=points,
+            partner_points=partner_points,
+        ),
+        link.member_id,
+        partner.id,
+    )
+    return _view(row, partner.code)
+
+
+async def member_exchanges(
+    uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[ExchangeView]:
+    await get_member(uow, member_id)
+    rows = await ExchangeRepository(uow.session).list_member_exchanges(
+        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    page = page_of(rows, limit, lambda pair: pair[0].id)
+    return Page(items=[_view(row, code) for row, code in page.items], next_cursor=page.next_cursor)

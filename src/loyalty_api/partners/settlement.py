@@ -1,0 +1,108 @@
+"""Settlement statements: what moved between the programme and a partner in a period, each figure a sum over
+the ledger entries marked with the partner, so both sides can check their books against ours."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.partners.models import Partner
+from loyalty_api.partners.repository import EntryTotals, partner_entry_totals
+from loyalty_api.partners.service import active_partner, get_partner
+from loyalty_api.program.service import ProgramSettings, get_program
+
+# A statement reads at most a year and a day of ledger entries.
+MAX_PERIOD_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    points: int
+    partner_points: int | None
+    value: Money
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    partner: str
+    start: datetime
+    end: datetime
+    currency: str
+    earned: SettlementLine
+    refunded: SettlementLine
+    exchanged_out: SettlementLine
+    returned: SettlementLine
+    exchanged_in: SettlementLine
+    net_points: int
+
+    def lines(self) -> list[tuple[str, SettlementLine]]:
+        return [
+            ("earned", self.earned),
+            ("refunded", self.refunded),
+            ("exchanged_out", self.exchanged_out),
+            ("returned", self.returned),
+            ("exchanged_in", self.exchanged_in),
+        ]
+
+
+def _line(
+    program: ProgramSettings, totals: EntryTotals | None, *, sign: int, exchange: bool
+) -> SettlementLine:
+    """A figure as a positive number of points (`sign` turns spent points round), with their value."""
+    points = 0 if totals is None else sign * totals.points
+    return SettlementLine(
+        points=points,
+        partner_points=(0 if totals is None else totals.partner_points or 0) if exchange else None,
+        value=value_of_points(points, program.point_value_minor, program.currency),
+        entries=0 if totals is None else totals.entries,
+    )
+
+
+async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: datetime) -> Settlement:
+    if end <= start:
+        raise InvalidField("to", "must be after `from`")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
+    program = await get_program(uow)
+    totals = await partner_entry_totals(uow.session, partner.id, start, end)
+    return Settlement(
+        partner=partner.code,
+        start=start,
+        end=end,
+        currency=program.currency,
+        earned=_line(program, totals.get("earn"), sign=1, exchange=False),
+        refunded=_line(program, totals.get("refund"), sign=-1, exchange=False),
+        exchanged_out=_line(program, totals.get("exchange_out"), sign=-1, exchange=True),
+        returned=_line(program, totals.get("exchange_return"), sign=1, exchange=True),
+        exchanged_in=_line(program, totals.get("exchange_in"), sign=1, exchange=True),
+        net_points=sum(line.points for line in totals.values()),
+    )
+
+
+async def settlement(uow: UnitOfWork, partner_code: str, start: datetime, end: datetime) -> Settlement:
+    """The statement of a partner, for the operator."""
+    return await _statement(uow, await get_partner(uow, partner_code), start, end)
+
+
+async def own_settlement(
+    uow: UnitOfWork, partner_id: uuid.UUID, start: datetime, end: datetime
+) -> Settlement:
+    """The statement of the partner whose key asks."""
+    return await _statement(uow, await active_partner(uow, partner_id), start, end)
+
+
+def as_csv(statement: Settlement) -> str:
+    """The statement as CSV: one row per figure, then the net; money in minor units."""
+    rows = ["line,points,partner_points,value_minor,currency,entries"]
+    for name, line in statement.lines():
+        partner_points = "" if line.partner_points is None else str(line.partner_points)
+        rows.append(
+            f"{name},{line.points},{partner_points},{line.value.amount_minor},{line.value.currency},{line.entries}"
+        )
+    rows.append(f"net,{statement.net_points},,,{statement.currency},")
+    return "\r\n".join(rows) + "\r\n"
