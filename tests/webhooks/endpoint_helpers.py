@@ -18,7 +18,12 @@ PUBLIC_URL = "https://93.184.216.34/hooks"  # a public literal: passes the SSRF 
 
 
 async def add_endpoint(
-    units: UnitsOfWork, url: str, *, event_types: list[str] | None = None, secret: str | None = None
+    units: UnitsOfWork,
+    url: str,
+    *,
+    event_types: list[str] | None = None,
+    secret: str | None = None,
+    partner_id: uuid.UUID | None = None,
 ) -> tuple[str, str]:
     """An endpoint written straight to the table, so that a loopback receiver passes; (id, secret)."""
     secret = secret or new_secret()
@@ -28,6 +33,7 @@ async def add_endpoint(
             url=url,
             description=None,
             event_types=event_types or [],
+            partner_id=partner_id,
             enabled=True,
             secret_encrypted=uow.vault.encrypt(secret),
             previous_secret_encrypted=None,
