@@ -5,11 +5,12 @@ Revises: 0006
 Create Date: 2026-12-02 09:00:00.000000+00:00
 """
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from loyalty_api.db.sqlite_rebuild import rows_set_aside_on_sqlite
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -78,62 +79,22 @@ CHECKS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-_SET_ASIDE = "_edge_constraints_set_aside"
-
 
 def upgrade() -> None:
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rate_limit", sa.String(length=32), nullable=True))
 
     for table, checks in CHECKS.items():
-        with _rows_set_aside_on_sqlite(table), op.batch_alter_table(table, schema=None) as batch_op:
+        with rows_set_aside_on_sqlite(table), op.batch_alter_table(table, schema=None) as batch_op:
             for name, condition in checks:
                 batch_op.create_check_constraint(batch_op.f(name), condition)
 
 
 def downgrade() -> None:
     for table, checks in reversed(CHECKS.items()):
-        with _rows_set_aside_on_sqlite(table), op.batch_alter_table(table, schema=None) as batch_op:
+        with rows_set_aside_on_sqlite(table), op.batch_alter_table(table, schema=None) as batch_op:
             for name, _ in reversed(checks):
                 batch_op.drop_constraint(batch_op.f(name), type_="check")
 
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("rate_limit")
-
-
-@contextmanager
-def _rows_set_aside_on_sqlite(table: str) -> Iterator[None]:
-    """Dialect branch: SQLite adds or drops a CHECK by copying the table into a new one and dropping the old.
-    Dropping a table deletes its rows first, which fails while foreign keys are enforced and other rows
-    reference them, and enforcement cannot be switched off inside the transaction the migrations run in. So
-    the rows of a table others reference are set aside and put back once the table is rebuilt: with foreign
-    keys checked at commit, taking the rows out counts the rows that reference them as violations and putting
-    them back counts those off again (a row really left without its parent still fails the commit)."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    inspector = sa.inspect(bind)
-    references = [
-        foreign_key
-        for other in inspector.get_table_names()
-        for foreign_key in inspector.get_foreign_keys(other)
-        if foreign_key["referred_table"] == table
-    ]
-    if not references:
-        yield
-        return
-    if any(foreign_key["options"].get("ondelete") for foreign_key in references):
-        # Taking the rows out would cascade to, or clear, the rows that reference them.
-        raise RuntimeError(f"{table} is referenced with an ON DELETE action: its rows cannot be set aside")
-    # Names from this revision's list and the database's own catalogue, quoted: no outside input.
-    quote = bind.dialect.identifier_preparer.quote
-    name = quote(table)
-    columns = ", ".join(quote(column["name"]) for column in inspector.get_columns(table))
-    op.execute("PRAGMA defer_foreign_keys = ON")
-    op.execute(f"CREATE TEMP TABLE {_SET_ASIDE} AS SELECT {columns} FROM {name}")  # noqa: S608
-    op.execute(f"DELETE FROM {name}")  # noqa: S608
-    yield
-    op.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {_SET_ASIDE}")  # noqa: S608
-    op.execute(f"DROP TABLE {_SET_ASIDE}")
-    op.execute("PRAGMA defer_foreign_keys = OFF")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import loyalty_api.db.types
+from loyalty_api.db.sqlite_rebuild import rows_set_aside_on_sqlite
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -85,7 +86,10 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
         )
 
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+    with (
+        rows_set_aside_on_sqlite("ledger_entries"),
+        op.batch_alter_table("ledger_entries", schema=None) as batch_op,
+    ):
         batch_op.add_column(sa.Column("partner_id", sa.Uuid(), nullable=True))
         batch_op.alter_column(
             "order_ref",
@@ -104,7 +108,7 @@ def upgrade() -> None:
             batch_op.f("fk_ledger_entries__partner_id__partners"), "partners", ["partner_id"], ["id"]
         )
 
-    with op.batch_alter_table("orders", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("orders"), op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.alter_column(
             "order_ref",
             existing_type=sa.VARCHAR(length=64),
@@ -115,7 +119,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("partner_id", sa.Uuid(), nullable=True))
 
-    with op.batch_alter_table("partners", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("partners"), op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.add_column(sa.Column("earn_rate", loyalty_api.db.types.DecimalText(), nullable=True))
         batch_op.add_column(sa.Column("exchange_out_rate", loyalty_api.db.types.DecimalText(), nullable=True))
         batch_op.add_column(sa.Column("exchange_in_rate", loyalty_api.db.types.DecimalText(), nullable=True))
@@ -135,7 +139,7 @@ def upgrade() -> None:
             op.f("ck_partners__exchange_timeout_positive"), "exchange_timeout_seconds > 0"
         )
 
-    with op.batch_alter_table("point_lots", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("point_lots"), op.batch_alter_table("point_lots", schema=None) as batch_op:
         batch_op.alter_column(
             "order_ref",
             existing_type=sa.VARCHAR(length=64),
@@ -143,19 +147,16 @@ def upgrade() -> None:
             existing_nullable=True,
         )
 
+    # No foreign key to partners: SQLite would rebuild the table, and the rebuild's drop cascades to deliveries.
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
         batch_op.add_column(sa.Column("partner_id", sa.Uuid(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_webhook_endpoints__partner_id__partners"), "partners", ["partner_id"], ["id"]
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_webhook_endpoints__partner_id__partners"), type_="foreignkey")
         batch_op.drop_column("partner_id")
 
-    with op.batch_alter_table("point_lots", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("point_lots"), op.batch_alter_table("point_lots", schema=None) as batch_op:
         batch_op.alter_column(
             "order_ref",
             existing_type=sa.String(length=100),
@@ -163,7 +164,7 @@ def downgrade() -> None:
             existing_nullable=True,
         )
 
-    with op.batch_alter_table("partners", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("partners"), op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_partners__exchange_timeout_positive"), type_="check")
         batch_op.drop_constraint(op.f("ck_partners__exchange_limits_positive"), type_="check")
         batch_op.drop_column("exchange_timeout_seconds")
@@ -176,7 +177,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.drop_column("partner_id")
 
-    with op.batch_alter_table("orders", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("orders"), op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.alter_column(
             "order_ref",
             existing_type=sa.String(length=100),
@@ -184,7 +185,10 @@ def downgrade() -> None:
             existing_nullable=False,
         )
 
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+    with (
+        rows_set_aside_on_sqlite("ledger_entries"),
+        op.batch_alter_table("ledger_entries", schema=None) as batch_op,
+    ):
         batch_op.drop_constraint(batch_op.f("fk_ledger_entries__partner_id__partners"), type_="foreignkey")
         batch_op.drop_index(
             batch_op.f("ix_ledger_entries__partner_id_created_at"),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+# The members RFC 9457 and our contract give every problem body.
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "code"})
+
 
 class LoyaltyError(Exception):
     """The base of every refusal the service answers with: a subclass sets `code`, `status` and `title`.
@@ -18,6 +21,9 @@ class LoyaltyError(Exception):
     title: ClassVar[str] = "Request failed"
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        if clobbered := PROBLEM_MEMBERS & extra.keys():
+            # An extra member named like a standard one would overwrite it in the problem body.
+            raise TypeError(f"extra members {sorted(clobbered)} would replace the problem's own")
         self.detail = detail or self.title
         self.extra: Mapping[str, Any] = extra
         # Response headers that go with the error over HTTP (Retry-After, WWW-Authenticate).

@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from loyalty_api.db.registry import metadata
 from tests.builders import enrol, make_partner_key
-from tests.partners.helpers import link
 from tests.conftest import bearer, units_of
+from tests.partners.helpers import link
 from tests.points.helpers import earn, set_program
 from tests.rewards.helpers import add_reward, redeem
 from tests.subscriptions.helpers import add_plan, subscribe_paid
@@ -98,6 +98,7 @@ CASES = [
     _case(
         "ck_orders__points_not_negative",
         f"UPDATE orders SET points_earned = -1 WHERE order_ref = '{HELD_ORDER}'",
+        "ck_orders__taken_back_within_earned",
     ),
     _case(
         "ck_orders__points_not_negative",

@@ -110,7 +110,7 @@ class ExchangeNotFound(NotFound):
 
 class ExchangeNotPending(Conflict):
     """The exchange is no longer waiting for you: it was confirmed, failed, or its time ran out (and the
-    member got the points back). Nothing changed; `status` says which.
+    member got the points back). Nothing changed; `exchange_status` says which.
 
     Read it with `GET /v1/partner/exchanges/{id}`. An exchange out that timed out must not be credited.
     """

@@ -33,7 +33,7 @@ from loyalty_api.partners.errors import (
     PartnerNotActive,
 )
 from loyalty_api.partners.events import ExchangeReceived, ExchangeRequested, ExchangeResolved
-from loyalty_api.partners.models import Partner, PartnerExchange
+from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink
 from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
 from loyalty_api.partners.service import active_partner, get_partner, partner_link
 from loyalty_api.points.accounts import (
@@ -84,6 +84,44 @@ def _view(row: PartnerExchange, partner_code: str) -> ExchangeView:
         expires_at=row.expires_at,
         created_at=row.created_at,
         resolved_at=row.resolved_at,
+    )
+
+
+def _exchange_row(
+    exchange_id: uuid.UUID,
+    partner: Partner,
+    program: ProgramSettings,
+    link: PartnerLink,
+    *,
+    direction: Direction,
+    status: str,
+    points: int,
+    partner_points: int,
+    rate: Decimal,
+    partner_ref: str | None,
+    entry_id: uuid.UUID,
+    expires_at: datetime | None,
+    now: datetime,
+) -> PartnerExchange:
+    """An exchange with the member of `link`, as it stands when made (an exchange in is done at once)."""
+    return PartnerExchange(
+        id=exchange_id,
+        partner_id=partner.id,
+        member_id=link.member_id,
+        partner_customer_ref=link.partner_customer_ref,
+        direction=direction,
+        status=status,
+        points=points,
+        partner_points=partner_points,
+        rate=rate,
+        value_minor=value_of_points(points, program.point_value_minor, program.currency).amount_minor,
+        currency=program.currency,
+        partner_ref=partner_ref,
+        entry_id=entry_id,
+        return_entry_id=None,
+        expires_at=expires_at,
+        created_at=now,
+        resolved_at=None if status == "pending" else now,
     )
 
 
@@ -167,24 +205,20 @@ async def exchange_out(
         actor=actor,
         partner_id=partner.id,
     )
-    row = PartnerExchange(
-        id=exchange_id,
-        partner_id=partner.id,
-        member_id=member_id,
-        partner_customer_ref=link.partner_customer_ref,
+    row = _exchange_row(
+        exchange_id,
+        partner,
+        program,
+        link,
         direction="out",
         status="pending",
         points=points,
         partner_points=partner_points,
         rate=rate,
-        value_minor=value_of_points(points, program.point_value_minor, program.currency).amount_minor,
-        currency=program.currency,
         partner_ref=None,
         entry_id=entry_id,
-        return_entry_id=None,
         expires_at=now + timedelta(seconds=partner.exchange_timeout_seconds),
-        created_at=now,
-        resolved_at=None,
+        now=now,
     )
     await ExchangeRepository(uow.session).insert(row)
     assert row.expires_at is not None
@@ -241,11 +275,14 @@ async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID
 
 
 async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
-    """The partner could not credit its customer: the member gets the points back."""
+    """The partner could not credit its customer: the member gets the points back. Only while it is pending
+    and in time, as for a confirmation."""
     partner = await active_partner(uow, partner_id)
     row = await _partners_exchange(uow, partner, exchange_id)
     repo = ExchangeRepository(uow.session)
-    if not await repo.resolve(row.id, "failed", uow.clock.now()):
+    now = uow.clock.now()
+    # Past its time the exchange is the time-out job's: it expires, and the points come back either way.
+    if not await repo.resolve(row.id, "failed", now, due_before=now):
         raise _not_pending(await repo.get(row.id))
     await _give_back(uow, partner, row)
     return await _resolved(uow, partner, row.id, "failed")
@@ -253,7 +290,7 @@ async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -
 
 def _not_pending(row: PartnerExchange | None) -> ExchangeNotPending:
     status = None if row is None else ("expired" if row.status == "pending" else row.status)
-    return ExchangeNotPending(f"The exchange is {status}", status=status)
+    return ExchangeNotPending(f"The exchange is {status}", exchange_status=status)
 
 
 async def _give_back(uow: UnitOfWork, partner: Partner, row: PartnerExchange) -> None:
@@ -362,24 +399,20 @@ async def exchange_in(
         partner_id=partner.id,
     )
     await credit_lot(uow, program, member_id=link.member_id, entry_id=entry_id, points=points)
-    row = PartnerExchange(
-        id=exchange_id,
-        partner_id=partner.id,
-        member_id=link.member_id,
-        partner_customer_ref=link.partner_customer_ref,
+    row = _exchange_row(
+        exchange_id,
+        partner,
+        program,
+        link,
         direction="in",
         status="completed",
         points=points,
         partner_points=partner_points,
         rate=rate,
-        value_minor=value_of_points(points, program.point_value_minor, program.currency).amount_minor,
-        currency=program.currency,
         partner_ref=partner_ref,
         entry_id=entry_id,
-        return_entry_id=None,
         expires_at=None,
-        created_at=now,
-        resolved_at=now,
+        now=now,
     )
     await repo.insert(row)
     await emit_for_partner(

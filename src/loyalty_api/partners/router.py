@@ -128,7 +128,8 @@ async def read_partner(code: PartnerCode, uow: UoW, _: Operator) -> PartnerRead:
 async def replace_partner(code: PartnerCode, body: PartnerWrite, uow: UoW, _: Operator) -> PartnerRead:
     """Change a partner's name, status or terms (the whole of them: what is left out is not offered). A
     suspended partner's keys reach no member (their calls are refused as `partner_not_active`) and it cannot
-    be linked to; its links stay, and work again once it is active. Exchanges already pending keep their rate and time limit.
+    be linked to; its links stay, and work again once it is active. Exchanges already pending keep their rate
+    and time limit.
 
     For `admin` keys only."""
     return PartnerRead.model_validate(

@@ -143,7 +143,7 @@ class HoldNotFound(NotFound):
 
 class HoldNotActive(Conflict):
     """The hold was captured or released already, or its time ran out, so it reserves no points any more;
-    `status` says which. Nothing was changed.
+    `hold_status`, where known, says which. Nothing was changed.
 
     Read the hold (`GET /v1/holds/{id}`); to use points for the order now, make a new hold or redeem.
     """

@@ -130,7 +130,7 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
     assert hold is not None
     if hold.status != "active" or hold.expires_at <= uow.clock.now():
         raise HoldNotActive(
-            f"The hold is {hold.status if hold.status != 'active' else 'expired'}", status=hold.status
+            f"The hold is {hold.status if hold.status != 'active' else 'expired'}", hold_status=hold.status
         )
     return hold
 
@@ -160,7 +160,7 @@ async def capture_hold(
     )
     assert state is not None
     if not await HoldRepository(uow.session).resolve(hold, status="captured", captured=captured, now=now):
-        raise HoldNotActive("The hold has just ended", status="ended")
+        raise HoldNotActive("The hold has just ended", hold_status="ended")
     await spend_lots(uow, hold.member_id, captured)
     await OrderRepository(uow.session).add_redeemed(
         hold.order_ref,
@@ -200,7 +200,7 @@ async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID 
     hold = await _lock_active_hold(uow, hold_id)
     state = await release(uow, hold, reason="released", actor=actor)
     if state is None:
-        raise HoldNotActive("The hold has just ended", status="ended")
+        raise HoldNotActive("The hold has just ended", hold_status="ended")
     return _view(hold, balance=state.balance, available=state.available)
 
 

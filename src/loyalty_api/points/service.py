@@ -111,6 +111,24 @@ def _multipliers(
     return found
 
 
+def _earned(
+    member_id: uuid.UUID,
+    order_ref: str,
+    points: int,
+    amount: Money,
+    breakdown: list[BreakdownPayload],
+    balance: int,
+) -> PointsEarned:
+    return PointsEarned(
+        member_id=member_id,
+        order_ref=order_ref,
+        points=points,
+        amount=money_payload(amount),
+        breakdown=breakdown,
+        balance=balance,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EarnResult:
     order_ref: str
@@ -214,16 +232,7 @@ async def earn(
             uow, program, member_id=member_id, entry_id=entry["id"], points=points, order_ref=order_ref
         ),
         event=member_outbox_row(
-            uow,
-            PointsEarned(
-                member_id=member_id,
-                order_ref=order_ref,
-                points=points,
-                amount=money_payload(amount),
-                breakdown=breakdown,
-                balance=state.balance,
-            ),
-            member_id,
+            uow, _earned(member_id, order_ref, points, amount, breakdown, state.balance), member_id
         ),
     )
     windows = sorted(ladder.windows(now, program.zone))
@@ -312,16 +321,7 @@ async def earn_at_rate(
     )
     await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points, order_ref=order_ref)
     await emit_for_member(
-        uow,
-        PointsEarned(
-            member_id=member_id,
-            order_ref=order_ref,
-            points=points,
-            amount=money_payload(amount),
-            breakdown=breakdown,
-            balance=state.balance,
-        ),
-        member_id,
+        uow, _earned(member_id, order_ref, points, amount, breakdown, state.balance), member_id
     )
     return CreditResult(points=points, balance=state.balance, available=state.available)
 

@@ -44,8 +44,9 @@ class WebhookEndpoint(IdMixin, Base):
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(String(200))
     event_types: Mapped[list[str]]  # empty: every event type
-    # A partner's endpoint receives only events about that partner; ours (None) receive every event.
-    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"))
+    # A partner's endpoint receives only events about that partner; ours (None) receive every event. No
+    # foreign key: SQLite would rebuild this table to add one, and the rebuild's drop cascades to deliveries.
+    partner_id: Mapped[uuid.UUID | None]
     enabled: Mapped[bool]
     secret_encrypted: Mapped[str] = mapped_column(Text)
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,376 @@
+"""Coalition earn: a purchase at a partner brand earns points in our programme at the partner's rate, lands in
+our ledger marked with the partner, earns once per order, and is refunded in proportion like our own orders. A
+partner reaches only the customers it linked, learns nothing of others, and its sales never count toward our
+tiers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.builders import add_tier, enrol
+from tests.conftest import bearer
+from tests.inspect_db import table_counts
+from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import (
+    VALIDATION,
+    balance,
+    ledger,
+    link,
+    partner_earn,
+    partner_refund,
+    problem,
+    register_partner,
+)
+from tests.points.helpers import cny, earn, set_program
+
+# Tables any earn or refund writes to: a refusal must leave all of them as they were.
+WRITTEN = ("ledger_entries", "point_lots", "outbox_events")
+
+
+class Cafe:
+    """One partner (`cafe`, 1.5 points per yuan) and one member linked to it as `C-1`, with points granted."""
+
+    def __init__(self, key: str, member: dict[str, Any]) -> None:
+        self.key = key
+        self.member = member
+        self.member_id: str = member["id"]
+
+
+@pytest.fixture
+async def cafe(app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> Cafe:
+    await set_program(client, admin_key)
+    key = await register_partner(app, client, admin_key, "cafe", earn_rate="1.5")
+    member = await enrol(client, pos_key, name="林晓", email="lin@example.com")
+    await link(client, pos_key, key, member["id"], "cafe", "C-1", "basic", "points")
+    return Cafe(key, member)
+
+
+def assert_nothing_of_the_member_in(response: httpx.Response, member: dict[str, Any]) -> None:
+    for personal in (member["id"], member["member_number"], member["phone"], "林晓", "lin@example.com"):
+        assert personal not in response.text, response.text
+
+
+class TestPartnerEarn:
+    async def test_a_purchase_at_the_partner_earns_at_its_rate_and_lands_in_our_ledger(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        response = await partner_earn(client, cafe.key, "C-1", "O-1", 10_000)  # 100 yuan at 1.5 a yuan
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert (body["order_ref"], body["points_earned"], Decimal(body["rate"])) == (
+            "O-1",
+            150,
+            Decimal("1.5"),
+        )
+        # The member granted "points": the partner sees the balance the earn left, as our tills do.
+        ours = (await client.get(f"/v1/members/{cafe.member_id}/points", headers=bearer(pos_key))).json()
+        assert (
+            body["points"]
+            == {"balance": 150, "available": 150}
+            == {
+                "balance": ours["balance"],
+                "available": ours["available"],
+            }
+        )
+
+        [entry] = await ledger(client, admin_key, cafe.member_id)
+        assert (entry["type"], entry["amount"], entry["balance_after"]) == ("earn", 150, 150)
+        # Our order reference names the partner, so the partner's O-1 never meets a till's O-1.
+        assert entry["order_ref"] == "cafe/O-1"
+        details = entry["details"]
+        assert (details["partner"], details["partner_order_ref"]) == ("cafe", "O-1")
+        assert Decimal(details["rate"]) == Decimal("1.5")
+        assert details["amount"] == cny(10_000)
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    @pytest.mark.parametrize(
+        ("rounding", "amount", "expected"),
+        [
+            # 10.50 yuan at 1.5 a yuan is 15.75 points; 10.30 yuan is 15.45.
+            ("down", 1_050, 15),
+            ("half_up", 1_050, 16),
+            ("up", 1_050, 16),
+            ("down", 1_030, 15),
+            ("half_up", 1_030, 15),
+            ("up", 1_030, 16),
+        ],
+    )
+    async def test_fractions_of_a_point_follow_the_programmes_rounding(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        cafe: Cafe,
+        rounding: str,
+        amount: int,
+        expected: int,
+    ) -> None:
+        await set_program(client, admin_key, rounding=rounding)
+        response = await partner_earn(client, cafe.key, "C-1", "O-R", amount)
+        assert response.status_code == 201, response.text
+        assert response.json()["points_earned"] == expected
+        assert await balance(client, admin_key, cafe.member_id) == expected
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_the_answer_shows_no_points_unless_the_member_granted_them(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        key = await register_partner(app, client, admin_key, "basic-shop", earn_rate="2")
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, key, member["id"], "basic-shop", "BS-1")  # "basic" only
+        response = await partner_earn(client, key, "BS-1", "O-1", 5_000)
+        assert response.status_code == 201, response.text
+        assert (response.json()["points_earned"], response.json()["points"]) == (100, None)
+        assert await balance(client, pos_key, member["id"]) == 100  # earned all the same
+        await assert_ledger_invariant(app, member["id"])
+
+    async def test_the_same_order_twice_is_refused_and_earns_once(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-2", 10_000)).status_code == 201
+        before = await table_counts(app, *WRITTEN)
+        # A retry without an Idempotency-Key, and one with another amount: the order has earned already.
+        for amount in (10_000, 20_000):
+            again = await partner_earn(client, cafe.key, "C-1", "O-2", amount)
+            assert problem(again) == (409, "order_already_earned"), again.text
+        assert await balance(client, pos_key, cafe.member_id) == 150
+        assert await table_counts(app, *WRITTEN) == before
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_another_partners_order_with_the_same_reference_is_another_order(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        # Order numbers are each partner's own: two brands may both have an order O-1 for the same member.
+        books = await register_partner(app, client, admin_key, "books", earn_rate="1")
+        await link(client, pos_key, books, cafe.member_id, "books", "BK-1")
+        assert (await partner_earn(client, cafe.key, "C-1", "O-1", 10_000)).status_code == 201
+        theirs = await partner_earn(client, books, "BK-1", "O-1", 10_000)
+        assert theirs.status_code == 201, theirs.text
+        assert await balance(client, pos_key, cafe.member_id) == 150 + 100
+        refs = {e["order_ref"] for e in await ledger(client, admin_key, cafe.member_id)}
+        assert refs == {"cafe/O-1", "books/O-1"}
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_a_customer_this_partner_has_not_linked_is_not_found_and_nothing_is_told(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        books = await register_partner(app, client, admin_key, "books-2", earn_rate="1")
+        await link(client, pos_key, books, cafe.member_id, "books-2", "BK-7", "basic", "points")
+        before = await table_counts(app, *WRITTEN)
+        # Another partner's reference for the very same member, and a reference nobody linked.
+        for ref in ("BK-7", "C-404"):
+            refused = await partner_earn(client, cafe.key, ref, "O-3", 10_000)
+            assert problem(refused) == (404, "link_not_found"), refused.text
+            assert_nothing_of_the_member_in(refused, cafe.member)
+        # And the other way round: books cannot earn through the cafe's reference either.
+        refused = await partner_earn(client, books, "C-1", "O-3", 10_000)
+        assert problem(refused) == (404, "link_not_found"), refused.text
+        assert_nothing_of_the_member_in(refused, cafe.member)
+        assert await table_counts(app, *WRITTEN) == before
+
+    async def test_after_unlinking_the_partner_earns_nothing_for_the_customer(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        unlinked = await client.delete("/v1/partner/links/C-1", headers=bearer(cafe.key))
+        assert unlinked.status_code == 204, unlinked.text
+        refused = await partner_earn(client, cafe.key, "C-1", "O-4", 10_000)
+        assert problem(refused) == (404, "link_not_found"), refused.text
+        assert_nothing_of_the_member_in(refused, cafe.member)
+        assert await balance(client, pos_key, cafe.member_id) == 0
+
+    async def test_a_partner_without_an_earn_rate_earns_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        key = await register_partner(app, client, admin_key, "no-earn")  # earn_rate left out: null
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, key, member["id"], "no-earn", "N-1")
+        before = await table_counts(app, *WRITTEN)
+        refused = await partner_earn(client, key, "N-1", "O-1", 10_000)
+        assert problem(refused) == (409, "partner_earn_not_offered"), refused.text
+        assert await table_counts(app, *WRITTEN) == before
+        assert await balance(client, pos_key, member["id"]) == 0
+
+    async def test_a_put_that_leaves_the_earn_rate_out_stops_earning(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        # PUT replaces every setting: one left out goes back to null, and the partner earns no more.
+        replaced = await client.put(
+            "/v1/partners/cafe", json={"name": "Cafe", "status": "active"}, headers=bearer(admin_key)
+        )
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["earn_rate"] is None
+        refused = await partner_earn(client, cafe.key, "C-1", "O-5", 10_000)
+        assert problem(refused) == (409, "partner_earn_not_offered"), refused.text
+        assert await balance(client, pos_key, cafe.member_id) == 0
+
+    async def test_a_purchase_in_another_currency_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        before = await table_counts(app, *WRITTEN)
+        refused = await partner_earn(client, cafe.key, "C-1", "O-6", 10_000, currency="USD")
+        assert problem(refused) == (422, "currency_mismatch"), refused.text
+        assert await table_counts(app, *WRITTEN) == before
+        # The order has not earned: the same reference in the programme's currency still earns.
+        assert (await partner_earn(client, cafe.key, "C-1", "O-6", 10_000)).status_code == 201
+        assert await balance(client, pos_key, cafe.member_id) == 150
+
+    async def test_a_partner_purchase_does_not_move_the_members_tier_progress(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        # The entry tier doubles points at our tills; a partner's purchase earns at the partner's rate alone.
+        await add_tier(client, admin_key, "member", rank=0, points_multiplier="2")
+        await add_tier(client, admin_key, "silver", rank=1, threshold=100_000)
+        member = await enrol(client, pos_key)  # enrolled onto the ladder
+        await link(client, pos_key, cafe.key, member["id"], "cafe", "C-T")
+        await earn(
+            client, pos_key, member["id"], 60_000
+        )  # our own till: 600 yuan toward silver, 1,200 points
+
+        async def tier() -> dict[str, Any]:
+            found = await client.get(f"/v1/members/{member['id']}/tier", headers=bearer(pos_key))
+            assert found.status_code == 200, found.text
+            status: dict[str, Any] = found.json()
+            return status
+
+        before = await tier()
+        assert (before["tier"]["code"], before["next"]["value"]) == ("member", 60_000)
+        # 500 yuan at the partner would carry the member past silver's bar if it counted.
+        assert (await partner_earn(client, cafe.key, "C-T", "O-7", 50_000)).status_code == 201
+        after = await tier()
+        assert after["tier"] == before["tier"]
+        assert (after["next"]["value"], after["next"]["remaining"]) == (60_000, 40_000)
+        assert await balance(client, pos_key, member["id"]) == 1_200 + 750
+        # Nor does its refund take anything off what our own tills counted.
+        refunded = await partner_refund(client, cafe.key, "C-T", "O-7", full=True)
+        assert refunded.status_code == 200, refunded.text
+        assert (await tier())["next"] == before["next"]
+
+    async def test_a_retry_with_the_same_idempotency_key_replays_the_first_answer(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        # The partner's till lost the answer and sends the same request with the same key: it gets the 201
+        # again (not the 409 a new request for the order would get), and the member earns once.
+        headers = bearer(cafe.key) | {"Idempotency-Key": "cafe-till-1-O-8"}
+        body = {"order_ref": "O-8", "amount": cny(10_000)}
+        first = await client.post("/v1/partner/members/C-1/earn", json=body, headers=headers)
+        again = await client.post("/v1/partner/members/C-1/earn", json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201), again.text
+        assert again.json() == first.json()
+        assert await balance(client, pos_key, cafe.member_id) == 150
+
+
+class TestPartnerRefunds:
+    async def test_a_partial_refund_then_the_rest_take_points_back_in_proportion(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-10", 10_000)).status_code == 201  # 150
+
+        part = await partner_refund(client, cafe.key, "C-1", "O-10", amount=cny(4_000))
+        assert part.status_code == 200, part.text
+        body = part.json()
+        # 40 of 100 yuan come back: 40% of the 150 points go.
+        assert (body["order_ref"], body["points_taken_back"], body["shortfall"]) == ("O-10", 60, 0)
+        assert body["refunded"] == cny(4_000)
+        assert body["points"] == {"balance": 90, "available": 90}
+        await assert_ledger_invariant(app, cafe.member_id)
+
+        rest = await partner_refund(client, cafe.key, "C-1", "O-10", full=True)
+        assert rest.status_code == 200, rest.text
+        body = rest.json()
+        assert (body["points_taken_back"], body["shortfall"], body["refunded"]) == (90, 0, cny(6_000))
+        assert body["points"] == {"balance": 0, "available": 0}
+        assert await balance(client, pos_key, cafe.member_id) == 0
+
+        refunds = [e for e in await ledger(client, admin_key, cafe.member_id) if e["type"] == "refund"]
+        assert sorted(e["amount"] for e in refunds) == [-90, -60]
+        assert {e["details"]["partner"] for e in refunds} == {"cafe"}
+        # Nothing is left to refund (the spec is silent; our own orders answer so).
+        over = await partner_refund(client, cafe.key, "C-1", "O-10", amount=cny(1))
+        assert problem(over) == (422, "refund_exceeds_order"), over.text
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_points_the_member_has_spent_become_a_shortfall_not_a_negative_balance(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-11", 10_000)).status_code == 201  # 150
+        spent = await client.post(
+            f"/v1/members/{cafe.member_id}/redeem",
+            json={"points": 100, "order_ref": "SPEND-1"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        body = (await partner_refund(client, cafe.key, "C-1", "O-11", full=True)).json()
+        assert (body["points_taken_back"], body["shortfall"]) == (50, 100)
+        assert body["points"] == {"balance": 0, "available": 0}
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_the_answer_shows_no_points_unless_the_member_granted_them(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        key = await register_partner(app, client, admin_key, "basic-refund", earn_rate="1")
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, key, member["id"], "basic-refund", "BR-1")
+        assert (await partner_earn(client, key, "BR-1", "O-1", 10_000)).status_code == 201
+        body = (await partner_refund(client, key, "BR-1", "O-1", amount=cny(5_000))).json()
+        assert (body["points_taken_back"], body["points"]) == (50, None)
+
+    async def test_an_order_that_is_not_this_partners_for_this_customer_is_not_found(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        books = await register_partner(app, client, admin_key, "books-3", earn_rate="1")
+        await link(client, pos_key, books, cafe.member_id, "books-3", "BK-3")
+        other = await enrol(client, pos_key)
+        await link(client, pos_key, cafe.key, other["id"], "cafe", "C-2")
+        assert (await partner_earn(client, books, "BK-3", "B-ORDER", 10_000)).status_code == 201
+        assert (await partner_earn(client, cafe.key, "C-2", "OTHER-MEMBERS", 10_000)).status_code == 201
+        await earn(client, pos_key, cafe.member_id, 10_000, order_ref="TILL-1")  # our own till's order
+        before = await table_counts(app, *WRITTEN)
+
+        # Unknown; the other brand's order; another customer's order; an order of our own tills.
+        for order_ref in ("NOPE", "B-ORDER", "OTHER-MEMBERS", "TILL-1"):
+            for body in ({"full": True}, {"amount": cny(100)}):
+                refused = await partner_refund(client, cafe.key, "C-1", order_ref, **body)
+                assert problem(refused) == (404, "order_not_found"), (order_ref, refused.text)
+                assert_nothing_of_the_member_in(refused, cafe.member)
+        unlinked_ref = await partner_refund(client, cafe.key, "BK-3", "B-ORDER", full=True)
+        assert problem(unlinked_ref) == (404, "link_not_found"), unlinked_ref.text
+        assert_nothing_of_the_member_in(unlinked_ref, cafe.member)
+        assert await table_counts(app, *WRITTEN) == before
+        await assert_ledger_invariant(app)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {},
+            {"amount": cny(1_000), "full": True},
+            {"full": False},
+            {"amount": {"amount": 0, "currency": "CNY"}},
+        ],
+    )
+    async def test_a_refund_names_exactly_one_of_an_amount_or_full(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe, body: dict[str, Any]
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-12", 10_000)).status_code == 201
+        before = await table_counts(app, *WRITTEN)
+        refused = await partner_refund(client, cafe.key, "C-1", "O-12", **body)
+        assert problem(refused) == (422, VALIDATION), refused.text
+        assert await table_counts(app, *WRITTEN) == before
+        assert await balance(client, pos_key, cafe.member_id) == 150
+
+    async def test_a_refund_in_another_currency_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-13", 10_000)).status_code == 201
+        before = await table_counts(app, *WRITTEN)
+        usd = {"amount": 1_000, "currency": "USD"}
+        refused = await partner_refund(client, cafe.key, "C-1", "O-13", amount=usd)
+        assert problem(refused) == (422, "currency_mismatch"), refused.text
+        assert await table_counts(app, *WRITTEN) == before
