@@ -443,6 +443,22 @@ class TestExchangeIn:
         assert await balance(client, pos_key, air.member_id) == 1_000 + 400 + 100
         await assert_ledger_invariant(app, air.member_id)
 
+    async def test_a_transfer_worth_more_than_one_purchase_may_earn_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air
+    ) -> None:
+        # At the highest rate a partner may have, the largest transfer would credit 10^17 points: a few such
+        # would overflow the balance column. One transfer credits at most what one purchase may earn.
+        rich = await register_partner(app, client, admin_key, "rich", exchange_in_rate="100000")
+        await link(client, pos_key, rich, air.member_id, "rich", "RICH-1")
+        before = await table_counts(app, *WRITTEN)
+        refused = await exchange_in(client, rich, "RICH-1", "TX-BIG", 10**12)
+        assert problem(refused) == (422, "validation_error"), refused.text
+        assert refused.json()["errors"][0]["field"] == "partner_points"
+        assert await table_counts(app, *WRITTEN) == before
+        allowed = await exchange_in(client, rich, "RICH-1", "TX-MAX", 10**7)  # exactly 10^12 points
+        assert allowed.status_code == 201, allowed.text
+        await assert_ledger_invariant(app, air.member_id)
+
     async def test_refusals_change_nothing(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air
     ) -> None:

@@ -229,6 +229,7 @@ class TestPeriod:
             {"from": "2026-03-16T10:00:00Z"},
             {},
             {"from": "last monday", "to": "2026-03-17T10:00:00Z"},
+            {"from": "0001-01-01T00:00:00+14:00", "to": "2026-03-17T10:00:00Z"},  # no UTC equivalent
         ],
     )
     @pytest.mark.parametrize("route", ["admin", "partner"])

@@ -4,7 +4,7 @@ their tier gives them its coupon, once a year."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from loyalty_api.benefits.kinds import BirthdayGift
 from loyalty_api.coupons.service import issue_coupon
@@ -32,8 +32,9 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     gifts = {tier_id: found for tier_id, found in gifts.items() if found}
     if not gifts:
         return 0
-    today = units.clock.now().astimezone(program.zone).date()
-    starts = datetime.combine(today, time(), program.zone)
+    now = units.clock.now()
+    today = now.astimezone(program.zone).date()
+    starts = program.day_start(now)
     issued = 0
     after: uuid.UUID | None = None
     while True:

@@ -680,8 +680,8 @@ EXCHANGE_IN: dict[str, Any] = {
 }
 SETTLEMENT: dict[str, Any] = {
     "partner": "bookshop",
-    "from": "2026-03-01T00:00:00+08:00",
-    "to": "2026-04-01T00:00:00+08:00",
+    "from": "2026-02-28T16:00:00Z",
+    "to": "2026-03-31T16:00:00Z",
     "currency": "CNY",
     "earned": {
         "points": 61_250,

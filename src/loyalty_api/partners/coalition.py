@@ -62,7 +62,7 @@ async def earn_at_partner(
         member_id=link.member_id,
         order_ref=partner_order_ref(partner, order_ref),
         amount=amount,
-        points=max(points_for(amount, rate, program.rounding), 0),
+        points=points_for(amount, rate, program.rounding),
         rule=partner.name,
         partner_id=partner.id,
         details=_marks(partner, order_ref) | {"rate": str(rate)},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
@@ -44,6 +44,7 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.points.service import MAX_POINTS_PER_EARN
 from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.webhooks.outbox import emit_for_partner
 
@@ -130,11 +131,6 @@ def _converted(amount: int, rate: Decimal) -> int:
     return int((rate * amount).quantize(Decimal(1), rounding=ROUND_DOWN))
 
 
-def _day_start(program: ProgramSettings, now: datetime) -> datetime:
-    local = now.astimezone(program.zone)
-    return datetime.combine(local.date(), time(0), tzinfo=program.zone)
-
-
 async def _check_limits(
     uow: UnitOfWork,
     program: ProgramSettings,
@@ -144,7 +140,7 @@ async def _check_limits(
     points: int,
 ) -> None:
     """Refuse an exchange that takes the day's points past the partner's limits. Call behind lock_partner."""
-    since = _day_start(program, uow.clock.now())
+    since = program.day_start(uow.clock.now())
     repo = ExchangeRepository(uow.session)
     limits = (
         (partner.daily_exchange_limit, None, "partner"),
@@ -174,7 +170,7 @@ async def exchange_out(
     actor: uuid.UUID | None = None,
 ) -> ExchangeView:
     """Send the member's points to their account at the partner: spent now, pending until it answers."""
-    await get_member(uow, member_id)
+    await member_for_points(uow, member_id, must_be_active=True)
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()
@@ -189,7 +185,6 @@ async def exchange_out(
         raise InvalidField("points", f"{points} points make no points of the partner's at {rate} each")
     program = await get_program(uow)
     await ExchangeRepository(uow.session).lock_partner(partner.id)
-    await member_for_points(uow, member_id, must_be_active=True)
     await _check_limits(uow, program, partner, member_id, "out", points)
     state = await debit_available(uow, member_id, points)
     await spend_lots(uow, member_id, points)
@@ -376,6 +371,11 @@ async def exchange_in(
     points = _converted(partner_points, rate)
     if points < 1:
         raise InvalidField("partner_points", f"{partner_points} of your points make none of ours at {rate}")
+    if points > MAX_POINTS_PER_EARN:
+        raise InvalidField(
+            "partner_points",
+            f"would credit {points} points, more than one transfer may ({MAX_POINTS_PER_EARN})",
+        )
     repo = ExchangeRepository(uow.session)
     await repo.lock_partner(partner.id)
     known = await repo.get_by_partner_ref(partner.id, partner_ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,10 @@ class ProgramSettings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def day_start(self, moment: datetime) -> datetime:
+        """When the programme's day that `moment` falls in began (days turn in the programme's time zone)."""
+        return datetime.combine(moment.astimezone(self.zone).date(), time(), self.zone)
 
     def expiry_for(self, earned_at: datetime) -> datetime | None:
         """Points earned at `earned_at` expire this many calendar months later (None: never)."""
