@@ -20,6 +20,7 @@ JOINT_VIEW = {
     "status",
     "tier",
     "paid_plans",
+    "joint_benefits",
     "points",
     "grants",
     "linked_at",

@@ -15,7 +15,7 @@ from tests.graphql.helpers import graphql
 from tests.points.helpers import earn, set_program
 
 VIEW = """partnerCustomerRef memberId status tier { code name rank } paidPlans
-  points { balance available } grants linkedAt"""
+  jointBenefits { id name kind } points { balance available } grants linkedAt"""
 BY_REF = f"query($ref: String!) {{ loyaltyPartnerMember(ref: $ref) {{ {VIEW} }} }}"
 ENTITIES = f"query($r: [_Any!]!) {{ _entities(representations: $r) {{ ... on PartnerMember {{ {VIEW} }} }} }}"
 
@@ -45,6 +45,7 @@ def _rest_shape(found: dict[str, Any]) -> dict[str, Any]:
         "status": found["status"],
         "tier": found["tier"],
         "paid_plans": found["paidPlans"],
+        "joint_benefits": found["jointBenefits"],
         "points": found["points"],
         "grants": found["grants"],
         "linked_at": found["linkedAt"],

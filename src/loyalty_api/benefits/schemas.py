@@ -33,8 +33,8 @@ else:
 
 
 class BenefitSourceRead(ReadModel):
-    type: str = Field(description="`tier` or `plan`")
-    ref: str = Field(description="The source's code: the tier's or the plan's")
+    type: str = Field(description="`tier`, `plan` or `partner`")
+    ref: str = Field(description="The source's code: the tier's, the plan's or the partner's")
     name: str
 
 

@@ -16,6 +16,7 @@ from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.partners.joint import JOINT_CACHE_KEY, JointOffer, members_joint_offers
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.subscriptions.service import members_plans_in_force
@@ -33,8 +34,8 @@ class BenefitDefinition:
 
 @dataclass(frozen=True, slots=True)
 class BenefitSource:
-    type: str  # tier | plan
-    ref: str  # the tier's or plan's code
+    type: str  # tier | plan | partner
+    ref: str  # the tier's, plan's or partner's code
     name: str
 
 
@@ -102,9 +103,10 @@ def _apply(row: Benefit, definition: BenefitDefinition) -> None:
 
 
 async def _changed(uow: UnitOfWork, row: Benefit, change: Literal["created", "replaced", "deleted"]) -> None:
-    # Tiers and plans carry their benefits: both cached copies are stale now.
+    # Tiers, plans and partners' joint offers carry their benefits: the cached copies are stale now.
     uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
     uow.after_commit(lambda: uow.cache.forget(PLANS_CACHE_KEY))
+    uow.after_commit(lambda: uow.cache.forget(JOINT_CACHE_KEY))
     await emit_for_programme(
         uow, BenefitChanged(benefit_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
     )
@@ -179,27 +181,37 @@ async def members_benefits(
     active = [state.member_id for state in states if state.status == "active"]
     plans = await members_plans_in_force(uow, active) if active else {}
     ladder = await tiers.get_ladder(uow)
+    tier_of = {state.member_id: ladder.by_id(state.tier_id) for state in states}
+    joint = await members_joint_offers(
+        uow, [(member_id, tier_of[member_id], plans.get(member_id, [])) for member_id in active]
+    )
     found: dict[uuid.UUID, MemberBenefits] = {}
     for state in states:
-        tier = ladder.by_id(state.tier_id)
+        tier = tier_of[state.member_id]
         held = plans.get(state.member_id, [])
         found[state.member_id] = MemberBenefits(
             member_id=state.member_id,
             tier=None if tier is None else tier.ref,
             plan_codes=[p.code for p in held],
-            benefits=benefits_in_force(tier, held) if state.status == "active" else [],
+            benefits=benefits_in_force(tier, held, joint.get(state.member_id, []))
+            if state.status == "active"
+            else [],
         )
     return found
 
 
-def benefits_in_force(tier: LadderTier | None, plans: Sequence[CatalogPlan] = ()) -> list[EffectiveBenefit]:
-    """The active benefits an active member on `tier` holding `plans` has. A benefit given by several
-    sources is listed once, with all of them (the tier first)."""
+def benefits_in_force(
+    tier: LadderTier | None, plans: Sequence[CatalogPlan] = (), partners: Sequence[JointOffer] = ()
+) -> list[EffectiveBenefit]:
+    """The active benefits an active member on `tier` holding `plans` has, with the joint offers of the
+    `partners` that reach them. A benefit given by several sources is listed once, with all of them (the tier
+    first, then plans, then partners)."""
     found: dict[uuid.UUID, tuple[GrantedBenefit, list[BenefitSource]]] = {}
     holdings = (
         [] if tier is None else [(BenefitSource(type="tier", ref=tier.code, name=tier.name), tier.benefits)]
     )
     holdings += [(BenefitSource(type="plan", ref=p.code, name=p.name), p.benefits) for p in plans]
+    holdings += [(BenefitSource(type="partner", ref=o.code, name=o.name), o.benefits) for o in partners]
     for source, benefits in holdings:
         for benefit in benefits:
             if benefit.active:

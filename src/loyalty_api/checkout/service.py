@@ -33,6 +33,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.money import Money
+from loyalty_api.partners.joint import member_joint_offers
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
@@ -90,8 +91,8 @@ async def quote(
     now = uow.clock.now()
     plans = await plans_in_force(uow, member_id) if has_plan_benefits(payer.plan_benefits_until, now) else []
     coupons = await coupons_for_checkout(uow, member_id=member_id, codes=coupon_codes) if coupon_codes else []
-
-    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier, plans)]
+    joint = await member_joint_offers(uow, member_id, tier, plans)
+    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier, plans, joint)]
     refused: dict[str, CouponRejection] = {}
     named: dict[str, str] = {}  # stored code → code as named
     for code, coupon in zip(coupon_codes, coupons, strict=True):

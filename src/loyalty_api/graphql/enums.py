@@ -22,7 +22,7 @@ def values_enum(name: str, values: Iterable[str], description: str) -> Any:
 
 BenefitKindEnum = values_enum("BenefitKind", get_args(BenefitKind), "What a benefit gives.")
 DiscountSource = values_enum(
-    "DiscountSource", ("tier", "plan", "coupon"), "Where a discount or perk comes from."
+    "DiscountSource", ("tier", "plan", "partner", "coupon"), "Where a discount or perk comes from."
 )
 AppliesToEnum = values_enum("DiscountAppliesTo", get_args(AppliesTo), "What a discount takes money off.")
 CappedByEnum = values_enum(

@@ -14,6 +14,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
+from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.members import MemberStatusValue
 from loyalty_api.graphql.money import Long
@@ -29,6 +30,13 @@ class PartnerPoints:
     available: Long
 
 
+@strawberry.type(description="One of the calling partner's joint benefits the member is entitled to now.")
+class JointBenefit:
+    id: strawberry.ID
+    name: str
+    kind: BenefitKindEnum
+
+
 @strawberry.federation.type(
     keys=["partnerCustomerRef"],
     description="A member linked to the calling partner, as GET /v1/partner/members/{ref} shows them: never "
@@ -40,6 +48,7 @@ class PartnerMember:
     status: MemberStatusValue  # type: ignore[valid-type]
     tier: Tier | None
     paid_plans: list[str] = strawberry.field(description="Codes of the paid plans in force.")
+    joint_benefits: list[JointBenefit] = strawberry.field(directives=[assumed(10)])
     points: PartnerPoints | None = strawberry.field(description="Null unless the member granted `points`.")
     grants: list[str] = strawberry.field(directives=[assumed(2)])
     linked_at: datetime.datetime
@@ -53,6 +62,10 @@ class PartnerMember:
             status=read.status,
             tier=Tier.of_read(read.tier),
             paid_plans=list(read.paid_plans),
+            joint_benefits=[
+                JointBenefit(id=strawberry.ID(str(b.id)), name=b.name, kind=b.kind)
+                for b in read.joint_benefits
+            ],
             points=None
             if points is None
             else PartnerPoints(balance=Long(points.balance), available=Long(points.available)),

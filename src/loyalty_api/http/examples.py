@@ -70,6 +70,7 @@ BENEFIT_BIRTHDAY_50 = "01953f68-3c4d-7e5f-9a6b-7c8d9e0f1a2b"
 BENEFIT_MEMBER_DAY = "01953f68-4d5e-7f6a-8b7c-8d9e0f1a2b3c"
 BENEFIT_PLUS_DISCOUNT = "01953f6c-5e6f-7a7b-9c8d-9e0f1a2b3c4d"
 BENEFIT_PLUS_POINTS = "01953f6c-6f7a-7b8c-8d9e-0f1a2b3c4d5e"
+BENEFIT_BOOKSHOP_READING_ROOM = "0195a0f3-1a2b-7c3d-8e4f-5a6b7c8d9e0f"
 PLAN_PLUS = "01953f6d-7a8b-7c9d-9e0f-1a2b3c4d5e6f"
 PLAN_PLUS_PRO = "01953f6d-8b9c-7d0e-8f1a-2b3c4d5e6f7a"
 SUBSCRIPTION = "01944c1e-9c0d-7e1f-a2b3-c4d5e6f7a8b9"
@@ -635,6 +636,9 @@ BOOKSHOP_READ: dict[str, Any] = {
     "daily_exchange_limit": 5_000_000,
     "member_daily_exchange_limit": 20_000,
     "exchange_timeout_seconds": 3600,
+    "benefit_ids": [BENEFIT_BOOKSHOP_READING_ROOM],
+    "benefit_tiers": ["gold"],
+    "benefit_plans": [],
     "created_at": "2026-03-02T02:00:00Z",
     "updated_at": "2026-03-02T02:00:00Z",
 }
@@ -647,6 +651,9 @@ BOOKSHOP_TERMS: dict[str, Any] = {
         "daily_exchange_limit",
         "member_daily_exchange_limit",
         "exchange_timeout_seconds",
+        "benefit_ids",
+        "benefit_tiers",
+        "benefit_plans",
     )
 }
 EXCHANGE_OUT_ID = "0195a1b2-7c8d-7e9f-8a0b-1c2d3e4f5a6b"
@@ -721,6 +728,9 @@ LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "status": "active",
     "tier": GOLD,
     "paid_plans": ["plus"],
+    "joint_benefits": [
+        {"id": BENEFIT_BOOKSHOP_READING_ROOM, "name": "钟书阁 reading room", "kind": "priority_service"}
+    ],
     "points": {"balance": 12_480, "available": 12_480},
     "grants": ["basic", "points"],
     "linked_at": NOW,

@@ -39,6 +39,10 @@ class Partner(IdMixin, Base):
     member_daily_exchange_limit: Mapped[int | None] = mapped_column(BigInteger)
     # How long the partner has to confirm an exchange out before the member gets the points back.
     exchange_timeout_seconds: Mapped[int] = mapped_column(server_default=text("3600"))
+    # Its joint benefits (benefit_grants rows with source_type "partner") reach linked members on these tiers
+    # (tier codes; empty: every tier) who hold one of these paid plans (plan codes; empty: none needed).
+    benefit_tiers: Mapped[list[str]] = mapped_column(server_default=text("'[]'"))
+    benefit_plans: Mapped[list[str]] = mapped_column(server_default=text("'[]'"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

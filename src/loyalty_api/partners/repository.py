@@ -32,6 +32,19 @@ class PartnerRepository:
     async def get(self, partner_id: uuid.UUID) -> Partner | None:
         return await self.session.get(Partner, partner_id)
 
+    async def list_active(self) -> Sequence[Partner]:
+        return (await self.session.scalars(select(Partner).where(Partner.status == "active"))).all()
+
+    async def partners_of_members(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """The partners each member is linked to, for those linked to any."""
+        rows = await self.session.execute(
+            select(PartnerLink.member_id, PartnerLink.partner_id).where(PartnerLink.member_id.in_(member_ids))
+        )
+        found: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for member_id, partner_id in rows.all():
+            found.setdefault(member_id, []).append(partner_id)
+        return found
+
     async def list_partners(self, *, after_id: uuid.UUID | None, limit: int) -> Sequence[Partner]:
         query = select(Partner).order_by(Partner.id).limit(limit)
         if after_id is not None:

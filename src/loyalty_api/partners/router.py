@@ -88,7 +88,7 @@ def _partner_of(caller: Principal) -> uuid.UUID:
     "/partners",
     status_code=201,
     summary="Register a partner brand",
-    responses=problem_responses(*_AUTH, PartnerExists),
+    responses=problem_responses(*_AUTH, PartnerExists, InvalidField),
 )
 async def create_partner(body: PartnerCreate, uow: UoW, _: Operator) -> PartnerRead:
     """Register a brand that runs joint membership with the programme. Its system then calls with keys bound
@@ -117,13 +117,13 @@ async def read_partner(code: PartnerCode, uow: UoW, _: Operator) -> PartnerRead:
     """One partner, by code.
 
     For `admin` keys only. Reads only."""
-    return PartnerRead.model_validate(await service.get_partner(uow, code))
+    return PartnerRead.model_validate(await service.read_partner(uow, code))
 
 
 @router.put(
     "/partners/{code}",
     summary="Change a partner's name, status or terms",
-    responses=problem_responses(*_AUTH, PartnerNotFound),
+    responses=problem_responses(*_AUTH, PartnerNotFound, InvalidField),
 )
 async def replace_partner(code: PartnerCode, body: PartnerWrite, uow: UoW, _: Operator) -> PartnerRead:
     """Change a partner's name, status or terms (the whole of them: what is left out is not offered). A

@@ -60,6 +60,23 @@ class PartnerTerms(BaseModel):
         description="How long the partner has to confirm an exchange out; then the member gets the points "
         "back.",
     )
+    benefit_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Joint benefits: linked members have them, shown with source `partner` in their benefits "
+        "and in the checkout quote, and the partner sees them in the joint view.",
+    )
+    benefit_tiers: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Tier codes: the joint benefits reach only linked members on these tiers. Empty: all.",
+    )
+    benefit_plans: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Plan codes: the joint benefits reach only linked members holding one of these paid "
+        "plans. Empty: no plan needed.",
+    )
 
 
 class PartnerCreate(PartnerTerms):
@@ -85,6 +102,9 @@ class PartnerRead(ReadModel):
     daily_exchange_limit: int | None
     member_daily_exchange_limit: int | None
     exchange_timeout_seconds: int
+    benefit_ids: list[uuid.UUID]
+    benefit_tiers: list[str]
+    benefit_plans: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -144,6 +164,12 @@ class PartnerPointsRead(ReadModel):
     available: int
 
 
+class JointBenefitRead(ReadModel):
+    id: uuid.UUID
+    name: str
+    kind: str = Field(description="What it gives: a benefit kind, as `GET /v1/benefits` names them.")
+
+
 class PartnerMemberRead(ReadModel):
     """A linked member as their partner sees them: never personal data."""
 
@@ -152,6 +178,10 @@ class PartnerMemberRead(ReadModel):
     status: MemberStatus
     tier: TierRef | None
     paid_plans: list[str] = Field(description="Codes of the paid plans whose benefits the member has now.")
+    joint_benefits: list[JointBenefitRead] = Field(
+        description="Your joint benefits the member is entitled to now (their tier and plans meet your "
+        "terms)."
+    )
     points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
     grants: list[str]
     linked_at: datetime

@@ -16,9 +16,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.service import get_member
@@ -32,12 +34,15 @@ from loyalty_api.partners.errors import (
     PartnerNotFound,
 )
 from loyalty_api.partners.events import PartnerChanged, PartnerLinked, PartnerUnlinked
+from loyalty_api.partners.joint import JOINT_CACHE_KEY, member_joint_offers
 from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
 from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers.ladder import TierRef
+from loyalty_api.tiers.service import get_ladder
 from loyalty_api.webhooks.outbox import emit_for_partner, emit_for_programme
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
@@ -56,6 +61,11 @@ class Terms:
     daily_exchange_limit: int | None = None
     member_daily_exchange_limit: int | None = None
     exchange_timeout_seconds: int = 3600
+    # Joint benefits, for linked members on these tiers (empty: all) holding one of these plans (empty: none
+    # needed).
+    benefit_ids: Sequence[uuid.UUID] = ()
+    benefit_tiers: Sequence[str] = ()
+    benefit_plans: Sequence[str] = ()
 
     def apply(self, partner: Partner) -> None:
         partner.earn_rate = self.earn_rate
@@ -64,6 +74,71 @@ class Terms:
         partner.daily_exchange_limit = self.daily_exchange_limit
         partner.member_daily_exchange_limit = self.member_daily_exchange_limit
         partner.exchange_timeout_seconds = self.exchange_timeout_seconds
+        partner.benefit_tiers = list(dict.fromkeys(self.benefit_tiers))
+        partner.benefit_plans = list(dict.fromkeys(self.benefit_plans))
+
+
+async def _check_terms(uow: UnitOfWork, terms: Terms) -> None:
+    """The joint benefits, tiers and plans the terms name must exist."""
+    found = {b.id for b in await BenefitRepository(uow.session).list_by_ids(terms.benefit_ids)}
+    if missing := [str(b) for b in terms.benefit_ids if b not in found]:
+        raise InvalidField("benefit_ids", f"no such benefit: {', '.join(missing)}")
+    tiers = {tier.code for tier in (await get_ladder(uow)).tiers}
+    if missing := [code for code in terms.benefit_tiers if code not in tiers]:
+        raise InvalidField("benefit_tiers", f"no such tier: {', '.join(missing)}")
+    catalogue = await get_catalogue(uow)
+    if missing := [code for code in terms.benefit_plans if catalogue.by_code(code) is None]:
+        raise InvalidField("benefit_plans", f"no such plan: {', '.join(missing)}")
+
+
+async def _grant(uow: UnitOfWork, partner: Partner, terms: Terms) -> None:
+    await BenefitRepository(uow.session).replace_grants("partner", partner.id, terms.benefit_ids)
+    uow.after_commit(lambda: uow.cache.forget(JOINT_CACHE_KEY))
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerView:
+    """A partner as operators read it, with the joint benefits it gives."""
+
+    id: uuid.UUID
+    code: str
+    name: str
+    status: str
+    earn_rate: Decimal | None
+    exchange_out_rate: Decimal | None
+    exchange_in_rate: Decimal | None
+    daily_exchange_limit: int | None
+    member_daily_exchange_limit: int | None
+    exchange_timeout_seconds: int
+    benefit_ids: list[uuid.UUID]
+    benefit_tiers: list[str]
+    benefit_plans: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _views(uow: UnitOfWork, rows: Sequence[Partner]) -> list[PartnerView]:
+    grants = await BenefitRepository(uow.session).list_grants([("partner", p.id) for p in rows])
+    return [
+        PartnerView(
+            id=p.id,
+            code=p.code,
+            name=p.name,
+            status=p.status,
+            earn_rate=p.earn_rate,
+            exchange_out_rate=p.exchange_out_rate,
+            exchange_in_rate=p.exchange_in_rate,
+            daily_exchange_limit=p.daily_exchange_limit,
+            member_daily_exchange_limit=p.member_daily_exchange_limit,
+            exchange_timeout_seconds=p.exchange_timeout_seconds,
+            benefit_ids=[b.id for _, source_id, b in grants if source_id == p.id],
+            benefit_tiers=list(p.benefit_tiers),
+            benefit_plans=list(p.benefit_plans),
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+        for p in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +165,13 @@ class PartnerPoints:
 
 
 @dataclass(frozen=True, slots=True)
+class JointBenefit:
+    id: uuid.UUID
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class PartnerMemberView:
     """A linked member as their partner sees them."""
 
@@ -98,6 +180,7 @@ class PartnerMemberView:
     status: MemberStatus
     tier: TierRef | None
     paid_plans: list[str]
+    joint_benefits: list[JointBenefit]  # this partner's, those that reach the member
     points: PartnerPoints | None  # None unless the member granted `points`
     grants: list[str]
     linked_at: datetime
@@ -113,17 +196,20 @@ def _duplicate_code() -> Iterator[None]:
         raise
 
 
-async def create_partner(uow: UnitOfWork, *, code: str, name: str, terms: Terms) -> Partner:
+async def create_partner(uow: UnitOfWork, *, code: str, name: str, terms: Terms) -> PartnerView:
     repo = PartnerRepository(uow.session)
     if await repo.get_by_code(code) is not None:
         raise PartnerExists()
+    await _check_terms(uow, terms)
     now = uow.clock.now()
     partner = Partner(code=code, name=name, status="active", created_at=now, updated_at=now)
     terms.apply(partner)
     with _duplicate_code():
         await repo.insert_partner(partner)
+    await _grant(uow, partner, terms)
     await _announce(uow, partner, "created")
-    return partner
+    [view] = await _views(uow, [partner])
+    return view
 
 
 async def get_partner(uow: UnitOfWork, code: str) -> Partner:
@@ -133,23 +219,32 @@ async def get_partner(uow: UnitOfWork, code: str) -> Partner:
     return found
 
 
-async def list_partners(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Partner]:
+async def read_partner(uow: UnitOfWork, code: str) -> PartnerView:
+    [view] = await _views(uow, [await get_partner(uow, code)])
+    return view
+
+
+async def list_partners(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[PartnerView]:
     rows = await PartnerRepository(uow.session).list_partners(after_id=decode_cursor(cursor), limit=limit + 1)
-    return page_of(rows, limit, lambda p: p.id)
+    page = page_of(rows, limit, lambda p: p.id)
+    return page.with_items(await _views(uow, page.items))
 
 
 async def update_partner(
     uow: UnitOfWork, code: str, *, name: str, status: PartnerStatus, terms: Terms
-) -> Partner:
+) -> PartnerView:
     """Rename, suspend or change the terms of a partner. A suspended partner's keys reach no member until it
     is active again. New terms apply to what comes next: pending exchanges keep the rate and time they were
     made with."""
     partner = await get_partner(uow, code)
+    await _check_terms(uow, terms)
     partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
     terms.apply(partner)
     await PartnerRepository(uow.session).save()
+    await _grant(uow, partner, terms)
     await _announce(uow, partner, "replaced")
-    return partner
+    [view] = await _views(uow, [partner])
+    return view
 
 
 async def _announce(uow: UnitOfWork, partner: Partner, change: Literal["created", "replaced"]) -> None:
@@ -314,12 +409,22 @@ async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> Part
         points = PartnerPoints(balance=found.balance, available=found.available)
     active = member.status is MemberStatus.active
     plans = await plans_in_force(uow, row.member_id) if active else []
+    tier = None if member.tier is None else (await get_ladder(uow)).by_code(member.tier.code)
+    offers = await member_joint_offers(uow, row.member_id, tier, plans) if active else []
+    joint = [
+        JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
+        for offer in offers
+        if offer.partner_id == row.partner_id
+        for b in offer.benefits
+        if b.active
+    ]
     return PartnerMemberView(
         partner_customer_ref=row.partner_customer_ref,
         member_id=row.member_id,
         status=member.status,
         tier=member.tier,
         paid_plans=[p.code for p in plans],
+        joint_benefits=joint,
         points=points,
         grants=list(row.grants),
         linked_at=row.created_at,

@@ -25,6 +25,7 @@ from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, 
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.partners.joint import JointOffer, member_joint_offers
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
     check_currency,
@@ -86,16 +87,21 @@ async def _order_conflict(
 
 
 def _multipliers(
-    tier: LadderTier | None, plans: Sequence[CatalogPlan], amount: Money, channel: str | None
+    tier: LadderTier | None,
+    plans: Sequence[CatalogPlan],
+    partners: Sequence[JointOffer],
+    amount: Money,
+    channel: str | None,
 ) -> list[Multiplier]:
-    """The tier's own multiplier, then the points-multiplier benefits of the tier and the member's paid plans
-    whose conditions the purchase meets (a benefit both give counts once)."""
+    """The tier's own multiplier, then the points-multiplier benefits of the tier, the member's paid plans
+    and the partners' joint offers reaching them whose conditions the purchase meets (a benefit several give
+    counts once)."""
     found = (
         []
         if tier is None
         else [Multiplier(name=tier.name, kind="tier_multiplier", factor=tier.points_multiplier)]
     )
-    for benefit in benefits_in_force(tier, plans):
+    for benefit in benefits_in_force(tier, plans, partners):
         offer = benefit.properties
         if not isinstance(offer, PointsMultiplier):
             continue
@@ -181,12 +187,13 @@ async def earn(
     ladder = await tiers.get_ladder(uow)
     tier = ladder.by_id(member.tier_id)
     plans = await plans_in_force(uow, member_id) if has_plan_benefits(member.plan_benefits_until, now) else []
+    partners = await member_joint_offers(uow, member_id, tier, plans)
     lines = calculate(
         purchase,
         rules=rules,
         program_rate=program.earn_rate,
         rounding=program.rounding,
-        multipliers=_multipliers(tier, plans, amount, channel),
+        multipliers=_multipliers(tier, plans, partners, amount, channel),
     )
     points = max(sum(line.points for line in lines), 0)
     if points > MAX_POINTS_PER_EARN:
