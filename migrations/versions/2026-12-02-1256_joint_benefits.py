@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("partners", schema=None) as batch_op:
+    with rows_set_aside_on_sqlite("partners"), op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
                 "benefit_tiers",

@@ -23,7 +23,7 @@ from tests.conftest import bearer, units_of
 from tests.partners.helpers import link
 from tests.points.helpers import earn, set_program
 from tests.rewards.helpers import add_reward, redeem
-from tests.subscriptions.helpers import add_plan, subscribe_paid
+from tests.subscriptions.helpers import subscribe_paid
 
 EARNED_ORDER = "EDGE-EARNED"  # paid 1000.00 yuan, earned 1000 points
 HELD_ORDER = "EDGE-HELD"  # only held for so far: its total is not known
@@ -134,6 +134,7 @@ CASES = [
     _case("ck_partner_exchanges__status_known", "UPDATE partner_exchanges SET status = 'lost'"),
     _case("ck_partner_exchanges__points_positive", "UPDATE partner_exchanges SET points = 0"),
     _case("ck_partner_exchanges__points_positive", "UPDATE partner_exchanges SET partner_points = 0"),
+    _case("ck_partner_perks__status_known", "UPDATE partner_perks SET status = 'lost'"),
     _case("ck_rewards__stock_left_not_negative", "UPDATE rewards SET stock_left = -1"),
     _case("ck_rewards__per_member_limit_positive", "UPDATE rewards SET per_member_limit = 0"),
     _case("ck_rewards__coupon_valid_days_positive", "UPDATE rewards SET coupon_valid_days = 0"),
@@ -220,14 +221,26 @@ async def scene(
     assert held.status_code == 201, held.text
     reward = await add_reward(client, admin_key, stock=5, per_member_limit=2)
     assert (await redeem(client, pos_key, member_id, reward["id"])).status_code == 201
-    await add_plan(client, admin_key, "edge")
-    await subscribe_paid(client, ecommerce_key, member_id, "edge")
     partner = await client.post(
         "/v1/partners",
         json={"code": "edge", "name": "Edge", "exchange_out_rate": "1"},
         headers=bearer(admin_key),
     )
     assert partner.status_code in (201, 409), partner.text  # the scene is set up again for each case
+    # a paid plan that includes the partner's perk (the scene is set up again for each case: plan exists)
+    planned = await client.post(
+        "/v1/plans",
+        json={
+            "code": "edge",
+            "name": "Edge",
+            "price": {"amount": 19_800, "currency": "CNY"},
+            "interval": {"unit": "year"},
+            "partner_perks": [{"partner": "edge", "name": "Edge perk"}],
+        },
+        headers=bearer(admin_key),
+    )
+    assert planned.status_code in (201, 409), planned.text
+    await subscribe_paid(client, ecommerce_key, member_id, "edge")
     partner_id = (await client.get("/v1/partners/edge", headers=bearer(admin_key))).json()["id"]
     partner_key = await make_partner_key(app, uuid.UUID(partner_id))
     await link(client, pos_key, partner_key, member_id, "edge", member_id)

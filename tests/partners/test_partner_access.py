@@ -27,6 +27,7 @@ from tests.conftest import START, UNLIMITED, bearer
 from tests.graphql.helpers import graphql
 from tests.partners.helpers import JOINT_VIEW
 from tests.points.helpers import cny, set_program
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 
 # Every route a partner key may call. A new one must be added here on purpose, after its BOLA case is known.
 PARTNER_ALLOWED = {
@@ -41,6 +42,7 @@ PARTNER_ALLOWED = {
     ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"),
     ("POST", "/v1/partner/exchanges/{exchange_id}/fail"),
     ("GET", "/v1/partner/settlements"),
+    ("POST", "/v1/partner/perks/{code}/redeem"),
 }
 # Of those, the partner's own routes, for partner keys alone: they name members by the partner's reference.
 PARTNER_OWN = {op for op in PARTNER_ALLOWED if op[1].startswith("/v1/partner/")}
@@ -183,7 +185,7 @@ def _leaks(response: httpx.Response, secrets: set[str], sent: set[str]) -> list[
 
 class TestPartnerCannotReachAnotherPartnersMember:
     async def test_every_partner_route_answers_404_and_nothing_of_the_member(
-        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
     ) -> None:
         await set_program(client, admin_key)
         world = await _linked_to_b(app, client, pos_key)
@@ -202,6 +204,13 @@ class TestPartnerCannotReachAnotherPartnersMember:
         )
         assert sent.status_code == 201, sent.text
         b_exchange = sent.json()["id"]
+        # and a paid plan that includes B's perk, which the member holds
+        await add_plan(
+            client, admin_key, "with-b", partner_perks=[{"partner": world.b_code, "name": "B perk"}]
+        )
+        await subscribe_paid(client, ecommerce_key, member["id"], "with-b")
+        perks = await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
+        [b_perk] = [p["code"] for p in perks.json()["items"]]
         secrets = {
             member["id"],
             member["member_number"],
@@ -214,7 +223,10 @@ class TestPartnerCannotReachAnotherPartnersMember:
         # What A puts in a path parameter: B's customer's reference, and the member's own id and number; for
         # an exchange, B's exchange with the member.
         guesses = ["B-1", member["id"], member["member_number"]]
-        guesses_for = {"exchange_id": ([b_exchange], "exchange_not_found")}
+        guesses_for = {
+            "exchange_id": ([b_exchange], "exchange_not_found"),
+            "code": ([b_perk], "perk_not_found"),
+        }
         # A body for each partner route that takes one, and the answer A must get; a new route needs a line.
         bodies: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
             ("POST", "/v1/partner/links"): (
@@ -238,6 +250,7 @@ class TestPartnerCannotReachAnotherPartnersMember:
             ),
             ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"): ({}, "exchange_not_found"),
             ("POST", "/v1/partner/exchanges/{exchange_id}/fail"): ({}, "exchange_not_found"),
+            ("POST", "/v1/partner/perks/{code}/redeem"): ({}, "perk_not_found"),
         }
         # A's own statement names nobody: it must show none of B's business.
         own_only = {("GET", "/v1/partner/settlements")}
@@ -282,6 +295,8 @@ class TestPartnerCannotReachAnotherPartnersMember:
         assert read.json()["member_id"] == member["id"]
         exchange = await client.get(f"/v1/partner/exchanges/{b_exchange}", headers=bearer(world.b_key))
         assert exchange.json()["status"] == "pending"
+        kept = await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
+        assert [p["status"] for p in kept.json()["items"]] == ["issued"]
         b_statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(world.b_key))
         assert (b_statement.json()["earned"]["points"], b_statement.json()["exchanged_out"]["points"]) == (
             100,

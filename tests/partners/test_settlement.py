@@ -285,8 +285,14 @@ class TestRoutes:
             assert as_csv.headers["content-type"].startswith("text/csv")
             header, *rows = list(csv.reader(io.StringIO(as_csv.text)))
             assert header == ["line", "points", "partner_points", "value_minor", "currency", "entries"]
-            assert [row[0] for row in rows] == [*LINES, "net"]
-            for name, points, partner_points, value, currency, entries in rows[:-1]:
+            assert [row[0] for row in rows] == [*LINES, "net", "perks_granted", "perks_redeemed"]
+            *lines, net, granted, redeemed = rows
+            # the perks' counts stand as their entries
+            assert (int(granted[5]), int(redeemed[5])) == (
+                operators["perks_granted"],
+                operators["perks_redeemed"],
+            )
+            for name, points, partner_points, value, currency, entries in lines:
                 figures = operators[name]
                 assert (int(points), int(value), currency, int(entries)) == (
                     figures["points"],
@@ -295,7 +301,6 @@ class TestRoutes:
                     figures["entries"],
                 ), name
                 assert partner_points == (str(figures["partner_points"]) if name in EXCHANGE_LINES else "")
-            net = rows[-1]
             assert (int(net[1]), net[2]) == (operators["net_points"], "")
             operators_csv = await statement(
                 client, admin_key, f"/v1/partners/{code}/settlements", start, end, Accept="text/csv"

@@ -491,6 +491,7 @@ PLUS_WRITE: dict[str, Any] = {
     "grace_days": 7,
     "benefit_ids": [BENEFIT_PLUS_DISCOUNT, BENEFIT_PLUS_POINTS],
     "coupons": [MONTHLY_COUPON],
+    "partner_perks": [{"partner": "bookshop", "name": "钟书阁 阅读室月卡"}],
 }
 
 
@@ -513,6 +514,7 @@ def _plan(plan_id: str, ref: dict[str, str], price: int, trial_days: int) -> dic
                 "coupon": {**CONDITIONS, "kind": "fixed_discount", "min_subtotal": 9900, "amount": 1000},
             }
         ],
+        "partner_perks": PLUS_WRITE["partner_perks"],
         "active": True,
         "created_at": "2025-05-20T02:00:00Z",
         "updated_at": "2025-05-20T02:00:00Z",
@@ -685,6 +687,17 @@ EXCHANGE_IN: dict[str, Any] = {
     "expires_at": None,
     "resolved_at": NOW,
 }
+PERK_ISSUED: dict[str, Any] = {
+    "code": "7KQM-X3RD-9VHT-2PLA",
+    "partner": "bookshop",
+    "name": "钟书阁 阅读室月卡",
+    "plan": "plus",
+    "period": 1,
+    "status": "issued",
+    "partner_customer_ref": None,
+    "granted_at": "2026-03-01T02:00:00Z",
+    "redeemed_at": None,
+}
 SETTLEMENT: dict[str, Any] = {
     "partner": "bookshop",
     "from": "2026-02-28T16:00:00Z",
@@ -721,6 +734,8 @@ SETTLEMENT: dict[str, Any] = {
         "entries": 31,
     },
     "net_points": 9_410,
+    "perks_granted": 120,
+    "perks_redeemed": 97,
 }
 LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "partner_customer_ref": "ZSG-88231",
@@ -1728,6 +1743,20 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one("March with the bookshop", SETTLEMENT)
         ),
         ("GET", "/v1/partner/settlements"): OperationExamples(responses=_one("Your March", SETTLEMENT)),
+        ("GET", "/v1/members/{member_id}/partner-perks"): OperationExamples(
+            responses=_one("Her PLUS card's bookshop perk", {"items": [PERK_ISSUED], "next_cursor": None})
+        ),
+        ("POST", "/v1/partner/perks/{code}/redeem"): OperationExamples(
+            responses=_one(
+                "Honoured",
+                {
+                    **PERK_ISSUED,
+                    "status": "redeemed",
+                    "partner_customer_ref": "ZSG-88231",
+                    "redeemed_at": NOW,
+                },
+            )
+        ),
         # -- webhooks -------------------------------------------------------------------------------------
         ("POST", "/v1/webhook-endpoints"): OperationExamples(
             requests={

@@ -127,3 +127,23 @@ class ExchangeAlreadyRecorded(Conflict):
 
     code = "exchange_already_recorded"
     title = "This transfer was credited already"
+
+
+class PerkNotFound(NotFound):
+    """None of your perks has this code. A partner's key never sees another partner's perks.
+
+    Check the code the customer showed you; it came to you in `partner.perk_granted`.
+    """
+
+    code = "perk_not_found"
+    title = "No such perk"
+
+
+class PerkAlreadyRedeemed(Conflict):
+    """The perk was redeemed already (`redeemed_at` says when); nothing changed.
+
+    A perk is used once; the member gets a new one with each paid period of the plan.
+    """
+
+    code = "perk_already_redeemed"
+    title = "The perk was redeemed already"

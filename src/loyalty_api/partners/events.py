@@ -80,3 +80,20 @@ class ExchangeReceived(Event):
     partner_ref: str
     points: int
     partner_points: int
+
+
+class PerkGranted(Event):
+    event_type = "partner.perk_granted"
+    description = (
+        "A paid plan's period began and gave the member a partner's perk: a code the partner redeems with "
+        "`POST /v1/partner/perks/{code}/redeem`. `partner_customer_ref` is null when the member is not "
+        "linked to the partner."
+    )
+
+    perk_id: uuid.UUID
+    partner: str
+    code: str
+    name: str
+    plan: str
+    period: int
+    partner_customer_ref: str | None

@@ -118,3 +118,27 @@ class PartnerExchange(IdMixin, Base):
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class PartnerPerk(IdMixin, Base):
+    """A partner's perk a paid plan gave a member for one period: a code the partner redeems once."""
+
+    __tablename__ = "partner_perks"
+    __table_args__ = (
+        CheckConstraint("status IN ('issued', 'redeemed')", name="status_known"),
+        Index(None, "partner_id", "created_at"),
+        Index(None, "member_id", "id"),
+    )
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
+    period_number: Mapped[int]
+    plan_code: Mapped[str] = mapped_column(String(32))
+    # One perk per subscription, period and place in the plan: coming back to a period grants nothing twice.
+    issue_key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    redeemed_at: Mapped[datetime | None]

@@ -6,14 +6,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink, PartnerLinkCode
+from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink, PartnerLinkCode, PartnerPerk
 from loyalty_api.points.models import LedgerEntry
 
+_PERKS = cast(Table, PartnerPerk.__table__)
 # Exchanges that count against the daily limits: all but those given back.
 _COUNTED = ("pending", "confirmed", "completed")
 
@@ -223,3 +226,67 @@ async def partner_entry_totals(
         )
         for kind, points, ours, count in rows.all()
     }
+
+
+class PerkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_if_new(self, row: dict[str, object]) -> bool:
+        """Write the perk unless its issue key is taken (the period was granted before); True when written."""
+        result = await self.session.execute(
+            insert_or_ignore(self.session, _PERKS, ["issue_key"]).values(row).returning(_PERKS.c.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def redeem(self, partner_id: uuid.UUID, code: str, now: datetime) -> PartnerPerk | None:
+        """Mark the partner's issued perk with this code redeemed, in one statement; None when it is not."""
+        found = await self.session.execute(
+            update(PartnerPerk)
+            .where(
+                PartnerPerk.partner_id == partner_id, PartnerPerk.code == code, PartnerPerk.status == "issued"
+            )
+            .values(status="redeemed", redeemed_at=now)
+            .returning(PartnerPerk.id)
+        )
+        perk_id = found.scalar_one_or_none()
+        return (
+            None if perk_id is None else await self.session.get(PartnerPerk, perk_id, populate_existing=True)
+        )
+
+    async def get_by_code(self, partner_id: uuid.UUID, code: str) -> PartnerPerk | None:
+        return await self.session.scalar(
+            select(PartnerPerk).where(PartnerPerk.partner_id == partner_id, PartnerPerk.code == code)
+        )
+
+    async def list_member_perks(
+        self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[PartnerPerk, str]]:
+        query = (
+            select(PartnerPerk, Partner.code)
+            .join(Partner, Partner.id == PartnerPerk.partner_id)
+            .where(PartnerPerk.member_id == member_id)
+            .order_by(PartnerPerk.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(PartnerPerk.id < before_id)
+        return [(perk, code) for perk, code in (await self.session.execute(query)).all()]
+
+    async def counts(self, partner_id: uuid.UUID, start: datetime, end: datetime) -> tuple[int, int]:
+        """How many of the partner's perks were granted, and how many redeemed, in [start, end)."""
+        granted = await self.session.scalar(
+            select(func.count(PartnerPerk.id)).where(
+                PartnerPerk.partner_id == partner_id,
+                PartnerPerk.created_at >= start,
+                PartnerPerk.created_at < end,
+            )
+        )
+        redeemed = await self.session.scalar(
+            select(func.count(PartnerPerk.id)).where(
+                PartnerPerk.partner_id == partner_id,
+                PartnerPerk.redeemed_at >= start,
+                PartnerPerk.redeemed_at < end,
+            )
+        )
+        return int(granted or 0), int(redeemed or 0)

@@ -17,7 +17,7 @@ from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.partners import coalition, exchanges, service, settlement
+from loyalty_api.partners import coalition, exchanges, perks, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
     ExchangeAlreadyRecorded,
@@ -31,6 +31,8 @@ from loyalty_api.partners.errors import (
     PartnerExists,
     PartnerNotActive,
     PartnerNotFound,
+    PerkAlreadyRedeemed,
+    PerkNotFound,
 )
 from loyalty_api.partners.schemas import (
     CustomerRef,
@@ -49,6 +51,8 @@ from loyalty_api.partners.schemas import (
     PartnerEarnRequest,
     PartnerMemberRead,
     PartnerPage,
+    PartnerPerkPage,
+    PartnerPerkRead,
     PartnerRead,
     PartnerRefundRead,
     PartnerRefundRequest,
@@ -458,3 +462,36 @@ async def read_own_settlement(
 
     For `partner` keys only. Reads only."""
     return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), request)
+
+
+@router.get(
+    "/members/{member_id}/partner-perks",
+    summary="The partners' perks a member's paid plans gave them",
+    responses=problem_responses(*_AUTH, MemberNotFound, InvalidField),
+)
+async def list_member_perks(member_id: uuid.UUID, uow: UoW, _: MemberDesk, paging: Paging) -> PartnerPerkPage:
+    """The perk codes the member's paid plans gave them, one per perk and paid period, newest first, with
+    whether the partner has redeemed each.
+
+    For `pos`, `ecommerce` and `admin` keys. Reads only."""
+    page = await service.member_perks(uow, member_id, limit=paging.limit, cursor=paging.cursor)
+    return PartnerPerkPage(
+        items=[PartnerPerkRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "/partner/perks/{code}/redeem",
+    summary="Redeem a perk one of our paid plans gave a customer",
+    responses=problem_responses(*_AUTH, PerkNotFound, PerkAlreadyRedeemed, PartnerNotActive),
+)
+async def redeem_perk(
+    code: Annotated[str, Path(max_length=32, description="The code the customer showed you")],
+    uow: UoW,
+    caller: PartnerKey,
+) -> PartnerPerkRead:
+    """Honour a perk once: the code the member shows you (told to you by `partner.perk_granted`). A code that
+    is not one of your perks is 404 `perk_not_found`; a redeemed one 409 `perk_already_redeemed`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    return PartnerPerkRead.model_validate(await perks.redeem_perk(uow, _partner_of(caller), code))

@@ -289,3 +289,24 @@ class SettlementRead(ReadModel):
     )
     exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
+    perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
+    perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")
+
+
+class PartnerPerkRead(ReadModel):
+    code: str = Field(description="What the member shows the partner.")
+    partner: str
+    name: str
+    plan: str = Field(description="The paid plan that gave it.")
+    period: int = Field(description="The plan's paid period it came with.")
+    status: Literal["issued", "redeemed"]
+    partner_customer_ref: str | None = Field(
+        description="To the partner: its customer's reference when the member is linked to it; else null."
+    )
+    granted_at: datetime
+    redeemed_at: datetime | None
+
+
+class PartnerPerkPage(ReadModel):
+    items: list[PartnerPerkRead]
+    next_cursor: str | None

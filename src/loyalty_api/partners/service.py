@@ -36,7 +36,8 @@ from loyalty_api.partners.errors import (
 from loyalty_api.partners.events import PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.joint import JOINT_CACHE_KEY, member_joint_offers
 from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
-from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.partners.perks import PerkView, perk_view
+from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
@@ -428,4 +429,18 @@ async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> Part
         points=points,
         grants=list(row.grants),
         linked_at=row.created_at,
+    )
+
+
+async def member_perks(
+    uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[PerkView]:
+    """The member's partner perks, newest first (for our till or shop: the customer's codes)."""
+    await get_member(uow, member_id)
+    rows = await PerkRepository(uow.session).list_member_perks(
+        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    page = page_of(rows, limit, lambda pair: pair[0].id)
+    return Page(
+        items=[perk_view(perk, code, None) for perk, code in page.items], next_cursor=page.next_cursor
     )

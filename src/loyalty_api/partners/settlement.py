@@ -1,5 +1,6 @@
-"""Settlement statements: what moved between the programme and a partner in a period, each figure a sum over
-the ledger entries marked with the partner, so both sides can check their books against ours."""
+"""Settlement statements: what moved between the programme and a partner in a period, each points figure a
+sum over the ledger entries marked with the partner, so both sides can check their books against ours; and
+the joint-plan perks granted and redeemed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.partners.models import Partner
-from loyalty_api.partners.repository import EntryTotals, partner_entry_totals
+from loyalty_api.partners.repository import EntryTotals, PerkRepository, partner_entry_totals
 from loyalty_api.partners.service import active_partner, get_partner
 from loyalty_api.program.service import ProgramSettings, get_program
 
@@ -39,6 +40,8 @@ class Settlement:
     returned: SettlementLine
     exchanged_in: SettlementLine
     net_points: int
+    perks_granted: int
+    perks_redeemed: int
 
     def lines(self) -> list[tuple[str, SettlementLine]]:
         return [
@@ -70,6 +73,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
     totals = await partner_entry_totals(uow.session, partner.id, start, end)
+    granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
     return Settlement(
         partner=partner.code,
         start=start,
@@ -81,6 +85,8 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         returned=_line(program, totals.get("exchange_return"), sign=1, exchange=True),
         exchanged_in=_line(program, totals.get("exchange_in"), sign=1, exchange=True),
         net_points=sum(line.points for line in totals.values()),
+        perks_granted=granted,
+        perks_redeemed=redeemed,
     )
 
 
@@ -97,7 +103,8 @@ async def own_settlement(
 
 
 def as_csv(statement: Settlement) -> str:
-    """The statement as CSV: one row per figure, then the net; money in minor units."""
+    """The statement as CSV: one row per figure, then the net, then the perks (their count as entries);
+    money in minor units."""
     rows = ["line,points,partner_points,value_minor,currency,entries"]
     for name, line in statement.lines():
         partner_points = "" if line.partner_points is None else str(line.partner_points)
@@ -105,4 +112,6 @@ def as_csv(statement: Settlement) -> str:
             f"{name},{line.points},{partner_points},{line.value.amount_minor},{line.value.currency},{line.entries}"
         )
     rows.append(f"net,{statement.net_points},,,{statement.currency},")
+    rows.append(f"perks_granted,,,,,{statement.perks_granted}")
+    rows.append(f"perks_redeemed,,,,,{statement.perks_redeemed}")
     return "\r\n".join(rows) + "\r\n"

@@ -36,6 +36,17 @@ class RecurringCoupon(BaseModel):
     every: Literal["period", "month"] = "period"
 
 
+class PartnerPerkOffer(BaseModel):
+    """A partner's perk the plan includes: each paid period, the member gets a code the partner redeems."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
+
+    partner: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code.")
+    name: str = Field(
+        min_length=1, max_length=100, description="What the member gets, e.g. a month of delivery."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogPlan:
     id: uuid.UUID
@@ -48,6 +59,7 @@ class CatalogPlan:
     trial_days: int
     grace_days: int
     coupons: tuple[RecurringCoupon, ...]
+    partner_perks: tuple[PartnerPerkOffer, ...]
     benefits: tuple[GrantedBenefit, ...]
     active: bool
     created_at: datetime

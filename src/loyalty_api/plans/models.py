@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, String
+from sqlalchemy import BigInteger, CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -31,6 +31,8 @@ class Plan(IdMixin, Base):
     trial_days: Mapped[int]
     grace_days: Mapped[int]
     coupons: Mapped[list[Any]]
+    # The partners' perks it includes (PartnerPerkOffer, by partner code), granted each paid period.
+    partner_perks: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
     active: Mapped[bool]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

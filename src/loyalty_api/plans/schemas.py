@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from loyalty_api.http.schemas import MoneyBody, MoneyRead
-from loyalty_api.plans.catalogue import CatalogPlan, Interval, RecurringCoupon
+from loyalty_api.plans.catalogue import CatalogPlan, Interval, PartnerPerkOffer, RecurringCoupon
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.tiers.schemas import BenefitRef
 
@@ -39,6 +39,13 @@ class PlanWrite(BaseModel):
     )
     benefit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
     coupons: list[RecurringCoupon] = Field(default_factory=list, max_length=20)
+    partner_perks: list[PartnerPerkOffer] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Partners' perks the plan includes: each paid period (not a trial) the member gets a "
+        "code per perk, which the partner redeems (`POST /v1/partner/perks/{code}/redeem`); the partner is "
+        "told by `partner.perk_granted`.",
+    )
     active: bool = Field(default=True, description="Only active plans can be subscribed to.")
 
     def definition(self) -> PlanDefinition:
@@ -51,6 +58,7 @@ class PlanWrite(BaseModel):
             grace_days=self.grace_days,
             benefit_ids=self.benefit_ids,
             coupons=self.coupons,
+            partner_perks=self.partner_perks,
             active=self.active,
         )
 
@@ -80,6 +88,7 @@ class PlanRead(BaseModel):
     grace_days: int
     benefits: list[BenefitRef]
     coupons: list[RecurringCoupon]
+    partner_perks: list[PartnerPerkOffer]
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -100,6 +109,7 @@ class PlanRead(BaseModel):
                 for b in plan.benefits
             ],
             coupons=list(plan.coupons),
+            partner_perks=list(plan.partner_perks),
             active=plan.active,
             created_at=plan.created_at,
             updated_at=plan.updated_at,

@@ -20,11 +20,13 @@ from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money
+from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.plans.catalogue import (
     PLANS_CACHE_KEY,
     CatalogPlan,
     Catalogue,
     Interval,
+    PartnerPerkOffer,
     RecurringCoupon,
 )
 from loyalty_api.plans.errors import PlanExists, PlanInUse, PlanNotFound
@@ -39,6 +41,7 @@ from loyalty_api.webhooks.events import MoneyPayload
 from loyalty_api.webhooks.outbox import emit_for_programme
 
 _COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
+_PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class PlanDefinition:
     benefit_ids: Sequence[uuid.UUID]
     coupons: Sequence[RecurringCoupon]
     active: bool
+    partner_perks: Sequence[PartnerPerkOffer] = ()
 
 
 async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) -> Catalogue:
@@ -81,6 +85,7 @@ async def _load_catalogue(uow: UnitOfWork) -> Catalogue:
                 trial_days=p.trial_days,
                 grace_days=p.grace_days,
                 coupons=tuple(_COUPONS_ADAPTER.validate_python(p.coupons)),
+                partner_perks=tuple(_PERKS_ADAPTER.validate_python(p.partner_perks)),
                 benefits=tuple(GrantedBenefit.stored(b) for _, source_id, b in grants if source_id == p.id),
                 active=p.active,
                 created_at=p.created_at,
@@ -126,7 +131,12 @@ async def _apply(uow: UnitOfWork, row: Plan, definition: PlanDefinition) -> None
     row.interval_count = definition.interval_count
     row.trial_days = definition.trial_days
     row.grace_days = definition.grace_days
+    partners = PartnerRepository(uow.session)
+    for index, perk in enumerate(definition.partner_perks):
+        if await partners.get_by_code(perk.partner) is None:
+            raise InvalidField(f"partner_perks.{index}.partner", f"no such partner: {perk.partner}")
     row.coupons = [c.model_dump(mode="json") for c in definition.coupons]
+    row.partner_perks = [p.model_dump(mode="json") for p in definition.partner_perks]
     row.active = definition.active
     row.updated_at = uow.clock.now()
 

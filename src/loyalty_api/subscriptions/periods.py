@@ -14,6 +14,7 @@ from dateutil.relativedelta import relativedelta
 
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.partners.perks import grant_period_perks
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.subscriptions import lifecycle
@@ -103,7 +104,7 @@ async def begin_paid_period(
     *,
     starts_at: datetime | None = None,
 ) -> None:
-    """Start paid period `number` on `plan` at the price paid for it, and give its first coupons. It
+    """Start paid period `number` on `plan` at the price paid for it, and give what it gives at its start. It
     follows on from the current period unless `starts_at` says otherwise (an upgrade starts now)."""
     if starts_at is not None:
         sub.anchor_at, sub.anchor_period = starts_at, number
@@ -120,7 +121,15 @@ async def begin_paid_period(
     sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
     sub.grace_until = None
     sub.next_coupon_at = None
+    await give_period_start(uow, sub, plan)
+
+
+async def give_period_start(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
+    """What a paid period gives as it begins: its first coupons and the plan's partner perks (each once)."""
     await issue_coupons(uow, sub, plan, month=0)
+    await grant_period_perks(
+        uow, subscription_id=sub.id, member_id=sub.member_id, period=sub.period_number, plan=plan
+    )
 
 
 async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *, month: int) -> None:

@@ -256,7 +256,7 @@ async def subscribe(
             now=now,
         )
         await _insert_payment(uow, first)
-        await periods.issue_coupons(uow, sub, plan, month=0)
+        await periods.give_period_start(uow, sub, plan)
     await periods.emit(uow, SubscriptionCreated(**periods.facts(sub, plan), trial_end=sub.trial_end))
     await periods.settle(uow, sub)
     return await _view(uow, sub)

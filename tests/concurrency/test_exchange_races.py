@@ -1,0 +1,109 @@
+"""Exchanges with a partner under simultaneous requests: the daily limits hold however many arrive together,
+and an exchange is resolved once when the partner's confirm and fail race; the ledger invariant holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import httpx
+from fastapi import FastAPI
+
+from tests.builders import enrol, make_partner_key
+from tests.checkout.helpers import give_points
+from tests.conftest import UNLIMITED, bearer
+from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import link
+from tests.points.helpers import set_program
+
+
+async def _partner(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, code: str, **terms: object
+) -> str:
+    made = await client.post(
+        "/v1/partners",
+        json={"code": code, "name": code, "exchange_out_rate": "1", "exchange_in_rate": "1", **terms},
+        headers=bearer(admin_key),
+    )
+    assert made.status_code == 201, made.text
+    return await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
+
+
+async def test_the_partners_daily_limit_holds_when_exchanges_arrive_together(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-limit", daily_exchange_limit=500)
+    members = [str((await enrol(client, pos_key))["id"]) for _ in range(6)]
+    for n, member_id in enumerate(members):
+        await give_points(client, admin_key, member_id, 1_000)
+        await link(client, pos_key, key, member_id, "race-limit", f"RL-{n}")
+
+    async def send(member_id: str) -> httpx.Response:
+        return await client.post(
+            f"/v1/members/{member_id}/exchanges",
+            json={"partner": "race-limit", "points": 100},
+            headers=bearer(pos_key),
+        )
+
+    answers = await asyncio.gather(*(send(m) for m in members + members))
+    outcomes = Counter((a.status_code, a.json().get("code")) for a in answers)
+    assert outcomes == {(201, None): 5, (422, "exchange_limit_exceeded"): 7}
+    balances = [
+        (await client.get(f"/v1/members/{m}/points", headers=bearer(pos_key))).json()["balance"]
+        for m in members
+    ]
+    assert sum(balances) == 6 * 1_000 - 500
+    for member_id in members:
+        await assert_ledger_invariant(app, member_id)
+
+
+async def test_a_members_daily_limit_holds_for_transfers_arriving_together(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-member", member_daily_exchange_limit=300)
+    member_id = str((await enrol(client, pos_key))["id"])
+    await link(client, pos_key, key, member_id, "race-member", "RM-1")
+
+    async def receive(n: int) -> httpx.Response:
+        return await client.post(
+            "/v1/partner/members/RM-1/exchanges-in",
+            json={"partner_ref": f"T-{n}", "partner_points": 100},
+            headers=bearer(key),
+        )
+
+    answers = await asyncio.gather(*(receive(n) for n in range(8)))
+    outcomes = Counter((a.status_code, a.json().get("code")) for a in answers)
+    assert outcomes == {(201, None): 3, (422, "exchange_limit_exceeded"): 5}
+    points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
+    assert points.json()["balance"] == 300
+    await assert_ledger_invariant(app, member_id)
+
+
+async def test_a_racing_confirm_and_fail_resolve_the_exchange_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-resolve")
+    member_id = str((await enrol(client, pos_key))["id"])
+    await give_points(client, admin_key, member_id, 1_000)
+    await link(client, pos_key, key, member_id, "race-resolve", "RR-1")
+    sent = await client.post(
+        f"/v1/members/{member_id}/exchanges",
+        json={"partner": "race-resolve", "points": 400},
+        headers=bearer(pos_key),
+    )
+    exchange_id = sent.json()["id"]
+
+    async def answer(how: str) -> httpx.Response:
+        return await client.post(f"/v1/partner/exchanges/{exchange_id}/{how}", headers=bearer(key))
+
+    answers = await asyncio.gather(*(answer(how) for how in ["confirm", "fail"] * 5))
+    outcomes = Counter((a.status_code, a.json().get("code")) for a in answers)
+    assert outcomes == {(200, None): 1, (409, "exchange_not_pending"): 9}
+    [winner] = [a.json()["status"] for a in answers if a.status_code == 200]
+    points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
+    assert points.json()["balance"] == (600 if winner == "confirmed" else 1_000)
+    await assert_ledger_invariant(app, member_id)
