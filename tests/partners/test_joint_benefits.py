@@ -16,6 +16,7 @@ from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import add_benefit, add_tier, cart, item, quote
 from tests.conftest import UNLIMITED, bearer
 from tests.graphql.helpers import graphql
+from tests.inspect_db import events
 from tests.partners.helpers import link
 from tests.points.helpers import cny, earn, set_program
 from tests.subscriptions.helpers import add_plan, subscribe_paid
@@ -209,3 +210,46 @@ class TestJointBenefits:
         assert again.status_code == 422
         read = (await client.get("/v1/partners/good", headers=bearer(admin_key))).json()
         assert (read["benefit_ids"], read["benefit_tiers"], read["benefit_plans"]) == ([], [], [])
+
+
+class TestRecordingAUse:
+    async def test_the_partner_records_a_use_of_a_benefit_the_member_is_entitled_to_once(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ladder: None,
+    ) -> None:
+        lounge = await add_benefit(client, admin_key, "贵宾厅", "priority_service", description="lounge")
+        other = await add_benefit(client, admin_key, "Not theirs", "free_shipping")
+        key, _ = await _partner(
+            app, client, admin_key, "airline", benefit_ids=[lounge], benefit_tiers=["gold"]
+        )
+        member = str((await enrol(client, pos_key))["id"])
+        await link(client, pos_key, key, member, "airline", "AIR-9")
+
+        def use(benefit_id: str, use_ref: str) -> Any:
+            return client.post(
+                "/v1/partner/members/AIR-9/benefit-uses",
+                json={"benefit_id": benefit_id, "use_ref": use_ref},
+                headers=bearer(key),
+            )
+
+        # on the entry tier the member is not entitled yet
+        early = await use(lounge, "V-1")
+        assert (early.status_code, early.json()["code"]) == (409, "benefit_not_entitled")
+        await earn(client, pos_key, member, 1_000_000)  # gold
+        recorded = await use(lounge, "V-1")
+        assert recorded.status_code == 201, recorded.text
+        assert (recorded.json()["benefit_id"], recorded.json()["use_ref"]) == (lounge, "V-1")
+        again = await use(lounge, "V-1")
+        assert (again.status_code, again.json()["code"]) == (409, "benefit_use_already_recorded")
+        not_theirs = await use(other, "V-2")
+        assert (not_theirs.status_code, not_theirs.json()["code"]) == (409, "benefit_not_entitled")
+        [told] = await events(app, "partner.benefit_used")
+        assert (told["payload"]["benefit_id"], told["payload"]["partner_customer_ref"]) == (lounge, "AIR-9")
+
+        period = {"from": "2026-01-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+        statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(key))
+        assert statement.json()["benefit_uses"] == 1

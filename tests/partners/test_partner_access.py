@@ -43,6 +43,7 @@ PARTNER_ALLOWED = {
     ("POST", "/v1/partner/exchanges/{exchange_id}/fail"),
     ("GET", "/v1/partner/settlements"),
     ("POST", "/v1/partner/perks/{code}/redeem"),
+    ("POST", "/v1/partner/members/{ref}/benefit-uses"),
 }
 # Of those, the partner's own routes, for partner keys alone: they name members by the partner's reference.
 PARTNER_OWN = {op for op in PARTNER_ALLOWED if op[1].startswith("/v1/partner/")}
@@ -251,6 +252,10 @@ class TestPartnerCannotReachAnotherPartnersMember:
             ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"): ({}, "exchange_not_found"),
             ("POST", "/v1/partner/exchanges/{exchange_id}/fail"): ({}, "exchange_not_found"),
             ("POST", "/v1/partner/perks/{code}/redeem"): ({}, "perk_not_found"),
+            ("POST", "/v1/partner/members/{ref}/benefit-uses"): (
+                {"benefit_id": str(uuid.uuid4()), "use_ref": "A-U-1"},
+                "link_not_found",
+            ),
         }
         # A's own statement names nobody: it must show none of B's business.
         own_only = {("GET", "/v1/partner/settlements")}

@@ -736,6 +736,7 @@ SETTLEMENT: dict[str, Any] = {
     "net_points": 9_410,
     "perks_granted": 120,
     "perks_redeemed": 97,
+    "benefit_uses": 1_284,
 }
 LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "partner_customer_ref": "ZSG-88231",
@@ -1743,6 +1744,23 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one("March with the bookshop", SETTLEMENT)
         ),
         ("GET", "/v1/partner/settlements"): OperationExamples(responses=_one("Your March", SETTLEMENT)),
+        ("POST", "/v1/partner/members/{ref}/benefit-uses"): OperationExamples(
+            requests={
+                "reading_room": Example(
+                    "李娜 spent the afternoon in the reading room",
+                    {"benefit_id": BENEFIT_BOOKSHOP_READING_ROOM, "use_ref": "ZSG-V-20260318-17"},
+                )
+            },
+            responses=_one(
+                "Recorded",
+                {
+                    "benefit_id": BENEFIT_BOOKSHOP_READING_ROOM,
+                    "benefit_name": "钟书阁 reading room",
+                    "use_ref": "ZSG-V-20260318-17",
+                    "used_at": NOW,
+                },
+            ),
+        ),
         ("GET", "/v1/members/{member_id}/partner-perks"): OperationExamples(
             responses=_one("Her PLUS card's bookshop perk", {"items": [PERK_ISSUED], "next_cursor": None})
         ),

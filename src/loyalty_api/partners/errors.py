@@ -147,3 +147,24 @@ class PerkAlreadyRedeemed(Conflict):
 
     code = "perk_already_redeemed"
     title = "The perk was redeemed already"
+
+
+class NotEntitled(Conflict):
+    """The member is not entitled to this joint benefit now: it is not one of yours, or their tier or paid
+    plans do not meet your terms. Nothing was recorded.
+
+    Read what they are entitled to in the joint view (`joint_benefits` of `GET /v1/partner/members/{ref}`).
+    """
+
+    code = "benefit_not_entitled"
+    title = "Not entitled to this joint benefit"
+
+
+class BenefitUseRecorded(Conflict):
+    """A use with this `use_ref` was recorded already; nothing was recorded again.
+
+    Give each use its own reference; a retry of the same use can be ignored.
+    """
+
+    code = "benefit_use_already_recorded"
+    title = "This use was recorded already"

@@ -97,3 +97,15 @@ class PerkGranted(Event):
     plan: str
     period: int
     partner_customer_ref: str | None
+
+
+class JointBenefitUsed(Event):
+    event_type = "partner.benefit_used"
+    description = "A partner recorded that a linked member used one of its joint benefits."
+
+    member_id: uuid.UUID
+    partner: str
+    partner_customer_ref: str
+    benefit_id: uuid.UUID
+    benefit_name: str
+    use_ref: str

@@ -142,3 +142,18 @@ class PartnerPerk(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     redeemed_at: Mapped[datetime | None]
+
+
+class PartnerBenefitUse(IdMixin, Base):
+    """A partner's record that a linked member used one of its joint benefits at its till or checkout."""
+
+    __tablename__ = "partner_benefit_uses"
+    __table_args__ = (UniqueConstraint("partner_id", "use_ref"), Index(None, "partner_id", "created_at"))
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    # The benefit as it was used: the benefit itself may be changed or deleted later.
+    benefit_id: Mapped[uuid.UUID]
+    benefit_name: Mapped[str] = mapped_column(String(100))
+    use_ref: Mapped[str] = mapped_column(String(64))  # the partner's id of the use: recorded once
+    created_at: Mapped[datetime]

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink, PartnerLinkCode, PartnerPerk
+from loyalty_api.partners.models import (
+    Partner,
+    PartnerBenefitUse,
+    PartnerExchange,
+    PartnerLink,
+    PartnerLinkCode,
+    PartnerPerk,
+)
 from loyalty_api.points.models import LedgerEntry
 
 _PERKS = cast(Table, PartnerPerk.__table__)
@@ -104,6 +111,27 @@ class PartnerRepository:
             .order_by(PartnerLink.id)
         )
         return [(link, partner) for link, partner in rows.all()]
+
+    async def get_benefit_use(self, partner_id: uuid.UUID, use_ref: str) -> PartnerBenefitUse | None:
+        return await self.session.scalar(
+            select(PartnerBenefitUse).where(
+                PartnerBenefitUse.partner_id == partner_id, PartnerBenefitUse.use_ref == use_ref
+            )
+        )
+
+    async def insert_benefit_use(self, use: PartnerBenefitUse) -> None:
+        self.session.add(use)
+        await flush_unique(self.session)
+
+    async def count_benefit_uses(self, partner_id: uuid.UUID, start: datetime, end: datetime) -> int:
+        found = await self.session.scalar(
+            select(func.count(PartnerBenefitUse.id)).where(
+                PartnerBenefitUse.partner_id == partner_id,
+                PartnerBenefitUse.created_at >= start,
+                PartnerBenefitUse.created_at < end,
+            )
+        )
+        return int(found or 0)
 
     async def delete_link(self, link_id: uuid.UUID) -> None:
         await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))

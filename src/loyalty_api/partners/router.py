@@ -20,6 +20,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.partners import coalition, exchanges, perks, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
+    BenefitUseRecorded,
     ExchangeAlreadyRecorded,
     ExchangeLimitExceeded,
     ExchangeNotFound,
@@ -27,6 +28,7 @@ from loyalty_api.partners.errors import (
     ExchangeNotPending,
     LinkCodeInvalid,
     LinkNotFound,
+    NotEntitled,
     PartnerEarnNotOffered,
     PartnerExists,
     PartnerNotActive,
@@ -35,6 +37,8 @@ from loyalty_api.partners.errors import (
     PerkNotFound,
 )
 from loyalty_api.partners.schemas import (
+    BenefitUseRead,
+    BenefitUseRequest,
     CustomerRef,
     ExchangeInRequest,
     ExchangeOutRequest,
@@ -495,3 +499,23 @@ async def redeem_perk(
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return PartnerPerkRead.model_validate(await perks.redeem_perk(uow, _partner_of(caller), code))
+
+
+@router.post(
+    "/partner/members/{ref}/benefit-uses",
+    status_code=201,
+    summary="Record that your customer used a joint benefit",
+    responses=problem_responses(*_AUTH, LinkNotFound, PartnerNotActive, NotEntitled, BenefitUseRecorded),
+)
+async def record_benefit_use(
+    ref: Ref, body: BenefitUseRequest, uow: UoW, caller: PartnerKey
+) -> BenefitUseRead:
+    """At your till or checkout: the member you linked as `ref` used one of your joint benefits. Only one they
+    are entitled to now (409 `benefit_not_entitled`), once per `use_ref` (409
+    `benefit_use_already_recorded`). Emits `partner.benefit_used`; settlements count the uses.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    used = await service.record_benefit_use(
+        uow, _partner_of(caller), ref, benefit_id=body.benefit_id, use_ref=body.use_ref
+    )
+    return BenefitUseRead.model_validate(used)

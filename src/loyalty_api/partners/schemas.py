@@ -291,6 +291,7 @@ class SettlementRead(ReadModel):
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
     perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
     perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")
+    benefit_uses: int = Field(description="Uses of the partner's joint benefits it recorded in the period.")
 
 
 class PartnerPerkRead(ReadModel):
@@ -310,3 +311,19 @@ class PartnerPerkRead(ReadModel):
 class PartnerPerkPage(ReadModel):
     items: list[PartnerPerkRead]
     next_cursor: str | None
+
+
+class BenefitUseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    benefit_id: uuid.UUID = Field(
+        description="One of the joint benefits the joint view lists for the member."
+    )
+    use_ref: CustomerRef = Field(description="Your id of this use (a receipt, a visit): it is recorded once.")
+
+
+class BenefitUseRead(ReadModel):
+    benefit_id: uuid.UUID
+    benefit_name: str
+    use_ref: str
+    used_at: datetime

@@ -23,21 +23,24 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
-from loyalty_api.members.service import get_member
+from loyalty_api.members.service import MemberProfile, get_member
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
     AlreadyLinked,
+    BenefitUseRecorded,
     LinkCodeInvalid,
     LinkNotFound,
+    NotEntitled,
     PartnerExists,
     PartnerNotActive,
     PartnerNotFound,
 )
-from loyalty_api.partners.events import PartnerChanged, PartnerLinked, PartnerUnlinked
+from loyalty_api.partners.events import JointBenefitUsed, PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.joint import JOINT_CACHE_KEY, member_joint_offers
-from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
+from loyalty_api.partners.models import Partner, PartnerBenefitUse, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.perks import PerkView, perk_view
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
+from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
@@ -397,6 +400,25 @@ async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
     ]
 
 
+async def _standing(
+    uow: UnitOfWork, row: PartnerLink, member: MemberProfile
+) -> tuple[list[CatalogPlan], list[JointBenefit]]:
+    """The linked member's paid plans in force, and the partner's joint benefits they are entitled to now."""
+    if member.status is not MemberStatus.active:
+        return [], []
+    plans = await plans_in_force(uow, row.member_id)
+    tier = None if member.tier is None else (await get_ladder(uow)).by_code(member.tier.code)
+    offers = await member_joint_offers(uow, row.member_id, tier, plans)
+    joint = [
+        JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
+        for offer in offers
+        if offer.partner_id == row.partner_id
+        for b in offer.benefits
+        if b.active
+    ]
+    return plans, joint
+
+
 async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
     """The joint view of the member the partner linked under `ref`; LinkNotFound for any other."""
     _, row = await partner_link(uow, partner_id, ref)
@@ -408,17 +430,7 @@ async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> Part
     if "points" in row.grants:
         found = (await summaries(uow, [row.member_id]))[row.member_id]
         points = PartnerPoints(balance=found.balance, available=found.available)
-    active = member.status is MemberStatus.active
-    plans = await plans_in_force(uow, row.member_id) if active else []
-    tier = None if member.tier is None else (await get_ladder(uow)).by_code(member.tier.code)
-    offers = await member_joint_offers(uow, row.member_id, tier, plans) if active else []
-    joint = [
-        JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
-        for offer in offers
-        if offer.partner_id == row.partner_id
-        for b in offer.benefits
-        if b.active
-    ]
+    plans, joint = await _standing(uow, row, member)
     return PartnerMemberView(
         partner_customer_ref=row.partner_customer_ref,
         member_id=row.member_id,
@@ -444,3 +456,62 @@ async def member_perks(
     return Page(
         items=[perk_view(perk, code, None) for perk, code in page.items], next_cursor=page.next_cursor
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitUse:
+    benefit_id: uuid.UUID
+    benefit_name: str
+    use_ref: str
+    used_at: datetime
+
+
+async def record_benefit_use(
+    uow: UnitOfWork, partner_id: uuid.UUID, ref: str, *, benefit_id: uuid.UUID, use_ref: str
+) -> BenefitUse:
+    """The partner's till or checkout records that the member it linked as `ref` used one of its joint
+    benefits: only one they are entitled to now, once per `use_ref`."""
+    partner, row = await partner_link(uow, partner_id, ref)
+    repo = PartnerRepository(uow.session)
+    if await repo.get_benefit_use(partner.id, use_ref) is not None:
+        raise BenefitUseRecorded()
+    member = await get_member(uow, row.member_id)
+    _, joint = await _standing(uow, row, member)
+    benefit = next((b for b in joint if b.id == benefit_id), None)
+    if benefit is None:
+        raise NotEntitled()
+    now = uow.clock.now()
+    use = PartnerBenefitUse(
+        partner_id=partner.id,
+        member_id=row.member_id,
+        benefit_id=benefit.id,
+        benefit_name=benefit.name,
+        use_ref=use_ref,
+        created_at=now,
+    )
+    with _duplicate_use():
+        await repo.insert_benefit_use(use)
+    await emit_for_partner(
+        uow,
+        JointBenefitUsed(
+            member_id=row.member_id,
+            partner=partner.code,
+            partner_customer_ref=row.partner_customer_ref,
+            benefit_id=benefit.id,
+            benefit_name=benefit.name,
+            use_ref=use_ref,
+        ),
+        row.member_id,
+        partner.id,
+    )
+    return BenefitUse(benefit_id=benefit.id, benefit_name=benefit.name, use_ref=use_ref, used_at=now)
+
+
+@contextmanager
+def _duplicate_use() -> Iterator[None]:
+    try:
+        yield
+    except DuplicateKey as exc:
+        if exc.constraint == "uq_partner_benefit_uses__partner_id_use_ref":
+            raise BenefitUseRecorded() from exc
+        raise

@@ -1,6 +1,6 @@
 """Settlement statements: what moved between the programme and a partner in a period, each points figure a
 sum over the ledger entries marked with the partner, so both sides can check their books against ours; and
-the joint-plan perks granted and redeemed."""
+the joint-plan perks granted and redeemed, and the joint benefits' recorded uses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.partners.models import Partner
-from loyalty_api.partners.repository import EntryTotals, PerkRepository, partner_entry_totals
+from loyalty_api.partners.repository import (
+    EntryTotals,
+    PartnerRepository,
+    PerkRepository,
+    partner_entry_totals,
+)
 from loyalty_api.partners.service import active_partner, get_partner
 from loyalty_api.program.service import ProgramSettings, get_program
 
@@ -42,6 +47,7 @@ class Settlement:
     net_points: int
     perks_granted: int
     perks_redeemed: int
+    benefit_uses: int
 
     def lines(self) -> list[tuple[str, SettlementLine]]:
         return [
@@ -74,6 +80,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
     program = await get_program(uow)
     totals = await partner_entry_totals(uow.session, partner.id, start, end)
     granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
+    uses = await PartnerRepository(uow.session).count_benefit_uses(partner.id, start, end)
     return Settlement(
         partner=partner.code,
         start=start,
@@ -87,6 +94,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         net_points=sum(line.points for line in totals.values()),
         perks_granted=granted,
         perks_redeemed=redeemed,
+        benefit_uses=uses,
     )
 
 
@@ -103,7 +111,8 @@ async def own_settlement(
 
 
 def as_csv(statement: Settlement) -> str:
-    """The statement as CSV: one row per figure, then the net, then the perks (their count as entries);
+    """The statement as CSV: one row per figure, then the net, then the perks and the joint benefits' uses
+    (their counts as entries);
     money in minor units."""
     rows = ["line,points,partner_points,value_minor,currency,entries"]
     for name, line in statement.lines():
@@ -114,4 +123,5 @@ def as_csv(statement: Settlement) -> str:
     rows.append(f"net,{statement.net_points},,,{statement.currency},")
     rows.append(f"perks_granted,,,,,{statement.perks_granted}")
     rows.append(f"perks_redeemed,,,,,{statement.perks_redeemed}")
+    rows.append(f"benefit_uses,,,,,{statement.benefit_uses}")
     return "\r\n".join(rows) + "\r\n"
