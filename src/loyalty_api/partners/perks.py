@@ -11,11 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty_api.clock import format_instant
-from loyalty_api.coupons.codes import generate_code, normalize_code
+from loyalty_api.coupons.codes import generate_code
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.partners.errors import PartnerNotActive, PartnerNotFound, PerkAlreadyRedeemed, PerkNotFound
 from loyalty_api.partners.events import PerkGranted
 from loyalty_api.partners.models import PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
@@ -96,25 +94,3 @@ def perk_view(perk: PartnerPerk, partner_code: str, customer_ref: str | None) ->
         granted_at=perk.created_at,
         redeemed_at=perk.redeemed_at,
     )
-
-
-async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -> PerkView:
-    """The partner honours a perk the customer showed it: once."""
-    partners = PartnerRepository(uow.session)
-    partner = await partners.get(partner_id)
-    if partner is None:
-        raise PartnerNotFound()
-    if partner.status != "active":
-        raise PartnerNotActive()
-    code = normalize_code(typed_code)
-    repo = PerkRepository(uow.session)
-    perk = None if code is None else await repo.redeem(partner.id, code, uow.clock.now())
-    if perk is None:
-        known = None if code is None else await repo.get_by_code(partner.id, code)
-        if known is None:
-            raise PerkNotFound()
-        raise PerkAlreadyRedeemed(
-            redeemed_at=None if known.redeemed_at is None else format_instant(known.redeemed_at)
-        )
-    link = await partners.get_member_link(partner.id, perk.member_id)
-    return perk_view(perk, partner.code, None if link is None else link.partner_customer_ref)

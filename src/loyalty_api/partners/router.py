@@ -17,7 +17,7 @@ from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.partners import coalition, exchanges, perks, service, settlement
+from loyalty_api.partners import coalition, exchanges, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
     BenefitUseRecorded,
@@ -498,7 +498,7 @@ async def redeem_perk(
     is not one of your perks is 404 `perk_not_found`; a redeemed one 409 `perk_already_redeemed`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
-    return PartnerPerkRead.model_validate(await perks.redeem_perk(uow, _partner_of(caller), code))
+    return PartnerPerkRead.model_validate(await service.redeem_perk(uow, _partner_of(caller), code))
 
 
 @router.post(

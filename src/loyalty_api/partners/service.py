@@ -17,6 +17,8 @@ from decimal import Decimal
 from typing import Literal
 
 from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.clock import format_instant
+from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -34,6 +36,8 @@ from loyalty_api.partners.errors import (
     PartnerExists,
     PartnerNotActive,
     PartnerNotFound,
+    PerkAlreadyRedeemed,
+    PerkNotFound,
 )
 from loyalty_api.partners.events import JointBenefitUsed, PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.joint import JOINT_CACHE_KEY, member_joint_offers
@@ -515,3 +519,20 @@ def _duplicate_use() -> Iterator[None]:
         if exc.constraint == "uq_partner_benefit_uses__partner_id_use_ref":
             raise BenefitUseRecorded() from exc
         raise
+
+
+async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -> PerkView:
+    """The partner honours a perk the customer showed it: once."""
+    partner = await active_partner(uow, partner_id)
+    code = normalize_code(typed_code)
+    repo = PerkRepository(uow.session)
+    perk = None if code is None else await repo.redeem(partner.id, code, uow.clock.now())
+    if perk is None:
+        known = None if code is None else await repo.get_by_code(partner.id, code)
+        if known is None:
+            raise PerkNotFound()
+        raise PerkAlreadyRedeemed(
+            redeemed_at=None if known.redeemed_at is None else format_instant(known.redeemed_at)
+        )
+    link = await PartnerRepository(uow.session).get_member_link(partner.id, perk.member_id)
+    return perk_view(perk, partner.code, None if link is None else link.partner_customer_ref)
