@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # An endpoint that has failed every attempt for this long is disabled (its deliveries wait for it).
     webhook_disable_after_hours: float = Field(default=120.0, gt=0, le=24 * 90)
     webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Deliveries made this long ago that are done (delivered or given up) are purged, with their attempts.
+    webhook_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Paid membership: billing hears `subscription.renewal_due` (and `trial_will_end`) this long before a
     # period ends, time to collect the next fee.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, func, select, update
+from sqlalchemy import Table, and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -252,6 +252,21 @@ class DeliveryRepository:
 
     async def save_endpoint(self) -> None:
         await self.session.flush()
+
+    async def purge_done(self, made_before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` deliveries made before `made_before` that are no longer pending, with their
+        attempts; how many deliveries."""
+        ids = (
+            await self.session.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.created_at < made_before, WebhookDelivery.status != "pending")
+                .limit(limit)
+            )
+        ).all()
+        if ids:
+            await self.session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            await self.session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        return len(ids)
 
     async def count_by_status(self) -> dict[str, int]:
         result = await self.session.execute(

@@ -65,6 +65,7 @@ class WebhookDelivery(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         Index(None, "status", "next_attempt_at"),
+        Index(None, "created_at"),  # the retention job reads the oldest
         # The head-of-queue check looks only at pending deliveries of one endpoint and member.
         Index(
             None,

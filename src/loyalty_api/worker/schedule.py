@@ -16,6 +16,7 @@ from loyalty_api.points.holds import expire_holds
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
 from loyalty_api.webhooks.delivery import deliver_webhooks
+from loyalty_api.webhooks.retention import purge_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +48,5 @@ JOBS: tuple[Job, ...] = (
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
+    Job("purge-webhook-deliveries", timedelta(hours=1), purge_deliveries),
 )
