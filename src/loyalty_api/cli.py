@@ -168,10 +168,10 @@ def cmd_worker(_: argparse.Namespace) -> None:
 
 def cmd_jobs(args: argparse.Namespace) -> None:
     """Run one job until it has nothing left to do, then print how many items it handled."""
-    from loyalty_api.worker.schedule import JOBS
+    from loyalty_api.worker.schedule import ALL_JOBS
 
     settings = Settings()
-    job = next(j for j in JOBS if j.name == args.job)
+    job = next(j for j in ALL_JOBS if j.name == args.job)
 
     async def run() -> int:
         total = 0
@@ -326,9 +326,9 @@ def cmd_event_types(args: argparse.Namespace) -> None:
 
 
 def _job_names() -> tuple[Job, ...]:
-    from loyalty_api.worker.schedule import JOBS
+    from loyalty_api.worker.schedule import ALL_JOBS
 
-    return JOBS
+    return ALL_JOBS
 
 
 def build_parser() -> argparse.ArgumentParser:

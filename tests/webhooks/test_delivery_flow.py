@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -15,15 +14,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from loyalty_api.clock import FrozenClock, format_instant
 from loyalty_api.db.uow import UnitsOfWork
-from loyalty_api.webhooks.delivery import LEASE, dispatch_events, lease_length, send_due
+from loyalty_api.webhooks import delivery
+from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
 from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
+from loyalty_api.webhooks.models import WebhookDelivery
 from loyalty_api.webhooks.secrets import new_secret
-from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
@@ -153,12 +153,17 @@ async def test_a_worker_that_died_mid_send_leaves_nothing_lost(
     await dispatch_events(units)
     async with units.begin() as uow:  # a worker leases the deliveries, then dies before sending
         now = uow.clock.now()
-        leased = await DeliveryRepository(uow.session).lease_due(now, until=now + LEASE, limit=100)
+        leased = await DeliveryRepository(uow.session).lease_due(
+            now, until=now + LEASE, token=uuid.uuid4(), limit=100
+        )
     assert leased
     assert await send_due(units) == 0  # another worker leaves them alone while the lease runs
     clock.advance(LEASE + timedelta(seconds=1))
-    assert await send_due(units) == len(leased)
-    assert len(receiver.received) == len(leased)
+    # Those it held, and behind them the member's later events, in one run.
+    everything = len(await rows(app, "SELECT id FROM webhook_deliveries"))
+    assert everything > len(leased)
+    assert await send_due(units) == everything
+    assert len(receiver.received) == everything
 
 
 async def test_one_members_events_arrive_in_order_while_others_flow(
@@ -411,13 +416,42 @@ async def test_a_receiver_that_answers_slowly_is_cut_off_at_the_timeout(
     assert delivery["status"] == "pending"
 
 
-def test_a_lease_outlasts_the_slowest_batch(units: UnitsOfWork) -> None:
-    # A batch of 100 goes out 16 at a time, each send up to the DNS check plus the timeout: a fixed 60 s lease
-    # ran out while the last ones still waited their turn, and another worker sent them too.
-    for timeout in (1.0, 10.0, 60.0):
-        settings = units.settings.model_copy(update={"webhook_timeout_seconds": timeout})
-        slowest = math.ceil(100 / 16) * timedelta(seconds=RESOLVE_TIMEOUT_SECONDS + timeout)
-        assert lease_length(settings, 100) > slowest
+async def test_a_send_longer_than_the_lease_keeps_it_by_its_heartbeat(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    earned_event: None,
+) -> None:
+    # Leases are short so a dead worker's deliveries go out again within seconds; a live worker whose send
+    # outlasts one renews it, and no other worker sends the delivery meanwhile.
+    monkeypatch.setattr(delivery, "HEARTBEAT", timedelta(milliseconds=50))
+    released, arrived = asyncio.Event(), asyncio.Event()
+    receiver.holds.append(released)
+
+    async def note_arrival() -> None:
+        arrived.set()
+
+    receiver.on_request = note_arrival
+    await dispatch_events(units)
+    slow = asyncio.create_task(send_due(units))
+    await asyncio.wait_for(arrived.wait(), timeout=10)
+    clock.advance(LEASE * 3)  # the send is still out, three leases later
+    renewed = clock.now() + LEASE
+    for _ in range(100):
+        async with units.read() as uow:
+            held = await uow.session.scalar(select(WebhookDelivery.leased_until))
+        if held == renewed:
+            break
+        await asyncio.sleep(0.02)
+    assert held == renewed
+    assert await send_due(units) == 0  # another worker leaves it alone
+    released.set()
+    assert await slow == 1
+    assert len(receiver.received) == 1
+    [settled] = await rows(app, "SELECT status, leased_until, lease_token FROM webhook_deliveries")
+    assert settled == {"status": "succeeded", "leased_until": None, "lease_token": None}
 
 
 @pytest.mark.usefixtures("earned_event")

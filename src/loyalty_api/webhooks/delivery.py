@@ -1,26 +1,35 @@
 """Webhook delivery: fan outbox events out to the endpoints that take them, then send each delivery, signed
 per Standard Webhooks, retrying with growing back-off for about a day.
 
-At least once: a delivery is leased before it is sent and settled after, each in its own transaction, so a
-worker that dies mid-send leaves a lease that runs out and another worker sends again. Receivers dedupe on
-`webhook-id` (the event's id, the same on every attempt). One endpoint gets one member's events in order: a
-later event waits while an earlier one is still pending.
+At least once: a delivery is leased before it is sent and settled after, in transactions of their own, and
+the lease is short and renewed while the send is out, so a worker that dies mid-send leaves a lease that
+runs out within seconds and another worker sends again. Receivers dedupe on `webhook-id` (the event's id,
+the same on every attempt). One endpoint gets one member's events in order: a later event waits while an
+earlier one is still pending.
+
+An endpoint that fails is not flooded: its deliveries wait, each on its back-off schedule, while one probe at
+a time (a delivery of its own, sent ahead of schedule when none is due) tries it at a growing interval; the
+first send it answers releases everything held for it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
 
 from loyalty_api.clock import format_instant
+from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.settings import Settings
@@ -29,7 +38,7 @@ from loyalty_api.webhooks.endpoints import new_delivery
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
-from loyalty_api.webhooks.targets import RESOLVE_TIMEOUT_SECONDS, check_target
+from loyalty_api.webhooks.targets import check_target
 
 logger = logging.getLogger("loyalty_api.webhooks")
 
@@ -43,22 +52,29 @@ BACKOFF = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
-LEASE = timedelta(seconds=60)  # the margin of a lease beyond the longest its batch of sends can take
+# A lease runs out this long after it was taken or last renewed; a worker renews its leases every HEARTBEAT
+# while their sends are out. A worker that dies leaves its deliveries to another within LEASE (plus a tick).
+LEASE = timedelta(seconds=10)
+HEARTBEAT = timedelta(seconds=3)
+# While an endpoint fails, a probe goes out at a growing interval: a quarter of the time it has been failing,
+# at least PROBE_MIN, at most PROBE_CAP in its first hour, then at most PROBE_CAP_LATER.
+PROBE_MIN = timedelta(seconds=1)
+PROBE_CAP = timedelta(seconds=30)
+PROBE_CAP_LATER = timedelta(minutes=5)
 RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
-_SENDERS = 16  # sends in flight at once per worker
+_SENDERS = 32  # sends in flight at once per worker
+_PER_ENDPOINT = 8  # of which to one endpoint (its connections kept alive between sends)
+_COUNT_SHARDS = 8  # rows per outcome in webhook_delivery_counts
 # A run stops after this many batches even with more to do, so a stopping worker finishes soon; the worker
 # (or `loyalty-api jobs`) simply runs it again.
 _BATCHES_PER_RUN = 20
 
 
-def lease_length(settings: Settings, batch: int) -> timedelta:
-    """How long a batch of deliveries is leased: long enough for its last send to start and finish (the
-    batch goes out _SENDERS at a time, each send bounded by the DNS check and the timeout), so another worker
-    never takes over a delivery that is still waiting its turn here."""
-    waves = -(-batch // _SENDERS)
-    per_send = timedelta(seconds=RESOLVE_TIMEOUT_SECONDS + settings.webhook_timeout_seconds)
-    return LEASE + waves * per_send
+def probe_interval(failing_for: timedelta) -> timedelta:
+    """How long after a failed send to a failing endpoint its next probe goes out."""
+    cap = PROBE_CAP if failing_for < timedelta(hours=1) else PROBE_CAP_LATER
+    return min(cap, max(PROBE_MIN, failing_for / 4))
 
 
 def retry_delay(failed_attempts: int, rng: random.Random) -> timedelta | None:
@@ -98,10 +114,12 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
     return dispatched
 
 
-async def deliver_webhooks(units: UnitsOfWork) -> int:
+async def deliver_webhooks(
+    units: UnitsOfWork, *, client: httpx.AsyncClient | None = None, rng: random.Random | None = None
+) -> int:
     """The worker's webhook job: fan new events out, then send what is due. Returns the attempts made."""
     await dispatch_events(units)
-    return await send_due(units)
+    return await send_due(units, client=client, rng=rng)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,51 +155,91 @@ async def send_due(
     client: httpx.AsyncClient | None = None,
     rng: random.Random | None = None,
 ) -> int:
-    """Send the deliveries that are due, a batch at a time (up to _BATCHES_PER_RUN); returns the attempts."""
+    """Send the deliveries that are due, a batch at a time (up to _BATCHES_PER_RUN), and a probe to each
+    failing endpoint whose turn it is; returns the attempts made. The run's leases are renewed while its
+    sends are out, and each batch's outcomes are settled in one transaction."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
     own_client = client is None
-    http = client or httpx.AsyncClient(
-        timeout=units.settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
-    )
-    gate = asyncio.Semaphore(_SENDERS)
+    http = client or webhook_client(units.settings)
+    token = new_id()
+    gates = _Gates()
     attempted = 0
     try:
-        for _ in range(_BATCHES_PER_RUN):
-            async with units.begin() as uow:
-                now = uow.clock.now()
-                repo = DeliveryRepository(uow.session)
-                leased = await repo.lease_due(
-                    now, until=now + lease_length(units.settings, batch), limit=batch
-                )
-                outgoing = await repo.list_outgoing(leased) if leased else []
-            if not outgoing:
-                return attempted
-            await asyncio.gather(*(_send_one(units, http, item, gate, rng) for item in outgoing))
-            attempted += len(outgoing)
-            if len(outgoing) < batch:
-                break
+        async with _renewing_leases(units, token):
+            for _ in range(_BATCHES_PER_RUN):
+                outgoing = await _lease(units, token, batch)
+                if not outgoing:
+                    break
+                outcomes = await asyncio.gather(*(_send_one(units, http, item, gates) for item in outgoing))
+                await _settle_batch(units, token, list(zip(outgoing, outcomes, strict=True)), rng)
+                attempted += len(outgoing)
         return attempted
     finally:
         if own_client:
             await http.aclose()
 
 
-async def _send_one(
-    units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing, gate: asyncio.Semaphore, rng: random.Random
-) -> None:
+def webhook_client(settings: Settings) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=_SENDERS, max_keepalive_connections=_SENDERS)
+    return httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False, limits=limits
+    )
+
+
+async def _lease(units: UnitsOfWork, token: uuid.UUID, batch: int) -> list[Outgoing]:
+    async with units.begin() as uow:
+        now = uow.clock.now()
+        repo = DeliveryRepository(uow.session)
+        # A probe's endpoint waits for its outcome at most as long as the send can take, so one whose worker
+        # died is probed again soon after.
+        probe_out = timedelta(seconds=units.settings.webhook_timeout_seconds) + LEASE
+        probes = await repo.lease_probes(now, until=now + probe_out, token=token)
+        leased = await repo.lease_due(now, until=now + LEASE, token=token, limit=batch)
+        return await repo.list_outgoing(probes + leased, now) if probes or leased else []
+
+
+@asynccontextmanager
+async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterator[None]:
+    """Renew, every HEARTBEAT, the leases this run holds, for as long as the block runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT.total_seconds())
+            try:
+                async with units.begin() as uow:
+                    await DeliveryRepository(uow.session).renew_leases(token, until=uow.clock.now() + LEASE)
+            except Exception:
+                # The next beat tries again; a lease that runs out meanwhile is sent again (at least once).
+                logger.exception("webhook leases not renewed")
+
+    heart = asyncio.create_task(beat(), name="webhook-lease-heartbeat")
+    try:
+        yield
+    finally:
+        heart.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heart
+
+
+class _Gates:
+    """Bounds on sends in flight: _SENDERS in all, _PER_ENDPOINT to any one endpoint."""
+
+    def __init__(self) -> None:
+        self.all = asyncio.Semaphore(_SENDERS)
+        self.endpoints: dict[uuid.UUID, asyncio.Semaphore] = {}
+
+    def endpoint(self, endpoint_id: uuid.UUID) -> asyncio.Semaphore:
+        return self.endpoints.setdefault(endpoint_id, asyncio.Semaphore(_PER_ENDPOINT))
+
+
+async def _send_one(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing, gates: _Gates) -> Outcome:
     """One delivery: whatever goes wrong with it stays with it, and the rest of the batch goes on."""
-    async with gate:
+    async with gates.endpoint(item.endpoint_id), gates.all:
         try:
-            outcome = await _attempt(units, http, item)
+            return await _attempt(units, http, item)
         except Exception as exc:
             logger.exception("webhook send failed", extra={"delivery_id": str(item.delivery_id)})
-            outcome = Outcome(None, f"internal error: {type(exc).__name__}", None, 0)
-    try:
-        async with units.begin() as uow:
-            await _settle(uow, item, outcome, rng)
-    except Exception:
-        # Its lease runs out and it is sent again: at least once.
-        logger.exception("webhook attempt not recorded", extra={"delivery_id": str(item.delivery_id)})
+            return Outcome(None, f"internal error: {type(exc).__name__}", None, 0)
 
 
 def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:
@@ -245,58 +303,105 @@ async def _start_of_body(response: httpx.Response) -> str:
     return text[:RESPONSE_KEPT].replace("\x00", "\ufffd")
 
 
-async def _settle(uow: UnitOfWork, item: Outgoing, outcome: Outcome, rng: random.Random) -> None:
-    """Record the attempt and, if this worker still holds the lease it sent under, what becomes of the
-    delivery. A lease that ran out and was taken over (or reset by a retry) belongs to another send: this
-    late outcome is kept as an attempt but decides nothing. A delivery deleted meanwhile (its endpoint was
-    deleted) leaves nothing to record."""
+async def _settle_batch(
+    units: UnitsOfWork, token: uuid.UUID, sent: list[tuple[Outgoing, Outcome]], rng: random.Random
+) -> None:
+    try:
+        async with units.begin() as uow:
+            await _settle(uow, token, sent, rng)
+    except Exception:
+        # Their leases run out and they are sent again: at least once.
+        logger.exception("webhook attempts not recorded", extra={"deliveries": len(sent)})
+
+
+async def _settle(
+    uow: UnitOfWork, token: uuid.UUID, sent: list[tuple[Outgoing, Outcome]], rng: random.Random
+) -> None:
+    """Record a batch's attempts and, for each delivery this run still holds the lease of, what becomes of
+    it. A lease that ran out and was taken over (or reset by a retry) belongs to another send: this late
+    outcome is kept as an attempt but decides nothing. A delivery deleted meanwhile (its endpoint was
+    deleted) leaves nothing to record. Endpoints first, in id order, so two workers settling batches for one
+    endpoint never wait on each other in a circle."""
     now = uow.clock.now()
     repo = DeliveryRepository(uow.session)
-    error = outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}")
-    if outcome.succeeded:
-        status, next_at = "succeeded", now
-    elif outcome.hopeless:
-        status, next_at = "failed", now
-    else:
-        delay = retry_delay(item.attempts + 1, rng)
+    answered = {item.endpoint_id for item, outcome in sent if outcome.succeeded}
+    failed = {item.endpoint_id for item, outcome in sent if not outcome.succeeded and not outcome.hopeless}
+    for endpoint_id in sorted(answered | failed):
+        if endpoint_id in answered:
+            await repo.recover_endpoint(endpoint_id, now)
+        else:
+            await _endpoint_failed(uow, endpoint_id, now)
+
+    held: list[uuid.UUID] = []
+    settled = {"succeeded": 0, "failed": 0}
+    by_code: dict[int | None, list[uuid.UUID]] = {}
+    for item, outcome in sent:
+        if outcome.succeeded:
+            by_code.setdefault(outcome.status_code, []).append(item.delivery_id)
+    for code, ids in by_code.items():
+        owned = await repo.finish_deliveries(
+            ids, token=token, status="succeeded", at=now, next_attempt_at=now, status_code=code, error=None
+        )
+        held += owned
+        settled["succeeded"] += len(owned)
+    for item, outcome in sent:
+        if outcome.succeeded:
+            continue
+        error = outcome.error or f"HTTP {outcome.status_code}"
+        if not item.due and not outcome.hopeless:
+            # A probe ahead of the delivery's own schedule: the schedule stands.
+            if await repo.release_probe(
+                item.delivery_id, token=token, at=now, status_code=outcome.status_code, error=error
+            ):
+                held.append(item.delivery_id)
+            continue
+        delay = None if outcome.hopeless else retry_delay(item.attempts + 1, rng)
         status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
-    owned = await repo.finish_attempt(
-        item.delivery_id,
-        lease=item.leased_until,
-        status=status,
-        at=now,
-        next_attempt_at=next_at,
-        status_code=outcome.status_code,
-        error=error,
+        owned = await repo.finish_deliveries(
+            [item.delivery_id],
+            token=token,
+            status=status,
+            at=now,
+            next_attempt_at=next_at,
+            status_code=outcome.status_code,
+            error=error,
+        )
+        held += owned
+        if owned and status == "failed":
+            settled["failed"] += 1
+    others = [item.delivery_id for item, _ in sent if item.delivery_id not in set(held)]
+    recorded = set(held) | await repo.lock_existing(others)
+    await repo.insert_attempts(
+        [
+            {
+                "delivery_id": item.delivery_id,
+                "attempted_at": now,
+                "status_code": outcome.status_code,
+                "error": None if outcome.succeeded else (outcome.error or f"HTTP {outcome.status_code}"),
+                "duration_ms": outcome.duration_ms,
+                "response_body": outcome.response_body,
+            }
+            for item, outcome in sent
+            if item.delivery_id in recorded
+        ]
     )
-    if not owned and not await repo.lock_delivery_key(item.delivery_id):
-        return
-    await repo.insert_attempt(
-        item.delivery_id,
-        at=now,
-        status_code=outcome.status_code,
-        error=error,
-        duration_ms=outcome.duration_ms,
-        response_body=outcome.response_body,
-    )
-    if not outcome.hopeless:
-        await _track_endpoint(uow, item.endpoint_id, succeeded=outcome.succeeded, now=now)
+    shard = rng.randrange(_COUNT_SHARDS)
+    for outcome_name, count in settled.items():  # always in this order: no two settles wait in a circle
+        if count:
+            await repo.count_settled(outcome_name, count, shard=shard)
 
 
-async def _track_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID, *, succeeded: bool, now: datetime) -> None:
-    """Remember since when an endpoint fails every attempt; past the setting's limit, disable it."""
+async def _endpoint_failed(uow: UnitOfWork, endpoint_id: uuid.UUID, now: datetime) -> None:
+    """Remember since when an endpoint fails every attempt and when to probe it next; past the setting's
+    limit, disable it."""
     repo = DeliveryRepository(uow.session)
-    if succeeded:
-        # One conditional UPDATE that matches (and locks) nothing while the endpoint is healthy: successful
-        # deliveries to one endpoint do not queue behind each other's transactions.
-        await repo.clear_failing(endpoint_id)
-        return
     endpoint = await repo.lock_endpoint(endpoint_id)
     if endpoint is None:
         return
     if endpoint.failing_since is None:
         endpoint.failing_since = now
-    elif endpoint.enabled and now - endpoint.failing_since >= timedelta(
+    endpoint.next_probe_at = now + probe_interval(now - endpoint.failing_since)
+    if endpoint.enabled and now - endpoint.failing_since >= timedelta(
         hours=uow.settings.webhook_disable_after_hours
     ):
         endpoint.enabled = False
@@ -325,7 +430,7 @@ async def backlog(units: UnitsOfWork) -> Backlog:
     async with units.read() as uow:
         repo = DeliveryRepository(uow.session)
         return Backlog(
-            by_status=await repo.count_by_status(),
+            by_status={"pending": await repo.count_pending(), **await repo.settled_counts()},
             retrying=await repo.count_retrying(),
             oldest_pending_since=await repo.oldest_pending_since(),
         )

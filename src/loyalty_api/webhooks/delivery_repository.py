@@ -9,13 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.ids import new_id
-from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.webhooks.models import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryCount,
+    WebhookEndpoint,
+)
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 DISPATCH_LOCK = 0x10_7A_17_0B  # the advisory lock key of the fan-out turn
@@ -50,7 +56,9 @@ class Outgoing:
     occurred_at: datetime
     payload: dict[str, Any]
     attempts: int
-    leased_until: datetime | None  # the lease this send holds, as stored
+    # Its own next attempt has come: a failure counts towards its back-off. False for a probe sent ahead of
+    # the delivery's schedule, whose failure leaves the schedule as it was.
+    due: bool
 
 
 class DeliveryRepository:
@@ -115,26 +123,22 @@ class DeliveryRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def lease_due(self, now: datetime, *, until: datetime, limit: int) -> list[uuid.UUID]:
+    async def lease_due(
+        self, now: datetime, *, until: datetime, token: uuid.UUID, limit: int
+    ) -> list[uuid.UUID]:
         """Lease the deliveries due now that head their queue: per endpoint and ordering key, a delivery waits
-        while an earlier event's delivery is still pending (retrying, or leased by a worker)."""
-        earlier = aliased(WebhookDelivery)
+        while an earlier event's delivery is still pending (retrying, or leased by a worker). A failing
+        endpoint's deliveries wait for its probe (`lease_probes`)."""
         query = (
             select(WebhookDelivery.id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(
                 WebhookDelivery.status == "pending",
                 WebhookDelivery.next_attempt_at <= now,
-                (WebhookDelivery.leased_until.is_(None)) | (WebhookDelivery.leased_until <= now),
+                _unleased(now),
                 WebhookEndpoint.enabled.is_(True),
-                ~exists().where(
-                    and_(
-                        earlier.endpoint_id == WebhookDelivery.endpoint_id,
-                        earlier.ordering_key == WebhookDelivery.ordering_key,
-                        earlier.status == "pending",
-                        earlier.event_id < WebhookDelivery.event_id,
-                    )
-                ),
+                WebhookEndpoint.failing_since.is_(None),
+                _heads_queue(),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
@@ -142,16 +146,66 @@ class DeliveryRepository:
         if self._skip_locked:
             query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
         ids = list((await self.session.execute(query)).scalars().all())
+        await self._lease(ids, until=until, token=token)
+        return ids
+
+    async def lease_probes(self, now: datetime, *, until: datetime, token: uuid.UUID) -> list[uuid.UUID]:
+        """For each failing endpoint whose probe is due and not out already, lease the one delivery that
+        probes it (the head of a queue, the earliest due first), and hold its next probe until `until`: one
+        probe at a time per endpoint, whichever worker sends it."""
+        endpoints_due = (
+            select(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.failing_since.is_not(None),
+                (WebhookEndpoint.next_probe_at.is_(None)) | (WebhookEndpoint.next_probe_at <= now),
+            )
+            .order_by(WebhookEndpoint.id)
+        )
+        if self._skip_locked:
+            endpoints_due = endpoints_due.with_for_update(skip_locked=True)
+        ids: list[uuid.UUID] = []
+        for endpoint in (await self.session.execute(endpoints_due)).scalars().all():
+            head = await self.session.scalar(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.endpoint_id == endpoint.id,
+                    WebhookDelivery.status == "pending",
+                    _unleased(now),
+                    _heads_queue(),
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(1)
+            )
+            # With nothing to send it stays failing until a delivery comes to probe it.
+            endpoint.next_probe_at = until if head is not None else None
+            if head is not None:
+                ids.append(head)
+        await self.session.flush()
+        await self._lease(ids, until=until, token=token)
+        return ids
+
+    async def _lease(self, ids: list[uuid.UUID], *, until: datetime, token: uuid.UUID) -> None:
         if ids:
             await self.session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_(ids))
-                .values(leased_until=until)
+                .values(leased_until=until, lease_token=token)
                 .execution_options(synchronize_session=False)
             )
-        return ids
 
-    async def list_outgoing(self, delivery_ids: Sequence[uuid.UUID]) -> list[Outgoing]:
+    async def renew_leases(self, token: uuid.UUID, *, until: datetime) -> int:
+        """Extend every lease this worker run still holds (its sends in progress); how many."""
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.lease_token == token, WebhookDelivery.status == "pending")
+            .values(leased_until=until)
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(result.all())
+
+    async def list_outgoing(self, delivery_ids: Sequence[uuid.UUID], now: datetime) -> list[Outgoing]:
         result = await self.session.execute(
             select(
                 WebhookDelivery.id,
@@ -165,60 +219,59 @@ class DeliveryRepository:
                 OutboxEvent.occurred_at,
                 OutboxEvent.payload,
                 WebhookDelivery.attempts,
-                WebhookDelivery.leased_until,
+                WebhookDelivery.next_attempt_at <= now,
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
             .where(WebhookDelivery.id.in_(list(delivery_ids)))
             .order_by(WebhookDelivery.id)
         )
-        return [Outgoing(*row) for row in result.all()]
-
-    async def insert_attempt(
-        self,
-        delivery_id: uuid.UUID,
-        *,
-        at: datetime,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: int,
-        response_body: str | None,
-    ) -> None:
-        await self.session.execute(
-            _ATTEMPTS.insert().values(
-                id=new_id(),
-                delivery_id=delivery_id,
-                attempted_at=at,
-                status_code=status_code,
-                error=error,
-                duration_ms=duration_ms,
-                response_body=response_body,
+        return [
+            Outgoing(
+                delivery_id=row[0],
+                endpoint_id=row[1],
+                url=row[2],
+                secret_encrypted=row[3],
+                previous_secret_encrypted=row[4],
+                previous_secret_until=row[5],
+                event_id=row[6],
+                event_type=row[7],
+                occurred_at=row[8],
+                payload=row[9],
+                attempts=row[10],
+                due=bool(row[11]),
             )
-        )
+            for row in result.all()
+        ]
 
-    async def finish_attempt(
+    async def insert_attempts(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(_ATTEMPTS.insert(), [{"id": new_id(), **row} for row in rows])
+
+    async def finish_deliveries(
         self,
-        delivery_id: uuid.UUID,
+        delivery_ids: Sequence[uuid.UUID],
         *,
-        lease: datetime | None,
+        token: uuid.UUID,
         status: str,
         at: datetime,
         next_attempt_at: datetime,
         status_code: int | None,
         error: str | None,
-    ) -> bool:
-        """Settle the delivery if it still holds `lease` (nobody took it over or reset it meanwhile)."""
-        held = (
-            WebhookDelivery.leased_until.is_(None) if lease is None else WebhookDelivery.leased_until == lease
-        )
+    ) -> list[uuid.UUID]:
+        """Record one scheduled attempt of these deliveries, each that this worker run still holds (nobody
+        took it over or reset it meanwhile), and release their leases. Returns those it held."""
+        if not delivery_ids:
+            return []
         result = await self.session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, held)
+            .where(WebhookDelivery.id.in_(list(delivery_ids)), WebhookDelivery.lease_token == token)
             .values(
                 status=status,
                 attempts=WebhookDelivery.attempts + 1,
                 next_attempt_at=next_attempt_at,
                 leased_until=None,
+                lease_token=None,
                 last_attempt_at=at,
                 last_status_code=status_code,
                 last_error=error,
@@ -227,14 +280,36 @@ class DeliveryRepository:
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
+        return list(result.scalars().all())
+
+    async def release_probe(
+        self, delivery_id: uuid.UUID, *, token: uuid.UUID, at: datetime, status_code: int | None, error: str
+    ) -> bool:
+        """A probe of a delivery not due yet failed: its own schedule stands, only its lease ends."""
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_token == token)
+            .values(
+                leased_until=None,
+                lease_token=None,
+                last_attempt_at=at,
+                last_status_code=status_code,
+                last_error=error,
+            )
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
         return result.scalar_one_or_none() is not None
 
-    async def lock_delivery_key(self, delivery_id: uuid.UUID) -> bool:
-        """Whether the delivery exists, kept from being deleted until commit (PostgreSQL: FOR KEY SHARE)."""
-        query = select(WebhookDelivery.id).where(WebhookDelivery.id == delivery_id)
+    async def lock_existing(self, delivery_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the deliveries that exist, kept from being deleted until commit (PostgreSQL: FOR KEY
+        SHARE)."""
+        if not delivery_ids:
+            return set()
+        query = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(list(delivery_ids)))
         if self._skip_locked:
             query = query.with_for_update(key_share=True)
-        return (await self.session.execute(query)).scalar_one_or_none() is not None
+        return set((await self.session.execute(query)).scalars().all())
 
     async def lock_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
@@ -242,16 +317,43 @@ class DeliveryRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def clear_failing(self, endpoint_id: uuid.UUID) -> None:
-        await self.session.execute(
+    async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime) -> int:
+        """The endpoint answered: if it was failing, it is not any more, and every delivery held for it is
+        due now (those a worker holds aside). How many were released. Matches (and locks) nothing while the
+        endpoint is healthy, so successful sends to one endpoint do not queue behind each other."""
+        was_failing = await self.session.scalar(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None)
+            .values(failing_since=None, next_probe_at=None)
+            .returning(WebhookEndpoint.id)
             .execution_options(synchronize_session=False)
         )
+        if was_failing is None:
+            return 0
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at > now,
+                _unleased(now),
+            )
+            .values(next_attempt_at=now)
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(result.all())
 
     async def save_endpoint(self) -> None:
         await self.session.flush()
+
+    async def count_settled(self, outcome: str, deliveries: int, *, shard: int) -> None:
+        await self.session.execute(
+            update(WebhookDeliveryCount)
+            .where(WebhookDeliveryCount.outcome == outcome, WebhookDeliveryCount.shard == shard)
+            .values(deliveries=WebhookDeliveryCount.deliveries + deliveries)
+            .execution_options(synchronize_session=False)
+        )
 
     async def purge_done(self, made_before: datetime, *, limit: int) -> int:
         """Delete up to `limit` deliveries made before `made_before` that are no longer pending, with their
@@ -268,11 +370,19 @@ class DeliveryRepository:
             await self.session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
         return len(ids)
 
-    async def count_by_status(self) -> dict[str, int]:
+    async def settled_counts(self) -> dict[str, int]:
+        """Deliveries settled for good since the start, by outcome (succeeded, failed)."""
         result = await self.session.execute(
-            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+            select(WebhookDeliveryCount.outcome, func.sum(WebhookDeliveryCount.deliveries)).group_by(
+                WebhookDeliveryCount.outcome
+            )
         )
-        return {status: int(n) for status, n in result.all()}
+        return {outcome: int(n or 0) for outcome, n in result.all()}
+
+    async def count_pending(self) -> int:
+        """The queue's length, read from the index of pending deliveries (its size is the backlog's)."""
+        query = select(func.count()).where(WebhookDelivery.status == "pending")
+        return int(await self.session.scalar(query) or 0)
 
     async def count_retrying(self) -> int:
         query = select(func.count()).where(WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0)
@@ -287,3 +397,20 @@ class DeliveryRepository:
             .where(WebhookDelivery.status == "pending", WebhookEndpoint.enabled.is_(True))
         )
         return found
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return (WebhookDelivery.leased_until.is_(None)) | (WebhookDelivery.leased_until <= now)
+
+
+def _heads_queue() -> ColumnElement[bool]:
+    """No earlier event's delivery to the same endpoint with the same ordering key is still pending."""
+    earlier = aliased(WebhookDelivery)
+    return ~exists().where(
+        and_(
+            earlier.endpoint_id == WebhookDelivery.endpoint_id,
+            earlier.ordering_key == WebhookDelivery.ordering_key,
+            earlier.status == "pending",
+            earlier.event_id < WebhookDelivery.event_id,
+        )
+    )

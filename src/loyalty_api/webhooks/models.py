@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -52,6 +52,9 @@ class WebhookEndpoint(IdMixin, Base):
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_secret_until: Mapped[datetime | None]
     failing_since: Mapped[datetime | None]  # the first failure since the last success
+    # While failing, its deliveries wait and one probe at a time tries the endpoint: the next one not before
+    # this (also the probe's own lease while it is out).
+    next_probe_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -85,6 +88,7 @@ class WebhookDelivery(IdMixin, Base):
     attempts: Mapped[int]
     next_attempt_at: Mapped[datetime]
     leased_until: Mapped[datetime | None]  # a worker is sending it; after this another may
+    lease_token: Mapped[uuid.UUID | None]  # which worker's run holds the lease (it renews and settles by it)
     last_attempt_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
@@ -104,3 +108,15 @@ class WebhookAttempt(IdMixin, Base):
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int]
     response_body: Mapped[str | None] = mapped_column(Text)  # truncated
+
+
+class WebhookDeliveryCount(Base):
+    """Deliveries settled for good, by outcome, for /metrics: counters that survive the retention purge and
+    cost a scrape nothing. Each outcome is spread over a few rows (shards) so settling workers do not queue
+    on one row."""
+
+    __tablename__ = "webhook_delivery_counts"
+
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)  # succeeded | failed
+    shard: Mapped[int] = mapped_column(primary_key=True)
+    deliveries: Mapped[int] = mapped_column(BigInteger)

@@ -1,7 +1,12 @@
-"""The worker: runs each scheduled job when it is due, until asked to stop.
+"""The worker: sends webhooks, and runs each scheduled job when it is due, until asked to stop.
 
-`loyalty-api worker` runs it on its own; `loyalty-api serve` on SQLite runs it inside the API process. A job
-that fails is logged and tried again at its next turn; the worker itself keeps going.
+`loyalty-api worker` runs it on its own; `loyalty-api serve` on SQLite runs it inside the API process. Each
+job runs in a loop of its own, so a long one (a tier review) delays nothing else. A job that fails is logged
+and tried again at its next turn; the worker itself keeps going.
+
+Webhook delivery is not a timed job: it keeps one HTTP client (connections to endpoints kept alive) for the
+worker's life, runs again at once while it finds work, and otherwise waits for a notification from the
+database (PostgreSQL) or its short timer, whichever comes first.
 """
 
 from __future__ import annotations
@@ -9,46 +14,80 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Sequence
+import random
+from collections.abc import Awaitable, Sequence
 
 from loyalty_api.db.uow import UnitsOfWork
-from loyalty_api.worker.schedule import JOBS, Job
+from loyalty_api.webhooks.delivery import deliver_webhooks, webhook_client
+from loyalty_api.webhooks.wakeup import wake_ups
+from loyalty_api.worker.schedule import DELIVER_WEBHOOKS, JOBS, Job
 
 logger = logging.getLogger("loyalty_api.worker")
 
 
 class Worker:
-    def __init__(self, units: UnitsOfWork, jobs: Sequence[Job] = JOBS, *, tick_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        units: UnitsOfWork,
+        jobs: Sequence[Job] = JOBS,
+        *,
+        tick_seconds: float = 0.25,
+        webhooks: bool = True,
+    ) -> None:
         self.units = units
         self.jobs = jobs
         self.tick_seconds = tick_seconds
+        self.webhooks = webhooks
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        # Intervals are measured on the monotonic clock: they pace the work, they do not decide what is due
-        # (each job asks the injected clock for that).
-        next_run = dict.fromkeys((job.name for job in self.jobs), 0.0)
-        logger.info("worker started", extra={"jobs": [job.name for job in self.jobs]})
-        while not self._stop.is_set():
-            for job in self.jobs:
-                if self._stop.is_set():
-                    break
-                if time.monotonic() >= next_run[job.name]:
-                    await self._run_once(job)
-                    next_run[job.name] = time.monotonic() + job.every.total_seconds()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.tick_seconds)
+        names = [job.name for job in self.jobs] + ([DELIVER_WEBHOOKS.name] if self.webhooks else [])
+        logger.info("worker started", extra={"jobs": names})
+        loops = [self._repeat(job) for job in self.jobs]
+        if self.webhooks:
+            loops.append(self._deliver())
+        await asyncio.gather(*loops)
         logger.info("worker stopped")
 
-    async def _run_once(self, job: Job) -> None:
+    async def _repeat(self, job: Job) -> None:
+        # Intervals are measured on the event loop's monotonic clock: they pace the work, they do not decide
+        # what is due (each job asks the injected clock for that).
+        while not self._stop.is_set():
+            await self._run_once(job.name, job.run(self.units))
+            await self._pause(max(job.every.total_seconds(), self.tick_seconds))
+
+    async def _deliver(self) -> None:
+        rng = random.Random()  # noqa: S311 - jitter, not a secret
+        async with webhook_client(self.units.settings) as client, wake_ups(self.units.settings) as woken:
+            while not self._stop.is_set():
+                woken.clear()
+                sent = await self._run_once(
+                    DELIVER_WEBHOOKS.name, deliver_webhooks(self.units, client=client, rng=rng)
+                )
+                if not sent:
+                    await self._pause(self.tick_seconds, woken)
+
+    async def _pause(self, seconds: float, woken: asyncio.Event | None = None) -> None:
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if woken is not None:
+            waits.append(asyncio.ensure_future(woken.wait()))
         try:
-            done = await job.run(self.units)
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+
+    async def _run_once(self, name: str, run: Awaitable[int]) -> int:
+        try:
+            done = await run
         except Exception:
-            logger.exception("job failed", extra={"job": job.name})
-            return
+            logger.exception("job failed", extra={"job": name})
+            return 0
         if done:
-            logger.info("job ran", extra={"job": job.name, "items": done})
+            logger.info("job ran", extra={"job": name, "items": done})
+        return done

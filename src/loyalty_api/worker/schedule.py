@@ -1,5 +1,5 @@
-"""The periodic jobs the worker runs, and how often. Each job is idempotent and safe to run from several
-processes at once."""
+"""The jobs the worker runs, and how often. Each job is idempotent and safe to run from several processes at
+once. Webhook delivery runs beside them, paced by wake-ups as well as time (see worker.runner)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,13 @@ async def _purge_idempotency_records(units: UnitsOfWork) -> int:
         return await purge_expired(uow)
 
 
+async def _deliver_webhooks(units: UnitsOfWork) -> int:
+    return await deliver_webhooks(units)
+
+
+DELIVER_WEBHOOKS = Job("deliver-webhooks", timedelta(milliseconds=250), _deliver_webhooks)
+
 JOBS: tuple[Job, ...] = (
-    Job("deliver-webhooks", timedelta(milliseconds=250), deliver_webhooks),
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-partner-exchanges", timedelta(seconds=15), expire_exchanges),
     Job("expire-points", timedelta(minutes=1), _expire_points),
@@ -50,3 +55,6 @@ JOBS: tuple[Job, ...] = (
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
     Job("purge-webhook-deliveries", timedelta(hours=1), purge_deliveries),
 )
+
+# Everything `loyalty-api jobs NAME` can run once.
+ALL_JOBS: tuple[Job, ...] = (DELIVER_WEBHOOKS, *JOBS)
