@@ -1,5 +1,6 @@
 """webhook leases and probes: the worker run holding a delivery's lease, an endpoint's next probe, settled
-deliveries counted for /metrics, and (PostgreSQL) a notification when an event or a delivery is written
+deliveries counted for /metrics, events numbered by the database (the order they are sent in, instead of
+their time-based ids), and (PostgreSQL) a notification when an event or a delivery is written
 
 Revision ID: 0014
 Revises: 0013
@@ -29,6 +30,64 @@ END
 $$
 """
 _WOKEN_BY = ("outbox_events", "webhook_deliveries")
+# SQLite's writers take turns, so the row id is the commit order; the trigger copies it.
+_SQLITE_SEQUENCE = """
+CREATE TRIGGER outbox_events__sequence AFTER INSERT ON outbox_events WHEN NEW.sequence IS NULL
+BEGIN
+    UPDATE outbox_events SET sequence = NEW.rowid WHERE rowid = NEW.rowid;
+END
+"""
+_UNDISPATCHED = "dispatched_at IS NULL"
+_PENDING = "status = 'pending'"
+
+
+def _number_events(dialect: str) -> None:
+    op.add_column("outbox_events", sa.Column("sequence", sa.BigInteger(), nullable=True))
+    if dialect == "postgresql":
+        op.execute("CREATE SEQUENCE outbox_events_sequence AS BIGINT OWNED BY outbox_events.sequence")
+        op.execute(
+            "UPDATE outbox_events SET sequence = numbered.n FROM "
+            "(SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox_events) AS numbered "
+            "WHERE numbered.id = outbox_events.id"
+        )
+        op.execute(
+            "SELECT setval('outbox_events_sequence', COALESCE(max(sequence), 0) + 1, false) FROM outbox_events"
+        )
+        op.execute(
+            "ALTER TABLE outbox_events ALTER COLUMN sequence SET DEFAULT nextval('outbox_events_sequence')"
+        )
+    else:
+        op.execute("UPDATE outbox_events SET sequence = rowid")
+        op.execute(_SQLITE_SEQUENCE)
+    op.add_column("webhook_deliveries", sa.Column("sequence", sa.BigInteger(), nullable=True))
+    op.execute(
+        "UPDATE webhook_deliveries SET sequence = "
+        "(SELECT sequence FROM outbox_events WHERE outbox_events.id = webhook_deliveries.event_id)"
+    )
+    _index_queues(events_by="sequence", deliveries_by="sequence", deliveries_were_by="event_id")
+
+
+def _index_queues(*, events_by: str, deliveries_by: str, deliveries_were_by: str) -> None:
+    """The partial indexes of the two queues, ordered by the given columns."""
+    op.drop_index("ix_outbox_events__undispatched", table_name="outbox_events")
+    op.create_index(
+        "ix_outbox_events__undispatched",
+        "outbox_events",
+        [events_by],
+        postgresql_where=sa.text(_UNDISPATCHED),
+        sqlite_where=sa.text(_UNDISPATCHED),
+    )
+    op.drop_index(
+        f"ix_webhook_deliveries__endpoint_id_ordering_key_{deliveries_were_by}",
+        table_name="webhook_deliveries",
+    )
+    op.create_index(
+        f"ix_webhook_deliveries__endpoint_id_ordering_key_{deliveries_by}",
+        "webhook_deliveries",
+        ["endpoint_id", "ordering_key", deliveries_by],
+        postgresql_where=sa.text(_PENDING),
+        sqlite_where=sa.text(_PENDING),
+    )
 
 
 def upgrade() -> None:
@@ -61,6 +120,7 @@ def upgrade() -> None:
             for shard in range(8)
         ],
     )
+    _number_events(op.get_bind().dialect.name)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_NOTIFY_FUNCTION)
         for table in _WOKEN_BY:
@@ -75,6 +135,11 @@ def downgrade() -> None:
         for table in _WOKEN_BY:
             op.execute(f"DROP TRIGGER {table}__wake_webhooks ON {table}")
         op.execute("DROP FUNCTION loyalty_webhooks_wake()")
+    else:
+        op.execute("DROP TRIGGER outbox_events__sequence")
+    _index_queues(events_by="id", deliveries_by="event_id", deliveries_were_by="sequence")
+    op.drop_column("webhook_deliveries", "sequence")
+    op.drop_column("outbox_events", "sequence")  # its PostgreSQL sequence goes with it
     op.drop_column("webhook_endpoints", "next_probe_at")
     op.drop_column("webhook_deliveries", "lease_token")
     op.drop_table("webhook_delivery_counts")

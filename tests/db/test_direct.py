@@ -17,10 +17,13 @@ from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.webhooks.models import OutboxEvent
+from loyalty_api.webhooks.repository import INSERT_EVENT
 from tests.databases import is_postgres
 
 _EVENTS = OutboxEvent.__table__
-_INSERT_EVENT = DirectStatement(insert(_EVENTS).returning(*_EVENTS.c))
+# Every column but the sequence, which SQLite's trigger fills after RETURNING has read the row.
+_WRITTEN = [column for column in _EVENTS.c if column.key != "sequence"]
+_INSERT_EVENT = DirectStatement(INSERT_EVENT.statement.returning(*_WRITTEN))
 _EVENT_TYPE = "test.direct"
 
 
@@ -89,10 +92,10 @@ class TestRows:
         async with units.begin() as uow:
             returned = await _INSERT_EVENT.fetch_one(uow.session, event)
         async with units.read() as uow:
-            query = select(*_EVENTS.c).where(_EVENTS.c.id == event["id"])
+            query = select(*_WRITTEN).where(_EVENTS.c.id == event["id"])
             loaded = (await uow.session.execute(query)).one()
         assert returned == tuple(loaded)
-        by_name = dict(zip(_EVENTS.c.keys(), returned or (), strict=True))
+        by_name = dict(zip([column.key for column in _WRITTEN], returned or (), strict=True))
         assert isinstance(by_name["id"], uuid.UUID) and by_name["id"] == event["id"]
         assert by_name["occurred_at"] == datetime(2026, 3, 16, 10, 30, tzinfo=UTC)
         assert by_name["occurred_at"].utcoffset() == timedelta(0)

@@ -35,6 +35,7 @@ from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.points.ledger import LotBalance
 from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
 from loyalty_api.webhooks.models import OutboxEvent
+from loyalty_api.webhooks.repository import INSERT_EVENT
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
@@ -62,7 +63,6 @@ _CHANGE_ACCOUNT_IF_AVAILABLE = DirectStatement(
     _CHANGE_ACCOUNT.statement.where(_ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs"))
 )
 _INSERT_ENTRY = DirectStatement(insert(_ENTRIES))
-_INSERT_EVENT = DirectStatement(insert(_EVENTS))
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
 # first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
 # that only reference the member (ledger, orders) still go in beside the lock.
@@ -187,7 +187,12 @@ PurchaseTotals = dict[datetime, tuple[int, int]]
 
 
 def _prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
-    return {column.key: bindparam(f"{prefix}__{column.key}", type_=column.type) for column in table.columns}
+    """A bind per column, but those the database fills (an event's sequence)."""
+    return {
+        column.key: bindparam(f"{prefix}__{column.key}", type_=column.type)
+        for column in table.columns
+        if column.server_default is None
+    }
 
 
 def _prefixed(row: Row, prefix: str) -> Row:
@@ -386,7 +391,7 @@ class LedgerRepository:
         await _INSERT_ENTRY.execute(self.session, earn.entry)
         if earn.lot is not None:
             await _INSERT_LOT.execute(self.session, earn.lot)
-        await _INSERT_EVENT.execute(self.session, earn.event)
+        await INSERT_EVENT.execute(self.session, earn.event)
         return _with_claimed(windows, before, *claimed)
 
     async def list_entries(

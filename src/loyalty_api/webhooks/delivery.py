@@ -38,7 +38,8 @@ from loyalty_api.webhooks.endpoints import new_delivery
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
-from loyalty_api.webhooks.targets import check_target
+from loyalty_api.webhooks.targets import check_url
+from loyalty_api.webhooks.transport import webhook_client as pinned_client
 
 logger = logging.getLogger("loyalty_api.webhooks")
 
@@ -180,9 +181,14 @@ async def send_due(
 
 
 def webhook_client(settings: Settings) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=_SENDERS, max_keepalive_connections=_SENDERS)
-    return httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False, limits=limits
+    """The sender's client: connections go only to addresses that pass the target check (pinned, so a name
+    cannot answer the check with one address and the connection with another), kept alive per endpoint."""
+    return pinned_client(
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private_targets,
+        limits=httpx.Limits(
+            max_connections=_SENDERS, max_keepalive_connections=_SENDERS, keepalive_expiry=30
+        ),
     )
 
 
@@ -263,7 +269,7 @@ async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) 
     if len(body) > units.settings.webhook_max_payload_bytes:
         return done(None, f"payload of {len(body)} bytes is over the limit", hopeless=True)
     try:
-        await check_target(item.url, allow_private=units.settings.webhook_allow_private_targets)
+        check_url(item.url)  # its shape; the address is checked as the connection opens
     except LoyaltyError as exc:
         return done(None, exc.detail[:500])
     # The signature's timestamp is the moment of sending on the wall clock, which receivers check against

@@ -80,11 +80,11 @@ class DeliveryRepository:
         return bool(await self.session.scalar(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))))
 
     async def claim_undispatched(self, limit: int) -> Sequence[OutboxEvent]:
-        """Outbox events not fanned out yet, oldest first (PostgreSQL skips rows another worker holds)."""
+        """Outbox events not fanned out yet, in sequence (PostgreSQL skips rows another worker holds)."""
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.dispatched_at.is_(None))
-            .order_by(OutboxEvent.id)
+            .order_by(OutboxEvent.sequence)
             .limit(limit)
         )
         if self._skip_locked:
@@ -411,6 +411,6 @@ def _heads_queue() -> ColumnElement[bool]:
             earlier.endpoint_id == WebhookDelivery.endpoint_id,
             earlier.ordering_key == WebhookDelivery.ordering_key,
             earlier.status == "pending",
-            earlier.event_id < WebhookDelivery.event_id,
+            earlier.sequence < WebhookDelivery.sequence,
         )
     )

@@ -26,6 +26,7 @@ class EventRef:
     aggregate_type: str
     aggregate_id: str
     member_id: uuid.UUID | None
+    sequence: int | None
 
 
 class EndpointRepository:
@@ -157,6 +158,7 @@ class EndpointRepository:
             OutboxEvent.aggregate_type,
             OutboxEvent.aggregate_id,
             OutboxEvent.member_id,
+            OutboxEvent.sequence,
         ).where(
             _events_matching(since, event_types, partner_id),
             ~exists().where(

@@ -118,6 +118,8 @@ class DeliveredEvent(Aggregated, Protocol):
     def id(self) -> uuid.UUID: ...
     @property
     def type(self) -> str: ...
+    @property
+    def sequence(self) -> int | None: ...
 
 
 def new_delivery(endpoint_id: uuid.UUID, event: DeliveredEvent, now: datetime) -> dict[str, Any]:
@@ -128,6 +130,7 @@ def new_delivery(endpoint_id: uuid.UUID, event: DeliveredEvent, now: datetime) -
         "event_id": event.id,
         "event_type": event.type,
         "ordering_key": ordering_key(event),
+        "sequence": event.sequence,
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": now,

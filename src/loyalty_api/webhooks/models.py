@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, FetchedValue, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,11 +14,11 @@ class OutboxEvent(IdMixin, Base):
     """A domain event, written in the same transaction as the change it records."""
 
     __tablename__ = "outbox_events"
-    # The worker's claim reads only what is not dispatched yet, in id order: the index holds just those rows.
+    # The worker's claim reads only what is not dispatched yet, in sequence order: the index holds just those.
     __table_args__ = (
         Index(
             "ix_outbox_events__undispatched",
-            "id",
+            "sequence",
             postgresql_where=text("dispatched_at IS NULL"),
             sqlite_where=text("dispatched_at IS NULL"),
         ),
@@ -33,6 +33,11 @@ class OutboxEvent(IdMixin, Base):
     partner_id: Mapped[uuid.UUID | None]
     payload: Mapped[dict[str, Any]]
     dispatched_at: Mapped[datetime | None]
+    # The order events are sent in, given by the database as the row goes in (PostgreSQL: a sequence; SQLite,
+    # whose writers take turns: the row id), never by a host's clock. Everything that writes a member's
+    # event has that member's rows locked by then (their account, their row), so one member's events take
+    # numbers in the order their transactions commit.
+    sequence: Mapped[int | None] = mapped_column(BigInteger, FetchedValue())
 
 
 class WebhookEndpoint(IdMixin, Base):
@@ -74,7 +79,7 @@ class WebhookDelivery(IdMixin, Base):
             None,
             "endpoint_id",
             "ordering_key",
-            "event_id",
+            "sequence",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
@@ -84,6 +89,7 @@ class WebhookDelivery(IdMixin, Base):
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id"))
     event_type: Mapped[str] = mapped_column(String(64))
     ordering_key: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int | None] = mapped_column(BigInteger)  # the event's: the order within a key
     status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
     attempts: Mapped[int]
     next_attempt_at: Mapped[datetime]

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
@@ -12,7 +12,16 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.webhooks.models import OutboxEvent
 
 _EVENTS = cast(Table, OutboxEvent.__table__)
-_INSERT_EVENT = DirectStatement(insert(_EVENTS))
+# Every column but those the database fills (the sequence).
+INSERT_EVENT = DirectStatement(
+    insert(_EVENTS).values(
+        {
+            column.key: bindparam(column.key, type_=column.type)
+            for column in _EVENTS.columns
+            if column.server_default is None
+        }
+    )
+)
 
 
 def event_row(
@@ -44,4 +53,4 @@ class OutboxRepository:
         self.session = session
 
     async def insert_event(self, row: dict[str, Any]) -> None:
-        await _INSERT_EVENT.execute(self.session, row)
+        await INSERT_EVENT.execute(self.session, row)

@@ -1,7 +1,8 @@
 """Which URLs a webhook may be sent to: the guard against server-side request forgery.
 
-Pure of database access and cheap: the API checks a URL when it is saved, and the sender again before every
-send, because what a name resolves to can change after it was saved.
+Pure of database access and cheap: the API checks a URL when it is saved, and the sender again when it
+connects (`webhooks/transport.py` runs `checked_addresses` for each new connection and connects to exactly
+the addresses it passed), because what a name resolves to can change after it was saved.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import SplitResult, urlsplit
 
 from loyalty_api.webhooks.errors import TargetNotAllowed, TargetUnresolvable
@@ -19,13 +21,20 @@ _SCHEMES = {"http": 80, "https": 443}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host name, port) -> its addresses. Raises TargetUnresolvable (or returns none) for a name without any.
+Resolver = Callable[[str, int], Awaitable[tuple[IPAddress, ...]]]
+
+
+def check_url(url: str) -> None:
+    """Refuse (TargetNotAllowed, 422) a URL that is not plain http(s) to a host, carries credentials, is too
+    long or holds spaces or control characters: the checks that need no DNS."""
+    _parse(url)
 
 
 async def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse (TargetNotAllowed, 422) a URL that is not plain http(s) to a host, carries credentials, is too
-    long, or whose host resolves to any address inside a private network (loopback, private, link-local,
-    multicast, reserved, unspecified, shared, …) unless `allow_private`. A host without an address is
-    refused with TargetUnresolvable, a subclass."""
+    """`check_url`, then refuse a URL whose host resolves to any address inside a private network
+    (loopback, private, link-local, multicast, reserved, unspecified, shared, …) unless `allow_private`. A
+    host without an address is refused with TargetUnresolvable, a subclass of TargetNotAllowed."""
     await resolve_target(url, allow_private=allow_private)
 
 
@@ -35,13 +44,36 @@ async def resolve_target(url: str, *, allow_private: bool) -> tuple[IPAddress, .
     host = parts.hostname
     assert host is not None  # _parse refuses a URL without one
     port = parts.port or _SCHEMES[parts.scheme.lower()]
-    addresses = await _resolve(host, port)
+    return await checked_addresses(host, port, allow_private=allow_private)
+
+
+async def checked_addresses(
+    host: str, port: int, *, allow_private: bool, resolve: Resolver | None = None
+) -> tuple[IPAddress, ...]:
+    """The addresses `host` stands for (itself if it is an IP literal, else what `resolve` answers, by
+    default `resolve_host`), refusing them all (TargetNotAllowed) if any is internal, unless
+    `allow_private`; TargetUnresolvable if there is none. The one check both the API and the sender's
+    connections run."""
+    literal = _literal(host)
+    if literal is not None:
+        addresses: tuple[IPAddress, ...] = (literal,)
+    else:
+        addresses = await (resolve or resolve_host)(host, port)
+    if not addresses:
+        raise TargetUnresolvable(_UNRESOLVABLE)
     if not allow_private:
         for address in addresses:
             problem = _internal(address)
             if problem is not None:
                 raise TargetNotAllowed(f"the host resolves to {problem} address")
     return addresses
+
+
+def refusal_reason(refusal: TargetNotAllowed) -> str:
+    """The bare reason of a refusal ("the host resolves to a loopback address"), without the problem
+    detail's `url: ` prefix."""
+    errors = refusal.extra.get("errors") or [{"message": refusal.detail}]
+    return str(errors[0]["message"])
 
 
 def _parse(url: str) -> SplitResult:
@@ -63,23 +95,25 @@ def _parse(url: str) -> SplitResult:
     return parts
 
 
-async def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-    literal = _literal(host)
-    if literal is not None:
-        return (literal,)
+_UNRESOLVABLE = "the host does not resolve to an address"
+
+
+async def resolve_host(host: str, port: int) -> tuple[IPAddress, ...]:
+    """What the system resolver answers for `host` (a name, not an IP literal), without repeats, within
+    RESOLVE_TIMEOUT_SECONDS; TargetUnresolvable if nothing."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
             found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, TimeoutError) as exc:  # socket.gaierror is an OSError
-        raise TargetUnresolvable("the host does not resolve to an address") from exc
+        raise TargetUnresolvable(_UNRESOLVABLE) from exc
     addresses = []
     for _family, _type, _proto, _name, sockaddr in found:
         parsed = _literal(str(sockaddr[0]))
         if parsed is not None:
             addresses.append(parsed)
     if not addresses:
-        raise TargetUnresolvable("the host does not resolve to an address")
+        raise TargetUnresolvable(_UNRESOLVABLE)
     return tuple(dict.fromkeys(addresses))
 
 
