@@ -4,6 +4,7 @@ answers with the statuses a test lines up."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,15 @@ class Received:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One request as the receiver saw it: when it came and was answered (monotonic seconds), and how."""
+
+    started: float
+    answered: float
+    status: int
+
+
 @dataclass
 class Receiver:
     url: str
@@ -28,6 +38,10 @@ class Receiver:
     holds: deque[asyncio.Event] = field(default_factory=deque)  # the next requests wait for these to be set
     on_request: Callable[[], Awaitable[None]] | None = None  # runs before each answer
     drip_chunks: int = 0  # answer the body one byte at a time, this many bytes 0.1 s apart
+    # Down: every request is answered 503 after `down_pause` seconds (long enough to see two overlap).
+    down: bool = False
+    down_pause: float = 0.05
+    exchanges: list[Exchange] = field(default_factory=list)
 
     def fail_next(self, *statuses: int) -> None:
         self.answers.extend(statuses)
@@ -41,6 +55,13 @@ class Receiver:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        started = time.monotonic()
+        if self.down:
+            await asyncio.sleep(self.down_pause)
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"down"})
+            self.exchanges.append(Exchange(started, time.monotonic(), 503))
+            return
         self.received.append(
             Received(headers={k.decode(): v.decode() for k, v in scope["headers"]}, body=body)
         )
@@ -59,6 +80,7 @@ class Receiver:
             await send({"type": "http.response.body", "body": b"x", "more_body": True})
             await asyncio.sleep(0.1)
         await send({"type": "http.response.body", "body": body})
+        self.exchanges.append(Exchange(started, time.monotonic(), status))
 
 
 @asynccontextmanager

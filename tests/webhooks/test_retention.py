@@ -62,6 +62,8 @@ async def test_done_deliveries_past_retention_go_with_their_attempts_and_pending
         "webhook_attempts": 3,
     }
 
+    settled_before = await settled_metrics(client)
+    assert settled_before == {"succeeded": 2.0, "failed": 0.0}  # the one given up by hand was not counted
     clock.advance(timedelta(days=29, hours=23))
     assert await purge_deliveries(units) == 0  # not old enough yet
     clock.advance(timedelta(hours=2))
@@ -81,4 +83,15 @@ async def test_done_deliveries_past_retention_go_with_their_attempts_and_pending
     )
     assert await rows(app, orphans) == [{"n": 0}]
     assert await table_counts(app, "webhook_attempts") == {"webhook_attempts": 2}
+    assert await settled_metrics(client) == settled_before  # the figures outlive the rows
     assert await purge_deliveries(units) == 0
+
+
+async def settled_metrics(client: httpx.AsyncClient) -> dict[str, float]:
+    text = (await client.get("/metrics")).text
+    found = {}
+    for status in ("succeeded", "failed"):
+        prefix = f'loyalty_webhook_deliveries{{status="{status}"}}'
+        [line] = [x for x in text.splitlines() if x.startswith(prefix)]
+        found[status] = float(line.split()[-1])
+    return found

@@ -24,7 +24,8 @@ class Metrics:
         # Read from the database at each scrape, so they are right whichever process sends webhooks.
         self.webhook_deliveries = Gauge(
             "loyalty_webhook_deliveries",
-            "Webhook deliveries by status: pending (the queue), succeeded, failed (given up after retries)",
+            "Webhook deliveries by status: pending (the queue now); succeeded and failed (given up) "
+            "since the start, counted as they settle, so the retention purge takes nothing off them",
             ["status"],
             registry=self.registry,
         )

@@ -1,0 +1,297 @@
+"""Webhooks recover in seconds: a dead worker's deliveries go out again once its short lease runs out, a
+failing endpoint is probed one request at a time and everything held for it goes out the moment it answers,
+a PostgreSQL worker wakes on commit, and one member's events keep their commit order whatever the clocks of
+the hosts that wrote them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from standardwebhooks.webhooks import Webhook
+
+from loyalty_api.clock import FrozenClock, SystemClock
+from loyalty_api.db import ids
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
+from loyalty_api.webhooks.delivery import LEASE, PROBE_MIN
+from loyalty_api.worker.runner import Worker
+from tests.builders import enrol
+from tests.databases import is_postgres
+from tests.inspect_db import events, rows
+from tests.points.helpers import earn, set_program
+from tests.webhooks.endpoint_helpers import add_endpoint
+from tests.webhooks.receiver import Receiver, running_receiver
+from tests.webhooks.test_delivery_flow import pump, with_settings
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def units(app: FastAPI) -> UnitsOfWork:
+    return with_settings(app.state.units, webhook_allow_private_targets=True)
+
+
+@pytest.fixture(autouse=True)
+def _wall_time(clock: FrozenClock) -> None:
+    # Receivers check the signature's timestamp against their clock: start the frozen clock at real time.
+    clock.set(datetime.now(UTC).replace(microsecond=0))  # noqa: TID251 - a test lining up with the receiver
+
+
+@pytest.fixture
+async def members(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> list[str]:
+    await set_program(client, admin_key)
+    return [str((await enrol(client, pos_key))["id"]) for _ in range(6)]
+
+
+def on_real_time(units: UnitsOfWork) -> UnitsOfWork:
+    """The same database and settings on the system clock, as a worker process runs."""
+    running = UnitsOfWork(units.database, SystemClock(), units.vault, units.settings)
+    running.cache = units.cache
+    return running
+
+
+@asynccontextmanager
+async def worker_running(units: UnitsOfWork, **options: Any) -> AsyncIterator[Worker]:
+    worker = Worker(units, jobs=(), **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+
+
+async def until(condition: Callable[[], Awaitable[bool]], *, seconds: float) -> bool:
+    """Whether `condition` came true within `seconds` (checked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.05)
+    return await condition()
+
+
+def orders_by_member(receiver: Receiver, secret: str) -> dict[str, list[str]]:
+    """Each member's order references in the order their events first arrived, every one verified."""
+    seen: set[str] = set()
+    found: dict[str, list[str]] = {}
+    for message in receiver.received:
+        body = Webhook(secret).verify(message.body, message.headers)
+        if message.headers["webhook-id"] in seen:
+            continue
+        seen.add(message.headers["webhook-id"])
+        found.setdefault(body["data"]["member_id"], []).append(body["data"]["order_ref"])
+    return found
+
+
+async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releases_everything(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(503, 503)
+    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
+    assert await pump(units) == 1  # refused: the endpoint is failing from now on
+    for n, member in enumerate(members):
+        await earn(client, pos_key, member, 10_000, order_ref=f"HELD-{n}")
+    assert await pump(units) == 0  # nothing goes to a failing endpoint before its probe
+    clock.advance(PROBE_MIN)
+    assert await pump(units) == 1  # one probe, refused
+    assert await pump(units) == 0
+    clock.advance(PROBE_MIN)
+    # The next probe is answered: everything held goes out in the same run, long before the refused
+    # delivery's own retry (5 s after its failure) would have come.
+    assert await pump(units) == 1 + len(members)
+    assert len(receiver.received) == 3 + len(members)  # two refused, then every event once
+    pending = await rows(app, "SELECT id FROM webhook_deliveries WHERE status <> 'succeeded'")
+    assert pending == []
+    [endpoint] = await rows(app, "SELECT failing_since, next_probe_at FROM webhook_endpoints")
+    assert endpoint == {"failing_since": None, "next_probe_at": None}
+
+
+async def test_a_probe_ahead_of_a_deliverys_schedule_leaves_its_back_off_as_it_was(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(503, 503)
+    await earn(client, pos_key, members[0], 10_000)
+    await pump(units)
+    clock.advance(PROBE_MIN)
+    await pump(units)  # a probe 1 s in, ahead of the 5 s retry: refused, and it does not count
+    [delivery] = await rows(app, "SELECT attempts, status FROM webhook_deliveries")
+    assert delivery == {"attempts": 1, "status": "pending"}
+    assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 2  # both tries are on record
+
+
+async def test_two_hosts_with_skewed_clocks_keep_one_members_order(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    member = members[0]
+    await earn(client, pos_key, member, 10_000, order_ref="FIRST")
+    # The second purchase goes through another API host whose clock runs ten seconds behind: the ids it
+    # makes sort before the first host's.
+    behind = time.time_ns() - 10 * 1_000_000_000
+    monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: behind))
+    monkeypatch.setattr(ids, "_last", 0)
+    await earn(client, pos_key, member, 10_000, order_ref="SECOND")
+    first, second = sorted(await events(app, "points.earned"), key=lambda e: str(e["payload"]["order_ref"]))
+    assert uuid.UUID(str(second["id"])) < uuid.UUID(str(first["id"]))  # the ids alone would misorder them
+
+    await pump(units)
+    assert orders_by_member(receiver, secret) == {member: ["FIRST", "SECOND"]}
+
+
+async def test_a_receiver_down_for_twenty_seconds_has_everything_within_seconds_of_its_return(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+) -> None:
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.down = True
+    made: dict[str, list[str]] = {member: [] for member in members}
+
+    async def purchase(member: str) -> None:
+        order_ref = f"{member[-6:]}-{len(made[member])}"
+        await earn(client, pos_key, member, 10_000, order_ref=order_ref)
+        made[member].append(order_ref)
+
+    async with worker_running(on_real_time(units)):
+        outage_began = time.monotonic()
+        await purchase(members[0])  # refused alone: from then on the endpoint is probed
+
+        async def failing() -> bool:
+            found = await rows(app, "SELECT failing_since FROM webhook_endpoints")
+            return found[0]["failing_since"] is not None
+
+        assert await until(failing, seconds=5)
+        while time.monotonic() - outage_began < 20:
+            for member in members:
+                await purchase(member)
+            await asyncio.sleep(2)
+        receiver.down = False
+
+        async def all_arrived() -> bool:
+            return len({m.headers["webhook-id"] for m in receiver.received}) == sum(map(len, made.values()))
+
+        # Its probe comes at most a quarter of the outage (5 s) after its return.
+        assert await until(all_arrived, seconds=12), "not caught up 12 s after the receiver came back"
+
+    assert orders_by_member(receiver, secret) == made  # every member's in order, each signature verified
+    refused = [e for e in receiver.exchanges if e.status == 503]
+    assert 5 <= len(refused) <= 25, len(refused)  # probed through the outage, never flooded
+    for earlier, later in itertools.pairwise(refused):
+        assert later.started >= earlier.answered  # one request at a time while it failed
+
+
+async def test_a_killed_worker_leaves_its_deliveries_to_another_within_fifteen_seconds(
+    app: FastAPI,
+    settings: Settings,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+) -> None:
+    _, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    made = {member: [f"{member[-6:]}-{n}" for n in range(3)] for member in members}
+    for n in range(3):
+        for member in members:
+            await earn(client, pos_key, member, 10_000, order_ref=made[member][n])
+    # The worker process gets its first sends held at the receiver, and is killed while they are out.
+    held = [asyncio.Event() for _ in members]
+    receiver.holds.extend(held)
+    assert settings.encryption_key is not None
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("LOYALTY_")}
+    environment |= {
+        "LOYALTY_DATABASE_URL": settings.database_url,
+        "LOYALTY_ENCRYPTION_KEY": settings.encryption_key.get_secret_value(),
+        "LOYALTY_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "LOYALTY_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - a worker process of its own, killed below
+        [sys.executable, "-m", "loyalty_api.cli", "worker"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        async def sends_out() -> bool:
+            return len(receiver.received) >= len(members)
+
+        assert await until(sends_out, seconds=60), "the worker process sent nothing"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    killed = time.monotonic()
+    for event in held:
+        event.set()  # the killed worker's connections are gone; these answers go nowhere
+
+    async def everything_delivered() -> bool:
+        left = await rows(app, "SELECT id FROM webhook_deliveries WHERE status <> 'succeeded'")
+        return not left
+
+    async with worker_running(on_real_time(units)):
+        assert await until(everything_delivered, seconds=20)
+        taken_over = time.monotonic() - killed
+    assert taken_over < LEASE.total_seconds() + 5  # the lease ran out, then the next tick took them
+    assert orders_by_member(receiver, secret) == made
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite has no notifications: its worker runs on its timer")
+async def test_a_postgresql_worker_wakes_on_commit_not_on_its_timer(
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    async with worker_running(on_real_time(units), tick_seconds=600):
+        await asyncio.sleep(0.5)  # it has looked once, found nothing, and waits (its timer: ten minutes)
+        await earn(client, pos_key, members[0], 10_000)
+
+        async def arrived() -> bool:
+            return len(receiver.received) == 1
+
+        assert await until(arrived, seconds=10)
