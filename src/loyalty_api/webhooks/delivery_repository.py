@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.dialect import dialect_insert, insert_or_ignore
 from loyalty_api.db.ids import new_id
 from loyalty_api.webhooks.models import (
     OutboxEvent,
@@ -26,6 +26,7 @@ from loyalty_api.webhooks.models import (
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 DISPATCH_LOCK = 0x10_7A_17_0B  # the advisory lock key of the fan-out turn
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+_COUNTS = cast(Table, WebhookDeliveryCount.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,11 +349,15 @@ class DeliveryRepository:
         await self.session.flush()
 
     async def count_settled(self, outcome: str, deliveries: int, *, shard: int) -> None:
+        """Add to an outcome's count (its row made if missing)."""
+        add = dialect_insert(self.session, _COUNTS).values(
+            outcome=outcome, shard=shard, deliveries=deliveries
+        )
         await self.session.execute(
-            update(WebhookDeliveryCount)
-            .where(WebhookDeliveryCount.outcome == outcome, WebhookDeliveryCount.shard == shard)
-            .values(deliveries=WebhookDeliveryCount.deliveries + deliveries)
-            .execution_options(synchronize_session=False)
+            add.on_conflict_do_update(
+                index_elements=["outcome", "shard"],
+                set_={"deliveries": _COUNTS.c.deliveries + add.excluded.deliveries},
+            )
         )
 
     async def purge_done(self, made_before: datetime, *, limit: int) -> int:
