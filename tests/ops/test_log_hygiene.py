@@ -318,12 +318,23 @@ class TestLogHygiene:
         # The capture works: the access log, the worker and the HTTP client's request lines are all there.
         assert '"route": "/v1/members/lookup"' in logged
         assert '"job": "deliver-webhooks"' in logged
-        assert f"POST {receiver.url} " in logged  # the target without its query string
 
 
 class TestHttpClientLines:
-    """Every HTTP client request line in the process (httpx logs one at INFO for each request) names its
-    target without user info, query or fragment: where receivers and partners put their tokens."""
+    """Every HTTP client line in the process (aiohttp's, the webhook sender's client; httpx's, which logs one
+    at INFO for each request) names URLs without user info, query or fragment: where receivers and partners
+    put their tokens."""
+
+    def test_urls_in_client_lines_name_scheme_host_port_and_path_only(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        url = "http://hookuser:hunter2pass@127.0.0.1:8443/hooks/a%20b?token=sekret-42&x=1#frag-9"
+        logging.getLogger("aiohttp.client").warning("Unclosed connection to %s", url)
+        logged = formatted(caplog.records)
+        assert "Unclosed connection to http://127.0.0.1:8443/hooks/a%20b" in logged
+        for secret in ("hookuser", "hunter2pass", "sekret-42", "x=1", "frag-9"):
+            assert secret not in logged
 
     async def test_request_lines_name_scheme_host_port_and_path_only(
         self, receiver: Receiver, caplog: pytest.LogCaptureFixture

@@ -6,9 +6,11 @@ which can carry phone numbers or e-mail addresses.
 Libraries log too, and two of them would print what ours never does, so their records are corrected at their
 loggers (filters run before any handler, ours or a host process's or pytest's, sees a record):
 
-- httpx logs every request it sends at INFO (`HTTP Request: POST <url> "HTTP/1.1 204 No Content"`), and the
-  webhook sender sends to operators' URLs, whose query strings (and user info) carry receivers' tokens: every
-  URL in a line from httpx or httpcore is cut to scheme://host[:port]/path.
+- the webhook sender sends to operators' URLs, whose query strings (and user info) carry receivers' tokens,
+  and aiohttp, its client, names URLs in what it logs (a warning about a connection, an unclosed session);
+  httpx, in the same process as a caller's client (tests, an embedding host), logs every request at INFO
+  (`HTTP Request: POST <url> "HTTP/1.1 204 No Content"`): every URL in a line from aiohttp's client loggers,
+  httpx or httpcore is cut to scheme://host[:port]/path.
 - aiosqlite logs every statement it runs at DEBUG with its parameters, the values written (webhook URLs, the
   replies kept for Idempotency-Keys): its DEBUG records are dropped. (SQLAlchemy's own statement log is the
   explicit `database_echo`, and its engines hide parameters.)
@@ -81,6 +83,8 @@ def configure_logging(level: str) -> None:
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\\]+")
 _URL_LOGGERS = (
+    "aiohttp.client",
+    "aiohttp.internal",
     "httpx",
     "httpcore.connection",
     "httpcore.http11",

@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 
 from loyalty_api.clock import format_instant
 from loyalty_api.db.ids import new_id
@@ -38,8 +38,7 @@ from loyalty_api.webhooks.endpoints import new_delivery
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
-from loyalty_api.webhooks.targets import check_url
-from loyalty_api.webhooks.transport import webhook_client as pinned_client
+from loyalty_api.webhooks.transport import TargetRefused, refuse_before_connecting, webhook_session
 
 logger = logging.getLogger("loyalty_api.webhooks")
 
@@ -55,8 +54,8 @@ BACKOFF = (
 )
 # A lease runs out this long after it was taken or last renewed; a worker renews its leases every HEARTBEAT
 # while their sends are out. A worker that dies leaves its deliveries to another within LEASE (plus a tick).
-LEASE = timedelta(seconds=10)
-HEARTBEAT = timedelta(seconds=3)
+LEASE = timedelta(seconds=6)
+HEARTBEAT = timedelta(seconds=2)
 # While an endpoint fails, a probe goes out at a growing interval: a quarter of the time it has been failing,
 # at least PROBE_MIN, at most PROBE_CAP in its first hour, then at most PROBE_CAP_LATER.
 PROBE_MIN = timedelta(seconds=1)
@@ -116,7 +115,7 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
 
 
 async def deliver_webhooks(
-    units: UnitsOfWork, *, client: httpx.AsyncClient | None = None, rng: random.Random | None = None
+    units: UnitsOfWork, *, client: aiohttp.ClientSession | None = None, rng: random.Random | None = None
 ) -> int:
     """The worker's webhook job: fan new events out, then send what is due. Returns the attempts made."""
     await dispatch_events(units)
@@ -153,7 +152,7 @@ async def send_due(
     units: UnitsOfWork,
     *,
     batch: int = 100,
-    client: httpx.AsyncClient | None = None,
+    client: aiohttp.ClientSession | None = None,
     rng: random.Random | None = None,
 ) -> int:
     """Send the deliveries that are due, a batch at a time (up to _BATCHES_PER_RUN), and a probe to each
@@ -177,18 +176,17 @@ async def send_due(
         return attempted
     finally:
         if own_client:
-            await http.aclose()
+            await http.close()
 
 
-def webhook_client(settings: Settings) -> httpx.AsyncClient:
+def webhook_client(settings: Settings) -> aiohttp.ClientSession:
     """The sender's client: connections go only to addresses that pass the target check (pinned, so a name
     cannot answer the check with one address and the connection with another), kept alive per endpoint."""
-    return pinned_client(
+    return webhook_session(
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private_targets,
-        limits=httpx.Limits(
-            max_connections=_SENDERS, max_keepalive_connections=_SENDERS, keepalive_expiry=30
-        ),
+        connections=_SENDERS,
+        per_endpoint=_PER_ENDPOINT,
     )
 
 
@@ -238,7 +236,9 @@ class _Gates:
         return self.endpoints.setdefault(endpoint_id, asyncio.Semaphore(_PER_ENDPOINT))
 
 
-async def _send_one(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing, gates: _Gates) -> Outcome:
+async def _send_one(
+    units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoing, gates: _Gates
+) -> Outcome:
     """One delivery: whatever goes wrong with it stays with it, and the rest of the batch goes on."""
     async with gates.endpoint(item.endpoint_id), gates.all:
         try:
@@ -257,7 +257,7 @@ def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:
     return secrets
 
 
-async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) -> Outcome:
+async def _attempt(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoing) -> Outcome:
     started = time.monotonic()
 
     def done(
@@ -268,8 +268,10 @@ async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) 
     body = message_body(item)
     if len(body) > units.settings.webhook_max_payload_bytes:
         return done(None, f"payload of {len(body)} bytes is over the limit", hopeless=True)
+    allow_private = units.settings.webhook_allow_private_targets
     try:
-        check_url(item.url)  # its shape; the address is checked as the connection opens
+        # Its shape, and an IP literal; a name's addresses are checked as a connection to it opens.
+        await refuse_before_connecting(item.url, allow_private=allow_private)
     except LoyaltyError as exc:
         return done(None, exc.detail[:500])
     # The signature's timestamp is the moment of sending on the wall clock, which receivers check against
@@ -286,26 +288,33 @@ async def _attempt(units: UnitsOfWork, http: httpx.AsyncClient, item: Outgoing) 
     }
     timeout = units.settings.webhook_timeout_seconds
     try:
-        # httpx's timeout bounds each connect and read, not the exchange: a receiver answering a byte at a
-        # time would hold the send (and the lease) for ever.
+        # The session's timeout bounds the whole exchange too; this one also covers a slow TLS handshake.
         async with asyncio.timeout(timeout):
-            async with http.stream("POST", item.url, content=body, headers=headers) as response:
-                return done(response.status_code, None, await _start_of_body(response))
+            async with http.post(item.url, data=body, headers=headers, allow_redirects=False) as response:
+                return done(response.status, None, await _start_of_body(response))
     except TimeoutError:
         return done(None, f"timed out after {timeout:g} s")
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, TargetRefused):
+            return done(None, f"TargetRefused: {exc.os_error}")
+        return done(None, f"{type(exc).__name__}: {exc}"[:500])
+    except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot take apart
         return done(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
 
 
-async def _start_of_body(response: httpx.Response) -> str:
+async def _start_of_body(response: aiohttp.ClientResponse) -> str:
     """The first RESPONSE_KEPT characters of the body, reading no more than that needs, without NUL
     (PostgreSQL text cannot hold it)."""
     start = bytearray()
-    async for chunk in response.aiter_bytes():
-        start += chunk
-        if len(start) >= _RESPONSE_READ:
+    while len(start) < _RESPONSE_READ:
+        chunk = await response.content.read(_RESPONSE_READ - len(start))
+        if not chunk:
             break
-    text = bytes(start[:_RESPONSE_READ]).decode(response.encoding or "utf-8", errors="replace")
+        start += chunk
+    try:
+        text = bytes(start).decode(response.charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = bytes(start).decode("utf-8", errors="replace")
     return text[:RESPONSE_KEPT].replace("\x00", "\ufffd")
 
 

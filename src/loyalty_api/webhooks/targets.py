@@ -117,6 +117,11 @@ async def resolve_host(host: str, port: int) -> tuple[IPAddress, ...]:
     return tuple(dict.fromkeys(addresses))
 
 
+def is_literal(host: str) -> bool:
+    """Whether the host is an IP address rather than a name."""
+    return _literal(host) is not None
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
