@@ -1,34 +1,50 @@
-"""The webhook client connects to exactly the address it checked: one resolution per new connection, kept
+"""The webhook sender connects to exactly the address it checked: one resolution per new connection, kept
 for the connection's life; refused addresses get no connection; TLS stays checked against the URL's host.
 
 The receivers are plain asyncio servers on loopback addresses (Linux routes all of 127.0.0.0/8 to loopback),
 so a test can count the TCP connections each one gets; the resolver is a stub that says what it was asked.
+The sessions are `webhook_session`'s, the aiohttp session the sender uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import random
+import socket
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpcore
+import aiohappyeyeballs
+import aiohttp
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 
 from loyalty_api.clock import SystemClock
-from loyalty_api.webhooks.errors import TargetUnresolvable
-from loyalty_api.webhooks.targets import IPAddress
-from loyalty_api.webhooks.transport import PinningBackend, TargetRefused, webhook_client
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.webhooks import delivery
+from loyalty_api.webhooks.delivery import dispatch_events, send_due
+from loyalty_api.webhooks.errors import TargetNotAllowed, TargetUnresolvable
+from loyalty_api.webhooks.targets import IPAddress, resolve_host
+from loyalty_api.webhooks.targets import Resolver as ResolverFunction
+from loyalty_api.webhooks.transport import TargetRefused, refuse_before_connecting, webhook_session
+from tests.builders import enrol
+from tests.inspect_db import rows
+from tests.points.helpers import earn, set_program
+from tests.webhooks.endpoint_helpers import add_endpoint
+from tests.webhooks.receiver import running_receiver
 
 
 @dataclass
@@ -97,18 +113,63 @@ async def listening(
             await server.wait_closed()
 
 
+@asynccontextmanager
+async def session(
+    *,
+    allow_private: bool,
+    resolve: ResolverFunction = resolve_host,
+    ssl_context: ssl.SSLContext | None = None,
+    seconds: float = 5,
+) -> AsyncIterator[aiohttp.ClientSession]:
+    async with webhook_session(
+        timeout=seconds,
+        allow_private=allow_private,
+        connections=10,
+        per_endpoint=2,
+        resolve=resolve,
+        ssl_context=ssl_context,
+    ) as opened:
+        yield opened
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, str]:
+    """Send as the sender does (no redirects) and read the whole answer, so the connection goes back to the
+    pool."""
+    async with http.post(url, data=body, allow_redirects=False) as response:
+        return response.status, await response.text()
+
+
+async def send_as_the_sender(http: aiohttp.ClientSession, url: str, *, allow_private: bool) -> str:
+    """What the sender's `_attempt` does, `refuse_before_connecting` and then the POST; how it went."""
+    try:
+        await refuse_before_connecting(url, allow_private=allow_private)
+    except TargetNotAllowed as refusal:
+        return f"refused before sending: {refusal.detail}"
+    try:
+        status, _ = await post(http, url, b"x")
+    except aiohttp.ClientError as error:
+        return f"failed: {type(error).__name__}: {getattr(error, 'os_error', None) or error}"
+    return f"sent: HTTP {status}"
+
+
+def refusal_of(error: aiohttp.ClientConnectorError) -> TargetRefused:
+    """The TargetRefused behind a connector error, as the sender's `_attempt` takes it out."""
+    assert isinstance(error.os_error, TargetRefused), repr(error.os_error)
+    return error.os_error
+
+
 class TestPinning:
     async def test_a_kept_alive_connection_stays_on_the_address_that_was_checked(self) -> None:
         resolver = Resolver([("127.0.0.1",), ("127.0.0.2",)])
         async with (
             listening("127.0.0.1", "127.0.0.2") as (port, (first, second)),
-            webhook_client(timeout=5, allow_private=True, resolve=resolver) as client,
+            session(allow_private=True, resolve=resolver) as http,
         ):
             url = f"http://pinned.test:{port}/hooks"
-            one = await client.post(url, content=b"one")
-            two = await client.post(url, content=b"two")
+            one = await post(http, url, b"one")
+            two = await post(http, url, b"two")
 
-        assert (one.status_code, one.text, two.status_code, two.text) == (200, "ok", 200, "ok")
+        assert (one, two) == ((200, "ok"), (200, "ok"))
         assert first.bodies == [b"one", b"two"]
         assert first.connections == 1
         assert first.hosts == [f"pinned.test:{port}"] * 2  # the request still names the host
@@ -120,36 +181,37 @@ class TestPinning:
         async with listening("127.0.0.1", "127.0.0.2") as (port, (first, second)):
             first.close_after = 2  # the receiver ends the kept-alive connection after its second answer
             url = f"http://pinned.test:{port}/hooks"
-            async with webhook_client(timeout=5, allow_private=True, resolve=resolver) as client:
+            async with session(allow_private=True, resolve=resolver) as http:
                 for body in (b"one", b"two", b"three"):
-                    assert (await client.post(url, content=body)).status_code == 200
+                    assert await post(http, url, body) == (200, "ok")
             assert resolver.asked == [("pinned.test", port)] * 2
             assert (first.connections, first.bodies) == (1, [b"one", b"two"])
             assert (second.connections, second.bodies) == (1, [b"three"])
 
-            # A fresh client has no connection to reuse: it resolves again (the stub now answers 127.0.0.2).
-            async with webhook_client(timeout=5, allow_private=True, resolve=resolver) as client:
-                assert (await client.post(url, content=b"four")).status_code == 200
+            # A fresh session has no connection to reuse: it resolves again (the stub now answers 127.0.0.2).
+            async with session(allow_private=True, resolve=resolver) as http:
+                assert await post(http, url, b"four") == (200, "ok")
             assert len(resolver.asked) == 3
-            assert second.bodies == [b"three", b"four"]
+            assert (second.connections, second.bodies) == (2, [b"three", b"four"])
 
     async def test_the_addresses_are_tried_in_order_until_one_connects(self) -> None:
         async with listening("127.0.0.1") as (port, (listener,)):
             # Nothing listens on 127.0.0.3: that connect is refused at once and the next address is tried.
             resolver = Resolver([("127.0.0.3", "127.0.0.1")])
-            async with webhook_client(timeout=5, allow_private=True, resolve=resolver) as client:
-                response = await client.post(f"http://pinned.test:{port}/", content=b"x")
-        assert response.status_code == 200
+            async with session(allow_private=True, resolve=resolver) as http:
+                answer = await post(http, f"http://pinned.test:{port}/", b"x")
+        assert answer == (200, "ok")
         assert listener.bodies == [b"x"]
+        assert resolver.asked == [("pinned.test", port)]
 
     async def test_a_literal_address_is_not_resolved(self) -> None:
         resolver = Resolver([("127.0.0.2",)])
         async with (
             listening("127.0.0.1") as (port, (listener,)),
-            webhook_client(timeout=5, allow_private=True, resolve=resolver) as client,
+            session(allow_private=True, resolve=resolver) as http,
         ):
-            response = await client.post(f"http://127.0.0.1:{port}/", content=b"x")
-        assert response.status_code == 200
+            answer = await post(http, f"http://127.0.0.1:{port}/", b"x")
+        assert answer == (200, "ok")
         assert listener.bodies == [b"x"]
         assert resolver.asked == []
 
@@ -169,66 +231,120 @@ class TestRefusal:
     ) -> None:
         async with (
             listening("127.0.0.1") as (port, (listener,)),
-            webhook_client(timeout=5, allow_private=False, resolve=Resolver([answer])) as client,
+            session(allow_private=False, resolve=Resolver([answer])) as http,
         ):
-            with pytest.raises(TargetRefused) as refused:
-                await client.post(f"http://pinned.test:{port}/hooks", content=b"x")
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await post(http, f"http://pinned.test:{port}/hooks", b"x")
 
-        assert isinstance(refused.value, httpx.ConnectError)  # the sender's `except httpx.HTTPError` takes it
-        # What the sender records for an httpx error:
-        assert f"{type(refused.value).__name__}: {refused.value}" == f"TargetRefused: {reason}"
+        # The sender records "TargetRefused: <this>".
+        assert str(refusal_of(refused.value)) == reason
         assert listener.connections == 0
 
     @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]"])
-    async def test_a_literal_loopback_address_is_refused(self, host: str) -> None:
+    async def test_a_literal_loopback_address_is_refused_before_connecting(self, host: str) -> None:
+        # aiohttp asks no resolver about an IP literal: the sender checks it before it sends.
+        url = f"http://{host}:8080/hooks"
+        with pytest.raises(TargetNotAllowed) as refused:
+            await refuse_before_connecting(url, allow_private=False)
+        assert refused.value.detail == "url: the host resolves to a loopback address"
+        await refuse_before_connecting(url, allow_private=True)  # allowed where private targets are
+
+    async def test_a_name_is_left_to_the_resolver(self) -> None:
+        # No lookup here: `nowhere.invalid` resolves to nothing, which the resolver refuses as it connects.
+        await refuse_before_connecting("https://nowhere.invalid/hooks", allow_private=False)
+        with pytest.raises(TargetNotAllowed, match="must be an http or https URL"):
+            await refuse_before_connecting("ftp://nowhere.invalid/", allow_private=False)
+
+    @pytest.mark.parametrize(
+        "host",
+        [
+            # aiohttp takes these for IP literals, asking no resolver; since 3.14 (aio-libs/aiohttp#12827) it
+            # refuses them as not canonical, where before it handed them to the socket, read as 127.0.0.1.
+            "127.1",
+            "2130706433",
+            "017700000001",
+            "127.0.0.1.",
+            "0x7f000001",  # a name to aiohttp: the resolver refuses what getaddrinfo reads (no DNS asked)
+            # yarl (hence aiohttp) maps these onto 127.0.0.1, a literal, so no resolver is asked; but
+            # refuse_before_connecting checks urlsplit's host, which is not a literal, and lets them by.
+            "１２７.０.０.１",
+            "127。0。0。1",
+        ],
+    )
+    async def test_another_spelling_of_loopback_gets_no_connection(self, host: str) -> None:
+        """Each spelling either is refused before sending or fails without a connection (aiohttp refuses
+        the non-canonical numeric forms; the resolver refuses what the system reads as 127.0.0.1)."""
         async with (
             listening("127.0.0.1") as (port, (listener,)),
-            webhook_client(timeout=5, allow_private=False) as client,
+            session(allow_private=False) as http,
         ):
-            with pytest.raises(TargetRefused) as refused:
-                await client.post(f"http://{host}:{port}/hooks", content=b"x")
-        assert str(refused.value) == "the host resolves to a loopback address"
+            outcome = await send_as_the_sender(http, f"http://{host}:{port}/hooks", allow_private=False)
+        assert outcome.startswith(("refused", "failed")), outcome
         assert listener.connections == 0
 
-    async def test_resolving_counts_against_the_connect_timeout(self) -> None:
+    async def test_resolving_counts_against_the_timeout(self) -> None:
+        cancelled = asyncio.Event()
+
         async def never(host: str, port: int) -> tuple[IPAddress, ...]:
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                cancelled.set()
             raise AssertionError("unreachable")
 
-        async with webhook_client(timeout=0.05, allow_private=True, resolve=never) as client:
-            with pytest.raises(httpx.ConnectTimeout) as timed_out:
-                await client.get("http://slow.test/")
-        assert str(timed_out.value) == "timed out connecting to slow.test:80"
+        # The guard turns a hang into a failure: if it expires, the request is cancelled, not timed out.
+        async with (
+            asyncio.timeout(5) as guard,
+            session(allow_private=True, resolve=never, seconds=0.05) as http,
+        ):
+            with pytest.raises(TimeoutError):
+                await post(http, "http://slow.test/", b"x")
+        assert not guard.expired()
+        assert cancelled.is_set()  # the lookup does not linger
 
     async def test_a_resolver_that_finds_nothing_is_refused_as_unresolvable(self) -> None:
         async def nothing(host: str, port: int) -> tuple[IPAddress, ...]:
             raise TargetUnresolvable("the host does not resolve to an address")
 
-        async with webhook_client(timeout=5, allow_private=True, resolve=nothing) as client:
-            with pytest.raises(TargetRefused) as refused:
-                await client.get("http://nowhere.test/")
-        assert str(refused.value) == "the host does not resolve to an address"
-        assert refused.value.refusal.code == "webhook_target_unresolvable"
+        async with session(allow_private=True, resolve=nothing) as http:
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await post(http, "http://nowhere.test/", b"x")
+        refusal = refusal_of(refused.value)
+        assert str(refusal) == "the host does not resolve to an address"
+        assert refusal.refusal.code == "webhook_target_unresolvable"
 
-    async def test_a_name_rebound_to_loopback_is_refused_on_the_next_connection(self) -> None:
-        """The rebinding attack itself: public to the first lookup, loopback to the next."""
-        connected: list[str] = []
+    async def test_a_name_rebound_to_loopback_is_refused_on_the_next_connection(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The rebinding attack itself: public to the first lookup, loopback to the next. The connection
+        aiohttp opens to the public address is diverted to a local listener (the test stays offline), and
+        the addresses aiohttp was told to connect to are recorded."""
+        connected: list[list[str]] = []
+        loop = asyncio.get_running_loop()
 
-        class Recording(httpcore.AsyncNetworkBackend):
-            async def connect_tcp(self, host: str, port: int, **_: Any) -> httpcore.AsyncNetworkStream:
-                connected.append(host)
-                return httpcore.AsyncNetworkStream()
+        async def divert(addr_infos: Sequence[tuple[Any, ...]], **_: Any) -> socket.socket:
+            connected.append([str(info[4][0]) for info in addr_infos])
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            return sock
 
-        backend = PinningBackend(
-            allow_private=False,
-            resolve=Resolver([("93.184.216.34",), ("127.0.0.1",)]),
-            network_backend=Recording(),
-        )
-        await backend.connect_tcp("rebind.test", 443, timeout=5)
-        with pytest.raises(TargetRefused) as refused:
-            await backend.connect_tcp("rebind.test", 443, timeout=5)
-        assert str(refused.value) == "the host resolves to a loopback address"
-        assert connected == ["93.184.216.34"]
+        monkeypatch.setattr(aiohappyeyeballs, "start_connection", divert)
+        resolver = Resolver([("93.184.216.34",), ("127.0.0.1",)])
+        async with (
+            listening("127.0.0.1") as (port, (listener,)),
+            session(allow_private=False, resolve=resolver) as http,
+        ):
+            listener.close_after = 1  # the next send needs a new connection
+            url = f"http://rebind.test:{port}/hooks"
+            assert await post(http, url, b"one") == (200, "ok")
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await post(http, url, b"two")
+
+        assert str(refusal_of(refused.value)) == "the host resolves to a loopback address"
+        assert connected == [["93.184.216.34"]]  # the second lookup got no connection at all
+        assert resolver.asked == [("rebind.test", port)] * 2
+        assert (listener.connections, listener.bodies) == (1, [b"one"])
 
 
 @dataclass
@@ -309,17 +425,16 @@ class TestTLS:
         server_context.sni_callback = lambda _socket, name, _context: server_names.append(name)
         async with (
             listening("127.0.0.1", ssl_context=server_context) as (port, (listener,)),
-            webhook_client(
-                timeout=5,
+            session(
                 allow_private=True,
                 resolve=Resolver([("127.0.0.1",)]),
                 ssl_context=certificates.client_context(),
-            ) as client,
+            ) as http,
         ):
-            response = await client.post(f"https://pinned.test:{port}/hooks", content=b"x")
+            answer = await post(http, f"https://pinned.test:{port}/hooks", b"x")
 
         # The certificate names pinned.test and no IP address: it was verified against the URL's host.
-        assert response.status_code == 200
+        assert answer == (200, "ok")
         assert server_names == ["pinned.test"]
         assert listener.bodies == [b"x"]
 
@@ -327,13 +442,66 @@ class TestTLS:
         server_context = certificates.server_context("other.test")
         async with (
             listening("127.0.0.1", ssl_context=server_context) as (port, (listener,)),
-            webhook_client(
-                timeout=5,
+            session(
                 allow_private=True,
                 resolve=Resolver([("127.0.0.1",)]),
                 ssl_context=certificates.client_context(),
-            ) as client,
+            ) as http,
         ):
-            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
-                await client.post(f"https://pinned.test:{port}/hooks", content=b"x")
+            with pytest.raises(aiohttp.ClientConnectorCertificateError) as refused:
+                await post(http, f"https://pinned.test:{port}/hooks", b"x")
+
+        # Signed by the trusted CA, so the name is what failed: the check is for pinned.test.
+        error = refused.value.certificate_error
+        assert isinstance(error, ssl.SSLCertVerificationError)
+        assert "Hostname mismatch, certificate is not valid for 'pinned.test'" in str(error.verify_message)
         assert listener.bodies == []
+
+
+def _units(app: FastAPI, *, allow_private: bool) -> UnitsOfWork:
+    """The app's units of work (same database, clock, vault and cache) with private targets allowed or not."""
+    units: UnitsOfWork = app.state.units
+    settings = units.settings.model_copy(update={"webhook_allow_private_targets": allow_private})
+    changed = UnitsOfWork(units.database, units.clock, units.vault, settings)
+    changed.cache = units.cache
+    return changed
+
+
+class TestThroughTheSender:
+    """The worker's own client (`delivery.webhook_client`) with the stub resolver in place of DNS: a name
+    that resolves to loopback reaches the receiver only where the settings allow private targets."""
+
+    @pytest.mark.parametrize("allow_private", [True, False])
+    async def test_the_sender_connects_where_the_resolver_checked(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        monkeypatch: pytest.MonkeyPatch,
+        allow_private: bool,
+    ) -> None:
+        resolver = Resolver([("127.0.0.1",)])
+        monkeypatch.setattr(delivery, "webhook_session", functools.partial(webhook_session, resolve=resolver))
+        units = _units(app, allow_private=allow_private)
+        await set_program(client, admin_key)
+        member = str((await enrol(client, pos_key))["id"])
+        async with running_receiver() as receiver:
+            port = urlsplit(receiver.url).port
+            await add_endpoint(units, f"http://hooks.test:{port}/hooks", event_types=["points.earned"])
+            await earn(client, pos_key, member, 10_000)
+            await dispatch_events(units)
+            assert await send_due(units, rng=random.Random(7)) == 1
+
+        assert resolver.asked == [("hooks.test", port)]
+        [attempt] = await rows(app, "SELECT status_code, error FROM webhook_attempts")
+        if allow_private:
+            [message] = receiver.received
+            assert message.headers["host"] == f"hooks.test:{port}"
+            assert attempt == {"status_code": 204, "error": None}
+        else:
+            assert receiver.received == []
+            assert attempt == {
+                "status_code": None,
+                "error": "TargetRefused: the host resolves to a loopback address",
+            }

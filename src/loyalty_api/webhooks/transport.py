@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import socket
 import ssl
-from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from loyalty_api.webhooks.errors import TargetNotAllowed
@@ -85,14 +85,22 @@ class PinningResolver(AbstractResolver):
 
 
 async def refuse_before_connecting(url: str, *, allow_private: bool) -> None:
-    """What the resolver cannot see: the URL's shape (TargetNotAllowed), and an IP literal as the host."""
+    """What the resolver cannot see: the URL's shape (TargetNotAllowed), and a host aiohttp takes for an IP
+    literal, read as aiohttp reads it (yarl maps full-width digits and ideographic full stops to ASCII, so
+    `１２７。０。０。１` is 127.0.0.1 to it)."""
     check_url(url)
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        target = yarl.URL(url)
+    except ValueError as exc:
+        raise TargetNotAllowed("is not a valid URL") from exc
+    host = target.raw_host or ""
     if is_literal(host):
-        await checked_addresses(
-            host, parts.port or _DEFAULT_PORTS[parts.scheme.lower()], allow_private=allow_private
-        )
+        port = target.port or _DEFAULT_PORTS[target.scheme.lower()]
+        await checked_addresses(host, port, allow_private=allow_private)
+    elif ":" in host or host.replace(".", "").isdigit():
+        # aiohttp takes this for an IP literal too and asks no resolver (before 3.14 it connected to 127.1 as
+        # 127.0.0.1)
+        raise TargetNotAllowed("must name its host by a name or a standard IP address")
 
 
 def webhook_session(
