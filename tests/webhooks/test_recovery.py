@@ -103,6 +103,19 @@ def orders_by_member(receiver: Receiver, secret: str) -> dict[str, list[str]]:
     return found
 
 
+@pytest.fixture
+async def failing_endpoint(
+    units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, members: list[str]
+) -> None:
+    """An endpoint for points.earned that refused the first member's first event, and will refuse the next
+    request too: failing from now on."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(503, 503)
+    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
+    assert await pump(units) == 1
+
+
+@pytest.mark.usefixtures("failing_endpoint")
 async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releases_everything(
     app: FastAPI,
     units: UnitsOfWork,
@@ -112,10 +125,6 @@ async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releas
     members: list[str],
     clock: FrozenClock,
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    receiver.fail_next(503, 503)
-    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
-    assert await pump(units) == 1  # refused: the endpoint is failing from now on
     for n, member in enumerate(members):
         await earn(client, pos_key, member, 10_000, order_ref=f"HELD-{n}")
     assert await pump(units) == 0  # nothing goes to a failing endpoint before its probe
@@ -133,19 +142,10 @@ async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releas
     assert endpoint == {"failing_since": None, "next_probe_at": None}
 
 
+@pytest.mark.usefixtures("failing_endpoint")
 async def test_a_probe_ahead_of_a_deliverys_schedule_leaves_its_back_off_as_it_was(
-    app: FastAPI,
-    units: UnitsOfWork,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    pos_key: str,
-    members: list[str],
-    clock: FrozenClock,
+    app: FastAPI, units: UnitsOfWork, clock: FrozenClock
 ) -> None:
-    await add_endpoint(units, receiver.url, event_types=["points.earned"])
-    receiver.fail_next(503, 503)
-    await earn(client, pos_key, members[0], 10_000)
-    await pump(units)
     clock.advance(PROBE_MIN)
     await pump(units)  # a probe 1 s in, ahead of the 5 s retry: refused, and it does not count
     [delivery] = await rows(app, "SELECT attempts, status FROM webhook_deliveries")
