@@ -3,16 +3,20 @@ SQLAlchemy would, on both databases (PostgreSQL runs them on asyncpg itself, SQL
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Numeric, bindparam, cast, insert, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import StatementError
 
+import loyalty_api.db
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
@@ -60,6 +64,30 @@ async def _rolled_back(units: UnitsOfWork) -> AsyncIterator[UnitOfWork]:
 
 
 class TestTransaction:
+    async def test_only_a_transactions_first_direct_statement_goes_through_sqlalchemy(
+        self, units: UnitsOfWork
+    ) -> None:
+        """The first begins the transaction the public way (the adaptor sends BEGIN with it); the others
+        run on the asyncpg connection past SQLAlchemy's execution layer (PostgreSQL), or all through it
+        (SQLite)."""
+        through_sqlalchemy: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "outbox_events" in statement:
+                through_sqlalchemy.append(statement)
+
+        engine = units.database.engine.sync_engine
+        sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+        try:
+            for _ in range(2):  # two transactions, three direct statements each
+                async with units.begin() as uow:
+                    for _ in range(3):
+                        await _INSERT_EVENT.fetch_one(uow.session, _event())
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+        assert len(await _stored_ids(units)) == 6
+        assert len(through_sqlalchemy) == (2 if is_postgres() else 6)
+
     async def test_a_direct_write_is_undone_with_the_unit_of_work(self, units: UnitsOfWork) -> None:
         async with _rolled_back(units) as uow:
             # The first statement of the unit of work: it must begin the transaction, not run outside it.
@@ -201,3 +229,17 @@ class TestOnPostgreSQL:
             async with units.begin() as uow:
                 await _INSERT_EVENT.fetch_one(uow.session, event)
         assert await _stored_ids(units) == {event["id"] for event in written}
+
+
+def test_the_database_layer_touches_no_private_part_of_a_library() -> None:
+    """SQLAlchemy (or asyncpg) renaming a private member must not turn every earn into a 500: db/ reaches
+    nothing of a library's that starts with an underscore (its own names aside)."""
+    folder = Path(loyalty_api.db.__file__).parent
+    private = re.compile(r"(?<!self)(?<!cls)\.\_[a-z]\w*")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(folder.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if private.search(line.split("#")[0])
+    ]
+    assert found == []

@@ -11,21 +11,26 @@ What it gives up, and so what belongs here: statements of the till's and the che
 every write shares (the outbox insert), each built once at import. It takes no IN lists, no column
 defaults and no Numeric results, and `echo` does not log it. Everything else goes through the session.
 
-It reaches into SQLAlchemy's asyncpg adaptor to begin the transaction the adaptor will commit or roll back
-(pyproject pins SQLAlchemy below 2.2 for that; tests/db/test_direct.py fails if it changes).
+The flush rule: a direct statement does not flush the session, so run one only after the session has
+flushed what it must see (the services write the till's rows through direct statements or flush first).
+
+The transaction stays SQLAlchemy's, through public APIs only: the asyncpg adaptor sends BEGIN with the first
+statement it runs itself, so the first direct statement of a transaction goes through the session (which
+begins it), and the rest of that transaction's run on the adaptor's asyncpg connection
+(`get_raw_connection().driver_connection`), inside that transaction, which the unit of work commits or rolls
+back as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Numeric
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
 Processor = Callable[[Any], Any]
@@ -96,40 +101,54 @@ def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
     )
 
 
-@asynccontextmanager
-async def _driver(session: AsyncSession) -> AsyncIterator[Driver]:
-    """The asyncpg connection under the session, in the session's transaction.
+def _remembered(session: AsyncSession) -> tuple[AsyncConnection, Driver] | None:
+    """The session's connection and its asyncpg connection, once a statement of the session's current
+    transaction went through the session (the adaptor has begun the transaction then); None before that.
+    Remembered for the rest of the transaction: asking the session costs about 50 µs a time, a greenlet
+    hop, and a redeem runs eight direct statements."""
+    remembered = session.info.get(_CONNECTION)
+    transaction = session.sync_session.get_transaction()
+    if remembered is not None and transaction is not None and remembered[0] is transaction:
+        return remembered[1], remembered[2]
+    return None
 
-    SQLAlchemy's adaptor sends BEGIN only with the first statement it runs itself: beginning it through the
-    adaptor keeps it the transaction the unit of work commits or rolls back. A failure comes out as
-    DirectStatementFailed. When it lost the connection, the connection is invalidated first, as SQLAlchemy
-    does for its own statements: otherwise the rollback that follows fails too, and the pool would hand
-    the dead connection out again."""
-    connection, pooled = await _connection(session)
-    driver: Driver = pooled.driver_connection
+
+async def _remember(session: AsyncSession) -> None:
+    connection = await session.connection()
+    pooled = await connection.get_raw_connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, pooled.driver_connection)
+
+
+async def _through_session(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
+) -> list[tuple[Any, ...]]:
+    """Run it as SQLAlchemy does: SQLite always, PostgreSQL for a transaction's first direct statement."""
     try:
-        adapted: Any = pooled.dbapi_connection
-        if adapted._transaction is None:
-            await adapted._start_transaction()
-        yield driver
+        result = await session.execute(statement, dict(params))
+    except DBAPIError as exc:
+        if session.get_bind().dialect.name != "postgresql":
+            raise
+        # The same failure the driver would have given: asyncpg's error, under the adaptor's.
+        adaptor_error = exc.orig if exc.orig is not None else exc
+        raise DirectStatementFailed(adaptor_error.__cause__ or adaptor_error) from None
+    return [tuple(row) for row in result] if returns_rows else []
+
+
+async def _on_driver(
+    session: AsyncSession, found: tuple[AsyncConnection, Driver], run: Callable[[Driver], Awaitable[Any]]
+) -> Any:
+    """`run` on the asyncpg connection, in the session's transaction. A failure comes out as
+    DirectStatementFailed. When it lost the connection, the connection is invalidated first, as SQLAlchemy
+    does for its own statements: otherwise the rollback that follows fails too, and the pool would hand the
+    dead connection out again."""
+    connection, driver = found
+    try:
+        return await run(driver)
     except Exception as exc:
         session.info.pop(_CONNECTION, None)
         if driver.is_closed():
             await connection.invalidate()
         raise DirectStatementFailed(exc) from None
-
-
-async def _connection(session: AsyncSession) -> tuple[AsyncConnection, PoolProxiedConnection]:
-    """The session's connection, remembered for the rest of its transaction: asking the session costs
-    about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
-    remembered = session.info.get(_CONNECTION)
-    transaction = session.sync_session.get_transaction()
-    if remembered is not None and remembered[0] is transaction and transaction is not None:
-        return remembered[1], remembered[2]
-    connection = await session.connection()
-    pooled = await connection.get_raw_connection()
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, pooled)
-    return connection, pooled
 
 
 class DirectStatement(Generic[S]):
@@ -162,24 +181,21 @@ class DirectStatement(Generic[S]):
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Run it for its effect."""
-        dialect = session.get_bind().dialect
-        compiled = self._compiled_for(dialect, params)
-        if dialect.name != "postgresql":
-            await session.execute(self._executable, dict(params))
-            return
-        arguments = self._arguments(compiled, params)
-        async with _driver(session) as driver:
-            await driver.execute(compiled.sql, *arguments)
+        await self.fetch_all(session, params)
 
     async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         dialect = session.get_bind().dialect
         compiled = self._compiled_for(dialect, params)
-        if dialect.name != "postgresql":
-            result = await session.execute(self._executable, dict(params))
-            return [tuple(row) for row in result]
+        found = _remembered(session) if dialect.name == "postgresql" else None
+        if found is None:
+            # A SELECT, or DML with RETURNING, has result columns.
+            returns_rows = bool(compiled.results)
+            rows = await _through_session(session, self._executable, params, returns_rows=returns_rows)
+            if dialect.name == "postgresql":
+                await _remember(session)
+            return rows
         arguments = self._arguments(compiled, params)
-        async with _driver(session) as driver:
-            records = await driver.fetch(compiled.sql, *arguments)
+        records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
         return [
             tuple(
                 value if processor is None or value is None else processor(value)
