@@ -113,25 +113,23 @@ def _remembered(session: AsyncSession) -> tuple[AsyncConnection, Driver] | None:
     return None
 
 
-async def _remember(session: AsyncSession) -> None:
-    connection = await session.connection()
-    pooled = await connection.get_raw_connection()
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, pooled.driver_connection)
-
-
-async def _through_session(
+async def _first_of_transaction(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
 ) -> list[tuple[Any, ...]]:
-    """Run it as SQLAlchemy does: SQLite always, PostgreSQL for a transaction's first direct statement."""
+    """Run it on the session's connection as SQLAlchemy Core does (the adaptor sends BEGIN with it), then
+    remember that connection and its asyncpg connection for the rest of the transaction."""
+    connection = await session.connection()
     try:
-        result = await session.execute(statement, dict(params))
+        result = await connection.execute(statement, dict(params))
     except DBAPIError as exc:
-        if session.get_bind().dialect.name != "postgresql":
-            raise
         # The same failure the driver would have given: asyncpg's error, under the adaptor's.
         adaptor_error = exc.orig if exc.orig is not None else exc
         raise DirectStatementFailed(adaptor_error.__cause__ or adaptor_error) from None
-    return [tuple(row) for row in result] if returns_rows else []
+    rows = [tuple(row) for row in result] if returns_rows else []
+    # Connected and in its transaction by now: reading the pooled connection does no I/O.
+    driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, driver)
+    return rows
 
 
 async def _on_driver(
@@ -186,14 +184,13 @@ class DirectStatement(Generic[S]):
     async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         dialect = session.get_bind().dialect
         compiled = self._compiled_for(dialect, params)
-        found = _remembered(session) if dialect.name == "postgresql" else None
+        returns_rows = bool(compiled.results)  # a SELECT, or DML with RETURNING
+        if dialect.name != "postgresql":
+            result = await session.execute(self._executable, dict(params))
+            return [tuple(row) for row in result] if returns_rows else []
+        found = _remembered(session)
         if found is None:
-            # A SELECT, or DML with RETURNING, has result columns.
-            returns_rows = bool(compiled.results)
-            rows = await _through_session(session, self._executable, params, returns_rows=returns_rows)
-            if dialect.name == "postgresql":
-                await _remember(session)
-            return rows
+            return await _first_of_transaction(session, self._executable, params, returns_rows=returns_rows)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
         return [
