@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from limits import parse_many
@@ -133,8 +132,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
