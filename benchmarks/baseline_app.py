@@ -133,3 +133,31 @@ async def quote(body: QuoteBody) -> dict[str, object]:
         "currency": program["currency"],
         "total": goods + (0 if body.cart.shipping is None else body.cart.shipping.amount),
     }
+
+
+# The lookup's columns: the member's own (personal data still encrypted), the tier's, the balance, the
+# external ids; what `GET /v1/members/lookup` reads, without auth, decryption or the response model.
+_LOOKUP = (
+    "SELECT m.id, m.member_number, m.status, m.phone_encrypted, m.email_encrypted, m.name_encrypted, "
+    "m.birthday_encrypted, m.channel, m.marketing_consent, m.referral_code, m.referred_by_id, m.created_at, "
+    "m.updated_at, t.code, t.name, t.rank, a.balance FROM members m "
+    "LEFT JOIN tiers t ON t.id = m.tier_id LEFT JOIN points_accounts a ON a.member_id = m.id "
+    "WHERE m.member_number = $1"
+)
+
+
+@app.get("/lookup")
+async def lookup(member_number: str) -> dict[str, object]:
+    async with app.state.pool.acquire() as connection, connection.transaction(readonly=True):
+        row = await connection.fetchrow(_LOOKUP, member_number)
+        external = await connection.fetch(
+            "SELECT system, external_id FROM member_external_ids WHERE member_id = $1", row["id"]
+        )
+    return {
+        "id": str(row["id"]),
+        "member_number": row["member_number"],
+        "status": row["status"],
+        "tier": {"code": row["code"], "name": row["name"], "rank": row["rank"]},
+        "points": row["balance"],
+        "external_ids": {r["system"]: r["external_id"] for r in external},
+    }

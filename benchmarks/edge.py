@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -30,7 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import make_url, text
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import PG_SERVER, _nothing, cpu_seconds, free_port, server  # noqa: E402
 from benchmarks.seed import seed  # noqa: E402
+from benchmarks.wrk import Run, parse_wrk, wrk  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
 from loyalty_api.auth import service as auth_service  # noqa: E402
@@ -88,71 +87,12 @@ end
 FIFTY_MB = 50 * 1024 * 1024
 # A pause after each flood run, for PostgreSQL to write out what it took in.
 SETTLE_SECONDS = 5
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-@dataclass
-class Run:
-    label: str
-    requests: int
-    seconds: float
-    non_2xx: int
-    p50_ms: float
-    p99_ms: float
-    cpu_ms_per_request: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def _ms(value: str) -> float:
-    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
-
-
-def _percentile(output: str, percent: int) -> float:
-    found = re.search(rf"^\s+{percent}%\s+(\S+)$", output, re.MULTILINE)  # the Latency Distribution lines
-    return _ms(found.group(1)) if found else float("nan")
-
-
-def parse_wrk(label: str, output: str, cpu: float) -> Run:
-    requests, duration = re.search(r"(\d+) requests in ([\d.]+)s,", output).groups()  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return Run(
-        label=label,
-        requests=int(requests),
-        seconds=float(duration),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        p50_ms=_percentile(output, 50),
-        p99_ms=_percentile(output, 99),
-        cpu_ms_per_request=cpu / int(requests) * 1000 if int(requests) else float("nan"),
-    )
 
 
 def _generators_cpu() -> float:
     """CPU seconds used so far by this process (the body pourer) and its finished children (wrk)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-async def wrk(script: Path, url: str, args: list[str], *, seconds: float, clients: int) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t1",
-        f"-c{clients}",
-        f"-d{seconds:g}s",
-        "--latency",
-        "-s",
-        str(script),
-        url,
-        "--",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    return out.decode()
 
 
 async def big_body(port: int, key: str, *, chunked: bool) -> None:

@@ -47,9 +47,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.edge import parse_wrk, wrk  # noqa: E402
 from benchmarks.run import PG_SERVER, QUOTE_CART, cpu_seconds, free_port, quote_body, server  # noqa: E402
 from benchmarks.seed import seed, seed_shoppers  # noqa: E402
+from benchmarks.wrk import parse_wrk, wrk  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
 from loyalty_api.auth import service as auth_service  # noqa: E402

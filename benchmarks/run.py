@@ -1,9 +1,15 @@
 """One command: seed a database with many members, start the real service (uvicorn) and drive it with
 concurrent clients, next to a minimal raw-asyncpg baseline, interleaved, and print medians.
 
+    apt-get install wrk                                     # the load generator (--driver wrk, the default)
     .venv/bin/python benchmarks/run.py                      # PostgreSQL and SQLite, 100,000 members
     .venv/bin/python benchmarks/run.py --database sqlite --members 20000 --seconds 10
     .venv/bin/python benchmarks/run.py --database postgres --members 2000 --seconds 5 --rounds 1  # smoke
+
+`wrk` (C, about 0.05 ms of CPU a request) drives each scenario from a file of requests (benchmarks/wrk.py);
+`--driver aiohttp` uses the older Python driver, which takes CPU from the servers on two cores and
+flattens every ratio. Each of earn, quote and lookup runs beside its raw-asyncpg baseline
+(benchmarks/baseline_app.py) on PostgreSQL.
 
 PostgreSQL comes from LOYALTY_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
 a database of its own is created there and dropped afterwards.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import random
 import socket
@@ -38,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seed, seed_shoppers  # noqa: E402
+from benchmarks.wrk import TARGETS_LUA, parse_wrk, wrk  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
 from loyalty_api.db.engine import create_engine  # noqa: E402
@@ -74,6 +82,25 @@ class Result:
             return float("nan")
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(0.50)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(0.99)
+
+
+@dataclass
+class Measured:
+    """What wrk reports of one run, in the shape the report reads."""
+
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+    cpu_ms_per_request: float
 
 
 def free_port() -> int:
@@ -231,6 +258,47 @@ def scenarios(
     return {"earn": earn, "redeem": redeem, "lookup": lookup, "quote": quote}
 
 
+def target_lines(
+    key: str, members: list[tuple[str, str]], shoppers: list[tuple[str, list[str]]]
+) -> dict[str, tuple[list[str], list[str] | None]]:
+    """Per scenario, wrk's request lines for ours and for its baseline (None when it has none)."""
+    rng = random.Random(3)
+    sample = rng.sample(members, min(len(members), 20_000))
+
+    def earn_body() -> str:
+        amount = {"amount": rng.randrange(100, 100_000), "currency": "CNY"}
+        return json.dumps({"order_ref": "@REF@", "amount": amount})
+
+    redeem = json.dumps({"points": 100, "order_ref": "@REF@"})
+    quotes = [json.dumps(quote_body(member_id, codes)) for member_id, codes in shoppers]
+    return {
+        "earn": (
+            [f"POST\t/v1/members/{m}/earn\t{earn_body()}" for m, _ in sample],
+            [f"POST\t/earn/{m}\t{earn_body()}" for m, _ in sample],
+        ),
+        "redeem": ([f"POST\t/v1/members/{m}/redeem\t{redeem}" for m, _ in sample], None),
+        "lookup": (
+            [f"GET\t/v1/members/lookup?member_number={n}" for _, n in sample],
+            [f"GET\t/lookup?member_number={n}" for _, n in sample],
+        ),
+        "quote": (
+            [f"POST\t/v1/checkout/quote\t{body}" for body in quotes],
+            [f"POST\t/quote\t{body}" for body in quotes],
+        ),
+    }
+
+
+async def drive_wrk(
+    label: str, url: str, script: Path, lines: Path, key: str, process: subprocess.Popen[bytes], args: Any
+) -> Measured:
+    cpu_before = cpu_seconds(process.pid)
+    out = await wrk(
+        script, url, [uuid.uuid4().hex[:8], str(lines), key], seconds=args.seconds, clients=args.concurrency
+    )
+    run = parse_wrk(label, out, cpu_seconds(process.pid) - cpu_before)
+    return Measured(run.rate, run.p50_ms, run.p99_ms, run.non_2xx, run.cpu_ms_per_request)
+
+
 def baselines(
     members: list[tuple[str, str]], shoppers: list[tuple[str, list[str]]], run_id: str
 ) -> dict[str, tuple[str, Request]]:
@@ -280,8 +348,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": key_material}
         port = free_port()
         ours_cmd = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(port)]
-        results: dict[str, list[Result]] = {}
-        peak_rss = 0.0
+        results: dict[str, list[Result | Measured]] = {}
         async with server(ours_cmd, env, port, "/healthz") as ours:
             base_port = free_port()
             baseline_cmd = [
@@ -301,35 +368,14 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                 if database == "postgres"
                 else _nothing()
             ) as baseline:
-                for round_no in range(args.rounds):
-                    run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
-                    paired = baselines(members, shoppers, run_id)
-                    for label, make in scenarios(key, members, shoppers, run_id).items():
-                        if label not in args.scenarios.split(","):
-                            continue
-                        cpu_before = cpu_seconds(ours.pid)
-                        result = await drive(
-                            label,
-                            f"http://127.0.0.1:{port}",
-                            make,
-                            concurrency=args.concurrency,
-                            seconds=args.seconds,
-                        )
-                        result.server_cpu = cpu_seconds(ours.pid) - cpu_before
-                        results.setdefault(label, []).append(result)
-                        peak_rss = max(peak_rss, rss_mib(ours.pid))
-                        if label in paired and baseline is not None:
-                            base_label, base_make = paired[label]
-                            cpu_before = cpu_seconds(baseline.pid)
-                            base = await drive(
-                                base_label,
-                                f"http://127.0.0.1:{base_port}",
-                                base_make,
-                                concurrency=args.concurrency,
-                                seconds=args.seconds,
-                            )
-                            base.server_cpu = cpu_seconds(baseline.pid) - cpu_before
-                            results.setdefault(base_label, []).append(base)
+                if args.driver == "wrk":
+                    peak_rss = await _rounds_with_wrk(
+                        args, tmp, key, members, shoppers, (ours, port), (baseline, base_port), results
+                    )
+                else:
+                    peak_rss = await _rounds_with_aiohttp(
+                        args, key, members, shoppers, (ours, port), (baseline, base_port), results
+                    )
         report(results, peak_rss)
     finally:
         if admin_engine is not None:
@@ -338,25 +384,107 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             await admin_engine.dispose()
 
 
+Served = tuple[Any, int]  # the server's process (None when not running) and its port
+
+
+async def _rounds_with_wrk(
+    args: argparse.Namespace,
+    tmp: Path,
+    key: str,
+    members: list[tuple[str, str]],
+    shoppers: list[tuple[str, list[str]]],
+    ours: Served,
+    baseline: Served,
+    results: dict[str, list[Result | Measured]],
+) -> float:
+    script = tmp / "targets.lua"
+    script.write_text(TARGETS_LUA)
+    files: dict[str, tuple[Path, Path | None]] = {}
+    for label, (lines, base_lines) in target_lines(key, members, shoppers).items():
+        (tmp / f"{label}.txt").write_text("\n".join(lines) + "\n")
+        base_file = None
+        if base_lines is not None:
+            base_file = tmp / f"baseline-{label}.txt"
+            base_file.write_text("\n".join(base_lines) + "\n")
+        files[label] = (tmp / f"{label}.txt", base_file)
+    peak_rss = 0.0
+    wanted = [label for label in files if label in args.scenarios.split(",")]
+    for round_no in range(args.rounds):
+        # Within a round, ours and its baseline run back to back, the order turning every round.
+        for label in wanted:
+            ours_file, base_file = files[label]
+            runs = [(label, ours, ours_file, key)]
+            if base_file is not None and baseline[0] is not None:
+                runs.append((f"baseline {label}", baseline, base_file, ""))
+            if round_no % 2:
+                runs.reverse()
+            for run_label, (process, port), requests, run_key in runs:
+                url = f"http://127.0.0.1:{port}"
+                measured = await drive_wrk(run_label, url, script, requests, run_key, process, args)
+                results.setdefault(run_label, []).append(measured)
+            peak_rss = max(peak_rss, rss_mib(ours[0].pid))
+    return peak_rss
+
+
+async def _rounds_with_aiohttp(
+    args: argparse.Namespace,
+    key: str,
+    members: list[tuple[str, str]],
+    shoppers: list[tuple[str, list[str]]],
+    ours: Served,
+    baseline: Served,
+    results: dict[str, list[Result | Measured]],
+) -> float:
+    peak_rss = 0.0
+    for round_no in range(args.rounds):
+        run_id = f"{uuid.uuid4().hex[:6]}{round_no}"
+        paired = baselines(members, shoppers, run_id)
+        for label, make in scenarios(key, members, shoppers, run_id).items():
+            if label not in args.scenarios.split(","):
+                continue
+            process, port = ours
+            cpu_before = cpu_seconds(process.pid)
+            result = await drive(
+                label, f"http://127.0.0.1:{port}", make, concurrency=args.concurrency, seconds=args.seconds
+            )
+            result.server_cpu = cpu_seconds(process.pid) - cpu_before
+            results.setdefault(label, []).append(result)
+            peak_rss = max(peak_rss, rss_mib(process.pid))
+            base_process, base_port = baseline
+            if label in paired and base_process is not None:
+                base_label, base_make = paired[label]
+                cpu_before = cpu_seconds(base_process.pid)
+                base = await drive(
+                    base_label,
+                    f"http://127.0.0.1:{base_port}",
+                    base_make,
+                    concurrency=args.concurrency,
+                    seconds=args.seconds,
+                )
+                base.server_cpu = cpu_seconds(base_process.pid) - cpu_before
+                results.setdefault(base_label, []).append(base)
+    return peak_rss
+
+
 @asynccontextmanager
 async def _nothing():  # type: ignore[no-untyped-def]
     yield None
 
 
-def report(results: dict[str, list[Result]], peak_rss: float) -> None:
+def report(results: dict[str, list[Result | Measured]], peak_rss: float) -> None:
     print(
         f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
         f"{'CPU ms/req':>12}   per-round req/s"
     )
     for label, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
-        p50 = statistics.median(r.percentile(0.50) for r in runs)
-        p99 = statistics.median(r.percentile(0.99) for r in runs)
+        p50 = statistics.median(r.p50 for r in runs)
+        p99 = statistics.median(r.p99 for r in runs)
         errors = sum(r.errors for r in runs)
         cpu = statistics.median(r.cpu_ms_per_request for r in runs)
         rounds = ", ".join(f"{r.rps:.0f}" for r in runs)
         print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}{cpu:>12.2f}   {rounds}")
-    for label in ("earn", "quote"):
+    for label in ("earn", "quote", "lookup"):
         base_label = f"baseline {label}"
         if base_label not in results:
             continue
@@ -376,6 +504,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database", choices=["postgres", "sqlite", "both"], default="both")
+    parser.add_argument("--driver", choices=["wrk", "aiohttp"], default="wrk")
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
