@@ -15,8 +15,8 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import QueryRoute
-from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.points.errors import CurrencyMismatch, MemberNotActive
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.points.errors import CurrencyMismatch
 
 router = APIRouter(prefix="/v1/checkout", tags=["checkout"], route_class=QueryRoute)
 

@@ -31,10 +31,9 @@ from loyalty_api.clock import format_instant
 from loyalty_api.coupons.service import CouponView, coupon_state, coupons_for_checkout
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.money import Money
 from loyalty_api.partners.joint import member_joint_offers
-from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers.ladder import TierRef

@@ -59,3 +59,14 @@ class LookupNeedsOneIdentifier(LoyaltyError):
     code = "lookup_needs_one_identifier"
     status = 422
     title = "Give exactly one of member_number, phone, email, or external_system with external_id"
+
+
+class MemberNotActive(Conflict):
+    """The member is suspended or closed, so they cannot earn, redeem or hold points, redeem rewards,
+    subscribe or get a checkout quote; nothing was changed.
+
+    Do not retry; an admin key can make the member active again (`PATCH /v1/members/{id}` with `status`).
+    """
+
+    code = "member_not_active"
+    title = "The member is suspended or closed"

@@ -16,7 +16,7 @@ from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.partners import coalition, exchanges, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
@@ -67,7 +67,6 @@ from loyalty_api.partners.schemas import (
 from loyalty_api.points.errors import (
     CurrencyMismatch,
     InsufficientPoints,
-    MemberNotActive,
     OrderAlreadyEarned,
     OrderBelongsToAnotherMember,
     OrderNotFound,

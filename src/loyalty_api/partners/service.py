@@ -23,7 +23,7 @@ from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.service import MemberProfile, get_member
 from loyalty_api.partners.codes import code_hash, generate_code
@@ -46,7 +46,6 @@ from loyalty_api.partners.perks import PerkView, perk_view
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
-from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.points.service import summaries
 from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers.ladder import TierRef

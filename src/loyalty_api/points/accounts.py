@@ -8,14 +8,13 @@ from typing import Any, cast
 
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.points.errors import (
     CurrencyMismatch,
     InsufficientPoints,
-    MemberNotActive,
     RedeemShareExceeded,
 )
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased

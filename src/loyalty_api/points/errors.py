@@ -48,17 +48,6 @@ class CurrencyMismatch(LoyaltyError):
     title = "The amount's currency is not the programme's currency"
 
 
-class MemberNotActive(Conflict):
-    """The member is suspended or closed, so they cannot earn, redeem or hold points, redeem rewards,
-    subscribe or get a checkout quote; nothing was changed.
-
-    Do not retry; an admin key can make the member active again (`PATCH /v1/members/{id}` with `status`).
-    """
-
-    code = "member_not_active"
-    title = "The member is suspended or closed"
-
-
 class OrderAlreadyEarned(Conflict):
     """Points were earned for this `order_ref` already; an order earns once, with or without an
     Idempotency-Key, so nothing was added.

@@ -14,7 +14,7 @@ from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant, OrderRef
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.points import errors, holds, refunds, service
 from loyalty_api.points.ledger import EntryType
 from loyalty_api.points.schemas import (
@@ -47,7 +47,7 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
     responses=problem_responses(
         *_AUTH,
         MemberNotFound,
-        errors.MemberNotActive,
+        MemberNotActive,
         errors.OrderAlreadyEarned,
         errors.OrderBelongsToAnotherMember,
         errors.CurrencyMismatch,
@@ -83,7 +83,7 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
     responses=problem_responses(
         *_AUTH,
         MemberNotFound,
-        errors.MemberNotActive,
+        MemberNotActive,
         errors.InsufficientPoints,
         errors.BelowMinimumRedeem,
         errors.RedeemShareExceeded,
@@ -118,7 +118,7 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
     responses=problem_responses(
         *_AUTH,
         MemberNotFound,
-        errors.MemberNotActive,
+        MemberNotActive,
         errors.InsufficientPoints,
         errors.HoldExists,
         errors.OrderBelongsToAnotherMember,

@@ -14,8 +14,8 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.points.errors import InsufficientPoints, MemberNotActive
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.points.errors import InsufficientPoints
 from loyalty_api.rewards import service
 from loyalty_api.rewards.errors import (
     RewardLimitReached,

@@ -21,13 +21,12 @@ from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import Money
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.plans.service import get_catalogue
-from loyalty_api.points.errors import MemberNotActive
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions import lifecycle, periods
 from loyalty_api.subscriptions.errors import (
