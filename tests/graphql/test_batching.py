@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
@@ -65,7 +66,12 @@ async def _entities(
 
 class TestEntitiesInBatches:
     async def test_fifty_members_take_the_statements_five_take(
-        self, client: httpx.AsyncClient, app: FastAPI, admin_key: str, pos_key: str
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        admin_key: str,
+        pos_key: str,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         await set_program(client, admin_key)
         perk = await client.post(
@@ -90,7 +96,7 @@ class TestEntitiesInBatches:
 
         # The programme, the ladder and the plans into the cache, kept there for the comparison: with the
         # default two seconds a slow machine can reload them inside one of the two measured calls.
-        units_of(app).cache.seconds = 600
+        monkeypatch.setattr(units_of(app).cache, "seconds", 600)  # the app is the session's: put it back
         units_of(app).cache.clear()
         await _entities(client, app, pos_key, members[:1])
         few, few_counted = await _entities(client, app, pos_key, members[:5])
