@@ -135,6 +135,11 @@ class Outcome:
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def failure(self) -> str | None:
+        """What went wrong, as the attempt and the delivery record it; None for a success."""
+        return None if self.succeeded else (self.error or f"HTTP {self.status_code}")
+
 
 def message_body(outgoing: Outgoing) -> bytes:
     return json.dumps(
@@ -165,13 +170,15 @@ async def send_due(
     gates = _Gates()
     attempted = 0
     try:
-        async with _renewing_leases(units, token):
+        async with _renewing_leases(units, token) as out:
             for _ in range(_BATCHES_PER_RUN):
                 outgoing = await _lease(units, token, batch)
                 if not outgoing:
                     break
+                out[:] = [item.delivery_id for item in outgoing]
                 outcomes = await asyncio.gather(*(_send_one(units, http, item, gates) for item in outgoing))
                 await _settle_batch(units, token, list(zip(outgoing, outcomes, strict=True)), rng)
+                out.clear()
                 attempted += len(outgoing)
         return attempted
     finally:
@@ -203,22 +210,27 @@ async def _lease(units: UnitsOfWork, token: uuid.UUID, batch: int) -> list[Outgo
 
 
 @asynccontextmanager
-async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterator[None]:
-    """Renew, every HEARTBEAT, the leases this run holds, for as long as the block runs."""
+async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterator[list[uuid.UUID]]:
+    """Renew, every HEARTBEAT, the leases of the deliveries the block puts in the list it is given (the
+    batch being sent), for as long as the block runs."""
+    out: list[uuid.UUID] = []
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(HEARTBEAT.total_seconds())
+            if not out:
+                continue
             try:
                 async with units.begin() as uow:
-                    await DeliveryRepository(uow.session).renew_leases(token, until=uow.clock.now() + LEASE)
+                    until = uow.clock.now() + LEASE
+                    await DeliveryRepository(uow.session).renew_leases(list(out), token=token, until=until)
             except Exception:
                 # The next beat tries again; a lease that runs out meanwhile is sent again (at least once).
                 logger.exception("webhook leases not renewed")
 
     heart = asyncio.create_task(beat(), name="webhook-lease-heartbeat")
     try:
-        yield
+        yield out
     finally:
         heart.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -360,9 +372,9 @@ async def _settle(
         held += owned
         settled["succeeded"] += len(owned)
     for item, outcome in sent:
-        if outcome.succeeded:
+        error = outcome.failure
+        if error is None:
             continue
-        error = outcome.error or f"HTTP {outcome.status_code}"
         if not item.due and not outcome.hopeless:
             # A probe ahead of the delivery's own schedule: the schedule stands.
             if await repo.release_probe(
@@ -384,15 +396,16 @@ async def _settle(
         held += owned
         if owned and status == "failed":
             settled["failed"] += 1
-    others = [item.delivery_id for item, _ in sent if item.delivery_id not in set(held)]
-    recorded = set(held) | await repo.lock_existing(others)
+    owned_now = set(held)
+    others = [item.delivery_id for item, _ in sent if item.delivery_id not in owned_now]
+    recorded = owned_now | await repo.lock_existing(others)
     await repo.insert_attempts(
         [
             {
                 "delivery_id": item.delivery_id,
                 "attempted_at": now,
                 "status_code": outcome.status_code,
-                "error": None if outcome.succeeded else (outcome.error or f"HTTP {outcome.status_code}"),
+                "error": outcome.failure,
                 "duration_ms": outcome.duration_ms,
                 "response_body": outcome.response_body,
             }

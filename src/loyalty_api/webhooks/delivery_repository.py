@@ -195,11 +195,16 @@ class DeliveryRepository:
                 .execution_options(synchronize_session=False)
             )
 
-    async def renew_leases(self, token: uuid.UUID, *, until: datetime) -> int:
-        """Extend every lease this worker run still holds (its sends in progress); how many."""
+    async def renew_leases(
+        self, delivery_ids: Sequence[uuid.UUID], *, token: uuid.UUID, until: datetime
+    ) -> int:
+        """Extend the leases of these deliveries (sends in progress) that this worker run still holds; how
+        many. By id, so the heartbeat reads only its own rows, however large the table."""
+        if not delivery_ids:
+            return 0
         result = await self.session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.lease_token == token, WebhookDelivery.status == "pending")
+            .where(WebhookDelivery.id.in_(list(delivery_ids)), WebhookDelivery.lease_token == token)
             .values(leased_until=until)
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)

@@ -48,7 +48,7 @@ async def _listen(dsn: str, woken: asyncio.Event) -> None:
     while True:
         try:
             await _listen_until_lost(dsn, woken)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # the listener must outlive any failure: the worker leans on it
             logger.warning("webhook wake-ups interrupted", extra={"error": type(exc).__name__})
         await asyncio.sleep(_RECONNECT_SECONDS)
 
