@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, AwareDatetime, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime
 
 
 def as_utc(at: datetime) -> datetime:
@@ -20,15 +20,14 @@ def as_utc(at: datetime) -> datetime:
 # An instant in a model that is written out (event payloads, REST replies): any zone in, UTC out.
 UtcInstant = Annotated[AwareDatetime, AfterValidator(as_utc)]
 
-_WRITER: TypeAdapter[datetime] = TypeAdapter(UtcInstant)
-
 
 def format_instant(at: datetime) -> str:
     """The one written form of an instant: RFC 3339 in UTC with `Z`, microseconds when there are any
     (`2026-12-02T06:34:28.844565Z`, `2026-03-16T10:00:00Z`). It is how pydantic writes a UTC datetime into
-    JSON, so REST replies, webhook payloads and timestamps, stored details, GraphQL and messages agree."""
-    written: str = _WRITER.dump_python(as_utc(at), mode="json")
-    return written
+    JSON, so REST replies, webhook payloads and timestamps, stored details, GraphQL and messages agree
+    (Python's own ISO form is the same text with `+00:00` for `Z`, at a tenth of pydantic's cost: every
+    access log line and every earn writes a few)."""
+    return as_utc(at).isoformat().removesuffix("+00:00") + "Z"
 
 
 class Clock(Protocol):

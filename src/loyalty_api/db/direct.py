@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Numeric
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
 Processor = Callable[[Any], Any]
@@ -101,7 +102,7 @@ def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
     )
 
 
-def _remembered(session: AsyncSession) -> tuple[AsyncConnection, Driver] | None:
+def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
     """The session's connection and its asyncpg connection, once a statement of the session's current
     transaction went through the session (the adaptor has begun the transaction then); None before that.
     Remembered for the rest of the transaction: asking the session costs about 50 µs a time, a greenlet
@@ -117,23 +118,28 @@ async def _first_of_transaction(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
 ) -> list[tuple[Any, ...]]:
     """Run it on the session's connection as SQLAlchemy Core does (the adaptor sends BEGIN with it), then
-    remember that connection and its asyncpg connection for the rest of the transaction."""
-    connection = await session.connection()
+    remember that connection and its asyncpg connection for the rest of the transaction. One greenlet hop
+    (`run_sync`) for all of it: asking for the connection and running the statement would each take one."""
+
+    def run(sync_session: Session) -> tuple[list[tuple[Any, ...]], Connection, Driver]:
+        connection = sync_session.connection()
+        result = connection.execute(statement, dict(params))
+        rows = [tuple(row) for row in result] if returns_rows else []
+        # Connected and in its transaction by now: reading the pooled connection does no I/O.
+        return rows, connection, connection.connection.driver_connection
+
     try:
-        result = await connection.execute(statement, dict(params))
+        rows, connection, driver = await session.run_sync(run)
     except DBAPIError as exc:
         # The same failure the driver would have given: asyncpg's error, under the adaptor's.
         adaptor_error = exc.orig if exc.orig is not None else exc
         raise DirectStatementFailed(adaptor_error.__cause__ or adaptor_error) from None
-    rows = [tuple(row) for row in result] if returns_rows else []
-    # Connected and in its transaction by now: reading the pooled connection does no I/O.
-    driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, driver)
     return rows
 
 
 async def _on_driver(
-    session: AsyncSession, found: tuple[AsyncConnection, Driver], run: Callable[[Driver], Awaitable[Any]]
+    session: AsyncSession, found: tuple[Connection, Driver], run: Callable[[Driver], Awaitable[Any]]
 ) -> Any:
     """`run` on the asyncpg connection, in the session's transaction. A failure comes out as
     DirectStatementFailed. When it lost the connection, the connection is invalidated first, as SQLAlchemy
@@ -145,7 +151,7 @@ async def _on_driver(
     except Exception as exc:
         session.info.pop(_CONNECTION, None)
         if driver.is_closed():
-            await connection.invalidate()
+            await session.run_sync(lambda _: connection.invalidate())
         raise DirectStatementFailed(exc) from None
 
 
@@ -182,15 +188,16 @@ class DirectStatement(Generic[S]):
         await self.fetch_all(session, params)
 
     async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
-        dialect = session.get_bind().dialect
-        compiled = self._compiled_for(dialect, params)
-        returns_rows = bool(compiled.results)  # a SELECT, or DML with RETURNING
-        if dialect.name != "postgresql":
-            result = await session.execute(self._executable, dict(params))
-            return [tuple(row) for row in result] if returns_rows else []
-        found = _remembered(session)
+        found = _remembered(session)  # only ever on PostgreSQL
         if found is None:
+            dialect = session.get_bind().dialect
+            compiled = self._compiled_for(dialect, params)
+            returns_rows = bool(compiled.results)  # a SELECT, or DML with RETURNING
+            if dialect.name != "postgresql":
+                result = await session.execute(self._executable, dict(params))
+                return [tuple(row) for row in result] if returns_rows else []
             return await _first_of_transaction(session, self._executable, params, returns_rows=returns_rows)
+        compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
         return [

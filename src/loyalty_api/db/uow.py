@@ -44,7 +44,12 @@ class UnitOfWork:
 
     async def close(self) -> None:
         try:
-            await self.session.close()
+            if self.session.in_transaction():
+                await self.session.close()
+            else:
+                # Committed or rolled back, the session holds no connection: what closing it would still do
+                # is this, without the greenlet hop every request paid for it.
+                self.session.expunge_all()
         finally:
             if self.writer_turn is not None:
                 self.writer_turn.release()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from loyalty_api.db.ids import new_id
 from loyalty_api.ops.logging import request_id_var
 from loyalty_api.ops.metrics import Metrics
 
@@ -27,7 +27,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _SAFE_REQUEST_ID.match(given) else new_id().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
