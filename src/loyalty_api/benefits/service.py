@@ -13,15 +13,16 @@ from loyalty_api.benefits.events import BenefitChanged
 from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
 from loyalty_api.benefits.models import Benefit
 from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.partners.joint import JOINT_CACHE_KEY, JointOffer, members_joint_offers
-from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.partners.joint import JOINT_CACHE_KEY
+from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, Catalogue
 from loyalty_api.plans.service import get_catalogue
-from loyalty_api.subscriptions.service import members_plans_in_force
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, TierRef
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, TierRef
 from loyalty_api.webhooks.outbox import emit_for_programme
 
 
@@ -33,13 +34,6 @@ class BenefitDefinition:
 
 
 @dataclass(frozen=True, slots=True)
-class BenefitSource:
-    type: str  # tier | plan | partner
-    ref: str  # the tier's, plan's or partner's code
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
 class BenefitView:
     id: uuid.UUID
     name: str
@@ -48,14 +42,6 @@ class BenefitView:
     sources: list[BenefitSource]
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveBenefit:
-    id: uuid.UUID
-    name: str
-    properties: BenefitProperties
-    sources: list[BenefitSource]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,46 +163,14 @@ async def members_benefits(
 ) -> dict[uuid.UUID, MemberBenefits]:
     """The benefits in force of each member of `member_ids` that exists, read together (GraphQL batches its
     lookups)."""
-    states = await tiers.member_tier_states(uow, member_ids)
-    active = [state.member_id for state in states if state.status == "active"]
-    plans = await members_plans_in_force(uow, active) if active else {}
-    ladder = await tiers.get_ladder(uow)
-    tier_of = {state.member_id: ladder.by_id(state.tier_id) for state in states}
-    joint = await members_joint_offers(
-        uow, [(member_id, tier_of[member_id], plans.get(member_id, [])) for member_id in active]
-    )
-    found: dict[uuid.UUID, MemberBenefits] = {}
-    for state in states:
-        tier = tier_of[state.member_id]
-        held = plans.get(state.member_id, [])
-        found[state.member_id] = MemberBenefits(
-            member_id=state.member_id,
-            tier=None if tier is None else tier.ref,
-            plan_codes=[p.code for p in held],
-            benefits=benefits_in_force(tier, held, joint.get(state.member_id, []))
-            if state.status == "active"
-            else [],
+    holders = await MemberRepository(uow.session).get_holders(member_ids)
+    found = await standings(uow, [(holder.id, holder) for holder in holders])
+    return {
+        member_id: MemberBenefits(
+            member_id=member_id,
+            tier=None if held.tier is None else held.tier.ref,
+            plan_codes=[p.code for p in held.plans],
+            benefits=list(held.benefits),
         )
-    return found
-
-
-def benefits_in_force(
-    tier: LadderTier | None, plans: Sequence[CatalogPlan] = (), partners: Sequence[JointOffer] = ()
-) -> list[EffectiveBenefit]:
-    """The active benefits an active member on `tier` holding `plans` has, with the joint offers of the
-    `partners` that reach them. A benefit given by several sources is listed once, with all of them (the tier
-    first, then plans, then partners)."""
-    found: dict[uuid.UUID, tuple[GrantedBenefit, list[BenefitSource]]] = {}
-    holdings = (
-        [] if tier is None else [(BenefitSource(type="tier", ref=tier.code, name=tier.name), tier.benefits)]
-    )
-    holdings += [(BenefitSource(type="plan", ref=p.code, name=p.name), p.benefits) for p in plans]
-    holdings += [(BenefitSource(type="partner", ref=o.code, name=o.name), o.benefits) for o in partners]
-    for source, benefits in holdings:
-        for benefit in benefits:
-            if benefit.active:
-                found.setdefault(benefit.id, (benefit, []))[1].append(source)
-    return [
-        EffectiveBenefit(id=b.id, name=b.name, properties=b.properties, sources=sources)
-        for b, sources in found.values()
-    ]
+        for member_id, held in found.items()
+    }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from loyalty_api.benefits.service import EffectiveBenefit, benefits_in_force
+from loyalty_api.benefits.standing import EffectiveBenefit, standing
 from loyalty_api.checkout.quote import (
     COUPON,
     AppliedDiscount,
@@ -33,11 +33,8 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.money import Money
-from loyalty_api.partners.joint import member_joint_offers
 from loyalty_api.program.service import get_program
-from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers.ladder import TierRef
-from loyalty_api.tiers.service import get_ladder
 
 RejectReason = Literal["not_found", "used", "expired", "not_yet_valid", "conditions_not_met"]
 
@@ -86,12 +83,10 @@ async def quote(
         raise MemberNotFound()
     if payer.status != "active":
         raise MemberNotActive(f"The member is {payer.status}")
-    tier = (await get_ladder(uow)).by_id(payer.tier_id)
     now = uow.clock.now()
-    plans = await plans_in_force(uow, member_id) if has_plan_benefits(payer.plan_benefits_until, now) else []
+    held = await standing(uow, member_id, payer)
     coupons = await coupons_for_checkout(uow, member_id=member_id, codes=coupon_codes) if coupon_codes else []
-    joint = await member_joint_offers(uow, member_id, tier, plans)
-    offers = [_benefit_offer(benefit) for benefit in benefits_in_force(tier, plans, joint)]
+    offers = [_benefit_offer(benefit) for benefit in held.benefits]
     refused: dict[str, CouponRejection] = {}
     named: dict[str, str] = {}  # stored code → code as named
     for code, coupon in zip(coupon_codes, coupons, strict=True):
@@ -133,7 +128,7 @@ async def quote(
         refused[code] = CouponRejection(code=code, reason="conditions_not_met", detail=detail)
     return Quote(
         member_id=member_id,
-        tier=None if tier is None else tier.ref,
+        tier=None if held.tier is None else held.tier.ref,
         currency=program.currency,
         subtotal=cart.subtotal,
         shipping=cart.shipping,

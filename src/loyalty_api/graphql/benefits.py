@@ -15,7 +15,7 @@ import strawberry
 from strawberry.types import Info
 
 from loyalty_api.benefits import kinds
-from loyalty_api.benefits.service import EffectiveBenefit
+from loyalty_api.benefits.standing import EffectiveBenefit
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.enums import BenefitKindEnum

@@ -124,6 +124,9 @@ POINTS_HOLDER_COLUMNS = (
 _POINTS_HOLDER = DirectStatement(
     select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
 )
+_POINTS_HOLDERS = select(*POINTS_HOLDER_COLUMNS).where(
+    _MEMBERS.c.id.in_(bindparam("member_ids", expanding=True))
+)
 
 
 class MemberRepository:
@@ -188,6 +191,11 @@ class MemberRepository:
     async def get_points_holder(self, member_id: uuid.UUID) -> PointsHolder | None:
         row = await _POINTS_HOLDER.fetch_one(self.session, {"member_id": member_id})
         return None if row is None else PointsHolder(*row)
+
+    async def get_holders(self, member_ids: Sequence[uuid.UUID]) -> list[PointsHolder]:
+        """Those of `member_ids` that exist, in one statement."""
+        rows = await self.session.execute(_POINTS_HOLDERS, {"member_ids": list(member_ids)})
+        return [PointsHolder(*row) for row in rows.all()]
 
     async def list_birthdays(
         self, tier_ids: Sequence[uuid.UUID], *, after: uuid.UUID | None, limit: int

@@ -85,9 +85,3 @@ async def members_joint_offers(
             if (offer := by_partner.get(partner_id)) is not None and offer.reaches(tier, plans)
         ]
     return reached
-
-
-async def member_joint_offers(
-    uow: UnitOfWork, member_id: uuid.UUID, tier: LadderTier | None, plans: Sequence[CatalogPlan]
-) -> list[JointOffer]:
-    return (await members_joint_offers(uow, [(member_id, tier, plans)])).get(member_id, [])

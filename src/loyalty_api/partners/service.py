@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Literal
 
 from loyalty_api.benefits.repository import BenefitRepository
+from loyalty_api.benefits.standing import standing
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.constraints import DuplicateKey
@@ -25,7 +26,8 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
-from loyalty_api.members.service import MemberProfile, get_member
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import get_member
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
     AlreadyLinked,
@@ -40,14 +42,13 @@ from loyalty_api.partners.errors import (
     PerkNotFound,
 )
 from loyalty_api.partners.events import JointBenefitUsed, PartnerChanged, PartnerLinked, PartnerUnlinked
-from loyalty_api.partners.joint import JOINT_CACHE_KEY, member_joint_offers
+from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.partners.models import Partner, PartnerBenefitUse, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.perks import PerkView, perk_view
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.service import summaries
-from loyalty_api.subscriptions.service import plans_in_force
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
 from loyalty_api.webhooks.outbox import emit_for_partner, emit_for_programme
@@ -403,23 +404,20 @@ async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
     ]
 
 
-async def _standing(
-    uow: UnitOfWork, row: PartnerLink, member: MemberProfile
-) -> tuple[list[CatalogPlan], list[JointBenefit]]:
+async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[CatalogPlan], list[JointBenefit]]:
     """The linked member's paid plans in force, and the partner's joint benefits they are entitled to now."""
-    if member.status is not MemberStatus.active:
+    holder = await MemberRepository(uow.session).get_points_holder(row.member_id)
+    if holder is None:
         return [], []
-    plans = await plans_in_force(uow, row.member_id)
-    tier = None if member.tier is None else (await get_ladder(uow)).by_code(member.tier.code)
-    offers = await member_joint_offers(uow, row.member_id, tier, plans)
+    held = await standing(uow, row.member_id, holder)
     joint = [
         JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
-        for offer in offers
+        for offer in held.partners
         if offer.partner_id == row.partner_id
         for b in offer.benefits
         if b.active
     ]
-    return plans, joint
+    return held.plans, joint
 
 
 async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
@@ -433,7 +431,7 @@ async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> Part
     if "points" in row.grants:
         found = (await summaries(uow, [row.member_id]))[row.member_id]
         points = PartnerPoints(balance=found.balance, available=found.available)
-    plans, joint = await _standing(uow, row, member)
+    plans, joint = await _standing(uow, row)
     return PartnerMemberView(
         partner_customer_ref=row.partner_customer_ref,
         member_id=row.member_id,
@@ -478,8 +476,7 @@ async def record_benefit_use(
     repo = PartnerRepository(uow.session)
     if await repo.get_benefit_use(partner.id, use_ref) is not None:
         raise BenefitUseRecorded()
-    member = await get_member(uow, row.member_id)
-    _, joint = await _standing(uow, row, member)
+    _, joint = await _standing(uow, row)
     benefit = next((b for b in joint if b.id == benefit_id), None)
     if benefit is None:
         raise NotEntitled()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from loyalty_api.benefits.kinds import PointsMultiplier
-from loyalty_api.benefits.service import benefits_in_force
+from loyalty_api.benefits.standing import MemberStanding, standing
 from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -25,8 +25,6 @@ from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, 
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
-from loyalty_api.partners.joint import JointOffer, member_joint_offers
-from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.points.accounts import (
     check_currency,
     check_order_total,
@@ -63,10 +61,9 @@ from loyalty_api.points.repository import (
     earned_order_row,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
-from loyalty_api.subscriptions.service import has_plan_benefits, plans_in_force
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LadderTier, Standing, TierRef
+from loyalty_api.tiers.ladder import Standing, TierRef
 from loyalty_api.webhooks.outbox import emit_for_member, member_outbox_row
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -86,22 +83,17 @@ async def _order_conflict(
     return default()
 
 
-def _multipliers(
-    tier: LadderTier | None,
-    plans: Sequence[CatalogPlan],
-    partners: Sequence[JointOffer],
-    amount: Money,
-    channel: str | None,
-) -> list[Multiplier]:
-    """The tier's own multiplier, then the points-multiplier benefits of the tier, the member's paid plans
-    and the partners' joint offers reaching them whose conditions the purchase meets (a benefit several give
-    counts once)."""
+def _multipliers(held: MemberStanding, amount: Money, channel: str | None) -> list[Multiplier]:
+    """The tier's own multiplier, then the points-multiplier benefits the member holds (from the tier, paid
+    plans and partners' joint offers) whose conditions the purchase meets (a benefit several give counts
+    once)."""
+    tier = held.tier
     found = (
         []
         if tier is None
         else [Multiplier(name=tier.name, kind="tier_multiplier", factor=tier.points_multiplier)]
     )
-    for benefit in benefits_in_force(tier, plans, partners):
+    for benefit in held.benefits:
         offer = benefit.properties
         if not isinstance(offer, PointsMultiplier):
             continue
@@ -185,15 +177,13 @@ async def earn(
         birthday=None if birthday is None else datetime.fromisoformat(birthday).date(),
     )
     ladder = await tiers.get_ladder(uow)
-    tier = ladder.by_id(member.tier_id)
-    plans = await plans_in_force(uow, member_id) if has_plan_benefits(member.plan_benefits_until, now) else []
-    partners = await member_joint_offers(uow, member_id, tier, plans)
+    held = await standing(uow, member_id, member)
     lines = calculate(
         purchase,
         rules=rules,
         program_rate=program.earn_rate,
         rounding=program.rounding,
-        multipliers=_multipliers(tier, plans, partners, amount, channel),
+        multipliers=_multipliers(held, amount, channel),
     )
     points = max(sum(line.points for line in lines), 0)
     if points > MAX_POINTS_PER_EARN:

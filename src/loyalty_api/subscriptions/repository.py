@@ -21,11 +21,6 @@ _TRY_LOCK_MEMBER = (
     .where(Member.id == bindparam("member_id"))
     .with_for_update(key_share=True, skip_locked=True)
 )
-_PLANS_IN_FORCE = (
-    select(Subscription.plan_id)
-    .where(Subscription.member_id == bindparam("member_id"), Subscription.benefits_until > bindparam("now"))
-    .order_by(Subscription.id)
-)
 _PLANS_IN_FORCE_OF = (
     select(Subscription.member_id, Subscription.plan_id)
     .where(
@@ -140,9 +135,6 @@ class SubscriptionRepository:
         if before_id is not None:
             query = query.where(Subscription.id < before_id)
         return (await self.session.scalars(query.order_by(Subscription.id.desc()).limit(limit))).all()
-
-    async def list_plan_ids_in_force(self, member_id: uuid.UUID, now: datetime) -> Sequence[uuid.UUID]:
-        return (await self.session.scalars(_PLANS_IN_FORCE, {"member_id": member_id, "now": now})).all()
 
     async def list_plan_ids_in_force_of(
         self, member_ids: Sequence[uuid.UUID], now: datetime

@@ -503,18 +503,11 @@ def has_plan_benefits(plan_benefits_until: datetime | None, now: datetime) -> bo
     return plan_benefits_until is not None and plan_benefits_until > now
 
 
-async def plans_in_force(uow: UnitOfWork, member_id: uuid.UUID) -> list[CatalogPlan]:
-    """The plans whose benefits the member has now: trialing, active, canceled until period end, and past
-    due through grace."""
-    ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force(member_id, uow.clock.now())
-    catalogue = await get_catalogue(uow, having=ids)
-    return [plan for plan in (catalogue.by_id(i) for i in ids) if plan is not None]
-
-
 async def members_plans_in_force(
     uow: UnitOfWork, member_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[CatalogPlan]]:
-    """`plans_in_force` of many members, in one statement."""
+    """The plans whose benefits each of `member_ids` has now (trialing, active, canceled until period end, and
+    past due through grace), in one statement."""
     ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force_of(member_ids, uow.clock.now())
     catalogue = await get_catalogue(uow, having=[i for held in ids.values() for i in held])
     return {

@@ -124,7 +124,6 @@ _STATE = select(
     Member.tier_override_until,
 ).where(Member.id == bindparam("member_id"))
 
-_STATES = select(*_STATE.selected_columns).where(Member.id.in_(bindparam("member_ids", expanding=True)))
 
 _QUALIFYING = purchases_since("start")
 _QUALIFYING_UNTIL = _QUALIFYING.where(
@@ -141,10 +140,6 @@ class MemberTierRepository:
         statement = _STATE.with_for_update(key_share=True) if lock else _STATE
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
-
-    async def get_states(self, member_ids: Sequence[uuid.UUID]) -> list[MemberTierState]:
-        rows = await self.session.execute(_STATES, {"member_ids": list(member_ids)})
-        return [MemberTierState(*row) for row in rows.all()]
 
     async def qualifying_values(
         self, member_id: uuid.UUID, start: datetime, end: datetime | None = None

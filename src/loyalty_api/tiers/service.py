@@ -112,11 +112,6 @@ async def member_tier(
     return state, (await get_ladder(uow)).by_id(state.tier_id)
 
 
-async def member_tier_states(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> list[MemberTierState]:
-    """The tier state of each member of `member_ids` that exists, in one statement."""
-    return await MemberTierRepository(uow.session).get_states(member_ids)
-
-
 @contextmanager
 def _duplicates_named() -> Iterator[None]:
     """Two operators adding the same code or rank at once: the unique constraint decides, and the loser gets
