@@ -4,9 +4,8 @@ ledger entry, move lots, and release holds whose time is up."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, cast
+from typing import Any
 
-from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
@@ -18,15 +17,16 @@ from loyalty_api.points.errors import (
     RedeemShareExceeded,
 )
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
-from loyalty_api.points.ledger import plan_spending
+from loyalty_api.points.ledger import EntryType, plan_spending
 from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import (
     AccountState,
     HoldRepository,
     LedgerRepository,
     LotRepository,
+    NewEntry,
+    NewLot,
     PointsAccountRepository,
-    Row,
 )
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.webhooks.events import MoneyPayload
@@ -79,65 +79,11 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> tuple[PointsHold
     return member, found[1]
 
 
-def ledger_entry_row(
-    uow: UnitOfWork,
-    *,
-    member_id: uuid.UUID,
-    type: str,
-    amount: int,
-    state: AccountState,
-    held_change: int = 0,
-    order_ref: str | None = None,
-    hold_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
-    actor: uuid.UUID | None = None,
-    partner_id: uuid.UUID | None = None,
-) -> Row:
-    """A ledger entry, column by column, for `state`: the account as it is after the change."""
-    return {
-        "id": new_id(),
-        "member_id": member_id,
-        "type": type,
-        "amount": amount,
-        "balance_after": state.balance,
-        "held_change": held_change,
-        "held_after": state.held,
-        "order_ref": order_ref,
-        "hold_id": hold_id,
-        "partner_id": partner_id,
-        "details": details or {},
-        "actor_key_id": actor,
-        "created_at": uow.clock.now(),
-    }
-
-
-def lot_row(
-    uow: UnitOfWork,
-    program: ProgramSettings,
-    *,
-    member_id: uuid.UUID,
-    entry_id: uuid.UUID,
-    points: int,
-    order_ref: str | None,
-) -> Row:
-    now = uow.clock.now()
-    return {
-        "id": new_id(),
-        "member_id": member_id,
-        "entry_id": entry_id,
-        "order_ref": order_ref,
-        "points": points,
-        "remaining": points,
-        "created_at": now,
-        "expires_at": program.expiry_for(now),
-    }
-
-
 async def record_entry(
     uow: UnitOfWork,
     *,
     member_id: uuid.UUID,
-    type: str,
+    type: EntryType,
     amount: int,
     state: AccountState,
     held_change: int = 0,
@@ -147,22 +93,22 @@ async def record_entry(
     actor: uuid.UUID | None = None,
     partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write a ledger entry; its id."""
-    entry = ledger_entry_row(
-        uow,
+    """Write a ledger entry for `state`, the account as it is after the change; its id."""
+    entry = NewEntry(
         member_id=member_id,
         type=type,
         amount=amount,
         state=state,
+        at=uow.clock.now(),
         held_change=held_change,
         order_ref=order_ref,
         hold_id=hold_id,
-        details=details,
-        actor=actor,
         partner_id=partner_id,
+        details=details or {},
+        actor=actor,
     )
     await LedgerRepository(uow.session).insert_entry(entry)
-    return cast(uuid.UUID, entry["id"])
+    return entry.id
 
 
 async def credit_lot(
@@ -176,8 +122,9 @@ async def credit_lot(
 ) -> None:
     if points <= 0:
         return
+    now = uow.clock.now()
     await LotRepository(uow.session).insert_lot(
-        lot_row(uow, program, member_id=member_id, entry_id=entry_id, points=points, order_ref=order_ref)
+        NewLot(member_id, entry_id, points, order_ref, at=now, expires_at=program.expiry_for(now))
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -30,12 +30,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
+from loyalty_api.db.ids import new_id
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
-from loyalty_api.points.ledger import LotBalance
+from loyalty_api.points.ledger import EntryType, LotBalance
 from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
+from loyalty_api.webhooks.events import Event
 from loyalty_api.webhooks.models import OutboxEvent
-from loyalty_api.webhooks.repository import INSERT_EVENT
+from loyalty_api.webhooks.repository import INSERT_EVENT, member_event_row
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
@@ -172,14 +174,103 @@ class AccountState:
 
 
 @dataclass(frozen=True, slots=True)
-class EarnRows:
-    """Everything one earn writes, each value known before anything is written (the account is locked)."""
+class NewEntry:
+    """A ledger entry to write: what changed the member's points, and the account as it is after it."""
 
-    order: Row  # the claim: an orders row that has earned
+    member_id: uuid.UUID
+    type: EntryType
+    amount: int
+    state: AccountState
+    at: datetime
+    held_change: int = 0
+    order_ref: str | None = None
+    hold_id: uuid.UUID | None = None
+    partner_id: uuid.UUID | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    actor: uuid.UUID | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NewLot:
+    """Points credited by an entry, to be spent oldest expiry first."""
+
+    member_id: uuid.UUID
+    entry_id: uuid.UUID
     points: int
-    entry: Row
-    lot: Row | None  # none when the purchase earned nothing
-    event: Row
+    order_ref: str | None
+    at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Earning:
+    """Everything one earn writes, each value known before anything is written (the account is locked):
+    the entry (its amount the points earned, its state the account after), the purchase, the lot (none when
+    the purchase earned nothing) and the event. `LedgerRepository.record_earn` alone turns it into rows."""
+
+    entry: NewEntry
+    currency: str
+    amount_minor: int
+    purchased_at: datetime
+    lot_expires_at: datetime | None
+    event: Event
+
+    @property
+    def points(self) -> int:
+        return self.entry.amount
+
+
+def _entry_row(entry: NewEntry) -> Row:
+    return {
+        "id": entry.id,
+        "member_id": entry.member_id,
+        "type": entry.type,
+        "amount": entry.amount,
+        "balance_after": entry.state.balance,
+        "held_change": entry.held_change,
+        "held_after": entry.state.held,
+        "order_ref": entry.order_ref,
+        "hold_id": entry.hold_id,
+        "partner_id": entry.partner_id,
+        "details": entry.details,
+        "actor_key_id": entry.actor,
+        "created_at": entry.at,
+    }
+
+
+def _lot_row(lot: NewLot) -> Row:
+    return {
+        "id": new_id(),
+        "member_id": lot.member_id,
+        "entry_id": lot.entry_id,
+        "order_ref": lot.order_ref,
+        "points": lot.points,
+        "remaining": lot.points,
+        "created_at": lot.at,
+        "expires_at": lot.expires_at,
+    }
+
+
+def _earning_rows(earning: Earning) -> tuple[Row, Row, Row | None, Row]:
+    """The order's claim, the entry, the lot and the event of an earn."""
+    entry = earning.entry
+    order = earned_order_row(
+        entry.order_ref or "",
+        entry.member_id,
+        currency=earning.currency,
+        amount_minor=earning.amount_minor,
+        points=entry.amount,
+        purchased_at=earning.purchased_at,
+        now=entry.at,
+    )
+    lot = None
+    if entry.amount > 0:
+        lot = _lot_row(
+            NewLot(entry.member_id, entry.id, entry.amount, entry.order_ref, entry.at, earning.lot_expires_at)
+        )
+    event = member_event_row(earning.event, entry.member_id, at=entry.at)
+    return order, _entry_row(entry), lot, event
 
 
 # (net spend, net points) of the member's purchases since each of some window starts.
@@ -341,40 +432,36 @@ class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_entry(self, entry: Row) -> None:
-        await _INSERT_ENTRY.execute(self.session, entry)
+    async def insert_entry(self, entry: NewEntry) -> None:
+        await _INSERT_ENTRY.execute(self.session, _entry_row(entry))
 
-    async def record_earn(
-        self, earn: EarnRows, *, now: datetime, windows: Sequence[datetime]
-    ) -> PurchaseTotals | None:
+    async def record_earn(self, earning: Earning, *, windows: Sequence[datetime]) -> PurchaseTotals | None:
         """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the
         member's purchase totals since each of `windows`, this order included; None, having written
         nothing, when the order had already earned or is another member's. Call with the account locked."""
-        member_id = earn.entry["member_id"]
+        order, entry, lot, event = _earning_rows(earning)
+        member_id = earning.entry.member_id
         account = {
             "account": member_id,
-            "balance_change": earn.points,
+            "balance_change": earning.points,
             "held_change": 0,
-            "lifetime_change": earn.points,
-            "now": now,
+            "lifetime_change": earning.points,
+            "now": earning.entry.at,
         }
         since = {f"since_{i}": start for i, start in enumerate(windows)}
         if self.session.get_bind().dialect.name == "postgresql":
             params = account | since | {"member": member_id}
-            params |= (
-                _prefixed(earn.order, "order")
-                | _prefixed(earn.entry, "entry")
-                | _prefixed(earn.event, "event")
-            )
-            if earn.lot is not None:
-                params |= _prefixed(earn.lot, "lot")
-            statement = _record_earn_at_once(with_lot=earn.lot is not None, windows=len(windows))
+            params |= _prefixed(order, "order") | _prefixed(entry, "entry") | _prefixed(event, "event")
+            if lot is not None:
+                params |= _prefixed(lot, "lot")
+            statement = _record_earn_at_once(with_lot=lot is not None, windows=len(windows))
             row = await statement.fetch_one(self.session, params)
             if row is None:
                 return None
             spend, points, purchased_at, *before = row
             return _with_claimed(windows, before, spend, points, purchased_at)
-        # SQLite has no data-modifying CTEs; its statements do not cross a network either.
+        # SQLite has no data-modifying CTEs; its statements do not cross a network either. The same rows,
+        # one statement each.
         before = []
         if windows:
             before = list(
@@ -384,14 +471,14 @@ class LedgerRepository:
                     )
                 ).one()
             )
-        claimed = (await self.session.execute(_CLAIM_EARN_SQLITE, earn.order)).one_or_none()
+        claimed = (await self.session.execute(_CLAIM_EARN_SQLITE, order)).one_or_none()
         if claimed is None:
             return None
         await _CHANGE_ACCOUNT.execute(self.session, account)
-        await _INSERT_ENTRY.execute(self.session, earn.entry)
-        if earn.lot is not None:
-            await _INSERT_LOT.execute(self.session, earn.lot)
-        await INSERT_EVENT.execute(self.session, earn.event)
+        await _INSERT_ENTRY.execute(self.session, entry)
+        if lot is not None:
+            await _INSERT_LOT.execute(self.session, lot)
+        await INSERT_EVENT.execute(self.session, event)
         return _with_claimed(windows, before, *claimed)
 
     async def list_entries(
@@ -421,8 +508,8 @@ class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_lot(self, lot: Row) -> None:
-        await _INSERT_LOT.execute(self.session, lot)
+    async def insert_lot(self, lot: NewLot) -> None:
+        await _INSERT_LOT.execute(self.session, _lot_row(lot))
 
     async def list_live_lots(
         self, member_id: uuid.UUID, *, order_ref_first: str | None = None

@@ -30,9 +30,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     credit_lot,
     debit_available,
-    ledger_entry_row,
     lock_earner,
-    lot_row,
     member_for_points,
     money_payload,
     record_entry,
@@ -53,9 +51,10 @@ from loyalty_api.points.events import (
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.points.repository import (
     AccountState,
-    EarnRows,
+    Earning,
     LedgerRepository,
     LotRepository,
+    NewEntry,
     OrderRepository,
     PointsAccountRepository,
     earned_order_row,
@@ -64,7 +63,7 @@ from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import Standing, TierRef
-from loyalty_api.webhooks.outbox import emit_for_member, member_outbox_row
+from loyalty_api.webhooks.outbox import emit_for_member
 
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.
@@ -195,45 +194,31 @@ async def earn(
         balance=account.balance + points, held=account.held, lifetime_earned=account.lifetime_earned + points
     )
     breakdown = [BreakdownPayload(rule=line.rule, kind=line.kind, points=line.points) for line in lines]
-    entry = ledger_entry_row(
-        uow,
-        member_id=member_id,
-        type="earn",
-        amount=points,
-        state=state,
-        order_ref=order_ref,
-        details={
-            "breakdown": [b.model_dump() for b in breakdown],
-            "amount": money_payload(amount).model_dump(),
-            "store_id": store_id,
-            "channel": channel,
-            "occurred_at": format_instant(occurred),
-        },
-        actor=actor,
-    )
-    earned = EarnRows(
-        order=earned_order_row(
-            order_ref,
-            member_id,
-            currency=amount.currency,
-            amount_minor=amount.amount_minor,
-            points=points,
-            purchased_at=occurred,
-            now=now,
+    written = Earning(
+        entry=NewEntry(
+            member_id=member_id,
+            type="earn",
+            amount=points,
+            state=state,
+            at=now,
+            order_ref=order_ref,
+            details={
+                "breakdown": [b.model_dump() for b in breakdown],
+                "amount": money_payload(amount).model_dump(),
+                "store_id": store_id,
+                "channel": channel,
+                "occurred_at": format_instant(occurred),
+            },
+            actor=actor,
         ),
-        points=points,
-        entry=entry,
-        lot=None
-        if points == 0
-        else lot_row(
-            uow, program, member_id=member_id, entry_id=entry["id"], points=points, order_ref=order_ref
-        ),
-        event=member_outbox_row(
-            uow, _earned(member_id, order_ref, points, amount, breakdown, state.balance), member_id
-        ),
+        currency=amount.currency,
+        amount_minor=amount.amount_minor,
+        purchased_at=occurred,
+        lot_expires_at=program.expiry_for(now),
+        event=_earned(member_id, order_ref, points, amount, breakdown, state.balance),
     )
     windows = sorted(ladder.windows(now, program.zone))
-    totals = await LedgerRepository(uow.session).record_earn(earned, now=now, windows=windows)
+    totals = await LedgerRepository(uow.session).record_earn(written, windows=windows)
     if totals is None:
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
     outcome = await membership.after_purchase(

@@ -7,7 +7,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.repository import OutboxRepository, event_row
+from loyalty_api.webhooks.repository import OutboxRepository, event_row, member_event_row
 
 
 def outbox_row(
@@ -30,11 +30,6 @@ def outbox_row(
     )
 
 
-def member_outbox_row(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> dict[str, Any]:
-    """The outbox row of an event about one member, for a caller that writes it in a statement of its own."""
-    return outbox_row(uow, event, aggregate_type="member", aggregate_id=str(member_id), member_id=member_id)
-
-
 async def emit(
     uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
 ) -> None:
@@ -44,7 +39,7 @@ async def emit(
 
 
 async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
-    await OutboxRepository(uow.session).insert_event(member_outbox_row(uow, event, member_id))
+    await OutboxRepository(uow.session).insert_event(member_event_row(event, member_id, at=uow.clock.now()))
 
 
 async def emit_for_partner(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
+from loyalty_api.webhooks.events import Event
 from loyalty_api.webhooks.models import OutboxEvent
 
 _EVENTS = cast(Table, OutboxEvent.__table__)
@@ -46,6 +47,18 @@ def event_row(
         "payload": payload,
         "dispatched_at": None,
     }
+
+
+def member_event_row(event: Event, member_id: uuid.UUID, *, at: datetime) -> dict[str, Any]:
+    """The outbox row of an event about one member."""
+    return event_row(
+        event_type=event.event_type,
+        occurred_at=at,
+        aggregate_type="member",
+        aggregate_id=str(member_id),
+        member_id=member_id,
+        payload=event.model_dump(mode="json"),
+    )
 
 
 class OutboxRepository:
