@@ -4,16 +4,57 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.coupons.models import Coupon
+from loyalty_api.db.direct import DirectStatement
 
 ListFilter = Literal["active", "used", "expired"]
+
+_COUPONS = cast(Table, Coupon.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class CouponRecord:
+    """A coupon as read for a checkout: the columns, without the ORM's identity map."""
+
+    id: uuid.UUID
+    code: str
+    member_id: uuid.UUID
+    name: str
+    kind: str
+    properties: dict[str, Any]
+    status: str
+    valid_from: datetime
+    valid_until: datetime
+    used_at: datetime | None
+    used_order_ref: str | None
+    source_type: str
+    source_id: uuid.UUID | None
+    created_at: datetime
+
+
+_RECORD_COLUMNS = [_COUPONS.c[name] for name in CouponRecord.__dataclass_fields__]
+
+
+@cache
+def _member_coupons_by_code(codes: int) -> DirectStatement[Select[Any]]:
+    """The member's coupons among `codes` codes, one statement per number of codes (a quote names at most
+    ten), built once: a checkout quote runs it, and building an IN list each time cost more than running
+    it."""
+    named: list[BindParameter[str]] = [bindparam(f"code_{i}") for i in range(codes)]
+    return DirectStatement(
+        select(*_RECORD_COLUMNS).where(
+            _COUPONS.c.member_id == bindparam("member_id"), _COUPONS.c.code.in_(named)
+        )
+    )
 
 
 class CouponRepository:
@@ -37,13 +78,12 @@ class CouponRepository:
 
     async def list_member_coupons_by_code(
         self, member_id: uuid.UUID, codes: Sequence[str]
-    ) -> Sequence[Coupon]:
+    ) -> list[CouponRecord]:
         if not codes:
             return []
-        result = await self.session.execute(
-            select(Coupon).where(Coupon.member_id == member_id, Coupon.code.in_(codes))
-        )
-        return result.scalars().all()
+        params = {"member_id": member_id} | {f"code_{i}": code for i, code in enumerate(codes)}
+        rows = await _member_coupons_by_code(len(codes)).fetch_all(self.session, params)
+        return [CouponRecord(*row) for row in rows]
 
     async def list_coupons(
         self,

@@ -20,7 +20,7 @@ from loyalty_api.coupons.codes import generate_code, normalize_code
 from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
 from loyalty_api.coupons.events import CouponIssued, CouponUsed
 from loyalty_api.coupons.models import Coupon
-from loyalty_api.coupons.repository import CouponRepository, ListFilter
+from loyalty_api.coupons.repository import CouponRecord, CouponRepository, ListFilter
 from loyalty_api.coupons.validity import CouponState, ListedStatus, coupon_state, listed_status
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -85,7 +85,7 @@ async def as_shown(uow: UnitOfWork, coupons: Sequence[CouponView]) -> list[Membe
     return [MemberCoupon(coupon=c, status=listed_status(c, now), currency=currency) for c in coupons]
 
 
-def _view(row: Coupon) -> CouponView:
+def _view(row: Coupon | CouponRecord) -> CouponView:
     return CouponView(
         id=row.id,
         code=row.code,

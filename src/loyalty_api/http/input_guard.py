@@ -148,10 +148,34 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
         ) from None
     except ValueError:  # a number too long to convert, say
         raise MalformedJson() from None
-    errors = _walk(document, max_depth, controls=controls)
-    if errors:
-        raise InvalidInput(errors)
+    if _may_hold_bad_strings(text) or _deeper_than(document, max_depth):
+        errors = _walk(document, max_depth, controls=controls)
+        if errors:
+            raise InvalidInput(errors)
     return document
+
+
+# Outside JSON's escapes, a string can hold only what the text holds literally: the parser refuses C0
+# controls there, and UTF-8 cannot spell a lone surrogate. So a text without a backslash, DEL or C1 control
+# has no string the walk would refuse, and the walk (a tenth of a quote's CPU) is only needed for depth.
+_ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f]")
+
+
+def _may_hold_bad_strings(text: str) -> bool:
+    return _ESCAPE_OR_CONTROL.search(text) is not None
+
+
+def _deeper_than(document: Any, max_depth: int) -> bool:
+    level, depth = [document], 0
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > max_depth:
+            return True
+        level = [item for c in containers for item in (c.values() if isinstance(c, dict) else c)]
+    return False
 
 
 def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
