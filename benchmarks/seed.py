@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits import service as benefits
-from loyalty_api.benefits.kinds import FixedDiscount, FreeShipping, PercentDiscount
+from loyalty_api.offers import FixedDiscount, FreeShipping, PercentDiscount
 from loyalty_api.benefits.service import BenefitDefinition
 from loyalty_api.clock import SystemClock
 from loyalty_api.crypto import Vault

@@ -77,9 +77,9 @@ from loyalty_api.crypto import Vault  # noqa: E402
 from loyalty_api.db.engine import Database, create_engine  # noqa: E402
 from loyalty_api.db.migrations import upgrade  # noqa: E402
 from loyalty_api.db.uow import UnitsOfWork  # noqa: E402
+from loyalty_api.outbox.repository import OutboxRepository, event_row  # noqa: E402
 from loyalty_api.settings import Settings  # noqa: E402
 from loyalty_api.webhooks.models import WebhookEndpoint  # noqa: E402
-from loyalty_api.webhooks.repository import OutboxRepository, event_row  # noqa: E402
 from loyalty_api.webhooks.secrets import new_secret  # noqa: E402
 
 SCENARIOS = ("drain", "steady", "saturation", "outage", "kill")

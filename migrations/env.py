@@ -15,8 +15,8 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from loyalty_api.db.engine import create_engine
-from loyalty_api.db.registry import metadata
 from loyalty_api.db.types import DecimalText, UTCDateTime
+from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
 
 

@@ -23,9 +23,14 @@ async def make_key(
     app: FastAPI, *scopes: Scope, partner_id: uuid.UUID | None = None, rate_limit: str | None = None
 ) -> str:
     async with _units(app).begin() as uow:
-        issued = await auth_service.create_key(
-            uow, name="test key", scopes=list(scopes), partner_id=partner_id, rate_limit=rate_limit
-        )
+        if partner_id is None:
+            issued = await auth_service.create_key(
+                uow, name="test key", scopes=list(scopes), rate_limit=rate_limit
+            )
+        else:
+            issued = await partners.create_partner_key(
+                uow, partner_id, name="test key", scopes=list(scopes), rate_limit=rate_limit
+            )
     return issued.token
 
 

@@ -17,8 +17,8 @@ from loyalty_api.app import create_app
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.migrations import upgrade
-from loyalty_api.db.registry import metadata
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
 from tests.builders import make_key
 from tests.databases import fresh_database

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loyalty_api.http.openapi import openapi_document
+from loyalty_api.app import openapi_document
 
 COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 

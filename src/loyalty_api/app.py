@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from loyalty_api import __version__
+from loyalty_api import __version__, crypto, health
 from loyalty_api.benefits.router import router as benefits_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
@@ -21,12 +22,11 @@ from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.http.docs import router as docs_router
 from loyalty_api.http.edge import EdgeMiddleware
 from loyalty_api.http.middleware import RequestContextMiddleware
-from loyalty_api.http.openapi import install_openapi, operation_id
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.members.router import router as members_router
-from loyalty_api.ops import health
+from loyalty_api.openapi.document import install_openapi, operation_id
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
@@ -146,3 +146,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app
+
+
+def openapi_document() -> str:
+    """The OpenAPI document, as `openapi/openapi.json` holds it."""
+    # The document does not depend on the key or the database; a throwaway key lets the app be built.
+    app = create_app(Settings(encryption_key=crypto.generate_key(), database_url="sqlite+aiosqlite://"))
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"

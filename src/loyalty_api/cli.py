@@ -260,14 +260,18 @@ def cmd_encryption_key(_: argparse.Namespace) -> None:
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
     async def run() -> str:
+        from loyalty_api.partners import service as partners_service
+
         async with _units(Settings()) as units, units.begin() as uow:
-            issued = await auth_service.create_key(
-                uow,
-                name=args.name,
-                scopes=[Scope(s) for s in args.scope],
-                partner_id=args.partner,
-                rate_limit=args.rate,
-            )
+            scopes = [Scope(s) for s in args.scope]
+            if args.partner is None:
+                issued = await auth_service.create_key(
+                    uow, name=args.name, scopes=scopes, rate_limit=args.rate
+                )
+            else:
+                issued = await partners_service.create_partner_key(
+                    uow, args.partner, name=args.name, scopes=scopes, rate_limit=args.rate
+                )
             return issued.token
 
     scopes = ", ".join(sorted(set(args.scope)))
@@ -308,7 +312,7 @@ def _write(text: str, output: str | None) -> None:
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
-    from loyalty_api.http.openapi import openapi_document
+    from loyalty_api.app import openapi_document
 
     _write(openapi_document(), args.output)
 

@@ -10,17 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyalty_api.benefits.kinds import (
-    BenefitProperties,
-    BirthdayGift,
-    FixedDiscount,
-    FreeItem,
-    FreeShipping,
-    MemberDayPrice,
-    PercentDiscount,
-    PointsMultiplier,
-    PriorityService,
-)
 from loyalty_api.checkout.errors import CartItemsExceedSubtotal
 from loyalty_api.checkout.quote import (
     Cart,
@@ -33,6 +22,17 @@ from loyalty_api.checkout.quote import (
     price,
 )
 from loyalty_api.money import Money
+from loyalty_api.offers import (
+    BenefitProperties,
+    BirthdayGift,
+    FixedDiscount,
+    FreeItem,
+    FreeShipping,
+    MemberDayPrice,
+    PercentDiscount,
+    PointsMultiplier,
+    PriorityService,
+)
 from loyalty_api.points.errors import CurrencyMismatch
 
 TERMS = RedeemTerms(

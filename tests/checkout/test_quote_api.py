@@ -15,10 +15,10 @@ from fastapi import FastAPI
 
 from loyalty_api.checkout import service
 from loyalty_api.checkout.quote import Cart
-from loyalty_api.db.registry import metadata
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.money import Money
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.schema import metadata
 from tests.builders import enrol
 from tests.checkout.helpers import (
     add_benefit,

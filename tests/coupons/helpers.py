@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from loyalty_api.benefits.kinds import CartConditions, FixedDiscount
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import CouponView
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.offers import CartConditions, FixedDiscount
 from tests.conftest import START, bearer
 
 

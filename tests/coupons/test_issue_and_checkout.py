@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.benefits.kinds import FixedDiscount, MemberDayPrice, PercentDiscount
 from loyalty_api.clock import FrozenClock
 from loyalty_api.coupons import service as coupons
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.offers import FixedDiscount, MemberDayPrice, PercentDiscount
 from tests.builders import enrol
 from tests.conftest import START
 from tests.coupons.helpers import coupon_code, give_coupon, use

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.benefits.kinds import FreeItem
 from loyalty_api.clock import FrozenClock
+from loyalty_api.offers import FreeItem
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.coupons.helpers import coupon_code, coupons_of, use

@@ -17,7 +17,7 @@ from sqlalchemy import CheckConstraint, Uuid, bindparam, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from loyalty_api.db.registry import metadata
+from loyalty_api.schema import metadata
 from tests.builders import enrol, make_partner_key
 from tests.conftest import bearer, units_of
 from tests.partners.helpers import link

@@ -20,8 +20,8 @@ import loyalty_api.db
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.webhooks.models import OutboxEvent
-from loyalty_api.webhooks.repository import INSERT_EVENT
+from loyalty_api.outbox.models import OutboxEvent
+from loyalty_api.outbox.repository import INSERT_EVENT
 from tests.databases import is_postgres
 
 _EVENTS = OutboxEvent.__table__

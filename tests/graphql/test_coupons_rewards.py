@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.benefits.kinds import PercentDiscount
+from loyalty_api.offers import PercentDiscount
 from tests.conftest import bearer
 from tests.coupons.helpers import coupon_code, coupons_of, use
 from tests.graphql.helpers import graphql, mutate

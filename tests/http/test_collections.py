@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loyalty_api.http.openapi import openapi_document
+from loyalty_api.app import openapi_document
 from tests.builders import add_tier
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer

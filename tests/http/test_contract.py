@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.http.openapi import openapi_document
+from loyalty_api.app import openapi_document
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import table_counts

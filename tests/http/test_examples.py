@@ -19,12 +19,12 @@ from pydantic import BaseModel, TypeAdapter
 from loyalty_api import crypto
 from loyalty_api.app import create_app
 from loyalty_api.http.dependencies import require
-from loyalty_api.http.examples import JSON, examples
 from loyalty_api.http.problems import _routes
 from loyalty_api.members.member_number import is_valid
+from loyalty_api.openapi.examples import JSON, examples
 from loyalty_api.ops.metrics import Metrics
+from loyalty_api.outbox.events import CATALOGUE
 from loyalty_api.settings import Settings
-from loyalty_api.webhooks.events import CATALOGUE
 from tests.conftest import bearer
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from loyalty_api.clock import FrozenClock, format_instant
-from loyalty_api.webhooks.events import CATALOGUE
+from loyalty_api.outbox.events import CATALOGUE
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer
 from tests.coupons.helpers import coupon_code, use

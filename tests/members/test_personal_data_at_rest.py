@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, Text, cast, column, inspect, select, table
 
-from loyalty_api.db.registry import metadata
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.schema import metadata
 from loyalty_api.webhooks.delivery import deliver_webhooks
 from tests.builders import add_tier
 from tests.conftest import bearer

@@ -22,7 +22,7 @@ from loyalty_api.app import create_app
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.migrations import current_revision, downgrade, head_revision, upgrade
-from loyalty_api.db.registry import metadata
+from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
 from tests.builders import enrol, make_key
 from tests.conftest import START, bearer, units_of

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loyalty_api.db.engine import create_engine
 from loyalty_api.db.migrations import alembic_config, current_revision, downgrade, head_revision, upgrade
-from loyalty_api.db.registry import metadata
+from loyalty_api.schema import metadata
 from tests.databases import fresh_database
 
 

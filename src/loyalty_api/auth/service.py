@@ -13,8 +13,6 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.partners.errors import PartnerNotFound
-from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.settings import check_rate
 
 _CACHE_PREFIX = "api_key:"
@@ -47,10 +45,10 @@ async def create_key(
     partner_id: uuid.UUID | None = None,
     rate_limit: str | None = None,
 ) -> IssuedKey:
+    """A new key. A `partner` key is bound to its partner (`partner_id`), which the caller has found to
+    exist: partners.service.create_partner_key."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
-    if partner_id is not None and await PartnerRepository(uow.session).get(partner_id) is None:
-        raise PartnerNotFound()
     if rate_limit is not None:
         try:
             check_rate(rate_limit)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from loyalty_api.benefits.kinds import BirthdayGift
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.earning.kinds import is_birthday
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.ladder import GrantedBenefit
 from loyalty_api.tiers.service import get_ladder

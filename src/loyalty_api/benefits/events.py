@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from loyalty_api.webhooks.events import Event
+from loyalty_api.outbox.events import Event
 
 
 class BenefitChanged(Event):

@@ -12,7 +12,7 @@ from loyalty_api.db.base import Base, IdMixin
 
 class Benefit(IdMixin, Base):
     """What a member gets: a discount, a multiplier, a gift, a service. `kind` picks the shape of
-    `properties` (see benefits/kinds.py)."""
+    `properties` (see offers.py)."""
 
     __tablename__ = "benefits"
 

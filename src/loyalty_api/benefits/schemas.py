@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.benefits.kinds import BENEFIT_KINDS, BenefitKind, BenefitProperties
 from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
 from loyalty_api.http.schemas import ReadModel, TierRef, by_kind
+from loyalty_api.offers import BENEFIT_KINDS, BenefitKind, BenefitProperties
 
 
 class BenefitWriteBase(BaseModel):

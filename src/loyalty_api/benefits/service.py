@@ -10,7 +10,6 @@ from typing import Literal
 
 from loyalty_api.benefits.errors import BenefitNotFound
 from loyalty_api.benefits.events import BenefitChanged
-from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
 from loyalty_api.benefits.models import Benefit
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
@@ -18,12 +17,13 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
+from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, Catalogue
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, TierRef
-from loyalty_api.webhooks.outbox import emit_for_programme
 
 
 @dataclass(frozen=True, slots=True)

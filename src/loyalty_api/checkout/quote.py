@@ -26,7 +26,7 @@ it, and the order is fixed:
    minimum redemption. The value of points is rounded down (money.value_of_points).
 7. total = goods after discounts − value of the points applied + shipping after discounts.
 
-Conditions (benefits/kinds.CartConditions): `min_subtotal` is compared with the subtotal before any
+Conditions (offers.CartConditions): `min_subtotal` is compared with the subtotal before any
 discount; `channels` (when not empty) must list the request's channel; `categories` (when not empty)
 narrows a discount to the items in those categories (the unitemized remainder has none), and a free-shipping
 offer with categories needs at least one such item in the cart.
@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Literal
 
-from loyalty_api.benefits.kinds import (
+from loyalty_api.checkout.errors import CartItemsExceedSubtotal
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.offers import (
     BenefitProperties,
     CartConditions,
     FixedDiscount,
@@ -55,8 +57,6 @@ from loyalty_api.benefits.kinds import (
     PercentDiscount,
     PriorityService,
 )
-from loyalty_api.checkout.errors import CartItemsExceedSubtotal
-from loyalty_api.money import Money, value_of_points
 from loyalty_api.points.errors import CurrencyMismatch
 
 CappedBy = Literal["balance", "share", "minimum", "none"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from loyalty_api.clock import UtcInstant
-from loyalty_api.webhooks.events import Event
+from loyalty_api.outbox.events import Event
 
 # No coupon codes here: a code is enough to use the coupon at a till. A receiver that must tell the member
 # their code reads it with its own key (GET /v1/members/{id}/coupons).

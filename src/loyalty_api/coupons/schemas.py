@@ -6,10 +6,10 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.benefits.kinds import CouponKind
 from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.coupons.validity import ListedStatus
 from loyalty_api.http.schemas import OrderRef
+from loyalty_api.offers import CouponKind
 
 
 class CouponSourceRead(BaseModel):

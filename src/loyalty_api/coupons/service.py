@@ -14,7 +14,6 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import generate_code, normalize_code
 from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
@@ -27,8 +26,9 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.program.service import get_program
-from loyalty_api.webhooks.outbox import emit_for_member
 
 __all__ = [
     "MAY_NAME_CODE_ALONE",
@@ -55,7 +55,7 @@ class CouponView:
     code: str
     member_id: uuid.UUID
     name: str
-    offer: CartConditions  # one of the CouponOffer kinds (benefits/kinds.py); amounts in programme currency
+    offer: CartConditions  # one of the CouponOffer kinds (offers.py); amounts in programme currency
     status: str  # active | used (whether an active one is usable now: coupon_state)
     valid_from: datetime
     valid_until: datetime

@@ -16,7 +16,7 @@ from loyalty_api.earning.kinds import PROPERTIES_ADAPTER, RuleProperties
 from loyalty_api.earning.models import EarningRule
 from loyalty_api.earning.repository import EarningRuleRepository
 from loyalty_api.errors import InvalidField
-from loyalty_api.webhooks.outbox import emit_for_programme
+from loyalty_api.outbox.service import emit_for_programme
 
 
 @dataclass(frozen=True, slots=True)

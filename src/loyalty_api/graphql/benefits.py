@@ -1,6 +1,6 @@
 """A member's benefits in GraphQL: what they have now, with where each comes from and its settings.
 
-`properties` is a union with one object type per benefit kind (benefits/kinds.py), so a client reads a
+`properties` is a union with one object type per benefit kind (offers.py), so a client reads a
 discount's percent or a birthday gift's coupon with the types REST's `properties` has: money in the
 programme's currency as Money, percents and multipliers as Decimal (a string, as REST sends them).
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty_api.benefits import kinds
+from loyalty_api import offers
 from loyalty_api.benefits.standing import EffectiveBenefit
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
@@ -26,7 +26,7 @@ from loyalty_api.money import Money as MoneyValue
 from loyalty_api.program.service import get_program
 
 
-def _min_subtotal(p: kinds.CartConditions | kinds.PointsMultiplier, currency: str) -> Money | None:
+def _min_subtotal(p: offers.CartConditions | offers.PointsMultiplier, currency: str) -> Money | None:
     return (
         None
         if p.min_subtotal is None
@@ -108,7 +108,7 @@ BenefitProperties = Annotated[
 ]
 
 
-def _conditions(p: kinds.CartConditions, currency: str) -> dict[str, Any]:
+def _conditions(p: offers.CartConditions, currency: str) -> dict[str, Any]:
     return {
         "min_subtotal": _min_subtotal(p, currency),
         "categories": list(p.categories),
@@ -116,33 +116,33 @@ def _conditions(p: kinds.CartConditions, currency: str) -> dict[str, Any]:
     }
 
 
-def coupon_offer(p: kinds.BenefitProperties, currency: str) -> CouponOffer:
+def coupon_offer(p: offers.BenefitProperties, currency: str) -> CouponOffer:
     """A coupon kind's properties; `currency` is the programme's, which their amounts are in."""
-    if isinstance(p, kinds.PercentDiscount):
+    if isinstance(p, offers.PercentDiscount):
         return PercentDiscountProperties(percent=p.percent, **_conditions(p, currency))
-    if isinstance(p, kinds.FixedDiscount):
+    if isinstance(p, offers.FixedDiscount):
         return FixedDiscountProperties(
             amount=Money.of(MoneyValue(amount_minor=p.amount, currency=currency)), **_conditions(p, currency)
         )
-    if isinstance(p, kinds.FreeShipping):
+    if isinstance(p, offers.FreeShipping):
         return FreeShippingProperties(**_conditions(p, currency))
-    if isinstance(p, kinds.FreeItem):
+    if isinstance(p, offers.FreeItem):
         return FreeItemProperties(sku=p.sku, quantity=p.quantity, **_conditions(p, currency))
     raise ValueError(f"{p.kind!r} is not a coupon kind")
 
 
-def benefit_properties(p: kinds.BenefitProperties, currency: str) -> BenefitProperties:
-    if isinstance(p, kinds.MemberDayPrice):
+def benefit_properties(p: offers.BenefitProperties, currency: str) -> BenefitProperties:
+    if isinstance(p, offers.MemberDayPrice):
         return MemberDayPriceProperties(weekday=p.weekday, percent=p.percent, **_conditions(p, currency))
-    if isinstance(p, kinds.PointsMultiplier):
+    if isinstance(p, offers.PointsMultiplier):
         return PointsMultiplierProperties(
             multiplier=p.multiplier, channels=list(p.channels), min_subtotal=_min_subtotal(p, currency)
         )
-    if isinstance(p, kinds.BirthdayGift):
+    if isinstance(p, offers.BirthdayGift):
         return BirthdayGiftProperties(
             coupon_name=p.coupon_name, coupon=coupon_offer(p.coupon, currency), valid_days=p.valid_days
         )
-    if isinstance(p, kinds.PriorityService):
+    if isinstance(p, offers.PriorityService):
         return PriorityServiceProperties(description=p.description)
     return coupon_offer(p, currency)
 

@@ -12,7 +12,6 @@ from pydantic import Field
 from strawberry.types import Info
 
 from loyalty_api.auth.principal import Principal
-from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CouponKind
 from loyalty_api.coupons import service
 from loyalty_api.coupons.schemas import CouponRead, CouponUse
 from loyalty_api.coupons.validity import ListedStatus
@@ -27,6 +26,7 @@ from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
+from loyalty_api.offers import COUPON_OFFER_ADAPTER, CouponKind
 
 CouponStatus = values_enum(
     "CouponStatus", get_args(ListedStatus), "As REST's `status`: `active` includes coupons not valid yet."

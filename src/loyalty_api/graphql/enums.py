@@ -9,9 +9,9 @@ from typing import Any, get_args
 
 import strawberry
 
-from loyalty_api.benefits.kinds import BenefitKind
 from loyalty_api.checkout.quote import AppliesTo, CappedBy
 from loyalty_api.checkout.service import RejectReason
+from loyalty_api.offers import BenefitKind
 
 
 def values_enum(name: str, values: Iterable[str], description: str) -> Any:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from loyalty_api.webhooks.events import Event, TierPayload
+from loyalty_api.outbox.events import Event, TierPayload
 
 
 class MemberEnrolled(Event):

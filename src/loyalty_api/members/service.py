@@ -29,12 +29,12 @@ from loyalty_api.members.errors import (
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.members.repository import MemberRecord, MemberRepository, TierRow
+from loyalty_api.outbox.events import TierPayload
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.subscriptions.service import end_member_subscriptions
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import TierRepository
-from loyalty_api.webhooks.events import TierPayload
-from loyalty_api.webhooks.outbox import emit_for_member
 
 EARLIEST_BIRTHDAY: Final = date(1900, 1, 1)
 _REFERRAL_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till

@@ -4,7 +4,7 @@ import uuid
 from typing import Literal
 
 from loyalty_api.clock import UtcInstant
-from loyalty_api.webhooks.events import Event
+from loyalty_api.outbox.events import Event
 
 
 class PartnerChanged(Event):

@@ -23,6 +23,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.service import get_member
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.errors import (
     ExchangeAlreadyRecorded,
     ExchangeLimitExceeded,
@@ -46,7 +47,6 @@ from loyalty_api.points.accounts import (
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.points.service import MAX_POINTS_PER_EARN
 from loyalty_api.program.service import ProgramSettings, get_program
-from loyalty_api.webhooks.outbox import emit_for_partner
 
 Direction = Literal["out", "in"]
 # How many timed-out exchanges the job gives back per transaction.

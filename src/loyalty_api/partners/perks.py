@@ -14,11 +14,11 @@ from datetime import datetime
 from loyalty_api.coupons.codes import generate_code
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.events import PerkGranted
 from loyalty_api.partners.models import PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
-from loyalty_api.webhooks.outbox import emit_for_partner
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from loyalty_api.auth.principal import Scope
+from loyalty_api.auth.service import IssuedKey, create_key
 from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.benefits.standing import standing
 from loyalty_api.clock import format_instant
@@ -28,6 +30,7 @@ from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.members.service import get_member
+from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
     AlreadyLinked,
@@ -51,7 +54,6 @@ from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.service import summaries
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
-from loyalty_api.webhooks.outbox import emit_for_partner, emit_for_programme
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
 Grant = Literal["basic", "points"]
@@ -202,6 +204,20 @@ def _duplicate_code() -> Iterator[None]:
         if exc.constraint == "uq_partners__code":
             raise PartnerExists() from exc
         raise
+
+
+async def create_partner_key(
+    uow: UnitOfWork,
+    partner_id: uuid.UUID,
+    *,
+    name: str,
+    scopes: Sequence[Scope] = (Scope.partner,),
+    rate_limit: str | None = None,
+) -> IssuedKey:
+    """An API key bound to the partner, for its own systems; PartnerNotFound when there is no such partner."""
+    if await PartnerRepository(uow.session).get(partner_id) is None:
+        raise PartnerNotFound()
+    return await create_key(uow, name=name, scopes=scopes, partner_id=partner_id, rate_limit=rate_limit)
 
 
 async def create_partner(uow: UnitOfWork, *, code: str, name: str, terms: Terms) -> PartnerView:

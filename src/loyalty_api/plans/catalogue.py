@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.benefits.kinds import CouponOffer
 from loyalty_api.money import Money
+from loyalty_api.offers import CouponOffer
 from loyalty_api.tiers.ladder import GrantedBenefit
 
 PLANS_CACHE_KEY = "plans"

@@ -20,6 +20,8 @@ from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money
+from loyalty_api.outbox.events import MoneyPayload
+from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.plans.catalogue import (
     PLANS_CACHE_KEY,
@@ -37,8 +39,6 @@ from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 from loyalty_api.tiers.ladder import GrantedBenefit
-from loyalty_api.webhooks.events import MoneyPayload
-from loyalty_api.webhooks.outbox import emit_for_programme
 
 _COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
 _PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])

@@ -11,6 +11,8 @@ from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.outbox.events import MoneyPayload
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.errors import (
     CurrencyMismatch,
     InsufficientPoints,
@@ -29,8 +31,6 @@ from loyalty_api.points.repository import (
     PointsAccountRepository,
 )
 from loyalty_api.program.service import ProgramSettings
-from loyalty_api.webhooks.events import MoneyPayload
-from loyalty_api.webhooks.outbox import emit_for_member
 
 
 def check_currency(program: ProgramSettings, *amounts: Money) -> None:

@@ -5,8 +5,8 @@ import uuid
 from pydantic import BaseModel
 
 from loyalty_api.clock import UtcInstant
+from loyalty_api.outbox.events import Event, MoneyPayload
 from loyalty_api.points.ledger import RefundKind
-from loyalty_api.webhooks.events import Event, MoneyPayload
 
 
 class BreakdownPayload(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     credit_lot,
     money_payload,
@@ -34,7 +35,6 @@ from loyalty_api.points.ledger import (
 from loyalty_api.points.models import Order
 from loyalty_api.points.repository import OrderRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
-from loyalty_api.webhooks.outbox import emit_for_member
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,11 @@ from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
+from loyalty_api.outbox.events import Event
+from loyalty_api.outbox.models import OutboxEvent
+from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
 from loyalty_api.points.ledger import EntryType, LotBalance
 from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
-from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.models import OutboxEvent
-from loyalty_api.webhooks.repository import INSERT_EVENT, member_event_row
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)

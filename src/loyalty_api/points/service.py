@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from loyalty_api.benefits.kinds import PointsMultiplier
 from loyalty_api.benefits.standing import MemberStanding, standing
 from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
@@ -25,6 +24,8 @@ from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, 
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.offers import PointsMultiplier
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     check_currency,
     check_order_total,
@@ -63,7 +64,6 @@ from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import Standing, TierRef
-from loyalty_api.webhooks.outbox import emit_for_member
 
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.

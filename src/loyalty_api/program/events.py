@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from loyalty_api.webhooks.events import Event
+from loyalty_api.outbox.events import Event
 
 
 class ProgramUpdated(Event):

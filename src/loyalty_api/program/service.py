@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
+from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.program.events import ProgramUpdated
 from loyalty_api.program.models import Program
 from loyalty_api.program.repository import ProgramRepository
-from loyalty_api.webhooks.outbox import emit_for_programme
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.benefits.kinds import CouponOffer
 from loyalty_api.coupons.schemas import CouponRead
 from loyalty_api.http.schemas import Instant, Points
+from loyalty_api.offers import CouponOffer
 from loyalty_api.rewards.service import RedemptionResult, RewardDefinition, RewardView
 
 Stock = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.benefits.kinds import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
+from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.points.accounts import debit_available, member_for_points, record_entry, spend_lots
 from loyalty_api.program.service import get_program
 from loyalty_api.rewards.errors import (
@@ -33,7 +34,6 @@ from loyalty_api.rewards.errors import (
 from loyalty_api.rewards.events import RewardChanged, RewardRedeemed
 from loyalty_api.rewards.models import Reward, RewardRedemption
 from loyalty_api.rewards.repository import RedemptionRepository, RewardRepository
-from loyalty_api.webhooks.outbox import emit_for_member, emit_for_programme
 
 
 def sees_whole_catalogue(caller: Principal) -> bool:

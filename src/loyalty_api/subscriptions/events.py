@@ -7,7 +7,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict
 
 from loyalty_api.clock import UtcInstant
-from loyalty_api.webhooks.events import Event, MoneyPayload
+from loyalty_api.outbox.events import Event, MoneyPayload
 
 
 class SubscriptionEvent(Event):

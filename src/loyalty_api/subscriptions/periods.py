@@ -14,6 +14,8 @@ from dateutil.relativedelta import relativedelta
 
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.outbox.events import MoneyPayload
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.perks import grant_period_perks
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
@@ -29,8 +31,6 @@ from loyalty_api.subscriptions.events import (
 from loyalty_api.subscriptions.lifecycle import Action, State
 from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 from loyalty_api.subscriptions.repository import SubscriptionRepository
-from loyalty_api.webhooks.events import MoneyPayload
-from loyalty_api.webhooks.outbox import emit_for_member
 
 # A subscription left alone for years still comes up to date in one go, but never loops for ever.
 _MAX_STEPS = 1000

@@ -24,6 +24,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import Money
+from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.plans.service import get_catalogue
@@ -49,7 +50,6 @@ from loyalty_api.subscriptions.events import (
 from loyalty_api.subscriptions.lifecycle import Action, State
 from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 from loyalty_api.subscriptions.repository import SubscriptionRepository
-from loyalty_api.webhooks.events import MoneyPayload
 
 
 @dataclass(frozen=True, slots=True)

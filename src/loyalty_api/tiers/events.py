@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from loyalty_api.clock import UtcInstant
-from loyalty_api.webhooks.events import Event, TierPayload
+from loyalty_api.outbox.events import Event, TierPayload
 
 
 class TierUpgraded(Event):

@@ -23,8 +23,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from loyalty_api.benefits.kinds import PROPERTIES_ADAPTER, BenefitProperties
 from loyalty_api.clock import format_instant
+from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
 
 if TYPE_CHECKING:
     from loyalty_api.benefits.models import Benefit

@@ -18,6 +18,8 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.outbox.events import TierPayload
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
@@ -34,8 +36,6 @@ from loyalty_api.tiers.ladder import (
 from loyalty_api.tiers.models import TierChange
 from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState, TierRepository
 from loyalty_api.tiers.service import get_ladder
-from loyalty_api.webhooks.events import TierPayload
-from loyalty_api.webhooks.outbox import emit_for_member
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import (
     LadderChangedMeanwhile,
@@ -32,7 +33,6 @@ from loyalty_api.tiers.repository import (
     TierRepository,
     ladder_snapshot,
 )
-from loyalty_api.webhooks.outbox import emit_for_programme
 
 MAX_VERSION = 2**31 - 1  # ladder versions are 32-bit integers in the database
 

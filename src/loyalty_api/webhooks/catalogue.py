@@ -16,6 +16,7 @@ from loyalty_api.coupons import events as coupon_events
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.earning import events as earning_events
 from loyalty_api.members import events as member_events
+from loyalty_api.outbox.events import CATALOGUE
 from loyalty_api.partners import events as partner_events
 from loyalty_api.plans import events as plan_events
 from loyalty_api.points import events as points_events
@@ -24,7 +25,6 @@ from loyalty_api.rewards import events as reward_events
 from loyalty_api.subscriptions import events as subscription_events
 from loyalty_api.tiers import events as tier_events
 from loyalty_api.webhooks import events as webhook_events
-from loyalty_api.webhooks.events import CATALOGUE
 
 EVENT_MODULES = (
     benefit_events,

@@ -32,11 +32,11 @@ from loyalty_api.clock import format_instant
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.outbox.service import emit
 from loyalty_api.settings import Settings
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository, Outgoing
 from loyalty_api.webhooks.endpoints import new_delivery
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
-from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.signing import signature_header
 from loyalty_api.webhooks.transport import TargetRefused, refuse_before_connecting, webhook_session
 

@@ -15,13 +15,8 @@ from sqlalchemy.orm import aliased
 
 from loyalty_api.db.dialect import dialect_insert, insert_or_ignore
 from loyalty_api.db.ids import new_id
-from loyalty_api.webhooks.models import (
-    OutboxEvent,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookDeliveryCount,
-    WebhookEndpoint,
-)
+from loyalty_api.outbox.models import OutboxEvent
+from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookDeliveryCount, WebhookEndpoint
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 DISPATCH_LOCK = 0x10_7A_17_0B  # the advisory lock key of the fan-out turn

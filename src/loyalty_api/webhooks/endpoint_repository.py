@@ -12,7 +12,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty_api.webhooks.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.outbox.models import OutboxEvent
+from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 

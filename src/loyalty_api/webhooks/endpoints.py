@@ -14,6 +14,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.outbox.service import emit
 from loyalty_api.partners.service import active_partner
 from loyalty_api.webhooks.catalogue import is_known
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
@@ -21,7 +22,6 @@ from loyalty_api.webhooks.endpoint_repository import EndpointRepository
 from loyalty_api.webhooks.errors import DeliveryInFlight, WebhookDeliveryNotFound, WebhookEndpointNotFound
 from loyalty_api.webhooks.events import WebhookEndpointChanged
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from loyalty_api.webhooks.outbox import emit
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.webhooks.targets import check_target
 

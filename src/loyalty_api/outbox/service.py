@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.repository import OutboxRepository, event_row, member_event_row
+from loyalty_api.outbox.events import Event
+from loyalty_api.outbox.repository import OutboxRepository, event_row, member_event_row
 
 
 def outbox_row(

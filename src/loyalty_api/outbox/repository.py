@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
-from loyalty_api.webhooks.events import Event
-from loyalty_api.webhooks.models import OutboxEvent
+from loyalty_api.outbox.events import Event
+from loyalty_api.outbox.models import OutboxEvent
 
 _EVENTS = cast(Table, OutboxEvent.__table__)
 # Every column but those the database fills (the sequence).

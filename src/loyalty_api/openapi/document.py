@@ -4,17 +4,14 @@ operation's examples (http.examples), and as committed in openapi/openapi.json."
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from loyalty_api import crypto
-from loyalty_api.http.examples import JSON, Example, examples
 from loyalty_api.http.problems import PROBLEM_JSON, Problem
-from loyalty_api.settings import Settings
+from loyalty_api.openapi.examples import JSON, Example, examples
 
 
 def operation_id(route: APIRoute) -> str:
@@ -82,11 +79,3 @@ def _with_examples(document: dict[str, Any]) -> None:
             content = operation["responses"][success].setdefault("content", {})
             reply = content.setdefault(found.response_media_type, {"schema": {"type": "string"}})
             reply["examples"] = named(found.responses)
-
-
-def openapi_document() -> str:
-    from loyalty_api.app import create_app
-
-    # The document does not depend on the key or the database; a throwaway key lets the app be built.
-    app = create_app(Settings(encryption_key=crypto.generate_key(), database_url="sqlite+aiosqlite://"))
-    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"

@@ -4,7 +4,7 @@ They tell one story, the demo programme's: a Chinese supermarket chain in CNY (1
 worth 1 yuan), its store SH0012 and its web shop, and 李娜, a gold member with the paid PLUS card, shopping on
 a Wednesday (member day) in March 2026. Money is in fen, instants in UTC.
 
-`loyalty_api.http.openapi` puts them into the document as OpenAPI 3.1 `examples` maps; tests/http/
+`loyalty_api.openapi.document` puts them into the document as OpenAPI 3.1 `examples` maps; tests/http/
 test_examples.py checks each request against the body model the service validates with, and each reply against
 the route's response model, so an example that drifts from the models fails the build.
 """

@@ -1,4 +1,5 @@
-"""Benefit kinds: one properties model each. Discount kinds (offers) are also what coupons carry.
+"""Offer kinds: what a benefit or a coupon gives, one properties model each. The discount kinds are also
+what coupons carry.
 
 How checkout applies offers is in checkout/quote.py; how earning applies a points multiplier is in
 earning/calculator.py; the birthday job issues a birthday gift's coupon. A new kind is one class here, one

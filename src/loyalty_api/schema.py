@@ -7,6 +7,7 @@ from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
+from loyalty_api.outbox import models as outbox_models
 from loyalty_api.partners import models as partner_models
 from loyalty_api.plans import models as plan_models
 from loyalty_api.points import models as points_models
@@ -24,6 +25,7 @@ __all__ = [
     "earning_models",
     "idempotency_models",
     "member_models",
+    "outbox_models",
     "partner_models",
     "plan_models",
     "points_models",

@@ -1,0 +1,1 @@
+"""The published contract: the OpenAPI document, its operation ids and its examples."""
