@@ -138,6 +138,9 @@ def purchases_since(since: str) -> Select[Any]:
     )
 
 
+_PURCHASES_SINCE = purchases_since("start")
+_PURCHASES_BETWEEN = _PURCHASES_SINCE.where(_ORDERS.c.purchased_at < bindparam("end", type_=_PURCHASE_TIME))
+
 _CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
 _CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
     *_CLAIMED_EARN
@@ -671,6 +674,18 @@ def earned_order_row(
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def purchase_totals(
+        self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
+    ) -> tuple[int, int]:
+        """(spend in minor units, points) of the member's purchases made at or after `start` (and before
+        `end`, when given), net of refunds: what tiers count."""
+        params = {"member": member_id, "start": start}
+        if end is None:
+            row = (await self.session.execute(_PURCHASES_SINCE, params)).one()
+        else:
+            row = (await self.session.execute(_PURCHASES_BETWEEN, params | {"end": end})).one()
+        return int(row[0] or 0), int(row[1] or 0)
 
     async def get_order(self, order_ref: str) -> Order | None:
         return await self.session.get(Order, order_ref, populate_existing=True)

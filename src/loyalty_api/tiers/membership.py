@@ -20,6 +20,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.points.repository import OrderRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
@@ -55,11 +56,11 @@ async def _standing(
 ) -> Standing:
     """The member's qualifying values for each window of the ladder as it stands at `at`, counting purchases
     made before `until` when given (a review judges a window that has ended)."""
-    repo = MemberTierRepository(uow.session)
+    orders = OrderRepository(uow.session)
     return Standing(
         at=at,
         values={
-            start: await repo.qualifying_values(member_id, start, until) for start in ladder.windows(at, zone)
+            start: await orders.purchase_totals(member_id, start, until) for start in ladder.windows(at, zone)
         },
     )
 
@@ -355,8 +356,8 @@ class TierStatus:
 
 
 async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
-    repo = MemberTierRepository(uow.session)
-    state = await repo.get_state(member_id)
+    orders = OrderRepository(uow.session)
+    state = await MemberTierRepository(uow.session).get_state(member_id)
     if state is None:
         raise MemberNotFound()
     ladder = await get_ladder(uow)
@@ -369,7 +370,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         if start > now:
             value = 0
         else:
-            spend, points = await repo.qualifying_values(member_id, start, by)
+            spend, points = await orders.purchase_totals(member_id, start, by)
             value = spend if tier.metric is Metric.spend else points
         return Goal(
             tier=tier.ref,

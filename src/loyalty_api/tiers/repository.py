@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.members.models import Member
-from loyalty_api.points.models import Order
-from loyalty_api.points.repository import purchases_since
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -125,12 +123,6 @@ _STATE = select(
 ).where(Member.id == bindparam("member_id"))
 
 
-_QUALIFYING = purchases_since("start")
-_QUALIFYING_UNTIL = _QUALIFYING.where(
-    Order.purchased_at < bindparam("end", type_=Order.__table__.c.purchased_at.type)
-)
-
-
 class MemberTierRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -140,18 +132,6 @@ class MemberTierRepository:
         statement = _STATE.with_for_update(key_share=True) if lock else _STATE
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
-
-    async def qualifying_values(
-        self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
-    ) -> tuple[int, int]:
-        """(spend in minor units, points) of the member's purchases made at or after `start` (and before
-        `end`, when given)."""
-        params = {"member": member_id, "start": start}
-        if end is None:
-            row = (await self.session.execute(_QUALIFYING, params)).one()
-        else:
-            row = (await self.session.execute(_QUALIFYING_UNTIL, params | {"end": end})).one()
-        return int(row[0] or 0), int(row[1] or 0)
 
     async def set_tier(
         self,
