@@ -22,10 +22,10 @@ from loyalty_api.graphql.subscriptions import (
 )
 from loyalty_api.subscriptions import service
 from loyalty_api.subscriptions.schemas import (
-    CancelBody,
-    PaymentBody,
-    PaymentOutcomeRead,
-    PlanChangeBody,
+    CancelRequest,
+    PaymentRequest,
+    PaymentResultRead,
+    PlanChangeRequest,
     SubscriptionCreate,
     SubscriptionRead,
 )
@@ -38,7 +38,7 @@ class _Subscribe(SubscriptionCreate):
     member_id: uuid.UUID
 
 
-class _Cancel(CancelBody):
+class _Cancel(CancelRequest):
     subscription_id: uuid.UUID
 
 
@@ -48,11 +48,11 @@ class _Resume(BaseModel):
     subscription_id: uuid.UUID
 
 
-class _ChangePlan(PlanChangeBody):
+class _ChangePlan(PlanChangeRequest):
     subscription_id: uuid.UUID
 
 
-class _RecordPayment(PaymentBody):
+class _RecordPayment(PaymentRequest):
     subscription_id: uuid.UUID
 
 
@@ -163,7 +163,7 @@ async def _change_plan(uow: UnitOfWork, caller: Principal, request: _ChangePlan)
     return SubscriptionRead.model_validate(view)
 
 
-async def _record_payment(uow: UnitOfWork, caller: Principal, request: _RecordPayment) -> PaymentOutcomeRead:
+async def _record_payment(uow: UnitOfWork, caller: Principal, request: _RecordPayment) -> PaymentResultRead:
     outcome = await service.record_payment(
         uow,
         request.subscription_id,
@@ -173,7 +173,7 @@ async def _record_payment(uow: UnitOfWork, caller: Principal, request: _RecordPa
         period=request.period,
         actor=caller.key_id,
     )
-    return PaymentOutcomeRead.model_validate(outcome)
+    return PaymentResultRead.model_validate(outcome)
 
 
 @strawberry.type
@@ -226,7 +226,7 @@ class SubscriptionMutations:
         payload=RecordSubscriptionPaymentPayload,
         scopes=BILLING,
         model=_RecordPayment,
-        reply=PaymentOutcomeRead,
+        reply=PaymentResultRead,
         work=_record_payment,
         answer={
             "payment": lambda result: SubscriptionPayment.of(result.payment),

@@ -23,13 +23,13 @@ from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS, READERS
 from loyalty_api.subscriptions import service
 from loyalty_api.subscriptions.errors import SubscriptionNotFound
 from loyalty_api.subscriptions.lifecycle import State
-from loyalty_api.subscriptions.schemas import PaymentBody, PaymentRead, SubscriptionRead
+from loyalty_api.subscriptions.schemas import PaymentRead, PaymentRequest, SubscriptionRead
 
 SubscriptionState = strawberry.enum(State, name="SubscriptionState")
-# The statuses REST's `PaymentBody.status` allows: the subscriptions domain names no list of its own.
+# The statuses REST's `PaymentRequest.status` allows: the subscriptions domain names no list of its own.
 SubscriptionPaymentStatus = values_enum(
     "SubscriptionPaymentStatus",
-    get_args(PaymentBody.model_fields["status"].annotation),
+    get_args(PaymentRequest.model_fields["status"].annotation),
     "Whether billing took a period's fee.",
 )
 

@@ -1,4 +1,10 @@
-"""Shapes shared by every REST domain: money and whole numbers that must never be floats."""
+"""Shapes shared by every REST domain: money and whole numbers that must never be floats.
+
+What the schemas of every domain are called, by direction: a resource's body `XCreate` (POST), `XWrite`
+(PUT, all of it) or `XUpdate` (PATCH); an action's body `XRequest` (earn, redeem, cancel, a payment); a part
+of a body `XBody` (a cart, its items, an amount); a reply `XRead`. What a service returns is an `XView` for a
+resource and an `XResult` for an action.
+"""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.subscriptions import errors, service
 from loyalty_api.subscriptions.schemas import (
-    CancelBody,
-    PaymentBody,
-    PaymentOutcomeRead,
+    CancelRequest,
     PaymentPage,
     PaymentRead,
-    PlanChangeBody,
+    PaymentRequest,
+    PaymentResultRead,
+    PlanChangeRequest,
     RevenueRead,
     SubscriptionCreate,
     SubscriptionPage,
@@ -106,7 +106,7 @@ async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> 
     summary="Cancel at period end (benefits kept until then) or now",
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
 )
-async def cancel(subscription_id: uuid.UUID, body: CancelBody, uow: UoW, _: Seller) -> SubscriptionRead:
+async def cancel(subscription_id: uuid.UUID, body: CancelRequest, uow: UoW, _: Seller) -> SubscriptionRead:
     """Cancel a subscription: `at_period_end: true` keeps the benefits to the end of the period (`resume`
     undoes it until then); false ends it now. A past-due subscription has no paid time left and ends now.
 
@@ -143,7 +143,7 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
     ),
 )
 async def change_plan(
-    subscription_id: uuid.UUID, body: PlanChangeBody, uow: UoW, caller: Seller
+    subscription_id: uuid.UUID, body: PlanChangeRequest, uow: UoW, caller: Seller
 ) -> SubscriptionRead:
     """Move to another plan of the same family. A dearer plan (by price per month) is an upgrade that starts
     now with a new paid period, which `payment_ref` pays; any other is a downgrade that takes over at period
@@ -171,8 +171,8 @@ async def change_plan(
     ),
 )
 async def record_payment(
-    subscription_id: uuid.UUID, body: PaymentBody, uow: UoW, caller: Billing
-) -> PaymentOutcomeRead:
+    subscription_id: uuid.UUID, body: PaymentRequest, uow: UoW, caller: Billing
+) -> PaymentResultRead:
     """Billing reports the fee for the next period (`period` = current + 1) at the price due for it, succeeded
     or failed. A success while past due renews at once; otherwise the renewal job uses it at period end. A
     failure changes nothing by itself. The same `payment_ref` again answers the same payment.
@@ -188,7 +188,7 @@ async def record_payment(
         period=body.period,
         actor=caller.key_id,
     )
-    return PaymentOutcomeRead.model_validate(outcome)
+    return PaymentResultRead.model_validate(outcome)
 
 
 @router.get(

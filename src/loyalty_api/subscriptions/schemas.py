@@ -30,7 +30,7 @@ class SubscriptionCreate(BaseModel):
     )
 
 
-class CancelBody(BaseModel):
+class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at_period_end: bool = Field(
@@ -38,7 +38,7 @@ class CancelBody(BaseModel):
     )
 
 
-class PlanChangeBody(BaseModel):
+class PlanChangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: PlanCode
@@ -47,7 +47,7 @@ class PlanChangeBody(BaseModel):
     )
 
 
-class PaymentBody(BaseModel):
+class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["succeeded", "failed"]
@@ -103,7 +103,7 @@ class PaymentPage(BaseModel):
     next_cursor: str | None
 
 
-class PaymentOutcomeRead(ReadModel):
+class PaymentResultRead(ReadModel):
     payment: PaymentRead
     subscription: SubscriptionRead
 

@@ -93,7 +93,7 @@ class PaymentView:
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentOutcome:
+class PaymentResult:
     payment: PaymentView
     subscription: SubscriptionView
 
@@ -433,7 +433,7 @@ async def record_payment(
     amount: Money,
     period: int,
     actor: uuid.UUID | None = None,
-) -> PaymentOutcome:
+) -> PaymentResult:
     """Billing reports a fee for the next period. A success while past due renews at once; otherwise the
     payment waits for the period end, where the renewal job uses it. A failure changes nothing by itself:
     without a success by period end, the subscription falls past due. Reporting the same payment again
@@ -450,7 +450,7 @@ async def record_payment(
             amount.currency,
         ):
             raise PaymentRefReused()
-        return PaymentOutcome(payment=_payment_view(known), subscription=await _view(uow, sub))
+        return PaymentResult(payment=_payment_view(known), subscription=await _view(uow, sub))
     state = State(sub.state)
     if state not in (State.trialing, State.active, State.past_due):
         raise TransitionNotAllowed(state.value, "take payments")
@@ -474,7 +474,7 @@ async def record_payment(
         await periods.renew(uow, sub, payment, Action.recover)
         await periods.advance(uow, sub)
     await periods.settle(uow, sub)
-    return PaymentOutcome(payment=_payment_view(payment), subscription=await _view(uow, sub))
+    return PaymentResult(payment=_payment_view(payment), subscription=await _view(uow, sub))
 
 
 async def list_payments(

@@ -40,7 +40,7 @@ from loyalty_api.tiers.service import get_ladder
 
 
 @dataclass(frozen=True, slots=True)
-class TierOutcome:
+class TierResult:
     tier: LadderTier | None
     changed: bool
 
@@ -144,13 +144,13 @@ async def after_purchase(
     kept_until: datetime | None,
     override_until: datetime | None,
     standing: Standing,
-) -> TierOutcome:
+) -> TierResult:
     """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the
     date they keep their tier until if it requalifies them for it. `standing` is the member's, counting that
     purchase, for the windows of `ladder.windows(standing.at, zone)`. Call with the member's row locked."""
     current = ladder.by_id(tier_id)
     if ladder.entry is None:
-        return TierOutcome(tier=current, changed=False)
+        return TierResult(tier=current, changed=False)
     now = standing.at
     zone = (await get_program(uow)).zone
     overridden = override_until is not None and override_until > now
@@ -163,7 +163,7 @@ async def after_purchase(
         and (kept_until is None or renewal > kept_until)
     )
     if current is not None and ladder.above(current) is None and not may_renew:
-        return TierOutcome(tier=current, changed=False)  # at the top and already kept as long as can be
+        return TierResult(tier=current, changed=False)  # at the top and already kept as long as can be
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
     if current is None or qualified.rank > current.rank:
         await _move(
@@ -178,14 +178,14 @@ async def after_purchase(
             zone=zone,
             kept_until=_kept_until(ladder, qualified, now, zone),
         )
-        return TierOutcome(tier=qualified, changed=True)
+        return TierResult(tier=qualified, changed=True)
     if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
         # An override that has run out (the review job has not got to it yet) ends here: the member now
         # holds the tier on their own purchases.
         await MemberTierRepository(uow.session).keep_until(
             member_id, renewal, end_override=override_until is not None
         )
-    return TierOutcome(tier=current, changed=False)
+    return TierResult(tier=current, changed=False)
 
 
 async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
