@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from loyalty_api import __version__, crypto, health
+from loyalty_api.analytics.router import router as analytics_router
 from loyalty_api.benefits.router import router as benefits_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
@@ -68,6 +69,7 @@ DOCS_ORDER = (
     "paid membership",
     "partners",
     "webhooks",
+    "analytics",
 )
 
 
@@ -143,6 +145,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
     app.include_router(partners_router)
+    app.include_router(analytics_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app

@@ -20,6 +20,7 @@ from tests.subscriptions.helpers import add_plan
 
 # Lists the document must have, so the check below cannot pass by finding none.
 KNOWN_LISTS = {
+    "/v1/analytics/points",
     "/v1/members",
     "/v1/members/{member_id}/ledger",
     "/v1/members/{member_id}/coupons",

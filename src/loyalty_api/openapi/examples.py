@@ -1744,6 +1744,43 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one("March with the bookshop", SETTLEMENT)
         ),
         ("GET", "/v1/partner/settlements"): OperationExamples(responses=_one("Your March", SETTLEMENT)),
+        # -- analytics ----------------------------------------------------------------------------------
+        ("GET", "/v1/analytics/points"): OperationExamples(
+            responses=_one(
+                "March by week (`?from=2026-03-01T00:00:00+08:00&to=2026-03-15T00:00:00+08:00&period=week`)",
+                {
+                    "items": [
+                        _points_figures("2026-02-28T16:00:00Z", "2026-03-01T16:00:00Z", 1_240),
+                        _points_figures("2026-03-01T16:00:00Z", "2026-03-08T16:00:00Z", 58_310),
+                        _points_figures("2026-03-08T16:00:00Z", "2026-03-14T16:00:00Z", 61_970),
+                    ],
+                    "next_cursor": None,
+                },
+            )
+        ),
+        ("GET", "/v1/analytics/overview"): OperationExamples(
+            responses=_one(
+                "The first quarter",
+                {
+                    "start": "2025-12-31T16:00:00Z",
+                    "end": "2026-03-31T16:00:00Z",
+                    "points": _points_figures("2025-12-31T16:00:00Z", "2026-03-31T16:00:00Z", 702_400),
+                    "breakage": "0.0400",
+                    "redemption_rate": "0.6006",
+                    "outstanding_points": 1_932_750,
+                    "liability": cny(966_375),
+                    "members": 18_204,
+                    "new_members": 2_315,
+                    "members_by_tier": [
+                        {"tier": GOLD, "members": 1_120},
+                        {"tier": SILVER, "members": 4_381},
+                        {"tier": ENTRY_TIER, "members": 12_703},
+                    ],
+                    "paying_members": 906,
+                    "monthly_recurring_revenue": cny(2_709_400),
+                },
+            )
+        ),
         ("POST", "/v1/partner/members/{ref}/benefit-uses"): OperationExamples(
             requests={
                 "reading_room": Example(
@@ -1887,6 +1924,25 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 },
             )
         ),
+    }
+
+
+def _points_figures(start: str, end: str, issued: int) -> dict[str, Any]:
+    """A period's points figures, in proportions a real programme shows."""
+    taken_back, redeemed, given_back = issued // 50, issued * 3 // 5, issued // 100
+    expired, adjusted = issued // 25, 200
+    net = issued - taken_back - redeemed + given_back - expired + adjusted
+    return {
+        "start": start,
+        "end": end,
+        "group": None,
+        "issued": issued,
+        "taken_back": taken_back,
+        "redeemed": redeemed,
+        "given_back": given_back,
+        "expired": expired,
+        "adjusted": adjusted,
+        "net": net,
     }
 
 

@@ -1,0 +1,101 @@
+"""The analytics queries: each one statement that adds up rows in the database, the same on both."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, case, func, literal, null, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.points.models import LedgerEntry
+
+GroupBy = Literal["channel", "store"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySums:
+    """The ledger entries of one type, in one period and group, added up."""
+
+    period: int  # the index of the period in the report
+    group: str | None  # the channel or store (None: the entries name none, or no grouping)
+    type: str
+    amount: int  # signed, as the entries hold it
+    taken_back: int  # refunds: earned points taken back
+    given_back: int  # refunds: redeemed points given back
+
+
+def _period_of(at: InstrumentedAttribute[datetime], cuts: Sequence[datetime]) -> ColumnElement[int]:
+    """The index of the period [cuts[i], cuts[i + 1]) an instant falls in (the caller keeps to the range)."""
+    inner = cuts[1:-1]
+    if not inner:
+        return literal(0)
+    return case(*[(at < cut, index) for index, cut in enumerate(inner)], else_=len(inner))
+
+
+def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:
+    if group_by is None:
+        return null()
+    key = "channel" if group_by == "channel" else "store_id"
+    found: ColumnElement[Any] = LedgerEntry.details[key].as_string()
+    return found
+
+
+class AnalyticsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def entry_sums(self, cuts: Sequence[datetime], group_by: GroupBy | None) -> list[EntrySums]:
+        """The ledger entries made in [cuts[0], cuts[-1]), added up by period, group and type."""
+        period = _period_of(LedgerEntry.created_at, cuts).label("period")
+        group = _group_of(group_by).label("grp")
+        # PostgreSQL refuses a constant in GROUP BY: a report of one period, or not grouped, leaves it out.
+        keys = [key for key, varies in ((period, len(cuts) > 2), (group, group_by is not None)) if varies]
+        refund = LedgerEntry.type == "refund"
+        taken = case((refund, LedgerEntry.details["taken_back"].as_integer()), else_=0)
+        given = case((refund, LedgerEntry.details["given_back"].as_integer()), else_=0)
+        rows = await self.session.execute(
+            select(
+                period,
+                group,
+                LedgerEntry.type,
+                func.sum(LedgerEntry.amount),
+                func.coalesce(func.sum(taken), 0),
+                func.coalesce(func.sum(given), 0),
+            )
+            .where(LedgerEntry.created_at >= cuts[0], LedgerEntry.created_at < cuts[-1])
+            .group_by(*keys, LedgerEntry.type)
+        )
+        return [
+            EntrySums(int(p), g, t, int(amount), int(taken_back), int(given_back))
+            for p, g, t, amount, taken_back, given_back in rows.all()
+        ]
+
+    async def outstanding(self, at: datetime) -> int:
+        """The points all members held at `at`: every ledger entry made before it, added up."""
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.created_at < at)
+        )
+        return int(total or 0)
+
+    async def members_joined(self, cuts: Sequence[datetime]) -> dict[int, int]:
+        """How many members enrolled in each period of [cuts[0], cuts[-1])."""
+        period = _period_of(Member.created_at, cuts).label("period")
+        query = select(period, func.count()).where(Member.created_at >= cuts[0], Member.created_at < cuts[-1])
+        rows = await self.session.execute(query.group_by(period) if len(cuts) > 2 else query)
+        return {int(p): int(n) for p, n in rows.all()}
+
+    async def members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
+        """Members enrolled before `at` and not closed, and how many of them are on each tier now."""
+        rows = await self.session.execute(
+            select(Member.tier_id, func.count())
+            .where(Member.created_at < at, Member.status != MemberStatus.closed)
+            .group_by(Member.tier_id)
+        )
+        by_tier = {tier_id: int(n) for tier_id, n in rows.all()}
+        return sum(by_tier.values()), by_tier

@@ -1,0 +1,87 @@
+"""The programme's figures, for operators: JSON, or CSV with `Accept: text/csv`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from loyalty_api.analytics import service
+from loyalty_api.analytics.periods import MAX_PERIODS, Period
+from loyalty_api.analytics.repository import GroupBy
+from loyalty_api.analytics.schemas import OverviewRead, PointsFiguresRead, PointsReportRead
+from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.schemas import Instant
+from loyalty_api.http.transaction import UnitOfWorkRoute
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], route_class=UnitOfWorkRoute)
+
+Operator = Annotated[Principal, Depends(require(Scope.admin))]
+From = Annotated[Instant, Query(alias="from", description="The first instant counted.")]
+To = Annotated[Instant, Query(description="The first instant not counted.")]
+_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+_ERRORS = problem_responses(InvalidApiKey, ScopeNotAllowed, InvalidField) | _CSV
+
+
+def _wants_csv(request: Request) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+@router.get(
+    "/points",
+    summary="Points issued, redeemed, expired and adjusted",
+    response_model=PointsReportRead,
+    responses=_ERRORS,
+)
+async def read_points_report(
+    start: From,
+    to: To,
+    request: Request,
+    uow: UoW,
+    _: Operator,
+    paging: Paging,
+    period: Annotated[
+        Period | None,
+        Query(
+            description=f"Cut the window into days, weeks (from Monday) or months, in the programme's time "
+            f"zone; at most {MAX_PERIODS} periods. Left out: the window as one."
+        ),
+    ] = None,
+    group_by: Annotated[
+        GroupBy | None, Query(description="Split each period by the channel or the store entries name.")
+    ] = None,
+) -> Response | PointsReportRead:
+    """The points figures of [`from`, `to`), per period (and channel or store): each a sum over the ledger.
+    `net` is the change in what members hold. Entries other than earns name no channel or store: in a grouped
+    report they are the rows whose `group` is null. JSON comes a page at a time (`limit`, `cursor`); CSV
+    holds every row.
+
+    For `admin` keys only. Reads only."""
+    report = await service.points_report(uow, start, to, period=period, group_by=group_by)
+    if _wants_csv(request):
+        return Response(service.report_csv(report, grouped_by=group_by), media_type="text/csv")
+    page = service.report_page(report, limit=paging.limit, cursor=paging.cursor)
+    return PointsReportRead(
+        items=[PointsFiguresRead.model_validate(f) for f in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/overview", summary="The programme's figures at a glance", response_model=OverviewRead, responses=_ERRORS
+)
+async def read_analytics_overview(
+    start: From, to: To, request: Request, uow: UoW, _: Operator
+) -> Response | OverviewRead:
+    """For [`from`, `to`): the points figures, breakage (expired ÷ issued) and redemption rate (redeemed ÷
+    issued); at `to`: the points members hold and what they are worth (the programme's liability), members;
+    now: members by tier, paying members and monthly recurring revenue.
+
+    For `admin` keys only. Reads only."""
+    found = await service.overview(uow, start, to)
+    if _wants_csv(request):
+        return Response(service.overview_csv(found), media_type="text/csv")
+    return OverviewRead.model_validate(found)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field
+
+from loyalty_api.http.schemas import MoneyRead, ReadModel, TierRef
+
+
+class PointsFiguresRead(ReadModel):
+    start: datetime = Field(description="The first instant counted.")
+    end: datetime = Field(description="The first instant not counted.")
+    group: str | None = Field(
+        description="The channel or store, in a report grouped by one (null: entries that name none)."
+    )
+    issued: int = Field(
+        description="Points members earned (`earn`) and received from partners (`exchange_in`)."
+    )
+    taken_back: int = Field(description="Earned points that refunds took back.")
+    redeemed: int = Field(
+        description="Points members spent: redeemed, captured, on rewards, sent to partners."
+    )
+    given_back: int = Field(description="Spent points that refunds and failed exchanges gave back.")
+    expired: int
+    adjusted: int = Field(description="Operators' adjustments, signed.")
+    net: int = Field(
+        description="The change in points members hold: issued − taken_back − redeemed + given_back "
+        "− expired + adjusted."
+    )
+
+
+class PointsReportRead(ReadModel):
+    items: list[PointsFiguresRead]
+    next_cursor: str | None
+
+
+class TierCountRead(ReadModel):
+    tier: TierRef | None = Field(description="null: members on no tier.")
+    members: int
+
+
+class OverviewRead(ReadModel):
+    start: datetime
+    end: datetime
+    points: PointsFiguresRead
+    breakage: Decimal | None = Field(
+        description="expired ÷ issued in the window, to four places (null when nothing was issued)."
+    )
+    redemption_rate: Decimal | None = Field(
+        description="redeemed ÷ issued in the window, to four places (null when nothing was issued)."
+    )
+    outstanding_points: int = Field(description="What members held at `end`.")
+    liability: MoneyRead = Field(
+        description="What the outstanding points are worth at the programme's point value."
+    )
+    members: int = Field(description="Members enrolled before `end` and not closed.")
+    new_members: int = Field(description="Members enrolled in the window.")
+    members_by_tier: list[TierCountRead] = Field(
+        description="Members not closed, by the tier they are on now."
+    )
+    paying_members: int = Field(description="Members with a paid-up subscription now.")
+    monthly_recurring_revenue: MoneyRead | None

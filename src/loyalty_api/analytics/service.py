@@ -1,0 +1,215 @@
+"""The figures: points issued, redeemed, expired and adjusted per period (and channel or store), what the
+programme owes, breakage and redemption rate, members. Every figure is a sum the database makes; this module
+only names them.
+
+How entries count: `issued` is what members earned (`earn`) and got from partners (`exchange_in`);
+`taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
+`exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
+`expired`; `adjusted` (signed). A hold moves no points. So `net` = issued − taken_back − redeemed +
+given_back − expired + adjusted, the change in what members hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from loyalty_api.analytics.periods import Period, boundaries
+from loyalty_api.analytics.repository import AnalyticsRepository, EntrySums, GroupBy
+from loyalty_api.clock import format_instant
+from loyalty_api.db.pagination import Page, page_after
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.money import Money, value_of_points
+from loyalty_api.program.service import get_program
+from loyalty_api.subscriptions.service import revenue
+from loyalty_api.tiers.ladder import TierRef
+from loyalty_api.tiers.service import get_ladder
+
+_SPENT = ("redeem", "capture", "reward", "exchange_out")
+_ISSUED = ("earn", "exchange_in")
+
+
+@dataclass(slots=True)
+class PointsFigures:
+    start: datetime
+    end: datetime
+    group: str | None = None  # the channel or store, when the report is grouped
+    issued: int = 0
+    taken_back: int = 0
+    redeemed: int = 0
+    given_back: int = 0
+    expired: int = 0
+    adjusted: int = 0
+    net: int = 0
+
+    def add(self, sums: EntrySums) -> None:
+        if sums.type in _ISSUED:
+            self.issued += sums.amount
+        elif sums.type in _SPENT:
+            self.redeemed -= sums.amount
+        elif sums.type == "refund":
+            self.taken_back += sums.taken_back
+            self.given_back += sums.given_back
+        elif sums.type == "exchange_return":
+            self.given_back += sums.amount
+        elif sums.type == "expire":
+            self.expired -= sums.amount
+        elif sums.type == "adjust":
+            self.adjusted += sums.amount
+        self.net += sums.amount
+
+
+async def points_report(
+    uow: UnitOfWork, start: datetime, end: datetime, *, period: Period | None, group_by: GroupBy | None
+) -> list[PointsFigures]:
+    """The points figures of each period of [start, end) (each group's, when grouped), oldest first; a
+    period or group without entries is left out of a grouped report and shown as zeros otherwise."""
+    zone = (await get_program(uow)).zone
+    cuts = boundaries(start, end, period, zone)
+    found: dict[tuple[int, str | None], PointsFigures] = {}
+    if group_by is None:
+        found = {(i, None): PointsFigures(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)}
+    for sums in await AnalyticsRepository(uow.session).entry_sums(cuts, group_by):
+        key = (sums.period, sums.group)
+        figures = found.get(key)
+        if figures is None:
+            figures = found[key] = PointsFigures(cuts[sums.period], cuts[sums.period + 1], sums.group)
+        figures.add(sums)
+    return [found[key] for key in sorted(found, key=lambda k: (k[0], k[1] is None, k[1] or ""))]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def report_page(report: Sequence[PointsFigures], *, limit: int, cursor: str | None) -> Page[PointsFigures]:
+    """A page of a report, oldest period first and, within one, by group (entries naming none last)."""
+    return page_after(
+        report,
+        limit=limit,
+        cursor=cursor,
+        key=lambda f: ((f.start - _EPOCH) // timedelta(microseconds=1), f.group is None, f.group or ""),
+        shape=(int, int, str),
+    )
+
+
+def ratio(part: int, whole: int) -> Decimal | None:
+    """part ÷ whole to four places (None when whole is zero): a rate, never a float."""
+    if whole == 0:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class TierCount:
+    tier: TierRef | None  # None: members on no tier
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    start: datetime
+    end: datetime
+    points: PointsFigures
+    breakage: Decimal | None  # expired ÷ issued in the window
+    redemption_rate: Decimal | None  # redeemed ÷ issued in the window
+    outstanding_points: int  # what members held at `end`
+    liability: Money  # what those points are worth at the programme's point value
+    members: int  # enrolled before `end` and not closed
+    new_members: int  # enrolled in the window
+    members_by_tier: list[TierCount] = field(default_factory=list)
+    paying_members: int = 0  # paid membership, now
+    monthly_recurring_revenue: Money | None = None
+
+
+async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
+    """The programme in one read: the window's points figures and rates, what is owed at its end, members and
+    paid membership (tiers and paid membership as they stand now)."""
+    program = await get_program(uow)
+    repo = AnalyticsRepository(uow.session)
+    [points] = await points_report(uow, start, end, period=None, group_by=None)
+    outstanding = await repo.outstanding(end)
+    total, by_tier = await repo.members_by_tier(end)
+    joined = await repo.members_joined([start, end])
+    ladder = await get_ladder(uow)
+    tiers = [TierCount(tier.ref, by_tier.pop(tier.id, 0)) for tier in reversed(ladder.tiers)]
+    if by_tier:  # members on no tier, or on one the ladder no longer has
+        tiers.append(TierCount(None, sum(by_tier.values())))
+    paid = await revenue(uow)
+    return Overview(
+        start=start,
+        end=end,
+        points=points,
+        breakage=ratio(points.expired, points.issued),
+        redemption_rate=ratio(points.redeemed, points.issued),
+        outstanding_points=outstanding,
+        liability=value_of_points(outstanding, program.point_value_minor, program.currency),
+        members=total,
+        new_members=joined.get(0, 0),
+        members_by_tier=tiers,
+        paying_members=paid.paying_members,
+        monthly_recurring_revenue=paid.monthly_recurring_revenue,
+    )
+
+
+def report_csv(report: Sequence[PointsFigures], *, grouped_by: GroupBy | None) -> str:
+    """The report as CSV, one row per period (and group)."""
+    head = ["start", "end", *([grouped_by] if grouped_by else []), "issued", "taken_back", "redeemed"]
+    head += ["given_back", "expired", "adjusted", "net"]
+    rows = [",".join(head)]
+    for f in report:
+        cells = [format_instant(f.start), format_instant(f.end), *([_cell(f.group)] if grouped_by else [])]
+        cells += [str(n) for n in (f.issued, f.taken_back, f.redeemed, f.given_back, f.expired)]
+        cells += [str(f.adjusted), str(f.net)]
+        rows.append(",".join(cells))
+    return "\r\n".join(rows) + "\r\n"
+
+
+def overview_csv(found: Overview) -> str:
+    """The overview as CSV: one row per figure; money in minor units, rates to four places."""
+    figures: list[tuple[str, object]] = [
+        ("start", format_instant(found.start)),
+        ("end", format_instant(found.end)),
+    ]
+    points = found.points
+    figures += [
+        ("issued", points.issued),
+        ("taken_back", points.taken_back),
+        ("redeemed", points.redeemed),
+        ("given_back", points.given_back),
+        ("expired", points.expired),
+        ("adjusted", points.adjusted),
+        ("net", points.net),
+        ("breakage", found.breakage),
+        ("redemption_rate", found.redemption_rate),
+        ("outstanding_points", found.outstanding_points),
+        ("liability_minor", found.liability.amount_minor),
+        ("currency", found.liability.currency),
+        ("members", found.members),
+        ("new_members", found.new_members),
+    ]
+    figures += [(f"members_tier_{_tier_code(t.tier)}", t.members) for t in found.members_by_tier]
+    figures.append(("paying_members", found.paying_members))
+    if found.monthly_recurring_revenue is not None:
+        figures.append(("monthly_recurring_revenue_minor", found.monthly_recurring_revenue.amount_minor))
+    rows = ["figure,value"] + [
+        f"{_cell(name)},{'' if value is None else _cell(str(value))}" for name, value in figures
+    ]
+    return "\r\n".join(rows) + "\r\n"
+
+
+def _tier_code(tier: TierRef | None) -> str:
+    return "none" if tier is None else tier.code
+
+
+def _cell(text: str | None) -> str:
+    """A CSV cell: quoted when it holds a comma, a quote or a line break; a leading =, +, - or @ is
+    escaped, so a spreadsheet does not run a store id as a formula."""
+    if text is None:
+        return ""
+    if text[:1] in ("=", "+", "-", "@"):
+        text = "'" + text
+    if any(c in text for c in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text

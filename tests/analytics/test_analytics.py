@@ -1,0 +1,311 @@
+"""The programme's figures: every one must equal what the ledger says, added up by hand here, for random
+scenarios of every points operation over days (with expiry), by period, channel and store, as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
+from tests.builders import enrol, make_key
+from tests.conftest import START, UNLIMITED, bearer, units_of
+from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import iso, ledger
+from tests.points.helpers import cny, earn, next_order, points, set_program
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ISSUED, SPENT = ("earn", "exchange_in"), ("redeem", "capture", "reward", "exchange_out")
+
+
+def figures_of(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """The report's figures for these ledger entries, added up here as the report defines them."""
+    found = dict.fromkeys(("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted"), 0)
+    for e in entries:
+        if e["type"] in ISSUED:
+            found["issued"] += e["amount"]
+        elif e["type"] in SPENT:
+            found["redeemed"] -= e["amount"]
+        elif e["type"] == "refund":
+            found["taken_back"] += e["details"]["taken_back"]
+            found["given_back"] += e["details"]["given_back"]
+        elif e["type"] == "exchange_return":
+            found["given_back"] += e["amount"]
+        elif e["type"] == "expire":
+            found["expired"] -= e["amount"]
+        elif e["type"] == "adjust":
+            found["adjusted"] += e["amount"]
+    found["net"] = sum(e["amount"] for e in entries)
+    return found
+
+
+def figures(row: dict[str, Any]) -> dict[str, int]:
+    keys = ("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted", "net")
+    return {k: int(row[k]) for k in keys}
+
+
+def local_days(start: datetime, end: datetime) -> list[datetime]:
+    """[start, each local midnight in Shanghai after it, end]."""
+    cuts = [start]
+    day = start.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    while day < end:
+        cuts.append(day.astimezone(start.tzinfo))
+        day += timedelta(days=1)
+    return [*cuts, end]
+
+
+class Scenario:
+    """Random earns (at stores and online), redeems, holds captured or released, refunds, adjustments over
+    nine days, then expiry four months on. Every entry the members' ledgers hold is read back."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str) -> None:
+        self.app, self.client, self.clock, self.key = app, client, clock, key
+        self.members: list[str] = []
+        self.earned: list[str] = []
+        self.redeemed: list[str] = []
+
+    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.client.post(path, json=body, headers=bearer(self.key))
+
+    async def step(self, rng: random.Random) -> None:
+        member = rng.choice(self.members)
+        available = (await points(self.client, self.key, member))["available"]
+        op = rng.choice(["earn", "earn", "earn", "redeem", "hold", "refund", "adjust"])
+        if op == "earn":
+            ref = next_order()
+            where = rng.choice(
+                [{"channel": "store", "store_id": rng.choice(["SH-01", "BJ-02"])}, {"channel": "online"}, {}]
+            )
+            await earn(self.client, self.key, member, rng.randrange(100, 50_000), order_ref=ref, **where)
+            self.earned.append(ref)
+        elif op == "redeem" and available >= 10:
+            ref = next_order()
+            body = {"points": rng.randrange(1, available // 2 + 1), "order_ref": ref}
+            assert (await self.post(f"/v1/members/{member}/redeem", body)).status_code == 200
+            self.redeemed.append(ref)
+        elif op == "hold" and available >= 10:
+            body = {"points": available // 3, "order_ref": next_order(), "ttl_seconds": 600}
+            hold = await self.post(f"/v1/members/{member}/holds", body)
+            assert hold.status_code == 201, hold.text
+            action = rng.choice(["capture", "release"])
+            extra = {"points": hold.json()["points"] // 2} if action == "capture" else {}
+            answer = await self.post(f"/v1/holds/{hold.json()['id']}/{action}", extra)
+            assert answer.status_code == 200, answer.text
+        elif op == "refund" and (self.earned or self.redeemed):
+            ref = rng.choice(self.earned + self.redeemed)
+            answer = await self.post(f"/v1/orders/{ref}/refund", {"full": True})
+            assert answer.status_code in (200, 409, 422), answer.text
+        elif op == "adjust":
+            change = rng.choice([1, -1]) * rng.randrange(1, 500)
+            if change < 0 and -change > available:
+                change = -change
+            body = {"points": change, "reason": "goodwill"}
+            assert (await self.post(f"/v1/members/{member}/adjustments", body)).status_code == 201
+        self.clock.set(self.clock.now() + timedelta(minutes=rng.randrange(30, 600)))
+
+    async def run(self, seed: int) -> list[dict[str, Any]]:
+        rng = random.Random(seed)
+        self.members = [(await enrol(self.client, self.key))["id"] for _ in range(4)]
+        for _ in range(40):
+            await self.step(rng)
+        self.clock.set(self.clock.now() + timedelta(days=130))
+        assert (await expire_points(units_of(self.app))).points > 0
+        for member in self.members:
+            await assert_ledger_invariant(self.app, member)
+        return [
+            e | {"at": datetime.fromisoformat(e["created_at"])}
+            for member in self.members
+            for e in await ledger(self.client, self.key, member)
+        ]
+
+
+@pytest.fixture
+async def key(app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock) -> str:
+    # A point is worth 1.5 fen: the liability is rounded once, on the whole.
+    await set_program(client, admin_key, point_value_minor="1.5", expiry_months=3)
+    return await make_key(app, Scope.admin, rate_limit=UNLIMITED)
+
+
+async def report(client: httpx.AsyncClient, key: str, path: str, **params: Any) -> httpx.Response:
+    return await client.get(f"/v1/analytics/{path}", params=params, headers=bearer(key))
+
+
+class TestPointsFigures:
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    async def test_each_period_and_group_adds_up_the_ledger(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str, seed: int
+    ) -> None:
+        scenario = Scenario(app, client, clock, key)
+        entries = await scenario.run(seed)
+        start, end = START - timedelta(hours=3), clock.now() + timedelta(hours=1)
+        # By day: every day of the window is a row, whether or not anything happened.
+        answer = await report(
+            client, key, "points", **{"from": iso(start), "to": iso(end), "period": "day"}, limit=200
+        )
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()["items"]
+        cuts = local_days(start, end)
+        assert [(r["start"], r["end"]) for r in rows] == [
+            (iso(a), iso(b)) for a, b in itertools.pairwise(cuts)
+        ]
+        for row, (a, b) in zip(rows, itertools.pairwise(cuts), strict=True):
+            assert figures(row) == figures_of([e for e in entries if a <= e["at"] < b]), row
+        # The whole window, by channel and by store: each group's own entries; entries naming none, null.
+        for group_by, detail in (("channel", "channel"), ("store", "store_id")):
+            answer = await report(
+                client, key, "points", **{"from": iso(start), "to": iso(end), "group_by": group_by}
+            )
+            grouped = {r["group"]: figures(r) for r in answer.json()["items"]}
+            names = {e["details"].get(detail) for e in entries}
+            assert grouped == {
+                name: figures_of([e for e in entries if e["details"].get(detail) == name]) for name in names
+            }
+        # The totals move what members hold, and no more.
+        total = figures_of(entries)
+        assert total["net"] == sum(
+            [(await points(client, key, member))["balance"] for member in scenario.members]
+        )
+        assert total["expired"] > 0 and total["issued"] > 0
+
+    async def test_json_comes_a_page_at_a_time_and_the_pages_hold_every_row(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        await Scenario(app, client, clock, key).run(5)
+        window = {"from": iso(START - timedelta(days=1)), "to": iso(clock.now() + timedelta(days=1))}
+        params = window | {"period": "day", "group_by": "channel"}
+        whole = await client.get(
+            "/v1/analytics/points", params=params, headers=bearer(key, Accept="text/csv")
+        )
+        expected = [(r["start"], r["channel"] or None) for r in csv.DictReader(io.StringIO(whole.text))]
+        walked: list[tuple[str, str | None]] = []
+        cursor: str | None = None
+        while True:
+            page = await report(
+                client, key, "points", **params, limit=3, **({"cursor": cursor} if cursor else {})
+            )
+            assert page.status_code == 200, page.text
+            assert len(page.json()["items"]) <= 3
+            walked += [(r["start"], r["group"]) for r in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert walked == expected and len(walked) > 3
+
+    async def test_a_window_counts_from_its_first_instant_to_before_its_last(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        member = (await enrol(client, key))["id"]
+        at = clock.now()
+        await earn(client, key, member, 10_000)
+        for start, end, issued in (
+            (at, at + timedelta(seconds=1), 100),
+            (at + timedelta(microseconds=1), at + timedelta(days=1), 0),
+            (at - timedelta(days=1), at, 0),
+        ):
+            answer = await report(client, key, "points", **{"from": iso(start), "to": iso(end)})
+            assert [r["issued"] for r in answer.json()["items"]] == [issued]
+
+    async def test_csv_holds_the_same_rows(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        entries = await Scenario(app, client, clock, key).run(7)
+        params = {
+            "from": iso(START - timedelta(days=1)),
+            "to": iso(clock.now() + timedelta(days=1)),
+            "period": "week",
+            "group_by": "store",
+        }
+        as_json = (await report(client, key, "points", **params)).json()["items"]
+        answer = await client.get(
+            "/v1/analytics/points", params=params, headers=bearer(key, Accept="text/csv")
+        )
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        as_csv = list(csv.DictReader(io.StringIO(answer.text)))
+        assert [figures(r) | {"store": r["store"] or None} for r in as_csv] == [
+            figures(r) | {"store": r["group"]} for r in as_json
+        ]
+        assert sum(int(r["net"]) for r in as_csv) == figures_of(entries)["net"]
+
+
+class TestOverview:
+    async def test_liability_breakage_and_members_follow_the_ledger(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        scenario = Scenario(app, client, clock, key)
+        entries = await scenario.run(11)
+        start, end = START - timedelta(hours=1), clock.now() + timedelta(seconds=1)
+        answer = await report(client, key, "overview", **{"from": iso(start), "to": iso(end)})
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        total = figures_of(entries)
+        assert figures(found["points"]) == total
+        held = sum([(await points(client, key, member))["balance"] for member in scenario.members])
+        assert found["outstanding_points"] == held == total["net"]
+        # 1.5 fen a point, rounded down once on the whole
+        assert found["liability"] == cny(int(Decimal(held) * Decimal("1.5")))
+        assert Decimal(found["breakage"]) == (Decimal(total["expired"]) / total["issued"]).quantize(
+            Decimal("0.0001")
+        )
+        assert Decimal(found["redemption_rate"]) == (Decimal(total["redeemed"]) / total["issued"]).quantize(
+            Decimal("0.0001")
+        )
+        assert (found["members"], found["new_members"]) == (4, 4)
+        assert sum(t["members"] for t in found["members_by_tier"]) == 4
+        # Before anything happened: nothing issued, no rate, nothing owed.
+        early = await report(
+            client, key, "overview", **{"from": iso(start - timedelta(days=2)), "to": iso(start)}
+        )
+        assert early.json()["breakage"] is None and early.json()["outstanding_points"] == 0
+        # As CSV: one row per figure, the same figures.
+        answer = await client.get(
+            "/v1/analytics/overview",
+            params={"from": iso(start), "to": iso(end)},
+            headers=bearer(key, Accept="text/csv"),
+        )
+        rows = dict(csv.reader(io.StringIO(answer.text)))
+        assert (rows["issued"], rows["outstanding_points"], rows["breakage"]) == (
+            str(total["issued"]),
+            str(held),
+            found["breakage"],
+        )
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("scope", [Scope.pos, Scope.ecommerce, Scope.billing])
+    async def test_only_operators_read_the_figures(
+        self, app: FastAPI, client: httpx.AsyncClient, scope: Scope
+    ) -> None:
+        other = await make_key(app, scope)
+        params = {"from": iso(START), "to": iso(START + timedelta(days=1))}
+        for path in ("points", "overview"):
+            assert (await report(client, other, path, **params)).status_code == 403
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"from": iso(START), "to": iso(START)},
+            {"from": iso(START), "to": iso(START - timedelta(days=1))},
+            {"from": iso(START), "to": iso(START + timedelta(days=500)), "period": "day"},
+            {"from": iso(START), "to": iso(START + timedelta(days=1)), "period": "year"},
+            {"from": iso(START), "to": iso(START + timedelta(days=1)), "group_by": "colour"},
+            {"from": "yesterday", "to": iso(START)},
+        ],
+    )
+    async def test_a_bad_window_is_a_422_problem(
+        self, client: httpx.AsyncClient, key: str, params: dict[str, str]
+    ) -> None:
+        answer = await report(client, key, "points", **params)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "validation_error"
