@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits import service as benefits
-from loyalty_api.offers import FixedDiscount, FreeShipping, PercentDiscount
 from loyalty_api.benefits.service import BenefitDefinition
 from loyalty_api.clock import SystemClock
 from loyalty_api.crypto import Vault
@@ -30,6 +29,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.demo.seed import DEMO_PROGRAM
 from loyalty_api.members.member_number import luhn_check_digit
 from loyalty_api.members.models import Member
+from loyalty_api.offers import FixedDiscount, FreeShipping, PercentDiscount
 from loyalty_api.points.models import LedgerEntry, PointLot, PointsAccount
 from loyalty_api.program.service import put_program
 from loyalty_api.rewards import service as rewards
