@@ -16,9 +16,9 @@ flushed what it must see (the services write the till's rows through direct stat
 
 The transaction stays SQLAlchemy's, through public APIs only: the asyncpg adaptor sends BEGIN with the first
 statement it runs itself, so the first direct statement of a transaction goes through the session (which
-begins it), and the rest of that transaction's run on the adaptor's asyncpg connection
-(the pooled connection's `driver_connection`), inside that transaction, which the unit of work commits or rolls
-back as usual.
+begins it), and the rest of that transaction's run on the adaptor's asyncpg connection (the pooled
+connection's `driver_connection`), inside that transaction, which the unit of work commits or rolls back as
+usual.
 """
 
 from __future__ import annotations
