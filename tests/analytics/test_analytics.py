@@ -309,3 +309,45 @@ class TestRefusals:
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.json()["code"] == "validation_error"
+
+
+class TestEdges:
+    async def test_negative_figures_stay_numbers_in_csv(
+        self, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        member = (await enrol(client, key))["id"]
+        await earn(client, key, member, 10_000)
+        start = clock.now()
+        clock.set(start + timedelta(minutes=1))
+        body = {"points": -40, "reason": "correction"}
+        assert (
+            await client.post(f"/v1/members/{member}/adjustments", json=body, headers=bearer(key))
+        ).status_code == 201
+        window = {"from": iso(start + timedelta(seconds=1)), "to": iso(clock.now() + timedelta(seconds=1))}
+        answer = await client.get(
+            "/v1/analytics/overview", params=window, headers=bearer(key, Accept="text/csv")
+        )
+        figures = dict(csv.reader(io.StringIO(answer.text)))
+        assert (figures["adjusted"], figures["net"]) == ("-40", "-40")
+
+    async def test_a_long_store_name_pages_like_any_other(
+        self, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        member = (await enrol(client, key))["id"]
+        start = clock.now()
+        stores = ["𝄞" * 64, "A" * 64, "店"]  # 256, 64 and 3 bytes of UTF-8
+        for store in stores:
+            await earn(client, key, member, 1_000, channel="store", store_id=store)
+        window = {"from": iso(start), "to": iso(clock.now() + timedelta(seconds=1)), "group_by": "store"}
+        walked: list[str | None] = []
+        cursor: str | None = None
+        while True:
+            page = await report(
+                client, key, "points", **window, limit=1, **({"cursor": cursor} if cursor else {})
+            )
+            assert page.status_code == 200, page.text
+            walked += [row["group"] for row in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(walked) == sorted(stores) and len(walked) == len(stores)

@@ -20,8 +20,10 @@ def test_a_forked_child_draws_other_random_bits_than_its_parent() -> None:
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
-        os.write(write, new_id().bytes)
-        os._exit(0)
+        try:
+            os.write(write, new_id().bytes)
+        finally:
+            os._exit(0)  # never back into pytest
     os.close(write)
     from_child = uuid.UUID(bytes=os.read(read, 16))
     os.close(read)

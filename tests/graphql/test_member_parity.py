@@ -14,7 +14,8 @@ from tests.points.helpers import set_program
 
 MEMBER = (
     "id memberNumber status points name phone email birthday channel marketingConsent referralCode "
-    "referredBy externalIds { system externalId } tier { code name rank } createdAt updatedAt"
+    "referredBy externalIds { system externalId } tier { code name rank } lifecycle { stage since } "
+    "createdAt updatedAt"
 )
 
 
@@ -35,6 +36,7 @@ def as_rest(member: dict[str, Any]) -> dict[str, Any]:
         "referred_by": member["referredBy"],
         "external_ids": {e["system"]: e["externalId"] for e in member["externalIds"]},
         "tier": member["tier"],
+        "lifecycle": member["lifecycle"],
         "created_at": member["createdAt"],
         "updated_at": member["updatedAt"],
     }

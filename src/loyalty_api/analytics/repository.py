@@ -90,6 +90,15 @@ class AnalyticsRepository:
         rows = await self.session.execute(query.group_by(period) if len(cuts) > 2 else query)
         return {int(p): int(n) for p, n in rows.all()}
 
+    async def members_by_lifecycle(self, at: datetime) -> dict[str, int]:
+        """Members enrolled before `at` and not closed, by the lifecycle stage they are in now."""
+        rows = await self.session.execute(
+            select(Member.lifecycle_stage, func.count())
+            .where(Member.created_at < at, Member.status != MemberStatus.closed)
+            .group_by(Member.lifecycle_stage)
+        )
+        return {stage: int(n) for stage, n in rows.all()}
+
     async def members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
         """Members enrolled before `at` and not closed, and how many of them are on each tier now."""
         rows = await self.session.execute(

@@ -57,8 +57,8 @@ async def read_points_report(
 ) -> Response | PointsReportRead:
     """The points figures of [`from`, `to`), per period (and channel or store): each a sum over the ledger.
     `net` is the change in what members hold. Entries other than earns name no channel or store: in a grouped
-    report they are the rows whose `group` is null. JSON comes a page at a time (`limit`, `cursor`); CSV
-    holds every row.
+    report they are the rows whose `group` is null, after a period's other groups, which come in a fixed
+    order of their own (not by name). JSON comes a page at a time (`limit`, `cursor`); CSV holds every row.
 
     For `admin` keys only. Reads only."""
     report = await service.points_report(uow, start, to, period=period, group_by=group_by)

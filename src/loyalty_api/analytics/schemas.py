@@ -59,5 +59,8 @@ class OverviewRead(ReadModel):
     members_by_tier: list[TierCountRead] = Field(
         description="Members not closed, by the tier they are on now."
     )
+    members_by_lifecycle: dict[str, int] = Field(
+        description="Members not closed, by the lifecycle stage they are in now (every stage, zeros too)."
+    )
     paying_members: int = Field(description="Members with a paid-up subscription now.")
     monthly_recurring_revenue: MoneyRead | None

@@ -15,20 +15,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from hashlib import blake2b
+from typing import cast, get_args
 
 from loyalty_api.analytics.periods import Period, boundaries
 from loyalty_api.analytics.repository import AnalyticsRepository, EntrySums, GroupBy
 from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.lifecycle import Stage
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.points.ledger import EntryType
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import revenue
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
 
-_SPENT = ("redeem", "capture", "reward", "exchange_out")
-_ISSUED = ("earn", "exchange_in")
+# Which figure each type of ledger entry counts in (a hold or its release moves no points).
+_FIGURE: dict[EntryType, str | None] = {
+    "earn": "issued",
+    "exchange_in": "issued",
+    "redeem": "redeemed",
+    "capture": "redeemed",
+    "reward": "redeemed",
+    "exchange_out": "redeemed",
+    "refund": "refund",
+    "exchange_return": "given_back",
+    "expire": "expired",
+    "adjust": "adjusted",
+    "hold": None,
+    "release": None,
+}
+assert set(_FIGURE) == set(get_args(EntryType)), "every ledger entry type counts in one figure, or none"
 
 
 @dataclass(slots=True)
@@ -45,18 +63,19 @@ class PointsFigures:
     net: int = 0
 
     def add(self, sums: EntrySums) -> None:
-        if sums.type in _ISSUED:
+        figure = _FIGURE[cast(EntryType, sums.type)]  # a type it does not know is a KeyError, never a loss
+        if figure == "issued":
             self.issued += sums.amount
-        elif sums.type in _SPENT:
+        elif figure == "redeemed":
             self.redeemed -= sums.amount
-        elif sums.type == "refund":
+        elif figure == "refund":
             self.taken_back += sums.taken_back
             self.given_back += sums.given_back
-        elif sums.type == "exchange_return":
+        elif figure == "given_back":
             self.given_back += sums.amount
-        elif sums.type == "expire":
+        elif figure == "expired":
             self.expired -= sums.amount
-        elif sums.type == "adjust":
+        elif figure == "adjusted":
             self.adjusted += sums.amount
         self.net += sums.amount
 
@@ -64,8 +83,10 @@ class PointsFigures:
 async def points_report(
     uow: UnitOfWork, start: datetime, end: datetime, *, period: Period | None, group_by: GroupBy | None
 ) -> list[PointsFigures]:
-    """The points figures of each period of [start, end) (each group's, when grouped), oldest first; a
-    period or group without entries is left out of a grouped report and shown as zeros otherwise."""
+    """The points figures of each period of [start, end) (each group's, when grouped), oldest first, a
+    period's groups in a fixed order of their own (`_order`); a period or group without entries is left out
+    of a grouped report and shown as zeros otherwise."""
+    await one_snapshot(uow)
     zone = (await get_program(uow)).zone
     cuts = boundaries(start, end, period, zone)
     found: dict[tuple[int, str | None], PointsFigures] = {}
@@ -77,21 +98,30 @@ async def points_report(
         if figures is None:
             figures = found[key] = PointsFigures(cuts[sums.period], cuts[sums.period + 1], sums.group)
         figures.add(sums)
-    return [found[key] for key in sorted(found, key=lambda k: (k[0], k[1] is None, k[1] or ""))]
+    return sorted(found.values(), key=_order)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _order(figures: PointsFigures) -> tuple[int, int, int]:
+    """Where a row sorts, and the cursor after it: its period, then its group by a hash of the name (a
+    cursor must stay short whatever a store is called), entries naming none last."""
+    group = figures.group
+    digest = 0 if group is None else int.from_bytes(blake2b(group.encode(), digest_size=7).digest(), "big")
+    return (figures.start - _EPOCH) // timedelta(microseconds=1), group is None, digest
+
+
 def report_page(report: Sequence[PointsFigures], *, limit: int, cursor: str | None) -> Page[PointsFigures]:
-    """A page of a report, oldest period first and, within one, by group (entries naming none last)."""
-    return page_after(
-        report,
-        limit=limit,
-        cursor=cursor,
-        key=lambda f: ((f.start - _EPOCH) // timedelta(microseconds=1), f.group is None, f.group or ""),
-        shape=(int, int, str),
-    )
+    return page_after(report, limit=limit, cursor=cursor, key=_order, shape=(int, int, int))
+
+
+async def one_snapshot(uow: UnitOfWork) -> None:
+    """Make every read of this unit of work see the database as it was at its first (on PostgreSQL, whose
+    default isolation gives each statement its own): the figures of one report agree with each other.
+    SQLite's transactions see one snapshot already."""
+    if uow.session.get_bind().dialect.name == "postgresql" and not uow.session.in_transaction():
+        await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def ratio(part: int, whole: int) -> Decimal | None:
@@ -119,6 +149,7 @@ class Overview:
     members: int  # enrolled before `end` and not closed
     new_members: int  # enrolled in the window
     members_by_tier: list[TierCount] = field(default_factory=list)
+    members_by_lifecycle: dict[str, int] = field(default_factory=dict)  # every stage, zeros included
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
 
@@ -126,11 +157,13 @@ class Overview:
 async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     """The programme in one read: the window's points figures and rates, what is owed at its end, members and
     paid membership (tiers and paid membership as they stand now)."""
+    await one_snapshot(uow)
     program = await get_program(uow)
     repo = AnalyticsRepository(uow.session)
     [points] = await points_report(uow, start, end, period=None, group_by=None)
     outstanding = await repo.outstanding(end)
     total, by_tier = await repo.members_by_tier(end)
+    by_stage = await repo.members_by_lifecycle(end)
     joined = await repo.members_joined([start, end])
     ladder = await get_ladder(uow)
     tiers = [TierCount(tier.ref, by_tier.pop(tier.id, 0)) for tier in reversed(ladder.tiers)]
@@ -148,6 +181,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         members=total,
         new_members=joined.get(0, 0),
         members_by_tier=tiers,
+        members_by_lifecycle={stage: by_stage.get(stage, 0) for stage in Stage},
         paying_members=paid.paying_members,
         monthly_recurring_revenue=paid.monthly_recurring_revenue,
     )
@@ -190,13 +224,21 @@ def overview_csv(found: Overview) -> str:
         ("new_members", found.new_members),
     ]
     figures += [(f"members_tier_{_tier_code(t.tier)}", t.members) for t in found.members_by_tier]
+    figures += [(f"members_{stage}", n) for stage, n in found.members_by_lifecycle.items()]
     figures.append(("paying_members", found.paying_members))
     if found.monthly_recurring_revenue is not None:
         figures.append(("monthly_recurring_revenue_minor", found.monthly_recurring_revenue.amount_minor))
-    rows = ["figure,value"] + [
-        f"{_cell(name)},{'' if value is None else _cell(str(value))}" for name, value in figures
-    ]
+    rows = ["figure,value"] + [f"{_cell(name)},{_value(value)}" for name, value in figures]
     return "\r\n".join(rows) + "\r\n"
+
+
+def _value(value: object) -> str:
+    """A figure's cell: numbers as they are (a negative one is no formula), text made safe."""
+    if value is None:
+        return ""
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return _cell(str(value))
 
 
 def _tier_code(tier: TierRef | None) -> str:

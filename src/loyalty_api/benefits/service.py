@@ -151,7 +151,8 @@ async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
 
 
 async def member_benefits(uow: UnitOfWork, member_id: uuid.UUID) -> MemberBenefits:
-    """The member's benefits in force, each with where it comes from: their tier and their paid plans."""
+    """The member's benefits in force, each with where it comes from: their tier, their paid plans and the
+    partners they are linked to."""
     found = (await members_benefits(uow, [member_id])).get(member_id)
     if found is None:
         raise MemberNotFound()

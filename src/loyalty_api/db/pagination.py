@@ -57,10 +57,14 @@ KeyPart = int | str | uuid.UUID
 _INT = struct.Struct(">q")
 
 
+_LONG = 255  # a text's length byte that says two bytes of length follow
+_LENGTH = struct.Struct(">H")
+
+
 def encode_key(key: tuple[KeyPart, ...]) -> str:
     """The cursor of a sort key of several parts (priority and id, a code, a rank): each part as bytes (an id
-    its 16, a whole number 8, a text its UTF-8 after one byte of length), base64url. A key of one id gives
-    the same cursor as `encode_cursor`."""
+    its 16, a whole number 8, a text its UTF-8 after its length: one byte, or 255 and two more for a text of
+    255 bytes or more), base64url. A key of one id gives the same cursor as `encode_cursor`."""
     raw = bytearray()
     for part in key:
         if isinstance(part, uuid.UUID):
@@ -69,7 +73,9 @@ def encode_key(key: tuple[KeyPart, ...]) -> str:
             raw += _INT.pack(part)
         else:
             text = part.encode("utf-8")
-            raw += bytes([len(text)]) + text
+            raw += (
+                bytes([len(text)]) if len(text) < _LONG else bytes([_LONG]) + _LENGTH.pack(len(text))
+            ) + text
     return base64.urlsafe_b64encode(bytes(raw)).decode("ascii").rstrip("=")
 
 
@@ -91,12 +97,14 @@ def decode_key(cursor: str, shape: tuple[type[KeyPart], ...]) -> tuple[KeyPart, 
                 key.append(_INT.unpack_from(raw, at)[0])
                 at += _INT.size
             else:
-                length = raw[at]
-                text = raw[at + 1 : at + 1 + length]
+                length, at = raw[at], at + 1
+                if length == _LONG:
+                    length, at = _LENGTH.unpack_from(raw, at)[0], at + _LENGTH.size
+                text = raw[at : at + length]
                 if len(text) != length:
                     raise ValueError("cut short")
                 key.append(text.decode("utf-8"))
-                at += 1 + length
+                at += length
     except (IndexError, ValueError, struct.error) as exc:
         raise InvalidField("cursor", "not a cursor this service returned") from exc
     if at != len(raw):

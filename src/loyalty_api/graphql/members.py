@@ -47,6 +47,17 @@ class ExternalId:
     external_id: str
 
 
+@strawberry.type(description="Where the member is in their life with the programme.")
+class Lifecycle:
+    stage: str = strawberry.field(
+        description="new (no purchase yet), active, at_risk, lapsed or churned: from the days since the last "
+        "purchase and the programme's thresholds."
+    )
+    since: datetime.datetime | None = strawberry.field(
+        description="When the member entered this stage (null: not assessed yet)."
+    )
+
+
 @strawberry.federation.type(keys=["id", "memberNumber"])
 class Member(
     MemberPointsFields,
@@ -74,6 +85,7 @@ class Member(
     external_ids: list[ExternalId] = personal(list_size=5)
     referral_code: str = strawberry.field(description="The code this member gives to refer others.")
     referred_by: strawberry.ID | None = strawberry.field(description="The member who referred this one.")
+    lifecycle: Lifecycle
     created_at: datetime.datetime
     updated_at: datetime.datetime
 
@@ -95,6 +107,7 @@ class Member(
             external_ids=[ExternalId(system=s, external_id=e) for s, e in member.external_ids.items()],
             referral_code=member.referral_code,
             referred_by=None if member.referred_by is None else strawberry.ID(str(member.referred_by)),
+            lifecycle=Lifecycle(stage=member.lifecycle.stage.value, since=member.lifecycle.since),
             created_at=member.created_at,
             updated_at=member.updated_at,
         )

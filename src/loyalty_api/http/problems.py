@@ -264,7 +264,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def _problem_content() -> dict[str, Any]:
     """An error response in the OpenAPI document: the Problem schema, under the media type it is sent with
-    (`http.openapi` adds the schema to the document's components)."""
+    (`openapi.document` adds the schema to the document's components)."""
     return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 

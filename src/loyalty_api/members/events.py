@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.outbox.events import Event, TierPayload
 
 
@@ -24,3 +25,16 @@ class MemberUpdated(Event):
     member_number: str
     status: str
     changed: list[str]
+
+
+class MemberLifecycleChanged(Event):
+    event_type = "member.lifecycle_changed"
+    description = (
+        "A member moved to another lifecycle stage: a purchase made them active, or time without one moved "
+        "them on (new, active, at_risk, lapsed, churned)."
+    )
+
+    member_id: uuid.UUID
+    previous: str
+    stage: str
+    at: UtcInstant

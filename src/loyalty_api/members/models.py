@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -20,6 +20,8 @@ class Member(IdMixin, Base):
     """A member. Personal data is stored only encrypted; phone and e-mail also as blind-index hashes."""
 
     __tablename__ = "members"
+    # Member lists filtered by stage page by id.
+    __table_args__ = (Index(None, "lifecycle_stage", "id"),)
 
     member_number: Mapped[str] = mapped_column(String(16), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -41,6 +43,12 @@ class Member(IdMixin, Base):
     # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
     # the checkout quote look for plans only when there may be one.
     plan_benefits_until: Mapped[datetime | None]
+    # Lifecycle (members/lifecycle.py): the stage, since when (None: not assessed yet), when time alone
+    # changes it next (the job looks only at members whose instant has come), when it was last assessed.
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), server_default="new")
+    lifecycle_since: Mapped[datetime | None]
+    lifecycle_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lifecycle_assessed_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

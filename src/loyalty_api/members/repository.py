@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, exists, select
+from sqlalchemy import Select, Table, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -32,6 +32,8 @@ class MemberRow:
     marketing_consent: bool
     referral_code: str
     referred_by_id: uuid.UUID | None
+    lifecycle_stage: str
+    lifecycle_since: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -92,6 +94,8 @@ class PointsHolder:
     tier_kept_until: datetime | None
     tier_override_until: datetime | None
     plan_benefits_until: datetime | None
+    lifecycle_stage: str
+    lifecycle_since: datetime | None
 
 
 # Lookups run at the till on every sale: their statements are built once.
@@ -120,6 +124,8 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.tier_kept_until,
     _MEMBERS.c.tier_override_until,
     _MEMBERS.c.plan_benefits_until,
+    _MEMBERS.c.lifecycle_stage,
+    _MEMBERS.c.lifecycle_since,
 )
 _POINTS_HOLDER = DirectStatement(
     select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
@@ -129,9 +135,71 @@ _POINTS_HOLDERS = select(*POINTS_HOLDER_COLUMNS).where(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LifecycleRow:
+    id: uuid.UUID
+    created_at: datetime
+    stage: str
+    since: datetime | None
+
+
+_LIFECYCLE_COLUMNS = (
+    _MEMBERS.c.id,
+    _MEMBERS.c.created_at,
+    _MEMBERS.c.lifecycle_stage,
+    _MEMBERS.c.lifecycle_since,
+)
+_SET_LIFECYCLE = (
+    update(_MEMBERS)
+    .where(_MEMBERS.c.id == bindparam("member"))
+    .values(
+        lifecycle_stage=bindparam("stage"),
+        lifecycle_since=bindparam("since"),
+        lifecycle_due_at=bindparam("due"),
+        lifecycle_assessed_at=bindparam("assessed"),
+    )
+)
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock_lifecycles_due(
+        self, now: datetime, *, reassess_before: datetime | None, limit: int
+    ) -> list[LifecycleRow]:
+        """Up to `limit` members whose stage is due to change by `now`, or (when the thresholds changed at
+        `reassess_before`) who were last assessed before then; locked until commit, members locked by
+        someone else (a purchase under way) skipped."""
+        due = (
+            select(*_LIFECYCLE_COLUMNS)
+            .where(_MEMBERS.c.lifecycle_due_at <= now)
+            .order_by(_MEMBERS.c.lifecycle_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [LifecycleRow(*row) for row in (await self.session.execute(due)).all()]
+        if reassess_before is not None and len(found) < limit:
+            stale = (
+                select(*_LIFECYCLE_COLUMNS)
+                .where(_MEMBERS.c.lifecycle_assessed_at < reassess_before)
+                .order_by(_MEMBERS.c.lifecycle_assessed_at)
+                .limit(limit - len(found))
+                .with_for_update(skip_locked=True)
+            )
+            seen = {row.id for row in found}
+            found += [
+                row
+                for row in (LifecycleRow(*r) for r in (await self.session.execute(stale)).all())
+                if row.id not in seen
+            ]
+        return found
+
+    async def set_lifecycles(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Each member's stage, since when, next due instant and assessment time (`member`, `stage`, `since`,
+        `due`, `assessed`): one statement, run for them all."""
+        if changes:
+            await self.session.execute(_SET_LIFECYCLE, list(changes))
 
     async def _records(self, query: Select[Any]) -> list[MemberRecord]:
         rows = (await self.session.execute(query)).all()
@@ -177,9 +245,17 @@ class MemberRepository:
         return await self._found(_BY_EXTERNAL_ID, system=system, key=external_id)
 
     async def list_records(
-        self, *, tier_id: uuid.UUID | None, status: str | None, after_id: uuid.UUID | None, limit: int
+        self,
+        *,
+        tier_id: uuid.UUID | None,
+        status: str | None,
+        lifecycle: str | None,
+        after_id: uuid.UUID | None,
+        limit: int,
     ) -> list[MemberRecord]:
         query = _records_query().order_by(_MEMBERS.c.id).limit(limit)
+        if lifecycle is not None:
+            query = query.where(_MEMBERS.c.lifecycle_stage == lifecycle)
         if tier_id is not None:
             query = query.where(_MEMBERS.c.tier_id == tier_id)
         if status is not None:

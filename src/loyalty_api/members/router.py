@@ -25,6 +25,7 @@ from loyalty_api.members.errors import (
     MemberNotFound,
     UnknownReferralCode,
 )
+from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.schemas import MemberCreate, MemberPage, MemberRead, MemberUpdate
 
@@ -117,11 +118,15 @@ async def list_members(
     paging: Paging,
     tier: Annotated[str | None, Query(max_length=32, description="Tier code")] = None,
     status: MemberStatus | None = None,
+    lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage")] = None,
 ) -> MemberPage:
-    """Members page by page, oldest first, optionally only those on one `tier` (by code) or with one `status`.
+    """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`
+    or in one `lifecycle` stage.
 
     For `admin` keys only. Reads only."""
-    page = await service.list_members(uow, tier=tier, status=status, limit=paging.limit, cursor=paging.cursor)
+    page = await service.list_members(
+        uow, tier=tier, status=status, lifecycle=lifecycle, limit=paging.limit, cursor=paging.cursor
+    )
     return MemberPage(items=[MemberRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
 
 

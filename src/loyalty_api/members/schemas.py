@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from loyalty_api.http.schemas import ReadModel, TierRef, sent_or_left_out
+from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
@@ -76,6 +77,14 @@ class MemberUpdate(BaseModel):
         return value
 
 
+class LifecycleRead(ReadModel):
+    stage: Stage = Field(
+        description="new (no purchase yet), active, at_risk, lapsed or churned, from the days since the last "
+        "purchase and the programme's thresholds; a purchase makes a member active at once."
+    )
+    since: datetime | None = Field(description="When the member entered this stage (null: not assessed yet).")
+
+
 class MemberRead(ReadModel):
     id: uuid.UUID
     member_number: str = Field(description="The card number: ten digits, the last a Luhn check digit.")
@@ -91,6 +100,7 @@ class MemberRead(ReadModel):
     referral_code: str
     referred_by: uuid.UUID | None
     external_ids: dict[str, str]
+    lifecycle: LifecycleRead
     created_at: datetime
     updated_at: datetime
 

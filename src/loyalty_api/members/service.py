@@ -26,12 +26,14 @@ from loyalty_api.members.errors import (
     MemberNotFound,
     UnknownReferralCode,
 )
-from loyalty_api.members.events import MemberEnrolled, MemberUpdated
+from loyalty_api.members.events import MemberEnrolled, MemberLifecycleChanged, MemberUpdated
+from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
 from loyalty_api.members.models import Member, MemberStatus
-from loyalty_api.members.repository import MemberRecord, MemberRepository, TierRow
+from loyalty_api.members.repository import MemberRecord, MemberRepository, PointsHolder, TierRow
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import end_member_subscriptions
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import TierRepository
@@ -45,6 +47,12 @@ class _Unset(Enum):
 
 
 UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    stage: Stage
+    since: datetime | None  # None: not assessed yet (a member from before lifecycles, until the job runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class MemberProfile:
     referral_code: str
     referred_by: uuid.UUID | None
     external_ids: dict[str, str]
+    lifecycle: Lifecycle
     created_at: datetime
     updated_at: datetime
 
@@ -97,6 +106,7 @@ def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
         referral_code=m.referral_code,
         referred_by=m.referred_by_id,
         external_ids=dict(sorted(record.external_ids.items())),
+        lifecycle=Lifecycle(Stage(m.lifecycle_stage), m.lifecycle_since),
         created_at=m.created_at,
         updated_at=m.updated_at,
     )
@@ -193,6 +203,8 @@ async def enrol(
 
     now = uow.clock.now()
     tier = await TierRepository(uow.session).get_entry_tier()
+    thresholds = thresholds_of(await get_program(uow))
+    stage = assess(enrolled_at=now, last_purchase_at=None, now=now, thresholds=thresholds)
     member = Member(
         member_number=await _new_member_number(repo),
         status=MemberStatus.active,
@@ -208,6 +220,10 @@ async def enrol(
         marketing_consent=marketing_consent,
         referral_code=await _new_referral_code(repo),
         referred_by_id=referred_by,
+        lifecycle_stage=stage.stage,
+        lifecycle_since=now,
+        lifecycle_due_at=stage.due,
+        lifecycle_assessed_at=now,
         created_at=now,
         updated_at=now,
     )
@@ -372,7 +388,13 @@ async def update(
 
 
 async def list_members(
-    uow: UnitOfWork, *, tier: str | None, status: MemberStatus | None, limit: int, cursor: str | None
+    uow: UnitOfWork,
+    *,
+    tier: str | None,
+    status: MemberStatus | None,
+    lifecycle: Stage | None = None,
+    limit: int,
+    cursor: str | None,
 ) -> Page[MemberProfile]:
     after_id = decode_cursor(cursor)
     tier_id = None
@@ -382,7 +404,31 @@ async def list_members(
             return Page(items=[], next_cursor=None)
         tier_id = found.id
     records = await MemberRepository(uow.session).list_records(
-        tier_id=tier_id, status=status, after_id=after_id, limit=limit + 1
+        tier_id=tier_id, status=status, lifecycle=lifecycle, after_id=after_id, limit=limit + 1
     )
     page = page_of(records, limit, lambda record: record.member.id)
     return page.with_items([_profile(uow, r) for r in page.items])
+
+
+async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: datetime) -> None:
+    """A purchase makes the member active: if their stage was another, it changes now (`member` read, and
+    locked, in this unit of work). An active member's row is left alone: the lifecycle job moves their due
+    instant on when it comes, from their latest purchase."""
+    if member.lifecycle_stage == Stage.active:
+        return
+    now = uow.clock.now()
+    found = assess(
+        enrolled_at=purchased_at,
+        last_purchase_at=purchased_at,
+        now=now,
+        thresholds=thresholds_of(await get_program(uow)),
+    )
+    if found.stage == member.lifecycle_stage:  # an old purchase, recorded late, that changes nothing
+        return
+    change = {"member": member.id, "stage": found.stage, "since": now, "due": found.due, "assessed": now}
+    await MemberRepository(uow.session).set_lifecycles([change])
+    if member.lifecycle_since is not None:
+        event = MemberLifecycleChanged(
+            member_id=member.id, previous=member.lifecycle_stage, stage=found.stage, at=now
+        )
+        await emit_for_member(uow, event, member.id)

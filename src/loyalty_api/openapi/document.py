@@ -1,5 +1,5 @@
 """The OpenAPI document: FastAPI's, with the problem schema every error response refers to and each
-operation's examples (http.examples), and as committed in openapi/openapi.json."""
+operation's examples (openapi.examples); `app.openapi_document` writes it as openapi/openapi.json holds it."""
 
 from __future__ import annotations
 

@@ -107,6 +107,7 @@ MEMBER: dict[str, Any] = {
     "referral_code": "3KPX5LKJ",
     "referred_by": None,
     "external_ids": {"pos": "C-1001", "webshop": "WEB-500087"},
+    "lifecycle": {"stage": "active", "since": "2026-02-11T09:20:05Z"},
     "created_at": "2025-06-02T03:15:42Z",
     "updated_at": "2026-02-11T09:20:05Z",
 }
@@ -136,6 +137,7 @@ ENROLLED: dict[str, Any] = {
     "referral_code": "UZ8Y8LJN",
     "referred_by": None,
     "external_ids": {"pos": "C-2087"},
+    "lifecycle": {"stage": "new", "since": NOW},
     "created_at": NOW,
     "updated_at": NOW,
 }
@@ -203,6 +205,9 @@ PROGRAM: dict[str, Any] = {
     "min_redeem_points": 100,
     "max_redeem_share": "0.5",
     "tier_downgrade": "one_step",
+    "lifecycle_at_risk_days": 30,
+    "lifecycle_lapsed_days": 90,
+    "lifecycle_churned_days": 365,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------
@@ -1776,6 +1781,13 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                         {"tier": SILVER, "members": 4_381},
                         {"tier": ENTRY_TIER, "members": 12_703},
                     ],
+                    "members_by_lifecycle": {
+                        "new": 1_204,
+                        "active": 9_876,
+                        "at_risk": 3_112,
+                        "lapsed": 2_530,
+                        "churned": 1_482,
+                    },
                     "paying_members": 906,
                     "monthly_recurring_revenue": cny(2_709_400),
                 },

@@ -258,8 +258,9 @@ def _lot_row(lot: NewLot) -> Row:
 def _earning_rows(earning: Earning) -> tuple[Row, Row, Row | None, Row]:
     """The order's claim, the entry, the lot and the event of an earn."""
     entry = earning.entry
+    assert entry.order_ref is not None, "an earn is for an order"
     order = earned_order_row(
-        entry.order_ref or "",
+        entry.order_ref,
         entry.member_id,
         currency=earning.currency,
         amount_minor=earning.amount_minor,
@@ -674,6 +675,15 @@ def earned_order_row(
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def last_purchases(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """When each of `member_ids` last bought (those who never did are left out)."""
+        rows = await self.session.execute(
+            select(_ORDERS.c.member_id, func.max(_ORDERS.c.purchased_at))
+            .where(_ORDERS.c.member_id.in_(member_ids), _ORDERS.c.purchased_at.is_not(None))
+            .group_by(_ORDERS.c.member_id)
+        )
+        return {member_id: at for member_id, at in rows.all()}
 
     async def purchase_totals(
         self, member_id: uuid.UUID, start: datetime, end: datetime | None = None

@@ -23,6 +23,7 @@ from loyalty_api.earning import service as earning
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
+from loyalty_api.members import service as members
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.offers import PointsMultiplier
 from loyalty_api.outbox.service import emit_for_member
@@ -221,6 +222,7 @@ async def earn(
     totals = await LedgerRepository(uow.session).record_earn(written, windows=windows)
     if totals is None:
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
+    await members.after_purchase(uow, member, occurred)
     outcome = await membership.after_purchase(
         uow,
         ladder=ladder,

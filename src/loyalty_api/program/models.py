@@ -28,4 +28,10 @@ class Program(Base):
     min_redeem_points: Mapped[int]
     max_redeem_share: Mapped[Decimal]  # 0..1 of an order payable with points
     tier_downgrade: Mapped[str] = mapped_column(String(16), server_default="one_step")  # | to_qualified
+    # Days without a purchase after which a member is at risk, lapsed, churned (members/lifecycle.py).
+    lifecycle_at_risk_days: Mapped[int] = mapped_column(server_default="30")
+    lifecycle_lapsed_days: Mapped[int] = mapped_column(server_default="90")
+    lifecycle_churned_days: Mapped[int] = mapped_column(server_default="365")
+    # When those last changed: members assessed before then are assessed again.
+    lifecycle_changed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]

@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from loyalty_api.money import Rounding
 from loyalty_api.program.service import ProgramSettings
@@ -47,6 +47,30 @@ class ProgramWrite(BaseModel):
         description="At tier review, a member who did not requalify falls one tier (one_step) or straight "
         "to the tier they qualify for (to_qualified).",
     )
+
+    lifecycle_at_risk_days: int = Field(
+        default=30, ge=1, le=3650, description="Days without a purchase after which a member is `at_risk`."
+    )
+    lifecycle_lapsed_days: int = Field(
+        default=90, ge=2, le=3650, description="Days without a purchase after which a member has `lapsed`."
+    )
+    lifecycle_churned_days: int = Field(
+        default=365, ge=3, le=3650, description="Days without a purchase after which a member has `churned`."
+    )
+
+    @field_validator("lifecycle_lapsed_days")
+    @classmethod
+    def _after_at_risk(cls, days: int, info: ValidationInfo) -> int:
+        if days <= info.data.get("lifecycle_at_risk_days", 0):
+            raise ValueError("must be more than lifecycle_at_risk_days")
+        return days
+
+    @field_validator("lifecycle_churned_days")
+    @classmethod
+    def _after_lapsed(cls, days: int, info: ValidationInfo) -> int:
+        if days <= info.data.get("lifecycle_lapsed_days", days):
+            raise ValueError("must be more than lifecycle_lapsed_days")
+        return days
 
     def settings(self) -> ProgramSettings:
         return ProgramSettings(**self.model_dump())

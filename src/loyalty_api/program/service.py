@@ -27,6 +27,9 @@ class ProgramSettings:
     min_redeem_points: int
     max_redeem_share: Decimal
     tier_downgrade: str = "one_step"  # one_step | to_qualified: how far a member falls at tier review
+    lifecycle_at_risk_days: int = 30
+    lifecycle_lapsed_days: int = 90
+    lifecycle_churned_days: int = 365
 
     @property
     def zone(self) -> ZoneInfo:
@@ -73,6 +76,9 @@ def _settings(row: Program) -> ProgramSettings:
         min_redeem_points=row.min_redeem_points,
         max_redeem_share=row.max_redeem_share,
         tier_downgrade=row.tier_downgrade,
+        lifecycle_at_risk_days=row.lifecycle_at_risk_days,
+        lifecycle_lapsed_days=row.lifecycle_lapsed_days,
+        lifecycle_churned_days=row.lifecycle_churned_days,
     )
 
 
@@ -87,6 +93,12 @@ async def get_program(uow: UnitOfWork) -> ProgramSettings:
     settings = DEFAULTS if row is None else _settings(row)
     uow.cache.put(_CACHE_KEY, settings)
     return settings
+
+
+async def lifecycle_changed_at(uow: UnitOfWork) -> datetime | None:
+    """When the lifecycle thresholds last changed (None: never since they were first set)."""
+    row = await ProgramRepository(uow.session).get_program()
+    return None if row is None else row.lifecycle_changed_at
 
 
 async def is_configured(uow: UnitOfWork) -> bool:
@@ -108,6 +120,14 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.min_redeem_points = settings.min_redeem_points
     row.max_redeem_share = settings.max_redeem_share
     row.tier_downgrade = settings.tier_downgrade
+    thresholds = (
+        settings.lifecycle_at_risk_days,
+        settings.lifecycle_lapsed_days,
+        settings.lifecycle_churned_days,
+    )
+    if thresholds != (row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days):
+        row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days = thresholds
+        row.lifecycle_changed_at = uow.clock.now()  # every member is assessed again (members/jobs.py)
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))

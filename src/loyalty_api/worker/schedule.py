@@ -10,6 +10,7 @@ from datetime import timedelta
 from loyalty_api.benefits.birthdays import issue_birthday_gifts
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
+from loyalty_api.members.jobs import assess_lifecycles
 from loyalty_api.partners.exchanges import expire_exchanges
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
@@ -50,6 +51,7 @@ JOBS: tuple[Job, ...] = (
     Job("expire-partner-exchanges", timedelta(seconds=15), expire_exchanges),
     Job("expire-points", timedelta(minutes=1), _expire_points),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
+    Job("member-lifecycle", timedelta(minutes=5), assess_lifecycles),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),

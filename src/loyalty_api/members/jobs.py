@@ -1,0 +1,57 @@
+"""The lifecycle job: members whose stage time alone changes, and only those."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.events import MemberLifecycleChanged
+from loyalty_api.members.lifecycle import assess, thresholds_of
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.points.repository import OrderRepository
+from loyalty_api.program.service import get_program, lifecycle_changed_at
+
+
+async def assess_lifecycles(units: UnitsOfWork, *, batch: int = 500) -> int:
+    """Assess every member whose stage is due to change (and, after the programme's thresholds changed,
+    every member assessed before that), a batch at a time, each batch in one transaction: the members'
+    latest purchases in one statement, their new stages in another, an event for each whose stage changed.
+    Running twice, or in two processes at once, assesses each member once (rows locked, the locked
+    skipped). How many members were assessed."""
+    assessed = 0
+    while True:
+        async with units.begin() as uow:
+            done = await _assess_batch(uow, batch)
+        assessed += done
+        if done < batch:
+            return assessed
+
+
+async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
+    now = uow.clock.now()
+    thresholds = thresholds_of(await get_program(uow))
+    members = MemberRepository(uow.session)
+    due = await members.lock_lifecycles_due(now, reassess_before=await lifecycle_changed_at(uow), limit=batch)
+    if not due:
+        return 0
+    bought = await OrderRepository(uow.session).last_purchases([row.id for row in due])
+    changes: list[dict[str, Any]] = []
+    events: list[MemberLifecycleChanged] = []
+    for row in due:
+        found = assess(
+            enrolled_at=row.created_at, last_purchase_at=bought.get(row.id), now=now, thresholds=thresholds
+        )
+        since = now if found.stage != row.stage or row.since is None else row.since
+        changes.append(
+            {"member": row.id, "stage": found.stage, "since": since, "due": found.due, "assessed": now}
+        )
+        # A member's first assessment (one from before lifecycles) sets their stage without an event.
+        if found.stage != row.stage and row.since is not None:
+            events.append(
+                MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
+            )
+    await members.set_lifecycles(changes)
+    for event in events:
+        await emit_for_member(uow, event, event.member_id)
+    return len(due)
