@@ -50,7 +50,7 @@ class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def entry_sums(self, cuts: Sequence[datetime], group_by: GroupBy | None) -> list[EntrySums]:
+    async def list_entry_sums(self, cuts: Sequence[datetime], group_by: GroupBy | None) -> list[EntrySums]:
         """The ledger entries made in [cuts[0], cuts[-1]), added up by period, group and type."""
         period = _period_of(LedgerEntry.created_at, cuts).label("period")
         group = _group_of(group_by).label("grp")
@@ -76,21 +76,21 @@ class AnalyticsRepository:
             for p, g, t, amount, taken_back, given_back in rows.all()
         ]
 
-    async def outstanding(self, at: datetime) -> int:
+    async def get_outstanding(self, at: datetime) -> int:
         """The points all members held at `at`: every ledger entry made before it, added up."""
         total = await self.session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.created_at < at)
         )
         return int(total or 0)
 
-    async def members_joined(self, cuts: Sequence[datetime]) -> dict[int, int]:
+    async def list_members_joined(self, cuts: Sequence[datetime]) -> dict[int, int]:
         """How many members enrolled in each period of [cuts[0], cuts[-1])."""
         period = _period_of(Member.created_at, cuts).label("period")
         query = select(period, func.count()).where(Member.created_at >= cuts[0], Member.created_at < cuts[-1])
         rows = await self.session.execute(query.group_by(period) if len(cuts) > 2 else query)
         return {int(p): int(n) for p, n in rows.all()}
 
-    async def members_by_lifecycle(self, at: datetime) -> dict[str, int]:
+    async def list_members_by_lifecycle(self, at: datetime) -> dict[str, int]:
         """Members enrolled before `at` and not closed, by the lifecycle stage they are in now."""
         rows = await self.session.execute(
             select(Member.lifecycle_stage, func.count())
@@ -99,7 +99,7 @@ class AnalyticsRepository:
         )
         return {stage: int(n) for stage, n in rows.all()}
 
-    async def members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
+    async def list_members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
         """Members enrolled before `at` and not closed, and how many of them are on each tier now."""
         rows = await self.session.execute(
             select(Member.tier_id, func.count())

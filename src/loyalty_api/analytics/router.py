@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from loyalty_api.analytics import service
 from loyalty_api.analytics.periods import MAX_PERIODS, Period
 from loyalty_api.analytics.repository import GroupBy
-from loyalty_api.analytics.schemas import OverviewRead, PointsFiguresRead, PointsReportRead
+from loyalty_api.analytics.schemas import OverviewRead, PointsFiguresRead, PointsReportPage
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
@@ -34,7 +34,7 @@ def _wants_csv(request: Request) -> bool:
 @router.get(
     "/points",
     summary="Points issued, redeemed, expired and adjusted",
-    response_model=PointsReportRead,
+    response_model=PointsReportPage,
     responses=_ERRORS,
 )
 async def read_points_report(
@@ -54,7 +54,7 @@ async def read_points_report(
     group_by: Annotated[
         GroupBy | None, Query(description="Split each period by the channel or the store entries name.")
     ] = None,
-) -> Response | PointsReportRead:
+) -> Response | PointsReportPage:
     """The points figures of [`from`, `to`), per period (and channel or store): each a sum over the ledger.
     `net` is the change in what members hold. Entries other than earns name no channel or store: in a grouped
     report they are the rows whose `group` is null, after a period's other groups, which come in a fixed
@@ -65,7 +65,7 @@ async def read_points_report(
     if _wants_csv(request):
         return Response(service.report_csv(report, grouped_by=group_by), media_type="text/csv")
     page = service.report_page(report, limit=paging.limit, cursor=paging.cursor)
-    return PointsReportRead(
+    return PointsReportPage(
         items=[PointsFiguresRead.model_validate(f) for f in page.items], next_cursor=page.next_cursor
     )
 

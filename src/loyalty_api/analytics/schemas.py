@@ -30,7 +30,7 @@ class PointsFiguresRead(ReadModel):
     )
 
 
-class PointsReportRead(ReadModel):
+class PointsReportPage(ReadModel):
     items: list[PointsFiguresRead]
     next_cursor: str | None
 

@@ -92,7 +92,7 @@ async def points_report(
     found: dict[tuple[int, str | None], PointsFigures] = {}
     if group_by is None:
         found = {(i, None): PointsFigures(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)}
-    for sums in await AnalyticsRepository(uow.session).entry_sums(cuts, group_by):
+    for sums in await AnalyticsRepository(uow.session).list_entry_sums(cuts, group_by):
         key = (sums.period, sums.group)
         figures = found.get(key)
         if figures is None:
@@ -161,10 +161,10 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     program = await get_program(uow)
     repo = AnalyticsRepository(uow.session)
     [points] = await points_report(uow, start, end, period=None, group_by=None)
-    outstanding = await repo.outstanding(end)
-    total, by_tier = await repo.members_by_tier(end)
-    by_stage = await repo.members_by_lifecycle(end)
-    joined = await repo.members_joined([start, end])
+    outstanding = await repo.get_outstanding(end)
+    total, by_tier = await repo.list_members_by_tier(end)
+    by_stage = await repo.list_members_by_lifecycle(end)
+    joined = await repo.list_members_joined([start, end])
     ladder = await get_ladder(uow)
     tiers = [TierCount(tier.ref, by_tier.pop(tier.id, 0)) for tier in reversed(ladder.tiers)]
     if by_tier:  # members on no tier, or on one the ladder no longer has
