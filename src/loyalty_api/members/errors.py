@@ -70,3 +70,16 @@ class MemberNotActive(Conflict):
 
     code = "member_not_active"
     title = "The member is suspended or closed"
+
+
+class ReferrerNotActive(InvalidField):
+    """The member whose `referral_code` was given is suspended or closed, so the member was not created: only
+    an active member can refer.
+
+    Enrol without the code, or ask the operator about the referrer.
+    """
+
+    code = "referrer_not_active"
+
+    def __init__(self) -> None:
+        super().__init__("referral_code", "the member with this referral code is not active")

@@ -96,6 +96,7 @@ class PointsHolder:
     plan_benefits_until: datetime | None
     lifecycle_stage: str
     lifecycle_since: datetime | None
+    referred_by_id: uuid.UUID | None
 
 
 # Lookups run at the till on every sale: their statements are built once.
@@ -126,11 +127,12 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.plan_benefits_until,
     _MEMBERS.c.lifecycle_stage,
     _MEMBERS.c.lifecycle_since,
+    _MEMBERS.c.referred_by_id,
 )
 _POINTS_HOLDER = DirectStatement(
     select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
 )
-_POINTS_HOLDERS = select(*POINTS_HOLDER_COLUMNS).where(
+_POINTS_HOLDERS: Select[Any] = select(*POINTS_HOLDER_COLUMNS).where(
     _MEMBERS.c.id.in_(bindparam("member_ids", expanding=True))
 )
 
@@ -290,9 +292,12 @@ class MemberRepository:
     async def get_member(self, member_id: uuid.UUID) -> Member | None:
         return await self.session.get(Member, member_id)
 
-    async def get_id_by_referral_code(self, code: str) -> uuid.UUID | None:
-        result = await self.session.execute(select(Member.id).where(Member.referral_code == code))
-        return result.scalar_one_or_none()
+    async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:
+        """The id and status of the member whose referral code this is."""
+        row = (
+            await self.session.execute(select(Member.id, Member.status).where(Member.referral_code == code))
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
 
     async def exists_member_number(self, member_number: str) -> bool:
         return bool(await self.session.scalar(select(exists().where(Member.member_number == member_number))))

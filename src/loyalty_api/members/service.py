@@ -24,6 +24,7 @@ from loyalty_api.members.errors import (
     LookupNeedsOneIdentifier,
     MemberExists,
     MemberNotFound,
+    ReferrerNotActive,
     UnknownReferralCode,
 )
 from loyalty_api.members.events import MemberEnrolled, MemberLifecycleChanged, MemberUpdated
@@ -197,9 +198,12 @@ async def enrol(
     await _check_external_ids_free(repo, external_ids)
     referred_by = None
     if referral_code is not None:
-        referred_by = await repo.get_id_by_referral_code(referral_code.strip().upper())
-        if referred_by is None:
+        referrer = await repo.get_referrer(referral_code.strip().upper())
+        if referrer is None:
             raise UnknownReferralCode()
+        referred_by, status = referrer
+        if status != MemberStatus.active:
+            raise ReferrerNotActive()
 
     now = uow.clock.now()
     tier = await TierRepository(uow.session).get_entry_tier()

@@ -208,6 +208,9 @@ PROGRAM: dict[str, Any] = {
     "lifecycle_at_risk_days": 30,
     "lifecycle_lapsed_days": 90,
     "lifecycle_churned_days": 365,
+    "referral_friend_points": 200,
+    "referral_referrer_points": 500,
+    "referral_min_purchase_minor": 5_000,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -108,3 +109,18 @@ class PointsAdjusted(Event):
     points: int
     reason: str
     balance: int
+
+
+class ReferralRewarded(Event):
+    event_type = "referral.rewarded"
+    description = (
+        "A referred member's first qualifying purchase gave points: to the member (`role` friend) at once, "
+        "then to the member who referred them (`role` referrer)."
+    )
+
+    member_id: uuid.UUID  # who got the points
+    role: Literal["friend", "referrer"]
+    friend_id: uuid.UUID
+    referrer_id: uuid.UUID
+    order_ref: str
+    points: int

@@ -146,3 +146,28 @@ class Order(Base):
     redeemed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class ReferralReward(Base):
+    """A referred member's first qualifying purchase, rewarded once: the friend's points at once, the
+    referrer's by the referral job (each member's points change in a transaction of their own)."""
+
+    __tablename__ = "referral_rewards"
+    __table_args__ = (
+        Index(
+            "ix_referral_rewards__pending",
+            "created_at",
+            postgresql_where=text("credited_at IS NULL"),
+            sqlite_where=text("credited_at IS NULL"),
+        ),
+    )
+
+    friend_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH))
+    friend_points: Mapped[int] = mapped_column(BigInteger)
+    referrer_points: Mapped[int] = mapped_column(BigInteger)  # as the programme said at the purchase
+    created_at: Mapped[datetime]
+    # When the referrer's points were credited (or skipped: a referrer no longer active gets none).
+    credited_at: Mapped[datetime | None]
+    referrer_credited: Mapped[bool | None]

@@ -37,7 +37,7 @@ from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
 from loyalty_api.points.ledger import EntryType, LotBalance
-from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount
+from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
@@ -45,6 +45,7 @@ _LOTS = cast(Table, PointLot.__table__)
 _ORDERS = cast(Table, Order.__table__)
 _EVENTS = cast(Table, OutboxEvent.__table__)
 _MEMBERS = cast(Table, Member.__table__)
+_REFERRALS = cast(Table, ReferralReward.__table__)
 
 Row = dict[str, Any]
 
@@ -761,4 +762,37 @@ class OrderRepository:
                 updated_at=now,
                 **totals,
             )
+        )
+
+
+class ReferralRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_if_new(self, reward: ReferralReward) -> bool:
+        """Claim the friend's reward: False, writing nothing, when they had it already."""
+        values = {column.key: getattr(reward, column.key) for column in _REFERRALS.columns}
+        claimed = await self.session.execute(
+            insert_or_ignore(self.session, _REFERRALS, ["friend_id"])
+            .values(values)
+            .returning(_REFERRALS.c.friend_id)
+        )
+        return claimed.first() is not None
+
+    async def list_pending(self, *, limit: int) -> list[uuid.UUID]:
+        """Friends whose referrer is not credited yet, oldest reward first."""
+        rows = await self.session.scalars(
+            select(_REFERRALS.c.friend_id)
+            .where(_REFERRALS.c.credited_at.is_(None))
+            .order_by(_REFERRALS.c.created_at)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def lock_pending(self, friend_id: uuid.UUID) -> ReferralReward | None:
+        """The reward, locked until commit, if its referrer is not credited yet."""
+        return await self.session.scalar(
+            select(ReferralReward)
+            .where(ReferralReward.friend_id == friend_id, ReferralReward.credited_at.is_(None))
+            .with_for_update()
         )

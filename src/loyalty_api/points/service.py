@@ -27,6 +27,7 @@ from loyalty_api.members import service as members
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.offers import PointsMultiplier
 from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.points import referrals
 from loyalty_api.points.accounts import (
     check_currency,
     check_order_total,
@@ -223,6 +224,9 @@ async def earn(
     if totals is None:
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)
     await members.after_purchase(uow, member, occurred)
+    state = await referrals.reward_first_purchase(
+        uow, program, member, order_ref=order_ref, amount=amount, state=state
+    )
     outcome = await membership.after_purchase(
         uow,
         ladder=ladder,

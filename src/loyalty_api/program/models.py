@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import BigInteger, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base
@@ -34,4 +34,8 @@ class Program(Base):
     lifecycle_churned_days: Mapped[int] = mapped_column(server_default="365")
     # When those last changed: members assessed before then are assessed again.
     lifecycle_changed_at: Mapped[datetime | None]
+    # A referred member's first purchase of at least this much gives them and their referrer these points.
+    referral_friend_points: Mapped[int] = mapped_column(server_default="0")
+    referral_referrer_points: Mapped[int] = mapped_column(server_default="0")
+    referral_min_purchase_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime]

@@ -58,6 +58,23 @@ class ProgramWrite(BaseModel):
         default=365, ge=3, le=3650, description="Days without a purchase after which a member has `churned`."
     )
 
+    referral_friend_points: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Points a referred member gets with their first purchase of at least "
+        "`referral_min_purchase_minor` (0: none).",
+    )
+    referral_referrer_points: int = Field(
+        default=0, ge=0, le=1_000_000, description="Points the member who referred them gets then (0: none)."
+    )
+    referral_min_purchase_minor: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000_000,
+        description="The smallest first purchase that counts, in minor units.",
+    )
+
     @field_validator("lifecycle_lapsed_days")
     @classmethod
     def _after_at_risk(cls, days: int, info: ValidationInfo) -> int:

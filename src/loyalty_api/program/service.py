@@ -30,6 +30,13 @@ class ProgramSettings:
     lifecycle_at_risk_days: int = 30
     lifecycle_lapsed_days: int = 90
     lifecycle_churned_days: int = 365
+    referral_friend_points: int = 0
+    referral_referrer_points: int = 0
+    referral_min_purchase_minor: int = 0
+
+    @property
+    def rewards_referrals(self) -> bool:
+        return self.referral_friend_points > 0 or self.referral_referrer_points > 0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -79,6 +86,9 @@ def _settings(row: Program) -> ProgramSettings:
         lifecycle_at_risk_days=row.lifecycle_at_risk_days,
         lifecycle_lapsed_days=row.lifecycle_lapsed_days,
         lifecycle_churned_days=row.lifecycle_churned_days,
+        referral_friend_points=row.referral_friend_points,
+        referral_referrer_points=row.referral_referrer_points,
+        referral_min_purchase_minor=row.referral_min_purchase_minor,
     )
 
 
@@ -128,6 +138,9 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     if thresholds != (row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days):
         row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days = thresholds
         row.lifecycle_changed_at = uow.clock.now()  # every member is assessed again (members/jobs.py)
+    row.referral_friend_points = settings.referral_friend_points
+    row.referral_referrer_points = settings.referral_referrer_points
+    row.referral_min_purchase_minor = settings.referral_min_purchase_minor
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))

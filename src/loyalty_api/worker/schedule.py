@@ -14,6 +14,7 @@ from loyalty_api.members.jobs import assess_lifecycles
 from loyalty_api.partners.exchanges import expire_exchanges
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
+from loyalty_api.points.referrals import credit_referrers
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
 from loyalty_api.webhooks.delivery import deliver_webhooks
@@ -50,6 +51,7 @@ JOBS: tuple[Job, ...] = (
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-partner-exchanges", timedelta(seconds=15), expire_exchanges),
     Job("expire-points", timedelta(minutes=1), _expire_points),
+    Job("referral-rewards", timedelta(seconds=15), credit_referrers),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
     Job("member-lifecycle", timedelta(minutes=5), assess_lifecycles),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
