@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import insert
@@ -93,6 +93,11 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
                     "marketing_consent": False,
                     "referral_code": f"B{n:07d}",
                     "referred_by_id": None,
+                    # Returning customers, as most of a till's are: active, their stage due in 30 days.
+                    "lifecycle_stage": "active",
+                    "lifecycle_since": now,
+                    "lifecycle_due_at": now + timedelta(days=30),
+                    "lifecycle_assessed_at": now,
                     "created_at": now,
                     "updated_at": now,
                 }
