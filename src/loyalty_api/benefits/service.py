@@ -164,7 +164,7 @@ async def members_benefits(
 ) -> dict[uuid.UUID, MemberBenefits]:
     """The benefits in force of each member of `member_ids` that exists, read together (GraphQL batches its
     lookups)."""
-    holders = await MemberRepository(uow.session).get_holders(member_ids)
+    holders = await MemberRepository(uow.session).list_holders(member_ids)
     found = await standings(uow, [(holder.id, holder) for holder in holders])
     return {
         member_id: MemberBenefits(

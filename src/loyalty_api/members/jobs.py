@@ -35,7 +35,7 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
     due = await members.lock_lifecycles_due(now, reassess_before=await lifecycle_changed_at(uow), limit=batch)
     if not due:
         return 0
-    bought = await OrderRepository(uow.session).last_purchases([row.id for row in due])
+    bought = await OrderRepository(uow.session).list_last_purchases([row.id for row in due])
     changes: list[dict[str, Any]] = []
     events: list[MemberLifecycleChanged] = []
     for row in due:

@@ -270,7 +270,7 @@ class MemberRepository:
         row = await _POINTS_HOLDER.fetch_one(self.session, {"member_id": member_id})
         return None if row is None else PointsHolder(*row)
 
-    async def get_holders(self, member_ids: Sequence[uuid.UUID]) -> list[PointsHolder]:
+    async def list_holders(self, member_ids: Sequence[uuid.UUID]) -> list[PointsHolder]:
         """Those of `member_ids` that exist, in one statement."""
         rows = await self.session.execute(_POINTS_HOLDERS, {"member_ids": list(member_ids)})
         return [PointsHolder(*row) for row in rows.all()]

@@ -677,7 +677,7 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def last_purchases(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    async def list_last_purchases(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         """When each of `member_ids` last bought (those who never did are left out)."""
         rows = await self.session.execute(
             select(_ORDERS.c.member_id, func.max(_ORDERS.c.purchased_at))
@@ -686,7 +686,7 @@ class OrderRepository:
         )
         return {member_id: at for member_id, at in rows.all()}
 
-    async def purchase_totals(
+    async def get_purchase_totals(
         self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
     ) -> tuple[int, int]:
         """(spend in minor units, points) of the member's purchases made at or after `start` (and before

@@ -60,7 +60,8 @@ async def _standing(
     return Standing(
         at=at,
         values={
-            start: await orders.purchase_totals(member_id, start, until) for start in ladder.windows(at, zone)
+            start: await orders.get_purchase_totals(member_id, start, until)
+            for start in ladder.windows(at, zone)
         },
     )
 
@@ -370,7 +371,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         if start > now:
             value = 0
         else:
-            spend, points = await orders.purchase_totals(member_id, start, by)
+            spend, points = await orders.get_purchase_totals(member_id, start, by)
             value = spend if tier.metric is Metric.spend else points
         return Goal(
             tier=tier.ref,
