@@ -4,6 +4,7 @@ members whose stage is due to change."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,6 +186,20 @@ class TestJob:
         assert await changes(app, member["id"]) == [
             ("new", "active")
         ]  # the earn's, before the reset; none since
+
+
+class TestClocks:
+    async def test_a_worker_whose_clock_is_behind_still_finishes(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await enrol(client, pos_key)
+        clock.set(clock.now() + timedelta(hours=1))
+        changed = clock.now()
+        await set_program(client, admin_key, lifecycle_at_risk_days=20)  # every member to be assessed again
+        clock.set(changed - timedelta(minutes=5))  # the worker's clock, behind the API's
+        assert await asyncio.wait_for(run_job(app), timeout=30) >= 1
+        assert await asyncio.wait_for(run_job(app), timeout=30) == 0
 
 
 class TestListsAndSettings:

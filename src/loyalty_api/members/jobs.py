@@ -32,7 +32,11 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
     now = uow.clock.now()
     thresholds = thresholds_of(await get_program(uow))
     members = MemberRepository(uow.session)
-    due = await members.lock_lifecycles_due(now, reassess_before=await lifecycle_changed_at(uow), limit=batch)
+    changed = await lifecycle_changed_at(uow)
+    # Never later than now: a worker whose clock is behind the API's would otherwise find the members it has
+    # just assessed still "assessed before the change", again and again.
+    reassess_before = None if changed is None else min(changed, now)
+    due = await members.lock_lifecycles_due(now, reassess_before=reassess_before, limit=batch)
     if not due:
         return 0
     bought = await OrderRepository(uow.session).list_last_purchases([row.id for row in due])
