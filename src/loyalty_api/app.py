@@ -34,6 +34,7 @@ from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
+from loyalty_api.segments.router import router as segments_router
 from loyalty_api.settings import Settings
 from loyalty_api.subscriptions.router import router as subscriptions_router
 from loyalty_api.tiers.router import router as tiers_router
@@ -146,6 +147,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(webhooks_router)
     app.include_router(partners_router)
     app.include_router(analytics_router)
+    app.include_router(segments_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app

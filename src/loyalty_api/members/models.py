@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -14,6 +14,18 @@ class MemberStatus(StrEnum):
     active = "active"
     suspended = "suspended"
     closed = "closed"
+
+
+class Segment(StrEnum):
+    """An RFM segment (loyalty_api.segments.rules says how a member falls in one)."""
+
+    champions = "champions"
+    loyal = "loyal"
+    potential = "potential"
+    at_risk = "at_risk"
+    hibernating = "hibernating"
+    needs_attention = "needs_attention"
+    lost = "lost"
 
 
 class Member(IdMixin, Base):
@@ -62,3 +74,21 @@ class MemberExternalId(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
     system: Mapped[str] = mapped_column(String(32), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64))
+
+
+class MemberRfm(Base):
+    """A member's RFM scores (1–5, 5 the best; 0 with no purchase in the window) and segment, as the last run
+    of the RFM job left them. A table of its own: the job never locks the members' rows the tills use."""
+
+    __tablename__ = "member_rfm"
+    __table_args__ = (Index(None, "segment", "member_id"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    recency: Mapped[int] = mapped_column(SmallInteger)
+    frequency: Mapped[int] = mapped_column(SmallInteger)
+    monetary: Mapped[int] = mapped_column(SmallInteger)
+    segment: Mapped[str] = mapped_column(String(24))
+    last_purchase_at: Mapped[datetime | None]
+    purchases: Mapped[int]
+    spend_minor: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.members.models import Member, MemberExternalId
+from loyalty_api.members.models import Member, MemberExternalId, MemberRfm
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.tiers.models import Tier
 
@@ -57,6 +57,7 @@ _MEMBERS = cast(Table, Member.__table__)
 _TIERS = cast(Table, Tier.__table__)
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _EXTERNAL = cast(Table, MemberExternalId.__table__)
+_RFM = cast(Table, MemberRfm.__table__)
 # Table columns, not ORM entities: a profile is read at the till on every sale, and a select of columns
 # skips the ORM's identity map and result machinery.
 _MEMBER_COLUMNS = tuple(_MEMBERS.c[name] for name in MemberRow.__dataclass_fields__)
@@ -252,10 +253,13 @@ class MemberRepository:
         tier_id: uuid.UUID | None,
         status: str | None,
         lifecycle: str | None,
+        segment: str | None = None,
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[MemberRecord]:
         query = _records_query().order_by(_MEMBERS.c.id).limit(limit)
+        if segment is not None:
+            query = query.join(_RFM, _RFM.c.member_id == _MEMBERS.c.id).where(_RFM.c.segment == segment)
         if lifecycle is not None:
             query = query.where(_MEMBERS.c.lifecycle_stage == lifecycle)
         if tier_id is not None:

@@ -26,7 +26,7 @@ from loyalty_api.members.errors import (
     UnknownReferralCode,
 )
 from loyalty_api.members.lifecycle import Stage
-from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.members.schemas import MemberCreate, MemberPage, MemberRead, MemberUpdate
 
 router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
@@ -119,13 +119,20 @@ async def list_members(
     tier: Annotated[str | None, Query(max_length=32, description="Tier code")] = None,
     status: MemberStatus | None = None,
     lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage")] = None,
+    segment: Annotated[Segment | None, Query(description="RFM segment (`GET /v1/segments`)")] = None,
 ) -> MemberPage:
     """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`
-    or in one `lifecycle` stage.
+    in one `lifecycle` stage or in one RFM `segment`.
 
     For `admin` keys only. Reads only."""
     page = await service.list_members(
-        uow, tier=tier, status=status, lifecycle=lifecycle, limit=paging.limit, cursor=paging.cursor
+        uow,
+        tier=tier,
+        status=status,
+        lifecycle=lifecycle,
+        segment=segment,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return MemberPage(items=[MemberRead.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
 

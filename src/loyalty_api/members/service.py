@@ -29,7 +29,7 @@ from loyalty_api.members.errors import (
 )
 from loyalty_api.members.events import MemberEnrolled, MemberLifecycleChanged, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
-from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.members.models import Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRecord, MemberRepository, PointsHolder, TierRow
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -397,6 +397,7 @@ async def list_members(
     tier: str | None,
     status: MemberStatus | None,
     lifecycle: Stage | None = None,
+    segment: Segment | None = None,
     limit: int,
     cursor: str | None,
 ) -> Page[MemberProfile]:
@@ -408,7 +409,12 @@ async def list_members(
             return Page(items=[], next_cursor=None)
         tier_id = found.id
     records = await MemberRepository(uow.session).list_records(
-        tier_id=tier_id, status=status, lifecycle=lifecycle, after_id=after_id, limit=limit + 1
+        tier_id=tier_id,
+        status=status,
+        lifecycle=lifecycle,
+        segment=segment,
+        after_id=after_id,
+        limit=limit + 1,
     )
     page = page_of(records, limit, lambda record: record.member.id)
     return page.with_items([_profile(uow, r) for r in page.items])

@@ -211,6 +211,7 @@ PROGRAM: dict[str, Any] = {
     "referral_friend_points": 200,
     "referral_referrer_points": 500,
     "referral_min_purchase_minor": 5_000,
+    "rfm_window_days": 365,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------
@@ -1763,6 +1764,23 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                         _points_figures("2026-03-08T16:00:00Z", "2026-03-14T16:00:00Z", 61_970),
                     ],
                     "next_cursor": None,
+                },
+            )
+        ),
+        ("GET", "/v1/segments"): OperationExamples(
+            responses=_one(
+                "After last night's run",
+                {
+                    "counts": {
+                        "champions": 1_830,
+                        "loyal": 2_415,
+                        "potential": 1_377,
+                        "at_risk": 2_026,
+                        "hibernating": 3_611,
+                        "needs_attention": 1_905,
+                        "lost": 4_518,
+                    },
+                    "computed_at": "2026-03-17T18:00:02Z",
                 },
             )
         ),

@@ -38,4 +38,6 @@ class Program(Base):
     referral_friend_points: Mapped[int] = mapped_column(server_default="0")
     referral_referrer_points: Mapped[int] = mapped_column(server_default="0")
     referral_min_purchase_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # RFM scores count the purchases of this many days back.
+    rfm_window_days: Mapped[int] = mapped_column(server_default="365")
     updated_at: Mapped[datetime]

@@ -75,6 +75,10 @@ class ProgramWrite(BaseModel):
         description="The smallest first purchase that counts, in minor units.",
     )
 
+    rfm_window_days: int = Field(
+        default=365, ge=7, le=3650, description="RFM scores count the purchases of this many days back."
+    )
+
     @field_validator("lifecycle_lapsed_days")
     @classmethod
     def _after_at_risk(cls, days: int, info: ValidationInfo) -> int:

@@ -33,6 +33,7 @@ class ProgramSettings:
     referral_friend_points: int = 0
     referral_referrer_points: int = 0
     referral_min_purchase_minor: int = 0
+    rfm_window_days: int = 365
 
     @property
     def rewards_referrals(self) -> bool:
@@ -89,6 +90,7 @@ def _settings(row: Program) -> ProgramSettings:
         referral_friend_points=row.referral_friend_points,
         referral_referrer_points=row.referral_referrer_points,
         referral_min_purchase_minor=row.referral_min_purchase_minor,
+        rfm_window_days=row.rfm_window_days,
     )
 
 
@@ -141,6 +143,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.referral_friend_points = settings.referral_friend_points
     row.referral_referrer_points = settings.referral_referrer_points
     row.referral_min_purchase_minor = settings.referral_min_purchase_minor
+    row.rfm_window_days = settings.rfm_window_days
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))

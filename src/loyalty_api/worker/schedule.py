@@ -15,6 +15,7 @@ from loyalty_api.partners.exchanges import expire_exchanges
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from loyalty_api.points.referrals import credit_referrers
+from loyalty_api.segments.service import compute_segments
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
 from loyalty_api.webhooks.delivery import deliver_webhooks
@@ -54,6 +55,7 @@ JOBS: tuple[Job, ...] = (
     Job("referral-rewards", timedelta(seconds=15), credit_referrers),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
     Job("member-lifecycle", timedelta(minutes=5), assess_lifecycles),
+    Job("rfm-segments", timedelta(hours=6), compute_segments),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
     Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),

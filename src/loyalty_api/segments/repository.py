@@ -1,0 +1,113 @@
+"""The RFM job's statements: every member's scores in one set-based statement, not one per member."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.dialect import dialect_insert
+from loyalty_api.members.models import Member, MemberRfm, MemberStatus, Segment
+from loyalty_api.points.models import Order
+from loyalty_api.segments.rules import segment_sql
+
+_RFM = cast(Table, MemberRfm.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_MEMBERS = cast(Table, Member.__table__)
+_SCORED = ("recency", "frequency", "monetary", "segment", "last_purchase_at", "purchases", "spend_minor")
+
+
+class SegmentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def score_members(self, start: datetime, now: datetime) -> int:
+        """Score every member not closed who bought in [start, now) (quintiles by last purchase, number of
+        purchases and net spend) and put them in their segment, in one statement; how many were scored."""
+        at = bindparam("now", now, type_=_RFM.c.computed_at.type)
+        stats = (
+            select(
+                _ORDERS.c.member_id,
+                func.max(_ORDERS.c.purchased_at).label("last"),
+                func.count().label("n"),
+                func.sum(_ORDERS.c.amount_minor - _ORDERS.c.refunded_minor).label("spend"),
+            )
+            .join(_MEMBERS, _MEMBERS.c.id == _ORDERS.c.member_id)
+            .where(
+                _ORDERS.c.purchased_at >= start,
+                _ORDERS.c.purchased_at < now,
+                _MEMBERS.c.status != MemberStatus.closed,
+            )
+            .group_by(_ORDERS.c.member_id)
+            .subquery("stats")
+        )
+
+        def tile(column: Any) -> Any:
+            return func.ntile(5).over(order_by=(column, stats.c.member_id))
+
+        scored = select(
+            stats.c.member_id,
+            stats.c.last,
+            stats.c.n,
+            stats.c.spend,
+            tile(stats.c.last).label("r"),
+            tile(stats.c.n).label("f"),
+            tile(stats.c.spend).label("m"),
+        ).subquery("scored")
+        # WHERE true: SQLite reads an INSERT … SELECT … ON CONFLICT ambiguously without a WHERE.
+        source = select(
+            scored.c.member_id,
+            scored.c.r,
+            scored.c.f,
+            scored.c.m,
+            segment_sql(scored.c.r, scored.c.f),
+            scored.c.last,
+            scored.c.n,
+            scored.c.spend,
+            at,
+        ).where(true())
+        statement = dialect_insert(self.session, _RFM).from_select([*_RFM_COLUMNS], source)
+        statement = statement.on_conflict_do_update(
+            index_elements=["member_id"],
+            set_={name: statement.excluded[name] for name in (*_SCORED, "computed_at")},
+        )
+        result = await self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def mark_lost(self, now: datetime) -> None:
+        """Members the run did not score (no purchase in the window, or closed): lost, every score 0."""
+        await self.session.execute(
+            update(_RFM)
+            .where(_RFM.c.computed_at < now)
+            .values(
+                recency=0,
+                frequency=0,
+                monetary=0,
+                segment=Segment.lost.value,
+                purchases=0,
+                spend_minor=0,
+                computed_at=now,
+            )
+        )
+
+    async def list_counts(self) -> tuple[dict[str, int], datetime | None]:
+        """Members per segment, and when the scores were last computed."""
+        rows = await self.session.execute(select(_RFM.c.segment, func.count()).group_by(_RFM.c.segment))
+        counts = {segment: int(n) for segment, n in rows.all()}
+        latest = await self.session.scalar(select(func.max(_RFM.c.computed_at)))
+        return counts, latest
+
+
+_RFM_COLUMNS = (
+    "member_id",
+    "recency",
+    "frequency",
+    "monetary",
+    "segment",
+    "last_purchase_at",
+    "purchases",
+    "spend_minor",
+    "computed_at",
+)

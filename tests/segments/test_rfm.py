@@ -1,0 +1,111 @@
+"""RFM: scores are quintiles among the members who bought in the window (ties by member id), segments follow
+from recency and frequency; a hand-computed set of ten members checks every score and segment."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.members.models import Segment
+from loyalty_api.segments.rules import segment_of
+from loyalty_api.segments.service import compute_segments
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.inspect_db import rows
+from tests.points.helpers import earn, set_program
+
+# Days before the run of each member's purchases, how many, and the amount of each (minor units).
+PURCHASES = [(300, 2, 9_000), (250, 6, 500), (200, 3, 1_100), (150, 5, 700), (100, 10, 100),
+             (80, 4, 5_000), (60, 7, 2_000), (40, 8, 300), (20, 1, 40_000), (10, 9, 1_500)]  # fmt: skip
+# Worked out by hand: R by last purchase, F by count, M by spend (n × amount), two members per fifth.
+EXPECTED = [
+    (1, 1, 4, "hibernating"),
+    (1, 3, 2, "at_risk"),
+    (2, 2, 2, "hibernating"),
+    (2, 3, 3, "at_risk"),
+    (3, 5, 1, "loyal"),
+    (3, 2, 5, "needs_attention"),
+    (4, 4, 4, "champions"),
+    (4, 4, 1, "champions"),
+    (5, 1, 5, "potential"),
+    (5, 5, 3, "champions"),
+]
+
+
+def test_segment_rules() -> None:
+    assert segment_of(0, 0) is Segment.lost
+    assert segment_of(5, 5) is Segment.champions
+    assert segment_of(3, 4) is Segment.loyal
+    assert segment_of(4, 3) is Segment.potential
+    assert segment_of(2, 3) is Segment.at_risk
+    assert segment_of(1, 2) is Segment.hibernating
+    assert segment_of(3, 3) is Segment.needs_attention
+
+
+async def scores(app: FastAPI, member_id: str) -> tuple[int, int, int, str] | None:
+    found = await rows(
+        app,
+        "SELECT recency, frequency, monetary, segment FROM member_rfm WHERE member_id = :m",
+        m=uuid.UUID(member_id),
+    )
+    return (
+        None
+        if not found
+        else (found[0]["recency"], found[0]["frequency"], found[0]["monetary"], found[0]["segment"])
+    )
+
+
+class TestScores:
+    async def test_a_hand_computed_set(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)  # a 365-day window
+        run_at = clock.now() + timedelta(days=400)
+        members = [(await enrol(client, pos_key))["id"] for _ in PURCHASES]
+        old_buyer = (await enrol(client, pos_key))["id"]
+        closed = (await enrol(client, pos_key))["id"]
+        clock.set(run_at - timedelta(days=399))
+        await earn(client, pos_key, old_buyer, 10_000)  # before the window
+        await earn(client, pos_key, closed, 10_000)
+        for member, (days, count, amount) in sorted(
+            zip(members, PURCHASES, strict=True), key=lambda p: -p[1][0]
+        ):
+            clock.set(run_at - timedelta(days=days))
+            for _ in range(count):
+                await earn(client, pos_key, member, amount)
+        clock.set(run_at - timedelta(days=1))
+        await earn(client, pos_key, closed, 10_000)
+        closing = await client.patch(
+            f"/v1/members/{closed}", json={"status": "closed"}, headers=bearer(admin_key)
+        )
+        assert closing.status_code == 200, closing.text
+        clock.set(run_at)
+
+        assert await compute_segments(units_of(app)) == 10
+        assert [await scores(app, m) for m in members] == EXPECTED
+        assert await scores(app, old_buyer) is None and await scores(app, closed) is None
+
+        counts = await client.get("/v1/segments", headers=bearer(admin_key))
+        assert counts.status_code == 200, counts.text
+        assert counts.json()["counts"] == {
+            "champions": 3, "loyal": 1, "potential": 1, "at_risk": 2, "hibernating": 2,
+            "needs_attention": 1, "lost": 0,
+        }  # fmt: skip
+        listed = await client.get(
+            "/v1/members", params={"segment": "champions", "limit": 200}, headers=bearer(admin_key)
+        )
+        assert {m["id"] for m in listed.json()["items"]} == {members[6], members[7], members[9]}
+
+        # Seventy days on, the first member's purchases have left the window: lost, every score 0.
+        clock.set(run_at + timedelta(days=70))
+        assert await compute_segments(units_of(app)) == 9
+        assert await scores(app, members[0]) == (0, 0, 0, "lost")
+
+    async def test_only_operators_read_segments(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        assert (await client.get("/v1/segments", headers=bearer(pos_key))).status_code == 403
+        bad = await client.get("/v1/members", params={"segment": "vip"}, headers=bearer(pos_key))
+        assert bad.status_code in (403, 422)
