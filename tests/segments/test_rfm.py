@@ -16,6 +16,7 @@ from loyalty_api.segments.service import compute_segments
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
 from tests.inspect_db import rows
+from tests.partners.helpers import iso
 from tests.points.helpers import earn, set_program
 
 # Days before the run of each member's purchases, how many, and the amount of each (minor units).
@@ -95,6 +96,9 @@ class TestScores:
             "champions": 3, "loyal": 1, "potential": 1, "at_risk": 2, "hibernating": 2,
             "needs_attention": 1, "lost": 0,
         }  # fmt: skip
+        window = {"from": iso(run_at - timedelta(days=1)), "to": iso(run_at)}
+        overview = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        assert overview.json()["members_by_segment"] == counts.json()["counts"]
         listed = await client.get(
             "/v1/members", params={"segment": "champions", "limit": 200}, headers=bearer(admin_key)
         )

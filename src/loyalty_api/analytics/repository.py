@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, case, func, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.members.models import Member, MemberRfm, MemberStatus
 from loyalty_api.points.models import LedgerEntry
 
 GroupBy = Literal["channel", "store"]
@@ -98,6 +98,11 @@ class AnalyticsRepository:
             .group_by(Member.lifecycle_stage)
         )
         return {stage: int(n) for stage, n in rows.all()}
+
+    async def list_members_by_segment(self) -> dict[str, int]:
+        """Members per RFM segment, as the RFM job last scored them."""
+        rows = await self.session.execute(select(MemberRfm.segment, func.count()).group_by(MemberRfm.segment))
+        return {segment: int(n) for segment, n in rows.all()}
 
     async def list_members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
         """Members enrolled before `at` and not closed, and how many of them are on each tier now."""

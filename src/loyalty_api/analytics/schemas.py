@@ -62,5 +62,8 @@ class OverviewRead(ReadModel):
     members_by_lifecycle: dict[str, int] = Field(
         description="Members not closed, by the lifecycle stage they are in now (every stage, zeros too)."
     )
+    members_by_segment: dict[str, int] = Field(
+        description="Members per RFM segment as the RFM job last scored them (every segment, zeros too)."
+    )
     paying_members: int = Field(description="Members with a paid-up subscription now.")
     monthly_recurring_revenue: MoneyRead | None

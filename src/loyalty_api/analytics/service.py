@@ -25,6 +25,7 @@ from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.lifecycle import Stage
+from loyalty_api.members.models import Segment
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.points.ledger import EntryType
 from loyalty_api.program.service import get_program
@@ -152,6 +153,7 @@ class Overview:
     new_members: int  # enrolled in the window
     members_by_tier: list[TierCount] = field(default_factory=list)
     members_by_lifecycle: dict[str, int] = field(default_factory=dict)  # every stage, zeros included
+    members_by_segment: dict[str, int] = field(default_factory=dict)  # every RFM segment, zeros included
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
 
@@ -166,6 +168,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     outstanding = await repo.get_outstanding(end)
     total, by_tier = await repo.list_members_by_tier(end)
     by_stage = await repo.list_members_by_lifecycle(end)
+    by_segment = await repo.list_members_by_segment()
     joined = await repo.list_members_joined([start, end])
     ladder = await get_ladder(uow)
     tiers = [TierCount(tier.ref, by_tier.pop(tier.id, 0)) for tier in reversed(ladder.tiers)]
@@ -184,6 +187,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         new_members=joined.get(0, 0),
         members_by_tier=tiers,
         members_by_lifecycle={stage: by_stage.get(stage, 0) for stage in Stage},
+        members_by_segment={segment: by_segment.get(segment, 0) for segment in Segment},
         paying_members=paid.paying_members,
         monthly_recurring_revenue=paid.monthly_recurring_revenue,
     )
@@ -227,6 +231,7 @@ def overview_csv(found: Overview) -> str:
     ]
     figures += [(f"members_tier_{_tier_code(t.tier)}", t.members) for t in found.members_by_tier]
     figures += [(f"members_{stage}", n) for stage, n in found.members_by_lifecycle.items()]
+    figures += [(f"members_segment_{segment}", n) for segment, n in found.members_by_segment.items()]
     figures.append(("paying_members", found.paying_members))
     if found.monthly_recurring_revenue is not None:
         figures.append(("monthly_recurring_revenue_minor", found.monthly_recurring_revenue.amount_minor))
