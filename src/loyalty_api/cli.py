@@ -224,7 +224,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
     from loyalty_api.http.problems import plain_message
     from loyalty_api.program.schemas import ProgramWrite
-    from loyalty_api.program.setup import set_up
+    from loyalty_api.first_setup import set_up
 
     try:
         programme = ProgramWrite(
