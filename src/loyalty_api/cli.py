@@ -222,9 +222,9 @@ def _name(value: str) -> str:
 def cmd_init(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from loyalty_api.first_setup import set_up
     from loyalty_api.http.problems import plain_message
     from loyalty_api.program.schemas import ProgramWrite
-    from loyalty_api.first_setup import set_up
 
     try:
         programme = ProgramWrite(
