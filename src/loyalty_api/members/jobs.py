@@ -8,7 +8,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import assess, thresholds_of
 from loyalty_api.members.repository import MemberRepository
-from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.outbox.service import emit_for_members
 from loyalty_api.points.repository import OrderRepository
 from loyalty_api.program.service import get_program, lifecycle_changed_at
 
@@ -16,9 +16,9 @@ from loyalty_api.program.service import get_program, lifecycle_changed_at
 async def assess_lifecycles(units: UnitsOfWork, *, batch: int = 500) -> int:
     """Assess every member whose stage is due to change (and, after the programme's thresholds changed,
     every member assessed before that), a batch at a time, each batch in one transaction: the members'
-    latest purchases in one statement, their new stages in another, an event for each whose stage changed.
-    Running twice, or in two processes at once, assesses each member once (rows locked, the locked
-    skipped). How many members were assessed."""
+    latest purchases in one statement, their new stages in another, the events of those whose stage changed
+    in a third. Running twice, or in two processes at once, assesses each member once (rows locked, the
+    locked skipped). How many members were assessed."""
     assessed = 0
     while True:
         async with units.begin() as uow:
@@ -56,6 +56,5 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
                 MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
             )
     await members.set_lifecycles(changes)
-    for event in events:
-        await emit_for_member(uow, event, event.member_id)
+    await emit_for_members(uow, [(event, event.member_id) for event in events])
     return len(due)

@@ -1771,15 +1771,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one(
                 "After last night's run",
                 {
-                    "counts": {
-                        "champions": 1_830,
-                        "loyal": 2_415,
-                        "potential": 1_377,
-                        "at_risk": 2_026,
-                        "hibernating": 3_611,
-                        "needs_attention": 1_905,
-                        "lost": 4_518,
-                    },
+                    "counts": SEGMENT_COUNTS,
                     "computed_at": "2026-03-17T18:00:02Z",
                 },
             )
@@ -1809,15 +1801,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                         "lapsed": 2_530,
                         "churned": 1_482,
                     },
-                    "members_by_segment": {
-                        "champions": 1_830,
-                        "loyal": 2_415,
-                        "potential": 1_377,
-                        "at_risk": 2_026,
-                        "hibernating": 3_611,
-                        "needs_attention": 1_905,
-                        "lost": 4_518,
-                    },
+                    "members_by_segment": SEGMENT_COUNTS,
                     "paying_members": 906,
                     "monthly_recurring_revenue": cny(2_709_400),
                 },
@@ -1967,6 +1951,17 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             )
         ),
     }
+
+
+SEGMENT_COUNTS: dict[str, int] = {
+    "champions": 1_830,
+    "loyal": 2_415,
+    "potential": 1_377,
+    "at_risk": 2_026,
+    "hibernating": 3_611,
+    "needs_attention": 1_905,
+    "lost": 4_518,
+}
 
 
 def _points_figures(start: str, end: str, issued: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -67,3 +68,8 @@ class OutboxRepository:
 
     async def insert_event(self, row: dict[str, Any]) -> None:
         await INSERT_EVENT.execute(self.session, row)
+
+    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many events in one statement, run for them all (a job's batch)."""
+        if rows:
+            await self.session.execute(INSERT_EVENT.statement, list(rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -40,6 +41,14 @@ async def emit(
 
 async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
     await OutboxRepository(uow.session).insert_event(member_event_row(event, member_id, at=uow.clock.now()))
+
+
+async def emit_for_members(uow: UnitOfWork, events: Sequence[tuple[Event, uuid.UUID]]) -> None:
+    """Events each about one member (the member's id beside it), written in one statement."""
+    now = uow.clock.now()
+    await OutboxRepository(uow.session).insert_events(
+        [member_event_row(event, member_id, at=now) for event, member_id in events]
+    )
 
 
 async def emit_for_partner(

@@ -38,13 +38,12 @@ from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink
 from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
 from loyalty_api.partners.service import active_partner, get_partner, partner_link
 from loyalty_api.points.accounts import (
-    credit_lot,
+    credit_points,
     debit_available,
     member_for_points,
     record_entry,
     spend_lots,
 )
-from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.points.service import MAX_POINTS_PER_EARN
 from loyalty_api.program.service import ProgramSettings, get_program
 
@@ -289,21 +288,15 @@ def _not_pending(row: PartnerExchange | None) -> ExchangeNotPending:
 
 
 async def _give_back(uow: UnitOfWork, partner: Partner, row: PartnerExchange) -> None:
-    program = await get_program(uow)
-    state = await PointsAccountRepository(uow.session).change(
-        row.member_id, now=uow.clock.now(), balance=row.points
-    )
-    assert state is not None
-    entry_id = await record_entry(
+    _, entry_id = await credit_points(
         uow,
+        await get_program(uow),
         member_id=row.member_id,
         type="exchange_return",
-        amount=row.points,
-        state=state,
+        points=row.points,
         details=_marks(partner, row.id, row.partner_points, row.rate),
         partner_id=partner.id,
     )
-    await credit_lot(uow, program, member_id=row.member_id, entry_id=entry_id, points=row.points)
     await ExchangeRepository(uow.session).set_return_entry(row.id, entry_id)
 
 
@@ -385,20 +378,17 @@ async def exchange_in(
     await member_for_points(uow, link.member_id, must_be_active=True)
     await _check_limits(uow, program, partner, link.member_id, "in", points)
     now = uow.clock.now()
-    state = await PointsAccountRepository(uow.session).change(link.member_id, now=now, balance=points)
-    assert state is not None
     exchange_id = new_id()
-    entry_id = await record_entry(
+    _, entry_id = await credit_points(
         uow,
+        program,
         member_id=link.member_id,
         type="exchange_in",
-        amount=points,
-        state=state,
+        points=points,
         details=_marks(partner, exchange_id, partner_points, rate) | {"partner_ref": partner_ref},
         actor=actor,
         partner_id=partner.id,
     )
-    await credit_lot(uow, program, member_id=link.member_id, entry_id=entry_id, points=points)
     row = _exchange_row(
         exchange_id,
         partner,

@@ -111,6 +111,39 @@ async def record_entry(
     return entry.id
 
 
+async def credit_points(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    *,
+    member_id: uuid.UUID,
+    type: EntryType,
+    points: int,
+    details: dict[str, Any],
+    lifetime: bool = False,
+    actor: uuid.UUID | None = None,
+    partner_id: uuid.UUID | None = None,
+) -> tuple[AccountState, uuid.UUID]:
+    """Add `points` to the member's balance (and to what they earned in their lifetime, with `lifetime`) as
+    one ledger entry with a lot that expires as the programme says; the account after it and the entry's id.
+    The change locks the account row until commit, if it was not locked already."""
+    state = await PointsAccountRepository(uow.session).change(
+        member_id, now=uow.clock.now(), balance=points, lifetime=points if lifetime else 0
+    )
+    assert state is not None, "every member has an account"
+    entry_id = await record_entry(
+        uow,
+        member_id=member_id,
+        type=type,
+        amount=points,
+        state=state,
+        details=details,
+        actor=actor,
+        partner_id=partner_id,
+    )
+    await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
+    return state, entry_id
+
+
 async def credit_lot(
     uow: UnitOfWork,
     program: ProgramSettings,

@@ -16,7 +16,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.money import Money
 from loyalty_api.outbox.service import emit_for_member
-from loyalty_api.points.accounts import credit_lot, record_entry
+from loyalty_api.points.accounts import credit_points
 from loyalty_api.points.events import ReferralRewarded
 from loyalty_api.points.models import ReferralReward
 from loyalty_api.points.repository import AccountState, PointsAccountRepository, ReferralRepository
@@ -64,20 +64,15 @@ async def _credit(
 ) -> AccountState:
     member_id = reward.friend_id if role == "friend" else reward.referrer_id
     points = reward.friend_points if role == "friend" else reward.referrer_points
-    state = await PointsAccountRepository(uow.session).change(
-        member_id, now=uow.clock.now(), balance=points, lifetime=points
-    )
-    assert state is not None, "the member's account is locked, so it exists"
     details = {
         "role": role,
         "friend_id": str(reward.friend_id),
         "referrer_id": str(reward.referrer_id),
         "order_ref": reward.order_ref,
     }
-    entry_id = await record_entry(
-        uow, member_id=member_id, type="referral", amount=points, state=state, details=details
+    state, _ = await credit_points(
+        uow, program, member_id=member_id, type="referral", points=points, details=details, lifetime=True
     )
-    await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
     event = ReferralRewarded(
         member_id=member_id,
         role=role,
