@@ -4,13 +4,14 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.worker.runner import Worker
-from loyalty_api.worker.schedule import Job
+from loyalty_api.worker.schedule import ALL_JOBS, Job
 from tests.builders import enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.points.helpers import earn, set_program
 
 
@@ -68,3 +69,23 @@ class TestWorker:
         worker.stop()
         await asyncio.wait_for(task, timeout=10)
         assert ran[:2] == ["broken", "fine"]
+
+
+class TestEveryJobFinishes:
+    @pytest.mark.parametrize("job", ALL_JOBS, ids=lambda job: job.name)
+    async def test_run_again_and_again_it_comes_to_nothing_left(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+        job: Job,
+    ) -> None:
+        """`loyalty-api jobs NAME` runs a job until it answers 0: every job must, once its work is done."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)
+        clock.set(clock.now() + timedelta(days=1))  # the purchase is history: jobs that count it see it
+        runs = [await job.run(units_of(app)) for _ in range(3)]
+        assert runs[-1] == 0, runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, true, update
+from sqlalchemy import Select, Table, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import dialect_insert
@@ -19,30 +19,35 @@ _MEMBERS = cast(Table, Member.__table__)
 _SCORED = ("recency", "frequency", "monetary", "segment", "last_purchase_at", "purchases", "spend_minor")
 
 
+def _bought_in(start: datetime, now: datetime) -> Select[Any]:
+    """Per member not closed who bought in [start, now): last purchase, purchases, net spend."""
+    return (
+        select(
+            _ORDERS.c.member_id,
+            func.max(_ORDERS.c.purchased_at).label("last"),
+            func.count().label("n"),
+            func.sum(_ORDERS.c.amount_minor - _ORDERS.c.refunded_minor).label("spend"),
+        )
+        .join(_MEMBERS, _MEMBERS.c.id == _ORDERS.c.member_id)
+        .where(
+            _ORDERS.c.purchased_at >= start,
+            _ORDERS.c.purchased_at < now,
+            _MEMBERS.c.status != MemberStatus.closed,
+        )
+        .group_by(_ORDERS.c.member_id)
+    )
+
+
 class SegmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def score_members(self, start: datetime, now: datetime) -> int:
         """Score every member not closed who bought in [start, now) (quintiles by last purchase, number of
-        purchases and net spend) and put them in their segment, in one statement; how many were scored."""
+        purchases and net spend) and put them in their segment, in one statement. A member whose scores and
+        figures are what they were is left as it was; how many were written."""
         at = bindparam("now", now, type_=_RFM.c.computed_at.type)
-        stats = (
-            select(
-                _ORDERS.c.member_id,
-                func.max(_ORDERS.c.purchased_at).label("last"),
-                func.count().label("n"),
-                func.sum(_ORDERS.c.amount_minor - _ORDERS.c.refunded_minor).label("spend"),
-            )
-            .join(_MEMBERS, _MEMBERS.c.id == _ORDERS.c.member_id)
-            .where(
-                _ORDERS.c.purchased_at >= start,
-                _ORDERS.c.purchased_at < now,
-                _MEMBERS.c.status != MemberStatus.closed,
-            )
-            .group_by(_ORDERS.c.member_id)
-            .subquery("stats")
-        )
+        stats = _bought_in(start, now).subquery("stats")
 
         def tile(column: Any) -> Any:
             return func.ntile(5).over(order_by=(column, stats.c.member_id))
@@ -69,18 +74,22 @@ class SegmentRepository:
             at,
         ).where(true())
         statement = dialect_insert(self.session, _RFM).from_select([*_RFM_COLUMNS], source)
+        changed = or_(*(_RFM.c[name].is_distinct_from(statement.excluded[name]) for name in _SCORED))
         statement = statement.on_conflict_do_update(
             index_elements=["member_id"],
             set_={name: statement.excluded[name] for name in (*_SCORED, "computed_at")},
+            where=changed,
         )
         result = await self.session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def mark_lost(self, now: datetime) -> None:
-        """Members the run did not score (no purchase in the window, or closed): lost, every score 0."""
-        await self.session.execute(
+    async def mark_lost(self, start: datetime, now: datetime) -> int:
+        """Members scored before who did not buy in [start, now) (or are closed now): lost, every score 0;
+        how many were not lost yet."""
+        bought = _bought_in(start, now).with_only_columns(_ORDERS.c.member_id)
+        result = await self.session.execute(
             update(_RFM)
-            .where(_RFM.c.computed_at < now)
+            .where(_RFM.c.segment != Segment.lost.value, _RFM.c.member_id.not_in(bought.scalar_subquery()))
             .values(
                 recency=0,
                 frequency=0,
@@ -91,6 +100,7 @@ class SegmentRepository:
                 computed_at=now,
             )
         )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def list_counts(self) -> tuple[dict[str, int], datetime | None]:
         """Members per segment, and when the scores were last computed."""

@@ -12,4 +12,6 @@ class SegmentCountsRead(ReadModel):
         description="Members per segment (champions, loyal, potential, at_risk, hibernating, "
         "needs_attention, lost), zeros included; members the job has not scored yet are in none."
     )
-    computed_at: datetime | None = Field(description="When the RFM job last ran (null: not yet).")
+    computed_at: datetime | None = Field(
+        description="When a member's scores last changed (null: never scored)."
+    )

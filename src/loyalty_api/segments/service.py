@@ -13,15 +13,14 @@ from loyalty_api.segments.repository import SegmentRepository
 
 async def compute_segments(units: UnitsOfWork) -> int:
     """The RFM job: every member's scores over the programme's window and their segment, in one
-    transaction of two set-based statements (the scores of those who bought, then `lost` for the rest of
-    those scored before). How many members bought in the window."""
+    transaction of two set-based statements (the scores of those who bought, then `lost` for those scored
+    before who did not). How many members' scores changed: a second run straight after finds nothing to do,
+    as `loyalty-api jobs` expects of every job."""
     async with units.begin() as uow:
         now = uow.clock.now()
-        window = timedelta(days=(await get_program(uow)).rfm_window_days)
+        start = now - timedelta(days=(await get_program(uow)).rfm_window_days)
         repo = SegmentRepository(uow.session)
-        scored = await repo.score_members(now - window, now)
-        await repo.mark_lost(now)
-        return scored
+        return await repo.score_members(start, now) + await repo.mark_lost(start, now)
 
 
 @dataclass(frozen=True, slots=True)
