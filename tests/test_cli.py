@@ -164,7 +164,10 @@ class TestKeys:
 
         listed = self._run(cli_env, "keys", "list")
         prefix = key.split("_")[1]
-        assert f"{prefix}\tactive\tpos\ttill 7" in listed.stdout
+        [row] = [line.split("\t") for line in listed.stdout.splitlines() if line.startswith(prefix)]
+        assert row[:5] == [prefix, "till 7", "pos", "-", "default"]  # prefix, name, scopes, partner, rate
+        # Then created (by the CLI's clock), expires, last used (by the app's clock), networks and status.
+        assert row[6:] == ["never", "2026-03-16T10:00:00Z", "any", "active"]
         assert key.split("_", 2)[2] not in listed.stdout
 
         revoked = self._run(cli_env, "keys", "revoke", prefix)

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from loyalty_api import __version__, crypto, health
 from loyalty_api.analytics.router import router as analytics_router
+from loyalty_api.audit.router import router as audit_router
 from loyalty_api.benefits.router import router as benefits_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
@@ -22,16 +24,23 @@ from loyalty_api.earning.router import router as earning_router
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.http.docs import router as docs_router
 from loyalty_api.http.edge import EdgeMiddleware
-from loyalty_api.http.middleware import RequestContextMiddleware
+from loyalty_api.http.middleware import (
+    CORS_EXPOSED_HEADERS,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    RequestContextMiddleware,
+)
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.members.router import router as members_router
+from loyalty_api.openapi.authorization import authorization_matrix, install_scopes, markdown_table
 from loyalty_api.openapi.document import install_openapi, operation_id
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
+from loyalty_api.privacy.router import router as privacy_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.segments.router import router as segments_router
@@ -46,8 +55,9 @@ A headless membership and loyalty service: members, points, tiers, benefits, rew
 checkout quote, paid memberships and signed webhooks.
 
 **Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
-`partner`, `billing`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`; their `type`
-(`/problems/{code}`) opens a page that says what the code means and what to do.
+`partner`, `billing`), and each operation lists those it takes in `x-scopes`. **Errors** are RFC 9457
+`application/problem+json` with a stable `code`; their `type` (`/problems/{code}`) opens a page that says
+what the code means and what to do.
 **Idempotency**: every state-changing POST accepts `Idempotency-Key`; the same key and body within 24 h
 replays the first response. **Pages**: `?limit=` (at most 200) and `?cursor=`; replies carry `next_cursor`.
 **Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers.
@@ -71,6 +81,7 @@ DOCS_ORDER = (
     "partners",
     "webhooks",
     "analytics",
+    "audit",
 )
 
 
@@ -127,8 +138,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.state.rate_limiter = limiter = RateLimiter(settings)
     install_problem_handlers(app)
     install_openapi(app)
+    install_scopes(app)
     # The last added runs first: request ids, logs and metrics see every answer, the edge's refusals too.
     app.add_middleware(EdgeMiddleware, settings=settings, limiter=limiter)
+    if settings.cors_allowed_origins:
+        # Before the edge: a browser's preflight carries no key, and is no failed authentication.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,
+        )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     # Routes are matched in order: the till's calls (earn, redeem, member lookup) come first.
     app.include_router(points_router)
@@ -148,6 +170,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(partners_router)
     app.include_router(analytics_router)
     app.include_router(segments_router)
+    app.include_router(privacy_router)
+    app.include_router(audit_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app
@@ -155,6 +179,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
 
 def openapi_document() -> str:
     """The OpenAPI document, as `openapi/openapi.json` holds it."""
-    # The document does not depend on the key or the database; a throwaway key lets the app be built.
-    app = create_app(Settings(encryption_key=crypto.generate_key(), database_url="sqlite+aiosqlite://"))
+    app = _described_app()
     return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def scopes_table() -> str:
+    """Who may call what, as the README's table (`loyalty-api scopes`); UndeclaredAccess if a route is
+    neither scoped nor public on purpose."""
+    return markdown_table(authorization_matrix(_described_app()))
+
+
+def _described_app() -> FastAPI:
+    # The documents do not depend on the key or the database; a throwaway key lets the app be built.
+    return create_app(Settings(encryption_key=crypto.generate_key(), database_url="sqlite+aiosqlite://"))

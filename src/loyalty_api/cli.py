@@ -11,18 +11,21 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import SecretStr
 
 from loyalty_api import crypto
+from loyalty_api.audit import service as audit
 from loyalty_api.auth import service as auth_service
-from loyalty_api.auth.principal import Scope
-from loyalty_api.clock import SystemClock
+from loyalty_api.auth.networks import parse_network
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.clock import SystemClock, format_instant
 from loyalty_api.db import migrations
 from loyalty_api.db.engine import Database, create_engine
-from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from loyalty_api.worker.schedule import Job
 
 DEMO_STATE_FILE = Path(".loyalty-demo.json")
+
+T = TypeVar("T")
 
 
 def _fail(message: str) -> NoReturn:
@@ -197,13 +202,16 @@ def cmd_demo(_: argparse.Namespace) -> None:
         print(f"{scope}\t{token}")
 
 
-def _show_once(issue: Callable[[], Coroutine[Any, Any, str]], heading: str) -> None:
-    """Run `issue`, which makes an API key, and print the key alone on the last line (scripts take it from
-    there); a refusal is printed as the error it is."""
+def _run_or_fail(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `work`; a refusal is printed as the error it is."""
     try:
-        token = asyncio.run(issue())
+        return asyncio.run(work())
     except LoyaltyError as exc:
         _fail(exc.detail)
+
+
+def _show_once(heading: str, token: str) -> None:
+    """Print a new API key alone on the last line: scripts take it from there."""
     print(heading)
     print(token)
 
@@ -247,10 +255,11 @@ def cmd_init(args: argparse.Namespace) -> None:
             issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
             return issued.token
 
+    token = _run_or_fail(run)
     _show_once(
-        run,
         f"set up a programme in {programme.currency} ({programme.timezone}), with the entry tier "
         f"{args.entry_tier!r}; the admin key {args.key_name!r} is shown only once:",
+        token,
     )
 
 
@@ -258,48 +267,175 @@ def cmd_encryption_key(_: argparse.Namespace) -> None:
     print(crypto.generate_key())
 
 
+# Durations as the keys commands take them: `90d`, `12h`, `30m`.
+_DURATION = re.compile(r"([0-9]{1,7})([mhd])")
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+# Longer than any key should live, and far from where date arithmetic overflows.
+_LONGEST = timedelta(days=3650)
+
+
+def _duration(value: str) -> timedelta:
+    """A duration such as `90d`, `12h` or `30m`; `0` is none at all."""
+    match = _DURATION.fullmatch(value)
+    if value != "0" and match is None:
+        raise argparse.ArgumentTypeError(
+            "a duration is a whole number and m, h or d, such as 90d, 12h or 30m"
+        )
+    length = timedelta(0) if match is None else int(match[1]) * _UNITS[match[2]]
+    if length > _LONGEST:
+        raise argparse.ArgumentTypeError("a duration is at most 3650d")
+    return length
+
+
+def _lifetime(value: str) -> timedelta:
+    length = _duration(value)
+    if not length:
+        raise argparse.ArgumentTypeError("a key's lifetime is longer than 0, such as 90d")
+    return length
+
+
+def _network(value: str) -> str:
+    try:
+        return str(parse_network(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limits(principal: Principal) -> str:
+    """What limits a new key beyond its scopes, for the line printed above it."""
+    limits = ""
+    if principal.expires_at is not None:
+        limits += f", expiring at {format_instant(principal.expires_at)}"
+    if principal.networks is not None:
+        limits += f", usable from {', '.join(map(str, principal.networks))} only"
+    return limits
+
+
+def _key_shown(principal: Principal) -> dict[str, Any]:
+    """A key as the audit log keeps it: everything but its secret."""
+    return {
+        "prefix": principal.key_prefix,
+        "name": principal.name,
+        "scopes": sorted(principal.scopes),
+        "partner_id": None if principal.partner_id is None else str(principal.partner_id),
+        "rate_limit": principal.rate_limit,
+        "expires_at": None if principal.expires_at is None else format_instant(principal.expires_at),
+        "allowed_networks": None if principal.networks is None else [str(n) for n in principal.networks],
+    }
+
+
+async def _audit_key(uow: UnitOfWork, action: str, prefix: str, after: dict[str, Any]) -> None:
+    """Keys are changed on the host, with the CLI: the audit log names it as the actor."""
+    change = audit.Change(action=action, subject_type="api_keys", subject_id=prefix, after=after)
+    await audit.record(uow, audit.CLI, change)
+
+
 def cmd_keys_create(args: argparse.Namespace) -> None:
-    async def run() -> str:
+    async def run() -> auth_service.IssuedKey:
         from loyalty_api.partners import service as partners_service
 
         async with _units(Settings()) as units, units.begin() as uow:
             scopes = [Scope(s) for s in args.scope]
             if args.partner is None:
                 issued = await auth_service.create_key(
-                    uow, name=args.name, scopes=scopes, rate_limit=args.rate
+                    uow,
+                    name=args.name,
+                    scopes=scopes,
+                    rate_limit=args.rate,
+                    lifetime=args.expires_in,
+                    allowed_networks=args.allowed_networks,
                 )
             else:
                 issued = await partners_service.create_partner_key(
-                    uow, args.partner, name=args.name, scopes=scopes, rate_limit=args.rate
+                    uow,
+                    args.partner,
+                    name=args.name,
+                    scopes=scopes,
+                    rate_limit=args.rate,
+                    lifetime=args.expires_in,
+                    allowed_networks=args.allowed_networks,
                 )
-            return issued.token
+            key = issued.principal
+            await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))
+            return issued
 
+    issued = _run_or_fail(run)
     scopes = ", ".join(sorted(set(args.scope)))
-    _show_once(run, f"created key {args.name!r} with scopes {scopes}; it is shown only once:")
+    heading = f"created key {args.name!r} with scopes {scopes}{_limits(issued.principal)}"
+    _show_once(f"{heading}; it is shown only once:", issued.token)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    async def run() -> auth_service.Rotation:
+        async with _units(Settings()) as units, units.begin() as uow:
+            rotation = await auth_service.rotate_key(
+                uow, prefix=args.prefix, overlap=args.overlap, lifetime=args.expires_in
+            )
+            new = rotation.issued.principal
+            ends = format_instant(rotation.old_key_ends_at)
+            await _audit_key(
+                uow, "keys_rotate", args.prefix, {"expires_at": ends, "replaced_by": new.key_prefix}
+            )
+            await _audit_key(uow, "keys_create", new.key_prefix, _key_shown(new))
+            return rotation
+
+    rotation = _run_or_fail(run)
+    new = rotation.issued.principal
+    _show_once(
+        f"rotated key {new.name!r}: {args.prefix} expires at {format_instant(rotation.old_key_ends_at)}; "
+        f"the new key {new.key_prefix}{_limits(new)} is shown only once:",
+        rotation.issued.token,
+    )
+
+
+def _instant_or_never(at: datetime | None) -> str:
+    return "never" if at is None else format_instant(at)
+
+
+_LIST_COLUMNS = (
+    "prefix",
+    "name",
+    "scopes",
+    "partner",
+    "rate",
+    "created",
+    "expires",
+    "last_used",
+    "networks",
+    "status",
+)
 
 
 def cmd_keys_list(_: argparse.Namespace) -> None:
-    async def run() -> None:
+    async def run() -> list[auth_service.KeySummary]:
         async with _units(Settings()) as units, units.read() as uow:
-            for summary in await auth_service.list_keys(uow):
-                p = summary.principal
-                state = "revoked" if summary.revoked else "active"
-                partner = f" partner={p.partner_id}" if p.partner_id else ""
-                rate = f" rate={p.rate_limit}" if p.rate_limit else ""
-                print(f"{p.key_prefix}\t{state}\t{','.join(sorted(p.scopes))}\t{p.name}{partner}{rate}")
+            return await auth_service.list_keys(uow)
 
-    asyncio.run(run())
+    print("\t".join(_LIST_COLUMNS))
+    for summary in asyncio.run(run()):
+        p = summary.principal
+        cells = (
+            p.key_prefix,
+            p.name,
+            ",".join(sorted(p.scopes)),
+            str(p.partner_id or "-"),
+            p.rate_limit or "default",
+            format_instant(summary.created_at),
+            _instant_or_never(p.expires_at),
+            _instant_or_never(summary.last_used_at),
+            "any" if p.networks is None else ",".join(map(str, p.networks)),
+            summary.status,
+        )
+        print("\t".join(cells))
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _units(Settings()) as units, units.begin() as uow:
             await auth_service.revoke_key(uow, prefix=args.prefix)
+            await _audit_key(uow, "keys_revoke", args.prefix, {"status": "revoked"})
 
-    try:
-        asyncio.run(run())
-    except LoyaltyError as exc:
-        _fail(exc.detail)
+    _run_or_fail(run)
     print(f"revoked {args.prefix}")
 
 
@@ -327,6 +463,16 @@ def cmd_event_types(args: argparse.Namespace) -> None:
     from loyalty_api.webhooks.catalogue import event_types_document
 
     _write(event_types_document(), args.output)
+
+
+def cmd_scopes(_: argparse.Namespace) -> None:
+    from loyalty_api.app import scopes_table
+    from loyalty_api.openapi.authorization import UndeclaredAccess
+
+    try:
+        sys.stdout.write(scopes_table())
+    except UndeclaredAccess as exc:
+        _fail(str(exc))
 
 
 def _job_names() -> tuple[Job, ...]:
@@ -393,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     event_types.add_argument("--output", help="write to this file instead of stdout")
     event_types.set_defaults(run=cmd_event_types)
+    commands.add_parser(
+        "scopes", help="print who may call what: each route and the key scopes it takes (Markdown)"
+    ).set_defaults(run=cmd_scopes)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True
@@ -404,8 +553,44 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--rate", help="this key's own rate limit, e.g. \"500/second\" (default: its scopes' setting)"
     )
+    create.add_argument(
+        "--expires-in",
+        type=_lifetime,
+        metavar="DURATION",
+        help="the key stops working this long from now: 90d, 12h, 30m (default: never)",
+    )
+    create.add_argument(
+        "--allow-network",
+        dest="allowed_networks",
+        action="append",
+        type=_network,
+        metavar="CIDR",
+        help="a client network the key may be used from, e.g. 10.0.0.0/8; repeat for more (default: any)",
+    )
     create.set_defaults(run=cmd_keys_create)
-    keys.add_parser("list", help="list keys (never their secrets)").set_defaults(run=cmd_keys_list)
+    rotate = keys.add_parser(
+        "rotate",
+        help="replace a key with a new one (same name, scopes, partner, rate and networks); prints it alone "
+        "on the last line, and the old key keeps working for the overlap",
+    )
+    rotate.add_argument("prefix")
+    rotate.add_argument(
+        "--overlap",
+        type=_duration,
+        required=True,
+        metavar="DURATION",
+        help="how long the old key keeps working, e.g. 24h; 0 ends it at once (never past its own expiry)",
+    )
+    rotate.add_argument(
+        "--expires-in",
+        type=_lifetime,
+        metavar="DURATION",
+        help="the new key stops working this long from now (default: the old key's lifetime, or never)",
+    )
+    rotate.set_defaults(run=cmd_keys_rotate)
+    keys.add_parser(
+        "list", help="list keys with their limits, last use and status (never their secrets)"
+    ).set_defaults(run=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(run=cmd_keys_revoke)

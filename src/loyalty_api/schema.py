@@ -1,5 +1,6 @@
 """Imports every model so that Base.metadata knows all tables (for Alembic and the schema tests)."""
 
+from loyalty_api.audit import models as audit_models
 from loyalty_api.auth import models as auth_models
 from loyalty_api.benefits import models as benefit_models
 from loyalty_api.coupons import models as coupon_models
@@ -19,6 +20,7 @@ from loyalty_api.webhooks import models as webhook_models
 
 __all__ = [
     "Base",
+    "audit_models",
     "auth_models",
     "benefit_models",
     "coupon_models",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import re
+from typing import Annotated, Literal
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def check_rate(value: str) -> str:
@@ -21,6 +23,7 @@ def check_rate(value: str) -> str:
 
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./loyalty.db"
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -91,6 +94,11 @@ class Settings(BaseSettings):
     rate_limit_unauthenticated_per_address: str = "30/minute"
     rate_limit_failed_auth_per_prefix: str = "10/minute"
 
+    # Web pages on these origins (`https://backoffice.example.com`) may call the API from a browser with a
+    # key. None by default: no CORS headers at all, and browsers keep other sites' scripts from reading
+    # answers. The environment takes a comma-separated list or a JSON array.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, max_length=100)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Webhooks. Targets on loopback, private or link-local addresses are refused unless this allows them
@@ -121,6 +129,25 @@ class Settings(BaseSettings):
     @classmethod
     def _a_rate(cls, value: str) -> str:
         return check_rate(value)
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _a_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [o for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        origins = [origin.strip() for origin in value]
+        for origin in origins:
+            # Browsers send `Origin` as scheme://host[:port], lower-case, with no path: an entry written
+            # otherwise (a trailing slash, `*`) would never match, or match every site.
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://backoffice.example.com")
+        return origins
 
     @field_validator("rate_limit_storage")
     @classmethod

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from loyalty_api import crypto
 from loyalty_api.app import create_app
 from loyalty_api.http.dependencies import require
-from loyalty_api.http.problems import _routes
+from loyalty_api.http.problems import all_routes
 from loyalty_api.members.member_number import is_valid
 from loyalty_api.openapi.examples import JSON, examples
 from loyalty_api.ops.metrics import Metrics
@@ -71,7 +71,7 @@ REPLYING_JSON, REPLYING_JSON_IDS = _with(
 
 def _route(method: str, path: str) -> APIRoute:
     """The route behind an operation; its path may carry a convertor (`{member_id:member_id}`)."""
-    [route] = [r for r in _routes(_app().routes) if r.path_format == path and method in (r.methods or ())]
+    [route] = [r for r in all_routes(_app().routes) if r.path_format == path and method in (r.methods or ())]
     return route
 
 

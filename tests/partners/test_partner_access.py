@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from loyalty_api.auth.principal import Scope
-from loyalty_api.http.dependencies import require
-from loyalty_api.http.problems import _routes
+from loyalty_api.http.problems import all_routes
+from loyalty_api.openapi.authorization import allowed_scopes
 from loyalty_api.partners import service as partners
 from tests.builders import add_partner, enrol, make_partner_key
 from tests.conftest import START, UNLIMITED, bearer
@@ -52,7 +52,7 @@ WITH_BODY = {"POST", "PUT", "PATCH"}
 
 
 def _api_routes(app: FastAPI) -> list[APIRoute]:
-    return [r for r in _routes(app.routes) if r.path_format.startswith("/v1/")]
+    return [r for r in all_routes(app.routes) if r.path_format.startswith("/v1/")]
 
 
 def _operations(app: FastAPI) -> list[tuple[str, APIRoute]]:
@@ -60,18 +60,6 @@ def _operations(app: FastAPI) -> list[tuple[str, APIRoute]]:
         ((method, route) for route in _api_routes(app) for method in route.methods or ()),
         key=lambda op: (op[1].path_format, op[0]),
     )
-
-
-def _allowed(route: APIRoute) -> frozenset[Scope]:
-    """The scopes the route's bearer scheme, `require(...)`, lets in (none: the route asks for no key)."""
-    found: set[Scope] = set()
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if isinstance(dependency.call, require):
-            found |= dependency.call.allowed
-        pending.extend(dependency.dependencies)
-    return frozenset(found)
 
 
 def _plausible(route: APIRoute, name: str) -> str:
@@ -98,17 +86,17 @@ def _problem_code(response: httpx.Response) -> str | None:
 
 class TestPartnerKeyReachesOnlyPartnerRoutes:
     def test_the_routes_open_to_a_partner_key_are_exactly_the_known_ones(self, app: FastAPI) -> None:
-        allowed = {(m, r.path_format) for m, r in _operations(app) if Scope.partner in _allowed(r)}
+        allowed = {(m, r.path_format) for m, r in _operations(app) if Scope.partner in allowed_scopes(r)}
         assert allowed == PARTNER_ALLOWED
         # the partner's own routes answer partner keys only: an operator acts through the member's routes
         own = {
-            (m, r.path_format): _allowed(r)
+            (m, r.path_format): allowed_scopes(r)
             for m, r in _operations(app)
             if r.path_format.startswith("/v1/partner/")
         }
         assert own == dict.fromkeys(PARTNER_OWN, frozenset({Scope.partner}))
 
-    async def test_a_partner_key_on_every_other_route_is_refused_with_scope_not_allowed(
+    async def test_a_partner_key_on_every_other_route_is_refused_with_scope_notallowed_scopes(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
         key = await make_partner_key(app, rate_limit=UNLIMITED)

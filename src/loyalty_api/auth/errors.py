@@ -5,18 +5,33 @@ from loyalty_api.errors import Forbidden, LoyaltyError, NotFound, Unauthenticate
 
 class InvalidApiKey(Unauthenticated):
     """The `Authorization` header is missing, is not `Bearer lk_<prefix>_<secret>`, or names a key that is
-    unknown or revoked. Nothing was done, and the body was not read.
+    unknown, revoked or expired (a rotated key expires once its overlap ends). Nothing was done, and the body
+    was not read.
 
     Send an active API key as `Authorization: Bearer lk_…`; retrying with the same key will not help. Repeated
     failures from one address or for one key prefix are answered with `rate_limited` instead.
     """
 
     code = "invalid_api_key"
-    title = "The API key is missing, malformed, unknown or revoked"
+    title = "The API key is missing, malformed, unknown, revoked or expired"
 
     @classmethod
     def missing(cls) -> InvalidApiKey:
         return cls("Send the API key as `Authorization: Bearer lk_…`")
+
+
+class AddressNotAllowed(Forbidden):
+    """The API key is valid, but it may only be used from certain client networks, and this request came from
+    an address outside them. Nothing was done, and the body was not read. Behind a proxy, the address is the
+    one the proxy forwards, when the service trusts that proxy.
+
+    Call from one of the key's networks (`loyalty-api keys list` shows them), or use a key made for this
+    network; retrying from here will not help. Repeated refusals from one address are answered with
+    `rate_limited` instead.
+    """
+
+    code = "address_not_allowed"
+    title = "This API key may not be used from this address"
 
 
 class ScopeNotAllowed(Forbidden):
@@ -31,8 +46,8 @@ class ScopeNotAllowed(Forbidden):
 
 
 class ApiKeyNotFound(NotFound):
-    """No active API key has this prefix: it never existed, or it is revoked already. Only the `loyalty-api
-    keys revoke` command gives this; the HTTP API does not.
+    """No active API key has this prefix: it never existed, or it is revoked or expired already. Only the
+    `loyalty-api keys revoke` and `keys rotate` commands give this; the HTTP API does not.
 
     List the keys with `loyalty-api keys list` and name an active key's prefix.
     """

@@ -23,3 +23,9 @@ class ApiKey(IdMixin, Base):
     # This key's own rate limit, a `limits` rate string such as "100/second" or "6000/minute" (None: the
     # default limit from settings).
     rate_limit: Mapped[str | None] = mapped_column(String(32))
+    # The key stops working then (None: never); rotating a key sets it on the old key, after an overlap.
+    expires_at: Mapped[datetime | None]
+    # When the key last authenticated a request, written at most once a minute per process.
+    last_used_at: Mapped[datetime | None]
+    # Client networks (CIDR) the key may be used from; None: any.
+    allowed_networks: Mapped[list[str] | None]

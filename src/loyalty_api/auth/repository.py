@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.auth.models import ApiKey
@@ -17,6 +18,10 @@ class ApiKeyRepository:
 
     async def get_by_prefix(self, prefix: str) -> ApiKey | None:
         result = await self.session.execute(_BY_PREFIX, {"prefix": prefix})
+        return result.scalar_one_or_none()
+
+    async def lock_by_prefix(self, prefix: str) -> ApiKey | None:
+        result = await self.session.execute(select(ApiKey).where(ApiKey.prefix == prefix).with_for_update())
         return result.scalar_one_or_none()
 
     async def list_keys(self) -> Sequence[ApiKey]:
@@ -35,3 +40,11 @@ class ApiKeyRepository:
             .returning(ApiKey.id)
         )
         return result.scalar_one_or_none() is not None
+
+    async def record_use(self, key_id: uuid.UUID, at: datetime) -> None:
+        """Set the key's last-used time to `at`, unless it is later already (another process wrote it)."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at))
+            .values(last_used_at=at)
+        )

@@ -1,21 +1,31 @@
-"""API keys: create, list, revoke, and authenticate a bearer token."""
+"""API keys: create, rotate, list, revoke, and authenticate a bearer token."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from loyalty_api.auth import keys
-from loyalty_api.auth.errors import ApiKeyNotFound, InvalidApiKey, PartnerRequired
+from loyalty_api.auth.errors import AddressNotAllowed, ApiKeyNotFound, InvalidApiKey, PartnerRequired
 from loyalty_api.auth.models import ApiKey
+from loyalty_api.auth.networks import contains, parse_networks
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
+from loyalty_api.clock import format_instant
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.settings import check_rate
 
+logger = logging.getLogger("loyalty_api.auth")
+
 _CACHE_PREFIX = "api_key:"
+# A key's last-used time is written at most this often per process.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,26 @@ def _principal(row: ApiKey) -> Principal:
         scopes=frozenset(Scope(s) for s in row.scopes),
         partner_id=row.partner_id,
         rate_limit=row.rate_limit,
+        expires_at=row.expires_at,
+        networks=None if row.allowed_networks is None else parse_networks(row.allowed_networks),
     )
+
+
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and now >= expires_at
+
+
+def _stored_networks(texts: Sequence[str] | None) -> list[str] | None:
+    """The networks as the key keeps them: each in its normal form, once. None (any address) stays None."""
+    if texts is None:
+        return None
+    try:
+        parsed = parse_networks(texts)
+    except ValueError as exc:
+        raise InvalidField("allowed_networks", str(exc)) from None
+    if not parsed:
+        raise InvalidField("allowed_networks", "name at least one network, or none to allow any address")
+    return list(dict.fromkeys(str(network) for network in parsed))
 
 
 async def create_key(
@@ -44,9 +73,12 @@ async def create_key(
     scopes: Sequence[Scope],
     partner_id: uuid.UUID | None = None,
     rate_limit: str | None = None,
+    lifetime: timedelta | None = None,
+    allowed_networks: Sequence[str] | None = None,
 ) -> IssuedKey:
     """A new key. A `partner` key is bound to its partner (`partner_id`), which the caller has found to
-    exist: partners.service.create_partner_key."""
+    exist: partners.service.create_partner_key. It expires `lifetime` from now (None: never), and may be used
+    only from `allowed_networks` (CIDR; None: from any address)."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
     if rate_limit is not None:
@@ -54,6 +86,10 @@ async def create_key(
             check_rate(rate_limit)
         except ValueError as exc:
             raise InvalidField("rate_limit", str(exc)) from None
+    if lifetime is not None and lifetime <= timedelta(0):
+        raise InvalidField("lifetime", "must be longer than 0")
+    networks = _stored_networks(allowed_networks)
+    now = uow.clock.now()
     parts = keys.generate()
     row = ApiKey(
         prefix=parts.prefix,
@@ -62,22 +98,88 @@ async def create_key(
         scopes=sorted({str(s) for s in scopes}),
         partner_id=partner_id,
         rate_limit=rate_limit,
-        created_at=uow.clock.now(),
+        created_at=now,
         revoked_at=None,
+        expires_at=None if lifetime is None else now + lifetime,
+        last_used_at=None,
     )
+    if networks is not None:
+        # Left unset otherwise: the ORM would store None as JSON `null`, not as SQL NULL.
+        row.allowed_networks = networks
     await ApiKeyRepository(uow.session).insert_key(row)
     return IssuedKey(principal=_principal(row), token=parts.token)
 
 
 @dataclass(frozen=True, slots=True)
+class Rotation:
+    """The key that replaces a rotated one (its token shown once), and when the old one stops working."""
+
+    issued: IssuedKey
+    old_key_ends_at: datetime
+
+
+async def rotate_key(
+    uow: UnitOfWork, *, prefix: str, overlap: timedelta, lifetime: timedelta | None = None
+) -> Rotation:
+    """A new key with the active key `prefix`'s name, scopes, partner, rate limit and networks. The old key
+    keeps working for `overlap` from now (never past an expiry it had already), time for its callers to
+    switch; then it expires. The new key expires `lifetime` from now; without one, it gets the old key's
+    own lifetime (creation to expiry) counted from now, or none if the old key had none."""
+    if overlap < timedelta(0):
+        raise InvalidField("overlap", "must not be negative")
+    now = uow.clock.now()
+    old = await ApiKeyRepository(uow.session).lock_by_prefix(prefix)
+    if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
+        raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
+    if lifetime is None and old.expires_at is not None:
+        lifetime = old.expires_at - old.created_at
+    issued = await create_key(
+        uow,
+        name=old.name,
+        scopes=[Scope(s) for s in old.scopes],
+        partner_id=old.partner_id,
+        rate_limit=old.rate_limit,
+        lifetime=lifetime,
+        allowed_networks=old.allowed_networks,
+    )
+    ends_at = now + overlap if old.expires_at is None else min(old.expires_at, now + overlap)
+    old.expires_at = ends_at
+    await uow.session.flush()
+    uow.after_commit(lambda: uow.cache.forget(_cache_key(prefix)))
+    return Rotation(issued=issued, old_key_ends_at=ends_at)
+
+
+class KeyStatus(StrEnum):
+    active = "active"
+    expired = "expired"
+    revoked = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
 class KeySummary:
     principal: Principal
-    revoked: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    status: KeyStatus
+
+
+def _status(row: ApiKey, now: datetime) -> KeyStatus:
+    if row.revoked_at is not None:
+        return KeyStatus.revoked
+    return KeyStatus.expired if _expired(row.expires_at, now) else KeyStatus.active
 
 
 async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
-    rows = await ApiKeyRepository(uow.session).list_keys()
-    return [KeySummary(principal=_principal(r), revoked=r.revoked_at is not None) for r in rows]
+    now = uow.clock.now()
+    return [
+        KeySummary(
+            principal=_principal(r),
+            created_at=r.created_at,
+            last_used_at=r.last_used_at,
+            status=_status(r, now),
+        )
+        for r in await ApiKeyRepository(uow.session).list_keys()
+    ]
 
 
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
@@ -86,22 +188,64 @@ async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     uow.after_commit(lambda: uow.cache.forget(_cache_key(prefix)))
 
 
+class KeyUsage:
+    """When keys last authenticated a request, as one process saw it. A write per request would turn every
+    call into a write (on SQLite, queued behind the one writer), so a key's row is written at most once per
+    LAST_USED_RESOLUTION per process: `note` decides on the request's path, in memory; `write_noted` writes,
+    once the response is out, in a unit of work of its own."""
+
+    def __init__(self) -> None:
+        # What this process last wrote, or set out to write, per key.
+        self._written: dict[uuid.UUID, datetime] = {}
+        self._due: dict[uuid.UUID, datetime] = {}
+
+    def note(self, key_id: uuid.UUID, stored: datetime | None, at: datetime) -> None:
+        """The key authenticated a request `at`; `stored` is its last-used time as its row was read."""
+        last = self._written.get(key_id)
+        if stored is not None and (last is None or stored > last):
+            last = stored
+        if last is None or at - last >= LAST_USED_RESOLUTION:
+            # Taken now, so that the requests in flight beside this one leave the write to it.
+            self._written[key_id] = at
+            self._due[key_id] = at
+
+    async def write_noted(self, units: UnitsOfWork, principal: Principal) -> None:
+        """Write the key's last-used time if a request noted one. A failure is logged and dropped (the next
+        write is a minute away): it must not fail a request, and this one has been answered already."""
+        at = self._due.pop(principal.key_id, None)
+        if at is None:
+            return
+        try:
+            async with asyncio.timeout(units.settings.request_timeout_seconds), units.begin() as uow:
+                await ApiKeyRepository(uow.session).record_use(principal.key_id, at)
+        except Exception as exc:
+            logger.warning(
+                "API key last-used time not written",
+                extra={"key_prefix": principal.key_prefix, "error": type(exc).__name__},
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class _RememberedKey:
     """What a process keeps of a key's row: enough to check a secret without the database."""
 
     secret_hash: str
     principal: Principal | None  # None once revoked
+    last_used_at: datetime | None
 
 
 def _cache_key(prefix: str) -> str:
     return f"{_CACHE_PREFIX}{prefix}"
 
 
-async def authenticate(units: UnitsOfWork, parts: keys.KeyParts) -> Principal:
-    """The key's principal. A key's row is remembered for settings.cache_seconds, so revoking a key takes
-    effect in other processes within that time (at once in the process that revoked it). Only a key not in
-    memory opens a unit of work of its own."""
+async def authenticate(
+    units: UnitsOfWork, parts: keys.KeyParts, *, client: str | None, usage: KeyUsage
+) -> Principal:
+    """The key's principal, when the key is active and may be used from the client address `client`; the use
+    is noted in `usage`. A key's row is remembered for settings.cache_seconds, so revoking or rotating a key
+    takes effect in other processes within that time (at once in the process that did it). An expiry is
+    compared with the clock on every request, so a key stops at its expiry in every process at once. Only a
+    key not in memory opens a unit of work of its own."""
     cache_key = _cache_key(parts.prefix)
     remembered: _RememberedKey | None = units.cache.get(cache_key)
     if remembered is None:
@@ -110,8 +254,17 @@ async def authenticate(units: UnitsOfWork, parts: keys.KeyParts) -> Principal:
             if row is None:
                 raise InvalidApiKey()
             principal = None if row.revoked_at is not None else _principal(row)
-            remembered = _RememberedKey(secret_hash=row.secret_hash, principal=principal)
+            remembered = _RememberedKey(
+                secret_hash=row.secret_hash, principal=principal, last_used_at=row.last_used_at
+            )
         units.cache.put(cache_key, remembered)
-    if remembered.principal is None or not keys.secret_matches(parts.secret, remembered.secret_hash):
+    principal = remembered.principal
+    if principal is None or not keys.secret_matches(parts.secret, remembered.secret_hash):
         raise InvalidApiKey()
-    return remembered.principal
+    now = units.clock.now()
+    if principal.expires_at is not None and now >= principal.expires_at:
+        raise InvalidApiKey(f"This API key expired at {format_instant(principal.expires_at)}")
+    if principal.networks is not None and not contains(principal.networks, client):
+        raise AddressNotAllowed()
+    usage.note(principal.key_id, remembered.last_used_at, now)
+    return principal

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
+from loyalty_api.audit import service as audit
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import LoyaltyError
@@ -40,6 +42,7 @@ from loyalty_api.graphql.user_errors import (
     of_validation,
     user_errors_of,
 )
+from loyalty_api.http.audit_trail import actor_of
 from loyalty_api.http.edge import RequestTimedOut
 from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
@@ -130,6 +133,10 @@ async def run_mutation(
         try:
             async with limit:  # the work only: a commit under way is never cut off
                 result = await work(uow, principal, request)
+            if principal.audited:
+                await audit.record(
+                    uow, actor_of(principal, channel="graphql"), _change(name, request, result)
+                )
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
             await uow.commit()
@@ -167,6 +174,20 @@ async def run_mutation(
         finally:
             if settle is not None:
                 await settle()
+
+
+def _change(name: str, request: BaseModel, result: BaseModel) -> audit.Change:
+    """A mutation's audit entry: its subject is the first id its input names (`member_id` → `members`), as
+    the REST path would name it, else the mutation itself; the result is the `after`."""
+    named = [f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None]
+    member_id = getattr(request, "member_id", None)
+    return audit.Change(
+        action=name,
+        subject_type=f"{named[0].removesuffix('_id')}s" if named else name,
+        subject_id=str(getattr(request, named[0])) if named else None,
+        member_id=member_id if isinstance(member_id, uuid.UUID) else None,
+        after=result.model_dump(mode="json"),
+    )
 
 
 def body_of(value: Any) -> Any:

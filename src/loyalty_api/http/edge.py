@@ -1,10 +1,11 @@
 """The edge: what every request passes before any route runs, so no client can stall a process.
 
 In order: an over-long query string (414), headers (431) or declared body (413) is refused before anything
-else; calls to the API (`/v1`, `/graphql`) need a valid key, checked before a byte of the body is read, with
-failures counted per client address and per key prefix; the key's rate limit is spent; then the app runs
-under a backstop time limit (503), reading a body that is counted as it streams and cut at the cap. A
-refusal that leaves a body unread closes the connection.
+else; calls to the API (`/v1`, `/graphql`) need a valid key, unexpired and called from one of its networks if
+it names any, checked before a byte of the body is read, with failures counted per client address and per key
+prefix; the key's rate limit is spent; then the app runs under a backstop time limit (503), reading a body
+that is counted as it streams and cut at the cap. A refusal that leaves a body unread closes the connection.
+Once the response is out, the key's last-used time is written when it is due (at most once a minute).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_api.auth import keys
 from loyalty_api.auth import service as auth_service
-from loyalty_api.auth.errors import InvalidApiKey
+from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError, NotFound
@@ -136,12 +137,18 @@ def _path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+def _client_host(scope: Scope) -> str | None:
+    """The caller's address: the peer's, or the one a proxy forwarded when the server trusts that proxy
+    (uvicorn's FORWARDED_ALLOW_IPS puts it in the scope)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 def _client_address(scope: Scope) -> str:
     """Who failed authentication: an IPv4 address, or an IPv6 address's /64 (one host has them all)."""
-    client = scope.get("client")
-    if not client:
+    host = _client_host(scope)
+    if host is None:
         return "unknown"
-    host = str(client[0])
     if ":" not in host:
         return host
     try:
@@ -201,6 +208,7 @@ class EdgeMiddleware:
         self.max_body = settings.max_body_bytes
         self.timeout = settings.request_timeout_seconds
         self.public_sdl = settings.graphql_public_sdl
+        self.key_usage = auth_service.KeyUsage()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -225,6 +233,9 @@ class EdgeMiddleware:
             await self._refuse(exc, scope, receive, send)
             return
         await self._run(scope, _capped(receive, limit, partial(self._charge_for_the_cap, principal)), send)
+        if principal is not None:
+            # The response is out: the key's last-used time, when due, costs the caller no wait.
+            await self.key_usage.write_noted(scope["app"].state.units, principal)
 
     async def _charge_for_the_cap(self, principal: Principal | None) -> None:
         """A body cut at the cap was read up to it: the key pays for that read as for a call per 64 KiB."""
@@ -248,10 +259,16 @@ class EdgeMiddleware:
             # The key is checked first, always: a till that shares an address with a guesser, or whose
             # prefix is being guessed, is never refused for it. Once the failures of the address or the
             # prefix have spent their budget, the guesser gets 429 instead of 401.
-            principal = await auth_service.authenticate(units, parts)
+            principal = await auth_service.authenticate(
+                units, parts, client=_client_host(scope), usage=self.key_usage
+            )
         except InvalidApiKey:
             await self.limiter.spend(self.limiter.unauthenticated, address)
             await self.limiter.spend(self.limiter.failed_prefix, parts.prefix)
+            raise
+        except AddressNotAllowed:
+            # The secret was right: the prefix's budget stays its owner's; the address pays.
+            await self.limiter.spend(self.limiter.unauthenticated, address)
             raise
         await self.limiter.spend(self.limiter.budget_of(principal), principal.key_prefix)
         return principal

@@ -1,20 +1,54 @@
-"""Request id, access log and request metrics, as one pure ASGI middleware."""
+"""Request id, security headers, access log and request metrics, as one pure ASGI middleware; and what CORS
+allows when settings name origins."""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_api.db.ids import new_id
+from loyalty_api.http.edge import GRAPHQL_PATH
 from loyalty_api.ops.logging import request_id_var
 from loyalty_api.ops.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("loyalty_api.access")
+
+CSP_HEADER = b"content-security-policy"
+# On every answer. Strict-Transport-Security is left to whatever terminates TLS: only it knows whether the
+# host name is HTTPS-only, and a shop's back office reached over plain HTTP or a self-signed certificate on
+# its own network would be locked out by it.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+# The policy of everything that is not a page of its own: JSON runs nothing and loads nothing. The pages
+# (/docs, /redoc, GraphiQL, /problems) send theirs, made for what they load; a second policy would be
+# enforced as well and break them, so theirs is kept.
+STRICT_POLICY = (CSP_HEADER, b"default-src 'none'; frame-ancestors 'none'")
+# API answers carry members' personal data: no cache, shared or private, may keep them.
+NO_STORE = (b"cache-control", b"no-store")
+_V1_HEADERS = (*SECURITY_HEADERS, STRICT_POLICY, NO_STORE)
+
+# CORS, for the browser callers that settings name: the methods the API uses, the headers it reads, and the
+# headers of its answers a script needs to see. No credentials: the key travels in Authorization, which a
+# browser never sends on its own.
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id")
+CORS_EXPOSED_HEADERS = (
+    "Idempotent-Replayed",
+    "X-Request-Id",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "Allow",
+)
 
 
 class RequestContextMiddleware:
@@ -31,13 +65,17 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        path = _route_path(scope)
+        # /v1 answers are JSON, never a page with a policy of its own: their headers are fixed in advance.
+        fixed = _V1_HEADERS if path.startswith("/v1/") or path == "/v1" else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
+                headers = message.get("headers", [])
+                extra = fixed if fixed is not None else _headers_for(path, headers)
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode()), *extra]
             await send(message)
 
         try:
@@ -60,3 +98,16 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path as the routes see it: behind a proxy with a root path, without that prefix."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _headers_for(path: str, headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
+    own_policy = any(name == CSP_HEADER for name, _ in headers)  # ASGI header names are lower-case
+    found = SECURITY_HEADERS if own_policy else (*SECURITY_HEADERS, STRICT_POLICY)
+    return (*found, NO_STORE) if path == GRAPHQL_PATH else found

@@ -222,13 +222,13 @@ def _route_methods(app: Starlette) -> list[tuple[re.Pattern[str], frozenset[str]
     found: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "route_methods", None)
     if found is None:
         found = [
-            (compile_path(route.path)[0], frozenset(route.methods or ())) for route in _routes(app.routes)
+            (compile_path(route.path)[0], frozenset(route.methods or ())) for route in all_routes(app.routes)
         ]
         app.state.route_methods = found
     return found
 
 
-def _routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+def all_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
     """The routes of the app, those of included routers too (FastAPI keeps these behind an include)."""
     flat: list[APIRoute] = []
     for route in routes:
@@ -236,7 +236,7 @@ def _routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
             flat.append(route)
         original = getattr(route, "original_router", None)
         if original is not None:
-            flat.extend(_routes(original.routes))
+            flat.extend(all_routes(original.routes))
     return flat
 
 

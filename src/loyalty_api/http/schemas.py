@@ -8,6 +8,7 @@ resource and an `XResult` for an action.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union, cast
@@ -16,6 +17,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     create_model,
@@ -43,9 +45,22 @@ def _within_range(value: datetime) -> datetime:
     return as_utc(value)
 
 
+def _written_as_a_date(value: object) -> object:
+    """`?until=0.5` is refused, not read as half a second after 1970: pydantic's lax mode, which query
+    strings are read in, takes a number for a Unix time. (A JSON body is checked strictly, which refuses a
+    number anyway, and where this check would refuse every string.)"""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 instant with a zone, such as 2026-03-18T06:32:10Z")
+    return value
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
 # (so a reply that shows it back writes it as every other instant, with `Z`).
 Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
+# The same, in a query string.
+QueryInstant = Annotated[AwareDatetime, BeforeValidator(_written_as_a_date), AfterValidator(_within_range)]
 
 
 def sent_or_left_out(*, schema: dict[str, Any] | None = None, **field: Any) -> Any:

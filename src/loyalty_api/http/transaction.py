@@ -19,10 +19,12 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty_api.auth.errors import InvalidApiKey
+from loyalty_api.audit import service as audit
+from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
 from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.http import audit_trail
 from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of
 from loyalty_api.http.errors import MalformedJson, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, screen
@@ -64,21 +66,11 @@ def _stored(response: Response, vault: Vault) -> StoredResponse:
 
 def _replay(stored: StoredResponse, vault: Vault) -> Response:
     return Response(
-        content=_opened(stored.body, vault).encode("utf-8"),
+        content=idempotency.opened(stored.body, vault).encode("utf-8"),
         status_code=stored.status,
         media_type=stored.content_type,
         headers={REPLAYED_HEADER: "true"},
     )
-
-
-# Replies recorded before every reply was encrypted: plain JSON, or this prefix and a ciphertext (secrets).
-# They replay as they are, and are gone 24 hours after the upgrade.
-_SEALED_BEFORE = "sealed:"
-
-
-def _opened(body: str, vault: Vault) -> str:
-    body = body.removeprefix(_SEALED_BEFORE)
-    return body if body.startswith(("{", "[")) else vault.decrypt(body)
 
 
 def uow_of(request: Request) -> UnitOfWork:
@@ -106,7 +98,7 @@ class UnitOfWorkRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         # What the edge can answer on any route, before or around the endpoint.
-        edge: list[type[LoyaltyError]] = [InvalidApiKey, RateLimited, RequestTimedOut]
+        edge: list[type[LoyaltyError]] = [InvalidApiKey, AddressNotAllowed, RateLimited, RequestTimedOut]
         if self.takes_body():
             edge += [PayloadTooLarge, InvalidInput, MalformedJson, UnsupportedMediaType]
         self.responses = add_problems(self.responses, *edge)
@@ -130,6 +122,8 @@ class UnitOfWorkRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        # FastAPI's own handler, without a unit of work: the audit trail runs a GET route's in a write's.
+        self.plain_handler = handler
         read_only = self.read_only()
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
@@ -164,10 +158,23 @@ class UnitOfWorkRoute(APIRoute):
             except LoyaltyError as exc:
                 return render_domain_error(exc, request)
             return await _run_in_unit_of_work(
-                units, request, handler, read_only=read_only, claimed=claimed, deadline=deadline
+                units,
+                request,
+                handler,
+                read_only=read_only,
+                claimed=claimed,
+                deadline=deadline,
+                audited=None if read_only else self,
             )
 
         return run
+
+    def subject_reader(self, request: Request) -> APIRoute | None:
+        """The GET route that shows what this write changes (found once: the app's routes are all there by
+        the first request)."""
+        if not hasattr(self, "_subject_reader"):
+            self._subject_reader = audit_trail.reader_of(self, request.app.router.routes)
+        return self._subject_reader
 
 
 def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
@@ -221,9 +228,14 @@ async def _run_in_unit_of_work(
     read_only: bool,
     claimed: Claim | None,
     deadline: float,
+    audited: UnitOfWorkRoute | None,
 ) -> Response:
     uow = await units.start(read_only=read_only)
     request.state.uow = uow
+    # A write by a back-office, billing or partner key goes in the audit log, in this transaction.
+    principal = principal_of(request) if audited is not None else None
+    if principal is not None and not principal.audited:
+        principal = None
     # What becomes of the Idempotency-Key once this unit of work is closed (it may hold SQLite's only
     # writer turn, which recording the outcome needs).
     settle_claim: Callable[[], Coroutine[Any, Any, None]] | None = None
@@ -231,7 +243,12 @@ async def _run_in_unit_of_work(
     try:
         try:
             async with limit:  # the endpoint only: a commit under way is never cut off
+                reader = None if principal is None or audited is None else audited.subject_reader(request)
+                before = None if reader is None else await audit_trail.read_subject(reader, request)
                 response = await handler(request)
+            if principal is not None and audited is not None and 200 <= response.status_code < 300:
+                change = audit_trail.change_of(audited, request, response, before)
+                await audit.record(uow, audit_trail.actor_of(principal), change)
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(response, uow.vault))
             if read_only:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, select, update
@@ -90,6 +91,20 @@ class IdempotencyRepository:
 
     async def delete_claim(self, record_id: uuid.UUID, lease: datetime) -> None:
         await self.session.execute(delete(IdempotencyRecord).where(*_held(record_id, lease)))
+
+    async def replies(self, *, after_id: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, str]]:
+        """(id, stored reply) of completed records, in id order after `after_id`."""
+        query = select(IdempotencyRecord.id, IdempotencyRecord.response_body).where(
+            IdempotencyRecord.response_body.is_not(None)
+        )
+        if after_id is not None:
+            query = query.where(IdempotencyRecord.id > after_id)
+        rows = await self.session.execute(query.order_by(IdempotencyRecord.id).limit(limit))
+        return [(record_id, body) for record_id, body in rows.all() if body is not None]
+
+    async def delete_records(self, record_ids: Sequence[uuid.UUID]) -> None:
+        if record_ids:
+            await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(record_ids)))
 
     async def delete_expired(self, now: datetime) -> int:
         result = await self.session.execute(

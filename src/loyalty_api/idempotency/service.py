@@ -11,9 +11,11 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.idempotency.errors import (
     IdempotencyClaimLost,
@@ -134,6 +136,38 @@ async def release(units: UnitsOfWork, claimed: Claim) -> None:
     so a retry can run at once; a claim a retry took over is left to it."""
     async with units.begin() as uow:
         await IdempotencyRepository(uow.session).delete_claim(claimed.record_id, claimed.lease)
+
+
+# Replies recorded before every reply was encrypted: plain JSON, or this prefix and a ciphertext (secrets).
+# They replay as they are, and are gone 24 hours after the upgrade.
+_SEALED_BEFORE = "sealed:"
+
+
+def opened(body: str, vault: Vault) -> str:
+    """A stored reply as it was sent."""
+    body = body.removeprefix(_SEALED_BEFORE)
+    return body if body.startswith(("{", "[")) else vault.decrypt(body)
+
+
+_BATCH = 500
+
+
+async def forget_replies_mentioning(uow: UnitOfWork, needles: Sequence[str]) -> int:
+    """Delete the recorded replies whose text holds any of `needles` (an erased member's id): a retry of
+    their request then runs again instead of replaying what it said about the member. Replies are encrypted,
+    so each is opened; how many were deleted."""
+    repo = IdempotencyRepository(uow.session)
+    forgotten: list[uuid.UUID] = []
+    after: uuid.UUID | None = None
+    while batch := await repo.replies(after_id=after, limit=_BATCH):
+        forgotten += [
+            record_id
+            for record_id, body in batch
+            if any(needle in opened(body, uow.vault) for needle in needles)
+        ]
+        after = batch[-1][0]
+    await repo.delete_records(forgotten)
+    return len(forgotten)
 
 
 async def purge_expired(uow: UnitOfWork) -> int:

@@ -27,6 +27,19 @@ class MemberUpdated(Event):
     changed: list[str]
 
 
+class MemberErased(Event):
+    event_type = "member.erased"
+    description = (
+        "A member's personal data was erased at their request: forget what you hold about `member_id`. Their "
+        "points history stays, anonymous. A partner the member was linked to gets one with its own code in "
+        "`partner` (its link is gone; `partner.linked` told it the member's id)."
+    )
+
+    member_id: uuid.UUID
+    partner: str | None
+    erased_at: UtcInstant
+
+
 class MemberLifecycleChanged(Event):
     event_type = "member.lifecycle_changed"
     description = (

@@ -16,6 +16,11 @@ class MemberStatus(StrEnum):
     closed = "closed"
 
 
+# The status of an erased member (POST /v1/members/{id}/erase): not one a client sets or sees, since an erased
+# member is found by no read; the row stays, without personal data, to hold the ledger.
+ERASED = "erased"
+
+
 class Segment(StrEnum):
     """An RFM segment (loyalty_api.segments.rules says how a member falls in one)."""
 

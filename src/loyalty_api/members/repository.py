@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.members.models import Member, MemberExternalId, MemberRfm
+from loyalty_api.members.models import ERASED, Member, MemberExternalId, MemberRfm
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.tiers.models import Tier
 
@@ -65,11 +65,13 @@ _TIER_COLUMNS = (_TIERS.c.code, _TIERS.c.name, _TIERS.c.rank)
 
 
 def _records_query() -> Select[Any]:
+    """Members as every read shows them: an erased member is found by none."""
     return (
         select(*_MEMBER_COLUMNS, *_TIER_COLUMNS, _ACCOUNTS.c.balance)
         .select_from(_MEMBERS)
         .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
         .outerjoin(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
+        .where(_MEMBERS.c.status != ERASED)
     )
 
 
@@ -131,7 +133,7 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.referred_by_id,
 )
 _POINTS_HOLDER = DirectStatement(
-    select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"))
+    select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"), _MEMBERS.c.status != ERASED)
 )
 _POINTS_HOLDERS: Select[Any] = select(*POINTS_HOLDER_COLUMNS).where(
     _MEMBERS.c.id.in_(bindparam("member_ids", expanding=True))
@@ -341,6 +343,31 @@ class MemberRepository:
         )
         self.session.add(MemberExternalId(member_id=member_id, system=system, external_id=external_id))
         await flush_unique(self.session)
+
+    async def erase(self, member_id: uuid.UUID, at: datetime) -> int:
+        """Remove the member's personal data, blind indexes and external ids, and mark the row erased; the
+        number of external ids removed."""
+        await self.session.execute(
+            update(_MEMBERS)
+            .where(_MEMBERS.c.id == member_id)
+            .values(
+                status=ERASED,
+                phone_encrypted=None,
+                phone_hash=None,
+                email_encrypted=None,
+                email_hash=None,
+                name_encrypted=None,
+                birthday_encrypted=None,
+                marketing_consent=False,
+                # No job looks at the member again: their tier and stage stay as they were, for the figures.
+                tier_kept_until=None,
+                lifecycle_due_at=None,
+                lifecycle_assessed_at=None,
+                updated_at=at,
+            )
+        )
+        removed = await self.session.execute(delete(_EXTERNAL).where(_EXTERNAL.c.member_id == member_id))
+        return int(getattr(removed, "rowcount", 0) or 0)
 
     async def delete_external_id(self, member_id: uuid.UUID, system: str) -> None:
         await self.session.execute(

@@ -29,7 +29,7 @@ from loyalty_api.members.errors import (
 )
 from loyalty_api.members.events import MemberEnrolled, MemberLifecycleChanged, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
-from loyalty_api.members.models import Member, MemberStatus, Segment
+from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRecord, MemberRepository, PointsHolder, TierRow
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -337,7 +337,7 @@ async def update(
     """
     repo = MemberRepository(uow.session)
     member = await repo.get_member(member_id)
-    if member is None:
+    if member is None or member.status == ERASED:
         raise MemberNotFound()
     changed: list[str] = []
     if not isinstance(phone, _Unset):
@@ -389,6 +389,31 @@ async def update(
             member.id,
         )
     return await get_member(uow, member_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedMember:
+    member_id: uuid.UUID
+    member_number: str
+    erased_at: datetime
+    newly: bool  # False: it was erased already, and nothing was done
+    external_ids: int  # how many were removed
+
+
+async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
+    """Remove the member's personal data for good (contacts, name, birthday, their blind indexes, external
+    ids: free for another member to use) and end their subscriptions at once, as closing does. The row stays,
+    anonymous, so the ledger, tier history and the programme's figures keep their member. Again: nothing."""
+    repo = MemberRepository(uow.session)
+    member = await repo.get_member(member_id)
+    if member is None:
+        raise MemberNotFound()
+    if member.status == ERASED:
+        return ErasedMember(member_id, member.member_number, member.updated_at, newly=False, external_ids=0)
+    await end_member_subscriptions(uow, member_id)
+    now = uow.clock.now()
+    removed = await repo.erase(member_id, now)
+    return ErasedMember(member_id, member.member_number, now, newly=True, external_ids=removed)
 
 
 async def list_members(

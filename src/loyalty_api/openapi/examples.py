@@ -47,6 +47,7 @@ LI_NA = "0195a3c2-4b1e-7c9d-8f20-6a1d3e5b7c41"
 WANG_FANG = "0195a3c2-5d07-7a13-b6e4-29f0c8d1a352"
 POS_KEY = "0195a0f1-2c3d-7e4f-9a0b-1c2d3e4f5a6b"
 ECOMMERCE_KEY = "0195a0f1-3d4e-7f50-8b1c-2d3e4f5a6b7c"
+ADMIN_KEY = "0195a0f1-1b2c-7d3e-8f4a-0b1c2d3e4f5a"
 HOLD = "0195ad51-8e21-7f3a-a4c5-d6e7f8091a2b"
 HOLD_CANCELLED = "0195ad60-13b4-7c2e-8d5f-0a1b2c3d4e5f"
 ENTRY_EARN = "0195ad4e-02f7-7b6c-8a1d-3e4f5a6b7c8d"
@@ -842,6 +843,24 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 "The member after the change",
                 {**MEMBER, "email": "lina.home@example.cn", "updated_at": NOW},
             ),
+        ),
+        ("POST", "/v1/members/{member_id}/erase"): OperationExamples(
+            responses=_one(
+                "李娜 asked to be forgotten",
+                {
+                    "member_id": LI_NA,
+                    "erased_at": NOW,
+                    "newly_erased": True,
+                    "external_ids": 1,
+                    "partner_links": ["bookshop"],
+                    "events_rewritten": 3,
+                    "webhook_answers_dropped": 12,
+                    "idempotency_replies_dropped": 2,
+                },
+            )
+        ),
+        ("GET", "/v1/members/{member_id}/export"): OperationExamples(
+            responses=_one("李娜's data (each list cut to one item here)", _member_export())
         ),
         # -- points -------------------------------------------------------------------------------------
         ("POST", "/v1/members/{member_id}/earn"): OperationExamples(
@@ -1767,6 +1786,34 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 },
             )
         ),
+        ("GET", "/v1/audit-events"): OperationExamples(
+            responses=_one(
+                "Who changed the gold tier (`?subject_type=tiers&subject_id=gold&limit=1`)",
+                {
+                    "items": [
+                        {
+                            "id": "0195ae70-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+                            "at": NOW,
+                            "channel": "rest",
+                            "key_id": ADMIN_KEY,
+                            "key_prefix": "3f9c2a7d41be",
+                            "actor": "back office",
+                            "action": "replace_tier",
+                            "method": "PUT",
+                            "path": "/v1/tiers/gold",
+                            "subject_type": "tiers",
+                            "subject_id": "gold",
+                            "member_id": None,
+                            "status": 200,
+                            "before": TIER_GOLD_READ,
+                            "after": {**TIER_GOLD_READ, "grace_days": 90},
+                            "request_id": "6f1d2c3b4a5e4f60a7b8c9d0e1f2a3b4",
+                        }
+                    ],
+                    "next_cursor": "AZWucBorfD2OT1prfI2eDw",
+                },
+            )
+        ),
         ("GET", "/v1/segments"): OperationExamples(
             responses=_one(
                 "After last night's run",
@@ -1994,6 +2041,226 @@ def _discount(source: str, benefit: dict[str, Any], amount: int) -> dict[str, An
         "name": benefit["name"],
         "amount": cny(amount),
         "applies_to": "goods",
+    }
+
+
+def _member_export() -> dict[str, Any]:
+    """李娜's export, each list cut to one item (hers are longer: a real export holds everything)."""
+    profile_fields = ("member_number", "status", "phone", "email", "name", "birthday", "channel")
+    return {
+        "format_version": 1,
+        "exported_at": "2026-03-18T12:03:26Z",
+        "member_id": LI_NA,
+        "profile": {key: MEMBER[key] for key in profile_fields}
+        | {"created_at": MEMBER["created_at"], "updated_at": MEMBER["updated_at"]},
+        "identifiers": {
+            "external_ids": [
+                {"system": system, "external_id": external_id}
+                for system, external_id in MEMBER["external_ids"].items()
+            ],
+            "referral_code": MEMBER["referral_code"],
+            "referred_by": None,
+        },
+        "consents": {
+            "marketing_consent": True,
+            "partner_link_consents": [
+                {
+                    "partner": "bookshop",
+                    "grants": ["basic", "points"],
+                    "given_at": "2026-03-18T06:25:02Z",
+                    "expires_at": "2026-03-18T06:35:02Z",
+                    "used_at": NOW,
+                }
+            ],
+        },
+        "points": {
+            "balance": 13585,
+            "held": 0,
+            "available": 13585,
+            "lifetime_earned": 21460,
+            "ledger": [
+                {
+                    "id": ENTRY_EARN,
+                    "type": "earn",
+                    "amount": 1145,
+                    "balance_after": 13985,
+                    "held_change": 0,
+                    "held_after": 0,
+                    "order_ref": EARN_ORDER,
+                    "hold_id": None,
+                    "partner_id": None,
+                    "details": {
+                        "breakdown": BREAKDOWN,
+                        "amount": cny(45800),
+                        "store_id": "SH0012",
+                        "channel": "store",
+                        "occurred_at": NOW,
+                    },
+                    "actor_key_id": POS_KEY,
+                    "created_at": NOW,
+                }
+            ],
+            "lots": [
+                {
+                    "id": "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f",
+                    "entry_id": ENTRY_EARN,
+                    "order_ref": EARN_ORDER,
+                    "points": 1145,
+                    "remaining": 1145,
+                    "created_at": NOW,
+                    "expires_at": "2027-03-18T06:32:10Z",
+                }
+            ],
+            "holds": [
+                {
+                    key: HELD[key]
+                    for key in (
+                        "id",
+                        "order_ref",
+                        "points",
+                        "captured_points",
+                        "status",
+                        "created_at",
+                        "expires_at",
+                        "resolved_at",
+                    )
+                }
+                | {"status": "released", "resolved_at": "2026-03-18T06:52:41Z"}
+            ],
+        },
+        "orders": [
+            {
+                "order_ref": EARN_ORDER,
+                "total": cny(45800),
+                "refunded": cny(0),
+                "points_earned": 1145,
+                "points_redeemed": 0,
+                "points_taken_back": 0,
+                "points_given_back": 0,
+                "points_shortfall": 0,
+                "purchased_at": NOW,
+                "earned_at": NOW,
+                "redeemed_at": None,
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        ],
+        "tier": {
+            "tier": GOLD,
+            "since": MEMBER_TIER["since"],
+            "kept_until": MEMBER_TIER["kept_until"],
+            "override_until": None,
+            "history": [
+                {
+                    "id": TIER_CHANGE,
+                    "from_tier": SILVER,
+                    "to_tier": GOLD,
+                    "change": "upgrade",
+                    "reason": "qualified",
+                    "ladder_version": 4,
+                    "qualification": {
+                        "gold": {
+                            "metric": "spend",
+                            "window_start": "2025-12-31T16:00:00Z",
+                            "value": 812300,
+                            "threshold": 800000,
+                        }
+                    },
+                    "kept_until": "2027-03-01T16:00:00Z",
+                    "created_at": "2026-01-24T05:11:37Z",
+                }
+            ],
+        },
+        "coupons": [
+            {key: value for key, value in COUPON_READ.items() if key not in ("member_id", "source")}
+            | {"source_type": "reward", "source_id": REWARD_VOUCHER}
+        ],
+        "reward_redemptions": [
+            {
+                "id": REDEMPTION,
+                "reward_id": REWARD_VOUCHER,
+                "reward_name": REWARD_VOUCHER_READ["name"],
+                "points": 100,
+                "coupon_id": COUPON,
+                "ledger_entry_id": "0195ae61-29ef-7d0c-8b1a-2c3d4e5f6a7b",
+                "created_at": "2026-03-18T11:45:09Z",
+            }
+        ],
+        "subscriptions": [
+            {
+                key: value
+                for key, value in SUBSCRIPTION_READ.items()
+                if key not in ("member_id", "plan", "cancel_at_period_end")
+            }
+            | {
+                "plan": PLUS_REF["code"],
+                "plan_name": PLUS_REF["name"],
+                "payments": [
+                    {
+                        "id": PAYMENT_2026,
+                        "period": 1,
+                        "status": "succeeded",
+                        "payment_ref": SUBSCRIPTION_READ["payment_ref"],
+                        "amount": cny(19800),
+                        "recorded_at": "2026-01-16T04:22:31Z",
+                    }
+                ],
+            }
+        ],
+        "partners": {
+            "links": [
+                {
+                    "partner": "bookshop",
+                    "partner_name": "钟书阁",
+                    "partner_customer_ref": "ZSG-88231",
+                    "grants": ["basic", "points"],
+                    "linked_at": NOW,
+                }
+            ],
+            "exchanges": [EXCHANGE_OUT],
+            "benefit_uses": [
+                {
+                    "id": "0195ad58-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
+                    "partner": "bookshop",
+                    "benefit_id": BENEFIT_BOOKSHOP_READING_ROOM,
+                    "benefit_name": "钟书阁 reading room",
+                    "use_ref": "ZSG-USE-20260318-0042",
+                    "used_at": "2026-03-18T08:02:17Z",
+                }
+            ],
+            "perks": [{key: value for key, value in PERK_ISSUED.items() if key != "partner_customer_ref"}],
+        },
+        "engagement": {
+            "lifecycle": MEMBER["lifecycle"],
+            "rfm": {
+                "recency": 5,
+                "frequency": 4,
+                "monetary": 5,
+                "segment": "champions",
+                "last_purchase_at": "2026-03-17T11:04:51Z",
+                "purchases": 38,
+                "spend": cny(920800),
+                "computed_at": "2026-03-17T18:00:04Z",
+            },
+            "referral_rewards": [],
+        },
+        "events": [
+            {
+                "id": EVENT_EARLIER,
+                "type": "points.redeemed",
+                "occurred_at": "2026-03-18T06:24:51Z",
+                "deliveries": [
+                    {
+                        "id": DELIVERY_DONE,
+                        "endpoint_id": ENDPOINT,
+                        "status": "succeeded",
+                        "attempts": 1,
+                        "created_at": "2026-03-18T06:24:51Z",
+                        "delivered_at": "2026-03-18T06:24:51Z",
+                    }
+                ],
+            }
+        ],
     }
 
 

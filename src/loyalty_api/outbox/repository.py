@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
@@ -66,6 +66,28 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def rewrite_member_payloads(
+        self, member_id: uuid.UUID, rewrite: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> int:
+        """Replace each payload of the member's events by `rewrite(payload)` where that differs (an erasure
+        takes personal data out of events still stored); how many changed."""
+        rows = await self.session.execute(
+            select(_EVENTS.c.id, _EVENTS.c.payload).where(_EVENTS.c.member_id == member_id)
+        )
+        changed = [
+            {"event": event_id, "new_payload": new}
+            for event_id, payload in rows.all()
+            if (new := rewrite(payload)) != payload
+        ]
+        if changed:
+            await self.session.execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == bindparam("event"))
+                .values(payload=bindparam("new_payload", type_=_EVENTS.c.payload.type)),
+                changed,
+            )
+        return len(changed)
+
     async def insert_event(self, row: dict[str, Any]) -> None:
         await INSERT_EVENT.execute(self.session, row)
 
@@ -73,3 +95,16 @@ class OutboxRepository:
         """Many events in one statement, run for them all (a job's batch)."""
         if rows:
             await self.session.execute(INSERT_EVENT.statement, list(rows))
+
+    async def events_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, str, datetime]]:
+        """(id, type, occurred at) of the events about the member after `after_id`, oldest first; not their
+        payloads."""
+        query = select(_EVENTS.c.id, _EVENTS.c.type, _EVENTS.c.occurred_at).where(
+            _EVENTS.c.member_id == member_id
+        )
+        if after_id is not None:
+            query = query.where(_EVENTS.c.id > after_id)
+        rows = await self.session.execute(query.order_by(_EVENTS.c.id).limit(limit))
+        return [(event_id, event_type, at) for event_id, event_type, at in rows.all()]

@@ -24,6 +24,8 @@ from loyalty_api.partners.models import (
 from loyalty_api.points.models import LedgerEntry
 
 _PERKS = cast(Table, PartnerPerk.__table__)
+# What an erased member's exchanges keep of the partner's customer ref (the column is required).
+ERASED_REF = "erased"
 # Exchanges that count against the daily limits: all but those given back.
 _COUNTED = ("pending", "confirmed", "completed")
 
@@ -133,8 +135,58 @@ class PartnerRepository:
         )
         return int(found or 0)
 
+    async def list_member_benefit_uses(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[PartnerBenefitUse, str]]:
+        """The member's uses of joint benefits at partners after `after_id`, oldest first, with the partner's
+        code."""
+        query = (
+            select(PartnerBenefitUse, Partner.code)
+            .join(Partner, Partner.id == PartnerBenefitUse.partner_id)
+            .where(PartnerBenefitUse.member_id == member_id)
+        )
+        if after_id is not None:
+            query = query.where(PartnerBenefitUse.id > after_id)
+        rows = await self.session.execute(query.order_by(PartnerBenefitUse.id).limit(limit))
+        return [(use, code) for use, code in rows.all()]
+
+    async def list_member_link_codes(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[PartnerLinkCode, str]]:
+        """The link codes issued for the member (each a consent to one partner) after `after_id`, oldest
+        first, with the partner's code."""
+        query = (
+            select(PartnerLinkCode, Partner.code)
+            .join(Partner, Partner.id == PartnerLinkCode.partner_id)
+            .where(PartnerLinkCode.member_id == member_id)
+        )
+        if after_id is not None:
+            query = query.where(PartnerLinkCode.id > after_id)
+        rows = await self.session.execute(query.order_by(PartnerLinkCode.id).limit(limit))
+        return [(code, partner) for code, partner in rows.all()]
+
     async def delete_link(self, link_id: uuid.UUID) -> None:
         await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
+
+    async def forget_member(self, member_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
+        """For an erasure: the member's links and link codes go, and their exchanges forget the partner's
+        customer ref (the amounts stay, for settlement). The partners they were linked to (id, code) and
+        the ref each knew them by."""
+        linked = await self.session.execute(
+            select(Partner.id, Partner.code, PartnerLink.partner_customer_ref)
+            .join(PartnerLink, PartnerLink.partner_id == Partner.id)
+            .where(PartnerLink.member_id == member_id)
+            .order_by(Partner.code)
+        )
+        partners = [(partner_id, code, ref) for partner_id, code, ref in linked.all()]
+        await self.session.execute(delete(PartnerLink).where(PartnerLink.member_id == member_id))
+        await self.session.execute(delete(PartnerLinkCode).where(PartnerLinkCode.member_id == member_id))
+        await self.session.execute(
+            update(PartnerExchange)
+            .where(PartnerExchange.member_id == member_id)
+            .values(partner_customer_ref=ERASED_REF)
+        )
+        return partners
 
 
 class ExchangeRepository:

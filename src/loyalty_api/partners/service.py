@@ -213,11 +213,21 @@ async def create_partner_key(
     name: str,
     scopes: Sequence[Scope] = (Scope.partner,),
     rate_limit: str | None = None,
+    lifetime: timedelta | None = None,
+    allowed_networks: Sequence[str] | None = None,
 ) -> IssuedKey:
     """An API key bound to the partner, for its own systems; PartnerNotFound when there is no such partner."""
     if await PartnerRepository(uow.session).get(partner_id) is None:
         raise PartnerNotFound()
-    return await create_key(uow, name=name, scopes=scopes, partner_id=partner_id, rate_limit=rate_limit)
+    return await create_key(
+        uow,
+        name=name,
+        scopes=scopes,
+        partner_id=partner_id,
+        rate_limit=rate_limit,
+        lifetime=lifetime,
+        allowed_networks=allowed_networks,
+    )
 
 
 async def create_partner(uow: UnitOfWork, *, code: str, name: str, terms: Terms) -> PartnerView:

@@ -8,7 +8,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
-from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.models import ERASED, MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.events import MoneyPayload
@@ -56,7 +56,7 @@ def money_payload(money: Money) -> MoneyPayload:
 
 
 def _refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
-    if member is None:
+    if member is None or member.status == ERASED:
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:
         raise MemberNotActive(f"The member is {member.status}")

@@ -508,6 +508,16 @@ class LedgerRepository:
         result = await self.session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit))
         return result.scalars().all()
 
+    async def entries_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[LedgerEntry]:
+        """The member's entries after `after_id`, oldest first: the whole ledger, a batch at a time."""
+        query = select(LedgerEntry).where(LedgerEntry.member_id == member_id)
+        if after_id is not None:
+            query = query.where(LedgerEntry.id > after_id)
+        result = await self.session.execute(query.order_by(LedgerEntry.id).limit(limit))
+        return result.scalars().all()
+
 
 class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -535,6 +545,16 @@ class LotRepository:
             .order_by(PointLot.expires_at, PointLot.id)
         )
         return [LotBalance(lot_id, remaining) for lot_id, remaining in result.all()]
+
+    async def lots_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[PointLot]:
+        """The member's lots after `after_id`, spent and expired ones too, oldest first."""
+        query = select(PointLot).where(PointLot.member_id == member_id)
+        if after_id is not None:
+            query = query.where(PointLot.id > after_id)
+        result = await self.session.execute(query.order_by(PointLot.id).limit(limit))
+        return result.scalars().all()
 
     async def take(self, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
         for lot_id, points in plan:
@@ -625,6 +645,16 @@ class HoldRepository:
         )
         return result.scalars().all()
 
+    async def holds_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[Hold]:
+        """The member's holds after `after_id`, whatever became of them, oldest first."""
+        query = select(Hold).where(Hold.member_id == member_id)
+        if after_id is not None:
+            query = query.where(Hold.id > after_id)
+        result = await self.session.execute(query.order_by(Hold.id).limit(limit))
+        return result.scalars().all()
+
     async def list_member_expired_active(self, member_id: uuid.UUID, now: datetime) -> Sequence[Hold]:
         result = await self.session.execute(
             select(Hold).where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)
@@ -697,6 +727,14 @@ class OrderRepository:
         else:
             row = (await self.session.execute(_PURCHASES_BETWEEN, params | {"end": end})).one()
         return int(row[0] or 0), int(row[1] or 0)
+
+    async def orders_of(self, member_id: uuid.UUID, *, after_ref: str | None, limit: int) -> Sequence[Order]:
+        """The member's orders (purchases, redemptions, captures) after `after_ref`, in order_ref order."""
+        query = select(Order).where(Order.member_id == member_id)
+        if after_ref is not None:
+            query = query.where(Order.order_ref > after_ref)
+        result = await self.session.execute(query.order_by(Order.order_ref).limit(limit))
+        return result.scalars().all()
 
     async def get_order(self, order_ref: str) -> Order | None:
         return await self.session.get(Order, order_ref, populate_existing=True)
@@ -788,6 +826,18 @@ class ReferralRepository:
             .limit(limit)
         )
         return list(rows.all())
+
+    async def rewards_of(
+        self, member_id: uuid.UUID, *, after_friend_id: uuid.UUID | None, limit: int
+    ) -> Sequence[ReferralReward]:
+        """Referral rewards the member had a side of, as the referred friend or as the referrer, after
+        `after_friend_id` in friend id order."""
+        query = select(ReferralReward).where(
+            (ReferralReward.friend_id == member_id) | (ReferralReward.referrer_id == member_id)
+        )
+        if after_friend_id is not None:
+            query = query.where(ReferralReward.friend_id > after_friend_id)
+        return (await self.session.scalars(query.order_by(ReferralReward.friend_id).limit(limit))).all()
 
     async def lock_pending(self, friend_id: uuid.UUID) -> ReferralReward | None:
         """The reward, locked until commit, if its referrer is not credited yet."""

@@ -77,6 +77,20 @@ class RedemptionRepository:
         )
         return int(found or 0)
 
+    async def redemptions_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[RewardRedemption, str]]:
+        """The member's redemptions after `after_id`, oldest first, each with its reward's name now."""
+        query = (
+            select(RewardRedemption, Reward.name)
+            .join(Reward, Reward.id == RewardRedemption.reward_id)
+            .where(RewardRedemption.member_id == member_id)
+        )
+        if after_id is not None:
+            query = query.where(RewardRedemption.id > after_id)
+        rows = await self.session.execute(query.order_by(RewardRedemption.id).limit(limit))
+        return [(redemption, name) for redemption, name in rows.all()]
+
     async def insert_redemption(self, redemption: RewardRedemption) -> None:
         self.session.add(redemption)
         await self.session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, cast
 
@@ -101,6 +102,10 @@ class SegmentRepository:
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def get_member_scores(self, member_id: uuid.UUID) -> MemberRfm | None:
+        """The member's scores and segment as the last run left them (None: never scored)."""
+        return await self.session.get(MemberRfm, member_id)
 
     async def list_counts(self) -> tuple[dict[str, int], datetime | None]:
         """Members per segment, and when the scores were last computed."""

@@ -403,6 +403,32 @@ class DeliveryRepository:
         )
         return found
 
+    async def forget_answers_about(self, member_id: uuid.UUID) -> int:
+        """For an erasure: the receivers' answers kept with the attempts to deliver the member's events are
+        dropped (a receiver may echo what it was sent, or more); how many."""
+        about_member = (
+            select(_DELIVERIES.c.id)
+            .join(OutboxEvent, OutboxEvent.id == _DELIVERIES.c.event_id)
+            .where(OutboxEvent.member_id == member_id)
+        )
+        result = await self.session.execute(
+            update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.delivery_id.in_(about_member), _ATTEMPTS.c.response_body.is_not(None))
+            .values(response_body=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def list_of_events(self, event_ids: Sequence[uuid.UUID]) -> Sequence[WebhookDelivery]:
+        """The deliveries (still kept: retention purges settled ones) of these events, in id order."""
+        if not event_ids:
+            return []
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_id.in_(list(event_ids)))
+            .order_by(WebhookDelivery.id)
+        )
+        return (await self.session.scalars(query)).all()
+
 
 def _unleased(now: datetime) -> ColumnElement[bool]:
     return (WebhookDelivery.leased_until.is_(None)) | (WebhookDelivery.leased_until <= now)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.audit.models import AuditEvent
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    subject_type: str | None = None
+    subject_id: str | None = None
+    member_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, event: AuditEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def list_events(
+        self, where: AuditFilter, *, before_id: uuid.UUID | None, limit: int
+    ) -> Sequence[AuditEvent]:
+        query = select(AuditEvent)
+        for column, value in (
+            (AuditEvent.subject_type, where.subject_type),
+            (AuditEvent.subject_id, where.subject_id),
+            (AuditEvent.member_id, where.member_id),
+            (AuditEvent.key_id, where.key_id),
+            (AuditEvent.action, where.action),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if where.since is not None:
+            query = query.where(AuditEvent.at >= where.since)
+        if where.until is not None:
+            query = query.where(AuditEvent.at < where.until)
+        if before_id is not None:
+            query = query.where(AuditEvent.id < before_id)
+        result = await self.session.execute(query.order_by(AuditEvent.id.desc()).limit(limit))
+        return result.scalars().all()

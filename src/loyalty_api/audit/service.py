@@ -1,0 +1,83 @@
+"""Recording and reading the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from loyalty_api.audit.models import AuditEvent
+from loyalty_api.audit.redaction import redacted
+from loyalty_api.audit.repository import AuditFilter, AuditRepository
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: an API key (over REST or GraphQL), or the CLI on the host; and in which request."""
+
+    channel: str  # rest | graphql | cli
+    key_id: uuid.UUID | None
+    key_prefix: str | None
+    name: str
+    request_id: str | None = None
+
+
+CLI = Actor(channel="cli", key_id=None, key_prefix=None, name="cli")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What was changed: the action (a REST operation or GraphQL mutation), its subject, and the subject's
+    representation before and after (parsed JSON; personal data and secrets are dropped on the way in)."""
+
+    action: str
+    subject_type: str
+    subject_id: str | None = None
+    member_id: uuid.UUID | None = None
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    before: Any = None
+    after: Any = None
+
+
+async def record(uow: UnitOfWork, actor: Actor, change: Change) -> None:
+    """Add the change to the audit log, in the unit of work that makes it: both commit, or neither."""
+    await AuditRepository(uow.session).insert(
+        AuditEvent(
+            at=uow.clock.now(),
+            channel=actor.channel,
+            key_id=actor.key_id,
+            key_prefix=actor.key_prefix,
+            actor=actor.name,
+            action=change.action,
+            method=change.method,
+            path=change.path,
+            subject_type=change.subject_type,
+            subject_id=change.subject_id,
+            member_id=change.member_id,
+            status=change.status,
+            before=_document(change.before),
+            after=_document(change.after),
+            request_id=actor.request_id,
+        )
+    )
+
+
+def _document(value: Any) -> dict[str, Any] | None:
+    """A JSON object for the column: a list reply is wrapped, so `before` and `after` are always objects."""
+    if value is None:
+        return None
+    kept = redacted(value)
+    return kept if isinstance(kept, dict) else {"items": kept}
+
+
+async def list_events(
+    uow: UnitOfWork, where: AuditFilter, *, limit: int, cursor: str | None
+) -> Page[AuditEvent]:
+    rows = await AuditRepository(uow.session).list_events(
+        where, before_id=decode_cursor(cursor), limit=limit + 1
+    )
+    return page_of(rows, limit, lambda event: event.id)

@@ -1,0 +1,35 @@
+"""The client networks an API key may be used from: parsed when the key is loaded, matched per request."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_network(text: str) -> Network:
+    """A network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`; a bare address is its own /32 or /128). Host
+    bits set after the prefix (`10.1.2.3/8`) are refused rather than dropped: the writer meant something."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a network such as 10.0.0.0/8 ({exc})") from None
+
+
+def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(parse_network(text) for text in texts)
+
+
+def contains(networks: tuple[Network, ...], host: str | None) -> bool:
+    """Whether the client address `host` is in one of `networks`; an unknown or unreadable address is not."""
+    if host is None:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d; the operator wrote the IPv4 network.
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)

@@ -1,0 +1,559 @@
+"""A data-subject access request: everything the service holds about one member, as one document.
+
+It reads across every domain, through their services where one shows what is stored (subscriptions, coupons,
+tier history, partner links) and their repositories otherwise, in one read-only unit of work and, on
+PostgreSQL, one snapshot, so the balance it shows is the sum of the ledger it shows. Nothing is capped: long
+histories (the ledger, events) are read a batch at a time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Literal, TypeVar
+
+from loyalty_api.coupons import service as coupons
+from loyalty_api.db.pagination import MAX_LIMIT, Page
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members import service as members
+from loyalty_api.money import Money
+from loyalty_api.outbox.repository import OutboxRepository
+from loyalty_api.partners import exchanges as partner_exchanges
+from loyalty_api.partners import service as partners
+from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, ReferralReward
+from loyalty_api.points.repository import (
+    HoldRepository,
+    LedgerRepository,
+    LotRepository,
+    OrderRepository,
+    PointsAccountRepository,
+    ReferralRepository,
+)
+from loyalty_api.privacy.schemas import (
+    FORMAT_VERSION,
+    ExportBenefitUse,
+    ExportConsents,
+    ExportCoupon,
+    ExportDelivery,
+    ExportEngagement,
+    ExportEvent,
+    ExportExchange,
+    ExportExternalId,
+    ExportHold,
+    ExportIdentifiers,
+    ExportLedgerEntry,
+    ExportLifecycle,
+    ExportLinkConsent,
+    ExportLot,
+    ExportOrder,
+    ExportPartnerLink,
+    ExportPartners,
+    ExportPayment,
+    ExportPerk,
+    ExportPoints,
+    ExportProfile,
+    ExportReferralReward,
+    ExportRewardRedemption,
+    ExportRfm,
+    ExportSubscription,
+    ExportTier,
+    ExportTierChange,
+    MemberExport,
+)
+from loyalty_api.program.service import get_program
+from loyalty_api.rewards.repository import RedemptionRepository
+from loyalty_api.segments.repository import SegmentRepository
+from loyalty_api.subscriptions import service as subscriptions
+from loyalty_api.tiers import membership as tier_membership
+from loyalty_api.tiers.ladder import TierRef
+from loyalty_api.tiers.repository import MemberTierRepository
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository
+
+# Rows read per statement: a member with years of history is read in many of these, never in one.
+BATCH: Final = 500
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+async def _batches(
+    fetch: Callable[[K | None, int], Awaitable[Sequence[T]]], key: Callable[[T], K]
+) -> list[T]:
+    """Every row `fetch(after, limit)` gives, following the keyset until a batch comes back short."""
+    found: list[T] = []
+    after: K | None = None
+    while True:
+        batch = await fetch(after, BATCH)
+        found.extend(batch)
+        if len(batch) < BATCH:
+            return found
+        after = key(batch[-1])
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
+    """Every item of a service's cursor-paged list, in the list's order."""
+    found: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        found.extend(page.items)
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def _money(amount_minor: int | None, currency: str | None) -> Money | None:
+    return None if amount_minor is None or currency is None else Money(amount_minor, currency)
+
+
+async def _one_snapshot(uow: UnitOfWork) -> None:
+    """On PostgreSQL, make the unit of work read one snapshot throughout (a SQLite read transaction is one
+    already): read committed would let an earn that commits between the account and the ledger show a
+    balance the ledger does not add up to. Only before the unit of work's first statement."""
+    if uow.session.get_bind().dialect.name == "postgresql" and not uow.session.in_transaction():
+        await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
+    """The member's export document; MemberNotFound for an unknown member. Reads only."""
+    await _one_snapshot(uow)
+    exported_at = uow.clock.now()
+    profile = await members.get_member(uow, member_id)
+    return MemberExport(
+        format_version=FORMAT_VERSION,
+        exported_at=exported_at,
+        member_id=member_id,
+        profile=ExportProfile(
+            member_number=profile.member_number,
+            status=profile.status,
+            phone=profile.phone,
+            email=profile.email,
+            name=profile.name,
+            birthday=profile.birthday,
+            channel=profile.channel,
+            created_at=profile.created_at,
+            updated_at=profile.updated_at,
+        ),
+        identifiers=ExportIdentifiers(
+            external_ids=[
+                ExportExternalId(system=system, external_id=external_id)
+                for system, external_id in profile.external_ids.items()
+            ],
+            referral_code=profile.referral_code,
+            referred_by=profile.referred_by,
+        ),
+        consents=ExportConsents(
+            marketing_consent=profile.marketing_consent,
+            partner_link_consents=await _link_consents(uow, member_id),
+        ),
+        points=await _points(uow, member_id),
+        orders=await _orders(uow, member_id),
+        tier=await _tier(uow, member_id, profile.tier),
+        coupons=await _coupons(uow, member_id),
+        reward_redemptions=await _reward_redemptions(uow, member_id),
+        subscriptions=await _subscriptions(uow, member_id),
+        partners=await _partners(uow, member_id),
+        engagement=ExportEngagement(
+            lifecycle=ExportLifecycle(stage=profile.lifecycle.stage, since=profile.lifecycle.since),
+            rfm=await _rfm(uow, member_id),
+            referral_rewards=await _referral_rewards(uow, member_id),
+        ),
+        events=await _events(uow, member_id),
+    )
+
+
+async def _link_consents(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportLinkConsent]:
+    repo = PartnerRepository(uow.session)
+    codes = await _batches(
+        lambda after, limit: repo.list_member_link_codes(member_id, after_id=after, limit=limit),
+        lambda pair: pair[0].id,
+    )
+    return [
+        ExportLinkConsent(
+            partner=partner,
+            grants=list(code.grants),
+            given_at=code.created_at,
+            expires_at=code.expires_at,
+            used_at=code.used_at,
+        )
+        for code, partner in codes
+    ]
+
+
+# What a referrer's referral entry records of the friend whose purchase paid it: the friend's, not theirs.
+_FRIENDS_DETAILS: Final = ("friend_id", "order_ref")
+
+
+def _own_details(entry: LedgerEntry) -> dict[str, Any]:
+    if entry.type == "referral" and entry.details.get("role") == "referrer":
+        return {key: value for key, value in entry.details.items() if key not in _FRIENDS_DETAILS}
+    return entry.details
+
+
+def _entry(entry: LedgerEntry) -> ExportLedgerEntry:
+    return ExportLedgerEntry(
+        id=entry.id,
+        type=entry.type,
+        amount=entry.amount,
+        balance_after=entry.balance_after,
+        held_change=entry.held_change,
+        held_after=entry.held_after,
+        order_ref=entry.order_ref,
+        hold_id=entry.hold_id,
+        partner_id=entry.partner_id,
+        details=_own_details(entry),
+        actor_key_id=entry.actor_key_id,
+        created_at=entry.created_at,
+    )
+
+
+def _lot(lot: PointLot) -> ExportLot:
+    return ExportLot(
+        id=lot.id,
+        entry_id=lot.entry_id,
+        order_ref=lot.order_ref,
+        points=lot.points,
+        remaining=lot.remaining,
+        created_at=lot.created_at,
+        expires_at=lot.expires_at,
+    )
+
+
+def _hold(hold: Hold) -> ExportHold:
+    return ExportHold(
+        id=hold.id,
+        order_ref=hold.order_ref,
+        points=hold.points,
+        captured_points=hold.captured_points,
+        status=hold.status,
+        created_at=hold.created_at,
+        expires_at=hold.expires_at,
+        resolved_at=hold.resolved_at,
+    )
+
+
+async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
+    state = await PointsAccountRepository(uow.session).get_state(member_id)
+    ledger, lots, holds = (
+        LedgerRepository(uow.session),
+        LotRepository(uow.session),
+        HoldRepository(uow.session),
+    )
+    entries = await _batches(
+        lambda after, limit: ledger.entries_of(member_id, after_id=after, limit=limit), lambda e: e.id
+    )
+    return ExportPoints(
+        balance=0 if state is None else state.balance,
+        held=0 if state is None else state.held,
+        available=0 if state is None else state.available,
+        lifetime_earned=0 if state is None else state.lifetime_earned,
+        ledger=[_entry(entry) for entry in entries],
+        lots=[
+            _lot(lot)
+            for lot in await _batches(
+                lambda after, limit: lots.lots_of(member_id, after_id=after, limit=limit), lambda r: r.id
+            )
+        ],
+        holds=[
+            _hold(hold)
+            for hold in await _batches(
+                lambda after, limit: holds.holds_of(member_id, after_id=after, limit=limit), lambda h: h.id
+            )
+        ],
+    )
+
+
+def _order(order: Order) -> ExportOrder:
+    total = _money(order.amount_minor, order.currency)
+    return ExportOrder(
+        order_ref=order.order_ref,
+        total=total,
+        refunded=None if total is None else Money(order.refunded_minor, total.currency),
+        points_earned=order.points_earned,
+        points_redeemed=order.points_redeemed,
+        points_taken_back=order.points_taken_back,
+        points_given_back=order.points_given_back,
+        points_shortfall=order.points_shortfall,
+        purchased_at=order.purchased_at,
+        earned_at=order.earned_at,
+        redeemed_at=order.redeemed_at,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+async def _orders(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportOrder]:
+    repo = OrderRepository(uow.session)
+    orders = await _batches(
+        lambda after, limit: repo.orders_of(member_id, after_ref=after, limit=limit), lambda o: o.order_ref
+    )
+    return [_order(order) for order in orders]
+
+
+async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> ExportTier:
+    state = await MemberTierRepository(uow.session).get_state(member_id)
+    changes = await _pages(
+        lambda cursor: tier_membership.history(uow, member_id, limit=MAX_LIMIT, cursor=cursor)
+    )
+    return ExportTier(
+        tier=tier,
+        since=None if state is None else state.tier_since,
+        kept_until=None if state is None else state.kept_until,
+        override_until=None if state is None else state.override_until,
+        history=[
+            ExportTierChange(
+                id=change.id,
+                from_tier=change.from_tier,
+                to_tier=change.to_tier,
+                change=change.change,
+                reason=change.reason,
+                ladder_version=change.ladder_version,
+                qualification=change.qualification,
+                kept_until=change.kept_until,
+                created_at=change.created_at,
+            )
+            for change in reversed(changes)
+        ],
+    )
+
+
+async def _coupons(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportCoupon]:
+    held = await _pages(lambda cursor: coupons.list_coupons(uow, member_id, limit=MAX_LIMIT, cursor=cursor))
+    return [
+        ExportCoupon(
+            id=shown.coupon.id,
+            code=shown.coupon.code,
+            name=shown.coupon.name,
+            kind=shown.coupon.kind,
+            properties=shown.coupon.offer.model_dump(mode="json", exclude={"kind"}),
+            currency=shown.currency,
+            status=shown.status,
+            valid_from=shown.coupon.valid_from,
+            valid_until=shown.coupon.valid_until,
+            used_at=shown.coupon.used_at,
+            used_order_ref=shown.coupon.used_order_ref,
+            source_type=shown.coupon.source_type,
+            source_id=shown.coupon.source_id,
+            created_at=shown.coupon.created_at,
+        )
+        for shown in reversed(held)
+    ]
+
+
+async def _reward_redemptions(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportRewardRedemption]:
+    repo = RedemptionRepository(uow.session)
+    found = await _batches(
+        lambda after, limit: repo.redemptions_of(member_id, after_id=after, limit=limit),
+        lambda pair: pair[0].id,
+    )
+    return [
+        ExportRewardRedemption(
+            id=redemption.id,
+            reward_id=redemption.reward_id,
+            reward_name=name,
+            points=redemption.points,
+            coupon_id=redemption.coupon_id,
+            ledger_entry_id=redemption.ledger_entry_id,
+            created_at=redemption.created_at,
+        )
+        for redemption, name in found
+    ]
+
+
+async def _payments(uow: UnitOfWork, subscription_id: uuid.UUID) -> list[subscriptions.PaymentView]:
+    return await _pages(
+        lambda cursor: subscriptions.list_payments(uow, subscription_id, limit=MAX_LIMIT, cursor=cursor)
+    )
+
+
+async def _subscriptions(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportSubscription]:
+    held = await _pages(
+        lambda cursor: subscriptions.list_member_subscriptions(uow, member_id, limit=MAX_LIMIT, cursor=cursor)
+    )
+    exported = []
+    for sub in reversed(held):
+        payments = await _payments(uow, sub.id)
+        exported.append(
+            ExportSubscription(
+                id=sub.id,
+                plan=sub.plan.code,
+                plan_name=sub.plan.name,
+                family=sub.family,
+                state=sub.state,
+                period=sub.period,
+                period_start=sub.period_start,
+                period_end=sub.period_end,
+                trial_end=sub.trial_end,
+                price=sub.price,
+                grace_until=sub.grace_until,
+                benefits_until=sub.benefits_until,
+                pending_plan=None if sub.pending_plan is None else sub.pending_plan.code,
+                payment_ref=sub.payment_ref,
+                canceled_at=sub.canceled_at,
+                ended_at=sub.ended_at,
+                created_at=sub.created_at,
+                updated_at=sub.updated_at,
+                payments=[
+                    ExportPayment(
+                        id=payment.id,
+                        period=payment.period,
+                        status=payment.status,
+                        payment_ref=payment.payment_ref,
+                        amount=payment.amount,
+                        recorded_at=payment.recorded_at,
+                    )
+                    for payment in reversed(payments)
+                ],
+            )
+        )
+    return exported
+
+
+async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
+    links = await partners.member_links(uow, member_id)
+    exchanges = await _pages(
+        lambda cursor: partner_exchanges.member_exchanges(uow, member_id, limit=MAX_LIMIT, cursor=cursor)
+    )
+    perks = await _pages(lambda cursor: partners.member_perks(uow, member_id, limit=MAX_LIMIT, cursor=cursor))
+    repo = PartnerRepository(uow.session)
+    uses = await _batches(
+        lambda after, limit: repo.list_member_benefit_uses(member_id, after_id=after, limit=limit),
+        lambda pair: pair[0].id,
+    )
+    return ExportPartners(
+        links=[
+            ExportPartnerLink(
+                partner=link.partner,
+                partner_name=link.partner_name,
+                partner_customer_ref=link.partner_customer_ref,
+                grants=link.grants,
+                linked_at=link.linked_at,
+            )
+            for link in links
+        ],
+        exchanges=[
+            ExportExchange(
+                id=exchange.id,
+                partner=exchange.partner,
+                partner_customer_ref=exchange.partner_customer_ref,
+                direction=exchange.direction,
+                status=exchange.status,
+                points=exchange.points,
+                partner_points=exchange.partner_points,
+                rate=exchange.rate,
+                value=exchange.value,
+                partner_ref=exchange.partner_ref,
+                expires_at=exchange.expires_at,
+                created_at=exchange.created_at,
+                resolved_at=exchange.resolved_at,
+            )
+            for exchange in reversed(exchanges)
+        ],
+        benefit_uses=[
+            ExportBenefitUse(
+                id=use.id,
+                partner=partner,
+                benefit_id=use.benefit_id,
+                benefit_name=use.benefit_name,
+                use_ref=use.use_ref,
+                used_at=use.created_at,
+            )
+            for use, partner in uses
+        ],
+        perks=[
+            ExportPerk(
+                code=perk.code,
+                partner=perk.partner,
+                name=perk.name,
+                plan=perk.plan,
+                period=perk.period,
+                status=perk.status,
+                granted_at=perk.granted_at,
+                redeemed_at=perk.redeemed_at,
+            )
+            for perk in reversed(perks)
+        ],
+    )
+
+
+async def _rfm(uow: UnitOfWork, member_id: uuid.UUID) -> ExportRfm | None:
+    scores = await SegmentRepository(uow.session).get_member_scores(member_id)
+    if scores is None:
+        return None
+    currency = (await get_program(uow)).currency
+    return ExportRfm(
+        recency=scores.recency,
+        frequency=scores.frequency,
+        monetary=scores.monetary,
+        segment=scores.segment,
+        last_purchase_at=scores.last_purchase_at,
+        purchases=scores.purchases,
+        spend=Money(scores.spend_minor, currency),
+        computed_at=scores.computed_at,
+    )
+
+
+def _referral_side(reward: ReferralReward, member_id: uuid.UUID) -> ExportReferralReward:
+    if reward.friend_id == member_id:
+        # The friend's points come with the purchase itself, in the same transaction.
+        return ExportReferralReward(
+            role="friend",
+            points=reward.friend_points,
+            order_ref=reward.order_ref,
+            status="credited",
+            created_at=reward.created_at,
+            credited_at=reward.created_at,
+        )
+    status: Literal["credited", "pending", "skipped"] = "credited"
+    if reward.credited_at is None:
+        status = "pending"
+    elif not reward.referrer_credited:
+        status = "skipped"
+    # The order is the friend's purchase: theirs, not the referrer's, to see.
+    return ExportReferralReward(
+        role="referrer",
+        points=reward.referrer_points,
+        order_ref=None,
+        status=status,
+        created_at=reward.created_at,
+        credited_at=reward.credited_at,
+    )
+
+
+async def _referral_rewards(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportReferralReward]:
+    repo = ReferralRepository(uow.session)
+    rewards = await _batches(
+        lambda after, limit: repo.rewards_of(member_id, after_friend_id=after, limit=limit),
+        lambda reward: reward.friend_id,
+    )
+    sides = [_referral_side(reward, member_id) for reward in rewards]
+    return sorted(sides, key=lambda side: side.created_at)
+
+
+async def _events(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportEvent]:
+    outbox, deliveries = OutboxRepository(uow.session), DeliveryRepository(uow.session)
+    exported: list[ExportEvent] = []
+    after: uuid.UUID | None = None
+    while True:
+        batch = await outbox.events_of(member_id, after_id=after, limit=BATCH)
+        sent: defaultdict[uuid.UUID, list[ExportDelivery]] = defaultdict(list)
+        for delivery in await deliveries.list_of_events([event_id for event_id, _, _ in batch]):
+            sent[delivery.event_id].append(
+                ExportDelivery(
+                    id=delivery.id,
+                    endpoint_id=delivery.endpoint_id,
+                    status=delivery.status,
+                    attempts=delivery.attempts,
+                    created_at=delivery.created_at,
+                    delivered_at=delivery.delivered_at,
+                )
+            )
+        exported += [
+            ExportEvent(id=event_id, type=event_type, occurred_at=at, deliveries=sent[event_id])
+            for event_id, event_type, at in batch
+        ]
+        if len(batch) < BATCH:
+            return exported
+        after = batch[-1][0]

@@ -1,0 +1,206 @@
+"""The audit log: who changed the programme, a tier, a balance or a plan, when, and what it was before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from loyalty_api.auth.principal import Scope
+from tests.builders import add_tier, enrol, make_key
+from tests.conftest import UNLIMITED, bearer, units_of
+from tests.graphql.helpers import mutate
+from tests.inspect_db import rows
+from tests.points.helpers import earn, set_program
+from tests.webhooks.endpoint_helpers import PUBLIC_URL
+
+
+async def _audit(client: httpx.AsyncClient, admin_key: str, **filters: Any) -> list[dict[str, Any]]:
+    response = await client.get("/v1/audit-events", params=filters, headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+_TIER = {
+    "name": "Gold",
+    "rank": 1,
+    "metric": "spend",
+    "window": "calendar_year",
+    "threshold": 0,
+    "points_multiplier": "1",
+    "grace_days": 0,
+    "benefit_ids": [],
+}
+
+
+class TestWhatIsRecorded:
+    async def test_a_tier_change_names_the_key_and_shows_the_tier_before_and_after(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await add_tier(client, admin_key, "gold", rank=1, threshold=5_000)
+        replacement = {**_TIER, "threshold": 8_000}
+        response = await client.put("/v1/tiers/gold", json=replacement, headers=bearer(admin_key))
+        assert response.status_code == 200, response.text
+
+        entries = await _audit(client, admin_key, subject_type="tiers", subject_id="gold")
+        assert [e["action"] for e in entries] == ["replace_tier", "create_tier"]
+        replaced, created = entries
+        assert replaced["before"]["threshold"] == 5_000
+        assert replaced["after"]["threshold"] == 8_000
+        assert replaced["method"] == "PUT" and replaced["path"] == "/v1/tiers/gold"
+        assert replaced["status"] == 200 and replaced["channel"] == "rest"
+        assert replaced["request_id"] == response.headers["X-Request-Id"]
+        assert replaced["key_prefix"] == admin_key.split("_")[1]
+        assert created["before"] is None and created["after"]["threshold"] == 5_000
+
+    async def test_a_balance_adjustment_shows_the_balance_before_and_after(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)
+        response = await client.post(
+            f"/v1/members/{member['id']}/adjustments",
+            json={"points": -30, "reason": "goodwill reversed"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 201, response.text
+
+        (entry,) = await _audit(client, admin_key, member_id=member["id"])
+        assert entry["action"] == "adjust" and entry["subject_type"] == "members"
+        assert entry["before"]["balance"] == 100
+        assert entry["after"]["balance"] == 70
+
+    async def test_the_programme_before_and_after(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        await set_program(client, admin_key, earn_rate="1")
+        await set_program(client, admin_key, earn_rate="2")
+        latest = (await _audit(client, admin_key, subject_type="program"))[0]
+        assert latest["action"] == "put_program"
+        assert (latest["before"]["earn_rate"], latest["after"]["earn_rate"]) == ("1", "2")
+
+    async def test_keeps_no_personal_data_of_a_member(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        member = await enrol(
+            client,
+            admin_key,
+            phone="13812340001",
+            email="audit.me@example.cn",
+            name="审计",
+            birthday="1990-04-05",
+        )
+        response = await client.patch(
+            f"/v1/members/{member['id']}",
+            json={"name": "新名字", "status": "suspended"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+
+        entries = await _audit(client, admin_key, member_id=member["id"])
+        assert [e["action"] for e in entries] == ["update_member", "enrol_member"]
+        assert entries[0]["before"]["status"] == "active" and entries[0]["after"]["status"] == "suspended"
+        stored = str(await rows(app, "SELECT * FROM audit_events"))
+        for personal in ("13812340001", "audit.me", "审计", "新名字", "1990-04-05", member["phone"]):
+            assert personal not in stored
+
+    async def test_a_webhook_secret_is_not_kept(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        response = await client.post(
+            "/v1/webhook-endpoints", json={"url": PUBLIC_URL}, headers=bearer(admin_key)
+        )
+        assert response.status_code == 201, response.text
+        secret = response.json()["secret"]
+        (entry,) = await _audit(client, admin_key, subject_type="webhook-endpoints")
+        assert entry["after"]["url"] == PUBLIC_URL
+        assert secret not in str(entry)
+
+    async def test_a_graphql_mutation_by_an_admin_key(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        payload = await mutate(
+            client,
+            admin_key,
+            "loyaltyAdjustPoints",
+            "adjustment { balance }",
+            input={"memberId": member["id"], "points": 25, "reason": "welcome"},
+        )
+        assert payload["userErrors"] == []
+        (entry,) = await _audit(client, admin_key, member_id=member["id"])
+        assert entry["channel"] == "graphql" and entry["action"] == "loyaltyAdjustPoints"
+        assert entry["subject_type"] == "members" and entry["subject_id"] == member["id"]
+        assert entry["after"]["balance"] == 25
+
+
+class TestWhatIsNot:
+    async def test_a_tills_writes_are_in_the_ledger_not_the_audit_log(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)
+        assert await _audit(client, admin_key, member_id=member["id"]) == []
+
+    async def test_a_refused_write_leaves_no_entry(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        await add_tier(client, admin_key, "gold", rank=1)
+        again = await client.post(
+            "/v1/tiers",
+            json={
+                "code": "gold",
+                "name": "Gold",
+                "rank": 2,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 0,
+                "points_multiplier": "1",
+                "grace_days": 0,
+                "benefit_ids": [],
+            },
+            headers=bearer(admin_key),
+        )
+        assert again.status_code == 409
+        assert [e["action"] for e in await _audit(client, admin_key)] == ["create_tier"]
+
+    async def test_only_admin_keys_read_it(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        for scope in (Scope.pos, Scope.ecommerce, Scope.billing):
+            key = await make_key(app, scope, rate_limit=UNLIMITED)
+            response = await client.get("/v1/audit-events", headers=bearer(key))
+            assert response.status_code == 403
+            assert response.json()["code"] == "scope_not_allowed"
+
+
+class TestReading:
+    async def test_pages_newest_first_and_filters(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        for rank, code in enumerate(("bronze", "silver", "gold"), start=1):
+            await add_tier(client, admin_key, code, rank=rank)
+        first = await client.get("/v1/audit-events", params={"limit": 2}, headers=bearer(admin_key))
+        page = first.json()
+        assert [e["subject_id"] for e in page["items"]] == ["gold", "silver"]
+        second = await client.get(
+            "/v1/audit-events", params={"limit": 2, "cursor": page["next_cursor"]}, headers=bearer(admin_key)
+        )
+        assert [e["subject_id"] for e in second.json()["items"]] == ["bronze"]
+        assert second.json()["next_cursor"] is None
+        assert await _audit(client, admin_key, action="delete_tier") == []
+        assert len(await _audit(client, admin_key, action="create_tier")) == 3
+
+    async def test_a_bad_cursor_is_a_422(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        response = await client.get("/v1/audit-events", params={"cursor": "nope!"}, headers=bearer(admin_key))
+        assert response.status_code == 422
+
+
+class TestAppendOnly:
+    async def test_the_database_refuses_to_change_an_entry(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await add_tier(client, admin_key, "gold", rank=1)
+        async with units_of(app).database.engine.connect() as connection:
+            with pytest.raises(DBAPIError, match="never changed"):
+                await connection.execute(text("UPDATE audit_events SET actor = 'someone else'"))
+        (entry,) = await _audit(client, admin_key)
+        assert entry["actor"] != "someone else"

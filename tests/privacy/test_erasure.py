@@ -1,0 +1,228 @@
+"""The right to be forgotten: `POST /v1/members/{id}/erase` leaves no personal data anywhere, while the
+ledger, the programme's figures and partner settlements stay as they were. The member goes through every
+feature first (the export's story), then every text and JSON column of every table is searched, ciphertexts
+opened, for what identified them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import JSON, String, Text, select
+
+from loyalty_api.crypto import DecryptionFailed
+from loyalty_api.db.base import Base
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.graphql.helpers import graphql, mutate
+from tests.ledger_checks import assert_ledger_invariant
+from tests.privacy.conftest import Story
+
+# What identified the story's member: contacts as given and as stored, name, birthday, external ids, the
+# partner's customer ref.
+PERSONAL = (
+    "13812345678",
+    "+8613812345678",
+    "li.na@example.cn",
+    "李娜",
+    "1990-07-08",
+    "C-1001",
+    "WEB-500087",
+    "CAFE-7",
+)
+WINDOW = {"from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
+
+
+async def _erase(client: httpx.AsyncClient, admin_key: str, member_id: str) -> dict[str, Any]:
+    response = await client.post(f"/v1/members/{member_id}/erase", headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _every_text(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(table, column, value) of every text and JSON value in the database, ciphertexts opened."""
+    units = units_of(app)
+    found: list[tuple[str, str, str]] = []
+    async with units.database.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+            columns += [c for c in table.columns if c.type.__class__.__name__ in ("JSONB", "Variant")]
+            if not columns:
+                continue
+            for row in (await connection.execute(select(*columns))).all():
+                for column, value in zip(columns, row, strict=True):
+                    if value is None:
+                        continue
+                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                    found.append((table.name, column.name, _opened(units.vault, text)))
+    return found
+
+
+def _opened(vault: Any, text: str) -> str:
+    """The text as a reader would see it: a ciphertext decrypted, JSON with its escapes (`\\u674e`) read."""
+    if text.startswith("v1:"):
+        try:
+            text = str(vault.decrypt(text))
+        except (DecryptionFailed, ValueError):
+            return text
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+async def _figures(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
+    overview = await client.get("/v1/analytics/overview", params=WINDOW, headers=bearer(admin_key))
+    assert overview.status_code == 200, overview.text
+    settlement = await client.get("/v1/partners/cafe/settlements", params=WINDOW, headers=bearer(admin_key))
+    assert settlement.status_code == 200, settlement.text
+    figures: dict[str, Any] = overview.json()
+    # A paid plan ends with the erasure, as it does when a member closes: the paying members and revenue
+    # are the one thing that changes.
+    figures.pop("paying_members")
+    figures.pop("monthly_recurring_revenue")
+    return {"overview": figures, "settlement": settlement.json()}
+
+
+class TestErasure:
+    async def test_leaves_no_personal_data_in_any_table(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
+    ) -> None:
+        member_id = story.member["id"]
+        # A reply about the member recorded for an Idempotency-Key (encrypted like every reply).
+        updated = await mutate(
+            client,
+            admin_key,
+            "loyaltyUpdateMember",
+            "member { id }",
+            input={"memberId": member_id, "name": "李娜"},
+            idempotency_key="rename-1",
+        )
+        assert updated["userErrors"] == []
+        before = [hit for hit in await _every_text(app) if any(p in hit[2] for p in PERSONAL)]
+        # The search finds the data where it was: the scan itself can fail.
+        assert {table for table, _, _ in before} >= {"members", "member_external_ids", "partner_links"}
+        assert "idempotency_records" in {table for table, _, _ in before}
+
+        erased = await _erase(client, admin_key, member_id)
+
+        assert erased["newly_erased"] is True
+        assert erased["external_ids"] == 2 and erased["partner_links"] == ["cafe"]
+        assert erased["idempotency_replies_dropped"] == 1
+        left = [hit for hit in await _every_text(app) if any(p in hit[2] for p in PERSONAL)]
+        assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
+        vault = units_of(app).vault
+        hashes = {
+            vault.blind_index("phone", "+8613812345678"),
+            vault.blind_index("email", "li.na@example.cn"),
+        }
+        assert not [hit for hit in await _every_text(app) if hit[2] in hashes]
+
+    async def test_keeps_the_ledger_the_figures_and_the_settlement(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, story: Story
+    ) -> None:
+        figures = await _figures(client, admin_key)
+
+        await _erase(client, admin_key, story.member["id"])
+
+        assert await _figures(client, admin_key) == figures
+        await assert_ledger_invariant(app)
+
+    async def test_the_member_vanishes_from_lookups_lists_and_graphql(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
+    ) -> None:
+        member = story.member
+        await _erase(client, admin_key, member["id"])
+
+        for path, params in (
+            (f"/v1/members/{member['id']}", {}),
+            ("/v1/members/lookup", {"member_number": member["member_number"]}),
+            ("/v1/members/lookup", {"phone": "13812345678"}),
+            ("/v1/members/lookup", {"external_system": "pos", "external_id": "C-1001"}),
+            (f"/v1/members/{member['id']}/points", {}),
+            (f"/v1/members/{member['id']}/export", {}),
+        ):
+            response = await client.get(path, params=params, headers=bearer(admin_key))
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["code"] == "member_not_found"
+        listed = (await client.get("/v1/members", params={"limit": 200}, headers=bearer(admin_key))).json()
+        assert member["id"] not in {m["id"] for m in listed["items"]}
+        found = await graphql(
+            client, admin_key, "query($id: ID!) { loyaltyMember(id: $id) { id } }", id=member["id"]
+        )
+        assert found["data"]["loyaltyMember"] is None
+        earn = await client.post(
+            f"/v1/members/{member['id']}/earn",
+            json={"order_ref": "AFTER-1", "amount": {"amount": 1000, "currency": "CNY"}},
+            headers=bearer(pos_key),
+        )
+        assert earn.status_code == 404
+
+    async def test_frees_the_identifiers_for_someone_else(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
+    ) -> None:
+        await _erase(client, admin_key, story.member["id"])
+
+        newcomer = await enrol(
+            client, pos_key, phone="138 1234 5678", email="li.na@example.cn", external_ids={"pos": "C-1001"}
+        )
+        found = await client.get(
+            "/v1/members/lookup", params={"phone": "13812345678"}, headers=bearer(pos_key)
+        )
+        assert found.json()["id"] == newcomer["id"] != story.member["id"]
+
+    async def test_again_changes_nothing_and_tells_the_partner_once(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, story: Story
+    ) -> None:
+        first = await _erase(client, admin_key, story.member["id"])
+        again = await _erase(client, admin_key, story.member["id"])
+
+        assert again["newly_erased"] is False and again["erased_at"] == first["erased_at"]
+        assert again["partner_links"] == [] and again["external_ids"] == 0
+        async with units_of(app).read() as uow:
+            from sqlalchemy import text
+
+            events = (
+                (
+                    await uow.session.execute(
+                        text("SELECT payload FROM outbox_events WHERE type = 'member.erased'")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        payloads = [p if isinstance(p, dict) else json.loads(p) for p in events]
+        assert sorted(((p["member_id"], p["partner"]) for p in payloads), key=str) == [
+            (story.member["id"], "cafe"),
+            (story.member["id"], None),
+        ]
+
+
+class TestRefusals:
+    async def test_an_unknown_member_is_404(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        response = await client.post(
+            "/v1/members/0195a3c2-4b1e-7c9d-8f20-6a1d3e5b7c41/erase", headers=bearer(admin_key)
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "member_not_found"
+
+    @pytest.mark.parametrize("scope", ["pos", "ecommerce", "billing"])
+    async def test_only_an_admin_key_may_erase(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, scope: str
+    ) -> None:
+        from loyalty_api.auth.principal import Scope
+        from tests.builders import make_key
+        from tests.conftest import UNLIMITED
+
+        member = await enrol(client, pos_key, phone="13900001111")
+        key = await make_key(app, Scope(scope), rate_limit=UNLIMITED)
+        response = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(key))
+        assert response.status_code == 403
+        still = await client.get(
+            "/v1/members/lookup", params={"phone": "13900001111"}, headers=bearer(pos_key)
+        )
+        assert still.status_code == 200
