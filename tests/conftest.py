@@ -75,12 +75,10 @@ def units(app: FastAPI) -> UnitsOfWork:
 async def _clean_state(request: pytest.FixtureRequest, clock: FrozenClock) -> AsyncIterator[None]:
     """Each test starts at START on empty tables; commits stay real, so tests clean up after themselves."""
     clock.set(START)
-    # A test that serves an app of its own (tests/apps.py `serving`) writes to the same database too.
-    uses_the_database = "app" in request.fixturenames or "settings" in request.fixturenames
-    app: FastAPI | None = request.getfixturevalue("app") if uses_the_database else None
     yield
-    if app is None:
+    if "app" not in request.fixturenames:
         return
+    app: FastAPI = request.getfixturevalue("app")
     units_of(app).cache.clear()  # the tables are emptied behind the services' back
     await app.state.rate_limiter.reset()
     engine = units_of(app).database.engine

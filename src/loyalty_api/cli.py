@@ -579,7 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         required=True,
         metavar="DURATION",
-        help="how long the old key keeps working, e.g. 24h; 0 ends it at once (never past its own expiry)",
+        help="how long the old key keeps working, e.g. 24h; 0 ends it now (API processes notice within "
+        "LOYALTY_CACHE_SECONDS; never past its own expiry)",
     )
     rotate.add_argument(
         "--expires-in",

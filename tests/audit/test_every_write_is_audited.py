@@ -406,6 +406,13 @@ class TestEveryAuditedWrite:
                 call.key.key_prefix,
             ), call.label
 
+        # A secret shown once (the link code a member gives the partner) is not kept.
+        for call in audited:
+            if call.label == "POST /v1/members/{member_id}/partner-link-codes":
+                [entry] = by_request[call.request_id]
+                assert call.response.json()["code"] not in str(entry)
+                assert entry["after"]["partner"] == "cafe"
+
         # A till's writes are in the ledger with their key already, a refused one changed nothing, and a
         # read-only POST is no change: none has an entry, so every entry is one of the calls above.
         not_audited = recorder.not_audited()

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.http.problems import all_routes
-from loyalty_api.openapi.authorization import allowed_scopes
+from loyalty_api.http.transaction import required_scopes
 from loyalty_api.partners import service as partners
 from tests.builders import add_partner, enrol, make_partner_key
 from tests.conftest import START, UNLIMITED, bearer
@@ -86,11 +86,11 @@ def _problem_code(response: httpx.Response) -> str | None:
 
 class TestPartnerKeyReachesOnlyPartnerRoutes:
     def test_the_routes_open_to_a_partner_key_are_exactly_the_known_ones(self, app: FastAPI) -> None:
-        allowed = {(m, r.path_format) for m, r in _operations(app) if Scope.partner in allowed_scopes(r)}
+        allowed = {(m, r.path_format) for m, r in _operations(app) if Scope.partner in required_scopes(r)}
         assert allowed == PARTNER_ALLOWED
         # the partner's own routes answer partner keys only: an operator acts through the member's routes
         own = {
-            (m, r.path_format): allowed_scopes(r)
+            (m, r.path_format): required_scopes(r)
             for m, r in _operations(app)
             if r.path_format.startswith("/v1/partner/")
         }

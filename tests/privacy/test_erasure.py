@@ -15,14 +15,18 @@ from sqlalchemy import JSON, String, Text, select
 
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
+from loyalty_api.http.problems import all_routes
 from tests.builders import enrol
+from tests.checkout.helpers import cart, item
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
 from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import cny
 from tests.privacy.conftest import Story
 
+OVERRIDE = {"tier": "gold", "until": "2026-12-31T00:00:00Z", "reason": "x"}
 # What identified the story's member: contacts as given and as stored, name, birthday, external ids, the
-# partner's customer ref.
+# partner's customer ref (and their card number, added by the test).
 PERSONAL = (
     "13812345678",
     "+8613812345678",
@@ -103,7 +107,8 @@ class TestErasure:
             idempotency_key="rename-1",
         )
         assert updated["userErrors"] == []
-        before = [hit for hit in await _every_text(app) if any(p in hit[2] for p in PERSONAL)]
+        personal = (*PERSONAL, story.member["member_number"])
+        before = [hit for hit in await _every_text(app) if any(p in hit[2] for p in personal)]
         # The search finds the data where it was: the scan itself can fail.
         assert {table for table, _, _ in before} >= {"members", "member_external_ids", "partner_links"}
         assert "idempotency_records" in {table for table, _, _ in before}
@@ -113,7 +118,7 @@ class TestErasure:
         assert erased["newly_erased"] is True
         assert erased["external_ids"] == 2 and erased["partner_links"] == ["cafe"]
         assert erased["idempotency_replies_dropped"] == 1
-        left = [hit for hit in await _every_text(app) if any(p in hit[2] for p in PERSONAL)]
+        left = [hit for hit in await _every_text(app) if any(p in hit[2] for p in personal)]
         assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
         vault = units_of(app).vault
         hashes = {
@@ -133,7 +138,7 @@ class TestErasure:
         await assert_ledger_invariant(app)
 
     async def test_the_member_vanishes_from_lookups_lists_and_graphql(
-        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
     ) -> None:
         member = story.member
         await _erase(client, admin_key, member["id"])
@@ -155,12 +160,37 @@ class TestErasure:
             client, admin_key, "query($id: ID!) { loyaltyMember(id: $id) { id } }", id=member["id"]
         )
         assert found["data"]["loyaltyMember"] is None
-        earn = await client.post(
-            f"/v1/members/{member['id']}/earn",
-            json={"order_ref": "AFTER-1", "amount": {"amount": 1000, "currency": "CNY"}},
-            headers=bearer(pos_key),
+        # Every read of a member by id, as the routes list them, and the writes that name one.
+        reads = [
+            route.path_format
+            for route in all_routes(app.routes)
+            if "GET" in (route.methods or ()) and route.param_convertors.keys() == {"member_id"}
+        ]
+        assert len(reads) > 10
+        writes = [
+            ("post", f"/v1/members/{member['id']}/earn", {"order_ref": "A-1", "amount": cny(1_000)}),
+            ("post", f"/v1/members/{member['id']}/redeem", {"points": 10, "order_ref": "A-2"}),
+            ("patch", f"/v1/members/{member['id']}", {"name": "复活"}),
+            (
+                "put",
+                f"/v1/members/{member['id']}/tier/override",
+                {"tier": "gold", "until": "2026-12-31T00:00:00Z", "reason": "x"},
+            ),
+            ("post", f"/v1/members/{member['id']}/subscriptions", {"plan": "plus"}),
+            ("post", "/v1/checkout/quote", {"member_id": member["id"], "cart": cart(item("TEA-1", 1_000))}),
+        ]
+        for path in reads:
+            response = await client.get(path.format(member_id=member["id"]), headers=bearer(admin_key))
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["code"] == "member_not_found", path
+        for method, path, body in writes:
+            response = await client.request(method, path, json=body, headers=bearer(admin_key))
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["code"] == "member_not_found", path
+        used = await client.post(
+            f"/v1/coupons/{story.coupon['code']}/use", json={"order_ref": "A-3"}, headers=bearer(admin_key)
         )
-        assert earn.status_code == 404
+        assert used.status_code == 410 and used.json()["code"] == "coupon_expired", used.text
 
     async def test_frees_the_identifiers_for_someone_else(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story
@@ -200,6 +230,22 @@ class TestErasure:
             (story.member["id"], "cafe"),
             (story.member["id"], None),
         ]
+
+    async def test_keeps_what_others_were_told_about_the_member(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        referrer = await enrol(client, pos_key, phone="13900002222")
+        body = {"phone": "13900003333", "referral_code": referrer["referral_code"]}
+        headers = bearer(pos_key, idempotency_key="friend-1")
+        first = await client.post("/v1/members", json=body, headers=headers)
+        assert first.status_code == 201, first.text
+
+        await _erase(client, admin_key, referrer["id"])
+
+        # The friend's till retries: its reply names the referrer only by id, and is replayed as it was.
+        again = await client.post("/v1/members", json=body, headers=headers)
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
 
 
 class TestRefusals:

@@ -11,7 +11,17 @@ from typing import Any
 
 # Keys never kept, wherever they appear (a partner's customer ref may be a phone number).
 _ALWAYS = frozenset(
-    {"phone", "email", "birthday", "partner_customer_ref", "secret", "previous_secret", "token", "api_key"}
+    {
+        "phone",
+        "email",
+        "birthday",
+        "member_number",  # the card in the member's pocket; the entry names the member by id
+        "partner_customer_ref",
+        "secret",
+        "previous_secret",
+        "token",
+        "api_key",
+    }
 )
 # Keys that are personal data in an object about a person (a member's name) and not elsewhere (a tier's).
 _OF_A_PERSON = frozenset({"name", "external_ids"})

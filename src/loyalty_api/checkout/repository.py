@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.members.models import Member
+from loyalty_api.members.models import Member, not_erased
 from loyalty_api.points.models import PointsAccount
 
 # A plain SELECT: no FOR UPDATE, so a quote never waits for, nor holds up, an earn or a redeem.
@@ -20,7 +20,7 @@ _PAYER = DirectStatement(
         Member.status, Member.tier_id, Member.plan_benefits_until, PointsAccount.balance - PointsAccount.held
     )
     .join(PointsAccount, PointsAccount.member_id == Member.id)
-    .where(Member.id == bindparam("member_id"))
+    .where(Member.id == bindparam("member_id"), not_erased())
 )
 
 

@@ -61,6 +61,14 @@ class CouponRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def end_member_coupons(self, member_id: uuid.UUID, now: datetime) -> None:
+        """The member's unused coupons expire now (an erased member's can no longer be used)."""
+        await self.session.execute(
+            update(Coupon)
+            .where(Coupon.member_id == member_id, Coupon.status == "active", Coupon.valid_until > now)
+            .values(valid_until=now)
+        )
+
     async def insert_coupon_if_new(self, values: dict[str, Any]) -> Coupon | None:
         """INSERT … ON CONFLICT DO NOTHING: None when the code or the issue key is taken already."""
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from fastapi import Request, Response
@@ -25,6 +26,7 @@ from loyalty_api.audit import service as audit
 from loyalty_api.auth.principal import Principal
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.problems import all_routes
+from loyalty_api.http.schemas import SHOWN_ONCE
 from loyalty_api.ops.logging import request_id_var
 
 # Writes whose subject is shown by another GET route than their path's: an adjustment changes the member's
@@ -87,6 +89,10 @@ _PERSONAL_PARAMS = frozenset({"ref"})
 
 def change_of(route: APIRoute, request: Request, response: Response, before: Any) -> audit.Change:
     after = _json(response)
+    if isinstance(after, dict):
+        after = {
+            name: value for name, value in after.items() if name not in secret_fields(route.response_model)
+        }
     subject_type, subject_id = _subject(route, request, after)
     # The member it was about: named by the path, or by what the write showed (a hold's, a refund's).
     member_id = _uuid(request.path_params.get("member_id")) or _member_named(after) or _member_named(before)
@@ -112,6 +118,17 @@ def change_of(route: APIRoute, request: Request, response: Response, before: Any
         status=response.status_code,
         before=before,
         after=after,
+    )
+
+
+@cache
+def secret_fields(model: Any) -> frozenset[str]:
+    """The fields of the answer marked `SHOWN_ONCE` in its schema (a link code): shown once, kept nowhere."""
+    fields = getattr(model, "model_fields", {})
+    return frozenset(
+        name
+        for name, field in fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SHOWN_ONCE)
     )
 
 

@@ -32,6 +32,10 @@ Points = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 
+# Marks a field of an answer that is a secret shown once (a link code): the OpenAPI document says so
+# (`x-secret: true`), and the audit log never keeps it.
+SHOWN_ONCE = "x-secret"
+
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 

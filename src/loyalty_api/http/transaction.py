@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from functools import partial
+from functools import cached_property, partial
 from typing import Annotated, Any
 
 from fastapi import Request, Response
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_api.audit import service as audit
 from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
+from loyalty_api.auth.principal import Scope
 from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
@@ -176,6 +177,25 @@ class UnitOfWorkRoute(APIRoute):
             self._subject_reader = audit_trail.reader_of(self, request.app.router.routes)
         return self._subject_reader
 
+    @cached_property
+    def scopes(self) -> frozenset[Scope]:
+        return required_scopes(self)
+
+
+def required_scopes(route: APIRoute) -> frozenset[Scope]:
+    """The scopes a route lets in: those of its bearer scheme, `require(...)`, wherever it sits among the
+    route's dependencies (http/dependencies.py imports this module: the scheme is known here by the
+    `allowed` it carries)."""
+    found: set[Scope] = set()
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        allowed = getattr(dependency.call, "allowed", None)
+        if isinstance(allowed, frozenset):
+            found |= allowed
+        pending.extend(dependency.dependencies)
+    return frozenset(found)
+
 
 def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     """The route's body model, to be validated against the JSON text in strict mode, as its JSON Schema
@@ -232,9 +252,10 @@ async def _run_in_unit_of_work(
 ) -> Response:
     uow = await units.start(read_only=read_only)
     request.state.uow = uow
-    # A write by a back-office, billing or partner key goes in the audit log, in this transaction.
+    # A write by a back-office, billing or partner key goes in the audit log, in this transaction. (A key
+    # the route will refuse reads nothing before it is refused.)
     principal = principal_of(request) if audited is not None else None
-    if principal is not None and not principal.audited:
+    if audited is None or principal is None or not principal.audited or not principal.has_any(audited.scopes):
         principal = None
     # What becomes of the Idempotency-Key once this unit of work is closed (it may hold SQLite's only
     # writer turn, which recording the outcome needs).

@@ -4,7 +4,16 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -19,6 +28,11 @@ class MemberStatus(StrEnum):
 # The status of an erased member (POST /v1/members/{id}/erase): not one a client sets or sees, since an erased
 # member is found by no read; the row stays, without personal data, to hold the ledger.
 ERASED = "erased"
+
+
+def not_erased() -> ColumnElement[bool]:
+    """The condition every read or change of one member puts on their row: an erased member is not there."""
+    return Member.__table__.c.status != ERASED
 
 
 class Segment(StrEnum):

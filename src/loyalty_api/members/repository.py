@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.members.models import ERASED, Member, MemberExternalId, MemberRfm
+from loyalty_api.members.models import ERASED, Member, MemberExternalId, MemberRfm, not_erased
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.tiers.models import Tier
 
@@ -71,7 +71,7 @@ def _records_query() -> Select[Any]:
         .select_from(_MEMBERS)
         .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
         .outerjoin(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
-        .where(_MEMBERS.c.status != ERASED)
+        .where(not_erased())
     )
 
 
@@ -133,10 +133,10 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.referred_by_id,
 )
 _POINTS_HOLDER = DirectStatement(
-    select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"), _MEMBERS.c.status != ERASED)
+    select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"), not_erased())
 )
 _POINTS_HOLDERS: Select[Any] = select(*POINTS_HOLDER_COLUMNS).where(
-    _MEMBERS.c.id.in_(bindparam("member_ids", expanding=True))
+    _MEMBERS.c.id.in_(bindparam("member_ids", expanding=True)), not_erased()
 )
 
 
@@ -295,8 +295,13 @@ class MemberRepository:
         rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
         return [(m, t, b) for m, t, b in rows if t is not None and b is not None]
 
-    async def get_member(self, member_id: uuid.UUID) -> Member | None:
-        return await self.session.get(Member, member_id)
+    async def get_member(self, member_id: uuid.UUID, *, lock: bool = False) -> Member | None:
+        """With `lock`, the row stays locked until commit (PostgreSQL): a change and an erasure of the same
+        member take turns, so a change read before an erasure cannot write personal data back after it."""
+        if not lock:
+            return await self.session.get(Member, member_id)
+        found = await self.session.execute(select(Member).where(Member.id == member_id).with_for_update())
+        return found.scalar_one_or_none()
 
     async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:
         """The id and status of the member whose referral code this is."""
@@ -344,14 +349,15 @@ class MemberRepository:
         self.session.add(MemberExternalId(member_id=member_id, system=system, external_id=external_id))
         await flush_unique(self.session)
 
-    async def erase(self, member_id: uuid.UUID, at: datetime) -> int:
-        """Remove the member's personal data, blind indexes and external ids, and mark the row erased; the
-        number of external ids removed."""
+    async def erase(self, member_id: uuid.UUID, at: datetime, *, member_number: str) -> int:
+        """Remove the member's personal data, blind indexes and external ids, give the row a new card number
+        (the old card leads nowhere), and mark it erased; the number of external ids removed."""
         await self.session.execute(
             update(_MEMBERS)
             .where(_MEMBERS.c.id == member_id)
             .values(
                 status=ERASED,
+                member_number=member_number,
                 phone_encrypted=None,
                 phone_hash=None,
                 email_encrypted=None,
@@ -359,15 +365,18 @@ class MemberRepository:
                 name_encrypted=None,
                 birthday_encrypted=None,
                 marketing_consent=False,
-                # No job looks at the member again: their tier and stage stay as they were, for the figures.
+                # The tier stays as it was: no review looks at the member again. (Their lifecycle stage goes
+                # on moving with time, as everyone else's does in the figures.)
                 tier_kept_until=None,
-                lifecycle_due_at=None,
-                lifecycle_assessed_at=None,
                 updated_at=at,
             )
         )
         removed = await self.session.execute(delete(_EXTERNAL).where(_EXTERNAL.c.member_id == member_id))
         return int(getattr(removed, "rowcount", 0) or 0)
+
+    async def external_ids_of(self, member_id: uuid.UUID) -> list[str]:
+        rows = await _EXTERNAL_IDS_OF.fetch_all(self.session, {"member_id": member_id})
+        return [external_id for _, external_id in rows]
 
     async def delete_external_id(self, member_id: uuid.UUID, system: str) -> None:
         await self.session.execute(

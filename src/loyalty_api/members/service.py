@@ -336,7 +336,7 @@ async def update(
     In `external_ids`, a system mapped to None is unlinked and the others are set (JSON merge patch).
     """
     repo = MemberRepository(uow.session)
-    member = await repo.get_member(member_id)
+    member = await repo.get_member(member_id, lock=True)
     if member is None or member.status == ERASED:
         raise MemberNotFound()
     changed: list[str] = []
@@ -394,10 +394,12 @@ async def update(
 @dataclass(frozen=True, slots=True)
 class ErasedMember:
     member_id: uuid.UUID
-    member_number: str
     erased_at: datetime
     newly: bool  # False: it was erased already, and nothing was done
     external_ids: int  # how many were removed
+    # What identified the member (contacts, name, birthday, external ids, the old card number), for the
+    # erasure to find copies of elsewhere.
+    identifiers: list[str]
 
 
 async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
@@ -405,15 +407,23 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     ids: free for another member to use) and end their subscriptions at once, as closing does. The row stays,
     anonymous, so the ledger, tier history and the programme's figures keep their member. Again: nothing."""
     repo = MemberRepository(uow.session)
-    member = await repo.get_member(member_id)
+    member = await repo.get_member(member_id, lock=True)
     if member is None:
         raise MemberNotFound()
     if member.status == ERASED:
-        return ErasedMember(member_id, member.member_number, member.updated_at, newly=False, external_ids=0)
+        return ErasedMember(member_id, member.updated_at, newly=False, external_ids=0, identifiers=[])
+    personal = (
+        member.phone_encrypted,
+        member.email_encrypted,
+        member.name_encrypted,
+        member.birthday_encrypted,
+    )
+    identifiers = [value for value in (_decrypt(uow, token) for token in personal) if value is not None]
+    identifiers += [*await repo.external_ids_of(member_id), member.member_number]
     await end_member_subscriptions(uow, member_id)
     now = uow.clock.now()
-    removed = await repo.erase(member_id, now)
-    return ErasedMember(member_id, member.member_number, now, newly=True, external_ids=removed)
+    removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
+    return ErasedMember(member_id, now, newly=True, external_ids=removed, identifiers=identifiers)
 
 
 async def list_members(

@@ -20,8 +20,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 
 from loyalty_api.auth.principal import Scope
-from loyalty_api.http.dependencies import require
 from loyalty_api.http.edge import GRAPHQL_PATH
+from loyalty_api.http.transaction import required_scopes
 
 # The routes anyone may call without a key, and why. Short on purpose: a new entry is a decision to review.
 PUBLIC: Mapping[tuple[str, str], str] = {
@@ -70,18 +70,6 @@ class UndeclaredAccess(RuntimeError):
             "`require(...)` dependency, or name it in loyalty_api.openapi.authorization.PUBLIC"
         )
         self.operations = list(operations)
-
-
-def allowed_scopes(route: APIRoute) -> frozenset[Scope]:
-    """The scopes the route's `require(...)` lets in, wherever it sits among the route's dependencies."""
-    found: set[Scope] = set()
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if isinstance(dependency.call, require):
-            found |= dependency.call.allowed
-        pending.extend(dependency.dependencies)
-    return frozenset(found)
 
 
 def operations(app: FastAPI) -> list[Operation]:
@@ -164,7 +152,7 @@ def _operations_of(route: BaseRoute) -> Iterator[Operation]:
         methods = {"GET"}  # static files
     if "GET" in methods:
         methods.discard("HEAD")  # a GET without its body
-    scopes = allowed_scopes(route) if isinstance(route, APIRoute) else frozenset()
+    scopes = required_scopes(route) if isinstance(route, APIRoute) else frozenset()
     for method in methods:
         if scopes:
             access = Access.scopes

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from loyalty_api.http.schemas import MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
+from loyalty_api.http.schemas import SHOWN_ONCE, MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
 from loyalty_api.members.models import MemberStatus
 
 PartnerCode = Annotated[
@@ -131,7 +131,10 @@ class LinkCodeRequest(BaseModel):
 
 
 class LinkCodeRead(ReadModel):
-    code: str = Field(description="Show it to the member once: they give it to the partner within minutes.")
+    code: str = Field(
+        description="Show it to the member once: they give it to the partner within minutes.",
+        json_schema_extra={SHOWN_ONCE: True},
+    )
     partner: str
     grants: list[str]
     expires_at: datetime

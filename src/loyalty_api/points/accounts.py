@@ -56,7 +56,7 @@ def money_payload(money: Money) -> MoneyPayload:
 
 
 def _refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
-    if member is None or member.status == ERASED:
+    if member is None or member.status == ERASED:  # lock_with_member reads the row whatever its status
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:
         raise MemberNotActive(f"The member is {member.status}")

@@ -1,19 +1,23 @@
 """Erasing a member at their request: their personal data is gone from every table that held it, while the
 ledger, tier history and the programme's figures keep an anonymous member.
 
-Personal data lived in: the member's row (encrypted contacts, name, birthday, and the blind indexes that
-found them), their external ids, their partner links and link codes (a partner's customer ref), the partner
-refs copied into their exchanges and into the payloads of their events, the answers webhook receivers gave to
-those events, and the replies recorded for Idempotency-Keys. Each is removed here, in one transaction.
+Personal data lived in: the member's row (encrypted contacts, name, birthday, the blind indexes that found
+them, the card number), their external ids, their partner links and link codes (a partner's customer ref), the
+partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
+gave to those events, and the replies recorded for Idempotency-Keys. Each is removed here, in one transaction;
+unused coupons expire, and subscriptions end.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from loyalty_api.coupons.repository import CouponRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members import service as members
@@ -23,9 +27,8 @@ from loyalty_api.outbox.service import emit_for_member, emit_for_partner
 from loyalty_api.partners.repository import ERASED_REF, PartnerRepository
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
-# Keys of event payloads that may hold personal data: a partner's customer ref (a partner may use a phone
-# number as one). Events carry no contacts, names or birthdays by design.
-_PERSONAL_IN_EVENTS = frozenset({"partner_customer_ref"})
+# A key of event payloads that names the member in a partner's system (a partner may use a phone number).
+_PARTNER_REF = "partner_customer_ref"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +49,13 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     if not erased.newly:
         return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0)
     partners = await PartnerRepository(uow.session).forget_member(member_id)
-    rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(member_id, _without_personal_data)
+    await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)
+    identifiers = {*erased.identifiers, *(ref for _, _, ref in partners)}
+    rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
+        member_id, partial(_without, frozenset(identifiers))
+    )
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
-    # A reply names the member by id, card number or a partner's ref; quoted, a number or ref matches only
-    # itself, not part of a longer one.
-    needles = [str(member_id), f'"{erased.member_number}"', *(f'"{ref}"' for _, _, ref in partners)]
-    replies = await idempotency.forget_replies_mentioning(uow, needles)
+    replies = await idempotency.forget_replies_mentioning(uow, _as_written_in_json(identifiers))
     await emit_for_member(
         uow, MemberErased(member_id=member_id, partner=None, erased_at=erased.erased_at), member_id
     )
@@ -70,14 +74,21 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     )
 
 
-def _without_personal_data(value: Any) -> Any:
+def _as_written_in_json(values: set[str]) -> list[str]:
+    """Each value as a JSON string, quotes included (a card number matches only itself, not part of a longer
+    one), both as it is and with its non-ASCII letters escaped (`"\\u674e\\u5a1c"`), as replies hold them.
+    Replies that only name the member by id (a friend's enrolment names its referrer) are kept: the id
+    identifies no one once the member is erased."""
+    return sorted({json.dumps(v, ensure_ascii=a) for v in values for a in (True, False)})
+
+
+def _without(identifiers: frozenset[str], value: Any) -> Any:
+    """An event payload with every value that identified the member replaced."""
     if isinstance(value, dict):
         return {
-            key: ERASED_REF
-            if key in _PERSONAL_IN_EVENTS and item is not None
-            else _without_personal_data(item)
+            key: ERASED_REF if key == _PARTNER_REF and item is not None else _without(identifiers, item)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_without_personal_data(item) for item in value]
-    return value
+        return [_without(identifiers, item) for item in value]
+    return ERASED_REF if isinstance(value, str) and value in identifiers else value

@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import dialect_insert
-from loyalty_api.members.models import Member, MemberRfm, MemberStatus, Segment
+from loyalty_api.members.models import ERASED, Member, MemberRfm, MemberStatus, Segment
 from loyalty_api.points.models import Order
 from loyalty_api.segments.rules import segment_sql
 
@@ -33,7 +33,7 @@ def _bought_in(start: datetime, now: datetime) -> Select[Any]:
         .where(
             _ORDERS.c.purchased_at >= start,
             _ORDERS.c.purchased_at < now,
-            _MEMBERS.c.status != MemberStatus.closed,
+            _MEMBERS.c.status.not_in((MemberStatus.closed, ERASED)),
         )
         .group_by(_ORDERS.c.member_id)
     )

@@ -8,13 +8,15 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.members.models import Member
+from loyalty_api.members.models import Member, not_erased
 from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 
 # NO KEY UPDATE, like earn: every change to a member's subscriptions takes the member's row first, so the
 # member's `plan_benefits_until` mark is always recomputed by one transaction at a time.
 _LOCK_MEMBER = (
-    select(Member.status).where(Member.id == bindparam("member_id")).with_for_update(key_share=True)
+    select(Member.status)
+    .where(Member.id == bindparam("member_id"), not_erased())
+    .with_for_update(key_share=True)
 )
 _TRY_LOCK_MEMBER = (
     select(Member.id)
@@ -46,7 +48,8 @@ class SubscriptionRepository:
         return found is not None
 
     async def exists_member(self, member_id: uuid.UUID) -> bool:
-        return await self.session.scalar(select(Member.id).where(Member.id == member_id)) is not None
+        found = select(Member.id).where(Member.id == member_id, not_erased())
+        return await self.session.scalar(found) is not None
 
     async def mark_plan_benefits(self, member_id: uuid.UUID) -> None:
         """Copy the latest end of the member's plan benefits onto the member's row, where earn and the

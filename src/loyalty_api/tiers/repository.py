@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.members.models import Member
+from loyalty_api.members.models import Member, not_erased
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -120,7 +120,7 @@ _STATE = select(
     Member.tier_since,
     Member.tier_kept_until,
     Member.tier_override_until,
-).where(Member.id == bindparam("member_id"))
+).where(Member.id == bindparam("member_id"), not_erased())
 
 
 class MemberTierRepository:
