@@ -231,6 +231,9 @@ class TestInit:
         )
         assert earned.status_code == 200, earned.text
         assert earned.json()["points_earned"] == 12  # 1 point per euro, rounded down
+        audit = (await client.get("/v1/audit-events", headers=bearer(key))).json()
+        created = [e for e in audit["items"] if e["channel"] == "cli"]
+        assert [(e["action"], e["subject_id"]) for e in created] == [("keys_create", key.split("_")[1])]
 
         again = _cli(cli_env, *args)
         assert again.returncode == 2

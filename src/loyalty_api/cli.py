@@ -253,6 +253,8 @@ def cmd_init(args: argparse.Namespace) -> None:
         await _migrate(settings)
         async with _units(settings) as units, units.begin() as uow:
             issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
+            key = issued.principal
+            await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))
             return issued.token
 
     token = _run_or_fail(run)

@@ -135,6 +135,8 @@ class TestWhatIsRecorded:
         assert entry["channel"] == "graphql" and entry["action"] == "loyaltyAdjustPoints"
         assert entry["subject_type"] == "members" and entry["subject_id"] == member["id"]
         assert entry["after"]["balance"] == 25
+        assert entry["before"]["points"] == 0 and entry["before"]["id"] == member["id"]
+        assert "member_number" not in entry["before"] and "phone" not in entry["before"]
 
 
 class TestWhatIsNot:

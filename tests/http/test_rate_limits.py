@@ -28,6 +28,8 @@ REDIS_ENV = "LOYALTY_TEST_REDIS_URL"
 def _tables_emptied_after(app: FastAPI) -> None:
     """Tests here serve apps of their own on the test database: asking for `app` has conftest's clean-up
     empty the tables after them too, as after every other test."""
+
+
 needs_redis = pytest.mark.skipif(
     not os.environ.get(REDIS_ENV), reason=f"{REDIS_ENV} is not set (.ci/run starts Redis and sets it)"
 )

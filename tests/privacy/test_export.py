@@ -239,6 +239,22 @@ class TestExport:
         assert await export_of(client, admin_key, story.member["id"]) == whole
         assert len(whole["points"]["ledger"]) > 1 and len(whole["events"]) > 1
 
+    async def test_who_exported_whom_is_in_the_audit_log(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key, phone="13900004444")
+        response = await client.get(f"/v1/members/{member['id']}/export", headers=bearer(admin_key))
+        assert response.status_code == 200, response.text
+
+        found = await client.get(
+            "/v1/audit-events",
+            params={"member_id": member["id"], "action": "export_member"},
+            headers=bearer(admin_key),
+        )
+        [entry] = found.json()["items"]
+        assert entry["key_prefix"] == admin_key.split("_")[1] and entry["after"] is None
+        assert entry["request_id"] == response.headers["X-Request-Id"]
+
 
 class TestRefusals:
     async def test_an_unknown_member_is_404(self, client: httpx.AsyncClient, admin_key: str) -> None:

@@ -48,6 +48,8 @@ from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from loyalty_api.idempotency.service import Claim, StoredResponse
+from loyalty_api.members import service as members
+from loyalty_api.members.schemas import MemberRead
 
 Input = TypeVar("Input", bound=BaseModel)
 Reply = TypeVar("Reply", bound=BaseModel)
@@ -132,11 +134,11 @@ async def run_mutation(
     try:
         try:
             async with limit:  # the work only: a commit under way is never cut off
+                before = await _member_before(uow, request) if principal.audited else None
                 result = await work(uow, principal, request)
             if principal.audited:
-                await audit.record(
-                    uow, actor_of(principal, channel="graphql"), _change(name, request, result)
-                )
+                actor = actor_of(principal, channel="graphql")
+                await audit.record(uow, actor, _change(name, request, before, result))
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
             await uow.commit()
@@ -176,7 +178,20 @@ async def run_mutation(
                 await settle()
 
 
-def _change(name: str, request: BaseModel, result: BaseModel) -> audit.Change:
+async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:
+    """The member a mutation names, as `GET /v1/members/{id}` shows them (status, tier, points), read in its
+    unit of work before it runs: the audit entry's `before`."""
+    member_id = getattr(request, "member_id", None)
+    if not isinstance(member_id, uuid.UUID):
+        return None
+    try:
+        profile = await members.get_member(uow, member_id)
+    except LoyaltyError:
+        return None
+    return MemberRead.model_validate(profile).model_dump(mode="json")
+
+
+def _change(name: str, request: BaseModel, before: Any, result: BaseModel) -> audit.Change:
     """A mutation's audit entry: its subject is the first id its input names (`member_id` → `members`), as
     the REST path would name it, else the mutation itself; the result is the `after`."""
     named = [f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None]
@@ -186,6 +201,7 @@ def _change(name: str, request: BaseModel, result: BaseModel) -> audit.Change:
         subject_type=f"{named[0].removesuffix('_id')}s" if named else name,
         subject_id=str(getattr(request, named[0])) if named else None,
         member_id=member_id if isinstance(member_id, uuid.UUID) else None,
+        before=before,
         after=result.model_dump(mode="json"),
     )
 

@@ -11,11 +11,20 @@ from fastapi.security import HTTPBearer
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import MAX_LIMIT
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.http.edge import principal_of
 from loyalty_api.http.transaction import check_body, get_uow
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+async def get_units(request: Request) -> UnitsOfWork:
+    units: UnitsOfWork = request.app.state.units
+    return units
+
+
+# For the rare route that writes beside its own unit of work (a read that leaves an audit entry).
+Units = Annotated[UnitsOfWork, Depends(get_units)]
 
 
 class require(HTTPBearer):

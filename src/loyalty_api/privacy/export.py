@@ -13,9 +13,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
+from loyalty_api.audit import service as audit
 from loyalty_api.coupons import service as coupons
 from loyalty_api.db.pagination import MAX_LIMIT, Page
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members import service as members
 from loyalty_api.money import Money
 from loyalty_api.outbox.repository import OutboxRepository
@@ -114,6 +115,22 @@ async def _one_snapshot(uow: UnitOfWork) -> None:
     balance the ledger does not add up to. Only before the unit of work's first statement."""
     if uow.session.get_bind().dialect.name == "postgresql" and not uow.session.in_transaction():
         await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+async def record_export(units: UnitsOfWork, actor: audit.Actor, member_id: uuid.UUID) -> None:
+    """An export reads everything about a person, so the audit log says who did and when. In a unit of work
+    of its own, committed before the document leaves: the export's own is read-only."""
+    async with units.begin() as uow:
+        change = audit.Change(
+            action="export_member",
+            subject_type="members",
+            subject_id=str(member_id),
+            member_id=member_id,
+            method="GET",
+            path=f"/v1/members/{member_id}/export",
+            status=200,
+        )
+        await audit.record(uow, actor, change)
 
 
 async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.http.dependencies import UoW, require
+from loyalty_api.http.audit_trail import actor_of
+from loyalty_api.http.dependencies import Units, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
@@ -26,7 +27,7 @@ Operator = Annotated[Principal, Depends(require(Scope.admin))]
     summary="Export everything held about a member (data-subject access request)",
     responses=problem_responses(InvalidApiKey, ScopeNotAllowed, MemberNotFound),
 )
-async def export_member(member_id: uuid.UUID, uow: UoW, _: Operator) -> MemberExport:
+async def export_member(member_id: uuid.UUID, uow: UoW, units: Units, caller: Operator) -> MemberExport:
     """Everything the service holds about one member, as one JSON document: the profile with its personal
     data decrypted, identifiers and consents, the points account with the whole ledger, its lots and holds,
     orders, the tier and its history, coupons, reward redemptions, subscriptions and their payments, partner
@@ -38,8 +39,11 @@ async def export_member(member_id: uuid.UUID, uow: UoW, _: Operator) -> MemberEx
     `{amount, currency}` in minor units, lists run oldest first, and nothing is cut short, however long the
     history. Another member's data is never in it.
 
-    For `admin` keys only. Reads only. An unknown member is 404 `member_not_found`."""
-    return await export.export_member(uow, member_id)
+    For `admin` keys only. It changes nothing, but it is in the audit log (`export_member`): who read the
+    member's data, and when. An unknown member is 404 `member_not_found`."""
+    document = await export.export_member(uow, member_id)
+    await export.record_export(units, actor_of(caller), member_id)
+    return document
 
 
 @router.post(
