@@ -5,7 +5,9 @@ opened, for what identified them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -16,6 +18,9 @@ from sqlalchemy import JSON, String, Text, select
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
 from loyalty_api.http.problems import all_routes
+from loyalty_api.members import service as members_service
+from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.privacy import erasure
 from tests.builders import enrol
 from tests.checkout.helpers import cart, item
 from tests.conftest import bearer, units_of
@@ -272,3 +277,32 @@ class TestRefusals:
             "/v1/members/lookup", params={"phone": "13900001111"}, headers=bearer(pos_key)
         )
         assert still.status_code == 200
+
+
+class TestConcurrency:
+    async def test_a_change_read_before_an_erasure_commits_waits_and_finds_no_one(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key, name="旧名")
+        member_id = uuid.UUID(member["id"])
+        units = units_of(app)
+
+        erasing = await units.start()
+        await erasure.erase_member(erasing, member_id)  # not committed yet: the member's row is held
+
+        async def rename() -> str:
+            async with units.begin() as uow:
+                try:
+                    await members_service.update(uow, member_id, name="回来了")
+                except MemberNotFound:
+                    return "not found"
+                return "renamed"
+
+        change = asyncio.create_task(rename())
+        await asyncio.sleep(0.2)  # the change has read, and waits for the row (or, on SQLite, its turn)
+        assert not change.done()
+        await erasing.commit()
+        await erasing.close()
+
+        assert await change == "not found"
+        assert [hit for hit in await _every_text(app) if "回来了" in hit[2]] == []

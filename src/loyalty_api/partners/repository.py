@@ -169,9 +169,12 @@ class PartnerRepository:
         await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
 
     async def forget_member(self, member_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
-        """For an erasure: the member's links and link codes go, and their exchanges forget the partner's
+        """For an erasure: the member's link codes and links go, and their exchanges forget the partner's
         customer ref (the amounts stay, for settlement). The partners they were linked to (id, code) and
         the ref each knew them by."""
+        # Codes first: a link being made with one has its row locked, so this waits for that link to commit
+        # and the links read next include it (PostgreSQL reads each statement afresh).
+        await self.session.execute(delete(PartnerLinkCode).where(PartnerLinkCode.member_id == member_id))
         linked = await self.session.execute(
             select(Partner.id, Partner.code, PartnerLink.partner_customer_ref)
             .join(PartnerLink, PartnerLink.partner_id == Partner.id)
@@ -180,7 +183,6 @@ class PartnerRepository:
         )
         partners = [(partner_id, code, ref) for partner_id, code, ref in linked.all()]
         await self.session.execute(delete(PartnerLink).where(PartnerLink.member_id == member_id))
-        await self.session.execute(delete(PartnerLinkCode).where(PartnerLinkCode.member_id == member_id))
         await self.session.execute(
             update(PartnerExchange)
             .where(PartnerExchange.member_id == member_id)
