@@ -155,6 +155,27 @@ BREAKDOWN: list[dict[str, Any]] = [
     {"rule": "周三会员日", "kind": "member_day", "points": 458},
 ]
 
+# The earn on the example receipt, as the ledger shows it.
+LEDGER_EARN_ENTRY: dict[str, Any] = {
+    "id": ENTRY_EARN,
+    "type": "earn",
+    "amount": 1145,
+    "balance_after": 13985,
+    "held_change": 0,
+    "held_after": 0,
+    "order_ref": EARN_ORDER,
+    "hold_id": None,
+    "details": {
+        "breakdown": BREAKDOWN,
+        "amount": cny(45800),
+        "store_id": "SH0012",
+        "channel": "store",
+        "occurred_at": NOW,
+    },
+    "actor_key_id": POS_KEY,
+    "created_at": NOW,
+}
+
 EARN: dict[str, Any] = {
     "order_ref": EARN_ORDER,
     "amount": cny(45800),
@@ -996,25 +1017,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "actor_key_id": POS_KEY,
                             "created_at": "2026-03-18T06:35:48Z",
                         },
-                        {
-                            "id": ENTRY_EARN,
-                            "type": "earn",
-                            "amount": 1145,
-                            "balance_after": 13985,
-                            "held_change": 0,
-                            "held_after": 0,
-                            "order_ref": EARN_ORDER,
-                            "hold_id": None,
-                            "details": {
-                                "breakdown": BREAKDOWN,
-                                "amount": cny(45800),
-                                "store_id": "SH0012",
-                                "channel": "store",
-                                "occurred_at": NOW,
-                            },
-                            "actor_key_id": POS_KEY,
-                            "created_at": NOW,
-                        },
+                        LEDGER_EARN_ENTRY,
                     ],
                     "next_cursor": encode_cursor(uuid.UUID(ENTRY_EARN)),
                 },
@@ -2078,28 +2081,7 @@ def _member_export() -> dict[str, Any]:
             "held": 0,
             "available": 13585,
             "lifetime_earned": 21460,
-            "ledger": [
-                {
-                    "id": ENTRY_EARN,
-                    "type": "earn",
-                    "amount": 1145,
-                    "balance_after": 13985,
-                    "held_change": 0,
-                    "held_after": 0,
-                    "order_ref": EARN_ORDER,
-                    "hold_id": None,
-                    "partner_id": None,
-                    "details": {
-                        "breakdown": BREAKDOWN,
-                        "amount": cny(45800),
-                        "store_id": "SH0012",
-                        "channel": "store",
-                        "occurred_at": NOW,
-                    },
-                    "actor_key_id": POS_KEY,
-                    "created_at": NOW,
-                }
-            ],
+            "ledger": [{**LEDGER_EARN_ENTRY, "partner_id": None}],
             "lots": [
                 {
                     "id": "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f",

@@ -23,7 +23,7 @@ from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.partners import exchanges as partner_exchanges
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, ReferralReward
+from loyalty_api.points.models import LedgerEntry, Order, ReferralReward
 from loyalty_api.points.repository import (
     HoldRepository,
     LedgerRepository,
@@ -142,17 +142,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
         format_version=FORMAT_VERSION,
         exported_at=exported_at,
         member_id=member_id,
-        profile=ExportProfile(
-            member_number=profile.member_number,
-            status=profile.status,
-            phone=profile.phone,
-            email=profile.email,
-            name=profile.name,
-            birthday=profile.birthday,
-            channel=profile.channel,
-            created_at=profile.created_at,
-            updated_at=profile.updated_at,
-        ),
+        profile=ExportProfile.model_validate(profile, from_attributes=True),
         identifiers=ExportIdentifiers(
             external_ids=[
                 ExportExternalId(system=system, external_id=external_id)
@@ -226,31 +216,6 @@ def _entry(entry: LedgerEntry) -> ExportLedgerEntry:
     )
 
 
-def _lot(lot: PointLot) -> ExportLot:
-    return ExportLot(
-        id=lot.id,
-        entry_id=lot.entry_id,
-        order_ref=lot.order_ref,
-        points=lot.points,
-        remaining=lot.remaining,
-        created_at=lot.created_at,
-        expires_at=lot.expires_at,
-    )
-
-
-def _hold(hold: Hold) -> ExportHold:
-    return ExportHold(
-        id=hold.id,
-        order_ref=hold.order_ref,
-        points=hold.points,
-        captured_points=hold.captured_points,
-        status=hold.status,
-        created_at=hold.created_at,
-        expires_at=hold.expires_at,
-        resolved_at=hold.resolved_at,
-    )
-
-
 async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
     state = await PointsAccountRepository(uow.session).get_state(member_id)
     ledger, lots, holds = (
@@ -268,13 +233,13 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
         lifetime_earned=0 if state is None else state.lifetime_earned,
         ledger=[_entry(entry) for entry in entries],
         lots=[
-            _lot(lot)
+            ExportLot.model_validate(lot, from_attributes=True)
             for lot in await _batches(
                 lambda after, limit: lots.lots_of(member_id, after_id=after, limit=limit), lambda r: r.id
             )
         ],
         holds=[
-            _hold(hold)
+            ExportHold.model_validate(hold, from_attributes=True)
             for hold in await _batches(
                 lambda after, limit: holds.holds_of(member_id, after_id=after, limit=limit), lambda h: h.id
             )
@@ -320,18 +285,7 @@ async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> 
         kept_until=None if state is None else state.kept_until,
         override_until=None if state is None else state.override_until,
         history=[
-            ExportTierChange(
-                id=change.id,
-                from_tier=change.from_tier,
-                to_tier=change.to_tier,
-                change=change.change,
-                reason=change.reason,
-                ladder_version=change.ladder_version,
-                qualification=change.qualification,
-                kept_until=change.kept_until,
-                created_at=change.created_at,
-            )
-            for change in reversed(changes)
+            ExportTierChange.model_validate(change, from_attributes=True) for change in reversed(changes)
         ],
     )
 
@@ -413,14 +367,7 @@ async def _subscriptions(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportSu
                 created_at=sub.created_at,
                 updated_at=sub.updated_at,
                 payments=[
-                    ExportPayment(
-                        id=payment.id,
-                        period=payment.period,
-                        status=payment.status,
-                        payment_ref=payment.payment_ref,
-                        amount=payment.amount,
-                        recorded_at=payment.recorded_at,
-                    )
+                    ExportPayment.model_validate(payment, from_attributes=True)
                     for payment in reversed(payments)
                 ],
             )
@@ -440,33 +387,9 @@ async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
         lambda pair: pair[0].id,
     )
     return ExportPartners(
-        links=[
-            ExportPartnerLink(
-                partner=link.partner,
-                partner_name=link.partner_name,
-                partner_customer_ref=link.partner_customer_ref,
-                grants=link.grants,
-                linked_at=link.linked_at,
-            )
-            for link in links
-        ],
+        links=[ExportPartnerLink.model_validate(link, from_attributes=True) for link in links],
         exchanges=[
-            ExportExchange(
-                id=exchange.id,
-                partner=exchange.partner,
-                partner_customer_ref=exchange.partner_customer_ref,
-                direction=exchange.direction,
-                status=exchange.status,
-                points=exchange.points,
-                partner_points=exchange.partner_points,
-                rate=exchange.rate,
-                value=exchange.value,
-                partner_ref=exchange.partner_ref,
-                expires_at=exchange.expires_at,
-                created_at=exchange.created_at,
-                resolved_at=exchange.resolved_at,
-            )
-            for exchange in reversed(exchanges)
+            ExportExchange.model_validate(exchange, from_attributes=True) for exchange in reversed(exchanges)
         ],
         benefit_uses=[
             ExportBenefitUse(
@@ -479,19 +402,7 @@ async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
             )
             for use, partner in uses
         ],
-        perks=[
-            ExportPerk(
-                code=perk.code,
-                partner=perk.partner,
-                name=perk.name,
-                plan=perk.plan,
-                period=perk.period,
-                status=perk.status,
-                granted_at=perk.granted_at,
-                redeemed_at=perk.redeemed_at,
-            )
-            for perk in reversed(perks)
-        ],
+        perks=[ExportPerk.model_validate(perk, from_attributes=True) for perk in reversed(perks)],
     )
 
 
@@ -557,16 +468,7 @@ async def _events(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportEvent]:
         batch = await outbox.events_of(member_id, after_id=after, limit=BATCH)
         sent: defaultdict[uuid.UUID, list[ExportDelivery]] = defaultdict(list)
         for delivery in await deliveries.list_of_events([event_id for event_id, _, _ in batch]):
-            sent[delivery.event_id].append(
-                ExportDelivery(
-                    id=delivery.id,
-                    endpoint_id=delivery.endpoint_id,
-                    status=delivery.status,
-                    attempts=delivery.attempts,
-                    created_at=delivery.created_at,
-                    delivered_at=delivery.delivered_at,
-                )
-            )
+            sent[delivery.event_id].append(ExportDelivery.model_validate(delivery, from_attributes=True))
         exported += [
             ExportEvent(id=event_id, type=event_type, occurred_at=at, deliveries=sent[event_id])
             for event_id, event_type, at in batch
