@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 
-from loyalty_api.benefits.birthdays import issue_birthday_gifts
+from loyalty_api.benefits.birthdays import issue_birthday_gifts, key_birthdays
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
@@ -98,3 +99,90 @@ async def test_no_gift_without_a_birthday_gift_benefit_or_for_a_suspended_member
         f"/v1/members/{member['id']}", json={"status": "active"}, headers=bearer(admin_key)
     )
     assert await run_job(app) == 1
+
+
+async def write(app: FastAPI, sql: str, **params: Any) -> None:
+    units: UnitsOfWork = app.state.units
+    async with units.database.engine.begin() as connection:
+        await connection.execute(text(sql), params)
+
+
+async def test_the_job_reads_only_the_members_whose_birthday_it_is(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    clock.set(datetime(2026, 3, 16, 16, 30, tzinfo=UTC))  # 17 March in Shanghai
+    celebrating = await enrol(client, pos_key, birthday="1990-03-17")
+    others = [await enrol(client, pos_key, birthday=f"1980-{month:02d}-16") for month in range(1, 13)]
+    others.append(await enrol(client, pos_key, birthday="1990-03-18"))
+    # The others' stored birthdays are made unreadable: decrypting any of them would fail the job.
+    for other in others:
+        await write(
+            app,
+            "UPDATE members SET birthday_encrypted = 'unreadable' WHERE member_number = :n",
+            n=other["member_number"],
+        )
+    assert await run_job(app) == 1
+    assert len(await coupons(client, pos_key, celebrating["id"])) == 1
+
+
+async def test_a_birthday_on_29_february_is_celebrated_on_the_28th_in_common_years(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    leapling = await enrol(client, pos_key, birthday="2000-02-29")
+    clock.set(datetime(2027, 2, 27, 16, 30, tzinfo=UTC))  # 28 February 2027 in Shanghai
+    assert await run_job(app) == 1
+    clock.set(datetime(2028, 2, 27, 16, 30, tzinfo=UTC))  # 28 February 2028: a leap year, not yet
+    assert await run_job(app) == 0
+    clock.set(datetime(2028, 2, 28, 16, 30, tzinfo=UTC))  # 29 February 2028
+    assert await run_job(app) == 1
+    assert len(await coupons(client, pos_key, leapling["id"])) == 2
+
+
+async def members_born_in(client: httpx.AsyncClient, key: str, month: int) -> set[str]:
+    response = await client.get(f"/v1/members?birthday_month={month}", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    return {member["id"] for member in response.json()["items"]}
+
+
+async def test_members_are_listed_by_birthday_month_as_their_birthday_changes(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    march = await enrol(client, pos_key, birthday="1990-03-17")
+    july = await enrol(client, pos_key, birthday="1975-07-01")
+    await enrol(client, pos_key)  # no birthday known
+    assert await members_born_in(client, admin_key, 3) == {march["id"]}
+    assert await members_born_in(client, admin_key, 7) == {july["id"]}
+    response = await client.patch(
+        f"/v1/members/{march['id']}", json={"birthday": "1990-07-20"}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 200
+    assert await members_born_in(client, admin_key, 3) == set()
+    assert await members_born_in(client, admin_key, 7) == {march["id"], july["id"]}
+    for month in ("0", "13", "july"):
+        response = await client.get(f"/v1/members?birthday_month={month}", headers=bearer(admin_key))
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+
+
+async def test_birthdays_stored_before_birthday_keys_get_theirs_from_the_job_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    clock.set(datetime(2026, 3, 16, 16, 30, tzinfo=UTC))  # 17 March in Shanghai
+    celebrating = await enrol(client, pos_key, birthday="1990-03-17")
+    july = await enrol(client, pos_key, birthday="1975-07-01")
+    # As migration 0019 leaves a member enrolled before it: a birthday, no keys.
+    await write(app, "UPDATE members SET birthday_day_key = NULL, birthday_month_key = NULL")
+    assert await members_born_in(client, admin_key, 7) == set()
+    assert await run_job(app) == 1
+    assert await members_born_in(client, admin_key, 7) == {july["id"]}
+    assert len(await coupons(client, pos_key, celebrating["id"])) == 1
+    assert await key_birthdays(app.state.units) == 0  # nothing left to key

@@ -207,8 +207,7 @@ class TestMisuse:
     ) -> None:
         await client.post("/v1/members", json={"name": "x"}, headers=with_key(pos_key, "k6"))
         clock.advance(timedelta(hours=25))
-        async with app.state.units.begin() as uow:
-            assert await idempotency.purge_expired(uow) == 1
+        assert await idempotency.purge_expired(app.state.units) == 1
         assert await count(app, "idempotency_records") == 0
 
 

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.audit.models import AuditEvent
@@ -51,3 +51,9 @@ class AuditRepository:
             query = query.where(AuditEvent.id < before_id)
         result = await self.session.execute(query.order_by(AuditEvent.id.desc()).limit(limit))
         return result.scalars().all()
+
+    async def purge(self, made_before: uuid.UUID, *, limit: int) -> int:
+        """Delete up to `limit` entries with ids below `made_before` (written before that instant)."""
+        old = select(AuditEvent.id).where(AuditEvent.id < made_before).limit(limit)
+        result = await self.session.execute(delete(AuditEvent).where(AuditEvent.id.in_(old)))
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from loyalty_api.audit.models import AuditEvent
 from loyalty_api.audit.redaction import redacted
 from loyalty_api.audit.repository import AuditFilter, AuditRepository
+from loyalty_api.db.ids import first_id_at
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.retention import purge_in_batches
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +84,13 @@ async def list_events(
         where, before_id=decode_cursor(cursor), limit=limit + 1
     )
     return page_of(rows, limit, lambda event: event.id)
+
+
+async def purge_audit_events(units: UnitsOfWork) -> int:
+    """Purge the entries older than `audit_retention_days`; how many."""
+
+    async def batch(uow: UnitOfWork, limit: int) -> int:
+        before = uow.clock.now() - timedelta(days=uow.settings.audit_retention_days)
+        return await AuditRepository(uow.session).purge(first_id_at(before), limit=limit)
+
+    return await purge_in_batches(units, batch)

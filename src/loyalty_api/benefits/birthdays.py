@@ -1,5 +1,6 @@
 """The birthday job: on a member's birthday (in the programme's time zone), each birthday-gift benefit of
-their tier gives them its coupon, once a year."""
+their tier gives them its coupon, once a year. It reads only the members whose birthday it is, through the
+birthday's day key (members/birthday_keys.py), whatever the size of the member base."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.earning.kinds import is_birthday
+from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
@@ -18,10 +19,8 @@ from loyalty_api.tiers.service import get_ladder
 
 async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     """Give today's birthday gifts; returns how many coupons were issued. Running it again the same day (or
-    in two processes) issues nothing more: each gift's coupon has a key of benefit, member and year.
-
-    Birthdays are stored encrypted, so the job reads the members of gift-giving tiers in batches and decrypts
-    their birthdays here; no birthday is ever stored or searched in the clear."""
+    in two processes) issues nothing more: each gift's coupon has a key of benefit, member and year."""
+    await key_birthdays(units, batch=batch)
     async with units.read() as uow:
         program = await get_program(uow)
         ladder = await get_ladder(uow)
@@ -39,21 +38,35 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     after: uuid.UUID | None = None
     while True:
         async with units.read() as uow:
-            members = await MemberRepository(uow.session).list_birthdays(
-                list(gifts), after=after, limit=batch
+            celebrating = await MemberRepository(uow.session).list_celebrating(
+                list(gifts), day_keys_celebrating_on(uow.vault, today), after=after, limit=batch
             )
-            celebrating = [
-                (member_id, tier_id)
-                for member_id, tier_id, encrypted in members
-                if is_birthday(today, date.fromisoformat(uow.vault.decrypt(encrypted)), "day")
-            ]
         for member_id, tier_id in celebrating:
             async with units.begin() as uow:
                 for gift in gifts[tier_id]:
                     issued += await _give(uow, gift, member_id, today, starts)
-        if len(members) < batch:
+        if len(celebrating) < batch:
             return issued
-        after = members[-1][0]
+        after = celebrating[-1][0]
+
+
+async def key_birthdays(units: UnitsOfWork, *, batch: int = 500) -> int:
+    """Give the birthdays stored before birthday keys existed their keys (decrypting each once); how many.
+    Afterwards it finds nothing: members enrolled or changed since are keyed as their birthday is written."""
+    keyed = 0
+    while True:
+        async with units.begin() as uow:
+            repo = MemberRepository(uow.session)
+            found = await repo.list_unkeyed_birthdays(limit=batch)
+            keys = []
+            for member_id, encrypted in found:
+                day, month = birthday_keys(uow.vault, date.fromisoformat(uow.vault.decrypt(encrypted)))
+                assert day is not None and month is not None
+                keys.append((member_id, encrypted, day, month))
+            await repo.set_birthday_keys(keys)
+        keyed += len(found)
+        if len(found) < batch:
+            return keyed
 
 
 async def _give(

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 _lock = threading.Lock()
 _last = 0
@@ -52,3 +53,10 @@ def new_id() -> uuid.UUID:
             value = _last + 1
         _last = value
     return uuid.UUID(int=value)
+
+
+def first_id_at(at: datetime) -> uuid.UUID:
+    """The smallest id made at `at`'s millisecond: every id made before it sorts lower, so rows older than an
+    instant are found through the primary key."""
+    unix_ms = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62)

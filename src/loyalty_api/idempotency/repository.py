@@ -106,10 +106,9 @@ class IdempotencyRepository:
         if record_ids:
             await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(record_ids)))
 
-    async def delete_expired(self, now: datetime) -> int:
-        result = await self.session.execute(
-            delete(IdempotencyRecord)
-            .where(IdempotencyRecord.expires_at <= now)
-            .returning(IdempotencyRecord.id)
-        )
-        return len(result.all())
+    async def delete_expired(self, now: datetime, *, limit: int) -> int:
+        """Delete up to `limit` records expired by `now`; how many."""
+        expired = select(IdempotencyRecord.id).where(IdempotencyRecord.expires_at <= now).limit(limit)
+        doomed = delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(expired))
+        result = await self.session.execute(doomed)
+        return int(getattr(result, "rowcount", 0) or 0)

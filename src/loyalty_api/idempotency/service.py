@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.crypto import Vault
+from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.idempotency.errors import (
     IdempotencyClaimLost,
@@ -170,5 +171,10 @@ async def forget_replies_mentioning(uow: UnitOfWork, needles: Sequence[str]) -> 
     return len(forgotten)
 
 
-async def purge_expired(uow: UnitOfWork) -> int:
-    return await IdempotencyRepository(uow.session).delete_expired(uow.clock.now())
+async def purge_expired(units: UnitsOfWork) -> int:
+    """Purge the records past their expiry; how many."""
+
+    async def batch(uow: UnitOfWork, limit: int) -> int:
+        return await IdempotencyRepository(uow.session).delete_expired(uow.clock.now(), limit=limit)
+
+    return await purge_in_batches(units, batch)

@@ -52,7 +52,11 @@ class Member(IdMixin, Base):
 
     __tablename__ = "members"
     # Member lists filtered by stage page by id.
-    __table_args__ = (Index(None, "lifecycle_stage", "id"),)
+    __table_args__ = (
+        Index(None, "lifecycle_stage", "id"),
+        Index(None, "birthday_day_key"),
+        Index(None, "birthday_month_key", "id"),
+    )
 
     member_number: Mapped[str] = mapped_column(String(16), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -63,6 +67,10 @@ class Member(IdMixin, Base):
     email_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     name_encrypted: Mapped[str | None] = mapped_column(Text)
     birthday_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Keyed hashes of the birthday's day and month (members/birthday_keys.py); None with no birthday, or for
+    # a birthday from before they existed until the birthday job has filled them in.
+    birthday_day_key: Mapped[str | None] = mapped_column(String(64))
+    birthday_month_key: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(32))
     marketing_consent: Mapped[bool]
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)

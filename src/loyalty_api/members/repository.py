@@ -256,6 +256,7 @@ class MemberRepository:
         status: str | None,
         lifecycle: str | None,
         segment: str | None = None,
+        birthday_month_key: str | None = None,
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[MemberRecord]:
@@ -264,6 +265,8 @@ class MemberRepository:
             query = query.join(_RFM, _RFM.c.member_id == _MEMBERS.c.id).where(_RFM.c.segment == segment)
         if lifecycle is not None:
             query = query.where(_MEMBERS.c.lifecycle_stage == lifecycle)
+        if birthday_month_key is not None:
+            query = query.where(_MEMBERS.c.birthday_month_key == birthday_month_key)
         if tier_id is not None:
             query = query.where(_MEMBERS.c.tier_id == tier_id)
         if status is not None:
@@ -281,19 +284,46 @@ class MemberRepository:
         rows = await self.session.execute(_POINTS_HOLDERS, {"member_ids": list(member_ids)})
         return [PointsHolder(*row) for row in rows.all()]
 
-    async def list_birthdays(
-        self, tier_ids: Sequence[uuid.UUID], *, after: uuid.UUID | None, limit: int
-    ) -> Sequence[tuple[uuid.UUID, uuid.UUID, str]]:
-        """(member id, tier id, encrypted birthday) of active members on these tiers, in id order."""
-        query = select(Member.id, Member.tier_id, Member.birthday_encrypted).where(
+    async def list_celebrating(
+        self, tier_ids: Sequence[uuid.UUID], day_keys: Sequence[str], *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
+        """(member id, tier id) of active members on these tiers whose birthday has one of these day keys,
+        in id order: read through the day key's index, so only they are read."""
+        query = select(Member.id, Member.tier_id).where(
+            Member.birthday_day_key.in_(list(day_keys)),
             Member.tier_id.in_(list(tier_ids)),
             Member.status == "active",
-            Member.birthday_encrypted.is_not(None),
         )
         if after is not None:
             query = query.where(Member.id > after)
         rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
-        return [(m, t, b) for m, t, b in rows if t is not None and b is not None]
+        return [(m, t) for m, t in rows if t is not None]
+
+    async def list_unkeyed_birthdays(self, *, limit: int) -> Sequence[tuple[uuid.UUID, str]]:
+        """(member id, encrypted birthday) of members whose birthday has no keys yet (stored before keys
+        existed): once keyed, a member is never read here again."""
+        query = (
+            select(Member.id, Member.birthday_encrypted)
+            .where(Member.birthday_encrypted.is_not(None), Member.birthday_day_key.is_(None))
+            .order_by(Member.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [(m, b) for m, b in rows if b is not None]
+
+    async def set_birthday_keys(self, keys: Sequence[tuple[uuid.UUID, str, str, str]]) -> None:
+        """(member id, encrypted birthday read, day key, month key) for each member, in one statement; a
+        member whose birthday changed since it was read keeps the keys that change wrote."""
+        if keys:
+            await self.session.execute(
+                update(_MEMBERS)
+                .where(
+                    _MEMBERS.c.id == bindparam("member_id"),
+                    _MEMBERS.c.birthday_encrypted == bindparam("read"),
+                )
+                .values(birthday_day_key=bindparam("day_key"), birthday_month_key=bindparam("month_key")),
+                [{"member_id": m, "read": r, "day_key": d, "month_key": k} for m, r, d, k in keys],
+            )
 
     async def get_member(self, member_id: uuid.UUID, *, lock: bool = False) -> Member | None:
         """With `lock`, the row stays locked until commit (PostgreSQL): a change and an erasure of the same
@@ -364,6 +394,8 @@ class MemberRepository:
                 email_hash=None,
                 name_encrypted=None,
                 birthday_encrypted=None,
+                birthday_day_key=None,
+                birthday_month_key=None,
                 marketing_consent=False,
                 # The tier stays as it was: no review looks at the member again. (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)

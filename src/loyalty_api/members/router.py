@@ -120,9 +120,10 @@ async def list_members(
     status: MemberStatus | None = None,
     lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage")] = None,
     segment: Annotated[Segment | None, Query(description="RFM segment (`GET /v1/segments`)")] = None,
+    birthday_month: Annotated[int | None, Query(ge=1, le=12, description="Birthday month, 1–12")] = None,
 ) -> MemberPage:
-    """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`
-    in one `lifecycle` stage or in one RFM `segment`.
+    """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`,
+    in one `lifecycle` stage, in one RFM `segment` or born in one `birthday_month` (any of them together).
 
     For `admin` keys only. Reads only."""
     page = await service.list_members(
@@ -131,6 +132,7 @@ async def list_members(
         status=status,
         lifecycle=lifecycle,
         segment=segment,
+        birthday_month=birthday_month,
         limit=paging.limit,
         cursor=paging.cursor,
     )

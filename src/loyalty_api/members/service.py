@@ -18,6 +18,7 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
+from loyalty_api.members.birthday_keys import birthday_keys, month_key
 from loyalty_api.members.contact import normalise_email, normalise_phone
 from loyalty_api.members.errors import (
     InvalidMemberNumber,
@@ -191,6 +192,7 @@ async def enrol(
     phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
     email = None if email is None else normalise_email(email)
     _check_birthday(uow, birthday)
+    day_key, month_key = birthday_keys(uow.vault, birthday)
     phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
     email_hash = None if email is None else uow.vault.blind_index("email", email)
     await _check_contact_free(repo, "phone", phone_hash)
@@ -220,6 +222,8 @@ async def enrol(
         email_hash=email_hash,
         name_encrypted=_encrypt(uow, name),
         birthday_encrypted=None if birthday is None else uow.vault.encrypt(birthday.isoformat()),
+        birthday_day_key=day_key,
+        birthday_month_key=month_key,
         channel=channel,
         marketing_consent=marketing_consent,
         referral_code=await _new_referral_code(repo),
@@ -358,6 +362,7 @@ async def update(
     if not isinstance(birthday, _Unset):
         _check_birthday(uow, birthday)
         member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
+        member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
         changed.append("birthday")
     if not isinstance(status, _Unset):
         member.status = status
@@ -433,6 +438,7 @@ async def list_members(
     status: MemberStatus | None,
     lifecycle: Stage | None = None,
     segment: Segment | None = None,
+    birthday_month: int | None = None,
     limit: int,
     cursor: str | None,
 ) -> Page[MemberProfile]:
@@ -448,6 +454,7 @@ async def list_members(
         status=status,
         lifecycle=lifecycle,
         segment=segment,
+        birthday_month_key=None if birthday_month is None else month_key(uow.vault, birthday_month),
         after_id=after_id,
         limit=limit + 1,
     )

@@ -66,6 +66,12 @@ class PartnerRepository:
     async def save(self) -> None:
         await flush_unique(self.session)
 
+    async def purge_codes(self, made_before: uuid.UUID, *, limit: int) -> int:
+        """Delete up to `limit` link codes with ids below `made_before` (issued before that instant)."""
+        old = select(PartnerLinkCode.id).where(PartnerLinkCode.id < made_before).limit(limit)
+        result = await self.session.execute(delete(PartnerLinkCode).where(PartnerLinkCode.id.in_(old)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def insert_code(self, code: PartnerLinkCode) -> None:
         self.session.add(code)
         await flush_unique(self.session)

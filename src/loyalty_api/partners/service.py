@@ -23,8 +23,10 @@ from loyalty_api.benefits.standing import standing
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.ids import first_id_at
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.retention import purge_in_batches
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
@@ -58,6 +60,8 @@ from loyalty_api.tiers.service import get_ladder
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
 Grant = Literal["basic", "points"]
 LINK_CODE_LIFETIME = timedelta(minutes=10)
+# Used or expired, a code is kept a day for the record, then purged.
+LINK_CODE_KEPT = timedelta(days=1)
 PartnerStatus = Literal["active", "suspended"]
 
 
@@ -558,3 +562,13 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
         )
     link = await PartnerRepository(uow.session).get_member_link(partner.id, perk.member_id)
     return perk_view(perk, partner.code, None if link is None else link.partner_customer_ref)
+
+
+async def purge_link_codes(units: UnitsOfWork) -> int:
+    """Purge the link codes issued more than a day ago (each ended ten minutes after it was issued)."""
+
+    async def batch(uow: UnitOfWork, limit: int) -> int:
+        before = uow.clock.now() - LINK_CODE_LIFETIME - LINK_CODE_KEPT
+        return await PartnerRepository(uow.session).purge_codes(first_id_at(before), limit=limit)
+
+    return await purge_in_batches(units, batch)

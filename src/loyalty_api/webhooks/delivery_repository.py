@@ -375,6 +375,18 @@ class DeliveryRepository:
             await self.session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
         return len(ids)
 
+    async def purge_events(self, made_before: uuid.UUID, *, limit: int) -> int:
+        """Delete up to `limit` events with ids below `made_before` (made before its instant) that are
+        dispatched and have no delivery left; how many."""
+        undelivered = exists().where(WebhookDelivery.event_id == OutboxEvent.id)
+        doomed = (
+            select(OutboxEvent.id)
+            .where(OutboxEvent.id < made_before, OutboxEvent.dispatched_at.is_not(None), ~undelivered)
+            .limit(limit)
+        )
+        result = await self.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(doomed)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def settled_counts(self) -> dict[str, int]:
         """Deliveries settled for good since the start, by outcome (succeeded, failed)."""
         result = await self.session.execute(

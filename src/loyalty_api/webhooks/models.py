@@ -43,6 +43,7 @@ class WebhookDelivery(IdMixin, Base):
         UniqueConstraint("endpoint_id", "event_id"),
         Index(None, "status", "next_attempt_at"),
         Index(None, "created_at"),  # the retention job reads the oldest
+        Index(None, "event_id"),  # an event is purged once no delivery of it is left
         # The head-of-queue check looks only at pending deliveries of one endpoint and member.
         Index(
             None,

@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from loyalty_api.audit.service import purge_audit_events
 from loyalty_api.benefits.birthdays import issue_birthday_gifts
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.members.jobs import assess_lifecycles
 from loyalty_api.partners.exchanges import expire_exchanges
+from loyalty_api.partners.service import purge_link_codes
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from loyalty_api.points.referrals import credit_referrers
@@ -19,7 +21,7 @@ from loyalty_api.segments.service import compute_segments
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
 from loyalty_api.webhooks.delivery import deliver_webhooks
-from loyalty_api.webhooks.retention import purge_deliveries
+from loyalty_api.webhooks.retention import purge_deliveries, purge_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +37,6 @@ async def _release_expired_holds(units: UnitsOfWork) -> int:
 
 async def _expire_points(units: UnitsOfWork) -> int:
     return (await expire_points(units)).points
-
-
-async def _purge_idempotency_records(units: UnitsOfWork) -> int:
-    async with units.begin() as uow:
-        return await purge_expired(uow)
 
 
 async def _deliver_webhooks(units: UnitsOfWork) -> int:
@@ -58,8 +55,11 @@ JOBS: tuple[Job, ...] = (
     Job("rfm-segments", timedelta(hours=6), compute_segments),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
-    Job("purge-idempotency", timedelta(hours=1), _purge_idempotency_records),
+    Job("purge-idempotency", timedelta(hours=1), purge_expired),
     Job("purge-webhook-deliveries", timedelta(hours=1), purge_deliveries),
+    Job("purge-events", timedelta(hours=1), purge_events),
+    Job("purge-audit-events", timedelta(hours=1), purge_audit_events),
+    Job("purge-partner-link-codes", timedelta(hours=1), purge_link_codes),
 )
 
 # Everything `loyalty-api jobs NAME` can run once.
