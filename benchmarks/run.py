@@ -51,6 +51,7 @@ from loyalty_api import crypto  # noqa: E402
 from loyalty_api.db.engine import create_engine  # noqa: E402
 from loyalty_api.db.migrations import upgrade  # noqa: E402
 from loyalty_api.settings import Settings  # noqa: E402
+from loyalty_api.worker.schedule import JOBS  # noqa: E402
 
 PG_SERVER = os.environ.get("LOYALTY_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
@@ -377,6 +378,8 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                         args, key, members, shoppers, (ours, port), (baseline, base_port), results
                     )
         report(results, peak_rss)
+        if args.jobs:
+            time_jobs(env)
     finally:
         if admin_engine is not None:
             async with admin_engine.connect() as connection:
@@ -499,6 +502,24 @@ def report(results: dict[str, list[Result | Measured]], peak_rss: float) -> None
     print(f"peak RSS of the API process under load: {peak_rss:.0f} MiB")
 
 
+def time_jobs(env: dict[str, str]) -> None:
+    """Each scheduled job once (`loyalty-api jobs NAME`, run until it finds nothing to do), in a process of
+    its own: what it handled and in how long (the job's own time, start-up left out), and the process's peak
+    resident memory."""
+    print(f"{'job':<28}{'peak RSS MiB':>14}   handled, time")
+    for job in JOBS:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loyalty_api.cli", "jobs", job.name],
+            env={**env, "LOYALTY_LOG_LEVEL": "WARNING"},
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        output = process.stdout.read().decode().strip()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        print(f"{job.name:<28}{usage.ru_maxrss / 1024:>14.0f}   {output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -516,6 +537,9 @@ def main() -> None:
         "--scenarios",
         default="earn,redeem,lookup,quote",
         help="comma-separated: which of earn, redeem, lookup, quote to drive (with their baselines)",
+    )
+    parser.add_argument(
+        "--jobs", action="store_true", help="afterwards, time each scheduled job once, with its peak memory"
     )
     args = parser.parse_args()
     for database in ["postgres", "sqlite"] if args.database == "both" else [args.database]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import insert
@@ -27,6 +27,7 @@ from loyalty_api.db.engine import Database
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.demo.seed import DEMO_PROGRAM
+from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.member_number import luhn_check_digit
 from loyalty_api.members.models import Member
 from loyalty_api.offers import FixedDiscount, FreeShipping, PercentDiscount
@@ -73,6 +74,8 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
         for n in range(start, min(start + CHUNK, members)):
             member_id, entry_id = new_id(), new_id()
             phone = f"+86139{n:08d}"
+            birthday = date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
+            day_key, month_key = birthday_keys(vault, birthday)
             number = member_number(n)
             pairs.append((str(member_id), number))
             member_rows.append(
@@ -87,9 +90,9 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
                     "email_encrypted": None,
                     "email_hash": None,
                     "name_encrypted": vault.encrypt(f"会员{n}"),
-                    "birthday_encrypted": vault.encrypt(
-                        f"19{rng.randrange(50, 99)}-0{rng.randrange(1, 9)}-1{rng.randrange(0, 9)}"
-                    ),
+                    "birthday_encrypted": vault.encrypt(birthday.isoformat()),
+                    "birthday_day_key": day_key,
+                    "birthday_month_key": month_key,
                     "channel": "store",
                     "marketing_consent": False,
                     "referral_code": f"B{n:07d}",

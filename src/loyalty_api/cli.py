@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -172,20 +173,23 @@ def cmd_worker(_: argparse.Namespace) -> None:
 
 
 def cmd_jobs(args: argparse.Namespace) -> None:
-    """Run one job until it has nothing left to do, then print how many items it handled."""
+    """Run one job until it has nothing left to do, then print how many items it handled and how long it
+    took."""
     from loyalty_api.worker.schedule import ALL_JOBS
 
     settings = Settings()
     job = next(j for j in ALL_JOBS if j.name == args.job)
 
-    async def run() -> int:
+    async def run() -> tuple[int, float]:
         total = 0
         async with _units(settings) as units:
+            started = time.perf_counter()
             while done := await job.run(units):
                 total += done
-        return total
+            return total, time.perf_counter() - started
 
-    print(f"{job.name}: {asyncio.run(run())}")
+    handled, seconds = asyncio.run(run())
+    print(f"{job.name}: {handled} in {seconds:.2f} s")
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
