@@ -169,7 +169,8 @@ async def spend_lots(
         return
     lots = LotRepository(uow.session)
     await lots.take(
-        plan_spending(await lots.list_live_lots(member_id, order_ref_first=order_ref_first), points)
+        member_id,
+        plan_spending(await lots.list_live_lots(member_id, order_ref_first=order_ref_first), points),
     )
 
 
@@ -263,7 +264,7 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     if expirable <= 0:
         return 0
     plan = plan_spending(due, expirable)
-    await lots.take(plan)
+    await lots.take(member_id, plan)
     state = await accounts.change(member_id, now=now, balance=-expirable)
     assert state is not None
     await record_entry(

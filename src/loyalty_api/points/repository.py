@@ -93,9 +93,10 @@ _LIVE_LOTS_ORDER_FIRST = DirectStatement(
     _LIVE.order_by(case((PointLot.order_ref == bindparam("first"), 0), else_=1), *_FIFO)
 )
 _INSERT_LOT = DirectStatement(insert(_LOTS))
+# By member and lot: a statement about one member names them (distributed by member, it runs on one shard).
 _TAKE_FROM_LOT = DirectStatement(
     update(_LOTS)
-    .where(_LOTS.c.id == bindparam("lot"))
+    .where(_LOTS.c.member_id == bindparam("holder"), _LOTS.c.id == bindparam("lot"))
     .values(remaining=_LOTS.c.remaining - bindparam("taken"))
 )
 
@@ -556,9 +557,9 @@ class LotRepository:
         result = await self.session.execute(query.order_by(PointLot.id).limit(limit))
         return result.scalars().all()
 
-    async def take(self, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
+    async def take(self, member_id: uuid.UUID, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
         for lot_id, points in plan:
-            await _TAKE_FROM_LOT.execute(self.session, {"lot": lot_id, "taken": points})
+            await _TAKE_FROM_LOT.execute(self.session, {"holder": member_id, "lot": lot_id, "taken": points})
 
     async def list_members_with_due_lots(
         self, now: datetime, *, after: uuid.UUID | None, limit: int
