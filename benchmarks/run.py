@@ -12,7 +12,8 @@ flattens every ratio. Each of earn, quote and lookup runs beside its raw-asyncpg
 (benchmarks/baseline_app.py) on PostgreSQL.
 
 PostgreSQL comes from LOYALTY_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
-a database of its own is created there and dropped afterwards.
+a database of its own is created there and dropped afterwards, unless `--keep NAME` keeps it for later runs
+(seed 10,000,000 members once with `--keep big --seed-only`, then measure with `--keep big`).
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def target_lines(
 ) -> dict[str, tuple[list[str], list[str] | None]]:
     """Per scenario, wrk's request lines for ours and for its baseline (None when it has none)."""
     rng = random.Random(3)
-    sample = rng.sample(members, min(len(members), 20_000))
+    sample = rng.sample(members, min(len(members), SAMPLE))
 
     def earn_body() -> str:
         amount = {"amount": rng.randrange(100, 100_000), "currency": "CNY"}
@@ -322,29 +323,30 @@ def baselines(
 
 
 async def bench(database: str, args: argparse.Namespace) -> None:
-    key_material = crypto.generate_key()
     tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
     admin_engine = None
+    kept = args.keep is not None and database == "postgres"
     if database == "postgres":
-        name = f"loyalty_bench_{uuid.uuid4().hex[:8]}"
+        name = args.keep if kept else f"loyalty_bench_{uuid.uuid4().hex[:8]}"
         admin_engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-        async with admin_engine.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
     else:
         url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    state_file = Path(tempfile.gettempdir()) / f"{args.keep}.json"
     try:
-        settings = Settings(database_url=url, encryption_key=key_material)
-        engine = create_engine(url)
-        started = time.perf_counter()
-        await upgrade(engine)
-        key, members = await seed(engine, settings, args.members)
-        shoppers = await seed_shoppers(engine, settings, members, min(args.shoppers, args.members))
-        await engine.dispose()
-        print(
-            f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s; "
-            f"{args.concurrency} clients, {args.seconds:.0f} s per run, {args.rounds} interleaved rounds"
-        )
+        if kept and state_file.exists():
+            state = json.loads(state_file.read_text())
+            print(f"\n== {database}: the seeded database {name} again ({state['members']:,} members)")
+        else:
+            state = await _seed_database(database, url, admin_engine, args)
+            if kept:
+                state_file.write_text(json.dumps(state))
+        if args.seed_only:
+            return
+        key_material, key = state["encryption_key"], state["key"]
+        members = [tuple(pair) for pair in state["sample"]]
+        shoppers = [(member_id, codes) for member_id, codes in state["shoppers"]]
+        print(f"{args.concurrency} clients, {args.seconds:.0f} s per run, {args.rounds} interleaved rounds")
 
         env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": key_material}
         port = free_port()
@@ -382,11 +384,40 @@ async def bench(database: str, args: argparse.Namespace) -> None:
             time_jobs(env)
     finally:
         if admin_engine is not None:
-            async with admin_engine.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if not kept:
+                async with admin_engine.connect() as connection:
+                    await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             await admin_engine.dispose()
 
 
+async def _seed_database(
+    database: str, url: str, admin_engine: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Create (PostgreSQL), migrate and seed the database; what a run needs of it: the keys, a sample of
+    the members (the requests pick from it) and the shoppers."""
+    if admin_engine is not None:
+        async with admin_engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{make_url(url).database}"'))
+    key_material = crypto.generate_key()
+    settings = Settings(database_url=url, encryption_key=key_material)
+    engine = create_engine(url)
+    started = time.perf_counter()
+    await upgrade(engine)
+    key, members = await seed(engine, settings, args.members)
+    shoppers = await seed_shoppers(engine, settings, members, min(args.shoppers, args.members))
+    await engine.dispose()
+    print(f"\n== {database}: {args.members:,} members seeded in {time.perf_counter() - started:.1f} s")
+    return {
+        "members": args.members,
+        "encryption_key": key_material,
+        "key": key,
+        "sample": random.Random(3).sample(members, min(len(members), SAMPLE)),
+        "shoppers": shoppers,
+    }
+
+
+# Requests pick their members from a random sample this large (each request a random one of it).
+SAMPLE = 20_000
 Served = tuple[Any, int]  # the server's process (None when not running) and its port
 
 
@@ -538,6 +569,13 @@ def main() -> None:
         default="earn,redeem,lookup,quote",
         help="comma-separated: which of earn, redeem, lookup, quote to drive (with their baselines)",
     )
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="PostgreSQL: seed database NAME once and keep it (its keys and a sample of its members in "
+        "$TMPDIR/NAME.json); later runs with the same NAME reuse it",
+    )
+    parser.add_argument("--seed-only", action="store_true", help="seed (with --keep) and stop")
     parser.add_argument(
         "--jobs", action="store_true", help="afterwards, time each scheduled job once, with its peak memory"
     )
