@@ -9,10 +9,12 @@ the lowest tier). The ladder, the rewards and the shoppers' coupons go through t
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,7 +43,8 @@ from loyalty_api.tiers.ladder import Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
 OPENING_POINTS = 1_000_000
-CHUNK = 5_000
+CHUNK = 20_000
+PERSONAL_POOL = 1_000
 
 
 def member_number(n: int) -> str:
@@ -68,14 +71,12 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
         tier = await _ladder(uow)
     now = datetime.now(UTC)
     rng = random.Random(7)
+    pool = _personal_pool(vault, rng)
     pairs: list[tuple[str, str]] = []
     for start in range(0, members, CHUNK):
         member_rows, accounts, entries, lots = [], [], [], []
         for n in range(start, min(start + CHUNK, members)):
             member_id, entry_id = new_id(), new_id()
-            phone = f"+86139{n:08d}"
-            birthday = date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
-            day_key, month_key = birthday_keys(vault, birthday)
             number = member_number(n)
             pairs.append((str(member_id), number))
             member_rows.append(
@@ -85,14 +86,10 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
                     "status": "active",
                     "tier_id": tier,
                     "tier_since": now,
-                    "phone_encrypted": vault.encrypt(phone),
-                    "phone_hash": vault.blind_index("phone", phone),
+                    **pool[n % len(pool)],
+                    "phone_hash": vault.blind_index("phone", f"+86139{n:08d}"),
                     "email_encrypted": None,
                     "email_hash": None,
-                    "name_encrypted": vault.encrypt(f"会员{n}"),
-                    "birthday_encrypted": vault.encrypt(birthday.isoformat()),
-                    "birthday_day_key": day_key,
-                    "birthday_month_key": month_key,
                     "channel": "store",
                     "marketing_consent": False,
                     "referral_code": f"B{n:07d}",
@@ -143,12 +140,56 @@ async def seed(engine: AsyncEngine, settings: Settings, members: int) -> tuple[s
                     "expires_at": None,
                 }
             )
-        async with engine.begin() as connection:
-            await connection.execute(insert(Member), member_rows)
-            await connection.execute(insert(PointsAccount), accounts)
-            await connection.execute(insert(LedgerEntry), entries)
-            await connection.execute(insert(PointLot), lots)
+        await _write(
+            engine,
+            [
+                (Member.__table__, member_rows),
+                (PointsAccount.__table__, accounts),
+                (LedgerEntry.__table__, entries),
+                (PointLot.__table__, lots),
+            ],
+        )
     return key.token, pairs
+
+
+def _personal_pool(vault: Vault, rng: random.Random) -> list[dict[str, Any]]:
+    """Encrypted personal data for PERSONAL_POOL people, which the members share in turn: encrypting ten
+    million phones, names and birthdays would take most of a large seed, and a member's ciphertext costs
+    the same to decrypt whoever's it is. Each member's phone hash is still their own (lookups and the
+    uniqueness of phones work), so a member's stored phone decrypts to another member's number."""
+    pool = []
+    for k in range(PERSONAL_POOL):
+        birthday = date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
+        day_key, month_key = birthday_keys(vault, birthday)
+        pool.append(
+            {
+                "phone_encrypted": vault.encrypt(f"+86139{k:08d}"),
+                "name_encrypted": vault.encrypt(f"会员{k}"),
+                "birthday_encrypted": vault.encrypt(birthday.isoformat()),
+                "birthday_day_key": day_key,
+                "birthday_month_key": month_key,
+            }
+        )
+    return pool
+
+
+async def _write(engine: AsyncEngine, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+    """Insert each table's rows: on PostgreSQL with COPY (ten times the speed of a multi-row INSERT here),
+    on SQLite with executemany."""
+    async with engine.begin() as connection:
+        if connection.dialect.name != "postgresql":
+            for table, rows in batches:
+                await connection.execute(insert(table), rows)
+            return
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        for table, rows in batches:
+            columns = list(rows[0])
+            records = [
+                tuple(json.dumps(v) if isinstance(v, dict) else v for v in (row[c] for c in columns))
+                for row in rows
+            ]
+            await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 def _units(engine: AsyncEngine, settings: Settings) -> UnitsOfWork:
