@@ -119,6 +119,29 @@ class TestReads:
             after = page["pageInfo"]["endCursor"]
         assert len(seen) == len(set(seen)) >= 3
 
+    async def test_the_member_list_filters_as_rest_filters(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await enrol(client, pos_key, birthday="1990-07-17")
+        await enrol(client, pos_key, birthday="1990-03-17")
+        await enrol(client, pos_key)
+        query = """query($month: Int, $stage: LifecycleStage, $segment: RfmSegment) {
+          loyaltyMembers(first: 100, birthdayMonth: $month, lifecycle: $stage, segment: $segment) {
+          edges { node { id } } } }"""
+        for graph, rest in [
+            ({"month": 7}, {"birthday_month": 7}),
+            ({"stage": "new"}, {"lifecycle": "new"}),
+            ({"month": 3, "stage": "new"}, {"birthday_month": 3, "lifecycle": "new"}),
+            ({"segment": "champions"}, {"segment": "champions"}),
+        ]:
+            page = (await graphql(client, admin_key, query, **graph))["data"]["loyaltyMembers"]
+            listed = await client.get("/v1/members", params={"limit": 100, **rest}, headers=bearer(admin_key))
+            assert [e["node"]["id"] for e in page["edges"]] == [m["id"] for m in listed.json()["items"]]
+        born_in_july = (await graphql(client, admin_key, query, month=7))["data"]["loyaltyMembers"]["edges"]
+        assert len(born_in_july) >= 1
+        refused = await graphql(client, admin_key, query, month=13)
+        assert refused["errors"][0]["extensions"]["code"] == "validation_error"
+
     async def test_the_member_list_is_for_admin_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
         body = await graphql(client, pos_key, "{ loyaltyMembers { edges { node { id } } } }")
         assert body["errors"][0]["extensions"]["code"] == "scope_not_allowed"

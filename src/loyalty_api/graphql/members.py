@@ -26,12 +26,19 @@ from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import member_number as card
 from loyalty_api.members import service
 from loyalty_api.members.errors import InvalidMemberNumber, MemberNotFound
-from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.lifecycle import Stage
+from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.members.schemas import MemberRead
 from loyalty_api.members.service import MemberProfile
 
 PERSONAL = "personal"
 MemberStatusValue = strawberry.enum(MemberStatus, description="active, suspended or closed.")
+LifecycleStage = strawberry.enum(
+    Stage, name="LifecycleStage", description="new, active, at_risk, lapsed or churned."
+)
+RfmSegment = strawberry.enum(
+    Segment, name="RfmSegment", description="A member's RFM segment (GET /v1/segments)."
+)
 
 
 def personal(*, list_size: int | None = None) -> Any:
@@ -205,13 +212,25 @@ async def _members(
     after: str | None = None,
     tier: str | None = None,
     status: MemberStatusValue | None = None,  # type: ignore[valid-type]
+    lifecycle: LifecycleStage | None = None,  # type: ignore[valid-type]
+    segment: RfmSegment | None = None,  # type: ignore[valid-type]
+    birthday_month: int | None = None,
 ) -> Connection[Member]:
     require(info.context, *OPERATORS)
     _check_lengths({"tier": tier})
+    if birthday_month is not None and not 1 <= birthday_month <= 12:
+        raise as_graphql_error(InvalidField("birthdayMonth", "must be 1 to 12"))
     async with info.context.snapshot.read() as uow:
         with domain_errors():
             page = await service.list_members(
-                uow, tier=tier, status=status, limit=page_size(first), cursor=cursor_of(after)
+                uow,
+                tier=tier,
+                status=status,
+                lifecycle=lifecycle,
+                segment=segment,
+                birthday_month=birthday_month,
+                limit=page_size(first),
+                cursor=cursor_of(after),
             )
     return Connection.of(page.items, page.next_cursor, Member.of_profile, lambda m: encode_cursor(m.id))
 
@@ -231,7 +250,8 @@ class MemberQueries:
     )
     loyalty_members: Connection[Member] = strawberry.field(
         resolver=_members,
-        description="Members page by page, oldest first, optionally on one tier (code) or with one status. "
+        description="Members page by page, oldest first, optionally on one tier (code), with one status, in "
+        "one lifecycle stage, in one RFM segment or born in one birthday month (1–12), as GET /v1/members. "
         "For admin keys.",
         directives=[sliced(sized_fields=["edges"])],
     )
