@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Deliveries made this long ago that are done (delivered or given up) are purged, with their attempts.
     webhook_retention_days: int = Field(default=30, ge=1, le=3650)
-    # Events dispatched this long ago whose deliveries are purged go too (the events list and replays reach
-    # back this far); audit entries are kept this long.
+    # Events made this long ago go too once dispatched and their deliveries purged (the events list and
+    # replays reach back this far); audit entries are kept this long.
     event_retention_days: int = Field(default=90, ge=1, le=3650)
     audit_retention_days: int = Field(default=730, ge=30, le=36500)
 

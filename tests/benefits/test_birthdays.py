@@ -186,3 +186,19 @@ async def test_birthdays_stored_before_birthday_keys_get_theirs_from_the_job_onc
     assert await members_born_in(client, admin_key, 7) == {july["id"]}
     assert len(await coupons(client, pos_key, celebrating["id"])) == 1
     assert await key_birthdays(app.state.units) == 0  # nothing left to key
+
+
+async def test_a_birthday_that_cannot_be_read_is_left_unkeyed_and_the_others_are_keyed(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    damaged = await enrol(client, pos_key, birthday="1990-07-17")
+    july = await enrol(client, pos_key, birthday="1975-07-01")
+    await write(app, "UPDATE members SET birthday_day_key = NULL, birthday_month_key = NULL")
+    await write(
+        app,
+        "UPDATE members SET birthday_encrypted = 'unreadable' WHERE member_number = :n",
+        n=damaged["member_number"],
+    )
+    assert await key_birthdays(app.state.units, batch=1) >= 1
+    assert july["id"] in await members_born_in(client, admin_key, 7)
+    assert damaged["id"] not in await members_born_in(client, admin_key, 7)

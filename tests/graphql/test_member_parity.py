@@ -10,7 +10,7 @@ import httpx
 from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import bearer
 from tests.graphql.helpers import graphql, mutate
-from tests.points.helpers import set_program
+from tests.points.helpers import earn, set_program
 
 MEMBER = (
     "id memberNumber status points name phone email birthday channel marketingConsent referralCode "
@@ -122,23 +122,27 @@ class TestReads:
     async def test_the_member_list_filters_as_rest_filters(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
-        await enrol(client, pos_key, birthday="1990-07-17")
+        await set_program(client, admin_key)
+        july = await enrol(client, pos_key, birthday="1990-07-17")
         await enrol(client, pos_key, birthday="1990-03-17")
         await enrol(client, pos_key)
+        await earn(client, pos_key, july["id"], 10_000)  # a purchase: active, the others new
         query = """query($month: Int, $stage: LifecycleStage, $segment: RfmSegment) {
           loyaltyMembers(first: 100, birthdayMonth: $month, lifecycle: $stage, segment: $segment) {
           edges { node { id } } } }"""
         for graph, rest in [
             ({"month": 7}, {"birthday_month": 7}),
-            ({"stage": "new"}, {"lifecycle": "new"}),
-            ({"month": 3, "stage": "new"}, {"birthday_month": 3, "lifecycle": "new"}),
+            ({"stage": "active"}, {"lifecycle": "active"}),
+            ({"month": 7, "stage": "new"}, {"birthday_month": 7, "lifecycle": "new"}),
             ({"segment": "champions"}, {"segment": "champions"}),
         ]:
             page = (await graphql(client, admin_key, query, **graph))["data"]["loyaltyMembers"]
             listed = await client.get("/v1/members", params={"limit": 100, **rest}, headers=bearer(admin_key))
             assert [e["node"]["id"] for e in page["edges"]] == [m["id"] for m in listed.json()["items"]]
-        born_in_july = (await graphql(client, admin_key, query, month=7))["data"]["loyaltyMembers"]["edges"]
-        assert len(born_in_july) >= 1
+        active = (await graphql(client, admin_key, query, stage="active"))["data"]["loyaltyMembers"]["edges"]
+        assert july["id"] in [e["node"]["id"] for e in active]
+        new_in_july = await graphql(client, admin_key, query, month=7, stage="new")
+        assert july["id"] not in [e["node"]["id"] for e in new_in_july["data"]["loyaltyMembers"]["edges"]]
         refused = await graphql(client, admin_key, query, month=13)
         assert refused["errors"][0]["extensions"]["code"] == "validation_error"
 

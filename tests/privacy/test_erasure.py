@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import date
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
 from loyalty_api.http.problems import all_routes
 from loyalty_api.members import service as members_service
+from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from tests.builders import enrol
@@ -129,6 +131,7 @@ class TestErasure:
         hashes = {
             vault.blind_index("phone", "+8613812345678"),
             vault.blind_index("email", "li.na@example.cn"),
+            *birthday_keys(vault, date(1990, 7, 8)),
         }
         assert not [hit for hit in await _every_text(app) if hit[2] in hashes]
 

@@ -91,6 +91,22 @@ class TestReplay:
         assert await replay(client, admin_key, endpoint["id"], since=START + timedelta(minutes=30)) == 1
         assert await replay(client, admin_key, endpoint["id"], since=START + timedelta(hours=2)) == 0
 
+    async def test_replay_reaches_back_no_further_than_events_are_kept(
+        self, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        endpoint = await create_endpoint(client, admin_key)
+        await enrol(client, admin_key)
+        clock.advance(timedelta(days=90))  # events are kept 90 days; a replay reaches back an hour less
+        assert await replay(client, admin_key, endpoint["id"], since=START + timedelta(hours=1)) == 0
+        response = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/replay",
+            json={"since": iso(START + timedelta(minutes=59))},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+        assert "since" in response.text
+
     async def test_an_endpoint_for_every_type_gets_programme_events_keyed_by_their_aggregate(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -4,10 +4,12 @@ birthday's day key (members/birthday_keys.py), whatever the size of the member b
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime, timedelta
 
 from loyalty_api.coupons.service import issue_coupon
+from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
 from loyalty_api.members.repository import MemberRepository
@@ -15,6 +17,8 @@ from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.ladder import GrantedBenefit
 from loyalty_api.tiers.service import get_ladder
+
+log = logging.getLogger(__name__)
 
 
 async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
@@ -54,19 +58,27 @@ async def key_birthdays(units: UnitsOfWork, *, batch: int = 500) -> int:
     """Give the birthdays stored before birthday keys existed their keys (decrypting each once); how many.
     Afterwards it finds nothing: members enrolled or changed since are keyed as their birthday is written."""
     keyed = 0
+    after: uuid.UUID | None = None
     while True:
         async with units.begin() as uow:
             repo = MemberRepository(uow.session)
-            found = await repo.list_unkeyed_birthdays(limit=batch)
+            found = await repo.list_unkeyed_birthdays(after=after, limit=batch)
             keys = []
             for member_id, encrypted in found:
-                day, month = birthday_keys(uow.vault, date.fromisoformat(uow.vault.decrypt(encrypted)))
+                try:
+                    birthday = date.fromisoformat(uow.vault.decrypt(encrypted))
+                except (DecryptionFailed, ValueError):
+                    # Not ours to read (another key's, or damaged): every other birthday still gets keyed.
+                    log.warning("birthday of member %s cannot be read; left without keys", member_id)
+                    continue
+                day, month = birthday_keys(uow.vault, birthday)
                 assert day is not None and month is not None
                 keys.append((member_id, encrypted, day, month))
             await repo.set_birthday_keys(keys)
-        keyed += len(found)
+        keyed += len(keys)
         if len(found) < batch:
             return keyed
+        after = found[-1][0]
 
 
 async def _give(

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 _lock = threading.Lock()
 _last = 0
@@ -55,8 +55,11 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def first_id_at(at: datetime) -> uuid.UUID:
     """The smallest id made at `at`'s millisecond: every id made before it sorts lower, so rows older than an
     instant are found through the primary key."""
-    unix_ms = int(at.timestamp() * 1000)
+    unix_ms = (at - _EPOCH) // timedelta(milliseconds=1)
     return uuid.UUID(int=(unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62)

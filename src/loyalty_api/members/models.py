@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,8 +55,15 @@ class Member(IdMixin, Base):
     # Member lists filtered by stage page by id.
     __table_args__ = (
         Index(None, "lifecycle_stage", "id"),
-        Index(None, "birthday_day_key"),
+        Index(None, "birthday_day_key", "id"),
         Index(None, "birthday_month_key", "id"),
+        # Birthdays written before their keys existed, for the birthday job to key (and then never again).
+        Index(
+            "ix_members__unkeyed_birthdays",
+            "id",
+            postgresql_where=text("birthday_encrypted IS NOT NULL AND birthday_day_key IS NULL"),
+            sqlite_where=text("birthday_encrypted IS NOT NULL AND birthday_day_key IS NULL"),
+        ),
     )
 
     member_number: Mapped[str] = mapped_column(String(16), unique=True)

@@ -299,15 +299,20 @@ class MemberRepository:
         rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
         return [(m, t) for m, t in rows if t is not None]
 
-    async def list_unkeyed_birthdays(self, *, limit: int) -> Sequence[tuple[uuid.UUID, str]]:
+    async def list_unkeyed_birthdays(
+        self, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, str]]:
         """(member id, encrypted birthday) of members whose birthday has no keys yet (stored before keys
-        existed): once keyed, a member is never read here again."""
+        existed), in id order after `after`, through their partial index: once keyed, a member is never
+        read here again."""
         query = (
             select(Member.id, Member.birthday_encrypted)
             .where(Member.birthday_encrypted.is_not(None), Member.birthday_day_key.is_(None))
             .order_by(Member.id)
             .limit(limit)
         )
+        if after is not None:
+            query = query.where(Member.id > after)
         rows = (await self.session.execute(query)).all()
         return [(m, b) for m, b in rows if b is not None]
 

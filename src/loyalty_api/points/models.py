@@ -75,6 +75,14 @@ class PointLot(IdMixin, Base):
     __table_args__ = (
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_within_points"),
+        # The expiry job reads lots still holding points whose time has come: spent lots leave the index,
+        # so it does not grow with the ledger.
+        Index(
+            None,
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
@@ -83,7 +91,7 @@ class PointLot(IdMixin, Base):
     points: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    expires_at: Mapped[datetime | None]
 
 
 class Hold(IdMixin, Base):
@@ -94,6 +102,13 @@ class Hold(IdMixin, Base):
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint("captured_points >= 0 AND captured_points <= points", name="captured_within_points"),
         CheckConstraint("status IN ('active', 'captured', 'released', 'expired')", name="status_known"),
+        # The release job reads active holds whose time has come; resolved holds leave the index.
+        Index(
+            None,
+            "expires_at",
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
@@ -102,7 +117,7 @@ class Hold(IdMixin, Base):
     captured_points: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
-    expires_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
 
 

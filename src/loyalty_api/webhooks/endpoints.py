@@ -311,12 +311,20 @@ async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDeli
     raise DeliveryInFlight()
 
 
+REPLAY_MARGIN = timedelta(hours=1)
+
+
 async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) -> int:
     """Send the endpoint every event since `since` of the types it takes, again: a delivery already made is
     made due now (unless a worker is sending it right now), a missing one is created. Returns how many."""
     repo = EndpointRepository(uow.session)
     endpoint = await _get(uow, endpoint_id)
     now = uow.clock.now()
+    # Events older than their retention are purged, and one about to be must not get a new delivery as the
+    # purge deletes it: a replay reaches back to an hour short of the retention.
+    earliest = now - timedelta(days=uow.settings.event_retention_days) + REPLAY_MARGIN
+    if since < earliest:
+        raise InvalidField("since", f"events are kept {uow.settings.event_retention_days} days: at most that")
     types = list(endpoint.event_types)
     partner = endpoint.partner_id
     count = await repo.reset_deliveries_for_events(

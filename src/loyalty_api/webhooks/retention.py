@@ -2,8 +2,9 @@
 
 Deliveries are kept for operators to read (every attempt) for `webhook_retention_days`; after that, those
 that are done, delivered or given up, are purged with their attempts. A delivery still pending is never
-purged, however old. Events are kept for `event_retention_days` (the events list, replays, a member's
-export list them); after that, those dispatched whose deliveries are all purged go too."""
+purged, however old. Events are kept for `event_retention_days` after they were made (the events list,
+replays, a member's export list them); after that, those dispatched whose deliveries are all purged go
+too."""
 
 from __future__ import annotations
 

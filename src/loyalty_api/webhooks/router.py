@@ -164,7 +164,8 @@ async def rotate_secret(
 )
 async def replay(endpoint_id: uuid.UUID, body: Replay, uow: UoW, _: Operator) -> ReplayResult:
     """Send the endpoint again every event since `since` of the types it takes: each gets a delivery due now,
-    new or made due again. Answers how many.
+    new or made due again. Answers how many. Events are kept `LOYALTY_EVENT_RETENTION_DAYS` (90): `since`
+    may reach back that far less an hour (`validation_error` otherwise).
 
     For `admin` keys only; honours `Idempotency-Key`."""
     return ReplayResult(deliveries=await endpoints.replay(uow, endpoint_id, since=body.since))
