@@ -1,7 +1,7 @@
 """indexes for jobs that read only what is due: lots still holding points by expiry, active holds by expiry,
 birthdays not yet keyed; today's birthdays by key in id order.
 
-Revision ID: 0023
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-03 03:45:00.000000+00:00
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0023"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
