@@ -15,7 +15,8 @@ class PointsFiguresRead(ReadModel):
         description="The channel or store, in a report grouped by one (null: entries that name none)."
     )
     issued: int = Field(
-        description="Points members earned (`earn`) and received from partners (`exchange_in`)."
+        description="Points members earned (`earn`), received from partners (`exchange_in`), for referrals "
+        "(`referral`) and for activities (`activity`)."
     )
     taken_back: int = Field(description="Earned points that refunds took back.")
     redeemed: int = Field(

@@ -2,8 +2,8 @@
 programme owes, breakage and redemption rate, members. Every figure is a sum the database makes; this module
 only names them.
 
-How entries count: `issued` is what members earned (`earn`), got from partners (`exchange_in`) and for
-referrals (`referral`);
+How entries count: `issued` is what members earned (`earn`), got from partners (`exchange_in`), for
+referrals (`referral`) and for activities (`activity`);
 `taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
 `expired`; `adjusted` (signed). A hold moves no points. So `net` = issued − taken_back − redeemed +
@@ -38,6 +38,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "earn": "issued",
     "exchange_in": "issued",
     "referral": "issued",
+    "activity": "issued",
     "redeem": "redeemed",
     "capture": "redeemed",
     "reward": "redeemed",
