@@ -36,7 +36,7 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
     summary="Create an activity rule",
     responses=problem_responses(*_AUTH, errors.ActivityRuleExists, InvalidField),
 )
-async def create_rule(body: ActivityRuleCreate, uow: UoW, _: Operator) -> ActivityRuleRead:
+async def create_activity_rule(body: ActivityRuleCreate, uow: UoW, _: Operator) -> ActivityRuleRead:
     """Say what one type of activity earns: `points` each time, at most `daily_cap` rewarded activities a
     programme day and `period_cap` a `cap_period` (week, month, year or lifetime, in the programme's time
     zone), and `streak_bonuses`: `{days: 7, points: 50}` gives 50 more on every 7th consecutive day.
@@ -60,7 +60,7 @@ async def create_rule(body: ActivityRuleCreate, uow: UoW, _: Operator) -> Activi
 @router.get(
     "/activity-rules", summary="List activity rules", responses=problem_responses(*_AUTH, InvalidField)
 )
-async def list_rules(uow: UoW, _: Operator, paging: Paging) -> ActivityRuleList:
+async def list_activity_rules(uow: UoW, _: Operator, paging: Paging) -> ActivityRuleList:
     """Every activity rule, active or not, oldest first, page by page.
 
     For `admin` keys only. Reads only."""
@@ -75,7 +75,7 @@ async def list_rules(uow: UoW, _: Operator, paging: Paging) -> ActivityRuleList:
     summary="Read an activity rule",
     responses=problem_responses(*_AUTH, errors.ActivityRuleNotFound),
 )
-async def read_rule(rule_id: uuid.UUID, uow: UoW, _: Operator) -> ActivityRuleRead:
+async def read_activity_rule(rule_id: uuid.UUID, uow: UoW, _: Operator) -> ActivityRuleRead:
     """One activity rule.
 
     For `admin` keys only. Reads only."""
@@ -87,11 +87,11 @@ async def read_rule(rule_id: uuid.UUID, uow: UoW, _: Operator) -> ActivityRuleRe
     summary="Change or switch off an activity rule",
     responses=problem_responses(*_AUTH, errors.ActivityRuleNotFound, InvalidField),
 )
-async def update_rule(
+async def update_activity_rule(
     rule_id: uuid.UUID, body: ActivityRuleUpdate, uow: UoW, _: Operator
 ) -> ActivityRuleRead:
     """Change the fields sent and leave the others; a cap sent as null is lifted; `active: false` switches the
-    rule off (its activities are refused with 422 `activity_rule_inactive`). The `type` cannot change.
+    rule off (activities of its type are then refused). The `type` cannot change.
     Activities already rewarded keep their points, and the caps count them.
 
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.members.models import Member, MemberStatus
@@ -29,9 +29,12 @@ class LeaderboardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_leaders(self, start: datetime, end: datetime, *, limit: int) -> list[Leader]:
+    async def list_leaders(
+        self, start: datetime, end: datetime, *, after: tuple[int, str] | None, limit: int
+    ) -> list[Leader]:
         """Active members who opted in, by the points they earned in [start, end) less what refunds took back
-        of them then, most first (then by card number); only those left with more than none."""
+        of them then, most first (then by card number); only those left with more than none, and after
+        `after` (points, card number) in that order."""
         taken_back = LedgerEntry.details["taken_back"].as_integer()
         earned = func.sum(
             case(
@@ -51,7 +54,11 @@ class LeaderboardRepository:
                 LedgerEntry.type.in_((*EARNED_TYPES, "refund")),
             )
             .group_by(Member.id, Member.member_number)
-            .having(earned > 0)
+            .having(
+                earned > 0
+                if after is None
+                else or_(earned < after[0], and_(earned == after[0], Member.member_number > after[1]))
+            )
             .order_by(earned.desc(), Member.member_number)
             .limit(limit)
         )

@@ -21,3 +21,4 @@ class LeaderboardRead(ReadModel):
     start: datetime = Field(description="The period's first instant.")
     end: datetime = Field(description="The first instant after the period.")
     items: list[StandingRead] = Field(description="Most points first; ties by card number.")
+    next_cursor: str | None

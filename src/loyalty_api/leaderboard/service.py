@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from loyalty_api.analytics.periods import Period, period_around
+from loyalty_api.db.pagination import decode_key, encode_key
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.leaderboard.repository import LeaderboardRepository
 from loyalty_api.program.service import get_program
@@ -37,17 +38,30 @@ class Leaderboard:
     start: datetime
     end: datetime
     items: list[Standing]
+    next_cursor: str | None
 
 
-async def leaderboard(uow: UnitOfWork, *, period: Period, at: datetime | None, limit: int) -> Leaderboard:
-    """The top `limit` of the programme's week or month (from Monday, or the 1st, in its time zone) that `at`
-    falls in (now, without it)."""
+async def leaderboard(
+    uow: UnitOfWork, *, period: Period, at: datetime | None, limit: int, cursor: str | None
+) -> Leaderboard:
+    """A page of the board of the programme's week or month (from Monday, or the 1st, in its time zone) that
+    `at` falls in (now, without it). The cursor carries the last place shown, its points, card number and
+    rank, so the next page goes on from there and ranks a tie with it alike."""
     zone = (await get_program(uow)).zone
     start, end = period_around(at or uow.clock.now(), period, zone)
-    leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, limit=limit)
+    after: tuple[int, str] | None = None
+    place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
+    if cursor is not None:
+        points, number, rank, place = decode_key(cursor, (int, str, int, int))  # type: ignore[assignment]
+        after = (points, str(number))
+    leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, after=after, limit=limit + 1)
     items: list[Standing] = []
-    for place, leader in enumerate(leaders):
-        tied = items and items[-1].points == leader.points
-        rank = items[-1].rank if tied else place + 1
+    for leader in leaders[:limit]:
+        place += 1
+        rank = rank if leader.points == points else place
+        points = leader.points
         items.append(Standing(rank, leader.member_id, mask(leader.member_number), leader.points))
-    return Leaderboard(period=period, start=start, end=end, items=items)
+    next_cursor = None
+    if len(leaders) > limit:
+        next_cursor = encode_key((points, leaders[limit - 1].member_number, rank, place))
+    return Leaderboard(period=period, start=start, end=end, items=items, next_cursor=next_cursor)
