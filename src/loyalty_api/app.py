@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from loyalty_api import __version__, crypto, health
+from loyalty_api.activities.router import router as activities_router
 from loyalty_api.analytics.router import router as analytics_router
 from loyalty_api.audit.router import router as audit_router
 from loyalty_api.benefits.router import router as benefits_router
@@ -33,6 +34,7 @@ from loyalty_api.http.middleware import (
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.leaderboard.router import router as leaderboard_router
 from loyalty_api.members.router import router as members_router
 from loyalty_api.openapi.authorization import authorization_matrix, install_scopes, markdown_table
 from loyalty_api.openapi.document import install_openapi, operation_id
@@ -77,6 +79,7 @@ DOCS_ORDER = (
     "tiers",
     "benefits",
     "checkout",
+    "activities",
     "paid membership",
     "partners",
     "webhooks",
@@ -168,6 +171,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
     app.include_router(partners_router)
+    app.include_router(activities_router)
+    app.include_router(leaderboard_router)
     app.include_router(analytics_router)
     app.include_router(segments_router)
     app.include_router(privacy_router)

@@ -1,5 +1,6 @@
 """Imports every model so that Base.metadata knows all tables (for Alembic and the schema tests)."""
 
+from loyalty_api.activities import models as activity_models
 from loyalty_api.audit import models as audit_models
 from loyalty_api.auth import models as auth_models
 from loyalty_api.benefits import models as benefit_models
@@ -20,6 +21,7 @@ from loyalty_api.webhooks import models as webhook_models
 
 __all__ = [
     "Base",
+    "activity_models",
     "audit_models",
     "auth_models",
     "benefit_models",

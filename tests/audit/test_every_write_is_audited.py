@@ -188,6 +188,9 @@ async def _catalogue(app: FastAPI, client: httpx.AsyncClient, keys: Keys, record
     world.rule = ok(await client.post("/v1/earning-rules", json=rule, headers=bearer(admin)))["id"]
     rule["properties"] = {"weekday": 3, "multiplier": "3"}
     ok(await client.put(f"/v1/earning-rules/{world.rule}", json=rule, headers=bearer(admin)))
+    check_in = {"type": "check_in", "name": "Check-in", "points": 5, "daily_cap": 1}
+    activity_rule = ok(await client.post("/v1/activity-rules", json=check_in, headers=bearer(admin)))["id"]
+    ok(await client.patch(f"/v1/activity-rules/{activity_rule}", json={"points": 10}, headers=bearer(admin)))
 
     await add_tier(client, admin, "basic", rank=0)
     await add_tier(client, admin, "gold", rank=1, threshold=5_000_000)
@@ -244,6 +247,8 @@ async def _points(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
     ok(await client.post("/v1/orders/SH-2/refund", json={"amount": cny(5_000)}, headers=bearer(admin)))
     adjustment = {"points": 50, "reason": "Goodwill"}
     ok(await client.post(f"{member}/adjustments", json=adjustment, headers=bearer(admin)))
+    activity = {"type": "check_in", "ref": "2026-03-16"}
+    ok(await client.post(f"{member}/activities", json=activity, headers=bearer(admin)))
 
     coupon = ok(await redeem(client, admin, world.member, world.reward))["coupon"]
     ok(await use(client, admin, coupon["code"], order_ref="SH-4", member_id=world.member))

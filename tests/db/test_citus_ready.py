@@ -46,10 +46,12 @@ MEMBER_SCOPED = {
     "partner_perks",
     "partner_benefit_uses",
     "referral_rewards",  # by friend_id: the friend whose purchase it rewards
+    "member_activities",
 }
 # Programme configuration: small, read by every statement that joins it, changed by operators.
 REFERENCE = {
     "programs",
+    "activity_rules",
     "tiers",
     "tier_ladder_versions",
     "benefits",
@@ -85,6 +87,7 @@ KEY_EXCEPTIONS: dict[tuple[str, tuple[str, ...]], str] = {
             "coupons",
             "holds",
             "ledger_entries",
+            "member_activities",
             "partner_benefit_uses",
             "partner_exchanges",
             "partner_link_codes",

@@ -74,6 +74,12 @@ CASES = [
     _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = points + 1"),
     _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = -1"),
     _case("ck_holds__points_positive", "UPDATE holds SET points = 0"),
+    _case("ck_activity_rules__points_not_negative", "UPDATE activity_rules SET points = -1"),
+    _case("ck_activity_rules__daily_cap_positive", "UPDATE activity_rules SET daily_cap = 0"),
+    _case("ck_activity_rules__period_cap_positive", "UPDATE activity_rules SET period_cap = 0"),
+    _case("ck_member_activities__points_not_negative", "UPDATE member_activities SET points = -1"),
+    _case("ck_member_activities__points_not_negative", "UPDATE member_activities SET bonus = -1"),
+    _case("ck_member_activities__streak_positive", "UPDATE member_activities SET streak = 0"),
     _case("ck_holds__captured_within_points", "UPDATE holds SET captured_points = points + 1"),
     _case("ck_holds__captured_within_points", "UPDATE holds SET captured_points = -1"),
     _case("ck_holds__status_known", "UPDATE holds SET status = 'cancelled'"),
@@ -172,6 +178,8 @@ ALLOWED = [
     "UPDATE subscriptions SET price_amount_minor = 0",
     "UPDATE subscription_payments SET amount_minor = 0",
     "UPDATE programs SET expiry_months = NULL",
+    "UPDATE activity_rules SET points = 0, daily_cap = NULL, period_cap = NULL",
+    "UPDATE member_activities SET points = 0, bonus = 0, streak = 1",
 ]
 
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
@@ -208,8 +216,8 @@ async def scene(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
 ) -> uuid.UUID:
     """One member with a row in every table that has a CHECK: an earned order, an active hold on another,
-    a redeemed reward, a paid subscription; and a partner the member sent points to, which it failed (so the
-    balance is as it was)."""
+    an activity, a redeemed reward, a paid subscription; and a partner the member sent points to, which it
+    failed (so the balance is as it was)."""
     await set_program(client, admin_key)
     member_id = str((await enrol(client, pos_key))["id"])
     await earn(client, pos_key, member_id, 100_000, order_ref=EARNED_ORDER)
@@ -219,6 +227,16 @@ async def scene(
         headers=bearer(ecommerce_key),
     )
     assert held.status_code == 201, held.text
+    # An activity rule with both caps, and an activity it rewarded (with no points: the balance stays).
+    rule = {"type": "check_in", "name": "Check-in", "points": 0, "daily_cap": 1, "period_cap": 5}
+    made = await client.post("/v1/activity-rules", json=rule, headers=bearer(admin_key))
+    assert made.status_code in (201, 409), made.text
+    checked_in = await client.post(
+        f"/v1/members/{member_id}/activities",
+        json={"type": "check_in", "ref": "edge"},
+        headers=bearer(pos_key),
+    )
+    assert checked_in.status_code == 201, checked_in.text
     reward = await add_reward(client, admin_key, stock=5, per_member_limit=2)
     assert (await redeem(client, pos_key, member_id, reward["id"])).status_code == 201
     partner = await client.post(

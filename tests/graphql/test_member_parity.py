@@ -13,7 +13,8 @@ from tests.graphql.helpers import graphql, mutate
 from tests.points.helpers import earn, set_program
 
 MEMBER = (
-    "id memberNumber status points name phone email birthday channel marketingConsent referralCode "
+    "id memberNumber status points name phone email birthday channel marketingConsent leaderboardOptIn "
+    "referralCode "
     "referredBy externalIds { system externalId } tier { code name rank } lifecycle { stage since } "
     "createdAt updatedAt"
 )
@@ -32,6 +33,7 @@ def as_rest(member: dict[str, Any]) -> dict[str, Any]:
         "birthday": member["birthday"],
         "channel": member["channel"],
         "marketing_consent": member["marketingConsent"],
+        "leaderboard_opt_in": member["leaderboardOptIn"],
         "referral_code": member["referralCode"],
         "referred_by": member["referredBy"],
         "external_ids": {e["system"]: e["externalId"] for e in member["externalIds"]},

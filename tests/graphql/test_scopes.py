@@ -58,6 +58,7 @@ MUTATIONS: dict[str, set[Scope]] = {
     "loyaltyReleasePoints": TILLS,
     "loyaltyRefundPoints": TILLS,
     "loyaltyAdjustPoints": {A},
+    "loyaltyRecordActivity": TILLS,
     "loyaltyRedeemReward": TILLS,
     "loyaltyUseCoupon": TILLS,
     "loyaltySubscribeToPlan": {A, E},

@@ -52,3 +52,10 @@ def boundaries(start: datetime, end: datetime, period: Period | None, zone: Zone
             cuts.append(cut)
             local = _next(local, period)
     return [*cuts, end]
+
+
+def period_around(at: datetime, period: Period, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The period `at` falls in, [start, end), its ends local period starts as instants in `at`'s zone."""
+    local = _local_start(at, period, zone)
+    start = local.replace(tzinfo=zone).astimezone(at.tzinfo)
+    return start, _next(local, period).replace(tzinfo=zone).astimezone(at.tzinfo)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, case, func, literal, null, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from loyalty_api.members.models import Member, MemberRfm, MemberStatus
 from loyalty_api.points.models import LedgerEntry
+from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
 
 GroupBy = Literal["channel", "store"]
 
@@ -36,6 +37,18 @@ def _period_of(at: InstrumentedAttribute[datetime], cuts: Sequence[datetime]) ->
     if not inner:
         return literal(0)
     return case(*[(at < cut, index) for index, cut in enumerate(inner)], else_=len(inner))
+
+
+def _paying_at(at: datetime) -> ColumnElement[bool]:
+    """A subscription that was paying at `at`: made before it, billing had taken a fee for it before it, and
+    it had not ended by then (one canceled but in its paid period, or past due in its grace, still counts)."""
+    paid = exists().where(
+        SubscriptionPayment.subscription_id == Subscription.id,
+        SubscriptionPayment.status == "succeeded",
+        SubscriptionPayment.recorded_at < at,
+    )
+    not_ended = or_(Subscription.ended_at.is_(None), Subscription.ended_at >= at)
+    return and_(Subscription.created_at < at, not_ended, paid)
 
 
 def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:
@@ -113,3 +126,15 @@ class AnalyticsRepository:
         )
         by_tier = {tier_id: int(n) for tier_id, n in rows.all()}
         return sum(by_tier.values()), by_tier
+
+    async def count_paying_members(self, at: datetime) -> int:
+        """Members with a subscription paying at `at`."""
+        query = select(func.count(func.distinct(Subscription.member_id))).where(_paying_at(at))
+        return int(await self.session.scalar(query) or 0)
+
+    async def count_churned_members(self, start: datetime, end: datetime) -> int:
+        """Members with a subscription paying at `start` that ended (expired) in [start, end)."""
+        query = select(func.count(func.distinct(Subscription.member_id))).where(
+            _paying_at(start), Subscription.ended_at >= start, Subscription.ended_at < end
+        )
+        return int(await self.session.scalar(query) or 0)

@@ -15,7 +15,8 @@ class PointsFiguresRead(ReadModel):
         description="The channel or store, in a report grouped by one (null: entries that name none)."
     )
     issued: int = Field(
-        description="Points members earned (`earn`) and received from partners (`exchange_in`)."
+        description="Points members earned (`earn`), received from partners (`exchange_in`), for referrals "
+        "(`referral`) and for activities (`activity`)."
     )
     taken_back: int = Field(description="Earned points that refunds took back.")
     redeemed: int = Field(
@@ -67,3 +68,14 @@ class OverviewRead(ReadModel):
     )
     paying_members: int = Field(description="Members with a paid-up subscription now.")
     monthly_recurring_revenue: MoneyRead | None
+    paying_members_at_start: int = Field(
+        description="Members with a paying subscription at `start`: made before it, a fee paid before it, "
+        "not ended by it (canceled in a paid period, or past due in grace, still counts)."
+    )
+    churned_members: int = Field(
+        description="Of the members paying at `start`, those whose paying subscription ended in the window."
+    )
+    churn: Decimal | None = Field(
+        description="churned_members ÷ paying_members_at_start, to four places (null when no one paid at "
+        "`start`)."
+    )

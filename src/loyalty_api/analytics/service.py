@@ -2,8 +2,8 @@
 programme owes, breakage and redemption rate, members. Every figure is a sum the database makes; this module
 only names them.
 
-How entries count: `issued` is what members earned (`earn`), got from partners (`exchange_in`) and for
-referrals (`referral`);
+How entries count: `issued` is what members earned (`earn`), got from partners (`exchange_in`), for
+referrals (`referral`) and for activities (`activity`);
 `taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
 `expired`; `adjusted` (signed). A hold moves no points. So `net` = issued − taken_back − redeemed +
@@ -38,6 +38,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "earn": "issued",
     "exchange_in": "issued",
     "referral": "issued",
+    "activity": "issued",
     "redeem": "redeemed",
     "capture": "redeemed",
     "reward": "redeemed",
@@ -156,11 +157,14 @@ class Overview:
     members_by_segment: dict[str, int] = field(default_factory=dict)  # every RFM segment, zeros included
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
+    paying_members_at_start: int = 0  # members with a subscription paying at `start`
+    churned_members: int = 0  # of those, members whose paying subscription ended in the window
+    churn: Decimal | None = None  # churned_members ÷ paying_members_at_start
 
 
 async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     """The programme in one read: the window's points figures and rates, what is owed at its end, members and
-    paid membership (tiers and paid membership as they stand now)."""
+    paid membership (tiers and paying members as they stand now; churn over the window)."""
     await one_snapshot(uow)
     program = await get_program(uow)
     repo = AnalyticsRepository(uow.session)
@@ -175,6 +179,8 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     if by_tier:  # members on no tier, or on one the ladder no longer has
         tiers.append(TierCount(None, sum(by_tier.values())))
     paid = await revenue(uow)
+    paying_at_start = await repo.count_paying_members(start)
+    churned = await repo.count_churned_members(start, end)
     return Overview(
         start=start,
         end=end,
@@ -190,6 +196,9 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         members_by_segment={segment: by_segment.get(segment, 0) for segment in Segment},
         paying_members=paid.paying_members,
         monthly_recurring_revenue=paid.monthly_recurring_revenue,
+        paying_members_at_start=paying_at_start,
+        churned_members=churned,
+        churn=ratio(churned, paying_at_start),
     )
 
 
@@ -235,6 +244,11 @@ def overview_csv(found: Overview) -> str:
     figures.append(("paying_members", found.paying_members))
     if found.monthly_recurring_revenue is not None:
         figures.append(("monthly_recurring_revenue_minor", found.monthly_recurring_revenue.amount_minor))
+    figures += [
+        ("paying_members_at_start", found.paying_members_at_start),
+        ("churned_members", found.churned_members),
+        ("churn", found.churn),
+    ]
     rows = ["figure,value"] + [f"{_cell(name)},{_value(value)}" for name, value in figures]
     return "\r\n".join(rows) + "\r\n"
 

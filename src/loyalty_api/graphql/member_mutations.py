@@ -60,6 +60,9 @@ class UpdateMemberInput:
         default=UNSET, description="Suspend, close or reopen: admin keys only."
     )
     marketing_consent: bool | None = UNSET
+    leaderboard_opt_in: bool | None = strawberry.field(
+        default=UNSET, description="true: the member appears on the leaderboard, by a masked card number."
+    )
     external_ids: list[ExternalIdInput] | None = UNSET
 
 

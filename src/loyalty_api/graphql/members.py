@@ -89,6 +89,9 @@ class Member(
     birthday: datetime.date | None = personal()
     channel: str
     marketing_consent: bool
+    leaderboard_opt_in: bool = strawberry.field(
+        description="The member agreed to appear on the leaderboard (by a masked card number, never by name)."
+    )
     external_ids: list[ExternalId] = personal(list_size=5)
     referral_code: str = strawberry.field(description="The code this member gives to refer others.")
     referred_by: strawberry.ID | None = strawberry.field(description="The member who referred this one.")
@@ -111,6 +114,7 @@ class Member(
             birthday=member.birthday,
             channel=member.channel,
             marketing_consent=member.marketing_consent,
+            leaderboard_opt_in=member.leaderboard_opt_in,
             external_ids=[ExternalId(system=s, external_id=e) for s, e in member.external_ids.items()],
             referral_code=member.referral_code,
             referred_by=None if member.referred_by is None else strawberry.ID(str(member.referred_by)),

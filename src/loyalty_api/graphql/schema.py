@@ -31,6 +31,7 @@ from strawberry.types.unset import UNSET
 
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from loyalty_api.errors import InvalidField
+from loyalty_api.graphql.activities import ActivityMutations
 from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
 from loyalty_api.graphql.cost import QueryCost
@@ -76,7 +77,14 @@ class Query(
 
 
 @strawberry.type
-class Mutation(PointsMutations, MemberMutations, SubscriptionMutations, RewardMutations, CouponMutations):
+class Mutation(
+    PointsMutations,
+    MemberMutations,
+    SubscriptionMutations,
+    RewardMutations,
+    CouponMutations,
+    ActivityMutations,
+):
     pass
 
 

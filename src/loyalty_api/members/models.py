@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -81,6 +82,8 @@ class Member(IdMixin, Base):
     birthday_month_key: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(32))
     marketing_consent: Mapped[bool]
+    # The member agreed to appear on the points leaderboard (by a masked card number, never by name).
+    leaderboard_opt_in: Mapped[bool] = mapped_column(default=False, server_default=false())
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
     referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
     tier_since: Mapped[datetime | None]

@@ -30,6 +30,7 @@ class MemberRow:
     birthday_encrypted: str | None
     channel: str
     marketing_consent: bool
+    leaderboard_opt_in: bool
     referral_code: str
     referred_by_id: uuid.UUID | None
     lifecycle_stage: str
@@ -402,6 +403,7 @@ class MemberRepository:
                 birthday_day_key=None,
                 birthday_month_key=None,
                 marketing_consent=False,
+                leaderboard_opt_in=False,
                 # The tier stays as it was: no review looks at the member again. (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)
                 tier_kept_until=None,

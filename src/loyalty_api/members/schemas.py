@@ -62,13 +62,16 @@ class MemberUpdate(BaseModel):
     birthday: date | None = None
     status: MemberStatus | None = sent_or_left_out()
     marketing_consent: bool | None = sent_or_left_out()
+    leaderboard_opt_in: bool | None = sent_or_left_out(
+        description="true: the member appears on `GET /v1/leaderboard`, by a masked card number."
+    )
     external_ids: Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems)] | None = (
         sent_or_left_out(
             description="Systems to link (id) or unlink (null); systems not named are left alone."
         )
     )
 
-    @field_validator("status", "marketing_consent", "external_ids")
+    @field_validator("status", "marketing_consent", "leaderboard_opt_in", "external_ids")
     @classmethod
     def _not_cleared(cls, value: object) -> object:
         # Only runs for values sent: null is a way to clear personal data, not these.
@@ -97,6 +100,9 @@ class MemberRead(ReadModel):
     birthday: date | None
     channel: str
     marketing_consent: bool
+    leaderboard_opt_in: bool = Field(
+        description="The member agreed to appear on the leaderboard (by a masked card number, never by name)."
+    )
     referral_code: str
     referred_by: uuid.UUID | None
     external_ids: dict[str, str]

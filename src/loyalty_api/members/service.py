@@ -70,6 +70,7 @@ class MemberProfile:
     birthday: date | None
     channel: str
     marketing_consent: bool
+    leaderboard_opt_in: bool
     referral_code: str
     referred_by: uuid.UUID | None
     external_ids: dict[str, str]
@@ -105,6 +106,7 @@ def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
         birthday=None if birthday is None else date.fromisoformat(birthday),
         channel=m.channel,
         marketing_consent=m.marketing_consent,
+        leaderboard_opt_in=m.leaderboard_opt_in,
         referral_code=m.referral_code,
         referred_by=m.referred_by_id,
         external_ids=dict(sorted(record.external_ids.items())),
@@ -333,6 +335,7 @@ async def update(
     birthday: date | _Unset | None = UNSET,
     status: MemberStatus | _Unset = UNSET,
     marketing_consent: bool | _Unset = UNSET,
+    leaderboard_opt_in: bool | _Unset = UNSET,
     external_ids: dict[str, str | None] | _Unset = UNSET,
 ) -> MemberProfile:
     """Apply the given fields; a field given as None is cleared, a field not given is left alone.
@@ -370,6 +373,9 @@ async def update(
     if not isinstance(marketing_consent, _Unset):
         member.marketing_consent = marketing_consent
         changed.append("marketing_consent")
+    if not isinstance(leaderboard_opt_in, _Unset):
+        member.leaderboard_opt_in = leaderboard_opt_in
+        changed.append("leaderboard_opt_in")
     if not isinstance(external_ids, _Unset):
         linked = {system: value for system, value in external_ids.items() if value is not None}
         await _check_external_ids_free(repo, linked, other_than=member_id)

@@ -105,6 +105,7 @@ MEMBER: dict[str, Any] = {
     "birthday": "1990-07-08",
     "channel": "store",
     "marketing_consent": True,
+    "leaderboard_opt_in": True,
     "referral_code": "3KPX5LKJ",
     "referred_by": None,
     "external_ids": {"pos": "C-1001", "webshop": "WEB-500087"},
@@ -135,6 +136,7 @@ ENROLLED: dict[str, Any] = {
     "birthday": "1995-11-23",
     "channel": "store",
     "marketing_consent": True,
+    "leaderboard_opt_in": False,
     "referral_code": "UZ8Y8LJN",
     "referred_by": None,
     "external_ids": {"pos": "C-2087"},
@@ -653,6 +655,55 @@ loyalty_webhook_deliveries_retrying 1.0
 # TYPE loyalty_webhook_oldest_pending_seconds gauge
 loyalty_webhook_oldest_pending_seconds 1877.0
 """
+
+
+# ---- activities ----------------------------------------------------------------------------------------
+
+RULE_CHECK_IN = "0195a0f4-2b3c-7d4e-8f5a-6b7c8d9e0f1a"
+RULE_REVIEW = "0195a0f4-3c4d-7e5f-9a6b-7c8d9e0f1a2b"
+ACTIVITY = "0195ad4f-7d8e-7f9a-8b0c-1d2e3f4a5b6c"
+CHECK_IN_RULE: dict[str, Any] = {
+    "type": "check_in",
+    "name": "每日签到",
+    "points": 10,
+    "daily_cap": 1,
+    "period_cap": None,
+    "cap_period": "month",
+    "streak_bonuses": [{"days": 7, "points": 50}],
+    "active": True,
+}
+CHECK_IN_RULE_READ: dict[str, Any] = {
+    "id": RULE_CHECK_IN,
+    **CHECK_IN_RULE,
+    "created_at": "2026-03-02T02:00:00Z",
+    "updated_at": "2026-03-02T02:00:00Z",
+}
+REVIEW_RULE_READ: dict[str, Any] = {
+    **CHECK_IN_RULE_READ,
+    "id": RULE_REVIEW,
+    "type": "review",
+    "name": "商品评价",
+    "points": 30,
+    "daily_cap": 2,
+    "period_cap": 10,
+    "streak_bonuses": [],
+}
+CHECK_IN_DONE: dict[str, Any] = {
+    "id": ACTIVITY,
+    "member_id": LI_NA,
+    "type": "check_in",
+    "ref": "2026-03-18",
+    "rule_id": RULE_CHECK_IN,
+    "points_earned": 60,
+    "breakdown": [
+        {"rule": "每日签到", "kind": "activity", "points": 10},
+        {"rule": "每日签到: 7-day streak", "kind": "streak_bonus", "points": 50},
+    ],
+    "streak": 7,
+    "day": "2026-03-18",
+    "balance": 13645,
+    "recorded_at": NOW,
+}
 
 
 # ---- partners ------------------------------------------------------------------------------------------
@@ -1817,6 +1868,66 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 },
             )
         ),
+        ("POST", "/v1/activity-rules"): OperationExamples(
+            requests={
+                "check_in": Example(
+                    "10 points a day for checking in, 50 more on every 7th day in a row",
+                    {k: CHECK_IN_RULE[k] for k in ("type", "name", "points", "daily_cap", "streak_bonuses")},
+                ),
+                "review": Example(
+                    "30 points a review, at most 2 a day and 10 a month",
+                    {"type": "review", "name": "商品评价", "points": 30, "daily_cap": 2, "period_cap": 10},
+                ),
+            },
+            responses=_one("The check-in rule", CHECK_IN_RULE_READ),
+        ),
+        ("GET", "/v1/activity-rules"): OperationExamples(
+            responses=_one(
+                "Check-ins and reviews",
+                {"items": [CHECK_IN_RULE_READ, REVIEW_RULE_READ], "next_cursor": None},
+            )
+        ),
+        ("GET", "/v1/activity-rules/{rule_id}"): OperationExamples(
+            responses=_one("The check-in rule", CHECK_IN_RULE_READ)
+        ),
+        ("PATCH", "/v1/activity-rules/{rule_id}"): OperationExamples(
+            requests={
+                "double": Example("Double check-in points", {"points": 20}),
+                "off": Example("Switch check-ins off", {"active": False}),
+            },
+            responses=_one(
+                "Check-ins earn 20",
+                {**CHECK_IN_RULE_READ, "points": 20, "updated_at": NOW},
+            ),
+        ),
+        ("POST", "/v1/members/{member_id}/activities"): OperationExamples(
+            requests={
+                "check_in": Example("李娜 checks in in the app", {"type": "check_in", "ref": "2026-03-18"}),
+                "review": Example("A product review", {"type": "review", "ref": "REVIEW-88123"}),
+            },
+            responses=_one("The seventh check-in in a row", CHECK_IN_DONE),
+        ),
+        ("GET", "/v1/leaderboard"): OperationExamples(
+            responses=_one(
+                "This week's top three",
+                {
+                    "period": "week",
+                    "start": "2026-03-15T16:00:00Z",
+                    "end": "2026-03-22T16:00:00Z",
+                    "items": [
+                        {"rank": 1, "member_id": LI_NA, "alias": "••••••5372", "points": 1205},
+                        {"rank": 2, "member_id": WANG_FANG, "alias": "••••••0946", "points": 860},
+                        {
+                            "rank": 2,
+                            "member_id": "0195a3c2-6e18-7b24-87f5-3a01d9e2b463",
+                            "alias": "••••••2281",
+                            "points": 860,
+                        },
+                    ],
+                    "next_cursor": "AAAAAAAAA1wKNzcwMTIyMjI4MQAAAAAAAAACAAAAAAAAAAM",
+                },
+            )
+        ),
         ("GET", "/v1/segments"): OperationExamples(
             responses=_one(
                 "After last night's run",
@@ -1854,6 +1965,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "members_by_segment": SEGMENT_COUNTS,
                     "paying_members": 906,
                     "monthly_recurring_revenue": cny(2_709_400),
+                    "paying_members_at_start": 871,
+                    "churned_members": 38,
+                    "churn": "0.0436",
                 },
             )
         ),
@@ -2066,6 +2180,7 @@ def _member_export() -> dict[str, Any]:
         },
         "consents": {
             "marketing_consent": True,
+            "leaderboard_opt_in": True,
             "partner_link_consents": [
                 {
                     "partner": "bookshop",

@@ -23,6 +23,7 @@ EntryType = Literal[
     "exchange_return",  # an exchange out the partner failed or let time out, given back
     "exchange_in",  # points a partner's customer sent us
     "referral",  # a referral's points: a referred member's first purchase, for them and their referrer
+    "activity",  # an activity's points (a check-in, a review, …) and its streak bonus: activities/service.py
 ]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
 RefundKind = Literal["amount", "points", "full"]

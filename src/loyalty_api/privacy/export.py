@@ -153,6 +153,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
         ),
         consents=ExportConsents(
             marketing_consent=profile.marketing_consent,
+            leaderboard_opt_in=profile.leaderboard_opt_in,
             partner_link_consents=await _link_consents(uow, member_id),
         ),
         points=await _points(uow, member_id),

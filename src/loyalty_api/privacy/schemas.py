@@ -67,6 +67,7 @@ class ExportLinkConsent(BaseModel):
 
 class ExportConsents(BaseModel):
     marketing_consent: bool
+    leaderboard_opt_in: bool = Field(description="Whether the member shows on the points leaderboard.")
     partner_link_consents: list[ExportLinkConsent] = Field(description="Oldest first.")
 
 
@@ -76,7 +77,7 @@ class ExportLedgerEntry(BaseModel):
     id: uuid.UUID
     type: str = Field(
         description="earn, redeem, hold, capture, release, refund, expire, adjust, reward, exchange_out, "
-        "exchange_return, exchange_in or referral."
+        "exchange_return, exchange_in, referral or activity."
     )
     amount: int = Field(description="Signed change to the balance, in points.")
     balance_after: int

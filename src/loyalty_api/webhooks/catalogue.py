@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from loyalty_api.activities import events as activity_events
 from loyalty_api.benefits import events as benefit_events
 from loyalty_api.coupons import events as coupon_events
 from loyalty_api.db.pagination import Page, page_after
@@ -27,6 +28,7 @@ from loyalty_api.tiers import events as tier_events
 from loyalty_api.webhooks import events as webhook_events
 
 EVENT_MODULES = (
+    activity_events,
     benefit_events,
     coupon_events,
     earning_events,

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from loyalty_api.outbox.events import Event
+from loyalty_api.points.events import BreakdownPayload
+
+
+class ActivityRecorded(Event):
+    event_type = "activity.recorded"
+    description = (
+        "A member was rewarded for an activity (a check-in, a review, …): the rule's points, and a streak "
+        "bonus when the activity completed one, one `breakdown` line each."
+    )
+
+    member_id: uuid.UUID
+    activity_id: uuid.UUID
+    type: str
+    ref: str
+    points: int
+    breakdown: list[BreakdownPayload]
+    streak: int
+    balance: int
+
+
+class ActivityRuleChanged(Event):
+    event_type = "activity_rule.changed"
+    description = "An operator created or changed an activity rule (switching it off included)."
+
+    rule_id: uuid.UUID
+    type: str
+    active: bool
+    change: Literal["created", "updated"]

@@ -1,0 +1,67 @@
+"""The leaderboard: who earned the most points in a week or a month, among members who opted in
+(`leaderboard_opt_in`, set on the member). It shows no personal data: each member by their id and their card
+number masked to its last four digits, which is what a member recognises on their own card and no one can
+call or mail."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from loyalty_api.analytics.periods import Period, period_around
+from loyalty_api.db.pagination import decode_key, encode_key
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.leaderboard.repository import LeaderboardRepository
+from loyalty_api.program.service import get_program
+
+SHOWN_DIGITS = 4
+
+
+def mask(member_number: str) -> str:
+    """A card number with all but its last four digits hidden: `••••••4321`."""
+    shown = member_number[-SHOWN_DIGITS:]
+    return "•" * (len(member_number) - len(shown)) + shown
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    rank: int  # 1 + how many earned more: equal points share a rank (1, 1, 3)
+    member_id: uuid.UUID
+    alias: str
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leaderboard:
+    period: Period
+    start: datetime
+    end: datetime
+    items: list[Standing]
+    next_cursor: str | None
+
+
+async def leaderboard(
+    uow: UnitOfWork, *, period: Period, at: datetime | None, limit: int, cursor: str | None
+) -> Leaderboard:
+    """A page of the board of the programme's week or month (from Monday, or the 1st, in its time zone) that
+    `at` falls in (now, without it). The cursor carries the last place shown, its points, card number and
+    rank, so the next page goes on from there and ranks a tie with it alike."""
+    zone = (await get_program(uow)).zone
+    start, end = period_around(at or uow.clock.now(), period, zone)
+    after: tuple[int, str] | None = None
+    place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
+    if cursor is not None:
+        points, number, rank, place = decode_key(cursor, (int, str, int, int))  # type: ignore[assignment]
+        after = (points, str(number))
+    leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, after=after, limit=limit + 1)
+    items: list[Standing] = []
+    for leader in leaders[:limit]:
+        place += 1
+        rank = rank if leader.points == points else place
+        points = leader.points
+        items.append(Standing(rank, leader.member_id, mask(leader.member_number), leader.points))
+    next_cursor = None
+    if len(leaders) > limit:
+        next_cursor = encode_key((points, leaders[limit - 1].member_number, rank, place))
+    return Leaderboard(period=period, start=start, end=end, items=items, next_cursor=next_cursor)

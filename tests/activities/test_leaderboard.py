@@ -1,0 +1,152 @@
+"""The leaderboard: points earned in the programme's week or month by active members who opted in, most
+first, each shown by id and masked card number only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from tests.activities.helpers import add_activity_rule, record
+from tests.builders import enrol
+from tests.conftest import START, bearer
+from tests.points.helpers import earn, set_program
+
+
+async def opt_in(client: httpx.AsyncClient, key: str, member_id: str, value: bool = True) -> dict[str, Any]:
+    response = await client.patch(
+        f"/v1/members/{member_id}", json={"leaderboard_opt_in": value}, headers=bearer(key)
+    )
+    assert response.status_code == 200, response.text
+    member: dict[str, Any] = response.json()
+    return member
+
+
+async def board(client: httpx.AsyncClient, key: str, **params: Any) -> dict[str, Any]:
+    response = await client.get("/v1/leaderboard", params=params, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def places(found: dict[str, Any]) -> list[tuple[int, str, int]]:
+    return [(item["rank"], item["member_id"], item["points"]) for item in found["items"]]
+
+
+class TestLeaderboard:
+    async def test_members_who_opted_in_by_points_earned_this_week(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)  # 1 point per 100 minor units
+        await add_activity_rule(client, admin_key, type="review", name="Review", points=50)
+        ann, bo, cy, di, ed = [await enrol(client, pos_key, email=f"m{n}@example.com") for n in range(5)]
+        for member in (ann, bo, di, ed):
+            assert (await opt_in(client, pos_key, member["id"]))["leaderboard_opt_in"] is True
+        # Last week's points do not count this week.
+        clock.set(START - timedelta(days=2))
+        await earn(client, pos_key, ann["id"], 900_00)
+        clock.set(START)
+        await earn(client, pos_key, ann["id"], 100_00)
+        await earn(client, pos_key, bo["id"], 300_00)
+        await earn(client, pos_key, cy["id"], 500_00)  # never opted in
+        await earn(client, pos_key, di["id"], 100_00)
+        await record(client, pos_key, di["id"], "rv-1", type="review")
+        await earn(client, pos_key, ed["id"], 100_00)
+        # An adjustment is not earned.
+        adjusted = await client.post(
+            f"/v1/members/{ed['id']}/adjustments",
+            json={"points": 1000, "reason": "Goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert adjusted.status_code in (200, 201), adjusted.text
+
+        found = await board(client, pos_key, period="week")
+        assert (found["period"], found["start"], found["end"]) == (
+            "week",
+            "2026-03-15T16:00:00Z",  # Monday 00:00 in Shanghai
+            "2026-03-22T16:00:00Z",
+        )
+        tied = sorted([ann, ed], key=lambda m: m["member_number"])
+        assert places(found) == [
+            (1, bo["id"], 300),
+            (2, di["id"], 150),
+            (3, tied[0]["id"], 100),
+            (3, tied[1]["id"], 100),
+        ]
+        # No personal data: the card number masked, nothing else that names the member.
+        for item in found["items"]:
+            assert set(item) == {"rank", "member_id", "alias", "points"}
+        assert found["items"][0]["alias"] == "••••••" + bo["member_number"][-4:]
+        assert "@" not in str(found) and bo["member_number"] not in str(found)
+
+        # Last week, asked for by an instant in it.
+        earlier = await board(client, pos_key, period="week", **{"from": "2026-03-14T12:00:00Z"})
+        assert places(earlier) == [(1, ann["id"], 900)]
+        # A page at a time, ranks carried across pages.
+        paged, cursor = [], None
+        while True:
+            page = await board(
+                client, pos_key, period="week", limit=1, **({"cursor": cursor} if cursor else {})
+            )
+            paged += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == found["items"]
+
+    async def test_opting_out_refunds_and_the_month(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        ann, bo = [await enrol(client, pos_key) for _ in range(2)]
+        for member in (ann, bo):
+            await opt_in(client, pos_key, member["id"])
+        clock.set(START - timedelta(days=10))  # 6 March: this month, an earlier week
+        await earn(client, pos_key, ann["id"], 200_00, order_ref="ANN-1")
+        clock.set(START)
+        await earn(client, pos_key, bo["id"], 150_00)
+        month = await board(client, pos_key, period="month")
+        assert (month["start"], month["end"]) == ("2026-02-28T16:00:00Z", "2026-03-31T16:00:00Z")
+        assert places(month) == [(1, ann["id"], 200), (2, bo["id"], 150)]
+        # A refund takes back what the purchase earned, and the board with it.
+        refunded = await client.post(
+            "/v1/orders/ANN-1/refund",
+            json={"amount": {"amount": 100_00, "currency": "CNY"}},
+            headers=bearer(pos_key),
+        )
+        assert refunded.status_code == 200, refunded.text
+        assert places(await board(client, pos_key, period="month")) == [
+            (1, bo["id"], 150),
+            (2, ann["id"], 100),
+        ]
+        await opt_in(client, pos_key, bo["id"], False)
+        assert places(await board(client, pos_key, period="month")) == [(1, ann["id"], 100)]
+        # A member who is not active is not shown.
+        await client.patch(
+            f"/v1/members/{ann['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert (await board(client, pos_key, period="month"))["items"] == []
+
+    async def test_bad_queries_are_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        for params in (
+            {"period": "year"},
+            {"limit": 0},
+            {"limit": 201},
+            {"cursor": "not-one"},
+            {"from": "yesterday"},
+        ):
+            response = await client.get("/v1/leaderboard", params=params, headers=bearer(pos_key))
+            assert (response.status_code, response.json()["code"]) == (422, "validation_error"), params
+
+    async def test_opt_in_is_off_by_default_and_cannot_be_null(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        assert member["leaderboard_opt_in"] is False
+        response = await client.patch(
+            f"/v1/members/{member['id']}", json={"leaderboard_opt_in": None}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422

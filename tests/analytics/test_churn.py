@@ -1,0 +1,79 @@
+"""Paid-membership churn in the overview: of the members paying at the window's start, the share whose
+paying subscription ended in the window, as a decimal string (never a float), in JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import httpx
+
+from loyalty_api.clock import FrozenClock
+from tests.conftest import START, bearer
+from tests.partners.helpers import iso
+from tests.points.helpers import set_program
+from tests.subscriptions.helpers import add_plan, new_paid_subscriber, new_subscriber, post_action
+
+
+async def cancel_now(client: httpx.AsyncClient, key: str, subscription_id: str) -> None:
+    response = await post_action(client, key, subscription_id, "cancel", {"at_period_end": False})
+    assert response.status_code == 200, response.text
+
+
+class TestChurn:
+    async def test_churn_is_the_share_of_members_paying_at_the_start_whose_subscription_ended(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
+        clock.set(START - timedelta(days=10))
+        subs = {name: (await new_paid_subscriber(client, ecommerce_key, "plus"))[1] for name in "ABCD"}
+        _, trialing = await new_subscriber(client, ecommerce_key, "trial")  # E: not paying yet
+        clock.set(START - timedelta(days=1))
+        await cancel_now(client, ecommerce_key, subs["D"]["id"])  # ended before the window
+        window = {"from": iso(START), "to": iso(START + timedelta(days=20))}
+
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, subs["A"]["id"])  # churned
+        clock.set(START + timedelta(days=2))
+        response = await post_action(
+            client, ecommerce_key, subs["B"]["id"], "cancel", {"at_period_end": True}
+        )
+        assert response.status_code == 200  # B's paid period runs past the window: not ended in it
+        clock.set(START + timedelta(days=3))
+        _, late = await new_paid_subscriber(client, ecommerce_key, "plus")  # F: joined in the window
+        clock.set(START + timedelta(days=4))
+        await cancel_now(client, ecommerce_key, late["id"])  # not paying at the start: not churn
+        await cancel_now(client, ecommerce_key, trialing["id"])  # a trial: never paying
+        clock.set(START + timedelta(days=25))
+
+        answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        # By hand: paying at the start A, B and C (D had ended, E was in a trial); of them, A ended since.
+        paying, churned = 3, 1
+        expected = (Decimal(churned) / Decimal(paying)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+        assert (found["paying_members_at_start"], found["churned_members"]) == (paying, churned)
+        assert found["churn"] == str(expected) == "0.3333"
+        assert isinstance(found["churn"], str)
+
+        as_csv = await client.get(
+            "/v1/analytics/overview", params=window, headers=bearer(admin_key, Accept="text/csv")
+        )
+        figures = {row["figure"]: row["value"] for row in csv.DictReader(io.StringIO(as_csv.text))}
+        assert (figures["paying_members_at_start"], figures["churned_members"], figures["churn"]) == (
+            "3",
+            "1",
+            "0.3333",
+        )
+
+    async def test_no_one_paying_at_the_start_is_no_churn_figure(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        window = {"from": iso(START - timedelta(days=7)), "to": iso(START)}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (0, 0, None)
