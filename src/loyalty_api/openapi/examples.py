@@ -765,6 +765,7 @@ SETTLEMENT: dict[str, Any] = {
         "entries": 31,
     },
     "net_points": 9_410,
+    "net_value": {"amount": 9_410, "currency": "CNY"},
     "perks_granted": 120,
     "perks_redeemed": 97,
     "benefit_uses": 1_284,

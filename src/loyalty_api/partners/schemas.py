@@ -292,6 +292,10 @@ class SettlementRead(ReadModel):
     )
     exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
+    net_value: MoneyRead = Field(
+        description="What the net points are worth at the programme's point value, rounded toward zero once "
+        "(negative when members gave up more points than they received through the partner)."
+    )
     perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
     perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")
     benefit_uses: int = Field(description="Uses of the partner's joint benefits it recorded in the period.")
