@@ -770,6 +770,12 @@ SETTLEMENT: dict[str, Any] = {
     "perks_redeemed": 97,
     "benefit_uses": 1_284,
 }
+LI_NA_PROFILE_LINK: dict[str, Any] = {
+    "partner": "bookshop",
+    "partner_name": "钟书阁",
+    "grants": ["basic", "points"],
+    "linked_at": NOW,
+}
 LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "partner_customer_ref": "ZSG-88231",
     "member_id": LI_NA,
@@ -851,7 +857,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/members/lookup"): OperationExamples(
             responses=_one("Found by card number (`?member_number=6204185372`)", MEMBER)
         ),
-        ("GET", "/v1/members/{member_id}"): OperationExamples(responses=_one("李娜, a gold member", MEMBER)),
+        ("GET", "/v1/members/{member_id}"): OperationExamples(
+            responses=_one("李娜, a gold member", MEMBER | {"partner_links": [LI_NA_PROFILE_LINK]})
+        ),
         ("PATCH", "/v1/members/{member_id}"): OperationExamples(
             requests={
                 "contact": Example(
@@ -1677,15 +1685,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one(
                 "Linked to the bookshop",
                 {
-                    "items": [
-                        {
-                            "partner": "bookshop",
-                            "partner_name": "钟书阁",
-                            "partner_customer_ref": "ZSG-88231",
-                            "grants": ["basic", "points"],
-                            "linked_at": NOW,
-                        }
-                    ],
+                    "items": [LI_NA_PROFILE_LINK | {"partner_customer_ref": "ZSG-88231"}],
                     "next_cursor": None,
                 },
             )

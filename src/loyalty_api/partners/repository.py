@@ -105,11 +105,14 @@ class PartnerRepository:
             )
         )
 
-    async def list_member_links(self, member_id: uuid.UUID) -> Sequence[tuple[PartnerLink, Partner]]:
+    async def list_members_links(
+        self, member_ids: Sequence[uuid.UUID]
+    ) -> Sequence[tuple[PartnerLink, Partner]]:
+        """The links of these members, each with its partner, in one statement."""
         rows = await self.session.execute(
             select(PartnerLink, Partner)
             .join(Partner, Partner.id == PartnerLink.partner_id)
-            .where(PartnerLink.member_id == member_id)
+            .where(PartnerLink.member_id.in_(member_ids))
             .order_by(PartnerLink.id)
         )
         return [(link, partner) for link, partner in rows.all()]

@@ -424,10 +424,15 @@ async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: 
 
 async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
     await get_member(uow, member_id)
-    return [
-        _view(row, partner)
-        for row, partner in await PartnerRepository(uow.session).list_member_links(member_id)
-    ]
+    return (await members_links(uow, [member_id])).get(member_id, [])
+
+
+async def members_links(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LinkView]]:
+    """The links of each of these members that has any, in one statement (for the members' profiles)."""
+    found: dict[uuid.UUID, list[LinkView]] = {}
+    for row, partner in await PartnerRepository(uow.session).list_members_links(member_ids):
+        found.setdefault(row.member_id, []).append(_view(row, partner))
+    return found
 
 
 async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[CatalogPlan], list[JointBenefit]]:
