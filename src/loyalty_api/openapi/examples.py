@@ -522,7 +522,10 @@ PLUS_WRITE: dict[str, Any] = {
     "grace_days": 7,
     "benefit_ids": [BENEFIT_PLUS_DISCOUNT, BENEFIT_PLUS_POINTS],
     "coupons": [MONTHLY_COUPON],
-    "partner_perks": [{"partner": "bookshop", "name": "钟书阁 阅读室月卡"}],
+    "partner_perks": [
+        {"partner": "bookshop", "name": "钟书阁 阅读室月卡", "source": "ours", "perk": None},
+        {"partner": "bookshop", "name": "钟书阁 咖啡券", "source": "pool", "perk": "cafe-voucher"},
+    ],
 }
 
 
@@ -724,6 +727,7 @@ PERK_ISSUED: dict[str, Any] = {
     "name": "钟书阁 阅读室月卡",
     "plan": "plus",
     "period": 1,
+    "source": "ours",
     "status": "issued",
     "partner_customer_ref": None,
     "granted_at": "2026-03-01T02:00:00Z",
@@ -1888,6 +1892,28 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "redeemed_at": NOW,
                 },
             )
+        ),
+        ("POST", "/v1/partner/perk-codes"): OperationExamples(
+            requests={
+                "batch": Example(
+                    "Three café voucher codes from the bookshop's own system",
+                    {"perk": "cafe-voucher", "codes": ["ZSG-CAFE-40117", "ZSG-CAFE-40118", "ZSG-CAFE-40119"]},
+                )
+            },
+            responses=_one(
+                "Added; two members waiting for a voucher got theirs",
+                {
+                    "perk": "cafe-voucher",
+                    "available": 1,
+                    "owed": 0,
+                    "added": 3,
+                    "duplicates": 0,
+                    "granted": 2,
+                },
+            ),
+        ),
+        ("GET", "/v1/partner/perk-codes/{perk}"): OperationExamples(
+            responses=_one("Forty codes left", {"perk": "cafe-voucher", "available": 40, "owed": 0})
         ),
         # -- webhooks -------------------------------------------------------------------------------------
         ("POST", "/v1/webhook-endpoints"): OperationExamples(
