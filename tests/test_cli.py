@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -181,6 +182,49 @@ class TestKeys:
                 break
             await asyncio.sleep(0.2)
         assert refused.status_code == 401
+
+    async def test_a_partner_key_acts_for_its_partner_alone(
+        self, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str]
+    ) -> None:
+        made = await client.post(
+            "/v1/partners", json={"code": "bookshop", "name": "Bookshop"}, headers=bearer(admin_key)
+        )
+        assert made.status_code == 201, made.text
+        partner_id = made.json()["id"]
+
+        created = self._run(
+            cli_env, "keys", "create", "--name", "Bookshop", "--scope", "partner", "--partner", partner_id
+        )
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip().splitlines()[-1]
+        assert key.startswith("lk_")
+        listed = self._run(cli_env, "keys", "list")
+        prefix = key.split("_")[1]
+        [row] = [line.split("\t") for line in listed.stdout.splitlines() if line.startswith(prefix)]
+        assert row[1:4] == ["Bookshop", "partner", partner_id]
+
+        # it reads its own partner's statement, and nothing of ours
+        period = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+        statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(key))
+        assert (statement.status_code, statement.json()["partner"]) == (200, "bookshop")
+        refused = await client.get("/v1/partners", headers=bearer(key))
+        assert (refused.status_code, refused.json()["code"]) == (403, "scope_not_allowed")
+
+    def test_a_partner_key_needs_a_registered_partner(self, cli_env: dict[str, str]) -> None:
+        unknown = self._run(
+            cli_env, "keys", "create", "--name", "x", "--scope", "partner", "--partner", str(uuid.uuid4())
+        )
+        assert unknown.returncode != 0
+        assert "lk_" not in unknown.stdout
+        assert "partner" in unknown.stderr.lower()
+        alone = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "partner")
+        assert alone.returncode != 0
+        assert "lk_" not in alone.stdout
+        not_a_uuid = self._run(
+            cli_env, "keys", "create", "--name", "x", "--scope", "partner", "--partner", "7"
+        )
+        assert not_a_uuid.returncode == 2
+        assert self._run(cli_env, "keys", "list").stdout.count("\tx\t") == 0
 
     def test_unknown_scope_is_refused(self, cli_env: dict[str, str]) -> None:
         result = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "root")

@@ -202,8 +202,11 @@ async def _catalogue(app: FastAPI, client: httpx.AsyncClient, keys: Keys, record
     ok(await client.put("/v1/partners/cafe", json=replacement, headers=bearer(admin)))
     keys.partner = await _issue(app, recorder, Scope.partner, partner_id=uuid.UUID(made["id"]))
 
-    perk = {"partner": "cafe", "name": "A free coffee"}
-    await add_plan(client, admin, "plus", price=1_500, unit="month", family="plus", partner_perks=[perk])
+    perks = [
+        {"partner": "cafe", "name": "A free coffee"},
+        {"partner": "cafe", "name": "A cake", "source": "pool", "perk": "cake"},
+    ]
+    await add_plan(client, admin, "plus", price=1_500, unit="month", family="plus", partner_perks=perks)
     await add_plan(client, admin, "premium", price=3_000, unit="month", family="plus")
     await add_plan(client, admin, "seasonal", price=500, unit="month")
     await replace_plan(client, admin, "seasonal", name="Seasonal pass")
@@ -260,12 +263,15 @@ async def _points(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
 
 async def _subscription(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
     admin = keys.admin
+    # The cafe uploads codes for its pooled perk first.
+    codes = {"perk": "cake", "codes": ["CAKE-1", "CAKE-2"]}
+    ok(await client.post("/v1/partner/perk-codes", json=codes, headers=bearer(keys.partner)))
     subscription = await subscribe(
         client, admin, world.member, "plus", trial=False, payment_ref=next_payment_ref()
     )
-    # The paid period gave the member the cafe's perk; the cafe redeems it.
+    # The paid period gave the member the cafe's perks; the cafe redeems the one we issued.
     perks = await client.get(f"/v1/members/{world.member}/partner-perks", headers=bearer(admin))
-    [perk] = ok(perks)["items"]
+    [perk] = [p for p in ok(perks)["items"] if p["source"] == "ours"]
     ok(await client.post(f"/v1/partner/perks/{perk['code']}/redeem", headers=bearer(keys.partner)))
 
     path = f"/v1/subscriptions/{subscription['id']}"

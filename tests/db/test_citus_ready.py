@@ -71,6 +71,7 @@ COORDINATOR = {
     "webhook_attempts",
     "webhook_delivery_counts",
     "audit_events",
+    "partner_perk_codes",  # a partner's pool, each code handed to one member's perk
 }
 
 # Keys of member-scoped tables that lack the member, and why. Primary keys of `id` alone: the ids are

@@ -16,7 +16,7 @@ MEMBER = (
     "id memberNumber status points name phone email birthday channel marketingConsent leaderboardOptIn "
     "referralCode "
     "referredBy externalIds { system externalId } tier { code name rank } lifecycle { stage since } "
-    "createdAt updatedAt"
+    "createdAt updatedAt partnerLinks { partner partnerName grants linkedAt }"
 )
 
 
@@ -41,6 +41,15 @@ def as_rest(member: dict[str, Any]) -> dict[str, Any]:
         "lifecycle": member["lifecycle"],
         "created_at": member["createdAt"],
         "updated_at": member["updatedAt"],
+        "partner_links": [
+            {
+                "partner": k["partner"],
+                "partner_name": k["partnerName"],
+                "grants": k["grants"],
+                "linked_at": k["linkedAt"],
+            }
+            for k in member["partnerLinks"]
+        ],
     }
 
 

@@ -16,6 +16,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.partners.errors import PartnerNotFound
 from tests.builders import add_partner, enrol, make_key, make_partner_key
 from tests.conftest import UNLIMITED, bearer
+from tests.graphql.helpers import graphql
 from tests.inspect_db import events
 from tests.partners.helpers import JOINT_VIEW
 from tests.points.helpers import earn, set_program
@@ -176,3 +177,65 @@ class TestPartnerKeys:
         with pytest.raises(PartnerNotFound):
             await make_key(app, Scope.partner, partner_id=uuid.uuid4())
         assert (await make_partner_key(app, partner_id=await add_partner(app))).startswith("lk_")
+
+
+class TestLinksInTheProfile:
+    async def test_the_members_profile_lists_their_links_without_the_partners_reference(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        cafe = await _partner(app, client, admin_key, "cafe-one")
+        gym = await _partner(app, client, admin_key, "gym-two")
+        member = await enrol(client, pos_key)
+        other = await enrol(client, pos_key)
+        for key, partner, ref, grants in (
+            (cafe, "cafe-one", "CAFE-77", ()),
+            (gym, "gym-two", "GYM-5", ("points",)),
+        ):
+            code = await _code(client, pos_key, member["id"], partner, "basic", *grants)
+            assert (await _link(client, key, code["code"], ref)).status_code == 201
+
+        profile = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert profile.status_code == 200, profile.text
+        links = profile.json()["partner_links"]
+        assert [(k["partner"], k["partner_name"], k["grants"]) for k in links] == [
+            ("cafe-one", "Cafe-One", ["basic"]),
+            ("gym-two", "Gym-Two", ["basic", "points"]),
+        ]
+        assert all(set(k) == {"partner", "partner_name", "grants", "linked_at"} for k in links)
+        assert "CAFE-77" not in profile.text and "GYM-5" not in profile.text
+        # the desk finds the reference where the links are managed
+        listed = await client.get(f"/v1/members/{member['id']}/partner-links", headers=bearer(pos_key))
+        assert [k["partner_customer_ref"] for k in listed.json()["items"]] == ["CAFE-77", "GYM-5"]
+        # the till's lookup answers without them; a member linked to no one has none
+        found = await client.get(
+            "/v1/members/lookup", params={"member_number": member["member_number"]}, headers=bearer(pos_key)
+        )
+        assert found.status_code == 200 and "partner_links" not in found.json()
+        alone = await client.get(f"/v1/members/{other['id']}", headers=bearer(pos_key))
+        assert alone.json()["partner_links"] == []
+
+        # GraphQL: the same links, for both members in one query
+        query = (
+            "query($a: ID!, $b: ID!) { a: loyaltyMember(id: $a) { partnerLinks { partner partnerName grants"
+            " linkedAt } } b: loyaltyMember(id: $b) { partnerLinks { partner } } }"
+        )
+        body = await graphql(client, pos_key, query, a=member["id"], b=other["id"])
+        assert "errors" not in body, body
+        assert body["data"]["a"]["partnerLinks"] == [
+            {
+                "partner": k["partner"],
+                "partnerName": k["partner_name"],
+                "grants": k["grants"],
+                "linkedAt": k["linked_at"],
+            }
+            for k in links
+        ]
+        assert body["data"]["b"]["partnerLinks"] == []
+
+        # unlinked at our till: gone from the profile at once
+        gone = await client.delete(
+            f"/v1/members/{member['id']}/partner-links/cafe-one", headers=bearer(pos_key)
+        )
+        assert gone.status_code == 204
+        after = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert [k["partner"] for k in after.json()["partner_links"]] == ["gym-two"]

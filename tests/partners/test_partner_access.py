@@ -43,6 +43,8 @@ PARTNER_ALLOWED = {
     ("POST", "/v1/partner/exchanges/{exchange_id}/fail"),
     ("GET", "/v1/partner/settlements"),
     ("POST", "/v1/partner/perks/{code}/redeem"),
+    ("POST", "/v1/partner/perk-codes"),
+    ("GET", "/v1/partner/perk-codes/{perk}"),
     ("POST", "/v1/partner/members/{ref}/benefit-uses"),
 }
 # Of those, the partner's own routes, for partner keys alone: they name members by the partner's reference.
@@ -193,13 +195,25 @@ class TestPartnerCannotReachAnotherPartnersMember:
         )
         assert sent.status_code == 201, sent.text
         b_exchange = sent.json()["id"]
-        # and a paid plan that includes B's perk, which the member holds
+        # and a paid plan that includes B's perk, which the member holds, and one from B's pool of codes
+        b_pooled = {"partner": world.b_code, "name": "B pooled", "source": "pool", "perk": "b-pass"}
         await add_plan(
-            client, admin_key, "with-b", partner_perks=[{"partner": world.b_code, "name": "B perk"}]
+            client,
+            admin_key,
+            "with-b",
+            partner_perks=[{"partner": world.b_code, "name": "B perk"}, b_pooled],
         )
+        uploaded = await client.post(
+            "/v1/partner/perk-codes",
+            json={"perk": "b-pass", "codes": ["B-POOL-1"]},
+            headers=bearer(world.b_key),
+        )
+        assert uploaded.status_code == 200, uploaded.text
         await subscribe_paid(client, ecommerce_key, member["id"], "with-b")
         perks = await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
-        [b_perk] = [p["code"] for p in perks.json()["items"]]
+        codes = {p["source"]: p["code"] for p in perks.json()["items"]}
+        b_perk, b_pool_code = codes["ours"], codes["pool"]
+        assert b_pool_code == "B-POOL-1"
         secrets = {
             member["id"],
             member["member_number"],
@@ -214,7 +228,8 @@ class TestPartnerCannotReachAnotherPartnersMember:
         guesses = ["B-1", member["id"], member["member_number"]]
         guesses_for = {
             "exchange_id": ([b_exchange], "exchange_not_found"),
-            "code": ([b_perk], "perk_not_found"),
+            "code": ([b_perk, b_pool_code], "perk_not_found"),
+            "perk": (["b-pass"], "perk_pool_not_found"),
         }
         # A body for each partner route that takes one, and the answer A must get; a new route needs a line.
         bodies: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
@@ -240,6 +255,8 @@ class TestPartnerCannotReachAnotherPartnersMember:
             ("POST", "/v1/partner/exchanges/{exchange_id}/confirm"): ({}, "exchange_not_found"),
             ("POST", "/v1/partner/exchanges/{exchange_id}/fail"): ({}, "exchange_not_found"),
             ("POST", "/v1/partner/perks/{code}/redeem"): ({}, "perk_not_found"),
+            # A cannot add codes to B's pool (nor learn that it exists)
+            ("POST", "/v1/partner/perk-codes"): ({"perk": "b-pass", "codes": ["A-1"]}, "perk_pool_not_found"),
             ("POST", "/v1/partner/members/{ref}/benefit-uses"): (
                 {"benefit_id": str(uuid.uuid4()), "use_ref": "A-U-1"},
                 "link_not_found",
@@ -289,7 +306,9 @@ class TestPartnerCannotReachAnotherPartnersMember:
         exchange = await client.get(f"/v1/partner/exchanges/{b_exchange}", headers=bearer(world.b_key))
         assert exchange.json()["status"] == "pending"
         kept = await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
-        assert [p["status"] for p in kept.json()["items"]] == ["issued"]
+        assert [p["status"] for p in kept.json()["items"]] == ["issued", "issued"]
+        b_pool = await client.get("/v1/partner/perk-codes/b-pass", headers=bearer(world.b_key))
+        assert b_pool.json() == {"perk": "b-pass", "available": 0, "owed": 0}
         b_statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(world.b_key))
         assert (b_statement.json()["earned"]["points"], b_statement.json()["exchanged_out"]["points"]) == (
             100,

@@ -87,7 +87,9 @@ async def admin_statement(
 def figures_from_ledger(entries: list[dict[str, Any]], code: str) -> dict[str, Any]:
     """The statement's point figures, computed from ledger entries marked with the partner."""
     mine = [e for e in entries if e["details"].get("partner") == code]
-    found: dict[str, Any] = {"net_points": sum(e["amount"] for e in mine)}
+    net = sum(e["amount"] for e in mine)
+    # the net's value: of the summed points, rounded toward zero once (a negative net too)
+    found: dict[str, Any] = {"net_points": net, "net_value": cny(value_minor(net, POINT_VALUE))}
     for line, (entry_type, sign) in ENTRY_TYPES.items():
         of_type = [e for e in mine if e["type"] == entry_type]
         points = sign * sum(e["amount"] for e in of_type)
@@ -101,7 +103,7 @@ def figures_from_ledger(entries: list[dict[str, Any]], code: str) -> dict[str, A
 
 def point_figures(found: dict[str, Any]) -> dict[str, Any]:
     """A statement without partner points, to compare with `figures_from_ledger`."""
-    return {"net_points": found["net_points"]} | {
+    return {"net_points": found["net_points"], "net_value": found["net_value"]} | {
         line: {k: found[line][k] for k in ("points", "value", "entries")} for line in LINES
     }
 
@@ -217,6 +219,27 @@ class TestPeriod:
             ] == 1
         found = await admin_statement(client, admin_key, "alpha", START, START + timedelta(seconds=1))
         assert spec_keys(found["earned"]) == {"points": 2, "value": cny(3), "entries": 2}
+        assert (found["net_points"], found["net_value"]) == (2, cny(3))
+
+    async def test_a_negative_net_is_worth_its_points_rounded_toward_zero(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, partners: TwoPartners
+    ) -> None:
+        # 2 points earned at beta (3 fen), 7 of the member's own sent to beta (10.5 fen): net -5, -7.5 fen
+        await ok(await partner_earn(client, partners.beta, "B-1", "S-1", 250))
+        await ok(await exchange_out(client, pos_key, partners.member_id, "beta", 7))
+        found = await admin_statement(client, admin_key, "beta", START, START + timedelta(seconds=1))
+        assert (found["earned"]["value"], found["exchanged_out"]["value"]) == (cny(3), cny(10))
+        assert (found["net_points"], found["net_value"]) == (-5, cny(-7))
+        as_csv = await statement(
+            client,
+            admin_key,
+            "/v1/partners/beta/settlements",
+            START,
+            START + timedelta(seconds=1),
+            Accept="text/csv",
+        )
+        [net] = [row for row in csv.reader(io.StringIO(as_csv.text)) if row[0] == "net"]
+        assert net == ["net", "-5", "", "-7", "CNY", ""]
 
     @pytest.mark.parametrize(
         "params",
@@ -299,7 +322,12 @@ class TestRoutes:
                     figures["entries"],
                 ), name
                 assert partner_points == (str(figures["partner_points"]) if name in EXCHANGE_LINES else "")
-            assert (int(net[1]), net[2]) == (operators["net_points"], "")
+            assert (int(net[1]), net[2], int(net[3]), net[4]) == (
+                operators["net_points"],
+                "",
+                operators["net_value"]["amount"],
+                operators["net_value"]["currency"],
+            )
             operators_csv = await statement(
                 client, admin_key, f"/v1/partners/{code}/settlements", start, end, Accept="text/csv"
             )

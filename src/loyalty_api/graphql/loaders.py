@@ -15,6 +15,7 @@ from loyalty_api.benefits.service import MemberBenefits, members_benefits
 from loyalty_api.graphql.snapshot import Snapshot
 from loyalty_api.http.rate_limits import RateLimited, RateLimiter
 from loyalty_api.members.service import MemberProfile, get_members, get_members_by_number
+from loyalty_api.partners.service import LinkView, members_links
 from loyalty_api.points.service import PointsSummary, summaries
 from loyalty_api.subscriptions.service import SubscriptionView, members_subscriptions
 
@@ -29,12 +30,14 @@ class Loaders:
     benefits: DataLoader[uuid.UUID, MemberBenefits | None]
     subscriptions: DataLoader[SubscriptionsKey, list[SubscriptionView]]
     points_accounts: DataLoader[uuid.UUID, PointsSummary | None]
+    partner_links: DataLoader[uuid.UUID, list[LinkView]]
 
     def clear(self) -> None:
         """Forget what was loaded: a mutation has changed it."""
         for loader in (self.members, self.members_by_number, self.benefits, self.subscriptions):
             loader.clear_all()
         self.points_accounts.clear_all()
+        self.partner_links.clear_all()
 
     @classmethod
     def over(cls, snapshot: Snapshot, limiter: RateLimiter, principal: Principal | None) -> Loaders:
@@ -73,10 +76,16 @@ class Loaders:
                 found = await summaries(uow, ids)
             return [found.get(i) for i in ids]
 
+        async def partner_links(ids: Sequence[uuid.UUID]) -> list[list[LinkView]]:
+            async with snapshot.read() as uow:
+                found = await members_links(uow, ids)
+            return [found.get(i, []) for i in ids]
+
         return cls(
             members=DataLoader(load_fn=members),
             members_by_number=DataLoader(load_fn=members_by_number),
             benefits=DataLoader(load_fn=benefits),
             subscriptions=DataLoader(load_fn=subscriptions),
             points_accounts=DataLoader(load_fn=points_accounts),
+            partner_links=DataLoader(load_fn=partner_links),
         )

@@ -18,6 +18,7 @@ from loyalty_api.graphql.coupons import MemberCouponFields
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long
+from loyalty_api.graphql.partner_links import MemberPartnerLinkFields
 from loyalty_api.graphql.points import MemberPointsFields
 from loyalty_api.graphql.scopes import OPERATORS, READERS
 from loyalty_api.graphql.subscriptions import MemberSubscriptionFields
@@ -72,9 +73,11 @@ class Member(
     MemberBenefitFields,
     MemberCouponFields,
     MemberSubscriptionFields,
+    MemberPartnerLinkFields,
 ):
-    """A member of the programme. Its relations (points, tier status, benefits, coupons, subscriptions) come
-    from the `Member*Fields` of their own modules, read through the request's snapshot and DataLoaders."""
+    """A member of the programme. Its relations (points, tier status, benefits, coupons, subscriptions,
+    partner links) come from the `Member*Fields` of their own modules, read through the request's snapshot
+    and DataLoaders."""
 
     id: strawberry.ID
     member_number: str = strawberry.field(

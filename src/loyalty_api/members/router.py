@@ -27,7 +27,15 @@ from loyalty_api.members.errors import (
 )
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
-from loyalty_api.members.schemas import MemberCreate, MemberPage, MemberRead, MemberUpdate
+from loyalty_api.members.schemas import (
+    MemberCreate,
+    MemberPage,
+    MemberProfileRead,
+    MemberRead,
+    MemberUpdate,
+    ProfileLinkRead,
+)
+from loyalty_api.partners import service as partners
 
 router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
 
@@ -144,12 +152,16 @@ async def list_members(
     summary="Read a member",
     responses=problem_responses(*_AUTH, MemberNotFound),
 )
-async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberRead:
-    """A member by id: profile, card number, status, tier and points balance. To find one by card number,
-    phone, e-mail or an external id, use `GET /v1/members/lookup`.
+async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberProfileRead:
+    """A member by id: profile, card number, status, tier, points balance, and the partners they are linked
+    to (`partner_links`; the partner's customer reference is in `GET /v1/members/{member_id}/partner-links`).
+    To find one by card number, phone, e-mail or an external id, use `GET /v1/members/lookup`, which
+    answers without the links: the till's lookup stays one query.
 
     For `pos`, `ecommerce` and `admin` keys. Reads only."""
-    return MemberRead.model_validate(await service.get_member(uow, member_id))
+    member = MemberRead.model_validate(await service.get_member(uow, member_id))
+    links = (await partners.members_links(uow, [member_id])).get(member_id, [])
+    return MemberProfileRead(**dict(member), partner_links=[ProfileLinkRead.model_validate(k) for k in links])
 
 
 @router.patch(

@@ -111,6 +111,23 @@ class MemberRead(ReadModel):
     updated_at: datetime
 
 
+class ProfileLinkRead(ReadModel):
+    """One of the member's links with a partner, as their profile shows it: without the partner's customer
+    reference, which the partner may have made of personal data (a phone number); `GET
+    /v1/members/{member_id}/partner-links` shows it."""
+
+    partner: str = Field(description="The partner's code.")
+    partner_name: str
+    grants: list[str] = Field(description="What the member lets the partner see: `basic`, and `points`.")
+    linked_at: datetime
+
+
+class MemberProfileRead(MemberRead):
+    """The member's whole profile: what every member answer holds, and their links with partners."""
+
+    partner_links: list[ProfileLinkRead] = Field(description="The partners the member is linked to.")
+
+
 class MemberPage(ReadModel):
     items: list[MemberRead]
     next_cursor: str | None

@@ -524,7 +524,10 @@ PLUS_WRITE: dict[str, Any] = {
     "grace_days": 7,
     "benefit_ids": [BENEFIT_PLUS_DISCOUNT, BENEFIT_PLUS_POINTS],
     "coupons": [MONTHLY_COUPON],
-    "partner_perks": [{"partner": "bookshop", "name": "钟书阁 阅读室月卡"}],
+    "partner_perks": [
+        {"partner": "bookshop", "name": "钟书阁 阅读室月卡", "source": "ours", "perk": None},
+        {"partner": "bookshop", "name": "钟书阁 咖啡券", "source": "pool", "perk": "cafe-voucher"},
+    ],
 }
 
 
@@ -775,6 +778,7 @@ PERK_ISSUED: dict[str, Any] = {
     "name": "钟书阁 阅读室月卡",
     "plan": "plus",
     "period": 1,
+    "source": "ours",
     "status": "issued",
     "partner_customer_ref": None,
     "granted_at": "2026-03-01T02:00:00Z",
@@ -816,9 +820,16 @@ SETTLEMENT: dict[str, Any] = {
         "entries": 31,
     },
     "net_points": 9_410,
+    "net_value": {"amount": 9_410, "currency": "CNY"},
     "perks_granted": 120,
     "perks_redeemed": 97,
     "benefit_uses": 1_284,
+}
+LI_NA_PROFILE_LINK: dict[str, Any] = {
+    "partner": "bookshop",
+    "partner_name": "钟书阁",
+    "grants": ["basic", "points"],
+    "linked_at": NOW,
 }
 LI_NA_AT_BOOKSHOP: dict[str, Any] = {
     "partner_customer_ref": "ZSG-88231",
@@ -901,7 +912,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/members/lookup"): OperationExamples(
             responses=_one("Found by card number (`?member_number=6204185372`)", MEMBER)
         ),
-        ("GET", "/v1/members/{member_id}"): OperationExamples(responses=_one("李娜, a gold member", MEMBER)),
+        ("GET", "/v1/members/{member_id}"): OperationExamples(
+            responses=_one("李娜, a gold member", MEMBER | {"partner_links": [LI_NA_PROFILE_LINK]})
+        ),
         ("PATCH", "/v1/members/{member_id}"): OperationExamples(
             requests={
                 "contact": Example(
@@ -1727,15 +1740,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one(
                 "Linked to the bookshop",
                 {
-                    "items": [
-                        {
-                            "partner": "bookshop",
-                            "partner_name": "钟书阁",
-                            "partner_customer_ref": "ZSG-88231",
-                            "grants": ["basic", "points"],
-                            "linked_at": NOW,
-                        }
-                    ],
+                    "items": [LI_NA_PROFILE_LINK | {"partner_customer_ref": "ZSG-88231"}],
                     "next_cursor": None,
                 },
             )
@@ -2001,6 +2006,28 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "redeemed_at": NOW,
                 },
             )
+        ),
+        ("POST", "/v1/partner/perk-codes"): OperationExamples(
+            requests={
+                "batch": Example(
+                    "Three café voucher codes from the bookshop's own system",
+                    {"perk": "cafe-voucher", "codes": ["ZSG-CAFE-40117", "ZSG-CAFE-40118", "ZSG-CAFE-40119"]},
+                )
+            },
+            responses=_one(
+                "Added; two members waiting for a voucher got theirs",
+                {
+                    "perk": "cafe-voucher",
+                    "available": 1,
+                    "owed": 0,
+                    "added": 3,
+                    "duplicates": 0,
+                    "granted": 2,
+                },
+            ),
+        ),
+        ("GET", "/v1/partner/perk-codes/{perk}"): OperationExamples(
+            responses=_one("Forty codes left", {"perk": "cafe-voucher", "available": 40, "owed": 0})
         ),
         # -- webhooks -------------------------------------------------------------------------------------
         ("POST", "/v1/webhook-endpoints"): OperationExamples(

@@ -139,6 +139,16 @@ class PerkNotFound(NotFound):
     title = "No such perk"
 
 
+class PerkPoolNotFound(NotFound):
+    """No paid plan offers a perk of yours with this code from a pool of codes you upload.
+
+    Ask the operator for the perk's code: the plan names it as `perk` in `partner_perks`, with source `pool`.
+    """
+
+    code = "perk_pool_not_found"
+    title = "No such perk pool"
+
+
 class PerkAlreadyRedeemed(Conflict):
     """The perk was redeemed already (`redeemed_at` says when); nothing changed.
 

@@ -85,9 +85,10 @@ class ExchangeReceived(Event):
 class PerkGranted(Event):
     event_type = "partner.perk_granted"
     description = (
-        "A paid plan's period began and gave the member a partner's perk: a code the partner redeems with "
-        "`POST /v1/partner/perks/{code}/redeem`. `partner_customer_ref` is null when the member is not "
-        "linked to the partner."
+        "A paid plan's period began and gave the member a partner's perk: a code we issued, or the next "
+        "of those the partner uploaded (also sent when a perk owed while its pool was empty gets its "
+        "code), which the partner redeems with `POST /v1/partner/perks/{code}/redeem`. "
+        "`partner_customer_ref` is null when the member is not linked to the partner."
     )
 
     perk_id: uuid.UUID

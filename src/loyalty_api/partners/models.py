@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -121,13 +121,29 @@ class PartnerExchange(IdMixin, Base):
 
 
 class PartnerPerk(IdMixin, Base):
-    """A partner's perk a paid plan gave a member for one period: a code the partner redeems once."""
+    """A partner's perk a paid plan gave a member for one period: a code the partner redeems once. One we
+    issue is `code`; one from the partner's pool is the pool's row that names this perk (PartnerPerkCode),
+    and while the pool is empty the perk is `owed`, with no code, until the partner uploads more."""
 
     __tablename__ = "partner_perks"
     __table_args__ = (
-        CheckConstraint("status IN ('issued', 'redeemed')", name="status_known"),
-        Index(None, "partner_id", "created_at"),
+        CheckConstraint("status IN ('owed', 'issued', 'redeemed')", name="status_known"),
+        CheckConstraint(
+            "(source = 'ours' AND code IS NOT NULL AND pool IS NULL)"
+            " OR (source = 'pool' AND code IS NULL AND pool IS NOT NULL)",
+            name="source_known",
+        ),
+        Index(None, "partner_id", "granted_at"),
         Index(None, "member_id", "id"),
+        # The owed perks of a pool, oldest first, for the codes the partner uploads next.
+        Index(
+            "ix_partner_perks__owed",
+            "partner_id",
+            "pool",
+            "id",
+            postgresql_where=text("status = 'owed'"),
+            sqlite_where=text("status = 'owed'"),
+        ),
     )
 
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
@@ -138,10 +154,40 @@ class PartnerPerk(IdMixin, Base):
     # One perk per subscription, period and place in the plan: coming back to a period grants nothing twice.
     issue_key: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(8), server_default=text("'ours'"))  # ours | pool
+    code: Mapped[str | None] = mapped_column(String(32), unique=True)  # ours only
+    pool: Mapped[str | None] = mapped_column(String(32))  # the perk's code naming the partner's pool
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+    granted_at: Mapped[datetime | None]  # when the member got the code (an owed perk: not yet)
     redeemed_at: Mapped[datetime | None]
+
+
+class PartnerPerkCode(IdMixin, Base):
+    """A code the partner uploaded to the pool of one of its perks, encrypted (it is a credential the member
+    must be able to read back) and found by its blind index. `perk_id` is the perk it was given with; unused
+    while null."""
+
+    __tablename__ = "partner_perk_codes"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "code_hash"),
+        # The unused codes of a pool, oldest first: what a grant takes from.
+        Index(
+            "ix_partner_perk_codes__unused",
+            "partner_id",
+            "pool",
+            "id",
+            postgresql_where=text("perk_id IS NULL"),
+            sqlite_where=text("perk_id IS NULL"),
+        ),
+    )
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
+    pool: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    code_encrypted: Mapped[str] = mapped_column(Text)
+    perk_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partner_perks.id"), unique=True)
+    created_at: Mapped[datetime]
 
 
 class PartnerBenefitUse(IdMixin, Base):

@@ -2,35 +2,52 @@
 delivery membership"). Each paid period that begins gives the member one code per perk, once (the issue key is
 subscription, period and place in the plan), and tells the partner; the partner redeems the code once.
 
+A code is one we issue (`ours`) or one from the pool the partner uploaded for the perk (`pool`). A pool's
+codes are kept encrypted (the member reads theirs back), found by a blind index. A perk whose pool is empty
+is `owed`: it is granted, oldest first, from the next codes the partner uploads.
+
 Called from the subscription's period start, so it imports nothing of the services that import subscriptions.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from loyalty_api.coupons.codes import generate_code
+from loyalty_api.crypto import Vault
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.events import PerkGranted
-from loyalty_api.partners.models import PartnerPerk
+from loyalty_api.partners.models import Partner, PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
+
+logger = logging.getLogger(__name__)
+
+# The blind index's kind for the codes partners upload.
+POOL_CODE_INDEX = "partner_perk_code"
+
+
+def pool_code_hash(vault: Vault, code: str) -> str:
+    """How an uploaded code is found: exactly as the partner wrote it (its codes may be case-sensitive)."""
+    return vault.blind_index(POOL_CODE_INDEX, code)
 
 
 @dataclass(frozen=True, slots=True)
 class PerkView:
-    code: str
+    code: str | None  # None while owed
     partner: str
     name: str
     plan: str
     period: int
+    source: str
     status: str
     partner_customer_ref: str | None  # to the partner: its customer, when the member is linked to it
-    granted_at: datetime
+    granted_at: datetime | None
     redeemed_at: datetime | None
 
 
@@ -38,7 +55,7 @@ async def grant_period_perks(
     uow: UnitOfWork, *, subscription_id: uuid.UUID, member_id: uuid.UUID, period: int, plan: CatalogPlan
 ) -> None:
     """The plan's partner perks for a paid period that begins: one code each, never twice for one period.
-    A partner suspended (or gone) gives nothing for this period."""
+    A partner suspended (or gone) gives nothing for this period; an empty pool leaves the perk owed."""
     partners = PartnerRepository(uow.session)
     perks = PerkRepository(uow.session)
     now = uow.clock.now()
@@ -46,7 +63,11 @@ async def grant_period_perks(
         partner = await partners.get_by_code(offer.partner)
         if partner is None or partner.status != "active":
             continue
-        perk_id, code = new_id(), generate_code()
+        if offer.perk is not None:
+            # An upload of codes waits for this grant to commit, then finds the perk owed if none was left.
+            await perks.share_partner(partner.id)
+        perk_id = new_id()
+        code = None if offer.perk is not None else generate_code()
         granted = await perks.insert_if_new(
             {
                 "id": perk_id,
@@ -57,40 +78,88 @@ async def grant_period_perks(
                 "plan_code": plan.code,
                 "issue_key": f"{subscription_id}:{period}:{index}",
                 "name": offer.name,
+                "source": offer.source,
                 "code": code,
-                "status": "issued",
+                "pool": offer.perk,
+                "status": "owed" if offer.perk is not None else "issued",
                 "created_at": now,
+                "granted_at": None if offer.perk is not None else now,
                 "redeemed_at": None,
             }
         )
         if not granted:
             continue
-        link = await partners.get_member_link(partner.id, member_id)
-        await emit_for_partner(
+        if code is None:
+            assert offer.perk is not None  # a pooled perk
+            code = await take_pool_code(uow, partner, offer.perk, perk_id)
+            if code is None:
+                logger.warning("partner perk owed: its pool is empty", extra={"partner": partner.code})
+                continue
+        await announce_perk(
             uow,
-            PerkGranted(
-                perk_id=perk_id,
-                partner=partner.code,
-                code=code,
-                name=offer.name,
-                plan=plan.code,
-                period=period,
-                partner_customer_ref=None if link is None else link.partner_customer_ref,
-            ),
-            member_id,
-            partner.id,
+            partner,
+            perk_id=perk_id,
+            member_id=member_id,
+            code=code,
+            name=offer.name,
+            plan=plan.code,
+            period=period,
         )
 
 
-def perk_view(perk: PartnerPerk, partner_code: str, customer_ref: str | None) -> PerkView:
+async def take_pool_code(uow: UnitOfWork, partner: Partner, pool: str, perk_id: uuid.UUID) -> str | None:
+    """Give the owed perk the pool's oldest unused code and mark it granted; the code, or None if none is
+    left."""
+    perks = PerkRepository(uow.session)
+    sealed = await perks.take_pool_code(partner.id, pool, perk_id)
+    if sealed is None:
+        return None
+    await perks.mark_granted(perk_id, uow.clock.now())
+    return uow.vault.decrypt(sealed)
+
+
+async def announce_perk(
+    uow: UnitOfWork,
+    partner: Partner,
+    *,
+    perk_id: uuid.UUID,
+    member_id: uuid.UUID,
+    code: str,
+    name: str,
+    plan: str,
+    period: int,
+) -> None:
+    """Tell the partner its perk was given, naming its customer when the member is linked to it."""
+    link = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
+    await emit_for_partner(
+        uow,
+        PerkGranted(
+            perk_id=perk_id,
+            partner=partner.code,
+            code=code,
+            name=name,
+            plan=plan,
+            period=period,
+            partner_customer_ref=None if link is None else link.partner_customer_ref,
+        ),
+        member_id,
+        partner.id,
+    )
+
+
+def perk_view(
+    perk: PartnerPerk, partner_code: str, customer_ref: str | None, *, vault: Vault, pooled: str | None
+) -> PerkView:
+    """The perk as shown; `pooled` is the encrypted pool code it was given with, if any."""
     return PerkView(
-        code=perk.code,
+        code=perk.code if pooled is None else vault.decrypt(pooled),
         partner=partner_code,
         name=perk.name,
         plan=perk.plan_code,
         period=perk.period_number,
+        source=perk.source,
         status=perk.status,
         partner_customer_ref=customer_ref,
-        granted_at=perk.created_at,
+        granted_at=perk.granted_at,
         redeemed_at=perk.redeemed_at,
     )

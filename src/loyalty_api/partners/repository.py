@@ -20,10 +20,12 @@ from loyalty_api.partners.models import (
     PartnerLink,
     PartnerLinkCode,
     PartnerPerk,
+    PartnerPerkCode,
 )
 from loyalty_api.points.models import LedgerEntry
 
 _PERKS = cast(Table, PartnerPerk.__table__)
+_PERK_CODES = cast(Table, PartnerPerkCode.__table__)
 # What an erased member's exchanges keep of the partner's customer ref (the column is required).
 ERASED_REF = "erased"
 # Exchanges that count against the daily limits: all but those given back.
@@ -111,11 +113,14 @@ class PartnerRepository:
             )
         )
 
-    async def list_member_links(self, member_id: uuid.UUID) -> Sequence[tuple[PartnerLink, Partner]]:
+    async def list_members_links(
+        self, member_ids: Sequence[uuid.UUID]
+    ) -> Sequence[tuple[PartnerLink, Partner]]:
+        """The links of these members, each with its partner, in one statement."""
         rows = await self.session.execute(
             select(PartnerLink, Partner)
             .join(Partner, Partner.id == PartnerLink.partner_id)
-            .where(PartnerLink.member_id == member_id)
+            .where(PartnerLink.member_id.in_(member_ids))
             .order_by(PartnerLink.id)
         )
         return [(link, partner) for link, partner in rows.all()]
@@ -327,47 +332,144 @@ class PerkRepository:
         )
         return result.scalar_one_or_none() is not None
 
-    async def redeem(self, partner_id: uuid.UUID, code: str, now: datetime) -> PartnerPerk | None:
-        """Mark the partner's issued perk with this code redeemed, in one statement; None when it is not."""
+    async def share_partner(self, partner_id: uuid.UUID) -> None:
+        """Hold the partner's row against an upload of codes until commit (FOR KEY SHARE: grants do not wait
+        for each other), so a perk found owed here is seen by the upload that comes after it."""
+        await self.session.execute(
+            select(Partner.id).where(Partner.id == partner_id).with_for_update(read=True, key_share=True)
+        )
+
+    async def lock_partner(self, partner_id: uuid.UUID) -> None:
+        """Hold the partner's row until commit: an upload waits for the grants in flight and they for it."""
+        await self.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+
+    async def take_pool_code(self, partner_id: uuid.UUID, pool: str, perk_id: uuid.UUID) -> str | None:
+        """Give the oldest unused code of the pool to the perk, in one statement; its encrypted form, or None
+        when the pool is empty. Two grants at once never take the same code: on PostgreSQL each skips the
+        code the other has locked; SQLite writes one at a time."""
+        unused = (
+            select(PartnerPerkCode.id)
+            .where(
+                PartnerPerkCode.partner_id == partner_id,
+                PartnerPerkCode.pool == pool,
+                PartnerPerkCode.perk_id.is_(None),
+            )
+            .order_by(PartnerPerkCode.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = await self.session.execute(
+            update(PartnerPerkCode)
+            .where(PartnerPerkCode.id == unused, PartnerPerkCode.perk_id.is_(None))
+            .values(perk_id=perk_id)
+            .returning(PartnerPerkCode.code_encrypted)
+        )
+        return taken.scalar_one_or_none()
+
+    async def mark_granted(self, perk_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(PartnerPerk).where(PartnerPerk.id == perk_id).values(status="issued", granted_at=now)
+        )
+
+    async def insert_pool_codes(self, rows: Sequence[dict[str, object]]) -> int:
+        """Add the codes to the pool, leaving out those the partner uploaded before; how many were added."""
+        result = await self.session.execute(
+            insert_or_ignore(self.session, _PERK_CODES, ["partner_id", "code_hash"])
+            .values(list(rows))
+            .returning(_PERK_CODES.c.id)
+        )
+        return len(result.all())
+
+    async def lock_owed(self, partner_id: uuid.UUID, pool: str, *, limit: int) -> Sequence[PartnerPerk]:
+        """The pool's oldest owed perks, locked (those another upload holds are skipped)."""
+        found = await self.session.scalars(
+            select(PartnerPerk)
+            .where(
+                PartnerPerk.partner_id == partner_id, PartnerPerk.pool == pool, PartnerPerk.status == "owed"
+            )
+            .order_by(PartnerPerk.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return found.all()
+
+    async def pool_counts(self, partner_id: uuid.UUID, pool: str) -> tuple[int, int]:
+        """The pool's unused codes, and the perks owed from it."""
+        unused = await self.session.scalar(
+            select(func.count(PartnerPerkCode.id)).where(
+                PartnerPerkCode.partner_id == partner_id,
+                PartnerPerkCode.pool == pool,
+                PartnerPerkCode.perk_id.is_(None),
+            )
+        )
+        owed = await self.session.scalar(
+            select(func.count(PartnerPerk.id)).where(
+                PartnerPerk.partner_id == partner_id, PartnerPerk.pool == pool, PartnerPerk.status == "owed"
+            )
+        )
+        return int(unused or 0), int(owed or 0)
+
+    async def find_perk(self, partner_id: uuid.UUID, code: str | None, code_hash: str) -> uuid.UUID | None:
+        """The partner's perk given with this code: one of ours (`code`, None when it cannot be one), or one
+        from its pool (by the code's blind index)."""
+        if code is not None:
+            ours = await self.session.scalar(
+                select(PartnerPerk.id).where(PartnerPerk.partner_id == partner_id, PartnerPerk.code == code)
+            )
+            if ours is not None:
+                return ours
+        return await self.session.scalar(
+            select(PartnerPerkCode.perk_id).where(
+                PartnerPerkCode.partner_id == partner_id,
+                PartnerPerkCode.code_hash == code_hash,
+                PartnerPerkCode.perk_id.is_not(None),
+            )
+        )
+
+    async def redeem(self, perk_id: uuid.UUID, now: datetime) -> PartnerPerk | None:
+        """Mark the issued perk redeemed, in one statement; None when it is not issued."""
         found = await self.session.execute(
             update(PartnerPerk)
-            .where(
-                PartnerPerk.partner_id == partner_id, PartnerPerk.code == code, PartnerPerk.status == "issued"
-            )
+            .where(PartnerPerk.id == perk_id, PartnerPerk.status == "issued")
             .values(status="redeemed", redeemed_at=now)
             .returning(PartnerPerk.id)
         )
-        perk_id = found.scalar_one_or_none()
-        return (
-            None if perk_id is None else await self.session.get(PartnerPerk, perk_id, populate_existing=True)
-        )
+        return None if found.scalar_one_or_none() is None else await self.get(perk_id)
 
-    async def get_by_code(self, partner_id: uuid.UUID, code: str) -> PartnerPerk | None:
+    async def get(self, perk_id: uuid.UUID) -> PartnerPerk | None:
+        return await self.session.get(PartnerPerk, perk_id, populate_existing=True)
+
+    async def pool_code_of(self, perk_id: uuid.UUID) -> str | None:
+        """The encrypted pool code the perk was given with, if it was."""
         return await self.session.scalar(
-            select(PartnerPerk).where(PartnerPerk.partner_id == partner_id, PartnerPerk.code == code)
+            select(PartnerPerkCode.code_encrypted).where(PartnerPerkCode.perk_id == perk_id)
         )
 
     async def list_member_perks(
         self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
-    ) -> Sequence[tuple[PartnerPerk, str]]:
+    ) -> Sequence[tuple[PartnerPerk, str, str | None]]:
+        """The member's perks, newest first, each with its partner's code and its encrypted pool code."""
         query = (
-            select(PartnerPerk, Partner.code)
+            select(PartnerPerk, Partner.code, PartnerPerkCode.code_encrypted)
             .join(Partner, Partner.id == PartnerPerk.partner_id)
+            .outerjoin(PartnerPerkCode, PartnerPerkCode.perk_id == PartnerPerk.id)
             .where(PartnerPerk.member_id == member_id)
             .order_by(PartnerPerk.id.desc())
             .limit(limit)
         )
         if before_id is not None:
             query = query.where(PartnerPerk.id < before_id)
-        return [(perk, code) for perk, code in (await self.session.execute(query)).all()]
+        return [(perk, code, pooled) for perk, code, pooled in (await self.session.execute(query)).all()]
 
     async def counts(self, partner_id: uuid.UUID, start: datetime, end: datetime) -> tuple[int, int]:
-        """How many of the partner's perks were granted, and how many redeemed, in [start, end)."""
+        """How many of the partner's perks were granted (ours and pooled alike; an owed one once its code
+        came), and how many redeemed, in [start, end)."""
         granted = await self.session.scalar(
             select(func.count(PartnerPerk.id)).where(
                 PartnerPerk.partner_id == partner_id,
-                PartnerPerk.created_at >= start,
-                PartnerPerk.created_at < end,
+                PartnerPerk.granted_at >= start,
+                PartnerPerk.granted_at < end,
             )
         )
         redeemed = await self.session.scalar(

@@ -17,7 +17,7 @@ from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
-from loyalty_api.partners import coalition, exchanges, service, settlement
+from loyalty_api.partners import coalition, exchanges, perk_pools, service, settlement
 from loyalty_api.partners.errors import (
     AlreadyLinked,
     BenefitUseRecorded,
@@ -35,6 +35,7 @@ from loyalty_api.partners.errors import (
     PartnerNotFound,
     PerkAlreadyRedeemed,
     PerkNotFound,
+    PerkPoolNotFound,
 )
 from loyalty_api.partners.schemas import (
     BenefitUseRead,
@@ -62,6 +63,10 @@ from loyalty_api.partners.schemas import (
     PartnerRefundRequest,
     PartnerTerms,
     PartnerWrite,
+    PerkCodesUpload,
+    PerkCodesUploadRead,
+    PerkKey,
+    PerkPoolRead,
     SettlementRead,
 )
 from loyalty_api.points.errors import (
@@ -489,12 +494,13 @@ async def list_member_perks(member_id: uuid.UUID, uow: UoW, _: MemberDesk, pagin
     responses=problem_responses(*_AUTH, PerkNotFound, PerkAlreadyRedeemed, PartnerNotActive),
 )
 async def redeem_perk(
-    code: Annotated[str, Path(max_length=32, description="The code the customer showed you")],
+    code: Annotated[str, Path(max_length=64, description="The code the customer showed you")],
     uow: UoW,
     caller: PartnerKey,
 ) -> PartnerPerkRead:
-    """Honour a perk once: the code the member shows you (told to you by `partner.perk_granted`). A code that
-    is not one of your perks is 404 `perk_not_found`; a redeemed one 409 `perk_already_redeemed`.
+    """Honour a perk once: the code the member shows you (told to you by `partner.perk_granted`), one we
+    issued or one from your pool (exactly as you uploaded it). A code that is not one of your perks is 404
+    `perk_not_found`; a redeemed one 409 `perk_already_redeemed`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return PartnerPerkRead.model_validate(await service.redeem_perk(uow, _partner_of(caller), code))
@@ -518,3 +524,33 @@ async def record_benefit_use(
         uow, _partner_of(caller), ref, benefit_id=body.benefit_id, use_ref=body.use_ref
     )
     return BenefitUseRead.model_validate(used)
+
+
+@router.post(
+    "/partner/perk-codes",
+    summary="Upload codes for one of your perks our paid plans include",
+    responses=problem_responses(*_AUTH, PerkPoolNotFound, PartnerNotActive),
+)
+async def upload_perk_codes(body: PerkCodesUpload, uow: UoW, caller: PartnerKey) -> PerkCodesUploadRead:
+    """Add codes to the pool of a perk that paid plans include from you with source `pool`: each paid period
+    that begins gives the member the pool's oldest unused code. A perk given while the pool was empty is owed
+    and gets one of these codes now, oldest first, told to you by `partner.perk_granted`. A code you uploaded
+    before, or twice here, is left out (`duplicates`), so an upload can be sent again. A perk no plan offers
+    from your pool is 404 `perk_pool_not_found`.
+
+    For `partner` keys only; honours `Idempotency-Key`."""
+    done = await perk_pools.upload_codes(uow, _partner_of(caller), perk=body.perk, codes=body.codes)
+    return PerkCodesUploadRead.model_validate(done)
+
+
+@router.get(
+    "/partner/perk-codes/{perk}",
+    summary="How many codes are left in one of your perk pools",
+    responses=problem_responses(*_AUTH, PerkPoolNotFound, PartnerNotActive),
+)
+async def read_perk_pool(perk: PerkKey, uow: UoW, caller: PartnerKey) -> PerkPoolRead:
+    """The codes of the perk's pool not given yet, and the perks owed while it was empty: upload at least
+    `owed` codes, and some to spare.
+
+    For `partner` keys only. Reads only."""
+    return PerkPoolRead.model_validate(await perk_pools.pool_status(uow, _partner_of(caller), perk))

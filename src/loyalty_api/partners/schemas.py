@@ -292,23 +292,67 @@ class SettlementRead(ReadModel):
     )
     exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
+    net_value: MoneyRead = Field(
+        description="What the net points are worth at the programme's point value, rounded toward zero once "
+        "(negative when members gave up more points than they received through the partner)."
+    )
     perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
     perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")
     benefit_uses: int = Field(description="Uses of the partner's joint benefits it recorded in the period.")
 
 
 class PartnerPerkRead(ReadModel):
-    code: str = Field(description="What the member shows the partner.")
+    code: str | None = Field(description="What the member shows the partner; null while the perk is owed.")
     partner: str
     name: str
     plan: str = Field(description="The paid plan that gave it.")
     period: int = Field(description="The plan's paid period it came with.")
-    status: Literal["issued", "redeemed"]
+    source: Literal["ours", "pool"] = Field(
+        description="`ours`: a code we issued; `pool`: one of the codes the partner uploaded."
+    )
+    status: Literal["owed", "issued", "redeemed"] = Field(
+        description="`owed`: the partner's pool of codes was empty; the perk gets the next code it uploads."
+    )
     partner_customer_ref: str | None = Field(
         description="To the partner: its customer's reference when the member is linked to it; else null."
     )
-    granted_at: datetime
+    granted_at: datetime | None = Field(description="When the member got the code; null while owed.")
     redeemed_at: datetime | None
+
+
+PerkKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="The perk's code, as the paid plans name it (`perk` in `partner_perks`, source `pool`).",
+    ),
+]
+# A code as the partner's systems write them: visible ASCII, matched exactly.
+PoolCode = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")]
+
+
+class PerkCodesUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    perk: PerkKey
+    codes: list[PoolCode] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Codes for the perk, at most 1,000 at a time. A code uploaded before, or twice in one "
+        "upload, is left out (counted in `duplicates`), so an upload can be sent again safely.",
+    )
+
+
+class PerkPoolRead(ReadModel):
+    perk: str
+    available: int = Field(description="Codes not given to a member yet.")
+    owed: int = Field(description="Perks given while the pool was empty, waiting for your next codes.")
+
+
+class PerkCodesUploadRead(PerkPoolRead):
+    added: int = Field(description="Codes added to the pool.")
+    duplicates: int = Field(description="Codes left out: uploaded before, or repeated in this upload.")
+    granted: int = Field(description="Owed perks the new codes went to, each told by `partner.perk_granted`.")
 
 
 class PartnerPerkPage(ReadModel):

@@ -49,7 +49,7 @@ from loyalty_api.partners.errors import (
 from loyalty_api.partners.events import JointBenefitUsed, PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.partners.models import Partner, PartnerBenefitUse, PartnerLink, PartnerLinkCode
-from loyalty_api.partners.perks import PerkView, perk_view
+from loyalty_api.partners.perks import PerkView, perk_view, pool_code_hash
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
@@ -428,10 +428,15 @@ async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: 
 
 async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
     await get_member(uow, member_id)
-    return [
-        _view(row, partner)
-        for row, partner in await PartnerRepository(uow.session).list_member_links(member_id)
-    ]
+    return (await members_links(uow, [member_id])).get(member_id, [])
+
+
+async def members_links(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LinkView]]:
+    """The links of each of these members that has any, in one statement (for the members' profiles)."""
+    found: dict[uuid.UUID, list[LinkView]] = {}
+    for row, partner in await PartnerRepository(uow.session).list_members_links(member_ids):
+        found.setdefault(row.member_id, []).append(_view(row, partner))
+    return found
 
 
 async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[CatalogPlan], list[JointBenefit]]:
@@ -483,9 +488,12 @@ async def member_perks(
     rows = await PerkRepository(uow.session).list_member_perks(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )
-    page = page_of(rows, limit, lambda pair: pair[0].id)
+    page = page_of(rows, limit, lambda row: row[0].id)
     return Page(
-        items=[perk_view(perk, code, None) for perk, code in page.items], next_cursor=page.next_cursor
+        items=[
+            perk_view(perk, code, None, vault=uow.vault, pooled=pooled) for perk, code, pooled in page.items
+        ],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -548,20 +556,31 @@ def _duplicate_use() -> Iterator[None]:
 
 
 async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -> PerkView:
-    """The partner honours a perk the customer showed it: once."""
+    """The partner honours a perk the customer showed it, once: a code of ours (any case, hyphens or not), or
+    one from its pool (exactly as it uploaded it)."""
     partner = await active_partner(uow, partner_id)
-    code = normalize_code(typed_code)
     repo = PerkRepository(uow.session)
-    perk = None if code is None else await repo.redeem(partner.id, code, uow.clock.now())
+    perk_id = await repo.find_perk(
+        partner.id, normalize_code(typed_code), pool_code_hash(uow.vault, typed_code)
+    )
+    if perk_id is None:
+        raise PerkNotFound()
+    perk = await repo.redeem(perk_id, uow.clock.now())
     if perk is None:
-        known = None if code is None else await repo.get_by_code(partner.id, code)
-        if known is None:
-            raise PerkNotFound()
+        known = await repo.get(perk_id)
         raise PerkAlreadyRedeemed(
-            redeemed_at=None if known.redeemed_at is None else format_instant(known.redeemed_at)
+            redeemed_at=None
+            if known is None or known.redeemed_at is None
+            else format_instant(known.redeemed_at)
         )
     link = await PartnerRepository(uow.session).get_member_link(partner.id, perk.member_id)
-    return perk_view(perk, partner.code, None if link is None else link.partner_customer_ref)
+    return perk_view(
+        perk,
+        partner.code,
+        None if link is None else link.partner_customer_ref,
+        vault=uow.vault,
+        pooled=await repo.pool_code_of(perk.id),
+    )
 
 
 async def purge_link_codes(units: UnitsOfWork) -> int:

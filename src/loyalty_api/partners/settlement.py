@@ -45,6 +45,7 @@ class Settlement:
     returned: SettlementLine
     exchanged_in: SettlementLine
     net_points: int
+    net_value: Money  # of the net points, rounded toward zero once, as each line's value is
     perks_granted: int
     perks_redeemed: int
     benefit_uses: int
@@ -79,6 +80,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
     totals = await partner_entry_totals(uow.session, partner.id, start, end)
+    net = sum(line.points for line in totals.values())
     granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
     uses = await PartnerRepository(uow.session).count_benefit_uses(partner.id, start, end)
     return Settlement(
@@ -91,7 +93,8 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         exchanged_out=_line(program, totals.get("exchange_out"), sign=-1, exchange=True),
         returned=_line(program, totals.get("exchange_return"), sign=1, exchange=True),
         exchanged_in=_line(program, totals.get("exchange_in"), sign=1, exchange=True),
-        net_points=sum(line.points for line in totals.values()),
+        net_points=net,
+        net_value=value_of_points(net, program.point_value_minor, program.currency),
         perks_granted=granted,
         perks_redeemed=redeemed,
         benefit_uses=uses,
@@ -111,16 +114,15 @@ async def own_settlement(
 
 
 def as_csv(statement: Settlement) -> str:
-    """The statement as CSV: one row per figure, then the net, then the perks and the joint benefits' uses
-    (their counts as entries);
-    money in minor units."""
+    """The statement as CSV: one row per figure, then the net (points and their value), then the perks and
+    the joint benefits' uses (their counts as entries); money in minor units."""
     rows = ["line,points,partner_points,value_minor,currency,entries"]
     for name, line in statement.lines():
         partner_points = "" if line.partner_points is None else str(line.partner_points)
         rows.append(
             f"{name},{line.points},{partner_points},{line.value.amount_minor},{line.value.currency},{line.entries}"
         )
-    rows.append(f"net,{statement.net_points},,,{statement.currency},")
+    rows.append(f"net,{statement.net_points},,{statement.net_value.amount_minor},{statement.currency},")
     rows.append(f"perks_granted,,,,,{statement.perks_granted}")
     rows.append(f"perks_redeemed,,,,,{statement.perks_redeemed}")
     rows.append(f"benefit_uses,,,,,{statement.benefit_uses}")

@@ -9,7 +9,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from loyalty_api.money import Money
 from loyalty_api.offers import CouponOffer
@@ -37,7 +38,8 @@ class RecurringCoupon(BaseModel):
 
 
 class PartnerPerkOffer(BaseModel):
-    """A partner's perk the plan includes: each paid period, the member gets a code the partner redeems."""
+    """A partner's perk the plan includes: each paid period, the member gets a code the partner redeems, one
+    we issue (`ours`) or one from the pool of codes the partner uploaded for the perk (`pool`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
 
@@ -45,6 +47,23 @@ class PartnerPerkOffer(BaseModel):
     name: str = Field(
         min_length=1, max_length=100, description="What the member gets, e.g. a month of delivery."
     )
+    source: Literal["ours", "pool"] = Field(
+        default="ours",
+        description="`ours`: we issue the code; `pool`: a code the partner uploaded for `perk` "
+        "(`POST /v1/partner/perk-codes`).",
+    )
+    perk: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="For `pool`: the perk's code, which names the partner's pool of codes (plans may share "
+        "one). Null for `ours`.",
+    )
+
+    @model_validator(mode="after")
+    def _pool_names_its_perk(self) -> PartnerPerkOffer:
+        if (self.source == "pool") != (self.perk is not None):
+            raise PydanticCustomError("perk_for_pool", "`perk` is given for, and only for, source `pool`")
+        return self
 
 
 @dataclass(frozen=True, slots=True)

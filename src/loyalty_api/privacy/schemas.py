@@ -284,13 +284,14 @@ class ExportBenefitUse(BaseModel):
 class ExportPerk(BaseModel):
     """A partner's perk a paid plan gave the member: a code the partner redeems once."""
 
-    code: str
+    code: str | None = Field(description="Null while the perk is owed.")
     partner: str
     name: str
     plan: str
     period: int
-    status: str = Field(description="issued or redeemed.")
-    granted_at: datetime
+    source: str = Field(description="ours (a code we issued) or pool (one the partner uploaded).")
+    status: str = Field(description="owed, issued or redeemed.")
+    granted_at: datetime | None
     redeemed_at: datetime | None
 
 
