@@ -29,7 +29,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 180) -> None:
+    """Until `url` answers 200. Generous: a busy machine takes long to start a process (and `serve --workers`
+    starts several)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -59,7 +61,10 @@ def served(folder: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str,
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_for(f"{base}/healthz", process)
+            try:
+                wait_for(f"{base}/healthz", process)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; it said:\n{log.read_text(encoding='utf-8')[-3000:]}") from None
             yield base, log
         finally:
             process.send_signal(signal.SIGINT)
