@@ -14,7 +14,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from loyalty_api.db.engine import create_engine
+from loyalty_api.db.engine import engine_for
 from loyalty_api.db.types import DecimalText, UTCDateTime
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
@@ -47,7 +47,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine() -> None:
-    engine = create_engine(Settings().database_url)
+    engine = engine_for(Settings())
     async with engine.begin() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

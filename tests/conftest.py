@@ -21,7 +21,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
 from tests.builders import make_key
-from tests.databases import fresh_database
+from tests.databases import fresh_database, listen_url, pooler
 
 START = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # a Monday
 # The fixtures' keys have a rate of their own far above what a test sends: a suite that runs fast on a quick
@@ -46,6 +46,8 @@ def settings(database_url: str) -> Settings:
     # GraphiQL and introspection on, as `serve --demo` has them (production settings have them off).
     return Settings(
         database_url=database_url,
+        database_pooler=pooler(),
+        listen_database_url=listen_url(database_url),
         encryption_key=crypto.generate_key(),
         default_phone_region="CN",
         graphql_introspection=True,

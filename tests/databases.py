@@ -3,6 +3,11 @@
 LOYALTY_TEST_DATABASE_URL picks the server: `postgresql+asyncpg://postgres@127.0.0.1:5432/postgres` makes
 the suite create `loyalty_test_<random>` on that server and drop it afterwards. Unset, the suite runs on
 SQLite in a temporary folder.
+
+Through PgBouncer in transaction mode (as `.ci/run` runs part of the suite): LOYALTY_TEST_DATABASE_URL names
+the PgBouncer (which must reach any database on the server: a `*` entry), LOYALTY_TEST_DATABASE_POOLER is
+`pgbouncer`, and LOYALTY_TEST_LISTEN_DATABASE_URL names the PostgreSQL server itself, where the service
+LISTENs (the test database's name is put in both).
 """
 
 from __future__ import annotations
@@ -14,9 +19,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from loyalty_api.db.engine import driver_options
+from loyalty_api.settings import Pooler, Settings
 
 ENV_VAR = "LOYALTY_TEST_DATABASE_URL"
+POOLER_ENV_VAR = "LOYALTY_TEST_DATABASE_POOLER"
+LISTEN_ENV_VAR = "LOYALTY_TEST_LISTEN_DATABASE_URL"
 
 
 def server_url() -> str | None:
@@ -28,6 +39,20 @@ def is_postgres() -> bool:
     return url is not None and url.startswith("postgresql")
 
 
+def pooler() -> Pooler:
+    return "pgbouncer" if os.environ.get(POOLER_ENV_VAR) == "pgbouncer" else "none"
+
+
+def listen_url(database_url: str) -> str | None:
+    """Where the service LISTENs when its database is `database_url`: the same database on the server that
+    LOYALTY_TEST_LISTEN_DATABASE_URL names, or None (the database URL itself)."""
+    server = os.environ.get(LISTEN_ENV_VAR)
+    if not server or not database_url.startswith("postgresql"):
+        return None
+    database = make_url(database_url).database
+    return make_url(server).set(database=database).render_as_string(hide_password=False)
+
+
 @asynccontextmanager
 async def fresh_database(folder: Path, label: str) -> AsyncIterator[str]:
     """Yield the URL of a new, empty database and remove it afterwards."""
@@ -36,7 +61,7 @@ async def fresh_database(folder: Path, label: str) -> AsyncIterator[str]:
         yield f"sqlite+aiosqlite:///{folder / f'{label}.db'}"
         return
     name = f"loyalty_test_{label}_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT", connect_args=driver_options(pooler()))
     try:
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -45,3 +70,10 @@ async def fresh_database(folder: Path, label: str) -> AsyncIterator[str]:
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+def side_engine(settings: Settings) -> AsyncEngine:
+    """Connections of a test's own to the service's database, outside the app's pool, one per `connect()`."""
+    return create_async_engine(
+        settings.database_url, poolclass=NullPool, connect_args=driver_options(settings.database_pooler)
+    )

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,56 +22,16 @@ from loyalty_api.demo.data import demo_members
 from loyalty_api.settings import Settings
 from tests.builders import unique_phone
 from tests.conftest import bearer
-
-CLI = [sys.executable, "-m", "loyalty_api.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
-    env.update(extra)
-    return env
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
+from tests.processes import CLI, served
+from tests.processes import clean_env as _clean_env
+from tests.processes import free_port as _free_port
 
 
 @contextmanager
 def served_demo(folder: Path) -> Iterator[tuple[str, Path]]:
     """`loyalty-api serve --demo` started in `folder` as a user starts it; yields its base URL and its log."""
-    port = _free_port()
-    log = folder / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--demo", "--port", str(port)],
-            cwd=folder,
-            env=_clean_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_for(f"{base}/healthz", process)
-            yield base, log
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=20)
+    with served(folder, _clean_env(), "--demo") as (base, log):
+        yield base, log
 
 
 class TestServeDemo:
@@ -142,6 +98,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
     assert settings.encryption_key is not None
     return _clean_env(
         LOYALTY_DATABASE_URL=settings.database_url,
+        LOYALTY_DATABASE_POOLER=settings.database_pooler,
+        LOYALTY_LISTEN_DATABASE_URL=settings.listen_url,
         LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
     )
 

@@ -297,6 +297,8 @@ def cli_env(settings: Settings, clock: FrozenClock) -> dict[str, str]:
     clock.set(SystemClock().now())
     return _clean_env(
         LOYALTY_DATABASE_URL=settings.database_url,
+        LOYALTY_DATABASE_POOLER=settings.database_pooler,
+        LOYALTY_LISTEN_DATABASE_URL=settings.listen_url,
         LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
     )
 

@@ -19,7 +19,8 @@ from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
 from loyalty_api.coupons.router import router as coupons_router
 from loyalty_api.crypto import Vault
-from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.engine import Database, engine_for
+from loyalty_api.db.invalidation import invalidations
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.earning.router import router as earning_router
 from loyalty_api.graphql.schema import graphql_router
@@ -38,6 +39,8 @@ from loyalty_api.leaderboard.router import router as leaderboard_router
 from loyalty_api.members.router import router as members_router
 from loyalty_api.openapi.authorization import authorization_matrix, install_scopes, markdown_table
 from loyalty_api.openapi.document import install_openapi, operation_id
+from loyalty_api.ops.collector import tune_for_serving
+from loyalty_api.ops.logging import configure_logging
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
@@ -104,20 +107,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(
-            create_engine(
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                max_overflow=settings.database_max_overflow,
-                echo=settings.database_echo,
-            )
-        )
+        database = Database(engine_for(settings))
         units = UnitsOfWork(database, clock or SystemClock(), vault, settings)
         app.state.units = units
         worker = Worker(units) if with_worker else None
         worker_task = None if worker is None else asyncio.create_task(worker.run(), name="worker")
         try:
-            yield
+            async with invalidations(settings, units.cache):
+                yield
         finally:
             if worker is not None and worker_task is not None:
                 worker.stop()
@@ -179,6 +176,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(audit_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
+    return app
+
+
+def serving_app() -> FastAPI:
+    """The app of each process `loyalty-api serve --workers N` starts (uvicorn imports it there by name): its
+    settings come from the environment, as that command left it; it runs no worker (PostgreSQL only)."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    tune_for_serving()
     return app
 
 

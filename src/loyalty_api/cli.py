@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -25,7 +26,8 @@ from loyalty_api.auth.networks import parse_network
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.clock import SystemClock, format_instant
 from loyalty_api.db import migrations
-from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.engine import Database, engine_for
+from loyalty_api.db.invalidation import invalidations
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
@@ -58,7 +60,7 @@ def _require_key(settings: Settings) -> Settings:
 async def _units(settings: Settings) -> AsyncIterator[UnitsOfWork]:
     _require_key(settings)
     assert settings.encryption_key is not None
-    database = Database(create_engine(settings.database_url))
+    database = Database(engine_for(settings))
     try:
         yield UnitsOfWork(
             database, SystemClock(), crypto.Vault(settings.encryption_key.get_secret_value()), settings
@@ -68,7 +70,7 @@ async def _units(settings: Settings) -> AsyncIterator[UnitsOfWork]:
 
 
 async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
+    engine = engine_for(settings)
     try:
         await migrations.upgrade(engine)
     finally:
@@ -76,7 +78,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _schema_ready(settings: Settings) -> bool:
-    engine = create_engine(settings.database_url)
+    engine = engine_for(settings)
     try:
         return (await migrations.schema_status(engine)).ready
     finally:
@@ -136,10 +138,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    if args.workers > 1 and settings.is_sqlite:
+        _fail(
+            "--workers needs PostgreSQL (LOYALTY_DATABASE_URL): SQLite takes one writer at a time, and on "
+            "SQLite `serve` runs the worker inside its one process. Serve SQLite with one process."
+        )
     state: dict[str, object] = {}
     if args.demo:
         settings, state = _demo_state(settings)
     _require_key(settings)
+    # Once, here, before any API process starts: they would race each other to migrate and seed.
     if settings.is_sqlite or args.demo:
         asyncio.run(_migrate(settings))
     elif not asyncio.run(_schema_ready(settings)):
@@ -147,11 +155,38 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.demo:
         keys = _seed_demo(settings, state)
         _print_demo_keys(keys, args.host, args.port)
+    if args.workers > 1:
+        # uvicorn starts the processes, and each builds its app from the environment (app.serving_app).
+        _export_to_processes(settings)
+        uvicorn.run(
+            "loyalty_api.app:serving_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+        )
+        return
     # With SQLite there is one process and one file: the worker runs inside it. With PostgreSQL run
     # `loyalty-api worker` beside the API processes.
     app = create_app(settings, with_worker=settings.is_sqlite)
     tune_for_serving()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_config=None, access_log=False)
+
+
+def _export_to_processes(settings: Settings) -> None:
+    """What `--demo` changed in these settings, for the API processes to read from the environment."""
+    assert settings.encryption_key is not None
+    os.environ["LOYALTY_ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
+    os.environ["LOYALTY_GRAPHQL_INTROSPECTION"] = str(settings.graphql_introspection).lower()
+    os.environ["LOYALTY_GRAPHQL_IDE"] = str(settings.graphql_ide).lower()
+
+
+def _process_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 256:
+        raise argparse.ArgumentTypeError("a number of processes from 1 to 256")
+    return int(value)
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
@@ -162,7 +197,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
     tune_for_serving()
 
     async def run() -> None:
-        async with _units(settings) as units:
+        async with _units(settings) as units, invalidations(settings, units.cache):
             worker = Worker(units)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -495,6 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed a demo programme and print demo API keys")
+    serve.add_argument(
+        "--workers",
+        type=_process_count,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (1); more than one needs PostgreSQL",
+    )
     serve.set_defaults(run=cmd_serve)
 
     commands.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
@@ -585,8 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         required=True,
         metavar="DURATION",
-        help="how long the old key keeps working, e.g. 24h; 0 ends it now (API processes notice within "
-        "LOYALTY_CACHE_SECONDS; never past its own expiry)",
+        help="how long the old key keeps working, e.g. 24h; 0 ends it now (API processes notice at once on "
+        "PostgreSQL, within LOYALTY_CACHE_SECONDS on SQLite; never past its own expiry)",
     )
     rotate.add_argument(
         "--expires-in",

@@ -22,6 +22,8 @@ def check_rate(value: str) -> str:
     return value
 
 
+# What stands between the service and PostgreSQL (LOYALTY_DATABASE_POOLER).
+Pooler = Literal["none", "pgbouncer"]
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./loyalty.db"
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 
@@ -36,6 +38,15 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=200)
     database_max_overflow: int = Field(default=0, ge=0, le=200)
     database_echo: bool = False
+    # `pgbouncer` when LOYALTY_DATABASE_URL names a PgBouncer in transaction pooling mode (before 1.21, or
+    # without max_prepared_statements): consecutive transactions of one client connection may then run on
+    # different server connections, so no prepared statement may outlive its transaction. Statements are
+    # then prepared unnamed, afresh each time (a round trip more per statement); `none` keeps them prepared.
+    database_pooler: Pooler = "none"
+    # Where each process LISTENs for notifications (cache invalidations; the worker's webhook wake-ups):
+    # LISTEN needs a session of its own, so behind a transaction-mode pooler point this at the database
+    # itself (or a session-mode pool). Unset: LOYALTY_DATABASE_URL.
+    listen_database_url: str | None = None
 
     # 32 random bytes, url-safe base64. Personal data is encrypted with a key derived from it, and blind
     # indexes are keyed with another. Losing it makes personal data unreadable: back it up.
@@ -44,9 +55,11 @@ class Settings(BaseSettings):
     # Phone numbers written without a country code are read as numbers of this region (ISO 3166 alpha-2).
     default_phone_region: str = Field(default="CN", min_length=2, max_length=2)
 
-    # How long a process may serve the programme, earning rules and verified API keys from memory. A change
-    # made through another process (or a revoked key) takes effect there within this time.
-    cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # How long a process may serve the programme, earning rules, tiers, plans, partners' joint offers and
+    # verified API keys from memory. On PostgreSQL a change (a revoked key too) reaches every process at once
+    # by a notification, and this is the fallback should one be missed; on SQLite a change made by another
+    # process (the CLI) takes effect within this time.
+    cache_seconds: float = Field(default=2.0, ge=0, le=3600)
 
     # The edge: what one request may cost before any domain code runs.
     # A body larger than this is refused with 413 before it is read (Content-Length) or as it streams.
@@ -163,3 +176,8 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def listen_url(self) -> str:
+        """The database URL to LISTEN on."""
+        return self.listen_database_url or self.database_url

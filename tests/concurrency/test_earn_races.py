@@ -20,13 +20,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, points, set_program
@@ -75,7 +74,7 @@ async def all_at_once(
     units: UnitsOfWork = app.state.units
     wanted = min(len(requests), units.settings.database_pool_size)
     # Connections of our own: the app's pool is about to be taken by the waiting requests.
-    engine = create_async_engine(units.settings.database_url, poolclass=NullPool)
+    engine = side_engine(units.settings)
     try:
         async with engine.connect() as gate, engine.connect() as watcher:
             # Autocommit: each poll sees pg_stat_activity afresh (a transaction would keep its first look).

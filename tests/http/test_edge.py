@@ -11,15 +11,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.settings import Settings
 from tests.apps import serving
 from tests.builders import enrol, make_key
 from tests.conftest import bearer
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 from tests.inspect_db import count
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
@@ -287,7 +285,7 @@ class TestTimeLimit:
             before = await points(client, till, member["id"])
             headers = bearer(till) | {"Idempotency-Key": "till-3-receipt-9"}
             body = {"points": 30, "order_ref": "R-slow"}
-            engine = create_async_engine(settings.database_url, poolclass=NullPool)
+            engine = side_engine(settings)
             try:
                 async with engine.connect() as gate:  # another transaction holds the account's lock
                     await gate.execute(
@@ -324,7 +322,7 @@ class TestTimeLimit:
                 'idempotencyKey: "till-3-receipt-10") { redeemed { balance } userErrors { code } } }',
                 "variables": {"input": {"memberId": member["id"], "points": 30, "orderRef": "R-slow-g"}},
             }
-            engine = create_async_engine(settings.database_url, poolclass=NullPool)
+            engine = side_engine(settings)
             try:
                 async with engine.connect() as gate:  # another transaction holds the account's lock
                     await gate.execute(

@@ -11,13 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
 
@@ -39,7 +37,7 @@ class TestLostConnection:
         units: UnitsOfWork = app.state.units
         # Connections of our own, outside the app's pool: one holds the account's lock so that the redeem
         # waits on it, the other finds the redeem's server process and ends it.
-        engine = create_async_engine(units.settings.database_url, poolclass=NullPool)
+        engine = side_engine(units.settings)
         try:
             async with engine.connect() as gate, engine.connect() as killer:
                 await killer.execution_options(isolation_level="AUTOCOMMIT")

@@ -145,7 +145,7 @@ async def rotate_key(
     ends_at = now + overlap if old.expires_at is None else min(old.expires_at, now + overlap)
     old.expires_at = ends_at
     await uow.session.flush()
-    uow.after_commit(lambda: uow.cache.forget(_cache_key(prefix)))
+    await uow.forget_cached(_cache_key(prefix))
     return Rotation(issued=issued, old_key_ends_at=ends_at)
 
 
@@ -185,7 +185,7 @@ async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:
     if not await ApiKeyRepository(uow.session).revoke(prefix, uow.clock.now()):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    uow.after_commit(lambda: uow.cache.forget(_cache_key(prefix)))
+    await uow.forget_cached(_cache_key(prefix))
 
 
 class KeyUsage:
@@ -242,13 +242,15 @@ async def authenticate(
     units: UnitsOfWork, parts: keys.KeyParts, *, client: str | None, usage: KeyUsage
 ) -> Principal:
     """The key's principal, when the key is active and may be used from the client address `client`; the use
-    is noted in `usage`. A key's row is remembered for settings.cache_seconds, so revoking or rotating a key
-    takes effect in other processes within that time (at once in the process that did it). An expiry is
+    is noted in `usage`. A key's row is remembered for settings.cache_seconds; revoking or rotating a key
+    makes every process forget it when the change commits (PostgreSQL: db/invalidation.py), or on SQLite
+    other processes within that time. An expiry is
     compared with the clock on every request, so a key stops at its expiry in every process at once. Only a
     key not in memory opens a unit of work of its own."""
     cache_key = _cache_key(parts.prefix)
     remembered: _RememberedKey | None = units.cache.get(cache_key)
     if remembered is None:
+        stamp = units.cache.stamp()
         async with units.read() as uow:
             row = await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
             if row is None:
@@ -257,7 +259,7 @@ async def authenticate(
             remembered = _RememberedKey(
                 secret_hash=row.secret_hash, principal=principal, last_used_at=row.last_used_at
             )
-        units.cache.put(cache_key, remembered)
+        units.cache.put(cache_key, remembered, stamp)
     principal = remembered.principal
     if principal is None or not keys.secret_matches(parts.secret, remembered.secret_hash):
         raise InvalidApiKey()

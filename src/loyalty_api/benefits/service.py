@@ -90,9 +90,9 @@ def _apply(row: Benefit, definition: BenefitDefinition) -> None:
 
 async def _changed(uow: UnitOfWork, row: Benefit, change: Literal["created", "replaced", "deleted"]) -> None:
     # Tiers, plans and partners' joint offers carry their benefits: the cached copies are stale now.
-    uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
-    uow.after_commit(lambda: uow.cache.forget(PLANS_CACHE_KEY))
-    uow.after_commit(lambda: uow.cache.forget(JOINT_CACHE_KEY))
+    await uow.forget_cached(LADDER_CACHE_KEY)
+    await uow.forget_cached(PLANS_CACHE_KEY)
+    await uow.forget_cached(JOINT_CACHE_KEY)
     await emit_for_programme(
         uow, BenefitChanged(benefit_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
     )

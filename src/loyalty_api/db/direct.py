@@ -18,7 +18,9 @@ The transaction stays SQLAlchemy's, through public APIs only: the asyncpg adapto
 statement it runs itself, so the first direct statement of a transaction goes through the session (which
 begins it), and the rest of that transaction's run on the adaptor's asyncpg connection (the pooled
 connection's `driver_connection`), inside that transaction, which the unit of work commits or rolls back as
-usual.
+usual. asyncpg prepares each statement once per connection and keeps it under a name; behind PgBouncer in
+transaction mode (settings.database_pooler) its statement cache is off, and it prepares them unnamed, anew
+each time (db/engine.py, `driver_options`).
 """
 
 from __future__ import annotations

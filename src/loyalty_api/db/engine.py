@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from loyalty_api.settings import Pooler, Settings
+
 READ_ONLY = "loyalty_read_only"
 
 
@@ -36,8 +38,28 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def driver_options(pooler: Pooler) -> dict[str, Any]:
+    """The asyncpg connection's options for the pooler in front of PostgreSQL (`connect_args`).
+
+    Behind PgBouncer in transaction mode, consecutive transactions of one client connection may run on
+    different server connections, so a statement prepared under a name in one is missing (or, under
+    asyncpg's numbered names, another client's) in the next. With both statement caches off (asyncpg's,
+    which direct statements use, and SQLAlchemy's) asyncpg prepares every statement unnamed and parses it
+    again when it binds it, so nothing outlives its transaction, or its round trip outside one. Unique
+    statement names (`prepared_statement_name_func`) would avoid the clashes too, but leave a statement
+    behind on a server connection whenever asyncpg closes it in a later transaction."""
+    if pooler == "pgbouncer":
+        return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    return {}
+
+
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    echo: bool = False,
+    pooler: Pooler = "none",
 ) -> AsyncEngine:
     # hide_parameters: a logged database error must not carry the values it was given (personal data).
     if url.startswith("sqlite"):
@@ -51,6 +73,18 @@ def create_engine(
         max_overflow=max_overflow,
         pool_recycle=1800,
         hide_parameters=True,
+        connect_args=driver_options(pooler),
+    )
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The engine the settings describe: the database, its pool, the pooler in front of it."""
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        echo=settings.database_echo,
+        pooler=settings.database_pooler,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -13,6 +13,7 @@ from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database
+from loyalty_api.db.invalidation import announce
 from loyalty_api.settings import Settings
 
 
@@ -27,20 +28,31 @@ class UnitOfWork:
     cache: TtlCache
     read_only: bool = False
     writer_turn: asyncio.Lock | None = None
-    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _stale: set[str] = field(default_factory=set)
 
-    def after_commit(self, action: Callable[[], None]) -> None:
-        """Run `action` once this unit of work has committed (e.g. drop a cache entry it made stale)."""
-        self._after_commit.append(action)
+    async def forget_cached(self, key: str) -> None:
+        """This unit of work changes what the cache entry `key` holds: every process forgets it once the
+        change commits (the others by a notification, on PostgreSQL), and this one also if it rolls back (a
+        value read inside this unit, its own change included, may have been cached meanwhile)."""
+        if key not in self._stale:
+            self._stale.add(key)
+            if self.session.get_bind().dialect.name == "postgresql":
+                await announce(self.session, key)
 
     async def commit(self) -> None:
         await self.session.commit()
-        actions, self._after_commit = self._after_commit, []
-        for action in actions:
-            action()
+        self._forget_stale()
 
     async def rollback(self) -> None:
-        await self.session.rollback()
+        try:
+            await self.session.rollback()
+        finally:
+            self._forget_stale()
+
+    def _forget_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        for key in stale:
+            self.cache.forget(key)
 
     async def close(self) -> None:
         try:

@@ -74,7 +74,7 @@ def _apply(row: EarningRule, definition: RuleDefinition) -> None:
 async def _changed(
     uow: UnitOfWork, row: EarningRule, change: Literal["created", "replaced", "deleted"]
 ) -> None:
-    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await uow.forget_cached(_CACHE_KEY)
     await emit_for_programme(
         uow, EarningRuleChanged(rule_id=row.id, name=row.name, kind=row.kind, change=change), str(row.id)
     )
@@ -137,8 +137,9 @@ async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
 async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:
     active: list[Rule] | None = uow.cache.get(_CACHE_KEY)
     if active is None:
+        stamp = uow.cache.stamp()
         active = [_rule(row) for row in await EarningRuleRepository(uow.session).list_active_rules()]
-        uow.cache.put(_CACHE_KEY, active)
+        uow.cache.put(_CACHE_KEY, active, stamp)
     return [
         ActiveRule(id=r.id, name=r.name, priority=r.priority, stackable=r.stackable, properties=r.properties)
         for r in active

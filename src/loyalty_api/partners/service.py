@@ -107,7 +107,7 @@ async def _check_terms(uow: UnitOfWork, terms: Terms) -> None:
 
 async def _grant(uow: UnitOfWork, partner: Partner, terms: Terms) -> None:
     await BenefitRepository(uow.session).replace_grants("partner", partner.id, terms.benefit_ids)
-    uow.after_commit(lambda: uow.cache.forget(JOINT_CACHE_KEY))
+    await uow.forget_cached(JOINT_CACHE_KEY)
 
 
 @dataclass(frozen=True, slots=True)

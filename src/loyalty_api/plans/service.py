@@ -64,8 +64,9 @@ async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) ->
     cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
     if cached is not None and all(cached.by_id(plan_id) is not None for plan_id in having):
         return cached
+    stamp = uow.cache.stamp()
     catalogue = await _load_catalogue(uow)
-    uow.cache.put(PLANS_CACHE_KEY, catalogue)
+    uow.cache.put(PLANS_CACHE_KEY, catalogue, stamp)
     return catalogue
 
 
@@ -142,7 +143,7 @@ async def _apply(uow: UnitOfWork, row: Plan, definition: PlanDefinition) -> None
 
 
 async def _changed(uow: UnitOfWork, row: Plan, change: Literal["created", "replaced", "deleted"]) -> None:
-    uow.after_commit(lambda: uow.cache.forget(PLANS_CACHE_KEY))
+    await uow.forget_cached(PLANS_CACHE_KEY)
     await emit_for_programme(
         uow,
         PlanChanged(

@@ -35,8 +35,8 @@ async def put_program(
     body: ProgramWrite, uow: UoW, _: Annotated[Principal, Depends(require(Scope.admin))]
 ) -> ProgramRead:
     """Replace the programme's settings, all of them. Rates are decimal strings (`earn_rate` `"1"`: a point
-    per yuan; `point_value_minor` `"1"`: a point is worth one fen). They apply from now on; other API
-    processes see them within `LOYALTY_CACHE_SECONDS`.
+    per yuan; `point_value_minor` `"1"`: a point is worth one fen). They apply from now on, in every
+    process at once (on SQLite, processes other than this one within `LOYALTY_CACHE_SECONDS`).
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
     Emits `program.updated`."""

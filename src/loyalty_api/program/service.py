@@ -101,9 +101,10 @@ async def get_program(uow: UnitOfWork) -> ProgramSettings:
     cached: ProgramSettings | None = uow.cache.get(_CACHE_KEY)
     if cached is not None:
         return cached
+    stamp = uow.cache.stamp()
     row = await ProgramRepository(uow.session).get_program()
     settings = DEFAULTS if row is None else _settings(row)
-    uow.cache.put(_CACHE_KEY, settings)
+    uow.cache.put(_CACHE_KEY, settings, stamp)
     return settings
 
 
@@ -146,7 +147,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.rfm_window_days = settings.rfm_window_days
     row.updated_at = uow.clock.now()
     await uow.session.flush()
-    uow.after_commit(lambda: uow.cache.forget(_CACHE_KEY))
+    await uow.forget_cached(_CACHE_KEY)
     updated = _settings(row)
     await emit_for_programme(uow, ProgramUpdated(settings=_as_json(updated)), "program")
     return updated

@@ -61,8 +61,9 @@ async def get_ladder(uow: UnitOfWork) -> Ladder:
     cached: Ladder | None = uow.cache.get(LADDER_CACHE_KEY)
     if cached is not None:
         return cached
+    stamp = uow.cache.stamp()
     ladder = await _load_ladder(uow)
-    uow.cache.put(LADDER_CACHE_KEY, ladder)
+    uow.cache.put(LADDER_CACHE_KEY, ladder, stamp)
     return ladder
 
 
@@ -173,7 +174,7 @@ async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None)
     )
     if not recorded:
         raise LadderChangedMeanwhile()
-    uow.after_commit(lambda: uow.cache.forget(LADDER_CACHE_KEY))
+    await uow.forget_cached(LADDER_CACHE_KEY)
     await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
     await _date_undated_members(uow)
     return version

@@ -1,0 +1,93 @@
+"""Listening to PostgreSQL's notifications (LISTEN/NOTIFY) on a connection of one's own.
+
+LISTEN belongs to a session: the listening connection is a direct asyncpg connection, never one of the
+pool's, and never through PgBouncer in transaction mode (which hands the server connection to another
+client after each statement, so notifications would go astray): settings.listen_url names where to
+connect. A notification is delivered only to sessions listening when its transaction commits, so whoever
+listens must assume it missed some whenever it was not listening: `on_listening` runs each time listening
+(re)starts, to catch up. A silent connection is probed now and then, so that one lost without a word (a
+network gone) is noticed and replaced too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy import make_url
+
+RECONNECT_SECONDS = 1.0
+PROBE_EVERY_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 5.0
+
+logger = logging.getLogger("loyalty_api.db")
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+@asynccontextmanager
+async def listening(
+    url: str,
+    channel: str,
+    *,
+    on_notification: Callable[[str], None],
+    on_listening: Callable[[], None],
+    name: str,
+) -> AsyncIterator[None]:
+    """Call `on_notification(payload)` for each notification on `channel` while the block runs, on a
+    connection to the PostgreSQL database `url` (reconnected whenever lost); `on_listening()` once listening
+    has begun, and again after each reconnection. `name` is the connection's application_name."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    task = asyncio.create_task(_listen(dsn, channel, on_notification, on_listening, name), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _listen(
+    dsn: str,
+    channel: str,
+    on_notification: Callable[[str], None],
+    on_listening: Callable[[], None],
+    name: str,
+) -> None:
+    while True:
+        try:
+            await _listen_until_lost(dsn, channel, on_notification, on_listening, name)
+            logger.warning("listening connection lost", extra={"listener": name})
+        except Exception as exc:  # the listener must outlive any failure: its process leans on it
+            logger.warning("listening interrupted", extra={"listener": name, "error": type(exc).__name__})
+        await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _listen_until_lost(
+    dsn: str,
+    channel: str,
+    on_notification: Callable[[str], None],
+    on_listening: Callable[[], None],
+    name: str,
+) -> None:
+    lost = asyncio.Event()
+    connection = await asyncpg.connect(dsn, server_settings={"application_name": name})
+    try:
+        connection.add_termination_listener(lambda _connection: lost.set())
+        await connection.add_listener(channel, lambda _c, _pid, _channel, payload: on_notification(payload))
+        on_listening()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), PROBE_EVERY_SECONDS)
+                return
+            # Raises, and so reconnects, when the connection died without the server saying so.
+            await connection.execute("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close(timeout=1)
