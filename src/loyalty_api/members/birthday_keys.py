@@ -2,8 +2,11 @@
 birthday job finds the members whose birthday it is, and member lists filter by birthday month, through an
 index, without decrypting anyone's birthday or storing any part of it in the clear.
 
-They are blind indexes (crypto.Vault.blind_index): without the key, a reader of the database sees 366 and 12
-groups of members with no label on them. The year never enters them."""
+They are blind indexes (crypto.Vault.blind_index). Without the key, a reader of the database sees 366 and 12
+groups of members with no label on them, but groups can be named: by one member whose birthday is known,
+or by their sizes (29 February's group is a quarter of the others, and the day groups nest in the month
+groups). That is the price of finding today's members without decrypting everyone's birthday. The year
+never enters them."""
 
 from __future__ import annotations
 
