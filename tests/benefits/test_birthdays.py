@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -108,7 +109,12 @@ async def write(app: FastAPI, sql: str, **params: Any) -> None:
 
 
 async def test_the_job_reads_only_the_members_whose_birthday_it_is(
-    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await set_program(client, admin_key)
     gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
@@ -117,15 +123,21 @@ async def test_the_job_reads_only_the_members_whose_birthday_it_is(
     celebrating = await enrol(client, pos_key, birthday="1990-03-17")
     others = [await enrol(client, pos_key, birthday=f"1980-{month:02d}-16") for month in range(1, 13)]
     others.append(await enrol(client, pos_key, birthday="1990-03-18"))
-    # The others' stored birthdays are made unreadable: decrypting any of them would fail the job.
-    for other in others:
-        await write(
-            app,
-            "UPDATE members SET birthday_encrypted = 'unreadable' WHERE member_number = :n",
-            n=other["member_number"],
-        )
+    units: UnitsOfWork = app.state.units
+    decrypted: list[str] = []
+    decrypt = units.vault.decrypt
+
+    def counting_decrypt(token: str) -> str:
+        decrypted.append(token)
+        return decrypt(token)
+
+    # The vault counts what the job decrypts: members keyed at enrolment need none of it.
+    monkeypatch.setattr(units.vault, "decrypt", counting_decrypt)
     assert await run_job(app) == 1
+    assert decrypted == []
     assert len(await coupons(client, pos_key, celebrating["id"])) == 1
+    for other in others:
+        assert await coupons(client, pos_key, other["id"]) == []
 
 
 async def test_a_birthday_on_29_february_is_celebrated_on_the_28th_in_common_years(
