@@ -1,0 +1,102 @@
+"""Grow the ledger of a kept PostgreSQL benchmark database (run.py --keep NAME): every member gets
+--per-member more entries from before their opening balance, one a day, alternately an earn of 100 points
+with its order reference and a redemption of 100 (so balances, the ledger invariant and lots stay as they
+were). Ten a member over ten million members is the hundred million entries #22 asks earn to be measured
+beside.
+
+    .venv/bin/python benchmarks/ledger_history.py bench_10m --per-member 10
+
+Written by PostgreSQL in chunks of members (INSERT ... SELECT), one transaction each, so a stopped run leaves
+whole members behind and a rerun with --after (the last id printed) continues; run it once per database. It
+prints the ledger's size at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+MEMBERS_PER_CHUNK = 200_000
+
+# Entry k (1..per) of a member: k days before the member's first entry; its id is version-7 shaped, its
+# time part the entry's own millisecond, the rest from the member's id and k (unique, random-looking).
+_GROW = """
+WITH chunk AS (
+    SELECT m.id, m.member_number, first.created_at AS opened
+    FROM members m
+    JOIN LATERAL (
+        SELECT created_at FROM ledger_entries e WHERE e.member_id = m.id ORDER BY e.id LIMIT 1
+    ) first ON true
+    WHERE m.id > CAST(:after AS uuid)
+    ORDER BY m.id
+    LIMIT :chunk
+), entries AS (
+    SELECT c.id AS member_id, c.member_number, k,
+        c.opened - make_interval(days => CAST(:per AS int) - k + 1) AS at
+    FROM chunk c, generate_series(1, CAST(:per AS int)) AS k
+), written AS (
+    INSERT INTO ledger_entries (id, member_id, type, amount, balance_after, held_change, held_after,
+        order_ref, details, created_at)
+    SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7'
+            || substr(md5(member_id::text || k), 1, 3) || '8'
+            || substr(md5(member_id::text || k), 4, 15))::uuid,
+        member_id,
+        CASE WHEN k % 2 = 1 THEN 'earn' ELSE 'redeem' END,
+        CASE WHEN k % 2 = 1 THEN 100 ELSE -100 END,
+        CASE WHEN k % 2 = 1 THEN 100 ELSE 0 END,
+        0, 0,
+        CASE WHEN k % 2 = 1 THEN 'H' || member_number || '-' || k END,
+        CAST('{"reason": "benchmark history"}' AS jsonb), at
+    FROM entries
+)
+SELECT max(id::text) FROM chunk
+"""
+
+
+async def grow(url: str, per_member: int, after: str) -> None:
+    assert per_member % 2 == 0, "earns and redemptions in pairs: balances stay as they were"
+    engine = create_async_engine(url)
+    started = time.monotonic()
+    chunks = 0
+    while True:
+        async with engine.begin() as connection:
+            last = (
+                await connection.execute(
+                    text(_GROW), {"after": after, "chunk": MEMBERS_PER_CHUNK, "per": per_member}
+                )
+            ).scalar_one()
+        if last is None:
+            break
+        after, chunks = last, chunks + 1
+        print(
+            f"chunk {chunks} of {MEMBERS_PER_CHUNK:,} members written, up to {after}, "
+            f"{time.monotonic() - started:.0f} s"
+        )
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE ledger_entries"))
+        count = (await connection.execute(text("SELECT count(*) FROM ledger_entries"))).scalar_one()
+        size = (
+            await connection.execute(text("SELECT pg_size_pretty(pg_total_relation_size('ledger_entries'))"))
+        ).scalar_one()
+    await engine.dispose()
+    print(f"ledger_entries: {count:,} entries, {size} with indexes, in {time.monotonic() - started:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("database", help="the kept database's name (run.py --keep NAME)")
+    parser.add_argument("--per-member", type=int, default=10)
+    parser.add_argument("--after", default="00000000-0000-0000-0000-000000000000", help="continue after id")
+    parser.add_argument("--server", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    asyncio.run(grow(f"{args.server}/{args.database}", args.per_member, args.after))
+
+
+if __name__ == "__main__":
+    main()
