@@ -1,8 +1,9 @@
-"""Grow the ledger of a kept PostgreSQL benchmark database (run.py --keep NAME): every member gets
---per-member more entries from before their opening balance, one a day, alternately an earn of 100 points
-with its order reference and a redemption of 100 (so balances, the ledger invariant and lots stay as they
-were). Ten a member over ten million members is the hundred million entries #22 asks earn to be measured
-beside.
+"""Grow the history of a kept PostgreSQL benchmark database (run.py --keep NAME): every member gets
+--per-member more ledger entries from before their opening balance, alternately an earn of 100 points for an
+order (with its row in `orders`: an amount of 10 to 1,010 yuan) and a redemption of 100, so balances, the
+ledger invariant and lots stay as they were. A member's entries are spaced 1 to 36 days apart (by member),
+so recency, frequency and spend differ between members as the RFM job needs. Ten a member over ten million
+members is the hundred million entries #22 asks earn to be measured beside.
 
     .venv/bin/python benchmarks/ledger_history.py bench_10m --per-member 10
 
@@ -22,11 +23,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 MEMBERS_PER_CHUNK = 200_000
 
-# Entry k (1..per) of a member: k days before the member's first entry; its id is version-7 shaped, its
-# time part the entry's own millisecond, the rest from the member's id and k (unique, random-looking).
+# Entry k (1..per) of a member: (per - k + 1) gaps before the member's first entry, the gap 1 to 36 days by
+# member; its id is version-7 shaped, its time part the entry's own millisecond, the rest from the member's id
+# and k (unique, random-looking).
 _GROW = """
 WITH chunk AS (
-    SELECT m.id, m.member_number, first.created_at AS opened
+    SELECT m.id, m.member_number, first.created_at AS opened, 1 + abs(hashtext(m.id::text)) % 36 AS gap
     FROM members m
     JOIN LATERAL (
         SELECT created_at FROM ledger_entries e WHERE e.member_id = m.id ORDER BY e.id LIMIT 1
@@ -35,10 +37,10 @@ WITH chunk AS (
     ORDER BY m.id
     LIMIT :chunk
 ), entries AS (
-    SELECT c.id AS member_id, c.member_number, k,
-        c.opened - make_interval(days => CAST(:per AS int) - k + 1) AS at
+    SELECT c.id AS member_id, k, CASE WHEN k % 2 = 1 THEN 'H' || c.member_number || '-' || k END AS order_ref,
+        c.opened - make_interval(days => (CAST(:per AS int) - k + 1) * c.gap) AS at
     FROM chunk c, generate_series(1, CAST(:per AS int)) AS k
-), written AS (
+), ledger AS (
     INSERT INTO ledger_entries (id, member_id, type, amount, balance_after, held_change, held_after,
         order_ref, details, created_at)
     SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7'
@@ -48,10 +50,15 @@ WITH chunk AS (
         CASE WHEN k % 2 = 1 THEN 'earn' ELSE 'redeem' END,
         CASE WHEN k % 2 = 1 THEN 100 ELSE -100 END,
         CASE WHEN k % 2 = 1 THEN 100 ELSE 0 END,
-        0, 0,
-        CASE WHEN k % 2 = 1 THEN 'H' || member_number || '-' || k END,
-        CAST('{"reason": "benchmark history"}' AS jsonb), at
+        0, 0, order_ref, CAST('{"reason": "benchmark history"}' AS jsonb), at
     FROM entries
+), purchases AS (
+    INSERT INTO orders (order_ref, member_id, currency, amount_minor, points_earned, points_redeemed,
+        refunded_minor, points_taken_back, points_given_back, points_shortfall, earned_at, purchased_at,
+        redeemed_at, created_at, updated_at)
+    SELECT order_ref, member_id, 'CNY', 1000 + abs(hashtext(order_ref)) % 100000, 100, 0, 0, 0, 0, 0, at, at,
+        NULL, at, at
+    FROM entries WHERE order_ref IS NOT NULL
 )
 SELECT max(id::text) FROM chunk
 """
@@ -78,6 +85,7 @@ async def grow(url: str, per_member: int, after: str) -> None:
         )
     async with engine.connect() as connection:
         await connection.execute(text("ANALYZE ledger_entries"))
+        await connection.execute(text("ANALYZE orders"))
         count = (await connection.execute(text("SELECT count(*) FROM ledger_entries"))).scalar_one()
         size = (
             await connection.execute(text("SELECT pg_size_pretty(pg_total_relation_size('ledger_entries'))"))
