@@ -108,7 +108,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(engine_for(settings))
-        units = UnitsOfWork(database, clock or SystemClock(), vault, settings)
+        reports = None
+        if settings.reports_database_url is not None:
+            reports = Database(engine_for(settings, settings.reports_database_url))
+        units = UnitsOfWork(database, clock or SystemClock(), vault, settings, reports=reports)
         app.state.units = units
         worker = Worker(units) if with_worker else None
         worker_task = None if worker is None else asyncio.create_task(worker.run(), name="worker")
@@ -120,6 +123,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
                 worker.stop()
                 await worker_task
             await database.dispose()
+            if reports is not None:
+                await reports.dispose()
 
     app = FastAPI(
         title="loyalty-api",

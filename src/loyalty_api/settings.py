@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # LISTEN needs a session of its own, so behind a transaction-mode pooler point this at the database
     # itself (or a session-mode pool). Unset: LOYALTY_DATABASE_URL.
     listen_database_url: str | None = None
+    # A streaming replica for the analytics reports (/v1/analytics/…): they read many rows in one snapshot,
+    # and a few seconds of replication lag do not matter to them. Unset: LOYALTY_DATABASE_URL. The pool and
+    # pooler settings apply to it too.
+    reports_database_url: str | None = None
 
     # 32 random bytes, url-safe base64. Personal data is encrypted with a key derived from it, and blind
     # indexes are keyed with another. Losing it makes personal data unreadable: back it up.

@@ -16,9 +16,9 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
-from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.http.transaction import ReportRoute
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"], route_class=UnitOfWorkRoute)
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], route_class=ReportRoute)
 
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
 From = Annotated[QueryInstant, Query(alias="from", description="The first instant counted.")]

@@ -77,10 +77,10 @@ def create_engine(
     )
 
 
-def engine_for(settings: Settings) -> AsyncEngine:
-    """The engine the settings describe: the database, its pool, the pooler in front of it."""
+def engine_for(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """The engine the settings describe: the database (or `url`), its pool, the pooler in front of it."""
     return create_engine(
-        settings.database_url,
+        url or settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         echo=settings.database_echo,

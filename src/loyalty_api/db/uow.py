@@ -71,8 +71,18 @@ class UnitOfWork:
 class UnitsOfWork:
     """Opens units of work. Request handlers, GraphQL mutations, jobs and the CLI all start here."""
 
-    def __init__(self, database: Database, clock: Clock, vault: Vault, settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        vault: Vault,
+        settings: Settings,
+        *,
+        reports: Database | None = None,
+    ) -> None:
         self.database = database
+        # Where the analytics reports read (LOYALTY_REPORTS_DATABASE_URL, a replica), else the database.
+        self.reports = reports or database
         self.clock = clock
         self.vault = vault
         self.settings = settings
@@ -82,14 +92,16 @@ class UnitsOfWork:
         # load. Other processes (the CLI) still meet the busy handler.
         self._writer_turn = asyncio.Lock() if database.dialect == "sqlite" else None
 
-    async def start(self, *, read_only: bool = False) -> UnitOfWork:
+    async def start(self, *, read_only: bool = False, for_reports: bool = False) -> UnitOfWork:
         """A unit of work to commit or roll back, then close. Always close it: on SQLite a writing one
-        holds this process's writer turn until then."""
+        holds this process's writer turn until then. `for_reports`: a read-only one on the reports'
+        database."""
+        assert read_only or not for_reports, "a replica takes no writes"
         turn = None if read_only else self._writer_turn
         if turn is not None:
             await turn.acquire()
         return UnitOfWork(
-            session=self.database.session(read_only=read_only),
+            session=(self.reports if for_reports else self.database).session(read_only=read_only),
             clock=self.clock,
             vault=self.vault,
             settings=self.settings,

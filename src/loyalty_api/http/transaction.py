@@ -115,6 +115,10 @@ class UnitOfWorkRoute(APIRoute):
         """Whether the route's unit of work is read-only (rolled back, no writer turn on SQLite)."""
         return (self.methods or set()) <= {"GET", "HEAD"}
 
+    def for_reports(self) -> bool:
+        """Whether the route reads the reports' database (a replica) instead of the primary."""
+        return False
+
     def honours_idempotency(self) -> bool:
         return "POST" in (self.methods or set())
 
@@ -126,6 +130,7 @@ class UnitOfWorkRoute(APIRoute):
         # FastAPI's own handler, without a unit of work: the audit trail runs a GET route's in a write's.
         self.plain_handler = handler
         read_only = self.read_only()
+        for_reports = self.for_reports()
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
         body_adapter = _strict_body_adapter(self) if has_body else None
@@ -163,6 +168,7 @@ class UnitOfWorkRoute(APIRoute):
                 request,
                 handler,
                 read_only=read_only,
+                for_reports=for_reports,
                 claimed=claimed,
                 deadline=deadline,
                 audited=None if read_only else self,
@@ -240,17 +246,30 @@ class QueryRoute(UnitOfWorkRoute):
         return False
 
 
+class ReportRoute(UnitOfWorkRoute):
+    """A report's GET: it reads the reports' database (LOYALTY_REPORTS_DATABASE_URL, a streaming replica)
+    when there is one, so that reading many rows takes nothing from the tills' primary."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        assert self.read_only(), f"{path}: a report only reads"
+
+    def for_reports(self) -> bool:
+        return True
+
+
 async def _run_in_unit_of_work(
     units: UnitsOfWork,
     request: Request,
     handler: Handler,
     *,
     read_only: bool,
+    for_reports: bool,
     claimed: Claim | None,
     deadline: float,
     audited: UnitOfWorkRoute | None,
 ) -> Response:
-    uow = await units.start(read_only=read_only)
+    uow = await units.start(read_only=read_only, for_reports=for_reports)
     request.state.uow = uow
     # A write by a back-office, billing or partner key goes in the audit log, in this transaction. (A key
     # the route will refuse reads nothing before it is refused.)
