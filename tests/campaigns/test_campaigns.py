@@ -256,6 +256,35 @@ class TestValidation:
             assert response.status_code == 404 and response.json()["code"] == "campaign_not_found"
 
 
+class TestCancel:
+    async def test_a_cancelled_campaign_reaches_nobody_more(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        members = await seed_members(app, 30)
+        campaign = await create(client, admin_key)
+        assert await run(app, batch=10, max_batches=1) == 10
+        path = f"/v1/campaigns/{campaign['id']}/cancel"
+        cancelled = await client.post(path, headers=bearer(admin_key))
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled" and cancelled.json()["counts"]["reached"] == 10
+        assert await run(app) == 0
+        assert await _reached_ids(app, campaign["id"]) == set(members[:10])
+        again = await client.post(path, headers=bearer(admin_key))
+        assert again.status_code == 200 and again.json() == cancelled.json()
+        assert len(await events(app, "campaign.cancelled")) == 1
+
+    async def test_a_completed_campaign_cannot_be_cancelled(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        campaign = await create(client, admin_key)
+        await run(app)
+        refused = await client.post(f"/v1/campaigns/{campaign['id']}/cancel", headers=bearer(admin_key))
+        assert refused.status_code == 409 and refused.json()["code"] == "campaign_finished"
+        assert (await read(client, admin_key, campaign["id"]))["status"] == "completed"
+        unknown = await client.post(f"/v1/campaigns/{uuid.uuid4()}/cancel", headers=bearer(admin_key))
+        assert unknown.status_code == 404 and unknown.json()["code"] == "campaign_not_found"
+
+
 class TestIdempotency:
     async def test_the_same_key_and_body_make_one_campaign(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str

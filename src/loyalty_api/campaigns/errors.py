@@ -1,4 +1,4 @@
-from loyalty_api.errors import LoyaltyError, NotFound
+from loyalty_api.errors import Conflict, LoyaltyError, NotFound
 
 
 class CampaignNotFound(NotFound):
@@ -31,3 +31,13 @@ class CampaignPlanUnknown(LoyaltyError):
     code = "campaign_plan_unknown"
     status = 422
     title = "The campaign's plan does not exist"
+
+
+class CampaignFinished(Conflict):
+    """The campaign has reached its whole audience already (`completed`): there is nothing left to cancel.
+
+    Nothing was changed; the members it reached keep what it gave them.
+    """
+
+    code = "campaign_finished"
+    title = "The campaign has finished"

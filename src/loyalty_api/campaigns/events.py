@@ -43,3 +43,15 @@ class CampaignCompleted(Event):
     coupons_issued: int
     points_granted: int
     finished_at: UtcInstant
+
+
+class CampaignCancelled(Event):
+    event_type = "campaign.cancelled"
+    description = (
+        "An operator cancelled a campaign before it reached its whole audience: those it reached keep what "
+        "it gave them, and nobody more is reached."
+    )
+
+    campaign_id: uuid.UUID
+    name: str
+    reached: int

@@ -64,6 +64,16 @@ class CampaignRepository:
             query = query.where(Campaign.id > after)
         return (await self.session.scalars(query.order_by(Campaign.id).limit(limit))).all()
 
+    async def lock_campaign(self, campaign_id: uuid.UUID) -> Campaign | None:
+        """The campaign, locked until commit: behind a batch that is running, never beside it."""
+        query = (
+            select(Campaign)
+            .where(Campaign.id == campaign_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
     async def lock_next_runnable(self) -> Campaign | None:
         """The oldest campaign still to run, locked until commit; one another worker holds is skipped (on
         SQLite, where FOR UPDATE is not spelt, the write transaction itself keeps others out)."""

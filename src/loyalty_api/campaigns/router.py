@@ -105,3 +105,17 @@ async def list_campaign_members(
     return CampaignMemberList(
         items=[CampaignMemberRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
     )
+
+
+@router.post(
+    "/campaigns/{campaign_id}/cancel",
+    summary="Cancel a campaign",
+    responses=problem_responses(*_AUTH, errors.CampaignNotFound, errors.CampaignFinished),
+)
+async def cancel_campaign(campaign_id: uuid.UUID, uow: UoW, _: Operator) -> CampaignRead:
+    """Stop a `pending` or `running` campaign: a batch under way finishes, then nobody more is reached;
+    the members reached keep what they were given. Cancelling a cancelled campaign answers it as it is; a
+    `completed` one is refused (409 `campaign_finished`) and nothing changes.
+
+    For `admin` keys only; honours `Idempotency-Key`. Emits `campaign.cancelled`."""
+    return CampaignRead.model_validate(await service.cancel_campaign(uow, campaign_id))

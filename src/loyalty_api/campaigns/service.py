@@ -17,8 +17,18 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from loyalty_api.campaigns.audience import Audience
-from loyalty_api.campaigns.errors import CampaignNotFound, CampaignPlanUnknown, CampaignTierUnknown
-from loyalty_api.campaigns.events import CampaignCompleted, CampaignCreated, CampaignPointsGranted
+from loyalty_api.campaigns.errors import (
+    CampaignFinished,
+    CampaignNotFound,
+    CampaignPlanUnknown,
+    CampaignTierUnknown,
+)
+from loyalty_api.campaigns.events import (
+    CampaignCancelled,
+    CampaignCompleted,
+    CampaignCreated,
+    CampaignPointsGranted,
+)
 from loyalty_api.campaigns.models import Campaign
 from loyalty_api.campaigns.repository import CampaignRepository, ReachedMember
 from loyalty_api.coupons.service import issue_coupons
@@ -206,6 +216,32 @@ async def get_campaign(uow: UnitOfWork, campaign_id: uuid.UUID) -> CampaignView:
     row = await CampaignRepository(uow.session).get_campaign(campaign_id)
     if row is None:
         raise CampaignNotFound()
+    return await _view(uow, row)
+
+
+async def cancel_campaign(uow: UnitOfWork, campaign_id: uuid.UUID) -> CampaignView:
+    """Stop the campaign: no batch runs after this one commits. A batch under way finishes first (the
+    campaign's row is locked while it runs), and the members reached keep what they were given. Cancelling
+    a cancelled campaign answers it as it is; a completed one is CampaignFinished."""
+    repo = CampaignRepository(uow.session)
+    row = await repo.lock_campaign(campaign_id)
+    if row is None:
+        raise CampaignNotFound()
+    if row.status == "completed":
+        raise CampaignFinished()
+    if row.status != "cancelled":
+        now = uow.clock.now()
+        row.status = "cancelled"
+        row.finished_at = now
+        row.updated_at = now
+        await repo.save_campaign()
+        await emit(
+            uow,
+            CampaignCancelled(campaign_id=row.id, name=row.name, reached=row.reached),
+            aggregate_type="campaign",
+            aggregate_id=str(row.id),
+            member_id=None,
+        )
     return await _view(uow, row)
 
 

@@ -1995,6 +1995,12 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/campaigns/{campaign_id}"): OperationExamples(
             responses=_one("The win-back, 3,000 members in; 212 of them bought since", WIN_BACK_READ)
         ),
+        ("POST", "/v1/campaigns/{campaign_id}/cancel"): OperationExamples(
+            responses=_one(
+                "The win-back stopped after 3,000 members",
+                {**WIN_BACK_READ, "status": "cancelled", "finished_at": "2026-03-18T06:31:00Z"},
+            )
+        ),
         ("GET", "/v1/campaigns/{campaign_id}/members"): OperationExamples(
             responses=_one(
                 "Two members the win-back reached; 李娜 came back",
