@@ -55,8 +55,12 @@ from benchmarks.seed import (  # noqa: E402
 from benchmarks.wrk import TARGETS_LUA, parse_wrk, wrk  # noqa: E402
 
 from loyalty_api import crypto  # noqa: E402
-from loyalty_api.db.engine import create_engine  # noqa: E402
+from loyalty_api.campaigns import service as campaigns  # noqa: E402
+from loyalty_api.clock import SystemClock  # noqa: E402
+from loyalty_api.db.engine import Database, create_engine  # noqa: E402
 from loyalty_api.db.migrations import upgrade  # noqa: E402
+from loyalty_api.db.uow import UnitsOfWork  # noqa: E402
+from loyalty_api.offers import FixedDiscount  # noqa: E402
 from loyalty_api.settings import Settings  # noqa: E402
 from loyalty_api.worker.schedule import JOBS  # noqa: E402
 
@@ -349,6 +353,9 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                 state_file.write_text(json.dumps(state))
         if args.seed_only:
             return
+        if args.campaign:
+            await time_campaigns(url, state["encryption_key"])
+            return
         key_material, key = state["encryption_key"], state["key"]
         members = [tuple(pair) for pair in state["sample"]]
         shoppers = [(member_id, codes) for member_id, codes in state["shoppers"]]
@@ -570,6 +577,59 @@ def time_jobs(env: dict[str, str]) -> None:
         print(f"{job.name:<28}{usage.ru_maxrss / 1024:>14.0f}   {output}")
 
 
+CAMPAIGN_ACTIONS: tuple[tuple[str, campaigns.Action], ...] = (
+    (
+        "coupon",
+        campaigns.CouponAction(
+            coupon_name="Benchmark: 10 off", coupon=FixedDiscount(amount=1_000), valid_days=30
+        ),
+    ),
+    ("points", campaigns.PointsAction(points=100, reason="benchmark campaign")),
+)
+
+
+async def _create_campaign(url: str, key_material: str, name: str, action: campaigns.Action) -> None:
+    """A campaign over every active member (no filter), made through the service as the API makes it."""
+    engine = create_engine(url)
+    settings = Settings(database_url=url, encryption_key=key_material)
+    units = UnitsOfWork(Database(engine), SystemClock(), crypto.Vault(key_material), settings)
+    try:
+        async with units.begin() as uow:
+            await campaigns.create_campaign(uow, name=name, action=action)
+    finally:
+        await engine.dispose()
+
+
+def _run_campaigns_job(env: dict[str, str]) -> tuple[str, float]:
+    """`loyalty-api jobs run-campaigns` in a process of its own: what it printed, its peak RSS in MiB."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loyalty_api.cli", "jobs", "run-campaigns"], env=env, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    output = process.stdout.read().decode().strip()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        output = f"FAILED (exit {os.waitstatus_to_exitcode(status)}; its error is above)"
+    return output, usage.ru_maxrss / 1024
+
+
+async def time_campaigns(url: str, key_material: str) -> None:
+    """`--campaign`: a coupon campaign over every member, run to completion by `loyalty-api jobs
+    run-campaigns` in a process of its own; then a points campaign the same way. Each: members reached, the
+    job's own time (start-up left out) and the process's peak resident memory."""
+    env = {
+        **os.environ,
+        "LOYALTY_DATABASE_URL": url,
+        "LOYALTY_ENCRYPTION_KEY": key_material,
+        "LOYALTY_LOG_LEVEL": "WARNING",
+    }
+    print(f"{'campaign':<28}{'peak RSS MiB':>14}   reached, time")
+    for label, action in CAMPAIGN_ACTIONS:
+        await _create_campaign(url, key_material, f"benchmark {label}", action)
+        output, peak_mib = await asyncio.to_thread(_run_campaigns_job, env)
+        print(f"{label:<28}{peak_mib:>14.0f}   {output}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -597,6 +657,12 @@ def main() -> None:
     parser.add_argument("--seed-only", action="store_true", help="seed (with --keep) and stop")
     parser.add_argument(
         "--jobs", action="store_true", help="afterwards, time each scheduled job once, with its peak memory"
+    )
+    parser.add_argument(
+        "--campaign",
+        action="store_true",
+        help="instead of the load: run a coupon campaign, then a points campaign, over every member, each "
+        "to completion, with its time and peak memory",
     )
     args = parser.parse_args()
     for database in ["postgres", "sqlite"] if args.database == "both" else [args.database]:

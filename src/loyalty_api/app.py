@@ -15,6 +15,7 @@ from loyalty_api.activities.router import router as activities_router
 from loyalty_api.analytics.router import router as analytics_router
 from loyalty_api.audit.router import router as audit_router
 from loyalty_api.benefits.router import router as benefits_router
+from loyalty_api.campaigns.router import router as campaigns_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
 from loyalty_api.coupons.router import router as coupons_router
@@ -83,6 +84,7 @@ DOCS_ORDER = (
     "benefits",
     "checkout",
     "activities",
+    "campaigns",
     "paid membership",
     "partners",
     "webhooks",
@@ -174,6 +176,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(webhooks_router)
     app.include_router(partners_router)
     app.include_router(activities_router)
+    app.include_router(campaigns_router)
     app.include_router(leaderboard_router)
     app.include_router(analytics_router)
     app.include_router(segments_router)

@@ -4,6 +4,7 @@ from loyalty_api.activities import models as activity_models
 from loyalty_api.audit import models as audit_models
 from loyalty_api.auth import models as auth_models
 from loyalty_api.benefits import models as benefit_models
+from loyalty_api.campaigns import models as campaign_models
 from loyalty_api.coupons import models as coupon_models
 from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
@@ -25,6 +26,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "benefit_models",
+    "campaign_models",
     "coupon_models",
     "earning_models",
     "idempotency_models",

@@ -191,6 +191,9 @@ async def _catalogue(app: FastAPI, client: httpx.AsyncClient, keys: Keys, record
     check_in = {"type": "check_in", "name": "Check-in", "points": 5, "daily_cap": 1}
     activity_rule = ok(await client.post("/v1/activity-rules", json=check_in, headers=bearer(admin)))["id"]
     ok(await client.patch(f"/v1/activity-rules/{activity_rule}", json={"points": 10}, headers=bearer(admin)))
+    campaign = {"name": "Welcome", "action": {"type": "grant_points", "points": 10, "reason": "welcome"}}
+    made_campaign = ok(await client.post("/v1/campaigns", json=campaign, headers=bearer(admin)))
+    ok(await client.post(f"/v1/campaigns/{made_campaign['id']}/cancel", headers=bearer(admin)))
 
     await add_tier(client, admin, "basic", rank=0)
     await add_tier(client, admin, "gold", rank=1, threshold=5_000_000)

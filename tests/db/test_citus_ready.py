@@ -47,6 +47,7 @@ MEMBER_SCOPED = {
     "partner_benefit_uses",
     "referral_rewards",  # by friend_id: the friend whose purchase it rewards
     "member_activities",
+    "campaign_members",  # keyed by (campaign_id, member_id): a batch's INSERT … SELECT is per shard
 }
 # Programme configuration: small, read by every statement that joins it, changed by operators.
 REFERENCE = {
@@ -72,6 +73,7 @@ COORDINATOR = {
     "webhook_delivery_counts",
     "audit_events",
     "partner_perk_codes",  # a partner's pool, each code handed to one member's perk
+    "campaigns",  # an operator's campaign and its progress: one row, locked by the worker running a batch
 }
 
 # Keys of member-scoped tables that lack the member, and why. Primary keys of `id` alone: the ids are

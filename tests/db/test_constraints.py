@@ -160,6 +160,20 @@ CASES = [
     ),
     _case("ck_programs__min_redeem_points_positive", "UPDATE programs SET min_redeem_points = 0"),
     _case("ck_programs__expiry_months_positive", "UPDATE programs SET expiry_months = 0"),
+    _case("ck_campaigns__status_known", "UPDATE campaigns SET status = 'paused'"),
+    # An unknown action is no complete one either.
+    _case(
+        "ck_campaigns__action_known",
+        "UPDATE campaigns SET action = 'send_sms'",
+        "ck_campaigns__action_complete",
+    ),
+    _case("ck_campaigns__action_complete", "UPDATE campaigns SET points = 0"),
+    _case("ck_campaigns__action_complete", "UPDATE campaigns SET reason = NULL"),
+    _case("ck_campaigns__action_complete", "UPDATE campaigns SET action = 'issue_coupon'"),
+    _case("ck_campaigns__birthday_month_valid", "UPDATE campaigns SET birthday_month = 13"),
+    _case("ck_campaigns__birthday_month_valid", "UPDATE campaigns SET birthday_month = 0"),
+    _case("ck_campaigns__counts_not_negative", "UPDATE campaigns SET reached = -1"),
+    _case("ck_campaigns__counts_not_negative", "UPDATE campaigns SET points_granted = -1"),
 ]
 
 # The edges themselves are allowed: the constraints refuse only what is past them.
@@ -183,6 +197,8 @@ ALLOWED = [
     "UPDATE programs SET expiry_months = NULL",
     "UPDATE activity_rules SET points = 0, daily_cap = NULL, period_cap = NULL",
     "UPDATE member_activities SET points = 0, bonus = 0, streak = 1",
+    "UPDATE campaigns SET points = 1, birthday_month = 12, reached = 0, coupons_issued = 0",
+    "UPDATE campaigns SET birthday_month = 1",
 ]
 
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
@@ -273,6 +289,10 @@ async def scene(
     assert sent.status_code == 201, sent.text
     failed = await client.post(f"/v1/partner/exchanges/{sent.json()['id']}/fail", headers=bearer(partner_key))
     assert failed.status_code == 200, failed.text
+    # A campaign (not run: its row is what the constraints guard).
+    campaign = {"name": "Edge", "action": {"type": "grant_points", "points": 1, "reason": "edge"}}
+    made_campaign = await client.post("/v1/campaigns", json=campaign, headers=bearer(admin_key))
+    assert made_campaign.status_code == 201, made_campaign.text
     return uuid.UUID(member_id)
 
 

@@ -16,7 +16,7 @@ class PointsFiguresRead(ReadModel):
     )
     issued: int = Field(
         description="Points members earned (`earn`), received from partners (`exchange_in`), for referrals "
-        "(`referral`) and for activities (`activity`)."
+        "(`referral`), for activities (`activity`) and from campaigns (`campaign`)."
     )
     taken_back: int = Field(description="Earned points that refunds took back.")
     redeemed: int = Field(

@@ -3,7 +3,7 @@ programme owes, breakage and redemption rate, members. Every figure is a sum the
 only names them.
 
 How entries count: `issued` is what members earned (`earn`), got from partners (`exchange_in`), for
-referrals (`referral`) and for activities (`activity`);
+referrals (`referral`), for activities (`activity`) and by campaigns (`campaign`);
 `taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
 `expired`; `adjusted` (signed). A hold moves no points. So `net` = issued − taken_back − redeemed +
@@ -39,6 +39,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "exchange_in": "issued",
     "referral": "issued",
     "activity": "issued",
+    "campaign": "issued",
     "redeem": "redeemed",
     "capture": "redeemed",
     "reward": "redeemed",

@@ -22,7 +22,11 @@ def _grouped(symbols: str) -> str:
 
 
 def generate_code() -> str:
-    return _grouped("".join(secrets.choice(ALPHABET) for _ in range(SYMBOLS)))
+    # 80 random bits read at once, five to a symbol (the alphabet has 32): uniform, as sixteen draws of
+    # `secrets.choice` were, and a campaign issuing a thousand coupons a batch no longer spends a third of
+    # its time in sixteen reads of the OS's randomness per code.
+    bits = int.from_bytes(secrets.token_bytes(SYMBOLS * 5 // 8), "big")
+    return _grouped("".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(SYMBOLS)))
 
 
 def normalize_code(typed: str) -> str | None:

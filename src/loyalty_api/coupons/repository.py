@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal, cast
 
-from sqlalchemy import BindParameter, Select, Table, bindparam, select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,6 +74,12 @@ class CouponRepository:
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         statement = dialect.insert(Coupon).values(values).on_conflict_do_nothing().returning(Coupon)
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def insert_coupons(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many coupons in one statement (the driver's executemany). A taken code or issue key fails it
+        whole: the caller's transaction is then rolled back and may be tried again."""
+        if rows:
+            await self.session.execute(insert(_COUPONS), list(rows))
 
     async def get_coupon_by_code(self, code: str) -> Coupon | None:
         result = await self.session.execute(

@@ -21,13 +21,14 @@ from loyalty_api.coupons.events import CouponIssued, CouponUsed
 from loyalty_api.coupons.models import Coupon
 from loyalty_api.coupons.repository import CouponRecord, CouponRepository, ListFilter
 from loyalty_api.coupons.validity import CouponState, ListedStatus, coupon_state, listed_status
+from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
-from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.outbox.service import emit_for_member, emit_for_members
 from loyalty_api.program.service import get_program
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "coupons_for_checkout",
     "find_coupon",
     "issue_coupon",
+    "issue_coupons",
     "list_coupons",
     "use_coupon",
 ]
@@ -175,6 +177,71 @@ async def issue_coupon(
         member_id,
     )
     return coupon
+
+
+async def issue_coupons(
+    uow: UnitOfWork,
+    *,
+    member_ids: Sequence[uuid.UUID],
+    name: str,
+    offer: CartConditions,
+    valid_from: datetime,
+    valid_until: datetime,
+    source_type: str,
+    source_id: uuid.UUID,
+) -> int:
+    """`issue_coupon` for many existing members at once, one coupon each, in two statements (the coupons,
+    then their `coupon.issued` events). The issue key `{source_type}:{source_id}:{member}` makes a second
+    coupon for a member from the same source fail the whole statement rather than pass: the caller keeps
+    its own record of who was given one (a campaign's members) and must not ask twice. How many issued."""
+    offer = _coupon_offer(offer)
+    if valid_until <= valid_from:
+        raise ValueError("valid_until must be after valid_from")
+    if not 1 <= len(name) <= 100 or not 1 <= len(source_type) <= 16:
+        raise ValueError("name takes 1 to 100 characters, source_type 1 to 16")
+    now = uow.clock.now()
+    properties = offer.model_dump(mode="json", exclude={"kind"})
+    issued = [(new_id(), member_id) for member_id in member_ids]
+    rows = [
+        {
+            "id": coupon_id,
+            "code": generate_code(),
+            "member_id": member_id,
+            "source_type": source_type,
+            "source_id": source_id,
+            "issue_key": f"{source_type}:{source_id}:{member_id}",
+            "name": name,
+            "kind": offer.kind,
+            "properties": properties,
+            "status": "active",
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+            "used_at": None,
+            "used_order_ref": None,
+            "created_at": now,
+        }
+        for coupon_id, member_id in issued
+    ]
+    await CouponRepository(uow.session).insert_coupons(rows)
+    await emit_for_members(
+        uow,
+        [
+            (
+                CouponIssued(
+                    coupon_id=coupon_id,
+                    member_id=member_id,
+                    kind=offer.kind,
+                    source_type=source_type,
+                    source_id=source_id,
+                    valid_from=valid_from,
+                    valid_until=valid_until,
+                ),
+                member_id,
+            )
+            for coupon_id, member_id in issued
+        ],
+    )
+    return len(rows)
 
 
 async def coupons_for_checkout(

@@ -76,6 +76,28 @@ def _records_query() -> Select[Any]:
     )
 
 
+def narrow_members(
+    query: Select[Any],
+    *,
+    tier_id: uuid.UUID | None,
+    lifecycle: str | None,
+    segment: str | None,
+    birthday_month_key: str | None,
+) -> Select[Any]:
+    """`query` (a select from members) narrowed to the members on a tier, in a lifecycle stage, in an RFM
+    segment and born in a month (by the month's keyed hash, never by reading a birthday), each filter given:
+    the member list and a campaign's audience (campaigns/audience.py) pick members the same way."""
+    if segment is not None:
+        query = query.join(_RFM, _RFM.c.member_id == _MEMBERS.c.id).where(_RFM.c.segment == segment)
+    if lifecycle is not None:
+        query = query.where(_MEMBERS.c.lifecycle_stage == lifecycle)
+    if birthday_month_key is not None:
+        query = query.where(_MEMBERS.c.birthday_month_key == birthday_month_key)
+    if tier_id is not None:
+        query = query.where(_MEMBERS.c.tier_id == tier_id)
+    return query
+
+
 def _record(row: Sequence[Any], external_ids: dict[str, str]) -> MemberRecord:
     members = len(_MEMBER_COLUMNS)
     code, name, rank, balance = row[members:]
@@ -261,15 +283,13 @@ class MemberRepository:
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[MemberRecord]:
-        query = _records_query().order_by(_MEMBERS.c.id).limit(limit)
-        if segment is not None:
-            query = query.join(_RFM, _RFM.c.member_id == _MEMBERS.c.id).where(_RFM.c.segment == segment)
-        if lifecycle is not None:
-            query = query.where(_MEMBERS.c.lifecycle_stage == lifecycle)
-        if birthday_month_key is not None:
-            query = query.where(_MEMBERS.c.birthday_month_key == birthday_month_key)
-        if tier_id is not None:
-            query = query.where(_MEMBERS.c.tier_id == tier_id)
+        query = narrow_members(
+            _records_query().order_by(_MEMBERS.c.id).limit(limit),
+            tier_id=tier_id,
+            lifecycle=lifecycle,
+            segment=segment,
+            birthday_month_key=birthday_month_key,
+        )
         if status is not None:
             query = query.where(_MEMBERS.c.status == status)
         if after_id is not None:

@@ -709,6 +709,73 @@ CHECK_IN_DONE: dict[str, Any] = {
 }
 
 
+# ---- campaigns -----------------------------------------------------------------------------------------
+
+CAMPAIGN_WIN_BACK = "0195ae80-4c5d-7e6f-8a7b-9c0d1e2f3a4b"
+CAMPAIGN_BIRTHDAY = "0195ae81-5d6e-7f70-9b8c-0d1e2f3a4b5c"
+WIN_BACK_COUPON: dict[str, Any] = {
+    "kind": "fixed_discount",
+    "min_subtotal": 10_000,
+    "categories": [],
+    "channels": [],
+    "amount": 2_000,
+}
+WIN_BACK: dict[str, Any] = {
+    "name": "金卡会员回归礼",
+    "audience": {"tier": "gold", "lifecycle": "lapsed"},
+    "action": {
+        "type": "issue_coupon",
+        "coupon_name": "满100减20",
+        "coupon": {"kind": "fixed_discount", "amount": 2_000, "min_subtotal": 10_000},
+        "valid_days": 14,
+    },
+}
+BIRTHDAY_POINTS: dict[str, Any] = {
+    "name": "三月寿星双倍积分",
+    "audience": {"birthday_month": 3},
+    "action": {"type": "grant_points", "points": 200, "reason": "三月寿星礼"},
+}
+_NO_AUDIENCE: dict[str, Any] = {
+    "tier": None,
+    "plan": None,
+    "lifecycle": None,
+    "segment": None,
+    "birthday_month": None,
+}
+WIN_BACK_READ: dict[str, Any] = {
+    "id": CAMPAIGN_WIN_BACK,
+    "name": WIN_BACK["name"],
+    "status": "running",
+    "audience": {**_NO_AUDIENCE, "tier": "gold", "lifecycle": "lapsed"},
+    "action": {
+        "type": "issue_coupon",
+        "coupon_name": "满100减20",
+        "coupon": WIN_BACK_COUPON,
+        "valid_days": 14,
+    },
+    "counts": {"reached": 3_000, "coupons_issued": 3_000, "points_granted": 0, "purchased_since": 212},
+    "created_at": "2026-03-18T06:30:00Z",
+    "started_at": "2026-03-18T06:30:04Z",
+    "finished_at": None,
+}
+WIN_BACK_CREATED: dict[str, Any] = {
+    **WIN_BACK_READ,
+    "status": "pending",
+    "counts": {"reached": 0, "coupons_issued": 0, "points_granted": 0, "purchased_since": 0},
+    "started_at": None,
+}
+BIRTHDAY_POINTS_READ: dict[str, Any] = {
+    "id": CAMPAIGN_BIRTHDAY,
+    "name": BIRTHDAY_POINTS["name"],
+    "status": "completed",
+    "audience": {**_NO_AUDIENCE, "birthday_month": 3},
+    "action": BIRTHDAY_POINTS["action"],
+    "counts": {"reached": 8_412, "coupons_issued": 0, "points_granted": 1_682_400, "purchased_since": 1_377},
+    "created_at": "2026-03-01T01:00:00Z",
+    "started_at": "2026-03-01T01:00:03Z",
+    "finished_at": "2026-03-01T01:00:41Z",
+}
+
 # ---- partners ------------------------------------------------------------------------------------------
 
 PARTNER_BOOKSHOP = "0195a0f2-4e5f-7a60-9b1c-3d4e5f6a7b8c"
@@ -1911,6 +1978,50 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 "review": Example("A product review", {"type": "review", "ref": "REVIEW-88123"}),
             },
             responses=_one("The seventh check-in in a row", CHECK_IN_DONE),
+        ),
+        ("POST", "/v1/campaigns"): OperationExamples(
+            requests={
+                "win_back": Example("A 20-yuan coupon for every lapsed gold member", WIN_BACK),
+                "birthday_points": Example("200 points for everyone born in March", BIRTHDAY_POINTS),
+            },
+            responses=_one("The win-back campaign, waiting for the worker", WIN_BACK_CREATED),
+        ),
+        ("GET", "/v1/campaigns"): OperationExamples(
+            responses=_one(
+                "A finished birthday campaign and a running win-back",
+                {"items": [BIRTHDAY_POINTS_READ, WIN_BACK_READ], "next_cursor": None},
+            )
+        ),
+        ("GET", "/v1/campaigns/{campaign_id}"): OperationExamples(
+            responses=_one("The win-back, 3,000 members in; 212 of them bought since", WIN_BACK_READ)
+        ),
+        ("POST", "/v1/campaigns/{campaign_id}/cancel"): OperationExamples(
+            responses=_one(
+                "The win-back stopped after 3,000 members",
+                {**WIN_BACK_READ, "status": "cancelled", "finished_at": "2026-03-18T06:31:00Z"},
+            )
+        ),
+        ("GET", "/v1/campaigns/{campaign_id}/members"): OperationExamples(
+            responses=_one(
+                "Two members the win-back reached; 李娜 came back",
+                {
+                    "items": [
+                        {
+                            "member_id": LI_NA,
+                            "outcome": "coupon_issued",
+                            "reached_at": "2026-03-18T06:30:04Z",
+                            "purchased_since": True,
+                        },
+                        {
+                            "member_id": WANG_FANG,
+                            "outcome": "coupon_issued",
+                            "reached_at": "2026-03-18T06:30:04Z",
+                            "purchased_since": False,
+                        },
+                    ],
+                    "next_cursor": "AZWjwl0HehO25CnwyNGjUg",
+                },
+            )
         ),
         ("GET", "/v1/leaderboard"): OperationExamples(
             responses=_one(

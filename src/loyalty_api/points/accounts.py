@@ -4,6 +4,7 @@ ledger entry, move lots, and release holds whose time is up."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -142,6 +143,38 @@ async def credit_points(
     )
     await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
     return state, entry_id
+
+
+async def credit_members(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    *,
+    member_ids: Sequence[uuid.UUID],
+    type: EntryType,
+    points: int,
+    details: dict[str, Any],
+    lifetime: bool = False,
+    actor: uuid.UUID | None = None,
+) -> dict[uuid.UUID, tuple[AccountState, uuid.UUID]]:
+    """`credit_points` for many members at once, the same `points` each, in a handful of statements: the
+    accounts (locked in ascending member order), their ledger entries, their lots. Each member's account
+    after it and their entry's id, by member; a member without an account is left out."""
+    now = uow.clock.now()
+    states = await PointsAccountRepository(uow.session).credit_many(
+        member_ids, points=points, lifetime=points if lifetime else 0, now=now
+    )
+    entries = [
+        NewEntry(
+            member_id=member_id, type=type, amount=points, state=state, at=now, details=details, actor=actor
+        )
+        for member_id, state in sorted(states.items())
+    ]
+    await LedgerRepository(uow.session).insert_entries(entries)
+    expires_at = program.expiry_for(now)
+    await LotRepository(uow.session).insert_lots(
+        [NewLot(entry.member_id, entry.id, points, None, at=now, expires_at=expires_at) for entry in entries]
+    )
+    return {entry.member_id: (entry.state, entry.id) for entry in entries}
 
 
 async def credit_lot(

@@ -24,6 +24,7 @@ EntryType = Literal[
     "exchange_in",  # points a partner's customer sent us
     "referral",  # a referral's points: a referred member's first purchase, for them and their referrer
     "activity",  # an activity's points (a check-in, a review, …) and its streak bonus: activities/service.py
+    "campaign",  # points a campaign granted to everyone in its audience: campaigns/service.py
 ]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
 RefundKind = Literal["amount", "points", "full"]

@@ -402,6 +402,41 @@ class PointsAccountRepository:
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
         return await self.change(member_id, now=now)
 
+    async def credit_many(
+        self, member_ids: Sequence[uuid.UUID], *, points: int, lifetime: int, now: datetime
+    ) -> dict[uuid.UUID, AccountState]:
+        """Add `points` (and `lifetime` to what each earned) to each of these members' accounts, in two
+        statements however many they are; the accounts after it, by member. The rows are locked first in
+        ascending member order, the order every path that locks several accounts takes, so a batch and a
+        transfer between two of its members cannot deadlock; the UPDATE alone would lock them in whatever
+        order it met them."""
+        if not member_ids:
+            return {}
+        ids = sorted(member_ids)
+        await self.session.execute(
+            select(_ACCOUNTS.c.member_id)
+            .where(_ACCOUNTS.c.member_id.in_(ids))
+            .order_by(_ACCOUNTS.c.member_id)
+            .with_for_update()
+        )
+        rows = await self.session.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.member_id.in_(ids))
+            .values(
+                balance=_ACCOUNTS.c.balance + points,
+                lifetime_earned=_ACCOUNTS.c.lifetime_earned + lifetime,
+                updated_at=now,
+            )
+            .returning(
+                _ACCOUNTS.c.member_id, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return {
+            member_id: AccountState(balance=balance, held=held, lifetime_earned=earned)
+            for member_id, balance, held, earned in rows.all()
+        }
+
     async def lock_with_member(self, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState] | None:
         """The member and their account, both rows locked until commit (PostgreSQL)."""
         row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id})
@@ -440,6 +475,11 @@ class LedgerRepository:
 
     async def insert_entry(self, entry: NewEntry) -> None:
         await _INSERT_ENTRY.execute(self.session, _entry_row(entry))
+
+    async def insert_entries(self, entries: Sequence[NewEntry]) -> None:
+        """Many entries in one statement (the driver's executemany)."""
+        if entries:
+            await self.session.execute(insert(_ENTRIES), [_entry_row(entry) for entry in entries])
 
     async def record_earn(self, earning: Earning, *, windows: Sequence[datetime]) -> PurchaseTotals | None:
         """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the
@@ -526,6 +566,11 @@ class LotRepository:
 
     async def insert_lot(self, lot: NewLot) -> None:
         await _INSERT_LOT.execute(self.session, _lot_row(lot))
+
+    async def insert_lots(self, lots: Sequence[NewLot]) -> None:
+        """Many lots in one statement (the driver's executemany)."""
+        if lots:
+            await self.session.execute(insert(_LOTS), [_lot_row(lot) for lot in lots])
 
     async def list_live_lots(
         self, member_id: uuid.UUID, *, order_ref_first: str | None = None

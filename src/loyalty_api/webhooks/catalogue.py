@@ -13,6 +13,7 @@ from typing import Any
 
 from loyalty_api.activities import events as activity_events
 from loyalty_api.benefits import events as benefit_events
+from loyalty_api.campaigns import events as campaign_events
 from loyalty_api.coupons import events as coupon_events
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.earning import events as earning_events
@@ -30,6 +31,7 @@ from loyalty_api.webhooks import events as webhook_events
 EVENT_MODULES = (
     activity_events,
     benefit_events,
+    campaign_events,
     coupon_events,
     earning_events,
     member_events,

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from loyalty_api.audit.service import purge_audit_events
 from loyalty_api.benefits.birthdays import issue_birthday_gifts
+from loyalty_api.campaigns.service import run_campaigns
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.members.jobs import assess_lifecycles
@@ -55,6 +56,7 @@ JOBS: tuple[Job, ...] = (
     Job("rfm-segments", timedelta(hours=6), compute_segments),
     Job("subscriptions", timedelta(minutes=1), run_subscriptions),
     Job("birthdays", timedelta(hours=1), issue_birthday_gifts),
+    Job("run-campaigns", timedelta(seconds=5), run_campaigns),
     Job("purge-idempotency", timedelta(hours=1), purge_expired),
     Job("purge-webhook-deliveries", timedelta(hours=1), purge_deliveries),
     Job("purge-events", timedelta(hours=1), purge_events),
