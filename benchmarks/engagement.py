@@ -5,8 +5,9 @@ analytics overview's latency over a year.
     .venv/bin/python benchmarks/engagement.py bench_1m
 
 Each job runs as `loyalty-api jobs NAME` in its own process: what it handled, its own time and the
-process's peak memory. The overview is driven by `wrk` with one connection, then four, for --seconds each,
-through `loyalty-api serve` with an admin key made for the run (revoked at the end).
+process's peak memory (--overview-only leaves the jobs out). The overview is driven by `wrk` with one
+connection, then four, for --seconds each, through `loyalty-api serve` with an admin key made for the run
+(revoked at the end). The database must be at the latest migration (`loyalty-api migrate`).
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ async def drive_overview(env: dict[str, str], key: str, seconds: float) -> None:
             )
 
 
-def measure(name: str, seconds: float) -> None:
+def measure(name: str, seconds: float, *, with_jobs: bool) -> None:
     state = json.loads((Path(tempfile.gettempdir()) / f"{name}.json").read_text())
     url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
     env = {**os.environ, "LOYALTY_DATABASE_URL": url, "LOYALTY_ENCRYPTION_KEY": state["encryption_key"]}
-    print(f"{name}: {asyncio.run(make_all_due(url))}; every member made due for the lifecycle job")
-    for job in ("member-lifecycle", "rfm-segments", "rfm-segments"):  # the second RFM run: nothing changed
-        print(run_job(env, job))
+    if with_jobs:
+        print(f"{name}: {asyncio.run(make_all_due(url))}; every member made due for the lifecycle job")
+        for job in ("member-lifecycle", "rfm-segments", "rfm-segments"):  # the second: nothing changed
+            print(run_job(env, job))
     key = cli(env, "keys", "create", "--name", "bench-analytics", "--scope", "admin").strip().splitlines()[-1]
     try:
         asyncio.run(drive_overview(env, key, seconds))
@@ -109,8 +111,9 @@ def main() -> None:
     )
     parser.add_argument("database", help="the kept database's name (run.py --keep NAME)")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--overview-only", action="store_true", help="leave the jobs out")
     args = parser.parse_args()
-    measure(args.database, args.seconds)
+    measure(args.database, args.seconds, with_jobs=not args.overview_only)
 
 
 if __name__ == "__main__":
