@@ -273,6 +273,7 @@ class TestGraphQLBeforeParsing:
 
 
 @pytest.mark.skipif(not is_postgres(), reason="holds a row lock from a second PostgreSQL connection")
+@pytest.mark.usefixtures("app")  # the session's app migrates the database these tests serve again
 class TestTimeLimit:
     async def test_a_request_stuck_past_the_limit_is_cut_off_and_its_key_is_free_again(
         self, settings: Settings
