@@ -167,3 +167,17 @@ def instant(written: str) -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+async def add_partner(app: FastAPI, client: httpx.AsyncClient, admin_key: str, code: str) -> str:
+    """A partner registered by the operator; a key bound to it."""
+    made = await client.post("/v1/partners", json={"code": code, "name": code}, headers=bearer(admin_key))
+    assert made.status_code == 201, made.text
+    return await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
+
+
+async def perks_of(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/members/{member_id}/partner-perks", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["items"]
+    return found

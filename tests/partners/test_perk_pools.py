@@ -5,7 +5,6 @@ granted and told like any other; the settlement counts pooled perks when they ar
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -14,20 +13,14 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
-from tests.builders import enrol, make_partner_key
-from tests.conftest import START, UNLIMITED, bearer
+from tests.builders import enrol
+from tests.conftest import START, bearer
 from tests.inspect_db import events, rows
-from tests.partners.helpers import VALIDATION, link, problem
+from tests.partners.helpers import VALIDATION, add_partner, link, perks_of, problem
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, subscribe_paid
 
 POOLED = {"partner": "delivery", "name": "一个月外卖会员", "source": "pool", "perk": "month-pass"}
-
-
-async def _partner(app: FastAPI, client: httpx.AsyncClient, admin_key: str, code: str) -> str:
-    made = await client.post("/v1/partners", json={"code": code, "name": code}, headers=bearer(admin_key))
-    assert made.status_code == 201, made.text
-    return await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
 
 
 async def upload(
@@ -45,18 +38,11 @@ async def pool(client: httpx.AsyncClient, key: str, perk: str = "month-pass") ->
     return found
 
 
-async def perks_of(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
-    response = await client.get(f"/v1/members/{member_id}/partner-perks", headers=bearer(key))
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()["items"]
-    return found
-
-
 @pytest.fixture
 async def delivery(app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> str:
     """The video card includes a month of the delivery app, from codes the delivery app uploads."""
     await set_program(client, admin_key)
-    key = await _partner(app, client, admin_key, "delivery")
+    key = await add_partner(app, client, admin_key, "delivery")
     plan = await add_plan(client, admin_key, "video-annual", partner_perks=[POOLED])
     assert plan["partner_perks"] == [POOLED]
     return key
@@ -175,7 +161,7 @@ class TestUpload:
     async def test_a_perk_no_plan_offers_from_the_partners_pool_is_404(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, delivery: str
     ) -> None:
-        gym = await _partner(app, client, admin_key, "gym")
+        gym = await add_partner(app, client, admin_key, "gym")
         for key, perk in ((delivery, "other-perk"), (gym, "month-pass")):
             refused = await upload(client, key, ["C-1"], perk=perk)
             assert problem(refused) == (404, "perk_pool_not_found")

@@ -4,9 +4,7 @@ and reaches no other partner's perks. The settlement counts them."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -14,34 +12,21 @@ from dateutil.relativedelta import relativedelta
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
-from tests.builders import enrol, make_partner_key
-from tests.conftest import START, UNLIMITED, bearer
+from tests.builders import enrol
+from tests.conftest import START, bearer
 from tests.inspect_db import events
-from tests.partners.helpers import link
+from tests.partners.helpers import add_partner, link, perks_of
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, pay, read, run_job, subscribe, subscribe_paid
 
 PERK = {"partner": "delivery", "name": "一个月外卖会员"}
 
 
-async def _partner(app: FastAPI, client: httpx.AsyncClient, admin_key: str, code: str) -> str:
-    made = await client.post("/v1/partners", json={"code": code, "name": code}, headers=bearer(admin_key))
-    assert made.status_code == 201, made.text
-    return await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
-
-
-async def _perks(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
-    response = await client.get(f"/v1/members/{member_id}/partner-perks", headers=bearer(key))
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()["items"]
-    return found
-
-
 @pytest.fixture
 async def delivery(app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> str:
     """The video platform's annual card includes a month of the delivery app's membership."""
     await set_program(client, admin_key)
-    key = await _partner(app, client, admin_key, "delivery")
+    key = await add_partner(app, client, admin_key, "delivery")
     plan = await add_plan(client, admin_key, "video-annual", price=19_800, partner_perks=[PERK])
     assert plan["partner_perks"] == [PERK | {"source": "ours", "perk": None}]  # we issue its codes
     return key
@@ -61,7 +46,7 @@ class TestJointPlanPerks:
         await link(client, pos_key, delivery, member, "delivery", "D-77")
         await subscribe_paid(client, ecommerce_key, member, "video-annual")
 
-        [perk] = await _perks(client, pos_key, member)
+        [perk] = await perks_of(client, pos_key, member)
         assert (perk["partner"], perk["name"], perk["plan"], perk["period"], perk["status"]) == (
             "delivery",
             "一个月外卖会员",
@@ -81,7 +66,7 @@ class TestJointPlanPerks:
         assert (redeemed.json()["status"], redeemed.json()["partner_customer_ref"]) == ("redeemed", "D-77")
         again = await client.post(f"/v1/partner/perks/{perk['code']}/redeem", headers=bearer(delivery))
         assert (again.status_code, again.json()["code"]) == (409, "perk_already_redeemed")
-        [after] = await _perks(client, pos_key, member)
+        [after] = await perks_of(client, pos_key, member)
         assert after["status"] == "redeemed"
 
     async def test_each_paid_period_gives_its_perk_once_and_a_trial_none(
@@ -102,7 +87,7 @@ class TestJointPlanPerks:
         await run_job(app)
         assert (await read(client, ecommerce_key, sub["id"]))["period"] == 2
         await run_job(app)  # the period reached again: nothing more
-        perks = await _perks(client, pos_key, member)
+        perks = await perks_of(client, pos_key, member)
         assert sorted(p["period"] for p in perks) == [1, 2]
         assert len({p["code"] for p in perks}) == 2
         assert len(await events(app, "partner.perk_granted")) == 2
@@ -110,7 +95,7 @@ class TestJointPlanPerks:
         await add_plan(client, admin_key, "video-trial", trial_days=7, partner_perks=[PERK])
         trying = str((await enrol(client, pos_key))["id"])
         await subscribe(client, ecommerce_key, trying, "video-trial")
-        assert await _perks(client, pos_key, trying) == []
+        assert await perks_of(client, pos_key, trying) == []
 
     async def test_another_partner_cannot_redeem_or_see_the_perk(
         self,
@@ -121,10 +106,10 @@ class TestJointPlanPerks:
         ecommerce_key: str,
         delivery: str,
     ) -> None:
-        other = await _partner(app, client, admin_key, "gym")
+        other = await add_partner(app, client, admin_key, "gym")
         member = str((await enrol(client, pos_key))["id"])
         await subscribe_paid(client, ecommerce_key, member, "video-annual")
-        [perk] = await _perks(client, pos_key, member)
+        [perk] = await perks_of(client, pos_key, member)
         for code in (perk["code"], "not-a-code", "2222-2222-2222-2222"):
             refused = await client.post(f"/v1/partner/perks/{code}/redeem", headers=bearer(other))
             assert (refused.status_code, refused.json()["code"]) == (404, "perk_not_found")
@@ -149,7 +134,7 @@ class TestJointPlanPerks:
         for _ in range(3):
             member = str((await enrol(client, pos_key))["id"])
             await subscribe_paid(client, ecommerce_key, member, "video-annual")
-            codes += [p["code"] for p in await _perks(client, pos_key, member)]
+            codes += [p["code"] for p in await perks_of(client, pos_key, member)]
         clock.set(START + timedelta(days=2))
         redeemed = await client.post(f"/v1/partner/perks/{codes[0]}/redeem", headers=bearer(delivery))
         assert redeemed.status_code == 200
