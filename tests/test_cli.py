@@ -78,6 +78,33 @@ class TestServeDemo:
         assert (tmp_path / "loyalty.db").exists()
         assert person.phone not in log.read_text(encoding="utf-8")
 
+    def test_serve_demo_again_after_its_database_was_deleted_prints_keys_that_work(
+        self, tmp_path: Path
+    ) -> None:
+        def pos_key(log: Path) -> str:
+            match = re.search(r"^\s+pos\s+(lk_\S+)$", log.read_text(encoding="utf-8"), re.MULTILINE)
+            assert match, log.read_text(encoding="utf-8")
+            return match.group(1)
+
+        def lookup(base: str, key: str) -> httpx.Response:
+            return httpx.get(
+                f"{base}/v1/members/lookup", params={"phone": demo_members()[0].phone}, headers=bearer(key)
+            )
+
+        with served_demo(tmp_path) as (base, log):
+            first = pos_key(log)
+            assert lookup(base, first).status_code == 200
+        with served_demo(tmp_path) as (base, log):  # restarted: the same keys
+            assert pos_key(log) == first
+            assert lookup(base, first).status_code == 200
+        (tmp_path / "loyalty.db").unlink()
+        with served_demo(tmp_path) as (base, log):
+            second = pos_key(log)
+            assert second != first
+            assert lookup(base, second).status_code == 200, log.read_text(encoding="utf-8")
+            assert lookup(base, first).status_code == 401
+            assert "not in this database" in log.read_text(encoding="utf-8")
+
     def test_serve_without_an_encryption_key_says_how_to_get_one(self, tmp_path: Path) -> None:
         result = subprocess.run(
             [*CLI, "serve", "--port", str(_free_port())],
@@ -150,16 +177,19 @@ class TestKeys:
         assert made.status_code == 201, made.text
         partner_id = made.json()["id"]
 
-        created = self._run(
-            cli_env, "keys", "create", "--name", "Bookshop", "--scope", "partner", "--partner", partner_id
+        # the operator names the partner by the code they gave it, or by its id
+        by_code, by_id = (
+            self._run(cli_env, "keys", "create", "--name", "Bookshop", "--scope", "partner", "--partner", ref)
+            for ref in ("bookshop", partner_id)
         )
-        assert created.returncode == 0, created.stderr
-        key = created.stdout.strip().splitlines()[-1]
-        assert key.startswith("lk_")
         listed = self._run(cli_env, "keys", "list")
-        prefix = key.split("_")[1]
-        [row] = [line.split("\t") for line in listed.stdout.splitlines() if line.startswith(prefix)]
-        assert row[1:4] == ["Bookshop", "partner", partner_id]
+        for created in (by_code, by_id):
+            assert created.returncode == 0, created.stderr
+            key = created.stdout.strip().splitlines()[-1]
+            assert key.startswith("lk_")
+            prefix = key.split("_")[1]
+            [row] = [line.split("\t") for line in listed.stdout.splitlines() if line.startswith(prefix)]
+            assert row[1:4] == ["Bookshop", "partner", partner_id]
 
         # it reads its own partner's statement, and nothing of ours
         period = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
@@ -178,10 +208,11 @@ class TestKeys:
         alone = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "partner")
         assert alone.returncode != 0
         assert "lk_" not in alone.stdout
-        not_a_uuid = self._run(
-            cli_env, "keys", "create", "--name", "x", "--scope", "partner", "--partner", "7"
+        unknown_code = self._run(
+            cli_env, "keys", "create", "--name", "x", "--scope", "partner", "--partner", "nobody"
         )
-        assert not_a_uuid.returncode == 2
+        assert unknown_code.returncode != 0
+        assert "partner" in unknown_code.stderr.lower()
         assert self._run(cli_env, "keys", "list").stdout.count("\tx\t") == 0
 
     def test_unknown_scope_is_refused(self, cli_env: dict[str, str]) -> None:

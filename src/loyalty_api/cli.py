@@ -103,14 +103,19 @@ def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
 
 
 async def _seed(settings: Settings, state: dict[str, object]) -> dict[str, str]:
-    from loyalty_api.demo.seed import create_demo_keys, seed_programme
+    from loyalty_api.demo.seed import create_demo_keys, demo_keys_in_force, seed_programme
 
     async with _units(settings) as units:
         await seed_programme(units)
-        keys = state.get("api_keys")
-        if not isinstance(keys, dict):
-            keys = await create_demo_keys(units)
-    return {str(k): str(v) for k, v in keys.items()}
+        remembered = state.get("api_keys")
+        if isinstance(remembered, dict) and await demo_keys_in_force(units, remembered):
+            return {str(k): str(v) for k, v in remembered.items()}
+        if remembered is not None:
+            print(
+                f"demo: the keys in {DEMO_STATE_FILE} are not in this database: made new ones",
+                file=sys.stderr,
+            )
+        return await create_demo_keys(units)
 
 
 def _seed_demo(settings: Settings, state: dict[str, object]) -> dict[str, str]:
@@ -181,6 +186,14 @@ def _export_to_processes(settings: Settings) -> None:
     os.environ["LOYALTY_ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
     os.environ["LOYALTY_GRAPHQL_INTROSPECTION"] = str(settings.graphql_introspection).lower()
     os.environ["LOYALTY_GRAPHQL_IDE"] = str(settings.graphql_ide).lower()
+
+
+def _partner(value: str) -> uuid.UUID | str:
+    """A partner's id when the value reads as one, else its code."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return value
 
 
 def _process_count(value: str) -> int:
@@ -597,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key; prints it alone on the last line")
     create.add_argument("--name", type=_name, required=True)
     create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
-    create.add_argument("--partner", type=uuid.UUID, help="the partner a `partner` key acts for")
+    create.add_argument(
+        "--partner", type=_partner, help="the partner a `partner` key acts for: its code, or its id"
+    )
     create.add_argument(
         "--rate", help="this key's own rate limit, e.g. \"500/second\" (default: its scopes' setting)"
     )

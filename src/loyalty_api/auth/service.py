@@ -234,6 +234,20 @@ class _RememberedKey:
     last_used_at: datetime | None
 
 
+async def in_force(uow: UnitOfWork, token: str) -> bool:
+    """Whether `token` is a key of this database that would be let in now (not revoked, not expired): the
+    demo's remembered keys are checked so, since its database may have been deleted and made again."""
+    parts = keys.parse(token)
+    row = None if parts is None else await ApiKeyRepository(uow.session).get_by_prefix(parts.prefix)
+    return (
+        parts is not None
+        and row is not None
+        and row.revoked_at is None
+        and not _expired(row.expires_at, uow.clock.now())
+        and keys.secret_matches(parts.secret, row.secret_hash)
+    )
+
+
 def _cache_key(prefix: str) -> str:
     return f"{_CACHE_PREFIX}{prefix}"
 

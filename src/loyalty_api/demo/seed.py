@@ -209,3 +209,15 @@ async def create_demo_keys(units: UnitsOfWork) -> dict[str, str]:
             key = await auth_service.create_key(uow, name=f"demo {scope}", scopes=[scope])
             issued[str(scope)] = key.token
     return issued
+
+
+async def demo_keys_in_force(units: UnitsOfWork, issued: dict[str, object]) -> bool:
+    """Whether every demo key remembered from an earlier start still opens this database: one for each
+    scope, none revoked or expired, none from a database deleted since."""
+    if set(issued) != {str(scope) for scope in DEMO_KEY_SCOPES}:
+        return False
+    async with units.read() as uow:
+        for token in issued.values():
+            if not isinstance(token, str) or not await auth_service.in_force(uow, token):
+                return False
+    return True

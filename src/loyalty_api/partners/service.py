@@ -212,7 +212,7 @@ def _duplicate_code() -> Iterator[None]:
 
 async def create_partner_key(
     uow: UnitOfWork,
-    partner_id: uuid.UUID,
+    partner: uuid.UUID | str,
     *,
     name: str,
     scopes: Sequence[Scope] = (Scope.partner,),
@@ -220,14 +220,17 @@ async def create_partner_key(
     lifetime: timedelta | None = None,
     allowed_networks: Sequence[str] | None = None,
 ) -> IssuedKey:
-    """An API key bound to the partner, for its own systems; PartnerNotFound when there is no such partner."""
-    if await PartnerRepository(uow.session).get(partner_id) is None:
+    """An API key bound to the partner (its id, or the code the operator gave it), for its own systems;
+    PartnerNotFound when there is no such partner."""
+    repo = PartnerRepository(uow.session)
+    found = await (repo.get(partner) if isinstance(partner, uuid.UUID) else repo.get_by_code(partner))
+    if found is None:
         raise PartnerNotFound()
     return await create_key(
         uow,
         name=name,
         scopes=scopes,
-        partner_id=partner_id,
+        partner_id=found.id,
         rate_limit=rate_limit,
         lifetime=lifetime,
         allowed_networks=allowed_networks,
