@@ -14,6 +14,10 @@ flattens every ratio. Each of earn, quote and lookup runs beside its raw-asyncpg
 PostgreSQL comes from LOYALTY_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres);
 a database of its own is created there and dropped afterwards, unless `--keep NAME` keeps it for later runs
 (seed 10,000,000 members once with `--keep big --seed-only`, then measure with `--keep big`).
+
+`--pgbouncer` (PostgreSQL) also serves ours through a PgBouncer in transaction pooling mode, which it starts
+itself (Debian's `pgbouncer`), and drives each scenario against that server too, in the same rounds: what the
+pooler costs a request.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -207,6 +212,45 @@ async def server(command: list[str], env: dict[str, str], port: int, ready_path:
         process.wait(timeout=30)
 
 
+def _pgbouncer_config(server_url: str, port: int) -> Path:
+    """A PgBouncer configuration in a folder of its own, owned by `postgres` when we are root (PgBouncer
+    will not run as root): transaction pooling in front of the server of `server_url`, as .ci/run's."""
+    target = make_url(server_url)
+    folder = Path(tempfile.mkdtemp(prefix="loyalty-bench-pgbouncer-"))
+    config = folder / "pgbouncer.ini"
+    config.write_text(
+        f"[databases]\n* = host={target.host} port={target.port or 5432}\n\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\n"
+        f"auth_file = {folder}/userlist.txt\npool_mode = transaction\nmax_client_conn = 1000\n"
+        f"default_pool_size = 24\nlogfile = {folder}/pgbouncer.log\npidfile = {folder}/pgbouncer.pid\n"
+    )
+    (folder / "userlist.txt").write_text(f'"{target.username}" ""\n')
+    if os.getuid() == 0:
+        for path in (folder, *folder.iterdir()):
+            shutil.chown(path, "postgres")
+    return config
+
+
+@asynccontextmanager
+async def pgbouncer(server_url: str):  # type: ignore[no-untyped-def]
+    """A PgBouncer in transaction pooling mode in front of the PostgreSQL server of `server_url`; yields its
+    port."""
+    port = free_port()
+    config = _pgbouncer_config(server_url, port)
+    command = ["pgbouncer", *(["-u", "postgres"] if os.getuid() == 0 else []), str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 # The checkout quote's cart: ten items, two of them shoes (a coupon is 5 % off shoes), and shipping.
 QUOTE_ITEMS = [
     ("SHOE-1", "shoes", 1, 39_900),
@@ -379,14 +423,26 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                 "warning",
             ]
             baseline_env = {**env, "BASELINE_DSN": url.replace("postgresql+asyncpg", "postgresql")}
+            pooled_port = free_port()
             async with (
-                server(baseline_cmd, baseline_env, base_port, "/docs")
-                if database == "postgres"
-                else _nothing()
-            ) as baseline:
+                (
+                    server(baseline_cmd, baseline_env, base_port, "/docs")
+                    if database == "postgres"
+                    else _nothing()
+                ) as baseline,
+                _pooled(args, url, env, pooled_port) as pooled,
+            ):
                 if args.driver == "wrk":
                     peak_rss = await _rounds_with_wrk(
-                        args, tmp, key, members, shoppers, (ours, port), (baseline, base_port), results
+                        args,
+                        tmp,
+                        key,
+                        members,
+                        shoppers,
+                        (ours, port),
+                        (baseline, base_port),
+                        (pooled, pooled_port),
+                        results,
                     )
                 else:
                     peak_rss = await _rounds_with_aiohttp(
@@ -401,6 +457,27 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                 async with admin_engine.connect() as connection:
                     await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             await admin_engine.dispose()
+
+
+@asynccontextmanager
+async def _pooled(args: argparse.Namespace, url: str, env: dict[str, str], port: int):  # type: ignore[no-untyped-def]
+    """With --pgbouncer on PostgreSQL, ours again, through a PgBouncer (LISTEN straight to the database, as
+    docs/scaling.md says); else nothing."""
+    if not args.pgbouncer or not url.startswith("postgresql"):
+        yield None
+        return
+    async with pgbouncer(url) as bouncer_port:
+        env = {
+            **env,
+            "LOYALTY_DATABASE_URL": make_url(url)
+            .set(port=bouncer_port)
+            .render_as_string(hide_password=False),
+            "LOYALTY_DATABASE_POOLER": "pgbouncer",
+            "LOYALTY_LISTEN_DATABASE_URL": url,
+        }
+        command = [sys.executable, "-m", "loyalty_api.cli", "serve", "--port", str(port)]
+        async with server(command, env, port, "/healthz") as process:
+            yield process
 
 
 async def _analyze(engine: Any) -> None:
@@ -453,6 +530,7 @@ async def _rounds_with_wrk(
     shoppers: list[tuple[str, list[str]]],
     ours: Served,
     baseline: Served,
+    pooled: Served,
     results: dict[str, list[Result | Measured]],
 ) -> float:
     script = tmp / "targets.lua"
@@ -474,6 +552,8 @@ async def _rounds_with_wrk(
             runs = [(label, ours, ours_file, key)]
             if base_file is not None and baseline[0] is not None:
                 runs.append((f"baseline {label}", baseline, base_file, ""))
+            if pooled[0] is not None:
+                runs.append((f"{label} pgbouncer", pooled, ours_file, key))
             if round_no % 2:
                 runs.reverse()
             for run_label, (process, port), requests, run_key in runs:
@@ -553,6 +633,17 @@ def report(results: dict[str, list[Result | Measured]], peak_rss: float) -> None
         print(
             f"{label} / {base_label}: {ratio:.2f} (median of medians); per round: "
             + ", ".join(f"{r:.2f}" for r in ratios)
+        )
+    for label in ("earn", "redeem", "lookup", "quote"):
+        pooled = results.get(f"{label} pgbouncer")
+        if pooled is None:
+            continue
+        rps = statistics.median(r.rps for r in pooled) / statistics.median(r.rps for r in results[label])
+        cpu = statistics.median(r.cpu_ms_per_request for r in pooled) / statistics.median(
+            r.cpu_ms_per_request for r in results[label]
+        )
+        print(
+            f"{label} through PgBouncer / {label}: {rps:.2f} of the req/s, {cpu:.2f}× the API's CPU a request"
         )
     print(f"peak RSS of the API process under load: {peak_rss:.0f} MiB")
 
@@ -655,6 +746,12 @@ def main() -> None:
         "$TMPDIR/NAME.json); later runs with the same NAME reuse it",
     )
     parser.add_argument("--seed-only", action="store_true", help="seed (with --keep) and stop")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="PostgreSQL: also serve ours through a PgBouncer in transaction pooling mode (started here) and "
+        "drive each scenario against it in the same rounds",
+    )
     parser.add_argument(
         "--jobs", action="store_true", help="afterwards, time each scheduled job once, with its peak memory"
     )
