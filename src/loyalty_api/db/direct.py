@@ -34,7 +34,10 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import Executable, ReturnsRows
+
+from loyalty_api.db.engine import READ_ONLY, WriteInReadOnlyUnit
 
 Processor = Callable[[Any], Any]
 _CONNECTION = "loyalty_api.db.direct.connection"  # the key of the remembered connection in session.info
@@ -166,6 +169,7 @@ class DirectStatement(Generic[S]):
             raise TypeError("a direct statement must be executable")
         self.statement: S = statement
         self._executable: Executable = statement  # the same statement, typed for session.execute
+        self._writes = isinstance(statement, UpdateBase)  # an INSERT, UPDATE or DELETE
         self._compiled: dict[Dialect, _Compiled] = {}
 
     def _compiled_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
@@ -190,6 +194,8 @@ class DirectStatement(Generic[S]):
         await self.fetch_all(session, params)
 
     async def fetch_all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
+        if self._writes and session.info.get(READ_ONLY):
+            raise WriteInReadOnlyUnit("a read-only unit of work ran a direct write")
         found = _remembered(session)  # only ever on PostgreSQL
         if found is None:
             dialect = session.get_bind().dialect

@@ -7,10 +7,22 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from loyalty_api.settings import Pooler, Settings
 
-READ_ONLY = "loyalty_read_only"
+READ_ONLY = "loyalty_read_only"  # in a read-only session's info and its connection's execution options
+
+
+class WriteInReadOnlyUnit(RuntimeError):
+    """A read-only unit of work tried to write. On PostgreSQL each of its statements commits on its own (no
+    transaction is begun, see Database), so the write would stay: it is refused before it is sent."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush_when_read_only(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise WriteInReadOnlyUnit("a read-only unit of work flushed changes")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -95,8 +107,19 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._writer = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        reading: dict[str, Any] = {READ_ONLY: True}
+        if self.dialect == "postgresql":
+            # A read-only unit of work sends no BEGIN and no ROLLBACK: each statement is its own transaction.
+            # Under READ COMMITTED each statement of a transaction reads a snapshot of its own anyway, so this
+            # reads what a transaction would, with two round trips fewer (a lookup made three). A unit that
+            # needs one snapshot throughout asks its connection for REPEATABLE READ before its first
+            # statement. Its writes would commit at once, so they are refused (WriteInReadOnlyUnit).
+            reading["isolation_level"] = "AUTOCOMMIT"
         self._reader = async_sessionmaker(
-            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+            engine.execution_options(**reading),
+            expire_on_commit=False,
+            autoflush=False,
+            info={READ_ONLY: True},
         )
 
     def session(self, *, read_only: bool = False) -> AsyncSession:

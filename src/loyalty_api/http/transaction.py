@@ -112,7 +112,8 @@ class UnitOfWorkRoute(APIRoute):
             self.openapi_extra = extra
 
     def read_only(self) -> bool:
-        """Whether the route's unit of work is read-only (rolled back, no writer turn on SQLite)."""
+        """Whether the route's unit of work is read-only (no transaction on PostgreSQL, no writer turn on
+        SQLite, no write)."""
         return (self.methods or set()) <= {"GET", "HEAD"}
 
     def for_reports(self) -> bool:
@@ -235,9 +236,9 @@ def check_body(request: Request) -> None:
 class QueryRoute(UnitOfWorkRoute):
     """A POST that only reads, such as the checkout quote (its input is too large for a query string).
 
-    Its unit of work is read-only whatever the method: it is rolled back, never commits, and on SQLite does
-    not wait for the writer turn. It ignores Idempotency-Key: asking twice is harmless, and recording the
-    answer would be a write."""
+    Its unit of work is read-only whatever the method: it writes nothing (db/engine.py refuses a write), on
+    PostgreSQL begins no transaction, and on SQLite does not wait for the writer turn. It ignores
+    Idempotency-Key: asking twice is harmless, and recording the answer would be a write."""
 
     def read_only(self) -> bool:
         return True

@@ -1,0 +1,90 @@
+"""Read-only units of work (lookups, the checkout quote, every GET): on PostgreSQL they begin no transaction,
+so each statement commits on its own; a write in one is refused before it is sent, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select, text
+
+from loyalty_api.db.engine import WriteInReadOnlyUnit
+from loyalty_api.db.ids import new_id
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.outbox.models import OutboxEvent
+from loyalty_api.outbox.repository import INSERT_EVENT
+from tests.databases import is_postgres
+
+_TYPE = "test.read_only"
+
+
+def _event_row() -> dict[str, object]:
+    return {
+        "id": new_id(),
+        "type": _TYPE,
+        "occurred_at": None,
+        "aggregate_type": "member",
+        "aggregate_id": "m-ro",
+        "member_id": uuid.uuid4(),
+        "partner_id": None,
+        "payload": {"points": 1},
+        "dispatched_at": None,
+    }
+
+
+async def _stored(units: UnitsOfWork) -> int:
+    async with units.read() as uow:
+        found = await uow.session.execute(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == _TYPE)
+        )
+        return int(found.scalar_one())
+
+
+async def test_a_direct_write_in_a_read_only_unit_is_refused_and_nothing_is_stored(
+    units: UnitsOfWork,
+) -> None:
+    async with units.read() as uow:
+        await uow.session.execute(select(1))  # the unit has read something first
+        with pytest.raises(WriteInReadOnlyUnit):
+            await INSERT_EVENT.execute(uow.session, _event_row() | {"occurred_at": units.clock.now()})
+    assert await _stored(units) == 0
+
+
+async def test_orm_changes_in_a_read_only_unit_are_refused_at_flush_and_nothing_is_stored(
+    units: UnitsOfWork,
+) -> None:
+    async with units.read() as uow:
+        uow.session.add(OutboxEvent(**(_event_row() | {"occurred_at": units.clock.now()})))
+        with pytest.raises(WriteInReadOnlyUnit):
+            await uow.session.flush()
+    assert await _stored(units) == 0
+
+
+async def test_the_same_writes_in_a_writing_unit_are_stored(units: UnitsOfWork) -> None:
+    async with units.begin() as uow:
+        await INSERT_EVENT.execute(uow.session, _event_row() | {"occurred_at": units.clock.now()})
+        uow.session.add(OutboxEvent(**(_event_row() | {"occurred_at": units.clock.now()})))
+        await uow.session.flush()
+    assert await _stored(units) == 2
+    async with units.begin() as uow:
+        await uow.session.execute(OutboxEvent.__table__.delete().where(OutboxEvent.type == _TYPE))
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite has no server sessions to look at")
+async def test_an_open_read_only_unit_holds_no_transaction_on_the_server(units: UnitsOfWork) -> None:
+    """Between its statements a read-only unit's server session is `idle`, not `idle in transaction`: it
+    holds no snapshot back from vacuum and, behind PgBouncer, no server connection."""
+    async with units.read() as reading:
+        pid = (await reading.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with units.read() as looking:
+            state = await looking.session.execute(
+                text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+            assert state.scalar_one() == "idle"
+    async with units.begin() as writing:
+        pid = (await writing.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with units.read() as looking:
+            state = await looking.session.execute(
+                text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+            assert state.scalar_one() == "idle in transaction"  # a writing unit does hold one
