@@ -169,7 +169,7 @@ class DirectStatement(Generic[S]):
             raise TypeError("a direct statement must be executable")
         self.statement: S = statement
         self._executable: Executable = statement  # the same statement, typed for session.execute
-        self._writes = isinstance(statement, UpdateBase)  # an INSERT, UPDATE or DELETE
+        self._writes: bool = isinstance(statement, UpdateBase)  # an INSERT, UPDATE or DELETE
         self._compiled: dict[Dialect, _Compiled] = {}
 
     def _compiled_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
