@@ -80,7 +80,8 @@ async def test_an_open_read_only_unit_holds_no_transaction_on_the_server(units: 
             state = await looking.session.execute(
                 text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
             )
-            assert state.scalar_one() == "idle"
+            # `idle` (or, behind PgBouncer, `active` when this very query got that server connection)
+            assert state.scalar_one() != "idle in transaction"
     async with units.begin() as writing:
         pid = (await writing.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         async with units.read() as looking:
