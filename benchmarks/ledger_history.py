@@ -33,7 +33,7 @@ WITH chunk AS (
     JOIN LATERAL (
         SELECT created_at FROM ledger_entries e WHERE e.member_id = m.id ORDER BY e.id LIMIT 1
     ) first ON true
-    WHERE m.id > CAST(:after AS uuid)
+    WHERE m.id > CAST(:after AS uuid) AND m.id <= CAST(:until AS uuid)
     ORDER BY m.id
     LIMIT :chunk
 ), entries AS (
@@ -64,7 +64,7 @@ SELECT max(id::text) FROM chunk
 """
 
 
-async def grow(url: str, per_member: int, after: str) -> None:
+async def grow(url: str, per_member: int, after: str, until: str) -> None:
     assert per_member % 2 == 0, "earns and redemptions in pairs: balances stay as they were"
     engine = create_async_engine(url)
     started = time.monotonic()
@@ -73,7 +73,8 @@ async def grow(url: str, per_member: int, after: str) -> None:
         async with engine.begin() as connection:
             last = (
                 await connection.execute(
-                    text(_GROW), {"after": after, "chunk": MEMBERS_PER_CHUNK, "per": per_member}
+                    text(_GROW),
+                    {"after": after, "until": until, "chunk": MEMBERS_PER_CHUNK, "per": per_member},
                 )
             ).scalar_one()
         if last is None:
@@ -101,9 +102,14 @@ def main() -> None:
     parser.add_argument("database", help="the kept database's name (run.py --keep NAME)")
     parser.add_argument("--per-member", type=int, default=10)
     parser.add_argument("--after", default="00000000-0000-0000-0000-000000000000", help="continue after id")
+    parser.add_argument(
+        "--until",
+        default="ffffffff-ffff-ffff-ffff-ffffffffffff",
+        help="stop after id: two runs over disjoint halves (--until M, --after M) keep both cores busy",
+    )
     parser.add_argument("--server", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
     args = parser.parse_args()
-    asyncio.run(grow(f"{args.server}/{args.database}", args.per_member, args.after))
+    asyncio.run(grow(f"{args.server}/{args.database}", args.per_member, args.after, args.until))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""Instructions per request: what the API's own process executes for one earn, lookup or quote, counted by
+valgrind's callgrind. Unlike CPU time on this shared two-core machine (±15 % run to run), the count is the
+same from run to run whatever else the machine is doing, so two source trees compare to within a fraction
+of a per cent in one pair of runs.
+
+    .venv/bin/python benchmarks/run.py --database postgres --keep small --members 20000 --seed-only
+    git archive HEAD~1 | tar -x -C /tmp/before      # a source tree from before a change
+    .venv/bin/python benchmarks/instructions.py small --scenario lookup --before /tmp/before
+
+The app runs in-process, driven over httpx's ASGI transport (no uvicorn: its share is the same for both
+trees), on a database kept by `run.py --keep NAME`, with log level INFO. Each tree is counted twice, after
+20 warm-up requests, with `--requests` more requests in the second run than in the first: the difference
+over `--requests` is the count per request, start-up and imports cancelling out. Needs valgrind (Debian:
+`apt-get install valgrind`); a run takes a few minutes, the interpreter running some fifty times slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARM_UP = 20
+SCENARIOS = ("earn", "lookup", "quote")
+
+
+def _kept(name: str) -> dict[str, object]:
+    state_file = Path(tempfile.gettempdir()) / f"{name}.json"
+    if not state_file.exists():
+        sys.exit(
+            f"no kept database {name}: seed it with `run.py --database postgres --keep {name} --seed-only`"
+        )
+    state: dict[str, object] = json.loads(state_file.read_text())
+    return state
+
+
+async def drive(name: str, scenario: str, requests: int) -> None:
+    """In the process callgrind counts: the app, WARM_UP requests, then `requests` more."""
+    import httpx
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.run import PG_SERVER, quote_body
+
+    from loyalty_api.app import create_app
+    from loyalty_api.settings import Settings
+
+    state = _kept(name)
+    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+    settings = Settings(database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO")
+    app = create_app(settings, with_worker=False)
+    headers = {"Authorization": f"Bearer {state['key']}"}
+    members = [tuple(pair) for pair in state["sample"]]  # type: ignore[attr-defined]
+    shoppers = [(member, codes) for member, codes in state["shoppers"]]  # type: ignore[attr-defined]
+    rng = random.Random(1)
+    run = uuid.uuid4().hex[:8]
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
+    ):
+        for n in range(WARM_UP + requests):
+            if scenario == "earn":
+                member_id, _ = rng.choice(members)
+                body = {
+                    "order_ref": f"I-{run}-{n}",
+                    "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"},
+                }
+                reply = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
+            elif scenario == "lookup":
+                _, number = rng.choice(members)
+                reply = await client.get(
+                    "/v1/members/lookup", params={"member_number": number}, headers=headers
+                )
+            else:
+                member_id, codes = rng.choice(shoppers)
+                reply = await client.post(
+                    "/v1/checkout/quote", json=quote_body(member_id, codes), headers=headers
+                )
+            assert reply.status_code == 200, reply.text
+
+
+def _count(source: Path, name: str, scenario: str, requests: int) -> int:
+    """The instructions callgrind counted in a driving process serving from `source`."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={folder}/callgrind.out",
+            sys.executable,
+            "-m",  # not the file: its folder first on the path would shadow the graphql package
+            "benchmarks.instructions",
+            name,
+            "--scenario",
+            scenario,
+            "--drive",
+            str(requests),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(source)}
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        sys.exit(f"the counted run failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return int(found.group(1))
+
+
+def per_request(source: Path, name: str, scenario: str, requests: int) -> float:
+    return (_count(source, name, scenario, requests) - _count(source, name, scenario, 0)) / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("database", help="the kept database's name (run.py --keep NAME)")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="earn")
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument(
+        "--before", type=Path, help="another source tree (its src/ is served) to compare with"
+    )
+    parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)  # the counted process itself
+    args = parser.parse_args()
+    if args.drive is not None:
+        asyncio.run(drive(args.database, args.scenario, args.drive))
+        return
+    _kept(args.database)
+    this = per_request(ROOT / "src", args.database, args.scenario, args.requests)
+    print(f"{args.scenario}: {this:,.0f} instructions a request ({args.requests} requests, this tree)")
+    if args.before is not None:
+        before = per_request(args.before / "src", args.database, args.scenario, args.requests)
+        print(f"{args.scenario}: {before:,.0f} instructions a request ({args.before})")
+        print(f"this tree ÷ before: {this / before:.3f}")
+
+
+if __name__ == "__main__":
+    main()
