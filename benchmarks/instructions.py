@@ -7,11 +7,21 @@ of a per cent in one pair of runs.
     git archive HEAD~1 | tar -x -C /tmp/before      # a source tree from before a change
     .venv/bin/python benchmarks/instructions.py small --scenario lookup --before /tmp/before
 
+    # the raw-asyncpg baseline (baseline_app.py) on the same requests, and the request pipeline alone
+    .venv/bin/python benchmarks/instructions.py small --scenario earn --baseline
+    .venv/bin/python benchmarks/instructions.py small --scenario floor
+
 The app runs in-process, driven over httpx's ASGI transport (no uvicorn: its share is the same for both
-trees), on a database kept by `run.py --keep NAME`, with log level INFO. Each tree is counted twice, after
-20 warm-up requests, with `--requests` more requests in the second run than in the first: the difference
-over `--requests` is the count per request, start-up and imports cancelling out. Needs valgrind (Debian:
-`apt-get install valgrind`); a run takes a few minutes, the interpreter running some fifty times slower.
+trees), on a database kept by `run.py --keep NAME`, with log level INFO. `--baseline` counts
+`baseline_app.py` as well, on the same requests, for the ratio of the two without the noise of CPU time.
+The `floor` scenario is an earn's request through our whole pipeline (edge, key, rate limit, unit of work,
+strict body validation, response model, access log) to an endpoint that does no database work: what a
+request costs before the domain does anything.
+
+Each tree is counted twice, after 20 warm-up requests, with `--requests` more requests in the second run
+than in the first: the difference over `--requests` is the count per request, start-up and imports
+cancelling out. Needs valgrind (Debian: `apt-get install valgrind`); a run takes a few minutes, the
+interpreter running some fifty times slower.
 """
 
 from __future__ import annotations
@@ -27,10 +37,11 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 20
-SCENARIOS = ("earn", "lookup", "quote")
+SCENARIOS = ("earn", "lookup", "quote", "floor")
 
 
 def _kept(name: str) -> dict[str, object]:
@@ -43,21 +54,71 @@ def _kept(name: str) -> dict[str, object]:
     return state
 
 
-async def drive(name: str, scenario: str, requests: int) -> None:
+def _with_floor(app: Any) -> None:
+    """An earn's route that does no database work, matched first (as the earn's route is, in the first
+    router): edge, key, unit of work, the body validated strictly and by FastAPI, the response model."""
+    from fastapi import APIRouter
+    from pydantic import BaseModel
+
+    from loyalty_api.http.dependencies import UoW
+    from loyalty_api.http.transaction import UnitOfWorkRoute
+    from loyalty_api.points.router import Till
+    from loyalty_api.points.schemas import EarnRequest
+
+    class Floor(BaseModel):
+        member_id: uuid.UUID
+        order_ref: str
+
+    router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
+
+    async def floor(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) -> Floor:
+        return Floor(member_id=member_id, order_ref=body.order_ref)
+
+    # This module's annotations are strings, which FastAPI would look up among its globals.
+    floor.__annotations__ = {
+        "member_id": uuid.UUID,
+        "body": EarnRequest,
+        "uow": UoW,
+        "caller": Till,
+        "return": Floor,
+    }
+    router.post("/floor/{member_id}")(floor)
+    app.include_router(router)
+    app.router.routes.insert(0, app.router.routes.pop())
+
+
+def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """The app to drive, the headers of its requests and its paths."""
+    from benchmarks.run import PG_SERVER
+
+    state = _kept(name)
+    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+    if baseline:
+        os.environ["BASELINE_DSN"] = url.replace("+asyncpg", "")
+        from benchmarks.baseline_app import app as baseline_app
+
+        return baseline_app, {}, {"earn": "/earn/{}", "lookup": "/lookup", "quote": "/quote"}
+    from loyalty_api.app import create_app
+    from loyalty_api.settings import Settings
+
+    settings = Settings(database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO")
+    app = create_app(settings, with_worker=False)
+    paths = {"earn": "/v1/members/{}/earn", "lookup": "/v1/members/lookup", "quote": "/v1/checkout/quote"}
+    if scenario == "floor":
+        _with_floor(app)
+        paths["floor"] = "/v1/floor/{}"
+    return app, {"Authorization": f"Bearer {state['key']}"}, paths
+
+
+async def drive(name: str, scenario: str, requests: int, *, baseline: bool) -> None:
     """In the process callgrind counts: the app, WARM_UP requests, then `requests` more."""
     import httpx
 
     sys.path.insert(0, str(ROOT))
-    from benchmarks.run import PG_SERVER, quote_body
-
-    from loyalty_api.app import create_app
-    from loyalty_api.settings import Settings
+    from benchmarks.run import quote_body
 
     state = _kept(name)
-    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO")
-    app = create_app(settings, with_worker=False)
-    headers = {"Authorization": f"Bearer {state['key']}"}
+    app, headers, paths = _app(name, scenario, baseline)
     members = [tuple(pair) for pair in state["sample"]]  # type: ignore[attr-defined]
     shoppers = [(member, codes) for member, codes in state["shoppers"]]  # type: ignore[attr-defined]
     rng = random.Random(1)
@@ -67,27 +128,23 @@ async def drive(name: str, scenario: str, requests: int) -> None:
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
     ):
         for n in range(WARM_UP + requests):
-            if scenario == "earn":
+            if scenario in ("earn", "floor"):
                 member_id, _ = rng.choice(members)
                 body = {
                     "order_ref": f"I-{run}-{n}",
                     "amount": {"amount": rng.randrange(100, 100_000), "currency": "CNY"},
                 }
-                reply = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
+                reply = await client.post(paths[scenario].format(member_id), json=body, headers=headers)
             elif scenario == "lookup":
                 _, number = rng.choice(members)
-                reply = await client.get(
-                    "/v1/members/lookup", params={"member_number": number}, headers=headers
-                )
+                reply = await client.get(paths["lookup"], params={"member_number": number}, headers=headers)
             else:
                 member_id, codes = rng.choice(shoppers)
-                reply = await client.post(
-                    "/v1/checkout/quote", json=quote_body(member_id, codes), headers=headers
-                )
+                reply = await client.post(paths["quote"], json=quote_body(member_id, codes), headers=headers)
             assert reply.status_code == 200, reply.text
 
 
-def _count(source: Path, name: str, scenario: str, requests: int) -> int:
+def _count(source: Path, name: str, scenario: str, requests: int, *, baseline: bool = False) -> int:
     """The instructions callgrind counted in a driving process serving from `source`."""
     with tempfile.TemporaryDirectory() as folder:
         command = [
@@ -102,6 +159,7 @@ def _count(source: Path, name: str, scenario: str, requests: int) -> int:
             scenario,
             "--drive",
             str(requests),
+            *(["--baseline"] if baseline else []),
         ]
         env = {**os.environ, "PYTHONPATH": str(source)}
         done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -111,8 +169,9 @@ def _count(source: Path, name: str, scenario: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def per_request(source: Path, name: str, scenario: str, requests: int) -> float:
-    return (_count(source, name, scenario, requests) - _count(source, name, scenario, 0)) / requests
+def per_request(source: Path, name: str, scenario: str, requests: int, *, baseline: bool = False) -> float:
+    counts = [_count(source, name, scenario, n, baseline=baseline) for n in (requests, 0)]
+    return (counts[0] - counts[1]) / requests
 
 
 def main() -> None:
@@ -125,10 +184,15 @@ def main() -> None:
     parser.add_argument(
         "--before", type=Path, help="another source tree (its src/ is served) to compare with"
     )
+    parser.add_argument(
+        "--baseline", action="store_true", help="count baseline_app.py too (earn, lookup, quote)"
+    )
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)  # the counted process itself
     args = parser.parse_args()
+    if args.baseline and args.scenario == "floor":
+        parser.error("the baseline has no floor")
     if args.drive is not None:
-        asyncio.run(drive(args.database, args.scenario, args.drive))
+        asyncio.run(drive(args.database, args.scenario, args.drive, baseline=args.baseline))
         return
     _kept(args.database)
     this = per_request(ROOT / "src", args.database, args.scenario, args.requests)
@@ -137,6 +201,10 @@ def main() -> None:
         before = per_request(args.before / "src", args.database, args.scenario, args.requests)
         print(f"{args.scenario}: {before:,.0f} instructions a request ({args.before})")
         print(f"this tree ÷ before: {this / before:.3f}")
+    if args.baseline:
+        baseline = per_request(ROOT / "src", args.database, args.scenario, args.requests, baseline=True)
+        print(f"{args.scenario}: {baseline:,.0f} instructions a request (baseline_app.py)")
+        print(f"baseline ÷ this tree: {baseline / this:.3f}")
 
 
 if __name__ == "__main__":
