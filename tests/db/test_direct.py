@@ -88,6 +88,41 @@ class TestTransaction:
         assert len(await _stored_ids(units)) == 6
         assert len(through_sqlalchemy) == (2 if is_postgres() else 6)
 
+    async def test_a_read_only_unit_runs_even_its_first_direct_statement_on_the_driver(
+        self, units: UnitsOfWork
+    ) -> None:
+        """A read-only unit of work has no transaction to begin on PostgreSQL (autocommit): none of its direct
+        statements goes through SQLAlchemy's execution layer, and they read what is stored. One that asks
+        for REPEATABLE READ has a transaction, which its first statement begins through SQLAlchemy."""
+        event = _event()
+        async with units.begin() as uow:
+            await _INSERT_EVENT.fetch_one(uow.session, event)
+        by_id = DirectStatement(
+            select(_EVENTS.c.id, _EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id"))
+        )
+        through_sqlalchemy: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "outbox_events" in statement:
+                through_sqlalchemy.append(statement)
+
+        engine = units.database.engine.sync_engine
+        sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+        try:
+            async with units.read() as uow:
+                rows = [await by_id.fetch_one(uow.session, {"id": event["id"]}) for _ in range(2)]
+            read_only = len(through_sqlalchemy)
+            async with units.read() as uow:
+                if is_postgres():  # SQLite's read-only units are a transaction (BEGIN) anyway
+                    await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                assert await by_id.fetch_one(uow.session, {"id": event["id"]}) == rows[0]
+                await by_id.fetch_one(uow.session, {"id": event["id"]})
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+        assert rows == [(event["id"], event["payload"])] * 2
+        assert read_only == (0 if is_postgres() else 2)
+        assert len(through_sqlalchemy) - read_only == (1 if is_postgres() else 2)
+
     async def test_a_direct_write_is_undone_with_the_unit_of_work(self, units: UnitsOfWork) -> None:
         async with _rolled_back(units) as uow:
             # The first statement of the unit of work: it must begin the transaction, not run outside it.

@@ -18,9 +18,10 @@ The transaction stays SQLAlchemy's, through public APIs only: the asyncpg adapto
 statement it runs itself, so the first direct statement of a transaction goes through the session (which
 begins it), and the rest of that transaction's run on the adaptor's asyncpg connection (the pooled
 connection's `driver_connection`), inside that transaction, which the unit of work commits or rolls back as
-usual. asyncpg prepares each statement once per connection and keeps it under a name; behind PgBouncer in
-transaction mode (settings.database_pooler) its statement cache is off, and it prepares them unnamed, anew
-each time (db/engine.py, `driver_options`).
+usual. A read-only unit of work has no transaction (autocommit, db/engine.py): its first direct statement only
+asks the session for the connection, and runs on the driver as well. asyncpg prepares each statement once per
+connection and keeps it under a name; behind PgBouncer in transaction mode (settings.database_pooler) its
+statement cache is off, and it prepares them unnamed, anew each time (db/engine.py, `driver_options`).
 """
 
 from __future__ import annotations
@@ -121,17 +122,22 @@ def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
 
 async def _first_of_transaction(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
-) -> list[tuple[Any, ...]]:
+) -> list[tuple[Any, ...]] | None:
     """Run it on the session's connection as SQLAlchemy Core does (the adaptor sends BEGIN with it), then
     remember that connection and its asyncpg connection for the rest of the transaction. One greenlet hop
-    (`run_sync`) for all of it: asking for the connection and running the statement would each take one."""
+    (`run_sync`) for all of it: asking for the connection and running the statement would each take one.
 
-    def run(sync_session: Session) -> tuple[list[tuple[Any, ...]], Connection, Driver]:
+    A connection in autocommit (a read-only unit of work's, db/engine.py) has no transaction to begin: it
+    is only asked for, and None says the statement is still to run, on the driver like the rest."""
+
+    def run(sync_session: Session) -> tuple[list[tuple[Any, ...]] | None, Connection, Driver]:
         connection = sync_session.connection()
+        # Connected by now: reading the pooled connection does no I/O.
+        driver = connection.connection.driver_connection
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return None, connection, driver
         result = connection.execute(statement, dict(params))
-        rows = [tuple(row) for row in result] if returns_rows else []
-        # Connected and in its transaction by now: reading the pooled connection does no I/O.
-        return rows, connection, connection.connection.driver_connection
+        return ([tuple(row) for row in result] if returns_rows else []), connection, driver
 
     try:
         rows, connection, driver = await session.run_sync(run)
@@ -204,7 +210,11 @@ class DirectStatement(Generic[S]):
             if dialect.name != "postgresql":
                 result = await session.execute(self._executable, dict(params))
                 return [tuple(row) for row in result] if returns_rows else []
-            return await _first_of_transaction(session, self._executable, params, returns_rows=returns_rows)
+            rows = await _first_of_transaction(session, self._executable, params, returns_rows=returns_rows)
+            if rows is not None:
+                return rows
+            found = _remembered(session)
+            assert found is not None
         compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
