@@ -101,7 +101,13 @@ def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str],
     from loyalty_api.app import create_app
     from loyalty_api.settings import Settings
 
-    settings = Settings(database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO")
+    # The cache's entries (keys, ladder, programme, rules) outlive the count: they expire by the clock, and
+    # under valgrind a request takes some fifty times longer, so reloads would come at a rate set by how
+    # slow the run was (a few per cent of the count, from run to run), where a served process reloads
+    # once every few thousand requests.
+    settings = Settings(
+        database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO", cache_seconds=3600
+    )
     app = create_app(settings, with_worker=False)
     paths = {"earn": "/v1/members/{}/earn", "lookup": "/v1/members/lookup", "quote": "/v1/checkout/quote"}
     if scenario == "floor":
