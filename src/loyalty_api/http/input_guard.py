@@ -178,9 +178,8 @@ def _deeper_than(document: Any, max_depth: int) -> bool:
     return False
 
 
-def screen(query: QueryParams, body: bytes, *, max_depth: int) -> Any:
-    """The parsed JSON body (None without one); InvalidInput for a query string or JSON body the service must
-    not take in."""
+def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
+    """Raise InvalidInput for a query string or JSON body the service must not take in."""
     errors = [
         field_error(name if "\x00" not in name else "", "query", *problem)
         for name, value in query.multi_items()
@@ -189,4 +188,5 @@ def screen(query: QueryParams, body: bytes, *, max_depth: int) -> Any:
     ]
     if errors:
         raise InvalidInput(errors)
-    return load_json(body, max_depth=max_depth) if body else None
+    if body:
+        load_json(body, max_depth=max_depth)

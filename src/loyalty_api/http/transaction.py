@@ -74,22 +74,6 @@ def _replay(stored: StoredResponse, vault: Vault) -> Response:
     )
 
 
-class _ScreenedRequest(Request):
-    """The request as its route screened it: FastAPI reads the body and its JSON from here, so the body is
-    parsed once (a subclass of the request for the handler, as FastAPI's guide to custom routes does)."""
-
-    def __init__(self, request: Request, body: bytes, document: Any) -> None:
-        super().__init__(request.scope, request.receive)
-        self._screened_body = body
-        self._document = document
-
-    async def body(self) -> bytes:
-        return self._screened_body
-
-    async def json(self) -> Any:
-        return self._document
-
-
 def uow_of(request: Request) -> UnitOfWork:
     uow: UnitOfWork = request.state.uow
     return uow
@@ -162,9 +146,7 @@ class UnitOfWorkRoute(APIRoute):
                 body = await request.body() if has_body else b""
                 if body and not is_json(request.headers.get("content-type")):
                     raise UnsupportedMediaType.of(request.headers.get("content-type"))
-                document = screen(request.query_params, body, max_depth=units.settings.max_json_depth)
-                if body:
-                    request = _ScreenedRequest(request, body, document)
+                screen(request.query_params, body, max_depth=units.settings.max_json_depth)
                 # Refused only once the caller is known to be allowed the call (see check_body).
                 request.state.body_errors = (
                     _strict_errors(body_adapter, body) if body and body_adapter else []
