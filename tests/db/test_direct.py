@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,23 @@ async def _rolled_back(units: UnitsOfWork) -> AsyncIterator[UnitOfWork]:
         await uow.close()
 
 
+@contextmanager
+def _through_sqlalchemy(units: UnitsOfWork) -> Iterator[list[str]]:
+    """The statements on outbox events that SQLAlchemy's execution layer ran while the block ran."""
+    ran: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "outbox_events" in statement:
+            ran.append(statement)
+
+    engine = units.database.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield ran
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+
+
 class TestTransaction:
     async def test_only_a_transactions_first_direct_statement_goes_through_sqlalchemy(
         self, units: UnitsOfWork
@@ -70,21 +87,11 @@ class TestTransaction:
         """The first begins the transaction the public way (the adaptor sends BEGIN with it); the others
         run on the asyncpg connection past SQLAlchemy's execution layer (PostgreSQL), or all through it
         (SQLite)."""
-        through_sqlalchemy: list[str] = []
-
-        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            if "outbox_events" in statement:
-                through_sqlalchemy.append(statement)
-
-        engine = units.database.engine.sync_engine
-        sqlalchemy_event.listen(engine, "before_cursor_execute", count)
-        try:
+        with _through_sqlalchemy(units) as through_sqlalchemy:
             for _ in range(2):  # two transactions, three direct statements each
                 async with units.begin() as uow:
                     for _ in range(3):
                         await _INSERT_EVENT.fetch_one(uow.session, _event())
-        finally:
-            sqlalchemy_event.remove(engine, "before_cursor_execute", count)
         assert len(await _stored_ids(units)) == 6
         assert len(through_sqlalchemy) == (2 if is_postgres() else 6)
 
@@ -100,15 +107,7 @@ class TestTransaction:
         by_id = DirectStatement(
             select(_EVENTS.c.id, _EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id"))
         )
-        through_sqlalchemy: list[str] = []
-
-        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            if "outbox_events" in statement:
-                through_sqlalchemy.append(statement)
-
-        engine = units.database.engine.sync_engine
-        sqlalchemy_event.listen(engine, "before_cursor_execute", count)
-        try:
+        with _through_sqlalchemy(units) as through_sqlalchemy:
             async with units.read() as uow:
                 rows = [await by_id.fetch_one(uow.session, {"id": event["id"]}) for _ in range(2)]
             read_only = len(through_sqlalchemy)
@@ -117,8 +116,6 @@ class TestTransaction:
                     await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 assert await by_id.fetch_one(uow.session, {"id": event["id"]}) == rows[0]
                 await by_id.fetch_one(uow.session, {"id": event["id"]})
-        finally:
-            sqlalchemy_event.remove(engine, "before_cursor_execute", count)
         assert rows == [(event["id"], event["payload"])] * 2
         assert read_only == (0 if is_postgres() else 2)
         assert len(through_sqlalchemy) - read_only == (1 if is_postgres() else 2)
