@@ -122,13 +122,14 @@ def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
 
 async def _first_of_transaction(
     session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
-) -> list[tuple[Any, ...]] | None:
+) -> tuple[list[tuple[Any, ...]] | None, tuple[Connection, Driver]]:
     """Run it on the session's connection as SQLAlchemy Core does (the adaptor sends BEGIN with it), then
     remember that connection and its asyncpg connection for the rest of the transaction. One greenlet hop
     (`run_sync`) for all of it: asking for the connection and running the statement would each take one.
 
     A connection in autocommit (a read-only unit of work's, db/engine.py) has no transaction to begin: it
-    is only asked for, and None says the statement is still to run, on the driver like the rest."""
+    is only asked for, and None in place of the rows says the statement is still to run, on the driver like
+    the rest. With the rows comes the connection and asyncpg connection remembered."""
 
     def run(sync_session: Session) -> tuple[list[tuple[Any, ...]] | None, Connection, Driver]:
         connection = sync_session.connection()
@@ -146,7 +147,7 @@ async def _first_of_transaction(
         adaptor_error = exc.orig if exc.orig is not None else exc
         raise DirectStatementFailed(adaptor_error.__cause__ or adaptor_error) from None
     session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, driver)
-    return rows
+    return rows, (connection, driver)
 
 
 async def _on_driver(
@@ -210,11 +211,11 @@ class DirectStatement(Generic[S]):
             if dialect.name != "postgresql":
                 result = await session.execute(self._executable, dict(params))
                 return [tuple(row) for row in result] if returns_rows else []
-            rows = await _first_of_transaction(session, self._executable, params, returns_rows=returns_rows)
+            rows, found = await _first_of_transaction(
+                session, self._executable, params, returns_rows=returns_rows
+            )
             if rows is not None:
                 return rows
-            found = _remembered(session)
-            assert found is not None
         compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
