@@ -3,11 +3,11 @@
 from loyalty_api.activities import models as activity_models
 from loyalty_api.audit import models as audit_models
 from loyalty_api.auth import models as auth_models
-from loyalty_api.benefits import models as benefit_models
 from loyalty_api.campaigns import models as campaign_models
 from loyalty_api.coupons import models as coupon_models
 from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
+from loyalty_api.grants import models as grant_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
 from loyalty_api.outbox import models as outbox_models
@@ -25,10 +25,10 @@ __all__ = [
     "activity_models",
     "audit_models",
     "auth_models",
-    "benefit_models",
     "campaign_models",
     "coupon_models",
     "earning_models",
+    "grant_models",
     "idempotency_models",
     "member_models",
     "outbox_models",

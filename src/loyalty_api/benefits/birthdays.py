@@ -11,11 +11,11 @@ from datetime import date, datetime, timedelta
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
-from loyalty_api.tiers.ladder import GrantedBenefit
 from loyalty_api.tiers.service import get_ladder
 
 log = logging.getLogger(__name__)

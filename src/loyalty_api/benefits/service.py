@@ -10,14 +10,15 @@ from typing import Literal
 
 from loyalty_api.benefits.errors import BenefitNotFound
 from loyalty_api.benefits.events import BenefitChanged
-from loyalty_api.benefits.models import Benefit
-from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.grants.granted import properties_of
+from loyalty_api.grants.models import Benefit
+from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
-from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
+from loyalty_api.offers import BenefitProperties
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.plans.catalogue import PLANS_CACHE_KEY, Catalogue
@@ -50,10 +51,6 @@ class MemberBenefits:
     tier: TierRef | None
     plan_codes: list[str]
     benefits: list[EffectiveBenefit]
-
-
-def properties_of(row: Benefit) -> BenefitProperties:
-    return PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind})
 
 
 async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:

@@ -18,7 +18,6 @@ from typing import Literal
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, create_key
-from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.benefits.standing import standing
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
@@ -28,6 +27,7 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository

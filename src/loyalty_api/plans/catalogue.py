@@ -12,9 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.money import Money
 from loyalty_api.offers import CouponOffer
-from loyalty_api.tiers.ladder import GrantedBenefit
 
 PLANS_CACHE_KEY = "plans"
 

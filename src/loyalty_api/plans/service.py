@@ -14,11 +14,12 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
-from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.grants.granted import GrantedBenefit
+from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.money import Money
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_programme
@@ -38,7 +39,6 @@ from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.repository import SubscriptionRepository
-from loyalty_api.tiers.ladder import GrantedBenefit
 
 _COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
 _PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])

@@ -20,14 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from loyalty_api.clock import format_instant
-from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
-
-if TYPE_CHECKING:
-    from loyalty_api.benefits.models import Benefit
+from loyalty_api.grants.granted import GrantedBenefit
 
 LADDER_CACHE_KEY = "tier_ladder"
 
@@ -45,20 +41,6 @@ class Window(StrEnum):
 class Downgrade(StrEnum):
     one_step = "one_step"  # one rung down at a time
     to_qualified = "to_qualified"  # straight to the tier the member qualifies for now
-
-
-@dataclass(frozen=True, slots=True)
-class GrantedBenefit:
-    id: uuid.UUID
-    name: str
-    properties: BenefitProperties
-    active: bool
-
-    @classmethod
-    def stored(cls, row: Benefit) -> GrantedBenefit:
-        """The benefit as its row stores it (kind beside the properties)."""
-        properties = PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind})
-        return cls(id=row.id, name=row.name, properties=properties, active=row.active)
 
 
 @dataclass(frozen=True, slots=True)

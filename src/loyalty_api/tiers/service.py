@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from loyalty_api.benefits.repository import BenefitRepository
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.grants.granted import GrantedBenefit
+from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import (
@@ -25,7 +26,7 @@ from loyalty_api.tiers.errors import (
     TierRankTaken,
 )
 from loyalty_api.tiers.events import TierLadderChanged
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, GrantedBenefit, Ladder, LadderTier, Metric, Window
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, Metric, Window
 from loyalty_api.tiers.models import Tier, TierLadderVersion
 from loyalty_api.tiers.repository import (
     MemberTierRepository,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty_api.benefits.models import Benefit, BenefitGrant
+from loyalty_api.grants.models import Benefit, BenefitGrant
 
 
 class BenefitRepository:

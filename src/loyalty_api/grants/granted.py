@@ -1,0 +1,26 @@
+"""A benefit as a tier, a plan or a partner's joint offer carries it (and the caches keep it)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from loyalty_api.grants.models import Benefit
+from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedBenefit:
+    id: uuid.UUID
+    name: str
+    properties: BenefitProperties
+    active: bool
+
+    @classmethod
+    def stored(cls, row: Benefit) -> GrantedBenefit:
+        """The benefit as its row stores it (kind beside the properties)."""
+        return cls(id=row.id, name=row.name, properties=properties_of(row), active=row.active)
+
+
+def properties_of(row: Benefit) -> BenefitProperties:
+    return PROPERTIES_ADAPTER.validate_python({**row.properties, "kind": row.kind})
