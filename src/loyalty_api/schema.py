@@ -10,6 +10,7 @@ from loyalty_api.earning import models as earning_models
 from loyalty_api.grants import models as grant_models
 from loyalty_api.idempotency import models as idempotency_models
 from loyalty_api.members import models as member_models
+from loyalty_api.orders import models as order_models
 from loyalty_api.outbox import models as outbox_models
 from loyalty_api.partners import models as partner_models
 from loyalty_api.plans import models as plan_models
@@ -31,6 +32,7 @@ __all__ = [
     "grant_models",
     "idempotency_models",
     "member_models",
+    "order_models",
     "outbox_models",
     "partner_models",
     "plan_models",

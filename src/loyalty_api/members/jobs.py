@@ -8,8 +8,8 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import assess, thresholds_of
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_members
-from loyalty_api.points.repository import OrderRepository
 from loyalty_api.program.service import get_program, lifecycle_changed_at
 
 

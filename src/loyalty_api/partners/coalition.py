@@ -13,13 +13,13 @@ from decimal import Decimal
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money, points_for
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.partners.errors import PartnerEarnNotOffered
 from loyalty_api.partners.models import Partner, PartnerLink
 from loyalty_api.partners.service import PartnerPoints, partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
 from loyalty_api.points.refunds import refund
-from loyalty_api.points.repository import OrderRepository
 from loyalty_api.points.service import earn_at_rate
 from loyalty_api.program.service import get_program
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.money import Money
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     check_order_total,
@@ -27,7 +28,7 @@ from loyalty_api.points.errors import (
 )
 from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
 from loyalty_api.points.models import Hold
-from loyalty_api.points.repository import HoldRepository, OrderRepository, PointsAccountRepository
+from loyalty_api.points.repository import HoldRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 

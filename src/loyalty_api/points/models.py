@@ -8,10 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, t
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
-
-# Room for a partner's order reference under its partner's code (`bookshop/<64 characters>`): see
-# partners.coalition.partner_order_ref.
-ORDER_REF_LENGTH = 100
+from loyalty_api.orders.models import ORDER_REF_LENGTH
 
 
 class PointsAccount(Base):
@@ -119,48 +116,6 @@ class Hold(IdMixin, Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
-
-
-class Order(Base):
-    """What an order earned and redeemed, so refunds can take back and give back in proportion."""
-
-    __tablename__ = "orders"
-    __table_args__ = (
-        Index(None, "member_id", "purchased_at"),
-        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
-        # Refunds need the order's total; until it is known nothing is refunded.
-        CheckConstraint(
-            "refunded_minor >= 0 AND refunded_minor <= COALESCE(amount_minor, 0)",
-            name="refunded_within_amount",
-        ),
-        CheckConstraint(
-            "points_earned >= 0 AND points_redeemed >= 0 AND points_taken_back >= 0"
-            " AND points_given_back >= 0 AND points_shortfall >= 0",
-            name="points_not_negative",
-        ),
-        # Refunds take back (or record as shortfall) at most what the order earned, and give back at most what
-        # it redeemed.
-        CheckConstraint(
-            "points_taken_back + points_shortfall <= points_earned", name="taken_back_within_earned"
-        ),
-        CheckConstraint("points_given_back <= points_redeemed", name="given_back_within_redeemed"),
-    )
-
-    order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH), primary_key=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
-    currency: Mapped[str | None] = mapped_column(String(3))
-    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
-    points_earned: Mapped[int] = mapped_column(BigInteger)
-    points_redeemed: Mapped[int] = mapped_column(BigInteger)
-    refunded_minor: Mapped[int] = mapped_column(BigInteger)
-    points_taken_back: Mapped[int] = mapped_column(BigInteger)
-    points_given_back: Mapped[int] = mapped_column(BigInteger)
-    points_shortfall: Mapped[int] = mapped_column(BigInteger)
-    earned_at: Mapped[datetime | None]
-    purchased_at: Mapped[datetime | None]  # when the purchase happened (tiers count it then)
-    redeemed_at: Mapped[datetime | None]
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
 
 class ReferralReward(Base):

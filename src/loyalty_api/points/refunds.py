@@ -14,6 +14,8 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money
+from loyalty_api.orders.models import Order
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     credit_lot,
@@ -32,8 +34,7 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.models import Order
-from loyalty_api.points.repository import OrderRepository, PointsAccountRepository
+from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 

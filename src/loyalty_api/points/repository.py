@@ -1,4 +1,4 @@
-"""All queries of the points ledger: accounts, entries, lots, holds, orders."""
+"""All queries of the points ledger: accounts, entries, lots, holds, referral rewards."""
 
 from __future__ import annotations
 
@@ -17,32 +17,37 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
-    func,
     insert,
-    literal,
     select,
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
+from loyalty_api.db.prefixed import prefixed, prefixed_binds
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
+from loyalty_api.orders.repository import (
+    CLAIM_EARN_SQLITE,
+    CLAIMED_EARN,
+    claim_order,
+    earned_order_row,
+    purchases_since,
+)
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
 from loyalty_api.points.ledger import EntryType, LotBalance
-from loyalty_api.points.models import Hold, LedgerEntry, Order, PointLot, PointsAccount, ReferralReward
+from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
 _LOTS = cast(Table, PointLot.__table__)
-_ORDERS = cast(Table, Order.__table__)
 _EVENTS = cast(Table, OutboxEvent.__table__)
 _MEMBERS = cast(Table, Member.__table__)
 _REFERRALS = cast(Table, ReferralReward.__table__)
@@ -99,72 +104,6 @@ _TAKE_FROM_LOT = DirectStatement(
     .where(_LOTS.c.member_id == bindparam("holder"), _LOTS.c.id == bindparam("lot"))
     .values(remaining=_LOTS.c.remaining - bindparam("taken"))
 )
-
-
-def _claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str | None = None) -> Any:
-    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's. With
-    `prefix`, its values are bound as `<prefix>__<column>` (to sit beside other statements' values)."""
-    statement = insert_for_dialect(_ORDERS)
-    if prefix is not None:
-        statement = statement.values(_prefixed_binds(_ORDERS, prefix))
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=["order_ref"],
-        set_={
-            "currency": func.coalesce(_ORDERS.c.currency, excluded.currency),
-            "amount_minor": func.coalesce(_ORDERS.c.amount_minor, excluded.amount_minor),
-            points: excluded[points],
-            stamp: excluded[stamp],
-            **({"purchased_at": excluded.purchased_at} if stamp == "earned_at" else {}),
-            "updated_at": excluded.updated_at,
-        },
-        where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
-    )
-
-
-# What an order counts for tiers: paid less refunded, and points earned less points taken back (including
-# those a refund could not take back because they were already spent).
-_ORDER_NET_SPEND = _ORDERS.c.amount_minor - _ORDERS.c.refunded_minor
-_ORDER_NET_POINTS = _ORDERS.c.points_earned - _ORDERS.c.points_taken_back - _ORDERS.c.points_shortfall
-_PURCHASE_TIME = _ORDERS.c.purchased_at.type
-
-
-def purchases_since(since: str) -> Select[Any]:
-    """(net spend, net points) of the purchases of the member bound as `member` made at or after `since`."""
-    return select(
-        func.coalesce(func.sum(_ORDER_NET_SPEND), 0).label("spend"),
-        func.coalesce(func.sum(_ORDER_NET_POINTS), 0).label("points"),
-    ).where(
-        _ORDERS.c.member_id == bindparam("member"),
-        _ORDERS.c.purchased_at >= bindparam(since, type_=_PURCHASE_TIME),
-    )
-
-
-_PURCHASES_SINCE = purchases_since("start")
-_PURCHASES_BETWEEN = _PURCHASES_SINCE.where(_ORDERS.c.purchased_at < bindparam("end", type_=_PURCHASE_TIME))
-
-_CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
-_CLAIM_EARN_SQLITE = _claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
-    *_CLAIMED_EARN
-)
-_CLAIM_EARN = {
-    dialect: DirectStatement(
-        _claim_order(insert_for, stamp="earned_at", points="points_earned").returning(_ORDERS.c.order_ref)
-    )
-    for dialect, insert_for in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-_CLAIM_REDEEM = {
-    "postgresql": DirectStatement(
-        _claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
-            _ORDERS.c.order_ref
-        )
-    ),
-    "sqlite": DirectStatement(
-        _claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
-            _ORDERS.c.order_ref
-        )
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,22 +222,9 @@ def _earning_rows(earning: Earning) -> tuple[Row, Row, Row | None, Row]:
 PurchaseTotals = dict[datetime, tuple[int, int]]
 
 
-def _prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
-    """A bind per column, but those the database fills (an event's sequence)."""
-    return {
-        column.key: bindparam(f"{prefix}__{column.key}", type_=column.type)
-        for column in table.columns
-        if column.server_default is None
-    }
-
-
-def _prefixed(row: Row, prefix: str) -> Row:
-    return {f"{prefix}__{key}": value for key, value in row.items()}
-
-
 def _insert_if(table: Table, prefix: str, condition: Any) -> Insert:
     """INSERT one row of `<prefix>__<column>` values, only if `condition` holds."""
-    values = _prefixed_binds(table, prefix)
+    values = prefixed_binds(table, prefix)
     return insert(table).from_select(list(values), select(*values.values()).where(condition))
 
 
@@ -313,8 +239,8 @@ def _record_earn_at_once(*, with_lot: bool, windows: int) -> DirectStatement[Sel
     when the order had already earned, is what the order counts for tiers and the member's purchases since
     each window start (all before this one: every part of the statement sees the same snapshot)."""
     claim = (
-        _claim_order(postgresql.insert, stamp="earned_at", points="points_earned", prefix="order")
-        .returning(*_CLAIMED_EARN)
+        claim_order(postgresql.insert, stamp="earned_at", points="points_earned", prefix="order")
+        .returning(*CLAIMED_EARN)
         .cte("claimed")
     )
     claimed = select(claim.c.spend).exists()
@@ -497,9 +423,9 @@ class LedgerRepository:
         since = {f"since_{i}": start for i, start in enumerate(windows)}
         if self.session.get_bind().dialect.name == "postgresql":
             params = account | since | {"member": member_id}
-            params |= _prefixed(order, "order") | _prefixed(entry, "entry") | _prefixed(event, "event")
+            params |= prefixed(order, "order") | prefixed(entry, "entry") | prefixed(event, "event")
             if lot is not None:
-                params |= _prefixed(lot, "lot")
+                params |= prefixed(lot, "lot")
             statement = _record_earn_at_once(with_lot=lot is not None, windows=len(windows))
             row = await statement.fetch_one(self.session, params)
             if row is None:
@@ -517,7 +443,7 @@ class LedgerRepository:
                     )
                 ).one()
             )
-        claimed = (await self.session.execute(_CLAIM_EARN_SQLITE, order)).one_or_none()
+        claimed = (await self.session.execute(CLAIM_EARN_SQLITE, order)).one_or_none()
         if claimed is None:
             return None
         await _CHANGE_ACCOUNT.execute(self.session, account)
@@ -706,147 +632,6 @@ class HoldRepository:
             select(Hold).where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)
         )
         return result.scalars().all()
-
-
-def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str, object]:
-    return {
-        "order_ref": order_ref,
-        "member_id": member_id,
-        "currency": None,
-        "amount_minor": None,
-        "points_earned": 0,
-        "points_redeemed": 0,
-        "refunded_minor": 0,
-        "points_taken_back": 0,
-        "points_given_back": 0,
-        "points_shortfall": 0,
-        "earned_at": None,
-        "purchased_at": None,
-        "redeemed_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def earned_order_row(
-    order_ref: str,
-    member_id: uuid.UUID,
-    *,
-    currency: str,
-    amount_minor: int,
-    points: int,
-    purchased_at: datetime | None,
-    now: datetime,
-) -> Row:
-    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave. Without
-    `purchased_at` the purchase does not count for tiers."""
-    return _new_order(order_ref, member_id, now) | {
-        "currency": currency,
-        "amount_minor": amount_minor,
-        "points_earned": points,
-        "earned_at": now,
-        "purchased_at": purchased_at,
-    }
-
-
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def list_last_purchases(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
-        """When each of `member_ids` last bought (those who never did are left out)."""
-        rows = await self.session.execute(
-            select(_ORDERS.c.member_id, func.max(_ORDERS.c.purchased_at))
-            .where(_ORDERS.c.member_id.in_(member_ids), _ORDERS.c.purchased_at.is_not(None))
-            .group_by(_ORDERS.c.member_id)
-        )
-        return {member_id: at for member_id, at in rows.all()}
-
-    async def get_purchase_totals(
-        self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
-    ) -> tuple[int, int]:
-        """(spend in minor units, points) of the member's purchases made at or after `start` (and before
-        `end`, when given), net of refunds: what tiers count."""
-        params = {"member": member_id, "start": start}
-        if end is None:
-            row = (await self.session.execute(_PURCHASES_SINCE, params)).one()
-        else:
-            row = (await self.session.execute(_PURCHASES_BETWEEN, params | {"end": end})).one()
-        return int(row[0] or 0), int(row[1] or 0)
-
-    async def orders_of(self, member_id: uuid.UUID, *, after_ref: str | None, limit: int) -> Sequence[Order]:
-        """The member's orders (purchases, redemptions, captures) after `after_ref`, in order_ref order."""
-        query = select(Order).where(Order.member_id == member_id)
-        if after_ref is not None:
-            query = query.where(Order.order_ref > after_ref)
-        result = await self.session.execute(query.order_by(Order.order_ref).limit(limit))
-        return result.scalars().all()
-
-    async def get_order(self, order_ref: str) -> Order | None:
-        return await self.session.get(Order, order_ref, populate_existing=True)
-
-    async def insert_order_if_new(self, order_ref: str, member_id: uuid.UUID, now: datetime) -> None:
-        await self.session.execute(
-            insert_or_ignore(self.session, _ORDERS, ["order_ref"]).values(
-                _new_order(order_ref, member_id, now)
-            )
-        )
-
-    async def claim_earn(self, order: Row) -> bool:
-        """Record that the order earned, in one statement; False when it had already, or it is another
-        member's order."""
-        claim = _CLAIM_EARN[self.session.get_bind().dialect.name]
-        return await claim.fetch_one(self.session, order) is not None
-
-    async def claim_redeem(
-        self,
-        order_ref: str,
-        member_id: uuid.UUID,
-        *,
-        points: int,
-        total: tuple[str, int] | None,
-        now: datetime,
-    ) -> bool:
-        """Record that points paid for the order, in one statement; False when they already had, or it is
-        another member's order. `total` (currency, minor units) is kept if the order has none yet."""
-        values = _new_order(order_ref, member_id, now) | {"points_redeemed": points, "redeemed_at": now}
-        if total is not None:
-            values |= {"currency": total[0], "amount_minor": total[1]}
-        claim = _CLAIM_REDEEM[self.session.get_bind().dialect.name]
-        return await claim.fetch_one(self.session, values) is not None
-
-    async def add_redeemed(
-        self,
-        order_ref: str,
-        member_id: uuid.UUID,
-        *,
-        points: int,
-        total: tuple[str, int] | None = None,
-        now: datetime,
-    ) -> None:
-        """Add captured points to what the order redeemed. `total` (currency, minor units) is kept if the
-        order has none yet, as a redeem's or an earn's is: the first total an order is given stays."""
-        totals = (
-            {}
-            if total is None
-            else {
-                "currency": func.coalesce(Order.currency, literal(total[0], _ORDERS.c.currency.type)),
-                # Typed as the column: an untyped 10^12 would be bound as a 32-bit integer on PostgreSQL.
-                "amount_minor": func.coalesce(
-                    Order.amount_minor, literal(total[1], _ORDERS.c.amount_minor.type)
-                ),
-            }
-        )
-        await self.session.execute(
-            update(Order)
-            .where(Order.order_ref == order_ref, Order.member_id == member_id)
-            .values(
-                points_redeemed=Order.points_redeemed + points,
-                redeemed_at=func.coalesce(Order.redeemed_at, now),
-                updated_at=now,
-                **totals,
-            )
-        )
 
 
 class ReferralRepository:

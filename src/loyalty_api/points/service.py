@@ -26,6 +26,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members import service as members
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.offers import PointsMultiplier
+from loyalty_api.orders.repository import OrderRepository, earned_order_row
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points import referrals
 from loyalty_api.points.accounts import (
@@ -58,9 +59,7 @@ from loyalty_api.points.repository import (
     LedgerRepository,
     LotRepository,
     NewEntry,
-    OrderRepository,
     PointsAccountRepository,
-    earned_order_row,
 )
 from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.tiers import membership

@@ -19,16 +19,17 @@ from loyalty_api.db.pagination import MAX_LIMIT, Page
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members import service as members
 from loyalty_api.money import Money
+from loyalty_api.orders.models import Order
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.partners import exchanges as partner_exchanges
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.points.models import LedgerEntry, Order, ReferralReward
+from loyalty_api.points.models import LedgerEntry, ReferralReward
 from loyalty_api.points.repository import (
     HoldRepository,
     LedgerRepository,
     LotRepository,
-    OrderRepository,
     PointsAccountRepository,
     ReferralRepository,
 )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import dialect_insert
 from loyalty_api.members.models import ERASED, Member, MemberRfm, MemberStatus, Segment
-from loyalty_api.points.models import Order
+from loyalty_api.orders.models import Order
 from loyalty_api.segments.rules import segment_sql
 
 _RFM = cast(Table, MemberRfm.__table__)

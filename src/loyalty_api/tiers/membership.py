@@ -18,9 +18,9 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
-from loyalty_api.points.repository import OrderRepository
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded

@@ -1,0 +1,230 @@
+"""All queries of orders: what each order earned, redeemed and had refunded, and what members bought (what
+tiers, lifecycles and segments count). An earn claims its order in the statement that writes the rest of it
+(points/repository.py), so the claim is built here and handed over."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, bindparam, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.direct import DirectStatement
+from loyalty_api.db.prefixed import prefixed_binds
+from loyalty_api.orders.models import Order
+
+_ORDERS = cast(Table, Order.__table__)
+
+Row = dict[str, Any]
+
+
+def claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str | None = None) -> Any:
+    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's. With
+    `prefix`, its values are bound as `<prefix>__<column>` (to sit beside other statements' values)."""
+    statement = insert_for_dialect(_ORDERS)
+    if prefix is not None:
+        statement = statement.values(prefixed_binds(_ORDERS, prefix))
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["order_ref"],
+        set_={
+            "currency": func.coalesce(_ORDERS.c.currency, excluded.currency),
+            "amount_minor": func.coalesce(_ORDERS.c.amount_minor, excluded.amount_minor),
+            points: excluded[points],
+            stamp: excluded[stamp],
+            **({"purchased_at": excluded.purchased_at} if stamp == "earned_at" else {}),
+            "updated_at": excluded.updated_at,
+        },
+        where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
+    )
+
+
+# What an order counts for tiers: paid less refunded, and points earned less points taken back (including
+# those a refund could not take back because they were already spent).
+_ORDER_NET_SPEND = _ORDERS.c.amount_minor - _ORDERS.c.refunded_minor
+_ORDER_NET_POINTS = _ORDERS.c.points_earned - _ORDERS.c.points_taken_back - _ORDERS.c.points_shortfall
+_PURCHASE_TIME = _ORDERS.c.purchased_at.type
+
+
+def purchases_since(since: str) -> Select[Any]:
+    """(net spend, net points) of the purchases of the member bound as `member` made at or after `since`."""
+    return select(
+        func.coalesce(func.sum(_ORDER_NET_SPEND), 0).label("spend"),
+        func.coalesce(func.sum(_ORDER_NET_POINTS), 0).label("points"),
+    ).where(
+        _ORDERS.c.member_id == bindparam("member"),
+        _ORDERS.c.purchased_at >= bindparam(since, type_=_PURCHASE_TIME),
+    )
+
+
+_PURCHASES_SINCE = purchases_since("start")
+_PURCHASES_BETWEEN = _PURCHASES_SINCE.where(_ORDERS.c.purchased_at < bindparam("end", type_=_PURCHASE_TIME))
+
+CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("points"), _ORDERS.c.purchased_at)
+CLAIM_EARN_SQLITE = claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
+    *CLAIMED_EARN
+)
+_CLAIM_EARN = {
+    dialect: DirectStatement(
+        claim_order(insert_for, stamp="earned_at", points="points_earned").returning(_ORDERS.c.order_ref)
+    )
+    for dialect, insert_for in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_CLAIM_REDEEM = {
+    "postgresql": DirectStatement(
+        claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
+            _ORDERS.c.order_ref
+        )
+    ),
+    "sqlite": DirectStatement(
+        claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
+            _ORDERS.c.order_ref
+        )
+    ),
+}
+
+
+def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str, object]:
+    return {
+        "order_ref": order_ref,
+        "member_id": member_id,
+        "currency": None,
+        "amount_minor": None,
+        "points_earned": 0,
+        "points_redeemed": 0,
+        "refunded_minor": 0,
+        "points_taken_back": 0,
+        "points_given_back": 0,
+        "points_shortfall": 0,
+        "earned_at": None,
+        "purchased_at": None,
+        "redeemed_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def earned_order_row(
+    order_ref: str,
+    member_id: uuid.UUID,
+    *,
+    currency: str,
+    amount_minor: int,
+    points: int,
+    purchased_at: datetime | None,
+    now: datetime,
+) -> Row:
+    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave. Without
+    `purchased_at` the purchase does not count for tiers."""
+    return _new_order(order_ref, member_id, now) | {
+        "currency": currency,
+        "amount_minor": amount_minor,
+        "points_earned": points,
+        "earned_at": now,
+        "purchased_at": purchased_at,
+    }
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_last_purchases(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """When each of `member_ids` last bought (those who never did are left out)."""
+        rows = await self.session.execute(
+            select(_ORDERS.c.member_id, func.max(_ORDERS.c.purchased_at))
+            .where(_ORDERS.c.member_id.in_(member_ids), _ORDERS.c.purchased_at.is_not(None))
+            .group_by(_ORDERS.c.member_id)
+        )
+        return {member_id: at for member_id, at in rows.all()}
+
+    async def get_purchase_totals(
+        self, member_id: uuid.UUID, start: datetime, end: datetime | None = None
+    ) -> tuple[int, int]:
+        """(spend in minor units, points) of the member's purchases made at or after `start` (and before
+        `end`, when given), net of refunds: what tiers count."""
+        params = {"member": member_id, "start": start}
+        if end is None:
+            row = (await self.session.execute(_PURCHASES_SINCE, params)).one()
+        else:
+            row = (await self.session.execute(_PURCHASES_BETWEEN, params | {"end": end})).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    async def orders_of(self, member_id: uuid.UUID, *, after_ref: str | None, limit: int) -> Sequence[Order]:
+        """The member's orders (purchases, redemptions, captures) after `after_ref`, in order_ref order."""
+        query = select(Order).where(Order.member_id == member_id)
+        if after_ref is not None:
+            query = query.where(Order.order_ref > after_ref)
+        result = await self.session.execute(query.order_by(Order.order_ref).limit(limit))
+        return result.scalars().all()
+
+    async def get_order(self, order_ref: str) -> Order | None:
+        return await self.session.get(Order, order_ref, populate_existing=True)
+
+    async def insert_order_if_new(self, order_ref: str, member_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            insert_or_ignore(self.session, _ORDERS, ["order_ref"]).values(
+                _new_order(order_ref, member_id, now)
+            )
+        )
+
+    async def claim_earn(self, order: Row) -> bool:
+        """Record that the order earned, in one statement; False when it had already, or it is another
+        member's order."""
+        claim = _CLAIM_EARN[self.session.get_bind().dialect.name]
+        return await claim.fetch_one(self.session, order) is not None
+
+    async def claim_redeem(
+        self,
+        order_ref: str,
+        member_id: uuid.UUID,
+        *,
+        points: int,
+        total: tuple[str, int] | None,
+        now: datetime,
+    ) -> bool:
+        """Record that points paid for the order, in one statement; False when they already had, or it is
+        another member's order. `total` (currency, minor units) is kept if the order has none yet."""
+        values = _new_order(order_ref, member_id, now) | {"points_redeemed": points, "redeemed_at": now}
+        if total is not None:
+            values |= {"currency": total[0], "amount_minor": total[1]}
+        claim = _CLAIM_REDEEM[self.session.get_bind().dialect.name]
+        return await claim.fetch_one(self.session, values) is not None
+
+    async def add_redeemed(
+        self,
+        order_ref: str,
+        member_id: uuid.UUID,
+        *,
+        points: int,
+        total: tuple[str, int] | None = None,
+        now: datetime,
+    ) -> None:
+        """Add captured points to what the order redeemed. `total` (currency, minor units) is kept if the
+        order has none yet, as a redeem's or an earn's is: the first total an order is given stays."""
+        totals = (
+            {}
+            if total is None
+            else {
+                "currency": func.coalesce(Order.currency, literal(total[0], _ORDERS.c.currency.type)),
+                # Typed as the column: an untyped 10^12 would be bound as a 32-bit integer on PostgreSQL.
+                "amount_minor": func.coalesce(
+                    Order.amount_minor, literal(total[1], _ORDERS.c.amount_minor.type)
+                ),
+            }
+        )
+        await self.session.execute(
+            update(Order)
+            .where(Order.order_ref == order_ref, Order.member_id == member_id)
+            .values(
+                points_redeemed=Order.points_redeemed + points,
+                redeemed_at=func.coalesce(Order.redeemed_at, now),
+                updated_at=now,
+                **totals,
+            )
+        )
