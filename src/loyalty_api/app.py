@@ -37,7 +37,6 @@ from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.leaderboard.router import router as leaderboard_router
-from loyalty_api.members.router import router as members_router
 from loyalty_api.openapi.authorization import authorization_matrix, install_scopes, markdown_table
 from loyalty_api.openapi.document import install_openapi, operation_id
 from loyalty_api.ops.collector import tune_for_serving
@@ -47,6 +46,7 @@ from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.privacy.router import router as privacy_router
+from loyalty_api.profiles.router import router as members_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.segments.router import router as segments_router

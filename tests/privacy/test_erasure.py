@@ -19,10 +19,10 @@ from sqlalchemy import JSON, String, Text, select
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
 from loyalty_api.http.problems import all_routes
-from loyalty_api.members import service as members_service
 from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
+from loyalty_api.profiles import service as profiles
 from tests.builders import enrol
 from tests.checkout.helpers import cart, item
 from tests.conftest import bearer, units_of
@@ -296,7 +296,7 @@ class TestConcurrency:
         async def rename() -> str:
             async with units.begin() as uow:
                 try:
-                    await members_service.update(uow, member_id, name="回来了")
+                    await profiles.update(uow, member_id, name="回来了")
                 except MemberNotFound:
                     return "not found"
                 return "renamed"

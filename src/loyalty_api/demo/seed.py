@@ -22,7 +22,6 @@ from loyalty_api.demo.data import (
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
-from loyalty_api.members import service as members
 from loyalty_api.members.errors import MemberExists
 from loyalty_api.money import Money, Rounding
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
@@ -30,6 +29,7 @@ from loyalty_api.plans import service as plans
 from loyalty_api.plans.catalogue import Interval, RecurringCoupon
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points
+from loyalty_api.profiles import service as profiles
 from loyalty_api.program import service as program
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.rewards import service as rewards
@@ -166,7 +166,7 @@ async def seed_programme(units: UnitsOfWork) -> None:
     for n, person in enumerate(demo_members()):
         try:
             async with units.begin() as uow:
-                member = await members.enrol(
+                member = await profiles.enrol(
                     uow,
                     phone=person.phone,
                     email=person.email,

@@ -14,9 +14,9 @@ from loyalty_api.auth.principal import Principal
 from loyalty_api.benefits.service import MemberBenefits, members_benefits
 from loyalty_api.graphql.snapshot import Snapshot
 from loyalty_api.http.rate_limits import RateLimited, RateLimiter
-from loyalty_api.members.service import MemberProfile, get_members, get_members_by_number
 from loyalty_api.partners.service import LinkView, members_links
 from loyalty_api.points.service import PointsSummary, summaries
+from loyalty_api.profiles.service import MemberProfile, get_members, get_members_by_number
 from loyalty_api.subscriptions.service import SubscriptionView, members_subscriptions
 
 # (member id, how many of their newest subscriptions)

@@ -14,8 +14,8 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.members import Member, MemberStatusValue
 from loyalty_api.graphql.mutation import MutationPayload, body_of, mutation
 from loyalty_api.graphql.scopes import TILLS
-from loyalty_api.members import service
-from loyalty_api.members.schemas import MemberCreate, MemberRead, MemberUpdate
+from loyalty_api.profiles import service
+from loyalty_api.profiles.schemas import MemberCreate, MemberRead, MemberUpdate
 
 
 class _Update(MemberUpdate):

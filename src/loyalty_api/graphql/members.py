@@ -25,12 +25,12 @@ from loyalty_api.graphql.subscriptions import MemberSubscriptionFields
 from loyalty_api.graphql.tiers import MemberTierFields, Tier
 from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import member_number as card
-from loyalty_api.members import service
 from loyalty_api.members.errors import InvalidMemberNumber, MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
-from loyalty_api.members.schemas import MemberRead
-from loyalty_api.members.service import MemberProfile
+from loyalty_api.profiles import service
+from loyalty_api.profiles.schemas import MemberRead
+from loyalty_api.profiles.service import MemberProfile
 
 PERSONAL = "personal"
 MemberStatusValue = strawberry.enum(MemberStatus, description="active, suspended or closed.")

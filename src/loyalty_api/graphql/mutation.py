@@ -48,8 +48,8 @@ from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from loyalty_api.idempotency.service import Claim, StoredResponse
-from loyalty_api.members import service as members
-from loyalty_api.members.schemas import MemberRead
+from loyalty_api.profiles import service as profiles
+from loyalty_api.profiles.schemas import MemberRead
 
 Input = TypeVar("Input", bound=BaseModel)
 Reply = TypeVar("Reply", bound=BaseModel)
@@ -185,7 +185,7 @@ async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:
     if not isinstance(member_id, uuid.UUID):
         return None
     try:
-        profile = await members.get_member(uow, member_id)
+        profile = await profiles.get_member(uow, member_id)
     except LoyaltyError:
         return None
     return MemberRead.model_validate(profile).model_dump(mode="json")

@@ -21,7 +21,6 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.service import get_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.errors import (
@@ -45,6 +44,7 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.service import MAX_POINTS_PER_EARN
+from loyalty_api.profiles.service import get_member
 from loyalty_api.program.service import ProgramSettings, get_program
 
 Direction = Literal["out", "in"]

@@ -31,7 +31,6 @@ from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository
-from loyalty_api.members.service import get_member
 from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
@@ -54,6 +53,7 @@ from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plans.catalogue import CatalogPlan
 from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.service import summaries
+from loyalty_api.profiles.service import get_member
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
 

@@ -20,11 +20,11 @@ from typing import Any
 from loyalty_api.coupons.repository import CouponRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
-from loyalty_api.members import service as members
 from loyalty_api.members.events import MemberErased
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member, emit_for_partner
 from loyalty_api.partners.repository import ERASED_REF, PartnerRepository
+from loyalty_api.profiles import service as profiles
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
 # A key of event payloads that names the member in a partner's system (a partner may use a phone number).
@@ -45,7 +45,7 @@ class Erasure:
 
 
 async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
-    erased = await members.erase(uow, member_id)
+    erased = await profiles.erase(uow, member_id)
     if not erased.newly:
         return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0)
     partners = await PartnerRepository(uow.session).forget_member(member_id)

@@ -17,7 +17,6 @@ from loyalty_api.audit import service as audit
 from loyalty_api.coupons import service as coupons
 from loyalty_api.db.pagination import MAX_LIMIT, Page
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.members import service as members
 from loyalty_api.money import Money
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
@@ -64,6 +63,7 @@ from loyalty_api.privacy.schemas import (
     ExportTierChange,
     MemberExport,
 )
+from loyalty_api.profiles import service as profiles
 from loyalty_api.program.service import get_program
 from loyalty_api.rewards.repository import RedemptionRepository
 from loyalty_api.segments.repository import SegmentRepository
@@ -138,7 +138,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
     """The member's export document; MemberNotFound for an unknown member. Reads only."""
     await _one_snapshot(uow)
     exported_at = uow.clock.now()
-    profile = await members.get_member(uow, member_id)
+    profile = await profiles.get_member(uow, member_id)
     return MemberExport(
         format_version=FORMAT_VERSION,
         exported_at=exported_at,

@@ -17,7 +17,6 @@ from loyalty_api.http.edge import lookup_budgets
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members import service
 from loyalty_api.members.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -27,7 +26,9 @@ from loyalty_api.members.errors import (
 )
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
-from loyalty_api.members.schemas import (
+from loyalty_api.partners import service as partners
+from loyalty_api.profiles import service
+from loyalty_api.profiles.schemas import (
     MemberCreate,
     MemberPage,
     MemberProfileRead,
@@ -35,7 +36,6 @@ from loyalty_api.members.schemas import (
     MemberUpdate,
     ProfileLinkRead,
 )
-from loyalty_api.partners import service as partners
 
 router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
 

@@ -1,0 +1,469 @@
+"""Members' profiles: enrol, read, look up, update, list, close and erase a member."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Final, Literal
+
+from loyalty_api.auth.errors import ScopeNotAllowed
+from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.db.constraints import DuplicateKey
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members import member_number as card
+from loyalty_api.members.birthday_keys import birthday_keys, month_key
+from loyalty_api.members.contact import normalise_email, normalise_phone
+from loyalty_api.members.errors import (
+    InvalidMemberNumber,
+    LookupNeedsOneIdentifier,
+    MemberExists,
+    MemberNotFound,
+    ReferrerNotActive,
+    UnknownReferralCode,
+)
+from loyalty_api.members.events import MemberEnrolled, MemberUpdated
+from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
+from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.outbox.events import TierPayload
+from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.profiles.repository import MemberRecord, ProfileRepository, TierRow
+from loyalty_api.program.service import get_program
+from loyalty_api.subscriptions.service import end_member_subscriptions
+from loyalty_api.tiers.ladder import TierRef
+from loyalty_api.tiers.repository import TierRepository
+
+EARLIEST_BIRTHDAY: Final = date(1900, 1, 1)
+_REFERRAL_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    stage: Stage
+    since: datetime | None  # None: not assessed yet (a member from before lifecycles, until the job runs)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberProfile:
+    id: uuid.UUID
+    member_number: str
+    status: MemberStatus
+    tier: TierRef | None
+    points: int
+    phone: str | None
+    email: str | None
+    name: str | None
+    birthday: date | None
+    channel: str
+    marketing_consent: bool
+    leaderboard_opt_in: bool
+    referral_code: str
+    referred_by: uuid.UUID | None
+    external_ids: dict[str, str]
+    lifecycle: Lifecycle
+    created_at: datetime
+    updated_at: datetime
+
+
+def _tier_ref(tier: TierRow | None) -> TierRef | None:
+    return None if tier is None else TierRef(code=tier.code, name=tier.name, rank=tier.rank)
+
+
+def _decrypt(uow: UnitOfWork, token: str | None) -> str | None:
+    return None if token is None else uow.vault.decrypt(token)
+
+
+def _encrypt(uow: UnitOfWork, value: str | None) -> str | None:
+    return None if value is None else uow.vault.encrypt(value)
+
+
+def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
+    m = record.member
+    birthday = _decrypt(uow, m.birthday_encrypted)
+    return MemberProfile(
+        id=m.id,
+        member_number=m.member_number,
+        status=MemberStatus(m.status),
+        tier=_tier_ref(record.tier),
+        points=record.points_balance,
+        phone=_decrypt(uow, m.phone_encrypted),
+        email=_decrypt(uow, m.email_encrypted),
+        name=_decrypt(uow, m.name_encrypted),
+        birthday=None if birthday is None else date.fromisoformat(birthday),
+        channel=m.channel,
+        marketing_consent=m.marketing_consent,
+        leaderboard_opt_in=m.leaderboard_opt_in,
+        referral_code=m.referral_code,
+        referred_by=m.referred_by_id,
+        external_ids=dict(sorted(record.external_ids.items())),
+        lifecycle=Lifecycle(Stage(m.lifecycle_stage), m.lifecycle_since),
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
+
+
+def _check_birthday(uow: UnitOfWork, birthday: date | None) -> None:
+    if birthday is None:
+        return
+    if birthday > uow.clock.now().date():
+        raise InvalidField("birthday", "must not be in the future")
+    if birthday < EARLIEST_BIRTHDAY:
+        raise InvalidField("birthday", "must be on or after 1900-01-01")
+
+
+async def _check_contact_free(
+    repo: MemberRepository,
+    kind: Literal["phone", "email"],
+    value_hash: str | None,
+    *,
+    other_than: uuid.UUID | None = None,
+) -> None:
+    if value_hash is not None and await repo.exists_contact_hash(kind, value_hash, other_than=other_than):
+        raise MemberExists(kind)
+
+
+async def _check_external_ids_free(
+    repo: MemberRepository, external_ids: dict[str, str], *, other_than: uuid.UUID | None = None
+) -> None:
+    for system, external_id in external_ids.items():
+        if await repo.exists_external_id(system, external_id, other_than=other_than):
+            raise MemberExists(f"external id in {system}")
+
+
+_CONSTRAINT_FIELDS = {
+    "uq_members__phone_hash": "phone",
+    "uq_members__email_hash": "email",
+    "uq_member_external_ids__system_external_id": "external id",
+}
+
+
+@contextmanager
+def _duplicates_as_member_exists() -> Iterator[None]:
+    """The same phone, e-mail or external id enrolled by a concurrent request: the unique constraint
+    decides, and the loser gets the same 409 as if the check before had seen it."""
+    try:
+        yield
+    except DuplicateKey as exc:
+        field = _CONSTRAINT_FIELDS.get(exc.constraint or "")
+        if field is None:
+            raise
+        raise MemberExists(field) from exc
+
+
+async def _new_member_number(repo: MemberRepository) -> str:
+    while True:
+        number = card.generate()
+        if not await repo.exists_member_number(number):
+            return number
+
+
+async def _new_referral_code(repo: MemberRepository) -> str:
+    while True:
+        code = "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
+        if not await repo.exists_referral_code(code):
+            return code
+
+
+async def enrol(
+    uow: UnitOfWork,
+    *,
+    phone: str | None,
+    email: str | None,
+    name: str | None,
+    birthday: date | None,
+    channel: str,
+    external_ids: dict[str, str],
+    marketing_consent: bool,
+    referral_code: str | None,
+) -> MemberProfile:
+    repo = MemberRepository(uow.session)
+    phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
+    email = None if email is None else normalise_email(email)
+    _check_birthday(uow, birthday)
+    day_key, month_key = birthday_keys(uow.vault, birthday)
+    phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
+    email_hash = None if email is None else uow.vault.blind_index("email", email)
+    await _check_contact_free(repo, "phone", phone_hash)
+    await _check_contact_free(repo, "email", email_hash)
+    await _check_external_ids_free(repo, external_ids)
+    referred_by = None
+    if referral_code is not None:
+        referrer = await repo.get_referrer(referral_code.strip().upper())
+        if referrer is None:
+            raise UnknownReferralCode()
+        referred_by, status = referrer
+        if status != MemberStatus.active:
+            raise ReferrerNotActive()
+
+    now = uow.clock.now()
+    tier = await TierRepository(uow.session).get_entry_tier()
+    thresholds = thresholds_of(await get_program(uow))
+    stage = assess(enrolled_at=now, last_purchase_at=None, now=now, thresholds=thresholds)
+    member = Member(
+        member_number=await _new_member_number(repo),
+        status=MemberStatus.active,
+        tier_id=None if tier is None else tier.id,
+        tier_since=None if tier is None else now,
+        phone_encrypted=_encrypt(uow, phone),
+        phone_hash=phone_hash,
+        email_encrypted=_encrypt(uow, email),
+        email_hash=email_hash,
+        name_encrypted=_encrypt(uow, name),
+        birthday_encrypted=None if birthday is None else uow.vault.encrypt(birthday.isoformat()),
+        birthday_day_key=day_key,
+        birthday_month_key=month_key,
+        channel=channel,
+        marketing_consent=marketing_consent,
+        referral_code=await _new_referral_code(repo),
+        referred_by_id=referred_by,
+        lifecycle_stage=stage.stage,
+        lifecycle_since=now,
+        lifecycle_due_at=stage.due,
+        lifecycle_assessed_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    with _duplicates_as_member_exists():
+        await repo.insert_member(member)
+        for system, external_id in external_ids.items():
+            await repo.set_external_id(member.id, system, external_id)
+    await PointsAccountRepository(uow.session).insert_account(member.id, now)
+    await emit_for_member(
+        uow,
+        MemberEnrolled(
+            member_id=member.id,
+            member_number=member.member_number,
+            channel=channel,
+            tier=None if tier is None else TierPayload(code=tier.code, name=tier.name, rank=tier.rank),
+            referred_by=referred_by,
+        ),
+        member.id,
+    )
+    return await get_member(uow, member.id)
+
+
+async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
+    record = await ProfileRepository(uow.session).get_record(member_id)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
+    if not card.is_valid(member_number):
+        raise InvalidMemberNumber()
+    record = await ProfileRepository(uow.session).get_record_by_number(member_number)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+async def get_members(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberProfile]:
+    """The members of `member_ids` that exist, by id, read together (GraphQL batches its lookups)."""
+    records = await ProfileRepository(uow.session).get_records(member_ids)
+    return {record.member.id: _profile(uow, record) for record in records}
+
+
+async def get_members_by_number(uow: UnitOfWork, member_numbers: Sequence[str]) -> dict[str, MemberProfile]:
+    """The members of `member_numbers` that exist, by number (a number that is not a card number finds
+    none)."""
+    valid = [number for number in member_numbers if card.is_valid(number)]
+    records = await ProfileRepository(uow.session).get_records_by_number(valid) if valid else []
+    return {record.member.member_number: _profile(uow, record) for record in records}
+
+
+async def lookup(
+    uow: UnitOfWork,
+    *,
+    member_number: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    external_system: str | None = None,
+    external_id: str | None = None,
+) -> MemberProfile:
+    given = [v is not None for v in (member_number, phone, email)]
+    external = external_system is not None or external_id is not None
+    if sum(given) + external != 1:
+        raise LookupNeedsOneIdentifier()
+    if member_number is not None:
+        return await get_by_number(uow, member_number)
+    repo = ProfileRepository(uow.session)
+    if phone is not None:
+        normal = normalise_phone(phone, uow.settings.default_phone_region)
+        record = await repo.get_record_by_phone_hash(uow.vault.blind_index("phone", normal))
+    elif email is not None:
+        record = await repo.get_record_by_email_hash(uow.vault.blind_index("email", normalise_email(email)))
+    else:
+        if external_system is None or external_id is None:
+            raise LookupNeedsOneIdentifier()
+        record = await repo.get_record_by_external_id(external_system, external_id)
+    if record is None:
+        raise MemberNotFound()
+    return _profile(uow, record)
+
+
+def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> None:
+    """Suspending, closing or reopening a member takes an admin key; any key that may update a member may
+    change the rest."""
+    if "status" in changes and Scope.admin not in caller.scopes:
+        raise ScopeNotAllowed(
+            "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
+        )
+
+
+async def update(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    phone: str | _Unset | None = UNSET,
+    email: str | _Unset | None = UNSET,
+    name: str | _Unset | None = UNSET,
+    birthday: date | _Unset | None = UNSET,
+    status: MemberStatus | _Unset = UNSET,
+    marketing_consent: bool | _Unset = UNSET,
+    leaderboard_opt_in: bool | _Unset = UNSET,
+    external_ids: dict[str, str | None] | _Unset = UNSET,
+) -> MemberProfile:
+    """Apply the given fields; a field given as None is cleared, a field not given is left alone.
+
+    In `external_ids`, a system mapped to None is unlinked and the others are set (JSON merge patch).
+    """
+    repo = MemberRepository(uow.session)
+    member = await repo.get_member(member_id, lock=True)
+    if member is None or member.status == ERASED:
+        raise MemberNotFound()
+    changed: list[str] = []
+    if not isinstance(phone, _Unset):
+        normal = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
+        phone_hash = None if normal is None else uow.vault.blind_index("phone", normal)
+        await _check_contact_free(repo, "phone", phone_hash, other_than=member_id)
+        member.phone_encrypted, member.phone_hash = _encrypt(uow, normal), phone_hash
+        changed.append("phone")
+    if not isinstance(email, _Unset):
+        normal = None if email is None else normalise_email(email)
+        email_hash = None if normal is None else uow.vault.blind_index("email", normal)
+        await _check_contact_free(repo, "email", email_hash, other_than=member_id)
+        member.email_encrypted, member.email_hash = _encrypt(uow, normal), email_hash
+        changed.append("email")
+    if not isinstance(name, _Unset):
+        member.name_encrypted = _encrypt(uow, name)
+        changed.append("name")
+    if not isinstance(birthday, _Unset):
+        _check_birthday(uow, birthday)
+        member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
+        member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
+        changed.append("birthday")
+    if not isinstance(status, _Unset):
+        member.status = status
+        changed.append("status")
+    if not isinstance(marketing_consent, _Unset):
+        member.marketing_consent = marketing_consent
+        changed.append("marketing_consent")
+    if not isinstance(leaderboard_opt_in, _Unset):
+        member.leaderboard_opt_in = leaderboard_opt_in
+        changed.append("leaderboard_opt_in")
+    if not isinstance(external_ids, _Unset):
+        linked = {system: value for system, value in external_ids.items() if value is not None}
+        await _check_external_ids_free(repo, linked, other_than=member_id)
+        for system, value in external_ids.items():
+            if value is None:
+                await repo.delete_external_id(member_id, system)
+            else:
+                with _duplicates_as_member_exists():
+                    await repo.set_external_id(member_id, system, value)
+        changed.append("external_ids")
+    if changed:
+        member.updated_at = uow.clock.now()
+        with _duplicates_as_member_exists():
+            await repo.save_member()
+        if "status" in changed and member.status == MemberStatus.closed:
+            await end_member_subscriptions(uow, member_id)
+        await emit_for_member(
+            uow,
+            MemberUpdated(
+                member_id=member.id, member_number=member.member_number, status=member.status, changed=changed
+            ),
+            member.id,
+        )
+    return await get_member(uow, member_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedMember:
+    member_id: uuid.UUID
+    erased_at: datetime
+    newly: bool  # False: it was erased already, and nothing was done
+    external_ids: int  # how many were removed
+    # What identified the member (contacts, name, birthday, external ids, the old card number), for the
+    # erasure to find copies of elsewhere.
+    identifiers: list[str]
+
+
+async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
+    """Remove the member's personal data for good (contacts, name, birthday, their blind indexes, external
+    ids: free for another member to use) and end their subscriptions at once, as closing does. The row stays,
+    anonymous, so the ledger, tier history and the programme's figures keep their member. Again: nothing."""
+    repo = MemberRepository(uow.session)
+    member = await repo.get_member(member_id, lock=True)
+    if member is None:
+        raise MemberNotFound()
+    if member.status == ERASED:
+        return ErasedMember(member_id, member.updated_at, newly=False, external_ids=0, identifiers=[])
+    personal = (
+        member.phone_encrypted,
+        member.email_encrypted,
+        member.name_encrypted,
+        member.birthday_encrypted,
+    )
+    identifiers = [value for value in (_decrypt(uow, token) for token in personal) if value is not None]
+    identifiers += [*await repo.external_ids_of(member_id), member.member_number]
+    await end_member_subscriptions(uow, member_id)
+    now = uow.clock.now()
+    removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
+    return ErasedMember(member_id, now, newly=True, external_ids=removed, identifiers=identifiers)
+
+
+async def list_members(
+    uow: UnitOfWork,
+    *,
+    tier: str | None,
+    status: MemberStatus | None,
+    lifecycle: Stage | None = None,
+    segment: Segment | None = None,
+    birthday_month: int | None = None,
+    limit: int,
+    cursor: str | None,
+) -> Page[MemberProfile]:
+    after_id = decode_cursor(cursor)
+    tier_id = None
+    if tier is not None:
+        found = await TierRepository(uow.session).get_by_code(tier)
+        if found is None:
+            return Page(items=[], next_cursor=None)
+        tier_id = found.id
+    records = await ProfileRepository(uow.session).list_records(
+        tier_id=tier_id,
+        status=status,
+        lifecycle=lifecycle,
+        segment=segment,
+        birthday_month_key=None if birthday_month is None else month_key(uow.vault, birthday_month),
+        after_id=after_id,
+        limit=limit + 1,
+    )
+    page = page_of(records, limit, lambda record: record.member.id)
+    return page.with_items([_profile(uow, r) for r in page.items])
