@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.coupons.codes import generate_code
 from loyalty_api.crypto import Vault
 from loyalty_api.db.ids import new_id
@@ -24,7 +25,6 @@ from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.events import PerkGranted
 from loyalty_api.partners.models import Partner, PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
-from loyalty_api.plans.catalogue import CatalogPlan
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ from typing import Literal
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, create_key
 from loyalty_api.benefits.standing import standing
+from loyalty_api.catalogue.plans import CatalogPlan
+from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.constraints import DuplicateKey
@@ -50,8 +52,6 @@ from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.partners.models import Partner, PartnerBenefitUse, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.perks import PerkView, perk_view, pool_code_hash
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
-from loyalty_api.plans.catalogue import CatalogPlan
-from loyalty_api.plans.service import get_catalogue
 from loyalty_api.points.service import summaries
 from loyalty_api.profiles.service import get_member
 from loyalty_api.tiers.ladder import TierRef

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.catalogue.errors import PlanNotFound
+from loyalty_api.catalogue.plans import PlanCode
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.plans import errors, service
-from loyalty_api.plans.schemas import PlanCode, PlanCreate, PlanList, PlanRead, PlanWrite
+from loyalty_api.plans.schemas import PlanCreate, PlanList, PlanRead, PlanWrite
 from loyalty_api.points.errors import CurrencyMismatch
 
 router = APIRouter(prefix="/v1", tags=["paid membership"], route_class=UnitOfWorkRoute)
@@ -47,7 +49,7 @@ async def create_plan(body: PlanCreate, uow: UoW, _: Operator) -> PlanRead:
     return PlanRead.of(await service.create_plan(uow, body.code, body.family, body.definition()))
 
 
-@router.get("/plans/{code}", summary="Read a plan", responses=problem_responses(*_AUTH, errors.PlanNotFound))
+@router.get("/plans/{code}", summary="Read a plan", responses=problem_responses(*_AUTH, PlanNotFound))
 async def read_plan(code: PlanCode, uow: UoW, _: Reader) -> PlanRead:
     """One plan, by code.
 
@@ -58,7 +60,7 @@ async def read_plan(code: PlanCode, uow: UoW, _: Reader) -> PlanRead:
 @router.put(
     "/plans/{code}",
     summary="Replace a plan's terms (running subscriptions move to a new price at their next period)",
-    responses=problem_responses(*_AUTH, errors.PlanNotFound, InvalidField, CurrencyMismatch),
+    responses=problem_responses(*_AUTH, PlanNotFound, InvalidField, CurrencyMismatch),
 )
 async def replace_plan(code: PlanCode, body: PlanWrite, uow: UoW, _: Operator) -> PlanRead:
     """Replace a plan's terms; its code and family stay. A new price or interval applies to each running
@@ -73,7 +75,7 @@ async def replace_plan(code: PlanCode, body: PlanWrite, uow: UoW, _: Operator) -
     "/plans/{code}",
     status_code=204,
     summary="Delete a plan nobody has subscribed to (deactivate the others)",
-    responses=problem_responses(*_AUTH, errors.PlanNotFound, errors.PlanInUse),
+    responses=problem_responses(*_AUTH, PlanNotFound, errors.PlanInUse),
 )
 async def delete_plan(code: PlanCode, uow: UoW, _: Operator) -> Response:
     """Delete a plan nobody has subscribed to; one with subscriptions is 409 `plan_in_use`: deactivate it

@@ -2,16 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loyalty_api.catalogue.plans import CatalogPlan, Interval, PartnerPerkOffer, PlanCode, RecurringCoupon
 from loyalty_api.http.schemas import MoneyBody, MoneyRead
-from loyalty_api.plans.catalogue import CatalogPlan, Interval, PartnerPerkOffer, RecurringCoupon
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.tiers.schemas import BenefitRef
-
-PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="e.g. plus-yearly")]
 
 
 class IntervalBody(BaseModel):

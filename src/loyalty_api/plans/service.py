@@ -1,4 +1,5 @@
-"""Paid plans: what operators sell, and the catalogue every request reads (cached like the tier ladder).
+"""Paid plans as operators manage them: create, change, delete, list (the catalogue every request reads is in
+`catalogue`).
 
 A plan's price belongs to its periods: changing it here leaves every subscription's current period at the
 price it started with; each subscription moves to the new price when its next period begins.
@@ -7,41 +8,36 @@ price it started with; each subscription moves to the new price when its next pe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import TypeAdapter
-
+from loyalty_api.catalogue.errors import PlanNotFound
+from loyalty_api.catalogue.models import Plan
+from loyalty_api.catalogue.plans import (
+    PLANS_CACHE_KEY,
+    CatalogPlan,
+    Interval,
+    PartnerPerkOffer,
+    RecurringCoupon,
+)
+from loyalty_api.catalogue.repository import PlanRepository
+from loyalty_api.catalogue.service import get_catalogue, load_catalogue
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.money import Money
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.plans.catalogue import (
-    PLANS_CACHE_KEY,
-    CatalogPlan,
-    Catalogue,
-    Interval,
-    PartnerPerkOffer,
-    RecurringCoupon,
-)
-from loyalty_api.plans.errors import PlanExists, PlanInUse, PlanNotFound
+from loyalty_api.plans.errors import PlanExists, PlanInUse
 from loyalty_api.plans.events import PlanChanged
-from loyalty_api.plans.models import Plan
-from loyalty_api.plans.repository import PlanRepository
 from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.repository import SubscriptionRepository
-
-_COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
-_PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,45 +52,6 @@ class PlanDefinition:
     coupons: Sequence[RecurringCoupon]
     active: bool
     partner_perks: Sequence[PartnerPerkOffer] = ()
-
-
-async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) -> Catalogue:
-    """The plans, from this process's cache unless it lacks one of `having`: a plan another process created
-    moments ago is then read at once rather than missed."""
-    cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
-    if cached is not None and all(cached.by_id(plan_id) is not None for plan_id in having):
-        return cached
-    stamp = uow.cache.stamp()
-    catalogue = await _load_catalogue(uow)
-    uow.cache.put(PLANS_CACHE_KEY, catalogue, stamp)
-    return catalogue
-
-
-async def _load_catalogue(uow: UnitOfWork) -> Catalogue:
-    rows = await PlanRepository(uow.session).list_plans()
-    grants = await BenefitRepository(uow.session).list_grants([("plan", p.id) for p in rows])
-    return Catalogue(
-        plans=tuple(
-            CatalogPlan(
-                id=p.id,
-                code=p.code,
-                family=p.family,
-                name=p.name,
-                price=Money(amount_minor=p.price_amount_minor, currency=p.price_currency),
-                interval=Interval(p.interval_unit),
-                interval_count=p.interval_count,
-                trial_days=p.trial_days,
-                grace_days=p.grace_days,
-                coupons=tuple(_COUPONS_ADAPTER.validate_python(p.coupons)),
-                partner_perks=tuple(_PERKS_ADAPTER.validate_python(p.partner_perks)),
-                benefits=tuple(GrantedBenefit.stored(b) for _, source_id, b in grants if source_id == p.id),
-                active=p.active,
-                created_at=p.created_at,
-                updated_at=p.updated_at,
-            )
-            for p in rows
-        )
-    )
 
 
 async def list_plans(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[CatalogPlan]:
@@ -206,7 +163,7 @@ async def delete_plan(uow: UnitOfWork, code: str) -> None:
     row = await repo.lock_by_code(code, to_delete=True)
     if row is None:
         raise PlanNotFound()
-    if await repo.exists_subscription_to(row):
+    if await SubscriptionRepository(uow.session).exists_subscription_to(row.id):
         raise PlanInUse()
     await BenefitRepository(uow.session).replace_grants("plan", row.id, [])
     await repo.delete_plan(row)
@@ -215,6 +172,6 @@ async def delete_plan(uow: UnitOfWork, code: str) -> None:
 
 async def _fresh(uow: UnitOfWork, code: str) -> CatalogPlan:
     """The plan as this transaction now sees it (the cache may hold the catalogue from before the change)."""
-    plan = (await _load_catalogue(uow)).by_code(code)
+    plan = (await load_catalogue(uow)).by_code(code)
     assert plan is not None
     return plan

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -62,6 +62,13 @@ class SubscriptionRepository:
         await self.session.execute(
             update(Member).where(Member.id == member_id).values(plan_benefits_until=latest)
         )
+
+    async def exists_subscription_to(self, plan_id: uuid.UUID) -> bool:
+        """Whether any subscription, running or ended, is or will be on the plan."""
+        query = select(
+            exists().where(or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id))
+        )
+        return bool(await self.session.scalar(query))
 
     async def renotify_unpaid(self, plan_id: uuid.UUID, now: datetime) -> None:
         """Billing was told the next period's price of subscriptions renewing onto this plan; the price has

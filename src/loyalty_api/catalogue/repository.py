@@ -1,13 +1,14 @@
+"""All queries of the plans on record."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.catalogue.models import Plan
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.plans.models import Plan
-from loyalty_api.subscriptions.models import Subscription
 
 
 class PlanRepository:
@@ -37,9 +38,3 @@ class PlanRepository:
     async def delete_plan(self, plan: Plan) -> None:
         await self.session.delete(plan)
         await self.session.flush()
-
-    async def exists_subscription_to(self, plan: Plan) -> bool:
-        query = select(
-            exists().where(or_(Subscription.plan_id == plan.id, Subscription.pending_plan_id == plan.id))
-        )
-        return bool(await self.session.scalar(query))
