@@ -18,6 +18,7 @@ from loyalty_api.benefits.router import router as benefits_router
 from loyalty_api.campaigns.router import router as campaigns_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
+from loyalty_api.coalition.router import router as partners_router
 from loyalty_api.coupons.router import router as coupons_router
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database, engine_for
@@ -42,7 +43,6 @@ from loyalty_api.openapi.document import install_openapi, operation_id
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.ops.metrics import Metrics
-from loyalty_api.partners.router import router as partners_router
 from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.privacy.router import router as privacy_router

@@ -119,7 +119,7 @@ async def resolve(client: httpx.AsyncClient, partner_key: str, exchange_id: str,
 async def run_exchange_expiry(app: FastAPI) -> int:
     """The worker's job that expires exchanges out their partner did not answer in time."""
     # Imported here so the other partner tests still load while the module is being written.
-    from loyalty_api.partners.exchanges import expire_exchanges
+    from loyalty_api.coalition.exchanges import expire_exchanges
 
     expired: int = await expire_exchanges(units_of(app))
     return expired

@@ -25,8 +25,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.errors import MemberNotFound
-from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import require_member
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.outbox.service import emit_for_member, emit_for_members
 from loyalty_api.program.service import get_program
@@ -266,8 +265,7 @@ async def list_coupons(
 ) -> Page[MemberCoupon]:
     """A member's coupons, newest first; `status` picks active (not used, not past its end), used or
     expired ones."""
-    if await MemberRepository(uow.session).get_points_holder(member_id) is None:
-        raise MemberNotFound()
+    await require_member(uow, member_id, must_be_active=False)
     rows = await CouponRepository(uow.session).list_coupons(
         member_id, status=status, now=uow.clock.now(), before_id=decode_cursor(cursor), limit=limit + 1
     )

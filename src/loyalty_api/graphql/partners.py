@@ -11,6 +11,8 @@ import strawberry
 from strawberry.types import Info
 
 from loyalty_api.auth.principal import Scope
+from loyalty_api.coalition import service
+from loyalty_api.coalition.schemas import PartnerMemberRead
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
@@ -19,9 +21,7 @@ from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.members import MemberStatusValue
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.tiers import Tier
-from loyalty_api.partners import service
 from loyalty_api.partners.errors import LinkNotFound
-from loyalty_api.partners.schemas import PartnerMemberRead
 
 
 @strawberry.type

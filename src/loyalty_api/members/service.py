@@ -1,16 +1,33 @@
-"""Members: what a member's own record decides (their lifecycle stage when they buy). Their profile (enrol,
-read, update, close, erase) is in `profiles`."""
+"""Members: what a member's own record decides (whether they may be acted for, their lifecycle stage when they
+buy). Their profile (enrol, read, update, close, erase) is in `profiles`."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
+from loyalty_api.members.models import ERASED, MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.program.service import get_program
+
+
+def refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
+    if member is None or member.status == ERASED:  # a row read under lock is read whatever its status
+        raise MemberNotFound()
+    if must_be_active and member.status != MemberStatus.active:
+        raise MemberNotActive(f"The member is {member.status}")
+    return member
+
+
+async def require_member(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> PointsHolder:
+    """The member, refused if not found (or not active when it must be)."""
+    member = await MemberRepository(uow.session).get_points_holder(member_id)
+    return refuse_unless_found(member, must_be_active=must_be_active)
 
 
 async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: datetime) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -22,7 +21,6 @@ from loyalty_api.partners.models import (
     PartnerPerk,
     PartnerPerkCode,
 )
-from loyalty_api.points.models import LedgerEntry
 
 _PERKS = cast(Table, PartnerPerk.__table__)
 _PERK_CODES = cast(Table, PartnerPerkCode.__table__)
@@ -280,45 +278,6 @@ class ExchangeRepository:
         if before_id is not None:
             query = query.where(PartnerExchange.id < before_id)
         return [(exchange, code) for exchange, code in (await self.session.execute(query)).all()]
-
-
-@dataclass(frozen=True, slots=True)
-class EntryTotals:
-    points: int  # the signed amounts added up
-    partner_points: int | None  # of the exchanges the entries belong to; None for other entries
-    entries: int
-
-
-async def partner_entry_totals(
-    session: AsyncSession, partner_id: uuid.UUID, start: datetime, end: datetime
-) -> dict[str, EntryTotals]:
-    """The partner's ledger entries made in [start, end), added up by type, with the partner's points of the
-    exchanges they belong to (an entry is one exchange's, or its return's, or no exchange's)."""
-    exchange = and_(
-        PartnerExchange.partner_id == partner_id,
-        or_(PartnerExchange.entry_id == LedgerEntry.id, PartnerExchange.return_entry_id == LedgerEntry.id),
-    )
-    rows = await session.execute(
-        select(
-            LedgerEntry.type,
-            func.sum(LedgerEntry.amount),
-            func.sum(PartnerExchange.partner_points),
-            func.count(LedgerEntry.id),
-        )
-        .outerjoin(PartnerExchange, exchange)
-        .where(
-            LedgerEntry.partner_id == partner_id,
-            LedgerEntry.created_at >= start,
-            LedgerEntry.created_at < end,
-        )
-        .group_by(LedgerEntry.type)
-    )
-    return {
-        kind: EntryTotals(
-            points=int(points), partner_points=None if ours is None else int(ours), entries=int(count)
-        )
-        for kind, points, ours, count in rows.all()
-    }
 
 
 class PerkRepository:

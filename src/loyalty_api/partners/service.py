@@ -1,4 +1,5 @@
-"""Partners and joint membership: the registry, consented links, and what a partner sees of a member.
+"""Partners and joint membership: the registry, consented links, joint-plan perks. What a partner sees of a
+member, and records for them, is in `coalition`.
 
 A partner's key acts for that partner alone: every read and change names the member by the partner's own
 customer reference, looked up among that partner's links, so a member not linked to it does not exist for it
@@ -18,8 +19,6 @@ from typing import Literal
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, create_key
-from loyalty_api.benefits.standing import standing
-from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
@@ -30,31 +29,25 @@ from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.grants.repository import BenefitRepository
-from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
-from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
     AlreadyLinked,
-    BenefitUseRecorded,
     LinkCodeInvalid,
     LinkNotFound,
-    NotEntitled,
     PartnerExists,
     PartnerNotActive,
     PartnerNotFound,
     PerkAlreadyRedeemed,
     PerkNotFound,
 )
-from loyalty_api.partners.events import JointBenefitUsed, PartnerChanged, PartnerLinked, PartnerUnlinked
+from loyalty_api.partners.events import PartnerChanged, PartnerLinked, PartnerUnlinked
 from loyalty_api.partners.joint import JOINT_CACHE_KEY
-from loyalty_api.partners.models import Partner, PartnerBenefitUse, PartnerLink, PartnerLinkCode
+from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.perks import PerkView, perk_view, pool_code_hash
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
-from loyalty_api.points.service import summaries
-from loyalty_api.profiles.service import get_member
-from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
@@ -172,34 +165,6 @@ class LinkView:
     linked_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PartnerPoints:
-    balance: int
-    available: int
-
-
-@dataclass(frozen=True, slots=True)
-class JointBenefit:
-    id: uuid.UUID
-    name: str
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerMemberView:
-    """A linked member as their partner sees them."""
-
-    partner_customer_ref: str
-    member_id: uuid.UUID
-    status: MemberStatus
-    tier: TierRef | None
-    paid_plans: list[str]
-    joint_benefits: list[JointBenefit]  # this partner's, those that reach the member
-    points: PartnerPoints | None  # None unless the member granted `points`
-    grants: list[str]
-    linked_at: datetime
-
-
 @contextmanager
 def _duplicate_code() -> Iterator[None]:
     try:
@@ -306,9 +271,7 @@ async def issue_link_code(
     uow: UnitOfWork, member_id: uuid.UUID, *, partner_code: str, grants: Sequence[Grant]
 ) -> IssuedLinkCode:
     """A code the member hands the partner, by which they consent to one link with these grants."""
-    member = await get_member(uow, member_id)
-    if member.status is not MemberStatus.active:
-        raise MemberNotActive()
+    await require_member(uow, member_id, must_be_active=True)
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()
@@ -356,8 +319,8 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
         raise AlreadyLinked()
     if await repo.get_link(partner.id, partner_customer_ref) is not None:
         raise AlreadyLinked()
-    member = await get_member(uow, taken.member_id)
-    if member.status is not MemberStatus.active:
+    member = await require_member(uow, taken.member_id, must_be_active=False)
+    if member.status != MemberStatus.active:
         raise LinkCodeInvalid()  # closed or suspended since: the consent no longer stands
     row = PartnerLink(
         partner_id=partner.id,
@@ -421,7 +384,7 @@ async def unlink_by_partner(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) ->
 
 
 async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: str) -> None:
-    await get_member(uow, member_id)
+    await require_member(uow, member_id, must_be_active=False)
     partner = await get_partner(uow, partner_code)
     row = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
     if row is None:
@@ -430,7 +393,7 @@ async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: 
 
 
 async def member_links(uow: UnitOfWork, member_id: uuid.UUID) -> list[LinkView]:
-    await get_member(uow, member_id)
+    await require_member(uow, member_id, must_be_active=False)
     return (await members_links(uow, [member_id])).get(member_id, [])
 
 
@@ -442,52 +405,11 @@ async def members_links(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dic
     return found
 
 
-async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[CatalogPlan], list[JointBenefit]]:
-    """The linked member's paid plans in force, and the partner's joint benefits they are entitled to now."""
-    holder = await MemberRepository(uow.session).get_points_holder(row.member_id)
-    if holder is None:
-        return [], []
-    held = await standing(uow, row.member_id, holder)
-    joint = [
-        JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
-        for offer in held.partners
-        if offer.partner_id == row.partner_id
-        for b in offer.benefits
-        if b.active
-    ]
-    return held.plans, joint
-
-
-async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
-    """The joint view of the member the partner linked under `ref`; LinkNotFound for any other."""
-    _, row = await partner_link(uow, partner_id, ref)
-    try:
-        member = await get_member(uow, row.member_id)
-    except MemberNotFound as exc:  # cannot happen while the link stands; never answer it differently
-        raise LinkNotFound() from exc
-    points = None
-    if "points" in row.grants:
-        found = (await summaries(uow, [row.member_id]))[row.member_id]
-        points = PartnerPoints(balance=found.balance, available=found.available)
-    plans, joint = await _standing(uow, row)
-    return PartnerMemberView(
-        partner_customer_ref=row.partner_customer_ref,
-        member_id=row.member_id,
-        status=member.status,
-        tier=member.tier,
-        paid_plans=[p.code for p in plans],
-        joint_benefits=joint,
-        points=points,
-        grants=list(row.grants),
-        linked_at=row.created_at,
-    )
-
-
 async def member_perks(
     uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[PerkView]:
     """The member's partner perks, newest first (for our till or shop: the customer's codes)."""
-    await get_member(uow, member_id)
+    await require_member(uow, member_id, must_be_active=False)
     rows = await PerkRepository(uow.session).list_member_perks(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )
@@ -498,64 +420,6 @@ async def member_perks(
         ],
         next_cursor=page.next_cursor,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class BenefitUse:
-    benefit_id: uuid.UUID
-    benefit_name: str
-    use_ref: str
-    used_at: datetime
-
-
-async def record_benefit_use(
-    uow: UnitOfWork, partner_id: uuid.UUID, ref: str, *, benefit_id: uuid.UUID, use_ref: str
-) -> BenefitUse:
-    """The partner's till or checkout records that the member it linked as `ref` used one of its joint
-    benefits: only one they are entitled to now, once per `use_ref`."""
-    partner, row = await partner_link(uow, partner_id, ref)
-    repo = PartnerRepository(uow.session)
-    if await repo.get_benefit_use(partner.id, use_ref) is not None:
-        raise BenefitUseRecorded()
-    _, joint = await _standing(uow, row)
-    benefit = next((b for b in joint if b.id == benefit_id), None)
-    if benefit is None:
-        raise NotEntitled()
-    now = uow.clock.now()
-    use = PartnerBenefitUse(
-        partner_id=partner.id,
-        member_id=row.member_id,
-        benefit_id=benefit.id,
-        benefit_name=benefit.name,
-        use_ref=use_ref,
-        created_at=now,
-    )
-    with _duplicate_use():
-        await repo.insert_benefit_use(use)
-    await emit_for_partner(
-        uow,
-        JointBenefitUsed(
-            member_id=row.member_id,
-            partner=partner.code,
-            partner_customer_ref=row.partner_customer_ref,
-            benefit_id=benefit.id,
-            benefit_name=benefit.name,
-            use_ref=use_ref,
-        ),
-        row.member_id,
-        partner.id,
-    )
-    return BenefitUse(benefit_id=benefit.id, benefit_name=benefit.name, use_ref=use_ref, used_at=now)
-
-
-@contextmanager
-def _duplicate_use() -> Iterator[None]:
-    try:
-        yield
-    except DuplicateKey as exc:
-        if exc.constraint == "uq_partner_benefit_uses__partner_id_use_ref":
-            raise BenefitUseRecorded() from exc
-        raise
 
 
 async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -> PerkView:

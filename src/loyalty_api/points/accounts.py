@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.members.errors import MemberNotActive, MemberNotFound
-from loyalty_api.members.models import ERASED, MemberStatus
-from loyalty_api.members.repository import MemberRepository, PointsHolder
+from loyalty_api.members.repository import PointsHolder
+from loyalty_api.members.service import refuse_unless_found
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -56,26 +55,12 @@ def money_payload(money: Money) -> MoneyPayload:
     return MoneyPayload(amount=money.amount_minor, currency=money.currency)
 
 
-def _refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
-    if member is None or member.status == ERASED:  # lock_with_member reads the row whatever its status
-        raise MemberNotFound()
-    if must_be_active and member.status != MemberStatus.active:
-        raise MemberNotActive(f"The member is {member.status}")
-    return member
-
-
-async def member_for_points(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool) -> PointsHolder:
-    """The member, refused if not found (or not active when it must be)."""
-    member = await MemberRepository(uow.session).get_points_holder(member_id)
-    return _refuse_unless_found(member, must_be_active=must_be_active)
-
-
 async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState]:
     """The active member and their account, both locked until commit: the member's row first, as everything
     that may change their tier locks it before any account row (one order, no deadlock), then the account,
     so its balance is the one this transaction changes."""
     found = await PointsAccountRepository(uow.session).lock_with_member(member_id)
-    member = _refuse_unless_found(None if found is None else found[0], must_be_active=True)
+    member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
     assert found is not None
     return member, found[1]
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.service import require_member
 from loyalty_api.money import Money
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     check_order_total,
     debit_available,
-    member_for_points,
     record_entry,
     release,
     release_member_expired_holds,
@@ -72,7 +72,7 @@ async def create_hold(
     ttl_seconds: int,
     actor: uuid.UUID | None = None,
 ) -> HoldView:
-    await member_for_points(uow, member_id, must_be_active=True)
+    await require_member(uow, member_id, must_be_active=True)
     state = await debit_available(uow, member_id, points, hold=True)
     holds = HoldRepository(uow.session)
     now = uow.clock.now()

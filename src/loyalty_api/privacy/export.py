@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
 from loyalty_api.audit import service as audit
+from loyalty_api.coalition import exchanges as partner_exchanges
 from loyalty_api.coupons import service as coupons
 from loyalty_api.db.pagination import MAX_LIMIT, Page
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
@@ -21,7 +22,6 @@ from loyalty_api.money import Money
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.repository import OutboxRepository
-from loyalty_api.partners import exchanges as partner_exchanges
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.points.models import LedgerEntry, ReferralReward

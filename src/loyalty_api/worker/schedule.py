@@ -10,10 +10,10 @@ from datetime import timedelta
 from loyalty_api.audit.service import purge_audit_events
 from loyalty_api.benefits.birthdays import issue_birthday_gifts
 from loyalty_api.campaigns.service import run_campaigns
+from loyalty_api.coalition.exchanges import expire_exchanges
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.idempotency.service import purge_expired
 from loyalty_api.members.jobs import assess_lifecycles
-from loyalty_api.partners.exchanges import expire_exchanges
 from loyalty_api.partners.service import purge_link_codes
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds

@@ -11,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+from loyalty_api.coalition.service import PartnerPoints
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money, points_for
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.partners.errors import PartnerEarnNotOffered
 from loyalty_api.partners.models import Partner, PartnerLink
-from loyalty_api.partners.service import PartnerPoints, partner_link
+from loyalty_api.partners.service import partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
 from loyalty_api.points.refunds import refund

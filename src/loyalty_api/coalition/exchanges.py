@@ -21,6 +21,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.members.service import require_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.errors import (
@@ -39,7 +40,6 @@ from loyalty_api.partners.service import active_partner, get_partner, partner_li
 from loyalty_api.points.accounts import (
     credit_points,
     debit_available,
-    member_for_points,
     record_entry,
     spend_lots,
 )
@@ -169,7 +169,7 @@ async def exchange_out(
     actor: uuid.UUID | None = None,
 ) -> ExchangeView:
     """Send the member's points to their account at the partner: spent now, pending until it answers."""
-    await member_for_points(uow, member_id, must_be_active=True)
+    await require_member(uow, member_id, must_be_active=True)
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()
@@ -375,7 +375,7 @@ async def exchange_in(
     if known is not None:
         raise ExchangeAlreadyRecorded(exchange_id=str(known.id))
     program = await get_program(uow)
-    await member_for_points(uow, link.member_id, must_be_active=True)
+    await require_member(uow, link.member_id, must_be_active=True)
     await _check_limits(uow, program, partner, link.member_id, "in", points)
     now = uow.clock.now()
     exchange_id = new_id()

@@ -8,16 +8,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from loyalty_api.coalition.repository import EntryTotals, partner_entry_totals
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.partners.models import Partner
-from loyalty_api.partners.repository import (
-    EntryTotals,
-    PartnerRepository,
-    PerkRepository,
-    partner_entry_totals,
-)
+from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.partners.service import active_partner, get_partner
 from loyalty_api.program.service import ProgramSettings, get_program
 

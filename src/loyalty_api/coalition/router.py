@@ -10,34 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.db.pagination import page_after
-from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
-from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import QueryInstant
-from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotActive, MemberNotFound
-from loyalty_api.partners import coalition, exchanges, perk_pools, service, settlement
-from loyalty_api.partners.errors import (
-    AlreadyLinked,
-    BenefitUseRecorded,
-    ExchangeAlreadyRecorded,
-    ExchangeLimitExceeded,
-    ExchangeNotFound,
-    ExchangeNotOffered,
-    ExchangeNotPending,
-    LinkCodeInvalid,
-    LinkNotFound,
-    NotEntitled,
-    PartnerEarnNotOffered,
-    PartnerExists,
-    PartnerNotActive,
-    PartnerNotFound,
-    PerkAlreadyRedeemed,
-    PerkNotFound,
-    PerkPoolNotFound,
-)
-from loyalty_api.partners.schemas import (
+from loyalty_api.coalition import exchanges, purchases, settlement
+from loyalty_api.coalition import service as coalition
+from loyalty_api.coalition.schemas import (
     BenefitUseRead,
     BenefitUseRequest,
     CustomerRef,
@@ -68,6 +43,33 @@ from loyalty_api.partners.schemas import (
     PerkKey,
     PerkPoolRead,
     SettlementRead,
+)
+from loyalty_api.db.pagination import page_after
+from loyalty_api.errors import InvalidField
+from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.schemas import QueryInstant
+from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.partners import perk_pools, service
+from loyalty_api.partners.errors import (
+    AlreadyLinked,
+    BenefitUseRecorded,
+    ExchangeAlreadyRecorded,
+    ExchangeLimitExceeded,
+    ExchangeNotFound,
+    ExchangeNotOffered,
+    ExchangeNotPending,
+    LinkCodeInvalid,
+    LinkNotFound,
+    NotEntitled,
+    PartnerEarnNotOffered,
+    PartnerExists,
+    PartnerNotActive,
+    PartnerNotFound,
+    PerkAlreadyRedeemed,
+    PerkNotFound,
+    PerkPoolNotFound,
 )
 from loyalty_api.points.errors import (
     CurrencyMismatch,
@@ -214,7 +216,7 @@ async def link(body: LinkRequest, uow: UoW, caller: PartnerKey) -> PartnerMember
         uow, partner_id, code=body.code, partner_customer_ref=body.partner_customer_ref
     )
     return PartnerMemberRead.model_validate(
-        await service.partner_view(uow, partner_id, linked.partner_customer_ref)
+        await coalition.partner_view(uow, partner_id, linked.partner_customer_ref)
     )
 
 
@@ -242,7 +244,7 @@ async def read_partner_member(ref: Ref, uow: UoW, caller: PartnerKey) -> Partner
     `ref`; never personal data. Anything else is 404 `link_not_found`, whoever the reference might be.
 
     For `partner` keys only. Reads only."""
-    return PartnerMemberRead.model_validate(await service.partner_view(uow, _partner_of(caller), ref))
+    return PartnerMemberRead.model_validate(await coalition.partner_view(uow, _partner_of(caller), ref))
 
 
 @router.post(
@@ -269,7 +271,7 @@ async def earn_at_partner(
     toward our tiers. Emits `points.earned` (to the programme's endpoints, not yours).
 
     For `partner` keys only; honours `Idempotency-Key`."""
-    earned = await coalition.earn_at_partner(
+    earned = await purchases.earn_at_partner(
         uow,
         _partner_of(caller),
         ref,
@@ -295,7 +297,7 @@ async def refund_at_partner(
     An order of another customer's, or unknown, is 404 `order_not_found`. Emits `points.refunded`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
-    done = await coalition.refund_at_partner(
+    done = await purchases.refund_at_partner(
         uow,
         _partner_of(caller),
         ref,
@@ -520,7 +522,7 @@ async def record_benefit_use(
     `benefit_use_already_recorded`). Emits `partner.benefit_used`; settlements count the uses.
 
     For `partner` keys only; honours `Idempotency-Key`."""
-    used = await service.record_benefit_use(
+    used = await coalition.record_benefit_use(
         uow, _partner_of(caller), ref, benefit_id=body.benefit_id, use_ref=body.use_ref
     )
     return BenefitUseRead.model_validate(used)
