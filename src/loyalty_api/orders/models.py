@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from loyalty_api.db.base import Base
 
 # Room for a partner's order reference under its partner's code (`bookshop/<64 characters>`): see
-# partners.coalition.partner_order_ref.
+# coalition.purchases.partner_order_ref.
 ORDER_REF_LENGTH = 100
 
 
