@@ -44,7 +44,6 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.service import MAX_POINTS_PER_EARN
-from loyalty_api.profiles.service import get_member
 from loyalty_api.program.service import ProgramSettings, get_program
 
 Direction = Literal["out", "in"]
@@ -425,7 +424,7 @@ async def exchange_in(
 async def member_exchanges(
     uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[ExchangeView]:
-    await get_member(uow, member_id)
+    await require_member(uow, member_id, must_be_active=False)
     rows = await ExchangeRepository(uow.session).list_member_exchanges(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )

@@ -19,7 +19,6 @@ from loyalty_api.benefits.standing import standing
 from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.service import emit_for_partner
@@ -29,7 +28,6 @@ from loyalty_api.partners.models import PartnerBenefitUse, PartnerLink
 from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.partners.service import partner_link
 from loyalty_api.points.service import summaries
-from loyalty_api.profiles.service import get_member
 from loyalty_api.tiers.ladder import TierRef
 
 
@@ -61,11 +59,20 @@ class PartnerMemberView:
     linked_at: datetime
 
 
-async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[CatalogPlan], list[JointBenefit]]:
-    """The linked member's paid plans in force, and the partner's joint benefits they are entitled to now."""
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    """What the partner may know of the member it linked, from their record and their standing."""
+
+    status: MemberStatus
+    tier: TierRef | None
+    plans: Sequence[CatalogPlan]
+    joint: list[JointBenefit]  # the partner's joint benefits the member is entitled to now
+
+
+async def _linked(uow: UnitOfWork, row: PartnerLink) -> _Linked:
     holder = await MemberRepository(uow.session).get_points_holder(row.member_id)
-    if holder is None:
-        return [], []
+    if holder is None:  # cannot happen while the link stands; never answer it differently
+        raise LinkNotFound()
     held = await standing(uow, row.member_id, holder)
     joint = [
         JointBenefit(id=b.id, name=b.name, kind=b.properties.kind)
@@ -74,28 +81,26 @@ async def _standing(uow: UnitOfWork, row: PartnerLink) -> tuple[Sequence[Catalog
         for b in offer.benefits
         if b.active
     ]
-    return held.plans, joint
+    tier = None if held.tier is None else held.tier.ref
+    return _Linked(MemberStatus(holder.status), tier, held.plans, joint)
 
 
 async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
-    """The joint view of the member the partner linked under `ref`; LinkNotFound for any other."""
+    """The joint view of the member the partner linked under `ref`; LinkNotFound for any other. Read from the
+    member's record and standing: nothing personal is read, let alone decrypted."""
     _, row = await partner_link(uow, partner_id, ref)
-    try:
-        member = await get_member(uow, row.member_id)
-    except MemberNotFound as exc:  # cannot happen while the link stands; never answer it differently
-        raise LinkNotFound() from exc
+    linked = await _linked(uow, row)
     points = None
     if "points" in row.grants:
         found = (await summaries(uow, [row.member_id]))[row.member_id]
         points = PartnerPoints(balance=found.balance, available=found.available)
-    plans, joint = await _standing(uow, row)
     return PartnerMemberView(
         partner_customer_ref=row.partner_customer_ref,
         member_id=row.member_id,
-        status=member.status,
-        tier=member.tier,
-        paid_plans=[p.code for p in plans],
-        joint_benefits=joint,
+        status=linked.status,
+        tier=linked.tier,
+        paid_plans=[p.code for p in linked.plans],
+        joint_benefits=linked.joint,
         points=points,
         grants=list(row.grants),
         linked_at=row.created_at,
@@ -119,7 +124,7 @@ async def record_benefit_use(
     repo = PartnerRepository(uow.session)
     if await repo.get_benefit_use(partner.id, use_ref) is not None:
         raise BenefitUseRecorded()
-    _, joint = await _standing(uow, row)
+    joint = (await _linked(uow, row)).joint
     benefit = next((b for b in joint if b.id == benefit_id), None)
     if benefit is None:
         raise NotEntitled()

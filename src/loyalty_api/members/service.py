@@ -17,7 +17,8 @@ from loyalty_api.program.service import get_program
 
 
 def refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:
-    if member is None or member.status == ERASED:  # a row read under lock is read whatever its status
+    # points' lock_with_member reads the row whatever its status; the others find no erased member.
+    if member is None or member.status == ERASED:
         raise MemberNotFound()
     if must_be_active and member.status != MemberStatus.active:
         raise MemberNotActive(f"The member is {member.status}")
