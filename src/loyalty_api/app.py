@@ -18,7 +18,7 @@ from loyalty_api.benefits.router import router as benefits_router
 from loyalty_api.campaigns.router import router as campaigns_router
 from loyalty_api.checkout.router import router as checkout_router
 from loyalty_api.clock import Clock, SystemClock
-from loyalty_api.coalition.router import router as partners_router
+from loyalty_api.coalition.router import router as coalition_router
 from loyalty_api.coupons.router import router as coupons_router
 from loyalty_api.crypto import Vault
 from loyalty_api.db.engine import Database, engine_for
@@ -46,7 +46,7 @@ from loyalty_api.ops.metrics import Metrics
 from loyalty_api.plans.router import router as plans_router
 from loyalty_api.points.router import router as points_router
 from loyalty_api.privacy.router import router as privacy_router
-from loyalty_api.profiles.router import router as members_router
+from loyalty_api.profiles.router import router as profiles_router
 from loyalty_api.program.router import router as program_router
 from loyalty_api.rewards.router import router as rewards_router
 from loyalty_api.segments.router import router as segments_router
@@ -165,7 +165,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     # Routes are matched in order, each router's in turn (a few microseconds a route): the till's and the
     # checkout's calls (earn, redeem, member lookup, the quote) come first.
     app.include_router(points_router)
-    app.include_router(members_router)
+    app.include_router(profiles_router)
     app.include_router(checkout_router)
     app.include_router(health.router)
     app.include_router(problem_pages_router)
@@ -178,7 +178,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(plans_router)
     app.include_router(subscriptions_router)
     app.include_router(webhooks_router)
-    app.include_router(partners_router)
+    app.include_router(coalition_router)
     app.include_router(activities_router)
     app.include_router(campaigns_router)
     app.include_router(leaderboard_router)

@@ -4,7 +4,6 @@ from loyalty_api.activities import models as activity_models
 from loyalty_api.audit import models as audit_models
 from loyalty_api.auth import models as auth_models
 from loyalty_api.campaigns import models as campaign_models
-from loyalty_api.catalogue import models as plan_models
 from loyalty_api.coupons import models as coupon_models
 from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
@@ -14,6 +13,7 @@ from loyalty_api.members import models as member_models
 from loyalty_api.orders import models as order_models
 from loyalty_api.outbox import models as outbox_models
 from loyalty_api.partners import models as partner_models
+from loyalty_api.plan_catalogue import models as plan_models
 from loyalty_api.points import models as points_models
 from loyalty_api.program import models as program_models
 from loyalty_api.rewards import models as reward_models

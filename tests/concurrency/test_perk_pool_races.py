@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from loyalty_api.catalogue.plans import CatalogPlan
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.partners.perks import grant_period_perks
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
+from loyalty_api.plan_catalogue.service import get_catalogue
 from tests.builders import enrol, make_partner_key
 from tests.conftest import UNLIMITED, bearer, units_of
 from tests.inspect_db import rows

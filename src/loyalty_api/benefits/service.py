@@ -11,8 +11,6 @@ from typing import Literal
 from loyalty_api.benefits.errors import BenefitNotFound
 from loyalty_api.benefits.events import BenefitChanged
 from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
-from loyalty_api.catalogue.plans import PLANS_CACHE_KEY, Catalogue
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.grants.granted import properties_of
@@ -23,6 +21,8 @@ from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BenefitProperties
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.joint import JOINT_CACHE_KEY
+from loyalty_api.plan_catalogue.catalogue import PLANS_CACHE_KEY, Catalogue
+from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, TierRef
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.offers import BenefitProperties
 from loyalty_api.partners.joint import JointOffer, members_joint_offers
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.subscriptions.service import has_plan_benefits, members_plans_in_force
 from loyalty_api.tiers.ladder import LadderTier
 from loyalty_api.tiers.service import get_ladder

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.campaigns.audience import Audience
 from loyalty_api.campaigns.models import Campaign, CampaignMember
-from loyalty_api.catalogue.models import Plan
 from loyalty_api.db.dialect import dialect_insert
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import narrow_members
+from loyalty_api.plan_catalogue.models import Plan
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.subscriptions.models import Subscription
 from loyalty_api.tiers.models import Tier

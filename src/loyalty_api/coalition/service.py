@@ -2,9 +2,8 @@
 partner's joint benefits that reach the member and, only when the member granted it, points; never personal
 data), and the uses of those joint benefits at the partner's till.
 
-A partner's key acts for that partner alone: the member is named by the partner's own customer reference,
-looked up among that partner's links (`partners.service.partner_link`), so a member not linked to it does not
-exist for it.
+The member is named by the partner's own customer reference, looked up among that partner's links alone
+(`partners.service.partner_link`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from loyalty_api.benefits.standing import standing
-from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.models import MemberStatus
@@ -27,6 +25,7 @@ from loyalty_api.partners.events import JointBenefitUsed
 from loyalty_api.partners.models import PartnerBenefitUse, PartnerLink
 from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.partners.service import partner_link
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.points.service import summaries
 from loyalty_api.tiers.ladder import TierRef
 

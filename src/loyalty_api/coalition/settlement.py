@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty_api.coalition.repository import EntryTotals, partner_entry_totals
+from loyalty_api.coalition.repository import EntryTotals, SettlementRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money, value_of_points
@@ -75,7 +75,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
     if (end - start).days > MAX_PERIOD_DAYS:
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
-    totals = await partner_entry_totals(uow.session, partner.id, start, end)
+    totals = await SettlementRepository(uow.session).entry_totals(partner.id, start, end)
     net = sum(line.points for line in totals.values())
     granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
     uses = await PartnerRepository(uow.session).count_benefit_uses(partner.id, start, end)

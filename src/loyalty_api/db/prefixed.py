@@ -7,6 +7,9 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam
 
+# A row to insert, by column.
+Row = dict[str, Any]
+
 
 def prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
     """A bind per column, but those the database fills (an event's sequence)."""
@@ -17,5 +20,5 @@ def prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
     }
 
 
-def prefixed(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+def prefixed(row: Row, prefix: str) -> Row:
     return {f"{prefix}__{key}": value for key, value in row.items()}

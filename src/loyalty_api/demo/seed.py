@@ -8,7 +8,6 @@ from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.benefits import service as benefits
 from loyalty_api.benefits.service import BenefitDefinition
-from loyalty_api.catalogue.plans import Interval, RecurringCoupon
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.demo.data import (
     BENEFITS,
@@ -26,6 +25,7 @@ from loyalty_api.earning.service import RuleDefinition
 from loyalty_api.members.errors import MemberExists
 from loyalty_api.money import Money, Rounding
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
+from loyalty_api.plan_catalogue.catalogue import Interval, RecurringCoupon
 from loyalty_api.plans import service as plans
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from loyalty_api.grants.models import Benefit
 from loyalty_api.offers import PROPERTIES_ADAPTER, BenefitProperties
+
+if TYPE_CHECKING:  # pure values: the tier ladder and the plans import them without the ORM
+    from loyalty_api.grants.models import Benefit
 
 
 @dataclass(frozen=True, slots=True)

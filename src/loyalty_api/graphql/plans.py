@@ -9,9 +9,6 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from loyalty_api.catalogue.errors import PlanNotFound
-from loyalty_api.catalogue.plans import CatalogPlan
-from loyalty_api.catalogue.plans import Interval as IntervalUnit
 from loyalty_api.db.pagination import encode_key
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
@@ -22,6 +19,9 @@ from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
+from loyalty_api.plan_catalogue.catalogue import Interval as IntervalUnit
+from loyalty_api.plan_catalogue.errors import PlanNotFound
 from loyalty_api.plans import service
 from loyalty_api.program.service import get_program
 

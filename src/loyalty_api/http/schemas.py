@@ -31,6 +31,7 @@ from loyalty_api.money import Money
 Points = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="e.g. plus-yearly")]
 
 # Marks a field of an answer that is a secret shown once (a link code): the OpenAPI document says so
 # (`x-secret: true`), and the audit log never keeps it.

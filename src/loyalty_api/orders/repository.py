@@ -15,12 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.db.prefixed import prefixed_binds
+from loyalty_api.db.prefixed import Row, prefixed_binds
 from loyalty_api.orders.models import Order
 
 _ORDERS = cast(Table, Order.__table__)
-
-Row = dict[str, Any]
 
 
 def claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str | None = None) -> Any:

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.tiers.ladder import LadderTier
 
 JOINT_CACHE_KEY = "joint-benefits"

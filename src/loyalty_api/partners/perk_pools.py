@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.partners.errors import PerkPoolNotFound
@@ -16,6 +15,7 @@ from loyalty_api.partners.models import Partner
 from loyalty_api.partners.perks import announce_perk, pool_code_hash, take_pool_code
 from loyalty_api.partners.repository import PerkRepository
 from loyalty_api.partners.service import active_partner
+from loyalty_api.plan_catalogue.service import get_catalogue
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty_api.catalogue.plans import CatalogPlan
 from loyalty_api.coupons.codes import generate_code
 from loyalty_api.crypto import Vault
 from loyalty_api.db.ids import new_id
@@ -25,6 +24,7 @@ from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.events import PerkGranted
 from loyalty_api.partners.models import Partner, PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Queries for partners, link codes and links."""
+"""All queries of partners' records: partners, link codes, links, exchanges, joint-benefit uses, perks and
+their pools."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """Partners and joint membership: the registry, consented links, joint-plan perks. What a partner sees of a
-member, and records for them, is in `coalition`.
+member and does for them is in `coalition`.
 
 A partner's key acts for that partner alone: every read and change names the member by the partner's own
 customer reference, looked up among that partner's links, so a member not linked to it does not exist for it
-(404, the same as a reference nobody uses). What it sees is the joint view: tier, paid-membership status and,
-only when the member granted it, points; never personal data.
+(404, the same as a reference nobody uses).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Literal
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, create_key
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.constraints import DuplicateKey
@@ -29,6 +27,7 @@ from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.grants.repository import BenefitRepository
+from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
@@ -48,6 +47,7 @@ from loyalty_api.partners.joint import JOINT_CACHE_KEY
 from loyalty_api.partners.models import Partner, PartnerLink, PartnerLinkCode
 from loyalty_api.partners.perks import PerkView, perk_view, pool_code_hash
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
+from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers.service import get_ladder
 
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
@@ -271,7 +271,9 @@ async def issue_link_code(
     uow: UnitOfWork, member_id: uuid.UUID, *, partner_code: str, grants: Sequence[Grant]
 ) -> IssuedLinkCode:
     """A code the member hands the partner, by which they consent to one link with these grants."""
-    await require_member(uow, member_id, must_be_active=True)
+    member = await require_member(uow, member_id, must_be_active=False)
+    if member.status != MemberStatus.active:
+        raise MemberNotActive()
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.catalogue.errors import PlanNotFound
-from loyalty_api.catalogue.plans import PlanCode
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.schemas import PlanCode
 from loyalty_api.http.transaction import UnitOfWorkRoute
+from loyalty_api.plan_catalogue.errors import PlanNotFound
 from loyalty_api.plans import errors, service
 from loyalty_api.plans.schemas import PlanCreate, PlanList, PlanRead, PlanWrite
 from loyalty_api.points.errors import CurrencyMismatch

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.catalogue.plans import CatalogPlan, Interval, PartnerPerkOffer, PlanCode, RecurringCoupon
-from loyalty_api.http.schemas import MoneyBody, MoneyRead
+from loyalty_api.http.schemas import MoneyBody, MoneyRead, PlanCode
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan, Interval, PartnerPerkOffer, RecurringCoupon
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.tiers.schemas import BenefitRef
 

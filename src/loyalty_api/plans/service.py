@@ -1,5 +1,5 @@
 """Paid plans as operators manage them: create, change, delete, list (the catalogue every request reads is in
-`catalogue`).
+`plan_catalogue`).
 
 A plan's price belongs to its periods: changing it here leaves every subscription's current period at the
 price it started with; each subscription moves to the new price when its next period begins.
@@ -13,17 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from loyalty_api.catalogue.errors import PlanNotFound
-from loyalty_api.catalogue.models import Plan
-from loyalty_api.catalogue.plans import (
-    PLANS_CACHE_KEY,
-    CatalogPlan,
-    Interval,
-    PartnerPerkOffer,
-    RecurringCoupon,
-)
-from loyalty_api.catalogue.repository import PlanRepository
-from loyalty_api.catalogue.service import get_catalogue, load_catalogue
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
@@ -33,6 +22,17 @@ from loyalty_api.money import Money
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.plan_catalogue.catalogue import (
+    PLANS_CACHE_KEY,
+    CatalogPlan,
+    Interval,
+    PartnerPerkOffer,
+    RecurringCoupon,
+)
+from loyalty_api.plan_catalogue.errors import PlanNotFound
+from loyalty_api.plan_catalogue.models import Plan
+from loyalty_api.plan_catalogue.repository import PlanRepository
+from loyalty_api.plan_catalogue.service import get_catalogue, load_catalogue
 from loyalty_api.plans.errors import PlanExists, PlanInUse
 from loyalty_api.plans.events import PlanChanged
 from loyalty_api.points.errors import CurrencyMismatch

@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.prefixed import prefixed, prefixed_binds
+from loyalty_api.db.prefixed import Row, prefixed, prefixed_binds
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.orders.repository import (
@@ -51,8 +51,6 @@ _LOTS = cast(Table, PointLot.__table__)
 _EVENTS = cast(Table, OutboxEvent.__table__)
 _MEMBERS = cast(Table, Member.__table__)
 _REFERRALS = cast(Table, ReferralReward.__table__)
-
-Row = dict[str, Any]
 
 
 # The hot path's statements are built once: building a statement costs more than running it.

@@ -24,7 +24,6 @@ from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, 
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
 from loyalty_api.errors import InvalidField
 from loyalty_api.members import service as members
-from loyalty_api.members.service import require_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.offers import PointsMultiplier
 from loyalty_api.orders.repository import OrderRepository, earned_order_row
@@ -337,7 +336,7 @@ async def redeem(
     value = value_of_points(points, program.point_value_minor, program.currency)
     if order_total is not None:
         check_order_total(program, points, order_total)
-    await require_member(uow, member_id, must_be_active=True)
+    await members.require_member(uow, member_id, must_be_active=True)
 
     state = await debit_available(uow, member_id, points)
     now = uow.clock.now()
@@ -391,7 +390,7 @@ async def adjust(
     if points == 0:
         raise InvalidField("points", "must not be zero")
     program = await get_program(uow)
-    await require_member(uow, member_id, must_be_active=False)
+    await members.require_member(uow, member_id, must_be_active=False)
     if points > 0:
         state = await PointsAccountRepository(uow.session).change(
             member_id, now=uow.clock.now(), balance=points
@@ -439,7 +438,7 @@ class PointsSummary:
 
 async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
     program = await get_program(uow)
-    await require_member(uow, member_id, must_be_active=False)
+    await members.require_member(uow, member_id, must_be_active=False)
     state = await PointsAccountRepository(uow.session).get_state(member_id)
     assert state is not None
     lots = await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now())
@@ -490,7 +489,7 @@ async def ledger(
     limit: int,
     cursor: str | None,
 ) -> Page[LedgerEntry]:
-    await require_member(uow, member_id, must_be_active=False)
+    await members.require_member(uow, member_id, must_be_active=False)
     entries = await LedgerRepository(uow.session).list_entries(
         member_id, types=types, since=since, until=until, before_id=decode_cursor(cursor), limit=limit + 1
     )

@@ -12,13 +12,13 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from loyalty_api.catalogue.plans import CatalogPlan
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.perks import grant_period_perks
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
+from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.subscriptions import lifecycle
 from loyalty_api.subscriptions.events import (
     SubscriptionEvent,

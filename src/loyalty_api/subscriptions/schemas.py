@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty_api.catalogue.plans import PlanCode
-from loyalty_api.http.schemas import MoneyBody, MoneyRead, ReadModel
+from loyalty_api.http.schemas import MoneyBody, MoneyRead, PlanCode, ReadModel
 from loyalty_api.subscriptions.lifecycle import State
 
 PaymentRef = Annotated[

@@ -17,9 +17,6 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from math import floor
 
-from loyalty_api.catalogue.plans import CatalogPlan
-from loyalty_api.catalogue.repository import PlanRepository
-from loyalty_api.catalogue.service import get_catalogue
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -28,6 +25,9 @@ from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import Money
 from loyalty_api.outbox.events import MoneyPayload
+from loyalty_api.plan_catalogue.catalogue import CatalogPlan
+from loyalty_api.plan_catalogue.repository import PlanRepository
+from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions import lifecycle, periods
 from loyalty_api.subscriptions.errors import (

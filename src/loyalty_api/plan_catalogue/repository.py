@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from loyalty_api.catalogue.models import Plan
 from loyalty_api.db.constraints import flush_unique
+from loyalty_api.plan_catalogue.models import Plan
 
 
 class PlanRepository:

@@ -8,7 +8,11 @@ from collections.abc import Iterable
 
 from pydantic import TypeAdapter
 
-from loyalty_api.catalogue.plans import (
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.grants.granted import GrantedBenefit
+from loyalty_api.grants.repository import BenefitRepository
+from loyalty_api.money import Money
+from loyalty_api.plan_catalogue.catalogue import (
     PLANS_CACHE_KEY,
     CatalogPlan,
     Catalogue,
@@ -16,11 +20,7 @@ from loyalty_api.catalogue.plans import (
     PartnerPerkOffer,
     RecurringCoupon,
 )
-from loyalty_api.catalogue.repository import PlanRepository
-from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.grants.granted import GrantedBenefit
-from loyalty_api.grants.repository import BenefitRepository
-from loyalty_api.money import Money
+from loyalty_api.plan_catalogue.repository import PlanRepository
 
 _COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[RecurringCoupon])
 _PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])
