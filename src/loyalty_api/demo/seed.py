@@ -22,7 +22,6 @@ from loyalty_api.demo.data import (
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
-from loyalty_api.members.errors import MemberExists
 from loyalty_api.money import Money, Rounding
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
 from loyalty_api.plan_catalogue.catalogue import Interval, RecurringCoupon
@@ -30,6 +29,7 @@ from loyalty_api.plans import service as plans
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points
 from loyalty_api.profiles import service as profiles
+from loyalty_api.profiles.errors import MemberExists
 from loyalty_api.program import service as program
 from loyalty_api.program.service import ProgramSettings
 from loyalty_api.rewards import service as rewards

@@ -25,10 +25,11 @@ from loyalty_api.graphql.subscriptions import MemberSubscriptionFields
 from loyalty_api.graphql.tiers import MemberTierFields, Tier
 from loyalty_api.http.edge import misses_counted
 from loyalty_api.members import member_number as card
-from loyalty_api.members.errors import InvalidMemberNumber, MemberNotFound
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.profiles import service
+from loyalty_api.profiles.errors import InvalidMemberNumber
 from loyalty_api.profiles.schemas import MemberRead
 from loyalty_api.profiles.service import MemberProfile
 

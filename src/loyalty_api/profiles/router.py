@@ -17,17 +17,17 @@ from loyalty_api.http.edge import lookup_budgets
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import (
-    InvalidMemberNumber,
-    LookupNeedsOneIdentifier,
-    MemberExists,
-    MemberNotFound,
-    UnknownReferralCode,
-)
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
 from loyalty_api.profiles import service
+from loyalty_api.profiles.errors import (
+    InvalidMemberNumber,
+    LookupNeedsOneIdentifier,
+    MemberExists,
+    UnknownReferralCode,
+)
 from loyalty_api.profiles.schemas import (
     MemberCreate,
     MemberPage,

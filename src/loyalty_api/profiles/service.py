@@ -20,14 +20,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
 from loyalty_api.members.birthday_keys import birthday_keys, month_key
 from loyalty_api.members.contact import normalise_email, normalise_phone
-from loyalty_api.members.errors import (
-    InvalidMemberNumber,
-    LookupNeedsOneIdentifier,
-    MemberExists,
-    MemberNotFound,
-    ReferrerNotActive,
-    UnknownReferralCode,
-)
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
 from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
@@ -35,6 +28,13 @@ from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.profiles.errors import (
+    InvalidMemberNumber,
+    LookupNeedsOneIdentifier,
+    MemberExists,
+    ReferrerNotActive,
+    UnknownReferralCode,
+)
 from loyalty_api.profiles.repository import MemberRecord, ProfileRepository, TierRow
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import end_member_subscriptions
