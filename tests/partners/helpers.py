@@ -27,7 +27,7 @@ JOINT_VIEW = {
 }
 
 
-# --- Coalition earn, exchanges and settlement (tests/partners/test_coalition_earn.py, test_exchanges.py,
+# --- Purchases at partners, exchanges and settlement (tests/coalition/test_purchases.py, test_exchanges.py,
 # test_settlement.py) --------------------------------------------------------------------------------------
 
 # The one code this API gives input it refuses field by field (the partner spec writes `validation_failed`;

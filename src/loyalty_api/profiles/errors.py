@@ -1,0 +1,63 @@
+from loyalty_api.errors import Conflict, InvalidField, LoyaltyError
+
+
+class MemberExists(Conflict):
+    """Another member already has this phone number, e-mail address or external id (`field` says which), so
+    nothing was created or changed.
+
+    Look that member up (`GET /v1/members/lookup`) and use them, or send a different value.
+    """
+
+    code = "member_exists"
+    title = "A member with this identifier already exists"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"Another member already has this {field}", field=field)
+
+
+class InvalidMemberNumber(LoyaltyError):
+    """The member number's check digit does not match, so the number was mistyped or misread; no lookup was
+    made.
+
+    Scan or type the card number again.
+    """
+
+    code = "invalid_member_number"
+    status = 422
+    title = "The member number's check digit does not match: it was probably mistyped"
+
+
+class UnknownReferralCode(InvalidField):
+    """No member has the `referral_code` given at enrolment, so the member was not created.
+
+    Check the code with the person who referred the customer, or enrol without it.
+    """
+
+    code = "unknown_referral_code"
+
+    def __init__(self) -> None:
+        super().__init__("referral_code", "no member has this referral code")
+
+
+class LookupNeedsOneIdentifier(LoyaltyError):
+    """A lookup names the member in exactly one way, and this one gives none, or more than one.
+
+    Send exactly one of `member_number`, `phone`, `email`, or `external_system` together with `external_id`.
+    """
+
+    code = "lookup_needs_one_identifier"
+    status = 422
+    title = "Give exactly one of member_number, phone, email, or external_system with external_id"
+
+
+class ReferrerNotActive(InvalidField):
+    """The member whose `referral_code` was given is suspended or closed, so the member was not created: only
+    an active member can refer.
+
+    Enrol without the code, or ask the operator about the referrer.
+    """
+
+    code = "referrer_not_active"
+
+    def __init__(self) -> None:
+        super().__init__("referral_code", "the member with this referral code is not active")
