@@ -67,24 +67,21 @@ CLAIMED_EARN = (_ORDER_NET_SPEND.label("spend"), _ORDER_NET_POINTS.label("points
 CLAIM_EARN_SQLITE = claim_order(sqlite.insert, stamp="earned_at", points="points_earned").returning(
     *CLAIMED_EARN
 )
-_CLAIM_EARN = {
-    dialect: DirectStatement(
-        claim_order(insert_for, stamp="earned_at", points="points_earned").returning(_ORDERS.c.order_ref)
-    )
-    for dialect, insert_for in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
-_CLAIM_REDEEM = {
-    "postgresql": DirectStatement(
-        claim_order(postgresql.insert, stamp="redeemed_at", points="points_redeemed").returning(
-            _ORDERS.c.order_ref
+_DIALECT_INSERTS = (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+
+
+def _claims(stamp: str, points: str) -> dict[str, DirectStatement[Any]]:
+    """The claim by `stamp` for each dialect, answering the order's reference when it took."""
+    return {
+        dialect: DirectStatement(
+            claim_order(insert_for, stamp=stamp, points=points).returning(_ORDERS.c.order_ref)
         )
-    ),
-    "sqlite": DirectStatement(
-        claim_order(sqlite.insert, stamp="redeemed_at", points="points_redeemed").returning(
-            _ORDERS.c.order_ref
-        )
-    ),
-}
+        for dialect, insert_for in _DIALECT_INSERTS
+    }
+
+
+_CLAIM_EARN = _claims("earned_at", "points_earned")
+_CLAIM_REDEEM = _claims("redeemed_at", "points_redeemed")
 
 
 def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str, object]:
