@@ -178,8 +178,9 @@ def _deeper_than(document: Any, max_depth: int) -> bool:
     return False
 
 
-def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
-    """Raise InvalidInput for a query string or JSON body the service must not take in."""
+def screen(query: QueryParams, body: bytes, *, max_depth: int) -> Any:
+    """The body's JSON (None without a body); InvalidInput for a query string or JSON body the service must
+    not take in."""
     errors = [
         field_error(name if "\x00" not in name else "", "query", *problem)
         for name, value in query.multi_items()
@@ -188,5 +189,4 @@ def screen(query: QueryParams, body: bytes, *, max_depth: int) -> None:
     ]
     if errors:
         raise InvalidInput(errors)
-    if body:
-        load_json(body, max_depth=max_depth)
+    return load_json(body, max_depth=max_depth) if body else None

@@ -74,6 +74,21 @@ def _replay(stored: StoredResponse, vault: Vault) -> Response:
     )
 
 
+_UNSCREENED = object()
+
+
+class _ScreenedRequest(Request):
+    """The request as its route screens it, made before anything reads the request, so that its headers and
+    query are parsed once. FastAPI's handler reads the body's JSON from here: the model the strict check
+    gave (FastAPI's own validation takes that instance as it is), or the screened document when the check
+    refused it. So the body is parsed once and validated once."""
+
+    screened: Any = _UNSCREENED
+
+    async def json(self) -> Any:
+        return await super().json() if self.screened is _UNSCREENED else self.screened
+
+
 def uow_of(request: Request) -> UnitOfWork:
     uow: UnitOfWork = request.state.uow
     return uow
@@ -136,7 +151,8 @@ class UnitOfWorkRoute(APIRoute):
         has_body = self.takes_body()
         body_adapter = _strict_body_adapter(self) if has_body else None
 
-        async def run(request: Request) -> Response:
+        async def run(received: Request) -> Response:
+            request = _ScreenedRequest(received.scope, received.receive)
             units: UnitsOfWork = request.app.state.units
             # The time limit counts from here, before the key is claimed: the claim's lease (the same
             # length) therefore ends no earlier than the endpoint is cut off.
@@ -146,11 +162,10 @@ class UnitOfWorkRoute(APIRoute):
                 body = await request.body() if has_body else b""
                 if body and not is_json(request.headers.get("content-type")):
                     raise UnsupportedMediaType.of(request.headers.get("content-type"))
-                screen(request.query_params, body, max_depth=units.settings.max_json_depth)
-                # Refused only once the caller is known to be allowed the call (see check_body).
-                request.state.body_errors = (
-                    _strict_errors(body_adapter, body) if body and body_adapter else []
-                )
+                document = screen(request.query_params, body, max_depth=units.settings.max_json_depth)
+                if body:
+                    # Refused only once the caller is known to be allowed the call (see check_body).
+                    request.screened, request.state.body_errors = _strictly(body_adapter, body, document)
                 key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
                 if key is not None:
                     outcome = await idempotency.claim(
@@ -207,7 +222,7 @@ def required_scopes(route: APIRoute) -> frozenset[Scope]:
 def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     """The route's body model, to be validated against the JSON text in strict mode, as its JSON Schema
     reads: FastAPI validates the parsed body in Python's lax mode, which takes `true` for 1, `0` for a date
-    and `"12"` for 12."""
+    and `"12"` for 12. The model it gives is the body FastAPI's handler is handed (`_ScreenedRequest`)."""
     params = route.dependant.body_params
     if len(params) != 1 or params[0].field_info.annotation is None:
         return None
@@ -216,13 +231,17 @@ def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     return TypeAdapter(annotated)
 
 
-def _strict_errors(adapter: TypeAdapter[Any], body: bytes) -> list[dict[str, Any]]:
+def _strictly(
+    adapter: TypeAdapter[Any] | None, body: bytes, document: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The body's model and no errors, or the screened document and the strict check's errors."""
+    if adapter is None:
+        return document, []
     try:
-        adapter.validate_json(body, strict=True)
+        return adapter.validate_json(body, strict=True), []
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        return [{**e, "loc": ("body", *e["loc"])} for e in errors]
-    return []
+        return document, [{**e, "loc": ("body", *e["loc"])} for e in errors]
 
 
 def check_body(request: Request) -> None:
