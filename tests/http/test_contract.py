@@ -127,6 +127,20 @@ class TestTexts:
         ]
         assert await table_counts(app, "members") == {"members": 0}
 
+    @pytest.mark.parametrize("text", ["null", "[]", '"earn"', "12850"])
+    async def test_a_body_that_is_json_but_not_an_object_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, text: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        response = await client.post(
+            f"/v1/members/{member['id']}/earn",
+            content=text,
+            headers={**bearer(pos_key), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert await table_counts(app, "ledger_entries") == {"ledger_entries": 0}
+
     async def test_messages_carry_no_library_prefix(self, client: httpx.AsyncClient, pos_key: str) -> None:
         member = await enrol(client, pos_key)
         body = {"order_ref": "T-1", "amount": {"amount": 0, "currency": "CNY"}}

@@ -179,8 +179,8 @@ def _deeper_than(document: Any, max_depth: int) -> bool:
 
 
 def screen(query: QueryParams, body: bytes, *, max_depth: int) -> Any:
-    """The body's JSON (None without a body); InvalidInput for a query string or JSON body the service must
-    not take in."""
+    """The body's JSON document (None without a body, as for a body of `null`: the caller knows which);
+    InvalidInput for a query string or JSON body the service must not take in."""
     errors = [
         field_error(name if "\x00" not in name else "", "query", *problem)
         for name, value in query.multi_items()

@@ -78,10 +78,11 @@ _UNSCREENED = object()
 
 
 class _ScreenedRequest(Request):
-    """The request as its route screens it, made before anything reads the request, so that its headers and
-    query are parsed once. FastAPI's handler reads the body's JSON from here: the model the strict check
-    gave (FastAPI's own validation takes that instance as it is), or the screened document when the check
-    refused it. So the body is parsed once and validated once."""
+    """The request FastAPI's handler is given, made by the route before anything reads the request: a
+    request object keeps the body it read, so the one that reads it must be the one the handler gets. Its
+    JSON is what the route screened: the model the strict check gave, which FastAPI's own validation takes
+    as it is, or the screened document when the check refused it. FastAPI neither parses nor validates the
+    body again."""
 
     screened: Any = _UNSCREENED
 
@@ -165,7 +166,7 @@ class UnitOfWorkRoute(APIRoute):
                 document = screen(request.query_params, body, max_depth=units.settings.max_json_depth)
                 if body:
                     # Refused only once the caller is known to be allowed the call (see check_body).
-                    request.screened, request.state.body_errors = _strictly(body_adapter, body, document)
+                    request.screened, request.state.body_errors = _strict_body(body_adapter, body, document)
                 key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
                 if key is not None:
                     outcome = await idempotency.claim(
@@ -222,7 +223,8 @@ def required_scopes(route: APIRoute) -> frozenset[Scope]:
 def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     """The route's body model, to be validated against the JSON text in strict mode, as its JSON Schema
     reads: FastAPI validates the parsed body in Python's lax mode, which takes `true` for 1, `0` for a date
-    and `"12"` for 12. The model it gives is the body FastAPI's handler is handed (`_ScreenedRequest`)."""
+    and `"12"` for 12. When the check passes, its model is the body FastAPI's handler is handed
+    (`_ScreenedRequest`)."""
     params = route.dependant.body_params
     if len(params) != 1 or params[0].field_info.annotation is None:
         return None
@@ -231,10 +233,12 @@ def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     return TypeAdapter(annotated)
 
 
-def _strictly(
+def _strict_body(
     adapter: TypeAdapter[Any] | None, body: bytes, document: Any
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """The body's model and no errors, or the screened document and the strict check's errors."""
+    """What FastAPI's handler takes as the body, and the strict check's errors: the model and none when the
+    check passes, the screened document and the errors when it does not, the document and none for a
+    route without a body model to check (`_strict_body_adapter`)."""
     if adapter is None:
         return document, []
     try:
