@@ -74,9 +74,6 @@ def _replay(stored: StoredResponse, vault: Vault) -> Response:
     )
 
 
-_UNSCREENED = object()
-
-
 class _ScreenedRequest(Request):
     """The request FastAPI's handler is given, made by the route before anything reads the request: a
     request object keeps the body it read, so the one that reads it must be the one the handler gets. Its
@@ -84,10 +81,10 @@ class _ScreenedRequest(Request):
     as it is, or the screened document when the check refused it. FastAPI neither parses nor validates the
     body again."""
 
-    screened: Any = _UNSCREENED
+    screened: Any = None
 
     async def json(self) -> Any:
-        return await super().json() if self.screened is _UNSCREENED else self.screened
+        return self.screened
 
 
 def uow_of(request: Request) -> UnitOfWork:
@@ -114,6 +111,8 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
 class UnitOfWorkRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        # FastAPI reads the body as the route screened it (`_ScreenedRequest`): one it never screens is none.
+        assert self.body_field is None or self.takes_body(), f"{path}: a body only with POST, PUT or PATCH"
         # What the edge can answer on any route, before or around the endpoint.
         edge: list[type[LoyaltyError]] = [InvalidApiKey, AddressNotAllowed, RateLimited, RequestTimedOut]
         if self.takes_body():
