@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import random
@@ -43,16 +42,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 20
 SCENARIOS = ("earn", "lookup", "quote", "floor")
-
-
-def _kept(name: str) -> dict[str, object]:
-    state_file = Path(tempfile.gettempdir()) / f"{name}.json"
-    if not state_file.exists():
-        sys.exit(
-            f"no kept database {name}: seed it with `run.py --database postgres --keep {name} --seed-only`"
-        )
-    state: dict[str, object] = json.loads(state_file.read_text())
-    return state
 
 
 def _with_floor(app: Any) -> None:
@@ -90,9 +79,9 @@ def _with_floor(app: Any) -> None:
 
 def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str], dict[str, str]]:
     """The app to drive, the headers of its requests and its paths."""
-    from benchmarks.run import PG_SERVER
+    from benchmarks.run import PG_SERVER, kept_state
 
-    state = _kept(name)
+    state = kept_state(name)
     url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
     if baseline:
         os.environ["BASELINE_DSN"] = url.replace("+asyncpg", "")
@@ -130,9 +119,9 @@ async def drive(name: str, scenario: str, requests: int, *, baseline: bool) -> N
     import httpx
 
     sys.path.insert(0, str(ROOT))
-    from benchmarks.run import quote_body
+    from benchmarks.run import kept_state, quote_body
 
-    state = _kept(name)
+    state = kept_state(name)
     app, headers, paths = _app(name, scenario, baseline)
     members = [tuple(pair) for pair in state["sample"]]  # type: ignore[attr-defined]
     shoppers = [(member, codes) for member, codes in state["shoppers"]]  # type: ignore[attr-defined]
@@ -209,7 +198,10 @@ def main() -> None:
     if args.drive is not None:
         asyncio.run(drive(args.database, args.scenario, args.drive, baseline=args.baseline))
         return
-    _kept(args.database)
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.run import kept_state
+
+    kept_state(args.database)  # before the long runs: a database that is not kept fails at once
     this = per_request(ROOT / "src", args.database, args.scenario, args.requests)
     print(f"{args.scenario}: {this:,.0f} instructions a request ({args.requests} requests, this tree)")
     if args.before is not None:

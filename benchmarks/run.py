@@ -120,6 +120,21 @@ class Measured:
     cpu_ms_per_request: float
 
 
+def state_file(name: str) -> Path:
+    """Where `--keep NAME` keeps what later runs need of the seeded database (its keys, sample, shoppers)."""
+    return Path(tempfile.gettempdir()) / f"{name}.json"
+
+
+def kept_state(name: str) -> dict[str, Any]:
+    found = state_file(name)
+    if not found.exists():
+        sys.exit(
+            f"no kept database {name}: seed it with `run.py --database postgres --keep {name} --seed-only`"
+        )
+    state: dict[str, Any] = json.loads(found.read_text())
+    return state
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -386,15 +401,15 @@ async def bench(database: str, args: argparse.Namespace) -> None:
         url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
     else:
         url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    state_file = Path(tempfile.gettempdir()) / f"{args.keep}.json"
+    kept_file = state_file(args.keep)
     try:
-        if kept and state_file.exists():
-            state = json.loads(state_file.read_text())
+        if kept and kept_file.exists():
+            state = json.loads(kept_file.read_text())
             print(f"\n== {database}: the seeded database {name} again ({state['members']:,} members)")
         else:
             state = await _seed_database(database, url, admin_engine, args)
             if kept:
-                state_file.write_text(json.dumps(state))
+                kept_file.write_text(json.dumps(state))
         if args.seed_only:
             return
         if args.campaign:
