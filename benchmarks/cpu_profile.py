@@ -9,12 +9,13 @@ first, so a layer's whole cost reads off one line.
     .venv/bin/python benchmarks/cpu_profile.py small --scenario quote
     .venv/bin/python benchmarks/cpu_profile.py small --scenario earn --top 80 --raw /tmp/earn.txt
 
-py-spy reads the process from outside at `--rate` samples a second and pauses it only to take each sample,
-so the service runs near full speed (the run's rate shows what sampling cost). Shares are of the process's
-busy samples: the event loop's own frames head the list at close to 100 %, uvicorn's request cycle and the
-app follow. The numbers are shares, not times: multiply by the CPU per request for microseconds. `--raw`
-keeps the folded stacks (one line a stack, its count last) for flame graphs or other cuts. py-spy must be
-allowed to attach to the process (root, or ptrace permitted).
+py-spy reads the process from outside at `--rate` samples a second, pausing it to take each sample: the
+profiled run is slower than an unprofiled one, so read the shares, not the rate (compare rates with
+`run.py`). Shares are of the process's busy samples. The event loop's own frames head the list; work done
+inside SQLAlchemy's greenlets (a session's connection, commit or rollback) shows as stacks of its own, not
+under the request that started it. The numbers are shares, not times: times them an unprofiled run's CPU per
+request for microseconds. `--raw` keeps the folded stacks (one line a stack, its count last) for flame
+graphs or other cuts. py-spy must be allowed to attach to the process (root, or ptrace permitted).
 """
 
 from __future__ import annotations
@@ -74,13 +75,19 @@ async def sample(args: argparse.Namespace, env: dict[str, str], files: dict[str,
         sampler = subprocess.Popen(
             [py_spy, *record, *duration], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        before = cpu_seconds(process.pid)
-        output = await wrk(
-            script, base, [f"run{tag}", targets, key], seconds=args.seconds, clients=args.clients
-        )
-        run = parse_wrk(args.scenario, output, cpu_seconds(process.pid) - before)
-        if await asyncio.to_thread(sampler.wait) != 0:
-            sys.exit(f"py-spy failed (exit {sampler.returncode}): is it allowed to attach to the process?")
+        try:
+            before = cpu_seconds(process.pid)
+            output = await wrk(
+                script, base, [f"run{tag}", targets, key], seconds=args.seconds, clients=args.clients
+            )
+            run = parse_wrk(args.scenario, output, cpu_seconds(process.pid) - before)
+            failed = await asyncio.to_thread(sampler.wait)
+        finally:
+            if sampler.poll() is None:  # the run failed or was cut short: the sampler goes with it
+                sampler.terminate()
+                sampler.wait()
+        if failed != 0:
+            sys.exit(f"py-spy failed (exit {failed}): is it allowed to attach to the process?")
     return run
 
 

@@ -123,8 +123,8 @@ async def drive(name: str, scenario: str, requests: int, *, baseline: bool) -> N
 
     state = kept_state(name)
     app, headers, paths = _app(name, scenario, baseline)
-    members = [tuple(pair) for pair in state["sample"]]  # type: ignore[attr-defined]
-    shoppers = [(member, codes) for member, codes in state["shoppers"]]  # type: ignore[attr-defined]
+    members = [tuple(pair) for pair in state["sample"]]
+    shoppers = [(member, codes) for member, codes in state["shoppers"]]
     rng = random.Random(1)
     run = uuid.uuid4().hex[:8]
     async with (

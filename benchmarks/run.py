@@ -126,6 +126,7 @@ def state_file(name: str) -> Path:
 
 
 def kept_state(name: str) -> dict[str, Any]:
+    """What `--keep NAME` kept; exits with how to seed it when there is none."""
     found = state_file(name)
     if not found.exists():
         sys.exit(
