@@ -405,7 +405,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
     kept_file = state_file(args.keep)
     try:
         if kept and kept_file.exists():
-            state = json.loads(kept_file.read_text())
+            state = kept_state(args.keep)
             print(f"\n== {database}: the seeded database {name} again ({state['members']:,} members)")
         else:
             state = await _seed_database(database, url, admin_engine, args)
