@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from loyalty_api import crypto
 from loyalty_api.app import create_app
@@ -84,13 +83,11 @@ async def _clean_state(request: pytest.FixtureRequest, clock: FrozenClock) -> As
     units_of(app).cache.clear()  # the tables are emptied behind the services' back
     await app.state.rate_limiter.reset()
     engine = units_of(app).database.engine
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    # DELETE, not TRUNCATE, on PostgreSQL too: TRUNCATE gives each of the forty-odd tables and their indexes
+    # new files (about 0.3 s a test, nearly half the suite's time), where a test leaves a few rows to delete.
     async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
 
 
 @pytest.fixture
