@@ -141,6 +141,7 @@ class TestHoldExpiry:
         clock.advance(timedelta(seconds=61))
         capture = await client.post(f"/v1/holds/{created['id']}/capture", headers=bearer(ecommerce_key))
         assert capture.status_code == 409
+        assert (capture.json()["code"], capture.json()["hold_status"]) == ("hold_not_active", "expired")
         assert await expire_holds(app.state.units) == 1
         assert await expire_holds(app.state.units) == 0
         read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
@@ -149,6 +150,19 @@ class TestHoldExpiry:
         [event] = await events(app, "points.hold_released")
         assert event["payload"]["reason"] == "expired"
         await assert_ledger_invariant(app, member_id)
+
+    async def test_a_hold_past_its_time_reads_as_expired_before_the_job_runs(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-10", ttl=60)).json()
+        clock.advance(timedelta(seconds=59))
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert read.json()["status"] == "active"
+        clock.advance(timedelta(seconds=1))
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert read.json()["status"] == "expired"
+        release = await client.post(f"/v1/holds/{created['id']}/release", headers=bearer(ecommerce_key))
+        assert (release.status_code, release.json()["hold_status"]) == (409, "expired")
 
     async def test_an_expired_hold_frees_its_points_for_the_next_spend_without_the_job(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock

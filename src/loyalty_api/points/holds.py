@@ -47,14 +47,20 @@ class HoldView:
     available: int | None = None
 
 
-def _view(hold: Hold, *, balance: int | None = None, available: int | None = None) -> HoldView:
+def _status(hold: Hold, now: datetime) -> str:
+    """Where the hold stands: one past its time is expired, although its row says active until the job
+    (or the member's next spend) releases it."""
+    return "expired" if hold.status == "active" and hold.expires_at <= now else hold.status
+
+
+def _view(hold: Hold, now: datetime, *, balance: int | None = None, available: int | None = None) -> HoldView:
     return HoldView(
         id=hold.id,
         member_id=hold.member_id,
         order_ref=hold.order_ref,
         points=hold.points,
         captured_points=hold.captured_points,
-        status=hold.status,
+        status=_status(hold, now),
         created_at=hold.created_at,
         expires_at=hold.expires_at,
         resolved_at=hold.resolved_at,
@@ -117,7 +123,7 @@ async def create_hold(
         ),
         member_id,
     )
-    return _view(hold, balance=state.balance, available=state.available)
+    return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
 async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
@@ -129,10 +135,9 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
     await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
     hold = await holds.get_hold(hold_id)
     assert hold is not None
-    if hold.status != "active" or hold.expires_at <= uow.clock.now():
-        raise HoldNotActive(
-            f"The hold is {hold.status if hold.status != 'active' else 'expired'}", hold_status=hold.status
-        )
+    status = _status(hold, uow.clock.now())
+    if status != "active":
+        raise HoldNotActive(f"The hold is {status}", hold_status=status)
     return hold
 
 
@@ -194,7 +199,7 @@ async def capture_hold(
         ),
         hold.member_id,
     )
-    return _view(hold, balance=state.balance, available=state.available)
+    return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
 async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID | None = None) -> HoldView:
@@ -202,14 +207,14 @@ async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID 
     state = await release(uow, hold, reason="released", actor=actor)
     if state is None:
         raise HoldNotActive("The hold has just ended", hold_status="ended")
-    return _view(hold, balance=state.balance, available=state.available)
+    return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
 async def get_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> HoldView:
     hold = await HoldRepository(uow.session).get_hold(hold_id)
     if hold is None:
         raise HoldNotFound()
-    return _view(hold)
+    return _view(hold, uow.clock.now())
 
 
 async def expire_holds(units: UnitsOfWork, *, batch: int = 200) -> int:
