@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -8,7 +9,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from starlette.types import Message
 
+from loyalty_api.ops.logging import JsonFormatter
 from tests.builders import unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count
@@ -70,6 +73,86 @@ class TestFailedCommit:
         retried = await client.post("/v1/members", json=body, headers=headers)
         assert retried.status_code == 201
         assert await count(app, "members") == 1
+
+
+@contextmanager
+def error_lines() -> Iterator[list[str]]:
+    """The service's error log lines as it writes them (formatted when logged: the request id is the
+    request's own only then)."""
+    lines: list[str] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Kept(logging.ERROR)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+
+
+class TestFailureOutsideTheEndpoint:
+    async def test_a_failed_idempotency_claim_is_a_500_with_the_request_id_and_the_api_headers(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        headers = {**bearer(pos_key), "Idempotency-Key": "claim-fails", "X-Request-Id": "till-7.req-1"}
+        with error_lines() as lines, next_commit_fails(app):  # the key's claim is the first commit
+            response = await client.post("/v1/members", json={"phone": unique_phone()}, headers=headers)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "internal_error"
+        assert response.headers["x-request-id"] == "till-7.req-1"
+        assert (response.headers["cache-control"], response.headers["x-content-type-options"]) == (
+            "no-store",
+            "nosniff",
+        )
+        [line] = [line for line in lines if "unhandled error" in line]
+        assert '"request_id": "till-7.req-1"' in line
+        assert await count(app, "members") == 0
+
+    async def test_a_caller_gone_mid_upload_is_no_error(self, app: FastAPI, pos_key: str) -> None:
+        body = b'{"phone": "' + unique_phone().encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/members",
+            "raw_path": b"/v1/members",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"test"),
+                (b"authorization", f"Bearer {pos_key}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", b"64"),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("test", 80),
+        }
+        arriving = [
+            {"type": "http.request", "body": body, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        with error_lines() as lines:
+            await app(scope, receive, send)
+        assert sent[0]["type"] == "http.response.start"
+        assert sent[0]["status"] == 499
+        assert lines == []
+        assert await count(app, "members") == 0
 
 
 class TestProblemJson:

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_api.auth import keys
@@ -25,7 +26,7 @@ from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError, NotFound
-from loyalty_api.http.problems import render_domain_error
+from loyalty_api.http.problems import internal_error, render_domain_error
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
 
@@ -38,6 +39,9 @@ BYTES_PER_UNIT = 64 * 1024
 # is in the query string, and a document of 1,000 tokens fits in a few KiB).
 MAX_QUERY_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 32 * 1024
+# What the access log and the metrics say of a request whose caller left before sending all of its body
+# (nginx's code for it: no standard one exists).
+CLIENT_CLOSED_REQUEST = 499
 # The backstop's limit is the routes' own plus this, so that a route's own cut-off answers first.
 BACKSTOP_GRACE_SECONDS = 1.0
 
@@ -214,28 +218,49 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body
-        principal: Principal | None = None
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
-                raise UriTooLong(f"The query string is longer than {MAX_QUERY_BYTES} bytes")
-            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
-                raise HeadersTooLarge(f"The headers add up to more than {MAX_HEADER_BYTES} bytes")
-            declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(limit)
-            if _needs_key(scope):
-                principal = await self._caller(scope)
-                if principal is None:
-                    limit = min(limit, ANONYMOUS_BODY_BYTES)
-                scope.setdefault("state", {})["principal"] = principal
-        except LoyaltyError as exc:
-            await self._refuse(exc, scope, receive, send)
+            principal = await self._serve(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            # Answered here, not by Starlette's last-resort handler outside every middleware: the answer
+            # and the error's log line carry the request id, which the 500's page asks the caller to quote.
+            if isinstance(exc, LoyaltyError):
+                await self._refuse(exc, scope, receive, send)
+            elif isinstance(exc, ClientDisconnect):  # the caller left mid-upload: nothing ran, nobody hears
+                await Response(status_code=CLIENT_CLOSED_REQUEST)(scope, receive, send)
+            else:
+                await internal_error(Request(scope), exc)(scope, receive, send)
             return
-        await self._run(scope, _capped(receive, limit, partial(self._charge_for_the_cap, principal)), send)
         if principal is not None:
             # The response is out: the key's last-used time, when due, costs the caller no wait.
             await self.key_usage.write_noted(scope["app"].state.units, principal)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> Principal | None:
+        """The checks, then the app; the caller, once known. A refusal comes out as its LoyaltyError."""
+        limit = self.max_body
+        principal: Principal | None = None
+        if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            raise UriTooLong(f"The query string is longer than {MAX_QUERY_BYTES} bytes")
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"The headers add up to more than {MAX_HEADER_BYTES} bytes")
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(limit)
+        if _needs_key(scope):
+            principal = await self._caller(scope)
+            if principal is None:
+                limit = min(limit, ANONYMOUS_BODY_BYTES)
+            scope.setdefault("state", {})["principal"] = principal
+        await self._run(scope, _capped(receive, limit, partial(self._charge_for_the_cap, principal)), send)
+        return principal
 
     async def _charge_for_the_cap(self, principal: Principal | None) -> None:
         """A body cut at the cap was read up to it: the key pays for that read as for a call per 64 KiB."""
@@ -276,21 +301,14 @@ class EdgeMiddleware:
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app under the request time limit: the backstop for what the routes do not bound themselves
         (a unit-of-work route cuts its endpoint off at the same limit and rolls back before committing)."""
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         limit = asyncio.timeout(self.timeout + BACKSTOP_GRACE_SECONDS)
         try:
             async with limit:
-                await self.app(scope, receive, tracked)
+                await self.app(scope, receive, send)
         except TimeoutError:
-            if started or not limit.expired():
+            if not limit.expired():
                 raise
-            await self._refuse(RequestTimedOut.after(self.timeout), scope, receive, send)
+            raise RequestTimedOut.after(self.timeout) from None
 
     async def _refuse(self, exc: LoyaltyError, scope: Scope, receive: Receive, send: Send) -> None:
         response = render_domain_error(exc, Request(scope))
