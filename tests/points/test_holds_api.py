@@ -123,6 +123,29 @@ class TestHolds:
         assert again.status_code == 409
         assert again.json()["code"] == "hold_exists"
 
+    async def test_a_hold_and_a_part_captured_spend_at_least_the_programmes_minimum(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
+    ) -> None:
+        await set_program(client, admin_key, min_redeem_points=100)
+        small = await hold(client, ecommerce_key, member_id, 99, "WEB-MIN-1")
+        assert (small.status_code, small.json()["code"]) == (422, "below_minimum_redeem")
+        created = (await hold(client, ecommerce_key, member_id, 300, "WEB-MIN-2")).json()
+        part = await capture(client, ecommerce_key, created["id"], points=50)
+        assert (part.status_code, part.json()["code"]) == (422, "below_minimum_redeem")
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"]) == (1000, 300)
+        enough = await capture(client, ecommerce_key, created["id"], points=100)
+        assert (enough.status_code, enough.json()["balance"]) == (200, 900)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_whole_hold_made_before_the_minimum_rose_is_still_captured(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
+    ) -> None:
+        created = (await hold(client, ecommerce_key, member_id, 50, "WEB-MIN-3")).json()
+        await set_program(client, admin_key, min_redeem_points=100)
+        whole = await capture(client, ecommerce_key, created["id"])
+        assert (whole.status_code, whole.json()["captured_points"]) == (200, 50)
+
     async def test_unknown_hold_is_404(
         self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
     ) -> None:

@@ -14,6 +14,7 @@ from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.errors import (
+    BelowMinimumRedeem,
     CurrencyMismatch,
     InsufficientPoints,
     RedeemShareExceeded,
@@ -37,6 +38,13 @@ def check_currency(program: ProgramSettings, *amounts: Money) -> None:
     for amount in amounts:
         if amount.currency != program.currency:
             raise CurrencyMismatch(f"Amounts must be in {program.currency}, not {amount.currency}")
+
+
+def check_minimum_redeem(program: ProgramSettings, points: int) -> None:
+    """Points spent at once (a redeem, a hold, part of a hold captured) are at least the programme's
+    minimum redemption."""
+    if points < program.min_redeem_points:
+        raise BelowMinimumRedeem(f"At least {program.min_redeem_points} points per redemption")
 
 
 def check_order_total(program: ProgramSettings, points: int, order_total: Money) -> None:

@@ -12,6 +12,7 @@ from loyalty_api.money import Money
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
+    check_minimum_redeem,
     check_order_total,
     debit_available,
     record_entry,
@@ -78,6 +79,8 @@ async def create_hold(
     ttl_seconds: int,
     actor: uuid.UUID | None = None,
 ) -> HoldView:
+    """Reserve `points` for the order: a redemption to come, so the programme's minimum applies to it."""
+    check_minimum_redeem(await get_program(uow), points)
     await require_member(uow, member_id, must_be_active=True)
     state = await debit_available(uow, member_id, points, hold=True)
     holds = HoldRepository(uow.session)
@@ -158,8 +161,13 @@ async def capture_hold(
     captured = hold.points if points is None else points
     if captured > hold.points:
         raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)
+    program = await get_program(uow)
+    if points is not None:
+        # A whole hold passed the minimum when it was made (a later rule does not strand the order); a part
+        # of it is a redemption of its own.
+        check_minimum_redeem(program, captured)
     if order_total is not None:
-        check_order_total(await get_program(uow), captured, order_total)
+        check_order_total(program, captured, order_total)
     now = uow.clock.now()
     state = await PointsAccountRepository(uow.session).change(
         hold.member_id, now=now, balance=-captured, held=-hold.points

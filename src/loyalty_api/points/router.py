@@ -119,6 +119,7 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
         *_AUTH,
         MemberNotFound,
         MemberNotActive,
+        errors.BelowMinimumRedeem,
         errors.InsufficientPoints,
         errors.HoldExists,
         errors.OrderBelongsToAnotherMember,
@@ -130,7 +131,8 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Answers 201 with the hold and the
     member's points after it. Too few available points is 422 `insufficient_points`; an order has one active
-    hold (409 `hold_exists`). Emits `points.held`."""
+    hold (409 `hold_exists`); fewer points than the programme's minimum redemption is 422
+    `below_minimum_redeem`. Emits `points.held`."""
     hold = await holds.create_hold(
         uow,
         member_id=member_id,
@@ -161,6 +163,7 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
         errors.HoldNotFound,
         errors.HoldNotActive,
         errors.CaptureExceedsHold,
+        errors.BelowMinimumRedeem,
         errors.CurrencyMismatch,
         errors.RedeemShareExceeded,
     ),
@@ -169,7 +172,8 @@ async def capture_hold(
     hold_id: uuid.UUID, uow: UoW, caller: Till, body: CaptureRequest | None = None
 ) -> HoldRead:
     """Spend the held points on the order, when it ships. `points` captures fewer than were held (the rest is
-    freed; more is 422 `capture_exceeds_hold`); `order_total` gives the order's total, which refunds by amount
+    freed; more is 422 `capture_exceeds_hold`, and fewer than the programme's minimum redemption 422
+    `below_minimum_redeem`); `order_total` gives the order's total, which refunds by amount
     need. Leave the body out to capture everything.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired

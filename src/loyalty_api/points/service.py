@@ -31,6 +31,7 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points import referrals
 from loyalty_api.points.accounts import (
     check_currency,
+    check_minimum_redeem,
     check_order_total,
     credit_lot,
     debit_available,
@@ -40,7 +41,6 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.errors import (
-    BelowMinimumRedeem,
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
@@ -331,8 +331,7 @@ async def redeem(
     actor: uuid.UUID | None = None,
 ) -> RedeemResult:
     program = await get_program(uow)
-    if points < program.min_redeem_points:
-        raise BelowMinimumRedeem(f"At least {program.min_redeem_points} points per redemption")
+    check_minimum_redeem(program, points)
     value = value_of_points(points, program.point_value_minor, program.currency)
     if order_total is not None:
         check_order_total(program, points, order_total)
