@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from loyalty_api.app import create_app
 from loyalty_api.auth import service as auth_service
-from loyalty_api.auth.errors import ApiKeyNotFound
+from loyalty_api.auth.errors import ApiKeyNotFound, PartnerKeyNotAlone
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.clock import FrozenClock, SystemClock, format_instant
@@ -27,6 +27,7 @@ from loyalty_api.settings import Settings
 from tests.apps import client_for
 from tests.builders import add_partner, unique_phone
 from tests.conftest import START, bearer
+from tests.inspect_db import count
 from tests.test_cli import _clean_env, _cli
 
 HOUR = timedelta(hours=1)
@@ -74,6 +75,17 @@ async def _summary(units: UnitsOfWork, token: str) -> auth_service.KeySummary:
 async def _status(client: httpx.AsyncClient, token: str, path: str = "/v1/tiers") -> int:
     """The status of a call the key's scopes allow (admin, pos and ecommerce keys read the tier ladder)."""
     return (await client.get(path, headers=bearer(token))).status_code
+
+
+class TestPartnerKeys:
+    async def test_a_partner_key_carries_no_other_scope(self, app: FastAPI, units: UnitsOfWork) -> None:
+        partner = await add_partner(app)
+        for other in (Scope.pos, Scope.ecommerce, Scope.admin, Scope.billing):
+            with pytest.raises(PartnerKeyNotAlone):
+                await _key(units, Scope.partner, other, partner_id=partner)
+        assert await count(app, "api_keys") == 0
+        alone = await _key(units, Scope.partner, partner_id=partner)
+        assert (await _summary(units, alone)).principal.scopes == frozenset({Scope.partner})
 
 
 class TestExpiry:

@@ -66,3 +66,16 @@ class PartnerRequired(LoyaltyError):
     code = "partner_required"
     status = 422
     title = "A partner key must name its partner, and only a partner key may"
+
+
+class PartnerKeyNotAlone(LoyaltyError):
+    """A key with the `partner` scope carries no other: with `pos`, `ecommerce`, `admin` or `billing` beside
+    it, it would reach every member, not only those linked to its partner. Only the `loyalty-api keys
+    create` command gives this.
+
+    Make the partner's key with `--scope partner` alone, and another key for anything else.
+    """
+
+    code = "partner_key_not_alone"
+    status = 422
+    title = "A partner key carries the partner scope alone"

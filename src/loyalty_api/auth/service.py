@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loyalty_api.auth import keys
-from loyalty_api.auth.errors import AddressNotAllowed, ApiKeyNotFound, InvalidApiKey, PartnerRequired
+from loyalty_api.auth.errors import (
+    AddressNotAllowed,
+    ApiKeyNotFound,
+    InvalidApiKey,
+    PartnerKeyNotAlone,
+    PartnerRequired,
+)
 from loyalty_api.auth.models import ApiKey
 from loyalty_api.auth.networks import contains, parse_networks
 from loyalty_api.auth.principal import Principal, Scope
@@ -81,6 +87,8 @@ async def create_key(
     only from `allowed_networks` (CIDR; None: from any address)."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
+    if Scope.partner in scopes and set(scopes) != {Scope.partner}:
+        raise PartnerKeyNotAlone()
     if rate_limit is not None:
         try:
             check_rate(rate_limit)
