@@ -254,9 +254,12 @@ class TestExchangeOut:
         # changed; the worker then settles it as expired, as the partner was told it would be.
         exchange = await created(await exchange_out(client, pos_key, air.member_id, "air", 200))
         clock.advance(timedelta(seconds=TIMEOUT + 1))
+        # Read before the job has run, it says what the refusal below says.
+        assert (await partner_view(client, air.key, exchange["id"]))["status"] == "expired"
         before = await table_counts(app, *WRITTEN)
         late = await resolve(client, air.key, exchange["id"], "fail")
         assert problem(late) == (409, "exchange_not_pending"), late.text
+        assert late.json()["exchange_status"] == "expired"
         assert await table_counts(app, *WRITTEN) == before
         assert await balance(client, pos_key, air.member_id) == 800
         assert await run_exchange_expiry(app) == 1
@@ -568,6 +571,25 @@ class TestLimits:
         # A confirmed exchange counts: the member's 600 are used up.
         refused = await exchange_out(client, pos_key, member, "capped", 1)
         assert problem(refused) == (422, "exchange_limit_exceeded"), refused.text
+        assert await balance(client, pos_key, member) == 2_000 - 600
+        await assert_ledger_invariant(app, member)
+
+    async def test_an_exchange_past_its_time_counts_no_more_before_the_job_runs(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        shop: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await self.linked_member(client, admin_key, pos_key, shop, "X-1")
+        forgotten = await created(await exchange_out(client, pos_key, member, "capped", 600))
+        clock.advance(timedelta(seconds=3_601))  # past the default timeout, the job not run
+        kept = await created(await exchange_out(client, pos_key, member, "capped", 600))
+        assert (await resolve(client, shop, kept["id"], "confirm")).status_code == 200
+        assert await run_exchange_expiry(app) == 1
+        assert (await partner_view(client, shop, forgotten["id"]))["status"] == "expired"
         assert await balance(client, pos_key, member) == 2_000 - 600
         await assert_ledger_invariant(app, member)
 

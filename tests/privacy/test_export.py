@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock
 from tests.builders import enrol, make_key
 from tests.conftest import UNLIMITED, bearer
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import cny, points
+from tests.points.helpers import cny, earn, points, set_program
 from tests.privacy.conftest import Story
 
 
@@ -254,6 +256,25 @@ class TestExport:
         [entry] = found.json()["items"]
         assert entry["key_prefix"] == admin_key.split("_")[1] and entry["after"] is None
         assert entry["request_id"] == response.headers["X-Request-Id"]
+
+
+class TestExportedState:
+    async def test_a_hold_past_its_time_is_exported_as_expired_as_the_api_reads_it(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        member_id = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member_id, 10_000)
+        made = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 40, "order_ref": "WEB-X", "ttl_seconds": 60},
+            headers=bearer(pos_key),
+        )
+        assert made.status_code == 201, made.text
+        clock.advance(timedelta(seconds=61))  # the release job has not run
+        read = await client.get(f"/v1/holds/{made.json()['id']}", headers=bearer(pos_key))
+        [hold] = (await export_of(client, admin_key, member_id))["points"]["holds"]
+        assert hold["status"] == read.json()["status"] == "expired"
 
 
 class TestRefusals:

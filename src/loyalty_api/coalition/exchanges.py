@@ -68,13 +68,21 @@ class ExchangeView:
     resolved_at: datetime | None
 
 
-def _view(row: PartnerExchange, partner_code: str) -> ExchangeView:
+def exchange_status(row: PartnerExchange, now: datetime) -> str:
+    """Where the exchange stands: a pending one past its time is expired (a confirmation is refused), although
+    its row says pending until the time-out job gives the points back."""
+    if row.status == "pending" and row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return row.status
+
+
+def _view(row: PartnerExchange, partner_code: str, now: datetime) -> ExchangeView:
     return ExchangeView(
         id=row.id,
         partner=partner_code,
         partner_customer_ref=row.partner_customer_ref,
         direction=row.direction,
-        status=row.status,
+        status=exchange_status(row, now),
         points=row.points,
         partner_points=row.partner_points,
         rate=row.rate,
@@ -138,7 +146,8 @@ async def _check_limits(
     points: int,
 ) -> None:
     """Refuse an exchange that takes the day's points past the partner's limits. Call behind lock_partner."""
-    since = program.day_start(uow.clock.now())
+    now = uow.clock.now()
+    since = program.day_start(now)
     repo = ExchangeRepository(uow.session)
     limits = (
         (partner.daily_exchange_limit, None, "partner"),
@@ -147,7 +156,7 @@ async def _check_limits(
     for limit, member, per in limits:
         if limit is None:
             continue
-        used = await repo.exchanged_since(partner.id, direction, since, member_id=member)
+        used = await repo.exchanged_since(partner.id, direction, since, now, member_id=member)
         if used + points > limit:
             raise ExchangeLimitExceeded(
                 f"Today {used} of the {limit} points a {'member' if member else 'day'} may exchange "
@@ -229,7 +238,7 @@ async def exchange_out(
         member_id,
         partner.id,
     )
-    return _view(row, partner.code)
+    return _view(row, partner.code, uow.clock.now())
 
 
 def _marks(
@@ -253,7 +262,7 @@ async def _partners_exchange(uow: UnitOfWork, partner: Partner, exchange_id: uui
 
 async def get_exchange(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
     partner = await active_partner(uow, partner_id)
-    return _view(await _partners_exchange(uow, partner, exchange_id), partner.code)
+    return _view(await _partners_exchange(uow, partner, exchange_id), partner.code, uow.clock.now())
 
 
 async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
@@ -321,7 +330,7 @@ async def _resolved(
         row.member_id,
         partner.id,
     )
-    return _view(row, partner.code)
+    return _view(row, partner.code, uow.clock.now())
 
 
 async def expire_exchanges(units: UnitsOfWork) -> int:
@@ -418,7 +427,7 @@ async def exchange_in(
         link.member_id,
         partner.id,
     )
-    return _view(row, partner.code)
+    return _view(row, partner.code, uow.clock.now())
 
 
 async def member_exchanges(
@@ -429,4 +438,5 @@ async def member_exchanges(
         member_id, before_id=decode_cursor(cursor), limit=limit + 1
     )
     page = page_of(rows, limit, lambda pair: pair[0].id)
-    return Page(items=[_view(row, code) for row, code in page.items], next_cursor=page.next_cursor)
+    now = uow.clock.now()
+    return Page(items=[_view(row, code, now) for row, code in page.items], next_cursor=page.next_cursor)

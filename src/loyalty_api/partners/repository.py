@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -211,13 +211,26 @@ class ExchangeRepository:
         await self.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
 
     async def exchanged_since(
-        self, partner_id: uuid.UUID, direction: str, since: datetime, *, member_id: uuid.UUID | None = None
+        self,
+        partner_id: uuid.UUID,
+        direction: str,
+        since: datetime,
+        now: datetime,
+        *,
+        member_id: uuid.UUID | None = None,
     ) -> int:
+        """The points exchanged since `since`; a pending exchange past its time is given back, so it counts
+        no more, whether or not the time-out job has got to it."""
         query = select(func.coalesce(func.sum(PartnerExchange.points), 0)).where(
             PartnerExchange.partner_id == partner_id,
             PartnerExchange.direction == direction,
             PartnerExchange.status.in_(_COUNTED),
             PartnerExchange.created_at >= since,
+            or_(
+                PartnerExchange.status != "pending",
+                PartnerExchange.expires_at.is_(None),
+                PartnerExchange.expires_at > now,
+            ),
         )
         if member_id is not None:
             query = query.where(PartnerExchange.member_id == member_id)

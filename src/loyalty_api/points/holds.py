@@ -48,7 +48,7 @@ class HoldView:
     available: int | None = None
 
 
-def _status(hold: Hold, now: datetime) -> str:
+def hold_status(hold: Hold, now: datetime) -> str:
     """Where the hold stands: one past its time is expired, although its row says active until the job
     (or the member's next spend) releases it."""
     return "expired" if hold.status == "active" and hold.expires_at <= now else hold.status
@@ -61,7 +61,7 @@ def _view(hold: Hold, now: datetime, *, balance: int | None = None, available: i
         order_ref=hold.order_ref,
         points=hold.points,
         captured_points=hold.captured_points,
-        status=_status(hold, now),
+        status=hold_status(hold, now),
         created_at=hold.created_at,
         expires_at=hold.expires_at,
         resolved_at=hold.resolved_at,
@@ -138,7 +138,7 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
     await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
     hold = await holds.get_hold(hold_id)
     assert hold is not None
-    status = _status(hold, uow.clock.now())
+    status = hold_status(hold, uow.clock.now())
     if status != "active":
         raise HoldNotActive(f"The hold is {status}", hold_status=status)
     return hold

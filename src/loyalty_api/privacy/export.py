@@ -24,6 +24,7 @@ from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PartnerRepository
+from loyalty_api.points.holds import hold_status
 from loyalty_api.points.models import LedgerEntry, ReferralReward
 from loyalty_api.points.repository import (
     HoldRepository,
@@ -219,6 +220,7 @@ def _entry(entry: LedgerEntry) -> ExportLedgerEntry:
 
 
 async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
+    now = uow.clock.now()
     state = await PointsAccountRepository(uow.session).get_state(member_id)
     ledger, lots, holds = (
         LedgerRepository(uow.session),
@@ -241,7 +243,9 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
             )
         ],
         holds=[
-            ExportHold.model_validate(hold, from_attributes=True)
+            ExportHold.model_validate(hold, from_attributes=True).model_copy(
+                update={"status": hold_status(hold, now)}
+            )
             for hold in await _batches(
                 lambda after, limit: holds.holds_of(member_id, after_id=after, limit=limit), lambda h: h.id
             )
