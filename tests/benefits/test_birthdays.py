@@ -17,6 +17,7 @@ from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import events
 from tests.points.helpers import set_program
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 
 GIFT = {
     "kind": "birthday_gift",
@@ -100,6 +101,31 @@ async def test_no_gift_without_a_birthday_gift_benefit_or_for_a_suspended_member
         f"/v1/members/{member['id']}", json={"status": "active"}, headers=bearer(admin_key)
     )
     assert await run_job(app) == 1
+
+
+async def test_a_paid_plans_birthday_gift_is_given_and_one_also_of_the_tier_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
+) -> None:
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    tea = await client.post(
+        "/v1/benefits",
+        json={"name": "生日茶", **GIFT, "properties": {**GIFT["properties"], "coupon_name": "生日茶券"}},
+        headers=bearer(admin_key),
+    )
+    assert (gift.status_code, tea.status_code) == (201, 201)
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    await add_plan(client, admin_key, "plus", benefit_ids=[gift.json()["id"], tea.json()["id"]])
+    subscriber = await enrol(client, pos_key, birthday="1990-03-16")  # START is the 16th in Shanghai
+    await subscribe_paid(client, ecommerce_key, subscriber["id"], "plus")
+    on_the_tier = await enrol(client, pos_key, birthday="1991-03-16")
+    assert await run_job(app) == 3
+    assert sorted(c["name"] for c in await coupons(client, pos_key, subscriber["id"])) == [
+        "生日快乐 50 元券",
+        "生日茶券",
+    ]
+    assert [c["name"] for c in await coupons(client, pos_key, on_the_tier["id"])] == ["生日快乐 50 元券"]
+    assert await run_job(app) == 0
 
 
 async def write(app: FastAPI, sql: str, **params: Any) -> None:

@@ -1,6 +1,7 @@
-"""The birthday job: on a member's birthday (in the programme's time zone), each birthday-gift benefit of
-their tier gives them its coupon, once a year. It reads only the members whose birthday it is, through the
-birthday's day key (members/birthday_keys.py), whatever the size of the member base."""
+"""The birthday job: on a member's birthday (in the programme's time zone), each birthday-gift benefit they
+hold, from their tier, a plan in force or a partner's joint offer, gives them its coupon, once a year. It
+reads only the members whose birthday it is, through the birthday's day key (members/birthday_keys.py),
+whatever the size of the member base."""
 
 from __future__ import annotations
 
@@ -8,33 +9,28 @@ import logging
 import uuid
 from datetime import date, datetime, timedelta
 
+from loyalty_api.benefits.standing import standings
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.grants.granted import GrantedBenefit
+from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
-from loyalty_api.tiers.service import get_ladder
 
 log = logging.getLogger(__name__)
 
 
 async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     """Give today's birthday gifts; returns how many coupons were issued. Running it again the same day (or
-    in two processes) issues nothing more: each gift's coupon has a key of benefit, member and year."""
+    in two processes) issues nothing more: each gift's coupon has a key of benefit, member and year, so a
+    gift given by two of a member's sources is given once."""
     await key_birthdays(units, batch=batch)
     async with units.read() as uow:
+        if not await BenefitRepository(uow.session).any_granted("birthday_gift"):
+            return 0
         program = await get_program(uow)
-        ladder = await get_ladder(uow)
-    gifts = {
-        tier.id: [b for b in tier.benefits if b.active and isinstance(b.properties, BirthdayGift)]
-        for tier in ladder.tiers
-    }
-    gifts = {tier_id: found for tier_id, found in gifts.items() if found}
-    if not gifts:
-        return 0
     now = units.clock.now()
     today = now.astimezone(program.zone).date()
     starts = program.day_start(now)
@@ -43,15 +39,22 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     while True:
         async with units.read() as uow:
             celebrating = await MemberRepository(uow.session).list_celebrating(
-                list(gifts), day_keys_celebrating_on(uow.vault, today), after=after, limit=batch
+                day_keys_celebrating_on(uow.vault, today), after=after, limit=batch
             )
-        for member_id, tier_id in celebrating:
-            async with units.begin() as uow:
-                for gift in gifts[tier_id]:
-                    issued += await _give(uow, gift, member_id, today, starts)
+            held = await standings(uow, [(member.id, member) for member in celebrating])
+        for member in celebrating:
+            gifts = [
+                (benefit.id, benefit.properties)
+                for benefit in held[member.id].benefits
+                if isinstance(benefit.properties, BirthdayGift)
+            ]
+            if gifts:
+                async with units.begin() as uow:
+                    for benefit_id, gift in gifts:
+                        issued += await _give(uow, benefit_id, gift, member.id, today, starts)
         if len(celebrating) < batch:
             return issued
-        after = celebrating[-1][0]
+        after = celebrating[-1].id
 
 
 async def key_birthdays(units: UnitsOfWork, *, batch: int = 500) -> int:
@@ -82,19 +85,22 @@ async def key_birthdays(units: UnitsOfWork, *, batch: int = 500) -> int:
 
 
 async def _give(
-    uow: UnitOfWork, gift: GrantedBenefit, member_id: uuid.UUID, today: date, starts: datetime
+    uow: UnitOfWork,
+    benefit_id: uuid.UUID,
+    gift: BirthdayGift,
+    member_id: uuid.UUID,
+    today: date,
+    starts: datetime,
 ) -> bool:
-    properties = gift.properties
-    assert isinstance(properties, BirthdayGift)
     coupon = await issue_coupon(
         uow,
         member_id=member_id,
-        name=properties.coupon_name,
-        offer=properties.coupon,
+        name=gift.coupon_name,
+        offer=gift.coupon,
         valid_from=starts,
-        valid_until=starts + timedelta(days=properties.valid_days),
+        valid_until=starts + timedelta(days=gift.valid_days),
         source_type="birthday_gift",
-        source_id=gift.id,
-        issue_key=f"birthday:{gift.id}:{member_id}:{today.year}",
+        source_id=benefit_id,
+        issue_key=f"birthday:{benefit_id}:{member_id}:{today.year}",
     )
     return coupon is not None

@@ -55,6 +55,16 @@ class BenefitRepository:
         )
         return [(t, s, b) for t, s, b in result.all()]
 
+    async def any_granted(self, kind: str) -> bool:
+        """Whether an active benefit of this kind is granted to anything (a tier, a plan, a partner)."""
+        found = await self.session.scalar(
+            select(Benefit.id)
+            .join(BenefitGrant, BenefitGrant.benefit_id == Benefit.id)
+            .where(Benefit.kind == kind, Benefit.active.is_(True))
+            .limit(1)
+        )
+        return found is not None
+
     async def list_sources_of(self, benefit_id: uuid.UUID) -> Sequence[tuple[str, uuid.UUID]]:
         result = await self.session.execute(
             select(BenefitGrant.source_type, BenefitGrant.source_id).where(

@@ -79,6 +79,16 @@ _POINTS_HOLDERS: Select[Any] = select(*POINTS_HOLDER_COLUMNS).where(
 
 
 @dataclass(frozen=True, slots=True)
+class Celebrating:
+    """A member whose birthday it is, with what their standing needs of their row."""
+
+    id: uuid.UUID
+    status: str
+    tier_id: uuid.UUID | None
+    plan_benefits_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class LifecycleRow:
     id: uuid.UUID
     created_at: datetime
@@ -154,19 +164,17 @@ class MemberRepository:
         return [PointsHolder(*row) for row in rows.all()]
 
     async def list_celebrating(
-        self, tier_ids: Sequence[uuid.UUID], day_keys: Sequence[str], *, after: uuid.UUID | None, limit: int
-    ) -> Sequence[tuple[uuid.UUID, uuid.UUID]]:
-        """(member id, tier id) of active members on these tiers whose birthday has one of these day keys,
-        in id order: read through the day key's index, so only they are read."""
-        query = select(Member.id, Member.tier_id).where(
-            Member.birthday_day_key.in_(list(day_keys)),
-            Member.tier_id.in_(list(tier_ids)),
-            Member.status == "active",
+        self, day_keys: Sequence[str], *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[Celebrating]:
+        """The active members whose birthday has one of these day keys, in id order, with what their standing
+        needs of their row: read through the day key's index, so only they are read."""
+        query = select(Member.id, Member.status, Member.tier_id, Member.plan_benefits_until).where(
+            Member.birthday_day_key.in_(list(day_keys)), Member.status == "active"
         )
         if after is not None:
             query = query.where(Member.id > after)
         rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
-        return [(m, t) for m, t in rows if t is not None]
+        return [Celebrating(*row) for row in rows]
 
     async def list_unkeyed_birthdays(
         self, *, after: uuid.UUID | None, limit: int
