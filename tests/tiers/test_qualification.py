@@ -391,6 +391,31 @@ class TestOverride:
         changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
         assert changes == [("override_ended", SILVER), ("override", GOLD), ("upgrade", SILVER)]
 
+    async def test_an_override_down_holds_against_purchases_then_the_review_places_the_member(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver
+        until = START + timedelta(days=10)
+        response = await client.put(
+            f"/v1/members/{member['id']}/tier/override",
+            json={"tier": "member", "until": iso(until), "reason": "abuse under review"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 200, response.text
+        assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == "member"
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
+        clock.set(until)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["override_until"], status["kept_until"]) == (
+            "silver",
+            None,
+            iso(KEPT_2026),
+        )
+        changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
+        assert changes[0] == ("override_ended", SILVER)
+
     async def test_ending_an_override_now(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

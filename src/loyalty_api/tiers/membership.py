@@ -154,15 +154,13 @@ async def after_purchase(
         return TierResult(tier=current, changed=False)
     now = standing.at
     zone = (await get_program(uow)).zone
-    overridden = override_until is not None and override_until > now
+    if override_until is not None and override_until > now:
+        # The operator's tier holds until the override ends, up or down: a purchase meanwhile neither lifts a
+        # member put lower back up nor moves one put higher; the review then places them as they qualify.
+        return TierResult(tier=current, changed=False)
     place = current or ladder.entry
     renewal = _kept_until(ladder, place, now, zone)
-    may_renew = (
-        current is not None
-        and not overridden
-        and renewal is not None
-        and (kept_until is None or renewal > kept_until)
-    )
+    may_renew = current is not None and renewal is not None and (kept_until is None or renewal > kept_until)
     if current is not None and ladder.above(current) is None and not may_renew:
         return TierResult(tier=current, changed=False)  # at the top and already kept as long as can be
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
@@ -214,7 +212,7 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     ladder = await get_ladder(uow)
     current = ladder.by_id(state.tier_id)
     repo = MemberTierRepository(uow.session)
-    if current is None or current is ladder.entry:
+    if current is None or (current is ladder.entry and state.override_until is None):
         await repo.keep_until(member_id, None)  # the entry tier is never lost
         return True
     if state.override_until is not None:

@@ -174,8 +174,8 @@ async def read_tier_history(member_id: uuid.UUID, uow: UoW, _: Reader, paging: P
 async def override_tier(
     member_id: uuid.UUID, body: OverrideWrite, uow: UoW, caller: Operator
 ) -> MemberTierRead:
-    """Put a member on a tier by hand `until` an instant, with a `reason`; then the review job puts them where
-    they qualify. A purchase that qualifies for a higher tier still moves them up meanwhile.
+    """Put a member on a tier by hand `until` an instant, with a `reason`, higher or lower than they qualify
+    for: purchases meanwhile do not move them; then the review job puts them where they qualify.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces any override, so a repeat sets the
     same one. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
