@@ -348,6 +348,24 @@ class TestSubscribing:
         listed = await client.get(f"/v1/members/{member['id']}/subscriptions", headers=bearer(ecommerce_key))
         assert [s["plan"]["code"] for s in listed.json()["items"]] == ["kids-club", "plus"]
 
+    async def test_one_that_ended_before_the_renewal_job_came_is_no_obstacle(
+        self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        member, first = await new_paid_subscriber(client, ecommerce_key, "plus")
+        canceled = await post_action(client, ecommerce_key, first["id"], "cancel", {"at_period_end": True})
+        assert canceled.status_code == 200, canceled.text
+        clock.set(at(first["period_end"]) + timedelta(minutes=1))  # the job has not run since
+        again = await subscribe_reply(
+            client, ecommerce_key, member["id"], "premium", payment_ref=next_payment_ref()
+        )
+        assert again.status_code == 201, again.text
+        assert (await read(client, ecommerce_key, first["id"]))["state"] == "expired"
+        listed = await client.get(f"/v1/members/{member['id']}/subscriptions", headers=bearer(ecommerce_key))
+        assert [(s["plan"]["code"], s["state"]) for s in listed.json()["items"]] == [
+            ("premium", "active"),
+            ("plus", "expired"),
+        ]
+
     async def test_one_trial_per_family(self, client: httpx.AsyncClient, ecommerce_key: str) -> None:
         member, sub = await new_subscriber(client, ecommerce_key, "plus")
         await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
