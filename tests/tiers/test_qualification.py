@@ -75,6 +75,20 @@ async def history(client: httpx.AsyncClient, key: str, member_id: str) -> list[d
     return items
 
 
+async def put_override(
+    client: httpx.AsyncClient, admin_key: str, member_id: str, tier: str, until: datetime, reason: str
+) -> dict[str, Any]:
+    """Put the member on `tier` by hand until `until`; the member's tier as the answer gives it."""
+    response = await client.put(
+        f"/v1/members/{member_id}/tier/override",
+        json={"tier": tier, "until": iso(until), "reason": reason},
+        headers=bearer(admin_key),
+    )
+    assert response.status_code == 200, response.text
+    answered: dict[str, Any] = response.json()
+    return answered
+
+
 async def review(app: FastAPI) -> int:
     units: UnitsOfWork = app.state.units
     return await review_tiers(units)
@@ -360,24 +374,30 @@ class TestReview:
 
 @pytest.mark.usefixtures("ladder")
 class TestOverride:
-    async def test_an_override_holds_until_its_end_then_the_member_gets_what_they_qualify_for(
-        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    @pytest.mark.parametrize(
+        ("tier", "event_type"),
+        [(GOLD, "tier.upgraded"), (MEMBER, "tier.downgraded")],  # above and below silver, which they hold
+    )
+    async def test_an_override_holds_against_purchases_until_its_end_then_places_the_member_as_they_qualify(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        tier: dict[str, Any],
+        event_type: str,
     ) -> None:
         member = await enrol(client, pos_key)
-        await earn(client, pos_key, member["id"], 100_000)
+        await earn(client, pos_key, member["id"], 100_000)  # silver
         until = START + timedelta(days=10)
-        response = await client.put(
-            f"/v1/members/{member['id']}/tier/override",
-            json={"tier": "gold", "until": iso(until), "reason": "VIP complaint"},
-            headers=bearer(admin_key),
-        )
-        assert response.status_code == 200, response.text
-        assert (response.json()["tier"]["code"], response.json()["override_until"]) == ("gold", iso(until))
-        [event] = [e for e in await events(app, "tier.upgraded") if e["payload"]["to_tier"] == GOLD]
+        answered = await put_override(client, admin_key, member["id"], tier["code"], until, "VIP complaint")
+        assert (answered["tier"]["code"], answered["override_until"]) == (tier["code"], iso(until))
+        [event] = [e for e in await events(app, event_type) if e["payload"]["to_tier"] == tier]
         assert event["payload"]["reason"] == "override"  # not the operator's words
-        assert response.json()["keep"] is None  # nothing to do: the operator decided
+        assert answered["keep"] is None  # nothing to do: the operator decided
 
-        assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == "gold"
+        assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == tier["code"]
         clock.set(until - timedelta(seconds=1))
         assert await review(app) == 0
         clock.set(until)
@@ -389,32 +409,7 @@ class TestOverride:
             iso(KEPT_2026),
         )
         changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
-        assert changes == [("override_ended", SILVER), ("override", GOLD), ("upgrade", SILVER)]
-
-    async def test_an_override_down_holds_against_purchases_then_the_review_places_the_member(
-        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
-    ) -> None:
-        member = await enrol(client, pos_key)
-        await earn(client, pos_key, member["id"], 100_000)  # silver
-        until = START + timedelta(days=10)
-        response = await client.put(
-            f"/v1/members/{member['id']}/tier/override",
-            json={"tier": "member", "until": iso(until), "reason": "abuse under review"},
-            headers=bearer(admin_key),
-        )
-        assert response.status_code == 200, response.text
-        assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == "member"
-        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
-        clock.set(until)
-        assert await review(app) == 1
-        status = await tier_of(client, pos_key, member["id"])
-        assert (status["tier"]["code"], status["override_until"], status["kept_until"]) == (
-            "silver",
-            None,
-            iso(KEPT_2026),
-        )
-        changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
-        assert changes[0] == ("override_ended", SILVER)
+        assert changes == [("override_ended", SILVER), ("override", tier), ("upgrade", SILVER)]
 
     async def test_ending_an_override_now(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -15,7 +15,15 @@ from loyalty_api.tiers.membership import review_tiers
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.points.helpers import earn, set_program
-from tests.tiers.test_qualification import KEPT_2026, KEPT_2027, history, iso, standard_ladder, tier_of
+from tests.tiers.test_qualification import (
+    KEPT_2026,
+    KEPT_2027,
+    history,
+    iso,
+    put_override,
+    standard_ladder,
+    tier_of,
+)
 
 
 @pytest.fixture
@@ -52,12 +60,7 @@ class TestOverrideThatRanOut:
     ) -> None:
         member = await enrol(client, pos_key)
         until = START + timedelta(days=10)
-        response = await client.put(
-            f"/v1/members/{member['id']}/tier/override",
-            json={"tier": "silver", "until": iso(until), "reason": "trial"},
-            headers=bearer(admin_key),
-        )
-        assert response.status_code == 200, response.text
+        await put_override(client, admin_key, member["id"], "silver", until, "trial")
         clock.set(until + timedelta(hours=1))  # the override is over; the review job has not run yet
         assert (await earn(client, pos_key, member["id"], 100_000))["tier"]["code"] == "silver"
 
@@ -80,13 +83,8 @@ class TestOverrideThatRanOut:
         member = await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 100_000)
         until = START + timedelta(days=10)
-        response = await client.put(
-            f"/v1/members/{member['id']}/tier/override",
-            json={"tier": "silver", "until": iso(until), "reason": "trial"},
-            headers=bearer(admin_key),
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["keep"] is None
+        answered = await put_override(client, admin_key, member["id"], "silver", until, "trial")
+        assert answered["keep"] is None
         clock.set(until + timedelta(hours=1))
         status = await tier_of(client, pos_key, member["id"])
         assert status["keep"] is not None  # the review is due now: what keeps the tier matters again
