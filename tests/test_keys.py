@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from loyalty_api.app import create_app
 from loyalty_api.auth import service as auth_service
@@ -86,6 +87,20 @@ class TestPartnerKeys:
         assert await count(app, "api_keys") == 0
         alone = await _key(units, Scope.partner, partner_id=partner)
         assert (await _summary(units, alone)).principal.scopes == frozenset({Scope.partner})
+
+    async def test_one_made_with_other_scopes_before_the_rule_acts_as_a_partner_key_alone(
+        self, app: FastAPI, units: UnitsOfWork, client: httpx.AsyncClient
+    ) -> None:
+        partner = await add_partner(app)
+        token = await _key(units, Scope.partner, partner_id=partner)
+        # As `keys create --scope partner --scope pos` stored it before it was refused.
+        async with units.database.engine.begin() as connection:
+            await connection.execute(text("""UPDATE api_keys SET scopes = '["partner", "pos"]'"""))
+        lookup = await client.get(
+            "/v1/members/lookup", params={"phone": unique_phone()}, headers=bearer(token)
+        )
+        assert (lookup.status_code, lookup.json()["code"]) == (403, "scope_not_allowed")
+        assert (await client.get(EVENT_TYPES, headers=bearer(token))).status_code == 200
 
 
 class TestExpiry:

@@ -70,8 +70,8 @@ class PartnerRequired(LoyaltyError):
 
 class PartnerKeyNotAlone(LoyaltyError):
     """A key with the `partner` scope carries no other: with `pos`, `ecommerce`, `admin` or `billing` beside
-    it, it would reach every member, not only those linked to its partner. Only the `loyalty-api keys
-    create` command gives this.
+    it, it would reach every member, not only those linked to its partner. Only the `loyalty-api keys`
+    commands give this (a key made before the rule is used with the partner scope alone).
 
     Make the partner's key with `--scope partner` alone, and another key for anything else.
     """

@@ -43,11 +43,16 @@ class IssuedKey:
 
 
 def _principal(row: ApiKey) -> Principal:
+    scopes = frozenset(Scope(s) for s in row.scopes)
+    if Scope.partner in scopes:
+        # A partner key reaches its partner's members only, whatever else it was made with: keys made before
+        # a partner key was refused other scopes (PartnerKeyNotAlone) may carry some.
+        scopes = frozenset({Scope.partner})
     return Principal(
         key_id=row.id,
         key_prefix=row.prefix,
         name=row.name,
-        scopes=frozenset(Scope(s) for s in row.scopes),
+        scopes=scopes,
         partner_id=row.partner_id,
         rate_limit=row.rate_limit,
         expires_at=row.expires_at,
