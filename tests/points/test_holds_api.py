@@ -141,10 +141,12 @@ class TestHolds:
     async def test_a_whole_hold_made_before_the_minimum_rose_is_still_captured(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
     ) -> None:
-        created = (await hold(client, ecommerce_key, member_id, 50, "WEB-MIN-3")).json()
-        await set_program(client, admin_key, min_redeem_points=100)
-        whole = await capture(client, ecommerce_key, created["id"])
-        assert (whole.status_code, whole.json()["captured_points"]) == (200, 50)
+        for ref, body in (("WEB-MIN-3", {}), ("WEB-MIN-4", {"points": 50})):  # all of it, named or not
+            created = (await hold(client, ecommerce_key, member_id, 50, ref)).json()
+            await set_program(client, admin_key, min_redeem_points=100)
+            whole = await capture(client, ecommerce_key, created["id"], **body)
+            assert (whole.status_code, whole.json()["captured_points"]) == (200, 50), whole.text
+            await set_program(client, admin_key, min_redeem_points=1)
 
     async def test_unknown_hold_is_404(
         self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str

@@ -28,7 +28,7 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     gift given by two of a member's sources is given once."""
     await key_birthdays(units, batch=batch)
     async with units.read() as uow:
-        if not await BenefitRepository(uow.session).any_granted("birthday_gift"):
+        if not await BenefitRepository(uow.session).exists_granted("birthday_gift"):
             return 0
         program = await get_program(uow)
     now = units.clock.now()

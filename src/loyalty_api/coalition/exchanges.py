@@ -272,7 +272,7 @@ async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID
     now = uow.clock.now()
     repo = ExchangeRepository(uow.session)
     if not await repo.resolve(row.id, "confirmed", now, due_before=now):
-        raise _not_pending(await repo.get(row.id))
+        raise _not_pending(await repo.get(row.id), now)
     return await _resolved(uow, partner, row.id, "confirmed")
 
 
@@ -285,13 +285,13 @@ async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -
     now = uow.clock.now()
     # Past its time the exchange is the time-out job's: it expires, and the points come back either way.
     if not await repo.resolve(row.id, "failed", now, due_before=now):
-        raise _not_pending(await repo.get(row.id))
+        raise _not_pending(await repo.get(row.id), now)
     await _give_back(uow, partner, row)
     return await _resolved(uow, partner, row.id, "failed")
 
 
-def _not_pending(row: PartnerExchange | None) -> ExchangeNotPending:
-    status = None if row is None else ("expired" if row.status == "pending" else row.status)
+def _not_pending(row: PartnerExchange | None, now: datetime) -> ExchangeNotPending:
+    status = None if row is None else exchange_status(row, now)
     return ExchangeNotPending(f"The exchange is {status}", exchange_status=status)
 
 

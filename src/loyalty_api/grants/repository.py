@@ -55,7 +55,7 @@ class BenefitRepository:
         )
         return [(t, s, b) for t, s, b in result.all()]
 
-    async def any_granted(self, kind: str) -> bool:
+    async def exists_granted(self, kind: str) -> bool:
         """Whether an active benefit of this kind is granted to anything (a tier, a plan, a partner)."""
         found = await self.session.scalar(
             select(Benefit.id)

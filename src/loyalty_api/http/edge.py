@@ -6,6 +6,8 @@ it names any, checked before a byte of the body is read, with failures counted p
 prefix; the key's rate limit is spent; then the app runs under a backstop time limit (503), reading a body
 that is counted as it streams and cut at the cap. A refusal that leaves a body unread closes the connection.
 Once the response is out, the key's last-used time is written when it is due (at most once a minute).
+Whatever fails before a response has started (a route's own failures are its own) is answered here, inside
+the request context: a 500 problem with the request id, or 499 for a caller gone mid-upload.
 """
 
 from __future__ import annotations

@@ -292,7 +292,12 @@ async def _run_in_unit_of_work(
     deadline: float,
     audited: UnitOfWorkRoute | None,
 ) -> Response:
-    uow = await units.start(read_only=read_only, for_reports=for_reports)
+    try:
+        uow = await units.start(read_only=read_only, for_reports=for_reports)
+    except BaseException:
+        if claimed is not None:  # nothing ran: a retry with the key runs it, not a 409 until the lease ends
+            await idempotency.release(units, claimed)
+        raise
     request.state.uow = uow
     # A write by a back-office, billing or partner key goes in the audit log, in this transaction. (A key
     # the route will refuse reads nothing before it is refused.)

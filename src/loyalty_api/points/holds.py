@@ -162,7 +162,7 @@ async def capture_hold(
     if captured > hold.points:
         raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)
     program = await get_program(uow)
-    if points is not None:
+    if captured < hold.points:
         # A whole hold passed the minimum when it was made (a later rule does not strand the order); a part
         # of it is a redemption of its own.
         check_minimum_redeem(program, captured)

@@ -61,7 +61,8 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. An order earns once: the same
     `order_ref` again is 409 `order_already_earned`, with or without a key. A purchase that qualifies for a
-    higher tier moves the member up at once (`tier_changed`; it still earns at the old tier's multiplier).
+    higher tier moves the member up at once (`tier_changed`; it still earns at the old tier's multiplier),
+    except while an operator's override holds their tier.
     Emits `points.earned`, and `tier.upgraded` when the member moves up."""
     result = await service.earn(
         uow,

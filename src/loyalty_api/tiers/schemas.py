@@ -132,7 +132,10 @@ class MemberTierRead(ReadModel):
     since: datetime | None
     kept_until: datetime | None = Field(description="The tier is kept at least until then (then reviewed).")
     override_until: datetime | None
-    next: GoalRead | None = Field(description="What reaches the next tier up (null at the top).")
+    next: GoalRead | None = Field(
+        description="What reaches the next tier up (null at the top); while an override holds the tier, "
+        "reaching it moves the member when the override ends."
+    )
     keep: GoalRead | None = Field(description="What keeps the current tier at its review.")
     ladder_version: int
 
