@@ -16,6 +16,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import events
+from tests.partners.helpers import link, register_partner
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, subscribe_paid
 
@@ -126,6 +127,30 @@ async def test_a_paid_plans_birthday_gift_is_given_and_one_also_of_the_tier_once
     ]
     assert [c["name"] for c in await coupons(client, pos_key, on_the_tier["id"])] == ["生日快乐 50 元券"]
     assert await run_job(app) == 0
+
+
+async def test_a_partners_joint_birthday_gift_reaches_only_the_members_linked_to_it(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    await add_tier(client, admin_key, "member", rank=0)
+    coffee = await client.post(
+        "/v1/benefits",
+        json={
+            "name": "咖啡生日礼",
+            **GIFT,
+            "properties": {**GIFT["properties"], "coupon_name": "生日咖啡券"},
+        },
+        headers=bearer(admin_key),
+    )
+    assert coffee.status_code == 201, coffee.text
+    cafe = await register_partner(app, client, admin_key, "cafe", benefit_ids=[coffee.json()["id"]])
+    linked = await enrol(client, pos_key, birthday="1990-03-16")  # START is the 16th in Shanghai
+    await link(client, pos_key, cafe, linked["id"], "cafe", "CAFE-1")
+    not_linked = await enrol(client, pos_key, birthday="1990-03-16")
+    assert await run_job(app) == 1
+    assert [c["name"] for c in await coupons(client, pos_key, linked["id"])] == ["生日咖啡券"]
+    assert await coupons(client, pos_key, not_linked["id"]) == []
 
 
 async def write(app: FastAPI, sql: str, **params: Any) -> None:
