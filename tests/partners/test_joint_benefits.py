@@ -87,6 +87,8 @@ class TestJointBenefits:
         [joint] = await _benefits(client, pos_key, gold)
         assert joint["id"] == discount
         assert joint["sources"] == [{"type": "partner", "ref": "books", "name": "Books"}]
+        shown = (await client.get(f"/v1/benefits/{discount}", headers=bearer(admin_key))).json()
+        assert shown["sources"] == joint["sources"]  # where it is given, as the member's list says
         assert _partner_discounts(await quote(client, ecommerce_key, gold, CART)) == [
             ("books", "书店会员95折", cny(500))
         ]

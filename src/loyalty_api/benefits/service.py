@@ -20,7 +20,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BenefitProperties
 from loyalty_api.outbox.service import emit_for_programme
-from loyalty_api.partners.joint import JOINT_CACHE_KEY
+from loyalty_api.partners.joint import JOINT_CACHE_KEY, JointOffer, joint_offers
 from loyalty_api.plan_catalogue.catalogue import PLANS_CACHE_KEY, Catalogue
 from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers import service as tiers
@@ -54,19 +54,27 @@ class MemberBenefits:
 
 
 async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:
-    return _shown(row, await tiers.get_ladder(uow), await get_catalogue(uow))
+    return _shown(row, await tiers.get_ladder(uow), await get_catalogue(uow), await joint_offers(uow))
 
 
-def _shown(row: Benefit, ladder: Ladder, catalogue: Catalogue) -> BenefitView:
-    sources = [
-        BenefitSource(type="tier", ref=t.code, name=t.name)
-        for t in ladder.tiers
-        if any(b.id == row.id for b in t.benefits)
-    ] + [
-        BenefitSource(type="plan", ref=p.code, name=p.name)
-        for p in catalogue.plans
-        if any(b.id == row.id for b in p.benefits)
-    ]
+def _shown(row: Benefit, ladder: Ladder, catalogue: Catalogue, offers: Sequence[JointOffer]) -> BenefitView:
+    sources = (
+        [
+            BenefitSource(type="tier", ref=t.code, name=t.name)
+            for t in ladder.tiers
+            if any(b.id == row.id for b in t.benefits)
+        ]
+        + [
+            BenefitSource(type="plan", ref=p.code, name=p.name)
+            for p in catalogue.plans
+            if any(b.id == row.id for b in p.benefits)
+        ]
+        + [
+            BenefitSource(type="partner", ref=o.code, name=o.name)
+            for o in offers
+            if any(b.id == row.id for b in o.benefits)
+        ]
+    )
     return BenefitView(
         id=row.id,
         name=row.name,
@@ -130,8 +138,8 @@ async def list_benefits(uow: UnitOfWork, *, limit: int, cursor: str | None) -> P
     rows = await BenefitRepository(uow.session).list_benefits(after_id=decode_cursor(cursor), limit=limit + 1)
     page = page_of(rows, limit, lambda row: row.id)
     # Once for the page: the sources of every benefit come from them.
-    ladder, catalogue = await tiers.get_ladder(uow), await get_catalogue(uow)
-    return page.with_items([_shown(row, ladder, catalogue) for row in page.items])
+    ladder, catalogue, offers = await tiers.get_ladder(uow), await get_catalogue(uow), await joint_offers(uow)
+    return page.with_items([_shown(row, ladder, catalogue, offers) for row in page.items])
 
 
 async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
