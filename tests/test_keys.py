@@ -101,6 +101,9 @@ class TestPartnerKeys:
         )
         assert (lookup.status_code, lookup.json()["code"]) == (403, "scope_not_allowed")
         assert (await client.get(EVENT_TYPES, headers=bearer(token))).status_code == 200
+        rotated = await _rotate(units, token, overlap=timedelta(0))
+        assert rotated.issued.principal.scopes == frozenset({Scope.partner})
+        assert (await client.get(EVENT_TYPES, headers=bearer(rotated.issued.token))).status_code == 200
 
 
 class TestExpiry:

@@ -149,7 +149,8 @@ async def rotate_key(
     issued = await create_key(
         uow,
         name=old.name,
-        scopes=[Scope(s) for s in old.scopes],
+        # What the old key may do: an older partner key's other scopes are not carried over.
+        scopes=sorted(_principal(old).scopes),
         partner_id=old.partner_id,
         rate_limit=old.rate_limit,
         lifetime=lifetime,
