@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.members.member_number import is_valid
 from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count, events, table_counts
+from tests.points.helpers import set_program
 
 MEMBER_TABLES = ("members", "member_external_ids", "points_accounts", "outbox_events")
 
@@ -110,6 +114,18 @@ class TestDuplicates:
         await enrol(client, pos_key, external_ids={"pos": "C-1"})
         other = await enrol(client, pos_key, external_ids={"webshop": "C-1"})
         assert other["external_ids"] == {"webshop": "C-1"}
+
+
+class TestBirthdayToday:
+    async def test_a_birthday_today_in_the_programmes_zone_is_not_in_the_future(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)  # Asia/Shanghai
+        clock.set(datetime(2026, 3, 16, 23, 0, tzinfo=UTC))  # 17 March, 07:00 in Shanghai
+        member = await enrol(client, pos_key, birthday="2026-03-17")
+        assert member["birthday"] == "2026-03-17"
+        tomorrow = await client.post("/v1/members", json={"birthday": "2026-03-18"}, headers=bearer(pos_key))
+        assert (tomorrow.status_code, tomorrow.json()["errors"][0]["field"]) == (422, "birthday")
 
 
 class TestBadInput:

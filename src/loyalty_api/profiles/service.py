@@ -117,10 +117,11 @@ def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
     )
 
 
-def _check_birthday(uow: UnitOfWork, birthday: date | None) -> None:
+async def _check_birthday(uow: UnitOfWork, birthday: date | None) -> None:
     if birthday is None:
         return
-    if birthday > uow.clock.now().date():
+    # Today as the programme's days turn (where birthdays are celebrated), not as UTC's.
+    if birthday > uow.clock.now().astimezone((await get_program(uow)).zone).date():
         raise InvalidField("birthday", "must not be in the future")
     if birthday < EARLIEST_BIRTHDAY:
         raise InvalidField("birthday", "must be on or after 1900-01-01")
@@ -194,7 +195,7 @@ async def enrol(
     repo = MemberRepository(uow.session)
     phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
     email = None if email is None else normalise_email(email)
-    _check_birthday(uow, birthday)
+    await _check_birthday(uow, birthday)
     day_key, month_key = birthday_keys(uow.vault, birthday)
     phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
     email_hash = None if email is None else uow.vault.blind_index("email", email)
@@ -364,7 +365,7 @@ async def update(
         member.name_encrypted = _encrypt(uow, name)
         changed.append("name")
     if not isinstance(birthday, _Unset):
-        _check_birthday(uow, birthday)
+        await _check_birthday(uow, birthday)
         member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
         member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
         changed.append("birthday")
