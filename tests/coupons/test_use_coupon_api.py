@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
-from tests.conftest import START
+from tests.conftest import START, bearer
 from tests.coupons.helpers import coupon_code, coupons_of, use
 from tests.inspect_db import events
 from tests.points.helpers import set_program
@@ -40,6 +40,24 @@ class TestUse:
         [event] = await events(app, "coupon.used")
         assert event["payload"]["order_ref"] == "POS-77"
         assert event["payload"]["member_id"] == member_id
+
+    async def test_a_suspended_members_coupon_is_refused_and_stays_unused(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, member_id: str
+    ) -> None:
+        code = await coupon_code(app, member_id)
+        suspended = await client.patch(
+            f"/v1/members/{member_id}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+
+        refused = await use(client, pos_key, code, order_ref="POS-90")
+
+        assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+        [listed] = await coupons_of(client, pos_key, member_id)
+        assert (listed["status"], listed["used_at"]) == ("active", None)
+        assert await events(app, "coupon.used") == []
+        await client.patch(f"/v1/members/{member_id}", json={"status": "active"}, headers=bearer(admin_key))
+        assert (await use(client, pos_key, code, order_ref="POS-90")).status_code == 200
 
     async def test_expired_coupon_is_410(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock

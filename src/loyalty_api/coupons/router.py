@@ -16,7 +16,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 
 router = APIRouter(prefix="/v1", tags=["coupons"], route_class=UnitOfWorkRoute)
 
@@ -52,7 +52,13 @@ async def list_coupons(
     "/coupons/{code}/use",
     summary="Use a coupon on an order (once)",
     responses=problem_responses(
-        *_AUTH, CouponNotFound, CouponAlreadyUsed, CouponExpired, CouponNotYetValid, InvalidField
+        *_AUTH,
+        CouponNotFound,
+        CouponAlreadyUsed,
+        CouponExpired,
+        CouponNotYetValid,
+        MemberNotActive,
+        InvalidField,
     ),
 )
 async def use_coupon(
@@ -66,8 +72,8 @@ async def use_coupon(
     coupon.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Used already: 409
-    `coupon_already_used`; expired: 410 `coupon_expired`; not valid yet: 422 `coupon_not_yet_valid`. Emits
-    `coupon.used`."""
+    `coupon_already_used`; expired: 410 `coupon_expired`; not valid yet: 422 `coupon_not_yet_valid`; the
+    member suspended or closed: 409 `member_not_active`. Emits `coupon.used`."""
     service.check_member_named(body.member_id, caller)
     used = await service.use_coupon(uow, code=code, order_ref=body.order_ref, member_id=body.member_id)
     return CouponRead.of(used)

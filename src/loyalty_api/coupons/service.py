@@ -299,7 +299,8 @@ async def use_coupon(
     uow: UnitOfWork, *, code: str, order_ref: str, member_id: uuid.UUID | None = None
 ) -> MemberCoupon:
     """Use a coupon on an order, once. Given `member_id`, another member's coupon is CouponNotFound, the
-    same as a code that does not exist: a caller that names the member learns nothing of others' coupons."""
+    same as a code that does not exist: a caller that names the member learns nothing of others' coupons.
+    A member who is not active cannot use theirs (MemberNotActive)."""
     normalized = normalize_code(code)
     if normalized is None:
         raise CouponNotFound()
@@ -309,6 +310,8 @@ async def use_coupon(
     if row is None:
         raise await _why_not_used(coupons, normalized, member_id, now)
     coupon = _view(row)
+    # A suspended or closed member holds no benefits: refused, the UPDATE above is rolled back with the rest.
+    await require_member(uow, coupon.member_id, must_be_active=True)
     await emit_for_member(
         uow,
         CouponUsed(
