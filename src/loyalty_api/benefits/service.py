@@ -21,10 +21,10 @@ from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BenefitProperties
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.partners.joint import JOINT_CACHE_KEY, JointOffer, joint_offers
-from loyalty_api.plan_catalogue.catalogue import PLANS_CACHE_KEY, Catalogue
+from loyalty_api.plan_catalogue.catalogue import PLANS_CACHE_KEY, CatalogPlan, Catalogue
 from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers import service as tiers
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, TierRef
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, TierRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,23 +58,17 @@ async def _view(uow: UnitOfWork, row: Benefit) -> BenefitView:
 
 
 def _shown(row: Benefit, ladder: Ladder, catalogue: Catalogue, offers: Sequence[JointOffer]) -> BenefitView:
-    sources = (
-        [
-            BenefitSource(type="tier", ref=t.code, name=t.name)
-            for t in ladder.tiers
-            if any(b.id == row.id for b in t.benefits)
-        ]
-        + [
-            BenefitSource(type="plan", ref=p.code, name=p.name)
-            for p in catalogue.plans
-            if any(b.id == row.id for b in p.benefits)
-        ]
-        + [
-            BenefitSource(type="partner", ref=o.code, name=o.name)
-            for o in offers
-            if any(b.id == row.id for b in o.benefits)
-        ]
-    )
+    holders: list[tuple[str, Sequence[LadderTier | CatalogPlan | JointOffer]]] = [
+        ("tier", ladder.tiers),
+        ("plan", catalogue.plans),
+        ("partner", offers),
+    ]
+    sources = [
+        BenefitSource(type=kind, ref=holder.code, name=holder.name)
+        for kind, found in holders
+        for holder in found
+        if any(b.id == row.id for b in holder.benefits)
+    ]
     return BenefitView(
         id=row.id,
         name=row.name,

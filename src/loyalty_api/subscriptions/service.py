@@ -203,13 +203,13 @@ async def subscribe(
     plan = await _plan_on_sale(uow, plan_code)
     live = await repo.get_live_in_family(member_id, plan.family)
     if live is not None:
-        # Brought up to date first: one that has ended by now, the renewal job not there yet, is history.
+        # Brought up to date first (and saved, out of the one-live-subscription index): one that has ended by
+        # now, the renewal job not there yet, is history.
         live = await repo.lock_subscription(live.id)
         assert live is not None, "subscriptions are never deleted"
         await periods.advance(uow, live)
         if live.state != State.expired:
             raise SubscriptionExists(subscription_id=str(live.id))
-        await uow.session.flush()  # out of the one-live-subscription index before the new one goes in
     in_trial = trial and plan.trial_days > 0
     if in_trial and await repo.exists_in_family(member_id, plan.family):
         raise TrialAlreadyUsed()

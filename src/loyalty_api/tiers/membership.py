@@ -153,11 +153,11 @@ async def after_purchase(
     if ladder.entry is None:
         return TierResult(tier=current, changed=False)
     now = standing.at
-    zone = (await get_program(uow)).zone
     if override_until is not None and override_until > now:
         # The operator's tier holds until the override ends, up or down: a purchase meanwhile neither lifts a
         # member put lower back up nor moves one put higher; the review then places them as they qualify.
         return TierResult(tier=current, changed=False)
+    zone = (await get_program(uow)).zone
     place = current or ladder.entry
     renewal = _kept_until(ladder, place, now, zone)
     may_renew = current is not None and renewal is not None and (kept_until is None or renewal > kept_until)
