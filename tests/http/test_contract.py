@@ -109,7 +109,9 @@ class TestKindAndProperties:
 
 
 class TestTexts:
-    @pytest.mark.parametrize("name", ["李\x07娜", "李\t娜", "李娜\n", "李\x7f娜", "李\x85娜"])
+    @pytest.mark.parametrize(
+        "name", ["李\x07娜", "李\t娜", "李娜\n", "李\x7f娜", "李\x85娜", "Li\x07Na", "Li\x7fNa"]
+    )
     async def test_names_refuse_control_characters(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, name: str
     ) -> None:

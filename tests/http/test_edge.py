@@ -155,6 +155,35 @@ class TestHostileJson:
         assert {e["type"] for e in problem["errors"]} == {"json_too_deep"}
         assert await count(app, "members") == 0
 
+    async def test_deep_nesting_of_plain_text_is_422(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # No escape in the text: only the nesting gives it away (the default limit is 32 levels).
+        content = '{"name":"Li Na","external_ids":' + '{"a":' * 33 + "1" + "}" * 33 + "}"
+        response = await client.post(
+            "/v1/members", content=content, headers={**bearer(pos_key), "Content-Type": "application/json"}
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert {e["type"] for e in problem["errors"]} == {"json_too_deep"}
+        assert await count(app, "members") == 0
+
+    async def test_many_brackets_within_the_nesting_limit_are_taken(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        items = [
+            {"sku": f"SKU-{n}", "quantity": 1, "unit_price": {"amount": 100, "currency": "CNY"}}
+            for n in range(40)
+        ]
+        body = {
+            "member_id": member["id"],
+            "cart": {"subtotal": {"amount": 4_000, "currency": "CNY"}, "items": items},
+        }
+        response = await client.post("/v1/checkout/quote", json=body, headers=bearer(pos_key))
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == {"amount": 4_000, "currency": "CNY"}
+
     async def test_nesting_deeper_than_the_parser_goes_is_422(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -148,7 +148,7 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
         ) from None
     except ValueError:  # a number too long to convert, say
         raise MalformedJson() from None
-    if _may_hold_bad_strings(text) or _deeper_than(document, max_depth):
+    if _may_hold_bad_strings(text) or _deeper_than(text, document, max_depth):
         errors = _walk(document, max_depth, controls=controls)
         if errors:
             raise InvalidInput(errors)
@@ -162,10 +162,16 @@ _ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f]")
 
 
 def _may_hold_bad_strings(text: str) -> bool:
+    if text.isascii():  # known without a scan (CPython keeps it with the string): DEL is the one control left
+        return "\\" in text or "\x7f" in text
     return _ESCAPE_OR_CONTROL.search(text) is not None
 
 
-def _deeper_than(document: Any, max_depth: int) -> bool:
+def _deeper_than(text: str, document: Any, max_depth: int) -> bool:
+    # Each level of nesting opens a bracket in the text, so a text with no more brackets than the limit (a
+    # till's earn has two) is within it without a count level by level.
+    if text.count("{") + text.count("[") <= max_depth:
+        return False
     level, depth = [document], 0
     while level:
         containers = [v for v in level if isinstance(v, dict | list)]
