@@ -1,5 +1,6 @@
 """Read-only units of work (lookups, the checkout quote, every GET): on PostgreSQL they begin no transaction,
-so each statement commits on its own; a write in one is refused before it is sent, on both databases."""
+so each statement commits on its own; a write in one (a flush, a direct write, an insert, update or delete
+through the session) is refused before it is sent, on both databases."""
 
 from __future__ import annotations
 
@@ -58,6 +59,23 @@ async def test_orm_changes_in_a_read_only_unit_are_refused_at_flush_and_nothing_
         with pytest.raises(WriteInReadOnlyUnit):
             await uow.session.flush()
     assert await _stored(units) == 0
+
+
+async def test_a_write_statement_through_the_session_in_a_read_only_unit_is_refused(
+    units: UnitsOfWork,
+) -> None:
+    async with units.begin() as uow:
+        await INSERT_EVENT.execute(uow.session, _event_row() | {"occurred_at": units.clock.now()})
+    async with units.read() as uow:
+        with pytest.raises(WriteInReadOnlyUnit):
+            await uow.session.execute(OutboxEvent.__table__.delete().where(OutboxEvent.type == _TYPE))
+        with pytest.raises(WriteInReadOnlyUnit):
+            await uow.session.execute(
+                OutboxEvent.__table__.insert().values(_event_row() | {"occurred_at": units.clock.now()})
+            )
+    assert await _stored(units) == 1
+    async with units.begin() as uow:
+        await uow.session.execute(OutboxEvent.__table__.delete().where(OutboxEvent.type == _TYPE))
 
 
 async def test_the_same_writes_in_a_writing_unit_are_stored(units: UnitsOfWork) -> None:

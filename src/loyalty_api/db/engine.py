@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from loyalty_api.settings import Pooler, Settings
 
@@ -23,6 +23,13 @@ class WriteInReadOnlyUnit(RuntimeError):
 def _refuse_flush_when_read_only(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise WriteInReadOnlyUnit("a read-only unit of work flushed changes")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statement_writes_when_read_only(state: ORMExecuteState) -> None:
+    # An insert, update or delete handed to the session itself, which no flush sees.
+    if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+        raise WriteInReadOnlyUnit("a read-only unit of work executed a write")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
