@@ -361,6 +361,37 @@ class TestRetry:
         ).json()
         assert {k: v for k, v in found.items() if k != "attempt_log"} == retried
 
+    async def test_a_delivery_of_a_disabled_endpoint_is_409_and_replay_too(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        endpoint, made = await endpoint_with_deliveries(client, admin_key, members=1)
+        await set_delivery(app, made[0]["id"], status="failed", attempts=8)
+        disabled = await client.patch(
+            f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False}, headers=bearer(admin_key)
+        )
+        assert disabled.status_code == 200, disabled.text
+        clock.advance(timedelta(minutes=10))
+        retry = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=bearer(admin_key))
+        assert retry.status_code == 409
+        assert retry.json()["code"] == "webhook_endpoint_disabled"
+        again = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/replay",
+            json={"since": iso(START)},
+            headers=bearer(admin_key),
+        )
+        assert again.status_code == 409
+        assert again.json()["code"] == "webhook_endpoint_disabled"
+        found = (
+            await client.get(f"/v1/webhook-deliveries/{made[0]['id']}", headers=bearer(admin_key))
+        ).json()
+        assert (found["status"], found["attempts"]) == ("failed", 8)  # nothing changed
+
+        await client.patch(
+            f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": True}, headers=bearer(admin_key)
+        )
+        retry = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=bearer(admin_key))
+        assert (retry.status_code, retry.json()["status"]) == (200, "pending")
+
     async def test_a_delivery_a_worker_is_sending_is_409(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -402,6 +402,41 @@ async def test_a_late_attempt_does_not_undo_the_send_that_took_over_its_lease(
 
 
 @pytest.mark.usefixtures("earned_event")
+async def test_a_late_attempt_does_not_undo_an_operators_retry(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    clock: FrozenClock,
+) -> None:
+    await dispatch_events(units)
+    slow = asyncio.Event()
+    receiver.holds.append(slow)  # the send hangs at the receiver past its lease
+    receiver.answers.append(500)
+    late = asyncio.create_task(send_due(units, rng=random.Random(7)))
+    for _ in range(3000):
+        if receiver.received:
+            break
+        await asyncio.sleep(0.01)
+    clock.advance(timedelta(hours=1))  # its lease has run out: an operator retries the delivery by hand
+    [delivery] = await rows(app, "SELECT id FROM webhook_deliveries")
+    retried = await client.post(f"/v1/webhook-deliveries/{delivery['id']}/retry", headers=bearer(admin_key))
+    assert retried.status_code == 200, retried.text
+    slow.set()
+    assert await late == 1
+    # The late failure is on record, but the retry's fresh run stands: due now, no attempt counted.
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "pending", "attempts": 0}
+    assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 1
+    # Due now, not in the late failure's 5 s (the endpoint did answer that send 500: it is probed first).
+    clock.advance(timedelta(seconds=1))
+    assert await pump(units) == 1
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 1}
+
+
+@pytest.mark.usefixtures("earned_event")
 async def test_a_receiver_that_answers_slowly_is_cut_off_at_the_timeout(
     app: FastAPI, units: UnitsOfWork, receiver: Receiver
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -151,6 +152,54 @@ async def test_a_probe_ahead_of_a_deliverys_schedule_leaves_its_back_off_as_it_w
     [delivery] = await rows(app, "SELECT attempts, status FROM webhook_deliveries")
     assert delivery == {"attempts": 1, "status": "pending"}
     assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 2  # both tries are on record
+
+
+async def test_one_delivery_its_receiver_keeps_refusing_keeps_its_back_off_while_others_flow(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    """The receiver refuses one member's event (its own sync lags) and takes the rest. Each answered send
+    releases what waits, the refused one included, but its failures then do not count: it is not given up
+    after seconds of other members' traffic, and other members' events go out as they come."""
+    refused, others = members[0], members[1:]
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+
+    async def refuse_the_first_member() -> None:
+        if json.loads(receiver.received[-1].body)["data"]["member_id"] == refused:
+            receiver.answers.appendleft(500)
+
+    receiver.on_request = refuse_the_first_member
+    await earn(client, pos_key, refused, 10_000, order_ref="REFUSED")
+    assert await pump(units) == 1
+    for n in range(10):
+        await earn(client, pos_key, others[n % len(others)], 1_000, order_ref=f"OTHER-{n}")
+        clock.advance(timedelta(seconds=2))
+        await pump(units)
+        await pump(units)
+    [delivery] = await rows(
+        app,
+        "SELECT d.status, d.attempts FROM webhook_deliveries d JOIN outbox_events e ON e.id = d.event_id "
+        "WHERE e.member_id = :member",
+        member=uuid.UUID(refused),
+    )
+    # 20 s in: its first attempt and the 5 s retry count; the early sends in between do not.
+    assert delivery == {"status": "pending", "attempts": 2}
+    delivered = await rows(app, "SELECT id FROM webhook_deliveries WHERE status = 'succeeded'")
+    assert len(delivered) == 10  # every other member's event, none held behind the refused one
+
+    clock.advance(timedelta(hours=28))  # past the whole back-off (about 27 hours)
+    for _ in range(8):
+        await pump(units)
+        clock.advance(timedelta(hours=11))
+    [delivery] = await rows(
+        app, "SELECT status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'"
+    )
+    assert delivery == {"status": "failed", "attempts": 8}  # given up on its own schedule
 
 
 async def test_two_hosts_with_skewed_clocks_keep_one_members_order(

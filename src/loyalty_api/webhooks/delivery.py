@@ -352,7 +352,13 @@ async def _settle(
     now = uow.clock.now()
     repo = DeliveryRepository(uow.session)
     answered = {item.endpoint_id for item, outcome in sent if outcome.succeeded}
-    failed = {item.endpoint_id for item, outcome in sent if not outcome.succeeded and not outcome.hopeless}
+    # A delivery sent early by its endpoint's recovery that fails does not make the endpoint failing again:
+    # the endpoint has just answered, and that one delivery (its receiver refusing it) keeps its back-off.
+    failed = {
+        item.endpoint_id
+        for item, outcome in sent
+        if not outcome.succeeded and not outcome.hopeless and (item.due or not item.released)
+    }
     for endpoint_id in sorted(answered | failed):
         if endpoint_id in answered:
             await repo.recover_endpoint(endpoint_id, now)
@@ -376,7 +382,7 @@ async def _settle(
         if error is None:
             continue
         if not item.due and not outcome.hopeless:
-            # A probe ahead of the delivery's own schedule: the schedule stands.
+            # A probe, or a release, ahead of the delivery's own schedule: the schedule stands.
             if await repo.release_probe(
                 item.delivery_id, token=token, at=now, status_code=outcome.status_code, error=error
             ):

@@ -52,9 +52,12 @@ class Outgoing:
     occurred_at: datetime
     payload: dict[str, Any]
     attempts: int
-    # Its own next attempt has come: a failure counts towards its back-off. False for a probe sent ahead of
-    # the delivery's schedule, whose failure leaves the schedule as it was.
+    # Its own next attempt has come: a failure counts towards its back-off. False for a probe, or a delivery
+    # released by an endpoint's recovery, sent ahead of the delivery's schedule: a failure leaves the
+    # schedule as it was.
     due: bool
+    # Sent ahead of its schedule because its endpoint recovered: its endpoint answered other sends since.
+    released: bool
 
 
 class DeliveryRepository:
@@ -220,7 +223,8 @@ class DeliveryRepository:
                 OutboxEvent.occurred_at,
                 OutboxEvent.payload,
                 WebhookDelivery.attempts,
-                WebhookDelivery.next_attempt_at <= now,
+                _own_attempt() <= now,
+                WebhookDelivery.scheduled_at.is_not(None),
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
@@ -241,6 +245,7 @@ class DeliveryRepository:
                 payload=row[9],
                 attempts=row[10],
                 due=bool(row[11]),
+                released=bool(row[12]),
             )
             for row in result.all()
         ]
@@ -277,6 +282,7 @@ class DeliveryRepository:
                 last_status_code=status_code,
                 last_error=error,
                 delivered_at=at if status == "succeeded" else None,
+                scheduled_at=None,
             )
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
@@ -286,11 +292,14 @@ class DeliveryRepository:
     async def release_probe(
         self, delivery_id: uuid.UUID, *, token: uuid.UUID, at: datetime, status_code: int | None, error: str
     ) -> bool:
-        """A probe of a delivery not due yet failed: its own schedule stands, only its lease ends."""
+        """A delivery sent ahead of its schedule (a probe, or released by its endpoint's recovery) failed: its
+        own schedule stands, only its lease ends."""
         result = await self.session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_token == token)
             .values(
+                next_attempt_at=_own_attempt(),
+                scheduled_at=None,
                 leased_until=None,
                 lease_token=None,
                 last_attempt_at=at,
@@ -320,7 +329,8 @@ class DeliveryRepository:
 
     async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime) -> int:
         """The endpoint answered: if it was failing, it is not any more, and every delivery held for it is
-        due now (those a worker holds aside). How many were released. Matches (and locks) nothing while the
+        due now (those a worker holds aside), keeping its own schedule should it fail again. How many were
+        released. Matches (and locks) nothing while the
         endpoint is healthy, so successful sends to one endpoint do not queue behind each other."""
         was_failing = await self.session.scalar(
             update(WebhookEndpoint)
@@ -339,7 +349,7 @@ class DeliveryRepository:
                 WebhookDelivery.next_attempt_at > now,
                 _unleased(now),
             )
-            .values(next_attempt_at=now)
+            .values(scheduled_at=_own_attempt(), next_attempt_at=now)
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
@@ -457,3 +467,8 @@ def _heads_queue() -> ColumnElement[bool]:
             earlier.sequence < WebhookDelivery.sequence,
         )
     )
+
+
+def _own_attempt() -> ColumnElement[datetime]:
+    """When a delivery's back-off schedule sends it next, whether or not something sends it earlier."""
+    return func.coalesce(WebhookDelivery.scheduled_at, WebhookDelivery.next_attempt_at)

@@ -178,7 +178,15 @@ def _not_leased(now: datetime) -> ColumnElement[bool]:
 
 def _due_now(now: datetime) -> dict[str, Any]:
     # A fresh run of back-off: earlier attempts stay in the attempt log but do not count towards giving up.
-    return {"status": "pending", "next_attempt_at": now, "leased_until": None, "attempts": 0}
+    # The lease's token goes too: a worker whose lease ran out settles nothing of this fresh run.
+    return {
+        "status": "pending",
+        "next_attempt_at": now,
+        "scheduled_at": None,
+        "leased_until": None,
+        "lease_token": None,
+        "attempts": 0,
+    }
 
 
 def _events_matching(

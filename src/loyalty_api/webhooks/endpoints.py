@@ -19,7 +19,12 @@ from loyalty_api.partners.service import active_partner
 from loyalty_api.webhooks.catalogue import is_known
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.webhooks.endpoint_repository import EndpointRepository
-from loyalty_api.webhooks.errors import DeliveryInFlight, WebhookDeliveryNotFound, WebhookEndpointNotFound
+from loyalty_api.webhooks.errors import (
+    DeliveryInFlight,
+    EndpointDisabled,
+    WebhookDeliveryNotFound,
+    WebhookEndpointNotFound,
+)
 from loyalty_api.webhooks.events import WebhookEndpointChanged
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
@@ -301,14 +306,18 @@ async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetai
 
 async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDelivery:
     """Send a delivery again as soon as a worker is free: a failed one, a pending one now instead of at its
-    next back-off, or a succeeded one once more. Refused while a worker is sending it."""
+    next back-off, or a succeeded one once more. Refused while a worker is sending it, or while its endpoint
+    is disabled (nothing would be sent)."""
     repo = EndpointRepository(uow.session)
-    delivery = await repo.reset_delivery(delivery_id, now=uow.clock.now())
-    if delivery is not None:
-        return delivery
-    if await repo.get_delivery(delivery_id) is None:
+    found = await repo.get_delivery(delivery_id)
+    if found is None:
         raise WebhookDeliveryNotFound()
-    raise DeliveryInFlight()
+    if not (await _get(uow, found.endpoint_id)).enabled:
+        raise EndpointDisabled()
+    delivery = await repo.reset_delivery(delivery_id, now=uow.clock.now())
+    if delivery is None:
+        raise DeliveryInFlight()
+    return delivery
 
 
 REPLAY_MARGIN = timedelta(hours=1)
@@ -316,9 +325,12 @@ REPLAY_MARGIN = timedelta(hours=1)
 
 async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) -> int:
     """Send the endpoint every event since `since` of the types it takes, again: a delivery already made is
-    made due now (unless a worker is sending it right now), a missing one is created. Returns how many."""
+    made due now (unless a worker is sending it right now), a missing one is created. Returns how many.
+    Refused while the endpoint is disabled."""
     repo = EndpointRepository(uow.session)
     endpoint = await _get(uow, endpoint_id)
+    if not endpoint.enabled:
+        raise EndpointDisabled()
     now = uow.clock.now()
     # Events older than their retention are purged, and one about to be must not get a new delivery as the
     # purge deletes it: a replay reaches back to an hour short of the retention.

@@ -32,6 +32,17 @@ class DeliveryInFlight(Conflict):
     title = "A worker is sending this delivery right now: wait for the attempt to finish and try again"
 
 
+class EndpointDisabled(Conflict):
+    """The delivery's endpoint is disabled (by an operator, or after failing for too long), so nothing is
+    sent to it; nothing was changed.
+
+    Enable it first (`PATCH /v1/webhook-endpoints/{id}` with `enabled: true`), then retry or replay.
+    """
+
+    code = "webhook_endpoint_disabled"
+    title = "The webhook endpoint is disabled: enable it, then send again"
+
+
 class TargetNotAllowed(LoyaltyError):
     """The webhook URL is refused: it is not an http or https URL naming a host, it holds a user name or
     password, it is longer than 2,000 characters, or its host resolves to a private, loopback or other

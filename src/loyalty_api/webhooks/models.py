@@ -63,6 +63,9 @@ class WebhookDelivery(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
     attempts: Mapped[int]
     next_attempt_at: Mapped[datetime]
+    # Its own next attempt while a recovered endpoint's release sends it ahead of that (None otherwise): a
+    # failure then leaves the back-off where it was, as a probe's does.
+    scheduled_at: Mapped[datetime | None]
     leased_until: Mapped[datetime | None]  # a worker is sending it; after this another may
     lease_token: Mapped[uuid.UUID | None]  # which worker's run holds the lease (it renews and settles by it)
     last_attempt_at: Mapped[datetime | None]

@@ -17,6 +17,7 @@ from loyalty_api.partners.errors import PartnerNotActive, PartnerNotFound
 from loyalty_api.webhooks import catalogue, endpoints
 from loyalty_api.webhooks.errors import (
     DeliveryInFlight,
+    EndpointDisabled,
     TargetNotAllowed,
     TargetUnresolvable,
     WebhookDeliveryNotFound,
@@ -160,12 +161,13 @@ async def rotate_secret(
 @router.post(
     "/webhook-endpoints/{endpoint_id}/replay",
     summary="Send the endpoint again every event since a time, of the types it takes",
-    responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
+    responses=problem_responses(*_AUTH, WebhookEndpointNotFound, EndpointDisabled),
 )
 async def replay(endpoint_id: uuid.UUID, body: Replay, uow: UoW, _: Operator) -> ReplayResult:
     """Send the endpoint again every event since `since` of the types it takes: each gets a delivery due now,
     new or made due again. Answers how many. Events are kept `LOYALTY_EVENT_RETENTION_DAYS` (90): `since`
-    may reach back that far less an hour (`validation_error` otherwise).
+    may reach back that far less an hour (`validation_error` otherwise). A disabled endpoint is 409
+    `webhook_endpoint_disabled`: enable it first.
 
     For `admin` keys only; honours `Idempotency-Key`."""
     return ReplayResult(deliveries=await endpoints.replay(uow, endpoint_id, since=body.since))
@@ -216,14 +218,15 @@ async def read_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> Webhoo
 @router.post(
     "/webhook-deliveries/{delivery_id}/retry",
     summary="Send a delivery again now (failed, pending or even succeeded)",
-    responses=problem_responses(*_AUTH, WebhookDeliveryNotFound, DeliveryInFlight),
+    responses=problem_responses(*_AUTH, WebhookDeliveryNotFound, DeliveryInFlight, EndpointDisabled),
 )
 async def retry_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryRead:
     """Send a delivery again now, whatever its status (failed, pending or succeeded). Its `webhook-id` stays
     the same, so receivers dedupe it. No body.
 
     For `admin` keys only; honours `Idempotency-Key`. One a worker is sending right now is 409
-    `webhook_delivery_in_flight`."""
+    `webhook_delivery_in_flight`; one whose endpoint is disabled, 409 `webhook_endpoint_disabled` (enable
+    the endpoint first)."""
     return WebhookDeliveryRead.model_validate(await endpoints.retry_delivery(uow, delivery_id))
 
 
