@@ -112,6 +112,25 @@ class TestScores:
         assert await scores(app, members[0]) == (0, 0, 0, "lost")
         assert await compute_segments(units_of(app)) == 0
 
+    async def test_with_fewer_than_five_buyers_the_top_one_scores_five(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        regular = (await enrol(client, pos_key))["id"]
+        for _ in range(5):
+            await earn(client, pos_key, regular, 10_000)
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        assert await scores(app, regular) == (5, 5, 5, "champions")  # not hibernating
+
+        once = (await enrol(client, pos_key))["id"]
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, once, 1_000)  # more recent, fewer purchases, less spent
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        assert await scores(app, once) == (5, 3, 3, "potential")
+        assert await scores(app, regular) == (3, 5, 5, "loyal")
+
     async def test_only_operators_read_segments(
         self, client: httpx.AsyncClient, pos_key: str, admin_key: str
     ) -> None:

@@ -12,6 +12,7 @@
 
 Scores are quintiles among the members who bought in the window: the fifth who bought most recently get
 R = 5, the fifth who bought most often F = 5, the fifth who spent most M = 5 (ties broken by member id).
+A member ranked k of n scores ⌈5k ÷ n⌉, so with fewer than five buyers the top one still scores 5.
 """
 
 from __future__ import annotations
