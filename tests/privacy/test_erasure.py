@@ -27,8 +27,9 @@ from tests.builders import enrol
 from tests.checkout.helpers import cart, item
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
+from tests.inspect_db import events
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import cny
+from tests.points.helpers import cny, earn, set_program
 from tests.privacy.conftest import Story
 
 OVERRIDE = {"tier": "gold", "until": "2026-12-31T00:00:00Z", "reason": "x"}
@@ -97,6 +98,36 @@ async def _figures(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
     figures.pop("paying_members")
     figures.pop("monthly_recurring_revenue")
     return {"overview": figures, "settlement": settlement.json()}
+
+
+@pytest.mark.parametrize("ending", ["erase", "close"])
+async def test_a_hold_of_a_member_erased_or_closed_is_freed_and_cannot_be_captured(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ending: str
+) -> None:
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    await earn(client, pos_key, member["id"], 10_000)
+    hold = await client.post(
+        f"/v1/members/{member['id']}/holds",
+        json={"points": 50, "order_ref": "WEB-9"},
+        headers=bearer(pos_key),
+    )
+    assert hold.status_code == 201, hold.text
+    if ending == "erase":
+        await _erase(client, admin_key, member["id"])
+    else:
+        closing = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "closed"}, headers=bearer(admin_key)
+        )
+        assert closing.status_code == 200, closing.text
+    captured = await client.post(f"/v1/holds/{hold.json()['id']}/capture", json={}, headers=bearer(pos_key))
+    assert captured.status_code == 409, captured.text
+    assert captured.json()["code"] == "hold_not_active"
+    assert captured.json()["hold_status"] == "released"
+    [released] = await events(app, "points.hold_released")
+    assert released["payload"]["reason"] == f"member_{ending}d"
+    assert not await events(app, "points.hold_captured")
+    await assert_ledger_invariant(app)
 
 
 class TestErasure:

@@ -233,7 +233,7 @@ async def release(
     """Free an active hold's points (call with the member's account row locked). None when the hold had
     already ended: a release, like a capture, happens once."""
     now = uow.clock.now()
-    status = "released" if reason == "released" else "expired"
+    status = "expired" if reason == "expired" else "released"
     if not await HoldRepository(uow.session).resolve(hold, status=status, captured=0, now=now):
         return None
     state = await PointsAccountRepository(uow.session).change(hold.member_id, now=now, held=-hold.points)
@@ -270,6 +270,15 @@ async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) ->
     released = 0
     for hold in expired:
         released += await release(uow, hold, reason="expired", actor=None) is not None
+    return released
+
+
+async def release_member_holds(uow: UnitOfWork, member_id: uuid.UUID, *, reason: str) -> int:
+    """Free every active hold of a member who is closed or erased: no checkout captures it any more."""
+    await PointsAccountRepository(uow.session).lock(member_id, uow.clock.now())
+    released = 0
+    for hold in await HoldRepository(uow.session).list_member_active(member_id):
+        released += await release(uow, hold, reason=reason, actor=None) is not None
     return released
 
 

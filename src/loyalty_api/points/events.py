@@ -64,7 +64,10 @@ class PointsHoldCaptured(Event):
 
 class PointsHoldReleased(Event):
     event_type = "points.hold_released"
-    description = "Reserved points were freed: the order was cancelled, or the hold expired."
+    description = (
+        "Reserved points were freed: the order was cancelled (`released`), the hold expired (`expired`), "
+        "or the member was closed (`member_closed`) or erased (`member_erased`)."
+    )
 
     member_id: uuid.UUID
     hold_id: uuid.UUID

@@ -625,6 +625,12 @@ class HoldRepository:
         result = await self.session.execute(query.order_by(Hold.id).limit(limit))
         return result.scalars().all()
 
+    async def list_member_active(self, member_id: uuid.UUID) -> Sequence[Hold]:
+        result = await self.session.execute(
+            select(Hold).where(Hold.member_id == member_id, Hold.status == "active")
+        )
+        return result.scalars().all()
+
     async def list_member_expired_active(self, member_id: uuid.UUID, now: datetime) -> Sequence[Hold]:
         result = await self.session.execute(
             select(Hold).where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)

@@ -27,6 +27,7 @@ from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.points.accounts import release_member_holds
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
@@ -394,6 +395,7 @@ async def update(
             await repo.save_member()
         if "status" in changed and member.status == MemberStatus.closed:
             await end_member_subscriptions(uow, member_id)
+            await release_member_holds(uow, member_id, reason="member_closed")
         await emit_for_member(
             uow,
             MemberUpdated(
@@ -417,8 +419,9 @@ class ErasedMember:
 
 async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     """Remove the member's personal data for good (contacts, name, birthday, their blind indexes, external
-    ids: free for another member to use) and end their subscriptions at once, as closing does. The row stays,
-    anonymous, so the ledger, tier history and the programme's figures keep their member. Again: nothing."""
+    ids: free for another member to use), end their subscriptions and free their holds at once, as closing
+    does. The row stays, anonymous, so the ledger, tier history and the programme's figures keep their
+    member. Again: nothing."""
     repo = MemberRepository(uow.session)
     member = await repo.get_member(member_id, lock=True)
     if member is None:
@@ -434,6 +437,7 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     identifiers = [value for value in (_decrypt(uow, token) for token in personal) if value is not None]
     identifiers += [*await repo.external_ids_of(member_id), member.member_number]
     await end_member_subscriptions(uow, member_id)
+    await release_member_holds(uow, member_id, reason="member_erased")
     now = uow.clock.now()
     removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
     return ErasedMember(member_id, now, newly=True, external_ids=removed, identifiers=identifiers)
