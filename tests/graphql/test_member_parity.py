@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import bearer
@@ -279,6 +280,29 @@ class TestMutations:
         assert as_rest(payload["member"]) == rest
         assert (rest["name"], rest["email"], rest["phone"]) == ("新名", None, member["phone"])
         assert rest["external_ids"] == {"web": "W-1"}
+
+    @pytest.mark.parametrize("mutation", ["loyaltyUpdateMember", "loyaltyEnrolMember"])
+    async def test_a_system_named_twice_is_refused_as_rest_refuses_a_key_twice(
+        self, client: httpx.AsyncClient, pos_key: str, mutation: str
+    ) -> None:
+        member = await enrol(client, pos_key, external_ids={"pos": "U-1"})
+        twice = [{"system": "pos", "externalId": "U-2"}, {"system": "pos", "externalId": None}]
+        given = {"memberId": member["id"]} if mutation == "loyaltyUpdateMember" else {"name": "图"}
+        payload = await mutate(
+            client, pos_key, mutation, f"member {{ {MEMBER} }}", input={**given, "externalIds": twice}
+        )
+        assert payload["member"] is None
+        assert payload["userErrors"] == [
+            {"field": "externalIds.pos", "code": "validation_error", "message": "names this system twice"}
+        ]
+        rest = (await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))).json()
+        assert rest["external_ids"] == {"pos": "U-1"}  # nothing changed
+        listed = await client.get(
+            "/v1/members/lookup",
+            params={"external_system": "pos", "external_id": "U-2"},
+            headers=bearer(pos_key),
+        )
+        assert listed.status_code == 404
 
     async def test_changing_status_takes_an_admin_key(
         self, client: httpx.AsyncClient, pos_key: str, admin_key: str

@@ -14,6 +14,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.members import Member, MemberStatusValue
 from loyalty_api.graphql.mutation import MutationPayload, body_of, mutation
 from loyalty_api.graphql.scopes import TILLS
+from loyalty_api.http.input_guard import InvalidInput, field_error
 from loyalty_api.profiles import service
 from loyalty_api.profiles.schemas import MemberCreate, MemberRead, MemberUpdate
 
@@ -67,10 +68,21 @@ class UpdateMemberInput:
 
 
 def _body(given: Any) -> dict[str, Any]:
-    """The input as REST's body: REST keys external ids by system, GraphQL lists them."""
+    """The input as REST's body: REST keys external ids by system, GraphQL lists them. A system listed twice
+    is refused, as REST refuses a key twice in one object (the last would win)."""
     body: dict[str, Any] = body_of(given)
-    if isinstance(body.get("external_ids"), list):
-        body["external_ids"] = {e["system"]: e["external_id"] for e in body["external_ids"]}
+    listed = body.get("external_ids")
+    if isinstance(listed, list):
+        systems = [e["system"] for e in listed]
+        twice = sorted({system for system in systems if systems.count(system) > 1})
+        if twice:
+            raise InvalidInput(
+                [
+                    field_error(f"externalIds.{s}", "body", "names this system twice", "duplicate_system")
+                    for s in twice
+                ]
+            )
+        body["external_ids"] = {e["system"]: e["external_id"] for e in listed}
     return body
 
 

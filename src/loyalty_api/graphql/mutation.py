@@ -87,7 +87,7 @@ async def run_mutation(
     *,
     name: str,
     scopes: Sequence[Scope],
-    body: dict[str, Any],
+    body: Callable[[], dict[str, Any]],
     model: type[Input],
     reply: type[Reply],
     work: Callable[[UnitOfWork, Principal, Input], Awaitable[Reply]],
@@ -103,15 +103,16 @@ async def run_mutation(
     info.context.loaders.clear()
     units = info.context.units
     try:
-        check_strings(body, max_depth=units.settings.max_json_depth)
-        request = model.model_validate(body)
+        given = body()
+        check_strings(given, max_depth=units.settings.max_json_depth)
+        request = model.model_validate(given)
     except InvalidInput as exc:
         return Outcome(None, of_error(exc))
     except ValidationError as exc:
         return Outcome(None, of_validation(exc))
     claimed: Claim | None = None
     if idempotency_key is not None:
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+        canonical = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str).encode()
         try:
             found = await idempotency.claim(
                 units,
@@ -272,7 +273,7 @@ def mutation(
             info,
             name=info.field_name,
             scopes=scopes,
-            body=body(input),
+            body=partial(body, input),
             model=model,
             reply=reply,
             work=work,
