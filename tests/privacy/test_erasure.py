@@ -29,6 +29,7 @@ from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import events
 from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import link, register_partner
 from tests.points.helpers import cny, earn, set_program
 from tests.privacy.conftest import Story
 
@@ -128,6 +129,41 @@ async def test_a_hold_of_a_member_erased_or_closed_is_freed_and_cannot_be_captur
     assert released["payload"]["reason"] == f"member_{ending}d"
     assert not await events(app, "points.hold_captured")
     await assert_ledger_invariant(app)
+
+
+async def test_another_members_reply_naming_the_same_name_is_kept(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    headers = bearer(pos_key, idempotency_key="shop-0001")
+    first = await client.post("/v1/members", json={"name": "张伟", "birthday": "1990-05-01"}, headers=headers)
+    assert first.status_code == 201, first.text
+    namesake = await enrol(client, pos_key, name="张伟", birthday="1990-05-01")
+    erased = await _erase(client, admin_key, namesake["id"])
+    assert erased["idempotency_replies_dropped"] == 0
+    again = await client.post("/v1/members", json={"name": "张伟", "birthday": "1990-05-01"}, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"  # not a second member
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    partner_key = await register_partner(app, client, admin_key, "cafe", earn_rate="1")
+    member = await enrol(client, pos_key)
+    ref = "PHONE-13812345678"
+    await link(client, pos_key, partner_key, member["id"], "cafe", ref)
+    body = {"order_ref": "C-1", "amount": cny(1_000)}
+    path = f"/v1/partner/members/{ref}/earn"
+    earned = await client.post(path, json=body, headers=bearer(partner_key, idempotency_key="t-1"))
+    assert earned.status_code == 201, earned.text
+    refused = await client.post(path, json=body, headers=bearer(partner_key, idempotency_key="t-2"))
+    assert refused.status_code == 409, refused.text
+    assert ref in refused.json()["instance"]
+    erased = await _erase(client, admin_key, member["id"])
+    assert erased["idempotency_replies_dropped"] == 1  # the refusal; the earn's reply names no ref
+    assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
 
 
 class TestErasure:

@@ -153,19 +153,25 @@ def opened(body: str, vault: Vault) -> str:
 _BATCH = 500
 
 
-async def forget_replies_mentioning(uow: UnitOfWork, needles: Sequence[str]) -> int:
-    """Delete the recorded replies whose text holds any of `needles` (an erased member's id): a retry of
-    their request then runs again instead of replaying what it said about the member. Replies are encrypted,
-    so each is opened; how many were deleted."""
+async def forget_replies_about(
+    uow: UnitOfWork, *, identifiers: Sequence[str], member: str, traits: Sequence[str]
+) -> int:
+    """Delete the recorded replies about an erased member: those whose text holds one of `identifiers`
+    (theirs alone: a phone, a card number), or `member` (their id) and one of `traits` (what another member
+    may share: a name, a birthday). A retry of such a request then runs again instead of replaying what it
+    said about the member; another member's reply naming the same name stays, or its retry would run twice.
+    Replies are encrypted, so each is opened; how many were deleted."""
+
+    def about(text: str) -> bool:
+        return any(needle in text for needle in identifiers) or (
+            member in text and any(trait in text for trait in traits)
+        )
+
     repo = IdempotencyRepository(uow.session)
     forgotten: list[uuid.UUID] = []
     after: uuid.UUID | None = None
     while batch := await repo.replies(after_id=after, limit=_BATCH):
-        forgotten += [
-            record_id
-            for record_id, body in batch
-            if any(needle in opened(body, uow.vault) for needle in needles)
-        ]
+        forgotten += [record_id for record_id, body in batch if about(opened(body, uow.vault))]
         after = batch[-1][0]
     await repo.delete_records(forgotten)
     return len(forgotten)

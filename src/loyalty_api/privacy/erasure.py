@@ -50,12 +50,18 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0)
     partners = await PartnerRepository(uow.session).forget_member(member_id)
     await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)
-    identifiers = {*erased.identifiers, *(ref for _, _, ref in partners)}
+    refs = [ref for _, _, ref in partners]
+    identifiers = {*erased.identifiers, *erased.traits, *refs}
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
         member_id, partial(_without, frozenset(identifiers))
     )
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
-    replies = await idempotency.forget_replies_mentioning(uow, _as_written_in_json(identifiers))
+    replies = await idempotency.forget_replies_about(
+        uow,
+        identifiers=[*_as_written_in_json({*erased.identifiers, *refs}), *_as_path_segments(refs)],
+        member=json.dumps(str(member_id)),
+        traits=_as_written_in_json(set(erased.traits)),
+    )
     await emit_for_member(
         uow, MemberErased(member_id=member_id, partner=None, erased_at=erased.erased_at), member_id
     )
@@ -80,6 +86,11 @@ def _as_written_in_json(values: set[str]) -> list[str]:
     Replies that only name the member by id (a friend's enrolment names its referrer) are kept: the id
     identifies no one once the member is erased."""
     return sorted({json.dumps(v, ensure_ascii=a) for v in values for a in (True, False)})
+
+
+def _as_path_segments(refs: list[str]) -> list[str]:
+    """A partner's ref as a problem's `instance` names it: a segment of the path it was called on."""
+    return [f"/{ref}{end}" for ref in refs for end in ("/", '"')]
 
 
 def _without(identifiers: frozenset[str], value: Any) -> Any:

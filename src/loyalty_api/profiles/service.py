@@ -412,9 +412,10 @@ class ErasedMember:
     erased_at: datetime
     newly: bool  # False: it was erased already, and nothing was done
     external_ids: int  # how many were removed
-    # What identified the member (contacts, name, birthday, external ids, the old card number), for the
-    # erasure to find copies of elsewhere.
+    # What identified the member, for the erasure to find copies of elsewhere: their own (contacts, external
+    # ids, the old card number), and what they may share with other members (name, birthday).
     identifiers: list[str]
+    traits: list[str]
 
 
 async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
@@ -427,20 +428,21 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     if member is None:
         raise MemberNotFound()
     if member.status == ERASED:
-        return ErasedMember(member_id, member.updated_at, newly=False, external_ids=0, identifiers=[])
-    personal = (
-        member.phone_encrypted,
-        member.email_encrypted,
-        member.name_encrypted,
-        member.birthday_encrypted,
-    )
-    identifiers = [value for value in (_decrypt(uow, token) for token in personal) if value is not None]
+        return ErasedMember(
+            member_id, member.updated_at, newly=False, external_ids=0, identifiers=[], traits=[]
+        )
+    contacts = [_decrypt(uow, member.phone_encrypted), _decrypt(uow, member.email_encrypted)]
+    identifiers = [value for value in contacts if value is not None]
     identifiers += [*await repo.external_ids_of(member_id), member.member_number]
+    shared = [_decrypt(uow, member.name_encrypted), _decrypt(uow, member.birthday_encrypted)]
+    traits = [value for value in shared if value is not None]
     await end_member_subscriptions(uow, member_id)
     await release_member_holds(uow, member_id, reason="member_erased")
     now = uow.clock.now()
     removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
-    return ErasedMember(member_id, now, newly=True, external_ids=removed, identifiers=identifiers)
+    return ErasedMember(
+        member_id, now, newly=True, external_ids=removed, identifiers=identifiers, traits=traits
+    )
 
 
 async def list_members(
