@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
+from tests.activities.helpers import add_activity_rule, record
 from tests.builders import enrol, make_key
 from tests.conftest import UNLIMITED, bearer
 from tests.ledger_checks import assert_ledger_invariant
@@ -291,3 +292,24 @@ class TestRefusals:
         response = await client.get(f"/v1/members/{member['id']}/export", headers=bearer(key))
         assert (response.status_code, response.json()["code"]) == (403, "scope_not_allowed")
         assert member["phone"] not in response.text
+
+
+async def test_the_members_activities_are_exported_whatever_they_earned(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    await set_program(client, admin_key)
+    await add_activity_rule(client, admin_key, type="check_in", points=0)
+    await add_activity_rule(client, admin_key, type="review", name="Product review", points=30)
+    member = await enrol(client, pos_key)
+    await record(client, pos_key, member["id"], "STORE-7-0316")
+    clock.advance(timedelta(days=1))
+    await record(client, pos_key, member["id"], "REVIEW-88", type="review")
+    activities = (await export_of(client, admin_key, member["id"]))["engagement"]["activities"]
+    assert [(a["type"], a["ref"], a["points"], a["streak"]) for a in activities] == [
+        ("check_in", "STORE-7-0316", 0, 1),
+        ("review", "REVIEW-88", 30, 1),
+    ]
+    assert activities[0]["entry_id"] is None  # a check-in that earned nothing is there all the same
+    document = await export_of(client, admin_key, member["id"])
+    credited = [e for e in document["points"]["ledger"] if e["id"] == activities[1]["entry_id"]]
+    assert [e["amount"] for e in credited] == [30]

@@ -77,6 +77,16 @@ class MemberActivityRepository:
             query = query.where(MemberActivity.day >= since)
         return int(await self.session.scalar(query) or 0)
 
+    async def activities_of(
+        self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+    ) -> Sequence[MemberActivity]:
+        """The member's activities after `after_id`, oldest first."""
+        query = select(MemberActivity).where(MemberActivity.member_id == member_id)
+        if after_id is not None:
+            query = query.where(MemberActivity.id > after_id)
+        result = await self.session.execute(query.order_by(MemberActivity.id).limit(limit))
+        return result.scalars().all()
+
     async def insert_activity(self, activity: MemberActivity) -> None:
         self.session.add(activity)
         await self.session.flush()

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
+from loyalty_api.activities.repository import MemberActivityRepository
 from loyalty_api.audit import service as audit
 from loyalty_api.coalition import exchanges as partner_exchanges
 from loyalty_api.coupons import service as coupons
@@ -35,6 +36,7 @@ from loyalty_api.points.repository import (
 )
 from loyalty_api.privacy.schemas import (
     FORMAT_VERSION,
+    ExportActivity,
     ExportBenefitUse,
     ExportConsents,
     ExportCoupon,
@@ -169,6 +171,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
             lifecycle=ExportLifecycle(stage=profile.lifecycle.stage, since=profile.lifecycle.since),
             rfm=await _rfm(uow, member_id),
             referral_rewards=await _referral_rewards(uow, member_id),
+            activities=await _activities(uow, member_id),
         ),
         events=await _events(uow, member_id),
     )
@@ -464,6 +467,15 @@ async def _referral_rewards(uow: UnitOfWork, member_id: uuid.UUID) -> list[Expor
     )
     sides = [_referral_side(reward, member_id) for reward in rewards]
     return sorted(sides, key=lambda side: side.created_at)
+
+
+async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActivity]:
+    repo = MemberActivityRepository(uow.session)
+    activities = await _batches(
+        lambda after, limit: repo.activities_of(member_id, after_id=after, limit=limit),
+        lambda activity: activity.id,
+    )
+    return [ExportActivity.model_validate(activity, from_attributes=True) for activity in activities]
 
 
 async def _events(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportEvent]:

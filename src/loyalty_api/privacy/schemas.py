@@ -336,10 +336,24 @@ class ExportReferralReward(BaseModel):
     credited_at: datetime | None
 
 
+class ExportActivity(BaseModel):
+    """An activity the member was rewarded for (a check-in, a review, …), whatever it earned."""
+
+    type: str
+    ref: str = Field(description="What the caller named the activity by (a store's check-in, a review's id).")
+    day: date = Field(description="The programme's day it fell on.")
+    streak: int = Field(description="Consecutive days of this type up to it.")
+    points: int
+    bonus: int = Field(description="The streak bonus it completed, if any.")
+    entry_id: uuid.UUID | None = Field(description="The ledger entry that credited it (null: 0 points).")
+    created_at: datetime
+
+
 class ExportEngagement(BaseModel):
     lifecycle: ExportLifecycle
     rfm: ExportRfm | None = Field(description="Null: the RFM job has not scored the member.")
     referral_rewards: list[ExportReferralReward]
+    activities: list[ExportActivity] = Field(description="Oldest first.")
 
 
 class ExportDelivery(BaseModel):
