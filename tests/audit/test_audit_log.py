@@ -16,6 +16,7 @@ from tests.conftest import UNLIMITED, bearer, units_of
 from tests.graphql.helpers import mutate
 from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 from tests.webhooks.endpoint_helpers import PUBLIC_URL
 
 
@@ -137,6 +138,26 @@ class TestWhatIsRecorded:
         assert entry["after"]["balance"] == 25
         assert entry["before"]["points"] == 0 and entry["before"]["id"] == member["id"]
         assert "member_number" not in entry["before"] and "phone" not in entry["before"]
+
+    async def test_a_graphql_mutation_naming_a_subscription_is_filed_under_its_member(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus")
+        member = await enrol(client, pos_key)
+        subscription = await subscribe_paid(client, admin_key, member["id"], "plus")
+        payload = await mutate(
+            client,
+            admin_key,
+            "loyaltyCancelSubscription",
+            "subscription { id }",
+            input={"subscriptionId": subscription["id"], "atPeriodEnd": False},
+        )
+        assert payload["userErrors"] == []
+        entries = await _audit(client, admin_key, member_id=member["id"])
+        assert [e["action"] for e in entries] == ["loyaltyCancelSubscription", "subscribe"]  # newest first
+        assert entries[0]["subject_type"] == "subscriptions"
+        assert entries[0]["subject_id"] == subscription["id"]
 
 
 class TestWhatIsNot:

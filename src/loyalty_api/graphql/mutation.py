@@ -194,16 +194,21 @@ async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:
 
 def _change(name: str, request: BaseModel, before: Any, result: BaseModel) -> audit.Change:
     """A mutation's audit entry: its subject is the first id its input names (`member_id` → `members`), as
-    the REST path would name it, else the mutation itself; the result is the `after`."""
+    the REST path would name it, else the mutation itself; the result is the `after`. The member it was
+    about is the one the input names, or else the one the result shows (a hold's, a subscription's), as a
+    REST write's entry has it."""
     named = [f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None]
+    after = result.model_dump(mode="json")
     member_id = getattr(request, "member_id", None)
+    if not isinstance(member_id, uuid.UUID):
+        member_id = getattr(result, "member_id", None)
     return audit.Change(
         action=name,
         subject_type=f"{named[0].removesuffix('_id')}s" if named else name,
         subject_id=str(getattr(request, named[0])) if named else None,
         member_id=member_id if isinstance(member_id, uuid.UUID) else None,
         before=before,
-        after=result.model_dump(mode="json"),
+        after=after,
     )
 
 
