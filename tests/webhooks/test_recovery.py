@@ -29,6 +29,7 @@ from loyalty_api.clock import FrozenClock, SystemClock
 from loyalty_api.db import ids
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.settings import Settings
+from loyalty_api.webhooks import endpoints
 from loyalty_api.webhooks.delivery import LEASE, PROBE_MIN
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
@@ -200,6 +201,38 @@ async def test_one_delivery_its_receiver_keeps_refusing_keeps_its_back_off_while
         app, "SELECT status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'"
     )
     assert delivery == {"status": "failed", "attempts": 8}  # given up on its own schedule
+
+
+@pytest.mark.parametrize("change", ["url", "re-enable"])
+async def test_a_new_url_or_re_enabling_sends_what_waits_on_its_back_off_at_once(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+    change: str,
+) -> None:
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(503, 503)
+    await earn(client, pos_key, members[0], 10_000)
+    assert await pump(units) == 1
+    clock.advance(timedelta(seconds=6))
+    assert await pump(units) == 1  # refused again: the next try is 5 minutes out
+    # Through the service with loopback targets allowed (the API's own settings refuse the receiver's URL).
+    endpoint_uuid = uuid.UUID(str(endpoint_id))
+    async with units.begin() as uow:
+        if change == "url":
+            await endpoints.update_endpoint(uow, endpoint_uuid, url=receiver.url + "/v2")
+        else:
+            await endpoints.update_endpoint(uow, endpoint_uuid, enabled=False)
+            await endpoints.update_endpoint(uow, endpoint_uuid, enabled=True)
+    assert await pump(units) == 1  # at once, not in 5 minutes
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 3}
+    [endpoint] = await rows(app, "SELECT failing_since, next_probe_at FROM webhook_endpoints")
+    assert endpoint == {"failing_since": None, "next_probe_at": None}
 
 
 async def test_two_hosts_with_skewed_clocks_keep_one_members_order(

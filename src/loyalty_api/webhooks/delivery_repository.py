@@ -341,6 +341,11 @@ class DeliveryRepository:
         )
         if was_failing is None:
             return 0
+        return await self.release_held(endpoint_id, now)
+
+    async def release_held(self, endpoint_id: uuid.UUID, now: datetime) -> int:
+        """Make every pending delivery of the endpoint waiting on its back-off due now (those a worker holds
+        aside), keeping its own schedule should it fail again; how many."""
         result = await self.session.execute(
             update(WebhookDelivery)
             .where(

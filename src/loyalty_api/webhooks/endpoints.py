@@ -226,8 +226,13 @@ async def update_endpoint(
     enabled: bool | _Unset = UNSET,
 ) -> Endpoint:
     """Apply the given fields; fields not given are left alone, a description given as None is cleared.
-    Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled."""
+    Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled. A new
+    URL, or enabling an endpoint that was off or failing, sends what waits on its back-off at once (as an
+    endpoint that answers again does): the receiver is up again or somewhere else now."""
     row = await _get(uow, endpoint_id)
+    fresh_start = (not isinstance(url, _Unset) and url != row.url) or (
+        enabled is True and (not row.enabled or row.failing_since is not None)
+    )
     if not isinstance(event_types, _Unset):
         row.event_types = _checked_event_types(event_types)
     if not isinstance(url, _Unset):
@@ -238,10 +243,14 @@ async def update_endpoint(
     if not isinstance(enabled, _Unset):
         row.enabled = enabled
         if enabled:
-            row.failing_since = None
             row.disabled_reason = None
-    row.updated_at = uow.clock.now()
+    now = uow.clock.now()
+    if fresh_start:
+        row.failing_since = row.next_probe_at = None
+    row.updated_at = now
     await EndpointRepository(uow.session).save_endpoint()
+    if fresh_start:
+        await DeliveryRepository(uow.session).release_held(endpoint_id, now)
     await _changed(uow, row, "updated")
     return _endpoint(row)
 
