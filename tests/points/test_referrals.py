@@ -121,6 +121,17 @@ class TestRefusals:
         assert answer.status_code == 422
         assert answer.json()["code"] == "referrer_not_active"
 
+    async def test_an_erased_members_code_is_unknown(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        referrer = await enrol(client, pos_key)
+        erased = await client.post(f"/v1/members/{referrer['id']}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        body = {"phone": "13700000001", "referral_code": referrer["referral_code"]}
+        answer = await client.post("/v1/members", json=body, headers=bearer(pos_key))
+        assert answer.status_code == 422
+        assert answer.json()["code"] == "unknown_referral_code"  # not a hint that the code was someone's
+
     async def test_a_referral_cannot_loop_or_name_oneself(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

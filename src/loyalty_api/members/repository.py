@@ -216,10 +216,10 @@ class MemberRepository:
         return found.scalar_one_or_none()
 
     async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:
-        """The id and status of the member whose referral code this is."""
-        row = (
-            await self.session.execute(select(Member.id, Member.status).where(Member.referral_code == code))
-        ).one_or_none()
+        """The id and status of the member whose referral code this is (an erased member's code leads
+        nowhere, as their old card does)."""
+        query = select(Member.id, Member.status).where(Member.referral_code == code, not_erased())
+        row = (await self.session.execute(query)).one_or_none()
         return None if row is None else (row[0], row[1])
 
     async def exists_member_number(self, member_number: str) -> bool:
