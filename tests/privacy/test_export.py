@@ -17,6 +17,9 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from tests.activities.helpers import add_activity_rule, record
 from tests.builders import enrol, make_key
+from tests.campaigns.helpers import POINTS_ACTION
+from tests.campaigns.helpers import create as create_campaign
+from tests.campaigns.helpers import run as run_campaigns
 from tests.conftest import UNLIMITED, bearer
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, points, set_program
@@ -313,3 +316,15 @@ async def test_the_members_activities_are_exported_whatever_they_earned(
     document = await export_of(client, admin_key, member["id"])
     credited = [e for e in document["points"]["ledger"] if e["id"] == activities[1]["entry_id"]]
     assert [e["amount"] for e in credited] == [30]
+
+
+async def test_the_campaigns_that_reached_the_member_are_exported(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    campaign = await create_campaign(client, admin_key, action=POINTS_ACTION)
+    assert await run_campaigns(app, batch=10) == 1
+    [reach] = (await export_of(client, admin_key, member["id"]))["engagement"]["campaigns"]
+    assert (reach["campaign_id"], reach["name"]) == (campaign["id"], campaign["name"])
+    assert reach["outcome"] == "points_granted"

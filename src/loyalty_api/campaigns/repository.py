@@ -173,6 +173,20 @@ class CampaignRepository:
         rows = await self.session.execute(query.order_by(_REACHED.c.member_id).limit(limit))
         return [ReachedMember(m, outcome, at, bool(bought)) for m, outcome, at, bought in rows.all()]
 
+    async def reached_member(
+        self, member_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[uuid.UUID, str, str, datetime]]:
+        """The campaigns that reached the member (id, name, outcome, when), by campaign id after `after`."""
+        query = (
+            select(Campaign.id, Campaign.name, _REACHED.c.outcome, _REACHED.c.reached_at)
+            .join(_REACHED, _REACHED.c.campaign_id == Campaign.id)
+            .where(_REACHED.c.member_id == member_id)
+        )
+        if after is not None:
+            query = query.where(Campaign.id > after)
+        rows = await self.session.execute(query.order_by(Campaign.id).limit(limit))
+        return [(row[0], row[1], row[2], row[3]) for row in rows.all()]
+
     async def count_purchased_since(self, campaign_id: uuid.UUID) -> int:
         """How many of the members the campaign reached bought after it reached them, in one statement."""
         return int(

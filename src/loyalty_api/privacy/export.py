@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from loyalty_api.activities.repository import MemberActivityRepository
 from loyalty_api.audit import service as audit
+from loyalty_api.campaigns.repository import CampaignRepository
 from loyalty_api.coalition import exchanges as partner_exchanges
 from loyalty_api.coupons import service as coupons
 from loyalty_api.db.pagination import MAX_LIMIT, Page
@@ -38,6 +39,7 @@ from loyalty_api.privacy.schemas import (
     FORMAT_VERSION,
     ExportActivity,
     ExportBenefitUse,
+    ExportCampaignReach,
     ExportConsents,
     ExportCoupon,
     ExportDelivery,
@@ -172,6 +174,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
             rfm=await _rfm(uow, member_id),
             referral_rewards=await _referral_rewards(uow, member_id),
             activities=await _activities(uow, member_id),
+            campaigns=await _campaigns(uow, member_id),
         ),
         events=await _events(uow, member_id),
     )
@@ -476,6 +479,16 @@ async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActiv
         lambda activity: activity.id,
     )
     return [ExportActivity.model_validate(activity, from_attributes=True) for activity in activities]
+
+
+async def _campaigns(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportCampaignReach]:
+    repo = CampaignRepository(uow.session)
+    reached = await _batches(
+        lambda after, limit: repo.reached_member(member_id, after=after, limit=limit),
+        lambda row: row[0],
+    )
+    found = [ExportCampaignReach(campaign_id=i, name=n, outcome=o, reached_at=at) for i, n, o, at in reached]
+    return sorted(found, key=lambda reach: reach.reached_at)
 
 
 async def _events(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportEvent]:

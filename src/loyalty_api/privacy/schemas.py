@@ -349,11 +349,21 @@ class ExportActivity(BaseModel):
     created_at: datetime
 
 
+class ExportCampaignReach(BaseModel):
+    """A campaign that reached the member: what it gave them (a coupon, or points) and when."""
+
+    campaign_id: uuid.UUID
+    name: str
+    outcome: str = Field(description="`coupon_issued` or `points_granted`.")
+    reached_at: datetime
+
+
 class ExportEngagement(BaseModel):
     lifecycle: ExportLifecycle
     rfm: ExportRfm | None = Field(description="Null: the RFM job has not scored the member.")
     referral_rewards: list[ExportReferralReward]
     activities: list[ExportActivity] = Field(description="Oldest first.")
+    campaigns: list[ExportCampaignReach] = Field(description="Oldest first.")
 
 
 class ExportDelivery(BaseModel):
