@@ -2478,6 +2478,26 @@ def _member_export() -> dict[str, Any]:
                 "computed_at": "2026-03-17T18:00:04Z",
             },
             "referral_rewards": [],
+            "activities": [
+                {
+                    "type": "check_in",
+                    "ref": "STORE-7-0316",
+                    "day": "2026-03-16",
+                    "streak": 3,
+                    "points": 10,
+                    "bonus": 0,
+                    "entry_id": "01958a6e-2c40-7d1e-9b3a-5c8f0e2d4a61",
+                    "created_at": "2026-03-16T02:11:40Z",
+                }
+            ],
+            "campaigns": [
+                {
+                    "campaign_id": "01958a10-7f00-7c3b-8e2d-1a4b6c8d0e2f",
+                    "name": "Spring welcome back",
+                    "outcome": "points_granted",
+                    "reached_at": "2026-03-10T01:00:12Z",
+                }
+            ],
         },
         "events": [
             {
