@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import events, table_counts
+from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, points, set_program
 
@@ -98,6 +98,33 @@ class TestRefunds:
         )
         result = (await refund(client, pos_key, "R3", 10_000)).json()
         assert (result["points_taken_back"], result["shortfall"], result["balance"]) == (20, 80, 0)
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("first", ["EARNED", "SPENT"])
+    async def test_returning_an_order_and_the_one_its_points_paid_leaves_nothing_either_way(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, first: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100 points
+        await earn(client, pos_key, member_id, 5_000, order_ref="OTHER")  # 50 points, kept
+        await redeem(client, pos_key, member_id, 150, "SPENT")  # every point, on another order
+        second = "SPENT" if first == "EARNED" else "EARNED"
+        results = {ref: await refund_by(client, pos_key, ref, full=True) for ref in (first, second)}
+        assert results["SPENT"]["points_given_back"] == 150
+        # Whichever came first, the 100 points EARNED gave are taken back: by its own refund, or settled out
+        # of the points SPENT's refund gave back once EARNED's could not take them.
+        assert (await points(client, pos_key, member_id))["balance"] == 50
+        if first == "EARNED":
+            assert moved(results["EARNED"]) == (0, 0, 100)
+            assert results["SPENT"]["shortfall_settled"] == 100
+        else:
+            assert moved(results["EARNED"]) == (0, 100, 0)
+            assert results["SPENT"]["shortfall_settled"] == 0
+        [earned] = await rows(
+            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'EARNED'"
+        )
+        assert earned == {"points_taken_back": 100, "points_shortfall": 0}
+        [*_, settled_by] = await events(app, "points.refunded")
+        assert settled_by["payload"]["shortfall_settled"] == (100 if first == "EARNED" else 0)
         await assert_ledger_invariant(app, member_id)
 
     async def test_a_hold_past_its_time_does_not_shield_points_from_a_refund(

@@ -311,6 +311,10 @@ class PointsRefund:
     shortfall: Long = strawberry.field(
         description="Earned points the member had already spent, so not taken back."
     )
+    shortfall_settled: Long = strawberry.field(
+        description="Points given back by this refund that went to settle the member's shortfalls on earlier "
+        "refunds, so not added to the balance."
+    )
     points_refundable: Long = strawberry.field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
@@ -329,6 +333,7 @@ class PointsRefund:
             points_taken_back=Long(read.points_taken_back),
             points_given_back=Long(read.points_given_back),
             shortfall=Long(read.shortfall),
+            shortfall_settled=Long(read.shortfall_settled),
             points_refundable=Long(read.points_refundable),
             balance=Long(read.balance),
             available=Long(read.available),

@@ -1108,6 +1108,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "points_taken_back": 250,
                     "points_given_back": 0,
                     "shortfall": 0,
+                    "shortfall_settled": 0,
                     "points_refundable": 0,
                     "balance": 12535,
                     "available": 12535,

@@ -158,6 +158,16 @@ class OrderRepository:
         result = await self.session.execute(query.order_by(Order.order_ref).limit(limit))
         return result.scalars().all()
 
+    async def list_shortfalls(self, member_id: uuid.UUID, *, other_than: str) -> Sequence[Order]:
+        """The member's other orders whose refunds could not take back every point they earned, oldest
+        first."""
+        result = await self.session.execute(
+            select(Order)
+            .where(Order.member_id == member_id, Order.points_shortfall > 0, Order.order_ref != other_than)
+            .order_by(Order.purchased_at, Order.order_ref)
+        )
+        return result.scalars().all()
+
     async def get_order(self, order_ref: str) -> Order | None:
         return await self.session.get(Order, order_ref, populate_existing=True)
 

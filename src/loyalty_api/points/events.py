@@ -81,7 +81,8 @@ class PointsRefunded(Event):
     description = (
         "An order was refunded: earned points taken back and redeemed points given back. `refunded` is the "
         "share of the order's total this refund covers (zero when the total is not known: see `refunded_by` "
-        "and `given_back`)."
+        "and `given_back`). `shortfall_settled`: points given back that settled the member's shortfalls on "
+        "earlier refunds."
     )
 
     member_id: uuid.UUID
@@ -92,6 +93,7 @@ class PointsRefunded(Event):
     shortfall: int
     balance: int
     refunded_by: RefundKind = "amount"
+    shortfall_settled: int = 0
     order_total: MoneyPayload | None = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -49,6 +50,7 @@ class RefundResult:
     points_taken_back: int
     points_given_back: int
     shortfall: int
+    shortfall_settled: int
     points_refundable: int
     balance: int
     available: int
@@ -155,8 +157,10 @@ async def refund(
     """Refund the order by `amount` of its total, by `points` it redeemed, or in `full` (exactly one).
 
     Points the member already spent cannot be taken back below zero (nor below what is on hold): what
-    cannot be taken back is recorded as the order's shortfall and reported, and never tried again. A refund
-    of a purchase at a partner is marked with `partner_id` and `details`, as its earn was.
+    cannot be taken back is recorded as the order's shortfall and reported. Points a later refund gives back
+    settle the member's shortfalls first, oldest order first (`shortfall_settled`), so returning two orders
+    (one earned the points the other spent) leaves the same balance in either order. A refund of a purchase
+    at a partner is marked with `partner_id` and `details`, as its earn was.
     """
     if (amount is not None) + (points is not None) + full != 1:
         raise ValueError("refund by exactly one of amount, points or full")
@@ -182,7 +186,10 @@ async def refund(
     give = plan.shares.give_back
     take = max(min(plan.shares.take_back, locked.balance + give - locked.held), 0)
     shortfall = plan.shares.take_back - take
-    state = await accounts.change(order.member_id, now=now, balance=give - take)
+    spare = min(give - take, locked.balance + give - take - locked.held)
+    settled = await _settle_shortfalls(orders, order, spare, now) if spare > 0 else {}
+    settled_total = sum(settled.values())
+    state = await accounts.change(order.member_id, now=now, balance=give - take - settled_total)
     assert state is not None
 
     order.refunded_minor += plan.money
@@ -197,7 +204,7 @@ async def refund(
         uow,
         member_id=order.member_id,
         type="refund",
-        amount=give - take,
+        amount=give - take - settled_total,
         state=state,
         order_ref=order_ref,
         details={
@@ -206,6 +213,7 @@ async def refund(
             "taken_back": take,
             "given_back": give,
             "shortfall": shortfall,
+            **({"shortfall_settled": settled} if settled else {}),
             **(details or {}),
         },
         actor=actor,
@@ -215,6 +223,7 @@ async def refund(
         uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref
     )
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
+    await spend_lots(uow, order.member_id, settled_total)
     await emit_for_member(
         uow,
         PointsRefunded(
@@ -225,6 +234,7 @@ async def refund(
             taken_back=take,
             given_back=give,
             shortfall=shortfall,
+            shortfall_settled=settled_total,
             balance=state.balance,
             refunded_by=refunded_by,
             order_total=None if order_total is None else money_payload(order_total),
@@ -241,7 +251,27 @@ async def refund(
         points_taken_back=take,
         points_given_back=give,
         shortfall=shortfall,
+        shortfall_settled=settled_total,
         points_refundable=order.points_redeemed - order.points_given_back,
         balance=state.balance,
         available=state.available,
     )
+
+
+async def _settle_shortfalls(
+    orders: OrderRepository, refunded: Order, spare: int, now: datetime
+) -> dict[str, int]:
+    """Take up to `spare` points, given back by this refund, towards the member's other orders' shortfalls,
+    oldest first (call with the member's account row locked): each point settled counts as taken back on its
+    order. The points settled, by order."""
+    settled: dict[str, int] = {}
+    for owing in await orders.list_shortfalls(refunded.member_id, other_than=refunded.order_ref):
+        points = min(spare, owing.points_shortfall)
+        if points <= 0:
+            break
+        owing.points_shortfall -= points
+        owing.points_taken_back += points
+        owing.updated_at = now
+        settled[owing.order_ref] = points
+        spare -= points
+    return settled

@@ -205,6 +205,10 @@ class RefundRead(ReadModel):
     points_taken_back: int = Field(description="Earned points taken back by this refund.")
     points_given_back: int = Field(description="Redeemed points given back by this refund.")
     shortfall: int = Field(description="Earned points the member had already spent, so not taken back.")
+    shortfall_settled: int = Field(
+        description="Points given back by this refund that went to settle the member's shortfalls on earlier "
+        "refunds (each counts as taken back on its order), so not added to the balance."
+    )
     points_refundable: int = Field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
