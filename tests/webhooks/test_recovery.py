@@ -30,13 +30,13 @@ from loyalty_api.db import ids
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.settings import Settings
 from loyalty_api.webhooks import endpoints
-from loyalty_api.webhooks.delivery import LEASE, PROBE_MIN
+from loyalty_api.webhooks.delivery import LEASE, PROBE_CAP_LATER, PROBE_MIN
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
-from tests.webhooks.endpoint_helpers import add_endpoint
+from tests.webhooks.endpoint_helpers import add_endpoint, set_delivery, set_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 from tests.webhooks.test_delivery_flow import pump, with_settings
 
@@ -201,6 +201,40 @@ async def test_one_delivery_its_receiver_keeps_refusing_keeps_its_back_off_while
         app, "SELECT status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'"
     )
     assert delivery == {"status": "failed", "attempts": 8}  # given up on its own schedule
+
+
+def _instant(value: Any) -> datetime:
+    """A timestamp as `rows` gives it back (SQLite: text without a zone), as an aware datetime."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def test_a_released_delivery_sent_as_a_probe_counts_for_its_failing_endpoint(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    """A delivery released by a recovery, still ahead of its own schedule, is the head of its endpoint's queue
+    when the endpoint fails again: sent as a probe and refused, it keeps its schedule, and the endpoint's
+    probes still back off (here, two hours into the failure, five minutes apart)."""
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.down = True
+    await earn(client, pos_key, members[0], 10_000)
+    assert await pump(units) == 1
+    [delivery] = await rows(app, "SELECT id FROM webhook_deliveries")
+    now = clock.now()
+    await set_delivery(app, str(delivery["id"]), next_attempt_at=now, scheduled_at=now + timedelta(minutes=5))
+    await set_endpoint(app, endpoint_id, failing_since=now - timedelta(hours=2), next_probe_at=now)
+    assert await pump(units) == 1  # the probe, refused
+    [after] = await rows(app, "SELECT attempts, next_attempt_at, scheduled_at FROM webhook_deliveries")
+    assert after["attempts"] == 1 and after["scheduled_at"] is None
+    assert _instant(after["next_attempt_at"]) == now + timedelta(minutes=5)  # its own schedule stands
+    [endpoint] = await rows(app, "SELECT next_probe_at FROM webhook_endpoints")
+    assert _instant(endpoint["next_probe_at"]) == now + PROBE_CAP_LATER
 
 
 @pytest.mark.parametrize("change", ["url", "re-enable"])

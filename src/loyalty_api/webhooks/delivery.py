@@ -206,7 +206,7 @@ async def _lease(units: UnitsOfWork, token: uuid.UUID, batch: int) -> list[Outgo
         probe_out = timedelta(seconds=units.settings.webhook_timeout_seconds) + LEASE
         probes = await repo.lease_probes(now, until=now + probe_out, token=token)
         leased = await repo.lease_due(now, until=now + LEASE, token=token, limit=batch)
-        return await repo.list_outgoing(probes + leased, now) if probes or leased else []
+        return await repo.list_outgoing(probes + leased, now, probes=set(probes)) if probes or leased else []
 
 
 @asynccontextmanager
@@ -353,11 +353,12 @@ async def _settle(
     repo = DeliveryRepository(uow.session)
     answered = {item.endpoint_id for item, outcome in sent if outcome.succeeded}
     # A delivery sent early by its endpoint's recovery that fails does not make the endpoint failing again:
-    # the endpoint has just answered, and that one delivery (its receiver refusing it) keeps its back-off.
+    # the endpoint answered the sends before it, and that one delivery (its receiver refusing it) keeps its
+    # back-off. A probe's failure always counts: its endpoint is failing already.
     failed = {
         item.endpoint_id
         for item, outcome in sent
-        if not outcome.succeeded and not outcome.hopeless and (item.due or not item.released)
+        if not outcome.succeeded and not outcome.hopeless and (item.due or item.probe or not item.released)
     }
     for endpoint_id in sorted(answered | failed):
         if endpoint_id in answered:

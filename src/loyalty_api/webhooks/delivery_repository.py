@@ -4,7 +4,7 @@ recording what each attempt gave."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -56,8 +56,10 @@ class Outgoing:
     # released by an endpoint's recovery, sent ahead of the delivery's schedule: a failure leaves the
     # schedule as it was.
     due: bool
-    # Sent ahead of its schedule because its endpoint recovered: its endpoint answered other sends since.
+    # Sent ahead of its schedule because its endpoint recovered (or was moved or enabled again).
     released: bool
+    # Sent to find out whether its failing endpoint answers again: its failure always counts for the endpoint.
+    probe: bool
 
 
 class DeliveryRepository:
@@ -209,7 +211,9 @@ class DeliveryRepository:
         )
         return len(result.all())
 
-    async def list_outgoing(self, delivery_ids: Sequence[uuid.UUID], now: datetime) -> list[Outgoing]:
+    async def list_outgoing(
+        self, delivery_ids: Sequence[uuid.UUID], now: datetime, *, probes: Collection[uuid.UUID] = ()
+    ) -> list[Outgoing]:
         result = await self.session.execute(
             select(
                 WebhookDelivery.id,
@@ -246,6 +250,7 @@ class DeliveryRepository:
                 attempts=row[10],
                 due=bool(row[11]),
                 released=bool(row[12]),
+                probe=row[0] in probes,
             )
             for row in result.all()
         ]

@@ -43,8 +43,14 @@ class EndpointRepository:
     async def save_endpoint(self) -> None:
         await self.session.flush()
 
-    async def get_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
-        return await self.session.get(WebhookEndpoint, endpoint_id)
+    async def get_endpoint(self, endpoint_id: uuid.UUID, *, lock: bool = False) -> WebhookEndpoint | None:
+        """The endpoint; with `lock`, as the database has it now, locked until commit (a worker recording a
+        failure of it waits)."""
+        if not lock:
+            return await self.session.get(WebhookEndpoint, endpoint_id)
+        return await self.session.get(
+            WebhookEndpoint, endpoint_id, with_for_update=True, populate_existing=True
+        )
 
     async def exists_endpoint(self, endpoint_id: uuid.UUID) -> bool:
         result = await self.session.execute(select(exists().where(WebhookEndpoint.id == endpoint_id)))

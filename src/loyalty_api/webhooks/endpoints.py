@@ -163,8 +163,8 @@ async def _changed(
     )
 
 
-async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    row = await EndpointRepository(uow.session).get_endpoint(endpoint_id)
+async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID, *, lock: bool = False) -> WebhookEndpoint:
+    row = await EndpointRepository(uow.session).get_endpoint(endpoint_id, lock=lock)
     if row is None:
         raise WebhookEndpointNotFound()
     return row
@@ -229,14 +229,15 @@ async def update_endpoint(
     Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled. A new
     URL, or enabling an endpoint that was off or failing, sends what waits on its back-off at once (as an
     endpoint that answers again does): the receiver is up again or somewhere else now."""
-    row = await _get(uow, endpoint_id)
-    fresh_start = (not isinstance(url, _Unset) and url != row.url) or (
-        enabled is True and (not row.enabled or row.failing_since is not None)
-    )
+    if not isinstance(url, _Unset):  # before the lock: resolving the host may take a while
+        await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+    row = await _get(uow, endpoint_id, lock=True)
+    moved = not isinstance(url, _Unset) and url != row.url
+    enabling = enabled is True and (not row.enabled or row.failing_since is not None)
+    fresh_start = (moved and enabled is not False and row.enabled) or enabling
     if not isinstance(event_types, _Unset):
         row.event_types = _checked_event_types(event_types)
     if not isinstance(url, _Unset):
-        await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
         row.url = url
     if not isinstance(description, _Unset):
         row.description = description
