@@ -543,3 +543,42 @@ def test_statements_agree_with_the_ledger_and_with_what_each_partner_was_told(tm
             background.call(play(steps))
 
         scenario()
+
+
+class TestSettledShortfalls:
+    async def test_a_partner_orders_shortfall_settled_by_our_refund_is_on_its_statement(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        partners: TwoPartners,
+        clock: FrozenClock,
+    ) -> None:
+        """Points earned at alpha are spent at our till; alpha's refund cannot take them back (a shortfall),
+        then our till's refund gives them back: they settle alpha's shortfall, and alpha's statement shows
+        them taken back, marked with alpha as its own refund's entry is."""
+        alpha, member_id = partners.alpha, partners.member_id
+        start = clock.now()
+        earned = (await ok(await partner_earn(client, alpha, "A-1", "E1", 20_000)))["points_earned"]
+        balance = (
+            await ok(await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key)), 200)
+        )["balance"]
+        spent = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": balance, "order_ref": "SPENT"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        refund = await ok(await partner_refund(client, alpha, "A-1", "E1", full=True), 200)
+        assert (refund["points_taken_back"], refund["shortfall"]) == (0, earned)
+        ours = await client.post("/v1/orders/SPENT/refund", json={"full": True}, headers=bearer(pos_key))
+        assert ours.status_code == 200, ours.text
+        assert ours.json()["shortfall_settled"] == earned
+        assert ours.json()["balance"] == balance - earned
+
+        end = clock.now() + timedelta(seconds=1)
+        found = await admin_statement(client, admin_key, "alpha", start, end)
+        assert found["refunded"]["points"] == earned
+        assert found["net_points"] == 0
+        entries = await ledger(client, admin_key, member_id)
+        assert point_figures(found) == figures_from_ledger(entries, "alpha")

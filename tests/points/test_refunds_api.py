@@ -126,6 +126,13 @@ class TestRefunds:
         [*_, settled_by] = await events(app, "points.refunded")
         assert settled_by["payload"]["shortfall_settled"] == (100 if first == "EARNED" else 0)
         await assert_ledger_invariant(app, member_id)
+        # EARNED's ledger shows the 100 points taken back, by its own refund or by the settlement.
+        ledger = await client.get(
+            f"/v1/members/{member_id}/ledger", params={"type": "refund"}, headers=bearer(pos_key)
+        )
+        taken = [e for e in ledger.json()["items"] if e["order_ref"] == "EARNED" and e["amount"] < 0]
+        assert sum(e["amount"] for e in taken) == -100
+        assert sum(e["details"]["taken_back"] for e in ledger.json()["items"]) == 100
 
     async def test_a_hold_past_its_time_does_not_shield_points_from_a_refund(
         self,

@@ -164,7 +164,7 @@ class OrderRepository:
         result = await self.session.execute(
             select(Order)
             .where(Order.member_id == member_id, Order.points_shortfall > 0, Order.order_ref != other_than)
-            .order_by(Order.purchased_at, Order.order_ref)
+            .order_by(Order.created_at, Order.order_ref)
         )
         return result.scalars().all()
 

@@ -483,6 +483,17 @@ class LedgerRepository:
         result = await self.session.execute(query.order_by(LedgerEntry.id).limit(limit))
         return result.scalars().all()
 
+    async def get_earn_of_order(self, order_ref: str) -> tuple[uuid.UUID | None, dict[str, Any]] | None:
+        """The partner the order's points were earned at (None: with us) and the earn entry's details."""
+        found = (
+            await self.session.execute(
+                select(LedgerEntry.partner_id, LedgerEntry.details)
+                .where(LedgerEntry.order_ref == order_ref, LedgerEntry.type == "earn")
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if found is None else (found[0], found[1])
+
 
 class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
