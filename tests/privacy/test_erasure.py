@@ -146,6 +146,23 @@ async def test_another_members_reply_naming_the_same_name_is_kept(
     assert again.json()["id"] == first.json()["id"]
 
 
+async def test_a_referred_friends_reply_sharing_the_referrers_birthday_is_kept(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    referrer = await enrol(client, pos_key, name="王芳", birthday="1990-05-01")
+    body = {"name": "赵磊", "birthday": "1990-05-01", "referral_code": referrer["referral_code"]}
+    headers = bearer(pos_key, idempotency_key="friend-0001")
+    first = await client.post("/v1/members", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["referred_by"] == referrer["id"]
+    erased = await _erase(client, admin_key, referrer["id"])
+    assert erased["idempotency_replies_dropped"] == 0  # the friend's reply names the referrer only by id
+    again = await client.post("/v1/members", json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+
+
 async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
 ) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -153,20 +153,10 @@ def opened(body: str, vault: Vault) -> str:
 _BATCH = 500
 
 
-async def forget_replies_about(
-    uow: UnitOfWork, *, identifiers: Sequence[str], member: str, traits: Sequence[str]
-) -> int:
-    """Delete the recorded replies about an erased member: those whose text holds one of `identifiers`
-    (theirs alone: a phone, a card number), or `member` (their id) and one of `traits` (what another member
-    may share: a name, a birthday). A retry of such a request then runs again instead of replaying what it
-    said about the member; another member's reply naming the same name stays, or its retry would run twice.
-    Replies are encrypted, so each is opened; how many were deleted."""
-
-    def about(text: str) -> bool:
-        return any(needle in text for needle in identifiers) or (
-            member in text and any(trait in text for trait in traits)
-        )
-
+async def forget_replies(uow: UnitOfWork, about: Callable[[str], bool]) -> int:
+    """Delete the recorded replies whose text `about` picks (what they said about an erased member): a retry
+    of such a request then runs again instead of replaying it. Replies are encrypted, so each is opened; how
+    many were deleted."""
     repo = IdempotencyRepository(uow.session)
     forgotten: list[uuid.UUID] = []
     after: uuid.UUID | None = None

@@ -56,11 +56,14 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         member_id, partial(_without, frozenset(identifiers))
     )
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
-    replies = await idempotency.forget_replies_about(
+    replies = await idempotency.forget_replies(
         uow,
-        identifiers=[*_as_written_in_json({*erased.identifiers, *refs}), *_as_path_segments(refs)],
-        member=json.dumps(str(member_id)),
-        traits=_as_written_in_json(set(erased.traits)),
+        partial(
+            _reply_about,
+            [*_as_written_in_json({*erased.identifiers, *refs}), *_as_path_segments(refs)],
+            str(member_id),
+            frozenset(erased.traits),
+        ),
     )
     await emit_for_member(
         uow, MemberErased(member_id=member_id, partner=None, erased_at=erased.erased_at), member_id
@@ -89,8 +92,51 @@ def _as_written_in_json(values: set[str]) -> list[str]:
 
 
 def _as_path_segments(refs: list[str]) -> list[str]:
-    """A partner's ref as a problem's `instance` names it: a segment of the path it was called on."""
-    return [f"/{ref}{end}" for ref in refs for end in ("/", '"')]
+    """A partner's ref as a problem's `instance` names it: the segment of a partner's path that names its
+    customer (`/v1/partner/members/{ref}/earn`), as JSON writes it, with and without escapes, followed by the
+    next slash or the string's closing quote."""
+    found: set[str] = set()
+    for ref in refs:
+        for kind in ("members", "links"):
+            for ascii_only in (True, False):
+                path = json.dumps(f"/partner/{kind}/{ref}", ensure_ascii=ascii_only)[1:-1]
+                found |= {path + "/", path + '"'}
+    return sorted(found)
+
+
+def _reply_about(identifiers: list[str], member_id: str, traits: frozenset[str], text: str) -> bool:
+    """Whether a recorded reply is about the erased member: it holds something theirs alone (`identifiers`, as
+    JSON writes them), or an object that is theirs (its `id` or `member_id`) holds their name or birthday.
+    Another member's reply naming the same name, or a referred friend's naming them only as `referred_by`, is
+    not about them."""
+    if any(needle in text for needle in identifiers):
+        return True
+    if not traits or member_id not in text:
+        return False
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return False
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            if member_id in (value.get("id"), value.get("member_id")) and _holds(value, traits):
+                return True
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def _holds(value: Any, traits: frozenset[str]) -> bool:
+    if isinstance(value, str):
+        return value in traits
+    if isinstance(value, dict):
+        return any(_holds(item, traits) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds(item, traits) for item in value)
+    return False
 
 
 def _without(identifiers: frozenset[str], value: Any) -> Any:
