@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import count, events
+from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
 
@@ -165,3 +165,41 @@ class TestConcurrentEnrolment:
         outcomes = Counter((r.status_code, r.json().get("code")) for r in responses)
         assert outcomes == {(201, None): 1, (409, "member_exists"): 7}
         assert await count(app, "members") == 1
+
+
+class TestClosingWhileHolding:
+    @pytest.mark.parametrize("ending", ["close", "erase"])
+    async def test_no_hold_outlives_a_close_or_erasure_that_raced_it(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_with_1000: str,
+        ending: str,
+    ) -> None:
+        member_id = member_with_1000
+
+        async def hold(n: int) -> httpx.Response:
+            # Holds and redeems: each locks what it changes in its own order, and neither may deadlock with
+            # the close that frees the member's holds.
+            kind = "holds" if n % 2 else "redeem"
+            return await client.post(
+                f"/v1/members/{member_id}/{kind}",
+                json={"points": 100, "order_ref": f"H-{n}"},
+                headers=bearer(pos_key),
+            )
+
+        async def end_membership() -> httpx.Response:
+            if ending == "erase":
+                return await client.post(f"/v1/members/{member_id}/erase", headers=bearer(admin_key))
+            return await client.patch(
+                f"/v1/members/{member_id}", json={"status": "closed"}, headers=bearer(admin_key)
+            )
+
+        *holds, ended = await asyncio.gather(*(hold(n) for n in range(8)), end_membership())
+        assert ended.status_code == 200, ended.text
+        assert {r.status_code for r in holds} <= {200, 201, 404, 409}
+        active = await rows(app, "SELECT id FROM holds WHERE status = 'active'")
+        assert active == []  # every hold made before the close was freed by it, none was made after
+        await assert_ledger_invariant(app)

@@ -209,10 +209,15 @@ class MemberRepository:
 
     async def get_member(self, member_id: uuid.UUID, *, lock: bool = False) -> Member | None:
         """With `lock`, the row stays locked until commit (PostgreSQL): a change and an erasure of the same
-        member take turns, so a change read before an erasure cannot write personal data back after it."""
+        member take turns, so a change read before an erasure cannot write personal data back after it. The
+        lock is FOR NO KEY UPDATE, as the till's points operations take: a redeem holding the account's row
+        while it writes rows that refer to the member (a key share of this row) does not wait on it, so the
+        close or erasure that frees the member's holds behind that account row cannot deadlock with it."""
         if not lock:
             return await self.session.get(Member, member_id)
-        found = await self.session.execute(select(Member).where(Member.id == member_id).with_for_update())
+        found = await self.session.execute(
+            select(Member).where(Member.id == member_id).with_for_update(key_share=True)
+        )
         return found.scalar_one_or_none()
 
     async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.members.service import require_member
 from loyalty_api.money import Money
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
@@ -15,6 +14,7 @@ from loyalty_api.points.accounts import (
     check_minimum_redeem,
     check_order_total,
     debit_available,
+    lock_earner,
     record_entry,
     release,
     release_member_expired_holds,
@@ -81,7 +81,9 @@ async def create_hold(
 ) -> HoldView:
     """Reserve `points` for the order: a redemption to come, so the programme's minimum applies to it."""
     check_minimum_redeem(await get_program(uow), points)
-    await require_member(uow, member_id, must_be_active=True)
+    # Locked, not only read: closing or erasing the member frees their holds behind the same lock, so no hold
+    # made while that runs can outlive it.
+    await lock_earner(uow, member_id)
     state = await debit_available(uow, member_id, points, hold=True)
     holds = HoldRepository(uow.session)
     now = uow.clock.now()
