@@ -77,7 +77,7 @@ class MemberActivityRepository:
             query = query.where(MemberActivity.day >= since)
         return int(await self.session.scalar(query) or 0)
 
-    async def activities_of(
+    async def list_member_activities(
         self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
     ) -> Sequence[MemberActivity]:
         """The member's activities after `after_id`, oldest first."""

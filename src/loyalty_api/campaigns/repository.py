@@ -173,7 +173,7 @@ class CampaignRepository:
         rows = await self.session.execute(query.order_by(_REACHED.c.member_id).limit(limit))
         return [ReachedMember(m, outcome, at, bool(bought)) for m, outcome, at, bought in rows.all()]
 
-    async def reached_member(
+    async def list_campaigns_reaching(
         self, member_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
     ) -> list[tuple[uuid.UUID, str, str, datetime]]:
         """The campaigns that reached the member (id, name, outcome, when), by campaign id after `after`."""

@@ -198,7 +198,6 @@ def _change(name: str, request: BaseModel, before: Any, result: BaseModel) -> au
     about is the one the input names, or else the one the result shows (a hold's, a subscription's), as a
     REST write's entry has it."""
     named = [f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None]
-    after = result.model_dump(mode="json")
     member_id = getattr(request, "member_id", None)
     if not isinstance(member_id, uuid.UUID):
         member_id = getattr(result, "member_id", None)
@@ -208,7 +207,7 @@ def _change(name: str, request: BaseModel, before: Any, result: BaseModel) -> au
         subject_id=str(getattr(request, named[0])) if named else None,
         member_id=member_id if isinstance(member_id, uuid.UUID) else None,
         before=before,
-        after=after,
+        after=result.model_dump(mode="json"),
     )
 
 

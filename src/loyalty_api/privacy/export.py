@@ -475,7 +475,7 @@ async def _referral_rewards(uow: UnitOfWork, member_id: uuid.UUID) -> list[Expor
 async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActivity]:
     repo = MemberActivityRepository(uow.session)
     activities = await _batches(
-        lambda after, limit: repo.activities_of(member_id, after_id=after, limit=limit),
+        lambda after, limit: repo.list_member_activities(member_id, after_id=after, limit=limit),
         lambda activity: activity.id,
     )
     return [ExportActivity.model_validate(activity, from_attributes=True) for activity in activities]
@@ -484,7 +484,7 @@ async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActiv
 async def _campaigns(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportCampaignReach]:
     repo = CampaignRepository(uow.session)
     reached = await _batches(
-        lambda after, limit: repo.reached_member(member_id, after=after, limit=limit),
+        lambda after, limit: repo.list_campaigns_reaching(member_id, after=after, limit=limit),
         lambda row: row[0],
     )
     found = [ExportCampaignReach(campaign_id=i, name=n, outcome=o, reached_at=at) for i, n, o, at in reached]
