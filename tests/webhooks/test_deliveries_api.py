@@ -329,6 +329,36 @@ class TestReadingOne:
             assert response.json()["code"] == "webhook_delivery_not_found"
 
 
+class TestNarrowing:
+    async def test_new_event_types_end_the_pending_deliveries_of_types_no_longer_taken(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        endpoint = await create_endpoint(client, admin_key, event_types=["member.enrolled", "points.earned"])
+        await enrol(client, admin_key)  # no points earned: only the enrolment waits
+        assert await replay(client, admin_key, endpoint["id"]) == 1
+        assert len(await deliveries(client, admin_key, endpoint["id"])) == 1
+        narrowed = await client.patch(
+            f"/v1/webhook-endpoints/{endpoint['id']}",
+            json={"event_types": ["points.earned"]},
+            headers=bearer(admin_key),
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        [ended] = await deliveries(client, admin_key, endpoint["id"])
+        assert (ended["status"], ended["last_error"]) == (
+            "failed",
+            "the endpoint no longer takes this event type",
+        )
+        assert ended["attempts"] == 0  # never sent
+
+        widened = await client.patch(
+            f"/v1/webhook-endpoints/{endpoint['id']}", json={"event_types": []}, headers=bearer(admin_key)
+        )
+        assert widened.status_code == 200, widened.text
+        assert await replay(client, admin_key, endpoint["id"]) >= 1  # taken again, it can be sent again
+        again = {d["id"]: d for d in await deliveries(client, admin_key, endpoint["id"])}
+        assert again[ended["id"]]["status"] == "pending"
+
+
 class TestRetry:
     @pytest.mark.parametrize("status", ["failed", "succeeded", "pending"])
     async def test_a_delivery_not_being_sent_is_made_due_now(

@@ -118,6 +118,31 @@ class EndpointRepository:
             return None
         return await self.get_delivery_fresh(delivery_id)
 
+    async def drop_pending_of_other_types(
+        self, endpoint_id: uuid.UUID, *, keep: Sequence[str], now: datetime
+    ) -> int:
+        """End the endpoint's pending deliveries of event types not in `keep` (those a worker is sending now
+        aside): the endpoint no longer takes them. They stay listed, failed, with why; how many."""
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.event_type.not_in(list(keep)),
+                _not_leased(now),
+            )
+            .values(
+                status="failed",
+                next_attempt_at=now,
+                scheduled_at=None,
+                lease_token=None,
+                last_error="the endpoint no longer takes this event type",
+            )
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(result.all())
+
     async def get_delivery_fresh(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
         """The delivery as the database has it now, not as this session last saw it."""
         return await self.session.get(WebhookDelivery, delivery_id, populate_existing=True)

@@ -228,7 +228,8 @@ async def update_endpoint(
     """Apply the given fields; fields not given are left alone, a description given as None is cleared.
     Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled. A new
     URL, or enabling an endpoint that was off or failing, sends what waits on its back-off at once (as an
-    endpoint that answers again does): the receiver is up again or somewhere else now."""
+    endpoint that answers again does): the receiver is up again or somewhere else now. New event types end
+    the pending deliveries of the types it no longer takes (failed, saying so)."""
     if not isinstance(url, _Unset):  # before the lock: resolving the host may take a while
         await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
     row = await _get(uow, endpoint_id, lock=True)
@@ -250,6 +251,11 @@ async def update_endpoint(
         row.failing_since = row.next_probe_at = None
     row.updated_at = now
     await EndpointRepository(uow.session).save_endpoint()
+    if row.event_types and not isinstance(event_types, _Unset):
+        # Narrowed: what is still waiting of the types it no longer takes is not sent either.
+        await EndpointRepository(uow.session).drop_pending_of_other_types(
+            endpoint_id, keep=row.event_types, now=now
+        )
     if fresh_start:
         await DeliveryRepository(uow.session).release_held(endpoint_id, now)
     await _changed(uow, row, "updated")
