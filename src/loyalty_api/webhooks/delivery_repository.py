@@ -335,8 +335,8 @@ class DeliveryRepository:
     async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime) -> int:
         """The endpoint answered: if it was failing, it is not any more, and every delivery held for it is
         due now (those a worker holds aside), keeping its own schedule should it fail again. How many were
-        released. Matches (and locks) nothing while the
-        endpoint is healthy, so successful sends to one endpoint do not queue behind each other."""
+        released. Matches (and locks) nothing while the endpoint is healthy, so successful sends to one
+        endpoint do not queue behind each other."""
         was_failing = await self.session.scalar(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
