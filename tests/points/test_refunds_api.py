@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.points.holds import expire_holds
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events, rows, table_counts
@@ -133,6 +134,56 @@ class TestRefunds:
         taken = [e for e in ledger.json()["items"] if e["order_ref"] == "EARNED" and e["amount"] < 0]
         assert sum(e["amount"] for e in taken) == -100
         assert sum(e["details"]["taken_back"] for e in ledger.json()["items"]) == 100
+
+    @pytest.mark.parametrize("ending", ["released", "expired", "captured in part"])
+    async def test_points_a_hold_shielded_from_a_refund_are_taken_back_once_it_lets_them_go(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        ending: str,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="SHIELDED")  # 100 points
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "WEB-10", "ttl_seconds": 60},
+            headers=bearer(ecommerce_key),
+        )
+        assert held.status_code == 201, held.text
+        # Every point is on hold: the refund cannot take them back now.
+        assert moved(await refund_by(client, pos_key, "SHIELDED", full=True)) == (0, 0, 100)
+        hold_id = held.json()["id"]
+        if ending == "released":
+            let_go = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(ecommerce_key))
+            assert let_go.status_code == 200, let_go.text
+        elif ending == "expired":
+            clock.advance(timedelta(minutes=5))
+            assert await expire_holds(app.state.units) == 1
+        else:
+            let_go = await client.post(
+                f"/v1/holds/{hold_id}/capture", json={"points": 40}, headers=bearer(ecommerce_key)
+            )
+            assert let_go.status_code == 200, let_go.text
+        freed = 60 if ending == "captured in part" else 100
+        # The points the hold let go are the ones the refund was owed: the member does not keep them.
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        [order] = await rows(
+            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'SHIELDED'"
+        )
+        assert order == {"points_taken_back": freed, "points_shortfall": 100 - freed}
+        event = "points.hold_captured" if ending == "captured in part" else "points.hold_released"
+        [ended] = await events(app, event)
+        assert ended["payload"]["shortfall_settled"] == freed
+        ledger = await client.get(
+            f"/v1/members/{member_id}/ledger", params={"type": "refund"}, headers=bearer(pos_key)
+        )
+        [settlement] = [e for e in ledger.json()["items"] if e["details"].get("settled_by_hold")]
+        assert (settlement["order_ref"], settlement["amount"]) == ("SHIELDED", -freed)
+        assert settlement["details"]["settled_by_hold"] == hold_id
+        await assert_ledger_invariant(app, member_id)
 
     async def test_a_hold_past_its_time_does_not_shield_points_from_a_refund(
         self,

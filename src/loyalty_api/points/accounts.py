@@ -11,6 +11,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import refuse_unless_found
 from loyalty_api.money import Money, value_of_points
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.errors import (
@@ -250,6 +251,7 @@ async def release(
         details={"reason": reason},
         actor=actor,
     )
+    settled, state = await settle_released(uow, hold, hold.points, state)
     await emit_for_member(
         uow,
         PointsHoldReleased(
@@ -258,10 +260,78 @@ async def release(
             order_ref=hold.order_ref,
             points=hold.points,
             reason=reason,
+            shortfall_settled=settled,
         ),
         hold.member_id,
     )
     return state
+
+
+async def settle_released(
+    uow: UnitOfWork, hold: Hold, released: int, state: AccountState
+) -> tuple[int, AccountState]:
+    """Points a hold stops reserving settle the member's shortfalls: a refund could not take back points
+    that were on hold, and without this the member would keep them once the checkout let them go."""
+    return await settle_shortfalls(
+        uow,
+        hold.member_id,
+        min(released, state.available),
+        state,
+        settled_by={"settled_by_hold": str(hold.id)},
+        other_than=None,
+    )
+
+
+# What a partner's earn entry says of the partner (coalition.purchases), carried over to a settlement of its
+# order, so the ledger alone still explains the partner's statement.
+_PARTNER_MARKS = ("partner", "partner_order_ref")
+
+
+async def settle_shortfalls(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    spare: int,
+    state: AccountState,
+    *,
+    settled_by: dict[str, str],
+    other_than: str | None,
+) -> tuple[int, AccountState]:
+    """Take up to `spare` points, just freed for the member (given back by a refund, or no longer on hold),
+    towards their orders' shortfalls, oldest first (call with the member's account row locked). Each
+    settlement is a refund entry of the order it settles, taking back what its own refund could not (a
+    partner's order marked with its partner, so its statement shows it; `settled_by` says what freed the
+    points), and counts as taken back on that order. The points settled, and the account after."""
+    if spare <= 0:
+        return 0, state
+    orders, accounts = OrderRepository(uow.session), PointsAccountRepository(uow.session)
+    ledger = LedgerRepository(uow.session)
+    now, settled = uow.clock.now(), 0
+    for owing in await orders.list_shortfalls(member_id, other_than=other_than):
+        points = min(spare - settled, owing.points_shortfall)
+        if points <= 0:
+            break
+        owing.points_shortfall -= points
+        owing.points_taken_back += points
+        owing.updated_at = now
+        earn = await ledger.get_earn_of_order(owing.order_ref)
+        partner_id, earned = (None, {}) if earn is None else earn
+        marks = {key: earned[key] for key in _PARTNER_MARKS if key in earned}
+        changed = await accounts.change(member_id, now=now, balance=-points)
+        assert changed is not None
+        state = changed
+        await record_entry(
+            uow,
+            member_id=member_id,
+            type="refund",
+            amount=-points,
+            state=state,
+            order_ref=owing.order_ref,
+            details={"taken_back": points, "given_back": 0, **settled_by, **marks},
+            partner_id=partner_id,
+        )
+        await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref)
+        settled += points
+    return settled, state
 
 
 async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) -> int:

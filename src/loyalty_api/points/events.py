@@ -52,7 +52,10 @@ class PointsHeld(Event):
 
 class PointsHoldCaptured(Event):
     event_type = "points.hold_captured"
-    description = "Reserved points were spent on the order; any rest of the hold was freed."
+    description = (
+        "Reserved points were spent on the order; any rest of the hold was freed. `shortfall_settled`: freed "
+        "points that settled the member's shortfalls."
+    )
 
     member_id: uuid.UUID
     hold_id: uuid.UUID
@@ -60,13 +63,16 @@ class PointsHoldCaptured(Event):
     points: int
     released: int
     balance: int
+    shortfall_settled: int = 0
 
 
 class PointsHoldReleased(Event):
     event_type = "points.hold_released"
     description = (
         "Reserved points were freed: the order was cancelled (`released`), the hold expired (`expired`), "
-        "or the member was closed (`member_closed`) or erased (`member_erased`)."
+        "or the member was closed (`member_closed`) or erased (`member_erased`). `shortfall_settled`: freed "
+        "points that settled the member's shortfalls (points a refund could not take back while they were on "
+        "hold)."
     )
 
     member_id: uuid.UUID
@@ -74,6 +80,7 @@ class PointsHoldReleased(Event):
     order_ref: str
     points: int
     reason: str
+    shortfall_settled: int = 0
 
 
 class PointsRefunded(Event):

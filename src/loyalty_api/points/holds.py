@@ -18,6 +18,7 @@ from loyalty_api.points.accounts import (
     record_entry,
     release,
     release_member_expired_holds,
+    settle_released,
     spend_lots,
 )
 from loyalty_api.points.errors import (
@@ -197,6 +198,7 @@ async def capture_hold(
         details={"released": hold.points - captured},
         actor=actor,
     )
+    settled, state = await settle_released(uow, hold, hold.points - captured, state)
     await emit_for_member(
         uow,
         PointsHoldCaptured(
@@ -206,6 +208,7 @@ async def capture_hold(
             points=captured,
             released=hold.points - captured,
             balance=state.balance,
+            shortfall_settled=settled,
         ),
         hold.member_id,
     )

@@ -22,6 +22,7 @@ from loyalty_api.points.accounts import (
     money_payload,
     record_entry,
     release_member_expired_holds,
+    settle_shortfalls,
     spend_lots,
 )
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
@@ -34,7 +35,7 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import AccountState, LedgerRepository, PointsAccountRepository
+from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -218,8 +219,14 @@ async def refund(
         uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref
     )
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
-    spare = min(give - take, state.available)
-    settled_total, state = await _settle_shortfalls(uow, order, spare, state) if spare > 0 else (0, state)
+    settled_total, state = await settle_shortfalls(
+        uow,
+        order.member_id,
+        min(give - take, state.available),
+        state,
+        settled_by={"settled_by": order_ref},
+        other_than=order_ref,
+    )
     await emit_for_member(
         uow,
         PointsRefunded(
@@ -252,46 +259,3 @@ async def refund(
         balance=state.balance,
         available=state.available,
     )
-
-
-# What a partner's earn entry says of the partner (coalition.purchases), carried over to a settlement of its
-# order, so the ledger alone still explains the partner's statement.
-_PARTNER_MARKS = ("partner", "partner_order_ref")
-
-
-async def _settle_shortfalls(
-    uow: UnitOfWork, refunded: Order, spare: int, state: AccountState
-) -> tuple[int, AccountState]:
-    """Take up to `spare` points, given back by this refund, towards the member's other orders' shortfalls,
-    oldest first (call with the member's account row locked). Each settlement is a refund entry of the order
-    it settles, taking back what its own refund could not (a partner's order marked with its partner, so its
-    statement shows it), and counts as taken back on that order. The points settled, and the account after."""
-    orders, accounts = OrderRepository(uow.session), PointsAccountRepository(uow.session)
-    ledger = LedgerRepository(uow.session)
-    now, settled = uow.clock.now(), 0
-    for owing in await orders.list_shortfalls(refunded.member_id, other_than=refunded.order_ref):
-        points = min(spare - settled, owing.points_shortfall)
-        if points <= 0:
-            break
-        owing.points_shortfall -= points
-        owing.points_taken_back += points
-        owing.updated_at = now
-        earn = await ledger.get_earn_of_order(owing.order_ref)
-        partner_id, earned = (None, {}) if earn is None else earn
-        marks = {key: earned[key] for key in _PARTNER_MARKS if key in earned}
-        changed = await accounts.change(refunded.member_id, now=now, balance=-points)
-        assert changed is not None
-        state = changed
-        await record_entry(
-            uow,
-            member_id=refunded.member_id,
-            type="refund",
-            amount=-points,
-            state=state,
-            order_ref=owing.order_ref,
-            details={"taken_back": points, "given_back": 0, "settled_by": refunded.order_ref, **marks},
-            partner_id=partner_id,
-        )
-        await spend_lots(uow, refunded.member_id, points, order_ref_first=owing.order_ref)
-        settled += points
-    return settled, state
