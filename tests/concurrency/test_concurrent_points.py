@@ -4,19 +4,24 @@ transaction on its own pooled connection; on PostgreSQL they really race for the
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
+from tests.rewards.helpers import add_reward
+from tests.rewards.helpers import redeem as redeem_reward
 
 
 @pytest.fixture
@@ -202,4 +207,42 @@ class TestClosingWhileHolding:
         assert {r.status_code for r in holds} <= {200, 201, 404, 409}
         active = await rows(app, "SELECT id FROM holds WHERE status = 'active'")
         assert active == []  # every hold made before the close was freed by it, none was made after
+        await assert_ledger_invariant(app)
+
+    @pytest.mark.parametrize("spend", ["redeem", "reward"])
+    async def test_a_spend_waits_for_a_close_under_way_and_is_refused_once_it_lands(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_with_1000: str,
+        spend: str,
+    ) -> None:
+        member_id = member_with_1000
+        reward = await add_reward(client, admin_key, cost_points=100)
+        units: UnitsOfWork = app.state.units
+        async with units.database.engine.connect() as closing:
+            # A close under way: the member's row changed, not yet committed.
+            await closing.execute(
+                text("UPDATE members SET status = 'closed' WHERE id = :id").bindparams(
+                    bindparam("id", type_=Uuid())
+                ),
+                {"id": uuid.UUID(member_id)},
+            )
+            if spend == "redeem":
+                call = client.post(
+                    f"/v1/members/{member_id}/redeem",
+                    json={"points": 100, "order_ref": "AT-CLOSE"},
+                    headers=bearer(pos_key),
+                )
+            else:
+                call = redeem_reward(client, pos_key, member_id, reward["id"])
+            spending = asyncio.ensure_future(call)
+            await asyncio.sleep(0.5)  # the spend reaches the member's row and waits behind the close
+            await closing.commit()
+        refused = await spending
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "member_not_active"
+        assert (await points(client, pos_key, member_id))["balance"] == 1000
         await assert_ledger_invariant(app)

@@ -9,7 +9,9 @@ from collections import Counter
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import Uuid, bindparam, text
 
+from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import give_points
 from tests.conftest import UNLIMITED, bearer
@@ -106,4 +108,38 @@ async def test_a_racing_confirm_and_fail_resolve_the_exchange_once(
     [winner] = [a.json()["status"] for a in answers if a.status_code == 200]
     points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
     assert points.json()["balance"] == (600 if winner == "confirmed" else 1_000)
+    await assert_ledger_invariant(app, member_id)
+
+
+async def test_an_exchange_out_waits_for_a_close_under_way_and_is_refused_once_it_lands(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-close")
+    member_id = str((await enrol(client, pos_key))["id"])
+    await give_points(client, admin_key, member_id, 1_000)
+    await link(client, pos_key, key, member_id, "race-close", "RC-1")
+    units: UnitsOfWork = app.state.units
+    async with units.database.engine.connect() as closing:
+        # A close under way: the member's row changed, not yet committed.
+        await closing.execute(
+            text("UPDATE members SET status = 'closed' WHERE id = :id").bindparams(
+                bindparam("id", type_=Uuid())
+            ),
+            {"id": uuid.UUID(member_id)},
+        )
+        sending = asyncio.ensure_future(
+            client.post(
+                f"/v1/members/{member_id}/exchanges",
+                json={"partner": "race-close", "points": 100},
+                headers=bearer(pos_key),
+            )
+        )
+        await asyncio.sleep(0.5)  # the exchange reaches the member's row and waits behind the close
+        await closing.commit()
+    refused = await sending
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "member_not_active"
+    points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
+    assert points.json()["balance"] == 1_000
     await assert_ledger_invariant(app, member_id)

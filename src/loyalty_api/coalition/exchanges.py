@@ -40,6 +40,7 @@ from loyalty_api.partners.service import active_partner, get_partner, partner_li
 from loyalty_api.points.accounts import (
     credit_points,
     debit_available,
+    lock_earner,
     record_entry,
     spend_lots,
 )
@@ -192,6 +193,9 @@ async def exchange_out(
         raise InvalidField("points", f"{points} points make no points of the partner's at {rate} each")
     program = await get_program(uow)
     await ExchangeRepository(uow.session).lock_partner(partner.id)
+    # The member locked too (after the partner, as every exchange takes them): a close or an erasure under
+    # way is waited for, so a closed member's points never leave.
+    await lock_earner(uow, member_id)
     await _check_limits(uow, program, partner, member_id, "out", points)
     state = await debit_available(uow, member_id, points)
     await spend_lots(uow, member_id, points)

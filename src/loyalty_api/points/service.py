@@ -335,8 +335,9 @@ async def redeem(
     value = value_of_points(points, program.point_value_minor, program.currency)
     if order_total is not None:
         check_order_total(program, points, order_total)
-    await members.require_member(uow, member_id, must_be_active=True)
-
+    # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
+    # its outcome, so no points are spent by a member once closed.
+    await lock_earner(uow, member_id)
     state = await debit_available(uow, member_id, points)
     now = uow.clock.now()
     orders = OrderRepository(uow.session)

@@ -21,10 +21,9 @@ from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.service import require_member
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
-from loyalty_api.points.accounts import debit_available, record_entry, spend_lots
+from loyalty_api.points.accounts import debit_available, lock_earner, record_entry, spend_lots
 from loyalty_api.program.service import get_program
 from loyalty_api.rewards.errors import (
     RewardLimitReached,
@@ -209,7 +208,9 @@ class RedemptionResult:
 async def redeem_reward(
     uow: UnitOfWork, *, member_id: uuid.UUID, reward_id: uuid.UUID, actor: uuid.UUID | None = None
 ) -> RedemptionResult:
-    await require_member(uow, member_id, must_be_active=True)
+    # The member and their account locked first (as an earn or a redeem does): no reward for a member a
+    # close or an erasure is ending.
+    await lock_earner(uow, member_id)
     rewards = RewardRepository(uow.session)
     reward = await rewards.get_reward(reward_id)
     now = uow.clock.now()
