@@ -8,11 +8,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from dateutil.relativedelta import relativedelta
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import events
+from tests.inspect_db import events, rows
 from tests.points.helpers import cny, set_program
 from tests.subscriptions.helpers import (
     NOTICE,
@@ -26,6 +28,7 @@ from tests.subscriptions.helpers import (
     read,
     replace_plan,
     run_job,
+    subscribe_reply,
 )
 
 
@@ -160,3 +163,67 @@ def test_notice_matches_the_default_setting() -> None:
     from loyalty_api.settings import Settings
 
     assert timedelta(hours=Settings.model_fields["subscription_notice_hours"].default) == NOTICE
+
+
+class TestLateAndMistakenPayments:
+    async def test_a_recovery_after_a_downgrade_to_shorter_periods_buys_a_whole_period_from_now(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "gold", price=120_000, unit="year", grace_days=60, family="club")
+        await add_plan(client, admin_key, "silver", price=5_000, unit="month", grace_days=7, family="club")
+        _, sub = await new_subscriber(
+            client, ecommerce_key, "gold", trial=False, payment_ref=next_payment_ref()
+        )
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "silver"})
+        late = at(sub["period_end"]) + timedelta(days=40)  # in gold's grace; a silver month would be over
+        clock.set(late)
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=5_000)
+
+        recovered = paid["subscription"]
+        assert (recovered["state"], recovered["plan"]["code"], recovered["period"]) == ("active", "silver", 2)
+        assert at(recovered["period_start"]) == late
+        assert at(recovered["period_end"]) == late + relativedelta(months=1)
+        assert await events(app, "subscription.expired") == []
+
+    async def test_a_payment_ref_with_a_trial_is_refused_not_dropped(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "trialled", price=1_500, unit="month", trial_days=7)
+        member = await enrol(client, ecommerce_key)
+        refused = await subscribe_reply(
+            client, ecommerce_key, member["id"], "trialled", payment_ref="pay-now"
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "payment_ref"
+        assert await rows(app, "SELECT id FROM subscriptions") == []
+        paid = await subscribe_reply(
+            client, ecommerce_key, member["id"], "trialled", payment_ref="pay-now", trial=False
+        )
+        assert (paid.status_code, paid.json()["state"]) == (201, "active")
+
+    async def test_a_pending_downgrade_can_be_dropped_once_the_current_plan_is_off_sale(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, plans: None
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        await replace_plan(client, admin_key, "premium", active=False)  # off sale; it keeps its subscribers
+
+        dropped = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium"})
+
+        assert dropped.status_code == 200, dropped.text
+        assert (dropped.json()["plan"]["code"], dropped.json()["pending_plan"]) == ("premium", None)
+        # Off sale, it is still no plan to move to.
+        other = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        moved = await post_action(client, ecommerce_key, other[1]["id"], "change-plan", {"plan": "premium"})
+        assert moved.status_code == 422, moved.text

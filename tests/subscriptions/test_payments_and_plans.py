@@ -182,13 +182,42 @@ class TestRefusedPayments:
     async def test_a_payment_for_another_period_is_422_and_names_the_due_one(
         self, app: FastAPI, client: httpx.AsyncClient, billing_key: str, active_sub: dict[str, Any]
     ) -> None:
-        for period in (1, 3):
-            response = await post_payment(
-                client, billing_key, active_sub["id"], payment_body(period=period, payment_ref=f"p{period}")
-            )
-            body = assert_problem(response, 422, "payment_not_due")
-            assert body["due_period"] == 2
+        response = await post_payment(
+            client, billing_key, active_sub["id"], payment_body(period=3, payment_ref="p3")
+        )
+        body = assert_problem(response, 422, "payment_not_due")
+        assert body["due_period"] == 2
+        # A failure for a period gone by is not due either.
+        failed = payment_body(period=1, payment_ref="p1-failed") | {"status": "failed"}
+        assert_problem(
+            await post_payment(client, billing_key, active_sub["id"], failed), 422, "payment_not_due"
+        )
         assert await count(app, "subscription_payments") == 1
+
+    async def test_a_second_charge_for_a_period_paid_already_is_409_before_and_after_it_begins(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        billing_key: str,
+        active_sub: dict[str, Any],
+        clock: FrozenClock,
+    ) -> None:
+        # The first period's fee, charged again: billing refunds it rather than charge period 2 early.
+        again = await post_payment(
+            client, billing_key, active_sub["id"], payment_body(period=1, payment_ref="p1-b")
+        )
+        assert_problem(again, 409, "period_already_paid")
+        await post_payment(client, billing_key, active_sub["id"], payment_body(period=2, payment_ref="p2"))
+        second = payment_body(period=2, payment_ref="p2-b")
+        assert_problem(
+            await post_payment(client, billing_key, active_sub["id"], second), 409, "period_already_paid"
+        )
+        clock.set(at(active_sub["period_end"]) + timedelta(minutes=1))
+        await run_job(app)  # period 2 has begun
+        assert_problem(
+            await post_payment(client, billing_key, active_sub["id"], second), 409, "period_already_paid"
+        )
+        assert await count(app, "subscription_payments") == 2
 
     @pytest.mark.parametrize(
         "amount", [cny(1_400), cny(1_501), {"amount": 1_500, "currency": "USD"}], ids=["less", "more", "usd"]

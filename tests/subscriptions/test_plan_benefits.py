@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dateutil.relativedelta import relativedelta
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
@@ -259,6 +260,19 @@ class TestQuoteFollowsTheSubscription:
         clock.set(at(sub["period_end"]) + timedelta(minutes=1))  # the renewal job has not run yet
 
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
+
+    async def test_a_paid_member_keeps_the_discount_through_the_paid_period_however_late_the_job(
+        self, client: httpx.AsyncClient, ecommerce_key: str, billing_key: str, clock: FrozenClock
+    ) -> None:
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+
+        clock.set(at(sub["period_end"]) + GRACE + timedelta(days=1))  # the worker has been down past grace
+        assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
+
+        period_2_end = at(sub["period_end"]) + relativedelta(months=1)
+        clock.set(period_2_end + GRACE)  # period 3 is not paid: past its grace, the plan is over
+        assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == []
 
     async def test_an_unpaid_member_keeps_the_discount_through_grace_before_the_job_runs_and_not_after(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock

@@ -73,6 +73,13 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     member's row with the end of their plan benefits."""
     grace = timedelta(days=(await plan_of(uow, sub)).grace_days)
     sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until, grace)
+    repo = SubscriptionRepository(uow.session)
+    renewing = State(sub.state) in (State.trialing, State.active)
+    if renewing and await repo.get_paid(sub.id, sub.period_number + 1) is not None:
+        # The next period is paid: its benefits are the member's through it (and its plan's grace), whether
+        # or not the renewal job has begun it yet.
+        due = await plan_of(uow, sub, due=True)
+        sub.benefits_until = _next_period_end(sub, due) + timedelta(days=due.grace_days)
     sub.next_action_at = lifecycle.next_action_at(
         state=State(sub.state),
         period_number=sub.period_number,
@@ -83,9 +90,16 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
         notice=notice(uow),
     )
     sub.updated_at = uow.clock.now()
-    repo = SubscriptionRepository(uow.session)
     await repo.save()
     await repo.mark_plan_benefits(sub.member_id)
+
+
+def _next_period_end(sub: Subscription, plan: CatalogPlan) -> datetime:
+    """Where the next period on `plan` will end once it begins (as begin_paid_period places it)."""
+    number = sub.period_number + 1
+    if plan.months != sub.period_months:
+        return lifecycle.period_bounds(sub.period_end, number, plan.months, number)[1]
+    return lifecycle.period_bounds(sub.anchor_at, sub.anchor_period, plan.months, number)[1]
 
 
 def month_start(sub: Subscription, month: int) -> datetime:
@@ -161,7 +175,12 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
     """The paid next period begins (convert, renew or recover), on the plan it was due on."""
     due = await plan_of(uow, sub, due=True)
     move(sub, action)
-    await begin_paid_period(uow, sub, due, sub.period_number + 1, payment)
+    # A recovery so late that the period it pays for is over already (a pending change to a plan with
+    # shorter periods than the grace it lapsed into) begins that period now: the fee buys a whole period,
+    # where it would have bought a period gone by and the subscription's end.
+    now = uow.clock.now()
+    late = action is Action.recover and _next_period_end(sub, due) <= now
+    await begin_paid_period(uow, sub, due, sub.period_number + 1, payment, starts_at=now if late else None)
     await emit(
         uow,
         SubscriptionRenewed(

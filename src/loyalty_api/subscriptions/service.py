@@ -217,6 +217,13 @@ async def subscribe(
         raise InvalidField(
             "payment_ref", "is required without a trial: it records the first period's payment"
         )
+    if in_trial and payment_ref is not None:
+        # A fee taken now would be dropped, and billing asked for it again when the trial ends.
+        raise InvalidField(
+            "payment_ref",
+            "pays a first period, and this subscription would start with a trial: send trial: false to start "
+            "the paid period now, or leave payment_ref out",
+        )
 
     now = uow.clock.now()
     sub = Subscription(
@@ -381,7 +388,9 @@ async def change_plan(
     sub = await _locked(uow, subscription_id)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
-    target = await _plan_on_sale(uow, plan_code)
+    # The current plan is named to drop a pending change: it need not be on sale any more (a plan taken off
+    # sale keeps its subscribers).
+    target = current if plan_code == current.code else await _plan_on_sale(uow, plan_code)
     if target.family != sub.family:
         raise InvalidField("plan", f"is in family {target.family!r}; this subscription is in {sub.family!r}")
     now = uow.clock.now()
@@ -457,6 +466,10 @@ async def record_payment(
         ):
             raise PaymentRefReused()
         return PaymentResult(payment=_payment_view(known), subscription=await _view(uow, sub))
+    # A second charge for a period paid already is that, whether or not the period has begun since: billing
+    # refunds it, and must not read the answer as a request for the next period's fee.
+    if succeeded and await repo.get_paid(sub.id, period) is not None:
+        raise PeriodAlreadyPaid()
     state = State(sub.state)
     if state not in (State.trialing, State.active, State.past_due):
         raise TransitionNotAllowed(state.value, "take payments")
@@ -469,8 +482,6 @@ async def record_payment(
             f"Period {due_period} costs {due.price.amount_minor} {due.price.currency} minor units",
             expected={"amount": due.price.amount_minor, "currency": due.price.currency},
         )
-    if succeeded and await repo.get_paid(sub.id, period) is not None:
-        raise PeriodAlreadyPaid()
     now = uow.clock.now()
     payment = _payment(
         sub, period=period, status=status, payment_ref=payment_ref, amount=amount, actor=actor, now=now
