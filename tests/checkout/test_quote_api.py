@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from loyalty_api.checkout import service
 from loyalty_api.checkout.quote import Cart
+from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.money import Money
 from loyalty_api.points.repository import PointsAccountRepository
@@ -306,6 +307,22 @@ class TestCoupons:
         assert result["coupons_applied"] == [typed]
         assert result["discounts"][-1]["source_ref"] == typed
 
+    async def test_of_two_equal_coupons_the_same_one_applies_however_the_codes_are_typed(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member: str
+    ) -> None:
+        ten_off = {"kind": "fixed_discount", "amount": 1_000}
+        codes = sorted([await buy_coupon(client, admin_key, member, ten_off) for _ in range(2)])
+        while codes[0][0].isdigit():  # typed in lower case, the first code must sort after the second
+            codes = sorted([codes[1], await buy_coupon(client, admin_key, member, ten_off)])
+        small = cart(item("X", 1_000, 1), subtotal=1_000)  # room for one of them
+        applied = []
+        for typed in (codes, [codes[0].lower(), codes[1]], [codes[0], codes[1].lower()], codes[::-1]):
+            result = await quote(client, ecommerce_key, member, small, coupon_codes=typed)
+            [one] = result["coupons_applied"]
+            assert one in typed  # echoed as named
+            applied.append(one.upper())
+        assert applied == [codes[0]] * 4
+
     async def test_one_coupon_named_twice_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, member: str
     ) -> None:
@@ -412,6 +429,41 @@ class TestRefusals:
         reply = await quote_reply(client, pos_key, _body(member, points_to_use=333))
         assert reply.status_code == 200
         assert floats(json.loads(reply.text)) == []
+
+
+class TestPointsASpendWouldFind:
+    """The quote offers the points the hold that follows it would find, whether or not the jobs have run."""
+
+    async def test_points_past_their_end_are_not_offered(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member: str, clock: FrozenClock
+    ) -> None:
+        clock.advance(timedelta(days=400))  # the 50,000 points lived 12 months; no expiry job has run
+        await give_points(client, admin_key, member, 3_000)  # still good
+        result = await quote(client, ecommerce_key, member, SHOP_CART, points_to_use=4_000)
+        assert (result["points"]["available"], result["points"]["applied"]) == (3_000, 3_000)
+        over = await _hold(client, ecommerce_key, member, 3_001, "WEB-Q1")
+        assert (over.status_code, over.json()["code"]) == (422, "insufficient_points")
+        assert (await _hold(client, ecommerce_key, member, 3_000, "WEB-Q2")).status_code == 201
+
+    async def test_points_of_a_hold_past_its_time_are_offered(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member: str, clock: FrozenClock
+    ) -> None:
+        assert (await _hold(client, ecommerce_key, member, 50_000, "WEB-Q3", ttl=60)).status_code == 201
+        assert (await quote(client, ecommerce_key, member, SHOP_CART))["points"]["available"] == 0
+        clock.advance(timedelta(minutes=5))  # the hold has run out; the release job has not run
+        result = await quote(client, ecommerce_key, member, SHOP_CART, points_to_use=4_000)
+        assert (result["points"]["available"], result["points"]["applied"]) == (50_000, 4_000)
+        assert (await _hold(client, ecommerce_key, member, 50_000, "WEB-Q4")).status_code == 201
+
+
+async def _hold(
+    client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, ttl: int = 600
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/members/{member_id}/holds",
+        json={"points": points, "order_ref": order_ref, "ttl_seconds": ttl},
+        headers=bearer(key),
+    )
 
 
 class TestReadOnly:

@@ -97,8 +97,12 @@ class Offer:
     def is_coupon(self) -> bool:
         return self.source == COUPON
 
+    # A coupon's code as stored: coupons of equal terms apply in the order of their codes, however the caller
+    # typed them (`source_ref` is the code as named, for the answer to echo).
+    coupon_code: str | None = None
+
     def sort_id(self) -> str:
-        return self.source_ref if self.benefit_id is None else str(self.benefit_id)
+        return (self.coupon_code or self.source_ref) if self.benefit_id is None else str(self.benefit_id)
 
 
 @dataclass(frozen=True, slots=True)

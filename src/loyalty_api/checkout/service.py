@@ -78,12 +78,12 @@ async def quote(
     InvalidField when two codes name the same coupon."""
     program = await get_program(uow)
     check_cart(cart, program.currency)
-    payer = await CheckoutRepository(uow.session).get_payer(member_id)
+    now = uow.clock.now()
+    payer = await CheckoutRepository(uow.session).get_payer(member_id, now)
     if payer is None:
         raise MemberNotFound()
     if payer.status != "active":
         raise MemberNotActive(f"The member is {payer.status}")
-    now = uow.clock.now()
     held = await standing(uow, member_id, payer)
     coupons = await coupons_for_checkout(uow, member_id=member_id, codes=coupon_codes) if coupon_codes else []
     offers = [_benefit_offer(benefit) for benefit in held.benefits]
@@ -107,6 +107,7 @@ async def quote(
                 benefit_id=None,
                 name=coupon.name,
                 properties=coupon.offer,
+                coupon_code=coupon.code,
             )
         )
 

@@ -36,6 +36,14 @@ class LotBalance:
     remaining: int
 
 
+def spendable(available: int, *, expired_held: int, due: int) -> int:
+    """What a spend now finds available, from the account as stored (`available`, balance − held): holds
+    whose time is up free their points (`expired_held`), then lots past their end take what they still hold
+    (`due`), as a spend does before it takes anything, whether or not the jobs have run."""
+    freed = available + expired_held
+    return freed - min(due, freed)
+
+
 def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UUID, int]]:
     """Take `points` from `lots` in the order given (oldest expiry first). Raises if they hold too few."""
     plan: list[tuple[uuid.UUID, int]] = []

@@ -10,13 +10,16 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     Insert,
+    ScalarSelect,
     Select,
     Subquery,
     Table,
     bindparam,
     case,
     exists,
+    func,
     insert,
     select,
     true,
@@ -24,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import InstrumentedAttribute, set_committed_value
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
@@ -161,6 +164,30 @@ class Earning:
     @property
     def points(self) -> int:
         return self.entry.amount
+
+
+def expired_hold_points(
+    member_id: InstrumentedAttribute[uuid.UUID], now: BindParameter[datetime]
+) -> ScalarSelect[int]:
+    """The points the member's holds past their time still reserve (a scalar subquery), until the job or the
+    next spend releases them."""
+    return (
+        select(func.coalesce(func.sum(Hold.points), 0))
+        .where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)
+        .scalar_subquery()
+    )
+
+
+def due_lot_points(
+    member_id: InstrumentedAttribute[uuid.UUID], now: BindParameter[datetime]
+) -> ScalarSelect[int]:
+    """The points the member's lots past their end still hold (a scalar subquery), until the job or the next
+    spend expires them."""
+    return (
+        select(func.coalesce(func.sum(PointLot.remaining), 0))
+        .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now)
+        .scalar_subquery()
+    )
 
 
 def _entry_row(entry: NewEntry) -> Row:
