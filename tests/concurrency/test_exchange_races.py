@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.partners.repository import PerkRepository
+from loyalty_api.subscriptions.repository import SubscriptionRepository
 from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import give_points
 from tests.conftest import UNLIMITED, bearer
@@ -142,4 +144,34 @@ async def test_an_exchange_out_waits_for_a_close_under_way_and_is_refused_once_i
     assert refused.json()["code"] == "member_not_active"
     points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
     assert points.json()["balance"] == 1_000
+    await assert_ledger_invariant(app, member_id)
+
+
+async def test_an_exchange_out_and_a_paid_period_s_partner_perks_take_the_member_before_the_partner(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-perks")
+    partner_id = uuid.UUID(
+        (await client.get("/v1/partners/race-perks", headers=bearer(admin_key))).json()["id"]
+    )
+    member_id = str((await enrol(client, pos_key))["id"])
+    await give_points(client, admin_key, member_id, 1_000)
+    await link(client, pos_key, key, member_id, "race-perks", "RP-1")
+    units: UnitsOfWork = app.state.units
+    async with units.begin() as uow:
+        # What a payment for a plan with the partner's perks does: the member's row, then a share of the
+        # partner's (subscriptions._locked, then partners.perks.grant_period_perks).
+        await SubscriptionRepository(uow.session).lock_member(uuid.UUID(member_id))
+        sending = asyncio.ensure_future(
+            client.post(
+                f"/v1/members/{member_id}/exchanges",
+                json={"partner": "race-perks", "points": 100},
+                headers=bearer(pos_key),
+            )
+        )
+        await asyncio.sleep(0.5)  # the exchange is under way, waiting for what the payment holds
+        await PerkRepository(uow.session).share_partner(partner_id)
+    sent = await sending
+    assert sent.status_code == 201, sent.text  # not a deadlock's 500
     await assert_ledger_invariant(app, member_id)

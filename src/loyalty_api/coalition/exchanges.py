@@ -178,7 +178,9 @@ async def exchange_out(
     actor: uuid.UUID | None = None,
 ) -> ExchangeView:
     """Send the member's points to their account at the partner: spent now, pending until it answers."""
-    await require_member(uow, member_id, must_be_active=True)
+    # The member (and their account) locked first, then the partner, as every exchange and a paid period's
+    # partner perks take them: a close or an erasure under way is waited for, and no two of these deadlock.
+    await lock_earner(uow, member_id)
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()
@@ -193,9 +195,6 @@ async def exchange_out(
         raise InvalidField("points", f"{points} points make no points of the partner's at {rate} each")
     program = await get_program(uow)
     await ExchangeRepository(uow.session).lock_partner(partner.id)
-    # The member locked too (after the partner, as every exchange takes them): a close or an erasure under
-    # way is waited for, so a closed member's points never leave.
-    await lock_earner(uow, member_id)
     await _check_limits(uow, program, partner, member_id, "out", points)
     state = await debit_available(uow, member_id, points)
     await spend_lots(uow, member_id, points)
@@ -381,13 +380,14 @@ async def exchange_in(
             "partner_points",
             f"would credit {points} points, more than one transfer may ({MAX_POINTS_PER_EARN})",
         )
+    # The member first, then the partner, as exchange_out takes them.
+    await lock_earner(uow, link.member_id)
     repo = ExchangeRepository(uow.session)
     await repo.lock_partner(partner.id)
     known = await repo.get_by_partner_ref(partner.id, partner_ref)
     if known is not None:
         raise ExchangeAlreadyRecorded(exchange_id=str(known.id))
     program = await get_program(uow)
-    await require_member(uow, link.member_id, must_be_active=True)
     await _check_limits(uow, program, partner, link.member_id, "in", points)
     now = uow.clock.now()
     exchange_id = new_id()
