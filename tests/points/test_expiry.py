@@ -107,6 +107,59 @@ class TestExpiry:
         assert (await points(client, pos_key, member_id))["balance"] == 0
         await assert_ledger_invariant(app, member_id)
 
+    async def test_the_balance_read_before_the_jobs_run_is_the_one_a_spend_finds(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="E9")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 5_000, order_ref="E10")  # 50, good for a year yet
+        hold = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 30, "order_ref": "W9", "ttl_seconds": 60},
+            headers=bearer(ecommerce_key),
+        )
+        assert hold.status_code == 201, hold.text
+        clock.advance(timedelta(days=100))  # the first lot has ended, the hold has run out; no job has run
+
+        def shown(summary: dict[str, object]) -> tuple[object, object, object]:
+            return summary["balance"], summary["held"], summary["available"]
+
+        assert shown(await points(client, pos_key, member_id)) == (50, 0, 50)
+        member = (await client.get(f"/v1/members/{member_id}", headers=bearer(pos_key))).json()
+        assert member["points"] == 50
+        found = await client.get(
+            "/v1/members/lookup", params={"member_number": member["member_number"]}, headers=bearer(pos_key)
+        )
+        assert found.json()["points"] == 50
+        graphql = await client.post(
+            "/graphql",
+            json={
+                "query": f'{{ loyaltyMember(id: "{member_id}") {{ pointsAccount {{ balance held available }} }} }}'
+            },
+            headers=bearer(pos_key),
+        )
+        assert graphql.json()["data"]["loyaltyMember"]["pointsAccount"] == {
+            "balance": 50,
+            "held": 0,
+            "available": 50,
+        }
+        # What the reads showed is what a spend finds, and what the jobs leave.
+        too_much = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 51, "order_ref": "E11"},
+            headers=bearer(pos_key),
+        )
+        assert (too_much.status_code, too_much.json()["available"]) == (422, 50)
+        assert (await expire_points(app.state.units)).points == 100
+        assert shown(await points(client, pos_key, member_id)) == (50, 0, 50)
+        await assert_ledger_invariant(app, member_id)
+
     async def test_members_whose_points_are_held_do_not_starve_the_others(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member, not_erased
-from loyalty_api.points.ledger import spendable
+from loyalty_api.points.ledger import as_a_spend_finds
 from loyalty_api.points.models import PointLot, PointsAccount
 from loyalty_api.points.repository import due_lot_points, expired_hold_points
 
@@ -25,7 +25,8 @@ _PAYER = DirectStatement(
         Member.status,
         Member.tier_id,
         Member.plan_benefits_until,
-        PointsAccount.balance - PointsAccount.held,
+        PointsAccount.balance,
+        PointsAccount.held,
         expired_hold_points(Member.id, _NOW),
         due_lot_points(Member.id, _NOW),
     )
@@ -39,7 +40,7 @@ class Payer:
     status: str
     tier_id: uuid.UUID | None
     plan_benefits_until: datetime | None
-    available: int  # what a spend now would find (points/ledger.spendable); the quote itself changes nothing
+    available: int  # what a spend now would find (points/ledger.as_a_spend_finds); the quote changes nothing
 
 
 class CheckoutRepository:
@@ -50,10 +51,8 @@ class CheckoutRepository:
         row = await _PAYER.fetch_one(self.session, {"member_id": member_id, "now": now})
         if row is None:
             return None
-        status, tier_id, plan_benefits_until, available, expired_held, due = row
+        status, tier_id, plan_benefits_until, balance, held, expired_held, due = row
+        balance, held = as_a_spend_finds(balance, held, expired_held=int(expired_held), due=int(due))
         return Payer(
-            status=status,
-            tier_id=tier_id,
-            plan_benefits_until=plan_benefits_until,
-            available=spendable(int(available), expired_held=int(expired_held), due=int(due)),
+            status=status, tier_id=tier_id, plan_benefits_until=plan_benefits_until, available=balance - held
         )

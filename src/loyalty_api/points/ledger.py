@@ -36,12 +36,13 @@ class LotBalance:
     remaining: int
 
 
-def spendable(available: int, *, expired_held: int, due: int) -> int:
-    """What a spend now finds available, from the account as stored (`available`, balance − held): holds
-    whose time is up free their points (`expired_held`), then lots past their end take what they still hold
-    (`due`), as a spend does before it takes anything, whether or not the jobs have run."""
-    freed = available + expired_held
-    return freed - min(due, freed)
+def as_a_spend_finds(balance: int, held: int, *, expired_held: int, due: int) -> tuple[int, int]:
+    """The balance and the points on hold as a spend now finds them, from the account as stored: holds whose
+    time is up free their points (`expired_held`), then lots past their end take what they still hold
+    (`due`) out of what is free, as a spend does before it takes anything, whether or not the jobs have run
+    (points/accounts.debit_available)."""
+    held_now = held - expired_held
+    return balance - min(due, max(balance - held_now, 0)), held_now
 
 
 def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UUID, int]]:

@@ -45,7 +45,7 @@ from loyalty_api.orders.repository import (
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
-from loyalty_api.points.ledger import EntryType, LotBalance
+from loyalty_api.points.ledger import EntryType, LotBalance, as_a_spend_finds
 from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
@@ -408,16 +408,27 @@ class PointsAccountRepository:
         ).one_or_none()
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
-    async def get_states(self, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AccountState]:
+    async def get_states_now(
+        self, member_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, AccountState]:
+        """Each member's account as a spend now would find it (`as_a_spend_finds`): what a read shows, though
+        the jobs that release run-out holds and expire lots may not have run. Changes nothing."""
+        at = bindparam("now", now, type_=PointLot.__table__.c.expires_at.type)
         rows = await self.session.execute(
             select(
-                _ACCOUNTS.c.member_id, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned
-            ).where(_ACCOUNTS.c.member_id.in_(member_ids))
+                PointsAccount.member_id,
+                PointsAccount.balance,
+                PointsAccount.held,
+                PointsAccount.lifetime_earned,
+                expired_hold_points(PointsAccount.member_id, at),
+                due_lot_points(PointsAccount.member_id, at),
+            ).where(PointsAccount.member_id.in_(member_ids))
         )
-        return {
-            member_id: AccountState(balance=balance, held=held, lifetime_earned=earned)
-            for member_id, balance, held, earned in rows.all()
-        }
+        states = {}
+        for member_id, balance, held, earned, expired_held, due in rows.all():
+            balance, held = as_a_spend_finds(balance, held, expired_held=int(expired_held), due=int(due))
+            states[member_id] = AccountState(balance=balance, held=held, lifetime_earned=earned)
+        return states
 
 
 class LedgerRepository:

@@ -439,9 +439,9 @@ class PointsSummary:
 async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
     program = await get_program(uow)
     await members.require_member(uow, member_id, must_be_active=False)
-    state = await PointsAccountRepository(uow.session).get_state(member_id)
-    assert state is not None
-    lots = await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now())
+    now = uow.clock.now()
+    state = (await PointsAccountRepository(uow.session).get_states_now([member_id], now))[member_id]
+    lots = await LotRepository(uow.session).expiring_by_date(member_id, now)
     return _summary(program, state, lots)
 
 
@@ -449,8 +449,9 @@ async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uu
     """`summary` of many members, read together (GraphQL batches its lookups); members that do not exist
     are left out."""
     program = await get_program(uow)
-    states = await PointsAccountRepository(uow.session).get_states(member_ids)
-    lots = await LotRepository(uow.session).expiring_by_date_of(list(states), uow.clock.now())
+    now = uow.clock.now()
+    states = await PointsAccountRepository(uow.session).get_states_now(member_ids, now)
+    lots = await LotRepository(uow.session).expiring_by_date_of(list(states), now)
     return {
         member_id: _summary(program, state, lots.get(member_id, [])) for member_id, state in states.items()
     }

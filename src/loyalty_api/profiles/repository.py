@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member, MemberExternalId, not_erased
 from loyalty_api.members.repository import narrow_members
-from loyalty_api.points.models import PointsAccount
+from loyalty_api.points.ledger import as_a_spend_finds
+from loyalty_api.points.models import PointLot, PointsAccount
+from loyalty_api.points.repository import due_lot_points, expired_hold_points
 from loyalty_api.tiers.models import Tier
 
 _MEMBERS = cast(Table, Member.__table__)
@@ -68,10 +70,21 @@ _MEMBER_COLUMNS = tuple(_MEMBERS.c[name] for name in MemberRow.__dataclass_field
 _TIER_COLUMNS = (_TIERS.c.code, _TIERS.c.name, _TIERS.c.rank)
 
 
+_NOW = bindparam("now", type_=PointLot.__table__.c.expires_at.type)
+# The balance as a spend would find it (points/ledger.as_a_spend_finds): lots past their end and holds past
+# their time, which the jobs may not have reached yet, counted as they will be.
+_POINTS_COLUMNS = (
+    _ACCOUNTS.c.balance,
+    _ACCOUNTS.c.held,
+    expired_hold_points(PointsAccount.member_id, _NOW),
+    due_lot_points(PointsAccount.member_id, _NOW),
+)
+
+
 def _records_query() -> Select[Any]:
     """Members as every read shows them: an erased member is found by none."""
     return (
-        select(*_MEMBER_COLUMNS, *_TIER_COLUMNS, _ACCOUNTS.c.balance)
+        select(*_MEMBER_COLUMNS, *_TIER_COLUMNS, *_POINTS_COLUMNS)
         .select_from(_MEMBERS)
         .outerjoin(_TIERS, _TIERS.c.id == _MEMBERS.c.tier_id)
         .outerjoin(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
@@ -81,7 +94,9 @@ def _records_query() -> Select[Any]:
 
 def _record(row: Sequence[Any], external_ids: dict[str, str]) -> MemberRecord:
     members = len(_MEMBER_COLUMNS)
-    code, name, rank, balance = row[members:]
+    code, name, rank, balance, held, expired_held, due = row[members:]
+    if balance is not None:
+        balance, _ = as_a_spend_finds(balance, held, expired_held=int(expired_held), due=int(due))
     return MemberRecord(
         member=MemberRow(*row[:members]),
         tier=None if code is None else TierRow(code, name, rank),
@@ -109,11 +124,14 @@ _EXTERNAL_IDS = select(
 
 
 class ProfileRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """Members as reads show them, their points as at `now`."""
+
+    def __init__(self, session: AsyncSession, now: datetime) -> None:
         self.session = session
+        self.now = now
 
     async def _records(self, query: Select[Any]) -> list[MemberRecord]:
-        rows = (await self.session.execute(query)).all()
+        rows = (await self.session.execute(query, {"now": self.now})).all()
         external = await self._external_ids([row[0] for row in rows])
         return [_record(row, external.get(row[0], {})) for row in rows]
 
@@ -127,7 +145,7 @@ class ProfileRepository:
         return found
 
     async def _found(self, query: DirectStatement[Select[Any]], **params: object) -> MemberRecord | None:
-        row = await query.fetch_one(self.session, params)
+        row = await query.fetch_one(self.session, {**params, "now": self.now})
         if row is None:
             return None
         external = await _EXTERNAL_IDS_OF.fetch_all(self.session, {"member_id": row[0]})

@@ -260,7 +260,7 @@ async def enrol(
 
 
 async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
-    record = await ProfileRepository(uow.session).get_record(member_id)
+    record = await ProfileRepository(uow.session, uow.clock.now()).get_record(member_id)
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
@@ -269,7 +269,7 @@ async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
 async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
     if not card.is_valid(member_number):
         raise InvalidMemberNumber()
-    record = await ProfileRepository(uow.session).get_record_by_number(member_number)
+    record = await ProfileRepository(uow.session, uow.clock.now()).get_record_by_number(member_number)
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
@@ -277,7 +277,7 @@ async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
 
 async def get_members(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberProfile]:
     """The members of `member_ids` that exist, by id, read together (GraphQL batches its lookups)."""
-    records = await ProfileRepository(uow.session).get_records(member_ids)
+    records = await ProfileRepository(uow.session, uow.clock.now()).get_records(member_ids)
     return {record.member.id: _profile(uow, record) for record in records}
 
 
@@ -285,7 +285,9 @@ async def get_members_by_number(uow: UnitOfWork, member_numbers: Sequence[str]) 
     """The members of `member_numbers` that exist, by number (a number that is not a card number finds
     none)."""
     valid = [number for number in member_numbers if card.is_valid(number)]
-    records = await ProfileRepository(uow.session).get_records_by_number(valid) if valid else []
+    records = (
+        await ProfileRepository(uow.session, uow.clock.now()).get_records_by_number(valid) if valid else []
+    )
     return {record.member.member_number: _profile(uow, record) for record in records}
 
 
@@ -304,7 +306,7 @@ async def lookup(
         raise LookupNeedsOneIdentifier()
     if member_number is not None:
         return await get_by_number(uow, member_number)
-    repo = ProfileRepository(uow.session)
+    repo = ProfileRepository(uow.session, uow.clock.now())
     if phone is not None:
         normal = normalise_phone(phone, uow.settings.default_phone_region)
         record = await repo.get_record_by_phone_hash(uow.vault.blind_index("phone", normal))
@@ -463,7 +465,7 @@ async def list_members(
         if found is None:
             return Page(items=[], next_cursor=None)
         tier_id = found.id
-    records = await ProfileRepository(uow.session).list_records(
+    records = await ProfileRepository(uow.session, uow.clock.now()).list_records(
         tier_id=tier_id,
         status=status,
         lifecycle=lifecycle,
