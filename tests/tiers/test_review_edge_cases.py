@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.tiers.membership import review_tiers
-from tests.builders import enrol
+from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer
 from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
@@ -175,3 +175,35 @@ class TestLadderReordered:
         assert (await client.put("/v1/tiers/member", json=body, headers=bearer(admin_key))).status_code == 200
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"]) == ("member", "2026-12-31T16:00:00Z")
+
+
+@pytest.mark.usefixtures("ladder")
+class TestErasedMembersOnATier:
+    async def test_a_ladder_change_after_an_erasure_leaves_the_review_job_running(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        erased = await enrol(client, pos_key)
+        await earn(client, pos_key, erased["id"], 100_000)  # silver
+        gone = await client.post(f"/v1/members/{erased['id']}/erase", headers=bearer(admin_key))
+        assert gone.status_code == 200, gone.text
+        # Any change to the ladder dates the members of a tier who have no review date.
+        await add_tier(client, admin_key, "platinum", rank=3, threshold=9_000_000, grace_days=30)
+        others = [await enrol(client, pos_key) for _ in range(3)]
+        for member in others:
+            await earn(client, pos_key, member["id"], 100_000)  # silver, kept until 2027-01-30
+        clock.set(KEPT_2026)
+        assert await review_tiers(app.state.units) == 3
+        for member in others:  # reviewed: 2026's spend keeps silver through 2027
+            assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
+
+    async def test_a_tier_only_erased_members_held_can_be_deleted(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 500_000)  # gold
+        kept = await enrol(client, pos_key)
+        await earn(client, pos_key, kept["id"], 100_000)  # silver
+        await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+        assert (await client.delete("/v1/tiers/gold", headers=bearer(admin_key))).status_code == 204
+        in_use = await client.delete("/v1/tiers/silver", headers=bearer(admin_key))
+        assert (in_use.status_code, in_use.json()["members"]) == (409, 1)  # a member an operator can move

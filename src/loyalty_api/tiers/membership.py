@@ -203,10 +203,11 @@ def judged_until(tier: LadderTier, kept_until: datetime) -> datetime:
 
 
 async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
-    """Look again at a member whose time on their tier is up. False when it is not (any more)."""
-    state = await _lock(uow, member_id)
+    """Look again at a member whose time on their tier is up. False when it is not (any more), or the
+    member is not there any more (erased since the job listed them: one such member must not stop the run)."""
+    state = await MemberTierRepository(uow.session).get_state(member_id, lock=True)
     now = uow.clock.now()
-    if state.kept_until is None or state.kept_until > now:
+    if state is None or state.kept_until is None or state.kept_until > now:
         return False
     program = await get_program(uow)
     ladder = await get_ladder(uow)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.members.models import Member, not_erased
+from loyalty_api.members.models import ERASED, Member, not_erased
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -52,7 +52,18 @@ class TierRepository:
         await self.session.flush()
 
     async def count_members_on(self, tier_id: uuid.UUID) -> int:
-        return int(await self.session.scalar(select(func.count()).where(Member.tier_id == tier_id)) or 0)
+        """Members on the tier whom an operator can move: an erased member is nobody's to move."""
+        query = select(func.count()).where(Member.tier_id == tier_id, not_erased())
+        return int(await self.session.scalar(query) or 0)
+
+    async def clear_erased_on(self, tier_id: uuid.UUID) -> None:
+        """Take the tier off erased members, before it goes: no review ever looks at them again."""
+        await self.session.execute(
+            update(Member)
+            .where(Member.tier_id == tier_id, Member.status == ERASED)
+            .values(tier_id=None)
+            .execution_options(synchronize_session=False)
+        )
 
     async def get_latest_version(self) -> TierLadderVersion | None:
         result = await self.session.execute(
@@ -172,7 +183,7 @@ class MemberTierRepository:
         changed) this one."""
         await self.session.execute(
             update(Member)
-            .where(Member.tier_id == tier_id, Member.tier_kept_until.is_(None))
+            .where(Member.tier_id == tier_id, Member.tier_kept_until.is_(None), not_erased())
             .values(tier_kept_until=kept_until)
             .execution_options(synchronize_session=False)
         )
@@ -182,7 +193,7 @@ class MemberTierRepository:
     ) -> Sequence[tuple[datetime, uuid.UUID]]:
         """(kept until, member id) of members whose tier is kept only until `now` or earlier, in that order,
         after `after` (keyset: the walk goes on past a member even if they were to stay due)."""
-        query = select(Member.tier_kept_until, Member.id).where(Member.tier_kept_until <= now)
+        query = select(Member.tier_kept_until, Member.id).where(Member.tier_kept_until <= now, not_erased())
         if after is not None:
             kept, member_id = after
             query = query.where(

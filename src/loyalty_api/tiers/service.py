@@ -234,6 +234,7 @@ async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None
     if holders:
         raise TierInUse(f"{holders} members hold this tier", members=holders)
     await BenefitRepository(uow.session).replace_grants("tier", row.id, [])
+    await repo.clear_erased_on(row.id)
     await repo.delete_tier(row)
     await record_ladder_version(uow, actor)
 
