@@ -130,6 +130,52 @@ class TestLeaderboard:
         )
         assert (await board(client, pos_key, period="month"))["items"] == []
 
+    async def test_a_refund_takes_back_from_the_week_its_purchase_was_in(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        ann = await enrol(client, pos_key)
+        await opt_in(client, pos_key, ann["id"])
+        clock.set(START - timedelta(days=3))  # last week
+        await earn(client, pos_key, ann["id"], 15_000, order_ref="OLD-1")
+        clock.set(START)
+        await earn(client, pos_key, ann["id"], 20_000)
+        refunded = await client.post("/v1/orders/OLD-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert refunded.status_code == 200, refunded.text
+        assert places(await board(client, pos_key, period="week")) == [(1, ann["id"], 200)]
+        last_week = (START - timedelta(days=3)).isoformat()
+        assert places(await board(client, pos_key, period="week", **{"from": last_week})) == []
+
+    async def test_pages_show_what_one_page_shows(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        ann, bo, cy, di = [await enrol(client, pos_key) for _ in range(4)]
+        for member in (ann, bo, cy, di):
+            await opt_in(client, pos_key, member["id"])
+        clock.set(START)
+        await earn(client, pos_key, ann["id"], 30_000)
+        await earn(client, pos_key, di["id"], 5_000)
+        await earn(client, pos_key, bo["id"], 20_000, order_ref="BO-1")
+        await earn(client, pos_key, cy["id"], 10_000, order_ref="CY-1")
+        for ref in ("BO-1", "CY-1"):  # all they earned this week, taken back
+            assert (
+                await client.post(f"/v1/orders/{ref}/refund", json={"full": True}, headers=bearer(pos_key))
+            ).status_code == 200
+        whole = await board(client, pos_key, period="week")
+        assert places(whole) == [(1, ann["id"], 300), (2, di["id"], 50)]
+        paged: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await board(
+                client, pos_key, period="week", limit=1, **({"cursor": cursor} if cursor else {})
+            )
+            paged += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == whole["items"]
+
     async def test_bad_queries_are_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
         for params in (
             {"period": "year"},

@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.points.models import LedgerEntry
@@ -32,33 +33,42 @@ class LeaderboardRepository:
     async def list_leaders(
         self, start: datetime, end: datetime, *, after: tuple[int, str] | None, limit: int
     ) -> list[Leader]:
-        """Active members who opted in, by the points they earned in [start, end) less what refunds took back
-        of them then, most first (then by card number); only those left with more than none, and after
-        `after` (points, card number) in that order."""
-        taken_back = LedgerEntry.details["taken_back"].as_integer()
-        earned = func.sum(
-            case(
-                (LedgerEntry.type.in_(EARNED_TYPES), LedgerEntry.amount),
-                (LedgerEntry.type == "refund", -func.coalesce(taken_back, 0)),
-                else_=0,
+        """Active members who opted in, by the points they earned in [start, end) less what refunds (then or
+        since) took back of them, most first (then by card number); only those left with more than none, and
+        after `after` (points, card number) in that order."""
+        in_window = (LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+        earned_then = select(LedgerEntry.member_id, LedgerEntry.amount.label("points")).where(
+            LedgerEntry.type.in_(EARNED_TYPES), *in_window
+        )
+        # A refund takes back from the window its purchase was earned in, whenever it comes: returning last
+        # week's purchase this week leaves this week's board alone.
+        refund = aliased(LedgerEntry)
+        taken_back = (
+            select(refund.member_id, -func.coalesce(refund.details["taken_back"].as_integer(), 0))
+            .join(
+                LedgerEntry,
+                and_(
+                    LedgerEntry.member_id == refund.member_id,
+                    LedgerEntry.order_ref == refund.order_ref,
+                    LedgerEntry.type == "earn",
+                    *in_window,
+                ),
             )
-        ).label("earned")
+            .where(refund.type == "refund")
+        )
+        moves = union_all(earned_then, taken_back).subquery()
+        earned = func.sum(moves.c.points).label("earned")
+        keyset = (
+            ()
+            if after is None
+            else (or_(earned < after[0], and_(earned == after[0], Member.member_number > after[1])),)
+        )
         rows = await self.session.execute(
             select(Member.id, Member.member_number, earned)
-            .join(LedgerEntry, LedgerEntry.member_id == Member.id)
-            .where(
-                Member.leaderboard_opt_in.is_(True),
-                Member.status == MemberStatus.active,
-                LedgerEntry.created_at >= start,
-                LedgerEntry.created_at < end,
-                LedgerEntry.type.in_((*EARNED_TYPES, "refund")),
-            )
+            .join(moves, moves.c.member_id == Member.id)
+            .where(Member.leaderboard_opt_in.is_(True), Member.status == MemberStatus.active)
             .group_by(Member.id, Member.member_number)
-            .having(
-                earned > 0
-                if after is None
-                else or_(earned < after[0], and_(earned == after[0], Member.member_number > after[1]))
-            )
+            .having(earned > 0, *keyset)
             .order_by(earned.desc(), Member.member_number)
             .limit(limit)
         )
