@@ -146,6 +146,23 @@ class TestLinking:
         assert (await client.get("/v1/partner/members/SPA-1", headers=bearer(spa))).status_code == 200
 
 
+class TestRefsThePartnersPathsCanName:
+    async def test_a_ref_with_a_slash_is_refused_at_link_time(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        cafe = await _partner(app, client, admin_key, "cafe-slash")
+        member = await enrol(client, pos_key)
+        code = await _code(client, pos_key, member["id"], "cafe-slash")
+        # GET /v1/partner/members/AB%2F12 would reach no route: the link would lead nowhere over REST.
+        refused = await _link(client, cafe, code["code"], "AB/12")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "partner_customer_ref"
+        linked = await _link(client, cafe, code["code"], "AB.12~x")  # any other visible ASCII
+        assert linked.status_code == 201, linked.text
+        read = await client.get("/v1/partner/members/AB.12~x", headers=bearer(cafe))
+        assert read.status_code == 200, read.text
+
+
 class TestEvents:
     async def test_registering_linking_and_unlinking_each_emit_their_event(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str

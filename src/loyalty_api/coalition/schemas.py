@@ -16,8 +16,11 @@ from loyalty_api.members.models import MemberStatus
 PartnerCode = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code, e.g. `bookshop`")
 ]
-# The partner's own customer id: any visible ASCII, as partners' systems write ids.
-CustomerRef = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")]
+# Visible ASCII but "/", as partners' systems write ids: a customer's ref and a perk code are path segments of
+# the partner's calls (`/v1/partner/members/{ref}`), where a "/" (even sent as %2F) would split the segment.
+_PATH_SEGMENT = r"^[\x21-\x2e\x30-\x7e]{1,64}$"
+# The partner's own customer id.
+CustomerRef = Annotated[str, Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/`, up to 64")]
 Grant = Literal["basic", "points"]
 
 
@@ -327,8 +330,8 @@ PerkKey = Annotated[
         description="The perk's code, as the paid plans name it (`perk` in `partner_perks`, source `pool`).",
     ),
 ]
-# A code as the partner's systems write them: visible ASCII, matched exactly.
-PoolCode = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")]
+# A code as the partner's systems write them, matched exactly.
+PoolCode = Annotated[str, Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/`, up to 64")]
 
 
 class PerkCodesUpload(BaseModel):
