@@ -137,11 +137,10 @@ class TestExpiry:
             "/v1/members/lookup", params={"member_number": member["member_number"]}, headers=bearer(pos_key)
         )
         assert found.json()["points"] == 50
+        query = f'{{ loyaltyMember(id: "{member_id}") {{ pointsAccount {{ balance held available }} }} }}'
         graphql = await client.post(
             "/graphql",
-            json={
-                "query": f'{{ loyaltyMember(id: "{member_id}") {{ pointsAccount {{ balance held available }} }} }}'
-            },
+            json={"query": query},
             headers=bearer(pos_key),
         )
         assert graphql.json()["data"]["loyaltyMember"]["pointsAccount"] == {

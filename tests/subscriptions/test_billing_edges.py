@@ -119,6 +119,28 @@ class TestBillingHearsTheRightPrice:
         assert [(n["due_period"], n["amount"]["amount"]) for n in notices] == [(2, 1_500), (2, 1_800)]
         assert await run_job(app) == 0
 
+    async def test_changes_during_a_trial_send_the_new_price_not_the_trial_s_end_again(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        await add_plan(client, admin_key, "trial-plus", price=3_000, unit="month", trial_days=7, family="tp")
+        await add_plan(client, admin_key, "trial-basic", price=1_000, unit="month", family="tp")
+        _, sub = await new_subscriber(client, ecommerce_key, "trial-plus")
+        assert sub["state"] == "trialing"
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "trial-basic"})
+        await run_job(app)
+        await replace_plan(client, admin_key, "trial-basic", price=cny(800))
+        await run_job(app)
+
+        assert len(await events(app, "subscription.trial_will_end")) == 1
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_plan"], n["amount"]["amount"]) for n in notices] == [
+            ("trial-plus", 3_000),
+            ("trial-basic", 1_000),
+            ("trial-basic", 800),
+        ]
+
     async def test_no_renewal_notice_for_a_period_already_paid(
         self,
         app: FastAPI,

@@ -51,8 +51,11 @@ class Subscription(IdMixin, Base):
     # The plan's benefits are the member's until then (None: no longer).
     benefits_until: Mapped[datetime | None]
     pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"), index=True)
-    # The period whose end billing was told about (renewal_due, trial_will_end); −1 for none yet.
+    # The period whose end billing was told about (renewal_due, trial_will_end); −1 for none yet. A change of
+    # plan or price sets it back, for billing to hear the new price.
     notice_sent_for: Mapped[int]
+    # When the member was told their trial is ending: once, however often the renewal notice goes again.
+    trial_notice_sent_at: Mapped[datetime | None]
     next_coupon_at: Mapped[datetime | None]
     # When the renewal job next has something to do here (None: nothing, ever).
     next_action_at: Mapped[datetime | None] = mapped_column(index=True)

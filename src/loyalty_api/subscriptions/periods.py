@@ -249,7 +249,8 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
 async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
     """Tell billing the trial is ending and what the next period costs, unless it is paid already."""
     sub.notice_sent_for = sub.period_number
-    if State(sub.state) is State.trialing:
+    if State(sub.state) is State.trialing and sub.trial_notice_sent_at is None:
+        sub.trial_notice_sent_at = uow.clock.now()
         await emit(uow, SubscriptionTrialWillEnd(**facts(sub, plan)))
     if await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1) is not None:
         return
