@@ -24,6 +24,7 @@ from tests.subscriptions.helpers import (
     new_subscriber,
     next_payment_ref,
     pay,
+    pay_reply,
     post_action,
     read,
     replace_plan,
@@ -55,6 +56,38 @@ class TestAFeePaidAhead:
             "period": 2,
             "amount": cny(1_500),
         }
+
+    async def test_a_fee_named_for_a_refund_pays_for_nothing_after_a_resume(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)  # renewal_due for period 2
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2")
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        # Billing refunds P2, as subscription.canceled asked; then the member changes their mind.
+        resumed = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert resumed.status_code == 200, resumed.text
+
+        await run_job(app)  # billing is asked for period 2 again
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_period"], n["amount"]["amount"]) for n in notices] == [(2, 1_500), (2, 1_500)]
+        listed = await client.get(f"/v1/subscriptions/{sub['id']}/payments", headers=bearer(billing_key))
+        assert {p["payment_ref"]: p["status"] for p in listed.json()["items"]}["P2"] == "unused"
+        # P2 reported again answers as it stands; period 2 with nothing new paid is past due, not renewed.
+        again = await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2")
+        assert (again.status_code, again.json()["payment"]["status"]) == (201, "unused")
+        clock.set(at(sub["period_end"]) + timedelta(minutes=1))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+        # A new charge for period 2 recovers it.
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2-again")
+        assert (paid["subscription"]["state"], paid["subscription"]["period"]) == ("active", 2)
 
     async def test_a_cancel_with_nothing_paid_ahead_names_none(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str

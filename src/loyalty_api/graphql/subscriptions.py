@@ -26,11 +26,18 @@ from loyalty_api.subscriptions.lifecycle import State
 from loyalty_api.subscriptions.schemas import PaymentRead, PaymentRequest, SubscriptionRead
 
 SubscriptionState = strawberry.enum(State, name="SubscriptionState")
-# The statuses REST's `PaymentRequest.status` allows: the subscriptions domain names no list of its own.
+# The statuses REST's `PaymentRequest.status` allows (what billing reports), and those a payment shows
+# (`PaymentRead.status`): the subscriptions domain names no list of its own.
 SubscriptionPaymentStatus = values_enum(
     "SubscriptionPaymentStatus",
     get_args(PaymentRequest.model_fields["status"].annotation),
     "Whether billing took a period's fee.",
+)
+SubscriptionPaymentState = values_enum(
+    "SubscriptionPaymentState",
+    get_args(PaymentRead.model_fields["status"].annotation),
+    "Whether billing took a period's fee; `unused`: a fee taken that a cancel named for a refund, which pays "
+    "for nothing since.",
 )
 
 
@@ -39,7 +46,7 @@ class SubscriptionPayment:
     id: strawberry.ID
     subscription_id: strawberry.ID
     period: int
-    status: str = strawberry.field(graphql_type=SubscriptionPaymentStatus)
+    status: str = strawberry.field(graphql_type=SubscriptionPaymentState)
     payment_ref: str
     amount: Money
     recorded_at: datetime.datetime

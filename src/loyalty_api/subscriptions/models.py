@@ -66,6 +66,10 @@ class Subscription(IdMixin, Base):
     updated_at: Mapped[datetime]
 
 
+# A success a cancel named for a refund (subscription.canceled's unused_payment): it pays for nothing.
+UNUSED = "unused"
+
+
 class SubscriptionPayment(IdMixin, Base):
     """What billing told us about one fee: paid or failed, for which period, under its own reference."""
 
@@ -87,7 +91,7 @@ class SubscriptionPayment(IdMixin, Base):
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
     period: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))  # succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))  # succeeded | failed | unused
     payment_ref: Mapped[str] = mapped_column(String(100))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))

@@ -91,7 +91,10 @@ class PaymentRead(ReadModel):
     id: uuid.UUID
     subscription_id: uuid.UUID
     period: int
-    status: str
+    status: Literal["succeeded", "failed", "unused"] = Field(
+        description="As billing reported it; `unused`: a success a cancel named for a refund "
+        "(`unused_payment` in `subscription.canceled`), which pays for nothing since."
+    )
     payment_ref: str
     amount: MoneyRead
     recorded_at: datetime

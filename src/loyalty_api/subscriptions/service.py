@@ -48,7 +48,7 @@ from loyalty_api.subscriptions.events import (
     UnusedPayment,
 )
 from loyalty_api.subscriptions.lifecycle import Action, State
-from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.models import UNUSED, Subscription, SubscriptionPayment
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 
 
@@ -319,8 +319,11 @@ async def cancel(uow: UnitOfWork, subscription_id: uuid.UUID, *, at_period_end: 
 async def _cancel(uow: UnitOfWork, sub: Subscription, *, at_period_end: bool) -> None:
     plan = await periods.plan_of(uow, sub)
     now = uow.clock.now()
-    # A fee billing took for the next period will not be used: the event names it, for a refund.
+    # A fee billing took for the next period will not be used: the event names it, for a refund, and from now
+    # on it pays for nothing (`unused`), so a resume cannot renew on a fee billing may have given back.
     paid_ahead = await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1)
+    if paid_ahead is not None:
+        paid_ahead.status = UNUSED
     unused = (
         None
         if paid_ahead is None
@@ -369,6 +372,8 @@ async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionVie
     sub = await _locked(uow, subscription_id)
     periods.move(sub, Action.resume_trial if sub.period_number == 0 else Action.resume)
     sub.canceled_at = None
+    # A fee paid ahead was named for a refund by the cancel: billing hears the next period's price again.
+    sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
     await periods.emit(uow, SubscriptionResumed(**periods.facts(sub, await periods.plan_of(uow, sub))))
     await periods.settle(uow, sub)
     return await _view(uow, sub)
@@ -458,8 +463,10 @@ async def record_payment(
     status = "succeeded" if succeeded else "failed"
     known = await repo.get_payment_by_ref(sub.id, payment_ref)
     if known is not None:
+        # A success reported again answers as it stands now: `unused` once a cancel named it for a refund.
+        reported = UNUSED if known.status == UNUSED and status == "succeeded" else status
         if (known.status, known.period, known.amount_minor, known.currency) != (
-            status,
+            reported,
             period,
             amount.amount_minor,
             amount.currency,
