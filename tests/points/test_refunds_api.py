@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from tests.builders import enrol
 from tests.conftest import bearer
@@ -205,6 +206,43 @@ class TestRefunds:
         body = (await refund(client, pos_key, "RH", 10_000)).json()
         assert (body["points_taken_back"], body["shortfall"]) == (100, 0)
         assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("job", ["expiry job ran", "no job yet"])
+    @pytest.mark.parametrize("in_halves", [False, True], ids=["full", "in halves"])
+    async def test_points_the_order_earned_that_expired_are_not_taken_back_again(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        job: str,
+        in_halves: bool,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="LAPSED")  # 100, ending in 12 months
+        await redeem(client, pos_key, member_id, 30, "SPENT-SOME")  # 30 of them spent
+        clock.advance(timedelta(days=200))
+        await earn(client, pos_key, member_id, 5_000, order_ref="FRESH")  # 50, good for a year yet
+        clock.advance(timedelta(days=200))  # LAPSED's other 70 have ended
+        if job == "expiry job ran":
+            assert (await expire_points(app.state.units)).points == 70
+        if in_halves:
+            results = [await refund(client, pos_key, "LAPSED", 5_000) for _ in range(2)]
+            bodies = [r.json() for r in results]
+        else:
+            bodies = [await refund_by(client, pos_key, "LAPSED", full=True)]
+        # The 70 expired are gone already; the 30 the member spent are taken back, out of FRESH's points.
+        assert sum(b["already_expired"] for b in bodies) == 70
+        assert sum(b["points_taken_back"] for b in bodies) == 30
+        assert sum(b["shortfall"] for b in bodies) == 0
+        assert (await points(client, pos_key, member_id))["balance"] == 20
+        [order] = await rows(
+            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'LAPSED'"
+        )
+        assert order == {"points_taken_back": 100, "points_shortfall": 0}
+        refunded = await events(app, "points.refunded")
+        assert sum(e["payload"]["already_expired"] for e in refunded) == 70
         await assert_ledger_invariant(app, member_id)
 
     async def test_unknown_order_and_bad_refunds_change_nothing(

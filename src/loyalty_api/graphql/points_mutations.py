@@ -315,6 +315,9 @@ class PointsRefund:
         description="Points given back by this refund that went to settle the member's shortfalls on earlier "
         "refunds, so not added to the balance."
     )
+    already_expired: Long = strawberry.field(
+        description="Earned points of the order not taken back because they had expired already."
+    )
     points_refundable: Long = strawberry.field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
@@ -334,6 +337,7 @@ class PointsRefund:
             points_given_back=Long(read.points_given_back),
             shortfall=Long(read.shortfall),
             shortfall_settled=Long(read.shortfall_settled),
+            already_expired=Long(read.already_expired),
             points_refundable=Long(read.points_refundable),
             balance=Long(read.balance),
             available=Long(read.available),

@@ -1109,6 +1109,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "points_given_back": 0,
                     "shortfall": 0,
                     "shortfall_settled": 0,
+                    "already_expired": 0,
                     "points_refundable": 0,
                     "balance": 12535,
                     "available": 12535,

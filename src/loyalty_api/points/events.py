@@ -89,7 +89,7 @@ class PointsRefunded(Event):
         "An order was refunded: earned points taken back and redeemed points given back. `refunded` is the "
         "share of the order's total this refund covers (zero when the total is not known: see `refunded_by` "
         "and `given_back`). `shortfall_settled`: points given back that settled the member's shortfalls on "
-        "earlier refunds."
+        "earlier refunds. `already_expired`: earned points not taken back because they had expired."
     )
 
     member_id: uuid.UUID
@@ -101,6 +101,7 @@ class PointsRefunded(Event):
     balance: int
     refunded_by: RefundKind = "amount"
     shortfall_settled: int = 0
+    already_expired: int = 0
     order_total: MoneyPayload | None = None
 
 

@@ -19,9 +19,9 @@ from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     credit_lot,
+    expire_due_points,
     money_payload,
     record_entry,
-    release_member_expired_holds,
     settle_shortfalls,
     spend_lots,
 )
@@ -35,7 +35,7 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.points.repository import LedgerRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -51,6 +51,7 @@ class RefundResult:
     points_given_back: int
     shortfall: int
     shortfall_settled: int
+    already_expired: int
     points_refundable: int
     balance: int
     available: int
@@ -74,6 +75,7 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
     total = _total(order)
     money_left = None if total is None else total.amount_minor - order.refunded_minor
     points_left = order.points_redeemed - order.points_given_back
+    # What earlier refunds did not take back because it had expired counts in points_taken_back.
     taken_back_before = order.points_taken_back + order.points_shortfall
     if amount is not None:
         if total is None or money_left is None:
@@ -171,26 +173,31 @@ async def refund(
         raise OrderNotFound()
     accounts = PointsAccountRepository(uow.session)
     now = uow.clock.now()
+    # Holds past their time and lots past their end are settled first, as the jobs would: the refund sees
+    # the points a spend would, and what the order earned that has expired is known, whether or not the
+    # jobs have run.
+    await expire_due_points(uow, order.member_id)
     locked = await accounts.lock(order.member_id, now)
     assert locked is not None
-    # A hold past its time still counts in `held` until the job releases it: release it now, or the refund
-    # would see those points as spent and take back too little.
-    if await release_member_expired_holds(uow, order.member_id):
-        locked = await accounts.lock(order.member_id, now)
-        assert locked is not None
     order = await orders.get_order(order_ref)  # read again behind the member's lock
     assert order is not None
     plan = _plan(order, amount=amount, points=points)
     program = await get_program(uow)
 
     give = plan.shares.give_back
-    take = max(min(plan.shares.take_back, locked.balance + give - locked.held), 0)
-    shortfall = plan.shares.take_back - take
+    # Points of the order that expired are gone already: taking them back again would take other points.
+    ledger = LedgerRepository(uow.session)
+    expired = await ledger.expired_of_earn(order.member_id, order_ref)
+    expired -= await ledger.already_expired_of_refunds(order_ref)
+    already_expired = min(plan.shares.take_back, max(expired, 0))
+    due = plan.shares.take_back - already_expired
+    take = max(min(due, locked.balance + give - locked.held), 0)
+    shortfall = due - take
     state = await accounts.change(order.member_id, now=now, balance=give - take)
     assert state is not None
 
     order.refunded_minor += plan.money
-    order.points_taken_back += take
+    order.points_taken_back += take + already_expired
     order.points_given_back += give
     order.points_shortfall += shortfall
     order.updated_at = now
@@ -210,6 +217,7 @@ async def refund(
             "taken_back": take,
             "given_back": give,
             "shortfall": shortfall,
+            **({"already_expired": already_expired} if already_expired else {}),
             **(details or {}),
         },
         actor=actor,
@@ -238,6 +246,7 @@ async def refund(
             given_back=give,
             shortfall=shortfall,
             shortfall_settled=settled_total,
+            already_expired=already_expired,
             balance=state.balance,
             refunded_by=refunded_by,
             order_total=None if order_total is None else money_payload(order_total),
@@ -255,6 +264,7 @@ async def refund(
         points_given_back=give,
         shortfall=shortfall,
         shortfall_settled=settled_total,
+        already_expired=already_expired,
         points_refundable=order.points_redeemed - order.points_given_back,
         balance=state.balance,
         available=state.available,

@@ -532,6 +532,37 @@ class LedgerRepository:
         ).one_or_none()
         return None if found is None else (found[0], found[1])
 
+    async def expired_of_earn(self, member_id: uuid.UUID, order_ref: str) -> int:
+        """Points the order's earn lot lost to expiry: each expire entry names the lots it took from."""
+        lots = (
+            select(PointLot.id)
+            .join(LedgerEntry, LedgerEntry.id == PointLot.entry_id)
+            .where(LedgerEntry.order_ref == order_ref, LedgerEntry.type == "earn")
+        )
+        lot_ids = {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
+        if not lot_ids:
+            return 0
+        expiries = await self.session.scalars(
+            select(LedgerEntry.details).where(
+                LedgerEntry.member_id == member_id, LedgerEntry.type == "expire"
+            )
+        )
+        return sum(
+            int(taken["points"])
+            for details in expiries.all()
+            for taken in details.get("lots", [])
+            if taken["lot_id"] in lot_ids
+        )
+
+    async def already_expired_of_refunds(self, order_ref: str) -> int:
+        """What the order's refunds did not take back because it had expired already (`already_expired`)."""
+        refunds = await self.session.scalars(
+            select(LedgerEntry.details).where(
+                LedgerEntry.order_ref == order_ref, LedgerEntry.type == "refund"
+            )
+        )
+        return sum(int(details.get("already_expired", 0)) for details in refunds.all())
+
 
 class LotRepository:
     def __init__(self, session: AsyncSession) -> None:

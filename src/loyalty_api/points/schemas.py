@@ -209,6 +209,10 @@ class RefundRead(ReadModel):
         description="Points given back by this refund that went to settle the member's shortfalls on earlier "
         "refunds (each counts as taken back on its order), so not added to the balance."
     )
+    already_expired: int = Field(
+        description="Earned points of the order not taken back because they had expired already (the member "
+        "lost them then; taking them back would take other points)."
+    )
     points_refundable: int = Field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
