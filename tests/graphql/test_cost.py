@@ -68,6 +68,18 @@ class TestPricing:
         assert variables == literal == 1 + 30 * 2
         assert literal - ten == 20 * 2
 
+    def test_a_variable_left_out_is_priced_at_its_default(self, schema: GraphQLSchema) -> None:
+        defaulted = "query($n: Int = 100) { loyaltyMembers(first: $n) { edges { node { id } } } }"
+        literal = cost_of(schema, parse("{ loyaltyMembers(first: 100) { edges { node { id } } } }"), None, {})
+        assert cost_of(schema, parse(defaulted), None, {}) == literal
+        assert cost_of(schema, parse(defaulted), None, {"n": 5}) < literal  # one sent is the one priced
+        entities = 'query($r: [_Any!]! = [{__typename: "Member", id: "x"}, {__typename: "Member", id: "y"}]) '
+        entities += "{ _entities(representations: $r) { ... on Member { id } } }"
+        one = parse("query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }")
+        assert cost_of(schema, parse(entities), None, {}) == 2 * cost_of(
+            schema, one, None, {"r": [{"__typename": "Member", "id": "x"}]}
+        )
+
     def test_entities_cost_one_member_per_representation(self, schema: GraphQLSchema) -> None:
         query = parse("query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }")
         one = cost_of(schema, query, None, {"r": [{"__typename": "Member", "id": "x"}]})
@@ -133,6 +145,19 @@ class TestMutationsSpendAsRestCalls:
         other = await make_key(app, Scope.pos, rate_limit="15/minute")
         within = await graphql(client, other, earns(5, "MW"))
         assert "errors" not in within and len(within["data"]) == 5
+        # Inside a fragment, each mutation spends its unit all the same.
+        fragment_key = await make_key(app, Scope.pos, rate_limit="15/minute")
+        inline = earns(12, "MF").replace("mutation { ", "mutation { ... on Mutation { ", 1) + " }"
+        too_many = await graphql(client, fragment_key, inline)
+        assert codes(too_many) == ["rate_limited"] and too_many["data"] is None
+        spread_key = await make_key(app, Scope.pos, rate_limit="15/minute")
+        named = earns(12, "MS").replace(
+            "mutation { ", "mutation { ...Earns } fragment Earns on Mutation { ", 1
+        )
+        too_many = await graphql(client, spread_key, named)
+        assert codes(too_many) == ["rate_limited"] and too_many["data"] is None
+        points = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
+        assert points.json()["balance"] == 50  # the five within budget; none of the refused
 
 
 @asynccontextmanager

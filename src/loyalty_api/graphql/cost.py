@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from graphql.utilities import get_operation_ast
+from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema_directives import Cost, ListSize
 from strawberry.types.field import StrawberryField
@@ -140,6 +140,25 @@ class _Pricer:
                 self._spreading.discard(name)
         return total
 
+    def top_fields(self, selection_set: SelectionSetNode) -> list[FieldNode]:
+        """The fields a selection runs, through its inline fragments and fragment spreads: each mutation of a
+        document counts, however it is written."""
+        found: list[FieldNode] = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                found += self.top_fields(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in self._spreading:
+                    continue  # validation refuses both
+                self._spreading.add(name)
+                found += self.top_fields(fragment.selection_set)
+                self._spreading.discard(name)
+        return found
+
     def field(self, field: GraphQLField, node: FieldNode) -> int:
         named = get_named_type(field.type)
         cost = directive_of(field, Cost)
@@ -180,16 +199,19 @@ def cost_of(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
+    # A variable left out takes its declared default: `query($n: Int = 100)` is priced as `first: 100`.
+    defaults = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in operation.variable_definitions or ()
+        if definition.default_value is not None
+    }
+    pricer = _Pricer(schema, document, {**defaults, **variables})
     writes = 0
     if operation.operation is OperationType.MUTATION:
         writes = sum(
-            1
-            for selection in operation.selection_set.selections
-            if isinstance(selection, FieldNode) and not selection.name.value.startswith("__")
+            1 for field in pricer.top_fields(operation.selection_set) if not field.name.value.startswith("__")
         )
-    return writes * MUTATION_WEIGHT + _Pricer(schema, document, variables).selections(
-        root, operation.selection_set
-    )
+    return writes * MUTATION_WEIGHT + pricer.selections(root, operation.selection_set)
 
 
 class QueryCost(SchemaExtension):
