@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from loyalty_api.app import openapi_document
+from loyalty_api.db.pagination import encode_key
 from tests.builders import add_tier
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
@@ -211,6 +212,20 @@ class TestRefused:
         cursor = "AZrf0Ef7cWy1Ilo0JwVrDg"
         response = await client.get(path, params={"cursor": cursor}, headers=bearer(admin_key))
         assert response.status_code == 422, response.text
+
+    @pytest.mark.parametrize("path", ["/v1/leaderboard", "/v1/plans", "/v1/event-types"])
+    async def test_a_cursor_forged_with_a_nul_in_its_text_is_a_422(
+        self, client: httpx.AsyncClient, admin_key: str, path: str
+    ) -> None:
+        # Cursors are only base64 of their key: PostgreSQL's text cannot hold the NUL, a 500 when sent on.
+        forged = {
+            "/v1/leaderboard": encode_key((1000, "a\x00b", 1, 1)),
+            "/v1/plans": encode_key(("a\x00b",)),
+            "/v1/event-types": encode_key(("a\x00b",)),
+        }[path]
+        response = await client.get(path, params={"cursor": forged}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "cursor"
 
 
 async def test_an_empty_cursor_is_the_first_page(client: httpx.AsyncClient, admin_key: str) -> None:

@@ -101,8 +101,8 @@ def decode_key(cursor: str, shape: tuple[type[KeyPart], ...]) -> tuple[KeyPart, 
                 if length == _LONG:
                     length, at = _LENGTH.unpack_from(raw, at)[0], at + _LENGTH.size
                 text = raw[at : at + length]
-                if len(text) != length:
-                    raise ValueError("cut short")
+                if len(text) != length or 0 in text:  # PostgreSQL's text holds no NUL: no key part has one
+                    raise ValueError("cut short, or not text")
                 key.append(text.decode("utf-8"))
                 at += length
     except (IndexError, ValueError, struct.error) as exc:
