@@ -19,6 +19,10 @@ class LoyaltyError(Exception):
     code: ClassVar[str] = "loyalty_error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request failed"
+    # Whether the same request, sent again with its Idempotency-Key, must get this answer again: a business
+    # rule's refusal is final; invalid input (the request never ran) and a race lost for a moment are not,
+    # and leave the key free for the corrected or repeated request.
+    final: ClassVar[bool] = True
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         if clobbered := PROBLEM_MEMBERS & extra.keys():
@@ -88,6 +92,7 @@ class InvalidField(LoyaltyError):
     code = "validation_error"
     status = 422
     title = "Invalid input"
+    final = False
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(

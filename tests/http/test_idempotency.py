@@ -11,9 +11,10 @@ from sqlalchemy import text
 from loyalty_api.clock import FrozenClock
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
-from tests.builders import unique_phone
-from tests.conftest import bearer
+from tests.builders import enrol, unique_phone
+from tests.conftest import START, bearer
 from tests.inspect_db import count
+from tests.points.helpers import cny, set_program
 
 
 def with_key(api_key: str, idempotency_key: str) -> dict[str, str]:
@@ -176,6 +177,21 @@ class TestMisuse:
         # A corrected request may reuse the key only if it is the same body; the bad one was never executed.
         good = await client.post("/v1/members", json={"phone": "1"} | body, headers=with_key(pos_key, "k4"))
         assert good.status_code == 201
+
+    async def test_a_value_a_rule_refuses_releases_the_key_too(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        earn = f"/v1/members/{member['id']}/earn"
+        body = {"order_ref": "R-77", "amount": cny(10_000)}
+        # A purchase in the future is refused by the service's rule, not by the body's schema.
+        future = body | {"occurred_at": (START + timedelta(hours=2)).isoformat()}
+        refused = await client.post(earn, json=future, headers=with_key(pos_key, "till-3-r-77"))
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+        corrected = await client.post(earn, json=body, headers=with_key(pos_key, "till-3-r-77"))
+        assert corrected.status_code == 200, corrected.text
+        assert "idempotent-replayed" not in corrected.headers
 
     async def test_keys_belong_to_one_api_key(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str

@@ -427,9 +427,8 @@ class TestRetry:
     ) -> None:
         _, made = await endpoint_with_deliveries(client, admin_key, members=1)
         await set_delivery(app, made[0]["id"], leased_until=START + timedelta(seconds=30))
-        response = await client.post(
-            f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=bearer(admin_key)
-        )
+        keyed = bearer(admin_key) | {"Idempotency-Key": "retry-in-flight"}
+        response = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=keyed)
         assert response.status_code == 409
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "webhook_delivery_in_flight"
@@ -437,3 +436,8 @@ class TestRetry:
             await client.get(f"/v1/webhook-deliveries/{made[0]['id']}", headers=bearer(admin_key))
         ).json()
         assert found["leased_until"] == iso(START + timedelta(seconds=30))
+        # "Wait, then retry": the same key, once the attempt is over, runs the retry (no replay of the 409).
+        await set_delivery(app, made[0]["id"], leased_until=None)
+        again = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=keyed)
+        assert (again.status_code, again.json()["status"]) == (200, "pending"), again.text
+        assert "idempotent-replayed" not in again.headers

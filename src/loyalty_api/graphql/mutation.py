@@ -150,11 +150,11 @@ async def run_mutation(
         except LoyaltyError as exc:
             errors = user_errors_of(exc)
             if claimed is not None:
-                # A business rule refused it: a retry gets the same answer. A refusal of the call: the
-                # key is free for a retry at once.
+                # A business rule refused it: a retry gets the same answer. A refusal of the call, invalid
+                # input or a race lost for a moment: the key is free for a retry at once.
                 settle = (
                     partial(idempotency.release, units, claimed)
-                    if errors is None
+                    if errors is None or not exc.final
                     else partial(
                         idempotency.complete_alone, units, claimed, _stored(uow, exc.status, None, errors)
                     )

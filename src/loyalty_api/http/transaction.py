@@ -332,7 +332,7 @@ async def _run_in_unit_of_work(
         except LoyaltyError as exc:
             refusal = render_domain_error(exc, request)
             if claimed is not None:
-                if exc.status in (401, 403):
+                if exc.status in (401, 403) or not exc.final:
                     settle_claim = partial(idempotency.release, units, claimed)
                 else:  # the request ran and a business rule refused it: a retry gets the same answer
                     settle_claim = partial(

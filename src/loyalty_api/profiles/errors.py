@@ -34,6 +34,7 @@ class UnknownReferralCode(InvalidField):
     """
 
     code = "unknown_referral_code"
+    final = True  # a rule's refusal with a code of its own, replayed like one
 
     def __init__(self) -> None:
         super().__init__("referral_code", "no member has this referral code")
@@ -58,6 +59,7 @@ class ReferrerNotActive(InvalidField):
     """
 
     code = "referrer_not_active"
+    final = True  # a rule's refusal with a code of its own, replayed like one
 
     def __init__(self) -> None:
         super().__init__("referral_code", "the member with this referral code is not active")

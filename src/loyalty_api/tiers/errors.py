@@ -68,4 +68,5 @@ class LadderChangedMeanwhile(Conflict):
     """
 
     code = "tier_ladder_changed_meanwhile"
+    final = False
     title = "Another change to the ladder was saved at the same moment: read the ladder and try again"

@@ -29,6 +29,7 @@ class DeliveryInFlight(Conflict):
     """
 
     code = "webhook_delivery_in_flight"
+    final = False
     title = "A worker is sending this delivery right now: wait for the attempt to finish and try again"
 
 
