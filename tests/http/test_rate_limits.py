@@ -272,6 +272,20 @@ class TestFailedAuthentication:
             async with client_for(app, "2001:db8:1:3::1") as elsewhere:
                 assert (await elsewhere.get("/v1/program")).status_code == 401
 
+    async def test_ipv4_clients_of_a_dual_stack_listener_count_each_on_their_own(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_unauthenticated_per_address="3/minute") as (app, _):
+            statuses = []
+            # `serve --host ::` sees IPv4 peers as IPv4-mapped IPv6 addresses, all in one /64.
+            for host in ("::ffff:203.0.113.9", "::ffff:198.51.100.7", "::ffff:192.0.2.1", "::ffff:8.8.8.8"):
+                async with client_for(app, host) as client:
+                    statuses.append((await client.get("/v1/program")).status_code)
+            assert statuses == [401] * 4
+            async with client_for(app, "203.0.113.9") as same:  # the first one, seen over IPv4: its budget
+                statuses = [(await same.get("/v1/program")).status_code for _ in range(3)]
+            assert statuses == [401, 401, 429]
+
 
 class TestRevokedKeys:
     async def test_a_key_revoked_through_one_process_stops_working_in_another(

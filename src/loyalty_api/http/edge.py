@@ -151,16 +151,20 @@ def _client_host(scope: Scope) -> str | None:
 
 
 def _client_address(scope: Scope) -> str:
-    """Who failed authentication: an IPv4 address, or an IPv6 address's /64 (one host has them all)."""
+    """Who failed authentication: an IPv4 address, or an IPv6 address's /64 (one host has them all). An IPv4
+    client of a dual-stack listener (`::ffff:a.b.c.d`) is its IPv4 address, not the /64 all of them share."""
     host = _client_host(scope)
     if host is None:
         return "unknown"
     if ":" not in host:
         return host
     try:
-        return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+        address = ipaddress.IPv6Address(host)
     except ValueError:
         return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
 
 
 def _needs_key(scope: Scope) -> bool:
