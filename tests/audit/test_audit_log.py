@@ -159,6 +159,47 @@ class TestWhatIsRecorded:
         assert entries[0]["subject_type"] == "subscriptions"
         assert entries[0]["subject_id"] == subscription["id"]
 
+    async def test_graphql_files_a_write_under_the_subject_rest_does(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        amount = {"amount": 10_000, "currency": "CNY"}
+        rest = await client.post(
+            f"/v1/members/{member['id']}/earn",
+            json={"order_ref": "AU-R", "amount": amount, "store_id": "S-7"},
+            headers=bearer(admin_key),
+        )
+        assert rest.status_code == 200, rest.text
+        earned = await mutate(
+            client,
+            admin_key,
+            "loyaltyEarnPoints",
+            "earned { balance }",
+            input={"memberId": member["id"], "orderRef": "AU-G", "amount": amount, "storeId": "S-7"},
+        )
+        assert earned["userErrors"] == []
+        refunded = await mutate(
+            client,
+            admin_key,
+            "loyaltyRefundPoints",
+            "refund { balance }",
+            input={"orderRef": "AU-G", "full": True},
+        )
+        assert refunded["userErrors"] == []
+        rest_refund = await client.post(
+            "/v1/orders/AU-R/refund", json={"full": True}, headers=bearer(admin_key)
+        )
+        assert rest_refund.status_code == 200, rest_refund.text
+        entries = await _audit(client, admin_key, member_id=member["id"])
+        subjects = {(e["channel"], e["subject_type"], e["subject_id"]) for e in entries}
+        assert subjects == {
+            ("rest", "members", member["id"]),
+            ("graphql", "members", member["id"]),
+            ("rest", "orders", "AU-R"),
+            ("graphql", "orders", "AU-G"),
+        }
+
 
 class TestWhatIsNot:
     async def test_a_tills_writes_are_in_the_ledger_not_the_audit_log(

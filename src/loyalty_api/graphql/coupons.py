@@ -173,4 +173,5 @@ class CouponMutations:
         answer={"coupon": Coupon.of},
         description="Use a coupon on an order, once: POST /v1/coupons/{code}/use, with its rules and answers "
         "(`coupon_already_used`, `coupon_expired`, `coupon_not_yet_valid`, `coupon_not_found`).",
+        subject=("coupons", "code"),
     )

@@ -82,6 +82,11 @@ class Outcome(Generic[Reply]):
         return payload(**shown, user_errors=self.user_errors, replayed=self.replayed)
 
 
+# What a mutation's audit entry is about, when its input does not say it by an id: the collection its REST
+# path names and the input field holding the item's key (`("orders", "order_ref")`).
+Subject = tuple[str, str]
+
+
 async def run_mutation(
     info: Info[GraphQLContext, None],
     *,
@@ -92,6 +97,7 @@ async def run_mutation(
     reply: type[Reply],
     work: Callable[[UnitOfWork, Principal, Input], Awaitable[Reply]],
     idempotency_key: str | None,
+    subject: Subject | None = None,
 ) -> Outcome[Reply]:
     principal = require(info.context, *scopes)
     # As REST: the time limit counts from before the key is claimed, so the claim's lease (as long) ends no
@@ -139,7 +145,7 @@ async def run_mutation(
                 result = await work(uow, principal, request)
             if principal.audited:
                 actor = actor_of(principal, channel="graphql")
-                await audit.record(uow, actor, _change(name, request, before, result))
+                await audit.record(uow, actor, _change(name, request, before, result, subject))
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
             await uow.commit()
@@ -192,19 +198,27 @@ async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:
     return MemberRead.model_validate(profile).model_dump(mode="json")
 
 
-def _change(name: str, request: BaseModel, before: Any, result: BaseModel) -> audit.Change:
-    """A mutation's audit entry: its subject is the first id its input names (`member_id` → `members`), as
-    the REST path would name it, else the mutation itself; the result is the `after`. The member it was
+def _change(
+    name: str, request: BaseModel, before: Any, result: BaseModel, subject: Subject | None
+) -> audit.Change:
+    """A mutation's audit entry, with the subject the REST path names: `subject` (the collection and the input
+    field that names it) when the mutation gives one, else the member its input names, else the first other
+    id it names (`hold_id` → `holds`), else the mutation itself; the result is the `after`. The member it was
     about is the one the input names, or else the one the result shows (a hold's, a subscription's), as a
     REST write's entry has it."""
-    named = [f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None]
     member_id = getattr(request, "member_id", None)
+    if subject is None:
+        named = [
+            f for f in type(request).model_fields if f.endswith("_id") and getattr(request, f) is not None
+        ]
+        named.sort(key=lambda field: field != "member_id")  # a member's id first, as REST's paths put it
+        subject = (f"{named[0].removesuffix('_id')}s", named[0]) if named else None
     if not isinstance(member_id, uuid.UUID):
         member_id = getattr(result, "member_id", None)
     return audit.Change(
         action=name,
-        subject_type=f"{named[0].removesuffix('_id')}s" if named else name,
-        subject_id=str(getattr(request, named[0])) if named else None,
+        subject_type=subject[0] if subject else name,
+        subject_id=str(getattr(request, subject[1])) if subject else None,
         member_id=member_id if isinstance(member_id, uuid.UUID) else None,
         before=before,
         after=result.model_dump(mode="json"),
@@ -265,6 +279,7 @@ def mutation(
     answer: Mapping[str, Callable[[Any], Any]],
     description: str,
     body: Callable[[Any], dict[str, Any]] = body_of,
+    subject: Subject | None = None,
 ) -> Any:
     """A mutation field `(input, idempotencyKey)` that runs `work` through `run_mutation` and answers
     `payload`, each field of `answer` presenting the result. Its idempotency fingerprint is named by the
@@ -282,6 +297,7 @@ def mutation(
             reply=reply,
             work=work,
             idempotency_key=idempotency_key,
+            subject=subject,
         )
         return outcome.answer(payload, **answer)
 

@@ -467,6 +467,7 @@ class PointsMutations:
         work=_refund,
         answer={"refund": PointsRefund.of},
         description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
+        subject=("orders", "order_ref"),
     )
     loyalty_adjust_points: AdjustPointsPayload = mutation(
         input=AdjustPointsInput,
