@@ -172,7 +172,8 @@ class TestRecording:
         )
         again = await record_reply(client, pos_key, member["id"], "post-1", type="share")
         assert again.status_code == 200, again.text
-        assert again.json() == first
+        assert first["already_recorded"] is False
+        assert again.json() == first | {"already_recorded": True}
         assert len(await activity_entries(client, pos_key, member["id"])) == 1
         assert (await points(client, pos_key, member["id"]))["balance"] == 5
         assert len(await events(app, "activity.recorded")) == 1

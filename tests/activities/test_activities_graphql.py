@@ -9,7 +9,9 @@ from tests.builders import enrol
 from tests.graphql.helpers import mutate
 from tests.points.helpers import points, set_program
 
-FIELDS = "activity { id type ref pointsEarned breakdown { rule kind points } streak day balance }"
+FIELDS = (
+    "activity { id type ref pointsEarned breakdown { rule kind points } streak day balance alreadyRecorded }"
+)
 
 
 class TestRecordActivity:
@@ -25,8 +27,10 @@ class TestRecordActivity:
         activity = first["activity"]
         assert (activity["pointsEarned"], activity["streak"], activity["balance"]) == (5, 1, 5)
         assert activity["breakdown"] == [{"rule": "Share", "kind": "activity", "points": 5}]
+        assert activity["alreadyRecorded"] is False
         again = await mutate(client, pos_key, "loyaltyRecordActivity", FIELDS, given)
-        assert again["activity"] == activity
+        # The first result again, and said to be that: nothing was earned now (REST answers 200, not 201).
+        assert again["activity"] == activity | {"alreadyRecorded": True}
         capped = await mutate(client, pos_key, "loyaltyRecordActivity", FIELDS, {**given, "ref": "post-2"})
         assert capped["activity"] is None
         assert [e["code"] for e in capped["userErrors"]] == ["activity_cap_reached"]

@@ -134,6 +134,6 @@ async def record_activity(
     found = await service.record_activity(
         uow, member_id=member_id, type=body.type, ref=body.ref, actor=caller.key_id
     )
-    if not found.new:
+    if found.already_recorded:
         response.status_code = 200
     return ActivityRead.model_validate(found)

@@ -134,3 +134,7 @@ class ActivityRead(ReadModel):
     day: date = Field(description="The programme day the activity counted on (the programme's time zone).")
     balance: int = Field(description="The member's points balance after the activity's points.")
     recorded_at: datetime
+    already_recorded: bool = Field(
+        description="True when the ref was rewarded before: this is that first result, and nothing was "
+        "earned now (REST also answers 200 instead of 201)."
+    )

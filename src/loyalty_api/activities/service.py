@@ -202,10 +202,10 @@ class RecordedActivity:
     balance: int
     day: date
     recorded_at: datetime
-    new: bool  # False: the ref was rewarded before, and this is that first result
+    already_recorded: bool  # the ref was rewarded before, and this is that first result
 
 
-def _recorded(row: MemberActivity, *, new: bool) -> RecordedActivity:
+def _recorded(row: MemberActivity, *, already_recorded: bool) -> RecordedActivity:
     return RecordedActivity(
         id=row.id,
         member_id=row.member_id,
@@ -218,7 +218,7 @@ def _recorded(row: MemberActivity, *, new: bool) -> RecordedActivity:
         balance=row.balance_after,
         day=row.day,
         recorded_at=row.created_at,
-        new=new,
+        already_recorded=already_recorded,
     )
 
 
@@ -263,7 +263,7 @@ async def record_activity(
     activities = MemberActivityRepository(uow.session)
     found = await activities.get_activity(member_id, type, ref)
     if found is not None:
-        return _recorded(found, new=False)
+        return _recorded(found, already_recorded=True)
     rule = await ActivityRuleRepository(uow.session).get_rule_by_type(type)
     if rule is None:
         raise UnknownActivityType(f"No activity rule for {type!r}")
@@ -326,4 +326,4 @@ async def record_activity(
         balance=balance,
     )
     await emit_for_member(uow, event, member_id)
-    return _recorded(row, new=True)
+    return _recorded(row, already_recorded=False)

@@ -45,6 +45,10 @@ class Activity:
     recorded_at: datetime.datetime = strawberry.field(
         description="When it was first rewarded: the same ref again answers this first result."
     )
+    already_recorded: bool = strawberry.field(
+        description="True when the ref was rewarded before: this is that first result, and nothing was "
+        "earned now."
+    )
 
     @classmethod
     def of(cls, read: ActivityRead) -> Activity:
@@ -62,6 +66,7 @@ class Activity:
             day=read.day,
             balance=Long(read.balance),
             recorded_at=read.recorded_at,
+            already_recorded=read.already_recorded,
         )
 
 

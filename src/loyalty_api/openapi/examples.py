@@ -706,6 +706,7 @@ CHECK_IN_DONE: dict[str, Any] = {
     "day": "2026-03-18",
     "balance": 13645,
     "recorded_at": NOW,
+    "already_recorded": False,
 }
 
 
