@@ -181,7 +181,13 @@ class TestGraphQLRefusals:
         }
         [error] = await self._errors(client, pos_key, given)
         assert error["extensions"]["code"] == "validation_error"
-        assert [e["field"] for e in error["extensions"]["errors"]] == ["coupon_codes.0"]
+        # As the GraphQL input names it, as a mutation's user errors do: not REST's coupon_codes.0.
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["couponCodes.0"]
+        [error] = await self._errors(
+            client, pos_key, {"input": {**given["input"], "couponCodes": [], "memberId": "zzz"}}
+        )
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["memberId"]
+        assert "memberId" in error["message"]
 
     async def test_schema_says_how_money_is_sent(self, client: httpx.AsyncClient, pos_key: str) -> None:
         response = await client.post(

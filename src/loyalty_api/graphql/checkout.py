@@ -25,6 +25,7 @@ from loyalty_api.graphql.enums import (
 from loyalty_api.graphql.errors import domain_errors, require
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.tiers import Tier
+from loyalty_api.graphql.user_errors import input_path
 from loyalty_api.http.input_guard import check_strings
 from loyalty_api.http.problems import plain_message
 
@@ -208,13 +209,13 @@ def _request(data: CheckoutQuoteInput, max_depth: int) -> QuoteRequest:
     except ValidationError as exc:
         errors = [
             {
-                "field": ".".join(str(part) for part in error["loc"]),
+                "field": input_path(error["loc"]),  # as the GraphQL input names it, as a mutation's errors
                 "message": plain_message(error["msg"]),
                 "type": error["type"],
             }
             for error in exc.errors(include_input=False, include_url=False)
         ]
-        fields = ", ".join(sorted({e["field"] for e in errors}))
+        fields = ", ".join(sorted({str(e["field"]) for e in errors}))
         raise GraphQLError(
             f"The input has invalid or missing values: {fields}",
             extensions={"code": "validation_error", "status": 422, "errors": errors},

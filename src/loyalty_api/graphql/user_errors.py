@@ -69,7 +69,7 @@ def _camel(part: str) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-def _path(location: Any) -> str:
+def input_path(location: Any) -> str:
     """A field as the GraphQL input names it: `order_total.currency` is `orderTotal.currency`."""
     parts = location if isinstance(location, tuple | list) else re.split(r"\.", str(location))
     return ".".join(_camel(str(part)) for part in parts if str(part) != "")
@@ -80,7 +80,9 @@ def of_error(exc: LoyaltyError) -> list[UserError]:
     code = UserErrorCode[exc.code]
     fields = exc.extra.get("errors") or []
     if fields:
-        return [UserError(field=_path(f["field"]) or None, code=code, message=f["message"]) for f in fields]
+        return [
+            UserError(field=input_path(f["field"]) or None, code=code, message=f["message"]) for f in fields
+        ]
     return [UserError(field=None, code=code, message=exc.detail)]
 
 
@@ -96,7 +98,7 @@ def of_validation(exc: ValidationError) -> list[UserError]:
     """The input refused by the REST body's own model: one user error per field, code `validation_error`."""
     code = UserErrorCode["validation_error"]
     return [
-        UserError(field=_path(error["loc"]) or None, code=code, message=plain_message(error["msg"]))
+        UserError(field=input_path(error["loc"]) or None, code=code, message=plain_message(error["msg"]))
         for error in exc.errors(include_input=False, include_url=False)
     ]
 
