@@ -408,6 +408,18 @@ class TestRefund:
         )
         assert (full["refund"]["refundedBy"], full["refund"]["pointsRefundable"]) == ("full", 0)
         assert await _balance(client, pos_key, mine) == 1_000
+        # Refused again, with what REST's problem adds (how much is left to refund) in `details`.
+        again = await graphql(
+            client,
+            pos_key,
+            'mutation { loyaltyRefundPoints(input: {orderRef: "GF-1", full: true}) '
+            "{ userErrors { code details } } }",
+        )
+        rest_again = await client.post("/v1/orders/GF-1/refund", json={"full": True}, headers=bearer(pos_key))
+        [error] = again["data"]["loyaltyRefundPoints"]["userErrors"]
+        assert error["code"] == rest_again.json()["code"] == "refund_exceeds_order"
+        assert error["details"] == {"refundable": 0, "refundable_points": 0}
+        assert {k: rest_again.json()[k] for k in error["details"]} == error["details"]
 
     async def test_refund_input_is_checked_by_the_rest_rules(
         self, client: httpx.AsyncClient, pos_key: str

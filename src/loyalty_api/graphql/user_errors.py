@@ -14,7 +14,9 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
+from strawberry.scalars import JSON
 
 import loyalty_api
 from loyalty_api.errors import LoyaltyError
@@ -62,6 +64,11 @@ class UserError:
     )
     code: Enum = strawberry.field(graphql_type=UserErrorCode)
     message: str
+    details: JSON | None = strawberry.field(
+        default=None,
+        description="What REST's problem body adds to the code, by the same names: `due_period`, "
+        "`subscription_id`, `refundable`, `resets_at`, … (`/problems/{code}` lists them); null when none.",
+    )
 
 
 def _camel(part: str) -> str:
@@ -76,14 +83,18 @@ def input_path(location: Any) -> str:
 
 
 def of_error(exc: LoyaltyError) -> list[UserError]:
-    """A domain refusal as user errors: one per field it names, or one for the whole input."""
+    """A domain refusal as user errors: one per field it names, or one for the whole input; each with what
+    the problem body adds (as JSON writes it)."""
     code = UserErrorCode[exc.code]
+    extra = {name: value for name, value in exc.extra.items() if name != "errors"}
+    details = jsonable_encoder(extra) if extra else None
     fields = exc.extra.get("errors") or []
     if fields:
         return [
-            UserError(field=input_path(f["field"]) or None, code=code, message=f["message"]) for f in fields
+            UserError(field=input_path(f["field"]) or None, code=code, message=f["message"], details=details)
+            for f in fields
         ]
-    return [UserError(field=None, code=code, message=exc.detail)]
+    return [UserError(field=None, code=code, message=exc.detail, details=details)]
 
 
 def user_errors_of(exc: LoyaltyError) -> list[UserError] | None:
@@ -104,8 +115,15 @@ def of_validation(exc: ValidationError) -> list[UserError]:
 
 
 def as_stored(errors: list[UserError]) -> list[dict[str, Any]]:
-    return [{"field": e.field, "code": e.code.value, "message": e.message} for e in errors]
+    return [
+        {"field": e.field, "code": e.code.value, "message": e.message, "details": e.details} for e in errors
+    ]
 
 
 def from_stored(errors: list[dict[str, Any]]) -> list[UserError]:
-    return [UserError(field=e["field"], code=UserErrorCode[e["code"]], message=e["message"]) for e in errors]
+    return [
+        UserError(
+            field=e["field"], code=UserErrorCode[e["code"]], message=e["message"], details=e.get("details")
+        )
+        for e in errors
+    ]
