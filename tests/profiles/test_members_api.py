@@ -78,6 +78,20 @@ class TestEnrol:
         assert response.json()["code"] == "unknown_referral_code"
         assert await count(app, "members") == 0
 
+    async def test_a_refused_referral_code_does_not_tell_whether_a_phone_is_a_member_s(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        answers = [
+            await client.post(
+                "/v1/members", json={"phone": phone, "referral_code": "NOSUCH99"}, headers=bearer(pos_key)
+            )
+            for phone in (unique_phone(), member["phone"])
+        ]
+        # The same refusal for a stranger's number and a member's: no lookup past the lookup budgets.
+        assert [a.json()["code"] for a in answers] == ["unknown_referral_code"] * 2
+        assert await count(app, "members") == 1
+
 
 class TestDuplicates:
     @pytest.mark.parametrize(

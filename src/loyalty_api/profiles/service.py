@@ -200,9 +200,9 @@ async def enrol(
     day_key, month_key = birthday_keys(uow.vault, birthday)
     phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
     email_hash = None if email is None else uow.vault.blind_index("email", email)
-    await _check_contact_free(repo, "phone", phone_hash)
-    await _check_contact_free(repo, "email", email_hash)
-    await _check_external_ids_free(repo, external_ids)
+    # Every refusal that writes nothing comes before the check that the contact is free: else a refused
+    # enrolment (a made-up referral code) would tell whether a phone number is a member's, at the key's
+    # full rate and past the budgets that keep lookups by phone slow.
     referred_by = None
     if referral_code is not None:
         referrer = await repo.get_referrer(referral_code.strip().upper())
@@ -211,6 +211,9 @@ async def enrol(
         referred_by, status = referrer
         if status != MemberStatus.active:
             raise ReferrerNotActive()
+    await _check_contact_free(repo, "phone", phone_hash)
+    await _check_contact_free(repo, "email", email_hash)
+    await _check_external_ids_free(repo, external_ids)
 
     now = uow.clock.now()
     tier = await TierRepository(uow.session).get_entry_tier()
