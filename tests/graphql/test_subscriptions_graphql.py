@@ -13,6 +13,7 @@ from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
 from tests.graphql.helpers import graphql, mutate
+from tests.partners.helpers import add_partner
 from tests.points.helpers import cny, set_program
 from tests.subscriptions.helpers import (
     add_plan,
@@ -36,7 +37,7 @@ PLAN = (
     "id code family name price { amount currency } interval { unit count } trialDays graceDays "
     "benefits { id name kind active } coupons { name coupon { __typename ... on FixedDiscountProperties { "
     "amount { amount currency } minSubtotal { amount currency } categories channels } } validDays every } "
-    "active createdAt updatedAt"
+    "partnerPerks { partner name source perk } active createdAt updatedAt"
 )
 _TIMES = ("periodStart", "periodEnd", "trialEnd", "graceUntil", "benefitsUntil", "canceledAt", "endedAt")
 _TIMES += ("createdAt", "updatedAt")
@@ -123,6 +124,7 @@ def _plan_as_graphql(rest: dict[str, Any]) -> dict[str, Any]:
                 }
                 for c in rest["coupons"]
             ],
+            "partnerPerks": rest["partner_perks"],
             "active": rest["active"],
             "createdAt": rest["created_at"],
             "updatedAt": rest["updated_at"],
@@ -145,12 +147,25 @@ async def plus_family(client: httpx.AsyncClient, admin_key: str) -> dict[str, di
 
 class TestPlans:
     async def test_plans_are_listed_page_by_page_as_rest_lists_them(
-        self, client: httpx.AsyncClient, admin_key: str, billing_key: str
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, billing_key: str
     ) -> None:
         await set_program(client, admin_key)
         gift = await add_benefit(client, admin_key, "Plus free shipping", "free_shipping")
         await add_plan(client, admin_key, "basic", price=900, unit="month", active=False)
-        await add_plan(client, admin_key, "plus", trial_days=14, benefit_ids=[gift], coupons=[MONTHLY_COUPON])
+        await add_partner(app, client, admin_key, "delivery")
+        perks = [
+            {"partner": "delivery", "name": "A month of delivery", "source": "pool", "perk": "month-pass"},
+            {"partner": "delivery", "name": "A free coffee", "source": "ours", "perk": None},
+        ]
+        await add_plan(
+            client,
+            admin_key,
+            "plus",
+            trial_days=14,
+            benefit_ids=[gift],
+            coupons=[MONTHLY_COUPON],
+            partner_perks=perks,
+        )
         query = (
             "query($after: String) { loyaltyPlans(first: 1, after: $after) { "
             f"edges {{ cursor node {{ {PLAN} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
@@ -172,6 +187,7 @@ class TestPlans:
         [plus] = second["loyaltyPlans"]["edges"]
         assert _timed(plus["node"]) == _plan_as_graphql(rest_second.json()["items"][0])
         assert plus["node"]["interval"] == {"unit": "year", "count": 1}
+        assert [p["perk"] for p in plus["node"]["partnerPerks"]] == ["month-pass", None]
         [coupon] = plus["node"]["coupons"]
         assert (coupon["coupon"]["__typename"], coupon["coupon"]["amount"], coupon["every"]) == (
             "FixedDiscountProperties",

@@ -50,6 +50,16 @@ class PlanCoupon:
     every: str = strawberry.field(description="`period` or `month`")
 
 
+@strawberry.type(description="A partner's perk the plan gives its paying members each paid period.")
+class PlanPartnerPerk:
+    partner: str = strawberry.field(description="The partner's code.")
+    name: str = strawberry.field(description="What the member gets, e.g. a month of delivery.")
+    source: str = strawberry.field(
+        description="`ours`: we issue the code; `pool`: a code the partner uploaded for `perk`."
+    )
+    perk: str | None = strawberry.field(description="For `pool`: the perk's code. Null for `ours`.")
+
+
 @strawberry.federation.type(keys=["code"], description="A paid-membership plan, active or not.")
 class Plan:
     id: strawberry.ID
@@ -62,6 +72,7 @@ class Plan:
     grace_days: int
     benefits: list[PlanBenefit] = strawberry.field(directives=[assumed(10)])
     coupons: list[PlanCoupon] = strawberry.field(directives=[assumed(5)])
+    partner_perks: list[PlanPartnerPerk] = strawberry.field(directives=[assumed(5)])
     active: bool = strawberry.field(description="Only active plans can be subscribed to.")
     created_at: datetime.datetime
     updated_at: datetime.datetime
@@ -90,6 +101,10 @@ class Plan:
                     every=c.every,
                 )
                 for c in plan.coupons
+            ],
+            partner_perks=[
+                PlanPartnerPerk(partner=p.partner, name=p.name, source=p.source, perk=p.perk)
+                for p in plan.partner_perks
             ],
             active=plan.active,
             created_at=plan.created_at,
