@@ -191,6 +191,19 @@ class TestRotation:
         again = await _rotate(units, rotation.issued.token, overlap=HOUR, lifetime=timedelta(days=7))
         assert again.issued.principal.expires_at == clock.now() + timedelta(days=7)
 
+    async def test_rotating_the_same_key_twice_gives_the_lifetime_it_was_made_with(
+        self, units: UnitsOfWork, clock: FrozenClock
+    ) -> None:
+        # The operator lost the first rotation's printed key and rotates the old one again in the overlap.
+        forever = await _key(units)
+        ninety = await _key(units, lifetime=timedelta(days=90))
+        clock.advance(HOUR)
+        for old, lifetime in ((forever, None), (ninety, timedelta(days=90))):
+            await _rotate(units, old, overlap=timedelta(hours=24))
+            second = await _rotate(units, old, overlap=timedelta(hours=24))
+            expected = None if lifetime is None else clock.now() + lifetime
+            assert second.issued.principal.expires_at == expected  # not the overlap the first one set
+
     async def test_a_revoked_expired_or_unknown_key_is_not_rotated(
         self, units: UnitsOfWork, clock: FrozenClock
     ) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -25,6 +25,9 @@ class ApiKey(IdMixin, Base):
     rate_limit: Mapped[str | None] = mapped_column(String(32))
     # The key stops working then (None: never); rotating a key sets it on the old key, after an overlap.
     expires_at: Mapped[datetime | None]
+    # How long the key was made to last (None: for ever): what a rotation gives the new key, however often the
+    # old one is rotated (a rotation shortens the old key's own `expires_at` to the overlap).
+    lifetime_seconds: Mapped[int | None] = mapped_column(BigInteger)
     # When the key last authenticated a request, written at most once a minute per process.
     last_used_at: Mapped[datetime | None]
     # Client networks (CIDR) the key may be used from; None: any.

@@ -114,6 +114,7 @@ async def create_key(
         created_at=now,
         revoked_at=None,
         expires_at=None if lifetime is None else now + lifetime,
+        lifetime_seconds=None if lifetime is None else int(lifetime.total_seconds()),
         last_used_at=None,
     )
     if networks is not None:
@@ -136,16 +137,17 @@ async def rotate_key(
 ) -> Rotation:
     """A new key with the active key `prefix`'s name, scopes, partner, rate limit and networks. The old key
     keeps working for `overlap` from now (never past an expiry it had already), time for its callers to
-    switch; then it expires. The new key expires `lifetime` from now; without one, it gets the old key's
-    own lifetime (creation to expiry) counted from now, or none if the old key had none."""
+    switch; then it expires. The new key expires `lifetime` from now; without one, it gets the lifetime the
+    old key was made with, counted from now, or none if the old key had none (rotating the same key twice
+    does not take the overlap for its lifetime)."""
     if overlap < timedelta(0):
         raise InvalidField("overlap", "must not be negative")
     now = uow.clock.now()
     old = await ApiKeyRepository(uow.session).lock_by_prefix(prefix)
     if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    if lifetime is None and old.expires_at is not None:
-        lifetime = old.expires_at - old.created_at
+    if lifetime is None and old.lifetime_seconds is not None:
+        lifetime = timedelta(seconds=old.lifetime_seconds)
     issued = await create_key(
         uow,
         name=old.name,
