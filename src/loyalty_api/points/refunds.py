@@ -193,7 +193,11 @@ async def refund(
     due = plan.shares.take_back - already_expired
     take = max(min(due, locked.balance + give - locked.held), 0)
     shortfall = due - take
-    state = await accounts.change(order.member_id, now=now, balance=give - take)
+    # The points the refund takes back were never earned: they leave what the member earned in their
+    # lifetime too, whether taken now, already expired, or owed as a shortfall.
+    state = await accounts.change(
+        order.member_id, now=now, balance=give - take, lifetime=-plan.shares.take_back
+    )
     assert state is not None
 
     order.refunded_minor += plan.money
