@@ -21,15 +21,21 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     return tuple(parse_network(text) for text in texts)
 
 
-def contains(networks: tuple[Network, ...], host: str | None) -> bool:
-    """Whether the client address `host` is in one of `networks`; an unknown or unreadable address is not."""
+def client_ip(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address as its own protocol writes it (None: unknown or unreadable). A dual-stack listener
+    sees an IPv4 client as ::ffff:a.b.c.d: that client is its IPv4 address."""
     if host is None:
-        return False
+        return None
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d; the operator wrote the IPv4 network.
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
+        return address.ipv4_mapped
+    return address
+
+
+def contains(networks: tuple[Network, ...], host: str | None) -> bool:
+    """Whether the client address `host` is in one of `networks`; an unknown or unreadable address is not."""
+    address = client_ip(host)
+    return address is not None and any(address in network for network in networks)

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loyalty_api.auth import keys
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
+from loyalty_api.auth.networks import client_ip
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError, NotFound
@@ -154,16 +155,11 @@ def _client_address(scope: Scope) -> str:
     """Who failed authentication: an IPv4 address, or an IPv6 address's /64 (one host has them all). An IPv4
     client of a dual-stack listener (`::ffff:a.b.c.d`) is its IPv4 address, not the /64 all of them share."""
     host = _client_host(scope)
-    if host is None:
-        return "unknown"
-    if ":" not in host:
-        return host
-    try:
-        address = ipaddress.IPv6Address(host)
-    except ValueError:
-        return host
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+    address = client_ip(host)
+    if address is None:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
     return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
 
 
