@@ -145,6 +145,7 @@ class TestUpload:
             {"perk": "month-pass", "codes": [f"C-{n}" for n in range(1001)]},
             {"perk": "month-pass", "codes": ["has space"]},
             {"perk": "month-pass", "codes": ["AB/CD"]},  # its redeem's path could not name it
+            {"perk": "month-pass", "codes": [".."]},  # nor this: clients drop a `..` segment
             {"perk": "month-pass", "codes": ["x" * 65]},
             {"perk": "month-pass", "codes": ["ok", 7]},
             {"perk": "Month Pass", "codes": ["ok"]},

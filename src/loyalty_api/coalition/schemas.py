@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from loyalty_api.http.schemas import SHOWN_ONCE, MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
@@ -19,8 +19,22 @@ PartnerCode = Annotated[
 # Visible ASCII but "/", as partners' systems write ids: a customer's ref and a perk code are path segments of
 # the partner's calls (`/v1/partner/members/{ref}`), where a "/" (even sent as %2F) would split the segment.
 _PATH_SEGMENT = r"^[\x21-\x2e\x30-\x7e]{1,64}$"
+
+
+def _not_a_dot_segment(value: str) -> str:
+    # `.` and `..` as a whole segment are dropped by clients that follow RFC 3986 (httpx, browsers): a call
+    # naming one would reach another path.
+    if value in (".", ".."):
+        raise ValueError("may not be `.` or `..`")
+    return value
+
+
 # The partner's own customer id.
-CustomerRef = Annotated[str, Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/`, up to 64")]
+CustomerRef = Annotated[
+    str,
+    Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/` (and not `.` or `..`), up to 64"),
+    AfterValidator(_not_a_dot_segment),
+]
 Grant = Literal["basic", "points"]
 
 
@@ -331,7 +345,11 @@ PerkKey = Annotated[
     ),
 ]
 # A code as the partner's systems write them, matched exactly.
-PoolCode = Annotated[str, Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/`, up to 64")]
+PoolCode = Annotated[
+    str,
+    Field(pattern=_PATH_SEGMENT, description="Visible ASCII but `/` (and not `.` or `..`), up to 64"),
+    AfterValidator(_not_a_dot_segment),
+]
 
 
 class PerkCodesUpload(BaseModel):
