@@ -24,10 +24,11 @@ def upgrade() -> None:
     op.add_column(
         "subscriptions", sa.Column("trial_notice_sent_at", loyalty_api.db.types.UTCDateTime(), nullable=True)
     )
-    # Trials already told they are ending (their notice went for period 0) are not told again.
+    # Trials already told they are ending (their notice went for period 0; a canceled one may be resumed) are
+    # not told again.
     op.execute(
         "UPDATE subscriptions SET trial_notice_sent_at = updated_at "
-        "WHERE state = 'trialing' AND notice_sent_for >= 0"
+        "WHERE period_number = 0 AND notice_sent_for >= 0"
     )
 
 

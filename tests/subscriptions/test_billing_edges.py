@@ -89,6 +89,17 @@ class TestAFeePaidAhead:
         paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2-again")
         assert (paid["subscription"]["state"], paid["subscription"]["period"]) == ("active", 2)
 
+    async def test_a_resume_with_nothing_paid_ahead_asks_billing_nothing_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        await post_action(client, ecommerce_key, sub["id"], "resume")
+        await run_job(app)
+        assert len(await events(app, "subscription.renewal_due")) == 1
+
     async def test_a_cancel_with_nothing_paid_ahead_names_none(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:

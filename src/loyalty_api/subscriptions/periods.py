@@ -94,12 +94,23 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     await repo.mark_plan_benefits(sub.member_id)
 
 
+def _anchor_of(
+    sub: Subscription, months: int, number: int, starts_at: datetime | None
+) -> tuple[datetime, int]:
+    """Where paid period `number`, of `months` months, counts from: `starts_at` when it starts then (an
+    upgrade, a late recovery); the current period's end when the length changes (counting from the old
+    anchor would misplace it); else the subscription's own anchor."""
+    if starts_at is not None:
+        return starts_at, number
+    if months != sub.period_months:
+        return sub.period_end, number
+    return sub.anchor_at, sub.anchor_period
+
+
 def _next_period_end(sub: Subscription, plan: CatalogPlan) -> datetime:
-    """Where the next period on `plan` will end once it begins (as begin_paid_period places it)."""
+    """Where the next period on `plan` will end once it begins, following on from the current one."""
     number = sub.period_number + 1
-    if plan.months != sub.period_months:
-        return lifecycle.period_bounds(sub.period_end, number, plan.months, number)[1]
-    return lifecycle.period_bounds(sub.anchor_at, sub.anchor_period, plan.months, number)[1]
+    return lifecycle.period_bounds(*_anchor_of(sub, plan.months, number, None), plan.months, number)[1]
 
 
 def month_start(sub: Subscription, month: int) -> datetime:
@@ -120,11 +131,7 @@ async def begin_paid_period(
 ) -> None:
     """Start paid period `number` on `plan` at the price paid for it, and give what it gives at its start. It
     follows on from the current period unless `starts_at` says otherwise (an upgrade starts now)."""
-    if starts_at is not None:
-        sub.anchor_at, sub.anchor_period = starts_at, number
-    elif plan.months != sub.period_months:
-        # A new period length: counting from the old anchor would misplace this period.
-        sub.anchor_at, sub.anchor_period = sub.period_end, number
+    sub.anchor_at, sub.anchor_period = _anchor_of(sub, plan.months, number, starts_at)
     sub.plan_id = plan.id
     sub.pending_plan_id = None
     sub.period_number = number

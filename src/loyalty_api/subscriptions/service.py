@@ -324,6 +324,8 @@ async def _cancel(uow: UnitOfWork, sub: Subscription, *, at_period_end: bool) ->
     paid_ahead = await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1)
     if paid_ahead is not None:
         paid_ahead.status = UNUSED
+        # Should the cancel be undone, billing is asked for the period again.
+        sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
     unused = (
         None
         if paid_ahead is None
@@ -372,8 +374,6 @@ async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionVie
     sub = await _locked(uow, subscription_id)
     periods.move(sub, Action.resume_trial if sub.period_number == 0 else Action.resume)
     sub.canceled_at = None
-    # A fee paid ahead was named for a refund by the cancel: billing hears the next period's price again.
-    sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
     await periods.emit(uow, SubscriptionResumed(**periods.facts(sub, await periods.plan_of(uow, sub))))
     await periods.settle(uow, sub)
     return await _view(uow, sub)
