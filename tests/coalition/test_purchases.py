@@ -307,7 +307,7 @@ class TestPartnerRefunds:
         )
         assert spent.status_code == 200, spent.text
         body = (await partner_refund(client, cafe.key, "C-1", "O-11", full=True)).json()
-        assert (body["points_taken_back"], body["shortfall"]) == (50, 100)
+        assert (body["points_taken_back"], body["shortfall"], body["already_expired"]) == (50, 100, 0)
         assert body["points"] == {"balance": 0, "available": 0}
         await assert_ledger_invariant(app, cafe.member_id)
 

@@ -66,7 +66,10 @@ class TestRefunds:
         assert last.json()["points_taken_back"] == 33
         assert last.json()["refunded_total"] == cny(9_990)
         summary = await points(client, pos_key, member_id)
-        assert (summary["balance"], summary["lifetime_earned"]) == (0, 0)  # a purchase returned earned nothing
+        assert (summary["balance"], summary["lifetime_earned"]) == (
+            0,
+            0,
+        )  # a purchase returned earned nothing
         over = await refund(client, pos_key, "R1", 1)
         assert over.status_code == 422
         assert over.json()["code"] == "refund_exceeds_order"
@@ -185,6 +188,43 @@ class TestRefunds:
         [settlement] = [e for e in ledger.json()["items"] if e["details"].get("settled_by_hold")]
         assert (settlement["order_ref"], settlement["amount"]) == ("SHIELDED", -freed)
         assert settlement["details"]["settled_by_hold"] == hold_id
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_reads_before_the_jobs_show_a_run_out_hold_s_points_going_to_the_shortfall(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="OWED")  # 100 points
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "WEB-11", "ttl_seconds": 60},
+            headers=bearer(ecommerce_key),
+        )
+        assert held.status_code == 201, held.text
+        assert moved(await refund_by(client, pos_key, "OWED", full=True)) == (0, 0, 100)
+        clock.advance(timedelta(minutes=5))  # the hold has run out; no job has released it
+        # Its points will settle the shortfall the moment anything releases it: no read offers them.
+        summary = await points(client, pos_key, member_id)
+        assert (summary["balance"], summary["held"], summary["available"]) == (0, 0, 0)
+        cart = {"subtotal": cny(10_000), "items": []}
+        quote = await client.post(
+            "/v1/checkout/quote",
+            json={"member_id": member_id, "cart": cart, "points_to_use": 100},
+            headers=bearer(ecommerce_key),
+        )
+        assert quote.json()["points"]["available"] == 0, quote.text
+        again = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 1, "order_ref": "WEB-12", "ttl_seconds": 60},
+            headers=bearer(ecommerce_key),
+        )
+        assert (again.status_code, again.json()["code"]) == (422, "insufficient_points")
+        assert (await points(client, pos_key, member_id))["balance"] == 0  # the hold's release settled it
         await assert_ledger_invariant(app, member_id)
 
     async def test_a_hold_past_its_time_does_not_shield_points_from_a_refund(

@@ -2,8 +2,8 @@
 
 It gathers the member's benefits, the coupons they name, their available points and the programme's rules,
 then prices the cart with checkout/quote.py (whose docstring gives the order discounts apply in). It locks
-nothing and writes nothing: no holds are released and no lots expire here, so `available` is the stored
-balance minus held points.
+nothing and writes nothing: no holds are released and no lots expire here, yet `available` counts them as
+the hold that follows the quote will (points/ledger.StoredAccount.as_a_spend_finds).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.money import Money
+from loyalty_api.points.ledger import StoredAccount
 from loyalty_api.program.service import get_program
 from loyalty_api.tiers.ladder import TierRef
 
@@ -120,7 +121,7 @@ async def quote(
             min_redeem_points=program.min_redeem_points,
             max_redeem_share=program.max_redeem_share,
         ),
-        available_points=payer.available,
+        available_points=_available(payer.account),
         points_to_use=points_to_use,
         channel=channel,
         weekday=now.astimezone(program.zone).isoweekday(),
@@ -176,3 +177,10 @@ def _rejection(code: str, coupon: CouponView | None, *, now: datetime) -> Coupon
             detail=f"The coupon is valid from {format_instant(coupon.valid_from)}",
         )
     return None
+
+
+def _available(account: StoredAccount) -> int:
+    """The points the member may pay with: what the hold after the quote will find (the quote settles
+    nothing itself)."""
+    balance, held = account.as_a_spend_finds()
+    return balance - held

@@ -87,6 +87,7 @@ class PartnerRefund:
     refunded: Money | None
     points_taken_back: int
     shortfall: int
+    already_expired: int
     points: PartnerPoints | None
 
 
@@ -121,5 +122,6 @@ async def refund_at_partner(
         refunded=done.refunded,
         points_taken_back=done.points_taken_back,
         shortfall=done.shortfall,
+        already_expired=done.already_expired,
         points=_granted(link, done.balance, done.available),
     )

@@ -293,8 +293,9 @@ async def refund_at_partner(
     ref: Ref, body: PartnerRefundRequest, uow: UoW, caller: PartnerKey
 ) -> PartnerRefundRead:
     """Refund part (`amount`) or the rest (`full`) of an order the member earned for with you: the points it
-    earned are taken back in proportion; points the member has spent already are reported as `shortfall`.
-    An order of another customer's, or unknown, is 404 `order_not_found`. Emits `points.refunded`.
+    earned are taken back in proportion; points the member has spent already are reported as `shortfall`,
+    points that had expired already as `already_expired`. An order of another customer's, or unknown, is 404
+    `order_not_found`. Emits `points.refunded`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     done = await purchases.refund_at_partner(

@@ -247,6 +247,9 @@ class PartnerRefundRead(ReadModel):
     refunded: MoneyRead | None
     points_taken_back: int
     shortfall: int = Field(description="Points the member had spent already, which could not be taken back.")
+    already_expired: int = Field(
+        description="Points of the purchase not taken back because they had expired already."
+    )
     points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
 
 

@@ -1858,6 +1858,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "refunded": {"amount": 12_800, "currency": "CNY"},
                     "points_taken_back": 64,
                     "shortfall": 0,
+                    "already_expired": 0,
                     "points": {"balance": 12_544, "available": 12_544},
                 },
             ),

@@ -36,13 +36,25 @@ class LotBalance:
     remaining: int
 
 
-def as_a_spend_finds(balance: int, held: int, *, expired_held: int, due: int) -> tuple[int, int]:
-    """The balance and the points on hold as a spend now finds them, from the account as stored: holds whose
-    time is up free their points (`expired_held`), then lots past their end take what they still hold
-    (`due`) out of what is free, as a spend does before it takes anything, whether or not the jobs have run
-    (points/accounts.debit_available)."""
-    held_now = held - expired_held
-    return balance - min(due, max(balance - held_now, 0)), held_now
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """A member's account as its row has it, with what the jobs have yet to settle: the points of holds past
+    their time (`expired_held`), of lots past their end (`due`), and the member's open shortfalls."""
+
+    balance: int
+    held: int
+    expired_held: int
+    due: int
+    shortfall: int
+
+    def as_a_spend_finds(self) -> tuple[int, int]:
+        """The balance and the points on hold as a spend now finds them, whether or not the jobs have run
+        (points/accounts.debit_available): holds past their time free their points, which first settle open
+        shortfalls; then lots past their end take what they still hold out of what is free."""
+        held = self.held - self.expired_held
+        free = max(self.balance - held, 0)
+        settled = min(self.expired_held, free, self.shortfall)
+        return self.balance - settled - min(self.due, free - settled), held
 
 
 def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UUID, int]]:

@@ -80,6 +80,14 @@ class PointLot(IdMixin, Base):
             postgresql_where=text("remaining > 0"),
             sqlite_where=text("remaining > 0"),
         ),
+        # A member's points as reads show them count their lots past their end: live lots only, by member.
+        Index(
+            None,
+            "member_id",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
@@ -102,6 +110,14 @@ class Hold(IdMixin, Base):
         # The release job reads active holds whose time has come; resolved holds leave the index.
         Index(
             None,
+            "expires_at",
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        # A member's points as reads show them count their active holds past their time.
+        Index(
+            None,
+            "member_id",
             "expires_at",
             postgresql_where=text("status = 'active'"),
             sqlite_where=text("status = 'active'"),

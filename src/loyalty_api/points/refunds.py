@@ -22,6 +22,7 @@ from loyalty_api.points.accounts import (
     expire_due_points,
     money_payload,
     record_entry,
+    release_member_expired_holds,
     settle_shortfalls,
     spend_lots,
 )
@@ -35,7 +36,7 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import LedgerRepository, PointsAccountRepository
+from loyalty_api.points.repository import LedgerRepository, LotRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -176,9 +177,14 @@ async def refund(
     # Holds past their time and lots past their end are settled first, as the jobs would: the refund sees
     # the points a spend would, and what the order earned that has expired is known, whether or not the
     # jobs have run.
-    await expire_due_points(uow, order.member_id)
     locked = await accounts.lock(order.member_id, now)
     assert locked is not None
+    changed = await release_member_expired_holds(uow, order.member_id)
+    if await LotRepository(uow.session).exists_due_lot(order.member_id, now):
+        changed += await expire_due_points(uow, order.member_id)
+    if changed:
+        locked = await accounts.lock(order.member_id, now)
+        assert locked is not None
     order = await orders.get_order(order_ref)  # read again behind the member's lock
     assert order is not None
     plan = _plan(order, amount=amount, points=points)

@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import (
     BindParameter,
     Insert,
-    ScalarSelect,
     Select,
     Subquery,
     Table,
@@ -35,6 +34,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.prefixed import Row, prefixed, prefixed_binds
 from loyalty_api.members.models import Member
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
+from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import (
     CLAIM_EARN_SQLITE,
     CLAIMED_EARN,
@@ -45,7 +45,7 @@ from loyalty_api.orders.repository import (
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
-from loyalty_api.points.ledger import EntryType, LotBalance, as_a_spend_finds
+from loyalty_api.points.ledger import EntryType, LotBalance, StoredAccount
 from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
@@ -166,28 +166,34 @@ class Earning:
         return self.entry.amount
 
 
-def expired_hold_points(
+def stored_account_columns(
     member_id: InstrumentedAttribute[uuid.UUID], now: BindParameter[datetime]
-) -> ScalarSelect[int]:
-    """The points the member's holds past their time still reserve (a scalar subquery), until the job or the
-    next spend releases them."""
+) -> tuple[Any, ...]:
+    """The columns a read adds to its statement for a `StoredAccount` of the member `member_id` names (the
+    statement joins their points account): the row's balance and held, and, as scalar subqueries, what
+    holds past their time reserve, what lots past their end hold, and the member's open shortfalls."""
+    expired_held = select(func.coalesce(func.sum(Hold.points), 0)).where(
+        Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now
+    )
+    due = select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+        PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now
+    )
+    shortfall = select(func.coalesce(func.sum(Order.points_shortfall), 0)).where(
+        Order.member_id == member_id, Order.points_shortfall > 0
+    )
     return (
-        select(func.coalesce(func.sum(Hold.points), 0))
-        .where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)
-        .scalar_subquery()
+        PointsAccount.balance,
+        PointsAccount.held,
+        expired_held.scalar_subquery(),
+        due.scalar_subquery(),
+        shortfall.scalar_subquery(),
     )
 
 
-def due_lot_points(
-    member_id: InstrumentedAttribute[uuid.UUID], now: BindParameter[datetime]
-) -> ScalarSelect[int]:
-    """The points the member's lots past their end still hold (a scalar subquery), until the job or the next
-    spend expires them."""
-    return (
-        select(func.coalesce(func.sum(PointLot.remaining), 0))
-        .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now)
-        .scalar_subquery()
-    )
+def stored_account(values: Sequence[Any]) -> StoredAccount:
+    """The `StoredAccount` from the values of `stored_account_columns`, in their order."""
+    balance, held, expired_held, due, shortfall = values
+    return StoredAccount(int(balance), int(held), int(expired_held), int(due), int(shortfall))
 
 
 def _entry_row(entry: NewEntry) -> Row:
@@ -408,27 +414,19 @@ class PointsAccountRepository:
         ).one_or_none()
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
-    async def get_states_now(
+    async def get_stored_accounts(
         self, member_ids: Sequence[uuid.UUID], now: datetime
-    ) -> dict[uuid.UUID, AccountState]:
-        """Each member's account as a spend now would find it (`as_a_spend_finds`): what a read shows, though
-        the jobs that release run-out holds and expire lots may not have run. Changes nothing."""
+    ) -> dict[uuid.UUID, tuple[StoredAccount, int]]:
+        """Each member's account as stored, with what the jobs have yet to settle by `now`, and their
+        lifetime earned points. Changes nothing."""
         at = bindparam("now", now, type_=PointLot.__table__.c.expires_at.type)
+        columns = stored_account_columns(PointsAccount.member_id, at)
         rows = await self.session.execute(
-            select(
-                PointsAccount.member_id,
-                PointsAccount.balance,
-                PointsAccount.held,
-                PointsAccount.lifetime_earned,
-                expired_hold_points(PointsAccount.member_id, at),
-                due_lot_points(PointsAccount.member_id, at),
-            ).where(PointsAccount.member_id.in_(member_ids))
+            select(PointsAccount.member_id, PointsAccount.lifetime_earned, *columns).where(
+                PointsAccount.member_id.in_(member_ids)
+            )
         )
-        states = {}
-        for member_id, balance, held, earned, expired_held, due in rows.all():
-            balance, held = as_a_spend_finds(balance, held, expired_held=int(expired_held), due=int(due))
-            states[member_id] = AccountState(balance=balance, held=held, lifetime_earned=earned)
-        return states
+        return {row[0]: (stored_account(row[2:]), int(row[1])) for row in rows.all()}
 
 
 class LedgerRepository:

@@ -51,6 +51,7 @@ from loyalty_api.points.events import (
     PointsEarned,
     PointsRedeemed,
 )
+from loyalty_api.points.ledger import StoredAccount
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.points.repository import (
     AccountState,
@@ -440,9 +441,9 @@ async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
     program = await get_program(uow)
     await members.require_member(uow, member_id, must_be_active=False)
     now = uow.clock.now()
-    state = (await PointsAccountRepository(uow.session).get_states_now([member_id], now))[member_id]
+    stored = (await PointsAccountRepository(uow.session).get_stored_accounts([member_id], now))[member_id]
     lots = await LotRepository(uow.session).expiring_by_date(member_id, now)
-    return _summary(program, state, lots)
+    return _summary(program, _as_read(*stored), lots)
 
 
 async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PointsSummary]:
@@ -450,11 +451,18 @@ async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uu
     are left out."""
     program = await get_program(uow)
     now = uow.clock.now()
-    states = await PointsAccountRepository(uow.session).get_states_now(member_ids, now)
-    lots = await LotRepository(uow.session).expiring_by_date_of(list(states), now)
+    stored = await PointsAccountRepository(uow.session).get_stored_accounts(member_ids, now)
+    lots = await LotRepository(uow.session).expiring_by_date_of(list(stored), now)
     return {
-        member_id: _summary(program, state, lots.get(member_id, [])) for member_id, state in states.items()
+        member_id: _summary(program, _as_read(*account), lots.get(member_id, []))
+        for member_id, account in stored.items()
     }
+
+
+def _as_read(stored: StoredAccount, lifetime_earned: int) -> AccountState:
+    """What a read shows of the account: what a spend would find, whether or not the jobs have run."""
+    balance, held = stored.as_a_spend_finds()
+    return AccountState(balance=balance, held=held, lifetime_earned=lifetime_earned)
 
 
 def _summary(

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.members.models import Member, MemberExternalId, not_erased
 from loyalty_api.members.repository import narrow_members
-from loyalty_api.points.ledger import as_a_spend_finds
+from loyalty_api.points.ledger import StoredAccount
 from loyalty_api.points.models import PointLot, PointsAccount
-from loyalty_api.points.repository import due_lot_points, expired_hold_points
+from loyalty_api.points.repository import stored_account, stored_account_columns
 from loyalty_api.tiers.models import Tier
 
 _MEMBERS = cast(Table, Member.__table__)
@@ -60,7 +60,7 @@ class TierRow:
 class MemberRecord:
     member: MemberRow
     tier: TierRow | None
-    points_balance: int
+    points: StoredAccount | None  # None: no points account (none is made without one)
     external_ids: dict[str, str]
 
 
@@ -70,14 +70,9 @@ _MEMBER_COLUMNS = tuple(_MEMBERS.c[name] for name in MemberRow.__dataclass_field
 _TIER_COLUMNS = (_TIERS.c.code, _TIERS.c.name, _TIERS.c.rank)
 
 
-_NOW = bindparam("now", type_=PointLot.__table__.c.expires_at.type)
-# The balance as a spend would find it (points/ledger.as_a_spend_finds): lots past their end and holds past
-# their time, which the jobs may not have reached yet, counted as they will be.
-_POINTS_COLUMNS = (
-    _ACCOUNTS.c.balance,
-    _ACCOUNTS.c.held,
-    expired_hold_points(PointsAccount.member_id, _NOW),
-    due_lot_points(PointsAccount.member_id, _NOW),
+# What the jobs have yet to settle counts too: the balance a read shows is the one a spend would find.
+_POINTS_COLUMNS = stored_account_columns(
+    PointsAccount.member_id, bindparam("now", type_=PointLot.__table__.c.expires_at.type)
 )
 
 
@@ -94,13 +89,12 @@ def _records_query() -> Select[Any]:
 
 def _record(row: Sequence[Any], external_ids: dict[str, str]) -> MemberRecord:
     members = len(_MEMBER_COLUMNS)
-    code, name, rank, balance, held, expired_held, due = row[members:]
-    if balance is not None:
-        balance, _ = as_a_spend_finds(balance, held, expired_held=int(expired_held), due=int(due))
+    code, name, rank = row[members : members + 3]
+    points = row[members + 3 :]
     return MemberRecord(
         member=MemberRow(*row[:members]),
         tier=None if code is None else TierRow(code, name, rank),
-        points_balance=balance or 0,
+        points=None if points[0] is None else stored_account(points),
         external_ids=external_ids,
     )
 

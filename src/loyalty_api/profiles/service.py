@@ -93,6 +93,11 @@ def _encrypt(uow: UnitOfWork, value: str | None) -> str | None:
     return None if value is None else uow.vault.encrypt(value)
 
 
+def _points(record: MemberRecord) -> int:
+    """The member's balance as a spend would find it, whether or not the jobs have run."""
+    return 0 if record.points is None else record.points.as_a_spend_finds()[0]
+
+
 def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
     m = record.member
     birthday = _decrypt(uow, m.birthday_encrypted)
@@ -101,7 +106,7 @@ def _profile(uow: UnitOfWork, record: MemberRecord) -> MemberProfile:
         member_number=m.member_number,
         status=MemberStatus(m.status),
         tier=_tier_ref(record.tier),
-        points=record.points_balance,
+        points=_points(record),
         phone=_decrypt(uow, m.phone_encrypted),
         email=_decrypt(uow, m.email_encrypted),
         name=_decrypt(uow, m.name_encrypted),
