@@ -4,18 +4,16 @@ transaction on its own pooled connection; on PostgreSQL they really race for the
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.clock import FrozenClock
-from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import enrol
+from tests.concurrency.closing import during_a_close
 from tests.conftest import bearer
 from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
@@ -221,27 +219,15 @@ class TestClosingWhileHolding:
     ) -> None:
         member_id = member_with_1000
         reward = await add_reward(client, admin_key, cost_points=100)
-        units: UnitsOfWork = app.state.units
-        async with units.database.engine.connect() as closing:
-            # A close under way: the member's row changed, not yet committed.
-            await closing.execute(
-                text("UPDATE members SET status = 'closed' WHERE id = :id").bindparams(
-                    bindparam("id", type_=Uuid())
-                ),
-                {"id": uuid.UUID(member_id)},
+        if spend == "redeem":
+            call = client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 100, "order_ref": "AT-CLOSE"},
+                headers=bearer(pos_key),
             )
-            if spend == "redeem":
-                call = client.post(
-                    f"/v1/members/{member_id}/redeem",
-                    json={"points": 100, "order_ref": "AT-CLOSE"},
-                    headers=bearer(pos_key),
-                )
-            else:
-                call = redeem_reward(client, pos_key, member_id, reward["id"])
-            spending = asyncio.ensure_future(call)
-            await asyncio.sleep(0.5)  # the spend reaches the member's row and waits behind the close
-            await closing.commit()
-        refused = await spending
+        else:
+            call = redeem_reward(client, pos_key, member_id, reward["id"])
+        refused = await during_a_close(app, member_id, call)
         assert refused.status_code == 409, refused.text
         assert refused.json()["code"] == "member_not_active"
         assert (await points(client, pos_key, member_id))["balance"] == 1000

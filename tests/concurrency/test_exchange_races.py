@@ -9,13 +9,13 @@ from collections import Counter
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.partners.repository import PerkRepository
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import give_points
+from tests.concurrency.closing import during_a_close
 from tests.conftest import UNLIMITED, bearer
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import link
@@ -121,25 +121,12 @@ async def test_an_exchange_out_waits_for_a_close_under_way_and_is_refused_once_i
     member_id = str((await enrol(client, pos_key))["id"])
     await give_points(client, admin_key, member_id, 1_000)
     await link(client, pos_key, key, member_id, "race-close", "RC-1")
-    units: UnitsOfWork = app.state.units
-    async with units.database.engine.connect() as closing:
-        # A close under way: the member's row changed, not yet committed.
-        await closing.execute(
-            text("UPDATE members SET status = 'closed' WHERE id = :id").bindparams(
-                bindparam("id", type_=Uuid())
-            ),
-            {"id": uuid.UUID(member_id)},
-        )
-        sending = asyncio.ensure_future(
-            client.post(
-                f"/v1/members/{member_id}/exchanges",
-                json={"partner": "race-close", "points": 100},
-                headers=bearer(pos_key),
-            )
-        )
-        await asyncio.sleep(0.5)  # the exchange reaches the member's row and waits behind the close
-        await closing.commit()
-    refused = await sending
+    call = client.post(
+        f"/v1/members/{member_id}/exchanges",
+        json={"partner": "race-close", "points": 100},
+        headers=bearer(pos_key),
+    )
+    refused = await during_a_close(app, member_id, call)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "member_not_active"
     points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
