@@ -192,10 +192,13 @@ async def refund(
 
     give = plan.shares.give_back
     # Points of the order that expired are gone already: taking them back again would take other points.
-    ledger = LedgerRepository(uow.session)
-    expired = await ledger.expired_of_earn(order.member_id, order_ref)
-    expired -= await ledger.already_expired_of_refunds(order_ref)
-    already_expired = min(plan.shares.take_back, max(expired, 0))
+    # (Read only when the refund takes anything back: one that only gives redeemed points back skips it.)
+    already_expired = 0
+    if plan.shares.take_back > 0:
+        ledger = LedgerRepository(uow.session)
+        expired = await ledger.expired_of_earn(order.member_id, order_ref)
+        expired -= await ledger.already_expired_of_refunds(order_ref)
+        already_expired = min(plan.shares.take_back, max(expired, 0))
     due = plan.shares.take_back - already_expired
     take = max(min(due, locked.balance + give - locked.held), 0)
     shortfall = due - take
