@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from tests.conftest import bearer
 from tests.databases import is_postgres, side_engine
 from tests.inspect_db import count
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, points, set_program
+from tests.points.helpers import cny, earn, points, set_program
 
 MIB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -364,3 +365,72 @@ class TestTimeLimit:
             retried = (await client.post("/graphql", json=redeem, headers=bearer(till))).json()
             assert retried["data"]["loyaltyRedeemPoints"]["redeemed"]["balance"] == before["balance"] - 30
             await assert_ledger_invariant(app, member["id"])
+
+    async def test_a_commit_under_way_when_the_backstop_falls_is_finished_and_answered(
+        self, settings: Settings
+    ) -> None:
+        """The route's own limit covers the endpoint; its commit is never cut off, so the till is not told
+        `request_timed_out` (rolled back) for an earn that landed: over REST and over GraphQL."""
+        async with serving(settings, request_timeout_seconds=1.0) as (app, client):
+            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            member = await enrol(client, till)
+            before = await points(client, till, member["id"])
+            async with commits_slowed(settings):
+                rest = await client.post(
+                    f"/v1/members/{member['id']}/earn",
+                    json={"amount": cny(2500), "order_ref": "R-slow-commit"},
+                    headers=bearer(till),
+                )
+                graphql = await client.post(
+                    "/graphql",
+                    json={
+                        "query": "mutation($input: EarnPointsInput!) { loyaltyEarnPoints(input: $input) "
+                        "{ earned { pointsEarned } userErrors { code } } }",
+                        "variables": {
+                            "input": {
+                                "memberId": member["id"],
+                                "orderRef": "G-slow-commit",
+                                "amount": cny(2500),
+                            }
+                        },
+                    },
+                    headers=bearer(till),
+                )
+            assert rest.status_code == 200, rest.text
+            assert graphql.status_code == 200 and "errors" not in graphql.json(), graphql.text
+            earned = (
+                rest.json()["points_earned"]
+                + graphql.json()["data"]["loyaltyEarnPoints"]["earned"]["pointsEarned"]
+            )
+            after = await points(client, till, member["id"])
+            assert after["balance"] == before["balance"] + earned > before["balance"]
+            await assert_ledger_invariant(app, member["id"])
+
+
+@asynccontextmanager
+async def commits_slowed(settings: Settings) -> AsyncIterator[None]:
+    """Inside, a commit that wrote a ledger entry takes longer than a 1 s limit and its grace together."""
+    engine = side_engine(settings)
+    try:
+        async with engine.begin() as ddl:
+            await ddl.execute(text(SLOW_COMMIT))
+            await ddl.execute(text(SLOW_COMMIT_TRIGGER))
+        try:
+            yield
+        finally:
+            async with engine.begin() as ddl:
+                await ddl.execute(text("DROP TRIGGER slow_commit ON ledger_entries"))
+                await ddl.execute(text("DROP FUNCTION slow_commit()"))
+    finally:
+        await engine.dispose()
+
+
+SLOW_COMMIT = """
+CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(2.5); RETURN NULL; END $$
+"""
+SLOW_COMMIT_TRIGGER = """
+CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON ledger_entries
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()
+"""

@@ -43,7 +43,7 @@ from loyalty_api.graphql.user_errors import (
     user_errors_of,
 )
 from loyalty_api.http.audit_trail import actor_of
-from loyalty_api.http.edge import RequestTimedOut
+from loyalty_api.http.edge import RequestTimedOut, spare_the_commit
 from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
@@ -148,6 +148,7 @@ async def run_mutation(
                 await audit.record(uow, actor, _change(name, request, before, result, subject))
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
+            spare_the_commit(info.context.request)
             await uow.commit()
             return Outcome(result)
         except IdempotencyClaimLost as exc:  # a retry took the key over: its work is the one kept

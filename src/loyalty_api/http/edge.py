@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -111,6 +111,16 @@ def principal_of(request: Request) -> Principal | None:
     """The caller the edge authenticated (None on routes that need no key)."""
     principal: Principal | None = request.scope.get("state", {}).get("principal")
     return principal
+
+
+def spare_the_commit(connection: HTTPConnection | None) -> None:
+    """Stand the backstop down for the rest of the request: a unit of work that finished within its own
+    limit is committing, and a commit cut off would leave its caller told "rolled back" of work that may
+    have landed. What follows a commit is bounded by each unit's own limit, and by answering."""
+    state = {} if connection is None else connection.scope.get("state", {})
+    backstop: asyncio.Timeout | None = state.get("backstop")
+    if backstop is not None:
+        backstop.reschedule(None)
 
 
 @asynccontextmanager
@@ -304,6 +314,7 @@ class EdgeMiddleware:
         """The app under the request time limit: the backstop for what the routes do not bound themselves
         (a unit-of-work route cuts its endpoint off at the same limit and rolls back before committing)."""
         limit = asyncio.timeout(self.timeout + BACKSTOP_GRACE_SECONDS)
+        scope.setdefault("state", {})["backstop"] = limit
         try:
             async with limit:
                 await self.app(scope, receive, send)

@@ -26,7 +26,7 @@ from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http import audit_trail
-from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of
+from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of, spare_the_commit
 from loyalty_api.http.errors import MalformedJson, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
@@ -322,6 +322,7 @@ async def _run_in_unit_of_work(
             if read_only:
                 await uow.rollback()
             else:
+                spare_the_commit(request)
                 await uow.commit()
             return response
         # Each branch settles the claim before rolling back: should the rollback fail too (a lost
