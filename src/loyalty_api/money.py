@@ -60,6 +60,12 @@ class Money:
         return Decimal(self.amount_minor).scaleb(-minor_unit_exponent(self.currency))
 
 
+def plain_decimal(value: Decimal) -> Decimal:
+    """A stored rate as its fewest digits write it (`1.50` is `1.5`, `1E+2` is `100`): pydantic's digit limits
+    do not count trailing zeros, so a rate within them could still be longer than the column that keeps it."""
+    return Decimal(format((value + 0).normalize(), "f"))
+
+
 def round_points(value: Decimal, rounding: Rounding) -> int:
     return int(value.quantize(Decimal(1), rounding=_DECIMAL_ROUNDING[rounding]))
 

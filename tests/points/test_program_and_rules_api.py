@@ -4,6 +4,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.builders import add_tier
 from tests.conftest import bearer
 from tests.inspect_db import events
 from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, set_program
@@ -55,6 +56,23 @@ class TestProgram:
         assert response.status_code == 422
         assert field in [e["field"] for e in response.json()["errors"]]
         assert (await client.get("/v1/program", headers=bearer(admin_key))).json() == before
+
+    async def test_rates_are_kept_in_their_plainest_form(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """Trailing zeros pass the digit limits; the rate is what is kept and shown, however it was written
+        (fifty characters of `1.000…` once came back as a 500 on PostgreSQL)."""
+        written = {"earn_rate": "1." + "0" * 48, "point_value_minor": "1E+2", "max_redeem_share": "0.50000"}
+        answered = await client.put("/v1/program", json=DEMO_LIKE_PROGRAM | written, headers=bearer(admin_key))
+        assert answered.status_code == 200, answered.text
+        program = (await client.get("/v1/program", headers=bearer(pos_key))).json()
+        shown = {field: program[field] for field in written}
+        assert shown == {field: answered.json()[field] for field in written}
+        assert shown == {"earn_rate": "1", "point_value_minor": "100", "max_redeem_share": "0.5"}
+        tier = await add_tier(client, admin_key, "gold", rank=1, points_multiplier="2." + "0" * 48)
+        assert tier["points_multiplier"] == "2"
+        listed = (await client.get("/v1/tiers", headers=bearer(admin_key))).json()["items"]
+        assert [t["points_multiplier"] for t in listed if t["code"] == "gold"] == ["2"]
 
 
 class TestEarningRules:

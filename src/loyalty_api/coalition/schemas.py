@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from loyalty_api.http.schemas import SHOWN_ONCE, MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
 from loyalty_api.members.models import MemberStatus
+from loyalty_api.money import plain_decimal
 
 PartnerCode = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code, e.g. `bookshop`")
@@ -38,7 +39,9 @@ CustomerRef = Annotated[
 Grant = Literal["basic", "points"]
 
 
-Rate = Annotated[Decimal, Field(gt=0, le=100_000, max_digits=18, decimal_places=6)]
+Rate = Annotated[
+    Decimal, Field(gt=0, le=100_000, max_digits=18, decimal_places=6), AfterValidator(plain_decimal)
+]
 DailyLimit = Annotated[int, Field(ge=1, le=10**12)]
 
 

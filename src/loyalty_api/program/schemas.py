@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from loyalty_api.money import Rounding
+from loyalty_api.money import Rounding, plain_decimal
 from loyalty_api.program.service import ProgramSettings
 
 
@@ -18,7 +18,9 @@ def _known_zone(name: str) -> str:
     return name
 
 
-Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6)]
+Rate = Annotated[
+    Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), AfterValidator(plain_decimal)
+]
 
 
 class ProgramWrite(BaseModel):
@@ -31,17 +33,17 @@ class ProgramWrite(BaseModel):
     earn_rate: Rate = Field(
         description="Points per major currency unit spent (per yuan), as a decimal string."
     )
-    point_value_minor: Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6)] = Field(
-        description="Minor currency units one point is worth when redeemed (1 = 100 points per yuan)."
-    )
+    point_value_minor: Annotated[
+        Decimal, Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6), AfterValidator(plain_decimal)
+    ] = Field(description="Minor currency units one point is worth when redeemed (1 = 100 points per yuan).")
     rounding: Rounding = Field(description="How fractional points become whole.")
     expiry_months: int | None = Field(
         ge=1, le=120, description="Points expire this many months after earning."
     )
     min_redeem_points: int = Field(ge=1, le=10_000_000)
-    max_redeem_share: Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)] = Field(
-        description="The largest share of an order (0 to 1) that points may pay."
-    )
+    max_redeem_share: Annotated[
+        Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4), AfterValidator(plain_decimal)
+    ] = Field(description="The largest share of an order (0 to 1) that points may pay.")
     tier_downgrade: Literal["one_step", "to_qualified"] = Field(
         default="one_step",
         description="At tier review, a member who did not requalify falls one tier (one_step) or straight "
