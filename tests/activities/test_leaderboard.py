@@ -146,6 +146,25 @@ class TestLeaderboard:
         last_week = (START - timedelta(days=3)).isoformat()
         assert places(await board(client, pos_key, period="week", **{"from": last_week})) == []
 
+    async def test_a_refund_past_two_billion_points_is_counted_like_any_other(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """Ledger amounts are 64-bit; what a refund took back was read as a 32-bit integer on PostgreSQL, and
+        the board and every points report answered 500 for the week that held it."""
+        await set_program(client, admin_key)
+        ann = await enrol(client, pos_key)
+        await opt_in(client, pos_key, ann["id"])
+        await earn(client, pos_key, ann["id"], 300_000_000_000, order_ref="BULK-1")  # 3,000,000,000 points
+        await earn(client, pos_key, ann["id"], 20_000)
+        refunded = await client.post("/v1/orders/BULK-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert refunded.status_code == 200, refunded.text
+        assert places(await board(client, pos_key, period="week")) == [(1, ann["id"], 200)]
+        window = {"from": START.isoformat(), "to": (clock.now() + timedelta(seconds=1)).isoformat()}
+        overview = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        assert overview.status_code == 200, overview.text
+        figures = overview.json()["points"]
+        assert (figures["issued"], figures["taken_back"]) == (3_000_000_200, 3_000_000_000)
+
     async def test_pages_show_what_one_page_shows(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:

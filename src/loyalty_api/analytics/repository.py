@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, or_, select
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, func, literal, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -70,8 +70,8 @@ class AnalyticsRepository:
         # PostgreSQL refuses a constant in GROUP BY: a report of one period, or not grouped, leaves it out.
         keys = [key for key, varies in ((period, len(cuts) > 2), (group, group_by is not None)) if varies]
         refund = LedgerEntry.type == "refund"
-        taken = case((refund, LedgerEntry.details["taken_back"].as_integer()), else_=0)
-        given = case((refund, LedgerEntry.details["given_back"].as_integer()), else_=0)
+        taken = case((refund, cast(LedgerEntry.details["taken_back"].as_string(), BigInteger)), else_=0)
+        given = case((refund, cast(LedgerEntry.details["given_back"].as_string(), BigInteger)), else_=0)
         rows = await self.session.execute(
             select(
                 period,

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import BigInteger, and_, cast, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -44,7 +44,10 @@ class LeaderboardRepository:
         # week's purchase this week leaves this week's board alone.
         refund = aliased(LedgerEntry)
         taken_back = (
-            select(refund.member_id, -func.coalesce(refund.details["taken_back"].as_integer(), 0))
+            select(
+                refund.member_id,
+                -func.coalesce(cast(refund.details["taken_back"].as_string(), BigInteger), 0),
+            )
             .join(
                 LedgerEntry,
                 and_(
