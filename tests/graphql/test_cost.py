@@ -66,6 +66,14 @@ class TestPricing:
         ten = cost_of(schema, parse("{ loyaltyMembers(first: 10) { edges { node { id } } } }"), None, {})
         # the connection, then per edge the edge and its node: only the edges are as many as `first`
         assert variables == literal == 1 + 30 * 2
+        # GraphQL takes 30.0 for an Int and the resolver fetches 30: it is priced as 30, not as the default
+        sent_as_float = cost_of(
+            schema,
+            parse("query($n: Int!) { loyaltyMembers(first: $n) { edges { node { id } } } }"),
+            None,
+            {"n": 30.0},
+        )
+        assert sent_as_float == literal
         assert literal - ten == 20 * 2
 
     def test_a_variable_left_out_is_priced_at_its_default(self, schema: GraphQLSchema) -> None:
@@ -100,6 +108,17 @@ class TestLimit:
         assert body["errors"][0]["extensions"]["cost"] > limit
         within = await graphql(client, admin_key, members_query(100, 10))
         assert within.get("errors") is None
+        # The same sizes as Int variables sent as JSON floats: coerced to 100, and priced so
+        # (they were priced at the argument's default, 20, and ran).
+        sized = (
+            "query($n: Int!) { loyaltyMembers(first: $n) { edges { node { id ledger(first: $n) "
+            "{ edges { node { id } } } coupons(first: $n) { edges { node { id } } } } } } }"
+        )
+        with counting(app) as counted:
+            floated = await graphql(client, admin_key, sized, n=100.0)
+        assert counted.statements == []
+        assert codes(floated) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert floated["errors"][0]["extensions"]["cost"] > limit
 
     async def test_the_cost_is_spent_from_the_keys_budget(
         self, client: httpx.AsyncClient, app: FastAPI, schema: GraphQLSchema

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from graphql.utilities import get_operation_ast, value_from_ast_untyped
+from graphql.execution.values import get_variable_values
+from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema_directives import Cost, ListSize
 from strawberry.types.field import StrawberryField
@@ -199,13 +200,11 @@ def cost_of(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
-    # A variable left out takes its declared default: `query($n: Int = 100)` is priced as `first: 100`.
-    defaults = {
-        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
-        for definition in operation.variable_definitions or ()
-        if definition.default_value is not None
-    }
-    pricer = _Pricer(schema, document, {**defaults, **variables})
+    # The variables as execution sees them: one left out takes its declared default (`query($n: Int = 100)`
+    # is priced as `first: 100`), and a value is coerced (`100.0` sent for an Int is 100). Variables that do
+    # not coerce stop execution before any field runs.
+    found = get_variable_values(schema, operation.variable_definitions or [], dict(variables), max_errors=1)
+    pricer = _Pricer(schema, document, {} if isinstance(found, list) else found.coerced)
     writes = 0
     if operation.operation is OperationType.MUTATION:
         writes = sum(
