@@ -7,8 +7,10 @@ settings.cache_seconds, the fallback for a notification missed, and what a chang
 waits for on SQLite. Time here is the monotonic clock: it paces the cache and decides nothing in the domain.
 
 A value read before a change committed must not be stored after the change cleared the entry, or it would
-outlive the change. So a caller takes a `stamp()` before it reads what it will `put`, and `put` drops the
-value if an entry was forgotten (or everything cleared) since: the next caller reads again.
+outlive the change. So a caller takes a `stamp()` before it reads what it will `put` (a unit of work takes
+its own when it begins: one that reads one snapshot throughout sees rows as of its first statement), and
+`put` drops the value if an entry was forgotten (or everything cleared) since: the next caller reads again.
+What a report reads on the replica, behind by its lag, is never put here.
 """
 
 from __future__ import annotations

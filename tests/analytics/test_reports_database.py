@@ -57,12 +57,12 @@ async def test_reports_read_the_reports_database_and_everything_else_the_primary
             update={"database_url": reports_url, "listen_database_url": listen_url(reports_url)}
         )
         async with serving(replica_settings) as (replica_app, replica_client):
+            replica_admin = await make_key(replica_app, Scope.admin)
             await a_programme_with_members(
-                replica_client,
-                await make_key(replica_app, Scope.admin),
-                await make_key(replica_app, Scope.pos),
-                [45_000],
+                replica_client, replica_admin, await make_key(replica_app, Scope.pos), [45_000]
             )
+            # A replica behind the primary: the programme as it was before a change of the earn rate.
+            await set_program(replica_client, replica_admin, earn_rate="7")
             replica = await overview(replica_client, await make_key(replica_app, Scope.admin))
         assert (primary["members"], replica["members"]) == (2, 1)
         assert primary["points"]["issued"] != replica["points"]["issued"]
@@ -70,10 +70,17 @@ async def test_reports_read_the_reports_database_and_everything_else_the_primary
         async with serving(settings, reports_database_url=reports_url) as (served, served_client):
             key = await make_key(served, Scope.admin)  # keys are checked on the primary
             assert await overview(served_client, key) == replica
+            # What the report read of the replica's programme and ladder was not kept for the tills: the
+            # first read of them in this process was the report's.
+            program = await served_client.get("/v1/program", headers=bearer(key))
+            assert program.json()["earn_rate"] == "1"
+            till = await make_key(served, Scope.pos)
+            earned = await earn(served_client, till, (await enrol(served_client, till))["id"], 10_000)
+            assert earned["points_earned"] == 100
             points = await served_client.get("/v1/analytics/points", params=WINDOW, headers=bearer(key))
             assert points.status_code == 200, points.text
             assert points.json()["items"][0]["issued"] == replica["points"]["issued"]
             # Everything else reads and writes the primary: its members, its programme.
             members = await served_client.get("/v1/members", headers=bearer(key))
             assert members.status_code == 200, members.text
-            assert len(members.json()["items"]) == 2
+            assert len(members.json()["items"]) == 3

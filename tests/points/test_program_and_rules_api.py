@@ -63,7 +63,9 @@ class TestProgram:
         """Trailing zeros pass the digit limits; the rate is what is kept and shown, however it was written
         (fifty characters of `1.000…` once came back as a 500 on PostgreSQL)."""
         written = {"earn_rate": "1." + "0" * 48, "point_value_minor": "1E+2", "max_redeem_share": "0.50000"}
-        answered = await client.put("/v1/program", json=DEMO_LIKE_PROGRAM | written, headers=bearer(admin_key))
+        answered = await client.put(
+            "/v1/program", json=DEMO_LIKE_PROGRAM | written, headers=bearer(admin_key)
+        )
         assert answered.status_code == 200, answered.text
         program = (await client.get("/v1/program", headers=bearer(pos_key))).json()
         shown = {field: program[field] for field in written}

@@ -26,6 +26,10 @@ class UnitOfWork:
     vault: Vault
     settings: Settings
     cache: TtlCache
+    # The cache's stamp when this unit began, for what it reads to `put` there: a unit that reads one
+    # snapshot (REPEATABLE READ, or any SQLite transaction) may see rows from before a change that cleared
+    # an entry after the unit's first statement, and a stamp taken later would not know.
+    cache_stamp: int = 0
     read_only: bool = False
     writer_turn: asyncio.Lock | None = None
     _stale: set[str] = field(default_factory=set)
@@ -87,6 +91,9 @@ class UnitsOfWork:
         self.vault = vault
         self.settings = settings
         self.cache = TtlCache(settings.cache_seconds)
+        # A replica is behind the primary by its lag: what a report reads there of the programme or the
+        # ladder is never kept for requests to use (this one keeps nothing).
+        self._replica_cache = TtlCache(0)
         # SQLite has one writer at a time. Writers of this process wait their turn here, in order, instead of
         # in SQLite's busy handler, which sleeps and retries and turned into seconds of tail latency under
         # load. Other processes (the CLI) still meet the busy handler.
@@ -100,12 +107,14 @@ class UnitsOfWork:
         turn = None if read_only else self._writer_turn
         if turn is not None:
             await turn.acquire()
+        cache = self._replica_cache if for_reports else self.cache
         return UnitOfWork(
             session=(self.reports if for_reports else self.database).session(read_only=read_only),
             clock=self.clock,
             vault=self.vault,
             settings=self.settings,
-            cache=self.cache,
+            cache=cache,
+            cache_stamp=cache.stamp(),
             read_only=read_only,
             writer_turn=turn,
         )

@@ -137,9 +137,8 @@ async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
 async def rules_in_force(uow: UnitOfWork, at: datetime) -> list[ActiveRule]:
     active: list[Rule] | None = uow.cache.get(_CACHE_KEY)
     if active is None:
-        stamp = uow.cache.stamp()
         active = [_rule(row) for row in await EarningRuleRepository(uow.session).list_active_rules()]
-        uow.cache.put(_CACHE_KEY, active, stamp)
+        uow.cache.put(_CACHE_KEY, active, uow.cache_stamp)
     return [
         ActiveRule(id=r.id, name=r.name, priority=r.priority, stackable=r.stackable, properties=r.properties)
         for r in active

@@ -38,9 +38,8 @@ class JointOffer:
 async def joint_offers(uow: UnitOfWork) -> tuple[JointOffer, ...]:
     cached: tuple[JointOffer, ...] | None = uow.cache.get(JOINT_CACHE_KEY)
     if cached is None:
-        stamp = uow.cache.stamp()
         cached = await _load(uow)
-        uow.cache.put(JOINT_CACHE_KEY, cached, stamp)
+        uow.cache.put(JOINT_CACHE_KEY, cached, uow.cache_stamp)
     return cached
 
 

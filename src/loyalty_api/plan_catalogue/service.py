@@ -32,9 +32,8 @@ async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) ->
     cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
     if cached is not None and all(cached.by_id(plan_id) is not None for plan_id in having):
         return cached
-    stamp = uow.cache.stamp()
     catalogue = await load_catalogue(uow)
-    uow.cache.put(PLANS_CACHE_KEY, catalogue, stamp)
+    uow.cache.put(PLANS_CACHE_KEY, catalogue, uow.cache_stamp)
     return catalogue
 
 

@@ -101,10 +101,9 @@ async def get_program(uow: UnitOfWork) -> ProgramSettings:
     cached: ProgramSettings | None = uow.cache.get(_CACHE_KEY)
     if cached is not None:
         return cached
-    stamp = uow.cache.stamp()
     row = await ProgramRepository(uow.session).get_program()
     settings = DEFAULTS if row is None else _settings(row)
-    uow.cache.put(_CACHE_KEY, settings, stamp)
+    uow.cache.put(_CACHE_KEY, settings, uow.cache_stamp)
     return settings
 
 

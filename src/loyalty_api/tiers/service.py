@@ -62,9 +62,8 @@ async def get_ladder(uow: UnitOfWork) -> Ladder:
     cached: Ladder | None = uow.cache.get(LADDER_CACHE_KEY)
     if cached is not None:
         return cached
-    stamp = uow.cache.stamp()
     ladder = await _load_ladder(uow)
-    uow.cache.put(LADDER_CACHE_KEY, ladder, stamp)
+    uow.cache.put(LADDER_CACHE_KEY, ladder, uow.cache_stamp)
     return ladder
 
 
