@@ -133,6 +133,26 @@ class TestStages:
         assert await stage_of(client, pos_key, member) == {"stage": "active", "since": format_instant(start)}
         assert await changes(app, member) == [("new", "active")]
 
+    async def test_a_purchase_recorded_late_never_puts_a_member_further_gone(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        days = {"lifecycle_at_risk_days": 5, "lifecycle_lapsed_days": 20, "lifecycle_churned_days": 60}
+        await set_program(client, admin_key, **days)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 1_000)
+        clock.set(clock.now() + timedelta(days=10))
+        await run_job(app)
+        at_risk = await stage_of(client, pos_key, member)
+        assert at_risk["stage"] == "at_risk"
+        # An offline till sends an older purchase (21 days ago: lapsed by itself); the latest still counts.
+        late = format_instant(clock.now() - timedelta(days=21))
+        await earn(client, pos_key, member, 500, occurred_at=late)
+        assert await stage_of(client, pos_key, member) == at_risk
+        assert await changes(app, member) == [("new", "active"), ("active", "at_risk")]
+        # One from 2 days ago is more recent than the latest known: it makes the member active again.
+        await earn(client, pos_key, member, 500, occurred_at=format_instant(clock.now() - timedelta(days=2)))
+        assert (await stage_of(client, pos_key, member))["stage"] == "active"
+
     async def test_new_thresholds_reassess_every_member(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:

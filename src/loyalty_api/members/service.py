@@ -44,8 +44,8 @@ async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: da
         now=now,
         thresholds=thresholds_of(await get_program(uow)),
     )
-    if found.stage == member.lifecycle_stage:  # an old purchase, recorded late, that changes nothing
-        return
+    if _gone_longer(found.stage, than=member.lifecycle_stage):
+        return  # an old purchase, recorded late: the stage the member's latest purchase gave still stands
     change = {"member": member.id, "stage": found.stage, "since": now, "due": found.due, "assessed": now}
     await MemberRepository(uow.session).set_lifecycles([change])
     if member.lifecycle_since is not None:
@@ -53,3 +53,15 @@ async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: da
             member_id=member.id, previous=member.lifecycle_stage, stage=found.stage, at=now
         )
         await emit_for_member(uow, event, member.id)
+
+
+# A member who has bought, from the most recent buyer to the longest gone.
+_SINCE_LAST_PURCHASE = (Stage.active, Stage.at_risk, Stage.lapsed, Stage.churned)
+
+
+def _gone_longer(stage: Stage, *, than: str) -> bool:
+    """Whether `stage` puts the member's last purchase no later than `than` does (a member at `new` has
+    bought nothing yet: any purchase moves them on)."""
+    if than not in _SINCE_LAST_PURCHASE:
+        return False
+    return _SINCE_LAST_PURCHASE.index(stage) >= _SINCE_LAST_PURCHASE.index(than)
