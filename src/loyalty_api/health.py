@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from loyalty_api.db.migrations import schema_status
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.webhooks.delivery import backlog
 
+logger = logging.getLogger("loyalty_api.metrics")
 router = APIRouter(tags=["operations"])
+
+# How long a scrape waits for the webhook backlog: well within Prometheus's scrape timeout (10 s by default),
+# so that the request metrics still reach it while the database does not answer.
+BACKLOG_SECONDS = 2.0
 
 
 @router.get("/healthz", summary="The process is up")
@@ -60,16 +68,28 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format: requests by method, route template and status, their
     latency, and the webhook backlog (`loyalty_webhook_deliveries`, `loyalty_webhook_deliveries_retrying`,
-    `loyalty_webhook_oldest_pending_seconds`).
+    `loyalty_webhook_oldest_pending_seconds`), and whether the database answered the scrape's read of that
+    backlog (`loyalty_database_up`: while 0, the backlog's gauges keep their last values).
 
     For the Prometheus scraper: no API key, so keep it off the public network."""
     registry: Metrics = request.app.state.metrics
     units: UnitsOfWork = request.app.state.units
-    queue = await backlog(units)
-    for status in ("pending", "succeeded", "failed"):
-        registry.webhook_deliveries.labels(status=status).set(queue.by_status.get(status, 0))
-    registry.webhook_retrying.set(queue.retrying)
-    oldest = queue.oldest_pending_since
-    age = 0.0 if oldest is None else max((units.clock.now() - oldest).total_seconds(), 0.0)
-    registry.webhook_oldest_pending.set(age)
+    try:
+        async with asyncio.timeout(BACKLOG_SECONDS):
+            queue = await backlog(units)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # An outage is when the request metrics matter most: they go out, the backlog's gauges keep the
+        # last values read, and loyalty_database_up says they are stale. Logged as the outage begins, not
+        # at every scrape.
+        if registry.database_reachable:
+            logger.warning("metrics: database unreachable", extra={"error": type(exc).__name__})
+        registry.set_database_reachable(False)
+    else:
+        registry.set_database_reachable(True)
+        for status in ("pending", "succeeded", "failed"):
+            registry.webhook_deliveries.labels(status=status).set(queue.by_status.get(status, 0))
+        registry.webhook_retrying.set(queue.retrying)
+        oldest = queue.oldest_pending_since
+        age = 0.0 if oldest is None else max((units.clock.now() - oldest).total_seconds(), 0.0)
+        registry.webhook_oldest_pending.set(age)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from loyalty_api import crypto
+from loyalty_api.app import create_app
+from loyalty_api.settings import Settings
 from tests.builders import enrol
 from tests.conftest import bearer
 
@@ -46,3 +52,32 @@ class TestMetrics:
         assert 'route="/v1/members/{member_id}"' in response.text
         assert "loyalty_http_request_duration_seconds_bucket" in response.text
         assert member["id"] not in response.text
+
+    async def test_the_database_is_up_when_the_backlog_was_read(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert "loyalty_database_up 1.0" in response.text
+        assert 'loyalty_webhook_deliveries{status="pending"} 0.0' in response.text
+
+    async def test_request_metrics_still_go_out_while_the_database_is_down(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """An outage is when Prometheus needs them most."""
+        nowhere = "postgresql+asyncpg://postgres:secret@127.0.0.1:1/none"
+        down = create_app(Settings(database_url=nowhere, encryption_key=crypto.generate_key()))
+        caplog.set_level(logging.WARNING, logger="loyalty_api.metrics")
+        async with down.router.lifespan_context(down):
+            transport = httpx.ASGITransport(app=down, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
+                assert (await http.get("/readyz")).status_code == 503
+                scrapes = [await http.get("/metrics") for _ in range(3)]
+        for scrape in scrapes:
+            assert scrape.status_code == 200, scrape.text
+            assert "loyalty_database_up 0.0" in scrape.text
+        assert (
+            'loyalty_http_requests_total{method="GET",route="/readyz",status="503"} 1.0' in scrapes[-1].text
+        )
+        assert 'route="/metrics",status="200"} 2.0' in scrapes[-1].text
+        said = [r for r in caplog.records if r.name == "loyalty_api.metrics"]
+        assert len(said) == 1  # as the outage began, not at every scrape
+        assert "secret" not in said[0].getMessage() and "127.0.0.1" not in said[0].getMessage()

@@ -21,6 +21,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+        self.database_up = Gauge(
+            "loyalty_database_up",
+            "Whether the database answered this scrape's read of the webhook backlog (1) or not (0)",
+            registry=self.registry,
+        )
+        self.database_reachable = True
+        self.database_up.set(1)
         # Read from the database at each scrape, so they are right whichever process sends webhooks.
         self.webhook_deliveries = Gauge(
             "loyalty_webhook_deliveries",
@@ -39,3 +46,7 @@ class Metrics:
             "Age of the oldest pending webhook delivery (0 when none)",
             registry=self.registry,
         )
+
+    def set_database_reachable(self, reachable: bool) -> None:
+        self.database_reachable = reachable
+        self.database_up.set(1 if reachable else 0)
