@@ -1,5 +1,5 @@
-"""Paid-membership churn in the overview: of the members paying at the window's start, the share whose
-paying subscription ended in the window, as a decimal string (never a float), in JSON and CSV."""
+"""Paid-membership churn in the overview: of the members paying at the window's start, the share paying for
+no subscription at its end, as a decimal string (never a float), in JSON and CSV."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from loyalty_api.clock import FrozenClock
 from tests.conftest import START, bearer
 from tests.partners.helpers import iso
 from tests.points.helpers import set_program
-from tests.subscriptions.helpers import add_plan, new_paid_subscriber, new_subscriber, post_action
+from tests.subscriptions.helpers import (
+    add_plan,
+    new_paid_subscriber,
+    new_subscriber,
+    post_action,
+    subscribe_paid,
+)
 
 
 async def cancel_now(client: httpx.AsyncClient, key: str, subscription_id: str) -> None:
@@ -77,3 +83,50 @@ class TestChurn:
         window = {"from": iso(START - timedelta(days=7)), "to": iso(START)}
         found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
         assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (0, 0, None)
+
+
+class TestChurnIsAMemberWhoStoppedPaying:
+    async def test_ending_one_plan_while_another_family_still_pays_is_no_churn(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "gold", price=9_000, unit="month")  # a family of its own
+        clock.set(START - timedelta(days=10))
+        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await subscribe_paid(client, ecommerce_key, member["id"], "gold")
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, plus["id"])
+        clock.set(START + timedelta(days=5))
+
+        window = {"from": iso(START), "to": iso(START + timedelta(days=3))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        # Still paying for gold at the window's end: they did not leave.
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
+            1,
+            0,
+            "0.0000",
+        )
+
+    async def test_a_member_who_subscribed_again_in_the_window_did_not_churn(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        clock.set(START - timedelta(days=10))
+        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        _, leaver = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, plus["id"])
+        await cancel_now(client, ecommerce_key, leaver["id"])
+        clock.set(START + timedelta(days=2))
+        await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        clock.set(START + timedelta(days=5))
+
+        window = {"from": iso(START), "to": iso(START + timedelta(days=3))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
+            2,
+            1,
+            "0.5000",
+        )

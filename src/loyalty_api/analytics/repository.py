@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, func, literal, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from loyalty_api.members.models import Member, MemberRfm, MemberStatus
 from loyalty_api.points.models import LedgerEntry
@@ -39,16 +39,16 @@ def _period_of(at: InstrumentedAttribute[datetime], cuts: Sequence[datetime]) ->
     return case(*[(at < cut, index) for index, cut in enumerate(inner)], else_=len(inner))
 
 
-def _paying_at(at: datetime) -> ColumnElement[bool]:
+def _paying_at(at: datetime, subscription: type[Subscription] = Subscription) -> ColumnElement[bool]:
     """A subscription that was paying at `at`: made before it, billing had taken a fee for it before it, and
     it had not ended by then (one canceled but in its paid period, or past due in its grace, still counts)."""
     paid = exists().where(
-        SubscriptionPayment.subscription_id == Subscription.id,
+        SubscriptionPayment.subscription_id == subscription.id,
         SubscriptionPayment.status == "succeeded",
         SubscriptionPayment.recorded_at < at,
     )
-    not_ended = or_(Subscription.ended_at.is_(None), Subscription.ended_at >= at)
-    return and_(Subscription.created_at < at, not_ended, paid)
+    not_ended = or_(subscription.ended_at.is_(None), subscription.ended_at >= at)
+    return and_(subscription.created_at < at, not_ended, paid)
 
 
 def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:
@@ -133,8 +133,11 @@ class AnalyticsRepository:
         return int(await self.session.scalar(query) or 0)
 
     async def count_churned_members(self, start: datetime, end: datetime) -> int:
-        """Members with a subscription paying at `start` that ended (expired) in [start, end)."""
+        """Members with a subscription paying at `start` and none paying at `end`: one who still pays for
+        another plan family, or subscribed again, has not left."""
+        later = aliased(Subscription)
+        paying_at_end = select(later.member_id).where(_paying_at(end, later))
         query = select(func.count(func.distinct(Subscription.member_id))).where(
-            _paying_at(start), Subscription.ended_at >= start, Subscription.ended_at < end
+            _paying_at(start), Subscription.member_id.not_in(paying_at_end)
         )
         return int(await self.session.scalar(query) or 0)

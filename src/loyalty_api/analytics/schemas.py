@@ -73,7 +73,8 @@ class OverviewRead(ReadModel):
         "not ended by it (canceled in a paid period, or past due in grace, still counts)."
     )
     churned_members: int = Field(
-        description="Of the members paying at `start`, those whose paying subscription ended in the window."
+        description="Of the members paying at `start`, those paying for no subscription at `end` (one who "
+        "still pays for another plan, or subscribed again, has not churned)."
     )
     churn: Decimal | None = Field(
         description="churned_members ÷ paying_members_at_start, to four places (null when no one paid at "

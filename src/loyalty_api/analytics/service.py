@@ -159,7 +159,7 @@ class Overview:
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
     paying_members_at_start: int = 0  # members with a subscription paying at `start`
-    churned_members: int = 0  # of those, members whose paying subscription ended in the window
+    churned_members: int = 0  # of those, members paying for no subscription at `end`
     churn: Decimal | None = None  # churned_members ÷ paying_members_at_start
 
 
