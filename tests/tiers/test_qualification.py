@@ -411,6 +411,68 @@ class TestOverride:
         changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
         assert changes == [("override_ended", SILVER), ("override", tier), ("upgrade", SILVER)]
 
+    @pytest.mark.parametrize("ended_by", ["review", "operator", "purchase"])
+    async def test_an_override_ends_on_the_tier_the_member_had_earned_while_its_time_lasts(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        ended_by: str,
+    ) -> None:
+        """A promotion to gold in February must not cost a member the silver they keep until 2028: their
+        window this year has nothing in it yet, and the override's end once put them on the entry tier."""
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver for 2026
+        clock.set(datetime(2027, 2, 5, tzinfo=UTC))
+        await review(app)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)  # renewed
+        until = datetime(2027, 2, 15, tzinfo=UTC)
+        await put_override(client, admin_key, member["id"], "gold", until, "promotion")
+        await put_override(client, admin_key, member["id"], "gold", until + timedelta(days=1), "longer")
+        if ended_by == "operator":
+            ended = await client.delete(
+                f"/v1/members/{member['id']}/tier/override", headers=bearer(admin_key)
+            )
+            assert ended.status_code == 200, ended.text
+        else:
+            clock.set(until + timedelta(days=2))
+            if ended_by == "review":
+                assert await review(app) == 1
+            else:  # a small purchase after the override ran out, before the review got to it
+                assert (await earn(client, pos_key, member["id"], 1_000))["tier"]["code"] == "silver"
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"], status["override_until"], status["kept_until"]) == (
+            SILVER,
+            None,
+            iso(KEPT_2027),
+        )
+        assert [c["change"] for c in await history(client, pos_key, member["id"])][:3] == [
+            "override_ended",
+            "override",
+            "override",
+        ]
+        downgraded = [e["payload"]["to_tier"] for e in await events(app, "tier.downgraded")]
+        assert downgraded == [SILVER]  # from gold, and never below
+
+    async def test_an_earned_tier_whose_time_ran_out_under_an_override_is_reviewed_as_it_would_have_been(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 500_000)  # gold in 2026
+        clock.set(datetime(2027, 2, 5, tzinfo=UTC))
+        await review(app)  # kept until 30 January 2028 on 2026's spend
+        until = datetime(2028, 3, 1, tzinfo=UTC)
+        clock.set(datetime(2027, 12, 20, tzinfo=UTC))
+        await put_override(client, admin_key, member["id"], "member", until, "suspected fraud, cleared")
+        clock.set(until)
+        assert await review(app) == 1
+        # 2027's window, judged when gold's time ran out, holds nothing: one step down, as its review would
+        # have done (the entry tier is what 2028's window alone gives).
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"], status["override_until"]) == (SILVER, None)
+
     async def test_ending_an_override_now(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

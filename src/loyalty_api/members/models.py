@@ -90,6 +90,11 @@ class Member(IdMixin, Base):
     # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
     tier_kept_until: Mapped[datetime | None] = mapped_column(index=True)
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
+    # While an override holds: the tier the member had earned before it, and until when. The override's end
+    # puts them back on it while that time lasts. Not a foreign key: a tier deleted meanwhile is not found,
+    # and the member lands where they qualify.
+    tier_earned_id: Mapped[uuid.UUID | None]
+    tier_earned_until: Mapped[datetime | None]
     # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
     # the checkout quote look for plans only when there may be one.
     plan_benefits_until: Mapped[datetime | None]

@@ -79,14 +79,21 @@ async def _move(
     zone: ZoneInfo,
     kept_until: datetime | None,
     override_until: datetime | None = None,
+    earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
     since: datetime | None = None,
     actor: uuid.UUID | None = None,
 ) -> None:
-    """Put the member on `target`, record why, and tell the world if they went up or down."""
+    """Put the member on `target`, record why, and tell the world if they went up or down. An override
+    (`override_until`) keeps what the member had `earned` before it."""
     now = uow.clock.now()
     repo = MemberTierRepository(uow.session)
     await repo.set_tier(
-        member_id, tier_id=target.id, since=since or now, kept_until=kept_until, override_until=override_until
+        member_id,
+        tier_id=target.id,
+        since=since or now,
+        kept_until=kept_until,
+        override_until=override_until,
+        earned=earned,
     )
     await repo.insert_change(
         TierChange(
@@ -157,12 +164,19 @@ async def after_purchase(
         # The operator's tier holds until the override ends, up or down: a purchase meanwhile neither lifts a
         # member put lower back up nor moves one put higher; the review then places them as they qualify.
         return TierResult(tier=current, changed=False)
+    moved = False
+    if override_until is not None:  # it has run out, and the review job has not got to it yet: it ends here
+        state = await MemberTierRepository(uow.session).get_state(member_id)
+        assert state is not None
+        before = current
+        current, kept_until = await _end_override(uow, ladder, state, reason="the override ended", actor=None)
+        moved = current is not before
     zone = (await get_program(uow)).zone
     place = current or ladder.entry
     renewal = _kept_until(ladder, place, now, zone)
     may_renew = current is not None and renewal is not None and (kept_until is None or renewal > kept_until)
     if current is not None and ladder.above(current) is None and not may_renew:
-        return TierResult(tier=current, changed=False)  # at the top and already kept as long as can be
+        return TierResult(tier=current, changed=moved)  # at the top and already kept as long as can be
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
     if current is None or qualified.rank > current.rank:
         await _move(
@@ -179,12 +193,8 @@ async def after_purchase(
         )
         return TierResult(tier=qualified, changed=True)
     if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
-        # An override that has run out (the review job has not got to it yet) ends here: the member now
-        # holds the tier on their own purchases.
-        await MemberTierRepository(uow.session).keep_until(
-            member_id, renewal, end_override=override_until is not None
-        )
-    return TierResult(tier=current, changed=False)
+        await MemberTierRepository(uow.session).keep_until(member_id, renewal)
+    return TierResult(tier=current, changed=moved)
 
 
 async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
@@ -213,26 +223,23 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     ladder = await get_ladder(uow)
     current = ladder.by_id(state.tier_id)
     repo = MemberTierRepository(uow.session)
-    if current is None or (current is ladder.entry and state.override_until is None):
+    if state.override_until is not None:
+        await _end_override(uow, ladder, state, reason="the override ended", actor=None)
+        return True
+    if current is None or current is ladder.entry:
         await repo.keep_until(member_id, None)  # the entry tier is never lost
         return True
-    if state.override_until is not None:
-        standing = await _standing(uow, ladder, member_id, now, program.zone)
-        target = qualified_tier(ladder, standing, program.zone) or ladder.entry
-        change, reason = "override_ended", "the override ended"
-    else:
-        # Judge the window the member held the tier through, which ended when the grace began: a purchase
-        # in the grace period counts towards the new window (and requalifies at once if it reaches it).
-        judged = judged_until(current, state.kept_until)
-        standing = await _standing(uow, ladder, member_id, judged - _INSTANT, program.zone, until=judged)
-        target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
-        change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
-        reason = {
-            "renewal": "requalified at review",
-            "downgrade": "did not requalify",
-            "upgrade": "qualified",
-        }[change]
-    assert target is not None
+    # Judge the window the member held the tier through, which ended when the grace began: a purchase
+    # in the grace period counts towards the new window (and requalifies at once if it reaches it).
+    judged = judged_until(current, state.kept_until)
+    standing = await _standing(uow, ladder, member_id, judged - _INSTANT, program.zone, until=judged)
+    target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
+    change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
+    reason = {
+        "renewal": "requalified at review",
+        "downgrade": "did not requalify",
+        "upgrade": "qualified",
+    }[change]
     await _move(
         uow,
         ladder=ladder,
@@ -288,6 +295,12 @@ async def override(
     target = ladder.by_code(tier_code)
     if target is None:
         raise InvalidField("tier", f"no tier with code {tier_code!r}")
+    # An override of an override keeps what the member had earned before the first.
+    earned = (
+        (state.tier_id, state.kept_until)
+        if state.override_until is None
+        else (state.earned_id, state.earned_until)
+    )
     await _move(
         uow,
         ladder=ladder,
@@ -300,6 +313,7 @@ async def override(
         zone=(await get_program(uow)).zone,
         kept_until=until,
         override_until=until,
+        earned=earned,
         actor=actor,
     )
 
@@ -308,25 +322,47 @@ async def end_override(uow: UnitOfWork, member_id: uuid.UUID, *, actor: uuid.UUI
     state = await _lock(uow, member_id)
     if state.override_until is None:
         raise NoOverride()
-    zone = (await get_program(uow)).zone
-    ladder = await get_ladder(uow)
-    now = uow.clock.now()
-    standing = await _standing(uow, ladder, member_id, now, zone)
+    await _end_override(
+        uow, await get_ladder(uow), state, reason="an operator ended the override", actor=actor
+    )
+
+
+async def _end_override(
+    uow: UnitOfWork, ladder: Ladder, state: MemberTierState, *, reason: str, actor: uuid.UUID | None
+) -> tuple[LadderTier, datetime | None]:
+    """Take the member off their override (row locked) and put them on the tier they had earned before it,
+    while its time lasts; if its time ran out meanwhile, where its review would have put them; higher when
+    they qualify for more now. The tier, and until when it is kept."""
+    program = await get_program(uow)
+    zone, now = program.zone, uow.clock.now()
+    standing = await _standing(uow, ladder, state.member_id, now, zone)
     target = qualified_tier(ladder, standing, zone) or ladder.entry
     assert target is not None
+    earned = ladder.by_id(state.earned_id)
+    kept_until = _kept_until(ladder, target, now, zone)
+    if earned is not None and earned.rank > target.rank:
+        if state.earned_until is None or state.earned_until > now:
+            target, kept_until = earned, state.earned_until
+        else:
+            judged = judged_until(earned, state.earned_until)
+            then = await _standing(uow, ladder, state.member_id, judged - _INSTANT, zone, until=judged)
+            reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
+            if reviewed.rank > target.rank:
+                target, kept_until = reviewed, _kept_until(ladder, reviewed, now, zone)
     await _move(
         uow,
         ladder=ladder,
-        member_id=member_id,
+        member_id=state.member_id,
         current=ladder.by_id(state.tier_id),
         target=target,
         change="override_ended",
-        reason="an operator ended the override",
+        reason=reason,
         standing=standing,
         zone=zone,
-        kept_until=_kept_until(ladder, target, now, zone),
+        kept_until=kept_until,
         actor=actor,
     )
+    return target, kept_until
 
 
 @dataclass(frozen=True, slots=True)

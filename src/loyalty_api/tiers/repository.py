@@ -122,6 +122,8 @@ class MemberTierState:
     tier_since: datetime | None
     kept_until: datetime | None
     override_until: datetime | None
+    earned_id: uuid.UUID | None  # while overridden: the tier earned before, and until when
+    earned_until: datetime | None
 
 
 _STATE = select(
@@ -131,6 +133,8 @@ _STATE = select(
     Member.tier_since,
     Member.tier_kept_until,
     Member.tier_override_until,
+    Member.tier_earned_id,
+    Member.tier_earned_until,
 ).where(Member.id == bindparam("member_id"), not_erased())
 
 
@@ -152,6 +156,7 @@ class MemberTierRepository:
         since: datetime,
         kept_until: datetime | None,
         override_until: datetime | None,
+        earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
     ) -> None:
         await self.session.execute(
             update(Member)
@@ -161,20 +166,17 @@ class MemberTierRepository:
                 tier_since=since,
                 tier_kept_until=kept_until,
                 tier_override_until=override_until,
+                tier_earned_id=earned[0],
+                tier_earned_until=earned[1],
             )
             .execution_options(synchronize_session=False)
         )
 
-    async def keep_until(
-        self, member_id: uuid.UUID, kept_until: datetime | None, *, end_override: bool = False
-    ) -> None:
-        values: dict[str, Any] = {"tier_kept_until": kept_until}
-        if end_override:
-            values["tier_override_until"] = None
+    async def keep_until(self, member_id: uuid.UUID, kept_until: datetime | None) -> None:
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
-            .values(**values)
+            .values(tier_kept_until=kept_until)
             .execution_options(synchronize_session=False)
         )
 

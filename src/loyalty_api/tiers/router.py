@@ -175,7 +175,9 @@ async def override_tier(
     member_id: uuid.UUID, body: OverrideWrite, uow: UoW, caller: Operator
 ) -> MemberTierRead:
     """Put a member on a tier by hand `until` an instant, with a `reason`, higher or lower than they qualify
-    for: purchases meanwhile do not move them; then the review job puts them where they qualify.
+    for: purchases meanwhile do not move them. When it ends, the member is back on the tier they had earned
+    before it while its time lasts (where its review would have put them, if that time ran out meanwhile), or
+    on the tier they qualify for, whichever is higher.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces any override, so a repeat sets the
     same one. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
@@ -187,12 +189,12 @@ async def override_tier(
 
 @router.delete(
     "/members/{member_id}/tier/override",
-    summary="End an override now: the member goes to the tier they qualify for",
+    summary="End an override now: the member goes back to the tier they had earned, or qualify for",
     responses=problem_responses(*_AUTH, MemberNotFound, errors.NoOverride),
 )
 async def end_override(member_id: uuid.UUID, uow: UoW, caller: Operator) -> MemberTierRead:
-    """End a member's override now: they go to the tier they qualify for. Without an override it is 404
-    `tier_override_not_found`.
+    """End a member's override now: they go back to the tier they had earned before it, or to the one they
+    qualify for, as when it runs out. Without an override it is 404 `tier_override_not_found`.
 
     For `admin` keys only. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
     await membership.end_override(uow, member_id, actor=caller.key_id)
