@@ -141,3 +141,45 @@ class TestScores:
         bad = await client.get("/v1/members", params={"segment": "vip"}, headers=bearer(admin_key))
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "segment"
+
+
+class TestCounts:
+    async def test_a_closed_member_is_in_no_segment_as_in_no_member_figure(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        start = clock.now()
+        stays, leaves, erased = [(await enrol(client, pos_key))["id"] for _ in range(3)]
+        for member in (stays, leaves, erased):
+            await earn(client, pos_key, member, 10_000)
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+
+        async def counts() -> tuple[int, dict[str, int], dict[str, int]]:
+            window = {"from": iso(start), "to": iso(clock.now())}
+            overview = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+            segments = await client.get("/v1/segments", headers=bearer(admin_key))
+            assert overview.status_code == segments.status_code == 200, (overview.text, segments.text)
+            return (
+                overview.json()["members"],
+                overview.json()["members_by_segment"],
+                segments.json()["counts"],
+            )
+
+        closing = await client.patch(
+            f"/v1/members/{leaves}", json={"status": "closed"}, headers=bearer(admin_key)
+        )
+        assert closing.status_code == 200, closing.text
+        assert (
+            await client.post(f"/v1/members/{erased}/erase", headers=bearer(admin_key))
+        ).status_code == 200
+        # Before the job runs again: the closed member's scores are still there, and count nowhere.
+        members, by_segment, listed = await counts()
+        assert members == sum(by_segment.values()) == 2 and by_segment == listed
+        # The job marks those it no longer scores lost; the erased member stays in the figures (as `members`
+        # keeps them), the closed one in none.
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        members, by_segment, listed = await counts()
+        assert members == sum(by_segment.values()) == 2 and by_segment == listed
+        assert by_segment["lost"] == 1

@@ -51,6 +51,12 @@ def _paying_at(at: datetime, subscription: type[Subscription] = Subscription) ->
     return and_(subscription.created_at < at, not_ended, paid)
 
 
+def _counted(at: datetime) -> ColumnElement[bool]:
+    """The members the figures count: enrolled before `at` and not closed (an erased member's row stays, and
+    so do the figures)."""
+    return and_(Member.created_at < at, Member.status != MemberStatus.closed)
+
+
 def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:
     if group_by is None:
         return null()
@@ -106,23 +112,24 @@ class AnalyticsRepository:
     async def list_members_by_lifecycle(self, at: datetime) -> dict[str, int]:
         """Members enrolled before `at` and not closed, by the lifecycle stage they are in now."""
         rows = await self.session.execute(
-            select(Member.lifecycle_stage, func.count())
-            .where(Member.created_at < at, Member.status != MemberStatus.closed)
-            .group_by(Member.lifecycle_stage)
+            select(Member.lifecycle_stage, func.count()).where(_counted(at)).group_by(Member.lifecycle_stage)
         )
         return {stage: int(n) for stage, n in rows.all()}
 
-    async def list_members_by_segment(self) -> dict[str, int]:
-        """Members per RFM segment, as the RFM job last scored them."""
-        rows = await self.session.execute(select(MemberRfm.segment, func.count()).group_by(MemberRfm.segment))
+    async def list_members_by_segment(self, at: datetime) -> dict[str, int]:
+        """Members enrolled before `at` and not closed, by the RFM segment the job last put them in."""
+        rows = await self.session.execute(
+            select(MemberRfm.segment, func.count())
+            .join(Member, Member.id == MemberRfm.member_id)
+            .where(_counted(at))
+            .group_by(MemberRfm.segment)
+        )
         return {segment: int(n) for segment, n in rows.all()}
 
     async def list_members_by_tier(self, at: datetime) -> tuple[int, dict[uuid.UUID | None, int]]:
         """Members enrolled before `at` and not closed, and how many of them are on each tier now."""
         rows = await self.session.execute(
-            select(Member.tier_id, func.count())
-            .where(Member.created_at < at, Member.status != MemberStatus.closed)
-            .group_by(Member.tier_id)
+            select(Member.tier_id, func.count()).where(_counted(at)).group_by(Member.tier_id)
         )
         by_tier = {tier_id: int(n) for tier_id, n in rows.all()}
         return sum(by_tier.values()), by_tier

@@ -64,7 +64,8 @@ class OverviewRead(ReadModel):
         description="Members not closed, by the lifecycle stage they are in now (every stage, zeros too)."
     )
     members_by_segment: dict[str, int] = Field(
-        description="Members per RFM segment as the RFM job last scored them (every segment, zeros too)."
+        description="Members enrolled before `end` and not closed, by the RFM segment the RFM job last put "
+        "them in (every segment, zeros too; members it has not scored are in none)."
     )
     paying_members: int = Field(description="Members with a paid-up subscription now.")
     monthly_recurring_revenue: MoneyRead | None

@@ -155,7 +155,7 @@ class Overview:
     new_members: int  # enrolled in the window
     members_by_tier: list[TierCount] = field(default_factory=list)
     members_by_lifecycle: dict[str, int] = field(default_factory=dict)  # every stage, zeros included
-    members_by_segment: dict[str, int] = field(default_factory=dict)  # every RFM segment, zeros included
+    members_by_segment: dict[str, int] = field(default_factory=dict)  # of `members`; every segment, zeros too
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
     paying_members_at_start: int = 0  # members with a subscription paying at `start`
@@ -173,7 +173,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     outstanding = await repo.get_outstanding(end)
     total, by_tier = await repo.list_members_by_tier(end)
     by_stage = await repo.list_members_by_lifecycle(end)
-    by_segment = await repo.list_members_by_segment()
+    by_segment = await repo.list_members_by_segment(end)
     joined = await repo.list_members_joined([start, end])
     ladder = await get_ladder(uow)
     tiers = [TierCount(tier.ref, by_tier.pop(tier.id, 0)) for tier in reversed(ladder.tiers)]

@@ -112,8 +112,14 @@ class SegmentRepository:
         return await self.session.get(MemberRfm, member_id)
 
     async def list_counts(self) -> tuple[dict[str, int], datetime | None]:
-        """Members per segment, and when the scores were last computed."""
-        rows = await self.session.execute(select(_RFM.c.segment, func.count()).group_by(_RFM.c.segment))
+        """Members not closed per segment (the analytics overview counts the same), and when the scores were
+        last computed."""
+        rows = await self.session.execute(
+            select(_RFM.c.segment, func.count())
+            .join(_MEMBERS, _MEMBERS.c.id == _RFM.c.member_id)
+            .where(_MEMBERS.c.status != MemberStatus.closed)
+            .group_by(_RFM.c.segment)
+        )
         counts = {segment: int(n) for segment, n in rows.all()}
         latest = await self.session.scalar(select(func.max(_RFM.c.computed_at)))
         return counts, latest

@@ -27,8 +27,8 @@ Operator = Annotated[Principal, Depends(require(Scope.admin))]
 async def read_segments(uow: UoW, _: Operator) -> SegmentCountsRead:
     """Members per RFM segment, as the RFM job last scored them: recency, frequency and monetary quintiles
     over the programme's `rfm_window_days`, named by recency and frequency (champions, loyal, potential,
-    at_risk, hibernating, needs_attention; lost: no purchase in the window). List a segment's members with
-    `GET /v1/members?segment=`.
+    at_risk, hibernating, needs_attention; lost: no purchase in the window). Closed members count in none.
+    List a segment's members with `GET /v1/members?segment=`.
 
     For `admin` keys only. Reads only."""
     found = await service.segment_counts(uow)
