@@ -268,11 +268,11 @@ def _tier_code(tier: TierRef | None) -> str:
 
 
 def _cell(text: str | None) -> str:
-    """A CSV cell: quoted when it holds a comma, a quote or a line break; a leading =, +, - or @ is
-    escaped, so a spreadsheet does not run a store id as a formula."""
+    """A CSV cell: quoted when it holds a comma, a quote or a line break; a leading =, +, -, @, tab or
+    carriage return (OWASP's list) is escaped, so a spreadsheet does not run a store id as a formula."""
     if text is None:
         return ""
-    if text[:1] in ("=", "+", "-", "@"):
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         text = "'" + text
     if any(c in text for c in ',"\r\n'):
         text = '"' + text.replace('"', '""') + '"'
