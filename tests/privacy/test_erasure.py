@@ -122,9 +122,12 @@ async def test_a_hold_of_a_member_erased_or_closed_is_freed_and_cannot_be_captur
         )
         assert closing.status_code == 200, closing.text
     captured = await client.post(f"/v1/holds/{hold.json()['id']}/capture", json={}, headers=bearer(pos_key))
-    assert captured.status_code == 409, captured.text
-    assert captured.json()["code"] == "hold_not_active"
-    assert captured.json()["hold_status"] == "released"
+    if ending == "erase":  # an erased member is not there, nor is what was theirs
+        assert (captured.status_code, captured.json()["code"]) == (404, "hold_not_found"), captured.text
+    else:
+        assert captured.status_code == 409, captured.text
+        assert captured.json()["code"] == "hold_not_active"
+        assert captured.json()["hold_status"] == "released"
     [released] = await events(app, "points.hold_released")
     assert released["payload"]["reason"] == f"member_{ending}d"
     assert not await events(app, "points.hold_captured")
@@ -282,7 +285,27 @@ class TestErasure:
         used = await client.post(
             f"/v1/coupons/{story.coupon['code']}/use", json={"order_ref": "A-3"}, headers=bearer(admin_key)
         )
-        assert used.status_code == 410 and used.json()["code"] == "coupon_expired", used.text
+        assert used.status_code == 404 and used.json()["code"] == "coupon_not_found", used.text
+        # Nor is what was theirs, read by its own id or code.
+        subscription = story.subscription["id"]
+        for path, code in (
+            (f"/v1/holds/{story.hold_id}", "hold_not_found"),
+            (f"/v1/subscriptions/{subscription}", "subscription_not_found"),
+            (f"/v1/subscriptions/{subscription}/payments", "subscription_not_found"),
+        ):
+            response = await client.get(path, headers=bearer(admin_key))
+            assert (response.status_code, response.json()["code"]) == (404, code), (path, response.text)
+        theirs = await graphql(
+            client,
+            admin_key,
+            "query($hold: ID!, $sub: ID!, $r: [_Any!]!) { loyaltyHold(id: $hold) { id } "
+            "loyaltySubscription(id: $sub) { id } _entities(representations: $r) { ... on Coupon { code } } }",
+            hold=story.hold_id,
+            sub=subscription,
+            r=[{"__typename": "Coupon", "code": story.coupon["code"]}],
+        )
+        assert theirs.get("errors") is None, theirs
+        assert theirs["data"] == {"loyaltyHold": None, "loyaltySubscription": None, "_entities": [None]}
 
     async def test_frees_the_identifiers_for_someone_else(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, story: Story

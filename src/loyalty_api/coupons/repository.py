@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.coupons.models import Coupon
 from loyalty_api.db.direct import DirectStatement
+from loyalty_api.members.models import Member, not_erased
 
 ListFilter = Literal["active", "used", "expired"]
 
@@ -82,8 +83,12 @@ class CouponRepository:
             await self.session.execute(insert(_COUPONS), list(rows))
 
     async def get_coupon_by_code(self, code: str) -> Coupon | None:
+        """The coupon, unless its member was erased: an erased member is not there, nor is what was theirs."""
         result = await self.session.execute(
-            select(Coupon).where(Coupon.code == code).execution_options(populate_existing=True)
+            select(Coupon)
+            .join(Member, Member.id == Coupon.member_id)
+            .where(Coupon.code == code, not_erased())
+            .execution_options(populate_existing=True)
         )
         return result.scalar_one_or_none()
 

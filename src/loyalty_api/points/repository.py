@@ -32,7 +32,7 @@ from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.prefixed import Row, prefixed, prefixed_binds
-from loyalty_api.members.models import Member
+from loyalty_api.members.models import Member, not_erased
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import (
@@ -656,7 +656,13 @@ class HoldRepository:
         await self.session.flush()
 
     async def get_hold(self, hold_id: uuid.UUID) -> Hold | None:
-        return await self.session.get(Hold, hold_id, populate_existing=True)
+        """The hold, unless its member was erased: an erased member is not there, nor is what was theirs."""
+        return await self.session.scalar(
+            select(Hold)
+            .join(Member, Member.id == Hold.member_id)
+            .where(Hold.id == hold_id, not_erased())
+            .execution_options(populate_existing=True)
+        )
 
     async def exists_live_hold(self, member_id: uuid.UUID, order_ref: str, now: datetime) -> bool:
         found = await self.session.scalar(

@@ -23,6 +23,7 @@ _TRY_LOCK_MEMBER = (
     .where(Member.id == bindparam("member_id"))
     .with_for_update(key_share=True, skip_locked=True)
 )
+_OF_MEMBER_THERE = select(Subscription).join(Member, Member.id == Subscription.member_id).where(not_erased())
 _PLANS_IN_FORCE_OF = (
     select(Subscription.member_id, Subscription.plan_id)
     .where(
@@ -106,19 +107,22 @@ class SubscriptionRepository:
         await flush_unique(self.session)
 
     async def get_subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
-        return await self.session.get(Subscription, subscription_id)
+        """The subscription, unless its member was erased: an erased member is not there, nor is what was
+        theirs."""
+        return await self.session.scalar(_OF_MEMBER_THERE.where(Subscription.id == subscription_id))
 
     async def lock_subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
         return await self.session.scalar(
-            select(Subscription)
-            .where(Subscription.id == subscription_id)
-            .with_for_update()
+            _OF_MEMBER_THERE.where(Subscription.id == subscription_id)
+            .with_for_update(of=Subscription)
             .execution_options(populate_existing=True)
         )
 
     async def get_member_of(self, subscription_id: uuid.UUID) -> uuid.UUID | None:
         return await self.session.scalar(
-            select(Subscription.member_id).where(Subscription.id == subscription_id)
+            select(Subscription.member_id)
+            .join(Member, Member.id == Subscription.member_id)
+            .where(Subscription.id == subscription_id, not_erased())
         )
 
     async def get_live_in_family(self, member_id: uuid.UUID, family: str) -> Subscription | None:
