@@ -1,5 +1,6 @@
-"""RFM: scores are quintiles among the members who bought in the window (ties by member id), segments follow
-from recency and frequency; a hand-computed set of ten members checks every score and segment."""
+"""RFM: scores are quintiles among the members who bought in the window (members alike share a rank),
+segments follow from recency and frequency; a hand-computed set of ten members checks every score and
+segment."""
 
 from __future__ import annotations
 
@@ -183,3 +184,29 @@ class TestCounts:
         members, by_segment, listed = await counts()
         assert members == sum(by_segment.values()) == 2 and by_segment == listed
         assert by_segment["lost"] == 1
+
+
+class TestTies:
+    async def test_members_who_bought_alike_score_alike(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        members = [(await enrol(client, pos_key))["id"] for _ in range(10)]
+        for member in members:  # one purchase each, of one amount, a day apart
+            await earn(client, pos_key, member, 1_000)
+            clock.advance(timedelta(days=1))
+        twin = (await enrol(client, pos_key))["id"]
+        clock.advance(timedelta(days=-1))
+        await earn(client, pos_key, twin, 1_000)  # bought as the last of them did, at the same instant
+        clock.advance(timedelta(days=1))
+
+        await compute_segments(units_of(app))
+        found = [await scores(app, m) for m in members]
+        # Bought as often and spent as much as everyone: the least frequent, the lowest spender, like the rest
+        # (by member id, four of them were once frequent enough to be champions).
+        assert {(f, m) for _, f, m, _ in filter(None, found)} == {(1, 1)}
+        # Ranked k of eleven (the twin shares the last one's rank), R = ⌈5k ÷ 11⌉.
+        assert [r for r, _, _, _ in filter(None, found)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        assert await scores(app, twin) == found[-1] == (5, 1, 1, "potential")
+        counts = (await client.get("/v1/segments", headers=bearer(admin_key))).json()["counts"]
+        assert (counts["champions"], counts["potential"]) == (0, 5)

@@ -53,8 +53,10 @@ class SegmentRepository:
         def tile(column: Any) -> Any:
             # ⌈5 × rank ÷ buyers⌉ in integers: the same fifths as NTILE(5) for ten buyers, but the top
             # fifth always scores 5 (NTILE gave the one buyer of a new programme 1, and its fewer than
-            # five buyers 1 to n, so the most recent of them read as hibernating).
-            rank = func.row_number().over(order_by=(column, stats.c.member_id))
+            # five buyers 1 to n, so the most recent of them read as hibernating). RANK, not ROW_NUMBER:
+            # members who bought alike score alike, and as the lowest of them would (by member id, some of
+            # many one-time buyers scored F = 5 and read as champions).
+            rank = func.rank().over(order_by=column)
             return (5 * rank + func.count().over() - 1) // func.count().over()
 
         scored = select(

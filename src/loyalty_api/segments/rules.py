@@ -11,8 +11,9 @@
 | lost | no purchase in the window (every score 0) |
 
 Scores are quintiles among the members who bought in the window: the fifth who bought most recently get
-R = 5, the fifth who bought most often F = 5, the fifth who spent most M = 5 (ties broken by member id).
-A member ranked k of n scores ⌈5k ÷ n⌉, so with fewer than five buyers the top one still scores 5.
+R = 5, the fifth who bought most often F = 5, the fifth who spent most M = 5. A member ranked k of n scores
+⌈5k ÷ n⌉, so with fewer than five buyers the top one still scores 5; members with the same figure share the
+rank of the lowest of them (SQL's RANK), so they score alike and a crowd of one-time buyers is not frequent.
 """
 
 from __future__ import annotations
