@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.demo.data import demo_members
-from loyalty_api.settings import Settings
+from loyalty_api.settings import Settings, check_database_url
 from tests.builders import unique_phone
 from tests.conftest import bearer
 from tests.processes import CLI, served
@@ -308,3 +308,69 @@ class TestGraphQLSchema:
         )
         assert output.read_text(encoding="utf-8") == committed
         assert list(tmp_path.iterdir()) == [output]  # nothing else written: no database file
+
+
+class TestSettingsFromTheEnvironment:
+    def test_values_it_cannot_run_with_are_one_line_each_naming_the_variable(self, tmp_path: Path) -> None:
+        env = _clean_env(LOYALTY_DATABASE_POOLER="PgBouncer", LOYALTY_CACHE_SECONDS="-1")
+        result = subprocess.run(
+            [*CLI, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr and "Value error" not in result.stderr
+        lines = result.stderr.splitlines()
+        assert [line.split(":")[:2] for line in lines] == [
+            ["loyalty-api", " LOYALTY_DATABASE_POOLER"],
+            ["loyalty-api", " LOYALTY_CACHE_SECONDS"],
+        ]
+        assert "'pgbouncer'" in lines[0]
+        assert list(tmp_path.iterdir()) == []  # refused before anything was done
+
+    def test_pgbouncer_needs_somewhere_else_to_listen(self, tmp_path: Path) -> None:
+        """LISTEN through transaction pooling misses notifications: a revoked key would be kept for the
+        cache's lifetime."""
+        env = _clean_env(
+            LOYALTY_DATABASE_URL="postgresql://loyalty@127.0.0.1:1/loyalty",
+            LOYALTY_DATABASE_POOLER="pgbouncer",
+        )
+        result = _cli(env, "keys", "list")
+        assert result.returncode == 2
+        assert result.stderr.startswith("loyalty-api: LOYALTY_DATABASE_POOLER=pgbouncer needs ")
+        assert "LOYALTY_LISTEN_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+        listening = env | {"LOYALTY_LISTEN_DATABASE_URL": "postgresql://loyalty@127.0.0.1:1/loyalty"}
+        assert "LOYALTY_DATABASE_POOLER" not in _cli(listening, "graphql-schema").stderr
+
+    def test_a_url_as_hosting_platforms_write_it_gets_the_services_driver(
+        self, app: FastAPI, cli_env: dict[str, str]
+    ) -> None:
+        scheme, rest = cli_env["LOYALTY_DATABASE_URL"].split("://", 1)
+        platform = {"postgresql+asyncpg": "postgres://", "sqlite+aiosqlite": "sqlite://"}[scheme]
+        ssl = "?sslmode=prefer" if platform == "postgres://" else ""  # libpq's word, not asyncpg's
+        env = cli_env | {"LOYALTY_DATABASE_URL": f"{platform}{rest}{ssl}"}
+        result = _cli(env, "keys", "create", "--name", "till 9", "--scope", "pos")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1].startswith("lk_")
+        assert (
+            check_database_url("postgresql://u:p@db.example:5432/loyalty?sslmode=require")
+            == "postgresql+asyncpg://u:p@db.example:5432/loyalty?ssl=require"
+        )
+        assert check_database_url("sqlite:///./loyalty.db") == "sqlite+aiosqlite:///./loyalty.db"
+        refused = _cli(env | {"LOYALTY_DATABASE_URL": "mysql://u@db/loyalty"}, "keys", "list")
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: must be a PostgreSQL URL")
+
+    def test_a_misspelt_variable_is_named_with_the_setting_it_likely_meant(
+        self, app: FastAPI, cli_env: dict[str, str]
+    ) -> None:
+        env = cli_env | {
+            "LOYALTY_RATE_LIMIT_STORGE": "redis://127.0.0.1:6379/0",
+            "LOYALTY_NOTHING_LIKE_IT": "1",
+            "LOYALTY_TEST_DATABASE_URL": "the suite's own",
+        }
+        result = _cli(env, "keys", "list")
+        assert result.returncode == 0, result.stderr  # a warning, no more
+        assert result.stderr.splitlines() == [
+            "loyalty-api: warning: LOYALTY_NOTHING_LIKE_IT is not a setting; it is ignored",
+            "loyalty-api: warning: LOYALTY_RATE_LIMIT_STORGE is not a setting "
+            "(did you mean LOYALTY_RATE_LIMIT_STORAGE?); it is ignored",
+        ]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from loyalty_api import crypto
 from loyalty_api.audit import service as audit
@@ -32,7 +32,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
-from loyalty_api.settings import Settings
+from loyalty_api.settings import Settings, unknown_variables, variable
 
 if TYPE_CHECKING:
     from loyalty_api.worker.schedule import Job
@@ -45,6 +45,26 @@ T = TypeVar("T")
 def _fail(message: str) -> NoReturn:
     print(f"loyalty-api: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _refuse_settings(exc: ValidationError) -> NoReturn:
+    """Settings the environment holds that the service cannot run with: one line each, by variable."""
+    from loyalty_api.http.problems import plain_message
+
+    *others, last = [
+        f"{variable(str(e['loc'][0]))}: {plain_message(e['msg'])}" if e["loc"] else plain_message(e["msg"])
+        for e in exc.errors()
+    ]
+    for line in others:
+        print(f"loyalty-api: {line}", file=sys.stderr)
+    _fail(last)
+
+
+def _warn_of_unknown_variables() -> None:
+    """Nothing reads a misspelt setting: say so, since the service would run on without it."""
+    for name, meant in unknown_variables(os.environ).items():
+        hint = f" (did you mean {meant}?)" if meant else ""
+        print(f"loyalty-api: warning: {name} is not a setting{hint}; it is ignored", file=sys.stderr)
 
 
 def _require_key(settings: Settings) -> Settings:
@@ -663,7 +683,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.run(args)
+    _warn_of_unknown_variables()
+    try:
+        args.run(args)
+    except ValidationError as exc:
+        # Every command reads its settings from the environment (Settings()), each where it needs them.
+        if exc.title != Settings.__name__:
+            raise
+        _refuse_settings(exc)
 
 
 if __name__ == "__main__":

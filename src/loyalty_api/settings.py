@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal, Self
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 def check_rate(value: str) -> str:
@@ -20,6 +24,37 @@ def check_rate(value: str) -> str:
     if len(parsed) != 1 or parsed[0].amount < 1 or len(value) > 32:
         raise ValueError('must be one rate such as "100/second" or "6000/minute"')
     return value
+
+
+# The service reaches PostgreSQL through asyncpg and SQLite through aiosqlite. A URL naming no driver (as
+# hosting platforms hand them out: postgres://…, postgresql://…) gets the one the service ships with.
+_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def check_database_url(value: str) -> str:
+    """A database URL with the service's driver; libpq's `sslmode` becomes asyncpg's `ssl` (same modes)."""
+    scheme, separator, rest = value.partition("://")
+    scheme = _DRIVERS.get(scheme, scheme)
+    if not separator or scheme not in _DRIVERS.values():
+        raise ValueError(
+            "must be a PostgreSQL URL (postgresql://user:password@host/database) or an SQLite one "
+            "(sqlite:///./loyalty.db)"
+        )
+    url = f"{scheme}://{rest}"
+    try:
+        parsed = make_url(url)
+    except (ValueError, ArgumentError):
+        raise ValueError("is not a URL such as postgresql://user:password@host:5432/database") from None
+    if scheme == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
+            {"ssl": parsed.query["sslmode"]}
+        )
+        url = parsed.render_as_string(hide_password=False)
+    return url
 
 
 # What stands between the service and PostgreSQL (LOYALTY_DATABASE_POOLER).
@@ -177,6 +212,23 @@ class Settings(BaseSettings):
             raise ValueError("must be memory:// or a redis:// URL")
         return value
 
+    @field_validator("database_url", "listen_database_url", "reports_database_url")
+    @classmethod
+    def _a_database(cls, value: str | None) -> str | None:
+        return None if value is None else check_database_url(value)
+
+    @model_validator(mode="after")
+    def _listening_past_the_pooler(self) -> Self:
+        # Through transaction pooling, LISTEN holds no session: notifications (cache invalidations, a revoked
+        # key among them) would be lost without a word, and changes would wait for the cache's lifetime.
+        if self.database_pooler == "pgbouncer" and self.listen_database_url is None and not self.is_sqlite:
+            raise ValueError(
+                "LOYALTY_DATABASE_POOLER=pgbouncer needs LOYALTY_LISTEN_DATABASE_URL: PostgreSQL itself (or "
+                "a session-mode pool), where each process LISTENs for cache changes, since LISTEN through "
+                "transaction pooling misses them"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -185,3 +237,25 @@ class Settings(BaseSettings):
     def listen_url(self) -> str:
         """The database URL to LISTEN on."""
         return self.listen_database_url or self.database_url
+
+
+# Variables of the project's own tooling (the test suite, benchmarks, CI), which share the prefix.
+_TOOLING = ("LOYALTY_TEST_", "LOYALTY_BENCH_", "LOYALTY_CI_")
+
+
+def variable(field: str) -> str:
+    """The environment variable a setting is read from."""
+    return f"{Settings.model_config['env_prefix']}{field}".upper()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """LOYALTY_ variables in `environ` that are no setting (so nothing reads them), each with the setting's
+    variable it most likely meant to be, if one is close."""
+    known = {variable(field) for field in Settings.model_fields}
+    unknown: dict[str, str | None] = {}
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith("LOYALTY_") and upper not in known and not upper.startswith(_TOOLING):
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+            unknown[name] = close[0] if close else None
+    return unknown
