@@ -24,7 +24,7 @@ from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from loyalty_api.profiles import service as profiles
 from tests.builders import enrol
-from tests.checkout.helpers import cart, item
+from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import events
@@ -299,7 +299,8 @@ class TestErasure:
             client,
             admin_key,
             "query($hold: ID!, $sub: ID!, $r: [_Any!]!) { loyaltyHold(id: $hold) { id } "
-            "loyaltySubscription(id: $sub) { id } _entities(representations: $r) { ... on Coupon { code } } }",
+            "loyaltySubscription(id: $sub) { id } "
+            "_entities(representations: $r) { ... on Coupon { code } } }",
             hold=story.hold_id,
             sub=subscription,
             r=[{"__typename": "Coupon", "code": story.coupon["code"]}],
@@ -416,3 +417,39 @@ class TestConcurrency:
 
         assert await change == "not found"
         assert [hit for hit in await _every_text(app) if "回来了" in hit[2]] == []
+
+    @pytest.mark.parametrize("action", ["benefit use", "unlink"])
+    async def test_a_partners_call_during_an_erasure_finds_no_link_after_it(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, action: str
+    ) -> None:
+        """A benefit use or an unlink that read the link before an erasure committed once went on after it,
+        and its event named the member by the partner's ref the erasure had just forgotten."""
+        await set_program(client, admin_key)
+        lounge = await add_benefit(client, admin_key, "Lounge", "priority_service", description="quiet")
+        partner_key = await register_partner(app, client, admin_key, "air", benefit_ids=[lounge])
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, partner_key, member["id"], "air", "AIR-13812345678")
+        units = units_of(app)
+
+        erasing = await units.start()
+        await erasure.erase_member(
+            erasing, uuid.UUID(member["id"])
+        )  # not committed: the member's row is held
+        path = "/v1/partner/members/AIR-13812345678"
+        call = asyncio.create_task(
+            client.post(
+                f"{path}/benefit-uses",
+                json={"benefit_id": lounge, "use_ref": "V-1"},
+                headers=bearer(partner_key),
+            )
+            if action == "benefit use"
+            else client.delete("/v1/partner/links/AIR-13812345678", headers=bearer(partner_key))
+        )
+        await asyncio.sleep(0.3)  # the call has read the link, and waits for the member's row
+        assert not call.done()
+        await erasing.commit()
+        await erasing.close()
+
+        answered = await call
+        assert (answered.status_code, answered.json()["code"]) == (404, "link_not_found"), answered.text
+        assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []

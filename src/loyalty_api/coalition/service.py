@@ -24,7 +24,7 @@ from loyalty_api.partners.errors import BenefitUseRecorded, LinkNotFound, NotEnt
 from loyalty_api.partners.events import JointBenefitUsed
 from loyalty_api.partners.models import PartnerBenefitUse, PartnerLink
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.partners.service import partner_link
+from loyalty_api.partners.service import locked_partner_link, partner_link
 from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.points.service import summaries
 from loyalty_api.tiers.ladder import TierRef
@@ -119,7 +119,7 @@ async def record_benefit_use(
 ) -> BenefitUse:
     """The partner's till or checkout records that the member it linked as `ref` used one of its joint
     benefits: only one they are entitled to now, once per `use_ref`."""
-    partner, row = await partner_link(uow, partner_id, ref)
+    partner, row = await locked_partner_link(uow, partner_id, ref)
     repo = PartnerRepository(uow.session)
     if await repo.get_benefit_use(partner.id, use_ref) is not None:
         raise BenefitUseRecorded()

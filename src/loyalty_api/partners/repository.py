@@ -175,8 +175,10 @@ class PartnerRepository:
         rows = await self.session.execute(query.order_by(PartnerLinkCode.id).limit(limit))
         return [(code, partner) for code, partner in rows.all()]
 
-    async def delete_link(self, link_id: uuid.UUID) -> None:
-        await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
+    async def delete_link(self, link_id: uuid.UUID) -> bool:
+        """False when there was no such link any more."""
+        result = await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
+        return bool(getattr(result, "rowcount", 0))
 
     async def forget_member(self, member_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
         """For an erasure: the member's link codes and links go, and their exchanges forget the partner's

@@ -29,6 +29,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
 from loyalty_api.partners.codes import code_hash, generate_code
@@ -365,8 +366,20 @@ async def partner_link(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> tupl
     return partner, found
 
 
+async def locked_partner_link(
+    uow: UnitOfWork, partner_id: uuid.UUID, ref: str
+) -> tuple[Partner, PartnerLink]:
+    """As `partner_link`, behind the lock on the member's row that every change to a member takes: an erasure
+    under way finishes first, and then the link is gone (LinkNotFound), so nothing written here names the
+    member by the partner's ref after the erasure forgot it."""
+    _, row = await partner_link(uow, partner_id, ref)
+    await MemberRepository(uow.session).get_member(row.member_id, lock=True)
+    return await partner_link(uow, partner_id, ref)
+
+
 async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: str) -> None:
-    await PartnerRepository(uow.session).delete_link(row.id)
+    if not await PartnerRepository(uow.session).delete_link(row.id):
+        raise LinkNotFound()  # unlinked, or its member erased, since it was read
     await emit_for_partner(
         uow,
         PartnerUnlinked(
@@ -381,11 +394,12 @@ async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: st
 
 
 async def unlink_by_partner(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> None:
-    partner, row = await partner_link(uow, partner_id, ref)
+    partner, row = await locked_partner_link(uow, partner_id, ref)
     await _unlink(uow, partner, row, by="partner")
 
 
 async def unlink_by_member(uow: UnitOfWork, member_id: uuid.UUID, partner_code: str) -> None:
+    await MemberRepository(uow.session).get_member(member_id, lock=True)  # as `locked_partner_link`
     await require_member(uow, member_id, must_be_active=False)
     partner = await get_partner(uow, partner_code)
     row = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
