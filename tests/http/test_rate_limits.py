@@ -217,6 +217,45 @@ class TestLookupMisses:
             assert sum(1 for v in answer["data"].values() if v is None) == 5
             assert len(answer["errors"]) == 2 and answer["errors"][0]["extensions"]["code"] == "rate_limited"
 
+    async def test_members_found_in_one_graphql_request_cost_nothing_of_the_misses_budget(
+        self, settings: Settings
+    ) -> None:
+        """A supergraph joins orders to members by card number: forty members in one `_entities` are forty
+        answers (they were cut at the misses budget, found or not, and refused `rate_limited`)."""
+        entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }"
+        async with serving(settings, rate_limit_lookup_misses="3/minute") as (app, client):
+            till = await make_key(app, Scope.pos)
+            members = [await enrol(client, till) for _ in range(40)]
+            numbers = [{"__typename": "Member", "memberNumber": m["member_number"]} for m in members]
+            answer = (
+                await client.post(
+                    "/graphql", json={"query": entities, "variables": {"r": numbers}}, headers=bearer(till)
+                )
+            ).json()
+            assert answer.get("errors") is None, answer["errors"][:2]
+            assert [found["id"] for found in answer["data"]["_entities"]] == [m["id"] for m in members]
+            # Misses among them spend the budget in order, as REST calls one after another would: the
+            # third miss spends it, and every number after it is refused, found or not.
+            unknown = [{"__typename": "Member", "memberNumber": member_number.generate()} for _ in range(3)]
+            mixed = [numbers[0], unknown[0], numbers[1], unknown[1], unknown[2], numbers[2], numbers[3]]
+            answer = (
+                await client.post(
+                    "/graphql", json={"query": entities, "variables": {"r": mixed}}, headers=bearer(till)
+                )
+            ).json()
+            ids = [None if found is None else found["id"] for found in answer["data"]["_entities"]]
+            assert ids == [members[0]["id"], None, members[1]["id"], None, None, None, None]
+            assert sorted(e["path"][1] for e in answer["errors"]) == [5, 6]
+        async with serving(settings, rate_limits_enabled=False) as (app, client):
+            till = await make_key(app, Scope.pos)
+            walk = [{"__typename": "Member", "memberNumber": member_number.generate()} for _ in range(40)]
+            answer = (
+                await client.post(
+                    "/graphql", json={"query": entities, "variables": {"r": walk}}, headers=bearer(till)
+                )
+            ).json()
+            assert answer.get("errors") is None and answer["data"]["_entities"] == [None] * 40
+
 
 class TestFailedAuthentication:
     async def test_an_address_that_keeps_failing_gets_429_and_a_real_key_from_it_still_works(

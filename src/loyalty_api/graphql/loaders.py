@@ -47,18 +47,26 @@ class Loaders:
             return [found.get(i) for i in ids]
 
         async def members_by_number(numbers: Sequence[str]) -> list[MemberProfile | RateLimited | None]:
-            # A lookup that finds no one spends the key's misses budget (a walk through card numbers is all
-            # misses). A batch looks up no more numbers than that budget has left, so aliases and
-            # `_entities` cannot try more numbers in one request than REST could in as many calls.
-            budget, who = limiter.lookup_misses, "" if principal is None else principal.key_prefix
-            left = len(numbers) if principal is None else await limiter.remaining(budget, who)
-            looked = list(numbers[:left])
+            # As that many REST look-ups one after another: a number that finds no one spends the key's
+            # misses budget (a walk through card numbers is all misses), one that finds a member costs
+            # nothing, and once the budget is spent every number after is refused, found or not.
             async with snapshot.read() as uow:
-                found = await get_members_by_number(uow, looked) if looked else {}
-            for _ in range(len(looked) - len(found)):
-                await limiter.count(budget, who)
-            refused = await limiter.refusal(budget, who) if len(looked) < len(numbers) else None
-            return [found.get(n) if i < len(looked) else refused for i, n in enumerate(numbers)]
+                found = await get_members_by_number(uow, numbers)
+            if principal is None or not limiter.enabled:
+                return [found.get(n) for n in numbers]
+            budget, who = limiter.lookup_misses, principal.key_prefix
+            left = await limiter.remaining(budget, who)
+            answers: list[MemberProfile | RateLimited | None] = []
+            for number in numbers:
+                if left <= 0:
+                    answers.append(await limiter.refusal(budget, who))
+                    continue
+                member = found.get(number)
+                if member is None:
+                    left -= 1
+                    await limiter.count(budget, who)
+                answers.append(member)
+            return answers
 
         async def benefits(ids: Sequence[uuid.UUID]) -> list[MemberBenefits | None]:
             async with snapshot.read() as uow:
