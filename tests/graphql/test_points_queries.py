@@ -161,7 +161,10 @@ class TestLedger:
 
         last = await _ledger(client, pos_key, member_id, first=2, after=second["pageInfo"]["endCursor"])
         assert [e["node"]["orderRef"] for e in last["edges"]] == ["Q-1"]
-        assert last["pageInfo"] == {"hasNextPage": False, "endCursor": None}
+        # The last page's end cursor is its last edge's, as Relay has it: a client keeps its place.
+        assert last["pageInfo"] == {"hasNextPage": False, "endCursor": last["edges"][-1]["cursor"]}
+        beyond = await _ledger(client, pos_key, member_id, first=2, after=last["pageInfo"]["endCursor"])
+        assert beyond["edges"] == [] and beyond["pageInfo"] == {"hasNextPage": False, "endCursor": None}
 
     async def test_filters_by_type_as_rest_does(
         self, client: httpx.AsyncClient, pos_key: str, admin_key: str, clock: FrozenClock

@@ -27,7 +27,10 @@ class PageInfo:
         description="Always false: pages go forward only (`first`, `after`), as REST's do."
     )
     start_cursor: str | None
-    end_cursor: str | None = strawberry.field(description="Give it as `after` for the next page.")
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor: give it as `after` for the next page (after the last page, for "
+        "what comes later in the list's order)."
+    )
 
 
 @strawberry.type
@@ -57,7 +60,7 @@ class Connection(Generic[Node]):
                 has_next_page=next_cursor is not None,
                 has_previous_page=False,
                 start_cursor=edges[0].cursor if edges else None,
-                end_cursor=next_cursor,
+                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 
