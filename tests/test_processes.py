@@ -169,6 +169,39 @@ class TestCachesAcrossProcesses:
             await engine.dispose()
 
 
+@postgres_only
+class TestMetricsAcrossProcesses:
+    async def test_every_scrape_counts_the_requests_of_every_process(
+        self, app: FastAPI, settings: Settings, tmp_path: Path
+    ) -> None:
+        """A scrape reaches one process of `serve --workers`: it must still see what all of them answered."""
+        counted = 'loyalty_http_requests_total{method="GET",route="/readyz",status="200"} 12.0'
+
+        async def scrape(base: str) -> str:
+            async with httpx.AsyncClient(timeout=10) as http:  # a connection each: the processes take turns
+                response = await http.get(f"{base}/metrics")
+                assert response.status_code == 200, response.text
+                return response.text
+
+        temporary = tmp_path / "tmp"
+        temporary.mkdir()
+        with served(tmp_path, _env(settings) | {"TMPDIR": str(temporary)}, "--workers", "2") as (base, _):
+            assert [p.name.startswith("loyalty-metrics-") for p in temporary.iterdir()] == [True]
+            for _ in range(12):
+                async with httpx.AsyncClient(timeout=10) as http:
+                    assert (await http.get(f"{base}/readyz")).status_code == 200
+
+            async def all_counted() -> bool:  # a request is counted as its answer goes out
+                return counted in await scrape(base)
+
+            assert await _eventually(all_counted)
+            scrapes = [await scrape(base) for _ in range(10)]
+        for exposition in scrapes:
+            assert counted in exposition
+            assert "loyalty_database_up 1.0" in exposition
+        assert list(temporary.iterdir()) == []  # the processes' files go with them
+
+
 class TestServeWorkers:
     def test_sqlite_is_served_by_one_process(self, tmp_path: Path) -> None:
         result = subprocess.run(

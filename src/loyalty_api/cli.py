@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -32,6 +33,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
+from loyalty_api.ops.metrics import MULTIPROCESS_DIR
 from loyalty_api.settings import Settings, unknown_variables, variable
 
 if TYPE_CHECKING:
@@ -183,15 +185,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.workers > 1:
         # uvicorn starts the processes, and each builds its app from the environment (app.serving_app).
         _export_to_processes(settings)
-        uvicorn.run(
-            "loyalty_api.app:serving_app",
-            factory=True,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-        )
+        # A fresh folder: counters left there by an earlier run would be added to this one's.
+        with tempfile.TemporaryDirectory(prefix="loyalty-metrics-") as metrics_folder:
+            os.environ[MULTIPROCESS_DIR] = metrics_folder
+            uvicorn.run(
+                "loyalty_api.app:serving_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                access_log=False,
+            )
         return
     # With SQLite there is one process and one file: the worker runs inside it. With PostgreSQL run
     # `loyalty-api worker` beside the API processes.

@@ -8,7 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -92,4 +92,4 @@ async def metrics(request: Request) -> Response:
         oldest = queue.oldest_pending_since
         age = 0.0 if oldest is None else max((units.clock.now() - oldest).total_seconds(), 0.0)
         registry.webhook_oldest_pending.set(age)
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Set (before prometheus_client is imported) in the API processes of `serve --workers N`: each process keeps
+# its metrics in files of its own in that folder, and a scrape, which reaches one process, reads them all.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -24,29 +31,41 @@ class Metrics:
         self.database_up = Gauge(
             "loyalty_database_up",
             "Whether the database answered this scrape's read of the webhook backlog (1) or not (0)",
+            multiprocess_mode="mostrecent",
             registry=self.registry,
         )
         self.database_reachable = True
-        self.database_up.set(1)
-        # Read from the database at each scrape, so they are right whichever process sends webhooks.
+        # Read from the database at each scrape, so they are right whichever process sends webhooks (and, of
+        # several API processes, the one scraped last has the latest).
         self.webhook_deliveries = Gauge(
             "loyalty_webhook_deliveries",
             "Webhook deliveries by status: pending (the queue now); succeeded and failed (given up) "
             "since the start, counted as they settle, so the retention purge takes nothing off them",
             ["status"],
+            multiprocess_mode="mostrecent",
             registry=self.registry,
         )
         self.webhook_retrying = Gauge(
             "loyalty_webhook_deliveries_retrying",
             "Pending webhook deliveries that have failed at least once",
+            multiprocess_mode="mostrecent",
             registry=self.registry,
         )
         self.webhook_oldest_pending = Gauge(
             "loyalty_webhook_oldest_pending_seconds",
             "Age of the oldest pending webhook delivery (0 when none)",
+            multiprocess_mode="mostrecent",
             registry=self.registry,
         )
 
     def set_database_reachable(self, reachable: bool) -> None:
         self.database_reachable = reachable
         self.database_up.set(1 if reachable else 0)
+
+    def exposition(self) -> bytes:
+        """What a scrape reads: this process's metrics, or every API process's under `serve --workers N`."""
+        if MULTIPROCESS_DIR not in os.environ:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+        return generate_latest(every_process)
