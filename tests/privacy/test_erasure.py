@@ -23,7 +23,7 @@ from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from loyalty_api.profiles import service as profiles
-from tests.builders import enrol
+from tests.builders import add_tier, enrol
 from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
@@ -453,3 +453,35 @@ class TestConcurrency:
         answered = await call
         assert (answered.status_code, answered.json()["code"]) == (404, "link_not_found"), answered.text
         assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []
+
+
+async def test_what_operators_wrote_about_the_member_goes_with_them(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """An adjustment's or an override's reason is free text, and may name the member: the ledger, the tier
+    history and the stored events keep the amounts and the changes, not the words. (The audit log is never
+    changed, and keeps the replies operators were given.)"""
+    await set_program(client, admin_key)
+    await add_tier(client, admin_key, "member", rank=0)
+    await add_tier(client, admin_key, "gold", rank=1, threshold=1_000_000)
+    member = await enrol(client, pos_key, phone="13812345678", name="李娜")
+    adjusted = await client.post(
+        f"/v1/members/{member['id']}/adjustments",
+        json={"points": 50, "reason": "李娜 phoned from 13812345678 about a lost card"},
+        headers=bearer(admin_key),
+    )
+    assert adjusted.status_code == 201, adjusted.text
+    overridden = await client.put(
+        f"/v1/members/{member['id']}/tier/override",
+        json=OVERRIDE | {"reason": "VIP: 李娜"},
+        headers=bearer(admin_key),
+    )
+    assert overridden.status_code == 200, overridden.text
+
+    def naming(hits: list[tuple[str, str, str]]) -> set[str]:
+        return {table for table, _, value in hits if "李娜" in value or "13812345678" in value}
+
+    assert naming(await _every_text(app)) >= {"ledger_entries", "tier_changes", "outbox_events"}
+    await _erase(client, admin_key, member["id"])
+    assert naming(await _every_text(app)) <= {"audit_events"}
+    await assert_ledger_invariant(app)

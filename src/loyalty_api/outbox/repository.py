@@ -67,17 +67,17 @@ class OutboxRepository:
         self.session = session
 
     async def rewrite_member_payloads(
-        self, member_id: uuid.UUID, rewrite: Callable[[dict[str, Any]], dict[str, Any]]
+        self, member_id: uuid.UUID, rewrite: Callable[[str, dict[str, Any]], dict[str, Any]]
     ) -> int:
-        """Replace each payload of the member's events by `rewrite(payload)` where that differs (an erasure
-        takes personal data out of events still stored); how many changed."""
+        """Replace each payload of the member's events by `rewrite(event type, payload)` where that differs
+        (an erasure takes personal data out of events still stored); how many changed."""
         rows = await self.session.execute(
-            select(_EVENTS.c.id, _EVENTS.c.payload).where(_EVENTS.c.member_id == member_id)
+            select(_EVENTS.c.id, _EVENTS.c.type, _EVENTS.c.payload).where(_EVENTS.c.member_id == member_id)
         )
         changed = [
             {"event": event_id, "new_payload": new}
-            for event_id, payload in rows.all()
-            if (new := rewrite(payload)) != payload
+            for event_id, event_type, payload in rows.all()
+            if (new := rewrite(event_type, payload)) != payload
         ]
         if changed:
             await self.session.execute(

@@ -441,6 +441,28 @@ class LedgerRepository:
         if entries:
             await self.session.execute(insert(_ENTRIES), [_entry_row(entry) for entry in entries])
 
+    async def replace_adjustment_reasons(self, member_id: uuid.UUID, replacement: str) -> int:
+        """For an erasure: the reasons operators wrote on the member's adjustments (free text, which may name
+        them) become `replacement`; the amounts stay. How many changed."""
+        rows = await self.session.execute(
+            select(_ENTRIES.c.id, _ENTRIES.c.details).where(
+                _ENTRIES.c.member_id == member_id, _ENTRIES.c.type == "adjust"
+            )
+        )
+        changed = [
+            {"entry": entry_id, "new_details": details | {"reason": replacement}}
+            for entry_id, details in rows.all()
+            if details.get("reason") not in (None, replacement)
+        ]
+        if changed:
+            await self.session.execute(
+                update(_ENTRIES)
+                .where(_ENTRIES.c.id == bindparam("entry"))
+                .values(details=bindparam("new_details", type_=_ENTRIES.c.details.type)),
+                changed,
+            )
+        return len(changed)
+
     async def record_earn(self, earning: Earning, *, windows: Sequence[datetime]) -> PurchaseTotals | None:
         """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the
         member's purchase totals since each of `windows`, this order included; None, having written

@@ -4,8 +4,10 @@ ledger, tier history and the programme's figures keep an anonymous member.
 Personal data lived in: the member's row (encrypted contacts, name, birthday, the blind indexes that found
 them, the card number), their external ids, their partner links and link codes (a partner's customer ref), the
 partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
-gave to those events, and the replies recorded for Idempotency-Keys. Each is removed here, in one transaction;
-unused coupons expire, and subscriptions end.
+gave to those events, and the replies recorded for Idempotency-Keys. What operators wrote about the member in
+free text, the reasons of their adjustments and overrides (in the ledger, the tier history and the events),
+may name them too. Each is removed here, in one transaction; unused coupons expire, and subscriptions end.
+(The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from loyalty_api.members.events import MemberErased
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member, emit_for_partner
 from loyalty_api.partners.repository import ERASED_REF, PartnerRepository
+from loyalty_api.points.events import PointsAdjusted
+from loyalty_api.points.repository import LedgerRepository
 from loyalty_api.profiles import service as profiles
+from loyalty_api.tiers.repository import MemberTierRepository
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
 # A key of event payloads that names the member in a partner's system (a partner may use a phone number).
@@ -53,8 +58,10 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     refs = [ref for _, _, ref in partners]
     identifiers = {*erased.identifiers, *erased.traits, *refs}
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
-        member_id, partial(_without, frozenset(identifiers))
+        member_id, partial(_event_without, frozenset(identifiers))
     )
+    await LedgerRepository(uow.session).replace_adjustment_reasons(member_id, ERASED_REF)
+    await MemberTierRepository(uow.session).replace_override_reasons(member_id, ERASED_REF)
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
     replies = await idempotency.forget_replies(
         uow,
@@ -137,6 +144,14 @@ def _holds(value: Any, traits: frozenset[str]) -> bool:
     if isinstance(value, list):
         return any(_holds(item, traits) for item in value)
     return False
+
+
+def _event_without(identifiers: frozenset[str], event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event payload without what identified the member, nor what an operator wrote about them."""
+    scrubbed: dict[str, Any] = _without(identifiers, payload)
+    if event_type == PointsAdjusted.event_type:
+        scrubbed["reason"] = ERASED_REF
+    return scrubbed
 
 
 def _without(identifiers: frozenset[str], value: Any) -> Any:

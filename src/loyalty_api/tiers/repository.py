@@ -207,6 +207,16 @@ class MemberTierRepository:
         result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
         return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
 
+    async def replace_override_reasons(self, member_id: uuid.UUID, replacement: str) -> None:
+        """For an erasure: the reasons operators wrote for the member's overrides (free text, which may name
+        them) become `replacement`."""
+        await self.session.execute(
+            update(TierChange)
+            .where(TierChange.member_id == member_id, TierChange.change == "override")
+            .values(reason=replacement)
+            .execution_options(synchronize_session=False)
+        )
+
     async def insert_change(self, change: TierChange) -> None:
         self.session.add(change)
         await self.session.flush()
