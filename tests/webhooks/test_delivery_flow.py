@@ -154,7 +154,7 @@ async def test_a_worker_that_died_mid_send_leaves_nothing_lost(
     async with units.begin() as uow:  # a worker leases the deliveries, then dies before sending
         now = uow.clock.now()
         leased = await DeliveryRepository(uow.session).lease_due(
-            now, until=now + LEASE, token=uuid.uuid4(), limit=100
+            now, until=now + LEASE, token=uuid.uuid4(), limit=100, per_endpoint=100, busy={}
         )
     assert leased
     assert await send_due(units) == 0  # another worker leaves them alone while the lease runs

@@ -411,3 +411,43 @@ async def test_a_postgresql_worker_wakes_on_commit_not_on_its_timer(
             return len(receiver.received) == 1
 
         assert await until(arrived, seconds=10)
+
+
+async def test_a_receiver_that_hangs_holds_up_no_other_endpoint(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+) -> None:
+    """One endpoint's receiver never answers while it has more events waiting than may be sent to it at once;
+    another endpoint's event made meanwhile goes out while those sends still hang."""
+    await set_program(client, admin_key)
+    released = asyncio.Event()
+
+    async def hang() -> None:
+        await released.wait()
+
+    receiver.on_request = hang
+    await add_endpoint(units, receiver.url, event_types=["member.enrolled"])
+    members = [str((await enrol(client, pos_key))["id"]) for _ in range(39)]
+    patient = with_settings(units, webhook_timeout_seconds=60)  # the hung sends stay out for the whole test
+    async with running_receiver() as other, worker_running(on_real_time(patient), tick_seconds=0.05):
+        try:
+            await add_endpoint(units, other.url, event_types=["points.earned"])
+
+            async def hanging() -> bool:
+                return len(receiver.received) >= 8
+
+            assert await until(hanging, seconds=15)
+            await earn(client, pos_key, members[0], 10_000)
+
+            async def arrived() -> bool:
+                return len(other.received) == 1
+
+            assert await until(arrived, seconds=15), "held up behind the receiver that hangs"
+            assert receiver.exchanges == []  # every send to it still hanging
+            assert len(receiver.received) == 8  # no more than that at once to one endpoint
+        finally:
+            released.set()

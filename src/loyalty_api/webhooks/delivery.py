@@ -10,6 +10,9 @@ earlier one is still pending.
 An endpoint that fails is not flooded: its deliveries wait, each on its back-off schedule, while one probe at
 a time (a delivery of its own, sent ahead of schedule when none is due) tries it at a growing interval; the
 first send it answers releases everything held for it at once.
+
+A receiver that hangs holds up only its own sends: a worker has at most _PER_ENDPOINT sends out to one
+endpoint, records each outcome as its send finishes, and leases more as sends finish or new events come.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,9 +70,13 @@ _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF
 _SENDERS = 32  # sends in flight at once per worker
 _PER_ENDPOINT = 8  # of which to one endpoint (its connections kept alive between sends)
 _COUNT_SHARDS = 8  # rows per outcome in webhook_delivery_counts
-# A run stops after this many batches even with more to do, so a stopping worker finishes soon; the worker
-# (or `loyalty-api jobs`) simply runs it again.
+# A fan-out run stops after this many batches even with more to do, so a stopping worker finishes soon; the
+# worker (or `loyalty-api jobs`) simply runs it again. A sending run not told when to stop leases at most
+# _LEASED_PER_RUN deliveries.
 _BATCHES_PER_RUN = 20
+_LEASED_PER_RUN = 2000
+# While sends are out, a run looks for new events and due deliveries this often (a worker: at its tick).
+LOOK_EVERY_SECONDS = 0.25
 
 
 def probe_interval(failing_for: timedelta) -> timedelta:
@@ -115,11 +123,19 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
 
 
 async def deliver_webhooks(
-    units: UnitsOfWork, *, client: aiohttp.ClientSession | None = None, rng: random.Random | None = None
+    units: UnitsOfWork,
+    *,
+    client: aiohttp.ClientSession | None = None,
+    rng: random.Random | None = None,
+    stop: asyncio.Event | None = None,
+    woken: asyncio.Event | None = None,
+    look_every: float = LOOK_EVERY_SECONDS,
 ) -> int:
-    """The worker's webhook job: fan new events out, then send what is due. Returns the attempts made."""
-    await dispatch_events(units)
-    return await send_due(units, client=client, rng=rng)
+    """The worker's webhook job: fan new events out and send what is due, again and again while sends are
+    out (see `send_due`). Returns the attempts made."""
+    return await send_due(
+        units, client=client, rng=rng, fan_out=True, stop=stop, woken=woken, look_every=look_every
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,34 +172,78 @@ def message_body(outgoing: Outgoing) -> bytes:
 async def send_due(
     units: UnitsOfWork,
     *,
-    batch: int = 100,
+    batch: int = _SENDERS,
     client: aiohttp.ClientSession | None = None,
     rng: random.Random | None = None,
+    fan_out: bool = False,
+    stop: asyncio.Event | None = None,
+    woken: asyncio.Event | None = None,
+    look_every: float = LOOK_EVERY_SECONDS,
 ) -> int:
-    """Send the deliveries that are due, a batch at a time (up to _BATCHES_PER_RUN), and a probe to each
-    failing endpoint whose turn it is; returns the attempts made. The run's leases are renewed while its
-    sends are out, and each batch's outcomes are settled in one transaction."""
+    """Send the deliveries that are due, at most `batch` at once (_PER_ENDPOINT to one endpoint), and a probe
+    to each failing endpoint whose turn it is; returns the attempts made. Each outcome is recorded as its send
+    finishes, and the room it frees is leased again at once; while sends are out, the run also looks for new
+    work every `look_every` seconds or when `woken` is set (fanning new events out first, with `fan_out`).
+    The run ends once nothing is out and nothing is due; with `stop`, it leases nothing more once that is set
+    (else after _LEASED_PER_RUN deliveries) and ends when its sends are done. Its leases are renewed while
+    their sends are out."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
     own_client = client is None
     http = client or webhook_client(units.settings)
     token = new_id()
-    gates = _Gates()
-    attempted = 0
+    loop = asyncio.get_running_loop()
+    sending: dict[asyncio.Task[Outcome], Outgoing] = {}
+    attempted = leased = 0
+    next_fan_out = loop.time()
     try:
         async with _renewing_leases(units, token) as out:
-            for _ in range(_BATCHES_PER_RUN):
-                outgoing = await _lease(units, token, batch)
-                if not outgoing:
+            while True:
+                leasing = not stop.is_set() if stop is not None else leased < _LEASED_PER_RUN
+                wake = woken if fan_out and leasing else None
+                if leasing:
+                    if (wake is not None and wake.is_set()) or (fan_out and loop.time() >= next_fan_out):
+                        if wake is not None:
+                            wake.clear()
+                        next_fan_out = loop.time() + look_every
+                        await dispatch_events(units)
+                    for item in await _lease(units, token, batch - len(sending), sending.values()):
+                        sending[asyncio.create_task(_send_one(units, http, item))] = item
+                        out.add(item.delivery_id)
+                        leased += 1
+                if not sending:
                     break
-                out[:] = [item.delivery_id for item in outgoing]
-                outcomes = await asyncio.gather(*(_send_one(units, http, item, gates) for item in outgoing))
-                await _settle_batch(units, token, list(zip(outgoing, outcomes, strict=True)), rng)
-                out.clear()
-                attempted += len(outgoing)
+                finished = await _first_finished(sending, wake, stop if leasing else None, seconds=look_every)
+                if finished:
+                    await _settle_batch(units, token, finished, rng)
+                    out.difference_update(item.delivery_id for item, _ in finished)
+                    attempted += len(finished)
         return attempted
     finally:
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
         if own_client:
             await http.close()
+
+
+async def _first_finished(
+    sending: dict[asyncio.Task[Outcome], Outgoing],
+    woken: asyncio.Event | None,
+    stop: asyncio.Event | None,
+    *,
+    seconds: float,
+) -> list[tuple[Outgoing, Outcome]]:
+    """Wait until a send finishes, `woken` or `stop` is set, or `seconds` pass; the sends that finished
+    (taken out of `sending`), with their outcomes."""
+    signals = [asyncio.ensure_future(event.wait()) for event in (woken, stop) if event is not None]
+    try:
+        await asyncio.wait([*sending, *signals], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signal in signals:
+            signal.cancel()
+        await asyncio.gather(*signals, return_exceptions=True)
+    done = [task for task in sending if task.done()]
+    return [(sending.pop(task), task.result()) for task in done]
 
 
 def webhook_client(settings: Settings) -> aiohttp.ClientSession:
@@ -197,23 +257,39 @@ def webhook_client(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-async def _lease(units: UnitsOfWork, token: uuid.UUID, batch: int) -> list[Outgoing]:
+async def _lease(
+    units: UnitsOfWork, token: uuid.UUID, room: int, sending: Collection[Outgoing]
+) -> list[Outgoing]:
+    """Up to `room` deliveries to send besides those the run is `sending` (which it does not lease again),
+    with at most _PER_ENDPOINT of one endpoint's out at once: a receiver that hangs cannot take the room of
+    others."""
+    if room <= 0:
+        return []
     async with units.begin() as uow:
         now = uow.clock.now()
         repo = DeliveryRepository(uow.session)
+        out = [item.delivery_id for item in sending]
         # A probe's endpoint waits for its outcome at most as long as the send can take, so one whose worker
         # died is probed again soon after.
         probe_out = timedelta(seconds=units.settings.webhook_timeout_seconds) + LEASE
-        probes = await repo.lease_probes(now, until=now + probe_out, token=token)
-        leased = await repo.lease_due(now, until=now + LEASE, token=token, limit=batch)
+        probes = await repo.lease_probes(now, until=now + probe_out, token=token, besides=out)
+        leased = await repo.lease_due(
+            now,
+            until=now + LEASE,
+            token=token,
+            limit=room - len(probes),  # none when probes took the room
+            per_endpoint=_PER_ENDPOINT,
+            busy=Counter(item.endpoint_id for item in sending),
+            besides=out,
+        )
         return await repo.list_outgoing(probes + leased, now, probes=set(probes)) if probes or leased else []
 
 
 @asynccontextmanager
-async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterator[list[uuid.UUID]]:
-    """Renew, every HEARTBEAT, the leases of the deliveries the block puts in the list it is given (the
-    batch being sent), for as long as the block runs."""
-    out: list[uuid.UUID] = []
+async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterator[set[uuid.UUID]]:
+    """Renew, every HEARTBEAT, the leases of the deliveries the block puts in the set it is given (those
+    being sent), for as long as the block runs."""
+    out: set[uuid.UUID] = set()
 
     async def beat() -> None:
         while True:
@@ -237,27 +313,13 @@ async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterato
             await heart
 
 
-class _Gates:
-    """Bounds on sends in flight: _SENDERS in all, _PER_ENDPOINT to any one endpoint."""
-
-    def __init__(self) -> None:
-        self.all = asyncio.Semaphore(_SENDERS)
-        self.endpoints: dict[uuid.UUID, asyncio.Semaphore] = {}
-
-    def endpoint(self, endpoint_id: uuid.UUID) -> asyncio.Semaphore:
-        return self.endpoints.setdefault(endpoint_id, asyncio.Semaphore(_PER_ENDPOINT))
-
-
-async def _send_one(
-    units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoing, gates: _Gates
-) -> Outcome:
-    """One delivery: whatever goes wrong with it stays with it, and the rest of the batch goes on."""
-    async with gates.endpoint(item.endpoint_id), gates.all:
-        try:
-            return await _attempt(units, http, item)
-        except Exception as exc:
-            logger.exception("webhook send failed", extra={"delivery_id": str(item.delivery_id)})
-            return Outcome(None, f"internal error: {type(exc).__name__}", None, 0)
+async def _send_one(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoing) -> Outcome:
+    """One delivery: whatever goes wrong with it stays with it, and the other sends go on."""
+    try:
+        return await _attempt(units, http, item)
+    except Exception as exc:
+        logger.exception("webhook send failed", extra={"delivery_id": str(item.delivery_id)})
+        return Outcome(None, f"internal error: {type(exc).__name__}", None, 0)
 
 
 def _secrets(units: UnitsOfWork, item: Outgoing, now: datetime) -> list[str]:

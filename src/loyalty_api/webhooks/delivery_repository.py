@@ -4,7 +4,8 @@ recording what each attempt gave."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -125,35 +126,64 @@ class DeliveryRepository:
         )
 
     async def lease_due(
-        self, now: datetime, *, until: datetime, token: uuid.UUID, limit: int
+        self,
+        now: datetime,
+        *,
+        until: datetime,
+        token: uuid.UUID,
+        limit: int,
+        per_endpoint: int,
+        busy: Mapping[uuid.UUID, int],
+        besides: Collection[uuid.UUID] = (),
     ) -> list[uuid.UUID]:
         """Lease the deliveries due now that head their queue: per endpoint and ordering key, a delivery waits
         while an earlier event's delivery is still pending (retrying, or leased by a worker). A failing
-        endpoint's deliveries wait for its probe (`lease_probes`)."""
-        query = (
-            select(WebhookDelivery.id)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                _unleased(now),
-                WebhookEndpoint.enabled.is_(True),
-                WebhookEndpoint.failing_since.is_(None),
-                _heads_queue(),
+        endpoint's deliveries wait for its probe (`lease_probes`). At most `per_endpoint` of one endpoint's,
+        counting the `busy` ones the caller has out already; never one of those it is sending (`besides`)."""
+        taken = Counter(busy)
+        ids: list[uuid.UUID] = []
+        while len(ids) < limit:
+            full = [endpoint for endpoint, count in taken.items() if count >= per_endpoint]
+            query = (
+                select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    _unleased(now),
+                    WebhookEndpoint.enabled.is_(True),
+                    WebhookEndpoint.failing_since.is_(None),
+                    _heads_queue(),
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(limit - len(ids))
             )
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit)
-        )
-        if self._skip_locked:
-            query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-        ids = list((await self.session.execute(query)).scalars().all())
-        await self._lease(ids, until=until, token=token)
+            if full:
+                query = query.where(WebhookDelivery.endpoint_id.not_in(full))
+            if besides:
+                query = query.where(WebhookDelivery.id.not_in(list(besides)))
+            if self._skip_locked:
+                query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
+            found = (await self.session.execute(query)).all()
+            # An endpoint with more due than it may take leaves the rest of its rows to the next look, and
+            # the room they took goes to other endpoints' deliveries: look again without it.
+            fitting = []
+            for delivery_id, endpoint_id in found:
+                if taken[endpoint_id] < per_endpoint:
+                    taken[endpoint_id] += 1
+                    fitting.append(delivery_id)
+            await self._lease(fitting, until=until, token=token)
+            ids += fitting
+            if len(fitting) == len(found):
+                break
         return ids
 
-    async def lease_probes(self, now: datetime, *, until: datetime, token: uuid.UUID) -> list[uuid.UUID]:
+    async def lease_probes(
+        self, now: datetime, *, until: datetime, token: uuid.UUID, besides: Collection[uuid.UUID] = ()
+    ) -> list[uuid.UUID]:
         """For each failing endpoint whose probe is due and not out already, lease the one delivery that
-        probes it (the head of a queue, the earliest due first), and hold its next probe until `until`: one
-        probe at a time per endpoint, whichever worker sends it."""
+        probes it (the head of a queue, the earliest due first, none the caller is sending: `besides`), and
+        hold its next probe until `until`: one probe at a time per endpoint, whichever worker sends it."""
         endpoints_due = (
             select(WebhookEndpoint)
             .where(
@@ -173,6 +203,7 @@ class DeliveryRepository:
                     WebhookDelivery.endpoint_id == endpoint.id,
                     WebhookDelivery.status == "pending",
                     _unleased(now),
+                    WebhookDelivery.id.not_in(list(besides)),
                     _heads_queue(),
                 )
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)

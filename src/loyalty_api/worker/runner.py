@@ -64,9 +64,16 @@ class Worker:
         async with webhook_client(self.units.settings) as client, wake_ups(self.units.settings) as woken:
             while not self._stop.is_set():
                 woken.clear()
-                sent = await self._run_once(
-                    DELIVER_WEBHOOKS.name, deliver_webhooks(self.units, client=client, rng=rng)
+                # A run goes on while its sends are out, looking for new work each tick or wake-up.
+                sending = deliver_webhooks(
+                    self.units,
+                    client=client,
+                    rng=rng,
+                    stop=self._stop,
+                    woken=woken,
+                    look_every=self.tick_seconds,
                 )
+                sent = await self._run_once(DELIVER_WEBHOOKS.name, sending)
                 if not sent:
                     await self._pause(self.tick_seconds, woken)
 
