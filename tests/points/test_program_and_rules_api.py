@@ -4,10 +4,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.builders import add_tier
+from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import events
-from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, set_program
+from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, earn, set_program
 
 
 class TestProgram:
@@ -75,6 +75,25 @@ class TestProgram:
         assert tier["points_multiplier"] == "2"
         listed = (await client.get("/v1/tiers", headers=bearer(admin_key))).json()["items"]
         assert [t["points_multiplier"] for t in listed if t["code"] == "gold"] == ["2"]
+
+    async def test_the_currency_is_for_good_once_amounts_are_recorded_in_it(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A 10-yuan coupon is 1,000 fen: in yen it would become 1,000 yen. Before any amount is recorded the
+        currency may change; after, the change is refused and nothing moves."""
+        await set_program(client, admin_key, currency="JPY")  # nothing recorded yet: changed
+        await set_program(client, admin_key, currency="CNY")
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 1_000)
+        before = (await client.get("/v1/program", headers=bearer(admin_key))).json()
+        refused = await client.put(
+            "/v1/program", json=DEMO_LIKE_PROGRAM | {"currency": "JPY"}, headers=bearer(admin_key)
+        )
+        assert (refused.status_code, refused.json()["code"]) == (409, "currency_in_use"), refused.text
+        assert refused.json()["recorded_in"] == ["orders", "ledger_entries"]
+        assert (await client.get("/v1/program", headers=bearer(admin_key))).json() == before
+        # The rest of the settings still change, the currency as it is.
+        assert (await set_program(client, admin_key, earn_rate="2"))["earn_rate"] == "2"
 
 
 class TestEarningRules:

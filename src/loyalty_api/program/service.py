@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
 from loyalty_api.outbox.service import emit_for_programme
+from loyalty_api.program.errors import CurrencyInUse
 from loyalty_api.program.events import ProgramUpdated
 from loyalty_api.program.models import Program
 from loyalty_api.program.repository import ProgramRepository
@@ -120,6 +121,14 @@ async def is_configured(uow: UnitOfWork) -> bool:
 async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSettings:
     repo = ProgramRepository(uow.session)
     row = await repo.get_program()
+    if settings.currency != (DEFAULTS if row is None else row).currency:
+        recorded = await repo.money_recorded_in()
+        if recorded:
+            raise CurrencyInUse(
+                f"Amounts are recorded in {(DEFAULTS if row is None else row).currency} already: "
+                + ", ".join(name.replace("_", " ") for name in recorded),
+                recorded_in=recorded,
+            )
     if row is None:
         row = Program(id=1)
         await repo.insert_program(row)
