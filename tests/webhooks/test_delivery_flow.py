@@ -553,3 +553,72 @@ async def test_the_body_timestamp_is_written_as_every_instant_the_api_writes(
     body = verified(secret, message)
     assert body["timestamp"] == format_instant(clock.now())  # UTC with Z, as REST writes it
     assert body["timestamp"].endswith(".000250Z")
+
+
+async def test_a_retried_old_delivery_holds_up_none_of_the_members_later_events(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    """An operator sends an old, delivered event again and the receiver refuses it: the member's newer events
+    go out all the same, not after the old one's day of back-off."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000, order_ref="OLD")
+    assert await pump(units) == 1
+    [old] = await rows(app, "SELECT id FROM webhook_deliveries")
+
+    async def refuse_the_old_one() -> None:
+        if json.loads(receiver.received[-1].body)["data"]["order_ref"] == "OLD":
+            receiver.answers.appendleft(410)
+
+    receiver.on_request = refuse_the_old_one
+    retried = await client.post(f"/v1/webhook-deliveries/{old['id']}/retry", headers=bearer(admin_key))
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["status"], retried.json()["delivered_at"]) == ("pending", None)
+    await earn(client, pos_key, member, 10_000, order_ref="NEW")
+    for _ in range(3):
+        await pump(units)
+        clock.advance(delivery.PROBE_MIN)
+    sent = [json.loads(m.body)["data"]["order_ref"] for m in receiver.received]
+    assert "NEW" in sent
+    [new] = await rows(
+        app, "SELECT status FROM webhook_deliveries WHERE id <> :old", old=uuid.UUID(str(old["id"]))
+    )
+    assert new["status"] == "succeeded"
+
+
+async def test_a_replay_puts_a_retried_delivery_back_in_its_members_order(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000, order_ref="OLD")
+    assert await pump(units) == 1
+    [old] = await rows(app, "SELECT id FROM webhook_deliveries")
+    retried = await client.post(f"/v1/webhook-deliveries/{old['id']}/retry", headers=bearer(admin_key))
+    assert retried.status_code == 200, retried.text
+    ordered = (
+        "SELECT d.sequence AS mine, e.sequence AS its FROM webhook_deliveries d "
+        "JOIN outbox_events e ON e.id = d.event_id"
+    )
+    [out_of_order] = await rows(app, ordered)
+    assert out_of_order["mine"] is None  # sent again apart from the member's order
+    replayed = await client.post(
+        f"/v1/webhook-endpoints/{endpoint_id}/replay",
+        json={"since": format_instant(clock.now() - timedelta(minutes=1))},
+        headers=bearer(admin_key),
+    )
+    assert replayed.status_code == 200, replayed.text
+    [in_order] = await rows(app, ordered)
+    assert in_order["mine"] == in_order["its"] is not None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.outbox.models import OutboxEvent
@@ -106,11 +106,17 @@ class EndpointRepository:
 
     async def reset_delivery(self, delivery_id: uuid.UUID, *, now: datetime) -> WebhookDelivery | None:
         """Make a delivery due now, unless a worker holds its lease: one conditional UPDATE, so it cannot
-        race a worker that claims it at the same moment. None when it does not exist or is leased."""
+        race a worker that claims it at the same moment. None when it does not exist or is leased. One that
+        had left the queue (delivered, or given up) comes back out of its member's order: the later events
+        went out after it already, and must not wait behind it now (through its back-off, should its
+        receiver refuse it); one still pending keeps its place."""
         result = await self.session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery_id, _not_leased(now))
-            .values(**_due_now(now))
+            .values(
+                **_due_now(now),
+                sequence=case((WebhookDelivery.status == "pending", WebhookDelivery.sequence), else_=None),
+            )
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
@@ -166,7 +172,7 @@ class EndpointRepository:
                 WebhookDelivery.event_id.in_(events),
                 _not_leased(now),
             )
-            .values(**_due_now(now))
+            .values(**_due_now(now), sequence=_event_sequence())
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
@@ -209,7 +215,8 @@ def _not_leased(now: datetime) -> ColumnElement[bool]:
 
 def _due_now(now: datetime) -> dict[str, Any]:
     # A fresh run of back-off: earlier attempts stay in the attempt log but do not count towards giving up.
-    # The lease's token goes too: a worker whose lease ran out settles nothing of this fresh run.
+    # The lease's token goes too: a worker whose lease ran out settles nothing of this fresh run. Pending, it
+    # is not delivered (whenever an earlier run delivered it).
     return {
         "status": "pending",
         "next_attempt_at": now,
@@ -217,7 +224,13 @@ def _due_now(now: datetime) -> dict[str, Any]:
         "leased_until": None,
         "lease_token": None,
         "attempts": 0,
+        "delivered_at": None,
     }
+
+
+def _event_sequence() -> ColumnElement[int | None]:
+    """The delivery's event's place in its member's order (a retry by hand may have taken it out)."""
+    return select(OutboxEvent.sequence).where(OutboxEvent.id == WebhookDelivery.event_id).scalar_subquery()
 
 
 def _events_matching(

@@ -322,8 +322,9 @@ async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetai
 
 async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDelivery:
     """Send a delivery again as soon as a worker is free: a failed one, a pending one now instead of at its
-    next back-off, or a succeeded one once more. Refused while a worker is sending it, or while its endpoint
-    is disabled (nothing would be sent)."""
+    next back-off, or a succeeded one once more (a failed or succeeded one apart from its member's order,
+    holding none of the later events up). Refused while a worker is sending it, or while its endpoint is
+    disabled (nothing would be sent)."""
     repo = EndpointRepository(uow.session)
     found = await repo.get_delivery(delivery_id)
     if found is None:
