@@ -177,7 +177,15 @@ class TestTargets:
         assert await count(app, "webhook_endpoints") == 0
 
     @pytest.mark.parametrize(
-        "url", ["ftp://93.184.216.34/", "https://admin:pw@93.184.216.34/", "not a url", "//93.184.216.34/x"]
+        "url",
+        [
+            "ftp://93.184.216.34/",
+            "https://admin:pw@93.184.216.34/",
+            "not a url",
+            "//93.184.216.34/x",
+            "https://93.184.216.34:0/",  # no receiver listens on port 0
+            "http://hooks.example:0/x",
+        ],
     )
     async def test_other_than_plain_http_urls_are_refused(
         self, client: httpx.AsyncClient, admin_key: str, url: str

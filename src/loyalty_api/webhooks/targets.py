@@ -26,8 +26,8 @@ Resolver = Callable[[str, int], Awaitable[tuple[IPAddress, ...]]]
 
 
 def check_url(url: str) -> None:
-    """Refuse (TargetNotAllowed, 422) a URL that is not plain http(s) to a host, carries credentials, is too
-    long or holds spaces or control characters: the checks that need no DNS."""
+    """Refuse (TargetNotAllowed, 422) a URL that is not plain http(s) to a host and a port other than 0,
+    carries credentials, is too long or holds spaces or control characters: the checks that need no DNS."""
     _parse(url)
 
 
@@ -83,9 +83,11 @@ def _parse(url: str) -> SplitResult:
         raise TargetNotAllowed("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+        port = parts.port  # raises ValueError for a port out of range or not a number
     except ValueError as exc:
         raise TargetNotAllowed("is not a valid URL") from exc
+    if port == 0:  # urlsplit takes it, but nothing can be reached there
+        raise TargetNotAllowed("is not a valid URL")
     if parts.scheme.lower() not in _SCHEMES:
         raise TargetNotAllowed("must be an http or https URL")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
