@@ -326,6 +326,25 @@ class TestSettingsFromTheEnvironment:
         assert "'pgbouncer'" in lines[0]
         assert list(tmp_path.iterdir()) == []  # refused before anything was done
 
+    @pytest.mark.parametrize("key", ["notakey", "c2l4dGVlbi1ieXRlcy1rZXk="])  # not base64; 16 bytes
+    def test_an_encryption_key_it_cannot_use_is_one_line_without_the_key(
+        self, tmp_path: Path, key: str
+    ) -> None:
+        for command in (["keys", "list"], ["serve", "--port", "0"]):
+            result = subprocess.run(
+                [*CLI, *command],
+                cwd=tmp_path,
+                env=_clean_env(LOYALTY_ENCRYPTION_KEY=key),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert (result.returncode, result.stdout) == (2, ""), command
+            assert result.stderr.startswith("loyalty-api: LOYALTY_ENCRYPTION_KEY: the encryption key ")
+            assert len(result.stderr.splitlines()) == 1 and key not in result.stderr
+            assert list(tmp_path.iterdir()) == []  # refused before a database was made
+
     def test_pgbouncer_needs_somewhere_else_to_listen(self, tmp_path: Path) -> None:
         """LISTEN through transaction pooling misses notifications: a revoked key would be kept for the
         cache's lifetime."""

@@ -490,8 +490,9 @@ def cmd_keys_list(_: argparse.Namespace) -> None:
         async with _units(Settings()) as units, units.read() as uow:
             return await auth_service.list_keys(uow)
 
+    summaries = asyncio.run(run())
     print("\t".join(_LIST_COLUMNS))
-    for summary in asyncio.run(run()):
+    for summary in summaries:
         p = summary.principal
         cells = (
             p.key_prefix,

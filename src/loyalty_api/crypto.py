@@ -35,6 +35,11 @@ def generate_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
+def check_key(key: str) -> None:
+    """InvalidEncryptionKey (a ValueError) says why `key` cannot be the master key."""
+    _decode_key(key)
+
+
 def _decode_key(key: str) -> bytes:
     try:
         raw = base64.urlsafe_b64decode(key.encode("ascii"))

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from loyalty_api.crypto import check_key
+
 
 def check_rate(value: str) -> str:
     """A rate such as "100/second" (one limit: several would make the 429's headers ambiguous)."""
@@ -210,6 +212,13 @@ class Settings(BaseSettings):
     def _a_storage(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must be memory:// or a redis:// URL")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _a_usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_key(value.get_secret_value())
         return value
 
     @field_validator("database_url", "listen_database_url", "reports_database_url")
