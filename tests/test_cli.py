@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import subprocess
 import time
 import uuid
@@ -117,6 +118,25 @@ class TestServeDemo:
         )
         assert result.returncode == 2
         assert "LOYALTY_ENCRYPTION_KEY" in result.stderr
+
+    def test_serve_on_a_port_in_use_says_so_before_it_sets_anything_up(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = subprocess.run(
+                [*CLI, "serve", "--demo", "--port", str(port)],
+                cwd=tmp_path,
+                env=_clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        assert (result.returncode, result.stdout) == (2, "")  # no demo keys shown for a service never up
+        assert result.stderr.startswith(f"loyalty-api: cannot listen on 127.0.0.1:{port} ")
+        assert "--port" in result.stderr and "Traceback" not in result.stderr
+        assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -170,6 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             "--workers needs PostgreSQL (LOYALTY_DATABASE_URL): SQLite takes one writer at a time, and on "
             "SQLite `serve` runs the worker inside its one process. Serve SQLite with one process."
         )
+    _require_free_port(args.host, args.port)
     state: dict[str, object] = {}
     if args.demo:
         settings, state = _demo_state(settings)
@@ -203,6 +205,22 @@ def cmd_serve(args: argparse.Namespace) -> None:
     app = create_app(settings, with_worker=settings.is_sqlite)
     tune_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_config=None, access_log=False)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Before anything is set up or printed: a server already listening there would have the demo's keys
+    shown for a service that then stops at once."""
+    if port == 0:
+        return
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): serve on another with --port")
 
 
 def _export_to_processes(settings: Settings) -> None:
