@@ -23,15 +23,19 @@ from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from loyalty_api.profiles import service as profiles
+from loyalty_api.webhooks.delivery import dispatch_events, send_due
 from tests.builders import add_tier, enrol
 from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import graphql, mutate
-from tests.inspect_db import events
+from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import cny, earn, set_program
 from tests.privacy.conftest import Story
+from tests.webhooks.endpoint_helpers import add_endpoint
+from tests.webhooks.receiver import running_receiver
+from tests.webhooks.test_delivery_flow import with_settings
 
 OVERRIDE = {"tier": "gold", "until": "2026-12-31T00:00:00Z", "reason": "x"}
 # What identified the story's member: contacts as given and as stored, name, birthday, external ids, the
@@ -485,3 +489,33 @@ async def test_what_operators_wrote_about_the_member_goes_with_them(
     await _erase(client, admin_key, member["id"])
     assert naming(await _every_text(app)) <= {"audit_events"}
     await assert_ledger_invariant(app)
+
+
+async def test_a_receivers_answer_to_an_event_sent_before_an_erasure_is_not_kept_after_it(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """A delivery out when the erasure commits comes back with the receiver's echo of the card number; the
+    erasure had forgotten the answers it found, and this one must not be recorded after it."""
+    await set_program(client, admin_key)
+    units = with_settings(units_of(app), webhook_allow_private_targets=True)  # the receiver is on loopback
+    async with running_receiver() as receiver:
+        await add_endpoint(units, receiver.url, event_types=["member.enrolled"])
+        member = await enrol(client, pos_key)
+        released, arrived = asyncio.Event(), asyncio.Event()
+        receiver.holds.append(released)
+        receiver.bodies.append(json.dumps({"ok": True, "card": member["member_number"]}).encode())
+        receiver.answers.append(200)
+
+        async def note_arrival() -> None:
+            arrived.set()
+
+        receiver.on_request = note_arrival
+        await dispatch_events(units)
+        sending = asyncio.create_task(send_due(units))
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+        await _erase(client, admin_key, member["id"])
+        released.set()
+        assert await sending == 1
+    [attempt] = await rows(app, "SELECT status_code, response_body FROM webhook_attempts")
+    assert attempt == {"status_code": 200, "response_body": None}
+    assert [hit for hit in await _every_text(app) if member["member_number"] in hit[2]] == []

@@ -468,6 +468,9 @@ async def _settle(
     owned_now = set(held)
     others = [item.delivery_id for item, _ in sent if item.delivery_id not in owned_now]
     recorded = owned_now | await repo.lock_existing(others)
+    # A receiver may echo what it was sent: its answer about a member erased while it was out is not kept.
+    with_answers = [item.delivery_id for item, outcome in sent if outcome.response_body is not None]
+    forgotten = await repo.of_erased_members(with_answers)
     await repo.insert_attempts(
         [
             {
@@ -476,7 +479,7 @@ async def _settle(
                 "status_code": outcome.status_code,
                 "error": outcome.failure,
                 "duration_ms": outcome.duration_ms,
-                "response_body": outcome.response_body,
+                "response_body": None if item.delivery_id in forgotten else outcome.response_body,
             }
             for item, outcome in sent
             if item.delivery_id in recorded

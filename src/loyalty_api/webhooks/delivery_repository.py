@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from loyalty_api.db.dialect import dialect_insert, insert_or_ignore
 from loyalty_api.db.ids import new_id
+from loyalty_api.members.models import ERASED, Member
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookDeliveryCount, WebhookEndpoint
 
@@ -465,6 +466,22 @@ class DeliveryRepository:
             .where(WebhookDelivery.status == "pending", WebhookEndpoint.enabled.is_(True))
         )
         return found
+
+    async def of_erased_members(self, delivery_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of these deliveries whose event's member is erased. Their members' rows are shared until
+        commit: an erasure under way finishes first, and one that begins later waits for what this records,
+        then finds it (an erasure forgets the answers it finds)."""
+        if not delivery_ids:
+            return set()
+        rows = await self.session.execute(
+            select(_DELIVERIES.c.id, Member.status)
+            .join(OutboxEvent, OutboxEvent.id == _DELIVERIES.c.event_id)
+            .join(Member, Member.id == OutboxEvent.member_id)
+            .where(_DELIVERIES.c.id.in_(delivery_ids))
+            .order_by(Member.id)
+            .with_for_update(read=True, of=Member)
+        )
+        return {delivery_id for delivery_id, status in rows.all() if status == ERASED}
 
     async def forget_answers_about(self, member_id: uuid.UUID) -> int:
         """For an erasure: the receivers' answers kept with the attempts to deliver the member's events are
