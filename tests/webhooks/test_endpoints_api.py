@@ -3,6 +3,8 @@ refused."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -208,6 +210,61 @@ class TestTargets:
         assert response.json()["code"] == "webhook_target_not_allowed"
         read = await client.get(f"/v1/webhook-endpoints/{created['id']}", headers=bearer(admin_key))
         assert read.json()["url"] == PUBLIC_URL
+
+
+class TestSlowNames:
+    @pytest.mark.parametrize("method", ["POST", "PATCH"])
+    async def test_a_slow_lookup_holds_up_no_other_write(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        monkeypatch: pytest.MonkeyPatch,
+        method: str,
+    ) -> None:
+        """The host of a new URL is resolved before the request's unit of work opens: on SQLite that unit
+        holds the only writer turn, and every till's write waited for the name server."""
+        created = await create_endpoint(client, admin_key) if method == "PATCH" else None
+        answer, asked = asyncio.Event(), asyncio.Event()
+
+        async def slow_name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+            asked.set()
+            await answer.wait()
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", slow_name_server)
+        body = {"url": "https://hooks.example.com/loyalty"}
+        if created is None:
+            saving = client.post("/v1/webhook-endpoints", json=body, headers=bearer(admin_key))
+        else:
+            saving = client.patch(
+                f"/v1/webhook-endpoints/{created['id']}", json=body, headers=bearer(admin_key)
+            )
+        saved = asyncio.create_task(saving)
+        try:
+            await asyncio.wait_for(asked.wait(), timeout=10)
+            enrolled = await asyncio.wait_for(enrol(client, pos_key), timeout=10)  # a till's write meanwhile
+            assert enrolled["id"] and not saved.done()
+        finally:
+            answer.set()
+        response = await saved
+        assert response.status_code in (200, 201), response.text
+        assert response.json()["url"] == body["url"]
+
+    async def test_a_caller_the_route_refuses_makes_no_lookup(
+        self, client: httpx.AsyncClient, pos_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        asked: list[str] = []
+
+        async def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+            asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", name_server)
+        body = {"url": "https://hooks.example.com/loyalty"}
+        response = await client.post("/v1/webhook-endpoints", json=body, headers=bearer(pos_key))
+        assert response.status_code == 403
+        assert asked == []
 
 
 class TestChanging:

@@ -141,6 +141,12 @@ class UnitOfWorkRoute(APIRoute):
     def takes_body(self) -> bool:
         return bool((self.methods or set()) & {"POST", "PUT", "PATCH"})
 
+    async def prepare(self, request: Request, body: Any) -> None:
+        """Work the endpoint needs done before its unit of work opens (a slow lookup that must not hold the
+        transaction, or SQLite's writer turn), given the body the strict check passed (None when there is
+        none or it failed): the outcome goes in `request.state`, never raised (the key is claimed by now,
+        and only the unit of work settles it). Nothing by default."""
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         # FastAPI's own handler, without a unit of work: the audit trail runs a GET route's in a write's.
@@ -179,6 +185,7 @@ class UnitOfWorkRoute(APIRoute):
                     claimed = outcome
             except LoyaltyError as exc:
                 return render_domain_error(exc, request)
+            await self.prepare(request, request.screened if body and not request.state.body_errors else None)
             return await _run_in_unit_of_work(
                 units,
                 request,

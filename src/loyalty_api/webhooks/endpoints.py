@@ -28,7 +28,7 @@ from loyalty_api.webhooks.errors import (
 from loyalty_api.webhooks.events import WebhookEndpointChanged
 from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
-from loyalty_api.webhooks.targets import check_target
+from loyalty_api.webhooks.targets import TargetCheck, check_target
 
 MAX_EVENT_TYPES = 100
 MAX_OVERLAP_HOURS = 168
@@ -163,6 +163,13 @@ async def _changed(
     )
 
 
+async def _check_target(uow: UnitOfWork, url: str, checked: TargetCheck | None) -> None:
+    if checked is not None and checked.url == url:
+        checked.confirm()
+    else:
+        await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+
+
 async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID, *, lock: bool = False) -> WebhookEndpoint:
     row = await EndpointRepository(uow.session).get_endpoint(endpoint_id, lock=lock)
     if row is None:
@@ -178,11 +185,14 @@ async def create_endpoint(
     event_types: Sequence[str],
     enabled: bool,
     partner_id: uuid.UUID | None = None,
+    target: TargetCheck | None = None,
 ) -> IssuedSecret:
+    """A new endpoint with its secret. `target`: the URL's check, made before the unit of work opened
+    (else it is made here)."""
     types = _checked_event_types(event_types)
     if partner_id is not None:
         await active_partner(uow, partner_id)
-    await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+    await _check_target(uow, url, target)
     secret = new_secret()
     now = uow.clock.now()
     row = WebhookEndpoint(
@@ -224,14 +234,16 @@ async def update_endpoint(
     description: str | _Unset | None = UNSET,
     event_types: Sequence[str] | _Unset = UNSET,
     enabled: bool | _Unset = UNSET,
+    target: TargetCheck | None = None,
 ) -> Endpoint:
     """Apply the given fields; fields not given are left alone, a description given as None is cleared.
     Enabling an endpoint forgets its failures, so it gets the full time again before it is disabled. A new
     URL, or enabling an endpoint that was off or failing, sends what waits on its back-off at once (as an
     endpoint that answers again does): the receiver is up again or somewhere else now. New event types end
-    the pending deliveries of the types it no longer takes (failed, saying so)."""
+    the pending deliveries of the types it no longer takes (failed, saying so). `target`: the new URL's
+    check, made before the unit of work opened (else it is made here)."""
     if not isinstance(url, _Unset):  # before the lock: resolving the host may take a while
-        await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
+        await _check_target(uow, url, target)
     row = await _get(uow, endpoint_id, lock=True)
     moved = not isinstance(url, _Unset) and url != row.url
     enabling = enabled is True and (not row.enabled or row.failing_since is not None)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.edge import principal_of
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.partners.errors import PartnerNotActive, PartnerNotFound
@@ -41,9 +42,32 @@ from loyalty_api.webhooks.schemas import (
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
 )
+from loyalty_api.webhooks.targets import TargetCheck, check_in_advance
 
-router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=UnitOfWorkRoute)
+
+class _TargetCheckingRoute(UnitOfWorkRoute):
+    """Checks the `url` of a body (an endpoint's) before the unit of work opens: resolving its host may take
+    seconds, and on SQLite an open writing unit holds up every other write meanwhile. Only for a caller the
+    route lets in: nobody else makes the service look a name up."""
+
+    async def prepare(self, request: Request, body: Any) -> None:
+        url = getattr(body, "url", None)
+        principal = principal_of(request)
+        if isinstance(url, str) and principal is not None and principal.has_any(self.scopes):
+            settings = request.app.state.units.settings
+            request.state.target = await check_in_advance(
+                url, allow_private=settings.webhook_allow_private_targets
+            )
+
+
+async def _target(request: Request) -> TargetCheck | None:  # async: FastAPI runs a plain def in a thread
+    target: TargetCheck | None = getattr(request.state, "target", None)
+    return target
+
+
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=_TargetCheckingRoute)
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
+CheckedTarget = Annotated[TargetCheck | None, Depends(_target)]
 AnyCaller = Annotated[
     Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce, Scope.partner, Scope.billing))
 ]
@@ -57,7 +81,9 @@ _TARGET = (TargetNotAllowed, TargetUnresolvable)
     summary="Register a webhook endpoint; its signing secret is in this response only",
     responses=problem_responses(*_AUTH, *_TARGET, InvalidField, PartnerNotFound, PartnerNotActive),
 )
-async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) -> WebhookEndpointWithSecret:
+async def create_endpoint(
+    body: WebhookEndpointCreate, uow: UoW, _: Operator, target: CheckedTarget
+) -> WebhookEndpointWithSecret:
     """Register a URL to receive events: every event of `event_types` (all types when empty, new ones too) is
     POSTed to it, signed per Standard Webhooks. The signing `secret` (`whsec_…`) is in this response only:
     store it. With `partner_id` the endpoint is that partner's: it receives only events about the partner
@@ -73,6 +99,7 @@ async def create_endpoint(body: WebhookEndpointCreate, uow: UoW, _: Operator) ->
         event_types=body.event_types,
         enabled=body.enabled,
         partner_id=body.partner_id,
+        target=target,
     )
     return WebhookEndpointWithSecret.issued(issued)
 
@@ -111,7 +138,7 @@ async def read_endpoint(endpoint_id: uuid.UUID, uow: UoW, _: Operator) -> Webhoo
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound, *_TARGET, InvalidField),
 )
 async def update_endpoint(
-    endpoint_id: uuid.UUID, body: WebhookEndpointUpdate, uow: UoW, _: Operator
+    endpoint_id: uuid.UUID, body: WebhookEndpointUpdate, uow: UoW, _: Operator, target: CheckedTarget
 ) -> WebhookEndpointRead:
     """Change the fields sent: `url`, `description` (null clears it), `event_types`, `enabled`. `enabled:
     true` re-enables an endpoint disabled for failing and forgets its failures; `/replay` sends what it
@@ -122,7 +149,7 @@ async def update_endpoint(
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
     `webhook_endpoint.changed`."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return WebhookEndpointRead.of(await endpoints.update_endpoint(uow, endpoint_id, **changes))
+    return WebhookEndpointRead.of(await endpoints.update_endpoint(uow, endpoint_id, target=target, **changes))
 
 
 @router.delete(

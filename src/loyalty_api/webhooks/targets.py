@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from loyalty_api.webhooks.errors import TargetNotAllowed, TargetUnresolvable
@@ -36,6 +37,29 @@ async def check_target(url: str, *, allow_private: bool) -> None:
     (loopback, private, link-local, multicast, reserved, unspecified, shared, …) unless `allow_private`. A
     host without an address is refused with TargetUnresolvable, a subclass of TargetNotAllowed."""
     await resolve_target(url, allow_private=allow_private)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCheck:
+    """What `check_target` found for a URL, checked ahead of a unit of work: resolving a name may take
+    seconds, and an open writing unit (on SQLite, the only writer turn) must not wait for it."""
+
+    url: str
+    refusal: TargetNotAllowed | None
+
+    def confirm(self) -> None:
+        """Raise the refusal, if the check found one."""
+        if self.refusal is not None:
+            raise self.refusal
+
+
+async def check_in_advance(url: str, *, allow_private: bool) -> TargetCheck:
+    """`check_target`, its refusal kept to be raised where the URL is used."""
+    try:
+        await check_target(url, allow_private=allow_private)
+    except TargetNotAllowed as refusal:
+        return TargetCheck(url, refusal)
+    return TargetCheck(url, None)
 
 
 async def resolve_target(url: str, *, allow_private: bool) -> tuple[IPAddress, ...]:
