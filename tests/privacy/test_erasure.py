@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import JSON, String, Text, select
+from sqlalchemy import JSON, String, Text, select, text
 
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
@@ -23,16 +23,19 @@ from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from loyalty_api.profiles import service as profiles
+from loyalty_api.settings import Settings
 from loyalty_api.webhooks.delivery import dispatch_events, send_due
 from tests.builders import add_tier, enrol
 from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
+from tests.databases import is_postgres, side_engine
 from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import cny, earn, set_program
 from tests.privacy.conftest import Story
+from tests.subscriptions.helpers import add_plan, subscribe
 from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import running_receiver
 from tests.webhooks.test_delivery_flow import with_settings
@@ -519,3 +522,45 @@ async def test_a_receivers_answer_to_an_event_sent_before_an_erasure_is_not_kept
     [attempt] = await rows(app, "SELECT status_code, response_body FROM webhook_attempts")
     assert attempt == {"status_code": 200, "response_body": None}
     assert [hit for hit in await _every_text(app) if member["member_number"] in hit[2]] == []
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds the erasure midway from a second PostgreSQL connection")
+@pytest.mark.parametrize("change", ["hold release", "subscription cancel"])
+async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings, change: str
+) -> None:
+    """A release of the member's hold, or a cancel of their subscription, sent while the erasure runs waits
+    for it and then finds nothing (404), as a change to the member does: not a 500."""
+    await set_program(client, admin_key)
+    await add_plan(client, admin_key, "plus")
+    member = await enrol(client, pos_key)
+    await earn(client, pos_key, member["id"], 10_000)
+    if change == "hold release":
+        held = await client.post(
+            f"/v1/members/{member['id']}/holds",
+            json={"points": 50, "order_ref": "W-1"},
+            headers=bearer(pos_key),
+        )
+        path, code = f"/v1/holds/{held.json()['id']}/release", "hold_not_found"
+    else:
+        subscription = await subscribe(client, admin_key, member["id"], "plus", payment_ref="PAY-1")
+        path, code = f"/v1/subscriptions/{subscription['id']}/cancel", "subscription_not_found"
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate:  # the erasure stops at the member's events, its locks taken
+            await gate.execute(
+                text("SELECT 1 FROM outbox_events WHERE member_id = :m FOR UPDATE"),
+                {"m": uuid.UUID(member["id"])},
+            )
+            erasing = asyncio.create_task(
+                client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+            )
+            await asyncio.sleep(0.5)
+            changing = asyncio.create_task(client.post(path, json={}, headers=bearer(admin_key)))
+            await asyncio.sleep(0.5)
+            await gate.rollback()
+    finally:
+        await engine.dispose()
+    assert (await erasing).status_code == 200
+    refused = await changing
+    assert (refused.status_code, refused.json()["code"]) == (404, code), refused.text

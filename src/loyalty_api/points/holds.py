@@ -140,7 +140,8 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
         raise HoldNotFound()
     await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
     hold = await holds.get_hold(hold_id)
-    assert hold is not None
+    if hold is None:  # its member was erased while this waited for the lock
+        raise HoldNotFound()
     status = hold_status(hold, uow.clock.now())
     if status != "active":
         raise HoldNotActive(f"The hold is {status}", hold_status=status)

@@ -280,9 +280,10 @@ async def _locked(uow: UnitOfWork, subscription_id: uuid.UUID) -> Subscription:
     member_id = await repo.get_member_of(subscription_id)
     if member_id is None:
         raise SubscriptionNotFound()
-    await repo.lock_member(member_id)
-    sub = await repo.lock_subscription(subscription_id)
-    assert sub is not None, "subscriptions are never deleted"
+    # Behind the member's lock: an erasure that held it has ended the member, and what was theirs is gone.
+    sub = await repo.lock_subscription(subscription_id) if await repo.lock_member(member_id) else None
+    if sub is None:
+        raise SubscriptionNotFound()
     await periods.advance(uow, sub)
     return sub
 
