@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from tests.conftest import bearer
 from tests.databases import is_postgres, side_engine
 from tests.inspect_db import count
 from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import ledger
 from tests.points.helpers import cny, earn, points, set_program
 
 MIB = 1024 * 1024
@@ -405,6 +407,51 @@ class TestTimeLimit:
             )
             after = await points(client, till, member["id"])
             assert after["balance"] == before["balance"] + earned > before["balance"]
+            await assert_ledger_invariant(app, member["id"])
+
+    async def test_each_mutation_after_a_commit_keeps_its_own_limit(self, settings: Settings) -> None:
+        """Once the first mutation of a document has committed, the backstop stands down; a later one whose
+        Idempotency-Key is held elsewhere is still cut off at its own limit (it waited as long as the key was
+        held)."""
+        async with serving(settings, request_timeout_seconds=1.0) as (app, client):
+            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            member = await enrol(client, till)
+            await earn(client, till, member["id"], 10_000)
+            redeem = (
+                "mutation($m: ID!) { second: loyaltyRedeemPoints(input: {memberId: $m, points: 10, "
+                'orderRef: "G-R1"}, idempotencyKey: "K-1") { redeemed { balance } userErrors { code } } }'
+            )
+            done = await client.post(
+                "/graphql", json={"query": redeem, "variables": {"m": member["id"]}}, headers=bearer(till)
+            )
+            assert "errors" not in done.json(), done.text
+            both = redeem.replace(
+                "mutation($m: ID!) {",
+                'mutation($m: ID!) { first: loyaltyEarnPoints(input: {memberId: $m, orderRef: "G-E1", '
+                'amount: {amount: 1000, currency: "CNY"}}) { earned { pointsEarned } } ',
+            )
+            engine = side_engine(settings)
+            try:
+                async with engine.connect() as gate:  # another request holds the key's record
+                    await gate.execute(text("SELECT 1 FROM idempotency_records WHERE key = 'K-1' FOR UPDATE"))
+                    answering = asyncio.create_task(
+                        client.post(
+                            "/graphql",
+                            json={"query": both, "variables": {"m": member["id"]}},
+                            headers=bearer(till),
+                        )
+                    )
+                    await asyncio.wait({answering}, timeout=20)
+                    assert answering.done(), "the second mutation waited past its limit"
+                    await gate.rollback()
+            finally:
+                await engine.dispose()
+            answer = answering.result().json()
+            # A payload is never null: the error takes the document's data with it, the first earn stays.
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["request_timed_out"]
+            [earned] = [e for e in await ledger(client, admin, member["id"]) if e["order_ref"] == "G-E1"]
+            assert earned["amount"] == 10
             await assert_ledger_invariant(app, member["id"])
 
 

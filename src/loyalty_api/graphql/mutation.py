@@ -68,6 +68,7 @@ class MutationPayload:
 
 
 Payload = TypeVar("Payload", bound=MutationPayload)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +121,15 @@ async def run_mutation(
     if idempotency_key is not None:
         canonical = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str).encode()
         try:
-            found = await idempotency.claim(
-                units,
-                owner=principal.key_prefix,
-                key=idempotency_key,
-                fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
+            found = await _in_time(
+                deadline,
+                units.settings.request_timeout_seconds,
+                idempotency.claim(
+                    units,
+                    owner=principal.key_prefix,
+                    key=idempotency_key,
+                    fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
+                ),
             )
         except LoyaltyError as exc:
             errors = user_errors_of(exc)
@@ -135,7 +140,15 @@ async def run_mutation(
             return _replayed(found, reply, units.vault.decrypt)
         claimed = found
 
-    uow = await units.start()
+    try:
+        # On SQLite, a wait for the writer's turn.
+        uow = await _in_time(deadline, units.settings.request_timeout_seconds, units.start())
+    except BaseException as exc:
+        if claimed is not None:  # nothing ran: a retry with the key runs it
+            await idempotency.release(units, claimed)
+        if isinstance(exc, RequestTimedOut):
+            raise as_graphql_error(exc) from exc
+        raise
     settle: Callable[[], Awaitable[None]] | None = None
     limit = asyncio.timeout_at(deadline)
     try:
@@ -184,6 +197,19 @@ async def run_mutation(
         finally:
             if settle is not None:
                 await settle()
+
+
+async def _in_time(deadline: float, seconds: float, step: Awaitable[T]) -> T:
+    """A step before the work, under the mutation's own time limit (`seconds`, ending at `deadline`): once a
+    mutation of the document has committed, the edge's backstop stands down for the rest of it."""
+    limit = asyncio.timeout_at(deadline)
+    try:
+        async with limit:
+            return await step
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise RequestTimedOut.after(seconds) from None
 
 
 async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:

@@ -116,7 +116,8 @@ def principal_of(request: Request) -> Principal | None:
 def spare_the_commit(connection: HTTPConnection | None) -> None:
     """Stand the backstop down for the rest of the request: a unit of work that finished within its own
     limit is committing, and a commit cut off would leave its caller told "rolled back" of work that may
-    have landed. What follows a commit is bounded by each unit's own limit, and by answering."""
+    have landed. What follows a commit is bounded by each unit's own limit (a GraphQL mutation's covers its
+    key's claim and its wait for a unit of work too), and by answering."""
     state = {} if connection is None else connection.scope.get("state", {})
     backstop: asyncio.Timeout | None = state.get("backstop")
     if backstop is not None:
