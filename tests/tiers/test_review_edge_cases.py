@@ -3,7 +3,7 @@ out before the review job came, a member who had no tier yet, and bad version nu
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -175,6 +175,38 @@ class TestLadderReordered:
         assert (await client.put("/v1/tiers/member", json=body, headers=bearer(admin_key))).status_code == 200
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"]) == ("member", "2026-12-31T16:00:00Z")
+
+    async def test_a_member_under_an_override_when_it_changes_gets_the_same_date_for_afterwards(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The entry tier held before an override is dated like everyone's when it stops being the entry, or
+        the override's end would put the member back on it with no review date, never to be reviewed."""
+        await set_program(client, admin_key)
+        await add_tier(client, admin_key, "member", rank=10)
+        await add_tier(client, admin_key, "silver", rank=20, threshold=100_000)
+        held, peer = await enrol(client, pos_key), await enrol(client, pos_key)
+        override = {"tier": "silver", "until": "2026-03-26T10:00:00Z", "reason": "trial"}
+        path = f"/v1/members/{held['id']}/tier/override"
+        assert (await client.put(path, json=override, headers=bearer(admin_key))).status_code == 200
+        await add_tier(client, admin_key, "basic", rank=0)  # a new entry tier, and the old one needs spend
+        body = {
+            "name": "Member",
+            "rank": 10,
+            "metric": "spend",
+            "window": "calendar_year",
+            "threshold": 50_000,
+        }
+        assert (await client.put("/v1/tiers/member", json=body, headers=bearer(admin_key))).status_code == 200
+        clock.set(datetime(2026, 3, 27, tzinfo=UTC))
+        await review_tiers(app.state.units)
+        ended, dated = await tier_of(client, pos_key, held["id"]), await tier_of(client, pos_key, peer["id"])
+        assert (ended["tier"]["code"], ended["override_until"]) == ("member", None)
+        assert ended["kept_until"] == dated["kept_until"] == "2026-12-31T16:00:00Z"
+        clock.set(datetime(2027, 6, 1, tzinfo=UTC))  # neither spent anything: both are reviewed down
+        await review_tiers(app.state.units)
+        assert [(await tier_of(client, pos_key, m["id"]))["tier"]["code"] for m in (held, peer)] == [
+            "basic"
+        ] * 2
 
 
 @pytest.mark.usefixtures("ladder")

@@ -182,13 +182,17 @@ class MemberTierRepository:
 
     async def date_undated(self, tier_id: uuid.UUID, kept_until: datetime) -> None:
         """Give members of the tier who have no review date (they held the entry tier before the ladder
-        changed) this one."""
-        await self.session.execute(
-            update(Member)
-            .where(Member.tier_id == tier_id, Member.tier_kept_until.is_(None), not_erased())
-            .values(tier_kept_until=kept_until)
-            .execution_options(synchronize_session=False)
-        )
+        changed) this one; and so members under an override who had earned it undated, for when it ends."""
+        for held, until in (
+            (Member.tier_id, Member.tier_kept_until),
+            (Member.tier_earned_id, Member.tier_earned_until),
+        ):
+            await self.session.execute(
+                update(Member)
+                .where(held == tier_id, until.is_(None), not_erased())
+                .values({until: kept_until})
+                .execution_options(synchronize_session=False)
+            )
 
     async def list_due_for_review(
         self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
