@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Final
 
 # ISO 4217 currencies whose minor unit is not 1/100 (the rest have two decimals).
@@ -66,7 +67,14 @@ def plain_decimal(value: Decimal) -> Decimal:
     return Decimal(format((value + 0).normalize(), "f"))
 
 
-def round_points(value: Decimal, rounding: Rounding) -> int:
+def round_points(value: Decimal | Fraction, rounding: Rounding) -> int:
+    if isinstance(value, Fraction):
+        # A share of a receipt (paid over listed) need not be a finite decimal: round the exact ratio, since
+        # 1/3 as a Decimal is 0.333…3 and a whole result would come out a hair under or over.
+        whole, rest = divmod(abs(value), 1)
+        if rest and (rounding is Rounding.up or (rounding is Rounding.half_up and rest >= Fraction(1, 2))):
+            whole += 1
+        return int(whole) if value >= 0 else -int(whole)
     return int(value.quantize(Decimal(1), rounding=_DECIMAL_ROUNDING[rounding]))
 
 

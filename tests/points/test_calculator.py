@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -209,6 +211,42 @@ class TestBonuses:
         bonus = rule(MemberDay(kind="member_day", weekday=3, multiplier=Decimal("1.5")))
         lines = calculate(purchase(12_990), rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
         assert [line.points for line in lines] == [129, 64]
+
+
+def exactly_rounded(value: Fraction, rounding: Rounding) -> int:
+    if rounding is Rounding.down:
+        return math.floor(value)
+    if rounding is Rounding.up:
+        return math.ceil(value)
+    return math.floor(value + Fraction(1, 2))
+
+
+class TestItemBonusOnDiscountedReceipts:
+    """A discount's paid share (paid ÷ listed) is often no finite decimal, as with 1/3: the bonus is that
+    share of the matching items' points, rounded once from the exact value."""
+
+    def test_a_third_paid_gives_whole_points(self) -> None:
+        bonus = rule(CategoryBonus(kind="category_bonus", categories=["shoes"], multiplier=Decimal(2)))
+        cart = purchase(1_000, items=[item(3_000, category="shoes")])
+        lines = calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
+        assert [line.points for line in lines] == [10, 10]
+
+    @pytest.mark.parametrize("rounding", list(Rounding))
+    @pytest.mark.parametrize("multiplier", ["2", "1.5", "3.25"])
+    def test_the_bonus_is_the_exact_share_rounded_once(self, rounding: Rounding, multiplier: str) -> None:
+        bonus = rule(
+            CategoryBonus(kind="category_bonus", categories=["shoes"], multiplier=Decimal(multiplier))
+        )
+        for shoes in range(300, 14_001, 700):
+            for other in (0, 700, 3_300):
+                listed = shoes + other
+                for paid in range(100, listed, 100):
+                    cart = purchase(paid, items=[item(shoes, category="shoes"), item(other, category="food")])
+                    lines = calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=rounding)
+                    exact = (
+                        Fraction(shoes, 100) * Fraction(paid, listed) * (Fraction(Decimal(multiplier)) - 1)
+                    )
+                    assert lines[1].points == exactly_rounded(exact, rounding), (shoes, other, paid)
 
 
 class TestStacking:

@@ -83,6 +83,33 @@ class TestEarn:
         }
         assert result["points_earned"] == 380
 
+    @pytest.mark.parametrize(
+        ("rounding", "paid", "listed", "expected"),
+        [("down", 1_000, 3_000, [10, 10]), ("up", 2_000, 14_000, [20, 20])],
+    )
+    async def test_a_category_bonus_on_a_discounted_receipt_is_exact(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: dict[str, object],
+        rounding: str,
+        paid: int,
+        listed: int,
+        expected: list[int],
+    ) -> None:
+        await set_program(client, admin_key, rounding=rounding)
+        await add_rule(
+            client,
+            admin_key,
+            name="鞋类双倍",
+            kind="category_bonus",
+            properties={"categories": ["shoes"], "multiplier": "2"},
+        )
+        items = [{"sku": "S1", "category": "shoes", "quantity": 1, "unit_price": cny(listed)}]
+        result = await earn(client, pos_key, str(member["id"]), paid, items=items)
+        assert [line["points"] for line in result["breakdown"]] == expected
+
     async def test_same_order_earns_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member: dict[str, object]
     ) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 from loyalty_api.earning.kinds import BaseRate, EarnContext, EarnItem, RuleProperties
 from loyalty_api.money import Money, Rounding, round_points
@@ -132,8 +133,8 @@ def _context(purchase: Purchase, rate: Decimal) -> EarnContext:
     )
 
 
-def _paid_share(purchase: Purchase) -> Decimal:
+def _paid_share(purchase: Purchase) -> Fraction:
     listed = sum(item.line_total.amount_minor for item in purchase.items)
     if listed <= purchase.amount.amount_minor:
-        return Decimal(1)
-    return Decimal(purchase.amount.amount_minor) / Decimal(listed)
+        return Fraction(1)
+    return Fraction(purchase.amount.amount_minor, listed)

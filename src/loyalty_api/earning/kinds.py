@@ -1,8 +1,8 @@
 """Earning rule kinds: one properties model each, with its evaluator as the `bonus` method.
 
-`bonus` gets the earn's context and returns the extra points (an exact Decimal) the rule gives, or None when
-it does not apply. Rounding happens once per breakdown line, by the programme's rule. A new kind is one
-class here, one entry in AnyRuleProperties, and its tests.
+`bonus` gets the earn's context and returns the extra points the rule gives, exactly (a Fraction: a receipt's
+paid share need not be a finite decimal), or None when it does not apply. Rounding happens once per breakdown
+line, by the programme's rule. A new kind is one class here, one entry in AnyRuleProperties, and its tests.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
@@ -43,7 +44,7 @@ class EarnContext:
     base_points: Decimal  # the exact, unrounded base points
     # What was paid over what the items list (≤ 1): item bonuses count what was paid, not list prices, so a
     # discount on the receipt shrinks them alike and a made-up item price cannot inflate them.
-    paid_share: Decimal = Decimal(1)
+    paid_share: Fraction = Fraction(1)
 
 
 def is_birthday(today: date, birthday: date, period: str) -> bool:
@@ -71,7 +72,7 @@ class RuleProperties(BaseModel):
             return False
         return not (self.store_ids and context.store_id not in self.store_ids)
 
-    def bonus(self, context: EarnContext) -> Decimal | None:
+    def bonus(self, context: EarnContext) -> Fraction | None:
         return None
 
 
@@ -94,25 +95,21 @@ class _ItemBonus(RuleProperties):
             raise ValueError("give either multiplier or points_per_unit")
         return self
 
-    def _bonus_on(self, items: Sequence[EarnItem], context: EarnContext) -> Decimal | None:
+    def _bonus_on(self, items: Sequence[EarnItem], context: EarnContext) -> Fraction | None:
         if not items:
             return None
         if self.points_per_unit is not None:
-            return Decimal(self.points_per_unit * sum(item.quantity for item in items))
+            return Fraction(self.points_per_unit * sum(item.quantity for item in items))
         assert self.multiplier is not None
-        return (
-            sum((item.line_total.major() for item in items), Decimal(0))
-            * context.paid_share
-            * context.base_rate
-            * (self.multiplier - 1)
-        )
+        listed = sum((item.line_total.major() for item in items), Decimal(0))
+        return Fraction(listed * context.base_rate * (self.multiplier - 1)) * context.paid_share
 
 
 class CategoryBonus(_ItemBonus):
     kind: Literal["category_bonus"] = "category_bonus"
     categories: list[Code] = Field(min_length=1, max_length=200)
 
-    def bonus(self, context: EarnContext) -> Decimal | None:
+    def bonus(self, context: EarnContext) -> Fraction | None:
         wanted = set(self.categories)
         return self._bonus_on([i for i in context.items if i.category in wanted], context)
 
@@ -121,7 +118,7 @@ class SkuBonus(_ItemBonus):
     kind: Literal["sku_bonus"] = "sku_bonus"
     skus: list[Code] = Field(min_length=1, max_length=1000)
 
-    def bonus(self, context: EarnContext) -> Decimal | None:
+    def bonus(self, context: EarnContext) -> Fraction | None:
         wanted = set(self.skus)
         return self._bonus_on([i for i in context.items if i.sku in wanted], context)
 
@@ -131,10 +128,10 @@ class BirthdayBonus(RuleProperties):
     multiplier: Multiplier
     period: Literal["day", "month"] = Field(description="On the birthday itself, or all through its month.")
 
-    def bonus(self, context: EarnContext) -> Decimal | None:
+    def bonus(self, context: EarnContext) -> Fraction | None:
         if context.birthday is None or not is_birthday(context.local_date, context.birthday, self.period):
             return None
-        return context.base_points * (self.multiplier - 1)
+        return Fraction(context.base_points * (self.multiplier - 1))
 
 
 class MemberDay(RuleProperties):
@@ -142,10 +139,10 @@ class MemberDay(RuleProperties):
     weekday: int = Field(ge=1, le=7, description="ISO weekday: 1 Monday … 7 Sunday")
     multiplier: Multiplier
 
-    def bonus(self, context: EarnContext) -> Decimal | None:
+    def bonus(self, context: EarnContext) -> Fraction | None:
         if context.local_date.isoweekday() != self.weekday:
             return None
-        return context.base_points * (self.multiplier - 1)
+        return Fraction(context.base_points * (self.multiplier - 1))
 
 
 AnyRuleProperties = Annotated[
