@@ -362,7 +362,11 @@ class TestTimeLimit:
                     await gate.rollback()
             finally:
                 await engine.dispose()
-            assert stuck.json()["errors"][0]["extensions"]["code"] == "request_timed_out"
+            # Cut off by the mutation's own limit; on a machine slow enough that its rollback outlasts the
+            # grace, by the edge's backstop (a problem, not a GraphQL answer): the same code either way.
+            answer = stuck.json()
+            code = answer["errors"][0]["extensions"]["code"] if stuck.status_code == 200 else answer["code"]
+            assert code == "request_timed_out", answer
             assert await points(client, till, member["id"]) == before
             retried = (await client.post("/graphql", json=redeem, headers=bearer(till))).json()
             assert retried["data"]["loyaltyRedeemPoints"]["redeemed"]["balance"] == before["balance"] - 30
