@@ -1,5 +1,6 @@
 """A campaign's audience: which members it reaches. Every filter given must hold; none given is every active
-member. The SQL that selects them is CampaignRepository.reach_next; this module holds what it is given."""
+member. The SQL that selects them is CampaignRepository.lock_audience_next; this module holds what it is
+given."""
 
 from __future__ import annotations
 

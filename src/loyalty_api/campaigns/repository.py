@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, exists, func, select, true
+from sqlalchemy import Table, and_, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.campaigns.audience import Audience
@@ -112,47 +112,53 @@ class CampaignRepository:
         )
         return tier, plan
 
-    async def reach_next(
+    async def lock_audience_next(
         self,
-        campaign_id: uuid.UUID,
         audience: Audience,
         *,
         birthday_month_key: str | None,
         after: uuid.UUID | None,
-        outcome: str,
-        now: datetime,
         limit: int,
     ) -> list[uuid.UUID]:
-        """Record the next `limit` active members of the audience after member `after`, in id order, as
-        reached by the campaign, in one INSERT … SELECT; the ids recorded. A member recorded before is left
-        out (ON CONFLICT DO NOTHING), though under the campaign's lock the cursor never goes back to one."""
-        audience_query = narrow_members(
-            select(
-                bindparam("campaign", campaign_id, type_=_REACHED.c.campaign_id.type),
-                _MEMBERS.c.id,
-                bindparam("outcome", outcome, type_=_REACHED.c.outcome.type),
-                bindparam("now", now, type_=_REACHED.c.reached_at.type),
-            )
-            .select_from(_MEMBERS)
-            # SQLite reads `ON CONFLICT` after a SELECT without WHERE as a join's ON: there is always one.
-            .where(_MEMBERS.c.status == "active", _MEMBERS.c.id > after if after is not None else true()),
+        """The next `limit` active members of the audience after member `after`, in id order, their rows
+        shared until commit. PostgreSQL waits for a change of the member under way (a suspension, a close,
+        an erasure) and judges the committed row again, so one no longer active by then is skipped and the
+        next one taken instead; without the lock the batch would act on what it read before that change."""
+        query = narrow_members(
+            select(_MEMBERS.c.id).where(
+                _MEMBERS.c.status == "active", _MEMBERS.c.id > after if after is not None else true()
+            ),
             tier_id=audience.tier_id,
             lifecycle=audience.lifecycle,
             segment=audience.segment,
             birthday_month_key=birthday_month_key,
         )
         if audience.plan_id is not None:
-            audience_query = audience_query.where(
+            query = query.where(
                 exists().where(
                     _SUBSCRIPTIONS.c.member_id == _MEMBERS.c.id,
                     _SUBSCRIPTIONS.c.plan_id == audience.plan_id,
                     _SUBSCRIPTIONS.c.state == "active",
                 )
             )
-        audience_query = audience_query.order_by(_MEMBERS.c.id).limit(limit)
+        query = query.order_by(_MEMBERS.c.id).limit(limit).with_for_update(read=True, of=_MEMBERS)
+        return list((await self.session.scalars(query)).all())
+
+    async def insert_reached(
+        self, campaign_id: uuid.UUID, member_ids: Sequence[uuid.UUID], *, outcome: str, now: datetime
+    ) -> list[uuid.UUID]:
+        """Record `member_ids` as reached by the campaign; the ids recorded. A member recorded before is left
+        out (ON CONFLICT DO NOTHING), though under the campaign's lock the cursor never goes back to one."""
+        if not member_ids:
+            return []
         statement = (
             dialect_insert(self.session, _REACHED)
-            .from_select(["campaign_id", "member_id", "outcome", "reached_at"], audience_query)
+            .values(
+                [
+                    {"campaign_id": campaign_id, "member_id": m, "outcome": outcome, "reached_at": now}
+                    for m in member_ids
+                ]
+            )
             .on_conflict_do_nothing()
             .returning(_REACHED.c.member_id)
         )

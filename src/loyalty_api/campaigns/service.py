@@ -3,6 +3,7 @@ a lifecycle stage, an RFM segment, a birthday month), run by the worker a batch 
 
 Each batch is one transaction: it locks the campaign's row (others' workers skip it), records the next
 members of the audience after the campaign's cursor in campaign_members (primary key campaign and member),
+their rows shared so that one suspended, closed or erased meanwhile is judged as that change committed,
 gives those members the action set-based (one statement for the coupons, a few for the points), and moves
 the cursor past them. A crash rolls the whole batch back; the next run starts from the cursor as it was
 committed, so nobody is reached twice and nobody is skipped. The audience is read afresh at each batch:
@@ -275,16 +276,13 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
     action = _action(campaign)
     outcome = "coupon_issued" if isinstance(action, CouponAction) else "points_granted"
     audience = _audience(campaign)
-    reached = await repo.reach_next(
-        campaign.id,
+    candidates = await repo.lock_audience_next(
         audience,
         birthday_month_key=audience.birthday_month_key(uow.vault),
         after=campaign.cursor,
-        outcome=outcome,
-        now=now,
         limit=batch,
     )
-    reached.sort()
+    reached = sorted(await repo.insert_reached(campaign.id, candidates, outcome=outcome, now=now))
     if isinstance(action, CouponAction):
         campaign.coupons_issued += await issue_coupons(
             uow,
@@ -301,10 +299,11 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
     if campaign.started_at is None:
         campaign.started_at = now
     campaign.reached += len(reached)
-    if reached:
-        campaign.cursor = reached[-1]
+    if candidates:
+        campaign.cursor = candidates[-1]
     campaign.updated_at = now
-    if len(reached) < batch:
+    # Judged by the candidates, not by those recorded: one recorded before drops out of a full batch.
+    if len(candidates) < batch:
         campaign.status = "completed"
         campaign.finished_at = now
         await emit(
