@@ -89,3 +89,10 @@ def value_of_points(points: int, point_value_minor: Decimal, currency: str) -> M
         amount_minor=int((point_value_minor * points).quantize(Decimal(1), rounding=ROUND_DOWN)),
         currency=currency,
     )
+
+
+def most_points_within_share(total_minor: int, share: Decimal, point_value_minor: Decimal) -> int:
+    """The most points that may pay `share` of a total of `total_minor`: the exact value of the points, not
+    the rounded-down money they bring, stays within it (points × value ≤ total × share). The quote offers
+    this many and a redeem or a capture accepts up to it, so what one offers the other takes."""
+    return (Fraction(share) * total_minor) // Fraction(point_value_minor)

@@ -456,6 +456,62 @@ class TestPointsASpendWouldFind:
         assert (await _hold(client, ecommerce_key, member, 50_000, "WEB-Q4")).status_code == 201
 
 
+class TestQuoteAndSpendAgreeOnTheShare:
+    """The most points a quote offers for a cart are what a redeem or a capture with that total accepts, and
+    one more is refused, even when a point is worth a fraction of a minor unit."""
+
+    @pytest.mark.parametrize(
+        ("point_value", "share", "total"),
+        [
+            ("0.3", "0.5", 20),
+            ("0.3", "0.5", 21),
+            ("0.7", "0.33", 1_001),
+            ("1.5", "0.25", 99),
+            ("0.01", "1", 7),
+        ],
+    )
+    async def test_the_quote_s_maximum_is_accepted_and_one_more_refused(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        point_value: str,
+        share: str,
+        total: int,
+    ) -> None:
+        await set_program(
+            client, admin_key, point_value_minor=point_value, max_redeem_share=share, min_redeem_points=1
+        )
+        member_id = str((await enrol(client, pos_key))["id"])
+        await give_points(client, admin_key, member_id, 100_000)
+        most = (await quote(client, ecommerce_key, member_id, cart(subtotal=total)))["points"]["max_usable"]
+        assert most > 0
+
+        async def redeem(points: int, order_ref: str) -> httpx.Response:
+            return await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": points, "order_ref": order_ref, "order_total": cny(total)},
+                headers=bearer(pos_key),
+            )
+
+        over = await redeem(most + 1, "POS-SHARE-1")
+        assert (over.status_code, over.json()["code"]) == (422, "redeem_share_exceeded")
+        assert (await redeem(most, "POS-SHARE-2")).status_code == 200
+
+        hold = await _hold(client, ecommerce_key, member_id, most + 1, "WEB-SHARE-1")
+        assert hold.status_code == 201, hold.text
+        capture_url = f"/v1/holds/{hold.json()['id']}/capture"
+        over = await client.post(
+            capture_url, json={"points": most + 1, "order_total": cny(total)}, headers=bearer(ecommerce_key)
+        )
+        assert (over.status_code, over.json()["code"]) == (422, "redeem_share_exceeded")
+        captured = await client.post(
+            capture_url, json={"points": most, "order_total": cny(total)}, headers=bearer(ecommerce_key)
+        )
+        assert captured.status_code == 200, captured.text
+
+
 async def _hold(
     client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, ttl: int = 600
 ) -> httpx.Response:

@@ -42,11 +42,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Literal
 
 from loyalty_api.checkout.errors import CartItemsExceedSubtotal
-from loyalty_api.money import Money, value_of_points
+from loyalty_api.money import Money, most_points_within_share, value_of_points
 from loyalty_api.offers import (
     BenefitProperties,
     CartConditions,
@@ -285,9 +285,7 @@ def quote_points(*, goods: int, available: int, terms: RedeemTerms, points_to_us
     """How many points may pay for `goods` (minor units after discounts), and how many of those asked for
     are applied. `capped_by` says what held the applied points below the points asked for."""
     available = max(available, 0)
-    with localcontext() as context:
-        context.prec = 60  # enough for the exact product; `//` then truncates, which is floor here
-        by_share = int((terms.max_redeem_share * goods) // terms.point_value_minor)
+    by_share = most_points_within_share(goods, terms.max_redeem_share, terms.point_value_minor)
     limit: CappedBy = "balance" if available <= by_share else "share"
     max_usable = min(available, by_share)
     if 0 < max_usable < terms.min_redeem_points:

@@ -10,7 +10,7 @@ from typing import Any
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import refuse_unless_found
-from loyalty_api.money import Money, value_of_points
+from loyalty_api.money import Money, most_points_within_share
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -52,8 +52,9 @@ def check_order_total(program: ProgramSettings, points: int, order_total: Money)
     """An order's total, given with points that pay part of it (a redeem, a hold's capture): in the
     programme's currency, and the points worth no more than the programme's maximum share of it."""
     check_currency(program, order_total)
-    value = value_of_points(points, program.point_value_minor, program.currency)
-    if value.amount_minor > order_total.amount_minor * program.max_redeem_share:
+    if points > most_points_within_share(
+        order_total.amount_minor, program.max_redeem_share, program.point_value_minor
+    ):
         raise RedeemShareExceeded(
             f"Points may pay at most {program.max_redeem_share:%} of the order",
             max_share=str(program.max_redeem_share),
