@@ -397,6 +397,12 @@ class TestSettingsFromTheEnvironment:
         refused = _cli(env | {"LOYALTY_DATABASE_URL": "mysql://u@db/loyalty"}, "keys", "list")
         assert refused.returncode == 2
         assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: must be a PostgreSQL URL")
+        # Neon's URLs carry libpq's channel_binding, which asyncpg would fail on at every connection.
+        neon = "postgresql://u:p@db.example/loyalty?sslmode=require&channel_binding=require"
+        refused = _cli(env | {"LOYALTY_DATABASE_URL": neon}, "keys", "list")
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: takes ssl ")
+        assert refused.stderr.rstrip().endswith("remove channel_binding")
 
     def test_a_misspelt_variable_is_named_with_the_setting_it_likely_meant(
         self, app: FastAPI, cli_env: dict[str, str]

@@ -51,11 +51,18 @@ def check_database_url(value: str) -> str:
         parsed = make_url(url)
     except (ValueError, ArgumentError):
         raise ValueError("is not a URL such as postgresql://user:password@host:5432/database") from None
-    if scheme == "postgresql+asyncpg" and "sslmode" in parsed.query:
-        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
-            {"ssl": parsed.query["sslmode"]}
-        )
-        url = parsed.render_as_string(hide_password=False)
+    if scheme == "postgresql+asyncpg":
+        others = sorted(set(parsed.query) - {"ssl", "sslmode"})
+        if others:
+            # The driver would be handed them as arguments it does not take, and fail on every connection.
+            raise ValueError(
+                f"takes ssl (or libpq's sslmode) and no other setting in the URL; remove {', '.join(others)}"
+            )
+        if "sslmode" in parsed.query:
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
+                {"ssl": parsed.query["sslmode"]}
+            )
+            url = parsed.render_as_string(hide_password=False)
     return url
 
 
