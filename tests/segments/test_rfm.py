@@ -202,11 +202,39 @@ class TestTies:
 
         await compute_segments(units_of(app))
         found = [await scores(app, m) for m in members]
-        # Bought as often and spent as much as everyone: the least frequent, the lowest spender, like the rest
-        # (by member id, four of them were once frequent enough to be champions).
-        assert {(f, m) for _, f, m, _ in filter(None, found)} == {(1, 1)}
-        # Ranked k of eleven (the twin shares the last one's rank), R = ⌈5k ÷ 11⌉.
+        # Nobody bought more often or spent more than any of them: all share the top fifth, as they would
+        # one by one (by member id, some of them once scored 1 and others 5).
+        assert {(f, m) for _, f, m, _ in filter(None, found)} == {(5, 5)}
+        # Ranked k of eleven (the twin shares the last one's rank, the highest of theirs), R = ⌈5k ÷ 11⌉.
         assert [r for r, _, _, _ in filter(None, found)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-        assert await scores(app, twin) == found[-1] == (5, 1, 1, "potential")
+        assert await scores(app, twin) == found[-1] == (5, 5, 5, "champions")
         counts = (await client.get("/v1/segments", headers=bearer(admin_key))).json()["counts"]
-        assert (counts["champions"], counts["potential"]) == (0, 5)
+        assert (counts["champions"], counts["potential"]) == (5, 0)
+
+    async def test_two_who_bought_alike_both_score_five(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        both = [(await enrol(client, pos_key))["id"] for _ in range(2)]
+        for member in both:
+            await earn(client, pos_key, member, 2_500)
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        assert [await scores(app, m) for m in both] == [(5, 5, 5, "champions")] * 2  # not 3 each
+
+    async def test_the_many_who_bought_most_often_score_five(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        frequent = [(await enrol(client, pos_key))["id"] for _ in range(8)]
+        once = [(await enrol(client, pos_key))["id"] for _ in range(2)]
+        for member in frequent:
+            for _ in range(3):
+                await earn(client, pos_key, member, 1_000)
+        for member in once:
+            await earn(client, pos_key, member, 1_000)
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        # Eight of ten bought three times, two once: nobody bought more often than the eight (not F = 2).
+        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in frequent])} == {5}
+        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in once])} == {1}

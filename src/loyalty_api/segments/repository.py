@@ -53,11 +53,13 @@ class SegmentRepository:
         def tile(column: Any) -> Any:
             # ⌈5 × rank ÷ buyers⌉ in integers: the same fifths as NTILE(5) for ten buyers, but the top
             # fifth always scores 5 (NTILE gave the one buyer of a new programme 1, and its fewer than
-            # five buyers 1 to n, so the most recent of them read as hibernating). RANK, not ROW_NUMBER:
-            # members who bought alike score alike, and as the lowest of them would (by member id, some of
-            # many one-time buyers scored F = 5 and read as champions).
-            rank = func.rank().over(order_by=column)
-            return (5 * rank + func.count().over() - 1) // func.count().over()
+            # five buyers 1 to n, so the most recent of them read as hibernating). Members who bought alike
+            # share one rank (by member id, some of them scored 1 and others 5), the highest of theirs:
+            # buyers minus those ahead of them, so nobody bought more often than a tie at the top and it
+            # scores 5 (the lowest of theirs gave eight of ten who bought most often F = 2).
+            buyers = func.count().over()
+            rank = buyers - func.rank().over(order_by=column.desc()) + 1
+            return (5 * rank + buyers - 1) // buyers
 
         scored = select(
             stats.c.member_id,
