@@ -472,10 +472,11 @@ async def test_what_operators_wrote_about_the_member_goes_with_them(
     await add_tier(client, admin_key, "member", rank=0)
     await add_tier(client, admin_key, "gold", rank=1, threshold=1_000_000)
     member = await enrol(client, pos_key, phone="13812345678", name="李娜")
+    adjustment = {"points": 50, "reason": "李娜 phoned from 13812345678 about a lost card"}
     adjusted = await client.post(
         f"/v1/members/{member['id']}/adjustments",
-        json={"points": 50, "reason": "李娜 phoned from 13812345678 about a lost card"},
-        headers=bearer(admin_key),
+        json=adjustment,
+        headers=bearer(admin_key, **{"Idempotency-Key": "desk-7"}),
     )
     assert adjusted.status_code == 201, adjusted.text
     overridden = await client.put(
@@ -488,8 +489,14 @@ async def test_what_operators_wrote_about_the_member_goes_with_them(
     def naming(hits: list[tuple[str, str, str]]) -> set[str]:
         return {table for table, _, value in hits if "李娜" in value or "13812345678" in value}
 
-    assert naming(await _every_text(app)) >= {"ledger_entries", "tier_changes", "outbox_events"}
-    await _erase(client, admin_key, member["id"])
+    assert naming(await _every_text(app)) >= {
+        "ledger_entries",
+        "tier_changes",
+        "outbox_events",
+        "idempotency_records",  # the reply recorded for the key (opened: it is encrypted)
+    }
+    erased = await _erase(client, admin_key, member["id"])
+    assert erased["idempotency_replies_dropped"] == 1
     assert naming(await _every_text(app)) <= {"audit_events"}
     await assert_ledger_invariant(app)
 

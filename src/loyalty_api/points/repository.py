@@ -441,16 +441,16 @@ class LedgerRepository:
         if entries:
             await self.session.execute(insert(_ENTRIES), [_entry_row(entry) for entry in entries])
 
-    async def replace_adjustment_reasons(self, member_id: uuid.UUID, replacement: str) -> int:
+    async def replace_adjustment_reasons(self, member_id: uuid.UUID, replacement: str) -> list[str]:
         """For an erasure: the reasons operators wrote on the member's adjustments (free text, which may name
-        them) become `replacement`; the amounts stay. How many changed."""
+        them) become `replacement`; the amounts stay. The reasons as they were."""
         rows = await self.session.execute(
             select(_ENTRIES.c.id, _ENTRIES.c.details).where(
                 _ENTRIES.c.member_id == member_id, _ENTRIES.c.type == "adjust"
             )
         )
         changed = [
-            {"entry": entry_id, "new_details": details | {"reason": replacement}}
+            (entry_id, details["reason"], details | {"reason": replacement})
             for entry_id, details in rows.all()
             if details.get("reason") not in (None, replacement)
         ]
@@ -459,9 +459,9 @@ class LedgerRepository:
                 update(_ENTRIES)
                 .where(_ENTRIES.c.id == bindparam("entry"))
                 .values(details=bindparam("new_details", type_=_ENTRIES.c.details.type)),
-                changed,
+                [{"entry": entry_id, "new_details": new} for entry_id, _, new in changed],
             )
-        return len(changed)
+        return [reason for _, reason, _ in changed]
 
     async def record_earn(self, earning: Earning, *, windows: Sequence[datetime]) -> PurchaseTotals | None:
         """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the

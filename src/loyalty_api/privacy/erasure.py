@@ -60,14 +60,16 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
         member_id, partial(_event_without, frozenset(identifiers))
     )
-    await LedgerRepository(uow.session).replace_adjustment_reasons(member_id, ERASED_REF)
-    await MemberTierRepository(uow.session).replace_override_reasons(member_id, ERASED_REF)
+    reasons = [
+        *await LedgerRepository(uow.session).replace_adjustment_reasons(member_id, ERASED_REF),
+        *await MemberTierRepository(uow.session).replace_override_reasons(member_id, ERASED_REF),
+    ]
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
     replies = await idempotency.forget_replies(
         uow,
         partial(
             _reply_about,
-            [*_as_written_in_json({*erased.identifiers, *refs}), *_as_path_segments(refs)],
+            [*_as_written_in_json({*erased.identifiers, *refs, *reasons}), *_as_path_segments(refs)],
             str(member_id),
             frozenset(erased.traits),
         ),

@@ -211,15 +211,18 @@ class MemberTierRepository:
         result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
         return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
 
-    async def replace_override_reasons(self, member_id: uuid.UUID, replacement: str) -> None:
+    async def replace_override_reasons(self, member_id: uuid.UUID, replacement: str) -> list[str]:
         """For an erasure: the reasons operators wrote for the member's overrides (free text, which may name
-        them) become `replacement`."""
+        them) become `replacement`. The reasons as they were."""
+        overrides = (TierChange.member_id == member_id, TierChange.change == "override")
+        reasons = list(await self.session.scalars(select(TierChange.reason).where(*overrides)))
         await self.session.execute(
             update(TierChange)
-            .where(TierChange.member_id == member_id, TierChange.change == "override")
+            .where(*overrides)
             .values(reason=replacement)
             .execution_options(synchronize_session=False)
         )
+        return [reason for reason in reasons if reason != replacement]
 
     async def insert_change(self, change: TierChange) -> None:
         self.session.add(change)
