@@ -600,3 +600,77 @@ class TestAdjustmentsAndLedger:
             f"/v1/members/{member_id}/ledger", params={"type": "gift"}, headers=bearer(pos_key)
         )
         assert unknown_type.status_code == 422
+
+
+class TestShortfallsAndPointsPastTheirEnd:
+    """Points a hold frees settle a shortfall from points that are not past their end, so those that are still
+    expire: what a read promises before the jobs is what the jobs leave, in whatever order things happen."""
+
+    async def _owing_with_expiring_points(
+        self, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock, *, ttl: int
+    ) -> str:
+        """100 points owed, 200 past their end, 100 still good, 150 of them on a hold; the hold's id."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="S1")
+        await redeem(client, pos_key, member_id, 100, "RD1")
+        assert moved(await refund_by(client, pos_key, "S1", full=True)) == (0, 0, 100)
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, member_id, 20_000, order_ref="D1")
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, member_id, 10_000, order_ref="N1")
+        clock.advance(timedelta(days=363))
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 150, "order_ref": "WEB-DUE", "ttl_seconds": ttl},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(hours=36))  # D1's points are past their end; N1's are not
+        return str(held.json()["id"])
+
+    @pytest.mark.parametrize("first", ["expiry_job", "hold_job", "a_spend"])
+    async def test_a_run_out_hold_settles_from_points_still_good(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        first: str,
+    ) -> None:
+        await self._owing_with_expiring_points(client, pos_key, member_id, clock, ttl=60)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        if first == "hold_job":
+            assert await expire_holds(app.state.units) == 1
+        elif first == "a_spend":
+            spend = await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 1, "order_ref": "POS-AFTER"},
+                headers=bearer(pos_key),
+            )
+            assert (spend.status_code, spend.json()["code"]) == (422, "insufficient_points")
+        await expire_points(app.state.units)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        [order] = await rows(app, "SELECT points_shortfall FROM orders WHERE order_ref = 'S1'")
+        assert order == {"points_shortfall": 0}
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("expiry_first", [True, False])
+    async def test_what_a_capture_releases_settles_from_points_still_good(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        expiry_first: bool,
+    ) -> None:
+        hold_id = await self._owing_with_expiring_points(client, pos_key, member_id, clock, ttl=3 * 24 * 3600)
+        if expiry_first:
+            await expire_points(app.state.units)
+        captured = await client.post(
+            f"/v1/holds/{hold_id}/capture", json={"points": 50}, headers=bearer(pos_key)
+        )
+        assert captured.status_code == 200, captured.text
+        await expire_points(app.state.units)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)

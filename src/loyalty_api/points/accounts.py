@@ -190,16 +190,23 @@ async def credit_lot(
 
 
 async def spend_lots(
-    uow: UnitOfWork, member_id: uuid.UUID, points: int, *, order_ref_first: str | None = None
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    points: int,
+    *,
+    order_ref_first: str | None = None,
+    due_last: bool = False,
 ) -> None:
-    """Take points from the member's lots, oldest expiry first (call with the account row locked)."""
+    """Take points from the member's lots, oldest expiry first (call with the account row locked); with
+    `due_last`, lots past their end only once the others are empty."""
     if points <= 0:
         return
     lots = LotRepository(uow.session)
-    await lots.take(
-        member_id,
-        plan_spending(await lots.list_live_lots(member_id, order_ref_first=order_ref_first), points),
-    )
+    live = await lots.list_live_lots(member_id, order_ref_first=order_ref_first)
+    if due_last:
+        due = {lot.lot_id for lot in await lots.list_due_lots(member_id, uow.clock.now())}
+        live = [lot for lot in live if lot.lot_id not in due] + [lot for lot in live if lot.lot_id in due]
+    await lots.take(member_id, plan_spending(live, points))
 
 
 async def debit_available(
@@ -330,7 +337,10 @@ async def settle_shortfalls(
             details={"taken_back": points, "given_back": 0, **settled_by, **marks},
             partner_id=partner_id,
         )
-        await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref)
+        # Lots past their end are the expiry's, which may come after this (expire_due_points frees run-out
+        # holds first): settling from them would leave the member points that should have expired in their
+        # place, above the balance every read promised (ledger.StoredAccount.as_a_spend_finds).
+        await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref, due_last=True)
         settled += points
     return settled, state
 
