@@ -202,16 +202,16 @@ class TestTies:
 
         await compute_segments(units_of(app))
         found = [await scores(app, m) for m in members]
-        # Nobody bought more often or spent more than any of them: all share the top fifth, as they would
-        # one by one (by member id, some of them once scored 1 and others 5).
-        assert {(f, m) for _, f, m, _ in filter(None, found)} == {(5, 5)}
-        # Ranked k of eleven (the twin shares the last one's rank, the highest of theirs), R = ⌈5k ÷ 11⌉.
+        # All eleven bought as often and spent as much: they share the middle of places 1 to 11, ⌈5 × 6 ÷ 11⌉
+        # = 3 (by member id, some of them once scored 1 and others 5).
+        assert {(f, m) for _, f, m, _ in filter(None, found)} == {(3, 3)}
+        # Ranked k of eleven, R = ⌈5k ÷ 11⌉; the twin and the last share places 10 and 11: ⌈5 × 10.5 ÷ 11⌉.
         assert [r for r, _, _, _ in filter(None, found)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-        assert await scores(app, twin) == found[-1] == (5, 5, 5, "champions")
+        assert await scores(app, twin) == found[-1] == (5, 3, 3, "potential")
         counts = (await client.get("/v1/segments", headers=bearer(admin_key))).json()["counts"]
-        assert (counts["champions"], counts["potential"]) == (5, 0)
+        assert (counts["champions"], counts["potential"], counts["at_risk"]) == (0, 5, 4)
 
-    async def test_two_who_bought_alike_both_score_five(
+    async def test_two_who_bought_alike_score_alike_and_high(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key)
@@ -220,9 +220,10 @@ class TestTies:
             await earn(client, pos_key, member, 2_500)
         clock.advance(timedelta(hours=1))
         await compute_segments(units_of(app))
-        assert [await scores(app, m) for m in both] == [(5, 5, 5, "champions")] * 2  # not 3 each
+        # Places 1 and 2 of two: ⌈5 × 1.5 ÷ 2⌉ = 4 each (the first of them gave 3, the last 5).
+        assert [await scores(app, m) for m in both] == [(4, 4, 4, "champions")] * 2
 
-    async def test_the_many_who_bought_most_often_score_five(
+    async def test_the_many_who_bought_most_often_score_high_and_the_few_once_low(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key)
@@ -235,6 +236,25 @@ class TestTies:
             await earn(client, pos_key, member, 1_000)
         clock.advance(timedelta(hours=1))
         await compute_segments(units_of(app))
-        # Eight of ten bought three times, two once: nobody bought more often than the eight (not F = 2).
-        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in frequent])} == {5}
+        # Eight of ten bought three times, two once: the eight hold places 3 to 10, ⌈5 × 6.5 ÷ 10⌉ = 4 (the
+        # first of them gave 2); the two places 1 and 2, ⌈5 × 1.5 ÷ 10⌉ = 1.
+        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in frequent])} == {4}
         assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in once])} == {1}
+
+    async def test_a_crowd_who_bought_once_scores_low(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        once = [(await enrol(client, pos_key))["id"] for _ in range(8)]
+        frequent = [(await enrol(client, pos_key))["id"] for _ in range(2)]
+        for member in once:
+            await earn(client, pos_key, member, 1_000)
+        for member in frequent:
+            for _ in range(3):
+                await earn(client, pos_key, member, 1_000)
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        # Most buyers buy once: places 1 to 8 of ten, ⌈5 × 4.5 ÷ 10⌉ = 3, not 4 (loyal) as the last of their
+        # places gave; the two who bought three times hold 9 and 10: 5.
+        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in once])} == {3}
+        assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in frequent])} == {5}

@@ -54,12 +54,13 @@ class SegmentRepository:
             # ⌈5 × rank ÷ buyers⌉ in integers: the same fifths as NTILE(5) for ten buyers, but the top
             # fifth always scores 5 (NTILE gave the one buyer of a new programme 1, and its fewer than
             # five buyers 1 to n, so the most recent of them read as hibernating). Members who bought alike
-            # share one rank (by member id, some of them scored 1 and others 5), the highest of theirs:
-            # buyers minus those ahead of them, so nobody bought more often than a tie at the top and it
-            # scores 5 (the lowest of theirs gave eight of ten who bought most often F = 2).
+            # share one rank (by member id, some of them scored 1 and others 5): the middle of the places
+            # they hold, (first + last) ÷ 2. The first of them gave eight of ten who bought most often
+            # F = 2; the last gave a crowd of one-time buyers F = 4.
             buyers = func.count().over()
-            rank = buyers - func.rank().over(order_by=column.desc()) + 1
-            return (5 * rank + buyers - 1) // buyers
+            first = func.rank().over(order_by=column)
+            last = buyers - func.rank().over(order_by=column.desc()) + 1
+            return (5 * (first + last) + 2 * buyers - 1) // (2 * buyers)
 
         scored = select(
             stats.c.member_id,

@@ -12,8 +12,9 @@
 
 Scores are quintiles among the members who bought in the window: the fifth who bought most recently get
 R = 5, the fifth who bought most often F = 5, the fifth who spent most M = 5. A member ranked k of n scores
-⌈5k ÷ n⌉, so with fewer than five buyers the top one still scores 5; members with the same figure share the
-rank of the highest of them (n minus those ahead of them), so they score alike and a tie at the top scores 5.
+⌈5k ÷ n⌉, so with fewer than five buyers the top one still scores 5. Members with the same figure share the
+middle of the places they hold (k is the mean of the first and the last), so they score alike, and neither a
+crowd of one-time buyers scores high nor the many who bought most often low.
 """
 
 from __future__ import annotations
