@@ -231,6 +231,33 @@ class TestHoldsAndOrders:
         again = await hold(client, ecommerce_key, member_id, 100, "AGAIN")
         assert again.status_code == 201, again.text
 
+    async def test_an_order_is_paid_with_points_once_by_a_hold_or_a_redeem(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, pos_key: str, member_id: str
+    ) -> None:
+        """A web checkout holds points for an order; a till redeeming on it too would have the capture pay a
+        second time (both went through)."""
+        created = (await hold(client, ecommerce_key, member_id, 300, "WEB-1")).json()
+        before = await points(client, pos_key, member_id)
+        redeemed = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 200, "order_ref": "WEB-1"},
+            headers=bearer(pos_key),
+        )
+        assert (redeemed.status_code, redeemed.json()["code"]) == (409, "hold_exists"), redeemed.text
+        assert await points(client, pos_key, member_id) == before
+        assert (await capture(client, ecommerce_key, created["id"])).status_code == 200
+        # And the other way round: an order paid with points takes no hold.
+        paid = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 100, "order_ref": "TILL-2"},
+            headers=bearer(pos_key),
+        )
+        assert paid.status_code == 200, paid.text
+        refused = await hold(client, ecommerce_key, member_id, 100, "TILL-2")
+        assert (refused.status_code, refused.json()["code"]) == (409, "order_already_redeemed"), refused.text
+        assert (await points(client, pos_key, member_id))["balance"] == before["balance"] - 300 - 100
+        await assert_ledger_invariant(app)
+
 
 class TestRefundsOfCapturedHolds:
     async def test_captured_without_a_total_refunds_by_points_then_in_full(

@@ -26,6 +26,7 @@ from loyalty_api.points.errors import (
     HoldExists,
     HoldNotActive,
     HoldNotFound,
+    OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
 )
 from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
@@ -94,6 +95,10 @@ async def create_hold(
     order = await orders.get_order(order_ref)
     if order is not None and order.member_id != member_id:
         raise OrderBelongsToAnotherMember()
+    if (
+        order is not None and order.redeemed_at is not None
+    ):  # paid with points already: a capture would pay twice
+        raise OrderAlreadyRedeemed(f"Order {order_ref} was paid with points already")
     if await holds.exists_live_hold(member_id, order_ref, now):
         raise HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
     hold = Hold(

@@ -89,6 +89,7 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
         errors.BelowMinimumRedeem,
         errors.RedeemShareExceeded,
         errors.OrderAlreadyRedeemed,
+        errors.HoldExists,
         errors.OrderBelongsToAnotherMember,
         errors.CurrencyMismatch,
     ),
@@ -98,7 +99,8 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
     are worth (`value`, in the programme's currency).
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Too few available points is 422
-    `insufficient_points`, with nothing written; an order redeems once (409 `order_already_redeemed`). With
+    `insufficient_points`, with nothing written; an order redeems once (409 `order_already_redeemed`), and not
+    while a checkout holds points for it (409 `hold_exists`: capture or release the hold). With
     `order_total`, the programme's maximum share is checked (422 `redeem_share_exceeded`) and later refunds by
     amount are measured against it. Emits `points.redeemed`."""
     result = await service.redeem(
@@ -123,6 +125,7 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
         errors.BelowMinimumRedeem,
         errors.InsufficientPoints,
         errors.HoldExists,
+        errors.OrderAlreadyRedeemed,
         errors.OrderBelongsToAnotherMember,
     ),
 )
@@ -132,8 +135,8 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Answers 201 with the hold and the
     member's points after it. Too few available points is 422 `insufficient_points`; an order has one active
-    hold (409 `hold_exists`); fewer points than the programme's minimum redemption is 422
-    `below_minimum_redeem`. Emits `points.held`."""
+    hold (409 `hold_exists`), and none once it was paid with points (409 `order_already_redeemed`); fewer
+    points than the programme's minimum redemption is 422 `below_minimum_redeem`. Emits `points.held`."""
     hold = await holds.create_hold(
         uow,
         member_id=member_id,

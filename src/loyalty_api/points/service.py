@@ -41,6 +41,7 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.errors import (
+    HoldExists,
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
@@ -56,6 +57,7 @@ from loyalty_api.points.models import LedgerEntry
 from loyalty_api.points.repository import (
     AccountState,
     Earning,
+    HoldRepository,
     LedgerRepository,
     LotRepository,
     NewEntry,
@@ -339,8 +341,11 @@ async def redeem(
     # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
     # its outcome, so no points are spent by a member once closed.
     await lock_earner(uow, member_id)
-    state = await debit_available(uow, member_id, points)
     now = uow.clock.now()
+    if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
+        # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
+        raise HoldExists(f"Order {order_ref} has an active hold: capture or release it instead")
+    state = await debit_available(uow, member_id, points)
     orders = OrderRepository(uow.session)
     total = None if order_total is None else (order_total.currency, order_total.amount_minor)
     if not await orders.claim_redeem(order_ref, member_id, points=points, total=total, now=now):
