@@ -401,8 +401,14 @@ class TestSettingsFromTheEnvironment:
         neon = "postgresql://u:p@db.example/loyalty?sslmode=require&channel_binding=require"
         refused = _cli(env | {"LOYALTY_DATABASE_URL": neon}, "keys", "list")
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
-        assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: takes ssl ")
+        assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: holds settings asyncpg does not")
         assert refused.stderr.rstrip().endswith("remove channel_binding")
+        # What asyncpg does take stays: a socket folder (Cloud SQL), failover across hosts.
+        for url in (
+            "postgresql://u:p@/loyalty?host=/cloudsql/project:region:instance",
+            "postgresql://u:p@/loyalty?host=a:5432&host=b:5432&target_session_attrs=read-write",
+        ):
+            assert check_database_url(url) == url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
     def test_a_misspelt_variable_is_named_with_the_setting_it_likely_meant(
         self, app: FastAPI, cli_env: dict[str, str]

@@ -37,6 +37,25 @@ _DRIVERS = {
 }
 
 
+# What a PostgreSQL URL may set beside libpq's `sslmode`: what SQLAlchemy's asyncpg dialect hands asyncpg (a
+# socket folder or several hosts as `host`, failover's `target_session_attrs`, timeouts, statement caches).
+_ASYNCPG_SETTINGS = {
+    "ssl",
+    "sslmode",
+    "host",
+    "port",
+    "target_session_attrs",
+    "timeout",
+    "command_timeout",
+    "statement_cache_size",
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "max_cached_statement_lifetime",
+    "max_cacheable_statement_size",
+    "direct_tls",
+}
+
+
 def check_database_url(value: str) -> str:
     """A database URL with the service's driver; libpq's `sslmode` becomes asyncpg's `ssl` (same modes)."""
     scheme, separator, rest = value.partition("://")
@@ -52,12 +71,10 @@ def check_database_url(value: str) -> str:
     except (ValueError, ArgumentError):
         raise ValueError("is not a URL such as postgresql://user:password@host:5432/database") from None
     if scheme == "postgresql+asyncpg":
-        others = sorted(set(parsed.query) - {"ssl", "sslmode"})
+        others = sorted(set(parsed.query) - _ASYNCPG_SETTINGS)
         if others:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
-            raise ValueError(
-                f"takes ssl (or libpq's sslmode) and no other setting in the URL; remove {', '.join(others)}"
-            )
+            raise ValueError(f"holds settings asyncpg does not take (libpq's): remove {', '.join(others)}")
         if "sslmode" in parsed.query:
             parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
                 {"ssl": parsed.query["sslmode"]}
