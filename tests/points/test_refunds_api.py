@@ -674,3 +674,38 @@ class TestShortfallsAndPointsPastTheirEnd:
         await expire_points(app.state.units)
         assert (await points(client, pos_key, member_id))["balance"] == 0
         await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("expiry_first", [True, False])
+    async def test_what_a_capture_spends_is_points_still_good(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        expiry_first: bool,
+    ) -> None:
+        """A read counts a hold against points still good: a capture spends those, and the points past their
+        end are left to expire, whichever runs first (the capture spent the expiring ones and the member kept
+        100 points the read had shown as gone)."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="A1")
+        clock.advance(timedelta(days=363))
+        await earn(client, pos_key, member_id, 10_000, order_ref="B1")
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "WEB-1", "ttl_seconds": 7 * 24 * 3600},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(days=4))  # A1's points are past their end
+        before = await points(client, pos_key, member_id)
+        assert (before["balance"], before["held"]) == (100, 100)
+        if expiry_first:
+            await expire_points(app.state.units)
+        captured = await client.post(
+            f"/v1/holds/{held.json()['id']}/capture", json={}, headers=bearer(pos_key)
+        )
+        assert captured.status_code == 200, captured.text
+        await expire_points(app.state.units)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)

@@ -184,7 +184,9 @@ async def capture_hold(
     assert state is not None
     if not await HoldRepository(uow.session).resolve(hold, status="captured", captured=captured, now=now):
         raise HoldNotActive("The hold has just ended", hold_status="ended")
-    await spend_lots(uow, hold.member_id, captured)
+    # A read counts held points against the lots still good: those are spent, and any past their end are left
+    # for the expiry, as a read before the capture showed.
+    await spend_lots(uow, hold.member_id, captured, due_last=True)
     await OrderRepository(uow.session).add_redeemed(
         hold.order_ref,
         hold.member_id,
