@@ -48,6 +48,20 @@ async def redeem(
     assert response.status_code == 200, response.text
 
 
+async def hold_points(
+    client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, *, ttl: int
+) -> str:
+    """A hold made over the API; its id."""
+    held = await client.post(
+        f"/v1/members/{member_id}/holds",
+        json={"points": points, "order_ref": order_ref, "ttl_seconds": ttl},
+        headers=bearer(key),
+    )
+    assert held.status_code == 201, held.text
+    hold_id: str = held.json()["id"]
+    return hold_id
+
+
 def moved(body: dict[str, Any]) -> tuple[int, int, int]:
     return body["points_given_back"], body["points_taken_back"], body["shortfall"]
 
@@ -152,15 +166,9 @@ class TestRefunds:
         ending: str,
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="SHIELDED")  # 100 points
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "WEB-10", "ttl_seconds": 60},
-            headers=bearer(ecommerce_key),
-        )
-        assert held.status_code == 201, held.text
+        hold_id = await hold_points(client, ecommerce_key, member_id, 100, "WEB-10", ttl=60)
         # Every point is on hold: the refund cannot take them back now.
         assert moved(await refund_by(client, pos_key, "SHIELDED", full=True)) == (0, 0, 100)
-        hold_id = held.json()["id"]
         if ending == "released":
             let_go = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(ecommerce_key))
             assert let_go.status_code == 200, let_go.text
@@ -200,12 +208,7 @@ class TestRefunds:
         clock: FrozenClock,
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="OWED")  # 100 points
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "WEB-11", "ttl_seconds": 60},
-            headers=bearer(ecommerce_key),
-        )
-        assert held.status_code == 201, held.text
+        await hold_points(client, ecommerce_key, member_id, 100, "WEB-11", ttl=60)
         assert moved(await refund_by(client, pos_key, "OWED", full=True)) == (0, 0, 100)
         clock.advance(timedelta(minutes=5))  # the hold has run out; no job has released it
         # Its points will settle the shortfall the moment anything releases it: no read offers them.
@@ -237,12 +240,7 @@ class TestRefunds:
         clock: FrozenClock,
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="RH")  # 100 points
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "WEB-9", "ttl_seconds": 60},
-            headers=bearer(ecommerce_key),
-        )
-        assert held.status_code == 201, held.text
+        await hold_points(client, ecommerce_key, member_id, 100, "WEB-9", ttl=60)
         clock.advance(timedelta(minutes=5))  # the hold has run out; no job has released it yet
         body = (await refund(client, pos_key, "RH", 10_000)).json()
         assert (body["points_taken_back"], body["shortfall"]) == (100, 0)
@@ -618,14 +616,9 @@ class TestShortfallsAndPointsPastTheirEnd:
         clock.advance(timedelta(days=1))
         await earn(client, pos_key, member_id, 10_000, order_ref="N1")
         clock.advance(timedelta(days=363))
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 150, "order_ref": "WEB-DUE", "ttl_seconds": ttl},
-            headers=bearer(pos_key),
-        )
-        assert held.status_code == 201, held.text
+        hold_id = await hold_points(client, pos_key, member_id, 150, "WEB-DUE", ttl=ttl)
         clock.advance(timedelta(hours=36))  # D1's points are past their end; N1's are not
-        return str(held.json()["id"])
+        return hold_id
 
     @pytest.mark.parametrize("first", ["expiry_job", "hold_job", "a_spend"])
     async def test_a_run_out_hold_settles_from_points_still_good(
@@ -691,20 +684,13 @@ class TestShortfallsAndPointsPastTheirEnd:
         await earn(client, pos_key, member_id, 10_000, order_ref="A1")
         clock.advance(timedelta(days=363))
         await earn(client, pos_key, member_id, 10_000, order_ref="B1")
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "WEB-1", "ttl_seconds": 7 * 24 * 3600},
-            headers=bearer(pos_key),
-        )
-        assert held.status_code == 201, held.text
+        hold_id = await hold_points(client, pos_key, member_id, 100, "WEB-1", ttl=7 * 24 * 3600)
         clock.advance(timedelta(days=4))  # A1's points are past their end
         before = await points(client, pos_key, member_id)
         assert (before["balance"], before["held"]) == (100, 100)
         if expiry_first:
             await expire_points(app.state.units)
-        captured = await client.post(
-            f"/v1/holds/{held.json()['id']}/capture", json={}, headers=bearer(pos_key)
-        )
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", json={}, headers=bearer(pos_key))
         assert captured.status_code == 200, captured.text
         await expire_points(app.state.units)
         assert (await points(client, pos_key, member_id))["balance"] == 0
