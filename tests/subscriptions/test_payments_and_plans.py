@@ -604,6 +604,52 @@ class TestPlansApi:
             period_1_end + relativedelta(years=1),
         )
 
+    async def test_a_period_paid_before_an_interval_change_runs_as_long_as_it_was_paid_for(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        # Like a price change, a new interval reaches a subscription at the first period not yet paid for:
+        # billing took 15 yuan for a month, so period 2 is a month at 15 yuan, and period 3 the new year.
+        await add_plan(client, admin_key, "plus", price=1_500, unit="month")
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        period_1_end = at(sub["period_end"])
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+        await replace_plan(
+            client,
+            admin_key,
+            "plus",
+            price=cny(15_000),
+            interval={"unit": "year", "count": 1},
+            benefit_ids=[],
+        )
+        clock.set(period_1_end)
+        await run_job(app)
+
+        renewed = await read(client, ecommerce_key, sub["id"])
+        period_2_end = period_1_end + relativedelta(months=1)
+        assert (renewed["state"], renewed["period"], renewed["price"]) == ("active", 2, cny(1_500))
+        assert (at(renewed["period_start"]), at(renewed["period_end"])) == (period_1_end, period_2_end)
+        assert at(renewed["benefits_until"]) == period_2_end + timedelta(days=7)
+        # Period 3 is the first on the new terms: billing is asked for a year at 150 yuan.
+        clock.set(period_2_end - timedelta(hours=72))
+        await run_job(app)
+        [notice] = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert (notice["due_period"], notice["amount"]) == (3, cny(15_000))
+        await pay(client, billing_key, sub["id"], period=3, amount=15_000)
+        clock.set(period_2_end)
+        await run_job(app)
+        third = await read(client, ecommerce_key, sub["id"])
+        assert (third["period"], third["price"]) == (3, cny(15_000))
+        assert (at(third["period_start"]), at(third["period_end"])) == (
+            period_2_end,
+            period_2_end + relativedelta(years=1),
+        )
+
     @pytest.mark.parametrize(
         "changes",
         [

@@ -95,5 +95,9 @@ class SubscriptionPayment(IdMixin, Base):
     payment_ref: Mapped[str] = mapped_column(String(100))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # The length in months of the period it pays for, as the plan had it when billing charged: a period paid
+    # ahead keeps its length through a change of interval, as it keeps its price through a change of price.
+    # None on payments recorded before lengths were kept: the period takes its plan's length then.
+    period_months: Mapped[int | None]
     actor_key_id: Mapped[uuid.UUID | None]
     recorded_at: Mapped[datetime]

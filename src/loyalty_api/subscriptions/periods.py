@@ -75,11 +75,13 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until, grace)
     repo = SubscriptionRepository(uow.session)
     renewing = State(sub.state) in (State.trialing, State.active)
-    if renewing and await repo.get_paid(sub.id, sub.period_number + 1) is not None:
+    paid_ahead = await repo.get_paid(sub.id, sub.period_number + 1) if renewing else None
+    if paid_ahead is not None:
         # The next period is paid: its benefits are the member's through it (and its plan's grace), whether
         # or not the renewal job has begun it yet.
         due = await plan_of(uow, sub, due=True)
-        sub.benefits_until = _next_period_end(sub, due) + timedelta(days=due.grace_days)
+        months = months_paid(paid_ahead, due)
+        sub.benefits_until = _next_period_end(sub, months) + timedelta(days=due.grace_days)
     sub.next_action_at = lifecycle.next_action_at(
         state=State(sub.state),
         period_number=sub.period_number,
@@ -107,10 +109,16 @@ def _anchor_of(
     return sub.anchor_at, sub.anchor_period
 
 
-def _next_period_end(sub: Subscription, plan: CatalogPlan) -> datetime:
-    """Where the next period on `plan` will end once it begins, following on from the current one."""
+def months_paid(payment: SubscriptionPayment, plan: CatalogPlan) -> int:
+    """How long the period `payment` pays for runs: as long as it was when billing charged (a payment from
+    before lengths were kept: `plan`'s length)."""
+    return payment.period_months if payment.period_months is not None else plan.months
+
+
+def _next_period_end(sub: Subscription, months: int) -> datetime:
+    """Where the next period, of `months` months, will end once it begins, following on from this one."""
     number = sub.period_number + 1
-    return lifecycle.period_bounds(*_anchor_of(sub, plan.months, number, None), plan.months, number)[1]
+    return lifecycle.period_bounds(*_anchor_of(sub, months, number, None), months, number)[1]
 
 
 def month_start(sub: Subscription, month: int) -> datetime:
@@ -129,15 +137,17 @@ async def begin_paid_period(
     *,
     starts_at: datetime | None = None,
 ) -> None:
-    """Start paid period `number` on `plan` at the price paid for it, and give what it gives at its start. It
-    follows on from the current period unless `starts_at` says otherwise (an upgrade starts now)."""
-    sub.anchor_at, sub.anchor_period = _anchor_of(sub, plan.months, number, starts_at)
+    """Start paid period `number` on `plan` at the price and for the length paid for it (the plan may have
+    changed since billing charged), and give what it gives at its start. It follows on from the current
+    period unless `starts_at` says otherwise (an upgrade starts now)."""
+    months = months_paid(payment, plan)
+    sub.anchor_at, sub.anchor_period = _anchor_of(sub, months, number, starts_at)
     sub.plan_id = plan.id
     sub.pending_plan_id = None
     sub.period_number = number
-    sub.period_months = plan.months
+    sub.period_months = months
     sub.period_start, sub.period_end = lifecycle.period_bounds(
-        sub.anchor_at, sub.anchor_period, plan.months, number
+        sub.anchor_at, sub.anchor_period, months, number
     )
     sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
     sub.grace_until = None
@@ -186,7 +196,7 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
     # shorter periods than the grace it lapsed into) begins that period now: the fee buys a whole period,
     # where it would have bought a period gone by and the subscription's end.
     now = uow.clock.now()
-    late = action is Action.recover and _next_period_end(sub, due) <= now
+    late = action is Action.recover and _next_period_end(sub, months_paid(payment, due)) <= now
     await begin_paid_period(uow, sub, due, sub.period_number + 1, payment, starts_at=now if late else None)
     await emit(
         uow,

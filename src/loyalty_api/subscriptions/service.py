@@ -5,7 +5,8 @@ up to date with the clock (subscriptions/periods.py), so the answer never lags t
 Money rules: a paid period begins only with a payment for it. Subscribing without a trial, and upgrading,
 therefore need `payment_ref` (billing has taken the fee), recorded as that period's payment at the plan's
 price. Renewals take the payment billing reported for the next period, at the price due then: the plan's
-price of that moment, so a price change reaches a subscription at its next period.
+price of that moment, so a price change reaches a subscription at its next period. A period paid ahead
+keeps the terms it was paid on: its price, and its length (an interval change reaches the period after).
 """
 
 from __future__ import annotations
@@ -156,9 +157,12 @@ def _payment(
     status: str,
     payment_ref: str,
     amount: Money,
+    months: int,
     actor: uuid.UUID | None,
     now: datetime,
 ) -> SubscriptionPayment:
+    """A payment for `period`, which it buys at `amount` for `months` months (the plan's terms as billing was
+    charged: a later change of price or interval leaves a period paid for as it was paid)."""
     return SubscriptionPayment(
         subscription_id=sub.id,
         member_id=sub.member_id,
@@ -167,6 +171,7 @@ def _payment(
         payment_ref=payment_ref,
         amount_minor=amount.amount_minor,
         currency=amount.currency,
+        period_months=months,
         actor_key_id=actor,
         recorded_at=now,
     )
@@ -264,6 +269,7 @@ async def subscribe(
             status="succeeded",
             payment_ref=payment_ref,
             amount=plan.price,
+            months=plan.months,
             actor=actor,
             now=now,
         )
@@ -423,6 +429,7 @@ async def change_plan(
             status="succeeded",
             payment_ref=payment_ref,
             amount=target.price,
+            months=target.months,
             actor=actor,
             now=now,
         )
@@ -492,7 +499,14 @@ async def record_payment(
         )
     now = uow.clock.now()
     payment = _payment(
-        sub, period=period, status=status, payment_ref=payment_ref, amount=amount, actor=actor, now=now
+        sub,
+        period=period,
+        status=status,
+        payment_ref=payment_ref,
+        amount=amount,
+        months=due.months,
+        actor=actor,
+        now=now,
     )
     await _insert_payment(uow, payment)
     if succeeded and state is State.past_due:
