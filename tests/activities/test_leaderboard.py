@@ -165,6 +165,54 @@ class TestLeaderboard:
         figures = overview.json()["points"]
         assert (figures["issued"], figures["taken_back"]) == (3_000_000_200, 3_000_000_000)
 
+    async def test_a_refund_takes_back_points_already_spent_and_a_later_settling_counts_once(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """Points of a refunded purchase the member had spent are owed (the refund's shortfall), not kept:
+        they leave the board with the rest, and the refund that later settles what is owed takes no more."""
+        await set_program(client, admin_key)
+        ann, bo = [await enrol(client, pos_key) for _ in range(2)]
+        for member in (ann, bo):
+            await opt_in(client, pos_key, member["id"])
+        await earn(client, pos_key, ann["id"], 100_000, order_ref="BIG-1")  # 1000 points
+        await earn(client, pos_key, ann["id"], 50_000, order_ref="SMALL-1")  # 500 points
+        await earn(client, pos_key, bo["id"], 80_000)  # 800 points
+        spent = await client.post(
+            f"/v1/members/{ann['id']}/redeem",
+            json={"points": 1500, "order_ref": "GIFT-1"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        refunded = await client.post("/v1/orders/BIG-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert (refunded.json()["points_taken_back"], refunded.json()["shortfall"]) == (0, 1000), (
+            refunded.text
+        )
+        assert places(await board(client, pos_key, period="week")) == [
+            (1, bo["id"], 800),
+            (2, ann["id"], 500),
+        ]
+        # Returning the gift gives its points back, and they settle what BIG-1 still owed.
+        settled = await client.post("/v1/orders/GIFT-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert settled.json()["shortfall_settled"] == 1000, settled.text
+        assert places(await board(client, pos_key, period="week")) == [
+            (1, bo["id"], 800),
+            (2, ann["id"], 500),
+        ]
+
+    async def test_a_refund_takes_back_points_that_expired_since(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)  # points expire 12 months after they are earned
+        ann = await enrol(client, pos_key)
+        await opt_in(client, pos_key, ann["id"])
+        await earn(client, pos_key, ann["id"], 40_000, order_ref="OLD-1")  # 400 points
+        await earn(client, pos_key, ann["id"], 10_000)  # 100 points
+        clock.advance(timedelta(days=400))
+        refunded = await client.post("/v1/orders/OLD-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert (refunded.json()["points_taken_back"], refunded.json()["already_expired"]) == (0, 400)
+        that_week = {"from": START.isoformat()}
+        assert places(await board(client, pos_key, period="week", **that_week)) == [(1, ann["id"], 100)]
+
     async def test_pages_show_what_one_page_shows(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:

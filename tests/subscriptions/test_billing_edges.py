@@ -185,6 +185,83 @@ class TestBillingHearsTheRightPrice:
             ("trial-basic", 800),
         ]
 
+    async def test_a_price_change_while_past_due_sends_the_new_price(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        clock.set(at(sub["period_end"]) + timedelta(minutes=1))
+        await run_job(app)  # renewal_due at 15 yuan, then past due
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+        await replace_plan(client, admin_key, "plus", price=cny(2_000))
+
+        await run_job(app)
+
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_period"], n["amount"]["amount"]) for n in notices] == [(2, 1_500), (2, 2_000)]
+        assert await run_job(app) == 0
+        # Billing charges what it was last told, and the subscription recovers.
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=2_000)
+        assert (paid["subscription"]["state"], paid["subscription"]["period"]) == ("active", 2)
+
+    async def test_a_price_change_while_canceled_is_sent_once_resumed(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)  # renewal_due at 15 yuan
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        await replace_plan(client, admin_key, "plus", price=cny(2_000))
+        await run_job(app)
+        assert len(await events(app, "subscription.renewal_due")) == 1  # nothing to bill while canceled
+
+        resumed = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert resumed.status_code == 200, resumed.text
+        await run_job(app)
+
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_period"], n["amount"]["amount"]) for n in notices] == [(2, 1_500), (2, 2_000)]
+        assert (await pay_reply(client, billing_key, sub["id"], period=2, amount=2_000)).status_code == 201
+
+    async def test_a_pending_downgrade_survives_a_cancel_and_resume(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)  # renewal_due: plus at 15 yuan
+        canceled = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        assert canceled.json()["pending_plan"]["code"] == "plus"
+
+        resumed = await post_action(client, ecommerce_key, sub["id"], "resume")
+
+        assert resumed.json()["pending_plan"]["code"] == "plus"
+        await run_job(app)
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_plan"], n["amount"]["amount"]) for n in notices] == [("plus", 1_500)]
+        # Billing charges what it was told, and period 2 begins on plus.
+        assert (await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500)).status_code == 201
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+        renewed = await read(client, ecommerce_key, sub["id"])
+        assert (renewed["plan"]["code"], renewed["period"], renewed["price"]) == ("plus", 2, cny(1_500))
+
     async def test_no_renewal_notice_for_a_period_already_paid(
         self,
         app: FastAPI,

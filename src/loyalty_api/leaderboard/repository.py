@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, and_, cast, func, or_, select, union_all
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -41,12 +41,19 @@ class LeaderboardRepository:
             LedgerEntry.type.in_(EARNED_TYPES), *in_window
         )
         # A refund takes back from the window its purchase was earned in, whenever it comes: returning last
-        # week's purchase this week leaves this week's board alone.
+        # week's purchase this week leaves this week's board alone. It takes back all the purchase's points
+        # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
+        # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
+        # owed (`settled_by`, `settled_by_hold`) was counted with its refund's shortfall: not again.
         refund = aliased(LedgerEntry)
+
+        def detail(name: str) -> ColumnElement[int]:
+            return func.coalesce(cast(refund.details[name].as_string(), BigInteger), 0)
+
         taken_back = (
             select(
                 refund.member_id,
-                -func.coalesce(cast(refund.details["taken_back"].as_string(), BigInteger), 0),
+                -(detail("taken_back") + detail("shortfall") + detail("already_expired")),
             )
             .join(
                 LedgerEntry,
@@ -57,7 +64,11 @@ class LeaderboardRepository:
                     *in_window,
                 ),
             )
-            .where(refund.type == "refund")
+            .where(
+                refund.type == "refund",
+                refund.details["settled_by"].as_string().is_(None),
+                refund.details["settled_by_hold"].as_string().is_(None),
+            )
         )
         moves = union_all(earned_then, taken_back).subquery()
         earned = func.sum(moves.c.points).label("earned")

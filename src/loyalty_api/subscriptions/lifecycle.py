@@ -128,6 +128,8 @@ def next_action_at(
         times.append(period_end)
     elif state is State.past_due and grace_until is not None:
         times.append(grace_until)
+        if notice_sent_for < period_number:  # what the overdue period costs changed: billing hears it again
+            times.append(period_end - notice)
     if state in (State.active, State.canceled) and next_coupon_at is not None:
         times.append(next_coupon_at)
     return min(times, default=None)

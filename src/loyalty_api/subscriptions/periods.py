@@ -260,6 +260,11 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
     if state is State.past_due and sub.grace_until is not None and sub.grace_until <= now:
         await expire(uow, sub, reason="unpaid")
         return True
+    if state is State.past_due and sub.notice_sent_for < sub.period_number:
+        # The overdue period's price changed since billing was told it: billing hears the new one, which is
+        # what a payment must now bring.
+        await _send_notices(uow, sub, plan)
+        return True
     return False
 
 

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -73,7 +73,10 @@ class SubscriptionRepository:
 
     async def renotify_unpaid(self, plan_id: uuid.UUID, now: datetime) -> None:
         """Billing was told the next period's price of subscriptions renewing onto this plan; the price has
-        changed, so the renewal job tells them again (those whose next period is paid keep what they paid)."""
+        changed, so the renewal job tells them again (those whose next period is paid keep what they paid).
+        Past-due ones too: the overdue period costs the new price, and billing retrying the old one would be
+        refused. Canceled ones are told once resumed (nothing is billed while canceled): they are only marked
+        here, and the renewal job is not called to them now."""
         paid = (
             select(SubscriptionPayment.id)
             .where(
@@ -87,15 +90,19 @@ class SubscriptionRepository:
             and_(Subscription.plan_id == plan_id, Subscription.pending_plan_id.is_(None)),
             Subscription.pending_plan_id == plan_id,
         )
+        billed = Subscription.state.in_(("trialing", "active", "past_due"))
         await self.session.execute(
             update(Subscription)
             .where(
                 renewing_onto,
-                Subscription.state.in_(("trialing", "active")),
+                Subscription.state.in_(("trialing", "active", "past_due", "canceled")),
                 Subscription.notice_sent_for >= Subscription.period_number,
                 ~paid,
             )
-            .values(notice_sent_for=Subscription.period_number - 1, next_action_at=now)
+            .values(
+                notice_sent_for=Subscription.period_number - 1,
+                next_action_at=case((billed, now), else_=Subscription.next_action_at),
+            )
             .execution_options(synchronize_session=False)
         )
 

@@ -108,7 +108,8 @@ async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> 
 )
 async def cancel(subscription_id: uuid.UUID, body: CancelRequest, uow: UoW, _: Seller) -> SubscriptionRead:
     """Cancel a subscription: `at_period_end: true` keeps the benefits to the end of the period (`resume`
-    undoes it until then); false ends it now. A past-due subscription has no paid time left and ends now.
+    undoes it until then); false ends it now. A past-due subscription has no paid time left and ends now. A
+    pending downgrade is kept through a cancel at period end, so a resume renews onto it.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.canceled`
     (`unused_payment` names a fee billing took for a period that will not begin, to refund it), and
@@ -123,7 +124,9 @@ async def cancel(subscription_id: uuid.UUID, body: CancelRequest, uow: UoW, _: S
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
 )
 async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> SubscriptionRead:
-    """Undo a pending cancel before the period ends: the subscription renews again. No body.
+    """Undo a pending cancel before the period ends: the subscription renews again (onto a downgrade pending
+    before the cancel, if any). No body. When the next period's price changed while it was canceled, or the
+    cancel named a fee paid ahead for a refund, billing gets a new `subscription.renewal_due`.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. A subscription without a pending cancel is
     409 `subscription_transition_not_allowed`. Emits `subscription.resumed`."""
@@ -175,7 +178,8 @@ async def record_payment(
 ) -> PaymentResultRead:
     """Billing reports the fee for the next period (`period` = current + 1) at the price due for it, succeeded
     or failed. A success while past due renews at once; otherwise the renewal job uses it at period end. A
-    failure changes nothing by itself. The same `payment_ref` again answers the same payment.
+    failure changes nothing by itself. The same `payment_ref` again answers the same payment. The price due is
+    the one in the latest `subscription.renewal_due`: a price change sends a new one, past due included.
 
     For `billing` keys only; honours `Idempotency-Key`. Another period or amount is 422 `payment_not_due` or
     422 `payment_amount_mismatch`. Emits `subscription.renewed` when it renews at once."""

@@ -345,7 +345,8 @@ async def _cancel(uow: UnitOfWork, sub: Subscription, *, at_period_end: bool) ->
     if at_period_end:
         periods.move(sub, Action.cancel)  # a canceled or expired one is refused here
         sub.canceled_at = now
-        sub.pending_plan_id = None
+        # A pending downgrade stays: billing was told the next period on it, and a resume renews onto it
+        # (the end of the period, should it come canceled, drops it).
         await periods.emit(
             uow,
             SubscriptionCanceled(**periods.facts(sub, plan), ends_at=sub.period_end, unused_payment=unused),
@@ -377,7 +378,9 @@ async def end_member_subscriptions(uow: UnitOfWork, member_id: uuid.UUID) -> int
 
 
 async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionView:
-    """Undo a pending cancel: the subscription renews again at period end."""
+    """Undo a pending cancel: the subscription renews again at period end, onto a downgrade pending before
+    the cancel if any. Billing is told the next period's price again when it changed while canceled (or when
+    the cancel named a fee paid ahead for a refund); otherwise the notice it had still holds."""
     sub = await _locked(uow, subscription_id)
     periods.move(sub, Action.resume_trial if sub.period_number == 0 else Action.resume)
     sub.canceled_at = None
