@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -451,3 +452,34 @@ class TestRenewalJob:
             sub = await read(client, ecommerce_key, sub["id"])
             ends.append(sub["period_end"][:10])
         assert ends == ["2027-02-28", "2027-03-31", "2027-04-30"]
+
+    @pytest.mark.parametrize(
+        ("local_start", "local_ends"),
+        [
+            # 1 March 05:00 in Shanghai is still 28 February in UTC: the months are Shanghai's.
+            ("2027-03-01T05:00", ["2027-04-01T05:00", "2027-05-01T05:00", "2027-06-01T05:00"]),
+            # A month-end anchor in local time still comes back to the 31st.
+            ("2027-01-31T05:00", ["2027-02-28T05:00", "2027-03-31T05:00", "2027-04-30T05:00"]),
+        ],
+    )
+    async def test_months_are_counted_in_the_programme_s_time_zone(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+        local_start: str,
+        local_ends: list[str],
+    ) -> None:
+        shanghai = ZoneInfo("Asia/Shanghai")  # the programme's time zone (set_program)
+        clock.set(datetime.fromisoformat(local_start).replace(tzinfo=shanghai))
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        ends = [at(sub["period_end"])]
+        for period in (2, 3):
+            await pay(client, billing_key, sub["id"], period=period, amount=1_500)
+            clock.set(at(sub["period_end"]))
+            await run_job(app)
+            sub = await read(client, ecommerce_key, sub["id"])
+            ends.append(at(sub["period_end"]))
+        assert [e.astimezone(shanghai).strftime("%Y-%m-%dT%H:%M") for e in ends] == local_ends

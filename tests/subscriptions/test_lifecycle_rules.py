@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -54,19 +55,32 @@ class TestTransitions:
 
 class TestPeriods:
     def test_monthly_periods_from_a_month_end_anchor_return_to_the_31st(self) -> None:
-        ends = [period_bounds(T0, 1, 1, n)[1].date().isoformat() for n in (1, 2, 3, 4)]
+        ends = [period_bounds(T0, 1, 1, n, UTC)[1].date().isoformat() for n in (1, 2, 3, 4)]
         assert ends == ["2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]
 
     def test_consecutive_periods_touch(self) -> None:
         for n in range(1, 30):
-            assert period_bounds(T0, 1, 1, n)[1] == period_bounds(T0, 1, 1, n + 1)[0]
+            assert period_bounds(T0, 1, 1, n, UTC)[1] == period_bounds(T0, 1, 1, n + 1, UTC)[0]
 
     def test_yearly_from_29_february(self) -> None:
         leap = datetime(2028, 2, 29, tzinfo=UTC)
-        assert [period_bounds(leap, 1, 12, n)[1].date().isoformat() for n in (1, 4)] == [
+        assert [period_bounds(leap, 1, 12, n, UTC)[1].date().isoformat() for n in (1, 4)] == [
             "2029-02-28",
             "2032-02-29",
         ]
+
+    def test_months_turn_in_the_programme_s_time_zone(self) -> None:
+        shanghai = ZoneInfo("Asia/Shanghai")
+        # 1 March 05:00 in Shanghai is 28 February 21:00 UTC: a month later is 1 April 05:00 there.
+        start = datetime(2027, 3, 1, 5, tzinfo=shanghai).astimezone(UTC)
+        assert start.day == 28
+        end = period_bounds(start, 1, 1, 1, shanghai)[1]
+        assert (end.tzinfo, end.astimezone(shanghai)) == (UTC, datetime(2027, 4, 1, 5, tzinfo=shanghai))
+
+    def test_local_time_holds_across_a_change_to_summer_time(self) -> None:
+        berlin = ZoneInfo("Europe/Berlin")
+        start = datetime(2027, 3, 15, 10, tzinfo=berlin).astimezone(UTC)  # 09:00 UTC, winter time
+        assert period_bounds(start, 1, 1, 1, berlin)[1] == datetime(2027, 4, 15, 8, tzinfo=UTC)
 
 
 class TestNextAction:

@@ -24,7 +24,7 @@ Anything else is refused with the current state. `expired` is final.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from dateutil.relativedelta import relativedelta
@@ -81,15 +81,25 @@ def after(state: State, action: Action) -> State:
     return found
 
 
+def add_months(moment: datetime, months: int, zone: tzinfo) -> datetime:
+    """`moment` plus `months` calendar months as the programme's calendar has them (`zone`): the same local
+    time on the same day of the month, or the month's last day when it is shorter; in UTC. Counted in UTC, a
+    subscription taken early on the 1st in Shanghai (still the last day of the month before in UTC) ended
+    days short, on the 29th."""
+    local = moment.astimezone(zone) + relativedelta(months=months)
+    return local.astimezone(UTC)
+
+
 def period_bounds(
-    anchor_at: datetime, anchor_period: int, months: int, number: int
+    anchor_at: datetime, anchor_period: int, months: int, number: int, zone: tzinfo
 ) -> tuple[datetime, datetime]:
-    """[start, end) of paid period `number`, counted in whole months from the anchor, so that a period
-    anchored on the 31st ends on the last day of shorter months and returns to the 31st after them."""
+    """[start, end) of paid period `number`, counted in whole months of the programme's time zone `zone` from
+    the anchor, so that a period anchored on the 31st ends on the last day of shorter months and returns to
+    the 31st after them."""
     offset = number - anchor_period
     return (
-        anchor_at + relativedelta(months=months * offset),
-        anchor_at + relativedelta(months=months * (offset + 1)),
+        add_months(anchor_at, months * offset, zone),
+        add_months(anchor_at, months * (offset + 1), zone),
     )
 
 

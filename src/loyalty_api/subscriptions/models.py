@@ -14,7 +14,8 @@ class Subscription(IdMixin, Base):
     (subscriptions/lifecycle.py has the states and the allowed transitions).
 
     Period n (n ≥ 1 is paid; 0 is the trial) runs from `anchor_at` + (n − anchor_period) × `period_months`
-    to one period later, so month-end anchors do not drift (31 Jan → 28 Feb → 31 Mar)."""
+    to one period later, in calendar months of the programme's time zone, so month-end anchors do not drift
+    (31 Jan → 28 Feb → 31 Mar)."""
 
     __tablename__ = "subscriptions"
     __table_args__ = (

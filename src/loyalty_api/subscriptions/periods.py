@@ -7,10 +7,9 @@ takes every step due by `now`, in order. The caller holds the member's and the s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
-
-from dateutil.relativedelta import relativedelta
+from zoneinfo import ZoneInfo
 
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
@@ -19,6 +18,7 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.perks import grant_period_perks
 from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.plan_catalogue.service import get_catalogue
+from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions import lifecycle
 from loyalty_api.subscriptions.events import (
     SubscriptionEvent,
@@ -81,7 +81,8 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
         # or not the renewal job has begun it yet.
         due = await plan_of(uow, sub, due=True)
         months = months_paid(paid_ahead, due)
-        sub.benefits_until = _next_period_end(sub, months) + timedelta(days=due.grace_days)
+        ends = _next_period_end(sub, months, await zone_of(uow))
+        sub.benefits_until = ends + timedelta(days=due.grace_days)
     sub.next_action_at = lifecycle.next_action_at(
         state=State(sub.state),
         period_number=sub.period_number,
@@ -115,17 +116,21 @@ def months_paid(payment: SubscriptionPayment, plan: CatalogPlan) -> int:
     return payment.period_months if payment.period_months is not None else plan.months
 
 
-def _next_period_end(sub: Subscription, months: int) -> datetime:
+def _next_period_end(sub: Subscription, months: int, zone: tzinfo) -> datetime:
     """Where the next period, of `months` months, will end once it begins, following on from this one."""
     number = sub.period_number + 1
-    return lifecycle.period_bounds(*_anchor_of(sub, months, number, None), months, number)[1]
+    return lifecycle.period_bounds(*_anchor_of(sub, months, number, None), months, number, zone)[1]
 
 
-def month_start(sub: Subscription, month: int) -> datetime:
+async def zone_of(uow: UnitOfWork) -> ZoneInfo:
+    """The programme's time zone, whose calendar months periods are counted in."""
+    return (await get_program(uow)).zone
+
+
+def month_start(sub: Subscription, month: int, zone: tzinfo) -> datetime:
     """The start of month `month` (0-based) of the current period, counted from the anchor like periods."""
     offset = (sub.period_number - sub.anchor_period) * sub.period_months + month
-    result: datetime = sub.anchor_at + relativedelta(months=offset)
-    return result
+    return lifecycle.add_months(sub.anchor_at, offset, zone)
 
 
 async def begin_paid_period(
@@ -147,7 +152,7 @@ async def begin_paid_period(
     sub.period_number = number
     sub.period_months = months
     sub.period_start, sub.period_end = lifecycle.period_bounds(
-        sub.anchor_at, sub.anchor_period, months, number
+        sub.anchor_at, sub.anchor_period, months, number, await zone_of(uow)
     )
     sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
     sub.grace_until = None
@@ -168,7 +173,8 @@ async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *
     ones every month. Each coupon has a key of subscription, period, month and place in the plan, so
     coming back to a month issues nothing twice. Then note when the next month's are due."""
     # A month the job reaches late (or a recovered period) gives coupons valid from now, not already spent.
-    starts = max(month_start(sub, month), uow.clock.now())
+    zone = await zone_of(uow)
+    starts = max(month_start(sub, month, zone), uow.clock.now())
     for index, recurring in enumerate(plan.coupons):
         if recurring.every == "period" and month != 0:
             continue
@@ -183,7 +189,7 @@ async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *
             source_id=plan.id,
             issue_key=f"plan:{sub.id}:{sub.period_number}:{month}:{index}",
         )
-    following = month_start(sub, month + 1)
+    following = month_start(sub, month + 1, zone)
     monthly = any(c.every == "month" for c in plan.coupons)
     sub.next_coupon_at = following if monthly and following < sub.period_end else None
 
@@ -196,7 +202,10 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
     # shorter periods than the grace it lapsed into) begins that period now: the fee buys a whole period,
     # where it would have bought a period gone by and the subscription's end.
     now = uow.clock.now()
-    late = action is Action.recover and _next_period_end(sub, months_paid(payment, due)) <= now
+    late = (
+        action is Action.recover
+        and _next_period_end(sub, months_paid(payment, due), await zone_of(uow)) <= now
+    )
     await begin_paid_period(uow, sub, due, sub.period_number + 1, payment, starts_at=now if late else None)
     await emit(
         uow,
@@ -235,7 +244,8 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
         and sub.next_coupon_at <= now
     ):
         due_at = sub.next_coupon_at
-        month = next((m for m in range(1, sub.period_months) if month_start(sub, m) >= due_at), None)
+        zone = await zone_of(uow)
+        month = next((m for m in range(1, sub.period_months) if month_start(sub, m, zone) >= due_at), None)
         if month is None:
             sub.next_coupon_at = None
         else:

@@ -254,7 +254,9 @@ async def subscribe(
         sub.anchor_at, sub.anchor_period = now, 1
         sub.period_months = plan.months
         sub.period_number = 1
-        sub.period_start, sub.period_end = lifecycle.period_bounds(now, 1, plan.months, 1)
+        sub.period_start, sub.period_end = lifecycle.period_bounds(
+            now, 1, plan.months, 1, await periods.zone_of(uow)
+        )
     try:
         await repo.insert_subscription(sub)
     except DuplicateKey as exc:
