@@ -246,7 +246,8 @@ class TestItemBonusOnDiscountedReceipts:
                     exact = (
                         Fraction(shoes, 100) * Fraction(paid, listed) * (Fraction(Decimal(multiplier)) - 1)
                     )
-                    assert lines[1].points == exactly_rounded(exact, rounding), (shoes, other, paid)
+                    bonus_points = sum(line.points for line in lines[1:])  # no line: it came to none
+                    assert bonus_points == exactly_rounded(exact, rounding), (shoes, other, paid)
 
 
 class TestStacking:
@@ -288,4 +289,19 @@ class TestStacking:
         exclusive = rule(
             MemberDay(kind="member_day", weekday=1, multiplier=Decimal(5)), priority=20, stackable=False
         )
+        assert self.names([exclusive, self.day, self.birthday]) == ["day", "bd"]
+
+    @pytest.mark.parametrize(
+        ("unit_price", "multiplier"), [(0, "3"), (5_000, "1"), (40, "2")], ids=["free", "x1", "rounds to 0"]
+    )
+    def test_a_rule_that_gives_no_points_neither_shows_nor_blocks(
+        self, unit_price: int, multiplier: str
+    ) -> None:
+        exclusive = rule(
+            CategoryBonus(kind="category_bonus", categories=["promo"], multiplier=Decimal(multiplier)),
+            priority=20,
+            stackable=False,
+            name="x",
+        )
+        self.cart = purchase(10_000, items=[item(unit_price, category="promo")], birthday=date(1990, 3, 1))
         assert self.names([exclusive, self.day, self.birthday]) == ["day", "bd"]

@@ -110,6 +110,48 @@ class TestEarn:
         result = await earn(client, pos_key, str(member["id"]), paid, items=items)
         assert [line["points"] for line in result["breakdown"]] == expected
 
+    @pytest.mark.parametrize(
+        ("unit_price", "multiplier"),
+        [(0, "3"), (1_000, "1"), (40, "2")],
+        ids=["a free gift", "a multiplier of one", "a bonus that rounds to none"],
+    )
+    async def test_a_rule_that_gives_no_points_does_not_cancel_the_others(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: dict[str, object],
+        unit_price: int,
+        multiplier: str,
+    ) -> None:
+        await add_rule(
+            client,
+            admin_key,
+            name="Member day x2",
+            kind="member_day",
+            properties={"weekday": 1, "multiplier": "2"},
+        )
+        await add_rule(
+            client,
+            admin_key,
+            name="Promo (exclusive)",
+            kind="category_bonus",
+            properties={"categories": ["promo"], "multiplier": multiplier},
+            stackable=False,
+            priority=10,
+        )
+        items = [
+            {"sku": "P1", "category": "promo", "quantity": 1, "unit_price": cny(unit_price)},
+            {"sku": "F1", "category": "food", "quantity": 1, "unit_price": cny(10_000 - unit_price)},
+        ]
+        # 2026-03-16 is a Monday: the member day doubles the receipt, and the promo line gives nothing.
+        result = await earn(client, pos_key, str(member["id"]), 10_000, items=items)
+        assert result["breakdown"] == [
+            {"rule": "base", "kind": "base_rate", "points": 100},
+            {"rule": "Member day x2", "kind": "member_day", "points": 100},
+        ]
+        assert result["points_earned"] == 200
+
     async def test_same_order_earns_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member: dict[str, object]
     ) -> None:

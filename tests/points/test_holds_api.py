@@ -148,6 +148,29 @@ class TestHolds:
             assert (whole.status_code, whole.json()["captured_points"]) == (200, 50), whole.text
             await set_program(client, admin_key, min_redeem_points=1)
 
+    async def test_a_suspended_member_cannot_capture_a_hold(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
+    ) -> None:
+        """A redeem of a suspended member is refused; a capture, which pays with points too, spent them."""
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-SUSP")).json()
+        suspend = await client.patch(
+            f"/v1/members/{member_id}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspend.status_code == 200, suspend.text
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        captured = await capture(client, ecommerce_key, created["id"])
+        assert (captured.status_code, captured.json()["code"]) == (409, "member_not_active"), captured.text
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"]) == (1000, 400)
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert read.json()["status"] == "active"
+        # Releasing it still frees the points.
+        released = await client.post(f"/v1/holds/{created['id']}/release", headers=bearer(ecommerce_key))
+        assert released.status_code == 200, released.text
+        assert (await points(client, ecommerce_key, member_id))["available"] == 1000
+        await assert_ledger_invariant(app, member_id)
+
     async def test_unknown_hold_is_404(
         self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
     ) -> None:

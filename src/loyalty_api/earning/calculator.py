@@ -6,6 +6,7 @@
    each points-multiplier benefit the member has (they add up, they do not compound).
 3. Bonus rules, highest priority first (ties: older rule first). A stackable rule adds its bonus and the walk
    goes on. A non-stackable rule applies alone: only when no bonus has applied yet, and then it ends the walk.
+   A rule whose bonus comes to no points (after rounding) has not applied: no line, and it blocks nothing.
 Each line is rounded on its own with the programme's rounding, so the lines always add up to the total.
 """
 
@@ -105,15 +106,13 @@ def calculate(
         extra = rule.properties.bonus(context)
         if extra is None:
             continue
+        points = round_points(extra, rounding)
+        # A rule that gives no points (a free gift in its category, a multiplier of 1, a bonus that rounds
+        # to none) has not applied: it shows no line, and an exclusive one must not cancel the bonuses below.
+        if points == 0:
+            continue
         applied = True
-        lines.append(
-            BreakdownLine(
-                rule=rule.name,
-                kind=rule.properties.kind,
-                points=round_points(extra, rounding),
-                rule_id=rule.id,
-            )
-        )
+        lines.append(BreakdownLine(rule=rule.name, kind=rule.properties.kind, points=points, rule_id=rule.id))
         if not rule.stackable:
             break
     return lines

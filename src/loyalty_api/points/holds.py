@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.service import refuse_unless_found
 from loyalty_api.money import Money
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
@@ -137,19 +138,29 @@ async def create_hold(
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
-async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> Hold:
-    """Lock the hold's member, then read the hold: every change to it happens behind that lock."""
+async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, to_spend: bool = False) -> Hold:
+    """Lock the hold's member, then read the hold: every change to it happens behind that lock.
+
+    With `to_spend` (a capture pays for the order with the points, as a redeem does) the member's own row is
+    locked too and must be active, as a redeem's is (lock_earner): a suspension committed before the capture
+    stops it, and none can commit while it runs. A release only frees points, whatever the member's status.
+    """
     holds = HoldRepository(uow.session)
     hold = await holds.get_hold(hold_id)
     if hold is None:
         raise HoldNotFound()
-    await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
+    accounts = PointsAccountRepository(uow.session)
+    found = await accounts.lock_with_member(hold.member_id) if to_spend else None
+    if not to_spend:
+        await accounts.lock(hold.member_id, uow.clock.now())
     hold = await holds.get_hold(hold_id)
     if hold is None:  # its member was erased while this waited for the lock
         raise HoldNotFound()
     status = hold_status(hold, uow.clock.now())
-    if status != "active":
+    if status != "active":  # a closed member's holds were released: that is what the caller learns
         raise HoldNotActive(f"The hold is {status}", hold_status=status)
+    if to_spend:
+        refuse_unless_found(None if found is None else found[0], must_be_active=True)
     return hold
 
 
@@ -166,7 +177,7 @@ async def capture_hold(
     `order_total`, as on a redeem, is the base refunds of the order are measured against; an order that
     already has a total (from an earn, a redeem or an earlier capture) keeps it.
     """
-    hold = await _lock_active_hold(uow, hold_id)
+    hold = await _lock_active_hold(uow, hold_id, to_spend=True)
     captured = hold.points if points is None else points
     if captured > hold.points:
         raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)

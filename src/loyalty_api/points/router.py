@@ -166,6 +166,7 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
         *_AUTH,
         errors.HoldNotFound,
         errors.HoldNotActive,
+        MemberNotActive,
         errors.CaptureExceedsHold,
         errors.BelowMinimumRedeem,
         errors.CurrencyMismatch,
@@ -181,7 +182,9 @@ async def capture_hold(
     need. Leave the body out to capture everything.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired
-    already is 409 `hold_not_active`. Emits `points.hold_captured`."""
+    already is 409 `hold_not_active`; a capture pays with points as a redeem does, so a member no longer
+    active (suspended) cannot: 409 `member_not_active` (a release still frees the points). Emits
+    `points.hold_captured`."""
     body = body or CaptureRequest()
     hold = await holds.capture_hold(
         uow,
