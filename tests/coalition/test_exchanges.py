@@ -5,6 +5,7 @@ both directions, for everyone and per member. After every scenario the ledger ba
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -17,11 +18,13 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import START, bearer
+from tests.databases import is_postgres
 from tests.inspect_db import events, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
     balance,
+    ending_the_link,
     exchange_in,
     exchange_out,
     instant,
@@ -481,6 +484,32 @@ class TestExchangeIn:
             assert problem(refused) == (422, VALIDATION), refused.text
         assert await table_counts(app, *WRITTEN) == before
         assert await balance(client, pos_key, air.member_id) == 1_000
+        await assert_ledger_invariant(app, air.member_id)
+
+    @pytest.mark.skipif(
+        not is_postgres(), reason="reads the link while an unlink holds the member's row: PostgreSQL"
+    )
+    @pytest.mark.parametrize("ending", ["unlink", "erasure"])
+    async def test_a_transfer_that_read_the_link_before_it_ended_finds_no_link(
+        self, app: FastAPI, client: httpx.AsyncClient, air: Air, ending: str
+    ) -> None:
+        """A transfer sent while the member withdrew their consent (or was erased) was credited once the
+        unlink committed, and its exchange and event named the member by the ref the partner no longer had."""
+        before = await table_counts(app, "ledger_entries", "point_lots", "partner_exchanges")
+        ending_it = await ending_the_link(app, air.member_id, "air", ending)
+        sent = asyncio.create_task(exchange_in(client, air.key, "AIR-1", "TX-RACE", 1_000))
+        try:
+            await asyncio.sleep(0.3)  # the transfer has read the link, and waits for the member's row
+            waited = not sent.done()
+        finally:
+            await ending_it.commit()
+            await ending_it.close()
+
+        answered = await sent
+        assert waited, answered.text
+        assert problem(answered) == (404, "link_not_found"), answered.text
+        assert await table_counts(app, "ledger_entries", "point_lots", "partner_exchanges") == before
+        assert await events(app, "partner.exchange_received") == []
         await assert_ledger_invariant(app, air.member_id)
 
 

@@ -5,6 +5,7 @@ tiers."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -14,11 +15,13 @@ from fastapi import FastAPI
 
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
+from tests.databases import is_postgres
 from tests.inspect_db import table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
     balance,
+    ending_the_link,
     ledger,
     link,
     partner_earn,
@@ -374,3 +377,36 @@ class TestPartnerRefunds:
         refused = await partner_refund(client, cafe.key, "C-1", "O-13", amount=usd)
         assert problem(refused) == (422, "currency_mismatch"), refused.text
         assert await table_counts(app, *WRITTEN) == before
+
+
+@pytest.mark.skipif(
+    not is_postgres(), reason="reads the link while an unlink holds the member's row: PostgreSQL"
+)
+class TestRacingTheEndOfTheLink:
+    @pytest.mark.parametrize("ending", ["unlink", "erasure"])
+    @pytest.mark.parametrize("call", ["earn", "refund"])
+    async def test_an_earn_or_refund_that_read_the_link_before_it_ended_finds_no_link(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe, call: str, ending: str
+    ) -> None:
+        """An earn or a refund sent while the member withdrew their consent (or was erased) went on once the
+        unlink committed: 201, and the answer showed the partner the balance it may no longer see."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201
+        before = await table_counts(app, "ledger_entries", "point_lots")
+        ending_it = await ending_the_link(app, cafe.member_id, "cafe", ending)
+        sent = asyncio.create_task(
+            partner_earn(client, cafe.key, "C-1", "O-21", 10_000)
+            if call == "earn"
+            else partner_refund(client, cafe.key, "C-1", "O-20", full=True)
+        )
+        try:
+            await asyncio.sleep(0.3)  # the call has read the link, and waits for the member's row
+            waited = not sent.done()
+        finally:
+            await ending_it.commit()
+            await ending_it.close()
+
+        answered = await sent
+        assert waited, answered.text
+        assert problem(answered) == (404, "link_not_found"), answered.text
+        assert await table_counts(app, "ledger_entries", "point_lots") == before
+        await assert_ledger_invariant(app)

@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.partners import service as partners
+from loyalty_api.privacy import erasure
 from tests.builders import make_partner_key
 from tests.conftest import UNLIMITED, bearer, units_of
 
@@ -71,6 +74,17 @@ async def link(
     assert linked.status_code == 201, linked.text
     view: dict[str, Any] = linked.json()
     return view
+
+
+async def ending_the_link(app: FastAPI, member_id: str, partner: str, ending: str) -> UnitOfWork:
+    """The member's unlink from `partner` (`ending="unlink"`) or their erasure (`"erasure"`), done and not
+    committed: it holds the member's row until the caller commits and closes the unit it returns."""
+    uow = await units_of(app).start()
+    if ending == "unlink":
+        await partners.unlink_by_member(uow, uuid.UUID(member_id), partner)
+    else:
+        await erasure.erase_member(uow, uuid.UUID(member_id))
+    return uow
 
 
 async def partner_earn(

@@ -36,7 +36,7 @@ from loyalty_api.partners.errors import (
 from loyalty_api.partners.events import ExchangeReceived, ExchangeRequested, ExchangeResolved
 from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink
 from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
-from loyalty_api.partners.service import active_partner, get_partner, partner_link
+from loyalty_api.partners.service import active_partner, get_partner, locked_partner_link
 from loyalty_api.points.accounts import (
     credit_points,
     debit_available,
@@ -368,7 +368,9 @@ async def exchange_in(
 ) -> ExchangeView:
     """Credit the member the partner linked as `ref` with the partner's points at its rate, once per
     transfer."""
-    partner, link = await partner_link(uow, partner_id, ref)
+    # The link is read behind the member's row, the first lock every change to the member takes: an unlink
+    # or an erasure under way commits first, and then there is no link to credit (nor to name in the event).
+    partner, link = await locked_partner_link(uow, partner_id, ref)
     rate = partner.exchange_in_rate
     if rate is None:
         raise ExchangeNotOffered()
@@ -380,7 +382,7 @@ async def exchange_in(
             "partner_points",
             f"would credit {points} points, more than one transfer may ({MAX_POINTS_PER_EARN})",
         )
-    # The member first, then the partner, as exchange_out takes them.
+    # The member (locked above) and their account first, then the partner, as exchange_out takes them.
     await lock_earner(uow, link.member_id)
     repo = ExchangeRepository(uow.session)
     await repo.lock_partner(partner.id)

@@ -17,7 +17,7 @@ from loyalty_api.money import Money, points_for
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.partners.errors import PartnerEarnNotOffered
 from loyalty_api.partners.models import Partner, PartnerLink
-from loyalty_api.partners.service import partner_link
+from loyalty_api.partners.service import locked_partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
 from loyalty_api.points.refunds import refund
@@ -52,7 +52,9 @@ async def earn_at_partner(
     actor: uuid.UUID | None = None,
 ) -> PartnerEarn:
     """Earn for the customer the partner linked as `ref`, for a purchase at the partner, once per order."""
-    partner, link = await partner_link(uow, partner_id, ref)
+    # The link is read behind the member's row, as the earn then locks it: an unlink or an erasure under way
+    # commits first, and the partner earns nothing (and sees no balance) once the member withdrew consent.
+    partner, link = await locked_partner_link(uow, partner_id, ref)
     if partner.earn_rate is None:
         raise PartnerEarnNotOffered()
     program = await get_program(uow)
@@ -103,7 +105,8 @@ async def refund_at_partner(
 ) -> PartnerRefund:
     """Refund a purchase at the partner (by `amount` or in `full`): the points it earned are taken back in
     proportion. An order that is not this customer's purchase at this partner does not exist for it."""
-    partner, link = await partner_link(uow, partner_id, ref)
+    # Behind the member's row (taken before their account's, as every change takes them), as an earn.
+    partner, link = await locked_partner_link(uow, partner_id, ref)
     ours = partner_order_ref(partner, order_ref)
     order = await OrderRepository(uow.session).get_order(ours)
     if order is None or order.member_id != link.member_id:
