@@ -15,7 +15,7 @@ from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.inspect_db import events, rows
-from tests.points.helpers import set_program
+from tests.points.helpers import cny, set_program
 from tests.subscriptions.helpers import (
     NOTICE,
     add_plan,
@@ -321,6 +321,64 @@ class TestPlanChange:
             None,
             3,
             1_500,
+        )
+
+    async def test_a_shorter_period_waits_for_the_end_of_the_paid_one_though_dearer_per_month(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        await add_plan(client, admin_key, "gold-year", price=15_000, unit="year", family="gold")
+        await add_plan(client, admin_key, "gold-month", price=1_500, unit="month", family="gold")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "gold-year")
+        clock.advance(timedelta(days=10))
+        # Nothing is to be paid now: a fee sent for it would be dropped, so it is refused.
+        paying = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "gold-month", "payment_ref": next_payment_ref()},
+        )
+        assert (paying.status_code, paying.json()["errors"][0]["field"]) == (422, "payment_ref")
+
+        response = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "gold-month"})
+
+        # The prepaid year runs to its end; the monthly plan takes over then.
+        assert response.status_code == 200, response.text
+        changed = response.json()
+        assert (changed["plan"]["code"], changed["pending_plan"]["code"]) == ("gold-year", "gold-month")
+        assert (changed["period"], changed["period_end"], changed["price"]) == (
+            1,
+            sub["period_end"],
+            cny(15_000),
+        )
+        [change] = [e["payload"] for e in await events(app, "subscription.plan_changed")]
+        assert at(change["effective_at"]) == at(sub["period_end"])
+        listed = await client.get(f"/v1/subscriptions/{sub['id']}/payments", headers=bearer(ecommerce_key))
+        assert [p["period"] for p in listed.json()["items"]] == [1]  # nothing charged for a month now
+
+    async def test_a_dearer_period_at_least_as_long_starts_now(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        # 12 000 a year is less per month than 1 500 a month, but it costs more and runs longer: nothing paid
+        # is cut short by starting it now.
+        await add_plan(client, admin_key, "plus-year", price=12_000, unit="year", family="plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.advance(timedelta(days=10))
+
+        response = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "plus-year", "payment_ref": next_payment_ref()},
+        )
+
+        assert response.status_code == 200, response.text
+        changed = response.json()
+        assert (changed["plan"]["code"], changed["period"], at(changed["period_start"])) == (
+            "plus-year",
+            2,
+            START + timedelta(days=10),
         )
 
     async def test_another_family_is_refused(

@@ -90,7 +90,9 @@ class ChangeSubscriptionPlanInput:
     subscription_id: strawberry.ID
     plan: str = strawberry.field(description="A plan of the same family; the current one drops a downgrade.")
     payment_ref: str | None = strawberry.field(
-        default=UNSET, description="Required for an upgrade (a dearer plan), whose new period starts now."
+        default=UNSET,
+        description="Required for an upgrade (a period that costs more and runs at least as long), whose new "
+        "period starts now; refused for a change that waits for period end.",
     )
 
 
@@ -218,7 +220,8 @@ class SubscriptionMutations:
         reply=SubscriptionRead,
         work=_change_plan,
         answer={"subscription": MemberSubscription.of},
-        description="Move to another plan of the family, a dearer one now and any other at period end: POST "
+        description="Move to another plan of the family: one whose period costs more and runs at least as "
+        "long now, any other at period end: POST "
         "/v1/subscriptions/{id}/change-plan.",
     )
     loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = mutation(

@@ -399,9 +399,11 @@ async def change_plan(
     payment_ref: str | None,
     actor: uuid.UUID | None = None,
 ) -> SubscriptionView:
-    """Move to another plan of the same family. A dearer plan (by price per month) starts now with a new
-    paid period, which `payment_ref` pays; any other plan takes over at the end of the current period.
-    Asking for the current plan drops a pending change."""
+    """Move to another plan of the same family. A plan whose period costs more than the current one's and
+    runs at least as long is an upgrade: it starts now with a new paid period, which `payment_ref` pays. Any
+    other plan takes over at the end of the current period (a downgrade), with nothing to pay now: starting
+    it now would end the time already paid for early (a year cut to a month, with no credit), so a
+    `payment_ref` for it is refused rather than dropped. Naming the current plan drops a pending change."""
     sub = await _locked(uow, subscription_id)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
@@ -413,12 +415,25 @@ async def change_plan(
     now = uow.clock.now()
     if target.id == current.id and sub.pending_plan_id is None:
         raise InvalidField("plan", "is the subscription's plan already")
-    upgrade = target.id != current.id and target.monthly_price > current.monthly_price
+    # Starting now replaces the rest of the current period: only a period that costs more and lasts at least
+    # as long leaves the member no paid time short. Compared per month, a monthly plan was "dearer" than a
+    # yearly one and cut a prepaid year to one month.
+    upgrade = (
+        target.id != current.id
+        and target.price.amount_minor > sub.price_amount_minor
+        and target.months >= sub.period_months
+    )
     periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
     number = sub.period_number + 1
     if await repo.get_paid(sub.id, number) is not None:
         raise PeriodAlreadyPaid(
             f"Period {number} is paid on the current plan: change plans once it has begun"
+        )
+    if not upgrade and payment_ref is not None:
+        raise InvalidField(
+            "payment_ref",
+            "pays a period that starts now, and this change takes over at the end of the current period "
+            "(nothing to pay now): leave payment_ref out",
         )
     # Billing hears the next period's new price (or the old one again, when a pending change is dropped).
     sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
