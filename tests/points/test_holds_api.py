@@ -246,6 +246,39 @@ class TestHoldsAndOrders:
         assert captured.status_code == 200
         await assert_ledger_invariant(app)
 
+    async def test_a_hold_that_ends_uncaptured_leaves_the_order_free_for_another_member(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        """A checkout held points for WEB-77 and the customer cancelled: the order number was the member's
+        forever, and another member's hold or earn on it was 409 order_belongs_to_another_member."""
+        other = str((await enrol(client, ecommerce_key))["id"])
+        await earn(client, ecommerce_key, other, 10_000)
+        released = (await hold(client, ecommerce_key, member_id, 100, "WEB-77")).json()
+        await client.post(f"/v1/holds/{released['id']}/release", headers=bearer(ecommerce_key))
+        theirs = await hold(client, ecommerce_key, other, 10, "WEB-77")
+        assert theirs.status_code == 201, theirs.text
+        # One that ran out, once released (by the job, or by the member's next spend), frees it too.
+        await hold(client, ecommerce_key, member_id, 100, "WEB-78", ttl=60)
+        clock.advance(timedelta(minutes=2))
+        assert await expire_holds(app.state.units) == 1
+        await earn(client, ecommerce_key, other, 5_000, order_ref="WEB-78")
+        # An order the member earned on stays theirs after a hold on it ends.
+        await earn(client, ecommerce_key, member_id, 5_000, order_ref="WEB-79")
+        kept = (await hold(client, ecommerce_key, member_id, 100, "WEB-79")).json()
+        await client.post(f"/v1/holds/{kept['id']}/release", headers=bearer(ecommerce_key))
+        refused = await client.post(
+            f"/v1/members/{other}/earn",
+            json={"order_ref": "WEB-79", "amount": cny(5_000)},
+            headers=bearer(ecommerce_key),
+        )
+        assert (refused.status_code, refused.json()["code"]) == (409, "order_belongs_to_another_member")
+        await assert_ledger_invariant(app)
+
     async def test_an_expired_hold_does_not_block_a_new_one_for_the_order(
         self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
     ) -> None:

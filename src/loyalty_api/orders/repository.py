@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, literal, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -174,6 +174,24 @@ class OrderRepository:
         await self.session.execute(
             insert_or_ignore(self.session, _ORDERS, ["order_ref"]).values(
                 _new_order(order_ref, member_id, now)
+            )
+        )
+
+    async def delete_if_untouched(self, order_ref: str, member_id: uuid.UUID) -> None:
+        """Remove the member's order if nothing was earned, redeemed or refunded on it: the row a hold wrote
+        (insert_order_if_new) and nothing else did. The caller knows no hold of theirs still uses it."""
+        await self.session.execute(
+            delete(Order).where(
+                Order.order_ref == order_ref,
+                Order.member_id == member_id,
+                Order.earned_at.is_(None),
+                Order.redeemed_at.is_(None),
+                Order.points_earned == 0,
+                Order.points_redeemed == 0,
+                Order.refunded_minor == 0,
+                Order.points_taken_back == 0,
+                Order.points_given_back == 0,
+                Order.points_shortfall == 0,
             )
         )
 

@@ -243,8 +243,13 @@ async def release(
     already ended: a release, like a capture, happens once."""
     now = uow.clock.now()
     status = "expired" if reason == "expired" else "released"
-    if not await HoldRepository(uow.session).resolve(hold, status=status, captured=0, now=now):
+    holds = HoldRepository(uow.session)
+    if not await holds.resolve(hold, status=status, captured=0, now=now):
         return None
+    if not await holds.exists_active_hold(hold.member_id, hold.order_ref):
+        # The hold made the order the member's (holds.create_hold); ended uncaptured, with nothing else
+        # earned, redeemed or refunded on it, the order is no one's, and another member may use the number.
+        await OrderRepository(uow.session).delete_if_untouched(hold.order_ref, hold.member_id)
     state = await PointsAccountRepository(uow.session).change(hold.member_id, now=now, held=-hold.points)
     assert state is not None
     await record_entry(

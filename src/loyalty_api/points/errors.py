@@ -73,7 +73,8 @@ class OrderAlreadyRedeemed(Conflict):
 
 class OrderBelongsToAnotherMember(Conflict):
     """Points were already earned, redeemed or held for this `order_ref` by another member; an order belongs
-    to one member, so nothing was changed.
+    to one member, so nothing was changed. (A hold alone binds the order while it lasts: once released or
+    expired, with nothing earned, redeemed or refunded, the order is free again.)
 
     Check that the order reference and the member are the right ones.
     """

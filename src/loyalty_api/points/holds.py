@@ -90,7 +90,8 @@ async def create_hold(
     state = await debit_available(uow, member_id, points, hold=True)
     holds = HoldRepository(uow.session)
     now = uow.clock.now()
-    # The order is this member's from now on: another member can neither earn on it nor share its refund.
+    # The order is this member's from now on: another member can neither earn on it nor share its refund. A
+    # hold that ends uncaptured, on an order nothing else touched, frees the number again (accounts.release).
     orders = OrderRepository(uow.session)
     await orders.insert_order_if_new(order_ref, member_id, now)
     order = await orders.get_order(order_ref)

@@ -697,6 +697,15 @@ class HoldRepository:
         )
         return found is not None
 
+    async def exists_active_hold(self, member_id: uuid.UUID, order_ref: str) -> bool:
+        """Whether the member has a hold on the order not yet ended, past its time or not."""
+        found = await self.session.scalar(
+            select(Hold.id)
+            .where(Hold.member_id == member_id, Hold.order_ref == order_ref, Hold.status == "active")
+            .limit(1)
+        )
+        return found is not None
+
     async def resolve(self, hold: Hold, *, status: str, captured: int, now: datetime) -> bool:
         """End an active hold; False when it was no longer active (someone else ended it first)."""
         result = await self.session.execute(
