@@ -16,6 +16,18 @@ class EarningRuleRepository:
     async def get_rule(self, rule_id: uuid.UUID) -> EarningRule | None:
         return await self.session.get(EarningRule, rule_id)
 
+    async def lock_rule(self, rule_id: uuid.UUID) -> EarningRule | None:
+        """The rule under lock until commit (None: there is none, or a change that held it deleted it). On
+        PostgreSQL a replace or delete racing another waits here for it, then reads what it left; SQLite's
+        `BEGIN IMMEDIATE` has serialized them already."""
+        result = await self.session.execute(
+            select(EarningRule)
+            .where(EarningRule.id == rule_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def list_rules(self, *, after: tuple[int, uuid.UUID] | None, limit: int) -> Sequence[EarningRule]:
         """Rules by priority, highest first, then by id; those after `after` (priority, id)."""
         query = select(EarningRule)

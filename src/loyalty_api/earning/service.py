@@ -92,7 +92,9 @@ async def create_rule(uow: UnitOfWork, definition: RuleDefinition) -> Rule:
 
 async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefinition) -> Rule:
     _check(definition)
-    row = await EarningRuleRepository(uow.session).get_rule(rule_id)
+    # Locked: a delete racing this replace either waits for it or has removed the rule (404), where an
+    # unlocked read would update a row no longer there (a 500).
+    row = await EarningRuleRepository(uow.session).lock_rule(rule_id)
     if row is None:
         raise EarningRuleNotFound()
     _apply(row, definition)
@@ -127,10 +129,11 @@ async def list_rules(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page
 
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:
     repo = EarningRuleRepository(uow.session)
-    row = await repo.get_rule(rule_id)
-    if row is None:
+    # Locked, and the delete's own answer checked: of two deletes at once only the one that removed the rule
+    # answers 204 and announces it; the other finds it gone (404).
+    row = await repo.lock_rule(rule_id)
+    if row is None or not await repo.delete_rule(rule_id):
         raise EarningRuleNotFound()
-    await repo.delete_rule(rule_id)
     await _changed(uow, row, "deleted")
 
 
