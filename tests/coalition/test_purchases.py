@@ -6,6 +6,7 @@ tiers."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.databases import is_postgres
@@ -51,6 +53,13 @@ async def cafe(app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key:
     member = await enrol(client, pos_key, name="林晓", email="lin@example.com")
     await link(client, pos_key, key, member["id"], "cafe", "C-1", "basic", "points")
     return Cafe(key, member)
+
+
+async def joint_points(client: httpx.AsyncClient, partner_key: str, ref: str) -> Any:
+    """The points the joint view shows the partner of its customer `ref`."""
+    view = await client.get(f"/v1/partner/members/{ref}", headers=bearer(partner_key))
+    assert view.status_code == 200, view.text
+    return view.json()["points"]
 
 
 def assert_nothing_of_the_member_in(response: httpx.Response, member: dict[str, Any]) -> None:
@@ -119,6 +128,23 @@ class TestPartnerEarn:
         assert response.json()["points_earned"] == expected
         assert await balance(client, admin_key, cafe.member_id) == expected
         await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_the_answer_shows_the_points_the_joint_view_shows_before_the_expiry_job_runs(
+        self, app: FastAPI, client: httpx.AsyncClient, cafe: Cafe, clock: FrozenClock
+    ) -> None:
+        """Points past their end are gone for the member whether or not the expiry job has run: the earn's and
+        the refund's answers showed them still in the balance, the joint view did not."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-30", 10_000)).status_code == 201  # 150
+        clock.advance(timedelta(days=400))  # past the programme's 12 months; the expiry job has not run
+
+        earned = await partner_earn(client, cafe.key, "C-1", "O-31", 10_000)
+        assert earned.status_code == 201, earned.text
+        assert earned.json()["points"] == await joint_points(client, cafe.key, "C-1")
+        assert earned.json()["points"] == {"balance": 150, "available": 150}
+        refunded = await partner_refund(client, cafe.key, "C-1", "O-31", amount=cny(4_000))
+        assert refunded.status_code == 200, refunded.text
+        assert refunded.json()["points"] == await joint_points(client, cafe.key, "C-1")
+        assert refunded.json()["points"] == {"balance": 90, "available": 90}
 
     async def test_the_answer_shows_no_points_unless_the_member_granted_them(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str

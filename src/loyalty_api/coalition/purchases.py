@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from loyalty_api.coalition.service import PartnerPoints
+from loyalty_api.coalition.service import PartnerPoints, granted_points
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money, points_for
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.partners.errors import PartnerEarnNotOffered
-from loyalty_api.partners.models import Partner, PartnerLink
+from loyalty_api.partners.models import Partner
 from loyalty_api.partners.service import locked_partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
@@ -75,12 +75,10 @@ async def earn_at_partner(
         order_ref=order_ref,
         points_earned=earned.points,
         rate=rate,
-        points=_granted(link, earned.balance, earned.available),
+        # Not the account's balance the earn left: it still counts points past their end until the expiry
+        # job runs. The partner sees what the joint view shows.
+        points=await granted_points(uow, link),
     )
-
-
-def _granted(link: PartnerLink, balance: int, available: int) -> PartnerPoints | None:
-    return PartnerPoints(balance=balance, available=available) if "points" in link.grants else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,5 +124,5 @@ async def refund_at_partner(
         points_taken_back=done.points_taken_back,
         shortfall=done.shortfall,
         already_expired=done.already_expired,
-        points=_granted(link, done.balance, done.available),
+        points=await granted_points(uow, link),
     )

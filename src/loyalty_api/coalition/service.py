@@ -84,15 +84,21 @@ async def _linked(uow: UnitOfWork, row: PartnerLink) -> _Linked:
     return _Linked(MemberStatus(holder.status), tier, held.plans, joint)
 
 
+async def granted_points(uow: UnitOfWork, row: PartnerLink) -> PartnerPoints | None:
+    """The member's points as a spend finds them (points past their end gone, whether or not the expiry job
+    has run), if they let the partner see them: the joint view's figures, and every answer to the partner."""
+    if "points" not in row.grants:
+        return None
+    found = (await summaries(uow, [row.member_id]))[row.member_id]
+    return PartnerPoints(balance=found.balance, available=found.available)
+
+
 async def partner_view(uow: UnitOfWork, partner_id: uuid.UUID, ref: str) -> PartnerMemberView:
     """The joint view of the member the partner linked under `ref`; LinkNotFound for any other. Read from the
     member's record and standing: nothing personal is read, let alone decrypted."""
     _, row = await partner_link(uow, partner_id, ref)
     linked = await _linked(uow, row)
-    points = None
-    if "points" in row.grants:
-        found = (await summaries(uow, [row.member_id]))[row.member_id]
-        points = PartnerPoints(balance=found.balance, available=found.available)
+    points = await granted_points(uow, row)
     return PartnerMemberView(
         partner_customer_ref=row.partner_customer_ref,
         member_id=row.member_id,
