@@ -8,21 +8,25 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.engine import create_engine
+from loyalty_api.db.migrations import head_revision, upgrade
 from loyalty_api.demo.data import demo_members
 from loyalty_api.settings import Settings, check_database_url
 from tests.builders import unique_phone
 from tests.conftest import bearer
+from tests.databases import fresh_database, listen_url
 from tests.processes import CLI, served
 from tests.processes import clean_env as _clean_env
 from tests.processes import free_port as _free_port
@@ -425,3 +429,69 @@ class TestSettingsFromTheEnvironment:
             "loyalty-api: warning: LOYALTY_RATE_LIMIT_STORGE is not a setting "
             "(did you mean LOYALTY_RATE_LIMIT_STORAGE?); it is ignored",
         ]
+
+
+# A revision of a release newer than this one: unknown to this release's migrations.
+NEWER = "0999"
+
+
+@asynccontextmanager
+async def database_at(folder: Path, revision: str) -> AsyncIterator[str]:
+    """A database of its own, migrated to `revision` (one this release knows, or NEWER: at head, then marked
+    as a newer release's `migrate` leaves it); yields its URL."""
+    async with fresh_database(folder, "schema") as url:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, head_revision() if revision == NEWER else revision)
+            if revision == NEWER:
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        text("UPDATE alembic_version SET version_num = :r"), {"r": NEWER}
+                    )
+        finally:
+            await engine.dispose()
+        yield url
+
+
+def _on(cli_env: dict[str, str], url: str) -> dict[str, str]:
+    """The CLI's environment pointed at the database `url`."""
+    return cli_env | {"LOYALTY_DATABASE_URL": url, "LOYALTY_LISTEN_DATABASE_URL": listen_url(url) or url}
+
+
+class TestRollingUpgrade:
+    """The newer release migrates first, then its processes replace the older ones one by one."""
+
+    async def test_the_older_release_keeps_running_on_a_database_a_newer_release_migrated(
+        self, tmp_path: Path, cli_env: dict[str, str]
+    ) -> None:
+        async with database_at(tmp_path, NEWER) as url:
+            env = _on(cli_env, url)
+            with served(tmp_path, env) as (base, log):
+                async with httpx.AsyncClient() as http:
+                    ready = await http.get(f"{base}/readyz")
+                assert (ready.status_code, ready.json()) == (
+                    200,
+                    {
+                        "status": "ready",
+                        "database": "ok",
+                        "migration": NEWER,
+                        "expected_migration": head_revision(),
+                    },
+                )
+                said = log.read_text(encoding="utf-8")
+            warned = [line for line in said.splitlines() if line.startswith("loyalty-api: warning:")]
+            assert warned == [
+                f"loyalty-api: warning: the database is at {NEWER}, newer than this release (at "
+                f"{head_revision()}): running on it, as during a rolling upgrade"
+            ]
+
+            # Rolled back: the older release's migrate has nothing to do, and says why in a line.
+            migrated = _cli(env, "migrate")
+            assert (migrated.returncode, migrated.stderr) == (0, ""), migrated.stderr
+            assert migrated.stdout == (
+                f"the database is at {NEWER}, newer than this release (at {head_revision()}): "
+                "nothing to migrate\n"
+            )
+            listed = _cli(env, "keys", "list")
+            assert listed.returncode == 0, listed.stderr
+            assert listed.stdout.startswith("prefix\t")

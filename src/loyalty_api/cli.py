@@ -100,12 +100,35 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _schema_ready(settings: Settings) -> bool:
+async def _schema_status(settings: Settings) -> migrations.SchemaStatus:
     engine = engine_for(settings)
     try:
-        return (await migrations.schema_status(engine)).ready
+        return await migrations.schema_status(engine)
     finally:
         await engine.dispose()
+
+
+def _newer(status: migrations.SchemaStatus) -> str:
+    return f"the database is at {status.revision}, newer than this release (at {status.expected})"
+
+
+def _warn_if_newer(status: migrations.SchemaStatus) -> None:
+    """A newer release migrated the database: a rolling upgrade's older processes, or a rollback, run on it
+    (each release's migrations leave a schema the release before runs on). Said once, at start."""
+    if status.ahead:
+        print(
+            f"loyalty-api: warning: {_newer(status)}: running on it, as during a rolling upgrade",
+            file=sys.stderr,
+        )
+
+
+def _migrate_schema(settings: Settings) -> migrations.SchemaStatus:
+    """Upgrade the database to this release's latest migration; one a newer release migrated is left as it is
+    (this release cannot place its revision). The status found before."""
+    status = asyncio.run(_schema_status(settings))
+    if not status.ahead:
+        asyncio.run(_migrate(settings))
+    return status
 
 
 def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
@@ -178,9 +201,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _require_key(settings)
     # Once, here, before any API process starts: they would race each other to migrate and seed.
     if settings.is_sqlite or args.demo:
-        asyncio.run(_migrate(settings))
-    elif not asyncio.run(_schema_ready(settings)):
+        status = _migrate_schema(settings)
+    elif not (status := asyncio.run(_schema_status(settings))).ready:
         _fail("the database is not at the latest migration: run `loyalty-api migrate` first")
+    _warn_if_newer(status)
     if args.demo:
         keys = _seed_demo(settings, state)
         _print_demo_keys(keys, args.host, args.port)
@@ -285,13 +309,16 @@ def cmd_jobs(args: argparse.Namespace) -> None:
 
 def cmd_migrate(_: argparse.Namespace) -> None:
     settings = Settings()
-    asyncio.run(_migrate(settings))
+    if (status := _migrate_schema(settings)).ahead:
+        # A rollback: the older release's processes run on it as they are; its migrate has nothing to do.
+        print(f"{_newer(status)}: nothing to migrate")
+        return
     print(f"migrated to {migrations.head_revision()}")
 
 
 def cmd_demo(_: argparse.Namespace) -> None:
     settings, state = _demo_state(Settings())
-    asyncio.run(_migrate(settings))
+    _warn_if_newer(_migrate_schema(settings))
     keys = _seed_demo(settings, state)
     for scope, token in keys.items():
         print(f"{scope}\t{token}")
@@ -343,9 +370,9 @@ def cmd_init(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {plain_message(e['msg'])}" for e in exc.errors()))
     settings = _require_key(Settings())
+    _warn_if_newer(_migrate_schema(settings))
 
     async def run() -> str:
-        await _migrate(settings)
         async with _units(settings) as units, units.begin() as uow:
             issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
             key = issued.principal

@@ -49,8 +49,10 @@ class Readiness(BaseModel):
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers and its schema is at the migration this version expects. 200 when
-    ready; 503 with the same body when not, so a load balancer sends no traffic yet.
+    """Readiness: the database answers and its schema is at the migration this version expects, or at a newer
+    release's (a rolling upgrade migrates first, then replaces the processes: those not replaced yet keep
+    their traffic). 200 when ready; 503 with the same body when not, so a load balancer sends no traffic yet.
+    `migration` and `expected_migration` name the schema's revision and this version's.
 
     For probes and load balancers: no API key."""
     units: UnitsOfWork = request.app.state.units

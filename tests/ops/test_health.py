@@ -1,17 +1,38 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from loyalty_api import crypto
 from loyalty_api.app import create_app
+from loyalty_api.db.migrations import alembic_config, head_revision
 from loyalty_api.settings import Settings
 from tests.builders import enrol
 from tests.conftest import bearer
+
+# A revision of a release newer than this one: unknown to this release's migrations.
+NEWER = "0999"
+
+
+@asynccontextmanager
+async def _schema_at(app: FastAPI, revision: str) -> AsyncIterator[None]:
+    """The test database's alembic_version reads `revision` for the block (the tables stay at head)."""
+    engine = app.state.units.database.engine
+    async with engine.begin() as connection:
+        [current] = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars()
+        await connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": current})
 
 
 class TestHealth:
@@ -28,17 +49,32 @@ class TestHealth:
     async def test_readyz_is_503_when_the_schema_is_behind(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
-        engine = app.state.units.database.engine
-        async with engine.begin() as connection:
-            [revision] = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars()
-            await connection.execute(text("UPDATE alembic_version SET version_num = 'older'"))
-        try:
+        head = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision())
+        assert isinstance(head.down_revision, str)
+        async with _schema_at(app, head.down_revision):
             response = await client.get("/readyz")
             assert response.status_code == 503
-            assert response.json()["status"] == "not_ready"
-        finally:
-            async with engine.begin() as connection:
-                await connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+            assert response.json() == {
+                "status": "not_ready",
+                "database": "ok",
+                "migration": head.down_revision,
+                "expected_migration": head_revision(),
+            }
+
+    async def test_readyz_stays_ready_on_a_schema_a_newer_release_migrated(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """A rolling upgrade migrates first, then replaces the processes one by one: the old ones keep
+        taking traffic meanwhile, on a revision only the newer release knows."""
+        async with _schema_at(app, NEWER):
+            response = await client.get("/readyz")
+            assert response.status_code == 200
+            assert response.json() == {
+                "status": "ready",
+                "database": "ok",
+                "migration": NEWER,
+                "expected_migration": head_revision(),
+            }
 
 
 class TestMetrics:

@@ -40,6 +40,14 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's migrations hold."""
+    return frozenset(
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
+
+
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
@@ -72,8 +80,20 @@ class SchemaStatus:
     expected: str | None
 
     @property
+    def ahead(self) -> bool:
+        """At a revision this release does not know: a newer release migrated the database. A rolling upgrade
+        does that (migrate first, then replace the processes one by one), and a rollback finds it, so this
+        release runs on it: each release's migrations leave a schema the release before runs on."""
+        return self.reachable and self.revision is not None and self.revision not in known_revisions()
+
+    @property
+    def behind(self) -> bool:
+        """At an older revision of this release, or none: this release's `migrate` brings it up."""
+        return self.reachable and not self.ahead and self.revision != self.expected
+
+    @property
     def ready(self) -> bool:
-        return self.reachable and self.revision == self.expected
+        return self.reachable and not self.behind
 
 
 async def schema_status(engine: AsyncEngine) -> SchemaStatus:
