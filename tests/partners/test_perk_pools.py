@@ -138,6 +138,64 @@ class TestUpload:
         )
         assert statement.json()["perks_granted"] == 2
 
+    @pytest.mark.parametrize("ending", ["erase", "close"])
+    async def test_a_perk_owed_to_a_member_erased_or_closed_takes_no_code(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+        ending: str,
+    ) -> None:
+        """The codes the partner uploaded went to the perks still owed to a member erased or closed since (an
+        event about an erased member; a closed one's even named the partner's customer), and the pool counted
+        them as owed. Their owed perks end with them, as their subscriptions do."""
+        gone, staying = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        await link(client, pos_key, delivery, gone, "delivery", "D-1")
+        for member in (gone, staying):
+            await subscribe_paid(client, ecommerce_key, member, "video-annual")
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 0, "owed": 2}
+        if ending == "erase":
+            ended = await client.post(f"/v1/members/{gone}/erase", headers=bearer(admin_key))
+        else:
+            ended = await client.patch(
+                f"/v1/members/{gone}", json={"status": "closed"}, headers=bearer(admin_key)
+            )
+        assert ended.status_code == 200, ended.text
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 0, "owed": 1}
+
+        sent = await upload(client, delivery, ["C-1", "C-2"])
+        assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (1, 1, 0)
+        assert [p["code"] for p in await perks_of(client, pos_key, staying)] == ["C-1"]
+        told = await events(app, "partner.perk_granted")
+        assert [(e["payload"]["code"], e["payload"]["partner_customer_ref"]) for e in told] == [("C-1", None)]
+        if ending == "close":
+            assert await perks_of(client, admin_key, gone) == []  # nothing is owed them any more
+
+    async def test_a_perk_owed_to_a_suspended_member_waits_until_they_are_active_again(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str, delivery: str
+    ) -> None:
+        member = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, ecommerce_key, member, "video-annual")
+
+        async def set_status(status: str) -> None:
+            changed = await client.patch(
+                f"/v1/members/{member}", json={"status": status}, headers=bearer(admin_key)
+            )
+            assert changed.status_code == 200, changed.text
+
+        await set_status("suspended")
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 0, "owed": 0}
+        sent = await upload(client, delivery, ["C-1"])
+        assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (0, 1, 0)
+        await set_status("active")
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 1, "owed": 1}
+        sent = await upload(client, delivery, ["C-2"])
+        assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (1, 1, 0)
+        assert [p["code"] for p in await perks_of(client, pos_key, member)] == ["C-1"]
+
     @pytest.mark.parametrize(
         "body",
         [

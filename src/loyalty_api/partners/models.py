@@ -123,7 +123,8 @@ class PartnerExchange(IdMixin, Base):
 class PartnerPerk(IdMixin, Base):
     """A partner's perk a paid plan gave a member for one period: a code the partner redeems once. One we
     issue is `code`; one from the partner's pool is the pool's row that names this perk (PartnerPerkCode),
-    and while the pool is empty the perk is `owed`, with no code, until the partner uploads more."""
+    and while the pool is empty the perk is `owed`, with no code, until the partner uploads more (to a member
+    suspended meanwhile, once they are active again; one closed or erased is owed nothing: the row goes)."""
 
     __tablename__ = "partner_perks"
     __table_args__ = (

@@ -107,6 +107,13 @@ async def grant_period_perks(
         )
 
 
+async def void_owed_perks(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+    """A member closed or erased is owed no perk any more, as their subscriptions end: those still waiting
+    for a code go, so the partner's next codes go to members who are here (and no event about a member who
+    is gone names its customer). Call with the member's row locked; how many."""
+    return await PerkRepository(uow.session).delete_owed_of_member(member_id)
+
+
 async def take_pool_code(uow: UnitOfWork, partner: Partner, pool: str, perk_id: uuid.UUID) -> str | None:
     """Give the owed perk the pool's oldest unused code and mark it granted; the code, or None if none is
     left."""

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.partners.models import (
     Partner,
     PartnerBenefitUse,
@@ -296,6 +297,17 @@ class ExchangeRepository:
         return [(exchange, code) for exchange, code in (await self.session.execute(query)).all()]
 
 
+def _owed_to_active(partner_id: uuid.UUID, pool: str) -> tuple[ColumnElement[bool], ...]:
+    """The pool's perks owed to members who are active (joined as `Member`): a suspended member's wait until
+    they are active again; a closed or erased member's are deleted with the closing."""
+    return (
+        PartnerPerk.partner_id == partner_id,
+        PartnerPerk.pool == pool,
+        PartnerPerk.status == "owed",
+        Member.status == MemberStatus.active,
+    )
+
+
 class PerkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -357,17 +369,27 @@ class PerkRepository:
         return len(result.all())
 
     async def lock_owed(self, partner_id: uuid.UUID, pool: str, *, limit: int) -> Sequence[PartnerPerk]:
-        """The pool's oldest owed perks, locked (those another upload holds are skipped)."""
+        """The pool's oldest owed perks of active members, locked (those another upload holds are skipped;
+        the members' rows are read, not locked)."""
         found = await self.session.scalars(
             select(PartnerPerk)
-            .where(
-                PartnerPerk.partner_id == partner_id, PartnerPerk.pool == pool, PartnerPerk.status == "owed"
-            )
+            .join(Member, Member.id == PartnerPerk.member_id)
+            .where(*_owed_to_active(partner_id, pool))
             .order_by(PartnerPerk.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=PartnerPerk, skip_locked=True)
         )
         return found.all()
+
+    async def delete_owed_of_member(self, member_id: uuid.UUID) -> int:
+        """For a member closed or erased: their perks still owed go (never given, never told to the
+        partner); how many."""
+        result = await self.session.execute(
+            delete(PartnerPerk)
+            .where(PartnerPerk.member_id == member_id, PartnerPerk.status == "owed")
+            .returning(PartnerPerk.id)
+        )
+        return len(result.all())
 
     async def pool_counts(self, partner_id: uuid.UUID, pool: str) -> tuple[int, int]:
         """The pool's unused codes, and the perks owed from it."""
@@ -379,9 +401,9 @@ class PerkRepository:
             )
         )
         owed = await self.session.scalar(
-            select(func.count(PartnerPerk.id)).where(
-                PartnerPerk.partner_id == partner_id, PartnerPerk.pool == pool, PartnerPerk.status == "owed"
-            )
+            select(func.count(PartnerPerk.id))
+            .join(Member, Member.id == PartnerPerk.member_id)
+            .where(*_owed_to_active(partner_id, pool))
         )
         return int(unused or 0), int(owed or 0)
 

@@ -6,7 +6,8 @@ them, the card number), their external ids, their partner links and link codes (
 partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
 gave to those events, and the replies recorded for Idempotency-Keys. What operators wrote about the member in
 free text, the reasons of their adjustments and overrides (in the ledger, the tier history and the events),
-may name them too. Each is removed here, in one transaction; unused coupons expire, and subscriptions end.
+may name them too. Each is removed here, in one transaction; unused coupons expire, subscriptions end, and
+partner perks still owed them (no code given yet) go.
 (The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 

@@ -27,6 +27,7 @@ from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.partners.perks import void_owed_perks
 from loyalty_api.points.accounts import release_member_holds
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.profiles.errors import (
@@ -405,6 +406,7 @@ async def update(
             await repo.save_member()
         if "status" in changed and member.status == MemberStatus.closed:
             await end_member_subscriptions(uow, member_id)
+            await void_owed_perks(uow, member_id)
             await release_member_holds(uow, member_id, reason="member_closed")
         await emit_for_member(
             uow,
@@ -430,9 +432,9 @@ class ErasedMember:
 
 async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     """Remove the member's personal data for good (contacts, name, birthday, their blind indexes, external
-    ids: free for another member to use), end their subscriptions and free their holds at once, as closing
-    does. The row stays, anonymous, so the ledger, tier history and the programme's figures keep their
-    member. Again: nothing."""
+    ids: free for another member to use), end their subscriptions and the partner perks still owed them, and
+    free their holds at once, as closing does. The row stays, anonymous, so the ledger, tier history and the
+    programme's figures keep their member. Again: nothing."""
     repo = MemberRepository(uow.session)
     member = await repo.get_member(member_id, lock=True)
     if member is None:
@@ -447,6 +449,7 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     shared = [_decrypt(uow, member.name_encrypted), _decrypt(uow, member.birthday_encrypted)]
     traits = [value for value in shared if value is not None]
     await end_member_subscriptions(uow, member_id)
+    await void_owed_perks(uow, member_id)
     await release_member_holds(uow, member_id, reason="member_erased")
     now = uow.clock.now()
     removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
