@@ -437,6 +437,94 @@ class TestEarnMultiplier:
         assert [line["kind"] for line in result["breakdown"]] == ["base_rate", "points_multiplier"]
 
 
+class TestBackdatedEarn:
+    """A receipt earns with the plans the member held when it was paid (`occurred_at`), as the earning rules
+    already apply as of then: a till syncing offline receipts late neither gains nor loses the plan."""
+
+    async def test_a_purchase_from_before_the_subscription_earns_without_the_plan(
+        self,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        double_points: str,
+    ) -> None:
+        member = await enrol(client, pos_key)
+        paid_at = clock.now()
+        clock.advance(timedelta(days=3))
+        await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+
+        result = await earn(client, pos_key, member["id"], 10_000, occurred_at=paid_at.isoformat())
+
+        assert (result["points_earned"], [line["kind"] for line in result["breakdown"]]) == (
+            100,
+            ["base_rate"],
+        )
+        now = await earn(client, pos_key, member["id"], 10_000)  # a purchase now has the plan
+        assert now["points_earned"] == 200
+
+    @pytest.mark.parametrize("ended", ["canceled_at_period_end", "unpaid"])
+    async def test_a_purchase_while_the_plan_was_held_earns_with_it_once_it_has_ended(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        double_points: str,
+        ended: str,
+    ) -> None:
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        if ended == "canceled_at_period_end":
+            await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+            benefits_end = at(sub["period_end"])
+        else:
+            benefits_end = at(sub["period_end"]) + GRACE  # grace keeps the plan, unpaid
+        clock.set(benefits_end + timedelta(days=1))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "expired"
+
+        held = await earn(
+            client,
+            pos_key,
+            member["id"],
+            10_000,
+            occurred_at=(benefits_end - timedelta(minutes=1)).isoformat(),
+        )
+        after = await earn(
+            client,
+            pos_key,
+            member["id"],
+            10_000,
+            occurred_at=(benefits_end + timedelta(minutes=1)).isoformat(),
+        )
+
+        assert (held["points_earned"], after["points_earned"]) == (200, 100)
+
+    async def test_a_purchase_before_a_cancel_now_earns_with_the_plan_and_one_after_without(
+        self,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        double_points: str,
+    ) -> None:
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.advance(timedelta(days=3))
+        canceled_at = clock.now()
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": False})
+        clock.advance(timedelta(days=1))
+
+        before = await earn(
+            client, pos_key, member["id"], 10_000, occurred_at=(canceled_at - timedelta(hours=1)).isoformat()
+        )
+        after = await earn(
+            client, pos_key, member["id"], 10_000, occurred_at=(canceled_at + timedelta(hours=1)).isoformat()
+        )
+
+        assert (before["points_earned"], after["points_earned"]) == (200, 100)
+
+
 def sources_by_name(body: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
     return {b["name"]: [(s["type"], s["ref"]) for s in b["sources"]] for b in body["benefits"]}
 

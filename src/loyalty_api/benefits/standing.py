@@ -57,17 +57,22 @@ class MemberStanding:
 
 
 async def standings(
-    uow: UnitOfWork, members: Sequence[tuple[uuid.UUID, MemberFacts]]
+    uow: UnitOfWork, members: Sequence[tuple[uuid.UUID, MemberFacts]], *, plans_at: datetime | None = None
 ) -> dict[uuid.UUID, MemberStanding]:
     """The standing of each of `members` (id and row), read together: one statement for the plans of those
     whose row says a plan may be in force, one for the partner links when any partner offers something, the
     ladder, plans and offers from the process's caches. A member who is not active holds no plans, offers or
-    benefits; their tier is still theirs."""
+    benefits; their tier is still theirs. With `plans_at` (a purchase's time, for a receipt synced late), the
+    plans are those held then, one statement for them whatever the row's mark says (it tells only of now)."""
     ladder = await get_ladder(uow)
     now = uow.clock.now()
     active = [(member_id, row) for member_id, row in members if row.status == "active"]
-    with_plans = [member_id for member_id, row in active if has_plan_benefits(row.plan_benefits_until, now)]
-    plans = await members_plans_in_force(uow, with_plans) if with_plans else {}
+    if plans_at is None:
+        with_plans = [m for m, row in active if has_plan_benefits(row.plan_benefits_until, now)]
+        plans = await members_plans_in_force(uow, with_plans) if with_plans else {}
+    else:
+        held_then = [member_id for member_id, _ in active]
+        plans = await members_plans_in_force(uow, held_then, at=plans_at) if held_then else {}
     tier_of = {member_id: ladder.by_id(row.tier_id) for member_id, row in members}
     joint = await members_joint_offers(
         uow, [(member_id, tier_of[member_id], plans.get(member_id, [])) for member_id, _ in active]
@@ -80,8 +85,10 @@ async def standings(
     return found
 
 
-async def standing(uow: UnitOfWork, member_id: uuid.UUID, member: MemberFacts) -> MemberStanding:
-    return (await standings(uow, [(member_id, member)]))[member_id]
+async def standing(
+    uow: UnitOfWork, member_id: uuid.UUID, member: MemberFacts, *, plans_at: datetime | None = None
+) -> MemberStanding:
+    return (await standings(uow, [(member_id, member)], plans_at=plans_at))[member_id]
 
 
 def benefits_in_force(

@@ -47,7 +47,8 @@ class EarnRequest(BaseModel):
     channel: Code | None = None
     occurred_at: Instant | None = Field(
         default=None,
-        description="When the purchase happened, for a till that was offline (30 days at most); default now.",
+        description="When the purchase happened, for a till that was offline (30 days at most); default now. "
+        "It earns by the earning rules and the paid plans in force then.",
     )
 
     @field_validator("amount")

@@ -179,7 +179,10 @@ async def earn(
         birthday=None if birthday is None else datetime.fromisoformat(birthday).date(),
     )
     ladder = await tiers.get_ladder(uow)
-    held = await standing(uow, member_id, member)
+    # The plans held when the purchase was made, like the rules: a receipt synced late neither gains a plan
+    # bought since nor loses one ended since. Without `occurred_at` (the till's purchase now) the row's mark
+    # still spares the plans statement for a member without one.
+    held = await standing(uow, member_id, member, plans_at=occurred_at)
     lines = calculate(
         purchase,
         rules=rules,

@@ -32,6 +32,31 @@ _PLANS_IN_FORCE_OF = (
     )
     .order_by(Subscription.id)
 )
+# Until when a subscription's plan benefits lasted, ended ones included: `benefits_until` while it runs; once
+# expired (when `benefits_until` is cleared), the earlier of its ending and where its benefits would have run
+# to: the end of grace for one that lapsed unpaid, else the period end (a cancel now ends them sooner).
+_RAN_TO = case(
+    (
+        Subscription.state == "expired",
+        case(
+            (
+                Subscription.ended_at < func.coalesce(Subscription.grace_until, Subscription.period_end),
+                Subscription.ended_at,
+            ),
+            else_=func.coalesce(Subscription.grace_until, Subscription.period_end),
+        ),
+    ),
+    else_=Subscription.benefits_until,
+)
+_PLANS_HELD_AT = (
+    select(Subscription.member_id, Subscription.plan_id)
+    .where(
+        Subscription.member_id.in_(bindparam("member_ids", expanding=True)),
+        Subscription.created_at <= bindparam("at"),
+        bindparam("at") < _RAN_TO,
+    )
+    .order_by(Subscription.id)
+)
 
 
 class SubscriptionRepository:
@@ -161,6 +186,17 @@ class SubscriptionRepository:
         self, member_ids: Sequence[uuid.UUID], now: datetime
     ) -> dict[uuid.UUID, list[uuid.UUID]]:
         rows = await self.session.execute(_PLANS_IN_FORCE_OF, {"member_ids": list(member_ids), "now": now})
+        found: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for member_id, plan_id in rows.all():
+            found.setdefault(member_id, []).append(plan_id)
+        return found
+
+    async def list_plan_ids_held_at(
+        self, member_ids: Sequence[uuid.UUID], at: datetime
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """The plans each member held at `at`, a moment that may be past: subscriptions begun by then whose
+        benefits ran beyond it, ended ones included."""
+        rows = await self.session.execute(_PLANS_HELD_AT, {"member_ids": list(member_ids), "at": at})
         found: dict[uuid.UUID, list[uuid.UUID]] = {}
         for member_id, plan_id in rows.all():
             found.setdefault(member_id, []).append(plan_id)

@@ -563,11 +563,17 @@ def has_plan_benefits(plan_benefits_until: datetime | None, now: datetime) -> bo
 
 
 async def members_plans_in_force(
-    uow: UnitOfWork, member_ids: Sequence[uuid.UUID]
+    uow: UnitOfWork, member_ids: Sequence[uuid.UUID], *, at: datetime | None = None
 ) -> dict[uuid.UUID, list[CatalogPlan]]:
     """The plans whose benefits each of `member_ids` has now (trialing, active, canceled until period end, and
-    past due through grace), in one statement."""
-    ids = await SubscriptionRepository(uow.session).list_plan_ids_in_force_of(member_ids, uow.clock.now())
+    past due through grace), in one statement. With `at`, those they had then instead: subscriptions begun by
+    `at` whose benefits lasted beyond it, ended ones included (each on the plan it is, or ended, on now)."""
+    repo = SubscriptionRepository(uow.session)
+    ids = (
+        await repo.list_plan_ids_in_force_of(member_ids, uow.clock.now())
+        if at is None
+        else await repo.list_plan_ids_held_at(member_ids, at)
+    )
     catalogue = await get_catalogue(uow, having=[i for held in ids.values() for i in held])
     return {
         member_id: [plan for plan in (catalogue.by_id(i) for i in held) if plan is not None]
