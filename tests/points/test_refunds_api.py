@@ -305,6 +305,69 @@ class TestRefunds:
         assert await table_counts(app, "ledger_entries", "point_lots") == before
 
 
+class TestARefundedOrderTakesNoNewPoints:
+    """Refunds move points in proportion to what the order earned and redeemed; points added to the order
+    after a refund were counted as refunded with it (a hold captured after a half refund, then a refund of 100
+    of 10 000, gave back 510 points), so an order with a refund is closed to new points."""
+
+    async def test_no_hold_capture_redeem_or_earn_after_a_refund(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        await earn(client, pos_key, member_id, 100_000, order_ref="SPARE")  # 1000 points
+        await earn(client, pos_key, member_id, 10_000, order_ref="WEB-1")  # 100 points
+        await refund_by(client, pos_key, "WEB-1", amount=cny(5_000))  # takes back 50
+        # And the mirror: an order paid partly with points, refunded by half.
+        await redeem(client, pos_key, member_id, 100, "WEB-2", order_total=cny(10_000))
+        await refund_by(client, pos_key, "WEB-2", amount=cny(5_000))  # gives back 50
+        # An order held, then refunded (by its earn) before the capture.
+        hold_id = await hold_points(client, pos_key, member_id, 100, "WEB-3", ttl=900)
+        await earn(client, pos_key, member_id, 10_000, order_ref="WEB-3")
+        await refund_by(client, pos_key, "WEB-3", amount=cny(1_000))
+        before = await table_counts(app, "ledger_entries", "point_lots", "holds", "outbox_events")
+        refused = [
+            await client.post(
+                f"/v1/members/{member_id}/holds",
+                json={"points": 10, "order_ref": "WEB-1", "ttl_seconds": 900},
+                headers=bearer(pos_key),
+            ),
+            await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 10, "order_ref": "WEB-1"},
+                headers=bearer(pos_key),
+            ),
+            await client.post(
+                f"/v1/members/{member_id}/earn",
+                json={"order_ref": "WEB-2", "amount": cny(8_000)},
+                headers=bearer(pos_key),
+            ),
+            await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key)),
+        ]
+        assert [(r.status_code, r.json()["code"]) for r in refused] == [(409, "order_refunded")] * 4
+        assert await table_counts(app, "ledger_entries", "point_lots", "holds", "outbox_events") == before
+        # What is left of each order still refunds in proportion to what it earned or redeemed.
+        rest = await refund_by(client, pos_key, "WEB-1", amount=cny(100))
+        assert moved(rest) == (0, 1, 0)
+        rest = await refund_by(client, pos_key, "WEB-2", amount=cny(100))
+        assert moved(rest) == (1, 0, 0)
+        # The hold refused is still there to release.
+        released = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(pos_key))
+        assert released.status_code == 200, released.text
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_an_earn_sent_again_with_its_key_still_replays_after_a_refund(
+        self, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        body = {"order_ref": "KEYED", "amount": cny(10_000)}
+        headers = bearer(pos_key, idempotency_key="earn-keyed-1")
+        first = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
+        assert first.status_code == 200, first.text
+        await refund_by(client, pos_key, "KEYED", amount=cny(5_000))
+        again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=headers)
+        assert (again.status_code, again.json()) == (200, first.json())
+        unkeyed = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+        assert (unkeyed.status_code, unkeyed.json()["code"]) == (409, "order_already_earned")
+
+
 class TestRefundsOfOrdersWithoutATotal:
     """The README quickstart: an order that only redeemed points, without `order_total`."""
 

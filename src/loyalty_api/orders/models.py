@@ -63,3 +63,10 @@ class Order(Base):
     redeemed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+    @property
+    def refunded(self) -> bool:
+        """Whether a refund moved anything on the order (money, or points without a known total)."""
+        return bool(
+            self.refunded_minor or self.points_taken_back or self.points_given_back or self.points_shortfall
+        )

@@ -21,9 +21,19 @@ from loyalty_api.orders.models import Order
 _ORDERS = cast(Table, Order.__table__)
 
 
+# No refund moved anything on the order yet: a refunded order takes no new points (OrderRefunded).
+_NOT_REFUNDED = (
+    (_ORDERS.c.refunded_minor == 0)
+    & (_ORDERS.c.points_taken_back == 0)
+    & (_ORDERS.c.points_given_back == 0)
+    & (_ORDERS.c.points_shortfall == 0)
+)
+
+
 def claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str | None = None) -> Any:
-    """INSERT the order, or on conflict update it only if `stamp` is unset and it is the same member's. With
-    `prefix`, its values are bound as `<prefix>__<column>` (to sit beside other statements' values)."""
+    """INSERT the order, or on conflict update it only if `stamp` is unset, it is the same member's and no
+    refund touched it. With `prefix`, its values are bound as `<prefix>__<column>` (to sit beside other
+    statements' values)."""
     statement = insert_for_dialect(_ORDERS)
     if prefix is not None:
         statement = statement.values(prefixed_binds(_ORDERS, prefix))
@@ -38,7 +48,7 @@ def claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str
             **({"purchased_at": excluded.purchased_at} if stamp == "earned_at" else {}),
             "updated_at": excluded.updated_at,
         },
-        where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id),
+        where=(_ORDERS.c[stamp].is_(None)) & (_ORDERS.c.member_id == excluded.member_id) & _NOT_REFUNDED,
     )
 
 

@@ -83,6 +83,20 @@ class OrderBelongsToAnotherMember(Conflict):
     title = "This order reference is used by another member"
 
 
+class OrderRefunded(Conflict):
+    """The order has had a refund, in part or in full, and a refunded order takes no new points: no earn,
+    redeem, hold or capture for this `order_ref`. Refunds measure the points they move against everything
+    the order earned and redeemed, so points added after a refund would be taken or given back out of
+    proportion. Nothing was changed.
+
+    Record the new purchase or payment under an `order_ref` of its own; release a hold on this order that can
+    no longer be captured.
+    """
+
+    code = "order_refunded"
+    title = "The order was refunded, so it takes no new points"
+
+
 class OrderNotFound(NotFound):
     """No points were ever earned, redeemed or held for this `order_ref`, so there is nothing to refund.
 

@@ -29,6 +29,7 @@ from loyalty_api.points.errors import (
     HoldNotFound,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
+    OrderRefunded,
 )
 from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
 from loyalty_api.points.models import Hold
@@ -101,6 +102,8 @@ async def create_hold(
         order is not None and order.redeemed_at is not None
     ):  # paid with points already: a capture would pay twice
         raise OrderAlreadyRedeemed(f"Order {order_ref} was paid with points already")
+    if order is not None and order.refunded:  # refunds are shares of what the order had: it takes no more
+        raise OrderRefunded(f"Order {order_ref} was refunded: it takes no new points")
     if await holds.exists_live_hold(member_id, order_ref, now):
         raise HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
     hold = Hold(
@@ -189,6 +192,11 @@ async def capture_hold(
         check_minimum_redeem(program, captured)
     if order_total is not None:
         check_order_total(program, captured, order_total)
+    order = await OrderRepository(uow.session).get_order(hold.order_ref)
+    if order is not None and order.refunded:
+        # Refunded while the hold lasted (by its earn): refunds are shares of what the order had, so points
+        # paid now would be given back out of proportion. The hold stays, to be released.
+        raise OrderRefunded(f"Order {hold.order_ref} was refunded: the hold can only be released")
     now = uow.clock.now()
     state = await PointsAccountRepository(uow.session).change(
         hold.member_id, now=now, balance=-captured, held=-hold.points

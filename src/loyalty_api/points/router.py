@@ -50,6 +50,7 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
         MemberNotActive,
         errors.OrderAlreadyEarned,
         errors.OrderBelongsToAnotherMember,
+        errors.OrderRefunded,
         errors.CurrencyMismatch,
         InvalidField,
     ),
@@ -60,7 +61,8 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
     each.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. An order earns once: the same
-    `order_ref` again is 409 `order_already_earned`, with or without a key. A purchase that qualifies for a
+    `order_ref` again is 409 `order_already_earned`, with or without a key; an order refunded already takes
+    no new points (409 `order_refunded`). A purchase that qualifies for a
     higher tier moves the member up at once (`tier_changed`; it still earns at the old tier's multiplier),
     except while an operator's override holds their tier.
     Emits `points.earned`, and `tier.upgraded` when the member moves up."""
@@ -91,6 +93,7 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
         errors.OrderAlreadyRedeemed,
         errors.HoldExists,
         errors.OrderBelongsToAnotherMember,
+        errors.OrderRefunded,
         errors.CurrencyMismatch,
     ),
 )
@@ -100,7 +103,8 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Too few available points is 422
     `insufficient_points`, with nothing written; an order redeems once (409 `order_already_redeemed`), and not
-    while a checkout holds points for it (409 `hold_exists`: capture or release the hold). With
+    while a checkout holds points for it (409 `hold_exists`: capture or release the hold), nor once it was
+    refunded (409 `order_refunded`). With
     `order_total`, the programme's maximum share is checked (422 `redeem_share_exceeded`) and later refunds by
     amount are measured against it. Emits `points.redeemed`."""
     result = await service.redeem(
@@ -127,6 +131,7 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
         errors.HoldExists,
         errors.OrderAlreadyRedeemed,
         errors.OrderBelongsToAnotherMember,
+        errors.OrderRefunded,
     ),
 )
 async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller: Till) -> HoldRead:
@@ -135,7 +140,8 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Answers 201 with the hold and the
     member's points after it. Too few available points is 422 `insufficient_points`; an order has one active
-    hold (409 `hold_exists`), and none once it was paid with points (409 `order_already_redeemed`); fewer
+    hold (409 `hold_exists`), and none once it was paid with points (409 `order_already_redeemed`) or
+    refunded (409 `order_refunded`); fewer
     points than the programme's minimum redemption is 422 `below_minimum_redeem`. Emits `points.held`."""
     hold = await holds.create_hold(
         uow,
@@ -167,6 +173,7 @@ async def read_hold(hold_id: uuid.UUID, uow: UoW, _: Till) -> HoldRead:
         errors.HoldNotFound,
         errors.HoldNotActive,
         MemberNotActive,
+        errors.OrderRefunded,
         errors.CaptureExceedsHold,
         errors.BelowMinimumRedeem,
         errors.CurrencyMismatch,
@@ -183,8 +190,8 @@ async def capture_hold(
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired
     already is 409 `hold_not_active`; a capture pays with points as a redeem does, so a member no longer
-    active (suspended) cannot: 409 `member_not_active` (a release still frees the points). Emits
-    `points.hold_captured`."""
+    active (suspended) cannot: 409 `member_not_active` (a release still frees the points); nor can a hold on
+    an order refunded while it lasted: 409 `order_refunded` (release it). Emits `points.hold_captured`."""
     body = body or CaptureRequest()
     hold = await holds.capture_hold(
         uow,
@@ -230,7 +237,8 @@ async def refund_order(
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. `amount` needs the order's total (from
     an earn, or `order_total` on the redeem or capture), else 422 `order_total_unknown`; more than is left is
     422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
-    Emits `points.refunded`."""
+    A refunded order is closed to new points: no earn, redeem, hold or capture on it after (409
+    `order_refunded`). Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
         order_ref=order_ref,

@@ -45,6 +45,7 @@ from loyalty_api.points.errors import (
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
+    OrderRefunded,
 )
 from loyalty_api.points.events import (
     BreakdownPayload,
@@ -77,11 +78,19 @@ MAX_POINTS_PER_EARN = 10**12
 
 
 async def _order_conflict(
-    uow: UnitOfWork, order_ref: str, member_id: uuid.UUID, default: type[Exception]
+    uow: UnitOfWork,
+    order_ref: str,
+    member_id: uuid.UUID,
+    default: type[OrderAlreadyEarned | OrderAlreadyRedeemed],
 ) -> Exception:
+    """Why the order's claim (an earn's or a redeem's) did not take: another member's order, one refunded
+    before it earned or redeemed (a refunded order takes no new points), or one that earned or redeemed."""
     order = await OrderRepository(uow.session).get_order(order_ref)
     if order is not None and order.member_id != member_id:
         return OrderBelongsToAnotherMember()
+    done = None if order is None else order.earned_at if default is OrderAlreadyEarned else order.redeemed_at
+    if order is not None and done is None and order.refunded:
+        return OrderRefunded(f"Order {order_ref} was refunded: it takes no new points")
     return default()
 
 

@@ -26,6 +26,7 @@ from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
     MemberExists,
+    ReferrerNotActive,
     UnknownReferralCode,
 )
 from loyalty_api.profiles.schemas import (
@@ -58,14 +59,15 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
     "",
     status_code=201,
     summary="Enrol a member",
-    responses=problem_responses(*_AUTH, MemberExists, UnknownReferralCode, InvalidField),
+    responses=problem_responses(*_AUTH, MemberExists, UnknownReferralCode, ReferrerNotActive, InvalidField),
 )
 async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRead:
     """Enrol a member: a new card number (`member_number`: ten digits, the last a Luhn check digit), the entry
     tier, no points. Every field may be left out; phone numbers are stored in E.164, e-mails lower-cased.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A phone, e-mail or external id another
-    member has is 409 `member_exists`; an unknown `referral_code` is 422 `unknown_referral_code`. Emits
+    member has is 409 `member_exists`; an unknown `referral_code` is 422 `unknown_referral_code`, one of a
+    suspended or closed member 422 `referrer_not_active`. Emits
     `member.enrolled`."""
     profile = await service.enrol(
         uow,
