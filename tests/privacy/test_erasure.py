@@ -63,6 +63,13 @@ async def _erase(client: httpx.AsyncClient, admin_key: str, member_id: str) -> d
     return answer
 
 
+async def _balance(client: httpx.AsyncClient, admin_key: str, member_id: str) -> int:
+    points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(admin_key))
+    assert points.status_code == 200, points.text
+    found: int = points.json()["balance"]
+    return found
+
+
 async def _every_text(app: FastAPI) -> list[tuple[str, str, str]]:
     """(table, column, value) of every text and JSON value in the database, ciphertexts opened."""
     units = units_of(app)
@@ -191,6 +198,45 @@ async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
     erased = await _erase(client, admin_key, member["id"])
     assert erased["idempotency_replies_dropped"] == 1  # the refusal; the earn's reply names no ref
     assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
+
+
+@pytest.mark.parametrize("request_of", ["earn", "adjustment"])
+async def test_another_members_reply_holding_the_erased_members_short_ref_or_reason_is_kept(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, request_of: str
+) -> None:
+    """A partner's ref or an operator's reason is matched only in replies about the erased member: a short ref
+    ("1001") dropped another member's earn for order 1001, whose till's retry was then 409
+    order_already_earned, and a reason as plain as "goodwill" dropped another member's adjustment, whose
+    retry would have given the points twice."""
+    await set_program(client, admin_key)
+    partner_key = await register_partner(app, client, admin_key, "cafe", earn_rate="1")
+    erased, other = await enrol(client, pos_key), await enrol(client, pos_key)
+    await link(client, pos_key, partner_key, erased["id"], "cafe", "1001")
+    theirs = await client.post(
+        f"/v1/members/{erased['id']}/adjustments",
+        json={"points": 5, "reason": "goodwill"},
+        headers=bearer(admin_key),
+    )
+    assert theirs.status_code == 201, theirs.text
+    if request_of == "earn":
+        path, body = f"/v1/members/{other['id']}/earn", {"order_ref": "1001", "amount": cny(1_000)}
+        headers = bearer(pos_key, idempotency_key="till-3-1001")
+    else:
+        path, body = f"/v1/members/{other['id']}/adjustments", {"points": 50, "reason": "goodwill"}
+        headers = bearer(admin_key, idempotency_key="desk-1-goodwill")
+    first = await client.post(path, json=body, headers=headers)
+    assert first.status_code in (200, 201), first.text
+    assert other["id"] not in first.text  # the reply names neither member
+    balance = await _balance(client, admin_key, other["id"])
+
+    erasure_answer = await _erase(client, admin_key, erased["id"])
+    assert erasure_answer["idempotency_replies_dropped"] == 0
+
+    again = await client.post(path, json=body, headers=headers)
+    assert again.status_code == first.status_code, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    assert await _balance(client, admin_key, other["id"]) == balance  # done once
 
 
 class TestErasure:

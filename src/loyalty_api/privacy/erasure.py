@@ -35,6 +35,8 @@ from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
 # A key of event payloads that names the member in a partner's system (a partner may use a phone number).
 _PARTNER_REF = "partner_customer_ref"
+# Ledger entries read at a time.
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +68,15 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         *await MemberTierRepository(uow.session).replace_override_reasons(member_id, ERASED_REF),
     ]
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
-    replies = await idempotency.forget_replies(
-        uow,
-        partial(
-            _reply_about,
-            [*_as_written_in_json({*erased.identifiers, *refs, *reasons}), *_as_path_segments(refs)],
-            str(member_id),
-            frozenset(erased.traits),
-        ),
+    theirs = _Theirs(
+        member_id=str(member_id),
+        identifiers=_as_written_in_json(set(erased.identifiers)),
+        mentions=_as_written_in_json({*refs, *reasons}),
+        paths=_as_path_segments(refs),
+        records=[str(entry) for entry in await _adjustments_of(uow, member_id)] if reasons else [],
+        traits=frozenset(erased.traits),
     )
+    replies = await idempotency.forget_replies(uow, partial(_reply_about, theirs))
     await emit_for_member(
         uow, MemberErased(member_id=member_id, partner=None, erased_at=erased.erased_at), member_id
     )
@@ -114,12 +116,48 @@ def _as_path_segments(refs: list[str]) -> list[str]:
     return sorted(found)
 
 
-def _reply_about(identifiers: list[str], member_id: str, traits: frozenset[str], text: str) -> bool:
-    """Whether a recorded reply is about the erased member: it holds something theirs alone (`identifiers`, as
-    JSON writes them), or an object that is theirs (its `id` or `member_id`) holds their name or birthday.
-    Another member's reply naming the same name, or a referred friend's naming them only as `referred_by`, is
-    not about them."""
-    if any(needle in text for needle in identifiers):
+async def _adjustments_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ids of the member's adjustments: a reply to one names its entry, not the member."""
+    ledger = LedgerRepository(uow.session)
+    found: list[uuid.UUID] = []
+    before: uuid.UUID | None = None
+    while batch := await ledger.list_entries(
+        member_id, types=["adjust"], since=None, until=None, before_id=before, limit=_BATCH
+    ):
+        found += [entry.id for entry in batch]
+        before = batch[-1].id
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Theirs:
+    """What finds the replies about the erased member, each string as a reply holds it."""
+
+    member_id: str
+    # Theirs alone (contacts, external ids, card number, as JSON writes them): a reply holding one is theirs.
+    identifiers: list[str]
+    # Their partner refs and the reasons operators wrote: short or plain words ("1001", "goodwill") another
+    # member's reply may hold as well, so they count only in a reply about this member.
+    mentions: list[str]
+    # A partner's path naming their ref: the reply was to a request about them.
+    paths: list[str]
+    # Ids of their records a reply to a request on their own paths names in place of them (adjustments).
+    records: list[str]
+    traits: frozenset[str]
+
+
+def _reply_about(theirs: _Theirs, text: str) -> bool:
+    """Whether a recorded reply is about the erased member: it holds something theirs alone, it answered a
+    partner's request naming their ref, it names them (their id, or their adjustment's) and holds a ref or a
+    reason of theirs, or an object that is theirs (its `id` or `member_id`) holds their name or birthday.
+    Another member's reply naming the same name, order number or reason, or a referred friend's naming them
+    only as `referred_by`, is not about them."""
+    member_id, traits = theirs.member_id, theirs.traits
+    if any(needle in text for needle in (*theirs.identifiers, *theirs.paths)):
+        return True
+    if any(needle in text for needle in theirs.mentions) and any(
+        own in text for own in (member_id, *theirs.records)
+    ):
         return True
     if not traits or member_id not in text:
         return False
