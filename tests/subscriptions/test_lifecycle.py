@@ -183,6 +183,17 @@ class TestCancel:
         assert (await read(client, ecommerce_key, sub["id"]))["state"] == "expired"
         assert await benefit_names(client, ecommerce_key, member["id"]) == []
 
+    async def test_cancel_without_a_body_cancels_at_period_end(
+        self, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+
+        response = await client.post(f"/v1/subscriptions/{sub['id']}/cancel", headers=bearer(ecommerce_key))
+
+        assert response.status_code == 200, response.text
+        assert (response.json()["state"], response.json()["cancel_at_period_end"]) == ("canceled", True)
+        assert response.json()["benefits_until"] == sub["period_end"]
+
     async def test_cancel_now_ends_benefits_at_once(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:

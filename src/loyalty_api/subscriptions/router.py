@@ -106,15 +106,19 @@ async def read_subscription(subscription_id: uuid.UUID, uow: UoW, _: Reader) -> 
     summary="Cancel at period end (benefits kept until then) or now",
     responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
 )
-async def cancel(subscription_id: uuid.UUID, body: CancelRequest, uow: UoW, _: Seller) -> SubscriptionRead:
-    """Cancel a subscription: `at_period_end: true` keeps the benefits to the end of the period (`resume`
-    undoes it until then); false ends it now. A past-due subscription has no paid time left and ends now. A
-    pending downgrade is kept through a cancel at period end, so a resume renews onto it.
+async def cancel(
+    subscription_id: uuid.UUID, uow: UoW, _: Seller, body: CancelRequest | None = None
+) -> SubscriptionRead:
+    """Cancel a subscription: `at_period_end: true` (the default, also with no body) keeps the benefits to the
+    end of the period (`resume` undoes it until then); false ends it now. A past-due subscription has no paid
+    time left and ends now. A pending downgrade is kept through a cancel at period end, so a resume renews
+    onto it.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.canceled`
     (`unused_payment` names a fee billing took for a period that will not begin, to refund it), and
     `subscription.expired` when it ends now."""
-    view = await service.cancel(uow, subscription_id, at_period_end=body.at_period_end)
+    # The body's one field has a default, so the body itself may be left out.
+    view = await service.cancel(uow, subscription_id, at_period_end=(body or CancelRequest()).at_period_end)
     return SubscriptionRead.model_validate(view)
 
 
