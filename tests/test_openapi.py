@@ -98,3 +98,18 @@ def test_every_problem_code_is_documented_on_some_operation() -> None:
     assert UNDOCUMENTED_CODES.keys() <= catalogue.keys(), "an allowed code the service no longer has"
     missing = sorted(catalogue.keys() - documented - UNDOCUMENTED_CODES.keys())
     assert missing == [], "name these codes in the `responses=` of the routes that raise them"
+
+
+def test_every_answer_with_a_body_documents_its_schema() -> None:
+    """A success that carries a body (any 2xx but 204) says what it is, so generated clients can read it:
+    a repeated activity's 200 is the first ActivityRead, like the 201."""
+    document = json.loads(openapi_document())
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith("2") and status != "204":
+                    assert response.get("content"), (method, path, status)
+    activity = document["paths"]["/v1/members/{member_id}/activities"]["post"]["responses"]
+    for status in ("200", "201"):
+        schema = activity[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ActivityRead"}, status

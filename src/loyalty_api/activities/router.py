@@ -108,7 +108,12 @@ async def update_activity_rule(
     status_code=201,
     summary="Reward a member for an activity",
     responses={
-        200: {"description": "This `ref` was rewarded before: its first result, and nothing earned again."},
+        # The replay's body is the first answer's, so it has the 201's model: without it the document gave the
+        # 200 no content and generated clients could not read it.
+        200: {
+            "model": ActivityRead,
+            "description": "This `ref` was rewarded before: its first result, and nothing earned again.",
+        },
         **problem_responses(
             *_AUTH,
             MemberNotFound,
