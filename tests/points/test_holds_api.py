@@ -360,22 +360,57 @@ class TestRefundsOfCapturedHolds:
         assert (event["payload"]["refunded_by"], event["payload"]["order_total"]) == ("full", cny(20_000))
         await assert_ledger_invariant(app, member_id)
 
-    async def test_the_first_total_an_order_is_given_stays(
-        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    @pytest.mark.parametrize("first", ["payment", "earn"])
+    @pytest.mark.parametrize("paid_by", ["capture", "redeem"])
+    async def test_the_total_a_payment_with_points_gives_is_the_orders_whichever_comes_first(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        member_id: str,
+        first: str,
+        paid_by: str,
     ) -> None:
-        """As with redeem and earn: an earn after the capture keeps the capture's total, and the other way."""
-        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R3")).json()
-        await capture(client, ecommerce_key, created["id"], order_total=cny(20_000))
-        await earn(client, ecommerce_key, member_id, 15_000, order_ref="WEB-R3")  # the cash part: 150 points
-        half = await refund(client, ecommerce_key, "WEB-R3", amount=cny(10_000))
-        assert (moved(half), half["order_total"]) == ((200, 75, 0), cny(20_000))
+        """An order of 10 000: 2000 paid with points, 8000 in cash (which earns 80). With the earn first, its
+        cash amount was kept as the total and the capture's order_total dropped: a refund of 5000 gave back
+        1250 and took 50, and the whole 10 000 could not be refunded."""
+        await earn(client, ecommerce_key, member_id, 200_000)  # 2000 more points: 3000 in all
+
+        async def pay() -> None:
+            if paid_by == "capture":
+                created = (await hold(client, ecommerce_key, member_id, 2_000, "WEB-T")).json()
+                paid = await capture(client, ecommerce_key, created["id"], order_total=cny(10_000))
+            else:
+                paid = await client.post(
+                    f"/v1/members/{member_id}/redeem",
+                    json={"points": 2_000, "order_ref": "WEB-T", "order_total": cny(10_000)},
+                    headers=bearer(ecommerce_key),
+                )
+            assert paid.status_code == 200, paid.text
+
+        if first == "payment":
+            await pay()
+            await earn(client, ecommerce_key, member_id, 8_000, order_ref="WEB-T")
+        else:
+            await earn(client, ecommerce_key, member_id, 8_000, order_ref="WEB-T")
+            await pay()
+        half = await refund(client, ecommerce_key, "WEB-T", amount=cny(5_000))
+        assert (moved(half), half["order_total"]) == ((1_000, 40, 0), cny(10_000))
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund(client, ecommerce_key, "WEB-T", amount=cny(5_000))
+        assert (moved(rest), rest["refunded_total"]) == ((1_000, 40, 0), cny(10_000))
+        assert rest["balance"] == 3_000
         await assert_ledger_invariant(app, member_id)
 
-        await earn(client, ecommerce_key, member_id, 15_000, order_ref="WEB-R4")
-        later = (await hold(client, ecommerce_key, member_id, 400, "WEB-R4")).json()
-        await capture(client, ecommerce_key, later["id"], order_total=cny(20_000))
-        whole = await refund(client, ecommerce_key, "WEB-R4", amount=cny(15_000))
-        assert (moved(whole), whole["order_total"]) == ((400, 150, 0), cny(15_000))
+    async def test_an_earn_alone_gives_its_amount_as_the_total(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        """A capture without order_total leaves the earn's cash amount as the base refunds measure against."""
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-R3")).json()
+        await capture(client, ecommerce_key, created["id"])
+        await earn(client, ecommerce_key, member_id, 15_000, order_ref="WEB-R3")  # the cash part: 150 points
+        third = await refund(client, ecommerce_key, "WEB-R3", amount=cny(5_000))
+        assert (moved(third), third["order_total"]) == ((133, 50, 0), cny(15_000))
         await assert_ledger_invariant(app, member_id)
 
     async def test_the_largest_order_total_is_kept_whole(

@@ -131,7 +131,7 @@ class RedeemPointsInput:
     order_total: MoneyInput | None = strawberry.field(
         default=UNSET,
         description="The order's total: checks the programme's maximum share payable in points, and is the "
-        "base refunds are measured against.",
+        "base refunds are measured against (replacing the cash amount an earn on the order gave).",
     )
 
 
@@ -231,7 +231,8 @@ class CapturePointsInput:
     )
     order_total: MoneyInput | None = strawberry.field(
         default=UNSET,
-        description="The order's total, as on a redeem: the base refunds by amount are measured against.",
+        description="The order's total, as on a redeem: the base refunds by amount are measured against "
+        "(replacing the cash amount an earn on the order gave).",
     )
 
 

@@ -38,11 +38,15 @@ def claim_order(insert_for_dialect: Any, *, stamp: str, points: str, prefix: str
     if prefix is not None:
         statement = statement.values(prefixed_binds(_ORDERS, prefix))
     excluded = statement.excluded
+    # The order's total, which refunds are measured against: an order_total a payment with points gives (a
+    # redeem, or a capture: add_redeemed) is the whole order's, and replaces the cash amount an earn kept; an
+    # earn's amount is the total only while none was given. (No refund has happened: see the WHERE.)
+    kept, given = (excluded, _ORDERS.c) if stamp == "redeemed_at" else (_ORDERS.c, excluded)
     return statement.on_conflict_do_update(
         index_elements=["order_ref"],
         set_={
-            "currency": func.coalesce(_ORDERS.c.currency, excluded.currency),
-            "amount_minor": func.coalesce(_ORDERS.c.amount_minor, excluded.amount_minor),
+            "currency": func.coalesce(kept.currency, given.currency),
+            "amount_minor": func.coalesce(kept.amount_minor, given.amount_minor),
             points: excluded[points],
             stamp: excluded[stamp],
             **({"purchased_at": excluded.purchased_at} if stamp == "earned_at" else {}),
@@ -124,8 +128,8 @@ def earned_order_row(
     purchased_at: datetime | None,
     now: datetime,
 ) -> Row:
-    """The orders row an earn claims. An order a redeem wrote first keeps the total it gave. Without
-    `purchased_at` the purchase does not count for tiers."""
+    """The orders row an earn claims. An order a redeem or a capture wrote first keeps the total it gave.
+    Without `purchased_at` the purchase does not count for tiers."""
     return _new_order(order_ref, member_id, now) | {
         "currency": currency,
         "amount_minor": amount_minor,
@@ -221,7 +225,8 @@ class OrderRepository:
         now: datetime,
     ) -> bool:
         """Record that points paid for the order, in one statement; False when they already had, or it is
-        another member's order. `total` (currency, minor units) is kept if the order has none yet."""
+        another member's order, or a refunded one. `total` (currency, minor units) becomes the order's
+        total, replacing an earn's cash amount."""
         values = _new_order(order_ref, member_id, now) | {"points_redeemed": points, "redeemed_at": now}
         if total is not None:
             values |= {"currency": total[0], "amount_minor": total[1]}
@@ -237,17 +242,16 @@ class OrderRepository:
         total: tuple[str, int] | None = None,
         now: datetime,
     ) -> None:
-        """Add captured points to what the order redeemed. `total` (currency, minor units) is kept if the
-        order has none yet, as a redeem's or an earn's is: the first total an order is given stays."""
+        """Add captured points to what the order redeemed. `total` (currency, minor units), the capture's
+        order_total, becomes the order's total, as a redeem's does: it replaces the cash amount an earn
+        gave (claim_order)."""
         totals = (
             {}
             if total is None
             else {
-                "currency": func.coalesce(Order.currency, literal(total[0], _ORDERS.c.currency.type)),
+                "currency": literal(total[0], _ORDERS.c.currency.type),
                 # Typed as the column: an untyped 10^12 would be bound as a 32-bit integer on PostgreSQL.
-                "amount_minor": func.coalesce(
-                    Order.amount_minor, literal(total[1], _ORDERS.c.amount_minor.type)
-                ),
+                "amount_minor": literal(total[1], _ORDERS.c.amount_minor.type),
             }
         )
         await self.session.execute(

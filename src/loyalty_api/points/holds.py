@@ -178,8 +178,10 @@ async def capture_hold(
 ) -> HoldView:
     """Spend the held points (or fewer: the rest is released) on the hold's order.
 
-    `order_total`, as on a redeem, is the base refunds of the order are measured against; an order that
-    already has a total (from an earn, a redeem or an earlier capture) keeps it.
+    `order_total`, as on a redeem, is the base refunds of the order are measured against: it replaces the
+    cash amount an earn on the order gave as its total (the share is checked against it, the total kept). An
+    order is paid with points once, so no other payment gave it a total already, and no refund happened
+    (OrderRefunded below).
     """
     hold = await _lock_active_hold(uow, hold_id, to_spend=True)
     captured = hold.points if points is None else points

@@ -83,7 +83,7 @@ class RedeemRequest(BaseModel):
     order_total: MoneyBody | None = Field(
         default=None,
         description="The order's total: checks the programme's maximum share payable in points, and is the "
-        "base refunds are measured against.",
+        "base refunds are measured against (replacing the cash amount an earn on the order gave).",
     )
 
 
@@ -109,8 +109,8 @@ class CaptureRequest(BaseModel):
     points: Points | None = Field(default=None, description="Capture fewer than held; the rest is released.")
     order_total: MoneyBody | None = Field(
         default=None,
-        description="The order's total, as on a redeem: the base refunds by amount are measured against. An "
-        "order that already has a total (from an earn or a redeem) keeps it.",
+        description="The order's total, as on a redeem: the base refunds by amount are measured against. It "
+        "replaces the cash amount an earn on the order gave as its total.",
     )
 
     @field_validator("order_total")
