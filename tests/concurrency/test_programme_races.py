@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from decimal import Decimal
 
 import httpx
 from fastapi import FastAPI
 
 from tests.conftest import bearer
 from tests.inspect_db import events, rows
-from tests.points.helpers import add_rule
+from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule
 
 ROUNDS = 5
 
@@ -47,3 +48,26 @@ class TestEarningRulesAtOnce:
                 id=rule["id"],
             )
             assert audited == [{"method": "DELETE", "status": 204}]
+
+
+class TestProgrammeAtOnce:
+    async def test_first_settings_sent_at_once_all_answer_200_and_make_one_programme(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        replies = await asyncio.gather(
+            *(
+                client.put(
+                    "/v1/program",
+                    json=DEMO_LIKE_PROGRAM | {"earn_rate": str(n + 1)},
+                    headers=bearer(admin_key),
+                )
+                for n in range(10)
+            )
+        )
+        assert [r.status_code for r in replies] == [200] * 10, [r.text for r in replies if r.is_error]
+        [programme] = await rows(app, "SELECT earn_rate FROM programs")
+        # The last one applied wins, and every one applied was announced.
+        assert len(await events(app, "program.updated")) == 10
+        assert Decimal(str(programme["earn_rate"])) in {Decimal(n + 1) for n in range(10)}
+        shown = await client.get("/v1/program", headers=bearer(admin_key))
+        assert Decimal(shown.json()["earn_rate"]) == Decimal(str(programme["earn_rate"]))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import column, exists, literal, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.program.models import Program
 
 # Where amounts in the programme's currency are recorded: what was bought and earned, prices, discounts and
@@ -24,8 +27,20 @@ class ProgramRepository:
     async def get_program(self) -> Program | None:
         return await self.session.get(Program, 1)
 
-    async def insert_program(self, program: Program) -> None:
-        self.session.add(program)
+    async def insert_program_if_absent(self, values: dict[str, Any]) -> None:
+        """Write the programme's row with `values` unless it is there already (ON CONFLICT DO NOTHING): first
+        settings sent at once must not break the primary key. On PostgreSQL one racing another's uncommitted
+        row waits for it, then does nothing."""
+        await self.session.execute(
+            insert_or_ignore(self.session, Program.__table__, ["id"]).values(id=1, **values)
+        )
+
+    async def lock_program(self) -> Program | None:
+        """The programme's row under lock until commit, read afresh."""
+        result = await self.session.execute(
+            select(Program).where(Program.id == 1).with_for_update().execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
 
     async def money_recorded_in(self) -> list[str]:
         """The tables that record amounts in the programme's currency (empty: none yet)."""

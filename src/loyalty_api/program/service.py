@@ -120,18 +120,20 @@ async def is_configured(uow: UnitOfWork) -> bool:
 
 async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSettings:
     repo = ProgramRepository(uow.session)
-    row = await repo.get_program()
-    if settings.currency != (DEFAULTS if row is None else row).currency:
+    # The first settings sent write the row the defaults stood for, if no one has (sent at once, the others
+    # find it there rather than break its primary key); then every PUT applies its settings under the row's
+    # lock, one after another.
+    await repo.insert_program_if_absent({**_columns(DEFAULTS), "updated_at": uow.clock.now()})
+    row = await repo.lock_program()
+    assert row is not None
+    if settings.currency != row.currency:
         recorded = await repo.money_recorded_in()
         if recorded:
             raise CurrencyInUse(
-                f"Amounts are recorded in {(DEFAULTS if row is None else row).currency} already: "
+                f"Amounts are recorded in {row.currency} already: "
                 + ", ".join(name.replace("_", " ") for name in recorded),
                 recorded_in=recorded,
             )
-    if row is None:
-        row = Program(id=1)
-        await repo.insert_program(row)
     row.currency = settings.currency
     row.timezone = settings.timezone
     row.earn_rate = settings.earn_rate
@@ -159,6 +161,11 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     updated = _settings(row)
     await emit_for_programme(uow, ProgramUpdated(settings=_as_json(updated)), "program")
     return updated
+
+
+def _columns(settings: ProgramSettings) -> dict[str, object]:
+    """The programme row's columns for `settings` (the fields are named as the columns are)."""
+    return {**asdict(settings), "rounding": settings.rounding.value}
 
 
 def _as_json(settings: ProgramSettings) -> dict[str, object]:
