@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.pagination import encode_key
 from tests.activities.helpers import add_activity_rule, record
 from tests.builders import enrol
 from tests.conftest import START, bearer
@@ -253,6 +255,28 @@ class TestLeaderboard:
         ):
             response = await client.get("/v1/leaderboard", params=params, headers=bearer(pos_key))
             assert (response.status_code, response.json()["code"]) == (422, "validation_error"), params
+
+    @pytest.mark.parametrize(
+        ("rank", "place"),
+        [(2**63 - 1, 2**63 - 1), (2**62 + 1, 2**62 + 1), (-5, -5), (0, 0), (5, 2)],
+        ids=["at the limit", "past a sane range", "negative", "none shown yet", "ranked below its place"],
+    )
+    async def test_a_forged_cursor_is_422(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, rank: int, place: int
+    ) -> None:
+        """A cursor carries the last place shown and its rank: one this service did not write is refused, not
+        a 500 (a place that overflows the next cursor) or ranks made up by whoever forged it."""
+        await set_program(client, admin_key)
+        for amount in (30_000, 20_000, 10_000):
+            member = await enrol(client, pos_key)
+            await opt_in(client, pos_key, member["id"])
+            await earn(client, pos_key, member["id"], amount)
+        cursor = encode_key((10**9, "", rank, place))
+        response = await client.get(
+            "/v1/leaderboard", params={"limit": 1, "cursor": cursor}, headers=bearer(pos_key)
+        )
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+        assert "cursor" in str(response.json()["errors"])
 
     async def test_opt_in_is_off_by_default_and_cannot_be_null(
         self, client: httpx.AsyncClient, pos_key: str

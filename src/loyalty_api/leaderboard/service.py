@@ -12,10 +12,12 @@ from datetime import datetime
 from loyalty_api.analytics.periods import Period, period_around
 from loyalty_api.db.pagination import decode_key, encode_key
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
 from loyalty_api.leaderboard.repository import LeaderboardRepository
 from loyalty_api.program.service import get_program
 
 SHOWN_DIGITS = 4
+MAX_PLACE = 2**62  # far past any board, and far below the cursor's 64-bit limit
 
 
 def mask(member_number: str) -> str:
@@ -53,6 +55,10 @@ async def leaderboard(
     place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
     if cursor is not None:
         points, number, rank, place = decode_key(cursor, (int, str, int, int))  # type: ignore[assignment]
+        # A cursor this service wrote has shown a place, ranked at or above it. A forged one must not number
+        # the page (negative or made-up ranks), nor overflow the next cursor's 64-bit place (a 500).
+        if not 1 <= rank <= place <= MAX_PLACE:
+            raise InvalidField("cursor", "not a cursor this service returned")
         after = (points, str(number))
     leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, after=after, limit=limit + 1)
     items: list[Standing] = []
