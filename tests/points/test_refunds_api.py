@@ -368,6 +368,26 @@ class TestARefundedOrderTakesNoNewPoints:
         assert (unkeyed.status_code, unkeyed.json()["code"]) == (409, "order_already_earned")
 
 
+class TestRefundsOfErasedMembers:
+    async def test_an_erased_members_order_is_not_found(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, member_id: str
+    ) -> None:
+        """Holds, subscriptions and coupons of an erased member are 404; a refund of their order answered 200
+        with their id and balance, changed the anonymous account and emitted points.refunded."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="GONE-1")
+        await redeem(client, pos_key, member_id, 50, "GONE-2", order_total=cny(1_000))
+        erased = await client.post(f"/v1/members/{member_id}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        for order_ref, body in (("GONE-1", {"full": True}), ("GONE-2", {"points": 10})):
+            refused = await client.post(f"/v1/orders/{order_ref}/refund", json=body, headers=bearer(pos_key))
+            assert (refused.status_code, refused.json()["code"]) == (404, "order_not_found"), refused.text
+            assert member_id not in refused.text
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        assert not await events(app, "points.refunded")
+        await assert_ledger_invariant(app)
+
+
 class TestRefundsOfOrdersWithoutATotal:
     """The README quickstart: an order that only redeemed points, without `order_total`."""
 

@@ -98,7 +98,8 @@ class OrderRefunded(Conflict):
 
 
 class OrderNotFound(NotFound):
-    """No points were ever earned, redeemed or held for this `order_ref`, so there is nothing to refund.
+    """No points were ever earned, redeemed or held for this `order_ref`, so there is nothing to refund (or
+    the order's member was erased: what was theirs is not found).
 
     Check the order reference; an order that never touched points needs no refund here.
     """

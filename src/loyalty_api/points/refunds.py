@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.money import Money
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
@@ -56,6 +57,16 @@ class RefundResult:
     points_refundable: int
     balance: int
     available: int
+
+
+async def _order_not_erased(uow: UnitOfWork, order_ref: str) -> Order | None:
+    """The order, unless its member was erased: an erased member is not there, nor is what was theirs (their
+    holds, subscriptions and coupons are not found either). A refund would change the anonymous account and
+    answer with the erased member's id and balance."""
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is None or await MemberRepository(uow.session).get_points_holder(order.member_id) is None:
+        return None
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +179,7 @@ async def refund(
     if (amount is not None) + (points is not None) + full != 1:
         raise ValueError("refund by exactly one of amount, points or full")
     refunded_by: RefundKind = "amount" if amount is not None else "points" if points is not None else "full"
-    orders = OrderRepository(uow.session)
-    order = await orders.get_order(order_ref)
+    order = await _order_not_erased(uow, order_ref)
     if order is None:
         raise OrderNotFound()
     accounts = PointsAccountRepository(uow.session)
@@ -185,8 +195,9 @@ async def refund(
     if changed:
         locked = await accounts.lock(order.member_id, now)
         assert locked is not None
-    order = await orders.get_order(order_ref)  # read again behind the member's lock
-    assert order is not None
+    order = await _order_not_erased(uow, order_ref)  # read again behind the member's lock
+    if order is None:  # its member was erased while this waited for the lock
+        raise OrderNotFound()
     plan = _plan(order, amount=amount, points=points)
     program = await get_program(uow)
 
