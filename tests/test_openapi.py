@@ -24,6 +24,9 @@ def test_every_v1_operation_documents_its_problems() -> None:
         for method, operation in operations.items():
             responses = operation["responses"]
             assert "401" in responses and "422" in responses, (method, path)
+            # The edge refuses an over-long query string or headers before any route runs, on every path.
+            assert "`uri_too_long`" in responses["414"]["description"], (method, path)
+            assert "`headers_too_large`" in responses["431"]["description"], (method, path)
             assert "application/problem+json" in responses["422"]["content"], (method, path)
 
 
@@ -75,9 +78,6 @@ UNDOCUMENTED_CODES = {
     "partner_required": "loyalty-api keys create",
     "partner_key_not_alone": "loyalty-api keys create",
     "program_already_set_up": "loyalty-api init",
-    # Answered by the edge before routing (EdgeMiddleware); not documented yet.
-    "uri_too_long": "EdgeMiddleware",
-    "headers_too_large": "EdgeMiddleware",
 }
 
 

@@ -26,7 +26,14 @@ from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http import audit_trail
-from loyalty_api.http.edge import PayloadTooLarge, RequestTimedOut, principal_of, spare_the_commit
+from loyalty_api.http.edge import (
+    HeadersTooLarge,
+    PayloadTooLarge,
+    RequestTimedOut,
+    UriTooLong,
+    principal_of,
+    spare_the_commit,
+)
 from loyalty_api.http.errors import MalformedJson, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
@@ -113,8 +120,16 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         # FastAPI reads the body as the route screened it (`_ScreenedRequest`): one it never screens is none.
         assert self.body_field is None or self.takes_body(), f"{path}: a body only with POST, PUT or PATCH"
-        # What the edge can answer on any route, before or around the endpoint.
-        edge: list[type[LoyaltyError]] = [InvalidApiKey, AddressNotAllowed, RateLimited, RequestTimedOut]
+        # What the edge can answer on any route, before or around the endpoint (EdgeMiddleware measures the
+        # query string and the headers before anything else, so every route can answer 414 and 431).
+        edge: list[type[LoyaltyError]] = [
+            InvalidApiKey,
+            AddressNotAllowed,
+            RateLimited,
+            RequestTimedOut,
+            UriTooLong,
+            HeadersTooLarge,
+        ]
         if self.takes_body():
             edge += [PayloadTooLarge, InvalidInput, MalformedJson, UnsupportedMediaType]
         self.responses = add_problems(self.responses, *edge)
