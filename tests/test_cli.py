@@ -8,7 +8,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
@@ -26,7 +27,7 @@ from loyalty_api.demo.data import demo_members
 from loyalty_api.settings import Settings, check_database_url
 from tests.builders import unique_phone
 from tests.conftest import bearer
-from tests.databases import fresh_database, listen_url
+from tests.databases import fresh_database, is_postgres, listen_url, server_url
 from tests.processes import CLI, served
 from tests.processes import clean_env as _clean_env
 from tests.processes import free_port as _free_port
@@ -495,3 +496,61 @@ class TestRollingUpgrade:
             listed = _cli(env, "keys", "list")
             assert listed.returncode == 0, listed.stderr
             assert listed.stdout.startswith("prefix\t")
+
+
+# Every command that works on the database, as an operator runs it (`serve` apart: on SQLite it migrates).
+ON_THE_DATABASE = (
+    ("keys", "list"),
+    ("keys", "create", "--name", "till 7", "--scope", "pos"),
+    ("keys", "rotate", "abcdefgh", "--overlap", "0"),
+    ("keys", "revoke", "abcdefgh"),
+    ("jobs", "expire-points"),
+    ("worker",),
+)
+
+
+def _each(
+    env: dict[str, str], commands: Sequence[tuple[str, ...]]
+) -> list[tuple[tuple[str, ...], subprocess.CompletedProcess[str]]]:
+    """Each command run, side by side (each process takes seconds to start)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(zip(commands, pool.map(lambda command: _cli(env, *command), commands), strict=True))
+
+
+class TestSchemaChecks:
+    """Each command that works on the database checks its schema first, and says in one line what is wrong."""
+
+    async def test_on_a_database_behind_the_commands_say_to_migrate(
+        self, tmp_path: Path, cli_env: dict[str, str]
+    ) -> None:
+        async with database_at(tmp_path, "0025") as url:  # before api_keys.lifetime_seconds (0026)
+            env = _on(cli_env, url)
+            said = (
+                f"loyalty-api: database at 0025, this release needs {head_revision()}: "
+                "run `loyalty-api migrate`\n"
+            )
+            commands = [*ON_THE_DATABASE, *([("serve", "--port", "0")] if is_postgres() else [])]
+            for command, result in _each(env, commands):
+                assert (result.returncode, result.stdout, result.stderr) == (2, "", said), command
+
+            migrated = _cli(env, "migrate")
+            assert migrated.stdout == f"migrated to {head_revision()}\n", migrated.stderr
+            listed = _cli(env, "keys", "list")
+            assert (listed.returncode, listed.stderr) == (0, "")
+
+    async def test_on_a_database_that_does_not_answer_they_say_so(
+        self, tmp_path: Path, cli_env: dict[str, str]
+    ) -> None:
+        nowhere = "postgresql://loyalty:hunter2@127.0.0.1:1/loyalty"  # nothing listens on port 1
+        places = {
+            nowhere: "loyalty-api: database unreachable: [Errno 111] Connect call failed ('127.0.0.1', 1)"
+        }
+        server = server_url()
+        if is_postgres() and server is not None:
+            missing = f"loyalty_missing_{uuid.uuid4().hex[:8]}"
+            url = make_url(server).set(database=missing).render_as_string(hide_password=False)
+            places[url] = f'loyalty-api: database unreachable: database "{missing}" does not exist'
+        for url, said in places.items():
+            env = _on(cli_env, url)
+            for command, result in _each(env, [*ON_THE_DATABASE, ("migrate",), ("serve", "--port", "0")]):
+                assert (result.returncode, result.stdout, result.stderr) == (2, "", f"{said}\n"), command

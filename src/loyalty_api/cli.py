@@ -122,10 +122,33 @@ def _warn_if_newer(status: migrations.SchemaStatus) -> None:
         )
 
 
+def _refuse_unreachable(status: migrations.SchemaStatus) -> None:
+    if not status.reachable:
+        _fail(f"database unreachable: {status.problem}")
+
+
+def _refuse_unless_ready(status: migrations.SchemaStatus) -> None:
+    """One line, where the command's first statement would fail with a traceback (a column missing) or, for
+    the worker, every job would log errors forever."""
+    _refuse_unreachable(status)
+    if status.behind:
+        at = "has no migrations" if status.revision is None else f"at {status.revision}"
+        _fail(f"database {at}, this release needs {status.expected}: run `loyalty-api migrate`")
+
+
+def _require_schema(settings: Settings) -> None:
+    """Before a command works on the database: it answers, and its schema is this release's (or a newer
+    release's, with a warning)."""
+    status = asyncio.run(_schema_status(settings))
+    _refuse_unless_ready(status)
+    _warn_if_newer(status)
+
+
 def _migrate_schema(settings: Settings) -> migrations.SchemaStatus:
     """Upgrade the database to this release's latest migration; one a newer release migrated is left as it is
     (this release cannot place its revision). The status found before."""
     status = asyncio.run(_schema_status(settings))
+    _refuse_unreachable(status)
     if not status.ahead:
         asyncio.run(_migrate(settings))
     return status
@@ -202,8 +225,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # Once, here, before any API process starts: they would race each other to migrate and seed.
     if settings.is_sqlite or args.demo:
         status = _migrate_schema(settings)
-    elif not (status := asyncio.run(_schema_status(settings))).ready:
-        _fail("the database is not at the latest migration: run `loyalty-api migrate` first")
+    else:
+        _refuse_unless_ready(status := asyncio.run(_schema_status(settings)))
     _warn_if_newer(status)
     if args.demo:
         keys = _seed_demo(settings, state)
@@ -272,8 +295,9 @@ def _process_count(value: str) -> int:
 def cmd_worker(_: argparse.Namespace) -> None:
     from loyalty_api.worker.runner import Worker
 
-    settings = Settings()
+    settings = _require_key(Settings())
     configure_logging(settings.log_level)
+    _require_schema(settings)
     tune_for_serving()
 
     async def run() -> None:
@@ -292,7 +316,8 @@ def cmd_jobs(args: argparse.Namespace) -> None:
     took."""
     from loyalty_api.worker.schedule import ALL_JOBS
 
-    settings = Settings()
+    settings = _require_key(Settings())
+    _require_schema(settings)
     job = next(j for j in ALL_JOBS if j.name == args.job)
 
     async def run() -> tuple[int, float]:
@@ -455,10 +480,13 @@ async def _audit_key(uow: UnitOfWork, action: str, prefix: str, after: dict[str,
 
 
 def cmd_keys_create(args: argparse.Namespace) -> None:
+    settings = _require_key(Settings())
+    _require_schema(settings)
+
     async def run() -> auth_service.IssuedKey:
         from loyalty_api.partners import service as partners_service
 
-        async with _units(Settings()) as units, units.begin() as uow:
+        async with _units(settings) as units, units.begin() as uow:
             scopes = [Scope(s) for s in args.scope]
             if args.partner is None:
                 issued = await auth_service.create_key(
@@ -490,8 +518,11 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    settings = _require_key(Settings())
+    _require_schema(settings)
+
     async def run() -> auth_service.Rotation:
-        async with _units(Settings()) as units, units.begin() as uow:
+        async with _units(settings) as units, units.begin() as uow:
             rotation = await auth_service.rotate_key(
                 uow, prefix=args.prefix, overlap=args.overlap, lifetime=args.expires_in
             )
@@ -531,8 +562,11 @@ _LIST_COLUMNS = (
 
 
 def cmd_keys_list(_: argparse.Namespace) -> None:
+    settings = _require_key(Settings())
+    _require_schema(settings)
+
     async def run() -> list[auth_service.KeySummary]:
-        async with _units(Settings()) as units, units.read() as uow:
+        async with _units(settings) as units, units.read() as uow:
             return await auth_service.list_keys(uow)
 
     summaries = asyncio.run(run())
@@ -555,8 +589,11 @@ def cmd_keys_list(_: argparse.Namespace) -> None:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> None:
+    settings = _require_key(Settings())
+    _require_schema(settings)
+
     async def run() -> None:
-        async with _units(Settings()) as units, units.begin() as uow:
+        async with _units(settings) as units, units.begin() as uow:
             await auth_service.revoke_key(uow, prefix=args.prefix)
             await _audit_key(uow, "keys_revoke", args.prefix, {"status": "revoked"})
 

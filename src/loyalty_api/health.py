@@ -18,6 +18,7 @@ from loyalty_api.ops.metrics import Metrics
 from loyalty_api.webhooks.delivery import backlog
 
 logger = logging.getLogger("loyalty_api.metrics")
+readiness_logger = logging.getLogger("loyalty_api.migrations")
 router = APIRouter(tags=["operations"])
 
 # How long a scrape waits for the webhook backlog: well within Prometheus's scrape timeout (10 s by default),
@@ -57,6 +58,9 @@ async def readyz(request: Request) -> JSONResponse:
     For probes and load balancers: no API key."""
     units: UnitsOfWork = request.app.state.units
     status = await schema_status(units.database.engine)
+    if not status.reachable:
+        # The error's class only: what the driver said may name the host.
+        readiness_logger.warning("database unreachable", extra={"error": status.error})
     body = {
         "status": "ready" if status.ready else "not_ready",
         "database": "ok" if status.reachable else "unreachable",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -10,13 +9,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import column, inspect, select, table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-logger = logging.getLogger("loyalty_api.migrations")
+# Where alembic records the schema's revision (its default name, as env.py leaves it).
+VERSION_TABLE = "alembic_version"
 
 
 def script_location() -> Path:
@@ -49,7 +49,11 @@ def known_revisions() -> frozenset[str]:
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    # Read as alembic keeps it, without its MigrationContext: that logs two INFO lines ("Context impl …") at
+    # each read, and /readyz reads at every probe, the CLI before each command.
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(select(column("version_num")).select_from(table(VERSION_TABLE))).scalar()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -78,6 +82,9 @@ class SchemaStatus:
     reachable: bool
     revision: str | None
     expected: str | None
+    # Why the database did not answer: the error's class, and what the driver said (never the URL's password).
+    error: str | None = None
+    problem: str | None = None
 
     @property
     def ahead(self) -> bool:
@@ -101,6 +108,15 @@ async def schema_status(engine: AsyncEngine) -> SchemaStatus:
     try:
         revision = await current_revision(engine)
     except (SQLAlchemyError, OSError) as exc:
-        logger.warning("database unreachable", extra={"error": type(exc).__name__})
-        return SchemaStatus(reachable=False, revision=None, expected=expected)
+        problem = _problem(exc, engine.url.password)
+        return SchemaStatus(
+            reachable=False, revision=None, expected=expected, error=type(exc).__name__, problem=problem
+        )
     return SchemaStatus(reachable=True, revision=revision, expected=expected)
+
+
+def _problem(exc: BaseException, password: str | None) -> str:
+    """What the driver said, on one line: SQLAlchemy's wrapping adds the statement and a link to its docs."""
+    said = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    line = next(iter(str(said).strip().splitlines()), "") or type(said).__name__
+    return line.replace(password, "***") if password else line
