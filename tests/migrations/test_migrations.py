@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import subprocess
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -10,10 +14,15 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from loyalty_api.clock import SystemClock, format_instant
 from loyalty_api.db.engine import create_engine
+from loyalty_api.db.ids import new_id
 from loyalty_api.db.migrations import alembic_config, current_revision, downgrade, head_revision, upgrade
+from loyalty_api.db.types import JSONDocument, UTCDateTime
 from loyalty_api.schema import metadata
-from tests.databases import fresh_database
+from loyalty_api.settings import Settings
+from tests.databases import fresh_database, listen_url
+from tests.processes import CLI, clean_env
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -64,3 +73,127 @@ class TestMigrations:
             date, _, slug = name.partition("_")
             assert len(date) == len("YYYY-MM-DD-HHMM") and date[4] == date[7] == date[10] == "-", name
             assert slug.endswith(".py") and slug[:-3].replace("_", "").isalnum(), name
+
+
+# The tables as a revision left them, for rows written as the code of its time wrote them.
+_API_KEYS_0025 = sa.table(
+    "api_keys",
+    sa.column("id", sa.Uuid()),
+    sa.column("prefix", sa.String()),
+    sa.column("secret_hash", sa.String()),
+    sa.column("name", sa.String()),
+    sa.column("scopes", JSONDocument),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("expires_at", UTCDateTime()),
+)
+_AUDIT_EVENTS = sa.table(
+    "audit_events",
+    sa.column("id", sa.Uuid()),
+    sa.column("at", UTCDateTime()),
+    sa.column("channel", sa.String()),
+    sa.column("actor", sa.String()),
+    sa.column("action", sa.String()),
+    sa.column("subject_type", sa.String()),
+    sa.column("subject_id", sa.String()),
+    sa.column("after", JSONDocument),
+)
+
+
+def _cli_on(settings: Settings, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    assert settings.encryption_key is not None
+    env = clean_env(
+        LOYALTY_DATABASE_URL=url,
+        LOYALTY_DATABASE_POOLER=settings.database_pooler,
+        LOYALTY_LISTEN_DATABASE_URL=listen_url(url) or url,
+        LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
+    )
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+class TestKeyLifetimeBackfill:
+    """0026 gives each key the lifetime it was made with; the audit log (since 0018) says what that was."""
+
+    async def test_a_key_that_never_expired_stays_so_after_a_rotation_before_the_upgrade(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        now = SystemClock().now()  # the CLI's clock, which rotates these keys below
+        rotated_at = now - timedelta(hours=1)
+        ends = now + timedelta(hours=24)  # `keys rotate --overlap 25h`, an hour ago
+        # (prefix, created, the expiry it was made with (None: never), its expiry now)
+        keys: list[tuple[str, datetime, datetime | str | None, datetime]] = [
+            ("a1a1a1a1", now - timedelta(days=365), None, ends),  # made with none, rotated: none
+            ("a2a2a2a2", now - timedelta(days=365), "unrecorded", ends),  # made before the audit log
+            ("c3c3c3c3", now - timedelta(days=10), now + timedelta(days=80), ends),  # made with 90d
+        ]
+        async with fresh_database(tmp_path, "lifetime") as url:
+            engine = create_engine(url)
+            try:
+                await upgrade(engine, "0025")
+                async with engine.begin() as connection:
+                    for prefix, created, made_with, expires in keys:
+                        await connection.execute(
+                            _API_KEYS_0025.insert().values(
+                                id=uuid.uuid4(),
+                                prefix=prefix,
+                                secret_hash="0" * 64,
+                                name="Till 7",
+                                scopes=["pos"],
+                                created_at=created,
+                                expires_at=expires,
+                            )
+                        )
+                        # As cli.py wrote them then: keys_create with what _key_shown kept, keys_rotate with
+                        # the old key's end and its successor (whose own rows are left out here).
+                        entries = [
+                            (
+                                "keys_rotate",
+                                rotated_at,
+                                {"expires_at": format_instant(ends), "replaced_by": "ffffffff"},
+                            )
+                        ]
+                        if made_with != "unrecorded":
+                            made = {
+                                "prefix": prefix,
+                                "name": "Till 7",
+                                "scopes": ["pos"],
+                                "partner_id": None,
+                                "rate_limit": None,
+                                "expires_at": None if made_with is None else format_instant(made_with),
+                                "allowed_networks": None,
+                            }
+                            entries.insert(0, ("keys_create", created, made))
+                        for action, at, after in entries:
+                            await connection.execute(
+                                _AUDIT_EVENTS.insert().values(
+                                    id=new_id(),
+                                    at=at,
+                                    channel="cli",
+                                    actor="cli",
+                                    action=action,
+                                    subject_type="api_keys",
+                                    subject_id=prefix,
+                                    after=after,
+                                )
+                            )
+                await upgrade(engine)
+                async with engine.connect() as connection:
+                    lifetimes = dict(
+                        (
+                            await connection.execute(sa.text("SELECT prefix, lifetime_seconds FROM api_keys"))
+                        ).all()
+                    )
+            finally:
+                await engine.dispose()
+            assert lifetimes == {"a1a1a1a1": None, "a2a2a2a2": None, "c3c3c3c3": 90 * 86400}
+
+            # Rotated again after the upgrade: the new key never expires, as the key it replaces never did.
+            for prefix in ("a1a1a1a1", "a2a2a2a2"):
+                rotated = _cli_on(settings, url, "keys", "rotate", prefix, "--overlap", "1h")
+                assert rotated.returncode == 0, rotated.stderr
+                assert "expiring" not in rotated.stdout
+                new_prefix = rotated.stdout.strip().splitlines()[-1].split("_")[1]
+                listed = _cli_on(settings, url, "keys", "list")
+                [row] = [
+                    line.split("\t") for line in listed.stdout.splitlines() if line.startswith(new_prefix)
+                ]
+                assert row[6] == "never"
