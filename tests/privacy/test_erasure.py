@@ -35,7 +35,7 @@ from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import cny, earn, set_program
 from tests.privacy.conftest import Story
-from tests.subscriptions.helpers import add_plan, subscribe
+from tests.subscriptions.helpers import add_plan, subscribe, subscribe_paid
 from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import running_receiver
 from tests.webhooks.test_delivery_flow import with_settings
@@ -237,6 +237,69 @@ async def test_another_members_reply_holding_the_erased_members_short_ref_or_rea
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json() == first.json()
     assert await _balance(client, admin_key, other["id"]) == balance  # done once
+
+
+@pytest.mark.parametrize("request_of", ["exchange_out", "exchange_in", "exchange_confirm", "perk_redeem"])
+async def test_a_reply_naming_the_ref_beside_the_members_exchange_or_perk_is_forgotten(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    ecommerce_key: str,
+    request_of: str,
+) -> None:
+    """A reply about one of the member's exchanges or perks names the partner's ref and the record, not the
+    member: kept, its key replayed the erased member's ref (a phone number, here) after the erasure."""
+    await set_program(client, admin_key)
+    partner_key = await register_partner(
+        app, client, admin_key, "cafe", exchange_out_rate="1", exchange_in_rate="1"
+    )
+    member = await enrol(client, pos_key)
+    ref = "PHONE-13812345678"
+    await link(client, pos_key, partner_key, member["id"], "cafe", ref)
+    given = await client.post(
+        f"/v1/members/{member['id']}/adjustments",
+        json={"points": 500, "reason": "welcome"},
+        headers=bearer(admin_key),
+    )
+    assert given.status_code == 201, given.text
+    if request_of in ("exchange_out", "exchange_confirm"):
+        out = await client.post(
+            f"/v1/members/{member['id']}/exchanges",
+            json={"partner": "cafe", "points": 100},
+            headers=bearer(pos_key, idempotency_key="till-1-out"),
+        )
+        assert out.status_code == 201, out.text
+    if request_of == "exchange_out":
+        path, key, headers = f"/v1/members/{member['id']}/exchanges", pos_key, "till-1-out"
+        body: dict[str, Any] | None = {"partner": "cafe", "points": 100}
+    elif request_of == "exchange_confirm":
+        path, key, headers = f"/v1/partner/exchanges/{out.json()['id']}/confirm", partner_key, "cafe-ok-1"
+        body = None
+    elif request_of == "exchange_in":
+        path, key, headers = f"/v1/partner/members/{ref}/exchanges-in", partner_key, "cafe-in-1"
+        body = {"partner_ref": "T-1", "partner_points": 100}
+    else:
+        await add_plan(client, admin_key, "video-annual", partner_perks=[{"partner": "cafe", "name": "咖啡"}])
+        await subscribe_paid(client, ecommerce_key, member["id"], "video-annual")
+        [perk] = (
+            await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
+        ).json()["items"]
+        path, key, headers = f"/v1/partner/perks/{perk['code']}/redeem", partner_key, "cafe-perk-1"
+        body = None
+    first = await client.post(path, json=body, headers=bearer(key, idempotency_key=headers))
+    assert first.status_code in (200, 201), first.text
+    assert ref in first.text and member["id"] not in first.text  # names the ref, not the member
+
+    erasure_answer = await _erase(client, admin_key, member["id"])
+    assert erasure_answer["idempotency_replies_dropped"] >= 1
+
+    assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
+
+    # the retry runs again, and finds the member, their link or the record's state gone or changed
+    again = await client.post(path, json=body, headers=bearer(key, idempotency_key=headers))
+    assert again.headers.get("Idempotent-Replayed") != "true", again.text
+    assert again.status_code in (404, 409), again.text
 
 
 class TestErasure:

@@ -26,7 +26,7 @@ from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.events import MemberErased
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member, emit_for_partner
-from loyalty_api.partners.repository import ERASED_REF, PartnerRepository
+from loyalty_api.partners.repository import ERASED_REF, ExchangeRepository, PartnerRepository, PerkRepository
 from loyalty_api.points.events import PointsAdjusted
 from loyalty_api.points.repository import LedgerRepository
 from loyalty_api.profiles import service as profiles
@@ -73,7 +73,11 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         identifiers=_as_written_in_json(set(erased.identifiers)),
         mentions=_as_written_in_json({*refs, *reasons}),
         paths=_as_path_segments(refs),
-        records=[str(entry) for entry in await _adjustments_of(uow, member_id)] if reasons else [],
+        records=[
+            *[str(entry) for entry in await _adjustments_of(uow, member_id)],
+            *[str(exchange) for exchange in await _exchanges_of(uow, member_id)],
+            *_as_written_in_json(set(await _perk_codes_of(uow, member_id))),
+        ],
         traits=frozenset(erased.traits),
     )
     replies = await idempotency.forget_replies(uow, partial(_reply_about, theirs))
@@ -129,6 +133,34 @@ async def _adjustments_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UU
     return found
 
 
+async def _exchanges_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ids of the member's exchanges with partners: a reply about one (the exchange out, the partner's
+    exchange in on their ref, its confirmation or failure) names the exchange and the partner's ref, not the
+    member."""
+    exchanges = ExchangeRepository(uow.session)
+    found: list[uuid.UUID] = []
+    before: uuid.UUID | None = None
+    while batch := await exchanges.list_member_exchanges(member_id, before_id=before, limit=_BATCH):
+        found += [exchange.id for exchange, _ in batch]
+        before = batch[-1][0].id
+    return found
+
+
+async def _perk_codes_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[str]:
+    """The codes of the member's partner perks (ours, or the pool's opened): a reply to a partner's redeem
+    names the perk by its code (it has no other id in a reply) beside the partner's ref, not the member."""
+    perks = PerkRepository(uow.session)
+    found: list[str] = []
+    before: uuid.UUID | None = None
+    while batch := await perks.list_member_perks(member_id, before_id=before, limit=_BATCH):
+        for perk, _, pooled in batch:
+            code = perk.code if pooled is None else uow.vault.decrypt(pooled)
+            if code is not None:  # an owed perk has none yet
+                found.append(code)
+        before = batch[-1][0].id
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class _Theirs:
     """What finds the replies about the erased member, each string as a reply holds it."""
@@ -141,17 +173,18 @@ class _Theirs:
     mentions: list[str]
     # A partner's path naming their ref: the reply was to a request about them.
     paths: list[str]
-    # Ids of their records a reply to a request on their own paths names in place of them (adjustments).
+    # Their records a reply names in place of them: their adjustments' and exchanges' ids, their partner
+    # perks' codes (as JSON writes them); beside a ref or a reason of theirs, the reply is about them.
     records: list[str]
     traits: frozenset[str]
 
 
 def _reply_about(theirs: _Theirs, text: str) -> bool:
     """Whether a recorded reply is about the erased member: it holds something theirs alone, it answered a
-    partner's request naming their ref, it names them (their id, or their adjustment's) and holds a ref or a
-    reason of theirs, or an object that is theirs (its `id` or `member_id`) holds their name or birthday.
-    Another member's reply naming the same name, order number or reason, or a referred friend's naming them
-    only as `referred_by`, is not about them."""
+    partner's request naming their ref, it names them (their id, or one of their records: an adjustment, an
+    exchange, a perk's code) and holds a ref or a reason of theirs, or an object that is theirs (its `id` or
+    `member_id`) holds their name or birthday. Another member's reply naming the same name, order number or
+    reason, or a referred friend's naming them only as `referred_by`, is not about them."""
     member_id, traits = theirs.member_id, theirs.traits
     if any(needle in text for needle in (*theirs.identifiers, *theirs.paths)):
         return True
