@@ -29,5 +29,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drops the tier members under an override had earned before it, and until when: upgrading again cannot
+    know them, so when such an override ends the member gets what their current window qualifies for."""
     op.drop_column("members", "tier_earned_until")
     op.drop_column("members", "tier_earned_id")

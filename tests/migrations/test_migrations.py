@@ -2,27 +2,38 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from fastapi import FastAPI
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from loyalty_api.clock import SystemClock, format_instant
+from loyalty_api.app import create_app
+from loyalty_api.auth.principal import Scope
+from loyalty_api.clock import FrozenClock, SystemClock, format_instant
 from loyalty_api.db.engine import create_engine
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.migrations import alembic_config, current_revision, downgrade, head_revision, upgrade
 from loyalty_api.db.types import JSONDocument, UTCDateTime
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
+from tests.builders import make_key
+from tests.conftest import START, units_of
 from tests.databases import fresh_database, listen_url
+from tests.inspect_db import events
+from tests.points.helpers import set_program
 from tests.processes import CLI, clean_env
+from tests.subscriptions.helpers import NOTICE, add_plan, at, new_subscriber, pay, post_action, run_job
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -197,3 +208,56 @@ class TestKeyLifetimeBackfill:
                     line.split("\t") for line in listed.stdout.splitlines() if line.startswith(new_prefix)
                 ]
                 assert row[6] == "never"
+
+
+@asynccontextmanager
+async def _service_on(
+    settings: Settings, url: str, clock: FrozenClock
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app on the database `url` at the time `clock` gives, driven over httpx."""
+    app = create_app(settings.model_copy(update={"database_url": url}), clock=clock)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as client,
+    ):
+        yield app, client
+
+
+class TestTrialNoticeBackfill:
+    """0025 marks the trials already told they end, so that none is told twice."""
+
+    async def test_a_trial_told_then_canceled_is_not_told_again_after_down_and_up(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with (
+            fresh_database(tmp_path, "notice") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, shop, billing = [
+                await make_key(app, s) for s in (Scope.admin, Scope.ecommerce, Scope.billing)
+            ]
+            await set_program(client, admin)
+            await add_plan(client, admin, "trial-plus", price=1_500, unit="month", trial_days=7)
+            _, sub = await new_subscriber(client, shop, "trial-plus")
+            assert sub["state"] == "trialing"
+            clock.set(at(sub["period_end"]) - NOTICE)
+            await run_job(app)  # trial_will_end, renewal_due
+            await pay(client, billing, sub["id"], period=1, amount=1_500)
+            # Canceled with the next period paid: the fee goes unused, and billing is to be asked again should
+            # the cancel be undone (notice_sent_for back to -1). The trial was told all the same.
+            canceled = await post_action(client, shop, sub["id"], "cancel", {"at_period_end": True})
+            assert canceled.status_code == 200, canceled.text
+            assert len(await events(app, "subscription.trial_will_end")) == 1
+
+            await downgrade(engine, "0024")
+            await upgrade(engine)
+
+            resumed = await post_action(client, shop, sub["id"], "resume")
+            assert resumed.status_code == 200, resumed.text
+            await run_job(app)
+            assert len(await events(app, "subscription.trial_will_end")) == 1
+            assert len(await events(app, "subscription.renewal_due")) == 2  # billing is asked again
