@@ -200,18 +200,23 @@ async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
     assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
 
 
+@pytest.mark.parametrize("short", ["partner_ref", "external_id"])
 @pytest.mark.parametrize("request_of", ["earn", "adjustment"])
 async def test_another_members_reply_holding_the_erased_members_short_ref_or_reason_is_kept(
-    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, request_of: str
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, request_of: str, short: str
 ) -> None:
-    """A partner's ref or an operator's reason is matched only in replies about the erased member: a short ref
-    ("1001") dropped another member's earn for order 1001, whose till's retry was then 409
-    order_already_earned, and a reason as plain as "goodwill" dropped another member's adjustment, whose
-    retry would have given the points twice."""
+    """A partner's ref, an external id or an operator's reason is matched only in replies about the erased
+    member: a short ref or external id ("1001") dropped another member's earn for order 1001, whose till's
+    retry was then 409 order_already_earned, and a reason as plain as "goodwill" dropped another member's
+    adjustment, whose retry would have given the points twice."""
     await set_program(client, admin_key)
     partner_key = await register_partner(app, client, admin_key, "cafe", earn_rate="1")
-    erased, other = await enrol(client, pos_key), await enrol(client, pos_key)
-    await link(client, pos_key, partner_key, erased["id"], "cafe", "1001")
+    if short == "external_id":
+        erased = await enrol(client, pos_key, external_ids={"pos": "1001"})
+    else:
+        erased = await enrol(client, pos_key)
+        await link(client, pos_key, partner_key, erased["id"], "cafe", "1001")
+    other = await enrol(client, pos_key)
     theirs = await client.post(
         f"/v1/members/{erased['id']}/adjustments",
         json={"points": 5, "reason": "goodwill"},

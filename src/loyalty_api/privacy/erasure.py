@@ -35,6 +35,9 @@ from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
 # A key of event payloads that names the member in a partner's system (a partner may use a phone number).
 _PARTNER_REF = "partner_customer_ref"
+# The shortest string of the member's own matched in any reply: the shortest phone number in E.164 ("+" and
+# seven digits); a card number has ten digits.
+_DISTINCTIVE_LENGTH = 8
 # Ledger entries read at a time.
 _BATCH = 500
 
@@ -59,7 +62,7 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     partners = await PartnerRepository(uow.session).forget_member(member_id)
     await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)
     refs = [ref for _, _, ref in partners]
-    identifiers = {*erased.identifiers, *erased.traits, *refs}
+    identifiers = {*erased.identifiers, *erased.external_refs, *erased.traits, *refs}
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
         member_id, partial(_event_without, frozenset(identifiers))
     )
@@ -70,8 +73,11 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
     theirs = _Theirs(
         member_id=str(member_id),
-        identifiers=_as_written_in_json(set(erased.identifiers)),
-        mentions=_as_written_in_json({*refs, *reasons}),
+        identifiers=_as_written_in_json({value for value in erased.identifiers if _distinctive(value)}),
+        mentions=_as_written_in_json(
+            {*refs, *reasons, *erased.external_refs}
+            | {value for value in erased.identifiers if not _distinctive(value)}
+        ),
         paths=_as_path_segments(refs),
         records=[
             *[str(entry) for entry in await _adjustments_of(uow, member_id)],
@@ -97,6 +103,15 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         webhook_answers_dropped=answers,
         idempotency_replies_dropped=replies,
     )
+
+
+def _distinctive(identifier: str) -> bool:
+    """Whether a string of the member's own (a contact, their card number) is theirs wherever a reply holds
+    it. An e-mail address (it has an `@`), a phone number in E.164 and our ten-digit card number are unique to
+    them and no order number, reason or code of another member's reply is written the same by chance. Shorter
+    strings are (a number such as "1001" may be another member's order): those count only in replies about
+    the member, as partner refs and external ids always do."""
+    return "@" in identifier or len(identifier) >= _DISTINCTIVE_LENGTH
 
 
 def _as_written_in_json(values: set[str]) -> list[str]:
@@ -166,10 +181,10 @@ class _Theirs:
     """What finds the replies about the erased member, each string as a reply holds it."""
 
     member_id: str
-    # Theirs alone (contacts, external ids, card number, as JSON writes them): a reply holding one is theirs.
+    # Theirs alone (e-mail, phone, card number, as JSON writes them): a reply holding one is theirs.
     identifiers: list[str]
-    # Their partner refs and the reasons operators wrote: short or plain words ("1001", "goodwill") another
-    # member's reply may hold as well, so they count only in a reply about this member.
+    # Their partner refs, external ids and the reasons operators wrote: short or plain words ("1001",
+    # "goodwill") another member's reply may hold as well, so they count only in a reply about this member.
     mentions: list[str]
     # A partner's path naming their ref: the reply was to a request about them.
     paths: list[str]

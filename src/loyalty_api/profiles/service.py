@@ -424,9 +424,12 @@ class ErasedMember:
     erased_at: datetime
     newly: bool  # False: it was erased already, and nothing was done
     external_ids: int  # how many were removed
-    # What identified the member, for the erasure to find copies of elsewhere: their own (contacts, external
-    # ids, the old card number), and what they may share with other members (name, birthday).
+    # What identified the member, for the erasure to find copies of elsewhere: their own (contacts, the old
+    # card number), their ids in other systems (external ids: each system's own numbering, as short as "1001",
+    # so another member's order or receipt may hold the same string), and what they may share with other
+    # members (name, birthday).
     identifiers: list[str]
+    external_refs: list[str]
     traits: list[str]
 
 
@@ -441,11 +444,17 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
         raise MemberNotFound()
     if member.status == ERASED:
         return ErasedMember(
-            member_id, member.updated_at, newly=False, external_ids=0, identifiers=[], traits=[]
+            member_id,
+            member.updated_at,
+            newly=False,
+            external_ids=0,
+            identifiers=[],
+            external_refs=[],
+            traits=[],
         )
     contacts = [_decrypt(uow, member.phone_encrypted), _decrypt(uow, member.email_encrypted)]
-    identifiers = [value for value in contacts if value is not None]
-    identifiers += [*await repo.external_ids_of(member_id), member.member_number]
+    identifiers = [*(value for value in contacts if value is not None), member.member_number]
+    external_refs = await repo.external_ids_of(member_id)
     shared = [_decrypt(uow, member.name_encrypted), _decrypt(uow, member.birthday_encrypted)]
     traits = [value for value in shared if value is not None]
     await end_member_subscriptions(uow, member_id)
@@ -454,7 +463,13 @@ async def erase(uow: UnitOfWork, member_id: uuid.UUID) -> ErasedMember:
     now = uow.clock.now()
     removed = await repo.erase(member_id, now, member_number=await _new_member_number(repo))
     return ErasedMember(
-        member_id, now, newly=True, external_ids=removed, identifiers=identifiers, traits=traits
+        member_id,
+        now,
+        newly=True,
+        external_ids=removed,
+        identifiers=identifiers,
+        external_refs=external_refs,
+        traits=traits,
     )
 
 
