@@ -4,15 +4,18 @@ renewal job as the worker runs it."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.subscriptions.jobs import run_subscriptions
+from loyalty_api.subscriptions.models import Subscription
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.points.helpers import cny
@@ -206,6 +209,17 @@ async def post_action(
 async def run_job(app: FastAPI) -> int:
     units: UnitsOfWork = app.state.units
     return await run_subscriptions(units)
+
+
+async def store_as_older_code_did(app: FastAPI, subscription_id: str, **columns: Any) -> None:
+    """Overwrite a subscription's stored columns directly, as a release before this one left them (rows
+    written before months turned in the programme's time zone, for one)."""
+    units: UnitsOfWork = app.state.units
+    table = Subscription.__table__
+    async with units.database.engine.begin() as connection:
+        await connection.execute(
+            update(table).where(table.c.id == uuid.UUID(subscription_id)).values(**columns)
+        )
 
 
 async def member_benefits(client: httpx.AsyncClient, key: str, member_id: str) -> dict[str, Any]:

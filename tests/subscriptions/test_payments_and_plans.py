@@ -3,8 +3,9 @@ API, a plan's recurring coupons as the clock moves, and the paid-membership reve
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -34,9 +35,12 @@ from tests.subscriptions.helpers import (
     read,
     replace_plan,
     run_job,
+    store_as_older_code_did,
     subscribe,
     subscribe_reply,
 )
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the programme's time zone (set_program)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -829,6 +833,73 @@ class TestRecurringCoupons:
         clock.set(START + relativedelta(months=6))
         assert await run_job(app) == 0
         assert len(await self.coupons(client, ecommerce_key, member["id"])) == 4
+
+    async def test_a_month_whose_start_moved_before_the_stored_due_time_still_gets_its_coupon(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        yearly: dict[str, Any],
+    ) -> None:
+        # 04:00 on 31 January in Shanghai (30 January in UTC). The release before months turned in the
+        # programme's time zone stored the next coupon by UTC's calendar: 28 February 20:00 UTC, a day after
+        # February's start there (27 February 20:00 UTC, 04:00 on the 28th in Shanghai).
+        clock.set(datetime(2027, 1, 30, 20, tzinfo=UTC))
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus-yearly")
+        stored_due = datetime(2027, 2, 28, 20, tzinfo=UTC)
+        await store_as_older_code_did(app, sub["id"], next_coupon_at=stored_due, next_action_at=stored_due)
+
+        local_starts = [datetime(2027, m, d, 4, tzinfo=SHANGHAI) for m, d in ((2, 28), (3, 31), (4, 30))]
+        for moment in sorted([*local_starts, stored_due]):
+            clock.set(moment)
+            await run_job(app)
+
+        monthly = [
+            v
+            for name, v in await self.coupons(client, ecommerce_key, member["id"])
+            if name == MONTHLY["name"]
+        ]
+        # One a month, February's from when the job issued it: none is skipped, none comes early.
+        assert monthly == [datetime(2027, 1, 30, 20, tzinfo=UTC), stored_due, *local_starts[1:]]
+
+    async def test_a_change_of_time_zone_skips_no_month(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        yearly: dict[str, Any],
+    ) -> None:
+        clock.set(datetime(2027, 1, 15, 2, tzinfo=UTC))  # 10:00 in Shanghai
+        member, _ = await new_paid_subscriber(client, ecommerce_key, "plus-yearly")
+        for month in (2, 3):
+            clock.set(datetime(2027, month, 15, 2, tzinfo=UTC))
+            await run_job(app)
+        clock.set(datetime(2027, 3, 20, tzinfo=UTC))
+        await set_program(client, admin_key, timezone="Europe/Berlin")
+
+        # April's month now starts at 03:00 on the 15th in Berlin (01:00 UTC), an hour before the time
+        # stored for it (10:00 in Shanghai).
+        berlin = ZoneInfo("Europe/Berlin")
+        for moment in (
+            datetime(2027, 4, 15, 3, tzinfo=berlin),
+            datetime(2027, 4, 15, 2, tzinfo=UTC),
+            datetime(2027, 5, 15, 3, tzinfo=berlin),
+        ):
+            clock.set(moment)
+            await run_job(app)
+
+        monthly = [
+            v
+            for name, v in await self.coupons(client, ecommerce_key, member["id"])
+            if name == MONTHLY["name"]
+        ]
+        assert monthly == [
+            *(datetime(2027, m, 15, 2, tzinfo=UTC) for m in (1, 2, 3, 4)),
+            datetime(2027, 5, 15, 3, tzinfo=berlin),
+        ]
 
     async def test_a_trial_issues_none_and_the_first_paid_period_issues_both(
         self,

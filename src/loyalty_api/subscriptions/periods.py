@@ -245,7 +245,11 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
     ):
         due_at = sub.next_coupon_at
         zone = await zone_of(uow)
-        month = next((m for m in range(1, sub.period_months) if month_start(sub, m, zone) >= due_at), None)
+        # The month the due time falls in, not the first to start at or after it: a time stored by another
+        # calendar (UTC's, before months turned in the programme's time zone, or the zone before a change of
+        # it) can be later than its month's start now, and that month was then skipped (the issue key keeps a
+        # month from being given twice).
+        month = next((m for m in range(1, sub.period_months) if month_start(sub, m + 1, zone) > due_at), None)
         if month is None:
             sub.next_coupon_at = None
         else:
