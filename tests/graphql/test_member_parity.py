@@ -243,6 +243,15 @@ class TestMutations:
             client, pos_key, "loyaltyEnrolMember", "member { id }", input={"email": "not-an-email"}
         )
         assert [(e["field"], e["code"]) for e in bad["userErrors"]] == [("email", "validation_error")]
+        # As REST answers it: the message says nothing of the value (the checker's own quotes the `_`).
+        quoted = await mutate(
+            client, pos_key, "loyaltyEnrolMember", "member { id }", input={"email": "a@13800138000_x.com"}
+        )
+        rest = await client.post(
+            "/v1/members", json={"email": "a@13800138000_x.com"}, headers=bearer(pos_key)
+        )
+        assert [e["message"] for e in quoted["userErrors"]] == [rest.json()["errors"][0]["message"]]
+        assert "13800138000" not in str(quoted) and "_" not in quoted["userErrors"][0]["message"]
 
     async def test_control_characters_are_refused_as_rest_refuses_them(
         self, client: httpx.AsyncClient, pos_key: str

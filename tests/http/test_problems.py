@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,3 +184,56 @@ class TestProblemJson:
         generated = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
         assert generated.headers["x-request-id"] != "bad id with spaces"
         assert len(generated.headers["x-request-id"]) == 32
+
+
+class TestValidationMessagesNeverEchoInput:
+    """README: input values are never echoed back. A distinctive value sent in bad fields (a phone number, as
+    a till might send by mistake) appears nowhere in the answer, whichever check refuses it."""
+
+    MARK = "13800138000"
+
+    async def test_a_discriminator_names_the_field_and_the_kinds_not_the_value(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        for path in ("/v1/benefits", "/v1/earning-rules"):
+            response = await client.post(
+                path, json={"name": "x", "kind": self.MARK, "properties": {}}, headers=bearer(admin_key)
+            )
+            assert response.status_code == 422, response.text
+            assert self.MARK not in response.text, path
+            error = response.json()["errors"][0]
+            assert (error["field"], error["type"]) == ("kind", "union_tag_invalid"), path
+            assert "must be one of" in error["message"], path
+
+    async def test_bad_values_are_never_quoted(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        mark = self.MARK
+        member = await client.post("/v1/members", json={}, headers=bearer(admin_key))
+        member_id = member.json()["id"]
+        refusals = [
+            # The e-mail checker's own reasons quote the characters they refuse ('_' here).
+            client.post("/v1/members", json={"email": f"a@{mark}_x.com"}, headers=bearer(admin_key)),
+            client.post("/v1/members", json={"email": f"{mark}<@example.com"}, headers=bearer(admin_key)),
+            client.post("/v1/members", json={"email": mark}, headers=bearer(admin_key)),
+            client.post("/v1/members", json={"birthday": mark}, headers=bearer(admin_key)),
+            client.post("/v1/members", json={"marketing_consent": mark}, headers=bearer(admin_key)),
+            client.patch(
+                f"/v1/members/{member_id}", json={"email": f"{mark}_@x_y"}, headers=bearer(admin_key)
+            ),
+            # A path's UUID: the parser names the character it stopped at (`_` here).
+            client.get(f"/v1/members/{mark}_", headers=bearer(admin_key)),
+            client.get("/v1/members", params={"tier": mark, "limit": mark}, headers=bearer(admin_key)),
+            client.post(
+                f"/v1/members/{member_id}/earn",
+                json={"order_ref": "E1", "amount": {"amount": mark + "x", "currency": mark}},
+                headers=bearer(admin_key),
+            ),
+        ]
+        for pending in refusals:
+            response = await pending
+            assert response.status_code == 422, response.text
+            problem = response.json()
+            assert problem["code"] == "validation_error"
+            # `instance` is the path the caller sent (RFC 9457): everything else says nothing of the input.
+            said = json.dumps({k: v for k, v in problem.items() if k != "instance"})
+            assert mark not in said, said
+            assert "_" not in json.dumps([e["message"] for e in problem["errors"]]), said

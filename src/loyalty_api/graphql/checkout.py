@@ -27,7 +27,7 @@ from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.user_errors import input_path
 from loyalty_api.http.input_guard import check_strings
-from loyalty_api.http.problems import plain_message
+from loyalty_api.http.problems import described
 
 QUOTERS = (Scope.admin, Scope.pos, Scope.ecommerce)
 
@@ -209,11 +209,12 @@ def _request(data: CheckoutQuoteInput, max_depth: int) -> QuoteRequest:
     except ValidationError as exc:
         errors = [
             {
-                "field": input_path(error["loc"]),  # as the GraphQL input names it, as a mutation's errors
-                "message": plain_message(error["msg"]),
+                "field": input_path(location),  # as the GraphQL input names it, as a mutation's errors
+                "message": message,  # saying nothing of the input (its value is read only to check that)
                 "type": error["type"],
             }
-            for error in exc.errors(include_input=False, include_url=False)
+            for error in exc.errors(include_url=False)
+            for location, message in [described(error)]
         ]
         fields = ", ".join(sorted({str(e["field"]) for e in errors}))
         raise GraphQLError(

@@ -21,7 +21,7 @@ from strawberry.scalars import JSON
 import loyalty_api
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.enums import values_enum
-from loyalty_api.http.problems import plain_message
+from loyalty_api.http.problems import described
 
 # Refusals that are not the mutation's answer but the call's (see the module's docstring).
 CALL_STATUSES = frozenset({401, 403, 429})
@@ -108,9 +108,10 @@ def user_errors_of(exc: LoyaltyError) -> list[UserError] | None:
 def of_validation(exc: ValidationError) -> list[UserError]:
     """The input refused by the REST body's own model: one user error per field, code `validation_error`."""
     code = UserErrorCode["validation_error"]
+    # `described` reads each error's input only to keep it out of the message, as REST does.
     return [
-        UserError(field=input_path(error["loc"]) or None, code=code, message=plain_message(error["msg"]))
-        for error in exc.errors(include_input=False, include_url=False)
+        UserError(field=input_path(location) or None, code=code, message=message)
+        for location, message in map(described, exc.errors(include_url=False))
     ]
 
 

@@ -156,16 +156,55 @@ def plain_message(message: str) -> str:
     return _LIBRARY_PREFIX.sub("", message)
 
 
+# Messages of our own for pydantic errors whose message quotes the input or a piece of it: the input may be
+# personal data (a phone number typed into the wrong field), and README promises it is never echoed back.
+_EMAIL_MESSAGE = "value is not a valid email address"  # pydantic's, before email-validator's reason
+_MIN_ECHO = 4  # shorter inputs occur in messages by chance ("1", "de")
+
+
+def described(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
+    """One pydantic error's location and message, the message saying nothing of the input. Reads `input`
+    when the error has it (only to check the message does not repeat it); never returns it."""
+    location = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    message = plain_message(str(error.get("msg", "")))
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        # "Input tag '13800138000' found using 'kind' does not match …", reported at the union's place: the
+        # field at fault is the discriminator, and the kinds it takes are what the caller needs.
+        discriminator = str(context.get("discriminator", "")).strip("'")
+        if discriminator.isidentifier():
+            location = (*location, discriminator)
+        if kind == "union_tag_not_found":
+            message = "Field required"
+        elif expected := context.get("expected_tags"):
+            message = f"must be one of: {expected}"
+        else:
+            message = "is not a kind this field takes"
+    elif kind == "value_error" and message.startswith(_EMAIL_MESSAGE):
+        # email-validator's reasons quote the characters they refuse ("invalid characters: '_'").
+        message = "is not a valid e-mail address"
+    elif kind == "uuid_parsing":
+        # The parser names the character it stopped at ("found `z` at 11").
+        message = "must be a UUID"
+    else:
+        # A validator of a library, or one of ours, that repeats the value it refused.
+        given = error.get("input")
+        if isinstance(given, str) and len(given) >= _MIN_ECHO and given in message:
+            message = "is not a valid value"
+    return location, message
+
+
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     # Deliberately leave out pydantic's `input`: it may hold personal data.
     rendered = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ())]
+        loc, message = described(error)
+        location = [str(part) for part in loc]
         where = location[0] if location else None
         path = ".".join(location[1:]) if len(location) > 1 else (where or "")
         if error.get("type") == "json_invalid":  # its loc ends in a character position, not a field
             path = ""
-        message = plain_message(error.get("msg", ""))
         rendered.append({"field": path, "location": where, "message": message, "type": error.get("type", "")})
     return rendered
 
