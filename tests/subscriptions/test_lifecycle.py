@@ -370,9 +370,9 @@ class TestPlanChange:
     async def test_a_dearer_period_at_least_as_long_starts_now(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
     ) -> None:
-        # 12 000 a year is less per month than 1 500 a month, but it costs more and runs longer: nothing paid
-        # is cut short by starting it now.
-        await add_plan(client, admin_key, "plus-year", price=12_000, unit="year", family="plus")
+        # 20 000 a year is dearer per month than 1 500 a month and runs longer: an upgrade, starting now
+        # (what is left of the month is billing's to prorate).
+        await add_plan(client, admin_key, "plus-year", price=20_000, unit="year", family="plus")
         _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
         clock.advance(timedelta(days=10))
 
@@ -391,6 +391,40 @@ class TestPlanChange:
             2,
             START + timedelta(days=10),
         )
+
+    async def test_a_longer_period_cheaper_per_month_waits_for_the_end_of_the_paid_one(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        # 15 000 a year costs more than the month and runs longer, but is cheaper per month (1 250): started
+        # now it would throw away the paid month's remaining 29 days, with no credit for them.
+        await add_plan(client, admin_key, "plus-year", price=15_000, unit="year", family="plus")
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.advance(timedelta(days=1))
+        paying = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "plus-year", "payment_ref": next_payment_ref()},
+        )
+        assert (paying.status_code, paying.json()["errors"][0]["field"]) == (422, "payment_ref")
+
+        response = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus-year"})
+
+        # The paid month runs to its end; the yearly plan takes over then.
+        assert response.status_code == 200, response.text
+        changed = response.json()
+        assert (changed["plan"]["code"], changed["pending_plan"]["code"]) == ("plus", "plus-year")
+        assert (changed["period"], changed["period_start"], changed["period_end"], changed["price"]) == (
+            1,
+            sub["period_start"],
+            sub["period_end"],
+            cny(1_500),
+        )
+        [change] = [e["payload"] for e in await events(app, "subscription.plan_changed")]
+        assert at(change["effective_at"]) == at(sub["period_end"])
+        listed = await client.get(f"/v1/subscriptions/{sub['id']}/payments", headers=bearer(ecommerce_key))
+        assert [p["period"] for p in listed.json()["items"]] == [1]  # nothing charged for a year now
 
     async def test_another_family_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str

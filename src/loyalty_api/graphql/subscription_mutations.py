@@ -91,8 +91,8 @@ class ChangeSubscriptionPlanInput:
     plan: str = strawberry.field(description="A plan of the same family; the current one drops a downgrade.")
     payment_ref: str | None = strawberry.field(
         default=UNSET,
-        description="Required for an upgrade (a period that costs more and runs at least as long), whose new "
-        "period starts now; refused for a change that waits for period end.",
+        description="Required for an upgrade (a plan dearer per month whose period runs at least as long), "
+        "whose new period starts now; refused for a change that waits for period end.",
     )
 
 
@@ -220,9 +220,8 @@ class SubscriptionMutations:
         reply=SubscriptionRead,
         work=_change_plan,
         answer={"subscription": MemberSubscription.of},
-        description="Move to another plan of the family: one whose period costs more and runs at least as "
-        "long now, any other at period end: POST "
-        "/v1/subscriptions/{id}/change-plan.",
+        description="Move to another plan of the family: one dearer per month whose period runs at least as "
+        "long now, any other at period end: POST /v1/subscriptions/{id}/change-plan.",
     )
     loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = mutation(
         input=RecordSubscriptionPaymentInput,

@@ -5,12 +5,12 @@
 | trialing  | convert       | active    | the trial ends and the first period is paid               |
 | trialing  | lapse         | past_due  | the trial ends unpaid: grace begins                       |
 | trialing  | cancel        | canceled  | cancel (the trial's benefits last to its end)             |
-| trialing  | upgrade       | active    | a dearer period, as long or longer: paid, starts now      |
+| trialing  | upgrade       | active    | dearer per month, as long or longer: paid, starts now     |
 | trialing  | downgrade     | trialing  | any other plan, from the end of the trial                 |
 | active    | renew         | active    | the period ends and the next one is paid                  |
 | active    | lapse         | past_due  | the period ends unpaid: grace begins                      |
 | active    | cancel        | canceled  | cancel (at period end, or now: then expire at once)       |
-| active    | upgrade       | active    | a dearer period, as long or longer: starts now            |
+| active    | upgrade       | active    | dearer per month, as long or longer: starts now           |
 | active    | downgrade     | active    | any other plan, from the next period                      |
 | past_due  | recover       | active    | the overdue period is paid during grace                   |
 | past_due  | cancel        | canceled  | cancel (nothing paid is left: it expires at once)         |

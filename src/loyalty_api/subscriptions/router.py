@@ -139,7 +139,7 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
 
 @router.post(
     "/subscriptions/{subscription_id}/change-plan",
-    summary="Change plan within the family: a dearer period at least as long now, any other at period end",
+    summary="Change plan within the family: dearer per month, as long or longer now, others at period end",
     responses=problem_responses(
         *_AUTH,
         errors.SubscriptionNotFound,
@@ -152,12 +152,12 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
 async def change_plan(
     subscription_id: uuid.UUID, body: PlanChangeRequest, uow: UoW, caller: Seller
 ) -> SubscriptionRead:
-    """Move to another plan of the same family. A plan whose period costs more than the current period and
-    runs at least as long is an upgrade that starts now with a new paid period, which `payment_ref` pays. Any
-    other is a downgrade that takes over at period end (`pending_plan`), so the time already paid for is never
-    cut short (a yearly plan moving to a monthly one keeps its year, even when the month is dearer per month);
-    nothing is paid for it now, and a `payment_ref` with it is 422. Naming the current plan drops a pending
-    downgrade.
+    """Move to another plan of the same family. A plan dearer per month than the current period and whose
+    period runs at least as long is an upgrade that starts now with a new paid period, which `payment_ref`
+    pays. Any other is a downgrade that takes over at period end (`pending_plan`), so the time already paid
+    for is never thrown away (a yearly plan moving to a monthly one keeps its year, even when the month is
+    dearer per month; a monthly plan moving to a year cheaper per month keeps its paid month); nothing is
+    paid for it now, and a `payment_ref` with it is 422. Naming the current plan drops a pending downgrade.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.plan_changed`."""
     view = await service.change_plan(

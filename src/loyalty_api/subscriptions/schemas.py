@@ -43,8 +43,8 @@ class PlanChangeRequest(BaseModel):
     plan: PlanCode
     payment_ref: PaymentRef | None = Field(
         default=None,
-        description="Required for an upgrade (a period that costs more and runs at least as long), whose new "
-        "period starts now; refused for a change that waits for period end.",
+        description="Required for an upgrade (a plan dearer per month whose period runs at least as long), "
+        "whose new period starts now; refused for a change that waits for period end.",
     )
 
 

@@ -399,11 +399,12 @@ async def change_plan(
     payment_ref: str | None,
     actor: uuid.UUID | None = None,
 ) -> SubscriptionView:
-    """Move to another plan of the same family. A plan whose period costs more than the current one's and
-    runs at least as long is an upgrade: it starts now with a new paid period, which `payment_ref` pays. Any
-    other plan takes over at the end of the current period (a downgrade), with nothing to pay now: starting
-    it now would end the time already paid for early (a year cut to a month, with no credit), so a
-    `payment_ref` for it is refused rather than dropped. Naming the current plan drops a pending change."""
+    """Move to another plan of the same family. A plan dearer per month than the current period and whose
+    period runs at least as long is an upgrade: it starts now with a new paid period, which `payment_ref`
+    pays. Any other plan takes over at the end of the current period (a downgrade), with nothing to pay now:
+    starting it now would end the time already paid for early with no credit (a year cut to a month, or a
+    paid month dropped for a cheaper-per-month year), so a `payment_ref` for it is refused rather than
+    dropped. Naming the current plan drops a pending change."""
     sub = await _locked(uow, subscription_id)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
@@ -415,12 +416,14 @@ async def change_plan(
     now = uow.clock.now()
     if target.id == current.id and sub.pending_plan_id is None:
         raise InvalidField("plan", "is the subscription's plan already")
-    # Starting now replaces the rest of the current period: only a period that costs more and lasts at least
-    # as long leaves the member no paid time short. Compared per month, a monthly plan was "dearer" than a
-    # yearly one and cut a prepaid year to one month.
+    # Starting now replaces the rest of the current period, with no credit for it: only a plan dearer per
+    # month (a real upgrade) whose period lasts at least as long starts now. By price per month alone, a
+    # monthly plan was "dearer" than a yearly one and cut a prepaid year to one month; by price per period
+    # alone, a year cheaper per month started at once and threw away the rest of a paid month. Per month
+    # is compared crosswise, in whole minor units: target price / target months > paid price / paid months.
     upgrade = (
         target.id != current.id
-        and target.price.amount_minor > sub.price_amount_minor
+        and target.price.amount_minor * sub.period_months > sub.price_amount_minor * target.months
         and target.months >= sub.period_months
     )
     periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
