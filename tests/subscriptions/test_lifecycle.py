@@ -3,7 +3,7 @@ worker runs it: trial, payments, renewals, grace, expiry, cancel, resume, plan c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from tests.subscriptions.helpers import (
     read,
     replace_plan,
     run_job,
+    store_as_older_code_did,
     subscribe,
     subscribe_paid,
     subscribe_reply,
@@ -586,3 +587,72 @@ class TestRenewalJob:
             sub = await read(client, ecommerce_key, sub["id"])
             ends.append(at(sub["period_end"]))
         assert [e.astimezone(shanghai).strftime("%Y-%m-%dT%H:%M") for e in ends] == local_ends
+
+    async def test_a_period_stored_by_utc_s_calendar_is_followed_back_to_back(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        # 04:00 on 1 March in Shanghai, 28 February 20:00 in UTC: the release before months turned in the
+        # programme's time zone ended the month by UTC's calendar, on 28 March 20:00 UTC.
+        clock.set(datetime(2027, 2, 28, 20, tzinfo=UTC))
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        stored_end = datetime(2027, 3, 28, 20, tzinfo=UTC)
+        await store_as_older_code_did(
+            app,
+            sub["id"],
+            period_end=stored_end,
+            benefits_until=stored_end + timedelta(days=5),
+            next_action_at=stored_end - NOTICE,
+        )
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+
+        clock.set(stored_end)
+        await run_job(app)
+
+        # Period 2 starts where period 1 ended (not on 31 March, three unpaid days later), a month long.
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["period"], at(sub["period_start"]), at(sub["period_end"])) == (
+            2,
+            stored_end,
+            datetime(2027, 4, 28, 20, tzinfo=UTC),
+        )
+
+    @pytest.mark.parametrize(
+        ("subscribed_in", "renewed_in", "period_2"),
+        [
+            # Subscribed on 28 February in Berlin, 1 March already in Shanghai: counted from 1 March, period 2
+            # would start on 1 April there, three days after period 1 ended.
+            ("Europe/Berlin", "Asia/Shanghai", ("2027-03-28T19:00", "2027-04-28T19:00")),
+            # The other way, period 2 would start on 28 March in Berlin, three days before period 1 ended.
+            ("Asia/Shanghai", "Europe/Berlin", ("2027-03-31T20:00", "2027-04-30T20:00")),
+        ],
+    )
+    async def test_a_change_of_time_zone_keeps_periods_back_to_back(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+        subscribed_in: str,
+        renewed_in: str,
+        period_2: tuple[str, str],
+    ) -> None:
+        await set_program(client, admin_key, timezone=subscribed_in)
+        clock.set(datetime(2027, 2, 28, 20, tzinfo=UTC))
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await pay(client, billing_key, sub["id"], period=2, amount=1_500)
+        clock.set(datetime(2027, 3, 10, tzinfo=UTC))
+        await set_program(client, admin_key, timezone=renewed_in)
+
+        clock.set(at(sub["period_end"]))
+        await run_job(app)
+
+        renewed = await read(client, ecommerce_key, sub["id"])
+        assert renewed["period_start"] == sub["period_end"]
+        assert (renewed["period"], renewed["period_start"][:16], renewed["period_end"][:16]) == (2, *period_2)

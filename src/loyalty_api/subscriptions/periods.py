@@ -98,14 +98,21 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
 
 
 def _anchor_of(
-    sub: Subscription, months: int, number: int, starts_at: datetime | None
+    sub: Subscription, months: int, number: int, starts_at: datetime | None, zone: tzinfo
 ) -> tuple[datetime, int]:
     """Where paid period `number`, of `months` months, counts from: `starts_at` when it starts then (an
     upgrade, a late recovery); the current period's end when the length changes (counting from the old
-    anchor would misplace it); else the subscription's own anchor."""
+    anchor would misplace it), or when the anchor no longer leads to that end; else the subscription's own
+    anchor."""
     if starts_at is not None:
         return starts_at, number
     if months != sub.period_months:
+        return sub.period_end, number
+    # A period stored by another calendar (UTC's, before months turned in the programme's time zone, or the
+    # zone before a change of it) ends where the anchor, counted in `zone`, no longer leads: continuing from
+    # the anchor began the next period days after the stored end (unpaid days, coupons valid only later) or
+    # before it. Periods stay back to back: the next counts from the stored end.
+    if lifecycle.period_bounds(sub.anchor_at, sub.anchor_period, months, number, zone)[0] != sub.period_end:
         return sub.period_end, number
     return sub.anchor_at, sub.anchor_period
 
@@ -119,7 +126,7 @@ def months_paid(payment: SubscriptionPayment, plan: CatalogPlan) -> int:
 def _next_period_end(sub: Subscription, months: int, zone: tzinfo) -> datetime:
     """Where the next period, of `months` months, will end once it begins, following on from this one."""
     number = sub.period_number + 1
-    return lifecycle.period_bounds(*_anchor_of(sub, months, number, None), months, number, zone)[1]
+    return lifecycle.period_bounds(*_anchor_of(sub, months, number, None, zone), months, number, zone)[1]
 
 
 async def zone_of(uow: UnitOfWork) -> ZoneInfo:
@@ -146,13 +153,14 @@ async def begin_paid_period(
     changed since billing charged), and give what it gives at its start. It follows on from the current
     period unless `starts_at` says otherwise (an upgrade starts now)."""
     months = months_paid(payment, plan)
-    sub.anchor_at, sub.anchor_period = _anchor_of(sub, months, number, starts_at)
+    zone = await zone_of(uow)
+    sub.anchor_at, sub.anchor_period = _anchor_of(sub, months, number, starts_at, zone)
     sub.plan_id = plan.id
     sub.pending_plan_id = None
     sub.period_number = number
     sub.period_months = months
     sub.period_start, sub.period_end = lifecycle.period_bounds(
-        sub.anchor_at, sub.anchor_period, months, number, await zone_of(uow)
+        sub.anchor_at, sub.anchor_period, months, number, zone
     )
     sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
     sub.grace_until = None
