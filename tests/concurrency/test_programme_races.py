@@ -1,18 +1,22 @@
-"""Operators configuring the programme at once: the settings and the earning rules. Each request gets a clear
-answer (never a 500), and each change is written, announced and audited once."""
+"""Operators configuring the programme at once: the settings, the earning rules, benefits, plans and tiers.
+Each request gets a clear answer (never a 500), and each change is written, announced and audited once."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from tests.builders import add_tier
+from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
 from tests.inspect_db import events, rows
-from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule
+from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, cny, set_program
+from tests.subscriptions.helpers import add_plan
 
 ROUNDS = 5
 
@@ -71,3 +75,109 @@ class TestProgrammeAtOnce:
         assert Decimal(str(programme["earn_rate"])) in {Decimal(n + 1) for n in range(10)}
         shown = await client.get("/v1/program", headers=bearer(admin_key))
         assert Decimal(shown.json()["earn_rate"]) == Decimal(str(programme["earn_rate"]))
+
+
+async def _race(
+    client: httpx.AsyncClient, admin_key: str, path: str, replaced: dict[str, Any]
+) -> tuple[list[httpx.Response], list[httpx.Response]]:
+    """Six replaces and six deletes of one thing at once: the replaces' and the deletes' answers."""
+    replies = await asyncio.gather(
+        *(client.put(path, json=replaced, headers=bearer(admin_key)) for _ in range(6)),
+        *(client.delete(path, headers=bearer(admin_key)) for _ in range(6)),
+    )
+    return list(replies[:6]), list(replies[6:])
+
+
+def _answered_once(puts: list[httpx.Response], deletes: list[httpx.Response], not_found: str) -> int:
+    """Each replace 200 or 404, one delete 204 and the others 404 with `not_found`; how many replaces
+    applied."""
+    assert {r.status_code for r in puts} <= {200, 404}, [r.text for r in puts]
+    assert all(r.json()["code"] == not_found for r in (*puts, *deletes) if r.status_code == 404)
+    assert Counter(r.status_code for r in deletes) == {204: 1, 404: 5}, [r.text for r in deletes]
+    return sum(r.status_code == 200 for r in puts)
+
+
+async def _deletes_audited(app: FastAPI, subject: str) -> list[dict[str, Any]]:
+    return await rows(
+        app,
+        "SELECT method, status FROM audit_events WHERE subject_id = :id AND method = 'DELETE'",
+        id=subject,
+    )
+
+
+class TestBenefitsPlansAndTiersAtOnce:
+    """As earning rules: a replace racing a delete was a 500 on PostgreSQL (StaleDataError), and every delete
+    answered 204 and announced the deletion."""
+
+    async def test_replaces_and_deletes_of_one_benefit_at_once_answer_200_204_or_404(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        for _ in range(ROUNDS):
+            benefit = await add_benefit(client, admin_key, "10% off", "percent_discount", percent=10)
+            path = f"/v1/benefits/{benefit}"
+            replaced = {"name": "12% off", "kind": "percent_discount", "properties": {"percent": 12}}
+            puts, deletes = await _race(client, admin_key, path, replaced)
+            applied = _answered_once(puts, deletes, "benefit_not_found")
+            assert (await client.get(path, headers=bearer(admin_key))).status_code == 404
+            changes = Counter(
+                e["payload"]["change"]
+                for e in await events(app, "benefit.changed")
+                if e["payload"]["benefit_id"] == benefit
+            )
+            assert changes == Counter(created=1, replaced=applied, deleted=1)
+            assert await _deletes_audited(app, benefit) == [{"method": "DELETE", "status": 204}]
+
+    async def test_replaces_and_deletes_of_one_plan_at_once_answer_200_204_or_404(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        for round_ in range(ROUNDS):
+            code = f"plus-{round_}"
+            plan = await add_plan(client, admin_key, code, price=1_500, unit="month")
+            path = f"/v1/plans/{code}"
+            replaced = {
+                "name": "Plus",
+                "price": cny(1_800),
+                "interval": {"unit": "month", "count": 1},
+                "trial_days": 0,
+                "grace_days": 7,
+                "benefit_ids": [],
+                "coupons": [],
+            }
+            puts, deletes = await _race(client, admin_key, path, replaced)
+            applied = _answered_once(puts, deletes, "plan_not_found")
+            assert (await client.get(path, headers=bearer(admin_key))).status_code == 404
+            changes = Counter(
+                e["payload"]["change"]
+                for e in await events(app, "plan.changed")
+                if e["payload"]["plan_id"] == plan["id"]
+            )
+            assert changes == Counter(created=1, replaced=applied, deleted=1)
+            assert await _deletes_audited(app, code) == [{"method": "DELETE", "status": 204}]
+
+    async def test_replaces_and_deletes_of_one_tier_at_once_answer_200_204_or_404(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_tier(client, admin_key, "base", rank=0)
+        for round_ in range(ROUNDS):
+            code = f"gold-{round_}"
+            await add_tier(client, admin_key, code, rank=1, threshold=1_000)
+            ladder_changes = len(await events(app, "tier_ladder.changed"))
+            path = f"/v1/tiers/{code}"
+            replaced = {
+                "name": "Gold+",
+                "rank": 1,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 2_000,
+                "points_multiplier": "1",
+                "grace_days": 0,
+                "benefit_ids": [],
+            }
+            puts, deletes = await _race(client, admin_key, path, replaced)
+            applied = _answered_once(puts, deletes, "tier_not_found")
+            assert (await client.get(path, headers=bearer(admin_key))).status_code == 404
+            # a new ladder version for each replace applied and the one delete
+            assert len(await events(app, "tier_ladder.changed")) == ladder_changes + applied + 1
+            assert await _deletes_audited(app, code) == [{"method": "DELETE", "status": 204}]

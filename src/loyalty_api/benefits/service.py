@@ -110,7 +110,9 @@ async def replace_benefit(
     uow: UnitOfWork, benefit_id: uuid.UUID, definition: BenefitDefinition
 ) -> BenefitView:
     repo = BenefitRepository(uow.session)
-    row = await repo.get_benefit(benefit_id)
+    # Locked: a delete racing this replace either waits for it or has removed the benefit (404), where an
+    # unlocked read would update a row no longer there (a 500).
+    row = await repo.lock_benefit(benefit_id)
     if row is None:
         raise BenefitNotFound()
     _apply(row, definition)
@@ -139,11 +141,14 @@ async def list_benefits(uow: UnitOfWork, *, limit: int, cursor: str | None) -> P
 async def delete_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> None:
     """Delete a benefit and take it away from every tier that gave it (a new ladder version records that)."""
     repo = BenefitRepository(uow.session)
-    row = await repo.get_benefit(benefit_id)
+    # Locked, and the delete's own answer checked: of two deletes at once only the one that removed the
+    # benefit answers 204 and announces it; the other finds it gone (404).
+    row = await repo.lock_benefit(benefit_id)
     if row is None:
         raise BenefitNotFound()
     granted = await repo.list_sources_of(benefit_id)
-    await repo.delete_benefit(row)
+    if not await repo.delete_benefit(benefit_id):
+        raise BenefitNotFound()
     await _changed(uow, row, "deleted")
     if any(source_type == "tier" for source_type, _ in granted):
         await tiers.record_ladder_version(uow)

@@ -18,6 +18,18 @@ class BenefitRepository:
     async def get_benefit(self, benefit_id: uuid.UUID) -> Benefit | None:
         return await self.session.get(Benefit, benefit_id)
 
+    async def lock_benefit(self, benefit_id: uuid.UUID) -> Benefit | None:
+        """The benefit under lock until commit (None: there is none, or a change that held it deleted it). On
+        PostgreSQL a replace or delete racing another waits here for it, then reads what it left; SQLite's
+        `BEGIN IMMEDIATE` has serialized them already."""
+        result = await self.session.execute(
+            select(Benefit)
+            .where(Benefit.id == benefit_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def list_benefits(self, *, after_id: uuid.UUID | None, limit: int) -> Sequence[Benefit]:
         """Benefits by id (oldest first), those after `after_id`."""
         query = select(Benefit)
@@ -36,10 +48,13 @@ class BenefitRepository:
     async def save_benefit(self) -> None:
         await self.session.flush()
 
-    async def delete_benefit(self, benefit: Benefit) -> None:
-        await self.session.execute(delete(BenefitGrant).where(BenefitGrant.benefit_id == benefit.id))
-        await self.session.delete(benefit)
-        await self.session.flush()
+    async def delete_benefit(self, benefit_id: uuid.UUID) -> bool:
+        """Delete the benefit and its grants; False when there was no benefit to delete."""
+        await self.session.execute(delete(BenefitGrant).where(BenefitGrant.benefit_id == benefit_id))
+        result = await self.session.execute(
+            delete(Benefit).where(Benefit.id == benefit_id).returning(Benefit.id)
+        )
+        return result.scalar_one_or_none() is not None
 
     async def list_grants(
         self, sources: Sequence[tuple[str, uuid.UUID]]

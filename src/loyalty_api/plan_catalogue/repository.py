@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -21,11 +22,12 @@ class PlanRepository:
     async def get_by_code(self, code: str) -> Plan | None:
         return await self.session.scalar(select(Plan).where(Plan.code == code))
 
-    async def lock_by_code(self, code: str, *, to_delete: bool = False) -> Plan | None:
-        """The plan under lock until commit (PostgreSQL): FOR UPDATE to delete it, else FOR KEY SHARE to
-        sell it, so a delete and a subscribe never cross (the one that comes second sees the first's work)."""
+    async def lock_by_code(self, code: str, *, to_change: bool = False) -> Plan | None:
+        """The plan under lock until commit (PostgreSQL): FOR UPDATE to replace or delete it, else FOR KEY
+        SHARE to sell it, so a change and a subscribe never cross, nor two changes (the one that comes second
+        sees the first's work: a plan deleted meanwhile is None)."""
         query = select(Plan).where(Plan.code == code)
-        locked = query.with_for_update() if to_delete else query.with_for_update(read=True, key_share=True)
+        locked = query.with_for_update() if to_change else query.with_for_update(read=True, key_share=True)
         return await self.session.scalar(locked.execution_options(populate_existing=True))
 
     async def insert_plan(self, plan: Plan) -> None:
@@ -35,6 +37,7 @@ class PlanRepository:
     async def save_plan(self) -> None:
         await self.session.flush()
 
-    async def delete_plan(self, plan: Plan) -> None:
-        await self.session.delete(plan)
-        await self.session.flush()
+    async def delete_plan(self, plan_id: uuid.UUID) -> bool:
+        """False when there was no plan to delete."""
+        result = await self.session.execute(delete(Plan).where(Plan.id == plan_id).returning(Plan.id))
+        return result.scalar_one_or_none() is not None

@@ -144,7 +144,10 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
     """Replace a plan's terms. Running subscriptions keep their current period's price and length (see the
     module); those already told what their next period costs are told again when the price changes."""
     repo = PlanRepository(uow.session)
-    row = await repo.get_by_code(code)
+    # Locked: a delete racing this replace either waits for it or has removed the plan (404), where an
+    # unlocked read would update a row no longer there (a 500); subscribes in flight finish first, so those
+    # told the old price are found by the renotice below.
+    row = await repo.lock_by_code(code, to_change=True)
     if row is None:
         raise PlanNotFound()
     old_price = (row.price_amount_minor, row.price_currency)
@@ -160,13 +163,15 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
 async def delete_plan(uow: UnitOfWork, code: str) -> None:
     """Delete a plan nobody ever subscribed to; one with subscriptions is deactivated instead (PUT)."""
     repo = PlanRepository(uow.session)
-    row = await repo.lock_by_code(code, to_delete=True)
+    row = await repo.lock_by_code(code, to_change=True)
     if row is None:
         raise PlanNotFound()
     if await SubscriptionRepository(uow.session).exists_subscription_to(row.id):
         raise PlanInUse()
     await BenefitRepository(uow.session).replace_grants("plan", row.id, [])
-    await repo.delete_plan(row)
+    # The delete's own answer checked: only the one that removed the plan answers 204 and announces it.
+    if not await repo.delete_plan(row.id):
+        raise PlanNotFound()
     await _changed(uow, row, "deleted")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -34,6 +34,15 @@ class TierRepository:
         result = await self.session.execute(select(Tier).where(Tier.code == code))
         return result.scalar_one_or_none()
 
+    async def lock_by_code(self, code: str) -> Tier | None:
+        """The tier under lock until commit (None: there is none, or a change that held it deleted it). On
+        PostgreSQL a replace or delete racing another waits here for it, then reads what it left; SQLite's
+        `BEGIN IMMEDIATE` has serialized them already."""
+        result = await self.session.execute(
+            select(Tier).where(Tier.code == code).with_for_update().execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def exists_rank(self, rank: int, *, other_than: uuid.UUID | None = None) -> bool:
         query = select(Tier.id).where(Tier.rank == rank)
         if other_than is not None:
@@ -47,9 +56,10 @@ class TierRepository:
     async def save_tier(self) -> None:
         await flush_unique(self.session)
 
-    async def delete_tier(self, tier: Tier) -> None:
-        await self.session.delete(tier)
-        await self.session.flush()
+    async def delete_tier(self, tier_id: uuid.UUID) -> bool:
+        """False when there was no tier to delete."""
+        result = await self.session.execute(delete(Tier).where(Tier.id == tier_id).returning(Tier.id))
+        return result.scalar_one_or_none() is not None
 
     async def count_members_on(self, tier_id: uuid.UUID) -> int:
         """Members on the tier whom an operator can move: an erased member is nobody's to move."""

@@ -213,7 +213,9 @@ async def replace_tier(
 ) -> LadderTier:
     _check(definition)
     repo = TierRepository(uow.session)
-    row = await repo.get_by_code(code)
+    # Locked: a delete racing this replace either waits for it or has removed the tier (404), where an
+    # unlocked read would update a row no longer there (a 500).
+    row = await repo.lock_by_code(code)
     if row is None:
         raise TierNotFound()
     await _apply(uow, row, definition)
@@ -226,7 +228,10 @@ async def replace_tier(
 
 async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None) -> None:
     repo = TierRepository(uow.session)
-    row = await repo.get_by_code(code)
+    # Locked (a member being moved onto it meanwhile is counted below once that commits), and the
+    # delete's own answer checked: of two deletes at once only the one that removed the tier answers 204 and
+    # records a ladder version; the other finds it gone (404).
+    row = await repo.lock_by_code(code)
     if row is None:
         raise TierNotFound()
     holders = await repo.count_members_on(row.id)
@@ -234,7 +239,8 @@ async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None
         raise TierInUse(f"{holders} members hold this tier", members=holders)
     await BenefitRepository(uow.session).replace_grants("tier", row.id, [])
     await repo.clear_erased_on(row.id)
-    await repo.delete_tier(row)
+    if not await repo.delete_tier(row.id):
+        raise TierNotFound()
     await record_ladder_version(uow, actor)
 
 
