@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,11 +87,6 @@ class CatalogPlan:
     def months(self) -> int:
         """The length of one period in calendar months."""
         return self.interval_count * (12 if self.interval is Interval.year else 1)
-
-    @property
-    def monthly_price(self) -> Fraction:
-        """The price per month in minor units, exactly (a yearly plan counts as 1/12 a month)."""
-        return Fraction(self.price.amount_minor, self.months)
 
 
 @dataclass(frozen=True, slots=True)
