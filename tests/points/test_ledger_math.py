@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -9,8 +8,6 @@ from hypothesis import strategies as st
 
 from loyalty_api.points.ledger import (
     LotBalance,
-    SpendLeft,
-    plan_give_back,
     plan_spending,
     points_refund_shares,
     refund_shares,
@@ -28,28 +25,6 @@ class TestPlanSpending:
     def test_refuses_to_overspend(self) -> None:
         with pytest.raises(ValueError, match="invariant"):
             plan_spending([LotBalance(uuid.uuid4(), 5)], 6)
-
-
-class TestPlanGiveBack:
-    def test_never_expiring_then_latest_to_expire_then_those_past_their_end_then_fresh(self) -> None:
-        now = datetime(2026, 6, 1, tzinfo=UTC)
-        ended, soon, later, never = (uuid.uuid4() for _ in range(4))
-        spends = [
-            SpendLeft(ended, ended, 10, now - timedelta(days=1)),
-            SpendLeft(soon, soon, 10, now + timedelta(days=1)),
-            SpendLeft(later, later, 10, now + timedelta(days=90)),
-            SpendLeft(never, never, 10, None),
-        ]
-        assert plan_give_back(spends, 15, now).to_lots == [(never, never, 10), (later, later, 5)]
-        whole = plan_give_back(spends, 45, now)
-        assert whole.to_lots == [(never, never, 10), (later, later, 10), (soon, soon, 10)]
-        assert (whole.past_end, whole.fresh, whole.live, whole.expired) == ([(ended, 10)], 5, 35, 10)
-
-    def test_a_lot_ending_now_has_ended(self) -> None:
-        now = datetime(2026, 6, 1, tzinfo=UTC)
-        spend = uuid.uuid4()
-        give = plan_give_back([SpendLeft(spend, spend, 10, now)], 10, now)
-        assert (give.live, give.expired) == (0, 10)
 
 
 class TestRefundShares:

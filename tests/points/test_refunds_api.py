@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
@@ -368,108 +366,6 @@ class TestARefundedOrderTakesNoNewPoints:
         assert (again.status_code, again.json()) == (200, first.json())
         unkeyed = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
         assert (unkeyed.status_code, unkeyed.json()["code"]) == (409, "order_already_earned")
-
-
-async def lots_of(app: FastAPI, member_id: str) -> list[tuple[int, int]]:
-    """The member's lots as (points, remaining), oldest first."""
-    found = await rows(
-        app,
-        "SELECT points, remaining FROM point_lots WHERE member_id = :m ORDER BY created_at, id",
-        m=uuid.UUID(member_id),
-    )
-    return [(lot["points"], lot["remaining"]) for lot in found]
-
-
-class TestRedeemedPointsGoBackToTheirLots:
-    """A refund gave redeemed points back as a fresh lot with a full expiry: redeemed the day before they
-    expired, then refunded, they lived another year, and again after the next redeem and refund."""
-
-    async def test_a_refund_after_a_redeem_keeps_the_points_original_expiry(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
-        expiring = (await points(client, pos_key, member_id))["expiring"]
-        clock.advance(timedelta(days=364))  # the day before they expire
-        await redeem(client, pos_key, member_id, 100, "SPENT")
-        back = await refund_by(client, pos_key, "SPENT", full=True)
-        assert (back["points_given_back"], back["given_back_expired"], back["balance"]) == (100, 0, 100)
-        summary = await points(client, pos_key, member_id)
-        assert (summary["balance"], summary["expiring"]) == (100, expiring)
-        assert await lots_of(app, member_id) == [(100, 100)]  # the earn's lot, no fresh one
-        await assert_ledger_invariant(app, member_id)
-        clock.advance(timedelta(days=2))  # they end as they would have
-        assert (await points(client, pos_key, member_id))["balance"] == 0
-        assert (await expire_points(app.state.units)).points == 100
-        await assert_ledger_invariant(app, member_id)
-
-    async def test_points_whose_lot_ended_are_given_back_to_the_order_not_the_balance(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
-        clock.advance(timedelta(days=364))
-        await redeem(client, pos_key, member_id, 100, "SPENT", order_total=cny(1_000))
-        clock.advance(timedelta(days=2))  # the lot they came from has ended
-        back = await refund_by(client, pos_key, "SPENT", amount=cny(1_000))
-        assert (back["points_given_back"], back["given_back_expired"]) == (0, 100)
-        assert (back["balance"], back["points_refundable"], back["refunded_total"]) == (0, 0, cny(1_000))
-        [event] = await events(app, "points.refunded")
-        assert (event["payload"]["given_back"], event["payload"]["given_back_expired"]) == (0, 100)
-        assert (await points(client, pos_key, member_id))["balance"] == 0
-        await assert_ledger_invariant(app, member_id)
-        again = await client.post("/v1/orders/SPENT/refund", json={"full": True}, headers=bearer(pos_key))
-        assert (again.status_code, again.json()["code"]) == (422, "refund_exceeds_order")
-
-    async def test_partial_refunds_give_back_the_latest_to_expire_first(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="FIRST")  # 100, ending in 12 months
-        clock.advance(timedelta(days=180))
-        await earn(client, pos_key, member_id, 10_000, order_ref="SECOND")  # 100, ending 6 months later
-        # 100 of FIRST's points, 50 of SECOND's
-        await redeem(client, pos_key, member_id, 150, "PAID", order_total=cny(15_000))
-        assert await lots_of(app, member_id) == [(100, 0), (100, 50)]
-        third = await refund_by(client, pos_key, "PAID", amount=cny(5_000))
-        assert (third["points_given_back"], third["given_back_expired"]) == (50, 0)
-        assert await lots_of(app, member_id) == [(100, 0), (100, 100)]  # SECOND's first
-        await assert_ledger_invariant(app, member_id)
-        clock.advance(timedelta(days=190))  # FIRST has ended, SECOND is still good
-        second = await refund_by(client, pos_key, "PAID", amount=cny(5_000))
-        assert (second["points_given_back"], second["given_back_expired"], second["balance"]) == (0, 50, 100)
-        await assert_ledger_invariant(app, member_id)
-        rest = await refund_by(client, pos_key, "PAID", full=True)
-        assert (rest["points_given_back"], rest["given_back_expired"]) == (0, 50)
-        assert rest["points_refundable"] == 0
-        assert await lots_of(app, member_id) == [(100, 0), (100, 100)]
-        await assert_ledger_invariant(app, member_id)
-
-    async def test_a_captured_holds_points_go_back_to_their_lot(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
-        expiring = (await points(client, pos_key, member_id))["expiring"]
-        clock.advance(timedelta(days=300))
-        hold_id = await hold_points(client, pos_key, member_id, 60, "WEB-CAP", ttl=900)
-        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
-        assert captured.status_code == 200, captured.text
-        back = await refund_by(client, pos_key, "WEB-CAP", points=40)
-        assert (back["points_given_back"], back["given_back_expired"], back["balance"]) == (40, 0, 80)
-        rest = await refund_by(client, pos_key, "WEB-CAP", full=True)
-        assert (rest["points_given_back"], rest["balance"]) == (20, 100)
-        assert (await points(client, pos_key, member_id))["expiring"] == expiring
-        assert await lots_of(app, member_id) == [(100, 100)]
-        await assert_ledger_invariant(app, member_id)
-
-    async def test_points_spent_before_spends_were_recorded_come_back_as_a_fresh_lot(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")
-        await redeem(client, pos_key, member_id, 100, "OLD-SPEND")
-        async with app.state.units.database.engine.begin() as connection:  # as a spend before migration 0030
-            await connection.execute(text("DELETE FROM lot_spends"))
-        back = await refund_by(client, pos_key, "OLD-SPEND", full=True)
-        assert (back["points_given_back"], back["given_back_expired"], back["balance"]) == (100, 0, 100)
-        assert await lots_of(app, member_id) == [(100, 0), (100, 100)]
-        await assert_ledger_invariant(app, member_id)
 
 
 class TestRefundsOfErasedMembers:

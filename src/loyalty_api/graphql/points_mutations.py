@@ -308,10 +308,7 @@ class PointsRefund:
     )
     order_total: Money | None
     points_taken_back: Long = strawberry.field(description="Earned points taken back by this refund.")
-    points_given_back: Long = strawberry.field(
-        description="Redeemed points given back to the balance by this refund, into the lots they were spent "
-        "from (keeping those lots' expiry); those whose lots had passed their end are in `givenBackExpired`."
-    )
+    points_given_back: Long = strawberry.field(description="Redeemed points given back by this refund.")
     shortfall: Long = strawberry.field(
         description="Earned points the member had already spent, so not taken back."
     )
@@ -321,10 +318,6 @@ class PointsRefund:
     )
     already_expired: Long = strawberry.field(
         description="Earned points of the order not taken back because they had expired already."
-    )
-    given_back_expired: Long = strawberry.field(
-        description="Redeemed points given back to the order but not to the balance: the lots they were "
-        "spent from had passed their end, so they would have expired had they not been spent."
     )
     points_refundable: Long = strawberry.field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
@@ -346,7 +339,6 @@ class PointsRefund:
             shortfall=Long(read.shortfall),
             shortfall_settled=Long(read.shortfall_settled),
             already_expired=Long(read.already_expired),
-            given_back_expired=Long(read.given_back_expired),
             points_refundable=Long(read.points_refundable),
             balance=Long(read.balance),
             available=Long(read.available),

@@ -1111,7 +1111,6 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "shortfall": 0,
                     "shortfall_settled": 0,
                     "already_expired": 0,
-                    "given_back_expired": 0,
                     "points_refundable": 0,
                     "balance": 12535,
                     "available": 12535,

@@ -196,12 +196,9 @@ async def spend_lots(
     *,
     order_ref_first: str | None = None,
     due_last: bool = False,
-    paying_for: str | None = None,
 ) -> None:
     """Take points from the member's lots, oldest expiry first (call with the account row locked); with
-    `due_last`, lots past their end only once the others are empty. With `paying_for` (the points pay for that
-    order: a redeem, a hold's capture), which lots they came from is recorded, so the order's refunds give
-    them back there, with the lots' own expiry (points/refunds.py)."""
+    `due_last`, lots past their end only once the others are empty."""
     if points <= 0:
         return
     lots = LotRepository(uow.session)
@@ -209,10 +206,7 @@ async def spend_lots(
     if due_last:
         due = {lot.lot_id for lot in await lots.list_due_lots(member_id, uow.clock.now())}
         live = [lot for lot in live if lot.lot_id not in due] + [lot for lot in live if lot.lot_id in due]
-    plan = plan_spending(live, points)
-    await lots.take(member_id, plan)
-    if paying_for is not None:
-        await lots.insert_spends(member_id, paying_for, plan, uow.clock.now())
+    await lots.take(member_id, plan_spending(live, points))
 
 
 async def debit_available(

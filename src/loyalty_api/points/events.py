@@ -89,10 +89,7 @@ class PointsRefunded(Event):
         "An order was refunded: earned points taken back and redeemed points given back. `refunded` is the "
         "share of the order's total this refund covers (zero when the total is not known: see `refunded_by` "
         "and `given_back`). `shortfall_settled`: points given back that settled the member's shortfalls on "
-        "earlier refunds. `already_expired`: earned points not taken back because they had expired. "
-        "`given_back`: redeemed points returned to the balance, into the lots they were spent from. "
-        "`given_back_expired`: redeemed points given back to the order but not to the balance: the lots "
-        "they were spent from had passed their end, so they would have expired had they not been spent."
+        "earlier refunds. `already_expired`: earned points not taken back because they had expired."
     )
 
     member_id: uuid.UUID
@@ -106,7 +103,6 @@ class PointsRefunded(Event):
     shortfall_settled: int = 0
     already_expired: int = 0
     order_total: MoneyPayload | None = None
-    given_back_expired: int = 0
 
 
 class PointsExpired(Event):

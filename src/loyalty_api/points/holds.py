@@ -208,7 +208,7 @@ async def capture_hold(
         raise HoldNotActive("The hold has just ended", hold_status="ended")
     # A read counts held points against the lots still good: those are spent, and any past their end are left
     # for the expiry, as a read before the capture showed.
-    await spend_lots(uow, hold.member_id, captured, due_last=True, paying_for=hold.order_ref)
+    await spend_lots(uow, hold.member_id, captured, due_last=True)
     await OrderRepository(uow.session).add_redeemed(
         hold.order_ref,
         hold.member_id,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 # What changed a member's points: each ledger entry is one of these.
@@ -72,63 +71,6 @@ def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UU
     if left:
         raise ValueError(f"lots hold {points - left} points, {points} needed: the ledger invariant is broken")
     return plan
-
-
-@dataclass(frozen=True, slots=True)
-class SpendLeft:
-    """Points an order's payment took from one lot (a `lot_spends` row) that no refund gave back yet, and
-    when that lot ends (None: never)."""
-
-    spend_id: uuid.UUID
-    lot_id: uuid.UUID
-    left: int
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class GiveBack:
-    """Where a refund's `points` given back go: back to the lots they were spent from (`to_lots`: spend, lot,
-    points), as given back on spends whose lot has passed its end (`past_end`: spend, points; they would have
-    expired had they not been spent, so they are not the member's again), and, for points spent before spends
-    were recorded, a fresh lot (`fresh`)."""
-
-    to_lots: list[tuple[uuid.UUID, uuid.UUID, int]]
-    past_end: list[tuple[uuid.UUID, int]]
-    fresh: int
-
-    @property
-    def expired(self) -> int:
-        return sum(points for _, points in self.past_end)
-
-    @property
-    def live(self) -> int:
-        """The points that return to the balance."""
-        return sum(points for _, _, points in self.to_lots) + self.fresh
-
-
-def plan_give_back(spends: Sequence[SpendLeft], points: int, now: datetime) -> GiveBack:
-    """Give `points` back to the lots an order's payment took them from: never-expiring lots first, then the
-    latest to expire, so the points still good come back first and those past their end last. What the spends
-    do not cover (spent before they were recorded) is a fresh lot."""
-
-    def latest_first(spend: SpendLeft) -> tuple[int, float]:
-        return (0, 0.0) if spend.expires_at is None else (1, -spend.expires_at.timestamp())
-
-    to_lots: list[tuple[uuid.UUID, uuid.UUID, int]] = []
-    past_end: list[tuple[uuid.UUID, int]] = []
-    left = points
-    for spend in sorted(spends, key=latest_first):
-        if left == 0:
-            break
-        moved = min(spend.left, left)
-        if moved <= 0:
-            continue
-        if spend.expires_at is not None and spend.expires_at <= now:
-            past_end.append((spend.spend_id, moved))
-        else:
-            to_lots.append((spend.spend_id, spend.lot_id, moved))
-        left -= moved
-    return GiveBack(to_lots=to_lots, past_end=past_end, fresh=left)
 
 
 @dataclass(frozen=True, slots=True)

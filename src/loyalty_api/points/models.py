@@ -99,26 +99,6 @@ class PointLot(IdMixin, Base):
     expires_at: Mapped[datetime | None]
 
 
-class LotSpend(IdMixin, Base):
-    """Points an order's payment with points (a redeem, a hold's capture) took from one lot, and how many of
-    them the order's refunds gave back: a refund returns them to the lot they came from, so they keep its
-    expiry (a fresh lot would let points live another full period, redeem and refund after redeem and
-    refund)."""
-
-    __tablename__ = "lot_spends"
-    __table_args__ = (
-        CheckConstraint("points > 0", name="points_positive"),
-        CheckConstraint("given_back >= 0 AND given_back <= points", name="given_back_within_points"),
-    )
-
-    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("point_lots.id"))
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
-    order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH), index=True)
-    points: Mapped[int] = mapped_column(BigInteger)
-    given_back: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime]
-
-
 class Hold(IdMixin, Base):
     """Points reserved for a checkout until it is captured, released, or expires."""
 

@@ -32,7 +32,6 @@ from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
     RefundKind,
     RefundShares,
-    plan_give_back,
     points_refund_shares,
     refund_shares,
     refunded_for_points,
@@ -55,7 +54,6 @@ class RefundResult:
     shortfall: int
     shortfall_settled: int
     already_expired: int
-    given_back_expired: int
     points_refundable: int
     balance: int
     available: int
@@ -203,18 +201,7 @@ async def refund(
     plan = _plan(order, amount=amount, points=points)
     program = await get_program(uow)
 
-    lots = LotRepository(uow.session)
-    # Redeemed points go back to the lots they were spent from, keeping those lots' expiry: a fresh lot would
-    # let points redeemed the day before they expire live another full period. Those whose lot has passed
-    # its end would have expired had they not been spent: given back to the order, not to the balance
-    # (`given_back_expired`, as `already_expired` on the take-back side).
-    give_back = plan_give_back(
-        await lots.list_spends_left(order.member_id, order_ref) if plan.shares.give_back else [],
-        plan.shares.give_back,
-        now,
-    )
-    give = give_back.live
-    given_back_expired = give_back.expired
+    give = plan.shares.give_back
     # Points of the order that expired are gone already: taking them back again would take other points.
     # (Read only when the refund takes anything back: one that only gives redeemed points back skips it.)
     already_expired = 0
@@ -235,7 +222,7 @@ async def refund(
 
     order.refunded_minor += plan.money
     order.points_taken_back += take + already_expired
-    order.points_given_back += give + given_back_expired
+    order.points_given_back += give
     order.points_shortfall += shortfall
     order.updated_at = now
     order_total = _total(order)
@@ -255,21 +242,13 @@ async def refund(
             "given_back": give,
             "shortfall": shortfall,
             **({"already_expired": already_expired} if already_expired else {}),
-            **({"given_back_expired": given_back_expired} if given_back_expired else {}),
             **(details or {}),
         },
         actor=actor,
         partner_id=partner_id,
     )
-    await lots.give_back(order.member_id, give_back)
-    # Points spent before spends were recorded: a fresh lot, as they always were.
     await credit_lot(
-        uow,
-        program,
-        member_id=order.member_id,
-        entry_id=entry_id,
-        points=give_back.fresh,
-        order_ref=order_ref,
+        uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref
     )
     await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
     settled_total, state = await settle_shortfalls(
@@ -292,7 +271,6 @@ async def refund(
             shortfall=shortfall,
             shortfall_settled=settled_total,
             already_expired=already_expired,
-            given_back_expired=given_back_expired,
             balance=state.balance,
             refunded_by=refunded_by,
             order_total=None if order_total is None else money_payload(order_total),
@@ -311,7 +289,6 @@ async def refund(
         shortfall=shortfall,
         shortfall_settled=settled_total,
         already_expired=already_expired,
-        given_back_expired=given_back_expired,
         points_refundable=order.points_redeemed - order.points_given_back,
         balance=state.balance,
         available=state.available,

@@ -45,13 +45,12 @@ from loyalty_api.orders.repository import (
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
-from loyalty_api.points.ledger import EntryType, GiveBack, LotBalance, SpendLeft, StoredAccount
-from loyalty_api.points.models import Hold, LedgerEntry, LotSpend, PointLot, PointsAccount, ReferralReward
+from loyalty_api.points.ledger import EntryType, LotBalance, StoredAccount
+from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
 _LOTS = cast(Table, PointLot.__table__)
-_SPENDS = cast(Table, LotSpend.__table__)
 _EVENTS = cast(Table, OutboxEvent.__table__)
 _MEMBERS = cast(Table, Member.__table__)
 _REFERRALS = cast(Table, ReferralReward.__table__)
@@ -630,55 +629,6 @@ class LotRepository:
     async def take(self, member_id: uuid.UUID, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
         for lot_id, points in plan:
             await _TAKE_FROM_LOT.execute(self.session, {"holder": member_id, "lot": lot_id, "taken": points})
-
-    async def insert_spends(
-        self, member_id: uuid.UUID, order_ref: str, plan: Sequence[tuple[uuid.UUID, int]], now: datetime
-    ) -> None:
-        """Record which lots an order's payment took its points from (`plan`: lot, points)."""
-        if plan:
-            await self.session.execute(
-                insert(_SPENDS),
-                [
-                    {
-                        "id": new_id(),
-                        "lot_id": lot_id,
-                        "member_id": member_id,
-                        "order_ref": order_ref,
-                        "points": points,
-                        "given_back": 0,
-                        "created_at": now,
-                    }
-                    for lot_id, points in plan
-                ],
-            )
-
-    async def list_spends_left(self, member_id: uuid.UUID, order_ref: str) -> list[SpendLeft]:
-        """What the member's payments for the order took from each lot and no refund gave back yet, with the
-        lot's end."""
-        rows = await self.session.execute(
-            select(LotSpend.id, LotSpend.lot_id, LotSpend.points - LotSpend.given_back, PointLot.expires_at)
-            .join(PointLot, PointLot.id == LotSpend.lot_id)
-            .where(
-                LotSpend.member_id == member_id,
-                LotSpend.order_ref == order_ref,
-                LotSpend.given_back < LotSpend.points,
-                PointLot.member_id == member_id,
-            )
-            .order_by(LotSpend.id)
-        )
-        return [SpendLeft(spend, lot, int(left), expires_at) for spend, lot, left, expires_at in rows]
-
-    async def give_back(self, member_id: uuid.UUID, give: GiveBack) -> None:
-        """Return points to the lots they were spent from and count them as given back on their spends (those
-        of lots past their end on the spends only)."""
-        for spend_id, points in [(spend, points) for spend, _, points in give.to_lots] + give.past_end:
-            await self.session.execute(
-                update(_SPENDS)
-                .where(_SPENDS.c.member_id == member_id, _SPENDS.c.id == spend_id)
-                .values(given_back=_SPENDS.c.given_back + points)
-            )
-        for _, lot_id, points in give.to_lots:
-            await _TAKE_FROM_LOT.execute(self.session, {"holder": member_id, "lot": lot_id, "taken": -points})
 
     async def list_members_with_due_lots(
         self, now: datetime, *, after: uuid.UUID | None, limit: int

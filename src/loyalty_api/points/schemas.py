@@ -204,11 +204,7 @@ class RefundRead(ReadModel):
     )
     order_total: MoneyRead | None = Field(description="The order's total; null when it is not known.")
     points_taken_back: int = Field(description="Earned points taken back by this refund.")
-    points_given_back: int = Field(
-        description="Redeemed points given back to the balance by this refund, into the lots they were "
-        "spent from (keeping those lots' expiry); those whose lots had passed their end are in "
-        "`given_back_expired`."
-    )
+    points_given_back: int = Field(description="Redeemed points given back by this refund.")
     shortfall: int = Field(description="Earned points the member had already spent, so not taken back.")
     shortfall_settled: int = Field(
         description="Points given back by this refund that went to settle the member's shortfalls on earlier "
@@ -217,10 +213,6 @@ class RefundRead(ReadModel):
     already_expired: int = Field(
         description="Earned points of the order not taken back because they had expired already (the member "
         "lost them then; taking them back would take other points)."
-    )
-    given_back_expired: int = Field(
-        description="Redeemed points given back to the order but not to the balance: the lots they were "
-        "spent from had passed their end, so they would have expired had they not been spent."
     )
     points_refundable: int = Field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."

@@ -362,7 +362,7 @@ async def redeem(
     total = None if order_total is None else (order_total.currency, order_total.amount_minor)
     if not await orders.claim_redeem(order_ref, member_id, points=points, total=total, now=now):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyRedeemed)
-    await spend_lots(uow, member_id, points, paying_for=order_ref)
+    await spend_lots(uow, member_id, points)
     await record_entry(
         uow,
         member_id=member_id,
