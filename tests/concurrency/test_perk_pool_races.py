@@ -17,7 +17,7 @@ from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.plan_catalogue.service import get_catalogue
 from tests.builders import enrol, make_partner_key
 from tests.conftest import UNLIMITED, bearer, units_of
-from tests.inspect_db import rows
+from tests.inspect_db import events, rows
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, subscribe_paid
 
@@ -101,3 +101,42 @@ async def test_a_grant_skips_the_code_another_holds_on_postgresql(
     )
     assert sorted(g["status"] for g in given) == ["issued", "issued"]
     assert len({g["code_id"] for g in given}) == 2
+
+
+async def test_members_back_from_a_suspension_while_codes_come_all_get_one(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """Members reactivated while the partner uploads: each owed perk is granted once, by the return or by the
+    upload, whichever commits second; none is left owed beside an unused code."""
+    await set_program(client, admin_key)
+    made = await client.post(
+        "/v1/partners", json={"code": "race-meals", "name": "Race"}, headers=bearer(admin_key)
+    )
+    key = await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]), rate_limit=UNLIMITED)
+    await add_plan(client, admin_key, "meals", partner_perks=[POOLED])
+    members = [str((await enrol(client, pos_key))["id"]) for _ in range(6)]
+    for member in members:
+        await subscribe_paid(client, admin_key, member, "meals")
+        suspended = await client.patch(
+            f"/v1/members/{member}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+
+    replies = await asyncio.gather(
+        *(
+            client.patch(f"/v1/members/{member}", json={"status": "active"}, headers=bearer(admin_key))
+            for member in members
+        ),
+        client.post(
+            "/v1/partner/perk-codes",
+            json={"perk": "meal-pass", "codes": [f"MEAL-{n}" for n in range(6)]},
+            headers=bearer(key),
+        ),
+    )
+    assert [r.status_code for r in replies] == [200] * 7, [r.text for r in replies if r.is_error]
+
+    perks = await rows(app, "SELECT id, status FROM partner_perks")
+    assert Counter(p["status"] for p in perks) == {"issued": 6}
+    taken = await rows(app, "SELECT perk_id FROM partner_perk_codes WHERE perk_id IS NOT NULL")
+    assert len(taken) == len({t["perk_id"] for t in taken}) == 6
+    assert len(await events(app, "partner.perk_granted")) == 6

@@ -175,9 +175,18 @@ class TestUpload:
             assert await perks_of(client, admin_key, gone) == []  # nothing is owed them any more
 
     async def test_a_perk_owed_to_a_suspended_member_waits_until_they_are_active_again(
-        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str, delivery: str
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
     ) -> None:
+        """An upload while the member is suspended passes them over; once they are active again they get the
+        code it left unused, at once (it stayed unused, and a newer subscriber took it before them)."""
         member = str((await enrol(client, pos_key))["id"])
+        await link(client, pos_key, delivery, member, "delivery", "D-1")
         await subscribe_paid(client, ecommerce_key, member, "video-annual")
 
         async def set_status(status: str) -> None:
@@ -190,11 +199,77 @@ class TestUpload:
         assert await pool(client, delivery) == {"perk": "month-pass", "available": 0, "owed": 0}
         sent = await upload(client, delivery, ["C-1"])
         assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (0, 1, 0)
+        assert await events(app, "partner.perk_granted") == []
+
         await set_status("active")
-        assert await pool(client, delivery) == {"perk": "month-pass", "available": 1, "owed": 1}
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 0, "owed": 0}
+        assert [(p["code"], p["status"]) for p in await perks_of(client, pos_key, member)] == [
+            ("C-1", "issued")
+        ]
+        told = await events(app, "partner.perk_granted")
+        assert [(e["payload"]["code"], e["payload"]["partner_customer_ref"]) for e in told] == [
+            ("C-1", "D-1")
+        ]
+
+        # a newer subscriber waits for the next code
+        newer = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, ecommerce_key, newer, "video-annual")
+        assert [p["status"] for p in await perks_of(client, pos_key, newer)] == ["owed"]
         sent = await upload(client, delivery, ["C-2"])
-        assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (1, 1, 0)
+        assert (sent.json()["granted"], sent.json()["available"], sent.json()["owed"]) == (1, 0, 0)
+        assert [p["code"] for p in await perks_of(client, pos_key, newer)] == ["C-2"]
+        await set_status("suspended")
+        await set_status("active")  # nothing more is owed them
         assert [p["code"] for p in await perks_of(client, pos_key, member)] == ["C-1"]
+        assert len(await events(app, "partner.perk_granted")) == 2
+
+    async def test_an_upload_gives_owed_perks_every_unused_code_not_only_its_own(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+    ) -> None:
+        """Codes left unused beside an owed perk (the member came back while the partner was suspended) go to
+        the next upload's owed perks, oldest first, though that upload adds fewer codes, or none."""
+        older, newer = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        for member in (older, newer):
+            await subscribe_paid(client, ecommerce_key, member, "video-annual")
+        for member in (older, newer):
+            suspended = await client.patch(
+                f"/v1/members/{member}", json={"status": "suspended"}, headers=bearer(admin_key)
+            )
+            assert suspended.status_code == 200, suspended.text
+        sent = await upload(client, delivery, ["C-1", "C-2"])
+        assert (sent.json()["granted"], sent.json()["available"]) == (0, 2)
+
+        async def set_partner(status: str) -> None:
+            body = {"name": "delivery", "status": status}
+            changed = await client.put("/v1/partners/delivery", json=body, headers=bearer(admin_key))
+            assert changed.status_code == 200, changed.text
+
+        await set_partner("suspended")
+        for member in (newer, older):  # a suspended partner grants nothing
+            active = await client.patch(
+                f"/v1/members/{member}", json={"status": "active"}, headers=bearer(admin_key)
+            )
+            assert active.status_code == 200, active.text
+        await set_partner("active")
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 2, "owed": 2}
+
+        sent = await upload(client, delivery, ["C-1"])  # a repeat: it adds nothing
+        assert sent.json() == {
+            "perk": "month-pass",
+            "added": 0,
+            "duplicates": 1,
+            "granted": 2,
+            "available": 0,
+            "owed": 0,
+        }
+        assert [p["code"] for p in await perks_of(client, pos_key, older)] == ["C-1"]
+        assert [p["code"] for p in await perks_of(client, pos_key, newer)] == ["C-2"]
 
     @pytest.mark.parametrize(
         "body",

@@ -78,8 +78,12 @@ async def upload_codes(
             for code in dict.fromkeys(codes)
         ]
     )
+    # Every unused code may go to the owed perks, not only those this upload added: a code left unused
+    # beside an owed perk (an upload while its member was suspended, their return while the partner was)
+    # goes now, oldest perk first, even with an upload that adds nothing new.
+    available, _ = await repo.pool_counts(partner.id, perk)
     granted = 0
-    for owed in await repo.lock_owed(partner.id, perk, limit=added) if added else ():
+    for owed in await repo.lock_owed(partner.id, perk, limit=available) if available else ():
         code = await take_pool_code(uow, partner, perk, owed.id)
         if code is None:
             break

@@ -114,6 +114,40 @@ async def void_owed_perks(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     return await PerkRepository(uow.session).delete_owed_of_member(member_id)
 
 
+async def grant_owed_perks(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+    """A member active again (after a suspension) gets the perks owed them from their pools' unused codes,
+    oldest first, as an upload would give them: the uploads made while they were suspended passed them over
+    and left those codes unused, and the next upload may be far off (meanwhile a newer subscriber would take
+    the code). A perk whose pool is empty stays owed for the next upload; a suspended partner's stays owed
+    too (it gives nothing, as at a period's start). Call with the member's row locked, once their status is
+    saved; how many were granted."""
+    partners = PartnerRepository(uow.session)
+    perks = PerkRepository(uow.session)
+    granted = 0
+    for owed in await perks.lock_owed_of_member(member_id):
+        partner = await partners.get(owed.partner_id)
+        if partner is None or partner.status != "active" or owed.pool is None:
+            continue
+        # An upload in flight commits first and its codes are seen here; one after this waits for it to
+        # commit, and finds the member active and this perk granted.
+        await perks.share_partner(partner.id)
+        code = await take_pool_code(uow, partner, owed.pool, owed.id)
+        if code is None:
+            continue
+        await announce_perk(
+            uow,
+            partner,
+            perk_id=owed.id,
+            member_id=member_id,
+            code=code,
+            name=owed.name,
+            plan=owed.plan_code,
+            period=owed.period_number,
+        )
+        granted += 1
+    return granted
+
+
 async def take_pool_code(uow: UnitOfWork, partner: Partner, pool: str, perk_id: uuid.UUID) -> str | None:
     """Give the owed perk the pool's oldest unused code and mark it granted; the code, or None if none is
     left."""

@@ -381,6 +381,16 @@ class PerkRepository:
         )
         return found.all()
 
+    async def lock_owed_of_member(self, member_id: uuid.UUID) -> Sequence[PartnerPerk]:
+        """The member's perks owed from pools, oldest first, locked."""
+        found = await self.session.scalars(
+            select(PartnerPerk)
+            .where(PartnerPerk.member_id == member_id, PartnerPerk.status == "owed")
+            .order_by(PartnerPerk.id)
+            .with_for_update()
+        )
+        return found.all()
+
     async def delete_owed_of_member(self, member_id: uuid.UUID) -> int:
         """For a member closed or erased: their perks still owed go (never given, never told to the
         partner); how many."""

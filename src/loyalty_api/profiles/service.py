@@ -27,7 +27,7 @@ from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
-from loyalty_api.partners.perks import void_owed_perks
+from loyalty_api.partners.perks import grant_owed_perks, void_owed_perks
 from loyalty_api.points.accounts import release_member_holds
 from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.profiles.errors import (
@@ -381,7 +381,9 @@ async def update(
         member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
         member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
         changed.append("birthday")
+    returning = False
     if not isinstance(status, _Unset):
+        returning = status == MemberStatus.active and member.status != MemberStatus.active
         member.status = status
         changed.append("status")
     if not isinstance(marketing_consent, _Unset):
@@ -415,6 +417,10 @@ async def update(
             ),
             member.id,
         )
+        if returning:
+            # Uploads of partner codes while they were suspended passed them over: they get their owed
+            # perks now, from the codes those left unused.
+            await grant_owed_perks(uow, member_id)
     return await get_member(uow, member_id)
 
 
