@@ -26,8 +26,9 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.settings import Settings
 from tests.apps import client_for
-from tests.builders import add_partner, unique_phone
+from tests.builders import add_partner, enrol, unique_phone
 from tests.conftest import START, bearer
+from tests.graphql.helpers import graphql
 from tests.inspect_db import count
 from tests.test_cli import _clean_env, _cli
 
@@ -167,6 +168,45 @@ class TestRotation:
             assert await _status(client, new, EVENT_TYPES) == 200
         assert (await _summary(units, old)).status == auth_service.KeyStatus.expired
         assert (await _summary(units, new)).status == auth_service.KeyStatus.active
+
+    async def test_a_request_sent_again_with_the_new_key_replays_and_is_done_once(
+        self, client: httpx.AsyncClient, units: UnitsOfWork
+    ) -> None:
+        """An Idempotency-Key belongs to the key and to the keys that replace it: a till rotated mid-retry
+        must not credit the member twice (REST and GraphQL alike)."""
+        old = await _key(units, Scope.admin)
+        member = (await enrol(client, old))["id"]
+        adjust = f"/v1/members/{member}/adjustments"
+        body = {"points": 500, "reason": "goodwill"}
+        first = await client.post(adjust, json=body, headers={**bearer(old), "Idempotency-Key": "adj-1"})
+        assert first.status_code == 201, first.text
+        mutation = (
+            "mutation($input: AdjustPointsInput!) { loyaltyAdjustPoints(input: $input, idempotencyKey: "
+            '"adj-g") { adjustment { entryId balance } userErrors { code } replayed } }'
+        )
+        given = {"memberId": member, "points": 300, "reason": "goodwill"}
+        by_old = (await graphql(client, old, mutation, input=given))["data"]["loyaltyAdjustPoints"]
+        assert by_old["userErrors"] == [] and by_old["replayed"] is False
+
+        rotation = await _rotate(units, old, overlap=timedelta(hours=24))
+        new = rotation.issued.token
+        again = await client.post(adjust, json=body, headers={**bearer(new), "Idempotency-Key": "adj-1"})
+        assert (again.status_code, again.json()) == (201, first.json())
+        assert again.headers["idempotent-replayed"] == "true"
+        by_new = (await graphql(client, new, mutation, input=given))["data"]["loyaltyAdjustPoints"]
+        assert by_new == {**by_old, "replayed": True}
+        # Rotated once more, the key's line still holds its replies.
+        newer = (await _rotate(units, new, overlap=timedelta(0))).issued.token
+        third = await client.post(adjust, json=body, headers={**bearer(newer), "Idempotency-Key": "adj-1"})
+        assert third.json() == first.json()
+        points = await client.get(f"/v1/members/{member}/points", headers=bearer(newer))
+        assert points.json()["balance"] == 800
+
+        # A key made apart, with the same name and scopes, is no heir: the same Idempotency-Key is its own.
+        stranger = await _key(units, Scope.admin)
+        other = await client.post(adjust, json=body, headers={**bearer(stranger), "Idempotency-Key": "adj-1"})
+        assert other.status_code == 201 and "idempotent-replayed" not in other.headers
+        assert other.json()["entry_id"] != first.json()["entry_id"]
 
     async def test_an_overlap_of_zero_ends_the_old_key_at_once(
         self, units: UnitsOfWork, client: httpx.AsyncClient

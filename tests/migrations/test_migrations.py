@@ -261,3 +261,104 @@ class TestTrialNoticeBackfill:
             await run_job(app)
             assert len(await events(app, "subscription.trial_will_end")) == 1
             assert len(await events(app, "subscription.renewal_due")) == 2  # billing is asked again
+
+
+# api_keys and idempotency_records as 0029 left them.
+_API_KEYS_BEFORE_LINEAGE = sa.table(
+    "api_keys",
+    sa.column("id", sa.Uuid()),
+    sa.column("prefix", sa.String()),
+    sa.column("secret_hash", sa.String()),
+    sa.column("name", sa.String()),
+    sa.column("scopes", JSONDocument),
+    sa.column("created_at", UTCDateTime()),
+)
+_IDEMPOTENCY_RECORDS = sa.table(
+    "idempotency_records",
+    sa.column("id", sa.Uuid()),
+    sa.column("owner", sa.String()),
+    sa.column("key", sa.String()),
+    sa.column("fingerprint", sa.String()),
+    sa.column("state", sa.String()),
+    sa.column("locked_until", UTCDateTime()),
+    sa.column("expires_at", UTCDateTime()),
+)
+
+
+class TestKeyLineageBackfill:
+    """0030 gives each key its line: its own prefix, or, for a key a rotation made, the line of the key it
+    replaced, as the audit log's keys_rotate entries (since 0018) tell; a replacement's replies move to it."""
+
+    async def test_rotations_on_record_join_their_keys_lines_and_replies_follow(self, tmp_path: Path) -> None:
+        now = SystemClock().now()
+        async with fresh_database(tmp_path, "lineage") as url:
+            engine = create_engine(url)
+            try:
+                await upgrade(engine, "0029")
+                async with engine.begin() as connection:
+                    # a1 rotated to b2, b2 to c3; d4 made apart (same name); e5 replaced a key now gone.
+                    for prefix in ("a1a1a1a1", "b2b2b2b2", "c3c3c3c3", "d4d4d4d4", "e5e5e5e5"):
+                        await connection.execute(
+                            _API_KEYS_BEFORE_LINEAGE.insert().values(
+                                id=uuid.uuid4(),
+                                prefix=prefix,
+                                secret_hash="0" * 64,
+                                name="Till 7",
+                                scopes=["pos"],
+                                created_at=now - timedelta(days=30),
+                            )
+                        )
+                    rotations = [  # written as cli.py writes them, the later one first
+                        ("b2b2b2b2", "c3c3c3c3", now - timedelta(hours=1)),
+                        ("a1a1a1a1", "b2b2b2b2", now - timedelta(days=2)),
+                        ("zzzzzzzz", "e5e5e5e5", now - timedelta(days=3)),
+                    ]
+                    for old, new, rotated_at in rotations:
+                        await connection.execute(
+                            _AUDIT_EVENTS.insert().values(
+                                id=new_id(),
+                                at=rotated_at,
+                                channel="cli",
+                                actor="cli",
+                                action="keys_rotate",
+                                subject_type="api_keys",
+                                subject_id=old,
+                                after={"expires_at": format_instant(now), "replaced_by": new},
+                            )
+                        )
+                    # b2's own reply to "adj-2"; "adj-1" ran under a1 and again under b2 (the defect).
+                    for owner, key in (("a1a1a1a1", "adj-1"), ("b2b2b2b2", "adj-1"), ("b2b2b2b2", "adj-2")):
+                        await connection.execute(
+                            _IDEMPOTENCY_RECORDS.insert().values(
+                                id=new_id(),
+                                owner=owner,
+                                key=key,
+                                fingerprint=f"{owner}-{key}",
+                                state="completed",
+                                locked_until=now,
+                                expires_at=now + timedelta(hours=20),
+                            )
+                        )
+                await upgrade(engine)
+                async with engine.connect() as connection:
+                    lines = dict(
+                        (await connection.execute(sa.text("SELECT prefix, lineage FROM api_keys"))).all()
+                    )
+                    found = await connection.execute(
+                        sa.text("SELECT owner, key, fingerprint FROM idempotency_records")
+                    )
+                    records = sorted(tuple(row) for row in found.all())
+            finally:
+                await engine.dispose()
+        assert lines == {
+            "a1a1a1a1": "a1a1a1a1",
+            "b2b2b2b2": "a1a1a1a1",
+            "c3c3c3c3": "a1a1a1a1",
+            "d4d4d4d4": "d4d4d4d4",
+            "e5e5e5e5": "e5e5e5e5",
+        }
+        assert records == [
+            ("a1a1a1a1", "adj-1", "a1a1a1a1-adj-1"),  # the line's first answer is the one replayed
+            ("a1a1a1a1", "adj-2", "b2b2b2b2-adj-2"),  # b2 still replays its own
+            ("b2b2b2b2", "adj-1", "b2b2b2b2-adj-1"),  # the second run's, read by nobody, purged at expiry
+        ]

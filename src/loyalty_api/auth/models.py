@@ -14,6 +14,10 @@ class ApiKey(IdMixin, Base):
 
     # The public part of `lk_<prefix>_<secret>`: finds the row; the secret is only stored as a hash.
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    # The prefix of the first key in this key's line: its own for a key made anew, the replaced key's
+    # lineage for one made by a rotation. Idempotency-Keys belong to the line, so a request retried with the
+    # replacement replays instead of running twice, and a key made apart never sees the line's replies.
+    lineage: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     scopes: Mapped[list[str]]

@@ -27,6 +27,8 @@ AUDITED = frozenset({Scope.admin, Scope.billing, Scope.partner})
 class Principal:
     key_id: uuid.UUID
     key_prefix: str
+    # The key's line across rotations (the first key's prefix): what an Idempotency-Key belongs to.
+    key_lineage: str
     name: str
     scopes: frozenset[Scope]
     partner_id: uuid.UUID | None

@@ -51,6 +51,7 @@ def _principal(row: ApiKey) -> Principal:
     return Principal(
         key_id=row.id,
         key_prefix=row.prefix,
+        key_lineage=row.lineage,
         name=row.name,
         scopes=scopes,
         partner_id=row.partner_id,
@@ -86,10 +87,12 @@ async def create_key(
     rate_limit: str | None = None,
     lifetime: timedelta | None = None,
     allowed_networks: Sequence[str] | None = None,
+    lineage: str | None = None,
 ) -> IssuedKey:
     """A new key. A `partner` key is bound to its partner (`partner_id`), which the caller has found to
     exist: partners.service.create_partner_key. It expires `lifetime` from now (None: never), and may be used
-    only from `allowed_networks` (CIDR; None: from any address)."""
+    only from `allowed_networks` (CIDR; None: from any address). `lineage` is the line of the key it
+    replaces (rotate_key); a key made anew starts a line of its own."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
     if Scope.partner in scopes and set(scopes) != {Scope.partner}:
@@ -106,6 +109,7 @@ async def create_key(
     parts = keys.generate()
     row = ApiKey(
         prefix=parts.prefix,
+        lineage=parts.prefix if lineage is None else lineage,
         secret_hash=keys.hash_secret(parts.secret),
         name=name,
         scopes=sorted({str(s) for s in scopes}),
@@ -135,7 +139,8 @@ class Rotation:
 async def rotate_key(
     uow: UnitOfWork, *, prefix: str, overlap: timedelta, lifetime: timedelta | None = None
 ) -> Rotation:
-    """A new key with the active key `prefix`'s name, scopes, partner, rate limit and networks. The old key
+    """A new key with the active key `prefix`'s name, scopes, partner, rate limit, networks and line (so
+    its Idempotency-Keys, see ApiKey.lineage). The old key
     keeps working for `overlap` from now (never past an expiry it had already), time for its callers to
     switch; then it expires. The new key expires `lifetime` from now; without one, it gets the lifetime the
     old key was made with, counted from now, or none if the old key had none (rotating the same key twice
@@ -157,6 +162,9 @@ async def rotate_key(
         rate_limit=old.rate_limit,
         lifetime=lifetime,
         allowed_networks=old.allowed_networks,
+        # The replacement carries on the old key's line: an Idempotency-Key sent with the old key and retried
+        # with the new one replays the first answer instead of doing the work again.
+        lineage=old.lineage,
     )
     ends_at = now + overlap if old.expires_at is None else min(old.expires_at, now + overlap)
     old.expires_at = ends_at

@@ -126,7 +126,8 @@ async def run_mutation(
                 units.settings.request_timeout_seconds,
                 idempotency.claim(
                     units,
-                    owner=principal.key_prefix,
+                    # The key's line, as REST's (http/transaction.py): a rotated key replays its replies.
+                    owner=principal.key_lineage,
                     key=idempotency_key,
                     fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
                 ),

@@ -55,11 +55,12 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 def _owner(request: Request) -> str:
     """The API key an Idempotency-Key belongs to, verified by the edge before anything is claimed or
-    replayed: a stored response is only ever given back to the key that caused it."""
+    replayed: a stored response is only ever given back to the key that caused it, or to a key that replaced
+    it by rotation (its line), so a retry sent with the replacement does not do the work a second time."""
     principal = principal_of(request)
     if principal is None:
         raise InvalidApiKey.missing()
-    return principal.key_prefix
+    return principal.key_lineage
 
 
 def _stored(response: Response, vault: Vault) -> StoredResponse:

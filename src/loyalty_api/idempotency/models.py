@@ -14,7 +14,7 @@ class IdempotencyRecord(IdMixin, Base):
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("owner", "key"),)
 
-    owner: Mapped[str] = mapped_column(String(16))  # the API key's prefix
+    owner: Mapped[str] = mapped_column(String(16))  # the API key's line (ApiKey.lineage)
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_flight | completed
