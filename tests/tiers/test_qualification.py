@@ -181,6 +181,45 @@ class TestUpgrade:
         again = await earn(client, pos_key, member["id"], 10_000)
         assert again["tier_changed"] is False
 
+    @pytest.mark.parametrize("paid_by", ["redeem", "capture"])
+    async def test_a_payment_with_points_that_raises_an_earned_orders_total_upgrades_at_once(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, paid_by: str
+    ) -> None:
+        """An order earned on its cash part (40 000), then paid with points with its whole total (50 000):
+        the order counts 50 000 from then on, reaching silver's 100 000 with an earlier 50 000. The tier
+        showed next: silver, remaining 0, but stayed member until the next earn, as only an earn looked."""
+        await set_program(client, admin_key, point_value_minor="100")
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 50_000, order_ref="SPARE")
+        await earn(client, pos_key, member["id"], 40_000, order_ref="O1")
+        if paid_by == "redeem":
+            paid = await client.post(
+                f"/v1/members/{member['id']}/redeem",
+                json={"points": 100, "order_ref": "O1", "order_total": cny(50_000)},
+                headers=bearer(pos_key),
+            )
+        else:
+            held = await client.post(
+                f"/v1/members/{member['id']}/holds",
+                json={"points": 100, "order_ref": "O1", "ttl_seconds": 900},
+                headers=bearer(pos_key),
+            )
+            assert held.status_code == 201, held.text
+            paid = await client.post(
+                f"/v1/holds/{held.json()['id']}/capture",
+                json={"order_total": cny(50_000)},
+                headers=bearer(pos_key),
+            )
+        assert paid.status_code == 200, paid.text
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"] == SILVER
+        assert (status["next"]["tier"], status["next"]["value"]) == (GOLD, 100_000)
+        [upgraded] = await events(app, "tier.upgraded")
+        assert (upgraded["payload"]["from_tier"], upgraded["payload"]["to_tier"]) == (MEMBER, SILVER)
+        [change] = await history(client, pos_key, member["id"])
+        assert (change["change"], change["qualification"]["silver"]["value"]) == ("upgrade", 100_000)
+
 
 class TestWindows:
     async def test_a_rolling_window_counts_only_the_last_n_days(

@@ -11,6 +11,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import refuse_unless_found
 from loyalty_api.money import Money, most_points_within_share
+from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.events import MoneyPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -59,6 +60,19 @@ def check_order_total(program: ProgramSettings, points: int, order_total: Money)
             f"Points may pay at most {program.max_redeem_share:%} of the order",
             max_share=str(program.max_redeem_share),
         )
+
+
+def raises_counted_spend(order: Order | None, member_id: uuid.UUID, order_total: Money | None) -> bool:
+    """Whether a payment's `order_total`, which becomes the order's total (OrderRepository.claim_redeem,
+    add_redeemed), raises what the order (as it is before the payment) counts for the member's tier: only
+    their purchase already earned counts (it has purchased_at), at its total less refunds."""
+    return (
+        order_total is not None
+        and order is not None
+        and order.member_id == member_id
+        and order.purchased_at is not None
+        and order_total.amount_minor > (order.amount_minor or 0) - order.refunded_minor
+    )
 
 
 def money_payload(money: Money) -> MoneyPayload:

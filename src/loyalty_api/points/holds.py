@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import refuse_unless_found
 from loyalty_api.money import Money
 from loyalty_api.orders.repository import OrderRepository
@@ -16,6 +17,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     debit_available,
     lock_earner,
+    raises_counted_spend,
     record_entry,
     release,
     release_member_expired_holds,
@@ -35,6 +37,7 @@ from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
 from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import HoldRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
+from loyalty_api.tiers import membership
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +145,15 @@ async def create_hold(
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
-async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, to_spend: bool = False) -> Hold:
+async def _lock_active_hold(
+    uow: UnitOfWork, hold_id: uuid.UUID, *, to_spend: bool = False
+) -> tuple[Hold, PointsHolder | None]:
     """Lock the hold's member, then read the hold: every change to it happens behind that lock.
 
     With `to_spend` (a capture pays for the order with the points, as a redeem does) the member's own row is
     locked too and must be active, as a redeem's is (lock_earner): a suspension committed before the capture
     stops it, and none can commit while it runs. A release only frees points, whatever the member's status.
+    The hold, and with `to_spend` the member as locked.
     """
     holds = HoldRepository(uow.session)
     hold = await holds.get_hold(hold_id)
@@ -163,9 +169,9 @@ async def _lock_active_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, to_spend: bo
     status = hold_status(hold, uow.clock.now())
     if status != "active":  # a closed member's holds were released: that is what the caller learns
         raise HoldNotActive(f"The hold is {status}", hold_status=status)
-    if to_spend:
-        refuse_unless_found(None if found is None else found[0], must_be_active=True)
-    return hold
+    if not to_spend:
+        return hold, None
+    return hold, refuse_unless_found(None if found is None else found[0], must_be_active=True)
 
 
 async def capture_hold(
@@ -183,7 +189,8 @@ async def capture_hold(
     order is paid with points once, so no other payment gave it a total already, and no refund happened
     (OrderRefunded below).
     """
-    hold = await _lock_active_hold(uow, hold_id, to_spend=True)
+    hold, member = await _lock_active_hold(uow, hold_id, to_spend=True)
+    assert member is not None
     captured = hold.points if points is None else points
     if captured > hold.points:
         raise CaptureExceedsHold(f"The hold reserves {hold.points} points", held=hold.points)
@@ -199,6 +206,8 @@ async def capture_hold(
         # Refunded while the hold lasted (by its earn): refunds are shares of what the order had, so points
         # paid now would be given back out of proportion. The hold stays, to be released.
         raise OrderRefunded(f"Order {hold.order_ref} was refunded: the hold can only be released")
+    # Read before add_redeemed below replaces the order's total with `order_total`.
+    raised = raises_counted_spend(order, hold.member_id, order_total)
     now = uow.clock.now()
     state = await PointsAccountRepository(uow.session).change(
         hold.member_id, now=now, balance=-captured, held=-hold.points
@@ -242,11 +251,21 @@ async def capture_hold(
         ),
         hold.member_id,
     )
+    if raised:
+        # The earned order now counts its whole total for tiers: the member is judged as after an earn, in
+        # this transaction, behind the member's row _lock_active_hold locked first (the earn's lock order).
+        await membership.after_total_raised(
+            uow,
+            member_id=hold.member_id,
+            tier_id=member.tier_id,
+            kept_until=member.tier_kept_until,
+            override_until=member.tier_override_until,
+        )
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
 async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID | None = None) -> HoldView:
-    hold = await _lock_active_hold(uow, hold_id)
+    hold, _ = await _lock_active_hold(uow, hold_id)
     state = await release(uow, hold, reason="released", actor=actor)
     if state is None:
         raise HoldNotActive("The hold has just ended", hold_status="ended")

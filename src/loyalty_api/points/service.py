@@ -37,6 +37,7 @@ from loyalty_api.points.accounts import (
     debit_available,
     lock_earner,
     money_payload,
+    raises_counted_spend,
     record_entry,
     spend_lots,
 )
@@ -352,13 +353,17 @@ async def redeem(
         check_order_total(program, points, order_total)
     # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
     # its outcome, so no points are spent by a member once closed.
-    await lock_earner(uow, member_id)
+    member, _ = await lock_earner(uow, member_id)
     now = uow.clock.now()
     if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
         # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
         raise HoldExists(f"Order {order_ref} has an active hold: capture or release it instead")
     state = await debit_available(uow, member_id, points)
     orders = OrderRepository(uow.session)
+    # Read before the claim replaces the order's total (only a redeem with a total can change it).
+    raised = order_total is not None and raises_counted_spend(
+        await orders.get_order(order_ref), member_id, order_total
+    )
     total = None if order_total is None else (order_total.currency, order_total.amount_minor)
     if not await orders.claim_redeem(order_ref, member_id, points=points, total=total, now=now):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyRedeemed)
@@ -384,6 +389,16 @@ async def redeem(
         ),
         member_id,
     )
+    if raised:
+        # The earned order now counts its whole total for tiers: the member is judged as after an earn, in
+        # this transaction, behind the member's row that lock_earner locked (the earn's lock order).
+        await membership.after_total_raised(
+            uow,
+            member_id=member_id,
+            tier_id=member.tier_id,
+            kept_until=member.tier_kept_until,
+            override_until=member.tier_override_until,
+        )
     return RedeemResult(
         order_ref=order_ref,
         points_redeemed=points,

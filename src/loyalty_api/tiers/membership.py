@@ -197,6 +197,34 @@ async def after_purchase(
     return TierResult(tier=current, changed=moved)
 
 
+async def after_total_raised(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    tier_id: uuid.UUID | None,
+    kept_until: datetime | None,
+    override_until: datetime | None,
+) -> TierResult:
+    """An order already counted for tiers (earned, with its purchase time) was given a larger total by its
+    payment with points: a redeem's or a capture's order_total replaces the earn's cash amount. The member's
+    qualifying spend rose as with a purchase, so they are judged as after one (after_purchase), now rather
+    than at their next earn: the review job only looks at members whose window has ended. Call with the
+    member's row locked, as an earn does (lock_earner)."""
+    ladder = await get_ladder(uow)
+    if ladder.entry is None:
+        return TierResult(tier=ladder.by_id(tier_id), changed=False)
+    zone = (await get_program(uow)).zone
+    return await after_purchase(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        tier_id=tier_id,
+        kept_until=kept_until,
+        override_until=override_until,
+        standing=await _standing(uow, ladder, member_id, uow.clock.now(), zone),
+    )
+
+
 async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
     state = await MemberTierRepository(uow.session).get_state(member_id, lock=True)
     if state is None:
