@@ -126,8 +126,8 @@ class TestCatalogue:
             ({"coupon": {"kind": "percent_discount", "percent": "0"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "percent_discount", "percent": "120"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "free_item"}}, "coupon.free_item.sku"),
-            ({"coupon": {"kind": "points_multiplier", "multiplier": "2"}}, "coupon"),
-            ({"coupon": {"kind": "member_day_price", "weekday": 3, "percent": "20"}}, "coupon"),
+            ({"coupon": {"kind": "points_multiplier", "multiplier": "2"}}, "coupon.kind"),
+            ({"coupon": {"kind": "member_day_price", "weekday": 3, "percent": "20"}}, "coupon.kind"),
             (
                 {"coupon": {"kind": "fixed_discount", "amount": 100, "surprise": 1}},
                 "coupon.fixed_discount.surprise",
