@@ -4,19 +4,24 @@ Each request gets a clear answer (never a 500), and each change is written, anno
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
+from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, cny, set_program
-from tests.subscriptions.helpers import add_plan
+from tests.subscriptions.helpers import add_plan, new_paid_subscriber, store_as_older_code_did
 
 ROUNDS = 5
 
@@ -181,3 +186,37 @@ class TestBenefitsPlansAndTiersAtOnce:
             # a new ladder version for each replace applied and the one delete
             assert len(await events(app, "tier_ladder.changed")) == ladder_changes + applied + 1
             assert await _deletes_audited(app, code) == [{"method": "DELETE", "status": 204}]
+
+
+@pytest.mark.skipif(
+    not is_postgres(), reason="holds a subscription's row from a second PostgreSQL connection"
+)
+class TestPlanPriceChangeBesidePayments:
+    async def test_a_price_change_and_a_payment_moving_a_subscription_onto_the_plan_both_go_through(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        """Billing's payment (or a plan change) locks the subscription, then writing its plan takes a
+        key-share lock on the plan's row for the foreign key; a price change locks the plan, then its renotice
+        waits for that subscription. A replace holding the plan FOR UPDATE made that a deadlock (a 500)."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=1_500, unit="month")
+        _, subscription = await new_paid_subscriber(client, ecommerce_key, "plus")
+        plan_id = uuid.UUID((await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()["id"])
+        # Billing has been told the next period's price: the price change tells it again.
+        await store_as_older_code_did(app, subscription["id"], notice_sent_for=subscription["period"])
+        units: UnitsOfWork = app.state.units
+        async with units.database.engine.connect() as payment:  # billing's payment, under way
+            await payment.execute(
+                text("SELECT 1 FROM subscriptions WHERE id = :s FOR UPDATE"),
+                {"s": uuid.UUID(subscription["id"])},
+            )
+            plan = (await client.get("/v1/plans/plus", headers=bearer(admin_key))).json()
+            body = {k: plan[k] for k in ("name", "interval", "trial_days", "grace_days", "coupons", "active")}
+            body |= {"price": cny(1_800), "benefit_ids": []}
+            change = asyncio.create_task(client.put("/v1/plans/plus", json=body, headers=bearer(admin_key)))
+            await asyncio.sleep(0.5)  # the price change holds the plan and waits for the subscription
+            await payment.execute(text("SELECT 1 FROM plans WHERE id = :p FOR KEY SHARE"), {"p": plan_id})
+            await payment.commit()
+        answer = await change
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["price"] == cny(1_800)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,13 +23,21 @@ class PlanRepository:
     async def get_by_code(self, code: str) -> Plan | None:
         return await self.session.scalar(select(Plan).where(Plan.code == code))
 
-    async def lock_by_code(self, code: str, *, to_change: bool = False) -> Plan | None:
-        """The plan under lock until commit (PostgreSQL): FOR UPDATE to replace or delete it, else FOR KEY
-        SHARE to sell it, so a change and a subscribe never cross, nor two changes (the one that comes second
-        sees the first's work: a plan deleted meanwhile is None)."""
+    async def lock_by_code(self, code: str, *, to: Literal["sell", "replace", "delete"]) -> Plan | None:
+        """The plan under lock until commit (PostgreSQL), so two changes never cross (the one that comes
+        second sees the first's work: a plan deleted meanwhile is None). A delete takes FOR UPDATE: no
+        subscription may be sold it meanwhile. A sale takes FOR KEY SHARE, as a subscription's foreign key
+        does. A replace takes FOR NO KEY UPDATE, which a key share does not wait for: a payment or a plan
+        change locks its subscription first and then the plan's key, while a replace's renotice waits for
+        subscriptions, so a stronger lock deadlocked the two."""
         query = select(Plan).where(Plan.code == code)
-        locked = query.with_for_update() if to_change else query.with_for_update(read=True, key_share=True)
-        return await self.session.scalar(locked.execution_options(populate_existing=True))
+        if to == "delete":
+            query = query.with_for_update()
+        elif to == "replace":
+            query = query.with_for_update(key_share=True)
+        else:
+            query = query.with_for_update(read=True, key_share=True)
+        return await self.session.scalar(query.execution_options(populate_existing=True))
 
     async def insert_plan(self, plan: Plan) -> None:
         self.session.add(plan)

@@ -145,9 +145,8 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
     module); those already told what their next period costs are told again when the price changes."""
     repo = PlanRepository(uow.session)
     # Locked: a delete racing this replace either waits for it or has removed the plan (404), where an
-    # unlocked read would update a row no longer there (a 500); subscribes in flight finish first, so those
-    # told the old price are found by the renotice below.
-    row = await repo.lock_by_code(code, to_change=True)
+    # unlocked read would update a row no longer there (a 500).
+    row = await repo.lock_by_code(code, to="replace")
     if row is None:
         raise PlanNotFound()
     old_price = (row.price_amount_minor, row.price_currency)
@@ -163,7 +162,7 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
 async def delete_plan(uow: UnitOfWork, code: str) -> None:
     """Delete a plan nobody ever subscribed to; one with subscriptions is deactivated instead (PUT)."""
     repo = PlanRepository(uow.session)
-    row = await repo.lock_by_code(code, to_change=True)
+    row = await repo.lock_by_code(code, to="delete")
     if row is None:
         raise PlanNotFound()
     if await SubscriptionRepository(uow.session).exists_subscription_to(row.id):
