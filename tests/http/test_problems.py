@@ -205,6 +205,18 @@ class TestValidationMessagesNeverEchoInput:
             assert (error["field"], error["type"]) == ("kind", "union_tag_invalid"), path
             assert "must be one of" in error["message"], path
 
+    async def test_a_value_cut_short_still_hears_the_values_allowed(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """A choice's message quotes only the values it takes: kept, though a cut-off value ("lapse") is
+        part of one of them, where a value quoted back would be replaced."""
+        for sent in ("lapse", "dormant"):
+            response = await client.get(f"/v1/members?lifecycle={sent}", headers=bearer(admin_key))
+            assert response.status_code == 422, response.text
+            error = response.json()["errors"][0]
+            assert (error["field"], error["type"]) == ("lifecycle", "enum"), sent
+            assert "'new', 'active', 'at_risk', 'lapsed' or 'churned'" in error["message"], sent
+
     async def test_bad_values_are_never_quoted(self, client: httpx.AsyncClient, admin_key: str) -> None:
         mark = self.MARK
         member = await client.post("/v1/members", json={}, headers=bearer(admin_key))

@@ -160,6 +160,7 @@ def plain_message(message: str) -> str:
 # personal data (a phone number typed into the wrong field), and README promises it is never echoed back.
 _EMAIL_MESSAGE = "value is not a valid email address"  # pydantic's, before email-validator's reason
 _MIN_ECHO = 4  # shorter inputs occur in messages by chance ("1", "de")
+_CHOICE_ERRORS = frozenset({"enum", "literal_error"})
 
 
 def described(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
@@ -187,8 +188,9 @@ def described(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     elif kind == "uuid_parsing":
         # The parser names the character it stopped at ("found `z` at 11").
         message = "must be a UUID"
-    else:
-        # A validator of a library, or one of ours, that repeats the value it refused.
+    elif kind not in _CHOICE_ERRORS:
+        # A validator of a library, or one of ours, that repeats the value it refused. (A choice's message
+        # quotes only the values it takes, which a cut-off value such as "lapse" is part of: kept.)
         given = error.get("input")
         if isinstance(given, str) and len(given) >= _MIN_ECHO and given in message:
             message = "is not a valid value"
