@@ -202,10 +202,7 @@ class OrderRepository:
                 Order.redeemed_at.is_(None),
                 Order.points_earned == 0,
                 Order.points_redeemed == 0,
-                Order.refunded_minor == 0,
-                Order.points_taken_back == 0,
-                Order.points_given_back == 0,
-                Order.points_shortfall == 0,
+                _NOT_REFUNDED,
             )
         )
 

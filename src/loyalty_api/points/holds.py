@@ -254,13 +254,7 @@ async def capture_hold(
     if raised:
         # The earned order now counts its whole total for tiers: the member is judged as after an earn, in
         # this transaction, behind the member's row _lock_active_hold locked first (the earn's lock order).
-        await membership.after_total_raised(
-            uow,
-            member_id=hold.member_id,
-            tier_id=member.tier_id,
-            kept_until=member.tier_kept_until,
-            override_until=member.tier_override_until,
-        )
+        await membership.after_total_raised(uow, member)
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 

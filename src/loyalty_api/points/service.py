@@ -392,13 +392,7 @@ async def redeem(
     if raised:
         # The earned order now counts its whole total for tiers: the member is judged as after an earn, in
         # this transaction, behind the member's row that lock_earner locked (the earn's lock order).
-        await membership.after_total_raised(
-            uow,
-            member_id=member_id,
-            tier_id=member.tier_id,
-            kept_until=member.tier_kept_until,
-            override_until=member.tier_override_until,
-        )
+        await membership.after_total_raised(uow, member)
     return RedeemResult(
         order_ref=order_ref,
         points_redeemed=points,

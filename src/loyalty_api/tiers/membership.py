@@ -18,6 +18,7 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.repository import PointsHolder
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
@@ -197,14 +198,7 @@ async def after_purchase(
     return TierResult(tier=current, changed=moved)
 
 
-async def after_total_raised(
-    uow: UnitOfWork,
-    *,
-    member_id: uuid.UUID,
-    tier_id: uuid.UUID | None,
-    kept_until: datetime | None,
-    override_until: datetime | None,
-) -> TierResult:
+async def after_total_raised(uow: UnitOfWork, member: PointsHolder) -> TierResult:
     """An order already counted for tiers (earned, with its purchase time) was given a larger total by its
     payment with points: a redeem's or a capture's order_total replaces the earn's cash amount. The member's
     qualifying spend rose as with a purchase, so they are judged as after one (after_purchase), now rather
@@ -212,16 +206,16 @@ async def after_total_raised(
     member's row locked, as an earn does (lock_earner)."""
     ladder = await get_ladder(uow)
     if ladder.entry is None:
-        return TierResult(tier=ladder.by_id(tier_id), changed=False)
+        return TierResult(tier=ladder.by_id(member.tier_id), changed=False)
     zone = (await get_program(uow)).zone
     return await after_purchase(
         uow,
         ladder=ladder,
-        member_id=member_id,
-        tier_id=tier_id,
-        kept_until=kept_until,
-        override_until=override_until,
-        standing=await _standing(uow, ladder, member_id, uow.clock.now(), zone),
+        member_id=member.id,
+        tier_id=member.tier_id,
+        kept_until=member.tier_kept_until,
+        override_until=member.tier_override_until,
+        standing=await _standing(uow, ladder, member.id, uow.clock.now(), zone),
     )
 
 
