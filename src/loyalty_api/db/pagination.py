@@ -9,7 +9,7 @@ import base64
 import binascii
 import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -130,3 +130,23 @@ def page_after(
     shown = ordered[:limit]
     more = len(ordered) > limit
     return Page(items=shown, next_cursor=encode_key(key(shown[-1])) if more else None)
+
+
+# Rows read per statement when a whole history is gathered: a member with years of it is read in many of
+# these, never in one.
+BATCH = 500
+K = TypeVar("K")
+
+
+async def every_row(
+    fetch: Callable[[K | None, int], Awaitable[Sequence[T]]], key: Callable[[T], K]
+) -> list[T]:
+    """Every row `fetch(after, limit)` gives, following the keyset until a batch comes back short."""
+    found: list[T] = []
+    after: K | None = None
+    while True:
+        batch = await fetch(after, BATCH)
+        found.extend(batch)
+        if len(batch) < BATCH:
+            return found
+        after = key(batch[-1])

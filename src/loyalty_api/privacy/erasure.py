@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from loyalty_api.coupons.repository import CouponRepository
+from loyalty_api.db.pagination import every_row
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.events import MemberErased
@@ -38,8 +39,6 @@ _PARTNER_REF = "partner_customer_ref"
 # The shortest string of the member's own matched in any reply: the shortest phone number in E.164 ("+" and
 # seven digits); a card number has ten digits.
 _DISTINCTIVE_LENGTH = 8
-# Ledger entries read at a time.
-_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +137,13 @@ def _as_path_segments(refs: list[str]) -> list[str]:
 async def _adjustments_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UUID]:
     """The ids of the member's adjustments: a reply to one names its entry, not the member."""
     ledger = LedgerRepository(uow.session)
-    found: list[uuid.UUID] = []
-    before: uuid.UUID | None = None
-    while batch := await ledger.list_entries(
-        member_id, types=["adjust"], since=None, until=None, before_id=before, limit=_BATCH
-    ):
-        found += [entry.id for entry in batch]
-        before = batch[-1].id
-    return found
+    entries = await every_row(
+        lambda before, limit: ledger.list_entries(
+            member_id, types=["adjust"], since=None, until=None, before_id=before, limit=limit
+        ),
+        lambda entry: entry.id,
+    )
+    return [entry.id for entry in entries]
 
 
 async def _exchanges_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UUID]:
@@ -153,27 +151,23 @@ async def _exchanges_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[uuid.UUID
     exchange in on their ref, its confirmation or failure) names the exchange and the partner's ref, not the
     member."""
     exchanges = ExchangeRepository(uow.session)
-    found: list[uuid.UUID] = []
-    before: uuid.UUID | None = None
-    while batch := await exchanges.list_member_exchanges(member_id, before_id=before, limit=_BATCH):
-        found += [exchange.id for exchange, _ in batch]
-        before = batch[-1][0].id
-    return found
+    rows = await every_row(
+        lambda before, limit: exchanges.list_member_exchanges(member_id, before_id=before, limit=limit),
+        lambda row: row[0].id,
+    )
+    return [exchange.id for exchange, _ in rows]
 
 
 async def _perk_codes_of(uow: UnitOfWork, member_id: uuid.UUID) -> list[str]:
     """The codes of the member's partner perks (ours, or the pool's opened): a reply to a partner's redeem
     names the perk by its code (it has no other id in a reply) beside the partner's ref, not the member."""
     perks = PerkRepository(uow.session)
-    found: list[str] = []
-    before: uuid.UUID | None = None
-    while batch := await perks.list_member_perks(member_id, before_id=before, limit=_BATCH):
-        for perk, _, pooled in batch:
-            code = perk.code if pooled is None else uow.vault.decrypt(pooled)
-            if code is not None:  # an owed perk has none yet
-                found.append(code)
-        before = batch[-1][0].id
-    return found
+    rows = await every_row(
+        lambda before, limit: perks.list_member_perks(member_id, before_id=before, limit=limit),
+        lambda row: row[0].id,
+    )
+    codes = (perk.code if pooled is None else uow.vault.decrypt(pooled) for perk, _, pooled in rows)
+    return [code for code in codes if code is not None]  # an owed perk has none yet
 
 
 @dataclass(frozen=True, slots=True)

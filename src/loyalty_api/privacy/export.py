@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypeVar
 
 from loyalty_api.activities.repository import MemberActivityRepository
@@ -18,7 +18,7 @@ from loyalty_api.audit import service as audit
 from loyalty_api.campaigns.repository import CampaignRepository
 from loyalty_api.coalition import exchanges as partner_exchanges
 from loyalty_api.coupons import service as coupons
-from loyalty_api.db.pagination import MAX_LIMIT, Page
+from loyalty_api.db.pagination import BATCH, MAX_LIMIT, Page, every_row
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.money import Money
 from loyalty_api.orders.models import Order
@@ -78,25 +78,7 @@ from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import MemberTierRepository
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
-# Rows read per statement: a member with years of history is read in many of these, never in one.
-BATCH: Final = 500
-
 T = TypeVar("T")
-K = TypeVar("K")
-
-
-async def _batches(
-    fetch: Callable[[K | None, int], Awaitable[Sequence[T]]], key: Callable[[T], K]
-) -> list[T]:
-    """Every row `fetch(after, limit)` gives, following the keyset until a batch comes back short."""
-    found: list[T] = []
-    after: K | None = None
-    while True:
-        batch = await fetch(after, BATCH)
-        found.extend(batch)
-        if len(batch) < BATCH:
-            return found
-        after = key(batch[-1])
 
 
 async def _pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
@@ -182,7 +164,7 @@ async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
 
 async def _link_consents(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportLinkConsent]:
     repo = PartnerRepository(uow.session)
-    codes = await _batches(
+    codes = await every_row(
         lambda after, limit: repo.list_member_link_codes(member_id, after_id=after, limit=limit),
         lambda pair: pair[0].id,
     )
@@ -233,7 +215,7 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
         LotRepository(uow.session),
         HoldRepository(uow.session),
     )
-    entries = await _batches(
+    entries = await every_row(
         lambda after, limit: ledger.entries_of(member_id, after_id=after, limit=limit), lambda e: e.id
     )
     return ExportPoints(
@@ -244,7 +226,7 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
         ledger=[_entry(entry) for entry in entries],
         lots=[
             ExportLot.model_validate(lot, from_attributes=True)
-            for lot in await _batches(
+            for lot in await every_row(
                 lambda after, limit: lots.lots_of(member_id, after_id=after, limit=limit), lambda r: r.id
             )
         ],
@@ -252,7 +234,7 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
             ExportHold.model_validate(hold, from_attributes=True).model_copy(
                 update={"status": hold_status(hold, now)}
             )
-            for hold in await _batches(
+            for hold in await every_row(
                 lambda after, limit: holds.holds_of(member_id, after_id=after, limit=limit), lambda h: h.id
             )
         ],
@@ -280,7 +262,7 @@ def _order(order: Order) -> ExportOrder:
 
 async def _orders(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportOrder]:
     repo = OrderRepository(uow.session)
-    orders = await _batches(
+    orders = await every_row(
         lambda after, limit: repo.orders_of(member_id, after_ref=after, limit=limit), lambda o: o.order_ref
     )
     return [_order(order) for order in orders]
@@ -327,7 +309,7 @@ async def _coupons(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportCoupon]:
 
 async def _reward_redemptions(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportRewardRedemption]:
     repo = RedemptionRepository(uow.session)
-    found = await _batches(
+    found = await every_row(
         lambda after, limit: repo.redemptions_of(member_id, after_id=after, limit=limit),
         lambda pair: pair[0].id,
     )
@@ -394,7 +376,7 @@ async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
     )
     perks = await _pages(lambda cursor: partners.member_perks(uow, member_id, limit=MAX_LIMIT, cursor=cursor))
     repo = PartnerRepository(uow.session)
-    uses = await _batches(
+    uses = await every_row(
         lambda after, limit: repo.list_member_benefit_uses(member_id, after_id=after, limit=limit),
         lambda pair: pair[0].id,
     )
@@ -464,7 +446,7 @@ def _referral_side(reward: ReferralReward, member_id: uuid.UUID) -> ExportReferr
 
 async def _referral_rewards(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportReferralReward]:
     repo = ReferralRepository(uow.session)
-    rewards = await _batches(
+    rewards = await every_row(
         lambda after, limit: repo.rewards_of(member_id, after_friend_id=after, limit=limit),
         lambda reward: reward.friend_id,
     )
@@ -474,7 +456,7 @@ async def _referral_rewards(uow: UnitOfWork, member_id: uuid.UUID) -> list[Expor
 
 async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActivity]:
     repo = MemberActivityRepository(uow.session)
-    activities = await _batches(
+    activities = await every_row(
         lambda after, limit: repo.list_member_activities(member_id, after_id=after, limit=limit),
         lambda activity: activity.id,
     )
@@ -483,7 +465,7 @@ async def _activities(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportActiv
 
 async def _campaigns(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportCampaignReach]:
     repo = CampaignRepository(uow.session)
-    reached = await _batches(
+    reached = await every_row(
         lambda after, limit: repo.list_campaigns_reaching(member_id, after=after, limit=limit),
         lambda row: row[0],
     )
