@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -8,6 +9,8 @@ from hypothesis import strategies as st
 
 from loyalty_api.points.ledger import (
     LotBalance,
+    PaidFrom,
+    plan_giving_back,
     plan_spending,
     points_refund_shares,
     refund_shares,
@@ -25,6 +28,29 @@ class TestPlanSpending:
     def test_refuses_to_overspend(self) -> None:
         with pytest.raises(ValueError, match="invariant"):
             plan_spending([LotBalance(uuid.uuid4(), 5)], 6)
+
+
+class TestPlanGivingBack:
+    def test_never_ending_then_latest_to_end_first_after_what_was_given_back(self) -> None:
+        now = datetime(2026, 6, 1, tzinfo=UTC)
+        ended, soon, later, never = (
+            PaidFrom(uuid.uuid4(), uuid.uuid4(), ref, ends, 10)
+            for ref, ends in (
+                ("A", now - timedelta(days=1)),
+                ("B", now + timedelta(days=1)),
+                ("C", now + timedelta(days=90)),
+                ("D", None),
+            )
+        )
+        paid = [ended, soon, later, never]
+        assert plan_giving_back(paid, given_back_before=0, points=15) == ([(never, 10), (later, 5)], 0)
+        assert plan_giving_back(paid, given_back_before=15, points=20) == (
+            [(later, 5), (soon, 10), (ended, 5)],
+            0,
+        )
+        # What the payment's entry names no lot for goes to a fresh lot.
+        assert plan_giving_back(paid, given_back_before=35, points=10) == ([(ended, 5)], 5)
+        assert plan_giving_back([], given_back_before=0, points=30) == ([], 30)
 
 
 class TestRefundShares:

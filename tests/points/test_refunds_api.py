@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
+from loyalty_api.points.models import LedgerEntry
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events, rows, table_counts
@@ -366,6 +369,134 @@ class TestARefundedOrderTakesNoNewPoints:
         assert (again.status_code, again.json()) == (200, first.json())
         unkeyed = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
         assert (unkeyed.status_code, unkeyed.json()["code"]) == (409, "order_already_earned")
+
+
+async def lots_of(app: FastAPI, member_id: str) -> list[tuple[int, int, str | None]]:
+    """The member's lots as (points, remaining, order that earned them), oldest first."""
+    found = await rows(
+        app,
+        "SELECT points, remaining, order_ref FROM point_lots WHERE member_id = :m ORDER BY created_at, id",
+        m=uuid.UUID(member_id),
+    )
+    return [(lot["points"], lot["remaining"], lot["order_ref"]) for lot in found]
+
+
+class TestRedeemedPointsComeBackAsTheyWere:
+    """A refund gave redeemed points back as a fresh lot with a full expiry: redeemed the day before they
+    ended, then refunded, they lived another year, and again after the next redeem and refund."""
+
+    async def test_a_refund_keeps_the_points_end(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
+        expiring = (await points(client, pos_key, member_id))["expiring"]
+        clock.advance(timedelta(days=364))  # the day before they end
+        await redeem(client, pos_key, member_id, 100, "SPENT")
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert (back["points_given_back"], back["balance"]) == (100, 100)
+        summary = await points(client, pos_key, member_id)
+        assert (summary["balance"], summary["expiring"]) == (100, expiring)
+        await assert_ledger_invariant(app, member_id)
+        clock.advance(timedelta(days=2))  # they end when they would have
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        assert (await expire_points(app.state.units)).points == 100
+        await assert_ledger_invariant(app, member_id)
+        # They count as the earn's points that expired: a refund of it has nothing left to take back.
+        earned_back = await refund_by(client, pos_key, "EARNED", full=True)
+        assert (earned_back["already_expired"], earned_back["points_taken_back"]) == (100, 0)
+        assert earned_back["shortfall"] == 0
+
+    async def test_points_whose_end_has_passed_come_back_expired(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        await redeem(client, pos_key, member_id, 100, "SPENT", order_total=cny(1_000))
+        clock.advance(timedelta(days=2))  # the lot they came from has ended
+        back = await refund_by(client, pos_key, "SPENT", amount=cny(1_000))
+        assert (back["points_given_back"], back["balance"], back["points_refundable"]) == (100, 0, 0)
+        [expired] = await events(app, "points.expired")
+        assert (expired["payload"]["points"], expired["payload"]["balance"]) == (100, 0)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+        # Expired as the earn's points: its refund takes nothing more and owes nothing.
+        earned_back = await refund_by(client, pos_key, "EARNED", full=True)
+        assert (earned_back["already_expired"], earned_back["points_taken_back"]) == (100, 0)
+        assert (earned_back["shortfall"], earned_back["balance"]) == (0, 0)
+        again = await client.post("/v1/orders/SPENT/refund", json={"full": True}, headers=bearer(pos_key))
+        assert (again.status_code, again.json()["code"]) == (422, "refund_exceeds_order")
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_past_their_end_settle_what_their_own_order_owes(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """Had they not been spent, the earn's refund would have taken them back: they settle its shortfall
+        rather than expire, and nothing is lost twice."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        await redeem(client, pos_key, member_id, 100, "SPENT")
+        owed = await refund_by(client, pos_key, "EARNED", full=True)
+        assert (owed["points_taken_back"], owed["shortfall"]) == (0, 100)
+        clock.advance(timedelta(days=2))  # EARNED's points have ended since
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (100, 100, 0)
+        assert await events(app, "points.expired") == []
+        [order] = await rows(
+            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'EARNED'"
+        )
+        assert order == {"points_taken_back": 100, "points_shortfall": 0}
+        assert (await expire_points(app.state.units)).points == 0
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_part_refunds_give_back_the_latest_to_end_first(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="FIRST")  # 100, ending in 12 months
+        clock.advance(timedelta(days=180))
+        await earn(client, pos_key, member_id, 10_000, order_ref="SECOND")  # 100, ending 6 months later
+        await redeem(client, pos_key, member_id, 150, "PAID")  # all of FIRST's points, 50 of SECOND's
+        assert (await refund_by(client, pos_key, "PAID", points=50))["balance"] == 100
+        assert (await lots_of(app, member_id))[2:] == [(50, 50, "SECOND")]
+        clock.advance(timedelta(days=190))  # FIRST's points have ended, SECOND's are good
+        rest = await refund_by(client, pos_key, "PAID", full=True)
+        assert (rest["points_given_back"], rest["balance"]) == (100, 100)
+        summary = await points(client, pos_key, member_id)
+        assert [e["points"] for e in summary["expiring"]] == [100]
+        [expired] = await events(app, "points.expired")
+        assert expired["payload"]["points"] == 100
+        await assert_ledger_invariant(app, member_id)
+        first_back = await refund_by(client, pos_key, "FIRST", full=True)
+        assert (first_back["already_expired"], first_back["points_taken_back"]) == (100, 0)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_captured_hold_s_points_come_back_with_their_end(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")
+        expiring = (await points(client, pos_key, member_id))["expiring"]
+        clock.advance(timedelta(days=300))
+        hold_id = await hold_points(client, pos_key, member_id, 60, "WEB-CAP", ttl=900)
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text
+        assert (await refund_by(client, pos_key, "WEB-CAP", points=40))["balance"] == 80
+        assert (await refund_by(client, pos_key, "WEB-CAP", full=True))["balance"] == 100
+        assert (await points(client, pos_key, member_id))["expiring"] == expiring
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_paid_before_payments_named_their_lots_come_back_fresh(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")
+        await redeem(client, pos_key, member_id, 100, "OLD-SPEND")
+        async with app.state.units.database.engine.begin() as connection:  # as a redeem of an older release
+            await connection.execute(
+                update(LedgerEntry).where(LedgerEntry.type == "redeem").values(details={"value": cny(100)})
+            )
+        clock.advance(timedelta(days=30))
+        back = await refund_by(client, pos_key, "OLD-SPEND", full=True)
+        assert (back["points_given_back"], back["balance"]) == (100, 100)
+        assert await lots_of(app, member_id) == [(100, 0, "EARNED"), (100, 100, "OLD-SPEND")]
+        await assert_ledger_invariant(app, member_id)
 
 
 class TestRefundsOfErasedMembers:

@@ -1147,7 +1147,11 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "held_after": 0,
                             "order_ref": REDEEM_ORDER,
                             "hold_id": None,
-                            "details": {"value": cny(400)},
+                            # The lots that paid: a refund gives the points back with their end.
+                            "details": {
+                                "value": cny(400),
+                                "lots": [{"lot_id": "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f", "points": 400}],
+                            },
                             "actor_key_id": POS_KEY,
                             "created_at": "2026-03-18T06:35:48Z",
                         },

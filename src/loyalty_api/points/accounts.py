@@ -210,17 +210,24 @@ async def spend_lots(
     *,
     order_ref_first: str | None = None,
     due_last: bool = False,
-) -> None:
+) -> list[tuple[uuid.UUID, int]]:
     """Take points from the member's lots, oldest expiry first (call with the account row locked); with
-    `due_last`, lots past their end only once the others are empty."""
+    `due_last`, lots past their end only once the others are empty. The lots taken from, and how much."""
     if points <= 0:
-        return
+        return []
     lots = LotRepository(uow.session)
     live = await lots.list_live_lots(member_id, order_ref_first=order_ref_first)
     if due_last:
         due = {lot.lot_id for lot in await lots.list_due_lots(member_id, uow.clock.now())}
         live = [lot for lot in live if lot.lot_id not in due] + [lot for lot in live if lot.lot_id in due]
-    await lots.take(member_id, plan_spending(live, points))
+    plan = plan_spending(live, points)
+    await lots.take(member_id, plan)
+    return plan
+
+
+def lots_payload(plan: Sequence[tuple[uuid.UUID, int]]) -> list[dict[str, Any]]:
+    """The lots a spend took from, as an entry's details name them (an expiry's, a payment's)."""
+    return [{"lot_id": str(lot_id), "points": points} for lot_id, points in plan]
 
 
 async def debit_available(
@@ -330,38 +337,53 @@ async def settle_shortfalls(
     points), and counts as taken back on that order. The points settled, and the account after."""
     if spare <= 0:
         return 0, state
-    orders, accounts = OrderRepository(uow.session), PointsAccountRepository(uow.session)
-    ledger = LedgerRepository(uow.session)
-    now, settled = uow.clock.now(), 0
-    for owing in await orders.list_shortfalls(member_id, other_than=other_than):
+    settled = 0
+    for owing in await OrderRepository(uow.session).list_shortfalls(member_id, other_than=other_than):
         points = min(spare - settled, owing.points_shortfall)
         if points <= 0:
             break
-        owing.points_shortfall -= points
-        owing.points_taken_back += points
-        owing.updated_at = now
-        earn = await ledger.get_earn_of_order(owing.order_ref)
-        partner_id, earned = (None, {}) if earn is None else earn
-        marks = {key: earned[key] for key in _PARTNER_MARKS if key in earned}
-        changed = await accounts.change(member_id, now=now, balance=-points)
-        assert changed is not None
-        state = changed
-        await record_entry(
-            uow,
-            member_id=member_id,
-            type="refund",
-            amount=-points,
-            state=state,
-            order_ref=owing.order_ref,
-            details={"taken_back": points, "given_back": 0, **settled_by, **marks},
-            partner_id=partner_id,
-        )
+        state = await settle_shortfall(uow, owing, points, settled_by=settled_by)
+        settled += points
+    return settled, state
+
+
+async def settle_shortfall(
+    uow: UnitOfWork,
+    owing: Order,
+    points: int,
+    *,
+    settled_by: dict[str, str],
+    from_lot: uuid.UUID | None = None,
+) -> AccountState:
+    """Take `points` towards one order's shortfall (`settle_shortfalls`): from the order's own lots first and
+    those past their end last, or all from `from_lot`. The account after."""
+    member_id, now = owing.member_id, uow.clock.now()
+    owing.points_shortfall -= points
+    owing.points_taken_back += points
+    owing.updated_at = now
+    earn = await LedgerRepository(uow.session).get_earn_of_order(owing.order_ref)
+    partner_id, earned = (None, {}) if earn is None else earn
+    marks = {key: earned[key] for key in _PARTNER_MARKS if key in earned}
+    state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=-points)
+    assert state is not None
+    await record_entry(
+        uow,
+        member_id=member_id,
+        type="refund",
+        amount=-points,
+        state=state,
+        order_ref=owing.order_ref,
+        details={"taken_back": points, "given_back": 0, **settled_by, **marks},
+        partner_id=partner_id,
+    )
+    if from_lot is not None:
+        await LotRepository(uow.session).take(member_id, [(from_lot, points)])
+    else:
         # Lots past their end are the expiry's, which may come after this (expire_due_points frees run-out
         # holds first): settling from them would leave the member points that should have expired in their
         # place, above the balance every read promised (ledger.StoredAccount.as_a_spend_finds).
         await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref, due_last=True)
-        settled += points
-    return settled, state
+    return state
 
 
 async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) -> int:
@@ -408,7 +430,7 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
         type="expire",
         amount=-expirable,
         state=state,
-        details={"lots": [{"lot_id": str(lot_id), "points": take} for lot_id, take in plan]},
+        details={"lots": lots_payload(plan)},
     )
     await emit_for_member(
         uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id

@@ -17,6 +17,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     debit_available,
     lock_earner,
+    lots_payload,
     raises_counted_spend,
     record_entry,
     release,
@@ -217,7 +218,7 @@ async def capture_hold(
         raise HoldNotActive("The hold has just ended", hold_status="ended")
     # A read counts held points against the lots still good: those are spent, and any past their end are left
     # for the expiry, as a read before the capture showed.
-    await spend_lots(uow, hold.member_id, captured, due_last=True)
+    paid = await spend_lots(uow, hold.member_id, captured, due_last=True)
     await OrderRepository(uow.session).add_redeemed(
         hold.order_ref,
         hold.member_id,
@@ -234,7 +235,8 @@ async def capture_hold(
         state=state,
         order_ref=hold.order_ref,
         hold_id=hold.id,
-        details={"released": hold.points - captured},
+        # The lots that paid, for a refund to give the points back as they were (points/refunds.py).
+        details={"released": hold.points - captured, "lots": lots_payload(paid)},
         actor=actor,
     )
     settled, state = await settle_released(uow, hold, hold.points - captured, state)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 # What changed a member's points: each ledger entry is one of these.
@@ -71,6 +72,43 @@ def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UU
     if left:
         raise ValueError(f"lots hold {points - left} points, {points} needed: the ledger invariant is broken")
     return plan
+
+
+@dataclass(frozen=True, slots=True)
+class PaidFrom:
+    """Points an order's payment (a redeem or a capture) took from one lot, with what a refund needs to give
+    them back as they were: the lot's entry, order and end."""
+
+    lot_id: uuid.UUID
+    entry_id: uuid.UUID
+    order_ref: str | None
+    expires_at: datetime | None
+    points: int
+
+
+def plan_giving_back(
+    paid: Sequence[PaidFrom], *, given_back_before: int, points: int
+) -> tuple[list[tuple[PaidFrom, int]], int]:
+    """Where `points` a refund gives back go: to lots like those the payment took them from, as if it had
+    spent that many points fewer. Spending takes the soonest end first, so the last points it took are the
+    never-expiring ones, then those ending latest: those come back first, after the `given_back_before` that
+    earlier refunds of the order gave back. With them, the points that go to a fresh lot: those the payment's
+    entry names no lot for (paid before entries named them)."""
+
+    def spent_last_first(lot: PaidFrom) -> tuple[int, float, uuid.UUID]:
+        ends = 0.0 if lot.expires_at is None else -lot.expires_at.timestamp()
+        return (lot.expires_at is not None, ends, lot.lot_id)
+
+    plan: list[tuple[PaidFrom, int]] = []
+    skip, left = given_back_before, points
+    for lot in sorted(paid, key=spent_last_first):
+        passed = min(skip, lot.points)
+        skip -= passed
+        moved = min(lot.points - passed, left)
+        if moved > 0:
+            plan.append((lot, moved))
+            left -= moved
+    return plan, left
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,20 +24,23 @@ from loyalty_api.points.accounts import (
     money_payload,
     record_entry,
     release_member_expired_holds,
+    settle_shortfall,
     settle_shortfalls,
     spend_lots,
 )
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
+    PaidFrom,
     RefundKind,
     RefundShares,
+    plan_giving_back,
     points_refund_shares,
     refund_shares,
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import LedgerRepository, LotRepository, PointsAccountRepository
+from loyalty_api.points.repository import LedgerRepository, LotRepository, NewLot, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -157,6 +160,16 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
     return plan
 
 
+async def _shortfall_of(uow: UnitOfWork, order: Order, owing_ref: str) -> Order | None:
+    """The member's order `owing_ref` if a refund of it left points it could not take back."""
+    for owing in await OrderRepository(uow.session).list_shortfalls(
+        order.member_id, other_than=order.order_ref
+    ):
+        if owing.order_ref == owing_ref:
+            return owing
+    return None
+
+
 async def refund(
     uow: UnitOfWork,
     *,
@@ -213,6 +226,13 @@ async def refund(
     due = plan.shares.take_back - already_expired
     take = max(min(due, locked.balance + give - locked.held), 0)
     shortfall = due - take
+    lots = LotRepository(uow.session)
+    # Read before this refund counts as given back: the plan skips what earlier refunds gave back.
+    back_to, fresh = plan_giving_back(
+        await lots.paid_from(await LedgerRepository(uow.session).paid_with(order.member_id, order_ref)),
+        given_back_before=order.points_given_back,
+        points=give,
+    )
     # The points the refund takes back were never earned: they leave what the member earned in their
     # lifetime too, whether taken now, already expired, or owed as a shortfall.
     state = await accounts.change(
@@ -247,18 +267,43 @@ async def refund(
         actor=actor,
         partner_id=partner_id,
     )
+    # Redeemed points come back as they were (same entry, order and end), not as points earned today: else a
+    # member could redeem points the day before they end, have the order refunded, and keep them another
+    # full period, again and again. Those whose end has passed count as points of their lot that expired.
+    past_end: list[tuple[uuid.UUID, PaidFrom, int]] = []
+    for lot, points_back in back_to:
+        lot_id = await lots.insert_lot(
+            NewLot(
+                order.member_id, lot.entry_id, points_back, lot.order_ref, at=now, expires_at=lot.expires_at
+            )
+        )
+        if lot.expires_at is not None and lot.expires_at <= now:
+            past_end.append((lot_id, lot, points_back))
     await credit_lot(
-        uow, program, member_id=order.member_id, entry_id=entry_id, points=give, order_ref=order_ref
+        uow, program, member_id=order.member_id, entry_id=entry_id, points=fresh, order_ref=order_ref
     )
-    await spend_lots(uow, order.member_id, take, order_ref_first=order_ref)
-    settled_total, state = await settle_shortfalls(
+    taken = dict(await spend_lots(uow, order.member_id, take, order_ref_first=order_ref, due_last=True))
+    settled_by = {"settled_by": order_ref}
+    # Points past their end settle the shortfall of the order that earned them, as its refund would have
+    # taken them had they not been spent; the rest of them expire below.
+    settled_total, doomed = 0, 0
+    for lot_id, lot, points_back in past_end:
+        left = points_back - taken.get(lot_id, 0)
+        owing = None if lot.order_ref in (None, order_ref) else await _shortfall_of(uow, order, lot.order_ref)
+        settling = 0 if owing is None else min(left, owing.points_shortfall, state.available)
+        if owing is not None and settling > 0:
+            state = await settle_shortfall(uow, owing, settling, settled_by=settled_by, from_lot=lot_id)
+        settled_total += settling
+        doomed += left - settling
+    settled, state = await settle_shortfalls(
         uow,
         order.member_id,
-        min(give - take, state.available),
+        min(give - sum(points_back for *_, points_back in past_end) - take, state.available),
         state,
-        settled_by={"settled_by": order_ref},
+        settled_by=settled_by,
         other_than=order_ref,
     )
+    settled_total += settled
     await emit_for_member(
         uow,
         PointsRefunded(
@@ -277,6 +322,9 @@ async def refund(
         ),
         order.member_id,
     )
+    if doomed > 0:
+        await expire_due_points(uow, order.member_id)
+        state = await accounts.get_state(order.member_id) or state
     return RefundResult(
         order_ref=order_ref,
         member_id=order.member_id,

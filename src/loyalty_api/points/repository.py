@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -45,7 +45,7 @@ from loyalty_api.orders.repository import (
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
-from loyalty_api.points.ledger import EntryType, LotBalance, StoredAccount
+from loyalty_api.points.ledger import EntryType, LotBalance, PaidFrom, StoredAccount
 from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
@@ -574,6 +574,23 @@ class LedgerRepository:
             if taken["lot_id"] in lot_ids
         )
 
+    async def paid_with(self, member_id: uuid.UUID, order_ref: str) -> dict[uuid.UUID, int]:
+        """The lots the order's payment (a redeem, a capture) took points from, and how many from each, as
+        its entry names them (none for a payment made before entries named their lots)."""
+        payments = await self.session.scalars(
+            select(LedgerEntry.details).where(
+                LedgerEntry.member_id == member_id,
+                LedgerEntry.order_ref == order_ref,
+                LedgerEntry.type.in_(("redeem", "capture")),
+            )
+        )
+        taken: dict[uuid.UUID, int] = {}
+        for details in payments.all():
+            for lot in details.get("lots", []):
+                lot_id = uuid.UUID(lot["lot_id"])
+                taken[lot_id] = taken.get(lot_id, 0) + int(lot["points"])
+        return taken
+
     async def already_expired_of_refunds(self, order_ref: str) -> int:
         """What the order's refunds did not take back because it had expired already (`already_expired`)."""
         refunds = await self.session.scalars(
@@ -588,8 +605,25 @@ class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_lot(self, lot: NewLot) -> None:
-        await _INSERT_LOT.execute(self.session, _lot_row(lot))
+    async def insert_lot(self, lot: NewLot) -> uuid.UUID:
+        row = _lot_row(lot)
+        await _INSERT_LOT.execute(self.session, row)
+        lot_id: uuid.UUID = row["id"]
+        return lot_id
+
+    async def paid_from(self, taken: Mapping[uuid.UUID, int]) -> list[PaidFrom]:
+        """The lots `taken` names (LedgerRepository.paid_with), each with the points taken from it."""
+        if not taken:
+            return []
+        result = await self.session.execute(
+            select(PointLot.id, PointLot.entry_id, PointLot.order_ref, PointLot.expires_at).where(
+                PointLot.id.in_(list(taken))
+            )
+        )
+        return [
+            PaidFrom(lot_id, entry_id, order_ref, expires_at, taken[lot_id])
+            for lot_id, entry_id, order_ref, expires_at in result.all()
+        ]
 
     async def insert_lots(self, lots: Sequence[NewLot]) -> None:
         """Many lots in one statement (the driver's executemany)."""

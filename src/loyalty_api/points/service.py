@@ -36,6 +36,7 @@ from loyalty_api.points.accounts import (
     credit_lot,
     debit_available,
     lock_earner,
+    lots_payload,
     money_payload,
     raises_counted_spend,
     record_entry,
@@ -367,7 +368,8 @@ async def redeem(
     total = None if order_total is None else (order_total.currency, order_total.amount_minor)
     if not await orders.claim_redeem(order_ref, member_id, points=points, total=total, now=now):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyRedeemed)
-    await spend_lots(uow, member_id, points)
+    # The entry names the lots that paid: a refund gives the points back as they were (points/refunds.py).
+    paid = await spend_lots(uow, member_id, points)
     await record_entry(
         uow,
         member_id=member_id,
@@ -375,7 +377,7 @@ async def redeem(
         amount=-points,
         state=state,
         order_ref=order_ref,
-        details={"value": money_payload(value).model_dump()},
+        details={"value": money_payload(value).model_dump(), "lots": lots_payload(paid)},
         actor=actor,
     )
     await emit_for_member(
