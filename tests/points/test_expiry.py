@@ -182,3 +182,63 @@ class TestExpiry:
         for member in free:
             assert (await points(client, pos_key, member))["balance"] == 0
         await assert_ledger_invariant(app)
+
+
+class TestAnswersBeforeTheJobsRun:
+    """An earn or an adjustment answered with the account's row, which still counted points past their end
+    and points of holds past their time until the jobs ran: the till printed a balance no read showed."""
+
+    async def test_an_earn_answers_with_what_a_read_shows(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
+        clock.advance(timedelta(days=366))
+        earned = await earn(client, pos_key, member_id, 5_000)  # 50
+        summary = await points(client, pos_key, member_id)
+        assert (
+            (earned["balance"], earned["available"]) == (summary["balance"], summary["available"]) == (50, 50)
+        )
+        assert [e["payload"]["points"] for e in await events(app, "points.expired")] == [100]
+        assert (await expire_points(app.state.units)).points == 0
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_an_earn_frees_the_points_of_a_hold_past_its_time(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000)
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 60, "order_ref": "W-PAST", "ttl_seconds": 60},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(minutes=5))
+        earned = await earn(client, pos_key, member_id, 5_000)
+        summary = await points(client, pos_key, member_id)
+        assert (
+            (earned["balance"], earned["available"])
+            == (summary["balance"], summary["available"])
+            == (150, 150)
+        )
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_an_adjustment_answers_with_what_a_read_shows(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000)
+        clock.advance(timedelta(days=366))
+        adjusted = await client.post(
+            f"/v1/members/{member_id}/adjustments",
+            json={"points": 30, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert adjusted.status_code in (200, 201), adjusted.text
+        summary = await points(client, pos_key, member_id)
+        assert (adjusted.json()["balance"], summary["balance"]) == (30, 30)
+        await assert_ledger_invariant(app, member_id)

@@ -83,10 +83,19 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> tuple[PointsHold
     """The active member and their account, both locked until commit: the member's row first, as everything
     that may change their tier locks it before any account row (one order, no deadlock), then the account,
     so its balance is the one this transaction changes."""
-    found = await PointsAccountRepository(uow.session).lock_with_member(member_id)
+    accounts = PointsAccountRepository(uow.session)
+    found = await accounts.lock_with_member(member_id, uow.clock.now())
     member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
     assert found is not None
-    return member, found[1]
+    _, state, unsettled = found
+    if unsettled:
+        # Settled first, as a spend does (debit_available): the change and its answer start from the points
+        # a read shows, not from a row that still counts points past their end until the jobs run.
+        await expire_due_points(uow, member_id)
+        settled = await accounts.get_state(member_id)
+        assert settled is not None
+        state = settled
+    return member, state
 
 
 async def record_entry(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -75,8 +76,21 @@ _INSERT_ENTRY = DirectStatement(insert(_ENTRIES))
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
 # first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
 # that only reference the member (ledger, orders) still go in beside the lock.
+_NOW = bindparam("now", type_=PointLot.__table__.c.expires_at.type)
+# Whether the jobs owe the member anything (a hold past its time, a lot past its end): each probe is one look
+# into a partial index, and almost always finds nothing.
+_UNSETTLED = or_(
+    exists().where(Hold.member_id == _MEMBERS.c.id, Hold.status == "active", Hold.expires_at <= _NOW),
+    exists().where(PointLot.member_id == _MEMBERS.c.id, PointLot.remaining > 0, PointLot.expires_at <= _NOW),
+)
 _HOLDER_WITH_ACCOUNT_LOCKED = DirectStatement(
-    select(*POINTS_HOLDER_COLUMNS, _ACCOUNTS.c.balance, _ACCOUNTS.c.held, _ACCOUNTS.c.lifetime_earned)
+    select(
+        *POINTS_HOLDER_COLUMNS,
+        _ACCOUNTS.c.balance,
+        _ACCOUNTS.c.held,
+        _ACCOUNTS.c.lifetime_earned,
+        _UNSETTLED.label("unsettled"),
+    )
     .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
     .where(_MEMBERS.c.id == bindparam("member_id"))
     .with_for_update(key_share=True)
@@ -394,15 +408,17 @@ class PointsAccountRepository:
             for member_id, balance, held, earned in rows.all()
         }
 
-    async def lock_with_member(self, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState] | None:
-        """The member and their account, both rows locked until commit (PostgreSQL)."""
-        row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id})
+    async def lock_with_member(
+        self, member_id: uuid.UUID, now: datetime
+    ) -> tuple[PointsHolder, AccountState, bool] | None:
+        """The member and their account, both rows locked until commit (PostgreSQL), and whether the jobs
+        have anything to settle for them by `now` (a hold past its time, a lot past its end)."""
+        row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id, "now": now})
         if row is None:
             return None
-        *holder, balance, held, lifetime_earned = row
-        return PointsHolder(*holder), AccountState(
-            balance=balance, held=held, lifetime_earned=lifetime_earned
-        )
+        *holder, balance, held, lifetime_earned, unsettled = row
+        state = AccountState(balance=balance, held=held, lifetime_earned=lifetime_earned)
+        return PointsHolder(*holder), state, bool(unsettled)
 
     async def get_state(self, member_id: uuid.UUID) -> AccountState | None:
         row = (

@@ -35,6 +35,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     credit_lot,
     debit_available,
+    expire_due_points,
     lock_earner,
     lots_payload,
     money_payload,
@@ -420,6 +421,8 @@ async def adjust(
         raise InvalidField("points", "must not be zero")
     program = await get_program(uow)
     await members.require_member(uow, member_id, must_be_active=False)
+    # What the jobs owe is settled first, as an earn does (lock_earner): the answer shows what a read does.
+    await expire_due_points(uow, member_id)
     if points > 0:
         state = await PointsAccountRepository(uow.session).change(
             member_id, now=uow.clock.now(), balance=points
