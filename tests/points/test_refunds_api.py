@@ -448,6 +448,23 @@ class TestRedeemedPointsComeBackAsTheyWere:
         assert (await expire_points(app.state.units)).points == 0
         await assert_ledger_invariant(app, member_id)
 
+    async def test_what_is_left_after_its_own_order_settles_the_next_one_owing(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="OLDER")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 5_000, order_ref="NEWER")  # 50, ending 300 days later
+        clock.advance(timedelta(days=64))
+        await redeem(client, pos_key, member_id, 150, "SPENT")  # every point of both
+        for owing in ("OLDER", "NEWER"):
+            assert (await refund_by(client, pos_key, owing, full=True))["shortfall"] > 0
+        clock.advance(timedelta(days=2))  # OLDER's points have ended, NEWER's are good
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (150, 150, 0)
+        owed = await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0")
+        assert owed == []
+        await assert_ledger_invariant(app, member_id)
+
     async def test_part_refunds_give_back_the_latest_to_end_first(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:

@@ -348,9 +348,13 @@ async def settle_shortfalls(
         return 0, state
     settled = 0
     for owing in await OrderRepository(uow.session).list_shortfalls(member_id, other_than=other_than):
+        if settled == spare:
+            break
+        # An order this unit of work settled already is listed by its row until the session flushes, with
+        # nothing left owing.
         points = min(spare - settled, owing.points_shortfall)
         if points <= 0:
-            break
+            continue
         state = await settle_shortfall(uow, owing, points, settled_by=settled_by)
         settled += points
     return settled, state
