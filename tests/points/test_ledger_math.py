@@ -31,26 +31,26 @@ class TestPlanSpending:
 
 
 class TestPlanGivingBack:
-    def test_never_ending_then_latest_to_end_first_after_what_was_given_back(self) -> None:
+    def test_the_last_spent_first_after_what_was_given_back(self) -> None:
         now = datetime(2026, 6, 1, tzinfo=UTC)
-        ended, soon, later, never = (
-            PaidFrom(uuid.uuid4(), uuid.uuid4(), ref, ends, 10)
-            for ref, ends in (
-                ("A", now - timedelta(days=1)),
-                ("B", now + timedelta(days=1)),
-                ("C", now + timedelta(days=90)),
-                ("D", None),
-            )
+        first, second, third = (
+            PaidFrom(uuid.uuid4(), uuid.uuid4(), ref, now, now, 10) for ref in ("A", "B", "C")
         )
-        paid = [ended, soon, later, never]
-        assert plan_giving_back(paid, given_back_before=0, points=15) == ([(never, 10), (later, 5)], 0)
-        assert plan_giving_back(paid, given_back_before=15, points=20) == (
-            [(later, 5), (soon, 10), (ended, 5)],
-            0,
-        )
+        paid = [first, second, third]  # in the order the payment spent them
+        assert plan_giving_back(paid, given_back_before=0, points=15) == ([(third, 10), (second, 5)], 0)
+        assert plan_giving_back(paid, given_back_before=15, points=10) == ([(second, 5), (first, 5)], 0)
         # What the payment's entry names no lot for goes to a fresh lot.
-        assert plan_giving_back(paid, given_back_before=35, points=10) == ([(ended, 5)], 5)
+        assert plan_giving_back(paid, given_back_before=25, points=10) == ([(first, 5)], 5)
         assert plan_giving_back([], given_back_before=0, points=30) == ([], 30)
+
+    def test_points_keep_the_time_they_had_left_when_spent(self) -> None:
+        spent = datetime(2026, 6, 1, tzinfo=UTC)
+        lot = PaidFrom(uuid.uuid4(), uuid.uuid4(), "A", spent + timedelta(days=1), spent, 10)
+        assert lot.end_on_return(spent + timedelta(days=30)) == spent + timedelta(days=31)
+        ended = PaidFrom(uuid.uuid4(), uuid.uuid4(), "A", spent - timedelta(days=1), spent, 10)
+        assert ended.end_on_return(spent + timedelta(days=30)) == spent + timedelta(days=29)
+        never = PaidFrom(uuid.uuid4(), uuid.uuid4(), "A", None, spent, 10)
+        assert never.end_on_return(spent + timedelta(days=30)) is None
 
 
 class TestRefundShares:

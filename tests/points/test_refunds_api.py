@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -381,9 +381,10 @@ async def lots_of(app: FastAPI, member_id: str) -> list[tuple[int, int, str | No
     return [(lot["points"], lot["remaining"], lot["order_ref"]) for lot in found]
 
 
-class TestRedeemedPointsComeBackAsTheyWere:
+class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
     """A refund gave redeemed points back as a fresh lot with a full expiry: redeemed the day before they
-    ended, then refunded, they lived another year, and again after the next redeem and refund."""
+    ended, then refunded, they lived another year, and again after the next redeem and refund. They now keep
+    the time they had left when spent: their clock stops while they are spent."""
 
     async def test_a_refund_keeps_the_points_end(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
@@ -406,84 +407,104 @@ class TestRedeemedPointsComeBackAsTheyWere:
         assert (earned_back["already_expired"], earned_back["points_taken_back"]) == (100, 0)
         assert earned_back["shortfall"] == 0
 
-    async def test_points_whose_end_has_passed_come_back_expired(
+    async def test_the_days_spent_do_not_count(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
-        clock.advance(timedelta(days=364))
-        await redeem(client, pos_key, member_id, 100, "SPENT", order_total=cny(1_000))
-        clock.advance(timedelta(days=2))  # the lot they came from has ended
-        back = await refund_by(client, pos_key, "SPENT", amount=cny(1_000))
-        assert (back["points_given_back"], back["balance"], back["points_refundable"]) == (100, 0, 0)
-        [expired] = await events(app, "points.expired")
-        assert (expired["payload"]["points"], expired["payload"]["balance"]) == (100, 0)
+        [ending] = (await points(client, pos_key, member_id))["expiring"]
+        clock.advance(timedelta(days=364))  # a day left
+        await redeem(client, pos_key, member_id, 100, "SPENT")
+        clock.advance(timedelta(days=30))  # the goods come back a month later
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert (back["points_given_back"], back["balance"]) == (100, 100)
+        [returned] = (await points(client, pos_key, member_id))["expiring"]
+        ended, ends = (datetime.fromisoformat(e["expires_at"]) for e in (ending, returned))
+        assert ends - ended == timedelta(days=30)
+        clock.advance(timedelta(days=2))  # the day they had left is over
         assert (await points(client, pos_key, member_id))["balance"] == 0
-        await assert_ledger_invariant(app, member_id)
-        # Expired as the earn's points: its refund takes nothing more and owes nothing.
-        earned_back = await refund_by(client, pos_key, "EARNED", full=True)
-        assert (earned_back["already_expired"], earned_back["points_taken_back"]) == (100, 0)
-        assert (earned_back["shortfall"], earned_back["balance"]) == (0, 0)
-        again = await client.post("/v1/orders/SPENT/refund", json={"full": True}, headers=bearer(pos_key))
-        assert (again.status_code, again.json()["code"]) == (422, "refund_exceeds_order")
+        assert (await expire_points(app.state.units)).points == 100
         await assert_ledger_invariant(app, member_id)
 
-    async def test_points_past_their_end_settle_what_their_own_order_owes(
+    async def test_points_spent_after_their_end_come_back_ended(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
-        """Had they not been spent, the earn's refund would have taken them back: they settle its shortfall
-        rather than expire, and nothing is lost twice."""
-        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
-        clock.advance(timedelta(days=364))
-        await redeem(client, pos_key, member_id, 100, "SPENT")
-        owed = await refund_by(client, pos_key, "EARNED", full=True)
-        assert (owed["points_taken_back"], owed["shortfall"]) == (0, 100)
-        clock.advance(timedelta(days=2))  # EARNED's points have ended since
-        back = await refund_by(client, pos_key, "SPENT", full=True)
-        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (100, 100, 0)
-        assert await events(app, "points.expired") == []
-        [order] = await rows(
-            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'EARNED'"
+        """A hold spares points past their end until it ends, and a capture spends them last: had it spent
+        fewer, those are the ones that would have expired."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="OLD")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 10_000, order_ref="NEW")  # 100, good for a year
+        clock.advance(timedelta(days=64))
+        hold_id = await hold_points(client, pos_key, member_id, 150, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # OLD's points have ended; the hold spares 50 of them
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text  # NEW's 100, then 50 of OLD's
+        back = await refund_by(client, pos_key, "CAP", points=50)
+        assert (back["points_given_back"], back["balance"]) == (50, 0)
+        assert sum(e["payload"]["points"] for e in await events(app, "points.expired")) == 100
+        await assert_ledger_invariant(app, member_id)
+        rest = await refund_by(client, pos_key, "CAP", full=True)
+        assert (rest["points_given_back"], rest["balance"]) == (100, 100)
+        await assert_ledger_invariant(app, member_id)
+        # OLD's points expired, unspent or given back ended: its refund takes nothing more.
+        old_back = await refund_by(client, pos_key, "OLD", full=True)
+        assert (old_back["already_expired"], old_back["points_taken_back"], old_back["shortfall"]) == (
+            100,
+            0,
+            0,
         )
-        assert order == {"points_taken_back": 100, "points_shortfall": 0}
+
+    async def test_points_given_back_ended_settle_what_their_own_order_owes(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """Had the capture not spent them, the hold's end would have let them settle the earn's shortfall:
+        they do, rather than expire, and then the next order owing is settled from the rest."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="OLDER")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 5_000, order_ref="NEWER")  # 50, good for a year
+        clock.advance(timedelta(days=64))
+        hold_id = await hold_points(client, pos_key, member_id, 150, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # OLDER's points have ended, spared by the hold
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text  # NEWER's 50, then OLDER's 100
+        for owing in ("OLDER", "NEWER"):
+            assert (await refund_by(client, pos_key, owing, full=True))["shortfall"] > 0
+        back = await refund_by(client, pos_key, "CAP", full=True)
+        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (150, 150, 0)
+        assert await events(app, "points.expired") == []
+        owed = await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0")
+        assert owed == []
         assert (await expire_points(app.state.units)).points == 0
         await assert_ledger_invariant(app, member_id)
 
-    async def test_what_is_left_after_its_own_order_settles_the_next_one_owing(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
-    ) -> None:
-        await earn(client, pos_key, member_id, 10_000, order_ref="OLDER")  # 100, ending in 12 months
-        clock.advance(timedelta(days=300))
-        await earn(client, pos_key, member_id, 5_000, order_ref="NEWER")  # 50, ending 300 days later
-        clock.advance(timedelta(days=64))
-        await redeem(client, pos_key, member_id, 150, "SPENT")  # every point of both
-        for owing in ("OLDER", "NEWER"):
-            assert (await refund_by(client, pos_key, owing, full=True))["shortfall"] > 0
-        clock.advance(timedelta(days=2))  # OLDER's points have ended, NEWER's are good
-        back = await refund_by(client, pos_key, "SPENT", full=True)
-        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (150, 150, 0)
-        owed = await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0")
-        assert owed == []
-        await assert_ledger_invariant(app, member_id)
-
-    async def test_part_refunds_give_back_the_latest_to_end_first(
+    async def test_part_refunds_give_back_the_last_spent_first(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="FIRST")  # 100, ending in 12 months
         clock.advance(timedelta(days=180))
         await earn(client, pos_key, member_id, 10_000, order_ref="SECOND")  # 100, ending 6 months later
-        await redeem(client, pos_key, member_id, 150, "PAID")  # all of FIRST's points, 50 of SECOND's
+        await redeem(client, pos_key, member_id, 150, "PAID")  # all of FIRST's points, then 50 of SECOND's
         assert (await refund_by(client, pos_key, "PAID", points=50))["balance"] == 100
         assert (await lots_of(app, member_id))[2:] == [(50, 50, "SECOND")]
-        clock.advance(timedelta(days=190))  # FIRST's points have ended, SECOND's are good
+        clock.advance(timedelta(days=190))  # FIRST's points would have ended by now, unspent
         rest = await refund_by(client, pos_key, "PAID", full=True)
-        assert (rest["points_given_back"], rest["balance"]) == (100, 100)
-        summary = await points(client, pos_key, member_id)
-        assert [e["points"] for e in summary["expiring"]] == [100]
-        [expired] = await events(app, "points.expired")
-        assert expired["payload"]["points"] == 100
+        assert (rest["points_given_back"], rest["balance"]) == (100, 200)
+        assert (await lots_of(app, member_id))[3:] == [(100, 100, "FIRST")]
+        assert await events(app, "points.expired") == []
         await assert_ledger_invariant(app, member_id)
-        first_back = await refund_by(client, pos_key, "FIRST", full=True)
-        assert (first_back["already_expired"], first_back["points_taken_back"]) == (100, 0)
+
+    async def test_an_order_refunded_before_the_one_its_points_paid_loses_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, member_id, 10_000, order_ref="KEPT")  # 100
+        await redeem(client, pos_key, member_id, 100, "SPENT")  # EARNED's points pay
+        taken = await refund_by(client, pos_key, "EARNED", full=True)  # takes KEPT's points instead
+        assert (taken["points_taken_back"], taken["shortfall"]) == (100, 0)
+        clock.advance(timedelta(days=340))  # past EARNED's end
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert back["balance"] == 100
+        assert await events(app, "points.expired") == []
         await assert_ledger_invariant(app, member_id)
 
     async def test_a_captured_hold_s_points_come_back_with_their_end(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 # What changed a member's points: each ledger entry is one of these.
@@ -76,32 +76,33 @@ def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UU
 
 @dataclass(frozen=True, slots=True)
 class PaidFrom:
-    """Points an order's payment (a redeem or a capture) took from one lot, with what a refund needs to give
-    them back as they were: the lot's entry, order and end."""
+    """Points a payment (a redeem or a capture) took from one lot, and when; with what a refund needs to give
+    them back: the lot's entry, order and end."""
 
     lot_id: uuid.UUID
     entry_id: uuid.UUID
     order_ref: str | None
     expires_at: datetime | None
+    spent_at: datetime
     points: int
+
+    def end_on_return(self, now: datetime) -> datetime | None:
+        """When these points end if given back at `now`: they keep the time they had left when spent (their
+        clock stops while they are spent), so a refund never makes points last longer than they would have
+        unspent. Points spent already past their end (a capture takes those last) come back ended."""
+        return None if self.expires_at is None else self.expires_at + max(now - self.spent_at, timedelta(0))
 
 
 def plan_giving_back(
     paid: Sequence[PaidFrom], *, given_back_before: int, points: int
 ) -> tuple[list[tuple[PaidFrom, int]], int]:
-    """Where `points` a refund gives back go: to lots like those the payment took them from, as if it had
-    spent that many points fewer. Spending takes the soonest end first, so the last points it took are the
-    never-expiring ones, then those ending latest: those come back first, after the `given_back_before` that
-    earlier refunds of the order gave back. With them, the points that go to a fresh lot: those the payment's
-    entry names no lot for (paid before entries named them)."""
-
-    def spent_last_first(lot: PaidFrom) -> tuple[int, float, uuid.UUID]:
-        ends = 0.0 if lot.expires_at is None else -lot.expires_at.timestamp()
-        return (lot.expires_at is not None, ends, lot.lot_id)
-
+    """Where `points` a refund gives back go, `paid` in the order the payment spent them: to lots like those,
+    the last spent first, as if the payment had spent that many points fewer, after the `given_back_before`
+    that earlier refunds of the order gave back. With them, the points that go to a fresh lot: those the
+    payment's entry names no lot for (paid before entries named them)."""
     plan: list[tuple[PaidFrom, int]] = []
     skip, left = given_back_before, points
-    for lot in sorted(paid, key=spent_last_first):
+    for lot in reversed(paid):
         passed = min(skip, lot.points)
         skip -= passed
         moved = min(lot.points - passed, left)

@@ -91,6 +91,9 @@ class PointLot(IdMixin, Base):
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    # The entry that credited the points, and its order. Points a refund gives back come back as a lot of
+    # their own with the entry and order of the lot they were spent from (points/refunds.py), so that entry
+    # may have credited more than its own lot now shows.
     entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_entries.id"))
     order_ref: Mapped[str | None] = mapped_column(String(ORDER_REF_LENGTH))
     points: Mapped[int] = mapped_column(BigInteger)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -160,6 +161,10 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
     return plan
 
 
+def _ended(ends: datetime | None, now: datetime) -> bool:
+    return ends is not None and ends <= now
+
+
 async def _shortfall_of(uow: UnitOfWork, order: Order, owing_ref: str) -> Order | None:
     """The member's order `owing_ref` if a refund of it left points it could not take back."""
     for owing in await OrderRepository(uow.session).list_shortfalls(
@@ -223,16 +228,18 @@ async def refund(
         expired = await ledger.expired_of_earn(order.member_id, order_ref)
         expired -= await ledger.already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(expired, 0))
-    due = plan.shares.take_back - already_expired
-    take = max(min(due, locked.balance + give - locked.held), 0)
-    shortfall = due - take
     lots = LotRepository(uow.session)
     # Read before this refund counts as given back: the plan skips what earlier refunds gave back.
+    spends = await LedgerRepository(uow.session).spends_of(order.member_id, order_ref)
     back_to, fresh = plan_giving_back(
-        await lots.paid_from(await LedgerRepository(uow.session).paid_with(order.member_id, order_ref)),
-        given_back_before=order.points_given_back,
-        points=give,
+        await lots.paid_from(order.member_id, spends), given_back_before=order.points_given_back, points=give
     )
+    # Points spent already past their end (spared by a hold a capture spent) come back ended: no take-back
+    # may count on them.
+    ended = sum(points for lot, points in back_to if _ended(lot.end_on_return(now), now))
+    due = plan.shares.take_back - already_expired
+    take = max(min(due, locked.balance + give - ended - locked.held), 0)
+    shortfall = due - take
     # The points the refund takes back were never earned: they leave what the member earned in their
     # lifetime too, whether taken now, already expired, or owed as a shortfall.
     state = await accounts.change(
@@ -267,17 +274,16 @@ async def refund(
         actor=actor,
         partner_id=partner_id,
     )
-    # Redeemed points come back as they were (same entry, order and end), not as points earned today: else a
-    # member could redeem points the day before they end, have the order refunded, and keep them another
-    # full period, again and again. Those whose end has passed count as points of their lot that expired.
+    # Redeemed points come back as they were (same earning entry and order) with the time they had left when
+    # spent, not as points earned today: else a member could redeem points the day before they end, have the
+    # order refunded, and keep them another full period, again and again. Those that come back ended count
+    # as points of their lot that expired.
     past_end: list[tuple[uuid.UUID, PaidFrom, int]] = []
     for lot, points_back in back_to:
-        lot_id = await lots.insert_lot(
-            NewLot(
-                order.member_id, lot.entry_id, points_back, lot.order_ref, at=now, expires_at=lot.expires_at
-            )
-        )
-        if lot.expires_at is not None and lot.expires_at <= now:
+        ends = lot.end_on_return(now)
+        like = NewLot(order.member_id, lot.entry_id, points_back, lot.order_ref, at=now, expires_at=ends)
+        lot_id = await lots.insert_lot(like)
+        if _ended(ends, now):
             past_end.append((lot_id, lot, points_back))
     await credit_lot(
         uow, program, member_id=order.member_id, entry_id=entry_id, points=fresh, order_ref=order_ref
@@ -298,7 +304,7 @@ async def refund(
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
-        min(give - sum(points_back for *_, points_back in past_end) - take, state.available),
+        min(give - ended - take, state.available),
         state,
         settled_by=settled_by,
         other_than=order_ref,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -590,22 +590,23 @@ class LedgerRepository:
             if taken["lot_id"] in lot_ids
         )
 
-    async def paid_with(self, member_id: uuid.UUID, order_ref: str) -> dict[uuid.UUID, int]:
-        """The lots the order's payment (a redeem, a capture) took points from, and how many from each, as
-        its entry names them (none for a payment made before entries named their lots)."""
-        payments = await self.session.scalars(
-            select(LedgerEntry.details).where(
+    async def spends_of(self, member_id: uuid.UUID, order_ref: str) -> list[tuple[uuid.UUID, int, datetime]]:
+        """What the order's payment (a redeem, a capture) took from each lot and when, in the order it spent
+        them, as its entry names them (nothing for a payment made before entries named their lots)."""
+        payments = await self.session.execute(
+            select(LedgerEntry.details, LedgerEntry.created_at)
+            .where(
                 LedgerEntry.member_id == member_id,
                 LedgerEntry.order_ref == order_ref,
                 LedgerEntry.type.in_(("redeem", "capture")),
             )
+            .order_by(LedgerEntry.id)
         )
-        taken: dict[uuid.UUID, int] = {}
-        for details in payments.all():
-            for lot in details.get("lots", []):
-                lot_id = uuid.UUID(lot["lot_id"])
-                taken[lot_id] = taken.get(lot_id, 0) + int(lot["points"])
-        return taken
+        return [
+            (uuid.UUID(lot["lot_id"]), int(lot["points"]), spent_at)
+            for details, spent_at in payments.all()
+            for lot in details.get("lots", [])
+        ]
 
     async def already_expired_of_refunds(self, order_ref: str) -> int:
         """What the order's refunds did not take back because it had expired already (`already_expired`)."""
@@ -627,18 +628,22 @@ class LotRepository:
         lot_id: uuid.UUID = row["id"]
         return lot_id
 
-    async def paid_from(self, taken: Mapping[uuid.UUID, int]) -> list[PaidFrom]:
-        """The lots `taken` names (LedgerRepository.paid_with), each with the points taken from it."""
-        if not taken:
+    async def paid_from(
+        self, member_id: uuid.UUID, spends: Sequence[tuple[uuid.UUID, int, datetime]]
+    ) -> list[PaidFrom]:
+        """The member's lots that `spends` names (LedgerRepository.spends_of), in its order."""
+        if not spends:
             return []
         result = await self.session.execute(
             select(PointLot.id, PointLot.entry_id, PointLot.order_ref, PointLot.expires_at).where(
-                PointLot.id.in_(list(taken))
+                PointLot.member_id == member_id, PointLot.id.in_({lot_id for lot_id, _, _ in spends})
             )
         )
+        lots = {row[0]: row[1:] for row in result.all()}
         return [
-            PaidFrom(lot_id, entry_id, order_ref, expires_at, taken[lot_id])
-            for lot_id, entry_id, order_ref, expires_at in result.all()
+            PaidFrom(lot_id, *lots[lot_id], spent_at=spent_at, points=points)
+            for lot_id, points, spent_at in spends
+            if lot_id in lots
         ]
 
     async def insert_lots(self, lots: Sequence[NewLot]) -> None:

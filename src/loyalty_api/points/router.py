@@ -237,10 +237,10 @@ async def refund_order(
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. `amount` needs the order's total (from
     an earn, or `order_total` on the redeem or capture), else 422 `order_total_unknown`; more than is left is
     422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
-    Redeemed points come back with the end they had (a part refund: those ending latest first); those whose
-    end has passed settle what the order that earned them still owes, and the rest expire at once
-    (`points.expired`). A refunded order is closed to new points: no earn, redeem, hold or capture on it
-    after (409 `order_refunded`). Emits `points.refunded`."""
+    Redeemed points come back with the time they had left when spent (a part refund: the last spent first);
+    points a capture spent already past their end come back ended, settle what the order that earned them
+    still owes, and the rest expire at once (`points.expired`). A refunded order is closed to new points: no
+    earn, redeem, hold or capture on it after (409 `order_refunded`). Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
         order_ref=order_ref,
