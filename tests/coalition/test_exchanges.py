@@ -200,6 +200,19 @@ class TestExchangeOut:
         assert resolved["payload"]["status"] == "failed"
         await assert_ledger_invariant(app, air.member_id)
 
+    async def test_points_that_come_back_keep_their_end(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, air: Air, clock: FrozenClock
+    ) -> None:
+        """They came back as points earned today: sent the day before they ended, and failed by the partner,
+        they lived another full period."""
+        clock.advance(timedelta(days=364))  # the member's 1,000 points end tomorrow
+        exchange = await created(await exchange_out(client, pos_key, air.member_id, "air", 400))
+        assert (await resolve(client, air.key, exchange["id"], "fail")).status_code == 200
+        assert await balance(client, pos_key, air.member_id) == 1_000
+        clock.advance(timedelta(days=2))
+        assert await balance(client, pos_key, air.member_id) == 0
+        await assert_ledger_invariant(app, air.member_id)
+
     async def test_unanswered_it_expires_by_the_worker_after_its_timeout_and_the_points_come_back(
         self,
         app: FastAPI,

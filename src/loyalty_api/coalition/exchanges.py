@@ -40,7 +40,9 @@ from loyalty_api.partners.service import active_partner, get_partner, locked_par
 from loyalty_api.points.accounts import (
     credit_points,
     debit_available,
+    give_back_sent,
     lock_earner,
+    lots_payload,
     record_entry,
     spend_lots,
 )
@@ -197,7 +199,8 @@ async def exchange_out(
     await ExchangeRepository(uow.session).lock_partner(partner.id)
     await _check_limits(uow, program, partner, member_id, "out", points)
     state = await debit_available(uow, member_id, points)
-    await spend_lots(uow, member_id, points)
+    # The entry names the lots sent: points an exchange gives back come back as they were (_give_back).
+    sent = await spend_lots(uow, member_id, points)
     now = uow.clock.now()
     exchange_id = new_id()
     entry_id = await record_entry(
@@ -206,7 +209,7 @@ async def exchange_out(
         type="exchange_out",
         amount=-points,
         state=state,
-        details=_marks(partner, exchange_id, partner_points, rate),
+        details=_marks(partner, exchange_id, partner_points, rate) | {"lots": lots_payload(sent)},
         actor=actor,
         partner_id=partner.id,
     )
@@ -299,12 +302,13 @@ def _not_pending(row: PartnerExchange | None, now: datetime) -> ExchangeNotPendi
 
 
 async def _give_back(uow: UnitOfWork, partner: Partner, row: PartnerExchange) -> None:
-    _, entry_id = await credit_points(
+    entry_id = await give_back_sent(
         uow,
         await get_program(uow),
         member_id=row.member_id,
-        type="exchange_return",
+        sent_by=row.entry_id,
         points=row.points,
+        type="exchange_return",
         details=_marks(partner, row.id, row.partner_points, row.rate),
         partner_id=partner.id,
     )

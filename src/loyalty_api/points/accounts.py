@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -22,7 +24,7 @@ from loyalty_api.points.errors import (
     RedeemShareExceeded,
 )
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
-from loyalty_api.points.ledger import EntryType, plan_spending
+from loyalty_api.points.ledger import EntryType, PaidFrom, plan_giving_back, plan_spending
 from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import (
     AccountState,
@@ -210,6 +212,100 @@ async def credit_lot(
     await LotRepository(uow.session).insert_lot(
         NewLot(member_id, entry_id, points, order_ref, at=now, expires_at=program.expiry_for(now))
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GivingBack:
+    """Where points spent and now given back go (ledger.plan_giving_back): lots like those they were spent
+    from, each keeping the time it had left when spent, and a fresh lot for what the spend's entry names no
+    lot for."""
+
+    back_to: list[tuple[PaidFrom, int]]
+    fresh: int
+    at: datetime
+
+    @property
+    def ended(self) -> int:
+        """The points that come back ended: those a capture spent past their end, spared by its hold."""
+        return sum(points for lot, points in self.back_to if _ended(lot.end_on_return(self.at), self.at))
+
+
+def _ended(ends: datetime | None, now: datetime) -> bool:
+    return ends is not None and ends <= now
+
+
+async def plan_giving_back_spent(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    spends: Sequence[tuple[uuid.UUID, int, datetime]],
+    *,
+    points: int,
+    given_back_before: int = 0,
+) -> GivingBack:
+    """Where `points` of what `spends` took (LedgerRepository.spends_of) go back, after `given_back_before`.
+    Not as points earned today: else a member could spend points the day before they end, have the spend
+    undone, and keep them another full period, again and again."""
+    paid = await LotRepository(uow.session).paid_from(member_id, spends)
+    back_to, fresh = plan_giving_back(paid, given_back_before=given_back_before, points=points)
+    return GivingBack(back_to, fresh, uow.clock.now())
+
+
+async def credit_given_back(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    giving: GivingBack,
+    *,
+    member_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    order_ref: str | None = None,
+) -> list[tuple[uuid.UUID, PaidFrom, int]]:
+    """Credit the lots `giving` plans (the fresh one of `entry_id` and `order_ref`), with the account row
+    locked, after the balance change and its entry. The lots that came back ended (lot id, the lot they were
+    spent from, points), for the caller to settle or expire."""
+    lots = LotRepository(uow.session)
+    ended: list[tuple[uuid.UUID, PaidFrom, int]] = []
+    for lot, points in giving.back_to:
+        ends = lot.end_on_return(giving.at)
+        like = NewLot(member_id, lot.entry_id, points, lot.order_ref, at=giving.at, expires_at=ends)
+        lot_id = await lots.insert_lot(like)
+        if _ended(ends, giving.at):
+            ended.append((lot_id, lot, points))
+    await credit_lot(
+        uow, program, member_id=member_id, entry_id=entry_id, points=giving.fresh, order_ref=order_ref
+    )
+    return ended
+
+
+async def give_back_sent(
+    uow: UnitOfWork,
+    program: ProgramSettings,
+    *,
+    member_id: uuid.UUID,
+    sent_by: uuid.UUID,
+    points: int,
+    type: EntryType,
+    details: dict[str, Any],
+    partner_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
+    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id."""
+    giving = await plan_giving_back_spent(
+        uow, member_id, await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by), points=points
+    )
+    state = await PointsAccountRepository(uow.session).change(member_id, now=giving.at, balance=points)
+    assert state is not None, "every member has an account"
+    entry_id = await record_entry(
+        uow,
+        member_id=member_id,
+        type=type,
+        amount=points,
+        state=state,
+        details=details,
+        partner_id=partner_id,
+    )
+    # Points are sent from lots still good (debit_available expires the others first): none come back ended.
+    await credit_given_back(uow, program, giving, member_id=member_id, entry_id=entry_id)
+    return entry_id
 
 
 async def spend_lots(

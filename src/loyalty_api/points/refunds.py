@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -20,9 +19,10 @@ from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
-    credit_lot,
+    credit_given_back,
     expire_due_points,
     money_payload,
+    plan_giving_back_spent,
     record_entry,
     release_member_expired_holds,
     settle_shortfall,
@@ -32,16 +32,14 @@ from loyalty_api.points.accounts import (
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
-    PaidFrom,
     RefundKind,
     RefundShares,
-    plan_giving_back,
     points_refund_shares,
     refund_shares,
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import LedgerRepository, LotRepository, NewLot, PointsAccountRepository
+from loyalty_api.points.repository import LedgerRepository, LotRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -161,10 +159,6 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
     return plan
 
 
-def _ended(ends: datetime | None, now: datetime) -> bool:
-    return ends is not None and ends <= now
-
-
 async def _shortfall_of(uow: UnitOfWork, order: Order, owing_ref: str) -> Order | None:
     """The member's order `owing_ref` if a refund of it left points it could not take back."""
     for owing in await OrderRepository(uow.session).list_shortfalls(
@@ -228,15 +222,16 @@ async def refund(
         expired = await ledger.expired_of_earn(order.member_id, order_ref)
         expired -= await ledger.already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(expired, 0))
-    lots = LotRepository(uow.session)
     # Read before this refund counts as given back: the plan skips what earlier refunds gave back.
-    spends = await LedgerRepository(uow.session).spends_of(order.member_id, order_ref)
-    back_to, fresh = plan_giving_back(
-        await lots.paid_from(order.member_id, spends), given_back_before=order.points_given_back, points=give
+    giving = await plan_giving_back_spent(
+        uow,
+        order.member_id,
+        await LedgerRepository(uow.session).spends_of(order.member_id, order_ref),
+        points=give,
+        given_back_before=order.points_given_back,
     )
-    # Points spent already past their end (spared by a hold a capture spent) come back ended: no take-back
-    # may count on them.
-    ended = sum(points for lot, points in back_to if _ended(lot.end_on_return(now), now))
+    # Points that come back ended are no take-back's to count on.
+    ended = giving.ended
     due = plan.shares.take_back - already_expired
     take = max(min(due, locked.balance + give - ended - locked.held), 0)
     shortfall = due - take
@@ -274,19 +269,8 @@ async def refund(
         actor=actor,
         partner_id=partner_id,
     )
-    # Redeemed points come back as they were (same earning entry and order) with the time they had left when
-    # spent, not as points earned today: else a member could redeem points the day before they end, have the
-    # order refunded, and keep them another full period, again and again. Those that come back ended count
-    # as points of their lot that expired.
-    past_end: list[tuple[uuid.UUID, PaidFrom, int]] = []
-    for lot, points_back in back_to:
-        ends = lot.end_on_return(now)
-        like = NewLot(order.member_id, lot.entry_id, points_back, lot.order_ref, at=now, expires_at=ends)
-        lot_id = await lots.insert_lot(like)
-        if _ended(ends, now):
-            past_end.append((lot_id, lot, points_back))
-    await credit_lot(
-        uow, program, member_id=order.member_id, entry_id=entry_id, points=fresh, order_ref=order_ref
+    past_end = await credit_given_back(
+        uow, program, giving, member_id=order.member_id, entry_id=entry_id, order_ref=order_ref
     )
     taken = dict(await spend_lots(uow, order.member_id, take, order_ref_first=order_ref, due_last=True))
     settled_by = {"settled_by": order_ref}

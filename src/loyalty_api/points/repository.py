@@ -602,11 +602,18 @@ class LedgerRepository:
             )
             .order_by(LedgerEntry.id)
         )
-        return [
-            (uuid.UUID(lot["lot_id"]), int(lot["points"]), spent_at)
-            for details, spent_at in payments.all()
-            for lot in details.get("lots", [])
-        ]
+        return _spends(payments.all())
+
+    async def spends_of_entry(
+        self, member_id: uuid.UUID, entry_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, int, datetime]]:
+        """`spends_of` one entry (an exchange's points sent to a partner)."""
+        found = await self.session.execute(
+            select(LedgerEntry.details, LedgerEntry.created_at).where(
+                LedgerEntry.member_id == member_id, LedgerEntry.id == entry_id
+            )
+        )
+        return _spends(found.all())
 
     async def already_expired_of_refunds(self, order_ref: str) -> int:
         """What the order's refunds did not take back because it had expired already (`already_expired`)."""
@@ -616,6 +623,15 @@ class LedgerRepository:
             )
         )
         return sum(int(details.get("already_expired", 0)) for details in refunds.all())
+
+
+def _spends(entries: Sequence[Any]) -> list[tuple[uuid.UUID, int, datetime]]:
+    """The lots spending entries (details, created_at) name, with the points taken and when."""
+    return [
+        (uuid.UUID(lot["lot_id"]), int(lot["points"]), spent_at)
+        for details, spent_at in entries
+        for lot in details.get("lots", [])
+    ]
 
 
 class LotRepository:
