@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Coroutine, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
@@ -232,6 +234,48 @@ class TestEarnsRacingSpends:
 
 
 class TestOneOrderEarnedAtOnce:
+    async def test_earns_and_redeems_at_once_settle_what_the_jobs_owe_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """Each change settles the lots past their end and the holds past their time before it changes the
+        account (lock_earner), behind the member's lock: whichever request comes first settles them, once,
+        and every reply gives the balance its entry recorded."""
+        member_id = str((await enrol(client, pos_key))["id"])
+        await earn(client, pos_key, member_id, 50_000, order_ref="ENDING")  # 500 points, ending in 12 months
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "H-PAST", "ttl_seconds": 60},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 30_000, order_ref="GOOD")  # 300 points, good for a year
+        clock.advance(timedelta(days=66))  # ENDING's points have ended; the hold has long run out
+
+        def earn_order(n: int) -> Request:
+            body = {"order_ref": f"E-{n}", "amount": cny(1_000)}  # 10 points
+            return client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+
+        def redeem(n: int) -> Request:
+            body = {"points": 20, "order_ref": f"R-{n}"}
+            return client.post(f"/v1/members/{member_id}/redeem", json=body, headers=bearer(pos_key))
+
+        requests: list[Request] = []
+        for n in range(10):
+            requests += [earn_order(n), redeem(n)]
+        responses = await all_at_once(app, [member_id], requests)
+        assert outcomes(responses) == {(200, None): 20}, [r.text for r in responses]
+
+        entries = await assert_entries_chain(client, pos_key, member_id)
+        assert [(e["type"], e["amount"]) for e in entries if e["type"] in ("expire", "release")] == [
+            ("release", 0),
+            ("expire", -500),
+        ]
+        earns = [r for r in responses if r.request.url.path.endswith("/earn")]
+        await assert_earns_recorded_as_replied(app, entries, earns)
+        assert (await points(client, pos_key, member_id))["balance"] == 300 + 100 - 200
+        await assert_ledger_invariant(app, member_id)
+
     async def test_twenty_earns_of_one_order_earn_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str
     ) -> None:
