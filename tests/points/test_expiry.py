@@ -242,3 +242,21 @@ class TestAnswersBeforeTheJobsRun:
         summary = await points(client, pos_key, member_id)
         assert (adjusted.json()["balance"], summary["balance"]) == (30, 30)
         await assert_ledger_invariant(app, member_id)
+
+    async def test_an_earn_beside_a_hold_sparing_ended_points_answers_what_a_read_shows(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """The hold spared the ended points until the earn freed points for them to expire from."""
+        await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "CART", "ttl_seconds": 3 * 24 * 3600},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(days=2))
+        earned = await earn(client, pos_key, member_id, 5_000)
+        read = await points(client, pos_key, member_id)
+        assert (earned["balance"], earned["available"]) == (read["balance"], read["available"]) == (100, 0)
+        await assert_ledger_invariant(app, member_id)

@@ -476,6 +476,39 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         assert (await expire_points(app.state.units)).points == 0
         await assert_ledger_invariant(app, member_id)
 
+    async def test_an_order_s_own_points_captured_after_their_end_leave_nothing_owed(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """A hold on the order that earned the points spared them past their end and its capture spent them:
+        unspent, they would have expired as the order's, and its refund would owe nothing."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="X")  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 100, "X", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text
+        back = await refund_by(client, pos_key, "X", full=True)
+        assert (back["points_given_back"], back["shortfall"], back["balance"]) == (100, 0, 0)
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await earn(client, pos_key, member_id, 10_000, order_ref="LATER")  # nothing of it pays for X
+        assert (await points(client, pos_key, member_id))["balance"] == 100
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_refund_beside_a_hold_sparing_ended_points_answers_what_a_read_shows(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="OLD")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 5_000, order_ref="NEW")
+        await redeem(client, pos_key, member_id, 50, "PAID")
+        clock.advance(timedelta(days=64))
+        await hold_points(client, pos_key, member_id, 100, "CART", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # OLD's points have ended; the hold spares them
+        back = await refund_by(client, pos_key, "PAID", full=True)
+        read = await points(client, pos_key, member_id)
+        assert (back["balance"], back["available"]) == (read["balance"], read["available"]) == (100, 0)
+        await assert_ledger_invariant(app, member_id)
+
     async def test_part_refunds_give_back_the_last_spent_first(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:

@@ -259,7 +259,7 @@ async def record_activity(
     ledger entry of type `activity` with the rule in its breakdown. The same ref again answers the first
     result (`new` False) even if the rule changed or was switched off since."""
     program = await get_program(uow)
-    _, account = await lock_earner(uow, member_id)
+    account = (await lock_earner(uow, member_id)).account
     activities = MemberActivityRepository(uow.session)
     found = await activities.get_activity(member_id, type, ref)
     if found is not None:

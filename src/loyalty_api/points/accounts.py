@@ -81,23 +81,45 @@ def money_payload(money: Money) -> MoneyPayload:
     return MoneyPayload(amount=money.amount_minor, currency=money.currency)
 
 
-async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> tuple[PointsHolder, AccountState]:
+@dataclass(frozen=True, slots=True)
+class Earner:
+    """An active member and their account, locked (lock_earner). `spared`: lots past their end that holds
+    still spare, which points this change frees may let expire (settle_spared)."""
+
+    member: PointsHolder
+    account: AccountState
+    spared: bool = False
+
+
+async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
     """The active member and their account, both locked until commit: the member's row first, as everything
     that may change their tier locks it before any account row (one order, no deadlock), then the account,
     so its balance is the one this transaction changes."""
     accounts = PointsAccountRepository(uow.session)
-    found = await accounts.lock_with_member(member_id, uow.clock.now())
+    now = uow.clock.now()
+    found = await accounts.lock_with_member(member_id, now)
     member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
     assert found is not None
     _, state, unsettled = found
-    if unsettled:
-        # Settled first, as a spend does (debit_available): the change and its answer start from the points
-        # a read shows, not from a row that still counts points past their end until the jobs run.
-        await expire_due_points(uow, member_id)
-        settled = await accounts.get_state(member_id)
-        assert settled is not None
-        state = settled
-    return member, state
+    if not unsettled:
+        return Earner(member, state)
+    # Settled first, as a spend does (debit_available): the change and its answer start from the points a
+    # read shows, not from a row that still counts points past their end until the jobs run.
+    await expire_due_points(uow, member_id)
+    settled = await accounts.get_state(member_id)
+    assert settled is not None
+    return Earner(member, settled, spared=await LotRepository(uow.session).exists_due_lot(member_id, now))
+
+
+async def settle_spared(uow: UnitOfWork, earner: Earner, state: AccountState) -> AccountState:
+    """After a change that added points: what of the lots past their end holds spared those points now let
+    expire, expired, as a read counts them; the account after (`state` when nothing was spared)."""
+    if not earner.spared:
+        return state
+    await expire_due_points(uow, earner.member.id)
+    settled = await PointsAccountRepository(uow.session).get_state(earner.member.id)
+    assert settled is not None
+    return settled
 
 
 async def record_entry(
@@ -224,10 +246,17 @@ class GivingBack:
     fresh: int
     at: datetime
 
+    def ended_of(self, order_ref: str) -> int:
+        """The points that come back ended from lots the order `order_ref` earned."""
+        return sum(points for lot, points in self._ended_lots() if lot.order_ref == order_ref)
+
+    def _ended_lots(self) -> list[tuple[PaidFrom, int]]:
+        return [(lot, points) for lot, points in self.back_to if _ended(lot.end_on_return(self.at), self.at)]
+
     @property
     def ended(self) -> int:
         """The points that come back ended: those a capture spent past their end, spared by its hold."""
-        return sum(points for lot, points in self.back_to if _ended(lot.end_on_return(self.at), self.at))
+        return sum(points for _, points in self._ended_lots())
 
 
 def _ended(ends: datetime | None, now: datetime) -> bool:

@@ -32,8 +32,10 @@ from loyalty_api.points.accounts import (
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
+    LotBalance,
     RefundKind,
     RefundShares,
+    plan_spending,
     points_refund_shares,
     refund_shares,
     refunded_for_points,
@@ -222,6 +224,10 @@ async def refund(
         expired = await ledger.expired_of_earn(order.member_id, order_ref)
         expired -= await ledger.already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(expired, 0))
+    lots = LotRepository(uow.session)
+    # Known limit: an order refunded while the points it earned were spent took other points in their place
+    # (the take-back spends whatever lots are there); when its own points come back later, by the refund of
+    # the order they paid, they keep their own time left, not that of the points taken in their place.
     # Read before this refund counts as given back: the plan skips what earlier refunds gave back.
     giving = await plan_giving_back_spent(
         uow,
@@ -230,10 +236,12 @@ async def refund(
         points=give,
         given_back_before=order.points_given_back,
     )
-    # Points that come back ended are no take-back's to count on.
-    ended = giving.ended
+    # Points that come back ended are no take-back's to count on, but those the order itself earned (a hold
+    # on it spared them past their end, and its capture spent them): had they not been spent, they would
+    # have expired as the order's, and nothing of them would be owed.
+    ended, ended_own = giving.ended, giving.ended_of(order_ref)
     due = plan.shares.take_back - already_expired
-    take = max(min(due, locked.balance + give - ended - locked.held), 0)
+    take = max(min(due, locked.balance + give - (ended - ended_own) - locked.held), 0)
     shortfall = due - take
     # The points the refund takes back were never earned: they leave what the member earned in their
     # lifetime too, whether taken now, already expired, or owed as a shortfall.
@@ -272,7 +280,18 @@ async def refund(
     past_end = await credit_given_back(
         uow, program, giving, member_id=order.member_id, entry_id=entry_id, order_ref=order_ref
     )
-    taken = dict(await spend_lots(uow, order.member_id, take, order_ref_first=order_ref, due_last=True))
+    # The order's own points that came back ended are taken back first, the rest from the member's lots.
+    own = plan_spending(
+        [LotBalance(lot_id, points) for lot_id, lot, points in past_end if lot.order_ref == order_ref],
+        min(take, ended_own),
+    )
+    await lots.take(order.member_id, own)
+    spent = await spend_lots(
+        uow, order.member_id, take - sum(n for _, n in own), order_ref_first=order_ref, due_last=True
+    )
+    taken = dict(own)
+    for lot_id, n in spent:
+        taken[lot_id] = taken.get(lot_id, 0) + n
     settled_by = {"settled_by": order_ref}
     # Points past their end settle the shortfall of the order that earned them, as its refund would have
     # taken them had they not been spent; the rest of them expire below.
@@ -312,7 +331,9 @@ async def refund(
         ),
         order.member_id,
     )
-    if doomed > 0:
+    # Points that came back ended, and lots past their end a hold spared that what came back now lets go,
+    # expire as a read counts them.
+    if doomed > 0 or await lots.exists_due_lot(order.member_id, now):
         await expire_due_points(uow, order.member_id)
         state = await accounts.get_state(order.member_id) or state
     return RefundResult(

@@ -41,6 +41,7 @@ from loyalty_api.points.accounts import (
     money_payload,
     raises_counted_spend,
     record_entry,
+    settle_spared,
     spend_lots,
 )
 from loyalty_api.points.errors import (
@@ -172,7 +173,8 @@ async def earn(
         raise InvalidField("occurred_at", "must not be in the future")
     if occurred < now - OFFLINE_GRACE:
         raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
-    member, account = await lock_earner(uow, member_id)
+    earner = await lock_earner(uow, member_id)
+    member, account = earner.member, earner.account
 
     rules = await earning.rules_in_force(uow, occurred)
     # Decrypting is a cost every earn would pay: only when a rule looks at the birthday.
@@ -252,6 +254,7 @@ async def earn(
         override_until=member.tier_override_until,
         standing=Standing(at=now, values=totals),
     )
+    state = await settle_spared(uow, earner, state)
     return EarnResult(
         order_ref=order_ref,
         points_earned=points,
@@ -355,7 +358,7 @@ async def redeem(
         check_order_total(program, points, order_total)
     # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
     # its outcome, so no points are spent by a member once closed.
-    member, _ = await lock_earner(uow, member_id)
+    member = (await lock_earner(uow, member_id)).member
     now = uow.clock.now()
     if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
         # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
