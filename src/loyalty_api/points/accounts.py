@@ -165,10 +165,12 @@ async def credit_points(
     lifetime: bool = False,
     actor: uuid.UUID | None = None,
     partner_id: uuid.UUID | None = None,
+    given_back: GivingBack | None = None,
 ) -> tuple[AccountState, uuid.UUID]:
     """Add `points` to the member's balance (and to what they earned in their lifetime, with `lifetime`) as
-    one ledger entry with a lot that expires as the programme says; the account after it and the entry's id.
-    The change locks the account row until commit, if it was not locked already."""
+    one ledger entry with a lot that expires as the programme says, or, for points spent and now given back,
+    as the lots `given_back` plans; the account after it and the entry's id. The change locks the account row
+    until commit, if it was not locked already."""
     state = await PointsAccountRepository(uow.session).change(
         member_id, now=uow.clock.now(), balance=points, lifetime=points if lifetime else 0
     )
@@ -183,7 +185,10 @@ async def credit_points(
         actor=actor,
         partner_id=partner_id,
     )
-    await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
+    if given_back is None:
+        await credit_lot(uow, program, member_id=member_id, entry_id=entry_id, points=points)
+    else:
+        await credit_given_back(uow, program, given_back, member_id=member_id, entry_id=entry_id)
     return state, entry_id
 
 
@@ -317,23 +322,19 @@ async def give_back_sent(
     partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
-    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id."""
-    giving = await plan_giving_back_spent(
-        uow, member_id, await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by), points=points
-    )
-    state = await PointsAccountRepository(uow.session).change(member_id, now=giving.at, balance=points)
-    assert state is not None, "every member has an account"
-    entry_id = await record_entry(
+    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id. Points
+    are sent from lots still good (debit_available expires the others first): none come back ended."""
+    spends = await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by)
+    _, entry_id = await credit_points(
         uow,
+        program,
         member_id=member_id,
         type=type,
-        amount=points,
-        state=state,
+        points=points,
         details=details,
         partner_id=partner_id,
+        given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
     )
-    # Points are sent from lots still good (debit_available expires the others first): none come back ended.
-    await credit_given_back(uow, program, giving, member_id=member_id, entry_id=entry_id)
     return entry_id
 
 
