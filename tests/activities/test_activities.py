@@ -339,3 +339,33 @@ class TestStreaks:
             ((r := await record(client, pos_key, member["id"], ref))["streak"], r["points_earned"])
             for ref in ("b", "c")
         ] == [(2, 11), (2, 1)]
+
+
+class TestActivityAnswersBeforeTheJobsRun:
+    async def test_points_beside_a_hold_sparing_ended_points_answer_what_a_read_shows(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The hold spared points past their end until the activity's points freed some for them to expire
+        from: the answer gave the row's balance, 60 above what a read showed."""
+        await set_program(client, admin_key, expiry_months=12)
+        await add_activity_rule(client, admin_key, points=60)
+        member_id = str((await enrol(client, pos_key))["id"])
+        adjusted = await client.post(
+            f"/v1/members/{member_id}/adjustments",
+            json={"points": 100, "reason": "welcome"},
+            headers=bearer(admin_key),
+        )
+        assert adjusted.status_code == 201, adjusted.text
+        clock.advance(timedelta(days=364))
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "CART", "ttl_seconds": 3 * 24 * 3600},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(days=2))
+        recorded = await record(client, pos_key, member_id, "visit-1")
+        assert recorded["balance"] == (await points(client, pos_key, member_id))["balance"] == 100
+        again = await record_reply(client, pos_key, member_id, "visit-1")
+        assert (again.status_code, again.json()["balance"]) == (200, 100)
+        await assert_ledger_invariant(app, member_id)

@@ -46,7 +46,7 @@ from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
-from loyalty_api.points.accounts import credit_points, lock_earner
+from loyalty_api.points.accounts import credit_points, lock_earner, settle_spared
 from loyalty_api.points.events import BreakdownPayload
 from loyalty_api.program.service import ProgramSettings, get_program
 
@@ -259,7 +259,7 @@ async def record_activity(
     ledger entry of type `activity` with the rule in its breakdown. The same ref again answers the first
     result (`new` False) even if the rule changed or was switched off since."""
     program = await get_program(uow)
-    account = (await lock_earner(uow, member_id)).account
+    earner = await lock_earner(uow, member_id)
     activities = MemberActivityRepository(uow.session)
     found = await activities.get_activity(member_id, type, ref)
     if found is not None:
@@ -285,7 +285,7 @@ async def record_activity(
     total = rule.points + bonus
     activity_id = new_id()
     lines: list[dict[str, Any]] = [line.model_dump() for line in breakdown]
-    balance, entry_id = account.balance, None
+    balance, entry_id = earner.account.balance, None
     if total > 0:
         details = {"breakdown": lines, "activity_id": str(activity_id), "activity_type": type, "ref": ref}
         state, entry_id = await credit_points(
@@ -298,7 +298,8 @@ async def record_activity(
             lifetime=True,
             actor=actor,
         )
-        balance = state.balance
+        # As a read shows it: what ended points a hold spared these points let go has expired.
+        balance = (await settle_spared(uow, earner, state)).balance
     row = MemberActivity(
         id=activity_id,
         member_id=member_id,
