@@ -322,8 +322,9 @@ async def give_back_sent(
     partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
-    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id. Points
-    are sent from lots still good (debit_available expires the others first): none come back ended."""
+    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id. Any
+    that come back ended (sent past their end while a hold spared them) are left to the expiry, which reads
+    already count."""
     spends = await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by)
     _, entry_id = await credit_points(
         uow,
