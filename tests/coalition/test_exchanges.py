@@ -19,7 +19,7 @@ from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.databases import is_postgres
-from tests.inspect_db import events, table_counts
+from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
@@ -36,7 +36,7 @@ from tests.partners.helpers import (
     run_exchange_expiry,
     value_minor,
 )
-from tests.points.helpers import cny, set_program
+from tests.points.helpers import cny, earn, set_program
 
 POINT_VALUE = "0.5"  # half a fen a point: an exchange's value is not its points
 TIMEOUT = 600  # seconds the partner has to answer an exchange out
@@ -211,6 +211,27 @@ class TestExchangeOut:
         assert await balance(client, pos_key, air.member_id) == 1_000
         clock.advance(timedelta(days=2))
         assert await balance(client, pos_key, air.member_id) == 0
+        await assert_ledger_invariant(app, air.member_id)
+
+    async def test_points_that_come_back_settle_what_the_member_owes(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, air: Air
+    ) -> None:
+        """As points a refund gives back do: the order refunded while its points were away is settled, and
+        the leaderboard counts what the refund took back once."""
+        opted = await client.patch(
+            f"/v1/members/{air.member_id}", json={"leaderboard_opt_in": True}, headers=bearer(pos_key)
+        )
+        assert opted.status_code == 200, opted.text
+        await earn(client, pos_key, air.member_id, 5_000, order_ref="K")  # 50 kept
+        await earn(client, pos_key, air.member_id, 10_000, order_ref="O")  # 100 more
+        sent = await created(await exchange_out(client, pos_key, air.member_id, "air", 1_150))
+        refunded = await client.post("/v1/orders/O/refund", json={"full": True}, headers=bearer(pos_key))
+        assert refunded.json()["shortfall"] == 100, refunded.text
+        assert (await resolve(client, air.key, sent["id"], "fail")).status_code == 200
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        assert await balance(client, pos_key, air.member_id) == 1_050
+        board = await client.get("/v1/leaderboard", params={"period": "week"}, headers=bearer(pos_key))
+        assert [(i["member_id"], i["points"]) for i in board.json()["items"]] == [(air.member_id, 50)]
         await assert_ledger_invariant(app, air.member_id)
 
     async def test_unanswered_it_expires_by_the_worker_after_its_timeout_and_the_points_come_back(

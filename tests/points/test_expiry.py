@@ -260,3 +260,32 @@ class TestAnswersBeforeTheJobsRun:
         read = await points(client, pos_key, member_id)
         assert (earned["balance"], earned["available"]) == (read["balance"], read["available"]) == (100, 0)
         await assert_ledger_invariant(app, member_id)
+
+    async def test_an_adjustment_beside_a_hold_sparing_ended_points_answers_what_a_read_shows(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 100, "order_ref": "CART", "ttl_seconds": 3 * 24 * 3600},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+        clock.advance(timedelta(days=2))
+        adjusted = await client.post(
+            f"/v1/members/{member_id}/adjustments",
+            json={"points": 30, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert adjusted.status_code == 201, adjusted.text
+        read = await points(client, pos_key, member_id)
+        answered = (adjusted.json()["balance"], adjusted.json()["available"])
+        assert answered == (read["balance"], read["available"]) == (100, 0)
+        await assert_ledger_invariant(app, member_id)

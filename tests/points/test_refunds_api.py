@@ -494,6 +494,26 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         assert (await points(client, pos_key, member_id))["balance"] == 100
         await assert_ledger_invariant(app, member_id)
 
+    async def test_live_points_beside_the_order_s_own_ended_ones_settle_another_order(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="P")
+        await redeem(client, pos_key, member_id, 100, "Q")
+        assert (await refund_by(client, pos_key, "P", full=True))["shortfall"] == 100
+        await earn(client, pos_key, member_id, 10_000, order_ref="O")  # 100, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 10_000, order_ref="N")
+        clock.advance(timedelta(days=64))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "O", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # O's points have ended, spared by the hold on O
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text  # N's 100, then O's ended 100
+        back = await refund_by(client, pos_key, "O", full=True)
+        assert (back["points_given_back"], back["points_taken_back"], back["shortfall"]) == (200, 100, 0)
+        assert (back["shortfall_settled"], back["balance"]) == (100, 0)  # N's points pay what P owes
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
     async def test_a_refund_beside_a_hold_sparing_ended_points_answers_what_a_read_shows(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:

@@ -285,7 +285,10 @@ async def record_activity(
     total = rule.points + bonus
     activity_id = new_id()
     lines: list[dict[str, Any]] = [line.model_dump() for line in breakdown]
-    balance, entry_id = earner.account.balance, None
+    # The event's balance is its entry's (a points.expired follows with its own); the answer's, stored for
+    # replays, is what a read shows.
+    balance = answered = earner.account.balance
+    entry_id = None
     if total > 0:
         details = {"breakdown": lines, "activity_id": str(activity_id), "activity_type": type, "ref": ref}
         state, entry_id = await credit_points(
@@ -298,8 +301,8 @@ async def record_activity(
             lifetime=True,
             actor=actor,
         )
-        # As a read shows it: what ended points a hold spared these points let go has expired.
-        balance = (await settle_spared(uow, earner, state)).balance
+        balance = state.balance
+        answered = (await settle_spared(uow, earner, state)).balance
     row = MemberActivity(
         id=activity_id,
         member_id=member_id,
@@ -312,7 +315,7 @@ async def record_activity(
         bonus=bonus,
         breakdown=lines,
         entry_id=entry_id,
-        balance_after=balance,
+        balance_after=answered,
         created_at=now,
     )
     await activities.insert_activity(row)

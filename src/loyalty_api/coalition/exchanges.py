@@ -310,6 +310,7 @@ async def _give_back(uow: UnitOfWork, partner: Partner, row: PartnerExchange) ->
         points=row.points,
         type="exchange_return",
         details=_marks(partner, row.id, row.partner_points, row.rate),
+        settled_by={"settled_by_exchange": str(row.id)},
         partner_id=partner.id,
     )
     await ExchangeRepository(uow.session).set_return_entry(row.id, entry_id)

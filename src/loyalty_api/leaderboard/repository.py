@@ -44,7 +44,8 @@ class LeaderboardRepository:
         # week's purchase this week leaves this week's board alone. It takes back all the purchase's points
         # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
         # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
-        # owed (`settled_by`, `settled_by_hold`) was counted with its refund's shortfall: not again.
+        # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`) was counted with its refund's
+        # shortfall: not again.
         refund = aliased(LedgerEntry)
 
         def detail(name: str) -> ColumnElement[int]:
@@ -68,6 +69,7 @@ class LeaderboardRepository:
                 refund.type == "refund",
                 refund.details["settled_by"].as_string().is_(None),
                 refund.details["settled_by_hold"].as_string().is_(None),
+                refund.details["settled_by_exchange"].as_string().is_(None),
             )
         )
         moves = union_all(earned_then, taken_back).subquery()

@@ -319,14 +319,16 @@ async def give_back_sent(
     points: int,
     type: EntryType,
     details: dict[str, Any],
+    settled_by: dict[str, str],
     partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
-    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Its entry's id. Any
-    that come back ended (sent past their end while a hold spared them) are left to the expiry, which reads
-    already count."""
+    entry of `type`, with the time they had left when spent (plan_giving_back_spent); like points a refund
+    gives back, they settle the member's shortfalls first (`settled_by` says what freed them). Its entry's
+    id. Any that come back ended (sent past their end while a hold spared them) are left to the expiry, which
+    reads already count."""
     spends = await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by)
-    _, entry_id = await credit_points(
+    state, entry_id = await credit_points(
         uow,
         program,
         member_id=member_id,
@@ -335,6 +337,9 @@ async def give_back_sent(
         details=details,
         partner_id=partner_id,
         given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
+    )
+    await settle_shortfalls(
+        uow, member_id, min(points, state.available), state, settled_by=settled_by, other_than=None
     )
     return entry_id
 

@@ -307,7 +307,8 @@ async def refund(
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
-        min(give - ended - take, state.available),
+        # What came back live, less what the take-back took of it (the order's own ended points paid part).
+        min(give - ended - (take - sum(n for _, n in own)), state.available),
         state,
         settled_by=settled_by,
         other_than=order_ref,
