@@ -73,8 +73,10 @@ class TestExpiry:
         )
         clock.advance(timedelta(days=2))
         assert (await expire_points(app.state.units)).points == 40
-        await client.post(f"/v1/holds/{hold.json()['id']}/release", headers=bearer(pos_key))
-        assert (await expire_points(app.state.units)).points == 60
+        released = await client.post(f"/v1/holds/{hold.json()['id']}/release", headers=bearer(pos_key))
+        assert released.json()["balance"] == 0  # the 60 it spared expire as it lets them go
+        assert (await expire_points(app.state.units)).points == 0
+        assert [e["payload"]["points"] for e in await events(app, "points.expired")] == [40, 60]
         assert (await points(client, pos_key, member_id))["balance"] == 0
         await assert_ledger_invariant(app, member_id)
 
@@ -288,4 +290,41 @@ class TestAnswersBeforeTheJobsRun:
         read = await points(client, pos_key, member_id)
         answered = (adjusted.json()["balance"], adjusted.json()["available"])
         assert answered == (read["balance"], read["available"]) == (100, 0)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_release_or_a_capture_answers_what_a_read_shows(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """Points past their end that the hold spared expire once it lets them go: the answer gave the row's
+        balance, the released (or the uncaptured) points still in it."""
+        await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
+        clock.advance(timedelta(days=364))
+        holds = []
+        for order_ref, held in (("CART-1", 60), ("CART-2", 40)):
+            made = await client.post(
+                f"/v1/members/{member_id}/holds",
+                json={"points": held, "order_ref": order_ref, "ttl_seconds": 3 * 24 * 3600},
+                headers=bearer(pos_key),
+            )
+            assert made.status_code == 201, made.text
+            holds.append(made.json()["id"])
+        clock.advance(timedelta(days=2))  # the points have ended; the holds spare them
+        captured = await client.post(
+            f"/v1/holds/{holds[0]}/capture", json={"points": 20}, headers=bearer(pos_key)
+        )
+        assert captured.status_code == 200, captured.text
+        read = await points(client, pos_key, member_id)
+        assert (captured.json()["balance"], captured.json()["available"]) == (
+            read["balance"],
+            read["available"],
+        )
+        assert (read["balance"], read["available"]) == (40, 0)
+        released = await client.post(f"/v1/holds/{holds[1]}/release", headers=bearer(pos_key))
+        assert released.status_code == 200, released.text
+        read = await points(client, pos_key, member_id)
+        assert (released.json()["balance"], released.json()["available"]) == (
+            read["balance"],
+            read["available"],
+        )
+        assert read["balance"] == 0
         await assert_ledger_invariant(app, member_id)

@@ -114,10 +114,17 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
 async def settle_spared(uow: UnitOfWork, earner: Earner, state: AccountState) -> AccountState:
     """After a change that added points: what of the lots past their end holds spared those points now let
     expire, expired, as a read counts them; the account after (`state` when nothing was spared)."""
-    if not earner.spared:
+    return await expire_let_go(uow, earner.member.id, state) if earner.spared else state
+
+
+async def expire_let_go(uow: UnitOfWork, member_id: uuid.UUID, state: AccountState) -> AccountState:
+    """After a change that added or freed points (an adjustment, a refund, a capture, a release): the lots
+    past their end that holds spared and those points now let go, expired before the answer, as a read
+    counts them; the account after (`state` when no lot is past its end)."""
+    if not await LotRepository(uow.session).exists_due_lot(member_id, uow.clock.now()):
         return state
-    await expire_due_points(uow, earner.member.id)
-    settled = await PointsAccountRepository(uow.session).get_state(earner.member.id)
+    await expire_due_points(uow, member_id)
+    settled = await PointsAccountRepository(uow.session).get_state(member_id)
     assert settled is not None
     return settled
 

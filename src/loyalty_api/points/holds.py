@@ -16,6 +16,7 @@ from loyalty_api.points.accounts import (
     check_minimum_redeem,
     check_order_total,
     debit_available,
+    expire_let_go,
     lock_earner,
     lots_payload,
     raises_counted_spend,
@@ -257,6 +258,7 @@ async def capture_hold(
         # The earned order now counts its whole total for tiers: the member is judged as after an earn, in
         # this transaction, behind the member's row _lock_active_hold locked first (the earn's lock order).
         await membership.after_total_raised(uow, member)
+    state = await expire_let_go(uow, hold.member_id, state)
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 
@@ -265,6 +267,7 @@ async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, *, actor: uuid.UUID 
     state = await release(uow, hold, reason="released", actor=actor)
     if state is None:
         raise HoldNotActive("The hold has just ended", hold_status="ended")
+    state = await expire_let_go(uow, hold.member_id, state)
     return _view(hold, uow.clock.now(), balance=state.balance, available=state.available)
 
 

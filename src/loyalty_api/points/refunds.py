@@ -21,6 +21,7 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     credit_given_back,
     expire_due_points,
+    expire_let_go,
     money_payload,
     plan_giving_back_spent,
     record_entry,
@@ -295,7 +296,7 @@ async def refund(
     settled_by = {"settled_by": order_ref}
     # Points past their end settle the shortfall of the order that earned them, as its refund would have
     # taken them had they not been spent; the rest of them expire below.
-    settled_total, doomed = 0, 0
+    settled_total = 0
     for lot_id, lot, points_back in past_end:
         left = points_back - taken.get(lot_id, 0)
         owing = None if lot.order_ref in (None, order_ref) else await _shortfall_of(uow, order, lot.order_ref)
@@ -303,7 +304,6 @@ async def refund(
         if owing is not None and settling > 0:
             state = await settle_shortfall(uow, owing, settling, settled_by=settled_by, from_lot=lot_id)
         settled_total += settling
-        doomed += left - settling
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
@@ -334,9 +334,7 @@ async def refund(
     )
     # Points that came back ended, and lots past their end a hold spared that what came back now lets go,
     # expire as a read counts them.
-    if doomed > 0 or await lots.exists_due_lot(order.member_id, now):
-        await expire_due_points(uow, order.member_id)
-        state = await accounts.get_state(order.member_id) or state
+    state = await expire_let_go(uow, order.member_id, state)
     return RefundResult(
         order_ref=order_ref,
         member_id=order.member_id,

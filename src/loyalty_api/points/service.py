@@ -36,6 +36,7 @@ from loyalty_api.points.accounts import (
     credit_lot,
     debit_available,
     expire_due_points,
+    expire_let_go,
     lock_earner,
     lots_payload,
     money_payload,
@@ -449,10 +450,8 @@ async def adjust(
         PointsAdjusted(member_id=member_id, points=points, reason=reason, balance=state.balance),
         member_id,
     )
-    if points > 0 and await LotRepository(uow.session).exists_due_lot(member_id, uow.clock.now()):
-        # Ended points a hold spared, let go by the points added: expired before answering, as a read counts.
-        await expire_due_points(uow, member_id)
-        state = await PointsAccountRepository(uow.session).get_state(member_id) or state
+    if points > 0:
+        state = await expire_let_go(uow, member_id, state)
     return AdjustResult(
         entry_id=entry_id, points=points, reason=reason, balance=state.balance, available=state.available
     )
