@@ -64,3 +64,17 @@ async def add_rule(client: httpx.AsyncClient, admin_key: str, **rule: Any) -> di
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def hold_points(
+    client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, *, ttl: int
+) -> str:
+    """A hold made over the API; its id."""
+    held = await client.post(
+        f"/v1/members/{member_id}/holds",
+        json={"points": points, "order_ref": order_ref, "ttl_seconds": ttl},
+        headers=bearer(key),
+    )
+    assert held.status_code == 201, held.text
+    hold_id: str = held.json()["id"]
+    return hold_id

@@ -13,7 +13,7 @@ from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, points, set_program
+from tests.points.helpers import earn, hold_points, points, set_program
 
 
 @pytest.fixture
@@ -208,12 +208,7 @@ class TestAnswersBeforeTheJobsRun:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
         await earn(client, pos_key, member_id, 10_000)
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 60, "order_ref": "W-PAST", "ttl_seconds": 60},
-            headers=bearer(pos_key),
-        )
-        assert held.status_code == 201, held.text
+        await hold_points(client, pos_key, member_id, 60, "W-PAST", ttl=60)
         clock.advance(timedelta(minutes=5))
         earned = await earn(client, pos_key, member_id, 5_000)
         summary = await points(client, pos_key, member_id)
@@ -251,12 +246,7 @@ class TestAnswersBeforeTheJobsRun:
         """The hold spared the ended points until the earn freed points for them to expire from."""
         await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
         clock.advance(timedelta(days=364))
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "CART", "ttl_seconds": 3 * 24 * 3600},
-            headers=bearer(pos_key),
-        )
-        assert held.status_code == 201, held.text
+        await hold_points(client, pos_key, member_id, 100, "CART", ttl=3 * 24 * 3600)
         clock.advance(timedelta(days=2))
         earned = await earn(client, pos_key, member_id, 5_000)
         read = await points(client, pos_key, member_id)
@@ -274,12 +264,7 @@ class TestAnswersBeforeTheJobsRun:
     ) -> None:
         await earn(client, pos_key, member_id, 10_000)  # 100, ending in 12 months
         clock.advance(timedelta(days=364))
-        held = await client.post(
-            f"/v1/members/{member_id}/holds",
-            json={"points": 100, "order_ref": "CART", "ttl_seconds": 3 * 24 * 3600},
-            headers=bearer(pos_key),
-        )
-        assert held.status_code == 201, held.text
+        await hold_points(client, pos_key, member_id, 100, "CART", ttl=3 * 24 * 3600)
         clock.advance(timedelta(days=2))
         adjusted = await client.post(
             f"/v1/members/{member_id}/adjustments",

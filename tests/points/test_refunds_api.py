@@ -17,7 +17,7 @@ from tests.builders import enrol
 from tests.conftest import bearer
 from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import cny, earn, points, set_program
+from tests.points.helpers import cny, earn, hold_points, points, set_program
 
 
 @pytest.fixture
@@ -49,20 +49,6 @@ async def redeem(
         headers=bearer(key),
     )
     assert response.status_code == 200, response.text
-
-
-async def hold_points(
-    client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, *, ttl: int
-) -> str:
-    """A hold made over the API; its id."""
-    held = await client.post(
-        f"/v1/members/{member_id}/holds",
-        json={"points": points, "order_ref": order_ref, "ttl_seconds": ttl},
-        headers=bearer(key),
-    )
-    assert held.status_code == 201, held.text
-    hold_id: str = held.json()["id"]
-    return hold_id
 
 
 def moved(body: dict[str, Any]) -> tuple[int, int, int]:

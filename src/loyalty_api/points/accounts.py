@@ -95,19 +95,16 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
     """The active member and their account, both locked until commit: the member's row first, as everything
     that may change their tier locks it before any account row (one order, no deadlock), then the account,
     so its balance is the one this transaction changes."""
-    accounts = PointsAccountRepository(uow.session)
     now = uow.clock.now()
-    found = await accounts.lock_with_member(member_id, now)
+    found = await PointsAccountRepository(uow.session).lock_with_member(member_id, now)
     member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
     assert found is not None
     _, state, unsettled = found
     if not unsettled:
         return Earner(member, state)
-    # Settled first, as a spend does (debit_available): the change and its answer start from the points a
-    # read shows, not from a row that still counts points past their end until the jobs run.
-    await expire_due_points(uow, member_id)
-    settled = await accounts.get_state(member_id)
-    assert settled is not None
+    # Settled first: the change and its answer start from the points a read shows, not from a row that still
+    # counts points past their end until the jobs run.
+    settled = await _expired(uow, member_id)
     return Earner(member, settled, spared=await LotRepository(uow.session).exists_due_lot(member_id, now))
 
 
@@ -123,6 +120,11 @@ async def expire_let_go(uow: UnitOfWork, member_id: uuid.UUID, state: AccountSta
     counts them; the account after (`state` when no lot is past its end)."""
     if not await LotRepository(uow.session).exists_due_lot(member_id, uow.clock.now()):
         return state
+    return await _expired(uow, member_id)
+
+
+async def _expired(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
+    """What the jobs owe the member settled (expire_due_points); the account after."""
     await expire_due_points(uow, member_id)
     settled = await PointsAccountRepository(uow.session).get_state(member_id)
     assert settled is not None
@@ -381,12 +383,11 @@ def lots_payload(plan: Sequence[tuple[uuid.UUID, int]]) -> list[dict[str, Any]]:
 async def debit_available(
     uow: UnitOfWork, member_id: uuid.UUID, points: int, *, hold: bool = False
 ) -> AccountState:
-    """Take `points` off the available balance (or put them on hold), or raise InsufficientPoints."""
+    """Take `points` off the available balance (or put them on hold), or raise InsufficientPoints. Call after
+    what the jobs owe is settled (lock_earner, or expire_due_points): points past their end are gone even
+    before the expiry job gets to them."""
     accounts = PointsAccountRepository(uow.session)
     now = uow.clock.now()
-    if await LotRepository(uow.session).exists_due_lot(member_id, now):
-        # Points past their end are gone even before the expiry job gets to them.
-        await expire_due_points(uow, member_id)
     balance, held = (0, points) if hold else (-points, 0)
     state = await accounts.change(member_id, now=now, balance=balance, held=held, needs_available=points)
     if state is None:

@@ -34,6 +34,7 @@ from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTota
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
     LotBalance,
+    PaidFrom,
     RefundKind,
     RefundShares,
     plan_spending,
@@ -42,7 +43,12 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
-from loyalty_api.points.repository import LedgerRepository, LotRepository, PointsAccountRepository
+from loyalty_api.points.repository import (
+    AccountState,
+    LedgerRepository,
+    LotRepository,
+    PointsAccountRepository,
+)
 from loyalty_api.program.service import get_program
 
 
@@ -162,14 +168,52 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
     return plan
 
 
-async def _shortfall_of(uow: UnitOfWork, order: Order, owing_ref: str) -> Order | None:
-    """The member's order `owing_ref` if a refund of it left points it could not take back."""
-    for owing in await OrderRepository(uow.session).list_shortfalls(
-        order.member_id, other_than=order.order_ref
+async def _take_back(
+    uow: UnitOfWork, order: Order, take: int, past_end: list[tuple[uuid.UUID, PaidFrom, int]]
+) -> dict[uuid.UUID, int]:
+    """Take `take` points back for the order: first its own points that came back ended (a hold on it spared
+    them past their end, its capture spent them: unspent, they would have expired as the order's), then the
+    member's lots, the order's own first and those past their end last. What was taken from each lot."""
+    own = plan_spending(
+        [LotBalance(lot_id, points) for lot_id, lot, points in past_end if lot.order_ref == order.order_ref],
+        min(take, sum(points for _, lot, points in past_end if lot.order_ref == order.order_ref)),
+    )
+    await LotRepository(uow.session).take(order.member_id, own)
+    taken = dict(own)
+    rest = take - sum(taken.values())
+    for lot_id, points in await spend_lots(
+        uow, order.member_id, rest, order_ref_first=order.order_ref, due_last=True
     ):
-        if owing.order_ref == owing_ref:
-            return owing
-    return None
+        taken[lot_id] = taken.get(lot_id, 0) + points
+    return taken
+
+
+async def _settle_from_ended(
+    uow: UnitOfWork,
+    order: Order,
+    past_end: list[tuple[uuid.UUID, PaidFrom, int]],
+    taken: dict[uuid.UUID, int],
+    state: AccountState,
+    settled_by: dict[str, str],
+) -> tuple[int, AccountState]:
+    """Points that came back ended and were not taken back settle the shortfall of the order that earned
+    them, from their lot, as its refund would have taken them had they not been spent (the rest expire as
+    the refund answers). The points settled, and the account after."""
+    owing = {
+        found.order_ref: found
+        for found in await OrderRepository(uow.session).list_shortfalls(
+            order.member_id, other_than=order.order_ref
+        )
+    }
+    settled = 0
+    for lot_id, lot, points in past_end:
+        earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
+        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
+        settling = min(settling, state.available)
+        if earner is not None and settling > 0:
+            state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
+            settled += settling
+    return settled, state
 
 
 async def refund(
@@ -225,7 +269,6 @@ async def refund(
         expired = await ledger.expired_of_earn(order.member_id, order_ref)
         expired -= await ledger.already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(expired, 0))
-    lots = LotRepository(uow.session)
     # Known limit: an order refunded while the points it earned were spent took other points in their place
     # (the take-back spends whatever lots are there); when its own points come back later, by the refund of
     # the order they paid, they keep their own time left, not that of the points taken in their place.
@@ -281,34 +324,15 @@ async def refund(
     past_end = await credit_given_back(
         uow, program, giving, member_id=order.member_id, entry_id=entry_id, order_ref=order_ref
     )
-    # The order's own points that came back ended are taken back first, the rest from the member's lots.
-    own = plan_spending(
-        [LotBalance(lot_id, points) for lot_id, lot, points in past_end if lot.order_ref == order_ref],
-        min(take, ended_own),
-    )
-    await lots.take(order.member_id, own)
-    spent = await spend_lots(
-        uow, order.member_id, take - sum(n for _, n in own), order_ref_first=order_ref, due_last=True
-    )
-    taken = dict(own)
-    for lot_id, n in spent:
-        taken[lot_id] = taken.get(lot_id, 0) + n
+    taken = await _take_back(uow, order, take, past_end)
+    ended_taken = sum(taken.get(lot_id, 0) for lot_id, _, _ in past_end)
     settled_by = {"settled_by": order_ref}
-    # Points past their end settle the shortfall of the order that earned them, as its refund would have
-    # taken them had they not been spent; the rest of them expire below.
-    settled_total = 0
-    for lot_id, lot, points_back in past_end:
-        left = points_back - taken.get(lot_id, 0)
-        owing = None if lot.order_ref in (None, order_ref) else await _shortfall_of(uow, order, lot.order_ref)
-        settling = 0 if owing is None else min(left, owing.points_shortfall, state.available)
-        if owing is not None and settling > 0:
-            state = await settle_shortfall(uow, owing, settling, settled_by=settled_by, from_lot=lot_id)
-        settled_total += settling
+    settled_total, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
         # What came back live, less what the take-back took of it (the order's own ended points paid part).
-        min(give - ended - (take - sum(n for _, n in own)), state.available),
+        min(give - ended - (take - ended_taken), state.available),
         state,
         settled_by=settled_by,
         other_than=order_ref,
