@@ -223,6 +223,105 @@ class TestRecording:
             assert (response.status_code, response.json()["code"]) == (422, "validation_error"), body
 
 
+class TestWindows:
+    """A rule is in force within its window, as an earning rule is: a December check-in campaign is one rule
+    with its dates. Outside it an activity is refused like one of a switched-off rule, and not recorded."""
+
+    async def test_an_activity_earns_only_within_the_rules_window(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        opens, closes = noon_of(2), noon_of(5)
+        rule = await add_activity_rule(
+            client, admin_key, valid_from=opens.isoformat(), valid_until=closes.isoformat()
+        )
+        assert (rule["valid_from"], rule["valid_until"]) == (
+            opens.isoformat().replace("+00:00", "Z"),
+            closes.isoformat().replace("+00:00", "Z"),
+        )
+
+        early = await record_reply(client, pos_key, member["id"], "day-0")
+        assert (early.status_code, early.json()["code"]) == (422, "activity_rule_inactive")
+        assert early.json()["valid_from"] == rule["valid_from"]
+        clock.set(opens)
+        assert (await record(client, pos_key, member["id"], "day-0"))["points_earned"] == 10
+        clock.set(closes - timedelta(microseconds=1))
+        assert (await record(client, pos_key, member["id"], "day-4"))["points_earned"] == 10
+        clock.set(closes)
+        late = await record_reply(client, pos_key, member["id"], "day-5")
+        assert (late.status_code, late.json()["code"]) == (422, "activity_rule_inactive")
+        assert late.json()["valid_until"] == rule["valid_until"]
+
+        # Only the two activities within the window were recorded and earned.
+        assert [entry["amount"] for entry in await activity_entries(client, admin_key, member["id"])] == [10, 10]
+        assert (await points(client, pos_key, member["id"]))["balance"] == 20
+        assert len(await events(app, "activity.recorded")) == 2
+        await assert_ledger_invariant(app)
+
+    async def test_a_window_is_changed_and_lifted_with_patch(
+        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        rule = await add_activity_rule(client, admin_key, valid_until=noon_of(1).isoformat())
+        clock.set(noon_of(3))
+        over = await record_reply(client, pos_key, member["id"], "r-1")
+        assert (over.status_code, over.json()["code"]) == (422, "activity_rule_inactive")
+
+        extended = await client.patch(
+            f"/v1/activity-rules/{rule['id']}",
+            json={"valid_until": noon_of(10).isoformat()},
+            headers=bearer(admin_key),
+        )
+        assert extended.status_code == 200, extended.text
+        assert (await record(client, pos_key, member["id"], "r-1"))["points_earned"] == 10
+
+        clock.set(noon_of(12))
+        lifted = await client.patch(
+            f"/v1/activity-rules/{rule['id']}", json={"valid_until": None}, headers=bearer(admin_key)
+        )
+        assert (lifted.json()["valid_from"], lifted.json()["valid_until"]) == (None, None)
+        assert (await record(client, pos_key, member["id"], "r-2"))["points_earned"] == 10
+        read = await client.get(f"/v1/activity-rules/{rule['id']}", headers=bearer(admin_key))
+        assert read.json() == lifted.json()
+
+    async def test_an_empty_or_unzoned_window_is_refused_and_changes_nothing(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        start = noon_of(2).isoformat()
+        for window in (
+            {"valid_from": start, "valid_until": start},
+            {"valid_from": noon_of(3).isoformat(), "valid_until": start},
+            {"valid_from": "2026-03-20T12:00:00"},  # no time zone: which noon?
+        ):
+            refused = await client.post(
+                "/v1/activity-rules",
+                json={"type": "share", "name": "Share", "points": 1, **window},
+                headers=bearer(admin_key),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), window
+        listed = await client.get("/v1/activity-rules", headers=bearer(admin_key))
+        assert listed.json()["items"] == []
+
+        # A change that would leave the window empty is refused against the window the rule has.
+        rule = await add_activity_rule(client, admin_key, valid_from=start)
+        emptied = await client.patch(
+            f"/v1/activity-rules/{rule['id']}",
+            json={"valid_until": noon_of(1).isoformat()},
+            headers=bearer(admin_key),
+        )
+        assert (emptied.status_code, emptied.json()["code"]) == (422, "validation_error")
+        assert emptied.json()["errors"][0]["field"] == "valid_until"
+        read = await client.get(f"/v1/activity-rules/{rule['id']}", headers=bearer(admin_key))
+        assert read.json() == rule
+
+
 class TestCaps:
     async def test_the_daily_cap_refuses_until_the_programme_day_turns(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock

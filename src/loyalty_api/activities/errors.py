@@ -33,14 +33,17 @@ class UnknownActivityType(LoyaltyError):
 
 
 class ActivityRuleInactive(LoyaltyError):
-    """The activity rule of this `type` is switched off, so the activity earns nothing and was not recorded.
+    """The activity rule of this `type` is not in force, so the activity earns nothing and was not recorded:
+    it is switched off, or its window has not begun (`valid_from`, when it begins) or is over (`valid_until`,
+    when it ended).
 
-    Do not retry; an operator can switch the rule on again (`PATCH /v1/activity-rules/{id}` with `active`).
+    Do not retry now. Before `valid_from`, the same `ref` may be sent once the rule is in force; an operator
+    can switch the rule on again or change its window (`PATCH /v1/activity-rules/{id}`).
     """
 
     code = "activity_rule_inactive"
     status = 422
-    title = "The activity rule for this type is inactive"
+    title = "The activity rule for this type is not in force"
 
 
 class ActivityCapReached(Conflict):

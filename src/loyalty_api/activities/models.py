@@ -12,13 +12,17 @@ from loyalty_api.db.base import Base, IdMixin
 
 class ActivityRule(IdMixin, Base):
     """What one type of activity (a check-in, a review, …) earns: points each time, at most so many times a
-    programme day and a period, and bonuses for consecutive days. One rule per type."""
+    programme day and a period, and bonuses for consecutive days, while it is in force (active, and within
+    its window when it has one). One rule per type."""
 
     __tablename__ = "activity_rules"
     __table_args__ = (
         CheckConstraint("points >= 0", name="points_not_negative"),
         CheckConstraint("daily_cap IS NULL OR daily_cap > 0", name="daily_cap_positive"),
         CheckConstraint("period_cap IS NULL OR period_cap > 0", name="period_cap_positive"),
+        CheckConstraint(
+            "valid_from IS NULL OR valid_until IS NULL OR valid_until > valid_from", name="window_not_empty"
+        ),
     )
 
     type: Mapped[str] = mapped_column(String(32), unique=True)
@@ -29,6 +33,8 @@ class ActivityRule(IdMixin, Base):
     cap_period: Mapped[str] = mapped_column(String(16))  # week | month | year | lifetime
     streak_bonuses: Mapped[list[Any]]  # [{"days": 7, "points": 50}, …]
     active: Mapped[bool]
+    valid_from: Mapped[datetime | None]  # None: in force from its making
+    valid_until: Mapped[datetime | None]  # None: no end
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -39,7 +39,9 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
 async def create_activity_rule(body: ActivityRuleCreate, uow: UoW, _: Operator) -> ActivityRuleRead:
     """Say what one type of activity earns: `points` each time, at most `daily_cap` rewarded activities a
     programme day and `period_cap` a `cap_period` (week, month, year or lifetime, in the programme's time
-    zone), and `streak_bonuses`: `{days: 7, points: 50}` gives 50 more on every 7th consecutive day.
+    zone), and `streak_bonuses`: `{days: 7, points: 50}` gives 50 more on every 7th consecutive day. The rule
+    is in force while `active` and, when it has them, from `valid_from` until `valid_until` (422
+    `validation_error` when `valid_until` is not after `valid_from`).
 
     For `admin` keys only; honours `Idempotency-Key`. One rule per `type` (409 `activity_rule_exists`).
     Emits `activity_rule.changed`."""
@@ -53,6 +55,8 @@ async def create_activity_rule(body: ActivityRuleCreate, uow: UoW, _: Operator) 
         cap_period=body.cap_period,
         streak_bonuses=[bonus.bonus() for bonus in body.streak_bonuses],
         active=body.active,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
     )
     return ActivityRuleRead.model_validate(rule)
 
@@ -90,8 +94,9 @@ async def read_activity_rule(rule_id: uuid.UUID, uow: UoW, _: Operator) -> Activ
 async def update_activity_rule(
     rule_id: uuid.UUID, body: ActivityRuleUpdate, uow: UoW, _: Operator
 ) -> ActivityRuleRead:
-    """Change the fields sent and leave the others; a cap sent as null is lifted; `active: false` switches the
-    rule off (activities of its type are then refused). The `type` cannot change.
+    """Change the fields sent and leave the others; a cap, `valid_from` or `valid_until` sent as null is
+    lifted; `active: false` switches the rule off (activities of its type are then refused), and so does a
+    window that is over. The `type` cannot change.
     Activities already rewarded keep their points, and the caps count them.
 
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
@@ -134,8 +139,9 @@ async def record_activity(
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A `ref` is rewarded once per member
     and type: the same one again answers the first result with 200 and earns nothing, with or without a key.
     An activity over the rule's daily or period cap is refused and not recorded (409
-    `activity_cap_reached`, with `resets_at`); a type without a rule is 422 `unknown_activity_type`, a
-    switched-off rule 422 `activity_rule_inactive`. Emits `activity.recorded`."""
+    `activity_cap_reached`, with `resets_at`); a type without a rule is 422 `unknown_activity_type`, a rule
+    switched off or outside its window 422 `activity_rule_inactive` (with `valid_from` or `valid_until` when
+    the window is why). Emits `activity.recorded`."""
     found = await service.record_activity(
         uow, member_id=member_id, type=body.type, ref=body.ref, actor=caller.key_id
     )

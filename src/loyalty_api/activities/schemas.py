@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from loyalty_api.activities.streaks import CapPeriod, StreakBonus
-from loyalty_api.http.schemas import ReadModel, sent_or_left_out
+from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
 
 ActivityType = Annotated[
     str,
@@ -55,10 +55,17 @@ class ActivityRuleCreate(BaseModel):
     )
     streak_bonuses: StreakBonuses = Field(default_factory=list)
     active: bool = True
+    valid_from: Instant | None = Field(
+        default=None, description="When the rule comes into force (null: at once)."
+    )
+    valid_until: Instant | None = Field(
+        default=None, description="When it stops being in force, after `valid_from` (null: no end)."
+    )
 
 
 class ActivityRuleUpdate(BaseModel):
-    """Fields not sent are left alone; a cap sent as null is lifted. The type cannot change."""
+    """Fields not sent are left alone; a cap or an end of the window sent as null is lifted. The type cannot
+    change."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +76,8 @@ class ActivityRuleUpdate(BaseModel):
     cap_period: CapPeriod | None = sent_or_left_out()
     streak_bonuses: StreakBonuses | None = sent_or_left_out()
     active: bool | None = sent_or_left_out(description="false switches the rule off: activities are refused.")
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
 
     @field_validator("name", "points", "cap_period", "streak_bonuses", "active")
     @classmethod
@@ -93,6 +102,8 @@ class ActivityRuleRead(ReadModel):
     cap_period: CapPeriod
     streak_bonuses: list[StreakBonusRead]
     active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
     created_at: datetime
     updated_at: datetime
 

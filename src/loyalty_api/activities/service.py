@@ -1,9 +1,11 @@
 """Activities: what a member earns for a check-in, a review, a share or a completed profile.
 
 An operator sets one rule per type of activity: points each time, at most `daily_cap` times a programme day
-and `period_cap` times a `cap_period`, and streak bonuses for consecutive programme days. A till, an app or
-a shop reports an activity with a `ref` of its own; each (member, type, ref) is rewarded once, and the same
-ref again answers the first result. An activity over a cap is refused and not recorded (409
+and `period_cap` times a `cap_period`, and streak bonuses for consecutive programme days; it is in force
+while active and within its window (`valid_from`, `valid_until`), as an earning rule is. One rule per type,
+so an activity meets one rule: the priority and stacking of earning rules have nothing to order here. A till,
+an app or a shop reports an activity with a `ref` of its own; each (member, type, ref) is rewarded once, and
+the same ref again answers the first result. An activity over a cap is refused and not recorded (409
 `activity_cap_reached`): nothing is written that a member could farm, and the ref may earn once the cap
 resets.
 
@@ -69,6 +71,8 @@ class Rule:
     cap_period: CapPeriod
     streak_bonuses: list[StreakBonus]
     active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -84,6 +88,8 @@ def _rule(row: ActivityRule) -> Rule:
         cap_period=CapPeriod(row.cap_period),
         streak_bonuses=[StreakBonus(days=b["days"], points=b["points"]) for b in row.streak_bonuses],
         active=row.active,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -94,6 +100,11 @@ def _bonuses(bonuses: Sequence[StreakBonus]) -> list[dict[str, int]]:
     if len(set(days)) != len(days):
         raise InvalidField("streak_bonuses", "each streak length may have one bonus")
     return [{"days": b.days, "points": b.points} for b in sorted(bonuses, key=lambda b: b.days)]
+
+
+def _check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise InvalidField("valid_until", "must be after valid_from")
 
 
 async def _changed(uow: UnitOfWork, row: ActivityRule, change: Literal["created", "updated"]) -> None:
@@ -113,7 +124,10 @@ async def create_rule(
     cap_period: CapPeriod,
     streak_bonuses: Sequence[StreakBonus],
     active: bool,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
 ) -> Rule:
+    _check_window(valid_from, valid_until)
     repo = ActivityRuleRepository(uow.session)
     if await repo.exists_type(type):
         raise ActivityRuleExists(f"An activity rule for {type!r} exists")
@@ -127,6 +141,8 @@ async def create_rule(
         cap_period=cap_period,
         streak_bonuses=_bonuses(streak_bonuses),
         active=active,
+        valid_from=valid_from,
+        valid_until=valid_until,
         created_at=now,
         updated_at=now,
     )
@@ -149,9 +165,11 @@ async def update_rule(
     cap_period: CapPeriod | _Unset = UNSET,
     streak_bonuses: Sequence[StreakBonus] | _Unset = UNSET,
     active: bool | _Unset = UNSET,
+    valid_from: datetime | _Unset | None = UNSET,
+    valid_until: datetime | _Unset | None = UNSET,
 ) -> Rule:
-    """Change the fields given (None clears a cap); the type stays. Activities already rewarded keep their
-    points; caps count them whatever the rule said then."""
+    """Change the fields given (None clears a cap or an end of the window); the type stays. Activities
+    already rewarded keep their points; caps count them whatever the rule said then."""
     repo = ActivityRuleRepository(uow.session)
     row = await repo.get_rule(rule_id)
     if row is None:
@@ -170,6 +188,11 @@ async def update_rule(
         row.streak_bonuses = _bonuses(streak_bonuses)
     if not isinstance(active, _Unset):
         row.active = active
+    if not isinstance(valid_from, _Unset):
+        row.valid_from = valid_from
+    if not isinstance(valid_until, _Unset):
+        row.valid_until = valid_until
+    _check_window(row.valid_from, row.valid_until)
     row.updated_at = uow.clock.now()
     await repo.save_rule()
     await _changed(uow, row, "updated")
@@ -267,9 +290,19 @@ async def record_activity(
     rule = await ActivityRuleRepository(uow.session).get_rule_by_type(type)
     if rule is None:
         raise UnknownActivityType(f"No activity rule for {type!r}")
+    now = uow.clock.now()
     if not rule.active:
         raise ActivityRuleInactive(f"The rule for {type!r} is switched off")
-    now = uow.clock.now()
+    if rule.valid_from is not None and now < rule.valid_from:
+        raise ActivityRuleInactive(
+            f"The rule for {type!r} is in force from {format_instant(rule.valid_from)}",
+            valid_from=format_instant(rule.valid_from),
+        )
+    if rule.valid_until is not None and now >= rule.valid_until:
+        raise ActivityRuleInactive(
+            f"The rule for {type!r} ended at {format_instant(rule.valid_until)}",
+            valid_until=format_instant(rule.valid_until),
+        )
     today = now.astimezone(program.zone).date()
     await _check_caps(uow, program, rule, member_id, today)
 

@@ -674,6 +674,8 @@ CHECK_IN_RULE: dict[str, Any] = {
     "cap_period": "month",
     "streak_bonuses": [{"days": 7, "points": 50}],
     "active": True,
+    "valid_from": None,
+    "valid_until": None,
 }
 CHECK_IN_RULE_READ: dict[str, Any] = {
     "id": RULE_CHECK_IN,
@@ -690,6 +692,9 @@ REVIEW_RULE_READ: dict[str, Any] = {
     "daily_cap": 2,
     "period_cap": 10,
     "streak_bonuses": [],
+    # A review month: the rule is in force for March 2026 (Shanghai) only.
+    "valid_from": "2026-02-28T16:00:00Z",
+    "valid_until": "2026-03-31T16:00:00Z",
 }
 CHECK_IN_DONE: dict[str, Any] = {
     "id": ACTIVITY,
