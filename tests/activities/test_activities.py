@@ -259,7 +259,8 @@ class TestWindows:
         assert late.json()["valid_until"] == rule["valid_until"]
 
         # Only the two activities within the window were recorded and earned.
-        assert [entry["amount"] for entry in await activity_entries(client, admin_key, member["id"])] == [10, 10]
+        entries = await activity_entries(client, admin_key, member["id"])
+        assert [entry["amount"] for entry in entries] == [10, 10]
         assert (await points(client, pos_key, member["id"]))["balance"] == 20
         assert len(await events(app, "activity.recorded")) == 2
         await assert_ledger_invariant(app)

@@ -27,8 +27,9 @@ from loyalty_api.db.migrations import alembic_config, current_revision, downgrad
 from loyalty_api.db.types import JSONDocument, UTCDateTime
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
-from tests.builders import make_key
-from tests.conftest import START, units_of
+from tests.activities.helpers import add_activity_rule, record, record_reply
+from tests.builders import enrol, make_key
+from tests.conftest import START, bearer, units_of
 from tests.databases import fresh_database, listen_url
 from tests.inspect_db import events
 from tests.points.helpers import set_program
@@ -362,3 +363,43 @@ class TestKeyLineageBackfill:
             ("a1a1a1a1", "adj-2", "b2b2b2b2-adj-2"),  # b2 still replays its own
             ("b2b2b2b2", "adj-1", "b2b2b2b2-adj-1"),  # the second run's, read by nobody, purged at expiry
         ]
+
+
+class TestActivityRuleWindows:
+    """0031 gives activity rules a window; on SQLite adding its CHECK rebuilds the table member activities
+    reference, so the rules and what members were rewarded under them must survive down and up."""
+
+    async def test_rules_and_the_activities_under_them_survive_down_and_up(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with (
+            fresh_database(tmp_path, "windows") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, till = [await make_key(app, s) for s in (Scope.admin, Scope.pos)]
+            await set_program(client, admin)
+            ends = format_instant(START + timedelta(days=3))
+            rule = await add_activity_rule(client, admin, valid_until=ends)
+            member = await enrol(client, till)
+            done = await record(client, till, member["id"], "r-1")
+
+            await downgrade(engine, "0030")
+            await upgrade(engine)
+            units_of(app).cache.clear()
+
+            read = await client.get(f"/v1/activity-rules/{rule['id']}", headers=bearer(admin))
+            # The window went with the columns on the way down; the rule and its activity stayed.
+            assert read.json() == {**rule, "valid_until": None}
+            again = await record_reply(client, till, member["id"], "r-1")
+            assert (again.status_code, again.json()["id"]) == (200, done["id"])
+            clock.set(START + timedelta(days=4))  # past the window it had: none now
+            assert (await record(client, till, member["id"], "r-2"))["points_earned"] == 10
+            empty = await client.patch(
+                f"/v1/activity-rules/{rule['id']}",
+                json={"valid_from": format_instant(START), "valid_until": format_instant(START)},
+                headers=bearer(admin),
+            )
+            assert (empty.status_code, empty.json()["code"]) == (422, "validation_error")
