@@ -138,6 +138,45 @@ async def ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
     return body
 
 
+class TestPointValueChanges:
+    async def test_a_change_of_the_point_value_leaves_past_statements_as_they_were(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        partners: TwoPartners,
+        clock: FrozenClock,
+    ) -> None:
+        day_one = (START, START + timedelta(days=1))
+        # 100 yuan at alpha earns 150 points (225 fen at 1.5 fen a point); 7 sent to alpha are 10.5 fen.
+        await ok(await partner_earn(client, partners.alpha, "A-1", "E1", 10_000))
+        await ok(await exchange_out(client, pos_key, partners.member_id, "alpha", 7))
+        before = await admin_statement(client, admin_key, "alpha", *day_one)
+        assert (before["earned"]["value"], before["exchanged_out"]["value"]) == (cny(225), cny(10))
+        assert (before["net_points"], before["net_value"]) == (143, cny(214))  # 214.5, rounded down once
+
+        clock.set(START + timedelta(days=2))
+        await set_program(client, admin_key, point_value_minor="3")
+        after = await admin_statement(client, admin_key, "alpha", *day_one)
+        assert {k: after[k] for k in (*LINES, "net_points", "net_value")} == {
+            k: before[k] for k in (*LINES, "net_points", "net_value")
+        }
+
+        # Points moved since are worth the new value; a period across the change values each entry at the
+        # value of its moment, and rounds each figure once: 150 × 1.5 + 1 × 3 = 228 fen earned, and a net
+        # of 225 − 10.5 + 3 = 217.5 fen.
+        await ok(await partner_earn(client, partners.alpha, "A-1", "E2", 67))  # 0.67 yuan: 1 point
+        both = await admin_statement(client, admin_key, "alpha", START, START + timedelta(days=3))
+        assert spec_keys(both["earned"]) == {"points": 151, "value": cny(228), "entries": 2}
+        assert both["exchanged_out"]["value"] == cny(10)
+        assert (both["net_points"], both["net_value"]) == (144, cny(217))
+        # Another change with the same value records nothing new, and changes no figure.
+        clock.advance(timedelta(days=1))
+        await set_program(client, admin_key, point_value_minor="3", earn_rate="2")
+        again = await admin_statement(client, admin_key, "alpha", START, START + timedelta(days=3))
+        assert {k: again[k] for k in (*LINES, "net_value")} == {k: both[k] for k in (*LINES, "net_value")}
+
+
 class TestPeriod:
     async def test_entries_before_from_or_at_and_after_to_are_left_out(
         self,

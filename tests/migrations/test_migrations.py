@@ -32,6 +32,7 @@ from tests.builders import enrol, make_key
 from tests.conftest import START, bearer, units_of
 from tests.databases import fresh_database, listen_url
 from tests.inspect_db import events
+from tests.partners.helpers import link, partner_earn, register_partner
 from tests.points.helpers import set_program
 from tests.processes import CLI, clean_env
 from tests.subscriptions.helpers import NOTICE, add_plan, at, new_subscriber, pay, post_action, run_job
@@ -403,3 +404,38 @@ class TestActivityRuleWindows:
                 headers=bearer(admin),
             )
             assert (empty.status_code, empty.json()["code"]) == (422, "validation_error")
+
+
+class TestPointValueBackfill:
+    """0032 records the programme's point value as its first change, so the statements of periods before the
+    upgrade keep their values when the point value changes after it."""
+
+    async def test_a_statement_from_before_the_upgrade_keeps_its_value_after_a_change(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with (
+            fresh_database(tmp_path, "values") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, till = [await make_key(app, s) for s in (Scope.admin, Scope.pos)]
+            await set_program(client, admin, point_value_minor="1.5")
+            partner = await register_partner(app, client, admin, "alpha", earn_rate="1.5")
+            member = await enrol(client, till)
+            await link(client, till, partner, member["id"], "alpha", "A-1")
+            earned = await partner_earn(client, partner, "A-1", "E1", 10_000)  # 150 points, 225 fen
+            assert earned.status_code == 201, earned.text
+            await downgrade(engine, "0031")  # as the release before left it: no point values recorded
+            await upgrade(engine)
+
+            clock.advance(timedelta(days=1))
+            await set_program(client, admin, point_value_minor="3")
+            found = await client.get(
+                "/v1/partners/alpha/settlements",
+                params={"from": format_instant(START), "to": format_instant(clock.now())},
+                headers=bearer(admin),
+            )
+            assert found.status_code == 200, found.text
+            assert found.json()["earned"]["value"] == {"amount": 225, "currency": "CNY"}

@@ -296,7 +296,10 @@ class ExchangePage(ReadModel):
 class SettlementLineRead(ReadModel):
     points: int
     partner_points: int | None = Field(description="The partner's points, for exchanges.")
-    value: MoneyRead
+    value: MoneyRead = Field(
+        description="What the points were worth: each entry's at the programme's point value when it was "
+        "made, added up and rounded toward zero once."
+    )
     entries: int = Field(description="The ledger entries counted.")
 
 
@@ -316,8 +319,9 @@ class SettlementRead(ReadModel):
     exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
     net_value: MoneyRead = Field(
-        description="What the net points are worth at the programme's point value, rounded toward zero once "
-        "(negative when members gave up more points than they received through the partner)."
+        description="What the net points were worth, each entry's at the programme's point value when it "
+        "was made, rounded toward zero once (negative when members gave up more points than they received "
+        "through the partner)."
     )
     perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
     perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")

@@ -1,17 +1,22 @@
 """Settlement statements: what moved between the programme and a partner in a period, each points figure a
 sum over the ledger entries marked with the partner, so both sides can check their books against ours; and
-the joint-plan perks granted and redeemed, and the joint benefits' recorded uses."""
+the joint-plan perks granted and redeemed, and the joint benefits' recorded uses.
+
+Each entry's points are valued at the point value in force when the entry was made (the programme records
+each change of it), so a statement of a past period stays what it was when the point value changes; a
+figure's value is rounded toward zero once, on its exact sum."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
 
 from loyalty_api.coalition.repository import EntryTotals, SettlementRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.money import Money, value_of_points
+from loyalty_api.money import Money
 from loyalty_api.partners.models import Partner
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.partners.service import active_partner, get_partner
@@ -56,15 +61,19 @@ class Settlement:
         ]
 
 
+def _worth(worth: Decimal, currency: str) -> Money:
+    """An exact value in minor units, rounded toward zero."""
+    return Money(int(worth.quantize(Decimal(1), rounding=ROUND_DOWN)), currency)
+
+
 def _line(
     program: ProgramSettings, totals: EntryTotals | None, *, sign: int, exchange: bool
 ) -> SettlementLine:
     """A figure as a positive number of points (`sign` turns spent points round), with their value."""
-    points = 0 if totals is None else sign * totals.points
     return SettlementLine(
-        points=points,
+        points=0 if totals is None else sign * totals.points,
         partner_points=(0 if totals is None else totals.partner_points or 0) if exchange else None,
-        value=value_of_points(points, program.point_value_minor, program.currency),
+        value=_worth(Decimal(0) if totals is None else sign * totals.worth, program.currency),
         entries=0 if totals is None else totals.entries,
     )
 
@@ -75,7 +84,9 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
     if (end - start).days > MAX_PERIOD_DAYS:
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
-    totals = await SettlementRepository(uow.session).entry_totals(partner.id, start, end)
+    totals = await SettlementRepository(uow.session).entry_totals(
+        partner.id, start, end, point_value_minor=program.point_value_minor
+    )
     net = sum(line.points for line in totals.values())
     granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
     uses = await PartnerRepository(uow.session).count_benefit_uses(partner.id, start, end)
@@ -90,7 +101,7 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
         returned=_line(program, totals.get("exchange_return"), sign=1, exchange=True),
         exchanged_in=_line(program, totals.get("exchange_in"), sign=1, exchange=True),
         net_points=net,
-        net_value=value_of_points(net, program.point_value_minor, program.currency),
+        net_value=_worth(sum((line.worth for line in totals.values()), Decimal(0)), program.currency),
         perks_granted=granted,
         perks_redeemed=redeemed,
         benefit_uses=uses,

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loyalty_api.db.base import Base
+from loyalty_api.db.base import Base, IdMixin
 
 
 class Program(Base):
@@ -41,3 +41,14 @@ class Program(Base):
     # RFM scores count the purchases of this many days back.
     rfm_window_days: Mapped[int] = mapped_column(server_default="365")
     updated_at: Mapped[datetime]
+
+
+class PointValueChange(IdMixin, Base):
+    """From `at` on, a point is worth `point_value_minor` (until the next change): what a partner's statement
+    values the points moved at each moment with, so a later change of the programme's point value leaves the
+    statements of past periods as they were."""
+
+    __tablename__ = "point_value_changes"
+
+    at: Mapped[datetime] = mapped_column(index=True)
+    point_value_minor: Mapped[Decimal]

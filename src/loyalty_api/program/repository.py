@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import column, exists, literal, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.program.models import Program
+from loyalty_api.program.models import PointValueChange, Program
 
 # Where amounts in the programme's currency are recorded: what was bought and earned, prices, discounts and
 # spend thresholds. Bare tables: the programme sits below the packages that own them.
@@ -45,3 +47,10 @@ class ProgramRepository:
     async def money_recorded_in(self) -> list[str]:
         """The tables that record amounts in the programme's currency (empty: none yet)."""
         return [name for name, rows in _MONEY.items() if await self.session.scalar(select(exists(rows)))]
+
+    async def has_point_values(self) -> bool:
+        return await self.session.scalar(select(exists(select(PointValueChange.id)))) or False
+
+    async def record_point_value(self, at: datetime, point_value_minor: Decimal) -> None:
+        self.session.add(PointValueChange(at=at, point_value_minor=point_value_minor))
+        await self.session.flush()

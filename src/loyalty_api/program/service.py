@@ -137,6 +137,8 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.currency = settings.currency
     row.timezone = settings.timezone
     row.earn_rate = settings.earn_rate
+    if settings.point_value_minor != row.point_value_minor or not await repo.has_point_values():
+        await repo.record_point_value(uow.clock.now(), settings.point_value_minor)
     row.point_value_minor = settings.point_value_minor
     row.rounding = settings.rounding
     row.expiry_months = settings.expiry_months
