@@ -176,6 +176,34 @@ class TestPointValueChanges:
         again = await admin_statement(client, admin_key, "alpha", START, START + timedelta(days=3))
         assert {k: again[k] for k in (*LINES, "net_value")} == {k: both[k] for k in (*LINES, "net_value")}
 
+    async def test_points_that_come_back_after_a_change_are_worth_what_they_were_when_they_left(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        partners: TwoPartners,
+        clock: FrozenClock,
+    ) -> None:
+        # At 1.5 fen a point: 150 points earned at alpha (225 fen), 7 sent to alpha (10.5 fen).
+        await ok(await partner_earn(client, partners.alpha, "A-1", "E1", 10_000))
+        sent = await ok(await exchange_out(client, pos_key, partners.member_id, "alpha", 7))
+        clock.advance(timedelta(seconds=20))
+        await set_program(client, admin_key, point_value_minor="3")
+        # After the change, alpha fails the exchange (within its minute) and refunds the whole purchase: the
+        # same points come back, worth what they were worth when they left, so both sides net to nothing.
+        clock.advance(timedelta(seconds=20))
+        await ok(await resolve(client, partners.alpha, sent["id"], "fail"), 200)
+        await ok(await partner_refund(client, partners.alpha, "A-1", "E1", full=True), 200)
+        found = await admin_statement(client, admin_key, "alpha", START, START + timedelta(days=1))
+        assert {line: found[line]["value"] for line in LINES} == {
+            "earned": cny(225),
+            "refunded": cny(225),
+            "exchanged_out": cny(10),
+            "returned": cny(10),
+            "exchanged_in": cny(0),
+        }
+        assert (found["net_points"], found["net_value"]) == (0, cny(0))
+
 
 class TestPeriod:
     async def test_entries_before_from_or_at_and_after_to_are_left_out(

@@ -52,6 +52,7 @@ MEMBER_SCOPED = {
 # Programme configuration: small, read by every statement that joins it, changed by operators.
 REFERENCE = {
     "programs",
+    "point_value_changes",  # the programme's point value over time, joined by partners' statements
     "activity_rules",
     "tiers",
     "tier_ladder_versions",

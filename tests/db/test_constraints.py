@@ -77,6 +77,11 @@ CASES = [
     _case("ck_activity_rules__points_not_negative", "UPDATE activity_rules SET points = -1"),
     _case("ck_activity_rules__daily_cap_positive", "UPDATE activity_rules SET daily_cap = 0"),
     _case("ck_activity_rules__period_cap_positive", "UPDATE activity_rules SET period_cap = 0"),
+    _case(
+        "ck_activity_rules__window_not_empty",
+        "UPDATE activity_rules SET valid_from = '2026-01-02 00:00:00+00:00', "
+        "valid_until = '2026-01-02 00:00:00+00:00'",
+    ),
     _case("ck_member_activities__points_not_negative", "UPDATE member_activities SET points = -1"),
     _case("ck_member_activities__points_not_negative", "UPDATE member_activities SET bonus = -1"),
     _case("ck_member_activities__streak_positive", "UPDATE member_activities SET streak = 0"),
@@ -196,6 +201,7 @@ ALLOWED = [
     "UPDATE subscription_payments SET amount_minor = 0",
     "UPDATE programs SET expiry_months = NULL",
     "UPDATE activity_rules SET points = 0, daily_cap = NULL, period_cap = NULL",
+    "UPDATE activity_rules SET valid_from = NULL, valid_until = '2026-01-01 00:00:00+00:00'",
     "UPDATE member_activities SET points = 0, bonus = 0, streak = 1",
     "UPDATE campaigns SET points = 1, birthday_month = 12, reached = 0, coupons_issued = 0",
     "UPDATE campaigns SET birthday_month = 1",

@@ -7,55 +7,62 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from loyalty_api.partners.models import PartnerExchange
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.program.models import PointValueChange
 
 
-@dataclass(slots=True)
-class EntryTotals:
+@dataclass(frozen=True, slots=True)
+class EntryGroup:
+    """A partner's ledger entries of one type whose points were moved at one point value."""
+
+    type: str
+    point_value_minor: Decimal | None  # None: the programme has never recorded one
     points: int  # the signed amounts added up
     partner_points: int | None  # of the exchanges the entries belong to; None for other entries
     entries: int
-    # The signed amounts' exact value in minor units, each entry's points at the point value in force when it
-    # was made (rounded by whoever shows it, once).
-    worth: Decimal
 
 
 class SettlementRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def entry_totals(
-        self, partner_id: uuid.UUID, start: datetime, end: datetime, *, point_value_minor: Decimal
-    ) -> dict[str, EntryTotals]:
-        """The partner's ledger entries made in [start, end), added up by type, with the partner's points of
-        the exchanges they belong to (an entry is one exchange's, or its return's, or no exchange's) and
-        their worth. An entry made before the first recorded point value is worth the first one; with none
-        recorded, every entry is worth `point_value_minor` (the programme's)."""
+    async def entry_groups(self, partner_id: uuid.UUID, start: datetime, end: datetime) -> list[EntryGroup]:
+        """The partner's ledger entries made in [start, end), added up by type and by the point value in force
+        when their points moved first: a return when its exchange was made, a refund when the purchase it
+        refunds earned, any other entry when it was made. With the partner's points of the exchanges they
+        belong to (an entry is one exchange's, or its return's, or no exchange's)."""
         exchange = and_(
             PartnerExchange.partner_id == partner_id,
             or_(
                 PartnerExchange.entry_id == LedgerEntry.id, PartnerExchange.return_entry_id == LedgerEntry.id
             ),
         )
-        value_then = (
-            select(PointValueChange.point_value_minor)
-            .where(PointValueChange.at <= LedgerEntry.created_at)
-            .order_by(PointValueChange.at.desc(), PointValueChange.id.desc())
-            .limit(1)
+        earned = aliased(LedgerEntry)
+        earned_at = (
+            select(func.min(earned.created_at))
+            .where(
+                earned.order_ref == LedgerEntry.order_ref,
+                earned.type == "earn",
+                earned.partner_id == partner_id,
+            )
             .correlate(LedgerEntry)
             .scalar_subquery()
         )
-        entries = (
+        moved = (
             select(
                 LedgerEntry.type,
                 LedgerEntry.amount,
                 PartnerExchange.partner_points,
-                value_then.label("point_value"),
+                case(
+                    (LedgerEntry.type == "exchange_return", PartnerExchange.created_at),
+                    (LedgerEntry.type == "refund", func.coalesce(earned_at, LedgerEntry.created_at)),
+                    else_=LedgerEntry.created_at,
+                ).label("moved_at"),
             )
             .outerjoin(PartnerExchange, exchange)
             .where(
@@ -65,35 +72,42 @@ class SettlementRepository:
             )
             .subquery()
         )
+        # Points moved before the first change recorded (none is older than migration 0032) are worth its
+        # value: the programme's value then, as far as anyone knows.
+        first = (
+            select(PointValueChange.point_value_minor)
+            .order_by(PointValueChange.effective_at)
+            .limit(1)
+            .scalar_subquery()
+        )
+        value_then = func.coalesce(
+            select(PointValueChange.point_value_minor)
+            .where(PointValueChange.effective_at <= moved.c.moved_at)
+            .order_by(PointValueChange.effective_at.desc())
+            .limit(1)
+            .correlate(moved)
+            .scalar_subquery(),
+            first,
+        )
+        valued = select(
+            moved.c.type, moved.c.amount, moved.c.partner_points, value_then.label("point_value")
+        ).subquery()
         rows = await self.session.execute(
             select(
-                entries.c.type,
-                entries.c.point_value,
-                func.sum(entries.c.amount),
-                func.sum(entries.c.partner_points),
+                valued.c.type,
+                valued.c.point_value,
+                func.sum(valued.c.amount),
+                func.sum(valued.c.partner_points),
                 func.count(),
-            ).group_by(entries.c.type, entries.c.point_value)
+            ).group_by(valued.c.type, valued.c.point_value)
         )
-        first = await self.session.scalar(
-            select(PointValueChange.point_value_minor)
-            .order_by(PointValueChange.at, PointValueChange.id)
-            .limit(1)
-        )
-        totals: dict[str, EntryTotals] = {}
-        for kind, value, points, ours, count in rows.all():
-            worth = Decimal(int(points)) * (value if value is not None else first or point_value_minor)
-            found = totals.get(kind)
-            if found is None:
-                totals[kind] = EntryTotals(
-                    points=int(points),
-                    partner_points=None if ours is None else int(ours),
-                    entries=int(count),
-                    worth=worth,
-                )
-                continue
-            found.points += int(points)
-            if ours is not None:
-                found.partner_points = (found.partner_points or 0) + int(ours)
-            found.entries += int(count)
-            found.worth += worth
-        return totals
+        return [
+            EntryGroup(
+                type=kind,
+                point_value_minor=value,
+                points=int(points),
+                partner_points=None if ours is None else int(ours),
+                entries=int(count),
+            )
+            for kind, value, points, ours, count in rows.all()
+        ]

@@ -2,9 +2,12 @@
 sum over the ledger entries marked with the partner, so both sides can check their books against ours; and
 the joint-plan perks granted and redeemed, and the joint benefits' recorded uses.
 
-Each entry's points are valued at the point value in force when the entry was made (the programme records
-each change of it), so a statement of a past period stays what it was when the point value changes; a
-figure's value is rounded toward zero once, on its exact sum."""
+Points are valued at the point value in force when they first moved (the programme records each change of
+it): an entry when it was made, a return of points an exchange sent when the exchange was made, a refund when
+the purchase it refunds earned, so points that come back are worth what they were worth when they left, and a
+statement of a past period stays what it was when the point value changes. A figure's value is rounded
+toward zero once, on its exact sum. Known limit: an entry made while a change of the point value commits (or
+before the change reaches a process's cache) was made at the old value and is valued at the new one."""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from loyalty_api.coalition.repository import EntryTotals, SettlementRepository
+from loyalty_api.coalition.repository import EntryGroup, SettlementRepository
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money
 from loyalty_api.partners.models import Partner
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.partners.service import active_partner, get_partner
-from loyalty_api.program.service import ProgramSettings, get_program
+from loyalty_api.program.service import get_program
 
 # A statement reads at most a year and a day of ledger entries.
 MAX_PERIOD_DAYS = 366
@@ -66,14 +69,40 @@ def _worth(worth: Decimal, currency: str) -> Money:
     return Money(int(worth.quantize(Decimal(1), rounding=ROUND_DOWN)), currency)
 
 
-def _line(
-    program: ProgramSettings, totals: EntryTotals | None, *, sign: int, exchange: bool
-) -> SettlementLine:
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    points: int  # the signed amounts added up
+    partner_points: int | None
+    entries: int
+    worth: Decimal  # their exact value in minor units, each group's points at its own point value
+
+
+def _totals(groups: list[EntryGroup], point_value_minor: Decimal) -> dict[str, _Totals]:
+    """The groups added up by type; a group moved before the programme recorded any point value is worth
+    `point_value_minor`, the programme's."""
+    totals: dict[str, _Totals] = {}
+    for group in groups:
+        value = group.point_value_minor if group.point_value_minor is not None else point_value_minor
+        found = totals.get(group.type, _Totals(points=0, partner_points=None, entries=0, worth=Decimal(0)))
+        totals[group.type] = _Totals(
+            points=found.points + group.points,
+            partner_points=(
+                found.partner_points
+                if group.partner_points is None
+                else (found.partner_points or 0) + group.partner_points
+            ),
+            entries=found.entries + group.entries,
+            worth=found.worth + value * group.points,
+        )
+    return totals
+
+
+def _line(totals: _Totals | None, currency: str, *, sign: int, exchange: bool) -> SettlementLine:
     """A figure as a positive number of points (`sign` turns spent points round), with their value."""
     return SettlementLine(
         points=0 if totals is None else sign * totals.points,
         partner_points=(0 if totals is None else totals.partner_points or 0) if exchange else None,
-        value=_worth(Decimal(0) if totals is None else sign * totals.worth, program.currency),
+        value=_worth(Decimal(0) if totals is None else sign * totals.worth, currency),
         entries=0 if totals is None else totals.entries,
     )
 
@@ -84,24 +113,23 @@ async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: da
     if (end - start).days > MAX_PERIOD_DAYS:
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
-    totals = await SettlementRepository(uow.session).entry_totals(
-        partner.id, start, end, point_value_minor=program.point_value_minor
-    )
-    net = sum(line.points for line in totals.values())
+    groups = await SettlementRepository(uow.session).entry_groups(partner.id, start, end)
+    totals = _totals(groups, program.point_value_minor)
     granted, redeemed = await PerkRepository(uow.session).counts(partner.id, start, end)
     uses = await PartnerRepository(uow.session).count_benefit_uses(partner.id, start, end)
+    currency = program.currency
     return Settlement(
         partner=partner.code,
         start=start,
         end=end,
-        currency=program.currency,
-        earned=_line(program, totals.get("earn"), sign=1, exchange=False),
-        refunded=_line(program, totals.get("refund"), sign=-1, exchange=False),
-        exchanged_out=_line(program, totals.get("exchange_out"), sign=-1, exchange=True),
-        returned=_line(program, totals.get("exchange_return"), sign=1, exchange=True),
-        exchanged_in=_line(program, totals.get("exchange_in"), sign=1, exchange=True),
-        net_points=net,
-        net_value=_worth(sum((line.worth for line in totals.values()), Decimal(0)), program.currency),
+        currency=currency,
+        earned=_line(totals.get("earn"), currency, sign=1, exchange=False),
+        refunded=_line(totals.get("refund"), currency, sign=-1, exchange=False),
+        exchanged_out=_line(totals.get("exchange_out"), currency, sign=-1, exchange=True),
+        returned=_line(totals.get("exchange_return"), currency, sign=1, exchange=True),
+        exchanged_in=_line(totals.get("exchange_in"), currency, sign=1, exchange=True),
+        net_points=sum(line.points for line in totals.values()),
+        net_value=_worth(sum((line.worth for line in totals.values()), Decimal(0)), currency),
         perks_granted=granted,
         perks_redeemed=redeemed,
         benefit_uses=uses,

@@ -44,11 +44,11 @@ class Program(Base):
 
 
 class PointValueChange(IdMixin, Base):
-    """From `at` on, a point is worth `point_value_minor` (until the next change): what a partner's statement
-    values the points moved at each moment with, so a later change of the programme's point value leaves the
-    statements of past periods as they were."""
+    """From `effective_at` on, a point is worth `point_value_minor` (until the next change): what a partner's
+    statement values the points moved at each moment with, so a later change of the programme's point value
+    leaves the statements of past periods as they were."""
 
     __tablename__ = "point_value_changes"
 
-    at: Mapped[datetime] = mapped_column(index=True)
+    effective_at: Mapped[datetime] = mapped_column(unique=True)
     point_value_minor: Mapped[Decimal]

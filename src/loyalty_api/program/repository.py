@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import column, exists, literal, select, table
+from sqlalchemy import column, exists, func, literal, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import insert_or_ignore
@@ -48,9 +48,10 @@ class ProgramRepository:
         """The tables that record amounts in the programme's currency (empty: none yet)."""
         return [name for name, rows in _MONEY.items() if await self.session.scalar(select(exists(rows)))]
 
-    async def has_point_values(self) -> bool:
-        return await self.session.scalar(select(exists(select(PointValueChange.id)))) or False
+    async def last_point_value_change(self) -> datetime | None:
+        """When the point value last changed (None: never recorded)."""
+        return await self.session.scalar(select(func.max(PointValueChange.effective_at)))
 
-    async def record_point_value(self, at: datetime, point_value_minor: Decimal) -> None:
-        self.session.add(PointValueChange(at=at, point_value_minor=point_value_minor))
+    async def insert_point_value_change(self, effective_at: datetime, point_value_minor: Decimal) -> None:
+        self.session.add(PointValueChange(effective_at=effective_at, point_value_minor=point_value_minor))
         await self.session.flush()

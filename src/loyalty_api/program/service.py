@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import asdict, dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -137,8 +137,13 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.currency = settings.currency
     row.timezone = settings.timezone
     row.earn_rate = settings.earn_rate
-    if settings.point_value_minor != row.point_value_minor or not await repo.has_point_values():
-        await repo.record_point_value(uow.clock.now(), settings.point_value_minor)
+    last_change = await repo.last_point_value_change()
+    if settings.point_value_minor != row.point_value_minor or last_change is None:
+        # Under the row's lock, later than the change before even where this host's clock is behind the
+        # host that made it: the changes keep their order.
+        now = uow.clock.now()
+        effective = now if last_change is None else max(now, last_change + timedelta(microseconds=1))
+        await repo.insert_point_value_change(effective, settings.point_value_minor)
     row.point_value_minor = settings.point_value_minor
     row.rounding = settings.rounding
     row.expiry_months = settings.expiry_months
