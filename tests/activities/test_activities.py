@@ -3,6 +3,7 @@ within the caps, with streaks counted in programme days (Asia/Shanghai: a day tu
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -266,7 +267,7 @@ class TestWindows:
         await assert_ledger_invariant(app)
 
     async def test_a_window_is_changed_and_lifted_with_patch(
-        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key)
         member = await enrol(client, pos_key)
@@ -281,6 +282,9 @@ class TestWindows:
             headers=bearer(admin_key),
         )
         assert extended.status_code == 200, extended.text
+        # Receivers learn of the window as of the switch: the event carries both ends.
+        told = (await events(app, "activity_rule.changed"))[-1]["payload"]
+        assert (told["valid_from"], told["valid_until"]) == (None, extended.json()["valid_until"])
         assert (await record(client, pos_key, member["id"], "r-1"))["points_earned"] == 10
 
         clock.set(noon_of(12))
@@ -291,6 +295,26 @@ class TestWindows:
         assert (await record(client, pos_key, member["id"], "r-2"))["points_earned"] == 10
         read = await client.get(f"/v1/activity-rules/{rule['id']}", headers=bearer(admin_key))
         assert read.json() == lifted.json()
+
+    async def test_two_changes_at_once_never_leave_an_empty_window(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        # Each change alone leaves a window; together, one opening on day 2 and one closing on day 1, they
+        # would not. They take turns: the second is refused against what the first left, never a 500.
+        for round_ in range(5):
+            rule = await add_activity_rule(client, admin_key, type=f"share_{round_}", name="Share")
+            path = f"/v1/activity-rules/{rule['id']}"
+            opening, closing = await asyncio.gather(
+                client.patch(path, json={"valid_from": noon_of(2).isoformat()}, headers=bearer(admin_key)),
+                client.patch(path, json={"valid_until": noon_of(1).isoformat()}, headers=bearer(admin_key)),
+            )
+            statuses = sorted([opening.status_code, closing.status_code])
+            assert statuses == [200, 422], (opening.text, closing.text)
+            refused = opening if opening.status_code == 422 else closing
+            assert refused.json()["code"] == "validation_error"
+            read = (await client.get(path, headers=bearer(admin_key))).json()
+            kept = opening if opening.status_code == 200 else closing
+            assert read == kept.json()
 
     async def test_an_empty_or_unzoned_window_is_refused_and_changes_nothing(
         self, client: httpx.AsyncClient, admin_key: str

@@ -37,8 +37,9 @@ class ActivityRuleInactive(LoyaltyError):
     it is switched off, or its window has not begun (`valid_from`, when it begins) or is over (`valid_until`,
     when it ended).
 
-    Do not retry now. Before `valid_from`, the same `ref` may be sent once the rule is in force; an operator
-    can switch the rule on again or change its window (`PATCH /v1/activity-rules/{id}`).
+    Do not retry now. Before `valid_from`, the same `ref` may be sent once the rule is in force (with a new
+    `Idempotency-Key`: a key replays this answer); an operator can switch the rule on again or change its
+    window (`PATCH /v1/activity-rules/{id}`).
     """
 
     code = "activity_rule_inactive"

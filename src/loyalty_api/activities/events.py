@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from loyalty_api.outbox.events import Event
@@ -26,9 +27,15 @@ class ActivityRecorded(Event):
 
 class ActivityRuleChanged(Event):
     event_type = "activity_rule.changed"
-    description = "An operator created or changed an activity rule (switching it off included)."
+    description = (
+        "An operator created or changed an activity rule (switching it off, or changing its window, "
+        "included). The rule is in force while `active` and within `valid_from`..`valid_until` (null: no "
+        "bound)."
+    )
 
     rule_id: uuid.UUID
     type: str
     active: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
     change: Literal["created", "updated"]

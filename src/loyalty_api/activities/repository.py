@@ -18,6 +18,17 @@ class ActivityRuleRepository:
     async def get_rule(self, rule_id: uuid.UUID) -> ActivityRule | None:
         return await self.session.get(ActivityRule, rule_id)
 
+    async def lock_rule(self, rule_id: uuid.UUID) -> ActivityRule | None:
+        """The rule under lock until commit, read afresh: two changes at once take turns, the second checking
+        its fields against what the first left (SQLite's `BEGIN IMMEDIATE` has serialized them already)."""
+        result = await self.session.execute(
+            select(ActivityRule)
+            .where(ActivityRule.id == rule_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def get_rule_by_type(self, type: str) -> ActivityRule | None:
         return await self.session.scalar(select(ActivityRule).where(ActivityRule.type == type))
 

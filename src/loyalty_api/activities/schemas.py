@@ -76,8 +76,12 @@ class ActivityRuleUpdate(BaseModel):
     cap_period: CapPeriod | None = sent_or_left_out()
     streak_bonuses: StreakBonuses | None = sent_or_left_out()
     active: bool | None = sent_or_left_out(description="false switches the rule off: activities are refused.")
-    valid_from: Instant | None = None
-    valid_until: Instant | None = None
+    valid_from: Instant | None = Field(
+        default=None, description="When the rule comes into force; null lifts it (in force at once)."
+    )
+    valid_until: Instant | None = Field(
+        default=None, description="When it stops being in force, after `valid_from`; null lifts it (no end)."
+    )
 
     @field_validator("name", "points", "cap_period", "streak_bonuses", "active")
     @classmethod

@@ -109,7 +109,16 @@ def _check_window(valid_from: datetime | None, valid_until: datetime | None) -> 
 
 async def _changed(uow: UnitOfWork, row: ActivityRule, change: Literal["created", "updated"]) -> None:
     await emit_for_programme(
-        uow, ActivityRuleChanged(rule_id=row.id, type=row.type, active=row.active, change=change), str(row.id)
+        uow,
+        ActivityRuleChanged(
+            rule_id=row.id,
+            type=row.type,
+            active=row.active,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            change=change,
+        ),
+        str(row.id),
     )
 
 
@@ -171,7 +180,7 @@ async def update_rule(
     """Change the fields given (None clears a cap or an end of the window); the type stays. Activities
     already rewarded keep their points; caps count them whatever the rule said then."""
     repo = ActivityRuleRepository(uow.session)
-    row = await repo.get_rule(rule_id)
+    row = await repo.lock_rule(rule_id)
     if row is None:
         raise ActivityRuleNotFound()
     if not isinstance(name, _Unset):
