@@ -23,15 +23,11 @@ _CHECK = "ck_activity_rules__window_not_empty"
 
 
 def upgrade() -> None:
-    # Nullable: rules made before have no window, and stay in force as they were.
-    op.add_column(
-        "activity_rules", sa.Column("valid_from", loyalty_api.db.types.UTCDateTime(), nullable=True)
-    )
-    op.add_column(
-        "activity_rules", sa.Column("valid_until", loyalty_api.db.types.UTCDateTime(), nullable=True)
-    )
     # SQLite adds a CHECK by rebuilding the table, which member_activities references.
     with rows_set_aside_on_sqlite("activity_rules"), op.batch_alter_table("activity_rules") as batch_op:
+        # Nullable: rules made before have no window, and stay in force as they were.
+        batch_op.add_column(sa.Column("valid_from", loyalty_api.db.types.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("valid_until", loyalty_api.db.types.UTCDateTime(), nullable=True))
         batch_op.create_check_constraint(
             batch_op.f(_CHECK), "valid_from IS NULL OR valid_until IS NULL OR valid_until > valid_from"
         )

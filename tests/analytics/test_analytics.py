@@ -239,6 +239,23 @@ class TestPointsFigures:
 
 
 class TestOverview:
+    async def test_a_past_windows_liability_is_at_the_point_value_of_its_end(
+        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, key: str
+    ) -> None:
+        member = (await enrol(client, key))["id"]
+        await earn(client, key, member, 100_001)  # 1,000 points, worth 1,500 fen at 1.5 fen a point
+        window = {"from": iso(START), "to": iso(START + timedelta(days=1))}
+        before = (await report(client, key, "overview", **window)).json()
+        assert (before["outstanding_points"], before["liability"]) == (1_000, cny(1_500))
+
+        clock.set(START + timedelta(days=2))
+        await set_program(client, admin_key, point_value_minor="3", expiry_months=3)
+        after = (await report(client, key, "overview", **window)).json()
+        assert (after["outstanding_points"], after["liability"]) == (1_000, cny(1_500))
+        now = {"from": iso(START), "to": iso(clock.now() + timedelta(seconds=1))}
+        current = (await report(client, key, "overview", **now)).json()
+        assert (current["outstanding_points"], current["liability"]) == (1_000, cny(3_000))
+
     async def test_liability_breakage_and_members_follow_the_ledger(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
     ) -> None:

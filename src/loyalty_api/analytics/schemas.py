@@ -53,7 +53,7 @@ class OverviewRead(ReadModel):
     )
     outstanding_points: int = Field(description="What members held at `end`.")
     liability: MoneyRead = Field(
-        description="What the outstanding points are worth at the programme's point value."
+        description="What the outstanding points were worth at `end`, at the point value in force then."
     )
     members: int = Field(description="Members enrolled before `end` and not closed.")
     new_members: int = Field(description="Members enrolled in the window.")

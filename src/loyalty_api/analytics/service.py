@@ -28,7 +28,7 @@ from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import Segment
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.points.ledger import EntryType
-from loyalty_api.program.service import get_program
+from loyalty_api.program.service import get_program, point_value_at
 from loyalty_api.subscriptions.service import revenue
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.service import get_ladder
@@ -189,7 +189,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         breakage=ratio(points.expired, points.issued),
         redemption_rate=ratio(points.redeemed, points.issued),
         outstanding_points=outstanding,
-        liability=value_of_points(outstanding, program.point_value_minor, program.currency),
+        liability=value_of_points(outstanding, await point_value_at(uow, end), program.currency),
         members=total,
         new_members=joined.get(0, 0),
         members_by_tier=tiers,

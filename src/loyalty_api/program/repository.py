@@ -55,3 +55,18 @@ class ProgramRepository:
     async def insert_point_value_change(self, effective_at: datetime, point_value_minor: Decimal) -> None:
         self.session.add(PointValueChange(effective_at=effective_at, point_value_minor=point_value_minor))
         await self.session.flush()
+
+    async def point_value_at(self, at: datetime) -> Decimal | None:
+        """The point value in force at `at`: the last change by then, or, before the first one recorded, the
+        first (none is older than the record); None when none is recorded."""
+        latest = await self.session.scalar(
+            select(PointValueChange.point_value_minor)
+            .where(PointValueChange.effective_at <= at)
+            .order_by(PointValueChange.effective_at.desc())
+            .limit(1)
+        )
+        if latest is not None:
+            return latest
+        return await self.session.scalar(
+            select(PointValueChange.point_value_minor).order_by(PointValueChange.effective_at).limit(1)
+        )

@@ -108,6 +108,12 @@ async def get_program(uow: UnitOfWork) -> ProgramSettings:
     return settings
 
 
+async def point_value_at(uow: UnitOfWork, at: datetime) -> Decimal:
+    """Minor units a point was worth at `at` (the programme's value now, where no change was recorded)."""
+    recorded = await ProgramRepository(uow.session).point_value_at(at)
+    return recorded if recorded is not None else (await get_program(uow)).point_value_minor
+
+
 async def lifecycle_changed_at(uow: UnitOfWork) -> datetime | None:
     """When the lifecycle thresholds last changed (None: never since they were first set)."""
     row = await ProgramRepository(uow.session).get_program()
