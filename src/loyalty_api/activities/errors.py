@@ -52,7 +52,8 @@ class ActivityCapReached(Conflict):
     programme's day (`cap` `daily`) or its period (`cap` `period`); the activity was not recorded and earned
     nothing. `limit` is the cap and `resets_at` when the next one counts (null: a lifetime cap never resets).
 
-    Do not retry before `resets_at`; the same `ref` may be sent again then.
+    Do not retry before `resets_at`; the same `ref` may be sent again then (with a new `Idempotency-Key`: a
+    key replays this answer).
     """
 
     code = "activity_cap_reached"
