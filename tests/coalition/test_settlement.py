@@ -205,6 +205,37 @@ class TestPointValueChanges:
         assert (found["net_points"], found["net_value"]) == (0, cny(0))
 
 
+async def test_a_purchase_refunded_in_parts_across_a_change_is_worth_what_it_earned(
+    client: httpx.AsyncClient, admin_key: str, partners: TwoPartners, clock: FrozenClock
+) -> None:
+    await ok(await partner_earn(client, partners.alpha, "A-1", "E1", 10_000))  # 150 points, 225 fen
+    await ok(await partner_refund(client, partners.alpha, "A-1", "E1", amount=cny(5_000)), 200)  # 75 back
+    clock.advance(timedelta(days=1))
+    await set_program(client, admin_key, point_value_minor="3")
+    clock.advance(timedelta(days=1))
+    await ok(await partner_refund(client, partners.alpha, "A-1", "E1", full=True), 200)  # the other 75
+    found = await admin_statement(client, admin_key, "alpha", START, clock.now() + timedelta(seconds=1))
+    assert (found["earned"]["value"], found["refunded"]["value"]) == (cny(225), cny(225))
+    assert (found["refunded"]["points"], found["net_points"], found["net_value"]) == (150, 0, cny(0))
+
+
+async def test_points_moved_before_the_first_settings_keep_the_defaults_value(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    # No programme set yet: a point is worth the defaults' 1 fen. 100 yuan at alpha earns 150 points.
+    alpha = await register_partner(app, client, admin_key, "alpha", **ALPHA)
+    member_id: str = (await enrol(client, pos_key))["id"]
+    await link(client, pos_key, alpha, member_id, "alpha", "A-1")
+    await ok(await partner_earn(client, alpha, "A-1", "E1", 10_000))
+    clock.advance(timedelta(days=1))
+    await set_program(client, admin_key, point_value_minor=POINT_VALUE)
+    await ok(await partner_earn(client, alpha, "A-1", "E2", 10_000))
+    before = await admin_statement(client, admin_key, "alpha", START, START + timedelta(hours=1))
+    assert before["earned"]["value"] == cny(150)
+    since = await admin_statement(client, admin_key, "alpha", clock.now(), clock.now() + timedelta(hours=1))
+    assert since["earned"]["value"] == cny(225)
+
+
 class TestPeriod:
     async def test_entries_before_from_or_at_and_after_to_are_left_out(
         self,

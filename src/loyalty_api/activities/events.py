@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
+from loyalty_api.clock import UtcInstant
 from loyalty_api.outbox.events import Event
 from loyalty_api.points.events import BreakdownPayload
 
@@ -36,6 +36,6 @@ class ActivityRuleChanged(Event):
     rule_id: uuid.UUID
     type: str
     active: bool
-    valid_from: datetime | None
-    valid_until: datetime | None
+    valid_from: UtcInstant | None
+    valid_until: UtcInstant | None
     change: Literal["created", "updated"]

@@ -150,7 +150,7 @@ class Overview:
     breakage: Decimal | None  # expired ÷ issued in the window
     redemption_rate: Decimal | None  # redeemed ÷ issued in the window
     outstanding_points: int  # what members held at `end`
-    liability: Money  # what those points are worth at the programme's point value
+    liability: Money  # what those points were worth at `end`, at the point value in force then
     members: int  # enrolled before `end` and not closed
     new_members: int  # enrolled in the window
     members_by_tier: list[TierCount] = field(default_factory=list)

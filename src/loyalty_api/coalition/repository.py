@@ -33,8 +33,8 @@ class SettlementRepository:
 
     async def entry_groups(self, partner_id: uuid.UUID, start: datetime, end: datetime) -> list[EntryGroup]:
         """The partner's ledger entries made in [start, end), added up by type and by the point value in force
-        when their points moved first: a return when its exchange was made, a refund when the purchase it
-        refunds earned, any other entry when it was made. With the partner's points of the exchanges they
+        when their points moved first: a return when its exchange's entry was made, a refund when the purchase
+        it refunds earned, any other entry when it was made. With the partner's points of the exchanges they
         belong to (an entry is one exchange's, or its return's, or no exchange's)."""
         exchange = and_(
             PartnerExchange.partner_id == partner_id,
@@ -42,7 +42,11 @@ class SettlementRepository:
                 PartnerExchange.entry_id == LedgerEntry.id, PartnerExchange.return_entry_id == LedgerEntry.id
             ),
         )
-        earned = aliased(LedgerEntry)
+        earned, sent = aliased(LedgerEntry), aliased(LedgerEntry)
+        # The exchange's own entry: a return is worth what the points it gives back were worth when they left.
+        sent_at = (
+            select(sent.created_at).where(sent.id == PartnerExchange.entry_id).correlate(PartnerExchange)
+        ).scalar_subquery()
         earned_at = (
             select(func.min(earned.created_at))
             .where(
@@ -59,7 +63,7 @@ class SettlementRepository:
                 LedgerEntry.amount,
                 PartnerExchange.partner_points,
                 case(
-                    (LedgerEntry.type == "exchange_return", PartnerExchange.created_at),
+                    (LedgerEntry.type == "exchange_return", func.coalesce(sent_at, LedgerEntry.created_at)),
                     (LedgerEntry.type == "refund", func.coalesce(earned_at, LedgerEntry.created_at)),
                     else_=LedgerEntry.created_at,
                 ).label("moved_at"),

@@ -281,7 +281,9 @@ class ExchangeRead(ReadModel):
     points: int = Field(description="Our points.")
     partner_points: int
     rate: Decimal
-    value: MoneyRead = Field(description="What our points are worth at the programme's point value.")
+    value: MoneyRead = Field(
+        description="What our points were worth at the programme's point value when the exchange was made."
+    )
     partner_ref: str | None
     expires_at: datetime | None = Field(description="An exchange out not confirmed by then is given back.")
     created_at: datetime
@@ -297,8 +299,9 @@ class SettlementLineRead(ReadModel):
     points: int
     partner_points: int | None = Field(description="The partner's points, for exchanges.")
     value: MoneyRead = Field(
-        description="What the points were worth: each entry's at the programme's point value when it was "
-        "made, added up and rounded toward zero once."
+        description="What the points were worth: each entry's at the programme's point value when its points "
+        "moved first (a return's when its exchange was made, a refund's when the purchase earned), added up "
+        "and rounded toward zero once."
     )
     entries: int = Field(description="The ledger entries counted.")
 
@@ -319,9 +322,8 @@ class SettlementRead(ReadModel):
     exchanged_in: SettlementLineRead = Field(description="Points the partner's customers sent us.")
     net_points: int = Field(description="All the partner's ledger entries in the period, signed, added up.")
     net_value: MoneyRead = Field(
-        description="What the net points were worth, each entry's at the programme's point value when it "
-        "was made, rounded toward zero once (negative when members gave up more points than they received "
-        "through the partner)."
+        description="What the net points were worth, each entry's valued as its line's, rounded toward zero "
+        "once (negative when members gave up more points than they received through the partner)."
     )
     perks_granted: int = Field(description="The partner's perks paid plans gave members in the period.")
     perks_redeemed: int = Field(description="The partner's perks it redeemed in the period.")

@@ -3,11 +3,13 @@ sum over the ledger entries marked with the partner, so both sides can check the
 the joint-plan perks granted and redeemed, and the joint benefits' recorded uses.
 
 Points are valued at the point value in force when they first moved (the programme records each change of
-it): an entry when it was made, a return of points an exchange sent when the exchange was made, a refund when
-the purchase it refunds earned, so points that come back are worth what they were worth when they left, and a
-statement of a past period stays what it was when the point value changes. A figure's value is rounded
-toward zero once, on its exact sum. Known limit: an entry made while a change of the point value commits (or
-before the change reaches a process's cache) was made at the old value and is valued at the new one."""
+it): an entry when it was made, a return of points an exchange sent when the exchange's entry was made, a
+refund when the purchase it refunds earned, so points that come back are worth what they were worth when they
+left, and a statement of a past period stays what it was when the point value changes. A figure's value is
+rounded toward zero once, on its exact sum. Known limits: an entry made while a change of the point value
+commits (or before the change reaches a process's cache) was made at the old value and is valued at the new
+one; and a change is timed by the clock of the host that made it (kept after the change before it), so hosts
+whose clocks disagree move that edge by as much."""
 
 from __future__ import annotations
 

@@ -143,11 +143,15 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.currency = settings.currency
     row.timezone = settings.timezone
     row.earn_rate = settings.earn_rate
+    now = uow.clock.now()
     last_change = await repo.last_point_value_change()
-    if settings.point_value_minor != row.point_value_minor or last_change is None:
+    changed = settings.point_value_minor != row.point_value_minor
+    if last_change is None and changed:
+        # The first settings: points moved before them were moved at the value the row had (the defaults').
+        await repo.insert_point_value_change(now - timedelta(microseconds=1), row.point_value_minor)
+    if last_change is None or changed:
         # Under the row's lock, later than the change before even where this host's clock is behind the
         # host that made it: the changes keep their order.
-        now = uow.clock.now()
         effective = now if last_change is None else max(now, last_change + timedelta(microseconds=1))
         await repo.insert_point_value_change(effective, settings.point_value_minor)
     row.point_value_minor = settings.point_value_minor
