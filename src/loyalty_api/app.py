@@ -37,6 +37,7 @@ from loyalty_api.http.middleware import (
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.keys.router import router as keys_router
 from loyalty_api.leaderboard.router import router as leaderboard_router
 from loyalty_api.openapi.authorization import authorization_matrix, install_scopes, markdown_table
 from loyalty_api.openapi.document import install_openapi, operation_id
@@ -90,6 +91,7 @@ DOCS_ORDER = (
     "webhooks",
     "analytics",
     "audit",
+    "api keys",
 )
 
 
@@ -186,6 +188,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(segments_router)
     app.include_router(privacy_router)
     app.include_router(audit_router)
+    app.include_router(keys_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
     return app

@@ -315,6 +315,18 @@ async def _webhooks(client: httpx.AsyncClient, keys: Keys, world: World) -> None
     ok(await client.post(retry, headers=bearer(keys.admin)))
 
 
+async def _api_keys(client: httpx.AsyncClient, keys: Keys) -> None:
+    made = ok(
+        await client.post(
+            "/v1/api-keys", json={"name": "Till 9", "scopes": ["pos"]}, headers=bearer(keys.admin)
+        )
+    )
+    path = f"/v1/api-keys/{made['key']['prefix']}"
+    rotated = ok(await client.post(f"{path}/rotate", json={"overlap_minutes": 0}, headers=bearer(keys.admin)))
+    revoked = await client.delete(f"/v1/api-keys/{rotated['key']['prefix']}", headers=bearer(keys.admin))
+    assert revoked.status_code == 204, revoked.text
+
+
 async def _not_audited(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
     """Writes the audit log leaves out: a till's (its earn is in the ledger with its key), a refused one, and
     a POST that only reads."""
@@ -381,6 +393,7 @@ class TestEveryAuditedWrite:
         await _subscription(client, keys, world)
         await _partner(client, keys, world)
         await _webhooks(client, keys, world)
+        await _api_keys(client, keys)
         await _not_audited(client, keys, world)
         await _teardown(client, keys, world)
 

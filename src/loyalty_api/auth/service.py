@@ -193,17 +193,27 @@ def _status(row: ApiKey, now: datetime) -> KeyStatus:
     return KeyStatus.expired if _expired(row.expires_at, now) else KeyStatus.active
 
 
+def _summary(row: ApiKey, now: datetime) -> KeySummary:
+    return KeySummary(
+        principal=_principal(row),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        status=_status(row, now),
+    )
+
+
 async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
+    """Every key, oldest first (their ids are time-ordered)."""
     now = uow.clock.now()
-    return [
-        KeySummary(
-            principal=_principal(r),
-            created_at=r.created_at,
-            last_used_at=r.last_used_at,
-            status=_status(r, now),
-        )
-        for r in await ApiKeyRepository(uow.session).list_keys()
-    ]
+    return [_summary(r, now) for r in await ApiKeyRepository(uow.session).list_keys()]
+
+
+async def get_key(uow: UnitOfWork, prefix: str) -> KeySummary:
+    """The key with this prefix, whatever its status."""
+    row = await ApiKeyRepository(uow.session).get_by_prefix(prefix)
+    if row is None:
+        raise ApiKeyNotFound(f"no API key with prefix {prefix!r}")
+    return _summary(row, uow.clock.now())
 
 
 async def revoke_key(uow: UnitOfWork, *, prefix: str) -> None:

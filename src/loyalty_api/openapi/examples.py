@@ -660,6 +660,35 @@ loyalty_webhook_oldest_pending_seconds 1877.0
 """
 
 
+# ---- API keys ----------------------------------------------------------------------------------------
+
+TILL_KEY_READ: dict[str, Any] = {
+    "prefix": "3f9c1a7e5b2d",
+    "name": "Store 7 tills",
+    "scopes": ["pos"],
+    "partner_id": None,
+    "rate_limit": None,
+    "allowed_networks": ["203.0.113.0/24"],
+    "created_at": "2026-03-02T02:00:00Z",
+    "expires_at": "2027-03-02T02:00:00Z",
+    "last_used_at": "2026-03-18T06:24:00Z",
+    "status": "active",
+}
+ADMIN_KEY_READ: dict[str, Any] = {
+    **TILL_KEY_READ,
+    "prefix": "a41d0c9e8f27",
+    "name": "Back office",
+    "scopes": ["admin"],
+    "allowed_networks": None,
+    "created_at": "2026-03-01T01:00:00Z",
+    "expires_at": None,
+}
+ISSUED_TILL_KEY: dict[str, Any] = {
+    "key": {**TILL_KEY_READ, "last_used_at": None},
+    "token": "lk_3f9c1a7e5b2d_c2hvd24gb25jZSwga2VwdCBub3doZXJl",
+}
+
+
 # ---- activities ----------------------------------------------------------------------------------------
 
 RULE_CHECK_IN = "0195a0f4-2b3c-7d4e-8f5a-6b7c8d9e0f1a"
@@ -2264,6 +2293,47 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "next_cursor": event_page.next_cursor,
                 },
             )
+        ),
+        ("POST", "/v1/api-keys"): OperationExamples(
+            requests={
+                "till": Example(
+                    "A key for store 7's tills, for a year, from the store's network only",
+                    {
+                        "name": "Store 7 tills",
+                        "scopes": ["pos"],
+                        "expires_in_days": 365,
+                        "allowed_networks": ["203.0.113.0/24"],
+                    },
+                ),
+                "partner": Example(
+                    "A key for a partner brand's systems",
+                    {"name": "Bookshop", "scopes": ["partner"], "partner": "bookshop"},
+                ),
+            },
+            responses=_one("Its token, shown this once", ISSUED_TILL_KEY),
+        ),
+        ("GET", "/v1/api-keys"): OperationExamples(
+            responses=_one(
+                "The back office's and a till's",
+                {"items": [ADMIN_KEY_READ, TILL_KEY_READ], "next_cursor": None},
+            )
+        ),
+        ("GET", "/v1/api-keys/{prefix}"): OperationExamples(responses=_one("Store 7's tills", TILL_KEY_READ)),
+        ("POST", "/v1/api-keys/{prefix}/rotate"): OperationExamples(
+            requests={"day": Example("The old key keeps working for a day", {"overlap_minutes": 1440})},
+            responses=_one(
+                "The replacement, shown this once",
+                {
+                    "key": {
+                        **TILL_KEY_READ,
+                        "prefix": "7c2e9a4b1d3f",
+                        "created_at": NOW,
+                        "expires_at": "2027-03-18T06:00:00Z",
+                        "last_used_at": None,
+                    },
+                    "token": "lk_7c2e9a4b1d3f_V2hhdCBhIHNlY3JldCBsb29rcyBsaWtl",
+                },
+            ),
         ),
     }
 

@@ -1,0 +1,50 @@
+"""API keys managed over the API by the back office: what `loyalty-api keys` does on the host, for an operator
+with an `admin` key. A `partner` key is bound to its partner by the partner's code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from loyalty_api.auth import service as auth
+from loyalty_api.auth.principal import Scope
+from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.partners.service import create_partner_key
+
+
+async def create_key(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    scopes: Sequence[Scope],
+    partner: str | None,
+    rate_limit: str | None,
+    lifetime: timedelta | None,
+    allowed_networks: Sequence[str] | None,
+) -> auth.IssuedKey:
+    if partner is None:
+        return await auth.create_key(
+            uow,
+            name=name,
+            scopes=scopes,
+            rate_limit=rate_limit,
+            lifetime=lifetime,
+            allowed_networks=allowed_networks,
+        )
+    return await create_partner_key(
+        uow,
+        partner,
+        name=name,
+        scopes=scopes,
+        rate_limit=rate_limit,
+        lifetime=lifetime,
+        allowed_networks=allowed_networks,
+    )
+
+
+async def list_keys(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[auth.KeySummary]:
+    """Every key, revoked and expired ones too, oldest first, a page at a time (keys are few: read whole)."""
+    after = decode_cursor(cursor)
+    keys = [key for key in await auth.list_keys(uow) if after is None or key.principal.key_id > after]
+    return page_of(keys[: limit + 1], limit, lambda key: key.principal.key_id)

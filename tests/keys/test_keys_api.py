@@ -1,0 +1,180 @@
+"""API keys managed over the API (/v1/api-keys, admin): what `loyalty-api keys` does on the host, for a back
+office without a shell on it. Every key made here works at once, and every key revoked here stops at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from tests.builders import add_partner, enrol
+from tests.conftest import bearer
+
+KEYS = "/v1/api-keys"
+
+
+async def create(client: httpx.AsyncClient, admin_key: str, **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        KEYS, json={"name": "Store 7 till", "scopes": ["pos"], **body}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+async def works_at_the_till(client: httpx.AsyncClient, token: str) -> int:
+    """The status of an enrolment sent with the key: 201 when the key works."""
+    response = await client.post("/v1/members", json={"phone": None}, headers=bearer(token))
+    return response.status_code
+
+
+class TestCreate:
+    async def test_a_key_made_here_works_at_once_and_is_listed_without_its_secret(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        made = await create(client, admin_key, rate_limit="600/minute", expires_in_days=90)
+        token, key = made["token"], made["key"]
+        assert token.startswith(f"lk_{key['prefix']}_")
+        assert (key["name"], key["scopes"], key["rate_limit"], key["status"]) == (
+            "Store 7 till",
+            ["pos"],
+            "600/minute",
+            "active",
+        )
+        assert key["expires_at"] is not None and key["last_used_at"] is None
+        assert (await enrol(client, token))["status"] == "active"
+
+        listed = await client.get(KEYS, headers=bearer(admin_key))
+        assert listed.status_code == 200, listed.text
+        shown = [item for item in listed.json()["items"] if item["prefix"] == key["prefix"]]
+        # Used once for the enrolment: its last use is shown, to the minute.
+        assert shown == [key | {"last_used_at": "2026-03-16T10:00:00Z"}]
+        assert token not in listed.text
+        read = await client.get(f"{KEYS}/{key['prefix']}", headers=bearer(admin_key))
+        assert read.json() == shown[0]
+
+    async def test_a_partner_key_is_bound_to_the_partner_named(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        partner_id = await add_partner(app, code="bookshop")
+        made = await create(client, admin_key, scopes=["partner"], partner="bookshop", name="Bookshop POS")
+        assert made["key"]["partner_id"] == str(partner_id)
+        period = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+        own = await client.get("/v1/partner/settlements", params=period, headers=bearer(made["token"]))
+        assert own.status_code == 200, own.text
+        assert own.json()["partner"] == "bookshop"
+
+        for body, code in (
+            ({"scopes": ["partner"]}, "partner_required"),
+            ({"scopes": ["pos"], "partner": "bookshop"}, "partner_required"),
+            ({"scopes": ["partner", "pos"], "partner": "bookshop"}, "partner_key_not_alone"),
+            ({"scopes": ["partner"], "partner": "no-such-brand"}, "partner_not_found"),
+        ):
+            refused = await client.post(KEYS, json={"name": "x", **body}, headers=bearer(admin_key))
+            assert refused.json()["code"] == code, (body, refused.text)
+
+    async def test_a_key_limited_to_networks_is_refused_elsewhere(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        # httpx's ASGI transport calls from 127.0.0.1.
+        elsewhere = await create(client, admin_key, allowed_networks=["10.0.0.0/8"])
+        assert elsewhere["key"]["allowed_networks"] == ["10.0.0.0/8"]
+        refused = await client.post("/v1/members", json={}, headers=bearer(elsewhere["token"]))
+        assert (refused.status_code, refused.json()["code"]) == (403, "address_not_allowed")
+        here = await create(client, admin_key, allowed_networks=["127.0.0.0/8"])
+        assert (await enrol(client, here["token"]))["status"] == "active"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"name": "x", "scopes": []},
+            {"name": "x", "scopes": ["root"]},
+            {"name": "", "scopes": ["pos"]},
+            {"name": "x", "scopes": ["pos"], "rate_limit": "fast"},
+            {"name": "x", "scopes": ["pos"], "expires_in_days": 0},
+            {"name": "x", "scopes": ["pos"], "allowed_networks": ["banana"]},
+            {"name": "x", "scopes": ["pos"], "allowed_networks": []},
+            {"name": "x", "scopes": ["pos"], "secret": "mine"},
+        ],
+    )
+    async def test_bad_input_is_refused_and_makes_no_key(
+        self, client: httpx.AsyncClient, admin_key: str, body: dict[str, Any]
+    ) -> None:
+        before = [
+            key["prefix"] for key in (await client.get(KEYS, headers=bearer(admin_key))).json()["items"]
+        ]
+        refused = await client.post(KEYS, json=body, headers=bearer(admin_key))
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
+        after = (await client.get(KEYS, headers=bearer(admin_key))).json()["items"]
+        assert [key["prefix"] for key in after] == before
+
+    async def test_only_admin_keys_manage_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        for response in (
+            await client.get(KEYS, headers=bearer(pos_key)),
+            await client.post(KEYS, json={"name": "x", "scopes": ["admin"]}, headers=bearer(pos_key)),
+        ):
+            assert (response.status_code, response.json()["code"]) == (403, "scope_not_allowed")
+
+
+class TestRotateAndRevoke:
+    async def test_a_rotated_key_works_for_the_overlap_and_its_replacement_at_once(
+        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str
+    ) -> None:
+        old = await create(client, admin_key, rate_limit="600/minute")
+        prefix = old["key"]["prefix"]
+        rotated = await client.post(
+            f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 60}, headers=bearer(admin_key)
+        )
+        assert rotated.status_code == 201, rotated.text
+        new = rotated.json()
+        assert (new["key"]["name"], new["key"]["scopes"], new["key"]["rate_limit"]) == (
+            "Store 7 till",
+            ["pos"],
+            "600/minute",
+        )
+        assert new["key"]["prefix"] != prefix
+        assert await works_at_the_till(client, old["token"]) == 201
+        assert await works_at_the_till(client, new["token"]) == 201
+        clock.advance(timedelta(minutes=61))
+        assert await works_at_the_till(client, old["token"]) == 401
+        assert await works_at_the_till(client, new["token"]) == 201
+        read = await client.get(f"{KEYS}/{prefix}", headers=bearer(admin_key))
+        assert read.json()["status"] == "expired"
+        again = await client.post(
+            f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0}, headers=bearer(admin_key)
+        )
+        assert (again.status_code, again.json()["code"]) == (404, "api_key_not_found")
+
+    async def test_a_revoked_key_stops_at_once(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        made = await create(client, admin_key)
+        path = f"{KEYS}/{made['key']['prefix']}"
+        assert await works_at_the_till(client, made["token"]) == 201
+        revoked = await client.delete(path, headers=bearer(admin_key))
+        assert revoked.status_code == 204, revoked.text
+        assert await works_at_the_till(client, made["token"]) == 401
+        assert (await client.get(path, headers=bearer(admin_key))).json()["status"] == "revoked"
+        twice = await client.delete(path, headers=bearer(admin_key))
+        assert (twice.status_code, twice.json()["code"]) == (404, "api_key_not_found")
+        unknown = await client.delete(f"{KEYS}/nosuchkey", headers=bearer(admin_key))
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "api_key_not_found")
+
+
+async def test_the_audit_log_has_each_change_and_never_a_token(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    made = await create(client, admin_key)
+    prefix = made["key"]["prefix"]
+    rotated = await client.post(
+        f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0}, headers=bearer(admin_key)
+    )
+    await client.delete(f"{KEYS}/{rotated.json()['key']['prefix']}", headers=bearer(admin_key))
+    log = await client.get("/v1/audit-events", params={"subject_type": "api-keys"}, headers=bearer(admin_key))
+    assert log.status_code == 200, log.text
+    actions = sorted(entry["action"] for entry in log.json()["items"])
+    assert actions == ["create_api_key", "revoke_api_key", "rotate_api_key"]
+    assert made["token"] not in log.text and rotated.json()["token"] not in log.text
+    assert "lk_" not in log.text
