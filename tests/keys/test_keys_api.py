@@ -159,8 +159,21 @@ class TestRotateAndRevoke:
         assert (await client.get(path, headers=bearer(admin_key))).json()["status"] == "revoked"
         twice = await client.delete(path, headers=bearer(admin_key))
         assert (twice.status_code, twice.json()["code"]) == (404, "api_key_not_found")
-        unknown = await client.delete(f"{KEYS}/nosuchkey", headers=bearer(admin_key))
+        unknown = await client.delete(f"{KEYS}/0123456789ab", headers=bearer(admin_key))
         assert (unknown.status_code, unknown.json()["code"]) == (404, "api_key_not_found")
+
+    @pytest.mark.parametrize("prefix", ["nosuchkey", "%00", "ABCDEF012345", "0" * 400])
+    async def test_a_path_that_is_no_prefix_is_refused_before_any_query(
+        self, client: httpx.AsyncClient, admin_key: str, prefix: str
+    ) -> None:
+        for response in (
+            await client.get(f"{KEYS}/{prefix}", headers=bearer(admin_key)),
+            await client.delete(f"{KEYS}/{prefix}", headers=bearer(admin_key)),
+            await client.post(
+                f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0}, headers=bearer(admin_key)
+            ),
+        ):
+            assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
 
 
 async def test_the_audit_log_has_each_change_and_never_a_token(
@@ -174,7 +187,29 @@ async def test_the_audit_log_has_each_change_and_never_a_token(
     await client.delete(f"{KEYS}/{rotated.json()['key']['prefix']}", headers=bearer(admin_key))
     log = await client.get("/v1/audit-events", params={"subject_type": "api-keys"}, headers=bearer(admin_key))
     assert log.status_code == 200, log.text
-    actions = sorted(entry["action"] for entry in log.json()["items"])
-    assert actions == ["create_api_key", "revoke_api_key", "rotate_api_key"]
+    entries = {entry["action"]: entry for entry in log.json()["items"]}
+    assert sorted(entries) == ["create_api_key", "revoke_api_key", "rotate_api_key"]
+    # Each names the key it changed: the one made, the one rotated, the one revoked.
+    assert [
+        entries[action]["subject_id"] for action in ("create_api_key", "rotate_api_key", "revoke_api_key")
+    ] == [
+        prefix,
+        prefix,
+        rotated.json()["key"]["prefix"],
+    ]
     assert made["token"] not in log.text and rotated.json()["token"] not in log.text
     assert "lk_" not in log.text
+
+
+async def test_a_create_sent_again_with_its_idempotency_key_makes_no_second_key(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    body = {"name": "Store 9 till", "scopes": ["pos"]}
+    headers = bearer(admin_key, idempotency_key="make-store-9-till")
+    first = await client.post(KEYS, json=body, headers=headers)
+    again = await client.post(KEYS, json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()  # the same key, its token answered again to the same caller
+    listed = (await client.get(KEYS, headers=bearer(admin_key))).json()["items"]
+    assert [key["name"] for key in listed].count("Store 9 till") == 1

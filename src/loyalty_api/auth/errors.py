@@ -46,10 +46,11 @@ class ScopeNotAllowed(Forbidden):
 
 
 class ApiKeyNotFound(NotFound):
-    """No active API key has this prefix: it never existed, or it is revoked or expired already. Only the
-    `loyalty-api keys revoke` and `keys rotate` commands give this; the HTTP API does not.
+    """No API key has this prefix, or, to rotate or revoke one, none that is still in force: it never
+    existed, or it is revoked (or, to rotate, expired) already. `/v1/api-keys/{prefix}` and the
+    `loyalty-api keys revoke` and `keys rotate` commands give this.
 
-    List the keys with `loyalty-api keys list` and name an active key's prefix.
+    List the keys (`GET /v1/api-keys`, or `loyalty-api keys list`) and name a key's prefix.
     """
 
     code = "api_key_not_found"
@@ -58,9 +59,10 @@ class ApiKeyNotFound(NotFound):
 
 class PartnerRequired(LoyaltyError):
     """A key with the `partner` scope must name the partner it acts for, and a key without that scope must
-    not. Only the `loyalty-api keys create` command gives this; the HTTP API does not.
+    not. `POST /v1/api-keys` and the `loyalty-api keys create` command give this.
 
-    Give `--partner <id>` together with `--scope partner`, and only then.
+    Name the partner (`partner` in the body, `--partner` on the command line) together with the `partner`
+    scope, and only then.
     """
 
     code = "partner_required"
@@ -70,10 +72,10 @@ class PartnerRequired(LoyaltyError):
 
 class PartnerKeyNotAlone(LoyaltyError):
     """A key with the `partner` scope carries no other: with `pos`, `ecommerce`, `admin` or `billing` beside
-    it, it would reach every member, not only those linked to its partner. Only the `loyalty-api keys`
-    commands give this (a key made before the rule is used with the partner scope alone).
+    it, it would reach every member, not only those linked to its partner. `POST /v1/api-keys` and the
+    `loyalty-api keys` commands give this (a key made before the rule is used with the partner scope alone).
 
-    Make the partner's key with `--scope partner` alone, and another key for anything else.
+    Make the partner's key with the `partner` scope alone, and another key for anything else.
     """
 
     code = "partner_key_not_alone"

@@ -36,10 +36,11 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
-    """A new key: `token` is shown once and never stored."""
+    """A new key: `token` is shown once and never stored with the key."""
 
     principal: Principal
     token: str
+    created_at: datetime
 
 
 def _principal(row: ApiKey) -> Principal:
@@ -125,7 +126,7 @@ async def create_key(
         # Left unset otherwise: the ORM would store None as JSON `null`, not as SQL NULL.
         row.allowed_networks = networks
     await ApiKeyRepository(uow.session).insert_key(row)
-    return IssuedKey(principal=_principal(row), token=parts.token)
+    return IssuedKey(principal=_principal(row), token=parts.token, created_at=row.created_at)
 
 
 @dataclass(frozen=True, slots=True)

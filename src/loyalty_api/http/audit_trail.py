@@ -153,7 +153,10 @@ def _subject(route: APIRoute, request: Request, after: Any) -> tuple[str, str | 
             kind = segments[index - 1] if index else segment
             return kind, str(request.path_params[segment.strip("{}")])
     created = after if isinstance(after, dict) else {}
-    identity = created.get("code", created.get("id"))
+    # A new API key is shown under `key`, beside its token, and named by its prefix.
+    key = created.get("key")
+    shown: dict[str, Any] = key if isinstance(key, dict) else created
+    identity = shown.get("code", shown.get("id", shown.get("prefix")))
     return segments[-1], None if identity is None else str(identity)
 
 

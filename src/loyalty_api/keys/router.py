@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from loyalty_api.auth import service as auth
 from loyalty_api.auth.errors import (
@@ -26,6 +26,10 @@ from loyalty_api.partners.errors import PartnerNotFound
 
 router = APIRouter(prefix="/v1", tags=["api keys"], route_class=UnitOfWorkRoute)
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
+# A key's prefix as keys are made (auth/keys.py): anything else names no key, and reaches no query.
+Prefix = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's prefix: the 12 characters after `lk_`.")
+]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 
 
@@ -43,11 +47,11 @@ async def create_api_key(body: ApiKeyCreate, uow: UoW, _: Operator) -> IssuedApi
     """A key for a store's till (`pos`), a web shop (`ecommerce`), billing, the back office (`admin`) or a
     partner's systems (`partner`, with the partner's code: 422 `partner_required` without it,
     `partner_key_not_alone` beside other scopes). Optionally its own `rate_limit`, a lifetime in days and the
-    networks it may be used from. The `token` is in this answer only: it is never stored, and never in the
-    audit log.
+    networks it may be used from. The `token` is in this answer only: the key keeps a hash of it, and the
+    audit log leaves it out. Sent with an `Idempotency-Key`, the answer is kept for its replay (24 hours,
+    encrypted, replayed only to the calling key and the keys that replace it), as every answer is.
 
-    For `admin` keys only; honours `Idempotency-Key` (its replay shows the token again, to the same key
-    only). As `loyalty-api keys create` does on the host."""
+    For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys create` does on the host."""
     issued = await service.create_key(
         uow,
         name=body.name,
@@ -57,7 +61,7 @@ async def create_api_key(body: ApiKeyCreate, uow: UoW, _: Operator) -> IssuedApi
         lifetime=_days(body.expires_in_days),
         allowed_networks=body.allowed_networks,
     )
-    return IssuedApiKeyRead.of(issued, uow.clock.now())
+    return IssuedApiKeyRead.of(issued)
 
 
 @router.get("/api-keys", summary="List API keys", responses=problem_responses(*_AUTH, InvalidField))
@@ -72,7 +76,7 @@ async def list_api_keys(uow: UoW, _: Operator, paging: Paging) -> ApiKeyList:
 @router.get(
     "/api-keys/{prefix}", summary="Read an API key", responses=problem_responses(*_AUTH, ApiKeyNotFound)
 )
-async def read_api_key(prefix: str, uow: UoW, _: Operator) -> ApiKeyRead:
+async def read_api_key(prefix: Prefix, uow: UoW, _: Operator) -> ApiKeyRead:
     """One key, by its prefix (the part of the token after `lk_`, before the next `_`).
 
     For `admin` keys only. Reads only."""
@@ -85,11 +89,12 @@ async def read_api_key(prefix: str, uow: UoW, _: Operator) -> ApiKeyRead:
     summary="Replace an API key",
     responses=problem_responses(*_AUTH, ApiKeyNotFound, InvalidField),
 )
-async def rotate_api_key(prefix: str, body: ApiKeyRotate, uow: UoW, _: Operator) -> IssuedApiKeyRead:
+async def rotate_api_key(prefix: Prefix, body: ApiKeyRotate, uow: UoW, _: Operator) -> IssuedApiKeyRead:
     """A new key with the active key's name, scopes, partner, rate limit and networks; the old one keeps
-    working for `overlap_minutes` (never past its own expiry), time for its callers to switch. An
-    Idempotency-Key sent with the old key and retried with the new one replays the first answer. 404
-    `api_key_not_found` when no active key has the prefix.
+    working for `overlap_minutes` (never past its own expiry), time for its callers to switch. The new key
+    carries on the old one's line: a request its callers sent with the old key and retry with the new one
+    under the same `Idempotency-Key` replays the first answer. 404 `api_key_not_found` when no active key has
+    the prefix.
 
     For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys rotate` does on the host."""
     rotation = await auth.rotate_key(
@@ -98,7 +103,7 @@ async def rotate_api_key(prefix: str, body: ApiKeyRotate, uow: UoW, _: Operator)
         overlap=timedelta(minutes=body.overlap_minutes),
         lifetime=_days(body.expires_in_days),
     )
-    return IssuedApiKeyRead.of(rotation.issued, uow.clock.now())
+    return IssuedApiKeyRead.of(rotation.issued)
 
 
 @router.delete(
@@ -107,10 +112,11 @@ async def rotate_api_key(prefix: str, body: ApiKeyRotate, uow: UoW, _: Operator)
     summary="Revoke an API key",
     responses=problem_responses(*_AUTH, ApiKeyNotFound),
 )
-async def revoke_api_key(prefix: str, uow: UoW, _: Operator) -> Response:
-    """The key stops working at once, in every API process; 404 `api_key_not_found` when no active key has
-    the prefix. Revoking the key that sends this works too: keep another admin key, or the host's
-    `loyalty-api keys create`, to get back in.
+async def revoke_api_key(prefix: Prefix, uow: UoW, _: Operator) -> Response:
+    """The key stops working at once, in every API process; 404 `api_key_not_found` when no key has the
+    prefix or it is revoked already (an expired key can still be revoked, to show it so). Revoking the key
+    that sends this works too: keep another admin key, or the host's `loyalty-api keys create`, to get back
+    in.
 
     For `admin` keys only. As `loyalty-api keys revoke` does on the host."""
     await auth.revoke_key(uow, prefix=prefix)

@@ -99,8 +99,11 @@ class IssuedApiKeyRead(ReadModel):
     )
 
     @classmethod
-    def of(cls, issued: IssuedKey, created_at: datetime) -> IssuedApiKeyRead:
+    def of(cls, issued: IssuedKey) -> IssuedApiKeyRead:
         summary = KeySummary(
-            principal=issued.principal, created_at=created_at, last_used_at=None, status=KeyStatus.active
+            principal=issued.principal,
+            created_at=issued.created_at,
+            last_used_at=None,
+            status=KeyStatus.active,
         )
         return cls(key=ApiKeyRead.of(summary), token=issued.token)
