@@ -258,3 +258,41 @@ class TestTies:
         # places gave; the two who bought three times hold 9 and 10: 5.
         assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in once])} == {3}
         assert {f for _, f, _, _ in filter(None, [await scores(app, m) for m in frequent])} == {5}
+
+
+class TestAMembersSegment:
+    async def test_reads_the_segment_and_scores_the_job_left(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        regular = (await enrol(client, pos_key))["id"]
+        path = f"/v1/members/{regular}/segment"
+        unscored = await client.get(path, headers=bearer(admin_key))
+        assert unscored.status_code == 200, unscored.text
+        assert unscored.json() == {"member_id": regular, "segment": None, "scores": None, "computed_at": None}
+
+        for _ in range(5):
+            await earn(client, pos_key, regular, 10_000)
+        bought_at = clock.now()
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+        found = (await client.get(path, headers=bearer(admin_key))).json()
+        assert (found["segment"], found["computed_at"]) == ("champions", iso(clock.now()))
+        assert found["scores"] == {
+            "recency": 5,
+            "frequency": 5,
+            "monetary": 5,
+            "last_purchase_at": iso(bought_at),
+            "purchases": 5,
+            "spend": {"amount": 50_000, "currency": "CNY"},
+        }
+        assert found["segment"] == (await scores(app, regular) or ())[3]
+
+    async def test_no_member_is_404_and_only_operators_read_it(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        missing = await client.get(f"/v1/members/{uuid.uuid4()}/segment", headers=bearer(admin_key))
+        assert (missing.status_code, missing.json()["code"]) == (404, "member_not_found")
+        member = (await enrol(client, pos_key))["id"]
+        till = await client.get(f"/v1/members/{member}/segment", headers=bearer(pos_key))
+        assert (till.status_code, till.json()["code"]) == (403, "scope_not_allowed")

@@ -107,8 +107,13 @@ class QuoteRequest(BaseModel):
 
 
 class DiscountRead(ReadModel):
-    source: str = Field(description="Where the discount comes from: `tier`, `plan` or `coupon`")
-    source_ref: str = Field(description="The tier's code, or the coupon's code as the request named it")
+    source: str = Field(
+        description="Where the discount comes from: `tier`, `plan`, `partner` (a partner's joint offer) or "
+        "`coupon`"
+    )
+    source_ref: str = Field(
+        description="The tier's, plan's or partner's code, or the coupon's code as the request named it"
+    )
     source_name: str
     benefit_id: uuid.UUID | None = Field(description="The benefit given; null for a coupon")
     kind: str = Field(

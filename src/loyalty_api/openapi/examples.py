@@ -2095,6 +2095,24 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 },
             )
         ),
+        ("GET", "/v1/members/{member_id}/segment"): OperationExamples(
+            responses=_one(
+                "李娜 after last night's run",
+                {
+                    "member_id": LI_NA,
+                    "segment": "loyal",
+                    "scores": {
+                        "recency": 3,
+                        "frequency": 5,
+                        "monetary": 4,
+                        "last_purchase_at": "2026-03-12T09:41:07Z",
+                        "purchases": 14,
+                        "spend": {"amount": 486_300, "currency": "CNY"},
+                    },
+                    "computed_at": "2026-03-17T18:00:02Z",
+                },
+            )
+        ),
         ("GET", "/v1/analytics/overview"): OperationExamples(
             responses=_one(
                 "The first quarter",

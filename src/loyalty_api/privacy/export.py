@@ -69,9 +69,8 @@ from loyalty_api.privacy.schemas import (
     MemberExport,
 )
 from loyalty_api.profiles import service as profiles
-from loyalty_api.program.service import get_program
 from loyalty_api.rewards.repository import RedemptionRepository
-from loyalty_api.segments.repository import SegmentRepository
+from loyalty_api.segments.service import member_scores
 from loyalty_api.subscriptions import service as subscriptions
 from loyalty_api.tiers import membership as tier_membership
 from loyalty_api.tiers.ladder import TierRef
@@ -401,20 +400,8 @@ async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
 
 
 async def _rfm(uow: UnitOfWork, member_id: uuid.UUID) -> ExportRfm | None:
-    scores = await SegmentRepository(uow.session).get_member_scores(member_id)
-    if scores is None:
-        return None
-    currency = (await get_program(uow)).currency
-    return ExportRfm(
-        recency=scores.recency,
-        frequency=scores.frequency,
-        monetary=scores.monetary,
-        segment=scores.segment,
-        last_purchase_at=scores.last_purchase_at,
-        purchases=scores.purchases,
-        spend=Money(scores.spend_minor, currency),
-        computed_at=scores.computed_at,
-    )
+    scores = await member_scores(uow, member_id)
+    return None if scores is None else ExportRfm.model_validate(scores, from_attributes=True)
 
 
 def _referral_side(reward: ReferralReward, member_id: uuid.UUID) -> ExportReferralReward:

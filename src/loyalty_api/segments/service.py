@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import Segment
+from loyalty_api.members.repository import MemberRepository
+from loyalty_api.money import Money
 from loyalty_api.program.service import get_program
 from loyalty_api.segments.repository import SegmentRepository
 
@@ -32,3 +36,38 @@ class SegmentCounts:
 async def segment_counts(uow: UnitOfWork) -> SegmentCounts:
     counts, computed_at = await SegmentRepository(uow.session).list_counts()
     return SegmentCounts({segment: counts.get(segment, 0) for segment in Segment}, computed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberScores:
+    """A member's RFM scores (1–5, 5 the best; 0 with no purchase in the window) and segment, as the last run
+    of the RFM job left them."""
+
+    recency: int
+    frequency: int
+    monetary: int
+    segment: str
+    last_purchase_at: datetime | None
+    purchases: int
+    spend: Money  # net spend in the window
+    computed_at: datetime
+
+
+async def member_scores(uow: UnitOfWork, member_id: uuid.UUID) -> MemberScores | None:
+    """The member's scores (None: the job has not scored them yet); MemberNotFound for no member, or one
+    erased."""
+    if await MemberRepository(uow.session).get_points_holder(member_id) is None:
+        raise MemberNotFound()
+    scores = await SegmentRepository(uow.session).get_member_scores(member_id)
+    if scores is None:
+        return None
+    return MemberScores(
+        recency=scores.recency,
+        frequency=scores.frequency,
+        monetary=scores.monetary,
+        segment=scores.segment,
+        last_purchase_at=scores.last_purchase_at,
+        purchases=scores.purchases,
+        spend=Money(scores.spend_minor, (await get_program(uow)).currency),
+        computed_at=scores.computed_at,
+    )
