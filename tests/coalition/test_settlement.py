@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loyalty_api.auth.principal import Scope
@@ -501,6 +501,7 @@ class Told:
     earned: int = 0
     earns: int = 0
     taken_back: int = 0
+    shortfall: int = 0  # what refunds could not take back: settled later as points come back, untold
     exchanged_in: int = 0
     partner_points_in: int = 0
     exchanges_in: int = 0
@@ -568,6 +569,7 @@ def test_statements_agree_with_the_ledger_and_with_what_each_partner_was_told(tm
                     assert body["points_taken_back"] + body["shortfall"] == due, (body, o)
                     o.accounted += due
                     told[p].taken_back += body["points_taken_back"]
+                    told[p].shortfall += body["shortfall"]
                 elif step.kind == "out":
                     summary = await client.get(
                         f"/v1/members/{members[step.member]}/points", headers=bearer(admin_key)
@@ -612,7 +614,14 @@ def test_statements_agree_with_the_ledger_and_with_what_each_partner_was_told(tm
                     told[p].earned,
                     told[p].earns,
                 )
-                assert found["refunded"]["points"] == told[p].taken_back
+                # A refund's shortfall is settled when points come back to the member (a failed exchange with
+                # the other partner, a refund of what they paid): the settlement is on the statement, as the
+                # ledger says (above), and no answer to this partner told of it.
+                assert (
+                    told[p].taken_back
+                    <= found["refunded"]["points"]
+                    <= told[p].taken_back + told[p].shortfall
+                )
                 assert (found["exchanged_out"]["points"], found["exchanged_out"]["partner_points"]) == (
                     sum(e["points"] for e in seen),
                     sum(e["partner_points"] for e in seen),
@@ -637,6 +646,16 @@ def test_statements_agree_with_the_ledger_and_with_what_each_partner_was_told(tm
             suppress_health_check=[HealthCheck.too_slow],
         )
         @given(steps=st.lists(STEPS, min_size=1, max_size=14))
+        # Found by Hypothesis in CI: a member sends all their points to one partner, the other refunds a
+        # purchase they earned there (a shortfall), the first lets the exchange time out: the points that
+        # come back settle the shortfall, an entry on the refunding partner's statement.
+        @example(
+            steps=[
+                Step("earn", partner=1, member=2, number=216),
+                Step("out", partner=0, member=2, number=236, choice="leave"),
+                Step("refund", partner=1, member=0, number=49, choice="full"),
+            ]
+        )
         def scenario(steps: list[Step]) -> None:
             background.call(play(steps))
 
