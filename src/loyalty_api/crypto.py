@@ -61,6 +61,7 @@ class Vault:
         master = _decode_key(key)
         self._aead = AESGCM(_derive(master, b"encrypt"))
         self._index_key = _derive(master, b"blind-index")
+        self._signing_key = _derive(master, b"sign")
 
     def encrypt(self, plaintext: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
@@ -76,6 +77,10 @@ class Vault:
             return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None).decode("utf-8")
         except InvalidTag as exc:
             raise DecryptionFailed("ciphertext does not match the encryption key") from exc
+
+    def sign(self, kind: str, message: bytes) -> bytes:
+        """A keyed MAC of `message` (HMAC-SHA256); `kind` keeps the messages of different uses apart."""
+        return hmac.new(self._signing_key, kind.encode() + b":" + message, hashlib.sha256).digest()
 
     def blind_index(self, kind: str, normalised_value: str) -> str:
         """A keyed hash for exact-match lookups; `kind` keeps equal values of different fields apart."""

@@ -174,6 +174,7 @@ async def _member_lookup(
     email: str | None = None,
     external_system: str | None = None,
     external_id: str | None = None,
+    qr_code: str | None = None,
 ) -> Member | None:
     principal = require(info.context, *READERS)
     limiter = info.context.rate_limiter
@@ -183,6 +184,7 @@ async def _member_lookup(
         "email": email,
         "externalSystem": external_system,
         "externalId": external_id,
+        "qrCode": qr_code,
     }
     _check_lengths(given)
     with domain_errors():
@@ -198,6 +200,7 @@ async def _member_lookup(
                     email=email,
                     external_system=external_system,
                     external_id=external_id,
+                    qr_code=qr_code,
                 )
         except MemberNotFound:
             return None
@@ -205,7 +208,15 @@ async def _member_lookup(
 
 
 # As GET /v1/members/lookup and GET /v1/members take them.
-_LONGEST = {"memberNumber": 32, "phone": 32, "email": 254, "externalSystem": 32, "externalId": 64, "tier": 32}
+_LONGEST = {
+    "memberNumber": 32,
+    "phone": 32,
+    "email": 254,
+    "externalSystem": 32,
+    "externalId": 64,
+    "qrCode": 64,
+    "tier": 32,
+}
 
 
 def _check_lengths(given: dict[str, str | None]) -> None:
@@ -253,8 +264,9 @@ class MemberQueries:
     )
     loyalty_member_lookup: Member | None = strawberry.field(
         resolver=_member_lookup,
-        description="A member by exactly one identifier: `memberNumber`, `phone`, `email`, or "
-        "`externalSystem` with `externalId` (GET /v1/members/lookup, with its budgets); null when none.",
+        description="A member by exactly one identifier: `memberNumber`, `phone`, `email`, `qrCode` (what "
+        "the member's app shows), or `externalSystem` with `externalId` (GET /v1/members/lookup, with its "
+        "budgets); null when none.",
     )
     loyalty_members: Connection[Member] = strawberry.field(
         resolver=_members,

@@ -1017,6 +1017,15 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/members/{member_id}"): OperationExamples(
             responses=_one("李娜, a gold member", MEMBER | {"partner_links": [LI_NA_PROFILE_LINK]})
         ),
+        ("POST", "/v1/members/{member_id}/qr-code"): OperationExamples(
+            responses=_one(
+                "For 李娜's app to show, five minutes",
+                {
+                    "qr_code": "LQ1AGK2HQSLDYPZ3D5A2BIH2PLTWRZEGAXGSN3JUHSE4QXBD2FG",
+                    "expires_at": "2026-03-18T06:37:10Z",
+                },
+            )
+        ),
         ("PATCH", "/v1/members/{member_id}"): OperationExamples(
             requests={
                 "contact": Example(

@@ -43,12 +43,13 @@ class UnknownReferralCode(InvalidField):
 class LookupNeedsOneIdentifier(LoyaltyError):
     """A lookup names the member in exactly one way, and this one gives none, or more than one.
 
-    Send exactly one of `member_number`, `phone`, `email`, or `external_system` together with `external_id`.
+    Send exactly one of `member_number`, `phone`, `email`, `qr_code`, or `external_system` together with
+    `external_id`.
     """
 
     code = "lookup_needs_one_identifier"
     status = 422
-    title = "Give exactly one of member_number, phone, email, or external_system with external_id"
+    title = "Give exactly one of member_number, phone, email, qr_code, or external_system with external_id"
 
 
 class ReferrerNotActive(InvalidField):
@@ -63,3 +64,27 @@ class ReferrerNotActive(InvalidField):
 
     def __init__(self) -> None:
         super().__init__("referral_code", "the member with this referral code is not active")
+
+
+class QrCodeInvalid(LoyaltyError):
+    """The QR code is not a member's code this service made (misread, cut short, or from elsewhere); no
+    member was looked up.
+
+    Scan the member's app again; a code from another programme or a damaged print will not work.
+    """
+
+    code = "qr_code_invalid"
+    status = 422
+    title = "Not a member's QR code"
+
+
+class QrCodeExpired(LoyaltyError):
+    """The member's QR code was good for a few minutes and that time is over (`expired_at`): an old
+    screenshot or photo of it. No member was looked up.
+
+    Ask the member to open the app again: it shows a fresh code.
+    """
+
+    code = "qr_code_expired"
+    status = 422
+    title = "The member's QR code has expired"

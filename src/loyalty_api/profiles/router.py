@@ -16,8 +16,8 @@ from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.edge import lookup_budgets
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
-from loyalty_api.http.transaction import UnitOfWorkRoute
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.http.transaction import QueryRoute, UnitOfWorkRoute
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
@@ -26,6 +26,8 @@ from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
     MemberExists,
+    QrCodeExpired,
+    QrCodeInvalid,
     ReferrerNotActive,
     UnknownReferralCode,
 )
@@ -36,6 +38,7 @@ from loyalty_api.profiles.schemas import (
     MemberRead,
     MemberUpdate,
     ProfileLinkRead,
+    QrCodeRead,
 )
 
 router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
@@ -85,14 +88,22 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
 
 @router.get(
     "/lookup",
-    summary="Find a member by card number, phone, e-mail or an external id",
-    description="Exactly one identifier: `member_number`, `phone`, `email`, or `external_system` with "
-    "`external_id`. Keys with the scopes `pos`, `ecommerce` or `admin` may call it. "
+    summary="Find a member by card number, phone, e-mail, QR code or an external id",
+    description="Exactly one identifier: `member_number`, `phone`, `email`, `qr_code` (what the member's app "
+    "shows, from `POST /v1/members/{member_id}/qr-code`: 422 `qr_code_expired` once its minutes are over, "
+    "`qr_code_invalid` for anything else), or `external_system` with `external_id`. Keys with the scopes "
+    "`pos`, `ecommerce` or `admin` may call it. "
     "Lookups by phone or e-mail also spend the key's contact-lookup budget "
     "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), and lookups that find no one its misses budget "
     "(`LOYALTY_RATE_LIMIT_LOOKUP_MISSES`); both are small, to stop a walk through numbers.",
     responses=problem_responses(
-        *_AUTH, MemberNotFound, InvalidMemberNumber, LookupNeedsOneIdentifier, RateLimited
+        *_AUTH,
+        MemberNotFound,
+        InvalidMemberNumber,
+        LookupNeedsOneIdentifier,
+        QrCodeInvalid,
+        QrCodeExpired,
+        RateLimited,
     ),
 )
 async def lookup_member(
@@ -104,6 +115,7 @@ async def lookup_member(
     email: Annotated[str | None, Query(max_length=254)] = None,
     external_system: Annotated[str | None, Query(max_length=32)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
+    qr_code: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemberRead:
     async with counting_misses:
         profile = await service.lookup(
@@ -113,6 +125,7 @@ async def lookup_member(
             email=email,
             external_system=external_system,
             external_id=external_id,
+            qr_code=qr_code,
         )
     return MemberRead.model_validate(profile)
 
@@ -183,3 +196,27 @@ async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, call
     service.check_changes_allowed(changes, caller)
     profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)
+
+
+async def issue_qr_code(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> QrCodeRead:
+    """A code naming the member, for their app to show as a QR code; a till finds them with `GET
+    /v1/members/lookup?qr_code=`. It works for five minutes (`expires_at`), so a screenshot of it soon
+    stops working: ask for a new one each time the app shows it. Signed with a key derived from the
+    encryption key, and stored nowhere. Only for an active member (409 `member_not_active`).
+
+    For `pos`, `ecommerce` and `admin` keys. Writes nothing, so it ignores `Idempotency-Key`: asking again
+    gives another code, as good."""
+    issued = await service.issue_qr_code(uow, member_id)
+    return QrCodeRead(qr_code=issued.code, expires_at=issued.expires_at)
+
+
+# A POST that writes nothing (the code is signed, not stored): a read-only unit of work, as the quote's.
+router.add_api_route(
+    "/{member_id}/qr-code",
+    issue_qr_code,
+    methods=["POST"],
+    status_code=201,
+    summary="A QR code for the member's app to show at the till",
+    responses=problem_responses(*_AUTH, MemberNotFound, MemberNotActive),
+    route_class_override=QueryRoute,
+)

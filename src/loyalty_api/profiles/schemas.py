@@ -131,3 +131,10 @@ class MemberProfileRead(MemberRead):
 class MemberPage(ReadModel):
     items: list[MemberRead]
     next_cursor: str | None
+
+
+class QrCodeRead(ReadModel):
+    qr_code: str = Field(
+        description="`LQ1` and 48 characters of base32: put it in a QR code as it is (alphanumeric mode)."
+    )
+    expires_at: datetime = Field(description="When the code stops working, five minutes on.")

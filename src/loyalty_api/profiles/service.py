@@ -20,7 +20,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
 from loyalty_api.members.birthday_keys import birthday_keys, month_key
 from loyalty_api.members.contact import normalise_email, normalise_phone
-from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
 from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
@@ -30,6 +30,7 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.perks import grant_owed_perks, void_owed_perks
 from loyalty_api.points.accounts import release_member_holds
 from loyalty_api.points.repository import PointsAccountRepository
+from loyalty_api.profiles import qr_codes
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -37,6 +38,7 @@ from loyalty_api.profiles.errors import (
     ReferrerNotActive,
     UnknownReferralCode,
 )
+from loyalty_api.profiles.qr_codes import QrCode
 from loyalty_api.profiles.repository import MemberRecord, ProfileRepository, TierRow
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import end_member_subscriptions
@@ -308,15 +310,18 @@ async def lookup(
     email: str | None = None,
     external_system: str | None = None,
     external_id: str | None = None,
+    qr_code: str | None = None,
 ) -> MemberProfile:
-    given = [v is not None for v in (member_number, phone, email)]
+    given = [v is not None for v in (member_number, phone, email, qr_code)]
     external = external_system is not None or external_id is not None
     if sum(given) + external != 1:
         raise LookupNeedsOneIdentifier()
     if member_number is not None:
         return await get_by_number(uow, member_number)
     repo = ProfileRepository(uow.session, uow.clock.now())
-    if phone is not None:
+    if qr_code is not None:
+        record = await repo.get_record(qr_codes.member_of(uow.vault, qr_code, uow.clock.now()))
+    elif phone is not None:
         normal = normalise_phone(phone, uow.settings.default_phone_region)
         record = await repo.get_record_by_phone_hash(uow.vault.blind_index("phone", normal))
     elif email is not None:
@@ -328,6 +333,17 @@ async def lookup(
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
+
+
+async def issue_qr_code(uow: UnitOfWork, member_id: uuid.UUID) -> QrCode:
+    """A QR code for the member's app to show at the till, good for a few minutes (profiles/qr_codes.py);
+    only for an active member, who can earn and spend with it."""
+    holder = await MemberRepository(uow.session).get_points_holder(member_id)
+    if holder is None:
+        raise MemberNotFound()
+    if holder.status != MemberStatus.active:
+        raise MemberNotActive()
+    return qr_codes.issue(uow.vault, member_id, uow.clock.now())
 
 
 def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> None:
