@@ -1,8 +1,9 @@
 """Encryption at rest and blind indexes for personal data and stored secrets.
 
-One master key (settings.encryption_key) feeds HKDF to derive two independent keys: an AES-256-GCM key that
-encrypts values, and an HMAC-SHA256 key that turns a normalised value into a lookup hash (a blind index), so
-an exact-match lookup by phone or e-mail needs no plaintext in the database.
+One master key (settings.encryption_key) feeds HKDF to derive three independent keys: an AES-256-GCM key that
+encrypts values, an HMAC-SHA256 key that turns a normalised value into a lookup hash (a blind index), so an
+exact-match lookup by phone or e-mail needs no plaintext in the database, and an HMAC-SHA256 key that signs
+what the service hands out to come back (a member's QR code).
 """
 
 from __future__ import annotations

@@ -121,3 +121,18 @@ async def test_graphql_finds_the_member_by_the_code_too(
     }
     changed = await graphql(client, pos_key, query, code=code[:-1] + ("A" if code[-1] != "A" else "B"))
     assert changed["errors"][0]["extensions"]["code"] == "qr_code_invalid"
+
+
+async def test_an_erased_members_code_finds_no_one(
+    client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pos_key: str
+) -> None:
+    member = await enrol(client, pos_key)
+    code = (await issue(client, ecommerce_key, member["id"]))["qr_code"]
+    assert (await scan(client, pos_key, code)).json()["id"] == member["id"]
+    # A scanner's line break is refused as every control character is (the till sends the code alone).
+    typed = await scan(client, pos_key, code + "\r\n")
+    assert (typed.status_code, typed.json()["code"]) == (422, "validation_error")
+    erased = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+    assert erased.status_code == 200, erased.text
+    gone = await scan(client, pos_key, code)
+    assert (gone.status_code, gone.json()["code"]) == (404, "member_not_found")

@@ -1021,7 +1021,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one(
                 "For 李娜's app to show, five minutes",
                 {
-                    "qr_code": "LQ1AGK2HQSLDYPZ3D5A2BIH2PLTWRZEGAXGSN3JUHSE4QXBD2FG",
+                    "qr_code": "LQ1AGK2HQSLDZ6J3DZANIOT4W34IFU3USAWK5SUCMC2WJMSMUU2",
                     "expires_at": "2026-03-18T06:37:10Z",
                 },
             )

@@ -21,7 +21,7 @@ from loyalty_api.profiles.errors import QrCodeExpired, QrCodeInvalid
 
 QR_CODE_LIFETIME = timedelta(minutes=5)
 _PREFIX = "LQ1"
-_MAC_BYTES = 10  # 80 bits: a guess is checked online, one lookup at a time, within the misses budget
+_MAC_BYTES = 10  # 80 bits: too many to guess online, one lookup at a time, even unthrottled
 # The member id and the end in seconds (4 bytes: until 2106); with the MAC, 30 bytes: base32 without padding.
 _BODY_BYTES = 16 + 4
 _KIND = "member-qr"

@@ -91,7 +91,8 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
     summary="Find a member by card number, phone, e-mail, QR code or an external id",
     description="Exactly one identifier: `member_number`, `phone`, `email`, `qr_code` (what the member's app "
     "shows, from `POST /v1/members/{member_id}/qr-code`: 422 `qr_code_expired` once its minutes are over, "
-    "`qr_code_invalid` for anything else), or `external_system` with `external_id`. Keys with the scopes "
+    "`qr_code_invalid` for a code this service did not make, 404 `member_not_found` when its member is "
+    "gone), or `external_system` with `external_id`. Keys with the scopes "
     "`pos`, `ecommerce` or `admin` may call it. "
     "Lookups by phone or e-mail also spend the key's contact-lookup budget "
     "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), and lookups that find no one its misses budget "
@@ -115,7 +116,9 @@ async def lookup_member(
     email: Annotated[str | None, Query(max_length=254)] = None,
     external_system: Annotated[str | None, Query(max_length=32)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
-    qr_code: Annotated[str | None, Query(max_length=64)] = None,
+    qr_code: Annotated[
+        str | None, Query(max_length=64, description="What the member's app shows: `LQ1` and 48 characters")
+    ] = None,
 ) -> MemberRead:
     async with counting_misses:
         profile = await service.lookup(

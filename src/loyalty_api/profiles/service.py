@@ -20,11 +20,12 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
 from loyalty_api.members.birthday_keys import birthday_keys, month_key
 from loyalty_api.members.contact import normalise_email, normalise_phone
-from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
 from loyalty_api.members.models import ERASED, Member, MemberStatus, Segment
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import require_member
 from loyalty_api.outbox.events import TierPayload
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.perks import grant_owed_perks, void_owed_perks
@@ -338,11 +339,7 @@ async def lookup(
 async def issue_qr_code(uow: UnitOfWork, member_id: uuid.UUID) -> QrCode:
     """A QR code for the member's app to show at the till, good for a few minutes (profiles/qr_codes.py);
     only for an active member, who can earn and spend with it."""
-    holder = await MemberRepository(uow.session).get_points_holder(member_id)
-    if holder is None:
-        raise MemberNotFound()
-    if holder.status != MemberStatus.active:
-        raise MemberNotActive()
+    await require_member(uow, member_id, must_be_active=True)
     return qr_codes.issue(uow.vault, member_id, uow.clock.now())
 
 
