@@ -484,29 +484,18 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     _require_schema(settings)
 
     async def run() -> auth_service.IssuedKey:
-        from loyalty_api.partners import service as partners_service
+        from loyalty_api.keys import service as keys_service
 
         async with _units(settings) as units, units.begin() as uow:
-            scopes = [Scope(s) for s in args.scope]
-            if args.partner is None:
-                issued = await auth_service.create_key(
-                    uow,
-                    name=args.name,
-                    scopes=scopes,
-                    rate_limit=args.rate,
-                    lifetime=args.expires_in,
-                    allowed_networks=args.allowed_networks,
-                )
-            else:
-                issued = await partners_service.create_partner_key(
-                    uow,
-                    args.partner,
-                    name=args.name,
-                    scopes=scopes,
-                    rate_limit=args.rate,
-                    lifetime=args.expires_in,
-                    allowed_networks=args.allowed_networks,
-                )
+            issued = await keys_service.create_key(
+                uow,
+                name=args.name,
+                scopes=[Scope(s) for s in args.scope],
+                partner=args.partner,
+                rate_limit=args.rate,
+                lifetime=args.expires_in,
+                allowed_networks=args.allowed_networks,
+            )
             key = issued.principal
             await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))
             return issued

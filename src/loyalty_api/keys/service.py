@@ -1,8 +1,9 @@
-"""API keys managed over the API by the back office: what `loyalty-api keys` does on the host, for an operator
-with an `admin` key. A `partner` key is bound to its partner by the partner's code."""
+"""API keys as the back office makes them, over the API with an `admin` key or with `loyalty-api keys` on the
+host: a `partner` key is bound to its partner, named by its code (or, on the host, its id)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ async def create_key(
     *,
     name: str,
     scopes: Sequence[Scope],
-    partner: str | None,
+    partner: uuid.UUID | str | None,
     rate_limit: str | None,
     lifetime: timedelta | None,
     allowed_networks: Sequence[str] | None,
