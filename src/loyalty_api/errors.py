@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 # The members RFC 9457 and our contract give every problem body.
@@ -99,3 +100,10 @@ class InvalidField(LoyaltyError):
             f"{field}: {message}",
             errors=[{"field": field, "message": message, "type": "value_error"}],
         )
+
+
+def check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
+    """A validity window (an earning or activity rule's, a reward's) ends after it begins; either end may be
+    open."""
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise InvalidField("valid_until", "must be after valid_from")

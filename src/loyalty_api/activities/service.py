@@ -46,7 +46,7 @@ from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.errors import InvalidField
+from loyalty_api.errors import InvalidField, check_window
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.points.accounts import credit_points, lock_earner, settle_spared
 from loyalty_api.points.events import BreakdownPayload
@@ -102,11 +102,6 @@ def _bonuses(bonuses: Sequence[StreakBonus]) -> list[dict[str, int]]:
     return [{"days": b.days, "points": b.points} for b in sorted(bonuses, key=lambda b: b.days)]
 
 
-def _check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
-    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        raise InvalidField("valid_until", "must be after valid_from")
-
-
 async def _changed(uow: UnitOfWork, row: ActivityRule, change: Literal["created", "updated"]) -> None:
     await emit_for_programme(
         uow,
@@ -136,7 +131,7 @@ async def create_rule(
     valid_from: datetime | None = None,
     valid_until: datetime | None = None,
 ) -> Rule:
-    _check_window(valid_from, valid_until)
+    check_window(valid_from, valid_until)
     repo = ActivityRuleRepository(uow.session)
     if await repo.exists_type(type):
         raise ActivityRuleExists(f"An activity rule for {type!r} exists")
@@ -201,7 +196,7 @@ async def update_rule(
         row.valid_from = valid_from
     if not isinstance(valid_until, _Unset):
         row.valid_until = valid_until
-    _check_window(row.valid_from, row.valid_until)
+    check_window(row.valid_from, row.valid_until)
     row.updated_at = uow.clock.now()
     await repo.save_rule()
     await _changed(uow, row, "updated")

@@ -15,7 +15,7 @@ from loyalty_api.earning.events import EarningRuleChanged
 from loyalty_api.earning.kinds import PROPERTIES_ADAPTER, RuleProperties
 from loyalty_api.earning.models import EarningRule
 from loyalty_api.earning.repository import EarningRuleRepository
-from loyalty_api.errors import InvalidField
+from loyalty_api.errors import InvalidField, check_window
 from loyalty_api.outbox.service import emit_for_programme
 
 
@@ -56,8 +56,7 @@ def _rule(row: EarningRule) -> Rule:
 
 
 def _check(definition: RuleDefinition) -> None:
-    if definition.valid_from and definition.valid_until and definition.valid_until <= definition.valid_from:
-        raise InvalidField("valid_until", "must be after valid_from")
+    check_window(definition.valid_from, definition.valid_until)
 
 
 def _apply(row: EarningRule, definition: RuleDefinition) -> None:

@@ -20,7 +20,7 @@ from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.errors import InvalidField
+from loyalty_api.errors import check_window
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.points.accounts import debit_available, lock_earner, record_entry, spend_lots
@@ -110,8 +110,7 @@ def _offer(row: Reward) -> CartConditions:
 
 
 def _check(definition: RewardDefinition) -> None:
-    if definition.valid_from and definition.valid_until and definition.valid_until <= definition.valid_from:
-        raise InvalidField("valid_until", "must be after valid_from")
+    check_window(definition.valid_from, definition.valid_until)
 
 
 def _apply(row: Reward, definition: RewardDefinition) -> None:
