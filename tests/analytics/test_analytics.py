@@ -31,7 +31,8 @@ ISSUED, SPENT = ("earn", "exchange_in"), ("redeem", "capture", "reward", "exchan
 
 def figures_of(entries: list[dict[str, Any]]) -> dict[str, int]:
     """The report's figures for these ledger entries, added up here as the report defines them."""
-    found = dict.fromkeys(("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted"), 0)
+    names = ("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted", "transferred")
+    found = dict.fromkeys(names, 0)
     for e in entries:
         if e["type"] in ISSUED:
             found["issued"] += e["amount"]
@@ -46,12 +47,14 @@ def figures_of(entries: list[dict[str, Any]]) -> dict[str, int]:
             found["expired"] -= e["amount"]
         elif e["type"] == "adjust":
             found["adjusted"] += e["amount"]
+        elif e["type"] == "transfer_in":
+            found["transferred"] += e["amount"]
     found["net"] = sum(e["amount"] for e in entries)
     return found
 
 
 def figures(row: dict[str, Any]) -> dict[str, int]:
-    keys = ("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted", "net")
+    keys = ("issued", "taken_back", "redeemed", "given_back", "expired", "adjusted", "transferred", "net")
     return {k: int(row[k]) for k in keys}
 
 
@@ -66,8 +69,9 @@ def local_days(start: datetime, end: datetime) -> list[datetime]:
 
 
 class Scenario:
-    """Random earns (at stores and online), redeems, holds captured or released, refunds, adjustments over
-    nine days, then expiry four months on. Every entry the members' ledgers hold is read back."""
+    """Random earns (at stores and online), redeems, holds captured or released, refunds, adjustments,
+    transfers between the members over nine days, then expiry four months on. Every entry the members'
+    ledgers hold is read back."""
 
     def __init__(self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str) -> None:
         self.app, self.client, self.clock, self.key = app, client, clock, key
@@ -81,7 +85,7 @@ class Scenario:
     async def step(self, rng: random.Random) -> None:
         member = rng.choice(self.members)
         available = (await points(self.client, self.key, member))["available"]
-        op = rng.choice(["earn", "earn", "earn", "redeem", "hold", "refund", "adjust"])
+        op = rng.choice(["earn", "earn", "earn", "redeem", "hold", "refund", "adjust", "transfer"])
         if op == "earn":
             ref = next_order()
             where = rng.choice(
@@ -112,6 +116,11 @@ class Scenario:
                 change = -change
             body = {"points": change, "reason": "goodwill"}
             assert (await self.post(f"/v1/members/{member}/adjustments", body)).status_code == 201
+        elif op == "transfer" and available >= 2:
+            to = rng.choice([m for m in self.members if m != member])
+            body = {"to_member_id": to, "points": rng.randrange(1, available // 2 + 1)}
+            sent = await self.post(f"/v1/members/{member}/transfers", body)
+            assert sent.status_code == 201, sent.text
         self.clock.set(self.clock.now() + timedelta(minutes=rng.randrange(30, 600)))
 
     async def run(self, seed: int) -> list[dict[str, Any]]:
@@ -133,7 +142,7 @@ class Scenario:
 @pytest.fixture
 async def key(app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock) -> str:
     # A point is worth 1.5 fen: the liability is rounded once, on the whole.
-    await set_program(client, admin_key, point_value_minor="1.5", expiry_months=3)
+    await set_program(client, admin_key, point_value_minor="1.5", expiry_months=3, transfers_enabled=True)
     return await make_key(app, Scope.admin, rate_limit=UNLIMITED)
 
 

@@ -174,7 +174,7 @@ _GOLD = {
 async def _catalogue(app: FastAPI, client: httpx.AsyncClient, keys: Keys, recorder: Recorder) -> World:
     admin = keys.admin
     world = World()
-    await set_program(client, admin)
+    await set_program(client, admin, transfers_enabled=True)
     world.lounge = await add_benefit(client, admin, "Reading room", "priority_service", description="quiet")
     world.spare_benefit = await add_benefit(client, admin, "Spring sale", "percent_discount", percent="5")
     ok(
@@ -253,6 +253,9 @@ async def _points(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
     ok(await client.post("/v1/orders/SH-2/refund", json={"amount": cny(5_000)}, headers=bearer(admin)))
     adjustment = {"points": 50, "reason": "Goodwill"}
     ok(await client.post(f"{member}/adjustments", json=adjustment, headers=bearer(admin)))
+    friend = (await enrol(client, admin))["id"]
+    transfer = {"to_member_id": friend, "points": 20}
+    ok(await client.post(f"{member}/transfers", json=transfer, headers=bearer(admin)))
     activity = {"type": "check_in", "ref": "2026-03-16"}
     ok(await client.post(f"{member}/activities", json=activity, headers=bearer(admin)))
 

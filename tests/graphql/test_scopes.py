@@ -58,6 +58,7 @@ MUTATIONS: dict[str, set[Scope]] = {
     "loyaltyReleasePoints": TILLS,
     "loyaltyRefundPoints": TILLS,
     "loyaltyAdjustPoints": {A},
+    "loyaltyTransferPoints": {A, E},
     "loyaltyRecordActivity": TILLS,
     "loyaltyRedeemReward": TILLS,
     "loyaltyUseCoupon": TILLS,

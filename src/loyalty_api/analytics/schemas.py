@@ -25,6 +25,11 @@ class PointsFiguresRead(ReadModel):
     given_back: int = Field(description="Spent points that refunds and failed exchanges gave back.")
     expired: int
     adjusted: int = Field(description="Operators' adjustments, signed.")
+    transferred: int = Field(
+        description="Points members sent to one another (`transfer_out`, `transfer_in`): they change who "
+        "holds them, not how many members hold, so they are in none of the other figures, and add nothing "
+        "to `net`."
+    )
     net: int = Field(
         description="The change in points members hold: issued − taken_back − redeemed + given_back "
         "− expired + adjusted."

@@ -6,8 +6,9 @@ How entries count: `issued` is what members earned (`earn`), got from partners (
 referrals (`referral`), for activities (`activity`) and by campaigns (`campaign`);
 `taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
-`expired`; `adjusted` (signed). A hold moves no points. So `net` = issued − taken_back − redeemed +
-given_back − expired + adjusted, the change in what members hold.
+`expired`; `adjusted` (signed). A hold moves no points, and a transfer between members moves them from one to
+another (`transferred`, the points sent). So `net` = issued − taken_back − redeemed + given_back − expired +
+adjusted, the change in what members hold.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ _FIGURE: dict[EntryType, str | None] = {
     "exchange_return": "given_back",
     "expire": "expired",
     "adjust": "adjusted",
+    "transfer_out": None,  # its transfer_in, at the same instant, counts the points once
+    "transfer_in": "transferred",
     "hold": None,
     "release": None,
 }
@@ -65,6 +68,7 @@ class PointsFigures:
     given_back: int = 0
     expired: int = 0
     adjusted: int = 0
+    transferred: int = 0
     net: int = 0
 
     def add(self, sums: EntrySums) -> None:
@@ -82,6 +86,8 @@ class PointsFigures:
             self.expired -= sums.amount
         elif figure == "adjusted":
             self.adjusted += sums.amount
+        elif figure == "transferred":
+            self.transferred += sums.amount
         self.net += sums.amount
 
 
@@ -204,14 +210,15 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
 
 
 def report_csv(report: Sequence[PointsFigures], *, grouped_by: GroupBy | None) -> str:
-    """The report as CSV, one row per period (and group)."""
+    """The report as CSV, one row per period (and group); `transferred`, the column added last, is last so
+    that a spreadsheet reading the columns by position still finds the others where they were."""
     head = ["start", "end", *([grouped_by] if grouped_by else []), "issued", "taken_back", "redeemed"]
-    head += ["given_back", "expired", "adjusted", "net"]
+    head += ["given_back", "expired", "adjusted", "net", "transferred"]
     rows = [",".join(head)]
     for f in report:
         cells = [format_instant(f.start), format_instant(f.end), *([_cell(f.group)] if grouped_by else [])]
         cells += [str(n) for n in (f.issued, f.taken_back, f.redeemed, f.given_back, f.expired)]
-        cells += [str(f.adjusted), str(f.net)]
+        cells += [str(f.adjusted), str(f.net), str(f.transferred)]
         rows.append(",".join(cells))
     return "\r\n".join(rows) + "\r\n"
 
@@ -231,6 +238,7 @@ def overview_csv(found: Overview) -> str:
         ("expired", points.expired),
         ("adjusted", points.adjusted),
         ("net", points.net),
+        ("transferred", points.transferred),
         ("breakage", found.breakage),
         ("redemption_rate", found.redemption_rate),
         ("outstanding_points", found.outstanding_points),

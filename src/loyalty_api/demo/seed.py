@@ -51,6 +51,8 @@ DEMO_PROGRAM = ProgramSettings(
     expiry_months=12,
     min_redeem_points=100,
     max_redeem_share=Decimal("0.5"),
+    transfers_enabled=True,  # members may gift points: up to 5,000 a day each
+    transfer_daily_limit=5_000,
 )
 
 DEMO_RULES = [

@@ -18,10 +18,10 @@ from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.money import Long, Money, MoneyInput
 from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.points import PointsHold
-from loyalty_api.graphql.scopes import OPERATORS, TILLS
+from loyalty_api.graphql.scopes import OPERATORS, SELLERS, TILLS
 from loyalty_api.graphql.tiers import Tier
 from loyalty_api.http.schemas import OrderRef
-from loyalty_api.points import holds, refunds, service
+from loyalty_api.points import holds, refunds, service, transfers
 from loyalty_api.points.ledger import RefundKind
 from loyalty_api.points.schemas import (
     AdjustmentRead,
@@ -35,6 +35,8 @@ from loyalty_api.points.schemas import (
     RedeemRequest,
     RefundRead,
     RefundRequest,
+    TransferRead,
+    TransferRequest,
 )
 
 
@@ -407,6 +409,61 @@ async def _adjust(uow: UnitOfWork, caller: Principal, request: _Adjust) -> Adjus
     return AdjustmentRead.model_validate(result)
 
 
+# --- Transfer: POST /v1/members/{id}/transfers
+
+
+class _Transfer(TransferRequest):
+    member_id: uuid.UUID
+
+
+@strawberry.input(description="Points one member sends another, as POST /v1/members/{id}/transfers.")
+class TransferPointsInput:
+    member_id: strawberry.ID = strawberry.field(description="The member who sends the points.")
+    to_member_id: strawberry.ID = strawberry.field(description="The member who receives them.")
+    points: Long
+
+
+@strawberry.type
+class PointsTransfer:
+    transfer_id: strawberry.ID = strawberry.field(
+        description="Both members' ledger entries name it, as their events do."
+    )
+    from_member_id: strawberry.ID
+    to_member_id: strawberry.ID
+    points: Long
+    balance: Long = strawberry.field(description="The sender's balance after the transfer.")
+    available: Long = strawberry.field(description="The sender's available points after the transfer.")
+    created_at: datetime.datetime
+
+    @classmethod
+    def of(cls, read: TransferRead) -> PointsTransfer:
+        return cls(
+            transfer_id=strawberry.ID(str(read.transfer_id)),
+            from_member_id=strawberry.ID(str(read.from_member_id)),
+            to_member_id=strawberry.ID(str(read.to_member_id)),
+            points=Long(read.points),
+            balance=Long(read.balance),
+            available=Long(read.available),
+            created_at=read.created_at,
+        )
+
+
+@strawberry.type
+class TransferPointsPayload(MutationPayload):
+    transfer: PointsTransfer | None
+
+
+async def _transfer(uow: UnitOfWork, caller: Principal, request: _Transfer) -> TransferRead:
+    result = await transfers.transfer(
+        uow,
+        from_member_id=request.member_id,
+        to_member_id=request.to_member_id,
+        points=request.points,
+        actor=caller.key_id,
+    )
+    return TransferRead.model_validate(result)
+
+
 @strawberry.type
 class PointsMutations:
     loyalty_earn_points: EarnPointsPayload = mutation(
@@ -480,4 +537,15 @@ class PointsMutations:
         answer={"adjustment": PointsAdjustment.of},
         description="Add or remove points by hand, with a reason (admin keys only): "
         "POST /v1/members/{id}/adjustments.",
+    )
+    loyalty_transfer_points: TransferPointsPayload = mutation(
+        input=TransferPointsInput,
+        payload=TransferPointsPayload,
+        scopes=SELLERS,
+        model=_Transfer,
+        reply=TransferRead,
+        work=_transfer,
+        answer={"transfer": PointsTransfer.of},
+        description="Send points to another member (ecommerce and admin keys): "
+        "POST /v1/members/{id}/transfers, with its rules and answers.",
     )

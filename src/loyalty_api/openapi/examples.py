@@ -53,6 +53,7 @@ HOLD_CANCELLED = "0195ad60-13b4-7c2e-8d5f-0a1b2c3d4e5f"
 ENTRY_EARN = "0195ad4e-02f7-7b6c-8a1d-3e4f5a6b7c8d"
 ENTRY_REDEEM = "0195ad50-6a3b-7d4c-9e5f-6a7b8c9d0e1f"
 ENTRY_ADJUST = "0195aea3-7b2c-7e1d-8f3a-4b5c6d7e8f90"
+TRANSFER = "0195aea9-1c2d-7e3f-8a4b-5c6d7e8f9a0b"
 RULE_BIRTHDAY = "01953f6a-1c2d-7a3b-8c4d-5e6f7a8b9c0d"
 RULE_MEMBER_DAY = "01953f6a-2d3e-7b4c-9d5e-6f7a8b9c0d1e"
 REWARD_VOUCHER = "01953f6b-4e5f-7a6b-8c7d-9e0f1a2b3c4d"
@@ -236,6 +237,8 @@ PROGRAM: dict[str, Any] = {
     "referral_referrer_points": 500,
     "referral_min_purchase_minor": 5_000,
     "rfm_window_days": 365,
+    "transfers_enabled": True,
+    "transfer_daily_limit": 5_000,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------
@@ -1223,6 +1226,25 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "reason": "Goodwill: the advertised rice was out of stock at SH0012",
                     "balance": 12735,
                     "available": 12735,
+                },
+            ),
+        ),
+        ("POST", "/v1/members/{member_id}/transfers"): OperationExamples(
+            requests={
+                "gift": Example(
+                    "Li Na gives Wang Fang 2,000 points", {"to_member_id": WANG_FANG, "points": 2000}
+                )
+            },
+            responses=_one(
+                "2,000 points sent",
+                {
+                    "transfer_id": TRANSFER,
+                    "from_member_id": LI_NA,
+                    "to_member_id": WANG_FANG,
+                    "points": 2000,
+                    "balance": 10535,
+                    "available": 10535,
+                    "created_at": NOW,
                 },
             ),
         ),
@@ -2391,6 +2413,7 @@ def _points_figures(start: str, end: str, issued: int) -> dict[str, Any]:
         "given_back": given_back,
         "expired": expired,
         "adjusted": adjusted,
+        "transferred": issued // 200,
         "net": net,
     }
 

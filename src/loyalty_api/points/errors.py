@@ -177,3 +177,25 @@ class CaptureExceedsHold(LoyaltyError):
     code = "capture_exceeds_hold"
     status = 422
     title = "Cannot capture more points than the hold reserves"
+
+
+class TransfersNotOffered(Conflict):
+    """The programme does not let members send points to one another. Nothing changed.
+
+    An operator allows it with `transfers_enabled` in `PUT /v1/program`.
+    """
+
+    code = "transfers_not_offered"
+    title = "Members may not transfer points in this programme"
+
+
+class TransferLimitExceeded(LoyaltyError):
+    """The transfer would take the points the member sent today past the programme's
+    `transfer_daily_limit` (`limit`, `used` and `requested` give the figures). Nothing changed.
+
+    Send at most `limit - used` points today, or try again tomorrow (days in the programme's time zone).
+    """
+
+    code = "transfer_limit_exceeded"
+    status = 422
+    title = "The member's points transfers for today would pass the programme's daily limit"

@@ -137,3 +137,19 @@ class ReferralRewarded(Event):
     referrer_id: uuid.UUID
     order_ref: str
     points: int
+
+
+class PointsTransferred(Event):
+    event_type = "points.transferred"
+    description = (
+        "A member sent points to another member: one event for each of them, the sender's (`role` sent) and "
+        "the recipient's (`role` received), both with the same `transfer_id`."
+    )
+
+    member_id: uuid.UUID  # whose points changed: the sender's or the recipient's
+    role: Literal["sent", "received"]
+    transfer_id: uuid.UUID
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: int
+    balance: int  # the balance of `member_id` after the transfer

@@ -26,6 +26,8 @@ EntryType = Literal[
     "referral",  # a referral's points: a referred member's first purchase, for them and their referrer
     "activity",  # an activity's points (a check-in, a review, …) and its streak bonus: activities/service.py
     "campaign",  # points a campaign granted to everyone in its audience: campaigns/service.py
+    "transfer_out",  # points a member sent to another member: points/transfers.py
+    "transfer_in",  # points a member received from another
 ]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.
 RefundKind = Literal["amount", "points", "full"]

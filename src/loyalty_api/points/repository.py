@@ -590,6 +590,17 @@ class LedgerRepository:
             if taken["lot_id"] in lot_ids
         )
 
+    async def points_sent_since(self, member_id: uuid.UUID, since: datetime) -> int:
+        """The points the member sent to other members (`transfer_out`) from `since` on."""
+        sent = await self.session.scalar(
+            select(func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
+                LedgerEntry.member_id == member_id,
+                LedgerEntry.type == "transfer_out",
+                LedgerEntry.created_at >= since,
+            )
+        )
+        return int(sent or 0)
+
     async def spends_of(self, member_id: uuid.UUID, order_ref: str) -> list[tuple[uuid.UUID, int, datetime]]:
         """What the order's payment (a redeem, a capture) took from each lot and when, in the order it spent
         them, as its entry names them (nothing for a payment made before entries named their lots)."""
@@ -661,6 +672,19 @@ class LotRepository:
             for lot_id, points, spent_at in spends
             if lot_id in lots
         ]
+
+    async def ends_of(
+        self, member_id: uuid.UUID, lot_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, datetime | None]:
+        """When each of these lots of the member ends (None: never), by lot."""
+        if not lot_ids:
+            return {}
+        rows = await self.session.execute(
+            select(PointLot.id, PointLot.expires_at).where(
+                PointLot.member_id == member_id, PointLot.id.in_(set(lot_ids))
+            )
+        )
+        return {lot_id: expires_at for lot_id, expires_at in rows.all()}
 
     async def insert_lots(self, lots: Sequence[NewLot]) -> None:
         """Many lots in one statement (the driver's executemany)."""

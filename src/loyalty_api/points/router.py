@@ -15,7 +15,7 @@ from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import OrderRef, QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
-from loyalty_api.points import errors, holds, refunds, service
+from loyalty_api.points import errors, holds, refunds, service, transfers
 from loyalty_api.points.ledger import EntryType
 from loyalty_api.points.schemas import (
     AdjustmentRead,
@@ -32,12 +32,15 @@ from loyalty_api.points.schemas import (
     RedeemRequest,
     RefundRead,
     RefundRequest,
+    TransferRead,
+    TransferRequest,
 )
 
 router = APIRouter(prefix="/v1", tags=["points"], route_class=UnitOfWorkRoute)
 
 Till = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
+MembersApp = Annotated[Principal, Depends(require(Scope.admin, Scope.ecommerce))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 
 
@@ -312,3 +315,36 @@ async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller
         uow, member_id=member_id, points=body.points, reason=body.reason, actor=caller.key_id
     )
     return AdjustmentRead.model_validate(result)
+
+
+@router.post(
+    "/members/{member_id}/transfers",
+    status_code=201,
+    summary="Send points to another member",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        MemberNotActive,
+        errors.TransfersNotOffered,
+        errors.TransferLimitExceeded,
+        errors.InsufficientPoints,
+        InvalidField,
+    ),
+)
+async def transfer(member_id: uuid.UUID, body: TransferRequest, uow: UoW, caller: MembersApp) -> TransferRead:
+    """Send `points` of the member's available points to another member (`to_member_id`): a family pooling
+    its points, a gift to a friend. The points are spent oldest expiry first and keep their ends with the
+    recipient, so a transfer never makes points last longer. They count neither as earned (not in the
+    recipient's `lifetime_earned`, not towards a tier) nor as redeemed.
+
+    For `ecommerce` (the member's app or web shop) and `admin` keys; honours `Idempotency-Key` (send one: a
+    retry without it sends the points again). Only when the programme has `transfers_enabled` (else 409
+    `transfers_not_offered`); both members must be active (409 `member_not_active`); a recipient that does
+    not exist, or the sender themselves, is 422 `validation_error` naming `to_member_id`; more than the
+    sender has available is 422 `insufficient_points`; past the programme's `transfer_daily_limit` for the
+    sender today is 422 `transfer_limit_exceeded`. The ledgers show a `transfer_out` and a `transfer_in`
+    entry naming the same `transfer_id`. Emits `points.transferred` for each member."""
+    result = await transfers.transfer(
+        uow, from_member_id=member_id, to_member_id=body.to_member_id, points=body.points, actor=caller.key_id
+    )
+    return TransferRead.model_validate(result)

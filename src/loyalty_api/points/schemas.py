@@ -236,6 +236,25 @@ class AdjustmentRead(ReadModel):
     available: int
 
 
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_member_id: uuid.UUID = Field(description="The member who receives the points.")
+    points: Points = Field(description="How many of the sender's available points to send.")
+
+
+class TransferRead(ReadModel):
+    transfer_id: uuid.UUID = Field(
+        description="Both members' ledger entries name it (`details.transfer_id`), as their events do."
+    )
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: int
+    balance: int = Field(description="The sender's balance after the transfer.")
+    available: int = Field(description="The sender's available points after the transfer.")
+    created_at: datetime
+
+
 class ExpiringRead(ReadModel):
     month: str = Field(description="YYYY-MM in the programme's time zone")
     points: int

@@ -77,7 +77,7 @@ class ExportLedgerEntry(BaseModel):
     id: uuid.UUID
     type: str = Field(
         description="earn, redeem, hold, capture, release, refund, expire, adjust, reward, exchange_out, "
-        "exchange_return, exchange_in, referral, activity or campaign."
+        "exchange_return, exchange_in, referral, activity, campaign, transfer_out or transfer_in."
     )
     amount: int = Field(description="Signed change to the balance, in points.")
     balance_after: int

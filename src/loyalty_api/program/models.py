@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, String
+from sqlalchemy import BigInteger, CheckConstraint, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -16,6 +16,7 @@ class Program(Base):
     __table_args__ = (
         CheckConstraint("min_redeem_points > 0", name="min_redeem_points_positive"),
         CheckConstraint("expiry_months > 0", name="expiry_months_positive"),  # NULL: points never expire
+        CheckConstraint("transfer_daily_limit > 0", name="transfer_daily_limit_positive"),  # NULL: no limit
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,6 +41,9 @@ class Program(Base):
     referral_min_purchase_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # RFM scores count the purchases of this many days back.
     rfm_window_days: Mapped[int] = mapped_column(server_default="365")
+    # Whether members may send points to one another, and how many a member may send in a programme's day.
+    transfers_enabled: Mapped[bool] = mapped_column(server_default=false())
+    transfer_daily_limit: Mapped[int | None]
     updated_at: Mapped[datetime]
 
 

@@ -81,6 +81,18 @@ class ProgramWrite(BaseModel):
         default=365, ge=7, le=3650, description="RFM scores count the purchases of this many days back."
     )
 
+    transfers_enabled: bool = Field(
+        default=False,
+        description="Whether members may send points to one another (POST /v1/members/{id}/transfers).",
+    )
+    transfer_daily_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="The most points a member may send in a day of the programme's time zone (null: no "
+        "limit).",
+    )
+
     @field_validator("lifecycle_lapsed_days")
     @classmethod
     def _after_at_risk(cls, days: int, info: ValidationInfo) -> int:

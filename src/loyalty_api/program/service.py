@@ -35,6 +35,8 @@ class ProgramSettings:
     referral_referrer_points: int = 0
     referral_min_purchase_minor: int = 0
     rfm_window_days: int = 365
+    transfers_enabled: bool = False
+    transfer_daily_limit: int | None = None  # points a member may send in a programme's day; None: no limit
 
     @property
     def rewards_referrals(self) -> bool:
@@ -92,6 +94,8 @@ def _settings(row: Program) -> ProgramSettings:
         referral_referrer_points=row.referral_referrer_points,
         referral_min_purchase_minor=row.referral_min_purchase_minor,
         rfm_window_days=row.rfm_window_days,
+        transfers_enabled=row.transfers_enabled,
+        transfer_daily_limit=row.transfer_daily_limit,
     )
 
 
@@ -172,6 +176,8 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.referral_referrer_points = settings.referral_referrer_points
     row.referral_min_purchase_minor = settings.referral_min_purchase_minor
     row.rfm_window_days = settings.rfm_window_days
+    row.transfers_enabled = settings.transfers_enabled
+    row.transfer_daily_limit = settings.transfer_daily_limit
     row.updated_at = uow.clock.now()
     await uow.session.flush()
     await uow.forget_cached(_CACHE_KEY)

@@ -1,0 +1,177 @@
+"""Points sent from one member to another: a family pooling its points, a gift to a friend.
+
+The sender's points are spent oldest expiry first, as a redeem spends them, and reach the recipient with the
+ends they had: a transfer never makes points last longer, so passing points back and forth cannot keep them
+from expiring. They count as neither earned nor spent: not in what the recipient earned in their lifetime nor
+towards a tier, and not as issued or redeemed in the analytics (they are `transferred` there).
+
+Both members' rows are locked in ascending member order, whichever of them sends, as every path that locks
+several members does: two transfers between the same members in opposite directions wait for one another
+rather than deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from loyalty_api.db.ids import new_id
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import InvalidField
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.outbox.service import emit_for_members
+from loyalty_api.points.accounts import (
+    Earner,
+    debit_available,
+    expire_let_go,
+    lock_earner,
+    lots_payload,
+    record_entry,
+    spend_lots,
+)
+from loyalty_api.points.errors import TransferLimitExceeded, TransfersNotOffered
+from loyalty_api.points.events import PointsTransferred
+from loyalty_api.points.repository import LedgerRepository, LotRepository, NewLot, PointsAccountRepository
+from loyalty_api.program.service import ProgramSettings, get_program
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    transfer_id: uuid.UUID
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: int
+    balance: int  # the sender's, after the transfer
+    available: int
+    created_at: datetime
+
+
+async def transfer(
+    uow: UnitOfWork,
+    *,
+    from_member_id: uuid.UUID,
+    to_member_id: uuid.UUID,
+    points: int,
+    actor: uuid.UUID | None = None,
+) -> TransferResult:
+    """Move `points` of the sender's available points to the recipient. Both must be active members."""
+    program = await get_program(uow)
+    if not program.transfers_enabled:
+        raise TransfersNotOffered()
+    if to_member_id == from_member_id:
+        raise InvalidField("to_member_id", "a member cannot send points to themselves")
+    for member_id in sorted((from_member_id, to_member_id)):
+        await _lock_party(uow, member_id, recipient=member_id == to_member_id)
+    await _check_daily_limit(uow, program, from_member_id, points)
+    state = await debit_available(uow, from_member_id, points)
+    # Points past their end that a hold still spares go last: they would reach the recipient ended.
+    sent = await spend_lots(uow, from_member_id, points, due_last=True)
+    transfer_id = new_id()
+    marks = {"transfer_id": str(transfer_id)}
+    await record_entry(
+        uow,
+        member_id=from_member_id,
+        type="transfer_out",
+        amount=-points,
+        state=state,
+        details=marks | {"to_member_id": str(to_member_id), "lots": lots_payload(sent)},
+        actor=actor,
+    )
+    ends = await LotRepository(uow.session).ends_of(from_member_id, [lot_id for lot_id, _ in sent])
+    received = await _credit_recipient(
+        uow,
+        to_member_id,
+        [(ends[lot_id], taken) for lot_id, taken in sent],
+        details=marks | {"from_member_id": str(from_member_id)},
+        actor=actor,
+    )
+    events = [
+        (from_member_id, "sent", state.balance),
+        (to_member_id, "received", received),
+    ]
+    await emit_for_members(
+        uow,
+        [
+            (
+                PointsTransferred(
+                    member_id=member_id,
+                    role=role,
+                    transfer_id=transfer_id,
+                    from_member_id=from_member_id,
+                    to_member_id=to_member_id,
+                    points=points,
+                    balance=balance,
+                ),
+                member_id,
+            )
+            for member_id, role, balance in events
+        ],
+    )
+    return TransferResult(
+        transfer_id=transfer_id,
+        from_member_id=from_member_id,
+        to_member_id=to_member_id,
+        points=points,
+        balance=state.balance,
+        available=state.available,
+        created_at=uow.clock.now(),
+    )
+
+
+async def _lock_party(uow: UnitOfWork, member_id: uuid.UUID, *, recipient: bool) -> Earner:
+    """The member and their account locked, refused unless active: the recipient's refusal names the body's
+    field, since the path names the sender."""
+    try:
+        return await lock_earner(uow, member_id)
+    except MemberNotFound:
+        if recipient:
+            raise InvalidField("to_member_id", "no such member") from None
+        raise
+    except MemberNotActive as exc:
+        if recipient:
+            raise MemberNotActive(f"The recipient: {exc.detail}") from None
+        raise
+
+
+async def _check_daily_limit(
+    uow: UnitOfWork, program: ProgramSettings, member_id: uuid.UUID, points: int
+) -> None:
+    """Refuse a transfer that takes what the member sent today past the programme's limit. Call behind the
+    sender's lock: the sum stays true until this transfer is written."""
+    limit = program.transfer_daily_limit
+    if limit is None:
+        return
+    since = program.day_start(uow.clock.now())
+    used = await LedgerRepository(uow.session).points_sent_since(member_id, since)
+    if used + points > limit:
+        raise TransferLimitExceeded(
+            f"Today {used} of the {limit} points a member may send are used",
+            limit=limit,
+            used=used,
+            requested=points,
+        )
+
+
+async def _credit_recipient(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    sent: list[tuple[datetime | None, int]],
+    *,
+    details: dict[str, str],
+    actor: uuid.UUID | None,
+) -> int:
+    """Credit the recipient with the points `sent` (each part with the end of the sender's lot it came from),
+    each part in a lot that ends when the sender's did; the recipient's balance after."""
+    points = sum(taken for _, taken in sent)
+    now = uow.clock.now()
+    state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
+    assert state is not None, "every member has an account"
+    entry_id = await record_entry(
+        uow, member_id=member_id, type="transfer_in", amount=points, state=state, details=details, actor=actor
+    )
+    await LotRepository(uow.session).insert_lots(
+        [NewLot(member_id, entry_id, taken, None, at=now, expires_at=ends) for ends, taken in sent]
+    )
+    # A lot the sender had past its end (spared by a hold) ends at once here, as a read counts it.
+    return (await expire_let_go(uow, member_id, state)).balance

@@ -1,0 +1,295 @@
+"""Points sent from one member to another: both ledgers, the points' ends kept, the programme's switch and
+daily limit, every refusal leaving nothing written, Idempotency-Key, and the GraphQL mutation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.graphql.helpers import mutate
+from tests.inspect_db import events, table_counts
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import DEMO_LIKE_PROGRAM, earn, hold_points, points, set_program
+
+WRITES = ("ledger_entries", "point_lots", "outbox_events", "points_accounts")
+
+
+async def send(
+    client: httpx.AsyncClient, key: str, sender: str, recipient: str, amount: int, **headers: str
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/members/{sender}/transfers",
+        json={"to_member_id": recipient, "points": amount},
+        headers=bearer(key, **headers),
+    )
+
+
+async def ledger(client: httpx.AsyncClient, key: str, member: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/members/{member}/ledger", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+@pytest.fixture
+async def pair(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> tuple[str, str]:
+    """Two members, transfers allowed; the first holds 1,000 points, the second none."""
+    await set_program(client, admin_key, expiry_months=12, transfers_enabled=True)
+    sender = str((await enrol(client, pos_key))["id"])
+    recipient = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, sender, 100_000)
+    return sender, recipient
+
+
+class TestTransfer:
+    async def test_the_points_move_from_one_ledger_to_the_other(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        response = await send(client, ecommerce_key, sender, recipient, 300)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert {k: body[k] for k in ("from_member_id", "to_member_id", "points", "balance", "available")} == {
+            "from_member_id": sender,
+            "to_member_id": recipient,
+            "points": 300,
+            "balance": 700,
+            "available": 700,
+        }
+        mine, theirs = (
+            await points(client, ecommerce_key, sender),
+            await points(client, ecommerce_key, recipient),
+        )
+        assert (mine["balance"], mine["lifetime_earned"]) == (700, 1_000)
+        # Received, not earned: nothing added to what the recipient earned in their lifetime.
+        assert (theirs["balance"], theirs["available"], theirs["lifetime_earned"]) == (300, 300, 0)
+        out = (await ledger(client, ecommerce_key, sender))[0]
+        [into] = await ledger(client, ecommerce_key, recipient)
+        assert (out["type"], out["amount"], out["balance_after"]) == ("transfer_out", -300, 700)
+        assert (into["type"], into["amount"], into["balance_after"]) == ("transfer_in", 300, 300)
+        assert out["details"]["transfer_id"] == into["details"]["transfer_id"] == body["transfer_id"]
+        assert (out["details"]["to_member_id"], into["details"]["from_member_id"]) == (recipient, sender)
+        sent = await events(app, "points.transferred")
+        assert sorted(
+            (str(e["payload"]["member_id"]), e["payload"]["role"], e["payload"]["balance"]) for e in sent
+        ) == sorted([(sender, "sent", 700), (recipient, "received", 300)])
+        assert {e["payload"]["transfer_id"] for e in sent} == {body["transfer_id"]}
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
+    async def test_points_keep_their_ends_and_expire_with_the_recipient(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair  # 1,000 points earned now, ending in 12 months
+        clock.advance(timedelta(days=60))
+        await earn(client, pos_key, sender, 50_000)  # 500 more, ending two months later
+        ends = [(e["month"], e["expires_at"]) for e in (await points(client, pos_key, sender))["expiring"]]
+        assert (await send(client, admin_key, sender, recipient, 1_200)).status_code == 201
+        # Oldest first: all 1,000 of the first lot and 200 of the second, each ending as it did.
+        theirs = await points(client, pos_key, recipient)
+        mine = await points(client, pos_key, sender)
+        assert [(e["month"], e["expires_at"], e["points"]) for e in theirs["expiring"]] == [
+            (*ends[0], 1_000),
+            (*ends[1], 200),
+        ]
+        assert [(e["month"], e["expires_at"], e["points"]) for e in mine["expiring"]] == [(*ends[1], 300)]
+        # Past the first lot's end the recipient's 1,000 expire, as the sender's would have.
+        clock.advance(timedelta(days=310))
+        assert (await points(client, pos_key, recipient))["balance"] == 200
+        assert (await expire_points(units_of(app))).points == 1_000
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
+    async def test_held_points_are_not_sent(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        await hold_points(client, ecommerce_key, sender, 800, "WEB-1", ttl=900)
+        before = await table_counts(app, *WRITES)
+        refused = await send(client, ecommerce_key, sender, recipient, 300)
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["code"], refused.json()["available"]) == ("insufficient_points", 200)
+        assert await table_counts(app, *WRITES) == before
+        assert (await send(client, ecommerce_key, sender, recipient, 200)).status_code == 201
+        await assert_ledger_invariant(app, sender)
+
+    async def test_an_idempotency_key_sends_once(
+        self, client: httpx.AsyncClient, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        first = await send(client, ecommerce_key, sender, recipient, 100, **{"Idempotency-Key": "gift-1"})
+        again = await send(client, ecommerce_key, sender, recipient, 100, **{"Idempotency-Key": "gift-1"})
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+        assert (await points(client, ecommerce_key, recipient))["balance"] == 100
+
+    async def test_received_points_can_be_spent_and_sent_on(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        third = str((await enrol(client, pos_key))["id"])
+        assert (await send(client, ecommerce_key, sender, recipient, 400)).status_code == 201
+        redeemed = await client.post(
+            f"/v1/members/{recipient}/redeem",
+            json={"points": 150, "order_ref": "R-T1"},
+            headers=bearer(pos_key),
+        )
+        assert redeemed.status_code == 200, redeemed.text
+        assert (await send(client, ecommerce_key, recipient, third, 250)).status_code == 201
+        assert (await send(client, ecommerce_key, third, sender, 250)).status_code == 201
+        balances = [(await points(client, pos_key, m))["balance"] for m in (sender, recipient, third)]
+        assert balances == [850, 0, 0]
+        for member in (sender, recipient, third):
+            await assert_ledger_invariant(app, member)
+
+
+class TestRefusals:
+    async def test_transfers_are_off_until_the_programme_allows_them(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        sender = str((await enrol(client, pos_key))["id"])
+        recipient = str((await enrol(client, pos_key))["id"])
+        await earn(client, pos_key, sender, 10_000)
+        before = await table_counts(app, *WRITES)
+        refused = await send(client, ecommerce_key, sender, recipient, 10)
+        assert (refused.status_code, refused.json()["code"]) == (409, "transfers_not_offered")
+        assert await table_counts(app, *WRITES) == before
+
+    async def test_bad_recipients_and_senders(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        before = await table_counts(app, *WRITES)
+        to_self = await send(client, ecommerce_key, sender, sender, 10)
+        nobody = await send(client, ecommerce_key, sender, str(uuid.uuid4()), 10)
+        for refused in (to_self, nobody):
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["code"] == "validation_error"
+            assert [e["field"] for e in refused.json()["errors"]] == ["to_member_id"]
+        unknown_sender = await send(client, ecommerce_key, str(uuid.uuid4()), recipient, 10)
+        assert (unknown_sender.status_code, unknown_sender.json()["code"]) == (404, "member_not_found")
+        for amount in (0, -5, "10", 1.5):
+            malformed = await send(client, ecommerce_key, sender, recipient, amount)  # type: ignore[arg-type]
+            assert (malformed.status_code, malformed.json()["code"]) == (422, "validation_error")
+        too_many = await send(client, ecommerce_key, sender, recipient, 1_001)
+        assert (too_many.status_code, too_many.json()["code"]) == (422, "insufficient_points")
+        till = await send(client, pos_key, sender, recipient, 10)
+        assert (till.status_code, till.json()["code"]) == (403, "scope_not_allowed")
+        suspended = await client.patch(
+            f"/v1/members/{recipient}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+        assert await table_counts(app, *WRITES) == before | {"outbox_events": before["outbox_events"] + 1}
+        before = await table_counts(app, *WRITES)
+        to_suspended = await send(client, ecommerce_key, sender, recipient, 10)
+        from_suspended = await send(client, ecommerce_key, recipient, sender, 10)
+        for refused in (to_suspended, from_suspended):
+            assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+        assert "recipient" in to_suspended.json()["detail"]
+        assert await table_counts(app, *WRITES) == before
+
+    async def test_the_daily_limit_counts_what_the_member_sent_today(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair
+        await set_program(
+            client, admin_key, expiry_months=12, transfers_enabled=True, transfer_daily_limit=300
+        )
+        assert (await send(client, ecommerce_key, sender, recipient, 200)).status_code == 201
+        over = await send(client, ecommerce_key, sender, recipient, 150)
+        assert over.status_code == 422, over.text
+        assert {k: over.json()[k] for k in ("code", "limit", "used", "requested")} == {
+            "code": "transfer_limit_exceeded",
+            "limit": 300,
+            "used": 200,
+            "requested": 150,
+        }
+        # What a member received is not what they sent: the recipient may send all of it.
+        assert (await send(client, ecommerce_key, recipient, sender, 200)).status_code == 201
+        assert (await send(client, ecommerce_key, sender, recipient, 100)).status_code == 201
+        # A new day in the programme's time zone (Shanghai) starts a new count.
+        now = clock.now()
+        clock.advance(timedelta(days=1))
+        assert (await send(client, ecommerce_key, sender, recipient, 300)).status_code == 201
+        clock.set(now)
+        assert (await points(client, pos_key, sender))["balance"] == 1_000 - 200 + 200 - 100 - 300
+
+    async def test_the_programme_refuses_a_limit_below_one(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        for limit in (0, -1, "5"):
+            refused = await client.put(
+                "/v1/program",
+                json=DEMO_LIKE_PROGRAM | {"transfer_daily_limit": limit},
+                headers=bearer(admin_key),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+        read = (await client.get("/v1/program", headers=bearer(admin_key))).json()
+        assert (read["transfers_enabled"], read["transfer_daily_limit"]) == (False, None)
+
+
+TRANSFER = "transfer { transferId fromMemberId toMemberId points balance available }"
+
+
+class TestGraphQL:
+    async def test_the_mutation_sends_as_rest_does_and_refuses_as_rest_refuses(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, pos_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        payload = await mutate(
+            client,
+            ecommerce_key,
+            "loyaltyTransferPoints",
+            TRANSFER,
+            input={"memberId": sender, "toMemberId": recipient, "points": 250},
+        )
+        assert payload["userErrors"] == []
+        assert {k: payload["transfer"][k] for k in ("fromMemberId", "toMemberId", "points", "balance")} == {
+            "fromMemberId": sender,
+            "toMemberId": recipient,
+            "points": 250,
+            "balance": 750,
+        }
+        [into] = await ledger(client, pos_key, recipient)
+        assert into["details"]["transfer_id"] == payload["transfer"]["transferId"]
+        too_many = await mutate(
+            client,
+            ecommerce_key,
+            "loyaltyTransferPoints",
+            TRANSFER,
+            input={"memberId": sender, "toMemberId": recipient, "points": 5_000},
+        )
+        assert too_many["transfer"] is None
+        assert [e["code"] for e in too_many["userErrors"]] == ["insufficient_points"]
+        assert (await points(client, pos_key, recipient))["balance"] == 250
+        await assert_ledger_invariant(app, sender)
