@@ -253,7 +253,10 @@ async def _points(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
     ok(await client.post("/v1/orders/SH-2/refund", json={"amount": cny(5_000)}, headers=bearer(admin)))
     adjustment = {"points": 50, "reason": "Goodwill"}
     ok(await client.post(f"{member}/adjustments", json=adjustment, headers=bearer(admin)))
-    friend = (await enrol(client, admin))["id"]
+    imported = {"members": [{"name": "从旧系统来", "points": [{"points": 30}]}]}
+    friend = ok(await client.post("/v1/members/import", json=imported, headers=bearer(admin)))["members"][0][
+        "id"
+    ]
     transfer = {"to_member_id": friend, "points": 20}
     ok(await client.post(f"{member}/transfers", json=transfer, headers=bearer(admin)))
     activity = {"type": "check_in", "ref": "2026-03-16"}

@@ -30,9 +30,13 @@ class PointsFiguresRead(ReadModel):
         "holds them, not how many members hold, so they are in none of the other figures, and add nothing "
         "to `net`."
     )
+    imported: int = Field(
+        description="Points members brought from the programme's previous system (`import`, "
+        "POST /v1/members/import)."
+    )
     net: int = Field(
         description="The change in points members hold: issued − taken_back − redeemed + given_back "
-        "− expired + adjusted."
+        "− expired + adjusted + imported."
     )
 
 

@@ -6,9 +6,10 @@ How entries count: `issued` is what members earned (`earn`), got from partners (
 referrals (`referral`), for activities (`activity`) and by campaigns (`campaign`);
 `taken_back` what refunds took back of it; `redeemed` what members spent (`redeem`, `capture`, `reward`,
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
-`expired`; `adjusted` (signed). A hold moves no points, and a transfer between members moves them from one to
-another (`transferred`, the points sent). So `net` = issued − taken_back − redeemed + given_back − expired +
-adjusted, the change in what members hold.
+`expired`; `adjusted` (signed); `imported`, the balances members brought from the programme's previous system.
+A hold moves no points, and a transfer between members moves them from one to another (`transferred`, the
+points sent). So `net` = issued − taken_back − redeemed + given_back − expired + adjusted + imported, the
+change in what members hold.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "adjust": "adjusted",
     "transfer_out": None,  # its transfer_in, at the same instant, counts the points once
     "transfer_in": "transferred",
+    "import": "imported",
     "hold": None,
     "release": None,
 }
@@ -69,6 +71,7 @@ class PointsFigures:
     expired: int = 0
     adjusted: int = 0
     transferred: int = 0
+    imported: int = 0
     net: int = 0
 
     def add(self, sums: EntrySums) -> None:
@@ -88,6 +91,8 @@ class PointsFigures:
             self.adjusted += sums.amount
         elif figure == "transferred":
             self.transferred += sums.amount
+        elif figure == "imported":
+            self.imported += sums.amount
         self.net += sums.amount
 
 
@@ -210,15 +215,16 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
 
 
 def report_csv(report: Sequence[PointsFigures], *, grouped_by: GroupBy | None) -> str:
-    """The report as CSV, one row per period (and group); `transferred`, the column added last, is last so
-    that a spreadsheet reading the columns by position still finds the others where they were."""
+    """The report as CSV, one row per period (and group); the columns added later (`transferred`,
+    `imported`) come last, so that a spreadsheet reading the columns by position finds the others where they
+    were."""
     head = ["start", "end", *([grouped_by] if grouped_by else []), "issued", "taken_back", "redeemed"]
-    head += ["given_back", "expired", "adjusted", "net", "transferred"]
+    head += ["given_back", "expired", "adjusted", "net", "transferred", "imported"]
     rows = [",".join(head)]
     for f in report:
         cells = [format_instant(f.start), format_instant(f.end), *([_cell(f.group)] if grouped_by else [])]
         cells += [str(n) for n in (f.issued, f.taken_back, f.redeemed, f.given_back, f.expired)]
-        cells += [str(f.adjusted), str(f.net), str(f.transferred)]
+        cells += [str(f.adjusted), str(f.net), str(f.transferred), str(f.imported)]
         rows.append(",".join(cells))
     return "\r\n".join(rows) + "\r\n"
 
@@ -239,6 +245,7 @@ def overview_csv(found: Overview) -> str:
         ("adjusted", points.adjusted),
         ("net", points.net),
         ("transferred", points.transferred),
+        ("imported", points.imported),
         ("breakage", found.breakage),
         ("redemption_rate", found.redemption_rate),
         ("outstanding_points", found.outstanding_points),

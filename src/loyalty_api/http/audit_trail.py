@@ -29,10 +29,12 @@ from loyalty_api.http.problems import all_routes
 from loyalty_api.http.schemas import SHOWN_ONCE
 from loyalty_api.ops.logging import request_id_var
 
-# Writes whose subject is shown by another GET route than their path's: an adjustment or an activity changes
-# the member's points, an override their tier; a partner's unlinking ends its view of the member.
+# Writes whose subject is shown by another GET route than their path's: an adjustment, a transfer or an
+# activity changes the member's points, an override their tier; a partner's unlinking ends its view of the
+# member.
 _SUBJECT_OF = {
     "/v1/members/{member_id}/adjustments": "/v1/members/{member_id}/points",
+    "/v1/members/{member_id}/transfers": "/v1/members/{member_id}/points",
     "/v1/members/{member_id}/activities": "/v1/members/{member_id}/points",
     "/v1/members/{member_id}/tier/override": "/v1/members/{member_id}/tier",
     "/v1/partner/links/{ref}": "/v1/partner/members/{ref}",

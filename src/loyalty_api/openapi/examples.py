@@ -54,6 +54,8 @@ ENTRY_EARN = "0195ad4e-02f7-7b6c-8a1d-3e4f5a6b7c8d"
 ENTRY_REDEEM = "0195ad50-6a3b-7d4c-9e5f-6a7b8c9d0e1f"
 ENTRY_ADJUST = "0195aea3-7b2c-7e1d-8f3a-4b5c6d7e8f90"
 TRANSFER = "0195aea9-1c2d-7e3f-8a4b-5c6d7e8f9a0b"
+IMPORTED_ZHAO = "0195aeb0-2d3e-7f4a-9b5c-6d7e8f9a0b1c"
+IMPORTED_CHEN = "0195aeb0-2d41-7a5b-8c6d-7e8f9a0b1c2d"
 RULE_BIRTHDAY = "01953f6a-1c2d-7a3b-8c4d-5e6f7a8b9c0d"
 RULE_MEMBER_DAY = "01953f6a-2d3e-7b4c-9d5e-6f7a8b9c0d1e"
 REWARD_VOUCHER = "01953f6b-4e5f-7a6b-8c7d-9e0f1a2b3c4d"
@@ -1007,6 +1009,39 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 ),
             },
             responses=_one("王芳 enrolled: entry tier, no points yet", ENROLLED),
+        ),
+        ("POST", "/v1/members/import"): OperationExamples(
+            requests={
+                "two_members": Example(
+                    "Two members from the old system: one with her card, points and gold tier",
+                    {
+                        "members": [
+                            {
+                                "phone": "+86 137 1234 5678",
+                                "name": "赵敏",
+                                "member_number": "7305128469",
+                                "enrolled_at": "2021-09-01T02:00:00Z",
+                                "points": [
+                                    {"points": 1200, "expires_at": "2026-06-30T15:59:59Z"},
+                                    {"points": 800},
+                                ],
+                                "tier": {"code": "gold", "until": "2026-12-31T15:59:59Z"},
+                                "marketing_consent": True,
+                            },
+                            {"email": "chen.jie@example.cn", "external_ids": {"legacy_card": "VIP-004417"}},
+                        ]
+                    },
+                )
+            },
+            responses=_one(
+                "Both imported",
+                {
+                    "members": [
+                        {"id": IMPORTED_ZHAO, "member_number": "7305128469", "tier": GOLD, "points": 2000},
+                        {"id": IMPORTED_CHEN, "member_number": "4819302755", "tier": ENTRY_TIER, "points": 0},
+                    ]
+                },
+            ),
         ),
         ("GET", "/v1/members"): OperationExamples(
             responses=_one(
@@ -2414,6 +2449,7 @@ def _points_figures(start: str, end: str, issued: int) -> dict[str, Any]:
         "expired": expired,
         "adjusted": adjusted,
         "transferred": issued // 200,
+        "imported": 0,
         "net": net,
     }
 

@@ -153,3 +153,12 @@ class PointsTransferred(Event):
     to_member_id: uuid.UUID
     points: int
     balance: int  # the balance of `member_id` after the transfer
+
+
+class PointsImported(Event):
+    event_type = "points.imported"
+    description = "A member imported from the programme's previous system brought these points with them."
+
+    member_id: uuid.UUID
+    points: int
+    balance: int

@@ -77,7 +77,7 @@ class ExportLedgerEntry(BaseModel):
     id: uuid.UUID
     type: str = Field(
         description="earn, redeem, hold, capture, release, refund, expire, adjust, reward, exchange_out, "
-        "exchange_return, exchange_in, referral, activity, campaign, transfer_out or transfer_in."
+        "exchange_return, exchange_in, referral, activity, campaign, transfer_out, transfer_in or import."
     )
     amount: int = Field(description="Signed change to the balance, in points.")
     balance_after: int

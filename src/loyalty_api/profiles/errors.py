@@ -2,8 +2,9 @@ from loyalty_api.errors import Conflict, InvalidField, LoyaltyError
 
 
 class MemberExists(Conflict):
-    """Another member already has this phone number, e-mail address or external id (`field` says which), so
-    nothing was created or changed.
+    """Another member already has this phone number, e-mail address, external id or card number (`field` says
+    which), so nothing was created or changed. In an import, `row` is the index in `members` of the member
+    refused (the other may be earlier in the same import); nothing of the import was written.
 
     Look that member up (`GET /v1/members/lookup`) and use them, or send a different value.
     """
@@ -11,8 +12,11 @@ class MemberExists(Conflict):
     code = "member_exists"
     title = "A member with this identifier already exists"
 
-    def __init__(self, field: str) -> None:
-        super().__init__(f"Another member already has this {field}", field=field)
+    def __init__(self, field: str, *, row: int | None = None) -> None:
+        if row is None:
+            super().__init__(f"Another member already has this {field}", field=field)
+        else:
+            super().__init__(f"members.{row}: another member already has this {field}", field=field, row=row)
 
 
 class InvalidMemberNumber(LoyaltyError):

@@ -21,7 +21,7 @@ from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
-from loyalty_api.profiles import service
+from loyalty_api.profiles import imports, service
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -32,7 +32,10 @@ from loyalty_api.profiles.errors import (
     UnknownReferralCode,
 )
 from loyalty_api.profiles.schemas import (
+    ImportedMemberRead,
     MemberCreate,
+    MemberImportRead,
+    MemberImportRequest,
     MemberPage,
     MemberProfileRead,
     MemberRead,
@@ -45,10 +48,10 @@ router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWor
 
 
 class _MemberIdSegment(StringConvertor):
-    """A path segment that may be a member's id: anything but `lookup`, so that `PATCH /v1/members/lookup`
-    is a 405 of the lookup route rather than a 422 for a member id that is not a UUID."""
+    """A path segment that may be a member's id: anything but `lookup` and `import`, so that `PATCH
+    /v1/members/lookup` is a 405 of the lookup route rather than a 422 for a member id that is not a UUID."""
 
-    regex = "(?!lookup$)[^/]+"
+    regex = "(?!(?:lookup|import)$)[^/]+"
 
 
 register_url_convertor("member_id", _MemberIdSegment())
@@ -84,6 +87,34 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
         referral_code=body.referral_code,
     )
     return MemberRead.model_validate(profile)
+
+
+@router.post(
+    "/import",
+    status_code=201,
+    summary="Import members from the programme's previous system",
+    responses=problem_responses(*_AUTH, MemberExists, InvalidField),
+)
+async def import_members(body: MemberImportRequest, uow: UoW, caller: Operator) -> MemberImportRead:
+    """Bring up to 200 members over from the programme's previous system in one call: each with what an
+    enrolment takes, and the card number they carry (`member_number`, kept when it is ten digits with a Luhn
+    check digit, as ours are; other cards go in `external_ids`, where a till looks them up by
+    `external_system` and `external_id`), when they joined (`enrolled_at`), the points they hold, each part
+    with its end (`points`), and the tier they had (`tier`: held until `until`, as an operator's override,
+    then the tier review places them by their purchases here). Send the members in batches, each with an
+    `Idempotency-Key`.
+
+    For `admin` keys only; honours `Idempotency-Key`. A batch is written whole or not at all: a phone,
+    e-mail, external id or card number another member has (in the programme, or earlier in the batch) is 409
+    `member_exists` naming the `row`; a value that breaks a rule is 422 `validation_error` naming
+    `members.N.field` (an unknown tier code, a `tier.until`, `enrolled_at` or `points` end in the past of what
+    it may be). Imported points count neither as earned (`lifetime_earned`, tiers) nor as adjusted: the ledger
+    shows an `import` entry, the analytics `imported`. Emits `member.enrolled` for each member,
+    `points.imported` for each that brings points, and `tier.changed` for each placed on a tier."""
+    imported = await imports.import_members(
+        uow, [row.member_import() for row in body.members], actor=caller.key_id
+    )
+    return MemberImportRead(members=[ImportedMemberRead.model_validate(member) for member in imported])
 
 
 @router.get(

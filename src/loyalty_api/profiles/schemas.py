@@ -16,15 +16,19 @@ from pydantic import (
     field_validator,
 )
 
-from loyalty_api.http.schemas import ReadModel, TierRef, sent_or_left_out
+from loyalty_api.http.schemas import Instant, Points, ReadModel, TierRef, sent_or_left_out
+from loyalty_api.members import member_number as card
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
+from loyalty_api.profiles import imports
+from loyalty_api.tiers.schemas import TierCode
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, strip_whitespace=True)]
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
+IMPORT_BATCH = 200  # members in one import: one transaction, well within a request's time limit
 
 
 def _few_systems(value: dict[str, object]) -> dict[str, object]:
@@ -33,7 +37,9 @@ def _few_systems(value: dict[str, object]) -> dict[str, object]:
     return value
 
 
-class MemberCreate(BaseModel):
+class MemberFields(BaseModel):
+    """What an enrolment and an import both give of a member."""
+
     model_config = ConfigDict(extra="forbid")
 
     phone: Phone | None = Field(default=None, description="Any common format; stored as E.164.")
@@ -46,9 +52,92 @@ class MemberCreate(BaseModel):
         description='The member\'s id in other systems, by system name: `{"pos": "C-1001"}`.',
     )
     marketing_consent: bool = False
+
+
+class MemberCreate(MemberFields):
     referral_code: Annotated[str, StringConstraints(min_length=4, max_length=16)] | None = Field(
         default=None, description="The referral code of the member who referred this one."
     )
+
+
+def _card_number(number: str) -> str:
+    if not card.is_valid(number):
+        raise ValueError(
+            "not a card number of this programme (ten digits, the last a Luhn check digit): keep other "
+            "cards in external_ids"
+        )
+    return number
+
+
+class OpeningLot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    points: Points
+    expires_at: Instant | None = Field(
+        default=None,
+        description="When these points end, in the future; left out, as points earned at the import (the "
+        "programme's `expiry_months` from now, or never).",
+    )
+
+
+class TierPlacement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: TierCode
+    until: Instant = Field(
+        description="The member keeps the tier until then (an operator's override); then the tier review "
+        "places them where their purchases here qualify them."
+    )
+
+
+class ImportedMember(MemberFields):
+    channel: Channel = Field(default="import", description="Where the member joined.")
+    member_number: Annotated[str, AfterValidator(_card_number)] | None = Field(
+        default=None,
+        description="The card the member carries, kept when it is a card number of ours (ten digits, the "
+        "last a Luhn check digit); left out, a new one.",
+    )
+    enrolled_at: Instant | None = Field(
+        default=None, description="When the member joined the previous system; left out, now."
+    )
+    points: list[OpeningLot] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The member's points in the previous system, by when they end.",
+    )
+    tier: TierPlacement | None = None
+
+    def member_import(self) -> imports.MemberImport:
+        return imports.MemberImport(
+            phone=self.phone,
+            email=self.email,
+            name=self.name,
+            birthday=self.birthday,
+            channel=self.channel,
+            external_ids=self.external_ids,
+            marketing_consent=self.marketing_consent,
+            member_number=self.member_number,
+            enrolled_at=self.enrolled_at,
+            points=[imports.OpeningLot(lot.points, lot.expires_at) for lot in self.points],
+            tier=None if self.tier is None else imports.TierPlacement(self.tier.code, self.tier.until),
+        )
+
+
+class MemberImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[ImportedMember] = Field(min_length=1, max_length=IMPORT_BATCH)
+
+
+class ImportedMemberRead(ReadModel):
+    id: uuid.UUID
+    member_number: str
+    tier: TierRef | None
+    points: int = Field(description="Points balance.")
+
+
+class MemberImportRead(ReadModel):
+    members: list[ImportedMemberRead] = Field(description="The members made, in the order sent.")
 
 
 class MemberUpdate(BaseModel):

@@ -157,6 +157,7 @@ async def _check_external_ids_free(
 
 
 _CONSTRAINT_FIELDS = {
+    "uq_members__member_number": "member number",
     "uq_members__phone_hash": "phone",
     "uq_members__email_hash": "email",
     "uq_member_external_ids__system_external_id": "external id",
@@ -201,7 +202,11 @@ async def enrol(
     external_ids: dict[str, str],
     marketing_consent: bool,
     referral_code: str | None,
+    member_number: str | None = None,
+    enrolled_at: datetime | None = None,
 ) -> MemberProfile:
+    """A new member. `member_number` (a valid card number) and `enrolled_at` (in the past) are an import's:
+    the card a member already carries, and when they joined the programme's previous system."""
     repo = MemberRepository(uow.session)
     phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
     email = None if email is None else normalise_email(email)
@@ -223,13 +228,16 @@ async def enrol(
     await _check_contact_free(repo, "phone", phone_hash)
     await _check_contact_free(repo, "email", email_hash)
     await _check_external_ids_free(repo, external_ids)
+    if member_number is not None and await repo.exists_member_number(member_number):
+        raise MemberExists("member number")
 
     now = uow.clock.now()
+    joined = now if enrolled_at is None else min(enrolled_at, now)
     tier = await TierRepository(uow.session).get_entry_tier()
     thresholds = thresholds_of(await get_program(uow))
-    stage = assess(enrolled_at=now, last_purchase_at=None, now=now, thresholds=thresholds)
+    stage = assess(enrolled_at=joined, last_purchase_at=None, now=now, thresholds=thresholds)
     member = Member(
-        member_number=await _new_member_number(repo),
+        member_number=member_number or await _new_member_number(repo),
         status=MemberStatus.active,
         tier_id=None if tier is None else tier.id,
         tier_since=None if tier is None else now,
@@ -249,7 +257,7 @@ async def enrol(
         lifecycle_since=now,
         lifecycle_due_at=stage.due,
         lifecycle_assessed_at=now,
-        created_at=now,
+        created_at=joined,
         updated_at=now,
     )
     with _duplicates_as_member_exists():
