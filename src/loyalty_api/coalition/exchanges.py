@@ -348,7 +348,7 @@ async def expire_exchanges(units: UnitsOfWork) -> int:
         async with units.begin() as uow:
             repo = ExchangeRepository(uow.session)
             now = uow.clock.now()
-            due = await repo.list_due(now, limit=EXPIRY_BATCH)
+            due = await repo.claim_due(now, limit=EXPIRY_BATCH)
             for exchange_id in due:
                 if not await repo.resolve(exchange_id, "expired", now):
                     continue  # another worker got it first

@@ -273,12 +273,15 @@ class ExchangeRepository:
             update(PartnerExchange).where(PartnerExchange.id == exchange_id).values(return_entry_id=entry_id)
         )
 
-    async def list_due(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
+    async def claim_due(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
+        """Pending exchanges past their time, locked until commit; those another transaction holds (another
+        worker's, or the partner's answer under way) are skipped rather than waited for."""
         result = await self.session.execute(
             select(PartnerExchange.id)
             .where(PartnerExchange.status == "pending", PartnerExchange.expires_at <= now)
             .order_by(PartnerExchange.expires_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return result.scalars().all()
 

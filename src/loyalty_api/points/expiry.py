@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.points.accounts import expire_due_points
-from loyalty_api.points.repository import LotRepository
+from loyalty_api.points.repository import LotRepository, PointsAccountRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +17,13 @@ class ExpiryRun:
 
 
 async def expire_points(units: UnitsOfWork, *, batch: int = 500) -> ExpiryRun:
-    """Every member with due lots, a batch of members at a time, each in a unit of work of its own.
+    """Every member with due lots, a batch of members at a time, each in a unit of work of its own; how many
+    members lost points, and how many points.
 
-    Members walk by id, so those whose due points are all on hold cannot keep the others waiting. Running
-    it twice, or in two processes at once, expires nothing twice: each member is handled behind their
-    account row lock."""
+    Members walk by id, so those whose due points are all on hold cannot keep the others waiting. Each member
+    is claimed, their account row locked unless someone holds it: workers running the job at once share the
+    members between them, none waiting for another, and none expires anything twice. A member whose row a
+    till holds is left to the change under way (which settles what is due itself) or to the next run."""
     members = points = 0
     after: uuid.UUID | None = None
     while True:
@@ -31,8 +33,11 @@ async def expire_points(units: UnitsOfWork, *, batch: int = 500) -> ExpiryRun:
             )
         for member_id in member_ids:
             async with units.begin() as uow:
-                points += await expire_due_points(uow, member_id)
-        members += len(member_ids)
+                if not await PointsAccountRepository(uow.session).claim(member_id):
+                    continue
+                expired = await expire_due_points(uow, member_id)
+            members += expired > 0
+            points += expired
         if len(member_ids) < batch:
             return ExpiryRun(members=members, points=points)
         after = member_ids[-1]

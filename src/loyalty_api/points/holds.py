@@ -279,15 +279,17 @@ async def get_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> HoldView:
 
 
 async def expire_holds(units: UnitsOfWork, *, batch: int = 200) -> int:
-    """The job: release every hold past its time, each member in a unit of work of its own."""
+    """The job: release every hold past its time, each member in a unit of work of its own, claimed (their
+    account row locked unless someone holds it, see expiry.expire_points): workers share the members, and a
+    member a till is changing now is left to that change, which frees their holds past their time itself,
+    or to the next run."""
     released = 0
     async with units.read() as uow:
         hold_ids = await HoldRepository(uow.session).list_expired_active(uow.clock.now(), batch)
     for hold_id in hold_ids:
         async with units.begin() as uow:
             hold = await HoldRepository(uow.session).get_hold(hold_id)
-            if hold is None:
+            if hold is None or not await PointsAccountRepository(uow.session).claim(hold.member_id):
                 continue
-            await PointsAccountRepository(uow.session).lock(hold.member_id, uow.clock.now())
             released += await release_member_expired_holds(uow, hold.member_id)
     return released

@@ -88,7 +88,8 @@ async def _credit(
 async def credit_referrers(units: UnitsOfWork, *, batch: int = 100) -> int:
     """The referral job: each reward whose referrer is not credited yet, in a transaction of its own that
     locks the reward, then the referrer (the order every path takes). Running twice, or in two processes,
-    credits each reward once. How many rewards were settled."""
+    credits each reward once, the processes sharing the rewards (a reward another holds is skipped). How many
+    rewards were settled."""
     settled = 0
     while True:
         async with units.read() as uow:
@@ -103,7 +104,7 @@ async def credit_referrers(units: UnitsOfWork, *, batch: int = 100) -> int:
 async def _settle(uow: UnitOfWork, friend_id: uuid.UUID) -> int:
     rewards = ReferralRepository(uow.session)
     reward = await rewards.lock_pending(friend_id)
-    if reward is None:  # another run settled it
+    if reward is None:  # another run settled it, or is settling it now
         return 0
     found = await PointsAccountRepository(uow.session).lock_with_member(reward.referrer_id, uow.clock.now())
     active = found is not None and found[0].status == "active"

@@ -373,6 +373,17 @@ class PointsAccountRepository:
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
         return await self.change(member_id, now=now)
 
+    async def claim(self, member_id: uuid.UUID) -> bool:
+        """Lock the member's account row until commit unless another transaction holds it (then False, at
+        once, without waiting): how a job takes a member that no other worker, nor a till's change, has now.
+        (SQLite has one writer at a time: the row is always free.)"""
+        found = await self.session.scalar(
+            select(_ACCOUNTS.c.member_id)
+            .where(_ACCOUNTS.c.member_id == member_id)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        return found is not None
+
     async def credit_many(
         self, member_ids: Sequence[uuid.UUID], *, points: int, lifetime: int, now: datetime
     ) -> dict[uuid.UUID, AccountState]:
@@ -885,9 +896,10 @@ class ReferralRepository:
         return (await self.session.scalars(query.order_by(ReferralReward.friend_id).limit(limit))).all()
 
     async def lock_pending(self, friend_id: uuid.UUID) -> ReferralReward | None:
-        """The reward, locked until commit, if its referrer is not credited yet."""
+        """The reward, locked until commit, if its referrer is not credited yet and no other transaction
+        holds it (another worker settling it: None at once, without waiting)."""
         return await self.session.scalar(
             select(ReferralReward)
             .where(ReferralReward.friend_id == friend_id, ReferralReward.credited_at.is_(None))
-            .with_for_update()
+            .with_for_update(skip_locked=True)
         )

@@ -235,9 +235,11 @@ def judged_until(tier: LadderTier, kept_until: datetime) -> datetime:
 
 
 async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
-    """Look again at a member whose time on their tier is up. False when it is not (any more), or the
-    member is not there any more (erased since the job listed them: one such member must not stop the run)."""
-    state = await MemberTierRepository(uow.session).get_state(member_id, lock=True)
+    """Look again at a member whose time on their tier is up. False when it is not (any more), the member is
+    not there any more (erased since the job listed them: one such member must not stop the run), or another
+    transaction holds the member's row now (another worker reviewing them, or a purchase under way: the next
+    run looks again), so that workers running the review at once share the members, none waiting."""
+    state = await MemberTierRepository(uow.session).get_state(member_id, lock=True, unless_held=True)
     now = uow.clock.now()
     if state is None or state.kept_until is None or state.kept_until > now:
         return False
@@ -280,7 +282,8 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
 
 async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
     """The review job: every member whose window and grace have ended is renewed, moved up or moved down.
-    Each member in their own transaction; running twice, or in two processes, reviews each member once.
+    Each member in their own transaction; running twice, or in two processes, reviews each member once, the
+    processes sharing the members (review_member).
 
     One run walks every member due at its start, a batch at a time (the worker calls it every
     few minutes, and on 1 January plus grace a calendar-year ladder makes every holder due at once). The walk

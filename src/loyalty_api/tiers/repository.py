@@ -152,9 +152,12 @@ class MemberTierRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_state(self, member_id: uuid.UUID, *, lock: bool = False) -> MemberTierState | None:
-        """With `lock`, the member's row stays locked until commit (PostgreSQL), their tier ours to set."""
-        statement = _STATE.with_for_update(key_share=True) if lock else _STATE
+    async def get_state(
+        self, member_id: uuid.UUID, *, lock: bool = False, unless_held: bool = False
+    ) -> MemberTierState | None:
+        """With `lock`, the member's row stays locked until commit (PostgreSQL), their tier ours to set; with
+        `unless_held` as well, None at once, without waiting, when another transaction holds the row."""
+        statement = _STATE.with_for_update(key_share=True, skip_locked=unless_held) if lock else _STATE
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
         return None if row is None else MemberTierState(*row)
 
