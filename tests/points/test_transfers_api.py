@@ -211,6 +211,47 @@ class TestRefusals:
         assert "recipient" in to_suspended.json()["detail"]
         assert await table_counts(app, *WRITES) == before
 
+    async def test_the_sender_is_judged_first_whichever_id_sorts_first(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        others = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        lower, higher = sorted(others)
+        for member in others:
+            suspended = await client.patch(
+                f"/v1/members/{member}", json={"status": "suspended"}, headers=bearer(admin_key)
+            )
+            assert suspended.status_code == 200, suspended.text
+        nobody = str(uuid.UUID(int=0)), str(uuid.UUID(int=2**128 - 1))  # sorts before and after anyone
+        for other in nobody:
+            for suspended_member in (lower, higher):
+                # A suspended sender, an unknown recipient: the sender's refusal, wherever the ids sort.
+                refused = await send(client, ecommerce_key, suspended_member, other, 10)
+                assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+                # An unknown sender, a suspended recipient: the sender's refusal again.
+                refused = await send(client, ecommerce_key, other, suspended_member, 10)
+                assert (refused.status_code, refused.json()["code"]) == (404, "member_not_found")
+        assert (await points(client, pos_key, sender))["balance"] == 1_000
+        assert (await points(client, pos_key, recipient))["balance"] == 0
+
+    async def test_a_members_export_keeps_the_transfer_but_not_the_other_members_id(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 100)).json()
+        for member, kind in ((sender, "transfer_out"), (recipient, "transfer_in")):
+            export = await client.get(f"/v1/members/{member}/export", headers=bearer(admin_key))
+            assert export.status_code == 200, export.text
+            [entry] = [e for e in export.json()["points"]["ledger"] if e["type"] == kind]
+            assert entry["details"]["transfer_id"] == sent["transfer_id"]
+            assert {"to_member_id", "from_member_id"}.isdisjoint(entry["details"])
+            assert (sender if member == recipient else recipient) not in export.text
+
     async def test_the_daily_limit_counts_what_the_member_sent_today(
         self,
         client: httpx.AsyncClient,

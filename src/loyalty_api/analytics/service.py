@@ -50,7 +50,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "exchange_return": "given_back",
     "expire": "expired",
     "adjust": "adjusted",
-    "transfer_out": None,  # its transfer_in, at the same instant, counts the points once
+    "transfer_out": None,  # its transfer_in, written in the same transaction, counts the points once
     "transfer_in": "transferred",
     "import": "imported",
     "hold": None,

@@ -193,7 +193,8 @@ class TransferLimitExceeded(LoyaltyError):
     """The transfer would take the points the member sent today past the programme's
     `transfer_daily_limit` (`limit`, `used` and `requested` give the figures). Nothing changed.
 
-    Send at most `limit - used` points today, or try again tomorrow (days in the programme's time zone).
+    Send at most `limit - used` points today, or try again tomorrow (days in the programme's time zone) with
+    a new Idempotency-Key: a key gives back the refusal it was first given.
     """
 
     code = "transfer_limit_exceeded"

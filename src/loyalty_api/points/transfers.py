@@ -13,13 +13,16 @@ rather than deadlock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_members
 from loyalty_api.points.accounts import (
     Earner,
@@ -34,6 +37,8 @@ from loyalty_api.points.errors import TransferLimitExceeded, TransfersNotOffered
 from loyalty_api.points.events import PointsTransferred
 from loyalty_api.points.repository import LedgerRepository, LotRepository, NewLot, PointsAccountRepository
 from loyalty_api.program.service import ProgramSettings, get_program
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,10 @@ async def transfer(
         raise TransfersNotOffered()
     if to_member_id == from_member_id:
         raise InvalidField("to_member_id", "a member cannot send points to themselves")
+    # Both checked, the sender first, before either is locked: the answer does not hang on which id sorts
+    # first (the locks below check them again, for what changed since).
+    await require_member(uow, from_member_id, must_be_active=True)
+    await _as_recipient(require_member(uow, to_member_id, must_be_active=True))
     for member_id in sorted((from_member_id, to_member_id)):
         await _lock_party(uow, member_id, recipient=member_id == to_member_id)
     await _check_daily_limit(uow, program, from_member_id, points)
@@ -120,18 +129,19 @@ async def transfer(
 
 
 async def _lock_party(uow: UnitOfWork, member_id: uuid.UUID, *, recipient: bool) -> Earner:
-    """The member and their account locked, refused unless active: the recipient's refusal names the body's
-    field, since the path names the sender."""
+    """The member and their account locked, refused unless active."""
+    locking = lock_earner(uow, member_id)
+    return await (_as_recipient(locking) if recipient else locking)
+
+
+async def _as_recipient(check: Awaitable[T]) -> T:
+    """A check of the recipient, its refusal naming the body's field (the path names the sender)."""
     try:
-        return await lock_earner(uow, member_id)
+        return await check
     except MemberNotFound:
-        if recipient:
-            raise InvalidField("to_member_id", "no such member") from None
-        raise
+        raise InvalidField("to_member_id", "no such member") from None
     except MemberNotActive as exc:
-        if recipient:
-            raise MemberNotActive(f"The recipient: {exc.detail}") from None
-        raise
+        raise MemberNotActive(f"The recipient: {exc.detail}") from None
 
 
 async def _check_daily_limit(

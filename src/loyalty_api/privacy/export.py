@@ -181,11 +181,15 @@ async def _link_consents(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportLi
 
 # What a referrer's referral entry records of the friend whose purchase paid it: the friend's, not theirs.
 _FRIENDS_DETAILS: Final = ("friend_id", "order_ref")
+# What a transfer's entries record of the other member: theirs too (the transfer_id stays).
+_COUNTERPARTY_DETAILS: Final = ("to_member_id", "from_member_id")
 
 
 def _own_details(entry: LedgerEntry) -> dict[str, Any]:
     if entry.type == "referral" and entry.details.get("role") == "referrer":
         return {key: value for key, value in entry.details.items() if key not in _FRIENDS_DETAILS}
+    if entry.type in ("transfer_out", "transfer_in"):
+        return {key: value for key, value in entry.details.items() if key not in _COUNTERPARTY_DETAILS}
     return entry.details
 
 

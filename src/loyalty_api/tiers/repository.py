@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -193,19 +193,26 @@ class MemberTierRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def date_undated(self, tier_id: uuid.UUID, kept_until: datetime) -> None:
-        """Give members of the tier who have no review date (they held the entry tier before the ladder
-        changed) this one; and so members under an override who had earned it undated, for when it ends."""
-        for held, until in (
-            (Member.tier_id, Member.tier_kept_until),
-            (Member.tier_earned_id, Member.tier_earned_until),
-        ):
-            await self.session.execute(
-                update(Member)
-                .where(held == tier_id, until.is_(None), not_erased())
-                .values({until: kept_until})
-                .execution_options(synchronize_session=False)
-            )
+    async def date_undated(self, dates: Mapping[uuid.UUID, datetime]) -> None:
+        """Give members of each tier of `dates` who have no review date (they held the entry tier before the
+        ladder changed) the tier's date; and so members under an override who had earned it undated, for when
+        it ends. The members are locked first, all together in ascending id order, the order every path that
+        locks several members takes (a transfer): an UPDATE alone locks them in the order it meets them."""
+        if not dates:
+            return
+        pairs = ((Member.tier_id, Member.tier_kept_until), (Member.tier_earned_id, Member.tier_earned_until))
+        undated = or_(*(and_(held.in_(list(dates)), until.is_(None)) for held, until in pairs))
+        await self.session.execute(
+            select(Member.id).where(undated, not_erased()).order_by(Member.id).with_for_update(key_share=True)
+        )
+        for tier_id, kept_until in dates.items():
+            for held, until in pairs:
+                await self.session.execute(
+                    update(Member)
+                    .where(held == tier_id, until.is_(None), not_erased())
+                    .values({until: kept_until})
+                    .execution_options(synchronize_session=False)
+                )
 
     async def list_due_for_review(
         self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int

@@ -186,9 +186,9 @@ async def _date_undated_members(uow: UnitOfWork) -> None:
     ladder = await _load_ladder(uow)
     zone = (await get_program(uow)).zone
     now = uow.clock.now()
-    members = MemberTierRepository(uow.session)
-    for tier in ladder.tiers[1:]:
-        await members.date_undated(tier.id, tier.kept_until(now, zone))
+    await MemberTierRepository(uow.session).date_undated(
+        {tier.id: tier.kept_until(now, zone) for tier in ladder.tiers[1:]}
+    )
 
 
 async def create_tier(
