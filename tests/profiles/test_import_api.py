@@ -3,7 +3,9 @@ and the tier they had; a batch written whole or not at all, refusals naming thei
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -12,12 +14,15 @@ from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.members.member_number import luhn_check_digit
+from loyalty_api.points.expiry import expire_points
+from loyalty_api.tiers.membership import review_tiers
 from tests.builders import add_tier, enrol, unique_phone
-from tests.conftest import bearer
-from tests.inspect_db import events, table_counts
+from tests.conftest import bearer, units_of
+from tests.databases import is_postgres
+from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import iso
-from tests.points.helpers import points, set_program
+from tests.points.helpers import earn, points, set_program
 
 WRITES = ("members", "member_external_ids", "ledger_entries", "point_lots", "outbox_events", "tier_changes")
 
@@ -52,7 +57,7 @@ class TestImport:
     ) -> None:
         now = clock.now()
         phone, number = unique_phone(), card("512345678")
-        joined, soon, later = now - timedelta(days=700), now + timedelta(days=60), now + timedelta(days=180)
+        soon, later = now + timedelta(days=60), now + timedelta(days=180)
         response = await send(
             client,
             admin_key,
@@ -61,7 +66,6 @@ class TestImport:
                     "phone": phone,
                     "name": "王芳",
                     "member_number": number,
-                    "enrolled_at": iso(joined),
                     "points": [{"points": 300, "expires_at": iso(soon)}, {"points": 200}],
                     "tier": {"code": "gold", "until": iso(later)},
                 },
@@ -84,7 +88,11 @@ class TestImport:
             assert found.status_code == 200, found.text
         assert found.json()["id"] == second["id"]
         profile = (await client.get(f"/v1/members/{first['id']}", headers=bearer(admin_key))).json()
-        assert (profile["name"], profile["channel"], profile["created_at"]) == ("王芳", "import", iso(joined))
+        assert (profile["name"], profile["channel"], profile["lifecycle"]["stage"]) == (
+            "王芳",
+            "import",
+            "new",
+        )
 
         # Each part of the points ends when it did; left out, as points earned today (12 months).
         held = await points(client, pos_key, first["id"])
@@ -96,9 +104,16 @@ class TestImport:
         ledger = (await client.get(f"/v1/members/{first['id']}/ledger", headers=bearer(pos_key))).json()
         assert [(e["type"], e["amount"]) for e in ledger["items"]] == [("import", 500)]
         tier = (await client.get(f"/v1/members/{first['id']}/tier", headers=bearer(pos_key))).json()
-        assert (tier["tier"]["code"], tier["override_until"]) == ("gold", iso(later))
+        assert (tier["tier"]["code"], tier["kept_until"], tier["override_until"]) == (
+            "gold",
+            iso(later),
+            None,
+        )
 
-        assert len(await events(app, "member.enrolled")) == 2
+        enrolled = await events(app, "member.enrolled")
+        assert [e["payload"]["imported"] for e in enrolled] == [True, True]
+        [placed] = await events(app, "tier.upgraded")
+        assert (placed["payload"]["to_tier"]["code"], placed["payload"]["reason"]) == ("gold", "imported")
         [imported] = await events(app, "points.imported")
         assert (imported["payload"]["points"], imported["payload"]["balance"]) == (500, 500)
         report = await client.get(
@@ -153,9 +168,8 @@ class TestImport:
         fine = {"phone": unique_phone()}
         before = await table_counts(app, *WRITES)
         cases = [
-            ({"tier": {"code": "platinum", "until": iso(now + timedelta(days=9))}}, "members.1.tier"),
+            ({"tier": {"code": "platinum", "until": iso(now + timedelta(days=9))}}, "members.1.tier.code"),
             ({"tier": {"code": "gold", "until": iso(now - timedelta(days=1))}}, "members.1.tier.until"),
-            ({"enrolled_at": iso(now + timedelta(days=1))}, "members.1.enrolled_at"),
             (
                 {"points": [{"points": 5}, {"points": 5, "expires_at": iso(now)}]},
                 "members.1.points.1.expires_at",
@@ -171,6 +185,7 @@ class TestImport:
             [fine, {"member_number": "5123456780"}],  # the check digit is wrong
             [fine, {"member_number": "OLD-77"}],
             [fine, {"referral_code": "ABCD1234"}],
+            [fine, {"enrolled_at": iso(now - timedelta(days=9))}],
             [fine, {"points": [{"points": 0}]}],
             [fine, {"points": [{"points": "10"}]}],
             [],
@@ -196,3 +211,53 @@ class TestImport:
         assert len(await events(app, "points.imported")) == 1
         not_a_member = await client.get("/v1/members/import", headers=bearer(admin_key))
         assert not_a_member.status_code == 405, not_a_member.text
+
+
+@pytest.mark.usefixtures("ladder")
+class TestAfterTheImport:
+    async def test_an_imported_tier_is_reviewed_by_purchases_here_and_a_purchase_moves_it_up(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await add_tier(client, admin_key, "platinum", rank=3, threshold=1_000_000)
+        until = clock.now() + timedelta(days=300)
+        body = [{"phone": unique_phone(), "tier": {"code": "gold", "until": iso(until)}} for _ in range(2)]
+        climber, sitter = (await send(client, admin_key, body)).json()["members"]
+        earned = await earn(client, pos_key, climber["id"], 1_000_000)
+        assert (earned["tier"]["code"], earned["tier_changed"]) == ("platinum", True)
+        clock.set(until)
+        assert await review_tiers(units_of(app)) >= 1
+        reviewed = await client.get(f"/v1/members/{sitter['id']}/tier", headers=bearer(pos_key))
+        assert reviewed.json()["tier"]["code"] == "member"  # nothing bought here by the review
+
+    async def test_imported_points_count_in_the_base_of_breakage(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        start = clock.now()
+        soon = start + timedelta(days=5)
+        imported = {"phone": unique_phone(), "points": [{"points": 1_000, "expires_at": iso(soon)}]}
+        assert (await send(client, admin_key, [imported])).status_code == 201
+        other = await enrol(client, pos_key)
+        await earn(client, pos_key, other["id"], 10_000)  # 100 issued
+        clock.advance(timedelta(days=6))
+        assert (await expire_points(units_of(app))).points == 1_000
+        window = {"from": iso(start - timedelta(days=1)), "to": iso(clock.now() + timedelta(days=1))}
+        overview = (
+            await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        ).json()
+        assert (overview["points"]["issued"], overview["points"]["imported"]) == (100, 1_000)
+        assert overview["breakage"] == str((Decimal(1_000) / 1_100).quantize(Decimal("0.0001")))
+
+
+@pytest.mark.skipif(not is_postgres(), reason="two imports at once on PostgreSQL")
+@pytest.mark.usefixtures("ladder")
+async def test_two_imports_of_the_same_people_at_once_refuse_one_and_fail_none(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    phones = [unique_phone() for _ in range(40)]
+    one = [{"phone": phone, "points": [{"points": 5}]} for phone in phones]
+    answers = await asyncio.gather(send(client, admin_key, one), send(client, admin_key, one[::-1]))
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert (refused.json()["code"], refused.json()["field"]) == ("member_exists", "phone")
+    counted = await rows(app, "SELECT COUNT(*) AS n FROM ledger_entries WHERE type = 'import'")
+    assert counted[0]["n"] == 40

@@ -76,9 +76,9 @@ async def read_points_report(
 async def read_analytics_overview(
     start: From, to: To, request: Request, uow: UoW, _: Operator
 ) -> Response | OverviewRead:
-    """For [`from`, `to`): the points figures, breakage (expired ÷ issued) and redemption rate (redeemed ÷
-    issued); at `to`: the points members hold and what they are worth (the programme's liability), members;
-    now: members by tier, paying members and monthly recurring revenue.
+    """For [`from`, `to`): the points figures, breakage (expired ÷ (issued + imported)) and redemption rate
+    (redeemed ÷ (issued + imported)); at `to`: the points members hold and what they are worth (the
+    programme's liability), members; now: members by tier, paying members and monthly recurring revenue.
 
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)

@@ -55,10 +55,12 @@ class OverviewRead(ReadModel):
     end: datetime
     points: PointsFiguresRead
     breakage: Decimal | None = Field(
-        description="expired ÷ issued in the window, to four places (null when nothing was issued)."
+        description="expired ÷ (issued + imported) in the window, to four places (null when nothing was "
+        "issued or imported)."
     )
     redemption_rate: Decimal | None = Field(
-        description="redeemed ÷ issued in the window, to four places (null when nothing was issued)."
+        description="redeemed ÷ (issued + imported) in the window, to four places (null when nothing was "
+        "issued or imported)."
     )
     outstanding_points: int = Field(description="What members held at `end`.")
     liability: MoneyRead = Field(

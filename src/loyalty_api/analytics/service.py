@@ -158,8 +158,8 @@ class Overview:
     start: datetime
     end: datetime
     points: PointsFigures
-    breakage: Decimal | None  # expired ÷ issued in the window
-    redemption_rate: Decimal | None  # redeemed ÷ issued in the window
+    breakage: Decimal | None  # expired ÷ (issued + imported) in the window
+    redemption_rate: Decimal | None  # redeemed ÷ (issued + imported) in the window
     outstanding_points: int  # what members held at `end`
     liability: Money  # what those points were worth at `end`, at the point value in force then
     members: int  # enrolled before `end` and not closed
@@ -197,8 +197,9 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         start=start,
         end=end,
         points=points,
-        breakage=ratio(points.expired, points.issued),
-        redemption_rate=ratio(points.redeemed, points.issued),
+        # Imported points are owed as issued ones are: they expire and are spent like them.
+        breakage=ratio(points.expired, points.issued + points.imported),
+        redemption_rate=ratio(points.redeemed, points.issued + points.imported),
         outstanding_points=outstanding,
         liability=value_of_points(outstanding, await point_value_at(uow, end), program.currency),
         members=total,

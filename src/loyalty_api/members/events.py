@@ -15,6 +15,8 @@ class MemberEnrolled(Event):
     channel: str
     tier: TierPayload | None
     referred_by: uuid.UUID | None
+    # Brought over from the programme's previous system (POST /v1/members/import): no newcomer to welcome.
+    imported: bool = False
 
 
 class MemberUpdated(Event):

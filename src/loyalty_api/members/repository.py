@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, exists, select, update
+from sqlalchemy import Select, Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -114,9 +114,19 @@ _SET_LIFECYCLE = (
 )
 
 
+# The advisory lock key of an import's turn (profiles/imports.py).
+IMPORT_LOCK = 0x1A_B0_27_ED
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def take_import_turn(self) -> None:
+        """Wait for any other import to end, and hold the turn until this transaction ends. PostgreSQL: a
+        transaction-scoped advisory lock. SQLite: writing transactions already run one at a time."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK)))
 
     async def lock_lifecycles_due(
         self, now: datetime, *, reassess_before: datetime | None, limit: int

@@ -1020,7 +1020,6 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                                 "phone": "+86 137 1234 5678",
                                 "name": "赵敏",
                                 "member_number": "7305128469",
-                                "enrolled_at": "2021-09-01T02:00:00Z",
                                 "points": [
                                     {"points": 1200, "expires_at": "2026-06-30T15:59:59Z"},
                                     {"points": 800},

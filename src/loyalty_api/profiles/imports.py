@@ -1,9 +1,12 @@
 """Members brought over from the programme's previous system, a batch at a time: their profiles, the card
-numbers they carry, when they joined, the points they held (each part with its end) and the tier they had.
+numbers they carry, the points they held (each part with its end) and the tier they had.
 
 An import is one unit of work: a batch is written whole or not at all, so an operator fixes the rows an
-answer names and sends the same batch again. Imported points are neither earned nor adjusted: the ledger
-calls them `import`, and the analytics count them as `imported`.
+answer names and sends the batch again. Imports run one at a time: two batches naming the same people in
+different orders would otherwise each wait for the other's new rows. Imported points are neither earned nor
+adjusted: the ledger calls them `import`, and the analytics count them as `imported`. Members start here as
+newcomers do (their lifecycle `new`, their card's history here empty): what they bought before is not
+brought, so tiers and stages follow what they buy here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import date, datetime
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import record_entry
 from loyalty_api.points.events import PointsImported
@@ -23,9 +27,7 @@ from loyalty_api.points.repository import LotRepository, NewLot, PointsAccountRe
 from loyalty_api.profiles.errors import MemberExists
 from loyalty_api.profiles.service import MemberProfile, enrol, get_member
 from loyalty_api.program.service import ProgramSettings, get_program
-from loyalty_api.tiers.membership import override
-
-TIER_REASON = "imported from the previous system"
+from loyalty_api.tiers.membership import place
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,6 @@ class MemberImport:
     external_ids: dict[str, str] = field(default_factory=dict)
     marketing_consent: bool = False
     member_number: str | None = None
-    enrolled_at: datetime | None = None
     points: Sequence[OpeningLot] = ()
     tier: TierPlacement | None = None
 
@@ -60,6 +61,7 @@ async def import_members(
 ) -> list[MemberProfile]:
     """Enrol each of `rows` with what they bring, in order; the members as they stand after. A refusal names
     its row (`members.N…`), and nothing of the batch is kept."""
+    await MemberRepository(uow.session).take_import_turn()
     program = await get_program(uow)
     imported = []
     for index, row in enumerate(rows):
@@ -72,10 +74,6 @@ async def _import(
     uow: UnitOfWork, program: ProgramSettings, row: MemberImport, actor: uuid.UUID | None
 ) -> MemberProfile:
     now = uow.clock.now()
-    if row.enrolled_at is not None and row.enrolled_at > now:
-        raise InvalidField("enrolled_at", "must not be in the future")
-    if row.tier is not None and row.tier.until <= now:
-        raise InvalidField("tier.until", "must be in the future")
     for n, lot in enumerate(row.points):
         if lot.expires_at is not None and lot.expires_at <= now:
             raise InvalidField(
@@ -92,14 +90,12 @@ async def _import(
         marketing_consent=row.marketing_consent,
         referral_code=None,
         member_number=row.member_number,
-        enrolled_at=row.enrolled_at,
+        imported=True,
     )
     if row.points:
         await _credit_opening_balance(uow, program, member.id, row.points, actor)
     if row.tier is not None:
-        await override(
-            uow, member.id, tier_code=row.tier.code, until=row.tier.until, reason=TIER_REASON, actor=actor
-        )
+        await place(uow, member.id, tier_code=row.tier.code, kept_until=row.tier.until, actor=actor)
     return await get_member(uow, member.id)
 
 

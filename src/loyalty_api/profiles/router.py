@@ -99,18 +99,20 @@ async def import_members(body: MemberImportRequest, uow: UoW, caller: Operator) 
     """Bring up to 200 members over from the programme's previous system in one call: each with what an
     enrolment takes, and the card number they carry (`member_number`, kept when it is ten digits with a Luhn
     check digit, as ours are; other cards go in `external_ids`, where a till looks them up by
-    `external_system` and `external_id`), when they joined (`enrolled_at`), the points they hold, each part
-    with its end (`points`), and the tier they had (`tier`: held until `until`, as an operator's override,
-    then the tier review places them by their purchases here). Send the members in batches, each with an
-    `Idempotency-Key`.
+    `external_system` and `external_id`), the points they hold, each part with its end (`points`), and the
+    tier they had (`tier`: held until `until` as if just qualified for, then reviewed by what they bought
+    here; a purchase may move them up before). They start here as newcomers do otherwise: lifecycle `new`,
+    no purchases, `member.enrolled` with `imported: true`. Send the members in batches; imports run one at a
+    time.
 
     For `admin` keys only; honours `Idempotency-Key`. A batch is written whole or not at all: a phone,
     e-mail, external id or card number another member has (in the programme, or earlier in the batch) is 409
     `member_exists` naming the `row`; a value that breaks a rule is 422 `validation_error` naming
-    `members.N.field` (an unknown tier code, a `tier.until`, `enrolled_at` or `points` end in the past of what
-    it may be). Imported points count neither as earned (`lifetime_earned`, tiers) nor as adjusted: the ledger
-    shows an `import` entry, the analytics `imported`. Emits `member.enrolled` for each member,
-    `points.imported` for each that brings points, and `tier.changed` for each placed on a tier."""
+    `members.N.field` (an unknown tier `code`, a tier's `until` or a `points` end not in the future). Send the
+    corrected batch with a new Idempotency-Key: a key gives back the refusal it was first given. Imported
+    points count neither as earned (`lifetime_earned`, tiers) nor as adjusted: the ledger shows an `import`
+    entry, the analytics `imported`. Emits `member.enrolled` for each member, `points.imported` for each that
+    brings points, and `tier.upgraded` (reason `imported`) for each placed above the entry tier."""
     imported = await imports.import_members(
         uow, [row.member_import() for row in body.members], actor=caller.key_id
     )

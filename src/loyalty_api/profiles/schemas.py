@@ -85,8 +85,8 @@ class TierPlacement(BaseModel):
 
     code: TierCode
     until: Instant = Field(
-        description="The member keeps the tier until then (an operator's override); then the tier review "
-        "places them where their purchases here qualify them."
+        description="The member keeps the tier until then, as if they had just qualified for it; then the "
+        "tier review judges them by what they bought here (a purchase may move them up before)."
     )
 
 
@@ -96,9 +96,6 @@ class ImportedMember(MemberFields):
         default=None,
         description="The card the member carries, kept when it is a card number of ours (ten digits, the "
         "last a Luhn check digit); left out, a new one.",
-    )
-    enrolled_at: Instant | None = Field(
-        default=None, description="When the member joined the previous system; left out, now."
     )
     points: list[OpeningLot] = Field(
         default_factory=list,
@@ -117,7 +114,6 @@ class ImportedMember(MemberFields):
             external_ids=self.external_ids,
             marketing_consent=self.marketing_consent,
             member_number=self.member_number,
-            enrolled_at=self.enrolled_at,
             points=[imports.OpeningLot(lot.points, lot.expires_at) for lot in self.points],
             tier=None if self.tier is None else imports.TierPlacement(self.tier.code, self.tier.until),
         )

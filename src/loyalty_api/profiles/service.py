@@ -203,10 +203,10 @@ async def enrol(
     marketing_consent: bool,
     referral_code: str | None,
     member_number: str | None = None,
-    enrolled_at: datetime | None = None,
+    imported: bool = False,
 ) -> MemberProfile:
-    """A new member. `member_number` (a valid card number) and `enrolled_at` (in the past) are an import's:
-    the card a member already carries, and when they joined the programme's previous system."""
+    """A new member. An import's (`imported`) may bring the card the member carries from the programme's
+    previous system (`member_number`, a valid card number)."""
     repo = MemberRepository(uow.session)
     phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
     email = None if email is None else normalise_email(email)
@@ -232,10 +232,9 @@ async def enrol(
         raise MemberExists("member number")
 
     now = uow.clock.now()
-    joined = now if enrolled_at is None else min(enrolled_at, now)
     tier = await TierRepository(uow.session).get_entry_tier()
     thresholds = thresholds_of(await get_program(uow))
-    stage = assess(enrolled_at=joined, last_purchase_at=None, now=now, thresholds=thresholds)
+    stage = assess(enrolled_at=now, last_purchase_at=None, now=now, thresholds=thresholds)
     member = Member(
         member_number=member_number or await _new_member_number(repo),
         status=MemberStatus.active,
@@ -257,7 +256,7 @@ async def enrol(
         lifecycle_since=now,
         lifecycle_due_at=stage.due,
         lifecycle_assessed_at=now,
-        created_at=joined,
+        created_at=now,
         updated_at=now,
     )
     with _duplicates_as_member_exists():
@@ -273,6 +272,7 @@ async def enrol(
             channel=channel,
             tier=None if tier is None else TierPayload(code=tier.code, name=tier.name, rank=tier.rank),
             referred_by=referred_by,
+            imported=imported,
         ),
         member.id,
     )

@@ -137,7 +137,7 @@ async def _move(
     await emit_for_member(uow, event, member_id)
 
 
-_EVENT_REASONS = {"upgrade": "qualified", "downgrade": "review", "renewal": "review"}
+_EVENT_REASONS = {"upgrade": "qualified", "downgrade": "review", "renewal": "review", "import": "imported"}
 
 
 def _kept_until(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:
@@ -300,6 +300,36 @@ async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
         if len(due) < batch:
             return reviewed
         after = due[-1]
+
+
+async def place(
+    uow: UnitOfWork, member_id: uuid.UUID, *, tier_code: str, kept_until: datetime, actor: uuid.UUID | None
+) -> None:
+    """Put a member on the tier they held in the programme's previous system (an import), as if they had just
+    qualified for it: kept until `kept_until`, then reviewed by what they bought here, and moved up before
+    that by a purchase as anyone is. The entry tier they hold already, for good."""
+    if kept_until <= uow.clock.now():
+        raise InvalidField("tier.until", "must be in the future")
+    state = await _lock(uow, member_id)
+    ladder = await get_ladder(uow)
+    target = ladder.by_code(tier_code)
+    if target is None:
+        raise InvalidField("tier.code", f"no tier with code {tier_code!r}")
+    if target is ladder.entry:
+        return
+    await _move(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        current=ladder.by_id(state.tier_id),
+        target=target,
+        change="import",
+        reason="held in the previous system",
+        standing=None,
+        zone=(await get_program(uow)).zone,
+        kept_until=kept_until,
+        actor=actor,
+    )
 
 
 async def override(
@@ -466,7 +496,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
 
 
 # How a member's tier changed: what `tier_changes.change` holds.
-ChangeKind = Literal["upgrade", "downgrade", "renewal", "override", "override_ended"]
+ChangeKind = Literal["upgrade", "downgrade", "renewal", "override", "override_ended", "import"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,7 @@ class TierChangeRead(ReadModel):
     id: uuid.UUID
     from_tier: TierRef | None
     to_tier: TierRef
-    change: str = Field(description="upgrade, downgrade, renewal, override or override_ended")
+    change: str = Field(description="upgrade, downgrade, renewal, override, override_ended or import")
     reason: str
     ladder_version: int | None = Field(description="The ladder whose rules decided (see /v1/tier-versions).")
     qualification: dict[str, Any] = Field(description="Per tier: metric, window start, value, threshold.")
