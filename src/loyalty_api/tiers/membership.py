@@ -302,6 +302,14 @@ async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
         after = due[-1]
 
 
+def _named(ladder: Ladder, code: str, *, field: str) -> LadderTier:
+    """The ladder's tier of `code`, or a refusal naming the request's `field`."""
+    target = ladder.by_code(code)
+    if target is None:
+        raise InvalidField(field, f"no tier with code {code!r}")
+    return target
+
+
 async def place(
     uow: UnitOfWork, member_id: uuid.UUID, *, tier_code: str, kept_until: datetime, actor: uuid.UUID | None
 ) -> None:
@@ -312,9 +320,7 @@ async def place(
         raise InvalidField("tier.until", "must be in the future")
     state = await _lock(uow, member_id)
     ladder = await get_ladder(uow)
-    target = ladder.by_code(tier_code)
-    if target is None:
-        raise InvalidField("tier.code", f"no tier with code {tier_code!r}")
+    target = _named(ladder, tier_code, field="tier.code")
     if target is ladder.entry:
         return
     await _move(
@@ -347,9 +353,7 @@ async def override(
         raise InvalidField("until", "must be in the future")
     state = await _lock(uow, member_id)
     ladder = await get_ladder(uow)
-    target = ladder.by_code(tier_code)
-    if target is None:
-        raise InvalidField("tier", f"no tier with code {tier_code!r}")
+    target = _named(ladder, tier_code, field="tier")
     # An override of an override keeps what the member had earned before the first.
     earned = (
         (state.tier_id, state.kept_until)
