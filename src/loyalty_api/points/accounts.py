@@ -201,6 +201,31 @@ async def credit_points(
     return state, entry_id
 
 
+async def credit_in_lots(
+    uow: UnitOfWork,
+    *,
+    member_id: uuid.UUID,
+    type: EntryType,
+    parts: Sequence[tuple[int, datetime | None]],
+    details: dict[str, Any] | None = None,
+    actor: uuid.UUID | None = None,
+) -> AccountState:
+    """Add points that come with ends of their own (points received from another member, points brought
+    from a previous system) as one ledger entry, with a lot for each part of `parts` (points, end); the
+    account after it. Like `credit_points`, the change locks the account row until commit."""
+    now = uow.clock.now()
+    points = sum(part for part, _ in parts)
+    state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
+    assert state is not None, "every member has an account"
+    entry_id = await record_entry(
+        uow, member_id=member_id, type=type, amount=points, state=state, details=details, actor=actor
+    )
+    await LotRepository(uow.session).insert_lots(
+        [NewLot(member_id, entry_id, part, None, at=now, expires_at=ends) for part, ends in parts]
+    )
+    return state
+
+
 async def credit_members(
     uow: UnitOfWork,
     program: ProgramSettings,

@@ -684,19 +684,6 @@ class LotRepository:
             if lot_id in lots
         ]
 
-    async def ends_of(
-        self, member_id: uuid.UUID, lot_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, datetime | None]:
-        """When each of these lots of the member ends (None: never), by lot."""
-        if not lot_ids:
-            return {}
-        rows = await self.session.execute(
-            select(PointLot.id, PointLot.expires_at).where(
-                PointLot.member_id == member_id, PointLot.id.in_(set(lot_ids))
-            )
-        )
-        return {lot_id: expires_at for lot_id, expires_at in rows.all()}
-
     async def insert_lots(self, lots: Sequence[NewLot]) -> None:
         """Many lots in one statement (the driver's executemany)."""
         if lots:

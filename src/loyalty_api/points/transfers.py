@@ -26,6 +26,7 @@ from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_members
 from loyalty_api.points.accounts import (
     Earner,
+    credit_in_lots,
     debit_available,
     expire_let_go,
     lock_earner,
@@ -35,7 +36,7 @@ from loyalty_api.points.accounts import (
 )
 from loyalty_api.points.errors import TransferLimitExceeded, TransfersNotOffered
 from loyalty_api.points.events import PointsTransferred
-from loyalty_api.points.repository import LedgerRepository, LotRepository, NewLot, PointsAccountRepository
+from loyalty_api.points.repository import LedgerRepository, LotRepository
 from loyalty_api.program.service import ProgramSettings, get_program
 
 T = TypeVar("T")
@@ -87,17 +88,23 @@ async def transfer(
         details=marks | {"to_member_id": str(to_member_id), "lots": lots_payload(sent)},
         actor=actor,
     )
-    ends = await LotRepository(uow.session).ends_of(from_member_id, [lot_id for lot_id, _ in sent])
-    received = await _credit_recipient(
+    now = uow.clock.now()
+    paid = await LotRepository(uow.session).paid_from(
+        from_member_id, [(lot, taken, now) for lot, taken in sent]
+    )
+    received = await credit_in_lots(
         uow,
-        to_member_id,
-        [(ends[lot_id], taken) for lot_id, taken in sent],
+        member_id=to_member_id,
+        type="transfer_in",
+        parts=[(lot.points, lot.expires_at) for lot in paid],
         details=marks | {"from_member_id": str(from_member_id)},
         actor=actor,
     )
+    # A lot the sender had past its end (spared by a hold) ends at once here, as a read counts it.
+    received = await expire_let_go(uow, to_member_id, received)
     events = [
         (from_member_id, "sent", state.balance),
-        (to_member_id, "received", received),
+        (to_member_id, "received", received.balance),
     ]
     await emit_for_members(
         uow,
@@ -161,27 +168,3 @@ async def _check_daily_limit(
             used=used,
             requested=points,
         )
-
-
-async def _credit_recipient(
-    uow: UnitOfWork,
-    member_id: uuid.UUID,
-    sent: list[tuple[datetime | None, int]],
-    *,
-    details: dict[str, str],
-    actor: uuid.UUID | None,
-) -> int:
-    """Credit the recipient with the points `sent` (each part with the end of the sender's lot it came from),
-    each part in a lot that ends when the sender's did; the recipient's balance after."""
-    points = sum(taken for _, taken in sent)
-    now = uow.clock.now()
-    state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
-    assert state is not None, "every member has an account"
-    entry_id = await record_entry(
-        uow, member_id=member_id, type="transfer_in", amount=points, state=state, details=details, actor=actor
-    )
-    await LotRepository(uow.session).insert_lots(
-        [NewLot(member_id, entry_id, taken, None, at=now, expires_at=ends) for ends, taken in sent]
-    )
-    # A lot the sender had past its end (spared by a hold) ends at once here, as a read counts it.
-    return (await expire_let_go(uow, member_id, state)).balance

@@ -21,9 +21,8 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.service import emit_for_member
-from loyalty_api.points.accounts import record_entry
+from loyalty_api.points.accounts import credit_in_lots
 from loyalty_api.points.events import PointsImported
-from loyalty_api.points.repository import LotRepository, NewLot, PointsAccountRepository
 from loyalty_api.profiles.errors import MemberExists
 from loyalty_api.profiles.service import MemberProfile, enrol, get_member
 from loyalty_api.program.service import ProgramSettings, get_program
@@ -92,6 +91,8 @@ async def _import(
         member_number=row.member_number,
         imported=True,
     )
+    if not row.points and row.tier is None:
+        return member
     if row.points:
         await _credit_opening_balance(uow, program, member.id, row.points, actor)
     if row.tier is not None:
@@ -108,28 +109,13 @@ async def _credit_opening_balance(
 ) -> None:
     """One `import` entry for all the member's points, and a lot for each part, ending when it said."""
     now = uow.clock.now()
-    points = sum(lot.points for lot in lots)
-    state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
-    assert state is not None, "an enrolled member has an account"
-    entry_id = await record_entry(
-        uow, member_id=member_id, type="import", amount=points, state=state, actor=actor
-    )
-    await LotRepository(uow.session).insert_lots(
-        [
-            NewLot(
-                member_id,
-                entry_id,
-                lot.points,
-                None,
-                at=now,
-                expires_at=program.expiry_for(now) if lot.expires_at is None else lot.expires_at,
-            )
-            for lot in lots
-        ]
-    )
-    await emit_for_member(
-        uow, PointsImported(member_id=member_id, points=points, balance=state.balance), member_id
-    )
+    parts = [
+        (lot.points, program.expiry_for(now) if lot.expires_at is None else lot.expires_at) for lot in lots
+    ]
+    state = await credit_in_lots(uow, member_id=member_id, type="import", parts=parts, actor=actor)
+    points = sum(part for part, _ in parts)
+    imported = PointsImported(member_id=member_id, points=points, balance=state.balance)
+    await emit_for_member(uow, imported, member_id)
 
 
 @contextmanager

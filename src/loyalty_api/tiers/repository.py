@@ -202,9 +202,11 @@ class MemberTierRepository:
             return
         pairs = ((Member.tier_id, Member.tier_kept_until), (Member.tier_earned_id, Member.tier_earned_until))
         undated = or_(*(and_(held.in_(list(dates)), until.is_(None)) for held, until in pairs))
-        await self.session.execute(
+        # Counted, not fetched: the rows are locked as the sorted subquery returns them, however many.
+        locking = (
             select(Member.id).where(undated, not_erased()).order_by(Member.id).with_for_update(key_share=True)
         )
+        await self.session.scalar(select(func.count()).select_from(locking.subquery()))
         for tier_id, kept_until in dates.items():
             for held, until in pairs:
                 await self.session.execute(
