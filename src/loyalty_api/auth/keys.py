@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass
 
 _PREFIX_BYTES = 6
+# What a key's prefix looks like, as a path names it (`/v1/api-keys/{prefix}`).
+PREFIX_PATTERN = rf"^[0-9a-f]{{{2 * _PREFIX_BYTES}}}$"
 
 
 @dataclass(frozen=True, slots=True)

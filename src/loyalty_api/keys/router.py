@@ -15,6 +15,7 @@ from loyalty_api.auth.errors import (
     PartnerRequired,
     ScopeNotAllowed,
 )
+from loyalty_api.auth.keys import PREFIX_PATTERN
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/v1", tags=["api keys"], route_class=UnitOfWorkRoute)
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
 # A key's prefix as keys are made (auth/keys.py): anything else names no key, and reaches no query.
 Prefix = Annotated[
-    str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's prefix: the 12 characters after `lk_`.")
+    str, Path(pattern=PREFIX_PATTERN, description="The key's prefix: the 12 characters after `lk_`.")
 ]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
 

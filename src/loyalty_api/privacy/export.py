@@ -70,7 +70,7 @@ from loyalty_api.privacy.schemas import (
 )
 from loyalty_api.profiles import service as profiles
 from loyalty_api.rewards.repository import RedemptionRepository
-from loyalty_api.segments.service import member_scores
+from loyalty_api.segments.service import scores_of
 from loyalty_api.subscriptions import service as subscriptions
 from loyalty_api.tiers import membership as tier_membership
 from loyalty_api.tiers.ladder import TierRef
@@ -404,7 +404,7 @@ async def _partners(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPartners:
 
 
 async def _rfm(uow: UnitOfWork, member_id: uuid.UUID) -> ExportRfm | None:
-    scores = await member_scores(uow, member_id)
+    scores = await scores_of(uow, member_id)
     return None if scores is None else ExportRfm.model_validate(scores, from_attributes=True)
 
 

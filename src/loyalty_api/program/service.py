@@ -171,14 +171,14 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     )
     if thresholds != (row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days):
         row.lifecycle_at_risk_days, row.lifecycle_lapsed_days, row.lifecycle_churned_days = thresholds
-        row.lifecycle_changed_at = uow.clock.now()  # every member is assessed again (members/jobs.py)
+        row.lifecycle_changed_at = now  # every member is assessed again (members/jobs.py)
     row.referral_friend_points = settings.referral_friend_points
     row.referral_referrer_points = settings.referral_referrer_points
     row.referral_min_purchase_minor = settings.referral_min_purchase_minor
     row.rfm_window_days = settings.rfm_window_days
     row.transfers_enabled = settings.transfers_enabled
     row.transfer_daily_limit = settings.transfer_daily_limit
-    row.updated_at = uow.clock.now()
+    row.updated_at = now
     await uow.session.flush()
     await uow.forget_cached(_CACHE_KEY)
     updated = _settings(row)

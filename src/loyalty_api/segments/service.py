@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.models import Segment
-from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import require_member
 from loyalty_api.money import Money
 from loyalty_api.program.service import get_program
 from loyalty_api.segments.repository import SegmentRepository
@@ -56,8 +55,12 @@ class MemberScores:
 async def member_scores(uow: UnitOfWork, member_id: uuid.UUID) -> MemberScores | None:
     """The member's scores (None: the job has not scored them yet); MemberNotFound for no member, or one
     erased."""
-    if await MemberRepository(uow.session).get_points_holder(member_id) is None:
-        raise MemberNotFound()
+    await require_member(uow, member_id, must_be_active=False)
+    return await scores_of(uow, member_id)
+
+
+async def scores_of(uow: UnitOfWork, member_id: uuid.UUID) -> MemberScores | None:
+    """`member_scores` of a member known to be there (a privacy export has read them already)."""
     scores = await SegmentRepository(uow.session).get_member_scores(member_id)
     if scores is None:
         return None
