@@ -38,6 +38,7 @@ from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink
 from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
 from loyalty_api.partners.service import active_partner, get_partner, locked_partner_link
 from loyalty_api.points.accounts import (
+    check_return_window,
     credit_points,
     debit_available,
     give_back_sent,
@@ -182,7 +183,7 @@ async def exchange_out(
     """Send the member's points to their account at the partner: spent now, pending until it answers."""
     # The member (and their account) locked first, then the partner, as every exchange and a paid period's
     # partner perks take them: a close or an erasure under way is waited for, and no two of these deadlock.
-    await lock_earner(uow, member_id)
+    sender = await lock_earner(uow, member_id)
     partner = await get_partner(uow, partner_code)
     if partner.status != "active":
         raise PartnerNotActive()
@@ -198,6 +199,7 @@ async def exchange_out(
     program = await get_program(uow)
     await ExchangeRepository(uow.session).lock_partner(partner.id)
     await _check_limits(uow, program, partner, member_id, "out", points)
+    await check_return_window(uow, program, sender, points)
     state = await debit_available(uow, member_id, points)
     # The entry names the lots sent: points an exchange gives back come back as they were (_give_back).
     sent = await spend_lots(uow, member_id, points)

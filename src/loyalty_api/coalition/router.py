@@ -77,6 +77,7 @@ from loyalty_api.points.errors import (
     OrderAlreadyEarned,
     OrderBelongsToAnotherMember,
     OrderNotFound,
+    PointsInReturnWindow,
     RefundExceedsOrder,
 )
 
@@ -323,6 +324,7 @@ async def refund_at_partner(
         LinkNotFound,
         ExchangeNotOffered,
         ExchangeLimitExceeded,
+        PointsInReturnWindow,
         InsufficientPoints,
         InvalidField,
     ),
@@ -333,8 +335,9 @@ async def exchange_out(
     """Spend `points` of the member's now, converted at the partner's rate (rounded down) for the account the
     member linked there. The exchange is `pending` until the partner confirms it; if it fails it, or does not
     answer within its time limit, the member gets the points back. The member must be linked to the partner
-    (404 `link_not_found`); the partner's daily limits apply (422 `exchange_limit_exceeded`). Emits
-    `partner.exchange_requested`, to the partner's endpoints too.
+    (404 `link_not_found`); the partner's daily limits apply (422 `exchange_limit_exceeded`); points that
+    purchases within the programme's `return_window_days` earned wait until the window has passed (422
+    `points_in_return_window`). Emits `partner.exchange_requested`, to the partner's endpoints too.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`."""
     done = await exchanges.exchange_out(

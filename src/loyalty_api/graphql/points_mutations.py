@@ -324,6 +324,10 @@ class PointsRefund:
     points_refundable: Long = strawberry.field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
+    referral_taken_back: Long = strawberry.field(
+        description="The member's referral points taken back: this return, within the programme's return "
+        "window, left the purchase that earned them short of the referral minimum."
+    )
     balance: Long
     available: Long
 
@@ -342,6 +346,7 @@ class PointsRefund:
             shortfall_settled=Long(read.shortfall_settled),
             already_expired=Long(read.already_expired),
             points_refundable=Long(read.points_refundable),
+            referral_taken_back=Long(read.referral_taken_back),
             balance=Long(read.balance),
             available=Long(read.available),
         )

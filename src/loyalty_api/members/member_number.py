@@ -1,4 +1,5 @@
-"""Card numbers: nine random digits and a Luhn check digit, so a mistyped number at the till is caught."""
+"""Card numbers: nine random digits, the first not a zero, and a Luhn check digit, so a mistyped number at the
+till is caught."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def luhn_check_digit(payload: str) -> str:
 
 
 def is_valid(number: str) -> bool:
-    if len(number) != LENGTH or not number.isascii() or not number.isdigit():
+    # No card of ours starts with a zero, so a number of zeros (a Luhn sum of 0) is no card.
+    if len(number) != LENGTH or not number.isascii() or not number.isdigit() or number[0] == "0":
         return False
     return luhn_check_digit(number[:-1]) == number[-1]
 

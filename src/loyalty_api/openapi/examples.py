@@ -241,6 +241,7 @@ PROGRAM: dict[str, Any] = {
     "rfm_window_days": 365,
     "transfers_enabled": True,
     "transfer_daily_limit": 5_000,
+    "return_window_days": 14,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------
@@ -1192,6 +1193,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "shortfall_settled": 0,
                     "already_expired": 0,
                     "points_refundable": 0,
+                    "referral_taken_back": 0,
                     "balance": 12535,
                     "available": 12535,
                 },

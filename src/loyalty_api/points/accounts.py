@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -21,6 +21,7 @@ from loyalty_api.points.errors import (
     BelowMinimumRedeem,
     CurrencyMismatch,
     InsufficientPoints,
+    PointsInReturnWindow,
     RedeemShareExceeded,
 )
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
@@ -129,6 +130,30 @@ async def _expired(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
     settled = await PointsAccountRepository(uow.session).get_state(member_id)
     assert settled is not None
     return settled
+
+
+async def check_return_window(uow: UnitOfWork, program: ProgramSettings, sender: Earner, points: int) -> None:
+    """Refuse to send (to another member, to a partner) points that purchases within the programme's return
+    window earned, with their referral points: a return would find them gone from the sender and kept by
+    whoever got them. Spends are taken to have used those points first, so the refusal never lets one
+    through. More than `sender` has available is left to debit_available's refusal. Call behind the
+    sender's lock."""
+    days = program.return_window_days
+    if days == 0:
+        return
+    since = uow.clock.now() - timedelta(days=days)
+    recent = await LedgerRepository(uow.session).points_purchases_earned_since(sender.member.id, since)
+    available = sender.account.available
+    transferable = max(available - recent, 0)
+    if points > transferable and points <= available:
+        raise PointsInReturnWindow(
+            f"{available - transferable} of the {available} available points were earned by purchases of the "
+            f"last {days} days, which may still be returned; {transferable} may be sent now",
+            available=available,
+            transferable=transferable,
+            requested=points,
+            return_window_days=days,
+        )
 
 
 async def record_entry(

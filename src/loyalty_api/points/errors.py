@@ -200,3 +200,17 @@ class TransferLimitExceeded(LoyaltyError):
     code = "transfer_limit_exceeded"
     status = 422
     title = "The member's points transfers for today would pass the programme's daily limit"
+
+
+class PointsInReturnWindow(LoyaltyError):
+    """The transfer asks for points that purchases within the programme's return window earned: a purchase
+    may still be returned then, and its points must still be there to take back (`available`,
+    `transferable`, `requested` and `return_window_days` give the figures). Nothing changed.
+
+    Send at most `transferable` points now; the rest may be sent once the purchases that earned them are
+    `return_window_days` old.
+    """
+
+    code = "points_in_return_window"
+    status = 422
+    title = "Points earned within the return window cannot be sent yet"

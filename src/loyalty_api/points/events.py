@@ -139,6 +139,22 @@ class ReferralRewarded(Event):
     points: int
 
 
+class ReferralVoided(Event):
+    event_type = "referral.voided"
+    description = (
+        "A referred member returned their first qualifying purchase within the programme's return window, "
+        "leaving it short of the minimum: the referral is void. One event for each side: the friend's "
+        "(`role` friend, with the points taken back) and the referrer's (`role` referrer), who gets nothing."
+    )
+
+    member_id: uuid.UUID  # whose side this is
+    role: Literal["friend", "referrer"]
+    friend_id: uuid.UUID
+    referrer_id: uuid.UUID
+    order_ref: str
+    points_taken_back: int  # the friend's referral points taken back (as far as their points went); 0 else
+
+
 class PointsTransferred(Event):
     event_type = "points.transferred"
     description = (

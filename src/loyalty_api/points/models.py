@@ -157,6 +157,9 @@ class ReferralReward(Base):
     friend_points: Mapped[int] = mapped_column(BigInteger)
     referrer_points: Mapped[int] = mapped_column(BigInteger)  # as the programme said at the purchase
     created_at: Mapped[datetime]
-    # When the referrer's points were credited (or skipped: a referrer no longer active gets none).
+    # When the referrer's points were credited (or skipped: a referrer no longer active gets none, nor does
+    # one whose friend returned the purchase within the programme's return window).
     credited_at: Mapped[datetime | None]
     referrer_credited: Mapped[bool | None]
+    # When a return within the window left the purchase short of the programme's minimum: the reward is void.
+    voided_at: Mapped[datetime | None]

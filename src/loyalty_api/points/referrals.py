@@ -5,19 +5,26 @@ The friend's points come with the earn, in its transaction (their account is loc
 referrer's come from the referral job, in a transaction of the referrer's own: one member's points change per
 transaction, so no purchase ever waits on another member's lock. A referrer who is no longer active by then
 gets nothing, and the reward says so.
+
+The job credits a referrer once the programme's return window has passed since the purchase. A return within
+it that leaves the purchase short of the minimum voids the reward: the referrer gets nothing, and the friend's
+points are taken back as far as their available points go (points the friend spent already are not owed, as
+the reward was theirs when they spent them). After the window the reward stands, whatever comes back.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.money import Money
-from loyalty_api.outbox.service import emit_for_member
-from loyalty_api.points.accounts import credit_points
-from loyalty_api.points.events import ReferralRewarded
+from loyalty_api.orders.models import Order
+from loyalty_api.outbox.service import emit_for_member, emit_for_members
+from loyalty_api.points.accounts import credit_points, record_entry, spend_lots
+from loyalty_api.points.events import ReferralRewarded, ReferralVoided
 from loyalty_api.points.models import ReferralReward
 from loyalty_api.points.repository import AccountState, PointsAccountRepository, ReferralRepository
 from loyalty_api.program.service import ProgramSettings, get_program
@@ -51,6 +58,7 @@ async def reward_first_purchase(
         created_at=now,
         credited_at=None,
         referrer_credited=None,
+        voided_at=None,
     )
     if not await ReferralRepository(uow.session).insert_if_new(reward):
         return state
@@ -85,15 +93,81 @@ async def _credit(
     return state
 
 
+async def void_if_returned(
+    uow: UnitOfWork, program: ProgramSettings, order: Order, state: AccountState
+) -> tuple[int, AccountState]:
+    """Called by a refund behind the friend's lock, the order's refunded amount counted: when the order is
+    the friend's rewarded purchase, its referrer is not credited yet and what is left of it no longer
+    reaches the programme's minimum (or nothing is left), the reward is void. The friend's points taken
+    back, and the account after."""
+    if order.amount_minor is None:
+        return 0, state
+    kept = order.amount_minor - order.refunded_minor
+    if kept > 0 and kept >= program.referral_min_purchase_minor:
+        return 0, state
+    # Waits for a referral job settling the reward now: once it has credited the referrer, the reward stands.
+    reward = await ReferralRepository(uow.session).lock_pending(order.member_id, wait=True)
+    if reward is None or reward.order_ref != order.order_ref:
+        return 0, state
+    now = uow.clock.now()
+    reward.voided_at = reward.credited_at = now
+    reward.referrer_credited = False
+    taken = min(reward.friend_points, max(state.available, 0))
+    if reward.friend_points > 0:
+        # None of the reward was earned: it leaves what the friend earned in their lifetime whole.
+        changed = await PointsAccountRepository(uow.session).change(
+            order.member_id, now=now, balance=-taken, lifetime=-reward.friend_points
+        )
+        assert changed is not None
+        state = changed
+        await record_entry(
+            uow,
+            member_id=order.member_id,
+            type="referral",
+            amount=-taken,
+            state=state,
+            order_ref=order.order_ref,
+            details={
+                "role": "friend",
+                "voided": True,
+                "friend_id": str(reward.friend_id),
+                "referrer_id": str(reward.referrer_id),
+                "not_taken_back": reward.friend_points - taken,
+            },
+        )
+        await spend_lots(uow, order.member_id, taken, order_ref_first=order.order_ref, due_last=True)
+    await emit_for_members(
+        uow,
+        [
+            (
+                ReferralVoided(
+                    member_id=member_id,
+                    role=role,
+                    friend_id=reward.friend_id,
+                    referrer_id=reward.referrer_id,
+                    order_ref=reward.order_ref,
+                    points_taken_back=taken if role == "friend" else 0,
+                ),
+                member_id,
+            )
+            for member_id, role in ((reward.friend_id, "friend"), (reward.referrer_id, "referrer"))
+        ],
+    )
+    await uow.session.flush()
+    return taken, state
+
+
 async def credit_referrers(units: UnitsOfWork, *, batch: int = 100) -> int:
-    """The referral job: each reward whose referrer is not credited yet, in a transaction of its own that
-    locks the reward, then the referrer (the order every path takes). Running twice, or in two processes,
-    credits each reward once, the processes sharing the rewards (a reward another holds is skipped). How many
-    rewards were settled."""
+    """The referral job: each reward whose referrer is not credited yet and whose purchase is past the
+    programme's return window, in a transaction of its own that locks the reward, then the referrer (the order
+    every path takes). Running twice, or in two processes, credits each reward once, the processes sharing
+    the rewards (a reward another holds is skipped). How many rewards were settled."""
     settled = 0
     while True:
         async with units.read() as uow:
-            pending = await ReferralRepository(uow.session).list_pending(limit=batch)
+            program = await get_program(uow)
+            made_by = uow.clock.now() - timedelta(days=program.return_window_days)
+            pending = await ReferralRepository(uow.session).list_pending(made_by, limit=batch)
         for friend_id in pending:
             async with units.begin() as uow:
                 settled += await _settle(uow, friend_id)

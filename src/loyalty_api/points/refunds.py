@@ -43,6 +43,7 @@ from loyalty_api.points.ledger import (
     refunded_for_points,
     remaining_shares,
 )
+from loyalty_api.points.referrals import void_if_returned
 from loyalty_api.points.repository import (
     AccountState,
     LedgerRepository,
@@ -66,6 +67,7 @@ class RefundResult:
     shortfall_settled: int
     already_expired: int
     points_refundable: int
+    referral_taken_back: int
     balance: int
     available: int
 
@@ -338,6 +340,7 @@ async def refund(
         other_than=order_ref,
     )
     settled_total += settled
+    referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(
         uow,
         PointsRefunded(
@@ -372,6 +375,7 @@ async def refund(
         shortfall_settled=settled_total,
         already_expired=already_expired,
         points_refundable=order.points_redeemed - order.points_given_back,
+        referral_taken_back=referral_taken_back,
         balance=state.balance,
         available=state.available,
     )

@@ -612,6 +612,19 @@ class LedgerRepository:
         )
         return int(sent or 0)
 
+    async def points_purchases_earned_since(self, member_id: uuid.UUID, since: datetime) -> int:
+        """The points the member's purchases earned after `since` (`earn`), with the referral points a first
+        purchase gave them (their `referral` entries as the friend, less any taken back)."""
+        as_friend = (LedgerEntry.type == "referral") & (LedgerEntry.details["role"].as_string() == "friend")
+        earned = await self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.member_id == member_id,
+                (LedgerEntry.type == "earn") | as_friend,
+                LedgerEntry.created_at > since,
+            )
+        )
+        return int(earned or 0)
+
     async def spends_of(self, member_id: uuid.UUID, order_ref: str) -> list[tuple[uuid.UUID, int, datetime]]:
         """What the order's payment (a redeem, a capture) took from each lot and when, in the order it spent
         them, as its entry names them (nothing for a payment made before entries named their lots)."""
@@ -860,11 +873,11 @@ class ReferralRepository:
         )
         return claimed.first() is not None
 
-    async def list_pending(self, *, limit: int) -> list[uuid.UUID]:
-        """Friends whose referrer is not credited yet, oldest reward first."""
+    async def list_pending(self, made_by: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Friends whose referrer is not credited yet, of rewards made by `made_by`, oldest first."""
         rows = await self.session.scalars(
             select(_REFERRALS.c.friend_id)
-            .where(_REFERRALS.c.credited_at.is_(None))
+            .where(_REFERRALS.c.credited_at.is_(None), _REFERRALS.c.created_at <= made_by)
             .order_by(_REFERRALS.c.created_at)
             .limit(limit)
         )
@@ -882,11 +895,12 @@ class ReferralRepository:
             query = query.where(ReferralReward.friend_id > after_friend_id)
         return (await self.session.scalars(query.order_by(ReferralReward.friend_id).limit(limit))).all()
 
-    async def lock_pending(self, friend_id: uuid.UUID) -> ReferralReward | None:
+    async def lock_pending(self, friend_id: uuid.UUID, *, wait: bool = False) -> ReferralReward | None:
         """The reward, locked until commit, if its referrer is not credited yet and no other transaction
-        holds it (another worker settling it: None at once, without waiting)."""
+        holds it (another worker settling it: None at once, without waiting), or, with `wait`, once the
+        transaction holding it is done (None if that credited the referrer)."""
         return await self.session.scalar(
             select(ReferralReward)
             .where(ReferralReward.friend_id == friend_id, ReferralReward.credited_at.is_(None))
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=not wait)
         )

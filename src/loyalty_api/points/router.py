@@ -327,6 +327,7 @@ async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller
         MemberNotActive,
         errors.TransfersNotOffered,
         errors.TransferLimitExceeded,
+        errors.PointsInReturnWindow,
         errors.InsufficientPoints,
         InvalidField,
     ),
@@ -342,7 +343,9 @@ async def transfer(member_id: uuid.UUID, body: TransferRequest, uow: UoW, caller
     `transfers_not_offered`); both members must be active (409 `member_not_active`); a recipient that does
     not exist, or the sender themselves, is 422 `validation_error` naming `to_member_id`; more than the
     sender has available is 422 `insufficient_points`; past the programme's `transfer_daily_limit` for the
-    sender today is 422 `transfer_limit_exceeded`. The ledgers show a `transfer_out` and a `transfer_in`
+    sender today is 422 `transfer_limit_exceeded`; points that purchases within the programme's
+    `return_window_days` earned (or their referral points) are 422 `points_in_return_window` until the window
+    has passed, so a return can still take them back. The ledgers show a `transfer_out` and a `transfer_in`
     entry naming the same `transfer_id`. Emits `points.transferred` for each member."""
     result = await transfers.transfer(
         uow, from_member_id=member_id, to_member_id=body.to_member_id, points=body.points, actor=caller.key_id

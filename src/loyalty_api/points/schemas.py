@@ -217,6 +217,10 @@ class RefundRead(ReadModel):
     points_refundable: int = Field(
         description="Redeemed points still left to give back: the most a later refund by points may ask for."
     )
+    referral_taken_back: int = Field(
+        description="The member's referral points taken back: this return, within the programme's return "
+        "window, left the purchase that earned them short of the referral minimum (the referral is void)."
+    )
     balance: int
     available: int
 

@@ -26,6 +26,7 @@ from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_members
 from loyalty_api.points.accounts import (
     Earner,
+    check_return_window,
     credit_in_lots,
     debit_available,
     expire_let_go,
@@ -71,9 +72,12 @@ async def transfer(
     # first (the locks below check them again, for what changed since).
     await require_member(uow, from_member_id, must_be_active=True)
     await _as_recipient(require_member(uow, to_member_id, must_be_active=True))
-    for member_id in sorted((from_member_id, to_member_id)):
-        await _lock_party(uow, member_id, recipient=member_id == to_member_id)
+    locked = {
+        member_id: await _lock_party(uow, member_id, recipient=member_id == to_member_id)
+        for member_id in sorted((from_member_id, to_member_id))
+    }
     await _check_daily_limit(uow, program, from_member_id, points)
+    await check_return_window(uow, program, locked[from_member_id], points)
     state = await debit_available(uow, from_member_id, points)
     # Points past their end that a hold still spares go last: they would reach the recipient ended.
     sent = await spend_lots(uow, from_member_id, points, due_last=True)

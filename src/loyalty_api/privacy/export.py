@@ -415,12 +415,14 @@ def _referral_side(reward: ReferralReward, member_id: uuid.UUID) -> ExportReferr
             role="friend",
             points=reward.friend_points,
             order_ref=reward.order_ref,
-            status="credited",
+            status="credited" if reward.voided_at is None else "voided",
             created_at=reward.created_at,
             credited_at=reward.created_at,
         )
-    status: Literal["credited", "pending", "skipped"] = "credited"
-    if reward.credited_at is None:
+    status: Literal["credited", "pending", "skipped", "voided"] = "credited"
+    if reward.voided_at is not None:
+        status = "voided"
+    elif reward.credited_at is None:
         status = "pending"
     elif not reward.referrer_credited:
         status = "skipped"

@@ -329,8 +329,10 @@ class ExportReferralReward(BaseModel):
     )
     points: int = Field(description="The member's side of the reward.")
     order_ref: str | None = Field(description="The member's purchase that earned it (null for a referrer).")
-    status: Literal["credited", "pending", "skipped"] = Field(
-        description="`skipped`: the referrer was no longer active when the reward came due."
+    status: Literal["credited", "pending", "skipped", "voided"] = Field(
+        description="`skipped`: the referrer was no longer active when the reward came due; `voided`: the "
+        "purchase was returned within the programme's return window (the referrer got nothing, the friend's "
+        "points were taken back)."
     )
     created_at: datetime
     credited_at: datetime | None

@@ -63,8 +63,8 @@ class MemberCreate(MemberFields):
 def _card_number(number: str) -> str:
     if not card.is_valid(number):
         raise ValueError(
-            "not a card number of this programme (ten digits, the last a Luhn check digit): keep other "
-            "cards in external_ids"
+            "not a card number of this programme (ten digits, the first not 0, the last a Luhn check digit): "
+            "keep other cards in external_ids"
         )
     return number
 
@@ -95,7 +95,7 @@ class ImportedMember(MemberFields):
     member_number: Annotated[str, AfterValidator(_card_number)] | None = Field(
         default=None,
         description="The card the member carries, kept when it is a card number of ours (ten digits, the "
-        "last a Luhn check digit); left out, a new one.",
+        "first not 0, the last a Luhn check digit); left out, a new one.",
     )
     points: list[OpeningLot] = Field(
         default_factory=list,

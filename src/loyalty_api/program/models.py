@@ -17,6 +17,7 @@ class Program(Base):
         CheckConstraint("min_redeem_points > 0", name="min_redeem_points_positive"),
         CheckConstraint("expiry_months > 0", name="expiry_months_positive"),  # NULL: points never expire
         CheckConstraint("transfer_daily_limit > 0", name="transfer_daily_limit_positive"),  # NULL: no limit
+        CheckConstraint("return_window_days >= 0", name="return_window_days_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,6 +45,9 @@ class Program(Base):
     # Whether members may send points to one another, and how many a member may send in a programme's day.
     transfers_enabled: Mapped[bool] = mapped_column(server_default=false())
     transfer_daily_limit: Mapped[int | None]
+    # How many days after a purchase it may still be returned (0: no window): a referrer's reward waits them
+    # out, and the points a purchase earned cannot be sent to another member until they pass.
+    return_window_days: Mapped[int] = mapped_column(server_default="0")
     updated_at: Mapped[datetime]
 
 

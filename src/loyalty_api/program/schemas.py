@@ -92,6 +92,16 @@ class ProgramWrite(BaseModel):
         description="The most points a member may send in a day of the programme's time zone (null: no "
         "limit).",
     )
+    return_window_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="How many days after a purchase it may still be returned (0: no window). A referrer's "
+        "points wait them out, and a return within them that leaves the purchase below "
+        "`referral_min_purchase_minor` voids the referral (the friend's points are taken back as far as "
+        "their balance goes); the points purchases earned within them cannot be sent to another member or "
+        "a partner until then.",
+    )
 
     @field_validator("lifecycle_lapsed_days")
     @classmethod

@@ -37,6 +37,7 @@ class ProgramSettings:
     rfm_window_days: int = 365
     transfers_enabled: bool = False
     transfer_daily_limit: int | None = None  # points a member may send in a programme's day; None: no limit
+    return_window_days: int = 0  # days a purchase may still be returned (0: no window)
 
     @property
     def rewards_referrals(self) -> bool:
@@ -96,6 +97,7 @@ def _settings(row: Program) -> ProgramSettings:
         rfm_window_days=row.rfm_window_days,
         transfers_enabled=row.transfers_enabled,
         transfer_daily_limit=row.transfer_daily_limit,
+        return_window_days=row.return_window_days,
     )
 
 
@@ -178,6 +180,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.rfm_window_days = settings.rfm_window_days
     row.transfers_enabled = settings.transfers_enabled
     row.transfer_daily_limit = settings.transfer_daily_limit
+    row.return_window_days = settings.return_window_days
     row.updated_at = now
     await uow.session.flush()
     await uow.forget_cached(_CACHE_KEY)

@@ -1,0 +1,280 @@
+"""The programme's return window: a referrer's points wait it out, a return within it that leaves the purchase
+short of the referral minimum voids the referral, and the points purchases earned within it cannot be sent to
+another member or a partner until it has passed (buy, give the points away, return the purchase)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.referrals import credit_referrers
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.databases import is_postgres
+from tests.inspect_db import events, rows, table_counts
+from tests.ledger_checks import assert_ledger_invariant
+from tests.partners.helpers import exchange_out, link, register_partner
+from tests.points.helpers import earn, next_order, points, set_program
+
+WINDOW = {"return_window_days": 14}
+REFERRAL = {
+    "referral_friend_points": 200,
+    "referral_referrer_points": 500,
+    "referral_min_purchase_minor": 5_000,
+}
+
+
+async def refund(client: httpx.AsyncClient, key: str, order_ref: str, **body: Any) -> dict[str, Any]:
+    response = await client.post(f"/v1/orders/{order_ref}/refund", json=body, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def referred(client: httpx.AsyncClient, pos_key: str) -> tuple[str, str]:
+    referrer = await enrol(client, pos_key)
+    friend = await enrol(client, pos_key, referral_code=referrer["referral_code"])
+    return str(referrer["id"]), str(friend["id"])
+
+
+async def reward_row(app: FastAPI, friend: str) -> dict[str, Any]:
+    [found] = await rows(
+        app,
+        "SELECT credited_at, referrer_credited, voided_at FROM referral_rewards WHERE friend_id = :f",
+        f=uuid.UUID(friend),
+    )
+    return found
+
+
+async def last_entry(client: httpx.AsyncClient, key: str, member: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/members/{member}/ledger", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    entry: dict[str, Any] = response.json()["items"][0]
+    return entry
+
+
+async def balance(client: httpx.AsyncClient, key: str, member: str) -> int:
+    found: int = (await points(client, key, member))["balance"]
+    return found
+
+
+class TestReferralsWaitOutTheWindow:
+    async def test_the_referrer_is_credited_once_the_window_has_passed(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        assert (await earn(client, pos_key, friend, 10_000))["balance"] == 100 + 200  # the friend's at once
+        clock.advance(timedelta(days=13, hours=23))
+        assert await credit_referrers(units_of(app)) == 0
+        assert await balance(client, pos_key, referrer) == 0
+        clock.advance(timedelta(hours=1))
+        assert await credit_referrers(units_of(app)) == 1
+        assert await balance(client, pos_key, referrer) == 500
+        assert (await reward_row(app, friend))["voided_at"] is None
+
+    async def test_a_return_within_the_window_voids_the_referral(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        clock.advance(timedelta(days=3))
+        # 60 of 100 yuan back: 40 yuan left, below the 50-yuan minimum.
+        answer = await refund(client, pos_key, order, amount={"amount": 6_000, "currency": "CNY"})
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (60, 200)
+        assert answer["balance"] == 100 + 200 - 60 - 200
+        mine = await points(client, pos_key, friend)
+        assert (mine["balance"], mine["lifetime_earned"]) == (40, 40)  # none of the reward was earned
+        void = await last_entry(client, admin_key, friend)
+        assert (void["type"], void["amount"], void["order_ref"]) == ("referral", -200, order)
+        assert void["details"]["voided"] is True and void["details"]["not_taken_back"] == 0
+        voided = [e["payload"] for e in await events(app, "referral.voided")]
+        assert sorted((e["role"], e["member_id"], e["points_taken_back"]) for e in voided) == sorted(
+            [("friend", friend, 200), ("referrer", referrer, 0)]
+        )
+        # The window passes: the referrer gets nothing, and the job never looks at the reward again.
+        clock.advance(timedelta(days=30))
+        assert await credit_referrers(units_of(app)) == 0
+        assert await balance(client, pos_key, referrer) == 0
+        reward = await reward_row(app, friend)
+        assert reward["voided_at"] is not None and not reward["referrer_credited"]
+        # The friend's export says so; the referrer's too.
+        for member, role in ((friend, "friend"), (referrer, "referrer")):
+            export = await client.get(f"/v1/members/{member}/export", headers=bearer(admin_key))
+            assert export.status_code == 200, export.text
+            [side] = export.json()["engagement"]["referral_rewards"]
+            assert (side["role"], side["status"]) == (role, "voided")
+        for member in (referrer, friend):
+            await assert_ledger_invariant(app, member)
+
+    async def test_a_return_that_leaves_the_purchase_qualifying_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        answer = await refund(client, pos_key, order, amount={"amount": 5_000, "currency": "CNY"})
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (50, 0)  # 50 yuan still counts
+        assert await events(app, "referral.voided") == []
+        clock.advance(timedelta(days=14))
+        assert await credit_referrers(units_of(app)) == 1
+        assert await balance(client, pos_key, referrer) == 500
+
+    async def test_points_the_friend_spent_are_not_owed(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        _, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)  # 100 + 200
+        spent = await client.post(
+            f"/v1/members/{friend}/redeem",
+            json={"points": 250, "order_ref": next_order()},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        answer = await refund(client, pos_key, order, full=True)
+        # 100 earned points to take back from 50: 50 taken, 50 owed; nothing left for the reward's 200.
+        taken = (answer["points_taken_back"], answer["shortfall"], answer["referral_taken_back"])
+        assert taken == (50, 50, 0)
+        void = await last_entry(client, admin_key, friend)
+        assert (void["type"], void["amount"], void["details"]["not_taken_back"]) == ("referral", 0, 200)
+        assert (await points(client, pos_key, friend))["balance"] == 0
+        assert (await reward_row(app, friend))["voided_at"] is not None
+        await assert_ledger_invariant(app, friend)
+
+    async def test_without_a_window_the_credited_reward_stands(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL)  # return_window_days 0: as before
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        assert await credit_referrers(units_of(app)) == 1
+        answer = await refund(client, pos_key, order, full=True)
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 0)
+        assert await balance(client, pos_key, friend) == 200
+        assert await balance(client, pos_key, referrer) == 500
+        assert (await reward_row(app, friend))["voided_at"] is None
+
+    async def test_the_window_cannot_be_negative(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        program = (await client.get("/v1/program", headers=bearer(admin_key))).json()
+        response = await client.put(
+            "/v1/program", json=program | {"return_window_days": -1}, headers=bearer(admin_key)
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+
+
+class TestSendingPointsWaitsOutTheWindow:
+    async def test_a_purchases_points_are_sent_only_once_the_window_has_passed(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, transfers_enabled=True, **WINDOW)
+        sender, recipient = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        given = await client.post(
+            f"/v1/members/{sender}/adjustments",
+            json={"points": 300, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert given.status_code == 201, given.text
+        await earn(client, pos_key, sender, 100_000)  # 1,000 points a return could still take back
+        before = await table_counts(app, "ledger_entries", "point_lots", "outbox_events")
+        body = {"to_member_id": recipient, "points": 301}
+        path = f"/v1/members/{sender}/transfers"
+        refused = await client.post(path, json=body, headers=bearer(admin_key))
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        assert problem["code"] == "points_in_return_window"
+        assert (problem["available"], problem["transferable"], problem["requested"]) == (1_300, 300, 301)
+        assert problem["return_window_days"] == 14
+        assert await table_counts(app, "ledger_entries", "point_lots", "outbox_events") == before
+        sent = await client.post(path, json=body | {"points": 300}, headers=bearer(admin_key))
+        assert sent.status_code == 201, sent.text
+        clock.advance(timedelta(days=14))
+        rest = await client.post(path, json=body | {"points": 1_000}, headers=bearer(admin_key))
+        assert rest.status_code == 201, rest.text
+        assert (await balance(client, admin_key, sender), await balance(client, admin_key, recipient)) == (
+            0,
+            1_300,
+        )
+
+    async def test_more_than_is_available_is_still_insufficient_points(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, transfers_enabled=True, **WINDOW)
+        sender, recipient = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        await earn(client, pos_key, sender, 10_000)
+        refused = await client.post(
+            f"/v1/members/{sender}/transfers",
+            json={"to_member_id": recipient, "points": 101},
+            headers=bearer(admin_key),
+        )
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "insufficient_points"
+
+    async def test_an_exchange_to_a_partner_waits_too(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **WINDOW)
+        partner_key = await register_partner(app, client, admin_key, "cafe", exchange_out_rate="1")
+        member = str((await enrol(client, pos_key))["id"])
+        await link(client, pos_key, partner_key, member, "cafe", "C-1")
+        await earn(client, pos_key, member, 10_000)
+        refused = await exchange_out(client, pos_key, member, "cafe", 50)
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["code"], refused.json()["transferable"]) == ("points_in_return_window", 0)
+        clock.advance(timedelta(days=14))
+        sent = await exchange_out(client, pos_key, member, "cafe", 50)
+        assert sent.status_code == 201, sent.text
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a return and the referral job at once, on PostgreSQL's locks")
+class TestConcurrency:
+    async def test_a_return_and_the_referral_job_at_once_settle_the_reward_one_way(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL)  # no window: the job may credit at once
+        pairs = [await referred(client, pos_key) for _ in range(6)]
+        orders = {}
+        for _, friend in pairs:
+            orders[friend] = next_order()
+            await earn(client, pos_key, friend, 10_000, order_ref=orders[friend])
+        returns = [
+            client.post(f"/v1/orders/{orders[friend]}/refund", json={"full": True}, headers=bearer(pos_key))
+            for _, friend in pairs
+        ]
+        answers, *_ = await asyncio.gather(
+            asyncio.gather(*returns), *(credit_referrers(units_of(app)) for _ in range(2))
+        )
+        assert [a.status_code for a in answers] == [200] * len(pairs)
+        for (referrer, friend), answer in zip(pairs, answers, strict=True):
+            reward = await reward_row(app, friend)
+            assert reward["credited_at"] is not None
+            got = await balance(client, pos_key, referrer)
+            if reward["voided_at"] is None:  # the job came first: the reward stands
+                assert (got, answer.json()["referral_taken_back"], bool(reward["referrer_credited"])) == (
+                    500,
+                    0,
+                    True,
+                )
+                assert await balance(client, pos_key, friend) == 200
+            else:  # the return came first: nobody keeps the reward
+                assert (got, answer.json()["referral_taken_back"], bool(reward["referrer_credited"])) == (
+                    0,
+                    200,
+                    False,
+                )
+                assert await balance(client, pos_key, friend) == 0
+            for member in (referrer, friend):
+                await assert_ledger_invariant(app, member)
