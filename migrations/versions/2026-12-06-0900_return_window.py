@@ -30,9 +30,16 @@ def upgrade() -> None:
     op.add_column(
         "referral_rewards", sa.Column("voided_at", loyalty_api.db.types.UTCDateTime(), nullable=True)
     )
+    # The minimum the purchase qualified under, which a return is measured against; unknown for a reward
+    # made before (0: only returning the whole purchase falls short of it).
+    op.add_column(
+        "referral_rewards",
+        sa.Column("min_purchase_minor", sa.BigInteger(), server_default="0", nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("referral_rewards", "min_purchase_minor")
     op.drop_column("referral_rewards", "voided_at")
     with op.batch_alter_table("programs") as batch_op:
         batch_op.drop_constraint(batch_op.f(_CHECK), type_="check")

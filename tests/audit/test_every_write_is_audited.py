@@ -258,7 +258,13 @@ async def _points(client: httpx.AsyncClient, keys: Keys, world: World) -> None:
         "id"
     ]
     transfer = {"to_member_id": friend, "points": 20}
-    ok(await client.post(f"{member}/transfers", json=transfer, headers=bearer(admin)))
+    sent = ok(await client.post(f"{member}/transfers", json=transfer, headers=bearer(admin)))
+    reversal = {"reason": "sent to the wrong member"}
+    ok(
+        await client.post(
+            f"{member}/transfers/{sent['transfer_id']}/reversal", json=reversal, headers=bearer(admin)
+        )
+    )
     activity = {"type": "check_in", "ref": "2026-03-16"}
     ok(await client.post(f"{member}/activities", json=activity, headers=bearer(admin)))
 

@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.referrals import credit_referrers
+from tests.activities.test_leaderboard import board, opt_in, places
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
 from tests.databases import is_postgres
@@ -94,9 +96,15 @@ class TestReferralsWaitOutTheWindow:
         assert answer["balance"] == 100 + 200 - 60 - 200
         mine = await points(client, pos_key, friend)
         assert (mine["balance"], mine["lifetime_earned"]) == (40, 40)  # none of the reward was earned
+        # Taken back as a refund takes back what the purchase earned.
         void = await last_entry(client, admin_key, friend)
-        assert (void["type"], void["amount"], void["order_ref"]) == ("referral", -200, order)
-        assert void["details"]["voided"] is True and void["details"]["not_taken_back"] == 0
+        assert (void["type"], void["amount"], void["order_ref"]) == ("refund", -200, order)
+        assert void["details"] == {
+            "referral_voided": True,
+            "taken_back": 200,
+            "given_back": 0,
+            "not_taken_back": 0,
+        }
         voided = [e["payload"] for e in await events(app, "referral.voided")]
         assert sorted((e["role"], e["member_id"], e["points_taken_back"]) for e in voided) == sorted(
             [("friend", friend, 200), ("referrer", referrer, 0)]
@@ -148,10 +156,60 @@ class TestReferralsWaitOutTheWindow:
         taken = (answer["points_taken_back"], answer["shortfall"], answer["referral_taken_back"])
         assert taken == (50, 50, 0)
         void = await last_entry(client, admin_key, friend)
-        assert (void["type"], void["amount"], void["details"]["not_taken_back"]) == ("referral", 0, 200)
+        assert (void["type"], void["amount"], void["details"]["not_taken_back"]) == ("refund", 0, 200)
         assert (await points(client, pos_key, friend))["balance"] == 0
         assert (await reward_row(app, friend))["voided_at"] is not None
         await assert_ledger_invariant(app, friend)
+
+    async def test_a_return_after_the_window_leaves_the_reward_though_the_job_has_not_run(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        clock.advance(timedelta(days=20))  # the worker was down: the referrer is not credited yet
+        answer = await refund(client, pos_key, order, full=True)
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 0)
+        assert (await reward_row(app, friend))["voided_at"] is None
+        assert await credit_referrers(units_of(app)) == 1
+        assert await balance(client, pos_key, referrer) == 500
+
+    async def test_a_return_is_measured_against_the_minimum_the_purchase_qualified_under(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        _, friend = await referred(client, pos_key)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        raised = REFERRAL | {"referral_min_purchase_minor": 20_000}
+        await set_program(client, admin_key, **raised, **WINDOW)
+        answer = await refund(client, pos_key, order, amount={"amount": 100, "currency": "CNY"})
+        assert answer["referral_taken_back"] == 0  # 99 yuan kept: still past the 50 it qualified with
+        answer = await refund(client, pos_key, order, amount={"amount": 5_000, "currency": "CNY"})
+        assert answer["referral_taken_back"] == 200  # 49 yuan kept
+
+    async def test_the_void_counts_as_taken_back_in_the_analytics_and_from_the_purchases_week(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        _, friend = await referred(client, pos_key)
+        await opt_in(client, pos_key, friend)
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)  # 100 + 200 this week
+        week = (await board(client, pos_key, period="week"))["start"]
+        assert places(await board(client, pos_key, period="week")) == [(1, friend, 300)]
+        clock.advance(timedelta(days=7))  # next week, within the window
+        await refund(client, pos_key, order, full=True)
+        # Nothing of the returned purchase stands on its week's board, nor shows on this week's.
+        assert places(await board(client, pos_key, period="week", **{"from": week})) == []
+        assert places(await board(client, pos_key, period="week")) == []
+        now = clock.now()
+        today = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+        report = await client.get("/v1/analytics/points", params=today, headers=bearer(admin_key))
+        assert report.status_code == 200, report.text
+        [figures] = report.json()["items"]
+        assert (figures["issued"], figures["taken_back"], figures["net"]) == (0, 300, -300)
 
     async def test_without_a_window_the_credited_reward_stands(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
@@ -209,6 +267,29 @@ class TestSendingPointsWaitsOutTheWindow:
             1_300,
         )
 
+    async def test_a_returned_purchase_no_longer_holds_back_other_points(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, transfers_enabled=True, **WINDOW)
+        sender, recipient = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        given = await client.post(
+            f"/v1/members/{sender}/adjustments",
+            json={"points": 300, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert given.status_code == 201, given.text
+        order = next_order()
+        await earn(client, pos_key, sender, 100_000, order_ref=order)
+        await refund(client, pos_key, order, amount={"amount": 60_000, "currency": "CNY"})  # 600 taken back
+        path = f"/v1/members/{sender}/transfers"
+        body = {"to_member_id": recipient, "points": 301}
+        refused = await client.post(path, json=body, headers=bearer(admin_key))
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["available"], refused.json()["transferable"]) == (700, 300)
+        await refund(client, pos_key, order, full=True)
+        sent = await client.post(path, json=body | {"points": 300}, headers=bearer(admin_key))
+        assert sent.status_code == 201, sent.text
+
     async def test_more_than_is_available_is_still_insufficient_points(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
@@ -239,42 +320,62 @@ class TestSendingPointsWaitsOutTheWindow:
         assert sent.status_code == 201, sent.text
 
 
-@pytest.mark.skipif(not is_postgres(), reason="a return and the referral job at once, on PostgreSQL's locks")
+_HOLD_MEMBER = text("SELECT 1 FROM members WHERE id = :m FOR UPDATE").bindparams(bindparam("m", type_=Uuid()))
+
+
+@pytest.mark.skipif(
+    not is_postgres(), reason="a return, the referral job and a transfer at once: PostgreSQL's locks"
+)
 class TestConcurrency:
-    async def test_a_return_and_the_referral_job_at_once_settle_the_reward_one_way(
-        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    @pytest.mark.parametrize("window", [0, 14])
+    async def test_a_return_never_waits_for_the_referral_job(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+        window: int,
     ) -> None:
-        await set_program(client, admin_key, **REFERRAL)  # no window: the job may credit at once
-        pairs = [await referred(client, pos_key) for _ in range(6)]
-        orders = {}
-        for _, friend in pairs:
-            orders[friend] = next_order()
-            await earn(client, pos_key, friend, 10_000, order_ref=orders[friend])
-        returns = [
-            client.post(f"/v1/orders/{orders[friend]}/refund", json={"full": True}, headers=bearer(pos_key))
-            for _, friend in pairs
-        ]
-        answers, *_ = await asyncio.gather(
-            asyncio.gather(*returns), *(credit_referrers(units_of(app)) for _ in range(2))
+        """A transfer from the referrer to the friend (the referrer's id first) holds the referrer and waits
+        for the friend; the job holds the reward and waits for the referrer; the friend's return holds the
+        friend. Had the return waited for the reward, the three would deadlock (a 500)."""
+        await set_program(client, admin_key, transfers_enabled=True, return_window_days=window, **REFERRAL)
+        referrer, friend = await referred(client, pos_key)
+        assert uuid.UUID(referrer) < uuid.UUID(friend)  # ids are time-ordered: the transfer locks it first
+        given = await client.post(
+            f"/v1/members/{referrer}/adjustments",
+            json={"points": 100, "reason": "x"},
+            headers=bearer(admin_key),
         )
-        assert [a.status_code for a in answers] == [200] * len(pairs)
-        for (referrer, friend), answer in zip(pairs, answers, strict=True):
-            reward = await reward_row(app, friend)
-            assert reward["credited_at"] is not None
-            got = await balance(client, pos_key, referrer)
-            if reward["voided_at"] is None:  # the job came first: the reward stands
-                assert (got, answer.json()["referral_taken_back"], bool(reward["referrer_credited"])) == (
-                    500,
-                    0,
-                    True,
+        assert given.status_code == 201, given.text
+        order = next_order()
+        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        units = units_of(app)
+        clock.advance(timedelta(days=window))  # the window's last instant: the job takes the reward
+
+        # Something briefly holding the friend's member row (a profile change) lines the three up.
+        async with units.database.engine.connect() as other:
+            await other.execute(_HOLD_MEMBER, {"m": uuid.UUID(friend)})
+            transfer = asyncio.ensure_future(
+                client.post(
+                    f"/v1/members/{referrer}/transfers",
+                    json={"to_member_id": friend, "points": 10},
+                    headers=bearer(admin_key),
                 )
-                assert await balance(client, pos_key, friend) == 200
-            else:  # the return came first: nobody keeps the reward
-                assert (got, answer.json()["referral_taken_back"], bool(reward["referrer_credited"])) == (
-                    0,
-                    200,
-                    False,
-                )
-                assert await balance(client, pos_key, friend) == 0
-            for member in (referrer, friend):
-                await assert_ledger_invariant(app, member)
+            )
+            await asyncio.sleep(0.3)  # the transfer holds the referrer, waits for the friend's row
+            job = asyncio.ensure_future(credit_referrers(units))
+            await asyncio.sleep(0.3)  # the job holds the reward, waits for the referrer
+            returned = asyncio.ensure_future(
+                client.post(f"/v1/orders/{order}/refund", json={"full": True}, headers=bearer(pos_key))
+            )
+            await asyncio.sleep(1.0)
+            await other.commit()
+        sent, settled, answer = await asyncio.gather(transfer, job, returned)
+        assert (sent.status_code, answer.status_code, settled) == (201, 200, 1), (sent.text, answer.text)
+        # The job had the reward: it stands.
+        assert answer.json()["referral_taken_back"] == 0
+        assert await balance(client, pos_key, referrer) == 100 - 10 + 500
+        for member in (referrer, friend):
+            await assert_ledger_invariant(app, member)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
 from tests.builders import enrol
+from tests.concurrency.test_earn_races import all_at_once
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import mutate
 from tests.inspect_db import events, table_counts
@@ -334,3 +335,202 @@ class TestGraphQL:
         assert [e["code"] for e in too_many["userErrors"]] == ["insufficient_points"]
         assert (await points(client, pos_key, recipient))["balance"] == 250
         await assert_ledger_invariant(app, sender)
+
+
+async def reverse(
+    client: httpx.AsyncClient, key: str, sender: str, transfer_id: str, **headers: str
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/members/{sender}/transfers/{transfer_id}/reversal",
+        json={"reason": "sent to the wrong member"},
+        headers=bearer(key, **headers),
+    )
+
+
+class TestReversal:
+    async def test_the_points_go_back_to_the_sender_once(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair
+        ends = (await points(client, admin_key, sender))["expiring"]
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        clock.advance(timedelta(days=40))
+        answer = await reverse(client, admin_key, sender, sent["transfer_id"])
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        assert {
+            k: body[k] for k in ("from_member_id", "to_member_id", "points", "balance", "recipient_balance")
+        } == {
+            "from_member_id": sender,
+            "to_member_id": recipient,
+            "points": 300,
+            "balance": 1_000,
+            "recipient_balance": 0,
+        }
+        mine, theirs = await points(client, admin_key, sender), await points(client, admin_key, recipient)
+        assert (mine["balance"], mine["lifetime_earned"], theirs["balance"]) == (1_000, 1_000, 0)
+        # Back with the time they had left when sent: their clock stopped for the 40 days they were away.
+        later = [(e["points"], e["expires_at"]) for e in mine["expiring"]]
+        assert later == [(700, ends[0]["expires_at"]), (300, "2027-04-25T10:00:00Z")]
+        back = (await ledger(client, admin_key, sender))[0]
+        gone = (await ledger(client, admin_key, recipient))[0]
+        assert (back["type"], back["amount"], gone["type"], gone["amount"]) == (
+            "transfer_in",
+            300,
+            "transfer_out",
+            -300,
+        )
+        for entry in (back, gone):
+            assert entry["details"]["transfer_id"] == sent["transfer_id"]
+            assert (entry["details"]["reversal"], entry["details"]["reason"]) == (
+                True,
+                "sent to the wrong member",
+            )
+        reversed_events = await events(app, "points.transfer_reversed")
+        assert sorted((e["payload"]["member_id"], e["payload"]["role"]) for e in reversed_events) == sorted(
+            [(sender, "sender"), (recipient, "recipient")]
+        )
+        before = await table_counts(app, *WRITES)
+        again = await reverse(client, admin_key, sender, sent["transfer_id"])
+        assert (again.status_code, again.json()["code"]) == (409, "transfer_already_reversed")
+        assert await table_counts(app, *WRITES) == before
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
+    async def test_a_reversal_counts_against_no_ones_daily_limit(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        await set_program(
+            client, admin_key, expiry_months=12, transfers_enabled=True, transfer_daily_limit=300
+        )
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        # The recipient, given 300 more, may still send 300 today: the reversal was no sending of theirs.
+        given = await client.post(
+            f"/v1/members/{recipient}/adjustments",
+            json={"points": 300, "reason": "x"},
+            headers=bearer(admin_key),
+        )
+        assert given.status_code == 201, given.text
+        assert (await send(client, ecommerce_key, recipient, sender, 300)).status_code == 201
+
+    async def test_spent_points_are_not_reversed_and_nothing_changes(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        spent = await client.post(
+            f"/v1/members/{recipient}/redeem",
+            json={"points": 120, "order_ref": "SHOP-9"},
+            headers=bearer(ecommerce_key),
+        )
+        assert spent.status_code == 200, spent.text
+        before = await table_counts(app, *WRITES)
+        refused = await reverse(client, admin_key, sender, sent["transfer_id"])
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["code"], refused.json()["available"], refused.json()["requested"]) == (
+            "insufficient_points",
+            180,
+            300,
+        )
+        assert await table_counts(app, *WRITES) == before
+
+    async def test_a_suspended_recipient_gives_the_points_back(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        suspended = await client.patch(
+            f"/v1/members/{recipient}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+        assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        assert (await points(client, admin_key, sender))["balance"] == 1_000
+
+    async def test_who_may_reverse_what(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        before = await table_counts(app, *WRITES)
+        member_app = await reverse(client, ecommerce_key, sender, sent["transfer_id"])
+        assert (member_app.status_code, member_app.json()["code"]) == (403, "scope_not_allowed")
+        # The path names the member who sent it: the recipient's id, or an unknown transfer, finds none.
+        for member, transfer in ((recipient, sent["transfer_id"]), (sender, str(uuid.uuid4()))):
+            missing = await reverse(client, admin_key, member, transfer)
+            assert (missing.status_code, missing.json()["code"]) == (404, "transfer_not_found")
+        nobody = await reverse(client, admin_key, str(uuid.uuid4()), sent["transfer_id"])
+        assert (nobody.status_code, nobody.json()["code"]) == (404, "member_not_found")
+        no_reason = await client.post(
+            f"/v1/members/{sender}/transfers/{sent['transfer_id']}/reversal",
+            json={},
+            headers=bearer(admin_key),
+        )
+        assert (no_reason.status_code, no_reason.json()["code"]) == (422, "validation_error")
+        assert await table_counts(app, *WRITES) == before
+
+    async def test_nothing_comes_back_from_an_erased_recipient(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        erased = await client.post(f"/v1/members/{recipient}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        before = await table_counts(app, *WRITES)
+        missing = await reverse(client, admin_key, sender, sent["transfer_id"])
+        assert (missing.status_code, missing.json()["code"]) == (404, "transfer_not_found")
+        assert await table_counts(app, *WRITES) == before
+
+    async def test_an_idempotency_key_reverses_once(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pair: tuple[str, str]
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        first = await reverse(client, admin_key, sender, sent["transfer_id"], **{"Idempotency-Key": "undo-1"})
+        again = await reverse(client, admin_key, sender, sent["transfer_id"], **{"Idempotency-Key": "undo-1"})
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert (await points(client, admin_key, sender))["balance"] == 1_000
+
+    async def test_two_reversals_at_once_give_the_points_back_once(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        answers = await all_at_once(
+            app,
+            [sender, recipient],
+            [reverse(client, admin_key, sender, sent["transfer_id"]) for _ in range(6)],
+        )
+        assert sorted(a.status_code for a in answers) == [201] + [409] * 5
+        assert (await points(client, admin_key, sender))["balance"] == 1_000
+        assert (await points(client, admin_key, recipient))["balance"] == 0
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)

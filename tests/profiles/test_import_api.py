@@ -183,7 +183,7 @@ class TestImport:
             assert [e["field"] for e in refused.json()["errors"]] == [field]
         malformed = [
             [fine, {"member_number": "5123456780"}],  # the check digit is wrong
-            [fine, {"member_number": "0000000000"}],  # a Luhn sum of 0, but no card of ours starts with 0
+            [fine, {"member_number": "0000000000"}],  # a Luhn sum of 0: an export's "no card"
             [fine, {"member_number": "OLD-77"}],
             [fine, {"referral_code": "ABCD1234"}],
             [fine, {"enrolled_at": iso(now - timedelta(days=9))}],

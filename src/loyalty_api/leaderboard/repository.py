@@ -44,8 +44,10 @@ class LeaderboardRepository:
         # week's purchase this week leaves this week's board alone. It takes back all the purchase's points
         # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
         # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
-        # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`) was counted with its refund's
-        # shortfall: not again.
+        # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`, `settled_by_transfer`) was counted
+        # with its refund's
+        # shortfall: not again. A return that voided the purchase's referral takes back the whole reward
+        # (`not_taken_back`: what the friend had spent of it), as it leaves lifetime_earned.
         refund = aliased(LedgerEntry)
 
         def detail(name: str) -> ColumnElement[int]:
@@ -54,7 +56,12 @@ class LeaderboardRepository:
         taken_back = (
             select(
                 refund.member_id,
-                -(detail("taken_back") + detail("shortfall") + detail("already_expired")),
+                -(
+                    detail("taken_back")
+                    + detail("shortfall")
+                    + detail("already_expired")
+                    + detail("not_taken_back")
+                ),
             )
             .join(
                 LedgerEntry,
@@ -70,6 +77,7 @@ class LeaderboardRepository:
                 refund.details["settled_by"].as_string().is_(None),
                 refund.details["settled_by_hold"].as_string().is_(None),
                 refund.details["settled_by_exchange"].as_string().is_(None),
+                refund.details["settled_by_transfer"].as_string().is_(None),
             )
         )
         moves = union_all(earned_then, taken_back).subquery()

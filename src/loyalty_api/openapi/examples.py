@@ -1284,6 +1284,26 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 },
             ),
         ),
+        ("POST", "/v1/members/{member_id}/transfers/{transfer_id}/reversal"): OperationExamples(
+            requests={
+                "wrong_member": Example(
+                    "Li Na sent the points to the wrong member",
+                    {"reason": "sent to the wrong member (ticket 4411)"},
+                )
+            },
+            responses=_one(
+                "The 2,000 points are back with Li Na",
+                {
+                    "transfer_id": TRANSFER,
+                    "from_member_id": LI_NA,
+                    "to_member_id": WANG_FANG,
+                    "points": 2000,
+                    "balance": 12535,
+                    "recipient_balance": 840,
+                    "reversed_at": NOW,
+                },
+            ),
+        ),
         # -- programme and earning rules ------------------------------------------------------------------
         ("GET", "/v1/program"): OperationExamples(
             responses=_one("1 point per yuan; 100 points are worth 1 yuan", PROGRAM)

@@ -135,9 +135,9 @@ async def _expired(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
 async def check_return_window(uow: UnitOfWork, program: ProgramSettings, sender: Earner, points: int) -> None:
     """Refuse to send (to another member, to a partner) points that purchases within the programme's return
     window earned, with their referral points: a return would find them gone from the sender and kept by
-    whoever got them. Spends are taken to have used those points first, so the refusal never lets one
-    through. More than `sender` has available is left to debit_available's refusal. Call behind the
-    sender's lock."""
+    whoever got them. Those points are taken to be all still there (spends to have used older points first),
+    so the refusal never lets one through. More than `sender` has available is left to debit_available's
+    refusal. Call behind the sender's lock."""
     days = program.return_window_days
     if days == 0:
         return
@@ -380,8 +380,10 @@ async def give_back_sent(
     details: dict[str, Any],
     settled_by: dict[str, str],
     partner_id: uuid.UUID | None = None,
+    actor: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
+    """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out, a
+    transfer an operator reversed), as one
     entry of `type`, with the time they had left when spent (plan_giving_back_spent); like points a refund
     gives back, they settle the member's shortfalls first (`settled_by` says what freed them). Its entry's
     id. Any that come back ended (sent past their end while a hold spared them) are left to the expiry, which
@@ -394,6 +396,7 @@ async def give_back_sent(
         type=type,
         points=points,
         details=details,
+        actor=actor,
         partner_id=partner_id,
         given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
     )

@@ -189,6 +189,26 @@ class TransfersNotOffered(Conflict):
     title = "Members may not transfer points in this programme"
 
 
+class TransferNotFound(NotFound):
+    """The member sent no points transfer with this id (or one of its members was erased).
+
+    Check the `transfer_id` the transfer answered with, and that the path names the member who sent it.
+    """
+
+    code = "transfer_not_found"
+    title = "The member sent no such transfer"
+
+
+class TransferAlreadyReversed(Conflict):
+    """The transfer was reversed already: its points went back to the sender then. Nothing changed.
+
+    Read both members' ledgers (the reversal's entries name the transfer's `transfer_id`).
+    """
+
+    code = "transfer_already_reversed"
+    title = "The transfer was reversed already"
+
+
 class TransferLimitExceeded(LoyaltyError):
     """The transfer would take the points the member sent today past the programme's
     `transfer_daily_limit` (`limit`, `used` and `requested` give the figures). Nothing changed.

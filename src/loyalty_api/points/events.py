@@ -155,6 +155,24 @@ class ReferralVoided(Event):
     points_taken_back: int  # the friend's referral points taken back (as far as their points went); 0 else
 
 
+class PointsTransferReversed(Event):
+    event_type = "points.transfer_reversed"
+    description = (
+        "An operator reversed a points transfer: the recipient gave the points back to the sender. One event "
+        "for each member, the sender's (`role` sender) and the recipient's (`role` recipient), with the "
+        "transfer's `transfer_id`."
+    )
+
+    member_id: uuid.UUID  # whose points changed
+    role: Literal["sender", "recipient"]
+    transfer_id: uuid.UUID
+    from_member_id: uuid.UUID  # who sent the transfer (and has its points back)
+    to_member_id: uuid.UUID
+    points: int
+    balance: int  # this member's, after the reversal
+    reason: str
+
+
 class PointsTransferred(Event):
     event_type = "points.transferred"
     description = (

@@ -156,6 +156,7 @@ class ReferralReward(Base):
     order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH))
     friend_points: Mapped[int] = mapped_column(BigInteger)
     referrer_points: Mapped[int] = mapped_column(BigInteger)  # as the programme said at the purchase
+    min_purchase_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")  # what a return must keep
     created_at: Mapped[datetime]
     # When the referrer's points were credited (or skipped: a referrer no longer active gets none, nor does
     # one whose friend returned the purchase within the programme's return window).

@@ -7,9 +7,10 @@ transaction, so no purchase ever waits on another member's lock. A referrer who 
 gets nothing, and the reward says so.
 
 The job credits a referrer once the programme's return window has passed since the purchase. A return within
-it that leaves the purchase short of the minimum voids the reward: the referrer gets nothing, and the friend's
-points are taken back as far as their available points go (points the friend spent already are not owed, as
-the reward was theirs when they spent them). After the window the reward stands, whatever comes back.
+it that leaves the purchase short of the minimum it qualified under voids the reward: the referrer gets
+nothing, and the friend's points are taken back as far as their available points go (points the friend spent
+already are not owed, as the reward was theirs when they spent them). After the window the reward stands,
+whatever comes back; with no window (0), it always stands.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import timedelta
 from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
-from loyalty_api.members.repository import PointsHolder
+from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.money import Money
 from loyalty_api.orders.models import Order
 from loyalty_api.outbox.service import emit_for_member, emit_for_members
@@ -55,6 +56,7 @@ async def reward_first_purchase(
         order_ref=order_ref,
         friend_points=program.referral_friend_points,
         referrer_points=program.referral_referrer_points,
+        min_purchase_minor=program.referral_min_purchase_minor,
         created_at=now,
         credited_at=None,
         referrer_credited=None,
@@ -97,24 +99,26 @@ async def void_if_returned(
     uow: UnitOfWork, program: ProgramSettings, order: Order, state: AccountState
 ) -> tuple[int, AccountState]:
     """Called by a refund behind the friend's lock, the order's refunded amount counted: when the order is
-    the friend's rewarded purchase, its referrer is not credited yet and what is left of it no longer
-    reaches the programme's minimum (or nothing is left), the reward is void. The friend's points taken
-    back, and the account after."""
-    if order.amount_minor is None:
-        return 0, state
-    kept = order.amount_minor - order.refunded_minor
-    if kept > 0 and kept >= program.referral_min_purchase_minor:
-        return 0, state
-    # Waits for a referral job settling the reward now: once it has credited the referrer, the reward stands.
-    reward = await ReferralRepository(uow.session).lock_pending(order.member_id, wait=True)
-    if reward is None or reward.order_ref != order.order_ref:
+    the friend's rewarded purchase, still within the programme's return window, its referrer not credited
+    yet, and what is left of it no longer reaches the minimum it qualified under (or nothing is left), the
+    reward is void. The friend's points taken back, and the account after."""
+    if order.amount_minor is None or program.return_window_days == 0:
         return 0, state
     now = uow.clock.now()
+    # Never waits: a reward the referral job holds is past the window (the job takes no other), so it stands.
+    reward = await ReferralRepository(uow.session).lock_voidable(
+        order.member_id, order.order_ref, made_after=now - timedelta(days=program.return_window_days)
+    )
+    kept = order.amount_minor - order.refunded_minor
+    if reward is None or (kept > 0 and kept >= reward.min_purchase_minor):
+        return 0, state
     reward.voided_at = reward.credited_at = now
     reward.referrer_credited = False
     taken = min(reward.friend_points, max(state.available, 0))
     if reward.friend_points > 0:
-        # None of the reward was earned: it leaves what the friend earned in their lifetime whole.
+        # Taken back as a refund takes back what the purchase earned (the analytics count it as taken back,
+        # the leaderboard from the purchase's week); none of the reward was earned, so it leaves what the
+        # friend earned in their lifetime whole.
         changed = await PointsAccountRepository(uow.session).change(
             order.member_id, now=now, balance=-taken, lifetime=-reward.friend_points
         )
@@ -123,19 +127,21 @@ async def void_if_returned(
         await record_entry(
             uow,
             member_id=order.member_id,
-            type="referral",
+            type="refund",
             amount=-taken,
             state=state,
             order_ref=order.order_ref,
             details={
-                "role": "friend",
-                "voided": True,
-                "friend_id": str(reward.friend_id),
-                "referrer_id": str(reward.referrer_id),
+                "referral_voided": True,
+                "taken_back": taken,
+                "given_back": 0,
                 "not_taken_back": reward.friend_points - taken,
             },
         )
         await spend_lots(uow, order.member_id, taken, order_ref_first=order.order_ref, due_last=True)
+    sides: list[tuple[uuid.UUID, Literal["friend", "referrer"]]] = [(reward.friend_id, "friend")]
+    if await MemberRepository(uow.session).get_points_holder(reward.referrer_id) is not None:  # not erased
+        sides.append((reward.referrer_id, "referrer"))
     await emit_for_members(
         uow,
         [
@@ -150,7 +156,7 @@ async def void_if_returned(
                 ),
                 member_id,
             )
-            for member_id, role in ((reward.friend_id, "friend"), (reward.referrer_id, "referrer"))
+            for member_id, role in sides
         ],
     )
     await uow.session.flush()

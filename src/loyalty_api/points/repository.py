@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     Table,
+    and_,
     bindparam,
     case,
     exists,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import InstrumentedAttribute, set_committed_value
 
 from loyalty_api.db.dialect import insert_or_ignore
@@ -119,6 +121,16 @@ _TAKE_FROM_LOT = DirectStatement(
     .where(_LOTS.c.member_id == bindparam("holder"), _LOTS.c.id == bindparam("lot"))
     .values(remaining=_LOTS.c.remaining - bindparam("taken"))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Points a member sent another (their `transfer_out` entry)."""
+
+    entry_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: int
+    reversed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,28 +614,62 @@ class LedgerRepository:
         )
 
     async def points_sent_since(self, member_id: uuid.UUID, since: datetime) -> int:
-        """The points the member sent to other members (`transfer_out`) from `since` on."""
+        """The points the member sent to other members (`transfer_out`) from `since` on (not those a reversal
+        took back)."""
         sent = await self.session.scalar(
             select(func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
                 LedgerEntry.member_id == member_id,
                 LedgerEntry.type == "transfer_out",
+                LedgerEntry.details["reversal"].as_string().is_(None),
                 LedgerEntry.created_at >= since,
             )
         )
         return int(sent or 0)
 
-    async def points_purchases_earned_since(self, member_id: uuid.UUID, since: datetime) -> int:
-        """The points the member's purchases earned after `since` (`earn`), with the referral points a first
-        purchase gave them (their `referral` entries as the friend, less any taken back)."""
-        as_friend = (LedgerEntry.type == "referral") & (LedgerEntry.details["role"].as_string() == "friend")
-        earned = await self.session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                LedgerEntry.member_id == member_id,
-                (LedgerEntry.type == "earn") | as_friend,
-                LedgerEntry.created_at > since,
+    async def find_transfer(self, member_id: uuid.UUID, transfer_id: uuid.UUID) -> Transfer | None:
+        """The transfer the member sent with this id, and whether a reversal has given it back (among the
+        member's own entries: an index on the member, not a search of the ledger)."""
+        rows = (
+            await self.session.execute(
+                select(LedgerEntry.id, LedgerEntry.type, LedgerEntry.amount, LedgerEntry.details).where(
+                    LedgerEntry.member_id == member_id,
+                    LedgerEntry.type.in_(("transfer_out", "transfer_in")),
+                    LedgerEntry.details["transfer_id"].as_string() == str(transfer_id),
+                )
             )
+        ).all()
+        sent = next(
+            (row for row in rows if row.type == "transfer_out" and "reversal" not in row.details), None
         )
-        return int(earned or 0)
+        if sent is None:
+            return None
+        return Transfer(
+            entry_id=sent.id,
+            to_member_id=uuid.UUID(sent.details["to_member_id"]),
+            points=-sent.amount,
+            reversed=any(row.type == "transfer_in" and "reversal" in row.details for row in rows),
+        )
+
+    async def points_purchases_earned_since(self, member_id: uuid.UUID, since: datetime) -> int:
+        """The points the member's purchases after `since` earned (`earn`) and still have, with the referral
+        points a first purchase gave them (their `referral` entries as the friend), less what refunds of
+        those purchases took back."""
+        as_friend = (LedgerEntry.type == "referral") & (LedgerEntry.details["role"].as_string() == "friend")
+        recent = (LedgerEntry.member_id == member_id, LedgerEntry.created_at > since)
+        earned = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            (LedgerEntry.type == "earn") | as_friend, *recent
+        )
+        refund = aliased(LedgerEntry)
+        taken_back = (
+            select(func.coalesce(func.sum(refund.details["taken_back"].as_integer()), 0))
+            .join(
+                LedgerEntry,
+                and_(LedgerEntry.order_ref == refund.order_ref, LedgerEntry.type == "earn", *recent),
+            )
+            .where(refund.member_id == member_id, refund.type == "refund")
+        )
+        points = await self.session.scalar(select(earned.scalar_subquery() - taken_back.scalar_subquery()))
+        return int(points or 0)
 
     async def spends_of(self, member_id: uuid.UUID, order_ref: str) -> list[tuple[uuid.UUID, int, datetime]]:
         """What the order's payment (a redeem, a capture) took from each lot and when, in the order it spent
@@ -895,12 +941,27 @@ class ReferralRepository:
             query = query.where(ReferralReward.friend_id > after_friend_id)
         return (await self.session.scalars(query.order_by(ReferralReward.friend_id).limit(limit))).all()
 
-    async def lock_pending(self, friend_id: uuid.UUID, *, wait: bool = False) -> ReferralReward | None:
+    async def lock_pending(self, friend_id: uuid.UUID) -> ReferralReward | None:
         """The reward, locked until commit, if its referrer is not credited yet and no other transaction
-        holds it (another worker settling it: None at once, without waiting), or, with `wait`, once the
-        transaction holding it is done (None if that credited the referrer)."""
+        holds it (another worker settling it: None at once, without waiting)."""
         return await self.session.scalar(
             select(ReferralReward)
             .where(ReferralReward.friend_id == friend_id, ReferralReward.credited_at.is_(None))
-            .with_for_update(skip_locked=not wait)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def lock_voidable(
+        self, friend_id: uuid.UUID, order_ref: str, *, made_after: datetime
+    ) -> ReferralReward | None:
+        """The friend's reward for `order_ref`, locked until commit, if it was made after `made_after`, its
+        referrer is not credited yet and no other transaction holds it (None at once, without waiting)."""
+        return await self.session.scalar(
+            select(ReferralReward)
+            .where(
+                ReferralReward.friend_id == friend_id,
+                ReferralReward.order_ref == order_ref,
+                ReferralReward.credited_at.is_(None),
+                ReferralReward.created_at > made_after,
+            )
+            .with_for_update(skip_locked=True)
         )

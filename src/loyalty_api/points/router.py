@@ -34,6 +34,8 @@ from loyalty_api.points.schemas import (
     RefundRequest,
     TransferRead,
     TransferRequest,
+    TransferReversalRead,
+    TransferReversalRequest,
 )
 
 router = APIRouter(prefix="/v1", tags=["points"], route_class=UnitOfWorkRoute)
@@ -351,3 +353,38 @@ async def transfer(member_id: uuid.UUID, body: TransferRequest, uow: UoW, caller
         uow, from_member_id=member_id, to_member_id=body.to_member_id, points=body.points, actor=caller.key_id
     )
     return TransferRead.model_validate(result)
+
+
+@router.post(
+    "/members/{member_id}/transfers/{transfer_id}/reversal",
+    status_code=201,
+    summary="Reverse a points transfer the member sent",
+    responses=problem_responses(
+        *_AUTH,
+        MemberNotFound,
+        errors.TransferNotFound,
+        errors.TransferAlreadyReversed,
+        errors.InsufficientPoints,
+    ),
+)
+async def reverse_transfer(
+    member_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    body: TransferReversalRequest,
+    uow: UoW,
+    caller: Operator,
+) -> TransferReversalRead:
+    """Undo a transfer the member (the path's, the sender) made: points sent to the wrong member, or in a
+    fraud. The recipient gives all the points back or none (fewer available is 422 `insufficient_points`:
+    give back what is left with an adjustment on each side), whatever either member's status now; the sender
+    gets them back with the time they had left when sent, as points an exchange gives back do. Once only
+    (409 `transfer_already_reversed`); a transfer the member did not send is 404 `transfer_not_found`.
+
+    For `admin` keys only; honours `Idempotency-Key`. Both ledgers show the reversal (a `transfer_out` of the
+    recipient, a `transfer_in` of the sender, both with `reversal: true`, the `reason` and the transfer's
+    `transfer_id`); it does not count towards the recipient's daily transfer limit. Emits
+    `points.transfer_reversed` for each member."""
+    result = await transfers.reverse_transfer(
+        uow, member_id=member_id, transfer_id=transfer_id, reason=body.reason, actor=caller.key_id
+    )
+    return TransferReversalRead.model_validate(result)

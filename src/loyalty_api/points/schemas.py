@@ -259,6 +259,24 @@ class TransferRead(ReadModel):
     created_at: datetime
 
 
+class TransferReversalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="Kept in both ledgers with the key.")
+
+
+class TransferReversalRead(ReadModel):
+    transfer_id: uuid.UUID
+    from_member_id: uuid.UUID = Field(
+        description="The member who sent the transfer, and has its points back."
+    )
+    to_member_id: uuid.UUID
+    points: int
+    balance: int = Field(description="The sender's balance after the reversal.")
+    recipient_balance: int = Field(description="The recipient's balance after the reversal.")
+    reversed_at: datetime
+
+
 class ExpiringRead(ReadModel):
     month: str = Field(description="YYYY-MM in the programme's time zone")
     points: int

@@ -22,6 +22,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.members.models import ERASED
 from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_members
 from loyalty_api.points.accounts import (
@@ -29,15 +30,28 @@ from loyalty_api.points.accounts import (
     check_return_window,
     credit_in_lots,
     debit_available,
+    expire_due_points,
     expire_let_go,
+    give_back_sent,
     lock_earner,
     lots_payload,
     record_entry,
     spend_lots,
 )
-from loyalty_api.points.errors import TransferLimitExceeded, TransfersNotOffered
-from loyalty_api.points.events import PointsTransferred
-from loyalty_api.points.repository import LedgerRepository, LotRepository
+from loyalty_api.points.errors import (
+    InsufficientPoints,
+    TransferAlreadyReversed,
+    TransferLimitExceeded,
+    TransferNotFound,
+    TransfersNotOffered,
+)
+from loyalty_api.points.events import PointsTransferred, PointsTransferReversed
+from loyalty_api.points.repository import (
+    AccountState,
+    LedgerRepository,
+    LotRepository,
+    PointsAccountRepository,
+)
 from loyalty_api.program.service import ProgramSettings, get_program
 
 T = TypeVar("T")
@@ -137,6 +151,107 @@ async def transfer(
         available=state.available,
         created_at=uow.clock.now(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalResult:
+    transfer_id: uuid.UUID
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: int
+    balance: int  # the sender's, after the points came back
+    recipient_balance: int
+    reversed_at: datetime
+
+
+async def reverse_transfer(
+    uow: UnitOfWork, *, member_id: uuid.UUID, transfer_id: uuid.UUID, reason: str, actor: uuid.UUID | None
+) -> ReversalResult:
+    """An operator's undoing of a transfer the member sent (sent to the wrong member, or in a fraud): the
+    recipient gives the points back, all of them or none, whatever either member's status now, and the
+    sender gets them back with the time they had left when sent, as points an exchange gives back do."""
+    await require_member(uow, member_id, must_be_active=False)
+    sent = await LedgerRepository(uow.session).find_transfer(member_id, transfer_id)
+    if sent is None:
+        raise TransferNotFound()
+    recipient = sent.to_member_id
+    for party in sorted((member_id, recipient)):
+        found = await PointsAccountRepository(uow.session).lock_with_member(party, uow.clock.now())
+        if found is None or found[0].status == ERASED:
+            raise TransferNotFound()  # what was an erased member's is not found
+        await expire_due_points(uow, party)  # what a spend finds, whether or not the jobs have run
+    sent = await LedgerRepository(uow.session).find_transfer(member_id, transfer_id)  # behind the locks
+    assert sent is not None
+    if sent.reversed:
+        raise TransferAlreadyReversed()
+    marks = {"transfer_id": str(transfer_id), "reversal": True, "reason": reason}
+    try:
+        taken = await debit_available(uow, recipient, sent.points)
+    except InsufficientPoints as exc:
+        raise InsufficientPoints(
+            f"The recipient has {exc.extra['available']} of the {sent.points} points available: spend cannot "
+            "be undone; give back what is left with an adjustment on each side",
+            available=exc.extra["available"],
+            requested=sent.points,
+        ) from None
+    lots = await spend_lots(uow, recipient, sent.points, due_last=True)
+    await record_entry(
+        uow,
+        member_id=recipient,
+        type="transfer_out",
+        amount=-sent.points,
+        state=taken,
+        details=marks | {"to_member_id": str(member_id), "lots": lots_payload(lots)},
+        actor=actor,
+    )
+    program = await get_program(uow)
+    await give_back_sent(
+        uow,
+        program,
+        member_id=member_id,
+        sent_by=sent.entry_id,
+        points=sent.points,
+        type="transfer_in",
+        details=marks | {"from_member_id": str(recipient)},
+        settled_by={"settled_by_transfer": str(transfer_id)},
+        actor=actor,
+    )
+    back = await expire_let_go(uow, member_id, await _state(uow, member_id))
+    events = [(member_id, "sender", back.balance), (recipient, "recipient", taken.balance)]
+    await emit_for_members(
+        uow,
+        [
+            (
+                PointsTransferReversed(
+                    member_id=party,
+                    role=role,
+                    transfer_id=transfer_id,
+                    from_member_id=member_id,
+                    to_member_id=recipient,
+                    points=sent.points,
+                    balance=balance,
+                    reason=reason,
+                ),
+                party,
+            )
+            for party, role, balance in events
+        ],
+    )
+    return ReversalResult(
+        transfer_id=transfer_id,
+        from_member_id=member_id,
+        to_member_id=recipient,
+        points=sent.points,
+        balance=back.balance,
+        recipient_balance=taken.balance,
+        reversed_at=uow.clock.now(),
+    )
+
+
+async def _state(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
+    state = await PointsAccountRepository(uow.session).get_state(member_id)
+    assert state is not None
+    return state
 
 
 async def _lock_party(uow: UnitOfWork, member_id: uuid.UUID, *, recipient: bool) -> Earner:

@@ -433,7 +433,7 @@ def _referral_side(reward: ReferralReward, member_id: uuid.UUID) -> ExportReferr
         order_ref=None,
         status=status,
         created_at=reward.created_at,
-        credited_at=reward.credited_at,
+        credited_at=None if reward.voided_at is not None else reward.credited_at,
     )
 
 

@@ -97,8 +97,8 @@ async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRea
 )
 async def import_members(body: MemberImportRequest, uow: UoW, caller: Operator) -> MemberImportRead:
     """Bring up to 200 members over from the programme's previous system in one call: each with what an
-    enrolment takes, and the card number they carry (`member_number`, kept when it is ten digits, the first
-    not 0, with a Luhn check digit, as ours are; other cards go in `external_ids`, where a till looks them up
+    enrolment takes, and the card number they carry (`member_number`, kept when it is ten digits with a Luhn
+    check digit, as ours are, and not all zeros; other cards go in `external_ids`, where a till looks them up
     by `external_system` and `external_id`), the points they hold, each part with its end (`points`), and the
     tier they had (`tier`: held until `until` as if just qualified for, then reviewed by what they bought
     here; a purchase may move them up before). They start here as newcomers do otherwise: lifecycle `new`,

@@ -63,9 +63,11 @@ class MemberCreate(MemberFields):
 def _card_number(number: str) -> str:
     if not card.is_valid(number):
         raise ValueError(
-            "not a card number of this programme (ten digits, the first not 0, the last a Luhn check digit): "
-            "keep other cards in external_ids"
+            "not a card number of this programme (ten digits, the last a Luhn check digit): keep other cards "
+            "in external_ids"
         )
+    if not number.strip("0"):  # its Luhn sum is 0: what an export writes for a member without a card
+        raise ValueError("a card number of zeros stands for no card: leave member_number out for a new one")
     return number
 
 
@@ -95,7 +97,7 @@ class ImportedMember(MemberFields):
     member_number: Annotated[str, AfterValidator(_card_number)] | None = Field(
         default=None,
         description="The card the member carries, kept when it is a card number of ours (ten digits, the "
-        "first not 0, the last a Luhn check digit); left out, a new one.",
+        "last a Luhn check digit, not all zeros); left out, a new one.",
     )
     points: list[OpeningLot] = Field(
         default_factory=list,
