@@ -59,6 +59,7 @@ MUTATIONS: dict[str, set[Scope]] = {
     "loyaltyRefundPoints": TILLS,
     "loyaltyAdjustPoints": {A},
     "loyaltyTransferPoints": {A, E},
+    "loyaltyReverseTransfer": {A},
     "loyaltyRecordActivity": TILLS,
     "loyaltyRedeemReward": TILLS,
     "loyaltyUseCoupon": TILLS,

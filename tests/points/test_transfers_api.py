@@ -19,7 +19,7 @@ from tests.conftest import bearer, units_of
 from tests.graphql.helpers import mutate
 from tests.inspect_db import events, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import DEMO_LIKE_PROGRAM, earn, hold_points, points, set_program
+from tests.points.helpers import DEMO_LIKE_PROGRAM, earn, hold_points, next_order, points, set_program
 
 WRITES = ("ledger_entries", "point_lots", "outbox_events", "points_accounts")
 
@@ -336,6 +336,36 @@ class TestGraphQL:
         assert (await points(client, pos_key, recipient))["balance"] == 250
         await assert_ledger_invariant(app, sender)
 
+    async def test_the_reversal_mutation_undoes_as_rest_does(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        undo = {"memberId": sender, "transferId": sent["transfer_id"], "reason": "sent to the wrong member"}
+        reversal = "reversal { transferId fromMemberId toMemberId points balance recipientBalance }"
+        payload = await mutate(client, admin_key, "loyaltyReverseTransfer", reversal, input=undo)
+        assert payload["userErrors"] == []
+        assert payload["reversal"] == {
+            "transferId": sent["transfer_id"],
+            "fromMemberId": sender,
+            "toMemberId": recipient,
+            "points": 300,
+            "balance": 1_000,
+            "recipientBalance": 0,
+        }
+        again = await mutate(client, admin_key, "loyaltyReverseTransfer", reversal, input=undo)
+        assert (again["reversal"], [e["code"] for e in again["userErrors"]]) == (
+            None,
+            ["transfer_already_reversed"],
+        )
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
 
 async def reverse(
     client: httpx.AsyncClient, key: str, sender: str, transfer_id: str, **headers: str
@@ -375,21 +405,20 @@ class TestReversal:
         }
         mine, theirs = await points(client, admin_key, sender), await points(client, admin_key, recipient)
         assert (mine["balance"], mine["lifetime_earned"], theirs["balance"]) == (1_000, 1_000, 0)
-        # Back with the time they had left when sent: their clock stopped for the 40 days they were away.
-        later = [(e["points"], e["expires_at"]) for e in mine["expiring"]]
-        assert later == [(700, ends[0]["expires_at"]), (300, "2027-04-25T10:00:00Z")]
+        # Back with the ends they had: a transfer and its reversal never make points last longer.
+        assert [(e["points"], e["expires_at"]) for e in mine["expiring"]] == [(1_000, ends[0]["expires_at"])]
         back = (await ledger(client, admin_key, sender))[0]
         gone = (await ledger(client, admin_key, recipient))[0]
         assert (back["type"], back["amount"], gone["type"], gone["amount"]) == (
-            "transfer_in",
+            "transfer_return",
             300,
             "transfer_out",
             -300,
         )
+        assert gone["details"]["reversal"] is True
         for entry in (back, gone):
-            assert entry["details"]["transfer_id"] == sent["transfer_id"]
-            assert (entry["details"]["reversal"], entry["details"]["reason"]) == (
-                True,
+            assert (entry["details"]["transfer_id"], entry["details"]["reason"]) == (
+                sent["transfer_id"],
                 "sent to the wrong member",
             )
         reversed_events = await events(app, "points.transfer_reversed")
@@ -403,6 +432,99 @@ class TestReversal:
         await assert_ledger_invariant(app, sender)
         await assert_ledger_invariant(app, recipient)
 
+    async def test_the_recipient_gives_back_the_transfers_own_points(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair  # the sender's 1,000 end in 12 months
+        await earn(client, pos_key, recipient, 30_000)  # the recipient's own 300 end at the same time
+        own_end = (await points(client, admin_key, recipient))["expiring"][0]["expires_at"]
+        clock.advance(timedelta(days=100))
+        await earn(client, pos_key, sender, 30_000)  # 300 more for the sender, ending 100 days later
+        # 1,000 of the first lot and 100 of the second go over; the reversal takes those back, not the
+        # recipient's own points, which end sooner.
+        sent = (await send(client, ecommerce_key, sender, recipient, 1_100)).json()
+        assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        theirs = await points(client, admin_key, recipient)
+        assert [(e["points"], e["expires_at"]) for e in theirs["expiring"]] == [(300, own_end)]
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
+    async def test_points_that_passed_their_end_at_the_recipient_are_not_owed(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair  # 1,000 ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, sender, 50_000)  # 500 ending 300 days later
+        sent = (await send(client, ecommerce_key, sender, recipient, 1_200)).json()  # 1,000 + 200 of them
+        clock.advance(timedelta(days=70))  # the first 1,000 have ended, at the recipient as they would have
+        await earn(client, pos_key, recipient, 100_000)  # the recipient's own 1,000
+        answer = await reverse(client, admin_key, sender, sent["transfer_id"])
+        assert answer.status_code == 201, answer.text
+        assert (answer.json()["points"], answer.json()["recipient_balance"]) == (200, 1_000)
+        assert (await points(client, admin_key, sender))["balance"] == 500
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+        # Once every point of a transfer has ended, there is nothing to give back.
+        gone = (await send(client, ecommerce_key, recipient, sender, 100)).json()
+        clock.advance(timedelta(days=400))
+        expired = await reverse(client, admin_key, recipient, gone["transfer_id"])
+        assert (expired.status_code, expired.json()["code"]) == (409, "transfer_expired")
+
+    async def test_the_points_back_settle_what_the_sender_owes(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+    ) -> None:
+        sender, recipient = pair
+        order = next_order()
+        await earn(client, pos_key, sender, 50_000, order_ref=order)  # 500 more: 1,500
+        sent = (await send(client, ecommerce_key, sender, recipient, 1_500)).json()
+        returned = await client.post(
+            f"/v1/orders/{order}/refund", json={"full": True}, headers=bearer(pos_key)
+        )
+        assert returned.json()["shortfall"] == 500  # bought, gave the points away, returned the purchase
+        assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        assert (await points(client, admin_key, sender))["balance"] == 1_000  # the 500 owed are settled
+        assert (await points(client, admin_key, recipient))["balance"] == 0
+        await assert_ledger_invariant(app, sender)
+        await assert_ledger_invariant(app, recipient)
+
+    async def test_a_reversed_transfer_is_undone_in_the_analytics(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        pair: tuple[str, str],
+        clock: FrozenClock,
+    ) -> None:
+        sender, recipient = pair
+        sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
+        assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        now = clock.now()
+        today = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+        report = await client.get("/v1/analytics/points", params=today, headers=bearer(admin_key))
+        assert report.status_code == 200, report.text
+        [figures] = report.json()["items"]
+        assert (figures["transferred"], figures["net"]) == (0, 1_000)
+
     async def test_a_reversal_counts_against_no_ones_daily_limit(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, pair: tuple[str, str]
     ) -> None:
@@ -412,6 +534,9 @@ class TestReversal:
         )
         sent = (await send(client, ecommerce_key, sender, recipient, 300)).json()
         assert (await reverse(client, admin_key, sender, sent["transfer_id"])).status_code == 201
+        # The sender may send the 300 again today, to the right member: the reversed transfer is undone.
+        other = str((await enrol(client, admin_key))["id"])
+        assert (await send(client, ecommerce_key, sender, other, 300)).status_code == 201
         # The recipient, given 300 more, may still send 300 today: the reversal was no sending of theirs.
         given = await client.post(
             f"/v1/members/{recipient}/adjustments",

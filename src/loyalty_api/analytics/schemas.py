@@ -26,9 +26,9 @@ class PointsFiguresRead(ReadModel):
     expired: int
     adjusted: int = Field(description="Operators' adjustments, signed.")
     transferred: int = Field(
-        description="Points members sent to one another (`transfer_out`, `transfer_in`): they change who "
-        "holds them, not how many members hold, so they are in none of the other figures, and add nothing "
-        "to `net`."
+        description="Points members sent to one another (`transfer_out`, `transfer_in`), less those "
+        "operators' reversals gave back (`transfer_return`): they change who holds them, not how many "
+        "members hold, so they are in none of the other figures, and add nothing to `net`."
     )
     imported: int = Field(
         description="Points members brought from the programme's previous system (`import`, "

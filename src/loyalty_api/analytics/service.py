@@ -8,8 +8,8 @@ referrals (`referral`), for activities (`activity`) and by campaigns (`campaign`
 `exchange_out`); `given_back` what refunds and failed exchanges returned of it (`refund`, `exchange_return`);
 `expired`; `adjusted` (signed); `imported`, the balances members brought from the programme's previous system.
 A hold moves no points, and a transfer between members moves them from one to another (`transferred`, the
-points sent). So `net` = issued − taken_back − redeemed + given_back − expired + adjusted + imported, the
-change in what members hold.
+points sent, less what reversals gave back). So `net` = issued − taken_back − redeemed + given_back − expired
++ adjusted + imported, the change in what members hold.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "adjust": "adjusted",
     "transfer_out": None,  # its transfer_in, written in the same transaction, counts the points once
     "transfer_in": "transferred",
+    "transfer_return": "transfer_return",  # a reversal gives the points back: the transfer is undone
     "import": "imported",
     "hold": None,
     "release": None,
@@ -91,6 +92,8 @@ class PointsFigures:
             self.adjusted += sums.amount
         elif figure == "transferred":
             self.transferred += sums.amount
+        elif figure == "transfer_return":
+            self.transferred -= sums.amount
         elif figure == "imported":
             self.imported += sums.amount
         self.net += sums.amount

@@ -37,6 +37,8 @@ from loyalty_api.points.schemas import (
     RefundRequest,
     TransferRead,
     TransferRequest,
+    TransferReversalRead,
+    TransferReversalRequest,
 )
 
 
@@ -469,6 +471,64 @@ async def _transfer(uow: UnitOfWork, caller: Principal, request: _Transfer) -> T
     return TransferRead.model_validate(result)
 
 
+# --- Reverse a transfer: POST /v1/members/{id}/transfers/{transfer_id}/reversal (admin keys only)
+
+
+class _ReverseTransfer(TransferReversalRequest):
+    member_id: uuid.UUID
+    transfer_id: uuid.UUID
+
+
+@strawberry.input(
+    description="An operator's undoing of a transfer: POST /v1/members/{id}/transfers/{transferId}/reversal."
+)
+class ReverseTransferInput:
+    member_id: strawberry.ID = strawberry.field(description="The member who sent the transfer.")
+    transfer_id: strawberry.ID
+    reason: str = strawberry.field(description="Kept in both ledgers with the key.")
+
+
+@strawberry.type
+class PointsTransferReversal:
+    transfer_id: strawberry.ID
+    from_member_id: strawberry.ID = strawberry.field(description="The sender, who has the points back.")
+    to_member_id: strawberry.ID
+    points: Long
+    balance: Long = strawberry.field(description="The sender's balance after the reversal.")
+    recipient_balance: Long = strawberry.field(description="The recipient's balance after the reversal.")
+    reversed_at: datetime.datetime
+
+    @classmethod
+    def of(cls, read: TransferReversalRead) -> PointsTransferReversal:
+        return cls(
+            transfer_id=strawberry.ID(str(read.transfer_id)),
+            from_member_id=strawberry.ID(str(read.from_member_id)),
+            to_member_id=strawberry.ID(str(read.to_member_id)),
+            points=Long(read.points),
+            balance=Long(read.balance),
+            recipient_balance=Long(read.recipient_balance),
+            reversed_at=read.reversed_at,
+        )
+
+
+@strawberry.type
+class ReverseTransferPayload(MutationPayload):
+    reversal: PointsTransferReversal | None
+
+
+async def _reverse_transfer(
+    uow: UnitOfWork, caller: Principal, request: _ReverseTransfer
+) -> TransferReversalRead:
+    result = await transfers.reverse_transfer(
+        uow,
+        member_id=request.member_id,
+        transfer_id=request.transfer_id,
+        reason=request.reason,
+        actor=caller.key_id,
+    )
+    return TransferReversalRead.model_validate(result)
+
+
 @strawberry.type
 class PointsMutations:
     loyalty_earn_points: EarnPointsPayload = mutation(
@@ -553,4 +613,15 @@ class PointsMutations:
         answer={"transfer": PointsTransfer.of},
         description="Send points to another member (ecommerce and admin keys): "
         "POST /v1/members/{id}/transfers, with its rules and answers.",
+    )
+    loyalty_reverse_transfer: ReverseTransferPayload = mutation(
+        input=ReverseTransferInput,
+        payload=ReverseTransferPayload,
+        scopes=OPERATORS,
+        model=_ReverseTransfer,
+        reply=TransferReversalRead,
+        work=_reverse_transfer,
+        answer={"reversal": PointsTransferReversal.of},
+        description="Undo a transfer the member sent (admin keys only): "
+        "POST /v1/members/{id}/transfers/{transferId}/reversal, with its rules and answers.",
     )

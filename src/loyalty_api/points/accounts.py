@@ -380,10 +380,8 @@ async def give_back_sent(
     details: dict[str, Any],
     settled_by: dict[str, str],
     partner_id: uuid.UUID | None = None,
-    actor: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out, a
-    transfer an operator reversed), as one
+    """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
     entry of `type`, with the time they had left when spent (plan_giving_back_spent); like points a refund
     gives back, they settle the member's shortfalls first (`settled_by` says what freed them). Its entry's
     id. Any that come back ended (sent past their end while a hold spared them) are left to the expiry, which
@@ -396,7 +394,6 @@ async def give_back_sent(
         type=type,
         points=points,
         details=details,
-        actor=actor,
         partner_id=partner_id,
         given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
     )

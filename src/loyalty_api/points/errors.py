@@ -209,6 +209,17 @@ class TransferAlreadyReversed(Conflict):
     title = "The transfer was reversed already"
 
 
+class TransferExpired(Conflict):
+    """Every point the transfer moved has passed the end it had: they would have expired with the sender
+    too, so there is nothing to give back. Nothing changed.
+
+    Nothing to do for the transfer; to make good points the member lost, an operator adds an adjustment.
+    """
+
+    code = "transfer_expired"
+    title = "The transfer's points have all passed their end"
+
+
 class TransferLimitExceeded(LoyaltyError):
     """The transfer would take the points the member sent today past the programme's
     `transfer_daily_limit` (`limit`, `used` and `requested` give the figures). Nothing changed.

@@ -28,6 +28,7 @@ EntryType = Literal[
     "campaign",  # points a campaign granted to everyone in its audience: campaigns/service.py
     "transfer_out",  # points a member sent to another member: points/transfers.py
     "transfer_in",  # points a member received from another
+    "transfer_return",  # a transfer an operator reversed: its points back with their sender
     "import",  # points a member held in the programme's previous system, brought over: profiles/imports.py
 ]
 # How a refund is measured: a share of the order's total, a number of redeemed points, or all that is left.

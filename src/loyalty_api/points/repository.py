@@ -614,41 +614,42 @@ class LedgerRepository:
         )
 
     async def points_sent_since(self, member_id: uuid.UUID, since: datetime) -> int:
-        """The points the member sent to other members (`transfer_out`) from `since` on (not those a reversal
-        took back)."""
+        """The points the member sent to other members (`transfer_out`) from `since` on: not a reversal's
+        giving back, nor a transfer an operator reversed."""
+        returned = aliased(LedgerEntry)
+        reversed_ = exists().where(
+            returned.member_id == member_id,
+            returned.type == "transfer_return",
+            returned.details["transfer_id"].as_string() == LedgerEntry.details["transfer_id"].as_string(),
+        )
         sent = await self.session.scalar(
             select(func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
                 LedgerEntry.member_id == member_id,
                 LedgerEntry.type == "transfer_out",
                 LedgerEntry.details["reversal"].as_string().is_(None),
+                ~reversed_,
                 LedgerEntry.created_at >= since,
             )
         )
         return int(sent or 0)
 
     async def find_transfer(self, member_id: uuid.UUID, transfer_id: uuid.UUID) -> Transfer | None:
-        """The transfer the member sent with this id, and whether a reversal has given it back (among the
-        member's own entries: an index on the member, not a search of the ledger)."""
-        rows = (
-            await self.session.execute(
-                select(LedgerEntry.id, LedgerEntry.type, LedgerEntry.amount, LedgerEntry.details).where(
-                    LedgerEntry.member_id == member_id,
-                    LedgerEntry.type.in_(("transfer_out", "transfer_in")),
-                    LedgerEntry.details["transfer_id"].as_string() == str(transfer_id),
-                )
-            )
-        ).all()
-        sent = next(
-            (row for row in rows if row.type == "transfer_out" and "reversal" not in row.details), None
-        )
+        """The transfer the member sent with this id, and whether a reversal has given it back."""
+        rows = (await self.session.execute(_transfer_entries(member_id, transfer_id))).all()
+        sent = next((row for row in rows if row.type == "transfer_out"), None)
         if sent is None:
             return None
         return Transfer(
             entry_id=sent.id,
             to_member_id=uuid.UUID(sent.details["to_member_id"]),
             points=-sent.amount,
-            reversed=any(row.type == "transfer_in" and "reversal" in row.details for row in rows),
+            reversed=any(row.type == "transfer_return" for row in rows),
         )
+
+    async def received_entry(self, member_id: uuid.UUID, transfer_id: uuid.UUID) -> uuid.UUID | None:
+        """The member's entry that received the transfer (`transfer_in`)."""
+        rows = (await self.session.execute(_transfer_entries(member_id, transfer_id))).all()
+        return next((row.id for row in rows if row.type == "transfer_in"), None)
 
     async def points_purchases_earned_since(self, member_id: uuid.UUID, since: datetime) -> int:
         """The points the member's purchases after `since` earned (`earn`) and still have, with the referral
@@ -715,6 +716,18 @@ def _spends(entries: Sequence[Any]) -> list[tuple[uuid.UUID, int, datetime]]:
     ]
 
 
+def _transfer_entries(member_id: uuid.UUID, transfer_id: uuid.UUID) -> Select[Any]:
+    """The member's entries of a transfer (sent, received, given back by a reversal; not the recipient's
+    entry of a reversal), among the member's own entries: an index on the member, not a search of the
+    ledger."""
+    return select(LedgerEntry.id, LedgerEntry.type, LedgerEntry.amount, LedgerEntry.details).where(
+        LedgerEntry.member_id == member_id,
+        LedgerEntry.type.in_(("transfer_out", "transfer_in", "transfer_return")),
+        LedgerEntry.details["transfer_id"].as_string() == str(transfer_id),
+        LedgerEntry.details["reversal"].as_string().is_(None),
+    )
+
+
 class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -777,6 +790,22 @@ class LotRepository:
             query = query.where(PointLot.id > after_id)
         result = await self.session.execute(query.order_by(PointLot.id).limit(limit))
         return result.scalars().all()
+
+    async def live_lots_of_entry(
+        self, member_id: uuid.UUID, entry_id: uuid.UUID, now: datetime
+    ) -> list[LotBalance]:
+        """The points the entry credited that the member still has before their end, soonest end first."""
+        rows = await self.session.execute(
+            select(PointLot.id, PointLot.remaining)
+            .where(
+                PointLot.member_id == member_id,
+                PointLot.entry_id == entry_id,
+                PointLot.remaining > 0,
+                (PointLot.expires_at.is_(None)) | (PointLot.expires_at > now),
+            )
+            .order_by(*_FIFO)
+        )
+        return [LotBalance(lot_id, remaining) for lot_id, remaining in rows.all()]
 
     async def take(self, member_id: uuid.UUID, plan: Sequence[tuple[uuid.UUID, int]]) -> None:
         for lot_id, points in plan:

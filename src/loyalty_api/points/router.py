@@ -364,6 +364,7 @@ async def transfer(member_id: uuid.UUID, body: TransferRequest, uow: UoW, caller
         MemberNotFound,
         errors.TransferNotFound,
         errors.TransferAlreadyReversed,
+        errors.TransferExpired,
         errors.InsufficientPoints,
     ),
 )
@@ -375,14 +376,17 @@ async def reverse_transfer(
     caller: Operator,
 ) -> TransferReversalRead:
     """Undo a transfer the member (the path's, the sender) made: points sent to the wrong member, or in a
-    fraud. The recipient gives all the points back or none (fewer available is 422 `insufficient_points`:
-    give back what is left with an adjustment on each side), whatever either member's status now; the sender
-    gets them back with the time they had left when sent, as points an exchange gives back do. Once only
-    (409 `transfer_already_reversed`); a transfer the member did not send is 404 `transfer_not_found`.
+    fraud. The transfer's points that have not passed their end go back, all or none (fewer available with
+    the recipient is 422 `insufficient_points`: points on hold or spent cannot be taken back; an adjustment
+    on each side moves what is left), whatever either member's status now. The recipient gives back the
+    transfer's own points first, and the sender gets them with the ends they had, settling what the sender
+    owes first, as points a refund gives back do; points that ended at the recipient are not owed (409
+    `transfer_expired` when all have). Once only (409 `transfer_already_reversed`); a transfer the member
+    did not send, or one whose recipient was erased, is 404 `transfer_not_found`.
 
-    For `admin` keys only; honours `Idempotency-Key`. Both ledgers show the reversal (a `transfer_out` of the
-    recipient, a `transfer_in` of the sender, both with `reversal: true`, the `reason` and the transfer's
-    `transfer_id`); it does not count towards the recipient's daily transfer limit. Emits
+    For `admin` keys only; honours `Idempotency-Key`. The recipient's ledger shows a `transfer_out` with
+    `reversal: true`, the sender's a `transfer_return`, both with the `reason` and the transfer's
+    `transfer_id`; neither counts towards a daily transfer limit, nor does the reversed transfer. Emits
     `points.transfer_reversed` for each member."""
     result = await transfers.reverse_transfer(
         uow, member_id=member_id, transfer_id=transfer_id, reason=body.reason, actor=caller.key_id

@@ -32,22 +32,23 @@ from loyalty_api.points.accounts import (
     debit_available,
     expire_due_points,
     expire_let_go,
-    give_back_sent,
     lock_earner,
     lots_payload,
     record_entry,
+    settle_shortfalls,
     spend_lots,
 )
 from loyalty_api.points.errors import (
     InsufficientPoints,
     TransferAlreadyReversed,
+    TransferExpired,
     TransferLimitExceeded,
     TransferNotFound,
     TransfersNotOffered,
 )
 from loyalty_api.points.events import PointsTransferred, PointsTransferReversed
+from loyalty_api.points.ledger import plan_spending
 from loyalty_api.points.repository import (
-    AccountState,
     LedgerRepository,
     LotRepository,
     PointsAccountRepository,
@@ -167,56 +168,78 @@ class ReversalResult:
 async def reverse_transfer(
     uow: UnitOfWork, *, member_id: uuid.UUID, transfer_id: uuid.UUID, reason: str, actor: uuid.UUID | None
 ) -> ReversalResult:
-    """An operator's undoing of a transfer the member sent (sent to the wrong member, or in a fraud): the
-    recipient gives the points back, all of them or none, whatever either member's status now, and the
-    sender gets them back with the time they had left when sent, as points an exchange gives back do."""
+    """An operator's undoing of a transfer the member sent (to the wrong member, or in a fraud): the points
+    of it that have not passed their end go back, from the recipient to the sender, all or none, whatever
+    either member's status now. The recipient gives back the transfer's own points first; the sender gets
+    them back with the ends they had, so a transfer and its reversal never make points last longer, and
+    points that expired at the recipient are not owed (they would have expired with the sender too)."""
     await require_member(uow, member_id, must_be_active=False)
-    sent = await LedgerRepository(uow.session).find_transfer(member_id, transfer_id)
+    ledger, lots = LedgerRepository(uow.session), LotRepository(uow.session)
+    sent = await ledger.find_transfer(member_id, transfer_id)
     if sent is None:
         raise TransferNotFound()
     recipient = sent.to_member_id
+    now = uow.clock.now()
     for party in sorted((member_id, recipient)):
-        found = await PointsAccountRepository(uow.session).lock_with_member(party, uow.clock.now())
+        found = await PointsAccountRepository(uow.session).lock_with_member(party, now)
         if found is None or found[0].status == ERASED:
             raise TransferNotFound()  # what was an erased member's is not found
         await expire_due_points(uow, party)  # what a spend finds, whether or not the jobs have run
-    sent = await LedgerRepository(uow.session).find_transfer(member_id, transfer_id)  # behind the locks
+    sent = await ledger.find_transfer(member_id, transfer_id)  # read again behind the locks
     assert sent is not None
     if sent.reversed:
         raise TransferAlreadyReversed()
-    marks = {"transfer_id": str(transfer_id), "reversal": True, "reason": reason}
+    parts = [
+        (lot.points, lot.expires_at)
+        for lot in await lots.paid_from(member_id, await ledger.spends_of_entry(member_id, sent.entry_id))
+        if lot.expires_at is None or lot.expires_at > now
+    ]
+    points = sum(part for part, _ in parts)
+    if points == 0:
+        raise TransferExpired()
     try:
-        taken = await debit_available(uow, recipient, sent.points)
+        taken = await debit_available(uow, recipient, points)
     except InsufficientPoints as exc:
         raise InsufficientPoints(
-            f"The recipient has {exc.extra['available']} of the {sent.points} points available: spend cannot "
-            "be undone; give back what is left with an adjustment on each side",
+            f"The recipient has {exc.extra['available']} of the {points} points available: points on hold or "
+            "spent cannot be taken back (an adjustment on each side moves what is left)",
             available=exc.extra["available"],
-            requested=sent.points,
+            requested=points,
         ) from None
-    lots = await spend_lots(uow, recipient, sent.points, due_last=True)
+    received = await ledger.received_entry(recipient, transfer_id)
+    own = [] if received is None else await lots.live_lots_of_entry(recipient, received, now)
+    plan = plan_spending(own, min(points, sum(lot.remaining for lot in own)))
+    await lots.take(recipient, plan)
+    rest = points - sum(taken_from for _, taken_from in plan)
+    plan += await spend_lots(uow, recipient, rest, due_last=True) if rest else []
+    marks = {"transfer_id": str(transfer_id), "reason": reason}
     await record_entry(
         uow,
         member_id=recipient,
         type="transfer_out",
-        amount=-sent.points,
+        amount=-points,
         state=taken,
-        details=marks | {"to_member_id": str(member_id), "lots": lots_payload(lots)},
+        details=marks | {"reversal": True, "to_member_id": str(member_id), "lots": lots_payload(plan)},
         actor=actor,
     )
-    program = await get_program(uow)
-    await give_back_sent(
+    back = await credit_in_lots(
         uow,
-        program,
         member_id=member_id,
-        sent_by=sent.entry_id,
-        points=sent.points,
-        type="transfer_in",
+        type="transfer_return",
+        parts=parts,
         details=marks | {"from_member_id": str(recipient)},
-        settled_by={"settled_by_transfer": str(transfer_id)},
         actor=actor,
     )
-    back = await expire_let_go(uow, member_id, await _state(uow, member_id))
+    # Points coming back settle the sender's shortfalls first, as points a refund gives back do: a sender who
+    # returned the purchase that earned what they sent owes it.
+    _, back = await settle_shortfalls(
+        uow,
+        member_id,
+        min(points, back.available),
+        back,
+        settled_by={"settled_by_transfer": str(transfer_id)},
+        other_than=None,
+    )
     events = [(member_id, "sender", back.balance), (recipient, "recipient", taken.balance)]
     await emit_for_members(
         uow,
@@ -228,7 +251,7 @@ async def reverse_transfer(
                     transfer_id=transfer_id,
                     from_member_id=member_id,
                     to_member_id=recipient,
-                    points=sent.points,
+                    points=points,
                     balance=balance,
                     reason=reason,
                 ),
@@ -241,17 +264,11 @@ async def reverse_transfer(
         transfer_id=transfer_id,
         from_member_id=member_id,
         to_member_id=recipient,
-        points=sent.points,
+        points=points,
         balance=back.balance,
         recipient_balance=taken.balance,
-        reversed_at=uow.clock.now(),
+        reversed_at=now,
     )
-
-
-async def _state(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
-    state = await PointsAccountRepository(uow.session).get_state(member_id)
-    assert state is not None
-    return state
 
 
 async def _lock_party(uow: UnitOfWork, member_id: uuid.UUID, *, recipient: bool) -> Earner:

@@ -188,7 +188,7 @@ _COUNTERPARTY_DETAILS: Final = ("to_member_id", "from_member_id")
 def _own_details(entry: LedgerEntry) -> dict[str, Any]:
     if entry.type == "referral" and entry.details.get("role") == "referrer":
         return {key: value for key, value in entry.details.items() if key not in _FRIENDS_DETAILS}
-    if entry.type in ("transfer_out", "transfer_in"):
+    if entry.type in ("transfer_out", "transfer_in", "transfer_return"):
         return {key: value for key, value in entry.details.items() if key not in _COUNTERPARTY_DETAILS}
     return entry.details
 

@@ -77,7 +77,8 @@ class ExportLedgerEntry(BaseModel):
     id: uuid.UUID
     type: str = Field(
         description="earn, redeem, hold, capture, release, refund, expire, adjust, reward, exchange_out, "
-        "exchange_return, exchange_in, referral, activity, campaign, transfer_out, transfer_in or import."
+        "exchange_return, exchange_in, referral, activity, campaign, transfer_out, transfer_in, "
+        "transfer_return or import."
     )
     amount: int = Field(description="Signed change to the balance, in points.")
     balance_after: int
