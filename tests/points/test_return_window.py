@@ -46,6 +46,15 @@ async def referred(client: httpx.AsyncClient, pos_key: str) -> tuple[str, str]:
     return str(referrer["id"]), str(friend["id"])
 
 
+async def rewarded_purchase(client: httpx.AsyncClient, pos_key: str) -> tuple[str, str, str]:
+    """A referrer, the friend they referred, and the friend's first purchase (100 yuan: 100 points and the
+    friend's 200 referral points); the order's reference."""
+    referrer, friend = await referred(client, pos_key)
+    order = next_order()
+    await earn(client, pos_key, friend, 10_000, order_ref=order)
+    return referrer, friend, order
+
+
 async def reward_row(app: FastAPI, friend: str) -> dict[str, Any]:
     [found] = await rows(
         app,
@@ -86,9 +95,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL, **WINDOW)
-        referrer, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        referrer, friend, order = await rewarded_purchase(client, pos_key)
         clock.advance(timedelta(days=3))
         # 60 of 100 yuan back: 40 yuan left, below the 50-yuan minimum.
         answer = await refund(client, pos_key, order, amount={"amount": 6_000, "currency": "CNY"})
@@ -128,9 +135,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL, **WINDOW)
-        referrer, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        referrer, _, order = await rewarded_purchase(client, pos_key)
         answer = await refund(client, pos_key, order, amount={"amount": 5_000, "currency": "CNY"})
         assert (answer["points_taken_back"], answer["referral_taken_back"]) == (50, 0)  # 50 yuan still counts
         assert await events(app, "referral.voided") == []
@@ -142,9 +147,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL, **WINDOW)
-        _, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)  # 100 + 200
+        _, friend, order = await rewarded_purchase(client, pos_key)  # 100 + 200
         spent = await client.post(
             f"/v1/members/{friend}/redeem",
             json={"points": 250, "order_ref": next_order()},
@@ -165,9 +168,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL, **WINDOW)
-        referrer, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        referrer, friend, order = await rewarded_purchase(client, pos_key)
         clock.advance(timedelta(days=20))  # the worker was down: the referrer is not credited yet
         answer = await refund(client, pos_key, order, full=True)
         assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 0)
@@ -179,9 +180,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL, **WINDOW)
-        _, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        _, _, order = await rewarded_purchase(client, pos_key)
         raised = REFERRAL | {"referral_min_purchase_minor": 20_000}
         await set_program(client, admin_key, **raised, **WINDOW)
         answer = await refund(client, pos_key, order, amount={"amount": 100, "currency": "CNY"})
@@ -215,9 +214,7 @@ class TestReferralsWaitOutTheWindow:
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:
         await set_program(client, admin_key, **REFERRAL)  # return_window_days 0: as before
-        referrer, friend = await referred(client, pos_key)
-        order = next_order()
-        await earn(client, pos_key, friend, 10_000, order_ref=order)
+        referrer, friend, order = await rewarded_purchase(client, pos_key)
         assert await credit_referrers(units_of(app)) == 1
         answer = await refund(client, pos_key, order, full=True)
         assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 0)

@@ -45,9 +45,8 @@ class LeaderboardRepository:
         # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
         # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
         # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`, `settled_by_transfer`) was counted
-        # with its refund's
-        # shortfall: not again. A return that voided the purchase's referral takes back the whole reward
-        # (`not_taken_back`: what the friend had spent of it), as it leaves lifetime_earned.
+        # with its refund's shortfall: not again. A return that voided the purchase's referral takes back
+        # the whole reward (`not_taken_back`: what the friend had spent of it), as it leaves lifetime_earned.
         refund = aliased(LedgerEntry)
 
         def detail(name: str) -> ColumnElement[int]:
