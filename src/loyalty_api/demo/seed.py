@@ -53,6 +53,7 @@ DEMO_PROGRAM = ProgramSettings(
     max_redeem_share=Decimal("0.5"),
     transfers_enabled=True,  # members may gift points: up to 5,000 a day each
     transfer_daily_limit=5_000,
+    expiry_reminder_days=30,  # members hear of their points a month before they expire
 )
 
 DEMO_RULES = [

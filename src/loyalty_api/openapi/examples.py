@@ -242,6 +242,7 @@ PROGRAM: dict[str, Any] = {
     "transfers_enabled": True,
     "transfer_daily_limit": 5_000,
     "return_window_days": 14,
+    "expiry_reminder_days": 30,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------

@@ -114,6 +114,28 @@ class PointsExpired(Event):
     balance: int
 
 
+class ExpiringDayPayload(BaseModel):
+    date: str  # YYYY-MM-DD in the programme's time zone
+    points: int
+
+
+class PointsExpiring(Event):
+    event_type = "points.expiring"
+    description = (
+        "Some of a member's points reach their end within the programme's `expiry_reminder_days`: a cue to "
+        "tell the member to use them. Sent once for each lot of points, when its end comes within those days "
+        "(an hourly job); `points` and `expiring` (by day, in the programme's time zone) count every point "
+        "of the member's ending within them, those told of before too; `expires_at` is when the first end."
+    )
+
+    member_id: uuid.UUID
+    points: int
+    expires_at: UtcInstant
+    expiring: list[ExpiringDayPayload]
+    balance: int
+    available: int
+
+
 class PointsAdjusted(Event):
     event_type = "points.adjusted"
     description = "An operator changed a member's points, with a reason."

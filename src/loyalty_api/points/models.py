@@ -72,11 +72,13 @@ class PointLot(IdMixin, Base):
     __table_args__ = (
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_within_points"),
-        # The expiry job reads lots still holding points whose time has come: spent lots leave the index,
-        # so it does not grow with the ledger.
+        # The expiry job reads lots still holding points whose time has come, and the reminder job those whose
+        # end is near and of which nobody was told yet (the second column spares it the rows): spent lots
+        # leave the index, so it does not grow with the ledger.
         Index(
             None,
             "expires_at",
+            "expiry_reminded_at",
             postgresql_where=text("remaining > 0"),
             sqlite_where=text("remaining > 0"),
         ),
@@ -100,6 +102,8 @@ class PointLot(IdMixin, Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+    # When the member was told these points reach their end soon (`points.expiring`), once.
+    expiry_reminded_at: Mapped[datetime | None]
 
 
 class Hold(IdMixin, Base):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -35,7 +36,7 @@ from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.prefixed import Row, prefixed, prefixed_binds
-from loyalty_api.members.models import Member, not_erased
+from loyalty_api.members.models import Member, MemberStatus, not_erased
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import (
@@ -250,6 +251,7 @@ def _lot_row(lot: NewLot) -> Row:
         "remaining": lot.points,
         "created_at": lot.at,
         "expires_at": lot.expires_at,
+        "expiry_reminded_at": None,
     }
 
 
@@ -728,6 +730,13 @@ def _transfer_entries(member_id: uuid.UUID, transfer_id: uuid.UUID) -> Select[An
     )
 
 
+@dataclass(frozen=True, slots=True)
+class UnremindedLot:
+    expires_at: datetime
+    lot_id: uuid.UUID
+    member_id: uuid.UUID
+
+
 class LotRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -825,6 +834,49 @@ class LotRepository:
     async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
         row = await _DUE_LOT_EXISTS.fetch_one(self.session, {"member": member_id, "now": now})
         return row is not None and bool(row[0])
+
+    async def list_unreminded(
+        self, now: datetime, until: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[UnremindedLot]:
+        """Lots of active members with points left whose end falls after `now` and by `until`, of which the
+        member was not told yet, in order of their end (after `after`, an end and a lot id)."""
+        query = (
+            select(PointLot.expires_at, PointLot.id, PointLot.member_id)
+            .join(Member, Member.id == PointLot.member_id)
+            .where(
+                PointLot.remaining > 0,
+                PointLot.expires_at > now,
+                PointLot.expires_at <= until,
+                PointLot.expiry_reminded_at.is_(None),
+                Member.status == MemberStatus.active,
+            )
+        )
+        if after is not None:
+            query = query.where(tuple_(PointLot.expires_at, PointLot.id) > tuple_(*after))
+        result = await self.session.execute(query.order_by(PointLot.expires_at, PointLot.id).limit(limit))
+        return [
+            UnremindedLot(expires_at, lot_id, member_id)
+            for expires_at, lot_id, member_id in result.all()
+            if expires_at is not None  # the query's bounds leave none out
+        ]
+
+    async def mark_reminded(self, member_id: uuid.UUID, now: datetime, until: datetime) -> int:
+        """Mark the active member's lots that end after `now` and by `until`, and were not told of yet, as
+        told of now; how many there were."""
+        result = await self.session.execute(
+            update(PointLot)
+            .where(
+                PointLot.member_id == member_id,
+                PointLot.remaining > 0,
+                PointLot.expires_at > now,
+                PointLot.expires_at <= until,
+                PointLot.expiry_reminded_at.is_(None),
+                exists().where(Member.id == member_id, Member.status == MemberStatus.active),
+            )
+            .values(expiry_reminded_at=now)
+            .returning(PointLot.id)
+        )
+        return len(result.all())
 
     async def expiring_by_date(self, member_id: uuid.UUID, now: datetime) -> Sequence[tuple[datetime, int]]:
         result = await self.session.execute(

@@ -18,6 +18,7 @@ class Program(Base):
         CheckConstraint("expiry_months > 0", name="expiry_months_positive"),  # NULL: points never expire
         CheckConstraint("transfer_daily_limit > 0", name="transfer_daily_limit_positive"),  # NULL: no limit
         CheckConstraint("return_window_days >= 0", name="return_window_days_not_negative"),
+        CheckConstraint("expiry_reminder_days >= 0", name="expiry_reminder_days_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +49,8 @@ class Program(Base):
     # How many days after a purchase it may still be returned (0: no window): a referrer's reward waits them
     # out, and the points a purchase earned cannot be sent to another member until they pass.
     return_window_days: Mapped[int] = mapped_column(server_default="0")
+    # How many days before points reach their end the member is told (`points.expiring`; 0: never).
+    expiry_reminder_days: Mapped[int] = mapped_column(server_default="0")
     updated_at: Mapped[datetime]
 
 

@@ -102,6 +102,13 @@ class ProgramWrite(BaseModel):
         "their balance goes); the points purchases earned within them cannot be sent to another member or "
         "a partner until then.",
     )
+    expiry_reminder_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="How many days before points reach their end the member is told, by a `points.expiring` "
+        "event (the worker's `expiry-reminders` job, hourly; once for each lot of points; 0: never).",
+    )
 
     @field_validator("lifecycle_lapsed_days")
     @classmethod

@@ -18,6 +18,7 @@ from loyalty_api.partners.service import purge_link_codes
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.holds import expire_holds
 from loyalty_api.points.referrals import credit_referrers
+from loyalty_api.points.reminders import remind_expiring_points
 from loyalty_api.segments.service import compute_segments
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
@@ -50,6 +51,7 @@ JOBS: tuple[Job, ...] = (
     Job("release-holds", timedelta(seconds=15), _release_expired_holds),
     Job("expire-partner-exchanges", timedelta(seconds=15), expire_exchanges),
     Job("expire-points", timedelta(minutes=1), _expire_points),
+    Job("expiry-reminders", timedelta(hours=1), remind_expiring_points),
     Job("referral-rewards", timedelta(seconds=15), credit_referrers),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
     Job("member-lifecycle", timedelta(minutes=5), assess_lifecycles),

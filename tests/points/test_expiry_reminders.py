@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
+from loyalty_api.points.reminders import remind_expiring_points
+from tests.builders import enrol
+from tests.conftest import bearer
+from tests.inspect_db import events
+from tests.ledger_checks import assert_ledger_invariant
+from tests.points.helpers import earn, set_program
+
+
+@pytest.fixture
+async def member_id(client: httpx.AsyncClient, admin_key: str, pos_key: str) -> str:
+    await set_program(client, admin_key, expiry_months=12, expiry_reminder_days=30)
+    return str((await enrol(client, pos_key))["id"])
+
+
+async def reminders(app: FastAPI) -> list[dict[str, Any]]:
+    return [event["payload"] for event in await events(app, "points.expiring")]
+
+
+class TestExpiryReminders:
+    async def test_a_member_hears_once_of_each_lot_as_its_end_comes_within_the_days(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="X1")  # 100, ends 2027-03-16 18:00 Shanghai
+        clock.advance(timedelta(hours=10))  # 2026-03-17 04:00 in Shanghai, still the 16th in UTC
+        await earn(client, pos_key, member_id, 5_000, order_ref="X2")  # 50, ends the next day there
+        clock.advance(timedelta(days=10))
+        await earn(client, pos_key, member_id, 20_000, order_ref="X3")  # 200, ends 2027-03-27
+        assert await remind_expiring_points(app.state.units) == 0
+
+        clock.advance(timedelta(days=330))  # 2027-02-19: the first two lots end within 30 days, not the third
+        assert await remind_expiring_points(app.state.units) == 1
+        [first] = await reminders(app)
+        assert first["member_id"] == member_id
+        assert first["points"] == 150
+        assert first["expires_at"] == "2027-03-16T10:00:00Z"
+        assert first["expiring"] == [
+            {"date": "2027-03-16", "points": 100},
+            {"date": "2027-03-17", "points": 50},
+        ]
+        assert (first["balance"], first["available"]) == (350, 350)
+        assert await remind_expiring_points(app.state.units) == 0  # told of those already
+        assert len(await reminders(app)) == 1
+
+        clock.advance(timedelta(days=7))  # the third lot's end comes within the days
+        assert await remind_expiring_points(app.state.units) == 1
+        second = (await reminders(app))[1]
+        assert second["points"] == 350  # every point ending within the days, those told of before too
+        assert [day["date"] for day in second["expiring"]] == ["2027-03-16", "2027-03-17", "2027-03-27"]
+        assert await remind_expiring_points(app.state.units) == 0
+
+        clock.advance(timedelta(days=30))  # all have ended: nothing to tell, the expiry takes them
+        assert await remind_expiring_points(app.state.units) == 0
+        assert (await expire_points(app.state.units)).points == 350
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_spent_are_not_counted_and_a_spent_lot_is_not_told_of(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await earn(client, pos_key, member_id, 10_000, order_ref="S1")  # 100
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, member_id, 10_000, order_ref="S2")  # 100, a day later
+        spent = await client.post(
+            f"/v1/members/{member_id}/redeem",
+            json={"points": 140, "order_ref": "S3"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        clock.advance(timedelta(days=350))
+        held = await client.post(
+            f"/v1/members/{member_id}/holds",
+            json={"points": 10, "order_ref": "S4", "ttl_seconds": 3600},
+            headers=bearer(pos_key),
+        )
+        assert held.status_code == 201, held.text
+
+        assert await remind_expiring_points(app.state.units) == 1
+        [reminder] = await reminders(app)
+        assert reminder["points"] == 60  # the first lot went on the redemption, 40 of the second
+        assert [day["points"] for day in reminder["expiring"]] == [60]
+        assert (reminder["balance"], reminder["available"]) == (60, 50)
+
+    async def test_no_reminders_unless_the_programme_asks_for_them(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        await set_program(client, admin_key, expiry_months=12, expiry_reminder_days=0)
+        await earn(client, pos_key, member_id, 10_000)
+        clock.advance(timedelta(days=360))
+        assert await remind_expiring_points(app.state.units) == 0
+        assert await reminders(app) == []
+
+        # Asked for later, the points already within the days are told of at the next run.
+        await set_program(client, admin_key, expiry_months=12, expiry_reminder_days=7)
+        assert await remind_expiring_points(app.state.units) == 1
+        assert [reminder["points"] for reminder in await reminders(app)] == [100]
+
+    async def test_suspended_and_closed_members_are_not_told_until_active_again(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        closed = str((await enrol(client, pos_key))["id"])
+        for who in (member_id, closed):
+            await earn(client, pos_key, who, 10_000)
+        for who, status in ((member_id, "suspended"), (closed, "closed")):
+            changed = await client.patch(
+                f"/v1/members/{who}", json={"status": status}, headers=bearer(admin_key)
+            )
+            assert changed.status_code == 200, changed.text
+        clock.advance(timedelta(days=350))
+        assert await remind_expiring_points(app.state.units) == 0
+
+        reinstated = await client.patch(
+            f"/v1/members/{member_id}", json={"status": "active"}, headers=bearer(admin_key)
+        )
+        assert reinstated.status_code == 200, reinstated.text
+        assert await remind_expiring_points(app.state.units) == 1
+        assert [reminder["member_id"] for reminder in await reminders(app)] == [member_id]
+
+    async def test_runs_at_once_tell_each_member_once(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        others = [str((await enrol(client, pos_key))["id"]) for _ in range(5)]
+        for who in [member_id, *others]:
+            await earn(client, pos_key, who, 10_000)
+            await earn(client, pos_key, who, 5_000)
+        clock.advance(timedelta(days=340))
+        runs = await asyncio.gather(*(remind_expiring_points(app.state.units, batch=3) for _ in range(3)))
+        assert sum(runs) == 6
+        told = await reminders(app)
+        assert sorted(reminder["member_id"] for reminder in told) == sorted([member_id, *others])
+        assert {reminder["points"] for reminder in told} == {150}
+
+    async def test_a_small_batch_walks_every_lot(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        others = [str((await enrol(client, pos_key))["id"]) for _ in range(4)]
+        for who in [member_id, *others]:
+            for _ in range(3):
+                await earn(client, pos_key, who, 1_000)
+                clock.advance(timedelta(minutes=1))
+        clock.advance(timedelta(days=340))
+        assert await remind_expiring_points(app.state.units, batch=2) == 5
+        assert len(await reminders(app)) == 5
+
+
+@pytest.mark.parametrize("days", [-1, 366, "7", 1.5])
+async def test_the_reminder_days_are_a_whole_number_from_0_to_365(
+    client: httpx.AsyncClient, admin_key: str, days: Any
+) -> None:
+    before = (await client.get("/v1/program", headers=bearer(admin_key))).json()
+    response = await client.put(
+        "/v1/program", json=before | {"expiry_reminder_days": days}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/program", headers=bearer(admin_key))).json() == before
