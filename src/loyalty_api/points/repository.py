@@ -852,7 +852,10 @@ class LotRepository:
             )
         )
         if after is not None:
-            query = query.where(tuple_(PointLot.expires_at, PointLot.id) > tuple_(*after))
+            # The bound on the end alone is what the index's range starts from; the pair orders within it.
+            query = query.where(
+                PointLot.expires_at >= after[0], tuple_(PointLot.expires_at, PointLot.id) > tuple_(*after)
+            )
         result = await self.session.execute(query.order_by(PointLot.expires_at, PointLot.id).limit(limit))
         return [
             UnremindedLot(expires_at, lot_id, member_id)
