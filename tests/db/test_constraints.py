@@ -168,6 +168,7 @@ CASES = [
     _case("ck_programs__transfer_daily_limit_positive", "UPDATE programs SET transfer_daily_limit = 0"),
     _case("ck_programs__return_window_days_not_negative", "UPDATE programs SET return_window_days = -1"),
     _case("ck_programs__expiry_reminder_days_not_negative", "UPDATE programs SET expiry_reminder_days = -1"),
+    _case("ck_programs__tier_reminder_days_not_negative", "UPDATE programs SET tier_reminder_days = -1"),
     _case("ck_campaigns__status_known", "UPDATE campaigns SET status = 'paused'"),
     # An unknown action is no complete one either.
     _case(
@@ -207,6 +208,7 @@ ALLOWED = [
     "UPDATE programs SET transfer_daily_limit = 1",
     "UPDATE programs SET return_window_days = 0",
     "UPDATE programs SET expiry_reminder_days = 0",
+    "UPDATE programs SET tier_reminder_days = 0",
     "UPDATE activity_rules SET points = 0, daily_cap = NULL, period_cap = NULL",
     "UPDATE activity_rules SET valid_from = NULL, valid_until = '2026-01-01 00:00:00+00:00'",
     "UPDATE member_activities SET points = 0, bonus = 0, streak = 1",

@@ -45,6 +45,11 @@ class TestProgram:
             ({"rounding": "banker"}, "rounding"),
             ({"expiry_months": 0}, "expiry_months"),
             ({"max_redeem_share": "1.5"}, "max_redeem_share"),
+            ({"expiry_reminder_days": -1}, "expiry_reminder_days"),
+            ({"expiry_reminder_days": 366}, "expiry_reminder_days"),
+            ({"expiry_reminder_days": "7"}, "expiry_reminder_days"),
+            ({"tier_reminder_days": -1}, "tier_reminder_days"),
+            ({"tier_reminder_days": 1.5}, "tier_reminder_days"),
             ({"surprise": 1}, "surprise"),
         ],
     )

@@ -54,6 +54,7 @@ DEMO_PROGRAM = ProgramSettings(
     transfers_enabled=True,  # members may gift points: up to 5,000 a day each
     transfer_daily_limit=5_000,
     expiry_reminder_days=30,  # members hear of their points a month before they expire
+    tier_reminder_days=30,  # and a month before their tier's window ends, what keeping it takes
 )
 
 DEMO_RULES = [

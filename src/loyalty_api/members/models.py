@@ -90,6 +90,8 @@ class Member(IdMixin, Base):
     # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
     tier_kept_until: Mapped[datetime | None] = mapped_column(index=True)
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
+    # The `tier_kept_until` whose window the member was told they must requalify in (`tier.review_due`).
+    tier_reminded_until: Mapped[datetime | None]
     # While an override holds: the tier the member had earned before it, and until when. The override's end
     # puts them back on it while that time lasts. Not a foreign key: a tier deleted meanwhile is not found,
     # and the member lands where they qualify.

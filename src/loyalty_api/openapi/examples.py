@@ -243,6 +243,7 @@ PROGRAM: dict[str, Any] = {
     "transfer_daily_limit": 5_000,
     "return_window_days": 14,
     "expiry_reminder_days": 30,
+    "tier_reminder_days": 30,
 }
 
 # ---- rewards and coupons -------------------------------------------------------------------------------

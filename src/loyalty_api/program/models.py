@@ -19,6 +19,7 @@ class Program(Base):
         CheckConstraint("transfer_daily_limit > 0", name="transfer_daily_limit_positive"),  # NULL: no limit
         CheckConstraint("return_window_days >= 0", name="return_window_days_not_negative"),
         CheckConstraint("expiry_reminder_days >= 0", name="expiry_reminder_days_not_negative"),
+        CheckConstraint("tier_reminder_days >= 0", name="tier_reminder_days_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,6 +52,9 @@ class Program(Base):
     return_window_days: Mapped[int] = mapped_column(server_default="0")
     # How many days before points reach their end the member is told (`points.expiring`; 0: never).
     expiry_reminder_days: Mapped[int] = mapped_column(server_default="0")
+    # How many days before the window that keeps their tier ends the member is told what it still takes
+    # (`tier.review_due`; 0: never).
+    tier_reminder_days: Mapped[int] = mapped_column(server_default="0")
     updated_at: Mapped[datetime]
 
 

@@ -109,6 +109,14 @@ class ProgramWrite(BaseModel):
         description="How many days before points reach their end the member is told, by a `points.expiring` "
         "event (the worker's `expiry-reminders` job, hourly; once for each lot of points; 0: never).",
     )
+    tier_reminder_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="How many days before the window that keeps a member's tier ends (the review's, before "
+        "any grace) the member is told what keeping it still takes, by a `tier.review_due` event (the "
+        "worker's `tier-reminders` job, hourly; once for each window; 0: never).",
+    )
 
     @field_validator("lifecycle_lapsed_days")
     @classmethod

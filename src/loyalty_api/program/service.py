@@ -39,6 +39,7 @@ class ProgramSettings:
     transfer_daily_limit: int | None = None  # points a member may send in a programme's day; None: no limit
     return_window_days: int = 0  # days a purchase may still be returned (0: no window)
     expiry_reminder_days: int = 0  # days ahead of their end members hear of expiring points (0: never)
+    tier_reminder_days: int = 0  # days before their tier's window ends members hear what keeps it (0: never)
 
     @property
     def rewards_referrals(self) -> bool:
@@ -100,6 +101,7 @@ def _settings(row: Program) -> ProgramSettings:
         transfer_daily_limit=row.transfer_daily_limit,
         return_window_days=row.return_window_days,
         expiry_reminder_days=row.expiry_reminder_days,
+        tier_reminder_days=row.tier_reminder_days,
     )
 
 
@@ -184,6 +186,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.transfer_daily_limit = settings.transfer_daily_limit
     row.return_window_days = settings.return_window_days
     row.expiry_reminder_days = settings.expiry_reminder_days
+    row.tier_reminder_days = settings.tier_reminder_days
     row.updated_at = now
     await uow.session.flush()
     await uow.forget_cached(_CACHE_KEY)

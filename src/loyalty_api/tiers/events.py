@@ -28,6 +28,26 @@ class TierDowngraded(Event):
     kept_until: UtcInstant | None
 
 
+class TierReviewDue(Event):
+    event_type = "tier.review_due"
+    description = (
+        "The window that keeps a member's tier ends within the programme's `tier_reminder_days`: a cue to "
+        "tell the member what keeping it takes. `value` is what they have bought towards `threshold` of "
+        "`metric` from `window_start` to `window_end`, `remaining` what is still needed (0: they keep it); "
+        "the review moves them at `kept_until`, after the tier's grace. Sent once for each window."
+    )
+
+    member_id: uuid.UUID
+    tier: TierPayload
+    metric: str
+    value: int
+    threshold: int
+    remaining: int
+    window_start: UtcInstant
+    window_end: UtcInstant
+    kept_until: UtcInstant
+
+
 class TierLadderChanged(Event):
     event_type = "tier_ladder.changed"
     description = "An operator changed the tier ladder; `version` names the new ladder."

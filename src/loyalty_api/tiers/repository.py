@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
-from loyalty_api.members.models import ERASED, Member, not_erased
+from loyalty_api.members.models import ERASED, Member, MemberStatus, not_erased
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -232,6 +232,39 @@ class MemberTierRepository:
             )
         result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
         return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
+
+    async def list_due_for_reminder(
+        self, now: datetime, until: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[datetime, uuid.UUID]]:
+        """(kept until, member id) of active members whose tier is kept until after `now` and by `until`, and
+        who were not told of that window yet, in that order after `after`."""
+        query = select(Member.tier_kept_until, Member.id).where(
+            Member.tier_kept_until > now,
+            Member.tier_kept_until <= until,
+            Member.tier_reminded_until.is_distinct_from(Member.tier_kept_until),
+            Member.status == MemberStatus.active,
+        )
+        if after is not None:
+            kept, member_id = after
+            query = query.where(
+                Member.tier_kept_until >= kept,  # where the index's range starts
+                or_(
+                    Member.tier_kept_until > kept,
+                    and_(Member.tier_kept_until == kept, Member.id > member_id),
+                ),
+            )
+        result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
+        return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
+
+    async def mark_reminded(self, member_id: uuid.UUID, kept_until: datetime) -> bool:
+        """Note that the member was told of the window kept until `kept_until`; False if they were already."""
+        result = await self.session.execute(
+            update(Member)
+            .where(Member.id == member_id, Member.tier_reminded_until.is_distinct_from(kept_until))
+            .values(tier_reminded_until=kept_until)
+            .returning(Member.id)
+        )
+        return result.first() is not None
 
     async def replace_override_reasons(self, member_id: uuid.UUID, replacement: str) -> list[str]:
         """For an erasure: the reasons operators wrote for the member's overrides (free text, which may name
