@@ -79,6 +79,8 @@ UNDOCUMENTED_CODES = {
     "partner_required": "loyalty-api keys create",
     "partner_key_not_alone": "loyalty-api keys create",
     "program_already_set_up": "loyalty-api init",
+    # Given only by GraphQL, on a field whose figure is past its Long: REST sends any whole number.
+    "long_out_of_range": "GraphQL's Long fields",
 }
 
 

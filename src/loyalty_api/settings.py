@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     # Refused at validation, before anything runs: documents nested deeper than this (introspection aside),
     # documents with more aliases than this, `_entities` calls with more representations than this.
     graphql_max_depth: int = Field(default=10, ge=3, le=50)
+    # Refused before validation: documents selecting more fields than this once their fragments are spread.
+    graphql_max_fields: int = Field(default=2_000, ge=100, le=100_000)
     graphql_max_aliases: int = Field(default=30, ge=1, le=1_000)
     graphql_max_entities: int = Field(default=100, ge=1, le=10_000)
     # Whether a call without a key may read the subgraph's SDL (`{ _service { sdl } }`) and introspect,

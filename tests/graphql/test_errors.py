@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import httpx
 import pytest
 import strawberry
+from fastapi import FastAPI
+from sqlalchemy import update
 
 from graphql import GraphQLError
+from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     ErrorCodes,
@@ -17,8 +21,10 @@ from loyalty_api.graphql.errors import (
 )
 from loyalty_api.graphql.schema import LoyaltySchema, graphql_router
 from loyalty_api.members.errors import MemberNotFound
+from loyalty_api.points.models import PointsAccount
 from loyalty_api.settings import Settings
 from tests.builders import enrol
+from tests.conftest import bearer
 from tests.graphql.test_members_graphql import graphql
 
 SECRET = "13800138000 is the phone that failed"
@@ -276,3 +282,54 @@ class TestLimits:
         assert body["data"] is None
         assert codes(body) == ["validation_error"]
         assert str(limit) in body["errors"][0]["message"]
+
+    async def test_fragments_spread_past_the_field_limit_are_refused_before_validation(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # Each fragment spreads the next twice: 22 levels in under a kilobyte select 2^21 fields. Walked
+        # spread by spread, as the depth and alias limits and the cost do, that held the server for minutes.
+        levels = 22
+        chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels - 1))
+        bomb = f"query {{ ...F0 }} {chain} fragment F{levels - 1} on Query {{ __typename }}"
+        body = await graphql(client, pos_key, bomb)
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        [error] = body["errors"]
+        assert error["extensions"]["fields"] == 2 ** (levels - 1)
+        assert error["extensions"]["maxFields"] == Settings.model_fields["graphql_max_fields"].default
+
+    async def test_a_fragment_spread_a_few_times_is_counted_each_time_and_runs(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        card = "fragment Card on Member { id memberNumber status }"
+        spreads = " ".join(f'm{i}: loyaltyMember(id: "{member["id"]}") {{ ...Card }}' for i in range(5))
+        body = await graphql(client, pos_key, f"{{ {spreads} }} {card}")
+        assert body.get("errors") is None, body
+        assert [body["data"][f"m{i}"]["memberNumber"] for i in range(5)] == [member["member_number"]] * 5
+
+
+class TestLargeFigures:
+    async def test_a_figure_past_long_is_its_own_error_not_an_internal_one(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        # No purchase earns more than 10^12 points, so it takes some 9,000 of the largest to pass 2^53: the
+        # test puts the stored balance there itself.
+        units: UnitsOfWork = app.state.units
+        async with units.begin() as uow:
+            await uow.session.execute(
+                update(PointsAccount)
+                .where(PointsAccount.member_id == uuid.UUID(member["id"]))
+                .values(balance=2**53, lifetime_earned=2**53)
+            )
+        query = "query($id: ID!) { loyaltyMember(id: $id) { id pointsAccount { balance held } } }"
+        body = await graphql(client, pos_key, query, id=member["id"])
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "long_out_of_range"
+        assert error["path"] == ["loyaltyMember", "pointsAccount", "balance"]
+        assert body["data"] == {
+            "loyaltyMember": None
+        }  # a non-null field nulls its parents up to a nullable one
+        rest = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
+        assert rest.json()["balance"] == 2**53  # REST sends it whole

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
 from graphql import IntValueNode, ValueNode
+from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.instants import DATE_TIME
 from loyalty_api.http.schemas import MoneyRead
 from loyalty_api.money import Money as MoneyValue
@@ -30,6 +31,26 @@ def _whole(value: Any) -> int:
     return value
 
 
+class LongOutOfRange(LoyaltyError):
+    """A figure of the answer (a sum of purchases, a balance) is past what GraphQL's `Long` carries, ±(2^53 −
+    1): a JSON number beyond it loses digits in JavaScript. The field is null; the rest of the answer stands.
+
+    Read the figure over REST, which sends whole numbers of any size (a member's tier and its goals at
+    `GET /v1/members/{id}/tier`, their points at `GET /v1/members/{id}/points`).
+    """
+
+    code = "long_out_of_range"
+    status = 422
+    title = "The figure is too large for GraphQL's Long"
+
+
+def _shown(value: Any) -> int:
+    """A figure of ours as a `Long`: out of range, it is the answer's to explain, not a bug to mask."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LIMIT:
+        raise LongOutOfRange(f"{value} is past ±(2^53 - 1); REST sends it whole")
+    return _whole(value)
+
+
 def _literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> int:
     if not isinstance(node, IntValueNode):
         raise TypeError("Long must be a whole number literal")
@@ -40,7 +61,7 @@ LONG: ScalarDefinition = strawberry.scalar(
     name="Long",
     description="A whole number between -(2^53 - 1) and 2^53 - 1, sent as a JSON number (GraphQL's Int "
     "stops at 2^31 - 1): money in minor units, and points.",
-    serialize=_whole,
+    serialize=_shown,
     parse_value=_whole,
     parse_literal=_literal,
 )

@@ -20,7 +20,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
@@ -44,6 +43,7 @@ from loyalty_api.graphql.errors import (
     is_internal,
     log_internal,
 )
+from loyalty_api.graphql.fragments import BoundedValidation
 from loyalty_api.graphql.member_mutations import MemberMutations
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
@@ -169,7 +169,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             # of the server's CPU for a member page with a quote. Bounded: a stream of distinct documents
             # evicts, never grows, the caches.
             partial(ParsedOnce, maxsize=DOCUMENTS_CACHED),
-            partial(ValidationCache, maxsize=DOCUMENTS_CACHED),
+            partial(BoundedValidation, max_fields=settings.graphql_max_fields, maxsize=DOCUMENTS_CACHED),
         ]
         schema = LoyaltySchema(
             query=Query,
