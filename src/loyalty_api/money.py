@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
@@ -59,6 +60,22 @@ class Money:
     def major(self) -> Decimal:
         """The amount in major units (yuan, not fen), exactly."""
         return Decimal(self.amount_minor).scaleb(-minor_unit_exponent(self.currency))
+
+
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def decimal_text(value: object) -> object:
+    """A rate given as text is written as JSON writes a number, in the digits 0-9: Python's Decimal would also
+    read `1_0` as 10, `١` (an Arabic-Indic one) as 1 and ` 1 ` as 1. A JSON number is taken as it is
+    written (`1.5` as 1.5). The result is the Decimal that strict validation then takes."""
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        return Decimal(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(repr(value))
+    if isinstance(value, Decimal):
+        return value
+    raise ValueError('must be a decimal number written with the digits 0-9, such as "1.5"')
 
 
 def plain_decimal(value: Decimal) -> Decimal:

@@ -714,6 +714,17 @@ class TestSettings:
         assert (after["member_daily_exchange_limit"], after["exchange_timeout_seconds"]) == (None, 3_600)
         assert (await client.get("/v1/partners/full-set", headers=bearer(admin_key))).json() == after
 
+    @pytest.mark.parametrize("rate", ["1_0", "١", "1 ", "0x10", "NaN"])
+    async def test_a_rate_not_written_as_a_plain_decimal_is_refused(
+        self, client: httpx.AsyncClient, admin_key: str, rate: str
+    ) -> None:
+        body = {"code": "odd-rate", "name": "Odd", "earn_rate": rate}
+        refused = await client.post("/v1/partners", json=body, headers=bearer(admin_key))
+        assert problem(refused) == (422, VALIDATION), refused.text
+        assert refused.json()["errors"][0]["field"] == "earn_rate"
+        missing = await client.get("/v1/partners/odd-rate", headers=bearer(admin_key))
+        assert missing.status_code == 404
+
     @pytest.mark.parametrize("seconds", [59, 604_801, 0])
     async def test_a_timeout_outside_a_minute_to_a_week_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, seconds: int

@@ -4,9 +4,17 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from loyalty_api.money import Rounding, plain_decimal
+from loyalty_api.money import Rounding, decimal_text, plain_decimal
 from loyalty_api.program.service import ProgramSettings
 
 
@@ -19,7 +27,10 @@ def _known_zone(name: str) -> str:
 
 
 Rate = Annotated[
-    Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), AfterValidator(plain_decimal)
+    Decimal,
+    Field(ge=0, le=100_000, max_digits=18, decimal_places=6),
+    BeforeValidator(decimal_text),
+    AfterValidator(plain_decimal),
 ]
 
 
@@ -34,7 +45,10 @@ class ProgramWrite(BaseModel):
         description="Points per major currency unit spent (per yuan), as a decimal string."
     )
     point_value_minor: Annotated[
-        Decimal, Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6), AfterValidator(plain_decimal)
+        Decimal,
+        Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6),
+        BeforeValidator(decimal_text),
+        AfterValidator(plain_decimal),
     ] = Field(description="Minor currency units one point is worth when redeemed (1 = 100 points per yuan).")
     rounding: Rounding = Field(description="How fractional points become whole.")
     expiry_months: int | None = Field(
@@ -42,7 +56,10 @@ class ProgramWrite(BaseModel):
     )
     min_redeem_points: int = Field(ge=1, le=10_000_000)
     max_redeem_share: Annotated[
-        Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4), AfterValidator(plain_decimal)
+        Decimal,
+        Field(ge=0, le=1, max_digits=5, decimal_places=4),
+        BeforeValidator(decimal_text),
+        AfterValidator(plain_decimal),
     ] = Field(description="The largest share of an order (0 to 1) that points may pay.")
     tier_downgrade: Literal["one_step", "to_qualified"] = Field(
         default="one_step",
@@ -107,7 +124,7 @@ class ProgramWrite(BaseModel):
         ge=0,
         le=365,
         description="How many days before points reach their end the member is told, by a `points.expiring` "
-        "event (the worker's `expiry-reminders` job, hourly; once for each lot of points; 0: never).",
+        "event (the worker's `expiry-reminders` job, hourly; a month's ends at once; 0: never).",
     )
     tier_reminder_days: int = Field(
         default=0,

@@ -5,10 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from loyalty_api.http.schemas import Instant, ReadModel, TierRef
-from loyalty_api.money import plain_decimal
+from loyalty_api.money import decimal_text, plain_decimal
 from loyalty_api.tiers.ladder import LadderTier, Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
@@ -29,7 +29,10 @@ class TierWrite(BaseModel):
         strict=True, ge=0, le=10**12, description="Minor units for spend, whole points for points."
     )
     points_multiplier: Annotated[
-        Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4), AfterValidator(plain_decimal)
+        Decimal,
+        Field(ge=1, le=100, max_digits=8, decimal_places=4),
+        BeforeValidator(decimal_text),
+        AfterValidator(plain_decimal),
     ] = Field(default=Decimal(1), description="Base points × this when the member earns.")
     grace_days: int = Field(
         default=0,
