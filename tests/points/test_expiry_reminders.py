@@ -29,7 +29,7 @@ async def reminders(app: FastAPI) -> list[dict[str, Any]]:
 
 
 class TestExpiryReminders:
-    async def test_a_member_hears_once_of_each_lot_as_its_end_comes_within_the_days(
+    async def test_a_member_hears_of_a_months_ends_once_as_the_first_comes_within_the_days(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
         await earn(client, pos_key, member_id, 10_000, order_ref="X1")  # 100, ends 2027-03-16 18:00 Shanghai
@@ -37,33 +37,51 @@ class TestExpiryReminders:
         await earn(client, pos_key, member_id, 5_000, order_ref="X2")  # 50, ends the next day there
         clock.advance(timedelta(days=10))
         await earn(client, pos_key, member_id, 20_000, order_ref="X3")  # 200, ends 2027-03-27
+        clock.advance(timedelta(days=20))
+        await earn(client, pos_key, member_id, 40_000, order_ref="X4")  # 400, ends 2027-04-16
         assert await remind_expiring_points(app.state.units) == 0
 
-        clock.advance(timedelta(days=330))  # 2027-02-19: the first two lots end within 30 days, not the third
+        clock.advance(timedelta(days=310))  # 2027-02-19: the first two lots end within 30 days
         assert await remind_expiring_points(app.state.units) == 1
         [first] = await reminders(app)
         assert first["member_id"] == member_id
-        assert first["points"] == 150
+        assert first["points"] == 350  # March's, the 27th's too: told of a month at once
         assert first["expires_at"] == "2027-03-16T10:00:00Z"
         assert first["expiring"] == [
             {"date": "2027-03-16", "points": 100},
             {"date": "2027-03-17", "points": 50},
+            {"date": "2027-03-27", "points": 200},
         ]
-        assert (first["balance"], first["available"]) == (350, 350)
+        assert (first["balance"], first["available"]) == (750, 750)
         assert await remind_expiring_points(app.state.units) == 0  # told of those already
-        assert len(await reminders(app)) == 1
+        clock.advance(timedelta(days=7))  # the 27th's lot comes within the days: told of already
+        assert await remind_expiring_points(app.state.units) == 0
 
-        clock.advance(timedelta(days=7))  # the third lot's end comes within the days
+        clock.advance(timedelta(days=20))  # 2027-03-18: April's lot comes within the days
         assert await remind_expiring_points(app.state.units) == 1
         second = (await reminders(app))[1]
-        assert second["points"] == 350  # every point ending within the days, those told of before too
-        assert [day["date"] for day in second["expiring"]] == ["2027-03-16", "2027-03-17", "2027-03-27"]
+        assert second["points"] == 600  # every point ending by April's end: the 27th's, told of before, too
+        assert [day["date"] for day in second["expiring"]] == ["2027-03-27", "2027-04-16"]
         assert await remind_expiring_points(app.state.units) == 0
 
         clock.advance(timedelta(days=30))  # all have ended: nothing to tell, the expiry takes them
         assert await remind_expiring_points(app.state.units) == 0
-        assert (await expire_points(app.state.units)).points == 350
+        assert (await expire_points(app.state.units)).points == 750
         await assert_ledger_invariant(app, member_id)
+
+    async def test_a_member_who_shops_every_day_hears_once_a_month(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        for _ in range(40):  # 10 points a day, ending 2027-03-16 to 2027-04-24 in Shanghai
+            await earn(client, pos_key, member_id, 1_000)
+            clock.advance(timedelta(days=1))
+        clock.advance(timedelta(days=365 - 40 - 35))  # 2027-02-09
+        for _ in range(50):
+            await remind_expiring_points(app.state.units)
+            clock.advance(timedelta(days=1))
+        told = await reminders(app)
+        assert [reminder["points"] for reminder in told] == [160, 400]  # March's 16 lots, then all 40
+        assert [reminder["expires_at"] for reminder in told] == ["2027-03-16T10:00:00Z"] * 2
 
     async def test_points_spent_are_not_counted_and_a_spent_lot_is_not_told_of(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock

@@ -108,6 +108,54 @@ class TestTierReminders:
         assert await remind(app) == 0
         assert await reminders(app) == []
 
+    async def test_a_window_told_of_before_a_short_override_is_not_told_of_again_after_it(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member_id = await silver_member(client, pos_key)
+        clock.advance(WINDOW_2026_END - clock.now() - timedelta(days=25))
+        assert await remind(app) == 1
+        ends = clock.now() + timedelta(days=7)
+        await put_override(client, admin_key, member_id, "gold", ends, "a week as gold")
+        assert await remind(app) == 0
+        clock.advance(timedelta(days=7, hours=1))
+        assert await review(app) == 1  # the override ended: back on silver, kept until as before
+        assert await remind(app) == 0
+        assert len(await reminders(app)) == 1
+
+    async def test_each_tier_is_told_its_own_grace_ahead(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        changed = await client.put(  # gold keeps a longer grace than silver's 30 days
+            "/v1/tiers/gold",
+            json={
+                "name": "金卡",
+                "rank": 2,
+                "metric": "spend",
+                "window": "calendar_year",
+                "threshold": 500_000,
+                "points_multiplier": "1.5",
+                "grace_days": 90,
+                "benefit_ids": [],
+            },
+            headers=bearer(admin_key),
+        )
+        assert changed.status_code == 200, changed.text
+        silver = await silver_member(client, pos_key)
+        gold = str((await enrol(client, pos_key))["id"])
+        await earn(client, pos_key, gold, 600_000)
+        clock.advance(WINDOW_2026_END - clock.now() - timedelta(days=31))
+        assert await remind(app) == 0  # both windows end with the year: not yet, whatever the grace
+        clock.advance(timedelta(days=2))
+        assert await remind(app) == 2
+        told = {reminder["member_id"]: reminder for reminder in await reminders(app)}
+        assert told[silver]["window_end"] == told[gold]["window_end"] == iso(WINDOW_2026_END)
+        assert told[gold]["kept_until"] == iso(WINDOW_2026_END + timedelta(days=90))
+
     async def test_suspended_members_are_not_told(
         self,
         app: FastAPI,

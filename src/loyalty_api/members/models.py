@@ -58,6 +58,9 @@ class Member(IdMixin, Base):
         Index(None, "lifecycle_stage", "id"),
         Index(None, "birthday_day_key", "id"),
         Index(None, "birthday_month_key", "id"),
+        # The tier review and its reminders walk members by when their tier is kept until, in (that, id)
+        # order: a calendar-year ladder gives every holder of a tier the same instant.
+        Index(None, "tier_kept_until", "id"),
         # Birthdays written before their keys existed, for the birthday job to key (and then never again).
         Index(
             "ix_members__unkeyed_birthdays",
@@ -88,7 +91,7 @@ class Member(IdMixin, Base):
     referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
     tier_since: Mapped[datetime | None]
     # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
-    tier_kept_until: Mapped[datetime | None] = mapped_column(index=True)
+    tier_kept_until: Mapped[datetime | None]
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
     # The `tier_kept_until` whose window the member was told they must requalify in (`tier.review_due`).
     tier_reminded_until: Mapped[datetime | None]

@@ -123,9 +123,10 @@ class PointsExpiring(Event):
     event_type = "points.expiring"
     description = (
         "Some of a member's points reach their end within the programme's `expiry_reminder_days`: a cue to "
-        "tell the member to use them. Sent once for each lot of points, when its end comes within those days "
-        "(an hourly job); `points` and `expiring` (by day, in the programme's time zone) count every point "
-        "of the member's ending within them, those told of before too; `expires_at` is when the first end."
+        "tell the member to use them (an hourly job). `points` and `expiring` (by day, in the programme's "
+        "time zone) count every point of the member's ending by the end of the month those days reach; "
+        "`expires_at` is the first of those ends. Those points are not told of again: the next reminder "
+        "comes when points ending in a later month come within the days."
     )
 
     member_id: uuid.UUID

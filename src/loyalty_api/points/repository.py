@@ -24,7 +24,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -733,7 +732,6 @@ def _transfer_entries(member_id: uuid.UUID, transfer_id: uuid.UUID) -> Select[An
 @dataclass(frozen=True, slots=True)
 class UnremindedLot:
     expires_at: datetime
-    lot_id: uuid.UUID
     member_id: uuid.UUID
 
 
@@ -836,43 +834,41 @@ class LotRepository:
         return row is not None and bool(row[0])
 
     async def list_unreminded(
-        self, now: datetime, until: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self, now: datetime, until: datetime, *, since: datetime, passed: set[uuid.UUID], limit: int
     ) -> list[UnremindedLot]:
-        """Lots of active members with points left whose end falls after `now` and by `until`, of which the
-        member was not told yet, in order of their end (after `after`, an end and a lot id)."""
+        """Lots of active members (but those `passed`) with points left whose end falls after `now` and by
+        `until`, from `since` on, of which the member was not told yet, in order of their end."""
         query = (
-            select(PointLot.expires_at, PointLot.id, PointLot.member_id)
+            select(PointLot.expires_at, PointLot.member_id)
             .join(Member, Member.id == PointLot.member_id)
             .where(
                 PointLot.remaining > 0,
                 PointLot.expires_at > now,
+                PointLot.expires_at >= since,
                 PointLot.expires_at <= until,
                 PointLot.expiry_reminded_at.is_(None),
                 Member.status == MemberStatus.active,
             )
         )
-        if after is not None:
-            # The bound on the end alone is what the index's range starts from; the pair orders within it.
-            query = query.where(
-                PointLot.expires_at >= after[0], tuple_(PointLot.expires_at, PointLot.id) > tuple_(*after)
-            )
-        result = await self.session.execute(query.order_by(PointLot.expires_at, PointLot.id).limit(limit))
+        if passed:
+            query = query.where(PointLot.member_id.not_in(passed))
+        result = await self.session.execute(query.order_by(PointLot.expires_at).limit(limit))
         return [
-            UnremindedLot(expires_at, lot_id, member_id)
-            for expires_at, lot_id, member_id in result.all()
+            UnremindedLot(expires_at, member_id)
+            for expires_at, member_id in result.all()
             if expires_at is not None  # the query's bounds leave none out
         ]
 
-    async def mark_reminded(self, member_id: uuid.UUID, now: datetime, until: datetime) -> int:
-        """Mark the active member's lots that end after `now` and by `until`, and were not told of yet, as
-        told of now; how many there were."""
+    async def mark_reminded(self, member_id: uuid.UUID, now: datetime, before: datetime) -> int:
+        """Mark the active member's lots that end after `now` and before `before`, and were not told of yet,
+        as told of now; how many there were."""
         result = await self.session.execute(
             update(PointLot)
             .where(
                 PointLot.member_id == member_id,
                 PointLot.remaining > 0,
                 PointLot.expires_at > now,
-                PointLot.expires_at <= until,
+                PointLot.expires_at < before,
                 PointLot.expiry_reminded_at.is_(None),
                 exists().where(Member.id == member_id, Member.status == MemberStatus.active),
             )

@@ -32,9 +32,11 @@ class TierReviewDue(Event):
     event_type = "tier.review_due"
     description = (
         "The window that keeps a member's tier ends within the programme's `tier_reminder_days`: a cue to "
-        "tell the member what keeping it takes. `value` is what they have bought towards `threshold` of "
-        "`metric` from `window_start` to `window_end`, `remaining` what is still needed (0: they keep it); "
-        "the review moves them at `kept_until`, after the tier's grace. Sent once for each window."
+        "tell the member what keeping it takes. The figures are what the review at `kept_until` (after the "
+        "tier's grace) will judge, as `keep` in GET /v1/members/{id}/tier: `value` bought towards "
+        "`threshold` of `metric` from `window_start` to `window_end`, and `remaining` (0: the review keeps "
+        "them on the tier). On a rolling window a purchase that brings the last `window_days` to the "
+        "threshold renews the tier at once, which may take less than `remaining`. Sent once for each window."
     )
 
     member_id: uuid.UUID

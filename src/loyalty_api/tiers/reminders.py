@@ -21,30 +21,32 @@ async def remind_tier_reviews(units: UnitsOfWork, *, batch: int = 200) -> int:
     """Tell every active member whose tier's window ends within the programme's reminder days what keeping
     the tier takes, unless they were told of that window; how many members were told.
 
-    A member is claimed as the review claims them (a member another worker or a purchase holds is left to
-    the next run), so workers running the job at once tell each member once."""
+    Each tier's members are walked by when their tier is kept until: the window ends the tier's grace
+    before then. A member is claimed as the review claims them (a member another worker or a purchase holds
+    is left to the next run), so workers running the job at once tell each member once."""
     async with units.read() as uow:
         program = await get_program(uow)
         ladder = await get_ladder(uow)
         started = uow.clock.now()
     if program.tier_reminder_days == 0:
         return 0
-    # A window ends its tier's grace before the tier is kept until: look that much further.
-    grace = max((tier.grace_days for tier in ladder.tiers), default=0)
-    until = started + timedelta(days=program.tier_reminder_days + grace)
+    ahead = timedelta(days=program.tier_reminder_days)
     told = 0
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        async with units.read() as uow:
-            due = await MemberTierRepository(uow.session).list_due_for_reminder(
-                started, until, after=after, limit=batch
-            )
-        for _, member_id in due:
-            async with units.begin() as uow:
-                told += await _remind(uow, member_id, timedelta(days=program.tier_reminder_days))
-        if len(due) < batch:
-            return told
-        after = due[-1]
+    for tier in ladder.tiers[1:]:  # the entry tier is never lost
+        until = started + ahead + timedelta(days=tier.grace_days)
+        after: tuple[datetime, uuid.UUID] | None = None
+        while True:
+            async with units.read() as uow:
+                due = await MemberTierRepository(uow.session).list_due_for_reminder(
+                    tier.id, started, until, after=after, limit=batch
+                )
+            for _, member_id in due:
+                async with units.begin() as uow:
+                    told += await _remind(uow, member_id, ahead)
+            if len(due) < batch:
+                break
+            after = due[-1]
+    return told
 
 
 async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bool:
@@ -56,12 +58,12 @@ async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bo
     now = uow.clock.now()
     standing = await status(uow, member_id)
     keep = standing.keep
-    if keep is not None and keep.by is not None and keep.by > now + ahead:
-        return False  # its grace brought it into the list early: a later run tells of it
+    if standing.tier is None or keep is None or keep.by is None or keep.by > now + ahead:
+        return False  # an override holds the tier (its end sets the window anew), or not yet
     if not await repo.mark_reminded(member_id, state.kept_until):
         return False  # another run told them
-    if standing.tier is None or keep is None or keep.by is None or keep.by <= now:
-        return False  # an override holds the tier, or the window is over and the grace runs: nothing to do
+    if keep.by <= now:
+        return False  # the window is over and the grace runs: nothing left to tell of it
     event = TierReviewDue(
         member_id=member_id,
         tier=TierPayload.model_validate(standing.tier.ref),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -223,36 +223,32 @@ class MemberTierRepository:
         after `after` (keyset: the walk goes on past a member even if they were to stay due)."""
         query = select(Member.tier_kept_until, Member.id).where(Member.tier_kept_until <= now, not_erased())
         if after is not None:
-            kept, member_id = after
-            query = query.where(
-                or_(
-                    Member.tier_kept_until > kept,
-                    and_(Member.tier_kept_until == kept, Member.id > member_id),
-                )
-            )
+            query = query.where(tuple_(Member.tier_kept_until, Member.id) > tuple_(*after))
         result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
         return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
 
     async def list_due_for_reminder(
-        self, now: datetime, until: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self,
+        tier_id: uuid.UUID,
+        now: datetime,
+        until: datetime,
+        *,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
     ) -> Sequence[tuple[datetime, uuid.UUID]]:
-        """(kept until, member id) of active members whose tier is kept until after `now` and by `until`, and
-        who were not told of that window yet, in that order after `after`."""
+        """(kept until, member id) of the tier's active members, not under an override, whose tier is kept
+        until after `now` and by `until`, and who were not told of that window yet, in that order after
+        `after`."""
         query = select(Member.tier_kept_until, Member.id).where(
+            Member.tier_id == tier_id,
             Member.tier_kept_until > now,
             Member.tier_kept_until <= until,
             Member.tier_reminded_until.is_distinct_from(Member.tier_kept_until),
+            or_(Member.tier_override_until.is_(None), Member.tier_override_until <= now),
             Member.status == MemberStatus.active,
         )
         if after is not None:
-            kept, member_id = after
-            query = query.where(
-                Member.tier_kept_until >= kept,  # where the index's range starts
-                or_(
-                    Member.tier_kept_until > kept,
-                    and_(Member.tier_kept_until == kept, Member.id > member_id),
-                ),
-            )
+            query = query.where(tuple_(Member.tier_kept_until, Member.id) > tuple_(*after))
         result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
         return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
 
