@@ -298,6 +298,34 @@ class TestLimits:
         assert error["extensions"]["fields"] == 2 ** (levels - 1)
         assert error["extensions"]["maxFields"] == Settings.model_fields["graphql_max_fields"].default
 
+    @pytest.mark.parametrize(
+        ("document", "message"),
+        [
+            # A cycle (G spreads F0 back) under a doubling chain: counted as far as the cycle, it looked small
+            # while the limiters walked 40 fields 2^16 times.
+            (
+                "query { ...F0 ...H16 } fragment F0 on Query { a: __typename ...G } "
+                "fragment G on Query { ...F0 } fragment H0 on Query { ...G } "
+                + " ".join(f"fragment H{i} on Query {{ ...H{i - 1} ...H{i - 1} }}" for i in range(1, 17)),
+                'Cannot spread fragment "F0" within itself.',
+            ),
+            ("{ ...Nope }", 'Unknown fragment "Nope".'),  # the depth limiter failed on it without a code
+            (
+                "{ ...F0 } "
+                + " ".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(60))
+                + " fragment F60 on Query { __typename }",
+                "Fragment spreads nest more than 50 deep.",
+            ),
+        ],
+    )
+    async def test_fragments_that_cannot_be_spread_are_refused_before_validation(
+        self, client: httpx.AsyncClient, pos_key: str, document: str, message: str
+    ) -> None:
+        body = await graphql(client, pos_key, document)
+        assert body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert body["errors"][0]["message"] == message
+
     async def test_a_fragment_spread_a_few_times_is_counted_each_time_and_runs(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -153,6 +153,8 @@ class TestEarningRules:
             {"name": "x", "kind": "base_rate", "properties": {"rate": 1.5, "unknown": True}},
             {"name": "", "kind": "base_rate", "properties": {"rate": "1"}},
             {"name": "x", "kind": "member_day", "properties": {"weekday": 3, "multiplier": "0.5"}},
+            {"name": "x", "kind": "member_day", "properties": {"weekday": 3, "multiplier": "1_0"}},
+            {"name": "x", "kind": "base_rate", "properties": {"rate": "١٠"}},
             {
                 "name": "x",
                 "kind": "base_rate",

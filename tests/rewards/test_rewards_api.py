@@ -123,6 +123,7 @@ class TestCatalogue:
             ({"coupon_valid_days": 0}, "coupon_valid_days"),
             ({"coupon": {"kind": "fixed_discount", "amount": 1000.0}}, "coupon.fixed_discount.amount"),
             ({"coupon": {"kind": "fixed_discount", "amount": 0}}, "coupon.fixed_discount.amount"),
+            ({"coupon": {"kind": "percent_discount", "percent": "1_0"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "percent_discount", "percent": "0"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "percent_discount", "percent": "120"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "free_item"}}, "coupon.free_item.sku"),

@@ -24,23 +24,37 @@ from graphql import (
 )
 from loyalty_api.graphql.errors import VALIDATION_FAILED
 
+# Far past what a client's fragments nest (a handful), and well within Python's stack for the validators
+# that walk spread by spread, whatever the token limit lets a document hold.
+MAX_SPREAD_DEPTH = 50
+
+
+class Unexpandable(Exception):
+    """The document's fragments cannot be spread: it is refused before validation, with this message."""
+
 
 def expanded_fields(document: DocumentNode) -> int:
-    """The fields the document's operations select, each fragment counted wherever it is spread. A spread
-    of an unknown fragment, or of one that spreads itself, counts nothing: validation refuses both."""
+    """The fields the document's operations select, each fragment counted wherever it is spread.
+    Unexpandable when a spread names no fragment, a fragment spreads itself (directly or not), or spreads
+    nest past MAX_SPREAD_DEPTH: validation refuses the first two, but strawberry's depth and alias limiters
+    walk the spreads before it does, and fail or never end."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     sizes: dict[str, int] = {}
-    spreading: set[str] = set()
+    spreading: list[str] = []
 
     def fragment(name: str) -> int:
         if name in sizes:
             return sizes[name]
         definition = fragments.get(name)
-        if definition is None or name in spreading:
-            return 0
-        spreading.add(name)
+        if definition is None:
+            raise Unexpandable(f'Unknown fragment "{name}".')
+        if name in spreading:
+            raise Unexpandable(f'Cannot spread fragment "{name}" within itself.')
+        if len(spreading) >= MAX_SPREAD_DEPTH:
+            raise Unexpandable(f"Fragment spreads nest more than {MAX_SPREAD_DEPTH} deep.")
+        spreading.append(name)
         sizes[name] = selected(definition.selection_set)
-        spreading.discard(name)
+        spreading.pop()
         return sizes[name]
 
     def selected(selection_set: SelectionSetNode | None) -> int:
@@ -56,9 +70,11 @@ def expanded_fields(document: DocumentNode) -> int:
                 total += fragment(selection.name.value)
         return total
 
-    return sum(
-        selected(d.selection_set) for d in document.definitions if isinstance(d, OperationDefinitionNode)
-    )
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fields = sum(selected(operation.selection_set) for operation in operations)
+    for name in fragments:  # an unused fragment is walked by the limiters too
+        fragment(name)
+    return fields
 
 
 class BoundedValidation(ValidationCache):
@@ -72,18 +88,22 @@ class BoundedValidation(ValidationCache):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
+        refusal: GraphQLError | None = None
         try:
             fields = 0 if document is None else expanded_fields(document)
-        except RecursionError:  # nested past Python's stack: past any limit too
-            fields = self.max_fields + 1
-        if fields > self.max_fields:
-            context.pre_execution_errors = [
-                GraphQLError(
+        except Unexpandable as exc:
+            refusal = GraphQLError(str(exc), extensions={"code": VALIDATION_FAILED})
+        except RecursionError:  # fields nested past Python's stack: past any limit too
+            refusal = GraphQLError("The document nests too deeply.", extensions={"code": VALIDATION_FAILED})
+        else:
+            if fields > self.max_fields:
+                refusal = GraphQLError(
                     f"The document selects {fields} fields once its fragments are spread, more than the "
                     f"limit of {self.max_fields}: spread fewer fragments, or split it",
                     extensions={"code": VALIDATION_FAILED, "fields": fields, "maxFields": self.max_fields},
                 )
-            ]
+        if refusal is not None:
+            context.pre_execution_errors = [refusal]
             yield
             return
         yield from super().on_validate()

@@ -24,7 +24,8 @@ async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int
 
     The lots are walked in order of their end; those told of leave the walk. Each member is claimed, their
     account row locked unless someone holds it: workers running the job at once share the members, and none
-    tells a member twice. A member whose row a till holds is passed over, and told by the next run."""
+    tells a member twice. A member whose row a till or another worker holds is passed over: told by the
+    next run, or by the other worker."""
     async with units.read() as uow:
         program = await get_program(uow)
         started = uow.clock.now()
@@ -33,24 +34,25 @@ async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int
     until = started + timedelta(days=program.expiry_reminder_days)
     told = 0
     since = started
-    passed: set[uuid.UUID] = set()
+    # Members passed over, by the last end of theirs the walk met: only those with lots at the walk's
+    # position (ties on one end) need leaving out, the walk is past the others' lots.
+    passed: dict[uuid.UUID, datetime] = {}
     while True:
         async with units.read() as uow:
             lots = await LotRepository(uow.session).list_unreminded(
-                started, until, since=since, passed=passed, limit=batch
+                started, until, since=since, passed=set(passed), limit=batch
             )
-        for member_id in dict.fromkeys(lot.member_id for lot in lots):
+        last_end = {lot.member_id: lot.expires_at for lot in lots}
+        for member_id, end in last_end.items():
             async with units.begin() as uow:
-                reminded = await PointsAccountRepository(uow.session).claim(member_id) and await _remind(
-                    uow, program, member_id, until
-                )
-            if reminded:
-                told += 1
-            else:  # held by a till, or told by another worker meanwhile: not this run's to tell
-                passed.add(member_id)
+                if not await PointsAccountRepository(uow.session).claim(member_id):
+                    passed[member_id] = end
+                    continue
+                told += await _remind(uow, program, member_id, started, until)
         if len(lots) < batch:
             return told
         since = lots[-1].expires_at
+        passed = {member_id: end for member_id, end in passed.items() if end >= since}
 
 
 def _month_after(moment: datetime, program: ProgramSettings) -> datetime:
@@ -59,15 +61,20 @@ def _month_after(moment: datetime, program: ProgramSettings) -> datetime:
     return add_months(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), 1)
 
 
-async def _remind(uow: UnitOfWork, program: ProgramSettings, member_id: uuid.UUID, until: datetime) -> bool:
+async def _remind(
+    uow: UnitOfWork, program: ProgramSettings, member_id: uuid.UUID, started: datetime, until: datetime
+) -> bool:
     """Tell the member of their points ending by the end of `until`'s month, if some of them are news;
-    whether they were told."""
+    whether they were told. Whatever the walk found of theirs (ending after the run's `started`) is marked,
+    so that it leaves the walk: told of, or ended meanwhile."""
     now = uow.clock.now()
     before = _month_after(until, program)
     lots = LotRepository(uow.session)
-    if not await lots.mark_reminded(member_id, now, before):
-        return False
+    if not await lots.mark_reminded(member_id, started, before, now=now):
+        return False  # another worker told them, or the points were spent
     ending = [(at, points) for at, points in await lots.expiring_by_date(member_id, now) if at < before]
+    if not ending:
+        return False  # what was news has ended since the run began
     days: dict[str, int] = {}
     for at, points in ending:
         day = at.astimezone(program.zone).date().isoformat()

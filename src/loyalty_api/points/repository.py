@@ -859,15 +859,17 @@ class LotRepository:
             if expires_at is not None  # the query's bounds leave none out
         ]
 
-    async def mark_reminded(self, member_id: uuid.UUID, now: datetime, before: datetime) -> int:
-        """Mark the active member's lots that end after `now` and before `before`, and were not told of yet,
-        as told of now; how many there were."""
+    async def mark_reminded(
+        self, member_id: uuid.UUID, after: datetime, before: datetime, *, now: datetime
+    ) -> int:
+        """Mark the active member's lots that end after `after` and before `before`, and were not told of
+        yet, as told of `now`; how many there were."""
         result = await self.session.execute(
             update(PointLot)
             .where(
                 PointLot.member_id == member_id,
                 PointLot.remaining > 0,
-                PointLot.expires_at > now,
+                PointLot.expires_at > after,
                 PointLot.expires_at < before,
                 PointLot.expiry_reminded_at.is_(None),
                 exists().where(Member.id == member_id, Member.status == MemberStatus.active),
