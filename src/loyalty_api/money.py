@@ -62,7 +62,8 @@ class Money:
         return Decimal(self.amount_minor).scaleb(-minor_unit_exponent(self.currency))
 
 
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# JSON's number grammar: no leading zeros, no sign but a minus, digits 0-9 only.
+_DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 def decimal_text(value: object) -> object:

@@ -44,6 +44,7 @@ class TestProgram:
             ({"earn_rate": "1_0"}, "earn_rate"),  # Python's Decimal reads these three as 10, 1 and 1
             ({"earn_rate": "١"}, "earn_rate"),
             ({"earn_rate": " 1"}, "earn_rate"),
+            ({"earn_rate": "007"}, "earn_rate"),
             ({"max_redeem_share": ".5"}, "max_redeem_share"),
             ({"point_value_minor": "0"}, "point_value_minor"),
             ({"rounding": "banker"}, "rounding"),
