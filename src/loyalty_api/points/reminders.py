@@ -15,6 +15,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.events import ExpiringDayPayload, PointsExpiring
 from loyalty_api.points.repository import LotRepository, PointsAccountRepository
+from loyalty_api.points.service import account_as_read
 from loyalty_api.program.service import ProgramSettings, add_months, get_program
 
 
@@ -79,15 +80,15 @@ async def _remind(
     for at, points in ending:
         day = at.astimezone(program.zone).date().isoformat()
         days[day] = days.get(day, 0) + points
-    stored = (await PointsAccountRepository(uow.session).get_stored_accounts([member_id], now))[member_id][0]
-    balance, held = stored.as_a_spend_finds()
+    state = await account_as_read(uow, member_id)
+    assert state is not None, "the walk claimed the account"
     event = PointsExpiring(
         member_id=member_id,
         points=sum(points for _, points in ending),
         expires_at=ending[0][0],
         expiring=[ExpiringDayPayload(date=day, points=points) for day, points in days.items()],
-        balance=balance,
-        available=balance - held,
+        balance=state.balance,
+        available=state.available,
     )
     await emit_for_member(uow, event, member_id)
     return True

@@ -477,10 +477,16 @@ class PointsSummary:
 async def summary(uow: UnitOfWork, member_id: uuid.UUID) -> PointsSummary:
     program = await get_program(uow)
     await members.require_member(uow, member_id, must_be_active=False)
-    now = uow.clock.now()
-    stored = (await PointsAccountRepository(uow.session).get_stored_accounts([member_id], now))[member_id]
-    lots = await LotRepository(uow.session).expiring_by_date(member_id, now)
-    return _summary(program, _as_read(*stored), lots)
+    state = await account_as_read(uow, member_id)
+    assert state is not None, "every member has an account"
+    lots = await LotRepository(uow.session).expiring_by_date(member_id, uow.clock.now())
+    return _summary(program, state, lots)
+
+
+async def account_as_read(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState | None:
+    """The member's points as every read shows them (None: no such account)."""
+    stored = await PointsAccountRepository(uow.session).get_stored_accounts([member_id], uow.clock.now())
+    return _as_read(*stored[member_id]) if member_id in stored else None
 
 
 async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PointsSummary]:
