@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Numeric, bindparam, cast, insert, select, text
+from sqlalchemy import Numeric, bindparam, cast, insert, select, text, update
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import StatementError
 
 import loyalty_api.db
 from loyalty_api.db.direct import DirectStatement, DirectStatementFailed
+from loyalty_api.db.engine import TransactionRolledBack
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 
 _EVENTS = OutboxEvent.__table__
 # Every column but the sequence, which SQLite's trigger fills after RETURNING has read the row.
@@ -81,44 +82,49 @@ def _through_sqlalchemy(units: UnitsOfWork) -> Iterator[list[str]]:
 
 
 class TestTransaction:
-    async def test_only_a_transactions_first_direct_statement_goes_through_sqlalchemy(
+    async def test_no_direct_statement_goes_through_sqlalchemy_on_postgresql(
         self, units: UnitsOfWork
     ) -> None:
-        """The first begins the transaction the public way (the adaptor sends BEGIN with it); the others
-        run on the asyncpg connection past SQLAlchemy's execution layer (PostgreSQL), or all through it
-        (SQLite)."""
+        """Not even a transaction's first: the unit of work began the transaction on the driver when the
+        statement asked for its connection (PostgreSQL); SQLite runs them all through the session."""
         with _through_sqlalchemy(units) as through_sqlalchemy:
             for _ in range(2):  # two transactions, three direct statements each
                 async with units.begin() as uow:
                     for _ in range(3):
                         await _INSERT_EVENT.fetch_one(uow.session, _event())
         assert len(await _stored_ids(units)) == 6
-        assert len(through_sqlalchemy) == (2 if is_postgres() else 6)
+        assert len(through_sqlalchemy) == (0 if is_postgres() else 6)
 
-    async def test_a_read_only_unit_runs_even_its_first_direct_statement_on_the_driver(
+    async def test_a_read_only_unit_reads_what_each_statement_finds_unless_it_asked_for_one_snapshot(
         self, units: UnitsOfWork
     ) -> None:
-        """A read-only unit of work has no transaction to begin on PostgreSQL (autocommit): none of its direct
-        statements goes through SQLAlchemy's execution layer, and they read what is stored. One that asks
-        for REPEATABLE READ has a transaction, which its first statement begins through SQLAlchemy."""
+        """On PostgreSQL a read-only unit's statements are each a transaction of their own, so a change
+        committed between two of them shows in the second; one that asked for one snapshot keeps reading
+        what its first statement found. A SQLite read transaction is one snapshot anyway."""
         event = _event()
         async with units.begin() as uow:
             await _INSERT_EVENT.fetch_one(uow.session, event)
-        by_id = DirectStatement(
-            select(_EVENTS.c.id, _EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id"))
+        payload = DirectStatement(select(_EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id")))
+        set_payload = DirectStatement(
+            update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id")).values(payload=bindparam("payload"))
         )
+
+        async def change(to: dict[str, int]) -> None:
+            async with units.begin() as uow:
+                await set_payload.execute(uow.session, {"event_id": event["id"], "payload": to})
+
+        seen = []
         with _through_sqlalchemy(units) as through_sqlalchemy:
-            async with units.read() as uow:
-                rows = [await by_id.fetch_one(uow.session, {"id": event["id"]}) for _ in range(2)]
-            read_only = len(through_sqlalchemy)
-            async with units.read() as uow:
-                if is_postgres():  # SQLite's read-only units are a transaction (BEGIN) anyway
-                    await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                assert await by_id.fetch_one(uow.session, {"id": event["id"]}) == rows[0]
-                await by_id.fetch_one(uow.session, {"id": event["id"]})
-        assert rows == [(event["id"], event["payload"])] * 2
-        assert read_only == (0 if is_postgres() else 2)
-        assert len(through_sqlalchemy) - read_only == (1 if is_postgres() else 2)
+            for round, snapshot in enumerate((True, False), start=1):
+                async with units.read() as uow:
+                    if snapshot:
+                        await uow.read_one_snapshot()
+                    first = await payload.fetch_one(uow.session, {"id": event["id"]})
+                    await change({"round": round})
+                    seen.append((first, await payload.fetch_one(uow.session, {"id": event["id"]})))
+        assert seen[0] == ((event["payload"],), (event["payload"],))
+        assert seen[1] == (({"round": 1},), ({"round": 2},) if is_postgres() else ({"round": 1},))
+        assert len(through_sqlalchemy) == (0 if is_postgres() else 6)
 
     async def test_a_direct_write_is_undone_with_the_unit_of_work(self, units: UnitsOfWork) -> None:
         async with _rolled_back(units) as uow:
@@ -261,6 +267,68 @@ class TestOnPostgreSQL:
             async with units.begin() as uow:
                 await _INSERT_EVENT.fetch_one(uow.session, event)
         assert await _stored_ids(units) == {event["id"] for event in written}
+
+    async def test_a_transaction_a_statement_failed_in_does_not_commit(self, units: UnitsOfWork) -> None:
+        """PostgreSQL answers COMMIT of a failed transaction by rolling it back, without an error: the unit of
+        work says so instead of reporting a commit (the refused statement's error was caught)."""
+        event = _event()
+
+        async def write_twice() -> None:
+            async with units.begin() as uow:
+                await _INSERT_EVENT.fetch_one(uow.session, event)
+                with pytest.raises(DirectStatementFailed):
+                    await _INSERT_EVENT.fetch_one(uow.session, _event(id=event["id"]))
+
+        with pytest.raises(TransactionRolledBack):
+            await write_twice()
+        assert await _stored_ids(units) == set()
+
+    async def test_a_transaction_left_open_on_the_driver_ends_when_its_connection_returns(
+        self, units: UnitsOfWork
+    ) -> None:
+        """Whatever began a transaction the unit of work did not see, the pool rolls it back when the
+        connection comes back: the next unit of work on it starts clean, and nothing of it stays."""
+        async with units.database.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN")
+            await driver.execute("CREATE TABLE left_open (id int)")
+        assert not driver.is_closed() and not driver.is_in_transaction()
+        async with units.read() as uow:
+            assert await uow.session.scalar(text("SELECT to_regclass('left_open') IS NULL")) is True
+
+    async def test_a_pooled_connection_the_server_ended_fails_one_unit_at_most(
+        self, units: UnitsOfWork
+    ) -> None:
+        """The server ends idle pooled connections (a restart, a proxy's timeout): the BEGIN of the next unit
+        of work on each fails, and the connection is dropped; the units after that work."""
+        held = [await units.start() for _ in range(3)]
+        backends = [await uow.session.scalar(text("SELECT pg_backend_pid()")) for uow in held]
+        for uow in held:
+            await uow.commit()
+            await uow.close()
+        engine = side_engine(units.settings)
+        try:
+            async with engine.connect() as killer:
+                await killer.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"),
+                    {"pids": backends},
+                )
+                await killer.commit()
+        finally:
+            await engine.dispose()
+        written, failed = set(), 0
+        for _ in range(2 * units.settings.database_pool_size):
+            event = _event()
+            try:
+                async with units.begin() as uow:
+                    await _INSERT_EVENT.fetch_one(uow.session, event)
+            except DirectStatementFailed:
+                failed += 1
+            else:
+                written.add(event["id"])
+        assert failed == len(backends)  # each once
+        assert len(written) == 2 * units.settings.database_pool_size - len(backends)
+        assert await _stored_ids(units) == written
 
 
 def test_the_database_layer_touches_no_private_part_of_a_library() -> None:

@@ -4,12 +4,12 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from starlette.types import Message
 
 from loyalty_api.ops.logging import JsonFormatter
@@ -19,21 +19,24 @@ from tests.inspect_db import count
 
 
 @contextmanager
-def next_commit_fails(app: FastAPI) -> Iterator[None]:
-    """The database refuses the next COMMIT, as it would on a lost connection or a failed fsync."""
+def commits_fail(app: FastAPI, *, which: set[int]) -> Iterator[None]:
+    """The app's commits numbered in `which` (from 1) fail, as they would when the database refuses COMMIT
+    (a lost connection, a failed fsync): raised as the unit of work commits, before COMMIT is sent."""
     engine = app.state.units.database.engine.sync_engine
-    state = {"armed": True}
+    commits: list[int] = []
 
-    def fail(connection: Any) -> None:
-        if state["armed"]:
-            state["armed"] = False
+    def fail(session: Session) -> None:
+        if session.get_bind() is not engine:
+            return
+        commits.append(1)
+        if len(commits) in which:
             raise OperationalError("COMMIT", {}, Exception("commit refused by the test"))
 
-    event.listen(engine, "commit", fail)
+    event.listen(Session, "before_commit", fail)
     try:
         yield
     finally:
-        event.remove(engine, "commit", fail)
+        event.remove(Session, "before_commit", fail)
 
 
 class TestFailedCommit:
@@ -41,7 +44,7 @@ class TestFailedCommit:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
     ) -> None:
         phone = unique_phone()
-        with next_commit_fails(app):
+        with commits_fail(app, which={1}):
             response = await client.post("/v1/members", json={"phone": phone}, headers=bearer(pos_key))
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/problem+json"
@@ -56,20 +59,9 @@ class TestFailedCommit:
     ) -> None:
         body = {"phone": unique_phone()}
         headers = {**bearer(pos_key), "Idempotency-Key": "flaky-network"}
-        engine = app.state.units.database.engine.sync_engine
-        commits: list[int] = []
-
-        def fail_the_second(connection: Any) -> None:
-            # The first commit is the key's claim; the second is the request's own work.
-            commits.append(1)
-            if len(commits) == 2:
-                raise OperationalError("COMMIT", {}, Exception("commit refused by the test"))
-
-        event.listen(engine, "commit", fail_the_second)
-        try:
+        # The first commit is the key's claim; the second is the request's own work.
+        with commits_fail(app, which={2}):
             failed = await client.post("/v1/members", json=body, headers=headers)
-        finally:
-            event.remove(engine, "commit", fail_the_second)
         assert failed.status_code == 500
         retried = await client.post("/v1/members", json=body, headers=headers)
         assert retried.status_code == 201
@@ -101,7 +93,7 @@ class TestFailureOutsideTheEndpoint:
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
     ) -> None:
         headers = {**bearer(pos_key), "Idempotency-Key": "claim-fails", "X-Request-Id": "till-7.req-1"}
-        with error_lines() as lines, next_commit_fails(app):  # the key's claim is the first commit
+        with error_lines() as lines, commits_fail(app, which={1}):  # the key's claim is the first commit
             response = await client.post("/v1/members", json={"phone": unique_phone()}, headers=headers)
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/problem+json"

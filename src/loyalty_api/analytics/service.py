@@ -105,7 +105,7 @@ async def points_report(
     """The points figures of each period of [start, end) (each group's, when grouped), oldest first, a
     period's groups in a fixed order of their own (`_order`); a period or group without entries is left out
     of a grouped report and shown as zeros otherwise."""
-    await one_snapshot(uow)
+    await uow.read_one_snapshot()
     zone = (await get_program(uow)).zone
     cuts = boundaries(start, end, period, zone)
     found: dict[tuple[int, str | None], PointsFigures] = {}
@@ -133,14 +133,6 @@ def _order(figures: PointsFigures) -> tuple[int, int, int]:
 
 def report_page(report: Sequence[PointsFigures], *, limit: int, cursor: str | None) -> Page[PointsFigures]:
     return page_after(report, limit=limit, cursor=cursor, key=_order, shape=(int, int, int))
-
-
-async def one_snapshot(uow: UnitOfWork) -> None:
-    """Make every read of this unit of work see the database as it was at its first (on PostgreSQL, whose
-    default isolation gives each statement its own): the figures of one report agree with each other.
-    SQLite's transactions see one snapshot already."""
-    if uow.session.get_bind().dialect.name == "postgresql" and not uow.session.in_transaction():
-        await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def ratio(part: int, whole: int) -> Decimal | None:
@@ -180,7 +172,7 @@ class Overview:
 async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
     """The programme in one read: the window's points figures and rates, what is owed at its end, members and
     paid membership (tiers and paying members as they stand now; churn over the window)."""
-    await one_snapshot(uow)
+    await uow.read_one_snapshot()
     program = await get_program(uow)
     repo = AnalyticsRepository(uow.session)
     [points] = await points_report(uow, start, end, period=None, group_by=None)

@@ -14,14 +14,14 @@ defaults and no Numeric results, and `echo` does not log it. Everything else goe
 The flush rule: a direct statement does not flush the session, so run one only after the session has
 flushed what it must see (the services write the till's rows through direct statements or flush first).
 
-The transaction stays SQLAlchemy's, through public APIs only: the asyncpg adaptor sends BEGIN with the first
-statement it runs itself, so the first direct statement of a transaction goes through the session (which
-begins it), and the rest of that transaction's run on the adaptor's asyncpg connection (the pooled
-connection's `driver_connection`), inside that transaction, which the unit of work commits or rolls back as
-usual. A read-only unit of work has no transaction (autocommit, db/engine.py): its first direct statement only
-asks the session for the connection, and runs on the driver as well. asyncpg prepares each statement once per
-connection and keeps it under a name; behind PgBouncer in transaction mode (settings.database_pooler) its
-statement cache is off, and it prepares them unnamed, anew each time (db/engine.py, `driver_options`).
+Through public APIs only: the first direct statement of a transaction asks the session for its connection,
+which begins the unit of work's transaction (the unit of work sends BEGIN on the driver, db/engine.py), and
+every direct statement runs on that connection's asyncpg connection (the pooled connection's
+`driver_connection`), inside that transaction, which the unit of work commits or rolls back as usual. A
+read-only unit of work has no transaction (autocommit): its statements run on the driver as well. asyncpg
+prepares each statement once per connection and keeps it under a name; behind PgBouncer in transaction mode
+(settings.database_pooler) its statement cache is off, and it prepares them unnamed, anew each time
+(db/engine.py, `driver_options`).
 """
 
 from __future__ import annotations
@@ -38,26 +38,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
-from loyalty_api.db.engine import READ_ONLY, WriteInReadOnlyUnit
+from loyalty_api.db.engine import READ_ONLY, DirectStatementFailed, WriteInReadOnlyUnit
 
 Processor = Callable[[Any], Any]
 _CONNECTION = "loyalty_api.db.direct.connection"  # the key of the remembered connection in session.info
 Driver = Any  # an asyncpg.Connection: asyncpg ships no type information
 S = TypeVar("S", bound=ReturnsRows)
-
-
-class DirectStatementFailed(Exception):
-    """The database refused a direct statement. Unlike the driver's own error, the message never carries the
-    statement's values (they may be personal data, and the error is logged); it names what failed."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.sqlstate: str | None = getattr(error, "sqlstate", None)
-        self.constraint_name: str | None = getattr(error, "constraint_name", None)
-        self.table_name: str | None = getattr(error, "table_name", None)
-        super().__init__(
-            f"{type(error).__name__} (SQLSTATE {self.sqlstate}, table {self.table_name}, "
-            f"constraint {self.constraint_name})"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +95,9 @@ def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
 
 
 def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
-    """The session's connection and its asyncpg connection, once a statement of the session's current
-    transaction went through the session (the adaptor has begun the transaction then); None before that.
-    Remembered for the rest of the transaction: asking the session costs about 50 µs a time, a greenlet
-    hop, and a redeem runs eight direct statements."""
+    """The session's connection and its asyncpg connection, once a direct statement of the session's current
+    transaction asked for them; None before that. Remembered for the rest of the transaction: asking the
+    session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
     remembered = session.info.get(_CONNECTION)
     transaction = session.sync_session.get_transaction()
     if remembered is not None and transaction is not None and remembered[0] is transaction:
@@ -120,34 +105,23 @@ def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
     return None
 
 
-async def _first_of_transaction(
-    session: AsyncSession, statement: Executable, params: Mapping[str, Any], *, returns_rows: bool
-) -> tuple[list[tuple[Any, ...]] | None, tuple[Connection, Driver]]:
-    """Run it on the session's connection as SQLAlchemy Core does (the adaptor sends BEGIN with it), then
-    remember that connection and its asyncpg connection for the rest of the transaction. One greenlet hop
-    (`run_sync`) for all of it: asking for the connection and running the statement would each take one.
+async def _connection_of(session: AsyncSession) -> tuple[Connection, Driver]:
+    """The session's connection (asking for it begins the unit of work's transaction: db/engine.py) and its
+    asyncpg connection, remembered for the rest of the transaction. One greenlet hop for both."""
 
-    A connection in autocommit (a read-only unit of work's, db/engine.py) has no transaction to begin: it
-    is only asked for, and None in place of the rows says the statement is still to run, on the driver like
-    the rest. With the rows comes the connection and asyncpg connection remembered."""
-
-    def run(sync_session: Session) -> tuple[list[tuple[Any, ...]] | None, Connection, Driver]:
+    def find(sync_session: Session) -> tuple[Connection, Driver]:
         connection = sync_session.connection()
         # Connected by now: reading the pooled connection does no I/O.
-        driver = connection.connection.driver_connection
-        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            return None, connection, driver
-        result = connection.execute(statement, dict(params))
-        return ([tuple(row) for row in result] if returns_rows else []), connection, driver
+        return connection, connection.connection.driver_connection
 
     try:
-        rows, connection, driver = await session.run_sync(run)
+        connection, driver = await session.run_sync(find)
     except DBAPIError as exc:
         # The same failure the driver would have given: asyncpg's error, under the adaptor's.
         adaptor_error = exc.orig if exc.orig is not None else exc
         raise DirectStatementFailed(adaptor_error.__cause__ or adaptor_error) from None
     session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection, driver)
-    return rows, (connection, driver)
+    return connection, driver
 
 
 async def _on_driver(
@@ -206,16 +180,11 @@ class DirectStatement(Generic[S]):
         found = _remembered(session)  # only ever on PostgreSQL
         if found is None:
             dialect = session.get_bind().dialect
-            compiled = self._compiled_for(dialect, params)
-            returns_rows = bool(compiled.results)  # a SELECT, or DML with RETURNING
             if dialect.name != "postgresql":
+                compiled = self._compiled_for(dialect, params)
                 result = await session.execute(self._executable, dict(params))
-                return [tuple(row) for row in result] if returns_rows else []
-            rows, found = await _first_of_transaction(
-                session, self._executable, params, returns_rows=returns_rows
-            )
-            if rows is not None:
-                return rows
+                return [tuple(row) for row in result] if compiled.results else []  # a SELECT, or RETURNING
+            found = await _connection_of(session)
         compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
 from loyalty_api.crypto import Vault
-from loyalty_api.db.engine import Database
+from loyalty_api.db.engine import SNAPSHOT, Database
 from loyalty_api.db.invalidation import announce
 from loyalty_api.settings import Settings
 
@@ -42,6 +42,14 @@ class UnitOfWork:
             self._stale.add(key)
             if self.session.get_bind().dialect.name == "postgresql":
                 await announce(self.session, key)
+
+    async def read_one_snapshot(self) -> None:
+        """Make every read of this unit of work see the database as it was at its first: on PostgreSQL, whose
+        reads each see their own under READ COMMITTED (a read-only unit's are even transactions of their
+        own), its transaction is REPEATABLE READ; a SQLite transaction reads one snapshot already. Asked
+        after the unit's first statement, it changes nothing: the transaction keeps what it began with."""
+        if self.session.get_bind().dialect.name == "postgresql" and not self.session.in_transaction():
+            await self.session.connection(execution_options={SNAPSHOT: True})
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -33,9 +33,7 @@ class Snapshot:
         async with self._turn:
             if self._uow is None:
                 uow = await self._units.start(read_only=True)
-                if self._units.database.dialect == "postgresql":
-                    # Before the first statement: the whole transaction then reads one snapshot.
-                    await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await uow.read_one_snapshot()
                 self._uow = uow
             yield self._uow
 

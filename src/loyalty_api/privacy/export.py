@@ -96,14 +96,6 @@ def _money(amount_minor: int | None, currency: str | None) -> Money | None:
     return None if amount_minor is None or currency is None else Money(amount_minor, currency)
 
 
-async def _one_snapshot(uow: UnitOfWork) -> None:
-    """On PostgreSQL, make the unit of work read one snapshot throughout (a SQLite read transaction is one
-    already): read committed would let an earn that commits between the account and the ledger show a
-    balance the ledger does not add up to. Only before the unit of work's first statement."""
-    if uow.session.get_bind().dialect.name == "postgresql" and not uow.session.in_transaction():
-        await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-
-
 async def record_export(units: UnitsOfWork, actor: audit.Actor, member_id: uuid.UUID) -> None:
     """An export reads everything about a person, so the audit log says who did and when. In a unit of work
     of its own, committed before the document leaves: the export's own is read-only."""
@@ -122,7 +114,7 @@ async def record_export(units: UnitsOfWork, actor: audit.Actor, member_id: uuid.
 
 async def export_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberExport:
     """The member's export document; MemberNotFound for an unknown member. Reads only."""
-    await _one_snapshot(uow)
+    await uow.read_one_snapshot()  # the balance and the ledger agree
     exported_at = uow.clock.now()
     profile = await profiles.get_member(uow, member_id)
     return MemberExport(
