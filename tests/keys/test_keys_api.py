@@ -57,6 +57,27 @@ class TestCreate:
         read = await client.get(f"{KEYS}/{key['prefix']}", headers=bearer(admin_key))
         assert read.json() == shown[0]
 
+    async def test_the_list_comes_page_by_page_oldest_first_each_key_once(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        made = [(await create(client, admin_key, name=f"Till {n}"))["key"]["prefix"] for n in range(5)]
+        everyone = await client.get(KEYS, headers=bearer(admin_key))
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 2} | ({} if cursor is None else {"cursor": cursor})
+            page = await client.get(KEYS, params=params, headers=bearer(admin_key))
+            assert page.status_code == 200, page.text
+            pages.append([item["prefix"] for item in page.json()["items"]])
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        listed = [prefix for items in pages for prefix in items]
+        assert listed == [item["prefix"] for item in everyone.json()["items"]]
+        assert listed[-5:] == made  # the admin's own key and the fixture's come first
+        assert all(len(items) == 2 for items in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+        refused = await client.get(KEYS, params={"cursor": "not-a-cursor"}, headers=bearer(admin_key))
+        assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+
     async def test_a_partner_key_is_bound_to_the_partner_named(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -24,8 +24,14 @@ class ApiKeyRepository:
         result = await self.session.execute(select(ApiKey).where(ApiKey.prefix == prefix).with_for_update())
         return result.scalar_one_or_none()
 
-    async def list_keys(self) -> Sequence[ApiKey]:
-        result = await self.session.execute(select(ApiKey).order_by(ApiKey.id))
+    async def list_keys(
+        self, *, after: uuid.UUID | None = None, limit: int | None = None
+    ) -> Sequence[ApiKey]:
+        """Oldest first (ids are time-ordered): those after the key `after`, at most `limit` of them."""
+        query = select(ApiKey).order_by(ApiKey.id).limit(limit)
+        if after is not None:
+            query = query.where(ApiKey.id > after)
+        result = await self.session.execute(query)
         return result.scalars().all()
 
     async def insert_key(self, key: ApiKey) -> None:

@@ -203,10 +203,14 @@ def _summary(row: ApiKey, now: datetime) -> KeySummary:
     )
 
 
-async def list_keys(uow: UnitOfWork) -> list[KeySummary]:
-    """Every key, oldest first (their ids are time-ordered)."""
+async def list_keys(
+    uow: UnitOfWork, *, after: uuid.UUID | None = None, limit: int | None = None
+) -> list[KeySummary]:
+    """Every key, oldest first (their ids are time-ordered); or those after the key `after`, at most
+    `limit`."""
     now = uow.clock.now()
-    return [_summary(r, now) for r in await ApiKeyRepository(uow.session).list_keys()]
+    rows = await ApiKeyRepository(uow.session).list_keys(after=after, limit=limit)
+    return [_summary(row, now) for row in rows]
 
 
 async def get_key(uow: UnitOfWork, prefix: str) -> KeySummary:
