@@ -109,6 +109,35 @@ class TestWhatIsRecorded:
         for personal in ("13812340001", "audit.me", "审计", "新名字", "1990-04-05", member["phone"]):
             assert personal not in stored
 
+    async def test_an_import_is_in_the_changes_of_each_member_it_made(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        batch = {
+            "members": [
+                {"name": "从旧系统来", "phone": "13812340002", "points": [{"points": 30}]},
+                {"email": "old.system@example.cn"},
+            ]
+        }
+        response = await client.post(
+            "/v1/members/import", json=batch, headers=bearer(admin_key, X_Request_Id="import-7")
+        )
+        assert response.status_code == 201, response.text
+        made = response.json()["members"]
+        for line in made:
+            [entry] = await _audit(client, admin_key, member_id=line["id"])
+            assert (entry["action"], entry["subject_type"], entry["subject_id"]) == (
+                "import_members",
+                "members",
+                line["id"],
+            )
+            assert entry["path"] == "/v1/members/import" and entry["request_id"] == "import-7"
+            # The card number is the member's, like their phone: the log keeps the rest of the line.
+            assert entry["after"] == {name: value for name, value in line.items() if name != "member_number"}
+        stored = str(await rows(app, "SELECT * FROM audit_events"))
+        cards = [line["member_number"] for line in made]
+        for personal in ("13812340002", "old.system", "从旧系统来", *cards):
+            assert personal not in stored
+
     async def test_a_webhook_secret_is_not_kept(self, client: httpx.AsyncClient, admin_key: str) -> None:
         response = await client.post(
             "/v1/webhook-endpoints", json={"url": PUBLIC_URL}, headers=bearer(admin_key)

@@ -26,8 +26,8 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert(self, event: AuditEvent) -> None:
-        self.session.add(event)
+    async def insert(self, *events: AuditEvent) -> None:
+        self.session.add_all(events)
         await self.session.flush()
 
     async def list_events(

@@ -46,25 +46,29 @@ class Change:
     after: Any = None
 
 
-async def record(uow: UnitOfWork, actor: Actor, change: Change) -> None:
-    """Add the change to the audit log, in the unit of work that makes it: both commit, or neither."""
+async def record(uow: UnitOfWork, actor: Actor, *changes: Change) -> None:
+    """Add the changes to the audit log, in the unit of work that makes them: all commit, or none."""
+    now = uow.clock.now()
     await AuditRepository(uow.session).insert(
-        AuditEvent(
-            at=uow.clock.now(),
-            channel=actor.channel,
-            key_id=actor.key_id,
-            key_prefix=actor.key_prefix,
-            actor=actor.name,
-            action=change.action,
-            method=change.method,
-            path=change.path,
-            subject_type=change.subject_type,
-            subject_id=change.subject_id,
-            member_id=change.member_id,
-            status=change.status,
-            before=_document(change.before),
-            after=_document(change.after),
-            request_id=actor.request_id,
+        *(
+            AuditEvent(
+                at=now,
+                channel=actor.channel,
+                key_id=actor.key_id,
+                key_prefix=actor.key_prefix,
+                actor=actor.name,
+                action=change.action,
+                method=change.method,
+                path=change.path,
+                subject_type=change.subject_type,
+                subject_id=change.subject_id,
+                member_id=change.member_id,
+                status=change.status,
+                before=_document(change.before),
+                after=_document(change.after),
+                request_id=actor.request_id,
+            )
+            for change in changes
         )
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -88,6 +89,27 @@ async def read_subject(reader: APIRoute, request: Request) -> Any:
 # Path parameters that may be personal data: a partner's customer ref (a partner may use a phone number).
 # The entry names the member by their id instead, and keeps the path's template there.
 _PERSONAL_PARAMS = frozenset({"ref"})
+
+
+# Writes that make many members at once, and the field of their reply that lists them: each member gets an
+# entry of their own (the write's, naming them, its `after` their line of the reply), so that the changes
+# about a member (GET /v1/audit-log?member_id=) include the write that made them.
+_MEMBERS_MADE = {"/v1/members/import": "members"}
+
+
+def changes_of(route: APIRoute, request: Request, response: Response, before: Any) -> list[audit.Change]:
+    """The audit entries of a write: one, or one per member for a write that makes many (`_MEMBERS_MADE`)."""
+    change = change_of(route, request, response, before)
+    field = _MEMBERS_MADE.get(route.path_format)
+    made = change.after.get(field) if field is not None and isinstance(change.after, dict) else None
+    if not isinstance(made, list):
+        return [change]
+    return [
+        replace(change, subject_type="members", subject_id=str(member_id), member_id=member_id, after=line)
+        for line in made
+        for member_id in (_uuid(line.get("id")) if isinstance(line, dict) else None,)
+        if member_id is not None
+    ]
 
 
 def change_of(route: APIRoute, request: Request, response: Response, before: Any) -> audit.Change:

@@ -338,8 +338,8 @@ async def _run_in_unit_of_work(
                 before = None if reader is None else await audit_trail.read_subject(reader, request)
                 response = await handler(request)
             if principal is not None and audited is not None and 200 <= response.status_code < 300:
-                change = audit_trail.change_of(audited, request, response, before)
-                await audit.record(uow, audit_trail.actor_of(principal), change)
+                changes = audit_trail.changes_of(audited, request, response, before)
+                await audit.record(uow, audit_trail.actor_of(principal), *changes)
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(response, uow.vault))
             if read_only:
