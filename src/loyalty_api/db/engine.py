@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import AdaptedConnection, Connection
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import PoolResetState
@@ -34,10 +35,12 @@ def _refuse_statement_writes_when_read_only(state: ORMExecuteState) -> None:
         raise WriteInReadOnlyUnit("a read-only unit of work executed a write")
 
 
-class DirectStatementFailed(Exception):
+class DirectStatementFailed(SQLAlchemyError):
     """The database refused a statement sent on the driver itself (db/direct.py, or the BEGIN and COMMIT of a
-    unit of work on PostgreSQL). Unlike the driver's own error, the message never carries the statement's
-    values (they may be personal data, and the error is logged); it names what failed."""
+    unit of work on PostgreSQL), or could not be reached to run it. An SQLAlchemyError like those SQLAlchemy
+    raises for its own statements, so what treats a database error as such (readiness, the metrics' backlog)
+    treats this one alike. Unlike the driver's own error, the message never carries the statement's values
+    (they may be personal data, and the error is logged); it names what failed."""
 
     def __init__(self, error: BaseException) -> None:
         self.sqlstate: str | None = getattr(error, "sqlstate", None)
@@ -86,15 +89,24 @@ def _adapted(connection: Connection) -> AdaptedConnection:
 
 def _send(connection: Connection, sql: str) -> str:
     """Send `sql` on the connection's asyncpg connection, from SQLAlchemy's side of its greenlet; its status
-    (`COMMIT`, `ROLLBACK`…). A connection the server ended is invalidated, as SQLAlchemy does when one of its
-    own statements finds it so: the pool does not hand it out again."""
+    (`COMMIT`, `ROLLBACK`…).
+
+    Unless the server answered with an error (the connection is then as the error leaves it), a failure
+    leaves the connection in a state nobody knows: lost, or cut off by a time limit or a cancelled task
+    while the statement was out, when the server may have begun the transaction without asyncpg having read
+    so. It is invalidated, as SQLAlchemy does when one of its own statements fails that way: the pool never
+    hands it out again, to a unit of work that would run inside a transaction it did not begin."""
     adapted = _adapted(connection)
     try:
         status: str = adapted.run_async(lambda driver: driver.execute(sql))
-    except Exception as exc:
-        if adapted.driver_connection.is_closed():
-            connection.invalidate(exc)
-        raise DirectStatementFailed(exc) from None
+    except BaseException as exc:
+        sqlstate = getattr(exc, "sqlstate", None)
+        answered = sqlstate is not None and not sqlstate.startswith("08")  # class 08: connection exception
+        if not answered or adapted.driver_connection.is_closed():
+            connection.invalidate(exc if isinstance(exc, Exception) else None)
+        if isinstance(exc, Exception):
+            raise DirectStatementFailed(exc) from None
+        raise
     return status
 
 
@@ -142,6 +154,14 @@ def _own_transactions(engine: AsyncEngine) -> None:
         driver = _adapted(connection).driver_connection
         if _ours(connection) and not driver.is_closed() and driver.is_in_transaction():
             _send(connection, "ROLLBACK")
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(adapted: Any, _record: Any, _proxy: Any) -> None:
+        # The server ended this pooled connection while it sat idle (a restart, a failover, a proxy's
+        # timeout) and asyncpg has seen it close: the pool replaces it before the unit of work has it, so
+        # a restart fails no request for each connection the pool held.
+        if adapted.driver_connection.is_closed():
+            raise DisconnectionError("the server ended this pooled connection")
 
     @event.listens_for(engine.sync_engine, "reset")
     def _on_return(adapted: Any, _record: Any, state: PoolResetState) -> None:
