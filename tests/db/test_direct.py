@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Numeric, bindparam, cast, insert, make_url, select, text, update
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, PendingRollbackError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -285,6 +285,22 @@ class TestOnPostgreSQL:
 
         with pytest.raises(TransactionRolledBack):
             await write_twice()
+        assert await _stored_ids(units) == set()
+
+    async def test_no_direct_statement_runs_after_a_failed_flush_rolled_the_transaction_back(
+        self, units: UnitsOfWork
+    ) -> None:
+        """A failed flush rolls the session's transaction back at once; a direct statement after it (its
+        error caught) must be refused as the session refuses its own statements, not run on the driver
+        outside any transaction, where it would commit on its own."""
+        first, late = _event(), _event()
+        async with _rolled_back(units) as uow:
+            await _INSERT_EVENT.fetch_one(uow.session, first)
+            uow.session.add(OutboxEvent(**_event(id=first["id"])))
+            with pytest.raises(IntegrityError):
+                await uow.session.flush()
+            with pytest.raises(PendingRollbackError):
+                await _INSERT_EVENT.fetch_one(uow.session, late)
         assert await _stored_ids(units) == set()
 
     async def test_a_transaction_left_open_on_the_driver_ends_when_its_connection_returns(

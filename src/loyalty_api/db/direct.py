@@ -100,8 +100,10 @@ def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
     session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
     remembered = session.info.get(_CONNECTION)
     transaction = session.sync_session.get_transaction()
+    # A transaction a failed flush rolled back is still the session's, but no longer active: asking the
+    # session again raises as it does for its own statements, where the driver would run this on its own.
     if remembered is not None and transaction is not None and remembered[0] is transaction:
-        return remembered[1], remembered[2]
+        return (remembered[1], remembered[2]) if transaction.is_active else None
     return None
 
 
