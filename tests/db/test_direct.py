@@ -317,9 +317,9 @@ class TestOnPostgreSQL:
             assert await uow.session.scalar(text("SELECT to_regclass('left_open') IS NULL")) is True
 
     async def test_pooled_connections_the_server_ended_fail_no_unit(self, units: UnitsOfWork) -> None:
-        """The server ends idle pooled connections (a restart, a failover, a proxy's timeout): the pool
-        replaces each as it is checked out, and no unit of work fails. (Behind PgBouncer our connections
-        are to PgBouncer, which still stand: it takes new server connections.)"""
+        """The server ends idle pooled connections (a restart, a failover, a proxy's timeout): once asyncpg
+        has seen them close, the pool replaces each as it is checked out, and no unit of work fails. (Behind
+        PgBouncer our connections are to PgBouncer, which still stand: it takes new server connections.)"""
         held = [await units.start() for _ in range(3)]
         backends = [await uow.session.scalar(text("SELECT pg_backend_pid()")) for uow in held]
         for uow in held:
@@ -335,6 +335,14 @@ class TestOnPostgreSQL:
                     {"pids": backends},
                 )
                 await killer.commit()
+                # pg_terminate_backend only signals: wait until the server processes are gone, then let the
+                # event loop read the closed sockets, as it has long done by the time a restart is over.
+                alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[]))")
+                for _ in range(100):
+                    if not await killer.scalar(alive, {"pids": backends}):
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
         finally:
             await engine.dispose()
         written, failed = set(), 0
