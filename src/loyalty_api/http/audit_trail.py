@@ -104,12 +104,16 @@ def changes_of(route: APIRoute, request: Request, response: Response, before: An
     made = change.after.get(field) if field is not None and isinstance(change.after, dict) else None
     if not isinstance(made, list):
         return [change]
-    return [
-        replace(change, subject_type="members", subject_id=str(member_id), member_id=member_id, after=line)
-        for line in made
-        for member_id in (_uuid(line.get("id")) if isinstance(line, dict) else None,)
-        if member_id is not None
-    ]
+    changes = []
+    for line in made:
+        member_id = _uuid(line.get("id")) if isinstance(line, dict) else None
+        if member_id is not None:
+            changes.append(
+                replace(
+                    change, subject_type="members", subject_id=str(member_id), member_id=member_id, after=line
+                )
+            )
+    return changes
 
 
 def change_of(route: APIRoute, request: Request, response: Response, before: Any) -> audit.Change:
