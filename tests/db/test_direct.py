@@ -28,6 +28,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT
 from tests.databases import is_postgres, listen_url
+from tests.relay import Relay
 
 _EVENTS = OutboxEvent.__table__
 # Every column but the sequence, which SQLite's trigger fills after RETURNING has read the row.
@@ -359,68 +360,11 @@ class TestOnPostgreSQL:
         assert await _stored_ids(units) == written
 
 
-class _Relay:
-    """A TCP relay between a test's engine and the database, to lose what travels: `hold` keeps the
-    database's replies back until `release`; `drop` cuts every connection the moment the client next sends."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.replies = asyncio.Event()
-        self.replies.set()
-        self.dropping = False
-        self._pipes: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    def hold(self) -> None:
-        self.replies.clear()
-
-    def release(self) -> None:
-        self.replies.set()
-
-    async def close(self) -> None:
-        self._server.close()
-        for writer in self._pipes:
-            writer.close()
-
-    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
-        server_in, server_out = await asyncio.open_connection(*self.target)
-        self._pipes |= {client_out, server_out}
-        await asyncio.gather(
-            self._pipe(client_in, server_out, (client_out, server_out), sending=True),
-            self._pipe(server_in, client_out, (client_out, server_out), sending=False),
-        )
-
-    async def _pipe(
-        self,
-        source: asyncio.StreamReader,
-        sink: asyncio.StreamWriter,
-        both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
-        *,
-        sending: bool,
-    ) -> None:
-        try:
-            while data := await source.read(65536):
-                if sending and self.dropping:
-                    break
-                if not sending:
-                    await self.replies.wait()
-                sink.write(data)
-                await sink.drain()
-        except OSError:
-            pass
-        for writer in both:
-            writer.close()
-
-
 @asynccontextmanager
-async def _through_relay(units: UnitsOfWork) -> AsyncIterator[tuple[UnitsOfWork, _Relay]]:
+async def _through_relay(units: UnitsOfWork) -> AsyncIterator[tuple[UnitsOfWork, Relay]]:
     """Units of work of their own (one pooled connection) whose connections pass through a relay."""
     url = make_url(units.settings.database_url)
-    relay = _Relay((url.host or "127.0.0.1", url.port or 5432))
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     port = await relay.start()
     engine = create_engine(
         url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False),

@@ -1,6 +1,7 @@
 """A request whose database connection is lost midway (the server restarted, a proxy cut it): the caller gets
-a 500 that changed nothing, and retrying with the same Idempotency-Key runs the request anew instead of
-being told for minutes that it is still in flight. PostgreSQL only: SQLite has no connection to lose."""
+a 503 `database_unavailable` that changed nothing, and retrying with the same Idempotency-Key runs the
+request anew instead of being told for minutes that it is still in flight. PostgreSQL only: SQLite has no
+connection to lose."""
 
 from __future__ import annotations
 
@@ -65,8 +66,9 @@ class TestLostConnection:
             await engine.dispose()
         assert ended, "the redeem never waited for the account's lock"
 
-        assert lost.status_code == 500, lost.text
-        assert lost.json()["code"] == "internal_error"
+        assert lost.status_code == 503, lost.text
+        assert lost.json()["code"] == "database_unavailable"
+        assert lost.headers["retry-after"] == "2"
         assert await points(client, pos_key, member["id"]) == before
 
         retried = await client.post(f"/v1/members/{member['id']}/redeem", json=body, headers=headers)

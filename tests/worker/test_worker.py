@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import httpx
@@ -8,8 +9,10 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.worker.runner import Worker
-from loyalty_api.worker.schedule import ALL_JOBS, Job
+from loyalty_api.worker.schedule import ALL_JOBS, DELIVER_WEBHOOKS, JOBS, Job
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
 from tests.points.helpers import earn, set_program
@@ -89,3 +92,31 @@ class TestEveryJobFinishes:
         clock.set(clock.now() + timedelta(days=1))  # the purchase is history: jobs that count it see it
         runs = [await job.run(units_of(app)) for _ in range(3)]
         assert runs[-1] == 0, runs
+
+
+async def test_while_the_database_is_out_of_reach_each_loop_says_so_once_and_none_logs_a_failure(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The jobs and webhook delivery keep trying (delivery four times a second in production), but an outage
+    is one warning per loop, not a stack trace at each turn."""
+    units = units_of(app)
+    nowhere = "postgresql+asyncpg://postgres@127.0.0.1:9/loyalty"  # the discard port: nothing listens
+    settings = units.settings.model_copy(update={"database_url": nowhere, "listen_database_url": None})
+    away = UnitsOfWork(Database(create_engine(nowhere)), units.clock, units.vault, settings)
+    caplog.set_level(logging.INFO, logger="loyalty_api.worker")
+    worker = Worker(away, tick_seconds=0.01)
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(300):
+            waiting = [r for r in caplog.records if r.getMessage() == "job waits for the database"]
+            if len(waiting) == len(JOBS) + 1:  # each job's loop, and webhook delivery's
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # delivery's loop turns some thirty times more
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await away.database.dispose()
+    waiting = [r for r in caplog.records if r.getMessage() == "job waits for the database"]
+    assert sorted(r.job for r in waiting) == sorted([job.name for job in JOBS] + [DELIVER_WEBHOOKS.name])
+    assert not [r for r in caplog.records if r.getMessage() == "job failed"]

@@ -3,6 +3,7 @@
 - Domain errors become GraphQL errors with the same stable `code` the REST API uses.
 - A document that does not parse or validate gets Apollo's `GRAPHQL_PARSE_FAILED` /
   `GRAPHQL_VALIDATION_FAILED`.
+- The database out of reach is `database_unavailable`, as over REST, logged as an outage.
 - Anything else a resolver raises is a bug: it is logged (its type, path and stack, never its message, which
   may hold personal data) and answered as `Internal server error` with `INTERNAL_SERVER_ERROR`.
 """
@@ -19,8 +20,10 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 from graphql import GraphQLError, StringValueNode, ValidationRule
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
+from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.http.input_guard import string_problem
 
 logger = logging.getLogger("loyalty_api.graphql")
@@ -63,6 +66,7 @@ def is_internal(error: GraphQLError) -> bool:
         error.path is not None
         and original is not None
         and not isinstance(original, GraphQLError | LoyaltyError)
+        and not database_out_of_reach(original)
     )
 
 
@@ -104,8 +108,14 @@ class ErrorCodes(SchemaExtension):
         for error in getattr(self.execution_context.result, "errors", None) or ():
             if "code" in (error.extensions or {}):
                 continue
-            if isinstance(error.original_error, LoyaltyError):
-                coded = as_graphql_error(error.original_error)
+            original = error.original_error
+            if isinstance(original, LoyaltyError):
+                coded = as_graphql_error(original)
+                error.message, error.extensions = coded.message, coded.extensions
+            elif original is not None and database_out_of_reach(original):
+                # An outage, not a bug: the caller retries (Retry-After's advice is in the code's page).
+                logger.warning("database unreachable", extra={"error": type(original).__name__})
+                coded = as_graphql_error(DatabaseUnavailable())
                 error.message, error.extensions = coded.message, coded.extensions
             elif error.path is None:  # not a field's error: the variables did not coerce
                 _with_code(error, BAD_USER_INPUT)

@@ -1,8 +1,8 @@
 """`userErrors`: what a mutation answers when the input or a business rule refuses it. Each has the stable
 `code` REST answers with (an enum of every domain code), the input field it is about, and a message.
 
-Refusals of the call itself (no key, a key without the scope, a spent rate budget) stay GraphQL errors: the
-mutation never ran, and a client handles them as it handles them on any field.
+Refusals of the call itself (no key, a key without the scope, a spent rate budget, the database out of reach)
+stay GraphQL errors: the mutation never ran, and a client handles them as it handles them on any field.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from loyalty_api.graphql.enums import values_enum
 from loyalty_api.http.problems import described
 
 # Refusals that are not the mutation's answer but the call's (see the module's docstring).
-CALL_STATUSES = frozenset({401, 403, 429})
+CALL_STATUSES = frozenset({401, 403, 429, 503})
 
 
 def _domain_codes() -> list[str]:

@@ -29,7 +29,7 @@ from loyalty_api.auth.networks import client_ip
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError, NotFound
-from loyalty_api.http.problems import internal_error, render_domain_error
+from loyalty_api.http.problems import render_domain_error, unexpected_error
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
 
@@ -250,7 +250,7 @@ class EdgeMiddleware:
             elif isinstance(exc, ClientDisconnect):  # the caller left mid-upload: nothing ran, nobody hears
                 await Response(status_code=CLIENT_CLOSED_REQUEST)(scope, receive, send)
             else:
-                await internal_error(Request(scope), exc)(scope, receive, send)
+                await unexpected_error(Request(scope), exc)(scope, receive, send)
             return
         if principal is not None:
             # The response is out: the key's last-used time, when due, costs the caller no wait.

@@ -1,5 +1,6 @@
 """Refusals of the HTTP exchange itself, before any field is looked at: a body that is not JSON, a body sent
-as something other than JSON, a method the path does not have."""
+as something other than JSON, a method the path does not have; and the answer when the database is out of
+reach, the one failure of ours a caller should simply retry."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ class MethodNotAllowed(LoyaltyError):
         error = cls(f"This path takes {', '.join(allowed)}.", allowed_methods=allowed)
         error.headers = {"Allow": ", ".join(allowed)}
         return error
+
+
+class DatabaseUnavailable(LoyaltyError):
+    """The service could not reach its database (a restart, a failover, a network fault), so the request was
+    not done. Only when the connection was lost while the work was being committed may it have been done.
+
+    Retry after `Retry-After` seconds with the same Idempotency-Key: the work is done at most once. `/readyz`
+    says when the database answers again.
+    """
+
+    code = "database_unavailable"
+    status = 503
+    title = "The database is out of reach"
+    final = False
+
+    def __init__(self) -> None:
+        super().__init__("The service could not reach its database; the request was not done. Retry shortly.")
+        self.headers = {"Retry-After": "2"}
 
 
 def is_json(content_type: str | None) -> bool:

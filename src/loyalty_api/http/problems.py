@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.errors import LoyaltyError
-from loyalty_api.http.errors import MethodNotAllowed
+from loyalty_api.http.errors import DatabaseUnavailable, MethodNotAllowed
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("loyalty_api.errors")
@@ -281,7 +282,13 @@ def all_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
     return flat
 
 
-def internal_error(request: Request, exc: BaseException) -> JSONResponse:
+def unexpected_error(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to an exception nothing handled: 503 `database_unavailable` when the database was out of
+    reach, logged as a warning with the error's class only (an outage is not a bug, and the driver's message
+    may name the host), else a 500 logged with its stack."""
+    if database_out_of_reach(exc):
+        logger.warning("database unreachable", extra={"error": type(exc).__name__})
+        return render_domain_error(DatabaseUnavailable(), request)
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
         request,
@@ -293,7 +300,7 @@ def internal_error(request: Request, exc: BaseException) -> JSONResponse:
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    return internal_error(request, exc)
+    return unexpected_error(request, exc)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -34,9 +34,9 @@ from loyalty_api.http.edge import (
     principal_of,
     spare_the_commit,
 )
-from loyalty_api.http.errors import MalformedJson, UnsupportedMediaType, is_json
+from loyalty_api.http.errors import DatabaseUnavailable, MalformedJson, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, screen
-from loyalty_api.http.problems import add_problems, internal_error, render_domain_error
+from loyalty_api.http.problems import add_problems, render_domain_error, unexpected_error
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import (
@@ -130,6 +130,7 @@ class UnitOfWorkRoute(APIRoute):
             RequestTimedOut,
             UriTooLong,
             HeadersTooLarge,
+            DatabaseUnavailable,
         ]
         if self.takes_body():
             edge += [PayloadTooLarge, InvalidInput, MalformedJson, UnsupportedMediaType]
@@ -377,7 +378,7 @@ async def _run_in_unit_of_work(
                 return render_domain_error(
                     RequestTimedOut.after(units.settings.request_timeout_seconds), request
                 )
-            return internal_error(request, exc)
+            return unexpected_error(request, exc)
     finally:
         try:
             await uow.close()

@@ -2,7 +2,8 @@
 
 `loyalty-api worker` runs it on its own; `loyalty-api serve` on SQLite runs it inside the API process. Each
 job runs in a loop of its own, so a long one (a tier review) delays nothing else. A job that fails is logged
-and tried again at its next turn; the worker itself keeps going.
+and tried again at its next turn; the worker itself keeps going. While the database is out of reach, each
+loop says so once, and again once it reaches the database.
 
 Webhook delivery is not a timed job: it keeps one HTTP client (connections to endpoints kept alive) for the
 worker's life, runs again at once while it finds work, and otherwise waits for a notification from the
@@ -17,6 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Sequence
 
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import deliver_webhooks, webhook_client
 from loyalty_api.webhooks.wakeup import wake_ups
@@ -39,6 +41,7 @@ class Worker:
         self.tick_seconds = tick_seconds
         self.webhooks = webhooks
         self._stop = asyncio.Event()
+        self._waiting: set[str] = set()  # the loops that found the database out of reach on their last turn
 
     def stop(self) -> None:
         self._stop.set()
@@ -92,9 +95,18 @@ class Worker:
     async def _run_once(self, name: str, run: Awaitable[int]) -> int:
         try:
             done = await run
-        except Exception:
-            logger.exception("job failed", extra={"job": name})
+        except Exception as exc:
+            if not database_out_of_reach(exc):
+                logger.exception("job failed", extra={"job": name})
+            elif name not in self._waiting:
+                # An outage, not a bug: said once as it begins, not at each of the loop's turns (webhook
+                # delivery's come four times a second), and with the error's class only.
+                self._waiting.add(name)
+                logger.warning("job waits for the database", extra={"job": name, "error": type(exc).__name__})
             return 0
+        if name in self._waiting:
+            self._waiting.discard(name)
+            logger.info("job reaches the database again", extra={"job": name})
         if done:
             logger.info("job ran", extra={"job": name, "items": done})
         return done

@@ -1,0 +1,39 @@
+"""Telling an outage from a bug: whether an error says the database could not be reached, or dropped the
+connection while a statement was out (a restart, a failover, a network cut, every connection slot taken),
+which the same request may get past a moment later, rather than that the database refused a statement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy.exc import DBAPIError
+
+# SQLSTATEs of a server that is not there to answer: connection exceptions (class 08), the server shutting
+# down or starting up (57P01–57P03), and no connection slot free (53300).
+_OUT_OF_REACH = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _links(error: BaseException) -> Iterator[BaseException]:
+    """The error, then, for SQLAlchemy's, what it wraps: the adaptor's error and the driver's beneath it.
+    Nothing else's causes: an HTTP client's failure to connect has an OSError beneath it too."""
+    yield error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        yield error.orig
+        if error.orig.__cause__ is not None:
+            yield error.orig.__cause__
+
+
+def database_out_of_reach(error: BaseException) -> bool:
+    """Whether `error` is the database being out of reach: SQLAlchemy found the connection gone, or the
+    SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the driver's). An OSError counts
+    (asyncpg's own, from opening a connection, comes out unwrapped: `ConnectionRefusedError` while the
+    server is down), but not a TimeoutError, which a time limit of ours raises too."""
+    for link in _links(error):
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        sqlstate = getattr(link, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_OUT_OF_REACH):
+            return True
+        if isinstance(link, OSError) and not isinstance(link, TimeoutError):
+            return True
+    return False

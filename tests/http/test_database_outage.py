@@ -1,0 +1,195 @@
+"""While the database is out of reach (down, restarting, failing over), every call is answered 503
+`database_unavailable` with Retry-After, logged as an outage rather than a bug; once it is back, a till's
+retry with its Idempotency-Key does the work once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
+from tests.apps import serving
+from tests.builders import enrol
+from tests.conftest import bearer, units_of
+from tests.databases import is_postgres
+from tests.graphql.helpers import graphql
+from tests.relay import Relay
+
+UNHANDLED = "unhandled error"
+OUTAGE = "database unreachable"
+
+
+def _assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "2"
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "loyalty_api.errors"]
+
+
+@asynccontextmanager
+async def _behind_a_relay(
+    settings: Settings, **changes: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Relay]]:
+    """A second instance of the service whose database connections pass through a relay."""
+    url = make_url(settings.database_url)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    port = await relay.start()
+    relayed = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    try:
+        async with serving(settings, database_url=relayed, **changes) as (app, client):
+            yield app, client, relay
+    finally:
+        await relay.close()
+
+
+async def test_a_database_that_refuses_connections_is_503_database_unavailable_not_an_internal_error(
+    settings: Settings, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens where the database should be: even the key cannot be checked."""
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    nowhere = "postgresql+asyncpg://postgres@127.0.0.1:9/loyalty"  # the discard port: nothing listens
+    async with serving(settings, database_url=nowhere, listen_database_url=None) as (_, client):
+        response = await client.get("/v1/members/lookup?member_number=1000000001", headers=bearer(pos_key))
+    _assert_unavailable(response)
+    assert OUTAGE in _messages(caplog)
+    assert UNHANDLED not in _messages(caplog)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+async def test_while_the_database_is_away_calls_get_503_and_the_tills_retry_earns_once_when_it_is_back(
+    settings: Settings, client: httpx.AsyncClient, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    member = await enrol(client, pos_key)
+    earn = {"order_ref": "R-outage-1", "amount": {"amount": 12_000, "currency": "CNY"}}
+    with_key = bearer(pos_key, idempotency_key="till-7-receipt-1")
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    async with _behind_a_relay(settings) as (_, relayed, relay):
+        # Connected, its pool and the key's check warm, before the database goes away.
+        assert (await relayed.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))).status_code == 200
+        await relay.cut()
+        _assert_unavailable(await relayed.get(f"/v1/members/{member['id']}", headers=bearer(pos_key)))
+        _assert_unavailable(
+            await relayed.post(f"/v1/members/{member['id']}/earn", json=earn, headers=with_key)
+        )
+        _assert_unavailable(
+            await relayed.post(
+                "/v1/checkout/quote",
+                json={
+                    "member_id": member["id"],
+                    "cart": {"subtotal": {"amount": 12_000, "currency": "CNY"}, "items": []},
+                },
+                headers=bearer(pos_key),
+            )
+        )
+        await relay.restore()
+        # The pool's connections died with the relay's; the service reconnects on its own.
+        retried = await relayed.post(f"/v1/members/{member['id']}/earn", json=earn, headers=with_key)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["points_earned"] == 120
+        replayed = await relayed.post(f"/v1/members/{member['id']}/earn", json=earn, headers=with_key)
+        assert replayed.headers.get("idempotent-replayed") == "true"
+    read = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+    assert read.json()["points"] == 120
+    assert OUTAGE in _messages(caplog)
+    assert UNHANDLED not in _messages(caplog)
+
+
+async def _cache_listeners(units: UnitsOfWork) -> int:
+    """How many processes (instances) listen for this database's cache invalidations."""
+    async with units.read() as uow:
+        found = await uow.session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'loyalty-api cache invalidations' AND query LIKE 'LISTEN%'"
+            )
+        )
+    return int(found or 0)
+
+
+@asynccontextmanager
+async def _keys_remembered_behind_a_relay(
+    settings: Settings, units: UnitsOfWork
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Relay]]:
+    """`_behind_a_relay`, where a key once checked stays in memory, so that the edge lets calls through to
+    the resolvers, which meet the outage. It hears of invalidations past the relay, and listens before the
+    block begins (it forgets everything when it starts listening)."""
+    listen = settings.listen_database_url or settings.database_url
+    listeners = await _cache_listeners(units)
+    changes: dict[str, Any] = {"cache_seconds": 60, "listen_database_url": listen}
+    async with _behind_a_relay(settings, **changes) as (app, relayed, relay):
+        for _ in range(500):
+            if await _cache_listeners(units) > listeners:
+                break
+            await asyncio.sleep(0.01)
+        yield app, relayed, relay
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+@pytest.mark.parametrize("outage", ["refused", "lost at BEGIN"])
+async def test_a_graphql_field_read_while_the_database_is_away_is_database_unavailable_not_internal(
+    outage: str,
+    settings: Settings,
+    units: UnitsOfWork,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    member = await enrol(client, pos_key)
+    query = "query($id: ID!) { loyaltyMember(id: $id) { id points } }"
+    caplog.set_level(logging.WARNING, logger="loyalty_api")
+    async with _keys_remembered_behind_a_relay(settings, units) as (app, relayed, relay):
+        assert "errors" not in await graphql(relayed, pos_key, query, id=member["id"])
+        if outage == "refused":
+            await relay.cut()
+        else:  # the pooled connection goes as the snapshot's BEGIN goes out
+            relay.dropping = True
+        body = await graphql(relayed, pos_key, query, id=member["id"])
+        # The request's unit of work was closed: no connection is left checked out of the pool.
+        assert units_of(app).database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert body["data"] == {"loyaltyMember": None}
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["database_unavailable"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert OUTAGE in messages
+    assert "graphql resolver failed" not in messages
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+async def test_a_graphql_earn_while_the_database_is_away_is_database_unavailable_and_its_retry_earns_once(
+    settings: Settings, units: UnitsOfWork, client: httpx.AsyncClient, pos_key: str
+) -> None:
+    member = await enrol(client, pos_key)
+    earn = (
+        "mutation($input: EarnPointsInput!, $key: String) { loyaltyEarnPoints(input: $input, "
+        "idempotencyKey: $key) { earned { pointsEarned } userErrors { code } replayed } }"
+    )
+    given = {
+        "memberId": member["id"],
+        "orderRef": "G-outage-1",
+        "amount": {"amount": 9_000, "currency": "CNY"},
+    }
+    async with _keys_remembered_behind_a_relay(settings, units) as (_, relayed, relay):
+        read = "query($id: ID!) { loyaltyMember(id: $id) { id } }"
+        assert "errors" not in await graphql(relayed, pos_key, read, id=member["id"])
+        await relay.cut()
+        refused = await graphql(relayed, pos_key, earn, input=given, key="till-9/0001")
+        await relay.restore()
+        retried = await graphql(relayed, pos_key, earn, input=given, key="till-9/0001")
+        replayed = await graphql(relayed, pos_key, earn, input=given, key="till-9/0001")
+    assert [error["extensions"]["code"] for error in refused["errors"]] == ["database_unavailable"]
+    assert retried["data"]["loyaltyEarnPoints"]["earned"]["pointsEarned"] == 90
+    assert replayed["data"]["loyaltyEarnPoints"]["replayed"] is True
+    points = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+    assert points.json()["points"] == 90
