@@ -108,12 +108,14 @@ async def test_while_the_database_is_away_calls_get_503_and_the_tills_retry_earn
 
 
 async def _cache_listeners(units: UnitsOfWork) -> int:
-    """How many processes (instances) listen for this database's cache invalidations."""
+    """How many instances have just begun to listen for this database's cache invalidations: their LISTEN
+    done and answered (an instance's later probes replace it)."""
     async with units.read() as uow:
         found = await uow.session.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = 'loyalty-api cache invalidations' AND query LIKE 'LISTEN%'"
+                "AND application_name = 'loyalty-api cache invalidations' AND state = 'idle' "
+                "AND query LIKE 'LISTEN%'"
             )
         )
     return int(found or 0)
@@ -134,6 +136,9 @@ async def _keys_remembered_behind_a_relay(
             if await _cache_listeners(units) > listeners:
                 break
             await asyncio.sleep(0.01)
+        # The answer to its LISTEN is on its socket: a few turns of the event loop and it has forgotten
+        # everything, before the key is remembered.
+        await asyncio.sleep(0.1)
         yield app, relayed, relay
 
 
