@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,12 +17,15 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.http import outage
+from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.settings import Settings
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 from tests.graphql.helpers import graphql
+from tests.points.helpers import earn, points, set_program
 from tests.relay import Relay
 
 UNHANDLED = "unhandled error"
@@ -198,3 +202,87 @@ async def test_a_graphql_earn_while_the_database_is_away_is_database_unavailable
     assert replayed["data"]["loyaltyEarnPoints"]["replayed"] is True
     points = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
     assert points.json()["points"] == 90
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+async def test_a_commit_whose_connection_the_server_ended_says_the_work_may_have_been_done(
+    units: UnitsOfWork,
+) -> None:
+    """The server ends a unit's connection while it sits between statements (a restart, an idle timeout):
+    asyncpg sees it close, and the COMMIT then fails with no SQLSTATE. That is the database out of reach, and
+    its caller must not be told the work was not done (a COMMIT lost in flight may have landed)."""
+    uow = await units.start()
+    try:
+        pid = await uow.session.scalar(text("SELECT pg_backend_pid()"))
+        connection = await (await uow.session.connection()).get_raw_connection()
+        engine = side_engine(units.settings)
+        try:
+            async with engine.connect() as killer:
+                await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await engine.dispose()
+        for _ in range(500):
+            if connection.driver_connection.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await outage.commit(uow)
+    finally:
+        await uow.rollback()
+        await uow.close()
+    assert "may have been done" in caught.value.detail
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+async def test_a_key_the_outage_left_claimed_is_named_with_the_wait_until_it_is_free(
+    settings: Settings, units: UnitsOfWork, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """The database goes away while a redeem with an Idempotency-Key waits on a lock, and is still away when
+    the service would free the key: the 503 says to retry when the key's hold ends, not in 2 s (the key is
+    409 in flight until then), and the retry then redeems once."""
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    await earn(client, pos_key, member["id"], 10_000, order_ref="E-1")
+    before = (await points(client, pos_key, member["id"]))["balance"]
+    redeem = {"points": 30, "order_ref": "R-outage-1"}
+    with_key = bearer(pos_key, idempotency_key="till-3-receipt-9")
+    engine = side_engine(settings)
+    try:
+        async with _behind_a_relay(settings, request_timeout_seconds=4) as (_, relayed, relay):
+            # Two connections of the test's own: one holds the account's lock, the other (outside any
+            # transaction, whose view of pg_stat_activity would stand still) sees the redeem wait for it.
+            async with engine.connect() as gate, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await gate.execute(
+                    text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE"),
+                    {"m": uuid.UUID(member["id"])},
+                )
+                waiting = asyncio.ensure_future(
+                    relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
+                )
+                for _ in range(500):  # until the redeem waits for the account's lock
+                    if await watcher.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+                await relay.cut()
+                lost = await waiting
+                await gate.rollback()
+            await relay.restore()
+            too_soon = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
+            await asyncio.sleep(int(lost.headers["retry-after"]))
+            retried = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
+    finally:
+        await engine.dispose()
+    assert lost.status_code == 503, lost.text
+    assert lost.json()["code"] == "database_unavailable"
+    assert 2 < int(lost.headers["retry-after"]) <= 4
+    assert "idempotency_request_in_flight" in lost.json()["detail"]
+    assert too_soon.status_code == 409
+    assert too_soon.json()["code"] == "idempotency_request_in_flight"
+    assert retried.status_code == 200, retried.text
+    assert (await points(client, pos_key, member["id"]))["balance"] == before - 30

@@ -138,9 +138,10 @@ async def _on_driver(
         return await run(driver)
     except Exception as exc:
         session.info.pop(_CONNECTION, None)
-        if driver.is_closed():
+        closed = driver.is_closed()
+        if closed:
             await session.run_sync(lambda _: connection.invalidate())
-        raise DirectStatementFailed(exc) from None
+        raise DirectStatementFailed(exc, connection_lost=closed) from None
 
 
 class DirectStatement(Generic[S]):

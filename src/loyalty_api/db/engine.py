@@ -42,7 +42,10 @@ class DirectStatementFailed(SQLAlchemyError):
     treats this one alike. Unlike the driver's own error, the message never carries the statement's values
     (they may be personal data, and the error is logged); it names what failed."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, *, connection_lost: bool = False) -> None:
+        # The connection was found closed: the server ended it, or the network did (asyncpg's error then may
+        # carry no SQLSTATE).
+        self.connection_lost = connection_lost
         self.sqlstate: str | None = getattr(error, "sqlstate", None)
         self.constraint_name: str | None = getattr(error, "constraint_name", None)
         self.table_name: str | None = getattr(error, "table_name", None)
@@ -102,10 +105,11 @@ def _send(connection: Connection, sql: str) -> str:
     except BaseException as exc:
         sqlstate = getattr(exc, "sqlstate", None)
         answered = sqlstate is not None and not sqlstate.startswith("08")  # class 08: connection exception
-        if not answered or adapted.driver_connection.is_closed():
+        closed = adapted.driver_connection.is_closed()
+        if not answered or closed:
             connection.invalidate(exc if isinstance(exc, Exception) else None)
         if isinstance(exc, Exception):
-            raise DirectStatementFailed(exc) from None
+            raise DirectStatementFailed(exc, connection_lost=closed) from None
         raise
     return status
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 from sqlalchemy.exc import DBAPIError
 
+from loyalty_api.db.engine import DirectStatementFailed
+
 # SQLSTATEs of a server that is not there to answer: connection exceptions (class 08), the server shutting
 # down or starting up (57P01–57P03), and no connection slot free (53300).
 _OUT_OF_REACH = ("08", "57P01", "57P02", "57P03", "53300")
@@ -24,12 +26,16 @@ def _links(error: BaseException) -> Iterator[BaseException]:
 
 
 def database_out_of_reach(error: BaseException) -> bool:
-    """Whether `error` is the database being out of reach: SQLAlchemy found the connection gone, or the
-    SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the driver's). An OSError counts
-    (asyncpg's own, from opening a connection, comes out unwrapped: `ConnectionRefusedError` while the
-    server is down), but not a TimeoutError, which a time limit of ours raises too."""
+    """Whether `error` is the database being out of reach: SQLAlchemy or a direct statement found the
+    connection gone, or the SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the
+    driver's). An OSError counts (asyncpg's own, from opening a connection, comes out unwrapped:
+    `ConnectionRefusedError` while the server is down), but not a TimeoutError, which a time limit of ours
+    raises too (so a server that never answers a connection attempt is not told apart: the request's time
+    limit answers first)."""
     for link in _links(error):
         if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(link, DirectStatementFailed) and link.connection_lost:
             return True
         sqlstate = getattr(link, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_OUT_OF_REACH):

@@ -42,8 +42,10 @@ from loyalty_api.graphql.user_errors import (
     of_validation,
     user_errors_of,
 )
+from loyalty_api.http import outage
 from loyalty_api.http.audit_trail import actor_of
 from loyalty_api.http.edge import RequestTimedOut, spare_the_commit
+from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
@@ -150,7 +152,7 @@ async def run_mutation(
         if isinstance(exc, RequestTimedOut):
             raise as_graphql_error(exc) from exc
         raise
-    settle: Callable[[], Awaitable[None]] | None = None
+    settle_claim: Callable[[], Awaitable[None]] | None = None
     limit = asyncio.timeout_at(deadline)
     try:
         try:
@@ -163,7 +165,7 @@ async def run_mutation(
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(uow, 200, result, []))
             spare_the_commit(info.context.request)
-            await uow.commit()
+            await outage.commit(uow)
             return Outcome(result)
         except IdempotencyClaimLost as exc:  # a retry took the key over: its work is the one kept
             await uow.rollback()
@@ -173,7 +175,7 @@ async def run_mutation(
             if claimed is not None:
                 # A business rule refused it: a retry gets the same answer. A refusal of the call, invalid
                 # input or a race lost for a moment: the key is free for a retry at once.
-                settle = (
+                settle_claim = (
                     partial(idempotency.release, units, claimed)
                     if errors is None or not exc.final
                     else partial(
@@ -186,7 +188,7 @@ async def run_mutation(
             return Outcome(None, errors)
         except BaseException as exc:
             if claimed is not None:
-                settle = partial(idempotency.release, units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed)
             await uow.rollback()
             if isinstance(exc, TimeoutError) and limit.expired():
                 timed_out = RequestTimedOut.after(units.settings.request_timeout_seconds)
@@ -196,8 +198,11 @@ async def run_mutation(
         try:
             await uow.close()  # first: on SQLite it gives back the writer turn that settling needs
         finally:
-            if settle is not None:
-                await settle()
+            if settle_claim is not None and claimed is not None:
+                try:
+                    await outage.settle(settle_claim, claimed, units.clock)
+                except DatabaseUnavailable as exc:
+                    raise as_graphql_error(exc) from exc
 
 
 async def _in_time(deadline: float, seconds: float, step: Awaitable[T]) -> T:

@@ -64,10 +64,12 @@ class MethodNotAllowed(LoyaltyError):
 
 class DatabaseUnavailable(LoyaltyError):
     """The service could not reach its database (a restart, a failover, a network fault), so the request was
-    not done. Only when the connection was lost while the work was being committed may it have been done.
+    not done; when the connection was lost while the work was being committed, `detail` says that it may
+    have been.
 
-    Retry after `Retry-After` seconds with the same Idempotency-Key: the work is done at most once. `/readyz`
-    says when the database answers again.
+    Retry after `Retry-After` seconds with the same Idempotency-Key: the work is done at most once. (When the
+    service could not free the key, `Retry-After` is the time until the key's hold ends.) `/readyz` says when
+    the database answers again.
     """
 
     code = "database_unavailable"
@@ -75,9 +77,28 @@ class DatabaseUnavailable(LoyaltyError):
     title = "The database is out of reach"
     final = False
 
-    def __init__(self) -> None:
-        super().__init__("The service could not reach its database; the request was not done. Retry shortly.")
-        self.headers = {"Retry-After": "2"}
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(
+            detail or "The service could not reach its database; the request was not done. Retry shortly."
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+    @classmethod
+    def while_committing(cls) -> DatabaseUnavailable:
+        return cls(
+            "The connection to the database was lost while the work was being committed, so it may have been "
+            "done. Retry with the same Idempotency-Key: if it was done, the retry answers what it did. "
+            "Without a key, look before doing it again."
+        )
+
+    @classmethod
+    def key_held(cls, seconds: int) -> DatabaseUnavailable:
+        return cls(
+            "The service lost its database during the request and could not free its Idempotency-Key, which "
+            f"answers 409 `idempotency_request_in_flight` for {seconds} s more. Retry after that with the "
+            "same key: it answers what the request did, or does it.",
+            retry_after=seconds,
+        )
 
 
 def is_json(content_type: str | None) -> bool:

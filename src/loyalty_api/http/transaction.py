@@ -25,7 +25,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
-from loyalty_api.http import audit_trail
+from loyalty_api.http import audit_trail, outage
 from loyalty_api.http.edge import (
     HeadersTooLarge,
     PayloadTooLarge,
@@ -347,7 +347,7 @@ async def _run_in_unit_of_work(
                 await uow.rollback()
             else:
                 spare_the_commit(request)
-                await uow.commit()
+                await outage.commit(uow)
             return response
         # Each branch settles the claim before rolling back: should the rollback fail too (a lost
         # connection), the key is still released below rather than left in flight until its lease ends.
@@ -383,5 +383,5 @@ async def _run_in_unit_of_work(
         try:
             await uow.close()
         finally:
-            if settle_claim is not None:
-                await settle_claim()
+            if settle_claim is not None and claimed is not None:
+                await outage.settle(settle_claim, claimed, units.clock)

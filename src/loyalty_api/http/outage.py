@@ -1,0 +1,42 @@
+"""What a request does when its database goes out of reach at the two moments that change what its caller
+must be told: the commit, which may have landed, and freeing the Idempotency-Key, which then stays claimed
+until its lease ends. REST's units of work and GraphQL's mutations both end this way."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+from loyalty_api.clock import Clock
+from loyalty_api.db.outage import database_out_of_reach
+from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.http.errors import DatabaseUnavailable
+from loyalty_api.idempotency.service import Claim
+
+logger = logging.getLogger("loyalty_api.errors")
+
+
+async def commit(uow: UnitOfWork) -> None:
+    """Commit the unit of work; DatabaseUnavailable.while_committing when the connection was lost on the way,
+    since the server may have committed before the answer was lost."""
+    try:
+        await uow.commit()
+    except Exception as exc:
+        if not database_out_of_reach(exc):
+            raise
+        logger.warning("database unreachable while committing", extra={"error": type(exc).__name__})
+        raise DatabaseUnavailable.while_committing() from exc
+
+
+async def settle(settle_claim: Callable[[], Awaitable[None]], claimed: Claim, clock: Clock) -> None:
+    """Record what became of the request's claim on its key; DatabaseUnavailable.key_held when the database is
+    out of reach, with the seconds until the claim's lease ends (until then a retry with the key is 409)."""
+    try:
+        await settle_claim()
+    except Exception as exc:
+        if not database_out_of_reach(exc):
+            raise
+        seconds = max(2, math.ceil((claimed.lease - clock.now()).total_seconds()))
+        logger.warning("Idempotency-Key left claimed", extra={"error": type(exc).__name__})
+        raise DatabaseUnavailable.key_held(seconds) from exc
