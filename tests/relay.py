@@ -15,6 +15,7 @@ class Relay:
         self.replies = asyncio.Event()
         self.replies.set()
         self.dropping = False
+        self.held = 0  # replies the database sent that `hold` keeps back
         self._pipes: set[asyncio.StreamWriter] = set()
 
     async def start(self, port: int = 0) -> int:
@@ -61,8 +62,10 @@ class Relay:
             while data := await source.read(65536):
                 if sending and self.dropping:
                     break
-                if not sending:
+                if not sending and not self.replies.is_set():
+                    self.held += 1
                     await self.replies.wait()
+                    self.held -= 1
                 sink.write(data)
                 await sink.drain()
         except OSError:

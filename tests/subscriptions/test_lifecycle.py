@@ -3,6 +3,8 @@ worker runs it: trial, payments, renewals, grace, expiry, cancel, resume, plan c
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,12 +12,20 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.outage import database_out_of_reach
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.subscriptions.jobs import run_subscriptions
 from tests.builders import enrol
 from tests.conftest import START, bearer
+from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import cny, set_program
+from tests.relay import Relay
 from tests.subscriptions.helpers import (
     NOTICE,
     add_plan,
@@ -656,3 +666,46 @@ class TestRenewalJob:
         renewed = await read(client, ecommerce_key, sub["id"])
         assert renewed["period_start"] == sub["period_end"]
         assert (renewed["period"], renewed["period_start"][:16], renewed["period_end"][:16]) == (2, *period_2)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+@pytest.mark.usefixtures("plans")
+async def test_the_renewal_run_ends_when_the_database_goes_away_instead_of_failing_each_subscription(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    ecommerce_key: str,
+    clock: FrozenClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database goes away after the run listed what is due: one broken subscription is logged and the run
+    goes on, but an outage is everyone's, so the run ends with it (the worker says so once, and runs it again)
+    rather than logging a stack trace for each subscription of the batch."""
+    subscriptions = [(await new_paid_subscriber(client, ecommerce_key, "plus"))[1] for _ in range(3)]
+    units: UnitsOfWork = app.state.units
+    url = make_url(units.settings.database_url)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    port = await relay.start()
+    engine = create_engine(url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False))
+    relayed = UnitsOfWork(Database(engine), units.clock, units.vault, units.settings)
+    caplog.set_level(logging.ERROR, logger="loyalty_api.subscriptions")
+    try:
+        # A run with nothing due yet: the list's statement is prepared on the relayed connection, so the
+        # run below lists in one round trip, whose answer the relay holds back.
+        assert await run_subscriptions(relayed) == 0
+        clock.set(max(at(sub["period_end"]) for sub in subscriptions))  # every one of them is due
+        relay.hold()
+        run = asyncio.ensure_future(run_subscriptions(relayed))
+        for _ in range(500):  # until the list of what is due is on its way back
+            if relay.held:
+                break
+            await asyncio.sleep(0.01)
+        relay.dropping = True  # every connection goes as soon as the run next sends
+        relay.release()
+        with pytest.raises(SQLAlchemyError) as caught:
+            await run
+    finally:
+        relay.release()
+        await engine.dispose()
+        await relay.close()
+    assert database_out_of_reach(caught.value)
+    assert [r.getMessage() for r in caplog.records] == []

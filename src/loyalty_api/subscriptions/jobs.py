@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import datetime
 
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 from loyalty_api.subscriptions.service import advance_subscription
@@ -28,7 +29,11 @@ async def run_subscriptions(units: UnitsOfWork, *, batch: int = 200) -> int:
             try:
                 async with units.begin() as uow:
                     steps += await advance_subscription(uow, subscription_id)
-            except Exception:  # one broken subscription must not hold up everyone else's renewal
+            except Exception as exc:  # one broken subscription must not hold up everyone else's renewal
+                if database_out_of_reach(exc):
+                    # Everyone's renewal waits for the database alike: the run ends, and the worker says so
+                    # once and runs it again at its next turn, not a stack trace for each of the batch.
+                    raise
                 logger.exception("subscription not advanced", extra={"subscription_id": str(subscription_id)})
         if len(due) < batch:
             return steps
