@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from loyalty_api.db.engine import driver_options
@@ -77,3 +77,22 @@ def side_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url, poolclass=NullPool, connect_args=driver_options(settings.database_pooler)
     )
+
+
+@asynccontextmanager
+async def account_locked(settings: Settings, member_id: str) -> AsyncIterator[AsyncConnection]:
+    """The member's points account locked, by a connection of the test's own, until the block ends: a
+    write to it waits meanwhile. Yields a second connection, in autocommit (inside a transaction the view of
+    pg_stat_activity stands still), to see the waiting server process or end it."""
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            lock = text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE")
+            await gate.execute(lock, {"m": uuid.UUID(member_id)})
+            try:
+                yield watcher
+            finally:
+                await gate.rollback()
+    finally:
+        await engine.dispose()

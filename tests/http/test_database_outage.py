@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +22,7 @@ from loyalty_api.settings import Settings
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
-from tests.databases import is_postgres, side_engine
+from tests.databases import account_locked, is_postgres, side_engine
 from tests.graphql.helpers import graphql
 from tests.points.helpers import earn, points, set_program
 from tests.relay import Relay
@@ -246,38 +245,26 @@ async def test_a_key_the_outage_left_claimed_is_named_with_the_wait_until_it_is_
     before = (await points(client, pos_key, member["id"]))["balance"]
     redeem = {"points": 30, "order_ref": "R-outage-1"}
     with_key = bearer(pos_key, idempotency_key="till-3-receipt-9")
-    engine = side_engine(settings)
-    try:
-        async with _behind_a_relay(settings, request_timeout_seconds=4) as (_, relayed, relay):
-            # Two connections of the test's own: one holds the account's lock, the other (outside any
-            # transaction, whose view of pg_stat_activity would stand still) sees the redeem wait for it.
-            async with engine.connect() as gate, engine.connect() as watcher:
-                await watcher.execution_options(isolation_level="AUTOCOMMIT")
-                await gate.execute(
-                    text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE"),
-                    {"m": uuid.UUID(member["id"])},
-                )
-                waiting = asyncio.ensure_future(
-                    relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
-                )
-                for _ in range(500):  # until the redeem waits for the account's lock
-                    if await watcher.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                        )
-                    ):
-                        break
-                    await asyncio.sleep(0.01)
-                await relay.cut()
-                lost = await waiting
-                await gate.rollback()
-            await relay.restore()
-            too_soon = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
-            await asyncio.sleep(int(lost.headers["retry-after"]))
-            retried = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
-    finally:
-        await engine.dispose()
+    async with _behind_a_relay(settings, request_timeout_seconds=4) as (_, relayed, relay):
+        async with account_locked(settings, member["id"]) as watcher:
+            waiting = asyncio.ensure_future(
+                relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
+            )
+            for _ in range(500):  # until the redeem waits for the account's lock
+                if await watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ):
+                    break
+                await asyncio.sleep(0.01)
+            await relay.cut()
+            lost = await waiting
+        await relay.restore()
+        too_soon = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
+        await asyncio.sleep(int(lost.headers["retry-after"]))
+        retried = await relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
     assert lost.status_code == 503, lost.text
     assert lost.json()["code"] == "database_unavailable"
     assert 2 < int(lost.headers["retry-after"]) <= 4

@@ -6,7 +6,6 @@ connection to lose."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import text
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres, side_engine
+from tests.databases import account_locked, is_postgres
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, points, set_program
 
@@ -36,34 +35,23 @@ class TestLostConnection:
         body = {"points": 30, "order_ref": "R-1"}
 
         units: UnitsOfWork = app.state.units
-        # Connections of our own, outside the app's pool: one holds the account's lock so that the redeem
-        # waits on it, the other finds the redeem's server process and ends it.
-        engine = side_engine(units.settings)
-        try:
-            async with engine.connect() as gate, engine.connect() as killer:
-                await killer.execution_options(isolation_level="AUTOCOMMIT")
-                await gate.execute(
-                    text("SELECT 1 FROM points_accounts WHERE member_id = :m FOR UPDATE"),
-                    {"m": uuid.UUID(member["id"])},
-                )
-                redeem = asyncio.ensure_future(
-                    client.post(f"/v1/members/{member['id']}/redeem", json=body, headers=headers)
-                )
-                deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-                ended = False
-                while not ended and asyncio.get_running_loop().time() < deadline:
-                    ended = bool(
-                        await killer.scalar(
-                            text(
-                                "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                            )
+        async with account_locked(units.settings, member["id"]) as watcher:
+            redeem = asyncio.ensure_future(
+                client.post(f"/v1/members/{member['id']}/redeem", json=body, headers=headers)
+            )
+            # The redeem's server process, once it waits for the lock, is ended.
+            deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+            ended = False
+            while not ended and asyncio.get_running_loop().time() < deadline:
+                ended = bool(
+                    await watcher.scalar(
+                        text(
+                            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                         )
                     )
-                await gate.rollback()
-                lost = await redeem
-        finally:
-            await engine.dispose()
+                )
+            lost = await redeem
         assert ended, "the redeem never waited for the account's lock"
 
         assert lost.status_code == 503, lost.text

@@ -23,7 +23,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
-from loyalty_api.http.errors import DatabaseUnavailable
+from loyalty_api.http import outage
 from loyalty_api.http.input_guard import string_problem
 
 logger = logging.getLogger("loyalty_api.graphql")
@@ -112,10 +112,9 @@ class ErrorCodes(SchemaExtension):
             if isinstance(original, LoyaltyError):
                 coded = as_graphql_error(original)
                 error.message, error.extensions = coded.message, coded.extensions
-            elif original is not None and database_out_of_reach(original):
+            elif original is not None and (unavailable := outage.unavailable(original)) is not None:
                 # An outage, not a bug: the caller retries (Retry-After's advice is in the code's page).
-                logger.warning("database unreachable", extra={"error": type(original).__name__})
-                coded = as_graphql_error(DatabaseUnavailable())
+                coded = as_graphql_error(unavailable)
                 error.message, error.extensions = coded.message, coded.extensions
             elif error.path is None:  # not a field's error: the variables did not coerce
                 _with_code(error, BAD_USER_INPUT)

@@ -1,6 +1,6 @@
-"""What a request does when its database goes out of reach at the two moments that change what its caller
-must be told: the commit, which may have landed, and freeing the Idempotency-Key, which then stays claimed
-until its lease ends. REST's units of work and GraphQL's mutations both end this way."""
+"""What a request answers when its database is out of reach: `database_unavailable`, logged as an outage
+rather than a bug. Two moments change what its caller must be told: the commit, which may have landed, and
+freeing the Idempotency-Key, which then stays claimed until its lease ends. REST and GraphQL answer alike."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.idempotency.service import Claim
 
 logger = logging.getLogger("loyalty_api.errors")
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """The answer to `error` when it is the database out of reach (logged with the error's class only: the
+    driver's message may name the host), else None."""
+    if not database_out_of_reach(error):
+        return None
+    logger.warning("database unreachable", extra={"error": type(error).__name__})
+    return DatabaseUnavailable()
 
 
 async def commit(uow: UnitOfWork) -> None:

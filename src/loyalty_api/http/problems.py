@@ -17,9 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
-from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.errors import LoyaltyError
-from loyalty_api.http.errors import DatabaseUnavailable, MethodNotAllowed
+from loyalty_api.http import outage
+from loyalty_api.http.errors import MethodNotAllowed
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("loyalty_api.errors")
@@ -284,11 +284,10 @@ def all_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
 
 def unexpected_error(request: Request, exc: BaseException) -> JSONResponse:
     """The answer to an exception nothing handled: 503 `database_unavailable` when the database was out of
-    reach, logged as a warning with the error's class only (an outage is not a bug, and the driver's message
-    may name the host), else a 500 logged with its stack."""
-    if database_out_of_reach(exc):
-        logger.warning("database unreachable", extra={"error": type(exc).__name__})
-        return render_domain_error(DatabaseUnavailable(), request)
+    reach (http/outage.py), else a 500 logged with its stack."""
+    answer = outage.unavailable(exc)
+    if answer is not None:
+        return render_domain_error(answer, request)
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
         request,
