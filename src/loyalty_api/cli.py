@@ -495,6 +495,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
                 rate_limit=args.rate,
                 lifetime=args.expires_in,
                 allowed_networks=args.allowed_networks,
+                maker=None,
             )
             key = issued.principal
             await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))

@@ -26,6 +26,11 @@ async def create(client: httpx.AsyncClient, admin_key: str, **body: Any) -> dict
     return made
 
 
+async def prefixes(client: httpx.AsyncClient, admin_key: str) -> list[str]:
+    listed = await client.get(KEYS, headers=bearer(admin_key))
+    return [key["prefix"] for key in listed.json()["items"]]
+
+
 async def works_at_the_till(client: httpx.AsyncClient, token: str) -> int:
     """The status of an enrolment sent with the key: 201 when the key works."""
     response = await client.post("/v1/members", json={"phone": None}, headers=bearer(token))
@@ -125,13 +130,10 @@ class TestCreate:
     async def test_bad_input_is_refused_and_makes_no_key(
         self, client: httpx.AsyncClient, admin_key: str, body: dict[str, Any]
     ) -> None:
-        before = [
-            key["prefix"] for key in (await client.get(KEYS, headers=bearer(admin_key))).json()["items"]
-        ]
+        before = await prefixes(client, admin_key)
         refused = await client.post(KEYS, json=body, headers=bearer(admin_key))
         assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
-        after = (await client.get(KEYS, headers=bearer(admin_key))).json()["items"]
-        assert [key["prefix"] for key in after] == before
+        assert await prefixes(client, admin_key) == before
 
     async def test_only_admin_keys_manage_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
         for response in (
@@ -139,6 +141,109 @@ class TestCreate:
             await client.post(KEYS, json={"name": "x", "scopes": ["admin"]}, headers=bearer(pos_key)),
         ):
             assert (response.status_code, response.json()["code"]) == (403, "scope_not_allowed")
+
+
+class TestAKeyReachesNoFurtherThanItsMaker:
+    """An admin key given for a week, or for one office, makes and rotates keys that end by its end and work
+    only where it does: it cannot leave behind a key that outlasts or outreaches it."""
+
+    async def limited_admin(self, client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
+        # httpx's ASGI transport calls from 127.0.0.1, inside both networks.
+        return await create(
+            client,
+            admin_key,
+            name="Contractor",
+            scopes=["admin"],
+            expires_in_days=7,
+            allowed_networks=["127.0.0.0/8", "192.168.0.0/16"],
+        )
+
+    async def test_a_key_it_makes_ends_by_its_end_and_works_only_within_its_networks(
+        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str
+    ) -> None:
+        maker = await self.limited_admin(client, admin_key)
+        ends = maker["key"]["expires_at"]
+        unasked = await create(client, maker["token"], scopes=["admin"])
+        assert unasked["key"]["expires_at"] == ends
+        assert unasked["key"]["allowed_networks"] == ["127.0.0.0/8", "192.168.0.0/16"]
+        longer = await create(client, maker["token"], expires_in_days=3650, allowed_networks=["0.0.0.0/0"])
+        assert longer["key"]["expires_at"] == ends
+        assert longer["key"]["allowed_networks"] == ["127.0.0.0/8", "192.168.0.0/16"]
+        # What it asks for within the maker's reach, it gets: a shorter life, the networks both share.
+        within = await create(
+            client, maker["token"], expires_in_days=1, allowed_networks=["127.0.0.1", "10.0.0.0/8"]
+        )
+        assert within["key"]["expires_at"] == "2026-03-17T10:00:00Z"
+        assert within["key"]["allowed_networks"] == ["127.0.0.1/32"]
+        assert await works_at_the_till(client, within["token"]) == 201
+        read = await client.get(f"{KEYS}/{unasked['key']['prefix']}", headers=bearer(admin_key))
+        assert read.json() == unasked["key"] | {"last_used_at": None}
+
+        assert await works_at_the_till(client, unasked["token"]) == 201
+        clock.advance(timedelta(days=7))
+        assert await works_at_the_till(client, unasked["token"]) == 401
+        assert await works_at_the_till(client, longer["token"]) == 401
+
+    async def test_networks_outside_its_own_are_refused_and_make_no_key(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        maker = await self.limited_admin(client, admin_key)
+        before = await prefixes(client, admin_key)
+        for networks in (["10.0.0.0/8"], ["::/0"]):
+            refused = await client.post(
+                KEYS,
+                json={"name": "Office", "scopes": ["admin"], "allowed_networks": networks},
+                headers=bearer(maker["token"]),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
+            assert "127.0.0.0/8, 192.168.0.0/16" in refused.json()["detail"]
+        assert await prefixes(client, admin_key) == before
+
+    async def test_a_partner_key_it_makes_is_bound_the_same_way(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await add_partner(app, code="bookshop")
+        maker = await self.limited_admin(client, admin_key)
+        made = await create(client, maker["token"], scopes=["partner"], partner="bookshop")
+        assert made["key"]["expires_at"] == maker["key"]["expires_at"]
+        assert made["key"]["allowed_networks"] == ["127.0.0.0/8", "192.168.0.0/16"]
+
+    async def test_it_rotates_keys_within_its_reach_and_not_others(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        maker = await self.limited_admin(client, admin_key)
+        everywhere = await create(client, admin_key, name="Head office", scopes=["admin"])
+        elsewhere = await create(client, admin_key, allowed_networks=["127.0.0.0/8", "10.0.0.0/8"])
+        before = await prefixes(client, admin_key)
+        for old, reach in ((everywhere, "any address"), (elsewhere, "127.0.0.0/8, 10.0.0.0/8")):
+            refused = await client.post(
+                f"{KEYS}/{old['key']['prefix']}/rotate",
+                json={"overlap_minutes": 0},
+                headers=bearer(maker["token"]),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
+            assert f"may be used from {reach}, beyond" in refused.json()["detail"]
+            assert await works_at_the_till(client, old["token"]) == 201
+        assert await prefixes(client, admin_key) == before
+
+        # A till key of the office's own network, made to last: its replacement ends by the maker's end.
+        till = await create(client, admin_key, expires_in_days=90, allowed_networks=["127.0.0.0/8"])
+        rotated = await client.post(
+            f"{KEYS}/{till['key']['prefix']}/rotate",
+            json={"overlap_minutes": 0},
+            headers=bearer(maker["token"]),
+        )
+        assert rotated.status_code == 201, rotated.text
+        assert rotated.json()["key"]["expires_at"] == maker["key"]["expires_at"]
+        assert rotated.json()["key"]["allowed_networks"] == ["127.0.0.0/8"]
+        # It cannot outlive itself by rotating itself either.
+        itself = await client.post(
+            f"{KEYS}/{maker['key']['prefix']}/rotate",
+            json={"overlap_minutes": 0, "expires_in_days": 3650},
+            headers=bearer(maker["token"]),
+        )
+        assert itself.status_code == 201, itself.text
+        assert itself.json()["key"]["expires_at"] == maker["key"]["expires_at"]
 
 
 class TestRotateAndRevoke:

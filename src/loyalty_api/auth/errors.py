@@ -81,3 +81,18 @@ class PartnerKeyNotAlone(LoyaltyError):
     code = "partner_key_not_alone"
     status = 422
     title = "A partner key carries the partner scope alone"
+
+
+class KeyBeyondCaller(Forbidden):
+    """The key making or rotating this key may be used only from certain networks, and the key asked for would
+    be used from addresses outside them: networks that share no address with the caller's, or, to rotate, a
+    key that works from places the caller's does not. A key made over the API never reaches further than the
+    key that makes it (its expiry and networks bound the new key's), so that a key given for a week, or for
+    one office, cannot leave behind a key that outlasts or outreaches it. Nothing was made.
+
+    Name networks within your key's (`GET /v1/api-keys/{prefix}` shows them), or make or rotate the key with
+    a key that may be used from everywhere it is needed, or on the host with `loyalty-api keys`.
+    """
+
+    code = "key_beyond_caller"
+    title = "A key cannot reach further than the key that makes it"

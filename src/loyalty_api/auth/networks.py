@@ -39,3 +39,27 @@ def contains(networks: tuple[Network, ...], host: str | None) -> bool:
     """Whether the client address `host` is in one of `networks`; an unknown or unreadable address is not."""
     address = client_ip(host)
     return address is not None and any(address in network for network in networks)
+
+
+def within(inner: Iterable[Network], outer: Iterable[Network]) -> bool:
+    """Whether every address of `inner` is in `outer`: each inner network lies inside an outer one."""
+    outer = tuple(outer)
+    return all(any(_nests(network, around) for around in outer) for network in inner)
+
+
+def shared(one: Iterable[Network], other: Iterable[Network]) -> tuple[Network, ...]:
+    """The addresses in both, as networks. Two CIDR blocks either nest or do not meet, so each pair gives the
+    smaller of the two or nothing."""
+    other = tuple(other)
+    found: dict[Network, None] = {}
+    for a in one:
+        for b in other:
+            if _nests(a, b):
+                found[a] = None
+            elif _nests(b, a):
+                found[b] = None
+    return tuple(found)
+
+
+def _nests(inner: Network, outer: Network) -> bool:
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]

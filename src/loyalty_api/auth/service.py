@@ -15,11 +15,12 @@ from loyalty_api.auth.errors import (
     AddressNotAllowed,
     ApiKeyNotFound,
     InvalidApiKey,
+    KeyBeyondCaller,
     PartnerKeyNotAlone,
     PartnerRequired,
 )
 from loyalty_api.auth.models import ApiKey
-from loyalty_api.auth.networks import contains, parse_networks
+from loyalty_api.auth.networks import Network, contains, parse_networks, shared, within
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.clock import format_instant
@@ -89,11 +90,13 @@ async def create_key(
     lifetime: timedelta | None = None,
     allowed_networks: Sequence[str] | None = None,
     lineage: str | None = None,
+    maker: Principal | None = None,
 ) -> IssuedKey:
     """A new key. A `partner` key is bound to its partner (`partner_id`), which the caller has found to
     exist: partners.service.create_partner_key. It expires `lifetime` from now (None: never), and may be used
     only from `allowed_networks` (CIDR; None: from any address). `lineage` is the line of the key it
-    replaces (rotate_key); a key made anew starts a line of its own."""
+    replaces (rotate_key); a key made anew starts a line of its own. `maker` is the API key making it (None:
+    the host), whose own expiry and networks bound the new key's (_bounded_by)."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
     if Scope.partner in scopes and set(scopes) != {Scope.partner}:
@@ -107,6 +110,9 @@ async def create_key(
         raise InvalidField("lifetime", "must be longer than 0")
     networks = _stored_networks(allowed_networks)
     now = uow.clock.now()
+    expires_at = None if lifetime is None else now + lifetime
+    if maker is not None:
+        expires_at, networks = _bounded_by(maker, expires_at, networks)
     parts = keys.generate()
     row = ApiKey(
         prefix=parts.prefix,
@@ -118,8 +124,8 @@ async def create_key(
         rate_limit=rate_limit,
         created_at=now,
         revoked_at=None,
-        expires_at=None if lifetime is None else now + lifetime,
-        lifetime_seconds=None if lifetime is None else int(lifetime.total_seconds()),
+        expires_at=expires_at,
+        lifetime_seconds=None if expires_at is None else int((expires_at - now).total_seconds()),
         last_used_at=None,
     )
     if networks is not None:
@@ -127,6 +133,30 @@ async def create_key(
         row.allowed_networks = networks
     await ApiKeyRepository(uow.session).insert_key(row)
     return IssuedKey(principal=_principal(row), token=parts.token, created_at=row.created_at)
+
+
+def _bounded_by(
+    maker: Principal, expires_at: datetime | None, networks: list[str] | None
+) -> tuple[datetime | None, list[str] | None]:
+    """The end and networks of a key `maker` makes: it never reaches further than `maker`, so a key given for
+    a week or for one office cannot leave behind a key that outlasts or outreaches it. It ends by `maker`'s
+    end, and is used only where `maker` may be: within the networks asked for that `maker` shares, or
+    `maker`'s own when none were asked for; KeyBeyondCaller when the ones asked for share no address with
+    `maker`'s."""
+    if maker.expires_at is not None and (expires_at is None or expires_at > maker.expires_at):
+        expires_at = maker.expires_at
+    if maker.networks is None:
+        return expires_at, networks
+    reach = maker.networks if networks is None else shared(parse_networks(networks), maker.networks)
+    if not reach:
+        raise KeyBeyondCaller(
+            f"The networks asked for share no address with your key's ({_listed(maker.networks)})"
+        )
+    return expires_at, [str(network) for network in reach]
+
+
+def _listed(networks: tuple[Network, ...]) -> str:
+    return ", ".join(str(network) for network in networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,20 +168,34 @@ class Rotation:
 
 
 async def rotate_key(
-    uow: UnitOfWork, *, prefix: str, overlap: timedelta, lifetime: timedelta | None = None
+    uow: UnitOfWork,
+    *,
+    prefix: str,
+    overlap: timedelta,
+    lifetime: timedelta | None = None,
+    maker: Principal | None = None,
 ) -> Rotation:
     """A new key with the active key `prefix`'s name, scopes, partner, rate limit, networks and line (so
     its Idempotency-Keys, see ApiKey.lineage). The old key
     keeps working for `overlap` from now (never past an expiry it had already), time for its callers to
     switch; then it expires. The new key expires `lifetime` from now; without one, it gets the lifetime the
     old key was made with, counted from now, or none if the old key had none (rotating the same key twice
-    does not take the overlap for its lifetime)."""
+    does not take the overlap for its lifetime). With a `maker` (the API key rotating it; None: the host),
+    the new key ends by the maker's end, and KeyBeyondCaller refuses a key that works from networks the
+    maker's does not: its replacement would keep them, and narrowing them would lock its callers out."""
     if overlap < timedelta(0):
         raise InvalidField("overlap", "must not be negative")
     now = uow.clock.now()
     old = await ApiKeyRepository(uow.session).lock_by_prefix(prefix)
     if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
+    if maker is not None and maker.networks is not None:
+        reach = None if old.allowed_networks is None else parse_networks(old.allowed_networks)
+        if reach is None or not within(reach, maker.networks):
+            raise KeyBeyondCaller(
+                f"Key {prefix} may be used from {'any address' if reach is None else _listed(reach)}, beyond "
+                f"your key's networks ({_listed(maker.networks)})"
+            )
     if lifetime is None and old.lifetime_seconds is not None:
         lifetime = timedelta(seconds=old.lifetime_seconds)
     issued = await create_key(
@@ -166,6 +210,7 @@ async def rotate_key(
         # The replacement carries on the old key's line: an Idempotency-Key sent with the old key and retried
         # with the new one replays the first answer instead of doing the work again.
         lineage=old.lineage,
+        maker=maker,
     )
     ends_at = now + overlap if old.expires_at is None else min(old.expires_at, now + overlap)
     old.expires_at = ends_at

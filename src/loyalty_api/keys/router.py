@@ -11,6 +11,7 @@ from loyalty_api.auth import service as auth
 from loyalty_api.auth.errors import (
     ApiKeyNotFound,
     InvalidApiKey,
+    KeyBeyondCaller,
     PartnerKeyNotAlone,
     PartnerRequired,
     ScopeNotAllowed,
@@ -42,15 +43,21 @@ def _days(days: int | None) -> timedelta | None:
     "/api-keys",
     status_code=201,
     summary="Create an API key",
-    responses=problem_responses(*_AUTH, PartnerRequired, PartnerKeyNotAlone, PartnerNotFound, InvalidField),
+    responses=problem_responses(
+        *_AUTH, PartnerRequired, PartnerKeyNotAlone, PartnerNotFound, KeyBeyondCaller, InvalidField
+    ),
 )
-async def create_api_key(body: ApiKeyCreate, uow: UoW, _: Operator) -> IssuedApiKeyRead:
+async def create_api_key(body: ApiKeyCreate, uow: UoW, operator: Operator) -> IssuedApiKeyRead:
     """A key for a store's till (`pos`), a web shop (`ecommerce`), billing, the back office (`admin`) or a
     partner's systems (`partner`, with the partner's code: 422 `partner_required` without it,
     `partner_key_not_alone` beside other scopes). Optionally its own `rate_limit`, a lifetime in days and the
-    networks it may be used from. The `token` is in this answer only: the key keeps a hash of it, and the
-    audit log leaves it out. Sent with an `Idempotency-Key`, the answer is kept for its replay (24 hours,
-    encrypted, replayed only to the calling key and the keys that replace it), as every answer is.
+    networks it may be used from. A key never reaches further than the key that makes it: made with a key
+    that expires, it expires no later; made with a key limited to networks, it is used only within them (those
+    asked for that the caller's key shares, or the caller's own when none are asked for; 403
+    `key_beyond_caller` when they share none). The answer shows what it got. The `token` is in this answer
+    only: the key keeps a hash of it, and the audit log leaves it out. Sent with an `Idempotency-Key`, the
+    answer is kept for its replay (24 hours, encrypted, replayed only to the calling key and the keys that
+    replace it), as every answer is.
 
     For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys create` does on the host."""
     issued = await service.create_key(
@@ -61,6 +68,7 @@ async def create_api_key(body: ApiKeyCreate, uow: UoW, _: Operator) -> IssuedApi
         rate_limit=body.rate_limit,
         lifetime=_days(body.expires_in_days),
         allowed_networks=body.allowed_networks,
+        maker=operator,
     )
     return IssuedApiKeyRead.of(issued)
 
@@ -88,14 +96,17 @@ async def read_api_key(prefix: Prefix, uow: UoW, _: Operator) -> ApiKeyRead:
     "/api-keys/{prefix}/rotate",
     status_code=201,
     summary="Replace an API key",
-    responses=problem_responses(*_AUTH, ApiKeyNotFound, InvalidField),
+    responses=problem_responses(*_AUTH, ApiKeyNotFound, KeyBeyondCaller, InvalidField),
 )
-async def rotate_api_key(prefix: Prefix, body: ApiKeyRotate, uow: UoW, _: Operator) -> IssuedApiKeyRead:
+async def rotate_api_key(
+    prefix: Prefix, body: ApiKeyRotate, uow: UoW, operator: Operator
+) -> IssuedApiKeyRead:
     """A new key with the active key's name, scopes, partner, rate limit and networks; the old one keeps
     working for `overlap_minutes` (never past its own expiry), time for its callers to switch. The new key
     carries on the old one's line: a request its callers sent with the old key and retry with the new one
     under the same `Idempotency-Key` replays the first answer. 404 `api_key_not_found` when no active key has
-    the prefix.
+    the prefix. Rotated with a key that expires, the new key expires no later; with a key limited to networks,
+    403 `key_beyond_caller` when the key rotated works from addresses outside them.
 
     For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys rotate` does on the host."""
     rotation = await auth.rotate_key(
@@ -103,6 +114,7 @@ async def rotate_api_key(prefix: Prefix, body: ApiKeyRotate, uow: UoW, _: Operat
         prefix=prefix,
         overlap=timedelta(minutes=body.overlap_minutes),
         lifetime=_days(body.expires_in_days),
+        maker=operator,
     )
     return IssuedApiKeyRead.of(rotation.issued)
 

@@ -1,5 +1,6 @@
 """API keys as the back office makes them, over the API with an `admin` key or with `loyalty-api keys` on the
-host: a `partner` key is bound to its partner, named by its code (or, on the host, its id)."""
+host: a `partner` key is bound to its partner, named by its code (or, on the host, its id). A key made or
+rotated over the API is bound by the key that makes it (auth.service.create_key's `maker`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from loyalty_api.auth import service as auth
-from loyalty_api.auth.principal import Scope
+from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.partners.service import create_partner_key
@@ -23,6 +24,7 @@ async def create_key(
     rate_limit: str | None,
     lifetime: timedelta | None,
     allowed_networks: Sequence[str] | None,
+    maker: Principal | None,
 ) -> auth.IssuedKey:
     if partner is None:
         return await auth.create_key(
@@ -32,6 +34,7 @@ async def create_key(
             rate_limit=rate_limit,
             lifetime=lifetime,
             allowed_networks=allowed_networks,
+            maker=maker,
         )
     return await create_partner_key(
         uow,
@@ -41,6 +44,7 @@ async def create_key(
         rate_limit=rate_limit,
         lifetime=lifetime,
         allowed_networks=allowed_networks,
+        maker=maker,
     )
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from loyalty_api.auth.principal import Scope
+from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.service import IssuedKey, create_key
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
@@ -185,9 +185,10 @@ async def create_partner_key(
     rate_limit: str | None = None,
     lifetime: timedelta | None = None,
     allowed_networks: Sequence[str] | None = None,
+    maker: Principal | None = None,
 ) -> IssuedKey:
     """An API key bound to the partner (its id, or the code the operator gave it), for its own systems;
-    PartnerNotFound when there is no such partner."""
+    PartnerNotFound when there is no such partner. `maker` bounds it as auth.service.create_key says."""
     repo = PartnerRepository(uow.session)
     found = await (repo.get(partner) if isinstance(partner, uuid.UUID) else repo.get_by_code(partner))
     if found is None:
@@ -200,6 +201,7 @@ async def create_partner_key(
         rate_limit=rate_limit,
         lifetime=lifetime,
         allowed_networks=allowed_networks,
+        maker=maker,
     )
 
 
