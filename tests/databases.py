@@ -96,3 +96,14 @@ async def account_locked(settings: Settings, member_id: str) -> AsyncIterator[As
                 await gate.rollback()
     finally:
         await engine.dispose()
+
+
+async def lock_waiters(watcher: AsyncConnection) -> int:
+    """How many of the test database's sessions wait for a lock now (`watcher` in autocommit)."""
+    waiting = await watcher.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
+    return int(waiting or 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
+from tests.databases import is_postgres, lock_waiters, side_engine
 from tests.inspect_db import events
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import set_program
@@ -102,6 +105,45 @@ async def test_no_gift_without_a_birthday_gift_benefit_or_for_a_suspended_member
         f"/v1/members/{member['id']}", json={"status": "active"}, headers=bearer(admin_key)
     )
     assert await run_job(app) == 1
+
+
+@pytest.mark.skipif(not is_postgres(), reason="it watches the job wait for a lock in pg_stat_activity")
+@pytest.mark.parametrize("change", ["suspended", "moved to a tier without the gift"])
+async def test_a_member_whose_standing_changes_while_the_job_runs_gets_no_gift(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, change: str
+) -> None:
+    """The job lists those celebrating in one transaction and gives each their gifts in another: an
+    operator's change that commits in between (here under way as the job starts, and committed once the job
+    waits for it) is what the gift follows."""
+    await set_program(client, admin_key)
+    gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    silver = await add_tier(client, admin_key, "silver", rank=1, threshold=1_000_000)
+    member = await enrol(client, pos_key, birthday="1990-03-16")  # START is the 16th in Shanghai too
+    change_sql = {
+        "suspended": "UPDATE members SET status = 'suspended' WHERE id = :m",
+        "moved to a tier without the gift": "UPDATE members SET tier_id = :t WHERE id = :m",
+    }[change]
+    units: UnitsOfWork = app.state.units
+    engine = side_engine(units.settings)
+    try:
+        async with engine.connect() as operator, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await operator.execute(
+                text(change_sql), {"m": uuid.UUID(member["id"]), "t": uuid.UUID(silver["id"])}
+            )
+            job = asyncio.ensure_future(run_job(app))
+            for _ in range(500):  # until the job waits for the member's row, or ends without waiting
+                if job.done() or await lock_waiters(watcher):
+                    break
+                await asyncio.sleep(0.01)
+            await operator.commit()
+            given = await job
+    finally:
+        await engine.dispose()
+    assert given == 0
+    assert await coupons(client, admin_key, member["id"]) == []
+    assert await events(app, "coupon.issued") == []
 
 
 async def test_a_paid_plans_birthday_gift_is_given_and_one_also_of_the_tier_once(

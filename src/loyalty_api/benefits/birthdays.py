@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from loyalty_api.benefits.standing import standings
+from loyalty_api.benefits.standing import MemberStanding, standings
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
-from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.repository import Celebrating, MemberRepository
 from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
 
@@ -27,34 +29,59 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
     in two processes) issues nothing more: each gift's coupon has a key of benefit, member and year, so a
     gift given by two of a member's sources is given once."""
     await key_birthdays(units, batch=batch)
+    now = units.clock.now()
     async with units.read() as uow:
         if not await BenefitRepository(uow.session).exists_granted("birthday_gift"):
             return 0
         program = await get_program(uow)
-    now = units.clock.now()
-    today = now.astimezone(program.zone).date()
-    starts = program.day_start(now)
+        today = now.astimezone(program.zone).date()
+        day_keys = day_keys_celebrating_on(uow.vault, today)
+    day = _Day(today=today, starts=program.day_start(now), day_keys=day_keys)
     issued = 0
     after: uuid.UUID | None = None
     while True:
         async with units.read() as uow:
             celebrating = await MemberRepository(uow.session).list_celebrating(
-                day_keys_celebrating_on(uow.vault, today), after=after, limit=batch
+                day_keys, after=after, limit=batch
             )
             held = await standings(uow, [(member.id, member) for member in celebrating])
         for member in celebrating:
-            gifts = [
-                (benefit.id, benefit.properties)
-                for benefit in held[member.id].benefits
-                if isinstance(benefit.properties, BirthdayGift)
-            ]
-            if gifts:
+            if _gifts(held[member.id]):
                 async with units.begin() as uow:
-                    for benefit_id, gift in gifts:
-                        issued += await _give(uow, benefit_id, gift, member.id, today, starts)
+                    issued += await _give_gifts(uow, member, held[member.id], day)
         if len(celebrating) < batch:
             return issued
         after = celebrating[-1].id
+
+
+@dataclass(frozen=True, slots=True)
+class _Day:
+    today: date
+    starts: datetime  # when the day begins in the programme's time zone
+    day_keys: Sequence[str]  # the birthday keys of those who celebrate it
+
+
+def _gifts(standing: MemberStanding) -> list[tuple[uuid.UUID, BirthdayGift]]:
+    return [
+        (benefit.id, benefit.properties)
+        for benefit in standing.benefits
+        if isinstance(benefit.properties, BirthdayGift)
+    ]
+
+
+async def _give_gifts(uow: UnitOfWork, listed: Celebrating, standing: MemberStanding, day: _Day) -> int:
+    """The member's gifts, if they still celebrate as they did when listed (the list was read in another
+    transaction): one suspended, erased or given another birthday since gets none, and one whose tier or
+    plan changed gets the gifts of their standing now."""
+    member = await MemberRepository(uow.session).lock_celebrating(listed.id, day.day_keys)
+    if member is None:
+        return 0
+    if member != listed:
+        standing = (await standings(uow, [(member.id, member)]))[member.id]
+    issued = 0
+    for benefit_id, gift in _gifts(standing):
+        issued += await _give(uow, benefit_id, gift, member.id, day.today, day.starts)
+    return issued
 
 
 async def key_birthdays(units: UnitsOfWork, *, batch: int = 500) -> int:
