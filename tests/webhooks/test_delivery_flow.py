@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -14,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from loyalty_api.clock import FrozenClock, format_instant
+from loyalty_api.db.engine import Database, create_engine
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks import delivery
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
@@ -30,6 +33,7 @@ from tests.conftest import bearer
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
+from tests.relay import Relay
 from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
@@ -487,6 +491,58 @@ async def test_a_send_longer_than_the_lease_keeps_it_by_its_heartbeat(
     assert len(receiver.received) == 1
     [settled] = await rows(app, "SELECT status, leased_until, lease_token FROM webhook_deliveries")
     assert settled == {"status": "succeeded", "leased_until": None, "lease_token": None}
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
+async def test_a_database_lost_mid_send_is_a_warning_and_the_delivery_goes_out_again_once_it_is_back(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    earned_event: None,
+) -> None:
+    """A failover while a send is out: the lease's heartbeat and the attempt's record fail. Each says so in a
+    warning, without the stack trace a bug gets, and the event reaches the receiver again later (at least
+    once)."""
+    monkeypatch.setattr(delivery, "HEARTBEAT", timedelta(milliseconds=50))
+    caplog.set_level(logging.WARNING, logger="loyalty_api.webhooks")
+    url = make_url(units.settings.database_url)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    relayed = url.set(host="127.0.0.1", port=await relay.start()).render_as_string(hide_password=False)
+    away = UnitsOfWork(Database(create_engine(relayed)), units.clock, units.vault, units.settings)
+    try:
+        await dispatch_events(away)
+        released = asyncio.Event()
+        receiver.holds.append(released)
+
+        async def lose_the_database() -> None:
+            await relay.cut()
+            asyncio.get_running_loop().call_later(0.3, released.set)  # a few beats, then the answer
+
+        receiver.on_request = lose_the_database
+        with pytest.raises(Exception) as ended:  # noqa: PT011 - what it is, is asked of it below
+            await send_due(away, look_every=60)  # no look for new work before the send is settled
+    finally:
+        await relay.close()
+        await away.database.dispose()
+    # The run then ends, as it looks for more work, with the outage the worker's loop reports once.
+    assert database_out_of_reach(ended.value)
+    messages = [(r.getMessage(), r.levelno, r.exc_info, getattr(r, "error", None)) for r in caplog.records]
+    assert ("webhook attempts not recorded", logging.WARNING, None, "ConnectionRefusedError") in messages
+    assert ("webhook leases not renewed", logging.WARNING, None, "ConnectionRefusedError") in messages
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    [pending] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert pending["status"] == "pending"
+    assert not await rows(app, "SELECT id FROM webhook_attempts")
+    clock.advance(LEASE)  # the lost send's lease runs out
+    receiver.on_request = None
+    assert await send_due(units) == 1
+    assert len(receiver.received) == 2
+    [settled] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert settled["status"] == "succeeded"
 
 
 @pytest.mark.usefixtures("earned_event")

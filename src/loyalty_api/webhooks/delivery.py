@@ -34,6 +34,7 @@ import aiohttp
 
 from loyalty_api.clock import format_instant
 from loyalty_api.db.ids import new_id
+from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.outbox.service import emit
@@ -300,9 +301,9 @@ async def _renewing_leases(units: UnitsOfWork, token: uuid.UUID) -> AsyncIterato
                 async with units.begin() as uow:
                     until = uow.clock.now() + LEASE
                     await DeliveryRepository(uow.session).renew_leases(list(out), token=token, until=until)
-            except Exception:
+            except Exception as exc:
                 # The next beat tries again; a lease that runs out meanwhile is sent again (at least once).
-                logger.exception("webhook leases not renewed")
+                _log_failure("webhook leases not renewed", exc, deliveries=len(out))
 
     heart = asyncio.create_task(beat(), name="webhook-lease-heartbeat")
     try:
@@ -398,9 +399,18 @@ async def _settle_batch(
     try:
         async with units.begin() as uow:
             await _settle(uow, token, sent, rng)
-    except Exception:
+    except Exception as exc:
         # Their leases run out and they are sent again: at least once.
-        logger.exception("webhook attempts not recorded", extra={"deliveries": len(sent)})
+        _log_failure("webhook attempts not recorded", exc, deliveries=len(sent))
+
+
+def _log_failure(message: str, exc: Exception, *, deliveries: int) -> None:
+    """A bug with its stack trace; the database out of reach (a restart, a failover: the worker's loop says
+    so too) as a warning naming the error's class only, since the driver's message may name the host."""
+    if database_out_of_reach(exc):
+        logger.warning(message, extra={"deliveries": deliveries, "error": type(exc).__name__})
+    else:
+        logger.exception(message, extra={"deliveries": deliveries})
 
 
 async def _settle(
