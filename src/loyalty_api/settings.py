@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Requests that find every connection busy wait for one; more connections add no speed to one process.
     database_pool_size: int = Field(default=20, ge=1, le=200)
     database_max_overflow: int = Field(default=0, ge=0, le=200)
+    # How long a unit of work waits for a busy pool's connection before it is answered 503
+    # `database_unavailable` (a request's own time limit, counted from its start, usually answers first).
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     database_echo: bool = False
     # `pgbouncer` when LOYALTY_DATABASE_URL names a PgBouncer in transaction pooling mode (before 1.21, or
     # without max_prepared_statements): consecutive transactions of one client connection may then run on

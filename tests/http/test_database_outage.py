@@ -268,3 +268,28 @@ async def test_a_key_the_outage_left_claimed_is_named_with_the_wait_until_it_is_
     assert too_soon.json()["code"] == "idempotency_request_in_flight"
     assert retried.status_code == 200, retried.text
     assert (await points(client, pos_key, member["id"]))["balance"] == before - 30
+
+
+@pytest.mark.skipif(not is_postgres(), reason="the pool's wait is PostgreSQL's: SQLite keeps one writer")
+async def test_every_connection_busy_past_the_pools_wait_is_503_database_unavailable(
+    settings: Settings, client: httpx.AsyncClient, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An overload, or slow work holding every connection: a request that waits out the pool's wait for one
+    is told to retry, as in an outage, not answered 500 and logged as a bug."""
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    member = await enrol(client, pos_key)
+    busy = {"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout_seconds": 0.2}
+    async with serving(settings, **busy) as (app, busy_client):
+        path = f"/v1/members/{member['id']}"
+        engine = units_of(app).database.engine
+        answers = []
+        # The key's check at the edge (the process knows no key yet), then the route's own unit of work.
+        for _ in range(2):
+            async with engine.connect():  # the pool's only connection, held
+                answers.append(await busy_client.get(path, headers=bearer(pos_key)))
+            assert (await busy_client.get(path, headers=bearer(pos_key))).status_code == 200
+    for answer in answers:
+        _assert_unavailable(answer)
+        assert "Every connection" in answer.json()["detail"]
+    assert _messages(caplog).count("every database connection busy") == 2
+    assert UNHANDLED not in _messages(caplog)

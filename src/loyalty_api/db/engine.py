@@ -196,6 +196,7 @@ def create_engine(
     *,
     pool_size: int = 10,
     max_overflow: int = 10,
+    pool_timeout: float = 30.0,
     echo: bool = False,
     pooler: Pooler = "none",
 ) -> AsyncEngine:
@@ -209,6 +210,7 @@ def create_engine(
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
         hide_parameters=True,
         connect_args=driver_options(pooler),
@@ -224,6 +226,7 @@ def engine_for(settings: Settings, url: str | None = None) -> AsyncEngine:
         url or settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         echo=settings.database_echo,
         pooler=settings.database_pooler,
     )

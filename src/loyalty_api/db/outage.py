@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from loyalty_api.db.engine import DirectStatementFailed
 
@@ -43,3 +44,9 @@ def database_out_of_reach(error: BaseException) -> bool:
         if isinstance(link, OSError) and not isinstance(link, TimeoutError):
             return True
     return False
+
+
+def pool_exhausted(error: BaseException) -> bool:
+    """Whether `error` is the pool's wait for a connection running out: every one it may open was busy (an
+    overload, or connections held by slow work), so the request never reached the database."""
+    return isinstance(error, PoolTimeout)

@@ -2,10 +2,10 @@
 its own GET route shows it before the write and as the write answers after it, both read in the write's
 transaction.
 
-`before` is read as the write begins, before it takes its locks: a change another caller commits in between (a
-till's earn during an adjustment) shows in `after` only. Taking the subject's lock first would change the order
-in which writes lock (a transfer locks its two members in id order, whichever the path names) and let two
-writes deadlock.
+`before` is read as the write begins, before it takes its locks: a change another caller commits in between
+(a till's earn during an adjustment) shows in `after` only. Taking the subject's lock first would change the
+order in which writes lock (a transfer locks its two members in id order, whichever the path names) and let
+two writes deadlock.
 
 The subject of `PUT /v1/tiers/{code}` is the tier at that path; of an action such as `POST
 /v1/subscriptions/{subscription_id}/cancel`, the resource it acts on (`/v1/subscriptions/{subscription_id}`);

@@ -63,9 +63,9 @@ class MethodNotAllowed(LoyaltyError):
 
 
 class DatabaseUnavailable(LoyaltyError):
-    """The service could not reach its database (a restart, a failover, a network fault), so the request was
-    not done; when the connection was lost while the work was being committed, `detail` says that it may
-    have been.
+    """The service could not reach its database (a restart, a failover, a network fault, or every connection
+    it may open busy for as long as a request waits for one), so the request was not done; when the
+    connection was lost while the work was being committed, `detail` says that it may have been.
 
     Retry after `Retry-After` seconds with the same Idempotency-Key: the work is done at most once. (When the
     service could not free the key, `Retry-After` is the time until the key's hold ends.) `/readyz` says when
@@ -89,6 +89,13 @@ class DatabaseUnavailable(LoyaltyError):
             "The connection to the database was lost while the work was being committed, so it may have been "
             "done. Retry with the same Idempotency-Key: if it was done, the retry answers what it did. "
             "Without a key, look before doing it again."
+        )
+
+    @classmethod
+    def pool_busy(cls) -> DatabaseUnavailable:
+        return cls(
+            "Every connection the service may open to its database stayed busy while the request waited for "
+            "one; the request was not done. Retry shortly."
         )
 
     @classmethod

@@ -9,7 +9,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from loyalty_api.clock import Clock
-from loyalty_api.db.outage import database_out_of_reach
+from loyalty_api.db.outage import database_out_of_reach, pool_exhausted
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.idempotency.service import Claim
@@ -19,7 +19,10 @@ logger = logging.getLogger("loyalty_api.errors")
 
 def unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """The answer to `error` when it is the database out of reach (logged with the error's class only: the
-    driver's message may name the host), else None."""
+    driver's message may name the host) or every connection of the pool busy, else None."""
+    if pool_exhausted(error):
+        logger.warning("every database connection busy", extra={"error": type(error).__name__})
+        return DatabaseUnavailable.pool_busy()
     if not database_out_of_reach(error):
         return None
     logger.warning("database unreachable", extra={"error": type(error).__name__})
