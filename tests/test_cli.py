@@ -389,7 +389,12 @@ class TestSettingsFromTheEnvironment:
     ) -> None:
         scheme, rest = cli_env["LOYALTY_DATABASE_URL"].split("://", 1)
         platform = {"postgresql+asyncpg": "postgres://", "sqlite+aiosqlite": "sqlite://"}[scheme]
-        ssl = "?sslmode=prefer" if platform == "postgres://" else ""  # libpq's word, not asyncpg's
+        # libpq's word for TLS, not asyncpg's; and asyncpg's own numbers, which a URL carries as text.
+        ssl = (
+            "?sslmode=prefer&timeout=5&command_timeout=30&statement_cache_size=50"
+            if platform == "postgres://"
+            else ""
+        )
         env = cli_env | {"LOYALTY_DATABASE_URL": f"{platform}{rest}{ssl}"}
         result = _cli(env, "keys", "create", "--name", "till 9", "--scope", "pos")
         assert result.returncode == 0, result.stderr
@@ -408,6 +413,15 @@ class TestSettingsFromTheEnvironment:
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: holds settings asyncpg does not")
         assert refused.stderr.rstrip().endswith("remove channel_binding")
+        for setting, told in (
+            ("timeout=soon", "sets timeout to 'soon': it takes a number of seconds above 0"),
+            ("command_timeout=0", "sets command_timeout to '0': it takes a number of seconds above 0"),
+            ("statement_cache_size=-1", "sets statement_cache_size to '-1': it takes a whole number"),
+            ("direct_tls=maybe", "sets direct_tls to 'maybe': it takes true or false"),
+            ("timeout=1&timeout=2", "sets timeout more than once"),
+        ):
+            with pytest.raises(ValueError, match=re.escape(told)):
+                check_database_url(f"postgresql://u:p@db.example/loyalty?{setting}")
         # What asyncpg does take stays: a socket folder (Cloud SQL), failover across hosts.
         for url in (
             "postgresql://u:p@/loyalty?host=/cloudsql/project:region:instance",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
-from collections.abc import Mapping
-from typing import Annotated, Literal, Self
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Self
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -49,11 +50,61 @@ _ASYNCPG_SETTINGS = {
     "command_timeout",
     "statement_cache_size",
     "prepared_statement_cache_size",
-    "prepared_statement_name_func",
     "max_cached_statement_lifetime",
     "max_cacheable_statement_size",
     "direct_tls",
 }
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError
+    return seconds
+
+
+def _count(text: str) -> int:
+    count = int(text)
+    if count < 0:
+        raise ValueError
+    return count
+
+
+def _flag(text: str) -> bool:
+    flags = {"true": True, "false": False, "1": True, "0": False}
+    if text.lower() not in flags:
+        raise ValueError
+    return flags[text.lower()]
+
+
+# Those asyncpg takes as numbers or a flag, which a URL can only carry as text: SQLAlchemy's dialect converts
+# the port and its own statement cache's size alone, and asyncpg would fail on every connection with text.
+_ASYNCPG_TYPED: dict[str, tuple[Callable[[str], Any], str]] = {
+    "timeout": (_seconds, "a number of seconds above 0"),
+    "command_timeout": (_seconds, "a number of seconds above 0"),
+    "statement_cache_size": (_count, "a whole number"),
+    "max_cached_statement_lifetime": (_count, "a whole number"),
+    "max_cacheable_statement_size": (_count, "a whole number"),
+    "direct_tls": (_flag, "true or false"),
+}
+
+
+def asyncpg_url_arguments(url: str) -> dict[str, Any]:
+    """What a PostgreSQL URL sets that asyncpg takes as a number or a flag, typed, to hand asyncpg beside the
+    URL; ValueError naming a setting whose text is not one, or that is set twice."""
+    query = make_url(url).query
+    typed: dict[str, Any] = {}
+    for name, (convert, meaning) in _ASYNCPG_TYPED.items():
+        value = query.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"sets {name} more than once")
+        try:
+            typed[name] = convert(value)
+        except ValueError:
+            raise ValueError(f"sets {name} to {value!r}: it takes {meaning}") from None
+    return typed
 
 
 def check_database_url(value: str) -> str:
@@ -75,6 +126,7 @@ def check_database_url(value: str) -> str:
         if others:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
             raise ValueError(f"holds settings asyncpg does not take (libpq's): remove {', '.join(others)}")
+        asyncpg_url_arguments(url)
         if "sslmode" in parsed.query:
             parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
                 {"ssl": parsed.query["sslmode"]}

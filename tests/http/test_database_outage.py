@@ -71,6 +71,41 @@ async def test_a_database_that_refuses_connections_is_503_database_unavailable_n
     assert UNHANDLED not in _messages(caplog)
 
 
+@asynccontextmanager
+async def _silent_server() -> AsyncIterator[int]:
+    """A server that takes connections and never answers on them (a host that drops what it is sent, as a
+    cut network or a failed-over address does); yields its port."""
+    taken: list[asyncio.StreamWriter] = []
+
+    async def take(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        taken.append(writer)
+
+    server = await asyncio.start_server(take, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in taken:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_a_database_that_never_answers_a_connection_is_503_database_unavailable(
+    settings: Settings, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The driver's own connect timeout (`timeout` in the URL) runs out: an outage, not a bug."""
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    async with _silent_server() as port:
+        silent = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/loyalty?timeout=0.3"
+        async with serving(settings, database_url=silent, listen_database_url=None) as (_, client):
+            response = await client.get(
+                "/v1/members/lookup?member_number=1000000001", headers=bearer(pos_key)
+            )
+    _assert_unavailable(response)
+    assert OUTAGE in _messages(caplog)
+    assert UNHANDLED not in _messages(caplog)
+
+
 @pytest.mark.skipif(not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose")
 async def test_while_the_database_is_away_calls_get_503_and_the_tills_retry_earns_once_when_it_is_back(
     settings: Settings, client: httpx.AsyncClient, pos_key: str, caplog: pytest.LogCaptureFixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import AdaptedConnection, Connection
+from sqlalchemy.engine import AdaptedConnection, Connection, Dialect
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import PoolResetState
 
-from loyalty_api.settings import Pooler, Settings
+from loyalty_api.settings import Pooler, Settings, asyncpg_url_arguments
 
 READ_ONLY = "loyalty_read_only"  # in a read-only session's info and its connection's execution options
 SNAPSHOT = "loyalty_snapshot"  # a connection's execution option: its transaction reads one snapshot
@@ -53,6 +53,13 @@ class DirectStatementFailed(SQLAlchemyError):
             f"{type(error).__name__} (SQLSTATE {self.sqlstate}, table {self.table_name}, "
             f"constraint {self.constraint_name})"
         )
+
+
+class ConnectTimedOut(ConnectionError):
+    """The database did not answer a connection attempt within the driver's `timeout` (a host that drops what
+    it is sent: a network cut, a failed-over address). A ConnectionError, so it counts as the database out of
+    reach (db/outage.py), as a refused connection does; asyncpg says it with a bare TimeoutError, which a time
+    limit of ours raises too."""
 
 
 class TransactionRolledBack(RuntimeError):
@@ -213,11 +220,26 @@ def create_engine(
         pool_timeout=pool_timeout,
         pool_recycle=1800,
         hide_parameters=True,
-        connect_args=driver_options(pooler),
+        # The URL's numbers and flags typed (SQLAlchemy hands them on as text); the pooler's needs win.
+        connect_args=asyncpg_url_arguments(url) | driver_options(pooler),
         isolation_level="AUTOCOMMIT",  # the unit of work sends BEGIN itself: see _own_transactions
     )
     _own_transactions(engine)
+    _connect_timeouts_named(engine)
     return engine
+
+
+def _connect_timeouts_named(engine: AsyncEngine) -> None:
+    """A connection attempt the database never answers fails as ConnectTimedOut: raised inside the driver's
+    connect, a TimeoutError can only be the driver's own (a time limit of ours cancels the attempt instead,
+    and says so where it was set)."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: object, cargs: list[Any], cparams: dict[str, Any]) -> object:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except TimeoutError as exc:
+            raise ConnectTimedOut("the database did not answer a connection attempt in time") from exc
 
 
 def engine_for(settings: Settings, url: str | None = None) -> AsyncEngine:

@@ -30,9 +30,8 @@ def database_out_of_reach(error: BaseException) -> bool:
     """Whether `error` is the database being out of reach: SQLAlchemy or a direct statement found the
     connection gone, or the SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the
     driver's). An OSError counts (asyncpg's own, from opening a connection, comes out unwrapped:
-    `ConnectionRefusedError` while the server is down), but not a TimeoutError, which a time limit of ours
-    raises too (so a server that never answers a connection attempt is not told apart: the request's time
-    limit answers first)."""
+    `ConnectionRefusedError` while the server is down; a server that never answers is ConnectTimedOut), but
+    not a bare TimeoutError, which a time limit of ours raises."""
     for link in _links(error):
         if isinstance(link, DBAPIError) and link.connection_invalidated:
             return True
