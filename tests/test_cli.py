@@ -418,6 +418,8 @@ class TestSettingsFromTheEnvironment:
             ("command_timeout=0", "sets command_timeout to '0': it takes a number of seconds above 0"),
             ("statement_cache_size=-1", "sets statement_cache_size to '-1': it takes a whole number"),
             ("direct_tls=maybe", "sets direct_tls to 'maybe': it takes true or false"),
+            ("prepared_statement_cache_size=abc", "sets prepared_statement_cache_size to 'abc': it takes"),
+            ("host=a&port=5432&host=b&port=x", "sets port to 'x': it takes a whole number"),
             ("timeout=1&timeout=2", "sets timeout more than once"),
         ):
             with pytest.raises(ValueError, match=re.escape(told)):

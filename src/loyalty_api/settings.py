@@ -77,12 +77,15 @@ def _flag(text: str) -> bool:
     return flags[text.lower()]
 
 
-# Those asyncpg takes as numbers or a flag, which a URL can only carry as text: SQLAlchemy's dialect converts
-# the port and its own statement cache's size alone, and asyncpg would fail on every connection with text.
+# The size of the statement cache of SQLAlchemy's asyncpg adaptor, not asyncpg's own.
+ADAPTOR_STATEMENT_CACHE = "prepared_statement_cache_size"
+# Those asyncpg (or SQLAlchemy's adaptor) takes as numbers or a flag, which a URL can only carry as text:
+# SQLAlchemy's dialect hands them on as text, and asyncpg would fail on every connection with it.
 _ASYNCPG_TYPED: dict[str, tuple[Callable[[str], Any], str]] = {
     "timeout": (_seconds, "a number of seconds above 0"),
     "command_timeout": (_seconds, "a number of seconds above 0"),
     "statement_cache_size": (_count, "a whole number"),
+    ADAPTOR_STATEMENT_CACHE: (_count, "a whole number"),
     "max_cached_statement_lifetime": (_count, "a whole number"),
     "max_cacheable_statement_size": (_count, "a whole number"),
     "direct_tls": (_flag, "true or false"),
@@ -127,6 +130,10 @@ def check_database_url(value: str) -> str:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
             raise ValueError(f"holds settings asyncpg does not take (libpq's): remove {', '.join(others)}")
         asyncpg_url_arguments(url)
+        ports = parsed.query.get("port", ())
+        for port in (ports,) if isinstance(ports, str) else ports:
+            if not port.isdigit():
+                raise ValueError(f"sets port to {port!r}: it takes a whole number")
         if "sslmode" in parsed.query:
             parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
                 {"ssl": parsed.query["sslmode"]}

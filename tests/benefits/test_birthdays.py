@@ -108,42 +108,55 @@ async def test_no_gift_without_a_birthday_gift_benefit_or_for_a_suspended_member
 
 
 @pytest.mark.skipif(not is_postgres(), reason="it watches the job wait for a lock in pg_stat_activity")
-@pytest.mark.parametrize("change", ["suspended", "moved to a tier without the gift"])
-async def test_a_member_whose_standing_changes_while_the_job_runs_gets_no_gift(
-    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, change: str
+@pytest.mark.parametrize(
+    ("change", "given"),
+    [
+        ("UPDATE members SET status = 'suspended' WHERE id = :m", []),
+        ("UPDATE members SET tier_id = :silver WHERE id = :m", ["生日咖啡券"]),
+        # As the partner's unlinking does: the member's row locked, then the link gone.
+        (
+            "SELECT id FROM members WHERE id = :m FOR NO KEY UPDATE; "
+            "DELETE FROM partner_links WHERE member_id = :m",
+            ["生日快乐 50 元券"],
+        ),
+    ],
+    ids=["suspended", "moved to a tier without a gift", "unlinked from the partner"],
+)
+async def test_the_gifts_follow_a_change_committed_while_the_job_runs(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, change: str, given: list[str]
 ) -> None:
-    """The job lists those celebrating in one transaction and gives each their gifts in another: an
-    operator's change that commits in between (here under way as the job starts, and committed once the job
-    waits for it) is what the gift follows."""
+    """The job lists those celebrating, with their standing, in one transaction and gives each their gifts in
+    another: an operator's change that commits in between (here under way as the job starts, and committed
+    once the job waits for it) is what the gifts follow."""
     await set_program(client, admin_key)
     gift = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
     await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
     silver = await add_tier(client, admin_key, "silver", rank=1, threshold=1_000_000)
+    coffee = {"name": "咖啡生日礼", **GIFT, "properties": {**GIFT["properties"], "coupon_name": "生日咖啡券"}}
+    coffee_id = (await client.post("/v1/benefits", json=coffee, headers=bearer(admin_key))).json()["id"]
+    cafe = await register_partner(app, client, admin_key, "cafe", benefit_ids=[coffee_id])
     member = await enrol(client, pos_key, birthday="1990-03-16")  # START is the 16th in Shanghai too
-    change_sql = {
-        "suspended": "UPDATE members SET status = 'suspended' WHERE id = :m",
-        "moved to a tier without the gift": "UPDATE members SET tier_id = :t WHERE id = :m",
-    }[change]
+    await link(client, pos_key, cafe, member["id"], "cafe", "CAFE-1")
     units: UnitsOfWork = app.state.units
     engine = side_engine(units.settings)
     try:
         async with engine.connect() as operator, engine.connect() as watcher:
             await watcher.execution_options(isolation_level="AUTOCOMMIT")
-            await operator.execute(
-                text(change_sql), {"m": uuid.UUID(member["id"]), "t": uuid.UUID(silver["id"])}
-            )
+            for statement in change.split("; "):
+                await operator.execute(
+                    text(statement), {"m": uuid.UUID(member["id"]), "silver": uuid.UUID(silver["id"])}
+                )
             job = asyncio.ensure_future(run_job(app))
             for _ in range(500):  # until the job waits for the member's row, or ends without waiting
                 if job.done() or await lock_waiters(watcher):
                     break
                 await asyncio.sleep(0.01)
             await operator.commit()
-            given = await job
+            assert await job == len(given)
     finally:
         await engine.dispose()
-    assert given == 0
-    assert await coupons(client, admin_key, member["id"]) == []
-    assert await events(app, "coupon.issued") == []
+    assert sorted(c["name"] for c in await coupons(client, admin_key, member["id"])) == sorted(given)
+    assert len(await events(app, "coupon.issued")) == len(given)
 
 
 async def test_a_paid_plans_birthday_gift_is_given_and_one_also_of_the_tier_once(

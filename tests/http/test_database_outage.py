@@ -311,9 +311,10 @@ async def test_every_connection_busy_past_the_pools_wait_is_503_database_unavail
 ) -> None:
     """An overload, or slow work holding every connection: a request that waits out the pool's wait for one
     is told to retry, as in an outage, not answered 500 and logged as a bug."""
-    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    caplog.set_level(logging.WARNING, logger="loyalty_api")
     member = await enrol(client, pos_key)
     busy = {"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout_seconds": 0.2}
+    query = "query($id: ID!) { loyaltyMember(id: $id) { id points } }"
     async with serving(settings, **busy) as (app, busy_client):
         path = f"/v1/members/{member['id']}"
         engine = units_of(app).database.engine
@@ -323,8 +324,14 @@ async def test_every_connection_busy_past_the_pools_wait_is_503_database_unavail
             async with engine.connect():  # the pool's only connection, held
                 answers.append(await busy_client.get(path, headers=bearer(pos_key)))
             assert (await busy_client.get(path, headers=bearer(pos_key))).status_code == 200
+        async with engine.connect():
+            field = await graphql(busy_client, pos_key, query, id=member["id"])
     for answer in answers:
         _assert_unavailable(answer)
         assert "Every connection" in answer.json()["detail"]
-    assert _messages(caplog).count("every database connection busy") == 2
-    assert UNHANDLED not in _messages(caplog)
+    assert field["data"] == {"loyaltyMember": None}
+    [error] = field["errors"]
+    assert error["extensions"]["code"] == "database_unavailable" and "Every connection" in error["message"]
+    assert _messages(caplog).count("every database connection busy") == 3
+    messages = [record.getMessage() for record in caplog.records]
+    assert UNHANDLED not in messages and "graphql resolver failed" not in messages

@@ -212,25 +212,35 @@ class TestAKeyReachesNoFurtherThanItsMaker:
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:
         maker = await self.limited_admin(client, admin_key)
-        everywhere = await create(client, admin_key, name="Head office", scopes=["admin"])
-        elsewhere = await create(client, admin_key, allowed_networks=["127.0.0.0/8", "10.0.0.0/8"])
+        here = ["127.0.0.0/8"]
+        # The head office's key: its replacement would carry on its line, and replay the keys it made.
+        lasting = await create(client, admin_key, name="Head office", scopes=["admin"], allowed_networks=here)
+        longer = await create(client, admin_key, expires_in_days=30, allowed_networks=here)
+        everywhere = await create(client, admin_key, expires_in_days=5)
+        elsewhere = await create(client, admin_key, expires_in_days=5, allowed_networks=[*here, "10.0.0.0/8"])
         before = await prefixes(client, admin_key)
-        for old, reach in ((everywhere, "any address"), (elsewhere, "127.0.0.0/8, 10.0.0.0/8")):
+        for old, beyond in (
+            (lasting, "never expires, past your key's expiry (2026-03-23T10:00:00Z)"),
+            (longer, "works until 2026-04-15T10:00:00Z, past your key's expiry"),
+            (everywhere, "may be used from any address, beyond your key's networks"),
+            (elsewhere, "may be used from 127.0.0.0/8, 10.0.0.0/8, beyond"),
+        ):
             refused = await client.post(
                 f"{KEYS}/{old['key']['prefix']}/rotate",
                 json={"overlap_minutes": 0},
                 headers=bearer(maker["token"]),
             )
             assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
-            assert f"may be used from {reach}, beyond" in refused.json()["detail"]
+            assert f"Key {old['key']['prefix']} {beyond}" in refused.json()["detail"]
             assert await works_at_the_till(client, old["token"]) == 201
         assert await prefixes(client, admin_key) == before
 
-        # A till key of the office's own network, made to last: its replacement ends by the maker's end.
-        till = await create(client, admin_key, expires_in_days=90, allowed_networks=["127.0.0.0/8"])
+        # A till key of the office's own network, within its week: asked to last, its replacement ends by the
+        # maker's end.
+        till = await create(client, admin_key, expires_in_days=5, allowed_networks=here)
         rotated = await client.post(
             f"{KEYS}/{till['key']['prefix']}/rotate",
-            json={"overlap_minutes": 0},
+            json={"overlap_minutes": 0, "expires_in_days": 30},
             headers=bearer(maker["token"]),
         )
         assert rotated.status_code == 201, rotated.text

@@ -84,14 +84,15 @@ class PartnerKeyNotAlone(LoyaltyError):
 
 
 class KeyBeyondCaller(Forbidden):
-    """The key making or rotating this key may be used only from certain networks, and the key asked for would
-    be used from addresses outside them: networks that share no address with the caller's, or, to rotate, a
-    key that works from places the caller's does not. A key made over the API never reaches further than the
-    key that makes it (its expiry and networks bound the new key's), so that a key given for a week, or for
-    one office, cannot leave behind a key that outlasts or outreaches it. Nothing was made.
+    """The key asked for would reach further than the key making or rotating it: networks that share no
+    address with the caller's, or, to rotate, a key that works later than the caller's or from addresses
+    outside its networks (its replacement would carry on its line, and replay what it was answered). A key
+    made over the API never reaches further than the key that makes it (its expiry and networks bound the
+    new key's), so that a key given for a week, or for one office, cannot leave behind a key that outlasts
+    or outreaches it. Nothing was made.
 
     Name networks within your key's (`GET /v1/api-keys/{prefix}` shows them), or make or rotate the key with
-    a key that may be used from everywhere it is needed, or on the host with `loyalty-api keys`.
+    a key that reaches as far, or on the host with `loyalty-api keys`.
     """
 
     code = "key_beyond_caller"

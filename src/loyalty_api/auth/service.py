@@ -155,6 +155,20 @@ def _bounded_by(
     return expires_at, [str(network) for network in reach]
 
 
+def _reach_beyond(key: ApiKey, maker: Principal) -> str | None:
+    """How `key` reaches further than `maker` (works later, or from addresses outside its networks), or
+    None."""
+    if maker.expires_at is not None and (key.expires_at is None or key.expires_at > maker.expires_at):
+        ends = "never expires" if key.expires_at is None else f"works until {format_instant(key.expires_at)}"
+        return f"{ends}, past your key's expiry ({format_instant(maker.expires_at)})"
+    if maker.networks is not None:
+        reach = None if key.allowed_networks is None else parse_networks(key.allowed_networks)
+        if reach is None or not within(reach, maker.networks):
+            shown = "any address" if reach is None else _listed(reach)
+            return f"may be used from {shown}, beyond your key's networks ({_listed(maker.networks)})"
+    return None
+
+
 def _listed(networks: tuple[Network, ...]) -> str:
     return ", ".join(str(network) for network in networks)
 
@@ -181,21 +195,18 @@ async def rotate_key(
     switch; then it expires. The new key expires `lifetime` from now; without one, it gets the lifetime the
     old key was made with, counted from now, or none if the old key had none (rotating the same key twice
     does not take the overlap for its lifetime). With a `maker` (the API key rotating it; None: the host),
-    the new key ends by the maker's end, and KeyBeyondCaller refuses a key that works from networks the
-    maker's does not: its replacement would keep them, and narrowing them would lock its callers out."""
+    the new key ends by the maker's end, and KeyBeyondCaller refuses a key that reaches further than the
+    maker (_reach_beyond): its replacement carries on its line, and so may replay what it was answered
+    (tokens of the keys it made among them), and narrowing its networks would lock its callers out."""
     if overlap < timedelta(0):
         raise InvalidField("overlap", "must not be negative")
     now = uow.clock.now()
     old = await ApiKeyRepository(uow.session).lock_by_prefix(prefix)
     if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    if maker is not None and maker.networks is not None:
-        reach = None if old.allowed_networks is None else parse_networks(old.allowed_networks)
-        if reach is None or not within(reach, maker.networks):
-            raise KeyBeyondCaller(
-                f"Key {prefix} may be used from {'any address' if reach is None else _listed(reach)}, beyond "
-                f"your key's networks ({_listed(maker.networks)})"
-            )
+    beyond = None if maker is None else _reach_beyond(old, maker)
+    if beyond is not None:
+        raise KeyBeyondCaller(f"Key {prefix} {beyond}")
     if lifetime is None and old.lifetime_seconds is not None:
         lifetime = timedelta(seconds=old.lifetime_seconds)
     issued = await create_key(

@@ -17,7 +17,7 @@ from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.members.birthday_keys import birthday_keys, day_keys_celebrating_on
-from loyalty_api.members.repository import Celebrating, MemberRepository
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.offers import BirthdayGift
 from loyalty_api.program.service import get_program
 
@@ -46,9 +46,9 @@ async def issue_birthday_gifts(units: UnitsOfWork, *, batch: int = 500) -> int:
             )
             held = await standings(uow, [(member.id, member) for member in celebrating])
         for member in celebrating:
-            if _gifts(held[member.id]):
+            if _gifts(held[member.id]):  # read again, locked, as the gifts are given
                 async with units.begin() as uow:
-                    issued += await _give_gifts(uow, member, held[member.id], day)
+                    issued += await _give_gifts(uow, member.id, day)
         if len(celebrating) < batch:
             return issued
         after = celebrating[-1].id
@@ -69,15 +69,14 @@ def _gifts(standing: MemberStanding) -> list[tuple[uuid.UUID, BirthdayGift]]:
     ]
 
 
-async def _give_gifts(uow: UnitOfWork, listed: Celebrating, standing: MemberStanding, day: _Day) -> int:
-    """The member's gifts, if they still celebrate as they did when listed (the list was read in another
-    transaction): one suspended, erased or given another birthday since gets none, and one whose tier or
-    plan changed gets the gifts of their standing now."""
-    member = await MemberRepository(uow.session).lock_celebrating(listed.id, day.day_keys)
+async def _give_gifts(uow: UnitOfWork, member_id: uuid.UUID, day: _Day) -> int:
+    """The member's gifts as they stand now (the list was read in another transaction): one suspended, erased
+    or given another birthday since gets none, and one whose tier, plans or partner links changed gets the
+    gifts of their standing now."""
+    member = await MemberRepository(uow.session).lock_celebrating(member_id, day.day_keys)
     if member is None:
         return 0
-    if member != listed:
-        standing = (await standings(uow, [(member.id, member)]))[member.id]
+    standing = (await standings(uow, [(member.id, member)]))[member.id]
     issued = 0
     for benefit_id, gift in _gifts(standing):
         issued += await _give(uow, benefit_id, gift, member.id, day.today, day.starts)

@@ -16,9 +16,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from sqlalchemy import make_url
+
+from loyalty_api.settings import ADAPTOR_STATEMENT_CACHE, asyncpg_url_arguments
 
 RECONNECT_SECONDS = 1.0
 PROBE_EVERY_SECONDS = 30.0
@@ -43,8 +46,10 @@ async def listening(
     """Call `on_notification(payload)` for each notification on `channel` while the block runs, on a
     connection to the PostgreSQL database `url` (reconnected whenever lost); `on_listening()` once listening
     has begun, and again after each reconnection. `name` is the connection's application_name."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    task = asyncio.create_task(_listen(dsn, channel, on_notification, on_listening, name), name=name)
+    dsn, arguments = _dsn_and_arguments(url)
+    task = asyncio.create_task(
+        _listen(dsn, arguments, channel, on_notification, on_listening, name), name=name
+    )
     try:
         yield
     finally:
@@ -53,8 +58,24 @@ async def listening(
             await task
 
 
+def _dsn_and_arguments(url: str) -> tuple[str, dict[str, Any]]:
+    """asyncpg's DSN for the database URL, and what goes beside it as arguments. Its DSN takes the hosts,
+    ports and failover's `target_session_attrs`, but sends anything else it does not know to the server as a
+    setting, which the server refuses: so `ssl` and the typed numbers go as arguments, and the statement cache
+    of SQLAlchemy's adaptor (not asyncpg's) is left out."""
+    parsed = make_url(url)
+    arguments = asyncpg_url_arguments(url)
+    ssl = parsed.query.get("ssl")
+    if isinstance(ssl, str):
+        arguments["ssl"] = ssl
+    dsn = parsed.difference_update_query([*arguments, ADAPTOR_STATEMENT_CACHE]).set(drivername="postgresql")
+    arguments.pop(ADAPTOR_STATEMENT_CACHE, None)
+    return dsn.render_as_string(hide_password=False), arguments
+
+
 async def _listen(
     dsn: str,
+    arguments: dict[str, Any],
     channel: str,
     on_notification: Callable[[str], None],
     on_listening: Callable[[], None],
@@ -62,7 +83,7 @@ async def _listen(
 ) -> None:
     while True:
         try:
-            await _listen_until_lost(dsn, channel, on_notification, on_listening, name)
+            await _listen_until_lost(dsn, arguments, channel, on_notification, on_listening, name)
             logger.warning("listening connection lost", extra={"listener": name})
         except Exception as exc:  # the listener must outlive any failure: its process leans on it
             logger.warning("listening interrupted", extra={"listener": name, "error": type(exc).__name__})
@@ -71,13 +92,14 @@ async def _listen(
 
 async def _listen_until_lost(
     dsn: str,
+    arguments: dict[str, Any],
     channel: str,
     on_notification: Callable[[str], None],
     on_listening: Callable[[], None],
     name: str,
 ) -> None:
     lost = asyncio.Event()
-    connection = await asyncpg.connect(dsn, server_settings={"application_name": name})
+    connection = await asyncpg.connect(dsn, server_settings={"application_name": name}, **arguments)
     try:
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(channel, lambda _c, _pid, _channel, payload: on_notification(payload))

@@ -1,6 +1,7 @@
 """Telling an outage from a bug: whether an error says the database could not be reached, or dropped the
-connection while a statement was out (a restart, a failover, a network cut, every connection slot taken),
-which the same request may get past a moment later, rather than that the database refused a statement."""
+connection while a statement was out (a restart, a failover, a network cut, every connection slot taken, or
+every connection of the process's pool busy), which the same request may get past a moment later, rather
+than that the database refused a statement."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def database_out_of_reach(error: BaseException) -> bool:
     connection gone, or the SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the
     driver's). An OSError counts (asyncpg's own, from opening a connection, comes out unwrapped:
     `ConnectionRefusedError` while the server is down; a server that never answers is ConnectTimedOut), but
-    not a bare TimeoutError, which a time limit of ours raises."""
+    not a bare TimeoutError, which a time limit of ours raises. So does the pool's wait for a connection
+    running out (pool_exhausted): the request never reached the database either."""
+    if pool_exhausted(error):
+        return True
     for link in _links(error):
         if isinstance(link, DBAPIError) and link.connection_invalidated:
             return True

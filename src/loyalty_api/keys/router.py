@@ -105,8 +105,8 @@ async def rotate_api_key(
     working for `overlap_minutes` (never past its own expiry), time for its callers to switch. The new key
     carries on the old one's line: a request its callers sent with the old key and retry with the new one
     under the same `Idempotency-Key` replays the first answer. 404 `api_key_not_found` when no active key has
-    the prefix. Rotated with a key that expires, the new key expires no later; with a key limited to networks,
-    403 `key_beyond_caller` when the key rotated works from addresses outside them.
+    the prefix. Rotated with a key that expires, the new key expires no later; 403 `key_beyond_caller` when
+    the key rotated works later than the calling key, or from addresses outside its networks.
 
     For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys rotate` does on the host."""
     rotation = await auth.rotate_key(
