@@ -26,6 +26,13 @@ async def create(client: httpx.AsyncClient, admin_key: str, **body: Any) -> dict
     return made
 
 
+async def rotate(client: httpx.AsyncClient, key: str, prefix: str, **body: Any) -> httpx.Response:
+    """The key `prefix` rotated with `key`: its old one ends at once unless `overlap_minutes` says."""
+    return await client.post(
+        f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0, **body}, headers=bearer(key)
+    )
+
+
 async def prefixes(client: httpx.AsyncClient, admin_key: str) -> list[str]:
     listed = await client.get(KEYS, headers=bearer(admin_key))
     return [key["prefix"] for key in listed.json()["items"]]
@@ -225,11 +232,7 @@ class TestAKeyReachesNoFurtherThanItsMaker:
             (everywhere, "may be used from any address, beyond your key's networks"),
             (elsewhere, "may be used from 127.0.0.0/8, 10.0.0.0/8, beyond"),
         ):
-            refused = await client.post(
-                f"{KEYS}/{old['key']['prefix']}/rotate",
-                json={"overlap_minutes": 0},
-                headers=bearer(maker["token"]),
-            )
+            refused = await rotate(client, maker["token"], old["key"]["prefix"])
             assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
             assert f"Key {old['key']['prefix']} {beyond}" in refused.json()["detail"]
             assert await works_at_the_till(client, old["token"]) == 201
@@ -238,20 +241,12 @@ class TestAKeyReachesNoFurtherThanItsMaker:
         # A till key of the office's own network, within its week: asked to last, its replacement ends by the
         # maker's end.
         till = await create(client, admin_key, expires_in_days=5, allowed_networks=here)
-        rotated = await client.post(
-            f"{KEYS}/{till['key']['prefix']}/rotate",
-            json={"overlap_minutes": 0, "expires_in_days": 30},
-            headers=bearer(maker["token"]),
-        )
+        rotated = await rotate(client, maker["token"], till["key"]["prefix"], expires_in_days=30)
         assert rotated.status_code == 201, rotated.text
         assert rotated.json()["key"]["expires_at"] == maker["key"]["expires_at"]
         assert rotated.json()["key"]["allowed_networks"] == ["127.0.0.0/8"]
         # It cannot outlive itself by rotating itself either.
-        itself = await client.post(
-            f"{KEYS}/{maker['key']['prefix']}/rotate",
-            json={"overlap_minutes": 0, "expires_in_days": 3650},
-            headers=bearer(maker["token"]),
-        )
+        itself = await rotate(client, maker["token"], maker["key"]["prefix"], expires_in_days=3650)
         assert itself.status_code == 201, itself.text
         assert itself.json()["key"]["expires_at"] == maker["key"]["expires_at"]
 
@@ -262,9 +257,7 @@ class TestRotateAndRevoke:
     ) -> None:
         old = await create(client, admin_key, rate_limit="600/minute")
         prefix = old["key"]["prefix"]
-        rotated = await client.post(
-            f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 60}, headers=bearer(admin_key)
-        )
+        rotated = await rotate(client, admin_key, prefix, overlap_minutes=60)
         assert rotated.status_code == 201, rotated.text
         new = rotated.json()
         assert (new["key"]["name"], new["key"]["scopes"], new["key"]["rate_limit"]) == (
@@ -280,9 +273,7 @@ class TestRotateAndRevoke:
         assert await works_at_the_till(client, new["token"]) == 201
         read = await client.get(f"{KEYS}/{prefix}", headers=bearer(admin_key))
         assert read.json()["status"] == "expired"
-        again = await client.post(
-            f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0}, headers=bearer(admin_key)
-        )
+        again = await rotate(client, admin_key, prefix)
         assert (again.status_code, again.json()["code"]) == (404, "api_key_not_found")
 
     async def test_a_revoked_key_stops_at_once(self, client: httpx.AsyncClient, admin_key: str) -> None:
@@ -317,9 +308,7 @@ async def test_the_audit_log_has_each_change_and_never_a_token(
 ) -> None:
     made = await create(client, admin_key)
     prefix = made["key"]["prefix"]
-    rotated = await client.post(
-        f"{KEYS}/{prefix}/rotate", json={"overlap_minutes": 0}, headers=bearer(admin_key)
-    )
+    rotated = await rotate(client, admin_key, prefix)
     await client.delete(f"{KEYS}/{rotated.json()['key']['prefix']}", headers=bearer(admin_key))
     log = await client.get("/v1/audit-events", params={"subject_type": "api-keys"}, headers=bearer(admin_key))
     assert log.status_code == 200, log.text
