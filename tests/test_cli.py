@@ -404,6 +404,16 @@ class TestSettingsFromTheEnvironment:
             == "postgresql+asyncpg://u:p@db.example:5432/loyalty?ssl=require"
         )
         assert check_database_url("sqlite:///./loyalty.db") == "sqlite+aiosqlite:///./loyalty.db"
+        # A secret's trailing newline would name another database, or another file.
+        assert (
+            check_database_url("postgresql://u:p@db.example/loyalty\n")
+            == "postgresql+asyncpg://u:p@db.example/loyalty"
+        )
+        refused = _cli(env | {"LOYALTY_RATE_LIMIT_STORAGE": "redis://127.0.0.1:abc/0"}, "keys", "list")
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            "loyalty-api: LOYALTY_RATE_LIMIT_STORAGE: names a port that is not a number from 0 to 65535\n",
+        )
         refused = _cli(env | {"LOYALTY_DATABASE_URL": "mysql://u@db/loyalty"}, "keys", "list")
         assert refused.returncode == 2
         assert refused.stderr.startswith("loyalty-api: LOYALTY_DATABASE_URL: must be a PostgreSQL URL")
@@ -420,6 +430,15 @@ class TestSettingsFromTheEnvironment:
             ("direct_tls=maybe", "sets direct_tls to 'maybe': it takes true or false"),
             ("prepared_statement_cache_size=abc", "sets prepared_statement_cache_size to 'abc': it takes"),
             ("host=a&port=5432&host=b&port=x", "sets port to 'x': it takes a whole number"),
+            # Several hosts, each with its port (asyncpg would fail at every connection without).
+            (
+                "host=a&host=b",
+                "All ports are required to be present for asyncpg multiple host URL: write each",
+            ),
+            (
+                "host=a,b&port=5432",
+                "number of hosts and ports don't match: write each host as host=name:port",
+            ),
             ("timeout=1&timeout=2", "sets timeout more than once"),
         ):
             with pytest.raises(ValueError, match=re.escape(told)):
@@ -570,3 +589,33 @@ class TestSchemaChecks:
             env = _on(cli_env, url)
             for command, result in _each(env, [*ON_THE_DATABASE, ("migrate",), ("serve", "--port", "0")]):
                 assert (result.returncode, result.stdout, result.stderr) == (2, "", f"{said}\n"), command
+
+    async def test_an_sqlite_database_in_memory_is_refused_not_migrated_and_lost(
+        self, cli_env: dict[str, str]
+    ) -> None:
+        """Each connection to it would open a new, empty one: `migrate` would say done, and the next command
+        find no migrations."""
+        said = (
+            "loyalty-api: an SQLite database in memory is gone with each connection: name a file, such as "
+            "sqlite:///./loyalty.db\n"
+        )
+        for url in ("sqlite://", "sqlite:///:memory:"):
+            env = cli_env | {"LOYALTY_DATABASE_URL": url}
+            for command, result in _each(
+                env, [("keys", "list"), ("migrate",), ("serve", "--demo", "--port", "0")]
+            ):
+                assert (result.returncode, result.stdout, result.stderr) == (2, "", said), (url, command)
+
+    async def test_serve_refuses_a_reports_database_that_is_not_this_ones_replica(
+        self, tmp_path: Path, cli_env: dict[str, str]
+    ) -> None:
+        """Every report would fail as a bug while /readyz, which asks the primary, says ready."""
+        async with fresh_database(tmp_path, "reports") as empty:
+            env = cli_env | {"LOYALTY_REPORTS_DATABASE_URL": empty}
+            result = _cli(env, "serve", "--port", "0")
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        # (On SQLite, `serve` migrates its own database first, and Alembic says so.)
+        assert result.stderr.splitlines(keepends=True)[-1] == (
+            "loyalty-api: reports database (LOYALTY_REPORTS_DATABASE_URL) has no migrations, this release "
+            f"needs {head_revision()}: it should be a replica of LOYALTY_DATABASE_URL, caught up with it\n"
+        )

@@ -35,7 +35,7 @@ from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.ops.metrics import MULTIPROCESS_DIR
-from loyalty_api.settings import Settings, unknown_variables, variable
+from loyalty_api.settings import Settings, is_in_memory, unknown_variables, variable
 
 if TYPE_CHECKING:
     from loyalty_api.worker.schedule import Job
@@ -100,8 +100,15 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _schema_status(settings: Settings) -> migrations.SchemaStatus:
-    engine = engine_for(settings)
+async def _schema_status(settings: Settings, url: str | None = None) -> migrations.SchemaStatus:
+    """The schema of the database (or the one at `url`). An SQLite database in memory is refused: each
+    connection would open a new, empty one, so nothing migrated or written would be seen again."""
+    if is_in_memory(url or settings.database_url):
+        _fail(
+            "an SQLite database in memory is gone with each connection: name a file, such as "
+            "sqlite:///./loyalty.db"
+        )
+    engine = engine_for(settings, url)
     try:
         return await migrations.schema_status(engine)
     finally:
@@ -122,9 +129,9 @@ def _warn_if_newer(status: migrations.SchemaStatus) -> None:
         )
 
 
-def _refuse_unreachable(status: migrations.SchemaStatus) -> None:
+def _refuse_unreachable(status: migrations.SchemaStatus, database: str = "database") -> None:
     if not status.reachable:
-        _fail(f"database unreachable: {status.problem}")
+        _fail(f"{database} unreachable: {status.problem}")
 
 
 def _refuse_unless_ready(status: migrations.SchemaStatus) -> None:
@@ -132,8 +139,26 @@ def _refuse_unless_ready(status: migrations.SchemaStatus) -> None:
     the worker, every job would log errors forever."""
     _refuse_unreachable(status)
     if status.behind:
-        at = "has no migrations" if status.revision is None else f"at {status.revision}"
-        _fail(f"database {at}, this release needs {status.expected}: run `loyalty-api migrate`")
+        _fail(f"database {_at(status)}, this release needs {status.expected}: run `loyalty-api migrate`")
+
+
+def _at(status: migrations.SchemaStatus) -> str:
+    return "has no migrations" if status.revision is None else f"at {status.revision}"
+
+
+def _refuse_unless_reports_ready(settings: Settings) -> None:
+    """The reports' replica answers and has caught up with the migrations: else every report would fail as
+    a bug while /readyz, which asks the primary, says ready."""
+    if settings.reports_database_url is None:
+        return
+    status = asyncio.run(_schema_status(settings, settings.reports_database_url))
+    database = "reports database (LOYALTY_REPORTS_DATABASE_URL)"
+    _refuse_unreachable(status, database)
+    if status.behind:
+        _fail(
+            f"{database} {_at(status)}, this release needs {status.expected}: it should be a replica of "
+            "LOYALTY_DATABASE_URL, caught up with it"
+        )
 
 
 def _require_schema(settings: Settings) -> None:
@@ -228,6 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     else:
         _refuse_unless_ready(status := asyncio.run(_schema_status(settings)))
     _warn_if_newer(status)
+    _refuse_unless_reports_ready(settings)
     if args.demo:
         keys = _seed_demo(settings, state)
         _print_demo_keys(keys, args.host, args.port)

@@ -8,11 +8,13 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy import make_url
+from sqlalchemy import URL, make_url
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import ArgumentError
 
 from loyalty_api.crypto import check_key
@@ -110,9 +112,28 @@ def asyncpg_url_arguments(url: str) -> dict[str, Any]:
     return typed
 
 
+def _values(query: Mapping[str, str | tuple[str, ...]], name: str) -> tuple[str, ...]:
+    value = query.get(name, ())
+    return (value,) if isinstance(value, str) else value
+
+
+def _check_hosts(url: URL) -> None:
+    """The URL's `host` and `port` settings as SQLAlchemy's asyncpg dialect reads them, which would otherwise
+    fail at every connection: several hosts each with its port (libpq lets one port, or none, serve all)."""
+    for port in _values(url.query, "port"):
+        if not port.replace(",", "").isdigit():
+            raise ValueError(f"sets port to {port!r}: it takes a whole number")
+    try:
+        PGDialect_asyncpg().create_connect_args(url)  # type: ignore[no-untyped-call]
+    except ArgumentError as exc:
+        raise ValueError(f"{exc}: write each host as host=name:port (host=a:5432&host=b:5432)") from None
+
+
 def check_database_url(value: str) -> str:
     """A database URL with the service's driver; libpq's `sslmode` becomes asyncpg's `ssl` (same modes)."""
-    scheme, separator, rest = value.partition("://")
+    # A secret written with a trailing newline (a common slip in a Kubernetes secret) would name another
+    # database, or another SQLite file.
+    scheme, separator, rest = value.strip().partition("://")
     scheme = _DRIVERS.get(scheme, scheme)
     if not separator or scheme not in _DRIVERS.values():
         raise ValueError(
@@ -130,16 +151,23 @@ def check_database_url(value: str) -> str:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
             raise ValueError(f"holds settings asyncpg does not take (libpq's): remove {', '.join(others)}")
         asyncpg_url_arguments(url)
-        ports = parsed.query.get("port", ())
-        for port in (ports,) if isinstance(ports, str) else ports:
-            if not port.isdigit():
-                raise ValueError(f"sets port to {port!r}: it takes a whole number")
+        _check_hosts(parsed)
         if "sslmode" in parsed.query:
             parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
                 {"ssl": parsed.query["sslmode"]}
             )
             url = parsed.render_as_string(hide_password=False)
     return url
+
+
+def is_in_memory(url: str) -> bool:
+    """Whether the URL names an SQLite database in memory (`sqlite://`, `sqlite:///:memory:`), which lasts
+    only as long as the connection that opened it."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
+    )
 
 
 # What stands between the service and PostgreSQL (LOYALTY_DATABASE_POOLER).
@@ -300,6 +328,10 @@ class Settings(BaseSettings):
     def _a_storage(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("must be memory:// or a redis:// URL")
+        try:
+            urlsplit(value).port  # noqa: B018 - read for the check it makes
+        except ValueError:
+            raise ValueError("names a port that is not a number from 0 to 65535") from None
         return value
 
     @field_validator("encryption_key")

@@ -8,7 +8,9 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+import coredis
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -362,6 +364,25 @@ class TestStorage:
             key = await make_key(one, Scope.pos, rate_limit="4/minute")
             statuses = [(await get_program(c, key)).status_code for c in (first, second) * 3]
             assert statuses == [200, 200, 200, 200, 429, 429]
+
+    @needs_redis
+    @pytest.mark.usefixtures("patient_storage")
+    async def test_a_password_written_percent_encoded_reaches_redis_decoded(self, settings: Settings) -> None:
+        """A cloud provider's password may hold `@`, `:` or `/`, which a URL can only carry encoded. Sent as
+        written, Redis refuses it, and the limits stop counting (they let calls through when the storage
+        fails)."""
+        redis = urlsplit(os.environ[REDIS_ENV])
+        user, password = f"loyalty_test_{uuid.uuid4().hex[:8]}", "s3cr@t:p/w"
+        admin = coredis.Redis(host=redis.hostname or "127.0.0.1", port=redis.port or 6379)
+        await admin.acl_setuser(user, "on", f">{password}", "~*", "+@all")
+        try:
+            encoded = f"redis://{user}:{quote(password, safe='')}@{redis.hostname}:{redis.port or 6379}/0"
+            async with serving(settings, rate_limit_storage=encoded) as (app, client):
+                key = await make_key(app, Scope.pos, rate_limit="2/minute")
+                statuses = [(await get_program(client, key)).status_code for _ in range(3)]
+        finally:
+            await admin.acl_deluser([user])
+        assert statuses == [200, 200, 429]
 
     async def test_processes_in_memory_each_count_their_own(self, settings: Settings) -> None:
         async with serving(settings) as (one, first), serving(settings) as (_, second):

@@ -62,13 +62,24 @@ def _dsn_and_arguments(url: str) -> tuple[str, dict[str, Any]]:
     """asyncpg's DSN for the database URL, and what goes beside it as arguments. Its DSN takes the hosts,
     ports and failover's `target_session_attrs`, but sends anything else it does not know to the server as a
     setting, which the server refuses: so `ssl` and the typed numbers go as arguments, and the statement cache
-    of SQLAlchemy's adaptor (not asyncpg's) is left out."""
+    of SQLAlchemy's adaptor (not asyncpg's) is left out. Several hosts (`host=a:5432&host=b:5432`, as
+    SQLAlchemy takes them) become one comma list, as asyncpg's DSN takes them: it keeps only the last of a
+    repeated setting."""
     parsed = make_url(url)
     arguments = asyncpg_url_arguments(url)
     ssl = parsed.query.get("ssl")
     if isinstance(ssl, str):
         arguments["ssl"] = ssl
-    dsn = parsed.difference_update_query([*arguments, ADAPTOR_STATEMENT_CACHE]).set(drivername="postgresql")
+    listed = {
+        name: ",".join(v)
+        for name, v in parsed.query.items()
+        if name in ("host", "port") and isinstance(v, tuple)
+    }
+    dsn = (
+        parsed.difference_update_query([*arguments, ADAPTOR_STATEMENT_CACHE])
+        .update_query_dict(listed)
+        .set(drivername="postgresql")
+    )
     arguments.pop(ADAPTOR_STATEMENT_CACHE, None)
     return dsn.render_as_string(hide_password=False), arguments
 

@@ -68,7 +68,12 @@ def _storage_uri(setting: str) -> str:
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limits_enabled
-        storage = storage_from_string(_storage_uri(settings.rate_limit_storage), key_prefix="loyalty")
+        # A password holding `@`, `:` or `/` can only be written percent-encoded, and coredis sends it as
+        # written unless told to decode it.
+        in_redis = {} if settings.rate_limit_storage.startswith("memory://") else {"decode_components": True}
+        storage = storage_from_string(
+            _storage_uri(settings.rate_limit_storage), key_prefix="loyalty", **in_redis
+        )
         assert isinstance(storage, Storage)
         self.storage = storage
         self._counter = SlidingWindowCounterRateLimiter(self.storage)
