@@ -596,10 +596,11 @@ class TestSchemaChecks:
         """Each connection to it would open a new, empty one: `migrate` would say done, and the next command
         find no migrations."""
         said = (
-            "loyalty-api: an SQLite database in memory is gone with each connection: name a file, such as "
+            "loyalty-api: LOYALTY_DATABASE_URL: an SQLite database in memory is gone with each connection: "
+            "name a file, such as "
             "sqlite:///./loyalty.db\n"
         )
-        for url in ("sqlite://", "sqlite:///:memory:"):
+        for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"):
             env = cli_env | {"LOYALTY_DATABASE_URL": url}
             for command, result in _each(
                 env, [("keys", "list"), ("migrate",), ("serve", "--demo", "--port", "0")]

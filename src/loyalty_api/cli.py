@@ -100,12 +100,15 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _schema_status(settings: Settings, url: str | None = None) -> migrations.SchemaStatus:
-    """The schema of the database (or the one at `url`). An SQLite database in memory is refused: each
-    connection would open a new, empty one, so nothing migrated or written would be seen again."""
+async def _schema_status(
+    settings: Settings, url: str | None = None, setting: str = "LOYALTY_DATABASE_URL"
+) -> migrations.SchemaStatus:
+    """The schema of the database (or the one at `url`, which `setting` names). An SQLite database in memory
+    is refused: each connection would open a new, empty one, so nothing migrated or written would be seen
+    again."""
     if is_in_memory(url or settings.database_url):
         _fail(
-            "an SQLite database in memory is gone with each connection: name a file, such as "
+            f"{setting}: an SQLite database in memory is gone with each connection: name a file, such as "
             "sqlite:///./loyalty.db"
         )
     engine = engine_for(settings, url)
@@ -151,7 +154,9 @@ def _refuse_unless_reports_ready(settings: Settings) -> None:
     a bug while /readyz, which asks the primary, says ready."""
     if settings.reports_database_url is None:
         return
-    status = asyncio.run(_schema_status(settings, settings.reports_database_url))
+    status = asyncio.run(
+        _schema_status(settings, settings.reports_database_url, "LOYALTY_REPORTS_DATABASE_URL")
+    )
     database = "reports database (LOYALTY_REPORTS_DATABASE_URL)"
     _refuse_unreachable(status, database)
     if status.behind:

@@ -125,7 +125,7 @@ def _check_hosts(url: URL) -> None:
             raise ValueError(f"sets port to {port!r}: it takes a whole number")
     try:
         PGDialect_asyncpg().create_connect_args(url)  # type: ignore[no-untyped-call]
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: an IPv6 address among several hosts
         raise ValueError(f"{exc}: write each host as host=name:port (host=a:5432&host=b:5432)") from None
 
 
@@ -165,8 +165,15 @@ def is_in_memory(url: str) -> bool:
     only as long as the connection that opened it."""
     parsed = make_url(url)
     database = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and (
-        database in ("", ":memory:") or "mode=memory" in database or parsed.query.get("mode") == "memory"
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    if database in ("", ":memory:"):
+        return True
+    # A URI filename (`uri=true`): `file::memory:`, or any `file:` one opened with `mode=memory`.
+    return (
+        parsed.query.get("uri") == "true"
+        and database.startswith("file:")
+        and (database.startswith("file::memory:") or parsed.query.get("mode") == "memory")
     )
 
 

@@ -17,22 +17,29 @@ from tests.databases import is_postgres, side_engine
 SETTINGS = (
     "sslmode=prefer&timeout=5&command_timeout=30&statement_cache_size=10&prepared_statement_cache_size=10"
 )
+NOTHING = "127.0.0.1:9"  # the discard port: nothing listens there
 
 
 @pytest.mark.skipif(not is_postgres(), reason="LISTEN/NOTIFY is PostgreSQL's")
-@pytest.mark.parametrize("written", ["settings", "failover hosts"])
+@pytest.mark.parametrize(
+    "written", ["settings", "server, then nothing", "nothing, then server", "host twice"]
+)
 async def test_the_listener_connects_and_hears_with_the_url_as_an_operator_writes_it(
     settings: Settings, written: str
 ) -> None:
     base = make_url(settings.listen_database_url or settings.database_url)
-    if written == "settings":
-        url = check_database_url(f"{base.render_as_string(hide_password=False)}?{SETTINGS}")
-    else:  # the server first, then a port where nothing listens (the discard port)
-        server = f"{base.host}:{base.port or 5432}"
-        no_host = (
-            f"{base.drivername}://{base.username}@/{base.database}"  # the suite's server takes no password
-        )
-        url = check_database_url(f"{no_host}?host={server}&host=127.0.0.1:9&target_session_attrs=any")
+    server = f"{base.host}:{base.port or 5432}"
+    user = f"{base.drivername}://{base.username}@"  # the suite's server takes no password
+    url = check_database_url(
+        {
+            "settings": f"{user}{server}/{base.database}?{SETTINGS}",
+            # Failover: the server, and a port where nothing listens, in either order.
+            "server, then nothing": f"{user}/{base.database}?host={server}&host={NOTHING}",
+            "nothing, then server": f"{user}/{base.database}?host={NOTHING}&host={server}",
+            # A host before the path as well: SQLAlchemy, and so the pool, takes those after it.
+            "host twice": f"{user}{NOTHING}/{base.database}?host={server}&host={NOTHING}",
+        }[written]
+    )
     heard: asyncio.Queue[str] = asyncio.Queue()
     started = asyncio.Event()
     async with listening(

@@ -16,10 +16,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import make_url
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from loyalty_api.settings import ADAPTOR_STATEMENT_CACHE, asyncpg_url_arguments
 
@@ -46,10 +47,8 @@ async def listening(
     """Call `on_notification(payload)` for each notification on `channel` while the block runs, on a
     connection to the PostgreSQL database `url` (reconnected whenever lost); `on_listening()` once listening
     has begun, and again after each reconnection. `name` is the connection's application_name."""
-    dsn, arguments = _dsn_and_arguments(url)
-    task = asyncio.create_task(
-        _listen(dsn, arguments, channel, on_notification, on_listening, name), name=name
-    )
+    arguments = _connect_arguments(url)
+    task = asyncio.create_task(_listen(arguments, channel, on_notification, on_listening, name), name=name)
     try:
         yield
     finally:
@@ -58,34 +57,20 @@ async def listening(
             await task
 
 
-def _dsn_and_arguments(url: str) -> tuple[str, dict[str, Any]]:
-    """asyncpg's DSN for the database URL, and what goes beside it as arguments. Its DSN takes the hosts,
-    ports and failover's `target_session_attrs`, but sends anything else it does not know to the server as a
-    setting, which the server refuses: so `ssl` and the typed numbers go as arguments, and the statement cache
-    of SQLAlchemy's adaptor (not asyncpg's) is left out. Several hosts (`host=a:5432&host=b:5432`, as
-    SQLAlchemy takes them) become one comma list, as asyncpg's DSN takes them: it keeps only the last of a
-    repeated setting."""
-    parsed = make_url(url)
-    arguments = asyncpg_url_arguments(url)
-    ssl = parsed.query.get("ssl")
-    if isinstance(ssl, str):
-        arguments["ssl"] = ssl
-    listed = {
-        name: ",".join(v)
-        for name, v in parsed.query.items()
-        if name in ("host", "port") and isinstance(v, tuple)
-    }
-    dsn = (
-        parsed.difference_update_query([*arguments, ADAPTOR_STATEMENT_CACHE])
-        .update_query_dict(listed)
-        .set(drivername="postgresql")
-    )
+def _connect_arguments(url: str) -> dict[str, Any]:
+    """What asyncpg.connect is given for the database URL: what SQLAlchemy's asyncpg dialect gives it for
+    the pool's connections (the hosts and ports however the URL writes them, the user, the database, the
+    URL's settings), with the numbers typed, and without the statement cache of SQLAlchemy's adaptor (not
+    asyncpg's). asyncpg's own DSN would read the URL otherwise: it keeps only the last of several hosts,
+    prefers a host before the path to those after it, and sends a setting it does not know (`ssl`, which
+    libpq's `sslmode` becomes) to the server, which refuses it."""
+    _, arguments = PGDialect_asyncpg().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+    arguments.update(asyncpg_url_arguments(url))
     arguments.pop(ADAPTOR_STATEMENT_CACHE, None)
-    return dsn.render_as_string(hide_password=False), arguments
+    return cast(dict[str, Any], arguments)
 
 
 async def _listen(
-    dsn: str,
     arguments: dict[str, Any],
     channel: str,
     on_notification: Callable[[str], None],
@@ -94,7 +79,7 @@ async def _listen(
 ) -> None:
     while True:
         try:
-            await _listen_until_lost(dsn, arguments, channel, on_notification, on_listening, name)
+            await _listen_until_lost(arguments, channel, on_notification, on_listening, name)
             logger.warning("listening connection lost", extra={"listener": name})
         except Exception as exc:  # the listener must outlive any failure: its process leans on it
             logger.warning("listening interrupted", extra={"listener": name, "error": type(exc).__name__})
@@ -102,7 +87,6 @@ async def _listen(
 
 
 async def _listen_until_lost(
-    dsn: str,
     arguments: dict[str, Any],
     channel: str,
     on_notification: Callable[[str], None],
@@ -110,7 +94,7 @@ async def _listen_until_lost(
     name: str,
 ) -> None:
     lost = asyncio.Event()
-    connection = await asyncpg.connect(dsn, server_settings={"application_name": name}, **arguments)
+    connection = await asyncpg.connect(server_settings={"application_name": name}, **arguments)
     try:
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(channel, lambda _c, _pid, _channel, payload: on_notification(payload))
