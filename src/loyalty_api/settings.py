@@ -7,13 +7,13 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy import URL, make_url
+from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import ArgumentError
 
@@ -117,16 +117,21 @@ def _values(query: Mapping[str, str | tuple[str, ...]], name: str) -> tuple[str,
     return (value,) if isinstance(value, str) else value
 
 
-def _check_hosts(url: URL) -> None:
-    """The URL's `host` and `port` settings as SQLAlchemy's asyncpg dialect reads them, which would otherwise
-    fail at every connection: several hosts each with its port (libpq lets one port, or none, serve all)."""
-    for port in _values(url.query, "port"):
+def asyncpg_connect_arguments(url: str) -> dict[str, Any]:
+    """What asyncpg.connect is given for a PostgreSQL URL, read as SQLAlchemy's asyncpg dialect reads it for
+    the pool's connections (the hosts and ports however the URL writes them, the user, the database, the
+    URL's settings), with the numbers and flags typed; ValueError, naming what to write instead, where the
+    dialect or asyncpg would fail at every connection: several hosts each need a port (libpq lets one port,
+    or none, serve all)."""
+    for port in _values(make_url(url).query, "port"):
         if not port.replace(",", "").isdigit():
             raise ValueError(f"sets port to {port!r}: it takes a whole number")
+    typed = asyncpg_url_arguments(url)
     try:
-        PGDialect_asyncpg().create_connect_args(url)  # type: ignore[no-untyped-call]
+        _, arguments = PGDialect_asyncpg().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
     except (ArgumentError, ValueError) as exc:  # ValueError: an IPv6 address among several hosts
         raise ValueError(f"{exc}: write each host as host=name:port (host=a:5432&host=b:5432)") from None
+    return cast(dict[str, Any], arguments) | typed
 
 
 def check_database_url(value: str) -> str:
@@ -150,8 +155,7 @@ def check_database_url(value: str) -> str:
         if others:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
             raise ValueError(f"holds settings asyncpg does not take (libpq's): remove {', '.join(others)}")
-        asyncpg_url_arguments(url)
-        _check_hosts(parsed)
+        asyncpg_connect_arguments(url)
         if "sslmode" in parsed.query:
             parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
                 {"ssl": parsed.query["sslmode"]}

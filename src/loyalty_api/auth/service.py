@@ -143,7 +143,7 @@ def _bounded_by(
     end, and is used only where `maker` may be: within the networks asked for that `maker` shares, or
     `maker`'s own when none were asked for; KeyBeyondCaller when the ones asked for share no address with
     `maker`'s."""
-    if maker.expires_at is not None and (expires_at is None or expires_at > maker.expires_at):
+    if _outlasts(expires_at, maker):
         expires_at = maker.expires_at
     if maker.networks is None:
         return expires_at, networks
@@ -158,7 +158,8 @@ def _bounded_by(
 def _reach_beyond(key: ApiKey, maker: Principal) -> str | None:
     """How `key` reaches further than `maker` (works later, or from addresses outside its networks), or
     None."""
-    if maker.expires_at is not None and (key.expires_at is None or key.expires_at > maker.expires_at):
+    if _outlasts(key.expires_at, maker):
+        assert maker.expires_at is not None
         ends = "never expires" if key.expires_at is None else f"works until {format_instant(key.expires_at)}"
         return f"{ends}, past your key's expiry ({format_instant(maker.expires_at)})"
     if maker.networks is not None:
@@ -167,6 +168,11 @@ def _reach_beyond(key: ApiKey, maker: Principal) -> str | None:
             shown = "any address" if reach is None else _listed(reach)
             return f"may be used from {shown}, beyond your key's networks ({_listed(maker.networks)})"
     return None
+
+
+def _outlasts(expires_at: datetime | None, maker: Principal) -> bool:
+    """Whether a key ending at `expires_at` (None: never) works past `maker`'s end."""
+    return maker.expires_at is not None and (expires_at is None or expires_at > maker.expires_at)
 
 
 def _listed(networks: tuple[Network, ...]) -> str:

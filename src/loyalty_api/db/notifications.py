@@ -16,13 +16,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from sqlalchemy import make_url
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-from loyalty_api.settings import ADAPTOR_STATEMENT_CACHE, asyncpg_url_arguments
+from loyalty_api.settings import ADAPTOR_STATEMENT_CACHE, asyncpg_connect_arguments
 
 RECONNECT_SECONDS = 1.0
 PROBE_EVERY_SECONDS = 30.0
@@ -58,16 +57,14 @@ async def listening(
 
 
 def _connect_arguments(url: str) -> dict[str, Any]:
-    """What asyncpg.connect is given for the database URL: what SQLAlchemy's asyncpg dialect gives it for
-    the pool's connections (the hosts and ports however the URL writes them, the user, the database, the
-    URL's settings), with the numbers typed, and without the statement cache of SQLAlchemy's adaptor (not
-    asyncpg's). asyncpg's own DSN would read the URL otherwise: it keeps only the last of several hosts,
-    prefers a host before the path to those after it, and sends a setting it does not know (`ssl`, which
-    libpq's `sslmode` becomes) to the server, which refuses it."""
-    _, arguments = PGDialect_asyncpg().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
-    arguments.update(asyncpg_url_arguments(url))
+    """asyncpg.connect's arguments for the database URL, as the pool's connections get them, without the
+    statement cache of SQLAlchemy's adaptor (not asyncpg's). asyncpg's own reading of the URL as a DSN would
+    differ: it keeps only the last of several hosts, prefers a host before the path to those after it, and
+    sends a setting it does not know (`ssl`, which libpq's `sslmode` becomes) to the server, which refuses
+    it."""
+    arguments = asyncpg_connect_arguments(url)
     arguments.pop(ADAPTOR_STATEMENT_CACHE, None)
-    return cast(dict[str, Any], arguments)
+    return arguments
 
 
 async def _listen(
