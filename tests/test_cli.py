@@ -607,6 +607,7 @@ class TestSchemaChecks:
             ):
                 assert (result.returncode, result.stdout, result.stderr) == (2, "", said), (url, command)
 
+    @pytest.mark.usefixtures("app")  # the database migrated: the reports' check comes after its own
     async def test_serve_refuses_a_reports_database_that_is_not_this_ones_replica(
         self, tmp_path: Path, cli_env: dict[str, str]
     ) -> None:
@@ -620,3 +621,30 @@ class TestSchemaChecks:
             "loyalty-api: reports database (LOYALTY_REPORTS_DATABASE_URL) has no migrations, this release "
             f"needs {head_revision()}: it should be a replica of LOYALTY_DATABASE_URL, caught up with it\n"
         )
+
+    @pytest.mark.skipif(not is_postgres(), reason="SQLite has no notifications to listen for")
+    @pytest.mark.usefixtures("app")  # the database migrated: the listener's check comes after its own
+    async def test_serve_and_the_worker_refuse_a_listening_database_that_does_not_answer(
+        self, cli_env: dict[str, str]
+    ) -> None:
+        """Its listener would only warn, once a second, while a key revoked in another process kept working
+        for the cache's lifetime."""
+        server = server_url()
+        assert server is not None
+        missing = f"loyalty_missing_{uuid.uuid4().hex[:8]}"
+        places = {
+            "postgresql://loyalty:hunter2@127.0.0.1:1/loyalty": (
+                "[Errno 111] Connect call failed ('127.0.0.1', 1)"
+            ),
+            make_url(server).set(database=missing).render_as_string(hide_password=False): (
+                f'database "{missing}" does not exist'
+            ),
+        }
+        for url, said in places.items():
+            env = cli_env | {"LOYALTY_LISTEN_DATABASE_URL": url}
+            for command, result in _each(env, [("serve", "--port", "0"), ("worker",)]):
+                assert (result.returncode, result.stdout, result.stderr) == (
+                    2,
+                    "",
+                    f"loyalty-api: listening database (LOYALTY_LISTEN_DATABASE_URL) unreachable: {said}\n",
+                ), command

@@ -30,6 +30,7 @@ from loyalty_api.clock import SystemClock, format_instant
 from loyalty_api.db import migrations
 from loyalty_api.db.engine import Database, engine_for
 from loyalty_api.db.invalidation import invalidations
+from loyalty_api.db.notifications import why_not_listening
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.ops.collector import tune_for_serving
@@ -166,6 +167,17 @@ def _refuse_unless_reports_ready(settings: Settings) -> None:
         )
 
 
+def _refuse_unless_listening(settings: Settings) -> None:
+    """Where LOYALTY_LISTEN_DATABASE_URL names another database than LOYALTY_DATABASE_URL, it answers: its
+    listener would otherwise only warn, once a second, while a key revoked in another process kept working
+    for the cache's lifetime and webhooks waited for the worker's next look."""
+    if settings.listen_database_url is None or settings.is_sqlite:
+        return
+    problem = asyncio.run(why_not_listening(settings.listen_database_url))
+    if problem is not None:
+        _fail(f"listening database (LOYALTY_LISTEN_DATABASE_URL) unreachable: {problem}")
+
+
 def _require_schema(settings: Settings) -> None:
     """Before a command works on the database: it answers, and its schema is this release's (or a newer
     release's, with a warning)."""
@@ -259,6 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         _refuse_unless_ready(status := asyncio.run(_schema_status(settings)))
     _warn_if_newer(status)
     _refuse_unless_reports_ready(settings)
+    _refuse_unless_listening(settings)
     if args.demo:
         keys = _seed_demo(settings, state)
         _print_demo_keys(keys, args.host, args.port)
@@ -329,6 +342,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
     settings = _require_key(Settings())
     configure_logging(settings.log_level)
     _require_schema(settings)
+    _refuse_unless_listening(settings)
     tune_for_serving()
 
     async def run() -> None:

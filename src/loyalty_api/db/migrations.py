@@ -12,8 +12,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import column, inspect, select, table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from loyalty_api.db.outage import what_the_driver_said
 
 # Where alembic records the schema's revision (its default name, as env.py leaves it).
 VERSION_TABLE = "alembic_version"
@@ -108,15 +110,8 @@ async def schema_status(engine: AsyncEngine) -> SchemaStatus:
     try:
         revision = await current_revision(engine)
     except (SQLAlchemyError, OSError) as exc:
-        problem = _problem(exc, engine.url.password)
+        problem = what_the_driver_said(exc, engine.url.password)
         return SchemaStatus(
             reachable=False, revision=None, expected=expected, error=type(exc).__name__, problem=problem
         )
     return SchemaStatus(reachable=True, revision=revision, expected=expected)
-
-
-def _problem(exc: BaseException, password: str | None) -> str:
-    """What the driver said, on one line: SQLAlchemy's wrapping adds the statement and a link to its docs."""
-    said = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    line = next(iter(str(said).strip().splitlines()), "") or type(said).__name__
-    return line.replace(password, "***") if password else line

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import make_url
 
+from loyalty_api.db.outage import what_the_driver_said
 from loyalty_api.settings import ADAPTOR_STATEMENT_CACHE, asyncpg_connect_arguments
 
 RECONNECT_SECONDS = 1.0
@@ -54,6 +55,18 @@ async def listening(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def why_not_listening(url: str) -> str | None:
+    """Why no listening connection to `url` can be had now (what the driver said, on one line), or None when
+    one can. Asked once at start: a listener that cannot connect only warns and retries, while every change
+    made in another process waits for the cache's lifetime."""
+    try:
+        connection = await asyncpg.connect(**_connect_arguments(url))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return what_the_driver_said(exc, make_url(url).password)
+    await connection.close(timeout=1)
+    return None
 
 
 def _connect_arguments(url: str) -> dict[str, Any]:

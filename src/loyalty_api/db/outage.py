@@ -1,7 +1,7 @@
 """Telling an outage from a bug: whether an error says the database could not be reached, or dropped the
-connection while a statement was out (a restart, a failover, a network cut, every connection slot taken, or
-every connection of the process's pool busy), which the same request may get past a moment later, rather
-than that the database refused a statement."""
+connection while a statement was out (a restart, a failover, a network cut, every connection slot taken, a
+login refused, or every connection of the process's pool busy), which the same request may get past a
+moment later, rather than that the database refused a statement."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from loyalty_api.db.engine import DirectStatementFailed
 
 # SQLSTATEs of a server that is not there to answer: connection exceptions (class 08), the server shutting
-# down or starting up (57P01–57P03), and no connection slot free (53300).
-_OUT_OF_REACH = ("08", "57P01", "57P02", "57P03", "53300")
+# down or starting up (57P01–57P03), no connection slot free (53300), and a connection refused its login
+# (class 28: a password rotated, a role locked while the service runs; only a login raises it).
+_OUT_OF_REACH = ("08", "28", "57P01", "57P02", "57P03", "53300")
 
 
 def _links(error: BaseException) -> Iterator[BaseException]:
@@ -53,3 +54,11 @@ def pool_exhausted(error: BaseException) -> bool:
     """Whether `error` is the pool's wait for a connection running out: every one it may open was busy (an
     overload, or connections held by slow work), so the request never reached the database."""
     return isinstance(error, PoolTimeout)
+
+
+def what_the_driver_said(error: BaseException, password: str | None) -> str:
+    """Why a connection failed, on one line, for an operator: the driver's message without SQLAlchemy's
+    wrapping (the statement, a link to its docs), and never the URL's password."""
+    said = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    line = next(iter(str(said).strip().splitlines()), "") or type(said).__name__
+    return line.replace(password, "***") if password else line
