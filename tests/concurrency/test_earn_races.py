@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Coroutine, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
+from tests.apps import serving
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.databases import is_postgres, side_engine
@@ -231,6 +233,32 @@ class TestEarnsRacingSpends:
             *spent_on,
         }  # a refused spend claimed no order
         await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.skipif(
+        not is_postgres(), reason="SQLite's BEGIN IMMEDIATE: no earn reads its time and waits"
+    )
+    async def test_entries_are_stamped_in_the_order_the_ledger_has_them(
+        self, settings: Settings, pos_key: str
+    ) -> None:
+        """On the service's own clock: an earn that waited for the member's lock is stamped after the
+        entries written meanwhile, so a client reading the ledger `since` the last time it saw misses none."""
+        async with serving(settings) as (served, client):
+            member_id = str((await enrol(client, pos_key))["id"])
+
+            def earn_order(n: int) -> Request:
+                body = {"order_ref": f"T-{n}", "amount": cny(1_000)}
+                return client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+
+            def redeem(n: int) -> Request:
+                body = {"points": 5, "order_ref": f"S-{n}"}
+                return client.post(f"/v1/members/{member_id}/redeem", json=body, headers=bearer(pos_key))
+
+            requests = [earn_order(n) for n in range(16)] + [redeem(n) for n in range(8)]
+            responses = await all_at_once(served, [member_id], requests)
+            assert {r.status_code for r in responses} <= {200, 422}, [r.text for r in responses]
+            entries = await assert_entries_chain(client, pos_key, member_id)
+        stamped = [datetime.fromisoformat(entry["created_at"]) for entry in entries]
+        assert stamped == sorted(stamped), [(e["type"], e["order_ref"], e["created_at"]) for e in entries]
 
 
 class TestOneOrderEarnedAtOnce:

@@ -439,11 +439,11 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
             0,
         )
 
-    async def test_points_given_back_ended_settle_what_their_own_order_owes(
+    async def test_points_another_order_captured_after_their_end_are_owed_by_no_one(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:
-        """Had the capture not spent them, the hold's end would have let them settle the earn's shortfall:
-        they do, rather than expire, and then the next order owing is settled from the rest."""
+        """Unspent, the hold's end would have let them expire as their order's: its refund owes none of
+        them, whether the capture is given back before it or after, and given back they expire."""
         await earn(client, pos_key, member_id, 10_000, order_ref="OLDER")  # 100, ending in 12 months
         clock.advance(timedelta(days=300))
         await earn(client, pos_key, member_id, 5_000, order_ref="NEWER")  # 50, good for a year
@@ -452,14 +452,44 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         clock.advance(timedelta(days=2))  # OLDER's points have ended, spared by the hold
         captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
         assert captured.status_code == 200, captured.text  # NEWER's 50, then OLDER's 100
-        for owing in ("OLDER", "NEWER"):
-            assert (await refund_by(client, pos_key, owing, full=True))["shortfall"] > 0
+        older = await refund_by(client, pos_key, "OLDER", full=True)
+        assert (older["already_expired"], older["points_taken_back"], older["shortfall"]) == (100, 0, 0)
+        newer = await refund_by(client, pos_key, "NEWER", full=True)  # spent while good: owed
+        assert (newer["points_taken_back"], newer["shortfall"]) == (0, 50)
         back = await refund_by(client, pos_key, "CAP", full=True)
-        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (150, 150, 0)
-        assert await events(app, "points.expired") == []
-        owed = await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0")
-        assert owed == []
-        assert (await expire_points(app.state.units)).points == 0
+        assert (back["points_given_back"], back["shortfall_settled"], back["balance"]) == (150, 50, 0)
+        assert sum(e["payload"]["points"] for e in await events(app, "points.expired")) == 100
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("first", ["EARNED", "CAP"])
+    async def test_two_orders_refunded_either_way_leave_the_member_their_own_points(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        first: str,
+    ) -> None:
+        """EARNED's points paid for CAP after their end (CAP's hold spared them); the member has points of
+        their own beside. Returning both leaves them those, whichever comes back first: before, returning
+        EARNED first took 200 of them in place of its points, which came back ended with CAP and expired."""
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # EARNED's points have ended; the hold spares 200 of them
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert (captured.status_code, captured.json()["balance"]) == (200, 0), captured.text
+        await earn(client, pos_key, member_id, 30_000, order_ref="OWN")  # 300 of their own
+        for order_ref in (first, *({"EARNED", "CAP"} - {first})):
+            refunded = await refund_by(client, pos_key, order_ref, full=True)
+            assert (refunded["shortfall"], refunded["balance"]) == (0, 300), (order_ref, refunded)
+        earned_back = await rows(
+            app, "SELECT points_taken_back, points_shortfall FROM orders WHERE order_ref = 'EARNED'"
+        )
+        assert earned_back == [{"points_taken_back": 500, "points_shortfall": 0}]
+        assert (await points(client, pos_key, member_id))["balance"] == 300
         await assert_ledger_invariant(app, member_id)
 
     async def test_an_order_s_own_points_captured_after_their_end_leave_nothing_owed(

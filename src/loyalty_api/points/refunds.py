@@ -26,7 +26,6 @@ from loyalty_api.points.accounts import (
     plan_giving_back_spent,
     record_entry,
     release_member_expired_holds,
-    settle_shortfall,
     settle_shortfalls,
     spend_lots,
 )
@@ -45,7 +44,6 @@ from loyalty_api.points.ledger import (
 )
 from loyalty_api.points.referrals import void_if_returned
 from loyalty_api.points.repository import (
-    AccountState,
     LedgerRepository,
     LotRepository,
     PointsAccountRepository,
@@ -190,32 +188,28 @@ async def _take_back(
     return taken
 
 
-async def _settle_from_ended(
-    uow: UnitOfWork,
-    order: Order,
-    past_end: list[tuple[uuid.UUID, PaidFrom, int]],
-    taken: dict[uuid.UUID, int],
-    state: AccountState,
-    settled_by: dict[str, str],
-) -> tuple[int, AccountState]:
-    """Points that came back ended and were not taken back settle the shortfall of the order that earned
-    them, from their lot, as its refund would have taken them had they not been spent (the rest expire as
-    the refund answers). The points settled, and the account after."""
-    owing = {
-        found.order_ref: found
-        for found in await OrderRepository(uow.session).list_shortfalls(
-            order.member_id, other_than=order.order_ref
+async def _gone_unowed(uow: UnitOfWork, order: Order) -> int:
+    """What the order earned that is gone and owed by no one: the points that expired, and those another
+    order's capture spent past their end (its hold spared them) and has not given back. Unspent, those would
+    have expired as this order's, as its own capture's would (see `ended_own`), and given back they come back
+    ended and expire: a refund that took other points in their place would take the member's own, in one
+    order of the two refunds and not in the other."""
+    ledger = LedgerRepository(uow.session)
+    lots = await ledger.lots_of_earn(order.order_ref)
+    gone = await ledger.expired_from(order.member_id, lots)
+    orders = OrderRepository(uow.session)
+    for payer_ref in await ledger.orders_captured_from(order.member_id, lots, other_than=order.order_ref):
+        payer = await orders.get_order(payer_ref)
+        assert payer is not None  # a capture's order is recorded with it
+        unreturned = await plan_giving_back_spent(
+            uow,
+            order.member_id,
+            await ledger.spends_of(order.member_id, payer_ref),
+            points=payer.points_redeemed - payer.points_given_back,
+            given_back_before=payer.points_given_back,
         )
-    }
-    settled = 0
-    for lot_id, lot, points in past_end:
-        earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
-        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
-        settling = min(settling, state.available)
-        if earner is not None and settling > 0:
-            state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
-            settled += settling
-    return settled, state
+        gone += unreturned.ended_of(order.order_ref)
+    return gone
 
 
 async def refund(
@@ -263,14 +257,13 @@ async def refund(
     program = await get_program(uow)
 
     give = plan.shares.give_back
-    # Points of the order that expired are gone already: taking them back again would take other points.
+    # Points of the order that are gone unowed: taking them back again would take other points.
     # (Read only when the refund takes anything back: one that only gives redeemed points back skips it.)
     already_expired = 0
     if plan.shares.take_back > 0:
-        ledger = LedgerRepository(uow.session)
-        expired = await ledger.expired_of_earn(order.member_id, order_ref)
-        expired -= await ledger.already_expired_of_refunds(order_ref)
-        already_expired = min(plan.shares.take_back, max(expired, 0))
+        gone = await _gone_unowed(uow, order)
+        gone -= await LedgerRepository(uow.session).already_expired_of_refunds(order_ref)
+        already_expired = min(plan.shares.take_back, max(gone, 0))
     # Known limit: an order refunded while the points it earned were spent took other points in their place
     # (the take-back spends whatever lots are there); when its own points come back later, by the refund of
     # the order they paid, they keep their own time left, not that of the points taken in their place.
@@ -328,18 +321,15 @@ async def refund(
     )
     taken = await _take_back(uow, order, take, past_end)
     ended_taken = sum(taken.get(lot_id, 0) for lot_id, _, _ in past_end)
-    settled_by = {"settled_by": order_ref}
-    settled_total, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
         # What came back live, less what the take-back took of it (the order's own ended points paid part).
         min(give - ended - (take - ended_taken), state.available),
         state,
-        settled_by=settled_by,
+        settled_by={"settled_by": order_ref},
         other_than=order_ref,
     )
-    settled_total += settled
     referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(
         uow,
@@ -351,7 +341,7 @@ async def refund(
             taken_back=take,
             given_back=give,
             shortfall=shortfall,
-            shortfall_settled=settled_total,
+            shortfall_settled=settled,
             already_expired=already_expired,
             balance=state.balance,
             refunded_by=refunded_by,
@@ -372,7 +362,7 @@ async def refund(
         points_taken_back=take,
         points_given_back=give,
         shortfall=shortfall,
-        shortfall_settled=settled_total,
+        shortfall_settled=settled,
         already_expired=already_expired,
         points_refundable=order.points_redeemed - order.points_given_back,
         referral_taken_back=referral_taken_back,

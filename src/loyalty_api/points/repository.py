@@ -592,14 +592,17 @@ class LedgerRepository:
         ).one_or_none()
         return None if found is None else (found[0], found[1])
 
-    async def expired_of_earn(self, member_id: uuid.UUID, order_ref: str) -> int:
-        """Points the order's earn lot lost to expiry: each expire entry names the lots it took from."""
+    async def lots_of_earn(self, order_ref: str) -> set[str]:
+        """The lots of the order's earn, and those its points came back to, as entries' details name lots."""
         lots = (
             select(PointLot.id)
             .join(LedgerEntry, LedgerEntry.id == PointLot.entry_id)
             .where(LedgerEntry.order_ref == order_ref, LedgerEntry.type == "earn")
         )
-        lot_ids = {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
+        return {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
+
+    async def expired_from(self, member_id: uuid.UUID, lot_ids: set[str]) -> int:
+        """Points the lots lost to expiry: each expire entry names the lots it took from."""
         if not lot_ids:
             return 0
         expiries = await self.session.scalars(
@@ -613,6 +616,28 @@ class LedgerRepository:
             for taken in details.get("lots", [])
             if taken["lot_id"] in lot_ids
         )
+
+    async def orders_captured_from(
+        self, member_id: uuid.UUID, lot_ids: set[str], *, other_than: str
+    ) -> list[str]:
+        """The member's orders but `other_than` whose captures spent from the lots, in the order they did."""
+        if not lot_ids:
+            return []
+        captures = await self.session.execute(
+            select(LedgerEntry.order_ref, LedgerEntry.details)
+            .where(
+                LedgerEntry.member_id == member_id,
+                LedgerEntry.type == "capture",
+                LedgerEntry.order_ref != other_than,
+            )
+            .order_by(LedgerEntry.id)
+        )
+        found = [
+            order_ref
+            for order_ref, details in captures.all()
+            if order_ref is not None and any(lot["lot_id"] in lot_ids for lot in details.get("lots", []))
+        ]
+        return list(dict.fromkeys(found))
 
     async def points_sent_since(self, member_id: uuid.UUID, since: datetime) -> int:
         """The points the member sent to other members (`transfer_out`) from `since` on: not a reversal's

@@ -154,6 +154,14 @@ class EarnResult:
     tier_changed: bool
 
 
+def _check_purchase_time(occurred_at: datetime, now: datetime) -> None:
+    """A purchase a till recorded offline is earned within OFFLINE_GRACE; none is in the future."""
+    if occurred_at > now + CLOCK_SKEW:
+        raise InvalidField("occurred_at", "must not be in the future")
+    if occurred_at < now - OFFLINE_GRACE:
+        raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
+
+
 async def earn(
     uow: UnitOfWork,
     *,
@@ -168,14 +176,14 @@ async def earn(
 ) -> EarnResult:
     program = await get_program(uow)
     check_currency(program, amount, *(item.line_total for item in items))
-    now = uow.clock.now()
-    occurred = occurred_at or now
-    if occurred > now + CLOCK_SKEW:
-        raise InvalidField("occurred_at", "must not be in the future")
-    if occurred < now - OFFLINE_GRACE:
-        raise InvalidField("occurred_at", f"must be within the last {OFFLINE_GRACE.days} days")
+    if occurred_at is not None:
+        _check_purchase_time(occurred_at, uow.clock.now())
     earner = await lock_earner(uow, member_id)
     member, account = earner.member, earner.account
+    # Read behind the member's lock, as a redeem's: an earn that waited for it is stamped after the entries
+    # written meanwhile, so the ledger's times follow its order (a client reading `since` misses none).
+    now = uow.clock.now()
+    occurred = occurred_at or now
 
     rules = await earning.rules_in_force(uow, occurred)
     # Decrypting is a cost every earn would pay: only when a rule looks at the birthday.
