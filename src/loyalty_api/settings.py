@@ -19,15 +19,27 @@ from sqlalchemy.exc import ArgumentError
 
 from loyalty_api.crypto import check_key
 
+# The longest window a rate may count over: a key locked for longer is a revoked key (and a window of many
+# years gave a 429 a Retry-After of twenty digits). `limits` reads "1/0 second" as one a second: refused.
+_LONGEST_WINDOW = parse_many("1/year")[0].get_expiry()
+_NO_WINDOW = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
+
 
 def check_rate(value: str) -> str:
-    """A rate such as "100/second" (one limit: several would make the 429's headers ambiguous)."""
+    """A rate such as "100/second" (one limit: several would make the 429's headers ambiguous), over a
+    window of a year at most."""
     try:
         parsed = parse_many(value)
     except ValueError:
         parsed = []
-    if len(parsed) != 1 or parsed[0].amount < 1 or len(value) > 32:
-        raise ValueError('must be one rate such as "100/second" or "6000/minute"')
+    if (
+        len(parsed) != 1
+        or parsed[0].amount < 1
+        or len(value) > 32
+        or parsed[0].get_expiry() > _LONGEST_WINDOW
+        or _NO_WINDOW.search(value)
+    ):
+        raise ValueError('must be one rate such as "100/second" or "6000/minute", over a year at most')
     return value
 
 

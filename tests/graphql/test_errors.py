@@ -73,6 +73,39 @@ class TestRequestErrors:
         assert "Long" in body["errors"][0]["message"]
         assert codes(body) == ["BAD_USER_INPUT"]
 
+    async def test_an_explicit_null_for_an_argument_that_takes_none_is_bad_user_input(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """A nullable variable may stand where an argument with a default is: a null sent for it fails as
+        the field runs, graphql-core's own error, which had no code."""
+        query = "query($x: Int) { loyaltyMembers(first: $x) { edges { node { id } } } }"
+        body = await graphql(client, admin_key, query, x=None)
+        assert body["data"] is None
+        assert "first" in body["errors"][0]["message"]
+        assert codes(body) == ["BAD_USER_INPUT"]
+
+    async def test_several_operations_need_the_one_to_run_named(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """As the spec's GetOperation says: without `operationName` none is guessed, by POST or GET."""
+        document = "query First { __typename } query Second { second: __typename }"
+        unnamed = [
+            await client.post("/graphql", json={"query": document}, headers=bearer(pos_key)),
+            await client.get("/graphql", params={"query": document}, headers=bearer(pos_key)),
+        ]
+        for response in unnamed:
+            assert response.json()["data"] is None, response.text
+            assert codes(response.json()) == ["GRAPHQL_VALIDATION_FAILED"]
+            assert "operationName" in response.json()["errors"][0]["message"]
+        named = await client.post(
+            "/graphql", json={"query": document, "operationName": "Second"}, headers=bearer(pos_key)
+        )
+        assert named.json() == {"data": {"second": "Query"}}
+        alone = await client.post(
+            "/graphql", json={"query": "query Only { __typename }"}, headers=bearer(pos_key)
+        )
+        assert alone.json() == {"data": {"__typename": "Query"}}
+
 
 class TestDomainErrors:
     async def test_a_malformed_member_id_is_a_validation_error(

@@ -89,8 +89,8 @@ def _with_code(error: GraphQLError, code: str) -> None:
 
 
 class ErrorCodes(SchemaExtension):
-    """`extensions.code` on errors that have none: parse and validation errors, variables that do not fit
-    their types (Apollo's `BAD_USER_INPUT`), and a domain error a resolver let through without
+    """`extensions.code` on errors that have none: parse and validation errors, variables and arguments that
+    do not fit their types (Apollo's `BAD_USER_INPUT`), and a domain error a resolver let through without
     `domain_errors()`."""
 
     def on_parse(self) -> Iterator[None]:
@@ -116,7 +116,9 @@ class ErrorCodes(SchemaExtension):
                 # An outage, not a bug: the caller retries (Retry-After's advice is in the code's page).
                 coded = as_graphql_error(unavailable)
                 error.message, error.extensions = coded.message, coded.extensions
-            elif error.path is None:  # not a field's error: the variables did not coerce
+            elif error.path is None or original is None or isinstance(original, GraphQLError):
+                # The variables did not coerce (no field's error), or a field's arguments did not:
+                # graphql-core raises those itself (an explicit null for a non-null argument with a default).
                 _with_code(error, BAD_USER_INPUT)
 
 

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, cast
 
 import strawberry
+from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as TransportError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -20,15 +21,16 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.unset import UNSET
 
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, OperationDefinitionNode
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.activities import ActivityMutations
 from loyalty_api.graphql.checkout import CheckoutQueries
@@ -38,6 +40,7 @@ from loyalty_api.graphql.coupons import Coupon, CouponMutations
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     UNKNOWN_TYPENAME,
+    VALIDATION_FAILED,
     PlainStrings,
     as_graphql_error,
     is_internal,
@@ -96,6 +99,33 @@ class ParsedOnce(ParserCache):
         context = self.execution_context
         with suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
+
+
+# Whether this request's body (or query string) named its operation: strawberry's execution context keeps it
+# private, and runs a document's first operation when none is named.
+_operation_named: ContextVar[bool] = ContextVar("operation_named", default=True)
+
+
+class OperationChosen(SchemaExtension):
+    """A document of several operations runs the one `operationName` names; without a name it is refused,
+    as the GraphQL spec's GetOperation says, where strawberry would run the first. (Not a validation rule:
+    validation is cached by document, and this depends on the request too.)"""
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        operations = (
+            0
+            if document is None
+            else sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions)
+        )
+        if operations > 1 and not _operation_named.get():
+            self.execution_context.pre_execution_errors = [
+                GraphQLError(
+                    "Must provide operationName when the document has several operations",
+                    extensions={"code": VALIDATION_FAILED},
+                )
+            ]
         yield
 
 
@@ -170,6 +200,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             # evicts, never grows, the caches.
             partial(ParsedOnce, maxsize=DOCUMENTS_CACHED),
             partial(BoundedValidation, max_fields=settings.graphql_max_fields, maxsize=DOCUMENTS_CACHED),
+            OperationChosen,  # after the validation cache, which sets the document's errors as it finds them
         ]
         schema = LoyaltySchema(
             query=Query,
@@ -203,6 +234,13 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             return screened[1]  # read, guarded and checked by `_screen` already
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         return _operation(load_json(raw, max_depth=self.max_json_depth, controls=False))
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        _operation_named.set(isinstance(data, list) or data.operation_name is not None)
+        return data
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, Request):
