@@ -492,6 +492,66 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         assert (await points(client, pos_key, member_id))["balance"] == 300
         await assert_ledger_invariant(app, member_id)
 
+    @pytest.mark.parametrize("then", ["captured_and_kept", "captured_and_refunded", "released"])
+    async def test_points_a_hold_spares_past_their_end_are_not_owed_by_their_order_s_refund(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        then: str,
+    ) -> None:
+        """EARNED is returned while CAP's hold spares 200 of its points past their end: whatever the hold
+        then does, those points never pay for EARNED, nor do the member's own in their place. (A capture
+        pays with points still good first, and lets the spared ones expire: kept, CAP cost 200 of them.)"""
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # EARNED's points have ended; the hold spares 200 of them
+        returned = await refund_by(client, pos_key, "EARNED", full=True)
+        assert (returned["already_expired"], returned["shortfall"]) == (500, 0), returned
+        await earn(client, pos_key, member_id, 30_000, order_ref="OWN")  # 300 of their own
+        if then == "released":
+            released = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(pos_key))
+            assert released.status_code == 200, released.text
+        else:
+            captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+            assert captured.status_code == 200, captured.text
+            if then == "captured_and_refunded":
+                assert (await refund_by(client, pos_key, "CAP", full=True))["shortfall_settled"] == 0
+        kept = 200 if then == "captured_and_kept" else 0
+        assert (await points(client, pos_key, member_id))["balance"] == 300 - kept
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("refunds", [[{"full": True}], [{"points": 100}, {"full": True}]])
+    async def test_an_order_that_earned_and_captured_ends_the_same_refunded_at_once_or_in_parts(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        refunds: list[dict[str, Any]],
+    ) -> None:
+        """CAP earned 100 and its capture spent those and 100 of OLD's points past their end. Its first part
+        refund gives back OLD's (the last spent), which expire, and cannot take back its share of what it
+        earned: the rest of its refund, giving back its own points, settles that too."""
+        await earn(client, pos_key, member_id, 50_000, order_ref="OLD")  # 500, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await earn(client, pos_key, member_id, 10_000, order_ref="CAP")  # 100, good for a year
+        clock.advance(timedelta(days=64))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # OLD's points have ended: the hold spares 100 of them
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert (captured.status_code, captured.json()["balance"]) == (200, 0), captured.text
+        for body in refunds:
+            await refund_by(client, pos_key, "CAP", **body)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
     async def test_an_order_s_own_points_captured_after_their_end_leave_nothing_owed(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
     ) -> None:

@@ -189,14 +189,17 @@ async def _take_back(
 
 
 async def _gone_unowed(uow: UnitOfWork, order: Order) -> int:
-    """What the order earned that is gone and owed by no one: the points that expired, and those another
-    order's capture spent past their end (its hold spared them) and has not given back. Unspent, those would
-    have expired as this order's, as its own capture's would (see `ended_own`), and given back they come back
-    ended and expire: a refund that took other points in their place would take the member's own, in one
-    order of the two refunds and not in the other."""
+    """What the order earned that is gone and owed by no one: the points that expired, those past their end
+    that a hold still spares, and those another order's capture spent past their end and has not given
+    back. Spared points expire when their hold lets them go; captured, they would have expired as this
+    order's had they not been spent, as its own capture's would (see `ended_own`); given back, they come back
+    ended and expire. Owed instead, the refund would take the member's own points in their place, or leave a
+    shortfall that later points pay, in one order of the refund, the capture and its refund and not in the
+    others. (Call after the due points expired, with the member's account locked.)"""
     ledger = LedgerRepository(uow.session)
     lots = await ledger.lots_of_earn(order.order_ref)
     gone = await ledger.expired_from(order.member_id, lots)
+    gone += await LotRepository(uow.session).spared_in(order.member_id, lots, uow.clock.now())
     orders = OrderRepository(uow.session)
     for payer_ref in await ledger.orders_captured_from(order.member_id, lots, other_than=order.order_ref):
         payer = await orders.get_order(payer_ref)
@@ -325,10 +328,11 @@ async def refund(
         uow,
         order.member_id,
         # What came back live, less what the take-back took of it (the order's own ended points paid part).
+        # The order's own shortfall too: an earlier part refund's, which gave back points that came back
+        # ended, is paid by the points this one gives back, as one refund of both parts would have been.
         min(give - ended - (take - ended_taken), state.available),
         state,
         settled_by={"settled_by": order_ref},
-        other_than=order_ref,
     )
     referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(

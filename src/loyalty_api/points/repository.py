@@ -854,6 +854,20 @@ class LotRepository:
         )
         return result.scalars().all()
 
+    async def spared_in(self, member_id: uuid.UUID, lot_ids: set[str], now: datetime) -> int:
+        """The points left in the lots past their end at `now`: what holds spare, once the expiry has run."""
+        if not lot_ids:
+            return 0
+        spared = await self.session.scalar(
+            select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+                PointLot.member_id == member_id,
+                PointLot.id.in_({uuid.UUID(lot_id) for lot_id in lot_ids}),
+                PointLot.remaining > 0,
+                PointLot.expires_at <= now,
+            )
+        )
+        return int(spared or 0)
+
     async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
         row = await _DUE_LOT_EXISTS.fetch_one(self.session, {"member": member_id, "now": now})
         return row is not None and bool(row[0])

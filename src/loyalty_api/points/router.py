@@ -244,9 +244,9 @@ async def refund_order(
     422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
     Redeemed points come back with the time they had left when spent (a part refund: the last spent first);
     points a capture spent already past their end come back ended and expire at once (`points.expired`),
-    and the refund of the order that earned them owes none of them (`already_expired`). A refunded order is
-    closed to new points: an earn, redeem, hold or capture on it after is refused (`order_refunded`). Emits
-    `points.refunded`."""
+    and the refund of the order that earned them owes none of them (`already_expired`), nor of those a hold
+    spares past their end. A refunded order is closed to new points: an earn, redeem, hold or capture on it
+    after is refused (`order_refunded`). Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
         order_ref=order_ref,
