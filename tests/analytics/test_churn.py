@@ -18,6 +18,7 @@ from tests.subscriptions.helpers import (
     add_plan,
     new_paid_subscriber,
     new_subscriber,
+    pay,
     post_action,
     subscribe_paid,
 )
@@ -74,6 +75,36 @@ class TestChurn:
             "3",
             "1",
             "0.3333",
+        )
+
+    async def test_a_trial_whose_first_fee_was_taken_ahead_is_not_paying_yet(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """Billing may take the first period's fee before the trial ends: the member is still in the trial
+        at the window's start, so not paying then (a cancellation would give the fee back unused)."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
+        clock.set(START - timedelta(days=10))
+        _, paying = await new_paid_subscriber(client, ecommerce_key, "plus")
+        _, trialing = await new_subscriber(client, ecommerce_key, "trial")  # in its trial until START + 20
+        clock.set(START - timedelta(days=5))
+        await pay(client, billing_key, trialing["id"], period=1, amount=3_000)  # ahead of the trial's end
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, paying["id"])
+        clock.set(START + timedelta(days=5))
+
+        window = {"from": iso(START), "to": iso(START + timedelta(days=3))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
+            1,
+            1,
+            "1.0000",
         )
 
     async def test_no_one_paying_at_the_start_is_no_churn_figure(

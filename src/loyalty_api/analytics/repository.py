@@ -40,15 +40,18 @@ def _period_of(at: InstrumentedAttribute[datetime], cuts: Sequence[datetime]) ->
 
 
 def _paying_at(at: datetime, subscription: type[Subscription] = Subscription) -> ColumnElement[bool]:
-    """A subscription that was paying at `at`: made before it, billing had taken a fee for it before it, and
-    it had not ended by then (one canceled but in its paid period, or past due in its grace, still counts)."""
+    """A subscription that was paying at `at`: made before it, out of its trial by then, billing had taken a
+    fee for it before it, and it had not ended by then (one canceled but in its paid period, or past due in
+    its grace, still counts). A fee taken during the trial, for the first period, does not make the trial
+    paying: it may still be given back unused."""
     paid = exists().where(
         SubscriptionPayment.subscription_id == subscription.id,
         SubscriptionPayment.status == "succeeded",
         SubscriptionPayment.recorded_at < at,
     )
     not_ended = or_(subscription.ended_at.is_(None), subscription.ended_at >= at)
-    return and_(subscription.created_at < at, not_ended, paid)
+    out_of_trial = or_(subscription.trial_end.is_(None), subscription.trial_end <= at)
+    return and_(subscription.created_at < at, out_of_trial, not_ended, paid)
 
 
 def _counted(at: datetime) -> ColumnElement[bool]:
