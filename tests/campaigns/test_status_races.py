@@ -7,19 +7,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.privacy.erasure import erase_member
 from loyalty_api.profiles import service as profiles
+from loyalty_api.settings import Settings
 from tests.builders import enrol
 from tests.campaigns.helpers import POINTS_ACTION, create, read, run, seed_members
 from tests.conftest import bearer, units_of
-from tests.databases import is_postgres
+from tests.databases import account_locked, is_postgres, lock_waiters
 from tests.inspect_db import rows
 from tests.points.helpers import points, set_program
 
@@ -92,3 +95,31 @@ class TestStatusChangedWhileABatchRuns:
         assert await _reached_ids(app, campaign["id"]) == set(members) - set(dropped)
         done = await read(client, admin_key, campaign["id"])
         assert done["status"] == "completed" and done["counts"]["reached"] == 7
+
+
+class TestAGrantIsStampedBehindTheLock:
+    async def test_a_grant_that_waited_for_the_members_account_follows_what_was_written_meanwhile(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """The ledger's times follow its order: a client reading a member's ledger `since` the last time it
+        saw misses no grant."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await create(client, admin_key, action=POINTS_ACTION)
+        async with account_locked(settings, member["id"]) as watcher:
+            running = asyncio.ensure_future(run(app))
+            for _ in range(500):  # until the batch waits for the account, or ends without waiting
+                if running.done() or await lock_waiters(watcher):
+                    break
+                await asyncio.sleep(0.01)
+            clock.advance(timedelta(minutes=1))  # what holds the account commits a minute on
+            let_go = clock.now()
+        assert await running == 1
+        [entry] = await rows(app, "SELECT created_at FROM ledger_entries WHERE type = 'campaign'")
+        assert entry["created_at"] == let_go

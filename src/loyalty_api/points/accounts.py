@@ -265,8 +265,13 @@ async def credit_members(
     """`credit_points` for many members at once, the same `points` each, in a handful of statements: the
     accounts (locked in ascending member order), their ledger entries, their lots. Each member's account
     after it and their entry's id, by member; a member without an account is left out."""
+    accounts = PointsAccountRepository(uow.session)
+    if not member_ids:
+        return {}
+    await accounts.lock_many(member_ids)
+    # Read behind the accounts' locks, as an earn's: the entries are stamped after those written meanwhile.
     now = uow.clock.now()
-    states = await PointsAccountRepository(uow.session).credit_many(
+    states = await accounts.credit_many(
         member_ids, points=points, lifetime=points if lifetime else 0, now=now
     )
     entries = [

@@ -397,26 +397,27 @@ class PointsAccountRepository:
         )
         return found is not None
 
-    async def credit_many(
-        self, member_ids: Sequence[uuid.UUID], *, points: int, lifetime: int, now: datetime
-    ) -> dict[uuid.UUID, AccountState]:
-        """Add `points` (and `lifetime` to what each earned) to each of these members' accounts, in two
-        statements however many they are; the accounts after it, by member. The rows are locked first in
-        ascending member order, the order every path that locks several accounts takes, so a batch and a
-        transfer between two of its members cannot deadlock; the UPDATE alone would lock them in whatever
-        order it met them."""
-        if not member_ids:
-            return {}
-        ids = sorted(member_ids)
+    async def lock_many(self, member_ids: Sequence[uuid.UUID]) -> None:
+        """Lock these members' accounts until commit, in ascending member order, the order every path that
+        locks several accounts takes, so a batch and a transfer between two of its members cannot deadlock
+        (an UPDATE alone would lock them in whatever order it met them)."""
         await self.session.execute(
             select(_ACCOUNTS.c.member_id)
-            .where(_ACCOUNTS.c.member_id.in_(ids))
+            .where(_ACCOUNTS.c.member_id.in_(sorted(member_ids)))
             .order_by(_ACCOUNTS.c.member_id)
             .with_for_update()
         )
+
+    async def credit_many(
+        self, member_ids: Sequence[uuid.UUID], *, points: int, lifetime: int, now: datetime
+    ) -> dict[uuid.UUID, AccountState]:
+        """Add `points` (and `lifetime` to what each earned) to each of these members' accounts, locked
+        first (lock_many), in one statement however many they are; the accounts after it, by member."""
+        if not member_ids:
+            return {}
         rows = await self.session.execute(
             update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.member_id.in_(ids))
+            .where(_ACCOUNTS.c.member_id.in_(member_ids))
             .values(
                 balance=_ACCOUNTS.c.balance + points,
                 lifetime_earned=_ACCOUNTS.c.lifetime_earned + lifetime,
