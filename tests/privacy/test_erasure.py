@@ -615,6 +615,47 @@ async def test_what_operators_wrote_about_the_member_goes_with_them(
     await assert_ledger_invariant(app)
 
 
+@pytest.mark.parametrize("erased", ["sender", "recipient"])
+async def test_a_transfer_reversal_s_reason_goes_with_either_member(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, erased: str
+) -> None:
+    """A reversal's reason is written to both members' entries and events, and may name either: erasing
+    one takes it from both (the other keeps the amounts and the transfer's id)."""
+    await set_program(client, admin_key, transfers_enabled=True)
+    sender = await enrol(client, pos_key, phone="13812345678", name="李娜")
+    recipient = await enrol(client, pos_key, phone="13987654321", name="王芳")
+    await earn(client, pos_key, sender["id"], 100_000)
+    sent = await client.post(
+        f"/v1/members/{sender['id']}/transfers",
+        json={"to_member_id": recipient["id"], "points": 100},
+        headers=bearer(admin_key),
+    )
+    assert sent.status_code == 201, sent.text
+    reversed_ = await client.post(
+        f"/v1/members/{sender['id']}/transfers/{sent.json()['transfer_id']}/reversal",
+        json={"reason": "李娜 (13812345678) meant to send them to her sister, not to 王芳 (13987654321)"},
+        headers=bearer(admin_key),
+    )
+    assert reversed_.status_code == 201, reversed_.text
+
+    gone = sender if erased == "sender" else recipient
+
+    def holding(words: tuple[str, ...], hits: list[tuple[str, str, str]]) -> set[str]:
+        return {table for table, _, value in hits if any(word in value for word in words)}
+
+    reason = ("meant to send them to her sister",)
+    assert holding(reason, await _every_text(app)) >= {"ledger_entries", "outbox_events"}
+    await _erase(client, admin_key, gone["id"])
+    hits = await _every_text(app)
+    assert holding(reason, hits) <= {"audit_events"}
+    assert holding((gone["name"], gone["phone"][-8:]), hits) <= {"audit_events"}
+    reversal = await events(app, "points.transfer_reversed")
+    assert sorted(e["payload"]["role"] for e in reversal) == ["recipient", "sender"]
+    assert {e["payload"]["reason"] for e in reversal} == {"erased"}
+    assert {e["payload"]["transfer_id"] for e in reversal} == {sent.json()["transfer_id"]}
+    await assert_ledger_invariant(app)
+
+
 async def test_a_receivers_answer_to_an_event_sent_before_an_erasure_is_not_kept_after_it(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
 ) -> None:

@@ -470,6 +470,19 @@ class PointsAccountRepository:
         return {row[0]: (stored_account(row[2:]), int(row[1])) for row in rows.all()}
 
 
+# The entries of a transfer's reversal, each with the operator's reason: the recipient's `transfer_out`
+# (marked `reversal`) and the sender's `transfer_return`.
+_REVERSAL_TYPES = ("transfer_out", "transfer_return")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacedReasons:
+    reasons: list[str]  # as they were
+    # The other members party to the member's reversed transfers, with those transfers' ids: their events of
+    # the reversal carry the reason too.
+    reversals: dict[uuid.UUID, frozenset[str]]
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -482,27 +495,58 @@ class LedgerRepository:
         if entries:
             await self.session.execute(insert(_ENTRIES), [_entry_row(entry) for entry in entries])
 
-    async def replace_adjustment_reasons(self, member_id: uuid.UUID, replacement: str) -> list[str]:
-        """For an erasure: the reasons operators wrote on the member's adjustments (free text, which may name
-        them) become `replacement`; the amounts stay. The reasons as they were."""
-        rows = await self.session.execute(
-            select(_ENTRIES.c.id, _ENTRIES.c.details).where(
-                _ENTRIES.c.member_id == member_id, _ENTRIES.c.type == "adjust"
-            )
-        )
+    async def replace_reasons(self, member_id: uuid.UUID, replacement: str) -> ReplacedReasons:
+        """For an erasure: the reasons operators wrote about the member (free text, which may name them)
+        become `replacement`, the amounts staying: those of their adjustments, and those of the transfer
+        reversals they were party to, in the other member's entries too (one reason is written to both)."""
+        own = await self._entries_with_reasons(member_id, ("adjust", *_REVERSAL_TYPES))
+        reversals: dict[uuid.UUID, set[str]] = {}
+        for _, entry_type, details in own:
+            if entry_type in _REVERSAL_TYPES:
+                party = uuid.UUID(
+                    details["from_member_id"] if entry_type == "transfer_return" else details["to_member_id"]
+                )
+                reversals.setdefault(party, set()).add(details["transfer_id"])
+        theirs = [
+            entry
+            for party, transfers in reversals.items()
+            for entry in await self._entries_with_reasons(party, _REVERSAL_TYPES)
+            if entry[2]["transfer_id"] in transfers
+        ]
         changed = [
-            (entry_id, details["reason"], details | {"reason": replacement})
-            for entry_id, details in rows.all()
-            if details.get("reason") not in (None, replacement)
+            (entry_id, details)
+            for entry_id, _, details in [*own, *theirs]
+            if details["reason"] != replacement
         ]
         if changed:
             await self.session.execute(
                 update(_ENTRIES)
                 .where(_ENTRIES.c.id == bindparam("entry"))
                 .values(details=bindparam("new_details", type_=_ENTRIES.c.details.type)),
-                [{"entry": entry_id, "new_details": new} for entry_id, _, new in changed],
+                [
+                    {"entry": entry_id, "new_details": details | {"reason": replacement}}
+                    for entry_id, details in changed
+                ],
             )
-        return [reason for _, reason, _ in changed]
+        return ReplacedReasons(
+            reasons=[details["reason"] for _, details in changed],
+            reversals={party: frozenset(transfers) for party, transfers in reversals.items()},
+        )
+
+    async def _entries_with_reasons(
+        self, member_id: uuid.UUID, types: Sequence[str]
+    ) -> list[tuple[uuid.UUID, str, dict[str, Any]]]:
+        """The member's entries of `types` whose details hold an operator's `reason`."""
+        rows = await self.session.execute(
+            select(_ENTRIES.c.id, _ENTRIES.c.type, _ENTRIES.c.details).where(
+                _ENTRIES.c.member_id == member_id, _ENTRIES.c.type.in_(types)
+            )
+        )
+        return [
+            (entry_id, entry_type, details)
+            for entry_id, entry_type, details in rows.all()
+            if details.get("reason") is not None
+        ]
 
     async def record_earn(self, earning: Earning, *, windows: Sequence[datetime]) -> PurchaseTotals | None:
         """Claim the order as earned and write the earn's account change, entry, lot and event. Returns the

@@ -5,9 +5,10 @@ Personal data lived in: the member's row (encrypted contacts, name, birthday, th
 them, the card number), their external ids, their partner links and link codes (a partner's customer ref), the
 partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
 gave to those events, and the replies recorded for Idempotency-Keys. What operators wrote about the member in
-free text, the reasons of their adjustments and overrides (in the ledger, the tier history and the events),
-may name them too. Each is removed here, in one transaction; unused coupons expire, subscriptions end, and
-partner perks still owed them (no code given yet) go.
+free text, the reasons of their adjustments, overrides and transfer reversals (in the ledger, the tier history
+and the events; a reversal's in the other member's too), may name them too. Each is removed here, in one
+transaction; unused coupons expire, subscriptions end, and partner perks still owed them (no code given yet)
+go.
 (The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 
@@ -28,7 +29,7 @@ from loyalty_api.members.events import MemberErased
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member, emit_for_partner
 from loyalty_api.partners.repository import ERASED_REF, ExchangeRepository, PartnerRepository, PerkRepository
-from loyalty_api.points.events import PointsAdjusted
+from loyalty_api.points.events import PointsAdjusted, PointsTransferReversed
 from loyalty_api.points.repository import LedgerRepository
 from loyalty_api.profiles import service as profiles
 from loyalty_api.tiers.repository import MemberTierRepository
@@ -65,8 +66,13 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
         member_id, partial(_event_without, frozenset(identifiers))
     )
+    replaced = await LedgerRepository(uow.session).replace_reasons(member_id, ERASED_REF)
+    for party, transfers in replaced.reversals.items():
+        rewritten += await OutboxRepository(uow.session).rewrite_member_payloads(
+            party, partial(_reversal_without_reason, transfers)
+        )
     reasons = [
-        *await LedgerRepository(uow.session).replace_adjustment_reasons(member_id, ERASED_REF),
+        *replaced.reasons,
         *await MemberTierRepository(uow.session).replace_override_reasons(member_id, ERASED_REF),
     ]
     answers = await DeliveryRepository(uow.session).forget_answers_about(member_id)
@@ -232,9 +238,19 @@ def _holds(value: Any, traits: frozenset[str]) -> bool:
 def _event_without(identifiers: frozenset[str], event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """An event payload without what identified the member, nor what an operator wrote about them."""
     scrubbed: dict[str, Any] = _without(identifiers, payload)
-    if event_type == PointsAdjusted.event_type:
+    if event_type in (PointsAdjusted.event_type, PointsTransferReversed.event_type):
         scrubbed["reason"] = ERASED_REF
     return scrubbed
+
+
+def _reversal_without_reason(
+    transfers: frozenset[str], event_type: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """Another member's event of a reversal of one of `transfers`, without the reason the operator wrote,
+    which may name the member erased."""
+    if event_type == PointsTransferReversed.event_type and payload.get("transfer_id") in transfers:
+        return payload | {"reason": ERASED_REF}
+    return payload
 
 
 def _without(identifiers: frozenset[str], value: Any) -> Any:
