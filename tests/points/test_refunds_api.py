@@ -367,6 +367,18 @@ async def lots_of(app: FastAPI, member_id: str) -> list[tuple[int, int, str | No
     return [(lot["points"], lot["remaining"], lot["order_ref"]) for lot in found]
 
 
+async def _earned_ended_under_a_hold(
+    client: httpx.AsyncClient, key: str, member_id: str, clock: FrozenClock
+) -> str:
+    """EARNED earns 500 points ending in 12 months; the day before they end, CAP holds 200 for three days;
+    two days on, EARNED's points have ended and the hold spares 200 of them. The hold's id."""
+    await earn(client, key, member_id, 50_000, order_ref="EARNED")
+    clock.advance(timedelta(days=364))
+    hold_id = await hold_points(client, key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
+    clock.advance(timedelta(days=2))
+    return hold_id
+
+
 class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
     """A refund gave redeemed points back as a fresh lot with a full expiry: redeemed the day before they
     ended, then refunded, they lived another year, and again after the next redeem and refund. They now keep
@@ -475,10 +487,7 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         """EARNED's points paid for CAP after their end (CAP's hold spared them); the member has points of
         their own beside. Returning both leaves them those, whichever comes back first: before, returning
         EARNED first took 200 of them in place of its points, which came back ended with CAP and expired."""
-        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
-        clock.advance(timedelta(days=364))
-        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
-        clock.advance(timedelta(days=2))  # EARNED's points have ended; the hold spares 200 of them
+        hold_id = await _earned_ended_under_a_hold(client, pos_key, member_id, clock)
         captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
         assert (captured.status_code, captured.json()["balance"]) == (200, 0), captured.text
         await earn(client, pos_key, member_id, 30_000, order_ref="OWN")  # 300 of their own
@@ -505,10 +514,7 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         """EARNED is returned while CAP's hold spares 200 of its points past their end: whatever the hold
         then does, those points never pay for EARNED, nor do the member's own in their place. (A capture
         pays with points still good first, and lets the spared ones expire: kept, CAP cost 200 of them.)"""
-        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
-        clock.advance(timedelta(days=364))
-        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
-        clock.advance(timedelta(days=2))  # EARNED's points have ended; the hold spares 200 of them
+        hold_id = await _earned_ended_under_a_hold(client, pos_key, member_id, clock)
         returned = await refund_by(client, pos_key, "EARNED", full=True)
         assert (returned["already_expired"], returned["shortfall"]) == (500, 0), returned
         await earn(client, pos_key, member_id, 30_000, order_ref="OWN")  # 300 of their own
