@@ -30,7 +30,7 @@ from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres
+from tests.databases import is_postgres, lock_waiters
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.relay import Relay
@@ -378,6 +378,30 @@ async def test_an_endpoint_deleted_mid_send_does_not_break_the_batch(
     [delivery] = await rows(app, "SELECT endpoint_id, status FROM webhook_deliveries")
     assert (str(uuid.UUID(str(delivery["endpoint_id"]))), delivery["status"]) == (kept, "succeeded")
     assert len(await rows(app, "SELECT id FROM webhook_attempts")) == 1
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's writers take turns: no deletion lands mid fan-out")
+async def test_an_endpoint_deleted_while_events_fan_out_leaves_the_fan_out_whole(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, pos_key: str, member: str
+) -> None:
+    """The deletion waits for the fan-out that listed the endpoint and takes its new deliveries with it;
+    before, the fan-out's insert failed on the endpoint gone, and the worker's whole run ended, cutting off
+    the sends under way (they went out again: duplicates)."""
+    doomed, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    kept, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    async with units.database.engine.connect() as operator, units.database.engine.connect() as watcher:
+        await watcher.execution_options(isolation_level="AUTOCOMMIT")
+        await operator.execute(text("DELETE FROM webhook_endpoints WHERE id = :e"), {"e": uuid.UUID(doomed)})
+        fanning_out = asyncio.ensure_future(dispatch_events(units))
+        for _ in range(500):  # until the fan-out waits for the deletion, or ends without waiting
+            if fanning_out.done() or await lock_waiters(watcher):
+                break
+            await asyncio.sleep(0.01)
+        await operator.commit()
+    assert await fanning_out > 0  # the events, each to the endpoints that take it
+    [delivery] = await rows(app, "SELECT endpoint_id FROM webhook_deliveries")
+    assert str(uuid.UUID(str(delivery["endpoint_id"]))) == kept
 
 
 @pytest.mark.usefixtures("earned_event")
