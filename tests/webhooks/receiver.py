@@ -42,6 +42,9 @@ class Receiver:
     down: bool = False
     down_pause: float = 0.05
     exchanges: list[Exchange] = field(default_factory=list)
+    # Requests to these paths hang until `let_go` is set (a receiver hanging beside others on its host).
+    hanging_paths: set[str] = field(default_factory=set)
+    let_go: asyncio.Event = field(default_factory=asyncio.Event)
 
     def fail_next(self, *statuses: int) -> None:
         self.answers.extend(statuses)
@@ -65,6 +68,8 @@ class Receiver:
         self.received.append(
             Received(headers={k.decode(): v.decode() for k, v in scope["headers"]}, body=body)
         )
+        if scope["path"] in self.hanging_paths:
+            await self.let_go.wait()
         hold = self.holds.popleft() if self.holds else None
         if self.on_request is not None:
             await self.on_request()

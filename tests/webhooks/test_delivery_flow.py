@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -402,6 +403,34 @@ async def test_an_endpoint_deleted_while_events_fan_out_leaves_the_fan_out_whole
     assert await fanning_out > 0  # the events, each to the endpoints that take it
     [delivery] = await rows(app, "SELECT endpoint_id FROM webhook_deliveries")
     assert str(uuid.UUID(str(delivery["endpoint_id"]))) == kept
+
+
+async def test_an_endpoint_hanging_beside_another_on_its_host_leaves_it_a_connection(
+    units: UnitsOfWork, receiver: Receiver
+) -> None:
+    """Two endpoints of one host (two paths of one receiver): with as many sends hanging at one as the
+    sender puts out to an endpoint, the other's send is answered while they still hang. Before, the sender's
+    client also limited connections per host, so the other's sends waited for one, out of their own time."""
+    receiver.hanging_paths.add("/hooks/hang")
+    http = delivery.webhook_client(units.settings)
+    hanging = [
+        asyncio.ensure_future(http.post(f"{receiver.url}/hang", data=b"x"))
+        for _ in range(delivery._PER_ENDPOINT)
+    ]
+    try:
+        for _ in range(1000):  # until every one of them has reached the receiver
+            if len(receiver.received) == len(hanging):
+                break
+            await asyncio.sleep(0.01)
+        async with http.post(f"{receiver.url}/ok", data=b"x") as answered:
+            assert answered.status == 204
+        assert not any(send.done() for send in hanging)
+    finally:
+        receiver.let_go.set()
+        for answer in await asyncio.gather(*hanging, return_exceptions=True):
+            if isinstance(answer, aiohttp.ClientResponse):
+                answer.release()
+        await http.close()
 
 
 @pytest.mark.usefixtures("earned_event")

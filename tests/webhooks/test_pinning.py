@@ -125,7 +125,6 @@ async def session(
         timeout=seconds,
         allow_private=allow_private,
         connections=10,
-        per_endpoint=2,
         resolve=resolve,
         ssl_context=ssl_context,
     ) as opened:

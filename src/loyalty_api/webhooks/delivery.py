@@ -249,12 +249,11 @@ async def _first_finished(
 
 def webhook_client(settings: Settings) -> aiohttp.ClientSession:
     """The sender's client: connections go only to addresses that pass the target check (pinned, so a name
-    cannot answer the check with one address and the connection with another), kept alive per endpoint."""
+    cannot answer the check with one address and the connection with another), kept alive between sends."""
     return webhook_session(
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private_targets,
         connections=_SENDERS,
-        per_endpoint=_PER_ENDPOINT,
     )
 
 

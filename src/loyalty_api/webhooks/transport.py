@@ -108,17 +108,18 @@ def webhook_session(
     timeout: float,
     allow_private: bool,
     connections: int,
-    per_endpoint: int,
     resolve: Resolver = resolve_host,
     ssl_context: ssl.SSLContext | None = None,
 ) -> aiohttp.ClientSession:
     """A session whose connections go only to checked addresses (see the module docstring), without proxies
-    or .netrc; each request is bounded by `timeout` as a whole. Make it inside the event loop that uses it."""
+    or .netrc; each request is bounded by `timeout` as a whole. Make it inside the event loop that uses it.
+    No limit per host: the sender's lease caps what is out to one endpoint, and endpoints sharing a host
+    (several paths of one receiver) would otherwise wait for each other's connections, out of their time."""
     connector = aiohttp.TCPConnector(
         resolver=PinningResolver(allow_private=allow_private, resolve=resolve),
         use_dns_cache=False,
         limit=connections,
-        limit_per_host=per_endpoint,
+        limit_per_host=0,
         keepalive_timeout=30,
         ssl=ssl_context if ssl_context is not None else True,
     )
