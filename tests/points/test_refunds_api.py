@@ -531,6 +531,37 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
         await assert_ledger_invariant(app, member_id)
 
+    @pytest.mark.parametrize("then", ["released", "captured_and_refunded"])
+    async def test_what_a_refund_could_not_take_from_a_hold_is_settled_when_the_points_come_back_ended(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        then: str,
+    ) -> None:
+        """EARNED is returned the day before its points end, while CAP holds them all: the refund cannot take
+        them, and records them owed. They end under the hold; let go by it, or captured and given back with
+        CAP's refund, they settle what EARNED owes, and the member's later points are their own."""
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 500, "CAP", ttl=3 * 24 * 3600)
+        returned = await refund_by(client, pos_key, "EARNED", full=True)
+        assert (returned["already_expired"], returned["shortfall"]) == (0, 500), returned
+        clock.advance(timedelta(days=2))  # EARNED's points have ended; the hold spares them
+        if then == "released":
+            released = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(pos_key))
+            assert released.status_code == 200, released.text
+        else:
+            captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+            assert captured.status_code == 200, captured.text
+            assert (await refund_by(client, pos_key, "CAP", full=True))["shortfall_settled"] == 500
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await earn(client, pos_key, member_id, 30_000, order_ref="OWN")
+        assert (await points(client, pos_key, member_id))["balance"] == 300
+        await assert_ledger_invariant(app, member_id)
+
     @pytest.mark.parametrize("refunds", [[{"full": True}], [{"points": 100}, {"full": True}]])
     async def test_an_order_that_earned_and_captured_ends_the_same_refunded_at_once_or_in_parts(
         self,

@@ -546,20 +546,21 @@ async def settle_shortfalls(
         points = min(spare - settled, owing.points_shortfall)
         if points <= 0:
             continue
-        state = await _settle_shortfall(uow, owing, points, settled_by=settled_by)
+        state = await settle_shortfall(uow, owing, points, settled_by=settled_by)
         settled += points
     return settled, state
 
 
-async def _settle_shortfall(
+async def settle_shortfall(
     uow: UnitOfWork,
     owing: Order,
     points: int,
     *,
     settled_by: dict[str, str],
+    from_lot: uuid.UUID | None = None,
 ) -> AccountState:
     """Take `points` towards one order's shortfall (`settle_shortfalls`): from the order's own lots first and
-    those past their end last. The account after."""
+    those past their end last, or all from `from_lot`. The account after."""
     member_id, now = owing.member_id, uow.clock.now()
     owing.points_shortfall -= points
     owing.points_taken_back += points
@@ -579,10 +580,13 @@ async def _settle_shortfall(
         details={"taken_back": points, "given_back": 0, **settled_by, **marks},
         partner_id=partner_id,
     )
-    # Lots past their end are the expiry's, which may come after this (expire_due_points frees run-out holds
-    # first): settling from them would leave the member points that should have expired in their place,
-    # above the balance every read promised (ledger.StoredAccount.as_a_spend_finds).
-    await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref, due_last=True)
+    if from_lot is not None:
+        await LotRepository(uow.session).take(member_id, [(from_lot, points)])
+    else:
+        # Lots past their end are the expiry's, which may come after this (expire_due_points frees run-out
+        # holds first): settling from them would leave the member points that should have expired in their
+        # place, above the balance every read promised (ledger.StoredAccount.as_a_spend_finds).
+        await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref, due_last=True)
     return state
 
 

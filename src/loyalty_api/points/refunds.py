@@ -26,6 +26,7 @@ from loyalty_api.points.accounts import (
     plan_giving_back_spent,
     record_entry,
     release_member_expired_holds,
+    settle_shortfall,
     settle_shortfalls,
     spend_lots,
 )
@@ -44,6 +45,7 @@ from loyalty_api.points.ledger import (
 )
 from loyalty_api.points.referrals import void_if_returned
 from loyalty_api.points.repository import (
+    AccountState,
     LedgerRepository,
     LotRepository,
     PointsAccountRepository,
@@ -215,6 +217,35 @@ async def _gone_unowed(uow: UnitOfWork, order: Order) -> int:
     return gone
 
 
+async def _settle_from_ended(
+    uow: UnitOfWork,
+    order: Order,
+    past_end: list[tuple[uuid.UUID, PaidFrom, int]],
+    taken: dict[uuid.UUID, int],
+    state: AccountState,
+    settled_by: dict[str, str],
+) -> tuple[int, AccountState]:
+    """Points that came back ended and were not taken back settle the shortfall of the order that earned
+    them, from their lot, as its refund would have taken them had they not been spent, and as a hold that
+    let them go would have settled it (`settle_released`); the rest expire as the refund answers. Such a
+    shortfall was recorded while they were still good (a hold kept the refund from them): once past their
+    end they are gone unowed (`_gone_unowed`). The points settled, and the account after."""
+    owing = {
+        found.order_ref: found
+        for found in await OrderRepository(uow.session).list_shortfalls(order.member_id)
+        if found.order_ref != order.order_ref
+    }
+    settled = 0
+    for lot_id, lot, points in past_end:
+        earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
+        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
+        settling = min(settling, state.available)
+        if earner is not None and settling > 0:
+            state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
+            settled += settling
+    return settled, state
+
+
 async def refund(
     uow: UnitOfWork,
     *,
@@ -324,6 +355,8 @@ async def refund(
     )
     taken = await _take_back(uow, order, take, past_end)
     ended_taken = sum(taken.get(lot_id, 0) for lot_id, _, _ in past_end)
+    settled_by = {"settled_by": order_ref}
+    settled_from_ended, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
@@ -332,8 +365,9 @@ async def refund(
         # ended, is paid by the points this one gives back, as one refund of both parts would have been.
         min(give - ended - (take - ended_taken), state.available),
         state,
-        settled_by={"settled_by": order_ref},
+        settled_by=settled_by,
     )
+    settled += settled_from_ended
     referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(
         uow,
