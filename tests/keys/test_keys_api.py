@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from loyalty_api.clock import FrozenClock
 from tests.builders import add_partner, enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 
 KEYS = "/v1/api-keys"
 
@@ -130,6 +131,7 @@ class TestCreate:
             {"name": "x", "scopes": ["pos"], "rate_limit": "fast"},
             {"name": "x", "scopes": ["pos"], "rate_limit": "1/0 second"},
             {"name": "x", "scopes": ["pos"], "rate_limit": "1/2 years"},
+            {"name": "x", "scopes": ["pos"], "rate_limit": "1/367 days"},
             {"name": "x", "scopes": ["pos"], "rate_limit": "1/99999999999999999999 seconds"},
             {"name": "x", "scopes": ["pos"], "expires_in_days": 0},
             {"name": "x", "scopes": ["pos"], "allowed_networks": ["banana"]},
@@ -144,6 +146,27 @@ class TestCreate:
         refused = await client.post(KEYS, json=body, headers=bearer(admin_key))
         assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
         assert await prefixes(client, admin_key) == before
+
+    @pytest.mark.parametrize("rate", ["1000/365 days", "1/year", "500/second"])
+    async def test_a_rate_over_a_year_at_most_is_taken(
+        self, client: httpx.AsyncClient, admin_key: str, rate: str
+    ) -> None:
+        assert (await create(client, admin_key, rate_limit=rate))["key"]["rate_limit"] == rate
+
+    async def test_a_key_whose_stored_rate_is_now_refused_still_rotates_with_it(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """Rates are checked as they are given: a key made before a rate's check tightened keeps it, and
+        its rotation (which gives none) carries it on rather than failing on it."""
+        made = await create(client, admin_key, rate_limit="100/second")
+        prefix = made["key"]["prefix"]
+        async with units_of(app).database.engine.begin() as connection:  # as an older release stored it
+            await connection.execute(
+                text("UPDATE api_keys SET rate_limit = '1/2 years' WHERE prefix = :p"), {"p": prefix}
+            )
+        rotated = await rotate(client, admin_key, prefix)
+        assert rotated.status_code == 201, rotated.text
+        assert rotated.json()["key"]["rate_limit"] == "1/2 years"
 
     async def test_only_admin_keys_manage_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
         for response in (

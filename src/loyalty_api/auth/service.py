@@ -101,7 +101,7 @@ async def create_key(
         raise PartnerRequired()
     if Scope.partner in scopes and set(scopes) != {Scope.partner}:
         raise PartnerKeyNotAlone()
-    if rate_limit is not None:
+    if rate_limit is not None and lineage is None:  # a rotation carries its key's rate as it was stored
         try:
             check_rate(rate_limit)
         except ValueError as exc:

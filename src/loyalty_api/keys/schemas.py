@@ -31,7 +31,8 @@ class ApiKeyCreate(BaseModel):
     rate_limit: str | None = Field(
         default=None,
         max_length=32,
-        description="Requests the key may send, such as `600/minute` (null: the service's default).",
+        description="Requests the key may send, one rate such as `600/minute`, counted over a window of a "
+        "year at most (null: the service's default).",
     )
     expires_in_days: ExpiresInDays | None = None
     allowed_networks: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(

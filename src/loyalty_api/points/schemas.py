@@ -262,7 +262,11 @@ class TransferRead(ReadModel):
 class TransferReversalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500, description="Kept in both ledgers with the key.")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Kept in both ledgers and both events with the key; `erased` once either member is.",
+    )
 
 
 class TransferReversalRead(ReadModel):
