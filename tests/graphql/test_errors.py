@@ -101,6 +101,10 @@ class TestRequestErrors:
             "/graphql", json={"query": document, "operationName": "Second"}, headers=bearer(pos_key)
         )
         assert named.json() == {"data": {"second": "Query"}}
+        invalid = {"query": "query First { nope } query Second { __typename }"}
+        refused = (await client.post("/graphql", json=invalid, headers=bearer(pos_key))).json()
+        messages = [error["message"] for error in refused["errors"]]  # the document's own errors kept
+        assert any("nope" in m for m in messages) and any("operationName" in m for m in messages), messages
         alone = await client.post(
             "/graphql", json={"query": "query Only { __typename }"}, headers=bearer(pos_key)
         )

@@ -24,6 +24,7 @@ class GraphQLContext(BaseContext):
     snapshot: Snapshot
     loaders: Loaders
     entities_named: int = 0  # representations named so far by this request's `_entities` fields
+    operation_named: bool = True  # whether the request named the operation to run (`operationName`)
 
 
 async def get_context(request: Request) -> GraphQLContext:

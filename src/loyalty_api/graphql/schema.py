@@ -13,7 +13,7 @@ import strawberry
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as TransportError
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 from strawberry.extensions import (
     AddValidationRules,
@@ -102,30 +102,26 @@ class ParsedOnce(ParserCache):
         yield
 
 
-# Whether this request's body (or query string) named its operation: strawberry's execution context keeps it
-# private, and runs a document's first operation when none is named.
-_operation_named: ContextVar[bool] = ContextVar("operation_named", default=True)
-
-
 class OperationChosen(SchemaExtension):
     """A document of several operations runs the one `operationName` names; without a name it is refused,
     as the GraphQL spec's GetOperation says, where strawberry would run the first. (Not a validation rule:
     validation is cached by document, and this depends on the request too.)"""
 
     def on_validate(self) -> Iterator[None]:
-        document = self.execution_context.graphql_document
+        context = self.execution_context
+        document = context.graphql_document
         operations = (
             0
             if document is None
             else sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions)
         )
-        if operations > 1 and not _operation_named.get():
-            self.execution_context.pre_execution_errors = [
-                GraphQLError(
-                    "Must provide operationName when the document has several operations",
-                    extensions={"code": VALIDATION_FAILED},
-                )
-            ]
+        named = not isinstance(context.context, GraphQLContext) or context.context.operation_named
+        if operations > 1 and not named:
+            refusal = GraphQLError(
+                "Must provide operationName when the document has several operations",
+                extensions={"code": VALIDATION_FAILED},
+            )
+            context.pre_execution_errors = [*(context.pre_execution_errors or ()), refusal]
         yield
 
 
@@ -235,12 +231,20 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         return _operation(load_json(raw, max_depth=self.max_json_depth, controls=False))
 
-    async def parse_http_body(
-        self, request: AsyncHTTPRequestAdapter
-    ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        data = await super().parse_http_body(request)
-        _operation_named.set(isinstance(data, list) or data.operation_name is not None)
-        return data
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: GraphQLContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # OperationChosen reads it: strawberry's execution context keeps the name it was given private.
+        context.operation_named = request_data.operation_name is not None
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, Request):
