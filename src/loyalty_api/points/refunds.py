@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -190,7 +191,7 @@ async def _take_back(
     return taken
 
 
-async def _gone_unowed(uow: UnitOfWork, order: Order) -> int:
+async def _gone_unowed(uow: UnitOfWork, order: Order, now: datetime) -> int:
     """What the order earned that is gone and owed by no one: the points that expired, those past their end
     that a hold still spares, and those another order's capture spent past their end and has not given
     back. Spared points expire when their hold lets them go; captured, they would have expired as this
@@ -199,11 +200,12 @@ async def _gone_unowed(uow: UnitOfWork, order: Order) -> int:
     shortfall that later points pay, in one order of the refund, the capture and its refund and not in the
     others. (Call after the due points expired, with the member's account locked.)"""
     ledger = LedgerRepository(uow.session)
-    lots = await ledger.lots_of_earn(order.order_ref)
-    gone = await ledger.expired_from(order.member_id, lots)
-    gone += await LotRepository(uow.session).spared_in(order.member_id, lots, uow.clock.now())
+    lots = await ledger.list_earn_lots(order.order_ref)
+    gone = await ledger.count_expired_from(order.member_id, lots)
+    gone += await LotRepository(uow.session).count_spared_in(order.member_id, lots, now)
     orders = OrderRepository(uow.session)
-    for payer_ref in await ledger.orders_captured_from(order.member_id, lots, other_than=order.order_ref):
+    paying = await ledger.list_orders_captured_from(order.member_id, lots, other_than=order.order_ref)
+    for payer_ref in paying:
         payer = await orders.get_order(payer_ref)
         assert payer is not None  # a capture's order is recorded with it
         unreturned = await plan_giving_back_spent(
@@ -295,7 +297,7 @@ async def refund(
     # (Read only when the refund takes anything back: one that only gives redeemed points back skips it.)
     already_expired = 0
     if plan.shares.take_back > 0:
-        gone = await _gone_unowed(uow, order)
+        gone = await _gone_unowed(uow, order, now)
         gone -= await LedgerRepository(uow.session).already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(gone, 0))
     # Known limit: an order refunded while the points it earned were spent took other points in their place

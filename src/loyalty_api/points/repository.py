@@ -413,8 +413,6 @@ class PointsAccountRepository:
     ) -> dict[uuid.UUID, AccountState]:
         """Add `points` (and `lifetime` to what each earned) to each of these members' accounts, locked
         first (lock_many), in one statement however many they are; the accounts after it, by member."""
-        if not member_ids:
-            return {}
         rows = await self.session.execute(
             update(_ACCOUNTS)
             .where(_ACCOUNTS.c.member_id.in_(member_ids))
@@ -637,7 +635,7 @@ class LedgerRepository:
         ).one_or_none()
         return None if found is None else (found[0], found[1])
 
-    async def lots_of_earn(self, order_ref: str) -> set[str]:
+    async def list_earn_lots(self, order_ref: str) -> set[str]:
         """The lots of the order's earn, and those its points came back to, as entries' details name lots."""
         lots = (
             select(PointLot.id)
@@ -646,7 +644,7 @@ class LedgerRepository:
         )
         return {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
 
-    async def expired_from(self, member_id: uuid.UUID, lot_ids: set[str]) -> int:
+    async def count_expired_from(self, member_id: uuid.UUID, lot_ids: set[str]) -> int:
         """Points the lots lost to expiry: each expire entry names the lots it took from."""
         if not lot_ids:
             return 0
@@ -662,7 +660,7 @@ class LedgerRepository:
             if taken["lot_id"] in lot_ids
         )
 
-    async def orders_captured_from(
+    async def list_orders_captured_from(
         self, member_id: uuid.UUID, lot_ids: set[str], *, other_than: str
     ) -> list[str]:
         """The member's orders but `other_than` whose captures spent from the lots, in the order they did."""
@@ -899,7 +897,7 @@ class LotRepository:
         )
         return result.scalars().all()
 
-    async def spared_in(self, member_id: uuid.UUID, lot_ids: set[str], now: datetime) -> int:
+    async def count_spared_in(self, member_id: uuid.UUID, lot_ids: set[str], now: datetime) -> int:
         """The points left in the lots past their end at `now`: what holds spare, once the expiry has run."""
         if not lot_ids:
             return 0
