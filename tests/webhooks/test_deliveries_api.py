@@ -349,6 +349,7 @@ class TestNarrowing:
             "the endpoint no longer takes this event type",
         )
         assert ended["attempts"] == 0  # never sent
+        assert 'loyalty_webhook_deliveries{status="failed"} 1.0' in (await client.get("/metrics")).text
 
         widened = await client.patch(
             f"/v1/webhook-endpoints/{endpoint['id']}", json={"event_types": []}, headers=bearer(admin_key)

@@ -264,10 +264,13 @@ async def update_endpoint(
     row.updated_at = now
     await EndpointRepository(uow.session).save_endpoint()
     if row.event_types and not isinstance(event_types, _Unset):
-        # Narrowed: what is still waiting of the types it no longer takes is not sent either.
-        await EndpointRepository(uow.session).drop_pending_of_other_types(
+        # Narrowed: what is still waiting of the types it no longer takes is not sent either, and counts as
+        # failed where /metrics counts deliveries as they settle.
+        dropped = await EndpointRepository(uow.session).drop_pending_of_other_types(
             endpoint_id, keep=row.event_types, now=now
         )
+        if dropped:
+            await DeliveryRepository(uow.session).count_settled("failed", dropped, shard=0)
     if fresh_start:
         await DeliveryRepository(uow.session).release_held(endpoint_id, now)
     await _changed(uow, row, "updated")
