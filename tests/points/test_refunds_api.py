@@ -562,6 +562,33 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         assert (await points(client, pos_key, member_id))["balance"] == 300
         await assert_ledger_invariant(app, member_id)
 
+    @pytest.mark.parametrize("order", [("EARNED", "CAP", "PAID"), ("CAP", "EARNED", "PAID")])
+    async def test_points_come_back_ended_do_not_pay_what_their_order_owes_for_points_spent_while_good(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        order: tuple[str, ...],
+    ) -> None:
+        """EARNED's 500: PAID redeemed 200 while they were good, CAP captured 200 past their end, 100 expired.
+        EARNED's refund, after the end, owes PAID's 200 only; CAP's ended points coming back must not pay
+        that (they were gone unowed), or returning everything would leave the member 200 in one order."""
+        await earn(client, pos_key, member_id, 50_000, order_ref="EARNED")  # 500, ending in 12 months
+        clock.advance(timedelta(days=300))
+        await redeem(client, pos_key, member_id, 200, "PAID")
+        clock.advance(timedelta(days=64))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "CAP", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # EARNED's points have ended: 200 spared, 100 expire
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text
+        for order_ref in order:
+            await refund_by(client, pos_key, order_ref, full=True)
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
     @pytest.mark.parametrize("refunds", [[{"full": True}], [{"points": 100}, {"full": True}]])
     async def test_an_order_that_earned_and_captured_ends_the_same_refunded_at_once_or_in_parts(
         self,

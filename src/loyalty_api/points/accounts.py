@@ -577,7 +577,13 @@ async def settle_shortfall(
         amount=-points,
         state=state,
         order_ref=owing.order_ref,
-        details={"taken_back": points, "given_back": 0, **settled_by, **marks},
+        details={
+            "taken_back": points,
+            "given_back": 0,
+            **settled_by,
+            **marks,
+            **({} if from_lot is None else {"from_lot": str(from_lot)}),
+        },
         partner_id=partner_id,
     )
     if from_lot is not None:

@@ -229,20 +229,25 @@ async def _settle_from_ended(
 ) -> tuple[int, AccountState]:
     """Points that came back ended and were not taken back settle the shortfall of the order that earned
     them, from their lot, as its refund would have taken them had they not been spent, and as a hold that
-    let them go would have settled it (`settle_released`); the rest expire as the refund answers. Such a
-    shortfall was recorded while they were still good (a hold kept the refund from them): once past their
-    end they are gone unowed (`_gone_unowed`). The points settled, and the account after."""
+    let them go would have settled it (`settle_released`); the rest expire as the refund answers. Only what
+    that order's refunds recorded before the points' end: a refund made after it owed none of them
+    (`_gone_unowed`), so its shortfall is about other points (spent while good), which these must not pay.
+    The points settled, and the account after."""
     owing = {
         found.order_ref: found
         for found in await OrderRepository(uow.session).list_shortfalls(order.member_id)
         if found.order_ref != order.order_ref
     }
+    ledger = LedgerRepository(uow.session)
     settled = 0
     for lot_id, lot, points in past_end:
         earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
-        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
+        if earner is None or lot.expires_at is None:
+            continue
+        owed_before_end = await ledger.count_owed_from_before(earner.order_ref, lot.expires_at)
+        settling = min(points - taken.get(lot_id, 0), earner.points_shortfall, owed_before_end)
         settling = min(settling, state.available)
-        if earner is not None and settling > 0:
+        if settling > 0:
             state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
             settled += settling
     return settled, state

@@ -766,6 +766,22 @@ class LedgerRepository:
         )
         return _spends(found.all())
 
+    async def count_owed_from_before(self, order_ref: str, before: datetime) -> int:
+        """What the order's refunds made before `before` could not take back (their `shortfall`), less what
+        points of its lots that came back ended have settled of it since (settlements naming `from_lot`)."""
+        refunds = await self.session.execute(
+            select(LedgerEntry.details, LedgerEntry.created_at).where(
+                LedgerEntry.order_ref == order_ref, LedgerEntry.type == "refund"
+            )
+        )
+        owed = 0
+        for details, created_at in refunds.all():
+            if "from_lot" in details:
+                owed -= int(details["taken_back"])
+            elif created_at < before:
+                owed += int(details.get("shortfall", 0))
+        return max(owed, 0)
+
     async def already_expired_of_refunds(self, order_ref: str) -> int:
         """What the order's refunds did not take back because it had expired already (`already_expired`)."""
         refunds = await self.session.scalars(
