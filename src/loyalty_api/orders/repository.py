@@ -172,9 +172,12 @@ class OrderRepository:
         result = await self.session.execute(query.order_by(Order.order_ref).limit(limit))
         return result.scalars().all()
 
-    async def list_shortfalls(self, member_id: uuid.UUID) -> Sequence[Order]:
-        """The member's orders whose refunds could not take back every point they earned, oldest first."""
+    async def list_shortfalls(self, member_id: uuid.UUID, *, other_than: str | None) -> Sequence[Order]:
+        """The member's orders (but `other_than`) whose refunds could not take back every point they earned,
+        oldest first."""
         query = select(Order).where(Order.member_id == member_id, Order.points_shortfall > 0)
+        if other_than is not None:
+            query = query.where(Order.order_ref != other_than)
         result = await self.session.execute(query.order_by(Order.created_at, Order.order_ref))
         return result.scalars().all()
 

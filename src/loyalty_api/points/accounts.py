@@ -402,7 +402,9 @@ async def give_back_sent(
         partner_id=partner_id,
         given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
     )
-    await settle_shortfalls(uow, member_id, min(points, state.available), state, settled_by=settled_by)
+    await settle_shortfalls(
+        uow, member_id, min(points, state.available), state, settled_by=settled_by, other_than=None
+    )
     return entry_id
 
 
@@ -514,6 +516,7 @@ async def settle_released(
         min(released, state.available),
         state,
         settled_by={"settled_by_hold": str(hold.id)},
+        other_than=None,
     )
 
 
@@ -529,6 +532,7 @@ async def settle_shortfalls(
     state: AccountState,
     *,
     settled_by: dict[str, str],
+    other_than: str | None,
 ) -> tuple[int, AccountState]:
     """Take up to `spare` points, just freed for the member (given back by a refund, or no longer on hold),
     towards their orders' shortfalls, oldest first (call with the member's account row locked). Each
@@ -538,7 +542,7 @@ async def settle_shortfalls(
     if spare <= 0:
         return 0, state
     settled = 0
-    for owing in await OrderRepository(uow.session).list_shortfalls(member_id):
+    for owing in await OrderRepository(uow.session).list_shortfalls(member_id, other_than=other_than):
         if settled == spare:
             break
         # An order this unit of work settled already is listed by its row until the session flushes, with
@@ -577,13 +581,7 @@ async def settle_shortfall(
         amount=-points,
         state=state,
         order_ref=owing.order_ref,
-        details={
-            "taken_back": points,
-            "given_back": 0,
-            **settled_by,
-            **marks,
-            **({} if from_lot is None else {"from_lot": str(from_lot)}),
-        },
+        details={"taken_back": points, "given_back": 0, **settled_by, **marks},
         partner_id=partner_id,
     )
     if from_lot is not None:

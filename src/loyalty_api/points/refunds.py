@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -191,34 +190,6 @@ async def _take_back(
     return taken
 
 
-async def _gone_unowed(uow: UnitOfWork, order: Order, now: datetime) -> int:
-    """What the order earned that is gone and owed by no one: the points that expired, those past their end
-    that a hold still spares, and those another order's capture spent past their end and has not given
-    back. Spared points expire when their hold lets them go; captured, they would have expired as this
-    order's had they not been spent, as its own capture's would (see `ended_own`); given back, they come back
-    ended and expire. Owed instead, the refund would take the member's own points in their place, or leave a
-    shortfall that later points pay, in one order of the refund, the capture and its refund and not in the
-    others. (Call after the due points expired, with the member's account locked.)"""
-    ledger = LedgerRepository(uow.session)
-    lots = await ledger.list_earn_lots(order.order_ref)
-    gone = await ledger.count_expired_from(order.member_id, lots)
-    gone += await LotRepository(uow.session).count_spared_in(order.member_id, lots, now)
-    orders = OrderRepository(uow.session)
-    paying = await ledger.list_orders_captured_from(order.member_id, lots, other_than=order.order_ref)
-    for payer_ref in paying:
-        payer = await orders.get_order(payer_ref)
-        assert payer is not None  # a capture's order is recorded with it
-        unreturned = await plan_giving_back_spent(
-            uow,
-            order.member_id,
-            await ledger.spends_of(order.member_id, payer_ref),
-            points=payer.points_redeemed - payer.points_given_back,
-            given_back_before=payer.points_given_back,
-        )
-        gone += unreturned.ended_of(order.order_ref)
-    return gone
-
-
 async def _settle_from_ended(
     uow: UnitOfWork,
     order: Order,
@@ -228,26 +199,20 @@ async def _settle_from_ended(
     settled_by: dict[str, str],
 ) -> tuple[int, AccountState]:
     """Points that came back ended and were not taken back settle the shortfall of the order that earned
-    them, from their lot, as its refund would have taken them had they not been spent, and as a hold that
-    let them go would have settled it (`settle_released`); the rest expire as the refund answers. Only what
-    that order's refunds recorded before the points' end: a refund made after it owed none of them
-    (`_gone_unowed`), so its shortfall is about other points (spent while good), which these must not pay.
-    The points settled, and the account after."""
+    them, from their lot, as its refund would have taken them had they not been spent (the rest expire as
+    the refund answers). The points settled, and the account after."""
     owing = {
         found.order_ref: found
-        for found in await OrderRepository(uow.session).list_shortfalls(order.member_id)
-        if found.order_ref != order.order_ref
+        for found in await OrderRepository(uow.session).list_shortfalls(
+            order.member_id, other_than=order.order_ref
+        )
     }
-    ledger = LedgerRepository(uow.session)
     settled = 0
     for lot_id, lot, points in past_end:
         earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
-        if earner is None or lot.expires_at is None:
-            continue
-        owed_before_end = await ledger.count_owed_from_before(earner.order_ref, lot.expires_at)
-        settling = min(points - taken.get(lot_id, 0), earner.points_shortfall, owed_before_end)
+        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
         settling = min(settling, state.available)
-        if settling > 0:
+        if earner is not None and settling > 0:
             state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
             settled += settling
     return settled, state
@@ -298,13 +263,14 @@ async def refund(
     program = await get_program(uow)
 
     give = plan.shares.give_back
-    # Points of the order that are gone unowed: taking them back again would take other points.
+    # Points of the order that expired are gone already: taking them back again would take other points.
     # (Read only when the refund takes anything back: one that only gives redeemed points back skips it.)
     already_expired = 0
     if plan.shares.take_back > 0:
-        gone = await _gone_unowed(uow, order, now)
-        gone -= await LedgerRepository(uow.session).already_expired_of_refunds(order_ref)
-        already_expired = min(plan.shares.take_back, max(gone, 0))
+        ledger = LedgerRepository(uow.session)
+        expired = await ledger.expired_of_earn(order.member_id, order_ref)
+        expired -= await ledger.already_expired_of_refunds(order_ref)
+        already_expired = min(plan.shares.take_back, max(expired, 0))
     # Known limit: an order refunded while the points it earned were spent took other points in their place
     # (the take-back spends whatever lots are there); when its own points come back later, by the refund of
     # the order they paid, they keep their own time left, not that of the points taken in their place.
@@ -363,18 +329,17 @@ async def refund(
     taken = await _take_back(uow, order, take, past_end)
     ended_taken = sum(taken.get(lot_id, 0) for lot_id, _, _ in past_end)
     settled_by = {"settled_by": order_ref}
-    settled_from_ended, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
+    settled_total, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
         # What came back live, less what the take-back took of it (the order's own ended points paid part).
-        # The order's own shortfall too: an earlier part refund's, which gave back points that came back
-        # ended, is paid by the points this one gives back, as one refund of both parts would have been.
         min(give - ended - (take - ended_taken), state.available),
         state,
         settled_by=settled_by,
+        other_than=order_ref,
     )
-    settled += settled_from_ended
+    settled_total += settled
     referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(
         uow,
@@ -386,7 +351,7 @@ async def refund(
             taken_back=take,
             given_back=give,
             shortfall=shortfall,
-            shortfall_settled=settled,
+            shortfall_settled=settled_total,
             already_expired=already_expired,
             balance=state.balance,
             refunded_by=refunded_by,
@@ -407,7 +372,7 @@ async def refund(
         points_taken_back=take,
         points_given_back=give,
         shortfall=shortfall,
-        shortfall_settled=settled,
+        shortfall_settled=settled_total,
         already_expired=already_expired,
         points_refundable=order.points_redeemed - order.points_given_back,
         referral_taken_back=referral_taken_back,

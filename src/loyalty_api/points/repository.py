@@ -635,17 +635,14 @@ class LedgerRepository:
         ).one_or_none()
         return None if found is None else (found[0], found[1])
 
-    async def list_earn_lots(self, order_ref: str) -> set[str]:
-        """The lots of the order's earn, and those its points came back to, as entries' details name lots."""
+    async def expired_of_earn(self, member_id: uuid.UUID, order_ref: str) -> int:
+        """Points the order's earn lot lost to expiry: each expire entry names the lots it took from."""
         lots = (
             select(PointLot.id)
             .join(LedgerEntry, LedgerEntry.id == PointLot.entry_id)
             .where(LedgerEntry.order_ref == order_ref, LedgerEntry.type == "earn")
         )
-        return {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
-
-    async def count_expired_from(self, member_id: uuid.UUID, lot_ids: set[str]) -> int:
-        """Points the lots lost to expiry: each expire entry names the lots it took from."""
+        lot_ids = {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
         if not lot_ids:
             return 0
         expiries = await self.session.scalars(
@@ -659,28 +656,6 @@ class LedgerRepository:
             for taken in details.get("lots", [])
             if taken["lot_id"] in lot_ids
         )
-
-    async def list_orders_captured_from(
-        self, member_id: uuid.UUID, lot_ids: set[str], *, other_than: str
-    ) -> list[str]:
-        """The member's orders but `other_than` whose captures spent from the lots, in the order they did."""
-        if not lot_ids:
-            return []
-        captures = await self.session.execute(
-            select(LedgerEntry.order_ref, LedgerEntry.details)
-            .where(
-                LedgerEntry.member_id == member_id,
-                LedgerEntry.type == "capture",
-                LedgerEntry.order_ref != other_than,
-            )
-            .order_by(LedgerEntry.id)
-        )
-        found = [
-            order_ref
-            for order_ref, details in captures.all()
-            if order_ref is not None and any(lot["lot_id"] in lot_ids for lot in details.get("lots", []))
-        ]
-        return list(dict.fromkeys(found))
 
     async def points_sent_since(self, member_id: uuid.UUID, since: datetime) -> int:
         """The points the member sent to other members (`transfer_out`) from `since` on: not a reversal's
@@ -765,22 +740,6 @@ class LedgerRepository:
             )
         )
         return _spends(found.all())
-
-    async def count_owed_from_before(self, order_ref: str, before: datetime) -> int:
-        """What the order's refunds made before `before` could not take back (their `shortfall`), less what
-        points of its lots that came back ended have settled of it since (settlements naming `from_lot`)."""
-        refunds = await self.session.execute(
-            select(LedgerEntry.details, LedgerEntry.created_at).where(
-                LedgerEntry.order_ref == order_ref, LedgerEntry.type == "refund"
-            )
-        )
-        owed = 0
-        for details, created_at in refunds.all():
-            if "from_lot" in details:
-                owed -= int(details["taken_back"])
-            elif created_at < before:
-                owed += int(details.get("shortfall", 0))
-        return max(owed, 0)
 
     async def already_expired_of_refunds(self, order_ref: str) -> int:
         """What the order's refunds did not take back because it had expired already (`already_expired`)."""
@@ -912,20 +871,6 @@ class LotRepository:
             query.group_by(PointLot.member_id).order_by(PointLot.member_id).limit(limit)
         )
         return result.scalars().all()
-
-    async def count_spared_in(self, member_id: uuid.UUID, lot_ids: set[str], now: datetime) -> int:
-        """The points left in the lots past their end at `now`: what holds spare, once the expiry has run."""
-        if not lot_ids:
-            return 0
-        spared = await self.session.scalar(
-            select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
-                PointLot.member_id == member_id,
-                PointLot.id.in_({uuid.UUID(lot_id) for lot_id in lot_ids}),
-                PointLot.remaining > 0,
-                PointLot.expires_at <= now,
-            )
-        )
-        return int(spared or 0)
 
     async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
         row = await _DUE_LOT_EXISTS.fetch_one(self.session, {"member": member_id, "now": now})

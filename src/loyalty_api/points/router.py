@@ -244,10 +244,8 @@ async def refund_order(
     422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
     Redeemed points come back with the time they had left when spent (a part refund: the last spent first);
     points a capture spent already past their end come back ended, settle what the order that earned them
-    owes from before their end, and the rest expire at once (`points.expired`); a refund of that order made
-    once they ended owes none of them (`already_expired`), nor of those a hold spares past their end. A
-    refunded order is closed to new points: an earn, redeem, hold or capture on it after is refused
-    (`order_refunded`). Emits `points.refunded`."""
+    still owes, and the rest expire at once (`points.expired`). A refunded order is closed to new points: an
+    earn, redeem, hold or capture on it after is refused (`order_refunded`). Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
         order_ref=order_ref,

@@ -238,6 +238,7 @@ async def reverse_transfer(
         min(points, back.available),
         back,
         settled_by={"settled_by_transfer": str(transfer_id)},
+        other_than=None,
     )
     events = [(member_id, "sender", back.balance), (recipient, "recipient", taken.balance)]
     await emit_for_members(
