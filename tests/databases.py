@@ -12,11 +12,13 @@ LISTENs (the test database's name is put in both).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -107,3 +109,12 @@ async def lock_waiters(watcher: AsyncConnection) -> int:
         )
     )
     return int(waiting or 0)
+
+
+async def until_waiting_for_a_lock(watcher: AsyncConnection, work: asyncio.Future[Any] | None = None) -> None:
+    """Return once a session of the test database waits for a lock, or `work` ended without waiting, or after
+    five seconds (the test's own assertions then say what went wrong)."""
+    for _ in range(500):
+        if (work is not None and work.done()) or await lock_waiters(watcher):
+            return
+        await asyncio.sleep(0.01)

@@ -17,7 +17,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres, lock_waiters, side_engine
+from tests.databases import is_postgres, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import set_program
@@ -147,10 +147,7 @@ async def test_the_gifts_follow_a_change_committed_while_the_job_runs(
                     text(statement), {"m": uuid.UUID(member["id"]), "silver": uuid.UUID(silver["id"])}
                 )
             job = asyncio.ensure_future(run_job(app))
-            for _ in range(500):  # until the job waits for the member's row, or ends without waiting
-                if job.done() or await lock_waiters(watcher):
-                    break
-                await asyncio.sleep(0.01)
+            await until_waiting_for_a_lock(watcher, job)  # the job waits for the member's row
             await operator.commit()
             assert await job == len(given)
     finally:

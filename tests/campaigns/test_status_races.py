@@ -22,7 +22,7 @@ from loyalty_api.settings import Settings
 from tests.builders import enrol
 from tests.campaigns.helpers import POINTS_ACTION, create, read, run, seed_members
 from tests.conftest import bearer, units_of
-from tests.databases import account_locked, is_postgres, lock_waiters
+from tests.databases import account_locked, is_postgres, until_waiting_for_a_lock
 from tests.inspect_db import rows
 from tests.points.helpers import points, set_program
 
@@ -114,10 +114,7 @@ class TestAGrantIsStampedBehindTheLock:
         await create(client, admin_key, action=POINTS_ACTION)
         async with account_locked(settings, member["id"]) as watcher:
             running = asyncio.ensure_future(run(app))
-            for _ in range(500):  # until the batch waits for the account, or ends without waiting
-                if running.done() or await lock_waiters(watcher):
-                    break
-                await asyncio.sleep(0.01)
+            await until_waiting_for_a_lock(watcher, running)  # the batch waits for the account
             clock.advance(timedelta(minutes=1))  # what holds the account commits a minute on
             let_go = clock.now()
         assert await running == 1

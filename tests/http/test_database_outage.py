@@ -23,7 +23,7 @@ from loyalty_api.settings import Settings
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
-from tests.databases import account_locked, is_postgres, lock_waiters, side_engine
+from tests.databases import account_locked, is_postgres, side_engine, until_waiting_for_a_lock
 from tests.graphql.helpers import graphql
 from tests.points.helpers import earn, points, set_program
 from tests.relay import Relay
@@ -322,10 +322,7 @@ async def test_a_key_the_outage_left_claimed_is_named_with_the_wait_until_it_is_
             waiting = asyncio.ensure_future(
                 relayed.post(f"/v1/members/{member['id']}/redeem", json=redeem, headers=with_key)
             )
-            for _ in range(500):  # until the redeem waits for the account's lock
-                if await lock_waiters(watcher):
-                    break
-                await asyncio.sleep(0.01)
+            await until_waiting_for_a_lock(watcher)  # the redeem waits for the account's lock
             await relay.cut()
             lost = await waiting
         await relay.restore()

@@ -31,7 +31,7 @@ from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres, lock_waiters
+from tests.databases import is_postgres, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.relay import Relay
@@ -395,10 +395,7 @@ async def test_an_endpoint_deleted_while_events_fan_out_leaves_the_fan_out_whole
         await watcher.execution_options(isolation_level="AUTOCOMMIT")
         await operator.execute(text("DELETE FROM webhook_endpoints WHERE id = :e"), {"e": uuid.UUID(doomed)})
         fanning_out = asyncio.ensure_future(dispatch_events(units))
-        for _ in range(500):  # until the fan-out waits for the deletion, or ends without waiting
-            if fanning_out.done() or await lock_waiters(watcher):
-                break
-            await asyncio.sleep(0.01)
+        await until_waiting_for_a_lock(watcher, fanning_out)  # the fan-out waits for the deletion
         await operator.commit()
     assert await fanning_out > 0  # the events, each to the endpoints that take it
     [delivery] = await rows(app, "SELECT endpoint_id FROM webhook_deliveries")
