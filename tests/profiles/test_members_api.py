@@ -266,6 +266,17 @@ class TestLookup:
         assert response.json()["code"] == "member_not_found"
 
     @pytest.mark.parametrize(
+        ("query", "field"), [({"phone": "not a phone"}, "phone"), ({"email": "zhang.example.cn"}, "email")]
+    )
+    async def test_a_malformed_phone_or_email_is_refused_not_missed(
+        self, client: httpx.AsyncClient, pos_key: str, query: dict[str, str], field: str
+    ) -> None:
+        response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert [error["field"] for error in response.json()["errors"]] == [field]
+
+    @pytest.mark.parametrize(
         "query",
         [{}, {"phone": "13812345678", "email": "a@b.cn"}, {"external_system": "pos"}, {"external_id": "1"}],
     )
