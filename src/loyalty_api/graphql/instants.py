@@ -1,18 +1,34 @@
 """`DateTime` in GraphQL, written as REST, webhooks and stored details write an instant
-(`clock.format_instant`: UTC with `Z`), not as strawberry's default, `datetime.isoformat()` (`+00:00`)."""
+(`clock.format_instant`: UTC with `Z`), not as strawberry's default, `datetime.isoformat()` (`+00:00`), and
+read as REST reads one: strawberry's default parser (dateutil's `isoparse`) also takes `24:00:00`, a date
+alone and ISO 8601's compact forms, which REST refuses."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from strawberry.schema.types.base_scalars import DateTimeDefinition
+from pydantic import TypeAdapter, ValidationError
 from strawberry.types.scalar import ScalarDefinition
 
 from loyalty_api.clock import format_instant
 
+_READ: TypeAdapter[datetime] = TypeAdapter(datetime)
+
 
 def _written(value: Any) -> str:
     return format_instant(value)
+
+
+def _read(value: Any) -> datetime:
+    # The zone and the range are the field's rules, checked where the field is (a `validation_error`
+    # naming it); here only the form: RFC 3339, as a JSON body's instant in REST.
+    if not isinstance(value, str):
+        raise TypeError("DateTime must be a string such as 2026-03-18T06:32:10Z")
+    try:
+        return _READ.validate_strings(value, strict=True)
+    except ValidationError:
+        raise ValueError("DateTime must be an RFC 3339 instant such as 2026-03-18T06:32:10Z") from None
 
 
 DATE_TIME = ScalarDefinition(
@@ -20,7 +36,7 @@ DATE_TIME = ScalarDefinition(
     description="An instant, RFC 3339 in UTC with `Z` (`2026-12-02T06:34:28.844565Z`), as REST writes it.",
     specified_by_url=None,
     serialize=_written,
-    parse_value=DateTimeDefinition.parse_value,
+    parse_value=_read,
     parse_literal=None,
-    origin=DateTimeDefinition.origin,
+    origin=datetime,
 )
