@@ -71,6 +71,11 @@ class TestServeDemo:
             assert earned.json()["balance"] == 500 + earned.json()["points_earned"]
             ladder = httpx.get(f"{base}/v1/tiers", headers=bearer(pos_key)).json()["items"]
             assert [t["name"] for t in ladder] == ["普通会员", "银卡", "金卡", "钻石"]
+            # HEAD as a monitor sends it: GET's status and headers, no body, and uvicorn keeps the connection
+            ladder_head = httpx.head(f"{base}/v1/tiers", headers=bearer(pos_key))
+            assert ladder_head.status_code == 200 and ladder_head.content == b""
+            ladder_get = httpx.get(f"{base}/v1/tiers", headers=bearer(pos_key))
+            assert ladder_head.headers["content-length"] == ladder_get.headers["content-length"]
             big_spender = httpx.get(
                 f"{base}/v1/members/lookup",
                 params={"phone": demo_members()[4].phone},

@@ -30,9 +30,9 @@ class TestMethods:
         response = await client.delete(f"/v1/members/{member['id']}", headers=bearer(admin_key))
         assert response.status_code == 405
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.headers["allow"] == "GET, PATCH"
+        assert response.headers["allow"] == "GET, HEAD, PATCH"
         assert response.json()["code"] == "method_not_allowed"
-        assert response.json()["allowed_methods"] == ["GET", "PATCH"]
+        assert response.json()["allowed_methods"] == ["GET", "HEAD", "PATCH"]
         # and PATCH, which Allow names, does work there
         patched = await client.patch(
             f"/v1/members/{member['id']}", json={"name": "王芳"}, headers=bearer(admin_key)
@@ -43,9 +43,31 @@ class TestMethods:
         self, client: httpx.AsyncClient, admin_key: str, document: dict[str, Any]
     ) -> None:
         response = await client.put("/v1/tiers", headers=bearer(admin_key))
-        documented = sorted(method.upper() for method in document["paths"]["/v1/tiers"])
+        documented = {method.upper() for method in document["paths"]["/v1/tiers"]}
+        assert "GET" in documented
         assert response.status_code == 405
-        assert response.headers["allow"] == ", ".join(documented)
+        assert response.headers["allow"] == ", ".join(sorted(documented | {"HEAD"}))
+
+    async def test_head_answers_as_get_without_the_body(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        got = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        head = await client.head(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert head.status_code == 200
+        assert head.content == b""
+        for header in ("content-type", "content-length", "cache-control"):
+            assert head.headers[header] == got.headers[header], header
+        assert head.headers["x-request-id"] != got.headers["x-request-id"]
+
+    async def test_head_is_refused_as_get_would_be(self, client: httpx.AsyncClient, pos_key: str) -> None:
+        unauthenticated = await client.head("/v1/tiers")
+        assert unauthenticated.status_code == 401 and unauthenticated.content == b""
+        beyond_the_scope = await client.head("/v1/members", headers=bearer(pos_key))  # an admin's list
+        assert beyond_the_scope.status_code == 403 and beyond_the_scope.content == b""
+        on_a_post_path = await client.head("/v1/checkout/quote", headers=bearer(pos_key))
+        assert on_a_post_path.status_code == 405
+        assert on_a_post_path.headers["allow"] == "POST"
 
 
 class TestStrictTypes:

@@ -302,7 +302,7 @@ class TestLookup:
     async def test_lookup_is_no_member_id(self, client: httpx.AsyncClient, pos_key: str) -> None:
         response = await client.patch("/v1/members/lookup", json={"name": "王芳"}, headers=bearer(pos_key))
         assert response.status_code == 405
-        assert response.headers["allow"] == "GET"
+        assert response.headers["allow"] == "GET, HEAD"
 
 
 class TestUpdate:

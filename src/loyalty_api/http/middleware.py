@@ -1,5 +1,5 @@
-"""Request id, security headers, access log and request metrics, as one pure ASGI middleware; and what CORS
-allows when settings name origins."""
+"""Request id, security headers, access log and request metrics, and HEAD answered as GET without its body, as
+one pure ASGI middleware; and what CORS allows when settings name origins."""
 
 from __future__ import annotations
 
@@ -69,6 +69,12 @@ class RequestContextMiddleware:
         # /v1 answers are JSON, never a page with a policy of its own: their headers are fixed in advance.
         fixed = _V1_HEADERS if path.startswith("/v1/") or path == "/v1" else None
 
+        method = scope["method"]
+        # HTTP wants HEAD wherever GET is (RFC 9110 9.3.2): monitors and caches check a resource with it.
+        # FastAPI's routes take only the methods they name, so HEAD runs as GET, with GET's headers.
+        head = method == "HEAD"
+        served = {**scope, "method": "GET"} if head else scope
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -76,16 +82,17 @@ class RequestContextMiddleware:
                 headers = message.get("headers", [])
                 extra = fixed if fixed is not None else _headers_for(path, headers)
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode()), *extra]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(served, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
+            route = served.get("route")
             # path_format: `/v1/members/{member_id}`, without the convertor that `path` may name
             template = getattr(route, "path_format", None) or "unmatched"
-            method = scope["method"]
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)
             access_log.info(

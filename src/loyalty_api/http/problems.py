@@ -264,10 +264,16 @@ def _route_methods(app: Starlette) -> list[tuple[re.Pattern[str], frozenset[str]
     found: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "route_methods", None)
     if found is None:
         found = [
-            (compile_path(route.path)[0], frozenset(route.methods or ())) for route in all_routes(app.routes)
+            (compile_path(route.path)[0], _with_head(route.methods or set()))
+            for route in all_routes(app.routes)
         ]
         app.state.route_methods = found
     return found
+
+
+def _with_head(methods: set[str]) -> frozenset[str]:
+    # HEAD is answered wherever GET is (http/middleware.py), though no route names it.
+    return frozenset(methods | {"HEAD"} if "GET" in methods else methods)
 
 
 def all_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
