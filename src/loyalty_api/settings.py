@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self, cast
 from urllib.parse import urlsplit
 
-from limits import parse_many
+from limits import parse, parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
@@ -27,7 +27,7 @@ _NO_WINDOW = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
 
 def check_rate(value: str) -> str:
     """A rate such as "100/second" (one limit: several would make the 429's headers ambiguous), over a
-    window of a year at most."""
+    window of a year at most, in ASCII (`limits` would take a rate spaced with U+3000, say)."""
     try:
         parsed = parse_many(value)
     except ValueError:
@@ -36,11 +36,52 @@ def check_rate(value: str) -> str:
         len(parsed) != 1
         or parsed[0].amount < 1
         or len(value) > 32
+        or not value.isascii()
         or parsed[0].get_expiry() > _LONGEST_WINDOW
         or _NO_WINDOW.search(value)
     ):
         raise ValueError('must be one rate such as "100/second" or "6000/minute", over a year at most')
     return value
+
+
+def _one_to(most: int) -> str:
+    """A regular expression for the whole numbers 1 to `most`, leading zeros allowed (`int()` takes them)."""
+    digits = str(most)
+    ways = []
+    if len(digits) > 1:
+        ways.append("[1-9]" + (f"[0-9]{{0,{len(digits) - 2}}}" if len(digits) > 2 else ""))
+    for place, digit in enumerate(digits):
+        lowest, highest = (1 if place == 0 else 0), int(digit) - 1
+        if highest >= lowest:
+            rest = len(digits) - place - 1
+            ways.append(
+                digits[:place]
+                + (str(lowest) if highest == lowest else f"[{lowest}-{highest}]")
+                + ("" if rest == 0 else "[0-9]" if rest == 1 else f"[0-9]{{{rest}}}")
+            )
+    ways.append(digits)
+    return "0*" + (ways[0] if len(ways) == 1 else f"(?:{'|'.join(ways)})")
+
+
+def _either_case(word: str) -> str:
+    return "".join(f"[{letter.upper()}{letter}]" for letter in word)
+
+
+def _rate_pattern() -> str:
+    # `limits`' grammar for one limit, "<amount> / [<multiple>] <unit>" ("/" or "per", the unit in either case
+    # and plural or not, spaces around each part), with what check_rate adds: an amount and a multiple of at
+    # least 1, and a window of a year at most (for each unit, the largest multiple within it). The only space
+    # is " ": `limits` takes any, but check_rate refuses what is not ASCII, and the input guard the others.
+    # More than 32 characters is the schema's maxLength.
+    windows = "|".join(
+        f"(?:{_one_to(_LONGEST_WINDOW // parse(f'1/{unit}').get_expiry())} *)?{_either_case(unit)}[Ss]?"
+        for unit in ("second", "minute", "hour", "day", "month", "year")
+    )
+    return f"^ *0*[1-9][0-9]* *(?:/|{_either_case('per')}) *(?:{windows}) *$"
+
+
+# What check_rate takes, as the OpenAPI document's pattern for a rate (tests/test_rates.py checks they agree).
+RATE_PATTERN = _rate_pattern()
 
 
 # The service reaches PostgreSQL through asyncpg and SQLite through aiosqlite. A URL naming no driver (as

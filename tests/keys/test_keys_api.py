@@ -3,6 +3,8 @@ office without a shell on it. Every key made here works at once, and every key r
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +13,21 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from loyalty_api.app import openapi_document
 from loyalty_api.clock import FrozenClock
 from tests.builders import add_partner, enrol
 from tests.conftest import bearer, units_of
 
 KEYS = "/v1/api-keys"
+
+
+@pytest.fixture(scope="module")
+def rate_schema() -> dict[str, Any]:
+    """The schema of a rate in the body that makes a key, as the OpenAPI document has it."""
+    described = json.loads(openapi_document())["components"]["schemas"]["ApiKeyCreate"]
+    [string] = [s for s in described["properties"]["rate_limit"]["anyOf"] if s.get("type") == "string"]
+    assert isinstance(string, dict)
+    return string
 
 
 async def create(client: httpx.AsyncClient, admin_key: str, **body: Any) -> dict[str, Any]:
@@ -146,6 +158,21 @@ class TestCreate:
         refused = await client.post(KEYS, json=body, headers=bearer(admin_key))
         assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
         assert await prefixes(client, admin_key) == before
+
+    @pytest.mark.parametrize(
+        "rate",
+        ["1/366 days", "1 PER 12 Months", " 06/0527040minutes ", "1/367 days", "1/13 months", "0/second"],
+    )
+    async def test_a_rate_is_taken_exactly_when_the_documents_pattern_admits_it(
+        self, client: httpx.AsyncClient, admin_key: str, rate_schema: dict[str, Any], rate: str
+    ) -> None:
+        admitted = (
+            len(rate) <= rate_schema["maxLength"] and re.search(rate_schema["pattern"], rate) is not None
+        )
+        response = await client.post(
+            KEYS, json={"name": "x", "scopes": ["pos"], "rate_limit": rate}, headers=bearer(admin_key)
+        )
+        assert response.status_code == (201 if admitted else 422), response.text
 
     @pytest.mark.parametrize("rate", ["1000/365 days", "1/year", "500/second"])
     async def test_a_rate_over_a_year_at_most_is_taken(

@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, KeyStatus, KeySummary
 from loyalty_api.http.schemas import SHOWN_ONCE, ReadModel
+from loyalty_api.settings import RATE_PATTERN
 
 KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+# Checked by the service (settings.check_rate, as for the settings' rates); the pattern says the same.
+Rate = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": RATE_PATTERN})]
 ExpiresInDays = Annotated[
     int, Field(ge=1, le=3650, description="Days until the key stops working (null: it never expires).")
 ]
@@ -28,9 +31,8 @@ class ApiKeyCreate(BaseModel):
         description="The code of the partner a `partner` key acts for; required with that scope, refused "
         "without it.",
     )
-    rate_limit: str | None = Field(
+    rate_limit: Rate | None = Field(
         default=None,
-        max_length=32,
         description="Requests the key may send, one rate such as `600/minute`, counted over a window of a "
         "year at most (null: the service's default).",
     )
