@@ -67,7 +67,9 @@ checkout quote, paid memberships and signed webhooks.
 what the code means and what to do.
 **Idempotency**: every state-changing POST accepts `Idempotency-Key`; the same key and body within 24 h
 replays the first response. **Pages**: `?limit=` (at most 200) and `?cursor=`; replies carry `next_cursor`.
-**Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers.
+**Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers, which may be written
+`10`, `10.0` or `1e1` (not `"10"`). **Text** never holds a control character (a tab, a line break, NUL) or a
+lone surrogate; instants are RFC 3339 date-times from 1970 up to 2200.
 GraphQL (an Apollo Federation 2 subgraph) is at `/graphql`.
 """
 

@@ -341,7 +341,7 @@ def _body(member: str, **changes: Any) -> dict[str, Any]:
 
 
 BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
-    ("float amount", {"cart": {"subtotal": {"amount": 100.0, "currency": "CNY"}}}, "cart.subtotal.amount"),
+    ("float amount", {"cart": {"subtotal": {"amount": 100.5, "currency": "CNY"}}}, "cart.subtotal.amount"),
     ("string amount", {"cart": {"subtotal": {"amount": "100", "currency": "CNY"}}}, "cart.subtotal.amount"),
     ("negative amount", {"cart": {"subtotal": cny(-1)}}, "cart.subtotal.amount"),
     ("huge amount", {"cart": {"subtotal": cny(10**13)}}, "cart.subtotal.amount"),
@@ -354,7 +354,7 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
         "cart.items.0.sku",
     ),
     ("negative points", {"points_to_use": -1}, "points_to_use"),
-    ("float points", {"points_to_use": 10.0}, "points_to_use"),
+    ("float points", {"points_to_use": 10.5}, "points_to_use"),
     ("unknown channel", {"channel": "phone"}, "channel"),
     ("duplicate codes", {"coupon_codes": ["A", "A"]}, "coupon_codes"),
     ("eleven codes", {"coupon_codes": [f"C{i}" for i in range(11)]}, "coupon_codes"),

@@ -125,7 +125,9 @@ class TestEarn:
             client, pos_key, "loyaltyEarnPoints", EARNED, input=_earn(member["id"], "G-6", amount=0)
         )
         assert payload["earned"] is None
-        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [("amount", "validation_error")]
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+            ("amount.amount", "validation_error")
+        ]
         unknown = await mutate(
             client, pos_key, "loyaltyEarnPoints", EARNED, input=_earn(str(uuid.uuid4()), "G-7")
         )

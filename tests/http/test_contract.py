@@ -4,6 +4,9 @@ Idempotency-Key header and the problem schema."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from loyalty_api.app import openapi_document
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import table_counts
+from tests.points.helpers import cny, set_program
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +77,9 @@ class TestMethods:
 class TestStrictTypes:
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("grace_days", False), ("grace_days", "30"), ("grace_days", 30.0), ("rank", True)],
+        [("grace_days", False), ("grace_days", "30"), ("grace_days", 30.5), ("rank", True)],
     )
-    async def test_a_number_field_refuses_booleans_strings_and_floats(
+    async def test_a_number_field_refuses_booleans_strings_and_fractions(
         self, client: httpx.AsyncClient, admin_key: str, field: str, value: Any
     ) -> None:
         tier = await add_tier(client, admin_key, "silver", rank=1, grace_days=30)
@@ -166,11 +170,11 @@ class TestTexts:
         assert await table_counts(app, "ledger_entries") == {"ledger_entries": 0}
 
     async def test_messages_carry_no_library_prefix(self, client: httpx.AsyncClient, pos_key: str) -> None:
-        member = await enrol(client, pos_key)
-        body = {"order_ref": "T-1", "amount": {"amount": 0, "currency": "CNY"}}
-        response = await client.post(f"/v1/members/{member['id']}/earn", json=body, headers=bearer(pos_key))
+        response = await client.post("/v1/orders/T-1/refund", json={"full": False}, headers=bearer(pos_key))
         assert response.status_code == 422
-        assert [e["message"] for e in response.json()["errors"]] == ["must be more than zero"]
+        assert [e["message"] for e in response.json()["errors"]] == [
+            "must be true when given: leave it out to refund by amount or by points"
+        ]
 
 
 class TestDocument:
@@ -281,3 +285,265 @@ class TestSchemaAsStrictAsValidation:
         refund = document["components"]["schemas"]["RefundRequest"]
         assert (refund["minProperties"], refund["maxProperties"]) == (1, 1)
         assert refund["properties"]["full"]["const"] is True
+
+
+def _written(body: dict[str, Any], **numbers: str) -> str:
+    """`body` as JSON text, each of `numbers` (a top-level field) written as the text given."""
+    text = json.dumps({**body, **{name: f"@{name}@" for name in numbers}})
+    for name, number in numbers.items():
+        text = text.replace(f'"@{name}@"', number)
+    return text
+
+
+JSON_TEXT = {"Content-Type": "application/json"}
+
+
+class TestWholeNumbers:
+    """JSON Schema's `integer` is a value, whatever its spelling: 1.0 and 1e3 are integers, which a client
+    obeying the document may send. The document's bounds apply to that exact integer."""
+
+    @pytest.fixture
+    def threshold(self, document: dict[str, Any]) -> dict[str, Any]:
+        described: dict[str, Any] = document["components"]["schemas"]["TierWrite"]["properties"]["threshold"]
+        assert described["type"] == "integer"
+        return described
+
+    @staticmethod
+    def _tier_body(tier: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "rank", "metric", "window", "threshold", "points_multiplier", "grace_days")
+        return {key: tier[key] for key in keys} | {"benefit_ids": []}
+
+    async def test_an_integer_written_with_a_fraction_or_an_exponent_is_that_integer(
+        self, client: httpx.AsyncClient, admin_key: str, threshold: dict[str, Any]
+    ) -> None:
+        most = int(threshold["maximum"])
+        tier = await add_tier(client, admin_key, "silver", rank=1)
+        body = _written(
+            self._tier_body(tier), threshold=format(Decimal(most), "E"), grace_days="30.0", rank="2.5e1"
+        )
+        response = await client.put("/v1/tiers/silver", content=body, headers=bearer(admin_key) | JSON_TEXT)
+        assert response.status_code == 200, response.text
+        replaced = response.json()
+        assert (replaced["threshold"], replaced["grace_days"], replaced["rank"]) == (most, 30, 25)
+        assert all(type(replaced[key]) is int for key in ("threshold", "grace_days", "rank"))
+
+    @pytest.mark.parametrize(
+        ("beyond", "kind"),
+        [
+            # past the document's maximum, as an integer
+            (lambda most: f"{most + 1}.0", "less_than_equal"),
+            # not an integer: a float would round it to the maximum itself
+            (lambda most: f"{most - 1}.99999999", "int_type"),
+            (lambda most: "0.5", "int_type"),
+            (lambda most: f'"{most}"', "int_type"),
+        ],
+    )
+    async def test_a_number_the_document_does_not_admit_is_refused_and_changes_nothing(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        threshold: dict[str, Any],
+        beyond: Any,
+        kind: str,
+    ) -> None:
+        tier = await add_tier(client, admin_key, "silver", rank=1, threshold=500)
+        body = _written(self._tier_body(tier), threshold=beyond(int(threshold["maximum"])))
+        response = await client.put("/v1/tiers/silver", content=body, headers=bearer(admin_key) | JSON_TEXT)
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+        assert [(e["field"], e["type"]) for e in response.json()["errors"]] == [("threshold", kind)]
+        unchanged = await client.get("/v1/tiers/silver", headers=bearer(admin_key))
+        assert unchanged.json()["threshold"] == 500
+
+    async def test_money_and_quantities_in_a_nested_body_too(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        item = '{"sku": "A-1", "quantity": 2.0, "unit_price": {"amount": 6.495e3, "currency": "CNY"}}'
+        body = (
+            f'{{"order_ref": "T-1", "amount": {{"amount": 12990.0, "currency": "CNY"}}, "items": [{item}]}}'
+        )
+        response = await client.post(
+            f"/v1/members/{member['id']}/earn", content=body, headers=bearer(pos_key) | JSON_TEXT
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["points_earned"] == 129  # as for 12990 (tests/points: one point a yuan)
+
+
+class TestMoneyMoreThanZero:
+    """Where the service takes only an amount above zero (what was paid, refunded, an order's total), the
+    document says so: `exclusiveMinimum`, not MoneyBody's `minimum` of 0."""
+
+    def test_the_document_says_where_zero_is_refused(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+        assert schemas["MoneyBody"]["properties"]["amount"]["minimum"] == 0
+        positive = schemas["PositiveMoneyBody"]["properties"]["amount"]
+        assert positive["exclusiveMinimum"] == 0 and "minimum" not in positive
+        for model, field in (
+            ("EarnRequest", "amount"),
+            ("CaptureRequest", "order_total"),
+            ("RefundRequest", "amount"),
+            ("PartnerRefundRequest", "amount"),
+        ):
+            assert "#/components/schemas/PositiveMoneyBody" in json.dumps(
+                schemas[model]["properties"][field]
+            ), (model, field)
+
+    async def test_the_least_the_document_admits_is_taken_and_its_bound_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, document: dict[str, Any]
+    ) -> None:
+        bound = int(
+            document["components"]["schemas"]["PositiveMoneyBody"]["properties"]["amount"]["exclusiveMinimum"]
+        )
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        earn = f"/v1/members/{member['id']}/earn"
+        refused = await client.post(
+            earn, json={"order_ref": "T-1", "amount": cny(bound)}, headers=bearer(pos_key)
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
+        assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [
+            ("amount.amount", "greater_than")
+        ]
+        assert await table_counts(app, "orders") == {"orders": 0}
+        taken = await client.post(
+            earn, json={"order_ref": "T-1", "amount": cny(bound + 1)}, headers=bearer(pos_key)
+        )
+        assert taken.status_code == 200, taken.text
+        refund = await client.post(
+            "/v1/orders/T-1/refund", json={"amount": cny(bound)}, headers=bearer(pos_key)
+        )
+        assert [(e["field"], e["type"]) for e in refund.json()["errors"]] == [
+            ("amount.amount", "greater_than")
+        ]
+
+
+class TestInstantsInRange:
+    """JSON Schema's `date-time` has no bounds: an instant's schema says in words which the service takes."""
+
+    @pytest.fixture
+    def bounds(self, document: dict[str, Any]) -> tuple[datetime, datetime]:
+        described = document["components"]["schemas"]["Replay"]["properties"]["since"]
+        assert described["format"] == "date-time"
+        found = re.search(r"From (\S+) up to, not including, (\S+) ", described["description"])
+        assert found is not None, described
+        return datetime.fromisoformat(found[1]), datetime.fromisoformat(found[2])
+
+    def test_every_instant_a_request_takes_says_its_range(self, document: dict[str, Any]) -> None:
+        said = 0
+        for schema in _request_schemas(document):
+            if schema.get("format") == "date-time":
+                assert "up to, not including," in schema.get("description", ""), schema
+                said += 1
+        assert said > 20
+
+    async def test_the_range_said_is_the_range_taken(
+        self, client: httpx.AsyncClient, admin_key: str, bounds: tuple[datetime, datetime]
+    ) -> None:
+        earliest, latest = bounds
+        tick = timedelta(microseconds=1)
+        for since, status in ((earliest, 200), (earliest - tick, 422), (latest - tick, 200), (latest, 422)):
+            response = await client.get(
+                "/v1/audit-events", params={"since": since.isoformat()}, headers=bearer(admin_key)
+            )
+            assert response.status_code == status, (since, response.text)
+        await set_program(client, admin_key)
+        reward = {"name": "券", "cost_points": 100, "coupon": {"kind": "fixed_discount", "amount": 1000}}
+        for until, status in ((latest - tick, 201), (latest, 422)):
+            response = await client.post(
+                "/v1/rewards", json=reward | {"valid_until": until.isoformat()}, headers=bearer(admin_key)
+            )
+            assert response.status_code == status, (until, response.text)
+
+
+class TestPlainText:
+    """The input guard refuses control characters in every string of a request: the strings a request takes
+    say so (a pattern, a format, or a list of values), so that a client obeying the document sends none."""
+
+    def test_no_string_a_request_takes_admits_a_control_character(self, document: dict[str, Any]) -> None:
+        checked = 0
+        for schema in _request_schemas(document):
+            if schema.get("type") != "string" or "format" in schema or "enum" in schema or "const" in schema:
+                continue
+            assert "pattern" in schema, schema
+            for control in ("\x00", "\x07", "\t", "\n", "\x7f", "\x85"):
+                assert re.search(schema["pattern"], f"a{control}b") is None, (schema, control)
+            checked += 1
+        assert checked > 100
+
+    @pytest.mark.parametrize(("name", "status"), [("李娜", 201), ("李\t娜", 422), ("李\x85娜", 422)])
+    async def test_what_the_pattern_admits_is_taken(
+        self, client: httpx.AsyncClient, pos_key: str, document: dict[str, Any], name: str, status: int
+    ) -> None:
+        [text] = [
+            branch
+            for branch in document["components"]["schemas"]["MemberCreate"]["properties"]["name"]["anyOf"]
+            if branch.get("type") == "string"
+        ]
+        assert (re.search(text["pattern"], name) is not None) == (status == 201)
+        response = await client.post(
+            "/v1/members", json={"phone": None, "name": name}, headers=bearer(pos_key)
+        )
+        assert response.status_code == status, response.text
+
+
+def _request_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every schema a /v1 request (its body or query string) alone takes, down through references; not those
+    replies use too, which say nothing of what a request may send."""
+    components = document["components"]["schemas"]
+
+    def named(node: Any) -> set[str]:
+        return {
+            found["$ref"].rsplit("/", 1)[1]
+            for found in _walk(node)
+            if isinstance(found.get("$ref"), str) and found["$ref"].startswith("#/components/schemas/")
+        }
+
+    def closure(names: set[str]) -> set[str]:
+        seen: set[str] = set()
+        pending = list(names)
+        while pending:
+            name = pending.pop()
+            if name in components and name not in seen:
+                seen.add(name)
+                pending.extend(named(components[name]))
+        return seen
+
+    requests: list[Any] = []
+    replies: list[Any] = []
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            replies.append(operation["responses"])
+            if path.startswith("/v1/"):
+                requests.append(operation.get("requestBody", {}).get("content", {}))
+                requests.extend(p["schema"] for p in operation.get("parameters", []) if p["in"] == "query")
+    alone = closure(named(requests)) - closure(named(replies))
+    inline = [_without_examples(node) for node in requests]
+    return [s for node in [*inline, *(components[name] for name in alone)] for s in _subschemas(node)]
+
+
+def _without_examples(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _without_examples(v) for k, v in node.items() if k not in ("examples", "example", "default")
+        }
+    return node
+
+
+def _subschemas(node: Any) -> list[dict[str, Any]]:
+    """`node` and the schemas within it, but not through references (nor into examples or defaults)."""
+    found: list[dict[str, Any]] = []
+    pending = [node]
+    while pending:
+        schema = pending.pop()
+        if not isinstance(schema, dict) or "$ref" in schema:
+            continue
+        found.append(schema)
+        for key in ("properties", "patternProperties"):
+            pending.extend(schema.get(key, {}).values())
+        for key in ("items", "additionalProperties", "not", "schema"):
+            pending.append(schema.get(key))
+        for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            pending.extend(schema.get(key, []))
+        pending.extend(value for key, value in schema.items() if key.startswith("application/"))
+    return found

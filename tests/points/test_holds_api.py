@@ -434,7 +434,7 @@ class TestRefundsOfCapturedHolds:
         assert (usd.status_code, usd.json()["code"]) == (422, "currency_mismatch")
         zero = await capture(client, ecommerce_key, created["id"], order_total=cny(0))
         assert zero.status_code == 422
-        assert zero.json()["errors"][0]["field"] == "order_total"
+        assert zero.json()["errors"][0]["field"] == "order_total.amount"
         assert not zero.json()["errors"][0]["message"].startswith("Value error")
         # 400 points are worth 4 yuan: more than points may pay of a 1-yuan order, as on a redeem
         too_small = await capture(client, ecommerce_key, created["id"], order_total=cny(100))

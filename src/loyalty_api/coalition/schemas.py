@@ -10,7 +10,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from loyalty_api.http.schemas import SHOWN_ONCE, MoneyBody, MoneyRead, OrderRef, ReadModel, TierRef
+from loyalty_api.http.schemas import (
+    SHOWN_ONCE,
+    MoneyBody,
+    MoneyRead,
+    OrderRef,
+    PositiveMoneyBody,
+    ReadModel,
+    TierRef,
+)
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import decimal_text, plain_decimal
 
@@ -233,7 +241,7 @@ class PartnerRefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_ref: OrderRef = Field(description="The order you earned for.")
-    amount: MoneyBody | None = Field(
+    amount: PositiveMoneyBody | None = Field(
         default=None,
         description="How much of the order is refunded: its points are taken back in proportion.",
     )
@@ -243,8 +251,6 @@ class PartnerRefundRequest(BaseModel):
     def _exactly_one(self) -> PartnerRefundRequest:
         if (self.amount is None) == (self.full is None):
             raise PydanticCustomError("value_error", "give exactly one of amount or full")
-        if self.amount is not None and self.amount.amount <= 0:
-            raise PydanticCustomError("value_error", "amount must be more than zero")
         return self
 
 

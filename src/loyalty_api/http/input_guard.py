@@ -32,10 +32,10 @@ _MAX_FIELD = 100
 
 class InvalidInput(LoyaltyError):
     """The body or query string parses, but holds what the service refuses to take in: JSON nested too deep, a
-    key twice in one object, a NUL character or a lone surrogate in a string, or a GraphQL document with too
-    many tokens. `errors` names each one.
+    key twice in one object, a NUL or other control character (a tab, a line break) or a lone surrogate in a
+    string, or a GraphQL document with too many tokens. `errors` names each one.
 
-    Send plain JSON: each key once in an object, no NUL characters, nesting within the limit.
+    Send plain JSON: each key once in an object, no control characters, nesting within the limit.
     """
 
     code = "validation_error"

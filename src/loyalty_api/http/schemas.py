@@ -27,9 +27,12 @@ from pydantic import (
 from loyalty_api.clock import as_utc
 from loyalty_api.money import Money
 
-# Strict: a JSON float such as 10.0 is refused rather than quietly turned into points or money.
+# Strict: a string ("10") or a boolean is refused rather than quietly turned into points or money. A JSON
+# number that is whole however it is written (10.0, 1e1) is that integer, read from its digits and never
+# through a float (http.transaction._whole_numbers_as_integers): JSON Schema's `integer` admits it.
 Points = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
+PositiveMinorUnits = Annotated[int, Field(strict=True, gt=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="e.g. plus-yearly")]
 
@@ -38,6 +41,17 @@ PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", descripti
 SHOWN_ONCE = "x-secret"
 
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+# What an instant's schema says of it, after the field's own description: JSON Schema's `date-time` has no
+# bounds, and any RFC 3339 date-time has a zone (which the service requires), but no leap second is taken.
+_WITHIN_RANGE = (
+    f"From {_EARLIEST:%Y-%m-%dT%H:%M:%SZ} up to, not including, {_LATEST:%Y-%m-%dT%H:%M:%SZ} "
+    "(with any zone); no leap second (:60)."
+)
+
+
+def _range_said(schema: dict[str, Any]) -> None:
+    said = schema.get("description")
+    schema["description"] = f"{said} {_WITHIN_RANGE}" if said else _WITHIN_RANGE
 
 
 def _within_range(value: datetime) -> datetime:
@@ -63,9 +77,14 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
 # (so a reply that shows it back writes it as every other instant, with `Z`).
-Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
+Instant = Annotated[AwareDatetime, AfterValidator(_within_range), Field(json_schema_extra=_range_said)]
 # The same, in a query string.
-QueryInstant = Annotated[AwareDatetime, BeforeValidator(_written_as_a_date), AfterValidator(_within_range)]
+QueryInstant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_written_as_a_date),
+    AfterValidator(_within_range),
+    Field(json_schema_extra=_range_said),
+]
 
 
 def sent_or_left_out(*, schema: dict[str, Any] | None = None, **field: Any) -> Any:
@@ -125,6 +144,12 @@ class MoneyBody(MoneyRead):
 
     amount: MinorUnits = Field(description="Minor units: 12990 is 129.90 CNY")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class PositiveMoneyBody(MoneyBody):
+    """Money in a request that must be more than zero: what was paid or refunded, an order's total."""
+
+    amount: PositiveMinorUnits = Field(description="Minor units, more than zero: 12990 is 129.90 CNY")
 
 
 def by_kind(base: type[BaseModel], kinds: Sequence[type[BaseModel]], *, suffix: str) -> Any:

@@ -9,7 +9,10 @@ an Idempotency-Key the response is recorded in that same transaction (see loyalt
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from collections.abc import Callable, Coroutine
+from decimal import Decimal
 from functools import cached_property, partial
 from typing import Annotated, Any
 
@@ -267,8 +270,57 @@ def _strict_body(
     try:
         return adapter.validate_json(body, strict=True), []
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        return document, [{**e, "loc": ("body", *e["loc"])} for e in errors]
+        refused = exc
+    whole = _whole_numbers_as_integers(body) if _took_a_number_for_an_integer(refused) else None
+    if whole is not None:
+        try:
+            return adapter.validate_json(whole, strict=True), []
+        except ValidationError as exc:
+            refused = exc
+    errors = refused.errors(include_url=False, include_input=False)
+    return document, [{**e, "loc": ("body", *e["loc"])} for e in errors]
+
+
+# A JSON number is the same number however it is written: JSON Schema's `integer` admits 1.0 and 1e3, and a
+# client may well send them (JavaScript has one type of number). The strict check takes only `1` for an int;
+# when it refused a number written otherwise there, the body is checked once more with every number that is
+# whole written as an integer. Whole is judged from the number's own digits, never through a float, so that
+# 1e12 is 10^12 exactly and 1.0000000000000001 stays refused; bounds then apply to that exact integer. The
+# first check costs a body of plain integers (a till's) nothing more.
+_LONGEST_WHOLE = 30  # digits: past every bound of an integer field (10^12 at most), so left refused
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _took_a_number_for_an_integer(refused: ValidationError) -> bool:
+    return any(e["type"] == "int_type" and isinstance(e.get("input"), float) for e in refused.errors())
+
+
+def _whole_numbers_as_integers(body: bytes) -> bytes | None:
+    """The body with each number that is whole but written with a fraction or an exponent (`1.0`, `2.50e2`)
+    written as an integer, the others as the strict check read them; None when there is none, or a number
+    too long to write out. The body has passed the input guard: it is JSON, each key once, no NaN."""
+
+    def exactly(text: str) -> int | float:
+        number = Decimal(text)
+        if number == number.to_integral_value():
+            if number.adjusted() >= _LONGEST_WHOLE:
+                raise _TooLong
+            whole.append(text)
+            return int(number)
+        read = float(text)
+        if not math.isfinite(read):
+            raise _TooLong
+        return read
+
+    whole: list[str] = []
+    try:
+        document = json.loads(body, parse_float=exactly)
+    except _TooLong:
+        return None
+    return json.dumps(document).encode("utf-8") if whole else None
 
 
 def check_body(request: Request) -> None:

@@ -29,6 +29,7 @@ def install_openapi(app: FastAPI) -> None:
         schema = generate()  # FastAPI's, kept until the routes change
         if not any(schema is done for done in finished):
             _with_problem_schemas(schema)
+            _with_plain_text(schema)
             _with_examples(schema)
             finished[:] = [schema]
         return schema
@@ -79,3 +80,79 @@ def _with_examples(document: dict[str, Any]) -> None:
             content = operation["responses"][success].setdefault("content", {})
             reply = content.setdefault(found.response_media_type, {"schema": {"type": "string"}})
             reply["examples"] = named(found.responses)
+
+
+# The input guard (http.input_guard) refuses a control character (C0 with NUL, DEL, C1) in any string of a
+# /v1 body or query string. A string that only requests carry and that has no pattern or format of its own
+# (names, reasons, descriptions, codes) says so with this pattern, so that a client or a fuzzer obeying the
+# document does not send one. A schema replies use too is left alone: the pattern would be a promise about
+# what the service sends. (Lone surrogates, refused too, are beyond a regular expression.)
+PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+_SAID_ALREADY = frozenset({"pattern", "format", "enum", "const"})
+
+
+def _with_plain_text(document: dict[str, Any]) -> None:
+    schemas = document.get("components", {}).get("schemas", {})
+    requested: set[str] = set()
+    replied: set[str] = set()
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            _referenced(operation.get("responses"), replied)
+            if not path.startswith("/v1/"):
+                continue
+            body = operation.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema")
+            _plain_strings(body)
+            _referenced(body, requested)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _plain_strings(parameter.get("schema"))
+                    _referenced(parameter.get("schema"), requested)
+    for name in _reachable(requested, schemas) - _reachable(replied, schemas):
+        _plain_strings(schemas[name])
+
+
+def _referenced(node: Any, found: set[str]) -> None:
+    """The names of the component schemas `node` refers to itself (not through them)."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_COMPONENT):
+                found.add(ref.removeprefix(_COMPONENT))
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+_COMPONENT = "#/components/schemas/"
+
+
+def _reachable(names: set[str], schemas: Mapping[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    pending = [name for name in names if name in schemas]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            referenced: set[str] = set()
+            _referenced(schemas[name], referenced)
+            pending.extend(n for n in referenced if n in schemas and n not in seen)
+    return seen
+
+
+def _plain_strings(schema: Any) -> None:
+    """PLAIN_TEXT on each string `schema` describes, down its subschemas (not through references, and not
+    into examples or defaults, which are values)."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not _SAID_ALREADY & schema.keys():
+        schema["pattern"] = PLAIN_TEXT
+    for key in ("properties", "patternProperties"):
+        for subschema in schema.get(key, {}).values():
+            _plain_strings(subschema)
+    for key in ("items", "additionalProperties", "not"):
+        _plain_strings(schema.get(key))
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for subschema in schema.get(key, []):
+            _plain_strings(subschema)

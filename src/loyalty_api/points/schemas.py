@@ -14,6 +14,7 @@ from loyalty_api.http.schemas import (
     MoneyRead,
     OrderRef,
     Points,
+    PositiveMoneyBody,
     ReadModel,
     TierRef,
     sent_or_left_out,
@@ -41,7 +42,7 @@ class EarnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_ref: OrderRef = Field(description="The receipt or order number; an order earns once.")
-    amount: MoneyBody = Field(description="What the member paid that earns points.")
+    amount: PositiveMoneyBody = Field(description="What the member paid that earns points.")
     items: list[ItemBody] = Field(default_factory=list, max_length=500)
     store_id: Code | None = None
     channel: Code | None = None
@@ -50,13 +51,6 @@ class EarnRequest(BaseModel):
         description="When the purchase happened, for a till that was offline (30 days at most); default now. "
         "It earns by the earning rules and the paid plans in force then.",
     )
-
-    @field_validator("amount")
-    @classmethod
-    def _something_paid(cls, amount: MoneyBody) -> MoneyBody:
-        if amount.amount <= 0:
-            raise ValueError("must be more than zero")
-        return amount
 
 
 class BreakdownRead(ReadModel):
@@ -107,18 +101,11 @@ class CaptureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points: Points | None = Field(default=None, description="Capture fewer than held; the rest is released.")
-    order_total: MoneyBody | None = Field(
+    order_total: PositiveMoneyBody | None = Field(
         default=None,
         description="The order's total, as on a redeem: the base refunds by amount are measured against. It "
         "replaces the cash amount an earn on the order gave as its total.",
     )
-
-    @field_validator("order_total")
-    @classmethod
-    def _something_paid(cls, order_total: MoneyBody | None) -> MoneyBody | None:
-        if order_total is not None and order_total.amount <= 0:
-            raise PydanticCustomError("value_error", "must be more than zero")
-        return order_total
 
 
 class HoldRead(ReadModel):
@@ -140,7 +127,7 @@ class RefundRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
-    amount: MoneyBody | None = sent_or_left_out(
+    amount: PositiveMoneyBody | None = sent_or_left_out(
         description="How much of the order's total is refunded (a part or all of it): earned points are "
         "taken back and redeemed points given back in proportion. Needs the order's total: an earn gives it, "
         "or `order_total` on the redeem or the capture.",
@@ -155,13 +142,6 @@ class RefundRequest(BaseModel):
         "known.",
         schema={"const": True},
     )
-
-    @field_validator("amount")
-    @classmethod
-    def _something_refunded(cls, amount: MoneyBody | None) -> MoneyBody | None:
-        if amount is not None and amount.amount <= 0:
-            raise PydanticCustomError("value_error", "must be more than zero")
-        return amount
 
     @field_validator("amount", "points", "full", mode="before")
     @classmethod
