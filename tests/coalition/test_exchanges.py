@@ -429,6 +429,57 @@ class TestExchangeOut:
         await assert_ledger_invariant(app, air.member_id)
 
 
+class TestSuspendedPartner:
+    async def test_it_still_answers_the_exchanges_pending_with_it_and_starts_none(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        air: Air,
+        clock: FrozenClock,
+    ) -> None:
+        """Its system may have credited the customer before it learnt of the suspension, and the time limit
+        runs on: were the confirmation refused, the time-out would give the member the points back too."""
+        confirmed = await created(await exchange_out(client, pos_key, air.member_id, "air", 100))
+        failed = await created(await exchange_out(client, pos_key, air.member_id, "air", 200))
+        unanswered = await created(await exchange_out(client, pos_key, air.member_id, "air", 300))
+        terms = {"exchange_out_rate": "2.5", "exchange_in_rate": "0.4", "exchange_timeout_seconds": TIMEOUT}
+        body = {"name": "Air", "status": "suspended", **terms}
+        suspended = await client.put("/v1/partners/air", json=body, headers=bearer(admin_key))
+        assert suspended.status_code == 200, suspended.text
+
+        clock.advance(timedelta(seconds=TIMEOUT - 1))
+        assert (await partner_view(client, air.key, confirmed["id"]))["status"] == "pending"
+        answer = await resolve(client, air.key, confirmed["id"], "confirm")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "confirmed"
+        answer = await resolve(client, air.key, failed["id"], "fail")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "failed"
+        assert await balance(client, pos_key, air.member_id) == 1_000 - 100 - 300
+
+        # Nothing new while suspended, either way, and it still reaches no member.
+        before = await table_counts(app, *WRITTEN)
+        for refused in (
+            await exchange_out(client, pos_key, air.member_id, "air", 10),
+            await exchange_in(client, air.key, "AIR-1", "T-1", 100),
+            await client.get("/v1/partner/members/AIR-1", headers=bearer(air.key)),
+        ):
+            assert problem(refused) == (409, "partner_not_active"), refused.text
+        assert await table_counts(app, *WRITTEN) == before
+
+        # The time limit ran on: the one left unanswered is past it, and only that one comes back.
+        clock.advance(timedelta(seconds=2))
+        late = await resolve(client, air.key, unanswered["id"], "confirm")
+        assert problem(late) == (409, "exchange_not_pending"), late.text
+        assert await run_exchange_expiry(app) == 1
+        assert await balance(client, pos_key, air.member_id) == 1_000 - 100
+        statuses = [e["payload"]["status"] for e in await events(app, "partner.exchange_resolved")]
+        assert statuses == ["confirmed", "failed", "expired"]
+        await assert_ledger_invariant(app, air.member_id)
+
+
 class TestExchangeIn:
     async def test_partner_points_come_in_at_its_rate_rounded_down(
         self,

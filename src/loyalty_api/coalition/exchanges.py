@@ -36,7 +36,7 @@ from loyalty_api.partners.errors import (
 from loyalty_api.partners.events import ExchangeReceived, ExchangeRequested, ExchangeResolved
 from loyalty_api.partners.models import Partner, PartnerExchange, PartnerLink
 from loyalty_api.partners.repository import ExchangeRepository, PartnerRepository
-from loyalty_api.partners.service import active_partner, get_partner, locked_partner_link
+from loyalty_api.partners.service import bound_partner, get_partner, locked_partner_link
 from loyalty_api.points.accounts import (
     check_return_window,
     credit_points,
@@ -269,13 +269,20 @@ async def _partners_exchange(uow: UnitOfWork, partner: Partner, exchange_id: uui
 
 
 async def get_exchange(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
-    partner = await active_partner(uow, partner_id)
+    """One of the partner's exchanges, read even while it is suspended: it may still answer those pending
+    (`confirm`), and after a lost answer this is how it learns whether one timed out."""
+    partner = await bound_partner(uow, partner_id)
     return _view(await _partners_exchange(uow, partner, exchange_id), partner.code, uow.clock.now())
 
 
 async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
-    """The partner credited its customer: the exchange is done. Only while it is pending and in time."""
-    partner = await active_partner(uow, partner_id)
+    """The partner credited its customer: the exchange is done. Only while it is pending and in time.
+
+    A suspended partner may still answer: its system may have credited the customer before it learnt of the
+    suspension, and the time limit keeps running, so a refusal here would end in the time-out job giving the
+    member back points the partner paid out. It starts nothing new while suspended (`exchange_out`,
+    `exchange_in`)."""
+    partner = await bound_partner(uow, partner_id)
     row = await _partners_exchange(uow, partner, exchange_id)
     now = uow.clock.now()
     repo = ExchangeRepository(uow.session)
@@ -286,8 +293,8 @@ async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID
 
 async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
     """The partner could not credit its customer: the member gets the points back. Only while it is pending
-    and in time, as for a confirmation."""
-    partner = await active_partner(uow, partner_id)
+    and in time, and while the partner is suspended too, as for a confirmation."""
+    partner = await bound_partner(uow, partner_id)
     row = await _partners_exchange(uow, partner, exchange_id)
     repo = ExchangeRepository(uow.session)
     now = uow.clock.now()

@@ -144,7 +144,7 @@ async def replace_partner(code: PartnerCode, body: PartnerWrite, uow: UoW, _: Op
     """Change a partner's name, status or terms (the whole of them: what is left out is not offered). A
     suspended partner's keys reach no member (their calls are refused as `partner_not_active`) and it cannot
     be linked to; its links stay, and work again once it is active. Exchanges already pending keep their rate
-    and time limit.
+    and time limit, and the partner may still read, confirm or fail them while suspended: their time runs on.
 
     For `admin` keys only."""
     return PartnerRead.model_validate(
@@ -398,10 +398,11 @@ async def exchange_in(ref: Ref, body: ExchangeInRequest, uow: UoW, caller: Partn
 @router.get(
     "/partner/exchanges/{exchange_id}",
     summary="Read one of your exchanges",
-    responses=problem_responses(*_AUTH, ExchangeNotFound, PartnerNotActive),
+    responses=problem_responses(*_AUTH, ExchangeNotFound),
 )
 async def read_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
-    """An exchange with you, either way. Another partner's is 404 `exchange_not_found`.
+    """An exchange with you, either way, while your partnership is suspended too. Another partner's is 404
+    `exchange_not_found`.
 
     For `partner` keys only. Reads only."""
     return ExchangeRead.model_validate(await exchanges.get_exchange(uow, _partner_of(caller), exchange_id))
@@ -410,12 +411,13 @@ async def read_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) ->
 @router.post(
     "/partner/exchanges/{exchange_id}/confirm",
     summary="Confirm you credited an exchange out",
-    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending, PartnerNotActive),
+    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending),
 )
 async def confirm_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
     """You credited your customer: the exchange is `confirmed`. Only a pending exchange within its time limit
     can be (409 `exchange_not_pending`; one that timed out has been given back to the member, so do not
-    credit it). Emits `partner.exchange_resolved`.
+    credit it). While your partnership is suspended you may still answer the exchanges pending with you (their
+    time limit keeps running), though you can start none. Emits `partner.exchange_resolved`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return ExchangeRead.model_validate(await exchanges.confirm(uow, _partner_of(caller), exchange_id))
@@ -424,11 +426,12 @@ async def confirm_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey)
 @router.post(
     "/partner/exchanges/{exchange_id}/fail",
     summary="Say you could not credit an exchange out",
-    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending, PartnerNotActive),
+    responses=problem_responses(*_AUTH, ExchangeNotFound, ExchangeNotPending),
 )
 async def fail_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
-    """You could not credit your customer: the exchange is `failed` and the member gets the points back.
-    Emits `partner.exchange_resolved`.
+    """You could not credit your customer: the exchange is `failed` and the member gets the points back. As
+    for a confirmation: only a pending exchange within its time limit, while you are suspended too. Emits
+    `partner.exchange_resolved`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return ExchangeRead.model_validate(await exchanges.fail(uow, _partner_of(caller), exchange_id))

@@ -118,7 +118,8 @@ class PartnerCreate(PartnerTerms):
 class PartnerWrite(PartnerTerms):
     name: str = Field(min_length=1, max_length=100)
     status: Literal["active", "suspended"] = Field(
-        description="A suspended partner's keys reach no member, and it cannot be linked to."
+        description="A suspended partner's keys reach no member, and it cannot be linked to; they may still "
+        "read, confirm or fail the exchanges out pending with it."
     )
 
 

@@ -24,7 +24,8 @@ class PartnerExists(Conflict):
 
 
 class PartnerNotActive(Conflict):
-    """The partner is suspended: it cannot be linked to, and its keys reach no member.
+    """The partner is suspended: it cannot be linked to, and its keys reach no member (they may still read,
+    confirm or fail the exchanges out pending with it).
 
     An operator reactivates it with `PUT /v1/partners/{code}` and `"status": "active"`.
     """

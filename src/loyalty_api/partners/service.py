@@ -243,8 +243,8 @@ async def update_partner(
     uow: UnitOfWork, code: str, *, name: str, status: PartnerStatus, terms: Terms
 ) -> PartnerView:
     """Rename, suspend or change the terms of a partner. A suspended partner's keys reach no member until it
-    is active again. New terms apply to what comes next: pending exchanges keep the rate and time they were
-    made with."""
+    is active again, but may still answer the exchanges out pending with it (coalition.exchanges). New terms
+    apply to what comes next: pending exchanges keep the rate and time they were made with."""
     partner = await get_partner(uow, code)
     await _check_terms(uow, terms)
     partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
@@ -261,10 +261,18 @@ async def _announce(uow: UnitOfWork, partner: Partner, change: Literal["created"
     await emit_for_programme(uow, event, partner.code)
 
 
-async def active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+async def bound_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+    """The partner a key is bound to, active or suspended. Only for answering what the partner was asked
+    before a suspension (its exchanges out pending): refusing those would let their time run out and give the
+    member back points the partner may have credited already. Anything else goes through `active_partner`."""
     partner = await PartnerRepository(uow.session).get(partner_id)
     if partner is None:  # a key bound to a partner that does not exist reaches nothing
         raise PartnerNotFound()
+    return partner
+
+
+async def active_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+    partner = await bound_partner(uow, partner_id)
     if partner.status != "active":
         raise PartnerNotActive()
     return partner
