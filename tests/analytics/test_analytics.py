@@ -247,6 +247,30 @@ class TestPointsFigures:
         assert sum(int(r["net"]) for r in as_csv) == figures_of(entries)["net"]
 
 
+class TestNegotiation:
+    @pytest.mark.parametrize(
+        ("accept", "media_type"),
+        [
+            (None, "application/json"),
+            ("text/csv", "text/csv"),
+            ("application/json, text/csv;q=0", "application/json"),  # CSV refused outright
+            ("application/json;q=1.0, text/csv;q=0.1", "application/json"),
+            ("text/*;q=0.5, application/json", "application/json"),
+            ("application/json;q=0.5, text/*", "text/csv"),
+            ("text/html", "application/json"),  # neither acceptable: the default, not a 406
+        ],
+    )
+    async def test_csv_only_when_accept_prefers_it_to_json(
+        self, client: httpx.AsyncClient, key: str, accept: str | None, media_type: str
+    ) -> None:
+        window = {"from": iso(START), "to": iso(START + timedelta(days=1))}
+        headers = bearer(key) | ({} if accept is None else {"Accept": accept})
+        for path in ("/v1/analytics/points", "/v1/analytics/overview"):
+            answer = await client.get(path, params=window, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].partition(";")[0] == media_type, (path, accept)
+
+
 class TestOverview:
     async def test_a_past_windows_liability_is_at_the_point_value_of_its_end(
         self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, key: str

@@ -435,6 +435,36 @@ class TestRoutes:
         beta = await admin_statement(client, admin_key, "beta", start, end)
         assert [beta[k]["entries"] for k in LINES] == [1, 0, 0, 0, 1]
 
+    @pytest.mark.parametrize(
+        ("accept", "media_type"),
+        [
+            (None, "application/json"),
+            ("text/csv", "text/csv"),
+            ("application/json, text/csv;q=0", "application/json"),  # CSV refused outright
+            ("application/json;q=1.0, text/csv;q=0.1", "application/json"),
+            ("text/*;q=0.5, application/json", "application/json"),
+            ("application/json;q=0.5, text/*", "text/csv"),
+            ("text/html", "application/json"),  # neither acceptable: the default, not a 406
+        ],
+    )
+    async def test_csv_only_when_accept_prefers_it_to_json(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        partners: TwoPartners,
+        accept: str | None,
+        media_type: str,
+    ) -> None:
+        end = START + timedelta(days=1)
+        headers = {} if accept is None else {"Accept": accept}
+        for key, path in (
+            (admin_key, "/v1/partners/alpha/settlements"),
+            (partners.alpha, "/v1/partner/settlements"),
+        ):
+            answer = await statement(client, key, path, START, end, **headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].partition(";")[0] == media_type, (path, accept)
+
     async def test_each_route_answers_its_own_callers_only(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, partners: TwoPartners
     ) -> None:

@@ -1,4 +1,4 @@
-"""The programme's figures, for operators: JSON, or CSV with `Accept: text/csv`."""
+"""The programme's figures, for operators: JSON, or CSV when `Accept` prefers `text/csv`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.negotiation import wants_csv
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import ReportRoute
@@ -25,10 +26,6 @@ From = Annotated[QueryInstant, Query(alias="from", description="The first instan
 To = Annotated[QueryInstant, Query(description="The first instant not counted.")]
 _CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 _ERRORS = problem_responses(InvalidApiKey, ScopeNotAllowed, InvalidField) | _CSV
-
-
-def _wants_csv(request: Request) -> bool:
-    return "text/csv" in request.headers.get("accept", "")
 
 
 @router.get(
@@ -62,7 +59,7 @@ async def read_points_report(
 
     For `admin` keys only. Reads only."""
     report = await service.points_report(uow, start, to, period=period, group_by=group_by)
-    if _wants_csv(request):
+    if wants_csv(request.headers.get("accept")):
         return Response(service.report_csv(report, grouped_by=group_by), media_type="text/csv")
     page = service.report_page(report, limit=paging.limit, cursor=paging.cursor)
     return PointsReportPage(
@@ -82,6 +79,6 @@ async def read_analytics_overview(
 
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)
-    if _wants_csv(request):
+    if wants_csv(request.headers.get("accept")):
         return Response(service.overview_csv(found), media_type="text/csv")
     return OverviewRead.model_validate(found)

@@ -47,6 +47,7 @@ from loyalty_api.coalition.schemas import (
 from loyalty_api.db.pagination import page_after
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.negotiation import wants_csv
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -443,7 +444,7 @@ To = Annotated[QueryInstant, Query(description="The first instant not counted.")
 
 
 def _statement_answer(statement: settlement.Settlement, request: Request) -> Response | SettlementRead:
-    if "text/csv" in request.headers.get("accept", ""):
+    if wants_csv(request.headers.get("accept")):
         return Response(settlement.as_csv(statement), media_type="text/csv")
     return SettlementRead.model_validate(statement)
 
@@ -459,7 +460,9 @@ async def read_settlement(
 ) -> Response | SettlementRead:
     """What moved between the programme and the partner in [`from`, `to`): points earned at the partner,
     taken back by refunds, exchanged out, given back, exchanged in, with their value and the partner's
-    points; each a sum over the ledger. JSON, or CSV with `Accept: text/csv`.
+    points; each a sum over the ledger. JSON, or CSV when `Accept` prefers `text/csv` to `application/json`
+    (by q-value: `application/json, text/csv;q=0` is JSON); without `Accept`, or with one that accepts
+    neither, JSON.
 
     For `admin` keys only. Reads only."""
     return _statement_answer(await settlement.settlement(uow, code, start, to), request)
@@ -475,7 +478,7 @@ async def read_own_settlement(
     start: From, to: To, request: Request, uow: UoW, caller: PartnerKey
 ) -> Response | SettlementRead:
     """Your statement for [`from`, `to`), as the operator reads it (see
-    `GET /v1/partners/{code}/settlements`). JSON, or CSV with `Accept: text/csv`.
+    `GET /v1/partners/{code}/settlements`). JSON, or CSV when `Accept` prefers `text/csv`, as there.
 
     For `partner` keys only. Reads only."""
     return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), request)

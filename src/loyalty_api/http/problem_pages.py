@@ -23,13 +23,12 @@ from pydantic import BaseModel, Field
 from loyalty_api.db.pagination import page_after
 from loyalty_api.errors import NotFound
 from loyalty_api.http.dependencies import Paging
+from loyalty_api.http.negotiation import HTML, JSON, preferred
 from loyalty_api.http.problem_catalogue import ProblemType, problem_types
 from loyalty_api.http.problems import problem_responses
 
 router = APIRouter(tags=["operations"])
 
-JSON = "application/json"
-HTML = "text/html"
 # What the pages may load: their own inline style, nothing else (no scripts, no other hosts).
 _POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 _CACHE = "public, max-age=3600"
@@ -70,40 +69,9 @@ class ProblemTypeList(BaseModel):
     next_cursor: str | None
 
 
-def _media_range_q(accept: str, media_type: str) -> tuple[float, int]:
-    """How much the Accept header wants `media_type`: (q, specificity of the range that matched it)."""
-    kind, _, subtype = media_type.partition("/")
-    best = (0.0, -1)
-    for entry in accept.split(","):
-        name, *params = (part.strip() for part in entry.split(";"))
-        r_kind, _, r_subtype = name.lower().partition("/")
-        if (r_kind, r_subtype) == (kind, subtype):
-            specificity = 2
-        elif (r_kind, r_subtype) == (kind, "*"):
-            specificity = 1
-        elif (r_kind, r_subtype) == ("*", "*"):
-            specificity = 0
-        else:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        if specificity > best[1]:  # the most specific range decides (RFC 9110, 12.5.1)
-            best = (q, specificity)
-    return best
-
-
 def wants_json(accept: str | None) -> bool:
     """JSON when the Accept header prefers it to HTML (by q, then by how precisely it names it)."""
-    if not accept:
-        return False
-    as_json, as_html = _media_range_q(accept, JSON), _media_range_q(accept, HTML)
-    return as_json[0] > 0 and as_json > as_html
+    return preferred(accept, (HTML, JSON)) == JSON
 
 
 _CODE_SPAN = re.compile(r"`([^`]+)`")
