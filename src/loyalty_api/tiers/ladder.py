@@ -10,6 +10,10 @@ and judges the window that ended when the grace began (the calendar year just pa
 whoever reached the bar in it is renewed for the window under way, plus grace. So a calendar-year tier won
 in year Y is kept through Y+1 and its grace while Y+1 is judged; a purchase during the grace that reaches
 the bar of the new window requalifies at once.
+
+The date a member keeps a tier until is stored; the window their review judges ends that tier's grace before
+it. A change of the tier's grace or window re-dates its members (`redated`), so that what they were promised
+still holds under the new rules.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from loyalty_api.clock import format_instant
 from loyalty_api.grants.granted import GrantedBenefit
 
 LADDER_CACHE_KEY = "tier_ladder"
+INSTANT = timedelta(microseconds=1)  # the smallest step of a stored time
 
 
 class Metric(StrEnum):
@@ -78,17 +83,27 @@ class LadderTier:
         local = now.astimezone(zone)
         return local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
-    def kept_until(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
-        """How long a member who qualifies at `qualified_at` keeps this tier (end of window plus grace)."""
+    def window_end(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
+        """The end of the window a member who qualifies at `qualified_at` is judged on at their review."""
         if self.window is Window.rolling_days:
             assert self.window_days is not None
-            end = qualified_at + timedelta(days=self.window_days)
-        else:
-            local = qualified_at.astimezone(zone)
-            end = local.replace(
-                year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
-            ).astimezone(qualified_at.tzinfo)
-        return end + timedelta(days=self.grace_days)
+            return qualified_at + timedelta(days=self.window_days)
+        local = qualified_at.astimezone(zone)
+        return local.replace(
+            year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+        ).astimezone(qualified_at.tzinfo)
+
+    def kept_until(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
+        """How long a member who qualifies at `qualified_at` keeps this tier (end of window plus grace)."""
+        return self.window_end(qualified_at, zone) + timedelta(days=self.grace_days)
+
+    def judged_end(self, kept_until: datetime) -> datetime:
+        """The end of the window a review of this tier, kept until `kept_until`, judges: the grace is not in
+        it."""
+        return kept_until - timedelta(days=self.grace_days)
+
+    def same_window(self, other: LadderTier) -> bool:
+        return (self.window, self.window_days) == (other.window, other.window_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,23 @@ class Standing:
             }
             for t in ladder.tiers[1:]
         }
+
+
+def redated(kept_until: datetime, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> datetime:
+    """Until when a member kept on a tier until `kept_until` under its rules `before` keeps it once they are
+    `after`. The window their review judges ends where it did; a new grace follows it. A new window never
+    ends sooner, and is a whole one of its kind: a calendar year ends on the next 1 January; a longer rolling
+    window is measured from the purchase that won the tier (the old window's start), so that purchase is not
+    judged again; a shorter one, or a rolling window after a calendar year, ends where the old one did."""
+    end = before.judged_end(kept_until)
+    if before.same_window(after):
+        pass
+    elif after.window is Window.calendar_year:
+        end = after.window_end(end - INSTANT, zone)
+    elif before.window is Window.rolling_days:
+        assert before.window_days is not None and after.window_days is not None
+        end += timedelta(days=max(after.window_days - before.window_days, 0))
+    return end + timedelta(days=after.grace_days)
 
 
 def qualified_tier(ladder: Ladder, standing: Standing, zone: ZoneInfo) -> LadderTier | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
 from loyalty_api.tiers.ladder import (
+    INSTANT,
     Downgrade,
     Ladder,
     LadderTier,
@@ -226,14 +227,6 @@ async def _lock(uow: UnitOfWork, member_id: uuid.UUID) -> MemberTierState:
     return state
 
 
-_INSTANT = timedelta(microseconds=1)
-
-
-def judged_until(tier: LadderTier, kept_until: datetime) -> datetime:
-    """The end of the window a review of `tier` held until `kept_until` judges: the grace is not in it."""
-    return kept_until - timedelta(days=tier.grace_days)
-
-
 async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     """Look again at a member whose time on their tier is up. False when it is not (any more), the member is
     not there any more (erased since the job listed them: one such member must not stop the run), or another
@@ -255,8 +248,8 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         return True
     # Judge the window the member held the tier through, which ended when the grace began: a purchase
     # in the grace period counts towards the new window (and requalifies at once if it reaches it).
-    judged = judged_until(current, state.kept_until)
-    standing = await _standing(uow, ladder, member_id, judged - _INSTANT, program.zone, until=judged)
+    judged = current.judged_end(state.kept_until)
+    standing = await _standing(uow, ladder, member_id, judged - INSTANT, program.zone, until=judged)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
     change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
     reason = {
@@ -403,8 +396,8 @@ async def _end_override(
         if state.earned_until is None or state.earned_until > now:
             target, kept_until = earned, state.earned_until
         else:
-            judged = judged_until(earned, state.earned_until)
-            then = await _standing(uow, ladder, state.member_id, judged - _INSTANT, zone, until=judged)
+            judged = earned.judged_end(state.earned_until)
+            then = await _standing(uow, ladder, state.member_id, judged - INSTANT, zone, until=judged)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
             if reviewed.rank > target.rank:
                 target, kept_until = reviewed, _kept_until(ladder, reviewed, now, zone)
@@ -480,7 +473,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     above = ladder.entry if current is None else ladder.above(current)
     overridden = state.override_until is not None and state.override_until > now
     keeps = current is not None and current is not ladder.entry and state.kept_until is not None
-    judged = None if current is None or state.kept_until is None else judged_until(current, state.kept_until)
+    judged = None if current is None or state.kept_until is None else current.judged_end(state.kept_until)
     return TierStatus(
         member_id=member_id,
         tier=current,
@@ -488,7 +481,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         kept_until=state.kept_until,
         override_until=state.override_until,
         next=None if above is None else await goal(above, now, None),
-        keep=await goal(current, judged - _INSTANT, judged)
+        keep=await goal(current, judged - INSTANT, judged)
         if keeps
         and judged is not None
         and not overridden

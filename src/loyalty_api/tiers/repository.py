@@ -136,6 +136,27 @@ class MemberTierState:
     earned_until: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class DatedMember:
+    member_id: uuid.UUID
+    tier_id: uuid.UUID | None
+    kept_until: datetime | None
+    override_until: datetime | None
+    earned_id: uuid.UUID | None
+    earned_until: datetime | None
+    reminded_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Redating:
+    """A member's dates on their tier after a change of its rules."""
+
+    member_id: uuid.UUID
+    kept_until: datetime | None
+    earned_until: datetime | None
+    reminded_until: datetime | None
+
+
 _STATE = select(
     Member.id,
     Member.status,
@@ -215,6 +236,46 @@ class MemberTierRepository:
                     .values({until: kept_until})
                     .execution_options(synchronize_session=False)
                 )
+
+    async def lock_dated_on(self, tier_id: uuid.UUID) -> Sequence[DatedMember]:
+        """Members with a date kept on the tier: those on it, and those under an override who had earned it;
+        locked in ascending id order (see date_undated)."""
+        query = (
+            select(
+                Member.id,
+                Member.tier_id,
+                Member.tier_kept_until,
+                Member.tier_override_until,
+                Member.tier_earned_id,
+                Member.tier_earned_until,
+                Member.tier_reminded_until,
+            )
+            .where(
+                or_(
+                    and_(Member.tier_id == tier_id, Member.tier_kept_until.is_not(None)),
+                    and_(Member.tier_earned_id == tier_id, Member.tier_earned_until.is_not(None)),
+                ),
+                not_erased(),
+            )
+            .order_by(Member.id)
+            .with_for_update(key_share=True)
+        )
+        return [DatedMember(*row) for row in (await self.session.execute(query)).all()]
+
+    async def redate(self, changes: Sequence[Redating]) -> None:
+        if changes:
+            await self.session.execute(
+                update(Member),
+                [
+                    {
+                        "id": change.member_id,
+                        "tier_kept_until": change.kept_until,
+                        "tier_earned_until": change.earned_until,
+                        "tier_reminded_until": change.reminded_until,
+                    }
+                    for change in changes
+                ],
+            )
 
     async def list_due_for_review(
         self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int

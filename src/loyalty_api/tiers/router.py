@@ -86,6 +86,13 @@ async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operat
     """Replace a tier's rules; its code stays. Members keep their tier until their next review, which judges
     them by the new rules. Makes a new ladder version.
 
+    A new `grace_days` moves the date its members keep the tier until by the difference: the review still
+    judges the window they were promised, and the new grace follows it. A new `window` (or `window_days`)
+    never ends sooner than the old one and is a whole one of its kind: a calendar year ends on the 1 January
+    at or after the old window's end; a longer rolling window runs from the old one's start (the purchase
+    that won the tier); a shorter one, or one replacing a calendar year, ends where the old window did. An
+    override's end stays; the tier earned before it is re-dated.
+
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
     Emits `tier_ladder.changed`."""
     return TierRead.of(await service.replace_tier(uow, code, body.definition(), caller.key_id))

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
@@ -26,11 +27,12 @@ from loyalty_api.tiers.errors import (
     TierRankTaken,
 )
 from loyalty_api.tiers.events import TierLadderChanged
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, Metric, Window
+from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, Metric, Window, redated
 from loyalty_api.tiers.models import Tier, TierLadderVersion
 from loyalty_api.tiers.repository import (
     MemberTierRepository,
     MemberTierState,
+    Redating,
     TierRepository,
     ladder_snapshot,
 )
@@ -154,8 +156,11 @@ async def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None
     row.updated_at = uow.clock.now()
 
 
-async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
-    """Write the ladder as it now stands as a new version; members' tier changes cite it."""
+async def record_ladder_version(
+    uow: UnitOfWork, actor: uuid.UUID | None = None, *, before: LadderTier | None = None
+) -> int:
+    """Write the ladder as it now stands as a new version; members' tier changes cite it. `before`: a tier
+    as it was before this change (its members are re-dated if its grace or window changed)."""
     repo = TierRepository(uow.session)
     tiers = await repo.list_tiers()
     grants = await BenefitRepository(uow.session).list_grants([("tier", t.id) for t in tiers])
@@ -176,15 +181,49 @@ async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None)
         raise LadderChangedMeanwhile()
     await uow.forget_cached(LADDER_CACHE_KEY)
     await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
-    await _date_undated_members(uow)
+    # After the version is written: a second change at once waits on it there, then is refused, so two
+    # changes never lock members against each other.
+    ladder = await _load_ladder(uow)
+    zone = (await get_program(uow)).zone
+    after = None if before is None else ladder.by_id(before.id)
+    if before is not None and after is not None:
+        # Before the undated are dated: those get the new rules' period, not a re-dating of it.
+        await _redate_members(uow, before, after, zone)
+    await _date_undated_members(uow, ladder, zone)
     return version
 
 
-async def _date_undated_members(uow: UnitOfWork) -> None:
+async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> None:
+    """A tier's grace or window changed: its members' dates were worked out under the old rules, and the
+    review finds the window it judges by taking the tier's grace off the date. Each is re-dated (`redated`) so
+    that the window they are judged on stays the one they were promised (and the grace is the new one); an
+    override's end is the operator's date and stays, the tier earned before it is re-dated. A member told of
+    their window stays told while it ends where it did."""
+    if before.grace_days == after.grace_days and before.same_window(after):
+        return
+    repo = MemberTierRepository(uow.session)
+    dated = await repo.lock_dated_on(after.id)
+
+    def moved(until: datetime) -> datetime:
+        return redated(until, before, after, zone)
+
+    changes = []
+    for member in dated:
+        kept_until, earned_until = member.kept_until, member.earned_until
+        reminded_until = member.reminded_until
+        if member.tier_id == after.id and member.override_until is None and kept_until is not None:
+            kept_until = moved(kept_until)
+            if before.same_window(after) and reminded_until == member.kept_until:
+                reminded_until = kept_until
+        if member.earned_id == after.id and earned_until is not None:
+            earned_until = moved(earned_until)
+        changes.append(Redating(member.member_id, kept_until, earned_until, reminded_until))
+    await repo.redate(changes)
+
+
+async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo) -> None:
     """Members on a tier that is no longer the entry tier (ranks changed, a tier was added below) would
     otherwise never be reviewed: they get the tier's usual period from now, as if they had just qualified."""
-    ladder = await _load_ladder(uow)
-    zone = (await get_program(uow)).zone
     now = uow.clock.now()
     await MemberTierRepository(uow.session).date_undated(
         {tier.id: tier.kept_until(now, zone) for tier in ladder.tiers[1:]}
@@ -218,11 +257,12 @@ async def replace_tier(
     row = await repo.lock_by_code(code)
     if row is None:
         raise TierNotFound()
+    before = (await _load_ladder(uow)).by_id(row.id)
     await _apply(uow, row, definition)
     with _duplicates_named():
         await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
-    await record_ladder_version(uow, actor)
+    await record_ladder_version(uow, actor, before=before)
     return await _fresh(uow, code)
 
 

@@ -1,0 +1,143 @@
+"""A tier's rules changed while members hold it: the window their review judges stays the one they were
+promised, whatever the new grace, and a new window is a whole one of its kind, never ending sooner."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from loyalty_api.clock import FrozenClock
+from tests.builders import enrol
+from tests.conftest import START, bearer
+from tests.points.helpers import earn, set_program
+from tests.tiers.test_qualification import (
+    KEPT_2026,
+    KEPT_2027,
+    history,
+    iso,
+    put_override,
+    review,
+    standard_ladder,
+    tier_of,
+)
+
+END_OF_2026 = "2026-12-31T16:00:00Z"  # 1 January 2027 in Shanghai, the programme's zone
+
+
+async def change_tier(client: httpx.AsyncClient, admin_key: str, code: str, **changes: Any) -> None:
+    """PUT the tier as it is, but for `changes`."""
+    tier = (await client.get(f"/v1/tiers/{code}", headers=bearer(admin_key))).json()
+    body = {
+        key: tier[key]
+        for key in ("name", "rank", "metric", "window", "window_days", "threshold", "points_multiplier")
+    }
+    body |= {"grace_days": tier["grace_days"], "benefit_ids": [b["id"] for b in tier["benefits"]]}
+    response = await client.put(f"/v1/tiers/{code}", json=body | changes, headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+async def ladder(client: httpx.AsyncClient, admin_key: str) -> None:
+    await set_program(client, admin_key)
+    await standard_ladder(client, admin_key)  # silver: 100000 in a calendar year, 30 days of grace
+
+
+@pytest.mark.usefixtures("ladder")
+class TestGraceChanged:
+    async def test_a_shorter_grace_still_judges_the_year_the_tier_was_won_in(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The review took the grace in force at review off a date worked out with the old one, and judged
+        January 2027 instead of 2026: the member, over the bar in 2026, went down."""
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 150_000)  # silver, kept until 1 January 2027 + 30 days
+        clock.set(datetime(2026, 6, 1, tzinfo=UTC))
+        await change_tier(client, admin_key, "silver", grace_days=0)
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["kept_until"] == END_OF_2026
+        assert (status["keep"]["window_start"], status["keep"]["by"], status["keep"]["value"]) == (
+            "2025-12-31T16:00:00Z",
+            END_OF_2026,
+            150_000,
+        )
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", "2027-12-31T16:00:00Z")
+        assert (await history(client, pos_key, member["id"]))[0]["change"] == "renewal"
+
+    async def test_a_longer_grace_keeps_the_tier_longer_and_judges_the_whole_year(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """Grace 30 -> 60 days during the grace: the review on the old date judged 2025 only up to 1 December,
+        leaving out the December purchase that won the tier."""
+        clock.set(datetime(2025, 10, 10, tzinfo=UTC))
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 60_000)
+        clock.set(datetime(2025, 12, 10, tzinfo=UTC))
+        assert (await earn(client, pos_key, member["id"], 50_000))["tier"]["code"] == "silver"
+        clock.set(datetime(2026, 1, 10, tzinfo=UTC))
+        await change_tier(client, admin_key, "silver", grace_days=60)
+
+        kept_until = datetime(2025, 12, 31, 16, tzinfo=UTC) + timedelta(days=60)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(kept_until)
+        clock.set(kept_until)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", "2027-03-01T16:00:00Z")
+        assert (await history(client, pos_key, member["id"]))[0]["qualification"]["silver"] == {
+            "metric": "spend",
+            "window_start": "2024-12-31T16:00:00Z",
+            "value": 110_000,
+            "threshold": 100_000,
+        }
+
+    async def test_the_tier_earned_before_an_override_is_judged_on_its_year_when_it_ends(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The override's own end is the operator's date and stays; the silver earned before it is re-dated,
+        so that when the override ends after silver's time, the review it gets judges 2026."""
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 150_000)  # silver for 2026
+        until = datetime(2027, 3, 1, tzinfo=UTC)
+        await put_override(client, admin_key, member["id"], "gold", until, "promotion")
+        clock.set(datetime(2026, 6, 1, tzinfo=UTC))
+        await change_tier(client, admin_key, "silver", grace_days=0)
+        assert (await tier_of(client, pos_key, member["id"]))["override_until"] == iso(until)
+
+        clock.set(until)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["override_until"]) == ("silver", None)
+
+
+@pytest.mark.usefixtures("ladder")
+class TestWindowChanged:
+    async def test_a_rolling_window_made_a_calendar_year_judges_a_whole_year_never_ending_sooner(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The review of a year took the end of the rolling window (March) as the year's end: it judged
+        January to March 2027 alone."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # kept until START + 365 + 30 days
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["kept_until"] == iso(KEPT_2027)
+        assert (status["keep"]["window_start"], status["keep"]["by"]) == (END_OF_2026, "2027-12-31T16:00:00Z")
+
+    async def test_a_longer_rolling_window_runs_from_the_purchase_that_won_the_tier(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365, grace_days=10)
+        kept_until = START + timedelta(days=365 + 10)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(kept_until)
