@@ -411,6 +411,61 @@ class TestReview:
         assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
 
 
+class TestRollingReview:
+    """The review of a rolling window judges the `window_days` after the purchase that won or renewed the
+    tier: that purchase counted for the window that won it."""
+
+    @pytest.fixture(autouse=True)
+    async def rolling(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key, window="rolling_days", window_days=365, grace_days=30)
+
+    async def test_the_purchase_that_won_the_tier_does_not_keep_it_for_a_second_window(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The review judged [T0 - 1µs, T0 + 365 days): the purchase at T0 renewed the tier it had won."""
+        member = await enrol(client, pos_key)
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == SILVER
+        keep = (await tier_of(client, pos_key, member["id"]))["keep"]
+        assert (keep["window_start"], keep["by"], keep["value"]) == (
+            iso(START + timedelta(microseconds=1)),
+            iso(START + timedelta(days=365)),
+            0,
+        )
+        clock.set(START + timedelta(days=395))
+        assert await review(app) == 1
+        assert (await tier_of(client, pos_key, member["id"]))["tier"] == MEMBER
+        assert (await history(client, pos_key, member["id"]))[0]["qualification"]["silver"]["value"] == 0
+
+    async def test_the_same_spend_in_one_purchase_or_two_is_judged_alike(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        one, two = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, two["id"], 60_000)
+        clock.advance(timedelta(days=10))
+        assert (await earn(client, pos_key, one["id"], 100_000))["tier"] == SILVER
+        assert (await earn(client, pos_key, two["id"], 40_000))["tier"] == SILVER
+        clock.advance(timedelta(days=395))
+        assert await review(app) == 2
+        assert [(await tier_of(client, pos_key, m["id"]))["tier"] for m in (one, two)] == [MEMBER] * 2
+
+    async def test_a_calendar_year_beside_it_is_still_judged_on_the_year_that_won_it(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """A mixed ladder: silver counts the last 365 days, gold the calendar year."""
+        silver_member, gold_member = await enrol(client, pos_key), await enrol(client, pos_key)
+        assert (await earn(client, pos_key, silver_member["id"], 150_000))["tier"] == SILVER
+        assert (await earn(client, pos_key, gold_member["id"], 500_000))["tier"] == GOLD
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, gold_member["id"])
+        assert (status["tier"], status["kept_until"]) == (GOLD, iso(KEPT_2027))
+        assert status["keep"]["window_start"] == "2026-12-31T16:00:00Z"  # 2027, judged in its turn
+        clock.set(START + timedelta(days=395))
+        assert await review(app) == 1
+        assert (await tier_of(client, pos_key, silver_member["id"]))["tier"] == MEMBER
+
+
 @pytest.mark.usefixtures("ladder")
 class TestOverride:
     @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ lost. Once a member qualifies for a tier they keep it for the rest of the window
 - calendar year: until the next 1 January (in the programme's time zone), plus grace;
 - rolling N days: for N days from the purchase that qualified, plus grace.
 Requalifying (another qualifying purchase) pushes that date on; the review job looks again only after it,
-and judges the window that ended when the grace began (the calendar year just past, or the N days before):
+and judges the window that ended when the grace began (the calendar year just past, or the N days after the
+purchase that qualified, which counted for the window it won and is not counted again):
 whoever reached the bar in it is renewed for the window under way, plus grace. So a calendar-year tier won
 in year Y is kept through Y+1 and its grace while Y+1 is judged; a purchase during the grace that reaches
 the bar of the new window requalifies at once.
@@ -83,6 +84,16 @@ class LadderTier:
         local = now.astimezone(zone)
         return local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
+    def judged_start(self, end: datetime, zone: ZoneInfo) -> datetime:
+        """The first instant whose purchases count when a review judges this tier's window ending at `end`.
+        A rolling window starts just after the purchase that won or renewed the tier (`end` less the window):
+        that purchase counted for the window that won it, and counting it again would keep the tier for two
+        windows on one purchase. A calendar year is the year just past, whatever won it."""
+        if self.window is Window.rolling_days:
+            assert self.window_days is not None
+            return end - timedelta(days=self.window_days) + INSTANT
+        return self.window_start(end - INSTANT, zone)
+
     def window_end(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
         """The end of the window a member who qualifies at `qualified_at` is judged on at their review."""
         if self.window is Window.rolling_days:
@@ -127,20 +138,26 @@ class Ladder:
     def below(self, tier: LadderTier) -> LadderTier | None:
         return next((t for t in reversed(self.tiers) if t.rank < tier.rank), None)
 
-    def windows(self, now: datetime, zone: ZoneInfo) -> set[datetime]:
-        """The distinct window starts the ladder's tiers need at `now` (the entry tier needs none)."""
-        return {t.window_start(now, zone) for t in self.tiers[1:]}
+    def windows(self, now: datetime, zone: ZoneInfo, *, ended: bool = False) -> set[datetime]:
+        """The distinct window starts the ladder's tiers need at `now` (the entry tier needs none); with
+        `ended`, those of the windows a review judges that end at `now`."""
+        return {t.judged_start(now, zone) if ended else t.window_start(now, zone) for t in self.tiers[1:]}
 
 
 @dataclass(frozen=True, slots=True)
 class Standing:
-    """A member's qualifying values at one moment: (spend, points) for each window start."""
+    """A member's qualifying values at one moment: (spend, points) for each window start. With `ended`, the
+    moment is the end of the windows a review judges (purchases before it count), not the present."""
 
     at: datetime
     values: Mapping[datetime, tuple[int, int]]
+    ended: bool = False
+
+    def start(self, tier: LadderTier, zone: ZoneInfo) -> datetime:
+        return tier.judged_start(self.at, zone) if self.ended else tier.window_start(self.at, zone)
 
     def value(self, tier: LadderTier, zone: ZoneInfo) -> int:
-        spend, points = self.values.get(tier.window_start(self.at, zone), (0, 0))
+        spend, points = self.values.get(self.start(tier, zone), (0, 0))
         return spend if tier.metric is Metric.spend else points
 
     def qualifies(self, tier: LadderTier, ladder: Ladder, zone: ZoneInfo) -> bool:
@@ -151,7 +168,7 @@ class Standing:
         return {
             t.code: {
                 "metric": t.metric.value,
-                "window_start": format_instant(t.window_start(self.at, zone)),
+                "window_start": format_instant(self.start(t, zone)),
                 "value": self.value(t, zone),
                 "threshold": t.threshold,
             }

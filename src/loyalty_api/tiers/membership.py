@@ -26,7 +26,6 @@ from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import NoOverride
 from loyalty_api.tiers.events import TierDowngraded, TierUpgraded
 from loyalty_api.tiers.ladder import (
-    INSTANT,
     Downgrade,
     Ladder,
     LadderTier,
@@ -54,17 +53,18 @@ async def _standing(
     at: datetime,
     zone: ZoneInfo,
     *,
-    until: datetime | None = None,
+    ended: bool = False,
 ) -> Standing:
-    """The member's qualifying values for each window of the ladder as it stands at `at`, counting purchases
-    made before `until` when given (a review judges a window that has ended)."""
+    """The member's qualifying values for each window of the ladder as it stands at `at`; with `ended`, for
+    the windows a review judges that ended at `at`, counting purchases made before it."""
     orders = OrderRepository(uow.session)
     return Standing(
         at=at,
         values={
-            start: await orders.get_purchase_totals(member_id, start, until)
-            for start in ladder.windows(at, zone)
+            start: await orders.get_purchase_totals(member_id, start, at if ended else None)
+            for start in ladder.windows(at, zone, ended=ended)
         },
+        ended=ended,
     )
 
 
@@ -249,7 +249,7 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     # Judge the window the member held the tier through, which ended when the grace began: a purchase
     # in the grace period counts towards the new window (and requalifies at once if it reaches it).
     judged = current.judged_end(state.kept_until)
-    standing = await _standing(uow, ladder, member_id, judged - INSTANT, program.zone, until=judged)
+    standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
     change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
     reason = {
@@ -397,7 +397,7 @@ async def _end_override(
             target, kept_until = earned, state.earned_until
         else:
             judged = earned.judged_end(state.earned_until)
-            then = await _standing(uow, ladder, state.member_id, judged - INSTANT, zone, until=judged)
+            then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
             if reviewed.rank > target.rank:
                 target, kept_until = reviewed, _kept_until(ladder, reviewed, now, zone)
@@ -453,8 +453,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     now = uow.clock.now()
     current = ladder.by_id(state.tier_id)
 
-    async def goal(tier: LadderTier, at: datetime, by: datetime | None) -> Goal:
-        start = tier.window_start(at, zone)
+    async def goal(tier: LadderTier, start: datetime, by: datetime | None) -> Goal:
         if start > now:
             value = 0
         else:
@@ -480,8 +479,8 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         since=state.tier_since,
         kept_until=state.kept_until,
         override_until=state.override_until,
-        next=None if above is None else await goal(above, now, None),
-        keep=await goal(current, judged - INSTANT, judged)
+        next=None if above is None else await goal(above, above.window_start(now, zone), None),
+        keep=await goal(current, current.judged_start(judged, zone), judged)
         if keeps
         and judged is not None
         and not overridden
