@@ -49,7 +49,8 @@ class EarnRequest(BaseModel):
     occurred_at: Instant | None = Field(
         default=None,
         description="When the purchase happened, for a till that was offline (30 days at most); default now. "
-        "It earns by the earning rules and the paid plans in force then.",
+        "It earns by the earning rules, the paid plans and the tier (its multiplier and benefits) in force "
+        "then.",
     )
 
 

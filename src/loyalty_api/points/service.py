@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from loyalty_api.benefits.standing import MemberStanding, standing
+from loyalty_api.benefits.standing import MemberFacts, MemberStanding, standing
 from loyalty_api.clock import format_instant
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -144,6 +144,15 @@ def _earned(
 
 
 @dataclass(frozen=True, slots=True)
+class _HeldThen:
+    """The member as a backdated purchase found them: their tier then (see earn)."""
+
+    status: str
+    tier_id: uuid.UUID | None
+    plan_benefits_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class EarnResult:
     order_ref: str
     points_earned: int
@@ -205,7 +214,13 @@ async def earn(
     # The plans held when the purchase was made, like the rules: a receipt synced late neither gains a plan
     # bought since nor loses one ended since. Without `occurred_at` (the till's purchase now) the row's mark
     # still spares the plans statement for a member without one.
-    held = await standing(uow, member_id, member, plans_at=occurred_at)
+    # The tier likewise: a receipt from before an upgrade earns at the multiplier of the tier it was made on.
+    # Only a backdated earn reads the tier's history; the till's earn takes the tier on the row.
+    facts: MemberFacts = member
+    if occurred_at is not None:
+        then = await membership.tier_held_at(uow, member_id, occurred_at, member.tier_id)
+        facts = _HeldThen(status=member.status, tier_id=then, plan_benefits_until=member.plan_benefits_until)
+    held = await standing(uow, member_id, facts, plans_at=occurred_at)
     lines = calculate(
         purchase,
         rules=rules,

@@ -199,6 +199,15 @@ async def after_purchase(
     return TierResult(tier=current, changed=moved)
 
 
+async def tier_held_at(
+    uow: UnitOfWork, member_id: uuid.UUID, at: datetime, tier_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The tier the member, on `tier_id` now, held at `at`: the one the first change after `at` moved them
+    from (an override included), or `tier_id` when none came since. A tier removed since is none."""
+    change = await MemberTierRepository(uow.session).get_first_change_after(member_id, at)
+    return tier_id if change is None else change.from_tier_id
+
+
 async def after_total_raised(uow: UnitOfWork, member: PointsHolder) -> TierResult:
     """An order already counted for tiers (earned, with its purchase time) was given a larger total by its
     payment with points: a redeem's or a capture's order_total replaces the earn's cash amount. The member's

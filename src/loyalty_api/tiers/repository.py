@@ -340,6 +340,15 @@ class MemberTierRepository:
         self.session.add(change)
         await self.session.flush()
 
+    async def get_first_change_after(self, member_id: uuid.UUID, at: datetime) -> TierChange | None:
+        result = await self.session.execute(
+            select(TierChange)
+            .where(TierChange.member_id == member_id, TierChange.created_at > at)
+            .order_by(TierChange.created_at, TierChange.id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def list_changes(
         self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
     ) -> Sequence[TierChange]:
