@@ -244,6 +244,22 @@ class TestListing:
         assert response.status_code == 422, response.text
         assert response.headers["content-type"] == "application/problem+json"
 
+    async def test_an_unknown_event_type_is_refused_as_it_is_for_an_endpoint(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        endpoint, _ = await endpoint_with_deliveries(client, admin_key, members=1)
+        response = await client.get(
+            f"/v1/webhook-endpoints/{endpoint['id']}/deliveries",
+            params={"event_type": "member.enroled"},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert problem["errors"][0]["field"] == "event_type"
+        assert "GET /v1/event-types" in problem["errors"][0]["message"]
+
 
 class TestReadingOne:
     async def test_a_delivery_shows_its_attempts_oldest_first(
