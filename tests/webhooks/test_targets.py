@@ -75,7 +75,62 @@ class TestLiteralAddresses:
         assert refused.value.status == 422
 
     @pytest.mark.parametrize(
-        "url", [f"https://{PUBLIC}/hook", f"http://{PUBLIC}:8443/x?y=1", "https://[2606:2800:220:1::1]/h"]
+        "host",
+        [
+            # Special-purpose ranges some Python versions' ipaddress takes for global (3.11: all of them).
+            "192.0.0.8",  # IETF protocol assignments, 192.0.0.0/24
+            "192.0.0.9",
+            "192.0.0.255",
+            "192.88.99.1",  # 6to4 relay anycast
+            "[fec0::1]",  # site-local
+            "[3fff::1]",  # documentation
+            "[2002:c000:8::]",  # 6to4 of 192.0.0.8
+            # And those it does know, each still refused.
+            "0.1.2.3",  # "this network"
+            "100.127.255.254",  # shared address space
+            "198.18.0.1",  # benchmarking
+            "198.19.255.255",
+            "192.0.2.1",  # documentation
+            "239.255.255.250",
+            "255.255.255.255",
+            "[ff05::1]",
+            "[100::1]",  # discard-only
+            "[2001:db8::1]",
+            "[::ffff:10.0.0.1]",  # IPv4-mapped
+            "[::ffff:192.0.0.8]",
+            "[::ffff:100.64.0.1]",
+            "[64:ff9b::a00:1]",  # NAT64 of 10.0.0.1
+            "[64:ff9b::c000:8]",  # NAT64 of 192.0.0.8
+            "[64:ff9b::6440:1]",  # NAT64 of 100.64.0.1
+            "[::10.0.0.1]",  # IPv4-compatible, deprecated
+        ],
+    )
+    async def test_special_purpose_addresses_are_refused(self, host: str) -> None:
+        # Not which kind each is called: that is the running Python's ipaddress's word, and changes.
+        with pytest.raises(TargetNotAllowed) as refused:
+            await check_target(f"https://{host}/hook", allow_private=False)
+        assert refused.value.extra["errors"][0]["message"].startswith("the host resolves to a")
+
+    async def test_a_name_resolving_into_the_ietf_protocol_assignments_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _resolving_to(monkeypatch, PUBLIC, "192.0.0.8")
+        with pytest.raises(TargetNotAllowed):
+            await check_target("https://hooks.example.com/", allow_private=False)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"https://{PUBLIC}/hook",
+            f"http://{PUBLIC}:8443/x?y=1",
+            "https://[2606:2800:220:1::1]/h",
+            # The neighbours of the ranges refused above.
+            "https://192.0.1.1/",
+            "https://100.128.0.1/",
+            "https://198.20.0.1/",
+            "https://[2001:4860:4860::8888]/",
+            "https://[2002:5db8:d822::]/",  # 6to4 of the public PUBLIC
+        ],
     )
     async def test_public_addresses_pass(self, url: str) -> None:
         await check_target(url, allow_private=False)

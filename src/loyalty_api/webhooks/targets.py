@@ -20,6 +20,31 @@ MAX_URL_LENGTH = 2000
 RESOLVE_TIMEOUT_SECONDS = 5.0
 _SCHEMES = {"http": 80, "https": 443}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Special-purpose ranges (IANA's registries, RFC 6890 and after) refused whatever Python's `ipaddress` makes
+# of them: its tables differ between versions, and 3.11 takes 192.0.0.8 (inside the IETF's protocol
+# assignments), the 6to4 relay anycast and site-local IPv6 for global. Neither a receiver nor anything a
+# webhook should reach lives there. The rest (private, loopback, link-local, multicast, reserved, ...) is
+# left to the flags, which every version agrees on.
+_SPECIAL_PURPOSE = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8",  # "this network"
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "192.88.99.0/24",  # 6to4 relay anycast, deprecated
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "240.0.0.0/4",  # reserved, with the limited broadcast address
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments (Teredo, benchmarking, ORCHID, ...)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) identifiers
+        "fec0::/10",  # site-local, deprecated but still routed inside some networks
+    )
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host name, port) -> its addresses. Raises TargetUnresolvable (or returns none) for a name without any.
@@ -34,8 +59,9 @@ def check_url(url: str) -> None:
 
 async def check_target(url: str, *, allow_private: bool) -> None:
     """`check_url`, then refuse a URL whose host resolves to any address inside a private network
-    (loopback, private, link-local, multicast, reserved, unspecified, shared, …) unless `allow_private`. A
-    host without an address is refused with TargetUnresolvable, a subclass of TargetNotAllowed."""
+    (loopback, private, link-local, multicast, reserved, unspecified, shared, special-purpose, …) unless
+    `allow_private`. A host without an address is refused with TargetUnresolvable, a subclass of
+    TargetNotAllowed."""
     await resolve_target(url, allow_private=allow_private)
 
 
@@ -170,6 +196,7 @@ def _internal(address: IPAddress) -> str | None:
         ("a multicast", address.is_multicast),
         ("a private", address.is_private),
         ("a reserved", address.is_reserved),
+        ("a special-purpose", any(address in network for network in _SPECIAL_PURPOSE)),
         ("a non-public", not address.is_global),
     )
     return next((name for name, hit in checks if hit), None)
