@@ -2387,7 +2387,8 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             )
         ),
         ("POST", "/v1/webhook-deliveries/{delivery_id}/retry"): OperationExamples(
-            responses=_one("Due now", {**DELIVERY_RETRYING, "next_attempt_at": NOW})
+            # A fresh run of back-off: its earlier attempts stay in the log but no longer count.
+            responses=_one("Due now", {**DELIVERY_RETRYING, "attempts": 0, "next_attempt_at": NOW})
         ),
         ("GET", "/v1/event-types"): OperationExamples(
             responses=_one(

@@ -217,7 +217,7 @@ async def list_deliveries(
 ) -> WebhookDeliveryPage:
     """The endpoint's deliveries, newest first, page by page, optionally of one `status` (`pending`,
     `succeeded`, `failed`) or `event_type` (one of `GET /v1/event-types`, else 422 `validation_error`):
-    attempts so far, the next one, the last status code and error.
+    the attempts that count towards giving up, when the next is due, the last status code and error.
 
     For `admin` keys only. Reads only."""
     page = await endpoints.list_deliveries(

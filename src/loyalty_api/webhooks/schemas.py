@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
 from loyalty_api.webhooks.catalogue import EventType
+from loyalty_api.webhooks.delivery import BACKOFF
 from loyalty_api.webhooks.endpoints import MAX_EVENT_TYPES, MAX_OVERLAP_HOURS, Endpoint, IssuedSecret
 from loyalty_api.webhooks.targets import MAX_URL_LENGTH
 
@@ -138,8 +139,21 @@ class WebhookDeliveryRead(ReadModel):
     event_id: uuid.UUID = Field(description="Also the `webhook-id` header: the same on every attempt.")
     event_type: str
     status: DeliveryStatus
-    attempts: int
-    next_attempt_at: datetime
+    attempts: int = Field(
+        description=f"The attempts that count towards giving up (after the {len(BACKOFF) + 1}th failure): "
+        "each made when its back-off schedule was due, and the one that delivered it, since it was made or "
+        "since a retry or replay by hand started it afresh. Sends ahead of its schedule that failed (a probe "
+        "of its failing endpoint, or a send released by the endpoint's recovery) and an outcome recorded "
+        "after its lease was lost do not count. `attempt_log` lists every attempt."
+    )
+    next_attempt_at: datetime = Field(
+        description="Pending: when its back-off schedule makes it due (at once, for a new, retried or "
+        "replayed one). It may go out later, and the time may be past while it waits: behind an earlier "
+        "pending event of the same member to this endpoint; while the endpoint fails (its `failing_since` is "
+        "set), when its deliveries wait for the one probe at a time that tries it and all go out as soon as "
+        "one is answered; or while the endpoint is disabled, until it is enabled. Succeeded or failed: when "
+        "it was settled."
+    )
     leased_until: datetime | None = Field(description="A worker is sending it until then.")
     last_attempt_at: datetime | None
     last_status_code: int | None
