@@ -30,7 +30,14 @@ from loyalty_api.db import ids
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.settings import Settings
 from loyalty_api.webhooks import endpoints
-from loyalty_api.webhooks.delivery import LEASE, PROBE_CAP_LATER, PROBE_MIN
+from loyalty_api.webhooks.delivery import (
+    _KEPT_FOR_IDLE,
+    _PER_ENDPOINT,
+    _SENDERS,
+    LEASE,
+    PROBE_CAP_LATER,
+    PROBE_MIN,
+)
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.databases import is_postgres
@@ -451,3 +458,48 @@ async def test_a_receiver_that_hangs_holds_up_no_other_endpoint(
             assert len(receiver.received) == 8  # no more than that at once to one endpoint
         finally:
             released.set()
+
+
+async def test_receivers_hanging_at_four_endpoints_leave_room_for_the_others(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+) -> None:
+    """Four endpoints whose receivers never answer, each with more events due than may go to one endpoint at
+    once: together they could take all of a worker's sends (four times _PER_ENDPOINT), so another endpoint's
+    event would wait out their timeout. A quarter of the sends is kept for endpoints with none out: the
+    other's event goes out while all theirs still hang."""
+    await set_program(client, admin_key)
+    hanging = [f"/hooks/hang{n}" for n in range(4)]
+    receiver.hanging_paths.update(hanging)
+    for path in hanging:
+        await add_endpoint(units, receiver.url.removesuffix("/hooks") + path, event_types=["member.enrolled"])
+    members = [str((await enrol(client, pos_key))["id"]) for _ in range(10)]
+    await add_endpoint(units, f"{receiver.url}/ok", event_types=["points.earned"])
+    patient = with_settings(units, webhook_timeout_seconds=60)  # the hung sends stay out for the whole test
+    assert 4 * _PER_ENDPOINT >= _SENDERS  # without the room kept, they would fill it
+    async with worker_running(on_real_time(patient), tick_seconds=0.05):
+        try:
+
+            async def stuck() -> bool:
+                return len(receiver.received) >= 3 * _PER_ENDPOINT
+
+            assert await until(stuck, seconds=15)
+            await earn(client, pos_key, members[0], 10_000)
+
+            async def delivered() -> bool:
+                found = await rows(
+                    app, "SELECT status FROM webhook_deliveries WHERE event_type = 'points.earned'"
+                )
+                return [row["status"] for row in found] == ["succeeded"]
+
+            assert await until(delivered, seconds=15), "held up behind the receivers that hang"
+            kept = _SENDERS // _KEPT_FOR_IDLE
+            hung = [m for m in receiver.received if json.loads(m.body)["type"] == "member.enrolled"]
+            assert len(hung) == _SENDERS - kept  # all four busy: what they share, no more
+            assert [e.status for e in receiver.exchanges] == [204]  # the other's; theirs all still hang
+        finally:
+            receiver.let_go.set()

@@ -12,7 +12,9 @@ a time (a delivery of its own, sent ahead of schedule when none is due) tries it
 first send it answers releases everything held for it at once.
 
 A receiver that hangs holds up only its own sends: a worker has at most _PER_ENDPOINT sends out to one
-endpoint, records each outcome as its send finishes, and leases more as sends finish or new events come.
+endpoint, keeps the last quarter of its room for endpoints with none out (so receivers hanging on several
+endpoints cannot take it all, leaving the others' deliveries to wait out their timeouts), records each
+outcome as its send finishes, and leases more as sends finish or new events come.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
 _SENDERS = 32  # sends in flight at once per worker
 _PER_ENDPOINT = 8  # of which to one endpoint (its connections kept alive between sends)
+# Of a run's room (`batch`), this share goes only to endpoints with no send out: four endpoints whose
+# receivers hang would otherwise fill a worker's 32 sends for a whole timeout. It costs no room while fewer
+# than four endpoints are busy (each takes at most _PER_ENDPOINT), and at most this share when more are.
+_KEPT_FOR_IDLE = 4  # one in four
 _COUNT_SHARDS = 8  # rows per outcome in webhook_delivery_counts
 # A fan-out run stops after this many batches even with more to do, so a stopping worker finishes soon; the
 # worker (or `loyalty-api jobs`) simply runs it again. A sending run not told when to stop leases at most
@@ -181,10 +187,11 @@ async def send_due(
     woken: asyncio.Event | None = None,
     look_every: float = LOOK_EVERY_SECONDS,
 ) -> int:
-    """Send the deliveries that are due, at most `batch` at once (_PER_ENDPOINT to one endpoint), and a probe
-    to each failing endpoint whose turn it is; returns the attempts made. Each outcome is recorded as its send
-    finishes, and the room it frees is leased again at once; while sends are out, the run also looks for new
-    work every `look_every` seconds or when `woken` is set (fanning new events out first, with `fan_out`).
+    """Send the deliveries that are due, at most `batch` at once (_PER_ENDPOINT to one endpoint, and a quarter
+    of `batch` kept for endpoints with none out), and a probe to each failing endpoint whose turn it is;
+    returns the attempts made. Each outcome is recorded as its send finishes, and the room it frees is leased
+    again at once; while sends are out, the run also looks for new work every `look_every` seconds or when
+    `woken` is set (fanning new events out first, with `fan_out`).
     The run ends once nothing is out and nothing is due; with `stop`, it leases nothing more once that is set
     (else after _LEASED_PER_RUN deliveries) and ends when its sends are done. Its leases are renewed while
     their sends are out."""
@@ -207,7 +214,7 @@ async def send_due(
                             wake.clear()
                         next_fan_out = loop.time() + look_every
                         await dispatch_events(units)
-                    for item in await _lease(units, token, batch - len(sending), sending.values()):
+                    for item in await _lease(units, token, sending.values(), batch=batch):
                         sending[asyncio.create_task(_send_one(units, http, item))] = item
                         out.add(item.delivery_id)
                         leased += 1
@@ -258,11 +265,12 @@ def webhook_client(settings: Settings) -> aiohttp.ClientSession:
 
 
 async def _lease(
-    units: UnitsOfWork, token: uuid.UUID, room: int, sending: Collection[Outgoing]
+    units: UnitsOfWork, token: uuid.UUID, sending: Collection[Outgoing], *, batch: int
 ) -> list[Outgoing]:
-    """Up to `room` deliveries to send besides those the run is `sending` (which it does not lease again),
-    with at most _PER_ENDPOINT of one endpoint's out at once: a receiver that hangs cannot take the room of
-    others."""
+    """Deliveries to send besides those the run is `sending` (which it does not lease again), up to `batch`
+    out in all, with at most _PER_ENDPOINT of one endpoint's out at once, and the last quarter of `batch` only
+    for endpoints with none out: receivers that hang cannot take the room of others."""
+    room = batch - len(sending)
     if room <= 0:
         return []
     async with units.begin() as uow:
@@ -279,6 +287,7 @@ async def _lease(
             token=token,
             limit=room - len(probes),  # none when probes took the room
             per_endpoint=_PER_ENDPOINT,
+            kept=batch // _KEPT_FOR_IDLE,
             busy=Counter(item.endpoint_id for item in sending),
             besides=out,
         )

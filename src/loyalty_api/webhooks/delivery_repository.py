@@ -137,17 +137,24 @@ class DeliveryRepository:
         token: uuid.UUID,
         limit: int,
         per_endpoint: int,
+        kept: int = 0,
         busy: Mapping[uuid.UUID, int],
         besides: Collection[uuid.UUID] = (),
     ) -> list[uuid.UUID]:
         """Lease the deliveries due now that head their queue: per endpoint and ordering key, a delivery waits
         while an earlier event's delivery is still pending (retrying, or leased by a worker). A failing
         endpoint's deliveries wait for its probe (`lease_probes`). At most `per_endpoint` of one endpoint's,
-        counting the `busy` ones the caller has out already; never one of those it is sending (`besides`)."""
+        counting the `busy` ones the caller has out already, and the last `kept` of the `limit` only for
+        endpoints with none out; never one of those it is sending (`besides`)."""
         taken = Counter(busy)
         ids: list[uuid.UUID] = []
+        shared = limit - kept  # how many may go to an endpoint with a send out already
+
+        def fits(endpoint: uuid.UUID, leased: int) -> bool:
+            return taken[endpoint] == 0 or (taken[endpoint] < per_endpoint and leased < shared)
+
         while len(ids) < limit:
-            full = [endpoint for endpoint, count in taken.items() if count >= per_endpoint]
+            full = [endpoint for endpoint in taken if not fits(endpoint, len(ids))]
             query = (
                 select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
@@ -170,10 +177,11 @@ class DeliveryRepository:
                 query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
             found = (await self.session.execute(query)).all()
             # An endpoint with more due than it may take leaves the rest of its rows to the next look, and
-            # the room they took goes to other endpoints' deliveries: look again without it.
-            fitting = []
+            # the room they took goes to other endpoints' deliveries: look again without it. Each look that
+            # leaves rows adds their endpoints to `full` (a count only grows), so the looks end.
+            fitting: list[uuid.UUID] = []
             for delivery_id, endpoint_id in found:
-                if taken[endpoint_id] < per_endpoint:
+                if fits(endpoint_id, len(ids) + len(fitting)):
                     taken[endpoint_id] += 1
                     fitting.append(delivery_id)
             await self._lease(fitting, until=until, token=token)
