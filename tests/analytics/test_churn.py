@@ -20,6 +20,7 @@ from tests.subscriptions.helpers import (
     new_subscriber,
     pay,
     post_action,
+    subscribe,
     subscribe_paid,
 )
 
@@ -161,3 +162,74 @@ class TestChurnIsAMemberWhoStoppedPaying:
             1,
             "0.5000",
         )
+
+
+class TestChurnCountsAMemberInATrialPaidAhead:
+    """Churn compares two instants: a member paying at `from` has churned unless, at `to`, they still hold a
+    paying subscription, or one in its trial whose first fee billing has taken. What happened between (a
+    cancel, a new subscription) does not count by itself."""
+
+    async def test_moving_to_a_trial_whose_first_fee_was_taken_ahead_is_no_churn(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)  # a family
+        clock.set(START - timedelta(days=10))
+        moved, moved_plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        tried, tried_plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.set(START + timedelta(days=1))
+        for plus in (moved_plus, tried_plus):
+            await cancel_now(client, ecommerce_key, plus["id"])
+        trial = await subscribe(client, ecommerce_key, moved["id"], "trial")  # in its trial past the window
+        await subscribe(client, ecommerce_key, tried["id"], "trial")  # a trial billing has taken nothing for
+        clock.set(START + timedelta(days=2))
+        await pay(client, billing_key, trial["id"], period=1, amount=3_000)  # the first fee, ahead
+        clock.set(START + timedelta(days=5))
+
+        window = {"from": iso(START), "to": iso(START + timedelta(days=3))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        # Both paid for plus at the start; at the end one is in a trial paid for, the other in a free one.
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
+            2,
+            1,
+            "0.5000",
+        )
+
+    async def test_a_trial_paid_ahead_and_canceled_churns_in_the_window_of_its_cancel(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """A cancel names the fee paid ahead for a refund (`unused`): the member is leaving from then on, and
+        a window that ended before the cancel keeps its figure."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
+        clock.set(START - timedelta(days=10))
+        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, plus["id"])
+        trial = await subscribe(client, ecommerce_key, member["id"], "trial")
+        await pay(client, billing_key, trial["id"], period=1, amount=3_000)
+        clock.set(START + timedelta(days=4))
+        response = await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": True})
+        assert response.status_code == 200, response.text  # in its trial to START + 31, its fee unused
+        clock.set(START + timedelta(days=5))
+
+        async def churn_to(days: int) -> tuple[int, int]:
+            window = {"from": iso(START), "to": iso(START + timedelta(days=days))}
+            answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+            found = answer.json()
+            return found["paying_members_at_start"], found["churned_members"]
+
+        assert await churn_to(3) == (1, 0)  # before the cancel: as it read then
+        assert await churn_to(5) == (1, 1)  # after it: the member stopped paying

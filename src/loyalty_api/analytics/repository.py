@@ -14,7 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from loyalty_api.members.models import Member, MemberRfm, MemberStatus
 from loyalty_api.points.models import LedgerEntry
-from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.models import UNUSED, Subscription, SubscriptionPayment
 
 GroupBy = Literal["channel", "store"]
 
@@ -39,19 +39,51 @@ def _period_of(at: InstrumentedAttribute[datetime], cuts: Sequence[datetime]) ->
     return case(*[(at < cut, index) for index, cut in enumerate(inner)], else_=len(inner))
 
 
+def _fee_taken(before: datetime, subscription: type[Subscription]) -> ColumnElement[bool]:
+    """Billing had taken a fee for the subscription before `before`."""
+    return exists().where(
+        SubscriptionPayment.subscription_id == subscription.id,
+        SubscriptionPayment.status == "succeeded",
+        SubscriptionPayment.recorded_at < before,
+    )
+
+
+def _not_ended(at: datetime, subscription: type[Subscription]) -> ColumnElement[bool]:
+    return or_(subscription.ended_at.is_(None), subscription.ended_at >= at)
+
+
 def _paying_at(at: datetime, subscription: type[Subscription] = Subscription) -> ColumnElement[bool]:
     """A subscription that was paying at `at`: made before it, out of its trial by then, billing had taken a
     fee for it before it, and it had not ended by then (one canceled but in its paid period, or past due in
     its grace, still counts). A fee taken during the trial, for the first period, does not make the trial
     paying: it may still be given back unused."""
-    paid = exists().where(
-        SubscriptionPayment.subscription_id == subscription.id,
-        SubscriptionPayment.status == "succeeded",
-        SubscriptionPayment.recorded_at < at,
-    )
-    not_ended = or_(subscription.ended_at.is_(None), subscription.ended_at >= at)
     out_of_trial = or_(subscription.trial_end.is_(None), subscription.trial_end <= at)
-    return and_(subscription.created_at < at, out_of_trial, not_ended, paid)
+    return and_(
+        subscription.created_at < at, out_of_trial, _not_ended(at, subscription), _fee_taken(at, subscription)
+    )
+
+
+def _kept_at(at: datetime, subscription: type[Subscription]) -> ColumnElement[bool]:
+    """A subscription that keeps its member at `at`, the end of a churn window: paying then, or in its trial
+    with the first period's fee taken before `at`. Such a trial is not paying at a window's start (see
+    _paying_at), but its member has not left: a member moving to a plan with a trial, paid ahead, has not
+    churned. A fee a cancel named `unused` still counts unless that cancel came before `at` and stands, so
+    that a cancel after a window leaves the window's figure as it was (a resume clears `canceled_at`)."""
+    fee = exists().where(
+        SubscriptionPayment.subscription_id == subscription.id,
+        SubscriptionPayment.recorded_at < at,
+        or_(
+            SubscriptionPayment.status == "succeeded",
+            and_(
+                SubscriptionPayment.status == UNUSED,
+                or_(subscription.canceled_at.is_(None), subscription.canceled_at >= at),
+            ),
+        ),
+    )
+    in_trial_paid_ahead = and_(
+        subscription.trial_end > at, subscription.created_at < at, _not_ended(at, subscription), fee
+    )
+    return or_(_paying_at(at, subscription), in_trial_paid_ahead)
 
 
 def _counted(at: datetime) -> ColumnElement[bool]:
@@ -143,11 +175,12 @@ class AnalyticsRepository:
         return int(await self.session.scalar(query) or 0)
 
     async def count_churned_members(self, start: datetime, end: datetime) -> int:
-        """Members with a subscription paying at `start` and none paying at `end`: one who still pays for
-        another plan family, or subscribed again, has not left."""
+        """Members with a subscription paying at `start` and none that keeps them at `end` (_kept_at): one
+        who still pays for another plan family, subscribed again, or is in a trial already paid for, has not
+        left."""
         later = aliased(Subscription)
-        paying_at_end = select(later.member_id).where(_paying_at(end, later))
+        kept_at_end = select(later.member_id).where(_kept_at(end, later))
         query = select(func.count(func.distinct(Subscription.member_id))).where(
-            _paying_at(start), Subscription.member_id.not_in(paying_at_end)
+            _paying_at(start), Subscription.member_id.not_in(kept_at_end)
         )
         return int(await self.session.scalar(query) or 0)

@@ -77,6 +77,11 @@ async def read_analytics_overview(
     (redeemed ÷ (issued + imported)); at `to`: the points members hold and what they are worth (the
     programme's liability), members; now: members by tier, paying members and monthly recurring revenue.
 
+    Churn compares two instants: of the members paying at `from` (out of any trial, a fee paid), the share
+    whom no subscription keeps at `to`. A subscription paying at `to`, or in its trial with its first fee
+    paid before `to`, keeps its member: cancelling and subscribing again within the window is no churn when
+    the new subscription keeps them at `to`, and is churn when it does not (a trial nothing was paid for).
+
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)
     if wants_csv(request.headers.get("accept")):

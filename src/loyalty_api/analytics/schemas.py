@@ -81,12 +81,15 @@ class OverviewRead(ReadModel):
     paying_members: int = Field(description="Members with a paid-up subscription now.")
     monthly_recurring_revenue: MoneyRead | None
     paying_members_at_start: int = Field(
-        description="Members with a paying subscription at `start`: made before it, a fee paid before it, "
-        "not ended by it (canceled in a paid period, or past due in grace, still counts)."
+        description="Members with a paying subscription at `from`: made before it, out of its trial by then, "
+        "a fee paid before it, not ended by it (canceled in a paid period, or past due in grace, still "
+        "counts; a trial does not, even with its first fee paid ahead)."
     )
     churned_members: int = Field(
-        description="Of the members paying at `start`, those paying for no subscription at `end` (one who "
-        "still pays for another plan, or subscribed again, has not churned)."
+        description="Of the members paying at `from`, those whom no subscription kept at `to`: one paying "
+        "then, or one in its trial with its first fee paid before `to`, keeps them (a member who canceled "
+        "and subscribed again in the window, or moved to another plan, has not churned if the new one keeps "
+        "them at `to`). A cancel after `to` leaves the figure as it was."
     )
     churn: Decimal | None = Field(
         description="churned_members ÷ paying_members_at_start, to four places (null when no one paid at "
