@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -120,3 +120,29 @@ class TestAGrantIsStampedBehindTheLock:
         assert await running == 1
         [entry] = await rows(app, "SELECT created_at FROM ledger_entries WHERE type = 'campaign'")
         assert entry["created_at"] == let_go
+
+    async def test_the_campaign_finishes_no_earlier_than_its_last_grant(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """A client that reads `finished_at`, then the ledger since then, has seen every grant before it: no
+        grant is stamped after the campaign says it finished (nor after its campaign.completed event)."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        campaign = await create(client, admin_key, action=POINTS_ACTION)
+        async with account_locked(settings, member["id"]) as watcher:
+            running = asyncio.ensure_future(run(app))
+            await until_waiting_for_a_lock(watcher, running)
+            clock.advance(timedelta(minutes=1))
+        assert await running == 1
+        [entry] = await rows(app, "SELECT created_at FROM ledger_entries WHERE type = 'campaign'")
+        done = await read(client, admin_key, campaign["id"])
+        assert done["status"] == "completed"
+        assert datetime.fromisoformat(done["finished_at"]) >= entry["created_at"]
+        [event] = await rows(app, "SELECT payload FROM outbox_events WHERE type = 'campaign.completed'")
+        assert datetime.fromisoformat(event["payload"]["finished_at"]) >= entry["created_at"]

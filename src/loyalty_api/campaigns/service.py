@@ -301,11 +301,15 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
     campaign.reached += len(reached)
     if candidates:
         campaign.cursor = candidates[-1]
-    campaign.updated_at = now
+    # Read again after the action: a grant is stamped behind its members' account locks, which it may have
+    # waited for, so the batch's start could come before its own entries. A client reading the ledger since
+    # `finished_at` must find no grant of the campaign there.
+    done = uow.clock.now()
+    campaign.updated_at = done
     # Judged by the candidates, not by those recorded: one recorded before drops out of a full batch.
     if len(candidates) < batch:
         campaign.status = "completed"
-        campaign.finished_at = now
+        campaign.finished_at = done
         await emit(
             uow,
             CampaignCompleted(
@@ -314,7 +318,7 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
                 reached=campaign.reached,
                 coupons_issued=campaign.coupons_issued,
                 points_granted=campaign.points_granted,
-                finished_at=now,
+                finished_at=done,
             ),
             aggregate_type="campaign",
             aggregate_id=str(campaign.id),
