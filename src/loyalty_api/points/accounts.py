@@ -96,12 +96,14 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
     """The active member and their account, both locked until commit: the member's row first, as everything
     that may change their tier locks it before any account row (one order, no deadlock), then the account,
     so its balance is the one this transaction changes."""
-    now = uow.clock.now()
-    found = await PointsAccountRepository(uow.session).lock_with_member(member_id, now)
+    found = await PointsAccountRepository(uow.session).lock_with_member(member_id)
     member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
     assert found is not None
-    _, state, unsettled = found
-    if not unsettled:
+    _, state, due_at = found
+    # Read behind the locks, as the change's entry time is: a lot that ended while this waited for them is
+    # settled now, or a redeem stamped after its end would spend it.
+    now = uow.clock.now()
+    if due_at is None or due_at > now:
         return Earner(member, state)
     # Settled first: the change and its answer start from the points a read shows, not from a row that still
     # counts points past their end until the jobs run.

@@ -162,7 +162,7 @@ async def _lock_active_hold(
     if hold is None:
         raise HoldNotFound()
     accounts = PointsAccountRepository(uow.session)
-    found = await accounts.lock_with_member(hold.member_id, uow.clock.now()) if to_spend else None
+    found = await accounts.lock_with_member(hold.member_id) if to_spend else None
     if not to_spend:
         await accounts.lock(hold.member_id, uow.clock.now())
     hold = await holds.get_hold(hold_id)

@@ -186,7 +186,7 @@ async def _settle(uow: UnitOfWork, friend_id: uuid.UUID) -> int:
     reward = await rewards.lock_pending(friend_id)
     if reward is None:  # another run settled it, or is settling it now
         return 0
-    found = await PointsAccountRepository(uow.session).lock_with_member(reward.referrer_id, uow.clock.now())
+    found = await PointsAccountRepository(uow.session).lock_with_member(reward.referrer_id)
     active = found is not None and found[0].status == "active"
     if active and reward.referrer_points > 0:
         await _credit(uow, await get_program(uow), reward, role="referrer")

@@ -21,7 +21,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    or_,
     select,
     true,
     update,
@@ -75,23 +74,30 @@ _CHANGE_ACCOUNT_IF_AVAILABLE = DirectStatement(
     _CHANGE_ACCOUNT.statement.where(_ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("needs"))
 )
 _INSERT_ENTRY = DirectStatement(insert(_ENTRIES))
+# When the jobs next owe the member something (a hold's time up, a lot's end), not whether they owe it by a
+# time given: the caller compares it with the time it reads once the locks are its own, so what ended while
+# it waited for them counts, at no extra statement. Each is one look into a partial index, as a probe was.
+_NEXT_HOLD_END = (
+    select(func.min(Hold.expires_at))
+    .where(Hold.member_id == _MEMBERS.c.id, Hold.status == "active")
+    .scalar_subquery()
+)
+_NEXT_LOT_END = (
+    select(func.min(PointLot.expires_at))
+    .where(PointLot.member_id == _MEMBERS.c.id, PointLot.remaining > 0)
+    .scalar_subquery()
+)
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
 # first), both until commit, so the balance read here is the one the transaction changes. NO KEY UPDATE: rows
 # that only reference the member (ledger, orders) still go in beside the lock.
-_NOW = bindparam("now", type_=PointLot.__table__.c.expires_at.type)
-# Whether the jobs owe the member anything (a hold past its time, a lot past its end): each probe is one look
-# into a partial index, and almost always finds nothing.
-_UNSETTLED = or_(
-    exists().where(Hold.member_id == _MEMBERS.c.id, Hold.status == "active", Hold.expires_at <= _NOW),
-    exists().where(PointLot.member_id == _MEMBERS.c.id, PointLot.remaining > 0, PointLot.expires_at <= _NOW),
-)
 _HOLDER_WITH_ACCOUNT_LOCKED = DirectStatement(
     select(
         *POINTS_HOLDER_COLUMNS,
         _ACCOUNTS.c.balance,
         _ACCOUNTS.c.held,
         _ACCOUNTS.c.lifetime_earned,
-        _UNSETTLED.label("unsettled"),
+        _NEXT_HOLD_END.label("next_hold_end"),
+        _NEXT_LOT_END.label("next_lot_end"),
     )
     .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
     .where(_MEMBERS.c.id == bindparam("member_id"))
@@ -432,16 +438,18 @@ class PointsAccountRepository:
         }
 
     async def lock_with_member(
-        self, member_id: uuid.UUID, now: datetime
-    ) -> tuple[PointsHolder, AccountState, bool] | None:
-        """The member and their account, both rows locked until commit (PostgreSQL), and whether the jobs
-        have anything to settle for them by `now` (a hold past its time, a lot past its end)."""
-        row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id, "now": now})
+        self, member_id: uuid.UUID
+    ) -> tuple[PointsHolder, AccountState, datetime | None] | None:
+        """The member and their account, both rows locked until commit (PostgreSQL), and when the jobs next
+        owe them something (a hold's time up, a lot's end; None: nothing to come). Past lots and holds count
+        as the statement found them before any wait for the locks."""
+        row = await _HOLDER_WITH_ACCOUNT_LOCKED.fetch_one(self.session, {"member_id": member_id})
         if row is None:
             return None
-        *holder, balance, held, lifetime_earned, unsettled = row
+        *holder, balance, held, lifetime_earned, next_hold_end, next_lot_end = row
         state = AccountState(balance=balance, held=held, lifetime_earned=lifetime_earned)
-        return PointsHolder(*holder), state, bool(unsettled)
+        due = [end for end in (next_hold_end, next_lot_end) if end is not None]
+        return PointsHolder(*holder), state, min(due, default=None)
 
     async def get_state(self, member_id: uuid.UUID) -> AccountState | None:
         row = (

@@ -181,7 +181,7 @@ async def reverse_transfer(
     recipient = sent.to_member_id
     now = uow.clock.now()
     for party in sorted((member_id, recipient)):
-        found = await PointsAccountRepository(uow.session).lock_with_member(party, now)
+        found = await PointsAccountRepository(uow.session).lock_with_member(party)
         if found is None or found[0].status == ERASED:
             raise TransferNotFound()  # what was an erased member's is not found
         await expire_due_points(uow, party)  # what a spend finds, whether or not the jobs have run
