@@ -3,7 +3,7 @@ held when they were made, as they are by the earning rules and the plans of that
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import START
 from tests.points.helpers import earn, set_program
-from tests.tiers.test_qualification import put_override, review, standard_ladder, tier_of
+from tests.tiers.test_qualification import history, put_override, review, standard_ladder, tier_of
 
 
 @pytest.fixture
@@ -49,3 +49,41 @@ class TestTierOfTheReceipt:
         assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
         late = await earn(client, pos_key, member["id"], 10_000, occurred_at=bought.isoformat())
         assert late["points_earned"] == 150  # gold's x1.5
+
+
+@pytest.mark.usefixtures("ladder")
+class TestReceiptOfAYearPast:
+    """Silver is won by 100000 of spend in a calendar year (Asia/Shanghai), kept to 1 January plus 30 days."""
+
+    async def test_a_receipt_from_last_year_synced_in_january_wins_last_years_tier(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        clock.set(datetime(2026, 11, 1, tzinfo=UTC))
+        await earn(client, pos_key, member["id"], 60_000)
+        clock.set(datetime(2027, 1, 3, 4, 0, tzinfo=UTC))
+        late = await earn(client, pos_key, member["id"], 50_000, occurred_at="2026-12-30T04:00:00Z")
+        # 110000 in 2026: silver, as an online till would have made them on 30 December
+        assert (late["tier"]["code"], late["tier_changed"]) == ("silver", True)
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["kept_until"] == "2027-01-30T16:00:00Z"  # 1 January 2027 in Shanghai, plus 30 days
+        upgrade = (await history(client, pos_key, member["id"]))[0]
+        assert (upgrade["change"], upgrade["qualification"]["silver"]["value"]) == ("upgrade", 110_000)
+        assert upgrade["qualification"]["silver"]["window_start"] == "2025-12-31T16:00:00Z"
+        # and the review of 2026 keeps them silver through 2027
+        clock.set(datetime(2027, 3, 1, tzinfo=UTC))
+        assert await review(app) == 1
+        renewed = await tier_of(client, pos_key, member["id"])
+        assert (renewed["tier"]["code"], renewed["kept_until"]) == ("silver", "2028-01-30T16:00:00Z")
+
+    async def test_last_years_spend_short_of_the_bar_moves_nobody(
+        self, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        clock.set(datetime(2026, 11, 1, tzinfo=UTC))
+        await earn(client, pos_key, member["id"], 60_000)
+        clock.set(datetime(2027, 1, 3, 4, 0, tzinfo=UTC))
+        await earn(client, pos_key, member["id"], 50_000)  # this year's: 2026 stays at 60000
+        late = await earn(client, pos_key, member["id"], 30_000, occurred_at="2026-12-30T04:00:00Z")
+        assert (late["tier"]["code"], late["tier_changed"]) == ("member", False)
+        assert [change["change"] for change in await history(client, pos_key, member["id"])] == []

@@ -50,7 +50,8 @@ class EarnRequest(BaseModel):
         default=None,
         description="When the purchase happened, for a till that was offline (30 days at most); default now. "
         "It earns by the earning rules, the paid plans and the tier (its multiplier and benefits) in force "
-        "then.",
+        "then; from a calendar year that has ended, it also counts towards that year's tiers (the member "
+        "moves up if that year's spend reaches a higher tier).",
     )
 
 

@@ -278,6 +278,15 @@ async def earn(
         override_until=member.tier_override_until,
         standing=Standing(at=now, values=totals),
     )
+    if occurred_at is not None:
+        outcome = await membership.after_purchase_in_a_past_year(
+            uow,
+            ladder=ladder,
+            member_id=member_id,
+            occurred=occurred,
+            after=outcome,
+            override_until=member.tier_override_until,
+        )
     state = await settle_spared(uow, earner, state)
     return EarnResult(
         order_ref=order_ref,

@@ -58,6 +58,14 @@ class TierRef:
     rank: int
 
 
+def year_end(at: datetime, zone: ZoneInfo) -> datetime:
+    """The 1 January after `at`, in the programme's time zone: when the calendar year of `at` ends."""
+    local = at.astimezone(zone)
+    return local.replace(
+        year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+    ).astimezone(at.tzinfo)
+
+
 @dataclass(frozen=True, slots=True)
 class LadderTier:
     id: uuid.UUID
@@ -99,10 +107,7 @@ class LadderTier:
         if self.window is Window.rolling_days:
             assert self.window_days is not None
             return qualified_at + timedelta(days=self.window_days)
-        local = qualified_at.astimezone(zone)
-        return local.replace(
-            year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
-        ).astimezone(qualified_at.tzinfo)
+        return year_end(qualified_at, zone)
 
     def kept_until(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
         """How long a member who qualifies at `qualified_at` keeps this tier (end of window plus grace)."""

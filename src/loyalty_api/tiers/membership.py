@@ -34,6 +34,7 @@ from loyalty_api.tiers.ladder import (
     TierRef,
     after_review,
     qualified_tier,
+    year_end,
 )
 from loyalty_api.tiers.models import TierChange
 from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState, TierRepository
@@ -197,6 +198,47 @@ async def after_purchase(
     if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
         await MemberTierRepository(uow.session).keep_until(member_id, renewal)
     return TierResult(tier=current, changed=moved)
+
+
+async def after_purchase_in_a_past_year(
+    uow: UnitOfWork,
+    *,
+    ladder: Ladder,
+    member_id: uuid.UUID,
+    occurred: datetime,
+    after: TierResult,
+    override_until: datetime | None,
+) -> TierResult:
+    """Move up a member whose purchase, recorded late, was made in a calendar year that has ended (a till's
+    receipt from 30 December synced on 3 January) if that year's windows, counting it, reach a higher tier
+    than the one `after` the purchase (`after_purchase`'s answer, carried on here): as if the till had been
+    online, kept from the purchase. The standing at now counts the year's purchases only towards the new
+    year's windows, so a member on the entry tier, whom no review looks at, would never get the tier that
+    year's spend won. Renewals need nothing here: the review judges the year past, the late purchase in it.
+    Call with the member's row locked."""
+    zone = (await get_program(uow)).zone
+    now = uow.clock.now()
+    ended = year_end(occurred, zone)
+    if ladder.entry is None or ended > now or (override_until is not None and override_until > now):
+        return after
+    # Each tier's window that ended with that year: the year itself, or a rolling tier's days up to its end.
+    then = await _standing(uow, ladder, member_id, ended, zone, ended=True)
+    qualified = qualified_tier(ladder, then, zone)
+    if qualified is None or (after.tier is not None and qualified.rank <= after.tier.rank):
+        return after
+    await _move(
+        uow,
+        ladder=ladder,
+        member_id=member_id,
+        current=after.tier,
+        target=qualified,
+        change="upgrade",
+        reason="qualified",
+        standing=then,
+        zone=zone,
+        kept_until=_kept_until(ladder, qualified, occurred, zone),
+    )
+    return TierResult(tier=qualified, changed=True)
 
 
 async def tier_held_at(
