@@ -91,12 +91,16 @@ class TestStrictTypes:
         unchanged = await client.get("/v1/tiers/silver", headers=bearer(admin_key))
         assert unchanged.json()["grace_days"] == 30
 
-    async def test_an_instant_refuses_a_number(self, client: httpx.AsyncClient, admin_key: str) -> None:
+    @pytest.mark.parametrize("written", [0, "1773651600", "20260316"])
+    async def test_an_instant_refuses_a_number_or_digits(
+        self, client: httpx.AsyncClient, admin_key: str, written: int | str
+    ) -> None:
+        """Pydantic reads digits as a Unix time even in a strict body: "20260316" would be 23 August 1970."""
         body = {
             "name": "保温杯",
             "cost_points": 2000,
             "coupon": {"kind": "free_item", "sku": "THERMOS-01"},
-            "valid_from": 0,
+            "valid_from": written,
         }
         response = await client.post("/v1/rewards", json=body, headers=bearer(admin_key))
         assert response.status_code == 422, response.text

@@ -6,14 +6,15 @@ alone and ISO 8601's compact forms, which REST refuses."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 from strawberry.types.scalar import ScalarDefinition
 
 from loyalty_api.clock import format_instant
+from loyalty_api.http.schemas import read_instant
 
-_READ: TypeAdapter[datetime] = TypeAdapter(datetime)
+_READ: TypeAdapter[datetime] = TypeAdapter(Annotated[datetime, BeforeValidator(read_instant)])
 
 
 def _written(value: Any) -> str:
@@ -22,11 +23,11 @@ def _written(value: Any) -> str:
 
 def _read(value: Any) -> datetime:
     # The zone and the range are the field's rules, checked where the field is (a `validation_error`
-    # naming it); here only the form: RFC 3339, as a JSON body's instant in REST.
+    # naming it); here only the form, as REST reads an instant: ISO 8601's extended form, no Unix time.
     if not isinstance(value, str):
         raise TypeError("DateTime must be a string such as 2026-03-18T06:32:10Z")
     try:
-        return _READ.validate_strings(value, strict=True)
+        return _READ.validate_python(value, strict=True)
     except ValidationError:
         raise ValueError("DateTime must be an RFC 3339 instant such as 2026-03-18T06:32:10Z") from None
 

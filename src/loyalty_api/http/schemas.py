@@ -20,9 +20,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
+    ValidationError,
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from loyalty_api.clock import as_utc
 from loyalty_api.money import Money
@@ -64,24 +67,30 @@ def _within_range(value: datetime) -> datetime:
     return as_utc(value)
 
 
-def _written_as_a_date(value: object) -> object:
-    """`?until=0.5` is refused, not read as half a second after 1970: pydantic's lax mode, which query
-    strings are read in, takes a number for a Unix time. (A JSON body is checked strictly, which refuses a
-    number anyway, and where this check would refuse every string.)"""
+def read_instant(value: object) -> object:
+    """An instant as written in a body or a query string, refused when it is a number or a string of digits
+    (`?until=0.5`, `"occurred_at": "20260316"`), which pydantic would read as a Unix time (a string of digits
+    even in a strict body). A string is parsed here as a JSON body's instant is: after a validator of ours,
+    pydantic goes on as for a Python value, and strictly that takes no string at all."""
     if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
         raise ValueError("must be an ISO 8601 instant with a zone, such as 2026-03-18T06:32:10Z")
-    return value
+    if not isinstance(value, str):
+        return value
+    try:
+        return _DATETIME.validate_strings(value, strict=True)
+    except ValidationError as exc:
+        refused = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(refused["type"], refused["msg"]) from None
 
 
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
-# (so a reply that shows it back writes it as every other instant, with `Z`).
-Instant = Annotated[AwareDatetime, AfterValidator(_within_range), Field(json_schema_extra=_range_said)]
-# The same, in a query string.
-QueryInstant = Annotated[
+# (so a reply that shows it back writes it as every other instant, with `Z`); in a body or a query string.
+Instant = Annotated[
     AwareDatetime,
-    BeforeValidator(_written_as_a_date),
+    BeforeValidator(read_instant),
     AfterValidator(_within_range),
     Field(json_schema_extra=_range_said),
 ]
