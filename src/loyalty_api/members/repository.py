@@ -54,6 +54,7 @@ class PointsHolder:
     lifecycle_stage: str
     lifecycle_since: datetime | None
     referred_by_id: uuid.UUID | None
+    tier_since: datetime | None
 
 
 # Table columns, not ORM attributes: a select of these skips the ORM's result machinery, and every points
@@ -69,6 +70,7 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.lifecycle_stage,
     _MEMBERS.c.lifecycle_since,
     _MEMBERS.c.referred_by_id,
+    _MEMBERS.c.tier_since,
 )
 _POINTS_HOLDER = DirectStatement(
     select(*POINTS_HOLDER_COLUMNS).where(_MEMBERS.c.id == bindparam("member_id"), not_erased())

@@ -215,9 +215,10 @@ async def earn(
     # bought since nor loses one ended since. Without `occurred_at` (the till's purchase now) the row's mark
     # still spares the plans statement for a member without one.
     # The tier likewise: a receipt from before an upgrade earns at the multiplier of the tier it was made on.
-    # Only a backdated earn reads the tier's history; the till's earn takes the tier on the row.
+    # Only a backdated earn made before the member's tier changed last reads the tier's history; the till's
+    # earn, and a receipt made on the tier held now, take the tier on the row.
     facts: MemberFacts = member
-    if occurred_at is not None:
+    if occurred_at is not None and (member.tier_since is None or occurred_at < member.tier_since):
         then = await membership.tier_held_at(uow, member_id, occurred_at, member.tier_id)
         facts = _HeldThen(status=member.status, tier_id=then, plan_benefits_until=member.plan_benefits_until)
     held = await standing(uow, member_id, facts, plans_at=occurred_at)
