@@ -212,10 +212,10 @@ async def after_purchase_in_a_past_year(
     """Move up a member whose purchase, recorded late, was made in a calendar year that has ended (a till's
     receipt from 30 December synced on 3 January) if that year's windows, counting it, reach a higher tier
     than the one `after` the purchase (`after_purchase`'s answer, carried on here): as if the till had been
-    online, kept as from the purchase (the change itself is dated when it is made). The standing at now counts the year's purchases only towards the new
-    year's windows, so a member on the entry tier, whom no review looks at, would never get the tier that
-    year's spend won. Renewals need nothing here: the review judges the year past, the late purchase in it.
-    Call with the member's row locked."""
+    online, kept as from the purchase (the change itself is dated when it is made). The standing at now
+    counts the year's purchases only towards the new year's windows, so a member on the entry tier, whom no
+    review looks at, would never get the tier that year's spend won. Renewals need nothing here: the review
+    judges the year past, the late purchase in it. Call with the member's row locked."""
     zone = (await get_program(uow)).zone
     now = uow.clock.now()
     ended = year_end(occurred, zone)
