@@ -71,6 +71,22 @@ class TestGraceChanged:
         assert (status["tier"]["code"], status["kept_until"]) == ("silver", "2027-12-31T16:00:00Z")
         assert (await history(client, pos_key, member["id"]))[0]["change"] == "renewal"
 
+    async def test_a_grace_change_moves_every_date_by_the_difference_to_the_microsecond(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The dates move in the database, in one statement (SQLite keeps them as text and its date functions
+        keep whole seconds): a rolling tier's date has the qualifying purchase's microseconds."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        clock.set(datetime(2026, 5, 1, 8, 30, 15, 123456, tzinfo=UTC))
+        members = [await enrol(client, pos_key) for _ in range(3)]
+        for member in members[:2]:
+            await earn(client, pos_key, member["id"], 150_000)
+        before = [(await tier_of(client, pos_key, m["id"]))["kept_until"] for m in members]
+        assert before[:2] == ["2027-05-31T08:30:15.123456Z"] * 2  # 365 days and 30 of grace
+        await change_tier(client, admin_key, "silver", grace_days=10)
+        after = [(await tier_of(client, pos_key, m["id"]))["kept_until"] for m in members]
+        assert after == ["2027-05-11T08:30:15.123456Z", "2027-05-11T08:30:15.123456Z", before[2]]
+
     async def test_a_longer_grace_keeps_the_tier_longer_and_judges_the_whole_year(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.db.dialect import insert_or_ignore
+from loyalty_api.db.dialect import days_later, insert_or_ignore
 from loyalty_api.members.models import ERASED, Member, MemberStatus, not_erased
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
@@ -261,6 +261,39 @@ class MemberTierRepository:
             .with_for_update(key_share=True)
         )
         return [DatedMember(*row) for row in (await self.session.execute(query)).all()]
+
+    async def shift_dates_on(self, tier_id: uuid.UUID, days: int) -> None:
+        """Move by `days` the dates members keep the tier until (not an override's end: the operator's), the
+        date of those who earned it before an override, and the reminder of those told of the date moved:
+        in the database, set-based, whatever the tier's size. The members are locked first in ascending id
+        order, as in date_undated."""
+        on_tier = and_(
+            Member.tier_id == tier_id,
+            Member.tier_override_until.is_(None),
+            Member.tier_kept_until.is_not(None),
+        )
+        earned = and_(Member.tier_earned_id == tier_id, Member.tier_earned_until.is_not(None))
+        locking = (
+            select(Member.id)
+            .where(or_(on_tier, earned), not_erased())
+            .order_by(Member.id)
+            .with_for_update(key_share=True)
+        )
+        await self.session.scalar(select(func.count()).select_from(locking.subquery()))
+        kept = days_later(self.session, Member.tier_kept_until, days)
+        told = case(
+            (Member.tier_reminded_until == Member.tier_kept_until, kept), else_=Member.tier_reminded_until
+        )
+        for rows, values in (
+            (on_tier, {Member.tier_kept_until: kept, Member.tier_reminded_until: told}),
+            (earned, {Member.tier_earned_until: days_later(self.session, Member.tier_earned_until, days)}),
+        ):
+            await self.session.execute(
+                update(Member)
+                .where(rows, not_erased())
+                .values(values)
+                .execution_options(synchronize_session=False)
+            )
 
     async def redate(self, changes: Sequence[Redating]) -> None:
         if changes:

@@ -202,6 +202,11 @@ async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier
     if before.grace_days == after.grace_days and before.same_window(after):
         return
     repo = MemberTierRepository(uow.session)
+    if before.same_window(after):
+        # The grace alone: every date moves by the difference, in one statement however many hold the tier
+        # (a row at a time, a large tier would not fit in the request's time).
+        await repo.shift_dates_on(after.id, after.grace_days - before.grace_days)
+        return
     dated = await repo.lock_dated_on(after.id)
 
     def moved(until: datetime) -> datetime:
