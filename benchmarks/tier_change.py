@@ -1,0 +1,104 @@
+"""What a change of a tier's rules costs when many members hold the tier: the change re-dates them (their
+review must judge the window they were promised), in the tier PUT's own transaction. On a kept PostgreSQL
+benchmark database (run.py --keep NAME):
+
+    .venv/bin/python -m benchmarks.tier_change small --members 20000   # as a module: benchmarks/graphql.py
+                                                                   # would hide the graphql package
+
+Puts `--members` members on the ladder's highest tier, kept until a date a year on (a direct UPDATE), then
+times, in process, the service's replace of that tier: its grace alone changed (one set-based UPDATE), then
+its window (each member re-dated by the process), each `--rounds` times alternately, and prints the medians.
+Other rules (threshold, name) change nobody's date and are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import PG_SERVER, kept_state  # noqa: E402
+
+_OFF_THE_TIER = """
+UPDATE members SET tier_id = :entry_id, tier_kept_until = NULL, tier_override_until = NULL
+WHERE tier_id = :tier_id
+"""
+_ON_THE_TIER = """
+UPDATE members SET tier_id = :tier_id, tier_kept_until = now() + interval '1 year', tier_override_until = NULL
+WHERE id IN (SELECT id FROM members ORDER BY id LIMIT :members)
+"""
+
+
+async def bench(name: str, members: int, rounds: int) -> None:
+    from loyalty_api.cli import _units
+    from loyalty_api.settings import Settings
+
+    state = kept_state(name)
+    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    settings = Settings(database_url=url, encryption_key=str(state["encryption_key"]), log_level="WARNING")
+    async with _units(settings) as units:
+        await _changes(units, members, rounds)
+
+
+async def _changes(units: Any, members: int, rounds: int) -> None:
+    from loyalty_api.tiers import service
+    from loyalty_api.tiers.ladder import Window
+
+    async with units.read() as uow:
+        ladder = (await service.get_ladder(uow)).tiers
+    entry, top = ladder[0], ladder[-1]
+    async with units.begin() as uow:
+        await uow.session.execute(text(_OFF_THE_TIER), {"tier_id": top.id, "entry_id": entry.id})
+        await uow.session.execute(text(_ON_THE_TIER), {"tier_id": top.id, "members": members})
+    definition = service.TierDefinition(
+        name=top.name,
+        rank=top.rank,
+        metric=top.metric,
+        window=top.window,
+        window_days=top.window_days,
+        threshold=top.threshold,
+        points_multiplier=top.points_multiplier,
+        grace_days=top.grace_days,
+        benefit_ids=[benefit.benefit_id for benefit in top.benefits],
+    )
+    rolling = replace(definition, window=Window.rolling_days, window_days=365)
+    timings: dict[str, list[float]] = {"grace": [], "window": []}
+    for round_ in range(rounds):
+        for label, changed, back in (
+            ("grace", replace(definition, grace_days=definition.grace_days + 1 + round_), definition),
+            ("window", rolling, definition),
+        ):
+            started = time.perf_counter()
+            async with units.begin() as uow:
+                await service.replace_tier(uow, top.code, changed)
+            timings[label].append(time.perf_counter() - started)
+            async with units.begin() as uow:  # back as it was, untimed
+                await service.replace_tier(uow, top.code, back)
+    print(f"tier {top.code}, {members:,} members on it, {rounds} rounds (median seconds a change)")
+    for label, seconds in timings.items():
+        print(f"  {label:6s} {statistics.median(seconds):7.2f}  ({', '.join(f'{s:.2f}' for s in seconds)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("name", help="a database kept by run.py --keep NAME")
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(bench(args.name, args.members, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
