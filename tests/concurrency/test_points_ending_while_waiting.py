@@ -101,3 +101,46 @@ class TestPointsEndingWhileAChangeWaits:
         assert response.json()["balance"] == 40
         assert (await points(client, pos_key, member_id))["balance"] == 40
         await assert_ledger_invariant(app, member_id)
+
+    async def test_a_transfer_reversal_gives_back_none_of_them(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """The 100 sent end while the reversal waits for the recipient's account: they would have expired
+        with the sender too, so nothing is owed. Judged by a time read before the wait, the reversal took
+        100 of the recipient's own points and gave the sender 100 already past their end."""
+        await set_program(client, admin_key, expiry_months=12, transfers_enabled=True)
+        sender, recipient = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        await earn(client, pos_key, sender, 10_000, order_ref="SENT")
+        sent = await client.post(
+            f"/v1/members/{sender}/transfers",
+            json={"to_member_id": recipient, "points": 100},
+            headers=bearer(admin_key),
+        )
+        assert sent.status_code == 201, sent.text
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, recipient, 20_000, order_ref="OWN")  # 200 of their own, ending later
+        found = await rows(
+            app, "SELECT min(expires_at) AS ends FROM point_lots WHERE member_id = :m", m=uuid.UUID(recipient)
+        )
+        ends: datetime = found[0]["ends"]
+        clock.set(ends - timedelta(minutes=1))
+        async with account_locked(settings, recipient) as watcher:
+            path = f"/v1/members/{sender}/transfers/{sent.json()['transfer_id']}/reversal"
+            reversal = asyncio.ensure_future(
+                client.post(path, json={"reason": "sent to the wrong member"}, headers=bearer(admin_key))
+            )
+            await until_waiting_for_a_lock(watcher, reversal)
+            clock.set(ends + timedelta(minutes=1))
+        response = await reversal
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "transfer_expired"
+        assert (await points(client, pos_key, recipient))["balance"] == 200
+        assert (await points(client, pos_key, sender))["balance"] == 0
+        for member_id in (sender, recipient):
+            await assert_ledger_invariant(app, member_id)

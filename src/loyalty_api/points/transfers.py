@@ -179,12 +179,14 @@ async def reverse_transfer(
     if sent is None:
         raise TransferNotFound()
     recipient = sent.to_member_id
-    now = uow.clock.now()
     for party in sorted((member_id, recipient)):
         found = await PointsAccountRepository(uow.session).lock_with_member(party)
         if found is None or found[0].status == ERASED:
             raise TransferNotFound()  # what was an erased member's is not found
         await expire_due_points(uow, party)  # what a spend finds, whether or not the jobs have run
+    # Read behind both locks: points that ended while this waited for them are not owed, as the expiry
+    # just run has taken them from the recipient.
+    now = uow.clock.now()
     sent = await ledger.find_transfer(member_id, transfer_id)  # read again behind the locks
     assert sent is not None
     if sent.reversed:
