@@ -22,6 +22,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer
+from tests.http.test_negotiation import REPORT_ACCEPTS
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
@@ -437,15 +438,7 @@ class TestRoutes:
 
     @pytest.mark.parametrize(
         ("accept", "media_type"),
-        [
-            (None, "application/json"),
-            ("text/csv", "text/csv"),
-            ("application/json, text/csv;q=0", "application/json"),  # CSV refused outright
-            ("application/json;q=1.0, text/csv;q=0.1", "application/json"),
-            ("text/*;q=0.5, application/json", "application/json"),
-            ("application/json;q=0.5, text/*", "text/csv"),
-            ("text/html", "application/json"),  # neither acceptable: the default, not a 406
-        ],
+        REPORT_ACCEPTS,
     )
     async def test_csv_only_when_accept_prefers_it_to_json(
         self,

@@ -47,16 +47,15 @@ async def _sent_across_the_end(
     client: httpx.AsyncClient,
     clock: FrozenClock,
     key: str,
-    member_id: str,
+    locked: str,
     ends: datetime,
-    action: str,
+    path: str,
     body: dict[str, object],
 ) -> httpx.Response:
-    """`body` posted to the member's `action` a minute before their points end, while their account is
-    locked; the lock let go a minute after the points ended."""
+    """`body` posted to `path` a minute before points end, while the `locked` member's account is locked;
+    the lock let go a minute after the points ended."""
     clock.set(ends - timedelta(minutes=1))
-    async with account_locked(settings, member_id) as watcher:
-        path = f"/v1/members/{member_id}/{action}"
+    async with account_locked(settings, locked) as watcher:
         sent = asyncio.ensure_future(client.post(path, json=body, headers=bearer(key)))
         await until_waiting_for_a_lock(watcher, sent)
         clock.set(ends + timedelta(minutes=1))  # the 100 end while it waits
@@ -75,9 +74,8 @@ class TestPointsEndingWhileAChangeWaits:
     ) -> None:
         member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
         body = {"points": 50, "order_ref": "SPEND"}
-        response = await _sent_across_the_end(
-            settings, client, clock, pos_key, member_id, ends, "redeem", body
-        )
+        path = f"/v1/members/{member_id}/redeem"
+        response = await _sent_across_the_end(settings, client, clock, pos_key, member_id, ends, path, body)
         # Stamped after the 100 ended: only the 30 are there to spend.
         assert response.status_code == 422, response.text
         assert (response.json()["code"], response.json()["available"]) == ("insufficient_points", 30)
@@ -95,7 +93,8 @@ class TestPointsEndingWhileAChangeWaits:
     ) -> None:
         member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
         body = {"order_ref": "LATER", "amount": cny(1_000)}
-        response = await _sent_across_the_end(settings, client, clock, pos_key, member_id, ends, "earn", body)
+        path = f"/v1/members/{member_id}/earn"
+        response = await _sent_across_the_end(settings, client, clock, pos_key, member_id, ends, path, body)
         assert response.status_code == 200, response.text
         # The answer is what a read shows: the 30 and the 10 just earned.
         assert response.json()["balance"] == 40
@@ -129,15 +128,9 @@ class TestPointsEndingWhileAChangeWaits:
             app, "SELECT min(expires_at) AS ends FROM point_lots WHERE member_id = :m", m=uuid.UUID(recipient)
         )
         ends: datetime = found[0]["ends"]
-        clock.set(ends - timedelta(minutes=1))
-        async with account_locked(settings, recipient) as watcher:
-            path = f"/v1/members/{sender}/transfers/{sent.json()['transfer_id']}/reversal"
-            reversal = asyncio.ensure_future(
-                client.post(path, json={"reason": "sent to the wrong member"}, headers=bearer(admin_key))
-            )
-            await until_waiting_for_a_lock(watcher, reversal)
-            clock.set(ends + timedelta(minutes=1))
-        response = await reversal
+        path = f"/v1/members/{sender}/transfers/{sent.json()['transfer_id']}/reversal"
+        body = {"reason": "sent to the wrong member"}
+        response = await _sent_across_the_end(settings, client, clock, admin_key, recipient, ends, path, body)
         assert response.status_code == 409, response.text
         assert response.json()["code"] == "transfer_expired"
         assert (await points(client, pos_key, recipient))["balance"] == 200

@@ -61,3 +61,16 @@ def test_the_default_is_the_first_type_offered() -> None:
     assert preferred("*/*", (CSV, JSON)) == CSV
     assert preferred("text/html", (CSV, JSON)) == CSV
     assert preferred("application/json", (CSV, JSON)) == JSON
+
+
+# What a report route (a settlement, an analytics report) answers for each Accept: JSON unless CSV is
+# preferred.
+REPORT_ACCEPTS: list[tuple[str | None, str]] = [
+    (None, "application/json"),
+    ("text/csv", "text/csv"),
+    ("application/json, text/csv;q=0", "application/json"),  # CSV refused outright
+    ("application/json;q=1.0, text/csv;q=0.1", "application/json"),
+    ("text/*;q=0.5, application/json", "application/json"),
+    ("application/json;q=0.5, text/*", "text/csv"),
+    ("text/html", "application/json"),  # neither acceptable: the default, not a 406
+]
