@@ -16,11 +16,13 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.models import MemberStatus
+from loyalty_api.money import Money
+from loyalty_api.points import service as points_service
 from loyalty_api.privacy.erasure import erase_member
 from loyalty_api.profiles import service as profiles
 from loyalty_api.settings import Settings
 from tests.builders import enrol
-from tests.campaigns.helpers import POINTS_ACTION, create, read, run, seed_members
+from tests.campaigns.helpers import POINTS_ACTION, create, reached, read, run, seed_members
 from tests.conftest import bearer, units_of
 from tests.databases import account_locked, is_postgres, until_waiting_for_a_lock
 from tests.inspect_db import rows
@@ -146,3 +148,30 @@ class TestAGrantIsStampedBehindTheLock:
         assert datetime.fromisoformat(done["finished_at"]) >= entry["created_at"]
         [event] = await rows(app, "SELECT payload FROM outbox_events WHERE type = 'campaign.completed'")
         assert datetime.fromisoformat(event["payload"]["finished_at"]) >= entry["created_at"]
+
+
+class TestAPurchaseBeforeTheReach:
+    async def test_a_purchase_that_held_the_member_while_the_batch_began_is_not_counted_as_since(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """A batch that began while a purchase held the member reaches them once it commits: the purchase came
+        before the campaign did, and is not the member coming back because of it."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        campaign = await create(client, admin_key)
+        units: UnitsOfWork = units_of(app)
+        async with units.begin() as uow:
+            await points_service.earn(
+                uow,
+                member_id=uuid.UUID(member["id"]),
+                order_ref="before-the-reach",
+                amount=Money(5_000, "CNY"),
+            )
+            running = asyncio.ensure_future(run(app))
+            await asyncio.sleep(1)  # the batch is under way, waiting for the member the purchase holds
+            clock.advance(timedelta(minutes=1))  # the purchase commits a minute on
+        assert await running == 1
+        [row] = await reached(client, admin_key, campaign["id"])
+        assert row["member_id"] == member["id"] and row["purchased_since"] is False
+        shown = await read(client, admin_key, campaign["id"])
+        assert shown["counts"]["purchased_since"] == 0

@@ -272,7 +272,6 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
     campaign = await repo.lock_next_runnable()
     if campaign is None:
         return None
-    now = uow.clock.now()
     action = _action(campaign)
     outcome = "coupon_issued" if isinstance(action, CouponAction) else "points_granted"
     audience = _audience(campaign)
@@ -282,6 +281,9 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
         after=campaign.cursor,
         limit=batch,
     )
+    # Read once the batch's members are shared with it: a purchase that held one of them meanwhile has
+    # committed before it, stamped earlier, and is not counted as bought since the campaign reached them.
+    now = uow.clock.now()
     reached = sorted(await repo.insert_reached(campaign.id, candidates, outcome=outcome, now=now))
     if isinstance(action, CouponAction):
         campaign.coupons_issued += await issue_coupons(
