@@ -130,10 +130,19 @@ class TestLiteralAddresses:
             "https://198.20.0.1/",
             "https://[2001:4860:4860::8888]/",
             "https://[2002:5db8:d822::]/",  # 6to4 of the public PUBLIC
+            "https://[64:ff9b::5db8:d822]/",  # NAT64 of PUBLIC
+            "https://[::ffff:93.184.216.34]/",  # IPv4-mapped PUBLIC
         ],
     )
     async def test_public_addresses_pass(self, url: str) -> None:
         await check_target(url, allow_private=False)
+
+    async def test_a_name_a_dns64_resolver_answers_with_nat64_of_a_public_address_passes(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On an IPv6-only network, DNS64 answers every IPv4-only receiver's name with its NAT64 form."""
+        _resolving_to(monkeypatch, "64:ff9b::5db8:d822")
+        await check_target("https://hooks.example.com/", allow_private=False)
 
     @pytest.mark.parametrize(
         "url", ["http://127.0.0.1:9000/hook", "http://[::1]/", "http://10.0.0.5/", "http://[fe80::1]/"]

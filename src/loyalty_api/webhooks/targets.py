@@ -184,9 +184,14 @@ def _literal(host: str) -> IPAddress | None:
 def _internal(address: IPAddress) -> str | None:
     """What kind of non-public address this is, or None for a public one."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            found = _internal(embedded)
+        translated = _translated_ipv4(address)
+        if translated is not None:
+            # The connection goes to the IPv4 address itself (through the host's own stack, or a NAT64
+            # gateway behind a DNS64 resolver on an IPv6-only network): it alone decides.
+            return _internal(translated)
+        tunnelled = _tunnelled_ipv4(address)
+        if tunnelled is not None:
+            found = _internal(tunnelled)
             if found is not None:
                 return found
     checks = (
@@ -202,14 +207,19 @@ def _internal(address: IPAddress) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for: IPv4-mapped, 6to4, Teredo client, or NAT64."""
+def _translated_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped or a NAT64 (64:ff9b::/96) address is written for."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _tunnelled_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a 6to4 or Teredo address tunnels to: its own IPv6 kind must pass too."""
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
