@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Final
+from typing import Any, Final
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 # ISO 4217 currencies whose minor unit is not 1/100 (the rest have two decimals).
 _EXPONENTS: Final = {
@@ -63,7 +67,10 @@ class Money:
 
 
 # JSON's number grammar: no leading zeros, no sign but a minus, digits 0-9 only.
-_DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# An exponent of up to six digits: Decimal cannot hold one of twenty (InvalidOperation), and every rate's
+# bounds refuse one past six anyway.
+DECIMAL_PATTERN = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,6})?$"
+_DECIMAL_TEXT = re.compile(DECIMAL_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def decimal_text(value: object) -> object:
@@ -77,6 +84,24 @@ def decimal_text(value: object) -> object:
     if isinstance(value, Decimal):
         return value
     raise ValueError('must be a decimal number written with the digits 0-9, such as "1.5"')
+
+
+@dataclass(frozen=True, slots=True)
+class DecimalText:
+    """A rate's annotation: read with `decimal_text`, and the document's string form says which text that
+    takes (`DECIMAL_PATTERN`), so a generated client or a fuzzer obeying it sends only what is read."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(decimal_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for form in json_schema.get("anyOf", [json_schema]):
+            if form.get("type") == "string":
+                form["pattern"] = DECIMAL_PATTERN
+        return json_schema
 
 
 def plain_decimal(value: Decimal) -> Decimal:

@@ -11,17 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from loyalty_api.kinds import KIND_MODEL_CONFIG
-from loyalty_api.money import decimal_text
+from loyalty_api.money import DecimalText
 
-Percent = Annotated[
-    Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=3), BeforeValidator(decimal_text)
-]
-Multiplier = Annotated[
-    Decimal, Field(gt=1, le=100, max_digits=8, decimal_places=4), BeforeValidator(decimal_text)
-]
+Percent = Annotated[Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=3), DecimalText()]
+Multiplier = Annotated[Decimal, Field(gt=1, le=100, max_digits=8, decimal_places=4), DecimalText()]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 # Money in the programme's currency, in minor units (fen): strict, so 10.0 is refused rather than rounded.
 MinorAmount = Annotated[int, Field(strict=True, ge=1, le=10**12)]

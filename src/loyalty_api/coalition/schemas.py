@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from loyalty_api.http.schemas import (
@@ -20,7 +20,7 @@ from loyalty_api.http.schemas import (
     TierRef,
 )
 from loyalty_api.members.models import MemberStatus
-from loyalty_api.money import decimal_text, plain_decimal
+from loyalty_api.money import DecimalText, plain_decimal
 
 PartnerCode = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code, e.g. `bookshop`")
@@ -50,7 +50,7 @@ Grant = Literal["basic", "points"]
 Rate = Annotated[
     Decimal,
     Field(gt=0, le=100_000, max_digits=18, decimal_places=6),
-    BeforeValidator(decimal_text),
+    DecimalText(),
     AfterValidator(plain_decimal),
 ]
 DailyLimit = Annotated[int, Field(ge=1, le=10**12)]

@@ -14,17 +14,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from loyalty_api.kinds import KIND_MODEL_CONFIG
-from loyalty_api.money import Money, decimal_text
+from loyalty_api.money import DecimalText, Money
 
-Multiplier = Annotated[
-    Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4), BeforeValidator(decimal_text)
-]
-Rate = Annotated[
-    Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), BeforeValidator(decimal_text)
-]
+Multiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4), DecimalText()]
+Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), DecimalText()]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -7,14 +7,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
 
-from loyalty_api.money import Rounding, decimal_text, plain_decimal
+from loyalty_api.money import DecimalText, Rounding, plain_decimal
 from loyalty_api.program.service import ProgramSettings
 
 
@@ -29,7 +28,7 @@ def _known_zone(name: str) -> str:
 Rate = Annotated[
     Decimal,
     Field(ge=0, le=100_000, max_digits=18, decimal_places=6),
-    BeforeValidator(decimal_text),
+    DecimalText(),
     AfterValidator(plain_decimal),
 ]
 
@@ -47,7 +46,7 @@ class ProgramWrite(BaseModel):
     point_value_minor: Annotated[
         Decimal,
         Field(gt=0, le=1_000_000, max_digits=18, decimal_places=6),
-        BeforeValidator(decimal_text),
+        DecimalText(),
         AfterValidator(plain_decimal),
     ] = Field(description="Minor currency units one point is worth when redeemed (1 = 100 points per yuan).")
     rounding: Rounding = Field(description="How fractional points become whole.")
@@ -58,7 +57,7 @@ class ProgramWrite(BaseModel):
     max_redeem_share: Annotated[
         Decimal,
         Field(ge=0, le=1, max_digits=5, decimal_places=4),
-        BeforeValidator(decimal_text),
+        DecimalText(),
         AfterValidator(plain_decimal),
     ] = Field(description="The largest share of an order (0 to 1) that points may pay.")
     tier_downgrade: Literal["one_step", "to_qualified"] = Field(

@@ -5,10 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loyalty_api.http.schemas import Instant, ReadModel, TierRef
-from loyalty_api.money import decimal_text, plain_decimal
+from loyalty_api.money import DecimalText, plain_decimal
 from loyalty_api.tiers.ladder import LadderTier, Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
@@ -31,7 +31,7 @@ class TierWrite(BaseModel):
     points_multiplier: Annotated[
         Decimal,
         Field(ge=1, le=100, max_digits=8, decimal_places=4),
-        BeforeValidator(decimal_text),
+        DecimalText(),
         AfterValidator(plain_decimal),
     ] = Field(default=Decimal(1), description="Base points × this when the member earns.")
     grace_days: int = Field(
