@@ -340,6 +340,10 @@ class TestWholeNumbers:
             (lambda most: f"{most - 1}.99999999", "int_type"),
             (lambda most: "0.5", "int_type"),
             (lambda most: f'"{most}"', "int_type"),
+            # an exponent past what a Decimal holds, or a float reads as infinite
+            (lambda most: "1e9999999999999999999", "int_type"),
+            (lambda most: "1e-9999999999999999999", "int_type"),
+            (lambda most: "1e400", "int_type"),
         ],
     )
     async def test_a_number_the_document_does_not_admit_is_refused_and_changes_nothing(

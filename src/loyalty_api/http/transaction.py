@@ -12,7 +12,7 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cached_property, partial
 from typing import Annotated, Any
 
@@ -304,7 +304,10 @@ def _whole_numbers_as_integers(body: bytes) -> bytes | None:
     too long to write out. The body has passed the input guard: it is JSON, each key once, no NaN."""
 
     def exactly(text: str) -> int | float:
-        number = Decimal(text)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:  # an exponent of twenty digits or more: past any integer field's bound
+            raise _TooLong from None
         if number == number.to_integral_value():
             if number.adjusted() >= _LONGEST_WHOLE:
                 raise _TooLong
