@@ -239,6 +239,18 @@ class TestPartnerEarn:
         assert problem(refused) == (409, "partner_earn_not_offered"), refused.text
         assert await balance(client, pos_key, cafe.member_id) == 0
 
+    async def test_a_purchase_of_nothing_is_refused_and_the_order_can_still_earn(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        """As the till's earn: an amount of zero is a mistake, and must not use the order up."""
+        before = await table_counts(app, *WRITTEN)
+        refused = await partner_earn(client, cafe.key, "C-1", "O-0", 0)
+        assert problem(refused) == (422, "validation_error"), refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["amount.amount"]
+        assert await table_counts(app, *WRITTEN) == before
+        assert (await partner_earn(client, cafe.key, "C-1", "O-0", 10_000)).status_code == 201
+        assert await balance(client, pos_key, cafe.member_id) == 150
+
     async def test_a_purchase_in_another_currency_is_refused(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
     ) -> None:

@@ -12,7 +12,6 @@ from pydantic_core import PydanticCustomError
 
 from loyalty_api.http.schemas import (
     SHOWN_ONCE,
-    MoneyBody,
     MoneyRead,
     OrderRef,
     PositiveMoneyBody,
@@ -226,7 +225,7 @@ class PartnerEarnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_ref: OrderRef = Field(description="Your receipt or order number; an order earns once.")
-    amount: MoneyBody = Field(description="What the customer paid, in the programme's currency.")
+    amount: PositiveMoneyBody = Field(description="What the customer paid, in the programme's currency.")
 
 
 class PartnerEarnRead(ReadModel):
