@@ -503,3 +503,54 @@ async def test_receivers_hanging_at_four_endpoints_leave_room_for_the_others(
             assert [e.status for e in receiver.exchanges] == [204]  # the other's; theirs all still hang
         finally:
             receiver.let_go.set()
+
+
+async def test_probes_that_hang_leave_the_kept_room_to_healthy_endpoints(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+) -> None:
+    """More failing endpoints than a worker has sends, each with an event waiting for its probe, and every
+    probe hangs: probes take room as sends do and never the quarter kept for endpoints with none out, so a
+    healthy endpoint's event goes out, signed, while they all still hang."""
+    await set_program(client, admin_key)
+    failing = [f"/hooks/down{n}" for n in range(_SENDERS + 4)]
+    receiver.hanging_paths.update(failing)
+    base = receiver.url.removesuffix("/hooks")
+    for path in failing:
+        endpoint_id, _ = await add_endpoint(units, base + path, event_types=["member.enrolled"])
+        await set_endpoint(
+            app, endpoint_id, failing_since=clock.now() - timedelta(minutes=1), next_probe_at=None
+        )
+    member = str((await enrol(client, pos_key))["id"])  # an event for each failing endpoint to probe with
+    _, secret = await add_endpoint(units, f"{receiver.url}/ok", event_types=["points.earned"])
+    patient = with_settings(units, webhook_timeout_seconds=60)  # the hung probes stay out for the whole test
+    kept = _SENDERS // _KEPT_FOR_IDLE
+    async with worker_running(on_real_time(patient), tick_seconds=0.05):
+        try:
+
+            async def probing() -> bool:
+                return len(receiver.received) >= _SENDERS - kept
+
+            assert await until(probing, seconds=15)
+            await earn(client, pos_key, member, 10_000)
+
+            async def delivered() -> bool:
+                found = await rows(
+                    app, "SELECT status FROM webhook_deliveries WHERE event_type = 'points.earned'"
+                )
+                return [row["status"] for row in found] == ["succeeded"]
+
+            assert await until(delivered, seconds=15), "held up behind the probes that hang"
+            probes = [m for m in receiver.received if json.loads(m.body)["type"] == "member.enrolled"]
+            assert len(probes) == _SENDERS - kept  # what sends to endpoints with some out share, no more
+            [sent] = [m for m in receiver.received if json.loads(m.body)["type"] == "points.earned"]
+            assert Webhook(secret).verify(sent.body, sent.headers)["data"]["member_id"] == member
+            # The healthy endpoint's only: every probe still hangs.
+            assert [e.status for e in receiver.exchanges] == [204]
+        finally:
+            receiver.let_go.set()

@@ -12,9 +12,10 @@ a time (a delivery of its own, sent ahead of schedule when none is due) tries it
 first send it answers releases everything held for it at once.
 
 A receiver that hangs holds up only its own sends: a worker has at most _PER_ENDPOINT sends out to one
-endpoint, keeps the last quarter of its room for endpoints with none out (so receivers hanging on several
-endpoints cannot take it all, leaving the others' deliveries to wait out their timeouts), records each
-outcome as its send finishes, and leases more as sends finish or new events come.
+endpoint, keeps the last quarter of its room for healthy endpoints with none out (so receivers hanging on
+several endpoints, or failing endpoints' probes, cannot take it all, leaving the others' deliveries to wait
+out their timeouts), records each outcome as its send finishes, and leases more as sends finish or new
+events come.
 """
 
 from __future__ import annotations
@@ -72,9 +73,10 @@ RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
 _SENDERS = 32  # sends in flight at once per worker
 _PER_ENDPOINT = 8  # of which to one endpoint (its connections kept alive between sends)
-# Of a run's room (`batch`), this share goes only to endpoints with no send out: four endpoints whose
-# receivers hang would otherwise fill a worker's 32 sends for a whole timeout. It costs no room while fewer
-# than four endpoints are busy (each takes at most _PER_ENDPOINT), and at most this share when more are.
+# Of a run's room (`batch`), this share goes only to healthy endpoints with no send out: four endpoints whose
+# receivers hang, or 32 failing ones whose probes hang, would otherwise fill a worker's 32 sends for a whole
+# timeout. It costs no room while fewer than four endpoints are busy (each takes at most _PER_ENDPOINT), and
+# at most this share when more are.
 _KEPT_FOR_IDLE = 4  # one in four
 _COUNT_SHARDS = 8  # rows per outcome in webhook_delivery_counts
 # A fan-out run stops after this many batches even with more to do, so a stopping worker finishes soon; the
@@ -187,11 +189,11 @@ async def send_due(
     woken: asyncio.Event | None = None,
     look_every: float = LOOK_EVERY_SECONDS,
 ) -> int:
-    """Send the deliveries that are due, at most `batch` at once (_PER_ENDPOINT to one endpoint, and a quarter
-    of `batch` kept for endpoints with none out), and a probe to each failing endpoint whose turn it is;
-    returns the attempts made. Each outcome is recorded as its send finishes, and the room it frees is leased
-    again at once; while sends are out, the run also looks for new work every `look_every` seconds or when
-    `woken` is set (fanning new events out first, with `fan_out`).
+    """Send the deliveries that are due, and a probe to each failing endpoint whose turn it is, at most
+    `batch` at once (_PER_ENDPOINT to one endpoint, a quarter of `batch` kept for healthy endpoints with none
+    out); returns the attempts made. Each outcome is recorded as its send finishes, and the room it frees is
+    leased again at once; while sends are out, the run also looks for new work every `look_every` seconds or
+    when `woken` is set (fanning new events out first, with `fan_out`).
     The run ends once nothing is out and nothing is due; with `stop`, it leases nothing more once that is set
     (else after _LEASED_PER_RUN deliveries) and ends when its sends are done. Its leases are renewed while
     their sends are out."""
@@ -269,10 +271,14 @@ async def _lease(
 ) -> list[Outgoing]:
     """Deliveries to send besides those the run is `sending` (which it does not lease again), up to `batch`
     out in all, with at most _PER_ENDPOINT of one endpoint's out at once, and the last quarter of `batch` only
-    for endpoints with none out: receivers that hang cannot take the room of others."""
+    for healthy endpoints with none out: receivers that hang cannot take the room of others. Probes take room
+    as sends do, and never that last quarter: a failing endpoint is one whose receiver does not answer, the
+    very kind the quarter is kept from, and many of them would otherwise take a whole worker."""
     room = batch - len(sending)
     if room <= 0:
         return []
+    kept = batch // _KEPT_FOR_IDLE
+    busy = Counter(item.endpoint_id for item in sending)
     async with units.begin() as uow:
         now = uow.clock.now()
         repo = DeliveryRepository(uow.session)
@@ -280,15 +286,22 @@ async def _lease(
         # A probe's endpoint waits for its outcome at most as long as the send can take, so one whose worker
         # died is probed again soon after.
         probe_out = timedelta(seconds=units.settings.webhook_timeout_seconds) + LEASE
-        probes = await repo.lease_probes(now, until=now + probe_out, token=token, besides=out)
+        probes = await repo.lease_probes(
+            now,
+            until=now + probe_out,
+            token=token,
+            limit=room - kept,
+            full=[endpoint for endpoint, n in busy.items() if n >= _PER_ENDPOINT],
+            besides=out,
+        )
         leased = await repo.lease_due(
             now,
             until=now + LEASE,
             token=token,
-            limit=room - len(probes),  # none when probes took the room
+            limit=room - len(probes),
             per_endpoint=_PER_ENDPOINT,
-            kept=batch // _KEPT_FOR_IDLE,
-            busy=Counter(item.endpoint_id for item in sending),
+            kept=kept,
+            busy=busy,
             besides=out,
         )
         return await repo.list_outgoing(probes + leased, now, probes=set(probes)) if probes or leased else []

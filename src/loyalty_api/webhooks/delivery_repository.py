@@ -191,11 +191,22 @@ class DeliveryRepository:
         return ids
 
     async def lease_probes(
-        self, now: datetime, *, until: datetime, token: uuid.UUID, besides: Collection[uuid.UUID] = ()
+        self,
+        now: datetime,
+        *,
+        until: datetime,
+        token: uuid.UUID,
+        limit: int,
+        full: Collection[uuid.UUID] = (),
+        besides: Collection[uuid.UUID] = (),
     ) -> list[uuid.UUID]:
-        """For each failing endpoint whose probe is due and not out already, lease the one delivery that
-        probes it (the head of a queue, the earliest due first, none the caller is sending: `besides`), and
-        hold its next probe until `until`: one probe at a time per endpoint, whichever worker sends it."""
+        """For up to `limit` failing endpoints whose probe is due and not out already (the longest due first,
+        none of those the caller has as many sends out to as one endpoint may take: `full`), lease the one
+        delivery that probes each (the head of a queue, the earliest due first, none the caller is sending:
+        `besides`), and hold its next probe until `until`: one probe at a time per endpoint, whichever worker
+        sends it. A due endpoint left over keeps its turn for the next look."""
+        if limit <= 0:
+            return []
         endpoints_due = (
             select(WebhookEndpoint)
             .where(
@@ -203,12 +214,16 @@ class DeliveryRepository:
                 WebhookEndpoint.failing_since.is_not(None),
                 (WebhookEndpoint.next_probe_at.is_(None)) | (WebhookEndpoint.next_probe_at <= now),
             )
-            .order_by(WebhookEndpoint.id)
+            .order_by(WebhookEndpoint.next_probe_at.nulls_first(), WebhookEndpoint.id)
         )
+        if full:
+            endpoints_due = endpoints_due.where(WebhookEndpoint.id.not_in(list(full)))
         if self._skip_locked:
             endpoints_due = endpoints_due.with_for_update(skip_locked=True)
         ids: list[uuid.UUID] = []
         for endpoint in (await self.session.execute(endpoints_due)).scalars().all():
+            if len(ids) == limit:
+                break
             head = await self.session.scalar(
                 select(WebhookDelivery.id)
                 .where(
