@@ -40,6 +40,7 @@ from loyalty_api.webhooks.delivery import (
 )
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
+from tests.conftest import bearer
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
@@ -149,6 +150,38 @@ async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releas
     assert pending == []
     [endpoint] = await rows(app, "SELECT failing_since, next_probe_at FROM webhook_endpoints")
     assert endpoint == {"failing_since": None, "next_probe_at": None}
+
+
+@pytest.mark.usefixtures("failing_endpoint")
+async def test_a_failing_endpoints_reply_says_when_its_next_probe_goes_out(
+    units: UnitsOfWork, receiver: Receiver, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+) -> None:
+    async def read() -> dict[str, Any]:
+        [endpoint] = (await client.get("/v1/webhook-endpoints", headers=bearer(admin_key))).json()["items"]
+        shown: dict[str, Any] = endpoint
+        return shown
+
+    def at(value: str) -> datetime:
+        return datetime.fromisoformat(value)
+
+    failed_at = clock.now()
+    refused = await read()
+    assert at(refused["failing_since"]) == failed_at
+    assert at(refused["next_probe_at"]) == failed_at + PROBE_MIN
+    clock.advance(timedelta(minutes=2))
+    assert await pump(units) == 1  # the probe, refused: two minutes in, the next one in 30 s
+    assert at((await read())["next_probe_at"]) == clock.now() + timedelta(seconds=30)
+
+    endpoint_id = (await read())["id"]
+    off = {"enabled": False}
+    response = await client.patch(f"/v1/webhook-endpoints/{endpoint_id}", json=off, headers=bearer(admin_key))
+    assert response.json()["failing_since"] is not None
+    assert response.json()["next_probe_at"] is None  # a disabled endpoint is not probed
+    on = {"enabled": True}
+    response = await client.patch(f"/v1/webhook-endpoints/{endpoint_id}", json=on, headers=bearer(admin_key))
+    assert response.json()["next_probe_at"] is None  # not failing: its deliveries go out as they come
+    assert await pump(units) == 1
+    assert len(receiver.exchanges) == 3  # two refused, then the one answered
 
 
 @pytest.mark.usefixtures("failing_endpoint")

@@ -611,6 +611,7 @@ ENDPOINT_READ: dict[str, Any] = {
     "enabled": True,
     "previous_secret_until": None,
     "failing_since": None,
+    "next_probe_at": None,
     "disabled_reason": None,
     "created_at": "2026-02-03T08:00:12Z",
     "updated_at": "2026-02-03T08:00:12Z",
@@ -2315,6 +2316,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 {
                     **ENDPOINT_READ,
                     "failing_since": "2026-03-18T06:32:12Z",
+                    "next_probe_at": "2026-03-18T09:41:07Z",  # hours in: probed every 5 minutes
                     "updated_at": "2026-03-18T06:32:12Z",
                 },
             )

@@ -56,6 +56,8 @@ class Endpoint:
     enabled: bool
     previous_secret_until: datetime | None
     failing_since: datetime | None
+    # While it fails and is enabled: the next probe not before this; None when nothing waits to probe with.
+    next_probe_at: datetime | None
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -85,6 +87,8 @@ def _endpoint(row: WebhookEndpoint) -> Endpoint:
         enabled=row.enabled,
         previous_secret_until=row.previous_secret_until,
         failing_since=row.failing_since,
+        # A disabled endpoint keeps its failure record but is not probed; a healthy one keeps no time.
+        next_probe_at=row.next_probe_at if row.enabled and row.failing_since is not None else None,
         disabled_reason=row.disabled_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -110,8 +110,8 @@ async def create_endpoint(
     responses=problem_responses(*_AUTH, InvalidField),
 )
 async def list_endpoints(uow: UoW, _: Operator, paging: Paging) -> WebhookEndpointPage:
-    """The webhook endpoints, newest first, page by page, never with their secrets; `failing_since` and
-    `disabled_reason` show those in trouble.
+    """The webhook endpoints, newest first, page by page, never with their secrets; `failing_since`,
+    `next_probe_at` and `disabled_reason` show those in trouble.
 
     For `admin` keys only. Reads only."""
     page = await endpoints.list_endpoints(uow, limit=paging.limit, cursor=paging.cursor)

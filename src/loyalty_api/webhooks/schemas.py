@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
 from loyalty_api.webhooks.catalogue import EventType
-from loyalty_api.webhooks.delivery import BACKOFF
+from loyalty_api.webhooks.delivery import BACKOFF, PROBE_CAP, PROBE_CAP_LATER, PROBE_MIN
 from loyalty_api.webhooks.endpoints import MAX_EVENT_TYPES, MAX_OVERLAP_HOURS, Endpoint, IssuedSecret
 from loyalty_api.webhooks.targets import MAX_URL_LENGTH
 
@@ -97,6 +97,14 @@ class WebhookEndpointRead(BaseModel):
         description="Until then the secret replaced by the last rotation signs too."
     )
     failing_since: datetime | None = Field(description="The first failed attempt since the last success.")
+    next_probe_at: datetime | None = Field(
+        description="While the endpoint fails (and is enabled), its deliveries wait and one probe at a time "
+        "tries it: the earliest the next probe goes out. After a refused one, that is a quarter of the time "
+        f"the endpoint has been failing, from {PROBE_MIN.seconds} s up to {PROBE_CAP.seconds} s in the first "
+        f"hour and up to {PROBE_CAP_LATER.seconds // 60} min after; while a probe is out, when another goes "
+        "should its outcome never come back. Null when it is not failing, is disabled, or has nothing "
+        "waiting to probe with (the next event for it then goes out at once as its probe)."
+    )
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -112,6 +120,7 @@ class WebhookEndpointRead(BaseModel):
             enabled=endpoint.enabled,
             previous_secret_until=endpoint.previous_secret_until,
             failing_since=endpoint.failing_since,
+            next_probe_at=endpoint.next_probe_at,
             disabled_reason=endpoint.disabled_reason,
             created_at=endpoint.created_at,
             updated_at=endpoint.updated_at,
@@ -150,9 +159,9 @@ class WebhookDeliveryRead(ReadModel):
         description="Pending: when its back-off schedule makes it due (at once, for a new, retried or "
         "replayed one). It may go out later, and the time may be past while it waits: behind an earlier "
         "pending event of the same member to this endpoint; while the endpoint fails (its `failing_since` is "
-        "set), when its deliveries wait for the one probe at a time that tries it and all go out as soon as "
-        "one is answered; or while the endpoint is disabled, until it is enabled. Succeeded or failed: when "
-        "it was settled."
+        "set), when its deliveries wait for the one probe at a time that tries it (its `next_probe_at`) and "
+        "all go out as soon as one is answered; or while the endpoint is disabled, until it is enabled. "
+        "Succeeded or failed: when it was settled."
     )
     leased_until: datetime | None = Field(description="A worker is sending it until then.")
     last_attempt_at: datetime | None
