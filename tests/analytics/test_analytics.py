@@ -21,7 +21,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
 from tests.builders import enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer, units_of
-from tests.http.test_negotiation import REPORT_ACCEPTS
+from tests.http.test_negotiation import REPORT_ACCEPTS, varies_with
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import iso, ledger
 from tests.points.helpers import cny, earn, next_order, points, set_program
@@ -262,6 +262,8 @@ class TestNegotiation:
             answer = await client.get(path, params=window, headers=headers)
             assert answer.status_code == 200, answer.text
             assert answer.headers["content-type"].partition(";")[0] == media_type, (path, accept)
+            # A cache between the caller and us must not hand this answer to a caller that asked otherwise.
+            assert "accept" in varies_with(answer), (path, accept)
 
 
 class TestOverview:

@@ -22,7 +22,7 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer
-from tests.http.test_negotiation import REPORT_ACCEPTS
+from tests.http.test_negotiation import REPORT_ACCEPTS, varies_with
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
@@ -457,6 +457,8 @@ class TestRoutes:
             answer = await statement(client, key, path, START, end, **headers)
             assert answer.status_code == 200, answer.text
             assert answer.headers["content-type"].partition(";")[0] == media_type, (path, accept)
+            # A cache between the caller and us must not hand this answer to a caller that asked otherwise.
+            assert "accept" in varies_with(answer), (path, accept)
 
     async def test_each_route_answers_its_own_callers_only(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, partners: TwoPartners

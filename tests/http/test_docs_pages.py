@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from graphql import get_introspection_query
 from loyalty_api.http import docs
 from tests.conftest import bearer
+from tests.http.test_negotiation import varies_with
 
 PAGES = ("/docs", "/redoc", "/graphql")
 ANY_URL = re.compile(r"https?://", re.IGNORECASE)
@@ -179,6 +180,12 @@ class TestGraphiQL:
         assert "GraphiQLPluginExplorer.explorerPlugin()" in html
         assert "history.replaceState" not in html  # a /graphql URL with a query string needs a key
         assert "shouldPersistHeaders: false" in html  # the API key is not left in the browser's storage
+
+    async def test_the_page_says_it_depends_on_accept(self, client: httpx.AsyncClient) -> None:
+        # GET /graphql is the page only for an Accept naming HTML: a cache must not give it to other callers.
+        assert "accept" in varies_with(await page(client, "/graphql"))
+        other = await client.get("/graphql", headers={"Accept": "application/json"})
+        assert "GraphiQL" not in other.text, other.text
 
     async def test_what_graphiql_sends_runs_with_a_key_from_the_headers_editor(
         self, client: httpx.AsyncClient, pos_key: str

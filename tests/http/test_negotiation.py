@@ -4,6 +4,7 @@ then to the route's default, and a header that accepts neither type gets the def
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from loyalty_api.http.negotiation import CSV, JSON, preferred, wants_csv
@@ -74,3 +75,8 @@ REPORT_ACCEPTS: list[tuple[str | None, str]] = [
     ("application/json;q=0.5, text/*", "text/csv"),
     ("text/html", "application/json"),  # neither acceptable: the default, not a 406
 ]
+
+
+def varies_with(response: httpx.Response) -> set[str]:
+    """The request headers the answer's `Vary` names, lower-case, however many Vary lines carry them."""
+    return {name.strip().lower() for line in response.headers.get_list("vary") for name in line.split(",")}

@@ -13,6 +13,7 @@ from loyalty_api.http import docs
 from loyalty_api.settings import Settings
 from tests.apps import serving
 from tests.conftest import bearer
+from tests.http.test_negotiation import varies_with
 
 ALLOWED = "https://backoffice.example.com"
 OTHER = "https://shop.example.net"
@@ -160,6 +161,24 @@ class TestCors:
         assert {"idempotent-replayed", "x-request-id", "retry-after", "ratelimit"} <= exposed
         assert "access-control-allow-credentials" not in response.headers
         assert_secured(response)
+
+    @pytest.mark.parametrize("accept", ["application/json", "text/csv", "text/html"])
+    async def test_an_answer_negotiated_on_accept_varies_with_both(
+        self, cors: tuple[FastAPI, httpx.AsyncClient], admin_key: str, accept: str
+    ) -> None:
+        """Each form of a report (JSON, CSV) and of a problem page (HTML, JSON) says it depends on Accept,
+        beside the Origin CORS adds: one does not replace the other."""
+        _, client = cors
+        window = {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"}
+        headers = {"Origin": ALLOWED, "Accept": accept, **bearer(admin_key)}
+        for path, params in (
+            ("/v1/analytics/overview", window),
+            ("/v1/analytics/points", window),
+            ("/problems/insufficient_points", {}),
+        ):
+            response = await client.get(path, params=params, headers=headers)
+            assert response.status_code == 200, response.text
+            assert {"accept", "origin"} <= varies_with(response), (path, accept)
 
     async def test_a_refusal_from_an_allowed_origin_may_be_read_too(
         self, cors: tuple[FastAPI, httpx.AsyncClient]

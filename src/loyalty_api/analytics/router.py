@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from loyalty_api.analytics import service
 from loyalty_api.analytics.periods import MAX_PERIODS, Period
@@ -14,7 +14,7 @@ from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
-from loyalty_api.http.negotiation import wants_csv
+from loyalty_api.http.negotiation import ReportAsCsv, csv_response
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant
 from loyalty_api.http.transaction import ReportRoute
@@ -37,7 +37,7 @@ _ERRORS = problem_responses(InvalidApiKey, ScopeNotAllowed, InvalidField) | _CSV
 async def read_points_report(
     start: From,
     to: To,
-    request: Request,
+    as_csv: ReportAsCsv,
     uow: UoW,
     _: Operator,
     paging: Paging,
@@ -59,8 +59,8 @@ async def read_points_report(
 
     For `admin` keys only. Reads only."""
     report = await service.points_report(uow, start, to, period=period, group_by=group_by)
-    if wants_csv(request.headers.get("accept")):
-        return Response(service.report_csv(report, grouped_by=group_by), media_type="text/csv")
+    if as_csv:
+        return csv_response(service.report_csv(report, grouped_by=group_by))
     page = service.report_page(report, limit=paging.limit, cursor=paging.cursor)
     return PointsReportPage(
         items=[PointsFiguresRead.model_validate(f) for f in page.items], next_cursor=page.next_cursor
@@ -71,7 +71,7 @@ async def read_points_report(
     "/overview", summary="The programme's figures at a glance", response_model=OverviewRead, responses=_ERRORS
 )
 async def read_analytics_overview(
-    start: From, to: To, request: Request, uow: UoW, _: Operator
+    start: From, to: To, as_csv: ReportAsCsv, uow: UoW, _: Operator
 ) -> Response | OverviewRead:
     """For [`from`, `to`): the points figures, breakage (expired ÷ (issued + imported)) and redemption rate
     (redeemed ÷ (issued + imported)); at `to`: the points members hold and what they are worth (the
@@ -84,6 +84,6 @@ async def read_analytics_overview(
 
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)
-    if wants_csv(request.headers.get("accept")):
-        return Response(service.overview_csv(found), media_type="text/csv")
+    if as_csv:
+        return csv_response(service.overview_csv(found))
     return OverviewRead.model_validate(found)

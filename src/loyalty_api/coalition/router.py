@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -47,7 +47,7 @@ from loyalty_api.coalition.schemas import (
 from loyalty_api.db.pagination import page_after
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
-from loyalty_api.http.negotiation import wants_csv
+from loyalty_api.http.negotiation import ReportAsCsv, csv_response
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Instant
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -443,9 +443,9 @@ From = Annotated[Instant, Query(alias="from", description="The first instant cou
 To = Annotated[Instant, Query(description="The first instant not counted.")]
 
 
-def _statement_answer(statement: settlement.Settlement, request: Request) -> Response | SettlementRead:
-    if wants_csv(request.headers.get("accept")):
-        return Response(settlement.as_csv(statement), media_type="text/csv")
+def _statement_answer(statement: settlement.Settlement, as_csv: bool) -> Response | SettlementRead:
+    if as_csv:
+        return csv_response(settlement.as_csv(statement))
     return SettlementRead.model_validate(statement)
 
 
@@ -456,7 +456,7 @@ def _statement_answer(statement: settlement.Settlement, request: Request) -> Res
     responses=problem_responses(*_AUTH, PartnerNotFound, InvalidField) | _CSV,
 )
 async def read_settlement(
-    code: PartnerCode, start: From, to: To, request: Request, uow: UoW, _: Operator
+    code: PartnerCode, start: From, to: To, as_csv: ReportAsCsv, uow: UoW, _: Operator
 ) -> Response | SettlementRead:
     """What moved between the programme and the partner in [`from`, `to`): points earned at the partner,
     taken back by refunds, exchanged out, given back, exchanged in, with their value and the partner's
@@ -465,7 +465,7 @@ async def read_settlement(
     neither, JSON.
 
     For `admin` keys only. Reads only."""
-    return _statement_answer(await settlement.settlement(uow, code, start, to), request)
+    return _statement_answer(await settlement.settlement(uow, code, start, to), as_csv)
 
 
 @router.get(
@@ -475,13 +475,13 @@ async def read_settlement(
     responses=problem_responses(*_AUTH, PartnerNotActive, InvalidField) | _CSV,
 )
 async def read_own_settlement(
-    start: From, to: To, request: Request, uow: UoW, caller: PartnerKey
+    start: From, to: To, as_csv: ReportAsCsv, uow: UoW, caller: PartnerKey
 ) -> Response | SettlementRead:
     """Your statement for [`from`, `to`), as the operator reads it (see
     `GET /v1/partners/{code}/settlements`). JSON, or CSV when `Accept` prefers `text/csv`, as there.
 
     For `partner` keys only. Reads only."""
-    return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), request)
+    return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), as_csv)
 
 
 @router.get(

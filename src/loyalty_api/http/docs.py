@@ -18,6 +18,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from loyalty_api.http.negotiation import VARY_ON_ACCEPT
+
 ASSETS_DIRECTORY = Path(__file__).parent / "static" / "docs"
 ASSETS_PATH = "/static/docs"
 
@@ -105,7 +107,8 @@ def graphiql_page(request: Request) -> HTMLResponse:
         title=escape(f"{app.title} - GraphiQL"),
         **{name: escape(asset_url(request, path)) for name, path in urls.items()},
     )
-    return _with_policy(HTMLResponse(page))
+    # Strawberry answers GET /graphql with this page only when Accept names HTML.
+    return _with_policy(HTMLResponse(page, headers=VARY_ON_ACCEPT))
 
 
 _GRAPHIQL = Template("""<!doctype html>

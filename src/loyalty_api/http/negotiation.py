@@ -5,16 +5,24 @@ A type is weighed by the most specific range that names it (`text/csv` over `tex
 `application/json, text/csv;q=0` refuses CSV and `text/*;q=0.5, text/csv;q=0` refuses it too. Between the
 types the header weighs alike, the order of the header says nothing (RFC 9110 gives it no meaning): the one a
 range names more precisely wins, then the route's own order. Parameters other than `q` are not compared.
+
+Every answer whose form the header chose says so (`Vary: Accept`, added to any Vary already there, such as
+CORS's `Origin`): a cache between the caller and us must not hand a CSV to a caller that asked for JSON.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
 
 JSON = "application/json"
 CSV = "text/csv"
 HTML = "text/html"
+
+VARY_ON_ACCEPT = {"Vary": "Accept"}  # for an answer a route builds itself (FastAPI adds nothing to it)
 
 # RFC 9110, 12.4.2: 0 to 1, at most three decimals. Anything else is read as 0, never as "fully wanted".
 _QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
@@ -63,3 +71,18 @@ def preferred(accept: str | None, offered: Sequence[str]) -> str:
 def wants_csv(accept: str | None) -> bool:
     """A report as CSV rather than its default JSON."""
     return preferred(accept, (JSON, CSV)) == CSV
+
+
+async def _report_as_csv(request: Request, response: Response) -> bool:
+    # On the answer FastAPI builds from the route's model; merged with what middleware adds later.
+    response.headers.add_vary_header("Accept")
+    return wants_csv(request.headers.get("accept"))
+
+
+# A report route's parameter: whether to answer CSV (through `csv_response`) rather than JSON.
+ReportAsCsv = Annotated[bool, Depends(_report_as_csv)]
+
+
+def csv_response(text: str) -> Response:
+    """A report as CSV, saying that its form depends on Accept."""
+    return Response(text, media_type=CSV, headers=VARY_ON_ACCEPT)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from loyalty_api.db.pagination import page_after
 from loyalty_api.errors import NotFound
 from loyalty_api.http.dependencies import Paging
-from loyalty_api.http.negotiation import HTML, JSON, preferred
+from loyalty_api.http.negotiation import HTML, JSON, VARY_ON_ACCEPT, preferred
 from loyalty_api.http.problem_catalogue import ProblemType, problem_types
 from loyalty_api.http.problems import problem_responses
 
@@ -143,12 +143,12 @@ def index_page(problems: list[ProblemType]) -> str:
 
 def _html(content: str) -> HTMLResponse:
     return HTMLResponse(
-        content, headers={"Vary": "Accept", "Cache-Control": _CACHE, "Content-Security-Policy": _POLICY}
+        content, headers={**VARY_ON_ACCEPT, "Cache-Control": _CACHE, "Content-Security-Policy": _POLICY}
     )
 
 
 def _json(model: BaseModel) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), headers={"Vary": "Accept", "Cache-Control": _CACHE})
+    return JSONResponse(model.model_dump(mode="json"), headers={**VARY_ON_ACCEPT, "Cache-Control": _CACHE})
 
 
 _BOTH_FORMS = (
