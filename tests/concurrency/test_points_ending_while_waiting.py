@@ -137,3 +137,44 @@ class TestPointsEndingWhileAChangeWaits:
         assert (await points(client, pos_key, sender))["balance"] == 0
         for member_id in (sender, recipient):
             await assert_ledger_invariant(app, member_id)
+
+    async def test_an_adjustment_cannot_take_them(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """An operator takes 50 points away while the 100 end: as for a redeem, only the 30 are there."""
+        member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
+        body = {"points": -50, "reason": "goodwill given twice"}
+        path = f"/v1/members/{member_id}/adjustments"
+        response = await _sent_across_the_end(settings, client, clock, admin_key, member_id, ends, path, body)
+        assert response.status_code == 422, response.text
+        assert (response.json()["code"], response.json()["available"]) == ("insufficient_points", 30)
+        assert (await points(client, pos_key, member_id))["balance"] == 30
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_a_refund_takes_back_none_of_them(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """The first order is refunded in full while the 100 it earned end: they expired, so the refund has
+        nothing of them left to take back, as one sent a moment later says."""
+        member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
+        path = "/v1/orders/FIRST/refund"
+        response = await _sent_across_the_end(
+            settings, client, clock, pos_key, member_id, ends, path, {"full": True}
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert (answer["points_taken_back"], answer["already_expired"], answer["balance"]) == (0, 100, 30)
+        assert (await points(client, pos_key, member_id))["balance"] == 30
+        await assert_ledger_invariant(app, member_id)

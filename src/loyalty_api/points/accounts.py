@@ -618,10 +618,12 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     """Expire the member's due lots. Points on hold are spared until the hold ends: capturing spends the
     oldest lots first, and a release lets the next expiry take them."""
     accounts = PointsAccountRepository(uow.session)
-    now = uow.clock.now()
-    locked = await accounts.lock(member_id, now)
+    locked = await accounts.lock(member_id, uow.clock.now())
     if locked is None:
         return 0
+    # Read behind the lock: lots that ended while this waited for it are due too, or the change that follows
+    # (an adjustment, a refund's take-back) would spend them.
+    now = uow.clock.now()
     if await release_member_expired_holds(uow, member_id):
         locked = await accounts.lock(member_id, now)
         assert locked is not None

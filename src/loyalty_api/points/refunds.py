@@ -244,12 +244,13 @@ async def refund(
     if order is None:
         raise OrderNotFound()
     accounts = PointsAccountRepository(uow.session)
-    now = uow.clock.now()
     # Holds past their time and lots past their end are settled first, as the jobs would: the refund sees
     # the points a spend would, and what the order earned that has expired is known, whether or not the
-    # jobs have run.
-    locked = await accounts.lock(order.member_id, now)
+    # jobs have run. Judged by the time read behind the member's lock: points that ended while this waited
+    # for it have expired, and are not taken back again.
+    locked = await accounts.lock(order.member_id, uow.clock.now())
     assert locked is not None
+    now = uow.clock.now()
     changed = await release_member_expired_holds(uow, order.member_id)
     if await LotRepository(uow.session).exists_due_lot(order.member_id, now):
         changed += await expire_due_points(uow, order.member_id)
