@@ -80,7 +80,9 @@ async def read_analytics_overview(
     Churn compares two instants: of the members paying at `from` (out of any trial, a fee paid), the share
     whom no subscription keeps at `to`. A subscription paying at `to`, or in its trial with its first fee
     paid before `to`, keeps its member: cancelling and subscribing again within the window is no churn when
-    the new subscription keeps them at `to`, and is churn when it does not (a trial nothing was paid for).
+    the new subscription keeps them at `to`, and is churn when it does not (a trial nothing was paid for). A
+    member in a trial at `from` was not paying then: a trial that ends in the window unconverted is in neither
+    figure (a conversion lost, not a paying member).
 
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)

@@ -83,7 +83,9 @@ class OverviewRead(ReadModel):
     paying_members_at_start: int = Field(
         description="Members with a paying subscription at `from`: made before it, out of its trial by then, "
         "a fee paid before it, not ended by it (canceled in a paid period, or past due in grace, still "
-        "counts; a trial does not, even with its first fee paid ahead)."
+        "counts; a trial does not, even with its first fee paid ahead). A member in a trial at `from` is "
+        "in neither churn figure, so a trial that ends in the window without a fee taken is no churn: it "
+        "is a trial not converted, not a paying member lost."
     )
     churned_members: int = Field(
         description="Of the members paying at `from`, those whom no subscription kept at `to`: one paying "
@@ -93,5 +95,5 @@ class OverviewRead(ReadModel):
     )
     churn: Decimal | None = Field(
         description="churned_members ÷ paying_members_at_start, to four places (null when no one paid at "
-        "`start`)."
+        "`from`)."
     )

@@ -165,7 +165,7 @@ class Overview:
     paying_members: int = 0  # paid membership, now
     monthly_recurring_revenue: Money | None = None
     paying_members_at_start: int = 0  # members with a subscription paying at `start`
-    churned_members: int = 0  # of those, members paying for no subscription at `end`
+    churned_members: int = 0  # of those, members whom no subscription keeps at `end` (repository._kept_at)
     churn: Decimal | None = None  # churned_members ÷ paying_members_at_start
 
 
