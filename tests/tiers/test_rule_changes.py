@@ -74,8 +74,9 @@ class TestGraceChanged:
     async def test_a_grace_change_moves_every_date_by_the_difference_to_the_microsecond(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:
-        """The dates move in the database, in one statement (SQLite keeps them as text and its date functions
-        keep whole seconds): a rolling tier's date has the qualifying purchase's microseconds."""
+        """The end of each member's window stays as it was stored; the date they keep the tier until is that
+        end and the grace as it now stands: a rolling tier's date has the qualifying purchase's
+        microseconds."""
         await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
         clock.set(datetime(2026, 5, 1, 8, 30, 15, 123456, tzinfo=UTC))
         members = [await enrol(client, pos_key) for _ in range(3)]
@@ -116,8 +117,8 @@ class TestGraceChanged:
     async def test_the_tier_earned_before_an_override_is_judged_on_its_year_when_it_ends(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:
-        """The override's own end is the operator's date and stays; the silver earned before it is re-dated,
-        so that when the override ends after silver's time, the review it gets judges 2026."""
+        """The override's own end is the operator's date and stays; the silver earned before it keeps the end
+        of its window, so that when the override ends after silver's time, the review it gets judges 2026."""
         member = await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 150_000)  # silver for 2026
         until = datetime(2027, 3, 1, tzinfo=UTC)
@@ -157,3 +158,72 @@ class TestWindowChanged:
         await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365, grace_days=10)
         kept_until = START + timedelta(days=365 + 10)
         assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(kept_until)
+
+    async def test_a_longer_rolling_window_moves_each_end_to_the_microsecond(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The ends move in the database, in one statement (SQLite keeps them as text and its date functions
+        keep whole seconds); a member not on the tier keeps no date."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        won = datetime(2026, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
+        clock.set(won)
+        members = [await enrol(client, pos_key) for _ in range(3)]
+        for member in members[:2]:
+            await earn(client, pos_key, member["id"], 100_000)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365, grace_days=10)
+        after = [(await tier_of(client, pos_key, m["id"]))["kept_until"] for m in members]
+        assert after == ["2027-05-11T08:30:15.123456Z"] * 2 + [None]
+
+    async def test_a_shorter_window_or_a_rolling_one_after_a_year_ends_where_it_did(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver for 2026
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2026), END_OF_2026)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90, grace_days=5)
+        status = await tier_of(client, pos_key, member["id"])
+        kept_until = datetime(2026, 12, 31, 16, tzinfo=UTC) + timedelta(days=5)
+        assert (status["kept_until"], status["keep"]["by"]) == (iso(kept_until), END_OF_2026)
+        # The window is the new one's length, ending where the old one did.
+        assert status["keep"]["window_start"] == "2026-10-02T16:00:00.000001Z"
+
+    async def test_a_calendar_year_moves_each_end_to_its_own_next_1_january(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """Rolling ends a year apart reach three different 1 Januaries; one ending on a 1 January stays; the
+        silver earned before an override moves as well, so the override's end gives it back until then."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        won = {
+            "march": START,  # ends 16 March 2027: 1 January 2028
+            "overridden": datetime(2026, 6, 1, tzinfo=UTC),  # ends 1 June 2027: 1 January 2028
+            "december": datetime(2026, 12, 20, tzinfo=UTC),  # ends 20 December 2027: 1 January 2028
+            "midnight": datetime(2026, 12, 31, 16, tzinfo=UTC),  # ends on 1 January 2028 itself
+            "new year": datetime(2026, 12, 31, 17, tzinfo=UTC),  # 1 January 2027, 01:00: 1 January 2029
+        }
+        members = {}
+        for name, at in won.items():
+            clock.set(at)
+            members[name] = (await enrol(client, pos_key))["id"]
+            assert (await earn(client, pos_key, members[name], 100_000))["tier"]["code"] == "silver"
+        until = datetime(2027, 2, 1, tzinfo=UTC)
+        await put_override(client, admin_key, members["overridden"], "gold", until, "promotion")
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+
+        kept = {name: (await tier_of(client, pos_key, m))["kept_until"] for name, m in members.items()}
+        kept_2028 = "2029-01-30T16:00:00Z"
+        assert kept == {
+            "march": iso(KEPT_2027),
+            "overridden": iso(until),
+            "december": iso(KEPT_2027),
+            "midnight": iso(KEPT_2027),
+            "new year": kept_2028,
+        }
+        keep = (await tier_of(client, pos_key, members["new year"]))["keep"]
+        assert (keep["window_start"], keep["by"]) == ("2027-12-31T16:00:00Z", "2028-12-31T16:00:00Z")
+
+        clock.set(until)
+        assert await review(app) == 1
+        status = await tier_of(client, pos_key, members["overridden"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))

@@ -58,9 +58,18 @@ class Member(IdMixin, Base):
         Index(None, "lifecycle_stage", "id"),
         Index(None, "birthday_day_key", "id"),
         Index(None, "birthday_month_key", "id"),
-        # The tier review and its reminders walk members by when their tier is kept until, in (that, id)
-        # order: a calendar-year ladder gives every holder of a tier the same instant.
-        Index(None, "tier_kept_until", "id"),
+        # The tier review and its reminders walk each tier's members by the end of the window they are judged
+        # on, in (that, id) order: a calendar-year ladder gives every holder of a tier the same instant. It
+        # serves the lookups by tier alone as well.
+        Index(None, "tier_id", "tier_window_end", "id"),
+        # The review's walk of overrides that ended: hardly any member has one.
+        Index(
+            "ix_members__tier_override_until_id",
+            "tier_override_until",
+            "id",
+            postgresql_where=text("tier_override_until IS NOT NULL"),
+            sqlite_where=text("tier_override_until IS NOT NULL"),
+        ),
         # Birthdays written before their keys existed, for the birthday job to key (and then never again).
         Index(
             "ix_members__unkeyed_birthdays",
@@ -72,7 +81,7 @@ class Member(IdMixin, Base):
 
     member_number: Mapped[str] = mapped_column(String(16), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    tier_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tiers.id"), index=True)
+    tier_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tiers.id"))
     phone_encrypted: Mapped[str | None] = mapped_column(Text)
     phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     email_encrypted: Mapped[str | None] = mapped_column(Text)
@@ -90,16 +99,18 @@ class Member(IdMixin, Base):
     referral_code: Mapped[str] = mapped_column(String(16), unique=True)
     referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"))
     tier_since: Mapped[datetime | None]
-    # The member keeps their tier until then; the review job looks again afterwards (None: never reviewed).
-    tier_kept_until: Mapped[datetime | None]
+    # The end of the window the member's review judges (None: never reviewed, and under an override). They
+    # keep the tier until then plus the tier's grace as it stands: the grace is not stored here, so a change
+    # of it writes nothing to the tier's members.
+    tier_window_end: Mapped[datetime | None]
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
-    # The `tier_kept_until` whose window the member was told they must requalify in (`tier.review_due`).
-    tier_reminded_until: Mapped[datetime | None]
-    # While an override holds: the tier the member had earned before it, and until when. The override's end
-    # puts them back on it while that time lasts. Not a foreign key: a tier deleted meanwhile is not found,
-    # and the member lands where they qualify.
+    # The `tier_window_end` the member was told they must requalify by (`tier.review_due`).
+    tier_reminded_window_end: Mapped[datetime | None]
+    # While an override holds: the tier the member had earned before it, and the end of the window it is
+    # judged on. The override's end puts them back on it while that window and its grace last. Not a foreign
+    # key: a tier deleted meanwhile is not found, and the member lands where they qualify.
     tier_earned_id: Mapped[uuid.UUID | None]
-    tier_earned_until: Mapped[datetime | None]
+    tier_earned_window_end: Mapped[datetime | None]
     # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
     # the checkout quote look for plans only when there may be one.
     plan_benefits_until: Mapped[datetime | None]

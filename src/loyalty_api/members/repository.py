@@ -48,7 +48,7 @@ class PointsHolder:
     status: str
     birthday_encrypted: str | None
     tier_id: uuid.UUID | None
-    tier_kept_until: datetime | None
+    tier_window_end: datetime | None
     tier_override_until: datetime | None
     plan_benefits_until: datetime | None
     lifecycle_stage: str
@@ -64,7 +64,7 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.status,
     _MEMBERS.c.birthday_encrypted,
     _MEMBERS.c.tier_id,
-    _MEMBERS.c.tier_kept_until,
+    _MEMBERS.c.tier_window_end,
     _MEMBERS.c.tier_override_until,
     _MEMBERS.c.plan_benefits_until,
     _MEMBERS.c.lifecycle_stage,
@@ -312,7 +312,7 @@ class MemberRepository:
                 leaderboard_opt_in=False,
                 # The tier stays as it was: no review looks at the member again. (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)
-                tier_kept_until=None,
+                tier_window_end=None,
                 updated_at=at,
             )
         )

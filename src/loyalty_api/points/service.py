@@ -275,7 +275,7 @@ async def earn(
         ladder=ladder,
         member_id=member_id,
         tier_id=member.tier_id,
-        kept_until=member.tier_kept_until,
+        window_end=member.tier_window_end,
         override_until=member.tier_override_until,
         standing=Standing(at=now, values=totals),
     )

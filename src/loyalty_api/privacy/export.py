@@ -75,6 +75,7 @@ from loyalty_api.subscriptions import service as subscriptions
 from loyalty_api.tiers import membership as tier_membership
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import MemberTierRepository
+from loyalty_api.tiers.service import get_ladder
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 
 T = TypeVar("T")
@@ -271,7 +272,7 @@ async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> 
     return ExportTier(
         tier=tier,
         since=None if state is None else state.tier_since,
-        kept_until=None if state is None else state.kept_until,
+        kept_until=None if state is None else tier_membership.kept_until(await get_ladder(uow), state),
         override_until=None if state is None else state.override_until,
         history=[
             ExportTierChange.model_validate(change, from_attributes=True) for change in reversed(changes)

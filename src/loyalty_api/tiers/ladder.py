@@ -12,9 +12,10 @@ whoever reached the bar in it is renewed for the window under way, plus grace. S
 in year Y is kept through Y+1 and its grace while Y+1 is judged; a purchase during the grace that reaches
 the bar of the new window requalifies at once.
 
-The date a member keeps a tier until is stored; the window their review judges ends that tier's grace before
-it. A change of the tier's grace or window re-dates its members (`redated`), so that what they were promised
-still holds under the new rules.
+What is stored of a member on a tier is the end of the window their review judges; the date they keep the
+tier until is that end plus the tier's grace as it stands (`LadderTier.kept_until`), so a change of the grace
+moves nobody's stored date. A change of the window moves the ends it changes (`redated`), so that what members
+were promised still holds under the new rules.
 """
 
 from __future__ import annotations
@@ -109,13 +110,12 @@ class LadderTier:
             return qualified_at + timedelta(days=self.window_days)
         return year_end(qualified_at, zone)
 
-    def kept_until(self, qualified_at: datetime, zone: ZoneInfo) -> datetime:
-        """How long a member who qualifies at `qualified_at` keeps this tier (end of window plus grace)."""
-        return self.window_end(qualified_at, zone) + timedelta(days=self.grace_days)
+    def kept_until(self, window_end: datetime) -> datetime:
+        """Until when a member judged on this tier's window ending at `window_end` keeps it: its grace on."""
+        return window_end + timedelta(days=self.grace_days)
 
     def judged_end(self, kept_until: datetime) -> datetime:
-        """The end of the window a review of this tier, kept until `kept_until`, judges: the grace is not in
-        it."""
+        """The end of the window whose grace ends at `kept_until`."""
         return kept_until - timedelta(days=self.grace_days)
 
     def same_window(self, other: LadderTier) -> bool:
@@ -181,21 +181,26 @@ class Standing:
         }
 
 
-def redated(kept_until: datetime, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> datetime:
-    """Until when a member kept on a tier until `kept_until` under its rules `before` keeps it once they are
-    `after`. The window their review judges ends where it did; a new grace follows it. A new window never
-    ends sooner, and is a whole one of its kind: a calendar year ends on the next 1 January; a longer rolling
-    window is measured from the purchase that won the tier (the old window's start), so that purchase is not
-    judged again; a shorter one, or a rolling window after a calendar year, ends where the old one did."""
-    end = before.judged_end(kept_until)
+def redated(end: datetime, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> datetime:
+    """Where the window ending at `end` under a tier's rules `before` ends once they are `after` (the grace is
+    added on reading, whatever it is). A new window never ends sooner, and is a whole one of its kind: a
+    calendar year ends on the next 1 January; a longer rolling window is measured from the purchase that won
+    the tier (the old window's start), so that purchase is not judged again; a shorter one, or a rolling
+    window after a calendar year, ends where the old one did."""
     if before.same_window(after):
-        pass
-    elif after.window is Window.calendar_year:
-        end = after.window_end(end - INSTANT, zone)
-    elif before.window is Window.rolling_days:
-        assert before.window_days is not None and after.window_days is not None
-        end += timedelta(days=max(after.window_days - before.window_days, 0))
-    return end + timedelta(days=after.grace_days)
+        return end
+    if after.window is Window.calendar_year:
+        return after.window_end(end - INSTANT, zone)
+    return end + timedelta(days=longer_by(before, after))
+
+
+def longer_by(before: LadderTier, after: LadderTier) -> int:
+    """By how many days a rolling window `after` outlasts the rolling window `before` (0: not longer, or not
+    both rolling)."""
+    if before.window is not Window.rolling_days or after.window is not Window.rolling_days:
+        return 0
+    assert before.window_days is not None and after.window_days is not None
+    return max(after.window_days - before.window_days, 0)
 
 
 def qualified_tier(ladder: Ladder, standing: Standing, zone: ZoneInfo) -> LadderTier | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -80,24 +81,26 @@ async def _move(
     reason: str,
     standing: Standing | None,
     zone: ZoneInfo,
-    kept_until: datetime | None,
+    window_end: datetime | None,
     override_until: datetime | None = None,
     earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
     since: datetime | None = None,
     actor: uuid.UUID | None = None,
 ) -> None:
-    """Put the member on `target`, record why, and tell the world if they went up or down. An override
-    (`override_until`) keeps what the member had `earned` before it."""
+    """Put the member on `target`, judged on the window ending at `window_end`, record why, and tell the world
+    if they went up or down. An override (`override_until`, no window) keeps what the member had `earned`
+    before it: the tier and its window's end."""
     now = uow.clock.now()
     repo = MemberTierRepository(uow.session)
     await repo.set_tier(
         member_id,
         tier_id=target.id,
         since=since or now,
-        kept_until=kept_until,
+        window_end=window_end,
         override_until=override_until,
         earned=earned,
     )
+    kept_until = override_until or (None if window_end is None else target.kept_until(window_end))
     await repo.insert_change(
         TierChange(
             member_id=member_id,
@@ -142,8 +145,21 @@ async def _move(
 _EVENT_REASONS = {"upgrade": "qualified", "downgrade": "review", "renewal": "review", "import": "imported"}
 
 
-def _kept_until(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:
-    return None if tier is ladder.entry else tier.kept_until(at, zone)
+def _window_end(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:
+    """The end of the window a member who qualifies for `tier` at `at` is judged on (none on the entry
+    tier, which is never lost)."""
+    return None if tier is ladder.entry else tier.window_end(at, zone)
+
+
+def kept_until(ladder: Ladder, state: MemberTierState) -> datetime | None:
+    """Until when the member keeps their tier, then reviewed: an override's end, else the end of the window
+    they are judged on plus their tier's grace as it stands."""
+    if state.override_until is not None:
+        return state.override_until
+    tier = ladder.by_id(state.tier_id)
+    if state.window_end is None or tier is None:
+        return state.window_end
+    return tier.kept_until(state.window_end)
 
 
 async def after_purchase(
@@ -152,13 +168,14 @@ async def after_purchase(
     ladder: Ladder,
     member_id: uuid.UUID,
     tier_id: uuid.UUID | None,
-    kept_until: datetime | None,
+    window_end: datetime | None,
     override_until: datetime | None,
     standing: Standing,
 ) -> TierResult:
-    """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the
-    date they keep their tier until if it requalifies them for it. `standing` is the member's, counting that
-    purchase, for the windows of `ladder.windows(standing.at, zone)`. Call with the member's row locked."""
+    """Upgrade the member if the purchase just recorded qualifies them for a higher tier, or push on the end
+    of the window they are judged on (`window_end`) if it requalifies them for it. `standing` is the
+    member's, counting that purchase, for the windows of `ladder.windows(standing.at, zone)`. Call with the
+    member's row locked."""
     current = ladder.by_id(tier_id)
     if ladder.entry is None:
         return TierResult(tier=current, changed=False)
@@ -172,12 +189,12 @@ async def after_purchase(
         state = await MemberTierRepository(uow.session).get_state(member_id)
         assert state is not None
         before = current
-        current, kept_until = await _end_override(uow, ladder, state, reason="the override ended", actor=None)
+        current, window_end = await _end_override(uow, ladder, state, reason="the override ended", actor=None)
         moved = current is not before
     zone = (await get_program(uow)).zone
     place = current or ladder.entry
-    renewal = _kept_until(ladder, place, now, zone)
-    may_renew = current is not None and renewal is not None and (kept_until is None or renewal > kept_until)
+    renewal = _window_end(ladder, place, now, zone)
+    may_renew = current is not None and renewal is not None and (window_end is None or renewal > window_end)
     if current is not None and ladder.above(current) is None and not may_renew:
         return TierResult(tier=current, changed=moved)  # at the top and already kept as long as can be
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
@@ -192,11 +209,11 @@ async def after_purchase(
             reason="qualified",
             standing=standing,
             zone=zone,
-            kept_until=_kept_until(ladder, qualified, now, zone),
+            window_end=_window_end(ladder, qualified, now, zone),
         )
         return TierResult(tier=qualified, changed=True)
     if may_renew and renewal is not None and standing.qualifies(current, ladder, zone):
-        await MemberTierRepository(uow.session).keep_until(member_id, renewal)
+        await MemberTierRepository(uow.session).set_window_end(member_id, renewal)
     return TierResult(tier=current, changed=moved)
 
 
@@ -236,7 +253,7 @@ async def after_purchase_in_a_past_year(
         reason="qualified",
         standing=then,
         zone=zone,
-        kept_until=_kept_until(ladder, qualified, occurred, zone),
+        window_end=_window_end(ladder, qualified, occurred, zone),
     )
     return TierResult(tier=qualified, changed=True)
 
@@ -265,7 +282,7 @@ async def after_total_raised(uow: UnitOfWork, member: PointsHolder) -> TierResul
         ladder=ladder,
         member_id=member.id,
         tier_id=member.tier_id,
-        kept_until=member.tier_kept_until,
+        window_end=member.tier_window_end,
         override_until=member.tier_override_until,
         standing=await _standing(uow, ladder, member.id, uow.clock.now(), zone),
     )
@@ -285,21 +302,25 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     run looks again), so that workers running the review at once share the members, none waiting."""
     state = await MemberTierRepository(uow.session).get_state(member_id, lock=True, unless_held=True)
     now = uow.clock.now()
-    if state is None or state.kept_until is None or state.kept_until > now:
+    if state is None:
+        return False
+    ladder = await get_ladder(uow)
+    until = kept_until(ladder, state)
+    if until is None or until > now:
         return False
     program = await get_program(uow)
-    ladder = await get_ladder(uow)
     current = ladder.by_id(state.tier_id)
     repo = MemberTierRepository(uow.session)
     if state.override_until is not None:
         await _end_override(uow, ladder, state, reason="the override ended", actor=None)
         return True
     if current is None or current is ladder.entry:
-        await repo.keep_until(member_id, None)  # the entry tier is never lost
+        await repo.set_window_end(member_id, None)  # the entry tier is never lost
         return True
     # Judge the window the member held the tier through, which ended when the grace began: a purchase
     # in the grace period counts towards the new window (and requalifies at once if it reaches it).
-    judged = current.judged_end(state.kept_until)
+    judged = state.window_end
+    assert judged is not None  # kept until a date, and not by an override
     standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
     change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
@@ -318,32 +339,48 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         reason=reason,
         standing=standing,
         zone=program.zone,
-        kept_until=_kept_until(ladder, target, now, program.zone),
+        window_end=_window_end(ladder, target, now, program.zone),
         since=state.tier_since if target is current else None,
     )
     return True
 
 
 async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
-    """The review job: every member whose window and grace have ended is renewed, moved up or moved down.
-    Each member in their own transaction; running twice, or in two processes, reviews each member once, the
-    processes sharing the members (review_member).
+    """The review job: every member whose window and grace have ended, or whose override has, is renewed,
+    moved up or moved down. Each member in their own transaction; running twice, or in two processes, reviews
+    each member once, the processes sharing the members (review_member).
 
-    One run walks every member due at its start, a batch at a time (the worker calls it every
-    few minutes, and on 1 January plus grace a calendar-year ladder makes every holder due at once). The walk
-    moves on by (kept until, id), so it ends even if a member were to stay due."""
+    One run walks every member due at its start, a batch at a time (the worker calls it every few minutes,
+    and on 1 January plus grace a calendar-year ladder makes every holder due at once): each tier's members
+    whose window ended its grace ago or earlier (the entry tier's too: members on a tier that became it are
+    undated once), then the overrides that ended. Each walk moves on by (date, id), so it ends even if a
+    member were to stay due."""
     now = units.clock.now()
+    async with units.read() as uow:
+        ladder = await get_ladder(uow)
+    walks = [
+        partial(
+            MemberTierRepository.list_due_for_review,
+            tier_id=tier.id,
+            judged_by=now - timedelta(days=tier.grace_days),
+            limit=batch,
+        )
+        for tier in ladder.tiers
+    ]
+    walks.append(partial(MemberTierRepository.list_overrides_ended, now=now, limit=batch))
     reviewed = 0
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        async with units.read() as uow:
-            due = await MemberTierRepository(uow.session).list_due_for_review(now, after=after, limit=batch)
-        for _, member_id in due:
-            async with units.begin() as uow:
-                reviewed += await review_member(uow, member_id)
-        if len(due) < batch:
-            return reviewed
-        after = due[-1]
+    for walk in walks:
+        after: tuple[datetime, uuid.UUID] | None = None
+        while True:
+            async with units.read() as uow:
+                due = await walk(MemberTierRepository(uow.session), after=after)
+            for _, member_id in due:
+                async with units.begin() as uow:
+                    reviewed += await review_member(uow, member_id)
+            if len(due) < batch:
+                break
+            after = due[-1]
+    return reviewed
 
 
 def _named(ladder: Ladder, code: str, *, field: str) -> LadderTier:
@@ -358,8 +395,9 @@ async def place(
     uow: UnitOfWork, member_id: uuid.UUID, *, tier_code: str, kept_until: datetime, actor: uuid.UUID | None
 ) -> None:
     """Put a member on the tier they held in the programme's previous system (an import), as if they had just
-    qualified for it: kept until `kept_until`, then reviewed by what they bought here, and moved up before
-    that by a purchase as anyone is. The entry tier they hold already, for good."""
+    qualified for it: kept until `kept_until`, then reviewed by what they bought here (the window judged
+    ends the tier's grace before), and moved up before that by a purchase as anyone is. The entry tier they
+    hold already, for good."""
     if kept_until <= uow.clock.now():
         raise InvalidField("tier.until", "must be in the future")
     state = await _lock(uow, member_id)
@@ -377,7 +415,7 @@ async def place(
         reason="held in the previous system",
         standing=None,
         zone=(await get_program(uow)).zone,
-        kept_until=kept_until,
+        window_end=kept_until - timedelta(days=target.grace_days),
         actor=actor,
     )
 
@@ -400,9 +438,9 @@ async def override(
     target = _named(ladder, tier_code, field="tier")
     # An override of an override keeps what the member had earned before the first.
     earned = (
-        (state.tier_id, state.kept_until)
+        (state.tier_id, state.window_end)
         if state.override_until is None
-        else (state.earned_id, state.earned_until)
+        else (state.earned_id, state.earned_window_end)
     )
     await _move(
         uow,
@@ -414,7 +452,7 @@ async def override(
         reason=reason,
         standing=None,
         zone=(await get_program(uow)).zone,
-        kept_until=until,
+        window_end=None,
         override_until=until,
         earned=earned,
         actor=actor,
@@ -434,24 +472,24 @@ async def _end_override(
     uow: UnitOfWork, ladder: Ladder, state: MemberTierState, *, reason: str, actor: uuid.UUID | None
 ) -> tuple[LadderTier, datetime | None]:
     """Take the member off their override (row locked) and put them on the tier they had earned before it,
-    while its time lasts; if its time ran out meanwhile, where its review would have put them; higher when
-    they qualify for more now. The tier, and until when it is kept."""
+    while its time (its window and grace) lasts; if its time ran out meanwhile, where its review would have
+    put them; higher when they qualify for more now. The tier, and the end of the window it is judged on."""
     program = await get_program(uow)
     zone, now = program.zone, uow.clock.now()
     standing = await _standing(uow, ladder, state.member_id, now, zone)
     target = qualified_tier(ladder, standing, zone) or ladder.entry
     assert target is not None
     earned = ladder.by_id(state.earned_id)
-    kept_until = _kept_until(ladder, target, now, zone)
+    window_end = _window_end(ladder, target, now, zone)
+    judged = state.earned_window_end
     if earned is not None and earned.rank > target.rank:
-        if state.earned_until is None or state.earned_until > now:
-            target, kept_until = earned, state.earned_until
+        if judged is None or earned.kept_until(judged) > now:
+            target, window_end = earned, judged
         else:
-            judged = earned.judged_end(state.earned_until)
             then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
             if reviewed.rank > target.rank:
-                target, kept_until = reviewed, _kept_until(ladder, reviewed, now, zone)
+                target, window_end = reviewed, _window_end(ladder, reviewed, now, zone)
     await _move(
         uow,
         ladder=ladder,
@@ -462,10 +500,10 @@ async def _end_override(
         reason=reason,
         standing=standing,
         zone=zone,
-        kept_until=kept_until,
+        window_end=window_end,
         actor=actor,
     )
-    return target, kept_until
+    return target, window_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,23 +559,22 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         )
 
     above = ladder.entry if current is None else ladder.above(current)
-    overridden = state.override_until is not None and state.override_until > now
-    keeps = current is not None and current is not ladder.entry and state.kept_until is not None
-    judged = None if current is None or state.kept_until is None else current.judged_end(state.kept_until)
+    judged = None if current is None or current is ladder.entry else state.window_end
+    if current is not None and state.override_until is not None:
+        # No window keeps an override's tier; once it has ended, the review is due and the tier is judged as
+        # if its grace had followed a window ending that grace before the override's end.
+        ended = state.override_until <= now
+        judged = current.judged_end(state.override_until) if ended and current is not ladder.entry else None
     return TierStatus(
         member_id=member_id,
         tier=current,
         since=state.tier_since,
-        kept_until=state.kept_until,
+        kept_until=kept_until(ladder, state),
         override_until=state.override_until,
         next=None if above is None else await goal(above, above.window_start(now, zone), None),
-        keep=await goal(current, current.judged_start(judged, zone), judged)
-        if keeps
-        and judged is not None
-        and not overridden
-        and current is not None
-        and state.kept_until is not None
-        else None,
+        keep=None
+        if current is None or judged is None
+        else await goal(current, current.judged_start(judged, zone), judged),
         ladder_version=ladder.version,
     )
 

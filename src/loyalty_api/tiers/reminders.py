@@ -21,9 +21,9 @@ async def remind_tier_reviews(units: UnitsOfWork, *, batch: int = 200) -> int:
     """Tell every active member whose tier's window ends within the programme's reminder days what keeping
     the tier takes, unless they were told of that window; how many members were told.
 
-    Each tier's members are walked by when their tier is kept until: the window ends the tier's grace
-    before then. A member is claimed as the review claims them (a member another worker or a purchase holds
-    is left to the next run), so workers running the job at once tell each member once."""
+    Each tier's members are walked by the end of the window they are judged on. A member is claimed as the
+    review claims them (a member another worker or a purchase holds is left to the next run), so workers
+    running the job at once tell each member once."""
     async with units.read() as uow:
         program = await get_program(uow)
         ladder = await get_ladder(uow)
@@ -33,12 +33,13 @@ async def remind_tier_reviews(units: UnitsOfWork, *, batch: int = 200) -> int:
     ahead = timedelta(days=program.tier_reminder_days)
     told = 0
     for tier in ladder.tiers[1:]:  # the entry tier is never lost
-        until = started + ahead + timedelta(days=tier.grace_days)
+        # Until the tier is kept until (its window and grace) has come: the review has not judged them yet.
+        ended_after = started - timedelta(days=tier.grace_days)
         after: tuple[datetime, uuid.UUID] | None = None
         while True:
             async with units.read() as uow:
                 due = await MemberTierRepository(uow.session).list_due_for_reminder(
-                    tier.id, started, until, after=after, limit=batch
+                    tier.id, ended_after, started + ahead, after=after, limit=batch
                 )
             for _, member_id in due:
                 async with units.begin() as uow:
@@ -53,14 +54,14 @@ async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bo
     """Tell the member what keeps their tier if its window ends within `ahead`; whether they were told."""
     repo = MemberTierRepository(uow.session)
     state = await repo.get_state(member_id, lock=True, unless_held=True)
-    if state is None or state.kept_until is None or state.status != MemberStatus.active:
+    if state is None or state.window_end is None or state.status != MemberStatus.active:
         return False
     now = uow.clock.now()
     standing = await status(uow, member_id)
     keep = standing.keep
     if standing.tier is None or keep is None or keep.by is None or keep.by > now + ahead:
         return False  # an override holds the tier (its end sets the window anew), or not yet
-    if not await repo.mark_reminded(member_id, state.kept_until):
+    if not await repo.mark_reminded(member_id, state.window_end):
         return False  # another run told them
     if keep.by <= now:
         return False  # the window is over and the grace runs: nothing left to tell of it
@@ -73,7 +74,7 @@ async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bo
         remaining=keep.remaining,
         window_start=keep.window_start,
         window_end=keep.by,
-        kept_until=state.kept_until,
+        kept_until=standing.tier.kept_until(keep.by),
     )
     await emit_for_member(uow, event, member_id)
     return True

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -130,31 +144,10 @@ class MemberTierState:
     status: str
     tier_id: uuid.UUID | None
     tier_since: datetime | None
-    kept_until: datetime | None
+    window_end: datetime | None  # of the window the review judges; None under an override
     override_until: datetime | None
-    earned_id: uuid.UUID | None  # while overridden: the tier earned before, and until when
-    earned_until: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class DatedMember:
-    member_id: uuid.UUID
-    tier_id: uuid.UUID | None
-    kept_until: datetime | None
-    override_until: datetime | None
-    earned_id: uuid.UUID | None
-    earned_until: datetime | None
-    reminded_until: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Redating:
-    """A member's dates on their tier after a change of its rules."""
-
-    member_id: uuid.UUID
-    kept_until: datetime | None
-    earned_until: datetime | None
-    reminded_until: datetime | None
+    earned_id: uuid.UUID | None  # while overridden: the tier earned before, and its window's end
+    earned_window_end: datetime | None
 
 
 _STATE = select(
@@ -162,10 +155,10 @@ _STATE = select(
     Member.status,
     Member.tier_id,
     Member.tier_since,
-    Member.tier_kept_until,
+    Member.tier_window_end,
     Member.tier_override_until,
     Member.tier_earned_id,
-    Member.tier_earned_until,
+    Member.tier_earned_window_end,
 ).where(Member.id == bindparam("member_id"), not_erased())
 
 
@@ -188,7 +181,7 @@ class MemberTierRepository:
         *,
         tier_id: uuid.UUID,
         since: datetime,
-        kept_until: datetime | None,
+        window_end: datetime | None,
         override_until: datetime | None,
         earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
     ) -> None:
@@ -198,160 +191,167 @@ class MemberTierRepository:
             .values(
                 tier_id=tier_id,
                 tier_since=since,
-                tier_kept_until=kept_until,
+                tier_window_end=window_end,
                 tier_override_until=override_until,
                 tier_earned_id=earned[0],
-                tier_earned_until=earned[1],
+                tier_earned_window_end=earned[1],
             )
             .execution_options(synchronize_session=False)
         )
 
-    async def keep_until(self, member_id: uuid.UUID, kept_until: datetime | None) -> None:
+    async def set_window_end(self, member_id: uuid.UUID, window_end: datetime | None) -> None:
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
-            .values(tier_kept_until=kept_until)
+            .values(tier_window_end=window_end)
             .execution_options(synchronize_session=False)
         )
 
-    async def date_undated(self, dates: Mapping[uuid.UUID, datetime]) -> None:
-        """Give members of each tier of `dates` who have no review date (they held the entry tier before the
-        ladder changed) the tier's date; and so members under an override who had earned it undated, for when
-        it ends. The members are locked first, all together in ascending id order, the order every path that
-        locks several members takes (a transfer): an UPDATE alone locks them in the order it meets them."""
-        if not dates:
-            return
-        pairs = ((Member.tier_id, Member.tier_kept_until), (Member.tier_earned_id, Member.tier_earned_until))
-        undated = or_(*(and_(held.in_(list(dates)), until.is_(None)) for held, until in pairs))
-        # Counted, not fetched: the rows are locked as the sorted subquery returns them, however many.
+    async def _lock_in_id_order(self, rows: ColumnElement[bool]) -> None:
+        """Lock the members `rows` picks, all together in ascending id order, the order every path that locks
+        several members takes (a transfer): an UPDATE alone locks them in the order it meets them. Counted,
+        not fetched: the rows are locked as the sorted subquery returns them, however many."""
         locking = (
-            select(Member.id).where(undated, not_erased()).order_by(Member.id).with_for_update(key_share=True)
+            select(Member.id).where(rows, not_erased()).order_by(Member.id).with_for_update(key_share=True)
         )
         await self.session.scalar(select(func.count()).select_from(locking.subquery()))
-        for tier_id, kept_until in dates.items():
-            for held, until in pairs:
+
+    async def date_undated(self, ends: Mapping[uuid.UUID, datetime]) -> None:
+        """Give members of each tier of `ends` who have no window to be judged on (they held the entry tier
+        before the ladder changed) the tier's window end; and so members under an override who had earned it
+        undated, for when it ends."""
+        if not ends:
+            return
+        tiers = list(ends)
+        on_tier = (Member.tier_id, Member.tier_window_end, Member.tier_override_until.is_(None))
+        earned = (Member.tier_earned_id, Member.tier_earned_window_end, true())
+        await self._lock_in_id_order(
+            or_(*(and_(held.in_(tiers), end.is_(None), unheld) for held, end, unheld in (on_tier, earned)))
+        )
+        for tier_id, window_end in ends.items():
+            for held, end, unheld in (on_tier, earned):
                 await self.session.execute(
                     update(Member)
-                    .where(held == tier_id, until.is_(None), not_erased())
-                    .values({until: kept_until})
+                    .where(held == tier_id, end.is_(None), unheld, not_erased())
+                    .values({end: window_end})
                     .execution_options(synchronize_session=False)
                 )
 
-    async def lock_dated_on(self, tier_id: uuid.UUID) -> Sequence[DatedMember]:
-        """Members with a date kept on the tier: those on it, and those under an override who had earned it;
-        locked in ascending id order (see date_undated)."""
-        query = (
-            select(
-                Member.id,
-                Member.tier_id,
-                Member.tier_kept_until,
-                Member.tier_override_until,
-                Member.tier_earned_id,
-                Member.tier_earned_until,
-                Member.tier_reminded_until,
-            )
-            .where(
-                or_(
-                    and_(Member.tier_id == tier_id, Member.tier_kept_until.is_not(None)),
-                    and_(Member.tier_earned_id == tier_id, Member.tier_earned_until.is_not(None)),
-                ),
-                not_erased(),
-            )
-            .order_by(Member.id)
-            .with_for_update(key_share=True)
+    async def get_window_ends_span(self, tier_id: uuid.UUID) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest end of the windows members are judged on for the tier (on it, or under
+        an override having earned it); None when there are none."""
+        on_tier = select(Member.tier_window_end.label("end")).where(
+            Member.tier_id == tier_id, Member.tier_window_end.is_not(None), not_erased()
         )
-        return [DatedMember(*row) for row in (await self.session.execute(query)).all()]
+        earned = select(Member.tier_earned_window_end.label("end")).where(
+            _earned(tier_id), Member.tier_earned_window_end.is_not(None), not_erased()
+        )
+        ends = on_tier.union_all(earned).subquery()
+        span = (await self.session.execute(select(func.min(ends.c.end), func.max(ends.c.end)))).one()
+        return None if span[0] is None or span[1] is None else (span[0], span[1])
 
-    async def shift_dates_on(self, tier_id: uuid.UUID, days: int) -> None:
-        """Move by `days` the dates members keep the tier until (not an override's end: the operator's), the
-        date of those who earned it before an override, and the reminder of those told of the date moved:
-        in the database, set-based, whatever the tier's size. The members are locked first in ascending id
-        order, as in date_undated."""
-        on_tier = and_(
-            Member.tier_id == tier_id,
-            Member.tier_override_until.is_(None),
-            Member.tier_kept_until.is_not(None),
+    async def shift_window_ends(self, tier_id: uuid.UUID, days: int) -> None:
+        """Move by `days` the end of every window members are judged on for the tier."""
+        await self._move_window_ends(
+            tier_id, lambda end: end.is_not(None), lambda end: days_later(self.session, end, days)
         )
-        earned = and_(Member.tier_earned_id == tier_id, Member.tier_earned_until.is_not(None))
-        locking = (
-            select(Member.id)
+
+    async def move_window_ends(self, tier_id: uuid.UUID, *, after: datetime | None, to: datetime) -> None:
+        """Make `to` the end of the windows members are judged on for the tier that end after `after` (None:
+        however early) and before `to`."""
+        await self._move_window_ends(
+            tier_id,
+            lambda end: and_(end < to, true() if after is None else end > after),
+            lambda _: literal(to, Member.tier_window_end.type),
+        )
+
+    async def _move_window_ends(
+        self,
+        tier_id: uuid.UUID,
+        within: Callable[[Any], ColumnElement[bool]],
+        moved: Callable[[Any], ColumnElement[Any]],
+    ) -> None:
+        """Re-date, in the database and in one statement whatever the tier's size, the ends `within` picks of
+        members on the tier and of members under an override who had earned it (the override's own end is
+        the operator's and stays). The members are locked first, in ascending id order."""
+        on_tier = and_(Member.tier_id == tier_id, within(Member.tier_window_end))
+        earned = and_(_earned(tier_id), within(Member.tier_earned_window_end))
+        await self._lock_in_id_order(or_(on_tier, earned))
+        await self.session.execute(
+            update(Member)
             .where(or_(on_tier, earned), not_erased())
-            .order_by(Member.id)
-            .with_for_update(key_share=True)
-        )
-        await self.session.scalar(select(func.count()).select_from(locking.subquery()))
-        kept = days_later(self.session, Member.tier_kept_until, days)
-        told = case(
-            (Member.tier_reminded_until == Member.tier_kept_until, kept), else_=Member.tier_reminded_until
-        )
-        for rows, values in (
-            (on_tier, {Member.tier_kept_until: kept, Member.tier_reminded_until: told}),
-            (earned, {Member.tier_earned_until: days_later(self.session, Member.tier_earned_until, days)}),
-        ):
-            await self.session.execute(
-                update(Member)
-                .where(rows, not_erased())
-                .values(values)
-                .execution_options(synchronize_session=False)
+            .values(
+                {
+                    Member.tier_window_end: case(
+                        (on_tier, moved(Member.tier_window_end)), else_=Member.tier_window_end
+                    ),
+                    Member.tier_earned_window_end: case(
+                        (earned, moved(Member.tier_earned_window_end)), else_=Member.tier_earned_window_end
+                    ),
+                }
             )
-
-    async def redate(self, changes: Sequence[Redating]) -> None:
-        if changes:
-            await self.session.execute(
-                update(Member),
-                [
-                    {
-                        "id": change.member_id,
-                        "tier_kept_until": change.kept_until,
-                        "tier_earned_until": change.earned_until,
-                        "tier_reminded_until": change.reminded_until,
-                    }
-                    for change in changes
-                ],
-            )
+            .execution_options(synchronize_session=False)
+        )
 
     async def list_due_for_review(
+        self, tier_id: uuid.UUID, judged_by: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[datetime, uuid.UUID]]:
+        """(window end, member id) of the tier's members, not under an override, whose window ended at
+        `judged_by` or earlier, in that order, after `after` (keyset: the walk goes on past a member even if
+        they were to stay due)."""
+        query = select(Member.tier_window_end, Member.id).where(
+            Member.tier_id == tier_id, Member.tier_window_end <= judged_by, not_erased()
+        )
+        if after is not None:
+            query = query.where(tuple_(Member.tier_window_end, Member.id) > tuple_(*after))
+        result = await self.session.execute(query.order_by(Member.tier_window_end, Member.id).limit(limit))
+        return [(end, member_id) for end, member_id in result.all() if end is not None]
+
+    async def list_overrides_ended(
         self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> Sequence[tuple[datetime, uuid.UUID]]:
-        """(kept until, member id) of members whose tier is kept only until `now` or earlier, in that order,
-        after `after` (keyset: the walk goes on past a member even if they were to stay due)."""
-        query = select(Member.tier_kept_until, Member.id).where(Member.tier_kept_until <= now, not_erased())
+        """(override's end, member id) of members whose override ended at `now` or earlier, in that order,
+        after `after`."""
+        query = select(Member.tier_override_until, Member.id).where(
+            Member.tier_override_until.is_not(None), Member.tier_override_until <= now, not_erased()
+        )
         if after is not None:
-            query = query.where(tuple_(Member.tier_kept_until, Member.id) > tuple_(*after))
-        result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
-        return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
+            query = query.where(tuple_(Member.tier_override_until, Member.id) > tuple_(*after))
+        result = await self.session.execute(
+            query.order_by(Member.tier_override_until, Member.id).limit(limit)
+        )
+        return [(end, member_id) for end, member_id in result.all() if end is not None]
 
     async def list_due_for_reminder(
         self,
         tier_id: uuid.UUID,
-        now: datetime,
-        until: datetime,
+        ended_after: datetime,
+        ends_by: datetime,
         *,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> Sequence[tuple[datetime, uuid.UUID]]:
-        """(kept until, member id) of the tier's active members, not under an override, whose tier is kept
-        until after `now` and by `until`, and who were not told of that window yet, in that order after
-        `after`."""
-        query = select(Member.tier_kept_until, Member.id).where(
+        """(window end, member id) of the tier's active members whose window ends after `ended_after` and by
+        `ends_by`, and who were not told of that window yet, in that order after `after`. Members under an
+        override have no window."""
+        query = select(Member.tier_window_end, Member.id).where(
             Member.tier_id == tier_id,
-            Member.tier_kept_until > now,
-            Member.tier_kept_until <= until,
-            Member.tier_reminded_until.is_distinct_from(Member.tier_kept_until),
-            or_(Member.tier_override_until.is_(None), Member.tier_override_until <= now),
+            Member.tier_window_end > ended_after,
+            Member.tier_window_end <= ends_by,
+            Member.tier_reminded_window_end.is_distinct_from(Member.tier_window_end),
             Member.status == MemberStatus.active,
         )
         if after is not None:
-            query = query.where(tuple_(Member.tier_kept_until, Member.id) > tuple_(*after))
-        result = await self.session.execute(query.order_by(Member.tier_kept_until, Member.id).limit(limit))
-        return [(kept, member_id) for kept, member_id in result.all() if kept is not None]
+            query = query.where(tuple_(Member.tier_window_end, Member.id) > tuple_(*after))
+        result = await self.session.execute(query.order_by(Member.tier_window_end, Member.id).limit(limit))
+        return [(end, member_id) for end, member_id in result.all() if end is not None]
 
-    async def mark_reminded(self, member_id: uuid.UUID, kept_until: datetime) -> bool:
-        """Note that the member was told of the window kept until `kept_until`; False if they were already."""
+    async def mark_reminded(self, member_id: uuid.UUID, window_end: datetime) -> bool:
+        """Note that the member was told of the window ending at `window_end`; False if they were already."""
         result = await self.session.execute(
             update(Member)
-            .where(Member.id == member_id, Member.tier_reminded_until.is_distinct_from(kept_until))
-            .values(tier_reminded_until=kept_until)
+            .where(Member.id == member_id, Member.tier_reminded_window_end.is_distinct_from(window_end))
+            .values(tier_reminded_window_end=window_end)
             .returning(Member.id)
         )
         return result.first() is not None
@@ -390,6 +390,12 @@ class MemberTierRepository:
             query = query.where(TierChange.id < before_id)
         result = await self.session.execute(query.order_by(TierChange.id.desc()).limit(limit))
         return result.scalars().all()
+
+
+def _earned(tier_id: uuid.UUID) -> ColumnElement[bool]:
+    """Members under an override who had earned the tier before it (only an override sets what was earned:
+    saying so lets the query read the small index of overrides)."""
+    return and_(Member.tier_override_until.is_not(None), Member.tier_earned_id == tier_id)
 
 
 def ladder_snapshot(tiers: Sequence[Tier], benefit_ids: dict[uuid.UUID, list[uuid.UUID]]) -> list[Any]:

@@ -27,12 +27,20 @@ from loyalty_api.tiers.errors import (
     TierRankTaken,
 )
 from loyalty_api.tiers.events import TierLadderChanged
-from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, Metric, Window, redated
+from loyalty_api.tiers.ladder import (
+    LADDER_CACHE_KEY,
+    Ladder,
+    LadderTier,
+    Metric,
+    Window,
+    longer_by,
+    redated,
+    year_end,
+)
 from loyalty_api.tiers.models import Tier, TierLadderVersion
 from loyalty_api.tiers.repository import (
     MemberTierRepository,
     MemberTierState,
-    Redating,
     TierRepository,
     ladder_snapshot,
 )
@@ -160,7 +168,7 @@ async def record_ladder_version(
     uow: UnitOfWork, actor: uuid.UUID | None = None, *, before: LadderTier | None = None
 ) -> int:
     """Write the ladder as it now stands as a new version; members' tier changes cite it. `before`: a tier
-    as it was before this change (its members are re-dated if its grace or window changed)."""
+    as it was before this change (its members are re-dated if its window changed)."""
     repo = TierRepository(uow.session)
     tiers = await repo.list_tiers()
     grants = await BenefitRepository(uow.session).list_grants([("tier", t.id) for t in tiers])
@@ -194,44 +202,39 @@ async def record_ladder_version(
 
 
 async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> None:
-    """A tier's grace or window changed: its members' dates were worked out under the old rules, and the
-    review finds the window it judges by taking the tier's grace off the date. Each is re-dated (`redated`) so
-    that the window they are judged on stays the one they were promised (and the grace is the new one); an
-    override's end is the operator's date and stays, the tier earned before it is re-dated. A member told of
-    their window stays told while it ends where it did."""
-    if before.grace_days == after.grace_days and before.same_window(after):
+    """A tier's window changed: the windows its members are judged on end where the new rules say
+    (`redated`), each moved in the database, never read into the process. A grace change writes nothing: the
+    grace is added to the stored end wherever the date a member keeps the tier until is wanted. A longer
+    rolling window moves every end by the difference; a calendar year moves each end to the next 1 January,
+    one statement for each year the ends reach into; a shorter rolling window, or a rolling window after a
+    calendar year, ends where the old one did. A member told of their window stays told while it ends where
+    it did."""
+    if before.same_window(after):
         return
     repo = MemberTierRepository(uow.session)
-    if before.same_window(after):
-        # The grace alone: every date moves by the difference, in one statement however many hold the tier
-        # (a row at a time, a large tier would not fit in the request's time).
-        await repo.shift_dates_on(after.id, after.grace_days - before.grace_days)
-        return
-    dated = await repo.lock_dated_on(after.id)
-
-    def moved(until: datetime) -> datetime:
-        return redated(until, before, after, zone)
-
-    changes = []
-    for member in dated:
-        kept_until, earned_until = member.kept_until, member.earned_until
-        reminded_until = member.reminded_until
-        if member.tier_id == after.id and member.override_until is None and kept_until is not None:
-            kept_until = moved(kept_until)
-            if before.same_window(after) and reminded_until == member.kept_until:
-                reminded_until = kept_until
-        if member.earned_id == after.id and earned_until is not None:
-            earned_until = moved(earned_until)
-        changes.append(Redating(member.member_id, kept_until, earned_until, reminded_until))
-    await repo.redate(changes)
+    if after.window is Window.calendar_year:
+        span = await repo.get_window_ends_span(after.id)
+        if span is None:
+            return
+        earliest, latest = span
+        # Each end moves to the 1 January after it (one on a 1 January stays): the ends between two of them
+        # together, by one statement.
+        start: datetime | None = None
+        end = redated(earliest, before, after, zone)
+        while start is None or start < latest:
+            await repo.move_window_ends(after.id, after=start, to=end)
+            start, end = end, year_end(end, zone)
+    elif days := longer_by(before, after):
+        await repo.shift_window_ends(after.id, days)
 
 
 async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo) -> None:
     """Members on a tier that is no longer the entry tier (ranks changed, a tier was added below) would
-    otherwise never be reviewed: they get the tier's usual period from now, as if they had just qualified."""
+    otherwise never be reviewed: they are judged on the tier's window from now, as if they had just
+    qualified."""
     now = uow.clock.now()
     await MemberTierRepository(uow.session).date_undated(
-        {tier.id: tier.kept_until(now, zone) for tier in ladder.tiers[1:]}
+        {tier.id: tier.window_end(now, zone) for tier in ladder.tiers[1:]}
     )
 
 
