@@ -1,17 +1,25 @@
-"""Many earns at once for a member crossing a tier threshold: one upgrade, one event, the ledger intact."""
+"""Many earns at once for a member crossing a tier threshold: one upgrade, one event, the ledger intact; a
+change of a tier's rules while its members earn."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from loyalty_api.settings import Settings
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
+from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import cny, set_program
+from tests.points.helpers import cny, earn, set_program
+from tests.tiers.test_qualification import standard_ladder, tier_of
+from tests.tiers.test_rule_changes import END_OF_2026, change_tier
 
 
 async def test_concurrent_earns_upgrade_once(
@@ -69,3 +77,76 @@ async def test_operators_changing_the_ladder_at_once_get_a_clear_answer(
     assert len({t["rank"] for t in ladder["items"]}) == len(created)
     versions = await rows(app, "SELECT version FROM tier_ladder_versions ORDER BY version")
     assert [v["version"] for v in versions] == list(range(1, len(created) + 1))
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds rows from a second PostgreSQL connection")
+class TestRuleChangeUnderMembers:
+    """A change of a tier's grace while members of it are busy at the till."""
+
+    async def test_a_grace_change_waits_for_no_member_of_the_tier(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """It wrote every member's date, so it waited for any member a till held, and on a large tier ran
+        past the request's time limit: now it writes nothing to them."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 150_000)  # silver, kept until 1 January 2027 + 30 days
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as till, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await till.execute(
+                    text("SELECT 1 FROM members WHERE id = :m FOR UPDATE"), {"m": uuid.UUID(member["id"])}
+                )
+                change = asyncio.ensure_future(change_tier(client, admin_key, "silver", grace_days=0))
+                await until_waiting_for_a_lock(watcher, change)
+                waiting = await lock_waiters(watcher)
+                await till.rollback()
+                await change
+        finally:
+            await engine.dispose()
+        assert waiting == 0
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == END_OF_2026
+
+    async def test_an_earn_onto_the_tier_during_a_grace_change_is_judged_on_its_window(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """The earn worked out its date with the grace it had read, 30 days, and wrote it after the change had
+        re-dated the tier's members, 0 days: the member kept silver a month past 2026, and the review then
+        judged January 2027 for 2026. Its order is held by another transaction between the two, so that the
+        change comes in between."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        member, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as gate, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await gate.execute(_HOLD_ORDER, {"ref": "RACE-1", "other": uuid.UUID(other["id"])})
+                earning = asyncio.ensure_future(
+                    client.post(
+                        f"/v1/members/{member['id']}/earn",
+                        json={"order_ref": "RACE-1", "amount": cny(150_000)},
+                        headers=bearer(pos_key),
+                    )
+                )
+                await until_waiting_for_a_lock(watcher, earning)
+                assert not earning.done()
+                await change_tier(client, admin_key, "silver", grace_days=0)
+                await gate.rollback()
+                reply = await earning
+        finally:
+            await engine.dispose()
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["tier"]["code"] == "silver"
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["kept_until"], status["keep"]["by"]) == (END_OF_2026, END_OF_2026)
+
+
+# Another member's order of the same reference, not committed: an earn claiming it waits until it is gone.
+_HOLD_ORDER = text(
+    "INSERT INTO orders (order_ref, member_id, points_earned, points_redeemed, refunded_minor,"
+    " points_taken_back, points_given_back, points_shortfall, created_at, updated_at)"
+    " VALUES (:ref, :other, 0, 0, 0, 0, 0, 0, now(), now())"
+)
