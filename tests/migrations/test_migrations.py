@@ -4,7 +4,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,17 @@ from loyalty_api.db.migrations import alembic_config, current_revision, downgrad
 from loyalty_api.db.types import JSONDocument, UTCDateTime
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
+from loyalty_api.tiers.reminders import remind_tier_reviews
 from tests.activities.helpers import add_activity_rule, record, record_reply
-from tests.builders import enrol, make_key
+from tests.builders import add_tier, enrol, make_key
 from tests.conftest import START, bearer, units_of
 from tests.databases import fresh_database, listen_url
 from tests.inspect_db import events
 from tests.partners.helpers import link, partner_earn, register_partner
-from tests.points.helpers import set_program
+from tests.points.helpers import earn, set_program
 from tests.processes import CLI, clean_env
 from tests.subscriptions.helpers import NOTICE, add_plan, at, new_subscriber, pay, post_action, run_job
+from tests.tiers.test_qualification import KEPT_2026, iso, put_override, standard_ladder, tier_of
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -439,3 +441,86 @@ class TestPointValueBackfill:
             )
             assert found.status_code == 200, found.text
             assert found.json()["earned"]["value"] == {"amount": 225, "currency": "CNY"}
+
+
+_END_OF_2026 = datetime(2026, 12, 31, 16, tzinfo=UTC)  # 1 January 2027 in Shanghai, the programme's zone
+# The members' tier dates as 0037 kept them (with the grace) and as 0038 keeps them (the window's end).
+_TIER_DATES_0037 = ("tier_kept_until", "tier_reminded_until", "tier_earned_until")
+_TIER_DATES_0038 = ("tier_window_end", "tier_reminded_window_end", "tier_earned_window_end")
+
+
+async def _tier_dates(
+    engine: AsyncEngine, columns: tuple[str, ...]
+) -> dict[str, tuple[datetime | None, ...]]:
+    members = sa.table("members", sa.column("id", sa.Uuid()), *(sa.column(c, UTCDateTime()) for c in columns))
+    async with engine.connect() as connection:
+        found = await connection.execute(sa.select(members))
+        return {str(row[0]): tuple(row[1:]) for row in found}
+
+
+class TestTierWindowEnds:
+    """0038 keeps the end of the window a member's review judges instead of the date with the tier's grace:
+    the date less the grace of the member's tier (or of the tier earned before an override); none under an
+    override, whose end is the operator's date; a date of a tier deleted since as it was."""
+
+    async def test_every_date_a_member_sees_is_the_same_after_down_and_up(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with (
+            fresh_database(tmp_path, "tierdates") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin, tier_reminder_days=30)
+            await standard_ladder(client, admin)  # silver and gold: calendar years, 30 days of grace
+            await add_tier(client, admin, "copper", rank=3, threshold=1_000_000, grace_days=7)
+            await add_tier(
+                client,
+                admin,
+                "platinum",
+                rank=4,
+                threshold=2_000_000,
+                window="rolling_days",
+                window_days=365,
+                grace_days=10,
+            )
+            names = ("silver", "overridden", "deleted", "entry", "erased", "rolling")
+            member = {name: (await enrol(client, pos))["id"] for name in names}
+            clock.set(START + timedelta(microseconds=123456))  # SQLite's date functions keep whole seconds
+            await earn(client, pos, member["rolling"], 2_000_000)
+            for name in ("silver", "overridden", "erased"):
+                await earn(client, pos, member[name], 150_000)
+            await earn(client, pos, member["deleted"], 1_000_000)
+            until = datetime(2027, 3, 1, tzinfo=UTC)
+            for name in ("overridden", "deleted", "erased"):
+                await put_override(client, admin, member[name], "gold", until, "promotion")
+            gone = await client.delete("/v1/tiers/copper", headers=bearer(admin))
+            assert gone.status_code == 204, gone.text
+            erased = await client.post(f"/v1/members/{member['erased']}/erase", headers=bearer(admin))
+            assert erased.status_code == 200, erased.text
+            clock.set(_END_OF_2026 - timedelta(days=10))
+            assert await remind_tier_reviews(units_of(app)) == 1  # silver's window ends in 10 days
+            seen = {name: await tier_of(client, pos, member[name]) for name in names if name != "erased"}
+            stored = await _tier_dates(engine, _TIER_DATES_0038)
+
+            await downgrade(engine, "0037")
+            assert await _tier_dates(engine, _TIER_DATES_0037) == {
+                member["silver"]: (KEPT_2026, KEPT_2026, None),
+                member["overridden"]: (until, None, KEPT_2026),
+                member["deleted"]: (until, None, _END_OF_2026),  # copper's grace went with it
+                member["entry"]: (None, None, None),
+                member["erased"]: (None, None, KEPT_2026),
+                member["rolling"]: (START + timedelta(days=375, microseconds=123456), None, None),
+            }
+            await upgrade(engine)
+
+            assert await _tier_dates(engine, _TIER_DATES_0038) == stored
+            assert stored[member["silver"]] == (_END_OF_2026, _END_OF_2026, None)
+            assert stored[member["overridden"]] == (None, None, _END_OF_2026)
+            assert {name: await tier_of(client, pos, member[name]) for name in seen} == seen
+            assert seen["silver"]["kept_until"] == iso(KEPT_2026)
+            assert seen["rolling"]["kept_until"] == "2027-03-26T10:00:00.123456Z"
+            assert await remind_tier_reviews(units_of(app)) == 0  # told of that window already
