@@ -223,8 +223,13 @@ class MemberTierRepository:
         if not ends:
             return
         tiers = list(ends)
+        # Only an override sets what was earned: saying so lets the query read the small index of overrides.
         on_tier = (Member.tier_id, Member.tier_window_end, Member.tier_override_until.is_(None))
-        earned = (Member.tier_earned_id, Member.tier_earned_window_end, true())
+        earned = (
+            Member.tier_earned_id,
+            Member.tier_earned_window_end,
+            Member.tier_override_until.is_not(None),
+        )
         await self._lock_in_id_order(
             or_(*(and_(held.in_(tiers), end.is_(None), unheld) for held, end, unheld in (on_tier, earned)))
         )
