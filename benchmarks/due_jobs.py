@@ -36,7 +36,7 @@ SELECT id FROM members TABLESAMPLE SYSTEM_ROWS(:due)
 _MAKE_DUE = [
     "UPDATE point_lots SET expires_at = now() - interval '1 second' WHERE member_id IN (SELECT id FROM due)"
     " AND remaining > 0",
-    "UPDATE members SET tier_kept_until = now() - interval '1 second' WHERE id IN (SELECT id FROM due)",
+    "UPDATE members SET tier_window_end = now() - interval '1 year' WHERE id IN (SELECT id FROM due)",
     "UPDATE members SET lifecycle_due_at = now() - interval '1 second' WHERE id IN (SELECT id FROM due)",
 ]
 JOBS = ("expire-points", "review-tiers", "member-lifecycle")

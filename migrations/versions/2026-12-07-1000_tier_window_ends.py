@@ -97,8 +97,9 @@ def upgrade() -> None:
         op.drop_index(name, "members")
     for dated, _, _ in _DATES:
         op.drop_column("members", dated)
-    # IF NOT EXISTS: on a large PostgreSQL database, build them first with CREATE INDEX CONCURRENTLY
-    # (docs/scaling.md). The walk's index serves the lookups by tier alone that ix_members__tier_id served.
+    # The walk's index serves the lookups by tier alone that ix_members__tier_id served. Its column is new
+    # here, so it is built here; the overrides' (IF NOT EXISTS) may be built first, CONCURRENTLY, on a large
+    # PostgreSQL database (docs/scaling.md).
     op.create_index(_WALK_INDEX, "members", ["tier_id", "tier_window_end", "id"], if_not_exists=True)
     op.create_index(
         _OVERRIDES_INDEX,
