@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.settings import Settings
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
@@ -142,6 +144,53 @@ class TestRuleChangeUnderMembers:
         assert reply.json()["tier"]["code"] == "silver"
         status = await tier_of(client, pos_key, member["id"])
         assert (status["kept_until"], status["keep"]["by"]) == (END_OF_2026, END_OF_2026)
+
+    async def test_a_renewal_under_way_when_the_window_becomes_a_year_moves_to_its_1_january(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        settings: Settings,
+        clock: FrozenClock,
+    ) -> None:
+        """The change read the span of its members' ends before it waited for the one an earn held, so the
+        end that renewal wrote (10 January 2028) lay past the last 1 January it moved ends to, and stayed: a
+        calendar year judged up to the middle of January."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver until 16 March 2027 and its grace
+        clock.set(datetime(2027, 1, 10, tzinfo=UTC))  # the purchase renews silver to 10 January 2028
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as gate, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await gate.execute(_HOLD_ORDER, {"ref": "RENEW-1", "other": uuid.UUID(other["id"])})
+                earning = asyncio.ensure_future(
+                    client.post(
+                        f"/v1/members/{member['id']}/earn",
+                        json={"order_ref": "RENEW-1", "amount": cny(1_000)},
+                        headers=bearer(pos_key),
+                    )
+                )
+                await until_waiting_for_a_lock(watcher, earning)
+                change = asyncio.ensure_future(
+                    change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+                )
+                for _ in range(500):  # until the change waits too (the test's assertions say if it never did)
+                    if change.done() or await lock_waiters(watcher) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                await gate.rollback()
+                reply = await earning
+                await change
+        finally:
+            await engine.dispose()
+        assert reply.status_code == 200, reply.text
+        status = await tier_of(client, pos_key, member["id"])
+        year_2028 = "2028-12-31T16:00:00Z"  # 1 January 2029 in Shanghai
+        assert (status["kept_until"], status["keep"]["by"]) == ("2029-01-30T16:00:00Z", year_2028)
 
 
 # Another member's order of the same reference, not committed: an earn claiming it waits until it is gone.

@@ -242,6 +242,16 @@ class MemberTierRepository:
                     .execution_options(synchronize_session=False)
                 )
 
+    async def lock_judged_on(self, tier_id: uuid.UUID) -> None:
+        """Lock the members judged on the tier's window (on it, or under an override having earned it), in
+        ascending id order: an earn that renews one of them meanwhile is waited for, and its end moved."""
+        await self._lock_in_id_order(
+            or_(
+                and_(Member.tier_id == tier_id, Member.tier_window_end.is_not(None)),
+                and_(_earned(tier_id), Member.tier_earned_window_end.is_not(None)),
+            )
+        )
+
     async def get_window_ends_span(self, tier_id: uuid.UUID) -> tuple[datetime, datetime] | None:
         """The earliest and the latest end of the windows members are judged on for the tier (on it, or under
         an override having earned it); None when there are none."""
@@ -278,10 +288,9 @@ class MemberTierRepository:
     ) -> None:
         """Re-date, in the database and in one statement whatever the tier's size, the ends `within` picks of
         members on the tier and of members under an override who had earned it (the override's own end is
-        the operator's and stays). The members are locked first, in ascending id order."""
+        the operator's and stays). Call with them locked (lock_judged_on)."""
         on_tier = and_(Member.tier_id == tier_id, within(Member.tier_window_end))
         earned = and_(_earned(tier_id), within(Member.tier_earned_window_end))
-        await self._lock_in_id_order(or_(on_tier, earned))
         await self.session.execute(
             update(Member)
             .where(or_(on_tier, earned), not_erased())

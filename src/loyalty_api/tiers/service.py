@@ -209,9 +209,12 @@ async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier
     one statement for each year the ends reach into; a shorter rolling window, or a rolling window after a
     calendar year, ends where the old one did. A member told of their window stays told while it ends where
     it did."""
-    if before.same_window(after):
+    days = longer_by(before, after)
+    if before.same_window(after) or (after.window is Window.rolling_days and not days):
         return
     repo = MemberTierRepository(uow.session)
+    # Before the ends are read: a renewal under way is waited for, and its end is one of them.
+    await repo.lock_judged_on(after.id)
     if after.window is Window.calendar_year:
         span = await repo.get_window_ends_span(after.id)
         if span is None:
@@ -224,7 +227,7 @@ async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier
         while start is None or start < latest:
             await repo.move_window_ends(after.id, after=start, to=end)
             start, end = end, year_end(end, zone)
-    elif days := longer_by(before, after):
+    else:
         await repo.shift_window_ends(after.id, days)
 
 
