@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import httpx
 
@@ -233,3 +234,79 @@ class TestChurnCountsAMemberInATrialPaidAhead:
 
         assert await churn_to(3) == (1, 0)  # before the cancel: as it read then
         assert await churn_to(5) == (1, 1)  # after it: the member stopped paying
+
+
+async def churn_to(client: httpx.AsyncClient, admin_key: str, days: int) -> tuple[int, int]:
+    """(paying at START, churned by START + `days`) as the overview reads them now."""
+    window = {"from": iso(START), "to": iso(START + timedelta(days=days))}
+    answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    return found["paying_members_at_start"], found["churned_members"]
+
+
+class TestAFeeNamedUnusedKeepsNoOneAfterItsCancel:
+    """A cancel names the fee paid ahead for a refund (`unused`): it paid until the cancel and for nothing
+    after it, a resume or not (billing is asked for the period again, and a renewal takes only a `succeeded`
+    fee). Only a new fee keeps the member again."""
+
+    async def _resumed_after_a_cancel(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> dict[str, Any]:
+        """A member paying for plus at START moves to a trial paid ahead (START + 1), cancels it (START + 4),
+        and the window to START + 5 reads them churned; then resumes it (START + 6). Returns the trial."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
+        clock.set(START - timedelta(days=10))
+        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.set(START + timedelta(days=1))
+        await cancel_now(client, ecommerce_key, plus["id"])
+        trial = await subscribe(client, ecommerce_key, member["id"], "trial")
+        await pay(client, billing_key, trial["id"], period=1, amount=3_000)
+        clock.set(START + timedelta(days=4))
+        response = await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": True})
+        assert response.status_code == 200, response.text
+        clock.set(START + timedelta(days=5))
+        assert await churn_to(client, admin_key, 5) == (1, 1)
+        clock.set(START + timedelta(days=6))
+        resumed = await post_action(client, ecommerce_key, trial["id"], "resume")
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["state"] == "trialing"  # in its trial to START + 31, its fee still unused
+        return trial
+
+    async def test_a_resume_leaves_the_figure_of_a_window_that_ended_before_it_as_it_was(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        await self._resumed_after_a_cancel(client, admin_key, ecommerce_key, billing_key, clock)
+        clock.set(START + timedelta(days=7))
+
+        assert await churn_to(client, admin_key, 3) == (1, 0)  # before the cancel: the fee paid then
+        assert await churn_to(client, admin_key, 5) == (1, 1)  # as it read before the resume
+
+    async def test_a_resumed_trial_whose_fee_went_unused_keeps_no_one_until_billing_takes_a_new_one(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        trial = await self._resumed_after_a_cancel(client, admin_key, ecommerce_key, billing_key, clock)
+        clock.set(START + timedelta(days=8))
+        assert await churn_to(client, admin_key, 7) == (1, 1)  # resumed, but nothing paid for its period 1
+
+        await pay(client, billing_key, trial["id"], period=1, amount=3_000)  # billing asked again, and paid
+        clock.set(START + timedelta(days=10))
+        assert await churn_to(client, admin_key, 7) == (1, 1)  # a window's figure stays
+        assert await churn_to(client, admin_key, 9) == (1, 0)

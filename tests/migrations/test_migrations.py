@@ -36,7 +36,17 @@ from tests.inspect_db import events
 from tests.partners.helpers import link, partner_earn, register_partner
 from tests.points.helpers import earn, set_program
 from tests.processes import CLI, clean_env
-from tests.subscriptions.helpers import NOTICE, add_plan, at, new_subscriber, pay, post_action, run_job
+from tests.subscriptions.helpers import (
+    NOTICE,
+    add_plan,
+    at,
+    new_paid_subscriber,
+    new_subscriber,
+    pay,
+    post_action,
+    run_job,
+    subscribe,
+)
 from tests.tiers.test_qualification import KEPT_2026, iso, put_override, standard_ladder, tier_of
 
 
@@ -524,3 +534,92 @@ class TestTierWindowEnds:
             assert seen["silver"]["kept_until"] == iso(KEPT_2026)
             assert seen["rolling"]["kept_until"] == "2027-03-26T10:00:00.123456Z"
             assert await remind_tier_reviews(units_of(app)) == 0  # told of that window already
+
+
+_PAYMENTS_0039 = sa.table(
+    "subscription_payments",
+    sa.column("member_id", sa.Uuid()),
+    sa.column("status", sa.String()),
+    sa.column("unused_at", UTCDateTime()),
+)
+_OUTBOX = sa.table("outbox_events", sa.column("type", sa.String()), sa.column("member_id", sa.Uuid()))
+
+
+async def _unused_at(engine: AsyncEngine) -> dict[str, datetime | None]:
+    """Each member's `unused` fee: when a cancel named it."""
+    p = _PAYMENTS_0039.c
+    async with engine.connect() as connection:
+        found = await connection.execute(sa.select(p.member_id, p.unused_at).where(p.status == "unused"))
+        return {str(member_id): unused_at for member_id, unused_at in found}
+
+
+class TestUnusedAtBackfill:
+    """0039 keeps when a cancel named a fee `unused`: from the cancel's event while the outbox keeps it, else
+    from the subscription's canceled_at while no resume has cleared it, else the fee's recorded_at (its
+    member counted as leaving from the fee on, not as kept after the cancel)."""
+
+    async def test_each_fee_canceled_before_the_upgrade_keeps_its_member_until_its_cancel_at_most(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START - timedelta(days=10))
+        async with (
+            fresh_database(tmp_path, "unusedat") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, shop, billing = [
+                await make_key(app, s) for s in (Scope.admin, Scope.ecommerce, Scope.billing)
+            ]
+            await set_program(client, admin)
+            await add_plan(client, admin, "plus", price=3_000, unit="month")
+            await add_plan(client, admin, "trial", price=3_000, unit="month", trial_days=30)
+            # Each pays for plus at START, moves to a trial paid ahead at START + 1 and cancels it at
+            # START + 4; some resume it at START + 6; the outbox has purged the cancels of some.
+            names = ("standing", "resumed", "standing_purged", "resumed_purged")
+            plus = {name: await new_paid_subscriber(client, shop, "plus") for name in names}
+            member = {name: plus[name][0]["id"] for name in names}
+            trials = {}
+            clock.set(START + timedelta(days=1))
+            for name in names:
+                ended = await post_action(
+                    client, shop, plus[name][1]["id"], "cancel", {"at_period_end": False}
+                )
+                assert ended.status_code == 200, ended.text
+                trials[name] = await subscribe(client, shop, member[name], "trial")
+                await pay(client, billing, trials[name]["id"], period=1, amount=3_000)
+            clock.set(START + timedelta(days=4))
+            for name in names:
+                canceled = await post_action(
+                    client, shop, trials[name]["id"], "cancel", {"at_period_end": True}
+                )
+                assert canceled.status_code == 200, canceled.text
+            clock.set(START + timedelta(days=6))
+            for name in ("resumed", "resumed_purged"):
+                resumed = await post_action(client, shop, trials[name]["id"], "resume")
+                assert resumed.status_code == 200, resumed.text
+            clock.set(START + timedelta(days=7))
+            assert await _unused_at(engine) == {member[name]: START + timedelta(days=4) for name in names}
+
+            await downgrade(engine, "0038")
+            purged = [uuid.UUID(member[name]) for name in ("standing_purged", "resumed_purged")]
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.delete(_OUTBOX).where(
+                        _OUTBOX.c.type == "subscription.canceled", _OUTBOX.c.member_id.in_(purged)
+                    )
+                )
+            await upgrade(engine)
+
+            assert await _unused_at(engine) == {
+                member["standing"]: START + timedelta(days=4),  # its event
+                member["resumed"]: START + timedelta(days=4),  # its event, though resumed
+                member["standing_purged"]: START + timedelta(days=4),  # canceled_at
+                member["resumed_purged"]: START + timedelta(days=1),  # recorded_at: the cancel's time is lost
+            }
+            window = {"from": format_instant(START), "to": format_instant(START + timedelta(days=3))}
+            found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin))).json()
+            assert (found["paying_members_at_start"], found["churned_members"]) == (4, 1)
+            window["to"] = format_instant(START + timedelta(days=7))
+            found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin))).json()
+            assert (found["paying_members_at_start"], found["churned_members"]) == (4, 4)

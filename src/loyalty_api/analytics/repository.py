@@ -67,17 +67,15 @@ def _kept_at(at: datetime, subscription: type[Subscription]) -> ColumnElement[bo
     """A subscription that keeps its member at `at`, the end of a churn window: paying then, or in its trial
     with the first period's fee taken before `at`. Such a trial is not paying at a window's start (see
     _paying_at), but its member has not left: a member moving to a plan with a trial, paid ahead, has not
-    churned. A fee a cancel named `unused` still counts unless that cancel came before `at` and stands, so
-    that a cancel after a window leaves the window's figure as it was (a resume clears `canceled_at`)."""
+    churned. A fee a cancel named `unused` kept its member until that cancel and never after, even once the
+    subscription is resumed (renewals take only a `succeeded` fee): a cancel or a resume after a window leaves
+    the window's figure as it was."""
     fee = exists().where(
         SubscriptionPayment.subscription_id == subscription.id,
         SubscriptionPayment.recorded_at < at,
         or_(
             SubscriptionPayment.status == "succeeded",
-            and_(
-                SubscriptionPayment.status == UNUSED,
-                or_(subscription.canceled_at.is_(None), subscription.canceled_at >= at),
-            ),
+            and_(SubscriptionPayment.status == UNUSED, SubscriptionPayment.unused_at >= at),
         ),
     )
     in_trial_paid_ahead = and_(

@@ -89,9 +89,10 @@ class OverviewRead(ReadModel):
     )
     churned_members: int = Field(
         description="Of the members paying at `from`, those whom no subscription kept at `to`: one paying "
-        "then, or one in its trial with its first fee paid before `to`, keeps them (a member who canceled "
-        "and subscribed again in the window, or moved to another plan, has not churned if the new one keeps "
-        "them at `to`). A cancel after `to` leaves the figure as it was."
+        "then, or one in its trial with its first fee paid before `to` and not named `unused` by a cancel by "
+        "then (a resume since does not make it count again), keeps them (a member who canceled and "
+        "subscribed again in the window, or moved to another plan, has not churned if the new one keeps "
+        "them at `to`). A cancel or a resume after `to` leaves the figure as it was."
     )
     churn: Decimal | None = Field(
         description="churned_members ÷ paying_members_at_start, to four places (null when no one paid at "

@@ -102,3 +102,5 @@ class SubscriptionPayment(IdMixin, Base):
     period_months: Mapped[int | None]
     actor_key_id: Mapped[uuid.UUID | None]
     recorded_at: Mapped[datetime]
+    # When a cancel named it `unused`: it paid ahead until then, and for nothing after, a resume or not.
+    unused_at: Mapped[datetime | None]

@@ -333,6 +333,7 @@ async def _cancel(uow: UnitOfWork, sub: Subscription, *, at_period_end: bool) ->
     paid_ahead = await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1)
     if paid_ahead is not None:
         paid_ahead.status = UNUSED
+        paid_ahead.unused_at = now
         # Should the cancel be undone, billing is asked for the period again.
         sub.notice_sent_for = min(sub.notice_sent_for, sub.period_number - 1)
     unused = (
