@@ -166,11 +166,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
             allow_credentials=False,
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    # Routes are matched in order, each router's in turn (a few microseconds a route): the till's and the
-    # checkout's calls (earn, redeem, member lookup, the quote) come first.
+    # Routes are matched in order, each router's in turn (a few microseconds a route, and a request pays for
+    # every route before its own): the till's and the checkout's calls (earn, redeem, member lookup, the
+    # quote) come first, the checkout's one route ahead of them, which spares the quote the eighteen routes
+    # of the other two for the price of one more check for theirs.
+    app.include_router(checkout_router)
     app.include_router(points_router)
     app.include_router(profiles_router)
-    app.include_router(checkout_router)
     app.include_router(health.router)
     app.include_router(problem_pages_router)
     app.include_router(program_router)
