@@ -47,18 +47,19 @@ S = TypeVar("S", bound=ReturnsRows)
 
 
 @dataclass(frozen=True, slots=True)
-class _Bind:
-    name: str
-    default: Any  # the value built into the statement; None where the caller must give one
-    processor: Processor | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Compiled:
+    """A statement compiled for one dialect. Processors are listed by position, for the values whose type has
+    one (most have none): a run passes over the others once, to gather them."""
+
     sql: str
-    binds: tuple[_Bind, ...]  # in the order of the statement's $1, $2, …
+    # (name, default) in the order of the statement's $1, $2, …: the default is the value built into the
+    # statement, None where the caller must give one.
+    binds: tuple[tuple[str, Any], ...]
+    bind_processors: tuple[tuple[int, Processor], ...]
     required: frozenset[str]
-    results: tuple[Processor | None, ...]
+    returns_rows: bool  # a SELECT, or RETURNING
+    # By result column; a None value is never processed.
+    result_processors: tuple[tuple[int, Processor], ...]
 
 
 def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
@@ -71,27 +72,46 @@ def _compile(statement: ReturnsRows, dialect: Dialect) -> _Compiled:
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("a direct statement takes no IN lists or values rendered at execution")
     binds = []
+    bind_processors = []
     required = set()
-    for name in compiled.positiontup:
+    for position, name in enumerate(compiled.positiontup):
         bind = compiled.binds[name]
         if bind.callable is not None:
             raise ValueError(f"{name}: a direct statement takes no values computed at execution")
         if bind.required:
             required.add(name)
+        binds.append((name, None if bind.required else bind.value))
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        binds.append(_Bind(name, None if bind.required else bind.value, processor))
+        if processor is not None:
+            bind_processors.append((position, processor))
     columns = list(statement.exported_columns)
-    for column in columns:
+    result_processors = []
+    for position, column in enumerate(columns):
         if isinstance(column.type, Numeric):
             raise ValueError(f"{column}: a direct statement returns no Numeric values")
+        processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if processor is not None:
+            result_processors.append((position, processor))
     return _Compiled(
         sql=str(compiled),
         binds=tuple(binds),
+        bind_processors=tuple(bind_processors),
         required=frozenset(required),
-        results=tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ),
+        returns_rows=bool(columns),
+        result_processors=tuple(result_processors),
     )
+
+
+def _processed(record: Sequence[Any], processors: tuple[tuple[int, Processor], ...]) -> tuple[Any, ...]:
+    """A row as SQLAlchemy would give it: `record`'s values, those of the processed columns converted."""
+    if not processors:
+        return tuple(record)
+    row = list(record)
+    for position, processor in processors:
+        value = row[position]
+        if value is not None:
+            row[position] = processor(value)
+    return tuple(row)
 
 
 def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
@@ -167,11 +187,11 @@ class DirectStatement(Generic[S]):
 
     @staticmethod
     def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
-        return [
-            value if bind.processor is None else bind.processor(value)
-            for bind in compiled.binds
-            for value in (params.get(bind.name, bind.default),)
-        ]
+        given = params.get
+        arguments = [given(name, default) for name, default in compiled.binds]
+        for position, processor in compiled.bind_processors:
+            arguments[position] = processor(arguments[position])
+        return arguments
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Run it for its effect."""
@@ -186,18 +206,12 @@ class DirectStatement(Generic[S]):
             if dialect.name != "postgresql":
                 compiled = self._compiled_for(dialect, params)
                 result = await session.execute(self._executable, dict(params))
-                return [tuple(row) for row in result] if compiled.results else []  # a SELECT, or RETURNING
+                return [tuple(row) for row in result] if compiled.returns_rows else []
             found = await _connection_of(session)
         compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))
-        return [
-            tuple(
-                value if processor is None or value is None else processor(value)
-                for value, processor in zip(record, compiled.results, strict=True)
-            )
-            for record in records
-        ]
+        return [_processed(record, compiled.result_processors) for record in records]
 
     async def fetch_one(self, session: AsyncSession, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The only row, or None when there is none."""

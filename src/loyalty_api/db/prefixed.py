@@ -3,6 +3,7 @@ as `<prefix>__<column>`, so they sit beside one another."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam
@@ -21,4 +22,10 @@ def prefixed_binds(table: Table, prefix: str) -> dict[str, Any]:
 
 
 def prefixed(row: Row, prefix: str) -> Row:
-    return {f"{prefix}__{key}": value for key, value in row.items()}
+    return dict(zip(_prefixed_names(prefix, tuple(row)), row.values(), strict=True))
+
+
+@cache
+def _prefixed_names(prefix: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    # A row's keys are its table's columns, the same on every call: named once (an earn binds forty-odd).
+    return tuple(f"{prefix}__{key}" for key in keys)
