@@ -282,15 +282,15 @@ class EdgeMiddleware:
             await self.limiter.count(self.limiter.budget_of(principal), principal.key_prefix, cost=cost)
 
     async def _caller(self, scope: Scope) -> Principal | None:
-        """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception."""
-        address = _client_address(scope)
+        """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception. The
+        client's address, by which calls without a valid key are counted, is parsed for those calls only."""
         token = _bearer(scope)
         if token is None and self.public_sdl and _path(scope) == GRAPHQL_PATH:
-            await self.limiter.spend(self.limiter.unauthenticated, address)
+            await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             return None
         parts = keys.parse(token) if token else None
         if parts is None:
-            await self.limiter.spend(self.limiter.unauthenticated, address)
+            await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             raise InvalidApiKey.missing() if token is None else InvalidApiKey()
         units: UnitsOfWork = scope["app"].state.units
         try:
@@ -301,12 +301,12 @@ class EdgeMiddleware:
                 units, parts, client=_client_host(scope), usage=self.key_usage
             )
         except InvalidApiKey:
-            await self.limiter.spend(self.limiter.unauthenticated, address)
+            await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             await self.limiter.spend(self.limiter.failed_prefix, parts.prefix)
             raise
         except AddressNotAllowed:
             # The secret was right: the prefix's budget stays its owner's; the address pays.
-            await self.limiter.spend(self.limiter.unauthenticated, address)
+            await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             raise
         await self.limiter.spend(self.limiter.budget_of(principal), principal.key_prefix)
         return principal
