@@ -93,8 +93,7 @@ class RequestContextMiddleware:
             route = served.get("route")
             # path_format: `/v1/members/{member_id}`, without the convertor that `path` may name
             template = getattr(route, "path_format", None) or "unmatched"
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            self.metrics.observe_request(method, template, status, elapsed)
             access_log.info(
                 "request",
                 extra={

@@ -28,6 +28,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.database_up = Gauge(
             "loyalty_database_up",
             "Whether the database answered this scrape's read of the webhook backlog (1) or not (0)",
@@ -57,6 +58,21 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=self.registry,
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and its latency. The labelled series are kept here by their labels, as they are
+        found once: `labels()` checks its arguments and takes a lock each time, which cost more than the
+        counting itself."""
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
 
     def set_database_reachable(self, reachable: bool) -> None:
         self.database_reachable = reachable
