@@ -57,7 +57,12 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         try:
-            await self.session.rollback()
+            if self.read_only:
+                # It wrote nothing: closing the session gives its connection back (rolling back a snapshot's
+                # transaction, if it began one) without the rollback's restoring of the session's state.
+                await self.session.close()
+            else:
+                await self.session.rollback()
         finally:
             self._forget_stale()
 
