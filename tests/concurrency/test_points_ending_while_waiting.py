@@ -63,7 +63,16 @@ async def _sent_across_the_end(
 
 
 class TestPointsEndingWhileAChangeWaits:
-    async def test_a_redeem_cannot_spend_them(
+    @pytest.mark.parametrize(
+        ("operator", "path", "body"),
+        [
+            (False, "redeem", {"points": 50, "order_ref": "SPEND"}),
+            # An operator takes 50 points away while the 100 end: as for a redeem, only the 30 are there.
+            (True, "adjustments", {"points": -50, "reason": "goodwill given twice"}),
+        ],
+        ids=["redeem", "adjustment"],
+    )
+    async def test_a_spend_cannot_take_them(
         self,
         app: FastAPI,
         settings: Settings,
@@ -71,11 +80,14 @@ class TestPointsEndingWhileAChangeWaits:
         admin_key: str,
         pos_key: str,
         clock: FrozenClock,
+        operator: bool,
+        path: str,
+        body: dict[str, object],
     ) -> None:
         member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
-        body = {"points": 50, "order_ref": "SPEND"}
-        path = f"/v1/members/{member_id}/redeem"
-        response = await _sent_across_the_end(settings, client, clock, pos_key, member_id, ends, path, body)
+        key = admin_key if operator else pos_key
+        url = f"/v1/members/{member_id}/{path}"
+        response = await _sent_across_the_end(settings, client, clock, key, member_id, ends, url, body)
         # Stamped after the 100 ended: only the 30 are there to spend.
         assert response.status_code == 422, response.text
         assert (response.json()["code"], response.json()["available"]) == ("insufficient_points", 30)
@@ -137,25 +149,6 @@ class TestPointsEndingWhileAChangeWaits:
         assert (await points(client, pos_key, sender))["balance"] == 0
         for member_id in (sender, recipient):
             await assert_ledger_invariant(app, member_id)
-
-    async def test_an_adjustment_cannot_take_them(
-        self,
-        app: FastAPI,
-        settings: Settings,
-        client: httpx.AsyncClient,
-        admin_key: str,
-        pos_key: str,
-        clock: FrozenClock,
-    ) -> None:
-        """An operator takes 50 points away while the 100 end: as for a redeem, only the 30 are there."""
-        member_id, ends = await _member_with_points_ending(app, client, admin_key, pos_key, clock)
-        body = {"points": -50, "reason": "goodwill given twice"}
-        path = f"/v1/members/{member_id}/adjustments"
-        response = await _sent_across_the_end(settings, client, clock, admin_key, member_id, ends, path, body)
-        assert response.status_code == 422, response.text
-        assert (response.json()["code"], response.json()["available"]) == ("insufficient_points", 30)
-        assert (await points(client, pos_key, member_id))["balance"] == 30
-        await assert_ledger_invariant(app, member_id)
 
     async def test_a_refund_takes_back_none_of_them(
         self,
