@@ -31,6 +31,36 @@ async def cancel_now(client: httpx.AsyncClient, key: str, subscription_id: str) 
     assert response.status_code == 200, response.text
 
 
+async def trial_paid_ahead_then_canceled(
+    client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, billing_key: str, clock: FrozenClock
+) -> dict[str, Any]:
+    """A member paying for plus at START moves to a trial paid ahead (START + 1) and cancels it (START + 4),
+    which names its fee `unused`; the clock at START + 5. Returns the trial."""
+    await set_program(client, admin_key)
+    await add_plan(client, admin_key, "plus", price=3_000, unit="month")
+    await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
+    clock.set(START - timedelta(days=10))
+    member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
+    clock.set(START + timedelta(days=1))
+    await cancel_now(client, ecommerce_key, plus["id"])
+    trial = await subscribe(client, ecommerce_key, member["id"], "trial")
+    await pay(client, billing_key, trial["id"], period=1, amount=3_000)
+    clock.set(START + timedelta(days=4))
+    response = await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": True})
+    assert response.status_code == 200, response.text  # in its trial to START + 31, its fee unused
+    clock.set(START + timedelta(days=5))
+    return trial
+
+
+async def churn_to(client: httpx.AsyncClient, admin_key: str, days: int) -> tuple[int, int]:
+    """(paying at START, churned by START + `days`) as the overview reads them now."""
+    window = {"from": iso(START), "to": iso(START + timedelta(days=days))}
+    answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    return found["paying_members_at_start"], found["churned_members"]
+
+
 class TestChurn:
     async def test_churn_is_the_share_of_members_paying_at_the_start_whose_subscription_ended(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
@@ -212,37 +242,9 @@ class TestChurnCountsAMemberInATrialPaidAhead:
     ) -> None:
         """A cancel names the fee paid ahead for a refund (`unused`): the member is leaving from then on, and
         a window that ended before the cancel keeps its figure."""
-        await set_program(client, admin_key)
-        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
-        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
-        clock.set(START - timedelta(days=10))
-        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
-        clock.set(START + timedelta(days=1))
-        await cancel_now(client, ecommerce_key, plus["id"])
-        trial = await subscribe(client, ecommerce_key, member["id"], "trial")
-        await pay(client, billing_key, trial["id"], period=1, amount=3_000)
-        clock.set(START + timedelta(days=4))
-        response = await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": True})
-        assert response.status_code == 200, response.text  # in its trial to START + 31, its fee unused
-        clock.set(START + timedelta(days=5))
-
-        async def churn_to(days: int) -> tuple[int, int]:
-            window = {"from": iso(START), "to": iso(START + timedelta(days=days))}
-            answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
-            found = answer.json()
-            return found["paying_members_at_start"], found["churned_members"]
-
-        assert await churn_to(3) == (1, 0)  # before the cancel: as it read then
-        assert await churn_to(5) == (1, 1)  # after it: the member stopped paying
-
-
-async def churn_to(client: httpx.AsyncClient, admin_key: str, days: int) -> tuple[int, int]:
-    """(paying at START, churned by START + `days`) as the overview reads them now."""
-    window = {"from": iso(START), "to": iso(START + timedelta(days=days))}
-    answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
-    assert answer.status_code == 200, answer.text
-    found = answer.json()
-    return found["paying_members_at_start"], found["churned_members"]
+        await trial_paid_ahead_then_canceled(client, admin_key, ecommerce_key, billing_key, clock)
+        assert await churn_to(client, admin_key, 3) == (1, 0)  # before the cancel: as it read then
+        assert await churn_to(client, admin_key, 5) == (1, 1)  # after it: the member stopped paying
 
 
 class TestAFeeNamedUnusedKeepsNoOneAfterItsCancel:
@@ -258,21 +260,9 @@ class TestAFeeNamedUnusedKeepsNoOneAfterItsCancel:
         billing_key: str,
         clock: FrozenClock,
     ) -> dict[str, Any]:
-        """A member paying for plus at START moves to a trial paid ahead (START + 1), cancels it (START + 4),
-        and the window to START + 5 reads them churned; then resumes it (START + 6). Returns the trial."""
-        await set_program(client, admin_key)
-        await add_plan(client, admin_key, "plus", price=3_000, unit="month")
-        await add_plan(client, admin_key, "trial", price=3_000, unit="month", trial_days=30)
-        clock.set(START - timedelta(days=10))
-        member, plus = await new_paid_subscriber(client, ecommerce_key, "plus")
-        clock.set(START + timedelta(days=1))
-        await cancel_now(client, ecommerce_key, plus["id"])
-        trial = await subscribe(client, ecommerce_key, member["id"], "trial")
-        await pay(client, billing_key, trial["id"], period=1, amount=3_000)
-        clock.set(START + timedelta(days=4))
-        response = await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": True})
-        assert response.status_code == 200, response.text
-        clock.set(START + timedelta(days=5))
+        """The member of `trial_paid_ahead_then_canceled`, whom the window to START + 5 reads churned,
+        resumes the trial (START + 6). Returns the trial."""
+        trial = await trial_paid_ahead_then_canceled(client, admin_key, ecommerce_key, billing_key, clock)
         assert await churn_to(client, admin_key, 5) == (1, 1)
         clock.set(START + timedelta(days=6))
         resumed = await post_action(client, ecommerce_key, trial["id"], "resume")
