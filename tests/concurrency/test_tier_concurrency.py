@@ -20,7 +20,7 @@ from tests.databases import is_postgres, lock_waiters, side_engine, until_waitin
 from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, set_program
-from tests.tiers.test_qualification import standard_ladder, tier_of
+from tests.tiers.test_qualification import put_override, standard_ladder, tier_of
 from tests.tiers.test_rule_changes import END_OF_2026, change_tier
 
 
@@ -191,6 +191,56 @@ class TestRuleChangeUnderMembers:
         status = await tier_of(client, pos_key, member["id"])
         year_2028 = "2028-12-31T16:00:00Z"  # 1 January 2029 in Shanghai
         assert (status["kept_until"], status["keep"]["by"]) == ("2029-01-30T16:00:00Z", year_2028)
+
+    async def test_an_override_ending_at_the_till_during_a_window_change_is_no_deadlock(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        settings: Settings,
+        clock: FrozenClock,
+    ) -> None:
+        """The earn holds the member, whose override has ended, and moves them back onto silver (its foreign
+        key takes a key share of the tier's row); the change holds silver's row and waits for the members it
+        re-dates. A replace's lock of the tier row was FOR UPDATE, which the key share waits for: PostgreSQL
+        found the deadlock and the PUT answered 500."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver
+        await put_override(client, admin_key, member["id"], "gold", datetime(2026, 6, 1, tzinfo=UTC), "promo")
+        clock.set(datetime(2026, 7, 1, tzinfo=UTC))  # the override has ended; no review has run
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as gate, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await gate.execute(_HOLD_ORDER, {"ref": "OVER-1", "other": uuid.UUID(other["id"])})
+                earning = asyncio.ensure_future(
+                    client.post(
+                        f"/v1/members/{member['id']}/earn",
+                        json={"order_ref": "OVER-1", "amount": cny(100)},
+                        headers=bearer(pos_key),
+                    )
+                )
+                await until_waiting_for_a_lock(watcher, earning)  # holding the member, waiting for its order
+                change = asyncio.ensure_future(
+                    change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+                )
+                for _ in range(500):  # until the change waits for the member too
+                    if change.done() or await lock_waiters(watcher) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                await gate.rollback()
+                reply = await earning
+                await change  # 200, or change_tier's assertion says what it answered
+        finally:
+            await engine.dispose()
+        assert reply.status_code == 200, reply.text
+        silver = await client.get("/v1/tiers/silver", headers=bearer(admin_key))
+        assert silver.json()["window"] == "calendar_year"
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"]["code"] == "silver" and status["override_until"] is None
 
 
 # Another member's order of the same reference, not committed: an earn claiming it waits until it is gone.

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -48,13 +48,17 @@ class TierRepository:
         result = await self.session.execute(select(Tier).where(Tier.code == code))
         return result.scalar_one_or_none()
 
-    async def lock_by_code(self, code: str) -> Tier | None:
+    async def lock_by_code(self, code: str, *, to: Literal["replace", "delete"]) -> Tier | None:
         """The tier under lock until commit (None: there is none, or a change that held it deleted it). On
         PostgreSQL a replace or delete racing another waits here for it, then reads what it left; SQLite's
-        `BEGIN IMMEDIATE` has serialized them already."""
-        result = await self.session.execute(
-            select(Tier).where(Tier.code == code).with_for_update().execution_options(populate_existing=True)
-        )
+        `BEGIN IMMEDIATE` has serialized them already. A delete takes FOR UPDATE: no member may be moved onto
+        the tier meanwhile. A replace takes FOR NO KEY UPDATE, which the key share of a member's foreign key
+        does not wait for: a window change waits for the members it re-dates, and an earn that holds one of
+        them and moves them onto the tier (an override ending) would otherwise wait for the replace, a
+        deadlock."""
+        query = select(Tier).where(Tier.code == code)
+        query = query.with_for_update(key_share=to == "replace")
+        result = await self.session.execute(query.execution_options(populate_existing=True))
         return result.scalar_one_or_none()
 
     async def exists_rank(self, rank: int, *, other_than: uuid.UUID | None = None) -> bool:

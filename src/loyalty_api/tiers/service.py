@@ -265,7 +265,7 @@ async def replace_tier(
     repo = TierRepository(uow.session)
     # Locked: a delete racing this replace either waits for it or has removed the tier (404), where an
     # unlocked read would update a row no longer there (a 500).
-    row = await repo.lock_by_code(code)
+    row = await repo.lock_by_code(code, to="replace")
     if row is None:
         raise TierNotFound()
     before = (await _load_ladder(uow)).by_id(row.id)
@@ -282,7 +282,7 @@ async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None
     # Locked (a member being moved onto it meanwhile is counted below once that commits), and the
     # delete's own answer checked: of two deletes at once only the one that removed the tier answers 204 and
     # records a ladder version; the other finds it gone (404).
-    row = await repo.lock_by_code(code)
+    row = await repo.lock_by_code(code, to="delete")
     if row is None:
         raise TierNotFound()
     holders = await repo.count_members_on(row.id)
