@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Table, func, literal
+from sqlalchemy import ColumnElement, FromClause, Interval, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -31,6 +30,8 @@ def days_later(
     SQLite keeps it as text, `YYYY-MM-DD HH:MM:SS.ffffff`: its date functions keep the seconds only, so the
     fraction is carried over from the text as it was."""
     if session.get_bind().dialect.name == "postgresql":
-        return instant + literal(timedelta(days=days))
+        # In seconds: an interval's days are added on the session's calendar, 23 or 25 hours across a clock
+        # change where the server's time zone has one.
+        return instant + func.make_interval(0, 0, 0, 0, 0, 0, days * 86400, type_=Interval())
     moved = func.strftime("%Y-%m-%d %H:%M:%S", instant, f"{days:+d} days")
     return moved.op("||")(func.substr(instant, 20))
