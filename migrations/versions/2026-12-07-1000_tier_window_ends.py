@@ -64,17 +64,22 @@ def _convert(*, to_ends: bool) -> None:
     bind = op.get_bind()
     c = _MEMBERS.c
     tiers = bind.execute(sa.select(_TIERS.c.id, _TIERS.c.grace_days)).all()
-    for dated, end, tier in _DATES:
+    for dated, end, tier_column in _DATES:
         source, target = (c[dated], c[end]) if to_ends else (c[end], c[dated])
+        tier: Any = c[tier_column]
+        if dated == "tier_reminded_until":
+            # Told of their window before an override: that of the tier earned before it, whose grace the
+            # date carried (the override's end puts them back on it, told).
+            tier = sa.case((c.tier_override_until.is_(None), c.tier_id), else_=c.tier_earned_id)
         # Under an override the date kept until was the override's end, and there is no window.
         held = c.tier_override_until.is_(None) if dated == "tier_kept_until" and to_ends else sa.true()
         for tier_id, grace in tiers:
             bind.execute(
                 sa.update(_MEMBERS)
-                .where(c[tier] == tier_id, source.is_not(None), held)
+                .where(tier == tier_id, source.is_not(None), held)
                 .values({target: _days_later(source, -grace if to_ends else grace)})
             )
-        tierless = sa.or_(c[tier].is_(None), c[tier].not_in(sa.select(_TIERS.c.id)))
+        tierless = sa.or_(tier.is_(None), tier.not_in(sa.select(_TIERS.c.id)))
         bind.execute(
             sa.update(_MEMBERS)
             .where(target.is_(None), source.is_not(None), held, tierless)

@@ -497,11 +497,11 @@ class TestTierWindowEnds:
                 window_days=365,
                 grace_days=10,
             )
-            names = ("silver", "overridden", "deleted", "entry", "erased", "rolling")
+            names = ("silver", "overridden", "deleted", "entry", "erased", "rolling", "told")
             member = {name: (await enrol(client, pos))["id"] for name in names}
             clock.set(START + timedelta(microseconds=123456))  # SQLite's date functions keep whole seconds
             await earn(client, pos, member["rolling"], 2_000_000)
-            for name in ("silver", "overridden", "erased"):
+            for name in ("silver", "overridden", "erased", "told"):
                 await earn(client, pos, member[name], 150_000)
             await earn(client, pos, member["deleted"], 1_000_000)
             until = datetime(2027, 3, 1, tzinfo=UTC)
@@ -512,7 +512,9 @@ class TestTierWindowEnds:
             erased = await client.post(f"/v1/members/{member['erased']}/erase", headers=bearer(admin))
             assert erased.status_code == 200, erased.text
             clock.set(_END_OF_2026 - timedelta(days=10))
-            assert await remind_tier_reviews(units_of(app)) == 1  # silver's window ends in 10 days
+            assert await remind_tier_reviews(units_of(app)) == 2  # silver's window ends in 10 days
+            # Told of silver's window, then put on a tier of another grace: the date told of is silver's.
+            await put_override(client, admin, member["told"], "platinum", until, "promotion")
             seen = {name: await tier_of(client, pos, member[name]) for name in names if name != "erased"}
             stored = await _tier_dates(engine, _TIER_DATES_0038)
 
@@ -524,12 +526,14 @@ class TestTierWindowEnds:
                 member["entry"]: (None, None, None),
                 member["erased"]: (None, None, KEPT_2026),
                 member["rolling"]: (START + timedelta(days=375, microseconds=123456), None, None),
+                member["told"]: (until, KEPT_2026, KEPT_2026),
             }
             await upgrade(engine)
 
             assert await _tier_dates(engine, _TIER_DATES_0038) == stored
             assert stored[member["silver"]] == (_END_OF_2026, _END_OF_2026, None)
             assert stored[member["overridden"]] == (None, None, _END_OF_2026)
+            assert stored[member["told"]] == (None, _END_OF_2026, _END_OF_2026)
             assert {name: await tier_of(client, pos, member[name]) for name in seen} == seen
             assert seen["silver"]["kept_until"] == iso(KEPT_2026)
             assert seen["rolling"]["kept_until"] == "2027-03-26T10:00:00.123456Z"
