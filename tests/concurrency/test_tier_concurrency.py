@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.settings import Settings
@@ -121,25 +124,13 @@ class TestRuleChangeUnderMembers:
         await set_program(client, admin_key)
         await standard_ladder(client, admin_key)
         member, other = await enrol(client, pos_key), await enrol(client, pos_key)
-        engine = side_engine(settings)
-        try:
-            async with engine.connect() as gate, engine.connect() as watcher:
-                await watcher.execution_options(isolation_level="AUTOCOMMIT")
-                await gate.execute(_HOLD_ORDER, {"ref": "RACE-1", "other": uuid.UUID(other["id"])})
-                earning = asyncio.ensure_future(
-                    client.post(
-                        f"/v1/members/{member['id']}/earn",
-                        json={"order_ref": "RACE-1", "amount": cny(150_000)},
-                        headers=bearer(pos_key),
-                    )
-                )
-                await until_waiting_for_a_lock(watcher, earning)
-                assert not earning.done()
-                await change_tier(client, admin_key, "silver", grace_days=0)
-                await gate.rollback()
-                reply = await earning
-        finally:
-            await engine.dispose()
+        held = _earn_waiting_on_its_order(
+            settings, client, pos_key, member["id"], other["id"], "RACE-1", 150_000
+        )
+        async with held as (earning, _):
+            assert not earning.done()
+            await change_tier(client, admin_key, "silver", grace_days=0)
+        reply = await earning
         assert reply.status_code == 200, reply.text
         assert reply.json()["tier"]["code"] == "silver"
         status = await tier_of(client, pos_key, member["id"])
@@ -162,31 +153,16 @@ class TestRuleChangeUnderMembers:
         member, other = await enrol(client, pos_key), await enrol(client, pos_key)
         await earn(client, pos_key, member["id"], 100_000)  # silver until 16 March 2027 and its grace
         clock.set(datetime(2027, 1, 10, tzinfo=UTC))  # the purchase renews silver to 10 January 2028
-        engine = side_engine(settings)
-        try:
-            async with engine.connect() as gate, engine.connect() as watcher:
-                await watcher.execution_options(isolation_level="AUTOCOMMIT")
-                await gate.execute(_HOLD_ORDER, {"ref": "RENEW-1", "other": uuid.UUID(other["id"])})
-                earning = asyncio.ensure_future(
-                    client.post(
-                        f"/v1/members/{member['id']}/earn",
-                        json={"order_ref": "RENEW-1", "amount": cny(1_000)},
-                        headers=bearer(pos_key),
-                    )
-                )
-                await until_waiting_for_a_lock(watcher, earning)
-                change = asyncio.ensure_future(
-                    change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
-                )
-                for _ in range(500):  # until the change waits too (the test's assertions say if it never did)
-                    if change.done() or await lock_waiters(watcher) >= 2:
-                        break
-                    await asyncio.sleep(0.01)
-                await gate.rollback()
-                reply = await earning
-                await change
-        finally:
-            await engine.dispose()
+        held = _earn_waiting_on_its_order(
+            settings, client, pos_key, member["id"], other["id"], "RENEW-1", 1_000
+        )
+        async with held as (earning, watcher):
+            change = asyncio.ensure_future(
+                change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+            )
+            await _until_it_waits_too(watcher, change)
+        reply = await earning
+        await change
         assert reply.status_code == 200, reply.text
         status = await tier_of(client, pos_key, member["id"])
         year_2028 = "2028-12-31T16:00:00Z"  # 1 January 2029 in Shanghai
@@ -211,31 +187,14 @@ class TestRuleChangeUnderMembers:
         await earn(client, pos_key, member["id"], 100_000)  # silver
         await put_override(client, admin_key, member["id"], "gold", datetime(2026, 6, 1, tzinfo=UTC), "promo")
         clock.set(datetime(2026, 7, 1, tzinfo=UTC))  # the override has ended; no review has run
-        engine = side_engine(settings)
-        try:
-            async with engine.connect() as gate, engine.connect() as watcher:
-                await watcher.execution_options(isolation_level="AUTOCOMMIT")
-                await gate.execute(_HOLD_ORDER, {"ref": "OVER-1", "other": uuid.UUID(other["id"])})
-                earning = asyncio.ensure_future(
-                    client.post(
-                        f"/v1/members/{member['id']}/earn",
-                        json={"order_ref": "OVER-1", "amount": cny(100)},
-                        headers=bearer(pos_key),
-                    )
-                )
-                await until_waiting_for_a_lock(watcher, earning)  # holding the member, waiting for its order
-                change = asyncio.ensure_future(
-                    change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
-                )
-                for _ in range(500):  # until the change waits for the member too
-                    if change.done() or await lock_waiters(watcher) >= 2:
-                        break
-                    await asyncio.sleep(0.01)
-                await gate.rollback()
-                reply = await earning
-                await change  # 200, or change_tier's assertion says what it answered
-        finally:
-            await engine.dispose()
+        held = _earn_waiting_on_its_order(settings, client, pos_key, member["id"], other["id"], "OVER-1", 100)
+        async with held as (earning, watcher):
+            change = asyncio.ensure_future(
+                change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+            )
+            await _until_it_waits_too(watcher, change)  # for the member the earn holds
+        reply = await earning
+        await change  # 200, or change_tier's assertion says what it answered
         assert reply.status_code == 200, reply.text
         silver = await client.get("/v1/tiers/silver", headers=bearer(admin_key))
         assert silver.json()["window"] == "calendar_year"
@@ -249,3 +208,44 @@ _HOLD_ORDER = text(
     " points_taken_back, points_given_back, points_shortfall, created_at, updated_at)"
     " VALUES (:ref, :other, 0, 0, 0, 0, 0, 0, now(), now())"
 )
+
+
+@asynccontextmanager
+async def _earn_waiting_on_its_order(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    other: str,
+    ref: str,
+    amount: int,
+) -> AsyncIterator[tuple[asyncio.Future[httpx.Response], AsyncConnection]]:
+    """An earn for `member` sent while another member's uncommitted order of the same reference holds it: it
+    waits there, the member locked and the ladder read. Yields the earn and a connection that sees who waits;
+    the order goes when the block ends, and the earn then goes on."""
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await gate.execute(_HOLD_ORDER, {"ref": ref, "other": uuid.UUID(other)})
+            earning = asyncio.ensure_future(
+                client.post(
+                    f"/v1/members/{member}/earn",
+                    json={"order_ref": ref, "amount": cny(amount)},
+                    headers=bearer(pos_key),
+                )
+            )
+            await until_waiting_for_a_lock(watcher, earning)
+            yield earning, watcher
+            await gate.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def _until_it_waits_too(watcher: AsyncConnection, change: asyncio.Future[None]) -> None:
+    """Return once a second session waits for a lock (the change, behind the earn), or the change ended (the
+    test's assertions then say what went wrong)."""
+    for _ in range(500):
+        if change.done() or await lock_waiters(watcher) >= 2:
+            return
+        await asyncio.sleep(0.01)
