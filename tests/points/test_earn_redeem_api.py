@@ -366,6 +366,22 @@ class TestRedeem:
         )
         assert fine.status_code == 200
 
+    async def test_an_order_total_of_nothing_is_refused_as_input(
+        self, client: httpx.AsyncClient, app: FastAPI, pos_key: str, member: dict[str, object]
+    ) -> None:
+        """Points cannot pay part of an order that costs nothing: the total is refused as the field it is,
+        as a capture's is, not judged against the programme's share."""
+        await earn(client, pos_key, str(member["id"]), 10_000)
+        before = await table_counts(app, *WRITES)
+        response = await client.post(
+            f"/v1/members/{member['id']}/redeem",
+            json={"points": 10, "order_ref": "Z1", "order_total": cny(0)},
+            headers=bearer(pos_key),
+        )
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+        assert [e["field"] for e in response.json()["errors"]] == ["order_total.amount"]
+        assert await table_counts(app, *WRITES) == before
+
     async def test_order_redeems_once(
         self, client: httpx.AsyncClient, pos_key: str, member: dict[str, object]
     ) -> None:

@@ -76,10 +76,11 @@ class RedeemRequest(BaseModel):
 
     points: Points
     order_ref: OrderRef
-    order_total: MoneyBody | None = Field(
+    order_total: PositiveMoneyBody | None = Field(
         default=None,
-        description="The order's total: checks the programme's maximum share payable in points, and is the "
-        "base refunds are measured against (replacing the cash amount an earn on the order gave).",
+        description="The order's total, more than zero: checks the programme's maximum share payable in "
+        "points, and is the base refunds are measured against (replacing the cash amount an earn on the "
+        "order gave).",
     )
 
 
