@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -108,6 +108,13 @@ def plain_decimal(value: Decimal) -> Decimal:
     """A stored rate as its fewest digits write it (`1.50` is `1.5`, `1E+2` is `100`): pydantic's digit limits
     do not count trailing zeros, so a rate within them could still be longer than the column that keeps it."""
     return Decimal(format((value + 0).normalize(), "f"))
+
+
+# The two rates requests give in several places, each one declaration: points per major unit of the currency
+# (the programme's base rate, a rule's rate), and a multiplier of points (a tier's, a rule's). A column that
+# keeps one adds `AfterValidator(plain_decimal)`.
+Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), DecimalText()]
+Multiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4), DecimalText()]
 
 
 def round_points(value: Decimal | Fraction, rounding: Rounding) -> int:

@@ -17,10 +17,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from loyalty_api.kinds import KIND_MODEL_CONFIG
-from loyalty_api.money import DecimalText, Money
+from loyalty_api.money import Money, Multiplier, Rate
 
-Multiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4), DecimalText()]
-Rate = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=6), DecimalText()]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -13,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from loyalty_api.money import DecimalText, Rounding, plain_decimal
+from loyalty_api.money import DecimalText, Rate, Rounding, plain_decimal
 from loyalty_api.program.service import ProgramSettings
 
 
@@ -25,12 +25,7 @@ def _known_zone(name: str) -> str:
     return name
 
 
-Rate = Annotated[
-    Decimal,
-    Field(ge=0, le=100_000, max_digits=18, decimal_places=6),
-    DecimalText(),
-    AfterValidator(plain_decimal),
-]
+StoredRate = Annotated[Rate, AfterValidator(plain_decimal)]
 
 
 class ProgramWrite(BaseModel):
@@ -40,7 +35,7 @@ class ProgramWrite(BaseModel):
     timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] = Field(
         description="Where the programme's days begin and end (member days, birthdays, months)."
     )
-    earn_rate: Rate = Field(
+    earn_rate: StoredRate = Field(
         description="Points per major currency unit spent (per yuan), as a decimal string."
     )
     point_value_minor: Annotated[

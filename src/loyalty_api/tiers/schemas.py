@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loyalty_api.http.schemas import Instant, ReadModel, TierRef
-from loyalty_api.money import DecimalText, plain_decimal
+from loyalty_api.money import Multiplier, plain_decimal
 from loyalty_api.tiers.ladder import LadderTier, Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
@@ -28,12 +28,9 @@ class TierWrite(BaseModel):
     threshold: int = Field(
         strict=True, ge=0, le=10**12, description="Minor units for spend, whole points for points."
     )
-    points_multiplier: Annotated[
-        Decimal,
-        Field(ge=1, le=100, max_digits=8, decimal_places=4),
-        DecimalText(),
-        AfterValidator(plain_decimal),
-    ] = Field(default=Decimal(1), description="Base points × this when the member earns.")
+    points_multiplier: Annotated[Multiplier, AfterValidator(plain_decimal)] = Field(
+        default=Decimal(1), description="Base points × this when the member earns."
+    )
     grace_days: int = Field(
         default=0,
         ge=0,
