@@ -5,6 +5,7 @@ price; and plans that would let grace outlast a period."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import bearer
+from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import events, rows
 from tests.points.helpers import cny, set_program
 from tests.subscriptions.helpers import (
@@ -88,6 +90,62 @@ class TestAFeePaidAhead:
         # A new charge for period 2 recovers it.
         paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2-again")
         assert (paid["subscription"]["state"], paid["subscription"]["period"]) == ("active", 2)
+
+    async def test_every_reply_showing_the_fee_says_when_the_cancel_named_it(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref="P1")
+        await pay(
+            client, billing_key, sub["id"], period=2, amount=1_500, status="failed", payment_ref="P2-failed"
+        )
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2")
+        assert paid["payment"]["unused_at"] is None
+        clock.advance(timedelta(days=3))
+        canceled_at = clock.now()
+        await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        clock.advance(timedelta(days=1))
+        # A resume since leaves the fee unused, and the time the cancel named it.
+        resumed = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert resumed.status_code == 200, resumed.text
+        expected = {"P1": None, "P2-failed": None, "P2": canceled_at}
+
+        def unused_at(payments: list[dict[str, Any]], key: str = "unused_at") -> dict[str, Any]:
+            return {p.get("payment_ref", p.get("paymentRef")): p[key] and at(p[key]) for p in payments}
+
+        listed = await client.get(f"/v1/subscriptions/{sub['id']}/payments", headers=bearer(billing_key))
+        assert unused_at(listed.json()["items"]) == expected
+        again = await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500, payment_ref="P2")
+        assert (again.status_code, unused_at([again.json()["payment"]])) == (201, {"P2": canceled_at})
+
+        query = """query($id: ID!) { loyaltySubscription(id: $id) {
+          payments(first: 10) { edges { node { paymentRef unusedAt } } } } }"""
+        found = await graphql(client, billing_key, query, id=sub["id"])
+        edges = found["data"]["loyaltySubscription"]["payments"]["edges"]
+        assert unused_at([e["node"] for e in edges], "unusedAt") == expected
+        reported = await mutate(
+            client,
+            billing_key,
+            "loyaltyRecordSubscriptionPayment",
+            "payment { paymentRef unusedAt }",
+            input={
+                "subscriptionId": sub["id"],
+                "paymentRef": "P2",
+                "status": "succeeded",
+                "period": 2,
+                "amount": {"amount": 1_500, "currency": "CNY"},
+            },
+        )
+        assert unused_at([reported["payment"]], "unusedAt") == {"P2": canceled_at}
+
+        exported = await client.get(f"/v1/members/{member['id']}/export", headers=bearer(admin_key))
+        assert exported.status_code == 200, exported.text
+        [subscription] = exported.json()["subscriptions"]
+        assert unused_at(subscription["payments"]) == expected
 
     async def test_a_resume_with_nothing_paid_ahead_asks_billing_nothing_twice(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock

@@ -50,6 +50,9 @@ class SubscriptionPayment:
     payment_ref: str
     amount: Money
     recorded_at: datetime.datetime
+    unused_at: datetime.datetime | None = strawberry.field(
+        description=PaymentRead.model_fields["unused_at"].description
+    )
 
     @classmethod
     def of(cls, read: PaymentRead) -> SubscriptionPayment:
@@ -61,6 +64,7 @@ class SubscriptionPayment:
             payment_ref=read.payment_ref,
             amount=Money.of_read(read.amount),
             recorded_at=read.recorded_at,
+            unused_at=read.unused_at,
         )
 
 

@@ -598,6 +598,7 @@ PAYMENT_READ: dict[str, Any] = {
     "payment_ref": "ALIPAY-2027011322001476543210",
     "amount": cny(19800),
     "recorded_at": "2027-01-13T04:22:40Z",
+    "unused_at": None,
 }
 
 # ---- webhooks ------------------------------------------------------------------------------------------
@@ -1863,6 +1864,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "payment_ref": "ALIPAY-2026011622001412345678",
                             "amount": cny(19800),
                             "recorded_at": "2026-01-16T04:22:31Z",
+                            "unused_at": None,
                         },
                     ],
                     "next_cursor": None,
@@ -2633,6 +2635,7 @@ def _member_export() -> dict[str, Any]:
                         "payment_ref": SUBSCRIPTION_READ["payment_ref"],
                         "amount": cny(19800),
                         "recorded_at": "2026-01-16T04:22:31Z",
+                        "unused_at": None,
                     }
                 ],
             }

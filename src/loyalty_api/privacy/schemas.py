@@ -213,10 +213,17 @@ class ExportPayment(BaseModel):
 
     id: uuid.UUID
     period: int
-    status: str = Field(description="succeeded or failed.")
+    status: str = Field(
+        description="succeeded or failed, as billing reported it; unused: a success a cancel named for a "
+        "refund."
+    )
     payment_ref: str
     amount: MoneyRead
     recorded_at: datetime
+    unused_at: datetime | None = Field(
+        description="When a cancel named this fee `unused`: it paid ahead until then, and pays for nothing "
+        "since, a resume or not. Null unless `status` is `unused`."
+    )
 
 
 class ExportSubscription(BaseModel):

@@ -100,6 +100,10 @@ class PaymentRead(ReadModel):
     payment_ref: str
     amount: MoneyRead
     recorded_at: datetime
+    unused_at: datetime | None = Field(
+        description="When a cancel named this fee `unused`: it paid ahead until then, and pays for nothing "
+        "since, a resume or not. Null unless `status` is `unused`."
+    )
 
 
 class PaymentPage(BaseModel):

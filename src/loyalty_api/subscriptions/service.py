@@ -91,6 +91,7 @@ class PaymentView:
     payment_ref: str
     amount: Money
     recorded_at: datetime
+    unused_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ def _payment_view(payment: SubscriptionPayment) -> PaymentView:
         payment_ref=payment.payment_ref,
         amount=Money(amount_minor=payment.amount_minor, currency=payment.currency),
         recorded_at=payment.recorded_at,
+        unused_at=payment.unused_at,
     )
 
 
