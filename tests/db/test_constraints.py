@@ -163,6 +163,19 @@ CASES = [
         "ck_subscription_payments__amount_not_negative",
         "UPDATE subscription_payments SET amount_minor = -1",
     ),
+    # `unused` exactly when stamped with when: neither without the other.
+    _case(
+        "ck_subscription_payments__unused_at_when_unused",
+        "UPDATE subscription_payments SET status = 'unused'",
+    ),
+    _case(
+        "ck_subscription_payments__unused_at_when_unused",
+        "UPDATE subscription_payments SET unused_at = '2026-01-02 00:00:00+00:00'",
+    ),
+    _case(
+        "ck_subscription_payments__unused_at_when_unused",
+        "UPDATE subscription_payments SET status = 'failed', unused_at = '2026-01-02 00:00:00+00:00'",
+    ),
     _case("ck_programs__min_redeem_points_positive", "UPDATE programs SET min_redeem_points = 0"),
     _case("ck_programs__expiry_months_positive", "UPDATE programs SET expiry_months = 0"),
     _case("ck_programs__transfer_daily_limit_positive", "UPDATE programs SET transfer_daily_limit = 0"),
@@ -203,6 +216,8 @@ ALLOWED = [
     "UPDATE plans SET price_amount_minor = 0, trial_days = 0, grace_days = 0",
     "UPDATE subscriptions SET price_amount_minor = 0",
     "UPDATE subscription_payments SET amount_minor = 0",
+    "UPDATE subscription_payments SET status = 'unused', unused_at = '2026-01-02 00:00:00+00:00'",
+    "UPDATE subscription_payments SET status = 'failed', unused_at = NULL",
     "UPDATE programs SET expiry_months = NULL",
     "UPDATE programs SET transfer_daily_limit = NULL",
     "UPDATE programs SET transfer_daily_limit = 1",

@@ -87,6 +87,8 @@ class SubscriptionPayment(IdMixin, Base):
             sqlite_where=text("status = 'succeeded'"),
         ),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        # A fee is `unused` exactly when it knows since when: churn reads the time, renewals the status.
+        CheckConstraint("(status = 'unused') = (unused_at IS NOT NULL)", name="unused_at_when_unused"),
     )
 
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
