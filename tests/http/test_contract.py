@@ -17,7 +17,7 @@ from loyalty_api.app import openapi_document
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.inspect_db import table_counts
-from tests.points.helpers import cny, set_program
+from tests.points.helpers import cny, earn, set_program
 
 
 @pytest.fixture(scope="module")
@@ -462,6 +462,110 @@ class TestInstantsInRange:
                 "/v1/rewards", json=reward | {"valid_until": until.isoformat()}, headers=bearer(admin_key)
             )
             assert response.status_code == status, (until, response.text)
+
+
+# Instants that are not RFC 3339 date-times with seconds and a zone, which pydantic's parser took (all but
+# 24:00, which it refused already): the service refuses each, wherever an instant is taken.
+NOT_RFC_3339 = [
+    pytest.param("2026-12-06T10:00:00+0100", id="offset-without-colon"),
+    pytest.param("2026-12-06T10:00Z", id="no-seconds"),
+    pytest.param("2026-12-06T24:00:00Z", id="hour-24"),
+    pytest.param("2026-12-06 10:00:00Z", id="space-for-T"),
+    pytest.param("2026-12-06T10:00:00,5Z", id="decimal-comma"),
+]
+# RFC 3339 date-times (the RFC lets `t` and `z` be lower case), each with the UTC form a reply writes.
+RFC_3339 = [
+    pytest.param("2026-12-06T10:00:00Z", "2026-12-06T10:00:00Z", id="Z"),
+    pytest.param("2026-12-06T11:00:00+01:00", "2026-12-06T10:00:00Z", id="plus-01:00"),
+    pytest.param("2026-12-06T10:00:00.123+01:00", "2026-12-06T09:00:00.123000Z", id="fraction-and-offset"),
+    pytest.param("2026-12-06T04:30:00.5-05:30", "2026-12-06T10:00:00.500000Z", id="fraction-minus-05:30"),
+    pytest.param("2026-12-06t10:00:00z", "2026-12-06T10:00:00Z", id="lower-case-t-z"),
+]
+
+
+class TestInstantsInRFC3339Form:
+    """Every instant a request takes is an RFC 3339 date-time with seconds and a zone (`Z` or `±HH:MM`): in a
+    body, in a query string, and (tests/graphql/test_instants.py) in GraphQL. Pydantic's own parser also took
+    `+0100`, `10:00Z`, a space for `T` and `,5`."""
+
+    @pytest.mark.parametrize("written", NOT_RFC_3339)
+    async def test_a_body_refuses_another_form_and_creates_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, written: str
+    ) -> None:
+        await set_program(client, admin_key)
+        reward = {"name": "券", "cost_points": 100, "coupon": {"kind": "fixed_discount", "amount": 1000}}
+        response = await client.post(
+            "/v1/rewards", json=reward | {"valid_until": written}, headers=bearer(admin_key)
+        )
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+        assert [(e["field"], e["type"]) for e in response.json()["errors"]] == [
+            ("valid_until", "datetime_parsing")
+        ]
+        assert await table_counts(app, "rewards") == {"rewards": 0}
+
+    @pytest.mark.parametrize(("written", "stored"), RFC_3339)
+    async def test_a_body_takes_rfc_3339_and_answers_in_utc(
+        self, client: httpx.AsyncClient, admin_key: str, written: str, stored: str
+    ) -> None:
+        await set_program(client, admin_key)
+        reward = {"name": "券", "cost_points": 100, "coupon": {"kind": "fixed_discount", "amount": 1000}}
+        response = await client.post(
+            "/v1/rewards", json=reward | {"valid_until": written}, headers=bearer(admin_key)
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["valid_until"] == stored
+        listed = await client.get("/v1/rewards", headers=bearer(admin_key))
+        assert [r["valid_until"] for r in listed.json()["items"]] == [stored]
+
+    @pytest.mark.parametrize("written", NOT_RFC_3339)
+    async def test_a_query_string_refuses_another_form_naming_the_parameter(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, written: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        ledger = await client.get(
+            f"/v1/members/{member['id']}/ledger", params={"since": written}, headers=bearer(pos_key)
+        )
+        assert (ledger.status_code, ledger.json()["code"]) == (422, "validation_error"), ledger.text
+        assert [(e["field"], e["type"]) for e in ledger.json()["errors"]] == [("since", "datetime_parsing")]
+        # A time range whose parameter has another name in Python (`from`)
+        overview = await client.get(
+            "/v1/analytics/overview",
+            params={"from": written, "to": "2026-12-07T00:00:00Z"},
+            headers=bearer(admin_key),
+        )
+        assert (overview.status_code, overview.json()["code"]) == (422, "validation_error"), overview.text
+        assert [e["field"] for e in overview.json()["errors"]] == ["from"]
+
+    async def test_a_query_string_takes_rfc_3339_to_the_microsecond(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)  # at 2026-03-16T10:00:00Z, the frozen clock's now
+        url = f"/v1/members/{member['id']}/ledger"
+        for since, earns in (
+            ("2026-03-16T10:00:00Z", 1),
+            ("2026-03-16T11:00:00+01:00", 1),
+            ("2026-03-16T09:59:59.999999Z", 1),
+            ("2026-03-16T11:00:00.000001+01:00", 0),
+            ("2026-03-16t10:00:00.000001z", 0),
+        ):
+            response = await client.get(url, params={"since": since, "type": "earn"}, headers=bearer(pos_key))
+            assert response.status_code == 200, (since, response.text)
+            assert len(response.json()["items"]) == earns, since
+
+    def test_every_instant_a_request_takes_says_its_form(self, document: dict[str, Any]) -> None:
+        patterns = {
+            schema.get("pattern")
+            for schema in _request_schemas(document)
+            if schema.get("format") == "date-time"
+        }
+        [pattern] = patterns
+        taken = [param.values[0] for param in RFC_3339]
+        assert [at for at in taken if not re.fullmatch(pattern, at)] == []
+        # 24:00 has the form; `format: date-time` refuses it (an hour is 00 to 23).
+        refused = [param.values[0] for param in NOT_RFC_3339] + ["2026-12-06T10:00:00", "20261206T100000Z"]
+        assert [at for at in refused if re.fullmatch(pattern, at)] == ["2026-12-06T24:00:00Z"]
 
 
 class TestPlainText:

@@ -1,7 +1,7 @@
 """`DateTime` in GraphQL, written as REST, webhooks and stored details write an instant
 (`clock.format_instant`: UTC with `Z`), not as strawberry's default, `datetime.isoformat()` (`+00:00`), and
-read as REST reads one: strawberry's default parser (dateutil's `isoparse`) also takes `24:00:00`, a date
-alone and ISO 8601's compact forms, which REST refuses."""
+read as REST reads one (`http.schemas.read_instant`: RFC 3339 with seconds and a zone): strawberry's default
+parser (dateutil's `isoparse`) also takes `24:00:00`, a date alone and ISO 8601's compact forms."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _written(value: Any) -> str:
 
 def _read(value: Any) -> datetime:
     # The zone and the range are the field's rules, checked where the field is (a `validation_error`
-    # naming it); here only the form, as REST reads an instant: ISO 8601's extended form, no Unix time.
+    # naming it); here only the form, as REST reads an instant: RFC 3339's, with seconds, no Unix time.
     if not isinstance(value, str):
         raise TypeError("DateTime must be a string such as 2026-03-18T06:32:10Z")
     try:
@@ -34,7 +34,10 @@ def _read(value: Any) -> datetime:
 
 DATE_TIME = ScalarDefinition(
     name="DateTime",
-    description="An instant, RFC 3339 in UTC with `Z` (`2026-12-02T06:34:28.844565Z`), as REST writes it.",
+    description=(
+        "An instant, RFC 3339 in UTC with `Z` (`2026-12-02T06:34:28.844565Z`), as REST writes it. Read as "
+        "REST reads one: RFC 3339 with seconds and a zone, `Z` or `±HH:MM` (`2026-12-02T14:34:28.5+08:00`)."
+    ),
     specified_by_url=None,
     serialize=_written,
     parse_value=_read,

@@ -44,23 +44,42 @@ PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", descripti
 SHOWN_ONCE = "x-secret"
 
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+# The form of an instant the service reads, RFC 3339's `date-time` (section 5.6): a date, `T`, the time with
+# its seconds, a fraction if any, and the offset, `Z` or `±HH:MM` (the RFC lets `t` and `z` be lower case).
+# Pydantic's parser alone also takes `+0100`, `10:00Z` (no seconds), a space for `T` and `,5` for `.5`. In
+# ASCII digits: Python's `\d` takes any script's, and the pattern is written into the OpenAPI document too.
+_WRITTEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+_OFFSET = r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+INSTANT_PATTERN = f"^{_WRITTEN}{_OFFSET}$"
+# What read_instant checks: the offset may be missing here, so that an instant without one is refused as
+# pydantic refuses it (`timezone_aware`), by the field that needs a zone (GraphQL's DateTime reads the form,
+# its field the zone: a `validation_error` naming the field).
+_FORM = re.compile(f"{_WRITTEN}{_OFFSET}?")
+_FORM_MESSAGE = (
+    "must be an RFC 3339 instant with seconds and a zone (Z or ±HH:MM), "
+    "such as 2026-03-18T06:32:10Z or 2026-03-18T14:32:10.5+08:00"
+)
+
 # What an instant's schema says of it, after the field's own description: JSON Schema's `date-time` has no
 # bounds, and any RFC 3339 date-time has a zone (which the service requires), but no leap second is taken.
 _WITHIN_RANGE = (
+    "RFC 3339, with seconds and a zone (`Z` or `±HH:MM`). "
     f"From {_EARLIEST:%Y-%m-%dT%H:%M:%SZ} up to, not including, {_LATEST:%Y-%m-%dT%H:%M:%SZ} "
     "(with any zone); no leap second (:60)."
 )
 
 
-def _range_said(schema: dict[str, Any]) -> None:
+def _form_and_range_said(schema: dict[str, Any]) -> None:
     said = schema.get("description")
     schema["description"] = f"{said} {_WITHIN_RANGE}" if said else _WITHIN_RANGE
+    schema["pattern"] = INSTANT_PATTERN
 
 
 def _within_range(value: datetime) -> datetime:
     try:
         in_range = _EARLIEST <= value.astimezone(UTC) < _LATEST
-    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC equivalent
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 has no UTC equivalent
         in_range = False
     if not in_range:
         raise ValueError("must be between 1970 and 2200")
@@ -68,31 +87,35 @@ def _within_range(value: datetime) -> datetime:
 
 
 def read_instant(value: object) -> object:
-    """An instant as written in a body or a query string, refused when it is a number or a string of digits
-    (`?until=0.5`, `"occurred_at": "20260316"`), which pydantic would read as a Unix time (a string of digits
-    even in a strict body). A string is parsed here as a JSON body's instant is: after a validator of ours,
-    pydantic goes on as for a Python value, and strictly that takes no string at all."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
-        raise ValueError("must be an ISO 8601 instant with a zone, such as 2026-03-18T06:32:10Z")
+    """An instant as written in a body, a query string or a GraphQL variable: a string of RFC 3339's form,
+    then parsed as a JSON body's instant is (after a validator of ours, pydantic goes on as for a Python
+    value, and strictly that takes no string at all). A number is refused, which pydantic would read as a
+    Unix time (`?until=0.5`, `"valid_from": 0`), and so is any other form of ISO 8601 (`20260316`, which
+    pydantic read as a Unix time even in a strict body, `+0100`, `10:00Z`, `2026-03-18 06:32:10Z`)."""
+    if isinstance(value, int | float):
+        raise ValueError(_FORM_MESSAGE)
     if not isinstance(value, str):
         return value
+    if not _FORM.fullmatch(value):
+        raise PydanticCustomError("datetime_parsing", _FORM_MESSAGE)
     try:
         return _DATETIME.validate_strings(value, strict=True)
-    except ValidationError as exc:
+    except ValidationError as exc:  # a day, hour or offset out of range (`24:00:00`, `02-30`, `:60`)
         refused = exc.errors(include_url=False)[0]
         raise PydanticCustomError(refused["type"], refused["msg"]) from None
 
 
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
-# (so a reply that shows it back writes it as every other instant, with `Z`); in a body or a query string.
+# (so a reply that shows it back writes it as every other instant, with `Z`); in a body or a query string,
+# and GraphQL's `DateTime` reads its form through read_instant. The one type of every instant the service
+# takes: its schema says the form (`format: date-time` and INSTANT_PATTERN) and the range.
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(read_instant),
     AfterValidator(_within_range),
-    Field(json_schema_extra=_range_said),
+    Field(json_schema_extra=_form_and_range_said),
 ]
 
 
