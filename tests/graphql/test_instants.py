@@ -23,6 +23,8 @@ NOT_RFC_3339 = [
     pytest.param("2026-03-16T09:00:00,5Z", id="decimal-comma"),
 ]
 
+REASON = "must be RFC 3339 with seconds and a zone"
+
 EARN = (
     "mutation($input: EarnPointsInput!) { loyaltyEarnPoints(input: $input) "
     f"{{ earned {{ orderRef pointsEarned balance }} {USER_ERRORS} }} }}"
@@ -58,6 +60,11 @@ class TestAnInputsInstant:
         body = await graphql(client, pos_key, EARN, input=_earn_input(member["id"], "G-1", written))
         assert body.get("data") is None
         assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
+        # The message names the field and says why (graphql-core: "Variable '$input' has invalid value at
+        # .occurredAt: Expected value of type 'DateTime', but encountered error '…'; found: '…'").
+        message = body["errors"][0]["message"]
+        assert "$input" in message and ".occurredAt" in message, message
+        assert REASON in message, message
         points = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
         assert points.json()["balance"] == 0
         assert await table_counts(app, "orders") == {"orders": 0}
@@ -108,7 +115,8 @@ class TestAnArgumentsInstant:
         body = await graphql(client, pos_key, LEDGER, id=member["id"], since=written)
         assert body.get("data") is None
         assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], body
-        assert "$since" in body["errors"][0]["message"]
+        message = body["errors"][0]["message"]
+        assert "$since" in message and REASON in message, message
 
     async def test_another_form_written_in_the_document_is_refused_before_it_runs(
         self, client: httpx.AsyncClient, pos_key: str

@@ -277,6 +277,8 @@ class TestGraphQLBeforeParsing:
             f'{{ loyaltyMember(id: "{marker}") {{ id }} }}',
             f"{{ a {marker}",
             marker,
+            # A quote escaped inside the value: the guard cuts the whole of it, not from that quote on.
+            f'{{ loyaltyMembers(first: "{marker[:100]}\\"{marker[:100]}") {{ edges {{ cursor }} }} }}',
         ):
             response = await client.post("/graphql", json={"query": document}, headers=bearer(pos_key))
             assert response.status_code in (200, 400), response.text

@@ -15,6 +15,11 @@ from loyalty_api.clock import format_instant
 from loyalty_api.http.schemas import read_instant
 
 _READ: TypeAdapter[datetime] = TypeAdapter(Annotated[datetime, BeforeValidator(read_instant)])
+# Quoted in graphql-core's error after the variable's path and type ("Variable '$input' has invalid value at
+# .occurredAt: Expected value of type 'DateTime', but encountered error '…'"): 40 characters at most, or the
+# message cuts it as a piece of the document (graphql.schema._without_echo). The type's description has an
+# example.
+_REFUSED = "must be RFC 3339 with seconds and a zone"
 
 
 def _written(value: Any) -> str:
@@ -25,11 +30,11 @@ def _read(value: Any) -> datetime:
     # The zone and the range are the field's rules, checked where the field is (a `validation_error`
     # naming it); here only the form, as REST reads an instant: RFC 3339's, with seconds, no Unix time.
     if not isinstance(value, str):
-        raise TypeError("DateTime must be a string such as 2026-03-18T06:32:10Z")
+        raise TypeError(_REFUSED)
     try:
         return _READ.validate_python(value, strict=True)
     except ValidationError:
-        raise ValueError("DateTime must be an RFC 3339 instant such as 2026-03-18T06:32:10Z") from None
+        raise ValueError(_REFUSED) from None
 
 
 DATE_TIME = ScalarDefinition(

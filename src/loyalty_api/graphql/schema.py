@@ -303,13 +303,24 @@ def _operation(document: object) -> dict[str, Any]:
     return document
 
 
-_LONG_QUOTE = re.compile(r"""(['"])[^'"]{41,}\1""")
+# A quoted piece of a message (a backslash escapes a quote in it, as graphql-core and repr() write them): a
+# quote opens where no letter or digit comes before it and closes where none comes after it, so an apostrophe
+# in a word is no quote. Pieces are taken from the left, so the text between two of them ("'$input' has
+# invalid value at .occurredAt: Expected value of type 'DateTime'") is never taken for one, as it was when
+# any two quotes could pair: that cut the field's path and the reason out of the message.
+_QUOTED = re.compile(r"""(?<!\w)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?!\w)""")
+_LONGEST_QUOTE = 40
 _MAX_MESSAGE = 300
+
+
+def _cut(quoted: re.Match[str]) -> str:
+    piece = quoted[0]
+    return piece if len(piece) - 2 <= _LONGEST_QUOTE else f"{piece[0]}…{piece[0]}"
 
 
 def _without_echo(message: str) -> str:
     """A GraphQL error message with any long quoted piece of the document (a 1 MB name) cut out."""
-    message = _LONG_QUOTE.sub(r"\1…\1", message)
+    message = _QUOTED.sub(_cut, message)
     return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
 
 
