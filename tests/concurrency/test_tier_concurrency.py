@@ -201,6 +201,39 @@ class TestRuleChangeUnderMembers:
         status = await tier_of(client, pos_key, member["id"])
         assert status["tier"]["code"] == "silver" and status["override_until"] is None
 
+    async def test_an_upgrade_off_the_tier_during_a_change_of_its_rank_and_window_is_no_deadlock(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """The earn holds a member judged on silver and moves them up to gold: the change it records names
+        silver, a key share of silver's row. The change wrote silver's new rank, which makes its lock of the
+        row FOR UPDATE (a rank is a key: unique), then waited for the members it re-dates, among them the one
+        the earn holds: PostgreSQL found the deadlock and the PUT answered 500. Now the change re-dates the
+        members before it writes the tier."""
+        await set_program(client, admin_key)
+        await add_tier(client, admin_key, "member", rank=0)
+        await add_tier(
+            client, admin_key, "silver", rank=10, threshold=100_000, window="rolling_days", window_days=365
+        )
+        await add_tier(client, admin_key, "gold", rank=20, threshold=500_000, grace_days=30)
+        member, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver, judged on 365 days
+        held = _earn_waiting_on_its_order(
+            settings, client, pos_key, member["id"], other["id"], "UP-1", 400_000
+        )
+        async with held as (earning, watcher):
+            change = asyncio.ensure_future(
+                change_tier(client, admin_key, "silver", rank=15, window="calendar_year", window_days=None)
+            )
+            await _until_it_waits_too(watcher, change)  # for the member the earn holds
+        reply = await earning
+        await change  # 200, or change_tier's assertion says what it answered
+        assert reply.status_code == 200, reply.text
+        assert (reply.json()["tier"]["code"], reply.json()["tier_changed"]) == ("gold", True)
+        silver = (await client.get("/v1/tiers/silver", headers=bearer(admin_key))).json()
+        assert (silver["rank"], silver["window"]) == (15, "calendar_year")
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["keep"]["by"]) == ("gold", END_OF_2026)
+
 
 # Another member's order of the same reference, not committed: an earn claiming it waits until it is gone.
 _HOLD_ORDER = text(

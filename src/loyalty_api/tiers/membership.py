@@ -3,6 +3,7 @@ end, an operator's override, and what the member sees of it.
 
 Everything that changes a member's tier first locks the member's row (an earn does so before it touches
 the points account), so an earn, the review job and an override never decide on the same member at once.
+Tiers' rows come after members' in the lock order (tiers/service.py).
 """
 
 from __future__ import annotations

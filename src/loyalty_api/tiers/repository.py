@@ -55,7 +55,8 @@ class TierRepository:
         the tier meanwhile. A replace takes FOR NO KEY UPDATE, which the key share of a member's foreign key
         does not wait for: a window change waits for the members it re-dates, and an earn that holds one of
         them and moves them onto the tier (an override ending) would otherwise wait for the replace, a
-        deadlock."""
+        deadlock. For the same reason a replace writes the row (a new rank makes the lock FOR UPDATE) only
+        after those members (the lock order: tiers/service.py)."""
         query = select(Tier).where(Tier.code == code)
         query = query.with_for_update(key_share=to == "replace")
         result = await self.session.execute(query.execution_options(populate_existing=True))

@@ -1,11 +1,22 @@
-"""The tier ladder: define tiers, keep every version of the ladder, read it (cached) for the hot paths."""
+"""The tier ladder: define tiers, keep every version of the ladder, read it (cached) for the hot paths.
+
+Lock order. Whatever changes a tier, or a member's place on the ladder, takes its locks in this order:
+members' rows (several: in ascending id order), then their points accounts, then tiers' rows, then the ladder
+version. An earn locks its member and their account (lock_earner), then, writing the member's tier and the
+change it records, takes a key share of the rows of the tiers they name (their foreign keys). A replace of a
+tier locks the tier's row FOR NO KEY UPDATE first, which serializes it with another replace or a delete of the
+tier and which no key share waits for; then the members it re-dates or dates (ascending id); only then does it
+write the tier's row, where a new rank (a key: it is unique) makes its lock FOR UPDATE, which key shares wait
+for; then the ladder version. A replace that wrote the rank before it waited for its members deadlocked with
+an earn holding one of them and naming the tier (a 500).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -144,15 +155,20 @@ def _check(definition: TierDefinition) -> None:
         raise InvalidField("window_days", "applies to rolling windows only")
 
 
-async def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
-    repo = TierRepository(uow.session)
-    if await repo.exists_rank(definition.rank, other_than=row.id):
+async def _refuse_unless_applicable(
+    uow: UnitOfWork, tier_id: uuid.UUID | None, definition: TierDefinition
+) -> None:
+    """Refuse a definition whose rank another tier has, or that names a benefit there is not."""
+    if await TierRepository(uow.session).exists_rank(definition.rank, other_than=tier_id):
         raise TierRankTaken(f"Rank {definition.rank} is taken")
     benefit_ids = list(dict.fromkeys(definition.benefit_ids))
     found = {b.id for b in await BenefitRepository(uow.session).list_by_ids(benefit_ids)}
     missing = [str(b) for b in benefit_ids if b not in found]
     if missing:
         raise InvalidField("benefit_ids", f"no such benefit: {', '.join(missing)}")
+
+
+def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
     row.name = definition.name
     row.rank = definition.rank
     row.metric = definition.metric
@@ -164,22 +180,31 @@ async def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None
     row.updated_at = uow.clock.now()
 
 
-async def record_ladder_version(
-    uow: UnitOfWork, actor: uuid.UUID | None = None, *, before: LadderTier | None = None
-) -> int:
-    """Write the ladder as it now stands as a new version; members' tier changes cite it. `before`: a tier
-    as it was before this change (its members are re-dated if its window changed)."""
+async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
+    """Write the ladder as it now stands as a new version (members' tier changes cite it), then date the
+    members the ladder left undated (a tier added below the entry tier)."""
+    version = await _write_version(uow, actor)
+    # After the version is written: a second change at once waits on it there, then is refused, so two
+    # changes never lock members against each other.
+    await _date_undated_members(uow, await _load_ladder(uow), (await get_program(uow)).zone)
+    return version
+
+
+async def _write_version(uow: UnitOfWork, actor: uuid.UUID | None, *, number: int | None = None) -> int:
+    """Record the ladder as this transaction has written it, as version `number` (None: the one after the
+    latest); refused when another change took that number first."""
     repo = TierRepository(uow.session)
     tiers = await repo.list_tiers()
     grants = await BenefitRepository(uow.session).list_grants([("tier", t.id) for t in tiers])
     benefit_ids: dict[uuid.UUID, list[uuid.UUID]] = {}
     for _, source_id, benefit in grants:
         benefit_ids.setdefault(source_id, []).append(benefit.id)
-    latest = await repo.get_latest_version()
-    version = 1 if latest is None else latest.version + 1
+    if number is None:
+        latest = await repo.get_latest_version()
+        number = 1 if latest is None else latest.version + 1
     recorded = await repo.insert_version(
         TierLadderVersion(
-            version=version,
+            version=number,
             tiers=ladder_snapshot(tiers, benefit_ids),
             actor_key_id=actor,
             created_at=uow.clock.now(),
@@ -188,17 +213,8 @@ async def record_ladder_version(
     if not recorded:
         raise LadderChangedMeanwhile()
     await uow.forget_cached(LADDER_CACHE_KEY)
-    await emit_for_programme(uow, TierLadderChanged(version=version), "tier_ladder")
-    # After the version is written: a second change at once waits on it there, then is refused, so two
-    # changes never lock members against each other.
-    ladder = await _load_ladder(uow)
-    zone = (await get_program(uow)).zone
-    after = None if before is None else ladder.by_id(before.id)
-    if before is not None and after is not None:
-        # Before the undated are dated: those get the new rules' period, not a re-dating of it.
-        await _redate_members(uow, before, after, zone)
-    await _date_undated_members(uow, ladder, zone)
-    return version
+    await emit_for_programme(uow, TierLadderChanged(version=number), "tier_ladder")
+    return number
 
 
 async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> None:
@@ -250,7 +266,8 @@ async def create_tier(
         raise TierExists()
     now = uow.clock.now()
     row = Tier(code=code, created_at=now)
-    await _apply(uow, row, definition)
+    await _refuse_unless_applicable(uow, None, definition)
+    _apply(uow, row, definition)
     with _duplicates_named():
         await repo.insert_tier(row)
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
@@ -261,20 +278,56 @@ async def create_tier(
 async def replace_tier(
     uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
 ) -> LadderTier:
+    """Replace a tier's definition. Its members' windows are re-dated, and members the new ranks leave undated
+    dated, before the tier's row is written (the lock order: see the module's docstring)."""
     _check(definition)
     repo = TierRepository(uow.session)
     # Locked: a delete racing this replace either waits for it or has removed the tier (404), where an
-    # unlocked read would update a row no longer there (a 500).
+    # unlocked read would update a row no longer there (a 500). Another replace of it waits here, then reads
+    # what that one left.
     row = await repo.lock_by_code(code, to="replace")
     if row is None:
         raise TierNotFound()
-    before = (await _load_ladder(uow)).by_id(row.id)
-    await _apply(uow, row, definition)
+    ladder = await _load_ladder(uow)
+    before = ladder.by_id(row.id)
+    assert before is not None
+    await _refuse_unless_applicable(uow, row.id, definition)
+    after = _defined(before, definition)
+    changed = Ladder(
+        version=ladder.version + 1,
+        tiers=tuple(sorted((after if t.id == after.id else t for t in ladder.tiers), key=lambda t: t.rank)),
+    )
+    zone = (await get_program(uow)).zone
+    # The members first, while this holds the tier's row FOR NO KEY UPDATE only, which an earn's key share of
+    # it never waits for: an earn holding one of them goes on and commits. Before the undated are dated:
+    # those get the new rules' period, not a re-dating of it.
+    await _redate_members(uow, before, after, zone)
+    await _date_undated_members(uow, changed, zone)
+    # The tier's row after them: a new rank makes this lock FOR UPDATE, which an earn naming the tier waits
+    # for; it waits for no member any more.
+    _apply(uow, row, definition)
     with _duplicates_named():
         await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
-    await record_ladder_version(uow, actor, before=before)
+    # The version the ladder the members were judged on leads to: refused if another change took it meanwhile
+    # (a change of another tier, whose ladder these members' dates do not know).
+    await _write_version(uow, actor, number=changed.version)
     return await _fresh(uow, code)
+
+
+def _defined(tier: LadderTier, definition: TierDefinition) -> LadderTier:
+    """The tier as `definition` will make it (its benefits aside)."""
+    return replace(
+        tier,
+        name=definition.name,
+        rank=definition.rank,
+        metric=Metric(definition.metric),
+        window=Window(definition.window),
+        window_days=definition.window_days,
+        threshold=definition.threshold,
+        points_multiplier=definition.points_multiplier,
+        grace_days=definition.grace_days,
+    )
 
 
 async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None) -> None:
