@@ -524,7 +524,7 @@ class TestTierWindowEnds:
                 member["overridden"]: (until, None, KEPT_2026),
                 member["deleted"]: (until, None, _END_OF_2026),  # copper's grace went with it
                 member["entry"]: (None, None, None),
-                member["erased"]: (None, None, KEPT_2026),
+                member["erased"]: (None, None, None),  # erasure cleared the override (as 0040 does)
                 member["rolling"]: (START + timedelta(days=375, microseconds=123456), None, None),
                 member["told"]: (until, KEPT_2026, KEPT_2026),
             }
@@ -627,3 +627,69 @@ class TestUnusedAtBackfill:
             window["to"] = format_instant(START + timedelta(days=7))
             found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin))).json()
             assert (found["paying_members_at_start"], found["churned_members"]) == (4, 4)
+
+
+_OVERRIDES_0040 = sa.table(
+    "members",
+    sa.column("id", sa.Uuid()),
+    sa.column("tier_override_until", UTCDateTime()),
+    sa.column("tier_earned_id", sa.Uuid()),
+    sa.column("tier_earned_window_end", UTCDateTime()),
+)
+
+
+async def _overrides(engine: AsyncEngine) -> dict[str, tuple[Any, ...]]:
+    """Each member's override: its end, the tier earned before it and that window's end."""
+    async with engine.connect() as connection:
+        found = await connection.execute(sa.select(_OVERRIDES_0040))
+        return {str(row[0]): tuple(row[1:]) for row in found}
+
+
+class TestErasedOverridesCleared:
+    """0040 clears what erasure left of an override on the row (its end, the tier earned before it and that
+    window's end), which no review acts on; other members keep theirs."""
+
+    async def test_a_member_erased_before_the_upgrade_carries_no_override_after_it(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with (
+            fresh_database(tmp_path, "erasedoverride") as url,
+            _service_on(settings, url, clock) as (app, client),
+        ):
+            engine = units_of(app).database.engine
+            await upgrade(engine)
+            admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            await standard_ladder(client, admin)
+            names = ("erased", "overridden")
+            member = {name: (await enrol(client, pos))["id"] for name in names}
+            until = datetime(2026, 6, 1, tzinfo=UTC)
+            for name in names:
+                await earn(client, pos, member[name], 150_000)  # silver
+                await put_override(client, admin, member[name], "gold", until, "promotion")
+            before = await _overrides(engine)
+            assert before[member["erased"]][0] == until
+            erased = await client.post(f"/v1/members/{member['erased']}/erase", headers=bearer(admin))
+            assert erased.status_code == 200, erased.text
+
+            await downgrade(engine, "0039")
+            # As the erasure of 0039's code left the row: the override as it was.
+            left = dict(
+                zip(
+                    ("tier_override_until", "tier_earned_id", "tier_earned_window_end"),
+                    before[member["erased"]],
+                    strict=True,
+                )
+            )
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.update(_OVERRIDES_0040)
+                    .where(_OVERRIDES_0040.c.id == uuid.UUID(member["erased"]))
+                    .values(left)
+                )
+            assert await _overrides(engine) == before
+            await upgrade(engine)
+
+            assert await _overrides(engine) == before | {member["erased"]: (None, None, None)}
+            assert (await tier_of(client, pos, member["overridden"]))["override_until"] == iso(until)

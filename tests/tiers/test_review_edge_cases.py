@@ -3,6 +3,7 @@ out before the review job came, a member who had no tier yet, and bad version nu
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +15,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.tiers.membership import review_tiers
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer
+from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
     KEPT_2026,
@@ -227,6 +229,32 @@ class TestErasedMembersOnATier:
         assert await review_tiers(app.state.units) == 3
         for member in others:  # reviewed: 2026's spend keeps silver through 2027
             assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
+
+    async def test_an_erased_member_carries_no_override(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """Erasure left the override's end and the tier earned before it (and that window's end) on the row:
+        the review's walk of the overrides that ended read the member from the overrides' index only to pass
+        them by, run after run, and nobody's row named a tier earned."""
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver
+        await put_override(client, admin_key, member["id"], "gold", datetime(2026, 6, 1, tzinfo=UTC), "promo")
+        gone = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+        assert gone.status_code == 200, gone.text
+        found = await rows(
+            app,
+            "SELECT tier_window_end, tier_override_until, tier_earned_id, tier_earned_window_end"
+            " FROM members WHERE id = :member",
+            member=uuid.UUID(member["id"]),
+        )
+        assert found == [
+            {
+                "tier_window_end": None,
+                "tier_override_until": None,
+                "tier_earned_id": None,
+                "tier_earned_window_end": None,
+            }
+        ]
 
     async def test_a_tier_only_erased_members_held_can_be_deleted(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -310,9 +310,13 @@ class MemberRepository:
                 birthday_month_key=None,
                 marketing_consent=False,
                 leaderboard_opt_in=False,
-                # The tier stays as it was: no review looks at the member again. (Their lifecycle stage goes
+                # The tier stays as it was: no review looks at the member again, so nothing dates it: no
+                # window, no override (its end and what was earned before it). (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)
                 tier_window_end=None,
+                tier_override_until=None,
+                tier_earned_id=None,
+                tier_earned_window_end=None,
                 updated_at=at,
             )
         )
