@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -82,6 +83,61 @@ async def test_operators_changing_the_ladder_at_once_get_a_clear_answer(
     assert len({t["rank"] for t in ladder["items"]}) == len(created)
     versions = await rows(app, "SELECT version FROM tier_ladder_versions ORDER BY version")
     assert [v["version"] for v in versions] == list(range(1, len(created) + 1))
+
+
+async def test_earns_across_tiers_while_a_tier_s_rank_and_window_change_all_go_through(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    """Members on silver moving up to gold, members whose override has ended going back to silver, members
+    moving up onto silver, while two operators change silver's rank and window back and forth: every request
+    answers 200. On PostgreSQL a replace that wrote the new rank (FOR UPDATE on silver's row) before waiting
+    for the members it re-dates deadlocked with an earn holding one of them and naming silver (a 500)."""
+    await set_program(client, admin_key)
+    await add_tier(client, admin_key, "member", rank=0)
+    await add_tier(
+        client, admin_key, "silver", rank=10, threshold=100_000, window="rolling_days", window_days=365
+    )
+    await add_tier(client, admin_key, "gold", rank=20, threshold=300_000, grace_days=30)
+    members = [await enrol(client, pos_key) for _ in range(12)]
+    for member in members[:10]:
+        await earn(client, pos_key, member["id"], 100_000)  # silver
+    for member in members[8:10]:
+        await put_override(client, admin_key, member["id"], "gold", datetime(2026, 4, 1, tzinfo=UTC), "promo")
+    clock.set(datetime(2026, 4, 2, tzinfo=UTC))  # their overrides have ended; no review has run
+
+    async def buy(member: dict[str, Any]) -> list[httpx.Response]:
+        return [
+            await client.post(
+                f"/v1/members/{member['id']}/earn",
+                json={"order_ref": f"MIX-{member['id']}-{n}", "amount": cny(60_000)},
+                headers=bearer(pos_key),
+            )
+            for n in range(4)
+        ]
+
+    async def change() -> list[httpx.Response]:
+        replies = []
+        for n in range(6):
+            window = {"window": "calendar_year"} if n % 2 else {"window": "rolling_days", "window_days": 400}
+            body = {
+                "name": "Silver",
+                "rank": 11 + 5 * (n % 2),
+                "metric": "spend",
+                "threshold": 100_000,
+                "points_multiplier": "1",
+                "grace_days": 0,
+                "benefit_ids": [],
+            }
+            replies.append(
+                await client.put("/v1/tiers/silver", json=body | window, headers=bearer(admin_key))
+            )
+        return replies
+
+    answered = await asyncio.gather(change(), change(), *(buy(member) for member in members))
+    replies = [reply for replies in answered for reply in replies]
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200]
+    for member in members:
+        await assert_ledger_invariant(app, member["id"])
 
 
 @pytest.mark.skipif(not is_postgres(), reason="holds rows from a second PostgreSQL connection")
