@@ -646,7 +646,7 @@ async def _overrides(engine: AsyncEngine) -> dict[str, tuple[Any, ...]]:
 
 
 class TestErasedOverridesCleared:
-    """0040 clears what erasure left of an override on the row (its end, the tier earned before it and that
+    """0041 clears what erasure left of an override on the row (its end, the tier earned before it and that
     window's end), which no review acts on; other members keep theirs."""
 
     async def test_a_member_erased_before_the_upgrade_carries_no_override_after_it(
@@ -673,8 +673,8 @@ class TestErasedOverridesCleared:
             erased = await client.post(f"/v1/members/{member['erased']}/erase", headers=bearer(admin))
             assert erased.status_code == 200, erased.text
 
-            await downgrade(engine, "0039")
-            # As the erasure of 0039's code left the row: the override as it was.
+            await downgrade(engine, "0040")
+            # As the erasure of 0040's code left the row: the override as it was.
             left = dict(
                 zip(
                     ("tier_override_until", "tier_earned_id", "tier_earned_window_end"),

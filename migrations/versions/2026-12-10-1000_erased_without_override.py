@@ -3,9 +3,9 @@ end, the tier earned before it and that window's end on the row, which no review
 override walk read such members from the overrides' index only to pass them by). Erasure now clears them; this
 clears them on the members erased before.
 
-Revision ID: 0040
-Revises: 0039
-Create Date: 2026-12-09 10:00:00.000000+00:00
+Revision ID: 0041
+Revises: 0040
+Create Date: 2026-12-10 10:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0040"
-down_revision: str | None = "0039"
+revision: str = "0041"
+down_revision: str | None = "0040"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -34,5 +34,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Nothing to put back: 0039's code read none of it for an erased member, and an erasure is for good.
+    # Nothing to put back: 0040's code read none of it for an erased member, and an erasure is for good.
     pass
