@@ -116,6 +116,26 @@ class TestServeDemo:
             assert lookup(base, first).status_code == 401
             assert "not in this database" in log.read_text(encoding="utf-8")
 
+    def test_serve_demo_again_after_a_demo_member_was_erased(self, tmp_path: Path) -> None:
+        # Erasure frees the member's phone, so the re-run enrols them anew; their demo order is still there.
+        # The re-run stopped at that order (order_belongs_to_another_member) and the service never came up.
+        person = demo_members()[1]
+        with served_demo(tmp_path) as (base, log):
+            match = re.search(r"^\s+admin\s+(lk_\S+)$", log.read_text(encoding="utf-8"), re.MULTILINE)
+            assert match, log.read_text(encoding="utf-8")
+            admin = bearer(match.group(1))
+            found = httpx.get(f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=admin)
+            assert found.status_code == 200, found.text
+            erased = httpx.post(f"{base}/v1/members/{found.json()['id']}/erase", headers=admin)
+            assert erased.status_code == 200, erased.text
+            members_before = httpx.get(f"{base}/v1/members", params={"limit": 200}, headers=admin).json()
+        with served_demo(tmp_path) as (base, log):
+            assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+            members_after = httpx.get(f"{base}/v1/members", params={"limit": 200}, headers=admin).json()
+            assert len(members_after["items"]) == len(members_before["items"])  # nobody enrolled twice
+            again = httpx.get(f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=admin)
+            assert again.status_code == 404, again.text
+
     def test_serve_without_an_encryption_key_says_how_to_get_one(self, tmp_path: Path) -> None:
         result = subprocess.run(
             [*CLI, "serve", "--port", str(_free_port())],

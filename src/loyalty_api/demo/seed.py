@@ -28,6 +28,7 @@ from loyalty_api.plan_catalogue.catalogue import Interval, RecurringCoupon
 from loyalty_api.plans import service as plans
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points
+from loyalty_api.points.errors import OrderAlreadyEarned, OrderBelongsToAnotherMember
 from loyalty_api.profiles import service as profiles
 from loyalty_api.profiles.errors import MemberExists
 from loyalty_api.program import service as program
@@ -202,8 +203,10 @@ async def seed_programme(units: UnitsOfWork) -> None:
                         payment_ref=None if n % 3 == 0 else f"DEMO-PLUS-{n + 1:03d}",
                         trial=n % 3 == 0,
                     )
-        except MemberExists:
-            continue  # seeded before
+        except (MemberExists, OrderAlreadyEarned, OrderBelongsToAnotherMember):
+            # Seeded before: the member is still found, or was erased (or their phone and e-mail changed)
+            # and enrolled anew here, but their demo order is still there. Nothing of this member is kept.
+            continue
 
 
 async def create_demo_keys(units: UnitsOfWork) -> dict[str, str]:
