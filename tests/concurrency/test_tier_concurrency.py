@@ -338,3 +338,51 @@ async def _until_it_waits_too(watcher: AsyncConnection, change: asyncio.Future[N
         if change.done() or await lock_waiters(watcher) >= 2:
             return
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds rows from a second PostgreSQL connection")
+async def test_a_replace_moving_the_entry_tier_up_while_a_tier_is_created_below_it_is_no_deadlock(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+) -> None:
+    """Both date bronze's members, undated while it was the entry tier. The replace locked them, then wrote
+    the next ladder version; the create wrote that version first, then waited for those members: PostgreSQL
+    found the deadlock and the POST answered 500. Now every change of the ladder takes its members before
+    the version. A till holding one member keeps the replace between the two."""
+    await set_program(client, admin_key)
+    await add_tier(client, admin_key, "bronze", rank=10)
+    await add_tier(client, admin_key, "gold", rank=20, threshold=500_000)
+    _first, last = sorted([(await enrol(client, pos_key))["id"] for _ in range(2)], key=uuid.UUID)
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as till, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await till.execute(text("SELECT 1 FROM members WHERE id = :m FOR UPDATE"), {"m": uuid.UUID(last)})
+            bronze = (await client.get("/v1/tiers/bronze", headers=bearer(admin_key))).json()
+            body = {key: bronze[key] for key in ("name", "metric", "window", "window_days", "threshold")}
+            body |= {"rank": 30, "points_multiplier": "1", "grace_days": 0, "benefit_ids": []}
+            replace = asyncio.ensure_future(
+                client.put("/v1/tiers/bronze", json=body, headers=bearer(admin_key))
+            )
+            await until_waiting_for_a_lock(watcher, replace)  # holding the first member, waiting for `last`
+            below = {
+                "code": "basic",
+                "name": "Basic",
+                "rank": 0,
+                "metric": "spend",
+                "window": "calendar_year",
+            }
+            create = asyncio.ensure_future(
+                client.post("/v1/tiers", json=below | {"threshold": 0}, headers=bearer(admin_key))
+            )
+            for _ in range(500):  # until the create waits too (for the first member), or has answered
+                if create.done() or await lock_waiters(watcher) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            await till.rollback()
+            replaced, created = await asyncio.gather(replace, create)
+    finally:
+        await engine.dispose()
+    assert replaced.status_code == 200, replaced.text
+    assert created.status_code in (201, 409), created.text
+    if created.status_code == 409:
+        assert created.json()["code"] == "tier_ladder_changed_meanwhile", created.text

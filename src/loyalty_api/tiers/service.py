@@ -181,13 +181,13 @@ def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
 
 
 async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
-    """Write the ladder as it now stands as a new version (members' tier changes cite it), then date the
-    members the ladder left undated (a tier added below the entry tier)."""
-    version = await _write_version(uow, actor)
-    # After the version is written: a second change at once waits on it there, then is refused, so two
-    # changes never lock members against each other.
+    """Date the members the ladder as it now stands leaves undated (a tier added below the entry tier), then
+    write it as a new version (members' tier changes cite it)."""
+    # The members before the version, as a replace takes them (the lock order: see the module's docstring): a
+    # change that held the next version while it waited for members a replace held, the replace waiting for
+    # that version, deadlocked (a 500).
     await _date_undated_members(uow, await _load_ladder(uow), (await get_program(uow)).zone)
-    return version
+    return await _write_version(uow, actor)
 
 
 async def _write_version(uow: UnitOfWork, actor: uuid.UUID | None, *, number: int | None = None) -> int:
