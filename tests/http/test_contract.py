@@ -554,18 +554,17 @@ class TestInstantsInRFC3339Form:
             assert response.status_code == 200, (since, response.text)
             assert len(response.json()["items"]) == earns, since
 
-    def test_every_instant_a_request_takes_says_its_form(self, document: dict[str, Any]) -> None:
-        patterns = {
-            schema.get("pattern")
-            for schema in _request_schemas(document)
-            if schema.get("format") == "date-time"
-        }
-        [pattern] = patterns
-        taken = [param.values[0] for param in RFC_3339]
-        assert [at for at in taken if not re.fullmatch(pattern, at)] == []
-        # 24:00 has the form; `format: date-time` refuses it (an hour is 00 to 23).
-        refused = [param.values[0] for param in NOT_RFC_3339] + ["2026-12-06T10:00:00", "20261206T100000Z"]
-        assert [at for at in refused if re.fullmatch(pattern, at)] == ["2026-12-06T24:00:00Z"]
+    def test_every_instant_a_request_takes_says_its_form_in_words_not_as_a_pattern(
+        self, document: dict[str, Any]
+    ) -> None:
+        """A `pattern` beside `format: date-time` breaks generated clients: openapi-generator's C# models
+        match it against a DateTime (they do not compile), its Java `@Pattern` on an OffsetDateTime fails when
+        validated."""
+        instants = [schema for schema in _request_schemas(document) if schema.get("format") == "date-time"]
+        assert instants
+        assert [schema["pattern"] for schema in instants if "pattern" in schema] == []
+        form = "RFC 3339, with seconds and a zone (`Z` or `±HH:MM`)."
+        assert [schema for schema in instants if form not in schema.get("description", "")] == []
 
 
 class TestPlainText:

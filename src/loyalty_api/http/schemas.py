@@ -48,10 +48,12 @@ _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzin
 # The form of an instant the service reads, RFC 3339's `date-time` (section 5.6): a date, `T`, the time with
 # its seconds, a fraction if any, and the offset, `Z` or `±HH:MM` (the RFC lets `t` and `z` be lower case).
 # Pydantic's parser alone also takes `+0100`, `10:00Z` (no seconds), a space for `T` and `,5` for `.5`. In
-# ASCII digits: Python's `\d` takes any script's, and the pattern is written into the OpenAPI document too.
+# ASCII digits: Python's `\d` takes any script's. The OpenAPI document says the form in words, not as a
+# `pattern`: generators put a regex check on their date type for a `pattern` beside `format: date-time`
+# (openapi-generator's C# models then do not compile, its Java `@Pattern` on an OffsetDateTime fails when
+# validated).
 _WRITTEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
 _OFFSET = r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-INSTANT_PATTERN = f"^{_WRITTEN}{_OFFSET}$"
 # What read_instant checks: the offset may be missing here, so that an instant without one is refused as
 # pydantic refuses it (`timezone_aware`), by the field that needs a zone (GraphQL's DateTime reads the form,
 # its field the zone: a `validation_error` naming the field).
@@ -73,7 +75,6 @@ _WITHIN_RANGE = (
 def _form_and_range_said(schema: dict[str, Any]) -> None:
     said = schema.get("description")
     schema["description"] = f"{said} {_WITHIN_RANGE}" if said else _WITHIN_RANGE
-    schema["pattern"] = INSTANT_PATTERN
 
 
 def _within_range(value: datetime) -> datetime:
@@ -110,7 +111,7 @@ _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
 # (so a reply that shows it back writes it as every other instant, with `Z`); in a body or a query string,
 # and GraphQL's `DateTime` reads its form through read_instant. The one type of every instant the service
-# takes: its schema says the form (`format: date-time` and INSTANT_PATTERN) and the range.
+# takes: its schema says the form (`format: date-time` and the description) and the range.
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(read_instant),
