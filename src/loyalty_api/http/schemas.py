@@ -46,13 +46,15 @@ SHOWN_ONCE = "x-secret"
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 # The form of an instant the service reads, RFC 3339's `date-time` (section 5.6): a date, `T`, the time with
-# its seconds, a fraction if any, and the offset, `Z` or `±HH:MM` (the RFC lets `t` and `z` be lower case).
-# Pydantic's parser alone also takes `+0100`, `10:00Z` (no seconds), a space for `T` and `,5` for `.5`. In
+# its seconds, a fraction if any, and the offset, `Z` or `±HH:MM` (the RFC lets `t` and `z` be lower case,
+# and a space stand for `T`, its note to 5.6: what Python's str() of a datetime writes, and so httpx and
+# requests in a query string, which the service took before). Pydantic's parser alone also takes `+0100`,
+# `10:00Z` (no seconds) and `,5` for `.5`. In
 # ASCII digits: Python's `\d` takes any script's. The OpenAPI document says the form in words, not as a
 # `pattern`: generators put a regex check on their date type for a `pattern` beside `format: date-time`
 # (openapi-generator's C# models then do not compile, its Java `@Pattern` on an OffsetDateTime fails when
 # validated).
-_WRITTEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+_WRITTEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
 _OFFSET = r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 # What read_instant checks: the offset may be missing here, so that an instant without one is refused as
 # pydantic refuses it (`timezone_aware`), by the field that needs a zone (GraphQL's DateTime reads the form,
