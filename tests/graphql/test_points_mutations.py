@@ -250,6 +250,23 @@ class TestRedeem:
         assert (rest.status_code, rest.json()["code"]) == (422, "insufficient_points")
         assert await _balance(client, pos_key, mine) == 1_000
 
+    async def test_an_order_total_of_nothing_is_refused_as_the_field_and_redeems_nothing(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        payload = await mutate(
+            client,
+            pos_key,
+            "loyaltyRedeemPoints",
+            REDEEMED,
+            input={"memberId": mine, "points": 10, "orderRef": "GR-0", "orderTotal": cny(0)},
+        )
+        assert payload["redeemed"] is None
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+            ("orderTotal.amount", "validation_error")
+        ]
+        assert await _balance(client, pos_key, mine) == 1_000
+
     async def test_a_key_without_a_till_scope_is_refused_before_anything_runs(
         self, client: httpx.AsyncClient, pos_key: str, billing_key: str
     ) -> None:

@@ -524,7 +524,7 @@ class TestTierWindowEnds:
                 member["overridden"]: (until, None, KEPT_2026),
                 member["deleted"]: (until, None, _END_OF_2026),  # copper's grace went with it
                 member["entry"]: (None, None, None),
-                member["erased"]: (None, None, None),  # erasure cleared the override (as 0040 does)
+                member["erased"]: (None, None, None),  # erasure cleared the override (as 0041 does)
                 member["rolling"]: (START + timedelta(days=375, microseconds=123456), None, None),
                 member["told"]: (until, KEPT_2026, KEPT_2026),
             }

@@ -133,9 +133,7 @@ class RedeemPointsInput:
     points: Long
     order_ref: str = strawberry.field(description="The order paid for; an order redeems once.")
     order_total: MoneyInput | None = strawberry.field(
-        default=UNSET,
-        description="The order's total: checks the programme's maximum share payable in points, and is the "
-        "base refunds are measured against (replacing the cash amount an earn on the order gave).",
+        default=UNSET, description=RedeemRequest.model_fields["order_total"].description
     )
 
 
