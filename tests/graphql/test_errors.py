@@ -70,8 +70,12 @@ class TestRequestErrors:
         )
         body = await graphql(client, pos_key, query, p=2**60)
         assert body["data"] is None
-        assert "Long" in body["errors"][0]["message"]
         assert codes(body) == ["BAD_USER_INPUT"]
+        # Why, as well as what: the reason outlasts the cut of long quoted pieces in the message.
+        message = body["errors"][0]["message"]
+        assert "'Long'" in message and "must be within ±(2^53 - 1)" in message, message
+        fraction = await graphql(client, pos_key, query, p=1.5)
+        assert "must be a whole number, not float" in fraction["errors"][0]["message"]
 
     async def test_an_explicit_null_for_an_argument_that_takes_none_is_bad_user_input(
         self, client: httpx.AsyncClient, admin_key: str

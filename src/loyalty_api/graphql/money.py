@@ -24,10 +24,12 @@ _LIMIT = 2**53 - 1
 
 
 def _whole(value: Any) -> int:
+    # Reasons short enough to outlast the cut of long quoted pieces in an error's message (graphql/schema.py
+    # `_without_echo`), which quotes them.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Long must be a whole number, not {type(value).__name__}")
+        raise TypeError(f"must be a whole number, not {type(value).__name__}")
     if abs(value) > _LIMIT:
-        raise ValueError("Long must be between -(2^53 - 1) and 2^53 - 1")
+        raise ValueError("must be within ±(2^53 - 1)")
     return value
 
 
