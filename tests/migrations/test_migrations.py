@@ -238,6 +238,18 @@ async def _service_on(
         yield app, client
 
 
+@asynccontextmanager
+async def _migrated_service(
+    tmp_path: Path, settings: Settings, name: str, clock: FrozenClock
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, AsyncEngine]]:
+    """A database of its own at the head revision, with the app on it at `clock`'s time: a revision's test
+    makes its rows through the service, then goes down to before the revision and up again."""
+    async with fresh_database(tmp_path, name) as url, _service_on(settings, url, clock) as (app, client):
+        engine = units_of(app).database.engine
+        await upgrade(engine)
+        yield app, client, engine
+
+
 class TestTrialNoticeBackfill:
     """0025 marks the trials already told they end, so that none is told twice."""
 
@@ -245,12 +257,7 @@ class TestTrialNoticeBackfill:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "notice") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "notice", clock) as (app, client, engine):
             admin, shop, billing = [
                 await make_key(app, s) for s in (Scope.admin, Scope.ecommerce, Scope.billing)
             ]
@@ -386,12 +393,7 @@ class TestActivityRuleWindows:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "windows") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "windows", clock) as (app, client, engine):
             admin, till = [await make_key(app, s) for s in (Scope.admin, Scope.pos)]
             await set_program(client, admin)
             ends = format_instant(START + timedelta(days=3))
@@ -426,12 +428,7 @@ class TestPointValueBackfill:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "values") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "values", clock) as (app, client, engine):
             admin, till = [await make_key(app, s) for s in (Scope.admin, Scope.pos)]
             await set_program(client, admin, point_value_minor="1.5")
             partner = await register_partner(app, client, admin, "alpha", earn_rate="1.5")
@@ -477,12 +474,7 @@ class TestTierWindowEnds:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "tierdates") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "tierdates", clock) as (app, client, engine):
             admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
             await set_program(client, admin, tier_reminder_days=30)
             await standard_ladder(client, admin)  # silver and gold: calendar years, 30 days of grace
@@ -566,12 +558,7 @@ class TestUnusedAtBackfill:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START - timedelta(days=10))
-        async with (
-            fresh_database(tmp_path, "unusedat") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "unusedat", clock) as (app, client, engine):
             admin, shop, billing = [
                 await make_key(app, s) for s in (Scope.admin, Scope.ecommerce, Scope.billing)
             ]
@@ -653,12 +640,7 @@ class TestErasedOverridesCleared:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "erasedoverride") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "erasedoverride", clock) as (app, client, engine):
             admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
             await set_program(client, admin)
             await standard_ladder(client, admin)

@@ -19,9 +19,8 @@ from loyalty_api.db.migrations import current_revision, downgrade, head_revision
 from loyalty_api.db.types import UTCDateTime
 from loyalty_api.settings import Settings
 from tests.builders import make_key
-from tests.conftest import START, units_of
-from tests.databases import fresh_database
-from tests.migrations.test_migrations import _service_on, diff_against_models
+from tests.conftest import START
+from tests.migrations.test_migrations import _migrated_service, diff_against_models
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, new_paid_subscriber, pay, post_action
 
@@ -87,12 +86,7 @@ class TestUnusedCheckRevision:
         self, tmp_path: Path, settings: Settings
     ) -> None:
         clock = FrozenClock(START)
-        async with (
-            fresh_database(tmp_path, "unusedcheck") as url,
-            _service_on(settings, url, clock) as (app, client),
-        ):
-            engine = units_of(app).database.engine
-            await upgrade(engine)
+        async with _migrated_service(tmp_path, settings, "unusedcheck", clock) as (app, client, engine):
             admin, shop, billing = [
                 await make_key(app, s) for s in (Scope.admin, Scope.ecommerce, Scope.billing)
             ]
