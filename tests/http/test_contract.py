@@ -490,7 +490,11 @@ class TestInstantsInRFC3339Form:
     body, in a query string, and (tests/graphql/test_instants.py) in GraphQL. Pydantic's own parser also took
     `+0100`, `10:00Z` and `,5`."""
 
-    @pytest.mark.parametrize("written", NOT_RFC_3339)
+    @pytest.mark.parametrize(
+        "written",
+        # A space for the offset's `+` is taken in a query string only: JSON is not form-decoded.
+        [*NOT_RFC_3339, pytest.param("2026-12-06T18:00:00 08:00", id="space-for-plus")],
+    )
     async def test_a_body_refuses_another_form_and_creates_nothing(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, written: str
     ) -> None:
@@ -556,6 +560,50 @@ class TestInstantsInRFC3339Form:
             response = await client.get(url, params={"since": since, "type": "earn"}, headers=bearer(pos_key))
             assert response.status_code == 200, (since, response.text)
             assert len(response.json()["items"]) == earns, since
+
+    async def test_a_query_string_reads_a_space_before_the_offset_as_an_unencoded_plus(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A client that writes `+08:00` into a URL without percent-encoding it sends a space (form decoding
+        reads `+` as one); before the HH:MM that ends a date-time that space can only have been `+`."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 10_000)  # at 2026-03-16T10:00:00Z, the frozen clock's now
+        url = f"/v1/members/{member['id']}/ledger"
+        for since, earns in (
+            ("2026-03-16T18:00:00+08:00", 1),
+            ("2026-03-16T18:00:00.000001+08:00", 0),
+            ("2026-03-16+18:00:00+08:00", 1),  # a space for `T` as well, both unencoded
+            ("2026-03-16%2018:00:00.000001+08:00", 0),
+        ):
+            # The URL written by hand: httpx's params would percent-encode the `+`.
+            response = await client.get(f"{url}?type=earn&since={since}", headers=bearer(pos_key))
+            assert response.status_code == 200, (since, response.text)
+            assert len(response.json()["items"]) == earns, since
+        overview = await client.get(
+            "/v1/analytics/overview?from=2026-03-16T08:00:00+08:00&to=2026-03-17T08:00:00+08:00",
+            headers=bearer(admin_key),
+        )
+        assert overview.status_code == 200, overview.text
+
+    @pytest.mark.parametrize(
+        "written",
+        [
+            pytest.param("2026-03-16T18:00:00 0800", id="no-colon"),
+            pytest.param("2026-03-16T18:00 08:00", id="no-seconds"),
+            pytest.param("2026-03-16T18:00:00  08:00", id="two-spaces"),
+            pytest.param("2026-03-16T18:00:00 08:00:00", id="offset-with-seconds"),
+        ],
+    )
+    async def test_a_query_string_reads_only_that_space_as_a_plus(
+        self, client: httpx.AsyncClient, pos_key: str, written: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        ledger = await client.get(
+            f"/v1/members/{member['id']}/ledger", params={"since": written}, headers=bearer(pos_key)
+        )
+        assert (ledger.status_code, ledger.json()["code"]) == (422, "validation_error"), ledger.text
+        assert [(e["field"], e["type"]) for e in ledger.json()["errors"]] == [("since", "datetime_parsing")]
 
     def test_every_instant_a_request_takes_says_its_form_in_words_not_as_a_pattern(
         self, document: dict[str, Any]

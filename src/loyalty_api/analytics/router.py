@@ -16,14 +16,14 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.negotiation import ReportAsCsv, csv_response
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import Instant
+from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import ReportRoute
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], route_class=ReportRoute)
 
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
-From = Annotated[Instant, Query(alias="from", description="The first instant counted.")]
-To = Annotated[Instant, Query(description="The first instant not counted.")]
+From = Annotated[QueryInstant, Query(alias="from", description="The first instant counted.")]
+To = Annotated[QueryInstant, Query(description="The first instant not counted.")]
 _CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 _ERRORS = problem_responses(InvalidApiKey, ScopeNotAllowed, InvalidField) | _CSV
 

@@ -15,7 +15,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import Instant
+from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1", tags=["audit"], route_class=UnitOfWorkRoute)
@@ -39,8 +39,8 @@ async def list_audit_events(
     member_id: Annotated[uuid.UUID | None, Query(description="Changes about this member")] = None,
     key_id: Annotated[uuid.UUID | None, Query(description="Changes made with this API key")] = None,
     action: Annotated[str | None, Query(max_length=64, description="`replace_tier`, `adjust`…")] = None,
-    since: Annotated[Instant | None, Query(description="At or after this instant (with a zone)")] = None,
-    until: Annotated[Instant | None, Query(description="Before this instant (with a zone)")] = None,
+    since: Annotated[QueryInstant | None, Query(description="At or after this instant (with a zone)")] = None,
+    until: Annotated[QueryInstant | None, Query(description="Before this instant (with a zone)")] = None,
 ) -> AuditEventPage:
     """Every write made with an `admin`, `billing` or `partner` key, over REST or GraphQL, and every key
     change made with the CLI: who (the key), what (the operation, its subject, the subject before and after,

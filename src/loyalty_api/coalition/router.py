@@ -49,7 +49,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.negotiation import ReportAsCsv, csv_response
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import Instant
+from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.partners import perk_pools, service
@@ -439,8 +439,8 @@ async def fail_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) ->
 
 
 _CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
-From = Annotated[Instant, Query(alias="from", description="The first instant counted.")]
-To = Annotated[Instant, Query(description="The first instant not counted.")]
+From = Annotated[QueryInstant, Query(alias="from", description="The first instant counted.")]
+To = Annotated[QueryInstant, Query(description="The first instant not counted.")]
 
 
 def _statement_answer(statement: settlement.Settlement, as_csv: bool) -> Response | SettlementRead:

@@ -111,14 +111,42 @@ def read_instant(value: object) -> object:
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
-# (so a reply that shows it back writes it as every other instant, with `Z`); in a body or a query string,
-# and GraphQL's `DateTime` reads its form through read_instant. The one type of every instant the service
-# takes: its schema says the form (`format: date-time` and the description) and the range.
+# (so a reply that shows it back writes it as every other instant, with `Z`); in a body, and GraphQL's
+# `DateTime` reads its form through read_instant. The type of every instant the service takes but a query
+# string's (QueryInstant, below, this and one more form): its schema says the form (`format: date-time` and
+# the description) and the range.
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(read_instant),
     AfterValidator(_within_range),
     Field(json_schema_extra=_form_and_range_said),
+]
+
+# A client that writes an offset into a URL without percent-encoding its `+` sends a space, as form decoding
+# reads `+`; a space before the HH:MM that ends a date-time can have been nothing else, so a query string's
+# instant reads it as `+`. A body's does not: JSON is not form-decoded, and a space there was written as one.
+_PLUS_DECODED = re.compile(f"{_WRITTEN} [0-9]{{2}}:[0-9]{{2}}")
+_PLUS_SAID = " In a query string, a space in place of the offset's `+` (an unencoded `+`) is read as `+`."
+
+
+def _plus_restored(value: object) -> object:
+    if isinstance(value, str) and _PLUS_DECODED.fullmatch(value):
+        return f"{value[:-6]}+{value[-5:]}"
+    return value
+
+
+def _form_range_and_plus_said(schema: dict[str, Any]) -> None:
+    _form_and_range_said(schema)
+    schema["description"] += _PLUS_SAID
+
+
+# An Instant in a query string (`?since=`, `?from=`), where a space may stand for the offset's `+` too.
+QueryInstant = Annotated[
+    AwareDatetime,
+    BeforeValidator(read_instant),
+    BeforeValidator(_plus_restored),
+    AfterValidator(_within_range),
+    Field(json_schema_extra=_form_range_and_plus_said),
 ]
 
 

@@ -12,7 +12,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import Instant
+from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.leaderboard import service
 from loyalty_api.leaderboard.schemas import LeaderboardRead
@@ -36,7 +36,7 @@ async def read_leaderboard(
         Query(description="A week from Monday, or a calendar month, in the programme's time zone."),
     ] = "week",
     at: Annotated[
-        Instant | None,
+        QueryInstant | None,
         Query(alias="from", description="An instant in the period to show (left out: the current one)."),
     ] = None,
 ) -> LeaderboardRead:

@@ -12,7 +12,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
-from loyalty_api.http.schemas import Instant, OrderRef
+from loyalty_api.http.schemas import OrderRef, QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.points import errors, holds, refunds, service, transfers
@@ -282,9 +282,11 @@ async def read_ledger(
     paging: Paging,
     type: Annotated[list[EntryType] | None, Query(description="Only these entry types")] = None,
     since: Annotated[
-        Instant | None, Query(description="Entries at or after this instant (with a zone)")
+        QueryInstant | None, Query(description="Entries at or after this instant (with a zone)")
     ] = None,
-    until: Annotated[Instant | None, Query(description="Entries before this instant (with a zone)")] = None,
+    until: Annotated[
+        QueryInstant | None, Query(description="Entries before this instant (with a zone)")
+    ] = None,
 ) -> LedgerPage:
     """Every change to the member's points, newest first, page by page: the signed `amount`, the balance and
     held points after it, the order or hold, `details` (an earn's rule breakdown, a refund's shares, an
