@@ -25,6 +25,7 @@ from loyalty_api.earning.service import RuleDefinition
 from loyalty_api.money import Money, Rounding
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
 from loyalty_api.plan_catalogue.catalogue import Interval, RecurringCoupon
+from loyalty_api.plan_catalogue.errors import PlanNotFound
 from loyalty_api.plans import service as plans
 from loyalty_api.plans.service import PlanDefinition
 from loyalty_api.points import service as points
@@ -155,6 +156,13 @@ async def _seed_plans(uow: UnitOfWork) -> None:
     )
 
 
+async def _on_sale(uow: UnitOfWork, code: str) -> bool:
+    try:
+        return (await plans.get_plan(uow, code)).active
+    except PlanNotFound:
+        return False
+
+
 async def seed_programme(units: UnitsOfWork) -> None:
     async with units.begin() as uow:
         if not await program.is_configured(uow):
@@ -168,6 +176,7 @@ async def seed_programme(units: UnitsOfWork) -> None:
             await _seed_rewards(uow)
         if not (await plans.list_plans(uow, limit=1, cursor=None)).items:
             await _seed_plans(uow)
+        plus_on_sale = await _on_sale(uow, "plus")
     for n, person in enumerate(demo_members()):
         try:
             async with units.begin() as uow:
@@ -195,7 +204,10 @@ async def seed_programme(units: UnitsOfWork) -> None:
                         amount=Money(spent * 100, "CNY"),
                         channel=person.channel,
                     )
-                if n % 5 == 1:  # PLUS members: most paid for the year, a few are trying it out
+                # PLUS members: most paid for the year, a few are trying it out. A member enrolled anew
+                # after an operator stopped selling PLUS (or deleted it) joins without it: the demo keeps
+                # their choice rather than selling a withdrawn plan, which subscribe refuses.
+                if n % 5 == 1 and plus_on_sale:
                     await subscriptions.subscribe(
                         uow,
                         member_id=member.id,
