@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event as sqlalchemy_event
 from standardwebhooks.webhooks import Webhook
 
 from loyalty_api.clock import FrozenClock, SystemClock
@@ -37,14 +38,16 @@ from loyalty_api.webhooks.delivery import (
     LEASE,
     PROBE_CAP_LATER,
     PROBE_MIN,
+    dispatch_events,
 )
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
-from tests.webhooks.endpoint_helpers import add_endpoint, set_delivery, set_endpoint
+from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_endpoint, set_delivery, set_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 from tests.webhooks.test_delivery_flow import pump, with_settings
 
@@ -275,6 +278,63 @@ async def test_a_released_delivery_sent_as_a_probe_counts_for_its_failing_endpoi
     assert _instant(after["next_attempt_at"]) == now + timedelta(minutes=5)  # its own schedule stands
     [endpoint] = await rows(app, "SELECT next_probe_at FROM webhook_endpoints")
     assert _instant(endpoint["next_probe_at"]) == now + PROBE_CAP_LATER
+
+
+async def test_probes_for_many_failing_endpoints_are_leased_in_statements_that_do_not_grow_with_them(
+    app: FastAPI,
+    units: UnitsOfWork,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+) -> None:
+    """Twelve failing endpoints due for a probe, in turn by when; every third has nothing to probe with. Five
+    probes go out: the heads of the first five endpoints that have one. The endpoints passed on the way with
+    nothing to send wait for a delivery (no next probe); those after the fifth keep their turn. It took a look
+    for each endpoint passed, one statement each; now a few, however many there are."""
+    await set_program(client, admin_key)
+    now = clock.now()
+    failing: list[uuid.UUID] = []
+    for n in range(12):
+        types = ["points.earned"] if n % 3 == 0 else ["member.enrolled"]
+        endpoint_id, _ = await add_endpoint(units, f"{PUBLIC_URL}/{n}", event_types=types)
+        due = now - timedelta(seconds=12 - n)
+        await set_endpoint(app, endpoint_id, failing_since=now - timedelta(minutes=5), next_probe_at=due)
+        failing.append(uuid.UUID(endpoint_id))
+    await enrol(client, pos_key)  # member.enrolled: a delivery to probe each endpoint but every third with
+    await dispatch_events(units)
+    found = await rows(app, "SELECT id, endpoint_id FROM webhook_deliveries")
+    head_of = {uuid.UUID(str(row["endpoint_id"])): uuid.UUID(str(row["id"])) for row in found}
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE, sent with the first statement
+            statements.append(statement)
+
+    until = now + timedelta(seconds=40)
+    engine = units.database.engine.sync_engine
+    async with units.begin() as uow:
+        sqlalchemy_event.listen(engine, "before_cursor_execute", note)
+        try:
+            probes = await DeliveryRepository(uow.session).lease_probes(
+                now, until=until, token=uuid.uuid4(), limit=5
+            )
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", note)
+
+    assert probes == [head_of[failing[n]] for n in (1, 2, 4, 5, 7)]
+    endpoints = await rows(app, "SELECT id, next_probe_at FROM webhook_endpoints")
+    next_probe = {
+        uuid.UUID(str(row["id"])): None if row["next_probe_at"] is None else _instant(row["next_probe_at"])
+        for row in endpoints
+    }
+    assert [next_probe[endpoint] for endpoint in failing] == [
+        None if n in (0, 3, 6) else until if n <= 7 else now - timedelta(seconds=12 - n) for n in range(12)
+    ]
+    leased = await rows(app, "SELECT id FROM webhook_deliveries WHERE leased_until IS NOT NULL")
+    assert sorted(uuid.UUID(str(row["id"])) for row in leased) == sorted(probes)
+    # The endpoints, their heads, the next probes (of those probed, of those with none), the leases.
+    assert len(statements) == 5, statements
 
 
 @pytest.mark.parametrize("change", ["url", "re-enable"])

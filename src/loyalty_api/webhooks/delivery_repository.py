@@ -208,7 +208,7 @@ class DeliveryRepository:
         if limit <= 0:
             return []
         endpoints_due = (
-            select(WebhookEndpoint)
+            select(WebhookEndpoint.id)
             .where(
                 WebhookEndpoint.enabled.is_(True),
                 WebhookEndpoint.failing_since.is_not(None),
@@ -220,27 +220,51 @@ class DeliveryRepository:
             endpoints_due = endpoints_due.where(WebhookEndpoint.id.not_in(list(full)))
         if self._skip_locked:
             endpoints_due = endpoints_due.with_for_update(skip_locked=True)
+        due = (await self.session.scalars(endpoints_due)).all()
+        if not due:
+            return []
+        # Every due endpoint's head in one look, taken once the endpoints are locked: in the statement that
+        # locks them, PostgreSQL would read the heads as of its start, and might lease again a probe that
+        # another worker settled (and unlocked its endpoint) in between.
+        head = (
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.endpoint_id == WebhookEndpoint.id,
+                WebhookDelivery.status == "pending",
+                _unleased(now),
+                WebhookDelivery.id.not_in(list(besides)),
+                _heads_queue(),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(1)
+            .correlate(WebhookEndpoint)
+            .scalar_subquery()
+        )
+        looked = await self.session.execute(
+            select(WebhookEndpoint.id, head).where(WebhookEndpoint.id.in_(due))
+        )
+        heads = {endpoint_id: found for endpoint_id, found in looked.all()}
         ids: list[uuid.UUID] = []
-        for endpoint in (await self.session.execute(endpoints_due)).scalars().all():
+        probed: list[uuid.UUID] = []
+        idle: list[uuid.UUID] = []
+        for endpoint_id in due:
             if len(ids) == limit:
                 break
-            head = await self.session.scalar(
-                select(WebhookDelivery.id)
-                .where(
-                    WebhookDelivery.endpoint_id == endpoint.id,
-                    WebhookDelivery.status == "pending",
-                    _unleased(now),
-                    WebhookDelivery.id.not_in(list(besides)),
-                    _heads_queue(),
+            found = heads[endpoint_id]
+            if found is None:
+                idle.append(endpoint_id)
+            else:
+                ids.append(found)
+                probed.append(endpoint_id)
+        # With nothing to send it stays failing until a delivery comes to probe it.
+        for endpoints, next_probe_at in ((probed, until), (idle, None)):
+            if endpoints:
+                await self.session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id.in_(endpoints))
+                    .values(next_probe_at=next_probe_at)
+                    .execution_options(synchronize_session=False)
                 )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(1)
-            )
-            # With nothing to send it stays failing until a delivery comes to probe it.
-            endpoint.next_probe_at = until if head is not None else None
-            if head is not None:
-                ids.append(head)
-        await self.session.flush()
         await self._lease(ids, until=until, token=token)
         return ids
 
