@@ -11,10 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.outbox.events import CATALOGUE
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer
 from tests.inspect_db import count, events, rows
-from tests.webhooks.endpoint_helpers import add_attempt, create_endpoint, set_delivery
+from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_attempt, create_endpoint, set_delivery
 
 Z = "+00:00"
 
@@ -259,6 +260,35 @@ class TestListing:
         assert problem["code"] == "validation_error"
         assert problem["errors"][0]["field"] == "event_type"
         assert "GET /v1/event-types" in problem["errors"][0]["message"]
+
+    async def test_a_type_taken_out_of_the_catalogue_still_finds_its_past_deliveries(
+        self, client: httpx.AsyncClient, admin_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """History outlives the catalogue: the deliveries of a type a release no longer emits are still found
+        by it, of any status (none failed: an empty page, not a refusal), while a new endpoint can no longer
+        subscribe to it, and an endpoint without such deliveries still refuses the name."""
+        endpoint, made = await endpoint_with_deliveries(client, admin_key, members=2)
+        monkeypatch.delitem(CATALOGUE, "member.enrolled")  # a release that removed the type
+        found = await deliveries(client, admin_key, endpoint["id"], event_type="member.enrolled")
+        assert [d["id"] for d in found] == [d["id"] for d in made]
+        assert (
+            await deliveries(client, admin_key, endpoint["id"], event_type="member.enrolled", status="failed")
+            == []
+        )
+        other = await create_endpoint(client, admin_key, event_types=["points.earned"])
+        response = await client.get(
+            f"/v1/webhook-endpoints/{other['id']}/deliveries",
+            params={"event_type": "member.enrolled"},
+            headers=bearer(admin_key),
+        )
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+        refused = await client.post(
+            "/v1/webhook-endpoints",
+            json={"url": PUBLIC_URL, "event_types": ["member.enrolled"]},
+            headers=bearer(admin_key),
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), refused.text
+        assert refused.json()["errors"][0]["field"] == "event_types.0"
 
 
 class TestReadingOne:

@@ -216,8 +216,9 @@ async def list_deliveries(
     event_type: Annotated[EventTypeName | None, Query()] = None,
 ) -> WebhookDeliveryPage:
     """The endpoint's deliveries, newest first, page by page, optionally of one `status` (`pending`,
-    `succeeded`, `failed`) or `event_type` (one of `GET /v1/event-types`, else 422 `validation_error`):
-    the attempts that count towards giving up, when the next is due, the last status code and error.
+    `succeeded`, `failed`) or `event_type` (one of `GET /v1/event-types`, or a type since dropped from it
+    that this endpoint has deliveries of; else 422 `validation_error`): the attempts that count towards
+    giving up, when the next is due, the last status code and error.
 
     For `admin` keys only. Reads only."""
     page = await endpoints.list_deliveries(
