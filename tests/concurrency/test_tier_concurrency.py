@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.settings import Settings
+from loyalty_api.tiers.redating import redate_window_ends
 from tests.builders import add_tier, enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, set_program
-from tests.tiers.test_qualification import put_override, standard_ladder, tier_of
-from tests.tiers.test_rule_changes import END_OF_2026, change_tier
+from tests.tiers.test_qualification import KEPT_2027, iso, put_override, standard_ladder, tier_of
+from tests.tiers.test_rule_changes import END_OF_2026, END_OF_2027, change_tier, stored_end
 
 
 async def test_concurrent_earns_upgrade_once(
@@ -223,6 +224,35 @@ class TestRuleChangeUnderMembers:
         status = await tier_of(client, pos_key, member["id"])
         year_2028 = "2028-12-31T16:00:00Z"  # 1 January 2029 in Shanghai
         assert (status["kept_until"], status["keep"]["by"]) == ("2029-01-30T16:00:00Z", year_2028)
+
+    async def test_an_upgrade_onto_the_tier_during_a_change_of_its_window_is_judged_on_the_new_window(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """The earn read the ladder (silver: 365 days), then the change made silver a calendar year and moved
+        its members' ends to the 1 January after them, then the earn upgraded its member onto silver with
+        the end of a 365-day window (16 March 2027): a window the tier no longer has, a year judged up to
+        March. The earn waits on its order between the two, holding its member, whom the change does not
+        wait for (not on silver yet)."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        holder, member, other = [await enrol(client, pos_key) for _ in range(3)]
+        await earn(client, pos_key, holder["id"], 100_000)  # silver, its window ending 16 March 2027
+        await earn(client, pos_key, member["id"], 60_000)
+        held = _earn_waiting_on_its_order(
+            settings, client, pos_key, member["id"], other["id"], "UP-1", 40_000
+        )
+        async with held as (earning, _):
+            await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+            assert not earning.done()
+        reply = await earning
+        assert reply.status_code == 200, reply.text
+        assert (reply.json()["tier"]["code"], reply.json()["tier_changed"]) == ("silver", True)
+        for someone in (holder, member):
+            status = await tier_of(client, pos_key, someone["id"])
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
+        assert await redate_window_ends(units_of(app)) == 1  # the worker stores it so
+        assert await stored_end(app, member["id"]) == await stored_end(app, holder["id"])
 
     async def test_an_override_ending_at_the_till_during_a_window_change_is_no_deadlock(
         self,

@@ -675,3 +675,49 @@ class TestErasedOverridesCleared:
 
             assert await _overrides(engine) == before | {member["erased"]: (None, None, None)}
             assert (await tier_of(client, pos, member["overridden"]))["override_until"] == iso(until)
+
+
+_REVISIONS_0042 = sa.table(
+    "members",
+    sa.column("id", sa.Uuid()),
+    sa.column("tier_window_revision", sa.Integer()),
+    sa.column("tier_earned_window_revision", sa.Integer()),
+)
+
+
+async def _window_revisions(engine: AsyncEngine) -> dict[str, tuple[Any, ...]]:
+    """Each member's revisions of the windows their stored ends were worked out under: on their tier, and of
+    the tier earned before an override."""
+    async with engine.connect() as connection:
+        found = await connection.execute(sa.select(_REVISIONS_0042))
+        return {str(row[0]): tuple(row[1:]) for row in found}
+
+
+class TestTierWindowRevisions:
+    """0042 takes each end stored before as worked out under the window its tier has, its first revision."""
+
+    async def test_ends_stored_before_the_upgrade_read_as_they_did(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with _migrated_service(tmp_path, settings, "windowrevisions", clock) as (app, client, engine):
+            admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            await standard_ladder(client, admin)
+            names = ("silver", "overridden", "entry")
+            member = {name: (await enrol(client, pos))["id"] for name in names}
+            for name in ("silver", "overridden"):
+                await earn(client, pos, member[name], 150_000)
+            until = datetime(2027, 3, 1, tzinfo=UTC)
+            await put_override(client, admin, member["overridden"], "gold", until, "promotion")
+            seen = {name: await tier_of(client, pos, member[name]) for name in names}
+
+            await downgrade(engine, "0041")
+            await upgrade(engine)
+
+            assert await _window_revisions(engine) == {
+                member["silver"]: (1, None),
+                member["overridden"]: (None, 1),
+                member["entry"]: (None, None),
+            }
+            assert {name: await tier_of(client, pos, member[name]) for name in names} == seen

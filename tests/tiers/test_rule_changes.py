@@ -3,16 +3,28 @@ promised, whatever the new grace, and a new window is a whole one of its kind, n
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import make_url, select
 
+from loyalty_api.app import create_app
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.members.models import Member
+from loyalty_api.settings import Settings
+from loyalty_api.tiers.redating import redate_window_ends
+from tests.apps import client_for
 from tests.builders import enrol
-from tests.conftest import START, bearer
+from tests.conftest import START, bearer, units_of
+from tests.databases import is_postgres
 from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
     KEPT_2026,
@@ -26,6 +38,7 @@ from tests.tiers.test_qualification import (
 )
 
 END_OF_2026 = "2026-12-31T16:00:00Z"  # 1 January 2027 in Shanghai, the programme's zone
+END_OF_2027 = "2027-12-31T16:00:00Z"
 
 
 async def change_tier(client: httpx.AsyncClient, admin_key: str, code: str, **changes: Any) -> None:
@@ -38,6 +51,39 @@ async def change_tier(client: httpx.AsyncClient, admin_key: str, code: str, **ch
     body |= {"grace_days": tier["grace_days"], "benefit_ids": [b["id"] for b in tier["benefits"]]}
     response = await client.put(f"/v1/tiers/{code}", json=body | changes, headers=bearer(admin_key))
     assert response.status_code == 200, response.text
+
+
+async def stored_end(app: FastAPI, member_id: str) -> tuple[datetime | None, int | None]:
+    """The end of the window the member is judged on as stored, and the revision of the tier's window it was
+    worked out under."""
+    async with units_of(app).read() as uow:
+        found = await uow.session.execute(
+            select(Member.tier_window_end, Member.tier_window_revision).where(
+                Member.id == uuid.UUID(member_id)
+            )
+        )
+        end, revision = found.one()
+        return end, revision
+
+
+@asynccontextmanager
+async def _a_process_not_told_of_changes(
+    settings: Settings, clock: FrozenClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of another instance of the service on the test database, which keeps what it caches for a
+    minute: on PostgreSQL it listens on another database, where no change of this one is announced."""
+    changes: dict[str, Any] = {"cache_seconds": 60.0}
+    if is_postgres():
+        elsewhere = make_url(settings.listen_url).set(database="postgres")
+        changes["listen_database_url"] = elsewhere.render_as_string(hide_password=False)
+    other = create_app(settings.model_copy(update=changes), clock=clock)
+    async with other.router.lifespan_context(other), client_for(other) as client:
+        units: UnitsOfWork = other.state.units
+        for _ in range(500):  # until it listens, and has forgotten everything as it then does
+            if not is_postgres() or units.cache.stamp():
+                break
+            await asyncio.sleep(0.01)
+        yield client
 
 
 @pytest.fixture
@@ -148,6 +194,69 @@ class TestWindowChanged:
         status = await tier_of(client, pos_key, member["id"])
         assert status["kept_until"] == iso(KEPT_2027)
         assert (status["keep"]["window_start"], status["keep"]["by"]) == (END_OF_2026, "2027-12-31T16:00:00Z")
+
+    async def test_an_upgrade_by_a_process_not_told_of_the_change_yet_is_judged_on_the_new_window(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """Another process keeps the ladder it read until the change's notification reaches it (PostgreSQL)
+        or its cache's time runs out: an upgrade there meanwhile stored the end of a 365-day window (16 March
+        2027) on a tier whose members the change had moved to the 1 January after theirs. It is read as the
+        new window has it, the review leaves it be at the old end, and the worker stores it so."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        holder, member = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, holder["id"], 100_000)  # silver, its window ending 16 March 2027
+        await earn(client, pos_key, member["id"], 60_000)
+        async with _a_process_not_told_of_changes(settings, clock) as till:
+            read = await till.get("/v1/tiers", headers=bearer(admin_key))  # its ladder, kept
+            assert read.status_code == 200, read.text
+            await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+            assert (await earn(till, pos_key, member["id"], 40_000))["tier"]["code"] == "silver"
+        for someone in (holder, member):
+            status = await tier_of(client, pos_key, someone["id"])
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
+
+        clock.set(datetime(2027, 4, 16, tzinfo=UTC))  # the old window and its grace are over
+        assert await review(app) == 0
+        assert await redate_window_ends(units_of(app)) == 1
+        assert await redate_window_ends(units_of(app)) == 0
+        assert await stored_end(app, member["id"]) == (datetime(2027, 12, 31, 16, tzinfo=UTC), 2)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
+
+    async def test_an_end_from_before_two_changes_is_re_dated_through_both(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """90 days, then 365 (each end 275 days on), then a calendar year (to the 1 January after each): an
+        end of a 90-day window stored after both is taken through each, as the members on the tier were
+        (re-dated from 90 days straight to a year, it would end on 1 January 2027)."""
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        holder, member = await enrol(client, pos_key), await enrol(client, pos_key)
+        await earn(client, pos_key, holder["id"], 100_000)
+        await earn(client, pos_key, member["id"], 60_000)
+        async with _a_process_not_told_of_changes(settings, clock) as till:
+            read = await till.get("/v1/tiers", headers=bearer(admin_key))  # its ladder, kept
+            assert read.status_code == 200, read.text
+            await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+            assert (await earn(till, pos_key, member["id"], 40_000))["tier"]["code"] == "silver"
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+        for someone in (holder, member):
+            status = await tier_of(client, pos_key, someone["id"])
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
+        assert await redate_window_ends(units_of(app)) == 1
+        for someone in (holder, member):
+            status = await tier_of(client, pos_key, someone["id"])
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
 
     async def test_a_longer_rolling_window_runs_from_the_purchase_that_won_the_tier(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -62,6 +62,9 @@ class Member(IdMixin, Base):
         # on, in (that, id) order: a calendar-year ladder gives every holder of a tier the same instant. It
         # serves the lookups by tier alone as well.
         Index(None, "tier_id", "tier_window_end", "id"),
+        # The worker's walk of the tier's members whose window end was worked out under an earlier revision of
+        # its window (tiers/redating.py).
+        Index(None, "tier_id", "tier_window_revision", "id"),
         # The review's walk of overrides that ended: hardly any member has one.
         Index(
             "ix_members__tier_override_until_id",
@@ -103,6 +106,9 @@ class Member(IdMixin, Base):
     # keep the tier until then plus the tier's grace as it stands: the grace is not stored here, so a change
     # of it writes nothing to the tier's members.
     tier_window_end: Mapped[datetime | None]
+    # The revision of the tier's window `tier_window_end` was worked out under (None with no end): an end of
+    # an earlier one is re-dated through the changes since (tiers/models.py, Tier.window_revision).
+    tier_window_revision: Mapped[int | None]
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
     # The `tier_window_end` the member was told they must requalify by (`tier.review_due`).
     tier_reminded_window_end: Mapped[datetime | None]
@@ -111,6 +117,7 @@ class Member(IdMixin, Base):
     # key: a tier deleted meanwhile is not found, and the member lands where they qualify.
     tier_earned_id: Mapped[uuid.UUID | None]
     tier_earned_window_end: Mapped[datetime | None]
+    tier_earned_window_revision: Mapped[int | None]  # of the earned tier's window, as tier_window_revision
     # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
     # the checkout quote look for plans only when there may be one.
     plan_benefits_until: Mapped[datetime | None]

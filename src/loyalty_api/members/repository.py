@@ -49,6 +49,7 @@ class PointsHolder:
     birthday_encrypted: str | None
     tier_id: uuid.UUID | None
     tier_window_end: datetime | None
+    tier_window_revision: int | None
     tier_override_until: datetime | None
     plan_benefits_until: datetime | None
     lifecycle_stage: str
@@ -65,6 +66,7 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.birthday_encrypted,
     _MEMBERS.c.tier_id,
     _MEMBERS.c.tier_window_end,
+    _MEMBERS.c.tier_window_revision,
     _MEMBERS.c.tier_override_until,
     _MEMBERS.c.plan_benefits_until,
     _MEMBERS.c.lifecycle_stage,
@@ -314,9 +316,11 @@ class MemberRepository:
                 # window, no override (its end and what was earned before it). (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)
                 tier_window_end=None,
+                tier_window_revision=None,
                 tier_override_until=None,
                 tier_earned_id=None,
                 tier_earned_window_end=None,
+                tier_earned_window_revision=None,
                 updated_at=at,
             )
         )

@@ -73,6 +73,7 @@ from loyalty_api.program.service import ProgramSettings, get_program
 from loyalty_api.tiers import membership
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import Standing, TierRef
+from loyalty_api.tiers.repository import stored_end
 
 CLOCK_SKEW = timedelta(minutes=5)
 # How long a till may stay offline and still earn for its purchases at the time they happened.
@@ -275,7 +276,7 @@ async def earn(
         ladder=ladder,
         member_id=member_id,
         tier_id=member.tier_id,
-        window_end=member.tier_window_end,
+        window_end=stored_end(member.tier_window_end, member.tier_window_revision),
         override_until=member.tier_override_until,
         standing=Standing(at=now, values=totals),
     )

@@ -69,6 +69,7 @@ from loyalty_api.privacy.schemas import (
     MemberExport,
 )
 from loyalty_api.profiles import service as profiles
+from loyalty_api.program.service import get_program
 from loyalty_api.rewards.repository import RedemptionRepository
 from loyalty_api.segments.service import scores_of
 from loyalty_api.subscriptions import service as subscriptions
@@ -272,7 +273,9 @@ async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> 
     return ExportTier(
         tier=tier,
         since=None if state is None else state.tier_since,
-        kept_until=None if state is None else tier_membership.kept_until(await get_ladder(uow), state),
+        kept_until=None
+        if state is None
+        else tier_membership.kept_until(await get_ladder(uow), state, (await get_program(uow)).zone),
         override_until=None if state is None else state.override_until,
         history=[
             ExportTierChange.model_validate(change, from_attributes=True) for change in reversed(changes)

@@ -15,17 +15,21 @@ the bar of the new window requalifies at once.
 What is stored of a member on a tier is the end of the window their review judges; the date they keep the
 tier until is that end plus the tier's grace as it stands (`LadderTier.kept_until`), so a change of the grace
 moves nobody's stored date. A change of the window moves the ends it changes (`redated`), so that what members
-were promised still holds under the new rules.
+were promised still holds under the new rules. Such a change makes a new revision of the tier's window, and
+each stored end names the revision it was worked out under: an end of an earlier one (worked out by a process
+that read the ladder before the change) is re-dated through each change since (`LadderTier.as_it_stands`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from loyalty_api.clock import format_instant
@@ -67,6 +71,36 @@ def year_end(at: datetime, zone: ZoneInfo) -> datetime:
     ).astimezone(at.tzinfo)
 
 
+class Windowed(Protocol):
+    """A tier's window: a calendar year, or the last `window_days` days."""
+
+    @property
+    def window(self) -> Window: ...
+
+    @property
+    def window_days(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PastWindow:
+    """A window a tier had, as revision `revision` of it, before a change that moved its members' ends."""
+
+    revision: int
+    window: Window
+    window_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnd:
+    """The end of the window a member's review judges, as stored: worked out under revision `revision` of
+    their tier's window (`LadderTier.as_it_stands` gives it under the window the tier has). None: written by
+    the code before revisions (a process not yet upgraded, during a deploy), taken as of the window the tier
+    has."""
+
+    at: datetime
+    revision: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class LadderTier:
     id: uuid.UUID
@@ -80,6 +114,8 @@ class LadderTier:
     points_multiplier: Decimal
     grace_days: int
     benefits: tuple[GrantedBenefit, ...] = ()
+    revision: int = 1  # of its window (module docstring)
+    past_windows: tuple[PastWindow, ...] = ()  # the earlier revisions, oldest first
 
     @property
     def ref(self) -> TierRef:
@@ -118,8 +154,30 @@ class LadderTier:
         """The end of the window whose grace ends at `kept_until`."""
         return kept_until - timedelta(days=self.grace_days)
 
-    def same_window(self, other: LadderTier) -> bool:
-        return (self.window, self.window_days) == (other.window, other.window_days)
+    def stored(self, end: datetime) -> StoredEnd:
+        """`end`, worked out under the window this tier has, as it is stored."""
+        return StoredEnd(at=end, revision=self.revision)
+
+    def as_it_stands(self, end: StoredEnd, zone: ZoneInfo) -> datetime:
+        """A stored end under the window this tier has: re-dated as each change of the window since the
+        revision it was worked out under re-dated the ends stored then. An end of a later revision than this
+        ladder knows (read before that change) is taken as it is."""
+        at, revision = end.at, end.revision
+        if revision is None:
+            return at
+        windows: list[Windowed] = [past for past in self.past_windows if past.revision >= revision]
+        for before, after in pairwise([*windows, self]):
+            at = redated(at, before, after, zone)
+        return at
+
+    def with_window(self, window: Window, window_days: int | None) -> LadderTier:
+        """The tier with `window`: a new revision of it when that moves the ends worked out under the one it
+        has."""
+        after = replace(self, window=window, window_days=window_days)
+        if not moves_ends(self, after):
+            return after
+        past = PastWindow(revision=self.revision, window=self.window, window_days=self.window_days)
+        return replace(after, revision=self.revision + 1, past_windows=(*self.past_windows, past))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,20 +239,31 @@ class Standing:
         }
 
 
-def redated(end: datetime, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> datetime:
+def same_window(one: Windowed, other: Windowed) -> bool:
+    return (one.window, one.window_days) == (other.window, other.window_days)
+
+
+def redated(end: datetime, before: Windowed, after: Windowed, zone: ZoneInfo) -> datetime:
     """Where the window ending at `end` under a tier's rules `before` ends once they are `after` (the grace is
     added on reading, whatever it is). A new window never ends sooner, and is a whole one of its kind: a
     calendar year ends on the next 1 January; a longer rolling window is measured from the purchase that won
     the tier (the old window's start), so that purchase is not judged again; a shorter one, or a rolling
     window after a calendar year, ends where the old one did."""
-    if before.same_window(after):
+    if same_window(before, after):
         return end
     if after.window is Window.calendar_year:
-        return after.window_end(end - INSTANT, zone)
+        return year_end(end - INSTANT, zone)
     return end + timedelta(days=longer_by(before, after))
 
 
-def longer_by(before: LadderTier, after: LadderTier) -> int:
+def moves_ends(before: Windowed, after: Windowed) -> bool:
+    """Whether `redated` moves any end from `before` to `after`."""
+    return not same_window(before, after) and (
+        after.window is Window.calendar_year or longer_by(before, after) > 0
+    )
+
+
+def longer_by(before: Windowed, after: Windowed) -> int:
     """By how many days a rolling window `after` outlasts the rolling window `before` (0: not longer, or not
     both rolling)."""
     if before.window is not Window.rolling_days or after.window is not Window.rolling_days:

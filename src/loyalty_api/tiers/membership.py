@@ -33,13 +33,14 @@ from loyalty_api.tiers.ladder import (
     LadderTier,
     Metric,
     Standing,
+    StoredEnd,
     TierRef,
     after_review,
     qualified_tier,
     year_end,
 )
 from loyalty_api.tiers.models import TierChange
-from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState, TierRepository
+from loyalty_api.tiers.repository import MemberTierRepository, MemberTierState, TierRepository, stored_end
 from loyalty_api.tiers.service import get_ladder
 
 
@@ -82,15 +83,15 @@ async def _move(
     reason: str,
     standing: Standing | None,
     zone: ZoneInfo,
-    window_end: datetime | None,
+    window_end: StoredEnd | None,
     override_until: datetime | None = None,
-    earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
+    earned: tuple[uuid.UUID | None, StoredEnd | None] = (None, None),
     since: datetime | None = None,
     actor: uuid.UUID | None = None,
 ) -> None:
-    """Put the member on `target`, judged on the window ending at `window_end`, record why, and tell the world
-    if they went up or down. An override (`override_until`, no window) keeps what the member had `earned`
-    before it: the tier and its window's end."""
+    """Put the member on `target`, judged on the window ending at `window_end` (of `target`'s window as
+    `ladder` has it), record why, and tell the world if they went up or down. An override (`override_until`,
+    no window) keeps what the member had `earned` before it: the tier and its window's end."""
     now = uow.clock.now()
     repo = MemberTierRepository(uow.session)
     await repo.set_tier(
@@ -101,7 +102,7 @@ async def _move(
         override_until=override_until,
         earned=earned,
     )
-    kept_until = override_until or (None if window_end is None else target.kept_until(window_end))
+    kept_until = override_until or (None if window_end is None else target.kept_until(window_end.at))
     await repo.insert_change(
         TierChange(
             member_id=member_id,
@@ -146,21 +147,32 @@ async def _move(
 _EVENT_REASONS = {"upgrade": "qualified", "downgrade": "review", "renewal": "review", "import": "imported"}
 
 
-def _window_end(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> datetime | None:
+def _window_end(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) -> StoredEnd | None:
     """The end of the window a member who qualifies for `tier` at `at` is judged on (none on the entry
     tier, which is never lost)."""
-    return None if tier is ladder.entry else tier.window_end(at, zone)
+    return None if tier is ladder.entry else tier.stored(tier.window_end(at, zone))
 
 
-def kept_until(ladder: Ladder, state: MemberTierState) -> datetime | None:
+def judged_end(tier: LadderTier | None, end: StoredEnd | None, zone: ZoneInfo) -> datetime | None:
+    """The end of the window a member is judged on for `tier`, stored as `end`, as the tier's window stands:
+    an end worked out under the window before a change (by a transaction that read the ladder before the
+    change came, or in a process not yet told of it) is re-dated here until the worker has stored it so
+    (tiers/redating.py)."""
+    if end is None:
+        return None
+    return end.at if tier is None else tier.as_it_stands(end, zone)
+
+
+def kept_until(ladder: Ladder, state: MemberTierState, zone: ZoneInfo) -> datetime | None:
     """Until when the member keeps their tier, then reviewed: an override's end, else the end of the window
     they are judged on plus their tier's grace as it stands."""
     if state.override_until is not None:
         return state.override_until
     tier = ladder.by_id(state.tier_id)
-    if state.window_end is None or tier is None:
-        return state.window_end
-    return tier.kept_until(state.window_end)
+    judged = judged_end(tier, state.window_end, zone)
+    if judged is None or tier is None:
+        return judged
+    return tier.kept_until(judged)
 
 
 async def after_purchase(
@@ -169,7 +181,7 @@ async def after_purchase(
     ladder: Ladder,
     member_id: uuid.UUID,
     tier_id: uuid.UUID | None,
-    window_end: datetime | None,
+    window_end: StoredEnd | None,
     override_until: datetime | None,
     standing: Standing,
 ) -> TierResult:
@@ -195,7 +207,8 @@ async def after_purchase(
     zone = (await get_program(uow)).zone
     place = current or ladder.entry
     renewal = _window_end(ladder, place, now, zone)
-    may_renew = current is not None and renewal is not None and (window_end is None or renewal > window_end)
+    judged = judged_end(current, window_end, zone)
+    may_renew = current is not None and renewal is not None and (judged is None or renewal.at > judged)
     if current is not None and ladder.above(current) is None and not may_renew:
         return TierResult(tier=current, changed=moved)  # at the top and already kept as long as can be
     qualified = qualified_tier(ladder, standing, zone) or ladder.entry
@@ -283,7 +296,7 @@ async def after_total_raised(uow: UnitOfWork, member: PointsHolder) -> TierResul
         ladder=ladder,
         member_id=member.id,
         tier_id=member.tier_id,
-        window_end=member.tier_window_end,
+        window_end=stored_end(member.tier_window_end, member.tier_window_revision),
         override_until=member.tier_override_until,
         standing=await _standing(uow, ladder, member.id, uow.clock.now(), zone),
     )
@@ -306,10 +319,10 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     if state is None:
         return False
     ladder = await get_ladder(uow)
-    until = kept_until(ladder, state)
+    program = await get_program(uow)
+    until = kept_until(ladder, state, program.zone)
     if until is None or until > now:
         return False
-    program = await get_program(uow)
     current = ladder.by_id(state.tier_id)
     repo = MemberTierRepository(uow.session)
     if state.override_until is not None:
@@ -320,7 +333,7 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         return True
     # Judge the window the member held the tier through, which ended when the grace began: a purchase
     # in the grace period counts towards the new window (and requalifies at once if it reaches it).
-    judged = state.window_end
+    judged = judged_end(current, state.window_end, program.zone)
     assert judged is not None  # kept until a date, and not by an override
     standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
@@ -355,7 +368,9 @@ async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
     and on 1 January plus grace a calendar-year ladder makes every holder due at once): each tier's members
     whose window ended its grace ago or earlier (the entry tier's too: members on a tier that became it are
     undated once), then the overrides that ended. Each walk moves on by (date, id), so it ends even if a
-    member were to stay due."""
+    member were to stay due. An end stored under an earlier revision of the tier's window is never later than
+    the end it stands for (a new window never ends sooner): the walk meets its member no later, and
+    review_member reads it as the window stands."""
     now = units.clock.now()
     async with units.read() as uow:
         ladder = await get_ladder(uow)
@@ -416,7 +431,7 @@ async def place(
         reason="held in the previous system",
         standing=None,
         zone=(await get_program(uow)).zone,
-        window_end=kept_until - timedelta(days=target.grace_days),
+        window_end=target.stored(kept_until - timedelta(days=target.grace_days)),
         actor=actor,
     )
 
@@ -471,7 +486,7 @@ async def end_override(uow: UnitOfWork, member_id: uuid.UUID, *, actor: uuid.UUI
 
 async def _end_override(
     uow: UnitOfWork, ladder: Ladder, state: MemberTierState, *, reason: str, actor: uuid.UUID | None
-) -> tuple[LadderTier, datetime | None]:
+) -> tuple[LadderTier, StoredEnd | None]:
     """Take the member off their override (row locked) and put them on the tier they had earned before it,
     while its time (its window and grace) lasts; if its time ran out meanwhile, where its review would have
     put them; higher when they qualify for more now. The tier, and the end of the window it is judged on."""
@@ -482,10 +497,10 @@ async def _end_override(
     assert target is not None
     earned = ladder.by_id(state.earned_id)
     window_end = _window_end(ladder, target, now, zone)
-    judged = state.earned_window_end
+    judged = judged_end(earned, state.earned_window_end, zone)
     if earned is not None and earned.rank > target.rank:
         if judged is None or earned.kept_until(judged) > now:
-            target, window_end = earned, judged
+            target, window_end = earned, None if judged is None else earned.stored(judged)
         else:
             then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
@@ -560,7 +575,9 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         )
 
     above = ladder.entry if current is None else ladder.above(current)
-    judged = None if current is None or current is ladder.entry else state.window_end
+    judged = (
+        None if current is None or current is ladder.entry else judged_end(current, state.window_end, zone)
+    )
     if current is not None and state.override_until is not None:
         # No window keeps an override's tier; once it has ended, the review is due and the tier is judged as
         # if its grace had followed a window ending that grace before the override's end.
@@ -570,7 +587,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         member_id=member_id,
         tier=current,
         since=state.tier_since,
-        kept_until=kept_until(ladder, state),
+        kept_until=kept_until(ladder, state, zone),
         override_until=state.override_until,
         next=None if above is None else await goal(above, above.window_start(now, zone), None),
         keep=None

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
@@ -25,6 +25,12 @@ class Tier(IdMixin, Base):
     threshold: Mapped[int] = mapped_column(BigInteger, server_default="0")  # minor units, or points
     points_multiplier: Mapped[Decimal] = mapped_column(server_default="1")
     grace_days: Mapped[int] = mapped_column(server_default="0")
+    # A member's stored window end names the revision of the window it was worked out under: a change of the
+    # window that moves ends (ladder.redated) makes the next revision, and `past_windows` keeps each earlier
+    # one's window ({"revision", "window", "window_days"}, oldest first), so that an end worked out under an
+    # earlier one (by a process that had not heard of the change yet) is re-dated through each change since.
+    window_revision: Mapped[int] = mapped_column(server_default="1")
+    past_windows: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
 

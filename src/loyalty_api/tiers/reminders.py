@@ -61,7 +61,9 @@ async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bo
     keep = standing.keep
     if standing.tier is None or keep is None or keep.by is None or keep.by > now + ahead:
         return False  # an override holds the tier (its end sets the window anew), or not yet
-    if not await repo.mark_reminded(member_id, state.window_end):
+    # The end told of is the window's as the tier's window stands (keep.by), which the stored one becomes once
+    # the worker has re-dated an end worked out under the window before a change.
+    if not await repo.mark_reminded(member_id, keep.by):
         return False  # another run told them
     if keep.by <= now:
         return False  # the window is over and the grace runs: nothing left to tell of it

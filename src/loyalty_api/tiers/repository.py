@@ -24,10 +24,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Update
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import days_later, insert_or_ignore
 from loyalty_api.members.models import ERASED, Member, MemberStatus, not_erased
+from loyalty_api.tiers.ladder import StoredEnd
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
 
 _VERSIONS = cast(Table, TierLadderVersion.__table__)
@@ -149,10 +151,14 @@ class MemberTierState:
     status: str
     tier_id: uuid.UUID | None
     tier_since: datetime | None
-    window_end: datetime | None  # of the window the review judges; None under an override
+    window_end: StoredEnd | None  # of the window the review judges; None under an override
     override_until: datetime | None
     earned_id: uuid.UUID | None  # while overridden: the tier earned before, and its window's end
-    earned_window_end: datetime | None
+    earned_window_end: StoredEnd | None
+
+
+def stored_end(at: datetime | None, revision: int | None) -> StoredEnd | None:
+    return None if at is None else StoredEnd(at=at, revision=revision)
 
 
 _STATE = select(
@@ -161,10 +167,36 @@ _STATE = select(
     Member.tier_id,
     Member.tier_since,
     Member.tier_window_end,
+    Member.tier_window_revision,
     Member.tier_override_until,
     Member.tier_earned_id,
     Member.tier_earned_window_end,
+    Member.tier_earned_window_revision,
 ).where(Member.id == bindparam("member_id"), not_erased())
+
+
+_MEMBERS = cast(Table, Member.__table__)
+
+
+def _set_end(end: str, revision: str) -> Update:
+    return (
+        update(_MEMBERS)
+        .where(_MEMBERS.c.id == bindparam("member"))
+        .values(
+            {
+                end: bindparam("end", type_=_MEMBERS.c[end].type),
+                revision: bindparam("revision", type_=_MEMBERS.c[revision].type),
+            }
+        )
+    )
+
+
+_SET_WINDOW_END = _set_end("tier_window_end", "tier_window_revision")
+_SET_EARNED_WINDOW_END = _set_end("tier_earned_window_end", "tier_earned_window_revision")
+
+
+def _columns(end: StoredEnd | None) -> tuple[datetime | None, int | None]:
+    return (None, None) if end is None else (end.at, end.revision)
 
 
 class MemberTierRepository:
@@ -178,7 +210,18 @@ class MemberTierRepository:
         `unless_held` as well, None at once, without waiting, when another transaction holds the row."""
         statement = _STATE.with_for_update(key_share=True, skip_locked=unless_held) if lock else _STATE
         row = (await self.session.execute(statement, {"member_id": member_id})).one_or_none()
-        return None if row is None else MemberTierState(*row)
+        if row is None:
+            return None
+        return MemberTierState(
+            member_id=row.id,
+            status=row.status,
+            tier_id=row.tier_id,
+            tier_since=row.tier_since,
+            window_end=stored_end(row.tier_window_end, row.tier_window_revision),
+            override_until=row.tier_override_until,
+            earned_id=row.tier_earned_id,
+            earned_window_end=stored_end(row.tier_earned_window_end, row.tier_earned_window_revision),
+        )
 
     async def set_tier(
         self,
@@ -186,29 +229,34 @@ class MemberTierRepository:
         *,
         tier_id: uuid.UUID,
         since: datetime,
-        window_end: datetime | None,
+        window_end: StoredEnd | None,
         override_until: datetime | None,
-        earned: tuple[uuid.UUID | None, datetime | None] = (None, None),
+        earned: tuple[uuid.UUID | None, StoredEnd | None] = (None, None),
     ) -> None:
+        end, revision = _columns(window_end)
+        earned_end, earned_revision = _columns(earned[1])
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
             .values(
                 tier_id=tier_id,
                 tier_since=since,
-                tier_window_end=window_end,
+                tier_window_end=end,
+                tier_window_revision=revision,
                 tier_override_until=override_until,
                 tier_earned_id=earned[0],
-                tier_earned_window_end=earned[1],
+                tier_earned_window_end=earned_end,
+                tier_earned_window_revision=earned_revision,
             )
             .execution_options(synchronize_session=False)
         )
 
-    async def set_window_end(self, member_id: uuid.UUID, window_end: datetime | None) -> None:
+    async def set_window_end(self, member_id: uuid.UUID, window_end: StoredEnd | None) -> None:
+        end, revision = _columns(window_end)
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
-            .values(tier_window_end=window_end)
+            .values(tier_window_end=end, tier_window_revision=revision)
             .execution_options(synchronize_session=False)
         )
 
@@ -221,7 +269,7 @@ class MemberTierRepository:
         )
         await self.session.scalar(select(func.count()).select_from(locking.subquery()))
 
-    async def date_undated(self, ends: Mapping[uuid.UUID, datetime]) -> None:
+    async def date_undated(self, ends: Mapping[uuid.UUID, StoredEnd]) -> None:
         """Give members of each tier of `ends` who have no window to be judged on (they held the entry tier
         before the ladder changed) the tier's window end; and so members under an override who had earned it
         undated, for when it ends."""
@@ -229,21 +277,27 @@ class MemberTierRepository:
             return
         tiers = list(ends)
         # Only an override sets what was earned: saying so lets the query read the small index of overrides.
-        on_tier = (Member.tier_id, Member.tier_window_end, Member.tier_override_until.is_(None))
+        on_tier = (
+            Member.tier_id,
+            Member.tier_window_end,
+            Member.tier_window_revision,
+            Member.tier_override_until.is_(None),
+        )
         earned = (
             Member.tier_earned_id,
             Member.tier_earned_window_end,
+            Member.tier_earned_window_revision,
             Member.tier_override_until.is_not(None),
         )
         await self._lock_in_id_order(
-            or_(*(and_(held.in_(tiers), end.is_(None), unheld) for held, end, unheld in (on_tier, earned)))
+            or_(*(and_(held.in_(tiers), end.is_(None), unheld) for held, end, _, unheld in (on_tier, earned)))
         )
         for tier_id, window_end in ends.items():
-            for held, end, unheld in (on_tier, earned):
+            for held, end, revision, unheld in (on_tier, earned):
                 await self.session.execute(
                     update(Member)
                     .where(held == tier_id, end.is_(None), unheld, not_erased())
-                    .values({end: window_end})
+                    .values({end: window_end.at, revision: window_end.revision})
                     .execution_options(synchronize_session=False)
                 )
 
@@ -257,45 +311,73 @@ class MemberTierRepository:
             )
         )
 
-    async def get_window_ends_span(self, tier_id: uuid.UUID) -> tuple[datetime, datetime] | None:
-        """The earliest and the latest end of the windows members are judged on for the tier (on it, or under
-        an override having earned it); None when there are none."""
+    async def get_window_ends_span(
+        self, tier_id: uuid.UUID, revision: int
+    ) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest end, worked out under revision `revision` of the tier's window, of the
+        windows members are judged on for the tier (on it, or under an override having earned it); None when
+        there are none."""
         on_tier = select(Member.tier_window_end.label("end")).where(
-            Member.tier_id == tier_id, Member.tier_window_end.is_not(None), not_erased()
+            Member.tier_id == tier_id,
+            Member.tier_window_end.is_not(None),
+            _of_revision(Member.tier_window_revision, revision),
+            not_erased(),
         )
         earned = select(Member.tier_earned_window_end.label("end")).where(
-            _earned(tier_id), Member.tier_earned_window_end.is_not(None), not_erased()
+            _earned(tier_id),
+            Member.tier_earned_window_end.is_not(None),
+            _of_revision(Member.tier_earned_window_revision, revision),
+            not_erased(),
         )
         ends = on_tier.union_all(earned).subquery()
         span = (await self.session.execute(select(func.min(ends.c.end), func.max(ends.c.end)))).one()
         return None if span[0] is None or span[1] is None else (span[0], span[1])
 
-    async def shift_window_ends(self, tier_id: uuid.UUID, days: int) -> None:
-        """Move by `days` the end of every window members are judged on for the tier."""
-        await self._move_window_ends(
-            tier_id, lambda end: end.is_not(None), lambda end: days_later(self.session, end, days)
-        )
-
-    async def move_window_ends(self, tier_id: uuid.UUID, *, after: datetime | None, to: datetime) -> None:
-        """Make `to` the end of the windows members are judged on for the tier that end after `after` (None:
-        however early) and before `to`."""
+    async def shift_window_ends(self, tier_id: uuid.UUID, days: int, *, revisions: tuple[int, int]) -> None:
+        """Move by `days` the end of every window members are judged on for the tier that was worked out under
+        the first of `revisions` of its window, now of the second."""
         await self._move_window_ends(
             tier_id,
-            lambda end: and_(end < to, true() if after is None else end > after),
+            revisions,
+            lambda end: end.is_not(None),
+            lambda end: days_later(self.session, end, days),
+        )
+
+    async def move_window_ends(
+        self, tier_id: uuid.UUID, *, after: datetime | None, to: datetime, revisions: tuple[int, int]
+    ) -> None:
+        """Make `to` the end of the windows members are judged on for the tier that end after `after` (None:
+        however early) and by `to`, worked out under the first of `revisions` of its window, now of the
+        second."""
+        await self._move_window_ends(
+            tier_id,
+            revisions,
+            lambda end: and_(end <= to, true() if after is None else end > after),
             lambda _: literal(to, Member.tier_window_end.type),
         )
 
     async def _move_window_ends(
         self,
         tier_id: uuid.UUID,
+        revisions: tuple[int, int],
         within: Callable[[Any], ColumnElement[bool]],
         moved: Callable[[Any], ColumnElement[Any]],
     ) -> None:
         """Re-date, in the database and in one statement whatever the tier's size, the ends `within` picks of
         members on the tier and of members under an override who had earned it (the override's own end is
-        the operator's and stays). Call with them locked (lock_judged_on)."""
-        on_tier = and_(Member.tier_id == tier_id, within(Member.tier_window_end))
-        earned = and_(_earned(tier_id), within(Member.tier_earned_window_end))
+        the operator's and stays), worked out under the first of `revisions` of the tier's window: they are
+        of the second now. Call with them locked (lock_judged_on)."""
+        before, after = revisions
+        on_tier = and_(
+            Member.tier_id == tier_id,
+            _of_revision(Member.tier_window_revision, before),
+            within(Member.tier_window_end),
+        )
+        earned = and_(
+            _earned(tier_id),
+            _of_revision(Member.tier_earned_window_revision, before),
+            within(Member.tier_earned_window_end),
+        )
         await self.session.execute(
             update(Member)
             .where(or_(on_tier, earned), not_erased())
@@ -304,13 +386,48 @@ class MemberTierRepository:
                     Member.tier_window_end: case(
                         (on_tier, moved(Member.tier_window_end)), else_=Member.tier_window_end
                     ),
+                    Member.tier_window_revision: case((on_tier, after), else_=Member.tier_window_revision),
                     Member.tier_earned_window_end: case(
                         (earned, moved(Member.tier_earned_window_end)), else_=Member.tier_earned_window_end
+                    ),
+                    Member.tier_earned_window_revision: case(
+                        (earned, after), else_=Member.tier_earned_window_revision
                     ),
                 }
             )
             .execution_options(synchronize_session=False)
         )
+
+    async def lock_behind(
+        self, tier_id: uuid.UUID, revision: int, *, earned: bool, limit: int
+    ) -> Sequence[tuple[uuid.UUID, StoredEnd]]:
+        """(member id, stored end) of at most `limit` members whose end for the tier was worked out under an
+        earlier revision of its window than `revision`: members on the tier, or with `earned` members under an
+        override who had earned it. Each locked until commit; one another transaction holds is left out (a
+        till's earn, or another worker, has it: the next run looks again), so the walk waits for nobody."""
+        held, end, behind = (
+            (_earned(tier_id), Member.tier_earned_window_end, Member.tier_earned_window_revision)
+            if earned
+            else (Member.tier_id == tier_id, Member.tier_window_end, Member.tier_window_revision)
+        )
+        query = (
+            select(Member.id, end, behind)
+            .where(held, behind < revision, not_erased())
+            .order_by(behind, Member.id)
+            .limit(limit)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [(member_id, StoredEnd(at, number)) for member_id, at, number in rows if at is not None]
+
+    async def set_window_ends(self, ends: Sequence[tuple[uuid.UUID, StoredEnd]], *, earned: bool) -> None:
+        """Store each member's end for their tier (with `earned`: for the tier earned before their override),
+        in one statement run for them all."""
+        if ends:
+            await self.session.execute(
+                _SET_EARNED_WINDOW_END if earned else _SET_WINDOW_END,
+                [{"member": member_id, "end": end.at, "revision": end.revision} for member_id, end in ends],
+            )
 
     async def list_due_for_review(
         self, tier_id: uuid.UUID, judged_by: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
@@ -409,6 +526,12 @@ class MemberTierRepository:
             query = query.where(TierChange.id < before_id)
         result = await self.session.execute(query.order_by(TierChange.id.desc()).limit(limit))
         return result.scalars().all()
+
+
+def _of_revision(column: Any, revision: int) -> ColumnElement[bool]:
+    """Ends worked out under revision `revision` of their tier's window, or by the code before revisions (of
+    the window the tier has: StoredEnd)."""
+    return or_(column == revision, column.is_(None))
 
 
 def _earned(tier_id: uuid.UUID) -> ColumnElement[bool]:

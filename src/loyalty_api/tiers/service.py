@@ -43,8 +43,10 @@ from loyalty_api.tiers.ladder import (
     Ladder,
     LadderTier,
     Metric,
+    PastWindow,
     Window,
     longer_by,
+    moves_ends,
     redated,
     year_end,
 )
@@ -118,6 +120,13 @@ async def _load_ladder(uow: UnitOfWork) -> Ladder:
                     GrantedBenefit.stored(b)
                     for source_type, source_id, b in grants
                     if source_type == "tier" and source_id == t.id
+                ),
+                revision=t.window_revision,
+                past_windows=tuple(
+                    PastWindow(
+                        revision=p["revision"], window=Window(p["window"]), window_days=p["window_days"]
+                    )
+                    for p in t.past_windows
                 ),
             )
             for t in rows
@@ -219,20 +228,22 @@ async def _write_version(uow: UnitOfWork, actor: uuid.UUID | None, *, number: in
 
 async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> None:
     """A tier's window changed: the windows its members are judged on end where the new rules say
-    (`redated`), each moved in the database, never read into the process. A grace change writes nothing: the
-    grace is added to the stored end wherever the date a member keeps the tier until is wanted. A longer
-    rolling window moves every end by the difference; a calendar year moves each end to the next 1 January,
-    one statement for each year the ends reach into; a shorter rolling window, or a rolling window after a
-    calendar year, ends where the old one did. A member told of their window stays told while it ends where
-    it did."""
-    days = longer_by(before, after)
-    if before.same_window(after) or (after.window is Window.rolling_days and not days):
+    (`redated`), each moved in the database, never read into the process, and marked with the window's new
+    revision. A grace change writes nothing: the grace is added to the stored end wherever the date a member
+    keeps the tier until is wanted. A longer rolling window moves every end by the difference; a calendar year
+    moves each end to the next 1 January, one statement for each year the ends reach into; a shorter rolling
+    window, or a rolling window after a calendar year, ends where the old one did (no new revision). A member
+    told of their window stays told while it ends where it did. Ends of an earlier revision, stored by an
+    earn that read the ladder before a change, are left to the worker (tiers/redating.py), which re-dates them
+    through each change since, this one included."""
+    if not moves_ends(before, after):
         return
     repo = MemberTierRepository(uow.session)
+    revisions = (before.revision, after.revision)
     # Before the ends are read: a renewal under way is waited for, and its end is one of them.
     await repo.lock_judged_on(after.id)
     if after.window is Window.calendar_year:
-        span = await repo.get_window_ends_span(after.id)
+        span = await repo.get_window_ends_span(after.id, before.revision)
         if span is None:
             return
         earliest, latest = span
@@ -241,10 +252,10 @@ async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier
         start: datetime | None = None
         end = redated(earliest, before, after, zone)
         while start is None or start < latest:
-            await repo.move_window_ends(after.id, after=start, to=end)
+            await repo.move_window_ends(after.id, after=start, to=end, revisions=revisions)
             start, end = end, year_end(end, zone)
     else:
-        await repo.shift_window_ends(after.id, days)
+        await repo.shift_window_ends(after.id, longer_by(before, after), revisions=revisions)
 
 
 async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo) -> None:
@@ -253,7 +264,7 @@ async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo)
     qualified."""
     now = uow.clock.now()
     await MemberTierRepository(uow.session).date_undated(
-        {tier.id: tier.window_end(now, zone) for tier in ladder.tiers[1:]}
+        {tier.id: tier.stored(tier.window_end(now, zone)) for tier in ladder.tiers[1:]}
     )
 
 
@@ -306,6 +317,11 @@ async def replace_tier(
     # The tier's row after them: a new rank makes this lock FOR UPDATE, which an earn naming the tier waits
     # for; it waits for no member any more.
     _apply(uow, row, definition)
+    row.window_revision = after.revision
+    row.past_windows = [
+        {"revision": past.revision, "window": past.window.value, "window_days": past.window_days}
+        for past in after.past_windows
+    ]
     with _duplicates_named():
         await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
@@ -318,12 +334,10 @@ async def replace_tier(
 def _defined(tier: LadderTier, definition: TierDefinition) -> LadderTier:
     """The tier as `definition` will make it (its benefits aside)."""
     return replace(
-        tier,
+        tier.with_window(Window(definition.window), definition.window_days),
         name=definition.name,
         rank=definition.rank,
         metric=Metric(definition.metric),
-        window=Window(definition.window),
-        window_days=definition.window_days,
         threshold=definition.threshold,
         points_multiplier=definition.points_multiplier,
         grace_days=definition.grace_days,

@@ -22,6 +22,7 @@ from loyalty_api.points.reminders import remind_expiring_points
 from loyalty_api.segments.service import compute_segments
 from loyalty_api.subscriptions.jobs import run_subscriptions
 from loyalty_api.tiers.membership import review_tiers
+from loyalty_api.tiers.redating import redate_window_ends
 from loyalty_api.tiers.reminders import remind_tier_reviews
 from loyalty_api.webhooks.delivery import deliver_webhooks
 from loyalty_api.webhooks.retention import purge_deliveries, purge_events
@@ -55,6 +56,7 @@ JOBS: tuple[Job, ...] = (
     Job("expiry-reminders", timedelta(hours=1), remind_expiring_points),
     Job("referral-rewards", timedelta(seconds=15), credit_referrers),
     Job("review-tiers", timedelta(minutes=10), review_tiers),
+    Job("redate-tier-windows", timedelta(seconds=15), redate_window_ends),
     Job("tier-reminders", timedelta(hours=1), remind_tier_reviews),
     Job("member-lifecycle", timedelta(minutes=5), assess_lifecycles),
     Job("rfm-segments", timedelta(hours=6), compute_segments),

@@ -1,0 +1,63 @@
+"""Revisions of a tier's window (pure): a change that moves members' ends makes the next one, and an end
+worked out under an earlier one is re-dated through each change since, as the members stored then were."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from loyalty_api.tiers.ladder import LadderTier, Metric, PastWindow, StoredEnd, Window
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+WON = datetime(2026, 3, 16, 10, tzinfo=UTC)
+NEW_YEAR_2028 = datetime(2027, 12, 31, 16, tzinfo=UTC)  # 1 January 2028 in Shanghai
+
+
+def silver(window: Window = Window.rolling_days, window_days: int | None = 90) -> LadderTier:
+    return LadderTier(
+        id=uuid.uuid4(),
+        rank=1,
+        code="silver",
+        name="Silver",
+        metric=Metric.spend,
+        window=window,
+        window_days=window_days,
+        threshold=100_000,
+        points_multiplier=Decimal(1),
+        grace_days=30,
+    )
+
+
+class TestNewRevision:
+    def test_a_change_that_moves_ends_makes_the_next_revision_keeping_the_window_before(self) -> None:
+        longer = silver().with_window(Window.rolling_days, 365)
+        assert (longer.revision, longer.past_windows) == (2, (PastWindow(1, Window.rolling_days, 90),))
+        year = longer.with_window(Window.calendar_year, None)
+        assert year.revision == 3
+        assert year.past_windows[-1] == PastWindow(2, Window.rolling_days, 365)
+
+    def test_a_change_that_moves_no_end_keeps_the_revision(self) -> None:
+        """A shorter rolling window, or one after a calendar year, ends where the window before did: an end
+        of either is the same end under the other."""
+        year = silver(Window.calendar_year, None)
+        assert year.with_window(Window.rolling_days, 365).revision == 1
+        assert silver(window_days=365).with_window(Window.rolling_days, 90).revision == 1
+
+
+class TestAsItStands:
+    def test_an_end_of_an_earlier_revision_goes_through_each_change_since(self) -> None:
+        """90 days, 365 (275 days on), a calendar year (the 1 January after): straight from 90 days to a
+        year it would end on 1 January 2027."""
+        tier = silver().with_window(Window.rolling_days, 365).with_window(Window.calendar_year, None)
+        ninety = StoredEnd(at=WON + timedelta(days=90), revision=1)
+        assert tier.as_it_stands(ninety, SHANGHAI) == NEW_YEAR_2028
+        a_year = StoredEnd(at=WON + timedelta(days=365), revision=2)
+        assert tier.as_it_stands(a_year, SHANGHAI) == NEW_YEAR_2028
+
+    def test_an_end_of_the_revision_the_tier_has_or_of_none_or_of_a_later_one_is_its_own(self) -> None:
+        tier = silver().with_window(Window.rolling_days, 365)
+        end = WON + timedelta(days=365)
+        for revision in (2, None, 3):  # 3: stored by a process that read a later ladder than this
+            assert tier.as_it_stands(StoredEnd(at=end, revision=revision), SHANGHAI) == end
