@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from loyalty_api.clock import FrozenClock
 from loyalty_api.settings import Settings
 from loyalty_api.tiers.redating import redate_window_ends
-from tests.builders import add_tier, enrol
+from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import bearer, units_of
 from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
@@ -416,3 +416,45 @@ async def test_a_replace_moving_the_entry_tier_up_while_a_tier_is_created_below_
     assert created.status_code in (201, 409), created.text
     if created.status_code == 409:
         assert created.json()["code"] == "tier_ladder_changed_meanwhile", created.text
+
+
+# Another member's external id, not committed: an enrolment claiming it waits, its own member inserted.
+_HOLD_EXTERNAL_ID = text(
+    "INSERT INTO member_external_ids (member_id, system, external_id) VALUES (:m, 'pos', :id)"
+)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds rows from a second PostgreSQL connection")
+async def test_a_member_enrolled_on_the_entry_tier_while_another_is_ranked_below_it_is_dated(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+) -> None:
+    """The enrolment read bronze as the entry tier and put its member on it; the change ranking basic below
+    bronze meanwhile dated bronze's undated members, among whom that member, not committed yet, was not: they
+    stayed on bronze, no longer the entry tier, with no window, never to be reviewed. The enrolment waits on
+    its external id, which another transaction holds, between the two."""
+    await set_program(client, admin_key)
+    await add_tier(client, admin_key, "bronze", rank=10)
+    await add_tier(client, admin_key, "gold", rank=20, threshold=500_000)
+    await add_tier(client, admin_key, "basic", rank=30, threshold=900_000)
+    before = await enrol(client, pos_key)
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await gate.execute(_HOLD_EXTERNAL_ID, {"m": uuid.UUID(before["id"]), "id": "C-1"})
+            body = {"phone": unique_phone(), "name": "测试会员", "external_ids": {"pos": "C-1"}}
+            enrolling = asyncio.ensure_future(client.post("/v1/members", json=body, headers=bearer(pos_key)))
+            await until_waiting_for_a_lock(watcher, enrolling)  # its member on bronze, not committed
+            await change_tier(client, admin_key, "basic", rank=0, threshold=0)
+            assert not enrolling.done()
+            await gate.rollback()
+            enrolled = await enrolling
+    finally:
+        await engine.dispose()
+    assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.json()["tier"]["code"] == "bronze"
+    for member in (before, enrolled.json()):
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("bronze", END_OF_2026)
+    assert await redate_window_ends(units_of(app)) == 1  # the worker dates them
+    assert await stored_end(app, enrolled.json()["id"]) == await stored_end(app, before["id"])

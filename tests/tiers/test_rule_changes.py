@@ -22,7 +22,7 @@ from loyalty_api.members.models import Member
 from loyalty_api.settings import Settings
 from loyalty_api.tiers.redating import redate_window_ends
 from tests.apps import client_for
-from tests.builders import enrol
+from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer, units_of
 from tests.databases import is_postgres
 from tests.points.helpers import earn, set_program
@@ -336,3 +336,34 @@ class TestWindowChanged:
         assert await review(app) == 1
         status = await tier_of(client, pos_key, members["overridden"])
         assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
+
+
+class TestEntryTierChanged:
+    async def test_a_member_put_back_on_the_old_entry_tier_by_a_process_not_told_is_dated(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """The override ended at a till of a process that still had bronze as the entry tier: it put the
+        member back on bronze with no window (the entry tier is never lost), after basic had been ranked below
+        bronze and bronze's members dated. They kept bronze for good, never reviewed."""
+        await set_program(client, admin_key)
+        await add_tier(client, admin_key, "bronze", rank=10)
+        await add_tier(client, admin_key, "gold", rank=20, threshold=500_000)
+        member = await enrol(client, pos_key)
+        until = datetime(2026, 6, 1, tzinfo=UTC)
+        await put_override(client, admin_key, member["id"], "gold", until, "promotion")
+        async with _a_process_not_told_of_changes(settings, clock) as till:
+            read = await till.get("/v1/tiers", headers=bearer(admin_key))  # its ladder, kept
+            assert read.status_code == 200, read.text
+            await add_tier(client, admin_key, "basic", rank=0)
+            clock.set(datetime(2026, 6, 2, tzinfo=UTC))  # the override has ended
+            assert (await earn(till, pos_key, member["id"], 1_000))["tier"]["code"] == "bronze"
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("bronze", END_OF_2026)
+        assert await redate_window_ends(units_of(app)) == 1  # the worker dates them
+        assert await stored_end(app, member["id"]) == (datetime(2026, 12, 31, 16, tzinfo=UTC), 1)

@@ -275,7 +275,9 @@ async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> 
         since=None if state is None else state.tier_since,
         kept_until=None
         if state is None
-        else tier_membership.kept_until(await get_ladder(uow), state, (await get_program(uow)).zone),
+        else tier_membership.kept_until(
+            await get_ladder(uow), state, (await get_program(uow)).zone, uow.clock.now()
+        ),
         override_until=None if state is None else state.override_until,
         history=[
             ExportTierChange.model_validate(change, from_attributes=True) for change in reversed(changes)

@@ -153,23 +153,29 @@ def _window_end(ladder: Ladder, tier: LadderTier, at: datetime, zone: ZoneInfo) 
     return None if tier is ladder.entry else tier.stored(tier.window_end(at, zone))
 
 
-def judged_end(tier: LadderTier | None, end: StoredEnd | None, zone: ZoneInfo) -> datetime | None:
-    """The end of the window a member is judged on for `tier`, stored as `end`, as the tier's window stands:
-    an end worked out under the window before a change (by a transaction that read the ladder before the
-    change came, or in a process not yet told of it) is re-dated here until the worker has stored it so
-    (tiers/redating.py)."""
-    if end is None:
+def judged_end(
+    ladder: Ladder, tier: LadderTier | None, end: StoredEnd | None, zone: ZoneInfo, now: datetime
+) -> datetime | None:
+    """The end of the window a member is judged on for `tier`, stored as `end`, as `ladder` stands (None: not
+    judged, on the entry tier). Until the worker has stored it so (tiers/redating.py), what a transaction that
+    read the ladder before a change (under way meanwhile, or in a process not yet told of it) stored is read
+    as the change would have left it: an end worked out under the window before is re-dated; none on a tier
+    that is no longer the entry tier (the ranks changed) is the tier's window from now, as the change dated
+    the members it saw on it."""
+    if end is not None:
+        return end.at if tier is None else tier.as_it_stands(end, zone)
+    if tier is None or tier is ladder.entry:
         return None
-    return end.at if tier is None else tier.as_it_stands(end, zone)
+    return tier.window_end(now, zone)
 
 
-def kept_until(ladder: Ladder, state: MemberTierState, zone: ZoneInfo) -> datetime | None:
+def kept_until(ladder: Ladder, state: MemberTierState, zone: ZoneInfo, now: datetime) -> datetime | None:
     """Until when the member keeps their tier, then reviewed: an override's end, else the end of the window
     they are judged on plus their tier's grace as it stands."""
     if state.override_until is not None:
         return state.override_until
     tier = ladder.by_id(state.tier_id)
-    judged = judged_end(tier, state.window_end, zone)
+    judged = judged_end(ladder, tier, state.window_end, zone, now)
     if judged is None or tier is None:
         return judged
     return tier.kept_until(judged)
@@ -207,7 +213,7 @@ async def after_purchase(
     zone = (await get_program(uow)).zone
     place = current or ladder.entry
     renewal = _window_end(ladder, place, now, zone)
-    judged = judged_end(current, window_end, zone)
+    judged = judged_end(ladder, current, window_end, zone, now)
     may_renew = current is not None and renewal is not None and (judged is None or renewal.at > judged)
     if current is not None and ladder.above(current) is None and not may_renew:
         return TierResult(tier=current, changed=moved)  # at the top and already kept as long as can be
@@ -320,7 +326,7 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         return False
     ladder = await get_ladder(uow)
     program = await get_program(uow)
-    until = kept_until(ladder, state, program.zone)
+    until = kept_until(ladder, state, program.zone, now)
     if until is None or until > now:
         return False
     current = ladder.by_id(state.tier_id)
@@ -333,7 +339,7 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         return True
     # Judge the window the member held the tier through, which ended when the grace began: a purchase
     # in the grace period counts towards the new window (and requalifies at once if it reaches it).
-    judged = judged_end(current, state.window_end, program.zone)
+    judged = judged_end(ladder, current, state.window_end, program.zone, now)
     assert judged is not None  # kept until a date, and not by an override
     standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
@@ -497,7 +503,7 @@ async def _end_override(
     assert target is not None
     earned = ladder.by_id(state.earned_id)
     window_end = _window_end(ladder, target, now, zone)
-    judged = judged_end(earned, state.earned_window_end, zone)
+    judged = judged_end(ladder, earned, state.earned_window_end, zone, now)
     if earned is not None and earned.rank > target.rank:
         if judged is None or earned.kept_until(judged) > now:
             target, window_end = earned, None if judged is None else earned.stored(judged)
@@ -575,9 +581,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         )
 
     above = ladder.entry if current is None else ladder.above(current)
-    judged = (
-        None if current is None or current is ladder.entry else judged_end(current, state.window_end, zone)
-    )
+    judged = None if current is ladder.entry else judged_end(ladder, current, state.window_end, zone, now)
     if current is not None and state.override_until is not None:
         # No window keeps an override's tier; once it has ended, the review is due and the tier is judged as
         # if its grace had followed a window ending that grace before the override's end.
@@ -587,7 +591,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         member_id=member_id,
         tier=current,
         since=state.tier_since,
-        kept_until=kept_until(ladder, state, zone),
+        kept_until=kept_until(ladder, state, zone, now),
         override_until=state.override_until,
         next=None if above is None else await goal(above, above.window_start(now, zone), None),
         keep=None

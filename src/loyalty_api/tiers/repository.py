@@ -191,6 +191,7 @@ def _set_end(end: str, revision: str) -> Update:
     )
 
 
+_ENTRY_TIER = select(Tier.id).order_by(Tier.rank).limit(1).scalar_subquery()
 _SET_WINDOW_END = _set_end("tier_window_end", "tier_window_revision")
 _SET_EARNED_WINDOW_END = _set_end("tier_earned_window_end", "tier_earned_window_revision")
 
@@ -419,6 +420,27 @@ class MemberTierRepository:
         )
         rows = (await self.session.execute(query)).all()
         return [(member_id, StoredEnd(at, number)) for member_id, at, number in rows if at is not None]
+
+    async def lock_undated(self, tier_id: uuid.UUID, *, earned: bool, limit: int) -> Sequence[uuid.UUID]:
+        """At most `limit` members judged on no window of the tier though it is not the entry tier (as the
+        statement finds the ranks): on it and not under an override, or with `earned` under an override
+        having earned it. Locked as lock_behind locks."""
+        held, end = (
+            (_earned(tier_id), Member.tier_earned_window_end)
+            if earned
+            else (
+                and_(Member.tier_id == tier_id, Member.tier_override_until.is_(None)),
+                Member.tier_window_end,
+            )
+        )
+        query = (
+            select(Member.id)
+            .where(held, end.is_(None), literal(tier_id, Member.tier_id.type) != _ENTRY_TIER, not_erased())
+            .order_by(Member.id)
+            .limit(limit)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        return list((await self.session.scalars(query)).all())
 
     async def set_window_ends(self, ends: Sequence[tuple[uuid.UUID, StoredEnd]], *, earned: bool) -> None:
         """Store each member's end for their tier (with `earned`: for the tier earned before their override),
