@@ -1,7 +1,8 @@
 """What a change of a tier's rules costs when many members hold the tier. Members keep the end of the window
-their review judges, so a grace change writes nothing to them, and a window change moves the ends it changes
-in the database, in the tier PUT's own transaction. On a kept PostgreSQL benchmark database (run.py --keep
-NAME):
+their review judges, so a grace change writes nothing to them, and a window change that moves their ends makes
+a new revision of the tier's window: the PUT writes the tier alone, and the worker's `redate-tier-windows`
+job stores the members' ends a batch at a time (tiers/redating.py). On a kept PostgreSQL benchmark database
+(run.py --keep NAME):
 
     .venv/bin/python -m benchmarks.tier_change small --members 20000   # as a module: benchmarks/graphql.py
                                                                    # would hide the graphql package
@@ -10,8 +11,8 @@ Puts `--members` members on the ladder's highest tier, judged on a window ending
 UPDATE), then times, in process, the service's replace of that tier: its grace alone changed, then its
 window made a rolling one of 365 days (nothing moves: it ends where the year did), then, the ends spread over
 the next 365 days as a rolling window's are (untimed), back to the calendar year (every end moves to its 1
-January), each `--rounds` times, each after a VACUUM ANALYZE of members, and prints the medians. Other rules
-(threshold, name) change nobody's date and are not timed.
+January), then the worker's job that stores those ends, each `--rounds` times, each after a VACUUM ANALYZE
+of members, and prints the medians. Other rules (threshold, name) change nobody's date and are not timed.
 """
 
 from __future__ import annotations
@@ -33,16 +34,22 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.run import PG_SERVER, kept_state  # noqa: E402
 
 _DATE = "tier_window_end"  # the end of the window a member is judged on
+# ... and the revision of the tier's window it was worked out under: the one the tier has.
+_REVISION = "tier_window_revision = (SELECT window_revision FROM tiers WHERE id = :tier_id)"
 _OFF_THE_TIER = f"""
-UPDATE members SET tier_id = :entry_id, {_DATE} = NULL, tier_override_until = NULL
+UPDATE members SET tier_id = :entry_id, {_DATE} = NULL, tier_window_revision = NULL,
+    tier_override_until = NULL
 WHERE tier_id = :tier_id
 """
 _ON_THE_TIER = f"""
-UPDATE members SET tier_id = :tier_id, {_DATE} = now() + interval '1 year', tier_override_until = NULL
+UPDATE members SET tier_id = :tier_id, {_DATE} = now() + interval '1 year', {_REVISION},
+    tier_override_until = NULL
 WHERE id IN (SELECT id FROM members ORDER BY id LIMIT :members)
 """
 # As a rolling window's members are: their windows end over the next 365 days.
-_SPREAD = f"UPDATE members SET {_DATE} = now() + random() * interval '365 days' WHERE tier_id = :tier_id"
+_SPREAD = f"""
+UPDATE members SET {_DATE} = now() + random() * interval '365 days', {_REVISION} WHERE tier_id = :tier_id
+"""
 
 
 async def bench(name: str, members: int, rounds: int) -> None:
@@ -59,6 +66,7 @@ async def bench(name: str, members: int, rounds: int) -> None:
 async def _changes(units: Any, members: int, rounds: int) -> None:
     from loyalty_api.tiers import service
     from loyalty_api.tiers.ladder import Window
+    from loyalty_api.tiers.redating import redate_window_ends
 
     async with units.read() as uow:
         ladder = (await service.get_ladder(uow)).tiers
@@ -78,7 +86,7 @@ async def _changes(units: Any, members: int, rounds: int) -> None:
         benefit_ids=[benefit.benefit_id for benefit in top.benefits],
     )
     rolling = replace(definition, window=Window.rolling_days, window_days=365)
-    timings: dict[str, list[float]] = {"grace": [], "to rolling": [], "to year": []}
+    timings: dict[str, list[float]] = {"grace": [], "to rolling": [], "to year": [], "worker": []}
     for round_ in range(rounds):
         grace = definition.grace_days + 1 + round_
         for label, changed in (
@@ -94,6 +102,11 @@ async def _changes(units: Any, members: int, rounds: int) -> None:
             async with units.begin() as uow:
                 await service.replace_tier(uow, top.code, changed)
             timings[label].append(time.perf_counter() - started)
+        await _vacuum(units)
+        started = time.perf_counter()
+        stored = await redate_window_ends(units)
+        timings["worker"].append(time.perf_counter() - started)
+        assert stored == members, f"the worker stored {stored} ends of {members}"
     print(f"tier {top.code}, {members:,} members on it, {rounds} rounds (median seconds a change)")
     for label, seconds in timings.items():
         print(f"  {label:10s} {statistics.median(seconds):7.2f}  ({', '.join(f'{s:.2f}' for s in seconds)})")

@@ -171,6 +171,42 @@ class TestRuleChangeUnderMembers:
         assert waiting == 0
         assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == END_OF_2026
 
+    async def test_a_window_change_waits_for_no_member_of_the_tier(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """It locked every member judged on the tier and moved their ends: it waited for any a till held,
+        and on a large tier ran past the request's time limit. Now it writes the tier alone; the worker
+        re-dates the members, passing over one a till holds until its next run."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        held, other = await enrol(client, pos_key), await enrol(client, pos_key)
+        for member in (held, other):
+            await earn(client, pos_key, member["id"], 100_000)  # silver, its window ending 16 March 2027
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as till, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                await till.execute(
+                    text("SELECT 1 FROM members WHERE id = :m FOR UPDATE"), {"m": uuid.UUID(held["id"])}
+                )
+                change = asyncio.ensure_future(
+                    change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+                )
+                await until_waiting_for_a_lock(watcher, change)
+                waiting = await lock_waiters(watcher)
+                await change
+                assert await redate_window_ends(units_of(app)) == 1  # the other: the till holds this one
+                await till.rollback()
+        finally:
+            await engine.dispose()
+        assert waiting == 0
+        assert await redate_window_ends(units_of(app)) == 1
+        for member in (held, other):
+            assert await stored_end(app, member["id"]) == (datetime(2027, 12, 31, 16, tzinfo=UTC), 2)
+            status = await tier_of(client, pos_key, member["id"])
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
+
     async def test_an_earn_onto_the_tier_during_a_grace_change_is_judged_on_its_window(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
     ) -> None:
@@ -251,7 +287,7 @@ class TestRuleChangeUnderMembers:
         for someone in (holder, member):
             status = await tier_of(client, pos_key, someone["id"])
             assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
-        assert await redate_window_ends(units_of(app)) == 1  # the worker stores it so
+        assert await redate_window_ends(units_of(app)) == 2  # the worker stores them so
         assert await stored_end(app, member["id"]) == await stored_end(app, holder["id"])
 
     async def test_an_override_ending_at_the_till_during_a_window_change_is_no_deadlock(

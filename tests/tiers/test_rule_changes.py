@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, select
+from sqlalchemy import make_url, select, update
 
 from loyalty_api.app import create_app
 from loyalty_api.clock import FrozenClock
@@ -21,10 +21,12 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.members.models import Member
 from loyalty_api.settings import Settings
 from loyalty_api.tiers.redating import redate_window_ends
+from loyalty_api.tiers.reminders import remind_tier_reviews
 from tests.apps import client_for
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer, units_of
 from tests.databases import is_postgres
+from tests.inspect_db import events
 from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
     KEPT_2026,
@@ -223,7 +225,7 @@ class TestWindowChanged:
 
         clock.set(datetime(2027, 4, 16, tzinfo=UTC))  # the old window and its grace are over
         assert await review(app) == 0
-        assert await redate_window_ends(units_of(app)) == 1
+        assert await redate_window_ends(units_of(app)) == 2  # the member and the holder the PUT did not write
         assert await redate_window_ends(units_of(app)) == 0
         assert await stored_end(app, member["id"]) == (datetime(2027, 12, 31, 16, tzinfo=UTC), 2)
         assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(KEPT_2027)
@@ -253,7 +255,7 @@ class TestWindowChanged:
         for someone in (holder, member):
             status = await tier_of(client, pos_key, someone["id"])
             assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
-        assert await redate_window_ends(units_of(app)) == 1
+        assert await redate_window_ends(units_of(app)) == 2
         for someone in (holder, member):
             status = await tier_of(client, pos_key, someone["id"])
             assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
@@ -336,6 +338,80 @@ class TestWindowChanged:
         assert await review(app) == 1
         status = await tier_of(client, pos_key, members["overridden"])
         assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
+
+
+class TestWindowChangedMembersReDatedByTheWorker:
+    """A change of a tier's window writes the tier alone: its members are read as the new window has them at
+    once, and the worker stores their ends, a batch at a time."""
+
+    async def test_the_put_writes_no_member_and_the_worker_stores_their_ends_in_batches(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The PUT moved every member's end in its own transaction, some 36 µs a member: on a tier of a
+        million members, past the request's 30 s."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        members = [(await enrol(client, pos_key))["id"] for _ in range(5)]
+        for member in members:
+            await earn(client, pos_key, member, 100_000)  # silver, its window ending 16 March 2027
+        before = [await stored_end(app, member) for member in members]
+        assert before == [(START + timedelta(days=365), 1)] * 5
+
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+        assert [await stored_end(app, member) for member in members] == before
+        for member in members:
+            status = await tier_of(client, pos_key, member)
+            assert (status["kept_until"], status["keep"]["by"]) == (iso(KEPT_2027), END_OF_2027)
+
+        assert await redate_window_ends(units_of(app), batch=2) == 5
+        new_year_2028 = datetime(2027, 12, 31, 16, tzinfo=UTC)
+        assert [await stored_end(app, member) for member in members] == [(new_year_2028, 2)] * 5
+        assert await redate_window_ends(units_of(app), batch=2) == 0
+
+    async def test_until_the_worker_has_been_the_review_and_reminders_go_by_the_new_window(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key, tier_reminder_days=30)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 100_000)  # its window ending 16 March 2027
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+
+        clock.set(datetime(2027, 2, 20, tzinfo=UTC))  # the old window would end within 30 days
+        assert await remind_tier_reviews(units_of(app)) == 0
+        clock.set(datetime(2027, 4, 16, tzinfo=UTC))  # and its grace would be over
+        assert await review(app) == 0
+        status = await tier_of(client, pos_key, member)
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2027))
+
+        assert await redate_window_ends(units_of(app)) == 1
+        clock.set(datetime(2027, 12, 5, tzinfo=UTC))
+        assert await remind_tier_reviews(units_of(app)) == 1
+        [told] = await events(app, "tier.review_due")
+        assert (told["payload"]["window_end"], told["payload"]["kept_until"]) == (END_OF_2027, iso(KEPT_2027))
+
+    async def test_an_end_written_by_the_code_before_revisions_is_taken_as_of_the_window_then(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A process still running the code before 0042 (during a deploy) writes an end naming no revision:
+        the worker marks it as of the window the tier has, so that a later change re-dates it."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 100_000)
+        async with units_of(app).begin() as uow:
+            await uow.session.execute(
+                update(Member).where(Member.id == uuid.UUID(member)).values(tier_window_revision=None)
+            )
+        assert await redate_window_ends(units_of(app)) == 1
+        assert await stored_end(app, member) == (START + timedelta(days=365), 1)
+
+        await change_tier(client, admin_key, "silver", window="calendar_year", window_days=None)
+        assert await redate_window_ends(units_of(app)) == 1
+        assert await stored_end(app, member) == (datetime(2027, 12, 31, 16, tzinfo=UTC), 2)
 
 
 class TestEntryTierChanged:

@@ -1,20 +1,24 @@
-"""The worker's re-dating of members' window ends, for what a change of the ladder could not see: an end
-worked out under an earlier revision of its tier's window than the one the tier has is re-dated through each
-change of the window since; a member on a tier that is no longer the entry tier, with no window, is given the
-tier's window from now, as the change that ranked another tier below it dated the members it saw.
-
-Either is the work of a transaction that read the ladder before the change came: under way while the change
-re-dated or dated the members it could see (an earn, an enrolment on the entry tier), or in a process not yet
-told of the change (the cached ladder is forgotten there once the change's notification arrives, or its time
-runs out: db/invalidation.py). The change cannot wait for those (the till's earn and an enrolment take no lock
-it would wait on, and a process may read its cached ladder after the change committed). So each end names the
-revision it was worked out under, both are read as the change would have left them (membership.judged_end)
-until this job has stored them so, for what reads ends in the database (the review's and the reminders'
-walks).
+"""The worker's re-dating of members' window ends, so that a change of the ladder answers in the same time
+whatever the number of members it concerns:
+- a change of a tier's window that moves ends writes the tier alone, with a new revision of its window: this
+  job re-dates each end worked out under an earlier revision through each change since and stores it so, a
+  batch at a time. An end an earn or a review stores later, having read the ladder before the change (under
+  way meanwhile, or in a process not yet told of it: the cached ladder is forgotten there once the change's
+  notification arrives, or its time runs out, db/invalidation.py), names its old revision and is re-dated
+  the same way;
+- a member put on a tier as the entry tier by a transaction that read the ranks before a change made another
+  tier the entry tier (an enrolment under way, a process not yet told) has no window on a tier that needs
+  one: this job gives them the tier's window from its run, as the change dated the members it saw;
+- an end written by the code before revisions (a process not yet upgraded, during a deploy) is marked as of
+  the window the tier has, so that the next change re-dates it.
+Until the job has been, readers take the ends as it will store them (membership.judged_end); what reads ends
+in the database (the review's and the reminders' walks) finds a stored end no later than the one it stands
+for (a new window never ends sooner) and judges the member as read.
 """
 
 from __future__ import annotations
 
+import uuid
 from zoneinfo import ZoneInfo
 
 from loyalty_api.db.uow import UnitsOfWork
@@ -25,31 +29,46 @@ from loyalty_api.tiers.service import get_ladder
 
 
 async def redate_window_ends(units: UnitsOfWork, *, batch: int = 500) -> int:
-    """Store each end worked out under an earlier revision of its tier's window as the window now stands, and
-    date the members left with none on a tier that is no longer the entry tier; how many ends were stored.
-    A batch of members in each transaction, locked unless another holds them (left to the next run), so
-    running it twice or in two processes is harmless. The ends of the tier earned before an override too,
-    which the override's end gives back."""
+    """Store each end worked out under an earlier revision of its tier's window as the window now stands,
+    and mark the ends of a tier but the entry tier that name no revision (dating those with none); how many
+    were stored. A batch of members in each transaction, locked unless another holds them (left to the next
+    run), so running it twice or in two processes is harmless. The ends of the tier earned before an override
+    too, which the override's end gives back."""
     async with units.read() as uow:
         ladder = await get_ladder(uow)
         zone = (await get_program(uow)).zone
+        # Looked for without a lock first: most runs find nothing, and take no write lock (SQLite's is the
+        # database's).
+        repo = MemberTierRepository(uow.session)
+        behind = [
+            (tier, earned)
+            for tier in ladder.tiers
+            if tier.past_windows  # a change of its window moved ends
+            for earned in (False, True)
+            if await repo.exists_behind(tier.id, tier.revision, earned=earned)
+        ]
+        unrevised = [
+            (tier, earned)
+            for tier in ladder.tiers[1:]
+            for earned in (False, True)
+            if await repo.exists_unrevised(tier.id, earned=earned)
+        ]
     stored = 0
-    for tier in ladder.tiers:
-        for earned in (False, True):
-            if tier.past_windows:  # a change of its window moved ends
-                stored += await _redate(units, tier, zone, earned=earned, batch=batch)
-            if tier is not ladder.entry:
-                stored += await _date(units, tier, zone, earned=earned, batch=batch)
+    for tier, earned in behind:
+        stored += await _redate(units, tier, zone, earned=earned, batch=batch)
+    for tier, earned in unrevised:
+        stored += await _mark(units, tier, zone, earned=earned, batch=batch)
     return stored
 
 
 async def _redate(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earned: bool, batch: int) -> int:
     """The ends for `tier` worked out under an earlier revision of its window, stored as the window stands."""
     stored = 0
+    after: tuple[int, uuid.UUID] | None = None
     while True:
         async with units.begin() as uow:
             repo = MemberTierRepository(uow.session)
-            behind = await repo.lock_behind(tier.id, tier.revision, earned=earned, limit=batch)
+            behind = await repo.lock_behind(tier.id, tier.revision, earned=earned, after=after, limit=batch)
             await repo.set_window_ends(
                 [(member_id, tier.stored(tier.as_it_stands(end, zone))) for member_id, end in behind],
                 earned=earned,
@@ -57,17 +76,25 @@ async def _redate(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earne
         stored += len(behind)
         if len(behind) < batch:
             return stored
+        member_id, end = behind[-1]
+        assert end.revision is not None  # it was before `tier.revision`
+        after = (end.revision, member_id)
 
 
-async def _date(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earned: bool, batch: int) -> int:
-    """The members with no window on `tier`, which is not the entry tier, judged on its window from now."""
-    dated = 0
+async def _mark(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earned: bool, batch: int) -> int:
+    """The ends for `tier`, which is not the entry tier, that name no revision of its window: none at all is
+    its window from now, as the change that ranked another tier below it dated the members it saw; one written
+    by the code before revisions is taken as of the window the tier has."""
+    marked = 0
     while True:
         async with units.begin() as uow:
             repo = MemberTierRepository(uow.session)
-            undated = await repo.lock_undated(tier.id, earned=earned, limit=batch)
-            end = tier.stored(tier.window_end(uow.clock.now(), zone))
-            await repo.set_window_ends([(member_id, end) for member_id in undated], earned=earned)
-        dated += len(undated)
-        if len(undated) < batch:
-            return dated
+            unrevised = await repo.lock_unrevised(tier.id, earned=earned, limit=batch)
+            from_now = tier.window_end(uow.clock.now(), zone)
+            await repo.set_window_ends(
+                [(member_id, tier.stored(from_now if end is None else end)) for member_id, end in unrevised],
+                earned=earned,
+            )
+        marked += len(unrevised)
+        if len(unrevised) < batch:
+            return marked

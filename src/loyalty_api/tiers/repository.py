@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     and_,
     bindparam,
-    case,
     delete,
     func,
     literal,
     or_,
     select,
-    true,
     tuple_,
     update,
 )
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Update
 
 from loyalty_api.db.constraints import flush_unique
-from loyalty_api.db.dialect import days_later, insert_or_ignore
+from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.members.models import ERASED, Member, MemberStatus, not_erased
 from loyalty_api.tiers.ladder import StoredEnd
 from loyalty_api.tiers.models import Tier, TierChange, TierLadderVersion
@@ -302,145 +301,70 @@ class MemberTierRepository:
                     .execution_options(synchronize_session=False)
                 )
 
-    async def lock_judged_on(self, tier_id: uuid.UUID) -> None:
-        """Lock the members judged on the tier's window (on it, or under an override having earned it), in
-        ascending id order: an earn that renews one of them meanwhile is waited for, and its end moved."""
-        await self._lock_in_id_order(
-            or_(
-                and_(Member.tier_id == tier_id, Member.tier_window_end.is_not(None)),
-                and_(_earned(tier_id), Member.tier_earned_window_end.is_not(None)),
-            )
-        )
-
-    async def get_window_ends_span(
-        self, tier_id: uuid.UUID, revision: int
-    ) -> tuple[datetime, datetime] | None:
-        """The earliest and the latest end, worked out under revision `revision` of the tier's window, of the
-        windows members are judged on for the tier (on it, or under an override having earned it); None when
-        there are none."""
-        on_tier = select(Member.tier_window_end.label("end")).where(
-            Member.tier_id == tier_id,
-            Member.tier_window_end.is_not(None),
-            _of_revision(Member.tier_window_revision, revision),
-            not_erased(),
-        )
-        earned = select(Member.tier_earned_window_end.label("end")).where(
-            _earned(tier_id),
-            Member.tier_earned_window_end.is_not(None),
-            _of_revision(Member.tier_earned_window_revision, revision),
-            not_erased(),
-        )
-        ends = on_tier.union_all(earned).subquery()
-        span = (await self.session.execute(select(func.min(ends.c.end), func.max(ends.c.end)))).one()
-        return None if span[0] is None or span[1] is None else (span[0], span[1])
-
-    async def shift_window_ends(self, tier_id: uuid.UUID, days: int, *, revisions: tuple[int, int]) -> None:
-        """Move by `days` the end of every window members are judged on for the tier that was worked out under
-        the first of `revisions` of its window, now of the second."""
-        await self._move_window_ends(
-            tier_id,
-            revisions,
-            lambda end: end.is_not(None),
-            lambda end: days_later(self.session, end, days),
-        )
-
-    async def move_window_ends(
-        self, tier_id: uuid.UUID, *, after: datetime | None, to: datetime, revisions: tuple[int, int]
-    ) -> None:
-        """Make `to` the end of the windows members are judged on for the tier that end after `after` (None:
-        however early) and by `to`, worked out under the first of `revisions` of its window, now of the
-        second."""
-        await self._move_window_ends(
-            tier_id,
-            revisions,
-            lambda end: and_(end <= to, true() if after is None else end > after),
-            lambda _: literal(to, Member.tier_window_end.type),
-        )
-
-    async def _move_window_ends(
-        self,
-        tier_id: uuid.UUID,
-        revisions: tuple[int, int],
-        within: Callable[[Any], ColumnElement[bool]],
-        moved: Callable[[Any], ColumnElement[Any]],
-    ) -> None:
-        """Re-date, in the database and in one statement whatever the tier's size, the ends `within` picks of
-        members on the tier and of members under an override who had earned it (the override's own end is
-        the operator's and stays), worked out under the first of `revisions` of the tier's window: they are
-        of the second now. Call with them locked (lock_judged_on)."""
-        before, after = revisions
-        on_tier = and_(
-            Member.tier_id == tier_id,
-            _of_revision(Member.tier_window_revision, before),
-            within(Member.tier_window_end),
-        )
-        earned = and_(
-            _earned(tier_id),
-            _of_revision(Member.tier_earned_window_revision, before),
-            within(Member.tier_earned_window_end),
-        )
-        await self.session.execute(
-            update(Member)
-            .where(or_(on_tier, earned), not_erased())
-            .values(
-                {
-                    Member.tier_window_end: case(
-                        (on_tier, moved(Member.tier_window_end)), else_=Member.tier_window_end
-                    ),
-                    Member.tier_window_revision: case((on_tier, after), else_=Member.tier_window_revision),
-                    Member.tier_earned_window_end: case(
-                        (earned, moved(Member.tier_earned_window_end)), else_=Member.tier_earned_window_end
-                    ),
-                    Member.tier_earned_window_revision: case(
-                        (earned, after), else_=Member.tier_earned_window_revision
-                    ),
-                }
-            )
-            .execution_options(synchronize_session=False)
+    async def exists_behind(self, tier_id: uuid.UUID, revision: int, *, earned: bool) -> bool:
+        """Whether lock_behind would find a member (read without locking)."""
+        return bool(
+            await self.session.scalar(select(self._behind(tier_id, revision, earned=earned).exists()))
         )
 
     async def lock_behind(
-        self, tier_id: uuid.UUID, revision: int, *, earned: bool, limit: int
+        self,
+        tier_id: uuid.UUID,
+        revision: int,
+        *,
+        earned: bool,
+        after: tuple[int, uuid.UUID] | None,
+        limit: int,
     ) -> Sequence[tuple[uuid.UUID, StoredEnd]]:
         """(member id, stored end) of at most `limit` members whose end for the tier was worked out under an
         earlier revision of its window than `revision`: members on the tier, or with `earned` members under an
-        override who had earned it. Each locked until commit; one another transaction holds is left out (a
-        till's earn, or another worker, has it: the next run looks again), so the walk waits for nobody."""
-        held, end, behind = (
-            (_earned(tier_id), Member.tier_earned_window_end, Member.tier_earned_window_revision)
-            if earned
-            else (Member.tier_id == tier_id, Member.tier_window_end, Member.tier_window_revision)
-        )
-        query = (
-            select(Member.id, end, behind)
-            .where(held, behind < revision, not_erased())
-            .order_by(behind, Member.id)
-            .limit(limit)
-            .with_for_update(key_share=True, skip_locked=True)
-        )
-        rows = (await self.session.execute(query)).all()
+        override who had earned it; in (that revision, id) order, after `after` (keyset: the rows a batch
+        re-dated leave dead index entries behind it, which the next batch does not walk again). Each locked
+        until commit; one another transaction holds is left out (a till's earn, or another worker, has it: the
+        next run looks again), so the walk waits for nobody."""
+        _, end, behind = self._ends(tier_id, earned=earned)
+        query = self._behind(tier_id, revision, earned=earned).add_columns(end, behind)
+        if after is not None:
+            query = query.where(tuple_(behind, Member.id) > tuple_(*after))
+        query = query.order_by(behind, Member.id).limit(limit)
+        rows = (await self.session.execute(query.with_for_update(key_share=True, skip_locked=True))).all()
         return [(member_id, StoredEnd(at, number)) for member_id, at, number in rows if at is not None]
 
-    async def lock_undated(self, tier_id: uuid.UUID, *, earned: bool, limit: int) -> Sequence[uuid.UUID]:
-        """At most `limit` members judged on no window of the tier though it is not the entry tier (as the
-        statement finds the ranks): on it and not under an override, or with `earned` under an override
-        having earned it. Locked as lock_behind locks."""
-        held, end = (
-            (_earned(tier_id), Member.tier_earned_window_end)
-            if earned
-            else (
-                and_(Member.tier_id == tier_id, Member.tier_override_until.is_(None)),
-                Member.tier_window_end,
-            )
-        )
-        query = (
-            select(Member.id)
-            .where(held, end.is_(None), literal(tier_id, Member.tier_id.type) != _ENTRY_TIER, not_erased())
-            .order_by(Member.id)
-            .limit(limit)
-            .with_for_update(key_share=True, skip_locked=True)
-        )
-        return list((await self.session.scalars(query)).all())
+    def _behind(self, tier_id: uuid.UUID, revision: int, *, earned: bool) -> Select[uuid.UUID]:
+        held, _, behind = self._ends(tier_id, earned=earned)
+        return select(Member.id).where(held, behind < revision, not_erased())
+
+    async def exists_unrevised(self, tier_id: uuid.UUID, *, earned: bool) -> bool:
+        """Whether lock_unrevised would find a member (read without locking)."""
+        return bool(await self.session.scalar(select(self._unrevised(tier_id, earned=earned).exists())))
+
+    async def lock_unrevised(
+        self, tier_id: uuid.UUID, *, earned: bool, limit: int
+    ) -> Sequence[tuple[uuid.UUID, datetime | None]]:
+        """(member id, stored end) of at most `limit` members whose end for the tier names no revision of its
+        window, though it is not the entry tier (as the statement finds the ranks): none at all (they were put
+        on it as the entry tier), or one written by the code before revisions. Members on the tier and not
+        under an override, or with `earned` under an override having earned it; locked as lock_behind
+        locks."""
+        _, end, _ = self._ends(tier_id, earned=earned)
+        query = self._unrevised(tier_id, earned=earned).add_columns(end).order_by(Member.id).limit(limit)
+        found = await self.session.execute(query.with_for_update(key_share=True, skip_locked=True))
+        return [(member_id, at) for member_id, at in found.all()]
+
+    def _unrevised(self, tier_id: uuid.UUID, *, earned: bool) -> Select[uuid.UUID]:
+        held, _, revision = self._ends(tier_id, earned=earned)
+        if not earned:
+            held = and_(held, Member.tier_override_until.is_(None))
+        not_entry = literal(tier_id, Member.tier_id.type) != _ENTRY_TIER
+        return select(Member.id).where(held, revision.is_(None), not_entry, not_erased())
+
+    @staticmethod
+    def _ends(tier_id: uuid.UUID, *, earned: bool) -> tuple[ColumnElement[bool], Any, Any]:
+        """Who is judged on the tier's window, their end's column and its revision's: members on the tier, or
+        with `earned` members under an override who had earned it."""
+        if earned:
+            return _earned(tier_id), Member.tier_earned_window_end, Member.tier_earned_window_revision
+        return Member.tier_id == tier_id, Member.tier_window_end, Member.tier_window_revision
 
     async def set_window_ends(self, ends: Sequence[tuple[uuid.UUID, StoredEnd]], *, earned: bool) -> None:
         """Store each member's end for their tier (with `earned`: for the tier earned before their override),
@@ -548,12 +472,6 @@ class MemberTierRepository:
             query = query.where(TierChange.id < before_id)
         result = await self.session.execute(query.order_by(TierChange.id.desc()).limit(limit))
         return result.scalars().all()
-
-
-def _of_revision(column: Any, revision: int) -> ColumnElement[bool]:
-    """Ends worked out under revision `revision` of their tier's window, or by the code before revisions (of
-    the window the tier has: StoredEnd)."""
-    return or_(column == revision, column.is_(None))
 
 
 def _earned(tier_id: uuid.UUID) -> ColumnElement[bool]:

@@ -5,10 +5,12 @@ members' rows (several: in ascending id order), then their points accounts, then
 version. An earn locks its member and their account (lock_earner), then, writing the member's tier and the
 change it records, takes a key share of the rows of the tiers they name (their foreign keys). A replace of a
 tier locks the tier's row FOR NO KEY UPDATE first, which serializes it with another replace or a delete of the
-tier and which no key share waits for; then the members it re-dates or dates (ascending id); only then does it
-write the tier's row, where a new rank (a key: it is unique) makes its lock FOR UPDATE, which key shares wait
-for; then the ladder version. A replace that wrote the rank before it waited for its members deadlocked with
-an earn holding one of them and naming the tier (a 500).
+tier and which no key share waits for; then the members it dates (ascending id: those its new ranks leave on a
+tier that is no longer the entry tier); only then does it write the tier's row, where a new rank (a key: it is
+unique) makes its lock FOR UPDATE, which key shares wait for; then the ladder version. A replace that wrote
+the rank before it waited for its members deadlocked with an earn holding one of them and naming the tier (a
+500). A change of the window writes no member: it makes a new revision of the window, and the worker re-dates
+the members (tiers/redating.py).
 """
 
 from __future__ import annotations
@@ -45,10 +47,6 @@ from loyalty_api.tiers.ladder import (
     Metric,
     PastWindow,
     Window,
-    longer_by,
-    moves_ends,
-    redated,
-    year_end,
 )
 from loyalty_api.tiers.models import Tier, TierLadderVersion
 from loyalty_api.tiers.repository import (
@@ -226,38 +224,6 @@ async def _write_version(uow: UnitOfWork, actor: uuid.UUID | None, *, number: in
     return number
 
 
-async def _redate_members(uow: UnitOfWork, before: LadderTier, after: LadderTier, zone: ZoneInfo) -> None:
-    """A tier's window changed: the windows its members are judged on end where the new rules say
-    (`redated`), each moved in the database, never read into the process, and marked with the window's new
-    revision. A grace change writes nothing: the grace is added to the stored end wherever the date a member
-    keeps the tier until is wanted. A longer rolling window moves every end by the difference; a calendar year
-    moves each end to the next 1 January, one statement for each year the ends reach into; a shorter rolling
-    window, or a rolling window after a calendar year, ends where the old one did (no new revision). A member
-    told of their window stays told while it ends where it did. Ends of an earlier revision, stored by an
-    earn that read the ladder before a change, are left to the worker (tiers/redating.py), which re-dates them
-    through each change since, this one included."""
-    if not moves_ends(before, after):
-        return
-    repo = MemberTierRepository(uow.session)
-    revisions = (before.revision, after.revision)
-    # Before the ends are read: a renewal under way is waited for, and its end is one of them.
-    await repo.lock_judged_on(after.id)
-    if after.window is Window.calendar_year:
-        span = await repo.get_window_ends_span(after.id, before.revision)
-        if span is None:
-            return
-        earliest, latest = span
-        # Each end moves to the 1 January after it (one on a 1 January stays): the ends between two of them
-        # together, by one statement.
-        start: datetime | None = None
-        end = redated(earliest, before, after, zone)
-        while start is None or start < latest:
-            await repo.move_window_ends(after.id, after=start, to=end, revisions=revisions)
-            start, end = end, year_end(end, zone)
-    else:
-        await repo.shift_window_ends(after.id, longer_by(before, after), revisions=revisions)
-
-
 async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo) -> None:
     """Members on a tier that is no longer the entry tier (ranks changed, a tier was added below) would
     otherwise never be reviewed: they are judged on the tier's window from now, as if they had just
@@ -289,8 +255,10 @@ async def create_tier(
 async def replace_tier(
     uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
 ) -> LadderTier:
-    """Replace a tier's definition. Its members' windows are re-dated, and members the new ranks leave undated
-    dated, before the tier's row is written (the lock order: see the module's docstring)."""
+    """Replace a tier's definition. Members the new ranks leave undated are dated before the tier's row is
+    written (the lock order: see the module's docstring). A new window that moves its members' ends is a new
+    revision of it: they are read as it has them at once, and the worker stores their ends
+    (tiers/redating.py), so that the change answers in the same time whatever the tier's size."""
     _check(definition)
     repo = TierRepository(uow.session)
     # Locked: a delete racing this replace either waits for it or has removed the tier (404), where an
@@ -308,12 +276,9 @@ async def replace_tier(
         version=ladder.version + 1,
         tiers=tuple(sorted((after if t.id == after.id else t for t in ladder.tiers), key=lambda t: t.rank)),
     )
-    zone = (await get_program(uow)).zone
     # The members first, while this holds the tier's row FOR NO KEY UPDATE only, which an earn's key share of
-    # it never waits for: an earn holding one of them goes on and commits. Before the undated are dated:
-    # those get the new rules' period, not a re-dating of it.
-    await _redate_members(uow, before, after, zone)
-    await _date_undated_members(uow, changed, zone)
+    # it never waits for: an earn holding one of them goes on and commits. They get the new rules' period.
+    await _date_undated_members(uow, changed, (await get_program(uow)).zone)
     # The tier's row after them: a new rank makes this lock FOR UPDATE, which an earn naming the tier waits
     # for; it waits for no member any more.
     _apply(uow, row, definition)
