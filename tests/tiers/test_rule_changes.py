@@ -392,6 +392,28 @@ class TestWindowChangedMembersReDatedByTheWorker:
         [told] = await events(app, "tier.review_due")
         assert (told["payload"]["window_end"], told["payload"]["kept_until"]) == (END_OF_2027, iso(KEPT_2027))
 
+    async def test_a_second_change_that_moves_no_end_before_the_worker_has_been_keeps_the_first_s_ends(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """365 days, then 730 (each end a year on), then 500 before the worker has stored the ends (a shorter
+        window moves no end): the members keep the end the first change gave them, as they would had the
+        worker been quicker. Re-dated straight from 365 days to 500, the end came back 230 days, sooner than
+        the member was told after the first change."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 100_000)  # silver, its window ending 16 March 2027
+        kept = iso(START + timedelta(days=730 + 30))
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=730)
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=500)
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+
+        assert await redate_window_ends(units_of(app)) == 1
+        assert await stored_end(app, member) == (START + timedelta(days=730), 2)
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+
     async def test_an_end_written_by_the_code_before_revisions_is_taken_as_of_the_window_then(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

@@ -56,6 +56,26 @@ class TestAsItStands:
         a_year = StoredEnd(at=WON + timedelta(days=365), revision=2)
         assert tier.as_it_stands(a_year, SHANGHAI) == NEW_YEAR_2028
 
+    def test_a_change_that_moves_no_end_after_one_that_did_keeps_the_window_the_earlier_ends_go_through(
+        self,
+    ) -> None:
+        """90 days, then 365 (275 days on), then 200 (shorter: no end moves): an end of the 90-day window the
+        worker has not stored yet is where the members re-dated then were, 365 days from the purchase; taken
+        straight from 90 days to 200 it would end 110 days on, sooner than it was read before the second
+        change. So too a calendar year, then a rolling window: the 1 January after the end, not the end."""
+        tier = silver().with_window(Window.rolling_days, 365).with_window(Window.rolling_days, 200)
+        assert tier.revision == 2
+        ninety = StoredEnd(at=WON + timedelta(days=90), revision=1)
+        assert tier.as_it_stands(ninety, SHANGHAI) == WON + timedelta(days=365)
+        a_year = StoredEnd(at=WON + timedelta(days=365), revision=2)
+        assert tier.as_it_stands(a_year, SHANGHAI) == WON + timedelta(days=365)
+        shorter = StoredEnd(at=WON + timedelta(days=200), revision=2)  # upgraded after the second change
+        assert tier.as_it_stands(shorter, SHANGHAI) == WON + timedelta(days=200)
+
+        rolling = silver().with_window(Window.calendar_year, None).with_window(Window.rolling_days, 30)
+        ninety = StoredEnd(at=WON + timedelta(days=90), revision=1)
+        assert rolling.as_it_stands(ninety, SHANGHAI) == datetime(2026, 12, 31, 16, tzinfo=UTC)
+
     def test_an_end_of_the_revision_the_tier_has_or_of_none_or_of_a_later_one_is_its_own(self) -> None:
         tier = silver().with_window(Window.rolling_days, 365)
         end = WON + timedelta(days=365)

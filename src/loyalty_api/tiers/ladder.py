@@ -83,7 +83,8 @@ class Windowed(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PastWindow:
-    """A window a tier had, as revision `revision` of it, before a change that moved its members' ends."""
+    """A window a tier had, as revision `revision` of it, before a change of it (one that moved its members'
+    ends, which made the next revision, or one that did not)."""
 
     revision: int
     window: Window
@@ -115,7 +116,9 @@ class LadderTier:
     grace_days: int
     benefits: tuple[GrantedBenefit, ...] = ()
     revision: int = 1  # of its window (module docstring)
-    past_windows: tuple[PastWindow, ...] = ()  # the earlier revisions, oldest first
+    # The earlier windows, oldest first: of the earlier revisions, and those this one had before a change that
+    # moved no end (`with_window`).
+    past_windows: tuple[PastWindow, ...] = ()
 
     @property
     def ref(self) -> TierRef:
@@ -172,12 +175,18 @@ class LadderTier:
 
     def with_window(self, window: Window, window_days: int | None) -> LadderTier:
         """The tier with `window`: a new revision of it when that moves the ends worked out under the one it
-        has."""
+        has. Any other change of the window keeps the revision but is kept among the past windows all the
+        same (under the revision it keeps): an end of an earlier revision still to be re-dated (the worker
+        has not been yet, or a process not told of the changes stores one) goes through the window the
+        change that moved the ends went to, not straight to this one, which may end sooner (365 days, then
+        730, then 500: a year on, not 135 days; a calendar year, then a rolling window: the 1 January after
+        the end, not the end). A change that moves no end adds nothing along the way."""
         after = replace(self, window=window, window_days=window_days)
-        if not moves_ends(self, after):
+        if same_window(self, after):
             return after
         past = PastWindow(revision=self.revision, window=self.window, window_days=self.window_days)
-        return replace(after, revision=self.revision + 1, past_windows=(*self.past_windows, past))
+        revision = self.revision + 1 if moves_ends(self, after) else self.revision
+        return replace(after, revision=revision, past_windows=(*self.past_windows, past))
 
 
 @dataclass(frozen=True, slots=True)

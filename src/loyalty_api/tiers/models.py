@@ -27,8 +27,9 @@ class Tier(IdMixin, Base):
     grace_days: Mapped[int] = mapped_column(server_default="0")
     # A member's stored window end names the revision of the window it was worked out under: a change of the
     # window that moves ends (ladder.redated) makes the next revision, and `past_windows` keeps each earlier
-    # one's window ({"revision", "window", "window_days"}, oldest first), so that an end worked out under an
-    # earlier one (by a process that had not heard of the change yet) is re-dated through each change since.
+    # window ({"revision", "window", "window_days"}, oldest first: of the earlier revisions, and of this one
+    # before a change that moved no end), so that an end worked out under an earlier revision (by a process
+    # that had not heard of the change yet) is re-dated through each change since.
     window_revision: Mapped[int] = mapped_column(server_default="1")
     past_windows: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
     created_at: Mapped[datetime]

@@ -43,7 +43,7 @@ async def redate_window_ends(units: UnitsOfWork, *, batch: int = 500) -> int:
         behind = [
             (tier, earned)
             for tier in ladder.tiers
-            if tier.past_windows  # a change of its window moved ends
+            if tier.revision > 1  # a change of its window moved ends
             for earned in (False, True)
             if await repo.exists_behind(tier.id, tier.revision, earned=earned)
         ]
