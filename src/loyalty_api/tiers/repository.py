@@ -301,11 +301,19 @@ class MemberTierRepository:
                     .execution_options(synchronize_session=False)
                 )
 
+    async def _exists(self, found: Select[uuid.UUID], order: Sequence[Any]) -> bool:
+        """Whether `found` finds a member, read without locking: its first row in `order`, not EXISTS, which
+        drops the order and leaves the planner free to read the whole table for the first row (PostgreSQL:
+        its estimate takes the tier and the revision's column for independent, and expects many rows where
+        there are few, or none, as on almost every run of the worker). In the order of an index, one that
+        reads it is the cheaper."""
+        first = await self.session.scalar(found.order_by(*order).limit(1))
+        return first is not None
+
     async def exists_behind(self, tier_id: uuid.UUID, revision: int, *, earned: bool) -> bool:
         """Whether lock_behind would find a member (read without locking)."""
-        return bool(
-            await self.session.scalar(select(self._behind(tier_id, revision, earned=earned).exists()))
-        )
+        _, _, behind = self._ends(tier_id, earned=earned)
+        return await self._exists(self._behind(tier_id, revision, earned=earned), (behind, Member.id))
 
     async def lock_behind(
         self,
@@ -336,7 +344,8 @@ class MemberTierRepository:
 
     async def exists_unrevised(self, tier_id: uuid.UUID, *, earned: bool) -> bool:
         """Whether lock_unrevised would find a member (read without locking)."""
-        return bool(await self.session.scalar(select(self._unrevised(tier_id, earned=earned).exists())))
+        _, _, revision = self._ends(tier_id, earned=earned)
+        return await self._exists(self._unrevised(tier_id, earned=earned), (revision, Member.id))
 
     async def lock_unrevised(
         self, tier_id: uuid.UUID, *, earned: bool, limit: int
@@ -346,8 +355,10 @@ class MemberTierRepository:
         on it as the entry tier), or one written by the code before revisions. Members on the tier and not
         under an override, or with `earned` under an override having earned it; locked as lock_behind
         locks."""
-        _, end, _ = self._ends(tier_id, earned=earned)
-        query = self._unrevised(tier_id, earned=earned).add_columns(end).order_by(Member.id).limit(limit)
+        _, end, revision = self._ends(tier_id, earned=earned)
+        # By (revision, id), all none: the order of the walk's index, which the planner then reads.
+        query = self._unrevised(tier_id, earned=earned).add_columns(end).order_by(revision, Member.id)
+        query = query.limit(limit)
         found = await self.session.execute(query.with_for_update(key_share=True, skip_locked=True))
         return [(member_id, at) for member_id, at in found.all()]
 
