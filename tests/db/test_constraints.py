@@ -27,6 +27,7 @@ from tests.subscriptions.helpers import subscribe_paid
 
 EARNED_ORDER = "EDGE-EARNED"  # paid 1000.00 yuan, earned 1000 points
 HELD_ORDER = "EDGE-HELD"  # only held for so far: its total is not known
+STOOD_IN_FOR = "EDGE-STOOD-IN-FOR"  # another member's, refunded once its points were spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,9 @@ CASES = [
     _case("ck_point_lots__points_positive", "UPDATE point_lots SET points = 0, remaining = 0"),
     _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = points + 1"),
     _case("ck_point_lots__remaining_within_points", "UPDATE point_lots SET remaining = -1"),
+    _case("ck_point_stand_ins__points_positive", "UPDATE point_stand_ins SET points = 0, returned = 0"),
+    _case("ck_point_stand_ins__returned_within_points", "UPDATE point_stand_ins SET returned = points + 1"),
+    _case("ck_point_stand_ins__returned_within_points", "UPDATE point_stand_ins SET returned = -1"),
     _case("ck_holds__points_positive", "UPDATE holds SET points = 0"),
     _case("ck_activity_rules__points_not_negative", "UPDATE activity_rules SET points = -1"),
     _case("ck_activity_rules__daily_cap_positive", "UPDATE activity_rules SET daily_cap = 0"),
@@ -206,6 +210,8 @@ ALLOWED = [
     "UPDATE ledger_entries SET balance_after = 0, held_after = 0",
     "UPDATE point_lots SET remaining = points",
     "UPDATE point_lots SET remaining = 0",
+    "UPDATE point_stand_ins SET returned = points",
+    "UPDATE point_stand_ins SET returned = 0",
     "UPDATE holds SET status = 'captured', captured_points = points",
     f"UPDATE orders SET refunded_minor = amount_minor, points_taken_back = points_earned"
     f" WHERE order_ref = '{EARNED_ORDER}'",
@@ -266,7 +272,8 @@ async def scene(
 ) -> uuid.UUID:
     """One member with a row in every table that has a CHECK: an earned order, an active hold on another,
     an activity, a redeemed reward, a paid subscription; and a partner the member sent points to, which it
-    failed (so the balance is as it was)."""
+    failed (so the balance is as it was). Besides, another member's order refunded after its points were spent
+    (a stand-in)."""
     await set_program(client, admin_key)
     member_id = str((await enrol(client, pos_key))["id"])
     await earn(client, pos_key, member_id, 100_000, order_ref=EARNED_ORDER)
@@ -319,6 +326,20 @@ async def scene(
     assert sent.status_code == 201, sent.text
     failed = await client.post(f"/v1/partner/exchanges/{sent.json()['id']}/fail", headers=bearer(partner_key))
     assert failed.status_code == 200, failed.text
+    # Another member's order refunded once its points were spent: the take-back stood other points in.
+    other_id = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, other_id, 10_000, order_ref=STOOD_IN_FOR)
+    spent = await client.post(
+        f"/v1/members/{other_id}/redeem",
+        json={"points": 100, "order_ref": f"{STOOD_IN_FOR}-PAID"},
+        headers=bearer(pos_key),
+    )
+    assert spent.status_code == 200, spent.text
+    await earn(client, pos_key, other_id, 10_000)
+    refunded = await client.post(
+        f"/v1/orders/{STOOD_IN_FOR}/refund", json={"full": True}, headers=bearer(pos_key)
+    )
+    assert refunded.status_code == 200, refunded.text
     # A campaign (not run: its row is what the constraints guard).
     campaign = {"name": "Edge", "action": {"type": "grant_points", "points": 1, "reason": "edge"}}
     made_campaign = await client.post("/v1/campaigns", json=campaign, headers=bearer(admin_key))

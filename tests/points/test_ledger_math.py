@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from loyalty_api.points.ledger import (
     LotBalance,
+    LotOnBooks,
     PaidFrom,
+    StoredAccount,
+    lots_for_order,
     plan_giving_back,
     plan_spending,
     points_refund_shares,
@@ -28,6 +31,47 @@ class TestPlanSpending:
     def test_refuses_to_overspend(self) -> None:
         with pytest.raises(ValueError, match="invariant"):
             plan_spending([LotBalance(uuid.uuid4(), 5)], 6)
+
+
+class TestLotsForOrder:
+    def test_own_lots_first_then_others_still_good_then_with_others_ended_those_past_their_end(self) -> None:
+        ended_other, ended_own, good_other, good_own = (uuid.uuid4() for _ in range(4))
+        lots = [  # oldest end first, as the books list them
+            LotOnBooks(ended_other, 10, "X", ended=True),
+            LotOnBooks(ended_own, 20, "E", ended=True),
+            LotOnBooks(good_other, 30, None, ended=False),
+            LotOnBooks(good_own, 40, "E", ended=False),
+        ]
+        ordered, own = lots_for_order(lots, "E", others_ended=True)
+        assert [lot.lot_id for lot in ordered] == [ended_own, good_own, good_other, ended_other]
+        assert own == {ended_own, good_own}
+        # A settlement of what E owes never takes X's points past their end: they were the expiry's.
+        ordered, _ = lots_for_order(lots, "E", others_ended=False)
+        assert [lot.lot_id for lot in ordered] == [ended_own, good_own, good_other]
+
+
+class TestStoredAccount:
+    def test_without_own_points_owing_a_run_out_hold_settles_from_points_still_good(self) -> None:
+        # 300 on the books, 200 of them past their end; a run-out hold of 150; 100 owed by another order.
+        account = StoredAccount(balance=300, held=150, expired_held=150, due=200, shortfall=100)
+        assert account.as_a_spend_finds() == (0, 0)  # 100 settle from the good ones, the 200 expire
+
+    def test_points_past_their_end_never_settle_another_order(self) -> None:
+        # The hold spared 200 past their end, all the member has; another order owes 100.
+        account = StoredAccount(balance=200, held=200, expired_held=200, due=200, shortfall=100)
+        assert account.as_a_spend_finds() == (0, 0)  # they expire: the 100 stay owed
+
+    def test_an_order_s_own_points_pay_for_it_first(self) -> None:
+        # 300 of the order's own past their end, 300 good of the member's own; a run-out hold of 600 kept the
+        # order's refund from taking them: it owes 300.
+        account = StoredAccount(
+            balance=600, held=600, expired_held=600, due=300, shortfall=300, own_due=300, own_live=0
+        )
+        assert account.as_a_spend_finds() == (300, 0)
+
+    def test_with_nothing_run_out_points_past_their_end_go_as_far_as_points_are_free(self) -> None:
+        account = StoredAccount(balance=300, held=100, expired_held=0, due=250, shortfall=50, own_due=50)
+        assert account.as_a_spend_finds() == (100, 100)
 
 
 class TestPlanGivingBack:

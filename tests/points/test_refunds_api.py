@@ -576,6 +576,110 @@ class TestRedeemedPointsComeBackWithTheTimeTheyHadLeft:
         await assert_ledger_invariant(app, member_id)
 
 
+class TestPointsAHoldSparedPastTheirEnd:
+    """An order's refund is owed the points it earned that a hold spared past their end, as any of its points
+    (points/refunds.py): taken in their place from the member's other points once a capture spent them, and
+    given back when they come back. Refunding the earning order before the capture's took the member's own
+    points in their place, and the capture's refund then gave them back ended, to expire: 200 of the member's
+    own points lost, in that order only (and when the two refunds raced, as the lock fell)."""
+
+    async def _captured_past_their_end(
+        self, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> list[dict[str, Any]]:
+        """E's 500 points end with 200 of them on hold for H, which captures those 200; the member then earns
+        300 of their own. What expires when, as a read shows it."""
+        await earn(client, pos_key, member_id, 50_000, order_ref="E")  # 500, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "H", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # E's points have ended; the hold spares 200 of them
+        captured = await client.post(f"/v1/holds/{hold_id}/capture", headers=bearer(pos_key))
+        assert captured.status_code == 200, captured.text
+        await earn(client, pos_key, member_id, 30_000, order_ref="OWN")
+        expiring: list[dict[str, Any]] = (await points(client, pos_key, member_id))["expiring"]
+        return expiring
+
+    @pytest.mark.parametrize("first", ["E", "H"])
+    async def test_refunding_both_orders_either_way_leaves_the_member_their_own_points(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        first: str,
+    ) -> None:
+        own = await self._captured_past_their_end(client, pos_key, member_id, clock)
+        results = {
+            ref: await refund_by(client, pos_key, ref, full=True) for ref in (first, "EH".replace(first, ""))
+        }
+        summary = await points(client, pos_key, member_id)
+        assert (summary["balance"], summary["expiring"]) == (300, own)  # with their own end
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        if first == "E":  # owed the 200 H spent: the member's own stood in, and went back with H's refund
+            assert (results["E"]["points_taken_back"], results["E"]["already_expired"]) == (200, 300)
+        else:  # given back ended, they expired as E's: nothing of E is left to take back
+            assert (results["E"]["points_taken_back"], results["E"]["already_expired"]) == (0, 500)
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_the_earning_order_alone_refunded_is_owed_what_the_capture_spent(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        await self._captured_past_their_end(client, pos_key, member_id, clock)
+        back = await refund_by(client, pos_key, "E", full=True)
+        assert moved(back) == (0, 200, 0)
+        assert (back["already_expired"], back["balance"]) == (300, 100)
+        [stood_in] = await rows(app, "SELECT order_ref, points, returned FROM point_stand_ins")
+        assert stood_in == {"order_ref": "E", "points": 200, "returned": 0}
+        await assert_ledger_invariant(app, member_id)
+
+    @pytest.mark.parametrize("first", ["refund", "release"])
+    async def test_a_release_pays_no_other_order_s_shortfall_with_points_past_their_end(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+        first: str,
+    ) -> None:
+        """X's points were spent; the hold spares E's points past their end, all the member has. Without the
+        hold they would have expired, and X's refund could not have taken them: a release leaves X owing, in
+        whichever order (the release paid X's shortfall with them, and only when it came second)."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="X")  # 100
+        await redeem(client, pos_key, member_id, 100, "PAID")  # X's points
+        await earn(client, pos_key, member_id, 50_000, order_ref="E")  # 500, ending in 12 months
+        clock.advance(timedelta(days=364))
+        hold_id = await hold_points(client, pos_key, member_id, 200, "H", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))
+        for step in (first, "release" if first == "refund" else "refund"):
+            if step == "refund":
+                assert moved(await refund_by(client, pos_key, "X", full=True)) == (0, 0, 100)
+            else:
+                let_go = await client.post(f"/v1/holds/{hold_id}/release", headers=bearer(pos_key))
+                assert let_go.status_code == 200, let_go.text
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        [owed] = await rows(app, "SELECT order_ref, points_shortfall FROM orders WHERE points_shortfall > 0")
+        assert owed == {"order_ref": "X", "points_shortfall": 100}
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_that_stood_in_for_spent_ones_go_back_with_their_own_end(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """The known limit of the refund before this rule: the order's own points came back with their own
+        time left, in place of the points its refund had taken, which had a later end."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="EARNED")  # 100, ending in 12 months
+        clock.advance(timedelta(days=60))
+        await earn(client, pos_key, member_id, 10_000, order_ref="KEPT")  # 100, ending two months later
+        kept_end = (await points(client, pos_key, member_id))["expiring"][-1]
+        await redeem(client, pos_key, member_id, 100, "SPENT")  # EARNED's points pay
+        assert moved(await refund_by(client, pos_key, "EARNED", full=True)) == (0, 100, 0)  # KEPT's stand in
+        clock.advance(timedelta(days=30))
+        back = await refund_by(client, pos_key, "SPENT", full=True)
+        assert back["balance"] == 100
+        assert (await points(client, pos_key, member_id))["expiring"] == [kept_end]
+        await assert_ledger_invariant(app, member_id)
+
+
 class TestRefundsOfErasedMembers:
     async def test_an_erased_members_order_is_not_found(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, member_id: str

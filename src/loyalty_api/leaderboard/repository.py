@@ -44,8 +44,9 @@ class LeaderboardRepository:
         # week's purchase this week leaves this week's board alone. It takes back all the purchase's points
         # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
         # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
-        # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`, `settled_by_transfer`) was counted
-        # with its refund's shortfall: not again. A return that voided the purchase's referral takes back
+        # owed (`settled_by`, `settled_by_hold`, `settled_by_exchange`, `settled_by_transfer`, and
+        # `settled_by_end` when the order's own points reached their end) was counted with its refund's
+        # shortfall: not again. A return that voided the purchase's referral takes back
         # the whole reward (`not_taken_back`: what the friend had spent of it), as it leaves lifetime_earned.
         refund = aliased(LedgerEntry)
 
@@ -77,6 +78,7 @@ class LeaderboardRepository:
                 refund.details["settled_by_hold"].as_string().is_(None),
                 refund.details["settled_by_exchange"].as_string().is_(None),
                 refund.details["settled_by_transfer"].as_string().is_(None),
+                refund.details["settled_by_end"].as_string().is_(None),
             )
         )
         moves = union_all(earned_then, taken_back).subquery()

@@ -4,7 +4,7 @@ ledger entry, move lots, and release holds whose time is up."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,15 @@ from loyalty_api.points.errors import (
     RedeemShareExceeded,
 )
 from loyalty_api.points.events import PointsExpired, PointsHoldReleased
-from loyalty_api.points.ledger import EntryType, PaidFrom, plan_giving_back, plan_spending
+from loyalty_api.points.ledger import (
+    EntryType,
+    LotBalance,
+    LotOnBooks,
+    PaidFrom,
+    lots_for_order,
+    plan_giving_back,
+    plan_spending,
+)
 from loyalty_api.points.models import Hold
 from loyalty_api.points.repository import (
     AccountState,
@@ -35,6 +43,7 @@ from loyalty_api.points.repository import (
     NewEntry,
     NewLot,
     PointsAccountRepository,
+    StandInRepository,
 )
 from loyalty_api.program.service import ProgramSettings
 
@@ -358,22 +367,31 @@ async def credit_given_back(
     member_id: uuid.UUID,
     entry_id: uuid.UUID,
     order_ref: str | None = None,
-) -> list[tuple[uuid.UUID, PaidFrom, int]]:
+) -> list[GivenBackLot]:
     """Credit the lots `giving` plans (the fresh one of `entry_id` and `order_ref`), with the account row
-    locked, after the balance change and its entry. The lots that came back ended (lot id, the lot they were
-    spent from, points), for the caller to settle or expire."""
+    locked, after the balance change and its entry. The lots like those spent, for the caller to settle what
+    their orders owe with them (pay_with_own_points) or let expire those that came back ended."""
     lots = LotRepository(uow.session)
-    ended: list[tuple[uuid.UUID, PaidFrom, int]] = []
+    credited: list[GivenBackLot] = []
     for lot, points in giving.back_to:
         ends = lot.end_on_return(giving.at)
         like = NewLot(member_id, lot.entry_id, points, lot.order_ref, at=giving.at, expires_at=ends)
-        lot_id = await lots.insert_lot(like)
-        if _ended(ends, giving.at):
-            ended.append((lot_id, lot, points))
+        credited.append(GivenBackLot(await lots.insert_lot(like), lot, points, _ended(ends, giving.at)))
     await credit_lot(
         uow, program, member_id=member_id, entry_id=entry_id, points=giving.fresh, order_ref=order_ref
     )
-    return ended
+    return credited
+
+
+@dataclass(frozen=True, slots=True)
+class GivenBackLot:
+    """A lot credited like one a payment spent (credit_given_back): its id, the lot it is like, its points,
+    and whether they came back past their end."""
+
+    lot_id: uuid.UUID
+    like: PaidFrom
+    points: int
+    ended: bool
 
 
 async def give_back_sent(
@@ -389,11 +407,13 @@ async def give_back_sent(
     partner_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
-    entry of `type`, with the time they had left when spent (plan_giving_back_spent); like points a refund
-    gives back, they settle the member's shortfalls first (`settled_by` says what freed them). Its entry's
-    id. Any that come back ended (sent past their end while a hold spared them) are left to the expiry, which
-    reads already count."""
+    entry of `type`, with the time they had left when spent (plan_giving_back_spent). Like points a refund
+    gives back, they pay what the orders that earned them owe first (pay_with_own_points), and then, still
+    good, settle the member's other shortfalls (`settled_by` says what freed them). Its entry's id. Any that
+    come back ended (sent past their end while a hold spared them) and are not owed are left to the expiry,
+    which reads already count."""
     spends = await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by)
+    giving = await plan_giving_back_spent(uow, member_id, spends, points=points)
     state, entry_id = await credit_points(
         uow,
         program,
@@ -402,10 +422,25 @@ async def give_back_sent(
         points=points,
         details=details,
         partner_id=partner_id,
-        given_back=await plan_giving_back_spent(uow, member_id, spends, points=points),
+        given_back=giving,
     )
+    live = points - giving.ended
+    _, own_live, state = await pay_with_own_points(
+        uow,
+        member_id,
+        state,
+        settled_by=settled_by,
+        live=live,
+        orders={lot.order_ref for lot, _ in giving.back_to if lot.order_ref is not None},
+    )
+    due = await LotRepository(uow.session).due_points(member_id, uow.clock.now())
     await settle_shortfalls(
-        uow, member_id, min(points, state.available), state, settled_by=settled_by, other_than=None
+        uow,
+        member_id,
+        min(live - own_live, state.available - due),
+        state,
+        settled_by=settled_by,
+        other_than=None,
     )
     return entry_id
 
@@ -511,15 +546,24 @@ async def settle_released(
     uow: UnitOfWork, hold: Hold, released: int, state: AccountState
 ) -> tuple[int, AccountState]:
     """Points a hold stops reserving settle the member's shortfalls: a refund could not take back points
-    that were on hold, and without this the member would keep them once the checkout let them go."""
-    return await settle_shortfalls(
+    that were on hold, and without this the member would keep them once the checkout let them go. An order's
+    own points pay for it first (pay_with_own_points); the others owing are settled from points still good
+    only: points past their end that the hold spared would have expired without it, and no refund could have
+    taken them (refunds.py)."""
+    settled_by = {"settled_by_hold": str(hold.id)}
+    own, own_live, state = await pay_with_own_points(
+        uow, hold.member_id, state, settled_by=settled_by, live=released
+    )
+    due = await LotRepository(uow.session).due_points(hold.member_id, uow.clock.now())
+    others, state = await settle_shortfalls(
         uow,
         hold.member_id,
-        min(released, state.available),
+        min(released - own_live, state.available - due),
         state,
-        settled_by={"settled_by_hold": str(hold.id)},
+        settled_by=settled_by,
         other_than=None,
     )
+    return own + others, state
 
 
 # What a partner's earn entry says of the partner (coalition.purchases), carried over to a settlement of its
@@ -552,22 +596,21 @@ async def settle_shortfalls(
         points = min(spare - settled, owing.points_shortfall)
         if points <= 0:
             continue
-        state = await settle_shortfall(uow, owing, points, settled_by=settled_by)
-        settled += points
+        plan = await take_for_order(uow, member_id, owing.order_ref, points, others_ended=False)
+        if plan:
+            state = await settle_shortfall(uow, owing, plan, settled_by=settled_by)
+            settled += sum(taken for _, taken in plan)
     return settled, state
 
 
 async def settle_shortfall(
-    uow: UnitOfWork,
-    owing: Order,
-    points: int,
-    *,
-    settled_by: dict[str, str],
-    from_lot: uuid.UUID | None = None,
+    uow: UnitOfWork, owing: Order, taken: Sequence[tuple[uuid.UUID, int]], *, settled_by: dict[str, str]
 ) -> AccountState:
-    """Take `points` towards one order's shortfall (`settle_shortfalls`): from the order's own lots first and
-    those past their end last, or all from `from_lot`. The account after."""
+    """Count the points `taken` from the member's lots (take_for_order, or the order's own) towards one
+    order's shortfall (`settle_shortfalls`), as a refund entry of that order naming the lots. The account
+    after."""
     member_id, now = owing.member_id, uow.clock.now()
+    points = sum(part for _, part in taken)
     owing.points_shortfall -= points
     owing.points_taken_back += points
     owing.updated_at = now
@@ -583,17 +626,160 @@ async def settle_shortfall(
         amount=-points,
         state=state,
         order_ref=owing.order_ref,
-        details={"taken_back": points, "given_back": 0, **settled_by, **marks},
+        details={"taken_back": points, "given_back": 0, "lots": lots_payload(taken), **settled_by, **marks},
         partner_id=partner_id,
     )
-    if from_lot is not None:
-        await LotRepository(uow.session).take(member_id, [(from_lot, points)])
-    else:
-        # Lots past their end are the expiry's, which may come after this (expire_due_points frees run-out
-        # holds first): settling from them would leave the member points that should have expired in their
-        # place, above the balance every read promised (ledger.StoredAccount.as_a_spend_finds).
-        await spend_lots(uow, member_id, points, order_ref_first=owing.order_ref, due_last=True)
     return state
+
+
+async def take_for_order(
+    uow: UnitOfWork, member_id: uuid.UUID, order_ref: str, points: int, *, others_ended: bool
+) -> list[tuple[uuid.UUID, int]]:
+    """Take `points` for the order (its refund's take-back, a settlement of what it owes; call with the
+    account row locked): its own lots first, past their end or not, then the member's other points still good,
+    soonest end first, and with `others_ended` last the other points past their end; without it, no more than
+    those lots hold. What comes from other lots stands in for the order's own points, which were spent: it is
+    recorded, to go back when they come back (pay_with_own_points). The lots taken from."""
+    now = uow.clock.now()
+    lots = LotRepository(uow.session)
+    ordered, own = lots_for_order(
+        await lots.list_lots_on_books(member_id, now), order_ref, others_ended=others_ended
+    )
+    if not others_ended:
+        points = min(points, sum(lot.remaining for lot in ordered))
+    plan = plan_spending(ordered, points)
+    await lots.take(member_id, plan)
+    await StandInRepository(uow.session).insert_stand_ins(
+        member_id, order_ref, [(lot_id, taken) for lot_id, taken in plan if lot_id not in own], now
+    )
+    return plan
+
+
+async def pay_with_own_points(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    state: AccountState,
+    *,
+    settled_by: dict[str, str] | None,
+    live: int,
+    orders: Collection[str] | None = None,
+) -> tuple[int, int, AccountState]:
+    """An order's own points on the member's books pay what the order owes before any other points do (call
+    with the account row locked), oldest order first. First its shortfall: from its points past their end
+    (leaving the books either way, they settle it rather than expire), then from up to `live` of its points
+    still good (those just freed), as far as they are free of the points past their end that holds still
+    spare. Then what its refunds took from other lots in place of its own spent points (take_for_order): as
+    many of its own points go, and those go back to lots like the ones they came from, with their ends, as if
+    the refund had found its own points there; an order owing whose points come back so pays with them in
+    turn. Of the member's orders owing or with points standing in, or of `orders`. `settled_by` None: by the
+    end of the lot they came from (an expiry). The points settled, of them those still good, and the account
+    after."""
+    owing = {
+        order.order_ref: order
+        for order in await OrderRepository(uow.session).list_shortfalls(member_id, other_than=None)
+        if order.points_shortfall > 0
+    }
+    standing = await StandInRepository(uow.session).list_orders_with_open(member_id)
+    refs = owing.keys() | standing
+    if orders is not None:
+        refs &= set(orders)
+    oldest_first = list(owing)
+    queue = sorted(refs, key=lambda ref: (oldest_first.index(ref) if ref in owing else len(owing), ref))
+    lots = LotRepository(uow.session)
+    settled = settled_live = 0
+    # Points that went back to an order's lots in place of a stand-in pay what that order owes, and only that.
+    restored: dict[str, int] = {}
+    while queue:
+        ref = queue.pop(0)
+        now = uow.clock.now()
+        # Past their end first: soonest end first.
+        own = [lot for lot in await lots.list_lots_on_books(member_id, now) if lot.order_ref == ref]
+        if not own:
+            continue
+        left = {lot.lot_id: lot.remaining for lot in own}
+        order = owing.get(ref)
+        for ended in (True, False):
+            if order is None or order.points_shortfall <= 0:
+                break
+            part = [LotBalance(lot.lot_id, left[lot.lot_id]) for lot in own if lot.ended == ended]
+            points = min(order.points_shortfall, sum(lot.remaining for lot in part), state.available)
+            if not ended:
+                free = state.available - await lots.due_points(member_id, now)
+                points = min(points, live - settled_live + restored.get(ref, 0), free)
+            if points <= 0:
+                continue
+            plan = plan_spending(part, points)
+            await lots.take(member_id, plan)
+            for lot_id, taken in plan:
+                left[lot_id] -= taken
+            if settled_by is None:
+                for lot_id, taken in plan:
+                    by_end = {"settled_by_end": str(lot_id)}
+                    state = await settle_shortfall(uow, order, [(lot_id, taken)], settled_by=by_end)
+            else:
+                state = await settle_shortfall(uow, order, plan, settled_by=settled_by)
+            settled += points
+            if not ended:
+                settled_live += points - min(points, restored.pop(ref, 0))
+        returned = await _return_stand_ins(uow, member_id, ref, own, left, state, settled_by or {})
+        for back, points in returned.items():
+            restored[back] = restored.get(back, 0) + points
+        # Each pass returns stand-ins or settles what is owed, of which there is less each time: it ends.
+        queue += [back for back in returned if back not in queue and back in owing.keys() | standing]
+    return settled, settled_live, state
+
+
+async def _return_stand_ins(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    order_ref: str,
+    own: Sequence[LotOnBooks],
+    left: dict[uuid.UUID, int],
+    state: AccountState,
+    settled_by: dict[str, str],
+) -> dict[str, int]:
+    """The order's own points in `own` (with what is `left` of each) take the place of what stood in for them
+    (pay_with_own_points): as many go back to lots like the stand-ins, the last taken first, in a refund entry
+    of the order that moves no balance (`state`, the account as it is). The points that went back still good,
+    by the order of the lot they went back to."""
+    stand_ins = StandInRepository(uow.session)
+    open_ = await stand_ins.list_open(member_id, order_ref)
+    points = min(sum(stand_in.points for stand_in in open_), sum(left[lot.lot_id] for lot in own))
+    if points <= 0:
+        return {}
+    lots, now = LotRepository(uow.session), uow.clock.now()
+    plan = plan_spending([LotBalance(lot.lot_id, left[lot.lot_id]) for lot in own], points)
+    await lots.take(member_id, plan)
+    rest = points
+    returned: dict[str, int] = {}
+    for stand_in in open_:
+        back = min(stand_in.points, rest)
+        if back <= 0:
+            break
+        like = NewLot(
+            member_id, stand_in.entry_id, back, stand_in.order_ref, at=now, expires_at=stand_in.expires_at
+        )
+        await lots.insert_lot(like)
+        await stand_ins.add_returned(member_id, stand_in.id, back)
+        rest -= back
+        if stand_in.order_ref is not None and not _ended(stand_in.expires_at, now):
+            returned[stand_in.order_ref] = returned.get(stand_in.order_ref, 0) + back
+    await record_entry(
+        uow,
+        member_id=member_id,
+        type="refund",
+        amount=0,
+        state=state,
+        order_ref=order_ref,
+        details={
+            "taken_back": 0,
+            "given_back": 0,
+            "stand_ins_returned": points,
+            "lots": lots_payload(plan),
+            **settled_by,
+        },
+    )
+    return returned
 
 
 async def release_member_expired_holds(uow: UnitOfWork, member_id: uuid.UUID) -> int:
@@ -629,6 +815,13 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
         assert locked is not None
     lots = LotRepository(uow.session)
     due = await lots.list_due_lots(member_id, now)
+    if not due:
+        return 0
+    # Points past their end of an order still owing pay what it owes rather than expire: its refund would have
+    # counted them as expired, owing nothing for them (pay_with_own_points).
+    settled, _, locked = await pay_with_own_points(uow, member_id, locked, settled_by=None, live=0)
+    if settled:
+        due = await lots.list_due_lots(member_id, now)
     expirable = min(sum(lot.remaining for lot in due), locked.available)
     if expirable <= 0:
         return 0

@@ -42,24 +42,59 @@ class LotBalance:
 
 
 @dataclass(frozen=True, slots=True)
+class LotOnBooks:
+    """A lot with points left: its order, and whether it is past its end (a hold spares it, or the expiry is
+    yet to come)."""
+
+    lot_id: uuid.UUID
+    remaining: int
+    order_ref: str | None
+    ended: bool
+
+
+def lots_for_order(
+    lots: Sequence[LotOnBooks], order_ref: str, *, others_ended: bool
+) -> tuple[list[LotBalance], set[uuid.UUID]]:
+    """The lots a take for `order_ref` (its refund's take-back, a settlement of what it owes) spends, in
+    order, from `lots` oldest end first: the order's own first, past their end or not; then the member's other
+    points still good; with `others_ended`, last the other points past their end. With them, the lots that are
+    the order's own."""
+    own = [lot for lot in lots if lot.order_ref == order_ref]
+    others = [lot for lot in lots if lot.order_ref != order_ref and (others_ended or not lot.ended)]
+    others.sort(key=lambda lot: lot.ended)  # stable: soonest end first within each
+    return [LotBalance(lot.lot_id, lot.remaining) for lot in own + others], {lot.lot_id for lot in own}
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAccount:
     """A member's account as its row has it, with what the jobs have yet to settle: the points of holds past
-    their time (`expired_held`), of lots past their end (`due`), and the member's open shortfalls."""
+    their time (`expired_held`), of lots past their end (`due`), the member's open shortfalls, and how much of
+    those their orders' own points on the books would pay, from points past their end (`own_due`) and from
+    points still good (`own_live`)."""
 
     balance: int
     held: int
     expired_held: int
     due: int
     shortfall: int
+    own_due: int = 0
+    own_live: int = 0
 
     def as_a_spend_finds(self) -> tuple[int, int]:
         """The balance and the points on hold as a spend now finds them, whether or not the jobs have run
-        (points/accounts.debit_available): holds past their time free their points, which first settle open
-        shortfalls; then lots past their end take what they still hold out of what is free."""
+        (points/accounts.debit_available): holds past their time free their points; an order's own points pay
+        what it owes first (those past their end as they leave the books, those still good as far as the
+        holds freed points still good), then what else the holds freed of the points still good settles the
+        other shortfalls; then lots past their end take what they still hold out of what is free
+        (accounts.settle_released, accounts.pay_with_own_points)."""
         held = self.held - self.expired_held
         free = max(self.balance - held, 0)
-        settled = min(self.expired_held, free, self.shortfall)
-        return self.balance - settled - min(self.due, free - settled), held
+        own_due = min(self.own_due, free)
+        own_live = min(self.own_live, self.expired_held, max(free - self.due, 0))
+        spare = max(min(self.expired_held - own_live, free - self.due - own_live), 0)
+        settled = min(spare, self.shortfall - own_due - own_live)
+        expired = min(self.due - own_due, free - own_due - own_live - settled)
+        return self.balance - own_due - own_live - settled - expired, held
 
 
 def plan_spending(lots: Sequence[LotBalance], points: int) -> list[tuple[uuid.UUID, int]]:

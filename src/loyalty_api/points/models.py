@@ -106,6 +106,33 @@ class PointLot(IdMixin, Base):
     expiry_reminded_at: Mapped[datetime | None]
 
 
+class PointStandIn(IdMixin, Base):
+    """Points taken from another lot in place of an order's own points that were spent (by the order's refund,
+    or a settlement of its shortfall), and how many of them went back to that lot's like once the order's own
+    points came back (points/accounts.pay_with_own_points)."""
+
+    __tablename__ = "point_stand_ins"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("returned >= 0 AND returned <= points", name="returned_within_points"),
+        # Read by order when its own points come back: only those not all returned.
+        Index(
+            None,
+            "member_id",
+            "order_ref",
+            postgresql_where=text("returned < points"),
+            sqlite_where=text("returned < points"),
+        ),
+    )
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    order_ref: Mapped[str] = mapped_column(String(ORDER_REF_LENGTH))
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("point_lots.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    returned: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
 class Hold(IdMixin, Base):
     """Points reserved for a checkout until it is captured, released, or expires."""
 

@@ -4,6 +4,27 @@ An order is refunded by `amount` (a share of its total, which must be known), by
 give back; what it earned is taken back in the same proportion) or in `full`. The order keeps, cumulatively,
 the money refunded and the points moved; each refund works out the cumulative targets and moves what earlier
 refunds did not, so refunds of either kind add up to one full refund and never move more.
+
+Which points a refund is owed, one rule wherever points move (here, and in accounts: a hold's release or
+run-out, the rest of a part capture, an expiry, points a failed exchange gives back): an order's refund is
+owed every point the order earned that did not expire, including points past their end that a hold spares
+(they are still on the member's books: the checkout may yet spend them). So:
+
+- The take-back takes the order's own points first, past their end or not. Points of the order that were spent
+  (a redeem, a capture, of points past their end too) it takes from the member's other points still good, and
+  records per lot what stands in for them (point_stand_ins); what it cannot take, because the member has no
+  such points available, is the order's shortfall.
+- Whenever the order's own points are on the books again (given back by the refund of the order they paid,
+  good or ended; freed by a hold; reaching their end) they pay what the order owes before anything else does:
+  its shortfall, then its stand-ins, which go back to lots like the ones they came from, with their ends
+  (accounts.pay_with_own_points). Only then do the rest expire (past their end) or settle what other orders
+  owe (still good).
+- Points past their end never settle another order's shortfall: without the hold that spared them they would
+  have expired, and that order's refund could not have taken them.
+
+So whichever comes first, a refund or the return of the points it is owed, the member ends with the same
+points: the refund that comes first takes, as stand-ins or shortfall, what it would have found later
+(tests/points/test_refund_orderings.py sweeps the orderings).
 """
 
 from __future__ import annotations
@@ -19,22 +40,22 @@ from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
+    GivenBackLot,
     credit_given_back,
     expire_due_points,
     expire_let_go,
     money_payload,
+    pay_with_own_points,
     plan_giving_back_spent,
     record_entry,
     release_member_expired_holds,
-    settle_shortfall,
     settle_shortfalls,
-    spend_lots,
+    take_for_order,
 )
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
 from loyalty_api.points.events import PointsRefunded
 from loyalty_api.points.ledger import (
     LotBalance,
-    PaidFrom,
     RefundKind,
     RefundShares,
     plan_spending,
@@ -44,12 +65,7 @@ from loyalty_api.points.ledger import (
     remaining_shares,
 )
 from loyalty_api.points.referrals import void_if_returned
-from loyalty_api.points.repository import (
-    AccountState,
-    LedgerRepository,
-    LotRepository,
-    PointsAccountRepository,
-)
+from loyalty_api.points.repository import LedgerRepository, LotRepository, PointsAccountRepository
 from loyalty_api.program.service import get_program
 
 
@@ -171,51 +187,25 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
 
 
 async def _take_back(
-    uow: UnitOfWork, order: Order, take: int, past_end: list[tuple[uuid.UUID, PaidFrom, int]]
+    uow: UnitOfWork, order: Order, take: int, returned: list[GivenBackLot]
 ) -> dict[uuid.UUID, int]:
     """Take `take` points back for the order: first its own points that came back ended (a hold on it spared
     them past their end, its capture spent them: unspent, they would have expired as the order's), then the
-    member's lots, the order's own first and those past their end last. What was taken from each lot."""
+    member's lots, the order's own first (take_for_order). What was taken from each lot."""
+    own_ended = [lot for lot in returned if lot.ended and lot.like.order_ref == order.order_ref]
     own = plan_spending(
-        [LotBalance(lot_id, points) for lot_id, lot, points in past_end if lot.order_ref == order.order_ref],
-        min(take, sum(points for _, lot, points in past_end if lot.order_ref == order.order_ref)),
+        [LotBalance(lot.lot_id, lot.points) for lot in own_ended],
+        min(take, sum(lot.points for lot in own_ended)),
     )
     await LotRepository(uow.session).take(order.member_id, own)
     taken = dict(own)
     rest = take - sum(taken.values())
-    for lot_id, points in await spend_lots(
-        uow, order.member_id, rest, order_ref_first=order.order_ref, due_last=True
-    ):
-        taken[lot_id] = taken.get(lot_id, 0) + points
+    if rest > 0:
+        for lot_id, points in await take_for_order(
+            uow, order.member_id, order.order_ref, rest, others_ended=True
+        ):
+            taken[lot_id] = taken.get(lot_id, 0) + points
     return taken
-
-
-async def _settle_from_ended(
-    uow: UnitOfWork,
-    order: Order,
-    past_end: list[tuple[uuid.UUID, PaidFrom, int]],
-    taken: dict[uuid.UUID, int],
-    state: AccountState,
-    settled_by: dict[str, str],
-) -> tuple[int, AccountState]:
-    """Points that came back ended and were not taken back settle the shortfall of the order that earned
-    them, from their lot, as its refund would have taken them had they not been spent (the rest expire as
-    the refund answers). The points settled, and the account after."""
-    owing = {
-        found.order_ref: found
-        for found in await OrderRepository(uow.session).list_shortfalls(
-            order.member_id, other_than=order.order_ref
-        )
-    }
-    settled = 0
-    for lot_id, lot, points in past_end:
-        earner = owing.get(lot.order_ref) if lot.order_ref is not None else None
-        settling = 0 if earner is None else min(points - taken.get(lot_id, 0), earner.points_shortfall)
-        settling = min(settling, state.available)
-        if earner is not None and settling > 0:
-            state = await settle_shortfall(uow, earner, settling, settled_by=settled_by, from_lot=lot_id)
-            settled += settling
-    return settled, state
 
 
 async def refund(
@@ -233,9 +223,10 @@ async def refund(
 
     Points the member already spent cannot be taken back below zero (nor below what is on hold): what
     cannot be taken back is recorded as the order's shortfall and reported. Points a later refund gives back
-    settle the member's shortfalls first, oldest order first (`shortfall_settled`), so returning two orders
-    (one earned the points the other spent) leaves the same balance in either order. A refund of a purchase
-    at a partner is marked with `partner_id` and `details`, as its earn was.
+    pay what the order that earned them owes first (its shortfall, its stand-ins: see the module's rule), and
+    then, still good, the member's other shortfalls, oldest order first (`shortfall_settled`), so returning
+    two orders (one earned the points the other spent) leaves the same points in either order. A refund of a
+    purchase at a partner is marked with `partner_id` and `details`, as its earn was.
     """
     if (amount is not None) + (points is not None) + full != 1:
         raise ValueError("refund by exactly one of amount, points or full")
@@ -272,9 +263,6 @@ async def refund(
         expired = await ledger.expired_of_earn(order.member_id, order_ref)
         expired -= await ledger.already_expired_of_refunds(order_ref)
         already_expired = min(plan.shares.take_back, max(expired, 0))
-    # Known limit: an order refunded while the points it earned were spent took other points in their place
-    # (the take-back spends whatever lots are there); when its own points come back later, by the refund of
-    # the order they paid, they keep their own time left, not that of the points taken in their place.
     # Read before this refund counts as given back: the plan skips what earlier refunds gave back.
     giving = await plan_giving_back_spent(
         uow,
@@ -324,18 +312,30 @@ async def refund(
         actor=actor,
         partner_id=partner_id,
     )
-    past_end = await credit_given_back(
+    returned = await credit_given_back(
         uow, program, giving, member_id=order.member_id, entry_id=entry_id, order_ref=order_ref
     )
-    taken = await _take_back(uow, order, take, past_end)
-    ended_taken = sum(taken.get(lot_id, 0) for lot_id, _, _ in past_end)
+    taken = await _take_back(uow, order, take, returned)
+    ended_taken = sum(taken.get(lot.lot_id, 0) for lot in returned if lot.ended)
     settled_by = {"settled_by": order_ref}
-    settled_total, state = await _settle_from_ended(uow, order, past_end, taken, state, settled_by)
+    # What came back live, less what the take-back took of it (the order's own ended points paid part).
+    live = give - ended - (take - ended_taken)
+    # The orders whose points came back pay what they owe with them first. Then the live rest settles what
+    # the member's other orders owe, as far as it is not needed in place of points past their end that a
+    # hold spared: a hold keeps the points still good first, and those past their end it lets go expire.
+    settled_total, own_live, state = await pay_with_own_points(
+        uow,
+        order.member_id,
+        state,
+        settled_by=settled_by,
+        live=live,
+        orders={lot.like.order_ref for lot in returned if lot.like.order_ref is not None},
+    )
+    due_now = await LotRepository(uow.session).due_points(order.member_id, uow.clock.now())
     settled, state = await settle_shortfalls(
         uow,
         order.member_id,
-        # What came back live, less what the take-back took of it (the order's own ended points paid part).
-        min(give - ended - (take - ended_taken), state.available),
+        min(live - own_live, state.available - due_now),
         state,
         settled_by=settled_by,
         other_than=order_ref,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -47,8 +48,15 @@ from loyalty_api.orders.repository import (
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
-from loyalty_api.points.ledger import EntryType, LotBalance, PaidFrom, StoredAccount
-from loyalty_api.points.models import Hold, LedgerEntry, PointLot, PointsAccount, ReferralReward
+from loyalty_api.points.ledger import EntryType, LotBalance, LotOnBooks, PaidFrom, StoredAccount
+from loyalty_api.points.models import (
+    Hold,
+    LedgerEntry,
+    PointLot,
+    PointsAccount,
+    PointStandIn,
+    ReferralReward,
+)
 
 _ACCOUNTS = cast(Table, PointsAccount.__table__)
 _ENTRIES = cast(Table, LedgerEntry.__table__)
@@ -203,29 +211,55 @@ def stored_account_columns(
 ) -> tuple[Any, ...]:
     """The columns a read adds to its statement for a `StoredAccount` of the member `member_id` names (the
     statement joins their points account): the row's balance and held, and, as scalar subqueries, what
-    holds past their time reserve, what lots past their end hold, and the member's open shortfalls."""
+    holds past their time reserve, what lots past their end hold, the member's open shortfalls, and how much
+    of those their orders' own points would pay (from points past their end, from points still good)."""
     expired_held = select(func.coalesce(func.sum(Hold.points), 0)).where(
         Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now
     )
     due = select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
         PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now
     )
-    shortfall = select(func.coalesce(func.sum(Order.points_shortfall), 0)).where(
-        Order.member_id == member_id, Order.points_shortfall > 0
+    owing = (Order.member_id == member_id, Order.points_shortfall > 0)
+    shortfall = select(func.coalesce(func.sum(Order.points_shortfall), 0)).where(*owing)
+    own = (
+        PointLot.member_id == Order.member_id,
+        PointLot.order_ref == Order.order_ref,
+        PointLot.remaining > 0,
     )
+    own_due = (
+        select(func.coalesce(func.sum(PointLot.remaining), 0))
+        .where(*own, PointLot.expires_at <= now)
+        .correlate(Order)
+        .scalar_subquery()
+    )
+    own_live = (
+        select(func.coalesce(func.sum(PointLot.remaining), 0))
+        .where(*own, or_(PointLot.expires_at.is_(None), PointLot.expires_at > now))
+        .correlate(Order)
+        .scalar_subquery()
+    )
+    paid_due = _least(Order.points_shortfall, own_due)
     return (
         PointsAccount.balance,
         PointsAccount.held,
         expired_held.scalar_subquery(),
         due.scalar_subquery(),
         shortfall.scalar_subquery(),
+        select(func.coalesce(func.sum(paid_due), 0)).where(*owing).scalar_subquery(),
+        select(func.coalesce(func.sum(_least(Order.points_shortfall - paid_due, own_live)), 0))
+        .where(*owing)
+        .scalar_subquery(),
     )
+
+
+def _least(first: Any, second: Any) -> Any:
+    """The smaller of two expressions, on both databases (PostgreSQL's LEAST is SQLite's two-argument MIN)."""
+    return case((first < second, first), else_=second)
 
 
 def stored_account(values: Sequence[Any]) -> StoredAccount:
     """The `StoredAccount` from the values of `stored_account_columns`, in their order."""
-    balance, held, expired_held, due, shortfall = values
-    return StoredAccount(int(balance), int(held), int(expired_held), int(due), int(shortfall))
+    return StoredAccount(*(int(value) for value in values))
 
 
 def _entry_row(entry: NewEntry) -> Row:
@@ -831,6 +865,29 @@ class LotRepository:
             )
         return [LotBalance(lot_id, remaining) for lot_id, remaining in rows]
 
+    async def list_lots_on_books(self, member_id: uuid.UUID, now: datetime) -> list[LotOnBooks]:
+        """The member's lots with points left, soonest end first (never-ending last), each with its order and
+        whether it is past its end at `now`."""
+        rows = await self.session.execute(
+            select(PointLot.id, PointLot.remaining, PointLot.order_ref, PointLot.expires_at)
+            .where(PointLot.member_id == member_id, PointLot.remaining > 0)
+            .order_by(*_FIFO)
+        )
+        return [
+            LotOnBooks(lot_id, remaining, order_ref, ended=expires_at is not None and expires_at <= now)
+            for lot_id, remaining, order_ref, expires_at in rows.all()
+        ]
+
+    async def due_points(self, member_id: uuid.UUID, now: datetime) -> int:
+        """The points the member's lots past their end still hold (a hold spares them, or the expiry is yet to
+        come)."""
+        found = await self.session.scalar(
+            select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
+                PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now
+            )
+        )
+        return int(found or 0)
+
     async def list_due_lots(self, member_id: uuid.UUID, now: datetime) -> list[LotBalance]:
         result = await self.session.execute(
             select(PointLot.id, PointLot.remaining)
@@ -952,6 +1009,79 @@ class LotRepository:
             if expires_at is not None:
                 found.setdefault(member_id, []).append((expires_at, remaining))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class StandIn:
+    """Points taken from a lot in place of an order's own (PointStandIn), not yet returned, with what a lot
+    like that one needs: its entry, order and end."""
+
+    id: uuid.UUID
+    points: int
+    entry_id: uuid.UUID
+    order_ref: str | None
+    expires_at: datetime | None
+
+
+class StandInRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_stand_ins(
+        self, member_id: uuid.UUID, order_ref: str, plan: Sequence[tuple[uuid.UUID, int]], now: datetime
+    ) -> None:
+        if plan:
+            await self.session.execute(
+                insert(PointStandIn),
+                [
+                    {
+                        "id": new_id(),
+                        "member_id": member_id,
+                        "order_ref": order_ref,
+                        "lot_id": lot_id,
+                        "points": points,
+                        "returned": 0,
+                        "created_at": now,
+                    }
+                    for lot_id, points in plan
+                ],
+            )
+
+    async def list_open(self, member_id: uuid.UUID, order_ref: str) -> list[StandIn]:
+        """What stands in for the order's own points and is not returned yet, the last taken first."""
+        rows = await self.session.execute(
+            select(
+                PointStandIn.id,
+                PointStandIn.points - PointStandIn.returned,
+                PointLot.entry_id,
+                PointLot.order_ref,
+                PointLot.expires_at,
+            )
+            .join(PointLot, PointLot.id == PointStandIn.lot_id)
+            .where(
+                PointStandIn.member_id == member_id,
+                PointStandIn.order_ref == order_ref,
+                PointStandIn.returned < PointStandIn.points,
+            )
+            .order_by(PointStandIn.id.desc())
+        )
+        return [StandIn(*row) for row in rows.all()]
+
+    async def list_orders_with_open(self, member_id: uuid.UUID) -> set[str]:
+        rows = await self.session.scalars(
+            select(PointStandIn.order_ref)
+            .where(PointStandIn.member_id == member_id, PointStandIn.returned < PointStandIn.points)
+            .distinct()
+        )
+        return set(rows.all())
+
+    async def add_returned(self, member_id: uuid.UUID, stand_in_id: uuid.UUID, points: int) -> None:
+        await self.session.execute(
+            update(PointStandIn)
+            .where(PointStandIn.member_id == member_id, PointStandIn.id == stand_in_id)
+            .values(returned=PointStandIn.returned + points)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class HoldRepository:

@@ -243,8 +243,9 @@ async def refund_order(
     an earn, or `order_total` on the redeem or capture), else 422 `order_total_unknown`; more than is left is
     422 `refund_exceeds_order`. Points already spent are not taken below zero but reported as `shortfall`.
     Redeemed points come back with the time they had left when spent (a part refund: the last spent first);
-    points a capture spent already past their end come back ended, settle what the order that earned them
-    still owes, and the rest expire at once (`points.expired`). A refunded order is closed to new points: an
+    points a capture spent already past their end come back ended. Points an order earned that come back pay
+    what it owes first: its shortfall, then the points its refund took in their place, which go back with
+    their own ends; only the rest expire (`points.expired`). A refunded order is closed to new points: an
     earn, redeem, hold or capture on it after is refused (`order_refunded`). Emits `points.refunded`."""
     result = await refunds.refund(
         uow,
