@@ -4,7 +4,7 @@ points because the order's own were spent kept no record of which, so when the o
 
 A downgrade drops the record: stand-ins not yet given back stay taken, as before this revision.
 
-Revision ID: 0044
+Revision ID: 0043
 Revises: 0042
 Create Date: 2026-12-12 10:00:00.000000+00:00
 """
@@ -16,8 +16,7 @@ from alembic import op
 
 import loyalty_api.db.types
 
-revision: str = "0044"
-# 0043 is another change's, not yet in this tree: once it is, this revises 0043.
+revision: str = "0043"
 down_revision: str | None = "0042"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
