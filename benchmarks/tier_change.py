@@ -12,7 +12,10 @@ UPDATE), then times, in process, the service's replace of that tier: its grace a
 window made a rolling one of 365 days (nothing moves: it ends where the year did), then, the ends spread over
 the next 365 days as a rolling window's are (untimed), back to the calendar year (every end moves to its 1
 January), then the worker's job that stores those ends, each `--rounds` times, each after a VACUUM ANALYZE
-of members, and prints the medians. Other rules (threshold, name) change nobody's date and are not timed.
+of members, and prints the medians. Then, those members put back on the entry tier with no window to be judged
+on, as its members are (untimed), the service's replace of the entry tier ranking it first, which leaves them
+on a tier that needs a window, and the worker's job that dates them, each `--rounds` times (the ranks put
+back between rounds, untimed). Other rules (threshold, name) change nobody's date and are not timed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ WHERE id IN (SELECT id FROM members ORDER BY id LIMIT :members)
 _SPREAD = f"""
 UPDATE members SET {_DATE} = now() + random() * interval '365 days', {_REVISION} WHERE tier_id = :tier_id
 """
+# As the entry tier's members are: no window to be judged on.
+_UNDATED = f"UPDATE members SET {_DATE} = NULL, tier_window_revision = NULL WHERE tier_id = :tier_id"
 
 
 async def bench(name: str, members: int, rounds: int) -> None:
@@ -83,10 +88,17 @@ async def _changes(units: Any, members: int, rounds: int) -> None:
         threshold=top.threshold,
         points_multiplier=top.points_multiplier,
         grace_days=top.grace_days,
-        benefit_ids=[benefit.benefit_id for benefit in top.benefits],
+        benefit_ids=[benefit.id for benefit in top.benefits],
     )
     rolling = replace(definition, window=Window.rolling_days, window_days=365)
-    timings: dict[str, list[float]] = {"grace": [], "to rolling": [], "to year": [], "worker": []}
+    timings: dict[str, list[float]] = {
+        "grace": [],
+        "to rolling": [],
+        "to year": [],
+        "re-dating": [],  # the worker
+        "entry to top": [],
+        "dating": [],  # the worker
+    }
     for round_ in range(rounds):
         grace = definition.grace_days + 1 + round_
         for label, changed in (
@@ -105,11 +117,44 @@ async def _changes(units: Any, members: int, rounds: int) -> None:
         await _vacuum(units)
         started = time.perf_counter()
         stored = await redate_window_ends(units)
-        timings["worker"].append(time.perf_counter() - started)
+        timings["re-dating"].append(time.perf_counter() - started)
         assert stored == members, f"the worker stored {stored} ends of {members}"
+    # The entry tier's own definition, ranked first above the top tier, then back (untimed).
+    async with units.read() as uow:
+        first = (await service.get_ladder(uow)).tiers[0]
+    assert first.id == entry.id
+    as_entry = replace(
+        definition,
+        name=first.name,
+        rank=first.rank,
+        metric=first.metric,
+        window=first.window,
+        window_days=first.window_days,
+        threshold=first.threshold,
+        points_multiplier=first.points_multiplier,
+        grace_days=first.grace_days,
+        benefit_ids=[benefit.id for benefit in first.benefits],
+    )
+    dated: list[int] = []
+    for _ in range(rounds):
+        async with units.begin() as uow:
+            await uow.session.execute(text(_OFF_THE_TIER), {"tier_id": top.id, "entry_id": entry.id})
+            await uow.session.execute(text(_UNDATED), {"tier_id": entry.id})
+        await _vacuum(units)
+        started = time.perf_counter()
+        async with units.begin() as uow:
+            await service.replace_tier(uow, entry.code, replace(as_entry, rank=top.rank + 1))
+        timings["entry to top"].append(time.perf_counter() - started)
+        await _vacuum(units)
+        started = time.perf_counter()
+        dated.append(await redate_window_ends(units))
+        timings["dating"].append(time.perf_counter() - started)
+        async with units.begin() as uow:
+            await service.replace_tier(uow, entry.code, as_entry)
     print(f"tier {top.code}, {members:,} members on it, {rounds} rounds (median seconds a change)")
     for label, seconds in timings.items():
-        print(f"  {label:10s} {statistics.median(seconds):7.2f}  ({', '.join(f'{s:.2f}' for s in seconds)})")
+        print(f"  {label:12s} {statistics.median(seconds):7.2f}  ({', '.join(f'{s:.2f}' for s in seconds)})")
+    print(f"  the worker dated {dated} members after the entry tier was ranked first (the rest: the PUT)")
 
 
 async def _vacuum(units: Any) -> None:

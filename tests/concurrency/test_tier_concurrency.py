@@ -407,51 +407,38 @@ async def _until_it_waits_too(watcher: AsyncConnection, change: asyncio.Future[N
 
 
 @pytest.mark.skipif(not is_postgres(), reason="holds rows from a second PostgreSQL connection")
-async def test_a_replace_moving_the_entry_tier_up_while_a_tier_is_created_below_it_is_no_deadlock(
-    client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+async def test_a_rank_change_waits_for_no_member_of_the_old_entry_tier(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
 ) -> None:
-    """Both date bronze's members, undated while it was the entry tier. The replace locked them, then wrote
-    the next ladder version; the create wrote that version first, then waited for those members: PostgreSQL
-    found the deadlock and the POST answered 500. Now every change of the ladder takes its members before
-    the version. A till holding one member keeps the replace between the two."""
+    """A change of the ranks that makes another tier the entry tier leaves the old entry tier's members with
+    no window to be judged on. It dated them all in the request, locking every one: it waited for any a till
+    held, and held the tills of all of them (most of a programme) for as long as it took, which grew with
+    their number. Now it writes the tier alone; readers judge them on the tier's window from now, and the
+    worker dates them, passing over one a till holds until its next run."""
     await set_program(client, admin_key)
     await add_tier(client, admin_key, "bronze", rank=10)
     await add_tier(client, admin_key, "gold", rank=20, threshold=500_000)
-    _first, last = sorted([(await enrol(client, pos_key))["id"] for _ in range(2)], key=uuid.UUID)
+    held, other = sorted([(await enrol(client, pos_key))["id"] for _ in range(2)], key=uuid.UUID)
     engine = side_engine(settings)
     try:
         async with engine.connect() as till, engine.connect() as watcher:
             await watcher.execution_options(isolation_level="AUTOCOMMIT")
-            await till.execute(text("SELECT 1 FROM members WHERE id = :m FOR UPDATE"), {"m": uuid.UUID(last)})
-            bronze = (await client.get("/v1/tiers/bronze", headers=bearer(admin_key))).json()
-            body = {key: bronze[key] for key in ("name", "metric", "window", "window_days", "threshold")}
-            body |= {"rank": 30, "points_multiplier": "1", "grace_days": 0, "benefit_ids": []}
-            replace = asyncio.ensure_future(
-                client.put("/v1/tiers/bronze", json=body, headers=bearer(admin_key))
-            )
-            await until_waiting_for_a_lock(watcher, replace)  # holding the first member, waiting for `last`
-            below = {
-                "code": "basic",
-                "name": "Basic",
-                "rank": 0,
-                "metric": "spend",
-                "window": "calendar_year",
-            }
-            create = asyncio.ensure_future(
-                client.post("/v1/tiers", json=below | {"threshold": 0}, headers=bearer(admin_key))
-            )
-            for _ in range(500):  # until the create waits too (for the first member), or has answered
-                if create.done() or await lock_waiters(watcher) >= 2:
-                    break
-                await asyncio.sleep(0.01)
+            await till.execute(text("SELECT 1 FROM members WHERE id = :m FOR UPDATE"), {"m": uuid.UUID(held)})
+            change = asyncio.ensure_future(change_tier(client, admin_key, "bronze", rank=30))
+            await until_waiting_for_a_lock(watcher, change)
+            assert await lock_waiters(watcher) == 0  # (closing the till lets a change that waits go on)
+            await change
+            for member in (held, other):  # judged on bronze's window as from the change, before the worker
+                status = await tier_of(client, pos_key, member)
+                assert (status["tier"]["code"], status["kept_until"]) == ("bronze", END_OF_2026)
+            assert await redate_window_ends(units_of(app)) == 1  # the other: the till holds this one
             await till.rollback()
-            replaced, created = await asyncio.gather(replace, create)
     finally:
         await engine.dispose()
-    assert replaced.status_code == 200, replaced.text
-    assert created.status_code in (201, 409), created.text
-    if created.status_code == 409:
-        assert created.json()["code"] == "tier_ladder_changed_meanwhile", created.text
+    assert await redate_window_ends(units_of(app)) == 1
+    for member in (held, other):
+        assert await stored_end(app, member) == (datetime(2026, 12, 31, 16, tzinfo=UTC), 1)
+        assert (await tier_of(client, pos_key, member))["kept_until"] == END_OF_2026
 
 
 # Another member's external id, not committed: an enrolment claiming it waits, its own member inserted.
@@ -464,10 +451,11 @@ _HOLD_EXTERNAL_ID = text(
 async def test_a_member_enrolled_on_the_entry_tier_while_another_is_ranked_below_it_is_dated(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
 ) -> None:
-    """The enrolment read bronze as the entry tier and put its member on it; the change ranking basic below
-    bronze meanwhile dated bronze's undated members, among whom that member, not committed yet, was not: they
-    stayed on bronze, no longer the entry tier, with no window, never to be reviewed. The enrolment waits on
-    its external id, which another transaction holds, between the two."""
+    """The enrolment read bronze as the entry tier and put its member on it while a change ranked basic below
+    bronze. When the change dated bronze's undated members itself, that member, not committed yet, was not
+    among them: they stayed on bronze, no longer the entry tier, with no window, never to be reviewed. Now the
+    worker dates every such member whenever it commits. The enrolment waits on its external id, which another
+    transaction holds, between the two."""
     await set_program(client, admin_key)
     await add_tier(client, admin_key, "bronze", rank=10)
     await add_tier(client, admin_key, "gold", rank=20, threshold=500_000)
@@ -492,5 +480,5 @@ async def test_a_member_enrolled_on_the_entry_tier_while_another_is_ranked_below
     for member in (before, enrolled.json()):
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"]) == ("bronze", END_OF_2026)
-    assert await redate_window_ends(units_of(app)) == 1  # the worker dates them
+    assert await redate_window_ends(units_of(app)) == 2  # the worker dates both
     assert await stored_end(app, enrolled.json()["id"]) == await stored_end(app, before["id"])

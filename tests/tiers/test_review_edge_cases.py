@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.tiers.membership import review_tiers
+from loyalty_api.tiers.redating import redate_window_ends
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer
 from tests.inspect_db import rows
@@ -181,8 +182,9 @@ class TestLadderReordered:
     async def test_a_member_under_an_override_when_it_changes_gets_the_same_date_for_afterwards(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:
-        """The entry tier held before an override is dated like everyone's when it stops being the entry, or
-        the override's end would put the member back on it with no review date, never to be reviewed."""
+        """The entry tier held before an override is dated like everyone's when it stops being the entry (by
+        the worker, which runs every few seconds), or the override's end would put the member back on it with
+        no review date, never to be reviewed."""
         await set_program(client, admin_key)
         await add_tier(client, admin_key, "member", rank=10)
         await add_tier(client, admin_key, "silver", rank=20, threshold=100_000)
@@ -199,6 +201,7 @@ class TestLadderReordered:
             "threshold": 50_000,
         }
         assert (await client.put("/v1/tiers/member", json=body, headers=bearer(admin_key))).status_code == 200
+        assert await redate_window_ends(app.state.units) == 2  # the end held's override keeps, and peer's
         clock.set(datetime(2026, 3, 27, tzinfo=UTC))
         await review_tiers(app.state.units)
         ended, dated = await tier_of(client, pos_key, held["id"]), await tier_of(client, pos_key, peer["id"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -17,7 +17,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    or_,
     select,
     tuple_,
     update,
@@ -259,47 +258,6 @@ class MemberTierRepository:
             .values(tier_window_end=end, tier_window_revision=revision)
             .execution_options(synchronize_session=False)
         )
-
-    async def _lock_in_id_order(self, rows: ColumnElement[bool]) -> None:
-        """Lock the members `rows` picks, all together in ascending id order, the order every path that locks
-        several members takes (a transfer): an UPDATE alone locks them in the order it meets them. Counted,
-        not fetched: the rows are locked as the sorted subquery returns them, however many."""
-        locking = (
-            select(Member.id).where(rows, not_erased()).order_by(Member.id).with_for_update(key_share=True)
-        )
-        await self.session.scalar(select(func.count()).select_from(locking.subquery()))
-
-    async def date_undated(self, ends: Mapping[uuid.UUID, StoredEnd]) -> None:
-        """Give members of each tier of `ends` who have no window to be judged on (they held the entry tier
-        before the ladder changed) the tier's window end; and so members under an override who had earned it
-        undated, for when it ends."""
-        if not ends:
-            return
-        tiers = list(ends)
-        # Only an override sets what was earned: saying so lets the query read the small index of overrides.
-        on_tier = (
-            Member.tier_id,
-            Member.tier_window_end,
-            Member.tier_window_revision,
-            Member.tier_override_until.is_(None),
-        )
-        earned = (
-            Member.tier_earned_id,
-            Member.tier_earned_window_end,
-            Member.tier_earned_window_revision,
-            Member.tier_override_until.is_not(None),
-        )
-        await self._lock_in_id_order(
-            or_(*(and_(held.in_(tiers), end.is_(None), unheld) for held, end, _, unheld in (on_tier, earned)))
-        )
-        for tier_id, window_end in ends.items():
-            for held, end, revision, unheld in (on_tier, earned):
-                await self.session.execute(
-                    update(Member)
-                    .where(held == tier_id, end.is_(None), unheld, not_erased())
-                    .values({end: window_end.at, revision: window_end.revision})
-                    .execution_options(synchronize_session=False)
-                )
 
     async def _exists(self, found: Select[uuid.UUID], order: Sequence[Any]) -> bool:
         """Whether `found` finds a member, read without locking: its first row in `order`, not EXISTS, which

@@ -4,13 +4,13 @@ Lock order. Whatever changes a tier, or a member's place on the ladder, takes it
 members' rows (several: in ascending id order), then their points accounts, then tiers' rows, then the ladder
 version. An earn locks its member and their account (lock_earner), then, writing the member's tier and the
 change it records, takes a key share of the rows of the tiers they name (their foreign keys). A replace of a
-tier locks the tier's row FOR NO KEY UPDATE first, which serializes it with another replace or a delete of the
-tier and which no key share waits for; then the members it dates (ascending id: those its new ranks leave on a
-tier that is no longer the entry tier); only then does it write the tier's row, where a new rank (a key: it is
-unique) makes its lock FOR UPDATE, which key shares wait for; then the ladder version. A replace that wrote
-the rank before it waited for its members deadlocked with an earn holding one of them and naming the tier (a
-500). A change of the window writes no member: it makes a new revision of the window, and the worker re-dates
-the members (tiers/redating.py).
+tier locks the tier's row FOR NO KEY UPDATE, which serializes it with another replace or a delete of the tier
+and which no key share waits for; a new rank (a key: it is unique) makes the lock FOR UPDATE, which key shares
+wait for; then the ladder version. A change of the ladder writes no member: a change of a tier's window makes
+a new revision of it, and a change of the ranks that leaves members on a tier that is no longer the entry tier
+with no window to be judged on leaves them so; the worker dates both (tiers/redating.py), and readers take
+them as it will (membership.judged_end), so that a change answers in the same time whatever the number of
+members it concerns.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
@@ -30,7 +29,6 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.grants.repository import BenefitRepository
 from loyalty_api.outbox.service import emit_for_programme
-from loyalty_api.program.service import get_program
 from loyalty_api.tiers.errors import (
     LadderChangedMeanwhile,
     LadderVersionNotFound,
@@ -188,12 +186,7 @@ def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
 
 
 async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
-    """Date the members the ladder as it now stands leaves undated (a tier added below the entry tier), then
-    write it as a new version (members' tier changes cite it)."""
-    # The members before the version, as a replace takes them (the lock order: see the module's docstring): a
-    # change that held the next version while it waited for members a replace held, the replace waiting for
-    # that version, deadlocked (a 500).
-    await _date_undated_members(uow, await _load_ladder(uow), (await get_program(uow)).zone)
+    """Write the ladder as it now stands as a new version (members' tier changes cite it)."""
     return await _write_version(uow, actor)
 
 
@@ -224,16 +217,6 @@ async def _write_version(uow: UnitOfWork, actor: uuid.UUID | None, *, number: in
     return number
 
 
-async def _date_undated_members(uow: UnitOfWork, ladder: Ladder, zone: ZoneInfo) -> None:
-    """Members on a tier that is no longer the entry tier (ranks changed, a tier was added below) would
-    otherwise never be reviewed: they are judged on the tier's window from now, as if they had just
-    qualified."""
-    now = uow.clock.now()
-    await MemberTierRepository(uow.session).date_undated(
-        {tier.id: tier.stored(tier.window_end(now, zone)) for tier in ladder.tiers[1:]}
-    )
-
-
 async def create_tier(
     uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
 ) -> LadderTier:
@@ -255,10 +238,9 @@ async def create_tier(
 async def replace_tier(
     uow: UnitOfWork, code: str, definition: TierDefinition, actor: uuid.UUID | None = None
 ) -> LadderTier:
-    """Replace a tier's definition. Members the new ranks leave undated are dated before the tier's row is
-    written (the lock order: see the module's docstring). A new window that moves its members' ends is a new
-    revision of it: they are read as it has them at once, and the worker stores their ends
-    (tiers/redating.py), so that the change answers in the same time whatever the tier's size."""
+    """Replace a tier's definition. It writes no member (see the module's docstring): a new window that moves
+    its members' ends is a new revision of it, and members the new ranks leave undated on a tier that is no
+    longer the entry tier stay so; both are read as the worker will store them (tiers/redating.py)."""
     _check(definition)
     repo = TierRepository(uow.session)
     # Locked: a delete racing this replace either waits for it or has removed the tier (404), where an
@@ -271,16 +253,7 @@ async def replace_tier(
     before = ladder.by_id(row.id)
     assert before is not None
     await _refuse_unless_applicable(uow, row.id, definition)
-    after = _defined(before, definition)
-    changed = Ladder(
-        version=ladder.version + 1,
-        tiers=tuple(sorted((after if t.id == after.id else t for t in ladder.tiers), key=lambda t: t.rank)),
-    )
-    # The members first, while this holds the tier's row FOR NO KEY UPDATE only, which an earn's key share of
-    # it never waits for: an earn holding one of them goes on and commits. They get the new rules' period.
-    await _date_undated_members(uow, changed, (await get_program(uow)).zone)
-    # The tier's row after them: a new rank makes this lock FOR UPDATE, which an earn naming the tier waits
-    # for; it waits for no member any more.
+    after = before.with_window(Window(definition.window), definition.window_days)
     _apply(uow, row, definition)
     row.window_revision = after.revision
     row.past_windows = [
@@ -290,23 +263,10 @@ async def replace_tier(
     with _duplicates_named():
         await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
-    # The version the ladder the members were judged on leads to: refused if another change took it meanwhile
-    # (a change of another tier, whose ladder these members' dates do not know).
-    await _write_version(uow, actor, number=changed.version)
+    # The version after the ladder this change was judged against: refused if another change took it
+    # meanwhile (a change of another tier, which the checks above did not see).
+    await _write_version(uow, actor, number=ladder.version + 1)
     return await _fresh(uow, code)
-
-
-def _defined(tier: LadderTier, definition: TierDefinition) -> LadderTier:
-    """The tier as `definition` will make it (its benefits aside)."""
-    return replace(
-        tier.with_window(Window(definition.window), definition.window_days),
-        name=definition.name,
-        rank=definition.rank,
-        metric=Metric(definition.metric),
-        threshold=definition.threshold,
-        points_multiplier=definition.points_multiplier,
-        grace_days=definition.grace_days,
-    )
 
 
 async def delete_tier(uow: UnitOfWork, code: str, actor: uuid.UUID | None = None) -> None:
