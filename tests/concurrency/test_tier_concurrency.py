@@ -299,9 +299,9 @@ class TestRuleChangeUnderMembers:
         clock: FrozenClock,
     ) -> None:
         """The earn holds the member, whose override has ended, and moves them back onto silver (its foreign
-        key takes a key share of the tier's row); the change holds silver's row and waits for the members it
-        re-dates. A replace's lock of the tier row was FOR UPDATE, which the key share waits for: PostgreSQL
-        found the deadlock and the PUT answered 500."""
+        key takes a key share of the tier's row); the change held silver's row and waited for the members it
+        re-dated. A replace's lock of the tier row was FOR UPDATE, which the key share waits for: PostgreSQL
+        found the deadlock and the PUT answered 500. Now the change writes no member."""
         await set_program(client, admin_key)
         await standard_ladder(client, admin_key)
         await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
@@ -328,9 +328,9 @@ class TestRuleChangeUnderMembers:
     ) -> None:
         """The earn holds a member judged on silver and moves them up to gold: the change it records names
         silver, a key share of silver's row. The change wrote silver's new rank, which makes its lock of the
-        row FOR UPDATE (a rank is a key: unique), then waited for the members it re-dates, among them the one
-        the earn holds: PostgreSQL found the deadlock and the PUT answered 500. Now the change re-dates the
-        members before it writes the tier."""
+        row FOR UPDATE (a rank is a key: unique), then waited for the members it re-dated, among them the one
+        the earn holds: PostgreSQL found the deadlock and the PUT answered 500. Now the change writes no
+        member: the worker re-dates and dates them."""
         await set_program(client, admin_key)
         await add_tier(client, admin_key, "member", rank=0)
         await add_tier(

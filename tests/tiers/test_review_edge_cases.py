@@ -223,7 +223,7 @@ class TestErasedMembersOnATier:
         await earn(client, pos_key, erased["id"], 100_000)  # silver
         gone = await client.post(f"/v1/members/{erased['id']}/erase", headers=bearer(admin_key))
         assert gone.status_code == 200, gone.text
-        # Any change to the ladder dates the members of a tier who have no review date.
+        # A change of the ladder after the erasure.
         await add_tier(client, admin_key, "platinum", rank=3, threshold=9_000_000, grace_days=30)
         others = [await enrol(client, pos_key) for _ in range(3)]
         for member in others:
