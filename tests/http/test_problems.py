@@ -170,6 +170,29 @@ class TestProblemJson:
         assert problem["status"] == response.status_code == 404
         assert problem["instance"] == "/v1/members/lookup"
 
+    async def test_every_field_error_says_where_the_field_was(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """README: validation errors list `errors[]` with `field` and `location`, whether the schema refused
+        the value or a rule of the service did (a cursor this service did not return, a phone number that is
+        none): those had no location."""
+        refused = {
+            "schema, query": await client.get("/v1/members?limit=0", headers=bearer(admin_key)),
+            "rule, query": await client.get("/v1/members?cursor=garbage", headers=bearer(admin_key)),
+            "rule, body": await client.post(
+                "/v1/members", json={"phone": "12345"}, headers=bearer(admin_key)
+            ),
+        }
+        located = {
+            case: [(e["field"], e["location"]) for e in response.json()["errors"]]
+            for case, response in refused.items()
+        }
+        assert located == {
+            "schema, query": [("limit", "query")],
+            "rule, query": [("cursor", "query")],
+            "rule, body": [("phone", "body")],
+        }
+
     async def test_every_response_carries_a_request_id(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/healthz", headers={"X-Request-ID": "till-7.42"})
         assert response.headers["x-request-id"] == "till-7.42"

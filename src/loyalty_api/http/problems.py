@@ -140,12 +140,35 @@ def render_domain_error(exc: LoyaltyError, request: Request) -> JSONResponse:
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        extra=exc.extra,
+        extra=_located(exc.extra, request),
     )
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     response.headers.update(exc.headers)
     return response
+
+
+def _located(extra: Mapping[str, Any], request: Request) -> Mapping[str, Any]:
+    """The problem's members with each of its `errors` located, as a request validation error's are: a
+    service names the field its rule refused (InvalidField) but cannot know where the caller put it."""
+    errors = extra.get("errors")
+    if not isinstance(errors, list) or all("location" in error for error in errors):
+        return extra
+    return {
+        **extra,
+        "errors": [
+            {**error, "location": _location_of(str(error.get("field", "")), request)} for error in errors
+        ],
+    }
+
+
+def _location_of(field: str, request: Request) -> str:
+    name = field.split(".", 1)[0]
+    if name in request.path_params:
+        return "path"
+    if name in request.query_params:
+        return "query"
+    return "body" if request.method in ("POST", "PUT", "PATCH") else "query"
 
 
 # What pydantic puts before the message of a validator's ValueError or assertion.
