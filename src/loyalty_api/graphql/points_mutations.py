@@ -599,7 +599,7 @@ class PointsMutations:
         work=_adjust,
         answer={"adjustment": PointsAdjustment.of},
         description="Add or remove points by hand, with a reason (admin keys only): "
-        "POST /v1/members/{id}/adjustments.",
+        "POST /v1/members/{id}/adjustments. Send an `idempotencyKey`: a retry without one adjusts again.",
     )
     loyalty_transfer_points: TransferPointsPayload = mutation(
         input=TransferPointsInput,

@@ -312,8 +312,8 @@ async def adjust(member_id: uuid.UUID, body: AdjustmentRequest, uow: UoW, caller
     """Add points by hand, or take them away with a negative `points`, giving the `reason`: the ledger keeps
     it with the key that made the change. Added points expire like earned ones and do not count towards tiers.
 
-    For `admin` keys only; honours `Idempotency-Key`. Taking away more than the member has available is 422
-    `insufficient_points`. Emits `points.adjusted`."""
+    For `admin` keys only; honours `Idempotency-Key` (send one: a retry without it adjusts again). Taking away
+    more than the member has available is 422 `insufficient_points`. Emits `points.adjusted`."""
     result = await service.adjust(
         uow, member_id=member_id, points=body.points, reason=body.reason, actor=caller.key_id
     )
