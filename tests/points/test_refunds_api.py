@@ -679,6 +679,31 @@ class TestPointsAHoldSparedPastTheirEnd:
         assert (await points(client, pos_key, member_id))["expiring"] == [kept_end]
         await assert_ledger_invariant(app, member_id)
 
+    async def test_a_stand_in_going_back_past_its_end_returns_that_order_s_own_stand_ins(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """E's points were spent, and Y's stood in for them at E's refund; W's then stood in for Y's at Y's.
+        PAID's refund, once Y's end has passed, gives E's points back: Y's go back past their end, and they
+        give W's back. The expiry that follows planned from the lots it read before the stand-ins went back
+        and took Y's points a second time (a 500: a lot's remaining below zero)."""
+        await earn(client, pos_key, member_id, 10_000, order_ref="E")  # 100, the soonest end
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, member_id, 10_000, order_ref="Y")  # 100
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, member_id, 10_000, order_ref="W")  # 100, the latest end
+        await redeem(client, pos_key, member_id, 100, "PAID")  # E's points
+        w_end = (await points(client, pos_key, member_id))["expiring"][-1]
+        assert moved(await refund_by(client, pos_key, "E", full=True)) == (0, 100, 0)  # Y's stand in
+        assert moved(await refund_by(client, pos_key, "Y", full=True)) == (0, 100, 0)  # W's stand in
+        clock.advance(timedelta(days=350))  # Y's end has passed, W's not
+        back = await refund_by(client, pos_key, "PAID", full=True)
+        # As if PAID had been refunded first: E and Y take their own, W's 100 are left, with W's end.
+        assert back["balance"] == 100
+        summary = await points(client, pos_key, member_id)
+        assert (summary["balance"], summary["expiring"]) == (100, [w_end])
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+
 
 class TestRefundsOfErasedMembers:
     async def test_an_erased_members_order_is_not_found(

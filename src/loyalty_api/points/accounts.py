@@ -818,10 +818,10 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
     if not due:
         return 0
     # Points past their end of an order still owing pay what it owes rather than expire: its refund would have
-    # counted them as expired, owing nothing for them (pay_with_own_points).
-    settled, _, locked = await pay_with_own_points(uow, member_id, locked, settled_by=None, live=0)
-    if settled:
-        due = await lots.list_due_lots(member_id, now)
+    # counted them as expired, owing nothing for them (pay_with_own_points). Read the lots again after it,
+    # whatever it settled: its stand-ins going back take from those lots too, and move no balance.
+    _, _, locked = await pay_with_own_points(uow, member_id, locked, settled_by=None, live=0)
+    due = await lots.list_due_lots(member_id, now)
     expirable = min(sum(lot.remaining for lot in due), locked.available)
     if expirable <= 0:
         return 0
