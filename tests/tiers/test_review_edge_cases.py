@@ -223,7 +223,8 @@ class TestErasedMembersOnATier:
         await earn(client, pos_key, erased["id"], 100_000)  # silver
         gone = await client.post(f"/v1/members/{erased['id']}/erase", headers=bearer(admin_key))
         assert gone.status_code == 200, gone.text
-        # A change of the ladder after the erasure.
+        # A change to the ladder, with an erased member on silver and no review date (the change dates nobody;
+        # the worker dates members who have none, erased members left out).
         await add_tier(client, admin_key, "platinum", rank=3, threshold=9_000_000, grace_days=30)
         others = [await enrol(client, pos_key) for _ in range(3)]
         for member in others:

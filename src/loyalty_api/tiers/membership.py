@@ -160,8 +160,8 @@ def judged_end(
     judged, on the entry tier). Until the worker has stored it so (tiers/redating.py), what a transaction that
     read the ladder before a change (under way meanwhile, or in a process not yet told of it) stored is read
     as the change would have left it: an end worked out under the window before is re-dated; none on a tier
-    that is no longer the entry tier (the ranks changed) is the tier's window from now, as the change dated
-    the members it saw on it."""
+    that is no longer the entry tier (the ranks changed, which dates nobody) is the tier's window from now,
+    as the worker will date it."""
     if end is not None:
         return end.at if tier is None else tier.as_it_stands(end, zone)
     if tier is None or tier is ladder.entry:

@@ -6,9 +6,10 @@ whatever the number of members it concerns:
   way meanwhile, or in a process not yet told of it: the cached ladder is forgotten there once the change's
   notification arrives, or its time runs out, db/invalidation.py), names its old revision and is re-dated
   the same way;
-- a member put on a tier as the entry tier by a transaction that read the ranks before a change made another
-  tier the entry tier (an enrolment under way, a process not yet told) has no window on a tier that needs
-  one: this job gives them the tier's window from its run, as the change dated the members it saw;
+- a change of the ranks that makes another tier the entry tier (or adds one below it) writes no member: the
+  old entry tier's members are left with no window on a tier that now needs one, as is a member put on it as
+  the entry tier by a transaction that read the ranks before the change (an enrolment under way, a process
+  not yet told): this job gives them all the tier's window from its run;
 - an end written by the code before revisions (a process not yet upgraded, during a deploy) is marked as of
   the window the tier has, so that the next change re-dates it.
 Until the job has been, readers take the ends as it will store them (membership.judged_end); what reads ends
@@ -83,7 +84,7 @@ async def _redate(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earne
 
 async def _mark(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earned: bool, batch: int) -> int:
     """The ends for `tier`, which is not the entry tier, that name no revision of its window: none at all is
-    its window from now, as the change that ranked another tier below it dated the members it saw; one written
+    its window from now (the change that ranked another tier below it dated nobody); one written
     by the code before revisions is taken as of the window the tier has."""
     marked = 0
     while True:
