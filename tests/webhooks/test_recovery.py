@@ -289,9 +289,11 @@ async def test_probes_for_many_failing_endpoints_are_leased_in_statements_that_d
     clock: FrozenClock,
 ) -> None:
     """Twelve failing endpoints due for a probe, in turn by when; every third has nothing to probe with. Five
-    probes go out: the heads of the first five endpoints that have one. The endpoints passed on the way with
-    nothing to send wait for a delivery (no next probe); those after the fifth keep their turn. It took a look
-    for each endpoint passed, one statement each; now a few, however many there are."""
+    probes go out: the heads of the first five endpoints that have one. Those with nothing to send wait for a
+    delivery (no next probe); the others after the fifth keep their turn. It took a look for each endpoint
+    passed, one statement each, then a few statements that locked every due endpoint and wrote each one with
+    nothing to send at every look; now a few statements that lock the five, and the idle ones until they are
+    written as waiting."""
     await set_program(client, admin_key)
     now = clock.now()
     failing: list[uuid.UUID] = []
@@ -329,12 +331,23 @@ async def test_probes_for_many_failing_endpoints_are_leased_in_statements_that_d
         for row in endpoints
     }
     assert [next_probe[endpoint] for endpoint in failing] == [
-        None if n in (0, 3, 6) else until if n <= 7 else now - timedelta(seconds=12 - n) for n in range(12)
+        None if n % 3 == 0 else until if n <= 7 else now - timedelta(seconds=12 - n) for n in range(12)
     ]
     leased = await rows(app, "SELECT id FROM webhook_deliveries WHERE leased_until IS NOT NULL")
     assert sorted(uuid.UUID(str(row["id"])) for row in leased) == sorted(probes)
-    # The endpoints, their heads, the next probes (of those probed, of those with none), the leases.
+    # The idle marked, the endpoints to probe locked, their heads, their next probes, the leases.
     assert len(statements) == 5, statements
+    # The next look leases the rest in turn.
+    statements.clear()
+    async with units.begin() as uow:
+        sqlalchemy_event.listen(engine, "before_cursor_execute", note)
+        try:
+            again = await DeliveryRepository(uow.session).lease_probes(
+                now, until=until, token=uuid.uuid4(), limit=5
+            )
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", note)
+    assert again == [head_of[failing[n]] for n in (8, 10, 11)]
 
 
 @pytest.mark.parametrize("change", ["url", "re-enable"])

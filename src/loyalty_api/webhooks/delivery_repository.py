@@ -204,29 +204,17 @@ class DeliveryRepository:
         none of those the caller has as many sends out to as one endpoint may take: `full`), lease the one
         delivery that probes each (the head of a queue, the earliest due first, none the caller is sending:
         `besides`), and hold its next probe until `until`: one probe at a time per endpoint, whichever worker
-        sends it. A due endpoint left over keeps its turn for the next look."""
+        sends it. A due endpoint left over keeps its turn for the next look; one with nothing to send waits
+        for a delivery to probe it (no next probe). Only the endpoints leased for are locked, and those
+        found with nothing to send written once."""
         if limit <= 0:
             return []
-        endpoints_due = (
-            select(WebhookEndpoint.id)
-            .where(
-                WebhookEndpoint.enabled.is_(True),
-                WebhookEndpoint.failing_since.is_not(None),
-                (WebhookEndpoint.next_probe_at.is_(None)) | (WebhookEndpoint.next_probe_at <= now),
-            )
-            .order_by(WebhookEndpoint.next_probe_at.nulls_first(), WebhookEndpoint.id)
+        due = and_(
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.failing_since.is_not(None),
+            (WebhookEndpoint.next_probe_at.is_(None)) | (WebhookEndpoint.next_probe_at <= now),
         )
-        if full:
-            endpoints_due = endpoints_due.where(WebhookEndpoint.id.not_in(list(full)))
-        if self._skip_locked:
-            endpoints_due = endpoints_due.with_for_update(skip_locked=True)
-        due = (await self.session.scalars(endpoints_due)).all()
-        if not due:
-            return []
-        # Every due endpoint's head in one look, taken once the endpoints are locked: in the statement that
-        # locks them, PostgreSQL would read the heads as of its start, and might lease again a probe that
-        # another worker settled (and unlocked its endpoint) in between.
-        head = (
+        heads = (
             select(WebhookDelivery.id)
             .where(
                 WebhookDelivery.endpoint_id == WebhookEndpoint.id,
@@ -235,36 +223,51 @@ class DeliveryRepository:
                 WebhookDelivery.id.not_in(list(besides)),
                 _heads_queue(),
             )
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(1)
             .correlate(WebhookEndpoint)
-            .scalar_subquery()
         )
+        # Its own look at the endpoints, not the UPDATE's rows: locked as the lookup's are.
+        idle = (
+            select(WebhookEndpoint.id)
+            .where(due, WebhookEndpoint.next_probe_at.is_not(None), ~heads.exists())
+            .correlate(None)
+        )
+        endpoints_due = (
+            select(WebhookEndpoint.id)
+            .where(due, heads.exists())
+            .order_by(WebhookEndpoint.next_probe_at.nulls_first(), WebhookEndpoint.id)
+            .limit(limit)
+        )
+        if full:
+            endpoints_due = endpoints_due.where(WebhookEndpoint.id.not_in(list(full)))
+        if self._skip_locked:
+            idle = idle.with_for_update(skip_locked=True)
+            endpoints_due = endpoints_due.with_for_update(skip_locked=True)
+        await self.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(idle.scalar_subquery()))
+            .values(next_probe_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        locked = (await self.session.scalars(endpoints_due)).all()
+        if not locked:
+            return []
+        # Each locked endpoint's head looked up again once it is locked: the statement that locked it read
+        # the heads as of its start, and another worker may have settled that probe (and unlocked the
+        # endpoint) in between; an endpoint whose head went meanwhile keeps its turn.
+        head = heads.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(1).scalar_subquery()
         looked = await self.session.execute(
-            select(WebhookEndpoint.id, head).where(WebhookEndpoint.id.in_(due))
+            select(WebhookEndpoint.id, head).where(WebhookEndpoint.id.in_(locked))
         )
-        heads = {endpoint_id: found for endpoint_id, found in looked.all()}
-        ids: list[uuid.UUID] = []
-        probed: list[uuid.UUID] = []
-        idle: list[uuid.UUID] = []
-        for endpoint_id in due:
-            if len(ids) == limit:
-                break
-            found = heads[endpoint_id]
-            if found is None:
-                idle.append(endpoint_id)
-            else:
-                ids.append(found)
-                probed.append(endpoint_id)
-        # With nothing to send it stays failing until a delivery comes to probe it.
-        for endpoints, next_probe_at in ((probed, until), (idle, None)):
-            if endpoints:
-                await self.session.execute(
-                    update(WebhookEndpoint)
-                    .where(WebhookEndpoint.id.in_(endpoints))
-                    .values(next_probe_at=next_probe_at)
-                    .execution_options(synchronize_session=False)
-                )
+        leased = {endpoint_id: head_id for endpoint_id, head_id in looked if head_id is not None}
+        probed = [endpoint_id for endpoint_id in locked if endpoint_id in leased]
+        ids = [leased[endpoint_id] for endpoint_id in probed]
+        if probed:
+            await self.session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id.in_(probed))
+                .values(next_probe_at=until)
+                .execution_options(synchronize_session=False)
+            )
         await self._lease(ids, until=until, token=token)
         return ids
 
