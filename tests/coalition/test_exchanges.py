@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.points.expiry import expire_points
 from tests.builders import enrol
 from tests.conftest import START, bearer
 from tests.databases import is_postgres
@@ -37,6 +38,7 @@ from tests.partners.helpers import (
     value_minor,
 )
 from tests.points.helpers import cny, earn, set_program
+from tests.points.helpers import points as points_of
 
 POINT_VALUE = "0.5"  # half a fen a point: an exchange's value is not its points
 TIMEOUT = 600  # seconds the partner has to answer an exchange out
@@ -303,6 +305,58 @@ class TestExchangeOut:
         assert (await partner_view(client, air.key, exchange["id"]))["status"] == "expired"
         assert await balance(client, pos_key, air.member_id) == 1_000
         await assert_ledger_invariant(app, air.member_id)
+
+    @pytest.mark.parametrize(
+        ("answer", "after"),
+        [("fail", 350), ("fail", 500), ("time-out", TIMEOUT + 1)],
+        ids=["failed before Y's end", "failed after Y's end", "timed out after Y's end"],
+    )
+    async def test_points_back_past_a_stand_in_s_end_answer_what_the_expiry_leaves(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        air: Air,
+        clock: FrozenClock,
+        answer: str,
+        after: int,
+    ) -> None:
+        """E's points were sent; Y's stood in for them at E's refund, and W's for Y's at Y's. The exchange
+        coming back gives E's points back: Y's go back, and once Y's end has passed they go back ended, and
+        only the expiry read them to give W's back. A read before the job showed the member 0 points (Y's
+        due to expire) where the job, a spend or the same events with the exchange answered sooner leave W's
+        100, with W's end."""
+        member_id = str((await enrol(client, pos_key))["id"])
+        await link(client, pos_key, air.key, member_id, "air", "AIR-2")
+        await earn(client, pos_key, member_id, 10_000, order_ref="E")  # 100, the soonest end
+        e_end = instant((await points_of(client, pos_key, member_id))["expiring"][0]["expires_at"])
+        clock.advance(timedelta(seconds=100))
+        await earn(client, pos_key, member_id, 10_000, order_ref="Y")  # 100, ending 100 seconds later
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, member_id, 10_000, order_ref="W")  # 100, the latest end
+        clock.advance(e_end - clock.now() - timedelta(seconds=300))
+        sent = await created(await exchange_out(client, pos_key, member_id, "air", 100))  # E's points
+        for ref in ("E", "Y"):  # Y's points stand in for E's, then W's for Y's
+            path = f"/v1/orders/{ref}/refund"
+            taken = await client.post(path, json={"full": True}, headers=bearer(pos_key))
+            assert (taken.json()["points_taken_back"], taken.json()["shortfall"]) == (100, 0), taken.text
+        clock.advance(timedelta(seconds=after))  # E's end has passed, Y's (at 400) too from 500 on
+        if answer == "fail":
+            assert (await resolve(client, air.key, sent["id"], "fail")).status_code == 200
+        else:
+            assert await run_exchange_expiry(app) == 1
+        read = await points_of(client, pos_key, member_id)
+        assert (read["balance"], read["available"]) == (100, 100)
+        [w_end] = read["expiring"]  # W's, with W's end
+        assert (w_end["points"], instant(w_end["expires_at"])) == (
+            100,
+            e_end + timedelta(days=1, seconds=100),
+        )
+        assert await rows(app, "SELECT order_ref FROM orders WHERE points_shortfall > 0") == []
+        await assert_ledger_invariant(app, member_id)
+        await expire_points(app.state.units)  # the job (it expires air.member_id's 1,000)
+        assert await points_of(client, pos_key, member_id) == read
+        await assert_ledger_invariant(app, member_id)
 
     async def test_another_partners_exchange_is_not_found(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air

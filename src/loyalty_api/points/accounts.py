@@ -409,9 +409,9 @@ async def give_back_sent(
     """Give back `points` the entry `sent_by` spent (an exchange the partner failed or let time out), as one
     entry of `type`, with the time they had left when spent (plan_giving_back_spent). Like points a refund
     gives back, they pay what the orders that earned them owe first (pay_with_own_points), and then, still
-    good, settle the member's other shortfalls (`settled_by` says what freed them). Its entry's id. Any that
-    come back ended (sent past their end while a hold spared them) and are not owed are left to the expiry,
-    which reads already count."""
+    good, settle the member's other shortfalls (`settled_by` says what freed them). Its entry's id. What is
+    past its end after that (points that came back ended and are not owed, stand-ins that went back ended) is
+    settled by the expiry at once (expire_let_go), as after a refund."""
     spends = await LedgerRepository(uow.session).spends_of_entry(member_id, sent_by)
     giving = await plan_giving_back_spent(uow, member_id, spends, points=points)
     state, entry_id = await credit_points(
@@ -434,7 +434,7 @@ async def give_back_sent(
         orders={lot.order_ref for lot, _ in giving.back_to if lot.order_ref is not None},
     )
     due = await LotRepository(uow.session).due_points(member_id, uow.clock.now())
-    await settle_shortfalls(
+    _, state = await settle_shortfalls(
         uow,
         member_id,
         min(live - own_live, state.available - due),
@@ -442,6 +442,11 @@ async def give_back_sent(
         settled_by=settled_by,
         other_than=None,
     )
+    # Points that came back ended and are not owed, stand-ins that went back past their end (which pay what
+    # their own order owes, and give its stand-ins back, only when the expiry reads them), and lots past their
+    # end that holds spared and these points now let go: settled now, as a refund, a release and a capture
+    # settle them, so a read before the jobs shows what they leave.
+    await expire_let_go(uow, member_id, state)
     return entry_id
 
 
