@@ -17,7 +17,7 @@ from tests.builders import enrol
 from tests.concurrency.test_earn_races import all_at_once
 from tests.conftest import bearer, units_of
 from tests.graphql.helpers import mutate
-from tests.inspect_db import events, table_counts
+from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import DEMO_LIKE_PROGRAM, earn, hold_points, next_order, points, set_program
 
@@ -377,6 +377,11 @@ async def reverse(
     )
 
 
+async def owing(app: FastAPI) -> dict[str, int]:
+    found = await rows(app, "SELECT order_ref, points_shortfall FROM orders WHERE points_shortfall > 0")
+    return {row["order_ref"]: row["points_shortfall"] for row in found}
+
+
 class TestReversal:
     async def test_the_points_go_back_to_the_sender_once(
         self,
@@ -506,6 +511,94 @@ class TestReversal:
         assert (await points(client, admin_key, recipient))["balance"] == 0
         await assert_ledger_invariant(app, sender)
         await assert_ledger_invariant(app, recipient)
+
+    @pytest.mark.parametrize("first", ["refund", "reversal"])
+    @pytest.mark.parametrize("ending", ["capture", "release"])
+    async def test_points_back_do_not_settle_another_order_beside_ended_points_a_hold_spares(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        first: str,
+        ending: str,
+    ) -> None:
+        """X's points were sent; T's points, received later and ending sooner, have passed their end, spared
+        by a hold. The reversal settled X's shortfall with the points back (all of what was available), so the
+        capture then spent T's ended points: points past their end paid what X owes, and only when X was
+        refunded first. As a refund's points do, those back first stand in for the ended ones the hold spares
+        (points/refunds.py): X owes its 100 after the capture either way, and nothing after the release."""
+        await set_program(client, admin_key, expiry_months=12, transfers_enabled=True)
+        sender, recipient, third = [str((await enrol(client, pos_key))["id"]) for _ in range(3)]
+        await earn(client, pos_key, third, 10_000)  # 100, ending in 12 months
+        clock.advance(timedelta(days=200))
+        await earn(client, pos_key, sender, 10_000, order_ref="X")  # 100, ending 200 days after those
+        sent = (await send(client, ecommerce_key, sender, recipient, 100)).json()  # X's points
+        assert (await send(client, ecommerce_key, third, sender, 100)).status_code == 201
+        clock.advance(timedelta(days=164))
+        hold_id = await hold_points(client, pos_key, sender, 100, "CART", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # the third member's points have ended; the hold spares them
+        for step in (first, "reversal" if first == "refund" else "refund"):
+            if step == "refund":
+                refunded = await client.post(
+                    "/v1/orders/X/refund", json={"full": True}, headers=bearer(pos_key)
+                )
+                assert refunded.json()["shortfall"] == 100, refunded.text
+            else:
+                answer = await reverse(client, admin_key, sender, sent["transfer_id"])
+                assert answer.status_code == 201, answer.text
+                assert answer.json()["balance"] == 100
+        read = await points(client, admin_key, sender)
+        assert (read["balance"], read["held"], read["available"]) == (100, 100, 0)
+        assert await owing(app) == {"X": 100}
+        await assert_ledger_invariant(app, sender)
+        ended = await client.post(f"/v1/holds/{hold_id}/{ending}", headers=bearer(pos_key))
+        assert ended.status_code == 200, ended.text
+        assert (await points(client, admin_key, sender))["balance"] == 0
+        assert await owing(app) == ({"X": 100} if ending == "capture" else {})
+        await assert_ledger_invariant(app, sender)
+
+    @pytest.mark.parametrize("first", ["refund", "reversal"])
+    async def test_an_order_s_points_back_return_what_stood_in_for_them(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+        first: str,
+    ) -> None:
+        """X's points were sent, and K's stood in for them at X's refund. The reversal gave X's points back
+        as no order's, with X's end, and left K's stand-in open: 100 ending with X's where the reversal
+        before the refund left K's 100 with K's end. X's own points back now return its stand-ins, as a
+        refund's do."""
+        await set_program(client, admin_key, expiry_months=12, transfers_enabled=True)
+        sender, recipient = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        await earn(client, pos_key, sender, 10_000, order_ref="X")  # 100, the soonest end
+        clock.advance(timedelta(days=30))
+        await earn(client, pos_key, sender, 10_000, order_ref="K")  # 100, ending 30 days later
+        k_end = (await points(client, admin_key, sender))["expiring"][-1]
+        sent = (await send(client, ecommerce_key, sender, recipient, 100)).json()  # X's points
+        for step in (first, "reversal" if first == "refund" else "refund"):
+            if step == "refund":
+                refunded = await client.post(
+                    "/v1/orders/X/refund", json={"full": True}, headers=bearer(pos_key)
+                )
+                assert refunded.json()["points_taken_back"] == 100, refunded.text
+            else:
+                answer = await reverse(client, admin_key, sender, sent["transfer_id"])
+                assert answer.status_code == 201, answer.text
+        read = await points(client, admin_key, sender)
+        assert (read["balance"], read["expiring"]) == (100, [k_end])
+        await assert_ledger_invariant(app, sender)
+        clock.advance(timedelta(days=350))  # past X's end, before K's
+        assert (await points(client, admin_key, sender))["balance"] == 100
+        await expire_points(units_of(app))
+        assert (await points(client, admin_key, sender))["balance"] == 100
+        await assert_ledger_invariant(app, sender)
 
     async def test_a_reversed_transfer_is_undone_in_the_analytics(
         self,

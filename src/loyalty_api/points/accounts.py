@@ -245,19 +245,26 @@ async def credit_in_lots(
     parts: Sequence[tuple[int, datetime | None]],
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
+    order_refs: Sequence[str | None] | None = None,
 ) -> AccountState:
     """Add points that come with ends of their own (points received from another member, points brought
-    from a previous system) as one ledger entry, with a lot for each part of `parts` (points, end); the
-    account after it. Like `credit_points`, the change locks the account row until commit."""
+    from a previous system, points a transfer's reversal gives back) as one ledger entry, with a lot for each
+    part of `parts` (points, end), of the order `order_refs` names for it (none without them); the account
+    after it. Like `credit_points`, the change locks the account row until commit."""
     now = uow.clock.now()
     points = sum(part for part, _ in parts)
+    refs = [None] * len(parts) if order_refs is None else list(order_refs)
+    assert len(refs) == len(parts)
     state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
     assert state is not None, "every member has an account"
     entry_id = await record_entry(
         uow, member_id=member_id, type=type, amount=points, state=state, details=details, actor=actor
     )
     await LotRepository(uow.session).insert_lots(
-        [NewLot(member_id, entry_id, part, None, at=now, expires_at=ends) for part, ends in parts]
+        [
+            NewLot(member_id, entry_id, part, ref, at=now, expires_at=ends)
+            for (part, ends), ref in zip(parts, refs, strict=True)
+        ]
     )
     return state
 

@@ -34,6 +34,7 @@ from loyalty_api.points.accounts import (
     expire_let_go,
     lock_earner,
     lots_payload,
+    pay_with_own_points,
     record_entry,
     settle_shortfalls,
     spend_lots,
@@ -191,11 +192,12 @@ async def reverse_transfer(
     assert sent is not None
     if sent.reversed:
         raise TransferAlreadyReversed()
-    parts = [
-        (lot.points, lot.expires_at)
+    paid = [
+        lot
         for lot in await lots.paid_from(member_id, await ledger.spends_of_entry(member_id, sent.entry_id))
         if lot.expires_at is None or lot.expires_at > now
     ]
+    parts = [(lot.points, lot.expires_at) for lot in paid]
     points = sum(part for part, _ in parts)
     if points == 0:
         raise TransferExpired()
@@ -231,17 +233,34 @@ async def reverse_transfer(
         parts=parts,
         details=marks | {"from_member_id": str(recipient)},
         actor=actor,
+        order_refs=[lot.order_ref for lot in paid],  # the sender's own again, of the orders that earned them
     )
-    # Points coming back settle the sender's shortfalls first, as points a refund gives back do: a sender who
-    # returned the purchase that earned what they sent owes it.
+    # Points coming back settle the sender's shortfalls first, as points a refund or a failed exchange gives
+    # back do (points/refunds.py): a sender who returned the purchase that earned what they sent owes it. The
+    # orders that earned them pay what they owe with them first (their shortfall, then their stand-ins); the
+    # rest settle the other orders owing only as far as they are not needed in place of points past their end
+    # that a hold spares, which never settle another order's shortfall. All come back still good.
+    settled_by = {"settled_by_transfer": str(transfer_id)}
+    _, own_live, back = await pay_with_own_points(
+        uow,
+        member_id,
+        back,
+        settled_by=settled_by,
+        live=points,
+        orders={lot.order_ref for lot in paid if lot.order_ref is not None},
+    )
+    due = await lots.due_points(member_id, uow.clock.now())
     _, back = await settle_shortfalls(
         uow,
         member_id,
-        min(points, back.available),
+        min(points - own_live, back.available - due),
         back,
-        settled_by={"settled_by_transfer": str(transfer_id)},
+        settled_by=settled_by,
         other_than=None,
     )
+    # Lots past their end that a hold spared and these points now let go (and stand-ins gone back past their
+    # end) expire now, as after a refund: the answer is what a read shows.
+    back = await expire_let_go(uow, member_id, back)
     events = [(member_id, "sender", back.balance), (recipient, "recipient", taken.balance)]
     await emit_for_members(
         uow,
