@@ -414,6 +414,34 @@ class TestWindowChangedMembersReDatedByTheWorker:
         assert await stored_end(app, member) == (START + timedelta(days=730), 2)
         assert (await tier_of(client, pos_key, member))["kept_until"] == kept
 
+    async def test_a_window_made_shorter_then_longer_again_counts_from_the_purchase_that_won_the_tier(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """365 days, then 90 (no end moves), then 365 again: a member who won silver under the first window
+        keeps the end that purchase won, 365 days on. It was read as a 90-day end after the second change, and
+        the third put it 275 days later (16 December 2027 for 16 March). One who won it under the 90-day
+        window gets 365 days from their purchase. The worker stores both so."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        first, later = (await enrol(client, pos_key))["id"], (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, first, 100_000)  # silver, its window ending 16 March 2027
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        won_later = START + timedelta(days=10)
+        clock.set(won_later)
+        await earn(client, pos_key, later, 100_000)  # silver, its window 90 days
+        assert (await tier_of(client, pos_key, later))["kept_until"] == iso(
+            won_later + timedelta(days=90 + 30)
+        )
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        expected = {first: START + timedelta(days=365), later: won_later + timedelta(days=365)}
+        for member, end in expected.items():
+            assert (await tier_of(client, pos_key, member))["kept_until"] == iso(end + timedelta(days=30))
+        assert await redate_window_ends(units_of(app)) == 2
+        for member, end in expected.items():
+            assert await stored_end(app, member) == (end, 2)
+            assert (await tier_of(client, pos_key, member))["kept_until"] == iso(end + timedelta(days=30))
+
     async def test_an_end_written_by_the_code_before_revisions_is_taken_as_of_the_window_then(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

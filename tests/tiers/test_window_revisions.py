@@ -81,3 +81,34 @@ class TestAsItStands:
         end = WON + timedelta(days=365)
         for revision in (2, None, 3):  # 3: stored by a process that read a later ladder than this
             assert tier.as_it_stands(StoredEnd(at=end, revision=revision), SHANGHAI) == end
+
+
+class TestShorterThenLonger:
+    """A window made shorter ends where it did; made longer again, it counts from the purchase that won the
+    tier, never from the shorter window's start (365 days, then 90, then 365 put the ends 275 days on)."""
+
+    def test_an_end_of_the_longer_window_comes_back_where_it_was(self) -> None:
+        tier = silver(window_days=365)
+        end = tier.stored(WON + timedelta(days=365))
+        again = tier.with_window(Window.rolling_days, 90).with_window(Window.rolling_days, 365)
+        assert again.as_it_stands(end, SHANGHAI) == WON + timedelta(days=365)
+
+    def test_an_end_won_under_the_shorter_window_runs_the_longer_one_from_its_purchase(self) -> None:
+        shorter = silver(window_days=365).with_window(Window.rolling_days, 90)
+        end = shorter.stored(WON + timedelta(days=90))
+        assert end.days == 90
+        longer = shorter.with_window(Window.rolling_days, 365)
+        assert longer.as_it_stands(end, SHANGHAI) == WON + timedelta(days=365)
+
+    def test_the_worker_stores_an_end_with_the_days_it_runs_so_a_later_window_counts_from_its_start(
+        self,
+    ) -> None:
+        """365, 90, then 200 (longer than 90: the worker stores the ends), then 365: the end the worker stored
+        after 200 is still 365 days from the purchase; stored as a 200-day end, 365 would read 165 days on."""
+        tier = silver(window_days=365)
+        end = tier.stored(WON + timedelta(days=365))
+        two_hundred = tier.with_window(Window.rolling_days, 90).with_window(Window.rolling_days, 200)
+        stored = two_hundred.restored(end, SHANGHAI)
+        assert stored == StoredEnd(at=WON + timedelta(days=365), revision=two_hundred.revision, days=365)
+        again = two_hundred.with_window(Window.rolling_days, 365)
+        assert again.as_it_stands(stored, SHANGHAI) == WON + timedelta(days=365)

@@ -109,6 +109,9 @@ class Member(IdMixin, Base):
     # The revision of the tier's window `tier_window_end` was worked out under (None with no end): an end of
     # an earlier one is re-dated through the changes since (tiers/models.py, Tier.window_revision).
     tier_window_revision: Mapped[int | None]
+    # A rolling window's days from the purchase that won or renewed the tier to `tier_window_end`, which a
+    # later longer window counts from (None: a calendar year, or stored before 0044: its revision's window).
+    tier_window_days: Mapped[int | None]
     tier_override_until: Mapped[datetime | None]  # an operator set the tier by hand until then
     # The `tier_window_end` the member was told they must requalify by (`tier.review_due`).
     tier_reminded_window_end: Mapped[datetime | None]
@@ -118,6 +121,7 @@ class Member(IdMixin, Base):
     tier_earned_id: Mapped[uuid.UUID | None]
     tier_earned_window_end: Mapped[datetime | None]
     tier_earned_window_revision: Mapped[int | None]  # of the earned tier's window, as tier_window_revision
+    tier_earned_window_days: Mapped[int | None]  # as tier_window_days
     # The member has a paid plan's benefits until then (the latest of their subscriptions'), so that earn and
     # the checkout quote look for plans only when there may be one.
     plan_benefits_until: Mapped[datetime | None]

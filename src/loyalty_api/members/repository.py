@@ -50,6 +50,7 @@ class PointsHolder:
     tier_id: uuid.UUID | None
     tier_window_end: datetime | None
     tier_window_revision: int | None
+    tier_window_days: int | None
     tier_override_until: datetime | None
     plan_benefits_until: datetime | None
     lifecycle_stage: str
@@ -67,6 +68,7 @@ POINTS_HOLDER_COLUMNS = (
     _MEMBERS.c.tier_id,
     _MEMBERS.c.tier_window_end,
     _MEMBERS.c.tier_window_revision,
+    _MEMBERS.c.tier_window_days,
     _MEMBERS.c.tier_override_until,
     _MEMBERS.c.plan_benefits_until,
     _MEMBERS.c.lifecycle_stage,
@@ -317,10 +319,12 @@ class MemberRepository:
                 # on moving with time, as everyone else's does in the figures.)
                 tier_window_end=None,
                 tier_window_revision=None,
+                tier_window_days=None,
                 tier_override_until=None,
                 tier_earned_id=None,
                 tier_earned_window_end=None,
                 tier_earned_window_revision=None,
+                tier_earned_window_days=None,
                 updated_at=at,
             )
         )

@@ -276,7 +276,7 @@ async def earn(
         ladder=ladder,
         member_id=member_id,
         tier_id=member.tier_id,
-        window_end=stored_end(member.tier_window_end, member.tier_window_revision),
+        window_end=stored_end(member.tier_window_end, member.tier_window_revision, member.tier_window_days),
         override_until=member.tier_override_until,
         standing=Standing(at=now, values=totals),
     )

@@ -14,16 +14,19 @@ the bar of the new window requalifies at once.
 
 What is stored of a member on a tier is the end of the window their review judges; the date they keep the
 tier until is that end plus the tier's grace as it stands (`LadderTier.kept_until`), so a change of the grace
-moves nobody's stored date. A change of the window moves the ends it changes (`redated`), so that what members
-were promised still holds under the new rules. Such a change makes a new revision of the tier's window, and
-each stored end names the revision it was worked out under: an end of an earlier one (worked out by a process
-that read the ladder before the change) is re-dated through each change since (`LadderTier.as_it_stands`).
+moves nobody's stored date. A change of the window moves the ends it changes (`LadderTier.restored`), so that
+what members were promised still holds under the new rules. Such a change makes a new revision of the tier's
+window, and each stored end names the revision it was worked out under: an end of an earlier one (worked out
+by a process that read the ladder before the change) is re-dated through each change since
+(`LadderTier.as_it_stands`). A rolling window's end also keeps how many days it runs from the purchase that
+won or renewed the tier: made shorter, a window ends where it did, and made longer again it counts from that
+purchase, not from the shorter window's start.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -96,10 +99,13 @@ class StoredEnd:
     """The end of the window a member's review judges, as stored: worked out under revision `revision` of
     their tier's window (`LadderTier.as_it_stands` gives it under the window the tier has). None: written by
     the code before revisions (a process not yet upgraded, during a deploy), taken as of the window the tier
-    has."""
+    has. `days`: for a rolling window, how many days it runs from the purchase that won or renewed the tier
+    to this end, which a later longer window counts from (None: a calendar year, or written before 0044,
+    taken as the window of its revision)."""
 
     at: datetime
     revision: int | None
+    days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,19 +165,42 @@ class LadderTier:
 
     def stored(self, end: datetime) -> StoredEnd:
         """`end`, worked out under the window this tier has, as it is stored."""
-        return StoredEnd(at=end, revision=self.revision)
+        return StoredEnd(at=end, revision=self.revision, days=self.window_days if self.rolling else None)
+
+    @property
+    def rolling(self) -> bool:
+        return self.window is Window.rolling_days
 
     def as_it_stands(self, end: StoredEnd, zone: ZoneInfo) -> datetime:
         """A stored end under the window this tier has: re-dated as each change of the window since the
         revision it was worked out under re-dated the ends stored then. An end of a later revision than this
         ladder knows (read before that change) is taken as it is."""
-        at, revision = end.at, end.revision
-        if revision is None:
-            return at
-        windows: list[Windowed] = [past for past in self.past_windows if past.revision >= revision]
-        for before, after in pairwise([*windows, self]):
-            at = redated(at, before, after, zone)
-        return at
+        return self.restored(end, zone).at
+
+    def restored(self, end: StoredEnd, zone: ZoneInfo) -> StoredEnd:
+        """`end` as it stands (`as_it_stands`), as the worker stores it: of this revision, with the days from
+        the start of its window, which the changes since keep (a shorter window ends where the longer one did,
+        and a longer one after it counts from that same start)."""
+        if end.revision is None or end.revision >= self.revision:
+            return end
+        windows: list[Windowed] = [past for past in self.past_windows if past.revision >= end.revision]
+        own: list[Windowed] = [past for past in self.past_windows if past.revision == end.revision] or [self]
+        at, start = end.at, _start(end, own)
+        # The changes within its own revision moved no end, and some came before it was stored: only those
+        # of later revisions move it, each counted from the start of its window.
+        for before, after in pairwise([own[-1], *windows[len(own) :], self]):
+            if same_window(before, after):
+                continue
+            if after.window is Window.calendar_year:
+                at, start = year_end(at - INSTANT, zone), None
+                continue
+            assert after.window_days is not None
+            if start is None:  # after a calendar year: it ends where the year did, as a window of these days
+                start = at - timedelta(days=after.window_days)
+            else:
+                at = max(at, start + timedelta(days=after.window_days))
+        days = None if start is None else (at - start) // timedelta(days=1)
+        return StoredEnd(at=at, revision=self.revision, days=days)
 
     def with_window(self, window: Window, window_days: int | None) -> LadderTier:
         """The tier with `window`: a new revision of it when that moves the ends worked out under the one it
@@ -187,6 +216,16 @@ class LadderTier:
         past = PastWindow(revision=self.revision, window=self.window, window_days=self.window_days)
         revision = self.revision + 1 if moves_ends(self, after) else self.revision
         return replace(after, revision=revision, past_windows=(*self.past_windows, past))
+
+
+def _start(end: StoredEnd, own: Sequence[Windowed]) -> datetime | None:
+    """When the rolling window ending at `end` began, `own` being its revision's windows, oldest first (None:
+    a calendar year's end): its own days when stored with them; else (stored before 0044) those of its
+    revision's first rolling window, or the one a calendar year's end became within its revision."""
+    if end.days is not None:
+        return end.at - timedelta(days=end.days)
+    days = next((window.window_days for window in own if window.window is Window.rolling_days), None)
+    return None if days is None else end.at - timedelta(days=days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,21 +291,9 @@ def same_window(one: Windowed, other: Windowed) -> bool:
     return (one.window, one.window_days) == (other.window, other.window_days)
 
 
-def redated(end: datetime, before: Windowed, after: Windowed, zone: ZoneInfo) -> datetime:
-    """Where the window ending at `end` under a tier's rules `before` ends once they are `after` (the grace is
-    added on reading, whatever it is). A new window never ends sooner, and is a whole one of its kind: a
-    calendar year ends on the next 1 January; a longer rolling window is measured from the purchase that won
-    the tier (the old window's start), so that purchase is not judged again; a shorter one, or a rolling
-    window after a calendar year, ends where the old one did."""
-    if same_window(before, after):
-        return end
-    if after.window is Window.calendar_year:
-        return year_end(end - INSTANT, zone)
-    return end + timedelta(days=longer_by(before, after))
-
-
 def moves_ends(before: Windowed, after: Windowed) -> bool:
-    """Whether `redated` moves any end from `before` to `after`."""
+    """Whether going from `before` to `after` moves any end (`LadderTier.restored`): a calendar year after
+    anything, or a longer rolling window."""
     return not same_window(before, after) and (
         after.window is Window.calendar_year or longer_by(before, after) > 0
     )

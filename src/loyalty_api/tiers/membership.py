@@ -302,7 +302,7 @@ async def after_total_raised(uow: UnitOfWork, member: PointsHolder) -> TierResul
         ladder=ladder,
         member_id=member.id,
         tier_id=member.tier_id,
-        window_end=stored_end(member.tier_window_end, member.tier_window_revision),
+        window_end=stored_end(member.tier_window_end, member.tier_window_revision, member.tier_window_days),
         override_until=member.tier_override_until,
         standing=await _standing(uow, ladder, member.id, uow.clock.now(), zone),
     )

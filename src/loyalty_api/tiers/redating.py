@@ -71,7 +71,7 @@ async def _redate(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earne
             repo = MemberTierRepository(uow.session)
             behind = await repo.lock_behind(tier.id, tier.revision, earned=earned, after=after, limit=batch)
             await repo.set_window_ends(
-                [(member_id, tier.stored(tier.as_it_stands(end, zone))) for member_id, end in behind],
+                [(member_id, tier.restored(end, zone)) for member_id, end in behind],
                 earned=earned,
             )
         stored += len(behind)

@@ -155,8 +155,8 @@ class MemberTierState:
     earned_window_end: StoredEnd | None
 
 
-def stored_end(at: datetime | None, revision: int | None) -> StoredEnd | None:
-    return None if at is None else StoredEnd(at=at, revision=revision)
+def stored_end(at: datetime | None, revision: int | None, days: int | None) -> StoredEnd | None:
+    return None if at is None else StoredEnd(at=at, revision=revision, days=days)
 
 
 _STATE = select(
@@ -166,17 +166,19 @@ _STATE = select(
     Member.tier_since,
     Member.tier_window_end,
     Member.tier_window_revision,
+    Member.tier_window_days,
     Member.tier_override_until,
     Member.tier_earned_id,
     Member.tier_earned_window_end,
     Member.tier_earned_window_revision,
+    Member.tier_earned_window_days,
 ).where(Member.id == bindparam("member_id"), not_erased())
 
 
 _MEMBERS = cast(Table, Member.__table__)
 
 
-def _set_end(end: str, revision: str) -> Update:
+def _set_end(end: str, revision: str, days: str) -> Update:
     return (
         update(_MEMBERS)
         .where(_MEMBERS.c.id == bindparam("member"))
@@ -184,18 +186,21 @@ def _set_end(end: str, revision: str) -> Update:
             {
                 end: bindparam("end", type_=_MEMBERS.c[end].type),
                 revision: bindparam("revision", type_=_MEMBERS.c[revision].type),
+                days: bindparam("days", type_=_MEMBERS.c[days].type),
             }
         )
     )
 
 
 _ENTRY_TIER = select(Tier.id).order_by(Tier.rank).limit(1).scalar_subquery()
-_SET_WINDOW_END = _set_end("tier_window_end", "tier_window_revision")
-_SET_EARNED_WINDOW_END = _set_end("tier_earned_window_end", "tier_earned_window_revision")
+_SET_WINDOW_END = _set_end("tier_window_end", "tier_window_revision", "tier_window_days")
+_SET_EARNED_WINDOW_END = _set_end(
+    "tier_earned_window_end", "tier_earned_window_revision", "tier_earned_window_days"
+)
 
 
-def _columns(end: StoredEnd | None) -> tuple[datetime | None, int | None]:
-    return (None, None) if end is None else (end.at, end.revision)
+def _columns(end: StoredEnd | None) -> tuple[datetime | None, int | None, int | None]:
+    return (None, None, None) if end is None else (end.at, end.revision, end.days)
 
 
 class MemberTierRepository:
@@ -216,10 +221,12 @@ class MemberTierRepository:
             status=row.status,
             tier_id=row.tier_id,
             tier_since=row.tier_since,
-            window_end=stored_end(row.tier_window_end, row.tier_window_revision),
+            window_end=stored_end(row.tier_window_end, row.tier_window_revision, row.tier_window_days),
             override_until=row.tier_override_until,
             earned_id=row.tier_earned_id,
-            earned_window_end=stored_end(row.tier_earned_window_end, row.tier_earned_window_revision),
+            earned_window_end=stored_end(
+                row.tier_earned_window_end, row.tier_earned_window_revision, row.tier_earned_window_days
+            ),
         )
 
     async def set_tier(
@@ -232,8 +239,8 @@ class MemberTierRepository:
         override_until: datetime | None,
         earned: tuple[uuid.UUID | None, StoredEnd | None] = (None, None),
     ) -> None:
-        end, revision = _columns(window_end)
-        earned_end, earned_revision = _columns(earned[1])
+        end, revision, days = _columns(window_end)
+        earned_end, earned_revision, earned_days = _columns(earned[1])
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
@@ -242,20 +249,22 @@ class MemberTierRepository:
                 tier_since=since,
                 tier_window_end=end,
                 tier_window_revision=revision,
+                tier_window_days=days,
                 tier_override_until=override_until,
                 tier_earned_id=earned[0],
                 tier_earned_window_end=earned_end,
                 tier_earned_window_revision=earned_revision,
+                tier_earned_window_days=earned_days,
             )
             .execution_options(synchronize_session=False)
         )
 
     async def set_window_end(self, member_id: uuid.UUID, window_end: StoredEnd | None) -> None:
-        end, revision = _columns(window_end)
+        end, revision, days = _columns(window_end)
         await self.session.execute(
             update(Member)
             .where(Member.id == member_id)
-            .values(tier_window_end=end, tier_window_revision=revision)
+            .values(tier_window_end=end, tier_window_revision=revision, tier_window_days=days)
             .execution_options(synchronize_session=False)
         )
 
@@ -289,12 +298,15 @@ class MemberTierRepository:
         until commit; one another transaction holds is left out (a till's earn, or another worker, has it: the
         next run looks again), so the walk waits for nobody."""
         _, end, behind = self._ends(tier_id, earned=earned)
-        query = self._behind(tier_id, revision, earned=earned).add_columns(end, behind)
+        days = Member.tier_earned_window_days if earned else Member.tier_window_days
+        query = self._behind(tier_id, revision, earned=earned).add_columns(end, behind, days)
         if after is not None:
             query = query.where(tuple_(behind, Member.id) > tuple_(*after))
         query = query.order_by(behind, Member.id).limit(limit)
         rows = (await self.session.execute(query.with_for_update(key_share=True, skip_locked=True))).all()
-        return [(member_id, StoredEnd(at, number)) for member_id, at, number in rows if at is not None]
+        return [
+            (member_id, StoredEnd(at, number, days)) for member_id, at, number, days in rows if at is not None
+        ]
 
     def _behind(self, tier_id: uuid.UUID, revision: int, *, earned: bool) -> Select[uuid.UUID]:
         held, _, behind = self._ends(tier_id, earned=earned)
@@ -341,7 +353,10 @@ class MemberTierRepository:
         if ends:
             await self.session.execute(
                 _SET_EARNED_WINDOW_END if earned else _SET_WINDOW_END,
-                [{"member": member_id, "end": end.at, "revision": end.revision} for member_id, end in ends],
+                [
+                    {"member": member_id, "end": end.at, "revision": end.revision, "days": end.days}
+                    for member_id, end in ends
+                ],
             )
 
     async def list_due_for_review(
