@@ -442,6 +442,43 @@ class TestWindowChangedMembersReDatedByTheWorker:
             assert await stored_end(app, member) == (end, 2)
             assert (await tier_of(client, pos_key, member))["kept_until"] == iso(end + timedelta(days=30))
 
+    @pytest.mark.parametrize("ended_by", ["operator", "review"])
+    async def test_the_end_an_override_gives_back_keeps_the_days_it_runs_from_the_purchase(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        ended_by: str,
+    ) -> None:
+        """365 days, then 90, an override that ends, then 365 again: the silver the override gives back
+        keeps the end its purchase won, 365 days on. Given back as a 90-day end, the third change counted
+        365 days from 90 days before it (275 days later). The override ends after the 90 days its purchase
+        would count for, so that the member qualifies for nothing now."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 100_000)  # silver, its window ending 16 March 2027
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        until = START + timedelta(days=100)
+        await put_override(client, admin_key, member, "gold", until, "promotion")
+        clock.set(until - timedelta(days=1))
+        if ended_by == "operator":
+            ended = await client.delete(f"/v1/members/{member}/tier/override", headers=bearer(admin_key))
+            assert ended.status_code == 200, ended.text
+        else:
+            clock.set(until)
+            assert await review(app) == 1
+        kept = iso(START + timedelta(days=365 + 30))
+        status = await tier_of(client, pos_key, member)
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", kept)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+        await redate_window_ends(units_of(app))
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+
     async def test_an_end_written_by_the_code_before_revisions_is_taken_as_of_the_window_then(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

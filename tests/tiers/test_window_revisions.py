@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from loyalty_api.tiers.ladder import LadderTier, Metric, PastWindow, StoredEnd, Window
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loyalty_api.tiers.ladder import INSTANT, LadderTier, Metric, PastWindow, StoredEnd, Window, year_end
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WON = datetime(2026, 3, 16, 10, tzinfo=UTC)
@@ -112,3 +115,60 @@ class TestShorterThenLonger:
         assert stored == StoredEnd(at=WON + timedelta(days=365), revision=two_hundred.revision, days=365)
         again = two_hundred.with_window(Window.rolling_days, 365)
         assert again.as_it_stands(stored, SHANGHAI) == WON + timedelta(days=365)
+
+
+def _as_told(windows: list[tuple[Window, int | None]], won_under: int, won_at: datetime) -> datetime:
+    """The end a member who won the tier at `won_at` under `windows[won_under]` has after the rest of
+    `windows`, by the rules as the README gives them: a new window never ends sooner; a calendar year ends on
+    the 1 January at or after the old end; a rolling window runs its days from the purchase that won the tier
+    (the start of the old one), and after a calendar year ends where the year did, as a window of its days."""
+    window, days = windows[won_under]
+    if window is Window.calendar_year:
+        end, start = year_end(won_at, SHANGHAI), None
+    else:
+        assert days is not None
+        end, start = won_at + timedelta(days=days), won_at
+    for window, days in windows[won_under + 1 :]:
+        if window is Window.calendar_year:
+            end, start = year_end(end - INSTANT, SHANGHAI), None
+            continue
+        assert days is not None
+        if start is None:
+            start = end - timedelta(days=days)
+        end = max(end, start + timedelta(days=days))
+    return end
+
+
+_WINDOWS = st.one_of(
+    st.just((Window.calendar_year, None)),
+    st.tuples(st.just(Window.rolling_days), st.sampled_from([30, 60, 90, 120, 200, 365, 400, 730])),
+)
+
+
+class TestAnySequenceOfWindows:
+    @settings(max_examples=1000, deadline=None)
+    @given(st.lists(_WINDOWS, min_size=1, max_size=7), st.data())
+    def test_an_end_is_the_one_its_purchase_won_whenever_the_worker_stored_it(
+        self, windows: list[tuple[Window, int | None]], data: st.DataObject
+    ) -> None:
+        """Won under any window of a sequence of changes (or stored by a process that read the ladder then),
+        read after the last: the end the rules give, never sooner than after any change before, and the same
+        whether the worker (or an override's end, which gives back what it stores) stored it at any of the
+        changes since or not."""
+        window, days = windows[0]
+        tiers = [silver(window, days)]
+        for window, days in windows[1:]:
+            tiers.append(tiers[-1].with_window(window, days))
+        won_under = data.draw(st.integers(0, len(windows) - 1))
+        won_at = WON + timedelta(days=data.draw(st.integers(0, 400)), hours=data.draw(st.integers(0, 23)))
+        end = tiers[won_under].stored(tiers[won_under].window_end(won_at, SHANGHAI))
+        final = tiers[-1]
+        read = final.as_it_stands(end, SHANGHAI)
+        assert read == _as_told(windows, won_under, won_at)
+        stored = end
+        for tier in tiers[won_under + 1 :]:
+            if data.draw(st.booleans()):
+                stored = tier.restored(stored, SHANGHAI)
+        assert final.as_it_stands(stored, SHANGHAI) == read
+        told = [tier.as_it_stands(end, SHANGHAI) for tier in tiers[won_under:]]
+        assert told == sorted(told)

@@ -506,7 +506,7 @@ async def _end_override(
     judged = judged_end(ladder, earned, state.earned_window_end, zone, now)
     if earned is not None and earned.rank > target.rank:
         if judged is None or earned.kept_until(judged) > now:
-            target, window_end = earned, None if judged is None else earned.stored(judged)
+            target, window_end = earned, None if judged is None else _given_back(earned, state, judged, zone)
         else:
             then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
@@ -526,6 +526,18 @@ async def _end_override(
         actor=actor,
     )
     return target, window_end
+
+
+def _given_back(earned: LadderTier, state: MemberTierState, judged: datetime, zone: ZoneInfo) -> StoredEnd:
+    """The end of the window of the tier earned before an override (`judged`, as its window stands), as the
+    override's end gives it back: as the worker stores it (`LadderTier.restored`), with the days its window
+    runs from the purchase that won the tier, so that a later longer window counts from that purchase and
+    not from a shorter window's start. None stored (its window from now), or one of no revision, is
+    marked of the window the tier has."""
+    end = state.earned_window_end
+    if end is None or end.revision is None:
+        return earned.stored(judged)
+    return earned.restored(end, zone)
 
 
 @dataclass(frozen=True, slots=True)
