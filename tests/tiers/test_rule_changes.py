@@ -479,6 +479,38 @@ class TestWindowChangedMembersReDatedByTheWorker:
         await redate_window_ends(units_of(app))
         assert (await tier_of(client, pos_key, member))["kept_until"] == kept
 
+    @pytest.mark.parametrize("ended_by", ["operator", "purchase"])
+    async def test_an_override_that_ends_on_the_tier_the_member_qualifies_for_keeps_its_later_end(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        ended_by: str,
+    ) -> None:
+        """365 days, then 90 (silver still kept a year on from its purchase), an override that ends while the
+        purchase still counts for 90 days: the member qualifies for silver now, and its window from now (90
+        days) ended sooner than the one they had earned and were told of, which they keep."""
+        await set_program(client, admin_key)
+        await standard_ladder(client, admin_key)
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=365)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 100_000)  # silver, its window ending 16 March 2027
+        await change_tier(client, admin_key, "silver", window="rolling_days", window_days=90)
+        kept = iso(START + timedelta(days=365 + 30))
+        assert (await tier_of(client, pos_key, member))["kept_until"] == kept
+        until = START + timedelta(days=5)
+        await put_override(client, admin_key, member, "gold", until, "promotion")
+        if ended_by == "operator":
+            ended = await client.delete(f"/v1/members/{member}/tier/override", headers=bearer(admin_key))
+            assert ended.status_code == 200, ended.text
+        else:  # a small purchase after the override ran out, before the review got to it
+            clock.set(until + timedelta(days=1))
+            assert (await earn(client, pos_key, member, 1_000))["tier"]["code"] == "silver"
+        status = await tier_of(client, pos_key, member)
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", kept)
+
     async def test_an_end_written_by_the_code_before_revisions_is_taken_as_of_the_window_then(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

@@ -504,10 +504,14 @@ async def _end_override(
     earned = ladder.by_id(state.earned_id)
     window_end = _window_end(ladder, target, now, zone)
     judged = judged_end(ladder, earned, state.earned_window_end, zone, now)
-    if earned is not None and earned.rank > target.rank:
-        if judged is None or earned.kept_until(judged) > now:
+    if earned is not None and earned.rank >= target.rank:
+        kept = judged is None or earned.kept_until(judged) > now
+        # The tier the member qualifies for now, if it is the one they had earned, is kept as long as either
+        # gives: a window from now ends sooner than the one they had earned after it was made shorter.
+        later = judged is not None and (window_end is None or judged > window_end.at)
+        if kept and (earned.rank > target.rank or later):
             target, window_end = earned, None if judged is None else _given_back(earned, state, judged, zone)
-        else:
+        elif not kept and judged is not None and earned.rank > target.rank:
             then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
             if reviewed.rank > target.rank:
