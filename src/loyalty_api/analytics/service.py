@@ -10,6 +10,12 @@ referrals (`referral`), for activities (`activity`) and by campaigns (`campaign`
 A hold moves no points, and a transfer between members moves them from one to another (`transferred`, the
 points sent, less what reversals gave back). So `net` = issued − taken_back − redeemed + given_back − expired
 + adjusted + imported, the change in what members hold.
+
+Each entry counts once, as what it did when it was made: points that expired before their order's refund are
+`expired` in the period they expired (the refund records them as `already_expired` and takes nothing), points
+a refund takes first are `taken_back`. So two orders of the same events can label the same points differently
+(a refund before or after the hold that spared them past their end ends), while `net`, and what the programme
+owes, agree; a period already reported is never restated.
 """
 
 from __future__ import annotations
