@@ -431,23 +431,13 @@ async def give_back_sent(
         partner_id=partner_id,
         given_back=giving,
     )
-    live = points - giving.ended
-    _, own_live, state = await pay_with_own_points(
+    _, state = await settle_with_points_back(
         uow,
         member_id,
         state,
+        live=points - giving.ended,
         settled_by=settled_by,
-        live=live,
         orders={lot.order_ref for lot, _ in giving.back_to if lot.order_ref is not None},
-    )
-    due = await LotRepository(uow.session).due_points(member_id, uow.clock.now())
-    _, state = await settle_shortfalls(
-        uow,
-        member_id,
-        min(live - own_live, state.available - due),
-        state,
-        settled_by=settled_by,
-        other_than=None,
     )
     # Points that came back ended and are not owed, stand-ins that went back past their end (which pay what
     # their own order owes, and give its stand-ins back, only when the expiry reads them), and lots past their
@@ -562,18 +552,37 @@ async def settle_released(
     own points pay for it first (pay_with_own_points); the others owing are settled from points still good
     only: points past their end that the hold spared would have expired without it, and no refund could have
     taken them (refunds.py)."""
-    settled_by = {"settled_by_hold": str(hold.id)}
-    own, own_live, state = await pay_with_own_points(
-        uow, hold.member_id, state, settled_by=settled_by, live=released
+    return await settle_with_points_back(
+        uow, hold.member_id, state, live=released, settled_by={"settled_by_hold": str(hold.id)}
     )
-    due = await LotRepository(uow.session).due_points(hold.member_id, uow.clock.now())
+
+
+async def settle_with_points_back(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    state: AccountState,
+    *,
+    live: int,
+    settled_by: dict[str, str],
+    orders: Collection[str] | None = None,
+    other_than: str | None = None,
+) -> tuple[int, AccountState]:
+    """Points back on the member's books (`live` of them still good: a refund's, a hold's release, a failed
+    exchange's, a transfer's reversal) settle what is owed, as refunds.py's rule has it: the orders whose
+    points they are (of `orders`, or any) pay what they owe with them first (pay_with_own_points); the live
+    rest settles the member's other orders owing (but `other_than`), as far as it is not needed in place of
+    points past their end that a hold spares. The points settled, and the account after."""
+    own, own_live, state = await pay_with_own_points(
+        uow, member_id, state, settled_by=settled_by, live=live, orders=orders
+    )
+    due = await LotRepository(uow.session).due_points(member_id, uow.clock.now())
     others, state = await settle_shortfalls(
         uow,
-        hold.member_id,
-        min(released - own_live, state.available - due),
+        member_id,
+        min(live - own_live, state.available - due),
         state,
         settled_by=settled_by,
-        other_than=None,
+        other_than=other_than,
     )
     return own + others, state
 

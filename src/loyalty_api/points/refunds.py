@@ -45,11 +45,10 @@ from loyalty_api.points.accounts import (
     expire_due_points,
     expire_let_go,
     money_payload,
-    pay_with_own_points,
     plan_giving_back_spent,
     record_entry,
     release_member_expired_holds,
-    settle_shortfalls,
+    settle_with_points_back,
     take_for_order,
 )
 from loyalty_api.points.errors import CurrencyMismatch, OrderNotFound, OrderTotalUnknown, RefundExceedsOrder
@@ -317,30 +316,20 @@ async def refund(
     )
     taken = await _take_back(uow, order, take, returned)
     ended_taken = sum(taken.get(lot.lot_id, 0) for lot in returned if lot.ended)
-    settled_by = {"settled_by": order_ref}
     # What came back live, less what the take-back took of it (the order's own ended points paid part).
     live = give - ended - (take - ended_taken)
     # The orders whose points came back pay what they owe with them first. Then the live rest settles what
     # the member's other orders owe, as far as it is not needed in place of points past their end that a
     # hold spared: a hold keeps the points still good first, and those past their end it lets go expire.
-    settled_total, own_live, state = await pay_with_own_points(
+    settled_total, state = await settle_with_points_back(
         uow,
         order.member_id,
         state,
-        settled_by=settled_by,
         live=live,
+        settled_by={"settled_by": order_ref},
         orders={lot.like.order_ref for lot in returned if lot.like.order_ref is not None},
-    )
-    due_now = await LotRepository(uow.session).due_points(order.member_id, uow.clock.now())
-    settled, state = await settle_shortfalls(
-        uow,
-        order.member_id,
-        min(live - own_live, state.available - due_now),
-        state,
-        settled_by=settled_by,
         other_than=order_ref,
     )
-    settled_total += settled
     referral_taken_back, state = await void_if_returned(uow, program, order, state)
     await emit_for_member(
         uow,

@@ -34,9 +34,8 @@ from loyalty_api.points.accounts import (
     expire_let_go,
     lock_earner,
     lots_payload,
-    pay_with_own_points,
     record_entry,
-    settle_shortfalls,
+    settle_with_points_back,
     spend_lots,
 )
 from loyalty_api.points.errors import (
@@ -240,23 +239,13 @@ async def reverse_transfer(
     # orders that earned them pay what they owe with them first (their shortfall, then their stand-ins); the
     # rest settle the other orders owing only as far as they are not needed in place of points past their end
     # that a hold spares, which never settle another order's shortfall. All come back still good.
-    settled_by = {"settled_by_transfer": str(transfer_id)}
-    _, own_live, back = await pay_with_own_points(
+    _, back = await settle_with_points_back(
         uow,
         member_id,
         back,
-        settled_by=settled_by,
         live=points,
+        settled_by={"settled_by_transfer": str(transfer_id)},
         orders={lot.order_ref for lot in paid if lot.order_ref is not None},
-    )
-    due = await lots.due_points(member_id, uow.clock.now())
-    _, back = await settle_shortfalls(
-        uow,
-        member_id,
-        min(points - own_live, back.available - due),
-        back,
-        settled_by=settled_by,
-        other_than=None,
     )
     # Lots past their end that a hold spared and these points now let go (and stand-ins gone back past their
     # end) expire now, as after a refund: the answer is what a read shows.
