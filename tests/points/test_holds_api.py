@@ -11,7 +11,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.points.holds import expire_holds
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import events, table_counts
+from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, earn, points, set_program
 
@@ -198,6 +198,25 @@ class TestHoldExpiry:
         [event] = await events(app, "points.hold_released")
         assert event["payload"]["reason"] == "expired"
         await assert_ledger_invariant(app, member_id)
+
+    async def test_one_run_of_the_job_releases_every_expired_hold_however_many(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """A sale's abandoned checkouts: more holds ran out than the job reads at once (200; 2 here). One run
+        released the first batch only, and the rest waited for later runs, 15 s apart, their
+        `points.hold_released` and their orders' numbers with them: 10,000 abandoned holds took 12 minutes."""
+        members = [member_id]
+        for _ in range(4):
+            other = str((await enrol(client, ecommerce_key))["id"])
+            await earn(client, ecommerce_key, other, 10_000)
+            members.append(other)
+        for n, member in enumerate(members):
+            assert (await hold(client, ecommerce_key, member, 50, f"SALE-{n}", ttl=60)).status_code == 201
+        clock.advance(timedelta(seconds=61))
+        assert await expire_holds(app.state.units, batch=2) == 5
+        assert await rows(app, "SELECT id FROM holds WHERE status = 'active'") == []
+        assert len(await events(app, "points.hold_released")) == 5
+        await assert_ledger_invariant(app)
 
     async def test_a_hold_past_its_time_reads_as_expired_before_the_job_runs(
         self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock

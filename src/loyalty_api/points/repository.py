@@ -1136,14 +1136,19 @@ class HoldRepository:
             set_committed_value(hold, name, value)
         return True
 
-    async def list_expired_active(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
-        result = await self.session.execute(
-            select(Hold.id)
-            .where(Hold.status == "active", Hold.expires_at <= now)
-            .order_by(Hold.expires_at)
-            .limit(limit)
-        )
-        return result.scalars().all()
+    async def list_expired_active(
+        self, now: datetime, limit: int, *, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> Sequence[tuple[datetime, uuid.UUID]]:
+        """(expiry, id) of active holds past their time, oldest first, after `after` (the last of the page
+        before): a walk that skips a hold it could not release yet does not meet it again in the same run."""
+        query = select(Hold.expires_at, Hold.id).where(Hold.status == "active", Hold.expires_at <= now)
+        if after is not None:
+            expires_at, hold_id = after
+            query = query.where(
+                or_(Hold.expires_at > expires_at, and_(Hold.expires_at == expires_at, Hold.id > hold_id))
+            )
+        result = await self.session.execute(query.order_by(Hold.expires_at, Hold.id).limit(limit))
+        return [(expires_at, hold_id) for expires_at, hold_id in result.all()]
 
     async def holds_of(
         self, member_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
