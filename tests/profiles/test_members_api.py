@@ -152,6 +152,10 @@ class TestBadInput:
             ({"birthday": "2030-01-01"}, "birthday"),
             ({"birthday": "1850-01-01"}, "birthday"),
             ({"birthday": "17/05/1990"}, "birthday"),
+            # Digits alone were read as a Unix time: "0" was 1970-01-01, "86400" the day after.
+            ({"birthday": "0"}, "birthday"),
+            ({"birthday": "86400"}, "birthday"),
+            ({"birthday": "1990-W20-4"}, "birthday"),
             ({"name": "x" * 101}, "name"),
             ({"name": 42}, "name"),
             ({"phone": ["13912345678"]}, "phone"),

@@ -7,7 +7,7 @@ like REST sends it, so no client ever meets a float or a string where REST has a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NewType, overload
 
 import strawberry
@@ -15,6 +15,7 @@ from strawberry.types.scalar import ScalarDefinition
 
 from graphql import IntValueNode, ValueNode
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.graphql.dates import DATE
 from loyalty_api.graphql.instants import DATE_TIME
 from loyalty_api.http.schemas import MoneyRead
 from loyalty_api.money import Money as MoneyValue
@@ -67,8 +68,9 @@ LONG: ScalarDefinition = strawberry.scalar(
     parse_value=_whole,
     parse_literal=_literal,
 )
-# Every scalar the schema maps a Python type to: Long, and DateTime written as everywhere else (UTC, `Z`).
-SCALARS: dict[object, ScalarDefinition] = {Long: LONG, datetime: DATE_TIME}
+# Every scalar the schema maps a Python type to: Long, DateTime written as everywhere else (UTC, `Z`), and
+# Date and DateTime read as REST reads them.
+SCALARS: dict[object, ScalarDefinition] = {Long: LONG, datetime: DATE_TIME, date: DATE}
 
 
 # Shareable: other teams' subgraphs (orders, payments) declare their own `Money`; Federation 2 refuses two

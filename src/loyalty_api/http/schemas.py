@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
@@ -109,6 +109,31 @@ def read_instant(value: object) -> object:
 
 
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+# A calendar date as the service reads one (RFC 3339's `full-date`), in ASCII digits.
+_DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_FORM_MESSAGE = "must be a date written YYYY-MM-DD, such as 1990-05-17"
+_DATE: TypeAdapter[date] = TypeAdapter(date)
+
+
+def read_date(value: object) -> object:
+    """A calendar date as written in a body or a GraphQL variable: `YYYY-MM-DD` and nothing else. Pydantic
+    reads a string of digits as a Unix time even in a strict body (`"0"` was 1970-01-01, `"86400"` the day
+    after), and Python's `date.fromisoformat`, GraphQL's reader, ISO 8601's compact and week forms
+    (`"19900517"`, `"1990-W20"`: the Monday of that week), which REST refused: both read it here."""
+    if not isinstance(value, str):
+        return value  # a number or anything else: pydantic refuses it as a date (`date_type`)
+    if not _DATE_FORM.fullmatch(value):
+        raise PydanticCustomError("date_parsing", _DATE_FORM_MESSAGE)
+    try:
+        return _DATE.validate_strings(value, strict=True)
+    except ValidationError as exc:  # a month or day out of range (`1990-02-30`)
+        refused = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(refused["type"], refused["msg"]) from None
+
+
+# A calendar date in a body (a member's birthday); GraphQL's `Date` reads its variables through read_date.
+CalendarDate = Annotated[date, BeforeValidator(read_date)]
 
 # A timezone-aware instant a database can store on both engines, taken in UTC whatever zone it was sent in
 # (so a reply that shows it back writes it as every other instant, with `Z`); in a body, and GraphQL's

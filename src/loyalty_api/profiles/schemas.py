@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from loyalty_api.http.schemas import Instant, Points, ReadModel, TierRef, sent_or_left_out
+from loyalty_api.http.schemas import CalendarDate, Instant, Points, ReadModel, TierRef, sent_or_left_out
 from loyalty_api.members import member_number as card
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
@@ -45,7 +45,7 @@ class MemberFields(BaseModel):
     phone: Phone | None = Field(default=None, description="Any common format; stored as E.164.")
     email: EmailStr | None = Field(default=None, max_length=254)
     name: PersonName | None = None
-    birthday: date | None = None
+    birthday: CalendarDate | None = None
     channel: Channel = Field(default="store", description="Where the member joined: store, online, app, …")
     external_ids: Annotated[dict[SystemName, ExternalId], AfterValidator(_few_systems)] = Field(
         default_factory=dict,
@@ -146,7 +146,7 @@ class MemberUpdate(BaseModel):
     phone: Phone | None = None
     email: EmailStr | None = Field(default=None, max_length=254)
     name: PersonName | None = None
-    birthday: date | None = None
+    birthday: CalendarDate | None = None
     status: MemberStatus | None = sent_or_left_out()
     marketing_consent: bool | None = sent_or_left_out()
     leaderboard_opt_in: bool | None = sent_or_left_out(
