@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.builders import enrol, make_partner_key
@@ -89,3 +91,38 @@ class TestPartnerMember:
         assert (await graphql(client, key, BY_REF, ref="GS-1"))["data"]["loyaltyPartnerMember"] is not None
         assert (await client.delete("/v1/partner/links/GS-1", headers=bearer(key))).status_code == 204
         assert (await graphql(client, key, BY_REF, ref="GS-1"))["data"]["loyaltyPartnerMember"] is None
+
+
+# References no partner can have linked: POST /v1/partner/links refuses them, and REST's
+# GET /v1/partner/members/{ref} answers those a path can carry with 422 validation_error on `ref`.
+NOT_A_REF = [
+    pytest.param("GB 1", id="space"),
+    pytest.param("GB/1", id="slash"),
+    pytest.param("x" * 65, id="too-long"),
+    pytest.param("", id="empty"),
+    pytest.param("..", id="dot-dot"),
+]
+
+
+class TestAReferenceNoPartnerCanLink:
+    @pytest.mark.parametrize("ref", NOT_A_REF)
+    async def test_is_the_validation_error_rest_answers_not_a_member_not_linked(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ref: str
+    ) -> None:
+        key, _ = await _linked(app, client, admin_key, pos_key, "gql-refs", "GB-1")
+        if ref and ref != ".." and "/" not in ref:  # a path cannot name the others at all
+            rest = await client.get(f"/v1/partner/members/{quote(ref, safe='')}", headers=bearer(key))
+            assert (rest.status_code, rest.json()["code"]) == (422, "validation_error"), rest.text
+        by_ref = await graphql(client, key, BY_REF, ref=ref)
+        assert by_ref["data"] == {"loyaltyPartnerMember": None}
+        [error] = by_ref["errors"]
+        assert error["extensions"]["code"] == "validation_error"
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["ref"]
+        assert error["message"].startswith("ref: ") and "x" * 65 not in error["message"]
+        joined = await graphql(
+            client, key, ENTITIES, r=[{"__typename": "PartnerMember", "partnerCustomerRef": ref}]
+        )
+        assert joined["data"]["_entities"] == [None]
+        [error] = joined["errors"]
+        assert (error["extensions"]["code"], error["path"]) == ("validation_error", ["_entities", 0])
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["partnerCustomerRef"]

@@ -8,11 +8,12 @@ import datetime
 from typing import Any
 
 import strawberry
+from pydantic import TypeAdapter, ValidationError
 from strawberry.types import Info
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.coalition import service
-from loyalty_api.coalition.schemas import PartnerMemberRead
+from loyalty_api.coalition.schemas import CustomerRef, PartnerMemberRead
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
@@ -21,7 +22,10 @@ from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.members import MemberStatusValue
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.tiers import Tier
+from loyalty_api.http.problems import described
 from loyalty_api.partners.errors import LinkNotFound
+
+_REF: TypeAdapter[str] = TypeAdapter(CustomerRef)
 
 
 @strawberry.type
@@ -82,12 +86,25 @@ class PartnerMember:
         if not isinstance(ref, str):
             message = "a PartnerMember representation needs its key field `partnerCustomerRef`"
             raise as_graphql_error(InvalidField("representation", message))
-        return await partner_member(info, ref)
+        return await partner_member(info, ref, field="partnerCustomerRef")
 
 
-async def partner_member(info: Info[GraphQLContext, None], ref: str) -> PartnerMember | None:
+def _checked_ref(ref: str, field: str) -> str:
+    """A reference as REST's path takes it (`CustomerRef`): one that no link can have (a space, a slash, past
+    64 characters, empty) is the validation_error REST answers, not a null that reads as "not linked"."""
+    try:
+        return _REF.validate_python(ref)
+    except ValidationError as exc:
+        _, message = described(exc.errors(include_url=False)[0])  # says nothing of the value
+        raise as_graphql_error(InvalidField(field, message)) from None
+
+
+async def partner_member(
+    info: Info[GraphQLContext, None], ref: str, *, field: str = "ref"
+) -> PartnerMember | None:
     principal = require(info.context, Scope.partner)
     assert principal.partner_id is not None  # a partner key names its partner
+    ref = _checked_ref(ref, field)
     async with info.context.snapshot.read() as uow:
         with domain_errors():  # a suspended partner: partner_not_active
             try:
