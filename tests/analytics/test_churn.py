@@ -19,6 +19,7 @@ from tests.subscriptions.helpers import (
     add_plan,
     new_paid_subscriber,
     new_subscriber,
+    next_payment_ref,
     pay,
     post_action,
     subscribe,
@@ -132,6 +133,36 @@ class TestChurn:
         clock.set(START + timedelta(days=5))
 
         window = {"from": iso(START), "to": iso(START + timedelta(days=3))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
+            1,
+            1,
+            "1.0000",
+        )
+
+    async def test_a_member_who_upgraded_out_of_the_trial_is_paying_and_can_churn(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        """An upgrade in a trial ends the trial: the member pays for the period it started from then on."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=1_500, unit="month", trial_days=30)
+        await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+        clock.set(START - timedelta(days=20))
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")  # its trial would run to START + 10
+        clock.set(START - timedelta(days=15))
+        upgraded = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "premium", "payment_ref": next_payment_ref()},
+        )
+        assert upgraded.status_code == 200, upgraded.text  # paid period 1 from START - 15
+        clock.set(START + timedelta(days=5))
+        await cancel_now(client, ecommerce_key, sub["id"])
+        clock.set(START + timedelta(days=25))
+
+        window = {"from": iso(START), "to": iso(START + timedelta(days=20))}
         found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
         assert (found["paying_members_at_start"], found["churned_members"], found["churn"]) == (
             1,

@@ -437,6 +437,30 @@ class TestPlanChange:
         listed = await client.get(f"/v1/subscriptions/{sub['id']}/payments", headers=bearer(ecommerce_key))
         assert [p["period"] for p in listed.json()["items"]] == [1]  # nothing charged for a year now
 
+    async def test_an_upgrade_in_the_trial_ends_the_trial_now(
+        self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")  # in its trial for 7 days
+        clock.advance(timedelta(days=2))
+
+        response = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "premium", "payment_ref": next_payment_ref()},
+        )
+
+        # The paid period 1 runs from now: the trial is over, not running on for 5 more days beside it.
+        assert response.status_code == 200, response.text
+        upgraded = await read(client, ecommerce_key, sub["id"])
+        assert (upgraded["state"], upgraded["period"], at(upgraded["period_start"])) == (
+            "active",
+            1,
+            START + timedelta(days=2),
+        )
+        assert at(upgraded["trial_end"]) == START + timedelta(days=2)
+
     async def test_another_family_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
     ) -> None:

@@ -429,6 +429,7 @@ async def change_plan(
         and target.price.amount_minor * sub.period_months > sub.price_amount_minor * target.months
         and target.months >= sub.period_months
     )
+    in_trial = State(sub.state) is State.trialing
     periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
     number = sub.period_number + 1
     if await repo.get_paid(sub.id, number) is not None:
@@ -461,6 +462,10 @@ async def change_plan(
         )
         await _insert_payment(uow, payment)
         await periods.begin_paid_period(uow, sub, target, number, payment, starts_at=now)
+        if in_trial:
+            # The paid period replaces the rest of the trial: it ends now. Left at its old end, the trial
+            # showed as running beside the paid period, and churn read the member as not paying until then.
+            sub.trial_end = now
         effective = now
     else:
         sub.pending_plan_id = target.id
