@@ -23,6 +23,7 @@ from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
 from loyalty_api.profiles import service as profiles
+from loyalty_api.segments.service import compute_segments
 from loyalty_api.settings import Settings
 from loyalty_api.webhooks.delivery import dispatch_events, send_due
 from tests.builders import add_tier, enrol
@@ -113,6 +114,29 @@ async def _figures(client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
     figures.pop("paying_members")
     figures.pop("monthly_recurring_revenue")
     return {"overview": figures, "settlement": settlement.json()}
+
+
+async def test_a_member_closed_before_the_erasure_stays_out_of_the_member_counts(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """Closed members are not counted; erasing one must not count them again (the figures do not move)."""
+    await set_program(client, admin_key)
+    for member in (stayer := await enrol(client, admin_key), leaver := await enrol(client, admin_key)):
+        await earn(client, pos_key, member["id"], 12_990)
+    await compute_segments(units_of(app))
+    closed = await client.patch(
+        f"/v1/members/{leaver['id']}", json={"status": "closed"}, headers=bearer(admin_key)
+    )
+    assert closed.status_code == 200, closed.text
+    overview = await client.get("/v1/analytics/overview", params=WINDOW, headers=bearer(admin_key))
+    segments = await client.get("/v1/segments", headers=bearer(admin_key))
+    assert overview.json()["members"] == 1, stayer
+
+    await _erase(client, admin_key, leaver["id"])
+
+    after = await client.get("/v1/analytics/overview", params=WINDOW, headers=bearer(admin_key))
+    assert after.json() == overview.json()
+    assert (await client.get("/v1/segments", headers=bearer(admin_key))).json() == segments.json()
 
 
 @pytest.mark.parametrize("ending", ["erase", "close"])

@@ -86,8 +86,8 @@ def _kept_at(at: datetime, subscription: type[Subscription]) -> ColumnElement[bo
 
 def _counted(at: datetime) -> ColumnElement[bool]:
     """The members the figures count: enrolled before `at` and not closed (an erased member's row stays, and
-    so do the figures)."""
-    return and_(Member.created_at < at, Member.status != MemberStatus.closed)
+    so do the figures: one closed before the erasure stays left out, by when it was closed)."""
+    return and_(Member.created_at < at, Member.status != MemberStatus.closed, Member.closed_at.is_(None))
 
 
 def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:

@@ -131,6 +131,9 @@ class Member(IdMixin, Base):
     lifecycle_since: Mapped[datetime | None]
     lifecycle_due_at: Mapped[datetime | None] = mapped_column(index=True)
     lifecycle_assessed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # When the member was closed (None while they are not). An erasure keeps it: its status replaces
+    # `closed`, and the member counts must still leave out a member closed before being erased.
+    closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

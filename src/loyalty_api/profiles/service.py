@@ -405,6 +405,10 @@ async def update(
     returning = False
     if not isinstance(status, _Unset):
         returning = status == MemberStatus.active and member.status != MemberStatus.active
+        if status == MemberStatus.closed and member.status != MemberStatus.closed:
+            member.closed_at = uow.clock.now()
+        elif status != MemberStatus.closed:
+            member.closed_at = None
         member.status = status
         changed.append("status")
     if not isinstance(marketing_consent, _Unset):

@@ -122,7 +122,8 @@ class SegmentRepository:
         rows = await self.session.execute(
             select(_RFM.c.segment, func.count())
             .join(_MEMBERS, _MEMBERS.c.id == _RFM.c.member_id)
-            .where(_MEMBERS.c.status != MemberStatus.closed)
+            # One closed and then erased stays left out: its status is no longer `closed`, its closed_at is.
+            .where(_MEMBERS.c.status != MemberStatus.closed, _MEMBERS.c.closed_at.is_(None))
             .group_by(_RFM.c.segment)
         )
         counts = {segment: int(n) for segment, n in rows.all()}
