@@ -370,6 +370,23 @@ class TestLinePrices:
         result = run(cart(item("CUP", 1_200), item("CUP", 800)), benefit(FreeItem(sku="CUP"), "cup"))
         assert amounts(result) == [("cup", 800)]
 
+    def test_free_item_skips_units_that_cost_nothing(self) -> None:
+        """A unit priced 0 (a sample, a gift the shop already gave) is free already: the offer gives the
+        cheapest unit that costs something, rather than nothing."""
+        result = run(
+            cart(item("CUP", 0), item("CUP", 1_500, 2)),
+            benefit(FreeItem(sku="CUP"), "cup"),
+            coupon("CUP", FreeItem(sku="CUP")),
+        )
+        assert amounts(result) == [("cup", 1_500), ("coupon CUP", 1_500)]
+        assert (result.coupons_applied, result.coupons_unmet) == (["CUP"], {})
+        assert result.goods_total == cny(0)
+
+    def test_free_item_with_only_units_that_cost_nothing(self) -> None:
+        result = run(cart(item("CUP", 0, 2), item("TEA", 500)), coupon("CUP", FreeItem(sku="CUP")))
+        assert result.discounts == []
+        assert result.coupons_unmet == {"CUP": "every unit of CUP in the cart is already free"}
+
     def test_free_item_not_in_the_cart(self) -> None:
         result = run(cart(item("TEA", 500)), benefit(FreeItem(sku="CUP")), coupon("CUP", FreeItem(sku="CUP")))
         assert result.discounts == []

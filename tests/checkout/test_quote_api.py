@@ -210,6 +210,27 @@ class TestQuote:
         )
         assert result["points"]["max_usable"] == 0
 
+    async def test_a_free_item_coupon_gives_a_unit_that_costs_something(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A cart with a sample cup at 0 beside one at 15 yuan: the free-cup coupon gives the 15-yuan cup.
+        It was refused as giving nothing ("every unit of CUP in the cart is already free"), so the member
+        paid for the cup the coupon was bought for."""
+        await set_program(client, admin_key)
+        member_id = str((await enrol(client, pos_key))["id"])
+        await give_points(client, admin_key, member_id, 100)
+        code = await buy_coupon(client, admin_key, member_id, {"kind": "free_item", "sku": "CUP"})
+        result = await quote(
+            client,
+            pos_key,
+            member_id,
+            cart(item("CUP", 0), item("CUP", 1_500), item("TEA", 500)),
+            coupon_codes=[code],
+        )
+        assert (result["coupons_applied"], result["coupons_rejected"]) == ([code], [])
+        assert [(d["kind"], d["amount"]) for d in result["discounts"]] == [("free_item", cny(1_500))]
+        assert result["total"] == cny(500)
+
     async def test_member_without_tier_or_points(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

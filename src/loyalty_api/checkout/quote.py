@@ -7,8 +7,8 @@ it, and the order is fixed:
 
 1. Line prices.
    a. Free items, benefits before coupons (then by id / code): the offer's quantity of units of its sku
-      are free at their unit price, cheapest units first, never more units than the cart holds. An offer
-      whose sku is not in the cart is not applied.
+      are free at their unit price, cheapest units first (units priced 0 are free already and skipped),
+      never more units than the cart holds. An offer whose sku is not in the cart is not applied.
    b. Member-day prices, on their weekday only (ISO weekday in the programme's time zone): percent off
       the eligible lines; larger percent first, then by id.
 2. Percent discounts, benefits before coupons, then larger percent first, then by id (coupons: by code).
@@ -377,6 +377,10 @@ def _give_free_items(walk: _Walk, offer: Offer, free_item: FreeItem) -> None:
     ]
     units, given = free_item.quantity, 0
     for line in sorted(lines, key=lambda line: line.unit_price):  # stable: cheapest units, then cart order
+        if line.unit_price == 0:
+            # A unit that costs nothing (a sample, a gift) is free already: giving it would spend the offer on
+            # nothing while the cart holds units of the sku that cost something.
+            continue
         take = min(units, line.quantity - line.free_units)
         value = min(take * line.unit_price, line.left)
         line.free_units += take

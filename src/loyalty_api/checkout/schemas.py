@@ -27,8 +27,9 @@ unitemized remainder (no sku, no category).
 **Order** — each step works on what is left to pay of each line after the steps before it:
 
 1. Line prices: **free items** first (the offer's quantity of that sku free at its unit price, cheapest
-   units first, never more units than the cart holds; an offer whose sku is not in the cart does not
-   apply), then **member-day prices** on their weekday (in the programme's time zone).
+   units first, skipping units priced 0, which are free already; never more units than the cart holds; an
+   offer whose sku is not in the cart does not apply), then **member-day prices** on their weekday (in the
+   programme's time zone).
 2. **Percent discounts**: benefits before coupons, then larger percent first, then by id (coupons: by code).
    Each applies to what is left, so two 10 % discounts give 19 %.
 3. **Fixed discounts**: benefits before coupons, then larger amount first. Each gives at most what is left
