@@ -105,6 +105,29 @@ class TestProgram:
         # The rest of the settings still change, the currency as it is.
         assert (await set_program(client, admin_key, earn_rate="2"))["earn_rate"] == "2"
 
+    async def test_a_reward_s_coupon_holds_the_currency(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A reward whose coupon takes 10 yuan off records 1,000 fen before any coupon is issued: in yen the
+        reward would issue coupons of 1,000 yen, and the quote would take that off."""
+        await set_program(client, admin_key, currency="CNY")
+        reward = await client.post(
+            "/v1/rewards",
+            json={
+                "name": "减10元",
+                "cost_points": 100,
+                "coupon": {"kind": "fixed_discount", "amount": 1_000, "min_subtotal": 5_000},
+            },
+            headers=bearer(admin_key),
+        )
+        assert reward.status_code == 201, reward.text
+        refused = await client.put(
+            "/v1/program", json=DEMO_LIKE_PROGRAM | {"currency": "JPY"}, headers=bearer(admin_key)
+        )
+        assert refused.status_code == 409, refused.text
+        assert (refused.json()["code"], refused.json()["recorded_in"]) == ("currency_in_use", ["rewards"])
+        assert (await client.get("/v1/program", headers=bearer(pos_key))).json()["currency"] == "CNY"
+
 
 class TestEarningRules:
     async def test_create_list_read_replace_delete(

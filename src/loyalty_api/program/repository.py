@@ -16,7 +16,17 @@ _SPEND_TIERS = table("tiers", column("metric"), column("threshold"))
 _MONEY = {
     **{
         name: select(literal(1)).select_from(table(name))
-        for name in ("orders", "ledger_entries", "plans", "coupons", "benefits", "earning_rules", "campaigns")
+        for name in (
+            "orders",
+            "ledger_entries",
+            "plans",
+            "coupons",
+            # A reward's coupon offer (its amount off, its minimum subtotal), before any coupon is issued.
+            "rewards",
+            "benefits",
+            "earning_rules",
+            "campaigns",
+        )
     },
     "tiers": select(literal(1)).where(_SPEND_TIERS.c.metric == "spend", _SPEND_TIERS.c.threshold > 0),
 }
