@@ -22,7 +22,7 @@ from tests.conftest import bearer, units_of
 from tests.databases import is_postgres
 from tests.inspect_db import events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.partners.helpers import exchange_out, link, register_partner
+from tests.partners.helpers import exchange_out, iso, link, register_partner
 from tests.points.helpers import earn, next_order, points, set_program
 
 WINDOW = {"return_window_days": 14}
@@ -175,6 +175,43 @@ class TestReferralsWaitOutTheWindow:
         assert (await reward_row(app, friend))["voided_at"] is None
         assert await credit_referrers(units_of(app)) == 1
         assert await balance(client, pos_key, referrer) == 500
+
+    async def test_a_receipt_synced_late_counts_the_window_from_the_purchase(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        # A till offline for ten days syncs the friend's first purchase (occurred_at); five days on, the
+        # purchase is fifteen days old: past the 14-day window, so the reward stands.
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        bought = clock.now() - timedelta(days=10)
+        await earn(client, pos_key, friend, 10_000, order_ref=order, occurred_at=iso(bought))
+        clock.advance(timedelta(days=3, hours=23))  # 13 days 23 hours since the purchase
+        assert await credit_referrers(units_of(app)) == 0
+        clock.advance(timedelta(days=1, hours=1))  # 15 days
+        answer = await refund(client, pos_key, order, full=True)
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 0)
+        assert await balance(client, pos_key, friend) == 200
+        assert (await reward_row(app, friend))["voided_at"] is None
+        assert await credit_referrers(units_of(app)) == 1
+        assert await balance(client, pos_key, referrer) == 500
+        for member in (referrer, friend):
+            await assert_ledger_invariant(app, member)
+
+    async def test_a_receipt_synced_late_is_voided_by_a_return_within_the_window(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        await set_program(client, admin_key, **REFERRAL, **WINDOW)
+        referrer, friend = await referred(client, pos_key)
+        order = next_order()
+        bought = clock.now() - timedelta(days=10)
+        await earn(client, pos_key, friend, 10_000, order_ref=order, occurred_at=iso(bought))
+        clock.advance(timedelta(days=3))  # 13 days since the purchase
+        answer = await refund(client, pos_key, order, full=True)
+        assert (answer["points_taken_back"], answer["referral_taken_back"]) == (100, 200)
+        clock.advance(timedelta(days=30))
+        assert await credit_referrers(units_of(app)) == 0
+        assert await balance(client, pos_key, referrer) == 0
 
     async def test_a_return_is_measured_against_the_minimum_the_purchase_qualified_under(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str

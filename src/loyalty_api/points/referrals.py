@@ -105,9 +105,14 @@ async def void_if_returned(
     if order.amount_minor is None or program.return_window_days == 0:
         return 0, state
     now = uow.clock.now()
+    window_start = now - timedelta(days=program.return_window_days)
+    # The window runs from the purchase, as the referral job counts it: a receipt synced late (`occurred_at`)
+    # may be past it already, and then its reward stands.
+    if order.purchased_at is not None and order.purchased_at <= window_start:
+        return 0, state
     # Never waits: a reward the referral job holds is past the window (the job takes no other), so it stands.
     reward = await ReferralRepository(uow.session).lock_voidable(
-        order.member_id, order.order_ref, made_after=now - timedelta(days=program.return_window_days)
+        order.member_id, order.order_ref, made_after=window_start
     )
     kept = order.amount_minor - order.refunded_minor
     if reward is None or (kept > 0 and kept >= reward.min_purchase_minor):
@@ -164,16 +169,17 @@ async def void_if_returned(
 
 
 async def credit_referrers(units: UnitsOfWork, *, batch: int = 100) -> int:
-    """The referral job: each reward whose referrer is not credited yet and whose purchase is past the
-    programme's return window, in a transaction of its own that locks the reward, then the referrer (the order
-    every path takes). Running twice, or in two processes, credits each reward once, the processes sharing
-    the rewards (a reward another holds is skipped). How many rewards were settled."""
+    """The referral job: each reward whose referrer is not credited yet and whose purchase (when it was made:
+    a receipt synced late is older than its reward) is past the programme's return window, in a transaction
+    of its own that locks the reward, then the referrer (the order every path takes). Running twice, or in
+    two processes, credits each reward once, the processes sharing the rewards (a reward another holds is
+    skipped). How many rewards were settled."""
     settled = 0
     while True:
         async with units.read() as uow:
             program = await get_program(uow)
-            made_by = uow.clock.now() - timedelta(days=program.return_window_days)
-            pending = await ReferralRepository(uow.session).list_pending(made_by, limit=batch)
+            bought_by = uow.clock.now() - timedelta(days=program.return_window_days)
+            pending = await ReferralRepository(uow.session).list_pending(bought_by, limit=batch)
         for friend_id in pending:
             async with units.begin() as uow:
                 settled += await _settle(uow, friend_id)

@@ -1187,11 +1187,19 @@ class ReferralRepository:
         )
         return claimed.first() is not None
 
-    async def list_pending(self, made_by: datetime, *, limit: int) -> list[uuid.UUID]:
-        """Friends whose referrer is not credited yet, of rewards made by `made_by`, oldest first."""
+    async def list_pending(self, bought_by: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Friends whose referrer is not credited yet, of rewards for purchases made by `bought_by`, oldest
+        first. A purchase is dated when it was made: a receipt synced late (`occurred_at`) is older than its
+        reward row, and its return window runs from the purchase (the row's time when the order has none)."""
+        bought = func.coalesce(Order.purchased_at, _REFERRALS.c.created_at)
         rows = await self.session.scalars(
             select(_REFERRALS.c.friend_id)
-            .where(_REFERRALS.c.credited_at.is_(None), _REFERRALS.c.created_at <= made_by)
+            # By the member too: member-owned tables join on member_id (a sharded PostgreSQL needs it).
+            .outerjoin(
+                Order,
+                (Order.member_id == _REFERRALS.c.friend_id) & (Order.order_ref == _REFERRALS.c.order_ref),
+            )
+            .where(_REFERRALS.c.credited_at.is_(None), bought <= bought_by)
             .order_by(_REFERRALS.c.created_at)
             .limit(limit)
         )
