@@ -233,8 +233,7 @@ class CapturePointsInput:
     )
     order_total: MoneyInput | None = strawberry.field(
         default=UNSET,
-        description="The order's total, as on a redeem: the base refunds by amount are measured against "
-        "(replacing the cash amount an earn on the order gave).",
+        description=CaptureRequest.model_fields["order_total"].description,
     )
 
 

@@ -78,9 +78,10 @@ class RedeemRequest(BaseModel):
     order_ref: OrderRef
     order_total: PositiveMoneyBody | None = Field(
         default=None,
-        description="The order's total, more than zero: checks the programme's maximum share payable in "
-        "points, and is the base refunds are measured against (replacing the cash amount an earn on the "
-        "order gave).",
+        description="The order's total before points pay any of it (what it costs after discounts, shipping "
+        "included), more than zero: checks the programme's maximum share payable in points (the checkout "
+        "quote's maximum, taken on the goods alone, always passes it), and is the base refunds are measured "
+        "against (replacing the cash amount an earn on the order gave).",
     )
 
 
@@ -106,8 +107,9 @@ class CaptureRequest(BaseModel):
     points: Points | None = Field(default=None, description="Capture fewer than held; the rest is released.")
     order_total: PositiveMoneyBody | None = Field(
         default=None,
-        description="The order's total, as on a redeem: the base refunds by amount are measured against. It "
-        "replaces the cash amount an earn on the order gave as its total.",
+        description="The order's total before points pay any of it, as on a redeem: checks the programme's "
+        "maximum share and is the base refunds by amount are measured against. It replaces the cash amount "
+        "an earn on the order gave as its total.",
     )
 
 
