@@ -728,3 +728,53 @@ async def test_a_replay_puts_a_retried_delivery_back_in_its_members_order(
     assert replayed.status_code == 200, replayed.text
     [in_order] = await rows(app, ordered)
     assert in_order["mine"] == in_order["its"] is not None
+
+
+async def test_a_delivery_out_while_its_type_is_dropped_is_not_sent_again(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    """An operator narrows an endpoint's event types while a send of a type it drops is out (its receiver slow
+    to refuse it): that delivery ends with the others of its type, instead of being retried to a receiver
+    that asked to stop getting it, and holding up the member's later events meanwhile."""
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["member.updated", "points.earned"])
+    changed = await client.patch(f"/v1/members/{member}", json={"name": "李四"}, headers=bearer(pos_key))
+    assert changed.status_code == 200, changed.text
+    refused, arrived = asyncio.Event(), asyncio.Event()
+    receiver.holds.append(refused)
+    receiver.answers.append(503)
+
+    async def note_arrival() -> None:
+        arrived.set()
+
+    receiver.on_request = note_arrival
+    await dispatch_events(units)
+    sending = asyncio.create_task(send_due(units, rng=random.Random(7)))
+    await asyncio.wait_for(arrived.wait(), timeout=10)
+    narrowed = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint_id}",
+        json={"event_types": ["points.earned"]},
+        headers=bearer(admin_key),
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    refused.set()
+    assert await sending == 1
+
+    await earn(client, pos_key, member, 10_000)
+    for _ in range(3):  # past the endpoint's next probe and the refused delivery's own retry
+        clock.advance(timedelta(seconds=6))
+        await pump(units)
+    types = [json.loads(m.body)["type"] for m in receiver.received]
+    assert types == ["member.updated", "points.earned"]  # the one refused, then only what it takes now
+    listed = await client.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=bearer(admin_key))
+    shown = {d["event_type"]: (d["status"], d["last_error"]) for d in listed.json()["items"]}
+    assert shown == {
+        "points.earned": ("succeeded", None),
+        "member.updated": ("failed", "the endpoint no longer takes this event type"),
+    }

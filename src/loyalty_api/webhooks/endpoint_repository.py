@@ -127,20 +127,22 @@ class EndpointRepository:
     async def drop_pending_of_other_types(
         self, endpoint_id: uuid.UUID, *, keep: Sequence[str], now: datetime
     ) -> int:
-        """End the endpoint's pending deliveries of event types not in `keep` (those a worker is sending now
-        aside): the endpoint no longer takes them. They stay listed, failed, with why; how many."""
+        """End the endpoint's pending deliveries of event types not in `keep`: the endpoint no longer takes
+        them. They stay listed, failed, with why; how many. One a worker is sending right now ends too: its
+        lease goes with its token, so the send's outcome is kept as an attempt but decides nothing (a refusal
+        would otherwise put it back on its back-off, sent again and holding up its member's later events)."""
         result = await self.session.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.endpoint_id == endpoint_id,
                 WebhookDelivery.status == "pending",
                 WebhookDelivery.event_type.not_in(list(keep)),
-                _not_leased(now),
             )
             .values(
                 status="failed",
                 next_attempt_at=now,
                 scheduled_at=None,
+                leased_until=None,
                 lease_token=None,
                 last_error="the endpoint no longer takes this event type",
             )
