@@ -23,6 +23,7 @@ from loyalty_api.clock import FrozenClock, format_instant
 from loyalty_api.db.engine import Database, create_engine
 from loyalty_api.db.outage import database_out_of_reach
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
 from loyalty_api.webhooks import delivery
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
 from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
@@ -31,7 +32,7 @@ from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres, until_waiting_for_a_lock
+from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.relay import Relay
@@ -278,6 +279,50 @@ async def test_during_a_rotation_both_secrets_verify(
     verified(new, receiver.received[-1])
     with pytest.raises(WebhookVerificationError):
         verified(old, receiver.received[-1])
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds the endpoint's row from a second PostgreSQL connection")
+async def test_two_rotations_at_once_leave_both_secrets_they_showed_signing(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    settings: Settings,
+) -> None:
+    """Two operators (or a client's retry without an Idempotency-Key) rotate one endpoint's secret at once:
+    the second rotation keeps the first one's secret signing for its overlap, as one after the other does. A
+    secret an operator was shown must never be one that signs nothing."""
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    path = f"/v1/webhook-endpoints/{endpoint_id}/rotate-secret"
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            lock = text("SELECT 1 FROM webhook_endpoints WHERE id = :id FOR UPDATE")
+            await gate.execute(lock, {"id": uuid.UUID(endpoint_id)})  # a change to the endpoint under way
+            rotations = [
+                asyncio.create_task(client.post(path, json={"overlap_hours": 24}, headers=bearer(admin_key)))
+                for _ in range(2)
+            ]
+            for _ in range(500):  # until both wait for the endpoint's row
+                if await lock_waiters(watcher) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            await gate.rollback()
+            answers = await asyncio.gather(*rotations)
+    finally:
+        await engine.dispose()
+    assert [answer.status_code for answer in answers] == [200, 200], [a.text for a in answers]
+    shown = [answer.json()["secret"] for answer in answers]
+
+    await earn(client, pos_key, member, 10_000)
+    assert await pump(units) == 1
+    [message] = receiver.received
+    for secret in shown:
+        verified(secret, message)
 
 
 @pytest.mark.usefixtures("earned_event")

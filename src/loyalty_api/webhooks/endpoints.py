@@ -297,7 +297,10 @@ async def rotate_secret(uow: UnitOfWork, endpoint_id: uuid.UUID, *, overlap_hour
     so receivers can switch without missing a delivery; a secret replaced earlier stops at once."""
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
         raise InvalidField("overlap_hours", f"must be between 0 and {MAX_OVERLAP_HOURS}")
-    row = await _get(uow, endpoint_id)
+    # Locked and read afresh: a rotation that commits meanwhile made the secret this one replaces, which must
+    # keep signing for the overlap (read unlocked, both took the older one, and the first's secret, already
+    # shown to its operator, signed nothing).
+    row = await _get(uow, endpoint_id, lock=True)
     now = uow.clock.now()
     secret = new_secret()
     if overlap_hours > 0:
