@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from loyalty_api.tiers.redating import redate_window_ends
 from tests.builders import add_tier, enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.inspect_db import count, events
 from tests.points.helpers import set_program
 
@@ -184,6 +185,33 @@ class TestBenefits:
         assert [(b["name"], b["kind"], b["sources"]) for b in found["benefits"]] == [
             ("包邮", "free_shipping", [{"type": "tier", "ref": "member", "name": "普通会员"}])
         ]
+
+    async def test_members_enrolled_before_the_first_tier_start_on_it_once_the_worker_has_been(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        # A programme that enrols members first and sets its ladder up later: the lowest tier is where every
+        # member starts, with its benefits at the checkout, in the member list and in a campaign's audience.
+        early = [await enrol(client, pos_key) for _ in range(3)]
+        off = await add_benefit(
+            client, admin_key, "九五折", kind="percent_discount", properties={"percent": "5"}
+        )
+        await add_tier(client, admin_key, "member", rank=0, benefit_ids=[off["id"]])
+        await add_tier(client, admin_key, "silver", rank=1, threshold=100_000)
+
+        assert await redate_window_ends(units_of(app), batch=2) == 3
+        assert await redate_window_ends(units_of(app), batch=2) == 0
+        for member in early:
+            tier = await client.get(f"/v1/members/{member['id']}/tier", headers=bearer(pos_key))
+            assert tier.json()["tier"]["code"] == "member"
+            assert tier.json()["kept_until"] is None  # the entry tier is never lost
+        quote = await client.post(
+            "/v1/checkout/quote",
+            json={"member_id": early[0]["id"], "cart": {"subtotal": {"amount": 10_000, "currency": "CNY"}}},
+            headers=bearer(pos_key),
+        )
+        assert quote.json()["total"] == {"amount": 9_500, "currency": "CNY"}
+        listed = await client.get("/v1/members?tier=member", headers=bearer(admin_key))
+        assert {item["id"] for item in listed.json()["items"]} == {member["id"] for member in early}
 
     async def test_deleting_a_benefit_takes_it_from_its_tiers_in_a_new_version(
         self, client: httpx.AsyncClient, admin_key: str

@@ -65,8 +65,9 @@ class TestAnIdleRun:
                 assert await redate_window_ends(units_of(app)) == 0
             looks = [(sql, params) for sql, params in seen if "members" in sql]
             # For silver's ends of an earlier revision, and each tier's but the entry tier's that name none:
-            # of members on the tier, and of members under an override who had earned it.
-            assert len(looks) == 2 + 2 * 2
+            # of members on the tier, and of members under an override who had earned it; and for members on
+            # no tier.
+            assert len(looks) == 2 + 2 * 2 + 1
             async with units_of(app).read() as uow:
                 connection = (await (await uow.session.connection()).get_raw_connection()).driver_connection
                 assert connection is not None

@@ -10,6 +10,9 @@ whatever the number of members it concerns:
   old entry tier's members are left with no window on a tier that now needs one, as is a member put on it as
   the entry tier by a transaction that read the ranks before the change (an enrolment under way, a process
   not yet told): this job gives them all the tier's window from its run;
+- the first tier made (a ladder that had none) writes no member either: members enrolled before it, on no
+  tier, are put on the entry tier by this job, as an enrolment puts them (until then they read no tier, and
+  an earn places them itself);
 - an end written by the code before revisions (a process not yet upgraded, during a deploy) is marked as of
   the window the tier has, so that the next change re-dates it.
 Until the job has been, readers take the ends as it will store them (membership.judged_end); what reads ends
@@ -30,11 +33,12 @@ from loyalty_api.tiers.service import get_ladder
 
 
 async def redate_window_ends(units: UnitsOfWork, *, batch: int = 500) -> int:
-    """Store each end worked out under an earlier revision of its tier's window as the window now stands,
-    and mark the ends of a tier but the entry tier that name no revision (dating those with none); how many
-    were stored. A batch of members in each transaction, locked unless another holds them (left to the next
-    run), so running it twice or in two processes is harmless. The ends of the tier earned before an override
-    too, which the override's end gives back."""
+    """Put members on no tier on the entry tier, store each end worked out under an earlier revision of its
+    tier's window as the window now stands, and mark the ends of a tier but the entry tier that name no
+    revision (dating those with none); how many members were written. A batch of members in each
+    transaction, locked unless another holds them (left to the next run), so running it twice or in two
+    processes is harmless. The ends of the tier earned before an override too, which the override's end
+    gives back."""
     async with units.read() as uow:
         ladder = await get_ladder(uow)
         zone = (await get_program(uow)).zone
@@ -54,12 +58,25 @@ async def redate_window_ends(units: UnitsOfWork, *, batch: int = 500) -> int:
             for earned in (False, True)
             if await repo.exists_unrevised(tier.id, earned=earned)
         ]
-    stored = 0
+        placing = ladder.entry is not None and await repo.exists_without_tier()
+    stored = await _place_on_entry_tier(units, batch=batch) if placing else 0
     for tier, earned in behind:
         stored += await _redate(units, tier, zone, earned=earned, batch=batch)
     for tier, earned in unrevised:
         stored += await _mark(units, tier, zone, earned=earned, batch=batch)
     return stored
+
+
+async def _place_on_entry_tier(units: UnitsOfWork, *, batch: int) -> int:
+    """Members enrolled while the ladder had no tier, put on the entry tier where every member starts (the
+    first tier's creation places nobody, as a change of the ranks dates nobody: a programme's size)."""
+    placed = 0
+    while True:
+        async with units.begin() as uow:
+            found = await MemberTierRepository(uow.session).place_on_entry_tier(uow.clock.now(), limit=batch)
+        placed += found
+        if found < batch:
+            return placed
 
 
 async def _redate(units: UnitsOfWork, tier: LadderTier, zone: ZoneInfo, *, earned: bool, batch: int) -> int:

@@ -347,6 +347,33 @@ class MemberTierRepository:
             return _earned(tier_id), Member.tier_earned_window_end, Member.tier_earned_window_revision
         return Member.tier_id == tier_id, Member.tier_window_end, Member.tier_window_revision
 
+    async def exists_without_tier(self) -> bool:
+        """Whether place_on_entry_tier would find a member (read without locking)."""
+        return await self._exists(
+            select(Member.id).where(Member.tier_id.is_(None), not_erased()), (Member.tier_id, Member.id)
+        )
+
+    async def place_on_entry_tier(self, now: datetime, *, limit: int) -> int:
+        """Put at most `limit` members on no tier (enrolled while the ladder had none) on the entry tier as
+        the statement finds the ranks, since `now`, as an enrolment would have: no window to keep, no
+        history entry. Members another transaction holds are left (an earn places them itself); how many
+        were put."""
+        found = await self.session.scalars(
+            select(Member.id)
+            .where(Member.tier_id.is_(None), not_erased())
+            .order_by(Member.tier_id, Member.id)
+            .limit(limit)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        member_ids = list(found)
+        if member_ids:
+            await self.session.execute(
+                update(Member)
+                .where(Member.id.in_(member_ids), Member.tier_id.is_(None))
+                .values(tier_id=_ENTRY_TIER, tier_since=now)
+            )
+        return len(member_ids)
+
     async def set_window_ends(self, ends: Sequence[tuple[uuid.UUID, StoredEnd]], *, earned: bool) -> None:
         """Store each member's end for their tier (with `earned`: for the tier earned before their override),
         in one statement run for them all."""
