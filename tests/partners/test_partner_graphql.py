@@ -11,9 +11,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from graphql import parse
+from loyalty_api.graphql.cost import cost_of
+from loyalty_api.graphql.schema import graphql_router
+from loyalty_api.settings import Settings
 from tests.builders import enrol, make_partner_key
 from tests.conftest import UNLIMITED, bearer
 from tests.graphql.helpers import graphql
+from tests.graphql.test_batching import counting
 from tests.points.helpers import earn, set_program
 
 VIEW = """partnerCustomerRef memberId status tier { code name rank } paidPlans
@@ -102,6 +107,24 @@ NOT_A_REF = [
     pytest.param("", id="empty"),
     pytest.param("..", id="dot-dot"),
 ]
+
+
+class TestPricing:
+    async def test_representations_are_priced_at_no_less_than_the_reads_they_make(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+    ) -> None:
+        """Each PartnerMember of `_entities` is read on its own: a hundred of them, asking for one field, must
+        spend the rate budget of the statements they run, not of one call (one unit for 500 statements let a
+        partner key make the service read a hundred times what its budget bought)."""
+        await set_program(client, admin_key)
+        key, _ = await _linked(app, client, admin_key, pos_key, "gql-books", "GB-1")
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on PartnerMember { grants } } }"
+        representations = [{"__typename": "PartnerMember", "partnerCustomerRef": "GB-1"}] * 100
+        with counting(app) as counted:
+            found = await graphql(client, key, query, r=representations)
+        assert found.get("errors") is None and len(found["data"]["_entities"]) == 100
+        schema = graphql_router(settings).schema._schema
+        assert cost_of(schema, parse(query), None, {"r": representations}) >= len(counted.statements) > 100
 
 
 class TestAReferenceNoPartnerCanLink:

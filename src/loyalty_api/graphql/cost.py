@@ -1,8 +1,9 @@
 """Query cost: how much a document may make the service read, priced before anything runs.
 
-Every field that returns an object costs 1 (or its `@cost` weight); scalars cost nothing. A list multiplies
-what its items cost by its size: the value of its slicing argument (`first`), else its `@listSize`
-`assumedSize`; `_entities` by the representations it names. Each mutation costs COST_PER_UNIT more. A
+Every field that returns an object costs 1 (or its `@cost` weight, or its type's: a type resolved by
+statements of its own); scalars cost nothing. A list multiplies what its items cost by its size: the value of
+its slicing argument (`first`), else its `@listSize` `assumedSize`; `_entities` adds up the representations
+it names, each at its type's weight. Each mutation costs COST_PER_UNIT more. A
 document over `LOYALTY_GRAPHQL_MAX_COST` is refused with `GRAPHQL_VALIDATION_FAILED`; one within it spends one
 unit of the calling key's rate budget per COST_PER_UNIT beyond the first (the call's unit, spent at the edge),
 so a key's budget bounds the rows it can make us read and the writes it can make, not only its calls.
@@ -34,8 +35,10 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
+    ObjectValueNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -81,6 +84,28 @@ def directive_of(field: GraphQLField, kind: type[Any]) -> Any:
         for directive in definition.directives:
             if isinstance(directive, kind):
                 return directive
+    return None
+
+
+def _weight(named: GraphQLNamedType | None) -> int:
+    """What an object of this type costs: its `@cost` (a type resolved by statements of its own), else 1;
+    a scalar or enum nothing."""
+    definition = None if named is None else named.extensions.get("strawberry-definition")
+    for directive in getattr(definition, "directives", None) or ():
+        if isinstance(directive, Cost):
+            return int(directive.weight)
+    return 1 if named is not None and is_composite_type(named) else 0
+
+
+def _typename(representation: Any) -> str | None:
+    """`__typename` of a representation, sent as a variable (a dict) or written in the document."""
+    if isinstance(representation, Mapping):
+        typename = representation.get("__typename")
+        return typename if isinstance(typename, str) else None
+    if isinstance(representation, ObjectValueNode):
+        for field in representation.fields:
+            if field.name.value == "__typename" and isinstance(field.value, StringValueNode):
+                return field.value.value
     return None
 
 
@@ -162,8 +187,14 @@ class _Pricer:
 
     def field(self, field: GraphQLField, node: FieldNode) -> int:
         named = get_named_type(field.type)
+        if node.name.value == ENTITIES:
+            # Each representation at its own type's weight: an entity resolved on its own (not through a
+            # DataLoader) costs the statements it runs, however few fields are asked of it.
+            typenames = [_typename(r) for r in self.representations(node)]
+            children = self.selections(named, node.selection_set)
+            return sum(max(1, _weight(self.schema.get_type(t or ""))) + children for t in typenames)
         cost = directive_of(field, Cost)
-        weight = cost.weight if cost is not None else (1 if is_composite_type(named) else 0)
+        weight = cost.weight if cost is not None else _weight(named)
         list_size = directive_of(field, ListSize)
         if list_size is not None and list_size.sized_fields:  # a connection: its edges are the list
             sized = dict.fromkeys(list_size.sized_fields, self.size(field, node))
@@ -173,11 +204,14 @@ class _Pricer:
             return weight + children
         return self.size(field, node) * (weight + children)
 
+    def representations(self, node: FieldNode) -> list[Any]:
+        """`_entities`' representations as sent (a variable's dicts, or a literal's nodes); one unknown."""
+        arguments = {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
+        representations = arguments.get("representations")
+        return list(representations) if isinstance(representations, list | tuple) else [None]
+
     def size(self, field: GraphQLField, node: FieldNode) -> int:
         arguments = {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
-        if node.name.value == ENTITIES:
-            representations = arguments.get("representations")
-            return len(representations) if isinstance(representations, list | tuple) else 1
         list_size = directive_of(field, ListSize)
         if list_size is None:
             return 1
