@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,8 +14,10 @@ from sqlalchemy import text
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.settings import Settings
 from loyalty_api.webhooks.retention import purge_deliveries
 from tests.builders import enrol
+from tests.databases import is_postgres, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import rows, table_counts
 from tests.points.helpers import earn, set_program
 from tests.webhooks.endpoint_helpers import add_endpoint
@@ -95,3 +98,39 @@ async def settled_metrics(client: httpx.AsyncClient) -> dict[str, float]:
         [line] = [x for x in text.splitlines() if x.startswith(prefix)]
         found[status] = float(line.split()[-1])
     return found
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's writers take turns: no overlap")
+async def test_a_retry_under_way_as_the_purge_runs_keeps_its_delivery(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """An operator retries a delivery past retention while the purge runs: the retry's answer (pending) must
+    hold, the delivery sent, not deleted unsent behind the purge's read of it as done."""
+    clock.set(datetime.now(UTC).replace(microsecond=0))  # noqa: TID251 - a test lining up with the receiver
+    await set_program(client, admin_key)
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    member_id = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, member_id, 10_000)
+    await pump(units)
+    [delivery] = await rows(app, "SELECT id FROM webhook_deliveries")
+    clock.advance(timedelta(days=31))
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as retry, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            reset = text("UPDATE webhook_deliveries SET status = 'pending' WHERE id = :id")
+            await retry.execute(reset, {"id": delivery["id"]})  # the retry's reset, not committed yet
+            purge = asyncio.ensure_future(purge_deliveries(units))
+            await until_waiting_for_a_lock(watcher, purge)
+            await retry.commit()
+            await purge
+    finally:
+        await engine.dispose()
+    assert await rows(app, "SELECT status FROM webhook_deliveries") == [{"status": "pending"}]

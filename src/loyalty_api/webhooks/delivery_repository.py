@@ -467,12 +467,14 @@ class DeliveryRepository:
 
     async def purge_done(self, made_before: datetime, *, limit: int) -> int:
         """Delete up to `limit` deliveries made before `made_before` that are no longer pending, with their
-        attempts; how many deliveries."""
+        attempts; how many deliveries. Locked as read, and those another transaction holds left: a retry by
+        hand under way makes one pending again, and the delete (by id alone) would take it unsent."""
         ids = (
             await self.session.scalars(
                 select(WebhookDelivery.id)
                 .where(WebhookDelivery.created_at < made_before, WebhookDelivery.status != "pending")
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             )
         ).all()
         if ids:
