@@ -16,7 +16,7 @@ import aiohttp
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, select, text
+from sqlalchemy import make_url, select, text, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from loyalty_api.clock import FrozenClock, format_instant
@@ -27,7 +27,7 @@ from loyalty_api.settings import Settings
 from loyalty_api.webhooks import delivery
 from loyalty_api.webhooks.delivery import LEASE, dispatch_events, send_due
 from loyalty_api.webhooks.delivery_repository import DISPATCH_LOCK, DeliveryRepository
-from loyalty_api.webhooks.models import WebhookDelivery
+from loyalty_api.webhooks.models import WebhookDelivery, WebhookEndpoint
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
@@ -323,6 +323,53 @@ async def test_two_rotations_at_once_leave_both_secrets_they_showed_signing(
     [message] = receiver.received
     for secret in shown:
         verified(secret, message)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds the endpoint's row from a second PostgreSQL connection")
+async def test_a_replay_under_way_as_the_types_are_narrowed_sends_only_the_types_kept(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    """An operator replays an endpoint while another narrows its event types: the replay must not queue the
+    types the endpoint no longer takes once the narrowing has committed (read unlocked, it replayed them)."""
+    since = format_instant(clock.now())
+    update_member = await client.patch(
+        f"/v1/members/{member}", json={"marketing_consent": True}, headers=bearer(admin_key)
+    )
+    assert update_member.status_code == 200
+    await earn(client, pos_key, member, 10_000)
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["member.updated", "points.earned"])
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as narrowing, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await narrowing.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
+                .values(event_types=["points.earned"])
+            )
+            replay = asyncio.ensure_future(
+                client.post(
+                    f"/v1/webhook-endpoints/{endpoint_id}/replay",
+                    json={"since": since},
+                    headers=bearer(admin_key),
+                )
+            )
+            await until_waiting_for_a_lock(watcher, replay)
+            await narrowing.commit()
+            answer = await replay
+    finally:
+        await engine.dispose()
+    assert answer.status_code == 200, answer.text
+    queued = await rows(app, "SELECT event_type FROM webhook_deliveries")
+    assert {row["event_type"] for row in queued} == {"points.earned"}
 
 
 @pytest.mark.usefixtures("earned_event")

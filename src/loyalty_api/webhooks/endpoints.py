@@ -386,7 +386,9 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
     made due now (unless a worker is sending it right now), a missing one is created. Returns how many.
     Refused while the endpoint is disabled."""
     repo = EndpointRepository(uow.session)
-    endpoint = await _get(uow, endpoint_id)
+    # Locked and read afresh, as a change of the endpoint is: a narrowing of its types (or a disabling)
+    # committing meanwhile must not have the replay queue what the endpoint no longer takes.
+    endpoint = await _get(uow, endpoint_id, lock=True)
     if not endpoint.enabled:
         raise EndpointDisabled()
     now = uow.clock.now()
