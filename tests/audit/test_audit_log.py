@@ -229,6 +229,22 @@ class TestWhatIsRecorded:
             ("graphql", "orders", "AU-G"),
         }
 
+    async def test_a_graphql_enrolment_is_filed_under_the_member_it_made(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        rest = await enrol(client, admin_key)
+        payload = await mutate(
+            client, admin_key, "loyaltyEnrolMember", "member { id }", input={"name": "王五"}
+        )
+        assert payload["userErrors"] == []
+        made = payload["member"]["id"]
+        (entry,) = await _audit(client, admin_key, member_id=made)
+        assert entry["channel"] == "graphql" and entry["action"] == "loyaltyEnrolMember"
+        assert (entry["subject_type"], entry["subject_id"]) == ("members", made)
+        assert entry["after"]["id"] == made and "name" not in entry["after"]
+        (rest_entry,) = await _audit(client, admin_key, member_id=rest["id"])
+        assert (rest_entry["subject_type"], rest_entry["subject_id"]) == ("members", rest["id"])
+
 
 class TestWhatIsNot:
     async def test_a_tills_writes_are_in_the_ledger_not_the_audit_log(

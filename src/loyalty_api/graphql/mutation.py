@@ -236,9 +236,9 @@ def _change(
 ) -> audit.Change:
     """A mutation's audit entry, with the subject the REST path names: `subject` (the collection and the input
     field that names it) when the mutation gives one, else the member its input names, else the first other
-    id it names (`hold_id` → `holds`), else the mutation itself; the result is the `after`. The member it was
-    about is the one the input names, or else the one the result shows (a hold's, a subscription's), as a
-    REST write's entry has it."""
+    id it names (`hold_id` → `holds`), else the member it made (an enrolment), else the mutation itself; the
+    result is the `after`. The member it was about is the one the input names, or else the one the result
+    shows (a hold's, a subscription's, a new member), as a REST write's entry has it."""
     member_id = getattr(request, "member_id", None)
     if subject is None:
         named = [
@@ -246,12 +246,20 @@ def _change(
         ]
         named.sort(key=lambda field: field != "member_id")  # a member's id first, as REST's paths put it
         subject = (f"{named[0].removesuffix('_id')}s", named[0]) if named else None
+    subject_type, subject_id = (
+        (name, None) if subject is None else (subject[0], str(getattr(request, subject[1])))
+    )
     if not isinstance(member_id, uuid.UUID):
         member_id = getattr(result, "member_id", None)
+    if not isinstance(member_id, uuid.UUID) and isinstance(result, MemberRead):
+        # An enrolment names no member in its input: the member it made is its subject, as REST files
+        # POST /v1/members, so that the changes about a member (`?member_id=`) include how they joined.
+        member_id = result.id
+        subject_type, subject_id = "members", str(result.id)
     return audit.Change(
         action=name,
-        subject_type=subject[0] if subject else name,
-        subject_id=str(getattr(request, subject[1])) if subject else None,
+        subject_type=subject_type,
+        subject_id=subject_id,
         member_id=member_id if isinstance(member_id, uuid.UUID) else None,
         before=before,
         after=result.model_dump(mode="json"),
