@@ -139,6 +139,68 @@ async def test_a_member_closed_before_the_erasure_stays_out_of_the_member_counts
     assert (await client.get("/v1/segments", headers=bearer(admin_key))).json() == segments.json()
 
 
+async def _as_a_release_before_0045(app: FastAPI, member: dict[str, Any], status: str) -> None:
+    """The member's status set as a process started before revision 0045 sets it during a rolling deploy:
+    it knows nothing of `closed_at`, so it neither sets nor clears it."""
+    async with units_of(app).database.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE members SET status = :s WHERE member_number = :n"),
+            {"s": status, "n": member["member_number"]},
+        )
+
+
+async def _members_counted(client: httpx.AsyncClient, admin_key: str) -> tuple[int, dict[str, int]]:
+    overview = await client.get("/v1/analytics/overview", params=WINDOW, headers=bearer(admin_key))
+    segments = await client.get("/v1/segments", headers=bearer(admin_key))
+    assert overview.status_code == segments.status_code == 200, (overview.text, segments.text)
+    counts: dict[str, int] = segments.json()["counts"]
+    return overview.json()["members"], counts
+
+
+async def test_a_member_reopened_by_a_process_of_the_release_before_is_counted_again(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """Closed by an upgraded process, reopened by one not yet upgraded (a rolling deploy): the member is
+    active and must be counted, not left out for good by the closed_at nobody cleared, and still once
+    erased."""
+    await set_program(client, admin_key)
+    members = [await enrol(client, admin_key) for _ in range(2)]
+    for member in members:
+        await earn(client, pos_key, member["id"], 12_990)
+    await compute_segments(units_of(app))
+    before = await _members_counted(client, admin_key)
+    closed = await client.patch(
+        f"/v1/members/{members[1]['id']}", json={"status": "closed"}, headers=bearer(admin_key)
+    )
+    assert closed.status_code == 200, closed.text
+    assert (await _members_counted(client, admin_key))[0] == 1
+
+    await _as_a_release_before_0045(app, members[1], "active")
+
+    assert await _members_counted(client, admin_key) == before
+    await _erase(client, admin_key, members[1]["id"])  # an erasure moves no figure
+    assert await _members_counted(client, admin_key) == before
+
+
+async def test_a_member_closed_by_a_process_of_the_release_before_stays_out_once_erased(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """Closed by a process not yet upgraded (no closed_at), then erased by an upgraded one: the erasure
+    still sees a closed member, and the counts must not count them again."""
+    await set_program(client, admin_key)
+    members = [await enrol(client, admin_key) for _ in range(2)]
+    for member in members:
+        await earn(client, pos_key, member["id"], 12_990)
+    await compute_segments(units_of(app))
+    await _as_a_release_before_0045(app, members[1], "closed")
+    closed = await _members_counted(client, admin_key)
+    assert closed[0] == 1
+
+    await _erase(client, admin_key, members[1]["id"])
+
+    assert await _members_counted(client, admin_key) == closed
+
+
 @pytest.mark.parametrize("ending", ["erase", "close"])
 async def test_a_hold_of_a_member_erased_or_closed_is_freed_and_cannot_be_captured(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ending: str

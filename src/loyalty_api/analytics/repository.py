@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from loyalty_api.members.models import Member, MemberRfm, MemberStatus
+from loyalty_api.members.models import Member, MemberRfm, not_closed
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.subscriptions.models import UNUSED, Subscription, SubscriptionPayment
 
@@ -87,7 +87,7 @@ def _kept_at(at: datetime, subscription: type[Subscription]) -> ColumnElement[bo
 def _counted(at: datetime) -> ColumnElement[bool]:
     """The members the figures count: enrolled before `at` and not closed (an erased member's row stays, and
     so do the figures: one closed before the erasure stays left out, by when it was closed)."""
-    return and_(Member.created_at < at, Member.status != MemberStatus.closed, Member.closed_at.is_(None))
+    return and_(Member.created_at < at, not_closed())
 
 
 def _group_of(group_by: GroupBy | None) -> ColumnElement[Any]:

@@ -13,7 +13,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     false,
+    or_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +37,14 @@ ERASED = "erased"
 def not_erased() -> ColumnElement[bool]:
     """The condition every read or change of one member puts on their row: an erased member is not there."""
     return Member.__table__.c.status != ERASED
+
+
+def not_closed() -> ColumnElement[bool]:
+    """The condition the member counts put on a member: not closed, nor closed and then erased (the erasure's
+    status replaced `closed`, its `closed_at` stays). Only an erased member's `closed_at` is read: a process
+    of the release before it (a rolling deploy) reopens a member without clearing it."""
+    status, closed_at = Member.__table__.c.status, Member.__table__.c.closed_at
+    return and_(status != MemberStatus.closed, or_(status != ERASED, closed_at.is_(None)))
 
 
 class Segment(StrEnum):
@@ -132,7 +142,8 @@ class Member(IdMixin, Base):
     lifecycle_due_at: Mapped[datetime | None] = mapped_column(index=True)
     lifecycle_assessed_at: Mapped[datetime | None] = mapped_column(index=True)
     # When the member was closed (None while they are not). An erasure keeps it: its status replaces
-    # `closed`, and the member counts must still leave out a member closed before being erased.
+    # `closed`, and the member counts must still leave out a member closed before being erased. The counts
+    # read it on erased members only (not_closed).
     closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

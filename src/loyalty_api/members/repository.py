@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, Table, bindparam, case, delete, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.direct import DirectStatement
-from loyalty_api.members.models import ERASED, Member, MemberExternalId, MemberRfm, not_erased
+from loyalty_api.members.models import ERASED, Member, MemberExternalId, MemberRfm, MemberStatus, not_erased
 
 _MEMBERS = cast(Table, Member.__table__)
 _EXTERNAL = cast(Table, MemberExternalId.__table__)
@@ -314,6 +314,15 @@ class MemberRepository:
                 birthday_month_key=None,
                 marketing_consent=False,
                 leaderboard_opt_in=False,
+                # Kept for a closed member, so the counts go on leaving them out; dated now when a process of
+                # the release before closed_at closed them (a rolling deploy), cleared when one reopened them.
+                closed_at=case(
+                    (
+                        _MEMBERS.c.status == MemberStatus.closed,
+                        func.coalesce(_MEMBERS.c.closed_at, literal(at, _MEMBERS.c.closed_at.type)),
+                    ),
+                    else_=None,
+                ),
                 # The tier stays as it was: no review looks at the member again, so nothing dates it: no
                 # window, no override (its end and what was earned before it). (Their lifecycle stage goes
                 # on moving with time, as everyone else's does in the figures.)

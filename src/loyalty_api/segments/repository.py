@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import dialect_insert
-from loyalty_api.members.models import ERASED, Member, MemberRfm, MemberStatus, Segment
+from loyalty_api.members.models import ERASED, Member, MemberRfm, MemberStatus, Segment, not_closed
 from loyalty_api.orders.models import Order
 from loyalty_api.segments.rules import segment_sql
 
@@ -122,8 +122,7 @@ class SegmentRepository:
         rows = await self.session.execute(
             select(_RFM.c.segment, func.count())
             .join(_MEMBERS, _MEMBERS.c.id == _RFM.c.member_id)
-            # One closed and then erased stays left out: its status is no longer `closed`, its closed_at is.
-            .where(_MEMBERS.c.status != MemberStatus.closed, _MEMBERS.c.closed_at.is_(None))
+            .where(not_closed())  # one closed and then erased too
             .group_by(_RFM.c.segment)
         )
         counts = {segment: int(n) for segment, n in rows.all()}
