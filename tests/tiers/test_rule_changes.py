@@ -26,7 +26,7 @@ from tests.apps import client_for
 from tests.builders import add_tier, enrol
 from tests.conftest import START, bearer, units_of
 from tests.databases import is_postgres
-from tests.inspect_db import events
+from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
     KEPT_2026,
@@ -74,6 +74,15 @@ async def _a_process_not_told_of_changes(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of another instance of the service on the test database, which keeps what it caches for a
     minute: on PostgreSQL it listens on another database, where no change of this one is announced."""
+    async with _another_process_not_told_of_changes(settings, clock) as (_, client):
+        yield client
+
+
+@asynccontextmanager
+async def _another_process_not_told_of_changes(
+    settings: Settings, clock: FrozenClock
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """That instance and a client of it (its worker's jobs run on its units of work)."""
     changes: dict[str, Any] = {"cache_seconds": 60.0}
     if is_postgres():
         elsewhere = make_url(settings.listen_url).set(database="postgres")
@@ -85,7 +94,7 @@ async def _a_process_not_told_of_changes(
             if not is_postgres() or units.cache.stamp():
                 break
             await asyncio.sleep(0.01)
-        yield client
+        yield other, client
 
 
 @pytest.fixture
@@ -562,3 +571,34 @@ class TestEntryTierChanged:
         assert (status["tier"]["code"], status["kept_until"]) == ("bronze", END_OF_2026)
         assert await redate_window_ends(units_of(app)) == 1  # the worker dates them
         assert await stored_end(app, member["id"]) == (datetime(2026, 12, 31, 16, tzinfo=UTC), 1)
+
+
+class TestPlacingOnTheEntryTier:
+    async def test_a_worker_whose_ladder_is_out_of_date_places_no_one_once_the_tier_is_gone(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        settings: Settings,
+        clock: FrozenClock,
+    ) -> None:
+        """The first tier made, and deleted before anyone was put on it (a mistake put right at once): a
+        worker still holding the ladder it read before the delete, or reading it just before, runs the
+        placement. Its statement's entry tier was none: it wrote no tier and a tier_since on each member it
+        took, and, taking a whole batch every time, took the same members again without end."""
+        await set_program(client, admin_key)
+        for _ in range(3):
+            await enrol(client, pos_key)
+        await add_tier(client, admin_key, "member", rank=0)
+        async with _another_process_not_told_of_changes(settings, clock) as (worker, worker_client):
+            ladder = await worker_client.get("/v1/tiers", headers=bearer(admin_key))
+            assert [tier["code"] for tier in ladder.json()["items"]] == ["member"]  # kept for a minute
+            deleted = await client.delete("/v1/tiers/member", headers=bearer(admin_key))
+            assert deleted.status_code == 204, deleted.text
+
+            placed = await asyncio.wait_for(redate_window_ends(worker.state.units, batch=2), timeout=30)
+
+        assert placed == 0
+        found = await rows(app, "SELECT tier_id, tier_since FROM members")
+        assert [(row["tier_id"], row["tier_since"]) for row in found] == [(None, None)] * 3

@@ -366,13 +366,19 @@ class MemberTierRepository:
             .with_for_update(key_share=True, skip_locked=True)
         )
         member_ids = list(found)
-        if member_ids:
-            await self.session.execute(
-                update(Member)
-                .where(Member.id.in_(member_ids), Member.tier_id.is_(None))
-                .values(tier_id=_ENTRY_TIER, tier_since=now)
-            )
-        return len(member_ids)
+        if not member_ids:
+            return 0
+        # Only while the ladder has a tier: the caller's ladder may be older than a delete of the only one
+        # (its cache, or a read before the delete), and none found here would write no tier and count the
+        # members as placed, so that a whole batch was taken again and again.
+        placed = await self.session.execute(
+            update(Member)
+            .where(Member.id.in_(member_ids), Member.tier_id.is_(None), _ENTRY_TIER.is_not(None))
+            .values(tier_id=_ENTRY_TIER, tier_since=now)
+            .returning(Member.id)
+            .execution_options(synchronize_session=False)
+        )
+        return len(placed.all())
 
     async def set_window_ends(self, ends: Sequence[tuple[uuid.UUID, StoredEnd]], *, earned: bool) -> None:
         """Store each member's end for their tier (with `earned`: for the tier earned before their override),
