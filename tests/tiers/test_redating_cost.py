@@ -81,3 +81,51 @@ class TestAnIdleRun:
             # At once: the fixture's DELETE checks each member's referrers, the members among them unindexed.
             async with units_of(app).begin() as uow:
                 await uow.session.execute(text("TRUNCATE members CASCADE"))
+
+
+_MEMBERS_ON_NO_TIER = """
+INSERT INTO members (id, member_number, status, channel, marketing_consent, referral_code, created_at,
+                     updated_at)
+SELECT gen_random_uuid(), 'C' || n, 'active', 'pos', false, 'R' || n, now(), now()
+FROM generate_series(1, 40000) AS n
+"""
+
+
+def _rows_read(plan: Any) -> int:
+    """The rows `plan` (EXPLAIN ANALYZE's JSON) read from members, over its nodes."""
+    found = int(plan["Actual Rows"]) if plan.get("Relation Name") == "members" else 0
+    return found + sum(_rows_read(child) for child in plan.get("Plans", []))
+
+
+class TestPlacingOnTheEntryTier:
+    async def test_a_batch_reads_a_batch_of_members_however_many_wait(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """Members enrolled before the first tier, many (an import before the ladder): each batch is placed
+        for a batch's reading. In (tier_id, id) order, which no index gives, each read every member still on
+        no tier and sorted them, on disk past a few hundred thousand: a million members took about 2,000
+        batches of a second or so each."""
+        await set_program(client, admin_key)
+        async with units_of(app).begin() as uow:
+            await uow.session.execute(text(_MEMBERS_ON_NO_TIER))
+        async with units_of(app).begin() as uow:
+            await uow.session.execute(text("ANALYZE members"))
+        await standard_ladder(client, admin_key)
+        try:
+            with statements(app) as seen:
+                assert await redate_window_ends(units_of(app), batch=500) == 40_000
+            [(sql, params), *_] = [(sql, params) for sql, params in seen if "SKIP LOCKED" in sql]
+            async with units_of(app).begin() as uow:
+                await uow.session.execute(text("UPDATE members SET tier_id = NULL, tier_since = NULL"))
+            async with units_of(app).begin() as uow:
+                await uow.session.execute(text("ANALYZE members"))
+            async with units_of(app).begin() as uow:
+                connection = (await (await uow.session.connection()).get_raw_connection()).driver_connection
+                assert connection is not None
+                plan = await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *params)
+                if isinstance(plan, str):
+                    plan = json.loads(plan)
+                assert _rows_read(plan[0]["Plan"]) <= 500, (sql, plan)
+        finally:
+            async with units_of(app).begin() as uow:
+                await uow.session.execute(text("TRUNCATE members CASCADE"))

@@ -350,7 +350,7 @@ class MemberTierRepository:
     async def exists_without_tier(self) -> bool:
         """Whether place_on_entry_tier would find a member (read without locking)."""
         return await self._exists(
-            select(Member.id).where(Member.tier_id.is_(None), not_erased()), (Member.tier_id, Member.id)
+            select(Member.id).where(Member.tier_id.is_(None), not_erased()), (Member.tier_id,)
         )
 
     async def place_on_entry_tier(self, now: datetime, *, limit: int) -> int:
@@ -361,7 +361,9 @@ class MemberTierRepository:
         found = await self.session.scalars(
             select(Member.id)
             .where(Member.tier_id.is_(None), not_erased())
-            .order_by(Member.tier_id, Member.id)
+            # In an index's order (tier_id leads two), so a batch reads a batch: (tier_id, id), which none
+            # gives, read every member on no tier and sorted them, for each batch.
+            .order_by(Member.tier_id)
             .limit(limit)
             .with_for_update(key_share=True, skip_locked=True)
         )
