@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from decimal import Decimal
+from typing import Literal
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PerkRepository
+from loyalty_api.partners.service import Terms
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import give_points
@@ -161,4 +166,54 @@ async def test_an_exchange_out_and_a_paid_period_s_partner_perks_take_the_member
         await PerkRepository(uow.session).share_partner(partner_id)
     sent = await sending
     assert sent.status_code == 201, sent.text  # not a deadlock's 500
+    await assert_ledger_invariant(app, member_id)
+
+
+_NEW_TERMS: dict[str, tuple[Literal["active", "suspended"], int | None, int, str]] = {
+    # Suspended while the exchange waits: its keys reach no member, our tills start no exchange with it.
+    "suspended": ("suspended", None, 409, "partner_not_active"),
+    # A lower daily limit: the exchange that waited for it is held to it.
+    "limit_lowered": ("active", 50, 422, "exchange_limit_exceeded"),
+}
+
+
+@pytest.mark.parametrize("way", ["out", "in"])
+@pytest.mark.parametrize("change", sorted(_NEW_TERMS))
+async def test_an_exchange_waiting_for_an_operators_change_of_the_terms_is_held_to_the_new_ones(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, way: str, change: str
+) -> None:
+    """An operator's PUT of the partner's terms holds its row until commit; an exchange that waited for it
+    is judged by what it committed, not by the partner as read before the wait (on PostgreSQL the exchange
+    read the partner unlocked, then locked its row without reading it again: 201 with the old terms)."""
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, "race-terms")
+    member_id = str((await enrol(client, pos_key))["id"])
+    await give_points(client, admin_key, member_id, 1_000)
+    await link(client, pos_key, key, member_id, "race-terms", "RT-1")
+    status, daily_limit, refused_status, refused_code = _NEW_TERMS[change]
+    call = (
+        client.post(
+            f"/v1/members/{member_id}/exchanges",
+            json={"partner": "race-terms", "points": 100},
+            headers=bearer(pos_key),
+        )
+        if way == "out"
+        else client.post(
+            "/v1/partner/members/RT-1/exchanges-in",
+            json={"partner_ref": "T-1", "partner_points": 100},
+            headers=bearer(key),
+        )
+    )
+    units: UnitsOfWork = app.state.units
+    async with units.begin() as uow:
+        new_terms = Terms(
+            exchange_out_rate=Decimal(1), exchange_in_rate=Decimal(1), daily_exchange_limit=daily_limit
+        )
+        await partners.update_partner(uow, "race-terms", name="race-terms", status=status, terms=new_terms)
+        sending = asyncio.ensure_future(call)
+        await asyncio.sleep(0.5)  # the exchange is under way, waiting for the partner's row
+    answer = await sending
+    assert (answer.status_code, answer.json().get("code")) == (refused_status, refused_code), answer.text
+    points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
+    assert points.json()["balance"] == 1_000
     await assert_ledger_invariant(app, member_id)

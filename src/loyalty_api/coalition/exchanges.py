@@ -141,6 +141,17 @@ def _converted(amount: int, rate: Decimal) -> int:
     return int((rate * amount).quantize(Decimal(1), rounding=ROUND_DOWN))
 
 
+async def _locked_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
+    """The active partner, its row locked until commit and read behind the lock (take the member's first).
+    An operator's change of its terms or status holds the row until it commits: read before the wait, an
+    exchange that waited for it would go on with the rate, limits and status the change had just replaced
+    (a suspended partner's exchange, past its new daily limit). PostgreSQL; SQLite's writers take turns."""
+    partner = await ExchangeRepository(uow.session).lock_partner(partner_id)
+    if partner.status != "active":
+        raise PartnerNotActive()
+    return partner
+
+
 async def _check_limits(
     uow: UnitOfWork,
     program: ProgramSettings,
@@ -184,9 +195,8 @@ async def exchange_out(
     # The member (and their account) locked first, then the partner, as every exchange and a paid period's
     # partner perks take them: a close or an erasure under way is waited for, and no two of these deadlock.
     sender = await lock_earner(uow, member_id)
-    partner = await get_partner(uow, partner_code)
-    if partner.status != "active":
-        raise PartnerNotActive()
+    # Its terms and status as locked: an operator's change this waited for applies (_locked_partner).
+    partner = await _locked_partner(uow, (await get_partner(uow, partner_code)).id)
     link = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
     if link is None:
         raise LinkNotFound()
@@ -197,7 +207,6 @@ async def exchange_out(
     if partner_points < 1:
         raise InvalidField("points", f"{points} points make no points of the partner's at {rate} each")
     program = await get_program(uow)
-    await ExchangeRepository(uow.session).lock_partner(partner.id)
     await _check_limits(uow, program, partner, member_id, "out", points)
     await check_return_window(uow, program, sender, points)
     state = await debit_available(uow, member_id, points)
@@ -385,6 +394,10 @@ async def exchange_in(
     # The link is read behind the member's row, the first lock every change to the member takes: an unlink
     # or an erasure under way commits first, and then there is no link to credit (nor to name in the event).
     partner, link = await locked_partner_link(uow, partner_id, ref)
+    # The member (locked above) and their account first, then the partner, as exchange_out takes them; the
+    # terms are read behind the partner's lock (_locked_partner).
+    await lock_earner(uow, link.member_id)
+    partner = await _locked_partner(uow, partner.id)
     rate = partner.exchange_in_rate
     if rate is None:
         raise ExchangeNotOffered()
@@ -396,10 +409,7 @@ async def exchange_in(
             "partner_points",
             f"would credit {points} points, more than one transfer may ({MAX_POINTS_PER_EARN})",
         )
-    # The member (locked above) and their account first, then the partner, as exchange_out takes them.
-    await lock_earner(uow, link.member_id)
     repo = ExchangeRepository(uow.session)
-    await repo.lock_partner(partner.id)
     known = await repo.get_by_partner_ref(partner.id, partner_ref)
     if known is not None:
         raise ExchangeAlreadyRecorded(exchange_id=str(known.id))

@@ -208,10 +208,18 @@ class ExchangeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_partner(self, partner_id: uuid.UUID) -> None:
-        """Hold the partner's row until commit: its exchanges go one at a time, so the day's sums that the
-        limits are checked against stay true until the exchange is written (SQLite writes one at a time)."""
-        await self.session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+    async def lock_partner(self, partner_id: uuid.UUID) -> Partner:
+        """Hold the partner's row until commit and read it afresh: its exchanges go one at a time, so the
+        day's sums that the limits are checked against stay true until the exchange is written (SQLite writes
+        one at a time), and the terms and status are those an operator's change that was waited for left."""
+        found = await self.session.scalar(
+            select(Partner)
+            .where(Partner.id == partner_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert found is not None, "a partner is never deleted"
+        return found
 
     async def exchanged_since(
         self,
