@@ -16,7 +16,7 @@ from tests.conftest import UNLIMITED, bearer, units_of
 from tests.graphql.helpers import mutate
 from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
-from tests.subscriptions.helpers import add_plan, subscribe_paid
+from tests.subscriptions.helpers import add_plan, pay_reply, subscribe_paid
 from tests.webhooks.endpoint_helpers import PUBLIC_URL
 
 
@@ -228,6 +228,37 @@ class TestWhatIsRecorded:
             ("rest", "orders", "AU-R"),
             ("graphql", "orders", "AU-G"),
         }
+
+    async def test_a_graphql_payment_is_filed_under_its_member_as_rest_files_one(
+        self, client: httpx.AsyncClient, admin_key: str, billing_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=19_800)
+        rest_member = await enrol(client, admin_key)
+        rest_subscription = await subscribe_paid(client, admin_key, rest_member["id"], "plus")
+        rest = await pay_reply(client, billing_key, rest_subscription["id"], period=2, amount=19_800)
+        assert rest.status_code in (200, 201), rest.text
+        member = await enrol(client, admin_key)
+        subscription = await subscribe_paid(client, admin_key, member["id"], "plus")
+        payload = await mutate(
+            client,
+            billing_key,
+            "loyaltyRecordSubscriptionPayment",
+            "payment { status }",
+            input={
+                "subscriptionId": subscription["id"],
+                "status": "succeeded",
+                "paymentRef": "pay-graphql-2",
+                "amount": {"amount": 19_800, "currency": "CNY"},
+                "period": 2,
+            },
+        )
+        assert payload["userErrors"] == []
+        filed = {}
+        for channel, member_id in (("rest", rest_member["id"]), ("graphql", member["id"])):
+            entries = await _audit(client, admin_key, member_id=member_id, subject_type="subscriptions")
+            filed[channel] = [(e["channel"], e["subject_type"]) for e in entries]
+        assert filed == {"rest": [("rest", "subscriptions")], "graphql": [("graphql", "subscriptions")]}
 
     async def test_a_graphql_enrolment_is_filed_under_the_member_it_made(
         self, client: httpx.AsyncClient, admin_key: str

@@ -250,7 +250,7 @@ def _change(
         (name, None) if subject is None else (subject[0], str(getattr(request, subject[1])))
     )
     if not isinstance(member_id, uuid.UUID):
-        member_id = getattr(result, "member_id", None)
+        member_id = _member_shown(result)
     if not isinstance(member_id, uuid.UUID) and isinstance(result, MemberRead):
         # An enrolment names no member in its input: the member it made is its subject, as REST files
         # POST /v1/members, so that the changes about a member (`?member_id=`) include how they joined.
@@ -264,6 +264,16 @@ def _change(
         before=before,
         after=result.model_dump(mode="json"),
     )
+
+
+def _member_shown(result: BaseModel) -> Any:
+    """The member a result shows: its own `member_id`, or that of the item it holds (a payment's
+    subscription), as REST reads it from the subject's GET route."""
+    member_id = getattr(result, "member_id", None)
+    if member_id is not None:
+        return member_id
+    held = (getattr(getattr(result, name), "member_id", None) for name in type(result).model_fields)
+    return next((shown for shown in held if isinstance(shown, uuid.UUID)), None)
 
 
 def body_of(value: Any) -> Any:
