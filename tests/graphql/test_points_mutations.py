@@ -229,6 +229,34 @@ class TestRedeem:
         assert answers[1]["redeemed"] == answers[0]["redeemed"]
         assert await _balance(client, pos_key, mine) == 600
 
+    async def test_a_whole_number_written_with_a_fraction_is_that_number_as_rest_reads_it(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """REST reads `100.0` as 100 (a JSON number is the same number however it is written, and a client's
+        language may write it so); a Long sent in a variable is read the same way, as GraphQL's Int is."""
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        rest = await _rest(
+            client,
+            pos_key,
+            f"/v1/members/{theirs}/redeem",
+            {"points": 100.0, "order_ref": "F-R", "order_total": {"amount": 3_000.0, "currency": "CNY"}},
+        )
+        payload = await mutate(
+            client,
+            pos_key,
+            "loyaltyRedeemPoints",
+            REDEEMED,
+            input={
+                "memberId": mine,
+                "points": 100.0,
+                "orderRef": "F-G",
+                "orderTotal": {"amount": 3_000.0, "currency": "CNY"},
+            },
+        )
+        assert payload["userErrors"] == []
+        assert payload["redeemed"]["pointsRedeemed"] == rest["points_redeemed"] == 100
+        assert payload["redeemed"]["balance"] == rest["balance"]
+
     async def test_too_few_points_is_the_rest_refusal_as_a_user_error(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

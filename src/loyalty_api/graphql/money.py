@@ -54,6 +54,14 @@ def _shown(value: Any) -> int:
     return _whole(value)
 
 
+def _variable(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _LIMIT:
+        # A whole number written with a fraction or an exponent in a variable (`100.0`, `1e3`): the number, as
+        # REST reads one in a body and GraphQL's Int in a variable. Exact: every whole float in range is.
+        return int(value)
+    return _whole(value)
+
+
 def _literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> int:
     if not isinstance(node, IntValueNode):
         raise TypeError("Long must be a whole number literal")
@@ -65,7 +73,7 @@ LONG: ScalarDefinition = strawberry.scalar(
     description="A whole number between -(2^53 - 1) and 2^53 - 1, sent as a JSON number (GraphQL's Int "
     "stops at 2^31 - 1): money in minor units, and points.",
     serialize=_shown,
-    parse_value=_whole,
+    parse_value=_variable,
     parse_literal=_literal,
 )
 # Every scalar the schema maps a Python type to: Long, DateTime written as everywhere else (UTC, `Z`), and
