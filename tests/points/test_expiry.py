@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -11,7 +11,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import events
+from tests.inspect_db import events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, hold_points, points, set_program
 
@@ -313,3 +313,62 @@ class TestAnswersBeforeTheJobsRun:
         )
         assert read["balance"] == 0
         await assert_ledger_invariant(app, member_id)
+
+
+class TestExpiryInTheProgrammesTimeZone:
+    @pytest.mark.parametrize(
+        ("zone", "earned_at", "ends_at"),
+        [
+            # 30 March, 21:00 in New York (already the 31st in UTC): one month on is 30 April, 21:00 there.
+            (
+                "America/New_York",
+                datetime(2026, 3, 31, 1, 0, tzinfo=UTC),
+                datetime(2026, 5, 1, 1, 0, tzinfo=UTC),
+            ),
+            # 31 March, 07:00 in Shanghai (still the 30th in UTC): one month on is 30 April, its last day.
+            (
+                "Asia/Shanghai",
+                datetime(2026, 3, 30, 23, 0, tzinfo=UTC),
+                datetime(2026, 4, 29, 23, 0, tzinfo=UTC),
+            ),
+            # 10 January, noon in New York (EST): six months on is 10 July, noon there (EDT).
+            (
+                "America/New_York",
+                datetime(2026, 1, 10, 17, 0, tzinfo=UTC),
+                datetime(2026, 7, 10, 16, 0, tzinfo=UTC),
+            ),
+        ],
+        ids=["new-york-month-end", "shanghai-month-end", "new-york-dst"],
+    )
+    async def test_points_end_the_months_later_on_the_programmes_calendar(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        zone: str,
+        earned_at: datetime,
+        ends_at: datetime,
+    ) -> None:
+        months = 6 if ends_at.month == 7 else 1
+        await set_program(client, admin_key, timezone=zone, expiry_months=months)
+        clock.set(earned_at)
+        member_id = str((await enrol(client, pos_key))["id"])
+        await earn(client, pos_key, member_id, 10_000, order_ref="TZ1")
+        [lot] = await rows(app, "SELECT expires_at FROM point_lots")
+        assert _utc(lot["expires_at"]) == ends_at
+
+        clock.set(ends_at - timedelta(seconds=1))
+        assert (await expire_points(app.state.units)).points == 0
+        assert (await points(client, pos_key, member_id))["balance"] == 100
+        clock.set(ends_at)
+        assert (await expire_points(app.state.units)).points == 100
+        assert (await expire_points(app.state.units)).points == 0
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await assert_ledger_invariant(app, member_id)
+
+
+def _utc(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)

@@ -54,10 +54,15 @@ class ProgramSettings:
         return datetime.combine(moment.astimezone(self.zone).date(), time(), self.zone)
 
     def expiry_for(self, earned_at: datetime) -> datetime | None:
-        """Points earned at `earned_at` expire this many calendar months later (None: never)."""
+        """Points earned at `earned_at` expire this many calendar months later on the programme's calendar
+        (the same time of day there, on the month's last day when it is shorter), as an instant in
+        `earned_at`'s zone (None: never)."""
         if self.expiry_months is None:
             return None
-        return add_months(earned_at, self.expiry_months)
+        local = add_months(earned_at.astimezone(self.zone), self.expiry_months)
+        # Wall-clock arithmetic: across a change of daylight saving time, the same hour on the programme's
+        # clock.
+        return local.astimezone(earned_at.tzinfo)
 
 
 DEFAULTS = ProgramSettings(
