@@ -16,9 +16,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.app import create_app
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
+from loyalty_api.settings import Settings
 from tests.builders import enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer, units_of
 from tests.http.test_negotiation import REPORT_ACCEPTS, varies_with
@@ -396,3 +398,48 @@ class TestEdges:
             if cursor is None:
                 break
         assert sorted(walked) == sorted(stores) and len(walked) == len(stores)
+
+
+class ReadingClock(FrozenClock):
+    """A clock that moves a millisecond at every reading, as a real one moves between the statements of one
+    transaction."""
+
+    def now(self) -> datetime:
+        at = super().now()
+        self.advance(timedelta(milliseconds=1))
+        return at
+
+
+class TestATransferMovesNothingAtAnyInstant:
+    """A transfer and its reversal move points between members: no window, wherever it ends, sees the points
+    leave one member without reaching the other (`net` and the liability moved, and no figure saying why)."""
+
+    async def test_no_window_ends_between_the_two_sides_of_a_transfer_or_its_reversal(
+        self, settings: Settings, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        sender, recipient = (await enrol(client, key))["id"], (await enrol(client, key))["id"]
+        await earn(client, key, sender, 100_000)  # 1,000 points
+        # A process whose clock runs while it works: the till's transfer, then the operator's reversal.
+        running = create_app(settings, clock=ReadingClock(clock.now() + timedelta(minutes=1)))
+        transport = httpx.ASGITransport(app=running, raise_app_exceptions=False)
+        async with (
+            running.router.lifespan_context(running),
+            httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as other,
+        ):
+            body = {"to_member_id": recipient, "points": 300}
+            sent = await other.post(f"/v1/members/{sender}/transfers", json=body, headers=bearer(key))
+            assert sent.status_code == 201, sent.text
+            path = f"/v1/members/{sender}/transfers/{sent.json()['transfer_id']}/reversal"
+            undone = await other.post(path, json={"reason": "the wrong member"}, headers=bearer(key))
+            assert undone.status_code == 201, undone.text
+        entries = await ledger(client, key, sender) + await ledger(client, key, recipient)
+        moves = {"transfer_out", "transfer_in", "transfer_return"}
+        instants = {datetime.fromisoformat(e["created_at"]) for e in entries if e["type"] in moves}
+        for at in sorted(instants | {i + timedelta(microseconds=1) for i in instants}):
+            window = {"from": iso(START), "to": iso(at)}
+            found = (await report(client, key, "overview", **window)).json()
+            # Only the earn: whatever of the transfer the window holds moves nothing members hold.
+            assert (found["points"]["net"], found["outstanding_points"]) == (1_000, 1_000), (at, found)
+            assert found["liability"] == cny(1_500)
+            [row] = (await report(client, key, "points", **window)).json()["items"]
+            assert row["net"] == row["issued"] == 1_000

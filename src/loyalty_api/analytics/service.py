@@ -56,7 +56,7 @@ _FIGURE: dict[EntryType, str | None] = {
     "exchange_return": "given_back",
     "expire": "expired",
     "adjust": "adjusted",
-    "transfer_out": None,  # its transfer_in, written in the same transaction, counts the points once
+    "transfer_out": None,  # its transfer_in, made at the same instant (transfers.py), counts the points once
     "transfer_in": "transferred",
     "transfer_return": "transfer_return",  # a reversal gives the points back: the transfer is undone
     "import": "imported",

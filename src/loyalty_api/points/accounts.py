@@ -180,14 +180,16 @@ async def record_entry(
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
     partner_id: uuid.UUID | None = None,
+    at: datetime | None = None,
 ) -> uuid.UUID:
-    """Write a ledger entry for `state`, the account as it is after the change; its id."""
+    """Write a ledger entry for `state`, the account as it is after the change; its id. Made now, or `at`
+    (the instant of the entry it pairs with: a transfer's two sides are made at one)."""
     entry = NewEntry(
         member_id=member_id,
         type=type,
         amount=amount,
         state=state,
-        at=uow.clock.now(),
+        at=uow.clock.now() if at is None else at,
         held_change=held_change,
         order_ref=order_ref,
         hold_id=hold_id,
@@ -246,19 +248,20 @@ async def credit_in_lots(
     details: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
     order_refs: Sequence[str | None] | None = None,
+    at: datetime | None = None,
 ) -> AccountState:
     """Add points that come with ends of their own (points received from another member, points brought
     from a previous system, points a transfer's reversal gives back) as one ledger entry, with a lot for each
     part of `parts` (points, end), of the order `order_refs` names for it (none without them); the account
-    after it. Like `credit_points`, the change locks the account row until commit."""
-    now = uow.clock.now()
+    after it. Like `credit_points`, the change locks the account row until commit. Made now, or `at`."""
+    now = uow.clock.now() if at is None else at
     points = sum(part for part, _ in parts)
     refs = [None] * len(parts) if order_refs is None else list(order_refs)
     assert len(refs) == len(parts)
     state = await PointsAccountRepository(uow.session).change(member_id, now=now, balance=points)
     assert state is not None, "every member has an account"
     entry_id = await record_entry(
-        uow, member_id=member_id, type=type, amount=points, state=state, details=details, actor=actor
+        uow, member_id=member_id, type=type, amount=points, state=state, details=details, actor=actor, at=now
     )
     await LotRepository(uow.session).insert_lots(
         [

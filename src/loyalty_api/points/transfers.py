@@ -98,6 +98,10 @@ async def transfer(
     sent = await spend_lots(uow, from_member_id, points, due_last=True)
     transfer_id = new_id()
     marks = {"transfer_id": str(transfer_id)}
+    # Both sides at one instant, read behind both locks: no report's window or period can end between them,
+    # where the points would have left the sender and not reached the recipient (a report counts the points
+    # once, as `transferred`, and leaves them out of `net`).
+    now = uow.clock.now()
     await record_entry(
         uow,
         member_id=from_member_id,
@@ -106,8 +110,8 @@ async def transfer(
         state=state,
         details=marks | {"to_member_id": str(to_member_id), "lots": lots_payload(sent)},
         actor=actor,
+        at=now,
     )
-    now = uow.clock.now()
     paid = await LotRepository(uow.session).paid_from(
         from_member_id, [(lot, taken, now) for lot, taken in sent]
     )
@@ -118,6 +122,7 @@ async def transfer(
         parts=[(lot.points, lot.expires_at) for lot in paid],
         details=marks | {"from_member_id": str(from_member_id)},
         actor=actor,
+        at=now,
     )
     # A lot the sender had past its end (spared by a hold) ends at once here, as a read counts it.
     received = await expire_let_go(uow, to_member_id, received)
@@ -150,7 +155,7 @@ async def transfer(
         points=points,
         balance=state.balance,
         available=state.available,
-        created_at=uow.clock.now(),
+        created_at=now,
     )
 
 
@@ -224,6 +229,7 @@ async def reverse_transfer(
         state=taken,
         details=marks | {"reversal": True, "to_member_id": str(member_id), "lots": lots_payload(plan)},
         actor=actor,
+        at=now,  # the instant of its transfer_return, as a transfer's two sides share one
     )
     back = await credit_in_lots(
         uow,
@@ -233,6 +239,7 @@ async def reverse_transfer(
         details=marks | {"from_member_id": str(recipient)},
         actor=actor,
         order_refs=[lot.order_ref for lot in paid],  # the sender's own again, of the orders that earned them
+        at=now,
     )
     # Points coming back settle the sender's shortfalls first, as points a refund or a failed exchange gives
     # back do (points/refunds.py): a sender who returned the purchase that earned what they sent owes it. The
