@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, TypeAdapter
 from strawberry.types.scalar import ScalarDefinition
 
+from loyalty_api.graphql.instants import reader
 from loyalty_api.http.schemas import read_date
 
 _READ: TypeAdapter[date] = TypeAdapter(Annotated[date, BeforeValidator(read_date)])
@@ -22,22 +23,13 @@ def _written(value: Any) -> str:
     return date.isoformat(value)
 
 
-def _read(value: Any) -> date:
-    # The range (not in the future, from 1900) is the field's rule, a `validation_error` naming it.
-    if not isinstance(value, str):
-        raise TypeError(_REFUSED)
-    try:
-        return _READ.validate_python(value, strict=True)
-    except ValidationError:
-        raise ValueError(_REFUSED) from None
-
-
 DATE = ScalarDefinition(
     name="Date",
     description="A calendar date, `YYYY-MM-DD` (`1990-05-17`), as REST writes and reads one.",
     specified_by_url=None,
     serialize=_written,
-    parse_value=_read,
+    # The range (not in the future, from 1900) is the field's rule, a `validation_error` naming it.
+    parse_value=reader(_READ, _REFUSED),
     parse_literal=None,
     origin=date,
 )

@@ -5,14 +5,17 @@ parser (dateutil's `isoparse`) also takes `24:00:00`, a date alone and ISO 8601'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 from strawberry.types.scalar import ScalarDefinition
 
 from loyalty_api.clock import format_instant
 from loyalty_api.http.schemas import read_instant
+
+T = TypeVar("T")
 
 _READ: TypeAdapter[datetime] = TypeAdapter(Annotated[datetime, BeforeValidator(read_instant)])
 # Quoted in graphql-core's error after the variable's path and type ("Variable '$input' has invalid value at
@@ -26,15 +29,19 @@ def _written(value: Any) -> str:
     return format_instant(value)
 
 
-def _read(value: Any) -> datetime:
-    # The zone and the range are the field's rules, checked where the field is (a `validation_error`
-    # naming it); here only the form, as REST reads an instant: RFC 3339's, with seconds, no Unix time.
-    if not isinstance(value, str):
-        raise TypeError(_REFUSED)
-    try:
-        return _READ.validate_python(value, strict=True)
-    except ValidationError:
-        raise ValueError(_REFUSED) from None
+def reader(adapter: TypeAdapter[T], refused: str) -> Callable[[Any], T]:
+    """A scalar's reader of variables: text read as REST reads the field (`adapter`, strictly); anything
+    else refused with `refused`, which graphql-core quotes (so 40 characters at most)."""
+
+    def read(value: Any) -> T:
+        if not isinstance(value, str):
+            raise TypeError(refused)
+        try:
+            return adapter.validate_python(value, strict=True)
+        except ValidationError:
+            raise ValueError(refused) from None
+
+    return read
 
 
 DATE_TIME = ScalarDefinition(
@@ -45,7 +52,9 @@ DATE_TIME = ScalarDefinition(
     ),
     specified_by_url=None,
     serialize=_written,
-    parse_value=_read,
+    # The zone and the range are the field's rules, checked where the field is (a `validation_error` naming
+    # it); here only the form, as REST reads an instant: RFC 3339's, with seconds, no Unix time.
+    parse_value=reader(_READ, _REFUSED),
     parse_literal=None,
     origin=datetime,
 )
