@@ -92,6 +92,36 @@ class TestOverrideThatRanOut:
         status = await tier_of(client, pos_key, member["id"])
         assert status["keep"] is not None  # the review is due now: what keeps the tier matters again
 
+    async def test_keep_counts_what_the_review_of_an_ended_override_counts(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        member = await enrol(client, pos_key)
+        until = START + timedelta(days=80)
+        await put_override(client, admin_key, member["id"], "silver", until, "trial")
+        clock.set(START + timedelta(days=70))
+        await earn(client, pos_key, member["id"], 100_000)  # silver's bar, under the override: no move
+        clock.set(until + timedelta(hours=1))  # the override is over; the review job has not run yet
+
+        status = await tier_of(client, pos_key, member["id"])
+        # The review puts the member where they qualify now: 2026's spend, to now, has reached silver's bar.
+        assert status["keep"] == {
+            "tier": {"code": "silver", "name": "银卡", "rank": 1},
+            "metric": "spend",
+            "window_start": "2025-12-31T16:00:00Z",
+            "value": 100_000,
+            "threshold": 100_000,
+            "remaining": 0,
+            "by": iso(until + timedelta(hours=1)),
+        }
+        query = f'{{ loyaltyMember(id: "{member["id"]}") {{ tierStatus {{ keep {{ value remaining }} }} }} }}'
+        answer = await client.post("/graphql", json={"query": query}, headers=bearer(pos_key))
+        keep = answer.json()["data"]["loyaltyMember"]["tierStatus"]["keep"]
+        assert keep == {"value": 100_000, "remaining": 0}  # GraphQL's figures are REST's
+
+        assert await review_tiers(app.state.units) == 1
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2026))
+
 
 class TestMemberWithoutATier:
     async def test_the_earn_that_gives_a_tier_says_so(

@@ -598,11 +598,21 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
 
     above = ladder.entry if current is None else ladder.above(current)
     judged = None if current is ladder.entry else judged_end(ladder, current, state.window_end, zone, now)
+    keep = None
+    if current is not None and judged is not None:
+        keep = (current, current.judged_start(judged, zone), judged)
     if current is not None and state.override_until is not None:
-        # No window keeps an override's tier; once it has ended, the review is due and the tier is judged as
-        # if its grace had followed a window ending that grace before the override's end.
-        ended = state.override_until <= now
-        judged = current.judged_end(state.override_until) if ended and current is not ladder.entry else None
+        # No window keeps an override's tier. Once it has ended the review is due now (_end_override): it
+        # gives back the tier earned before it while that tier's time lasts, judged on its window as ever;
+        # else the member keeps the tier if the window under way, to now, reaches its bar.
+        keep = None
+        earned = ladder.by_id(state.earned_id)
+        if state.override_until <= now and current is not ladder.entry:
+            given = judged_end(ladder, earned, state.earned_window_end, zone, now)
+            if earned is current and given is not None and current.kept_until(given) > now:
+                keep = (current, current.judged_start(given, zone), given)
+            else:
+                keep = (current, current.window_start(now, zone), now)
     return TierStatus(
         member_id=member_id,
         tier=current,
@@ -610,9 +620,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         kept_until=kept_until(ladder, state, zone, now),
         override_until=state.override_until,
         next=None if above is None else await goal(above, above.window_start(now, zone), None),
-        keep=None
-        if current is None or judged is None
-        else await goal(current, current.judged_start(judged, zone), judged),
+        keep=None if keep is None else await goal(*keep),
         ladder_version=ladder.version,
     )
 
