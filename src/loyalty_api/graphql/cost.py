@@ -204,14 +204,16 @@ class _Pricer:
             return weight + children
         return self.size(field, node) * (weight + children)
 
+    def arguments(self, node: FieldNode) -> dict[str, Any]:
+        return {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
+
     def representations(self, node: FieldNode) -> list[Any]:
         """`_entities`' representations as sent (a variable's dicts, or a literal's nodes); one unknown."""
-        arguments = {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
-        representations = arguments.get("representations")
+        representations = self.arguments(node).get("representations")
         return list(representations) if isinstance(representations, list | tuple) else [None]
 
     def size(self, field: GraphQLField, node: FieldNode) -> int:
-        arguments = {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
+        arguments = self.arguments(node)
         list_size = directive_of(field, ListSize)
         if list_size is None:
             return 1
