@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -359,6 +359,31 @@ class TestUpdate:
             f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
         )
         assert response.json()["status"] == "suspended"
+
+    async def test_a_repeated_update_names_no_field_and_emits_nothing_more(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """A till on a bad network sends its PATCH again (PATCH takes no Idempotency-Key: a repeat sets the
+        same values): the repeat changes nothing, so the CRM is not told twice that the member was suspended,
+        and a field sent with the value it had is not named as changed."""
+        member = await enrol(client, pos_key, email="li@example.cn", external_ids={"pos": "C-1"})
+        patch = f"/v1/members/{member['id']}"
+        body = {
+            "status": "suspended",
+            "name": member["name"],
+            "email": "LI@example.cn",
+            "phone": member["phone"],
+            "external_ids": {"pos": "C-1", "webshop": None},
+            "marketing_consent": member["marketing_consent"],
+        }
+        first = await client.patch(patch, json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(seconds=5))
+        again = await client.patch(patch, json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        [event] = await events(app, "member.updated")
+        assert event["payload"]["changed"] == ["status"]
 
     async def test_phone_taken_by_another_member_is_409(
         self, client: httpx.AsyncClient, pos_key: str

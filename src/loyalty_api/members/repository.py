@@ -340,6 +340,11 @@ class MemberRepository:
         removed = await self.session.execute(delete(_EXTERNAL).where(_EXTERNAL.c.member_id == member_id))
         return int(getattr(removed, "rowcount", 0) or 0)
 
+    async def get_external_ids(self, member_id: uuid.UUID) -> dict[str, str]:
+        """The member's id in each system that knows them."""
+        query = select(_EXTERNAL.c.system, _EXTERNAL.c.external_id).where(_EXTERNAL.c.member_id == member_id)
+        return {system: external_id for system, external_id in (await self.session.execute(query)).all()}
+
     async def external_ids_of(self, member_id: uuid.UUID) -> list[str]:
         query = select(_EXTERNAL.c.external_id).where(_EXTERNAL.c.member_id == member_id)
         return list((await self.session.scalars(query)).all())

@@ -381,52 +381,60 @@ async def update(
     member = await repo.get_member(member_id, lock=True)
     if member is None or member.status == ERASED:
         raise MemberNotFound()
+    # A field sent with the value it has is not a change: a till's PATCH sent again (a repeat sets the same
+    # values) names no field and tells no one, and a field named in `member.updated` did change.
     changed: list[str] = []
     if not isinstance(phone, _Unset):
         normal = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
         phone_hash = None if normal is None else uow.vault.blind_index("phone", normal)
-        await _check_contact_free(repo, "phone", phone_hash, other_than=member_id)
-        member.phone_encrypted, member.phone_hash = _encrypt(uow, normal), phone_hash
-        changed.append("phone")
+        if phone_hash != member.phone_hash:
+            await _check_contact_free(repo, "phone", phone_hash, other_than=member_id)
+            member.phone_encrypted, member.phone_hash = _encrypt(uow, normal), phone_hash
+            changed.append("phone")
     if not isinstance(email, _Unset):
         normal = None if email is None else normalise_email(email)
         email_hash = None if normal is None else uow.vault.blind_index("email", normal)
-        await _check_contact_free(repo, "email", email_hash, other_than=member_id)
-        member.email_encrypted, member.email_hash = _encrypt(uow, normal), email_hash
-        changed.append("email")
-    if not isinstance(name, _Unset):
+        if email_hash != member.email_hash:
+            await _check_contact_free(repo, "email", email_hash, other_than=member_id)
+            member.email_encrypted, member.email_hash = _encrypt(uow, normal), email_hash
+            changed.append("email")
+    if not isinstance(name, _Unset) and name != _decrypt(uow, member.name_encrypted):
         member.name_encrypted = _encrypt(uow, name)
         changed.append("name")
     if not isinstance(birthday, _Unset):
         await _check_birthday(uow, birthday)
-        member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
-        member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
-        changed.append("birthday")
+        if (None if birthday is None else birthday.isoformat()) != _decrypt(uow, member.birthday_encrypted):
+            member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
+            member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
+            changed.append("birthday")
     returning = False
-    if not isinstance(status, _Unset):
-        returning = status == MemberStatus.active and member.status != MemberStatus.active
-        if status == MemberStatus.closed and member.status != MemberStatus.closed:
+    if not isinstance(status, _Unset) and status != member.status:
+        returning = status == MemberStatus.active
+        if status == MemberStatus.closed:
             member.closed_at = uow.clock.now()
-        elif status != MemberStatus.closed:
+        else:
             member.closed_at = None
         member.status = status
         changed.append("status")
-    if not isinstance(marketing_consent, _Unset):
+    if not isinstance(marketing_consent, _Unset) and marketing_consent != member.marketing_consent:
         member.marketing_consent = marketing_consent
         changed.append("marketing_consent")
-    if not isinstance(leaderboard_opt_in, _Unset):
+    if not isinstance(leaderboard_opt_in, _Unset) and leaderboard_opt_in != member.leaderboard_opt_in:
         member.leaderboard_opt_in = leaderboard_opt_in
         changed.append("leaderboard_opt_in")
     if not isinstance(external_ids, _Unset):
-        linked = {system: value for system, value in external_ids.items() if value is not None}
+        held = await repo.get_external_ids(member_id)
+        moves = {system: value for system, value in external_ids.items() if held.get(system) != value}
+        linked = {system: value for system, value in moves.items() if value is not None}
         await _check_external_ids_free(repo, linked, other_than=member_id)
-        for system, value in external_ids.items():
+        for system, value in moves.items():
             if value is None:
                 await repo.delete_external_id(member_id, system)
             else:
                 with _duplicates_as_member_exists():
                     await repo.set_external_id(member_id, system, value)
-        changed.append("external_ids")
+        if moves:
+            changed.append("external_ids")
     if changed:
         member.updated_at = uow.clock.now()
         with _duplicates_as_member_exists():
