@@ -197,6 +197,30 @@ class TestTargets:
         assert response.json()["code"] == "webhook_target_not_allowed"
         assert "pw" not in response.text
 
+    async def test_a_name_server_failing_for_a_moment_leaves_the_idempotency_key_free(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The back office saves an endpoint with an Idempotency-Key while the name server is failing: the
+        URL is refused as unresolvable. Sent again with the same key once the name server answers, it is
+        saved, as a refused input leaves the key free, rather than answered the old refusal for 24 hours."""
+        failing = True
+
+        async def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+            if failing:
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", name_server)
+        body = {"url": "https://hooks.example.com/loyalty"}
+        headers = bearer(admin_key) | {"Idempotency-Key": "backoffice-webhook-1"}
+        refused = await client.post("/v1/webhook-endpoints", json=body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (422, "webhook_target_unresolvable")
+        failing = False
+        saved = await client.post("/v1/webhook-endpoints", json=body, headers=headers)
+        assert saved.status_code == 201, saved.text
+        assert "idempotent-replayed" not in saved.headers
+        assert await count(app, "webhook_endpoints") == 1
+
     async def test_moving_an_endpoint_to_an_internal_target_is_refused(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -57,6 +57,10 @@ class TargetNotAllowed(LoyaltyError):
     code = "webhook_target_not_allowed"
     status = 422
     title = "The webhook URL is not allowed"
+    # A refusal of the input (the `url`, as `errors` names it), as `validation_error` is: the request never
+    # ran, and its Idempotency-Key stays free for the corrected request, or for the same one once a name
+    # server that failed for a moment (TargetUnresolvable) answers again.
+    final = False
 
     def __init__(self, message: str) -> None:
         super().__init__(
