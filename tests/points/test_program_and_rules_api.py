@@ -39,6 +39,11 @@ class TestProgram:
         [
             ({"currency": "yuan"}, "currency"),
             ({"timezone": "Mars/Olympus"}, "timezone"),
+            # A region of the zone database is a directory, not a zone (it was a 503, as if the database were
+            # out of reach); `right/` zones count leap seconds: their clock changes came 27 seconds late.
+            ({"timezone": "America"}, "timezone"),
+            ({"timezone": "right/Asia/Shanghai"}, "timezone"),
+            ({"timezone": "posix/Asia/Shanghai"}, "timezone"),
             ({"earn_rate": "-1"}, "earn_rate"),
             ({"earn_rate": "abc"}, "earn_rate"),
             ({"earn_rate": "1_0"}, "earn_rate"),  # Python's Decimal reads these three as 10, 1 and 1
