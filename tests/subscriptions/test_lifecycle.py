@@ -622,6 +622,36 @@ class TestRenewalJob:
             ends.append(at(sub["period_end"]))
         assert [e.astimezone(shanghai).strftime("%Y-%m-%dT%H:%M") for e in ends] == local_ends
 
+    async def test_a_period_begun_in_the_hour_a_clock_change_repeats_begins_then(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """New York turns its clocks back at 02:00 on 1 November 2026: 01:00 to 02:00 comes twice. A card
+        bought at the second 01:30 (06:30 UTC), or a trial ending then, has its period begin then, not at the
+        first 01:30 an hour before it was bought (or before the trial had ended)."""
+        await set_program(client, admin_key, timezone="America/New_York")
+        second_pass = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+        clock.set(second_pass)
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        assert (at(sub["period_start"]), at(sub["period_end"])) == (
+            second_pass,
+            datetime(2026, 12, 1, 6, 30, tzinfo=UTC),  # 01:30 on 1 December (EST)
+        )
+
+        clock.set(second_pass - timedelta(days=7))
+        _, trial = await new_subscriber(client, ecommerce_key, "plus")
+        assert at(trial["trial_end"]) == second_pass
+        await pay(client, billing_key, trial["id"], period=1, amount=1_500)
+        clock.set(second_pass)
+        await run_job(app)
+        paid = await read(client, ecommerce_key, trial["id"])
+        assert (paid["period"], at(paid["period_start"])) == (1, second_pass)
+
     async def test_a_period_stored_by_utc_s_calendar_is_followed_back_to_back(
         self,
         app: FastAPI,

@@ -85,9 +85,11 @@ def add_months(moment: datetime, months: int, zone: tzinfo) -> datetime:
     """`moment` plus `months` calendar months as the programme's calendar has them (`zone`): the same local
     time on the same day of the month, or the month's last day when it is shorter; in UTC. Counted in UTC, a
     subscription taken early on the 1st in Shanghai (still the last day of the month before in UTC) ended
-    days short, on the 29th."""
-    local = moment.astimezone(zone) + relativedelta(months=months)
-    return local.astimezone(UTC)
+    days short, on the 29th. No months is `moment` itself: relativedelta's arithmetic drops the pass (`fold`)
+    of a time in the hour a clock change repeats, and made the second 01:30 the first, an hour before it."""
+    if months == 0:
+        return moment.astimezone(UTC)
+    return (moment.astimezone(zone) + relativedelta(months=months)).astimezone(UTC)
 
 
 def period_bounds(
