@@ -286,6 +286,46 @@ async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
     assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
 
 
+@pytest.mark.parametrize("unlinked_by", ["partner", "desk"])
+async def test_a_ref_of_a_link_ended_before_the_erasure_is_forgotten_too(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, unlinked_by: str
+) -> None:
+    """A partner that knew the member by a ref (a phone number, here) and unlinked them before the erasure:
+    the replies kept for its Idempotency-Keys (the link, an exchange in) still named that ref after the
+    erasure, and replayed it, since only the refs of the links standing at the erasure were looked for."""
+    await set_program(client, admin_key)
+    partner_key = await register_partner(app, client, admin_key, "cafe", exchange_in_rate="1")
+    member = await enrol(client, pos_key)
+    ref = "PHONE-13812345678"
+    issued = await client.post(
+        f"/v1/members/{member['id']}/partner-link-codes", json={"partner": "cafe"}, headers=bearer(pos_key)
+    )
+    assert issued.status_code == 201, issued.text
+    linked = await client.post(
+        "/v1/partner/links",
+        json={"code": issued.json()["code"], "partner_customer_ref": ref},
+        headers=bearer(partner_key, idempotency_key="cafe-link-1"),
+    )
+    assert linked.status_code == 201 and ref in linked.text, linked.text
+    moved = await client.post(
+        f"/v1/partner/members/{ref}/exchanges-in",
+        json={"partner_ref": "T-1", "partner_points": 100},
+        headers=bearer(partner_key, idempotency_key="cafe-in-1"),
+    )
+    assert moved.status_code == 201, moved.text
+    if unlinked_by == "partner":
+        ended = await client.delete(f"/v1/partner/links/{ref}", headers=bearer(partner_key))
+    else:
+        ended = await client.delete(f"/v1/members/{member['id']}/partner-links/cafe", headers=bearer(pos_key))
+    assert ended.status_code == 204, ended.text
+
+    erased = await _erase(client, admin_key, member["id"])
+
+    left = [hit for hit in await _every_text(app) if ref in hit[2]]
+    assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
+    assert erased["idempotency_replies_dropped"] == 2
+
+
 @pytest.mark.parametrize("short", ["partner_ref", "external_id"])
 @pytest.mark.parametrize("request_of", ["earn", "adjustment"])
 async def test_another_members_reply_holding_the_erased_members_short_ref_or_reason_is_kept(

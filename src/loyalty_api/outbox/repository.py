@@ -88,6 +88,15 @@ class OutboxRepository:
             )
         return len(changed)
 
+    async def partner_refs_of(self, member_id: uuid.UUID) -> list[str]:
+        """The partners' customer refs the member's stored events name (`partner_customer_ref`): those of
+        every link they had, ended or not, for an erasure to look for."""
+        ref = _EVENTS.c.payload["partner_customer_ref"].as_string()
+        rows = await self.session.scalars(
+            select(ref).distinct().where(_EVENTS.c.member_id == member_id, ref.is_not(None))
+        )
+        return [value for value in rows.all() if value is not None]
+
     async def insert_event(self, row: dict[str, Any]) -> None:
         await INSERT_EVENT.execute(self.session, row)
 

@@ -293,6 +293,16 @@ class ExchangeRepository:
         )
         return result.scalars().all()
 
+    async def customer_refs_of(self, member_id: uuid.UUID) -> list[str]:
+        """The partners' customer refs the member's exchanges keep (as linked then: the link may have
+        ended since)."""
+        rows = await self.session.scalars(
+            select(PartnerExchange.partner_customer_ref)
+            .distinct()
+            .where(PartnerExchange.member_id == member_id)
+        )
+        return list(rows.all())
+
     async def list_member_exchanges(
         self, member_id: uuid.UUID, *, before_id: uuid.UUID | None, limit: int
     ) -> Sequence[tuple[PartnerExchange, str]]:

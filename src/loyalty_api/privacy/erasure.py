@@ -59,9 +59,17 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     erased = await profiles.erase(uow, member_id)
     if not erased.newly:
         return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0)
+    # The refs partners knew the member by in links that ended before (unlinked by either side), which
+    # replies kept for those partners' keys may still name: read before the exchanges and events forget them.
+    # (An exchange takes the member's row, which the erasure holds; a link made while this waits is among
+    # `partners`.)
+    earlier = {
+        *await ExchangeRepository(uow.session).customer_refs_of(member_id),
+        *await OutboxRepository(uow.session).partner_refs_of(member_id),
+    }
     partners = await PartnerRepository(uow.session).forget_member(member_id)
     await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)
-    refs = [ref for _, _, ref in partners]
+    refs = sorted({ref for _, _, ref in partners} | earlier)
     identifiers = {*erased.identifiers, *erased.external_refs, *erased.traits, *refs}
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
         member_id, partial(_event_without, frozenset(identifiers))
