@@ -207,6 +207,28 @@ class TestJob:
             ("new", "active")
         ]  # the earn's, before the reset; none since
 
+    async def test_an_erased_members_stage_moves_in_the_figures_without_an_event(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """After `member.erased`, receivers heard `member.lifecycle_changed` about the erased member (active
+        to at_risk a month on, a win-back for someone no read finds any more). Their stage still moves, as
+        the overview counts it, but no event says so."""
+        await set_program(client, admin_key)
+        start = clock.now()
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 1_000)
+        erased = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        clock.set(clock.now() + timedelta(days=40))
+
+        assert await run_job(app) == 1
+
+        assert await changes(app, member["id"]) == [("new", "active")]  # the earn's, before the erasure
+        window = {"from": format_instant(start), "to": format_instant(clock.now())}
+        overview = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        assert overview.status_code == 200, overview.text
+        assert overview.json()["members_by_lifecycle"]["at_risk"] == 1
+
 
 class TestClocks:
     async def test_a_worker_whose_clock_is_behind_still_finishes(

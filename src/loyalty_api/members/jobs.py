@@ -7,6 +7,7 @@ from typing import Any
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import assess, thresholds_of
+from loyalty_api.members.models import ERASED
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.service import emit_for_members
@@ -50,8 +51,10 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
         changes.append(
             {"member": row.id, "stage": found.stage, "since": since, "due": found.due, "assessed": now}
         )
-        # A member's first assessment (one from before lifecycles) sets their stage without an event.
-        if found.stage != row.stage and row.since is not None:
+        # A member's first assessment (one from before lifecycles) sets their stage without an event; so does
+        # every assessment of an erased member: their stage goes on moving in the figures, but receivers were
+        # told `member.erased`, and no read finds them any more.
+        if found.stage != row.stage and row.since is not None and row.status != ERASED:
             events.append(
                 MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
             )

@@ -106,6 +106,7 @@ class LifecycleRow:
     created_at: datetime
     stage: str
     since: datetime | None
+    status: str
 
 
 _LIFECYCLE_COLUMNS = (
@@ -113,6 +114,7 @@ _LIFECYCLE_COLUMNS = (
     _MEMBERS.c.created_at,
     _MEMBERS.c.lifecycle_stage,
     _MEMBERS.c.lifecycle_since,
+    _MEMBERS.c.status,
 )
 _SET_LIFECYCLE = (
     update(_MEMBERS)
