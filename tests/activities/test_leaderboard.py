@@ -3,6 +3,8 @@ first, each shown by id and masked card number only."""
 
 from __future__ import annotations
 
+import base64
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -71,7 +73,7 @@ class TestLeaderboard:
             "2026-03-15T16:00:00Z",  # Monday 00:00 in Shanghai
             "2026-03-22T16:00:00Z",
         )
-        tied = sorted([ann, ed], key=lambda m: m["member_number"])
+        tied = sorted([ann, ed], key=lambda m: uuid.UUID(m["id"]))  # a tie goes by member id
         assert places(found) == [
             (1, bo["id"], 300),
             (2, di["id"], 150),
@@ -245,6 +247,32 @@ class TestLeaderboard:
                 break
         assert paged == whole["items"]
 
+    async def test_a_pages_cursor_holds_no_full_card_number(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The board masks card numbers because apps and screens show it: the `next_cursor` an app is handed
+        for the next page (plain base64url) must not spell out the card number the alias hides."""
+        await set_program(client, admin_key)
+        members = [await enrol(client, pos_key) for _ in range(3)]
+        for member, amount in zip(members, (30_000, 20_000, 20_000), strict=True):
+            await opt_in(client, pos_key, member["id"])
+            await earn(client, pos_key, member["id"], amount)
+        whole = await board(client, pos_key, period="week")
+        numbers = {m["member_number"] for m in members}
+        cursor, paged = None, []
+        while True:
+            page = await board(
+                client, pos_key, period="week", limit=1, **({"cursor": cursor} if cursor else {})
+            )
+            paged += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+            decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            assert [n for n in numbers if n.encode() in decoded] == [], page
+        assert paged == whole["items"]
+        assert [item["rank"] for item in paged] == [1, 2, 2]
+
     async def test_bad_queries_are_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
         for params in (
             {"period": "year"},
@@ -271,7 +299,7 @@ class TestLeaderboard:
             member = await enrol(client, pos_key)
             await opt_in(client, pos_key, member["id"])
             await earn(client, pos_key, member["id"], amount)
-        cursor = encode_key((10**9, "", rank, place))
+        cursor = encode_key((10**9, uuid.UUID(int=0), rank, place))
         response = await client.get(
             "/v1/leaderboard", params={"limit": 1, "cursor": cursor}, headers=bearer(pos_key)
         )

@@ -31,11 +31,12 @@ class LeaderboardRepository:
         self.session = session
 
     async def list_leaders(
-        self, start: datetime, end: datetime, *, after: tuple[int, str] | None, limit: int
+        self, start: datetime, end: datetime, *, after: tuple[int, uuid.UUID] | None, limit: int
     ) -> list[Leader]:
         """Active members who opted in, by the points they earned in [start, end) less what refunds (then or
-        since) took back of them, most first (then by card number); only those left with more than none, and
-        after `after` (points, card number) in that order."""
+        since) took back of them, most first (then by member id); only those left with more than none, and
+        after `after` (points, member id) in that order. Ties go by id, not card number, so a page's cursor
+        names only what the page shows: a card number in it would undo the board's mask."""
         in_window = (LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
         earned_then = select(LedgerEntry.member_id, LedgerEntry.amount.label("points")).where(
             LedgerEntry.type.in_(EARNED_TYPES), *in_window
@@ -84,9 +85,7 @@ class LeaderboardRepository:
         moves = union_all(earned_then, taken_back).subquery()
         earned = func.sum(moves.c.points).label("earned")
         keyset = (
-            ()
-            if after is None
-            else (or_(earned < after[0], and_(earned == after[0], Member.member_number > after[1])),)
+            () if after is None else (or_(earned < after[0], and_(earned == after[0], Member.id > after[1])),)
         )
         rows = await self.session.execute(
             select(Member.id, Member.member_number, earned)
@@ -94,7 +93,7 @@ class LeaderboardRepository:
             .where(Member.leaderboard_opt_in.is_(True), Member.status == MemberStatus.active)
             .group_by(Member.id, Member.member_number)
             .having(earned > 0, *keyset)
-            .order_by(earned.desc(), Member.member_number)
+            .order_by(earned.desc(), Member.id)
             .limit(limit)
         )
         return [Leader(member_id, number, int(points)) for member_id, number, points in rows.all()]

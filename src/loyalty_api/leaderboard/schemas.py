@@ -20,5 +20,5 @@ class LeaderboardRead(ReadModel):
     period: Literal["week", "month"]
     start: datetime = Field(description="The period's first instant.")
     end: datetime = Field(description="The first instant after the period.")
-    items: list[StandingRead] = Field(description="Most points first; ties by card number.")
+    items: list[StandingRead] = Field(description="Most points first; ties by member id.")
     next_cursor: str | None

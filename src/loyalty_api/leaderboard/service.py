@@ -47,19 +47,21 @@ async def leaderboard(
     uow: UnitOfWork, *, period: Period, at: datetime | None, limit: int, cursor: str | None
 ) -> Leaderboard:
     """A page of the board of the programme's week or month (from Monday, or the 1st, in its time zone) that
-    `at` falls in (now, without it). The cursor carries the last place shown, its points, card number and
-    rank, so the next page goes on from there and ranks a tie with it alike."""
+    `at` falls in (now, without it). The cursor carries the last place shown, its points, member id (never
+    its card number, which the board masks) and rank, so the next page goes on from there and ranks a tie
+    with it alike."""
     zone = (await get_program(uow)).zone
     start, end = period_around(at or uow.clock.now(), period, zone)
-    after: tuple[int, str] | None = None
+    after: tuple[int, uuid.UUID] | None = None
     place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
     if cursor is not None:
-        points, number, rank, place = decode_key(cursor, (int, str, int, int))  # type: ignore[assignment]
+        points, last, rank, place = decode_key(cursor, (int, uuid.UUID, int, int))  # type: ignore[assignment]
         # A cursor this service wrote has shown a place, ranked at or above it. A forged one must not number
         # the page (negative or made-up ranks), nor overflow the next cursor's 64-bit place (a 500).
         if not 1 <= rank <= place <= MAX_PLACE:
             raise InvalidField("cursor", "not a cursor this service returned")
-        after = (points, str(number))
+        assert isinstance(last, uuid.UUID)
+        after = (points, last)
     leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, after=after, limit=limit + 1)
     items: list[Standing] = []
     for leader in leaders[:limit]:
@@ -69,5 +71,5 @@ async def leaderboard(
         items.append(Standing(rank, leader.member_id, mask(leader.member_number), leader.points))
     next_cursor = None
     if len(leaders) > limit:
-        next_cursor = encode_key((points, leaders[limit - 1].member_number, rank, place))
+        next_cursor = encode_key((points, leaders[limit - 1].member_id, rank, place))
     return Leaderboard(period=period, start=start, end=end, items=items, next_cursor=next_cursor)

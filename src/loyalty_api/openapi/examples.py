@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loyalty_api.db.pagination import encode_cursor, page_after
+from loyalty_api.db.pagination import encode_cursor, encode_key, page_after
 
 JSON = "application/json"
 
@@ -2174,7 +2174,8 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "points": 860,
                         },
                     ],
-                    "next_cursor": "AAAAAAAAA1wKNzcwMTIyMjI4MQAAAAAAAAACAAAAAAAAAAM",
+                    # After the last place shown: its points, member id (never its card number), rank, place.
+                    "next_cursor": encode_key((860, uuid.UUID("0195a3c2-6e18-7b24-87f5-3a01d9e2b463"), 2, 3)),
                 },
             )
         ),
