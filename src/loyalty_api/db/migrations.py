@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from loyalty_api.db.engine import READ_ONLY
 from loyalty_api.db.outage import what_the_driver_said
 
 # Where alembic records the schema's revision (its default name, as env.py leaves it).
@@ -59,7 +60,10 @@ def _current(connection: Connection) -> str | None:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as connection:
+    # A read-only connection: on SQLite a plain BEGIN, never BEGIN IMMEDIATE, so the read (every /readyz
+    # probe, the CLI's check before each command) neither waits for the database's one writer, a request's
+    # or a job's transaction, nor makes the next writer wait in SQLite's busy handler.
+    async with engine.execution_options(**{READ_ONLY: True}).connect() as connection:
         return await connection.run_sync(_current)
 
 
