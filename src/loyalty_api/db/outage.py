@@ -16,6 +16,8 @@ from loyalty_api.db.engine import DirectStatementFailed
 # down or starting up (57P01–57P03), no connection slot free (53300), and a connection refused its login
 # (class 28: a password rotated, a role locked while the service runs; only a login raises it).
 _OUT_OF_REACH = ("08", "28", "57P01", "57P02", "57P03", "53300")
+# SQLite's SQLITE_BUSY, the primary result code beneath its extended ones (the low byte).
+_SQLITE_BUSY = 5
 
 
 def _links(error: BaseException) -> Iterator[BaseException]:
@@ -34,8 +36,9 @@ def database_out_of_reach(error: BaseException) -> bool:
     driver's). An OSError counts (asyncpg's own, from opening a connection, comes out unwrapped:
     `ConnectionRefusedError` while the server is down; a server that never answers is ConnectTimedOut), but
     not a bare TimeoutError, which a time limit of ours raises. So does the pool's wait for a connection
-    running out (pool_exhausted): the request never reached the database either."""
-    if pool_exhausted(error):
+    running out (pool_exhausted): the request never reached the database either; nor SQLite's wait for its
+    write lock (database_busy)."""
+    if pool_exhausted(error) or database_busy(error):
         return True
     for link in _links(error):
         if isinstance(link, DBAPIError) and link.connection_invalidated:
@@ -54,6 +57,17 @@ def pool_exhausted(error: BaseException) -> bool:
     """Whether `error` is the pool's wait for a connection running out: every one it may open was busy (an
     overload, or connections held by slow work), so the request never reached the database."""
     return isinstance(error, PoolTimeout)
+
+
+def database_busy(error: BaseException) -> bool:
+    """Whether `error` is SQLite's wait for its one write lock running out (`database is locked`): another
+    process held it past the busy timeout (a `loyalty-api` command, a migration, a shell with a transaction
+    open), so the statement was not run; this process's own writers take turns and never meet it."""
+    for link in _links(error):
+        code = getattr(link, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == _SQLITE_BUSY:
+            return True
+    return False
 
 
 def what_the_driver_said(error: BaseException, password: str | None) -> str:

@@ -63,9 +63,10 @@ class MethodNotAllowed(LoyaltyError):
 
 
 class DatabaseUnavailable(LoyaltyError):
-    """The service could not reach its database (a restart, a failover, a network fault, or every connection
-    it may open busy for as long as a request waits for one), so the request was not done; when the
-    connection was lost while the work was being committed, `detail` says that it may have been.
+    """The service could not reach its database (a restart, a failover, a network fault, every connection
+    it may open busy for as long as a request waits for one, or, on SQLite, its write lock held by another
+    process for as long), so the request was not done; when the connection was lost while the work was being
+    committed, `detail` says that it may have been.
 
     Retry after `Retry-After` seconds with the same Idempotency-Key: the work is done at most once. (When the
     service could not free the key, `Retry-After` is the time until the key's hold ends.) `/readyz` says when
@@ -96,6 +97,13 @@ class DatabaseUnavailable(LoyaltyError):
         return cls(
             "Every connection the service may open to its database stayed busy while the request waited for "
             "one; the request was not done. Retry shortly."
+        )
+
+    @classmethod
+    def locked(cls) -> DatabaseUnavailable:
+        return cls(
+            "Another process held the database's write lock (SQLite) for as long as the request waited for "
+            "it; the request was not done. Retry shortly."
         )
 
     @classmethod

@@ -9,7 +9,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from loyalty_api.clock import Clock
-from loyalty_api.db.outage import database_out_of_reach, pool_exhausted
+from loyalty_api.db.outage import database_busy, database_out_of_reach, pool_exhausted
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.idempotency.service import Claim
@@ -19,10 +19,14 @@ logger = logging.getLogger("loyalty_api.errors")
 
 def unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """The answer to `error` when it is the database out of reach (logged with the error's class only: the
-    driver's message may name the host) or every connection of the pool busy, else None."""
+    driver's message may name the host), every connection of the pool busy, or SQLite's write lock held by
+another process past the busy timeout, else None."""
     if pool_exhausted(error):
         logger.warning("every database connection busy", extra={"error": type(error).__name__})
         return DatabaseUnavailable.pool_busy()
+    if database_busy(error):
+        logger.warning("database locked by another process", extra={"error": type(error).__name__})
+        return DatabaseUnavailable.locked()
     if not database_out_of_reach(error):
         return None
     logger.warning("database unreachable", extra={"error": type(error).__name__})
@@ -35,7 +39,7 @@ async def commit(uow: UnitOfWork) -> None:
     try:
         await uow.commit()
     except Exception as exc:
-        if not database_out_of_reach(exc):
+        if not database_out_of_reach(exc) or database_busy(exc):  # a COMMIT refused as busy did nothing
             raise
         logger.warning("database unreachable while committing", extra={"error": type(exc).__name__})
         raise DatabaseUnavailable.while_committing() from exc
