@@ -20,7 +20,7 @@ logger = logging.getLogger("loyalty_api.errors")
 def unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """The answer to `error` when it is the database out of reach (logged with the error's class only: the
     driver's message may name the host), every connection of the pool busy, or SQLite's write lock held by
-another process past the busy timeout, else None."""
+    another process past the busy timeout, else None."""
     if pool_exhausted(error):
         logger.warning("every database connection busy", extra={"error": type(error).__name__})
         return DatabaseUnavailable.pool_busy()
