@@ -39,6 +39,24 @@ async def _take_plus_off_sale(client: httpx.AsyncClient, admin_key: str) -> None
     assert replaced.status_code == 200, replaced.text
 
 
+class TestSeed:
+    async def test_a_new_database_has_members_with_plus_paid_and_on_trial(
+        self, client: httpx.AsyncClient, units: UnitsOfWork, admin_key: str
+    ) -> None:
+        # README: "three dozen members ..., some with an opening balance and some with PLUS".
+        await seed_programme(units)
+
+        states = []
+        for n in (1, TRIAL_WITHOUT_AN_ORDER):
+            found = await _member(client, admin_key, n)
+            assert found.status_code == 200, found.text
+            subscriptions = await client.get(
+                f"/v1/members/{found.json()['id']}/subscriptions", headers=bearer(admin_key)
+            )
+            states.append([(s["plan"]["code"], s["state"]) for s in subscriptions.json()["items"]])
+        assert states == [[("plus", "active")], [("plus", "trialing")]]
+
+
 class TestSeedAgain:
     async def test_after_plus_was_taken_off_sale_it_runs_and_sells_plus_to_nobody(
         self, client: httpx.AsyncClient, units: UnitsOfWork, admin_key: str

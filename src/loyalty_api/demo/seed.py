@@ -176,6 +176,8 @@ async def seed_programme(units: UnitsOfWork) -> None:
             await _seed_rewards(uow)
         if not (await plans.list_plans(uow, limit=1, cursor=None)).items:
             await _seed_plans(uow)
+    # Read once the plan is committed: the unit that made it still sees the cached catalogue from before.
+    async with units.read() as uow:
         plus_on_sale = await _on_sale(uow, "plus")
     for n, person in enumerate(demo_members()):
         try:
