@@ -68,3 +68,18 @@ def _run(block: str, key: str, base: str, folder: Path) -> str:
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def test_the_graphql_section_names_every_root_field() -> None:
+    # A reader learns what GraphQL offers from the lists of queries and mutations there.
+    from loyalty_api import crypto
+    from loyalty_api.graphql.schema import graphql_router
+    from loyalty_api.settings import Settings
+
+    settings = Settings(encryption_key=crypto.generate_key(), database_url="sqlite+aiosqlite://")
+    schema = graphql_router(settings).schema._schema
+    section = README.read_text(encoding="utf-8").split("\n## GraphQL\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(loyalty\w+)", section))
+    assert schema.mutation_type is not None
+    root = schema.query_type.fields.keys() | schema.mutation_type.fields.keys()
+    assert sorted(field for field in root if not field.startswith("_") and field not in named) == []
