@@ -7,9 +7,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, bindparam, func, select, text
 
-from loyalty_api.db.engine import WriteInReadOnlyUnit
+from loyalty_api.db.direct import DirectStatement
+from loyalty_api.db.engine import DirectStatementFailed, WriteInReadOnlyUnit
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.outbox.models import OutboxEvent
@@ -107,3 +108,42 @@ async def test_an_open_read_only_unit_holds_no_transaction_on_the_server(units: 
                 text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
             )
             assert state.scalar_one() == "idle in transaction"  # a writing unit does hold one
+
+
+_BACKEND = DirectStatement(select(func.pg_backend_pid().label("pid")))
+
+
+@pytest.mark.skipif(not is_postgres(), reason="a read-only unit holds a connection of its own on PostgreSQL")
+class TestTheConnectionAReadOnlyUnitHolds:
+    async def test_its_direct_statements_begin_nothing_in_the_session(self, units: UnitsOfWork) -> None:
+        """They run on the connection the unit took as it started: the session is not asked for one, so its
+        transaction machinery (a transaction begun and rolled back around nothing) costs nothing."""
+        async with units.read() as uow:
+            await _BACKEND.fetch_one(uow.session, {})
+            await _BACKEND.fetch_one(uow.session, {})
+            assert not uow.session.in_transaction()
+
+    async def test_its_orm_and_direct_statements_share_one_connection(self, units: UnitsOfWork) -> None:
+        """One connection a unit whatever it runs, as before: a unit holding two would halve what the pool
+        serves, and units each waiting for a second connection could wait for one another."""
+        pool = units.database.engine.sync_engine.pool
+        for snapshot in (False, True):
+            async with units.read() as uow:
+                if snapshot:
+                    await uow.read_one_snapshot()
+                direct_first = await _BACKEND.fetch_one(uow.session, {})
+                orm = (await uow.session.execute(select(func.pg_backend_pid()))).scalar_one()
+                direct_after = await _BACKEND.fetch_one(uow.session, {})
+                assert direct_first == (orm,) == direct_after
+                assert pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    async def test_it_is_given_back_when_a_statement_fails(self, units: UnitsOfWork) -> None:
+        pool = units.database.engine.sync_engine.pool
+        failing = DirectStatement(select(func.pg_backend_pid() / bindparam("zero", type_=Integer)))
+        with pytest.raises(DirectStatementFailed):
+            async with units.read() as uow:
+                await failing.fetch_one(uow.session, {"zero": 0})
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with units.read() as uow:  # and the pool hands out a connection that works
+            assert await _BACKEND.fetch_one(uow.session, {}) is not None

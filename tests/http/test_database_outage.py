@@ -372,6 +372,32 @@ async def test_every_connection_busy_past_the_pools_wait_is_503_database_unavail
     assert UNHANDLED not in messages and "graphql resolver failed" not in messages
 
 
+@pytest.mark.skipif(not is_postgres(), reason="a read-only unit holds a connection of its own on PostgreSQL")
+async def test_a_read_waiting_for_a_connection_is_cut_off_at_the_requests_time_limit(
+    settings: Settings, client: httpx.AsyncClient, pos_key: str
+) -> None:
+    """A read-only unit takes its connection as it starts (db/uow.py): that wait counts in the request's time
+    limit, as a statement's wait did, so the caller hears at the limit, not at the end of the pool's longer
+    wait."""
+    member = await enrol(client, pos_key)
+    busy = {
+        "database_pool_size": 1,
+        "database_max_overflow": 0,
+        "database_pool_timeout_seconds": 5,
+        "request_timeout_seconds": 0.3,
+        "cache_seconds": 60,  # the edge's check of the key reads it from memory once it is known
+    }
+    async with serving(settings, **busy) as (app, busy_client):
+        path = f"/v1/members/{member['id']}"
+        for _ in range(2):  # the first notes the key's use, which makes the process read the key again
+            assert (await busy_client.get(path, headers=bearer(pos_key))).status_code == 200
+        async with units_of(app).database.engine.connect():  # the pool's only connection, held
+            answer = await busy_client.get(path, headers=bearer(pos_key))
+        assert (await busy_client.get(path, headers=bearer(pos_key))).status_code == 200
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["code"] == "request_timed_out", answer.json()
+
+
 def _busy_timeout_shortened(app: FastAPI, milliseconds: int) -> None:
     """The app's SQLite connections wait `milliseconds` for another connection's write lock, not 30 s: the
     test need not wait as long as the service does."""

@@ -18,7 +18,9 @@ Through public APIs only: the first direct statement of a transaction asks the s
 which begins the unit of work's transaction (the unit of work sends BEGIN on the driver, db/engine.py), and
 every direct statement runs on that connection's asyncpg connection (the pooled connection's
 `driver_connection`), inside that transaction, which the unit of work commits or rolls back as usual. A
-read-only unit of work has no transaction (autocommit): its statements run on the driver as well. asyncpg
+read-only unit of work has no transaction (autocommit) unless it asked for one snapshot, and holds its
+connection itself, its session bound to it (`get_bind()` is that connection): its statements run on that
+connection's driver, inside the snapshot's transaction when there is one. asyncpg
 prepares each statement once per connection and keeps it under a name; behind PgBouncer in transaction mode
 (settings.database_pooler) its statement cache is off, and it prepares them unnamed, anew each time
 (db/engine.py, `driver_options`).
@@ -115,9 +117,13 @@ def _processed(record: Sequence[Any], processors: tuple[tuple[int, Processor], .
 
 
 def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
-    """The session's connection and its asyncpg connection, once a direct statement of the session's current
-    transaction asked for them; None before that. Remembered for the rest of the transaction: asking the
-    session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
+    """The session's connection and its asyncpg connection: the one a read-only unit holds and bound its
+    session to (db/uow.py), or, for a session that takes its own, once a direct statement of the session's
+    current transaction asked for them; None before that. Remembered for the rest of the transaction: asking
+    the session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
+    bind = session.get_bind()
+    if isinstance(bind, Connection):  # checked out by now: reading its pooled connection does no I/O
+        return bind, bind.connection.driver_connection
     remembered = session.info.get(_CONNECTION)
     transaction = session.sync_session.get_transaction()
     # A transaction a failed flush rolled back is still the session's, but no longer active: asking the

@@ -7,7 +7,13 @@ from typing import Any, cast
 from sqlalchemy import event
 from sqlalchemy.engine import AdaptedConnection, Connection, Dialect
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import PoolResetState
 
@@ -266,15 +272,23 @@ class Database:
         # anyway, so this reads what a transaction would, with two round trips fewer (a lookup made three).
         # A unit that needs one snapshot throughout asks for it (UnitOfWork.read_one_snapshot). Its writes
         # would commit at once, so they are refused (WriteInReadOnlyUnit).
+        self._read_engine = engine.execution_options(**{READ_ONLY: True})
         self._reader = async_sessionmaker(
-            engine.execution_options(**{READ_ONLY: True}),
-            expire_on_commit=False,
-            autoflush=False,
-            info={READ_ONLY: True},
+            self._read_engine, expire_on_commit=False, autoflush=False, info={READ_ONLY: True}
         )
 
-    def session(self, *, read_only: bool = False) -> AsyncSession:
-        return (self._reader if read_only else self._writer)()
+    def session(self, *, read_only: bool = False, bind: AsyncConnection | None = None) -> AsyncSession:
+        """A session; `bind`: a read-only one on that connection (`read_connection`) instead of one it takes
+        from the pool itself."""
+        if bind is None:
+            return (self._reader if read_only else self._writer)()
+        assert read_only, "a writing session takes its own connection"
+        return self._reader(bind=bind)
+
+    async def read_connection(self) -> AsyncConnection:
+        """A connection for a read-only unit of work to hold itself (PostgreSQL): its direct statements run
+        on it without the session's transaction machinery (db/uow.py)."""
+        return await self._read_engine.connect()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
@@ -31,6 +31,8 @@ class UnitOfWork:
     # an entry after the unit's first statement, and a stamp taken later would not know.
     cache_stamp: int = 0
     read_only: bool = False
+    # A read-only unit's own connection on PostgreSQL, its session bound to it (see UnitsOfWork.start).
+    connection: AsyncConnection | None = None
     writer_turn: asyncio.Lock | None = None
     _stale: set[str] = field(default_factory=set)
 
@@ -47,7 +49,8 @@ class UnitOfWork:
         """Make every read of this unit of work see the database as it was at its first: on PostgreSQL, whose
         reads each see their own under READ COMMITTED (a read-only unit's are even transactions of their
         own), its transaction is REPEATABLE READ; a SQLite transaction reads one snapshot already. Asked
-        after the unit's first statement, it changes nothing: the transaction keeps what it began with."""
+        once the session has begun a transaction (a statement through it), it changes nothing: the
+        transaction keeps what it began with."""
         if self.session.get_bind().dialect.name == "postgresql" and not self.session.in_transaction():
             await self.session.connection(execution_options={SNAPSHOT: True})
 
@@ -58,9 +61,11 @@ class UnitOfWork:
     async def rollback(self) -> None:
         try:
             if self.read_only:
-                # It wrote nothing: closing the session gives its connection back (rolling back a snapshot's
-                # transaction, if it began one) without the rollback's restoring of the session's state.
-                await self.session.close()
+                # It wrote nothing: closing the session ends its transaction, if a statement or a snapshot
+                # began one (rolling it back, and giving back the connection it took), without the rollback's
+                # restoring of the session's state. A session that began none has nothing to end.
+                if self.session.in_transaction():
+                    await self.session.close()
             else:
                 await self.session.rollback()
         finally:
@@ -80,9 +85,14 @@ class UnitOfWork:
                 # is this, without the greenlet hop every request paid for it.
                 self.session.expunge_all()
         finally:
-            if self.writer_turn is not None:
-                self.writer_turn.release()
-                self.writer_turn = None
+            try:
+                if self.connection is not None:
+                    connection, self.connection = self.connection, None
+                    await connection.close()
+            finally:
+                if self.writer_turn is not None:
+                    self.writer_turn.release()
+                    self.writer_turn = None
 
 
 class UnitsOfWork:
@@ -121,14 +131,23 @@ class UnitsOfWork:
         if turn is not None:
             await turn.acquire()
         cache = self._replica_cache if for_reports else self.cache
+        database = self.reports if for_reports else self.database
+        # On PostgreSQL a read-only unit takes its connection from the pool itself, as it starts, and its
+        # session is bound to it: its direct statements (the till's lookup, the checkout quote) run on that
+        # connection, without asking the session for one; SQLAlchemy's session begins a transaction of its
+        # own on it only for an ORM statement or a snapshot (about 75 µs of CPU a unit otherwise: "What the
+        # ORM session still costs a read" in benchmarks/README.md). One connection a unit either way.
+        held = read_only and database.dialect == "postgresql"
+        connection = await database.read_connection() if held else None
         return UnitOfWork(
-            session=(self.reports if for_reports else self.database).session(read_only=read_only),
+            session=database.session(read_only=read_only, bind=connection),
             clock=self.clock,
             vault=self.vault,
             settings=self.settings,
             cache=cache,
             cache_stamp=cache.stamp(),
             read_only=read_only,
+            connection=connection,
             writer_turn=turn,
         )
 

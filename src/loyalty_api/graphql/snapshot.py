@@ -33,7 +33,14 @@ class Snapshot:
         async with self._turn:
             if self._uow is None:
                 uow = await self._units.start(read_only=True)
-                await uow.read_one_snapshot()
+                try:
+                    await uow.read_one_snapshot()
+                except BaseException:  # its connection goes back to the pool, not to the collector
+                    try:
+                        await uow.rollback()
+                    finally:
+                        await uow.close()
+                    raise
                 self._uow = uow
             yield self._uow
 

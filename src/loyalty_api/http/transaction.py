@@ -371,11 +371,17 @@ async def _run_in_unit_of_work(
     deadline: float,
     audited: UnitOfWorkRoute | None,
 ) -> Response:
+    # A read-only unit on PostgreSQL takes its connection as it starts (db/uow.py), a writer on SQLite waits
+    # for its turn: within the time limit, as a statement's wait for a connection is.
+    waiting = asyncio.timeout_at(deadline)
     try:
-        uow = await units.start(read_only=read_only, for_reports=for_reports)
-    except BaseException:
+        async with waiting:
+            uow = await units.start(read_only=read_only, for_reports=for_reports)
+    except BaseException as exc:
         if claimed is not None:  # nothing ran: a retry with the key runs it, not a 409 until the lease ends
             await idempotency.release(units, claimed)
+        if isinstance(exc, TimeoutError) and waiting.expired():
+            return render_domain_error(RequestTimedOut.after(units.settings.request_timeout_seconds), request)
         raise
     request.state.uow = uow
     # A write by a back-office, billing or partner key goes in the audit log, in this transaction. (A key
