@@ -15,7 +15,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT
-from tests.databases import is_postgres
+from tests.databases import is_postgres, pooler
 
 _TYPE = "test.read_only"
 
@@ -147,3 +147,14 @@ class TestTheConnectionAReadOnlyUnitHolds:
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
         async with units.read() as uow:  # and the pool hands out a connection that works
             assert await _BACKEND.fetch_one(uow.session, {}) is not None
+
+
+@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL's JIT compilation")
+@pytest.mark.skipif(pooler() == "pgbouncer", reason="behind PgBouncer the role's setting does it (README)")
+async def test_the_services_sessions_never_compile_a_plan_first(units: UnitsOfWork) -> None:
+    """A lookup's plan, once its tables grew, crossed `jit_above_cost` and was compiled to machine code before
+    each run: 50–700 ms a lookup. The service's connections have JIT off, read and write alike."""
+    async with units.read() as reading:
+        assert (await reading.session.execute(text("SHOW jit"))).scalar_one() == "off"
+    async with units.begin() as writing:
+        assert (await writing.session.execute(text("SHOW jit"))).scalar_one() == "off"

@@ -192,6 +192,14 @@ def _own_transactions(engine: AsyncEngine) -> None:
 def driver_options(pooler: Pooler) -> dict[str, Any]:
     """The asyncpg connection's options for the pooler in front of PostgreSQL (`connect_args`).
 
+    Connected directly, the session turns PostgreSQL's JIT compilation off (`jit`, sent as the connection
+    starts). The till's reads carry scalar subqueries whose estimated cost grows with the orders and lots
+    tables; past `jit_above_cost` (100,000) every lookup compiled its plan to machine code first: 50 ms a
+    lookup, and 700 ms once asyncpg's prepared statement went to a generic plan (which JIT also optimises),
+    with 70,000 orders in a benchmark's database. Nothing the service runs is long enough to win that back.
+    A transaction-mode PgBouncer refuses startup settings it does not know: its deployments turn JIT off
+    for the service's role instead (README, "Several processes, PgBouncer").
+
     Behind PgBouncer in transaction mode, consecutive transactions of one client connection may run on
     different server connections, so a statement prepared under a name in one is missing (or, under
     asyncpg's numbered names, another client's) in the next. With both statement caches off (asyncpg's,
@@ -201,7 +209,7 @@ def driver_options(pooler: Pooler) -> dict[str, Any]:
     behind on a server connection whenever asyncpg closes it in a later transaction."""
     if pooler == "pgbouncer":
         return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
-    return {}
+    return {"server_settings": {"jit": "off"}}
 
 
 def create_engine(
