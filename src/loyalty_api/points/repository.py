@@ -678,11 +678,18 @@ class LedgerRepository:
         return None if found is None else (found[0], found[1])
 
     async def expired_of_earn(self, member_id: uuid.UUID, order_ref: str) -> int:
-        """Points the order's earn lot lost to expiry: each expire entry names the lots it took from."""
+        """Points the order's earn lot lost to expiry: each expire entry names the lots it took from. The lots
+        are looked for among the member's own (lots have no index on their entry: joined by the entry alone,
+        every lot in the database was read)."""
         lots = (
             select(PointLot.id)
             .join(LedgerEntry, LedgerEntry.id == PointLot.entry_id)
-            .where(LedgerEntry.order_ref == order_ref, LedgerEntry.type == "earn")
+            .where(
+                PointLot.member_id == member_id,
+                LedgerEntry.member_id == member_id,
+                LedgerEntry.order_ref == order_ref,
+                LedgerEntry.type == "earn",
+            )
         )
         lot_ids = {str(lot_id) for lot_id in (await self.session.scalars(lots)).all()}
         if not lot_ids:
