@@ -36,6 +36,8 @@ class LedgerEntry(IdMixin, Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index(None, "member_id", "id"),
+        # The leaderboard and the points reports read a window of time: its entries, not the whole ledger.
+        Index(None, "created_at"),
         # Settlement statements read a partner's entries by time; most entries have no partner.
         Index(
             None,
