@@ -44,6 +44,8 @@ class WebhookDelivery(IdMixin, Base):
         Index(None, "status", "next_attempt_at"),
         Index(None, "created_at"),  # the retention job reads the oldest
         Index(None, "event_id"),  # an event is purged once no delivery of it is left
+        # An endpoint's deliveries of one type, newest first (GET .../deliveries?event_type=).
+        Index(None, "endpoint_id", "event_type", "id"),
         # The head-of-queue check looks only at pending deliveries of one endpoint and member.
         Index(
             None,
