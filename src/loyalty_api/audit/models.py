@@ -15,11 +15,14 @@ from loyalty_api.db.base import Base, IdMixin
 
 class AuditEvent(IdMixin, Base):
     __tablename__ = "audit_events"
-    # Filtered lists page by id (time-ordered): by subject, by key, by member.
+    # Filtered lists page by id (time-ordered): by subject, by key, by member, by action. A window of time
+    # (`at`) is read through its own index, then its rows put in id order.
     __table_args__ = (
         Index(None, "subject_type", "subject_id", "id"),
         Index(None, "key_id", "id"),
         Index(None, "member_id", "id"),
+        Index(None, "action", "id"),
+        Index(None, "at"),
     )
 
     at: Mapped[datetime]
