@@ -138,6 +138,19 @@ class TestTheConnectionAReadOnlyUnitHolds:
                 assert pool.checkedout() == 1  # type: ignore[attr-defined]
             assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
+    async def test_a_unit_that_reads_nothing_from_the_database_takes_no_connection(
+        self, units: UnitsOfWork
+    ) -> None:
+        """A read answered from memory (the programme, the ladder, the event types) or refused before it reads
+        (403, 422) takes nothing from the pool: the unit takes its connection at its first statement."""
+        pool = units.database.engine.sync_engine.pool
+        async with units.read():
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with units.read() as uow:
+            await _BACKEND.fetch_one(uow.session, {})
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
     async def test_it_is_given_back_when_a_statement_fails(self, units: UnitsOfWork) -> None:
         pool = units.database.engine.sync_engine.pool
         failing = DirectStatement(select(func.pg_backend_pid() / bindparam("zero", type_=Integer)))

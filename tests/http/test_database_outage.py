@@ -398,6 +398,33 @@ async def test_a_read_waiting_for_a_connection_is_cut_off_at_the_requests_time_l
     assert answer.json()["code"] == "request_timed_out", answer.json()
 
 
+@pytest.mark.skipif(not is_postgres(), reason="a read-only unit holds a connection of its own on PostgreSQL")
+async def test_a_read_answered_from_memory_waits_for_no_connection(
+    settings: Settings, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """The event types, and the programme and the ladder once read, are answered from memory: a read of them
+    waits for no connection while every one is busy (a read-only unit takes its connection at its first
+    statement), and neither does a query refused for its input."""
+    await set_program(client, admin_key)
+    busy = {
+        "database_pool_size": 1,
+        "database_max_overflow": 0,
+        "database_pool_timeout_seconds": 5,
+        "request_timeout_seconds": 0.3,
+        "cache_seconds": 60,  # the edge's check of the key reads it from memory once it is known
+    }
+    paths = {"/v1/event-types": 200, "/v1/program": 200, "/v1/tiers": 200, "/v1/members?limit=201": 422}
+    async with serving(settings, **busy) as (app, busy_client):
+        for _ in range(2):  # the first notes the key's use, which makes the process read the key again
+            for path in paths:
+                await busy_client.get(path, headers=bearer(admin_key))
+        async with units_of(app).database.engine.connect():  # the pool's only connection, held
+            answers = {
+                path: (await busy_client.get(path, headers=bearer(admin_key))).status_code for path in paths
+            }
+    assert answers == paths
+
+
 def _busy_timeout_shortened(app: FastAPI, milliseconds: int) -> None:
     """The app's SQLite connections wait `milliseconds` for another connection's write lock, not 30 s: the
     test need not wait as long as the service does."""

@@ -18,9 +18,10 @@ Through public APIs only: the first direct statement of a transaction asks the s
 which begins the unit of work's transaction (the unit of work sends BEGIN on the driver, db/engine.py), and
 every direct statement runs on that connection's asyncpg connection (the pooled connection's
 `driver_connection`), inside that transaction, which the unit of work commits or rolls back as usual. A
-read-only unit of work has no transaction (autocommit) unless it asked for one snapshot, and holds its
-connection itself, its session bound to it (`get_bind()` is that connection): its statements run on that
-connection's driver, inside the snapshot's transaction when there is one. asyncpg
+read-only unit of work has no transaction (autocommit) unless it asked for one snapshot, and from its first
+direct statement or snapshot holds its connection itself, its session bound to it (`get_bind()` is that
+connection, db/engine.hold_connection): its statements run on that connection's driver, inside the
+snapshot's transaction when there is one. asyncpg
 prepares each statement once per connection and keeps it under a name; behind PgBouncer in transaction mode
 (settings.database_pooler) its statement cache is off, and it prepares them unnamed, anew each time
 (db/engine.py, `driver_options`).
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import Executable, ReturnsRows
 
-from loyalty_api.db.engine import READ_ONLY, DirectStatementFailed, WriteInReadOnlyUnit
+from loyalty_api.db.engine import READ_ONLY, DirectStatementFailed, WriteInReadOnlyUnit, hold_connection
 
 Processor = Callable[[Any], Any]
 _CONNECTION = "loyalty_api.db.direct.connection"  # the key of the remembered connection in session.info
@@ -118,9 +119,10 @@ def _processed(record: Sequence[Any], processors: tuple[tuple[int, Processor], .
 
 def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
     """The session's connection and its asyncpg connection: the one a read-only unit holds and bound its
-    session to (db/uow.py), or, for a session that takes its own, once a direct statement of the session's
-    current transaction asked for them; None before that. Remembered for the rest of the transaction: asking
-    the session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct statements."""
+    session to (db/engine.hold_connection), or, for a session that takes its own, once a direct statement of
+    the session's current transaction asked for them; None before that. Remembered for the rest of the
+    transaction: asking the session costs about 50 µs a time, a greenlet hop, and a redeem runs eight direct
+    statements."""
     bind = session.get_bind()
     if isinstance(bind, Connection):  # checked out by now: reading its pooled connection does no I/O
         return bind, bind.connection.driver_connection
@@ -213,7 +215,11 @@ class DirectStatement(Generic[S]):
                 compiled = self._compiled_for(dialect, params)
                 result = await session.execute(self._executable, dict(params))
                 return [tuple(row) for row in result] if compiled.returns_rows else []
-            found = await _connection_of(session)
+            held = await hold_connection(session)  # a read-only unit's first statement on PostgreSQL
+            if held is not None:  # checked out just now: reading its pooled connection does no I/O
+                found = held, held.connection.driver_connection
+            else:
+                found = await _connection_of(session)
         compiled = self._compiled_for(found[0].dialect, params)
         arguments = self._arguments(compiled, params)
         records = await _on_driver(session, found, lambda driver: driver.fetch(compiled.sql, *arguments))

@@ -21,6 +21,10 @@ from loyalty_api.settings import Pooler, Settings, asyncpg_url_arguments
 
 READ_ONLY = "loyalty_read_only"  # in a read-only session's info and its connection's execution options
 SNAPSHOT = "loyalty_snapshot"  # a connection's execution option: its transaction reads one snapshot
+# In a read-only session's info on PostgreSQL (see hold_connection): how it takes the connection it will hold,
+# until it takes it; then that connection, which closing the unit of work gives back.
+_HOLD = "loyalty_hold"
+_HELD = "loyalty_held"
 
 
 class WriteInReadOnlyUnit(RuntimeError):
@@ -285,18 +289,44 @@ class Database:
             self._read_engine, expire_on_commit=False, autoflush=False, info={READ_ONLY: True}
         )
 
-    def session(self, *, read_only: bool = False, bind: AsyncConnection | None = None) -> AsyncSession:
-        """A session; `bind`: a read-only one on that connection (`read_connection`) instead of one it takes
-        from the pool itself."""
-        if bind is None:
-            return (self._reader if read_only else self._writer)()
-        assert read_only, "a writing session takes its own connection"
-        return self._reader(bind=bind)
-
-    async def read_connection(self) -> AsyncConnection:
-        """A connection for a read-only unit of work to hold itself (PostgreSQL): its direct statements run
-        on it without the session's transaction machinery (db/uow.py)."""
-        return await self._read_engine.connect()
+    def session(self, *, read_only: bool = False) -> AsyncSession:
+        """A session. A read-only one on PostgreSQL holds a connection of its own from its first direct
+        statement or snapshot on (`hold_connection`), not from the start: a unit answered from memory, or
+        refused before it reads, takes nothing from the pool."""
+        if not read_only:
+            return self._writer()
+        session = self._reader()
+        if self.dialect == "postgresql":
+            session.info[_HOLD] = self._read_engine.connect
+        return session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def hold_connection(session: AsyncSession) -> Connection | None:
+    """The connection a read-only session on PostgreSQL holds itself, its session bound to it: taken from the
+    pool at the first call, if the session has not begun a transaction on a connection of its own by then (an
+    ORM statement first; that one then serves the unit). Direct statements run on its driver without the
+    session's transaction machinery (db/direct.py); the session begins a transaction on it only for an ORM
+    statement or a snapshot. None for any other session. `release_connection` gives it back."""
+    held: AsyncConnection | None = session.info.get(_HELD)
+    if held is not None:
+        return held.sync_connection
+    take = session.info.get(_HOLD)
+    if take is None or session.in_transaction():
+        return None
+    del session.info[_HOLD]  # one try: should it fail, the session takes its own as it needs one
+    connection: AsyncConnection = await take()
+    session.info[_HELD] = connection
+    session.bind = connection
+    session.sync_session.bind = connection.sync_connection
+    return connection.sync_connection
+
+
+async def release_connection(session: AsyncSession) -> None:
+    """Give back the connection the session holds (`hold_connection`), if it took one. Its session must have
+    ended any transaction on it first (closing the session does)."""
+    held: AsyncConnection | None = session.info.pop(_HELD, None)
+    if held is not None:
+        await held.close()

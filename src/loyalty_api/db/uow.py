@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
 from loyalty_api.crypto import Vault
-from loyalty_api.db.engine import SNAPSHOT, Database
+from loyalty_api.db.engine import SNAPSHOT, Database, hold_connection, release_connection
 from loyalty_api.db.invalidation import announce
 from loyalty_api.settings import Settings
 
@@ -31,8 +31,6 @@ class UnitOfWork:
     # an entry after the unit's first statement, and a stamp taken later would not know.
     cache_stamp: int = 0
     read_only: bool = False
-    # A read-only unit's own connection on PostgreSQL, its session bound to it (see UnitsOfWork.start).
-    connection: AsyncConnection | None = None
     writer_turn: asyncio.Lock | None = None
     _stale: set[str] = field(default_factory=set)
 
@@ -52,6 +50,7 @@ class UnitOfWork:
         once the session has begun a transaction (a statement through it), it changes nothing: the
         transaction keeps what it began with."""
         if self.session.get_bind().dialect.name == "postgresql" and not self.session.in_transaction():
+            await hold_connection(self.session)  # a read-only unit's snapshot is on the connection it holds
             await self.session.connection(execution_options={SNAPSHOT: True})
 
     async def commit(self) -> None:
@@ -86,9 +85,7 @@ class UnitOfWork:
                 self.session.expunge_all()
         finally:
             try:
-                if self.connection is not None:
-                    connection, self.connection = self.connection, None
-                    await connection.close()
+                await release_connection(self.session)  # a read-only unit's own, on PostgreSQL
             finally:
                 if self.writer_turn is not None:
                     self.writer_turn.release()
@@ -132,22 +129,20 @@ class UnitsOfWork:
             await turn.acquire()
         cache = self._replica_cache if for_reports else self.cache
         database = self.reports if for_reports else self.database
-        # On PostgreSQL a read-only unit takes its connection from the pool itself, as it starts, and its
-        # session is bound to it: its direct statements (the till's lookup, the checkout quote) run on that
-        # connection, without asking the session for one; SQLAlchemy's session begins a transaction of its
-        # own on it only for an ORM statement or a snapshot (about 75 µs of CPU a unit otherwise: "What the
-        # ORM session still costs a read" in benchmarks/README.md). One connection a unit either way.
-        held = read_only and database.dialect == "postgresql"
-        connection = await database.read_connection() if held else None
+        # On PostgreSQL a read-only unit's session holds a connection of its own from its first direct
+        # statement or snapshot, bound to it (db/engine.hold_connection): its direct statements (the till's
+        # lookup, the checkout quote) run on that connection without asking the session for one, and the
+        # session begins a transaction on it only for an ORM statement or a snapshot (about 75 µs of CPU a
+        # unit otherwise: "What the ORM session still costs a read" in benchmarks/README.md). One connection
+        # a unit that reads the database, none for one answered from memory.
         return UnitOfWork(
-            session=database.session(read_only=read_only, bind=connection),
+            session=database.session(read_only=read_only),
             clock=self.clock,
             vault=self.vault,
             settings=self.settings,
             cache=cache,
             cache_stamp=cache.stamp(),
             read_only=read_only,
-            connection=connection,
             writer_turn=turn,
         )
 
