@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
-from tests.inspect_db import events
+from tests.inspect_db import events, rows
 from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, earn, set_program
 
 
@@ -29,6 +32,23 @@ class TestProgram:
         assert program["earn_rate"] == "2.5"
         assert program["expiry_months"] == 6
         assert program["rounding"] == "half_up"
+
+    async def test_the_same_settings_again_change_nothing_and_announce_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): a back office that sends the
+        settings again, or twice on a bad network, does not tell every receiver the programme changed."""
+        first = await set_program(client, admin_key, earn_rate="2.5")
+        [stored] = await rows(app, "SELECT updated_at FROM programs")
+        values = await rows(app, "SELECT * FROM point_value_changes")
+        clock.advance(timedelta(minutes=5))
+        assert await set_program(client, admin_key, earn_rate="2.50") == first
+        assert len(await events(app, "program.updated")) == 1
+        assert await rows(app, "SELECT updated_at FROM programs") == [stored]
+        assert await rows(app, "SELECT * FROM point_value_changes") == values
+        # A change is still one.
+        await set_program(client, admin_key, earn_rate="3")
+        assert len(await events(app, "program.updated")) == 2
 
     async def test_only_admin_may_change_it(self, client: httpx.AsyncClient, pos_key: str) -> None:
         response = await client.put("/v1/program", json=DEMO_LIKE_PROGRAM, headers=bearer(pos_key))

@@ -45,5 +45,5 @@ async def put_program(
     thresholds): a change is 409 `currency_in_use`, naming where.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `program.updated`."""
+    Emits `program.updated`, unless the settings are those in force already (a repeat changes nothing)."""
     return ProgramRead.model_validate(await service.put_program(uow, body.settings()))

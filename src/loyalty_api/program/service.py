@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
 from loyalty_api.outbox.service import emit_for_programme
@@ -147,6 +148,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     await repo.insert_program_if_absent({**_columns(DEFAULTS), "updated_at": uow.clock.now()})
     row = await repo.lock_program()
     assert row is not None
+    before = column_values(row)
     if settings.currency != row.currency:
         recorded = await repo.money_recorded_in()
         if recorded:
@@ -192,6 +194,10 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     row.return_window_days = settings.return_window_days
     row.expiry_reminder_days = settings.expiry_reminder_days
     row.tier_reminder_days = settings.tier_reminder_days
+    # The first settings are a change whatever they say (they record the point value); then the settings a
+    # PUT sends again change nothing and are not announced.
+    if last_change is not None and column_values(row) == before:
+        return _settings(row)
     row.updated_at = now
     await uow.session.flush()
     await uow.forget_cached(_CACHE_KEY)
