@@ -129,7 +129,9 @@ class TestBenefitsPlansAndTiersAtOnce:
                 for e in await events(app, "benefit.changed")
                 if e["payload"]["benefit_id"] == benefit
             )
-            assert changes == Counter(created=1, replaced=applied, deleted=1)
+            # The six replaces send the same terms: the first applied changes the benefit, the others find
+            # it so and announce nothing.
+            assert changes == Counter(created=1, replaced=min(applied, 1), deleted=1)
             assert await _deletes_audited(app, benefit) == [{"method": "DELETE", "status": 204}]
 
     async def test_replaces_and_deletes_of_one_plan_at_once_answer_200_204_or_404(

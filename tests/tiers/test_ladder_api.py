@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.tiers.redating import redate_window_ends
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer, units_of
@@ -212,6 +214,26 @@ class TestBenefits:
         assert quote.json()["total"] == {"amount": 9_500, "currency": "CNY"}
         listed = await client.get("/v1/members?tier=member", headers=bearer(admin_key))
         assert {item["id"] for item in listed.json()["items"]} == {member["id"] for member in early}
+
+    async def test_the_same_benefit_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): a benefit sent again as it is keeps
+        its `updated_at`, and receivers hear of one change, not two."""
+        created = await add_benefit(
+            client, admin_key, "金卡9折", kind="percent_discount", properties={"percent": "10"}
+        )
+        body = {"name": "金卡88折", "kind": "percent_discount", "properties": {"percent": "12"}}
+        path = f"/v1/benefits/{created['id']}"
+        clock.advance(timedelta(minutes=1))
+        first = await client.put(path, json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        again = await client.put(path, json=body | {"active": True}, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changes = [e["payload"]["change"] for e in await events(app, "benefit.changed")]
+        assert changes == ["created", "replaced"]
 
     async def test_deleting_a_benefit_takes_it_from_its_tiers_in_a_new_version(
         self, client: httpx.AsyncClient, admin_key: str

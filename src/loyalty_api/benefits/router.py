@@ -68,7 +68,7 @@ async def replace_benefit(benefit_id: uuid.UUID, body: BenefitWrite, uow: UoW, _
     new terms from now on. Coupons issued already keep theirs.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `benefit.changed`."""
+    Emits `benefit.changed`, unless the benefit is as sent already (a repeat changes nothing)."""
     return BenefitRead.of(await service.replace_benefit(uow, benefit_id, body.definition()))
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from loyalty_api.benefits.errors import BenefitNotFound
 from loyalty_api.benefits.events import BenefitChanged
 from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.grants.granted import properties_of
@@ -115,7 +116,10 @@ async def replace_benefit(
     row = await repo.lock_benefit(benefit_id)
     if row is None:
         raise BenefitNotFound()
+    before = column_values(row)
     _apply(row, definition)
+    if column_values(row) == before:  # sent again as it is: no change to announce (db/changes.py)
+        return await _view(uow, row)
     row.updated_at = uow.clock.now()
     await repo.save_benefit()
     await _changed(uow, row, "replaced")
