@@ -185,8 +185,9 @@ class TestBenefitsPlansAndTiersAtOnce:
             puts, deletes = await _race(client, admin_key, path, replaced)
             applied = _answered_once(puts, deletes, "tier_not_found")
             assert (await client.get(path, headers=bearer(admin_key))).status_code == 404
-            # a new ladder version for each replace applied and the one delete
-            assert len(await events(app, "tier_ladder.changed")) == ladder_changes + applied + 1
+            # a new ladder version for the first replace applied (the others send the same tier again and
+            # change nothing) and the one delete
+            assert len(await events(app, "tier_ladder.changed")) == ladder_changes + min(applied, 1) + 1
             assert await _deletes_audited(app, code) == [{"method": "DELETE", "status": 204}]
 
 

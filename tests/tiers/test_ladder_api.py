@@ -84,6 +84,29 @@ class TestDefiningTheLadder:
         assert [(t["code"], t["threshold"]) for t in old["tiers"]] == [("member", 0), ("silver", 100_000)]
         assert [e["payload"]["version"] for e in await events(app, "tier_ladder.changed")] == [1, 2, 3]
 
+    async def test_the_same_tier_put_again_is_no_new_version(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): the tier sent again, its benefits
+        in another order, makes no new ladder version and tells no receiver the ladder changed."""
+        shipping = await add_benefit(client, admin_key, "包邮", kind="free_shipping", properties={})
+        line = await add_benefit(
+            client, admin_key, "专属客服", kind="priority_service", properties={"description": "VIP"}
+        )
+        await add_tier(client, admin_key, "member", rank=0)
+        silver = await add_tier(client, admin_key, "silver", rank=1, threshold=100_000)
+        body = {k: v for k, v in silver.items() if k not in ("id", "code", "benefits")}
+        body |= {"threshold": 150_000, "benefit_ids": [shipping["id"], line["id"]]}
+        first = await client.put("/v1/tiers/silver", json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        body["benefit_ids"].reverse()
+        again = await client.put("/v1/tiers/silver", json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert [e["payload"]["version"] for e in await events(app, "tier_ladder.changed")] == [1, 2, 3]
+        assert (await client.get("/v1/tiers", headers=bearer(admin_key))).json()["version"] == 3
+
     async def test_refusals_change_nothing(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

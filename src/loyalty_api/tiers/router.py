@@ -94,7 +94,8 @@ async def replace_tier(code: TierCode, body: TierWrite, uow: UoW, caller: Operat
     override's end stays; the tier earned before it is re-dated.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `tier_ladder.changed`."""
+    Emits `tier_ladder.changed` with the new ladder version, unless the tier is as sent already (a repeat
+    changes nothing and makes no version)."""
     return TierRead.of(await service.replace_tier(uow, code, body.definition(), caller.key_id))
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
@@ -173,7 +174,7 @@ async def _refuse_unless_applicable(
         raise InvalidField("benefit_ids", f"no such benefit: {', '.join(missing)}")
 
 
-def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
+def _apply(row: Tier, definition: TierDefinition) -> None:
     row.name = definition.name
     row.rank = definition.rank
     row.metric = definition.metric
@@ -182,7 +183,6 @@ def _apply(uow: UnitOfWork, row: Tier, definition: TierDefinition) -> None:
     row.threshold = definition.threshold
     row.points_multiplier = definition.points_multiplier
     row.grace_days = definition.grace_days
-    row.updated_at = uow.clock.now()
 
 
 async def record_ladder_version(uow: UnitOfWork, actor: uuid.UUID | None = None) -> int:
@@ -225,9 +225,9 @@ async def create_tier(
     if await repo.get_by_code(code) is not None:
         raise TierExists()
     now = uow.clock.now()
-    row = Tier(code=code, created_at=now)
+    row = Tier(code=code, created_at=now, updated_at=now)
     await _refuse_unless_applicable(uow, None, definition)
-    _apply(uow, row, definition)
+    _apply(row, definition)
     with _duplicates_named():
         await repo.insert_tier(row)
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
@@ -254,12 +254,17 @@ async def replace_tier(
     assert before is not None
     await _refuse_unless_applicable(uow, row.id, definition)
     after = before.with_window(Window(definition.window), definition.window_days)
-    _apply(uow, row, definition)
+    columns = column_values(row)
+    _apply(row, definition)
     row.window_revision = after.revision
     row.past_windows = [
         {"revision": past.revision, "window": past.window.value, "window_days": past.window_days}
         for past in after.past_windows
     ]
+    if column_values(row) == columns and {b.id for b in before.benefits} == set(definition.benefit_ids):
+        # Sent again as it is (db/changes.py): no new ladder version, nothing to announce.
+        return before
+    row.updated_at = uow.clock.now()
     with _duplicates_named():
         await repo.save_tier()
     await BenefitRepository(uow.session).replace_grants("tier", row.id, definition.benefit_ids)
