@@ -50,7 +50,9 @@ class TestEarningRulesAtOnce:
                 if e["payload"]["rule_id"] == rule["id"]
             )
             applied = sum(r.status_code == 200 for r in puts)
-            assert changes == Counter(created=1, replaced=applied, deleted=1)
+            # The six replaces send the same rule: the first applied changes it, the others find it so and
+            # announce nothing.
+            assert changes == Counter(created=1, replaced=min(applied, 1), deleted=1)
             audited = await rows(
                 app,
                 "SELECT method, status FROM audit_events WHERE subject_id = :id AND method = 'DELETE'",

@@ -185,6 +185,33 @@ class TestEarningRules:
         changes = [e["payload"]["change"] for e in await events(app, "earning_rule.changed")]
         assert changes == ["created", "replaced", "deleted"]
 
+    async def test_the_same_rule_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): the rule sent again keeps its
+        `updated_at` and receivers hear of one change."""
+        created = await add_rule(
+            client, admin_key, name="周三", kind="member_day", properties={"weekday": 3, "multiplier": "2"}
+        )
+        body = {
+            "name": "周三",
+            "kind": "member_day",
+            "properties": {"weekday": 3, "multiplier": "3"},
+            "valid_from": "2026-04-01T00:00:00+08:00",
+        }
+        path = f"/v1/earning-rules/{created['id']}"
+        clock.advance(timedelta(minutes=1))
+        first = await client.put(path, json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        again = await client.put(
+            path, json=body | {"valid_from": "2026-03-31T16:00:00Z"}, headers=bearer(admin_key)
+        )
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changes = [e["payload"]["change"] for e in await events(app, "earning_rule.changed")]
+        assert changes == ["created", "replaced"]
+
     @pytest.mark.parametrize(
         "rule",
         [

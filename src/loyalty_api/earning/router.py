@@ -68,7 +68,7 @@ async def replace_rule(rule_id: uuid.UUID, body: EarningRuleWrite, uow: UoW, _: 
     the breakdown they were given.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `earning_rule.changed`."""
+    Emits `earning_rule.changed`, unless the rule is as sent already (a repeat changes nothing)."""
     return EarningRuleRead.of(await service.replace_rule(uow, rule_id, body.definition()))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.pagination import Page, decode_key, encode_key
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning.calculator import ActiveRule
@@ -96,7 +97,10 @@ async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefi
     row = await EarningRuleRepository(uow.session).lock_rule(rule_id)
     if row is None:
         raise EarningRuleNotFound()
+    before = column_values(row)
     _apply(row, definition)
+    if column_values(row) == before:  # sent again as it is: no change to announce (db/changes.py)
+        return _rule(row)
     row.updated_at = uow.clock.now()
     await EarningRuleRepository(uow.session).save_rule()
     await _changed(uow, row, "replaced")
