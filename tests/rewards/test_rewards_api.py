@@ -76,6 +76,23 @@ class TestCatalogue:
         changes = [e["payload"]["change"] for e in await events(app, "reward.changed")]
         assert changes == ["created", "replaced"]
 
+    async def test_the_same_reward_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): the reward sent again, stock
+        included, keeps its `updated_at` and receivers hear of one change."""
+        reward = await add_reward(client, admin_key, stock=5)
+        body = reward_body(name="9 折券", cost_points=800, stock=20, valid_until=_iso(timedelta(days=30)))
+        clock.advance(timedelta(minutes=1))
+        first = await client.put(f"/v1/rewards/{reward['id']}", json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        again = await client.put(f"/v1/rewards/{reward['id']}", json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changes = [e["payload"]["change"] for e in await events(app, "reward.changed")]
+        assert changes == ["created", "replaced"]
+
     async def test_put_with_stock_sets_what_is_left(self, client: httpx.AsyncClient, admin_key: str) -> None:
         reward = await add_reward(client, admin_key, stock=5)
         for stock, expected in ((12, 12), (0, 0), (None, None)):

@@ -84,7 +84,7 @@ async def replace_reward(reward_id: uuid.UUID, body: RewardWrite, uow: UoW, _: O
     stock left as it is; giving it (or null) sets it. Coupons issued already keep their terms.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `reward.changed`."""
+    Emits `reward.changed`, unless the reward is as sent already (a repeat changes nothing)."""
     stock = body.stock if "stock" in body.model_fields_set else service.KEEP_STOCK
     return RewardRead.of(await service.replace_reward(uow, reward_id, body.definition(), stock=stock))
 

@@ -18,6 +18,7 @@ from typing import Literal
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import check_window
@@ -162,9 +163,13 @@ async def replace_reward(
     row = await rewards.get_reward(reward_id)
     if row is None:
         raise RewardNotFound()
+    before = column_values(row)
     _apply(row, definition)
     if not isinstance(stock, _Keep):
         row.stock_left = stock
+    if column_values(row) == before:  # sent again as it is: no change to announce (db/changes.py)
+        [view] = await _views(uow, [row])
+        return view
     row.updated_at = uow.clock.now()
     await rewards.save_reward()
     await _changed(uow, row, "replaced")
