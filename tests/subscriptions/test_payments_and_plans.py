@@ -400,6 +400,32 @@ class TestPlansApi:
         changes = [e["payload"]["change"] for e in await events(app, "plan.changed")]
         assert changes == ["created", "replaced", "deleted"]
 
+    async def test_the_same_plan_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): the plan sent again, its benefits in
+        another order, keeps its `updated_at` and receivers hear of one change."""
+        first_benefit = await add_benefit(client, admin_key, "Gold 5% off", "percent_discount", percent="5")
+        second_benefit = await add_benefit(client, admin_key, "Free shipping", "free_shipping")
+        created = await client.post("/v1/plans", json=plan_body(), headers=bearer(admin_key))
+        assert created.status_code == 201, created.text
+        body = plan_body(
+            price=cny(24_800),
+            benefit_ids=[first_benefit, second_benefit],
+            coupons=[{"name": "10 yuan off", "coupon": {"kind": "fixed_discount", "amount": 1_000}}],
+        )
+        del body["code"]
+        clock.advance(timedelta(minutes=1))
+        first = await client.put("/v1/plans/gold-card", json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        body["benefit_ids"].reverse()
+        again = await client.put("/v1/plans/gold-card", json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changes = [e["payload"]["change"] for e in await events(app, "plan.changed")]
+        assert changes == ["created", "replaced"]
+
     async def test_only_the_admin_changes_plans(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str, billing_key: str
     ) -> None:

@@ -67,7 +67,7 @@ async def replace_plan(code: PlanCode, body: PlanWrite, uow: UoW, _: Operator) -
     subscription from its next period. Set `active` to false to stop selling it.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
-    Emits `plan.changed`."""
+    Emits `plan.changed`, unless the plan is as sent already (a repeat changes nothing)."""
     return PlanRead.of(await service.replace_plan(uow, code, body.definition()))
 
 

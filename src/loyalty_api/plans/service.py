@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, page_after
 from loyalty_api.db.uow import UnitOfWork
@@ -96,7 +97,6 @@ async def _apply(uow: UnitOfWork, row: Plan, definition: PlanDefinition) -> None
     row.coupons = [c.model_dump(mode="json") for c in definition.coupons]
     row.partner_perks = [p.model_dump(mode="json") for p in definition.partner_perks]
     row.active = definition.active
-    row.updated_at = uow.clock.now()
 
 
 async def _changed(uow: UnitOfWork, row: Plan, change: Literal["created", "replaced", "deleted"]) -> None:
@@ -131,7 +131,8 @@ async def create_plan(
     repo = PlanRepository(uow.session)
     if await repo.get_by_code(code) is not None:
         raise PlanExists()
-    row = Plan(code=code, family=family or code, created_at=uow.clock.now())
+    now = uow.clock.now()
+    row = Plan(code=code, family=family or code, created_at=now, updated_at=now)
     await _apply(uow, row, definition)
     with _duplicate_code_named():
         await repo.insert_plan(row)
@@ -150,11 +151,18 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
     if row is None:
         raise PlanNotFound()
     old_price = (row.price_amount_minor, row.price_currency)
+    before = column_values(row)
+    benefits = BenefitRepository(uow.session)
+    granted = {benefit.id for _, _, benefit in await benefits.list_grants([("plan", row.id)])}
     await _apply(uow, row, definition)
+    if column_values(row) == before and set(definition.benefit_ids) == granted:
+        # Sent again as it is (db/changes.py): nothing to write, forget or announce.
+        return await _fresh(uow, code)
+    row.updated_at = uow.clock.now()
     if (row.price_amount_minor, row.price_currency) != old_price:
         await SubscriptionRepository(uow.session).renotify_unpaid(row.id, uow.clock.now())
     await repo.save_plan()
-    await BenefitRepository(uow.session).replace_grants("plan", row.id, definition.benefit_ids)
+    await benefits.replace_grants("plan", row.id, definition.benefit_ids)
     await _changed(uow, row, "replaced")
     return await _fresh(uow, code)
 
