@@ -189,6 +189,47 @@ class TestEvents:
         [unlinked] = await emitted("partner.unlinked")
         assert (unlinked["payload"]["partner_customer_ref"], unlinked["payload"]["by"]) == ("EV-1", "partner")
 
+    async def test_the_same_partner_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (a repeat sets the same values): the partner sent again, its joint
+        benefits in another order, keeps its `updated_at` and receivers hear of one change."""
+        await _partner(app, client, admin_key, "same-books")
+        first_benefit = await client.post(
+            "/v1/benefits",
+            json={"name": "Free coffee", "kind": "priority_service", "properties": {"description": "one"}},
+            headers=bearer(admin_key),
+        )
+        second_benefit = await client.post(
+            "/v1/benefits",
+            json={"name": "Free cake", "kind": "priority_service", "properties": {"description": "two"}},
+            headers=bearer(admin_key),
+        )
+        assert first_benefit.status_code == second_benefit.status_code == 201, first_benefit.text
+        body = {
+            "name": "Same Books",
+            "status": "active",
+            "earn_rate": "0.5",
+            "exchange_timeout_seconds": 600,
+            "benefit_ids": [first_benefit.json()["id"], second_benefit.json()["id"]],
+        }
+        clock.advance(timedelta(minutes=1))
+        first = await client.put("/v1/partners/same-books", json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        body["benefit_ids"].reverse()
+        again = await client.put(
+            "/v1/partners/same-books", json=body | {"earn_rate": "0.50"}, headers=bearer(admin_key)
+        )
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changed = [
+            e["payload"]["change"]
+            for e in await events(app, "partner.changed")
+            if e["payload"]["partner"] == "same-books"
+        ]
+        assert changed == ["created", "replaced"]
+
 
 class TestPartnerKeys:
     async def test_a_partner_key_names_a_partner_that_exists(self, app: FastAPI) -> None:

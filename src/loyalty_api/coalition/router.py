@@ -147,7 +147,8 @@ async def replace_partner(code: PartnerCode, body: PartnerWrite, uow: UoW, _: Op
     be linked to; its links stay, and work again once it is active. Exchanges already pending keep their rate
     and time limit, and the partner may still read, confirm or fail them while suspended: their time runs on.
 
-    For `admin` keys only."""
+    For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
+    Emits `partner.changed`, unless the partner is as sent already (a repeat changes nothing)."""
     return PartnerRead.model_validate(
         await service.update_partner(uow, code, name=body.name, status=body.status, terms=_terms(body))
     )

@@ -20,6 +20,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.service import IssuedKey, create_key
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import normalize_code
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.ids import first_id_at
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
@@ -247,8 +248,15 @@ async def update_partner(
     apply to what comes next: pending exchanges keep the rate and time they were made with."""
     partner = await get_partner(uow, code)
     await _check_terms(uow, terms)
-    partner.name, partner.status, partner.updated_at = name, status, uow.clock.now()
+    before = column_values(partner)
+    granted = await BenefitRepository(uow.session).list_grants([("partner", partner.id)])
+    partner.name, partner.status = name, status
     terms.apply(partner)
+    if column_values(partner) == before and set(terms.benefit_ids) == {b.id for _, _, b in granted}:
+        # Sent again as it is (db/changes.py): nothing to write, forget or announce.
+        [view] = await _views(uow, [partner])
+        return view
+    partner.updated_at = uow.clock.now()
     await PartnerRepository(uow.session).save()
     await _grant(uow, partner, terms)
     await _announce(uow, partner, "replaced")
