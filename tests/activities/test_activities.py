@@ -296,6 +296,23 @@ class TestWindows:
         read = await client.get(f"/v1/activity-rules/{rule['id']}", headers=bearer(admin_key))
         assert read.json() == lifted.json()
 
+    async def test_the_same_patch_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str
+    ) -> None:
+        """PATCH takes no Idempotency-Key (a repeat sets the same values): the change sent again keeps the
+        rule's `updated_at` and receivers hear of one change."""
+        rule = await add_activity_rule(client, admin_key)
+        body = {"points": 20, "daily_cap": 2, "valid_until": noon_of(10).isoformat(), "active": True}
+        path = f"/v1/activity-rules/{rule['id']}"
+        clock.advance(timedelta(minutes=1))
+        first = await client.patch(path, json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        again = await client.patch(path, json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert len(await events(app, "activity_rule.changed")) == 2  # created, then the one change
+
     async def test_two_changes_at_once_never_leave_an_empty_window(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

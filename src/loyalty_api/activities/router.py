@@ -100,7 +100,7 @@ async def update_activity_rule(
     Activities already rewarded keep their points, and the caps count them.
 
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
-    `activity_rule.changed`."""
+    `activity_rule.changed`, unless the rule has the values sent already (a repeat changes nothing)."""
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if "streak_bonuses" in changes:
         changes["streak_bonuses"] = [bonus.bonus() for bonus in body.streak_bonuses or []]

@@ -42,6 +42,7 @@ from loyalty_api.activities.streaks import (
     streak_on,
 )
 from loyalty_api.clock import format_instant
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
@@ -178,6 +179,7 @@ async def update_rule(
     row = await repo.lock_rule(rule_id)
     if row is None:
         raise ActivityRuleNotFound()
+    before = column_values(row)
     if not isinstance(name, _Unset):
         row.name = name
     if not isinstance(points, _Unset):
@@ -197,6 +199,8 @@ async def update_rule(
     if not isinstance(valid_until, _Unset):
         row.valid_until = valid_until
     check_window(row.valid_from, row.valid_until)
+    if column_values(row) == before:  # sent again: no change to announce (db/changes.py)
+        return _rule(row)
     row.updated_at = uow.clock.now()
     await repo.save_rule()
     await _changed(uow, row, "updated")
