@@ -315,6 +315,29 @@ class TestChanging:
         )
         assert cleared.json()["description"] is None
 
+    async def test_the_same_patch_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock
+    ) -> None:
+        """PATCH takes no Idempotency-Key (a repeat sets the same values): the change sent again keeps the
+        endpoint's `updated_at`, and receivers hear of one change."""
+        created = await create_endpoint(client, admin_key, description="crm")
+        path = f"/v1/webhook-endpoints/{created['id']}"
+        body = {
+            "url": "https://93.184.216.35/v2",
+            "description": "crm v2",
+            "event_types": ["points.earned", "member.updated"],
+            "enabled": True,
+        }
+        clock.advance(timedelta(minutes=1))
+        first = await client.patch(path, json=body, headers=bearer(admin_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=5))
+        again = await client.patch(path, json=body, headers=bearer(admin_key))
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        changes = [e["payload"]["change"] for e in await events(app, "webhook_endpoint.changed")]
+        assert changes == ["created", "updated"]
+
     @pytest.mark.parametrize(
         "body",
         [

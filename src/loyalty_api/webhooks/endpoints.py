@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal, Protocol
 
+from loyalty_api.db.changes import column_values
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -253,6 +254,7 @@ async def update_endpoint(
     if not isinstance(url, _Unset):  # before the lock: resolving the host may take a while
         await _check_target(uow, url, target)
     row = await _get(uow, endpoint_id, lock=True)
+    before = column_values(row)
     moved = not isinstance(url, _Unset) and url != row.url
     enabling = enabled is True and (not row.enabled or row.failing_since is not None)
     fresh_start = (moved and enabled is not False and row.enabled) or enabling
@@ -269,6 +271,10 @@ async def update_endpoint(
     now = uow.clock.now()
     if fresh_start:
         row.failing_since = row.next_probe_at = None
+    if column_values(row) == before:
+        # Sent again (db/changes.py): nothing to write, release or announce; nothing pending is of a type it
+        # does not take, since its types did not change.
+        return _endpoint(row)
     row.updated_at = now
     await EndpointRepository(uow.session).save_endpoint()
     if row.event_types and not isinstance(event_types, _Unset):

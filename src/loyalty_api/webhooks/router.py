@@ -147,7 +147,8 @@ async def update_endpoint(
     are listed as `failed`, their `last_error` saying why.
 
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
-    `webhook_endpoint.changed`."""
+    `webhook_endpoint.changed`, unless the endpoint has the values sent already (a repeat changes
+    nothing)."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return WebhookEndpointRead.of(await endpoints.update_endpoint(uow, endpoint_id, target=target, **changes))
 
