@@ -505,6 +505,22 @@ class TestOverride:
         changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
         assert changes == [("override_ended", SILVER), ("override", tier), ("upgrade", SILVER)]
 
+    async def test_the_same_override_put_again_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """PUT takes no Idempotency-Key (it replaces any override, so a repeat sets the same one): the
+        override sent again is not a second override in the member's history, and `since` stays."""
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)  # silver
+        until = START + timedelta(days=10)
+        first = await put_override(client, admin_key, member["id"], "gold", until, "VIP complaint")
+        clock.advance(timedelta(minutes=5))
+        again = await put_override(client, admin_key, member["id"], "gold", until, "VIP complaint")
+        assert again == first
+        changes = [(c["change"], c["to_tier"]) for c in await history(client, pos_key, member["id"])]
+        assert changes == [("override", GOLD), ("upgrade", SILVER)]
+        assert len([e for e in await events(app, "tier.upgraded") if e["payload"]["to_tier"] == GOLD]) == 1
+
     @pytest.mark.parametrize("ended_by", ["review", "operator", "purchase"])
     async def test_an_override_ends_on_the_tier_the_member_had_earned_while_its_time_lasts(
         self,

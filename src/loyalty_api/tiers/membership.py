@@ -458,6 +458,12 @@ async def override(
     state = await _lock(uow, member_id)
     ladder = await get_ladder(uow)
     target = _named(ladder, tier_code, field="tier")
+    if state.override_until == until and state.tier_id == target.id:
+        # The override in force sent again (PUT takes no Idempotency-Key: a repeat sets the same one): no
+        # second override in the member's history, `since` stays. Another reason is recorded as one.
+        latest = await MemberTierRepository(uow.session).list_changes(member_id, before_id=None, limit=1)
+        if latest and latest[0].change == "override" and latest[0].reason == reason:
+            return
     # An override of an override keeps what the member had earned before the first.
     earned = (
         (state.tier_id, state.window_end)

@@ -188,7 +188,8 @@ async def override_tier(
     on the tier they qualify for, whichever is higher.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces any override, so a repeat sets the
-    same one. Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
+    same one (the override in force sent again, its reason too, changes nothing and adds nothing to the
+    history). Emits `tier.upgraded` or `tier.downgraded` when the member's tier moves."""
     await membership.override(
         uow, member_id, tier_code=body.tier, until=body.until, reason=body.reason, actor=caller.key_id
     )
