@@ -43,3 +43,15 @@ async def analyzed(app: FastAPI, sql: str, params: Any, *, generic: bool = False
     if isinstance(plan, str):
         plan = json.loads(plan)
     return plan[0]["Plan"]
+
+
+async def assert_reads_at_most(
+    app: FastAPI, statements: list[tuple[str, Any]], table: str, most: int
+) -> None:
+    """Each of `statements` (its SQL and driver parameters), under its custom plan and under a generic one,
+    reads at most `most` rows of `table`: a page or a window, where a scan would read the whole table."""
+    for sql, params in statements:
+        for generic in (False, True):
+            plan = await analyzed(app, sql, params, generic=generic)
+            read = rows_read(plan, table)
+            assert read <= most, (sql, "generic" if generic else "custom", scans(plan), read)
