@@ -739,7 +739,10 @@ async def test_the_renewal_run_ends_when_the_database_goes_away_instead_of_faili
     url = make_url(units.settings.database_url)
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     port = await relay.start()
-    engine = create_engine(url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False))
+    engine = create_engine(
+        url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False),
+        pooler=units.settings.database_pooler,
+    )
     relayed = UnitsOfWork(Database(engine), units.clock, units.vault, units.settings)
     caplog.set_level(logging.ERROR, logger="loyalty_api.subscriptions")
     try:

@@ -653,7 +653,12 @@ async def test_a_database_lost_mid_send_is_a_warning_and_the_delivery_goes_out_a
     url = make_url(units.settings.database_url)
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))
     relayed = url.set(host="127.0.0.1", port=await relay.start()).render_as_string(hide_password=False)
-    away = UnitsOfWork(Database(create_engine(relayed)), units.clock, units.vault, units.settings)
+    away = UnitsOfWork(
+        Database(create_engine(relayed, pooler=units.settings.database_pooler)),
+        units.clock,
+        units.vault,
+        units.settings,
+    )
     try:
         await dispatch_events(away)
         released = asyncio.Event()
