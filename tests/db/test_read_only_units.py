@@ -172,3 +172,19 @@ async def test_the_services_sessions_never_compile_a_plan_first(units: UnitsOfWo
         assert (await reading.session.execute(text("SHOW jit"))).scalar_one() == "off"
     async with units.begin() as writing:
         assert (await writing.session.execute(text("SHOW jit"))).scalar_one() == "off"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="only PostgreSQL has a connection to lose")
+async def test_every_statement_after_the_held_connection_was_lost_says_so(units: UnitsOfWork) -> None:
+    """The server ends the connection a read-only unit holds: the statement under way fails as the connection
+    lost (an outage, 503), and so does any the unit runs after it, not an error nobody reads as an outage."""
+    async with units.read() as uow:
+        [backend] = await _BACKEND.fetch_one(uow.session, {}) or (None,)
+        async with units.database.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        for _ in range(2):
+            with pytest.raises(DirectStatementFailed) as failed:
+                await _BACKEND.fetch_one(uow.session, {})
+            assert failed.value.connection_lost
+    async with units.read() as uow:  # the pool hands out a connection that works
+        assert await _BACKEND.fetch_one(uow.session, {}) is not None

@@ -125,6 +125,10 @@ def _remembered(session: AsyncSession) -> tuple[Connection, Driver] | None:
     statements."""
     bind = session.get_bind()
     if isinstance(bind, Connection):  # checked out by now: reading its pooled connection does no I/O
+        if bind.invalidated:
+            # Lost under an earlier statement: the unit goes on failing as an outage does, rather than have
+            # SQLAlchemy reconnect it here (outside its greenlet, or inside a snapshot that is gone).
+            raise DirectStatementFailed(ConnectionError("the connection was lost"), connection_lost=True)
         return bind, bind.connection.driver_connection
     remembered = session.info.get(_CONNECTION)
     transaction = session.sync_session.get_transaction()
