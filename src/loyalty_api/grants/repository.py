@@ -70,6 +70,15 @@ class BenefitRepository:
         )
         return [(t, s, b) for t, s, b in result.all()]
 
+    async def granted_ids(self, source_type: str, source_id: uuid.UUID) -> set[uuid.UUID]:
+        """The ids of the benefits the source grants: what a replace compares its list with."""
+        result = await self.session.scalars(
+            select(BenefitGrant.benefit_id).where(
+                BenefitGrant.source_type == source_type, BenefitGrant.source_id == source_id
+            )
+        )
+        return set(result.all())
+
     async def exists_granted(self, kind: str) -> bool:
         """Whether an active benefit of this kind is granted to anything (a tier, a plan, a partner)."""
         found = await self.session.scalar(

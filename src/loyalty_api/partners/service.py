@@ -249,10 +249,10 @@ async def update_partner(
     partner = await get_partner(uow, code)
     await _check_terms(uow, terms)
     before = column_values(partner)
-    granted = await BenefitRepository(uow.session).list_grants([("partner", partner.id)])
+    granted = await BenefitRepository(uow.session).granted_ids("partner", partner.id)
     partner.name, partner.status = name, status
     terms.apply(partner)
-    if column_values(partner) == before and set(terms.benefit_ids) == {b.id for _, _, b in granted}:
+    if column_values(partner) == before and set(terms.benefit_ids) == granted:
         # Sent again as it is (db/changes.py): nothing to write, forget or announce.
         [view] = await _views(uow, [partner])
         return view

@@ -153,7 +153,7 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
     old_price = (row.price_amount_minor, row.price_currency)
     before = column_values(row)
     benefits = BenefitRepository(uow.session)
-    granted = {benefit.id for _, _, benefit in await benefits.list_grants([("plan", row.id)])}
+    granted = await benefits.granted_ids("plan", row.id)
     await _apply(uow, row, definition)
     if column_values(row) == before and set(definition.benefit_ids) == granted:
         # Sent again as it is (db/changes.py): nothing to write, forget or announce.
