@@ -34,6 +34,11 @@ SELECT gen_random_uuid(), CAST(:member AS uuid), 'earn', 10, 10 * n, 0, 0, 'OTHE
        CAST(:before AS timestamptz) + n * interval '13 minutes'
 FROM generate_series(1, 40000) AS n
 """
+# What those entries left the member holding, as every account holds the sum of its entries.
+_ACCOUNT = """
+INSERT INTO points_accounts (member_id, balance, held, lifetime_earned, updated_at)
+VALUES (CAST(:member AS uuid), 400000, 0, 400000, :before)
+"""
 
 
 class TestAWindowOfTheLedger:
@@ -42,7 +47,8 @@ class TestAWindowOfTheLedger:
     ) -> None:
         """Entries were found by when they were made with no index on it: the leaderboard read the whole
         ledger twice (its purchases, and the refunds of them), the points report once, however short the
-        window (200 ms and 72,000 buffers for a week's board at 520,000 entries)."""
+        window (200 ms and 72,000 buffers for a week's board at 520,000 entries). The overview's outstanding
+        points added up every entry before its end: the whole ledger, for a report of the last day."""
         await set_program(client, admin_key)
         members = [await enrol(client, pos_key, email=f"m{n}@example.com") for n in range(3)]
         for member in members:
@@ -50,7 +56,7 @@ class TestAWindowOfTheLedger:
             await earn(client, pos_key, member["id"], 100_00)
         async with units_of(app).begin() as uow:
             params = {"member": "01a24c2f-0000-7000-8000-000000000001", "before": START - timedelta(days=390)}
-            for statement in (_OTHER_MEMBER, _ENTRIES):
+            for statement in (_OTHER_MEMBER, _ENTRIES, _ACCOUNT):
                 await uow.session.execute(text(statement), params)
         async with units_of(app).begin() as uow:
             await uow.session.execute(text("ANALYZE ledger_entries"))
@@ -64,8 +70,16 @@ class TestAWindowOfTheLedger:
                     headers=bearer(admin_key),
                 )
                 assert report.status_code == 200, report.text
+                overview = await client.get(
+                    "/v1/analytics/overview",
+                    params={"from": "2026-03-16T00:00:00Z", "to": "2026-03-17T00:00:00Z"},
+                    headers=bearer(admin_key),
+                )
+                assert overview.status_code == 200, overview.text
+            # Owed at the window's end: the other member's year of points and three earns of 100 points.
+            assert overview.json()["outstanding_points"] == 400_000 + 3 * 100
             reads = [(sql, params) for sql, params in seen if "FROM ledger_entries" in sql]
-            assert len(reads) == 3
+            assert len(reads) == 5
             await assert_reads_at_most(app, reads, "ledger_entries", 50)
         finally:
             # At once: the fixture's DELETE checks each member's referrers, the members among them unindexed.
