@@ -21,7 +21,7 @@ from loyalty_api.http import rate_limits
 from loyalty_api.members import member_number
 from loyalty_api.settings import Settings
 from tests.apps import client_for, serving
-from tests.builders import enrol, make_key
+from tests.builders import enrol, make_key, unique_phone
 from tests.conftest import bearer
 
 REDIS_ENV = "LOYALTY_TEST_REDIS_URL"
@@ -160,6 +160,75 @@ class TestContactLookups:
                 "/v1/members/lookup", params={"phone": member["phone"]}, headers=bearer(other_key)
             )
             assert fresh.status_code == 200
+
+
+class TestContactConflicts:
+    """A write's 409 `member_exists` on a phone or e-mail tells the caller that someone is a member, as a
+    look-up by it would: it spends the same budget, so no key tests numbers at its full rate by writes."""
+
+    async def test_enrolments_and_updates_that_find_a_contact_taken_spend_the_contact_lookup_budget(
+        self, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_contact_lookup="2/minute") as (app, client):
+            walker, till = await make_key(app, Scope.pos), await make_key(app, Scope.pos)
+            taken = await enrol(client, till, email="taken@example.cn")
+            # New customers with new phones and e-mails spend nothing, however many.
+            own = [await enrol(client, walker, email=f"new{n}@example.cn") for n in range(3)]
+            tries = [
+                await client.post("/v1/members", json={"phone": taken["phone"]}, headers=bearer(walker)),
+                await client.patch(
+                    f"/v1/members/{own[0]['id']}", json={"email": "taken@example.cn"}, headers=bearer(walker)
+                ),
+            ]
+            assert [t.json()["code"] for t in tries] == ["member_exists", "member_exists"]
+            for body in ({"phone": taken["phone"]}, {"phone": unique_phone()}):
+                refused = await client.post("/v1/members", json=body, headers=bearer(walker))
+                assert_limited(refused, "contact-lookup", 2, 60)
+            patched = await client.patch(
+                f"/v1/members/{own[1]['id']}", json={"email": "taken@example.cn"}, headers=bearer(walker)
+            )
+            assert_limited(patched, "contact-lookup", 2, 60)
+            # Writes that name no phone or e-mail go on, and other keys are not held up.
+            assert (await client.post("/v1/members", json={}, headers=bearer(walker))).status_code == 201
+            assert (await enrol(client, till, email="another@example.cn"))["email"] == "another@example.cn"
+
+    async def test_a_graphql_enrolment_finding_a_contact_taken_spends_it_too(
+        self, settings: Settings
+    ) -> None:
+        mutation = (
+            "mutation($p: String!) { loyaltyEnrolMember(input: {phone: $p}) "
+            "{ member { id } userErrors { code } } }"
+        )
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
+            walker, till = await make_key(app, Scope.pos), await make_key(app, Scope.pos)
+            taken = await enrol(client, till)
+            answers = []
+            for _ in range(2):
+                body = {"query": mutation, "variables": {"p": taken["phone"]}}
+                answers.append((await client.post("/graphql", json=body, headers=bearer(walker))).json())
+            assert answers[0]["data"]["loyaltyEnrolMember"]["userErrors"] == [{"code": "member_exists"}]
+            assert answers[1]["errors"][0]["extensions"]["code"] == "rate_limited"
+            assert (
+                await client.get(
+                    "/v1/members/lookup", params={"phone": taken["phone"]}, headers=bearer(walker)
+                )
+            ).status_code == 429
+
+    async def test_a_refusal_for_the_budget_leaves_the_idempotency_key_free(self, settings: Settings) -> None:
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
+            walker, till = await make_key(app, Scope.pos), await make_key(app, Scope.pos)
+            taken = await enrol(client, till)
+            conflict = await client.post(
+                "/v1/members", json={"phone": taken["phone"]}, headers=bearer(walker)
+            )
+            assert conflict.status_code == 409
+            keyed = {**bearer(walker), "Idempotency-Key": "enrol-after-the-wait"}
+            body = {"phone": unique_phone()}
+            assert_limited(
+                await client.post("/v1/members", json=body, headers=keyed), "contact-lookup", 1, 60
+            )
+            await app.state.rate_limiter.reset()  # the minute has passed
+            assert (await client.post("/v1/members", json=body, headers=keyed)).status_code == 201
 
 
 class TestLookupMisses:

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
@@ -85,6 +86,9 @@ class Outcome(Generic[Reply]):
         return payload(**shown, user_errors=self.user_errors, replayed=self.replayed)
 
 
+# What a mutation's work runs inside, as its REST route runs the service call (a budget its answer spends).
+Around = Callable[[GraphQLContext, Principal, Any], AbstractAsyncContextManager[None]]
+
 # What a mutation's audit entry is about, when its input does not say it by an id: the collection its REST
 # path names and the input field holding the item's key (`("orders", "order_ref")`).
 Subject = tuple[str, str]
@@ -101,6 +105,7 @@ async def run_mutation(
     work: Callable[[UnitOfWork, Principal, Input], Awaitable[Reply]],
     idempotency_key: str | None,
     subject: Subject | None = None,
+    around: Around | None = None,
 ) -> Outcome[Reply]:
     principal = require(info.context, *scopes)
     # As REST: the time limit counts from before the key is claimed, so the claim's lease (as long) ends no
@@ -158,7 +163,8 @@ async def run_mutation(
         try:
             async with limit:  # the work only: a commit under way is never cut off
                 before = await _member_before(uow, request) if principal.audited else None
-                result = await work(uow, principal, request)
+                async with nullcontext() if around is None else around(info.context, principal, request):
+                    result = await work(uow, principal, request)
             if principal.audited:
                 actor = actor_of(principal, channel="graphql")
                 await audit.record(uow, actor, _change(name, request, before, result, subject))
@@ -331,6 +337,7 @@ def mutation(
     description: str,
     body: Callable[[Any], dict[str, Any]] = body_of,
     subject: Subject | None = None,
+    around: Around | None = None,
 ) -> Any:
     """A mutation field `(input, idempotencyKey)` that runs `work` through `run_mutation` and answers
     `payload`, each field of `answer` presenting the result. Its idempotency fingerprint is named by the
@@ -349,6 +356,7 @@ def mutation(
             work=work,
             idempotency_key=idempotency_key,
             subject=subject,
+            around=around,
         )
         return outcome.answer(payload, **answer)
 

@@ -13,6 +13,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.pagination import MAX_LIMIT
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.http.edge import principal_of
+from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.http.transaction import check_body, get_uow
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
@@ -25,6 +26,15 @@ async def get_units(request: Request) -> UnitsOfWork:
 
 # For the rare route that writes beside its own unit of work (a read that leaves an audit entry).
 Units = Annotated[UnitsOfWork, Depends(get_units)]
+
+
+async def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+# For a route whose answer spends a budget besides its key's own (a write that may tell who is a member).
+Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 class require(HTTPBearer):

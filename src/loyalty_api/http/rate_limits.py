@@ -46,6 +46,8 @@ class RateLimited(LoyaltyError):
     code = "rate_limited"
     status = 429
     title = "Too many requests"
+    # Refused before anything ran: a retry with the same Idempotency-Key, once the budget is back, runs it.
+    final = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import Limiter, Paging, UoW, require
 from loyalty_api.http.edge import lookup_budgets
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
@@ -22,6 +22,7 @@ from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
 from loyalty_api.profiles import imports, service
+from loyalty_api.profiles.contact_budget import contact_conflicts_counted
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -65,27 +66,31 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
     "",
     status_code=201,
     summary="Enrol a member",
-    responses=problem_responses(*_AUTH, MemberExists, UnknownReferralCode, ReferrerNotActive, InvalidField),
+    responses=problem_responses(
+        *_AUTH, MemberExists, UnknownReferralCode, ReferrerNotActive, InvalidField, RateLimited
+    ),
 )
-async def enrol_member(body: MemberCreate, uow: UoW, _: MemberDesk) -> MemberRead:
+async def enrol_member(body: MemberCreate, uow: UoW, caller: MemberDesk, limiter: Limiter) -> MemberRead:
     """Enrol a member: a new card number (`member_number`: ten digits, the last a Luhn check digit), the entry
     tier, no points. Every field may be left out; phone numbers are stored in E.164, e-mails lower-cased.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A phone, e-mail or external id another
     member has is 409 `member_exists`; an unknown `referral_code` is 422 `unknown_referral_code`, one of a
-    suspended or closed member 422 `referrer_not_active`. Emits
-    `member.enrolled`."""
-    profile = await service.enrol(
-        uow,
-        phone=body.phone,
-        email=body.email,
-        name=body.name,
-        birthday=body.birthday,
-        channel=body.channel,
-        external_ids=body.external_ids,
-        marketing_consent=body.marketing_consent,
-        referral_code=body.referral_code,
-    )
+    suspended or closed member 422 `referrer_not_active`. A `member_exists` on a phone or e-mail spends the
+    key's contact-lookup budget, as a look-up by it would; once it is spent, enrolments naming either are 429
+    `rate_limited`. Emits `member.enrolled`."""
+    async with contact_conflicts_counted(limiter, caller, body):
+        profile = await service.enrol(
+            uow,
+            phone=body.phone,
+            email=body.email,
+            name=body.name,
+            birthday=body.birthday,
+            channel=body.channel,
+            external_ids=body.external_ids,
+            marketing_consent=body.marketing_consent,
+            referral_code=body.referral_code,
+        )
     return MemberRead.model_validate(profile)
 
 
@@ -219,19 +224,23 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberPr
 @router.patch(
     "/{member_id:member_id}",
     summary="Update a member (changing `status` takes an admin key)",
-    responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField),
+    responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField, RateLimited),
 )
-async def update_member(member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk) -> MemberRead:
+async def update_member(
+    member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk, limiter: Limiter
+) -> MemberRead:
     """Change the fields sent and leave the others: null clears a personal field (phone, e-mail, name,
     birthday), and `external_ids` is merged (a system set to null is unlinked). Changing `status` (suspend,
     close, reopen) takes an `admin` key; closing a member ends their subscriptions.
 
     For `pos`, `ecommerce` and `admin` keys. PATCH does not take `Idempotency-Key`: a repeat sets the same
-    values. A phone, e-mail or external id another member has is 409 `member_exists`. Emits `member.updated`,
-    which names the changed fields, never their values."""
+    values. A phone, e-mail or external id another member has is 409 `member_exists`; on a phone or e-mail it
+    spends the key's contact-lookup budget, as at enrolment. Emits `member.updated`, which names the changed
+    fields, never their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     service.check_changes_allowed(changes, caller)
-    profile = await service.update(uow, member_id, **changes)
+    async with contact_conflicts_counted(limiter, caller, body):
+        profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)
 
 

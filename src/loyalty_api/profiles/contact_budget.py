@@ -1,0 +1,33 @@
+"""What writes naming a phone or e-mail spend of their key's contact-lookup budget. A 409 `member_exists` on
+either says that someone with it is a member, as a look-up by it would: without the budget, a key could test
+phone numbers at its full rate through enrolments and updates, where look-ups are held to a small one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from pydantic import BaseModel
+
+from loyalty_api.auth.principal import Principal
+from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.profiles.errors import MemberExists
+
+_CONTACTS = ("phone", "email")
+
+
+@asynccontextmanager
+async def contact_conflicts_counted(
+    limiter: RateLimiter, caller: Principal, request: BaseModel
+) -> AsyncIterator[None]:
+    """Around an enrolment or an update (its `request`, REST's body or GraphQL's input): one giving a phone or
+    an e-mail is refused (429) once the key's contact-lookup budget is spent, and its `member_exists` on
+    either spends it. A shop enrolling new customers spends nothing; clearing a phone names none."""
+    if any(getattr(request, field, None) is not None for field in _CONTACTS):
+        await limiter.check(limiter.contact_lookup, caller.key_prefix)
+    try:
+        yield
+    except MemberExists as exc:
+        if exc.extra.get("field") in _CONTACTS:
+            await limiter.count(limiter.contact_lookup, caller.key_prefix)
+        raise
