@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.tiers.membership import review_tiers
-from tests.builders import add_tier, enrol
+from tests.builders import add_tier, enrol, unique_phone
 from tests.conftest import START, bearer
 from tests.inspect_db import events
 from tests.points.helpers import cny, earn, set_program
@@ -409,6 +409,51 @@ class TestReview:
         silver = next(t for t in rules["tiers"] if t["code"] == "silver")
         assert silver["threshold"] == 100_000 == upgrade["qualification"]["silver"]["threshold"]
         assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
+
+
+class TestGraceOnTheProgrammesCalendar:
+    async def test_the_grace_days_end_at_the_same_time_on_the_programme_s_clock_across_a_clock_change(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """New York moves its clocks on an hour on 14 March 2027. Silver's 90 days of grace after the year
+        judged (which ends at midnight on 1 January there, 05:00 UTC) run to midnight on 1 April there, 04:00
+        UTC; 90 times 24 hours ran to 01:00."""
+        await set_program(client, admin_key, timezone="America/New_York")
+        await standard_ladder(client, admin_key, grace_days=90)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        kept = datetime(2027, 4, 1, 4, 0, tzinfo=UTC)
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(kept)
+        [upgraded] = await events(app, "tier.upgraded")
+        assert upgraded["payload"]["kept_until"] == iso(kept)
+
+        clock.set(kept - timedelta(seconds=1))
+        assert await review(app) == 0
+        clock.set(kept)
+        assert await review(app) == 1  # 2026 reached silver's bar: renewed for 2027 and its grace
+        # 1 January 2028 plus 90 days is 31 March (a leap year), midnight there in daylight time.
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == "2028-03-31T04:00:00Z"
+
+    async def test_a_tier_brought_over_is_kept_until_the_date_given_across_a_clock_change(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The window judged ends the grace's calendar days before the date given, so the grace added back
+        gives that date again, and the review comes then."""
+        await set_program(client, admin_key, timezone="America/New_York")
+        await standard_ladder(client, admin_key, grace_days=90)
+        kept = datetime(2027, 4, 1, 4, 0, tzinfo=UTC)  # midnight in New York
+        response = await client.post(
+            "/v1/members/import",
+            json={"members": [{"phone": unique_phone(), "tier": {"code": "silver", "until": iso(kept)}}]},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 201, response.text
+        [member] = response.json()["members"]
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(kept)
+        clock.set(kept - timedelta(seconds=1))
+        assert await review(app) == 0
+        clock.set(kept)
+        assert await review(app) == 1
 
 
 class TestRollingReview:

@@ -14,13 +14,15 @@ the bar of the new window requalifies at once.
 
 What is stored of a member on a tier is the end of the window their review judges; the date they keep the
 tier until is that end plus the tier's grace as it stands (`LadderTier.kept_until`), so a change of the grace
-moves nobody's stored date. A change of the window moves the ends it changes (`LadderTier.restored`), so that
-what members were promised still holds under the new rules. Such a change makes a new revision of the tier's
-window, and each stored end names the revision it was worked out under: an end of an earlier one (worked out
-by a process that read the ladder before the change) is re-dated through each change since
-(`LadderTier.as_it_stands`). A rolling window's end also keeps how many days it runs from the purchase that
-won or renewed the tier: made shorter, a window ends where it did, and made longer again it counts from that
-purchase, not from the shorter window's start.
+moves nobody's stored date. The grace is days of the programme's calendar, ending at the time of day there the
+window ended (a rolling window's own days are spans of 24 hours from the purchase, as its purchases are read).
+A change of the window moves the ends it changes (`LadderTier.restored`), so that what members were promised
+still holds under the new rules. Such a change makes a new revision of the tier's window, and each stored end
+names the revision it was worked out under: an end of an earlier one (worked out by a process that read the
+ladder before the change) is re-dated through each change since (`LadderTier.as_it_stands`). A rolling
+window's end also keeps how many days it runs from the purchase that won or renewed the tier: made shorter, a
+window ends where it did, and made longer again it counts from that purchase, not from the shorter window's
+start.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from itertools import pairwise
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.clock import format_instant
 from loyalty_api.grants.granted import GrantedBenefit
 
@@ -155,13 +158,14 @@ class LadderTier:
             return qualified_at + timedelta(days=self.window_days)
         return year_end(qualified_at, zone)
 
-    def kept_until(self, window_end: datetime) -> datetime:
-        """Until when a member judged on this tier's window ending at `window_end` keeps it: its grace on."""
-        return window_end + timedelta(days=self.grace_days)
+    def kept_until(self, window_end: datetime, zone: ZoneInfo) -> datetime:
+        """Until when a member judged on this tier's window ending at `window_end` keeps it: its grace on, in
+        days of the programme's calendar (`zone`), so the same time there as the window ended."""
+        return add_days(window_end, self.grace_days, zone)
 
-    def judged_end(self, kept_until: datetime) -> datetime:
+    def judged_end(self, kept_until: datetime, zone: ZoneInfo) -> datetime:
         """The end of the window whose grace ends at `kept_until`."""
-        return kept_until - timedelta(days=self.grace_days)
+        return add_days(kept_until, -self.grace_days, zone)
 
     def stored(self, end: datetime) -> StoredEnd:
         """`end`, worked out under the window this tier has, as it is stored."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from loyalty_api.calendar_days import latest_before
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
@@ -102,7 +103,7 @@ async def _move(
         override_until=override_until,
         earned=earned,
     )
-    kept_until = override_until or (None if window_end is None else target.kept_until(window_end.at))
+    kept_until = override_until or (None if window_end is None else target.kept_until(window_end.at, zone))
     await repo.insert_change(
         TierChange(
             member_id=member_id,
@@ -178,7 +179,7 @@ def kept_until(ladder: Ladder, state: MemberTierState, zone: ZoneInfo, now: date
     judged = judged_end(ladder, tier, state.window_end, zone, now)
     if judged is None or tier is None:
         return judged
-    return tier.kept_until(judged)
+    return tier.kept_until(judged, zone)
 
 
 async def after_purchase(
@@ -380,11 +381,14 @@ async def review_tiers(units: UnitsOfWork, *, batch: int = 200) -> int:
     now = units.clock.now()
     async with units.read() as uow:
         ladder = await get_ladder(uow)
+        zone = (await get_program(uow)).zone
     walks = [
         partial(
             MemberTierRepository.list_due_for_review,
             tier_id=tier.id,
-            judged_by=now - timedelta(days=tier.grace_days),
+            # The grace is days of the programme's calendar: no window end listed past this one has seen its
+            # grace end (around a clock change a few more are, and review_member finds them not due).
+            judged_by=latest_before(now, tier.grace_days, zone),
             limit=batch,
         )
         for tier in ladder.tiers
@@ -427,6 +431,7 @@ async def place(
     target = _named(ladder, tier_code, field="tier.code")
     if target is ladder.entry:
         return
+    zone = (await get_program(uow)).zone
     await _move(
         uow,
         ladder=ladder,
@@ -436,8 +441,8 @@ async def place(
         change="import",
         reason="held in the previous system",
         standing=None,
-        zone=(await get_program(uow)).zone,
-        window_end=target.stored(kept_until - timedelta(days=target.grace_days)),
+        zone=zone,
+        window_end=target.stored(target.judged_end(kept_until, zone)),
         actor=actor,
     )
 
@@ -511,7 +516,7 @@ async def _end_override(
     window_end = _window_end(ladder, target, now, zone)
     judged = judged_end(ladder, earned, state.earned_window_end, zone, now)
     if earned is not None and earned.rank >= target.rank:
-        kept = judged is None or earned.kept_until(judged) > now
+        kept = judged is None or earned.kept_until(judged, zone) > now
         # The tier the member qualifies for now, if it is the one they had earned, is kept as long as either
         # gives: a window from now ends sooner than the one they had earned after it was made shorter.
         later = judged is not None and (window_end is None or judged > window_end.at)
@@ -615,7 +620,7 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
         earned = ladder.by_id(state.earned_id)
         if state.override_until <= now and current is not ladder.entry:
             given = judged_end(ladder, earned, state.earned_window_end, zone, now)
-            if earned is current and given is not None and current.kept_until(given) > now:
+            if earned is current and given is not None and current.kept_until(given, zone) > now:
                 keep = (current, current.judged_start(given, zone), given)
             else:
                 keep = (current, current.window_start(now, zone), now)

@@ -76,7 +76,7 @@ async def _remind(uow: UnitOfWork, member_id: uuid.UUID, ahead: timedelta) -> bo
         remaining=keep.remaining,
         window_start=keep.window_start,
         window_end=keep.by,
-        kept_until=standing.tier.kept_until(keep.by),
+        kept_until=standing.tier.kept_until(keep.by, (await get_program(uow)).zone),
     )
     await emit_for_member(uow, event, member_id)
     return True
