@@ -652,6 +652,41 @@ class TestRenewalJob:
         paid = await read(client, ecommerce_key, trial["id"])
         assert (paid["period"], at(paid["period_start"])) == (1, second_pass)
 
+    async def test_grace_lasts_its_days_on_the_programme_s_clock_across_a_clock_change(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """New York turns its clocks back on 1 November 2026. A period ending at noon on 30 October, unpaid,
+        keeps its benefits through 5 days of grace to noon on 4 November there (17:00 UTC), not to 11:00."""
+        await set_program(client, admin_key, timezone="America/New_York")
+        clock.set(datetime(2026, 9, 30, 16, tzinfo=UTC))  # noon in New York
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        period_end, grace_end = datetime(2026, 10, 30, 16, tzinfo=UTC), datetime(2026, 11, 4, 17, tzinfo=UTC)
+        assert (at(sub["period_end"]), at(sub["benefits_until"])) == (period_end, grace_end)
+
+        clock.set(period_end)
+        await run_job(app)
+        sub = await read(client, ecommerce_key, sub["id"])
+        assert (sub["state"], at(sub["grace_until"]), at(sub["benefits_until"])) == (
+            "past_due",
+            grace_end,
+            grace_end,
+        )
+        [past_due] = await events(app, "subscription.past_due")
+        assert at(past_due["payload"]["grace_until"]) == grace_end
+
+        clock.set(grace_end - timedelta(minutes=30))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+        assert await benefit_names(client, ecommerce_key, member["id"]) == ["Plus 5% off"]
+        clock.set(grace_end)
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "expired"
+
     async def test_a_period_stored_by_utc_s_calendar_is_followed_back_to_back(
         self,
         app: FastAPI,

@@ -49,7 +49,7 @@ class TestTransitions:
 
     def test_only_expired_has_no_benefits_and_only_a_renewing_one_looks_past_period_end(self) -> None:
         end, grace_until, grace = T0, T0 + timedelta(days=3), timedelta(days=3)
-        found = [benefits_until(s, end, grace_until, grace) for s in State]
+        found = [benefits_until(s, end, grace_until, 3, UTC) for s in State]
         assert found == [end + grace, end + grace, grace_until, end, None]
 
 

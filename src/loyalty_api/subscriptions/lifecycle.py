@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from dateutil.relativedelta import relativedelta
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.subscriptions.errors import TransitionNotAllowed
 
 
@@ -105,14 +106,20 @@ def period_bounds(
     )
 
 
+def grace_end(period_end: datetime, grace_days: int, zone: tzinfo) -> datetime:
+    """Where the grace after a period ending at `period_end` ends: `grace_days` days of the programme's
+    calendar (`zone`) on, at the time of day there the period ended."""
+    return add_days(period_end, grace_days, zone)
+
+
 def benefits_until(
-    state: State, period_end: datetime, grace_until: datetime | None, grace: timedelta
+    state: State, period_end: datetime, grace_until: datetime | None, grace_days: int, zone: tzinfo
 ) -> datetime | None:
     """Until when the plan's benefits may be the member's. A renewing subscription either renews or falls
     past due, which keeps them through grace: so they last to period end plus grace, whether or not the
     renewal job has yet run. A canceled one ends at period end."""
     if state in (State.trialing, State.active):
-        return period_end + grace
+        return grace_end(period_end, grace_days, zone)
     if state is State.canceled:
         return period_end
     if state is State.past_due:

@@ -71,8 +71,11 @@ def move(sub: Subscription, action: Action) -> None:
 async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     """After any change: recompute what the state implies (benefits, the job's next look) and mark the
     member's row with the end of their plan benefits."""
-    grace = timedelta(days=(await plan_of(uow, sub)).grace_days)
-    sub.benefits_until = lifecycle.benefits_until(State(sub.state), sub.period_end, sub.grace_until, grace)
+    zone = await zone_of(uow)
+    grace_days = (await plan_of(uow, sub)).grace_days
+    sub.benefits_until = lifecycle.benefits_until(
+        State(sub.state), sub.period_end, sub.grace_until, grace_days, zone
+    )
     repo = SubscriptionRepository(uow.session)
     renewing = State(sub.state) in (State.trialing, State.active)
     paid_ahead = await repo.get_paid(sub.id, sub.period_number + 1) if renewing else None
@@ -81,8 +84,8 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
         # or not the renewal job has begun it yet.
         due = await plan_of(uow, sub, due=True)
         months = months_paid(paid_ahead, due)
-        ends = _next_period_end(sub, months, await zone_of(uow))
-        sub.benefits_until = ends + timedelta(days=due.grace_days)
+        ends = _next_period_end(sub, months, zone)
+        sub.benefits_until = lifecycle.grace_end(ends, due.grace_days, zone)
     sub.next_action_at = lifecycle.next_action_at(
         state=State(sub.state),
         period_number=sub.period_number,
@@ -273,7 +276,7 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
                 await renew(uow, sub, payment, Action.convert if state is State.trialing else Action.renew)
             else:
                 move(sub, Action.lapse)
-                sub.grace_until = sub.period_end + timedelta(days=plan.grace_days)
+                sub.grace_until = lifecycle.grace_end(sub.period_end, plan.grace_days, await zone_of(uow))
                 await emit(uow, SubscriptionPastDue(**facts(sub, plan), grace_until=sub.grace_until))
             return True
     if state is State.canceled and sub.period_end <= now:
