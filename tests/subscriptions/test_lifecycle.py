@@ -632,8 +632,10 @@ class TestRenewalJob:
         clock: FrozenClock,
     ) -> None:
         """New York turns its clocks back at 02:00 on 1 November 2026: 01:00 to 02:00 comes twice. A card
-        bought at the second 01:30 (06:30 UTC), or a trial ending then, has its period begin then, not at the
-        first 01:30 an hour before it was bought (or before the trial had ended)."""
+        bought at the second 01:30 (06:30 UTC) has its period begin then, not at the first 01:30 an hour
+        before it was bought. A trial ending at 01:30 that day (its days are the programme's calendar days,
+        and a time that comes twice is read as its first pass, as months read it) is followed by period 1
+        then."""
         await set_program(client, admin_key, timezone="America/New_York")
         second_pass = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
         clock.set(second_pass)
@@ -643,14 +645,56 @@ class TestRenewalJob:
             datetime(2026, 12, 1, 6, 30, tzinfo=UTC),  # 01:30 on 1 December (EST)
         )
 
-        clock.set(second_pass - timedelta(days=7))
+        first_pass = second_pass - timedelta(hours=1)
+        clock.set(datetime(2026, 10, 25, 5, 30, tzinfo=UTC))  # 01:30 EDT, 7 days before
         _, trial = await new_subscriber(client, ecommerce_key, "plus")
-        assert at(trial["trial_end"]) == second_pass
+        assert at(trial["trial_end"]) == first_pass
         await pay(client, billing_key, trial["id"], period=1, amount=1_500)
-        clock.set(second_pass)
+        clock.set(first_pass)
         await run_job(app)
         paid = await read(client, ecommerce_key, trial["id"])
-        assert (paid["period"], at(paid["period_start"])) == (1, second_pass)
+        assert (paid["period"], at(paid["period_start"])) == (1, first_pass)
+
+    @pytest.mark.parametrize(
+        ("zone", "started", "local_trial_end", "local_period_1_end"),
+        [
+            # New York turns its clocks back on 1 November 2026 and on on 8 March 2026: a trial begun at
+            # noon ends at noon, and the periods after it renew at noon.
+            ("America/New_York", "2026-10-28T16:00Z", "2026-11-04T12:00", "2026-12-04T12:00"),
+            ("America/New_York", "2026-03-05T17:00Z", "2026-03-12T12:00", "2026-04-12T12:00"),
+            # Havana's clocks go back from 01:00 to midnight on 1 November 2026: a trial begun at the first
+            # 00:30 ends at 00:30 on the 8th, not at 23:30 on the 7th.
+            ("America/Havana", "2026-11-01T04:30Z", "2026-11-08T00:30", "2026-12-08T00:30"),
+            # On 8 March they go on from midnight to 01:00: 00:30 is skipped, and is read as 01:30.
+            ("America/Havana", "2026-03-01T05:30Z", "2026-03-08T01:30", "2026-04-08T01:30"),
+        ],
+    )
+    async def test_a_trial_lasts_its_days_on_the_programme_s_clock(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+        zone: str,
+        started: str,
+        local_trial_end: str,
+        local_period_1_end: str,
+    ) -> None:
+        await set_program(client, admin_key, timezone=zone)
+        clock.set(datetime.fromisoformat(started))
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")
+        await pay(client, billing_key, sub["id"], period=1, amount=1_500)
+        clock.set(at(sub["trial_end"]))
+        await run_job(app)
+        paid = await read(client, ecommerce_key, sub["id"])
+        assert paid["period_start"] == sub["trial_end"] == sub["period_end"]
+        local = [
+            at(t).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+            for t in (sub["trial_end"], paid["period_end"])
+        ]
+        assert (paid["period"], *local) == (1, local_trial_end, local_period_1_end)
 
     async def test_grace_lasts_its_days_on_the_programme_s_clock_across_a_clock_change(
         self,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 from math import floor
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
@@ -244,8 +245,11 @@ async def subscribe(
         created_at=now,
         updated_at=now,
     )
+    zone = await periods.zone_of(uow)
     if in_trial:
-        trial_end = now + timedelta(days=plan.trial_days)
+        # Days of the programme's calendar, as periods are its months: a trial begun at noon ends at noon
+        # there, and the periods counted from its end renew at noon, across a clock change too.
+        trial_end = add_days(now, plan.trial_days, zone)
         sub.state = State.trialing
         sub.period_number, sub.period_start, sub.period_end = 0, now, trial_end
         sub.anchor_at, sub.anchor_period = trial_end, 1
@@ -256,9 +260,7 @@ async def subscribe(
         sub.anchor_at, sub.anchor_period = now, 1
         sub.period_months = plan.months
         sub.period_number = 1
-        sub.period_start, sub.period_end = lifecycle.period_bounds(
-            now, 1, plan.months, 1, await periods.zone_of(uow)
-        )
+        sub.period_start, sub.period_end = lifecycle.period_bounds(now, 1, plan.months, 1, zone)
     try:
         await repo.insert_subscription(sub)
     except DuplicateKey as exc:
