@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.campaigns.audience import Audience
 from loyalty_api.campaigns.errors import (
     CampaignFinished,
@@ -292,7 +293,8 @@ async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:
             name=action.coupon_name,
             offer=action.coupon,
             valid_from=now,
-            valid_until=now + timedelta(days=action.valid_days),
+            # Days of the programme's calendar: valid to the same time there that many days on.
+            valid_until=add_days(now, action.valid_days, (await get_program(uow)).zone),
             source_type="campaign",
             source_id=campaign.id,
         )

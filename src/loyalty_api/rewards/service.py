@@ -12,10 +12,11 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.calendar_days import add_days
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.db.changes import column_values
@@ -245,7 +246,8 @@ async def redeem_reward(
         name=reward.name,
         offer=_offer(reward),
         valid_from=now,
-        valid_until=now + timedelta(days=reward.coupon_valid_days),
+        # Days of the programme's calendar: valid to the same time there that many days on.
+        valid_until=add_days(now, reward.coupon_valid_days, (await get_program(uow)).zone),
         source_type="reward",
         source_id=reward_id,
     )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.outbox.events import MoneyPayload
@@ -195,7 +196,7 @@ async def issue_coupons(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan, *
             name=recurring.name,
             offer=recurring.coupon,
             valid_from=starts,
-            valid_until=starts + timedelta(days=recurring.valid_days),
+            valid_until=add_days(starts, recurring.valid_days, zone),  # to the same time there
             source_type="plan",
             source_id=plan.id,
             issue_key=f"plan:{sub.id}:{sub.period_number}:{month}:{index}",
