@@ -11,11 +11,14 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.problem_catalogue import error_classes, explain, problem_types
 from loyalty_api.http.problem_pages import ProblemTypeList, ProblemTypeRead, wants_json
 from loyalty_api.http.problems import _HTTP_CODES, CLASSLESS_PROBLEMS
+from loyalty_api.settings import Settings
+from tests.apps import serving
 from tests.conftest import bearer
 
 JSON = {"Accept": "application/json"}
@@ -34,6 +37,15 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 async def follow_type(client: httpx.AsyncClient, problem: httpx.Response) -> httpx.Response:
     """Open the problem's `type` as RFC 9457 says: a relative reference, resolved against the request URI."""
     return await client.get(urljoin(str(problem.url), problem.json()["type"]))
+
+
+async def assert_titled_as_its_page(client: httpx.AsyncClient, problem: httpx.Response) -> None:
+    """The problem's `title` is the one the page its `type` opens gives (RFC 9457: a title does not change
+    from occurrence to occurrence of a type)."""
+    assert problem.headers["content-type"] == "application/problem+json", problem.text
+    page = await client.get(urljoin(str(problem.url), problem.json()["type"]), headers=JSON)
+    assert page.status_code == 200, page.text
+    assert problem.json()["title"] == page.json()["title"], problem.json()["code"]
 
 
 class TestCatalogue:
@@ -90,6 +102,14 @@ class TestCatalogue:
         assert {code: found for code, found in statuses.items() if len(found) > 1} == {}
         for code, problem in problem_types().items():
             assert statuses.get(code, {problem.status}) == {problem.status}, code
+
+    def test_every_class_of_a_code_carries_the_title_of_its_page(self) -> None:
+        differing = {
+            f"{cls.__module__}.{cls.__qualname__}": (cls.title, problem_types()[cls.code].title)
+            for cls in error_classes()
+            if cls.code != LoyaltyError.code and cls.title != problem_types()[cls.code].title
+        }
+        assert differing == {}
 
     def test_a_shared_code_gathers_what_every_class_says(self) -> None:
         problem = problem_types()["validation_error"]
@@ -214,6 +234,56 @@ class TestFollowingTheType:
         refused = await client.get("/v1/nowhere", headers=bearer(pos_key))
         assert_problem(refused, 404, "route_not_found")
         assert (await follow_type(client, refused)).status_code == 200
+
+
+class TestTitles:
+    """Every answer's `title` is its code's page's, whoever refused: a route, the schema, or the HTTP layer
+    (Starlette's routing, the docs' static files, the GraphQL view), which has titles of its own."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body", "keyed", "code"),
+        [
+            ("GET", "/nowhere", None, False, "route_not_found"),
+            ("GET", "/v1/nowhere", None, True, "route_not_found"),
+            ("GET", "/static/docs/nope.js", None, False, "route_not_found"),
+            ("DELETE", "/problems", None, False, "method_not_allowed"),
+            ("POST", "/static/docs/nope.js", None, False, "method_not_allowed"),
+            ("POST", "/graphql", b"{}", True, "bad_request"),
+            ("POST", "/v1/members", b'{"phone": 12}', True, "validation_error"),
+            ("POST", "/v1/members", b"{", True, "malformed_json"),
+            ("GET", "/v1/program", None, False, "invalid_api_key"),
+        ],
+    )
+    async def test_of_each_refusal(
+        self,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        keyed: bool,
+        code: str,
+    ) -> None:
+        headers = {"Content-Type": "application/json", **(bearer(pos_key) if keyed else {})}
+        refused = await client.request(method, path, content=body, headers=headers)
+        assert refused.json()["code"] == code, refused.text
+        await assert_titled_as_its_page(client, refused)
+
+    async def test_of_each_status_a_library_refuses_with(self, settings: Settings) -> None:
+        # A library's HTTPException (strawberry's, Starlette's, FastAPI's) carries a status and words of its
+        # own: the code and the title come from the status, the words are the detail.
+        async def refuse(status: int) -> None:
+            raise HTTPException(status, "a library's own words")
+
+        async with serving(settings) as (app, client):
+            app.add_api_route("/refusing/{status}", refuse)
+            # (405 is answered with the methods the path has, as the real requests above are.)
+            for status in [*sorted(_HTTP_CODES.keys() - {405}), 418]:
+                refused = await client.get(f"/refusing/{status}")
+                assert refused.status_code == status
+                assert refused.json()["code"] == _HTTP_CODES.get(status, "http_error")
+                assert refused.json()["detail"] == "a library's own words"
+                await assert_titled_as_its_page(client, refused)
 
 
 @pytest.fixture

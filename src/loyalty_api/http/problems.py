@@ -82,6 +82,19 @@ CLASSLESS_PROBLEMS: dict[str, tuple[int | None, str, str]] = {
 }
 
 
+def title_of(code: str) -> str:
+    """The title of the problem `code`, as its page (`/problems/{code}`) gives it: every answer with the code
+    carries it (RFC 9457: the title does not change from occurrence to occurrence)."""
+    classless = CLASSLESS_PROBLEMS.get(code)
+    if classless is not None:
+        return classless[1]
+    # A code of a class (a status such as 401 raised by a library, not by us): its page's title. Imported
+    # here because the catalogue reads CLASSLESS_PROBLEMS from this module.
+    from loyalty_api.http.problem_catalogue import problem_types
+
+    return problem_types()[code].title
+
+
 class FieldError(BaseModel):
     field: str
     location: str | None = None
@@ -250,7 +263,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         request,
         status=422,
         code="validation_error",
-        title="Invalid input",
+        title=title_of("validation_error"),
         detail=f"The request has invalid or missing values: {fields}",
         extra={"errors": errors},
     )
@@ -263,8 +276,12 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         allowed = methods_of_path(request.app, request.scope) or _header_methods(exc.headers)
         return render_domain_error(MethodNotAllowed.allowing(allowed), request)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    # Starlette's phrase ("Not Found") or the GraphQL view's reason says what went wrong this time: the
+    # detail. The title is the code's, the same on every answer with it and on the code's page.
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    response = problem_response(request, status=exc.status_code, code=code, title=detail, detail=detail)
+    response = problem_response(
+        request, status=exc.status_code, code=code, title=title_of(code), detail=detail
+    )
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -322,7 +339,7 @@ def unexpected_error(request: Request, exc: BaseException) -> JSONResponse:
         request,
         status=500,
         code="internal_error",
-        title="Internal error",
+        title=title_of("internal_error"),
         detail="The service failed to process the request; nothing was changed. Retry later.",
     )
 
