@@ -111,6 +111,14 @@ class TestCatalogue:
         }
         assert differing == {}
 
+    def test_no_two_codes_share_a_title(self) -> None:
+        # A title is what a person reads of the problem: a code with its own page says what is wrong in its
+        # own words, not in a more general code's.
+        codes_by_title: dict[str, list[str]] = {}
+        for code, problem in problem_types().items():
+            codes_by_title.setdefault(problem.title, []).append(code)
+        assert {title: codes for title, codes in codes_by_title.items() if len(codes) > 1} == {}
+
     def test_a_shared_code_gathers_what_every_class_says(self) -> None:
         problem = problem_types()["validation_error"]
         assert len(problem.meaning) >= 3  # the schema's refusals, InvalidField's and InvalidInput's

@@ -120,6 +120,7 @@ class TestRefusals:
         answer = await client.post("/v1/members", json=body, headers=bearer(pos_key))
         assert answer.status_code == 422
         assert answer.json()["code"] == "referrer_not_active"
+        assert answer.json()["title"] == "The referring member is not active"
 
     async def test_an_erased_members_code_is_unknown(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -76,6 +76,7 @@ class TestEnrol:
         )
         assert response.status_code == 422
         assert response.json()["code"] == "unknown_referral_code"
+        assert response.json()["title"] == "No member has this referral code"
         assert await count(app, "members") == 0
 
     async def test_a_refused_referral_code_does_not_tell_whether_a_phone_is_a_member_s(

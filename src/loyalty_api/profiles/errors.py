@@ -38,6 +38,7 @@ class UnknownReferralCode(InvalidField):
     """
 
     code = "unknown_referral_code"
+    title = "No member has this referral code"
     final = True  # a rule's refusal with a code of its own, replayed like one
 
     def __init__(self) -> None:
@@ -64,6 +65,7 @@ class ReferrerNotActive(InvalidField):
     """
 
     code = "referrer_not_active"
+    title = "The referring member is not active"
     final = True  # a rule's refusal with a code of its own, replayed like one
 
     def __init__(self) -> None:
