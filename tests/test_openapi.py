@@ -48,6 +48,25 @@ def test_every_state_changing_post_documents_its_idempotency_problems() -> None:
             assert code in described, (path, code)
 
 
+# A code as an error response's description lists it: "`insufficient_points`: <title>; `…`: …".
+LISTED_CODE = re.compile(r"(?:^|; )`([a-z0-9_]+)`:")
+
+
+def test_no_operation_lists_a_code_twice() -> None:
+    document = json.loads(openapi_document())
+    repeated: dict[str, list[str]] = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            codes = [
+                code
+                for response in operation["responses"].values()
+                for code in LISTED_CODE.findall(response.get("description", ""))
+            ]
+            if twice := sorted({code for code in codes if codes.count(code) > 1}):
+                repeated[f"{method.upper()} {path}"] = twice
+    assert repeated == {}
+
+
 def test_docs_list_every_section_in_their_order() -> None:
     document = json.loads(openapi_document())
     used = {

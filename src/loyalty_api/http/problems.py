@@ -361,31 +361,35 @@ def _problem_content() -> dict[str, Any]:
     return {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
+# Every route can answer 422 `validation_error` (its schema refuses the request); the classes with that code
+# (InvalidField for a rule of a service, InvalidInput for the edge's checks) are answers of this one line.
+_VALIDATION_LINE = "`validation_error`: a field is missing or invalid (see `errors`)"
+
+
 def problem_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: every failure it can answer with, grouped by status, codes listed."""
-    by_status: dict[int, list[type[LoyaltyError]]] = {}
-    for error in errors:
-        by_status.setdefault(error.status, []).append(error)
-    by_status.setdefault(422, [])
-    responses: dict[int | str, dict[str, Any]] = {}
-    for status, classes in sorted(by_status.items()):
-        codes = [f"`{c.code}`: {c.title}" for c in classes]
-        if status == 422:
-            codes.append("`validation_error`: a field is missing or invalid (see `errors`)")
-        responses[status] = {"description": "; ".join(codes), "content": _problem_content()}
-    return responses
+    """`responses=` for a route: every failure it can answer with, by status, each code listed once."""
+    listed = add_problems({}, *(error for error in errors if error.code != "validation_error"))
+    return _with_line(listed, 422, "validation_error", _VALIDATION_LINE)
 
 
 def add_problems(
     responses: dict[int | str, dict[str, Any]], *errors: type[LoyaltyError]
 ) -> dict[int | str, dict[str, Any]]:
-    """`responses` with these failures listed too (the route class adds the ones every POST can give)."""
+    """`responses` with these failures listed too (the route class adds the ones every POST can give); a code
+    listed already is not listed again, whatever its class."""
     merged = {status: dict(response) for status, response in responses.items()}
     for error in errors:
-        line = f"`{error.code}`: {error.title}"
-        found = merged.get(error.status)
-        if found is None:
-            merged[error.status] = {"description": line, "content": _problem_content()}
-        elif line not in str(found.get("description", "")):
-            found["description"] = f"{found.get('description', '')}; {line}".lstrip("; ")
+        merged = _with_line(merged, error.status, error.code, f"`{error.code}`: {error.title}")
+    return merged
+
+
+def _with_line(
+    responses: dict[int | str, dict[str, Any]], status: int, code: str, line: str
+) -> dict[int | str, dict[str, Any]]:
+    merged = dict(responses)
+    found = merged.get(status)
+    if found is None:
+        merged[status] = {"description": line, "content": _problem_content()}
+    elif f"`{code}`:" not in str(found.get("description", "")):
+        merged[status] = {**found, "description": f"{found.get('description', '')}; {line}".lstrip("; ")}
     return dict(sorted(merged.items(), key=lambda item: str(item[0])))
