@@ -83,3 +83,24 @@ def test_the_graphql_section_names_every_root_field() -> None:
     assert schema.mutation_type is not None
     root = schema.query_type.fields.keys() | schema.mutation_type.fields.keys()
     assert sorted(field for field in root if not field.startswith("_") and field not in named) == []
+
+
+def _settings_table() -> list[list[str]]:
+    """The variables each row of the settings table under "Running in production" names in its first cell."""
+    section = (
+        README.read_text(encoding="utf-8").split("\n## Running in production\n", 1)[1].split("\n## ", 1)[0]
+    )
+    table = section.split("| setting | meaning |\n| --- | --- |\n", 1)[1].split("\n\n", 1)[0]
+    return [re.findall(r"`([^`]+)`", row.split("|")[1]) for row in table.splitlines()]
+
+
+def test_the_settings_table_names_every_setting_and_nothing_else() -> None:
+    # An operator looks a variable up by its name: every setting spelt in full, and no name nothing reads.
+    from loyalty_api.settings import Settings, variable
+
+    rows = _settings_table()
+    named = {name for row in rows for name in row}
+    settings = {variable(field) for field in Settings.model_fields}
+    assert sorted(settings - named) == [], "add a row for these settings"
+    assert sorted(named - settings) == [], "no setting has these names"
+    assert all(rows), "a row names no variable"
