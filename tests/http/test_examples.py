@@ -272,3 +272,105 @@ class TestExamplesWorkAgainstTheService:
         shown = _reply_example("POST", "/v1/members/{member_id}/redeem")
         assert redeem.json().keys() == shown.keys()
         assert redeem.json()["value"] == shown["value"]
+
+
+class TestTheStoryAddsUp:
+    """The examples follow 李娜 through 18 March 2026: a reader takes each balance shown to follow from the
+    one before, moved by what the operation says it did."""
+
+    @staticmethod
+    def _day() -> dict[str, Any]:
+        member = "/v1/members/{member_id}"
+        return {
+            "earn": _reply_example("POST", f"{member}/earn"),
+            "redeem": _reply_example("POST", f"{member}/redeem"),
+            "hold": _reply_example("POST", f"{member}/holds"),
+            "release": _reply_example("POST", "/v1/holds/{hold_id}/release"),
+            "capture": _reply_example("POST", "/v1/holds/{hold_id}/capture"),
+            "refund": _reply_example("POST", "/v1/orders/{order_ref}/refund"),
+            "points": _reply_example("GET", f"{member}/points"),
+            "reward": _reply_example("POST", f"{member}/rewards/{{reward_id}}/redeem"),
+            "quote": _reply_example("POST", "/v1/checkout/quote"),
+            "export": _reply_example("GET", f"{member}/export"),
+            "adjustment": _reply_example("POST", f"{member}/adjustments"),
+            "transfer": _reply_example("POST", f"{member}/transfers"),
+            "reversal": _reply_example("POST", f"{member}/transfers/{{transfer_id}}/reversal"),
+            "ledger": _reply_example("GET", f"{member}/ledger")["items"],
+        }
+
+    def test_each_balance_follows_from_the_one_before(self) -> None:
+        day = self._day()
+        earn, redeem, hold, release, capture = (
+            day[k] for k in ("earn", "redeem", "hold", "release", "capture")
+        )
+        refund, points, reward, export = day["refund"], day["points"], day["reward"], day["export"]["points"]
+        adjustment, transfer, reversal = day["adjustment"], day["transfer"], day["reversal"]
+        assert redeem["balance"] == earn["balance"] - redeem["points_redeemed"]
+        assert hold["balance"] == redeem["balance"]
+        assert hold["available"] == hold["balance"] - hold["points"]
+        # The 300-point hold is released while the 1,000-point one still holds its points.
+        assert (release["balance"], release["available"]) == (hold["balance"], hold["available"])
+        assert capture["balance"] == hold["balance"] - capture["captured_points"]
+        assert (
+            refund["balance"]
+            == capture["balance"] - refund["points_taken_back"] + refund["points_given_back"]
+        )
+        assert (points["balance"], points["available"]) == (refund["balance"], refund["available"])
+        assert sum(month["points"] for month in points["expiring"]) == points["balance"]
+        assert reward["balance"] == points["balance"] - reward["points_spent"]
+        assert day["quote"]["points"]["available"] == reward["available"]
+        assert (export["balance"], export["lifetime_earned"]) == (
+            reward["balance"],
+            points["lifetime_earned"],
+        )
+        assert adjustment["balance"] == export["balance"] + adjustment["points"]
+        assert transfer["balance"] == adjustment["balance"] - transfer["points"]
+        assert reversal["balance"] == transfer["balance"] + reversal["points"]
+
+    def test_its_instants_come_in_that_order(self) -> None:
+        day = self._day()
+        [redeemed, earned] = day["ledger"]
+        [order] = day["export"]["orders"]
+        instants = [
+            earned["created_at"],
+            redeemed["created_at"],
+            day["hold"]["created_at"],
+            day["release"]["resolved_at"],
+            day["capture"]["resolved_at"],
+            order["updated_at"],  # refunded
+            day["reward"]["created_at"],
+            day["export"]["exported_at"],
+            day["transfer"]["created_at"],
+            day["reversal"]["reversed_at"],
+        ]
+        assert instants == sorted(instants)
+
+    def test_the_export_shows_what_the_day_did(self) -> None:
+        day = self._day()
+        refund, export = day["refund"], day["export"]["points"]
+        [lot] = export["lots"]  # the earn's, the list cut to one
+        [hold] = export["holds"]
+        [order] = day["export"]["orders"]
+        assert lot["points"] == day["earn"]["points_earned"]
+        assert (
+            lot["remaining"] == lot["points"] - refund["points_taken_back"]
+        )  # the capture spent older points
+        assert (hold["status"], hold["captured_points"]) == ("captured", day["capture"]["captured_points"])
+        assert hold["resolved_at"] == day["capture"]["resolved_at"]
+        assert order["order_ref"] == refund["order_ref"]
+        assert (order["refunded"], order["points_taken_back"]) == (
+            refund["refunded_total"],
+            refund["points_taken_back"],
+        )
+        # The earn's lot ends in the month the points view shows last, with points earned earlier that month.
+        last = day["points"]["expiring"][-1]
+        assert last["month"] == lot["expires_at"][:7]
+        assert last["points"] > lot["remaining"] and last["expires_at"] < lot["expires_at"]
+
+    def test_redeemed_points_come_from_the_lot_that_ends_first(self) -> None:
+        day = self._day()
+        [redeemed, _] = day["ledger"]
+        [earn_lot] = day["export"]["points"]["lots"]
+        # She has points ending in June: the redeem spends them, not the lot the earn had just made.
+        assert day["points"]["expiring"][0]["expires_at"] < earn_lot["expires_at"]
+        assert [lot["lot_id"] for lot in redeemed["details"]["lots"]] != [earn_lot["id"]]

@@ -53,6 +53,10 @@ HOLD_CANCELLED = "0195ad60-13b4-7c2e-8d5f-0a1b2c3d4e5f"
 ENTRY_EARN = "0195ad4e-02f7-7b6c-8a1d-3e4f5a6b7c8d"
 ENTRY_REDEEM = "0195ad50-6a3b-7d4c-9e5f-6a7b8c9d0e1f"
 ENTRY_ADJUST = "0195aea3-7b2c-7e1d-8f3a-4b5c6d7e8f90"
+# 李娜's points: the lot she earned when she joined (ending in June, so spent first) and the one the example
+# receipt earns.
+LOT_JUNE = "018fdc4b-d1ca-7b3e-9c4f-5a6b7c8d9e01"
+LOT_EARN = "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f"
 TRANSFER = "0195aea9-1c2d-7e3f-8a4b-5c6d7e8f9a0b"
 IMPORTED_ZHAO = "0195aeb0-2d3e-7f4a-9b5c-6d7e8f9a0b1c"
 IMPORTED_CHEN = "0195aeb0-2d41-7a5b-8c6d-7e8f9a0b1c2d"
@@ -88,6 +92,14 @@ EVENT = "0195ad4e-0357-7a68-b9c0-d1e2f3a4b5c6"
 EVENT_EARLIER = "0195ad47-1468-7b79-8ad1-e2f3a4b5c6d7"
 
 NOW = "2026-03-18T06:32:10Z"  # a Wednesday, 14:32 in Shanghai: member day
+# The rest of 李娜's day, in this order (tests/http/test_examples.py checks the figures follow): she redeems
+# at the till, holds points for a web order and captures most of them, returns part of the receipt, buys a
+# voucher with points, quotes a cart, asks for her data, gets goodwill points, and sends points to 王芳 that
+# the operator brings back.
+CAPTURED_AT = "2026-03-18T09:05:44Z"
+REFUNDED_AT = "2026-03-18T10:14:26Z"
+TRANSFERRED_AT = "2026-03-18T12:51:40Z"
+TRANSFER_REVERSED_AT = "2026-03-18T13:20:05Z"
 
 # ---- members -------------------------------------------------------------------------------------------
 
@@ -1155,7 +1167,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     **HELD,
                     "captured_points": 800,
                     "status": "captured",
-                    "resolved_at": "2026-03-18T09:05:44Z",
+                    "resolved_at": CAPTURED_AT,
                     "balance": 12785,
                     "available": 12785,
                 },
@@ -1214,7 +1226,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "available_value": cny(12535),
                     "expiring": [
                         {"month": "2026-06", "points": 1820, "expires_at": "2026-06-02T03:15:42Z"},
-                        {"month": "2027-03", "points": 10715, "expires_at": "2027-03-18T06:32:10Z"},
+                        {"month": "2027-03", "points": 10715, "expires_at": "2027-03-02T10:26:48Z"},
                     ],
                 },
             )
@@ -1236,7 +1248,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             # The lots that paid: a refund gives the points back with their end.
                             "details": {
                                 "value": cny(400),
-                                "lots": [{"lot_id": "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f", "points": 400}],
+                                "lots": [{"lot_id": LOT_JUNE, "points": 400}],
                             },
                             "actor_key_id": POS_KEY,
                             "created_at": "2026-03-18T06:35:48Z",
@@ -1264,8 +1276,8 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "entry_id": ENTRY_ADJUST,
                     "points": 200,
                     "reason": "Goodwill: the advertised rice was out of stock at SH0012",
-                    "balance": 12735,
-                    "available": 12735,
+                    "balance": 12635,
+                    "available": 12635,
                 },
             ),
         ),
@@ -1282,9 +1294,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "from_member_id": LI_NA,
                     "to_member_id": WANG_FANG,
                     "points": 2000,
-                    "balance": 10535,
-                    "available": 10535,
-                    "created_at": NOW,
+                    "balance": 10635,
+                    "available": 10635,
+                    "created_at": TRANSFERRED_AT,
                 },
             ),
         ),
@@ -1302,9 +1314,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "from_member_id": LI_NA,
                     "to_member_id": WANG_FANG,
                     "points": 2000,
-                    "balance": 12535,
+                    "balance": 12635,
                     "recipient_balance": 840,
-                    "reversed_at": NOW,
+                    "reversed_at": TRANSFER_REVERSED_AT,
                 },
             ),
         ),
@@ -2528,18 +2540,18 @@ def _member_export() -> dict[str, Any]:
             ],
         },
         "points": {
-            "balance": 13585,
+            "balance": 12435,
             "held": 0,
-            "available": 13585,
+            "available": 12435,
             "lifetime_earned": 21460,
             "ledger": [{**LEDGER_EARN_ENTRY, "partner_id": None}],
             "lots": [
                 {
-                    "id": "0195ad4e-02f8-7c1d-9e2f-3a4b5c6d7e8f",
+                    "id": LOT_EARN,
                     "entry_id": ENTRY_EARN,
                     "order_ref": EARN_ORDER,
                     "points": 1145,
-                    "remaining": 1145,
+                    "remaining": 895,
                     "created_at": NOW,
                     "expires_at": "2027-03-18T06:32:10Z",
                 }
@@ -2558,24 +2570,24 @@ def _member_export() -> dict[str, Any]:
                         "resolved_at",
                     )
                 }
-                | {"status": "released", "resolved_at": "2026-03-18T06:52:41Z"}
+                | {"status": "captured", "captured_points": 800, "resolved_at": CAPTURED_AT}
             ],
         },
         "orders": [
             {
                 "order_ref": EARN_ORDER,
                 "total": cny(45800),
-                "refunded": cny(0),
+                "refunded": cny(10000),
                 "points_earned": 1145,
                 "points_redeemed": 0,
-                "points_taken_back": 0,
+                "points_taken_back": 250,
                 "points_given_back": 0,
                 "points_shortfall": 0,
                 "purchased_at": NOW,
                 "earned_at": NOW,
                 "redeemed_at": None,
                 "created_at": NOW,
-                "updated_at": NOW,
+                "updated_at": REFUNDED_AT,
             }
         ],
         "tier": {
