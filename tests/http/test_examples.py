@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import types
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import httpx
@@ -18,14 +19,18 @@ from pydantic import BaseModel, TypeAdapter
 
 from loyalty_api import crypto
 from loyalty_api.app import create_app
+from loyalty_api.clock import FrozenClock
 from loyalty_api.http.dependencies import require
 from loyalty_api.http.problems import all_routes
 from loyalty_api.members.member_number import is_valid
-from loyalty_api.openapi.examples import JSON, examples
+from loyalty_api.openapi.examples import JSON, MEMBER, NOW, examples
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.outbox.events import CATALOGUE
 from loyalty_api.settings import Settings
+from tests.builders import add_tier, enrol
+from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 
 
 @functools.cache
@@ -272,6 +277,66 @@ class TestExamplesWorkAgainstTheService:
         shown = _reply_example("POST", "/v1/members/{member_id}/redeem")
         assert redeem.json().keys() == shown.keys()
         assert redeem.json()["value"] == shown["value"]
+
+
+class TestHerReceiptEarnsAsShown:
+    async def test_the_earn_and_the_refund_are_what_the_service_gives_her(
+        self,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+    ) -> None:
+        """李娜 as the examples describe her (the programme, its earning rules, her tier and her benefits), on
+        the receipt's day: the earn answers the example's breakdown, and the return its points taken back."""
+        clock.set(datetime.fromisoformat(NOW))
+        admin = bearer(admin_key)
+        program = await client.put("/v1/program", json=_request_example("PUT", "/v1/program"), headers=admin)
+        assert program.status_code == 200, program.text
+        for rule in _reply_example("GET", "/v1/earning-rules")["items"]:
+            fields = ("name", "kind", "properties", "priority", "stackable")
+            made = await client.post("/v1/earning-rules", json={k: rule[k] for k in fields}, headers=admin)
+            assert made.status_code == 201, made.text
+        held = _reply_example("GET", "/v1/members/{member_id}/benefits")
+        [tier] = [t for t in _reply_example("GET", "/v1/tiers")["items"] if t["code"] == held["tier"]["code"]]
+        await add_tier(
+            client,
+            admin_key,
+            tier["code"],
+            rank=0,
+            name=tier["name"],
+            points_multiplier=tier["points_multiplier"],
+        )
+        # Her benefits that change what she earns (the discounts do not), from her plan.
+        multipliers = [b for b in held["benefits"] if b["kind"] == "points_multiplier"]
+        assert [source["type"] for b in multipliers for source in b["sources"]] == ["plan"] * len(multipliers)
+        benefit_ids = [
+            await add_benefit(client, admin_key, b["name"], b["kind"], **b["properties"]) for b in multipliers
+        ]
+        [plan] = held["plans"]
+        await add_plan(client, admin_key, plan, benefit_ids=benefit_ids)
+        she = await enrol(client, pos_key, birthday=MEMBER["birthday"])
+        assert she["tier"]["code"] == held["tier"]["code"]
+        await subscribe_paid(client, ecommerce_key, she["id"], plan)
+
+        receipt = _request_example("POST", "/v1/members/{member_id}/earn")
+        earned = await client.post(f"/v1/members/{she['id']}/earn", json=receipt, headers=bearer(pos_key))
+        assert earned.status_code == 200, earned.text
+        shown = _reply_example("POST", "/v1/members/{member_id}/earn")
+        assert (earned.json()["breakdown"], earned.json()["points_earned"]) == (
+            shown["breakdown"],
+            shown["points_earned"],
+        )
+
+        returned = await client.post(
+            f"/v1/orders/{receipt['order_ref']}/refund",
+            json=_request_example("POST", "/v1/orders/{order_ref}/refund"),
+            headers=bearer(pos_key),
+        )
+        assert returned.status_code == 200, returned.text
+        shown = _reply_example("POST", "/v1/orders/{order_ref}/refund")
+        assert returned.json()["points_taken_back"] == shown["points_taken_back"]
 
 
 class TestTheStoryAddsUp:
