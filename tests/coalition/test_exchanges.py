@@ -307,6 +307,40 @@ class TestExchangeOut:
         await assert_ledger_invariant(app, air.member_id)
 
     @pytest.mark.parametrize(
+        ("answer", "status"), [("confirm", "confirmed"), ("fail", "failed"), ("time-out", "expired")]
+    )
+    async def test_an_erased_members_exchange_is_settled_without_an_event(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        air: Air,
+        clock: FrozenClock,
+        answer: str,
+        status: str,
+    ) -> None:
+        """An exchange still pending when its member is erased: the partner (told `member.erased`) may still
+        answer it, or the worker time it out, and the anonymous account and the settlement follow; but
+        `partner.exchange_resolved` told receivers about the erased member again."""
+        exchange = await created(await exchange_out(client, pos_key, air.member_id, "air", 400))
+        erased = await client.post(f"/v1/members/{air.member_id}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+
+        if answer == "time-out":
+            clock.advance(timedelta(seconds=TIMEOUT + 1))
+            assert await run_exchange_expiry(app) == 1
+        else:
+            answered = await resolve(client, air.key, exchange["id"], answer)
+            assert answered.status_code == 200, answered.text
+
+        assert (await partner_view(client, air.key, exchange["id"]))["status"] == status
+        returned = await rows(app, "SELECT amount FROM ledger_entries WHERE type = 'exchange_return'")
+        assert [entry["amount"] for entry in returned] == ([] if answer == "confirm" else [400])
+        assert await events(app, "partner.exchange_resolved") == []
+        await assert_ledger_invariant(app, air.member_id)
+
+    @pytest.mark.parametrize(
         ("answer", "after"),
         [("fail", 350), ("fail", 500), ("time-out", TIMEOUT + 1)],
         ids=["failed before Y's end", "failed after Y's end", "timed out after Y's end"],

@@ -185,6 +185,29 @@ class TestExpiry:
             assert (await points(client, pos_key, member))["balance"] == 0
         await assert_ledger_invariant(app)
 
+    async def test_an_erased_members_points_expire_in_the_figures_without_an_event(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member_id: str,
+        clock: FrozenClock,
+    ) -> None:
+        """After `member.erased`, receivers heard `points.expired` about the erased member a year on. Their
+        anonymous account still loses the points (the analytics count them expired), but no event says so."""
+        await earn(client, pos_key, member_id, 10_000)
+        erased = await client.post(f"/v1/members/{member_id}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        clock.advance(timedelta(days=400))
+
+        assert (await expire_points(app.state.units)).points == 100
+
+        assert await events(app, "points.expired") == []
+        [entry] = await rows(app, "SELECT amount FROM ledger_entries WHERE type = 'expire'")
+        assert entry["amount"] == -100
+        await assert_ledger_invariant(app, member_id)
+
 
 class TestAnswersBeforeTheJobsRun:
     """An earn or an adjustment answered with the account's row, which still counted points past their end

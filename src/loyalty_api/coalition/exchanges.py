@@ -21,7 +21,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.service import require_member
+from loyalty_api.members.service import is_erased, require_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.errors import (
@@ -342,6 +342,11 @@ async def _resolved(
 ) -> ExchangeView:
     row = await ExchangeRepository(uow.session).get(exchange_id)
     assert row is not None
+    # An erased member's exchange is still settled (the partner may answer it, the worker times it out, and
+    # the settlement counts it), without an event naming them: the partner was told `member.erased`, and
+    # reads the exchange's status with GET /v1/partner/exchanges/{id}.
+    if await is_erased(uow, row.member_id):
+        return _view(row, partner.code, uow.clock.now())
     await emit_for_partner(
         uow,
         ExchangeResolved(

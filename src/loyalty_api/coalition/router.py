@@ -419,7 +419,8 @@ async def confirm_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey)
     """You credited your customer: the exchange is `confirmed`. Only a pending exchange within its time limit
     can be (409 `exchange_not_pending`; one that timed out has been given back to the member, so do not
     credit it). While your partnership is suspended you may still answer the exchanges pending with you (their
-    time limit keeps running), though you can start none. Emits `partner.exchange_resolved`.
+    time limit keeps running), though you can start none. Emits `partner.exchange_resolved`, unless the
+    member was erased since (`member.erased` told you).
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return ExchangeRead.model_validate(await exchanges.confirm(uow, _partner_of(caller), exchange_id))
@@ -433,7 +434,7 @@ async def confirm_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey)
 async def fail_exchange(exchange_id: uuid.UUID, uow: UoW, caller: PartnerKey) -> ExchangeRead:
     """You could not credit your customer: the exchange is `failed` and the member gets the points back. As
     for a confirmation: only a pending exchange within its time limit, while you are suspended too. Emits
-    `partner.exchange_resolved`.
+    `partner.exchange_resolved`, unless the member was erased since.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return ExchangeRead.model_validate(await exchanges.fail(uow, _partner_of(caller), exchange_id))

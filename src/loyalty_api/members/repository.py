@@ -251,6 +251,11 @@ class MemberRepository:
         )
         return found.scalar_one_or_none()
 
+    async def exists_erased(self, member_id: uuid.UUID) -> bool:
+        """Whether the member is erased, as committed when read (no lock, and not the session's copy)."""
+        query = exists().where(Member.id == member_id, Member.status == ERASED)
+        return bool(await self.session.scalar(select(query)))
+
     async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:
         """The id and status of the member whose referral code this is (an erased member's code leads
         nowhere, as their old card does)."""

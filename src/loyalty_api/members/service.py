@@ -31,6 +31,13 @@ async def require_member(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_activ
     return refuse_unless_found(member, must_be_active=must_be_active)
 
 
+async def is_erased(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
+    """Whether the member was erased. What still moves an erased member's anonymous account (their points
+    reaching their end, a partner's answer to their exchange) emits no event about them: receivers were told
+    `member.erased`, and no read finds the member any more."""
+    return await MemberRepository(uow.session).exists_erased(member_id)
+
+
 async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: datetime) -> None:
     """A purchase makes the member active: if their stage was another, it changes now (`member` read, and
     locked, in this unit of work). An active member's row is left alone: the lifecycle job moves their due

@@ -11,7 +11,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.repository import PointsHolder
-from loyalty_api.members.service import refuse_unless_found
+from loyalty_api.members.service import is_erased, refuse_unless_found
 from loyalty_api.money import Money, most_points_within_share
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
@@ -861,7 +861,9 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
         state=state,
         details={"lots": lots_payload(plan)},
     )
-    await emit_for_member(
-        uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id
-    )
+    # An erased member's points still end (the figures count them expired), without an event naming them.
+    if not await is_erased(uow, member_id):
+        await emit_for_member(
+            uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id
+        )
     return expirable
