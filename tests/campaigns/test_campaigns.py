@@ -320,6 +320,25 @@ class TestReport:
         assert [m for m, row in listed.items() if row["purchased_since"]] == [came_back]
         assert {row["outcome"] for row in listed.values()} == {"coupon_issued"}
 
+    async def test_an_erased_member_is_counted_but_not_listed(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """The campaign's list named an erased member's id, where the member list and every read find no
+        one; its counts, figures, keep them as the analytics do."""
+        await set_program(client, admin_key)
+        stays, erased = [(await enrol(client, pos_key))["id"] for _ in range(2)]
+        campaign = await create(client, admin_key)
+        await run(app)
+        clock.advance(timedelta(days=1))
+        await earn(client, pos_key, erased, 8_000)
+        counts = (await read(client, admin_key, campaign["id"]))["counts"]
+        gone = await client.post(f"/v1/members/{erased}/erase", headers=bearer(admin_key))
+        assert gone.status_code == 200, gone.text
+
+        assert [m["member_id"] for m in await reached(client, admin_key, campaign["id"])] == [stays]
+        assert (await read(client, admin_key, campaign["id"]))["counts"] == counts
+        assert counts["reached"] == 2 and counts["purchased_since"] == 1
+
     async def test_members_and_campaigns_come_a_page_at_a_time(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

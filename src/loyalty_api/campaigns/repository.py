@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.campaigns.audience import Audience
 from loyalty_api.campaigns.models import Campaign, CampaignMember
 from loyalty_api.db.dialect import dialect_insert
-from loyalty_api.members.models import Member
+from loyalty_api.members.models import Member, not_erased
 from loyalty_api.members.repository import narrow_members
 from loyalty_api.plan_catalogue.models import Plan
 from loyalty_api.points.models import LedgerEntry
@@ -167,13 +167,19 @@ class CampaignRepository:
     async def list_reached(
         self, campaign_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
     ) -> list[ReachedMember]:
-        """The members the campaign reached, in member id order, after `after`; whether each bought since."""
-        query = select(
-            _REACHED.c.member_id,
-            _REACHED.c.outcome,
-            _REACHED.c.reached_at,
-            _purchased_since().label("bought"),
-        ).where(_REACHED.c.campaign_id == campaign_id)
+        """The members the campaign reached, in member id order, after `after`; whether each bought since.
+        An erased member is not listed, as no list shows them (the campaign's counts keep them, as the
+        analytics do)."""
+        query = (
+            select(
+                _REACHED.c.member_id,
+                _REACHED.c.outcome,
+                _REACHED.c.reached_at,
+                _purchased_since().label("bought"),
+            )
+            .join(_MEMBERS, _MEMBERS.c.id == _REACHED.c.member_id)
+            .where(_REACHED.c.campaign_id == campaign_id, not_erased())
+        )
         if after is not None:
             query = query.where(_REACHED.c.member_id > after)
         rows = await self.session.execute(query.order_by(_REACHED.c.member_id).limit(limit))

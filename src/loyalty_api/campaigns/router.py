@@ -98,7 +98,7 @@ async def list_campaign_members(
     campaign_id: uuid.UUID, uow: UoW, _: Operator, paging: Paging
 ) -> CampaignMemberList:
     """The members the campaign reached so far, in member id order, page by page: when, what they were
-    given, and whether they bought since.
+    given, and whether they bought since. A member erased since is not listed (the counts keep them).
 
     For `admin` keys only. Reads only."""
     page = await service.list_reached(uow, campaign_id, limit=paging.limit, cursor=paging.cursor)
