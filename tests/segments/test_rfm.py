@@ -177,13 +177,49 @@ class TestCounts:
         # Before the job runs again: the closed member's scores are still there, and count nowhere.
         members, by_segment, listed = await counts()
         assert members == sum(by_segment.values()) == 2 and by_segment == listed
-        # The job marks those it no longer scores lost; the erased member stays in the figures (as `members`
-        # keeps them), the closed one in none.
+        # The job marks the closed member lost, counted in no figure; the erased member stays in the figures
+        # (as `members` keeps them), scored from their orders as before: not lost for having been erased.
         clock.advance(timedelta(hours=1))
         await compute_segments(units_of(app))
         members, by_segment, listed = await counts()
         assert members == sum(by_segment.values()) == 2 and by_segment == listed
-        assert by_segment["lost"] == 1
+        assert by_segment["lost"] == 0
+        assert (await scores(app, leaves), await scores(app, erased)) == (
+            (0, 0, 0, "lost"),
+            await scores(app, stays),
+        )
+
+    async def test_an_erasure_moves_no_segment(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """An erasure moves no figure (README), but the job stopped scoring an erased member: the run after
+        it made them `lost` (yesterday's best customer) and ranked the others among fewer buyers. Their
+        anonymous orders are scored as anyone's: they turn lost only once they have not bought in the
+        window, as everyone does."""
+        await set_program(client, admin_key)
+        members = [(await enrol(client, pos_key))["id"] for _ in range(3)]
+        for n, member in enumerate(members):  # each later, more often and more than the one before
+            for _ in range(n + 1):
+                await earn(client, pos_key, member, 10_000 * (n + 1))
+            clock.advance(timedelta(days=1))
+        await compute_segments(units_of(app))
+
+        async def figures() -> tuple[list[tuple[int, int, int, str] | None], dict[str, int]]:
+            segments = await client.get("/v1/segments", headers=bearer(admin_key))
+            assert segments.status_code == 200, segments.text
+            return [await scores(app, m) for m in members], segments.json()["counts"]
+
+        before = await figures()
+        assert before[0][2] == (5, 5, 5, "champions")
+        erased = await client.post(f"/v1/members/{members[2]}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        clock.advance(timedelta(hours=1))
+        await compute_segments(units_of(app))
+
+        assert await figures() == before
+        clock.advance(timedelta(days=400))
+        await compute_segments(units_of(app))
+        assert {score[3] for score in (await figures())[0] if score is not None} == {"lost"}
 
 
 class TestTies:

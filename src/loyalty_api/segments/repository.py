@@ -10,7 +10,7 @@ from sqlalchemy import Select, Table, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import dialect_insert
-from loyalty_api.members.models import ERASED, Member, MemberRfm, MemberStatus, Segment, not_closed
+from loyalty_api.members.models import Member, MemberRfm, Segment, not_closed
 from loyalty_api.orders.models import Order
 from loyalty_api.segments.rules import segment_sql
 
@@ -21,7 +21,10 @@ _SCORED = ("recency", "frequency", "monetary", "segment", "last_purchase_at", "p
 
 
 def _bought_in(start: datetime, now: datetime) -> Select[Any]:
-    """Per member not closed who bought in [start, now): last purchase, purchases, net spend."""
+    """Per member not closed who bought in [start, now): last purchase, purchases, net spend. An erased member
+    (not closed before) is scored from their anonymous orders as anyone is, so an erasure moves no one's
+    scores or the counts (theirs, nor the others' ranks among the buyers), and they turn lost as anyone does,
+    once they have not bought in the window. The members scored are those the counts count."""
     return (
         select(
             _ORDERS.c.member_id,
@@ -33,7 +36,7 @@ def _bought_in(start: datetime, now: datetime) -> Select[Any]:
         .where(
             _ORDERS.c.purchased_at >= start,
             _ORDERS.c.purchased_at < now,
-            _MEMBERS.c.status.not_in((MemberStatus.closed, ERASED)),
+            not_closed(),
         )
         .group_by(_ORDERS.c.member_id)
     )
