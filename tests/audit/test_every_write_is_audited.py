@@ -381,12 +381,14 @@ async def _audit_log(client: httpx.AsyncClient, admin: str) -> list[dict[str, An
 
 
 def _logged_path(call: Call) -> str:
-    """The path as the audit log keeps it: a partner's customer ref may be personal data, kept as `{ref}`."""
+    """The path as the audit log keeps it: a partner's customer ref may be personal data, kept as `{ref}`, and
+    a perk's code is a credential, kept as `{code}`."""
     path = call.response.request.url.path
-    if "{ref}" not in call.route:
+    unkept = "{code}" if call.route == "/v1/partner/perks/{code}/redeem" else "{ref}"
+    if unkept not in call.route:
         return path
-    ref_at = call.route.split("/").index("{ref}")
-    return "/".join("{ref}" if i == ref_at else part for i, part in enumerate(path.split("/")))
+    at = call.route.split("/").index(unkept)
+    return "/".join(unkept if i == at else part for i, part in enumerate(path.split("/")))
 
 
 class TestEveryAuditedWrite:
@@ -445,9 +447,12 @@ class TestEveryAuditedWrite:
                 call.key.key_prefix,
             ), call.label
 
-        # A secret shown once (the link code a member gives the partner) is not kept.
+        # A secret shown once (the link code a member gives the partner) is not kept, nor a perk's code.
         for call in audited:
-            if call.label == "POST /v1/members/{member_id}/partner-link-codes":
+            if call.label in (
+                "POST /v1/members/{member_id}/partner-link-codes",
+                "POST /v1/partner/perks/{code}/redeem",
+            ):
                 [entry] = by_request[call.request_id]
                 assert call.response.json()["code"] not in str(entry)
                 assert entry["after"]["partner"] == "cafe"

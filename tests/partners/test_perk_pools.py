@@ -91,6 +91,28 @@ class TestUpload:
         unused = await client.post("/v1/partner/perks/DLV-BBB-2/redeem", headers=bearer(delivery))
         assert problem(unused) == (404, "perk_not_found")
 
+    async def test_the_audit_log_keeps_no_code_of_the_pool(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, delivery: str
+    ) -> None:
+        """Pool codes are kept encrypted, but the audit entries of the partner's redeems kept them in the
+        clear: the subject and path naming the code, and the answer holding it."""
+        assert (await upload(client, delivery, ["DLV-AAA-1", "DLV-BBB-2"])).status_code == 200
+        member = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, admin_key, member, "video-annual")  # an audited key
+        redeemed = await client.post("/v1/partner/perks/DLV-AAA-1/redeem", headers=bearer(delivery))
+        assert redeemed.status_code == 200, redeemed.text
+
+        entries = await rows(app, "SELECT * FROM audit_events")
+        [entry] = [e for e in entries if e["action"] == "redeem_perk"]
+        assert (entry["path"], entry["subject_id"], entry["status"]) == (
+            "/v1/partner/perks/{code}/redeem",
+            None,
+            200,
+        )
+        assert [e for e in entries if "DLV-" in str(e)] == []
+        [perk] = await perks_of(client, pos_key, member)
+        assert (perk["code"], perk["status"]) == ("DLV-AAA-1", "redeemed")  # the member's list shows it
+
     async def test_an_empty_pool_owes_the_perk_until_codes_come(
         self,
         app: FastAPI,

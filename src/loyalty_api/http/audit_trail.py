@@ -94,6 +94,10 @@ async def read_subject(reader: APIRoute, request: Request) -> Any:
 # Path parameters that may be personal data: a partner's customer ref (a partner may use a phone number).
 # The entry names the member by their id instead, and keeps the path's template there.
 _PERSONAL_PARAMS = frozenset({"ref"})
+# Writes whose path names a credential, and its parameter: a partner perk's code, which whoever holds it
+# redeems (codes from a partner's pool are kept encrypted). The entry keeps the path's template, no subject
+# id, and the answer without the code; the partner's key, the plan, period and status still say what it was.
+_CREDENTIALS = {"/v1/partner/perks/{code}/redeem": "code"}
 
 
 # Writes that make many members at once, and the field of their reply that lists them: each member gets an
@@ -123,24 +127,21 @@ def changes_of(route: APIRoute, request: Request, response: Response, before: An
 
 def change_of(route: APIRoute, request: Request, response: Response, before: Any) -> audit.Change:
     after = _json(response)
+    credentials = {_CREDENTIALS[route.path_format]} if route.path_format in _CREDENTIALS else set()
     if isinstance(after, dict):
-        after = {
-            name: value for name, value in after.items() if name not in secret_fields(route.response_model)
-        }
+        unkept = secret_fields(route.response_model) | credentials
+        after = {name: value for name, value in after.items() if name not in unkept}
     subject_type, subject_id = _subject(route, request, after)
     # The member it was about: named by the path, or by what the write showed (a hold's, a refund's).
     member_id = _uuid(request.path_params.get("member_id")) or _member_named(after) or _member_named(before)
     if member_id is None and subject_type == "members" and route.path_format == "/v1/members":
         member_id = _uuid(subject_id)  # an enrolment
     path = request.url.path
-    personal = _PERSONAL_PARAMS.intersection(request.path_params)
-    if personal:
+    unnamed = _PERSONAL_PARAMS.intersection(request.path_params) | credentials
+    if unnamed:
         subject_id = None if member_id is None else str(member_id)
         path = route.path_format.format_map(
-            {
-                name: f"{{{name}}}" if name in personal else value
-                for name, value in request.path_params.items()
-            }
+            {name: f"{{{name}}}" if name in unnamed else value for name, value in request.path_params.items()}
         )
     return audit.Change(
         action=route.name,
