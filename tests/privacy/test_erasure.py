@@ -19,6 +19,7 @@ from sqlalchemy import JSON, String, Text, select, text
 from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.base import Base
 from loyalty_api.http.problems import all_routes
+from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.birthday_keys import birthday_keys
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.privacy import erasure
@@ -31,7 +32,7 @@ from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
 from tests.databases import is_postgres, side_engine
 from tests.graphql.helpers import graphql, mutate
-from tests.inspect_db import events, rows
+from tests.inspect_db import count, events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import link, register_partner
 from tests.points.helpers import cny, earn, set_program
@@ -243,7 +244,7 @@ async def test_another_members_reply_naming_the_same_name_is_kept(
     assert first.status_code == 201, first.text
     namesake = await enrol(client, pos_key, name="张伟", birthday="1990-05-01")
     erased = await _erase(client, admin_key, namesake["id"])
-    assert erased["idempotency_replies_dropped"] == 0
+    assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (0, 0)
     again = await client.post("/v1/members", json={"name": "张伟", "birthday": "1990-05-01"}, headers=headers)
     assert again.headers.get("Idempotent-Replayed") == "true"  # not a second member
     assert again.json()["id"] == first.json()["id"]
@@ -260,13 +261,14 @@ async def test_a_referred_friends_reply_sharing_the_referrers_birthday_is_kept(
     assert first.status_code == 201, first.text
     assert first.json()["referred_by"] == referrer["id"]
     erased = await _erase(client, admin_key, referrer["id"])
-    assert erased["idempotency_replies_dropped"] == 0  # the friend's reply names the referrer only by id
+    # the friend's reply names the referrer only by id
+    assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (0, 0)
     again = await client.post("/v1/members", json=body, headers=headers)
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
 
 
-async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
+async def test_a_partners_refusal_naming_the_ref_in_its_path_replays_without_it(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
 ) -> None:
     await set_program(client, admin_key)
@@ -282,8 +284,12 @@ async def test_a_partners_refusal_naming_the_ref_in_its_path_is_forgotten(
     assert refused.status_code == 409, refused.text
     assert ref in refused.json()["instance"]
     erased = await _erase(client, admin_key, member["id"])
-    assert erased["idempotency_replies_dropped"] == 1  # the refusal; the earn's reply names no ref
+    # the refusal; the earn's reply names no ref
+    assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (1, 0)
     assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
+    again = await client.post(path, json=body, headers=bearer(partner_key, idempotency_key="t-2"))
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (409, "true"), again.text
+    assert again.json() == refused.json() | {"instance": "/v1/partner/members/erased/earn"}
 
 
 @pytest.mark.parametrize("unlinked_by", ["partner", "desk"])
@@ -323,7 +329,7 @@ async def test_a_ref_of_a_link_ended_before_the_erasure_is_forgotten_too(
 
     left = [hit for hit in await _every_text(app) if ref in hit[2]]
     assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
-    assert erased["idempotency_replies_dropped"] == 2
+    assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (2, 0)
 
 
 @pytest.mark.parametrize("short", ["partner_ref", "external_id"])
@@ -361,7 +367,9 @@ async def test_another_members_reply_holding_the_erased_members_short_ref_or_rea
     balance = await _balance(client, admin_key, other["id"])
 
     erasure_answer = await _erase(client, admin_key, erased["id"])
-    assert erasure_answer["idempotency_replies_dropped"] == 0
+    assert (
+        erasure_answer["idempotency_replies_rewritten"] == erasure_answer["idempotency_replies_dropped"] == 0
+    )
 
     again = await client.post(path, json=body, headers=headers)
     assert again.status_code == first.status_code, again.text
@@ -371,7 +379,7 @@ async def test_another_members_reply_holding_the_erased_members_short_ref_or_rea
 
 
 @pytest.mark.parametrize("request_of", ["exchange_out", "exchange_in", "exchange_confirm", "perk_redeem"])
-async def test_a_reply_naming_the_ref_beside_the_members_exchange_or_perk_is_forgotten(
+async def test_a_reply_naming_the_ref_beside_the_members_exchange_or_perk_replays_without_it(
     app: FastAPI,
     client: httpx.AsyncClient,
     admin_key: str,
@@ -380,7 +388,8 @@ async def test_a_reply_naming_the_ref_beside_the_members_exchange_or_perk_is_for
     request_of: str,
 ) -> None:
     """A reply about one of the member's exchanges or perks names the partner's ref and the record, not the
-    member: kept, its key replayed the erased member's ref (a phone number, here) after the erasure."""
+    member: kept as it was, its key replayed the erased member's ref (a phone number, here) after the
+    erasure. It replays with `erased` in its place."""
     await set_program(client, admin_key)
     partner_key = await register_partner(
         app, client, admin_key, "cafe", exchange_out_rate="1", exchange_in_rate="1"
@@ -423,14 +432,125 @@ async def test_a_reply_naming_the_ref_beside_the_members_exchange_or_perk_is_for
     assert ref in first.text and member["id"] not in first.text  # names the ref, not the member
 
     erasure_answer = await _erase(client, admin_key, member["id"])
-    assert erasure_answer["idempotency_replies_dropped"] >= 1
+    assert erasure_answer["idempotency_replies_rewritten"] >= 1
+    assert erasure_answer["idempotency_replies_dropped"] == 0
 
     assert [hit for hit in await _every_text(app) if ref in hit[2]] == []
 
-    # the retry runs again, and finds the member, their link or the record's state gone or changed
+    # the retry replays what was done, without the ref, and does nothing again
     again = await client.post(path, json=body, headers=bearer(key, idempotency_key=headers))
-    assert again.headers.get("Idempotent-Replayed") != "true", again.text
-    assert again.status_code in (404, 409), again.text
+    assert again.headers.get("Idempotent-Replayed") == "true", again.text
+    assert again.status_code == first.status_code
+    assert again.json() == json.loads(first.text.replace(ref, "erased"))
+
+
+class TestRetriesAfterAnErasure:
+    """A reply recorded for an Idempotency-Key about the erased member was dropped, so a retry with the key
+    ran again: an import's retry imported the whole batch once more (the other members twice, with their
+    points), an enrolment's enrolled the erased person anew. The reply is kept with their values rewritten,
+    as stored events are, and a retry replays it and changes nothing."""
+
+    async def test_an_imports_retry_replays_and_imports_no_one_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        batch = {
+            "members": [
+                {"name": "李娜", "points": [{"points": 40}]},
+                {"name": "王芳", "points": [{"points": 60}]},
+            ]
+        }
+        headers = bearer(admin_key, idempotency_key="import-batch-1")
+        first = await client.post("/v1/members/import", json=batch, headers=headers)
+        assert first.status_code == 201, first.text
+        gone, kept = first.json()["members"]
+        erased = await _erase(client, admin_key, gone["id"])
+        assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (1, 0)
+        written = await table_counts(app, "members", "ledger_entries", "point_lots", "outbox_events")
+
+        again = await client.post("/v1/members/import", json=batch, headers=headers)
+
+        assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.text
+        assert again.json() == {"members": [gone | {"member_number": "erased"}, kept]}
+        assert await table_counts(app, "members", "ledger_entries", "point_lots", "outbox_events") == written
+        left = [hit for hit in await _every_text(app) if "李娜" in hit[2] or gone["member_number"] in hit[2]]
+        assert left == [], left
+        # The other member erased too: the reply rewritten again still answers the same retry.
+        await _erase(client, admin_key, kept["id"])
+        last = await client.post("/v1/members/import", json=batch, headers=headers)
+        assert (last.status_code, last.headers.get("Idempotent-Replayed")) == (201, "true"), last.text
+        assert last.json() == {
+            "members": [gone | {"member_number": "erased"}, kept | {"member_number": "erased"}]
+        }
+
+    async def test_an_enrolments_retry_replays_without_their_data_and_enrols_no_one(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        body = {
+            "phone": "138 1234 5678",
+            "email": "Li.Na@Example.cn",
+            "name": "李娜",
+            "birthday": "1990-07-08",
+            "external_ids": {"pos": "C-1001"},
+        }
+        headers = bearer(pos_key, idempotency_key="till-1-0001")
+        first = await client.post("/v1/members", json=body, headers=headers)
+        assert first.status_code == 201, first.text
+        erased = await _erase(client, admin_key, first.json()["id"])
+        assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (1, 0)
+
+        again = await client.post("/v1/members", json=body, headers=headers)
+
+        assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.text
+        assert again.json() == first.json() | {
+            "phone": "erased",
+            "email": "erased",
+            "name": "erased",
+            "birthday": None,  # a date, or none
+            "member_number": "erased",
+            "external_ids": {"pos": "erased"},
+        }
+        assert await count(app, "members") == 1
+        personal = (*PERSONAL, first.json()["member_number"])
+        assert [hit for hit in await _every_text(app) if any(p in hit[2] for p in personal)] == []
+        # The record no longer holds a plain hash of what was sent (a phone number is quickly guessed from
+        # one), and the key still refuses another body.
+        sent = idempotency.fingerprint("POST", "/v1/members", json.dumps(body).encode())
+        assert sent not in {
+            r["fingerprint"] for r in await rows(app, "SELECT fingerprint FROM idempotency_records")
+        }
+        other = await client.post("/v1/members", json=body | {"name": "王芳"}, headers=headers)
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), other.text
+
+    async def test_a_graphql_enrolments_retry_replays_without_their_data(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        fields = "member { id name phone email birthday memberNumber }"
+        enrolment = {
+            "phone": "13812345678",
+            "email": "li.na@example.cn",
+            "name": "李娜",
+            "birthday": "1990-07-08",
+        }
+        first = await mutate(
+            client, pos_key, "loyaltyEnrolMember", fields, enrolment, idempotency_key="app-1"
+        )
+        assert first["userErrors"] == [], first
+        await _erase(client, admin_key, first["member"]["id"])
+
+        again = await mutate(
+            client, pos_key, "loyaltyEnrolMember", fields, enrolment, idempotency_key="app-1"
+        )
+
+        assert again["replayed"] is True and again["userErrors"] == []
+        assert again["member"] == {
+            "id": first["member"]["id"],
+            "name": "erased",
+            "phone": "erased",
+            "email": "erased",
+            "birthday": None,
+            "memberNumber": "erased",
+        }
 
 
 class TestErasure:
@@ -458,7 +578,7 @@ class TestErasure:
 
         assert erased["newly_erased"] is True
         assert erased["external_ids"] == 2 and erased["partner_links"] == ["cafe"]
-        assert erased["idempotency_replies_dropped"] == 1
+        assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (1, 0)
         left = [hit for hit in await _every_text(app) if any(p in hit[2] for p in personal)]
         assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
         vault = units_of(app).vault
@@ -736,7 +856,7 @@ async def test_what_operators_wrote_about_the_member_goes_with_them(
         "idempotency_records",  # the reply recorded for the key (opened: it is encrypted)
     }
     erased = await _erase(client, admin_key, member["id"])
-    assert erased["idempotency_replies_dropped"] == 1
+    assert (erased["idempotency_replies_rewritten"], erased["idempotency_replies_dropped"]) == (1, 0)
     assert naming(await _every_text(app)) <= {"audit_events"}
     await assert_ledger_invariant(app)
 

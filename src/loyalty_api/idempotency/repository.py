@@ -3,15 +3,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.ids import new_id
 from loyalty_api.idempotency.models import IdempotencyRecord
 
-_TABLE = IdempotencyRecord.__table__
+_TABLE = cast(Table, IdempotencyRecord.__table__)
 
 
 def _held(record_id: uuid.UUID, lease: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -92,15 +93,25 @@ class IdempotencyRepository:
     async def delete_claim(self, record_id: uuid.UUID, lease: datetime) -> None:
         await self.session.execute(delete(IdempotencyRecord).where(*_held(record_id, lease)))
 
-    async def replies(self, *, after_id: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, str]]:
-        """(id, stored reply) of completed records, in id order after `after_id`."""
-        query = select(IdempotencyRecord.id, IdempotencyRecord.response_body).where(
-            IdempotencyRecord.response_body.is_not(None)
-        )
+    async def replies(self, *, after_id: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, str, str]]:
+        """(id, stored reply, fingerprint) of completed records, in id order after `after_id`."""
+        query = select(
+            IdempotencyRecord.id, IdempotencyRecord.response_body, IdempotencyRecord.fingerprint
+        ).where(IdempotencyRecord.response_body.is_not(None))
         if after_id is not None:
             query = query.where(IdempotencyRecord.id > after_id)
         rows = await self.session.execute(query.order_by(IdempotencyRecord.id).limit(limit))
-        return [(record_id, body) for record_id, body in rows.all() if body is not None]
+        return [(record_id, body, fp) for record_id, body, fp in rows.all() if body is not None]
+
+    async def replace_replies(self, replies: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        """Put (id, reply, fingerprint) in place of what these records kept, in one statement."""
+        if replies:
+            await self.session.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == bindparam("record"))
+                .values(response_body=bindparam("reply"), fingerprint=bindparam("keyed")),
+                [{"record": record, "reply": reply, "keyed": keyed} for record, reply, keyed in replies],
+            )
 
     async def delete_records(self, record_ids: Sequence[uuid.UUID]) -> None:
         if record_ids:

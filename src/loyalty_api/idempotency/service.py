@@ -92,7 +92,7 @@ async def claim(units: UnitsOfWork, *, owner: str, key: str, fingerprint: str) -
         if record.expires_at <= now:
             await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
             return Claim(record.id, lease)
-        if record.fingerprint != fingerprint:
+        if not _same_request(uow.vault, record.fingerprint, fingerprint):
             raise IdempotencyKeyReused()
         if record.state == "completed":
             assert record.response_status is not None
@@ -150,21 +150,58 @@ def opened(body: str, vault: Vault) -> str:
     return body if body.startswith(("{", "[")) else vault.decrypt(body)
 
 
+# A fingerprint keyed with the service's key is this letter and 63 hex digits (a plain one is 64 hex digits).
+_KEYED = "k"
+
+
+def _keyed(vault: Vault, fingerprint: str) -> str:
+    """The fingerprint keyed (it is already, once an erasure has keyed it): a plain SHA-256 of a request
+    that named an erased member (an enrolment's phone number) lets whoever reads the table confirm a guess at
+    what it held."""
+    if fingerprint.startswith(_KEYED):
+        return fingerprint
+    return _KEYED + vault.blind_index("idempotency-fingerprint", fingerprint)[:63]
+
+
+def _same_request(vault: Vault, stored: str, fingerprint: str) -> bool:
+    return stored == fingerprint or (stored.startswith(_KEYED) and stored == _keyed(vault, fingerprint))
+
+
+@dataclass(frozen=True, slots=True)
+class RepliesRewritten:
+    rewritten: int
+    dropped: int
+
+
 _BATCH = 500
 
 
-async def forget_replies(uow: UnitOfWork, about: Callable[[str], bool]) -> int:
-    """Delete the recorded replies whose text `about` picks (what they said about an erased member): a retry
-    of such a request then runs again instead of replaying it. Replies are encrypted, so each is opened; how
-    many were deleted."""
+async def rewrite_replies(
+    uow: UnitOfWork, about: Callable[[str], bool], rewrite: Callable[[str], str | None]
+) -> RepliesRewritten:
+    """Rewrite the recorded replies whose text `about` picks (what they said about an erased member) as
+    `rewrite` answers, so that a retry with the key replays the reply as it reads now and does nothing again
+    (a retried import would make its other members twice). Their fingerprints are keyed. A reply `rewrite`
+    answers None for is deleted instead: a retry of that request runs again. Replies are encrypted, so each is
+    opened, and sealed again."""
     repo = IdempotencyRepository(uow.session)
+    rewritten: list[tuple[uuid.UUID, str, str]] = []
     forgotten: list[uuid.UUID] = []
     after: uuid.UUID | None = None
     while batch := await repo.replies(after_id=after, limit=_BATCH):
-        forgotten += [record_id for record_id, body in batch if about(opened(body, uow.vault))]
+        for record_id, body, fingerprint in batch:
+            text = opened(body, uow.vault)
+            if not about(text):
+                continue
+            kept = rewrite(text)
+            if kept is None:
+                forgotten.append(record_id)
+            else:
+                rewritten.append((record_id, uow.vault.encrypt(kept), _keyed(uow.vault, fingerprint)))
         after = batch[-1][0]
+    await repo.replace_replies(rewritten)
     await repo.delete_records(forgotten)
-    return len(forgotten)
+    return RepliesRewritten(rewritten=len(rewritten), dropped=len(forgotten))
 
 
 async def purge_expired(units: UnitsOfWork) -> int:

@@ -1106,7 +1106,8 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     "partner_links": ["bookshop"],
                     "events_rewritten": 3,
                     "webhook_answers_dropped": 12,
-                    "idempotency_replies_dropped": 2,
+                    "idempotency_replies_rewritten": 2,
+                    "idempotency_replies_dropped": 0,
                 },
             )
         ),

@@ -4,11 +4,11 @@ ledger, tier history and the programme's figures keep an anonymous member.
 Personal data lived in: the member's row (encrypted contacts, name, birthday, the blind indexes that found
 them, the card number), their external ids, their partner links and link codes (a partner's customer ref), the
 partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
-gave to those events, and the replies recorded for Idempotency-Keys. What operators wrote about the member in
-free text, the reasons of their adjustments, overrides and transfer reversals (in the ledger, the tier history
-and the events; a reversal's in the other member's too), may name them too. Each is removed here, in one
-transaction; unused coupons expire, subscriptions end, and partner perks still owed them (no code given yet)
-go.
+gave to those events, and the replies recorded for Idempotency-Keys (kept, rewritten, so that a retry
+replays them rather than runs again). What operators wrote about the member in free text, the reasons of
+their adjustments, overrides and transfer reversals (in the ledger, the tier history and the events; a
+reversal's in the other member's too), may name them too. Each is removed here, in one transaction; unused
+coupons expire, subscriptions end, and partner perks still owed them (no code given yet) go.
 (The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 
@@ -52,13 +52,14 @@ class Erasure:
     partner_links: list[str]
     events_rewritten: int
     webhook_answers_dropped: int
+    idempotency_replies_rewritten: int
     idempotency_replies_dropped: int
 
 
 async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     erased = await profiles.erase(uow, member_id)
     if not erased.newly:
-        return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0)
+        return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0, 0)
     # The refs partners knew the member by in links that ended before (unlinked by either side), which
     # replies kept for those partners' keys may still name: read before the exchanges and events forget them.
     # (An exchange takes the member's row, which the erasure holds; a link made while this waits is among
@@ -98,8 +99,14 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
             *_as_written_in_json(set(await _perk_codes_of(uow, member_id))),
         ],
         traits=frozenset(erased.traits),
+        values=frozenset({*erased.identifiers, *refs, *erased.external_refs}),
+        reasons=frozenset(reasons),
+        refs=tuple(refs),
+        dates=frozenset(trait for trait in erased.traits if _is_date(trait)),
     )
-    replies = await idempotency.forget_replies(uow, partial(_reply_about, theirs))
+    replies = await idempotency.rewrite_replies(
+        uow, partial(_reply_about, theirs), partial(_reply_without, theirs)
+    )
     await emit_for_member(
         uow, MemberErased(member_id=member_id, partner=None, erased_at=erased.erased_at), member_id
     )
@@ -114,7 +121,8 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
         partner_links=[code for _, code, _ in partners],
         events_rewritten=rewritten,
         webhook_answers_dropped=answers,
-        idempotency_replies_dropped=replies,
+        idempotency_replies_rewritten=replies.rewritten,
+        idempotency_replies_dropped=replies.dropped,
     )
 
 
@@ -200,6 +208,13 @@ class _Theirs:
     # perks' codes (as JSON writes them); beside a ref or a reason of theirs, the reply is about them.
     records: list[str]
     traits: frozenset[str]
+    # For rewriting a reply about them, as it reads: their contacts, card number, refs and external ids; the
+    # reasons operators wrote (free text, which may read as any other value: rewritten as a `reason` only);
+    # their refs (in a partner's path); which of their traits is a birthday.
+    values: frozenset[str]
+    reasons: frozenset[str]
+    refs: tuple[str, ...]
+    dates: frozenset[str]
 
 
 def _reply_about(theirs: _Theirs, text: str) -> bool:
@@ -231,6 +246,53 @@ def _reply_about(theirs: _Theirs, text: str) -> bool:
         elif isinstance(value, list):
             pending.extend(value)
     return False
+
+
+def _reply_without(theirs: _Theirs, text: str) -> str | None:
+    """A reply about the erased member (`_reply_about`) with what was theirs rewritten as stored events are:
+    their contacts, card number, external ids and partner refs become `erased` wherever they are, so do the
+    reasons operators wrote about them as a `reason`, a partner's path names `erased` for their ref, and
+    inside their own record (`id` or `member_id` theirs) so do their name and birthday, a birthday null (a
+    reply's birthday is a date). Kept so, a retry with its key replays it and does nothing again. None (the
+    reply is dropped, and its retry runs again) when it is no JSON, or something of theirs is left in it."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    rewritten = json.dumps(_scrubbed(theirs, document, own=False), ensure_ascii=False, separators=(",", ":"))
+    return None if _reply_about(theirs, rewritten) else rewritten
+
+
+def _scrubbed(theirs: _Theirs, value: Any, *, own: bool) -> Any:
+    if isinstance(value, dict):
+        own = own or theirs.member_id in (value.get("id"), value.get("member_id"))
+        return {
+            key: ERASED_REF
+            if key == "reason" and item in theirs.reasons
+            else _scrubbed(theirs, item, own=own)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrubbed(theirs, item, own=own) for item in value]
+    if not isinstance(value, str):
+        return value
+    if value in theirs.values or (own and value in theirs.traits):
+        return None if value in theirs.dates else ERASED_REF
+    for ref in theirs.refs:
+        for kind in ("members", "links"):
+            path = f"/partner/{kind}/{ref}"
+            value = value.replace(path + "/", f"/partner/{kind}/{ERASED_REF}/")
+            if value.endswith(path):
+                value = value.removesuffix(path) + f"/partner/{kind}/{ERASED_REF}"
+    return value
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _holds(value: Any, traits: frozenset[str]) -> bool:

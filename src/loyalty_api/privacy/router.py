@@ -54,8 +54,9 @@ async def export_member(member_id: uuid.UUID, uow: UoW, units: Units, caller: Op
 async def erase_member(member_id: uuid.UUID, uow: UoW, _: Operator) -> ErasureRead:
     """Remove everything that says who the member is, for good: phone, e-mail, name and birthday (and the
     keyed hashes that found them), external ids, partner links and link codes, partner customer refs kept with
-    exchanges and stored events, webhook receivers' answers about the member, and recorded Idempotency-Key
-    replies about them. Their phone, e-mail and external ids are free for another member at once. Their
+    exchanges and stored events, webhook receivers' answers about the member, and their values in recorded
+    Idempotency-Key replies about them, which become `erased` (a retry with the key replays the reply and does
+    nothing again). Their phone, e-mail and external ids are free for another member at once. Their
     subscriptions end now, as closing does.
 
     The member's row stays, anonymous, with the ledger, lots, tier history, coupons and payments, so balances,

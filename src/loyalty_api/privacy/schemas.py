@@ -436,6 +436,11 @@ class ErasureRead(ReadModel):
     webhook_answers_dropped: int = Field(
         description="Webhook receivers' answers to the member's events dropped."
     )
+    idempotency_replies_rewritten: int = Field(
+        description="Recorded Idempotency-Key replies about the member kept with their values `erased` (a "
+        "birthday null): a retry with the key replays the reply and does nothing again."
+    )
     idempotency_replies_dropped: int = Field(
-        description="Recorded Idempotency-Key replies about the member dropped (a retry runs again)."
+        description="Recorded Idempotency-Key replies about the member that could not be rewritten, dropped: "
+        "a retry with the key runs again. Each reply the service writes can be: 0."
     )
