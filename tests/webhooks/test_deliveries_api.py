@@ -469,6 +469,31 @@ class TestRetry:
         retry = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=bearer(admin_key))
         assert (retry.status_code, retry.json()["status"]) == (200, "pending")
 
+    async def test_a_retry_refused_while_the_endpoint_was_disabled_leaves_the_idempotency_key_free(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """The page says enable it first, then retry: the operator's retry and replay, sent again with the
+        same keys once the endpoint is enabled, run rather than replay the old 409 for 24 hours."""
+        endpoint, made = await endpoint_with_deliveries(client, admin_key, members=1)
+        url = f"/v1/webhook-endpoints/{endpoint['id']}"
+        await client.patch(url, json={"enabled": False}, headers=bearer(admin_key))
+        retry_key = bearer(admin_key) | {"Idempotency-Key": "retry-while-disabled"}
+        replay_key = bearer(admin_key) | {"Idempotency-Key": "replay-while-disabled"}
+        since = {"since": iso(START)}
+        refused = [
+            await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=retry_key),
+            await client.post(f"{url}/replay", json=since, headers=replay_key),
+        ]
+        assert {(r.status_code, r.json()["code"]) for r in refused} == {(409, "webhook_endpoint_disabled")}
+
+        await client.patch(url, json={"enabled": True}, headers=bearer(admin_key))
+        retried = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=retry_key)
+        assert (retried.status_code, retried.json()["status"]) == (200, "pending"), retried.text
+        replayed = await client.post(f"{url}/replay", json=since, headers=replay_key)
+        assert (replayed.status_code, replayed.json()) == (200, {"deliveries": 1}), replayed.text
+        assert "idempotent-replayed" not in retried.headers
+        assert "idempotent-replayed" not in replayed.headers
+
     async def test_a_delivery_a_worker_is_sending_is_409(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -41,6 +41,10 @@ class EndpointDisabled(Conflict):
     """
 
     code = "webhook_endpoint_disabled"
+    # Nothing ran, and what refused it is a switch the operator turns back: the page says to enable the
+    # endpoint and send again, so the same request with the same Idempotency-Key must then run, not be
+    # answered this 409 for 24 hours.
+    final = False
     title = "The webhook endpoint is disabled: enable it, then send again"
 
 
