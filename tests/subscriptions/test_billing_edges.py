@@ -320,6 +320,29 @@ class TestBillingHearsTheRightPrice:
         renewed = await read(client, ecommerce_key, sub["id"])
         assert (renewed["plan"]["code"], renewed["period"], renewed["price"]) == ("plus", 2, cny(1_500))
 
+    async def test_the_pending_downgrade_named_again_changes_nothing_and_asks_billing_nothing_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        """A checkout that sends the same downgrade twice (no Idempotency-Key, or a new one): the second
+        answers the subscription as it is, with no second plan_changed and no second renewal notice."""
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
+        first = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        assert first.status_code == 200, first.text
+        clock.set(at(sub["period_end"]) - NOTICE)
+        await run_job(app)  # renewal_due: plus at 15 yuan
+        before = await read(client, ecommerce_key, sub["id"])
+        clock.advance(timedelta(minutes=5))
+
+        again = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+
+        assert again.status_code == 200, again.text
+        assert again.json() == before  # pending_plan plus, updated_at where it was
+        assert await read(client, ecommerce_key, sub["id"]) == before
+        assert len(await events(app, "subscription.plan_changed")) == 1
+        assert await run_job(app) == 0
+        notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(n["due_plan"], n["amount"]["amount"]) for n in notices] == [("plus", 1_500)]
+
     async def test_no_renewal_notice_for_a_period_already_paid(
         self,
         app: FastAPI,

@@ -433,6 +433,11 @@ async def change_plan(
     )
     in_trial = State(sub.state) is State.trialing
     periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
+    if not upgrade and payment_ref is None and target.id == sub.pending_plan_id:
+        # The downgrade pending already, named again (a checkout's retry without its Idempotency-Key): a
+        # repeat sets what is set, so it announces no second plan_changed, sends billing no second notice of
+        # the next period's price, and leaves updated_at. (With a payment_ref it is refused as the first was.)
+        return await _view(uow, sub)
     number = sub.period_number + 1
     if await repo.get_paid(sub.id, number) is not None:
         raise PeriodAlreadyPaid(
