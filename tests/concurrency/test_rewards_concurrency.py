@@ -5,6 +5,8 @@ they really race for the reward, account and coupon rows."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 from collections import Counter
 
 import httpx
@@ -14,10 +16,10 @@ from fastapi import FastAPI
 from tests.builders import enrol
 from tests.conftest import bearer
 from tests.coupons.helpers import coupon_code, coupons_of
-from tests.inspect_db import count, events
+from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import points, set_program
-from tests.rewards.helpers import add_reward, member_with_points, read_reward, redeem
+from tests.rewards.helpers import add_reward, member_with_points, read_reward, redeem, reward_body
 
 
 def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]:
@@ -86,6 +88,55 @@ class TestConcurrentRedemptions:
         assert (await points(client, pos_key, member_id))["balance"] == 4800
         assert (await read_reward(client, admin_key, reward["id"]))["stock_left"] == 98
         await assert_ledger_invariant(app, member_id)
+
+
+async def changes_announced(app: FastAPI, reward_id: str) -> list[tuple[str, str]]:
+    """The reward's reward.changed events in the order they were written: (change, name)."""
+    found = await rows(
+        app,
+        "SELECT payload FROM outbox_events WHERE type = 'reward.changed' ORDER BY sequence",
+    )
+    payloads = [json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in found]
+    return [(p["change"], p["name"]) for p in payloads if p["reward_id"] == reward_id]
+
+
+class TestConcurrentReplaces:
+    """Operators saving one reward at once: each replace reads the reward under lock, so it compares what it
+    sends with what the replace before it left, and announces only a real change."""
+
+    async def test_the_same_replacement_sent_at_once_is_one_change(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        reward = await add_reward(client, admin_key)
+        path, body = f"/v1/rewards/{reward['id']}", reward_body(name="200 积分兑 20 元券", cost_points=200)
+
+        replies = await asyncio.gather(
+            *(client.put(path, json=body, headers=bearer(admin_key)) for _ in range(8))
+        )
+
+        assert [r.status_code for r in replies] == [200] * 8, [r.text for r in replies if r.is_error]
+        assert await changes_announced(app, reward["id"]) == [
+            ("created", reward["name"]),
+            ("replaced", "200 积分兑 20 元券"),
+        ]
+
+    async def test_replacements_racing_each_other_announce_each_change_once_and_the_last_one_stands(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        reward = await add_reward(client, admin_key)
+        path = f"/v1/rewards/{reward['id']}"
+        names = ["Gold voucher", "Silver voucher"] * 4
+
+        replies = await asyncio.gather(
+            *(client.put(path, json=reward_body(name=name), headers=bearer(admin_key)) for name in names)
+        )
+
+        assert [r.status_code for r in replies] == [200] * 8, [r.text for r in replies if r.is_error]
+        announced = [name for _, name in await changes_announced(app, reward["id"])]
+        # Every event is a change from the one before it (never the same name twice in a row), and the
+        # last announced is what the reward holds.
+        assert all(before != after for before, after in itertools.pairwise(announced)), announced
+        assert announced[-1] == (await read_reward(client, admin_key, reward["id"]))["name"]
 
 
 class TestConcurrentCouponUse:

@@ -27,6 +27,19 @@ class RewardRepository:
     async def get_reward(self, reward_id: uuid.UUID) -> Reward | None:
         return await self.session.get(Reward, reward_id, populate_existing=True)
 
+    async def lock_reward(self, reward_id: uuid.UUID) -> Reward | None:
+        """The reward under lock until commit, to be replaced (None: there is none). On PostgreSQL a replace
+        racing another waits here for it, then reads what it left; SQLite's `BEGIN IMMEDIATE` has serialized
+        them already. FOR NO KEY UPDATE, as a tier's or plan's replace: the key never changes, so a
+        redemption's row, whose foreign key takes a key share, need not wait for it."""
+        result = await self.session.execute(
+            select(Reward)
+            .where(Reward.id == reward_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def list_rewards(
         self, *, on_offer_at: datetime | None, after_id: uuid.UUID | None, limit: int
     ) -> Sequence[Reward]:

@@ -161,7 +161,10 @@ async def replace_reward(
     (None: unlimited). A reward is never deleted (redemptions point at it): deactivate it instead."""
     _check(definition)
     rewards = RewardRepository(uow.session)
-    row = await rewards.get_reward(reward_id)
+    # Locked, as a benefit's or an earning rule's replace is: read without it, replaces at once each compared
+    # with the reward as it was before any of them, each applied and each announced reward.changed, though
+    # the second of two identical ones changed nothing.
+    row = await rewards.lock_reward(reward_id)
     if row is None:
         raise RewardNotFound()
     before = column_values(row)
