@@ -251,6 +251,18 @@ class TestLookup:
             assert response.status_code == 200, (query, response.text)
             assert response.json()["id"] == member["id"], query
 
+    async def test_an_external_id_is_found_as_enrolment_stored_it(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """Enrolment trims an external id ("  C-42  " is stored as "C-42"): a till that looks the member up by
+        the value it enrolled them with, spaces and all, finds them."""
+        member = await enrol(client, pos_key, external_ids={"pos": "  C-42\u3000"})
+        assert member["external_ids"] == {"pos": "C-42"}
+        for sent in ("  C-42\u3000", "C-42", " C-42"):
+            query = {"external_system": "pos", "external_id": sent}
+            response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))
+            assert (response.status_code, response.json().get("id")) == (200, member["id"]), sent
+
     async def test_mistyped_member_number_is_caught_by_the_check_digit(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:
@@ -271,9 +283,14 @@ class TestLookup:
         assert response.json()["code"] == "member_not_found"
 
     @pytest.mark.parametrize(
-        ("query", "field"), [({"phone": "not a phone"}, "phone"), ({"email": "zhang.example.cn"}, "email")]
+        ("query", "field"),
+        [
+            ({"phone": "not a phone"}, "phone"),
+            ({"email": "zhang.example.cn"}, "email"),
+            ({"external_system": "pos", "external_id": "   "}, "external_id"),  # blank: enrolment refuses it
+        ],
     )
-    async def test_a_malformed_phone_or_email_is_refused_not_missed(
+    async def test_a_malformed_phone_email_or_external_id_is_refused_not_missed(
         self, client: httpx.AsyncClient, pos_key: str, query: dict[str, str], field: str
     ) -> None:
         response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))

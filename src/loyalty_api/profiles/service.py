@@ -338,6 +338,12 @@ async def lookup(
     else:
         if external_system is None or external_id is None:
             raise LookupNeedsOneIdentifier()
+        # Trimmed as enrolment trims it before storing (profiles/schemas.ExternalId), so the value a till
+        # enrolled a member with finds them; a blank one, which enrolment refuses, is refused here too rather
+        # than missed at the cost of the key's misses budget.
+        external_id = external_id.strip()
+        if not external_id:
+            raise InvalidField("external_id", "must not be blank")
         record = await repo.get_record_by_external_id(external_system, external_id)
     if record is None:
         raise MemberNotFound()
