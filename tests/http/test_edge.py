@@ -216,6 +216,34 @@ class TestHostileJson:
         ]
         assert await points(client, pos_key, member["id"]) == before
 
+    @pytest.mark.parametrize(
+        "number",
+        [
+            "1" * 5_000,  # past the digits Python's and pydantic's parsers convert
+            "1" + "0" * 5_000 + ".0",
+            "-" + "9" * 4_301 + "e2",
+        ],
+        ids=["integer", "whole-with-a-fraction", "exponent"],
+    )
+    async def test_a_number_of_thousands_of_digits_is_422_naming_its_field(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str, number: str
+    ) -> None:
+        """Valid JSON (nothing caps a number's length): refused as a value, like `1e400`, not as a body
+        that does not parse (400 `malformed_json`), nor as one that "is not valid JSON" with no field."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 200_000, order_ref="N1")
+        before = await points(client, pos_key, member["id"])
+        response = await client.post(
+            f"/v1/members/{member['id']}/redeem",
+            content='{"points": ' + number + ', "order_ref": "R-long"}',
+            headers={**bearer(pos_key), "Content-Type": "application/json"},
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert [(e["field"], e["type"]) for e in problem["errors"]] == [("points", "number_too_long")]
+        assert len(response.content) < 1_000  # the number is not echoed
+        assert await points(client, pos_key, member["id"]) == before
+
     async def test_a_lone_surrogate_is_422_not_500(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
     ) -> None:

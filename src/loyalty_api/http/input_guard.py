@@ -4,6 +4,8 @@
   spend the stack on it.
 - Duplicate keys in one JSON object: a parser keeps the last, so `{"points": 1, …, "points": 1000}` could
   mean one thing to a proxy or a log reader and another to us.
+- Numbers of more than 4,300 digits: valid JSON, but past what Python converts to an int and what pydantic's
+  JSON parser reads ("number out of range"), so they would be refused as a body that does not parse.
 - NUL characters (JSON "\\u0000", query %00) and lone surrogates ("\\ud800"): pydantic passes them, but
   PostgreSQL text and JSONB cannot store NUL and no UTF-8 encoder takes a lone surrogate, so they would
   fail inside the database as a 500.
@@ -33,9 +35,11 @@ _MAX_FIELD = 100
 class InvalidInput(LoyaltyError):
     """The body or query string parses, but holds what the service refuses to take in: JSON nested too deep, a
     key twice in one object, a NUL or other control character (a tab, a line break) or a lone surrogate in a
-    string, or a GraphQL document with too many tokens. `errors` names each one.
+    string, a number of more than 4,300 digits, or a GraphQL document with too many tokens. `errors` names
+    each one.
 
-    Send plain JSON: each key once in an object, no control characters, nesting within the limit.
+    Send plain JSON: each key once in an object, no control characters, numbers of sane length, nesting
+    within the limit.
     """
 
     code = "validation_error"
@@ -89,6 +93,18 @@ def string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | No
     return None
 
 
+# Python's limit on the digits of an int it reads from text (sys.int_info.default_max_str_digits), which
+# pydantic's JSON parser keeps too. No field of ours takes a number of more than a few dozen.
+LONGEST_NUMBER = 4_300
+
+
+class _TooLongNumber:
+    """What a number of more than LONGEST_NUMBER digits is read as, until the walk names its field."""
+
+
+_TOO_LONG = _TooLongNumber()
+
+
 def _walk(document: Any, max_depth: int, *, controls: bool) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     pending: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
@@ -97,7 +113,10 @@ def _walk(document: Any, max_depth: int, *, controls: bool) -> list[dict[str, st
         if len(path) > max_depth:
             field = ".".join(path[:max_depth])
             return [field_error(field, "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
-        if isinstance(value, str):
+        if value is _TOO_LONG:
+            message = f"is a number of more than {LONGEST_NUMBER:,} digits"
+            errors.append(field_error(".".join(path), "body", message, "number_too_long"))
+        elif isinstance(value, str):
             problem = string_problem(value, controls=controls)
             if problem is not None:
                 errors.append(field_error(".".join(path), "body", *problem))
@@ -133,7 +152,14 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
         text = body.decode("utf-8")
         if text.startswith("\ufeff"):
             raise MalformedJson("The body starts with a byte order mark: send UTF-8 without one.")
-        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_not_a_json_number)
+        too_long: list[str] = []
+        document = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_not_a_json_number,
+            # Only a body longer than LONGEST_NUMBER can hold such a number: a till's is read as it was.
+            **(_number_readers(too_long) if len(text) > LONGEST_NUMBER else {}),
+        )
     except json.JSONDecodeError as exc:
         raise MalformedJson.at(exc.lineno, exc.colno) from None
     except UnicodeDecodeError:
@@ -146,13 +172,35 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
         raise InvalidInput(
             [field_error("", "body", f"nests deeper than {max_depth} levels", "json_too_deep")]
         ) from None
-    except ValueError:  # a number too long to convert, say
+    except ValueError:  # NaN or Infinity (_not_a_json_number), which are no JSON
         raise MalformedJson() from None
-    if _may_hold_bad_strings(text) or _deeper_than(text, document, max_depth):
+    if too_long or _may_hold_bad_strings(text) or _deeper_than(text, document, max_depth):
         errors = _walk(document, max_depth, controls=controls)
         if errors:
             raise InvalidInput(errors)
     return document
+
+
+def _number_readers(too_long: list[str]) -> dict[str, Any]:
+    """json.loads' number hooks that read a number of more than LONGEST_NUMBER digits as _TOO_LONG (noted in
+    `too_long`) rather than fail the whole body (int) or read it as infinity (float)."""
+
+    def digits_over(number: str) -> bool:
+        return len(number) > LONGEST_NUMBER and sum(c.isdigit() for c in number) > LONGEST_NUMBER
+
+    def read_int(number: str) -> Any:
+        if digits_over(number):
+            too_long.append(number)
+            return _TOO_LONG
+        return int(number)
+
+    def read_float(number: str) -> Any:
+        if digits_over(number):
+            too_long.append(number)
+            return _TOO_LONG
+        return float(number)
+
+    return {"parse_int": read_int, "parse_float": read_float}
 
 
 # Outside JSON's escapes, a string can hold only what the text holds literally: the parser refuses C0
