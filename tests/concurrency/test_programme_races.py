@@ -197,6 +197,29 @@ class TestBenefitsPlansAndTiersAtOnce:
 @pytest.mark.skipif(
     not is_postgres(), reason="holds a subscription's row from a second PostgreSQL connection"
 )
+class TestPartnersAtOnce:
+    async def test_the_same_partner_put_sent_at_once_is_one_change(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """Operators saving one partner at once: each replace compares what it sends with what the one before
+        it left, so the terms and joint benefits saved eight times are announced once."""
+        benefit = await add_benefit(client, admin_key, "Free coffee", "percent_discount", percent=5)
+        made = await client.post(
+            "/v1/partners", json={"code": "books", "name": "Books"}, headers=bearer(admin_key)
+        )
+        assert made.status_code == 201, made.text
+        body = {"name": "Books & Co", "status": "active", "earn_rate": "0.5", "benefit_ids": [benefit]}
+
+        replies = await asyncio.gather(
+            *(client.put("/v1/partners/books", json=body, headers=bearer(admin_key)) for _ in range(8))
+        )
+
+        assert [r.status_code for r in replies] == [200] * 8, [r.text for r in replies if r.is_error]
+        changes = [e["payload"]["change"] for e in await events(app, "partner.changed")]
+        assert changes == ["created", "replaced"]
+        assert {r.json()["benefit_ids"][0] for r in replies} == {benefit}
+
+
 class TestPlanPriceChangeBesidePayments:
     async def test_a_price_change_and_a_payment_moving_a_subscription_onto_the_plan_both_go_through(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str

@@ -43,6 +43,18 @@ class PartnerRepository:
     async def get_by_code(self, code: str) -> Partner | None:
         return await self.session.scalar(select(Partner).where(Partner.code == code))
 
+    async def lock_by_code(self, code: str) -> Partner | None:
+        """The partner under lock until commit, to be replaced (None: there is none). On PostgreSQL a replace
+        racing another waits here for it, then reads what it left; SQLite's `BEGIN IMMEDIATE` has serialized
+        them already. FOR NO KEY UPDATE, as a plan's replace: the code and id stay, so a link, exchange or key
+        whose foreign key takes a key share need not wait for it."""
+        return await self.session.scalar(
+            select(Partner)
+            .where(Partner.code == code)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+
     async def get(self, partner_id: uuid.UUID) -> Partner | None:
         return await self.session.get(Partner, partner_id)
 

@@ -246,7 +246,11 @@ async def update_partner(
     """Rename, suspend or change the terms of a partner. A suspended partner's keys reach no member until it
     is active again, but may still answer the exchanges out pending with it (coalition.exchanges). New terms
     apply to what comes next: pending exchanges keep the rate and time they were made with."""
-    partner = await get_partner(uow, code)
+    # Locked, as a plan's or a reward's replace is: read without it, replaces at once each compared with the
+    # partner as it was before any of them, and each rewrote the grants and announced partner.changed.
+    partner = await PartnerRepository(uow.session).lock_by_code(code)
+    if partner is None:
+        raise PartnerNotFound()
     await _check_terms(uow, terms)
     before = column_values(partner)
     granted = await BenefitRepository(uow.session).granted_ids("partner", partner.id)
