@@ -14,7 +14,7 @@ from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from tests.builders import enrol, unique_phone
 from tests.conftest import START, bearer
 from tests.inspect_db import count
-from tests.points.helpers import cny, set_program
+from tests.points.helpers import cny, earn, points, set_program
 
 
 def with_key(api_key: str, idempotency_key: str) -> dict[str, str]:
@@ -63,6 +63,41 @@ class TestReplay:
         )
         assert second.status_code == 201
         assert second.content == first.content
+
+    async def test_a_number_written_another_way_is_the_same_body(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The service reads 100, 100.0 and 1e2 as one number (a strict integer takes 12.0 as 12), so a retry
+        that writes it another way (a client that went through a float) replays, rather than being refused
+        as another body."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 100_000)
+        redeem, headers = f"/v1/members/{member['id']}/redeem", with_key(pos_key, "till-4-r-1")
+        headers["content-type"] = "application/json"
+        first = await client.post(redeem, content='{"points": 100, "order_ref": "R-1"}', headers=headers)
+        assert first.status_code == 200, first.text
+        for written in ("100.0", "1e2", "1.00E+2"):
+            content = '{"order_ref": "R-1", "points": ' + written + "}"
+            again = await client.post(redeem, content=content, headers=headers)
+            assert (again.status_code, again.content) == (200, first.content), (written, again.text)
+            assert again.headers["idempotent-replayed"] == "true"
+        other = await client.post(redeem, content='{"points": 100.5, "order_ref": "R-1"}', headers=headers)
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+        assert (await points(client, pos_key, member["id"]))["balance"] == 900
+
+    async def test_a_decimal_string_written_another_way_is_another_body(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """Rates travel as strings, and strings are compared as sent: "2.5" and "2.50" are two bodies (the
+        rule is the same; the key says which request is meant, so send the retry as it was sent)."""
+        rule = {"name": "Monday", "kind": "member_day", "properties": {"weekday": 1, "multiplier": "2.5"}}
+        headers = with_key(admin_key, "backoffice-rule-1")
+        first = await client.post("/v1/earning-rules", json=rule, headers=headers)
+        assert first.status_code == 201, first.text
+        rule["properties"] = {"weekday": 1, "multiplier": "2.50"}
+        again = await client.post("/v1/earning-rules", json=rule, headers=headers)
+        assert (again.status_code, again.json()["code"]) == (422, "idempotency_key_reused")
 
     async def test_a_refusal_is_replayed_too(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str

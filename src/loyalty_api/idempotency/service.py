@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from loyalty_api.crypto import Vault
 from loyalty_api.db.retention import purge_in_batches
@@ -46,9 +47,12 @@ class Claim:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
-    """What makes two requests "the same": method, path and the JSON body regardless of layout."""
+    """What makes two requests "the same": method, path and the JSON body regardless of layout (white space,
+    the order of keys, and how a number is written: 100, 100.0 and 1e2 are one number, as the strict check
+    of a body reads them). Strings are compared as sent: "2.5" and "2.50" are two bodies."""
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        document = json.loads(body, parse_float=_as_read)
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
     digest = hashlib.sha256()
@@ -56,6 +60,22 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+# Past this many digits a whole number keeps its exponent: no field takes one, and json.dumps writes no int
+# that long.
+_LONGEST_WHOLE = 4_300
+
+
+def _as_read(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent as the strict check reads it: a whole one (100.0, 1e2) is
+    that int, which json.dumps then writes as it writes 100; another is a float (2.50 is 2.5), which no field
+    takes, so such a body is refused whichever way it was written. json.loads calls this for such numbers
+    only: a body of whole numbers, a till's, is read as fast as before."""
+    value = Decimal(text)
+    if value == value.to_integral_value() and value.adjusted() <= _LONGEST_WHOLE:
+        return int(value)
+    return float(text)
 
 
 # Visible ASCII: a key is copied between systems, logs and headers; a space or an accented letter in one is
