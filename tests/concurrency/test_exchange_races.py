@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PerkRepository
@@ -22,8 +25,9 @@ from tests.builders import enrol, make_partner_key
 from tests.checkout.helpers import give_points
 from tests.concurrency.closing import during_a_close
 from tests.conftest import UNLIMITED, bearer
+from tests.inspect_db import rows
 from tests.ledger_checks import assert_ledger_invariant
-from tests.partners.helpers import link
+from tests.partners.helpers import exchange_out, link, resolve, run_exchange_expiry
 from tests.points.helpers import set_program
 
 
@@ -217,3 +221,73 @@ async def test_an_exchange_waiting_for_an_operators_change_of_the_terms_is_held_
     points = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
     assert points.json()["balance"] == 1_000
     await assert_ledger_invariant(app, member_id)
+
+
+async def _members_with_an_exchange_pending(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, code: str, n: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """`n` members linked to a new partner (timing out after a minute), each with 1,000 points and 400 sent
+    to it, pending: the partner's key and (member, exchange) pairs."""
+    await set_program(client, admin_key)
+    key = await _partner(app, client, admin_key, code, exchange_timeout_seconds=60)
+    pending: list[tuple[str, str]] = []
+    for n_ in range(n):
+        member_id = str((await enrol(client, pos_key))["id"])
+        await give_points(client, admin_key, member_id, 1_000)
+        await link(client, pos_key, key, member_id, code, f"{code}-{n_}")
+        sent = await exchange_out(client, pos_key, member_id, code, 400)
+        assert sent.status_code == 201, sent.text
+        pending.append((member_id, sent.json()["id"]))
+    return key, pending
+
+
+def _erase(client: httpx.AsyncClient, admin_key: str, member_id: str) -> Awaitable[httpx.Response]:
+    return client.post(f"/v1/members/{member_id}/erase", headers=bearer(admin_key))
+
+
+async def _assert_given_back(
+    app: FastAPI, client: httpx.AsyncClient, key: str, pending: list[tuple[str, str]], status: str
+) -> None:
+    """Each exchange ended as `status` (as its partner reads it), its 400 points back on its member's books
+    (erased: the anonymous account keeps them), and the ledger invariant holds."""
+    for member_id, exchange_id in pending:
+        read = await client.get(f"/v1/partner/exchanges/{exchange_id}", headers=bearer(key))
+        assert read.json()["status"] == status, read.text
+        [account] = await rows(
+            app, "SELECT balance FROM points_accounts WHERE member_id = :m", m=uuid.UUID(member_id)
+        )
+        assert account["balance"] == 1_000
+        await assert_ledger_invariant(app, member_id)
+
+
+async def test_a_partners_fail_and_the_members_erasure_at_once_both_land(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """The failure gives the points back, the erasure forgets the partner's ref on the same exchange: both
+    lock the member's account and the exchange. On PostgreSQL the failure took the exchange and then the
+    account, the erasure the member and account and then the exchange: crossed, one of the two was the
+    deadlock's victim, a 500."""
+    key, pending = await _members_with_an_exchange_pending(app, client, admin_key, pos_key, "race-fail", 12)
+    calls = [
+        call
+        for member_id, exchange_id in pending
+        for call in (_erase(client, admin_key, member_id), resolve(client, key, exchange_id, "fail"))
+    ]
+    answers = await asyncio.gather(*calls)
+    assert [a.status_code for a in answers] == [200] * len(calls), [a.text for a in answers if a.is_error]
+    await _assert_given_back(app, client, key, pending, "failed")
+
+
+async def test_the_exchange_time_out_and_erasures_of_its_members_at_once_all_land(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    """The job took every due exchange under lock and then, one by one, each member's account; an erasure
+    under way held the account and waited for the exchange: a deadlock on PostgreSQL, the job failed. A member
+    an erasure holds is left to the job's next run."""
+    key, pending = await _members_with_an_exchange_pending(app, client, admin_key, pos_key, "race-expiry", 12)
+    clock.advance(timedelta(minutes=2))
+    erasures = [_erase(client, admin_key, member_id) for member_id, _ in pending]
+    expired, *answers = await asyncio.gather(run_exchange_expiry(app), *erasures)
+    assert [a.status_code for a in answers] == [200] * len(pending), [a.text for a in answers if a.is_error]
+    assert expired + await run_exchange_expiry(app) == len(pending)
+    await _assert_given_back(app, client, key, pending, "expired")

@@ -47,6 +47,7 @@ from loyalty_api.points.accounts import (
     record_entry,
     spend_lots,
 )
+from loyalty_api.points.repository import PointsAccountRepository
 from loyalty_api.points.service import MAX_POINTS_PER_EARN
 from loyalty_api.program.service import ProgramSettings, get_program
 
@@ -305,6 +306,9 @@ async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -
     and in time, and while the partner is suspended too, as for a confirmation."""
     partner = await bound_partner(uow, partner_id)
     row = await _partners_exchange(uow, partner, exchange_id)
+    # The member's row and account before the exchange's, as every change to their points takes them (and an
+    # erasure, which then rewrites their exchanges): taken the other way round, the two deadlocked.
+    await PointsAccountRepository(uow.session).lock_with_member(row.member_id)
     repo = ExchangeRepository(uow.session)
     now = uow.clock.now()
     # Past its time the exchange is the time-out job's: it expires, and the points come back either way.
@@ -365,24 +369,38 @@ async def _resolved(
 
 
 async def expire_exchanges(units: UnitsOfWork) -> int:
-    """Give back the points of exchanges out the partner did not answer in time; how many."""
+    """Give back the points of exchanges out the partner did not answer in time; how many. Each in a unit of
+    work of its own, its member claimed first (their row and account, as a partner's failure takes them before
+    the exchange): a member another transaction holds (a till, an erasure, another worker) is skipped, not
+    waited for, and left to the next run. One run walks what was due at its start, by (expires at, id)."""
     expired = 0
+    after: tuple[datetime, uuid.UUID] | None = None
     while True:
-        async with units.begin() as uow:
-            repo = ExchangeRepository(uow.session)
-            now = uow.clock.now()
-            due = await repo.claim_due(now, limit=EXPIRY_BATCH)
-            for exchange_id in due:
-                if not await repo.resolve(exchange_id, "expired", now):
-                    continue  # another worker got it first
-                row = await repo.get(exchange_id)
-                partner = await PartnerRepository(uow.session).get(row.partner_id) if row else None
-                assert row is not None and partner is not None
-                await _give_back(uow, partner, row)
-                await _resolved(uow, partner, row.id, "expired")
-                expired += 1
+        async with units.read() as uow:
+            due = await ExchangeRepository(uow.session).list_due(
+                uow.clock.now(), after=after, limit=EXPIRY_BATCH
+            )
+        for _, exchange_id, member_id in due:
+            async with units.begin() as uow:
+                expired += await _expire(uow, exchange_id, member_id)
         if len(due) < EXPIRY_BATCH:
             return expired
+        after = due[-1][:2]
+
+
+async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID) -> int:
+    """Expire the exchange and give its points back, its member claimed first; 1 when this did it."""
+    if not await PointsAccountRepository(uow.session).claim_with_member(member_id):
+        return 0
+    repo = ExchangeRepository(uow.session)
+    if not await repo.resolve(exchange_id, "expired", uow.clock.now()):
+        return 0  # the partner answered, or another worker got it first
+    row = await repo.get(exchange_id)
+    partner = await PartnerRepository(uow.session).get(row.partner_id) if row else None
+    assert row is not None and partner is not None
+    await _give_back(uow, partner, row)
+    await _resolved(uow, partner, row.id, "expired")
+    return 1
 
 
 async def exchange_in(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -293,17 +293,24 @@ class ExchangeRepository:
             update(PartnerExchange).where(PartnerExchange.id == exchange_id).values(return_entry_id=entry_id)
         )
 
-    async def claim_due(self, now: datetime, *, limit: int) -> Sequence[uuid.UUID]:
-        """Pending exchanges past their time, locked until commit; those another transaction holds (another
-        worker's, or the partner's answer under way) are skipped rather than waited for."""
-        result = await self.session.execute(
-            select(PartnerExchange.id)
-            .where(PartnerExchange.status == "pending", PartnerExchange.expires_at <= now)
-            .order_by(PartnerExchange.expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    async def list_due(
+        self, now: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[tuple[datetime, uuid.UUID, uuid.UUID]]:
+        """(expires at, id, member id) of pending exchanges past their time, in that order, after `after`.
+        Read, not locked: the time-out job locks each one's member first (exchanges.expire_exchanges)."""
+        query = select(PartnerExchange.expires_at, PartnerExchange.id, PartnerExchange.member_id).where(
+            PartnerExchange.status == "pending", PartnerExchange.expires_at <= now
         )
-        return result.scalars().all()
+        if after is not None:
+            at, after_id = after
+            query = query.where(
+                (PartnerExchange.expires_at > at)
+                | and_(PartnerExchange.expires_at == at, PartnerExchange.id > after_id)
+            )
+        rows = await self.session.execute(
+            query.order_by(PartnerExchange.expires_at, PartnerExchange.id).limit(limit)
+        )
+        return [(at, exchange_id, member_id) for at, exchange_id, member_id in rows.all() if at is not None]
 
     async def customer_refs_of(self, member_id: uuid.UUID) -> list[str]:
         """The partners' customer refs the member's exchanges keep (as linked then: the link may have

@@ -437,6 +437,18 @@ class PointsAccountRepository:
         )
         return found is not None
 
+    async def claim_with_member(self, member_id: uuid.UUID) -> bool:
+        """Lock the member's row and their account's until commit unless another transaction holds either
+        (then False, at once): `claim` for a job whose change must take the member's row first, as a change
+        made on request does (lock_with_member), whatever the member's status."""
+        found = await self.session.scalar(
+            select(_MEMBERS.c.id)
+            .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
+            .where(_MEMBERS.c.id == member_id)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        return found is not None
+
     async def lock_many(self, member_ids: Sequence[uuid.UUID]) -> None:
         """Lock these members' accounts until commit, in ascending member order, the order every path that
         locks several accounts takes, so a batch and a transfer between two of its members cannot deadlock
