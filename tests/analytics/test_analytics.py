@@ -15,17 +15,19 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from loyalty_api.app import create_app
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
+from loyalty_api.points.models import LedgerEntry
 from loyalty_api.settings import Settings
 from tests.builders import enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer, units_of
 from tests.http.test_negotiation import REPORT_ACCEPTS, varies_with
 from tests.ledger_checks import assert_ledger_invariant
-from tests.partners.helpers import iso, ledger
+from tests.partners.helpers import iso, ledger, link, register_partner
 from tests.points.helpers import cny, earn, next_order, points, set_program
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -443,3 +445,70 @@ class TestATransferMovesNothingAtAnyInstant:
             assert found["liability"] == cny(1_500)
             [row] = (await report(client, key, "points", **window)).json()["items"]
             assert row["net"] == row["issued"] == 1_000
+
+
+class TestOutstandingAtAnyInstant:
+    """What members hold at a window's end is every entry made before it: whatever the entries were (imports,
+    holds, transfers, exchanges, refunds, expiry) and whoever's they are (a closed or an erased member)."""
+
+    async def test_the_outstanding_points_are_the_entries_before_every_end(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        async def write(path: str, body: dict[str, Any], by: str = key) -> dict[str, Any]:
+            answer = await client.post(path, json=body, headers=bearer(by))
+            assert answer.status_code in (200, 201), answer.text
+            clock.advance(timedelta(minutes=30))
+            found: dict[str, Any] = answer.json()
+            return found
+
+        air = await register_partner(
+            app,
+            client,
+            key,
+            "air",
+            exchange_out_rate="2",
+            exchange_in_rate="0.5",
+            exchange_timeout_seconds=86_400,
+        )
+        soon = iso(clock.now() + timedelta(days=10))
+        batch = {"members": [{"points": [{"points": 500, "expires_at": soon}, {"points": 700}]}]}
+        await write("/v1/members/import", batch)
+        a, b, c = [(await enrol(client, key))["id"] for _ in range(3)]
+        await earn(client, key, a, 100_000, order_ref="OUT-1", channel="store", store_id="SH-01")
+        late = iso(clock.now() - timedelta(days=20))  # a receipt synced late: its entry is made now
+        await earn(client, key, a, 50_000, order_ref="OUT-2", occurred_at=late)
+        await write(f"/v1/members/{b}/adjustments", {"points": 800, "reason": "goodwill"})
+        await write(f"/v1/members/{c}/adjustments", {"points": 400, "reason": "goodwill"})
+        await write(f"/v1/members/{a}/holds", {"points": 300, "order_ref": "OUT-3", "ttl_seconds": 86_400})
+        captured = await write(
+            f"/v1/members/{a}/holds", {"points": 200, "order_ref": "OUT-4", "ttl_seconds": 86_400}
+        )
+        await write(f"/v1/holds/{captured['id']}/capture", {"points": 100})
+        await write(f"/v1/members/{a}/redeem", {"points": 100, "order_ref": "OUT-5"})
+        await write("/v1/orders/OUT-1/refund", {"amount": cny(40_000)})
+        await write(f"/v1/members/{a}/transfers", {"to_member_id": b, "points": 200})
+        await link(client, key, air, b, "air", "AIR-1")
+        await write(f"/v1/members/{b}/exchanges", {"partner": "air", "points": 100})
+        failed = await write(f"/v1/members/{b}/exchanges", {"partner": "air", "points": 50})
+        await write(f"/v1/partner/exchanges/{failed['id']}/fail", {}, by=air)
+        await write(
+            "/v1/partner/members/AIR-1/exchanges-in", {"partner_ref": "AIR-T1", "partner_points": 1_000}, air
+        )
+        closed = await client.patch(f"/v1/members/{b}", json={"status": "closed"}, headers=bearer(key))
+        assert closed.status_code == 200, closed.text
+        await write(f"/v1/members/{c}/erase", {})
+        clock.advance(timedelta(days=130))
+        assert (await expire_points(units_of(app))).points > 0
+        await earn(client, key, a, 10_000, order_ref="OUT-6")
+        await assert_ledger_invariant(app)
+
+        async with units_of(app).read() as uow:
+            entries = (await uow.session.execute(select(LedgerEntry.created_at, LedgerEntry.amount))).all()
+        instants = {at for at, _ in entries}
+        ends = {START - timedelta(days=1), clock.now() + timedelta(days=1)}
+        ends |= instants | {at + timedelta(microseconds=1) for at in instants}
+        for end in sorted(ends):
+            window = {"from": iso(START - timedelta(days=30)), "to": iso(end)}
+            found = (await report(client, key, "overview", **window)).json()
+            before = sum(amount for at, amount in entries if at < end)
+            assert found["outstanding_points"] == before, (end, found["outstanding_points"], before)
