@@ -164,7 +164,8 @@ class TestContactLookups:
 
 class TestContactConflicts:
     """A write's 409 `member_exists` on a phone or e-mail tells the caller that someone is a member, as a
-    look-up by it would: it spends the same budget, so no key tests numbers at its full rate by writes."""
+    look-up by it would, and an update's 200 that no one is: they spend the same budget, so no key tests
+    numbers at its full rate by writes."""
 
     async def test_enrolments_and_updates_that_find_a_contact_taken_spend_the_contact_lookup_budget(
         self, settings: Settings
@@ -213,6 +214,35 @@ class TestContactConflicts:
                     "/v1/members/lookup", params={"phone": taken["phone"]}, headers=bearer(walker)
                 )
             ).status_code == 429
+
+    async def test_an_update_spends_it_for_each_phone_or_email_it_sets_taken_or_not(
+        self, settings: Settings
+    ) -> None:
+        """One member's phone can be set again and again: were only the conflicts counted, each 200 would
+        tell at the key's full rate that a number is no one's."""
+        update = (
+            "mutation($m: ID!, $p: String!) { loyaltyUpdateMember(input: {memberId: $m, phone: $p}) "
+            "{ member { id } userErrors { code } } }"
+        )
+        async with serving(settings, rate_limit_contact_lookup="3/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            own = (await enrol(client, walker))["id"]
+            path = f"/v1/members/{own}"
+            tries = [{"phone": unique_phone()}, {"phone": unique_phone(), "email": "free@example.cn"}]
+            answers = [await client.patch(path, json=body, headers=bearer(walker)) for body in tries]
+            assert [a.status_code for a in answers] == [200, 200]
+            assert_limited(
+                await client.patch(path, json={"phone": unique_phone()}, headers=bearer(walker)),
+                "contact-lookup",
+                3,
+                60,
+            )
+            body = {"query": update, "variables": {"m": own, "p": unique_phone()}}
+            graphql = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            assert graphql["errors"][0]["extensions"]["code"] == "rate_limited"
+            # Clearing a contact or changing anything else names none.
+            cleared = await client.patch(path, json={"email": None, "name": "Li"}, headers=bearer(walker))
+            assert cleared.status_code == 200, cleared.text
 
     async def test_a_refusal_for_the_budget_leaves_the_idempotency_key_free(self, settings: Settings) -> None:
         async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import strawberry
-from pydantic import BaseModel
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.members import Member, MemberStatusValue
 from loyalty_api.graphql.mutation import MutationPayload, body_of, mutation
 from loyalty_api.graphql.scopes import TILLS
 from loyalty_api.http.input_guard import InvalidInput, field_error
 from loyalty_api.profiles import service
-from loyalty_api.profiles.contact_budget import contact_conflicts_counted
+from loyalty_api.profiles.contact_budget import contact_changes_spent, contact_conflicts_counted
 from loyalty_api.profiles.schemas import MemberCreate, MemberRead, MemberUpdate
 
 
@@ -121,12 +118,6 @@ async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> Membe
     return MemberRead.model_validate(await service.update(uow, request.member_id, **changes))
 
 
-def _contacts_counted(
-    context: GraphQLContext, caller: Principal, request: BaseModel
-) -> AbstractAsyncContextManager[None]:
-    return contact_conflicts_counted(context.rate_limiter, caller, request)
-
-
 @strawberry.type
 class MemberMutations:
     loyalty_enrol_member: EnrolMemberPayload = mutation(
@@ -138,7 +129,7 @@ class MemberMutations:
         work=_enrol,
         answer={"member": Member.of},
         body=_body,
-        around=_contacts_counted,
+        around=contact_conflicts_counted,
         description="Enrol a member: POST /v1/members, with its rules and answers.",
     )
     loyalty_update_member: UpdateMemberPayload = mutation(
@@ -150,6 +141,6 @@ class MemberMutations:
         work=_update,
         answer={"member": Member.of},
         body=_body,
-        around=_contacts_counted,
+        around=contact_changes_spent,
         description="Update a member: PATCH /v1/members/{id}; changing `status` takes an admin key.",
     )

@@ -48,6 +48,7 @@ from loyalty_api.http.audit_trail import actor_of
 from loyalty_api.http.edge import RequestTimedOut, spare_the_commit
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.http.input_guard import InvalidInput, check_strings
+from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from loyalty_api.idempotency.service import Claim, StoredResponse
@@ -87,7 +88,7 @@ class Outcome(Generic[Reply]):
 
 
 # What a mutation's work runs inside, as its REST route runs the service call (a budget its answer spends).
-Around = Callable[[GraphQLContext, Principal, Any], AbstractAsyncContextManager[None]]
+Around = Callable[[RateLimiter, Principal, Any], AbstractAsyncContextManager[None]]
 
 # What a mutation's audit entry is about, when its input does not say it by an id: the collection its REST
 # path names and the input field holding the item's key (`("orders", "order_ref")`).
@@ -163,7 +164,9 @@ async def run_mutation(
         try:
             async with limit:  # the work only: a commit under way is never cut off
                 before = await _member_before(uow, request) if principal.audited else None
-                async with nullcontext() if around is None else around(info.context, principal, request):
+                async with (
+                    nullcontext() if around is None else around(info.context.rate_limiter, principal, request)
+                ):
                     result = await work(uow, principal, request)
             if principal.audited:
                 actor = actor_of(principal, channel="graphql")

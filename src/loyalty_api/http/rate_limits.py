@@ -35,9 +35,9 @@ STORAGE_TIMEOUT_SECONDS = 0.25
 
 
 class RateLimited(LoyaltyError):
-    """A budget is spent: the API key's calls, its lookups by phone or e-mail, its lookups that found no one,
-    or the failed authentications of the client address or key prefix. The detail names the budget; nothing
-    was done.
+    """A budget is spent: the API key's calls, its lookups by phone or e-mail (and the member updates setting
+    one, the enrolments refused for one), its lookups that found no one, or the failed authentications of the
+    client address or key prefix. The detail names the budget; nothing was done.
 
     Wait `Retry-After` seconds, then retry; the `RateLimit` and `RateLimit-Policy` headers describe the
     budget. An operator can give a key a rate of its own.

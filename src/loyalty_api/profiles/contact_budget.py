@@ -1,6 +1,7 @@
 """What writes naming a phone or e-mail spend of their key's contact-lookup budget. A 409 `member_exists` on
-either says that someone with it is a member, as a look-up by it would: without the budget, a key could test
-phone numbers at its full rate through enrolments and updates, where look-ups are held to a small one."""
+either says that someone with it is a member, and an update's 200 that no one is, as a look-up by it would:
+without the budget, a key could test phone numbers at its full rate through enrolments and updates, where
+look-ups are held to a small one."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ from loyalty_api.profiles.errors import MemberExists
 _CONTACTS = ("phone", "email")
 
 
+def _named(request: BaseModel) -> int:
+    """How many contacts the request sets (clearing one names none)."""
+    return sum(getattr(request, field, None) is not None for field in _CONTACTS)
+
+
 @asynccontextmanager
 async def contact_conflicts_counted(
     limiter: RateLimiter, caller: Principal, request: BaseModel
 ) -> AsyncIterator[None]:
-    """Around an enrolment or an update (its `request`, REST's body or GraphQL's input): one giving a phone or
-    an e-mail is refused (429) once the key's contact-lookup budget is spent, and its `member_exists` on
-    either spends it. A shop enrolling new customers spends nothing; clearing a phone names none."""
-    if any(getattr(request, field, None) is not None for field in _CONTACTS):
+    """Around an enrolment (its `request`, REST's body or GraphQL's input): one giving a phone or an e-mail is
+    refused (429) once the key's contact-lookup budget is spent, and its `member_exists` on either spends it.
+    A shop enrolling new customers spends nothing (a number found free is a member made, for all to see)."""
+    if _named(request):
         await limiter.check(limiter.contact_lookup, caller.key_prefix)
     try:
         yield
@@ -31,3 +37,15 @@ async def contact_conflicts_counted(
         if exc.extra.get("field") in _CONTACTS:
             await limiter.count(limiter.contact_lookup, caller.key_prefix)
         raise
+
+
+@asynccontextmanager
+async def contact_changes_spent(
+    limiter: RateLimiter, caller: Principal, request: BaseModel
+) -> AsyncIterator[None]:
+    """Around an update: each phone or e-mail it sets spends the key's contact-lookup budget first, taken or
+    not. One member's phone can be set again and again, each answer saying whether the number is someone's
+    (409) or no one's (200): counting the conflicts alone would let a key test numbers at its full rate."""
+    if named := _named(request):
+        await limiter.spend(limiter.contact_lookup, caller.key_prefix, cost=named)
+    yield

@@ -22,7 +22,7 @@ from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
 from loyalty_api.profiles import imports, service
-from loyalty_api.profiles.contact_budget import contact_conflicts_counted
+from loyalty_api.profiles.contact_budget import contact_changes_spent, contact_conflicts_counted
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -234,12 +234,13 @@ async def update_member(
     close, reopen) takes an `admin` key; closing a member ends their subscriptions.
 
     For `pos`, `ecommerce` and `admin` keys. PATCH does not take `Idempotency-Key`: a repeat sets the same
-    values. A phone, e-mail or external id another member has is 409 `member_exists`; on a phone or e-mail it
-    spends the key's contact-lookup budget, as at enrolment. Emits `member.updated`, which names the changed
+    values. A phone, e-mail or external id another member has is 409 `member_exists`. Each phone or e-mail
+    sent (not null) spends the key's contact-lookup budget first, taken or not, as a look-up by it would: once
+    it is spent, updates naming either are 429 `rate_limited`. Emits `member.updated`, which names the changed
     fields, never their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     service.check_changes_allowed(changes, caller)
-    async with contact_conflicts_counted(limiter, caller, body):
+    async with contact_changes_spent(limiter, caller, body):
         profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)
 
