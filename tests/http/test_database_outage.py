@@ -340,7 +340,6 @@ async def test_a_key_the_outage_left_claimed_is_named_with_the_wait_until_it_is_
     assert (await points(client, pos_key, member["id"]))["balance"] == before - 30
 
 
-@pytest.mark.skipif(not is_postgres(), reason="the pool's wait is PostgreSQL's: SQLite keeps one writer")
 async def test_every_connection_busy_past_the_pools_wait_is_503_database_unavailable(
     settings: Settings, client: httpx.AsyncClient, pos_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -227,7 +227,18 @@ def create_engine(
 ) -> AsyncEngine:
     # hide_parameters: a logged database error must not carry the values it was given (personal data).
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, hide_parameters=True)
+        # The same pool as on PostgreSQL (SQLAlchemy's own for an SQLite file is 5 + 10 connections and a 30 s
+        # wait, whatever the settings said): each connection is a thread of the driver's, the readers' limit
+        # (WAL lets them read beside the writer), and a request that waits out the pool's wait for one is
+        # answered 503 as on PostgreSQL. No recycling: a file has no server to drop an idle connection.
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            hide_parameters=True,
+        )
         _configure_sqlite(engine)
         return engine
     engine = create_async_engine(
