@@ -316,8 +316,12 @@ class KeyUsage:
         at = self._due.pop(principal.key_id, None)
         if at is None:
             return
+        # Within a request's time limit. On SQLite the unit's waits end there themselves (UnitsOfWork.start):
+        # cut off by the asyncio limit alone, its wait for another process's write lock went on to SQLite's
+        # 30 s busy timeout, in the driver's thread, and held this process's writer turn meanwhile.
+        deadline = asyncio.get_running_loop().time() + units.settings.request_timeout_seconds
         try:
-            async with asyncio.timeout(units.settings.request_timeout_seconds), units.begin() as uow:
+            async with asyncio.timeout_at(deadline), units.begin(deadline=deadline) as uow:
                 await ApiKeyRepository(uow.session).record_use(principal.key_id, at)
         except Exception as exc:
             logger.warning(

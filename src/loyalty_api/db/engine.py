@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from sqlalchemy import event
@@ -20,6 +21,9 @@ from sqlalchemy.pool import PoolResetState
 from loyalty_api.settings import Pooler, Settings, asyncpg_url_arguments
 
 READ_ONLY = "loyalty_read_only"  # in a read-only session's info and its connection's execution options
+# A connection's execution option on SQLite: the event loop's time until which its writing transaction waits
+# for another process's hold on the database's write lock, as it begins (UnitsOfWork.start).
+LOCK_WAIT_UNTIL = "loyalty_lock_wait_until"
 SNAPSHOT = "loyalty_snapshot"  # a connection's execution option: its transaction reads one snapshot
 # In a read-only session's info on PostgreSQL (see hold_connection): how it takes the connection it will hold,
 # until it takes it; then that connection, which closing the unit of work gives back.
@@ -77,6 +81,19 @@ class TransactionRolledBack(RuntimeError):
     server rolled it back instead. Nothing of it was written."""
 
 
+# How long an SQLite connection waits for another process's hold on a lock (the write lock, mostly): a
+# `loyalty-api` command, a migration, a shell with a transaction open. A request's writer waits until its
+# time limit instead, if that comes first (LOCK_WAIT_UNTIL), rounded down to a step: the wait the writer
+# before it on the connection set, mostly, so it is not set again (each time costs a round trip to the
+# driver's thread).
+BUSY_TIMEOUT_MS = 30_000
+_LOCK_WAIT_STEP_MS = 100
+# A reader waits for a lock only in rare moments (another process recovering the WAL after a crash, say):
+# the wait a writer left on the connection will do, unless it is shorter than this.
+_READER_WAIT_MS = 1_000
+_BUSY_TIMEOUT = "loyalty_busy_timeout"  # in a pooled SQLite connection's info: the busy timeout it has
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """Make SQLite behave like a server database for our purposes.
 
@@ -87,23 +104,48 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
+        record.info[_BUSY_TIMEOUT] = BUSY_TIMEOUT_MS
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        options = connection.get_execution_options()
+        read_only = options.get(READ_ONLY, False)
+        info = connection.connection.info
+        has = info.get(_BUSY_TIMEOUT)
+        if read_only:
+            wait = has if has is not None and has >= _READER_WAIT_MS else BUSY_TIMEOUT_MS
+        else:
+            wait = _lock_wait(options.get(LOCK_WAIT_UNTIL))
+        if has != wait:
+            # On the driver: through SQLAlchemy's execution a statement costs several times as much.
+            info.pop(_BUSY_TIMEOUT, None)  # unknown, should this fail
+            _adapted(connection).run_async(lambda driver: driver.execute(f"PRAGMA busy_timeout={wait}"))
+            info[_BUSY_TIMEOUT] = wait
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def _lock_wait(until: float | None) -> int:
+    """How many milliseconds a writer waits for another process's write lock: until `until` (the event
+    loop's time, a request's time limit; to the step before it) if that comes before the busy timeout ends.
+    SQLite waits in the driver's thread, where no asyncio time limit can cut the wait short, so the limit is
+    SQLite's own: once it has passed, `database is locked` (db.outage.database_busy)."""
+    if until is None:
+        return BUSY_TIMEOUT_MS
+    left = int((until - asyncio.get_running_loop().time()) * 1000)
+    return max(0, min(BUSY_TIMEOUT_MS, left - left % _LOCK_WAIT_STEP_MS))
+
+
 def _adapted(connection: Connection) -> AdaptedConnection:
-    """SQLAlchemy's adaptor of the connection's asyncpg connection (`driver_connection`)."""
+    """SQLAlchemy's adaptor of the connection's driver connection (`driver_connection`: asyncpg's or
+    aiosqlite's)."""
     return cast(AdaptedConnection, connection.connection.dbapi_connection)
 
 

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.cache import TtlCache
 from loyalty_api.clock import Clock
 from loyalty_api.crypto import Vault
-from loyalty_api.db.engine import SNAPSHOT, Database, hold_connection, release_connection
+from loyalty_api.db.engine import (
+    LOCK_WAIT_UNTIL,
+    SNAPSHOT,
+    Database,
+    hold_connection,
+    release_connection,
+)
 from loyalty_api.db.invalidation import announce
 from loyalty_api.settings import Settings
 
@@ -119,14 +125,31 @@ class UnitsOfWork:
         # load. Other processes (the CLI) still meet the busy handler.
         self._writer_turn = asyncio.Lock() if database.dialect == "sqlite" else None
 
-    async def start(self, *, read_only: bool = False, for_reports: bool = False) -> UnitOfWork:
+    async def start(
+        self,
+        *,
+        read_only: bool = False,
+        for_reports: bool = False,
+        deadline: float | None = None,
+        lock_deadline: float | None = None,
+    ) -> UnitOfWork:
         """A unit of work to commit or roll back, then close. Always close it: on SQLite a writing one
         holds this process's writer turn until then. `for_reports`: a read-only one on the reports'
-        database."""
+        database.
+
+        `deadline`, a request's time limit on the event loop's clock, bounds a writer's waits on SQLite: for
+        this process's writer turn (TimeoutError once it has passed), then for another process's hold on the
+        database's write lock, which the unit takes as it starts (`database is locked` once it has passed:
+        db.outage.database_busy). SQLite waits for that lock in the driver's thread, where no asyncio time
+        limit can cut the wait short: a unit whose first statement waited there under its endpoint's limit
+        went on waiting to the 30 s busy timeout, and the request's answer waited with it. `lock_deadline`
+        bounds the wait for the lock alone (settling a request's Idempotency-Key after its time limit, which
+        must not fail for want of this process's turn, held by one writer after another for moments)."""
         assert read_only or not for_reports, "a replica takes no writes"
         turn = None if read_only else self._writer_turn
         if turn is not None:
-            await turn.acquire()
+            async with asyncio.timeout_at(deadline):  # None: no limit
+                await turn.acquire()
         cache = self._replica_cache if for_reports else self.cache
         database = self.reports if for_reports else self.database
         # On PostgreSQL a read-only unit's session holds a connection of its own from its first direct
@@ -135,7 +158,7 @@ class UnitsOfWork:
         # session begins a transaction on it only for an ORM statement or a snapshot (about 75 µs of CPU a
         # unit otherwise: "What the ORM session still costs a read" in benchmarks/README.md). One connection
         # a unit that reads the database, none for one answered from memory.
-        return UnitOfWork(
+        uow = UnitOfWork(
             session=database.session(read_only=read_only),
             clock=self.clock,
             vault=self.vault,
@@ -145,11 +168,30 @@ class UnitsOfWork:
             read_only=read_only,
             writer_turn=turn,
         )
+        lock_deadline = deadline if lock_deadline is None else lock_deadline
+        if turn is not None and lock_deadline is not None:
+            try:
+                await uow.session.connection(execution_options={LOCK_WAIT_UNTIL: lock_deadline})
+            except BaseException:
+                await uow.close()
+                raise
+        return uow
+
+    def time_limit(self, deadline: float) -> asyncio.Timeout:
+        """An asyncio time limit ending at `deadline`, a request's, for a step that starts a writing unit of
+        work with that deadline (claiming an Idempotency-Key) and cannot count on the edge's backstop: on
+        SQLite one that never ends. There the unit ends its waits at the deadline itself (`start`), and an
+        asyncio limit would cancel SQLite's wait for its write lock without ending it (it goes on in the
+        driver's thread, to the 30 s busy timeout, with this process's writer turn held)."""
+        return asyncio.timeout_at(None if self._writer_turn is not None else deadline)
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[UnitOfWork]:
-        """A writing unit of work: committed when the block ends normally, rolled back otherwise."""
-        uow = await self.start()
+    async def begin(
+        self, *, deadline: float | None = None, lock_deadline: float | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """A writing unit of work: committed when the block ends normally, rolled back otherwise. `deadline`
+        and `lock_deadline` as for `start`."""
+        uow = await self.start(deadline=deadline, lock_deadline=lock_deadline)
         try:
             yield uow
             await uow.commit()

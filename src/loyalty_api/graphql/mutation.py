@@ -30,7 +30,7 @@ from strawberry.types.unset import UNSET
 
 from loyalty_api.audit import service as audit
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
@@ -130,14 +130,15 @@ async def run_mutation(
         canonical = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str).encode()
         try:
             found = await _in_time(
+                units,
                 deadline,
-                units.settings.request_timeout_seconds,
                 idempotency.claim(
                     units,
                     # The key's line, as REST's (http/transaction.py): a rotated key replays its replies.
                     owner=principal.key_lineage,
                     key=idempotency_key,
                     fingerprint=idempotency.fingerprint(_METHOD, name, canonical),
+                    deadline=deadline,
                 ),
             )
         except LoyaltyError as exc:
@@ -150,11 +151,11 @@ async def run_mutation(
         claimed = found
 
     try:
-        # On SQLite, a wait for the writer's turn.
-        uow = await _in_time(deadline, units.settings.request_timeout_seconds, units.start())
+        # On SQLite, a wait for the writer's turn and for the database's write lock.
+        uow = await _in_time(units, deadline, units.start(deadline=deadline))
     except BaseException as exc:
         if claimed is not None:  # nothing ran: a retry with the key runs it
-            await idempotency.release(units, claimed)
+            await idempotency.release(units, claimed, deadline=deadline)
         if isinstance(exc, RequestTimedOut):
             raise as_graphql_error(exc) from exc
         raise
@@ -185,10 +186,14 @@ async def run_mutation(
                 # A business rule refused it: a retry gets the same answer. A refusal of the call, invalid
                 # input or a race lost for a moment: the key is free for a retry at once.
                 settle_claim = (
-                    partial(idempotency.release, units, claimed)
+                    partial(idempotency.release, units, claimed, deadline=deadline)
                     if errors is None or not exc.final
                     else partial(
-                        idempotency.complete_alone, units, claimed, _stored(uow, exc.status, None, errors)
+                        idempotency.complete_alone,
+                        units,
+                        claimed,
+                        _stored(uow, exc.status, None, errors),
+                        deadline=deadline,
                     )
                 )
             await uow.rollback()
@@ -197,7 +202,7 @@ async def run_mutation(
             return Outcome(None, errors)
         except BaseException as exc:
             if claimed is not None:
-                settle_claim = partial(idempotency.release, units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed, deadline=deadline)
             await uow.rollback()
             if isinstance(exc, TimeoutError) and limit.expired():
                 timed_out = RequestTimedOut.after(units.settings.request_timeout_seconds)
@@ -214,17 +219,18 @@ async def run_mutation(
                     raise as_graphql_error(exc) from exc
 
 
-async def _in_time(deadline: float, seconds: float, step: Awaitable[T]) -> T:
-    """A step before the work, under the mutation's own time limit (`seconds`, ending at `deadline`): once a
-    mutation of the document has committed, the edge's backstop stands down for the rest of it."""
-    limit = asyncio.timeout_at(deadline)
+async def _in_time(units: UnitsOfWork, deadline: float, step: Awaitable[T]) -> T:
+    """A step before the work, under the mutation's own time limit (ending at `deadline`): once a mutation of
+    the document has committed, the edge's backstop stands down for the rest of it. On SQLite the step ends
+    its waits at the limit itself (UnitsOfWork.time_limit)."""
+    limit = units.time_limit(deadline)
     try:
         async with limit:
             return await step
     except TimeoutError:
-        if not limit.expired():
+        if asyncio.get_running_loop().time() < deadline:
             raise
-        raise RequestTimedOut.after(seconds) from None
+        raise RequestTimedOut.after(units.settings.request_timeout_seconds) from None
 
 
 async def _member_before(uow: UnitOfWork, request: BaseModel) -> Any:

@@ -199,12 +199,18 @@ class UnitOfWorkRoute(APIRoute):
                         owner=_owner(request),
                         key=key,
                         fingerprint=idempotency.fingerprint(request.method, request.url.path, body),
+                        deadline=deadline,
                     )
                     if isinstance(outcome, StoredResponse):
                         return _replay(outcome, units.vault)
                     claimed = outcome
             except LoyaltyError as exc:
                 return render_domain_error(exc, request)
+            except TimeoutError:  # the claim's wait for this process's writer turn, on SQLite
+                if asyncio.get_running_loop().time() < deadline:
+                    raise
+                timed_out = RequestTimedOut.after(units.settings.request_timeout_seconds)
+                return render_domain_error(timed_out, request)
             await self.prepare(request, request.screened if body and not request.state.body_errors else None)
             return await _run_in_unit_of_work(
                 units,
@@ -371,16 +377,15 @@ async def _run_in_unit_of_work(
     deadline: float,
     audited: UnitOfWorkRoute | None,
 ) -> Response:
-    # A read-only unit on PostgreSQL takes its connection as it starts (db/uow.py), a writer on SQLite waits
-    # for its turn: within the time limit, as a statement's wait for a connection is.
-    waiting = asyncio.timeout_at(deadline)
+    # A writer on SQLite waits for its turn, then takes the database's write lock: within the time limit, as
+    # a statement's wait for a connection is, and before the endpoint's own limit starts (see
+    # UnitsOfWork.start: SQLite's wait for another process's lock ends at the limit, answered 503).
     try:
-        async with waiting:
-            uow = await units.start(read_only=read_only, for_reports=for_reports)
+        uow = await units.start(read_only=read_only, for_reports=for_reports, deadline=deadline)
     except BaseException as exc:
         if claimed is not None:  # nothing ran: a retry with the key runs it, not a 409 until the lease ends
-            await idempotency.release(units, claimed)
-        if isinstance(exc, TimeoutError) and waiting.expired():
+            await idempotency.release(units, claimed, deadline=deadline)
+        if isinstance(exc, TimeoutError) and asyncio.get_running_loop().time() >= deadline:
             return render_domain_error(RequestTimedOut.after(units.settings.request_timeout_seconds), request)
         raise
     request.state.uow = uow
@@ -419,21 +424,25 @@ async def _run_in_unit_of_work(
             refusal = render_domain_error(exc, request)
             if claimed is not None:
                 if exc.status in (401, 403) or not exc.final:
-                    settle_claim = partial(idempotency.release, units, claimed)
+                    settle_claim = partial(idempotency.release, units, claimed, deadline=deadline)
                 else:  # the request ran and a business rule refused it: a retry gets the same answer
                     settle_claim = partial(
-                        idempotency.complete_alone, units, claimed, _stored(refusal, uow.vault)
+                        idempotency.complete_alone,
+                        units,
+                        claimed,
+                        _stored(refusal, uow.vault),
+                        deadline=deadline,
                     )
             await uow.rollback()
             return refusal
         except (RequestValidationError, StarletteHTTPException):
             if claimed is not None:
-                settle_claim = partial(idempotency.release, units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed, deadline=deadline)
             await uow.rollback()
             raise
         except Exception as exc:
             if claimed is not None:
-                settle_claim = partial(idempotency.release, units, claimed)
+                settle_claim = partial(idempotency.release, units, claimed, deadline=deadline)
             await uow.rollback()
             if isinstance(exc, TimeoutError) and limit.expired():
                 return render_domain_error(

@@ -90,10 +90,13 @@ def check_key(key: str) -> str:
     return key
 
 
-async def claim(units: UnitsOfWork, *, owner: str, key: str, fingerprint: str) -> Claim | StoredResponse:
-    """Claim `key` for this request, or return the stored response of the first one to replay it."""
+async def claim(
+    units: UnitsOfWork, *, owner: str, key: str, fingerprint: str, deadline: float | None = None
+) -> Claim | StoredResponse:
+    """Claim `key` for this request, or return the stored response of the first one to replay it. `deadline`:
+    the request's time limit, for its waits on SQLite (UnitsOfWork.start)."""
     check_key(key)
-    async with units.begin() as uow:
+    async with units.begin(deadline=deadline) as uow:
         repo = IdempotencyRepository(uow.session)
         now = uow.clock.now()
         # A claim outlives its request by nothing: the edge cuts a request off (and rolls it back) at the
@@ -145,17 +148,21 @@ async def complete(uow: UnitOfWork, claimed: Claim, response: StoredResponse) ->
         raise IdempotencyClaimLost()
 
 
-async def complete_alone(units: UnitsOfWork, claimed: Claim, response: StoredResponse) -> None:
+async def complete_alone(
+    units: UnitsOfWork, claimed: Claim, response: StoredResponse, *, deadline: float | None = None
+) -> None:
     """Record a refusal: the request's own transaction was rolled back, so this one stands alone (and does
-    nothing if a retry took the key over)."""
-    async with units.begin() as uow:
+    nothing if a retry took the key over). `deadline`: the request's time limit, for its wait for SQLite's
+    write lock (`lock_deadline` of UnitsOfWork.start)."""
+    async with units.begin(lock_deadline=deadline) as uow:
         await _record(uow, claimed, response)
 
 
-async def release(units: UnitsOfWork, claimed: Claim) -> None:
+async def release(units: UnitsOfWork, claimed: Claim, *, deadline: float | None = None) -> None:
     """Forget the claim of a request that never ran or was cut off (bad input, no access, the time limit),
-    so a retry can run at once; a claim a retry took over is left to it."""
-    async with units.begin() as uow:
+    so a retry can run at once; a claim a retry took over is left to it. `deadline`: the request's time
+    limit, for its wait for SQLite's write lock (`lock_deadline` of UnitsOfWork.start)."""
+    async with units.begin(lock_deadline=deadline) as uow:
         await IdempotencyRepository(uow.session).delete_claim(claimed.record_id, claimed.lease)
 
 
