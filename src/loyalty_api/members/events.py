@@ -34,9 +34,9 @@ class MemberErased(Event):
     description = (
         "A member's personal data was erased at their request: forget what you hold about `member_id`. Their "
         "points history stays, anonymous. A partner the member was linked to gets one with its own code in "
-        "`partner` (its link is gone; `partner.linked` told it the member's id); the programme's own endpoints "
-        "receive those copies too, as every event about a member and a partner, so they hear of one erasure "
-        "once with `partner` null and once for each partner."
+        "`partner` (its link is gone; `partner.linked` told it the member's id); the programme's own "
+        "endpoints receive those copies too, as every event about a member and a partner, so they hear of "
+        "one erasure once with `partner` null and once for each partner."
     )
 
     member_id: uuid.UUID
