@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -205,12 +206,12 @@ class TestTargets:
         saved, as a refused input leaves the key free, rather than answered the old refusal for 24 hours."""
         failing = True
 
-        async def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
             if failing:
                 raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
 
-        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", name_server)
+        monkeypatch.setattr(socket, "getaddrinfo", name_server)
         body = {"url": "https://hooks.example.com/loyalty"}
         headers = bearer(admin_key) | {"Idempotency-Key": "backoffice-webhook-1"}
         refused = await client.post("/v1/webhook-endpoints", json=body, headers=headers)
@@ -249,14 +250,15 @@ class TestSlowNames:
         """The host of a new URL is resolved before the request's unit of work opens: on SQLite that unit
         holds the only writer turn, and every till's write waited for the name server."""
         created = await create_endpoint(client, admin_key) if method == "PATCH" else None
-        answer, asked = asyncio.Event(), asyncio.Event()
+        answer, asked = threading.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
 
-        async def slow_name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-            asked.set()
-            await answer.wait()
+        def slow_name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+            loop.call_soon_threadsafe(asked.set)
+            answer.wait(timeout=30)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
 
-        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", slow_name_server)
+        monkeypatch.setattr(socket, "getaddrinfo", slow_name_server)
         body = {"url": "https://hooks.example.com/loyalty"}
         if created is None:
             saving = client.post("/v1/webhook-endpoints", json=body, headers=bearer(admin_key))
@@ -280,11 +282,11 @@ class TestSlowNames:
     ) -> None:
         asked: list[str] = []
 
-        async def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        def name_server(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
             asked.append(host)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
 
-        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", name_server)
+        monkeypatch.setattr(socket, "getaddrinfo", name_server)
         body = {"url": "https://hooks.example.com/loyalty"}
         response = await client.post("/v1/webhook-endpoints", json=body, headers=bearer(pos_key))
         assert response.status_code == 403

@@ -10,8 +10,10 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -564,6 +566,59 @@ async def test_a_receiver_that_hangs_holds_up_no_other_endpoint(
             assert len(receiver.received) == 8  # no more than that at once to one endpoint
         finally:
             released.set()
+
+
+async def test_a_name_server_that_never_answers_holds_up_no_other_endpoint(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The name server of three endpoints' hosts stops answering while each has as many events due as may go
+    to it at once: every send to them waits for a lookup that does not end. Another endpoint, named too, gets
+    its event meanwhile: looking its name up waits for none of theirs (they ran on the event loop's few
+    shared threads, so its lookup queued behind them until its send timed out), and each silent name is
+    looked up once however many sends wait for it."""
+    await set_program(client, admin_key)
+    answered = threading.Event()  # the name server answers at last: the test's end
+    asked: list[str] = []
+    system_lookup = socket.getaddrinfo
+
+    def name_server(host: str, *args: Any, **kwargs: Any) -> Any:
+        if not host.endswith(".silent.example"):
+            return system_lookup(host, *args, **kwargs)
+        asked.append(host)
+        answered.wait(timeout=60)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", name_server)
+    silent = [f"pos{n}.silent.example" for n in range(3)]
+    for host in silent:
+        await add_endpoint(units, f"http://{host}/hooks", event_types=["member.enrolled"])
+    members = [str((await enrol(client, pos_key))["id"]) for _ in range(_PER_ENDPOINT)]
+    named = receiver.url.replace("127.0.0.1", "localhost")
+    _, secret = await add_endpoint(units, named, event_types=["points.earned"])
+    async with worker_running(on_real_time(units), tick_seconds=0.05):
+        try:
+
+            async def looking_up() -> bool:
+                return set(asked) == set(silent)
+
+            assert await until(looking_up, seconds=15)
+            await earn(client, pos_key, members[0], 10_000)
+
+            async def arrived() -> bool:
+                return len(receiver.received) == 1
+
+            assert await until(arrived, seconds=15), "held up behind the lookups that hang"
+            body = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+            assert body["data"]["member_id"] == members[0]
+            assert sorted(asked) == sorted(silent)  # one lookup of each, shared by all its sends
+        finally:
+            answered.set()
 
 
 async def test_receivers_hanging_at_four_endpoints_leave_room_for_the_others(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
 import time
@@ -20,10 +19,10 @@ PUBLIC = "93.184.216.34"
 
 
 def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[tuple[str, int]]:
-    """Make the running loop's getaddrinfo answer with these addresses; returns the (host, port) asked."""
+    """Make the system resolver answer with these addresses; returns the (host, port) asked."""
     asked: list[tuple[str, int]] = []
 
-    async def fake(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+    def fake(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
         asked.append((host, port))
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -38,7 +37,7 @@ def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[tupl
             for a in addresses
         ]
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
     return asked
 
 

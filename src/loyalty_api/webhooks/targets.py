@@ -8,10 +8,15 @@ the addresses it passed), because what a name resolves to can change after it wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import ipaddress
 import socket
+import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from loyalty_api.webhooks.errors import TargetNotAllowed, TargetUnresolvable
@@ -153,10 +158,10 @@ _UNRESOLVABLE = "the host does not resolve to an address"
 async def resolve_host(host: str, port: int) -> tuple[IPAddress, ...]:
     """What the system resolver answers for `host` (a name, not an IP literal), without repeats, within
     RESOLVE_TIMEOUT_SECONDS; TargetUnresolvable if nothing."""
-    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
-            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            # Shielded: a caller that gives up leaves the lookup to the others waiting for it.
+            found = await asyncio.shield(_look_up(host, port))
     except (OSError, UnicodeError, TimeoutError) as exc:  # socket.gaierror is an OSError
         raise TargetUnresolvable(_UNRESOLVABLE) from exc
     addresses = []
@@ -167,6 +172,57 @@ async def resolve_host(host: str, port: int) -> tuple[IPAddress, ...]:
     if not addresses:
         raise TargetUnresolvable(_UNRESOLVABLE)
     return tuple(dict.fromkeys(addresses))
+
+
+_AddressInfo = list[tuple[Any, ...]]  # what socket.getaddrinfo answers
+_Lookups = dict[tuple[str, int], "asyncio.Future[_AddressInfo]"]
+# The lookups under way in each event loop, by host and port.
+_UNDER_WAY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lookups] = weakref.WeakKeyDictionary()
+
+
+def _look_up(host: str, port: int) -> asyncio.Future[_AddressInfo]:
+    """The system resolver's answer for `host` and `port`, from a lookup on a thread of its own, one at a
+    time per name: a caller asking while one is under way shares it.
+
+    Not the event loop's getaddrinfo: that runs on the loop's default executor, a few threads (the CPUs
+    plus four) that the whole process shares, and a lookup whose name server does not answer holds its
+    thread as long as the system resolver waits (its timeout, times its attempts, times the name servers:
+    up to half a minute), well past the caller's RESOLVE_TIMEOUT_SECONDS. A few silent names, or one with a
+    few sends waiting for it, took every thread, and every other lookup (another endpoint's new connection,
+    the API checking a URL) queued behind them until it timed out. A daemon thread holds up no exit."""
+    loop = asyncio.get_running_loop()
+    under_way = _UNDER_WAY.setdefault(loop, {})
+    key = (host, port)
+    lookup = under_way.get(key)
+    if lookup is None:
+        lookup = loop.create_future()
+        under_way[key] = lookup
+        lookup.add_done_callback(functools.partial(_forget, under_way, key))
+        threading.Thread(
+            target=_system_lookup, args=(loop, lookup, host, port), name="webhook-lookup", daemon=True
+        ).start()
+    return lookup
+
+
+def _system_lookup(
+    loop: asyncio.AbstractEventLoop, lookup: asyncio.Future[_AddressInfo], host: str, port: int
+) -> None:
+    """On the lookup's thread: ask the system resolver, and hand its answer (or error) to the loop."""
+    try:
+        answer = functools.partial(lookup.set_result, socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    except Exception as exc:  # socket.gaierror, UnicodeError for a name IDNA cannot encode, ...
+        answer = functools.partial(lookup.set_exception, exc)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for the answer
+        loop.call_soon_threadsafe(answer)
+
+
+def _forget(under_way: _Lookups, key: tuple[str, int], lookup: asyncio.Future[_AddressInfo]) -> None:
+    """A lookup that ended: the next caller asks afresh. Its error is marked as seen, so one whose callers
+    all gave up before it ended logs nothing."""
+    if under_way.get(key) is lookup:
+        del under_way[key]
+    if not lookup.cancelled():
+        lookup.exception()
 
 
 def is_literal(host: str) -> bool:
