@@ -190,6 +190,70 @@ async def test_a_failing_endpoints_reply_says_when_its_next_probe_goes_out(
 
 
 @pytest.mark.usefixtures("failing_endpoint")
+@pytest.mark.parametrize("action", ["retry", "replay"])
+async def test_a_retry_or_replay_by_hand_goes_out_at_once_though_the_endpoint_is_failing(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+    action: str,
+) -> None:
+    """The receiver has been down for hours, so its endpoint is probed every five minutes. The operator mends
+    it and retries a delivery, or replays: it goes out at once, as the retry says, not at the next probe,
+    and its answer releases everything held for the endpoint."""
+    since = clock.now().isoformat()
+    await earn(client, pos_key, members[1], 10_000, order_ref="HELD")
+    [endpoint] = await rows(app, "SELECT id FROM webhook_endpoints")
+    await set_endpoint(
+        app, str(endpoint["id"]), failing_since=clock.now() - timedelta(hours=3), next_probe_at=None
+    )
+    assert await pump(units) == 1  # the probe, refused: the next one 5 min away
+    receiver.answers.clear()  # mended
+    if action == "retry":
+        first = (await rows(app, "SELECT id FROM webhook_deliveries ORDER BY created_at, id"))[0]
+        answer = await client.post(f"/v1/webhook-deliveries/{first['id']}/retry", headers=bearer(admin_key))
+    else:
+        answer = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/replay", json={"since": since}, headers=bearer(admin_key)
+        )
+    assert answer.status_code == 200, answer.text
+    assert await pump(units) == 2, f"the {action} waits for the next probe"
+    [after] = await rows(app, "SELECT failing_since FROM webhook_endpoints")
+    assert after["failing_since"] is None
+    assert await rows(app, "SELECT id FROM webhook_deliveries WHERE status <> 'succeeded'") == []
+
+
+@pytest.mark.usefixtures("failing_endpoint")
+async def test_a_retry_by_hand_while_a_probe_is_out_sends_no_second_one(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    """One probe at a time, whoever asks: while a worker's probe is out, a retry by hand waits for its
+    outcome."""
+    await earn(client, pos_key, members[1], 10_000, order_ref="HELD")
+    await dispatch_events(units)
+    first, held = await rows(app, "SELECT id FROM webhook_deliveries ORDER BY created_at, id")
+    [endpoint] = await rows(app, "SELECT id FROM webhook_endpoints")
+    out_until = clock.now() + LEASE
+    await set_endpoint(app, str(endpoint["id"]), next_probe_at=out_until)
+    await set_delivery(app, str(first["id"]), leased_until=out_until, lease_token=uuid.uuid4())  # the probe
+    answer = await client.post(f"/v1/webhook-deliveries/{held['id']}/retry", headers=bearer(admin_key))
+    assert answer.status_code == 200, answer.text
+    assert await pump(units) == 0
+    assert len(receiver.received) == 1  # the refusal that made it fail; the probe's own send is elsewhere
+
+
+@pytest.mark.usefixtures("failing_endpoint")
 async def test_a_probe_ahead_of_a_deliverys_schedule_leaves_its_back_off_as_it_was(
     app: FastAPI, units: UnitsOfWork, clock: FrozenClock
 ) -> None:

@@ -124,6 +124,16 @@ class EndpointRepository:
             return None
         return await self.get_delivery_fresh(delivery_id)
 
+    async def exists_send_out(self, endpoint_id: uuid.UUID, *, now: datetime) -> bool:
+        """Whether a worker is sending one of the endpoint's deliveries (one it holds the lease of), read
+        through the index of its pending deliveries."""
+        out = exists().where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.leased_until > now,
+        )
+        return bool(await self.session.scalar(select(out)))
+
     async def drop_pending_of_other_types(
         self, endpoint_id: uuid.UUID, *, keep: Sequence[str], now: datetime
     ) -> int:

@@ -370,18 +370,35 @@ async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetai
 async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDelivery:
     """Send a delivery again as soon as a worker is free: a failed one, a pending one now instead of at its
     next back-off, or a succeeded one once more (a failed or succeeded one apart from its member's order,
-    holding none of the later events up). Refused while a worker is sending it, or while its endpoint is
-    disabled (nothing would be sent)."""
+    holding none of the later events up); while its endpoint fails, as its probe. Refused while a worker
+    is sending it, or while its endpoint is disabled (nothing would be sent)."""
     repo = EndpointRepository(uow.session)
     found = await repo.get_delivery(delivery_id)
     if found is None:
         raise WebhookDeliveryNotFound()
-    if not (await _get(uow, found.endpoint_id)).enabled:
+    endpoint = await _get(uow, found.endpoint_id, lock=True)  # locked: see _probe_now
+    if not endpoint.enabled:
         raise EndpointDisabled()
-    delivery = await repo.reset_delivery(delivery_id, now=uow.clock.now())
+    now = uow.clock.now()
+    delivery = await repo.reset_delivery(delivery_id, now=now)
     if delivery is None:
         raise DeliveryInFlight()
+    await _probe_now(uow, endpoint, now)
     return delivery
+
+
+async def _probe_now(uow: UnitOfWork, endpoint: WebhookEndpoint, now: datetime) -> None:
+    """An operator sends a failing endpoint's deliveries again by hand (a retry, a replay): they go out now,
+    as a probe, rather than at its next probe, which comes up to five minutes apart after its first hour of
+    failing (the receiver has most likely just been mended). Still one probe at a time: not while a send to
+    it is out, whose outcome decides first. The endpoint must be locked, so a probe leased meanwhile is
+    seen."""
+    if endpoint.failing_since is None or endpoint.next_probe_at is None or endpoint.next_probe_at <= now:
+        return  # healthy (its deliveries go as they are due), or its probe is due already
+    if await EndpointRepository(uow.session).exists_send_out(endpoint.id, now=now):
+        return
+    endpoint.next_probe_at = now
+    await EndpointRepository(uow.session).save_endpoint()
 
 
 REPLAY_MARGIN = timedelta(hours=1)
@@ -389,8 +406,8 @@ REPLAY_MARGIN = timedelta(hours=1)
 
 async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) -> int:
     """Send the endpoint every event since `since` of the types it takes, again: a delivery already made is
-    made due now (unless a worker is sending it right now), a missing one is created. Returns how many.
-    Refused while the endpoint is disabled."""
+    made due now (unless a worker is sending it right now), a missing one is created; while the endpoint
+    fails, its probe is due now. Returns how many. Refused while the endpoint is disabled."""
     repo = EndpointRepository(uow.session)
     # Locked and read afresh, as a change of the endpoint is: a narrowing of its types (or a disabling)
     # committing meanwhile must not have the replay queue what the endpoint no longer takes.
@@ -408,6 +425,7 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
     count = await repo.reset_deliveries_for_events(
         endpoint_id, since=since, event_types=types, partner_id=partner, now=now
     )
+    await _probe_now(uow, endpoint, now)
     after: uuid.UUID | None = None
     while events := await repo.list_events_without_delivery(
         endpoint_id, since=since, event_types=types, partner_id=partner, after_id=after, limit=_REPLAY_BATCH
