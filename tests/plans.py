@@ -1,6 +1,7 @@
 """What PostgreSQL's planner makes of a request's statements: each statement the request sent through
 SQLAlchemy, run again under EXPLAIN ANALYZE on the same database, and the rows each plan read from a table.
-For tests that fill a table with many rows (and ANALYZE it) and check a request reads only what it needs."""
+For tests that fill a table with many rows (and ANALYZE it) and check a request reads only what it needs.
+SQLite's planner reports no rows: its plan's steps say which index a statement takes."""
 
 from __future__ import annotations
 
@@ -55,3 +56,12 @@ async def assert_reads_at_most(
             plan = await analyzed(app, sql, params, generic=generic)
             read = rows_read(plan, table)
             assert read <= most, (sql, "generic" if generic else "custom", scans(plan), read)
+
+
+async def sqlite_plan(app: FastAPI, sql: str, params: Any) -> list[str]:
+    """What SQLite's planner makes of `sql` with its driver `params`: EXPLAIN QUERY PLAN's steps."""
+    async with units_of(app).database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection is not None
+        cursor = await raw.driver_connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        return [str(step[-1]) for step in await cursor.fetchall()]

@@ -109,17 +109,15 @@ class DeliveryRepository:
         ]
 
     async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert deliveries, 500 to a statement, skipping any (endpoint, event) that already has one (fan-out
-        and replay may meet). Returns how many were new."""
-        inserted = 0
-        for first in range(0, len(rows), 500):
-            result = await self.session.execute(
-                insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"])
-                .values(list(rows[first : first + 500]))
-                .returning(_DELIVERIES.c.id)
-            )
-            inserted += len(result.all())
-        return inserted
+        """Insert deliveries, skipping any (endpoint, event) that already has one (fan-out and replay may
+        meet). Returns how many were new. One statement run for many rows (SQLAlchemy sends them in batches
+        of multi-row VALUES): a statement built with the rows' VALUES in it was compiled afresh each time,
+        about 0.7 ms of CPU a row, most of a replay's time and much of the fan-out's."""
+        if not rows:
+            return 0
+        insert = insert_or_ignore(self.session, _DELIVERIES, ["endpoint_id", "event_id"])
+        result = await self.session.execute(insert.returning(_DELIVERIES.c.id), list(rows))
+        return len(result.all())
 
     async def mark_dispatched(self, event_ids: Sequence[uuid.UUID], now: datetime) -> None:
         await self.session.execute(

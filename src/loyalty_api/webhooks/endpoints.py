@@ -426,9 +426,10 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
         endpoint_id, since=since, event_types=types, partner_id=partner, now=now
     )
     await _probe_now(uow, endpoint, now)
+    # Then a delivery for each event without one; those made due above are left as they are.
     after: uuid.UUID | None = None
-    while events := await repo.list_events_without_delivery(
-        endpoint_id, since=since, event_types=types, partner_id=partner, after_id=after, limit=_REPLAY_BATCH
+    while events := await repo.list_events_since(
+        since=since, event_types=types, partner_id=partner, after_id=after, limit=_REPLAY_BATCH
     ):
         count += await DeliveryRepository(uow.session).insert_deliveries(
             [new_delivery(endpoint_id, event, now) for event in events]
