@@ -372,6 +372,53 @@ async def test_a_replay_under_way_as_the_types_are_narrowed_sends_only_the_types
     assert {row["event_type"] for row in queued} == {"points.earned"}
 
 
+@pytest.mark.skipif(not is_postgres(), reason="holds a delivery's row from a second PostgreSQL connection")
+async def test_events_made_while_a_replay_is_under_way_go_out_meanwhile(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    """An operator replays an endpoint, which takes a while for many events: meanwhile a till's event for
+    another member is fanned out and delivered, to that endpoint too. The replay locked its endpoint's row
+    in the mode that the fan-out's listing of endpoints waits for, so every worker's fan-out, and with it
+    its sends, stood still until the replay ended (up to the request's 30 s)."""
+    since = format_instant(clock.now())
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000, order_ref="BEFORE")
+    assert await pump(units) == 1
+    other = str((await enrol(client, pos_key))["id"])
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            # Holds the replay midway, its endpoint locked: as a long replay is, making deliveries due.
+            await holder.execute(text("SELECT id FROM webhook_deliveries FOR UPDATE"))
+            replay = asyncio.ensure_future(
+                client.post(
+                    f"/v1/webhook-endpoints/{endpoint_id}/replay",
+                    json={"since": since},
+                    headers=bearer(admin_key),
+                )
+            )
+            await until_waiting_for_a_lock(watcher, replay)
+            await earn(client, pos_key, other, 10_000, order_ref="MEANWHILE")
+            sending = asyncio.ensure_future(pump(units))
+            await asyncio.wait([sending], timeout=10)
+            assert sending.done(), "the fan-out waits for the replay"
+            await holder.rollback()
+            answer = await replay
+    finally:
+        await engine.dispose()
+    assert answer.status_code == 200, answer.text
+    assert [json.loads(m.body)["data"]["order_ref"] for m in receiver.received] == ["BEFORE", "MEANWHILE"]
+
+
 @pytest.mark.usefixtures("earned_event")
 async def test_a_private_target_is_refused_at_send_time(
     app: FastAPI, receiver: Receiver, units: UnitsOfWork

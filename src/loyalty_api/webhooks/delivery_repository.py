@@ -95,13 +95,16 @@ class DeliveryRepository:
         return (await self.session.execute(query)).scalars().all()
 
     async def list_enabled_endpoints(self) -> Sequence[EndpointTarget]:
-        """The enabled endpoints, key-share locked until commit (PostgreSQL): an endpoint's deletion waits
-        for the fan-out that listed it (and takes its new deliveries with it), where the fan-out's insert
-        would otherwise fail on the endpoint gone and end the worker's run, cutting off the sends out."""
+        """The enabled endpoints, locked FOR KEY SHARE until commit (PostgreSQL): an endpoint's deletion
+        waits for the fan-out that listed it (and takes its new deliveries with it), where the fan-out's
+        insert would otherwise fail on the endpoint gone and end the worker's run, cutting off the sends out;
+        so does a change of the endpoint (FOR UPDATE), which may narrow its types. Nothing else waits, nor
+        holds the fan-out up: a worker recording an endpoint's probe or recovery, a replay. (Without `read`,
+        SQLAlchemy's `key_share` is FOR NO KEY UPDATE, which each of those waited for, or made wait.)"""
         result = await self.session.execute(
             select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.partner_id)
             .where(WebhookEndpoint.enabled.is_(True))
-            .with_for_update(key_share=True)
+            .with_for_update(read=True, key_share=True)
         )
         return [
             EndpointTarget(id=i, event_types=list(types or []), partner_id=partner)

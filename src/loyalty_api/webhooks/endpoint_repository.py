@@ -47,13 +47,21 @@ class EndpointRepository:
     async def save_endpoint(self) -> None:
         await self.session.flush()
 
-    async def get_endpoint(self, endpoint_id: uuid.UUID, *, lock: bool = False) -> WebhookEndpoint | None:
+    async def get_endpoint(
+        self, endpoint_id: uuid.UUID, *, lock: bool = False, fan_out_passes: bool = False
+    ) -> WebhookEndpoint | None:
         """The endpoint; with `lock`, as the database has it now, locked until commit (a worker recording a
-        failure of it waits)."""
+        failure of it waits). With `fan_out_passes` too, for a transaction that does not change which events
+        the endpoint takes and may take a while (a replay): the workers' fan-out, which lists the endpoints
+        FOR KEY SHARE, does not wait for it (PostgreSQL: FOR NO KEY UPDATE); changes of the endpoint, its
+        deletion and a worker's record of its failure still do."""
         if not lock:
             return await self.session.get(WebhookEndpoint, endpoint_id)
         return await self.session.get(
-            WebhookEndpoint, endpoint_id, with_for_update=True, populate_existing=True
+            WebhookEndpoint,
+            endpoint_id,
+            with_for_update={"key_share": True} if fan_out_passes else True,
+            populate_existing=True,
         )
 
     async def exists_endpoint(self, endpoint_id: uuid.UUID) -> bool:

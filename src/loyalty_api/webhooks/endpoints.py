@@ -179,8 +179,12 @@ async def _check_target(uow: UnitOfWork, url: str, checked: TargetCheck | None) 
         await check_target(url, allow_private=uow.settings.webhook_allow_private_targets)
 
 
-async def _get(uow: UnitOfWork, endpoint_id: uuid.UUID, *, lock: bool = False) -> WebhookEndpoint:
-    row = await EndpointRepository(uow.session).get_endpoint(endpoint_id, lock=lock)
+async def _get(
+    uow: UnitOfWork, endpoint_id: uuid.UUID, *, lock: bool = False, fan_out_passes: bool = False
+) -> WebhookEndpoint:
+    row = await EndpointRepository(uow.session).get_endpoint(
+        endpoint_id, lock=lock, fan_out_passes=fan_out_passes
+    )
     if row is None:
         raise WebhookEndpointNotFound()
     return row
@@ -376,7 +380,7 @@ async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDeli
     found = await repo.get_delivery(delivery_id)
     if found is None:
         raise WebhookDeliveryNotFound()
-    endpoint = await _get(uow, found.endpoint_id, lock=True)  # locked: see _probe_now
+    endpoint = await _get(uow, found.endpoint_id, lock=True, fan_out_passes=True)  # locked: see _probe_now
     if not endpoint.enabled:
         raise EndpointDisabled()
     now = uow.clock.now()
@@ -410,8 +414,9 @@ async def replay(uow: UnitOfWork, endpoint_id: uuid.UUID, *, since: datetime) ->
     fails, its probe is due now. Returns how many. Refused while the endpoint is disabled."""
     repo = EndpointRepository(uow.session)
     # Locked and read afresh, as a change of the endpoint is: a narrowing of its types (or a disabling)
-    # committing meanwhile must not have the replay queue what the endpoint no longer takes.
-    endpoint = await _get(uow, endpoint_id, lock=True)
+    # committing meanwhile must not have the replay queue what the endpoint no longer takes. The fan-out of
+    # new events goes on meanwhile (a replay of many events takes seconds): they are not the replay's.
+    endpoint = await _get(uow, endpoint_id, lock=True, fan_out_passes=True)
     if not endpoint.enabled:
         raise EndpointDisabled()
     now = uow.clock.now()
