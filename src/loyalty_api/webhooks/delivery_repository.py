@@ -409,7 +409,7 @@ class DeliveryRepository:
             return set()
         query = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(list(delivery_ids)))
         if self._skip_locked:
-            query = query.with_for_update(key_share=True)
+            query = query.with_for_update(read=True, key_share=True)
         return set((await self.session.execute(query)).scalars().all())
 
     async def lock_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
