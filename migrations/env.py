@@ -15,6 +15,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from loyalty_api.db.engine import engine_for
+from loyalty_api.db.migrations import take_migration_turn
 from loyalty_api.db.types import DecimalText, UTCDateTime
 from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
@@ -43,6 +44,7 @@ def _run(connection: Connection) -> None:
         render_item=_render_item,
     )
     with context.begin_transaction():
+        take_migration_turn(connection)
         context.run_migrations()
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -31,7 +33,7 @@ from loyalty_api.tiers.reminders import remind_tier_reviews
 from tests.activities.helpers import add_activity_rule, record, record_reply
 from tests.builders import add_tier, enrol, make_key
 from tests.conftest import START, bearer, units_of
-from tests.databases import fresh_database, listen_url
+from tests.databases import fresh_database, is_postgres, listen_url, lock_waiters
 from tests.inspect_db import events
 from tests.partners.helpers import link, partner_earn, register_partner
 from tests.points.helpers import earn, set_program
@@ -133,6 +135,45 @@ def _cli_on(settings: Settings, url: str, *args: str) -> subprocess.CompletedPro
         LOYALTY_ENCRYPTION_KEY=settings.encryption_key.get_secret_value(),
     )
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="locks the version table from a second PostgreSQL connection")
+class TestMigrateFromTwoProcesses:
+    async def test_two_migrates_at_once_both_succeed_and_upgrade_once(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        """A rolling deploy may run `loyalty-api migrate` on two hosts at once. The second must wait for the
+        first and find nothing left to do, not run the same revision again over it."""
+        head = head_revision()
+        assert head is not None
+        previous = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+        assert isinstance(previous, str)
+        async with fresh_database(tmp_path, "twice") as url:
+            engine = create_engine(url)
+            try:
+                await upgrade(engine, previous)
+                async with engine.connect() as gate, engine.connect() as watcher:
+                    await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                    # Reads of the version go on; its update waits: the first migrate to reach the update
+                    # waits there, still in its transaction, however long the second takes to start.
+                    await gate.execute(sa.text("LOCK TABLE alembic_version IN SHARE MODE"))
+                    migrates = asyncio.gather(
+                        asyncio.to_thread(_cli_on, settings, url, "migrate"),
+                        asyncio.to_thread(_cli_on, settings, url, "migrate"),
+                    )
+                    deadline = asyncio.get_running_loop().time() + 60
+                    while await lock_waiters(watcher) < 2 and not migrates.done():
+                        assert asyncio.get_running_loop().time() < deadline, "the migrates never met"
+                        await asyncio.sleep(0.05)
+                    await gate.rollback()
+                    results = await migrates
+                for result in results:
+                    assert result.returncode == 0, result.stderr[-3000:]
+                    assert f"migrated to {head}" in result.stdout
+                assert await current_revision(engine) == head
+                assert await diff_against_models(engine) == []
+            finally:
+                await engine.dispose()
 
 
 class TestKeyLifetimeBackfill:

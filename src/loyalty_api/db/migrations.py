@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import column, inspect, select, table
+from sqlalchemy import column, func, inspect, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +20,8 @@ from loyalty_api.db.outage import what_the_driver_said
 
 # Where alembic records the schema's revision (its default name, as env.py leaves it).
 VERSION_TABLE = "alembic_version"
+# The advisory lock key of a migration's turn (take_migration_turn).
+MIGRATION_LOCK = 0x0A_1E_B1_C0
 
 
 def script_location() -> Path:
@@ -49,6 +51,18 @@ def known_revisions() -> frozenset[str]:
     return frozenset(
         script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
     )
+
+
+def take_migration_turn(connection: Connection) -> None:
+    """Wait for any other migration to end, and hold the turn until this one's transaction ends, before
+    alembic reads the schema's revision. A rolling deploy may run `migrate` on two hosts at once: without a
+    turn both read the same revision and run the same upgrade, and the second fails on what the first made
+    (an index or table already there, or the version row it no longer finds). In turn, the second reads the
+    revision the first left and has nothing to do. PostgreSQL: a transaction-scoped advisory lock, so it
+    holds through a transaction-mode PgBouncer. SQLite: the migration's transaction begins IMMEDIATE, so
+    migrations take turns already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
 
 def _current(connection: Connection) -> str | None:
