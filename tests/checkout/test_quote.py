@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from loyalty_api.checkout.errors import CartItemsExceedSubtotal
@@ -577,3 +577,55 @@ class TestSpread:
         assert all(d.amount.amount_minor > 0 for d in result.discounts)
         assert result.goods_total.amount_minor >= 0
         assert result.goods_total.amount_minor == the_cart.subtotal.amount_minor - given_off
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["CUP", "TEA"]),
+                st.sampled_from(["a", "b", None]),
+                st.sampled_from([0, 1, 3, 999, 4_999]),
+                st.integers(1, 3),
+            ),
+            min_size=2,
+            max_size=5,
+        ),
+        st.lists(
+            st.one_of(
+                st.builds(
+                    lambda p, c: percent(str(p), categories=c),
+                    st.sampled_from([10, 20, 50]),
+                    st.sampled_from([[], ["a"]]),
+                ),
+                st.builds(
+                    lambda a, c: fixed(a, categories=c), st.integers(1, 20_000), st.sampled_from([[], ["b"]])
+                ),
+                st.builds(
+                    lambda q, c: FreeItem(sku="CUP", quantity=q, categories=c),
+                    st.integers(1, 3),
+                    st.sampled_from([[], ["a"]]),
+                ),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    @example(
+        rows=[("CUP", "a", 999, 1), ("TEA", "b", 999, 1)],
+        offers=[percent("20"), percent("10", categories=["a"])],
+    )
+    @example(  # one sku at one price in two categories: which line's unit is free
+        rows=[("CUP", "a", 999, 1), ("CUP", "b", 999, 1)],
+        offers=[FreeItem(sku="CUP"), fixed(999, categories=["b"])],
+    )
+    def test_the_order_of_the_lines_does_not_change_the_price(
+        self, rows: list[tuple[str, str | None, int, int]], offers: list[BenefitProperties]
+    ) -> None:
+        """A shop lists the same cart in another order (by category at checkout, as added on the cart page):
+        the rounding's spare units went to the lines listed first, so a later discount on a category saw a
+        unit more or less, and the total moved by a minor unit."""
+        items = [item(sku, unit_price, quantity, category) for sku, category, unit_price, quantity in rows]
+        given_offers = [benefit(o) for o in offers]
+        listed = run(cart(*items), *given_offers)
+        reordered = run(cart(*reversed(items)), *given_offers)
+        assert amounts(reordered) == amounts(listed)
+        assert reordered.total == listed.total

@@ -231,6 +231,30 @@ class TestQuote:
         assert [(d["kind"], d["amount"]) for d in result["discounts"]] == [("free_item", cny(1_500))]
         assert result["total"] == cny(500)
 
+    async def test_the_order_of_the_lines_does_not_change_the_price(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member: str
+    ) -> None:
+        """The web shop lists the cart as items were added on the cart page and by category at checkout.
+        The gold tier's 10 % of 99.98 yuan is 9.99, spread over the two lines with one fen to spare; it
+        went to the line listed first, so the shoe coupon's 20 % took 8.99 or 9.00 yuan, and the total the
+        member was shown moved by a fen between the two pages."""
+        shoes = await buy_coupon(
+            client,
+            admin_key,
+            member,
+            {"kind": "percent_discount", "percent": "20", "categories": ["shoes"]},
+            name="鞋类8折",
+        )
+        lines = [item("SHOE", 4_999, 1, "shoes"), item("SOCK", 4_999, 1, "apparel")]
+        as_added = await quote(client, ecommerce_key, member, cart(*lines), coupon_codes=[shoes])
+        by_category = await quote(client, ecommerce_key, member, cart(*reversed(lines)), coupon_codes=[shoes])
+        assert by_category == as_added
+        assert [(d["name"], d["amount"]) for d in as_added["discounts"]] == [
+            ("金卡九折", cny(999)),
+            ("鞋类8折", cny(899)),  # 20 % of the shoe's 44.99 yuan left
+        ]
+        assert as_added["total"] == cny(8_100)
+
     async def test_member_without_tier_or_points(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

@@ -18,7 +18,9 @@ it, and the order is fixed:
    amount actually given.
 4. Rounding: every discount is rounded down to whole minor units (the shop never gives more than the
    percentage says), then spread over its eligible lines in proportion to what is left of each, largest
-   remainders taking the last units, so no line goes below zero and the shares add up exactly.
+   remainders taking the last units, so no line goes below zero and the shares add up exactly. Ties go by
+   the lines' sku, category, unit price and quantity, never by the order the caller listed them in: the
+   same cart in another order costs the same.
 5. Shipping is separate: the first free-shipping offer whose conditions hold (benefits before coupons)
    takes the whole shipping amount off. Nothing else touches shipping.
 6. Points, on the goods after discounts (never on shipping): at most the available points, at most
@@ -309,6 +311,9 @@ def quote_points(*, goods: int, available: int, terms: RedeemTerms, points_to_us
 
 
 def _lines(cart: Cart) -> list[_Line]:
+    """The cart's lines in an order of their own, not the caller's: where rounding leaves a unit to place (a
+    discount's spare units, equal free units), it goes by this order, so the same cart listed otherwise costs
+    the same. Lines that sort alike are alike in everything a step reads."""
     lines = [
         _Line(
             sku=item.sku,
@@ -317,11 +322,21 @@ def _lines(cart: Cart) -> list[_Line]:
             unit_price=item.unit_price.amount_minor,
             left=item.quantity * item.unit_price.amount_minor,
         )
-        for item in cart.items
+        for item in sorted(cart.items, key=_line_order)
     ]
     remainder = cart.subtotal.amount_minor - sum(line.left for line in lines)
     lines.append(_Line(sku=None, category=None, quantity=0, unit_price=0, left=remainder))
     return lines
+
+
+def _line_order(item: CartItem) -> tuple[str, str, bool, int, int]:
+    return (
+        item.sku or "",
+        item.category or "",
+        item.category is None,
+        item.unit_price.amount_minor,
+        item.quantity,
+    )
 
 
 def _ordered(
@@ -376,7 +391,7 @@ def _give_free_items(walk: _Walk, offer: Offer, free_item: FreeItem) -> None:
         line for line in walk.lines if line.sku == free_item.sku and (not wanted or line.category in wanted)
     ]
     units, given = free_item.quantity, 0
-    for line in sorted(lines, key=lambda line: line.unit_price):  # stable: cheapest units, then cart order
+    for line in sorted(lines, key=lambda line: line.unit_price):  # stable: cheapest units, then _lines' order
         if line.unit_price == 0:
             # A unit that costs nothing (a sample, a gift) is free already: giving it would spend the offer on
             # nothing while the cart holds units of the sku that cost something.
