@@ -629,3 +629,52 @@ class TestSpread:
         reordered = run(cart(*reversed(items)), *given_offers)
         assert amounts(reordered) == amounts(listed)
         assert reordered.total == listed.total
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["CUP", "TEA"]),
+                st.sampled_from(["a", "b"]),
+                st.sampled_from([0, 1, 3, 999, 1_499]),
+                st.integers(1, 3),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        st.lists(
+            st.one_of(
+                st.builds(
+                    lambda p, c: percent(str(p), categories=c),
+                    st.sampled_from([10, 25, 50]),
+                    st.sampled_from([[], ["a"]]),
+                ),
+                st.builds(
+                    lambda a, c: fixed(a, categories=c), st.integers(1, 20_000), st.sampled_from([[], ["b"]])
+                ),
+                st.builds(lambda q: FreeItem(sku="CUP", quantity=q), st.integers(1, 3)),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    @example(
+        rows=[("CUP", "a", 1_499, 2), ("TEA", "b", 2_999, 1)],
+        offers=[percent("10"), fixed(5_000, categories=["b"])],
+    )
+    def test_a_line_split_in_two_costs_the_same(
+        self, rows: list[tuple[str, str, int, int]], offers: list[BenefitProperties]
+    ) -> None:
+        """One sku at one price listed as one line of n units or as lines of fewer (added to the cart one
+        at a time): the rounding's spare units were placed line by line, so the split cart's category had a
+        unit more or less left for a later discount."""
+        items = [item(sku, unit_price, quantity, category) for sku, category, unit_price, quantity in rows]
+        split = [
+            item(i.sku or "", i.unit_price.amount_minor, 1, i.category)
+            for i in items
+            for _ in range(i.quantity)
+        ]
+        given_offers = [benefit(o) for o in offers]
+        listed = run(cart(*items), *given_offers)
+        one_by_one = run(cart(*split), *given_offers)
+        assert amounts(one_by_one) == amounts(listed)
+        assert one_by_one.total == listed.total

@@ -255,6 +255,32 @@ class TestQuote:
         ]
         assert as_added["total"] == cny(8_100)
 
+    async def test_one_sku_listed_twice_costs_what_it_costs_listed_once(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member: str
+    ) -> None:
+        """A cup added to the cart twice comes as two lines, or as one with quantity 2. The gold tier's
+        10 % (5.99 of 59.97 yuan) left two fen to place: two cup lines took one each, one cup line took
+        none and the tea took one, so the tea coupon, capped by what was left of the tea, gave 27.00 or
+        26.99 yuan and the member paid a fen more or less for the same goods."""
+        tea = await buy_coupon(
+            client,
+            admin_key,
+            member,
+            {"kind": "fixed_discount", "amount": 5_000, "categories": ["tea"]},
+            name="茶叶立减",
+        )
+        cup, tea_tin = item("CUP", 1_499, 1, "cups"), item("TEA", 2_999, 1, "tea")
+        twice = await quote(client, ecommerce_key, member, cart(cup, cup, tea_tin), coupon_codes=[tea])
+        once = await quote(
+            client, ecommerce_key, member, cart(item("CUP", 1_499, 2, "cups"), tea_tin), coupon_codes=[tea]
+        )
+        assert twice == once
+        assert [(d["name"], d["amount"]) for d in once["discounts"]] == [
+            ("金卡九折", cny(599)),
+            ("茶叶立减", cny(2_699)),  # the tea's 29.99 yuan less its share of the 10 %, 3.00
+        ]
+        assert once["total"] == cny(2_699)
+
     async def test_member_without_tier_or_points(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

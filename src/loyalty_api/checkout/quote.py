@@ -19,8 +19,9 @@ it, and the order is fixed:
 4. Rounding: every discount is rounded down to whole minor units (the shop never gives more than the
    percentage says), then spread over its eligible lines in proportion to what is left of each, largest
    remainders taking the last units, so no line goes below zero and the shares add up exactly. Ties go by
-   the lines' sku, category, unit price and quantity, never by the order the caller listed them in: the
-   same cart in another order costs the same.
+   the lines' sku, category and unit price, never by the order the caller listed them in, and units of one
+   sku, category and price are one line however they were listed: the same cart listed otherwise costs
+   the same.
 5. Shipping is separate: the first free-shipping offer whose conditions hold (benefits before coupons)
    takes the whole shipping amount off. Nothing else touches shipping.
 6. Points, on the goods after discounts (never on shipping): at most the available points, at most
@@ -311,32 +312,25 @@ def quote_points(*, goods: int, available: int, terms: RedeemTerms, points_to_us
 
 
 def _lines(cart: Cart) -> list[_Line]:
-    """The cart's lines in an order of their own, not the caller's: where rounding leaves a unit to place (a
-    discount's spare units, equal free units), it goes by this order, so the same cart listed otherwise costs
-    the same. Lines that sort alike are alike in everything a step reads."""
-    lines = [
-        _Line(
-            sku=item.sku,
-            category=item.category,
-            quantity=item.quantity,
-            unit_price=item.unit_price.amount_minor,
-            left=item.quantity * item.unit_price.amount_minor,
-        )
-        for item in sorted(cart.items, key=_line_order)
-    ]
+    """The cart's lines as the pricing sees them: units of one sku, category and unit price are one line,
+    however many lines the caller listed them on, and the lines come in an order of their own. Where rounding
+    leaves a unit to place (a discount's spare units, equal free units) it goes by that order, so the same
+    cart listed otherwise, or a sku added twice rather than with quantity 2, costs the same."""
+    # Keyed by what orders them (None, which does not compare with text, as "" marked apart).
+    units: dict[tuple[str, bool, str, bool, int], _Line] = {}
+    for item in cart.items:
+        sku, category, unit_price = item.sku, item.category, item.unit_price.amount_minor
+        key = (sku or "", sku is None, category or "", category is None, unit_price)
+        line = units.get(key)
+        if line is None:
+            units[key] = _Line(sku, category, item.quantity, unit_price, item.quantity * unit_price)
+        else:
+            line.quantity += item.quantity
+            line.left += item.quantity * unit_price
+    lines = [units[key] for key in sorted(units)]
     remainder = cart.subtotal.amount_minor - sum(line.left for line in lines)
     lines.append(_Line(sku=None, category=None, quantity=0, unit_price=0, left=remainder))
     return lines
-
-
-def _line_order(item: CartItem) -> tuple[str, str, bool, int, int]:
-    return (
-        item.sku or "",
-        item.category or "",
-        item.category is None,
-        item.unit_price.amount_minor,
-        item.quantity,
-    )
 
 
 def _ordered(

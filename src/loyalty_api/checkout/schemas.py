@@ -35,8 +35,8 @@ unitemized remainder (no sku, no category).
 3. **Fixed discounts**: benefits before coupons, then larger amount first. Each gives at most what is left
    of its lines: goods never go below zero, and the line shows the amount actually given.
 4. Every discount is **rounded down** to whole minor units. A unit the rounding leaves to place goes by the
-   lines' sku, category and price, never by their order in `items`: the same cart listed otherwise costs
-   the same.
+   lines' sku, category and price, never by their order in `items`, and units of one sku, category and price
+   count as one line however they are listed: the same cart listed otherwise costs the same.
 5. **Shipping** is separate: free shipping takes the whole shipping amount off; nothing else touches it.
 6. **Points** last, on the goods after discounts (never on shipping): at most the available points, at most
    the programme's maximum share, none below its minimum redemption; their value is rounded down.
