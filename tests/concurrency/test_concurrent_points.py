@@ -13,11 +13,12 @@ from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
+from tests.checkout.helpers import cart, quote
 from tests.concurrency.closing import during_a_close
 from tests.conftest import bearer
 from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, points, set_program
+from tests.points.helpers import earn, hold_points, points, set_program
 from tests.rewards.helpers import add_reward
 from tests.rewards.helpers import redeem as redeem_reward
 
@@ -154,6 +155,80 @@ class TestConcurrentHoldExpiry:
         summary = await points(client, pos_key, member_id)
         assert (summary["balance"], summary["held"]) == (0, 0)
         assert len(await events(app, "points.hold_released")) == 10
+        await assert_ledger_invariant(app, member_id)
+
+
+class TestConcurrentHolds:
+    """A web shop's checkouts: retries, double clicks and open tabs send holds, captures and releases at
+    once."""
+
+    async def test_captures_and_releases_of_one_hold_at_once_end_it_once(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_with_1000: str
+    ) -> None:
+        member_id = member_with_1000
+        hold_id = await hold_points(client, ecommerce_key, member_id, 300, "WEB-RACE", ttl=900)
+
+        async def resolve(n: int) -> httpx.Response:
+            url = f"/v1/holds/{hold_id}/{('release', 'capture', 'capture')[n % 3]}"
+            body = {"points": 100 + n} if n % 3 == 1 else None  # a part, or the whole
+            return await client.post(url, json=body, headers=bearer(ecommerce_key))
+
+        responses = await asyncio.gather(*(resolve(n) for n in range(30)))
+        [won] = [r for r in responses if r.status_code == 200]
+        assert all(r.json()["code"] == "hold_not_active" for r in responses if r is not won)
+        spent = won.json()["captured_points"]
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"]) == (1000 - spent, 0)
+        ended = await events(app, "points.hold_captured") + await events(app, "points.hold_released")
+        assert len(ended) == 1
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_holds_for_one_order_at_once_make_one_hold_for_one_member(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str, member_with_1000: str
+    ) -> None:
+        others = [str((await enrol(client, pos_key))["id"]) for _ in range(3)]
+        for other in others:
+            await earn(client, pos_key, other, 10_000)
+
+        async def hold(member_id: str) -> httpx.Response:
+            return await client.post(
+                f"/v1/members/{member_id}/holds",
+                json={"points": 50, "order_ref": "WEB-ONE"},
+                headers=bearer(ecommerce_key),
+            )
+
+        responses = await asyncio.gather(*(hold(m) for m in [member_with_1000] * 10 + others * 3))
+        [made] = [r for r in responses if r.status_code == 201]
+        refused = Counter(r.json()["code"] for r in responses if r is not made)
+        owner = made.json()["member_id"]
+        same_member = 9 if owner == member_with_1000 else 2
+        assert refused == {"hold_exists": same_member, "order_belongs_to_another_member": 18 - same_member}
+        assert len(await events(app, "points.held")) == 1
+        await assert_ledger_invariant(app)
+
+    async def test_holds_at_once_never_hold_more_than_the_balance_and_the_quote_offers_the_rest(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_with_1000: str
+    ) -> None:
+        member_id = member_with_1000
+        sizes = [70, 130, 90, 210, 50] * 6
+
+        async def hold(n: int) -> httpx.Response:
+            return await client.post(
+                f"/v1/members/{member_id}/holds",
+                json={"points": sizes[n], "order_ref": f"TAB-{n}"},
+                headers=bearer(ecommerce_key),
+            )
+
+        responses = await asyncio.gather(*(hold(n) for n in range(len(sizes))))
+        held = sum(sizes[n] for n, r in enumerate(responses) if r.status_code == 201)
+        refused = [r for r in responses if r.status_code != 201]
+        assert all(r.json()["code"] == "insufficient_points" for r in refused)
+        left = 1000 - held
+        assert 0 <= left < min(sizes[n] for n, r in enumerate(responses) if r.status_code != 201)
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"], summary["available"]) == (1000, held, left)
+        offered = await quote(client, ecommerce_key, member_id, cart(subtotal=100_000), points_to_use=1_000)
+        assert offered["points"]["applied"] == left
         await assert_ledger_invariant(app, member_id)
 
 
