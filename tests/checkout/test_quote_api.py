@@ -33,7 +33,9 @@ from tests.checkout.helpers import (
 )
 from tests.conftest import START, bearer
 from tests.inspect_db import rows, table_counts
+from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import cny, set_program
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 
 TUESDAY = START + timedelta(days=1)
 
@@ -329,6 +331,90 @@ class TestQuote:
         assert suspended.status_code == 200, suspended.text
         reply = await quote_reply(client, pos_key, {"member_id": member, "cart": cart(subtotal=100)})
         assert (reply.status_code, reply.json()["code"]) == (409, "member_not_active")
+
+
+class TestEverySourceThenTheHold:
+    async def test_tier_plan_and_coupons_stack_in_order_and_a_hold_takes_the_points_offered(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        """A web shop's checkout with everything at once: the member's tier, their paid plan and four
+        coupons; then a hold of the points the quote applied, captured with the order's total."""
+        await set_program(client, admin_key, min_redeem_points=100, max_redeem_share="0.5")
+        gold = [
+            await add_benefit(client, admin_key, "送两双袜", "free_item", sku="SOCK", quantity=2),
+            await add_benefit(client, admin_key, "金卡九折", "percent_discount", percent="10"),
+            # Met by the subtotal before any discount, although the goods come to less after them.
+            await add_benefit(
+                client, admin_key, "满200减5", "fixed_discount", amount=500, min_subtotal=20_000
+            ),
+        ]
+        await add_tier(client, admin_key, "gold", benefit_ids=gold)
+        plus = [
+            await add_benefit(
+                client, admin_key, "鞋类85折", "percent_discount", percent="15", categories=["shoes"]
+            ),
+            await add_benefit(client, admin_key, "满100包邮", "free_shipping", min_subtotal=10_000),
+        ]
+        await add_plan(client, admin_key, "plus", benefit_ids=plus)
+        member_id = str((await enrol(client, ecommerce_key))["id"])
+        await subscribe_paid(client, ecommerce_key, member_id, "plus")
+        await give_points(client, admin_key, member_id, 100_000)
+        ten_yuan = {"kind": "fixed_discount", "amount": 1_000}
+        fixed = sorted([await buy_coupon(client, admin_key, member_id, ten_yuan) for _ in range(2)])
+        third = await buy_coupon(
+            client, admin_key, member_id, {"kind": "percent_discount", "percent": "33.333"}
+        )
+        socks = await buy_coupon(
+            client, admin_key, member_id, {"kind": "free_item", "sku": "SOCK", "quantity": 5}
+        )
+        the_cart = cart(
+            item("SHOE", 9_999, 2, "shoes"),
+            item("SOCK", 333, 3, "apparel"),
+            item("SOCK", 111, 1, "apparel"),
+            subtotal=25_000,  # with 38.92 yuan of other goods
+            shipping=999,
+        )
+        result = await quote(
+            client,
+            ecommerce_key,
+            member_id,
+            the_cart,
+            coupon_codes=[socks, fixed[1], third, fixed[0]],
+            points_to_use=100_000,
+        )
+        assert [(d["source"], d["source_ref"], d["amount"]) for d in result["discounts"]] == [
+            ("tier", "gold", cny(444)),  # the cheapest two socks
+            ("coupon", socks, cny(666)),  # the two socks left of the five offered
+            ("plan", "plus", cny(2_999)),  # 15 % of the shoes' 199.98
+            ("tier", "gold", cny(2_089)),  # 10 % of the 208.91 left
+            ("coupon", third, cny(6_267)),  # 33.333 % of the 188.02 left
+            ("tier", "gold", cny(500)),
+            ("coupon", fixed[0], cny(1_000)),  # equal terms: by code, whatever order they were named in
+            ("coupon", fixed[1], cny(1_000)),
+            ("plan", "plus", cny(999)),
+        ]
+        assert (result["coupons_applied"], result["coupons_rejected"]) == ([socks, third, *fixed], [])
+        assert (result["goods_total"], result["shipping_total"]) == (cny(10_035), cny(0))
+        assert result["points"] == {
+            "available": 99_600,  # less the coupons' 400
+            "max_usable": 5_017,  # half of 100.35 yuan
+            "max_value": cny(5_017),
+            "applied": 5_017,
+            "applied_value": cny(5_017),
+            "capped_by": "share",
+        }
+        assert result["total"] == cny(5_018)
+
+        hold = await _hold(client, ecommerce_key, member_id, result["points"]["applied"], "WEB-ALL")
+        assert hold.status_code == 201, hold.text
+        order_total = result["goods_total"]["amount"] + result["shipping_total"]["amount"]
+        captured = await client.post(
+            f"/v1/holds/{hold.json()['id']}/capture",
+            json={"order_total": cny(order_total)},
+            headers=bearer(ecommerce_key),
+        )
+        assert (captured.status_code, captured.json()["balance"]) == (200, 99_600 - 5_017), captured.text
+        await assert_ledger_invariant(app, member_id)
 
 
 class TestCoupons:
