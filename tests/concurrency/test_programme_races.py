@@ -194,9 +194,6 @@ class TestBenefitsPlansAndTiersAtOnce:
             assert await _deletes_audited(app, code) == [{"method": "DELETE", "status": 204}]
 
 
-@pytest.mark.skipif(
-    not is_postgres(), reason="holds a subscription's row from a second PostgreSQL connection"
-)
 class TestPartnersAtOnce:
     async def test_the_same_partner_put_sent_at_once_is_one_change(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
@@ -220,6 +217,9 @@ class TestPartnersAtOnce:
         assert {r.json()["benefit_ids"][0] for r in replies} == {benefit}
 
 
+@pytest.mark.skipif(
+    not is_postgres(), reason="holds a subscription's row from a second PostgreSQL connection"
+)
 class TestPlanPriceChangeBesidePayments:
     async def test_a_price_change_and_a_payment_moving_a_subscription_onto_the_plan_both_go_through(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
