@@ -34,6 +34,7 @@ from loyalty_api.http.middleware import (
     CORS_REQUEST_HEADERS,
     RequestContextMiddleware,
 )
+from loyalty_api.http.problem_catalogue import problem_types
 from loyalty_api.http.problem_pages import router as problem_pages_router
 from loyalty_api.http.problems import install_problem_handlers
 from loyalty_api.http.rate_limits import RateLimiter
@@ -195,6 +196,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
     app.include_router(keys_router)
     app.include_router(graphql_router(settings), include_in_schema=False)
     app.include_router(docs_router)
+    # The problem catalogue imports every module to find the error classes: built now, never by the first
+    # refusal's error handler (a 401 raised by a library reads its code's title there).
+    problem_types()
     return app
 
 

@@ -89,7 +89,7 @@ def title_of(code: str) -> str:
     if classless is not None:
         return classless[1]
     # A code of a class (a status such as 401 raised by a library, not by us): its page's title. Imported
-    # here because the catalogue reads CLASSLESS_PROBLEMS from this module.
+    # here because the catalogue reads CLASSLESS_PROBLEMS from this module; create_app builds it first.
     from loyalty_api.http.problem_catalogue import problem_types
 
     return problem_types()[code].title
