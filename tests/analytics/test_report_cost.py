@@ -16,6 +16,7 @@ from tests.builders import enrol
 from tests.conftest import START, bearer, units_of
 from tests.databases import is_postgres
 from tests.db.test_citus_ready import statements
+from tests.partners.helpers import iso
 from tests.plans import assert_reads_at_most
 from tests.points.helpers import earn, set_program
 
@@ -76,10 +77,19 @@ class TestAWindowOfTheLedger:
                     headers=bearer(admin_key),
                 )
                 assert overview.status_code == 200, overview.text
+                # A year back: the other member's first six hours of entries, not the year after them.
+                year_ago = await client.get(
+                    "/v1/analytics/overview",
+                    params={"from": iso(params["before"]), "to": iso(params["before"] + timedelta(hours=6))},
+                    headers=bearer(admin_key),
+                )
+                assert year_ago.status_code == 200, year_ago.text
+            assert year_ago.json()["outstanding_points"] == 27 * 10  # made every 13 minutes
             # Owed at the window's end: the other member's year of points and three earns of 100 points.
             assert overview.json()["outstanding_points"] == 400_000 + 3 * 100
             reads = [(sql, params) for sql, params in seen if "FROM ledger_entries" in sql]
-            assert len(reads) == 5
+            # Each overview reads the ledger's first and last entry to choose the side of its end it adds up.
+            assert len(reads) == 9
             await assert_reads_at_most(app, reads, "ledger_entries", 50)
         finally:
             # At once: the fixture's DELETE checks each member's referrers, the members among them unindexed.

@@ -129,16 +129,23 @@ class AnalyticsRepository:
         ]
 
     async def get_outstanding(self, at: datetime) -> int:
-        """The points all members held at `at`: what they hold now, less what the entries made since added.
-        Every account's balance is the sum of its entries (the ledger's invariant), so this reads one row a
-        member and the entries after `at` through their index, where adding up the entries before `at` read
-        the whole ledger, which only grows (10 entries a member and more)."""
+        """The points all members held at `at`: the entries made before it. Every account's balance is the sum
+        of its entries (the ledger's invariant), so it is also what they hold now less the entries made since.
+        Both sums read the entries through their index: this adds up whichever side of `at` holds fewer,
+        judged by where `at` falls between the ledger's first and last entry (two probes of the index). A
+        recent end, the common case, reads a few entries rather than the whole ledger, which only grows; a
+        year-old one reads the year's start rather than the year."""
+        first = select(func.min(LedgerEntry.created_at)).scalar_subquery()
+        last = select(func.max(LedgerEntry.created_at)).scalar_subquery()
+        # Two subqueries, not one select of both: SQLite reads min() or max() off an index only when alone.
+        span = (await self.session.execute(select(first, last))).one()
+        if span[0] is None or at <= span[0]:
+            return 0
+        amount = func.coalesce(func.sum(LedgerEntry.amount), 0)
+        if at - span[0] < span[1] - at:
+            return int(await self.session.scalar(select(amount).where(LedgerEntry.created_at < at)) or 0)
         held_now = select(func.coalesce(func.sum(PointsAccount.balance), 0)).scalar_subquery()
-        added_since = (
-            select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-            .where(LedgerEntry.created_at >= at)
-            .scalar_subquery()
-        )
+        added_since = select(amount).where(LedgerEntry.created_at >= at).scalar_subquery()
         return int(await self.session.scalar(select(held_now - added_since)) or 0)
 
     async def list_members_joined(self, cuts: Sequence[datetime]) -> dict[int, int]:
