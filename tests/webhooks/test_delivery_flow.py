@@ -252,6 +252,50 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(
     assert len(receiver.received) == sent  # nothing goes to a disabled endpoint
 
 
+async def test_an_endpoint_answering_410_gone_is_disabled_at_once(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    # 410 Gone: the receiver has removed this URL for good (Standard Webhooks: stop sending). It was retried
+    # like any failure, for the 120 h until the endpoint was disabled.
+    endpoint_id, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.fail_next(410)
+    assert await pump(units) == 1
+    verified(secret, receiver.received[0])  # a genuine, signed send is what the receiver turned away
+
+    read = await client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=bearer(admin_key))
+    endpoint = read.json()
+    assert endpoint["enabled"] is False
+    assert "410" in endpoint["disabled_reason"]
+    [disabled] = await events(app, "webhook_endpoint.disabled")
+    assert disabled["payload"]["endpoint_id"] == endpoint_id
+    assert disabled["payload"]["reason"] == endpoint["disabled_reason"]
+    [held] = await rows(app, "SELECT status, attempts, last_status_code FROM webhook_deliveries")
+    assert held == {"status": "pending", "attempts": 1, "last_status_code": 410}  # kept for a re-enable
+    await earn(client, pos_key, member, 10_000, order_ref="AFTER-GONE")
+    clock.advance(timedelta(days=2))
+    await pump(units)
+    assert len(receiver.received) == 1  # nothing more goes to it, neither the retry nor a new event
+
+    # Enabled again by an operator (the receiver is back there): what waited goes out, as after any disabling.
+    enabled = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint_id}", json={"enabled": True}, headers=bearer(admin_key)
+    )
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["disabled_reason"] is None
+    assert await pump(units) == 1
+    assert verified(secret, receiver.received[-1])["type"] == "points.earned"
+    [delivered] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert delivered == {"status": "succeeded"}
+
+
 async def test_during_a_rotation_both_secrets_verify(
     app: FastAPI,
     units: UnitsOfWork,

@@ -9,7 +9,8 @@ earlier one is still pending.
 
 An endpoint that fails is not flooded: its deliveries wait, each on its back-off schedule, while one probe at
 a time (a delivery of its own, sent ahead of schedule when none is due) tries it at a growing interval; the
-first send it answers releases everything held for it at once.
+first send it answers releases everything held for it at once. One whose receiver answers 410 Gone (the URL
+is removed for good) is disabled at once, as one failing for too long is.
 
 A receiver that hangs holds up only its own sends: a worker has at most _PER_ENDPOINT sends out to one
 endpoint, keeps the last quarter of its room for healthy endpoints with none out (so receivers hanging on
@@ -32,6 +33,7 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http import HTTPStatus
 
 import aiohttp
 
@@ -453,8 +455,13 @@ async def _settle(
         for item, outcome in sent
         if not outcome.succeeded and not outcome.hopeless and (item.due or item.probe or not item.released)
     }
-    for endpoint_id in sorted(answered | failed):
-        if endpoint_id in answered:
+    # 410 Gone: the receiver has removed the URL for good (Standard Webhooks: stop sending to it), whatever
+    # else it answered in the batch.
+    gone = {item.endpoint_id for item, outcome in sent if outcome.status_code == HTTPStatus.GONE}
+    for endpoint_id in sorted(answered | failed | gone):
+        if endpoint_id in gone:
+            await _endpoint_failed(uow, endpoint_id, now, gone=True)
+        elif endpoint_id in answered:
             await repo.recover_endpoint(endpoint_id, now)
         else:
             await _endpoint_failed(uow, endpoint_id, now)
@@ -522,9 +529,11 @@ async def _settle(
             await repo.count_settled(outcome_name, count, shard=shard)
 
 
-async def _endpoint_failed(uow: UnitOfWork, endpoint_id: uuid.UUID, now: datetime) -> None:
+async def _endpoint_failed(
+    uow: UnitOfWork, endpoint_id: uuid.UUID, now: datetime, *, gone: bool = False
+) -> None:
     """Remember since when an endpoint fails every attempt and when to probe it next; past the setting's
-    limit, disable it."""
+    limit, or at once when its receiver answered 410 Gone (`gone`), disable it."""
     repo = DeliveryRepository(uow.session)
     endpoint = await repo.lock_endpoint(endpoint_id)
     if endpoint is None:
@@ -532,11 +541,15 @@ async def _endpoint_failed(uow: UnitOfWork, endpoint_id: uuid.UUID, now: datetim
     if endpoint.failing_since is None:
         endpoint.failing_since = now
     endpoint.next_probe_at = now + probe_interval(now - endpoint.failing_since)
-    if endpoint.enabled and now - endpoint.failing_since >= timedelta(
-        hours=uow.settings.webhook_disable_after_hours
+    if endpoint.enabled and (
+        gone or now - endpoint.failing_since >= timedelta(hours=uow.settings.webhook_disable_after_hours)
     ):
         endpoint.enabled = False
-        endpoint.disabled_reason = "failed every attempt since " + format_instant(endpoint.failing_since)
+        endpoint.disabled_reason = (
+            "answered 410 Gone: its receiver has removed this URL"
+            if gone
+            else "failed every attempt since " + format_instant(endpoint.failing_since)
+        )
         endpoint.updated_at = now
         await emit(
             uow,

@@ -11,7 +11,10 @@ from loyalty_api.outbox.events import Event
 
 class WebhookEndpointDisabled(Event):
     event_type = "webhook_endpoint.disabled"
-    description = "A webhook endpoint failed every attempt for too long and was disabled until re-enabled."
+    description = (
+        "A webhook endpoint was disabled until re-enabled: it failed every attempt for too long, or its "
+        "receiver answered 410 Gone."
+    )
 
     endpoint_id: uuid.UUID
     failing_since: UtcInstant

@@ -141,10 +141,10 @@ async def update_endpoint(
     endpoint_id: uuid.UUID, body: WebhookEndpointUpdate, uow: UoW, _: Operator, target: CheckedTarget
 ) -> WebhookEndpointRead:
     """Change the fields sent: `url`, `description` (null clears it), `event_types`, `enabled`. `enabled:
-    true` re-enables an endpoint disabled for failing and forgets its failures; `/replay` sends what it
-    missed. A new `url`, or enabling an endpoint that was off or failing, sends the deliveries waiting on
-    their back-off at once. New `event_types` end the pending deliveries of types it no longer takes: they
-    are listed as `failed`, their `last_error` saying why.
+    true` re-enables an endpoint disabled for failing (or for answering 410 Gone) and forgets its failures;
+    `/replay` sends what it missed. A new `url`, or enabling an endpoint that was off or failing, sends the
+    deliveries waiting on their back-off at once. New `event_types` end the pending deliveries of types it
+    no longer takes: they are listed as `failed`, their `last_error` saying why.
 
     For `admin` keys only. PATCH does not take `Idempotency-Key`: a repeat sets the same values. Emits
     `webhook_endpoint.changed`, unless the endpoint has the values sent already (a repeat changes

@@ -105,7 +105,11 @@ class WebhookEndpointRead(BaseModel):
         "should its outcome never come back. Null when it is not failing, is disabled, or has nothing "
         "waiting to probe with (the next event for it then goes out at once as its probe)."
     )
-    disabled_reason: str | None
+    disabled_reason: str | None = Field(
+        description="Why the worker disabled it: it failed every attempt for "
+        "`LOYALTY_WEBHOOK_DISABLE_AFTER_HOURS` (120), or its receiver answered 410 Gone (the URL is removed "
+        "for good: disabled at once, not retried). Null once it is enabled again."
+    )
     created_at: datetime
     updated_at: datetime
 
