@@ -38,6 +38,7 @@ class Receiver:
     holds: deque[asyncio.Event] = field(default_factory=deque)  # the next requests wait for these to be set
     on_request: Callable[[], Awaitable[None]] | None = None  # runs before each answer
     drip_chunks: int = 0  # answer the body one byte at a time, this many bytes 0.1 s apart
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # sent with every answer
     # Down: every request is answered 503 after `down_pause` seconds (long enough to see two overlap).
     down: bool = False
     down_pause: float = 0.05
@@ -77,7 +78,7 @@ class Receiver:
             await hold.wait()
         status = self.answers.popleft() if self.answers else 204
         body = self.bodies.popleft() if self.bodies else (b"nope" if status >= 300 else b"")
-        headers = [(b"content-type", b"text/plain")]
+        headers = [(b"content-type", b"text/plain"), *self.extra_headers]
         if self.drip_chunks:
             headers.append((b"content-length", str(self.drip_chunks + len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})

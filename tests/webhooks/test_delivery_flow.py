@@ -675,17 +675,55 @@ async def test_a_late_attempt_does_not_undo_an_operators_retry(
 
 @pytest.mark.usefixtures("earned_event")
 async def test_a_receiver_that_answers_slowly_is_cut_off_at_the_timeout(
-    app: FastAPI, units: UnitsOfWork, receiver: Receiver
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver, clock: FrozenClock
 ) -> None:
     # httpx's timeout bounds each read, not the request: a receiver dripping a byte at a time held the worker.
+    impatient = with_settings(units, webhook_timeout_seconds=0.5)
+    receiver.answers.append(503)
+    receiver.drip_chunks = 40  # 4 s of body, 0.1 s between bytes
+    assert await pump(impatient) == 1
+    [attempt] = await rows(app, "SELECT status_code, error, response_body FROM webhook_attempts")
+    assert attempt["status_code"] == 503 and attempt["error"] == "HTTP 503"
+    assert len(attempt["response_body"]) < 40  # cut off, not read to its end
+    [delivery] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert delivery["status"] == "pending"
+
+
+@pytest.mark.usefixtures("earned_event")
+async def test_a_2xx_whose_body_comes_too_slowly_is_delivered(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver
+) -> None:
+    # Standard Webhooks: any 2xx is a success, whatever the body. The body of a 200 dripping past the timeout
+    # made it a failure ("timed out"): sent again, and the endpoint counted as failing.
     impatient = with_settings(units, webhook_timeout_seconds=0.5)
     receiver.answers.append(200)
     receiver.drip_chunks = 40  # 4 s of body, 0.1 s between bytes
     assert await pump(impatient) == 1
+    [attempt] = await rows(app, "SELECT status_code, error, response_body FROM webhook_attempts")
+    assert attempt["status_code"] == 200 and attempt["error"] is None
+    assert len(attempt["response_body"]) < 40  # cut off at the timeout all the same
+    [delivery] = await rows(app, "SELECT status, last_status_code, last_error FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "last_status_code": 200, "last_error": None}
+    [endpoint] = await rows(app, "SELECT failing_since FROM webhook_endpoints")
+    assert endpoint["failing_since"] is None
+    assert await pump(impatient) == 0  # not sent again
+
+
+@pytest.mark.usefixtures("earned_event")
+async def test_a_2xx_whose_body_cannot_be_decoded_is_delivered(
+    app: FastAPI, units: UnitsOfWork, receiver: Receiver
+) -> None:
+    # A body announced as gzip that is not: reading it failed, and the 200 was recorded as a failure.
+    receiver.answers.append(200)
+    receiver.bodies.append(b"thanks, not gzip")
+    receiver.extra_headers.append((b"content-encoding", b"gzip"))
+    assert await pump(units) == 1
     [attempt] = await rows(app, "SELECT status_code, error FROM webhook_attempts")
-    assert attempt["status_code"] is None and attempt["error"].startswith("timed out")
-    [delivery] = await rows(app, "SELECT status FROM webhook_deliveries")
-    assert delivery["status"] == "pending"
+    assert attempt == {"status_code": 200, "error": None}
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 1}
+    assert await pump(units) == 0  # not sent again
+    assert len(receiver.received) == 1
 
 
 async def test_a_send_longer_than_the_lease_keeps_it_by_its_heartbeat(

@@ -385,32 +385,46 @@ async def _attempt(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoi
         ),
     }
     timeout = units.settings.webhook_timeout_seconds
+    # The receiver's status, once it came, decides the outcome (Standard Webhooks: any 2xx is a success); its
+    # body is only kept for the record, as far as it could be read in the time left.
+    answered: tuple[int, str | None] | None = None  # the status and the body's charset
+    start = bytearray()
+    failure: str | None = None  # what kept the status from coming
     try:
         # The session's timeout bounds the whole exchange too; this one also covers a slow TLS handshake.
         async with asyncio.timeout(timeout):
             async with http.post(item.url, data=body, headers=headers, allow_redirects=False) as response:
-                return done(response.status, None, await _start_of_body(response))
+                answered = (response.status, response.charset)
+                await _read_start_of_body(response, start)
     except TimeoutError:
-        return done(None, f"timed out after {timeout:g} s")
+        failure = f"timed out after {timeout:g} s"
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, TargetRefused):
-            return done(None, f"TargetRefused: {exc.os_error}")
-        return done(None, f"{type(exc).__name__}: {exc}"[:500])
+            failure = f"TargetRefused: {exc.os_error}"
+        else:
+            failure = f"{type(exc).__name__}: {exc}"[:500]
     except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot take apart
-        return done(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+        failure = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    if answered is None:
+        return done(None, failure)
+    status, charset = answered
+    return done(status, None, _start_of_body(start, charset))
 
 
-async def _start_of_body(response: aiohttp.ClientResponse) -> str:
-    """The first RESPONSE_KEPT characters of the body, reading no more than that needs, without NUL
-    (PostgreSQL text cannot hold it)."""
-    start = bytearray()
+async def _read_start_of_body(response: aiohttp.ClientResponse, start: bytearray) -> None:
+    """Read into `start` as much of the body as RESPONSE_KEPT characters may need, no more; what came before
+    an error stays there."""
     while len(start) < _RESPONSE_READ:
         chunk = await response.content.read(_RESPONSE_READ - len(start))
         if not chunk:
             break
         start += chunk
+
+
+def _start_of_body(start: bytearray, charset: str | None) -> str:
+    """The first RESPONSE_KEPT characters of the body read, without NUL (PostgreSQL text cannot hold it)."""
     try:
-        text = bytes(start).decode(response.charset or "utf-8", errors="replace")
+        text = bytes(start).decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         text = bytes(start).decode("utf-8", errors="replace")
     return text[:RESPONSE_KEPT].replace("\x00", "\ufffd")

@@ -185,7 +185,10 @@ class WebhookAttemptRead(ReadModel):
     status_code: int | None = Field(description="The receiver's HTTP status; null when none came back.")
     error: str | None
     duration_ms: int
-    response_body: str | None = Field(description="The start of the receiver's response body.")
+    response_body: str | None = Field(
+        description="The start of the receiver's response body, as far as it could be read within the "
+        "timeout. Only a record: the status decides (any 2xx is a success, whatever the body)."
+    )
 
 
 class WebhookDeliveryDetail(WebhookDeliveryRead):
