@@ -585,6 +585,54 @@ async def test_an_endpoint_deleted_while_events_fan_out_leaves_the_fan_out_whole
     assert str(uuid.UUID(str(delivery["endpoint_id"]))) == kept
 
 
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's writers take turns: a fan-out waits for any write")
+async def test_a_worker_recording_an_endpoints_failure_holds_up_no_fan_out(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+) -> None:
+    """Recording a failure locks the endpoint until the batch of outcomes commits. It locked it FOR UPDATE,
+    which the fan-out's FOR KEY SHARE (its list of endpoints, its deliveries' foreign key) waits for: every
+    worker's fan-out of every event stood still behind it, and with two failing endpoints listed out of id
+    order, the two could deadlock."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    await dispatch_events(units)
+    other = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, other, 10_000, order_ref="OTHER")  # an event to fan out meanwhile
+    receiver.fail_next(503)
+    side = side_engine(units.settings)
+    try:
+        async with side.connect() as gate, side.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            # The batch's settle, once it has recorded the endpoint's failure, waits here (the answer it keeps
+            # is about this member): its transaction stays open, as it does for the milliseconds it takes.
+            lock = text("SELECT 1 FROM members WHERE id = :m FOR UPDATE")
+            await gate.execute(lock, {"m": uuid.UUID(member)})
+            sending = asyncio.ensure_future(send_due(units))
+            await until_waiting_for_a_lock(watcher, sending)
+            assert not sending.done()
+            fanning_out = asyncio.ensure_future(dispatch_events(units))
+            for _ in range(500):
+                if fanning_out.done() or await lock_waiters(watcher) > 1:
+                    break
+                await asyncio.sleep(0.01)
+            fanned_out_meanwhile = fanning_out.done()
+            await gate.rollback()
+            assert await sending == 1
+            await fanning_out
+    finally:
+        await side.dispose()
+    assert fanned_out_meanwhile
+    deliveries = await rows(app, "SELECT status FROM webhook_deliveries ORDER BY created_at")
+    assert len(deliveries) == 2  # the other member's earn, fanned out while the failure was being recorded
+    [endpoint] = await rows(app, "SELECT failing_since FROM webhook_endpoints")
+    assert endpoint["failing_since"] is not None  # and the failure recorded
+
+
 async def test_an_endpoint_hanging_beside_another_on_its_host_leaves_it_a_connection(
     units: UnitsOfWork, receiver: Receiver
 ) -> None:

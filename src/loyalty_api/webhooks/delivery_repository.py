@@ -413,9 +413,13 @@ class DeliveryRepository:
         return set((await self.session.execute(query)).scalars().all())
 
     async def lock_endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
+        """The endpoint locked until commit, to record its failures (none of its keys change): an operator's
+        change or deletion of it waits, and so does the record of its recovery; the fan-out, which lists the
+        endpoints FOR KEY SHARE and inserts deliveries referring to them, does not (PostgreSQL: FOR NO KEY
+        UPDATE; FOR UPDATE held every worker's fan-out up, and could deadlock with it)."""
         query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
         if self._skip_locked:
-            query = query.with_for_update()
+            query = query.with_for_update(key_share=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime) -> int:
