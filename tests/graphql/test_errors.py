@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from graphql import GraphQLError
+from loyalty_api.auth.principal import Scope
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
@@ -23,7 +24,8 @@ from loyalty_api.graphql.schema import LoyaltySchema, graphql_router
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.points.models import PointsAccount
 from loyalty_api.settings import Settings
-from tests.builders import enrol
+from tests.apps import serving
+from tests.builders import enrol, make_key, unique_phone
 from tests.conftest import bearer
 from tests.graphql.test_members_graphql import graphql
 
@@ -402,3 +404,88 @@ class TestLargeFigures:
         }  # a non-null field nulls its parents up to a nullable one
         rest = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
         assert rest.json()["balance"] == 2**53  # REST sends it whole
+
+
+def _update(alias: str, member_id: str, phone: str) -> str:
+    return (
+        f'{alias}: loyaltyUpdateMember(input: {{memberId: "{member_id}", phone: "{phone}"}}) '
+        "{ member { phone } userErrors { code } }"
+    )
+
+
+def _earn(alias: str, member_id: str, order_ref: str) -> str:
+    return (
+        f'{alias}: loyaltyEarnPoints(input: {{memberId: "{member_id}", orderRef: "{order_ref}", '
+        'amount: {amount: 1000, currency: "CNY"}}) { earned { balance } userErrors { code } }'
+    )
+
+
+class TestRefusedMidDocument:
+    """Mutations run one after another, each committing its own work: a call refused part way through a
+    document (its budget spent, a scope the key lacks) nulls that mutation alone, and the client still reads
+    what the ones before it did."""
+
+    async def test_a_budget_spent_by_the_second_mutation_keeps_the_first_ones_answer(
+        self, app: FastAPI, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (served, client):
+            key = await make_key(served, Scope.pos)
+            member = (await enrol(client, key))["id"]
+            first, second = unique_phone(), unique_phone()
+            document = (
+                f"mutation {{ {_update('a', member, first)} {_update('b', member, second)} "
+                f"{_earn('c', member, 'MID-1')} }}"
+            )
+            response = await client.post("/graphql", json={"query": document}, headers=bearer(key))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            # The first update committed: its answer is there, as the member now is.
+            assert body["data"]["a"] == {"member": {"phone": first}, "userErrors": []}
+            shown = await client.get(f"/v1/members/{member}", headers=bearer(key))
+            assert shown.json()["phone"] == first
+            # The second was refused for the contact-lookup budget, with REST's code and the wait.
+            assert body["data"]["b"] is None
+            [refused] = body["errors"]
+            assert refused["path"] == ["b"]
+            assert refused["extensions"]["code"] == "rate_limited"
+            wait = refused["extensions"]["retryAfter"]
+            assert isinstance(wait, int) and 1 <= wait <= 60
+            assert response.headers["retry-after"] == str(wait)
+            # A mutation after it that spends no contact budget still runs, as it would on its own.
+            assert body["data"]["c"] == {"earned": {"balance": 10}, "userErrors": []}
+
+    async def test_a_budget_spent_by_the_only_mutation_nulls_that_mutation(
+        self, app: FastAPI, settings: Settings
+    ) -> None:
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (served, client):
+            key = await make_key(served, Scope.pos)
+            member = (await enrol(client, key))["id"]
+            await graphql(client, key, f"mutation {{ {_update('a', member, unique_phone())} }}")
+            response = await client.post(
+                "/graphql",
+                json={"query": f"mutation {{ {_update('a', member, unique_phone())} }}"},
+                headers=bearer(key),
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["data"] == {"a": None}
+            assert codes(body) == ["rate_limited"]
+            assert response.headers["retry-after"] == str(body["errors"][0]["extensions"]["retryAfter"])
+
+    async def test_a_scope_the_key_lacks_in_the_second_mutation_keeps_the_first_ones_answer(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = (await enrol(client, pos_key))["id"]
+        adjust = (
+            f'b: loyaltyAdjustPoints(input: {{memberId: "{member}", points: 5, reason: "gift"}}) '
+            "{ adjustment { balance } }"
+        )
+        response = await client.post(
+            "/graphql",
+            json={"query": f"mutation {{ {_earn('a', member, 'MID-2')} {adjust} }}"},
+            headers=bearer(pos_key),
+        )
+        body = response.json()
+        assert body["data"] == {"a": {"earned": {"balance": 10}, "userErrors": []}, "b": None}
+        assert codes(body) == ["scope_not_allowed"]
+        assert "retry-after" not in response.headers  # waiting would not help

@@ -270,6 +270,7 @@ async def test_a_graphql_earn_while_the_database_is_away_is_database_unavailable
         retried = await graphql(relayed, pos_key, earn, input=given, key="till-9/0001")
         replayed = await graphql(relayed, pos_key, earn, input=given, key="till-9/0001")
     assert [error["extensions"]["code"] for error in refused["errors"]] == ["database_unavailable"]
+    assert refused["errors"][0]["extensions"]["retryAfter"] >= 1  # REST's Retry-After
     assert retried["data"]["loyaltyEarnPoints"]["earned"]["pointsEarned"] == 90
     assert replayed["data"]["loyaltyEarnPoints"]["replayed"] is True
     points = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))

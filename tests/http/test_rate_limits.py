@@ -238,8 +238,12 @@ class TestContactConflicts:
                 60,
             )
             body = {"query": update, "variables": {"m": own, "p": unique_phone()}}
-            graphql = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            answer = await client.post("/graphql", json=body, headers=bearer(walker))
+            graphql = answer.json()
             assert graphql["errors"][0]["extensions"]["code"] == "rate_limited"
+            # The wait REST's Retry-After gives, on the field and on the answer.
+            wait = graphql["errors"][0]["extensions"]["retryAfter"]
+            assert 1 <= wait <= 60 and answer.headers["retry-after"] == str(wait)
             # Clearing a contact or changing anything else names none.
             cleared = await client.patch(path, json={"email": None, "name": "Li"}, headers=bearer(walker))
             assert cleared.status_code == 200, cleared.text

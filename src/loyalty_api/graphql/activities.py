@@ -84,7 +84,7 @@ async def _record(uow: UnitOfWork, caller: Principal, request: _Record) -> Activ
 
 @strawberry.type
 class ActivityMutations:
-    loyalty_record_activity: RecordActivityPayload = mutation(
+    loyalty_record_activity: RecordActivityPayload | None = mutation(
         input=RecordActivityInput,
         payload=RecordActivityPayload,
         scopes=TILLS,

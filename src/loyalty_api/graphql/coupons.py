@@ -163,7 +163,7 @@ async def _use(uow: UnitOfWork, caller: Principal, request: _Use) -> CouponRead:
 
 @strawberry.type
 class CouponMutations:
-    loyalty_use_coupon: UseCouponPayload = mutation(
+    loyalty_use_coupon: UseCouponPayload | None = mutation(
         input=UseCouponInput,
         payload=UseCouponPayload,
         scopes=TILLS,

@@ -4,6 +4,9 @@
 - A document that does not parse or validate gets Apollo's `GRAPHQL_PARSE_FAILED` /
   `GRAPHQL_VALIDATION_FAILED`.
 - The database out of reach is `database_unavailable`, as over REST, logged as an outage.
+- An error REST answers with Retry-After (`rate_limited`, `database_unavailable`, `request_timed_out`) has its
+  seconds in `extensions.retryAfter`, and the HTTP answer has a Retry-After header: the longest of its
+  errors' waits.
 - Anything else a resolver raises is a bug: it is logged (its type, path and stack, never its message, which
   may hold personal data) and answered as `Internal server error` with `INTERNAL_SERVER_ERROR`.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -34,10 +37,21 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNKNOWN_TYPENAME = "UNKNOWN_TYPENAME"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_MESSAGE = "Internal server error"
+RETRY_AFTER = "retryAfter"
 
 
 def as_graphql_error(exc: LoyaltyError) -> GraphQLError:
-    return GraphQLError(exc.detail, extensions={"code": exc.code, "status": exc.status, **exc.extra})
+    extensions = {"code": exc.code, "status": exc.status, **exc.extra}
+    if (wait := exc.headers.get("Retry-After")) is not None:
+        # The seconds REST's Retry-After gives (a spent budget, an outage); the answer's header: the longest.
+        extensions[RETRY_AFTER] = int(wait)
+    return GraphQLError(exc.detail, extensions=extensions)
+
+
+def retry_after(errors: Iterable[GraphQLError]) -> int | None:
+    """The longest wait the errors ask for, in seconds; None when none asks to wait."""
+    waits = ((e.extensions or {}).get(RETRY_AFTER) for e in errors)
+    return max((wait for wait in waits if wait is not None), default=None)
 
 
 @contextmanager
@@ -113,7 +127,7 @@ class ErrorCodes(SchemaExtension):
                 coded = as_graphql_error(original)
                 error.message, error.extensions = coded.message, coded.extensions
             elif original is not None and (unavailable := outage.unavailable(original)) is not None:
-                # An outage, not a bug: the caller retries (Retry-After's advice is in the code's page).
+                # An outage, not a bug: the caller retries after `retryAfter`.
                 coded = as_graphql_error(unavailable)
                 error.message, error.extensions = coded.message, coded.extensions
             elif error.path is None or original is None or isinstance(original, GraphQLError):

@@ -120,7 +120,7 @@ async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> Membe
 
 @strawberry.type
 class MemberMutations:
-    loyalty_enrol_member: EnrolMemberPayload = mutation(
+    loyalty_enrol_member: EnrolMemberPayload | None = mutation(
         input=EnrolMemberInput,
         payload=EnrolMemberPayload,
         scopes=TILLS,
@@ -132,7 +132,7 @@ class MemberMutations:
         around=contact_conflicts_counted,
         description="Enrol a member: POST /v1/members, with its rules and answers.",
     )
-    loyalty_update_member: UpdateMemberPayload = mutation(
+    loyalty_update_member: UpdateMemberPayload | None = mutation(
         input=UpdateMemberInput,
         payload=UpdateMemberPayload,
         scopes=TILLS,

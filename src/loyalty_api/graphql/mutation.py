@@ -350,7 +350,11 @@ def mutation(
 ) -> Any:
     """A mutation field `(input, idempotencyKey)` that runs `work` through `run_mutation` and answers
     `payload`, each field of `answer` presenting the result. Its idempotency fingerprint is named by the
-    field's GraphQL name."""
+    field's GraphQL name.
+
+    Declare the field as `XPayload | None`, as GraphQL's mutations are by convention: a call refused part way
+    through a document (a spent budget, a scope the key lacks) then nulls that mutation alone, where a
+    non-null one would null `data` and hide what the mutations before it committed."""
 
     async def resolve(
         info: Info[GraphQLContext, None], input: Any, idempotency_key: str | None = None
@@ -374,6 +378,6 @@ def mutation(
         "info": Info[GraphQLContext, None],
         "input": input,
         "idempotency_key": str | None,
-        "return": payload,
+        "return": payload | None,
     }
     return strawberry.mutation(resolver=resolve, description=description)

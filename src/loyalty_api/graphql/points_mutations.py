@@ -528,7 +528,7 @@ async def _reverse_transfer(
 
 @strawberry.type
 class PointsMutations:
-    loyalty_earn_points: EarnPointsPayload = mutation(
+    loyalty_earn_points: EarnPointsPayload | None = mutation(
         input=EarnPointsInput,
         payload=EarnPointsPayload,
         scopes=TILLS,
@@ -538,7 +538,7 @@ class PointsMutations:
         answer={"earned": PointsEarned.of},
         description="Earn points for a purchase: POST /v1/members/{id}/earn, with its rules and answers.",
     )
-    loyalty_redeem_points: RedeemPointsPayload = mutation(
+    loyalty_redeem_points: RedeemPointsPayload | None = mutation(
         input=RedeemPointsInput,
         payload=RedeemPointsPayload,
         scopes=TILLS,
@@ -548,7 +548,7 @@ class PointsMutations:
         answer={"redeemed": PointsRedeemed.of},
         description="Pay with points: POST /v1/members/{id}/redeem, with its rules and answers.",
     )
-    loyalty_hold_points: HoldPointsPayload = mutation(
+    loyalty_hold_points: HoldPointsPayload | None = mutation(
         input=HoldPointsInput,
         payload=HoldPointsPayload,
         scopes=TILLS,
@@ -558,7 +558,7 @@ class PointsMutations:
         answer={"hold": PointsHold.of},
         description="Hold points for a checkout: POST /v1/members/{id}/holds, with its rules and answers.",
     )
-    loyalty_capture_points: CapturePointsPayload = mutation(
+    loyalty_capture_points: CapturePointsPayload | None = mutation(
         input=CapturePointsInput,
         payload=CapturePointsPayload,
         scopes=TILLS,
@@ -568,7 +568,7 @@ class PointsMutations:
         answer={"hold": PointsHold.of},
         description="Spend held points (the order shipped): POST /v1/holds/{id}/capture.",
     )
-    loyalty_release_points: ReleasePointsPayload = mutation(
+    loyalty_release_points: ReleasePointsPayload | None = mutation(
         input=ReleasePointsInput,
         payload=ReleasePointsPayload,
         scopes=TILLS,
@@ -578,7 +578,7 @@ class PointsMutations:
         answer={"hold": PointsHold.of},
         description="Free held points (the order was cancelled): POST /v1/holds/{id}/release.",
     )
-    loyalty_refund_points: RefundPointsPayload = mutation(
+    loyalty_refund_points: RefundPointsPayload | None = mutation(
         input=RefundPointsInput,
         payload=RefundPointsPayload,
         scopes=TILLS,
@@ -589,7 +589,7 @@ class PointsMutations:
         description="Refund an order by amount, by points or in full: POST /v1/orders/{orderRef}/refund.",
         subject=("orders", "order_ref"),
     )
-    loyalty_adjust_points: AdjustPointsPayload = mutation(
+    loyalty_adjust_points: AdjustPointsPayload | None = mutation(
         input=AdjustPointsInput,
         payload=AdjustPointsPayload,
         scopes=OPERATORS,
@@ -600,7 +600,7 @@ class PointsMutations:
         description="Add or remove points by hand, with a reason (admin keys only): "
         "POST /v1/members/{id}/adjustments. Send an `idempotencyKey`: a retry without one adjusts again.",
     )
-    loyalty_transfer_points: TransferPointsPayload = mutation(
+    loyalty_transfer_points: TransferPointsPayload | None = mutation(
         input=TransferPointsInput,
         payload=TransferPointsPayload,
         scopes=SELLERS,
@@ -611,7 +611,7 @@ class PointsMutations:
         description="Send points to another member (ecommerce and admin keys): "
         "POST /v1/members/{id}/transfers, with its rules and answers.",
     )
-    loyalty_reverse_transfer: ReverseTransferPayload = mutation(
+    loyalty_reverse_transfer: ReverseTransferPayload | None = mutation(
         input=ReverseTransferInput,
         payload=ReverseTransferPayload,
         scopes=OPERATORS,

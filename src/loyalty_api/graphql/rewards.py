@@ -167,7 +167,7 @@ async def _redeem(uow: UnitOfWork, caller: Principal, request: _Redeem) -> Redem
 
 @strawberry.type
 class RewardMutations:
-    loyalty_redeem_reward: RedeemRewardPayload = mutation(
+    loyalty_redeem_reward: RedeemRewardPayload | None = mutation(
         input=RedeemRewardInput,
         payload=RedeemRewardPayload,
         scopes=TILLS,

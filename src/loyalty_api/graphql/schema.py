@@ -45,6 +45,7 @@ from loyalty_api.graphql.errors import (
     as_graphql_error,
     is_internal,
     log_internal,
+    retry_after,
 )
 from loyalty_api.graphql.fragments import BoundedValidation
 from loyalty_api.graphql.member_mutations import MemberMutations
@@ -242,9 +243,13 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     ) -> ExecutionResult:
         # OperationChosen reads it: strawberry's execution context keeps the name it was given private.
         context.operation_named = request_data.operation_name is not None
-        return await super().execute_single(
+        result = await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
+        # A field refused for a spent budget (or an outage) tells when to retry, as REST's 429 does.
+        if (wait := retry_after(result.errors or ())) is not None:
+            sub_response.headers["Retry-After"] = str(wait)
+        return result
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, Request):

@@ -180,7 +180,7 @@ async def _record_payment(uow: UnitOfWork, caller: Principal, request: _RecordPa
 
 @strawberry.type
 class SubscriptionMutations:
-    loyalty_subscribe_to_plan: SubscribeToPlanPayload = mutation(
+    loyalty_subscribe_to_plan: SubscribeToPlanPayload | None = mutation(
         input=SubscribeToPlanInput,
         payload=SubscribeToPlanPayload,
         scopes=SELLERS,
@@ -191,7 +191,7 @@ class SubscriptionMutations:
         description="Subscribe a member to a plan, with its trial or paying the first period: POST "
         "/v1/members/{id}/subscriptions, with its rules and answers.",
     )
-    loyalty_cancel_subscription: CancelSubscriptionPayload = mutation(
+    loyalty_cancel_subscription: CancelSubscriptionPayload | None = mutation(
         input=CancelSubscriptionInput,
         payload=CancelSubscriptionPayload,
         scopes=SELLERS,
@@ -202,7 +202,7 @@ class SubscriptionMutations:
         description="Cancel at period end (benefits kept until then) or now: POST "
         "/v1/subscriptions/{id}/cancel.",
     )
-    loyalty_resume_subscription: ResumeSubscriptionPayload = mutation(
+    loyalty_resume_subscription: ResumeSubscriptionPayload | None = mutation(
         input=ResumeSubscriptionInput,
         payload=ResumeSubscriptionPayload,
         scopes=SELLERS,
@@ -212,7 +212,7 @@ class SubscriptionMutations:
         answer={"subscription": MemberSubscription.of},
         description="Undo a pending cancel before the period ends: POST /v1/subscriptions/{id}/resume.",
     )
-    loyalty_change_subscription_plan: ChangeSubscriptionPlanPayload = mutation(
+    loyalty_change_subscription_plan: ChangeSubscriptionPlanPayload | None = mutation(
         input=ChangeSubscriptionPlanInput,
         payload=ChangeSubscriptionPlanPayload,
         scopes=SELLERS,
@@ -223,7 +223,7 @@ class SubscriptionMutations:
         description="Move to another plan of the family: one dearer per month whose period runs at least as "
         "long now, any other at period end: POST /v1/subscriptions/{id}/change-plan.",
     )
-    loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload = mutation(
+    loyalty_record_subscription_payment: RecordSubscriptionPaymentPayload | None = mutation(
         input=RecordSubscriptionPaymentInput,
         payload=RecordSubscriptionPaymentPayload,
         scopes=BILLING,
