@@ -11,7 +11,7 @@ import strawberry
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLNonNull
 from loyalty_api.auth.principal import Scope
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.graphql.errors import (
@@ -424,6 +424,13 @@ class TestRefusedMidDocument:
     """Mutations run one after another, each committing its own work: a call refused part way through a
     document (its budget spent, a scope the key lacks) nulls that mutation alone, and the client still reads
     what the ones before it did."""
+
+    def test_every_mutation_may_be_null(self, settings: Settings) -> None:
+        """What keeps the earlier answers: a non-null mutation refused would null `data` whole."""
+        mutations = graphql_router(settings).schema._schema.mutation_type
+        assert mutations is not None
+        non_null = [name for name, f in mutations.fields.items() if isinstance(f.type, GraphQLNonNull)]
+        assert non_null == []
 
     async def test_a_budget_spent_by_the_second_mutation_keeps_the_first_ones_answer(
         self, app: FastAPI, settings: Settings
