@@ -26,6 +26,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from loyalty_api.clock import FrozenClock, SystemClock
@@ -41,12 +42,13 @@ from loyalty_api.webhooks.delivery import (
     PROBE_CAP_LATER,
     PROBE_MIN,
     dispatch_events,
+    send_due,
 )
 from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres
+from tests.databases import is_postgres, side_engine
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_endpoint, set_delivery, set_endpoint
@@ -155,6 +157,26 @@ async def test_a_failing_endpoint_gets_one_probe_at_a_time_and_its_answer_releas
     assert pending == []
     [endpoint] = await rows(app, "SELECT failing_since, next_probe_at FROM webhook_endpoints")
     assert endpoint == {"failing_since": None, "next_probe_at": None}
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's writers take turns: no fan-out runs beside a probe")
+@pytest.mark.usefixtures("failing_endpoint")
+async def test_a_probe_goes_out_while_a_fan_out_lists_the_endpoints(
+    units: UnitsOfWork, receiver: Receiver, clock: FrozenClock
+) -> None:
+    """A fan-out lists the enabled endpoints FOR KEY SHARE until it commits (its deliveries refer to them).
+    The probe's lease locked a failing endpoint FOR UPDATE SKIP LOCKED, so it passed over one a fan-out was
+    listing: under a steady flow of events a failing endpoint could go unprobed look after look."""
+    clock.advance(PROBE_MIN)
+    side = side_engine(units.settings)
+    try:
+        async with side.connect() as fan_out:
+            await fan_out.execute(text("SELECT id FROM webhook_endpoints WHERE enabled FOR KEY SHARE"))
+            assert await send_due(units) == 1  # the probe, sent while the fan-out holds its share
+            await fan_out.rollback()
+    finally:
+        await side.dispose()
+    assert len(receiver.received) == 2  # the refused first send, then the probe
 
 
 @pytest.mark.usefixtures("failing_endpoint")

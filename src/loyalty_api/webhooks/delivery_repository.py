@@ -241,8 +241,10 @@ class DeliveryRepository:
         if full:
             endpoints_due = endpoints_due.where(WebhookEndpoint.id.not_in(list(full)))
         if self._skip_locked:
-            idle = idle.with_for_update(skip_locked=True)
-            endpoints_due = endpoints_due.with_for_update(skip_locked=True)
+            # FOR NO KEY UPDATE (only next_probe_at changes): a fan-out listing the endpoints FOR KEY SHARE
+            # does not hide them from the probe, which FOR UPDATE's SKIP LOCKED passed over look after look.
+            idle = idle.with_for_update(skip_locked=True, key_share=True)
+            endpoints_due = endpoints_due.with_for_update(skip_locked=True, key_share=True)
         await self.session.execute(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id.in_(idle.scalar_subquery()))
