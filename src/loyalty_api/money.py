@@ -133,6 +133,11 @@ def points_for(amount: Money, rate: Decimal, rounding: Rounding = Rounding.down)
     return round_points(amount.major() * rate, rounding)
 
 
+# The most points one request spends, holds, sends or sets a price in: a checkout quote offers no more, so a
+# hold or a redeem of what it offered is accepted.
+MOST_POINTS_AT_ONCE = 10**9
+
+
 def value_of_points(points: int, point_value_minor: Decimal, currency: str) -> Money:
     """What `points` are worth, in minor units, rounded down: a member never gets more than the rate says."""
     return Money(

@@ -669,6 +669,30 @@ class TestQuoteAndSpendAgreeOnTheShare:
         assert captured.status_code == 200, captured.text
 
 
+class TestQuoteOverABillion:
+    """A hold or a redeem takes at most 10^9 points at once, so a quote never offers more, whatever the
+    balance and the cart."""
+
+    async def test_the_points_offered_past_a_billion_are_what_one_hold_takes(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
+    ) -> None:
+        await set_program(client, admin_key, point_value_minor="1", max_redeem_share="1", min_redeem_points=1)
+        member_id = str((await enrol(client, pos_key))["id"])
+        for _ in range(3):
+            await give_points(client, admin_key, member_id, 1_000_000_000)
+        big_cart = cart(subtotal=2_500_000_000)
+        offered = (await quote(client, ecommerce_key, member_id, big_cart))["points"]
+        assert (offered["available"], offered["max_usable"]) == (3_000_000_000, 1_000_000_000)
+        assert offered["max_value"] == cny(1_000_000_000)
+        asked = await quote(client, ecommerce_key, member_id, big_cart, points_to_use=1_000_000_000)
+        assert (asked["points"]["applied"], asked["points"]["capped_by"]) == (1_000_000_000, "none")
+
+        hold = await _hold(client, ecommerce_key, member_id, offered["max_usable"], "WEB-BILLION")
+        assert hold.status_code == 201, hold.text
+        after = (await quote(client, ecommerce_key, member_id, big_cart))["points"]
+        assert (after["available"], after["max_usable"]) == (2_000_000_000, 1_000_000_000)
+
+
 async def _hold(
     client: httpx.AsyncClient, key: str, member_id: str, points: int, order_ref: str, ttl: int = 600
 ) -> httpx.Response:

@@ -25,8 +25,9 @@ it, and the order is fixed:
 5. Shipping is separate: the first free-shipping offer whose conditions hold (benefits before coupons)
    takes the whole shipping amount off. Nothing else touches shipping.
 6. Points, on the goods after discounts (never on shipping): at most the available points, at most
-   floor(max_redeem_share × goods / point_value_minor), and none at all when that is below the programme's
-   minimum redemption. The value of points is rounded down (money.value_of_points).
+   floor(max_redeem_share × goods / point_value_minor), at most 10^9 (the most one hold or redeem takes),
+   and none at all when that is below the programme's minimum redemption. The value of points is rounded
+   down (money.value_of_points).
 7. total = goods after discounts − value of the points applied + shipping after discounts.
 
 Conditions (offers.CartConditions): `min_subtotal` is compared with the subtotal before any
@@ -49,7 +50,7 @@ from decimal import Decimal
 from typing import Literal
 
 from loyalty_api.checkout.errors import CartItemsExceedSubtotal
-from loyalty_api.money import Money, most_points_within_share, value_of_points
+from loyalty_api.money import MOST_POINTS_AT_ONCE, Money, most_points_within_share, value_of_points
 from loyalty_api.offers import (
     BenefitProperties,
     CartConditions,
@@ -290,7 +291,9 @@ def quote_points(*, goods: int, available: int, terms: RedeemTerms, points_to_us
     available = max(available, 0)
     by_share = most_points_within_share(goods, terms.max_redeem_share, terms.point_value_minor)
     limit: CappedBy = "balance" if available <= by_share else "share"
-    max_usable = min(available, by_share)
+    # A hold or a redeem takes at most MOST_POINTS_AT_ONCE, and `points_to_use` is no more either, so that
+    # cap never holds back points asked for and has no `capped_by` of its own.
+    max_usable = min(available, by_share, MOST_POINTS_AT_ONCE)
     if 0 < max_usable < terms.min_redeem_points:
         max_usable, limit = 0, "minimum"
     applied = 0

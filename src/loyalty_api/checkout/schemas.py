@@ -7,11 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.checkout.quote import Cart, CartItem
 from loyalty_api.http.schemas import MoneyBody, MoneyRead, ReadModel, TierRef
-from loyalty_api.money import Money
+from loyalty_api.money import MOST_POINTS_AT_ONCE, Money
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 CouponCode = Annotated[str, Field(min_length=1, max_length=64)]
-PointsToUse = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+PointsToUse = Annotated[int, Field(strict=True, ge=0, le=MOST_POINTS_AT_ONCE)]
 MAX_COUPONS = 10
 
 # The quote's contract for people, shown by OpenAPI and GraphQL alike.
@@ -149,7 +149,8 @@ class PointsQuoteRead(ReadModel):
     available: int = Field(description="The member's available points (balance − held)")
     max_usable: int = Field(
         description="At most `available`, at most the programme's maximum share of the goods after "
-        "discounts (shipping excluded), and 0 when that is below the programme's minimum redemption"
+        "discounts (shipping excluded), at most 1000000000 (the most one hold or redeem takes), and 0 when "
+        "that is below the programme's minimum redemption"
     )
     max_value: MoneyRead
     applied: int = Field(description="Of `points_to_use`, the points the total counts (0 when not asked)")

@@ -28,12 +28,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from loyalty_api.clock import as_utc
-from loyalty_api.money import Money
+from loyalty_api.money import MOST_POINTS_AT_ONCE, Money
 
 # Strict: a string ("10") or a boolean is refused rather than quietly turned into points or money. A JSON
 # number that is whole however it is written (10.0, 1e1) is that integer, read from its digits and never
 # through a float (http.transaction._whole_numbers_as_integers): JSON Schema's `integer` admits it.
-Points = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
+Points = Annotated[int, Field(strict=True, ge=1, le=MOST_POINTS_AT_ONCE)]
 MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
 PositiveMinorUnits = Annotated[int, Field(strict=True, gt=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
