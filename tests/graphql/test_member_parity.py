@@ -80,6 +80,9 @@ class TestReads:
             assert body["data"]["loyaltyMemberLookup"] == {"id": member["id"]}, identifier
         nobody = await graphql(client, pos_key, query, e="nobody@example.com")
         assert nobody["data"]["loyaltyMemberLookup"] is None
+        # A system name enrolment would refuse is refused, as REST refuses it, not missed.
+        spaced = await graphql(client, pos_key, query, s=" crm ", x="C-77")
+        assert [e["extensions"]["code"] for e in spaced["errors"]] == ["validation_error"]
         two = await graphql(client, pos_key, query, n=member["member_number"], e="lookup@example.com")
         rest = await client.get(
             "/v1/members/lookup",

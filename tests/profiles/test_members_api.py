@@ -288,6 +288,9 @@ class TestLookup:
             ({"phone": "not a phone"}, "phone"),
             ({"email": "zhang.example.cn"}, "email"),
             ({"external_system": "pos", "external_id": "   "}, "external_id"),  # blank: enrolment refuses it
+            # Not a system name enrolment takes (it trims ids, not systems): no member can have it.
+            ({"external_system": " pos ", "external_id": "C-42"}, "external_system"),
+            ({"external_system": "POS", "external_id": "C-42"}, "external_system"),
         ],
     )
     async def test_a_malformed_phone_email_or_external_id_is_refused_not_missed(

@@ -130,9 +130,10 @@ async def import_members(body: MemberImportRequest, uow: UoW, caller: Operator) 
     description="Exactly one identifier: `member_number`, `phone`, `email`, `qr_code` (what the member's app "
     "shows, from `POST /v1/members/{member_id}/qr-code`: 422 `qr_code_expired` once its minutes are over, "
     "`qr_code_invalid` for a code this service did not make, 404 `member_not_found` when its member is "
-    "gone), or `external_system` with `external_id`. A `phone` or `email` that is not one is 422 "
-    "`validation_error`, as at enrolment. Keys with the scopes "
-    "`pos`, `ecommerce` or `admin` may call it. "
+    "gone), or `external_system` with `external_id`. A `phone` or `email` that is not one, an "
+    "`external_system` enrolment would refuse (spaces, capitals) or a blank `external_id` is 422 "
+    "`validation_error`, as at enrolment; the `external_id` is trimmed as enrolment trims it. Keys with the "
+    "scopes `pos`, `ecommerce` or `admin` may call it. "
     "Lookups by phone or e-mail also spend the key's contact-lookup budget "
     "(`LOYALTY_RATE_LIMIT_CONTACT_LOOKUP`), and lookups that find no one its misses budget "
     "(`LOYALTY_RATE_LIMIT_LOOKUP_MISSES`); both are small, to stop a walk through numbers.",

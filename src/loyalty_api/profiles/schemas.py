@@ -18,12 +18,13 @@ from pydantic import (
 
 from loyalty_api.http.schemas import CalendarDate, Instant, Points, ReadModel, TierRef, sent_or_left_out
 from loyalty_api.members import member_number as card
+from loyalty_api.members.contact import SYSTEM_NAME_PATTERN
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.profiles import imports
 from loyalty_api.tiers.schemas import TierCode
 
-SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
+SystemName = Annotated[str, StringConstraints(pattern=SYSTEM_NAME_PATTERN)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, strip_whitespace=True)]
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]

@@ -19,7 +19,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
 from loyalty_api.members.birthday_keys import birthday_keys, month_key
-from loyalty_api.members.contact import normalise_email, normalise_phone
+from loyalty_api.members.contact import check_system_name, normalise_email, normalise_phone
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.events import MemberEnrolled, MemberUpdated
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
@@ -344,7 +344,7 @@ async def lookup(
         external_id = external_id.strip()
         if not external_id:
             raise InvalidField("external_id", "must not be blank")
-        record = await repo.get_record_by_external_id(external_system, external_id)
+        record = await repo.get_record_by_external_id(check_system_name(external_system), external_id)
     if record is None:
         raise MemberNotFound()
     return _profile(uow, record)
