@@ -138,6 +138,31 @@ class TestPoints:
         done = await read(client, admin_key, campaign["id"])
         assert done["counts"]["points_granted"] == 450 and done["counts"]["coupons_issued"] == 0
 
+    async def test_points_past_their_end_expire_before_the_grant_as_before_an_earn(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The grant's entry and event show the balance a read shows, not points that have ended but that
+        the expiry job has not yet taken."""
+        await set_program(client, admin_key, expiry_months=12)
+        member_id = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member_id, 10_000)  # 100 points, ending in 12 months
+        clock.advance(timedelta(days=400))  # they have ended; no job has run
+        assert (await points(client, pos_key, member_id))["balance"] == 0
+        await create(client, admin_key, action=POINTS_ACTION)
+        assert await run(app) == 1
+        ledger = await client.get(f"/v1/members/{member_id}/ledger", headers=bearer(admin_key))
+        oldest_first = reversed(ledger.json()["items"])
+        assert [(e["type"], e["amount"], e["balance_after"]) for e in oldest_first] == [
+            ("earn", 100, 100),
+            ("expire", -100, 0),
+            ("campaign", 150, 150),
+        ]
+        [granted] = await events(app, "campaign.points_granted")
+        assert granted["payload"]["balance"] == 150
+        assert [e["payload"]["points"] for e in await events(app, "points.expired")] == [100]
+        assert (await points(client, pos_key, member_id))["balance"] == 150
+        await assert_ledger_invariant(app, member_id)
+
     async def test_analytics_count_campaign_points_as_issued(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

@@ -285,13 +285,21 @@ async def credit_members(
 ) -> dict[uuid.UUID, tuple[AccountState, uuid.UUID]]:
     """`credit_points` for many members at once, the same `points` each, in a handful of statements: the
     accounts (locked in ascending member order), their ledger entries, their lots. Each member's account
-    after it and their entry's id, by member; a member without an account is left out."""
+    after it (and after what its points let expire) and their entry's id, by member; a member without an
+    account is left out."""
     accounts = PointsAccountRepository(uow.session)
+    lots = LotRepository(uow.session)
     if not member_ids:
         return {}
     await accounts.lock_many(member_ids)
     # Read behind the accounts' locks, as an earn's: the entries are stamped after those written meanwhile.
     now = uow.clock.now()
+    # As an earn settles them (lock_earner, settle_spared): points past their end expire before the credit and
+    # what holds spared of them as it frees them, so entries and answers show the balance a read shows. One
+    # statement finds the few members that have any.
+    due = await lots.list_due_among(member_ids, now)
+    for member_id in due:
+        await expire_due_points(uow, member_id)
     states = await accounts.credit_many(
         member_ids, points=points, lifetime=points if lifetime else 0, now=now
     )
@@ -303,10 +311,13 @@ async def credit_members(
     ]
     await LedgerRepository(uow.session).insert_entries(entries)
     expires_at = program.expiry_for(now)
-    await LotRepository(uow.session).insert_lots(
+    await lots.insert_lots(
         [NewLot(entry.member_id, entry.id, points, None, at=now, expires_at=expires_at) for entry in entries]
     )
-    return {entry.member_id: (entry.state, entry.id) for entry in entries}
+    for member_id in due:
+        if member_id in states:
+            states[member_id] = await expire_let_go(uow, member_id, states[member_id])
+    return {entry.member_id: (states[entry.member_id], entry.id) for entry in entries}
 
 
 async def credit_lot(

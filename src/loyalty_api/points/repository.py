@@ -956,6 +956,14 @@ class LotRepository:
         )
         return result.scalars().all()
 
+    async def list_due_among(self, member_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+        """Those of `member_ids` with points past their end at `now`, in ascending order."""
+        query = select(PointLot.member_id).where(
+            PointLot.member_id.in_(member_ids), PointLot.remaining > 0, PointLot.expires_at <= now
+        )
+        result = await self.session.execute(query.group_by(PointLot.member_id).order_by(PointLot.member_id))
+        return list(result.scalars().all())
+
     async def exists_due_lot(self, member_id: uuid.UUID, now: datetime) -> bool:
         row = await _DUE_LOT_EXISTS.fetch_one(self.session, {"member": member_id, "now": now})
         return row is not None and bool(row[0])
