@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -11,8 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from loyalty_api.auth.principal import Scope
+from loyalty_api.settings import Settings
 from tests.builders import add_tier, enrol, make_key
 from tests.conftest import UNLIMITED, bearer, units_of
+from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.graphql.helpers import mutate
 from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
@@ -275,6 +279,48 @@ class TestWhatIsRecorded:
         assert entry["after"]["id"] == made and "name" not in entry["after"]
         (rest_entry,) = await _audit(client, admin_key, member_id=rest["id"])
         assert (rest_entry["subject_type"], rest_entry["subject_id"]) == ("members", rest["id"])
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds a reward's row from a second PostgreSQL connection")
+class TestRacingReplaces:
+    async def test_each_replace_records_the_subject_the_other_left_as_its_before(
+        self, client: httpx.AsyncClient, admin_key: str, settings: Settings
+    ) -> None:
+        """Two PUTs of one reward at once: the second applied replaced what the first left, and its entry
+        says so, not the reward as both found it before either took its lock."""
+        body = {"name": "A", "cost_points": 100, "coupon": {"kind": "fixed_discount", "amount": 500}}
+        body |= {"coupon_valid_days": 30}
+        created = await client.post("/v1/rewards", json=body, headers=bearer(admin_key))
+        assert created.status_code == 201, created.text
+        path = f"/v1/rewards/{created.json()['id']}"
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                # Another write holds the reward: both replaces wait for it, then for each other.
+                await other.execute(
+                    text("SELECT 1 FROM rewards WHERE id = :id FOR UPDATE"),
+                    {"id": uuid.UUID(created.json()["id"])},
+                )
+                first = asyncio.ensure_future(
+                    client.put(path, json=body | {"name": "B"}, headers=bearer(admin_key))
+                )
+                await until_waiting_for_a_lock(watcher, first)
+                second = asyncio.ensure_future(
+                    client.put(path, json=body | {"name": "C"}, headers=bearer(admin_key))
+                )
+                for _ in range(500):
+                    if second.done() or await lock_waiters(watcher) >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                await other.rollback()
+                replies = await asyncio.gather(first, second)
+        finally:
+            await engine.dispose()
+        assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
+        entries = await _audit(client, admin_key, subject_type="rewards", action="replace_reward")
+        pairs = sorted((e["before"]["name"], e["after"]["name"]) for e in entries)
+        assert pairs in ([("A", "B"), ("B", "C")], [("A", "C"), ("C", "B")]), pairs
 
 
 class TestWhatIsNot:

@@ -116,6 +116,7 @@ async def replace_benefit(
     row = await repo.lock_benefit(benefit_id)
     if row is None:
         raise BenefitNotFound()
+    await uow.subject_locked()
     before = column_values(row)
     _apply(row, definition)
     if column_values(row) == before:  # sent again as it is: no change to announce (db/changes.py)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -38,7 +38,19 @@ class UnitOfWork:
     cache_stamp: int = 0
     read_only: bool = False
     writer_turn: asyncio.Lock | None = None
+    # Set by the audit trail of a REST write (http/audit_trail.py): what reads the entry's `before` again
+    # once the write holds its subject's lock (subject_locked).
+    on_subject_locked: Callable[[], Awaitable[None]] | None = None
     _stale: set[str] = field(default_factory=set)
+
+    async def subject_locked(self) -> None:
+        """A replace calls this once it holds its subject's lock and before it changes anything: the audit
+        entry's `before` is read again here, so it shows what a write committed while this one waited for
+        the lock (read as the write began, two replaces at once both showed the subject as neither left
+        it). The lock the write takes first anyway: no change to the order in which writes lock."""
+        hook, self.on_subject_locked = self.on_subject_locked, None
+        if hook is not None:
+            await hook()
 
     async def forget_cached(self, key: str) -> None:
         """This unit of work changes what the cache entry `key` holds: every process forgets it once the

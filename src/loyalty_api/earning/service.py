@@ -97,6 +97,7 @@ async def replace_rule(uow: UnitOfWork, rule_id: uuid.UUID, definition: RuleDefi
     row = await EarningRuleRepository(uow.session).lock_rule(rule_id)
     if row is None:
         raise EarningRuleNotFound()
+    await uow.subject_locked()
     before = column_values(row)
     _apply(row, definition)
     if column_values(row) == before:  # sent again as it is: no change to announce (db/changes.py)

@@ -5,7 +5,9 @@ transaction.
 `before` is read as the write begins, before it takes its locks: a change another caller commits in between
 (a till's earn during an adjustment) shows in `after` only. Taking the subject's lock first would change the
 order in which writes lock (a transfer locks its two members in id order, whichever the path names) and let
-two writes deadlock.
+two writes deadlock. A replace (PUT of a reward, benefit, earning rule, plan, tier, partner, the programme),
+whose first lock is its subject's, reads it again once it holds that lock (UnitOfWork.subject_locked): of
+two replaces at once, the second's `before` is what the first left.
 
 The subject of `PUT /v1/tiers/{code}` is the tier at that path; of an action such as `POST
 /v1/subscriptions/{subscription_id}/cancel`, the resource it acts on (`/v1/subscriptions/{subscription_id}`);

@@ -403,6 +403,13 @@ async def _run_in_unit_of_work(
             async with limit:  # the endpoint only: a commit under way is never cut off
                 reader = None if principal is None or audited is None else audited.subject_reader(request)
                 before = None if reader is None else await audit_trail.read_subject(reader, request)
+                if reader is not None:
+
+                    async def read_behind_the_lock(reader: APIRoute = reader) -> None:
+                        nonlocal before
+                        before = await audit_trail.read_subject(reader, request)
+
+                    uow.on_subject_locked = read_behind_the_lock
                 response = await handler(request)
             if principal is not None and audited is not None and 200 <= response.status_code < 300:
                 changes = audit_trail.changes_of(audited, request, response, before)

@@ -251,6 +251,7 @@ async def update_partner(
     partner = await PartnerRepository(uow.session).lock_by_code(code)
     if partner is None:
         raise PartnerNotFound()
+    await uow.subject_locked()
     await _check_terms(uow, terms)
     before = column_values(partner)
     granted = await BenefitRepository(uow.session).granted_ids("partner", partner.id)

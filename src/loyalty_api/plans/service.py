@@ -150,6 +150,7 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
     row = await repo.lock_by_code(code, to="replace")
     if row is None:
         raise PlanNotFound()
+    await uow.subject_locked()
     old_price = (row.price_amount_minor, row.price_currency)
     before = column_values(row)
     benefits = BenefitRepository(uow.session)

@@ -148,6 +148,7 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     await repo.insert_program_if_absent({**_columns(DEFAULTS), "updated_at": uow.clock.now()})
     row = await repo.lock_program()
     assert row is not None
+    await uow.subject_locked()
     before = column_values(row)
     if settings.currency != row.currency:
         recorded = await repo.money_recorded_in()

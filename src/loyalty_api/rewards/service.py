@@ -167,6 +167,7 @@ async def replace_reward(
     row = await rewards.lock_reward(reward_id)
     if row is None:
         raise RewardNotFound()
+    await uow.subject_locked()
     before = column_values(row)
     _apply(row, definition)
     if not isinstance(stock, _Keep):

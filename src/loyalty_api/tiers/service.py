@@ -249,6 +249,7 @@ async def replace_tier(
     row = await repo.lock_by_code(code, to="replace")
     if row is None:
         raise TierNotFound()
+    await uow.subject_locked()
     ladder = await _load_ladder(uow)
     before = ladder.by_id(row.id)
     assert before is not None
