@@ -20,11 +20,13 @@ from tests.points.helpers import earn, set_program
 from tests.tiers.test_qualification import (
     KEPT_2026,
     KEPT_2027,
+    MEMBER,
     SILVER,
     iso,
     put_override,
     review,
     standard_ladder,
+    tier_of,
 )
 
 WINDOW_2026_END = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)  # 1 January 2027 in Shanghai
@@ -193,3 +195,64 @@ async def test_no_reminders_unless_the_programme_asks_for_them(
     clock.advance(WINDOW_2026_END - clock.now() - timedelta(days=10))
     assert await remind(app) == 0
     assert await reminders(app) == []
+
+
+class TestGraceEndingAcrossAClockChange:
+    """Berlin moves its clocks on an hour on 29 March 2026 and back on 25 October. The walk lists a tier's
+    members by window end from 7 times 24 hours before its run (tiers/reminders.py), while a grace of 7 days
+    is kept until noon there 7 days on (kept_until): an hour apart when the grace crosses the change. Runs in
+    that hour tell the member whose window ended nothing more and tell those whose window ends within the
+    reminder days; the member whose grace it is heard once, before the window ended."""
+
+    @pytest.mark.parametrize(
+        ("window_end", "kept"),
+        [
+            # Noon on 25 March (CET), kept until noon on 1 April (CEST); 7 × 24 hours run to 11:00 UTC.
+            (datetime(2026, 3, 25, 11, tzinfo=UTC), datetime(2026, 4, 1, 10, tzinfo=UTC)),
+            # Noon on 20 October (CEST), kept until noon on 27 October (CET); 7 × 24 hours run to 10:00 UTC.
+            (datetime(2026, 10, 20, 10, tzinfo=UTC), datetime(2026, 10, 27, 11, tzinfo=UTC)),
+        ],
+        ids=["spring", "autumn"],
+    )
+    async def test_told_once_before_the_window_ends_whenever_the_job_runs(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        clock: FrozenClock,
+        window_end: datetime,
+        kept: datetime,
+    ) -> None:
+        await set_program(client, admin_key, timezone="Europe/Berlin", tier_reminder_days=7)
+        await standard_ladder(client, admin_key, window="rolling_days", window_days=30, grace_days=7)
+        clock.set(window_end - timedelta(days=30))
+        member_id = await silver_member(client, pos_key)  # judged on the 30 days to `window_end`
+        assert (await tier_of(client, pos_key, member_id))["kept_until"] == iso(kept)
+        disputed = min(kept, window_end + timedelta(days=7)) + timedelta(minutes=30)  # the hour between
+        # Another member whose window comes within the reminder days during that hour.
+        clock.set(disputed + timedelta(days=7, minutes=-15) - timedelta(days=30))
+        later_id = await silver_member(client, pos_key)
+
+        clock.set(window_end - timedelta(days=7, hours=1))
+        assert await remind(app) == 0  # not yet
+        clock.set(window_end - timedelta(days=2))
+        assert await remind(app) == 1
+        [told] = await reminders(app)
+        assert (told["member_id"], told["window_end"], told["kept_until"]) == (
+            member_id,
+            iso(window_end),
+            iso(kept),
+        )
+        for at in (window_end - timedelta(minutes=1), window_end, window_end + timedelta(days=3)):
+            clock.set(at)
+            assert await remind(app) == 0
+        clock.set(disputed)  # the grace ends within the hour, on one reckoning or the other
+        assert await remind(app) == 1
+        assert [reminder["member_id"] for reminder in await reminders(app)] == [member_id, later_id]
+        for at in (kept - timedelta(seconds=1), kept, kept + timedelta(hours=1)):
+            clock.set(at)
+            assert await remind(app) == 0
+        assert await review(app) == 1  # the purchase that won silver does not keep it: back to member
+        assert (await tier_of(client, pos_key, member_id))["tier"] == MEMBER
+        assert len(await reminders(app)) == 2
