@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -257,6 +257,49 @@ async def test_a_birthday_on_29_february_is_celebrated_on_the_28th_in_common_yea
     clock.set(datetime(2028, 2, 28, 16, 30, tzinfo=UTC))  # 29 February 2028
     assert await run_job(app) == 1
     assert len(await coupons(client, pos_key, leapling["id"])) == 2
+
+
+@pytest.mark.parametrize(
+    ("timezone", "birthday", "valid_from", "valid_until"),
+    [
+        # Berlin moves its clocks on an hour on 29 March 2026: the week of a 25 March birthday ends at
+        # midnight on 1 April there (22:00 UTC), not 01:00 (7 times 24 hours).
+        ("Europe/Berlin", "1990-03-25", "2026-03-24T23:00:00Z", "2026-03-31T22:00:00Z"),
+        # It moves them back on 25 October: the week of a 20 October birthday ends at midnight on 27 October
+        # there (23:00 UTC), not 23:00 on the 26th.
+        ("Europe/Berlin", "1990-10-20", "2026-10-19T22:00:00Z", "2026-10-26T23:00:00Z"),
+        # Santiago's clocks go from midnight to 01:00 on 6 September 2026: the week of a 30 August birthday
+        # ends as 6 September begins, at 01:00 there (04:00 UTC).
+        ("America/Santiago", "1990-08-30", "2026-08-30T04:00:00Z", "2026-09-06T04:00:00Z"),
+    ],
+    ids=["berlin-spring", "berlin-autumn", "santiago-midnight-skipped"],
+)
+async def test_a_week_s_gift_runs_from_the_birthday_s_midnight_to_midnight_a_week_on_across_a_clock_change(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+    timezone: str,
+    birthday: str,
+    valid_from: str,
+    valid_until: str,
+) -> None:
+    await set_program(client, admin_key, timezone=timezone)
+    offer = {"kind": "fixed_discount", "amount": 500}
+    week = {"coupon_name": "Happy birthday", "coupon": offer, "valid_days": 7}
+    gift = await client.post(
+        "/v1/benefits",
+        json={"name": "Birthday", "kind": "birthday_gift", "properties": week},
+        headers=bearer(admin_key),
+    )
+    assert gift.status_code == 201, gift.text
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[gift.json()["id"]])
+    member = await enrol(client, pos_key, birthday=birthday)
+    clock.set(datetime.fromisoformat(valid_from) + timedelta(hours=12))  # the birthday, at noon or so
+    assert await run_job(app) == 1
+    [coupon] = await coupons(client, pos_key, member["id"])
+    assert (coupon["valid_from"], coupon["valid_until"]) == (valid_from, valid_until)
 
 
 async def members_born_in(client: httpx.AsyncClient, key: str, month: int) -> set[str]:
