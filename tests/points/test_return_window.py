@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -352,6 +352,79 @@ class TestSendingPointsWaitsOutTheWindow:
         clock.advance(timedelta(days=14))
         sent = await exchange_out(client, pos_key, member, "cafe", 50)
         assert sent.status_code == 201, sent.text
+
+
+# Berlin moves its clocks on an hour on 29 March 2026 and back on 25 October: 14 days from noon there end at
+# noon there, an hour before or after 14 times 24 hours.
+ACROSS_A_CLOCK_CHANGE = pytest.mark.parametrize(
+    ("bought", "ends"),
+    [
+        (datetime(2026, 3, 20, 11, tzinfo=UTC), datetime(2026, 4, 3, 10, tzinfo=UTC)),
+        (datetime(2026, 10, 20, 10, tzinfo=UTC), datetime(2026, 11, 3, 11, tzinfo=UTC)),
+    ],
+    ids=["spring", "autumn"],
+)
+
+
+class TestTheWindowIsTheProgrammesCalendarDays:
+    """A shop's "returns within 14 days" of a purchase at noon end at noon 14 days on, as its till's clock
+    reads them: the return window runs to the same time on the programme's clock."""
+
+    @ACROSS_A_CLOCK_CHANGE
+    async def test_the_referrer_is_credited_and_the_points_sent_as_the_window_ends_there(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+        bought: datetime,
+        ends: datetime,
+    ) -> None:
+        await set_program(
+            client, admin_key, timezone="Europe/Berlin", transfers_enabled=True, **REFERRAL, **WINDOW
+        )
+        referrer, friend = await referred(client, pos_key)
+        other = str((await enrol(client, pos_key))["id"])
+        clock.set(bought)
+        await earn(client, pos_key, friend, 10_000)  # 100 points and the friend's 200
+        path = f"/v1/members/{friend}/transfers"
+        body = {"to_member_id": other, "points": 300}
+
+        clock.set(ends - timedelta(minutes=1))
+        assert await credit_referrers(units_of(app)) == 0
+        refused = await client.post(path, json=body, headers=bearer(admin_key))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "points_in_return_window"
+
+        clock.set(ends)
+        assert await credit_referrers(units_of(app)) == 1
+        assert await balance(client, pos_key, referrer) == 500
+        sent = await client.post(path, json=body, headers=bearer(admin_key))
+        assert sent.status_code == 201, sent.text
+
+    @ACROSS_A_CLOCK_CHANGE
+    async def test_a_return_voids_the_referral_until_the_window_ends_there(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        clock: FrozenClock,
+        admin_key: str,
+        pos_key: str,
+        bought: datetime,
+        ends: datetime,
+    ) -> None:
+        await set_program(client, admin_key, timezone="Europe/Berlin", **REFERRAL, **WINDOW)
+        clock.set(bought)
+        (_, within, returned_within), (_, after, returned_after) = [
+            await rewarded_purchase(client, pos_key) for _ in range(2)
+        ]
+        clock.set(ends - timedelta(minutes=1))
+        assert (await refund(client, pos_key, returned_within, full=True))["referral_taken_back"] == 200
+        clock.set(ends)  # the worker has not credited the other referrer yet
+        assert (await refund(client, pos_key, returned_after, full=True))["referral_taken_back"] == 0
+        assert (await reward_row(app, within))["voided_at"] is not None
+        assert (await reward_row(app, after))["voided_at"] is None
 
 
 _HOLD_MEMBER = text("SELECT 1 FROM members WHERE id = :m FOR UPDATE").bindparams(bindparam("m", type_=Uuid()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
@@ -152,7 +152,7 @@ async def check_return_window(uow: UnitOfWork, program: ProgramSettings, sender:
     days = program.return_window_days
     if days == 0:
         return
-    since = uow.clock.now() - timedelta(days=days)
+    since = program.returnable_after(uow.clock.now())
     recent = await LedgerRepository(uow.session).points_purchases_earned_since(sender.member.id, since)
     available = sender.account.available
     transferable = max(available - recent, 0)

@@ -16,7 +16,6 @@ whatever comes back; with no window (0), it always stands.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Literal
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
@@ -105,7 +104,7 @@ async def void_if_returned(
     if order.amount_minor is None or program.return_window_days == 0:
         return 0, state
     now = uow.clock.now()
-    window_start = now - timedelta(days=program.return_window_days)
+    window_start = program.returnable_after(now)
     # The window runs from the purchase, as the referral job counts it: a receipt synced late (`occurred_at`)
     # may be past it already, and then its reward stands.
     if order.purchased_at is not None and order.purchased_at <= window_start:
@@ -178,7 +177,7 @@ async def credit_referrers(units: UnitsOfWork, *, batch: int = 100) -> int:
     while True:
         async with units.read() as uow:
             program = await get_program(uow)
-            bought_by = uow.clock.now() - timedelta(days=program.return_window_days)
+            bought_by = program.returnable_after(uow.clock.now())
             pending = await ReferralRepository(uow.session).list_pending(bought_by, limit=batch)
         for friend_id in pending:
             async with units.begin() as uow:

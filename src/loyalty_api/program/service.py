@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from loyalty_api.calendar_days import add_days
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
@@ -53,6 +54,13 @@ class ProgramSettings:
     def day_start(self, moment: datetime) -> datetime:
         """When the programme's day that `moment` falls in began (days turn in the programme's time zone)."""
         return datetime.combine(moment.astimezone(self.zone).date(), time(), self.zone)
+
+    def returnable_after(self, now: datetime) -> datetime:
+        """Purchases made after this instant may still be returned at `now`. The return window's days are the
+        programme's calendar days, as a shop's "returns within 14 days" are: a purchase at noon may be
+        returned until noon there 14 days on, across a change of the clocks too (one made in an hour the
+        clocks repeat or skip may be read an hour out, as calendar_days reads such hours)."""
+        return add_days(now, -self.return_window_days, self.zone)
 
     def expiry_for(self, earned_at: datetime) -> datetime | None:
         """Points earned at `earned_at` expire this many calendar months later on the programme's calendar
