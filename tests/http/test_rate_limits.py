@@ -14,15 +14,18 @@ import coredis
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
 from loyalty_api.http import rate_limits
 from loyalty_api.members import member_number
+from loyalty_api.profiles import service as profiles
 from loyalty_api.settings import Settings
 from tests.apps import client_for, serving
 from tests.builders import enrol, make_key, unique_phone
 from tests.conftest import bearer
+from tests.databases import lock_waiters, side_engine
 
 REDIS_ENV = "LOYALTY_TEST_REDIS_URL"
 
@@ -54,6 +57,22 @@ def random_address() -> str:
 
 async def get_program(client: httpx.AsyncClient, key: str) -> httpx.Response:
     return await client.get("/v1/program", headers=bearer(key))
+
+
+async def writes_waiting(settings: Settings, expected: int) -> int:
+    """How many sessions of the PostgreSQL test database wait for a lock, once `expected` do or after five
+    seconds (the caller's assertion then says what went wrong)."""
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            for _ in range(500):
+                if await lock_waiters(watcher) >= expected:
+                    break
+                await asyncio.sleep(0.01)
+            return await lock_waiters(watcher)
+    finally:
+        await engine.dispose()
 
 
 class TestPerKey:
@@ -247,6 +266,46 @@ class TestContactConflicts:
             # Clearing a contact or changing anything else names none.
             cleared = await client.patch(path, json={"email": None, "name": "Li"}, headers=bearer(walker))
             assert cleared.status_code == 200, cleared.text
+
+    async def test_writes_that_lose_a_race_for_a_phone_spend_it(self, settings: Settings) -> None:
+        """An enrolment and an update naming a phone that another enrolment, not yet committed, is giving a
+        member: on PostgreSQL they do not see it when they look and find it taken at their own write (the
+        unique constraint); the 409 `member_exists` they get then spends the budget as any other."""
+        async with serving(settings, rate_limit_contact_lookup="2/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            own = (await enrol(client, walker))["id"]
+            phone = unique_phone()
+            async with app.state.units.begin() as uow:
+                await profiles.enrol(
+                    uow,
+                    phone=phone,
+                    email=None,
+                    name=None,
+                    birthday=None,
+                    channel="store",
+                    external_ids={},
+                    marketing_consent=False,
+                    referral_code=None,
+                )
+                racing = [
+                    asyncio.create_task(
+                        client.post("/v1/members", json={"phone": phone}, headers=bearer(walker))
+                    ),
+                    asyncio.create_task(
+                        client.patch(f"/v1/members/{own}", json={"phone": phone}, headers=bearer(walker))
+                    ),
+                ]
+                if make_url(settings.database_url).get_backend_name() == "postgresql":
+                    # Both at their insert, waiting for this one's outcome (on SQLite they wait for its end).
+                    assert await writes_waiting(settings, 2) == 2
+            lost = await asyncio.gather(*racing)
+            assert [r.json()["code"] for r in lost] == ["member_exists", "member_exists"]
+            assert_limited(
+                await client.get("/v1/members/lookup", params={"phone": phone}, headers=bearer(walker)),
+                "contact-lookup",
+                2,
+                60,
+            )
 
     async def test_a_refusal_for_the_budget_leaves_the_idempotency_key_free(self, settings: Settings) -> None:
         async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
