@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -14,7 +16,8 @@ import coredis
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.principal import Scope
@@ -59,6 +62,41 @@ async def get_program(client: httpx.AsyncClient, key: str) -> httpx.Response:
     return await client.get("/v1/program", headers=bearer(key))
 
 
+async def assert_one_phone_left(client: httpx.AsyncClient, key: str, path: str) -> None:
+    """The key's contact-lookup budget (1/minute) is whole: the member at `path` takes one new phone, then
+    no other."""
+    assert (await client.patch(path, json={"phone": unique_phone()}, headers=bearer(key))).status_code == 200
+    assert_limited(
+        await client.patch(path, json={"phone": unique_phone()}, headers=bearer(key)), "contact-lookup", 1, 60
+    )
+
+
+async def another_writer_can_write(settings: Settings) -> bool:
+    """Whether a writer outside the service could write now, without waiting: on SQLite take the database's
+    write lock, on PostgreSQL lock every member's row."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        probe = sqlite3.connect(url.database or "", timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+        return True
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as probe:
+            await probe.execute(text("SELECT 1 FROM members FOR UPDATE NOWAIT"))
+            await probe.rollback()
+    except DBAPIError:
+        return False
+    finally:
+        await engine.dispose()
+    return True
+
+
 async def writes_waiting(settings: Settings, expected: int) -> int:
     """How many sessions of the PostgreSQL test database wait for a lock, once `expected` do or after five
     seconds (the caller's assertion then says what went wrong)."""
@@ -73,6 +111,38 @@ async def writes_waiting(settings: Settings, expected: int) -> int:
             return await lock_waiters(watcher)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def relayed(redis: str, probe: Callable[[], Awaitable[None]]) -> AsyncIterator[str]:
+    """A relay to `redis` that awaits `probe` whenever a command about the contact-lookup budget comes
+    through, before passing it on; yields the relay's URL."""
+    target = urlsplit(redis)
+
+    async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, watched: bool) -> None:
+        try:
+            while chunk := await source.read(65536):
+                if watched and b"contact-lookup" in chunk:
+                    await probe()
+                sink.write(chunk)
+                await sink.drain()
+        finally:
+            sink.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(target.hostname, target.port or 6379)
+        await asyncio.gather(
+            pump(reader, upstream_writer, watched=True),
+            pump(upstream_reader, writer, watched=False),
+            return_exceptions=True,
+        )
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}{target.path or '/0'}"
+    finally:
+        server.close()
 
 
 class TestPerKey:
@@ -267,6 +337,24 @@ class TestContactConflicts:
             cleared = await client.patch(path, json={"email": None, "name": "Li"}, headers=bearer(walker))
             assert cleared.status_code == 200, cleared.text
 
+    async def test_an_update_the_key_may_not_make_spends_nothing(self, settings: Settings) -> None:
+        """An update refused for what it asks (a pos key suspending a member) sets no phone: it tells nothing
+        of the number, and spends nothing, over GraphQL as over REST."""
+        update = (
+            "mutation($m: ID!, $p: String!) { loyaltyUpdateMember(input: "
+            "{memberId: $m, phone: $p, status: suspended}) { member { id } userErrors { code } } }"
+        )
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            path = f"/v1/members/{(await enrol(client, walker))['id']}"
+            suspending = {"phone": unique_phone(), "status": "suspended"}
+            rest = await client.patch(path, json=suspending, headers=bearer(walker))
+            assert rest.json()["code"] == "scope_not_allowed"
+            body = {"query": update, "variables": {"m": path.rsplit("/", 1)[1], "p": unique_phone()}}
+            graphql = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            assert graphql["errors"][0]["extensions"]["code"] == "scope_not_allowed"
+            await assert_one_phone_left(client, walker, path)
+
     async def test_writes_that_lose_a_race_for_a_phone_spend_it(self, settings: Settings) -> None:
         """An enrolment and an update naming a phone that another enrolment, not yet committed, is giving a
         member: on PostgreSQL they do not see it when they look and find it taken at their own write (the
@@ -306,6 +394,29 @@ class TestContactConflicts:
                 2,
                 60,
             )
+
+    @needs_redis
+    @pytest.mark.usefixtures("patient_storage")
+    async def test_the_budget_is_counted_before_the_write_begins(self, settings: Settings) -> None:
+        """Counting in Redis is a round trip, up to the storage's time limit when Redis is in trouble: an
+        enrolment or update naming a phone counts before its write begins, so that no other write waits on
+        it meanwhile (on SQLite, every other writer)."""
+        free_to_write: list[bool] = []
+
+        async def probe() -> None:
+            free_to_write.append(await another_writer_can_write(settings))
+
+        async with (
+            relayed(os.environ[REDIS_ENV], probe) as redis,
+            serving(settings, rate_limit_storage=redis) as (app, client),
+        ):
+            walker = await make_key(app, Scope.pos)
+            member = await enrol(client, walker)
+            patched = await client.patch(
+                f"/v1/members/{member['id']}", json={"phone": unique_phone()}, headers=bearer(walker)
+            )
+            assert patched.status_code == 200, patched.text
+        assert len(free_to_write) >= 2 and all(free_to_write), free_to_write
 
     async def test_a_refusal_for_the_budget_leaves_the_idempotency_key_free(self, settings: Settings) -> None:
         async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):

@@ -10,13 +10,14 @@ import strawberry
 from strawberry.types.unset import UNSET
 
 from loyalty_api.auth.principal import Principal
-from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.graphql.members import Member, MemberStatusValue
 from loyalty_api.graphql.mutation import MutationPayload, body_of, mutation
 from loyalty_api.graphql.scopes import TILLS
 from loyalty_api.http.input_guard import InvalidInput, field_error
-from loyalty_api.profiles import service
-from loyalty_api.profiles.contact_budget import contact_changes_spent, contact_conflicts_counted
+from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.profiles import contact_budget, service
+from loyalty_api.profiles.contact_budget import contact_conflicts_counted
 from loyalty_api.profiles.schemas import MemberCreate, MemberRead, MemberUpdate
 
 
@@ -112,10 +113,24 @@ async def _enrol(uow: UnitOfWork, _: Principal, request: MemberCreate) -> Member
     return MemberRead.model_validate(profile)
 
 
-async def _update(uow: UnitOfWork, caller: Principal, request: _Update) -> MemberRead:
-    changes = {name: getattr(request, name) for name in request.model_fields_set - {"member_id"}}
-    service.check_changes_allowed(changes, caller)
-    return MemberRead.model_validate(await service.update(uow, request.member_id, **changes))
+async def _before_enrolment(
+    _: UnitsOfWork, limiter: RateLimiter, caller: Principal, request: MemberCreate
+) -> None:
+    await contact_budget.check_before_enrolment(limiter, caller, request)
+
+
+def _changes(request: _Update) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in request.model_fields_set - {"member_id"}}
+
+
+async def _before_update(_: UnitsOfWork, limiter: RateLimiter, caller: Principal, request: _Update) -> None:
+    """An update the key may not make is refused before it spends anything (as REST's)."""
+    service.check_changes_allowed(_changes(request), caller)
+    await contact_budget.spend_before_update(limiter, caller, request)
+
+
+async def _update(uow: UnitOfWork, _: Principal, request: _Update) -> MemberRead:
+    return MemberRead.model_validate(await service.update(uow, request.member_id, **_changes(request)))
 
 
 @strawberry.type
@@ -129,6 +144,7 @@ class MemberMutations:
         work=_enrol,
         answer={"member": Member.of},
         body=_body,
+        before=_before_enrolment,
         around=contact_conflicts_counted,
         description="Enrol a member: POST /v1/members, with its rules and answers.",
     )
@@ -141,6 +157,6 @@ class MemberMutations:
         work=_update,
         answer={"member": Member.of},
         body=_body,
-        around=contact_changes_spent,
+        before=_before_update,
         description="Update a member: PATCH /v1/members/{id}; changing `status` takes an admin key.",
     )

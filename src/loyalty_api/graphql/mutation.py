@@ -89,6 +89,9 @@ class Outcome(Generic[Reply]):
 
 # What a mutation's work runs inside, as its REST route runs the service call (a budget its answer spends).
 Around = Callable[[RateLimiter, Principal, Any], AbstractAsyncContextManager[None]]
+# What a mutation checks or spends before its unit of work begins, as its REST route prepares (a budget: a
+# round trip to the limiter's storage, which on SQLite would hold up every other write); it may refuse.
+Before = Callable[[UnitsOfWork, RateLimiter, Principal, Any], Awaitable[None]]
 
 # What a mutation's audit entry is about, when its input does not say it by an id: the collection its REST
 # path names and the input field holding the item's key (`("orders", "order_ref")`).
@@ -106,6 +109,7 @@ async def run_mutation(
     work: Callable[[UnitOfWork, Principal, Input], Awaitable[Reply]],
     idempotency_key: str | None,
     subject: Subject | None = None,
+    before: Before | None = None,
     around: Around | None = None,
 ) -> Outcome[Reply]:
     principal = require(info.context, *scopes)
@@ -150,6 +154,18 @@ async def run_mutation(
             return _replayed(found, reply, units.vault.decrypt)
         claimed = found
 
+    if before is not None:
+        try:
+            await _in_time(units, deadline, before(units, info.context.rate_limiter, principal, request))
+        except BaseException as exc:
+            if claimed is not None:  # nothing ran: a retry with the key runs it
+                await idempotency.release(units, claimed, deadline=deadline)
+            if not isinstance(exc, LoyaltyError):
+                raise
+            errors = user_errors_of(exc)
+            if errors is None:
+                raise as_graphql_error(exc) from exc
+            return Outcome(None, errors)
     try:
         # On SQLite, a wait for the writer's turn and for the database's write lock.
         uow = await _in_time(units, deadline, units.start(deadline=deadline))
@@ -346,6 +362,7 @@ def mutation(
     description: str,
     body: Callable[[Any], dict[str, Any]] = body_of,
     subject: Subject | None = None,
+    before: Before | None = None,
     around: Around | None = None,
 ) -> Any:
     """A mutation field `(input, idempotencyKey)` that runs `work` through `run_mutation` and answers
@@ -369,6 +386,7 @@ def mutation(
             work=work,
             idempotency_key=idempotency_key,
             subject=subject,
+            before=before,
             around=around,
         )
         return outcome.answer(payload, **answer)

@@ -1,7 +1,12 @@
 """What writes naming a phone or e-mail spend of their key's contact-lookup budget. A 409 `member_exists` on
 either says that someone with it is a member, and an update's 200 that no one is, as a look-up by it would:
 without the budget, a key could test phone numbers at its full rate through enrolments and updates, where
-look-ups are held to a small one."""
+look-ups are held to a small one.
+
+The budget is checked, or spent, before the write's unit of work begins: counting is a round trip to the
+limiter's storage (Redis: up to its time limit when Redis is in trouble), and on SQLite an open writing unit
+holds up every other write meanwhile. Only an enrolment's conflict is counted inside, as it needs the write's
+outcome, and only on that refusal."""
 
 from __future__ import annotations
 
@@ -22,15 +27,21 @@ def _named(request: BaseModel) -> int:
     return sum(getattr(request, field, None) is not None for field in _CONTACTS)
 
 
+async def check_before_enrolment(limiter: RateLimiter, caller: Principal, request: BaseModel) -> None:
+    """Before an enrolment (its `request`, REST's body or GraphQL's input): one giving a phone or an e-mail is
+    refused (429) once the key's contact-lookup budget is spent."""
+    if _named(request):
+        await limiter.check(limiter.contact_lookup, caller.key_prefix)
+
+
 @asynccontextmanager
 async def contact_conflicts_counted(
     limiter: RateLimiter, caller: Principal, request: BaseModel
 ) -> AsyncIterator[None]:
-    """Around an enrolment (its `request`, REST's body or GraphQL's input): one giving a phone or an e-mail is
-    refused (429) once the key's contact-lookup budget is spent, and its `member_exists` on either spends it.
-    A shop enrolling new customers spends nothing (a number found free is a member made, for all to see)."""
-    if _named(request):
-        await limiter.check(limiter.contact_lookup, caller.key_prefix)
+    """Around an enrolment's work: its `member_exists` on a phone or an e-mail spends the key's contact-lookup
+    budget, whether its look found the contact taken or its insert did (another enrolment of it, not yet
+    committed when it looked). A shop enrolling new customers spends nothing (a number found free is a member
+    made, for all to see)."""
     try:
         yield
     except MemberExists as exc:
@@ -39,13 +50,10 @@ async def contact_conflicts_counted(
         raise
 
 
-@asynccontextmanager
-async def contact_changes_spent(
-    limiter: RateLimiter, caller: Principal, request: BaseModel
-) -> AsyncIterator[None]:
-    """Around an update: each phone or e-mail it sets spends the key's contact-lookup budget first, taken or
-    not. One member's phone can be set again and again, each answer saying whether the number is someone's
-    (409) or no one's (200): counting the conflicts alone would let a key test numbers at its full rate."""
+async def spend_before_update(limiter: RateLimiter, caller: Principal, request: BaseModel) -> None:
+    """Before an update the caller may make (its scope and `service.check_changes_allowed` passed): each phone
+    or e-mail it sets spends the key's contact-lookup budget, taken or not. One member's phone can be set
+    again and again, each answer saying whether the number is someone's (409) or no one's (200): counting the
+    conflicts alone would let a key test numbers at its full rate."""
     if named := _named(request):
         await limiter.spend(limiter.contact_lookup, caller.key_prefix, cost=named)
-    yield

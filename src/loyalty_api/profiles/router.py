@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Limiter, Paging, UoW, require
-from loyalty_api.http.edge import lookup_budgets
+from loyalty_api.http.edge import lookup_budgets, principal_of
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
 from loyalty_api.http.transaction import QueryRoute, UnitOfWorkRoute
@@ -21,8 +21,8 @@ from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus, Segment
 from loyalty_api.partners import service as partners
-from loyalty_api.profiles import imports, service
-from loyalty_api.profiles.contact_budget import contact_changes_spent, contact_conflicts_counted
+from loyalty_api.profiles import contact_budget, imports, service
+from loyalty_api.profiles.contact_budget import contact_conflicts_counted
 from loyalty_api.profiles.errors import (
     InvalidMemberNumber,
     LookupNeedsOneIdentifier,
@@ -45,7 +45,37 @@ from loyalty_api.profiles.schemas import (
     QrCodeRead,
 )
 
-router = APIRouter(prefix="/v1/members", tags=["members"], route_class=UnitOfWorkRoute)
+
+class _ContactsFirstRoute(UnitOfWorkRoute):
+    """An enrolment's or an update's contact-lookup budget is checked or spent before its unit of work opens
+    (see profiles.contact_budget), for a caller the route lets in, with a valid body, making a change it may
+    make: a request refused anyway spends nothing. What that meets (a 429) waits in `request.state` for the
+    endpoint (`ContactsFirst`)."""
+
+    async def prepare(self, request: Request, body: Any) -> None:
+        principal = principal_of(request)
+        if body is None or principal is None or not principal.has_any(self.scopes):
+            return
+        limiter = request.app.state.rate_limiter
+        try:
+            if isinstance(body, MemberCreate):
+                await contact_budget.check_before_enrolment(limiter, principal, body)
+            elif isinstance(body, MemberUpdate):
+                changes = {name: getattr(body, name) for name in body.model_fields_set}
+                if not service.changes_allowed(changes, principal):
+                    return  # the endpoint refuses it
+                await contact_budget.spend_before_update(limiter, principal, body)
+        except Exception as exc:  # raised by the endpoint, in its unit of work (the route answers it there)
+            request.state.contacts_refusal = exc
+
+
+async def _contacts_first(request: Request) -> None:  # async: FastAPI runs a plain def in a thread
+    refusal: Exception | None = getattr(request.state, "contacts_refusal", None)
+    if refusal is not None:
+        raise refusal
+
+
+router = APIRouter(prefix="/v1/members", tags=["members"], route_class=_ContactsFirstRoute)
 
 
 class _MemberIdSegment(StringConvertor):
@@ -60,6 +90,8 @@ register_url_convertor("member_id", _MemberIdSegment())
 MemberDesk = Annotated[Principal, Depends(require(Scope.admin, Scope.pos, Scope.ecommerce))]
 Operator = Annotated[Principal, Depends(require(Scope.admin))]
 _AUTH = (InvalidApiKey, ScopeNotAllowed)
+# After the caller's dependency: a key refused for its scope is told so, not what the budget met.
+ContactsFirst = Annotated[None, Depends(_contacts_first)]
 
 
 @router.post(
@@ -70,7 +102,9 @@ _AUTH = (InvalidApiKey, ScopeNotAllowed)
         *_AUTH, MemberExists, UnknownReferralCode, ReferrerNotActive, InvalidField, RateLimited
     ),
 )
-async def enrol_member(body: MemberCreate, uow: UoW, caller: MemberDesk, limiter: Limiter) -> MemberRead:
+async def enrol_member(
+    body: MemberCreate, uow: UoW, caller: MemberDesk, _: ContactsFirst, limiter: Limiter
+) -> MemberRead:
     """Enrol a member: a new card number (`member_number`: ten digits, the last a Luhn check digit), the entry
     tier, no points. Every field may be left out; phone numbers are stored in E.164, e-mails lower-cased.
 
@@ -228,7 +262,7 @@ async def read_member(member_id: uuid.UUID, uow: UoW, _: MemberDesk) -> MemberPr
     responses=problem_responses(*_AUTH, MemberNotFound, MemberExists, InvalidField, RateLimited),
 )
 async def update_member(
-    member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk, limiter: Limiter
+    member_id: uuid.UUID, body: MemberUpdate, uow: UoW, caller: MemberDesk, _: ContactsFirst
 ) -> MemberRead:
     """Change the fields sent and leave the others: null clears a personal field (phone, e-mail, name,
     birthday), and `external_ids` is merged (a system set to null is unlinked). Changing `status` (suspend,
@@ -241,8 +275,7 @@ async def update_member(
     fields, never their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     service.check_changes_allowed(changes, caller)
-    async with contact_changes_spent(limiter, caller, body):
-        profile = await service.update(uow, member_id, **changes)
+    profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)
 
 

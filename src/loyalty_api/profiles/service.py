@@ -357,10 +357,15 @@ async def issue_qr_code(uow: UnitOfWork, member_id: uuid.UUID) -> QrCode:
     return qr_codes.issue(uow.vault, member_id, uow.clock.now())
 
 
-def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> None:
+def changes_allowed(changes: Mapping[str, object], caller: Principal) -> bool:
     """Suspending, closing or reopening a member takes an admin key; any key that may update a member may
     change the rest."""
-    if "status" in changes and Scope.admin not in caller.scopes:
+    return "status" not in changes or Scope.admin in caller.scopes
+
+
+def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> None:
+    """ScopeNotAllowed unless the caller may make these `changes_allowed`."""
+    if not changes_allowed(changes, caller):
         raise ScopeNotAllowed(
             "Only an admin key may suspend, close or reopen a member", allowed_scopes=["admin"]
         )
