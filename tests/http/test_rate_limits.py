@@ -337,6 +337,65 @@ class TestContactConflicts:
             cleared = await client.patch(path, json={"email": None, "name": "Li"}, headers=bearer(walker))
             assert cleared.status_code == 200, cleared.text
 
+    async def test_an_update_setting_the_members_own_phone_or_email_spends_nothing(
+        self, settings: Settings
+    ) -> None:
+        """A system syncing members may send the whole record: the member's own phone and e-mail, which the
+        key can read (`GET /v1/members/{id}`), tell it nothing when set again."""
+        update = (
+            "mutation($m: ID!, $p: String!, $e: String!) { loyaltyUpdateMember(input: "
+            '{memberId: $m, phone: $p, email: $e, name: "Li"}) { member { id } userErrors { code } } }'
+        )
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            member = await enrol(client, walker, email="own@example.cn")
+            path = f"/v1/members/{member['id']}"
+            # As another system writes them: the number in its national form, the address in capitals.
+            same = {"phone": member["phone"].removeprefix("+86"), "email": "OWN@example.cn", "name": "Li"}
+            statuses = [
+                (await client.patch(path, json=same, headers=bearer(walker))).status_code for _ in "abc"
+            ]
+            assert statuses == [200, 200, 200]
+            body = {
+                "query": update,
+                "variables": {"m": member["id"], "p": member["phone"], "e": "own@example.cn"},
+            }
+            graphql = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            assert graphql["data"]["loyaltyUpdateMember"] == {
+                "member": {"id": member["id"]},
+                "userErrors": [],
+            }
+            # The budget is whole: one look-up by phone, then none.
+            by_phone = {"phone": member["phone"]}
+            assert (
+                await client.get("/v1/members/lookup", params=by_phone, headers=bearer(walker))
+            ).status_code == 200
+            assert_limited(
+                await client.get("/v1/members/lookup", params=by_phone, headers=bearer(walker)),
+                "contact-lookup",
+                1,
+                60,
+            )
+
+    async def test_an_update_finding_no_member_spends_nothing(self, settings: Settings) -> None:
+        """An update of a member that does not exist (or was erased) sets no phone: it tells nothing of the
+        number, and spends nothing, over REST as over GraphQL."""
+        update = (
+            "mutation($m: ID!, $p: String!) { loyaltyUpdateMember(input: {memberId: $m, phone: $p}) "
+            "{ member { id } userErrors { code } } }"
+        )
+        async with serving(settings, rate_limit_contact_lookup="1/minute") as (app, client):
+            walker = await make_key(app, Scope.pos)
+            nobody = str(uuid.uuid4())
+            rest = await client.patch(
+                f"/v1/members/{nobody}", json={"phone": unique_phone()}, headers=bearer(walker)
+            )
+            assert rest.json()["code"] == "member_not_found"
+            body = {"query": update, "variables": {"m": nobody, "p": unique_phone()}}
+            graphql = (await client.post("/graphql", json=body, headers=bearer(walker))).json()
+            assert graphql["data"]["loyaltyUpdateMember"]["userErrors"] == [{"code": "member_not_found"}]
+            await assert_one_phone_left(client, walker, f"/v1/members/{(await enrol(client, walker))['id']}")
+
     async def test_an_update_the_key_may_not_make_spends_nothing(self, settings: Settings) -> None:
         """An update refused for what it asks (a pos key suspending a member) sets no phone: it tells nothing
         of the number, and spends nothing, over GraphQL as over REST."""

@@ -10,13 +10,16 @@ outcome, and only on that refusal."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pydantic import BaseModel
 
 from loyalty_api.auth.principal import Principal
+from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.profiles import service
 from loyalty_api.profiles.errors import MemberExists
 
 _CONTACTS = ("phone", "email")
@@ -50,10 +53,23 @@ async def contact_conflicts_counted(
         raise
 
 
-async def spend_before_update(limiter: RateLimiter, caller: Principal, request: BaseModel) -> None:
+async def spend_before_update(
+    units: UnitsOfWork, limiter: RateLimiter, caller: Principal, member_id: uuid.UUID, request: BaseModel
+) -> None:
     """Before an update the caller may make (its scope and `service.check_changes_allowed` passed): each phone
-    or e-mail it sets spends the key's contact-lookup budget, taken or not. One member's phone can be set
-    again and again, each answer saying whether the number is someone's (409) or no one's (200): counting the
-    conflicts alone would let a key test numbers at its full rate."""
-    if named := _named(request):
-        await limiter.spend(limiter.contact_lookup, caller.key_prefix, cost=named)
+    or e-mail it sets that the member does not have already spends the key's contact-lookup budget, taken or
+    not. One member's phone can be set again and again, each answer saying whether the number is someone's
+    (409) or no one's (200): counting the conflicts alone would let a key test numbers at its full rate. The
+    member's own, sent again (a system syncing the whole record), tells nothing the key cannot read, and an
+    update that finds no member tells nothing: neither spends.
+
+    Read before the update's own read, under its lock: a contact found the member's own here and changed by
+    another update in between was theirs a moment before, so no new number is ever tested unspent."""
+    if not _named(request):
+        return
+    async with units.read() as uow:
+        changing = await service.contacts_changing(
+            uow, member_id, phone=getattr(request, "phone", None), email=getattr(request, "email", None)
+        )
+    if changing:
+        await limiter.spend(limiter.contact_lookup, caller.key_prefix, cost=changing)

@@ -61,12 +61,21 @@ class _ContactsFirstRoute(UnitOfWorkRoute):
             if isinstance(body, MemberCreate):
                 await contact_budget.check_before_enrolment(limiter, principal, body)
             elif isinstance(body, MemberUpdate):
+                member_id = _member_id(request.path_params.get("member_id"))
                 changes = {name: getattr(body, name) for name in body.model_fields_set}
-                if not service.changes_allowed(changes, principal):
+                if member_id is None or not service.changes_allowed(changes, principal):
                     return  # the endpoint refuses it
-                await contact_budget.spend_before_update(limiter, principal, body)
+                units = request.app.state.units
+                await contact_budget.spend_before_update(units, limiter, principal, member_id, body)
         except Exception as exc:  # raised by the endpoint, in its unit of work (the route answers it there)
             request.state.contacts_refusal = exc
+
+
+def _member_id(segment: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(segment))
+    except ValueError:
+        return None
 
 
 async def _contacts_first(request: Request) -> None:  # async: FastAPI runs a plain def in a thread
@@ -270,9 +279,10 @@ async def update_member(
 
     For `pos`, `ecommerce` and `admin` keys. PATCH does not take `Idempotency-Key`: a repeat sets the same
     values. A phone, e-mail or external id another member has is 409 `member_exists`. Each phone or e-mail
-    sent (not null) spends the key's contact-lookup budget first, taken or not, as a look-up by it would: once
-    it is spent, updates naming either are 429 `rate_limited`. Emits `member.updated`, which names the changed
-    fields, never their values."""
+    sent (not null) that the member does not have already spends the key's contact-lookup budget first, taken
+    or not, as a look-up by it would (the member's own sent again spends nothing): once it is spent, updates
+    naming a new one are 429 `rate_limited`. Emits `member.updated`, which names the changed fields, never
+    their values."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     service.check_changes_allowed(changes, caller)
     profile = await service.update(uow, member_id, **changes)

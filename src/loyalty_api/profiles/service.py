@@ -371,6 +371,38 @@ def check_changes_allowed(changes: Mapping[str, object], caller: Principal) -> N
         )
 
 
+async def contacts_changing(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    *,
+    phone: str | None,
+    email: str | None,
+) -> int:
+    """How many of the phone and e-mail an update would set (None: it sets none, or clears it) the member
+    does not have already: each of those tells, by the update's answer, whether another member has it, where
+    the member's own tells nothing the caller cannot read. None when there is no such member (the update
+    finds no one). A value that is not a phone number or an e-mail address counts: the update refuses it only
+    once it comes to it."""
+    member = await MemberRepository(uow.session).get_member(member_id)
+    if member is None or member.status == ERASED:
+        return 0
+    changing = 0
+    for kind, given, held in (("phone", phone, member.phone_hash), ("email", email, member.email_hash)):
+        if given is None:
+            continue
+        try:
+            normal = (
+                normalise_phone(given, uow.settings.default_phone_region)
+                if kind == "phone"
+                else normalise_email(given)
+            )
+        except InvalidField:
+            changing += 1
+            continue
+        changing += uow.vault.blind_index(kind, normal) != held
+    return changing
+
+
 async def update(
     uow: UnitOfWork,
     member_id: uuid.UUID,
