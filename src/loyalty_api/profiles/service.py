@@ -380,9 +380,9 @@ async def contacts_changing(
 ) -> int:
     """How many of the phone and e-mail an update would set (None: it sets none, or clears it) the member
     does not have already: each of those tells, by the update's answer, whether another member has it, where
-    the member's own tells nothing the caller cannot read. None when there is no such member (the update
-    finds no one). A value that is not a phone number or an e-mail address counts: the update refuses it only
-    once it comes to it."""
+    the member's own tells nothing the caller cannot read. None of them when there is no such member (the
+    update finds no one). A value that is not a phone number or an e-mail address counts: the update refuses
+    it only once it comes to it."""
     member = await MemberRepository(uow.session).get_member(member_id)
     if member is None or member.status == ERASED:
         return 0
