@@ -18,13 +18,14 @@ from sqlalchemy import Uuid, bindparam, text
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
+from loyalty_api.points.holds import expire_holds
 from loyalty_api.tiers.membership import review_tiers
 from tests.builders import enrol
 from tests.conftest import units_of
 from tests.databases import is_postgres
 from tests.inspect_db import rows
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, set_program
+from tests.points.helpers import earn, hold_points, set_program
 from tests.tiers.test_qualification import KEPT_2026, standard_ladder
 
 # Bounds a run that would wait for a lock this test holds (it would never end): not a measure of speed.
@@ -67,16 +68,60 @@ async def test_two_expiry_runs_at_once_expire_each_member_once(
         await assert_ledger_invariant(app, member)
 
 
+# A member's rows as a job claims them: their account's, and their own (a change made on request, a profile's
+# update, an erasure or another job may hold it alone).
+MEMBER_ROWS = pytest.mark.parametrize(
+    ("table", "column"), [("points_accounts", "member_id"), ("members", "id")], ids=["account", "member"]
+)
+
+
 @pytest.mark.skipif(not is_postgres(), reason="holds a member's row from a second PostgreSQL connection")
+@MEMBER_ROWS
 async def test_the_expiry_skips_a_member_another_transaction_holds(
-    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    clock: FrozenClock,
+    table: str,
+    column: str,
 ) -> None:
     busy, free = await _members_with_due_points(client, admin_key, pos_key, clock, 2)
-    async with _held(app, "points_accounts", "member_id", busy):
+    async with _held(app, table, column, busy):
         run = await asyncio.wait_for(expire_points(units_of(app)), NEVER_ENDING)
         assert (run.members, run.points) == (1, 100)
     run = await expire_points(units_of(app))
     assert (run.members, run.points) == (1, 100)
+    for member in (busy, free):
+        await assert_ledger_invariant(app, member)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds a member's row from a second PostgreSQL connection")
+@MEMBER_ROWS
+async def test_the_hold_release_skips_a_member_another_transaction_holds(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    ecommerce_key: str,
+    clock: FrozenClock,
+    table: str,
+    column: str,
+) -> None:
+    """The hold job claims its members as the expiry does: a member another transaction holds keeps their
+    hold past its time until the next run, and the others' are released meanwhile."""
+    await set_program(client, admin_key)
+    busy, free = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+    for member in (busy, free):
+        await earn(client, pos_key, member, 10_000)
+        await hold_points(client, ecommerce_key, member, 40, f"WEB-{member}", ttl=60)
+    clock.advance(timedelta(seconds=61))
+    async with _held(app, table, column, busy):
+        assert await asyncio.wait_for(expire_holds(units_of(app)), NEVER_ENDING) == 1
+    assert await expire_holds(units_of(app)) == 1
+    assert await expire_holds(units_of(app)) == 0
+    released = await rows(app, "SELECT member_id FROM holds WHERE status = 'expired'")
+    assert {str(uuid.UUID(str(row["member_id"]))) for row in released} == {busy, free}
     for member in (busy, free):
         await assert_ledger_invariant(app, member)
 

@@ -390,7 +390,7 @@ async def expire_exchanges(units: UnitsOfWork) -> int:
 
 async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID) -> int:
     """Expire the exchange and give its points back, its member claimed first; 1 when this did it."""
-    if not await PointsAccountRepository(uow.session).claim_with_member(member_id):
+    if await PointsAccountRepository(uow.session).claim(member_id) is None:
         return 0
     repo = ExchangeRepository(uow.session)
     if not await repo.resolve(exchange_id, "expired", uow.clock.now()):

@@ -21,9 +21,10 @@ async def expire_points(units: UnitsOfWork, *, batch: int = 500) -> ExpiryRun:
     members lost points, and how many points.
 
     Members walk by id, so those whose due points are all on hold cannot keep the others waiting. Each member
-    is claimed, their account row locked unless someone holds it: workers running the job at once share the
-    members between them, none waiting for another, and none expires anything twice. A member whose row a
-    till holds is left to the change under way (which settles what is due itself) or to the next run."""
+    is claimed, their row and account locked unless someone holds either: workers running the job at once
+    share the members between them, none waiting for another, and none expires anything twice. A member
+    whose rows a till holds is left to the change under way (which settles what is due itself) or to the
+    next run."""
     members = points = 0
     after: uuid.UUID | None = None
     while True:
@@ -33,7 +34,7 @@ async def expire_points(units: UnitsOfWork, *, batch: int = 500) -> ExpiryRun:
             )
         for member_id in member_ids:
             async with units.begin() as uow:
-                if not await PointsAccountRepository(uow.session).claim(member_id):
+                if await PointsAccountRepository(uow.session).claim(member_id) is None:
                     continue
                 expired = await expire_due_points(uow, member_id)
             members += expired > 0

@@ -280,9 +280,9 @@ async def get_hold(uow: UnitOfWork, hold_id: uuid.UUID) -> HoldView:
 
 async def expire_holds(units: UnitsOfWork, *, batch: int = 200) -> int:
     """The job: release every hold past its time, each member in a unit of work of its own, claimed (their
-    account row locked unless someone holds it, see expiry.expire_points): workers share the members, and a
-    member a till is changing now is left to that change, which frees their holds past their time itself,
-    or to the next run.
+    row and account locked unless someone holds either, see expiry.expire_points): workers share the
+    members, and a member a till is changing now is left to that change, which frees their holds past their
+    time itself, or to the next run.
 
     The holds are read a batch at a time, oldest first, until none is left: one run frees them all, however
     many checkouts were abandoned since the last (a run that took one batch left the rest 15 s per batch
@@ -295,7 +295,7 @@ async def expire_holds(units: UnitsOfWork, *, batch: int = 200) -> int:
         for _, hold_id in page:
             async with units.begin() as uow:
                 hold = await HoldRepository(uow.session).get_hold(hold_id)
-                if hold is None or not await PointsAccountRepository(uow.session).claim(hold.member_id):
+                if hold is None or await PointsAccountRepository(uow.session).claim(hold.member_id) is None:
                     continue
                 released += await release_member_expired_holds(uow, hold.member_id)
         if len(page) < batch:

@@ -24,9 +24,9 @@ async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int
     not told yet; how many members were told.
 
     The lots are walked in order of their end; those told of leave the walk. Each member is claimed, their
-    account row locked unless someone holds it: workers running the job at once share the members, and none
-    tells a member twice. A member whose row a till or another worker holds is passed over: told by the
-    next run, or by the other worker."""
+    row and account locked unless someone holds either: workers running the job at once share the members,
+    and none tells a member twice. A member whose rows a till or another worker holds is passed over: told by
+    the next run, or by the other worker."""
     async with units.read() as uow:
         program = await get_program(uow)
         started = uow.clock.now()
@@ -46,7 +46,7 @@ async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int
         last_end = {lot.member_id: lot.expires_at for lot in lots}
         for member_id, end in last_end.items():
             async with units.begin() as uow:
-                if not await PointsAccountRepository(uow.session).claim(member_id):
+                if await PointsAccountRepository(uow.session).claim(member_id) is None:
                     passed[member_id] = end
                     continue
                 told += await _remind(uow, program, member_id, started, until)

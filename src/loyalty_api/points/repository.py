@@ -426,28 +426,19 @@ class PointsAccountRepository:
     async def lock(self, member_id: uuid.UUID, now: datetime) -> AccountState | None:
         return await self.change(member_id, now=now)
 
-    async def claim(self, member_id: uuid.UUID) -> bool:
-        """Lock the member's account row until commit unless another transaction holds it (then False, at
-        once, without waiting): how a job takes a member that no other worker, nor a till's change, has now.
-        (SQLite has one writer at a time: the row is always free.)"""
-        found = await self.session.scalar(
-            select(_ACCOUNTS.c.member_id)
-            .where(_ACCOUNTS.c.member_id == member_id)
-            .with_for_update(key_share=True, skip_locked=True)
-        )
-        return found is not None
-
-    async def claim_with_member(self, member_id: uuid.UUID) -> bool:
+    async def claim(self, member_id: uuid.UUID) -> str | None:
         """Lock the member's row and their account's until commit unless another transaction holds either
-        (then False, at once): `claim` for a job whose change must take the member's row first, as a change
-        made on request does (lock_with_member), whatever the member's status."""
-        found = await self.session.scalar(
-            select(_MEMBERS.c.id)
+        (then None, at once, without waiting): how a job takes a member that no other worker, nor a change
+        made on request, has now, both rows as such a change takes them (lock_with_member). The member's
+        status, whatever it is, as it stands while the rows are this transaction's. (SQLite has one writer at
+        a time: the rows are always free.)"""
+        status: str | None = await self.session.scalar(
+            select(_MEMBERS.c.status)
             .join(_ACCOUNTS, _ACCOUNTS.c.member_id == _MEMBERS.c.id)
             .where(_MEMBERS.c.id == member_id)
             .with_for_update(key_share=True, skip_locked=True)
         )
-        return found is not None
+        return status
 
     async def lock_many(self, member_ids: Sequence[uuid.UUID]) -> None:
         """Lock these members' accounts until commit, in ascending member order, the order every path that
