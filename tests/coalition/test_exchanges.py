@@ -92,6 +92,24 @@ async def created(response: httpx.Response) -> dict[str, Any]:
     return exchange
 
 
+# How a pending exchange ends (the partner's answer, or the time-out job), and the status it ends in.
+ENDINGS = pytest.mark.parametrize(
+    ("answer", "status"), [("confirm", "confirmed"), ("fail", "failed"), ("time-out", "expired")]
+)
+
+
+async def end(
+    app: FastAPI, client: httpx.AsyncClient, air: Air, clock: FrozenClock, exchange_id: str, answer: str
+) -> None:
+    """End the pending exchange as `answer` says (one of ENDINGS)."""
+    if answer == "time-out":
+        clock.advance(timedelta(seconds=TIMEOUT + 1))
+        assert await run_exchange_expiry(app) == 1
+    else:
+        answered = await resolve(client, air.key, exchange_id, answer)
+        assert answered.status_code == 200, answered.text
+
+
 async def member_exchanges(client: httpx.AsyncClient, key: str, member_id: str) -> list[dict[str, Any]]:
     listed = await client.get(f"/v1/members/{member_id}/exchanges", headers=bearer(key))
     assert listed.status_code == 200, listed.text
@@ -306,9 +324,29 @@ class TestExchangeOut:
         assert await balance(client, pos_key, air.member_id) == 1_000
         await assert_ledger_invariant(app, air.member_id)
 
-    @pytest.mark.parametrize(
-        ("answer", "status"), [("confirm", "confirmed"), ("fail", "failed"), ("time-out", "expired")]
-    )
+    @ENDINGS
+    async def test_the_partner_hears_how_its_exchange_ended(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        air: Air,
+        clock: FrozenClock,
+        answer: str,
+        status: str,
+    ) -> None:
+        """`partner.exchange_resolved` is about the member and the partner: the partner's endpoints receive it
+        as they received the request, whichever way it ended (its own answer, or the time-out job)."""
+        exchange = await created(await exchange_out(client, pos_key, air.member_id, "air", 400))
+        await end(app, client, air, clock, exchange["id"], answer)
+
+        [requested] = await events(app, "partner.exchange_requested")
+        [resolved] = await events(app, "partner.exchange_resolved")
+        assert (resolved["payload"]["exchange_id"], resolved["payload"]["status"]) == (exchange["id"], status)
+        assert resolved["member_id"] == requested["member_id"]
+        assert resolved["partner_id"] is not None and resolved["partner_id"] == requested["partner_id"]
+
+    @ENDINGS
     async def test_an_erased_members_exchange_is_settled_without_an_event(
         self,
         app: FastAPI,
@@ -327,12 +365,7 @@ class TestExchangeOut:
         erased = await client.post(f"/v1/members/{air.member_id}/erase", headers=bearer(admin_key))
         assert erased.status_code == 200, erased.text
 
-        if answer == "time-out":
-            clock.advance(timedelta(seconds=TIMEOUT + 1))
-            assert await run_exchange_expiry(app) == 1
-        else:
-            answered = await resolve(client, air.key, exchange["id"], answer)
-            assert answered.status_code == 200, answered.text
+        await end(app, client, air, clock, exchange["id"], answer)
 
         assert (await partner_view(client, air.key, exchange["id"]))["status"] == status
         returned = await rows(app, "SELECT amount FROM ledger_entries WHERE type = 'exchange_return'")

@@ -21,7 +21,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.members.service import is_erased, require_member
+from loyalty_api.members.service import emit_unless_erased, require_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.service import emit_for_partner
 from loyalty_api.partners.errors import (
@@ -298,7 +298,7 @@ async def confirm(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID
     repo = ExchangeRepository(uow.session)
     if not await repo.resolve(row.id, "confirmed", now, due_before=now):
         raise _not_pending(await repo.get(row.id), now)
-    return await _resolved(uow, partner, row.id, "confirmed")
+    return await _resolved(uow, partner, row.id, "confirmed", None)
 
 
 async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -> ExchangeView:
@@ -308,14 +308,15 @@ async def fail(uow: UnitOfWork, partner_id: uuid.UUID, exchange_id: uuid.UUID) -
     row = await _partners_exchange(uow, partner, exchange_id)
     # The member's row and account before the exchange's, as every change to their points takes them (and an
     # erasure, which then rewrites their exchanges): taken the other way round, the two deadlocked.
-    await PointsAccountRepository(uow.session).lock_with_member(row.member_id)
+    locked = await PointsAccountRepository(uow.session).lock_with_member(row.member_id)
+    assert locked is not None, "an exchange's member keeps their rows, erased or not"
     repo = ExchangeRepository(uow.session)
     now = uow.clock.now()
     # Past its time the exchange is the time-out job's: it expires, and the points come back either way.
     if not await repo.resolve(row.id, "failed", now, due_before=now):
         raise _not_pending(await repo.get(row.id), now)
     await _give_back(uow, partner, row)
-    return await _resolved(uow, partner, row.id, "failed")
+    return await _resolved(uow, partner, row.id, "failed", locked[0].status)
 
 
 def _not_pending(row: PartnerExchange | None, now: datetime) -> ExchangeNotPending:
@@ -343,28 +344,25 @@ async def _resolved(
     partner: Partner,
     exchange_id: uuid.UUID,
     status: Literal["confirmed", "failed", "expired"],
+    member_status: str | None,
 ) -> ExchangeView:
+    """The exchange as resolved, and its event. `member_status`: its member's, where the caller read it
+    behind their lock (emit_unless_erased)."""
     row = await ExchangeRepository(uow.session).get(exchange_id)
     assert row is not None
     # An erased member's exchange is still settled (the partner may answer it, the worker times it out, and
     # the settlement counts it), without an event naming them: the partner was told `member.erased`, and
     # reads the exchange's status with GET /v1/partner/exchanges/{id}.
-    if await is_erased(uow, row.member_id):
-        return _view(row, partner.code, uow.clock.now())
-    await emit_for_partner(
-        uow,
-        ExchangeResolved(
-            exchange_id=row.id,
-            member_id=row.member_id,
-            partner=partner.code,
-            partner_customer_ref=row.partner_customer_ref,
-            status=status,
-            points=row.points,
-            partner_points=row.partner_points,
-        ),
-        row.member_id,
-        partner.id,
+    event = ExchangeResolved(
+        exchange_id=row.id,
+        member_id=row.member_id,
+        partner=partner.code,
+        partner_customer_ref=row.partner_customer_ref,
+        status=status,
+        points=row.points,
+        partner_points=row.partner_points,
     )
+    await emit_unless_erased(uow, [(event, row.member_id, member_status)], partner_id=partner.id)
     return _view(row, partner.code, uow.clock.now())
 
 
@@ -390,7 +388,8 @@ async def expire_exchanges(units: UnitsOfWork) -> int:
 
 async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID) -> int:
     """Expire the exchange and give its points back, its member claimed first; 1 when this did it."""
-    if await PointsAccountRepository(uow.session).claim(member_id) is None:
+    member_status = await PointsAccountRepository(uow.session).claim(member_id)
+    if member_status is None:
         return 0
     repo = ExchangeRepository(uow.session)
     if not await repo.resolve(exchange_id, "expired", uow.clock.now()):
@@ -399,7 +398,7 @@ async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID)
     partner = await PartnerRepository(uow.session).get(row.partner_id) if row else None
     assert row is not None and partner is not None
     await _give_back(uow, partner, row)
-    await _resolved(uow, partner, row.id, "expired")
+    await _resolved(uow, partner, row.id, "expired", member_status)
     return 1
 
 

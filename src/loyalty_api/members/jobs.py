@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import assess, thresholds_of
-from loyalty_api.members.models import ERASED
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.members.service import emit_unless_erased
 from loyalty_api.orders.repository import OrderRepository
-from loyalty_api.outbox.service import emit_for_members
+from loyalty_api.outbox.events import Event
 from loyalty_api.program.service import get_program, lifecycle_changed_at
 
 
@@ -42,7 +43,7 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
         return 0
     bought = await OrderRepository(uow.session).list_last_purchases([row.id for row in due])
     changes: list[dict[str, Any]] = []
-    events: list[MemberLifecycleChanged] = []
+    events: list[tuple[Event, uuid.UUID, str]] = []
     for row in due:
         found = assess(
             enrolled_at=row.created_at, last_purchase_at=bought.get(row.id), now=now, thresholds=thresholds
@@ -51,13 +52,11 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
         changes.append(
             {"member": row.id, "stage": found.stage, "since": since, "due": found.due, "assessed": now}
         )
-        # A member's first assessment (one from before lifecycles) sets their stage without an event; so does
-        # every assessment of an erased member: their stage goes on moving in the figures, but receivers were
-        # told `member.erased`, and no read finds them any more.
-        if found.stage != row.stage and row.since is not None and row.status != ERASED:
-            events.append(
-                MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
-            )
+        # A member's first assessment (one from before lifecycles) sets their stage without an event; an
+        # erased member's stage goes on moving in the figures, without one either (emit_unless_erased).
+        if found.stage != row.stage and row.since is not None:
+            event = MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
+            events.append((event, row.id, row.status))
     await members.set_lifecycles(changes)
-    await emit_for_members(uow, [(event, event.member_id) for event in events])
+    await emit_unless_erased(uow, events)
     return len(due)

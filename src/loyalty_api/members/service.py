@@ -4,6 +4,7 @@ buy). Their profile (enrol, read, update, close, erase) is in `profiles`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from loyalty_api.db.uow import UnitOfWork
@@ -12,7 +13,8 @@ from loyalty_api.members.events import MemberLifecycleChanged
 from loyalty_api.members.lifecycle import Stage, assess, thresholds_of
 from loyalty_api.members.models import ERASED, MemberStatus
 from loyalty_api.members.repository import MemberRepository, PointsHolder
-from loyalty_api.outbox.service import emit_for_member
+from loyalty_api.outbox.events import Event
+from loyalty_api.outbox.service import emit_for_member, emit_for_members
 from loyalty_api.program.service import get_program
 
 
@@ -31,11 +33,25 @@ async def require_member(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_activ
     return refuse_unless_found(member, must_be_active=must_be_active)
 
 
-async def is_erased(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
-    """Whether the member was erased. What still moves an erased member's anonymous account (their points
-    reaching their end, a partner's answer to their exchange) emits no event about them: receivers were told
-    `member.erased`, and no read finds the member any more."""
-    return await MemberRepository(uow.session).exists_erased(member_id)
+async def emit_unless_erased(
+    uow: UnitOfWork,
+    events: Sequence[tuple[Event, uuid.UUID, str | None]],
+    *,
+    partner_id: uuid.UUID | None = None,
+) -> None:
+    """Write events about members (`emit_for_members`), each beside its member's id and status, but those
+    about an erased member. What still moves an erased member's anonymous records (their points reaching
+    their end, a partner's answer to their exchange, their lifecycle stage) emits no event about them:
+    receivers were told `member.erased`, and no read finds the member any more. A status is the member's as
+    read behind this transaction's lock on their row (a job's claim, their lock for a change), which an
+    erasure takes first; None where the caller holds no such read, and then it is read here."""
+    members = MemberRepository(uow.session)
+    told = []
+    for event, member_id, status in events:
+        erased = await members.exists_erased(member_id) if status is None else status == ERASED
+        if not erased:
+            told.append((event, member_id))
+    await emit_for_members(uow, told, partner_id=partner_id)
 
 
 async def after_purchase(uow: UnitOfWork, member: PointsHolder, purchased_at: datetime) -> None:

@@ -50,14 +50,17 @@ def event_row(
     }
 
 
-def member_event_row(event: Event, member_id: uuid.UUID, *, at: datetime) -> dict[str, Any]:
-    """The outbox row of an event about one member."""
+def member_event_row(
+    event: Event, member_id: uuid.UUID, *, at: datetime, partner_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The outbox row of an event about one member (and one partner, whose endpoints receive it too)."""
     return event_row(
         event_type=event.event_type,
         occurred_at=at,
         aggregate_type="member",
         aggregate_id=str(member_id),
         member_id=member_id,
+        partner_id=partner_id,
         payload=event.model_dump(mode="json"),
     )
 

@@ -43,11 +43,14 @@ async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -
     await OutboxRepository(uow.session).insert_event(member_event_row(event, member_id, at=uow.clock.now()))
 
 
-async def emit_for_members(uow: UnitOfWork, events: Sequence[tuple[Event, uuid.UUID]]) -> None:
-    """Events each about one member (the member's id beside it), written in one statement."""
+async def emit_for_members(
+    uow: UnitOfWork, events: Sequence[tuple[Event, uuid.UUID]], *, partner_id: uuid.UUID | None = None
+) -> None:
+    """Events each about one member (the member's id beside it), and each about `partner_id` too when given,
+    written in one statement."""
     now = uow.clock.now()
     await OutboxRepository(uow.session).insert_events(
-        [member_event_row(event, member_id, at=now) for event, member_id in events]
+        [member_event_row(event, member_id, at=now, partner_id=partner_id) for event, member_id in events]
     )
 
 

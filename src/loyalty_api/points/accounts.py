@@ -11,7 +11,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.repository import PointsHolder
-from loyalty_api.members.service import is_erased, refuse_unless_found
+from loyalty_api.members.service import emit_unless_erased, refuse_unless_found
 from loyalty_api.money import Money, most_points_within_share
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
@@ -116,7 +116,7 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
         return Earner(member, state)
     # Settled first: the change and its answer start from the points a read shows, not from a row that still
     # counts points past their end until the jobs run.
-    settled = await _expired(uow, member_id)
+    settled = await _expired(uow, member_id, member.status)
     return Earner(member, settled, spared=await LotRepository(uow.session).exists_due_lot(member_id, now))
 
 
@@ -132,12 +132,12 @@ async def expire_let_go(uow: UnitOfWork, member_id: uuid.UUID, state: AccountSta
     counts them; the account after (`state` when no lot is past its end)."""
     if not await LotRepository(uow.session).exists_due_lot(member_id, uow.clock.now()):
         return state
-    return await _expired(uow, member_id)
+    return await _expired(uow, member_id, None)
 
 
-async def _expired(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState:
+async def _expired(uow: UnitOfWork, member_id: uuid.UUID, status: str | None) -> AccountState:
     """What the jobs owe the member settled (expire_due_points); the account after."""
-    await expire_due_points(uow, member_id)
+    await expire_due_points(uow, member_id, status=status)
     settled = await PointsAccountRepository(uow.session).get_state(member_id)
     assert settled is not None
     return settled
@@ -835,9 +835,10 @@ async def release_member_holds(uow: UnitOfWork, member_id: uuid.UUID, *, reason:
     return released
 
 
-async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
+async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID, *, status: str | None = None) -> int:
     """Expire the member's due lots. Points on hold are spared until the hold ends: capturing spends the
-    oldest lots first, and a release lets the next expiry take them."""
+    oldest lots first, and a release lets the next expiry take them. `status`: the member's, where the caller
+    read it behind its lock on their row (emit_unless_erased)."""
     accounts = PointsAccountRepository(uow.session)
     locked = await accounts.lock(member_id, uow.clock.now())
     if locked is None:
@@ -873,8 +874,6 @@ async def expire_due_points(uow: UnitOfWork, member_id: uuid.UUID) -> int:
         details={"lots": lots_payload(plan)},
     )
     # An erased member's points still end (the figures count them expired), without an event naming them.
-    if not await is_erased(uow, member_id):
-        await emit_for_member(
-            uow, PointsExpired(member_id=member_id, points=expirable, balance=state.balance), member_id
-        )
+    event = PointsExpired(member_id=member_id, points=expirable, balance=state.balance)
+    await emit_unless_erased(uow, [(event, member_id, status)])
     return expirable

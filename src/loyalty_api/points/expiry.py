@@ -34,9 +34,10 @@ async def expire_points(units: UnitsOfWork, *, batch: int = 500) -> ExpiryRun:
             )
         for member_id in member_ids:
             async with units.begin() as uow:
-                if await PointsAccountRepository(uow.session).claim(member_id) is None:
+                status = await PointsAccountRepository(uow.session).claim(member_id)
+                if status is None:
                     continue
-                expired = await expire_due_points(uow, member_id)
+                expired = await expire_due_points(uow, member_id, status=status)
             members += expired > 0
             points += expired
         if len(member_ids) < batch:

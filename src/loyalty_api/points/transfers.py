@@ -188,7 +188,7 @@ async def reverse_transfer(
         found = await PointsAccountRepository(uow.session).lock_with_member(party)
         if found is None or found[0].status == ERASED:
             raise TransferNotFound()  # what was an erased member's is not found
-        await expire_due_points(uow, party)  # what a spend finds, whether or not the jobs have run
+        await expire_due_points(uow, party, status=found[0].status)  # what a spend finds, jobs run or not
     # Read behind both locks: points that ended while this waited for them are not owed, as the expiry
     # just run has taken them from the recipient.
     now = uow.clock.now()
