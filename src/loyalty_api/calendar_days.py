@@ -1,7 +1,7 @@
-"""Days as the programme's calendar has them. Pure: no I/O, no clock (times come in).
+"""Days and months as the programme's calendar has them. Pure: no I/O, no clock (times come in).
 
-A grace or a trial of N days ends at the same time on the programme's clock N days on, as periods end the
-same time of day some months on (subscriptions/lifecycle.add_months): counted as N times 24 hours, a New York
+A grace or a trial of N days ends at the same time on the programme's clock N days on, as periods and points
+end the same time of day some months on (add_months): counted as N times 24 hours, a New York
 grace across a change of daylight saving time ended at 01:00 there (or 23:00 the day before), an hour off.
 Local times are resolved as the month arithmetic resolves them: a time the clocks skip is read with the offset
 before the change (02:30 on the morning clocks go on from 02:00 to 03:00 is 03:30), a time they repeat is its
@@ -11,6 +11,19 @@ first pass.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
+
+from dateutil.relativedelta import relativedelta
+
+
+def add_months(moment: datetime, months: int, zone: tzinfo) -> datetime:
+    """`moment` plus `months` calendar months as the programme's calendar has them (`zone`): the same local
+    time on the same day of the month, or the month's last day when it is shorter; in UTC. Counted in UTC, a
+    subscription taken early on the 1st in Shanghai (still the last day of the month before in UTC) ended
+    days short, on the 29th. No months is `moment` itself: relativedelta's arithmetic drops the pass (`fold`)
+    of a time in the hour a clock change repeats, and made the second 01:30 the first, an hour before it."""
+    if months == 0:
+        return moment.astimezone(UTC)
+    return (moment.astimezone(zone) + relativedelta(months=months)).astimezone(UTC)
 
 
 def add_days(moment: datetime, days: int, zone: tzinfo) -> datetime:

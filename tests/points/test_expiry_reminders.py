@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -82,6 +82,27 @@ class TestExpiryReminders:
         told = await reminders(app)
         assert [reminder["points"] for reminder in told] == [160, 400]  # March's 16 lots, then all 40
         assert [reminder["expires_at"] for reminder in told] == ["2027-03-16T10:00:00Z"] * 2
+
+    async def test_a_months_reminder_ends_where_the_month_does_on_the_programmes_calendar(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """Points ending just after midnight on 1 April in Shanghai (still 31 March in UTC) end in April:
+        March's reminder leaves them to April's."""
+        clock.set(datetime(2026, 3, 31, 15, 30, tzinfo=UTC))  # 23:30 in Shanghai
+        await earn(client, pos_key, member_id, 10_000, order_ref="M1")  # 100, ends 2027-03-31 23:30 there
+        clock.set(datetime(2026, 3, 31, 16, 30, tzinfo=UTC))  # 00:30 on 1 April in Shanghai
+        await earn(client, pos_key, member_id, 5_000, order_ref="A1")  # 50, ends 2027-04-01 00:30 there
+
+        clock.set(datetime(2027, 3, 1, 15, 45, tzinfo=UTC))  # March's lot within the 30 days, April's not
+        assert await remind_expiring_points(app.state.units) == 1
+        [march] = await reminders(app)
+        assert (march["points"], march["expiring"]) == (100, [{"date": "2027-03-31", "points": 100}])
+
+        clock.set(datetime(2027, 3, 1, 16, 45, tzinfo=UTC))  # April's within the days too
+        assert await remind_expiring_points(app.state.units) == 1
+        april = (await reminders(app))[1]
+        assert april["points"] == 150  # every point ending by April's end, March's told of before too
+        assert [day["date"] for day in april["expiring"]] == ["2027-03-31", "2027-04-01"]
 
     async def test_points_spent_are_not_counted_and_a_spent_lot_is_not_told_of(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock

@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from loyalty_api.calendar_days import add_months
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.events import ExpiringDayPayload, PointsExpiring
 from loyalty_api.points.repository import LotRepository, PointsAccountRepository
 from loyalty_api.points.service import account_as_read
-from loyalty_api.program.service import ProgramSettings, add_months, get_program
+from loyalty_api.program.service import ProgramSettings, get_program
 
 
 async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int:
@@ -59,7 +60,7 @@ async def remind_expiring_points(units: UnitsOfWork, *, batch: int = 500) -> int
 def _month_after(moment: datetime, program: ProgramSettings) -> datetime:
     """When the programme's month after the one `moment` falls in begins."""
     local = moment.astimezone(program.zone)
-    return add_months(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), 1)
+    return add_months(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), 1, program.zone)
 
 
 async def _remind(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from loyalty_api.calendar_days import add_days
+from loyalty_api.calendar_days import add_days, add_months
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Rounding
@@ -68,10 +67,9 @@ class ProgramSettings:
         `earned_at`'s zone (None: never)."""
         if self.expiry_months is None:
             return None
-        local = add_months(earned_at.astimezone(self.zone), self.expiry_months)
         # Wall-clock arithmetic: across a change of daylight saving time, the same hour on the programme's
         # clock.
-        return local.astimezone(earned_at.tzinfo)
+        return add_months(earned_at, self.expiry_months, self.zone).astimezone(earned_at.tzinfo)
 
 
 DEFAULTS = ProgramSettings(
@@ -84,13 +82,6 @@ DEFAULTS = ProgramSettings(
     min_redeem_points=1,
     max_redeem_share=Decimal(1),
 )
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def _settings(row: Program) -> ProgramSettings:

@@ -24,12 +24,10 @@ Anything else is refused with the current state. `expired` is final.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
-from dateutil.relativedelta import relativedelta
-
-from loyalty_api.calendar_days import add_days
+from loyalty_api.calendar_days import add_days, add_months
 from loyalty_api.subscriptions.errors import TransitionNotAllowed
 
 
@@ -80,17 +78,6 @@ def after(state: State, action: Action) -> State:
     if found is None:
         raise TransitionNotAllowed(state.value, action.value)
     return found
-
-
-def add_months(moment: datetime, months: int, zone: tzinfo) -> datetime:
-    """`moment` plus `months` calendar months as the programme's calendar has them (`zone`): the same local
-    time on the same day of the month, or the month's last day when it is shorter; in UTC. Counted in UTC, a
-    subscription taken early on the 1st in Shanghai (still the last day of the month before in UTC) ended
-    days short, on the 29th. No months is `moment` itself: relativedelta's arithmetic drops the pass (`fold`)
-    of a time in the hour a clock change repeats, and made the second 01:30 the first, an hour before it."""
-    if months == 0:
-        return moment.astimezone(UTC)
-    return (moment.astimezone(zone) + relativedelta(months=months)).astimezone(UTC)
 
 
 def period_bounds(

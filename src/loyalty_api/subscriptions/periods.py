@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from loyalty_api.calendar_days import add_days
+from loyalty_api.calendar_days import add_days, add_months
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.outbox.events import MoneyPayload
@@ -141,7 +141,7 @@ async def zone_of(uow: UnitOfWork) -> ZoneInfo:
 def month_start(sub: Subscription, month: int, zone: tzinfo) -> datetime:
     """The start of month `month` (0-based) of the current period, counted from the anchor like periods."""
     offset = (sub.period_number - sub.anchor_period) * sub.period_months + month
-    return lifecycle.add_months(sub.anchor_at, offset, zone)
+    return add_months(sub.anchor_at, offset, zone)
 
 
 async def begin_paid_period(
