@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -143,15 +144,21 @@ def _as_written_in_json(values: set[str]) -> list[str]:
     return sorted({json.dumps(v, ensure_ascii=a) for v in values for a in (True, False)})
 
 
+def _partner_paths(ref: str) -> tuple[str, ...]:
+    """The segments of a partner's paths that name its customer by `ref` (`/v1/partner/members/{ref}/earn`,
+    `/v1/partner/links/{ref}`)."""
+    return tuple(f"/partner/{kind}/{ref}" for kind in ("members", "links"))
+
+
 def _as_path_segments(refs: list[str]) -> list[str]:
     """A partner's ref as a problem's `instance` names it: the segment of a partner's path that names its
-    customer (`/v1/partner/members/{ref}/earn`), as JSON writes it, with and without escapes, followed by the
-    next slash or the string's closing quote."""
+    customer (_partner_paths), as JSON writes it, with and without escapes, followed by the next slash or the
+    string's closing quote."""
     found: set[str] = set()
     for ref in refs:
-        for kind in ("members", "links"):
+        for segment in _partner_paths(ref):
             for ascii_only in (True, False):
-                path = json.dumps(f"/partner/{kind}/{ref}", ensure_ascii=ascii_only)[1:-1]
+                path = json.dumps(segment, ensure_ascii=ascii_only)[1:-1]
                 found |= {path + "/", path + '"'}
     return sorted(found)
 
@@ -259,31 +266,48 @@ def _reply_without(theirs: _Theirs, text: str) -> str | None:
         document = json.loads(text)
     except ValueError:
         return None
-    rewritten = json.dumps(_scrubbed(theirs, document, own=False), ensure_ascii=False, separators=(",", ":"))
+    scrubbed = _rewritten(document, partial(_scrubbed, theirs), owner=theirs.member_id)
+    rewritten = json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
     return None if _reply_about(theirs, rewritten) else rewritten
 
 
-def _scrubbed(theirs: _Theirs, value: Any, *, own: bool) -> Any:
-    if isinstance(value, dict):
-        own = own or theirs.member_id in (value.get("id"), value.get("member_id"))
-        return {
-            key: ERASED_REF
-            if key == "reason" and item in theirs.reasons
-            else _scrubbed(theirs, item, own=own)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_scrubbed(theirs, item, own=own) for item in value]
+def _scrubbed(theirs: _Theirs, key: str | None, value: Any, own: bool) -> Any:
+    """A value of a reply about the erased member as `_reply_without` rewrites it (a `_rewritten` rule)."""
+    if key == "reason" and value in theirs.reasons:
+        return ERASED_REF
     if not isinstance(value, str):
         return value
     if value in theirs.values or (own and value in theirs.traits):
         return None if value in theirs.dates else ERASED_REF
+    erased_paths = _partner_paths(ERASED_REF)
     for ref in theirs.refs:
-        for kind in ("members", "links"):
-            path = f"/partner/{kind}/{ref}"
-            value = value.replace(path + "/", f"/partner/{kind}/{ERASED_REF}/")
+        for path, erased in zip(_partner_paths(ref), erased_paths, strict=True):
+            value = value.replace(path + "/", erased + "/")
             if value.endswith(path):
-                value = value.removesuffix(path) + f"/partner/{kind}/{ERASED_REF}"
+                value = value.removesuffix(path) + erased
+    return value
+
+
+def _rewritten(
+    value: Any,
+    rule: Callable[[str | None, Any, bool], Any],
+    *,
+    owner: str | None = None,
+    key: str | None = None,
+    own: bool = False,
+) -> Any:
+    """A JSON document (parsed) with each value replaced by what `rule(key, value, own)` gives for it: `key`
+    the key it stands at (None in a list, and for the document itself), `own` whether it lies inside an object
+    whose `id` or `member_id` is `owner`. An object or a list the rule gives back as it is has its items
+    rewritten so."""
+    found = rule(key, value, own)
+    if found is not value:
+        return found
+    if isinstance(value, dict):
+        own = own or (owner is not None and owner in (value.get("id"), value.get("member_id")))
+        return {name: _rewritten(item, rule, owner=owner, key=name, own=own) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_rewritten(item, rule, owner=owner, own=own) for item in value]
     return value
 
 
@@ -307,7 +331,7 @@ def _holds(value: Any, traits: frozenset[str]) -> bool:
 
 def _event_without(identifiers: frozenset[str], event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """An event payload without what identified the member, nor what an operator wrote about them."""
-    scrubbed: dict[str, Any] = _without(identifiers, payload)
+    scrubbed: dict[str, Any] = _rewritten(payload, partial(_without, identifiers))
     if event_type in (PointsAdjusted.event_type, PointsTransferReversed.event_type):
         scrubbed["reason"] = ERASED_REF
     return scrubbed
@@ -323,13 +347,8 @@ def _reversal_without_reason(
     return payload
 
 
-def _without(identifiers: frozenset[str], value: Any) -> Any:
-    """An event payload with every value that identified the member replaced."""
-    if isinstance(value, dict):
-        return {
-            key: ERASED_REF if key == _PARTNER_REF and item is not None else _without(identifiers, item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_without(identifiers, item) for item in value]
+def _without(identifiers: frozenset[str], key: str | None, value: Any, own: bool) -> Any:
+    """A value of an event payload, replaced if it identified the member (a `_rewritten` rule)."""
+    if key == _PARTNER_REF and value is not None:
+        return ERASED_REF
     return ERASED_REF if isinstance(value, str) and value in identifiers else value
