@@ -21,6 +21,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.http import outage
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.settings import Settings
+from loyalty_api.worker.runner import Worker
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
@@ -426,15 +427,16 @@ async def test_a_read_answered_from_memory_waits_for_no_connection(
 
 
 @contextmanager
-def _write_lock_held_elsewhere(settings: Settings) -> Iterator[None]:
+def _write_lock_held_elsewhere(settings: Settings) -> Iterator[sqlite3.Connection]:
     """SQLite's one write lock held by another process (a `loyalty-api` command, a migration, a shell with a
-    transaction open) until the block ends: a connection of the test's own, outside the app's pool."""
+    transaction open) until the block ends, or until its ROLLBACK: a connection of the test's own, outside the
+    app's pool."""
     database = make_url(settings.database_url).database
     assert database is not None
     other_process = sqlite3.connect(database, isolation_level=None)
     try:
         other_process.execute("BEGIN IMMEDIATE")
-        yield
+        yield other_process
     finally:
         other_process.close()  # rolls its transaction back
 
@@ -495,3 +497,43 @@ async def test_a_write_lock_another_process_holds_is_503_at_the_requests_time_li
     assert (await points(client, pos_key, member["id"]))["balance"] == 50 + 120 + 90
     messages = [record.getMessage() for record in caplog.records]
     assert UNHANDLED not in messages and "graphql resolver failed" not in messages
+
+
+@pytest.mark.skipif(is_postgres(), reason="SQLite's one write lock: PostgreSQL's writers lock rows")
+async def test_an_earn_behind_a_job_waiting_for_a_write_lock_held_elsewhere_earns_once_the_lock_is_free(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another process holds SQLite's write lock while the worker of this process waits for it (webhook
+    delivery, which takes the writer turn four times a second), and a till's earn arrives behind it. The job
+    gives its wait up well within the earn's time limit and tries again later, so the earn gets this
+    process's writer turn and waits for the lock itself: the other process lets it go within the earn's limit,
+    and the earn is answered 200 and earns once. (The job waited out SQLite's 30 s busy timeout holding the
+    writer turn, and the earn was cut off at its limit, 503 request_timed_out, the lock long free.)"""
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    body = {"order_ref": "R-behind-job", "amount": {"amount": 12_000, "currency": "CNY"}}
+    caplog.set_level(logging.INFO, logger="loyalty_api.worker")
+    limit = 4.0
+    async with serving(settings, request_timeout_seconds=limit) as (app, busy_client):
+        worker = Worker(units_of(app), jobs=(), tick_seconds=0.05)
+        with _write_lock_held_elsewhere(settings) as other_process:
+            working = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.2)  # its first turn begins a unit of work at once: it waits for the lock
+            earning = asyncio.create_task(
+                busy_client.post(f"/v1/members/{member['id']}/earn", json=body, headers=bearer(pos_key))
+            )
+            for _ in range(int(limit * 100)):  # until the job gives its wait up, or the earn's limit is past
+                if any(r.getMessage() == "job waits for the database" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+            other_process.execute("ROLLBACK")
+            earned = await earning
+        worker.stop()
+        await asyncio.wait_for(working, timeout=10)
+    assert earned.status_code == 200, earned.text
+    assert earned.json()["points_earned"] == 120
+    assert (await points(client, pos_key, member["id"]))["balance"] == 120

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ from loyalty_api.db.engine import (
 )
 from loyalty_api.db.invalidation import announce
 from loyalty_api.settings import Settings
+
+# How long a background job's writing unit of work waits for another process's hold on SQLite's write lock, at
+# most (see UnitsOfWork.for_jobs).
+JOB_LOCK_WAIT_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -136,6 +141,20 @@ class UnitsOfWork:
         # in SQLite's busy handler, which sleeps and retries and turned into seconds of tail latency under
         # load. Other processes (the CLI) still meet the busy handler.
         self._writer_turn = asyncio.Lock() if database.dialect == "sqlite" else None
+        self.job_lock_wait: float | None = None  # a job's wait for SQLite's write lock (for_jobs)
+
+    def for_jobs(self) -> UnitsOfWork:
+        """These units of work as the worker's jobs take them: the same database, cache and writer turn, but
+        on SQLite a writing unit started without a deadline waits for another process's hold on the write
+        lock (a `loyalty-api` command, a shell with a transaction open) for a second at most (half a
+        request's time limit, if that is shorter), counted from when it asks for this process's writer turn;
+        then `database is locked` (db.outage.database_busy) ends the job's run, and the worker tries it again
+        later. It waits holding the writer turn, and with the busy timeout's 30 s every request behind it was
+        cut off at its time limit (request_timed_out) though the lock was let go meanwhile: a job can wait, a
+        till cannot."""
+        jobs = copy.copy(self)
+        jobs.job_lock_wait = min(JOB_LOCK_WAIT_SECONDS, self.settings.request_timeout_seconds / 2)
+        return jobs
 
     async def start(
         self,
@@ -159,6 +178,9 @@ class UnitsOfWork:
         must not fail for want of this process's turn, held by one writer after another for moments)."""
         assert read_only or not for_reports, "a replica takes no writes"
         turn = None if read_only else self._writer_turn
+        job_lock_wait = self.job_lock_wait if deadline is None and lock_deadline is None else None
+        if turn is not None and job_lock_wait is not None:
+            lock_deadline = asyncio.get_running_loop().time() + job_lock_wait  # a job's (for_jobs)
         if turn is not None:
             async with asyncio.timeout_at(deadline):  # None: no limit
                 await turn.acquire()

@@ -36,7 +36,9 @@ class Worker:
         tick_seconds: float = 0.25,
         webhooks: bool = True,
     ) -> None:
-        self.units = units
+        # A job waiting for another process's hold on SQLite's write lock gives this process's writer turn
+        # up to the requests behind it within their time limit (UnitsOfWork.for_jobs).
+        self.units = units.for_jobs()
         self.jobs = jobs
         self.tick_seconds = tick_seconds
         self.webhooks = webhooks
