@@ -10,6 +10,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from loyalty_api.http import outage
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.settings import Settings
 from loyalty_api.worker.runner import Worker
+from loyalty_api.worker.schedule import Job
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
@@ -537,3 +539,39 @@ async def test_an_earn_behind_a_job_waiting_for_a_write_lock_held_elsewhere_earn
     assert earned.status_code == 200, earned.text
     assert earned.json()["points_earned"] == 120
     assert (await points(client, pos_key, member["id"]))["balance"] == 120
+
+
+@pytest.mark.skipif(is_postgres(), reason="SQLite's one write lock: PostgreSQL's writers lock rows")
+async def test_a_job_that_met_a_write_lock_held_elsewhere_runs_again_soon_not_a_whole_interval_later(
+    settings: Settings, app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job gives its wait for another process's write lock up within a second (so that requests behind it
+    get the writer turn): an hourly job (birthdays, reminders, purges) that met a `loyalty-api` command's lock
+    runs again moments after the lock is free, not an hour later."""
+    ran: list[int] = []
+
+    async def hourly(units: UnitsOfWork) -> int:
+        async with units.begin():
+            ran.append(1)
+        return 0
+
+    caplog.set_level(logging.INFO, logger="loyalty_api.worker")
+    hourly_job = Job("hourly", timedelta(hours=1), hourly)
+    worker = Worker(units_of(app), [hourly_job], tick_seconds=0.01, webhooks=False)
+    with _write_lock_held_elsewhere(settings):
+        working = asyncio.create_task(worker.run())
+        for _ in range(500):
+            if any(r.getMessage() == "job waits for the database" for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+    for _ in range(1000):  # ten seconds at most
+        if ran:
+            break
+        await asyncio.sleep(0.01)
+    worker.stop()
+    await asyncio.wait_for(working, timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.name == "loyalty_api.worker"][:2] == [
+        "worker started",
+        "job waits for the database",
+    ]
+    assert ran == [1]

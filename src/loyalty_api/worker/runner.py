@@ -18,13 +18,17 @@ import logging
 import random
 from collections.abc import Awaitable, Sequence
 
-from loyalty_api.db.outage import database_out_of_reach
+from loyalty_api.db.outage import database_busy, database_out_of_reach
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.webhooks.delivery import deliver_webhooks, webhook_client
 from loyalty_api.webhooks.wakeup import wake_ups
 from loyalty_api.worker.schedule import DELIVER_WEBHOOKS, JOBS, Job
 
 logger = logging.getLogger("loyalty_api.worker")
+
+# A job whose run ended on SQLite's write lock held by another process (its wait for it is short:
+# UnitsOfWork.for_jobs) runs again this soon, not a whole interval later (an hour, for some).
+BUSY_RETRY_SECONDS = 5.0
 
 
 class Worker:
@@ -44,6 +48,7 @@ class Worker:
         self.webhooks = webhooks
         self._stop = asyncio.Event()
         self._waiting: set[str] = set()  # the loops that found the database out of reach on their last turn
+        self._locked_out: set[str] = set()  # the loops whose last run ended on another process's write lock
 
     def stop(self) -> None:
         self._stop.set()
@@ -62,7 +67,10 @@ class Worker:
         # what is due (each job asks the injected clock for that).
         while not self._stop.is_set():
             await self._run_once(job.name, job.run(self.units))
-            await self._pause(max(job.every.total_seconds(), self.tick_seconds))
+            every = job.every.total_seconds()
+            if job.name in self._locked_out:
+                every = min(every, BUSY_RETRY_SECONDS)
+            await self._pause(max(every, self.tick_seconds))
 
     async def _deliver(self) -> None:
         rng = random.Random()  # noqa: S311 - jitter, not a secret
@@ -95,9 +103,12 @@ class Worker:
                     await waiting
 
     async def _run_once(self, name: str, run: Awaitable[int]) -> int:
+        self._locked_out.discard(name)
         try:
             done = await run
         except Exception as exc:
+            if database_busy(exc):
+                self._locked_out.add(name)
             if not database_out_of_reach(exc):
                 logger.exception("job failed", extra={"job": name})
             elif name not in self._waiting:
