@@ -50,11 +50,11 @@ def _refuse_statement_writes_when_read_only(state: ORMExecuteState) -> None:
 
 
 class DirectStatementFailed(SQLAlchemyError):
-    """The database refused a statement sent on the driver itself (db/direct.py, or the BEGIN and COMMIT of a
-    unit of work on PostgreSQL), or could not be reached to run it. An SQLAlchemyError like those SQLAlchemy
-    raises for its own statements, so what treats a database error as such (readiness, the metrics' backlog)
-    treats this one alike. Unlike the driver's own error, the message never carries the statement's values
-    (they may be personal data, and the error is logged); it names what failed."""
+    """The database refused a statement sent on the driver itself (db/direct.py, the BEGIN and COMMIT of a
+    unit of work on PostgreSQL, its BEGIN on SQLite), or could not be reached to run it. An SQLAlchemyError
+    like those SQLAlchemy raises for its own statements, so what treats a database error as such (readiness,
+    the metrics' backlog) treats this one alike. Unlike the driver's own error, the message never carries
+    the statement's values (they may be personal data, and the error is logged); it names what failed."""
 
     def __init__(self, error: BaseException, *, connection_lost: bool = False) -> None:
         # The connection was found closed: the server ended it, or the network did (asyncpg's error then may
@@ -63,8 +63,13 @@ class DirectStatementFailed(SQLAlchemyError):
         self.sqlstate: str | None = getattr(error, "sqlstate", None)
         self.constraint_name: str | None = getattr(error, "constraint_name", None)
         self.table_name: str | None = getattr(error, "table_name", None)
+        # SQLite's code, for its BEGIN (db.outage.database_busy reads it).
+        self.sqlite_errorcode: int | None = getattr(error, "sqlite_errorcode", None)
+        sqlite_error: str | None = getattr(error, "sqlite_errorname", None)
         super().__init__(
-            f"{type(error).__name__} (SQLSTATE {self.sqlstate}, table {self.table_name}, "
+            f"{type(error).__name__} ({sqlite_error})"
+            if sqlite_error is not None
+            else f"{type(error).__name__} (SQLSTATE {self.sqlstate}, table {self.table_name}, "
             f"constraint {self.constraint_name})"
         )
 
@@ -125,11 +130,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         else:
             wait = _lock_wait(options.get(LOCK_WAIT_UNTIL))
         if has != wait:
-            # On the driver: through SQLAlchemy's execution a statement costs several times as much.
             info.pop(_BUSY_TIMEOUT, None)  # unknown, should this fail
-            _adapted(connection).run_async(lambda driver: driver.execute(f"PRAGMA busy_timeout={wait}"))
+            _run_on_sqlite(connection, f"PRAGMA busy_timeout={wait}")
             info[_BUSY_TIMEOUT] = wait
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        _run_on_sqlite(connection, "BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _run_on_sqlite(connection: Connection, sql: str) -> None:
+    """Run `sql` on the connection's aiosqlite connection, from SQLAlchemy's side of its greenlet: through
+    SQLAlchemy's execution a statement costs several times as much (a BEGIN, 175-220 µs of CPU against 35;
+    an earn, 2.6 % more instructions: benchmarks/README.md).
+
+    A refusal (`database is locked`, mostly) is raised as DirectStatementFailed with SQLite's error code
+    (db.outage.database_busy reads it), an SQLAlchemyError as SQLAlchemy's own would have been. A
+    cancellation invalidates the connection, as SQLAlchemy does when one cuts its own statement off: the
+    driver's thread goes on with the statement, and the pool must never hand out a connection inside a
+    transaction no unit of work began."""
+    try:
+        _adapted(connection).run_async(lambda driver: driver.execute(sql))
+    except Exception as exc:
+        raise DirectStatementFailed(exc) from exc
+    except BaseException:
+        connection.invalidate()
+        raise
 
 
 def _lock_wait(until: float | None) -> int:
