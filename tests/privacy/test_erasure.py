@@ -933,12 +933,14 @@ async def test_a_receivers_answer_to_an_event_sent_before_an_erasure_is_not_kept
 
 
 @pytest.mark.skipif(not is_postgres(), reason="holds the erasure midway from a second PostgreSQL connection")
-@pytest.mark.parametrize("change", ["hold release", "subscription cancel"])
+@pytest.mark.parametrize("change", ["hold release", "subscription cancel", "adjustment"])
 async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings, change: str
 ) -> None:
-    """A release of the member's hold, or a cancel of their subscription, sent while the erasure runs waits
-    for it and then finds nothing (404), as a change to the member does: not a 500."""
+    """A release of the member's hold, a cancel of their subscription or an operator's adjustment, sent while
+    the erasure runs, waits for it and then finds nothing (404), as a change to the member does: not a 500.
+    An adjustment read the member unlocked and went ahead beside the erasure: its reason (free text, which
+    the erasure removes from the ledger) could be written after the erasure had passed."""
     await set_program(client, admin_key)
     await add_plan(client, admin_key, "plus")
     member = await enrol(client, pos_key)
@@ -949,10 +951,13 @@ async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
             json={"points": 50, "order_ref": "W-1"},
             headers=bearer(pos_key),
         )
-        path, code = f"/v1/holds/{held.json()['id']}/release", "hold_not_found"
-    else:
+        path, body, code = f"/v1/holds/{held.json()['id']}/release", {}, "hold_not_found"
+    elif change == "subscription cancel":
         subscription = await subscribe(client, admin_key, member["id"], "plus", payment_ref="PAY-1")
-        path, code = f"/v1/subscriptions/{subscription['id']}/cancel", "subscription_not_found"
+        path, body, code = f"/v1/subscriptions/{subscription['id']}/cancel", {}, "subscription_not_found"
+    else:
+        path, code = f"/v1/members/{member['id']}/adjustments", "member_not_found"
+        body = {"points": 50, "reason": "Li Na called about her lost card"}
     engine = side_engine(settings)
     try:
         async with engine.connect() as gate:  # the erasure stops at the member's events, its locks taken
@@ -964,7 +969,7 @@ async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
                 client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
             )
             await asyncio.sleep(0.5)
-            changing = asyncio.create_task(client.post(path, json={}, headers=bearer(admin_key)))
+            changing = asyncio.create_task(client.post(path, json=body, headers=bearer(admin_key)))
             await asyncio.sleep(0.5)
             await gate.rollback()
     finally:
@@ -972,3 +977,4 @@ async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
     assert (await erasing).status_code == 200
     refused = await changing
     assert (refused.status_code, refused.json()["code"]) == (404, code), refused.text
+    assert await rows(app, "SELECT details FROM ledger_entries WHERE type = 'adjust'") == []

@@ -93,7 +93,7 @@ def money_payload(money: Money) -> MoneyPayload:
 
 @dataclass(frozen=True, slots=True)
 class Earner:
-    """An active member and their account, locked (lock_earner). `spared`: lots past their end that holds
+    """A member and their account, locked (lock_earner). `spared`: lots past their end that holds
     still spare, which points this change frees may let expire (settle_spared)."""
 
     member: PointsHolder
@@ -101,12 +101,13 @@ class Earner:
     spared: bool = False
 
 
-async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID) -> Earner:
-    """The active member and their account, both locked until commit: the member's row first, as everything
-    that may change their tier locks it before any account row (one order, no deadlock), then the account,
-    so its balance is the one this transaction changes."""
+async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: bool = True) -> Earner:
+    """The member (active, unless an operator's change need not wait for it) and their account, both locked
+    until commit: the member's row first, as everything that may change their tier locks it before any
+    account row (one order, no deadlock), then the account, so its balance is the one this transaction
+    changes. An erasure holds the member's row too: a change behind it finds the member gone."""
     found = await PointsAccountRepository(uow.session).lock_with_member(member_id)
-    member = refuse_unless_found(None if found is None else found[0], must_be_active=True)
+    member = refuse_unless_found(None if found is None else found[0], must_be_active=must_be_active)
     assert found is not None
     _, state, due_at = found
     # Read behind the locks, as the change's entry time is: a lot that ended while this waited for them is

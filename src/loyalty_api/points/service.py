@@ -35,8 +35,6 @@ from loyalty_api.points.accounts import (
     check_order_total,
     credit_lot,
     debit_available,
-    expire_due_points,
-    expire_let_go,
     lock_earner,
     lots_payload,
     money_payload,
@@ -458,9 +456,9 @@ async def adjust(
     if points == 0:
         raise InvalidField("points", "must not be zero")
     program = await get_program(uow)
-    await members.require_member(uow, member_id, must_be_active=False)
-    # What the jobs owe is settled first, as an earn does (lock_earner): the answer shows what a read does.
-    await expire_due_points(uow, member_id)
+    # The member's row locked, as an earn's: an erasure under way (which removes adjustments' reasons) is
+    # waited for, not overtaken by a reason written after it. What the jobs owe is settled first.
+    earner = await lock_earner(uow, member_id, must_be_active=False)
     if points > 0:
         state = await PointsAccountRepository(uow.session).change(
             member_id, now=uow.clock.now(), balance=points
@@ -485,7 +483,7 @@ async def adjust(
         member_id,
     )
     if points > 0:
-        state = await expire_let_go(uow, member_id, state)
+        state = await settle_spared(uow, earner, state)
     return AdjustResult(
         entry_id=entry_id, points=points, reason=reason, balance=state.balance, available=state.available
     )
