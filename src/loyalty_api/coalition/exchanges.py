@@ -23,7 +23,7 @@ from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.service import emit_unless_erased, require_member
 from loyalty_api.money import Money, value_of_points
-from loyalty_api.outbox.service import emit_for_partner
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.errors import (
     ExchangeAlreadyRecorded,
     ExchangeLimitExceeded,
@@ -242,7 +242,7 @@ async def exchange_out(
     )
     await ExchangeRepository(uow.session).insert(row)
     assert row.expires_at is not None
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         ExchangeRequested(
             exchange_id=row.id,
@@ -465,7 +465,7 @@ async def exchange_in(
         now=now,
     )
     await repo.insert(row)
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         ExchangeReceived(
             exchange_id=row.id,

@@ -19,7 +19,7 @@ from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository
-from loyalty_api.outbox.service import emit_for_partner
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.errors import BenefitUseRecorded, LinkNotFound, NotEntitled
 from loyalty_api.partners.events import JointBenefitUsed
 from loyalty_api.partners.models import PartnerBenefitUse, PartnerLink
@@ -144,7 +144,7 @@ async def record_benefit_use(
     )
     with _duplicate_use():
         await repo.insert_benefit_use(use)
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         JointBenefitUsed(
             member_id=row.member_id,

@@ -4,43 +4,34 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.repository import OutboxRepository, event_row, member_event_row
 
 
-def outbox_row(
-    uow: UnitOfWork,
-    event: Event,
-    *,
-    aggregate_type: str,
-    aggregate_id: str,
-    member_id: uuid.UUID | None,
-    partner_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
-    return event_row(
-        event_type=event.event_type,
-        occurred_at=uow.clock.now(),
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        member_id=member_id,
-        partner_id=partner_id,
-        payload=event.model_dump(mode="json"),
-    )
-
-
 async def emit(
     uow: UnitOfWork, event: Event, *, aggregate_type: str, aggregate_id: str, member_id: uuid.UUID | None
 ) -> None:
     await OutboxRepository(uow.session).insert_event(
-        outbox_row(uow, event, aggregate_type=aggregate_type, aggregate_id=aggregate_id, member_id=member_id)
+        event_row(
+            event_type=event.event_type,
+            occurred_at=uow.clock.now(),
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            member_id=member_id,
+            payload=event.model_dump(mode="json"),
+        )
     )
 
 
-async def emit_for_member(uow: UnitOfWork, event: Event, member_id: uuid.UUID) -> None:
-    await OutboxRepository(uow.session).insert_event(member_event_row(event, member_id, at=uow.clock.now()))
+async def emit_for_member(
+    uow: UnitOfWork, event: Event, member_id: uuid.UUID, partner_id: uuid.UUID | None = None
+) -> None:
+    """An event about one member (and one partner, whose endpoints receive it too, when given)."""
+    await OutboxRepository(uow.session).insert_event(
+        member_event_row(event, member_id, at=uow.clock.now(), partner_id=partner_id)
+    )
 
 
 async def emit_for_members(
@@ -51,22 +42,6 @@ async def emit_for_members(
     now = uow.clock.now()
     await OutboxRepository(uow.session).insert_events(
         [member_event_row(event, member_id, at=now, partner_id=partner_id) for event, member_id in events]
-    )
-
-
-async def emit_for_partner(
-    uow: UnitOfWork, event: Event, member_id: uuid.UUID, partner_id: uuid.UUID
-) -> None:
-    """An event about one member and one partner: our endpoints and that partner's receive it."""
-    await OutboxRepository(uow.session).insert_event(
-        outbox_row(
-            uow,
-            event,
-            aggregate_type="member",
-            aggregate_id=str(member_id),
-            member_id=member_id,
-            partner_id=partner_id,
-        )
     )
 
 

@@ -20,7 +20,7 @@ from loyalty_api.coupons.codes import generate_code
 from loyalty_api.crypto import Vault
 from loyalty_api.db.ids import new_id
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.outbox.service import emit_for_partner
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.events import PerkGranted
 from loyalty_api.partners.models import Partner, PartnerPerk
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
@@ -172,7 +172,7 @@ async def announce_perk(
 ) -> None:
     """Tell the partner its perk was given, naming its customer when the member is linked to it."""
     link = await PartnerRepository(uow.session).get_member_link(partner.id, member_id)
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         PerkGranted(
             perk_id=perk_id,

@@ -32,7 +32,7 @@ from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.members.service import require_member
-from loyalty_api.outbox.service import emit_for_partner, emit_for_programme
+from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.partners.codes import code_hash, generate_code
 from loyalty_api.partners.errors import (
     AlreadyLinked,
@@ -357,7 +357,7 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
     )
     with _duplicate_link():
         await repo.insert_link(row)
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         PartnerLinked(
             member_id=row.member_id,
@@ -403,7 +403,7 @@ async def locked_partner_link(
 async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: str) -> None:
     if not await PartnerRepository(uow.session).delete_link(row.id):
         raise LinkNotFound()  # unlinked, or its member erased, since it was read
-    await emit_for_partner(
+    await emit_for_member(
         uow,
         PartnerUnlinked(
             member_id=row.member_id,

@@ -28,7 +28,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.events import MemberErased
 from loyalty_api.outbox.repository import OutboxRepository
-from loyalty_api.outbox.service import emit_for_member, emit_for_partner
+from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.repository import ERASED_REF, ExchangeRepository, PartnerRepository, PerkRepository
 from loyalty_api.points.events import PointsAdjusted, PointsTransferReversed
 from loyalty_api.points.repository import LedgerRepository
@@ -113,7 +113,7 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     )
     for partner_id, code, _ in partners:
         event = MemberErased(member_id=member_id, partner=code, erased_at=erased.erased_at)
-        await emit_for_partner(uow, event, member_id, partner_id)
+        await emit_for_member(uow, event, member_id, partner_id)
     return Erasure(
         member_id=member_id,
         erased_at=erased.erased_at,
