@@ -323,6 +323,24 @@ class TestRacingReplaces:
         assert pairs in ([("A", "B"), ("B", "C")], [("A", "C"), ("C", "B")]), pairs
 
 
+class TestAReplaceAfterAnotherProcessChangedIt:
+    async def test_records_the_change_this_process_has_not_heard_of_as_its_before(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """Another process changed the programme and this one has not heard yet (its notification on the
+        way): a replace here finds that change behind the row's lock, and its entry's `before` is that, not
+        the programme as this process's cache still holds it."""
+        units_of(app).cache.seconds = 3600  # the entry outlives the test, as an unheard change leaves it
+        await set_program(client, admin_key, earn_rate="10")
+        assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
+        async with units_of(app).begin() as uow:  # the other process's change, which no one announces here
+            await uow.session.execute(text("UPDATE programs SET earn_rate = 11"))
+        assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
+        await set_program(client, admin_key, earn_rate="12")
+        [entry] = (await _audit(client, admin_key, subject_type="program"))[:1]
+        assert (entry["before"]["earn_rate"], entry["after"]["earn_rate"]) == ("11", "12")
+
+
 class TestWhatIsNot:
     async def test_a_tills_writes_are_in_the_ledger_not_the_audit_log(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

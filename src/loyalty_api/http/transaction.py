@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loyalty_api.audit import service as audit
 from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
 from loyalty_api.auth.principal import Scope
+from loyalty_api.cache import TtlCache
 from loyalty_api.crypto import Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
@@ -407,7 +408,14 @@ async def _run_in_unit_of_work(
 
                     async def read_behind_the_lock(reader: APIRoute = reader) -> None:
                         nonlocal before
-                        before = await audit_trail.read_subject(reader, request)
+                        # Past this process's cache (the programme, the ladder): a change another process
+                        # committed while this write waited for the lock is forgotten here only once its
+                        # notification comes.
+                        cache, uow.cache = uow.cache, TtlCache(0)
+                        try:
+                            before = await audit_trail.read_subject(reader, request)
+                        finally:
+                            uow.cache = cache
 
                     uow.on_subject_locked = read_behind_the_lock
                 response = await handler(request)
