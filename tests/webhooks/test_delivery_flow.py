@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -1052,3 +1053,35 @@ async def test_a_delivery_out_while_its_type_is_dropped_is_not_sent_again(
         "points.earned": ("succeeded", None),
         "member.updated": ("failed", "the endpoint no longer takes this event type"),
     }
+
+
+@pytest.mark.skipif(is_postgres(), reason="SQLite's one write lock: PostgreSQL's writers lock rows")
+async def test_a_send_whose_record_meets_a_write_lock_held_elsewhere_is_recorded_once_it_is_free(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    member: str,
+    settings: Settings,
+) -> None:
+    """The worker waits for another process's hold on SQLite's write lock a second at most, so that requests
+    get this process's writer turn (UnitsOfWork.for_jobs). A batch of sends whose attempts met such a hold
+    went unrecorded: its leases ran out and every receiver in it got the event again. The record is tried
+    again while the hold lasts (a second and a half here), and the delivery is recorded as it went, once."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    await dispatch_events(units)
+    database = make_url(settings.database_url).database
+    assert database is not None
+
+    async def hold_the_lock() -> None:  # while the send is out: its lease recorded, its outcome not yet
+        other_process = sqlite3.connect(database, isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(1.5, other_process.close)  # closing rolls it back
+
+    receiver.on_request = hold_the_lock
+    assert await send_due(units.for_jobs()) == 1
+    [delivery] = await rows(app, "SELECT status, attempts FROM webhook_deliveries")
+    assert delivery == {"status": "succeeded", "attempts": 1}
+    assert len(receiver.received) == 1

@@ -39,7 +39,7 @@ import aiohttp
 
 from loyalty_api.clock import format_instant
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.outage import database_out_of_reach
+from loyalty_api.db.outage import database_busy, database_out_of_reach
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.outbox.service import emit
@@ -66,6 +66,8 @@ BACKOFF = (
 # while their sends are out. A worker that dies leaves its deliveries to another within LEASE (plus a tick).
 LEASE = timedelta(seconds=6)
 HEARTBEAT = timedelta(seconds=2)
+# Between tries to record a batch's attempts while another process holds SQLite's write lock.
+_BUSY_PAUSE = 0.1
 # While an endpoint fails, a probe goes out at a growing interval: a quarter of the time it has been failing,
 # at least PROBE_MIN, at most PROBE_CAP in its first hour, then at most PROBE_CAP_LATER.
 PROBE_MIN = timedelta(seconds=1)
@@ -433,12 +435,23 @@ def _start_of_body(start: bytearray, charset: str | None) -> str:
 async def _settle_batch(
     units: UnitsOfWork, token: uuid.UUID, sent: list[tuple[Outgoing, Outcome]], rng: random.Random
 ) -> None:
-    try:
-        async with units.begin() as uow:
-            await _settle(uow, token, sent, rng)
-    except Exception as exc:
-        # Their leases run out and they are sent again: at least once.
-        _log_failure("webhook attempts not recorded", exc, deliveries=len(sent))
+    # The worker waits for another process's hold on SQLite's write lock a second at most (for_jobs), so
+    # that requests get the writer turn: the record is tried again, the turn given back between tries, for
+    # as long as half a lease, rather than dropped and every send in it made again.
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + LEASE.total_seconds() / 2
+    while True:
+        try:
+            async with units.begin() as uow:
+                await _settle(uow, token, sent, rng)
+            return
+        except Exception as exc:
+            if database_busy(exc) and loop.time() < give_up_at:
+                await asyncio.sleep(_BUSY_PAUSE)
+                continue
+            # Their leases run out and they are sent again: at least once.
+            _log_failure("webhook attempts not recorded", exc, deliveries=len(sent))
+            return
 
 
 def _log_failure(message: str, exc: Exception, *, deliveries: int) -> None:
