@@ -1,18 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.members.models import Member
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.reminders import remind_expiring_points
 from tests.builders import enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.inspect_db import events
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, set_program
@@ -176,6 +182,36 @@ class TestExpiryReminders:
         assert reinstated.status_code == 200, reinstated.text
         assert await remind_expiring_points(app.state.units) == 1
         assert [reminder["member_id"] for reminder in await reminders(app)] == [member_id]
+
+    async def test_a_member_suspended_after_the_walk_listed_them_is_not_told(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
+    ) -> None:
+        """The walk lists active members with points ending soon, then claims each: one suspended, closed or
+        erased in between (receivers told `member.erased` already) hears nothing, as the claim reads."""
+        await earn(client, pos_key, member_id, 10_000)
+        clock.advance(timedelta(days=350))
+
+        class SuspendingFirst(UnitsOfWork):
+            """The member suspended as the walk's first claim begins, after its list was read."""
+
+            suspended = False
+
+            @asynccontextmanager
+            async def begin(self, **limits: Any) -> AsyncIterator[UnitOfWork]:
+                if not self.suspended:
+                    self.suspended = True
+                    async with super().begin() as uow:
+                        await uow.session.execute(
+                            update(Member).where(Member.id == uuid.UUID(member_id)).values(status="suspended")
+                        )
+                async with super().begin(**limits) as uow:
+                    yield uow
+
+        units = units_of(app)
+        walking = SuspendingFirst(units.database, units.clock, units.vault, units.settings)
+        walking.cache = units.cache
+        assert await remind_expiring_points(walking) == 0
+        assert await reminders(app) == []
 
     async def test_runs_at_once_tell_each_member_once(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str, clock: FrozenClock
