@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,21 @@ async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
 def units_of(app: FastAPI) -> UnitsOfWork:
     units: UnitsOfWork = app.state.units
     return units
+
+
+@contextmanager
+def cache_kept(app: FastAPI) -> Iterator[None]:
+    """The app's cache keeps what it reads for an hour in the block (as an entry no notification cleared yet
+    would stay), and forgets it all after: the app is the session's, and a later test must read afresh (a key
+    revoked by the CLI is refused within the usual seconds)."""
+    cache = units_of(app).cache
+    seconds, cache.seconds = cache.seconds, 3600
+    cache.clear()
+    try:
+        yield
+    finally:
+        cache.seconds = seconds
+        cache.clear()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from loyalty_api.auth.principal import Scope
 from loyalty_api.settings import Settings
 from tests.builders import add_tier, enrol, make_key
-from tests.conftest import UNLIMITED, bearer, units_of
+from tests.conftest import UNLIMITED, bearer, cache_kept, units_of
 from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.graphql.helpers import mutate
 from tests.inspect_db import rows
@@ -330,13 +330,13 @@ class TestAReplaceAfterAnotherProcessChangedIt:
         """Another process changed the programme and this one has not heard yet (its notification on the
         way): a replace here finds that change behind the row's lock, and its entry's `before` is that, not
         the programme as this process's cache still holds it."""
-        units_of(app).cache.seconds = 3600  # the entry outlives the test, as an unheard change leaves it
-        await set_program(client, admin_key, earn_rate="10")
-        assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
-        async with units_of(app).begin() as uow:  # the other process's change, which no one announces here
-            await uow.session.execute(text("UPDATE programs SET earn_rate = 11"))
-        assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
-        await set_program(client, admin_key, earn_rate="12")
+        with cache_kept(app):  # as an entry no notification cleared yet stays
+            await set_program(client, admin_key, earn_rate="10")
+            assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
+            async with units_of(app).begin() as uow:  # the other process's change, announced to no one
+                await uow.session.execute(text("UPDATE programs SET earn_rate = 11"))
+            assert (await client.get("/v1/program", headers=bearer(admin_key))).json()["earn_rate"] == "10"
+            await set_program(client, admin_key, earn_rate="12")
         [entry] = (await _audit(client, admin_key, subject_type="program"))[:1]
         assert (entry["before"]["earn_rate"], entry["after"]["earn_rate"]) == ("11", "12")
 

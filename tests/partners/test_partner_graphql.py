@@ -16,7 +16,7 @@ from loyalty_api.graphql.cost import cost_of
 from loyalty_api.graphql.schema import graphql_router
 from loyalty_api.settings import Settings
 from tests.builders import enrol, make_partner_key
-from tests.conftest import UNLIMITED, bearer, units_of
+from tests.conftest import UNLIMITED, bearer, cache_kept
 from tests.graphql.helpers import graphql
 from tests.graphql.test_batching import counting
 from tests.points.helpers import earn, set_program
@@ -123,11 +123,12 @@ class TestPricing:
         # What every request reads from the cache (the programme, the ladder) is read again when it ages
         # out, once a period, not once an entity: on a loaded machine the hundred entities outlasted the
         # two seconds it is kept and counted those rereads too (508 statements against a price of 500).
-        units_of(app).cache.seconds = 3600
-        units_of(app).cache.clear()
-        assert (await graphql(client, key, query, r=representations[:1])).get("errors") is None  # loads it
-        with counting(app) as counted:
-            found = await graphql(client, key, query, r=representations)
+        with cache_kept(app):
+            assert (await graphql(client, key, query, r=representations[:1])).get(
+                "errors"
+            ) is None  # loads it
+            with counting(app) as counted:
+                found = await graphql(client, key, query, r=representations)
         assert found.get("errors") is None and len(found["data"]["_entities"]) == 100
         schema = graphql_router(settings).schema._schema
         assert cost_of(schema, parse(query), None, {"r": representations}) >= len(counted.statements) > 100
