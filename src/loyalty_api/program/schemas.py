@@ -114,8 +114,9 @@ class ProgramWrite(BaseModel):
         default=0,
         ge=0,
         le=365,
-        description="How many days after a purchase it may still be returned (0: no window). A referrer's "
-        "points wait them out, and a return within them that leaves the purchase below "
+        description="How many days after a purchase it may still be returned (0: no window): calendar days "
+        "of the programme's time zone, to the same time of day, across a change of the clocks too. A "
+        "referrer's points wait them out, and a return within them that leaves the purchase below "
         "`referral_min_purchase_minor` voids the referral (the friend's points are taken back as far as "
         "their balance goes); the points purchases earned within them cannot be sent to another member or "
         "a partner until then.",
