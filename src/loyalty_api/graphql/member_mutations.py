@@ -119,20 +119,16 @@ async def _before_enrolment(
     await contact_budget.check_before_enrolment(limiter, caller, request)
 
 
-def _changes(request: _Update) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in request.model_fields_set - {"member_id"}}
-
-
 async def _before_update(
     units: UnitsOfWork, limiter: RateLimiter, caller: Principal, request: _Update
 ) -> None:
     """An update the key may not make is refused before it spends anything (as REST's)."""
-    service.check_changes_allowed(_changes(request), caller)
+    service.check_changes_allowed(request.changes(), caller)
     await contact_budget.spend_before_update(units, limiter, caller, request.member_id, request)
 
 
 async def _update(uow: UnitOfWork, _: Principal, request: _Update) -> MemberRead:
-    return MemberRead.model_validate(await service.update(uow, request.member_id, **_changes(request)))
+    return MemberRead.model_validate(await service.update(uow, request.member_id, **request.changes()))
 
 
 @strawberry.type

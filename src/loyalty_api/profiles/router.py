@@ -62,7 +62,7 @@ class _ContactsFirstRoute(UnitOfWorkRoute):
                 await contact_budget.check_before_enrolment(limiter, principal, body)
             elif isinstance(body, MemberUpdate):
                 member_id = _member_id(request.path_params.get("member_id"))
-                changes = {name: getattr(body, name) for name in body.model_fields_set}
+                changes = body.changes()
                 if member_id is None or not service.changes_allowed(changes, principal):
                     return  # the endpoint refuses it
                 units = request.app.state.units
@@ -283,7 +283,7 @@ async def update_member(
     or not, as a look-up by it would (the member's own sent again spends nothing): once it is spent, updates
     naming a new one are 429 `rate_limited`. Emits `member.updated`, which names the changed fields, never
     their values."""
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    changes = body.changes()
     service.check_changes_allowed(changes, caller)
     profile = await service.update(uow, member_id, **changes)
     return MemberRead.model_validate(profile)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -166,6 +166,13 @@ class MemberUpdate(BaseModel):
         if value is None:
             raise ValueError("cannot be null")
         return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, by name (null included: it clears), as the service's update takes them; a
+        subclass's own fields (GraphQL's `memberId`) are not changes."""
+        return {
+            name: getattr(self, name) for name in self.model_fields_set & MemberUpdate.model_fields.keys()
+        }
 
 
 class LifecycleRead(ReadModel):
