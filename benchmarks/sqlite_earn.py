@@ -122,15 +122,7 @@ def _driving(state_path: Path, earns: int, warm_up: int) -> list[str]:
 
 
 def _measure(source: Path, state_path: Path, earns: int) -> dict[str, float]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.sqlite_earn",
-        "--drive",
-        str(state_path),
-        "--earns",
-        str(earns),
-    ]
+    command = _driving(state_path, earns, WARM_UP)
     env = {**os.environ, "PYTHONPATH": str(source)}
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
