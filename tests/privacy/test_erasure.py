@@ -978,3 +978,53 @@ async def test_a_change_to_what_was_the_members_racing_an_erasure_finds_nothing(
     refused = await changing
     assert (refused.status_code, refused.json()["code"]) == (404, code), refused.text
     assert await rows(app, "SELECT details FROM ledger_entries WHERE type = 'adjust'") == []
+
+
+async def test_contacts_the_member_had_before_a_change_go_from_the_replies_kept_too(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+) -> None:
+    """A member enrolled at a till that sent an Idempotency-Key, then changed their phone, e-mail, name,
+    birthday and external id, then asked to be erased. The erasure looked for the values the member's row held
+    when it ran, so the enrolment's reply kept for the key (a day) still held the phone, e-mail, name,
+    birthday and external id they enrolled with: in their own record (their id), whatever they were then,
+    those go too."""
+    enrolled = {
+        "phone": "138 1234 5678",
+        "email": "Li.Na@Example.cn",
+        "name": "李娜",
+        "birthday": "1990-07-08",
+        "external_ids": {"pos": "C-1001"},
+    }
+    headers = bearer(pos_key, idempotency_key="till-1-0002")
+    first = await client.post("/v1/members", json=enrolled, headers=headers)
+    assert first.status_code == 201, first.text
+    member_id = first.json()["id"]
+    changed = await client.patch(
+        f"/v1/members/{member_id}",
+        json={
+            "phone": "139 8765 4321",
+            "email": "lina.new@example.cn",
+            "name": "李娜娜",
+            "birthday": "1991-08-09",
+            "external_ids": {"pos": "C-2002"},
+        },
+        headers=bearer(admin_key),
+    )
+    assert changed.status_code == 200, changed.text
+
+    await _erase(client, admin_key, member_id)
+
+    before = ("13812345678", "li.na@example.cn", "Li.Na@Example.cn", "1990-07-08", "C-1001")
+    left = [hit for hit in await _every_text(app) if any(p in hit[2] for p in before) or '"李娜"' in hit[2]]
+    assert left == [], "\n".join(f"{t}.{c}: {v[:300]}" for t, c, v in left)
+    again = await client.post("/v1/members", json=enrolled, headers=headers)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.text
+    assert again.json() == first.json() | {
+        "phone": "erased",
+        "email": "erased",
+        "name": "erased",
+        "birthday": None,
+        "member_number": "erased",
+        "external_ids": {"pos": "erased"},
+    }
+    assert await count(app, "members") == 1

@@ -261,14 +261,41 @@ def _reply_without(theirs: _Theirs, text: str) -> str | None:
     reasons operators wrote about them as a `reason`, a partner's path names `erased` for their ref, and
     inside their own record (`id` or `member_id` theirs) so do their name and birthday, a birthday null (a
     reply's birthday is a date). Kept so, a retry with its key replays it and does nothing again. None (the
-    reply is dropped, and its retry runs again) when it is no JSON, or something of theirs is left in it."""
+    reply is dropped, and its retry runs again) when it is no JSON, or something of theirs is left in it.
+    Their own record (`id` theirs: the member as a reply shows them) loses its contacts, name, birthday and
+    external ids whatever they hold: a reply kept from before a change (their enrolment's, a day) holds the
+    values they had then, which the member's row, read by the erasure, no longer does."""
     try:
         document = json.loads(text)
     except ValueError:
         return None
-    scrubbed = _rewritten(document, partial(_scrubbed, theirs), owner=theirs.member_id)
+    scrubbed = _rewritten(
+        _rewritten(document, partial(_record_without_person, theirs.member_id)),
+        partial(_scrubbed, theirs),
+        owner=theirs.member_id,
+    )
     rewritten = json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
     return None if _reply_about(theirs, rewritten) else rewritten
+
+
+# What a member's record in a reply (MemberRead, an import's line) holds of the person.
+_OF_THE_PERSON = ("phone", "email", "name", "birthday")
+
+
+def _record_without_person(member_id: str, key: str | None, value: Any, own: bool) -> Any:
+    """The erased member's own record in a reply (an object whose `id` is theirs) with the fields that say who
+    they are rewritten as `_scrubbed` rewrites their current values, whatever those fields hold (a
+    `_rewritten` rule): their contacts, name and birthday (null), and the ids of their external ids."""
+    if not isinstance(value, dict) or value.get("id") != member_id:
+        return value
+    record = dict(value)
+    for field in _OF_THE_PERSON:
+        if record.get(field) is not None:
+            record[field] = None if field == "birthday" else ERASED_REF
+    external = record.get("external_ids")
+    if isinstance(external, dict):
+        record["external_ids"] = dict.fromkeys(external, ERASED_REF)
+    return record
 
 
 def _scrubbed(theirs: _Theirs, key: str | None, value: Any, own: bool) -> Any:
