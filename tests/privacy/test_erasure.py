@@ -821,6 +821,42 @@ class TestConcurrency:
         assert (answered.status_code, answered.json()["code"]) == (404, "link_not_found"), answered.text
         assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []
 
+    async def test_a_partners_perk_redeemed_during_an_erasure_keeps_no_ref_in_its_reply(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
+    ) -> None:
+        """The partner redeems the member's perk, with an Idempotency-Key, while the erasure runs. The redeem
+        read the link without waiting for the member's row: on PostgreSQL it still saw the link the erasure
+        was deleting, answered with the partner's ref, and its reply, committed after the erasure had
+        rewritten the replies it found, kept the ref the erasure forgot everywhere else."""
+        await set_program(client, admin_key)
+        partner_key = await register_partner(app, client, admin_key, "delivery")
+        await add_plan(client, admin_key, "video", partner_perks=[{"partner": "delivery", "name": "A month"}])
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, partner_key, member["id"], "delivery", "D-13812345678")
+        await subscribe_paid(client, ecommerce_key, member["id"], "video")
+        [perk] = (
+            await client.get(f"/v1/members/{member['id']}/partner-perks", headers=bearer(pos_key))
+        ).json()["items"]
+        units = units_of(app)
+
+        erasing = await units.start()
+        # Not committed: the member's row is held.
+        await erasure.erase_member(erasing, uuid.UUID(member["id"]))
+        call = asyncio.create_task(
+            client.post(
+                f"/v1/partner/perks/{perk['code']}/redeem",
+                headers=bearer(partner_key, idempotency_key="redeem-1"),
+            )
+        )
+        await asyncio.sleep(0.3)  # the redeem waits for the member's row (on SQLite, for its turn)
+        await erasing.commit()
+        await erasing.close()
+
+        answered = await call
+        assert answered.status_code == 200, answered.text
+        assert (answered.json()["status"], answered.json()["partner_customer_ref"]) == ("redeemed", None)
+        assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []
+
 
 async def test_what_operators_wrote_about_the_member_goes_with_them(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str

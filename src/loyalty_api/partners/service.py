@@ -471,6 +471,11 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
     )
     if perk_id is None:
         raise PerkNotFound()
+    given = await repo.get(perk_id)
+    assert given is not None  # a perk is never deleted once it has a code
+    # Behind the member's row, as `locked_partner_link`: an erasure under way finishes first, and then the
+    # link is gone, so the answer (kept for an Idempotency-Key) names no ref the erasure forgot.
+    await MemberRepository(uow.session).get_member(given.member_id, lock=True)
     perk = await repo.redeem(perk_id, uow.clock.now())
     if perk is None:
         known = await repo.get(perk_id)
