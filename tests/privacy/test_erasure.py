@@ -857,6 +857,36 @@ class TestConcurrency:
         assert (answered.json()["status"], answered.json()["partner_customer_ref"]) == ("redeemed", None)
         assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []
 
+    async def test_a_link_code_asked_for_during_an_erasure_is_not_issued(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The till asks for a link code while the member is being erased. On PostgreSQL the request read the
+        member before the erasure committed and wrote the code after it: the erased member had a consent
+        the erasure had removed, and the partner that sent it got 404 member_not_found, not the
+        link_code_invalid every spent or unknown code gets."""
+        await set_program(client, admin_key)
+        await register_partner(app, client, admin_key, "air")
+        member = await enrol(client, pos_key)
+        units = units_of(app)
+
+        erasing = await units.start()
+        # Not committed: the member's row is held.
+        await erasure.erase_member(erasing, uuid.UUID(member["id"]))
+        call = asyncio.create_task(
+            client.post(
+                f"/v1/members/{member['id']}/partner-link-codes",
+                json={"partner": "air"},
+                headers=bearer(pos_key),
+            )
+        )
+        await asyncio.sleep(0.3)  # the request waits for the member's row (on SQLite, for its turn)
+        await erasing.commit()
+        await erasing.close()
+
+        answered = await call
+        assert (answered.status_code, answered.json()["code"]) == (404, "member_not_found"), answered.text
+        assert await count(app, "partner_link_codes") == 0
+
 
 async def test_what_operators_wrote_about_the_member_goes_with_them(
     app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -295,6 +295,9 @@ async def issue_link_code(
     uow: UnitOfWork, member_id: uuid.UUID, *, partner_code: str, grants: Sequence[Grant]
 ) -> IssuedLinkCode:
     """A code the member hands the partner, by which they consent to one link with these grants."""
+    # Read behind the member's row lock: an erasure (or a close) under way finishes first and the member is
+    # found as it left them, so no consent is written for a member it has just erased (their codes went).
+    await MemberRepository(uow.session).get_member(member_id, lock=True)
     member = await require_member(uow, member_id, must_be_active=False)
     if member.status != MemberStatus.active:
         raise MemberNotActive()
