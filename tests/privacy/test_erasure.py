@@ -30,7 +30,7 @@ from loyalty_api.webhooks.delivery import dispatch_events, send_due
 from tests.builders import add_tier, enrol
 from tests.checkout.helpers import add_benefit, cart, item
 from tests.conftest import bearer, units_of
-from tests.databases import is_postgres, side_engine
+from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import count, events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
@@ -886,6 +886,54 @@ class TestConcurrency:
         answered = await call
         assert (answered.status_code, answered.json()["code"]) == (404, "member_not_found"), answered.text
         assert await count(app, "partner_link_codes") == 0
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds a link midway from a second PostgreSQL connection")
+async def test_a_link_made_while_the_member_is_erased_neither_deadlocks_nor_stays(
+    app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, settings: Settings
+) -> None:
+    """The partner sends the member's link code as the member is erased. The link took the code, then wrote
+    the link, whose key check waits for the member's row; the erasure had changed the member's card number
+    (which takes the row's strongest lock) before it deleted their link codes, where it waited for the link's
+    code: PostgreSQL found a deadlock and failed one of the two. The erasure deletes the codes before it
+    changes the row, so the link finishes first and the erasure then forgets it, or the code is gone."""
+    await set_program(client, admin_key)
+    partner_key = await register_partner(app, client, admin_key, "air")
+    member = await enrol(client, pos_key, phone="13812345678")
+    issued = await client.post(
+        f"/v1/members/{member['id']}/partner-link-codes", json={"partner": "air"}, headers=bearer(pos_key)
+    )
+    assert issued.status_code == 201, issued.text
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as gate, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            # The link stops at writing the link, its code taken; the erasure then runs up to the codes.
+            await gate.execute(text("LOCK TABLE partner_links IN SHARE ROW EXCLUSIVE MODE"))
+            linking = asyncio.create_task(
+                client.post(
+                    "/v1/partner/links",
+                    json={"code": issued.json()["code"], "partner_customer_ref": "AIR-13812345678"},
+                    headers=bearer(partner_key),
+                )
+            )
+            await until_waiting_for_a_lock(watcher, linking)
+            erasing = asyncio.create_task(
+                client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+            )
+            for _ in range(500):  # until the erasure waits too (for the link's code)
+                if erasing.done() or await lock_waiters(watcher) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            await gate.rollback()
+    finally:
+        await engine.dispose()
+    linked, erased = await linking, await erasing
+    assert linked.status_code == 201, linked.text
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["partner_links"] == ["air"]
+    assert await count(app, "partner_links") == 0
+    assert [hit for hit in await _every_text(app) if "13812345678" in hit[2]] == []
 
 
 async def test_what_operators_wrote_about_the_member_goes_with_them(

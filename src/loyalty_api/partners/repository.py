@@ -193,13 +193,16 @@ class PartnerRepository:
         result = await self.session.execute(delete(PartnerLink).where(PartnerLink.id == link_id))
         return bool(getattr(result, "rowcount", 0))
 
-    async def forget_member(self, member_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
-        """For an erasure: the member's link codes and links go, and their exchanges forget the partner's
-        customer ref (the amounts stay, for settlement). The partners they were linked to (id, code) and
-        the ref each knew them by."""
-        # Codes first: a link being made with one has its row locked, so this waits for that link to commit
-        # and the links read next include it (PostgreSQL reads each statement afresh).
+    async def delete_member_codes(self, member_id: uuid.UUID) -> None:
+        """For an erasure, before anything else changes the member's row: their link codes go. A link being
+        made with one has the code's row locked, so this waits for that link to commit, and the links
+        `forget_member` reads next include it (PostgreSQL reads each statement afresh)."""
         await self.session.execute(delete(PartnerLinkCode).where(PartnerLinkCode.member_id == member_id))
+
+    async def forget_member(self, member_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
+        """For an erasure, once `delete_member_codes` has run: the member's links go, and their exchanges
+        forget the partner's customer ref (the amounts stay, for settlement). The partners they were linked
+        to (id, code) and the ref each knew them by."""
         linked = await self.session.execute(
             select(Partner.id, Partner.code, PartnerLink.partner_customer_ref)
             .join(PartnerLink, PartnerLink.partner_id == Partner.id)

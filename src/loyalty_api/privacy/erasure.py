@@ -27,6 +27,7 @@ from loyalty_api.db.pagination import every_row
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.events import MemberErased
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.repository import ERASED_REF, ExchangeRepository, PartnerRepository, PerkRepository
@@ -58,6 +59,13 @@ class Erasure:
 
 
 async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
+    # The member's row is locked (FOR NO KEY UPDATE, as profiles.erase takes it) and their link codes go
+    # before the erasure changes the row. A partner's link made with one of them holds the code's row and
+    # then checks its key against the member's row: were the row changed first (its card number, the
+    # strongest lock), the link would wait for the erasure while the erasure waited for the code, a deadlock.
+    # This way the erasure waits for the link, which then finishes, and forgets it below.
+    await MemberRepository(uow.session).get_member(member_id, lock=True)
+    await PartnerRepository(uow.session).delete_member_codes(member_id)
     erased = await profiles.erase(uow, member_id)
     if not erased.newly:
         return Erasure(member_id, erased.erased_at, False, 0, [], 0, 0, 0, 0)
