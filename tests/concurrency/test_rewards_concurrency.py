@@ -161,3 +161,45 @@ class TestConcurrentCouponUse:
         [listed] = await coupons_of(client, pos_key, member_id)
         assert (listed["status"], listed["used_order_ref"]) == ("used", winner["used_order_ref"])
         assert len(await events(app, "coupon.used")) == 1
+
+
+class TestRedemptionsBesideAReplace:
+    """A redemption racing an operator's change to the reward pays the price, and gets the coupon, of the
+    reward as the change left it: terms read before a change that commits while the redemption is under way
+    are stale."""
+
+    async def test_a_restock_at_a_new_price_is_bought_only_at_the_new_price(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        # Sold out at 100 points; the operator restocks it at 500 points with a bigger coupon while members
+        # keep trying. Nothing could be bought before the restock, so every purchase is on its terms. Three
+        # rounds, as the race is one of timing.
+        restocked = reward_body(cost_points=500, stock=30, coupon={"kind": "fixed_discount", "amount": 6000})
+
+        async def restock(reward_id: str) -> httpx.Response:
+            await asyncio.sleep(0.02)  # while the redemptions are under way
+            return await client.put(f"/v1/rewards/{reward_id}", json=restocked, headers=bearer(admin_key))
+
+        async def attempt(n: int, member_id: str, reward_id: str) -> httpx.Response:
+            await asyncio.sleep(n * 0.003)  # one after another: before the restock, beside it, after it
+            return await redeem(client, pos_key, member_id, reward_id)
+
+        for _ in range(3):
+            reward = await add_reward(client, admin_key, cost_points=100, stock=0)
+            members = [await member_with_points(client, pos_key, 1000) for _ in range(25)]
+
+            *responses, replaced = await asyncio.gather(
+                *(attempt(n, m, reward["id"]) for n, m in enumerate(members[:-1])), restock(reward["id"])
+            )
+
+            assert replaced.status_code == 200, replaced.text
+            responses.append(await redeem(client, pos_key, members[-1], reward["id"]))  # once it is restocked
+            assert outcomes(responses).keys() <= {(201, None), (409, "reward_out_of_stock")}
+            bought = [r.json() for r in responses if r.status_code == 201]
+            assert [(b["points_spent"], b["coupon"]["properties"]["amount"]) for b in bought] == [
+                (500, 6000)
+            ] * len(bought)
+            assert (await read_reward(client, admin_key, reward["id"]))["stock_left"] == 30 - len(bought)
+            for member_id in members:
+                assert (await points(client, pos_key, member_id))["balance"] in (1000, 500), member_id
+        await assert_ledger_invariant(app)

@@ -28,10 +28,11 @@ class RewardRepository:
         return await self.session.get(Reward, reward_id, populate_existing=True)
 
     async def lock_reward(self, reward_id: uuid.UUID) -> Reward | None:
-        """The reward under lock until commit, to be replaced (None: there is none). On PostgreSQL a replace
-        racing another waits here for it, then reads what it left; SQLite's `BEGIN IMMEDIATE` has serialized
-        them already. FOR NO KEY UPDATE, as a tier's or plan's replace: the key never changes, so a
-        redemption's row, whose foreign key takes a key share, need not wait for it."""
+        """The reward under lock until commit, to be replaced or redeemed (None: there is none). On
+        PostgreSQL a replace or a redemption racing a replace waits here for it, then reads what it left;
+        SQLite's `BEGIN IMMEDIATE` has serialized them already. FOR NO KEY UPDATE, as a tier's or plan's
+        replace: the key never changes, so a redemption's row, whose foreign key takes a key share, need not
+        wait for it."""
         result = await self.session.execute(
             select(Reward)
             .where(Reward.id == reward_id)

@@ -1,10 +1,11 @@
 """The rewards catalogue, and buying a reward with points.
 
-Redeeming is one unit of work in a fixed order: take the points (the conditional UPDATE of the member's
-account row, which also locks it), then check the member's limit (safe behind that lock), then take one off
-the stock (one conditional UPDATE of the reward row), then issue the coupon and write the ledger entry. Any
-refusal raises, and the caller's unit of work rolls all of it back. Locks are always taken member first,
-reward second, so concurrent redemptions cannot deadlock.
+Redeeming is one unit of work in a fixed order: lock the member and their account, then the reward (its terms
+are read behind that lock), take the points (the conditional UPDATE of the account row), then check the
+member's limit (safe behind the member's lock), then take one off the stock (one conditional UPDATE of the
+reward row), then issue the coupon and write the ledger entry. Any refusal raises, and the caller's unit of
+work rolls all of it back. Locks are always taken member first, reward second, so concurrent redemptions
+cannot deadlock.
 """
 
 from __future__ import annotations
@@ -221,7 +222,11 @@ async def redeem_reward(
     # close or an erasure is ending.
     await lock_earner(uow, member_id)
     rewards = RewardRepository(uow.session)
-    reward = await rewards.get_reward(reward_id)
+    # The reward locked next (member first, reward second, as the stock's UPDATE always took them), and read
+    # behind that lock: read without it, an operator's change committed before this took its stock left the
+    # old cost and coupon in hand, so a sold-out reward restocked at a new price was bought at the old one.
+    # Redemptions of one reward queued on its row from the stock's UPDATE to their commit already.
+    reward = await rewards.lock_reward(reward_id)
     now = uow.clock.now()
     if reward is None:
         raise RewardNotFound()
