@@ -343,6 +343,46 @@ class TestBillingHearsTheRightPrice:
         notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
         assert [(n["due_plan"], n["amount"]["amount"]) for n in notices] == [("plus", 1_500)]
 
+    async def test_an_upgrade_sent_again_with_its_payment_answers_the_upgrade_it_made(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        """A checkout whose upgrade answer was lost sends it again, with the same payment (no Idempotency-Key,
+        or a new one): the upgrade is made, the member charged, and the repeat answers the subscription as it
+        is, as the pending downgrade named again does, rather than a 422 that reads as a failed upgrade."""
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        body = {"plan": "premium", "payment_ref": next_payment_ref()}
+        first = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+        assert first.status_code == 200, first.text
+        assert (first.json()["plan"]["code"], first.json()["period"]) == ("premium", 2)
+        clock.advance(timedelta(minutes=5))
+
+        again = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()  # updated_at where it was
+        assert await read(client, ecommerce_key, sub["id"]) == first.json()
+        assert len(await events(app, "subscription.plan_changed")) == 1
+        paid = await rows(app, "SELECT period, amount_minor FROM subscription_payments ORDER BY period")
+        assert [(p["period"], p["amount_minor"]) for p in paid] == [(1, 1_500), (2, 3_000)]
+
+    async def test_the_current_plan_with_another_payment_is_still_refused(
+        self, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        upgraded = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "premium", "payment_ref": next_payment_ref()},
+        )
+        assert upgraded.status_code == 200, upgraded.text
+
+        for body in ({"plan": "premium"}, {"plan": "premium", "payment_ref": next_payment_ref()}):
+            response = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+            assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+        assert await read(client, ecommerce_key, sub["id"]) == upgraded.json()
+
     async def test_no_renewal_notice_for_a_period_already_paid(
         self,
         app: FastAPI,

@@ -158,7 +158,8 @@ async def change_plan(
     for is never thrown away (a yearly plan moving to a monthly one keeps its year, even when the month is
     dearer per month; a monthly plan moving to a year cheaper per month keeps its paid month); nothing is
     paid for it now, and a `payment_ref` with it is 422. Naming the current plan drops a pending downgrade;
-    naming the pending one again changes nothing and emits nothing.
+    naming the pending one again, or an upgrade again with the `payment_ref` that paid it, changes nothing and
+    emits nothing.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.plan_changed`."""
     view = await service.change_plan(

@@ -420,6 +420,11 @@ async def change_plan(
         raise InvalidField("plan", f"is in family {target.family!r}; this subscription is in {sub.family!r}")
     now = uow.clock.now()
     if target.id == current.id and sub.pending_plan_id is None:
+        if payment_ref is not None and await _pays_current_period(repo, sub, payment_ref):
+            # The upgrade this payment paid, sent again (a checkout's retry without its Idempotency-Key): it
+            # is made, so the repeat answers the subscription as it is, as billing's payment sent again does;
+            # a 422 read as a failed upgrade the member was charged for.
+            return await _view(uow, sub)
         raise InvalidField("plan", "is the subscription's plan already")
     # Starting now replaces the rest of the current period, with no credit for it: only a plan dearer per
     # month (a real upgrade) whose period lasts at least as long starts now. By price per month alone, a
@@ -488,6 +493,12 @@ async def change_plan(
     )
     await periods.settle(uow, sub)
     return await _view(uow, sub)
+
+
+async def _pays_current_period(repo: SubscriptionRepository, sub: Subscription, payment_ref: str) -> bool:
+    """Whether `payment_ref` is the fee that paid the subscription's current period."""
+    paid = await repo.get_payment_by_ref(sub.id, payment_ref)
+    return paid is not None and paid.status == "succeeded" and paid.period == sub.period_number
 
 
 async def record_payment(
