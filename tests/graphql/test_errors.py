@@ -116,6 +116,30 @@ class TestRequestErrors:
         )
         assert alone.json() == {"data": {"__typename": "Query"}}
 
+    @pytest.mark.parametrize(
+        "content_type", [None, "text/plain", "application/graphql", "application/x-www-form-urlencoded"]
+    )
+    async def test_a_body_not_sent_as_json_is_415_as_on_rest(
+        self, client: httpx.AsyncClient, pos_key: str, content_type: str | None
+    ) -> None:
+        """The exchange's rule holds at /graphql too: a client that forgot its Content-Type (or sent the
+        document as `application/graphql`, which this server does not take) is told what to send, whether
+        or not the body happens to parse as JSON."""
+        headers = bearer(pos_key)
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        for body in (b'{"query": "{ __typename }"}', b"{ __typename }"):
+            response = await client.post("/graphql", content=body, headers=headers)
+            assert response.status_code == 415, (content_type, body, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "unsupported_media_type"
+        sent_as_json = await client.post(
+            "/graphql",
+            content=b'{"query": "{ __typename }"}',
+            headers={**bearer(pos_key), "Content-Type": "application/json; charset=utf-8"},
+        )
+        assert sent_as_json.json() == {"data": {"__typename": "Query"}}
+
 
 class TestDomainErrors:
     async def test_a_malformed_member_id_is_a_validation_error(
