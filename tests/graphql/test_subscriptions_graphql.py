@@ -219,6 +219,27 @@ class TestPlans:
         [error] = body["errors"]  # only the one without its key: an unknown code is null, not an error
         assert (error["path"], error["extensions"]["code"]) == (["_entities", 2], "validation_error")
 
+    async def test_a_plan_representation_whose_code_is_no_string_is_refused_as_a_tier_one_is(
+        self, client: httpx.AsyncClient, pos_key: str, plus_family: dict[str, dict[str, Any]]
+    ) -> None:
+        """A router that lost the key's value (null) or sent it in another shape is told so: it was looked
+        up as the text `None` or `['premium']` and answered null, as for a plan that does not exist."""
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Plan { code } } }"
+        representations = [
+            {"__typename": "Plan", "code": None},
+            {"__typename": "Plan", "code": ["premium"]},
+            {"__typename": "Tier", "code": None},
+        ]
+
+        body = await graphql(client, pos_key, query, r=representations)
+
+        assert body["data"]["_entities"] == [None, None, None]
+        assert sorted((e["path"][1], e["extensions"]["code"]) for e in body.get("errors", [])) == [
+            (0, "validation_error"),
+            (1, "validation_error"),
+            (2, "validation_error"),
+        ]
+
     async def test_plans_need_a_reading_scope(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         partner = await make_partner_key(app)
         body = await graphql(client, partner, "{ loyaltyPlans { edges { node { code } } } }")

@@ -114,10 +114,11 @@ class Plan:
     @classmethod
     async def resolve_reference(cls, info: Info[GraphQLContext, None], **representation: Any) -> Plan | None:
         require(info.context, *PAID_MEMBERSHIP_READERS)
-        if "code" not in representation:
+        code = representation.get("code")
+        if not isinstance(code, str):  # null or another shape is no key: not a lookup of its text
             message = "a Plan representation needs its key field `code`"
             raise as_graphql_error(InvalidField("representation", message))
-        return await plan_by_code(info, str(representation["code"]))
+        return await plan_by_code(info, code)
 
 
 async def plan_by_code(info: Info[GraphQLContext, None], code: str) -> Plan | None:
