@@ -140,6 +140,30 @@ class TestRequestErrors:
         )
         assert sent_as_json.json() == {"data": {"__typename": "Query"}}
 
+    async def test_a_mutation_sent_by_get_is_405_and_not_run(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """GraphQL over HTTP: a mutation by GET is 405 with `Allow: POST`, the method that runs it (a bare
+        400 `bad_request` read as a mistake in the document)."""
+        member = await enrol(client, pos_key)
+        document = (
+            'mutation($id: ID!) { loyaltyUpdateMember(input: {memberId: $id, name: "G"}) { replayed } }'
+        )
+        for method in ("GET", "HEAD"):
+            response = await client.request(
+                method,
+                "/graphql",
+                params={"query": document, "variables": f'{{"id": "{member["id"]}"}}'},
+                headers=bearer(pos_key),
+            )
+            assert response.status_code == 405, (method, response.text)
+            assert response.headers["allow"] == "POST"
+            if method == "GET":
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.json()["code"] == "method_not_allowed"
+        after = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert after.json()["name"] == member["name"]
+
 
 class TestDomainErrors:
     async def test_a_malformed_member_id_is_a_validation_error(

@@ -27,6 +27,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.unset import UNSET
 
@@ -62,7 +63,7 @@ from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
-from loyalty_api.http.errors import UnsupportedMediaType, is_json
+from loyalty_api.http.errors import MethodNotAllowed, UnsupportedMediaType, is_json
 from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
@@ -244,9 +245,15 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     ) -> ExecutionResult:
         # OperationChosen reads it: strawberry's execution context keeps the name it was given private.
         context.operation_named = request_data.operation_name is not None
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        try:
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except TransportError as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # GraphQL over HTTP: a mutation by GET is 405; strawberry answers a bare 400.
+                raise _mutation_by_get() from None
+            raise
         # A field refused for a spent budget (or an outage) tells when to retry, as REST's 429 does.
         if (wait := retry_after(result.errors or ())) is not None:
             sub_response.headers["Retry-After"] = str(wait)
@@ -332,6 +339,12 @@ def _without_echo(message: str) -> str:
     """A GraphQL error message with any long quoted piece of the document (a 1 MB name) cut out."""
     message = _QUOTED.sub(_cut, message)
     return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
+
+
+def _mutation_by_get() -> MethodNotAllowed:
+    error = MethodNotAllowed("A mutation is sent by POST: GET runs queries only.", allowed_methods=["POST"])
+    error.headers = {"Allow": "POST"}
+    return error
 
 
 def graphql_router(settings: Settings) -> LoyaltyGraphQLRouter:
