@@ -242,6 +242,8 @@ class TestMutations:
             client, pos_key, "loyaltyEnrolMember", "member { id }", input={"phone": taken["phone"]}
         )
         assert clash["member"] is None and [e["code"] for e in clash["userErrors"]] == ["member_exists"]
+        # The field REST names (`"field": "phone"`) is the user error's field, as for any other refusal.
+        assert [e["field"] for e in clash["userErrors"]] == ["phone"]
         bad = await mutate(
             client, pos_key, "loyaltyEnrolMember", "member { id }", input={"email": "not-an-email"}
         )
@@ -255,6 +257,32 @@ class TestMutations:
         )
         assert [e["message"] for e in quoted["userErrors"]] == [rest.json()["errors"][0]["message"]]
         assert "13800138000" not in str(quoted) and "_" not in quoted["userErrors"][0]["message"]
+
+    async def test_a_contact_or_external_id_another_member_has_is_the_field_at_fault(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """A form shows `member_exists` beside the field REST names: the e-mail, the external ids."""
+        taken = await enrol(client, pos_key, email="taken@example.cn", external_ids={"crm": "C-9"})
+        other = await enrol(client, pos_key)
+        answers = [
+            await mutate(
+                client,
+                pos_key,
+                "loyaltyUpdateMember",
+                "member { id }",
+                input={"memberId": other["id"], **change},
+            )
+            for change in (
+                {"email": "taken@example.cn"},
+                {"externalIds": [{"system": "crm", "externalId": "C-9"}]},
+                {"phone": taken["phone"], "name": "x"},
+            )
+        ]
+        assert [[(e["field"], e["code"]) for e in a["userErrors"]] for a in answers] == [
+            [("email", "member_exists")],
+            [("externalIds", "member_exists")],
+            [("phone", "member_exists")],
+        ]
 
     async def test_control_characters_are_refused_as_rest_refuses_them(
         self, client: httpx.AsyncClient, pos_key: str

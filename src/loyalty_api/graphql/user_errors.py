@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -82,6 +83,16 @@ def input_path(location: Any) -> str:
     return ".".join(_camel(str(part)) for part in parts if str(part) != "")
 
 
+# `member_exists` names what another member has in words (REST's `"field": "phone"`, `"external id in
+# crm"`, `"member number"`), not in `errors`: the input field each is, where the input has one.
+_NAMED_FIELDS = {"phone": "phone", "email": "email", "external id": "externalIds"}
+
+
+def _named_field(extra: Mapping[str, Any]) -> str | None:
+    named = extra.get("field")
+    return _NAMED_FIELDS.get(named.split(" in ", 1)[0]) if isinstance(named, str) else None
+
+
 def of_error(exc: LoyaltyError) -> list[UserError]:
     """A domain refusal as user errors: one per field it names, or one for the whole input; each with what
     the problem body adds (as JSON writes it)."""
@@ -94,7 +105,7 @@ def of_error(exc: LoyaltyError) -> list[UserError]:
             UserError(field=input_path(f["field"]) or None, code=code, message=f["message"], details=details)
             for f in fields
         ]
-    return [UserError(field=None, code=code, message=exc.detail, details=details)]
+    return [UserError(field=_named_field(extra), code=code, message=exc.detail, details=details)]
 
 
 def user_errors_of(exc: LoyaltyError) -> list[UserError] | None:
