@@ -253,6 +253,19 @@ class TestMisuse:
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_idempotency_key"
 
+    async def test_two_keys_in_one_request_are_422_and_nothing_is_done(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """Two Idempotency-Key lines are one list of keys (RFC 9110 lets any proxy join them with a comma),
+        not the first of them: a retry that sent them in the other order ran the work again."""
+        body = {"name": "两把钥匙"}
+        for keys in (["k-a", "k-b"], ["k-b", "k-a"], ["k-a", "k-a"]):
+            headers = httpx.Headers([*bearer(pos_key).items(), *(("Idempotency-Key", k) for k in keys)])
+            response = await client.post("/v1/members", json=body, headers=headers)
+            assert response.status_code == 422, (keys, response.text)
+            assert response.json()["code"] == "invalid_idempotency_key"
+        assert await count(app, "members") == 0
+
     async def test_purge_removes_expired_records(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
     ) -> None:

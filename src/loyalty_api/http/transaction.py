@@ -57,6 +57,14 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
+def _idempotency_key(request: Request) -> str | None:
+    """The header's value. Several lines of it are one comma-separated list (RFC 9110 §5.3: a proxy may join
+    them), which no key can be (a key holds no space), so they are refused; the first alone would let a
+    retry that sends them in another order run the work again."""
+    lines = request.headers.getlist(IDEMPOTENCY_HEADER)
+    return ", ".join(lines) if lines else None
+
+
 def _owner(request: Request) -> str:
     """The API key an Idempotency-Key belongs to, verified by the edge before anything is claimed or
     replayed: a stored response is only ever given back to the key that caused it, or to a key that replaced
@@ -193,7 +201,7 @@ class UnitOfWorkRoute(APIRoute):
                 if body:
                     # Refused only once the caller is known to be allowed the call (see check_body).
                     request.screened, request.state.body_errors = _strict_body(body_adapter, body, document)
-                key = request.headers.get(IDEMPOTENCY_HEADER) if honours_idempotency else None
+                key = _idempotency_key(request) if honours_idempotency else None
                 if key is not None:
                     outcome = await idempotency.claim(
                         units,

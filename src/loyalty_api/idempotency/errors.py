@@ -33,8 +33,8 @@ class IdempotencyClaimLost(IdempotencyRequestInFlight):
 
 
 class InvalidIdempotencyKey(LoyaltyError):
-    """The Idempotency-Key header is empty, longer than 255 characters, or holds characters other than
-    visible ASCII (a space, a control character, an accented letter); nothing was done.
+    """The Idempotency-Key header is empty, longer than 255 characters, holds characters other than visible
+    ASCII (a space, a control character, an accented letter), or was sent more than once; nothing was done.
 
     Send a key of 1 to 255 visible ASCII characters, such as a UUID made once for each operation.
     """
