@@ -11,10 +11,11 @@ import httpx
 import pytest
 from dateutil.relativedelta import relativedelta
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, cache_kept, units_of
 from tests.graphql.helpers import graphql, mutate
 from tests.inspect_db import events, rows
 from tests.points.helpers import cny, set_program
@@ -203,6 +204,26 @@ class TestAFeePaidAhead:
         [canceled] = [e["payload"] for e in await events(app, "subscription.canceled")]
         assert canceled["unused_payment"]["period"] == 2
         assert await run_job(app) == 0  # nothing left to renew or to bill
+
+
+@pytest.mark.usefixtures("plans")
+class TestAPriceAnotherProcessChanged:
+    async def test_a_subscription_sold_after_it_costs_the_new_price(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str
+    ) -> None:
+        """Another process raised the plan's price and this one has not heard yet (its notification on the
+        way): a subscription sold here is sold at the price the plan's row holds, not at the one this
+        process's cache still remembers."""
+        with cache_kept(app):  # as an entry no notification cleared yet stays
+            await new_subscriber(client, ecommerce_key, "plus", trial=False, payment_ref=next_payment_ref())
+            async with units_of(app).begin() as uow:  # the other process's change, announced to no one here
+                await uow.session.execute(
+                    text("UPDATE plans SET price_amount_minor = 1800, updated_at = :now WHERE code = 'plus'"),
+                    {"now": uow.clock.now() + timedelta(seconds=1)},
+                )
+            _, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+
+        assert sub["price"] == cny(1_800), sub["price"]
 
 
 @pytest.mark.usefixtures("plans")

@@ -4,7 +4,8 @@ partners' joint offers and perks read of them. Operators change them through `pl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from pydantic import TypeAdapter
 
@@ -26,15 +27,33 @@ _COUPONS_ADAPTER: TypeAdapter[list[RecurringCoupon]] = TypeAdapter(list[Recurrin
 _PERKS_ADAPTER: TypeAdapter[list[PartnerPerkOffer]] = TypeAdapter(list[PartnerPerkOffer])
 
 
-async def get_catalogue(uow: UnitOfWork, *, having: Iterable[uuid.UUID] = ()) -> Catalogue:
-    """The plans, from this process's cache unless it lacks one of `having`: a plan another process created
-    moments ago is then read at once rather than missed."""
+async def get_catalogue(
+    uow: UnitOfWork,
+    *,
+    having: Iterable[uuid.UUID] = (),
+    as_stored: Mapping[uuid.UUID, datetime] | None = None,
+) -> Catalogue:
+    """The plans, from this process's cache unless it lacks one of `having`, or holds one of `as_stored` with
+    another `updated_at` than its row, just read, has: a plan another process created or changed moments ago
+    is then read at once rather than missed (its notification may still be on the way)."""
     cached: Catalogue | None = uow.cache.get(PLANS_CACHE_KEY)
-    if cached is not None and all(cached.by_id(plan_id) is not None for plan_id in having):
+    if cached is not None and _holds(cached, having, as_stored or {}):
         return cached
     catalogue = await load_catalogue(uow)
     uow.cache.put(PLANS_CACHE_KEY, catalogue, uow.cache_stamp)
     return catalogue
+
+
+def _holds(
+    catalogue: Catalogue, having: Iterable[uuid.UUID], as_stored: Mapping[uuid.UUID, datetime]
+) -> bool:
+    if any(catalogue.by_id(plan_id) is None for plan_id in having):
+        return False
+    for plan_id, updated_at in as_stored.items():
+        plan = catalogue.by_id(plan_id)
+        if plan is None or plan.updated_at != updated_at:
+            return False
+    return True
 
 
 async def load_catalogue(uow: UnitOfWork) -> Catalogue:

@@ -145,10 +145,14 @@ def _payment_view(payment: SubscriptionPayment) -> PaymentView:
 
 async def _plan_on_sale(uow: UnitOfWork, code: str) -> CatalogPlan:
     """The plan as stored now (not as another process's change may have left this one's cache): selling a
-    plan deleted or withdrawn a moment ago elsewhere is refused, not attempted."""
+    plan deleted or withdrawn a moment ago elsewhere is refused, not attempted, and one whose price, length or
+    benefits were changed there is sold on its new terms (the cache, its notification still on the way, held
+    the old price: the subscription and billing's first fee were the old price)."""
     row = await PlanRepository(uow.session).lock_by_code(code, to="sell")
-    plan = None if row is None else (await get_catalogue(uow, having=[row.id])).by_id(row.id)
-    if row is None or plan is None or not row.active:
+    if row is None or not row.active:
+        raise InvalidField("plan", f"no plan on sale with code {code!r}")
+    plan = (await get_catalogue(uow, having=[row.id], as_stored={row.id: row.updated_at})).by_id(row.id)
+    if plan is None:
         raise InvalidField("plan", f"no plan on sale with code {code!r}")
     return plan
 
