@@ -472,10 +472,9 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
     perk_id = await repo.find_perk(
         partner.id, normalize_code(typed_code), pool_code_hash(uow.vault, typed_code)
     )
-    if perk_id is None:
+    given = None if perk_id is None else await repo.get(perk_id)
+    if perk_id is None or given is None:
         raise PerkNotFound()
-    given = await repo.get(perk_id)
-    assert given is not None  # a perk is never deleted once it has a code
     # Behind the member's row, as `locked_partner_link`: an erasure under way finishes first, and then the
     # link is gone, so the answer (kept for an Idempotency-Key) names no ref the erasure forgot.
     await MemberRepository(uow.session).get_member(given.member_id, lock=True)
