@@ -395,6 +395,25 @@ class TestSettingsFromTheEnvironment:
             assert len(result.stderr.splitlines()) == 1 and key not in result.stderr
             assert list(tmp_path.iterdir()) == []  # refused before a database was made
 
+    @pytest.mark.parametrize("region", ["cn", "XX", "UK"])
+    def test_a_phone_region_no_number_can_be_read_in_is_refused(self, tmp_path: Path, region: str) -> None:
+        """Else the service started, and refused every phone number written without its country code."""
+        result = subprocess.run(
+            [*CLI, "migrate"],
+            cwd=tmp_path,
+            env=_clean_env(LOYALTY_DEFAULT_PHONE_REGION=region),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"loyalty-api: LOYALTY_DEFAULT_PHONE_REGION: {region!r} is not a region phone numbers are read "
+            "in: an ISO 3166 alpha-2 code in capitals, such as CN or GB\n"
+        )
+        assert list(tmp_path.iterdir()) == []
+
     def test_pgbouncer_needs_somewhere_else_to_listen(self, tmp_path: Path) -> None:
         """LISTEN through transaction pooling misses notifications: a revoked key would be kept for the
         cache's lifetime."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self, cast
 from urllib.parse import urlsplit
 
+import phonenumbers
 from limits import parse, parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -403,6 +404,18 @@ class Settings(BaseSettings):
     def _a_usable_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             check_key(value.get_secret_value())
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _a_phone_region(cls, value: str) -> str:
+        # phonenumbers reads no national number in a region it does not know ("cn", "UK"): every phone number
+        # written without its country code would be refused as "not a phone number".
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region phone numbers are read in: an ISO 3166 alpha-2 code in capitals, "
+                "such as CN or GB"
+            )
         return value
 
     @field_validator("database_url", "listen_database_url", "reports_database_url")
