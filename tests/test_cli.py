@@ -168,6 +168,24 @@ class TestServeDemo:
         assert "--port" in result.stderr and "Traceback" not in result.stderr
         assert list(tmp_path.iterdir()) == []
 
+    @pytest.mark.parametrize("port", ["70000", "-1", "http"])
+    def test_serve_on_a_port_there_is_not_says_so(self, tmp_path: Path, port: str) -> None:
+        """70000 was taken, and the service listened on 4464 (70000 - 65536) without a word."""
+        result = subprocess.run(
+            [*CLI, "serve", "--port", port],
+            cwd=tmp_path,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.splitlines()[-1] == (
+            "loyalty-api serve: error: argument --port: a port is a number from 0 to 65535"
+        )
+        assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+
 
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -330,6 +330,13 @@ def _partner(value: str) -> uuid.UUID | str:
         return value
 
 
+def _port(value: str) -> int:
+    # The socket takes a port modulo 65536: 70000 would listen on 4464 without a word.
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535")
+    return int(value)
+
+
 def _process_count(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 256:
         raise argparse.ArgumentTypeError("a number of processes from 1 to 256")
@@ -684,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the API (migrates an SQLite database first)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed a demo programme and print demo API keys")
     serve.add_argument(
         "--workers",
