@@ -377,6 +377,25 @@ class TestGraphQLSchema:
         assert output.read_text(encoding="utf-8") == committed
         assert list(tmp_path.iterdir()) == [output]  # nothing else written: no database file
 
+    @pytest.mark.parametrize("command", ["graphql-schema", "openapi", "event-types"])
+    def test_a_file_it_cannot_write_is_one_line(self, tmp_path: Path, command: str) -> None:
+        for output, why in (
+            (tmp_path / "missing" / "out.txt", "No such file or directory"),
+            (tmp_path, "Is a directory"),
+        ):
+            result = subprocess.run(
+                [*CLI, command, "--output", str(output)],
+                cwd=tmp_path,
+                env=_clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert (result.returncode, result.stdout) == (2, "")
+            assert result.stderr == f"loyalty-api: cannot write {output}: {why}\n"
+        assert list(tmp_path.iterdir()) == []
+
 
 class TestSettingsFromTheEnvironment:
     def test_values_it_cannot_run_with_are_one_line_each_naming_the_variable(self, tmp_path: Path) -> None:

@@ -646,7 +646,10 @@ def cmd_keys_revoke(args: argparse.Namespace) -> None:
 def _write(text: str, output: str | None) -> None:
     """A generated document, to the file named or to stdout."""
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:  # a folder missing, a folder named, no permission
+            _fail(f"cannot write {output}: {exc.strerror or exc}")
     else:
         sys.stdout.write(text)
 
