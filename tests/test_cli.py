@@ -136,6 +136,28 @@ class TestServeDemo:
             again = httpx.get(f"{base}/v1/members/lookup", params={"phone": person.phone}, headers=admin)
             assert again.status_code == 404, again.text
 
+    @pytest.mark.parametrize(
+        "kept", ['{"encryption_key": "abc', "[]", '{"encryption_key": 7}', '{"encryption_key": "short"}']
+    )
+    def test_a_damaged_demo_state_file_is_one_line(self, tmp_path: Path, kept: str) -> None:
+        """Cut short by a crash as it was written, or edited by hand: a traceback before, for each command."""
+        (tmp_path / ".loyalty-demo.json").write_text(kept)
+        for command in (["demo"], ["serve", "--demo", "--port", str(_free_port())]):
+            result = subprocess.run(
+                [*CLI, *command],
+                cwd=tmp_path,
+                env=_clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert (result.returncode, result.stdout) == (2, ""), command
+            assert result.stderr.startswith("loyalty-api: .loyalty-demo.json is damaged ("), result.stderr
+            assert result.stderr.rstrip().endswith("delete it, and ./loyalty.db, to start the demo afresh")
+            assert len(result.stderr.splitlines()) == 1 and "short" not in result.stderr
+            assert list(tmp_path.iterdir()) == [tmp_path / ".loyalty-demo.json"]
+
     def test_serve_without_an_encryption_key_says_how_to_get_one(self, tmp_path: Path) -> None:
         result = subprocess.run(
             [*CLI, "serve", "--port", str(_free_port())],

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import make_url
 
 from loyalty_api import crypto
 from loyalty_api.audit import service as audit
@@ -196,9 +197,29 @@ def _migrate_schema(settings: Settings) -> migrations.SchemaStatus:
     return status
 
 
+def _read_demo_state(settings: Settings) -> dict[str, object]:
+    """The demo's state as an earlier run left it; one line, not a traceback, where a crash cut it short as it
+    was written or a hand edited it."""
+    try:
+        state = json.loads(DEMO_STATE_FILE.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        if "encryption_key" in state:
+            if not isinstance(state["encryption_key"], str):
+                raise ValueError("its encryption_key is not a string")
+            crypto.check_key(state["encryption_key"])
+    except (ValueError, OSError) as exc:  # JSONDecodeError and InvalidEncryptionKey are ValueErrors
+        database = make_url(settings.database_url).database if settings.is_sqlite else None
+        _fail(
+            f"{DEMO_STATE_FILE} is damaged ({exc}): delete it, and {database or 'the database it seeded'}, "
+            "to start the demo afresh"
+        )
+    return state
+
+
 def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
     """The demo's local encryption key and API keys, kept beside the database so a restart reuses them."""
-    state: dict[str, object] = json.loads(DEMO_STATE_FILE.read_text()) if DEMO_STATE_FILE.exists() else {}
+    state = _read_demo_state(settings) if DEMO_STATE_FILE.exists() else {}
     if settings.encryption_key is None:
         if "encryption_key" not in state:
             state["encryption_key"] = crypto.generate_key()
