@@ -379,6 +379,22 @@ class TestInit:
             assert result.returncode == 2, args
             assert "1 to 100 characters" in result.stderr and "Traceback" not in result.stderr
 
+    def test_a_key_name_is_trimmed_as_the_api_trims_it(self, app: FastAPI, cli_env: dict[str, str]) -> None:
+        """The API stores " Till 9 " as "Till 9" and refuses a blank name; the CLI kept both as written."""
+        for args in (
+            ("keys", "create", "--scope", "pos", "--name", "   "),
+            ("init", "--currency", "EUR", "--timezone", "Europe/Berlin", "--key-name", " \u3000 "),
+        ):
+            result = _cli(cli_env, *args)
+            assert (result.returncode, result.stdout) == (2, ""), args
+            assert "1 to 100 characters" in result.stderr and "Traceback" not in result.stderr
+        created = _cli(cli_env, "keys", "create", "--scope", "pos", "--name", " Till 9 ")
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.startswith("created key 'Till 9' with scopes pos")
+        prefix = created.stdout.splitlines()[-1].split("_")[1]
+        listed = _cli(cli_env, "keys", "list").stdout.splitlines()
+        assert [line.split("\t")[:2] for line in listed if line.startswith(prefix)] == [[prefix, "Till 9"]]
+
 
 class TestGraphQLSchema:
     def test_prints_the_committed_sdl_without_a_database_or_key(self, tmp_path: Path) -> None:

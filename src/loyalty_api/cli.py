@@ -447,6 +447,12 @@ def _name(value: str) -> str:
     return value
 
 
+def _key_name(value: str) -> str:
+    """A key's name as the API takes it (keys.schemas.KeyName): trimmed, so " Till 9 " is the key the API
+    would call "Till 9" and a blank name is refused."""
+    return _name(value.strip())
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
@@ -755,7 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--entry-tier", type=_name, default="Member", help="the name of the tier every member starts on"
     )
     init.add_argument(
-        "--key-name", type=_name, default="Operator", help="the name of the admin key it prints"
+        "--key-name", type=_key_name, default="Operator", help="the name of the admin key it prints"
     )
     init.set_defaults(run=cmd_init)
     commands.add_parser("encryption-key", help="print a new LOYALTY_ENCRYPTION_KEY").set_defaults(
@@ -782,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True
     )
     create = keys.add_parser("create", help="create a key; prints it alone on the last line")
-    create.add_argument("--name", type=_name, required=True)
+    create.add_argument("--name", type=_key_name, required=True)
     create.add_argument("--scope", action="append", required=True, choices=[s.value for s in Scope])
     create.add_argument(
         "--partner", type=_partner, help="the partner a `partner` key acts for: its code, or its id"
