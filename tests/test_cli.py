@@ -331,6 +331,27 @@ class TestJobs:
         assert again.stdout.startswith("expire-points: 0 in ")
 
 
+class TestAnotherEncryptionKey:
+    async def test_a_key_that_does_not_open_the_members_data_is_refused_at_start(
+        self, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str]
+    ) -> None:
+        """A new key made where the backed-up one was meant: the service said ready, answered 500 for every
+        member, missed every phone lookup and enrolled the same phone a second time."""
+        from tests.builders import enrol
+
+        await enrol(client, admin_key)
+        other = cli_env | {"LOYALTY_ENCRYPTION_KEY": _cli(cli_env, "encryption-key").stdout.strip()}
+        for command in (["jobs", "expire-points"], ["serve", "--port", str(_free_port())]):
+            result = _cli(other, *command)
+            assert (result.returncode, result.stdout) == (2, ""), command
+            assert result.stderr.splitlines()[-1] == (  # serve logs its SQLite migration first
+                "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which "
+                "another key encrypted: set the key it was made with (from your backup)"
+            )
+            assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
+        assert _cli(cli_env, "jobs", "expire-points").returncode == 0  # its own key opens it
+
+
 class TestInit:
     async def test_init_sets_up_a_programme_an_entry_tier_and_an_admin_key(
         self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str]

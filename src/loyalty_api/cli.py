@@ -187,6 +187,22 @@ def _require_schema(settings: Settings) -> None:
     _warn_if_newer(status)
 
 
+def _refuse_another_key(settings: Settings) -> None:
+    """On a database with personal data, LOYALTY_ENCRYPTION_KEY is the key that encrypted it: another (a new
+    key made where the backed-up one was meant) would have every member read fail and every lookup miss."""
+    from loyalty_api.members.service import key_opens_personal_data
+
+    async def opens() -> bool:
+        async with _units(settings) as units, units.read() as uow:
+            return await key_opens_personal_data(uow)
+
+    if not asyncio.run(opens()):
+        _fail(
+            "LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which another key "
+            "encrypted: set the key it was made with (from your backup)"
+        )
+
+
 def _migrate_schema(settings: Settings) -> migrations.SchemaStatus:
     """Upgrade the database to this release's latest migration; one a newer release migrated is left as it is
     (this release cannot place its revision). The status found before."""
@@ -291,6 +307,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     else:
         _refuse_unless_ready(status := asyncio.run(_schema_status(settings)))
     _warn_if_newer(status)
+    _refuse_another_key(settings)
     _refuse_unless_reports_ready(settings)
     _refuse_unless_listening(settings)
     if args.demo:
@@ -370,6 +387,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
     settings = _require_key(Settings())
     configure_logging(settings.log_level)
     _require_schema(settings)
+    _refuse_another_key(settings)
     _refuse_unless_listening(settings)
     tune_for_serving()
 
@@ -391,6 +409,7 @@ def cmd_jobs(args: argparse.Namespace) -> None:
 
     settings = _require_key(Settings())
     _require_schema(settings)
+    _refuse_another_key(settings)
     job = next(j for j in ALL_JOBS if j.name == args.job)
 
     async def run() -> tuple[int, float]:

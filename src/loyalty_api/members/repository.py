@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, bindparam, case, delete, exists, func, literal, select, update
+from sqlalchemy import Select, Table, bindparam, case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -135,6 +135,19 @@ IMPORT_LOCK = 0x1A_B0_27_ED
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def get_any_ciphertext(self) -> str | None:
+        """One encrypted personal value, any member's (None: no member has any)."""
+        sealed = (
+            Member.phone_encrypted,
+            Member.email_encrypted,
+            Member.name_encrypted,
+            Member.birthday_encrypted,
+        )
+        query = (
+            select(func.coalesce(*sealed)).where(or_(*(column.is_not(None) for column in sealed))).limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def take_import_turn(self) -> None:
         """Wait for any other import to end, and hold the turn until this transaction ends. PostgreSQL: a
