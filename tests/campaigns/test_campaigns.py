@@ -28,7 +28,7 @@ from tests.campaigns.helpers import (
 from tests.conftest import START, bearer
 from tests.inspect_db import count, events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, points, set_program
+from tests.points.helpers import earn, hold_points, points, set_program
 from tests.subscriptions.helpers import add_plan, subscribe, subscribe_paid
 
 
@@ -161,6 +161,27 @@ class TestPoints:
         assert granted["payload"]["balance"] == 150
         assert [e["payload"]["points"] for e in await events(app, "points.expired")] == [100]
         assert (await points(client, pos_key, member_id))["balance"] == 150
+        await assert_ledger_invariant(app, member_id)
+
+    async def test_points_a_hold_spares_past_their_end_stay_held_and_expire_as_the_grant_frees_others(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """A checkout's hold spares points that ended while it holds them, as for an earn: the grant's points
+        take their place under the hold, the ended ones expire, and the grant's event shows what a read
+        shows."""
+        await set_program(client, admin_key, expiry_months=12)
+        member_id = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member_id, 10_000)  # 100 points, ending in 12 months
+        clock.advance(timedelta(days=364))
+        await hold_points(client, pos_key, member_id, 100, "CART", ttl=3 * 24 * 3600)
+        clock.advance(timedelta(days=2))  # they have ended; the hold spares them
+        await create(client, admin_key, action=POINTS_ACTION)
+        assert await run(app) == 1
+        read = await points(client, pos_key, member_id)
+        assert (read["balance"], read["held"], read["available"]) == (150, 100, 50)
+        [granted] = await events(app, "campaign.points_granted")
+        assert granted["payload"]["balance"] == read["balance"]
+        assert [e["payload"]["points"] for e in await events(app, "points.expired")] == [100]
         await assert_ledger_invariant(app, member_id)
 
     async def test_analytics_count_campaign_points_as_issued(
