@@ -264,6 +264,10 @@ class TestMisuse:
             response = await client.post("/v1/members", json=body, headers=headers)
             assert response.status_code == 422, (keys, response.text)
             assert response.json()["code"] == "invalid_idempotency_key"
+            assert (
+                response.json()["detail"]
+                == "The Idempotency-Key header was sent 2 times: send one key, once."
+            )
         assert await count(app, "members") == 0
 
     async def test_purge_removes_expired_records(

@@ -59,10 +59,14 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 def _idempotency_key(request: Request) -> str | None:
     """The header's value. Several lines of it are one comma-separated list (RFC 9110 §5.3: a proxy may join
-    them), which no key can be (a key holds no space), so they are refused; the first alone would let a
-    retry that sends them in another order run the work again."""
+    them, and a key holds no space), so they are refused; the first alone would let a retry that sends them
+    in another order run the work again."""
     lines = request.headers.getlist(IDEMPOTENCY_HEADER)
-    return ", ".join(lines) if lines else None
+    if len(lines) > 1:
+        raise InvalidIdempotencyKey(
+            f"The Idempotency-Key header was sent {len(lines)} times: send one key, once."
+        )
+    return lines[0] if lines else None
 
 
 def _owner(request: Request) -> str:
