@@ -143,15 +143,7 @@ class TestServeDemo:
         """Cut short by a crash as it was written, or edited by hand: a traceback before, for each command."""
         (tmp_path / ".loyalty-demo.json").write_text(kept)
         for command in (["demo"], ["serve", "--demo", "--port", str(_free_port())]):
-            result = subprocess.run(
-                [*CLI, *command],
-                cwd=tmp_path,
-                env=_clean_env(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            result = _cli(_clean_env(), *command, cwd=tmp_path)
             assert (result.returncode, result.stdout) == (2, ""), command
             assert result.stderr.startswith("loyalty-api: .loyalty-demo.json is damaged ("), result.stderr
             assert result.stderr.rstrip().endswith("delete it, and ./loyalty.db, to start the demo afresh")
@@ -159,15 +151,7 @@ class TestServeDemo:
             assert list(tmp_path.iterdir()) == [tmp_path / ".loyalty-demo.json"]
 
     def test_serve_without_an_encryption_key_says_how_to_get_one(self, tmp_path: Path) -> None:
-        result = subprocess.run(
-            [*CLI, "serve", "--port", str(_free_port())],
-            cwd=tmp_path,
-            env=_clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _cli(_clean_env(), "serve", "--port", str(_free_port()), cwd=tmp_path)
         assert result.returncode == 2
         assert "LOYALTY_ENCRYPTION_KEY" in result.stderr
 
@@ -176,15 +160,7 @@ class TestServeDemo:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            result = subprocess.run(
-                [*CLI, "serve", "--demo", "--port", str(port)],
-                cwd=tmp_path,
-                env=_clean_env(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            result = _cli(_clean_env(), "serve", "--demo", "--port", str(port), cwd=tmp_path)
         assert (result.returncode, result.stdout) == (2, "")  # no demo keys shown for a service never up
         assert result.stderr.startswith(f"loyalty-api: cannot listen on 127.0.0.1:{port} ")
         assert "--port" in result.stderr and "Traceback" not in result.stderr
@@ -193,15 +169,7 @@ class TestServeDemo:
     @pytest.mark.parametrize("port", ["70000", "-1", "http"])
     def test_serve_on_a_port_there_is_not_says_so(self, tmp_path: Path, port: str) -> None:
         """70000 was taken, and the service listened on 4464 (70000 - 65536) without a word."""
-        result = subprocess.run(
-            [*CLI, "serve", "--port", port],
-            cwd=tmp_path,
-            env=_clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _cli(_clean_env(), "serve", "--port", port, cwd=tmp_path)
         assert (result.returncode, result.stdout) == (2, "")
         assert result.stderr.splitlines()[-1] == (
             "loyalty-api serve: error: argument --port: a port is a number from 0 to 65535"
@@ -221,8 +189,10 @@ def cli_env(settings: Settings) -> dict[str, str]:
     )
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+def _cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 class TestKeys:
@@ -442,15 +412,7 @@ class TestGraphQLSchema:
             (tmp_path / "missing" / "out.txt", "No such file or directory"),
             (tmp_path, "Is a directory"),
         ):
-            result = subprocess.run(
-                [*CLI, command, "--output", str(output)],
-                cwd=tmp_path,
-                env=_clean_env(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            result = _cli(_clean_env(), command, "--output", str(output), cwd=tmp_path)
             assert (result.returncode, result.stdout) == (2, "")
             assert result.stderr == f"loyalty-api: cannot write {output}: {why}\n"
         assert list(tmp_path.iterdir()) == []
@@ -459,9 +421,7 @@ class TestGraphQLSchema:
 class TestSettingsFromTheEnvironment:
     def test_values_it_cannot_run_with_are_one_line_each_naming_the_variable(self, tmp_path: Path) -> None:
         env = _clean_env(LOYALTY_DATABASE_POOLER="PgBouncer", LOYALTY_CACHE_SECONDS="-1")
-        result = subprocess.run(
-            [*CLI, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
+        result = _cli(env, "migrate", cwd=tmp_path)
         assert result.returncode == 2
         assert "Traceback" not in result.stderr and "Value error" not in result.stderr
         lines = result.stderr.splitlines()
@@ -477,15 +437,7 @@ class TestSettingsFromTheEnvironment:
         self, tmp_path: Path, key: str
     ) -> None:
         for command in (["keys", "list"], ["serve", "--port", "0"]):
-            result = subprocess.run(
-                [*CLI, *command],
-                cwd=tmp_path,
-                env=_clean_env(LOYALTY_ENCRYPTION_KEY=key),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            result = _cli(_clean_env(LOYALTY_ENCRYPTION_KEY=key), *command, cwd=tmp_path)
             assert (result.returncode, result.stdout) == (2, ""), command
             assert result.stderr.startswith("loyalty-api: LOYALTY_ENCRYPTION_KEY: the encryption key ")
             assert len(result.stderr.splitlines()) == 1 and key not in result.stderr
@@ -494,15 +446,7 @@ class TestSettingsFromTheEnvironment:
     @pytest.mark.parametrize("region", ["cn", "XX", "UK"])
     def test_a_phone_region_no_number_can_be_read_in_is_refused(self, tmp_path: Path, region: str) -> None:
         """Else the service started, and refused every phone number written without its country code."""
-        result = subprocess.run(
-            [*CLI, "migrate"],
-            cwd=tmp_path,
-            env=_clean_env(LOYALTY_DEFAULT_PHONE_REGION=region),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _cli(_clean_env(LOYALTY_DEFAULT_PHONE_REGION=region), "migrate", cwd=tmp_path)
         assert (result.returncode, result.stdout) == (2, "")
         assert result.stderr == (
             f"loyalty-api: LOYALTY_DEFAULT_PHONE_REGION: {region!r} is not a region phone numbers are read "
