@@ -176,6 +176,16 @@ class TestServeDemo:
         )
         assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
 
+    def test_serve_on_a_host_there_is_not_names_the_host(self, tmp_path: Path) -> None:
+        """A host name nothing resolves was refused with advice to pick another port."""
+        result = _cli(_clean_env(), "serve", "--demo", "--host", "nosuchhost.invalid", cwd=tmp_path)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.startswith("loyalty-api: cannot listen on nosuchhost.invalid:8000 ("), (
+            result.stderr
+        )
+        assert result.stderr.rstrip().endswith("name this machine or one of its addresses with --host")
+        assert "Traceback" not in result.stderr
+
 
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -348,6 +348,11 @@ def _require_free_port(host: str, port: int) -> None:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             probe.bind(address)
+    except socket.gaierror as exc:  # the host's name: no other port would help
+        _fail(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+            "name this machine or one of its addresses with --host"
+        )
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): serve on another with --port")
 
