@@ -374,7 +374,15 @@ class Settings(BaseSettings):
     def _a_list(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
-            return json.loads(text) if text.startswith("[") else [o for o in text.split(",") if o.strip()]
+            if not text.startswith("["):
+                return [o for o in text.split(",") if o.strip()]
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(
+                    "a JSON array of origins, or origins separated by commas "
+                    f"(the array does not parse: {exc})"
+                ) from None
         return value
 
     @field_validator("cors_allowed_origins")

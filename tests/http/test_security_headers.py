@@ -237,6 +237,14 @@ class TestTheSetting:
         monkeypatch.setenv("LOYALTY_CORS_ALLOWED_ORIGINS", written)
         assert Settings().cors_allowed_origins == ["https://backoffice.example.com", "http://localhost:3000"]
 
+    def test_a_json_array_that_does_not_parse_says_what_to_write(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """It said only the parser's words ("Expecting value: line 1 column 2 (char 1)")."""
+        monkeypatch.setenv("LOYALTY_CORS_ALLOWED_ORIGINS", "[https://backoffice.example.com]")
+        with pytest.raises(ValidationError, match="a JSON array of origins, or origins separated by commas"):
+            Settings()
+
     @pytest.mark.parametrize(
         "origin",
         [
