@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from loyalty_api.app import create_app
 from loyalty_api.auth import service as auth_service
-from loyalty_api.auth.errors import ApiKeyNotFound, PartnerKeyNotAlone
+from loyalty_api.auth.errors import ApiKeyNotFound, KeyRotatedAlready, PartnerKeyNotAlone
 from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.clock import FrozenClock, SystemClock, format_instant
@@ -234,12 +234,17 @@ class TestRotation:
     async def test_rotating_the_same_key_twice_gives_the_lifetime_it_was_made_with(
         self, units: UnitsOfWork, clock: FrozenClock
     ) -> None:
-        # The operator lost the first rotation's printed key and rotates the old one again in the overlap.
+        # The operator lost the first rotation's printed key, revoked it, and rotates the old one again in
+        # the overlap.
         forever = await _key(units)
         ninety = await _key(units, lifetime=timedelta(days=90))
         clock.advance(HOUR)
         for old, lifetime in ((forever, None), (ninety, timedelta(days=90))):
-            await _rotate(units, old, overlap=timedelta(hours=24))
+            lost = await _rotate(units, old, overlap=timedelta(hours=24))
+            with pytest.raises(KeyRotatedAlready):
+                await _rotate(units, old, overlap=timedelta(hours=24))
+            async with units.begin() as uow:
+                await auth_service.revoke_key(uow, prefix=lost.issued.principal.key_prefix)
             second = await _rotate(units, old, overlap=timedelta(hours=24))
             expected = None if lifetime is None else clock.now() + lifetime
             assert second.issued.principal.expires_at == expected  # not the overlap the first one set
@@ -423,6 +428,9 @@ class TestKeysCommand:
             new = _created(rotated)
             after = SystemClock().now()
             assert f"{_prefix(old)} expires at" in rotated.stdout
+            again = _cli(cli_env, "keys", "rotate", _prefix(old), "--overlap", "24h")
+            assert again.returncode == 2 and "Traceback" not in again.stderr
+            assert f"its replacement {_prefix(new)} is in force" in again.stderr
             assert await _status(inside, new) == 200
             assert await _status(outside, new) == 403
             assert await _status(inside, old) == 200

@@ -329,6 +329,33 @@ class TestRotateAndRevoke:
         again = await rotate(client, admin_key, prefix)
         assert (again.status_code, again.json()["code"]) == (404, "api_key_not_found")
 
+    async def test_a_key_in_its_overlap_is_not_rotated_again_while_its_replacement_is_in_force(
+        self, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str
+    ) -> None:
+        # The operator lost the printed replacement and rotates the old key again: a second replacement
+        # would leave the first one working for ever, its secret wherever it was printed.
+        old = await create(client, admin_key)
+        prefix = old["key"]["prefix"]
+        first = await rotate(client, admin_key, prefix, overlap_minutes=60)
+        assert first.status_code == 201, first.text
+        replacement = first.json()["key"]["prefix"]
+        clock.advance(timedelta(minutes=5))
+        again = await rotate(client, admin_key, prefix, overlap_minutes=60)
+        assert again.status_code == 409, again.text
+        problem = again.json()
+        assert (problem["code"], problem["replaced_by"]) == ("key_rotated_already", replacement)
+        assert replacement in problem["detail"]
+        assert (await prefixes(client, admin_key))[-2:] == [prefix, replacement]  # no third key made
+        assert await works_at_the_till(client, old["token"]) == 201  # its overlap is as the rotation set it
+        # With the lost replacement revoked, the old key is rotated again; so is a replacement itself.
+        revoked = await client.delete(f"{KEYS}/{replacement}", headers=bearer(admin_key))
+        assert revoked.status_code == 204, revoked.text
+        second = await rotate(client, admin_key, prefix, overlap_minutes=60)
+        assert second.status_code == 201, second.text
+        third = await rotate(client, admin_key, second.json()["key"]["prefix"], overlap_minutes=60)
+        assert third.status_code == 201, third.text
+        assert await works_at_the_till(client, third.json()["token"]) == 201
+
     async def test_a_revoked_key_stops_at_once(self, client: httpx.AsyncClient, admin_key: str) -> None:
         made = await create(client, admin_key)
         path = f"{KEYS}/{made['key']['prefix']}"

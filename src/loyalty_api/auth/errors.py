@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from loyalty_api.errors import Forbidden, LoyaltyError, NotFound, Unauthenticated
+from loyalty_api.errors import Conflict, Forbidden, LoyaltyError, NotFound, Unauthenticated
 
 
 class InvalidApiKey(Unauthenticated):
@@ -81,6 +81,27 @@ class PartnerKeyNotAlone(LoyaltyError):
     code = "partner_key_not_alone"
     status = 422
     title = "A partner key carries the partner scope alone"
+
+
+class KeyRotatedAlready(Conflict):
+    """The key was rotated already, and the key that replaced it (`replaced_by`, a prefix) is still in force.
+    A second replacement would leave the first one working for as long as it was made to, its secret
+    wherever it was printed. Nothing was made; the key's overlap is as the first rotation set it.
+
+    If the replacement's key was lost, revoke it (`DELETE /v1/api-keys/{replaced_by}`, or `loyalty-api keys
+    revoke`), then rotate this key again. To replace the replacement, rotate `replaced_by` instead.
+    """
+
+    code = "key_rotated_already"
+    title = "This API key was rotated already and its replacement is in force"
+
+    @classmethod
+    def by(cls, prefix: str, replacement: str) -> KeyRotatedAlready:
+        return cls(
+            f"Key {prefix} was rotated already: its replacement {replacement} is in force. Revoke "
+            f"{replacement} if its key was lost, then rotate {prefix} again; or rotate {replacement}.",
+            replaced_by=replacement,
+        )
 
 
 class KeyBeyondCaller(Forbidden):

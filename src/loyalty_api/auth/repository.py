@@ -34,6 +34,22 @@ class ApiKeyRepository:
         result = await self.session.execute(query)
         return result.scalars().all()
 
+    async def find_replacement(self, key: ApiKey, now: datetime) -> str | None:
+        """The prefix of a key in force that replaced `key` (made later in its line, by rotating it or its
+        replacement): ids are time-ordered, and clocks that stand still in tests do not order them."""
+        result = await self.session.execute(
+            select(ApiKey.prefix)
+            .where(
+                ApiKey.lineage == key.lineage,
+                ApiKey.id > key.id,
+                ApiKey.revoked_at.is_(None),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+            )
+            .order_by(ApiKey.id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def insert_key(self, key: ApiKey) -> None:
         self.session.add(key)
         await self.session.flush()

@@ -16,6 +16,7 @@ from loyalty_api.auth.errors import (
     ApiKeyNotFound,
     InvalidApiKey,
     KeyBeyondCaller,
+    KeyRotatedAlready,
     PartnerKeyNotAlone,
     PartnerRequired,
 )
@@ -203,16 +204,22 @@ async def rotate_key(
     does not take the overlap for its lifetime). With a `maker` (the API key rotating it; None: the host),
     the new key ends by the maker's end, and KeyBeyondCaller refuses a key that reaches further than the
     maker (_reach_beyond): its replacement carries on its line, and so may replay what it was answered
-    (tokens of the keys it made among them), and narrowing its networks would lock its callers out."""
+    (tokens of the keys it made among them), and narrowing its networks would lock its callers out.
+    KeyRotatedAlready refuses a key whose replacement is in force (the old key is locked first, so two
+    rotations at once make one replacement)."""
     if overlap < timedelta(0):
         raise InvalidField("overlap", "must not be negative")
     now = uow.clock.now()
-    old = await ApiKeyRepository(uow.session).lock_by_prefix(prefix)
+    repository = ApiKeyRepository(uow.session)
+    old = await repository.lock_by_prefix(prefix)
     if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
     beyond = None if maker is None else _reach_beyond(old, maker)
     if beyond is not None:
         raise KeyBeyondCaller(f"Key {prefix} {beyond}")
+    replacement = await repository.find_replacement(old, now)
+    if replacement is not None:
+        raise KeyRotatedAlready.by(prefix, replacement)
     if lifetime is None and old.lifetime_seconds is not None:
         lifetime = timedelta(seconds=old.lifetime_seconds)
     issued = await create_key(

@@ -12,6 +12,7 @@ from loyalty_api.auth.errors import (
     ApiKeyNotFound,
     InvalidApiKey,
     KeyBeyondCaller,
+    KeyRotatedAlready,
     PartnerKeyNotAlone,
     PartnerRequired,
     ScopeNotAllowed,
@@ -96,7 +97,7 @@ async def read_api_key(prefix: Prefix, uow: UoW, _: Operator) -> ApiKeyRead:
     "/api-keys/{prefix}/rotate",
     status_code=201,
     summary="Replace an API key",
-    responses=problem_responses(*_AUTH, ApiKeyNotFound, KeyBeyondCaller, InvalidField),
+    responses=problem_responses(*_AUTH, ApiKeyNotFound, KeyBeyondCaller, KeyRotatedAlready, InvalidField),
 )
 async def rotate_api_key(
     prefix: Prefix, body: ApiKeyRotate, uow: UoW, operator: Operator
@@ -106,7 +107,9 @@ async def rotate_api_key(
     carries on the old one's line: a request its callers sent with the old key and retry with the new one
     under the same `Idempotency-Key` replays the first answer. 404 `api_key_not_found` when no active key has
     the prefix. Rotated with a key that expires, the new key expires no later; 403 `key_beyond_caller` when
-    the key rotated works later than the calling key, or from addresses outside its networks.
+    the key rotated works later than the calling key, or from addresses outside its networks; 409
+    `key_rotated_already`, naming it, while a key that replaced this one is in force (revoke it first if
+    its key was lost).
 
     For `admin` keys only; honours `Idempotency-Key`. As `loyalty-api keys rotate` does on the host."""
     rotation = await auth.rotate_key(
