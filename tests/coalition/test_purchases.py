@@ -15,10 +15,11 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.idempotency import service as idempotency
 from tests.builders import add_tier, enrol
 from tests.conftest import bearer
 from tests.databases import is_postgres
-from tests.inspect_db import table_counts
+from tests.inspect_db import rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
@@ -305,6 +306,22 @@ class TestPartnerEarn:
         assert (first.status_code, again.status_code) == (201, 201), again.text
         assert again.json() == first.json()
         assert await balance(client, pos_key, cafe.member_id) == 150
+
+    async def test_the_idempotency_record_holds_no_plain_hash_of_the_path_naming_the_customer(
+        self, app: FastAPI, client: httpx.AsyncClient, cafe: Cafe
+    ) -> None:
+        # A partner's customer ref may be a phone number: with a plain SHA-256 of the path in the table,
+        # whoever reads it could confirm a guessed number by hashing it.
+        headers = bearer(cafe.key) | {"Idempotency-Key": "cafe-till-1-O-9"}
+        body = {"order_ref": "O-9", "amount": cny(10_000)}
+        path = "/v1/partner/members/C-1/earn"
+        first = await client.post(path, json=body, headers=headers)
+        assert first.status_code == 201, first.text
+
+        [stored] = [r["fingerprint"] for r in await rows(app, "SELECT fingerprint FROM idempotency_records")]
+        assert stored != idempotency.fingerprint("POST", path, first.request.content)
+        again = await client.post(path, json=body, headers=headers)
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true"), again.text
 
 
 class TestPartnerRefunds:

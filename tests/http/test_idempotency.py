@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import timedelta
 
 import httpx
@@ -13,7 +14,7 @@ from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from tests.builders import enrol, unique_phone
 from tests.conftest import START, bearer
-from tests.inspect_db import count
+from tests.inspect_db import count, rows
 from tests.points.helpers import cny, earn, points, set_program
 
 
@@ -277,6 +278,65 @@ class TestMisuse:
         clock.advance(timedelta(hours=25))
         assert await idempotency.purge_expired(app.state.units) == 1
         assert await count(app, "idempotency_records") == 0
+
+
+class TestFingerprintsAreKeyed:
+    """Whoever reads the idempotency table (a backup, a DBA) must not be able to confirm a guess at what a
+    request held by hashing guesses: an enrolment's phone number is quickly guessed from a plain SHA-256."""
+
+    async def test_a_fresh_claim_stores_no_plain_hash_of_the_request(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": "13812345678", "name": "李娜"}
+        request = client.build_request("POST", "/v1/members", json=body)
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "till-1-0001"))
+        assert first.status_code == 201, first.text
+
+        [stored] = [r["fingerprint"] for r in await rows(app, "SELECT fingerprint FROM idempotency_records")]
+        guesses = {
+            idempotency.fingerprint("POST", "/v1/members", request.content),
+            hashlib.sha256(request.content).hexdigest(),
+            hashlib.sha256(b"POST/v1/members" + request.content).hexdigest(),
+        }
+        assert stored not in guesses
+
+    async def test_a_retry_still_replays_and_another_body_is_still_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        body = {"phone": unique_phone(), "name": "重试"}
+        first = await client.post("/v1/members", json=body, headers=with_key(pos_key, "till-1-0002"))
+        again = await client.post("/v1/members", json=body, headers=with_key(pos_key, "till-1-0002"))
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true"), again.text
+        assert again.content == first.content
+        other = await client.post(
+            "/v1/members", json=body | {"name": "王芳"}, headers=with_key(pos_key, "till-1-0002")
+        )
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), other.text
+        assert await count(app, "members") == 1
+
+    async def test_a_record_stored_with_a_plain_hash_before_the_upgrade_still_replays(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """Records written before every fingerprint was keyed hold the plain SHA-256 and live 24 hours: a
+        till's retry that arrives across the upgrade replays rather than enrolling twice or being refused."""
+        body = {"phone": unique_phone(), "name": "升级"}
+        headers = with_key(pos_key, "till-1-0003")
+        first = await client.post("/v1/members", json=body, headers=headers)
+        assert first.status_code == 201, first.text
+        plain = idempotency.fingerprint("POST", "/v1/members", first.request.content)
+        async with app.state.units.begin() as uow:
+            await uow.session.execute(
+                text("UPDATE idempotency_records SET fingerprint = :plain WHERE key = 'till-1-0003'"),
+                {"plain": plain},
+            )
+
+        again = await client.post("/v1/members", json=body, headers=headers)
+
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true"), again.text
+        assert again.content == first.content
+        other = await client.post("/v1/members", json=body | {"name": "王芳"}, headers=headers)
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), other.text
+        assert await count(app, "members") == 1
 
 
 class TestReplayNeedsTheKey:

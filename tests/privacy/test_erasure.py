@@ -522,6 +522,31 @@ class TestRetriesAfterAnErasure:
         other = await client.post("/v1/members", json=body | {"name": "王芳"}, headers=headers)
         assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), other.text
 
+    async def test_a_record_with_a_plain_hash_from_before_the_upgrade_is_keyed_and_still_replays(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """Claims are keyed when made; a record claimed before that holds a plain SHA-256 of the request for
+        up to 24 hours, and erasing its member keys it."""
+        body = {"phone": "138 1234 5678", "name": "李娜"}
+        headers = bearer(pos_key, idempotency_key="till-1-0002")
+        first = await client.post("/v1/members", json=body, headers=headers)
+        assert first.status_code == 201, first.text
+        sent = idempotency.fingerprint("POST", "/v1/members", first.request.content)
+        async with units_of(app).begin() as uow:
+            await uow.session.execute(
+                text("UPDATE idempotency_records SET fingerprint = :sent WHERE key = 'till-1-0002'"),
+                {"sent": sent},
+            )
+        await _erase(client, admin_key, first.json()["id"])
+
+        assert sent not in {
+            r["fingerprint"] for r in await rows(app, "SELECT fingerprint FROM idempotency_records")
+        }
+        again = await client.post("/v1/members", json=body, headers=headers)
+        assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.text
+        other = await client.post("/v1/members", json=body | {"name": "王芳"}, headers=headers)
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), other.text
+
     async def test_a_graphql_enrolments_retry_replays_without_their_data(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

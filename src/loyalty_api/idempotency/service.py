@@ -8,6 +8,7 @@ it commit together: after a crash either both exist or neither, and a retry neve
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -93,19 +94,21 @@ def check_key(key: str) -> str:
 async def claim(
     units: UnitsOfWork, *, owner: str, key: str, fingerprint: str, deadline: float | None = None
 ) -> Claim | StoredResponse:
-    """Claim `key` for this request, or return the stored response of the first one to replay it. `deadline`:
-    the request's time limit, for its waits on SQLite (UnitsOfWork.start)."""
+    """Claim `key` for this request, or return the stored response of the first one to replay it.
+    `fingerprint`: the request's, as `fingerprint` computes it; the record keeps it keyed. `deadline`: the
+    request's time limit, for its waits on SQLite (UnitsOfWork.start)."""
     check_key(key)
     async with units.begin(deadline=deadline) as uow:
         repo = IdempotencyRepository(uow.session)
         now = uow.clock.now()
+        keyed = _keyed(uow.vault, fingerprint)
         # A claim outlives its request by nothing: the edge cuts a request off (and rolls it back) at the
         # request time limit, which starts before this claim. A claim still in flight past its lease
         # belongs to a process that died, and running the request again is safe.
         lease = now + timedelta(seconds=uow.settings.request_timeout_seconds)
         expiry = now + RETENTION
         record_id = await repo.insert_claim(
-            owner=owner, key=key, fingerprint=fingerprint, locked_until=lease, expires_at=expiry
+            owner=owner, key=key, fingerprint=keyed, locked_until=lease, expires_at=expiry
         )
         if record_id is not None:
             return Claim(record_id, lease)
@@ -113,9 +116,9 @@ async def claim(
         if record is None:  # removed between our insert and select: the key is free again
             raise IdempotencyRequestInFlight()
         if record.expires_at <= now:
-            await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
+            await repo.take_over(record.id, fingerprint=keyed, locked_until=lease, expires_at=expiry)
             return Claim(record.id, lease)
-        if not _same_request(uow.vault, record.fingerprint, fingerprint):
+        if not _same_request(record.fingerprint, sent=fingerprint, keyed=keyed):
             raise IdempotencyKeyReused()
         if record.state == "completed":
             assert record.response_status is not None
@@ -127,7 +130,7 @@ async def claim(
             )
         if record.locked_until > now:
             raise IdempotencyRequestInFlight()
-        await repo.take_over(record.id, fingerprint=fingerprint, locked_until=lease, expires_at=expiry)
+        await repo.take_over(record.id, fingerprint=keyed, locked_until=lease, expires_at=expiry)
         return Claim(record.id, lease)
 
 
@@ -182,16 +185,22 @@ _KEYED = "k"
 
 
 def _keyed(vault: Vault, fingerprint: str) -> str:
-    """The fingerprint keyed (it is already, once an erasure has keyed it): a plain SHA-256 of a request
-    that named an erased member (an enrolment's phone number) lets whoever reads the table confirm a guess at
-    what it held."""
+    """The fingerprint keyed (it is already if it starts with the letter): a plain SHA-256 of a request lets
+    whoever reads the table (a backup, a DBA) confirm a guess at what it held, an enrolment's phone number
+    or a partner's customer ref in its path, by hashing guesses. So a claim stores it keyed, and an erasure
+    keys those stored before every claim did."""
     if fingerprint.startswith(_KEYED):
         return fingerprint
     return _KEYED + vault.blind_index("idempotency-fingerprint", fingerprint)[:63]
 
 
-def _same_request(vault: Vault, stored: str, fingerprint: str) -> bool:
-    return stored == fingerprint or (stored.startswith(_KEYED) and stored == _keyed(vault, fingerprint))
+def _same_request(stored: str, *, sent: str, keyed: str) -> bool:
+    """Whether the record `stored` is of the request whose fingerprint is `sent`, `keyed` once keyed. A record
+    claimed before claims were keyed holds the plain form (no letter in front) until it is purged, 24 hours
+    after the upgrade: a retry across the upgrade still replays."""
+    if stored.startswith(_KEYED):
+        return hmac.compare_digest(stored, keyed)
+    return hmac.compare_digest(stored, sent)
 
 
 @dataclass(frozen=True, slots=True)
