@@ -120,6 +120,34 @@ class TestJointPlanPerks:
         assert redeemed.json()["partner_customer_ref"] is None
         assert member not in redeemed.text
 
+    async def test_the_audit_entry_of_a_redeem_names_the_member_the_partner_is_not_shown(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+    ) -> None:
+        """An operator asked what was done about a member (GET /v1/audit-events?member_id=) sees the partner
+        redeem their perk, as they see every other write about them; the partner still learns no member id."""
+        member = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, ecommerce_key, member, "video-annual")
+        [perk] = await perks_of(client, pos_key, member)
+        redeemed = await client.post(f"/v1/partner/perks/{perk['code']}/redeem", headers=bearer(delivery))
+        assert redeemed.status_code == 200, redeemed.text
+        assert member not in redeemed.text
+
+        about = await client.get("/v1/audit-events", params={"member_id": member}, headers=bearer(admin_key))
+        assert about.status_code == 200, about.text
+        [entry] = [e for e in about.json()["items"] if e["action"] == "redeem_perk"]
+        assert (entry["member_id"], entry["subject_id"], entry["path"]) == (
+            member,
+            None,  # the code is a credential: not kept
+            "/v1/partner/perks/{code}/redeem",
+        )
+        assert perk["code"] not in str(entry)
+
     async def test_the_settlement_counts_perks_granted_and_redeemed(
         self,
         app: FastAPI,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class UnitOfWork:
     # Set by the audit trail of a REST write (http/audit_trail.py): what reads the entry's `before` again
     # once the write holds its subject's lock (subject_locked).
     on_subject_locked: Callable[[], Awaitable[None]] | None = None
+    # Set by a write about a member whose path and answer do not name them: the member its audit entry names
+    # (http/audit_trail.py). A partner redeeming a perk is shown no member id, yet the redeem is about one.
+    member_concerned: uuid.UUID | None = None
     _stale: set[str] = field(default_factory=set)
 
     async def subject_locked(self) -> None:

@@ -108,9 +108,12 @@ _CREDENTIALS = {"/v1/partner/perks/{code}/redeem": "code"}
 _MEMBERS_MADE = {"/v1/members/import": "members"}
 
 
-def changes_of(route: APIRoute, request: Request, response: Response, before: Any) -> list[audit.Change]:
-    """The audit entries of a write: one, or one per member for a write that makes many (`_MEMBERS_MADE`)."""
-    change = change_of(route, request, response, before)
+def changes_of(
+    route: APIRoute, request: Request, response: Response, before: Any, *, concerned: uuid.UUID | None = None
+) -> list[audit.Change]:
+    """The audit entries of a write: one, or one per member for a write that makes many (`_MEMBERS_MADE`).
+    `concerned`: the member the write said it was about (UnitOfWork.member_concerned), if any."""
+    change = change_of(route, request, response, before, concerned=concerned)
     field = _MEMBERS_MADE.get(route.path_format)
     made = change.after.get(field) if field is not None and isinstance(change.after, dict) else None
     if not isinstance(made, list):
@@ -127,21 +130,31 @@ def changes_of(route: APIRoute, request: Request, response: Response, before: An
     return changes
 
 
-def change_of(route: APIRoute, request: Request, response: Response, before: Any) -> audit.Change:
+def change_of(
+    route: APIRoute, request: Request, response: Response, before: Any, *, concerned: uuid.UUID | None = None
+) -> audit.Change:
     after = _json(response)
     credentials = {_CREDENTIALS[route.path_format]} if route.path_format in _CREDENTIALS else set()
     if isinstance(after, dict):
         unkept = secret_fields(route.response_model) | credentials
         after = {name: value for name, value in after.items() if name not in unkept}
     subject_type, subject_id = _subject(route, request, after)
-    # The member it was about: named by the path, or by what the write showed (a hold's, a refund's).
-    member_id = _uuid(request.path_params.get("member_id")) or _member_named(after) or _member_named(before)
+    # The member it was about: named by the path, or by what the write showed (a hold's, a refund's), or by
+    # the write itself when it shows no member id (a partner's perk redeem).
+    member_id = (
+        _uuid(request.path_params.get("member_id"))
+        or _member_named(after)
+        or _member_named(before)
+        or concerned
+    )
     if member_id is None and subject_type == "members" and route.path_format == "/v1/members":
         member_id = _uuid(subject_id)  # an enrolment
     path = request.url.path
     unnamed = _PERSONAL_PARAMS.intersection(request.path_params) | credentials
     if unnamed:
-        subject_id = None if member_id is None else str(member_id)
+        # A customer ref stood for the member, whose id names the subject instead; a credential (a perk's
+        # code) stood for no member, so the subject stays unnamed.
+        subject_id = None if member_id is None or credentials else str(member_id)
         path = route.path_format.format_map(
             {name: f"{{{name}}}" if name in unnamed else value for name, value in request.path_params.items()}
         )

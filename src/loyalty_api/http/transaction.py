@@ -432,7 +432,9 @@ async def _run_in_unit_of_work(
                     uow.on_subject_locked = read_behind_the_lock
                 response = await handler(request)
             if principal is not None and audited is not None and 200 <= response.status_code < 300:
-                changes = audit_trail.changes_of(audited, request, response, before)
+                changes = audit_trail.changes_of(
+                    audited, request, response, before, concerned=uow.member_concerned
+                )
                 await audit.record(uow, audit_trail.actor_of(principal), *changes)
             if claimed is not None:
                 await idempotency.complete(uow, claimed, _stored(response, uow.vault))

@@ -486,6 +486,7 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
             if known is None or known.redeemed_at is None
             else format_instant(known.redeemed_at)
         )
+    uow.member_concerned = perk.member_id
     link = await PartnerRepository(uow.session).get_member_link(partner.id, perk.member_id)
     return perk_view(
         perk,
