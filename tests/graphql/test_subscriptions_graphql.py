@@ -495,6 +495,42 @@ class TestChangePlan:
         ]
         assert (await read(client, ecommerce_key, sub["id"]))["plan"]["code"] == "plus"
 
+    async def test_a_suspended_member_neither_changes_plan_nor_resumes_as_in_rest(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        plus_family: dict[str, dict[str, Any]],
+    ) -> None:
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        suspended = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+
+        upgrade = await mutate(
+            client,
+            ecommerce_key,
+            "loyaltyChangeSubscriptionPlan",
+            SUBSCRIPTION,
+            input={"subscriptionId": sub["id"], "plan": "premium", "paymentRef": "up-1"},
+        )
+        rest = await post_action(
+            client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium", "payment_ref": "up-2"}
+        )
+        assert [e["code"] for e in upgrade["userErrors"]] == ["member_not_active"]
+        assert rest.json()["code"] == "member_not_active"
+        await post_action(client, ecommerce_key, sub["id"], "cancel")
+        resume = await mutate(
+            client, ecommerce_key, "loyaltyResumeSubscription", SUBSCRIPTION, {"subscriptionId": sub["id"]}
+        )
+        assert (resume["subscription"], [e["code"] for e in resume["userErrors"]]) == (
+            None,
+            ["member_not_active"],
+        )
+        after = await read(client, ecommerce_key, sub["id"])
+        assert (after["state"], after["plan"]["code"]) == ("canceled", "plus")
+
 
 PAYMENT = "payment { period status paymentRef amount { amount currency } } subscription { id state period }"
 

@@ -648,3 +648,26 @@ class TestSuspendedMember:
         body = await member_benefits(client, ecommerce_key, member["id"])
         assert (body["plans"], [b["name"] for b in body["benefits"]]) == (["plus"], ["Plus 5% off"])
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
+
+    async def test_a_suspended_member_may_cancel_but_not_resume_or_change_plan_as_they_may_not_subscribe(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        await add_plan(client, admin_key, "premium", price=3_000, unit="month", family="plus")
+        member, sub = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await self._set_status(client, admin_key, member["id"], "suspended")
+
+        upgrade = {"plan": "premium", "payment_ref": next_payment_ref()}
+        refused = await post_action(client, ecommerce_key, sub["id"], "change-plan", upgrade)
+        assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+        canceled = await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+        assert canceled.status_code == 200, canceled.text  # winding a membership down stays open
+        refused = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+        after = await read(client, ecommerce_key, sub["id"])
+        assert (after["state"], after["plan"]["code"], after["period"]) == ("canceled", "plus", 1)
+
+        await self._set_status(client, admin_key, member["id"], "active")
+        resumed = await post_action(client, ecommerce_key, sub["id"], "resume")
+        assert (resumed.status_code, resumed.json()["state"]) == (200, "active")
+        upgraded = await post_action(client, ecommerce_key, sub["id"], "change-plan", upgrade)
+        assert (upgraded.status_code, upgraded.json()["plan"]["code"]) == (200, "premium")

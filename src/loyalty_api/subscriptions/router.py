@@ -125,7 +125,9 @@ async def cancel(
 @router.post(
     "/subscriptions/{subscription_id}/resume",
     summary="Undo a pending cancel",
-    responses=problem_responses(*_AUTH, errors.SubscriptionNotFound, errors.TransitionNotAllowed),
+    responses=problem_responses(
+        *_AUTH, errors.SubscriptionNotFound, MemberNotActive, errors.TransitionNotAllowed
+    ),
 )
 async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> SubscriptionRead:
     """Undo a pending cancel before the period ends: the subscription renews again (onto a downgrade pending
@@ -133,7 +135,8 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
     cancel named a fee paid ahead for a refund, billing gets a new `subscription.renewal_due`.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. A subscription without a pending cancel is
-    409 `subscription_transition_not_allowed`. Emits `subscription.resumed`."""
+    409 `subscription_transition_not_allowed`; a suspended or closed member's is 409 `member_not_active`, as
+    at subscribe (a cancel stays open to them). Emits `subscription.resumed`."""
     return SubscriptionRead.model_validate(await service.resume(uow, subscription_id))
 
 
@@ -143,6 +146,7 @@ async def resume(subscription_id: uuid.UUID, uow: UoW, _: Seller) -> Subscriptio
     responses=problem_responses(
         *_AUTH,
         errors.SubscriptionNotFound,
+        MemberNotActive,
         errors.TransitionNotAllowed,
         errors.PaymentRefReused,
         errors.PeriodAlreadyPaid,
@@ -159,7 +163,8 @@ async def change_plan(
     dearer per month; a monthly plan moving to a year cheaper per month keeps its paid month); nothing is
     paid for it now, and a `payment_ref` with it is 422. Naming the current plan drops a pending downgrade;
     naming the pending one again, or an upgrade again with the `payment_ref` that paid it, changes nothing and
-    emits nothing.
+    emits nothing. A suspended or closed member's plan is not changed: 409 `member_not_active`, as at
+    subscribe.
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. Emits `subscription.plan_changed`."""
     view = await service.change_plan(

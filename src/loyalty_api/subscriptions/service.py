@@ -290,16 +290,24 @@ async def subscribe(
     return await _view(uow, sub)
 
 
-async def _locked(uow: UnitOfWork, subscription_id: uuid.UUID) -> Subscription:
-    """The subscription under lock (member first, then subscription), brought up to date with the clock."""
+async def _locked(
+    uow: UnitOfWork, subscription_id: uuid.UUID, *, member_active: bool = False
+) -> Subscription:
+    """The subscription under lock (member first, then subscription), brought up to date with the clock.
+    With `member_active`, a member suspended or closed is refused (MemberNotActive), as at subscribe: what
+    takes on more paid membership (an upgrade, a resume, a change of plan) is for active members only, while a
+    cancel, or billing's payment for a period, is not."""
     repo = SubscriptionRepository(uow.session)
     member_id = await repo.get_member_of(subscription_id)
     if member_id is None:
         raise SubscriptionNotFound()
     # Behind the member's lock: an erasure that held it has ended the member, and what was theirs is gone.
-    sub = await repo.lock_subscription(subscription_id) if await repo.lock_member(member_id) else None
+    status = await repo.lock_member(member_id)
+    sub = await repo.lock_subscription(subscription_id) if status is not None else None
     if sub is None:
         raise SubscriptionNotFound()
+    if member_active and status != MemberStatus.active:
+        raise MemberNotActive(f"The member is {status}")
     await periods.advance(uow, sub)
     return sub
 
@@ -392,7 +400,7 @@ async def resume(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionVie
     """Undo a pending cancel: the subscription renews again at period end, onto a downgrade pending before
     the cancel if any. Billing is told the next period's price again when it changed while canceled (or when
     the cancel named a fee paid ahead for a refund); otherwise the notice it had still holds."""
-    sub = await _locked(uow, subscription_id)
+    sub = await _locked(uow, subscription_id, member_active=True)
     periods.move(sub, Action.resume_trial if sub.period_number == 0 else Action.resume)
     sub.canceled_at = None
     await periods.emit(uow, SubscriptionResumed(**periods.facts(sub, await periods.plan_of(uow, sub))))
@@ -414,7 +422,7 @@ async def change_plan(
     starting it now would end the time already paid for early with no credit (a year cut to a month, or a
     paid month dropped for a cheaper-per-month year), so a `payment_ref` for it is refused rather than
     dropped. Naming the current plan drops a pending change."""
-    sub = await _locked(uow, subscription_id)
+    sub = await _locked(uow, subscription_id, member_active=True)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
     # The current plan is named to drop a pending change: it need not be on sale any more (a plan taken off
