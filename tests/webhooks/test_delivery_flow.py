@@ -37,6 +37,7 @@ from tests.databases import is_postgres, lock_waiters, side_engine, until_waitin
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.relay import Relay
+from tests.subscriptions.helpers import add_plan, subscribe_paid
 from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
@@ -210,6 +211,32 @@ async def test_one_members_events_arrive_in_order_while_others_flow(
         "points.earned",
         "points.redeemed",
     ]  # the failed try, its retry, then the next
+
+
+async def test_a_paid_subscription_is_announced_before_the_coupon_its_plan_gives(
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    ecommerce_key: str,
+    member: str,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["subscription.created", "coupon.issued"])
+    welcome = {"name": "Welcome", "coupon": {"kind": "fixed_discount", "amount": 500}, "valid_days": 30}
+    plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month", coupons=[welcome])
+    subscription = await subscribe_paid(client, ecommerce_key, member, "plus")
+
+    await pump(units)
+    await pump(units)
+    arrived = [json.loads(m.body) for m in receiver.received]
+    # A receiver first hears of the subscription, then of the coupon it gave: not of a coupon from a
+    # subscription it does not know yet.
+    assert [(a["type"], a["data"]["member_id"]) for a in arrived] == [
+        ("subscription.created", member),
+        ("coupon.issued", member),
+    ]
+    assert arrived[0]["data"]["subscription_id"] == subscription["id"]
+    assert (arrived[1]["data"]["source_type"], arrived[1]["data"]["source_id"]) == ("plan", plan["id"])
 
 
 async def test_two_workers_deliver_each_event_once(

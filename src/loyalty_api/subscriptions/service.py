@@ -271,6 +271,9 @@ async def subscribe(
         if exc.constraint == "uq_subscriptions__member_id_family":
             raise SubscriptionExists() from exc
         raise
+    # Announced before what its first period gives (the plan's coupons, partner perks): the outbox sends
+    # events in the order they are written, and a receiver should hear of the subscription before its gifts.
+    await periods.emit(uow, SubscriptionCreated(**periods.facts(sub, plan), trial_end=sub.trial_end))
     if not in_trial:
         assert payment_ref is not None
         first = _payment(
@@ -285,7 +288,6 @@ async def subscribe(
         )
         await _insert_payment(uow, first)
         await periods.give_period_start(uow, sub, plan)
-    await periods.emit(uow, SubscriptionCreated(**periods.facts(sub, plan), trial_end=sub.trial_end))
     await periods.settle(uow, sub)
     return await _view(uow, sub)
 
