@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -264,10 +264,13 @@ class MemberRepository:
         )
         return found.scalar_one_or_none()
 
-    async def exists_erased(self, member_id: uuid.UUID) -> bool:
-        """Whether the member is erased, as committed when read (no lock, and not the session's copy)."""
-        query = exists().where(Member.id == member_id, Member.status == ERASED)
-        return bool(await self.session.scalar(select(query)))
+    async def list_erased(self, member_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `member_ids` that are erased, as committed when read (no lock, and not the session's
+        copy), in one statement."""
+        if not member_ids:
+            return set()
+        query = select(Member.id).where(Member.id.in_(list(member_ids)), Member.status == ERASED)
+        return set((await self.session.scalars(query)).all())
 
     async def get_referrer(self, code: str) -> tuple[uuid.UUID, str] | None:
         """The id and status of the member whose referral code this is (an erased member's code leads

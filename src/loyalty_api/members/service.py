@@ -60,12 +60,13 @@ async def emit_unless_erased(
     receivers were told `member.erased`, and no read finds the member any more. A status is the member's as
     read behind this transaction's lock on their row (a job's claim, their lock for a change), which an
     erasure takes first; None where the caller holds no such read, and then it is read here."""
-    members = MemberRepository(uow.session)
-    told = []
-    for event, member_id, status in events:
-        erased = await members.exists_erased(member_id) if status is None else status == ERASED
-        if not erased:
-            told.append((event, member_id))
+    unread = {member_id for _, member_id, status in events if status is None}
+    erased = await MemberRepository(uow.session).list_erased(unread)  # one read for the whole batch
+    told = [
+        (event, member_id)
+        for event, member_id, status in events
+        if not (member_id in erased if status is None else status == ERASED)
+    ]
     await emit_for_members(uow, told, partner_id=partner_id)
 
 
