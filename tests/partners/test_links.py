@@ -145,6 +145,29 @@ class TestLinking:
         await client.put("/v1/partners/spa-one", json=reactivate, headers=bearer(admin_key))
         assert (await client.get("/v1/partner/members/SPA-1", headers=bearer(spa))).status_code == 200
 
+    async def test_a_code_is_issued_only_for_a_member_there_and_active(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        await _partner(app, client, admin_key, "tea-one")
+        member = await enrol(client, pos_key)
+        body = {"partner": "tea-one"}
+
+        async def ask(member_id: str) -> tuple[int, str | None]:
+            path = f"/v1/members/{member_id}/partner-link-codes"
+            answered = await client.post(path, json=body, headers=bearer(pos_key))
+            return answered.status_code, answered.json().get("code") if answered.status_code >= 400 else None
+
+        assert await ask(str(uuid.uuid4())) == (404, "member_not_found")
+        for status, answer in (("suspended", (409, "member_not_active")), ("active", (201, None))):
+            changed = await client.patch(
+                f"/v1/members/{member['id']}", json={"status": status}, headers=bearer(admin_key)
+            )
+            assert changed.status_code == 200, changed.text
+            assert await ask(member["id"]) == answer
+        erased = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+        assert await ask(member["id"]) == (404, "member_not_found")
+
 
 class TestRefsThePartnersPathsCanName:
     async def test_a_ref_with_a_slash_is_refused_at_link_time(

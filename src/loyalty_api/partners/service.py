@@ -28,8 +28,8 @@ from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.grants.repository import BenefitRepository
-from loyalty_api.members.errors import MemberNotActive
-from loyalty_api.members.models import MemberStatus
+from loyalty_api.members.errors import MemberNotActive, MemberNotFound
+from loyalty_api.members.models import ERASED, MemberStatus
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.members.service import require_member
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
@@ -295,10 +295,11 @@ async def issue_link_code(
     uow: UnitOfWork, member_id: uuid.UUID, *, partner_code: str, grants: Sequence[Grant]
 ) -> IssuedLinkCode:
     """A code the member hands the partner, by which they consent to one link with these grants."""
-    # Read behind the member's row lock: an erasure (or a close) under way finishes first and the member is
-    # found as it left them, so no consent is written for a member it has just erased (their codes went).
-    await MemberRepository(uow.session).get_member(member_id, lock=True)
-    member = await require_member(uow, member_id, must_be_active=False)
+    # Read once, behind the member's row lock: an erasure (or a close) under way finishes first and the member
+    # is found as it left them, so no consent is written for a member it has just erased (their codes went).
+    member = await MemberRepository(uow.session).get_member(member_id, lock=True)
+    if member is None or member.status == ERASED:
+        raise MemberNotFound()
     if member.status != MemberStatus.active:
         raise MemberNotActive()
     partner = await get_partner(uow, partner_code)
