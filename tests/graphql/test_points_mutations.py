@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -565,6 +566,70 @@ class TestAdjust:
         )
         assert [e["code"] for e in too_many["userErrors"]] == ["insufficient_points"]
         assert await _balance(client, pos_key, mine) == 1_000
+
+    async def test_points_a_hair_past_whole_are_refused_and_whole_ones_written_otherwise_taken_as_rest_does(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        """1000.00000000000001 is no whole number, though a float rounds it to 1000: REST refuses it for an
+        integer field, so a `Long` variable does too, with the error a fraction gets. 1000.0 and 1e3 are
+        1000 on both. (Sent as text: Python's json would write the float as 1000.0.)"""
+        mine, theirs = await _two_members_with_points(client, pos_key)
+        query = (
+            "mutation($points: Long!) { loyaltyAdjustPoints(input: "
+            f'{{memberId: "{mine}", points: $points, reason: "gift"}}) {{ {ADJUSTMENT} {USER_ERRORS} }} }}'
+        )
+        headers = {**bearer(admin_key), "Content-Type": "application/json"}
+
+        async def adjust(points: str) -> tuple[httpx.Response, httpx.Response]:
+            variables = f'{{"query": {json.dumps(query)}, "variables": {{"points": {points}}}}}'
+            by_graphql = await client.post("/graphql", content=variables, headers=headers)
+            by_rest = await client.post(
+                f"/v1/members/{theirs}/adjustments",
+                content=f'{{"points": {points}, "reason": "gift"}}',
+                headers=headers,
+            )
+            return by_graphql, by_rest
+
+        by_graphql, by_rest = await adjust("1000.00000000000001")
+        assert by_rest.status_code == 422, by_rest.text
+        body = by_graphql.json()
+        assert body.get("data") is None, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+        assert "must be a whole number" in body["errors"][0]["message"], body
+        assert await _balance(client, pos_key, mine) == await _balance(client, pos_key, theirs) == 1_000
+
+        for written in ("1000.0", "1e3", "1.000E+3"):
+            by_graphql, by_rest = await adjust(written)
+            assert by_rest.status_code == 201 and by_rest.json()["points"] == 1_000, by_rest.text
+            payload = by_graphql.json()["data"]["loyaltyAdjustPoints"]
+            assert payload["userErrors"] == [] and payload["adjustment"]["points"] == 1_000, written
+        assert await _balance(client, pos_key, mine) == await _balance(client, pos_key, theirs) == 4_000
+
+    async def test_an_int_a_hair_past_whole_is_refused_as_a_fraction_is(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """GraphQL's own Int read the same rounded float as 20: it refuses the number as it refuses 20.5."""
+        query = "query($first: Int!) { loyaltyMembers(first: $first) { edges { node { id } } } }"
+        for written in ("20.000000000000001", "20.5"):
+            body = (
+                await client.post(
+                    "/graphql",
+                    content=f'{{"query": {json.dumps(query)}, "variables": {{"first": {written}}}}}',
+                    headers={**bearer(admin_key), "Content-Type": "application/json"},
+                )
+            ).json()
+            assert body.get("data") is None, (written, body)
+            assert f"Int cannot represent non-integer value: {written}" in body["errors"][0]["message"]
+        whole = await graphql(client, admin_key, query, first=2e1)
+        assert "errors" not in whole, whole
+        # A query by GET names its variables in the query string, read the same way.
+        by_get = await client.get(
+            "/graphql",
+            params={"query": query, "variables": '{"first": 20.000000000000001}'},
+            headers=bearer(admin_key),
+        )
+        assert by_get.json().get("data") is None, by_get.text
+        assert "Int cannot represent non-integer value" in by_get.json()["errors"][0]["message"]
 
 
 class TestSeveralMutationsInOneDocument:

@@ -28,7 +28,9 @@ def _whole(value: Any) -> int:
     # Reasons short enough to outlast the cut of long quoted pieces in an error's message (graphql/schema.py
     # `_without_echo`), which quotes them.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"must be a whole number, not {type(value).__name__}")
+        # A fraction is a float, however it was read (graphql/numbers.py: `NotWhole` is one).
+        kind = "float" if isinstance(value, float) else type(value).__name__
+        raise TypeError(f"must be a whole number, not {kind}")
     if abs(value) > _LIMIT:
         raise ValueError("must be within ±(2^53 - 1)")
     return value
@@ -57,7 +59,9 @@ def _shown(value: Any) -> int:
 def _variable(value: Any) -> int:
     if isinstance(value, float) and value.is_integer() and abs(value) <= _LIMIT:
         # A whole number written with a fraction or an exponent in a variable (`100.0`, `1e3`): the number, as
-        # REST reads one in a body and GraphQL's Int in a variable. Exact: every whole float in range is.
+        # REST reads one in a body and GraphQL's Int in a variable. The request's JSON gives such a number as
+        # an int already (graphql/numbers.py), and one whose float only looks whole as a `NotWhole`, which
+        # says it is no integer; a float here came some other way, and every whole float in range is exact.
         return int(value)
     return _whole(value)
 

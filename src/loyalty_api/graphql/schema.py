@@ -52,6 +52,7 @@ from loyalty_api.graphql.fragments import BoundedValidation
 from loyalty_api.graphql.member_mutations import MemberMutations
 from loyalty_api.graphql.members import Member, MemberQueries
 from loyalty_api.graphql.money import SCALARS
+from loyalty_api.graphql.numbers import read_number
 from loyalty_api.graphql.partners import PartnerMember, PartnerQueries
 from loyalty_api.graphql.plans import Plan, PlanQueries
 from loyalty_api.graphql.points import PointsQueries
@@ -232,7 +233,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         if screened is not None and screened[0] is data:
             return screened[1]  # read, guarded and checked by `_screen` already
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        return _operation(load_json(raw, max_depth=self.max_json_depth, controls=False))
+        return _operation(_load_request(raw, self.max_json_depth))
 
     async def execute_single(
         self,
@@ -281,7 +282,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             # which does not tell the client what to send.
             if body and not is_json(request.headers.get("content-type")):
                 raise UnsupportedMediaType.of(request.headers.get("content-type"))
-            document = _operation(load_json(body, max_depth=self.max_json_depth, controls=False))
+            document = _operation(_load_request(body, self.max_json_depth))
             _screened_body.set((body, document))
             query = document.get("query")
         if not isinstance(query, str):
@@ -312,6 +313,11 @@ _NOT_AN_OPERATION = "must be a JSON object with `query` (and optionally `variabl
 TOKENS_PER_UNIT = 50
 # The body `_screen` read and the operation it found there, for `decode_json` in the same request's task.
 _screened_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("screened_body", default=None)
+
+
+def _load_request(body: bytes, max_depth: int) -> object:
+    # Numbers as written, so that a whole-number scalar never takes a fraction a float rounded to whole.
+    return load_json(body, max_depth=max_depth, controls=False, read_fraction=read_number)
 
 
 def _operation(document: object) -> dict[str, Any]:

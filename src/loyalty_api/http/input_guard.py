@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -144,9 +145,12 @@ def _not_a_json_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
+def load_json(
+    body: bytes, *, max_depth: int, controls: bool = True, read_fraction: Callable[[str], Any] = float
+) -> Any:
     """The parsed body; MalformedJson if it is not JSON, InvalidInput if it is JSON the service refuses.
-    `controls=False` lets control characters through (a GraphQL document has line breaks and tabs)."""
+    `controls=False` lets control characters through (a GraphQL document has line breaks and tabs);
+    `read_fraction` reads a number written with a fraction or an exponent (a float by default)."""
     try:
         # UTF-8 and nothing else (no byte order mark, no UTF-16), as the strict validation reads the body.
         text = body.decode("utf-8")
@@ -158,7 +162,11 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
             object_pairs_hook=_unique_keys,
             parse_constant=_not_a_json_number,
             # Only a body longer than LONGEST_NUMBER can hold such a number: a till's is read as it was.
-            **(_number_readers(too_long) if len(text) > LONGEST_NUMBER else {}),
+            **(
+                _number_readers(too_long, read_fraction)
+                if len(text) > LONGEST_NUMBER
+                else {"parse_float": read_fraction}
+            ),
         )
     except json.JSONDecodeError as exc:
         raise MalformedJson.at(exc.lineno, exc.colno) from None
@@ -181,7 +189,7 @@ def load_json(body: bytes, *, max_depth: int, controls: bool = True) -> Any:
     return document
 
 
-def _number_readers(too_long: list[str]) -> dict[str, Any]:
+def _number_readers(too_long: list[str], read_fraction: Callable[[str], Any]) -> dict[str, Any]:
     """json.loads' number hooks that read a number of more than LONGEST_NUMBER digits as _TOO_LONG (noted in
     `too_long`) rather than fail the whole body (int) or read it as infinity (float)."""
 
@@ -198,7 +206,7 @@ def _number_readers(too_long: list[str]) -> dict[str, Any]:
         if digits_over(number):
             too_long.append(number)
             return _TOO_LONG
-        return float(number)
+        return read_fraction(number)
 
     return {"parse_int": read_int, "parse_float": read_float}
 
