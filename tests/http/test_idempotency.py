@@ -87,6 +87,35 @@ class TestReplay:
         assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
         assert (await points(client, pos_key, member["id"]))["balance"] == 900
 
+    async def test_the_member_named_in_another_spelling_of_its_id_is_the_same_request(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The path takes a member's id in upper case, without dashes, in braces or as a URN, all one member:
+        a retry that spells it otherwise (a till that upper-cases what it scanned) replays the first answer,
+        rather than being refused as another request with the key, and credits the points once."""
+        await set_program(client, admin_key)
+        member = await enrol(client, pos_key)
+        body = {"order_ref": "SPELT-1", "amount": cny(10_000)}
+        headers = with_key(pos_key, "till-9-receipt-1")
+        first = await client.post(f"/v1/members/{member['id']}/earn", json=body, headers=headers)
+        assert first.status_code == 200, first.text
+        earned = first.json()["points_earned"]
+        assert earned > 0
+        spellings = (
+            member["id"].upper(),
+            member["id"].replace("-", ""),
+            f"{{{member['id'].upper()}}}",
+            f"urn:uuid:{member['id']}",
+        )
+        for spelling in spellings:
+            again = await client.post(f"/v1/members/{spelling}/earn", json=body, headers=headers)
+            assert (again.status_code, again.content) == (200, first.content), (spelling, again.text)
+            assert again.headers["idempotent-replayed"] == "true"
+        assert (await points(client, pos_key, member["id"]))["balance"] == earned
+        other = await enrol(client, pos_key)
+        elsewhere = await client.post(f"/v1/members/{other['id'].upper()}/earn", json=body, headers=headers)
+        assert (elsewhere.status_code, elsewhere.json()["code"]) == (422, "idempotency_key_reused")
+
     async def test_a_decimal_string_written_another_way_is_another_body(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

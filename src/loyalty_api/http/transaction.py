@@ -12,9 +12,11 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, partial
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -189,6 +191,7 @@ class UnitOfWorkRoute(APIRoute):
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
         body_adapter = _strict_body_adapter(self) if has_body else None
+        canonical_path = partial(_canonical_path, self.path_format, _ids_in_path(self))
 
         async def run(received: Request) -> Response:
             request = _ScreenedRequest(received.scope, received.receive)
@@ -211,7 +214,7 @@ class UnitOfWorkRoute(APIRoute):
                         units,
                         owner=_owner(request),
                         key=key,
-                        fingerprint=idempotency.fingerprint(request.method, request.url.path, body),
+                        fingerprint=idempotency.fingerprint(request.method, canonical_path(request), body),
                         deadline=deadline,
                     )
                     if isinstance(outcome, StoredResponse):
@@ -263,6 +266,38 @@ def required_scopes(route: APIRoute) -> frozenset[Scope]:
             found |= allowed
         pending.extend(dependency.dependencies)
     return frozenset(found)
+
+
+def _ids_in_path(route: APIRoute) -> frozenset[str]:
+    """The route's path parameters that are UUIDs."""
+    return frozenset(p.name for p in route.dependant.path_params if p.field_info.annotation is UUID)
+
+
+_UUID = TypeAdapter(UUID)
+
+
+def _canonical_path(path_format: str, ids: frozenset[str], request: Request) -> str:
+    """The request's path as an Idempotency-Key's fingerprint takes it: with each id in it written as the
+    route reads it. A UUID is one value however it is spelt (upper case, without dashes, in braces, as a
+    URN): the path takes all of them, so a retry that spells the member otherwise is the same request, to be
+    replayed, not another one refused as `idempotency_key_reused`. An id in its usual spelling (lower case,
+    with dashes) leaves the path as sent, so keys recorded before this read it so still match; a path without
+    an id is taken as it is, at no cost."""
+    path = request.url.path
+    if not ids:
+        return path
+    sent: dict[str, str] = request.path_params
+    read = dict(sent)
+    for name in ids & sent.keys():
+        with suppress(ValidationError):  # refused as the endpoint's input then, which releases the key
+            read[name] = str(_UUID.validate_python(sent[name]))
+    if read == sent:
+        return path
+    # The route's own part of the path, as sent: what comes before it (a mount's root path) stays as it is.
+    as_sent = path_format.format(**sent)
+    if not path.endswith(as_sent):
+        return path
+    return path[: len(path) - len(as_sent)] + path_format.format(**read)
 
 
 def _strict_body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
