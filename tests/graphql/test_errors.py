@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import uuid
 
@@ -139,6 +140,25 @@ class TestRequestErrors:
             headers={**bearer(pos_key), "Content-Type": "application/json; charset=utf-8"},
         )
         assert sent_as_json.json() == {"data": {"__typename": "Query"}}
+
+    async def test_a_body_sent_with_a_content_coding_is_415_as_on_rest(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """A gzipped document is not malformed JSON: the server takes no content coding, and says so."""
+        query = b'{"query": "{ __typename }"}'
+        headers = {**bearer(pos_key), "Content-Type": "application/json"}
+        for coding in ("gzip", "br", "identity, gzip"):
+            response = await client.post(
+                "/graphql", content=gzip.compress(query), headers={**headers, "Content-Encoding": coding}
+            )
+            assert response.status_code == 415, (coding, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["accept-encoding"] == "identity"
+            assert response.json()["code"] == "unsupported_media_type"
+            assert "without a content coding" in response.json()["detail"]
+        identity = {**headers, "Content-Encoding": "identity"}
+        plain = await client.post("/graphql", content=query, headers=identity)
+        assert plain.json() == {"data": {"__typename": "Query"}}
 
     async def test_a_mutation_sent_by_get_is_405_and_not_run(
         self, client: httpx.AsyncClient, pos_key: str

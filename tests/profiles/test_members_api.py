@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -223,6 +224,32 @@ class TestBadInput:
         assert problem["code"] == "unsupported_media_type"
         assert "Content-Type: application/json" in problem["detail"]
         assert await count(app, "members") == 0
+
+    @pytest.mark.parametrize("coding", ["gzip", "GZIP", "br", "deflate", "identity, gzip"])
+    async def test_a_body_sent_with_a_content_coding_is_415_saying_to_send_it_without(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, coding: str
+    ) -> None:
+        """RFC 9110 §15.5.16: a content coding the server does not decode is 415, naming in Accept-Encoding
+        what it takes, not a body that does not parse (400 `malformed_json`), which would have the client
+        look for a mistake in its JSON."""
+        body = gzip.compress(b'{"phone": "13912345678"}')
+        headers = {**bearer(pos_key), "content-type": "application/json", "content-encoding": coding}
+        response = await client.post("/v1/members", content=body, headers=headers)
+        assert response.status_code == 415, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["accept-encoding"] == "identity"
+        problem = response.json()
+        assert problem["code"] == "unsupported_media_type"
+        assert "without a content coding" in problem["detail"], problem
+        assert await count(app, "members") == 0
+
+    async def test_a_body_sent_with_the_identity_coding_is_taken(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        headers = {**bearer(pos_key), "content-type": "application/json", "content-encoding": "identity"}
+        response = await client.post("/v1/members", content=b'{"phone": "13912345678"}', headers=headers)
+        assert response.status_code == 201, response.text
+        assert await count(app, "members") == 1
 
     async def test_validation_errors_do_not_echo_the_input(
         self, client: httpx.AsyncClient, pos_key: str

@@ -1,6 +1,6 @@
 """Refusals of the HTTP exchange itself, before any field is looked at: a body that is not JSON, a body sent
-as something other than JSON, a method the path does not have; and the answer when the database is out of
-reach, the one failure of ours a caller should simply retry."""
+as something other than JSON (or in a content coding), a method the path does not have; and the answer
+when the database is out of reach, the one failure of ours a caller should simply retry."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ class MalformedJson(LoyaltyError):
 
 
 class UnsupportedMediaType(LoyaltyError):
-    """A body came with a `Content-Type` other than JSON, or with none. Nothing was done.
+    """A body came with a `Content-Type` other than JSON, or with none; or with a `Content-Encoding` (gzip,
+    br, deflate), which the service does not decode (the reply's `Accept-Encoding: identity` says so, as RFC
+    9110 has it). Nothing was done.
 
-    Send `Content-Type: application/json` with a JSON body.
+    Send `Content-Type: application/json` with a JSON body, as it is, without `Content-Encoding`.
     """
 
     code = "unsupported_media_type"
@@ -41,6 +43,24 @@ class UnsupportedMediaType(LoyaltyError):
     def of(cls, content_type: str | None) -> UnsupportedMediaType:
         sent = f"`{content_type[:100]}`" if content_type else "no Content-Type"
         return cls(f"The body was sent with {sent}: send it as JSON, with `Content-Type: {JSON_MEDIA_TYPE}`.")
+
+    @classmethod
+    def coded(cls, content_encoding: str) -> UnsupportedMediaType:
+        error = cls(
+            f"The body was sent with `Content-Encoding: {content_encoding[:100]}`: send it without a content "
+            "coding, as plain JSON."
+        )
+        error.headers = {"Accept-Encoding": "identity"}
+        return error
+
+
+def content_coding(sent: list[str]) -> str | None:
+    """The `Content-Encoding` lines of a request, joined, when they name a coding other than `identity`: the
+    body would have to be decoded first, and read as it is it only looks like JSON that does not parse."""
+    for line in sent:
+        if any(coding.strip().lower() not in ("", "identity") for coding in line.split(",")):
+            return ", ".join(sent)
+    return None
 
 
 class MethodNotAllowed(LoyaltyError):

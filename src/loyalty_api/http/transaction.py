@@ -40,7 +40,13 @@ from loyalty_api.http.edge import (
     principal_of,
     spare_the_commit,
 )
-from loyalty_api.http.errors import DatabaseUnavailable, MalformedJson, UnsupportedMediaType, is_json
+from loyalty_api.http.errors import (
+    DatabaseUnavailable,
+    MalformedJson,
+    UnsupportedMediaType,
+    content_coding,
+    is_json,
+)
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, render_domain_error, unexpected_error
 from loyalty_api.http.rate_limits import RateLimited
@@ -202,6 +208,8 @@ class UnitOfWorkRoute(APIRoute):
             claimed: Claim | None = None
             try:
                 body = await request.body() if has_body else b""
+                if body and (coding := content_coding(request.headers.getlist("content-encoding"))):
+                    raise UnsupportedMediaType.coded(coding)
                 if body and not is_json(request.headers.get("content-type")):
                     raise UnsupportedMediaType.of(request.headers.get("content-type"))
                 document = screen(request.query_params, body, max_depth=units.settings.max_json_depth)
