@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import resource
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -19,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
 
+from loyalty_api import crypto
 from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
 from loyalty_api.db.engine import create_engine
@@ -185,6 +190,66 @@ class TestServeDemo:
         )
         assert result.stderr.rstrip().endswith("name this machine or one of its addresses with --host")
         assert "Traceback" not in result.stderr
+
+
+class TestDemoStateFile:
+    """.loyalty-demo.json holds the demo's encryption key and API keys."""
+
+    @staticmethod
+    def _demo(folder: Path, **limits: int) -> subprocess.CompletedProcess[str]:
+        """`loyalty-api demo` in `folder` under a umask of 0 (files as readable as the program asks), and with
+        RLIMIT_FSIZE at `file_bytes` if given: a write past it fails as on a full disk."""
+
+        def start() -> None:
+            os.umask(0)
+            if "file_bytes" in limits:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+
+        return subprocess.run(
+            [*CLI, "demo"],
+            cwd=folder,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=start,
+        )
+
+    def test_is_never_readable_by_others(self, tmp_path: Path) -> None:
+        """It was written with the umask's permissions and chmod-ed to 0600 afterwards, into the same file: a
+        crash in between left the keys readable by every user, and whoever had opened the file while it was
+        readable (an earlier version's 0644, a restore from backup) read the new API keys through it."""
+        state = tmp_path / ".loyalty-demo.json"
+        state.write_text(json.dumps({"encryption_key": crypto.generate_key()}))
+        state.chmod(0o644)
+        with state.open(encoding="utf-8") as opened_by_another_user:
+            result = self._demo(tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert "api_keys" not in opened_by_another_user.read()
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        assert "api_keys" in json.loads(state.read_text(encoding="utf-8"))
+
+        state.unlink()  # from nothing, under a umask of 0
+        (tmp_path / "loyalty.db").unlink()
+        result = self._demo(tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+    def test_a_write_cut_short_leaves_the_previous_file_whole(self, tmp_path: Path) -> None:
+        """A full disk as it was written left a truncated file: the demo then refused to start until it was
+        deleted, with the database its key opens."""
+        state = tmp_path / ".loyalty-demo.json"
+        kept = {"encryption_key": crypto.generate_key(), "note": "x" * 16_000_000}
+        state.write_text(json.dumps(kept))
+        result = self._demo(tmp_path, file_bytes=12_000_000)  # above the database's size, below the file's
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.splitlines()[-1] == (
+            "loyalty-api: cannot write .loyalty-demo.json (File too large): "
+            "free some space and run the demo again"
+        )
+        assert json.loads(state.read_text(encoding="utf-8")) == kept
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".loyalty-demo")] == [state.name]
 
 
 @pytest.fixture

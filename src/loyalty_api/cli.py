@@ -269,9 +269,38 @@ async def _seed(settings: Settings, state: dict[str, object]) -> dict[str, str]:
 def _seed_demo(settings: Settings, state: dict[str, object]) -> dict[str, str]:
     keys = asyncio.run(_seed(settings, state))
     state["api_keys"] = keys
-    DEMO_STATE_FILE.write_text(json.dumps(state, indent=2))
-    DEMO_STATE_FILE.chmod(0o600)
+    _write_demo_state(state)
     return keys
+
+
+def _write_demo_state(state: dict[str, object]) -> None:
+    """Replace the demo's state file at once, never readable by others and never half written. It holds the
+    encryption key and API keys: written then chmod-ed, a crash in between left them readable by every user;
+    written over in place, anyone who had the old file open read the new keys, and a full disk left a
+    truncated file the next start refuses. A temporary file beside it (mkstemp makes it 0600 whatever the
+    umask), synced, then renamed over it: the old file or the new one, whole, at every moment."""
+    folder = DEMO_STATE_FILE.parent
+    handle, temporary = tempfile.mkstemp(prefix=f"{DEMO_STATE_FILE.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as written:
+            written.write(json.dumps(state, indent=2))
+            written.flush()
+            os.fsync(written.fileno())
+        os.replace(temporary, DEMO_STATE_FILE)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        _fail(
+            f"cannot write {DEMO_STATE_FILE} ({exc.strerror or exc}): free some space and run the demo again"
+        )
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    # The rename is durable once the folder is: else a power cut could bring back the old file.
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _print_demo_keys(keys: dict[str, str], host: str, port: int) -> None:
