@@ -36,7 +36,10 @@ async def healthz() -> dict[str, str]:
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
-    database: Literal["ok", "unreachable"]
+    database: Literal["ok", "unreachable"] = Field(
+        description="`unreachable`: the database refused or failed the read of its migration, or did not "
+        "answer it within LOYALTY_READINESS_TIMEOUT_SECONDS (2 s by default)"
+    )
     migration: str | None = Field(description="The schema's migration")
     expected_migration: str | None = Field(description="The latest migration this version knows")
 
@@ -53,11 +56,15 @@ async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers and its schema is at the migration this version expects, or at a newer
     release's (a rolling upgrade migrates first, then replaces the processes: those not replaced yet keep
     their traffic). 200 when ready; 503 with the same body when not, so a load balancer sends no traffic yet.
+    A database that does not answer within LOYALTY_READINESS_TIMEOUT_SECONDS (2 s by default) is
+    `unreachable`: the probe answers before the prober's own timeout rather than hang.
     `migration` and `expected_migration` name the schema's revision and this version's.
 
     For probes and load balancers: no API key."""
     units: UnitsOfWork = request.app.state.units
-    status = await schema_status(units.database.engine)
+    # Bounded: a database that takes the connection and never answers must make the probe say "not ready"
+    # before the prober's own timeout, not hang until then.
+    status = await schema_status(units.database.engine, within=units.settings.readiness_timeout_seconds)
     if not status.reachable:
         # The error's class only: what the driver said may name the host.
         readiness_logger.warning("database unreachable", extra={"error": status.error})

@@ -253,6 +253,10 @@ class Settings(BaseSettings):
     # How long a unit of work waits for a busy pool's connection before it is answered 503
     # `database_unavailable` (a request's own time limit, counted from its start, usually answers first).
     database_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How long /readyz waits for the database before it answers 503 `unreachable`: below the probe's own
+    # timeout (a load balancer's, an orchestrator's), so that a database that takes connections and never
+    # answers makes the probe say "not ready" rather than hang until the prober gives up.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     database_echo: bool = False
     # `pgbouncer` when LOYALTY_DATABASE_URL names a PgBouncer in transaction pooling mode (before 1.21, or
     # without max_prepared_statements): consecutive transactions of one client connection may then run on

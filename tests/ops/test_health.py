@@ -89,6 +89,47 @@ class TestHealth:
                 "expected_migration": head_revision(),
             }
 
+    async def test_readyz_is_503_when_the_database_takes_the_connection_and_never_answers(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A hung server, or a network path that drops the replies: the probe waited on the driver's own
+        connection timeout (60 s by default, here 600) until the load balancer gave up, and never said
+        "not ready" (with a log line of its own) in time."""
+        held: list[asyncio.StreamWriter] = []
+
+        async def take_and_keep_quiet(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+
+        silent = await asyncio.start_server(take_and_keep_quiet, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        settings = Settings(
+            database_url=f"postgresql+asyncpg://postgres:secret@127.0.0.1:{port}/loyalty?timeout=600",
+            encryption_key=crypto.generate_key(),
+            readiness_timeout_seconds=0.5,
+            request_timeout_seconds=600,
+        )
+        app = create_app(settings)
+        caplog.set_level(logging.WARNING, logger="loyalty_api.migrations")
+        async with silent, app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
+                # Only so that a probe that hangs fails this test rather than stalls the suite.
+                response = await asyncio.wait_for(http.get("/readyz"), timeout=60)
+            for writer in held:
+                writer.close()
+        assert held  # the probe did reach the database
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "not_ready",
+            "database": "unreachable",
+            "migration": None,
+            "expected_migration": head_revision(),
+        }
+        said = [r for r in caplog.records if r.name == "loyalty_api.migrations"]
+        assert len(said) == 1
+        # The error's class only: what the driver says may name the host.
+        assert (said[0].getMessage(), said[0].__dict__["error"]) == ("database unreachable", "TimeoutError")
+
 
 class TestMetrics:
     async def test_requests_are_counted_by_route_template(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -123,12 +124,20 @@ class SchemaStatus:
         return self.reachable and not self.behind
 
 
-async def schema_status(engine: AsyncEngine) -> SchemaStatus:
+async def schema_status(engine: AsyncEngine, *, within: float | None = None) -> SchemaStatus:
+    """The schema's revision against this release's; unreachable when the database fails, or does not answer
+    `within` seconds (a server that takes connections and never answers would hold the caller forever, or
+    for the driver's connection timeout)."""
     expected = head_revision()
+    limit = asyncio.timeout(within)
     try:
-        revision = await current_revision(engine)
-    except (SQLAlchemyError, OSError) as exc:
-        problem = what_the_driver_said(exc, engine.url.password)
+        async with limit:
+            revision = await current_revision(engine)
+    except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
+        if limit.expired():
+            problem = f"no answer within {within:g} s"
+        else:
+            problem = what_the_driver_said(exc, engine.url.password)
         return SchemaStatus(
             reachable=False, revision=None, expected=expected, error=type(exc).__name__, problem=problem
         )
