@@ -196,7 +196,9 @@ class TestDemoStateFile:
     """.loyalty-demo.json holds the demo's encryption key and API keys."""
 
     @staticmethod
-    def _demo(folder: Path, **limits: int) -> subprocess.CompletedProcess[str]:
+    def _demo(
+        folder: Path, env: dict[str, str] | None = None, **limits: int
+    ) -> subprocess.CompletedProcess[str]:
         """`loyalty-api demo` in `folder` under a umask of 0 (files as readable as the program asks), and with
         RLIMIT_FSIZE at `file_bytes` if given: a write past it fails as on a full disk."""
 
@@ -208,7 +210,7 @@ class TestDemoStateFile:
         return subprocess.run(
             [*CLI, "demo"],
             cwd=folder,
-            env=_clean_env(),
+            env=env or _clean_env(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -250,6 +252,27 @@ class TestDemoStateFile:
         )
         assert json.loads(state.read_text(encoding="utf-8")) == kept
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".loyalty-demo")] == [state.name]
+
+    @pytest.mark.skipif(
+        not is_postgres(), reason="the limit on file sizes would stop an SQLite database first: it is a file"
+    )
+    async def test_a_generated_key_is_kept_before_anything_is_encrypted_with_it(self, tmp_path: Path) -> None:
+        """The key `demo` generates was stored only with the API keys, after the seeding: a run stopped in
+        between (Ctrl-C in the seconds it seeds, a full disk) lost the key to the demo members it had
+        enrolled, and every later start on that database refused the next key it generated."""
+        async with fresh_database(tmp_path, "demo") as url:
+            env = _clean_env(LOYALTY_DATABASE_URL=url, LOYALTY_LISTEN_DATABASE_URL=listen_url(url) or url)
+            cut = self._demo(tmp_path, env, file_bytes=200)  # the key alone fits; with the API keys, not
+            assert (cut.returncode, cut.stdout) == (2, ""), cut.stderr
+            kept = json.loads((tmp_path / ".loyalty-demo.json").read_text(encoding="utf-8"))
+            opened = _cli(env | {"LOYALTY_ENCRYPTION_KEY": kept["encryption_key"]}, "jobs", "expire-points")
+            assert opened.returncode == 0, opened.stderr  # it opens the members the run enrolled
+            again = self._demo(tmp_path, env)
+            assert again.returncode == 0, again.stderr
+            assert (
+                json.loads((tmp_path / ".loyalty-demo.json").read_text(encoding="utf-8"))["encryption_key"]
+                == kept["encryption_key"]
+            )
 
 
 @pytest.fixture

@@ -239,6 +239,9 @@ def _demo_state(settings: Settings) -> tuple[Settings, dict[str, object]]:
     if settings.encryption_key is None:
         if "encryption_key" not in state:
             state["encryption_key"] = crypto.generate_key()
+            # Stored now, before the seeding encrypts anything with it: a run stopped before the end (Ctrl-C
+            # in the seconds it seeds, a full disk) would otherwise lose the key to the members it enrolled.
+            _write_demo_state(state)
             print(
                 f"demo: generated an encryption key for personal data and stored it in {DEMO_STATE_FILE} "
                 "(set LOYALTY_ENCRYPTION_KEY in production instead)",
