@@ -94,6 +94,59 @@ class TestEarn:
             }
         ]
 
+    async def test_the_member_named_in_another_spelling_of_its_id_is_the_same_call(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """`memberId` takes a member's UUID in upper case, without dashes, in braces or as a URN, all one
+        member, as REST's path does: a retry that spells it otherwise (a till that upper-cases what it
+        scanned) replays the first answer and credits the points once. Another member is another call."""
+        member = await enrol(client, pos_key)
+        first = await mutate(
+            client,
+            pos_key,
+            "loyaltyEarnPoints",
+            EARNED,
+            input=_earn(member["id"], "G-SPELT"),
+            idempotency_key="till-9/0001",
+        )
+        assert first["userErrors"] == [] and first["earned"]["pointsEarned"] > 0
+        spellings = (
+            member["id"].upper(),
+            member["id"].replace("-", ""),
+            f"{{{member['id'].upper()}}}",
+            f"urn:uuid:{member['id']}",
+        )
+        for spelling in spellings:
+            again = await mutate(
+                client,
+                pos_key,
+                "loyaltyEarnPoints",
+                EARNED,
+                input=_earn(spelling, "G-SPELT"),
+                idempotency_key="till-9/0001",
+            )
+            assert (again["replayed"], again["earned"], again["userErrors"]) == (True, first["earned"], []), (
+                spelling,
+                again,
+            )
+        points = await client.get(f"/v1/members/{member['id']}/points", headers=bearer(pos_key))
+        assert points.json()["balance"] == first["earned"]["balance"] == first["earned"]["pointsEarned"]
+        other = await enrol(client, pos_key)
+        elsewhere = await mutate(
+            client,
+            pos_key,
+            "loyaltyEarnPoints",
+            EARNED,
+            input=_earn(other["id"].upper(), "G-SPELT"),
+            idempotency_key="till-9/0001",
+        )
+        assert elsewhere["earned"] is None
+        assert [(e["field"], e["code"]) for e in elsewhere["userErrors"]] == [
+            ("idempotencyKey", "idempotency_key_reused")
+        ]
+        untouched = await client.get(f"/v1/members/{other['id']}/points", headers=bearer(pos_key))
+        assert untouched.json()["balance"] == 0
+
     async def test_a_refusal_is_a_user_error_with_the_rest_code_and_replays(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

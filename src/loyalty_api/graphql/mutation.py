@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
-from typing import Any, Generic, TypeVar
+from functools import cache, partial
+from typing import Any, Generic, TypeVar, get_args
 
 import strawberry
 from pydantic import BaseModel, ValidationError
@@ -131,7 +131,9 @@ async def run_mutation(
         return Outcome(None, of_validation(exc))
     claimed: Claim | None = None
     if idempotency_key is not None:
-        canonical = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str).encode()
+        canonical = json.dumps(
+            ids_as_read(given, request), sort_keys=True, separators=(",", ":"), default=str
+        ).encode()
         try:
             found = await _in_time(
                 units,
@@ -233,6 +235,47 @@ async def run_mutation(
                     await outage.settle(settle_claim, claimed, units.clock)
                 except DatabaseUnavailable as exc:
                     raise as_graphql_error(exc) from exc
+
+
+def ids_as_read(given: Any, read: Any) -> Any:
+    """The input as an `idempotencyKey`'s fingerprint takes it: each UUID in it (`memberId`, `toMemberId`,
+    an id in a list) written as the input model reads it, as REST writes the ids of its path. A UUID is one
+    value however it is spelt (upper case, without dashes, in braces, as a URN), so a retry that spells the
+    member otherwise is the same call, to be replayed, not another one refused as `idempotency_key_reused`.
+    An id in its usual spelling (lower case, with dashes) is left as sent, and an input with nothing to
+    rewrite is answered as it is (the same object): the fingerprint is then the one recorded before this
+    read ids so, and the till's call pays a look at its id fields only. `read` is the validated model."""
+    if isinstance(read, uuid.UUID):
+        spelt = str(read)
+        return spelt if isinstance(given, str) and spelt != given else given
+    if isinstance(read, list | tuple) and isinstance(given, list) and len(read) == len(given):
+        items = [ids_as_read(item, as_read) for item, as_read in zip(given, read, strict=True)]
+        return items if any(a is not b for a, b in zip(items, given, strict=True)) else given
+    if not (isinstance(read, BaseModel) and isinstance(given, dict)):
+        return given
+    rewritten: dict[str, Any] | None = None
+    for name in _fields_holding_ids(type(read)):
+        if name in given and (value := ids_as_read(given[name], getattr(read, name))) is not given[name]:
+            rewritten = dict(given) if rewritten is None else rewritten
+            rewritten[name] = value
+    return given if rewritten is None else rewritten
+
+
+@cache
+def _fields_holding_ids(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of an input model that can hold a UUID, at any depth: those `ids_as_read` looks at."""
+    return tuple(name for name, field in model.model_fields.items() if _holds_ids(field.annotation, {model}))
+
+
+def _holds_ids(annotation: Any, seen: set[type]) -> bool:
+    if annotation is uuid.UUID:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:  # a model that holds itself: its fields are being looked at already
+            return False
+        inner = seen | {annotation}
+        return any(_holds_ids(field.annotation, inner) for field in annotation.model_fields.values())
+    return any(_holds_ids(argument, seen) for argument in get_args(annotation))
 
 
 async def _in_time(units: UnitsOfWork, deadline: float, step: Awaitable[T]) -> T:
