@@ -26,6 +26,26 @@ router = APIRouter(tags=["operations"])
 BACKLOG_SECONDS = 2.0
 
 
+class DatabaseWatch:
+    """Whether /readyz last found the database answering, to log an outage as it begins and as it ends: probes
+    come every few seconds, and a line at each would fill the log with the same one (as /metrics logs the
+    outage once, `Metrics.database_reachable`). One per app; a process starts counting the database up."""
+
+    def __init__(self) -> None:
+        self.reachable = True
+
+    def saw(self, *, reachable: bool, error: str | None) -> None:
+        # No await between the read and the write: of two probes that find the change at once, one logs it.
+        if reachable == self.reachable:
+            return
+        self.reachable = reachable
+        if reachable:
+            readiness_logger.info("database reachable again")
+        else:
+            # The error's class only: what the driver said may name the host.
+            readiness_logger.warning("database unreachable", extra={"error": error})
+
+
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
     """Liveness: answers `{"status": "ok"}` while the process runs, and checks nothing else.
@@ -65,9 +85,8 @@ async def readyz(request: Request) -> JSONResponse:
     # Bounded: a database that takes the connection and never answers must make the probe say "not ready"
     # before the prober's own timeout, not hang until then.
     status = await schema_status(units.database.engine, within=units.settings.readiness_timeout_seconds)
-    if not status.reachable:
-        # The error's class only: what the driver said may name the host.
-        readiness_logger.warning("database unreachable", extra={"error": status.error})
+    watch: DatabaseWatch = request.app.state.readiness
+    watch.saw(reachable=status.reachable, error=status.error)
     body = {
         "status": "ready" if status.ready else "not_ready",
         "database": "ok" if status.reachable else "unreachable",

@@ -9,14 +9,17 @@ import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from loyalty_api import crypto
 from loyalty_api.app import create_app
 from loyalty_api.db.migrations import alembic_config, head_revision
 from loyalty_api.settings import Settings
+from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer
+from tests.databases import is_postgres
+from tests.relay import Relay
 
 # A revision of a release newer than this one: unknown to this release's migrations.
 NEWER = "0999"
@@ -94,7 +97,8 @@ class TestHealth:
     ) -> None:
         """A hung server, or a network path that drops the replies: the probe waited on the driver's own
         connection timeout (60 s by default, here 600) until the load balancer gave up, and never said
-        "not ready" (with a log line of its own) in time."""
+        "not ready" (with a log line of its own) in time. The next probe says it again, without another
+        line: the log would fill with one line every few seconds through the outage."""
         held: list[asyncio.StreamWriter] = []
 
         async def take_and_keep_quiet(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,20 +119,58 @@ class TestHealth:
             async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
                 # Only so that a probe that hangs fails this test rather than stalls the suite.
                 response = await asyncio.wait_for(http.get("/readyz"), timeout=60)
+                # Probes come every few seconds: the outage is logged as it begins, not at each one.
+                again = await asyncio.wait_for(http.get("/readyz"), timeout=60)
             for writer in held:
                 writer.close()
         assert held  # the probe did reach the database
-        assert response.status_code == 503
-        assert response.json() == {
-            "status": "not_ready",
-            "database": "unreachable",
-            "migration": None,
-            "expected_migration": head_revision(),
-        }
+        assert response.status_code == again.status_code == 503
+        assert (
+            response.json()
+            == again.json()
+            == {
+                "status": "not_ready",
+                "database": "unreachable",
+                "migration": None,
+                "expected_migration": head_revision(),
+            }
+        )
         said = [r for r in caplog.records if r.name == "loyalty_api.migrations"]
         assert len(said) == 1
         # The error's class only: what the driver says may name the host.
         assert (said[0].getMessage(), said[0].__dict__["error"]) == ("database unreachable", "TimeoutError")
+
+    @pytest.mark.skipif(
+        not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose"
+    )
+    async def test_readyz_logs_an_outage_once_as_it_begins_and_once_as_it_ends(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The operator reads when the database went away and when it came back, not one line per probe."""
+        url = make_url(settings.database_url)
+        relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+        port = await relay.start()
+        relayed = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        caplog.set_level(logging.INFO, logger="loyalty_api.migrations")
+        try:
+            async with serving(settings, database_url=relayed) as (_, http):
+                assert (await http.get("/readyz")).status_code == 200
+                await relay.cut()
+                during = [await http.get("/readyz") for _ in range(2)]
+                await relay.restore()
+                after = [await http.get("/readyz") for _ in range(2)]
+        finally:
+            await relay.close()
+        assert [r.json()["database"] for r in during] == ["unreachable", "unreachable"]
+        assert [(r.status_code, r.json()["database"]) for r in after] == [(200, "ok"), (200, "ok")]
+        said = [r for r in caplog.records if r.name == "loyalty_api.migrations"]
+        assert [(r.levelname, r.getMessage()) for r in said] == [
+            ("WARNING", "database unreachable"),
+            ("INFO", "database reachable again"),
+        ]
+        for record in said:  # what the driver said may name the host; the password never shows
+            assert "127.0.0.1" not in record.getMessage() and str(port) not in record.getMessage()
+            assert url.password is None or url.password not in str(record.__dict__)
 
 
 class TestMetrics:
