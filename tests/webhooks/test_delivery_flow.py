@@ -35,9 +35,18 @@ from tests.builders import enrol
 from tests.conftest import bearer
 from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
-from tests.points.helpers import earn, set_program
+from tests.points.helpers import cny, earn, set_program
 from tests.relay import Relay
-from tests.subscriptions.helpers import add_plan, subscribe_paid
+from tests.subscriptions.helpers import (
+    add_plan,
+    at,
+    next_payment_ref,
+    pay,
+    post_action,
+    read,
+    run_job,
+    subscribe_paid,
+)
 from tests.webhooks.endpoint_helpers import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
@@ -65,6 +74,15 @@ async def pump(units: UnitsOfWork) -> int:
     """What the worker does each tick: fan out new events, then send what is due."""
     await dispatch_events(units)
     return await send_due(units, rng=random.Random(7))
+
+
+async def arrivals(units: UnitsOfWork, receiver: Receiver) -> list[dict[str, Any]]:
+    """Every event the worker sends the receiver, in the order they arrived (pumped until nothing more goes
+    out: one member's events go one at a time)."""
+    for _ in range(10):  # bounded: the clock is frozen, so a failed send is not tried again here
+        if not await pump(units):
+            break
+    return [json.loads(m.body) for m in receiver.received]
 
 
 def verified(secret: str, message: Any) -> dict[str, Any]:
@@ -226,9 +244,7 @@ async def test_a_paid_subscription_is_announced_before_the_coupon_its_plan_gives
     plan = await add_plan(client, admin_key, "plus", price=1_500, unit="month", coupons=[welcome])
     subscription = await subscribe_paid(client, ecommerce_key, member, "plus")
 
-    await pump(units)
-    await pump(units)
-    arrived = [json.loads(m.body) for m in receiver.received]
+    arrived = await arrivals(units, receiver)
     # A receiver first hears of the subscription, then of the coupon it gave: not of a coupon from a
     # subscription it does not know yet.
     assert [(a["type"], a["data"]["member_id"]) for a in arrived] == [
@@ -237,6 +253,72 @@ async def test_a_paid_subscription_is_announced_before_the_coupon_its_plan_gives
     ]
     assert arrived[0]["data"]["subscription_id"] == subscription["id"]
     assert (arrived[1]["data"]["source_type"], arrived[1]["data"]["source_id"]) == ("plan", plan["id"])
+
+
+async def test_a_renewal_is_announced_before_the_coupon_its_new_period_gives(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    ecommerce_key: str,
+    billing_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["subscription.renewed", "coupon.issued"])
+    welcome = {"name": "Welcome", "coupon": {"kind": "fixed_discount", "amount": 500}, "valid_days": 30}
+    await add_plan(client, admin_key, "plus", price=1_500, unit="month", coupons=[welcome])
+    subscription = await subscribe_paid(client, ecommerce_key, member, "plus")
+    first_coupon = await arrivals(units, receiver)
+    assert [a["type"] for a in first_coupon] == ["coupon.issued"]
+    receiver.received.clear()
+    await pay(client, billing_key, subscription["id"], period=2, amount=1_500)
+    clock.set(at(subscription["period_end"]))
+
+    await run_job(app)  # the paid period 2 begins
+    arrived = await arrivals(units, receiver)
+    renewed = await read(client, ecommerce_key, subscription["id"])
+    # The receiver hears the subscription renewed, for the new period, and then of the coupon that period
+    # gave: not of a coupon for a period it has not heard of yet.
+    assert [a["type"] for a in arrived] == ["subscription.renewed", "coupon.issued"]
+    assert (arrived[0]["data"]["period"], arrived[0]["data"]["period_end"]) == (2, renewed["period_end"])
+    assert arrived[0]["data"]["price"] == cny(1_500)
+    assert arrived[1]["data"]["valid_from"] == renewed["period_start"] == subscription["period_end"]
+
+
+async def test_an_upgrade_is_announced_before_the_coupon_its_new_plan_gives(
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    ecommerce_key: str,
+    member: str,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["subscription.plan_changed", "coupon.issued"])
+    await add_plan(client, admin_key, "plus", price=1_500, unit="month", family="plus")
+    welcome = {"name": "Upgrade gift", "coupon": {"kind": "fixed_discount", "amount": 900}, "valid_days": 30}
+    premium = await add_plan(
+        client, admin_key, "premium", price=3_000, unit="month", family="plus", coupons=[welcome]
+    )
+    subscription = await subscribe_paid(client, ecommerce_key, member, "plus")
+
+    changed = await post_action(
+        client,
+        ecommerce_key,
+        subscription["id"],
+        "change-plan",
+        {"plan": "premium", "payment_ref": next_payment_ref()},
+    )
+    assert changed.status_code == 200, changed.text
+    upgraded = changed.json()
+    arrived = await arrivals(units, receiver)
+    # The receiver hears of the upgrade, with the new period it began, and then of the coupon the new plan
+    # gave with it.
+    assert [a["type"] for a in arrived] == ["subscription.plan_changed", "coupon.issued"]
+    assert (arrived[0]["data"]["plan"], arrived[0]["data"]["to_plan"]) == ("premium", "premium")
+    assert (arrived[0]["data"]["period"], arrived[0]["data"]["period_end"]) == (2, upgraded["period_end"])
+    assert (arrived[1]["data"]["source_type"], arrived[1]["data"]["source_id"]) == ("plan", premium["id"])
 
 
 async def test_two_workers_deliver_each_event_once(

@@ -144,7 +144,7 @@ def month_start(sub: Subscription, month: int, zone: tzinfo) -> datetime:
     return add_months(sub.anchor_at, offset, zone)
 
 
-async def begin_paid_period(
+async def enter_paid_period(
     uow: UnitOfWork,
     sub: Subscription,
     plan: CatalogPlan,
@@ -153,9 +153,12 @@ async def begin_paid_period(
     *,
     starts_at: datetime | None = None,
 ) -> None:
-    """Start paid period `number` on `plan` at the price and for the length paid for it (the plan may have
-    changed since billing charged), and give what it gives at its start. It follows on from the current
-    period unless `starts_at` says otherwise (an upgrade starts now)."""
+    """Put the subscription in paid period `number` on `plan`, at the price and for the length paid for it
+    (the plan may have changed since billing charged). It follows on from the current period unless
+    `starts_at` says otherwise (an upgrade starts now).
+    It gives nothing yet: the caller announces the period (its event's facts read the period set here), then
+    calls `give_period_start`, so a receiver hears of the subscription's change before the gifts it brings
+    (the outbox sends one member's events in the order they are written)."""
     months = months_paid(payment, plan)
     zone = await zone_of(uow)
     sub.anchor_at, sub.anchor_period = _anchor_of(sub, months, number, starts_at, zone)
@@ -169,11 +172,11 @@ async def begin_paid_period(
     sub.price_amount_minor, sub.price_currency = payment.amount_minor, payment.currency
     sub.grace_until = None
     sub.next_coupon_at = None
-    await give_period_start(uow, sub, plan)
 
 
 async def give_period_start(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
-    """What a paid period gives as it begins: its first coupons and the plan's partner perks (each once)."""
+    """What a paid period gives as it begins: its first coupons and the plan's partner perks (each once).
+    Given after the event that announces the period (subscription.created, .renewed, .plan_changed)."""
     await issue_coupons(uow, sub, plan, month=0)
     await grant_period_perks(
         uow, subscription_id=sub.id, member_id=sub.member_id, period=sub.period_number, plan=plan
@@ -218,7 +221,7 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
         action is Action.recover
         and _next_period_end(sub, months_paid(payment, due), await zone_of(uow)) <= now
     )
-    await begin_paid_period(uow, sub, due, sub.period_number + 1, payment, starts_at=now if late else None)
+    await enter_paid_period(uow, sub, due, sub.period_number + 1, payment, starts_at=now if late else None)
     await emit(
         uow,
         SubscriptionRenewed(
@@ -226,6 +229,7 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
             price=MoneyPayload(amount=sub.price_amount_minor, currency=sub.price_currency),
         ),
     )
+    await give_period_start(uow, sub, due)
 
 
 async def expire(uow: UnitOfWork, sub: Subscription, *, reason: str) -> None:

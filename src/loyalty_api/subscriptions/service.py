@@ -487,7 +487,7 @@ async def change_plan(
             now=now,
         )
         await _insert_payment(uow, payment)
-        await periods.begin_paid_period(uow, sub, target, number, payment, starts_at=now)
+        await periods.enter_paid_period(uow, sub, target, number, payment, starts_at=now)
         if in_trial:
             # The paid period replaces the rest of the trial: it ends now. Left at its old end, the trial
             # showed as running beside the paid period, and churn read the member as not paying until then.
@@ -505,6 +505,9 @@ async def change_plan(
             effective_at=effective,
         ),
     )
+    if upgrade:
+        # The new period's coupons and perks come after the change that began it is announced.
+        await periods.give_period_start(uow, sub, target)
     await periods.settle(uow, sub)
     return await _view(uow, sub)
 
