@@ -196,6 +196,41 @@ class TestUpload:
         if ending == "close":
             assert await perks_of(client, admin_key, gone) == []  # nothing is owed them any more
 
+    async def test_an_erased_members_pooled_code_ends_and_never_goes_back_to_the_pool(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+    ) -> None:
+        """The partner was told the code (`partner.perk_granted`) and the member held it: after the erasure
+        the partner's redeem of it is 404 `perk_not_found` and writes nothing, and the code stays spent (not
+        available, never given to another member, not taken again in an upload)."""
+        sent = await upload(client, delivery, ["DLV-1", "DLV-2"])
+        assert sent.status_code == 200, sent.text
+        gone = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, ecommerce_key, gone, "video-annual")
+        [perk] = await perks_of(client, pos_key, gone)
+        assert (perk["code"], perk["status"]) == ("DLV-1", "issued")
+        erased = await client.post(f"/v1/members/{gone}/erase", headers=bearer(admin_key))
+        assert erased.status_code == 200, erased.text
+
+        written = len(await rows(app, "SELECT id FROM outbox_events"))
+        refused = await client.post("/v1/partner/perks/DLV-1/redeem", headers=bearer(delivery))
+        assert (refused.status_code, refused.json()["code"]) == (404, "perk_not_found")
+        [stored] = await rows(app, "SELECT status, redeemed_at FROM partner_perks")
+        assert stored["redeemed_at"] is None and stored["status"] != "redeemed"
+        assert len(await rows(app, "SELECT id FROM outbox_events")) == written
+        assert await pool(client, delivery) == {"perk": "month-pass", "available": 1, "owed": 0}
+
+        again = await upload(client, delivery, ["DLV-1"])
+        assert (again.json()["added"], again.json()["duplicates"]) == (0, 1)
+        newcomer = str((await enrol(client, pos_key))["id"])
+        await subscribe_paid(client, ecommerce_key, newcomer, "video-annual")
+        assert [p["code"] for p in await perks_of(client, pos_key, newcomer)] == ["DLV-2"]
+
     async def test_a_perk_owed_to_a_suspended_member_waits_until_they_are_active_again(
         self,
         app: FastAPI,

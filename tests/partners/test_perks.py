@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from tests.builders import enrol
 from tests.conftest import START, bearer
-from tests.inspect_db import events
+from tests.inspect_db import count, events, rows
 from tests.partners.helpers import add_partner, link, perks_of
 from tests.points.helpers import set_program
 from tests.subscriptions.helpers import add_plan, pay, read, run_job, subscribe, subscribe_paid
@@ -177,6 +177,62 @@ class TestJointPlanPerks:
         whole = {"from": period["from"], "to": (START + timedelta(days=3)).isoformat()}
         both = await client.get("/v1/partner/settlements", params=whole, headers=bearer(delivery))
         assert (both.json()["perks_granted"], both.json()["perks_redeemed"]) == (3, 1)
+
+    async def test_an_erased_members_unredeemed_perk_ends_with_them_and_others_stand(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+    ) -> None:
+        """An erasure ends what was the member's to use: the partner's redeem of their unredeemed perk is
+        404 `perk_not_found`, as their coupon's use is `coupon_not_found`, and writes nothing. Another
+        member's perk is redeemed as before; a perk redeemed before the erasure keeps its redemption, which
+        the settlement still counts."""
+        gone, staying, redeemed_then_gone = [str((await enrol(client, pos_key))["id"]) for _ in range(3)]
+        await link(client, pos_key, delivery, gone, "delivery", "D-1")
+        codes = {}
+        for member in (gone, staying, redeemed_then_gone):
+            await subscribe_paid(client, ecommerce_key, member, "video-annual")
+            [perk] = await perks_of(client, pos_key, member)
+            codes[member] = perk["code"]
+        used = await client.post(
+            f"/v1/partner/perks/{codes[redeemed_then_gone]}/redeem", headers=bearer(delivery)
+        )
+        assert used.status_code == 200, used.text
+        for member in (gone, redeemed_then_gone):
+            erased = await client.post(f"/v1/members/{member}/erase", headers=bearer(admin_key))
+            assert erased.status_code == 200, erased.text
+
+        written = await count(app, "outbox_events")
+        refused = await client.post(f"/v1/partner/perks/{codes[gone]}/redeem", headers=bearer(delivery))
+        assert (refused.status_code, refused.json()["code"]) == (404, "perk_not_found")
+        assert "D-1" not in refused.text and gone not in refused.text
+        [stored] = await rows(
+            app, "SELECT status, redeemed_at FROM partner_perks WHERE code = :c", c=codes[gone]
+        )
+        assert stored["redeemed_at"] is None and stored["status"] != "redeemed"  # no redemption recorded
+        assert await count(app, "outbox_events") == written  # and nothing told
+
+        redeemed = await client.post(f"/v1/partner/perks/{codes[staying]}/redeem", headers=bearer(delivery))
+        assert (redeemed.status_code, redeemed.json()["status"]) == (200, "redeemed")
+
+        [kept] = await rows(
+            app, "SELECT status, redeemed_at FROM partner_perks WHERE code = :c", c=codes[redeemed_then_gone]
+        )
+        assert kept["status"] == "redeemed" and kept["redeemed_at"] is not None
+        again = await client.post(
+            f"/v1/partner/perks/{codes[redeemed_then_gone]}/redeem", headers=bearer(delivery)
+        )
+        assert (again.status_code, again.json()["code"]) == (404, "perk_not_found")  # nor is what was theirs
+        period = {
+            "from": (START - timedelta(days=1)).isoformat(),
+            "to": (START + timedelta(days=1)).isoformat(),
+        }
+        statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(delivery))
+        assert (statement.json()["perks_granted"], statement.json()["perks_redeemed"]) == (3, 2)
 
     async def test_a_plan_naming_an_unknown_partner_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, delivery: str

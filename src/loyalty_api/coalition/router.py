@@ -513,8 +513,9 @@ async def redeem_perk(
     caller: PartnerKey,
 ) -> PartnerPerkRead:
     """Honour a perk once: the code the member shows you (told to you by `partner.perk_granted`), one we
-    issued or one from your pool (exactly as you uploaded it). A code that is not one of your perks is 404
-    `perk_not_found`; a redeemed one 409 `perk_already_redeemed`.
+    issued or one from your pool (exactly as you uploaded it). A code that is not one of your perks, or is a
+    perk of a member erased since (it ended with them), is 404 `perk_not_found`; a redeemed one 409
+    `perk_already_redeemed`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return PartnerPerkRead.model_validate(await service.redeem_perk(uow, _partner_of(caller), code))

@@ -131,7 +131,8 @@ class ExchangeAlreadyRecorded(Conflict):
 
 
 class PerkNotFound(NotFound):
-    """None of your perks has this code. A partner's key never sees another partner's perks.
+    """None of your perks has this code, or its member was erased since (their perks ended with them). A
+    partner's key never sees another partner's perks.
 
     Check the code the customer showed you; it came to you in `partner.perk_granted`.
     """

@@ -124,11 +124,13 @@ class PartnerPerk(IdMixin, Base):
     """A partner's perk a paid plan gave a member for one period: a code the partner redeems once. One we
     issue is `code`; one from the partner's pool is the pool's row that names this perk (PartnerPerkCode),
     and while the pool is empty the perk is `owed`, with no code, until the partner uploads more (to a member
-    suspended meanwhile, once they are active again; one closed or erased is owed nothing: the row goes)."""
+    suspended meanwhile, once they are active again; one closed or erased is owed nothing: the row goes). A
+    perk issued and not redeemed when its member is erased is `ended`: kept (it was granted, and the
+    settlement counts it so), never redeemable, its pool code never given again."""
 
     __tablename__ = "partner_perks"
     __table_args__ = (
-        CheckConstraint("status IN ('owed', 'issued', 'redeemed')", name="status_known"),
+        CheckConstraint("status IN ('owed', 'issued', 'redeemed', 'ended')", name="status_known"),
         CheckConstraint(
             "(source = 'ours' AND code IS NOT NULL AND pool IS NULL)"
             " OR (source = 'pool' AND code IS NULL AND pool IS NOT NULL)",

@@ -444,6 +444,18 @@ class PerkRepository:
         )
         return len(result.all())
 
+    async def end_issued_of_member(self, member_id: uuid.UUID) -> int:
+        """For an erasure: the member's perks issued and not redeemed end (`ended`), as their unused coupons
+        expire; kept, so the settlement's count of perks granted does not move, and a pooled one keeps its
+        code, so that code is never given to anyone else. How many."""
+        result = await self.session.execute(
+            update(PartnerPerk)
+            .where(PartnerPerk.member_id == member_id, PartnerPerk.status == "issued")
+            .values(status="ended")
+            .returning(PartnerPerk.id)
+        )
+        return len(result.all())
+
     async def pool_counts(self, partner_id: uuid.UUID, pool: str) -> tuple[int, int]:
         """The pool's unused codes, and the perks owed from it."""
         unused = await self.session.scalar(

@@ -477,11 +477,17 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
     if perk_id is None or given is None:
         raise PerkNotFound()
     # Behind the member's row, as `locked_partner_link`: an erasure under way finishes first, and then the
-    # link is gone, so the answer (kept for an Idempotency-Key) names no ref the erasure forgot.
-    await MemberRepository(uow.session).get_member(given.member_id, lock=True)
+    # link is gone, so the answer (kept for an Idempotency-Key) names no ref the erasure forgot, and the perk
+    # has ended with the member. An erased member is not there, nor is what was theirs (as a coupon's code is
+    # `coupon_not_found`): a perk of theirs, redeemed before or ended by the erasure, is PerkNotFound.
+    member = await MemberRepository(uow.session).get_member(given.member_id, lock=True)
+    if member is None or member.status == ERASED:
+        raise PerkNotFound()
     perk = await repo.redeem(perk_id, uow.clock.now())
     if perk is None:
         known = await repo.get(perk_id)
+        if known is None or known.status != "redeemed":
+            raise PerkNotFound()  # ended
         raise PerkAlreadyRedeemed(
             redeemed_at=None
             if known is None or known.redeemed_at is None

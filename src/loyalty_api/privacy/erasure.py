@@ -8,7 +8,8 @@ gave to those events, and the replies recorded for Idempotency-Keys (kept, rewri
 replays them rather than runs again). What operators wrote about the member in free text, the reasons of
 their adjustments, overrides and transfer reversals (in the ledger, the tier history and the events; a
 reversal's in the other member's too), may name them too. Each is removed here, in one transaction; unused
-coupons expire, subscriptions end, and partner perks still owed them (no code given yet) go.
+coupons expire, subscriptions end, partner perks still owed them (no code given yet) go, and those issued
+and not redeemed end (never redeemable; a pooled one's code is not given again: the partner was told it).
 (The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 
@@ -79,6 +80,9 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     }
     partners = await PartnerRepository(uow.session).forget_member(member_id)
     await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)
+    # Their perks issued and not redeemed end as their coupons do, behind the member's row lock taken above: a
+    # partner's redeem takes that lock too, so it waits for this and then finds the perk ended.
+    await PerkRepository(uow.session).end_issued_of_member(member_id)
     refs = sorted({ref for _, _, ref in partners} | earlier)
     identifiers = {*erased.identifiers, *erased.external_refs, *erased.traits, *refs}
     rewritten = await OutboxRepository(uow.session).rewrite_member_payloads(
