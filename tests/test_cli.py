@@ -419,6 +419,70 @@ class TestAnotherEncryptionKey:
             assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
         assert _cli(cli_env, "jobs", "expire-points").returncode == 0  # its own key opens it
 
+    @pytest.mark.parametrize("stored", ["webhook_endpoint", "perk_codes", "idempotency_reply"])
+    async def test_a_key_that_does_not_open_the_other_encrypted_values_is_refused_at_start(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str], stored: str
+    ) -> None:
+        """No member's personal data left (all erased, or none enrolled yet), but a webhook endpoint's signing
+        secret, a partner's perk codes or a recorded Idempotency-Key reply, encrypted with the same key: the
+        check looked at members only, so another key started, and then every delivery to the endpoint failed
+        ("internal error: DecryptionFailed", until it was disabled), every code handed out or shown failed,
+        and every retry with the key was a 500."""
+        from tests.builders import enrol
+
+        member = await enrol(client, admin_key)
+        sent = {"Idempotency-Key": "erase-1"} if stored == "idempotency_reply" else {}
+        erased = await client.post(f"/v1/members/{member['id']}/erase", headers=bearer(admin_key, **sent))
+        assert erased.status_code == 200, erased.text
+        await _STORES[stored](app, client, admin_key)
+        other = cli_env | {"LOYALTY_ENCRYPTION_KEY": _cli(cli_env, "encryption-key").stdout.strip()}
+        for command in (["jobs", "expire-points"], ["serve", "--port", str(_free_port())]):
+            result = _cli(other, *command)
+            assert (result.returncode, result.stdout) == (2, ""), (command, result.stderr)
+            assert result.stderr.splitlines()[-1] == (  # serve logs its SQLite migration first
+                "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which "
+                "another key encrypted: set the key it was made with (from your backup)"
+            )
+            assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
+        started = _cli(cli_env, "jobs", "expire-points")  # its own key opens them
+        assert (started.returncode, started.stderr) == (0, "")
+
+
+async def _add_webhook_endpoint(app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> None:
+    from tests.webhooks.endpoint_helpers import create_endpoint
+
+    await create_endpoint(client, admin_key)
+
+
+async def _upload_perk_codes(app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> None:
+    from tests.builders import make_partner_key
+    from tests.points.helpers import set_program
+    from tests.subscriptions.helpers import add_plan
+
+    await set_program(client, admin_key)
+    made = await client.post(
+        "/v1/partners", json={"code": "meals", "name": "Meals"}, headers=bearer(admin_key)
+    )
+    assert made.status_code == 201, made.text
+    key = await make_partner_key(app, partner_id=uuid.UUID(made.json()["id"]))
+    perk = {"partner": "meals", "name": "Meal pass", "source": "pool", "perk": "meal-pass"}
+    await add_plan(client, admin_key, "meals", partner_perks=[perk])
+    uploaded = await client.post(
+        "/v1/partner/perk-codes", json={"perk": "meal-pass", "codes": ["MEAL-1"]}, headers=bearer(key)
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+
+async def _nothing_more(app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> None:
+    """The erasure's own reply, recorded under its Idempotency-Key, is the one encrypted value."""
+
+
+_STORES = {
+    "webhook_endpoint": _add_webhook_endpoint,
+    "perk_codes": _upload_perk_codes,
+    "idempotency_reply": _nothing_more,
+}
+
 
 class TestInit:
     async def test_init_sets_up_a_programme_an_entry_tier_and_an_admin_key(

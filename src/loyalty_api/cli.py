@@ -188,13 +188,15 @@ def _require_schema(settings: Settings) -> None:
 
 
 def _refuse_another_key(settings: Settings) -> None:
-    """On a database with personal data, LOYALTY_ENCRYPTION_KEY is the key that encrypted it: another (a new
-    key made where the backed-up one was meant) would have every member read fail and every lookup miss."""
-    from loyalty_api.members.service import key_opens_personal_data
+    """On a database with encrypted values (personal data, webhook secrets, partners' pooled codes, recorded
+    replies), LOYALTY_ENCRYPTION_KEY is the key that encrypted them: another (a new key made where the
+    backed-up one was meant) would have every member read fail, every lookup miss, every webhook fail to be
+    signed."""
+    from loyalty_api.key_check import key_opens_what_is_stored
 
     async def opens() -> bool:
         async with _units(settings) as units, units.read() as uow:
-            return await key_opens_personal_data(uow)
+            return await key_opens_what_is_stored(uow)
 
     if not asyncio.run(opens()):
         _fail(

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = "v1"
+# How every value `Vault.encrypt` makes begins: how a query tells a ciphertext from a plain value.
+CIPHERTEXT_PREFIX = f"{_VERSION}:"
 _NONCE_BYTES = 12
 
 
@@ -67,7 +69,7 @@ class Vault:
     def encrypt(self, plaintext: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), None)
-        return f"{_VERSION}:{base64.b64encode(nonce + sealed).decode('ascii')}"
+        return CIPHERTEXT_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         version, _, body = token.partition(":")

@@ -8,6 +8,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loyalty_api.crypto import CIPHERTEXT_PREFIX
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.ids import new_id
 from loyalty_api.idempotency.models import IdempotencyRecord
@@ -92,6 +93,13 @@ class IdempotencyRepository:
 
     async def delete_claim(self, record_id: uuid.UUID, lease: datetime) -> None:
         await self.session.execute(delete(IdempotencyRecord).where(*_held(record_id, lease)))
+
+    async def get_any_ciphertext(self) -> str | None:
+        """One recorded reply, encrypted, of any key (None: none is). Replies recorded before every reply was
+        encrypted are left out: plain JSON, or an older form."""
+        body = IdempotencyRecord.response_body
+        query = select(body).where(body.startswith(CIPHERTEXT_PREFIX)).limit(1)
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def replies(self, *, after_id: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, str, str]]:
         """(id, stored reply, fingerprint) of completed records, in id order after `after_id`."""

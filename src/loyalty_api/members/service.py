@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from loyalty_api.crypto import DecryptionFailed
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 from loyalty_api.members.events import MemberLifecycleChanged
@@ -17,20 +16,6 @@ from loyalty_api.members.repository import MemberRepository, PointsHolder
 from loyalty_api.outbox.events import Event
 from loyalty_api.outbox.service import emit_for_member, emit_for_members
 from loyalty_api.program.service import get_program
-
-
-async def key_opens_personal_data(uow: UnitOfWork) -> bool:
-    """Whether the unit's encryption key opens the personal data already stored (True when there is none). A
-    service started with another key would fail on every member it read, and its blind indexes would match
-    no stored phone or e-mail: lookups would miss and the same phone would be enrolled again."""
-    sealed = await MemberRepository(uow.session).get_any_ciphertext()
-    if sealed is None:
-        return True
-    try:
-        uow.vault.decrypt(sealed)
-    except DecryptionFailed:
-        return False
-    return True
 
 
 def refuse_unless_found(member: PointsHolder | None, *, must_be_active: bool) -> PointsHolder:

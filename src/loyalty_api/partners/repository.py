@@ -355,6 +355,11 @@ class PerkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def get_any_ciphertext(self) -> str | None:
+        """One pooled code, encrypted, of any partner (None: no partner uploaded any)."""
+        query = select(PartnerPerkCode.code_encrypted).limit(1)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def insert_if_new(self, row: dict[str, object]) -> bool:
         """Write the perk unless its issue key is taken (the period was granted before); True when written."""
         result = await self.session.execute(

@@ -40,6 +40,11 @@ class EndpointRepository:
 
     # Endpoints
 
+    async def get_any_ciphertext(self) -> str | None:
+        """One endpoint's encrypted signing secret (None: there is no endpoint)."""
+        query = select(WebhookEndpoint.secret_encrypted).limit(1)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def insert_endpoint(self, endpoint: WebhookEndpoint) -> None:
         self.session.add(endpoint)
         await self.session.flush()
