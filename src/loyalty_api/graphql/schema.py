@@ -64,7 +64,7 @@ from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
-from loyalty_api.http.errors import MethodNotAllowed, UnsupportedMediaType, content_coding, is_json
+from loyalty_api.http.errors import MethodNotAllowed, refuse_unless_plain_json
 from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
@@ -280,10 +280,8 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             body = await request.body()
             # As on REST: strawberry's own refusal of a body that is not JSON is a bare 400 `bad_request`,
             # which does not tell the client what to send.
-            if body and (coding := content_coding(request.headers.getlist("content-encoding"))):
-                raise UnsupportedMediaType.coded(coding)
-            if body and not is_json(request.headers.get("content-type")):
-                raise UnsupportedMediaType.of(request.headers.get("content-type"))
+            if body:
+                refuse_unless_plain_json(request.headers)
             document = _operation(_load_request(body, self.max_json_depth))
             _screened_body.set((body, document))
             query = document.get("query")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from starlette.datastructures import Headers
+
 from loyalty_api.errors import LoyaltyError
 
 JSON_MEDIA_TYPE = "application/json"
@@ -52,15 +54,6 @@ class UnsupportedMediaType(LoyaltyError):
         )
         error.headers = {"Accept-Encoding": "identity"}
         return error
-
-
-def content_coding(sent: list[str]) -> str | None:
-    """The `Content-Encoding` lines of a request, joined, when they name a coding other than `identity`: the
-    body would have to be decoded first, and read as it is it only looks like JSON that does not parse."""
-    for line in sent:
-        if any(coding.strip().lower() not in ("", "identity") for coding in line.split(",")):
-            return ", ".join(sent)
-    return None
 
 
 class MethodNotAllowed(LoyaltyError):
@@ -144,3 +137,14 @@ def is_json(content_type: str | None) -> bool:
     return media_type == JSON_MEDIA_TYPE or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+def refuse_unless_plain_json(headers: Headers) -> None:
+    """Refuse a body the service cannot read as it is (UnsupportedMediaType): one sent in a content coding
+    (gzip, br: it would have to be decoded first, and read as it is only looks like JSON that does not
+    parse), or sent as something other than JSON. REST's routes and GraphQL's POST ask this of every body."""
+    for line in headers.getlist("content-encoding"):
+        if any(coding.strip().lower() not in ("", "identity") for coding in line.split(",")):
+            raise UnsupportedMediaType.coded(", ".join(headers.getlist("content-encoding")))
+    if not is_json(headers.get("content-type")):
+        raise UnsupportedMediaType.of(headers.get("content-type"))

@@ -44,8 +44,7 @@ from loyalty_api.http.errors import (
     DatabaseUnavailable,
     MalformedJson,
     UnsupportedMediaType,
-    content_coding,
-    is_json,
+    refuse_unless_plain_json,
 )
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, render_domain_error, unexpected_error
@@ -208,10 +207,8 @@ class UnitOfWorkRoute(APIRoute):
             claimed: Claim | None = None
             try:
                 body = await request.body() if has_body else b""
-                if body and (coding := content_coding(request.headers.getlist("content-encoding"))):
-                    raise UnsupportedMediaType.coded(coding)
-                if body and not is_json(request.headers.get("content-type")):
-                    raise UnsupportedMediaType.of(request.headers.get("content-type"))
+                if body:
+                    refuse_unless_plain_json(request.headers)
                 document = screen(request.query_params, body, max_depth=units.settings.max_json_depth)
                 if body:
                     # Refused only once the caller is known to be allowed the call (see check_body).
