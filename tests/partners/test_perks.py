@@ -234,6 +234,52 @@ class TestJointPlanPerks:
         statement = await client.get("/v1/partner/settlements", params=period, headers=bearer(delivery))
         assert (statement.json()["perks_granted"], statement.json()["perks_redeemed"]) == (3, 2)
 
+    @pytest.mark.parametrize("status", ["suspended", "closed"])
+    async def test_a_member_not_active_cannot_have_their_perk_redeemed(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        ecommerce_key: str,
+        delivery: str,
+        status: str,
+    ) -> None:
+        """A suspended or closed member holds no benefits, as their coupon's use is refused: the partner's
+        redeem of their perk is 409 `member_not_active` and records nothing; a suspended member's perk is
+        redeemed once they are active again. A perk redeemed already is still `perk_already_redeemed`."""
+        member, other = [str((await enrol(client, pos_key))["id"]) for _ in range(2)]
+        codes = []
+        for someone in (member, other):
+            await subscribe_paid(client, ecommerce_key, someone, "video-annual")
+            [perk] = await perks_of(client, pos_key, someone)
+            codes.append(perk["code"])
+        used = await client.post(f"/v1/partner/perks/{codes[1]}/redeem", headers=bearer(delivery))
+        assert used.status_code == 200, used.text
+        for someone in (member, other):
+            changed = await client.patch(
+                f"/v1/members/{someone}", json={"status": status}, headers=bearer(admin_key)
+            )
+            assert changed.status_code == 200, changed.text
+
+        written = await count(app, "outbox_events")
+        refused = await client.post(f"/v1/partner/perks/{codes[0]}/redeem", headers=bearer(delivery))
+        assert (refused.status_code, refused.json()["code"]) == (409, "member_not_active")
+        assert member not in refused.text
+        [listed] = await perks_of(client, pos_key, member)
+        assert (listed["status"], listed["redeemed_at"]) == ("issued", None)
+        assert await count(app, "outbox_events") == written
+        again = await client.post(f"/v1/partner/perks/{codes[1]}/redeem", headers=bearer(delivery))
+        assert (again.status_code, again.json()["code"]) == (409, "perk_already_redeemed")
+
+        if status == "suspended":
+            back = await client.patch(
+                f"/v1/members/{member}", json={"status": "active"}, headers=bearer(admin_key)
+            )
+            assert back.status_code == 200, back.text
+            redeemed = await client.post(f"/v1/partner/perks/{codes[0]}/redeem", headers=bearer(delivery))
+            assert (redeemed.status_code, redeemed.json()["status"]) == (200, "redeemed")
+
     async def test_a_plan_naming_an_unknown_partner_is_refused(
         self, client: httpx.AsyncClient, admin_key: str, delivery: str
     ) -> None:

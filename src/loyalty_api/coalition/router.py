@@ -505,7 +505,7 @@ async def list_member_perks(member_id: uuid.UUID, uow: UoW, _: MemberDesk, pagin
 @router.post(
     "/partner/perks/{code}/redeem",
     summary="Redeem a perk one of our paid plans gave a customer",
-    responses=problem_responses(*_AUTH, PerkNotFound, PerkAlreadyRedeemed, PartnerNotActive),
+    responses=problem_responses(*_AUTH, PerkNotFound, PerkAlreadyRedeemed, MemberNotActive, PartnerNotActive),
 )
 async def redeem_perk(
     code: Annotated[str, Path(max_length=64, description="The code the customer showed you")],
@@ -515,7 +515,8 @@ async def redeem_perk(
     """Honour a perk once: the code the member shows you (told to you by `partner.perk_granted`), one we
     issued or one from your pool (exactly as you uploaded it). A code that is not one of your perks, or is a
     perk of a member erased since (it ended with them), is 404 `perk_not_found`; a redeemed one 409
-    `perk_already_redeemed`.
+    `perk_already_redeemed`; one of a member suspended or closed (who holds no benefits) 409
+    `member_not_active`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     return PartnerPerkRead.model_validate(await service.redeem_perk(uow, _partner_of(caller), code))

@@ -493,6 +493,10 @@ async def redeem_perk(uow: UnitOfWork, partner_id: uuid.UUID, typed_code: str) -
             if known is None or known.redeemed_at is None
             else format_instant(known.redeemed_at)
         )
+    # A suspended or closed member holds no benefits, as a coupon's use is refused: the redemption above is
+    # rolled back with the rest. A perk redeemed already says so first, as a used coupon does.
+    if member.status != MemberStatus.active:
+        raise MemberNotActive()
     uow.member_concerned = perk.member_id
     link = await PartnerRepository(uow.session).get_member_link(partner.id, perk.member_id)
     return perk_view(
