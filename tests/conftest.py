@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +23,14 @@ from loyalty_api.schema import metadata
 from loyalty_api.settings import Settings
 from tests.builders import make_key
 from tests.databases import fresh_database, listen_url, pooler
+
+# The suite starts Python processes by the hundred (the CLI, `serve`, schemathesis). Where the environment
+# says not to write bytecode beside the sources (PYTHONDONTWRITEBYTECODE), each would compile every module
+# it imports anew; they keep their bytecode under the temporary folder instead, the checkout untouched.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    os.environ.setdefault(
+        "PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "loyalty-api-test-bytecode")
+    )
 
 START = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # a Monday
 # The fixtures' keys have a rate of their own far above what a test sends: a suite that runs fast on a quick

@@ -30,6 +30,7 @@ from loyalty_api.db.engine import create_engine
 from loyalty_api.db.migrations import head_revision, upgrade
 from loyalty_api.demo.data import demo_members
 from loyalty_api.settings import Settings, check_database_url
+from loyalty_api.worker.schedule import ALL_JOBS
 from tests.builders import unique_phone
 from tests.conftest import bearer
 from tests.databases import fresh_database, is_postgres, listen_url, server_url
@@ -380,6 +381,16 @@ class TestKeys:
 
 
 class TestJobs:
+    def test_the_help_names_every_job_and_an_unknown_one_is_refused(self, cli_env: dict[str, str]) -> None:
+        """The names are read from the schedule only when `jobs` is used: each is still offered and taken."""
+        helped = _cli(cli_env, "jobs", "--help")
+        assert helped.returncode == 0, helped.stderr
+        listed = " ".join(helped.stdout.split()).split("one of: ")[1].split(" options:")[0]
+        assert listed.split(", ") == [job.name for job in ALL_JOBS]
+        refused = _cli(cli_env, "jobs", "expire-point")
+        assert refused.returncode == 2
+        assert "invalid choice: 'expire-point'" in refused.stderr and "'expire-points'" in refused.stderr
+
     async def test_expire_points_job_from_the_command_line(
         self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str], clock: FrozenClock
     ) -> None:

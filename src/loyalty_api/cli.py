@@ -11,13 +11,14 @@ import signal
 import socket
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import make_url
@@ -38,9 +39,6 @@ from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.ops.metrics import MULTIPROCESS_DIR
 from loyalty_api.settings import Settings, is_in_memory, unknown_variables, variable
-
-if TYPE_CHECKING:
-    from loyalty_api.worker.schedule import Job
 
 DEMO_STATE_FILE = Path(".loyalty-demo.json")
 
@@ -321,8 +319,6 @@ def _print_demo_keys(keys: dict[str, str], host: str, port: int) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from loyalty_api.app import create_app
-
     settings = Settings()
     configure_logging(settings.log_level)
     if args.workers > 1 and settings.is_sqlite:
@@ -363,6 +359,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 access_log=False,
             )
         return
+    # The app imported only now, its checks passed: a `serve` that cannot start says so a second sooner.
+    from loyalty_api.app import create_app
+
     # With SQLite there is one process and one file: the worker runs inside it. With PostgreSQL run
     # `loyalty-api worker` beside the API processes.
     app = create_app(settings, with_worker=settings.is_sqlite)
@@ -767,10 +766,27 @@ def cmd_scopes(_: argparse.Namespace) -> None:
         _fail(str(exc))
 
 
-def _job_names() -> tuple[Job, ...]:
-    from loyalty_api.worker.schedule import ALL_JOBS
+class _JobNames:
+    """The names `jobs` takes, read from the schedule only when `jobs` is parsed or its help shown: importing
+    every job's module would add half a second to every other command."""
 
-    return ALL_JOBS
+    def _names(self) -> list[str]:
+        from loyalty_api.worker.schedule import ALL_JOBS
+
+        return [job.name for job in ALL_JOBS]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+class _WholeNames(argparse.HelpFormatter):
+    """Help wrapped between words only: a job's name is not split at its hyphens."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -794,8 +810,10 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_migrate
     )
     commands.add_parser("worker", help="run the scheduled jobs until stopped").set_defaults(run=cmd_worker)
-    jobs = commands.add_parser("jobs", help="run one scheduled job now, until it has nothing left to do")
-    jobs.add_argument("job", choices=[job.name for job in _job_names()])
+    jobs = commands.add_parser(
+        "jobs", help="run one scheduled job now, until it has nothing left to do", formatter_class=_WholeNames
+    )
+    jobs.add_argument("job", metavar="JOB", choices=_JobNames(), help="the job to run, one of: %(choices)s")
     jobs.set_defaults(run=cmd_jobs)
     commands.add_parser("demo", help="seed the demo programme and print its API keys").set_defaults(
         run=cmd_demo
