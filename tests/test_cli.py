@@ -451,7 +451,7 @@ class TestAnotherEncryptionKey:
             result = _cli(other, *command)
             assert (result.returncode, result.stdout) == (2, ""), (command, result.stderr)
             assert result.stderr.splitlines()[-1] == (  # serve logs its SQLite migration first
-                "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which "
+                f"loyalty-api: LOYALTY_ENCRYPTION_KEY does not open {_SEALED[stored]} in the database, which "
                 "another key encrypted: set the key it was made with (from your backup)"
             )
             assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
@@ -488,6 +488,12 @@ async def _nothing_more(app: FastAPI, client: httpx.AsyncClient, admin_key: str)
     """The erasure's own reply, recorded under its Idempotency-Key, is the one encrypted value."""
 
 
+# What the refusal names: the operator looks for the key that sealed it.
+_SEALED = {
+    "webhook_endpoint": "the webhook endpoints' signing secrets",
+    "perk_codes": "the partners' pooled perk codes",
+    "idempotency_reply": "the recorded Idempotency-Key replies",
+}
 _STORES = {
     "webhook_endpoint": _add_webhook_endpoint,
     "perk_codes": _upload_perk_codes,

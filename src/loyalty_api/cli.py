@@ -190,15 +190,16 @@ def _refuse_another_key(settings: Settings) -> None:
     replies), LOYALTY_ENCRYPTION_KEY is the key that encrypted them: another (a new key made where the
     backed-up one was meant) would have every member read fail, every lookup miss, every webhook fail to be
     signed."""
-    from loyalty_api.key_check import key_opens_what_is_stored
+    from loyalty_api.key_check import what_the_key_does_not_open
 
-    async def opens() -> bool:
+    async def unopened() -> str | None:
         async with _units(settings) as units, units.read() as uow:
-            return await key_opens_what_is_stored(uow)
+            return await what_the_key_does_not_open(uow)
 
-    if not asyncio.run(opens()):
+    what = asyncio.run(unopened())
+    if what is not None:
         _fail(
-            "LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which another key "
+            f"LOYALTY_ENCRYPTION_KEY does not open {what} in the database, which another key "
             "encrypted: set the key it was made with (from your backup)"
         )
 
