@@ -156,7 +156,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, with_worker: b
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = metrics
-    app.state.readiness = health.DatabaseWatch()
+    app.state.database_watch = health.DatabaseWatch()
     app.state.rate_limiter = limiter = RateLimiter(settings)
     install_problem_handlers(app)
     install_openapi(app)

@@ -17,8 +17,7 @@ from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.ops.metrics import Metrics
 from loyalty_api.webhooks.delivery import backlog
 
-logger = logging.getLogger("loyalty_api.metrics")
-readiness_logger = logging.getLogger("loyalty_api.migrations")
+logger = logging.getLogger("loyalty_api.database")
 router = APIRouter(tags=["operations"])
 
 # How long a scrape waits for the webhook backlog: well within Prometheus's scrape timeout (10 s by default),
@@ -27,9 +26,9 @@ BACKLOG_SECONDS = 2.0
 
 
 class DatabaseWatch:
-    """Whether /readyz last found the database answering, to log an outage as it begins and as it ends: probes
-    come every few seconds, and a line at each would fill the log with the same one (as /metrics logs the
-    outage once, `Metrics.database_reachable`). One per app; a process starts counting the database up."""
+    """Whether /readyz or /metrics last found the database answering, to log an outage once as it begins and
+    once as it ends: probes and scrapes come every few seconds, and a line at each would fill the log with the
+    same one. One per app; a process starts counting the database up."""
 
     def __init__(self) -> None:
         self.reachable = True
@@ -40,10 +39,10 @@ class DatabaseWatch:
             return
         self.reachable = reachable
         if reachable:
-            readiness_logger.info("database reachable again")
+            logger.info("database reachable again")
         else:
             # The error's class only: what the driver said may name the host.
-            readiness_logger.warning("database unreachable", extra={"error": error})
+            logger.warning("database unreachable", extra={"error": error})
 
 
 @router.get("/healthz", summary="The process is up")
@@ -85,7 +84,7 @@ async def readyz(request: Request) -> JSONResponse:
     # Bounded: a database that takes the connection and never answers must make the probe say "not ready"
     # before the prober's own timeout, not hang until then.
     status = await schema_status(units.database.engine, within=units.settings.readiness_timeout_seconds)
-    watch: DatabaseWatch = request.app.state.readiness
+    watch: DatabaseWatch = request.app.state.database_watch
     watch.saw(reachable=status.reachable, error=status.error)
     body = {
         "status": "ready" if status.ready else "not_ready",
@@ -106,17 +105,17 @@ async def metrics(request: Request) -> Response:
     For the Prometheus scraper: no API key, so keep it off the public network."""
     registry: Metrics = request.app.state.metrics
     units: UnitsOfWork = request.app.state.units
+    watch: DatabaseWatch = request.app.state.database_watch
     try:
         async with asyncio.timeout(BACKLOG_SECONDS):
             queue = await backlog(units)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         # An outage is when the request metrics matter most: they go out, the backlog's gauges keep the
-        # last values read, and loyalty_database_up says they are stale. Logged as the outage begins, not
-        # at every scrape.
-        if registry.database_reachable:
-            logger.warning("metrics: database unreachable", extra={"error": type(exc).__name__})
+        # last values read, and loyalty_database_up says they are stale.
+        watch.saw(reachable=False, error=type(exc).__name__)
         registry.set_database_reachable(False)
     else:
+        watch.saw(reachable=True, error=None)
         registry.set_database_reachable(True)
         for status in ("pending", "succeeded", "failed"):
             registry.webhook_deliveries.labels(status=status).set(queue.by_status.get(status, 0))

@@ -113,7 +113,7 @@ class TestHealth:
             request_timeout_seconds=600,
         )
         app = create_app(settings)
-        caplog.set_level(logging.WARNING, logger="loyalty_api.migrations")
+        caplog.set_level(logging.WARNING, logger="loyalty_api.database")
         async with silent, app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
@@ -135,7 +135,7 @@ class TestHealth:
                 "expected_migration": head_revision(),
             }
         )
-        said = [r for r in caplog.records if r.name == "loyalty_api.migrations"]
+        said = [r for r in caplog.records if r.name == "loyalty_api.database"]
         assert len(said) == 1
         # The error's class only: what the driver says may name the host.
         assert (said[0].getMessage(), said[0].__dict__["error"]) == ("database unreachable", "TimeoutError")
@@ -143,27 +143,32 @@ class TestHealth:
     @pytest.mark.skipif(
         not is_postgres(), reason="SQLite is a file of the process: it has no connection to lose"
     )
-    async def test_readyz_logs_an_outage_once_as_it_begins_and_once_as_it_ends(
+    async def test_an_outage_is_logged_once_as_it_begins_and_once_as_it_ends(
         self, settings: Settings, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """The operator reads when the database went away and when it came back, not one line per probe."""
+        """The operator reads when the database went away and when it came back, not one line per probe or
+        scrape: /readyz and /metrics each find it, and the process says it once."""
         url = make_url(settings.database_url)
         relay = Relay((url.host or "127.0.0.1", url.port or 5432))
         port = await relay.start()
         relayed = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-        caplog.set_level(logging.INFO, logger="loyalty_api.migrations")
+        caplog.set_level(logging.INFO, logger="loyalty_api.database")
         try:
             async with serving(settings, database_url=relayed) as (_, http):
                 assert (await http.get("/readyz")).status_code == 200
                 await relay.cut()
                 during = [await http.get("/readyz") for _ in range(2)]
+                scraped_during = [await http.get("/metrics") for _ in range(2)]
                 await relay.restore()
+                scraped_after = [await http.get("/metrics") for _ in range(2)]
                 after = [await http.get("/readyz") for _ in range(2)]
         finally:
             await relay.close()
         assert [r.json()["database"] for r in during] == ["unreachable", "unreachable"]
         assert [(r.status_code, r.json()["database"]) for r in after] == [(200, "ok"), (200, "ok")]
-        said = [r for r in caplog.records if r.name == "loyalty_api.migrations"]
+        assert all("loyalty_database_up 0.0" in r.text for r in scraped_during)
+        assert all("loyalty_database_up 1.0" in r.text for r in scraped_after)
+        said = [r for r in caplog.records if r.name == "loyalty_api.database"]
         assert [(r.levelname, r.getMessage()) for r in said] == [
             ("WARNING", "database unreachable"),
             ("INFO", "database reachable again"),
@@ -197,7 +202,7 @@ class TestMetrics:
         """An outage is when Prometheus needs them most."""
         nowhere = "postgresql+asyncpg://postgres:secret@127.0.0.1:1/none"
         down = create_app(Settings(database_url=nowhere, encryption_key=crypto.generate_key()))
-        caplog.set_level(logging.WARNING, logger="loyalty_api.metrics")
+        caplog.set_level(logging.WARNING, logger="loyalty_api.database")
         async with down.router.lifespan_context(down):
             transport = httpx.ASGITransport(app=down, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as http:
@@ -210,6 +215,6 @@ class TestMetrics:
             'loyalty_http_requests_total{method="GET",route="/readyz",status="503"} 1.0' in scrapes[-1].text
         )
         assert 'route="/metrics",status="200"} 2.0' in scrapes[-1].text
-        said = [r for r in caplog.records if r.name == "loyalty_api.metrics"]
-        assert len(said) == 1  # as the outage began, not at every scrape
+        said = [r for r in caplog.records if r.name == "loyalty_api.database"]
+        assert len(said) == 1  # as the outage began, not at every probe or scrape
         assert "secret" not in said[0].getMessage() and "127.0.0.1" not in said[0].getMessage()

@@ -35,7 +35,6 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=self.registry,
         )
-        self.database_reachable = True
         # Read from the database at each scrape, so they are right whichever process sends webhooks (and, of
         # several API processes, the one scraped last has the latest).
         self.webhook_deliveries = Gauge(
@@ -75,7 +74,6 @@ class Metrics:
         latency.observe(seconds)
 
     def set_database_reachable(self, reachable: bool) -> None:
-        self.database_reachable = reachable
         self.database_up.set(1 if reachable else 0)
 
     def exposition(self) -> bytes:
