@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -26,11 +27,19 @@ from tests.databases import fresh_database, listen_url, pooler
 
 # The suite starts Python processes by the hundred (the CLI, `serve`, schemathesis). Where the environment
 # says not to write bytecode beside the sources (PYTHONDONTWRITEBYTECODE), each would compile every module
-# it imports anew; they keep their bytecode under the temporary folder instead, the checkout untouched.
-if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-    os.environ.setdefault(
-        "PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "loyalty-api-test-bytecode")
-    )
+# it imports anew; they keep their bytecode in a folder of this user's under the temporary folder instead, the
+# checkout untouched. Only where that folder is this user's alone: bytecode planted there would be run.
+if "PYTHONDONTWRITEBYTECODE" in os.environ:
+    _bytecode = os.path.join(tempfile.gettempdir(), f"loyalty-api-test-bytecode-{os.getuid()}")
+    os.makedirs(_bytecode, mode=0o700, exist_ok=True)
+    _folder = os.stat(_bytecode, follow_symlinks=False)
+    if (
+        stat.S_ISDIR(_folder.st_mode)
+        and _folder.st_uid == os.getuid()
+        and stat.S_IMODE(_folder.st_mode) == 0o700
+    ):
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+        os.environ["PYTHONPYCACHEPREFIX"] = _bytecode
 
 START = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # a Monday
 # The fixtures' keys have a rate of their own far above what a test sends: a suite that runs fast on a quick

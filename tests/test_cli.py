@@ -10,6 +10,7 @@ import resource
 import socket
 import stat
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -391,6 +392,24 @@ class TestJobs:
         assert refused.returncode == 2
         assert "invalid choice: 'expire-point'" in refused.stderr and "'expire-points'" in refused.stderr
 
+    def test_the_other_commands_do_not_load_the_jobs(self, cli_env: dict[str, str]) -> None:
+        """Every job's module is half a second of imports: `keys`, `migrate` or `serve` would start that much
+        later for a list of names only `jobs` uses."""
+        parsed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from loyalty_api.cli import build_parser; "
+                "build_parser().parse_args(['migrate']); print('loyalty_api.worker.schedule' in sys.modules)",
+            ],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (parsed.returncode, parsed.stdout, parsed.stderr) == (0, "False\n", "")
+
     async def test_expire_points_job_from_the_command_line(
         self, app: FastAPI, client: httpx.AsyncClient, cli_env: dict[str, str], clock: FrozenClock
     ) -> None:
@@ -424,8 +443,8 @@ class TestAnotherEncryptionKey:
             result = _cli(other, *command)
             assert (result.returncode, result.stdout) == (2, ""), command
             assert result.stderr.splitlines()[-1] == (  # serve logs its SQLite migration first
-                "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the personal data in the database, which "
-                "another key encrypted: set the key it was made with (from your backup)"
+                "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the members' personal data in the "
+                "database, which another key encrypted: set the key it was made with (from your backup)"
             )
             assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
         assert _cli(cli_env, "jobs", "expire-points").returncode == 0  # its own key opens it

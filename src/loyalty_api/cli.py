@@ -784,7 +784,8 @@ class _JobNames:
 
 
 class _WholeNames(argparse.HelpFormatter):
-    """Help wrapped between words only: a job's name is not split at its hyphens."""
+    """Help wrapped between words only: a job's name is not split at its hyphens. (argparse documents only
+    the formatter classes' names; `_split_lines` is the method its own RawTextHelpFormatter overrides.)"""
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)

@@ -23,7 +23,7 @@ async def what_the_key_does_not_open(uow: UnitOfWork) -> str | None:
     retry with the key). One read of one row each, until one is found."""
     session = uow.session
     for find, what in (
-        (MemberRepository(session).get_any_ciphertext, "the personal data"),
+        (MemberRepository(session).get_any_ciphertext, "the members' personal data"),
         (EndpointRepository(session).get_any_ciphertext, "the webhook endpoints' signing secrets"),
         (PerkRepository(session).get_any_ciphertext, "the partners' pooled perk codes"),
         (IdempotencyRepository(session).get_any_ciphertext, "the recorded Idempotency-Key replies"),

@@ -14,10 +14,11 @@ class MemberNotFound(NotFound):
 
 class MemberNotActive(Conflict):
     """The member is suspended or closed, so they cannot earn, redeem or hold points, redeem rewards, use
-    coupons, subscribe (nor resume or change a subscription's plan) or get a checkout quote; nothing was
-    changed.
+    coupons, have a partner's perk redeemed, subscribe (nor resume or change a subscription's plan) or get a
+    checkout quote; nothing was changed.
 
-    Do not retry; an admin key can make the member active again (`PATCH /v1/members/{id}` with `status`).
+    Do not retry; an admin key can make the member active again (`PATCH /v1/members/{id}` with `status`). A
+    partner sends its customer to the programme.
     """
 
     code = "member_not_active"
