@@ -386,6 +386,30 @@ class TestBillingHearsTheRightPrice:
         paid = await rows(app, "SELECT period, amount_minor FROM subscription_payments ORDER BY period")
         assert [(p["period"], p["amount_minor"]) for p in paid] == [(1, 1_500), (2, 3_000)]
 
+    async def test_an_upgrade_sent_again_after_its_member_was_suspended_answers_the_upgrade_it_made(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        """The member suspended between the upgrade and the checkout's repeat: the upgrade was made and paid
+        for, so the repeat answers it, where a 409 `member_not_active` read as an upgrade refused that the
+        member was charged for. A change not made yet is still refused."""
+        member, sub = await new_subscriber(client, ecommerce_key, "plus", payment_ref=next_payment_ref())
+        body = {"plan": "premium", "payment_ref": next_payment_ref()}
+        first = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+        assert first.status_code == 200, first.text
+        suspended = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+
+        again = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert len(await events(app, "subscription.plan_changed")) == 1
+        other = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        assert (other.status_code, other.json()["code"]) == (409, "member_not_active")
+        assert await read(client, ecommerce_key, sub["id"]) == first.json()
+
     async def test_the_current_plan_with_another_payment_is_still_refused(
         self, client: httpx.AsyncClient, ecommerce_key: str
     ) -> None:

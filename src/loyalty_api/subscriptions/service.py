@@ -299,6 +299,14 @@ async def _locked(
     With `member_active`, a member suspended or closed is refused (MemberNotActive), as at subscribe: what
     takes on more paid membership (an upgrade, a resume, a change of plan) is for active members only, while a
     cancel, or billing's payment for a period, is not."""
+    sub, member_status = await _locked_with_member_status(uow, subscription_id)
+    if member_active:
+        _refuse_unless_active(member_status)
+    return sub
+
+
+async def _locked_with_member_status(uow: UnitOfWork, subscription_id: uuid.UUID) -> tuple[Subscription, str]:
+    """`_locked` without the refusal: the subscription, and its member's status as read behind their lock."""
     repo = SubscriptionRepository(uow.session)
     member_id = await repo.get_member_of(subscription_id)
     if member_id is None:
@@ -306,12 +314,15 @@ async def _locked(
     # Behind the member's lock: an erasure that held it has ended the member, and what was theirs is gone.
     status = await repo.lock_member(member_id)
     sub = await repo.lock_subscription(subscription_id) if status is not None else None
-    if sub is None:
+    if sub is None or status is None:
         raise SubscriptionNotFound()
-    if member_active and status != MemberStatus.active:
-        raise MemberNotActive(f"The member is {status}")
     await periods.advance(uow, sub)
-    return sub
+    return sub, status
+
+
+def _refuse_unless_active(member_status: str) -> None:
+    if member_status != MemberStatus.active:
+        raise MemberNotActive(f"The member is {member_status}")
 
 
 async def get_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> SubscriptionView:
@@ -423,8 +434,10 @@ async def change_plan(
     pays. Any other plan takes over at the end of the current period (a downgrade), with nothing to pay now:
     starting it now would end the time already paid for early with no credit (a year cut to a month, or a
     paid month dropped for a cheaper-per-month year), so a `payment_ref` for it is refused rather than
-    dropped. Naming the current plan drops a pending change."""
-    sub = await _locked(uow, subscription_id, member_active=True)
+    dropped. Naming the current plan drops a pending change. A member suspended or closed makes no change;
+    a change made before, sent again, is answered as made (the checkout's repeat of an upgrade it charged
+    for must not read as refused)."""
+    sub, member_status = await _locked_with_member_status(uow, subscription_id)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
     # The current plan is named to drop a pending change: it need not be on sale any more (a plan taken off
@@ -439,6 +452,7 @@ async def change_plan(
             # is made, so the repeat answers the subscription as it is, as billing's payment sent again does;
             # a 422 read as a failed upgrade the member was charged for.
             return await _view(uow, sub)
+        _refuse_unless_active(member_status)
         raise InvalidField("plan", "is the subscription's plan already")
     # Starting now replaces the rest of the current period, with no credit for it: only a plan dearer per
     # month (a real upgrade) whose period lasts at least as long starts now. By price per month alone, a
@@ -457,6 +471,7 @@ async def change_plan(
         # repeat sets what is set, so it announces no second plan_changed, sends billing no second notice of
         # the next period's price, and leaves updated_at. (With a payment_ref it is refused as the first was.)
         return await _view(uow, sub)
+    _refuse_unless_active(member_status)
     number = sub.period_number + 1
     if await repo.get_paid(sub.id, number) is not None:
         raise PeriodAlreadyPaid(
