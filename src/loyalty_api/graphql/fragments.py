@@ -22,6 +22,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
+from loyalty_api.graphql.documents import may_keep
 from loyalty_api.graphql.errors import VALIDATION_FAILED
 
 # Far past what a client's fragments nest (a handful), and well within Python's stack for the validators
@@ -78,8 +79,10 @@ def expanded_fields(document: DocumentNode) -> int:
 
 
 class BoundedValidation(ValidationCache):
-    """Strawberry's validation cache, behind the count of the document's fields: a document over
-    `max_fields` is refused without being validated (nor priced, nor run)."""
+    """Strawberry's validation cache for the documents it may keep (graphql/documents.py), behind the count
+    of the document's fields: a document over `max_fields` is refused without being validated (nor priced,
+    nor run). Another document is validated by strawberry itself, with the same rules, as no error is set
+    before it is: a refusal of its own set by an extension (OperationChosen) refuses the request anyway."""
 
     def __init__(self, *, max_fields: int, maxsize: int) -> None:
         super().__init__(maxsize=maxsize)
@@ -106,4 +109,7 @@ class BoundedValidation(ValidationCache):
             context.pre_execution_errors = [refusal]
             yield
             return
-        yield from super().on_validate()
+        if may_keep(context.query):
+            yield from super().on_validate()
+        else:
+            yield

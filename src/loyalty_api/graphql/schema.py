@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import suppress
 from contextvars import ContextVar
 from functools import partial
 from typing import Any, cast
@@ -19,7 +18,6 @@ from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -38,6 +36,7 @@ from loyalty_api.graphql.checkout import CheckoutQueries
 from loyalty_api.graphql.context import GraphQLContext, get_context
 from loyalty_api.graphql.cost import QueryCost
 from loyalty_api.graphql.coupons import Coupon, CouponMutations
+from loyalty_api.graphql.documents import DOCUMENTS_CACHED, ParsedOnce
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
     UNKNOWN_TYPENAME,
@@ -93,17 +92,6 @@ class Mutation(
     ActivityMutations,
 ):
     pass
-
-
-class ParsedOnce(ParserCache):
-    """Strawberry's parser cache, leaving a document that does not parse to strawberry's own parse, where the
-    error gets its `GRAPHQL_PARSE_FAILED` (the cache's hook raises it before ErrorCodes can see it)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        with suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
-        yield
 
 
 class OperationChosen(SchemaExtension):
@@ -195,9 +183,7 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
             partial(AddValidationRules, rules),
             partial(QueryCost, max_cost=settings.graphql_max_cost),
-            # A client sends the same few documents over and over: parsing and validating one took a fifth
-            # of the server's CPU for a member page with a quote. Bounded: a stream of distinct documents
-            # evicts, never grows, the caches.
+            # The documents without string literals, bounded (graphql/documents.py).
             partial(ParsedOnce, maxsize=DOCUMENTS_CACHED),
             partial(BoundedValidation, max_fields=settings.graphql_max_fields, maxsize=DOCUMENTS_CACHED),
             OperationChosen,  # after the validation cache, which sets the document's errors as it finds them
@@ -308,7 +294,6 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         return response
 
 
-DOCUMENTS_CACHED = 256
 _NOT_AN_OPERATION = "must be a JSON object with `query` (and optionally `variables`, `operationName`)"
 TOKENS_PER_UNIT = 50
 # The body `_screen` read and the operation it found there, for `decode_json` in the same request's task.
