@@ -188,6 +188,23 @@ class TestBonuses:
             total(calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)) == 30 + 150
         )
 
+    def test_sku_fixed_points_per_unit_only_for_units_paid_for(self) -> None:
+        # Two coffees bought and one given free on the same receipt: 50 points for each of the two.
+        bonus = rule(SkuBonus(kind="sku_bonus", skus=["COFFEE"], points_per_unit=50))
+        cart = purchase(
+            2_000, items=[item(1_000, sku="COFFEE", quantity=2), item(0, sku="COFFEE", quantity=1)]
+        )
+        assert (
+            total(calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)) == 20 + 100
+        )
+
+    def test_a_free_gift_alone_earns_no_points_a_unit(self) -> None:
+        bonus = rule(SkuBonus(kind="sku_bonus", skus=["MUG"], points_per_unit=500))
+        cart = purchase(3_000, items=[item(3_000, sku="COFFEE"), item(0, sku="MUG", quantity=100)])
+        lines = calculate(cart, rules=[bonus], program_rate=Decimal(1), rounding=Rounding.down)
+        assert [line.kind for line in lines] == ["base_rate"]
+        assert total(lines) == 30
+
     def test_store_condition(self) -> None:
         bonus = rule(MemberDay(kind="member_day", weekday=3, multiplier=Decimal(2), store_ids=["S1"]))
         assert (

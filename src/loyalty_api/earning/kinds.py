@@ -84,7 +84,10 @@ class BaseRate(RuleProperties):
 class _ItemBonus(RuleProperties):
     multiplier: Multiplier | None = Field(default=None, description="Points × this on matching items.")
     points_per_unit: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Fixed points per unit."
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Fixed points per unit paid for: a line at no price (a free gift) earns none.",
     )
 
     @model_validator(mode="after")
@@ -97,7 +100,9 @@ class _ItemBonus(RuleProperties):
         if not items:
             return None
         if self.points_per_unit is not None:
-            return Fraction(self.points_per_unit * sum(item.quantity for item in items))
+            # Units paid for: a free gift's line earns no points a unit, as it earns no multiplied points.
+            paid_units = sum(item.quantity for item in items if item.line_total.amount_minor > 0)
+            return Fraction(self.points_per_unit * paid_units)
         assert self.multiplier is not None
         listed = sum((item.line_total.major() for item in items), Decimal(0))
         return Fraction(listed * context.base_rate * (self.multiplier - 1)) * context.paid_share
