@@ -41,6 +41,25 @@ class TestUse:
         assert event["payload"]["order_ref"] == "POS-77"
         assert event["payload"]["member_id"] == member_id
 
+    async def test_used_again_on_the_same_order_says_the_coupon_is_that_orders(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member_id: str
+    ) -> None:
+        # The till's first answer was lost; it tries again without an Idempotency-Key.
+        code = await coupon_code(app, member_id)
+        first = await use(client, pos_key, code, order_ref="POS-77")
+        assert first.status_code == 200, first.text
+
+        again = await use(client, pos_key, code, order_ref="POS-77")
+
+        assert (again.status_code, again.json()["code"]) == (409, "coupon_used_on_this_order")
+        [listed] = await coupons_of(client, pos_key, member_id)
+        assert (listed["status"], listed["used_order_ref"], listed["used_at"]) == (
+            "used",
+            "POS-77",
+            first.json()["used_at"],
+        )
+        assert len(await events(app, "coupon.used")) == 1
+
     async def test_a_suspended_members_coupon_is_refused_and_stays_unused(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, member_id: str
     ) -> None:

@@ -381,6 +381,15 @@ class TestUseCoupon:
         )
         [listed] = await coupons_of(client, pos_key, member_id, status="used", limit=1)
         assert listed["used_order_ref"] == "POS-77"
+        retried = await mutate(
+            client, pos_key, "loyaltyUseCoupon", self.FIELDS, input={"code": code, "orderRef": "POS-77"}
+        )
+        rest_retried = await use(client, pos_key, rest_code, order_ref="POS-77")
+        assert (
+            [e["code"] for e in retried["userErrors"]]
+            == [rest_retried.json()["code"]]
+            == ["coupon_used_on_this_order"]
+        )
 
     async def test_a_shop_key_must_name_the_member_and_cannot_use_anothers_coupon(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, ecommerce_key: str

@@ -21,6 +21,17 @@ class CouponAlreadyUsed(Conflict):
     title = "The coupon has already been used"
 
 
+class CouponUsedOnThisOrder(Conflict):
+    """The coupon was used on this very order (`order_ref`) already: a retry whose first answer was lost,
+    or the coupon scanned twice for one basket. Nothing was changed.
+
+    Take the earlier use as the outcome: the coupon applies to this order, once.
+    """
+
+    code = "coupon_used_on_this_order"
+    title = "The coupon was already used on this order"
+
+
 class CouponExpired(LoyaltyError):
     """The coupon's validity has ended (the detail says when), so it can no longer be used.
 

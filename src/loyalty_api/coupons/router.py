@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.coupons import service
-from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
+from loyalty_api.coupons.errors import (
+    CouponAlreadyUsed,
+    CouponExpired,
+    CouponNotFound,
+    CouponNotYetValid,
+    CouponUsedOnThisOrder,
+)
 from loyalty_api.coupons.schemas import CouponPage, CouponRead, CouponUse
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
@@ -55,6 +61,7 @@ async def list_coupons(
         *_AUTH,
         CouponNotFound,
         CouponAlreadyUsed,
+        CouponUsedOnThisOrder,
         CouponExpired,
         CouponNotYetValid,
         MemberNotActive,
@@ -72,8 +79,9 @@ async def use_coupon(
     coupon.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Used already: 409
-    `coupon_already_used`; expired: 410 `coupon_expired`; not valid yet: 422 `coupon_not_yet_valid`; the
-    member suspended or closed: 409 `member_not_active`. Emits `coupon.used`."""
+    `coupon_already_used`, or `coupon_used_on_this_order` when it was used on this `order_ref` (a retry whose
+    answer was lost: the coupon applies to the order); expired: 410 `coupon_expired`; not valid yet: 422
+    `coupon_not_yet_valid`; the member suspended or closed: 409 `member_not_active`. Emits `coupon.used`."""
     service.check_member_named(body.member_id, caller)
     used = await service.use_coupon(uow, code=code, order_ref=body.order_ref, member_id=body.member_id)
     return CouponRead.of(used)

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.clock import format_instant
 from loyalty_api.coupons.codes import generate_code, normalize_code
-from loyalty_api.coupons.errors import CouponAlreadyUsed, CouponExpired, CouponNotFound, CouponNotYetValid
+from loyalty_api.coupons.errors import (
+    CouponAlreadyUsed,
+    CouponExpired,
+    CouponNotFound,
+    CouponNotYetValid,
+    CouponUsedOnThisOrder,
+)
 from loyalty_api.coupons.events import CouponIssued, CouponUsed
 from loyalty_api.coupons.models import Coupon
 from loyalty_api.coupons.repository import CouponRecord, CouponRepository, ListFilter
@@ -308,7 +314,7 @@ async def use_coupon(
     coupons = CouponRepository(uow.session)
     row = await coupons.use_coupon(normalized, member_id=member_id, order_ref=order_ref, now=now)
     if row is None:
-        raise await _why_not_used(coupons, normalized, member_id, now)
+        raise await _why_not_used(coupons, normalized, member_id, order_ref, now)
     coupon = _view(row)
     # A suspended or closed member holds no benefits: refused, the UPDATE above is rolled back with the rest.
     await require_member(uow, coupon.member_id, must_be_active=True)
@@ -327,7 +333,7 @@ async def use_coupon(
 
 
 async def _why_not_used(
-    coupons: CouponRepository, code: str, member_id: uuid.UUID | None, now: datetime
+    coupons: CouponRepository, code: str, member_id: uuid.UUID | None, order_ref: str, now: datetime
 ) -> Exception:
     row = await coupons.get_coupon_by_code(code)
     if row is None or (member_id is not None and row.member_id != member_id):
@@ -338,4 +344,5 @@ async def _why_not_used(
     if state == "not_yet_valid":
         return CouponNotYetValid(f"The coupon is valid from {format_instant(row.valid_from)}")
     assert state == "used", state  # a usable coupon of this member would have been taken by the UPDATE
-    return CouponAlreadyUsed()
+    # A till that lost the answer and tries again must learn that the discount is its order's.
+    return CouponUsedOnThisOrder() if row.used_order_ref == order_ref else CouponAlreadyUsed()
