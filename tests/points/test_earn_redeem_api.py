@@ -394,6 +394,30 @@ class TestRedeem:
         assert again.status_code == 409
         assert again.json()["code"] == "order_already_redeemed"
 
+    async def test_a_redeem_sent_again_without_a_key_after_it_spent_every_point_is_answered_as_made(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, member: dict[str, object]
+    ) -> None:
+        # A till whose reply was lost sends the redeem again, without a key: the first spent all the
+        # member's points. The answer must say the order is paid (409 order_already_redeemed), not 422
+        # insufficient_points ("nothing written"), read as a refusal: the customer would pay in cash too.
+        await earn(client, pos_key, str(member["id"]), 10_000)
+        url = f"/v1/members/{member['id']}/redeem"
+        body = {"points": 100, "order_ref": "ALL-1"}
+        assert (await client.post(url, json=body, headers=bearer(pos_key))).status_code == 200
+        again = await client.post(url, json=body, headers=bearer(pos_key))
+        assert again.status_code == 409, again.text
+        assert again.json()["code"] == "order_already_redeemed"
+        # Another member's order, or a refunded one, is named as such too, whatever their points.
+        other = await enrol(client, pos_key)
+        theirs = await client.post(
+            f"/v1/members/{other['id']}/redeem",
+            json={"points": 5, "order_ref": "ALL-1"},
+            headers=bearer(pos_key),
+        )
+        assert (theirs.status_code, theirs.json()["code"]) == (409, "order_belongs_to_another_member")
+        assert (await points(client, pos_key, str(member["id"])))["balance"] == 0
+        await assert_ledger_invariant(app)
+
     @pytest.mark.parametrize("value", [0, -5, 1.5, "10", None])
     async def test_points_must_be_a_positive_whole_number(
         self, client: httpx.AsyncClient, pos_key: str, member: dict[str, object], value: object

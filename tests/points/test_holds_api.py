@@ -123,6 +123,19 @@ class TestHolds:
         assert again.status_code == 409
         assert again.json()["code"] == "hold_exists"
 
+    async def test_a_hold_sent_again_without_a_key_after_it_held_every_point_is_answered_hold_exists(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
+    ) -> None:
+        """A checkout whose reply was lost sends the hold again, without a key: the first reserved all the
+        member's points. 422 insufficient_points would read as "not enough points" for an order whose points
+        are held; 409 hold_exists says the hold is there to capture or release."""
+        assert (await hold(client, ecommerce_key, member_id, 1000, "WEB-ALL")).status_code == 201
+        again = await hold(client, ecommerce_key, member_id, 1000, "WEB-ALL")
+        assert (again.status_code, again.json()["code"]) == (409, "hold_exists"), again.text
+        summary = await points(client, ecommerce_key, member_id)
+        assert (summary["balance"], summary["held"], summary["available"]) == (1000, 1000, 0)
+        await assert_ledger_invariant(app)
+
     async def test_a_hold_and_a_part_captured_spend_at_least_the_programmes_minimum(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
     ) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.errors import LoyaltyError
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import emit_unless_erased, refuse_unless_found
 from loyalty_api.money import Money, most_points_within_share
@@ -20,7 +21,11 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.errors import (
     BelowMinimumRedeem,
     CurrencyMismatch,
+    HoldExists,
     InsufficientPoints,
+    OrderAlreadyRedeemed,
+    OrderBelongsToAnotherMember,
+    OrderRefunded,
     PointsInReturnWindow,
     RedeemShareExceeded,
 )
@@ -513,6 +518,38 @@ async def debit_available(
             f"{points} points asked, {available} available", available=available, requested=points
         )
     return state
+
+
+async def debit_for_order(
+    uow: UnitOfWork, member_id: uuid.UUID, points: int, order_ref: str, *, hold: bool = False
+) -> AccountState:
+    """debit_available for a payment with points on the order (a redeem, a hold). Too few points is
+    refused for what the order is, when it takes no such payment from the member whatever their points: a
+    redeem or a hold sent again without a key (its reply lost) finds gone the points it spent or held itself,
+    and "too few points, nothing written" would read as a payment refused that was made (the customer asked
+    to pay in cash too). The order's own refusal (paid already, held, another member's, refunded) says what
+    is so. A payment that goes through costs nothing more: the order is read only on the refusal."""
+    try:
+        return await debit_available(uow, member_id, points, hold=hold)
+    except InsufficientPoints:
+        refusal = await _order_refusal(uow, member_id, order_ref)
+        if refusal is None:
+            raise
+        raise refusal from None
+
+
+async def _order_refusal(uow: UnitOfWork, member_id: uuid.UUID, order_ref: str) -> LoyaltyError | None:
+    """Why the order takes no payment with points from the member, whatever their points (None: it would)."""
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is not None and order.member_id != member_id:
+        return OrderBelongsToAnotherMember()
+    if order is not None and order.redeemed_at is not None:
+        return OrderAlreadyRedeemed(f"Order {order_ref} was paid with points already")
+    if order is not None and order.refunded:
+        return OrderRefunded(f"Order {order_ref} was refunded: it takes no new points")
+    if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, uow.clock.now()):
+        return HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
+    return None
 
 
 async def release(

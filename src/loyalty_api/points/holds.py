@@ -15,7 +15,7 @@ from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.points.accounts import (
     check_minimum_redeem,
     check_order_total,
-    debit_available,
+    debit_for_order,
     expire_let_go,
     lock_earner,
     lots_payload,
@@ -93,7 +93,7 @@ async def create_hold(
     # Locked, not only read: closing or erasing the member frees their holds behind the same lock, so no hold
     # made while that runs can outlive it.
     await lock_earner(uow, member_id)
-    state = await debit_available(uow, member_id, points, hold=True)
+    state = await debit_for_order(uow, member_id, points, order_ref, hold=True)
     holds = HoldRepository(uow.session)
     now = uow.clock.now()
     # The order is this member's from now on: another member can neither earn on it nor share its refund. A

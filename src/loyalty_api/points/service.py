@@ -35,6 +35,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     credit_lot,
     debit_available,
+    debit_for_order,
     lock_earner,
     lots_payload,
     money_payload,
@@ -396,7 +397,7 @@ async def redeem(
     if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
         # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
         raise HoldExists(f"Order {order_ref} has an active hold: capture or release it instead")
-    state = await debit_available(uow, member_id, points)
+    state = await debit_for_order(uow, member_id, points, order_ref)
     orders = OrderRepository(uow.session)
     # Read before the claim replaces the order's total (only a redeem with a total can change it).
     raised = order_total is not None and raises_counted_spend(
