@@ -293,6 +293,47 @@ class TestEarn:
         assert suspended.status_code == 409
         assert suspended.json()["code"] == "member_not_active"
 
+    @pytest.mark.parametrize("status", ["suspended", "closed"])
+    async def test_what_a_member_did_before_a_suspension_sent_again_is_answered_as_done(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: dict[str, object],
+        status: str,
+    ) -> None:
+        """A till whose replies were lost sends an earn, a redeem and a hold again without a key, after the
+        member was suspended (or closed) meanwhile: each was made, and its repeat is refused as a repeat is
+        for an active member (order_already_earned, order_already_redeemed, hold_exists), not as
+        member_not_active, which reads as a payment with points refused and has the customer pay in cash too.
+        Something new is still member_not_active."""
+        member_id = str(member["id"])
+        sent = [
+            ("earn", {"order_ref": "S-1", "amount": cny(10_000)}, "order_already_earned"),
+            ("redeem", {"order_ref": "S-2", "points": 30}, "order_already_redeemed"),
+            ("holds", {"order_ref": "S-3", "points": 20, "ttl_seconds": 600}, "hold_exists"),
+        ]
+        for path, body, _ in sent:
+            first = await client.post(f"/v1/members/{member_id}/{path}", json=body, headers=bearer(pos_key))
+            assert first.status_code in (200, 201), first.text
+        changed = await client.patch(
+            f"/v1/members/{member_id}", json={"status": status}, headers=bearer(admin_key)
+        )
+        assert changed.status_code == 200, changed.text
+        before = await table_counts(app, *WRITES)
+        for path, body, code in sent:
+            if status == "closed" and path == "holds":
+                code = "member_not_active"  # closing released the hold: there is none to repeat
+            again = await client.post(f"/v1/members/{member_id}/{path}", json=body, headers=bearer(pos_key))
+            assert (again.status_code, again.json()["code"]) == (409, code), again.text
+        new = await client.post(
+            f"/v1/members/{member_id}/redeem", json={"order_ref": "S-4", "points": 1}, headers=bearer(pos_key)
+        )
+        assert (new.status_code, new.json()["code"]) == (409, "member_not_active"), new.text
+        assert await table_counts(app, *WRITES) == before
+        await assert_ledger_invariant(app)
+
     async def test_billing_key_cannot_earn(
         self, client: httpx.AsyncClient, billing_key: str, member: dict[str, object]
     ) -> None:

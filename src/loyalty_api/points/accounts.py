@@ -11,6 +11,7 @@ from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.members.repository import PointsHolder
 from loyalty_api.members.service import emit_unless_erased, refuse_unless_found
 from loyalty_api.money import Money, most_points_within_share
@@ -23,6 +24,7 @@ from loyalty_api.points.errors import (
     CurrencyMismatch,
     HoldExists,
     InsufficientPoints,
+    OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
     OrderRefunded,
@@ -124,6 +126,34 @@ async def lock_earner(uow: UnitOfWork, member_id: uuid.UUID, *, must_be_active: 
     # counts points past their end until the jobs run.
     settled = await _expired(uow, member_id, member.status)
     return Earner(member, settled, spared=await LotRepository(uow.session).exists_due_lot(member_id, now))
+
+
+async def lock_earner_for_order(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    order_ref: str,
+    repeat: type[OrderAlreadyEarned | OrderAlreadyRedeemed | HoldExists],
+) -> Earner:
+    """lock_earner for an earn, a redeem or a hold (`repeat`: what its repeat is refused as) on the order. A
+    member no longer active is refused (MemberNotActive), except the repeat of what they did on the order
+    before (a till's earn, redeem or hold sent again without a key, its reply lost, after a suspension):
+    that is refused as the repeat it is, as it would be were the member active, since member_not_active
+    reads as the first refused (a payment with points made taken for one refused, the customer asked for
+    cash too). Only a refusal reads the order."""
+    try:
+        return await lock_earner(uow, member_id)
+    except MemberNotActive:
+        # Behind the member's lock, which lock_earner took before it refused: what is read is what stands.
+        if repeat is HoldExists:
+            done = await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, uow.clock.now())
+        else:
+            order = await OrderRepository(uow.session).get_order(order_ref)
+            if order is None or order.member_id != member_id:
+                raise
+            done = (order.earned_at if repeat is OrderAlreadyEarned else order.redeemed_at) is not None
+        if done:
+            raise repeat() from None
+        raise
 
 
 async def settle_spared(uow: UnitOfWork, earner: Earner, state: AccountState) -> AccountState:

@@ -17,7 +17,7 @@ from loyalty_api.points.accounts import (
     check_order_total,
     debit_for_order,
     expire_let_go,
-    lock_earner,
+    lock_earner_for_order,
     lots_payload,
     raises_counted_spend,
     record_entry,
@@ -92,7 +92,7 @@ async def create_hold(
     check_minimum_redeem(await get_program(uow), points)
     # Locked, not only read: closing or erasing the member frees their holds behind the same lock, so no hold
     # made while that runs can outlive it.
-    await lock_earner(uow, member_id)
+    await lock_earner_for_order(uow, member_id, order_ref, HoldExists)
     state = await debit_for_order(uow, member_id, points, order_ref, hold=True)
     holds = HoldRepository(uow.session)
     now = uow.clock.now()

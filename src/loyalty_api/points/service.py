@@ -37,6 +37,7 @@ from loyalty_api.points.accounts import (
     debit_available,
     debit_for_order,
     lock_earner,
+    lock_earner_for_order,
     lots_payload,
     money_payload,
     raises_counted_spend,
@@ -187,7 +188,7 @@ async def earn(
     check_currency(program, amount, *(item.line_total for item in items))
     if occurred_at is not None:
         _check_purchase_time(occurred_at, uow.clock.now())
-    earner = await lock_earner(uow, member_id)
+    earner = await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyEarned)
     member, account = earner.member, earner.account
     # Read behind the member's lock, as a redeem's: an earn that waited for it is stamped after the entries
     # written meanwhile, so the ledger's times follow its order (a client reading `since` misses none).
@@ -392,7 +393,7 @@ async def redeem(
         check_order_total(program, points, order_total)
     # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
     # its outcome, so no points are spent by a member once closed.
-    member = (await lock_earner(uow, member_id)).member
+    member = (await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyRedeemed)).member
     now = uow.clock.now()
     if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
         # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
