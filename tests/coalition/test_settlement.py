@@ -352,6 +352,10 @@ class TestPeriod:
             {},
             {"from": "last monday", "to": "2026-03-17T10:00:00Z"},
             {"from": "0001-01-01T00:00:00+14:00", "to": "2026-03-17T10:00:00Z"},  # no UTC equivalent
+            {"from": "2025-03-16T10:00:00Z", "to": "2026-03-18T10:00:00Z"},  # 367 days
+            # Past 366 days by less than a day: as long as the 367 days above, less a microsecond.
+            {"from": "2025-03-16T10:00:00Z", "to": "2026-03-18T09:59:59.999999Z"},
+            {"from": "2025-03-16T10:00:00Z", "to": "2026-03-17T10:00:00.000001Z"},
         ],
     )
     @pytest.mark.parametrize("route", ["admin", "partner"])
@@ -370,6 +374,20 @@ class TestPeriod:
         )
         refused = await client.get(path, params=params, headers=bearer(key))
         assert problem(refused) == (422, VALIDATION), refused.text
+
+    @pytest.mark.parametrize("route", ["admin", "partner"])
+    async def test_a_period_of_366_days_is_read(
+        self, client: httpx.AsyncClient, admin_key: str, partners: TwoPartners, route: str
+    ) -> None:
+        # A leap year in the programme's time zone: the longest period a statement covers.
+        key, path = (
+            (admin_key, "/v1/partners/alpha/settlements")
+            if route == "admin"
+            else (partners.alpha, "/v1/partner/settlements")
+        )
+        params = {"from": "2028-01-01T00:00:00+08:00", "to": "2029-01-01T00:00:00+08:00"}
+        read = await client.get(path, params=params, headers=bearer(key))
+        assert read.status_code == 200, read.text
 
 
 class TestRoutes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from loyalty_api.coalition.repository import EntryGroup, SettlementRepository
@@ -112,7 +112,8 @@ def _line(totals: _Totals | None, currency: str, *, sign: int, exchange: bool) -
 async def _statement(uow: UnitOfWork, partner: Partner, start: datetime, end: datetime) -> Settlement:
     if end <= start:
         raise InvalidField("to", "must be after `from`")
-    if (end - start).days > MAX_PERIOD_DAYS:
+    # The whole span, not its days: `.days` drops the rest, so 366 days and 23 hours passed.
+    if end - start > timedelta(days=MAX_PERIOD_DAYS):
         raise InvalidField("to", f"a statement covers at most {MAX_PERIOD_DAYS} days")
     program = await get_program(uow)
     groups = await SettlementRepository(uow.session).entry_groups(partner.id, start, end)
