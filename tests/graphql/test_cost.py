@@ -94,6 +94,40 @@ class TestPricing:
         fifty = cost_of(schema, query, None, {"r": [{"__typename": "Member", "id": "x"}] * 50})
         assert fifty == 50 * one > 0
 
+    def test_representations_are_priced_at_their_type_however_they_are_written(
+        self, schema: GraphQLSchema
+    ) -> None:
+        """A PartnerMember is read on its own (its `@cost`): a representation is priced at that weight whether
+        it comes as a list variable, as variables in a list written in the document, with its `__typename` a
+        variable, or as one object standing for a list of one. Written the other ways, each was priced as an
+        unknown type (1), so a hundred of them spent no more of the key's budget than one call."""
+        selection = "{ ... on PartnerMember { grants } }"
+        representation = {"__typename": "PartnerMember", "partnerCustomerRef": "GB-1"}
+        as_variable = cost_of(
+            schema,
+            parse(f"query($r: [_Any!]!) {{ _entities(representations: $r) {selection} }}"),
+            None,
+            {"r": [representation] * 3},
+        )
+        written = [
+            (
+                f"query($a: _Any!) {{ _entities(representations: [$a, $a, $a]) {selection} }}",
+                {"a": representation},
+            ),
+            (
+                "query($t: String!) { _entities(representations: ["
+                + ", ".join(['{__typename: $t, partnerCustomerRef: "GB-1"}'] * 3)
+                + f"]) {selection} }}",
+                {"t": "PartnerMember"},
+            ),
+        ]
+        assert as_variable > 3 * 2  # five statements each, not one
+        for query, variables in written:
+            assert cost_of(schema, parse(query), None, variables) == as_variable, query
+        alone = '{__typename: "PartnerMember", partnerCustomerRef: "GB-1"}'
+        one = f"{{ _entities(representations: {alone}) {selection} }}"
+        assert cost_of(schema, parse(one), None, {}) * 3 == as_variable
+
 
 class TestLimit:
     async def test_a_document_over_the_limit_is_refused_before_it_runs(

@@ -97,15 +97,23 @@ def _weight(named: GraphQLNamedType | None) -> int:
     return 1 if named is not None and is_composite_type(named) else 0
 
 
-def _typename(representation: Any) -> str | None:
-    """`__typename` of a representation, sent as a variable (a dict) or written in the document."""
+def _typename(representation: Any, variables: Mapping[str, Any]) -> str | None:
+    """`__typename` of a representation, sent as a variable (a dict) or written in the document (its
+    `__typename` written there or a variable)."""
+    if isinstance(representation, VariableNode):
+        representation = variables.get(representation.name.value)
     if isinstance(representation, Mapping):
         typename = representation.get("__typename")
         return typename if isinstance(typename, str) else None
     if isinstance(representation, ObjectValueNode):
         for field in representation.fields:
-            if field.name.value == "__typename" and isinstance(field.value, StringValueNode):
+            if field.name.value != "__typename":
+                continue
+            if isinstance(field.value, StringValueNode):
                 return field.value.value
+            if isinstance(field.value, VariableNode):
+                typename = variables.get(field.value.name.value)
+                return typename if isinstance(typename, str) else None
     return None
 
 
@@ -114,8 +122,8 @@ def _value(node: Any, variables: Mapping[str, Any]) -> Any:
         return variables.get(node.name.value)
     if isinstance(node, IntValueNode):
         return int(node.value)
-    if isinstance(node, ListValueNode):
-        return node.values
+    if isinstance(node, ListValueNode | ObjectValueNode):
+        return node.values if isinstance(node, ListValueNode) else node
     return None
 
 
@@ -190,7 +198,7 @@ class _Pricer:
         if node.name.value == ENTITIES:
             # Each representation at its own type's weight: an entity resolved on its own (not through a
             # DataLoader) costs the statements it runs, however few fields are asked of it.
-            typenames = [_typename(r) for r in self.representations(node)]
+            typenames = [_typename(r, self.variables) for r in self.representations(node)]
             children = self.selections(named, node.selection_set)
             return sum(max(1, _weight(self.schema.get_type(t or ""))) + children for t in typenames)
         cost = directive_of(field, Cost)
@@ -208,8 +216,12 @@ class _Pricer:
         return {a.name.value: _value(a.value, self.variables) for a in node.arguments or ()}
 
     def representations(self, node: FieldNode) -> list[Any]:
-        """`_entities`' representations as sent (a variable's dicts, or a literal's nodes); one unknown."""
+        """`_entities`' representations as sent (a variable's dicts, or a literal's nodes, each of which may
+        be a variable); one object given for the list is a list of one, as GraphQL takes it; else one
+        unknown."""
         representations = self.arguments(node).get("representations")
+        if isinstance(representations, ObjectValueNode | Mapping):
+            return [representations]
         return list(representations) if isinstance(representations, list | tuple) else [None]
 
     def size(self, field: GraphQLField, node: FieldNode) -> int:
