@@ -113,6 +113,32 @@ class TestFederation:
             {"id": second["id"], "memberNumber": second["member_number"]},
         ]
 
+    async def test_a_representation_named_twice_resolves_each_time(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """One representation in two places (a variable written twice in the list, or one list given to two
+        aliased `_entities`) is the same member each time, as two copies of it are: the first resolution
+        took its `__typename` away, so the second was UNKNOWN_TYPENAME "None"."""
+        member = await enrol(client, pos_key)
+        representation = {"__typename": "Member", "id": member["id"]}
+        twice = await graphql(
+            client,
+            pos_key,
+            "query($a: _Any!) { _entities(representations: [$a, $a]) { ... on Member { id } } }",
+            a=representation,
+        )
+        assert "errors" not in twice, twice
+        assert twice["data"]["_entities"] == [{"id": member["id"]}] * 2
+        aliased = await graphql(
+            client,
+            pos_key,
+            "query($r: [_Any!]!) { a: _entities(representations: $r) { ... on Member { id } } "
+            "b: _entities(representations: $r) { ... on Member { id } } }",
+            r=[representation],
+        )
+        assert "errors" not in aliased, aliased
+        assert aliased["data"] == {"a": [{"id": member["id"]}], "b": [{"id": member["id"]}]}
+
 
 class TestLongPoints:
     async def test_a_balance_past_2_to_the_31_reads_exactly(

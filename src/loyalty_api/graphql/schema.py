@@ -133,7 +133,9 @@ class LoyaltySchema(strawberry.federation.Schema):
         self, info: Info[GraphQLContext, None], representations: list[FederationAny]
     ) -> list[FederationAny]:
         """Strawberry's resolver, one representation at a time: a bad one is an error at its own index
-        (`path` ["_entities", i]) and the others still resolve."""
+        (`path` ["_entities", i]) and the others still resolve. Each is given a copy: strawberry takes the
+        `__typename` out of what it is given (and puts `info` in), and one representation may stand in
+        several places (`[$a, $a]`, or one list given to two aliased `_entities`)."""
         # Counted over the request: aliased `_entities` fields share one cap.
         info.context.entities_named += len(representations)
         if info.context.entities_named > self.max_entities:
@@ -146,7 +148,8 @@ class LoyaltySchema(strawberry.federation.Schema):
         for representation in representations:
             refusal = _refusal(representation, known)
             if refusal is None:
-                results.extend(super().entities_resolver(info, [representation]))
+                copy = dict(cast(dict[str, Any], representation))  # _refusal found it a dict
+                results.extend(super().entities_resolver(info, [cast(FederationAny, copy)]))
             else:
                 results.append(cast(FederationAny, refusal))
         return results
