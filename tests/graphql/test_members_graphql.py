@@ -139,6 +139,27 @@ class TestFederation:
         assert "errors" not in aliased, aliased
         assert aliased["data"] == {"a": [{"id": member["id"]}], "b": [{"id": member["id"]}]}
 
+    async def test_a_field_named_as_the_resolvers_own_arguments_is_ignored(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """A representation's fields beyond its keys are ignored, `cls` and `info` too: those were passed on
+        beside the resolver's own `cls` (a TypeError, INTERNAL_SERVER_ERROR for input)."""
+        member = await enrol(client, pos_key)
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { __typename ... on Member { id } } }"
+        extra = {"cls": "Member", "info": 1, "self": 1}
+        body = await graphql(
+            client,
+            pos_key,
+            query,
+            r=[
+                {"__typename": "Member", "id": member["id"], **extra},
+                {"__typename": "Tier", "code": "none-such", **extra},
+                {"__typename": "Coupon", "code": "NONE-SUCH", **extra},
+            ],
+        )
+        assert "errors" not in body, body
+        assert body["data"]["_entities"] == [{"__typename": "Member", "id": member["id"]}, None, None]
+
 
 class TestLongPoints:
     async def test_a_balance_past_2_to_the_31_reads_exactly(

@@ -135,7 +135,10 @@ class LoyaltySchema(strawberry.federation.Schema):
         """Strawberry's resolver, one representation at a time: a bad one is an error at its own index
         (`path` ["_entities", i]) and the others still resolve. Each is given a copy: strawberry takes the
         `__typename` out of what it is given (and puts `info` in), and one representation may stand in
-        several places (`[$a, $a]`, or one list given to two aliased `_entities`)."""
+        several places (`[$a, $a]`, or one list given to two aliased `_entities`). The copy leaves out the
+        names `resolve_reference` binds itself (`cls`, `info`): strawberry passes every field as an argument,
+        and a `cls` beside the method's own was a TypeError, an internal error for input. Fields beyond the
+        keys are ignored anyway."""
         # Counted over the request: aliased `_entities` fields share one cap.
         info.context.entities_named += len(representations)
         if info.context.entities_named > self.max_entities:
@@ -148,11 +151,16 @@ class LoyaltySchema(strawberry.federation.Schema):
         for representation in representations:
             refusal = _refusal(representation, known)
             if refusal is None:
-                copy = dict(cast(dict[str, Any], representation))  # _refusal found it a dict
+                given = cast(dict[str, Any], representation)  # _refusal found it a dict
+                copy = {name: value for name, value in given.items() if name not in _BOUND}
                 results.extend(super().entities_resolver(info, [cast(FederationAny, copy)]))
             else:
                 results.append(cast(FederationAny, refusal))
         return results
+
+
+# The arguments a `resolve_reference(cls, info, **representation)` binds itself.
+_BOUND = frozenset({"cls", "info"})
 
 
 def _refusal(representation: object, entities: set[str]) -> GraphQLError | None:
