@@ -117,6 +117,26 @@ class TestRequestErrors:
         )
         assert alone.json() == {"data": {"__typename": "Query"}}
 
+    async def test_an_operation_name_the_document_lacks_is_not_echoed_at_length(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """An `operationName` no operation of the document has is refused (400 `bad_request`) naming it when
+        it is short; a long one is not sent back whole, by POST or GET (it was, all 5,000 characters)."""
+        document = "query First { __typename }"
+        for name, shown in (("Third", True), ("x" * 5000, False)):
+            answers = [
+                await client.post(
+                    "/graphql", json={"query": document, "operationName": name}, headers=bearer(pos_key)
+                ),
+                await client.get(
+                    "/graphql", params={"query": document, "operationName": name}, headers=bearer(pos_key)
+                ),
+            ]
+            for response in answers:
+                assert (response.status_code, response.json()["code"]) == (400, "bad_request"), response.text
+                assert (name in response.json()["detail"]) is shown
+                assert len(response.text) < 500
+
     @pytest.mark.parametrize(
         "content_type", [None, "text/plain", "application/graphql", "application/x-www-form-urlencoded"]
     )

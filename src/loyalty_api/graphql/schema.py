@@ -263,7 +263,8 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         try:
             return await super().run(request, context, root_value)
         except TransportError as exc:
-            raise HTTPException(exc.status_code, exc.reason) from None
+            # Cut as a GraphQL error's message is: strawberry quotes an unknown `operationName` whole.
+            raise HTTPException(exc.status_code, _without_echo(exc.reason)) from None
         finally:
             if isinstance(context, GraphQLContext):
                 await context.snapshot.close()
