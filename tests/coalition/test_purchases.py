@@ -380,6 +380,44 @@ class TestPartnerRefunds:
         body = (await partner_refund(client, key, "BR-1", "O-1", amount=cny(5_000))).json()
         assert (body["points_taken_back"], body["points"]) == (50, None)
 
+    async def test_a_purchase_of_a_customer_who_unlinked_since_is_still_refunded(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
+    ) -> None:
+        # Earn at the partner, unlink at our till, return the goods: the points must go back.
+        assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201  # 150
+        unlinked = await client.delete(
+            f"/v1/members/{cafe.member_id}/partner-links/cafe", headers=bearer(pos_key)
+        )
+        assert unlinked.status_code == 204, unlinked.text
+
+        done = await partner_refund(client, cafe.key, "C-1", "O-20", full=True)
+
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert (body["order_ref"], body["points_taken_back"], body["shortfall"]) == ("O-20", 150, 0)
+        assert body["points"] is None  # the customer no longer lets the partner see their points
+        assert_nothing_of_the_member_in(done, cafe.member)
+        assert await balance(client, pos_key, cafe.member_id) == 0
+        [entry] = [e for e in await ledger(client, admin_key, cafe.member_id) if e["type"] == "refund"]
+        assert entry["details"]["partner"] == "cafe"
+        await assert_ledger_invariant(app, cafe.member_id)
+
+    async def test_an_unlinked_reference_does_not_reach_a_customer_linked_again_under_another(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-21", 10_000)).status_code == 201
+        unlinked = await client.delete("/v1/partner/links/C-1", headers=bearer(cafe.key))
+        assert unlinked.status_code == 204, unlinked.text
+        await link(client, pos_key, cafe.key, cafe.member_id, "cafe", "C-9", "basic", "points")
+        before = await table_counts(app, *WRITTEN)
+
+        refused = await partner_refund(client, cafe.key, "C-1", "O-21", full=True)
+
+        assert problem(refused) == (404, "link_not_found"), refused.text
+        assert await table_counts(app, *WRITTEN) == before
+        done = await partner_refund(client, cafe.key, "C-9", "O-21", full=True)
+        assert (done.status_code, done.json()["points_taken_back"]) == (200, 150), done.text
+
     async def test_an_order_that_is_not_this_partners_for_this_customer_is_not_found(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
     ) -> None:
@@ -438,13 +476,28 @@ class TestPartnerRefunds:
     not is_postgres(), reason="reads the link while an unlink holds the member's row: PostgreSQL"
 )
 class TestRacingTheEndOfTheLink:
-    @pytest.mark.parametrize("ending", ["unlink", "erasure"])
-    @pytest.mark.parametrize("call", ["earn", "refund"])
+    @pytest.mark.parametrize(
+        ("call", "ending", "refusal"),
+        [
+            ("earn", "unlink", "link_not_found"),
+            ("earn", "erasure", "link_not_found"),
+            # The erased member's purchase is not there, as nothing of theirs is.
+            ("refund", "erasure", "order_not_found"),
+        ],
+    )
     async def test_an_earn_or_refund_that_read_the_link_before_it_ended_finds_no_link(
-        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe, call: str, ending: str
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        cafe: Cafe,
+        call: str,
+        ending: str,
+        refusal: str,
     ) -> None:
         """An earn or a refund sent while the member withdrew their consent (or was erased) went on once the
-        unlink committed: 201, and the answer showed the partner the balance it may no longer see."""
+        unlink committed: 201, and the answer showed the partner the balance it may no longer see. (A refund
+        after an unlink is made, showing no points: see the next test.)"""
         assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201
         before = await table_counts(app, "ledger_entries", "point_lots")
         ending_it = await ending_the_link(app, cafe.member_id, "cafe", ending)
@@ -462,6 +515,25 @@ class TestRacingTheEndOfTheLink:
 
         answered = await sent
         assert waited, answered.text
-        assert problem(answered) == (404, "link_not_found"), answered.text
+        assert problem(answered) == (404, refusal), answered.text
         assert await table_counts(app, "ledger_entries", "point_lots") == before
         await assert_ledger_invariant(app)
+
+    async def test_a_refund_that_read_the_link_before_an_unlink_is_made_and_shows_no_points(
+        self, app: FastAPI, client: httpx.AsyncClient, cafe: Cafe
+    ) -> None:
+        assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201
+        ending_it = await ending_the_link(app, cafe.member_id, "cafe", "unlink")
+        sent = asyncio.create_task(partner_refund(client, cafe.key, "C-1", "O-20", full=True))
+        try:
+            await asyncio.sleep(0.3)  # the refund has read the link, and waits for the member's row
+            waited = not sent.done()
+        finally:
+            await ending_it.commit()
+            await ending_it.close()
+
+        answered = await sent
+        assert waited, answered.text
+        assert answered.status_code == 200, answered.text
+        assert (answered.json()["points_taken_back"], answered.json()["points"]) == (150, None)
+        await assert_ledger_invariant(app, cafe.member_id)

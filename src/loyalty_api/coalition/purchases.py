@@ -15,9 +15,9 @@ from loyalty_api.coalition.service import PartnerPoints, granted_points
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.money import Money, points_for
 from loyalty_api.orders.repository import OrderRepository
-from loyalty_api.partners.errors import PartnerEarnNotOffered
-from loyalty_api.partners.models import Partner
-from loyalty_api.partners.service import locked_partner_link
+from loyalty_api.partners.errors import LinkNotFound, PartnerEarnNotOffered
+from loyalty_api.partners.models import Partner, PartnerLink
+from loyalty_api.partners.service import active_partner, is_linked, locked_partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
 from loyalty_api.points.refunds import refund
@@ -102,12 +102,24 @@ async def refund_at_partner(
     actor: uuid.UUID | None = None,
 ) -> PartnerRefund:
     """Refund a purchase at the partner (by `amount` or in `full`): the points it earned are taken back in
-    proportion. An order that is not this customer's purchase at this partner does not exist for it."""
-    # Behind the member's row (taken before their account's, as every change takes them), as an earn.
-    partner, link = await locked_partner_link(uow, partner_id, ref)
+    proportion. An order that is not this customer's purchase at this partner does not exist for it. A
+    customer who unlinked since is refunded by the order alone (below), and the partner is shown no points."""
+    link: PartnerLink | None
+    try:
+        # Behind the member's row (taken before their account's, as every change takes them), as an earn.
+        partner, link = await locked_partner_link(uow, partner_id, ref)
+    except LinkNotFound:
+        partner, link = await active_partner(uow, partner_id), None
     ours = partner_order_ref(partner, order_ref)
     order = await OrderRepository(uow.session).get_order(ours)
-    if order is None or order.member_id != link.member_id:
+    if link is None:
+        # The customer unlinked after the purchase (their consent to the joint view withdrawn), yet its return
+        # must take back what it earned: earning here, unlinking and returning the goods kept the points, and
+        # the settlement charged the partner for them. The partner's order says whose purchase it was; an
+        # order of a customer linked now, under another reference, is not the one `ref` names.
+        if order is None or await is_linked(uow, partner.id, order.member_id):
+            raise LinkNotFound()
+    elif order is None or order.member_id != link.member_id:
         raise OrderNotFound()
     done = await refund(
         uow,
@@ -124,5 +136,5 @@ async def refund_at_partner(
         points_taken_back=done.points_taken_back,
         shortfall=done.shortfall,
         already_expired=done.already_expired,
-        points=await granted_points(uow, link),
+        points=None if link is None else await granted_points(uow, link),
     )

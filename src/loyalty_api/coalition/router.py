@@ -298,7 +298,9 @@ async def refund_at_partner(
     """Refund part (`amount`) or the rest (`full`) of an order the member earned for with you: the points it
     earned are taken back in proportion; points the member has spent already are reported as `shortfall`,
     points that had expired already as `already_expired`. An order of another customer's, or unknown, is 404
-    `order_not_found`. Emits `points.refunded`.
+    `order_not_found`. A customer who unlinked since is still refunded, by the reference the purchase was made
+    under, and the answer shows no points (404 `link_not_found` once they are linked again under another
+    reference: refund with that one). Emits `points.refunded`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     done = await purchases.refund_at_partner(

@@ -404,6 +404,11 @@ async def locked_partner_link(
     return await partner_link(uow, partner_id, ref)
 
 
+async def is_linked(uow: UnitOfWork, partner_id: uuid.UUID, member_id: uuid.UUID) -> bool:
+    """Whether the member is linked to the partner now, under whatever reference."""
+    return await PartnerRepository(uow.session).get_member_link(partner_id, member_id) is not None
+
+
 async def _unlink(uow: UnitOfWork, partner: Partner, row: PartnerLink, *, by: str) -> None:
     if not await PartnerRepository(uow.session).delete_link(row.id):
         raise LinkNotFound()  # unlinked, or its member erased, since it was read
