@@ -189,6 +189,24 @@ class TestGraphQLRefusals:
         assert [e["field"] for e in error["extensions"]["errors"]] == ["memberId"]
         assert "memberId" in error["message"]
 
+    async def test_one_coupon_named_twice_names_the_input_field(
+        self, client: httpx.AsyncClient, pos_key: str, shopper: dict[str, Any]
+    ) -> None:
+        """The member's coupon named as printed and as typed in lower case: the service refuses the two as one
+        coupon, and the answer named REST's `coupon_codes`, a field the GraphQL input does not have."""
+        code = shopper["codes"][0]
+        given = {
+            "input": {
+                "memberId": shopper["id"],
+                "cart": {"subtotal": cny(1_000)},
+                "couponCodes": [code, code.lower()],
+            }
+        }
+        [error] = await self._errors(client, pos_key, given)
+        assert error["extensions"]["code"] == "validation_error"
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["couponCodes"]
+        assert error["message"].startswith("couponCodes: ")
+
     async def test_schema_says_how_money_is_sent(self, client: httpx.AsyncClient, pos_key: str) -> None:
         response = await client.post(
             "/graphql", json={"query": "{ _service { sdl } }"}, headers=bearer(pos_key)

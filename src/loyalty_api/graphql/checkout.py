@@ -13,6 +13,7 @@ from graphql import GraphQLError
 from loyalty_api.auth.principal import Scope
 from loyalty_api.checkout import service
 from loyalty_api.checkout.schemas import QUOTE_DESCRIPTION, QuoteRequest
+from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed
 from loyalty_api.graphql.enums import (
@@ -228,15 +229,25 @@ async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuote
     request = _request(input, info.context.units.settings.max_json_depth)
     async with info.context.snapshot.read() as uow:
         with domain_errors():
-            result = await service.quote(
-                uow,
-                member_id=request.member_id,
-                cart=request.cart.cart(),
-                coupon_codes=request.coupon_codes,
-                points_to_use=request.points_to_use,
-                channel=request.channel,
-            )
+            try:
+                result = await service.quote(
+                    uow,
+                    member_id=request.member_id,
+                    cart=request.cart.cart(),
+                    coupon_codes=request.coupon_codes,
+                    points_to_use=request.points_to_use,
+                    channel=request.channel,
+                )
+            except InvalidField as exc:
+                raise _named_as_input(exc) from exc
     return CheckoutQuote.of(result)
+
+
+def _named_as_input(exc: InvalidField) -> InvalidField:
+    """The service's refusal of a value (one coupon named twice) names REST's field, `coupon_codes`: the
+    answer names it as the GraphQL input does, `couponCodes`, as the input's own checks above do."""
+    [error] = exc.extra["errors"]
+    return InvalidField(input_path(error["field"]), error["message"])
 
 
 @strawberry.type
