@@ -221,6 +221,31 @@ class TestFixed:
         assert result.coupons_applied == ["PCT", "FIX"]
         assert (result.goods_total, result.shipping_total, result.total) == (cny(7_300), cny(0), cny(7_300))
 
+    def test_coupons_that_a_later_discount_makes_worthless_are_not_spent(self) -> None:
+        # A 40-yuan cart: the free cup and the 10 % give something at their steps, but the 50 yuan off would
+        # take the cart to zero without them, so spending them would buy the member nothing.
+        result = run(
+            cart(item("CUP", 1_000), item("TEA", 3_000)),
+            coupon("FREE", FreeItem(sku="CUP")),
+            coupon("PCT", percent("10")),
+            coupon("FIFTY", fixed(5_000)),
+        )
+        assert result.coupons_applied == ["FIFTY"]
+        assert amounts(result) == [("coupon FIFTY", 4_000)]
+        assert set(result.coupons_unmet) == {"FREE", "PCT"}
+        assert result.goods_total == cny(0)
+
+    def test_a_coupon_a_benefit_makes_worthless_is_not_spent(self) -> None:
+        result = run(cart(subtotal=5_000), coupon("PCT", percent("10")), benefit(fixed(10_000), "tier"))
+        assert (result.coupons_applied, amounts(result)) == ([], [("tier", 5_000)])
+        assert result.coupons_unmet == {"PCT": "the other discounts already take off everything it would"}
+
+    def test_a_coupon_that_lowers_the_total_is_kept_though_it_gives_less_than_listed(self) -> None:
+        # 10 % then 50 yuan off 60 yuan: without the 10 %, the 50 leaves 10 yuan to pay, with it 4.
+        result = run(cart(subtotal=6_000), coupon("PCT", percent("10")), coupon("FIFTY", fixed(5_000)))
+        assert result.coupons_applied == ["PCT", "FIFTY"]
+        assert result.goods_total == cny(400)
+
 
 class TestConditions:
     def test_categories_narrow_the_discount(self) -> None:

@@ -36,8 +36,9 @@ narrows a discount to the items in those categories (the unitemized remainder ha
 offer with categories needs at least one such item in the cart.
 
 Benefits that do not apply are left out. A coupon that does not apply, or would give nothing (nothing left
-to discount, shipping already free), is reported with a reason instead of being applied, so that the shop
-does not spend it for nothing. Points multipliers (earning only) and birthday gifts (the birthday job turns
+to discount, shipping already free, or the discounts after it would take the goods and the shipping as low
+without it), is reported with a reason instead of being applied, so that the shop does not spend it for
+nothing. Points multipliers (earning only) and birthday gifts (the birthday job turns
 them into coupons) play no part here; priority service is listed among the perks.
 """
 
@@ -236,7 +237,42 @@ def price(
     """Price `cart` with `offers` in the order the module's docstring gives. `weekday` is today's ISO
     weekday in the programme's time zone. Raises CurrencyMismatch or CartItemsExceedSubtotal."""
     check_cart(cart, terms.currency)
-    walk = _Walk(lines=_lines(cart), currency=terms.currency)
+    walk, shipping_left = _discounted(cart, offers, terms.currency, channel, weekday)
+    # A coupon can give something at its own step and still buy nothing: a later discount would have taken
+    # off what it took anyway (10 % off, then 50 yuan off a 40-yuan cart). Spent, it would be lost for
+    # nothing, so each applied coupon, the last applied first, is left out when the goods and the shipping
+    # cost the same without it. The coupons not applied stay out: one of them must not step in for it.
+    unmet = walk.coupons_unmet
+    kept = [offer for offer in offers if not offer.is_coupon or offer.source_ref in walk.coupons_applied]
+    for code in reversed(walk.coupons_applied):
+        fewer = [offer for offer in kept if not (offer.is_coupon and offer.source_ref == code)]
+        without, shipping_without = _discounted(cart, fewer, terms.currency, channel, weekday)
+        if _goods(without) == _goods(walk) and shipping_without == shipping_left:
+            kept, walk = fewer, without
+            unmet[code] = "the other discounts already take off everything it would"
+    goods = _goods(walk)
+    points = quote_points(goods=goods, available=available_points, terms=terms, points_to_use=points_to_use)
+    return Pricing(
+        discounts=walk.discounts,
+        coupons_applied=walk.coupons_applied,
+        coupons_unmet=unmet | walk.coupons_unmet,
+        perks=_perks(offers),
+        goods_total=Money(goods, terms.currency),
+        shipping_total=Money(shipping_left, terms.currency),
+        points=points,
+        total=Money(goods - points.applied_value.amount_minor + shipping_left, terms.currency),
+    )
+
+
+def _goods(walk: _Walk) -> int:
+    return sum(line.left for line in walk.lines)
+
+
+def _discounted(
+    cart: Cart, offers: Sequence[Offer], currency: str, channel: str | None, weekday: int
+) -> tuple[_Walk, int]:
+    """Steps 1 to 5 of the module's docstring: the walk over the lines, and the shipping left to pay."""
+    walk = _Walk(lines=_lines(cart), currency=currency)
 
     def usable(offer: Offer) -> CartConditions | None:
         properties = offer.properties
@@ -270,19 +306,7 @@ def price(
             )
             walk.record(offer, shipping_left, "shipping", unmet)
             shipping_left = 0
-
-    goods = sum(line.left for line in walk.lines)
-    points = quote_points(goods=goods, available=available_points, terms=terms, points_to_use=points_to_use)
-    return Pricing(
-        discounts=walk.discounts,
-        coupons_applied=walk.coupons_applied,
-        coupons_unmet=walk.coupons_unmet,
-        perks=_perks(offers),
-        goods_total=Money(goods, terms.currency),
-        shipping_total=Money(shipping_left, terms.currency),
-        points=points,
-        total=Money(goods - points.applied_value.amount_minor + shipping_left, terms.currency),
-    )
+    return walk, shipping_left
 
 
 def quote_points(*, goods: int, available: int, terms: RedeemTerms, points_to_use: int | None) -> PointsQuote:

@@ -46,7 +46,9 @@ Conditions: `min_subtotal` is compared with the subtotal before any discount; `c
 `channel`; `categories` narrows a discount to those items (free shipping with categories needs such an
 item in the cart). Benefits that do not apply are left out. Coupons that cannot be applied are listed in
 `coupons_rejected` with a reason, never refused: another member's coupon is `not_found`, like an unknown
-code, and a coupon that would give nothing is `conditions_not_met`, so it is not spent for nothing.
+code, and a coupon that would give nothing is `conditions_not_met`, so it is not spent for nothing: also one
+that gives something at its step when the discounts after it would take the goods as low without it (10 %
+off, then 50 yuan off a 40-yuan cart: the 10 % is not applied).
 """
 
 
@@ -131,7 +133,8 @@ class CouponRejectionRead(ReadModel):
     code: str = Field(description="As the request named it")
     reason: Literal["not_found", "used", "expired", "not_yet_valid", "conditions_not_met"] = Field(
         description="`not_found` also for another member's coupon; `conditions_not_met` also when the coupon "
-        "would give nothing (nothing left to discount, shipping already free), so it is not spent for nothing"
+        "would give nothing (nothing left to discount, shipping already free, or the other discounts would "
+        "take the goods as low without it), so it is not spent for nothing"
     )
     detail: str = Field(description="For people")
 

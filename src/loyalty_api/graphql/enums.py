@@ -32,5 +32,6 @@ CouponRejectionReason = values_enum(
     "CouponRejectionReason",
     get_args(RejectReason),
     "Why a coupon was not applied: `not_found` (also another member's coupon), `used`, `expired`, "
-    "`not_yet_valid`, or `conditions_not_met` (also when it would give nothing).",
+    "`not_yet_valid`, or `conditions_not_met` (also when it would give nothing, the other discounts taking "
+    "as much off without it).",
 )
