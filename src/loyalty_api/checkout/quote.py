@@ -172,6 +172,7 @@ class _Line:
     unit_price: int
     left: int  # what is still to pay for this line
     free_units: int = 0
+    listed: int = 0  # what the line cost before any discount
 
 
 @dataclass(slots=True)
@@ -242,14 +243,19 @@ def price(
     # off what it took anyway (10 % off, then 50 yuan off a 40-yuan cart). Spent, it would be lost for
     # nothing, so each applied coupon, the last applied first, is left out when the goods and the shipping
     # cost the same without it. The coupons not applied stay out: one of them must not step in for it.
+    # Only a later discount that leaves a line nothing to pay (a fixed discount larger than what was left, a
+    # 100 % one, free items of every unit) can take off what the coupon took, so a cart whose lines all
+    # still cost something is not priced again (rounding down may make up for a coupon of a few fen: not
+    # looked for).
     unmet = walk.coupons_unmet
-    kept = [offer for offer in offers if not offer.is_coupon or offer.source_ref in walk.coupons_applied]
-    for code in reversed(walk.coupons_applied):
-        fewer = [offer for offer in kept if not (offer.is_coupon and offer.source_ref == code)]
-        without, shipping_without = _discounted(cart, fewer, terms.currency, channel, weekday)
-        if _goods(without) == _goods(walk) and shipping_without == shipping_left:
-            kept, walk = fewer, without
-            unmet[code] = "the other discounts already take off everything it would"
+    if walk.coupons_applied and any(line.left == 0 < line.listed for line in walk.lines):
+        kept = [offer for offer in offers if not offer.is_coupon or offer.source_ref in walk.coupons_applied]
+        for code in reversed(walk.coupons_applied):
+            fewer = [offer for offer in kept if not (offer.is_coupon and offer.source_ref == code)]
+            without, shipping_without = _discounted(cart, fewer, terms.currency, channel, weekday)
+            if _goods(without) == _goods(walk) and shipping_without == shipping_left:
+                kept, walk = fewer, without
+                unmet[code] = "the other discounts already take off everything it would"
     goods = _goods(walk)
     points = quote_points(goods=goods, available=available_points, terms=terms, points_to_use=points_to_use)
     return Pricing(
@@ -349,14 +355,16 @@ def _lines(cart: Cart) -> list[_Line]:
         sku, category, unit_price = item.sku, item.category, item.unit_price.amount_minor
         key = (sku or "", sku is None, category or "", category is None, unit_price)
         line = units.get(key)
+        amount = item.quantity * unit_price
         if line is None:
-            units[key] = _Line(sku, category, item.quantity, unit_price, item.quantity * unit_price)
+            units[key] = _Line(sku, category, item.quantity, unit_price, amount, listed=amount)
         else:
             line.quantity += item.quantity
-            line.left += item.quantity * unit_price
+            line.left += amount
+            line.listed += amount
     lines = [units[key] for key in sorted(units)]
     remainder = cart.subtotal.amount_minor - sum(line.left for line in lines)
-    lines.append(_Line(sku=None, category=None, quantity=0, unit_price=0, left=remainder))
+    lines.append(_Line(sku=None, category=None, quantity=0, unit_price=0, left=remainder, listed=remainder))
     return lines
 
 
