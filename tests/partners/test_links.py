@@ -114,6 +114,26 @@ class TestLinking:
         too_late_for_b = await _link(client, other, for_other["code"], "B-1")  # issued before those minutes
         assert too_late_for_b.status_code == 404
 
+    async def test_a_link_sent_again_without_a_key_is_answered_as_made(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        # The partner's answer was lost; its system sends the same code and reference again.
+        shop = await _partner(app, client, admin_key, "books-r")
+        member = await enrol(client, pos_key)
+        code = await _code(client, pos_key, member["id"], "books-r")
+        first = await _link(client, shop, code["code"], "R-1")
+        assert first.status_code == 201, first.text
+
+        again = await _link(client, shop, code["code"], "R-1")
+
+        assert again.status_code == 201, again.text
+        assert again.json() == first.json()
+        linked = [e for e in await events(app, "partner.linked") if e["payload"]["partner"] == "books-r"]
+        assert len(linked) == 1
+        # The used code links nothing else: another reference is still told the code is invalid.
+        other_ref = await _link(client, shop, code["code"], "R-2")
+        assert (other_ref.status_code, other_ref.json()["code"]) == (404, "link_code_invalid")
+
     async def test_a_member_links_once_per_partner_and_a_reference_names_one_member(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
     ) -> None:

@@ -211,7 +211,8 @@ async def unlink_member(member_id: uuid.UUID, partner: PartnerCode, uow: UoW, _:
 async def link(body: LinkRequest, uow: UoW, caller: PartnerKey) -> PartnerMemberRead:
     """Redeem the member's link code for your customer `partner_customer_ref`, and get the member's joint
     view. An unknown, expired, used code, or one given for another partner, is 404 `link_code_invalid`
-    (the same answer for each). Emits `partner.linked`.
+    (the same answer for each); the same code sent again for the same customer (an answer lost) is answered
+    with the link it made. Emits `partner.linked`, once.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     partner_id = _partner_of(caller)

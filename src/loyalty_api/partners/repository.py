@@ -107,6 +107,15 @@ class PartnerRepository:
         code_id = taken.scalar_one_or_none()
         return None if code_id is None else await self.session.get(PartnerLinkCode, code_id)
 
+    async def get_used_code(self, code_hash: str, partner_id: uuid.UUID) -> PartnerLinkCode | None:
+        return await self.session.scalar(
+            select(PartnerLinkCode).where(
+                PartnerLinkCode.code_hash == code_hash,
+                PartnerLinkCode.partner_id == partner_id,
+                PartnerLinkCode.used_at.is_not(None),
+            )
+        )
+
     async def insert_link(self, link: PartnerLink) -> None:
         self.session.add(link)
         await flush_unique(self.session)

@@ -344,7 +344,12 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
     now = uow.clock.now()
     taken = None if hashed is None else await repo.take_code(hashed, partner.id, now)
     if taken is None:
-        raise LinkCodeInvalid()
+        made = (
+            None if hashed is None else await _link_made_with(repo, hashed, partner.id, partner_customer_ref)
+        )
+        if made is None:
+            raise LinkCodeInvalid()
+        return _view(made, partner)
     if await repo.get_member_link(partner.id, taken.member_id) is not None:
         raise AlreadyLinked()
     if await repo.get_link(partner.id, partner_customer_ref) is not None:
@@ -373,6 +378,19 @@ async def link(uow: UnitOfWork, partner_id: uuid.UUID, *, code: str, partner_cus
         partner.id,
     )
     return _view(row, partner)
+
+
+async def _link_made_with(
+    repo: PartnerRepository, hashed: str, partner_id: uuid.UUID, ref: str
+) -> PartnerLink | None:
+    """The link under `ref` to the member whose code this partner used: a link sent again without a key, its
+    answer lost, is answered as made, where "ask the member for a new code" would send the customer back for
+    a code that then answers already_linked. Another partner's, or another reference's, stays invalid."""
+    used = await repo.get_used_code(hashed, partner_id)
+    if used is None:
+        return None
+    made = await repo.get_link(partner_id, ref)
+    return made if made is not None and made.member_id == used.member_id else None
 
 
 def _view(row: PartnerLink, partner: Partner) -> LinkView:
