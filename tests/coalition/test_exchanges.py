@@ -642,6 +642,38 @@ class TestExchangeIn:
         assert len(await entries_of(client, admin_key, air.member_id, "exchange_in")) == 1
         await assert_ledger_invariant(app, air.member_id)
 
+    @pytest.mark.parametrize("since", ["unlinked", "member suspended", "partner suspended"])
+    async def test_a_transfer_sent_again_after_its_link_ended_is_told_as_credited(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air, since: str
+    ) -> None:
+        # The partner's answer was lost; meanwhile the link ended (or a side was suspended). Told that the
+        # customer cannot be reached, the partner would give back the miles we credited.
+        first = await created(await exchange_in(client, air.key, "AIR-1", "TX-9", 1_000))
+        if since == "unlinked":
+            ended = await client.delete("/v1/partner/links/AIR-1", headers=bearer(air.key))
+        elif since == "member suspended":
+            ended = await client.patch(
+                f"/v1/members/{air.member_id}", json={"status": "suspended"}, headers=bearer(admin_key)
+            )
+        else:
+            terms = {
+                "exchange_out_rate": "2.5",
+                "exchange_in_rate": "0.4",
+                "exchange_timeout_seconds": TIMEOUT,
+            }
+            body = {"name": "Air", "status": "suspended", **terms}
+            ended = await client.put("/v1/partners/air", json=body, headers=bearer(admin_key))
+        assert ended.status_code in (200, 204), ended.text
+        before = await table_counts(app, *WRITTEN)
+
+        again = await exchange_in(client, air.key, "AIR-1", "TX-9", 1_000)
+
+        assert problem(again) == (409, "exchange_already_recorded"), again.text
+        assert again.json()["exchange_id"] == first["id"]
+        assert await table_counts(app, *WRITTEN) == before
+        new = await exchange_in(client, air.key, "AIR-1", "TX-10", 1_000)  # a transfer not made is refused
+        assert new.status_code in (404, 409) and problem(new)[1] != "exchange_already_recorded", new.text
+
     async def test_another_partners_transfer_with_the_same_id_is_its_own(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air
     ) -> None:

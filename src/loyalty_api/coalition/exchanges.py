@@ -21,6 +21,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
+from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.members.service import emit_unless_erased, require_member
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.outbox.service import emit_for_member
@@ -413,12 +414,21 @@ async def exchange_in(
 ) -> ExchangeView:
     """Credit the member the partner linked as `ref` with the partner's points at its rate, once per
     transfer."""
-    # The link is read behind the member's row, the first lock every change to the member takes: an unlink
-    # or an erasure under way commits first, and then there is no link to credit (nor to name in the event).
-    partner, link = await locked_partner_link(uow, partner_id, ref)
-    # The member (locked above) and their account first, then the partner, as exchange_out takes them; the
-    # terms are read behind the partner's lock (_locked_partner).
-    await lock_earner(uow, link.member_id)
+    try:
+        # The link is read behind the member's row, the first lock every change to the member takes: an
+        # unlink or an erasure under way commits first, and then there is no link to credit (nor to name in
+        # the event).
+        partner, link = await locked_partner_link(uow, partner_id, ref)
+        # The member (locked above) and their account first, then the partner, as exchange_out takes them;
+        # the terms are read behind the partner's lock (_locked_partner).
+        await lock_earner(uow, link.member_id)
+    except (LinkNotFound, PartnerNotActive, MemberNotActive):
+        # A transfer sent again without a key (its answer lost) after an unlink, a suspension or an erasure:
+        # credited already, and the partner must not give its customer the points back as if it had failed.
+        known = await ExchangeRepository(uow.session).get_by_partner_ref(partner_id, partner_ref)
+        if known is not None:
+            raise ExchangeAlreadyRecorded(exchange_id=str(known.id)) from None
+        raise
     partner = await _locked_partner(uow, partner.id)
     rate = partner.exchange_in_rate
     if rate is None:
