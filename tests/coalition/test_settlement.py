@@ -478,6 +478,26 @@ class TestRoutes:
             # A cache between the caller and us must not hand this answer to a caller that asked otherwise.
             assert "accept" in varies_with(answer), (path, accept)
 
+    async def test_a_suspended_partner_still_reads_its_statement_to_settle_up(
+        self, client: httpx.AsyncClient, admin_key: str, partners: TwoPartners, clock: FrozenClock
+    ) -> None:
+        await ok(await partner_earn(client, partners.alpha, "A-1", "O-1", 30_000))
+        suspended = await client.put(
+            "/v1/partners/alpha",
+            json={"name": "Alpha", "status": "suspended", **ALPHA},
+            headers=bearer(admin_key),
+        )
+        assert suspended.status_code == 200, suspended.text
+        end = clock.now() + timedelta(seconds=1)
+
+        own = await statement(client, partners.alpha, "/v1/partner/settlements", START, end)
+
+        assert own.status_code == 200, own.text
+        assert own.json() == await admin_statement(client, admin_key, "alpha", START, end)
+        assert own.json()["earned"]["points"] == 450
+        refused = await partner_earn(client, partners.alpha, "A-1", "O-2", 30_000)  # it still reaches no one
+        assert problem(refused) == (409, "partner_not_active"), refused.text
+
     async def test_each_route_answers_its_own_callers_only(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, partners: TwoPartners
     ) -> None:

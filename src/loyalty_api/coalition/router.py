@@ -478,13 +478,14 @@ async def read_settlement(
     "/partner/settlements",
     summary="Your settlement statement",
     response_model=SettlementRead,
-    responses=problem_responses(*_AUTH, PartnerNotActive, InvalidField) | _CSV,
+    responses=problem_responses(*_AUTH, InvalidField) | _CSV,
 )
 async def read_own_settlement(
     start: From, to: To, as_csv: ReportAsCsv, uow: UoW, caller: PartnerKey
 ) -> Response | SettlementRead:
     """Your statement for [`from`, `to`), as the operator reads it (see
-    `GET /v1/partners/{code}/settlements`). JSON, or CSV when `Accept` prefers `text/csv`, as there.
+    `GET /v1/partners/{code}/settlements`), while you are suspended too. JSON, or CSV when `Accept` prefers
+    `text/csv`, as there.
 
     For `partner` keys only. Reads only."""
     return _statement_answer(await settlement.own_settlement(uow, _partner_of(caller), start, to), as_csv)

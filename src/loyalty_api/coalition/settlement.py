@@ -24,7 +24,7 @@ from loyalty_api.errors import InvalidField
 from loyalty_api.money import Money
 from loyalty_api.partners.models import Partner
 from loyalty_api.partners.repository import PartnerRepository, PerkRepository
-from loyalty_api.partners.service import active_partner, get_partner
+from loyalty_api.partners.service import bound_partner, get_partner
 from loyalty_api.program.service import get_program
 
 # A statement reads at most a year and a day of ledger entries.
@@ -147,8 +147,8 @@ async def settlement(uow: UnitOfWork, partner_code: str, start: datetime, end: d
 async def own_settlement(
     uow: UnitOfWork, partner_id: uuid.UUID, start: datetime, end: datetime
 ) -> Settlement:
-    """The statement of the partner whose key asks."""
-    return await _statement(uow, await active_partner(uow, partner_id), start, end)
+    """The statement of the partner whose key asks, suspended or not: a suspended partner settles up too."""
+    return await _statement(uow, await bound_partner(uow, partner_id), start, end)
 
 
 def as_csv(statement: Settlement) -> str:

@@ -277,7 +277,8 @@ async def _announce(uow: UnitOfWork, partner: Partner, change: Literal["created"
 async def bound_partner(uow: UnitOfWork, partner_id: uuid.UUID) -> Partner:
     """The partner a key is bound to, active or suspended. Only for answering what the partner was asked
     before a suspension (its exchanges out pending): refusing those would let their time run out and give the
-    member back points the partner may have credited already. Anything else goes through `active_partner`."""
+    member back points the partner may have credited already; and for its settlement statements, which it
+    needs to settle up what moved before. Anything else goes through `active_partner`."""
     partner = await PartnerRepository(uow.session).get(partner_id)
     if partner is None:  # a key bound to a partner that does not exist reaches nothing
         raise PartnerNotFound()
