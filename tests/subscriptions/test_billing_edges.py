@@ -364,6 +364,49 @@ class TestBillingHearsTheRightPrice:
         notices = [e["payload"] for e in await events(app, "subscription.renewal_due")]
         assert [(n["due_plan"], n["amount"]["amount"]) for n in notices] == [("plus", 1_500)]
 
+    async def test_the_pending_downgrade_named_again_once_taken_off_sale_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        """The downgrade is pending and the operator then takes its plan off sale (it keeps those who have
+        it, pending ones too: the period end renews onto it). The checkout's repeat of the downgrade answers
+        it as made, as it does while the plan is on sale, not 422 "no plan on sale", which read as a
+        downgrade refused that is in fact pending. With a payment it is refused as the first would be."""
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
+        first = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        assert first.status_code == 200, first.text
+        await replace_plan(client, admin_key, "plus", active=False)
+        before = await read(client, ecommerce_key, sub["id"])
+        clock.advance(timedelta(minutes=5))
+
+        again = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+
+        assert again.status_code == 200, again.text
+        assert again.json() == before  # pending_plan plus, updated_at where it was
+        assert len(await events(app, "subscription.plan_changed")) == 1
+        paid = await post_action(
+            client,
+            ecommerce_key,
+            sub["id"],
+            "change-plan",
+            {"plan": "plus", "payment_ref": next_payment_ref()},
+        )
+        assert (paid.status_code, paid.json()["errors"][0]["field"]) == (422, "payment_ref")
+        assert await read(client, ecommerce_key, sub["id"]) == before
+
+    async def test_a_pending_plan_off_sale_and_dearer_since_is_not_sold_as_an_upgrade(
+        self, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "premium", payment_ref=next_payment_ref())
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        await replace_plan(client, admin_key, "plus", active=False, price=cny(4_000))
+        before = await read(client, ecommerce_key, sub["id"])
+
+        body = {"plan": "plus", "payment_ref": next_payment_ref()}
+        refused = await post_action(client, ecommerce_key, sub["id"], "change-plan", body)
+
+        assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "plan")
+        assert await read(client, ecommerce_key, sub["id"]) == before
+
     async def test_an_upgrade_sent_again_with_its_payment_answers_the_upgrade_it_made(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:

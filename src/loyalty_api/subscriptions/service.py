@@ -440,9 +440,15 @@ async def change_plan(
     sub, member_status = await _locked_with_member_status(uow, subscription_id)
     repo = SubscriptionRepository(uow.session)
     current = await periods.plan_of(uow, sub)
-    # The current plan is named to drop a pending change: it need not be on sale any more (a plan taken off
-    # sale keeps its subscribers).
-    target = current if plan_code == current.code else await _plan_on_sale(uow, plan_code)
+    pending = await periods.plan_of(uow, sub, due=True) if sub.pending_plan_id else None
+    # The current plan is named to drop a pending change, the pending one to repeat that change: neither need
+    # be on sale any more (a plan taken off sale keeps its subscribers, and those whose change is pending).
+    if plan_code == current.code:
+        target = current
+    elif pending is not None and plan_code == pending.code:
+        target = pending
+    else:
+        target = await _plan_on_sale(uow, plan_code)
     if target.family != sub.family:
         raise InvalidField("plan", f"is in family {target.family!r}; this subscription is in {sub.family!r}")
     now = uow.clock.now()
@@ -464,6 +470,9 @@ async def change_plan(
         and target.price.amount_minor * sub.period_months > sub.price_amount_minor * target.months
         and target.months >= sub.period_months
     )
+    if upgrade and not target.active:
+        # The pending plan off sale, its price raised since to make it an upgrade: no sale starts now on it.
+        raise InvalidField("plan", f"no plan on sale with code {plan_code!r}")
     in_trial = State(sub.state) is State.trialing
     periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
     if not upgrade and payment_ref is None and target.id == sub.pending_plan_id:
