@@ -23,7 +23,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.points.expiry import expire_points
 from loyalty_api.points.models import LedgerEntry
 from loyalty_api.settings import Settings
-from tests.builders import enrol, make_key
+from tests.builders import add_tier, enrol, make_key
 from tests.conftest import START, UNLIMITED, bearer, units_of
 from tests.http.test_negotiation import REPORT_ACCEPTS, varies_with
 from tests.ledger_checks import assert_ledger_invariant
@@ -378,6 +378,23 @@ class TestEdges:
         )
         figures = dict(csv.reader(io.StringIO(answer.text)))
         assert (figures["adjusted"], figures["net"]) == ("-40", "-40")
+
+    async def test_members_without_a_tier_have_a_row_no_tier_code_can_name(
+        self, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        # Enrolled before the ladder had a tier (the worker has not placed them), beside a tier coded none.
+        await enrol(client, key)
+        await add_tier(client, key, "none", rank=0)
+        await enrol(client, key)
+        window = {"from": iso(START), "to": iso(clock.now() + timedelta(seconds=1))}
+        answer = await client.get(
+            "/v1/analytics/overview", params=window, headers=bearer(key, Accept="text/csv")
+        )
+        rows = list(csv.reader(io.StringIO(answer.text)))
+        names = [name for name, _ in rows]
+        assert len(names) == len(set(names)), names
+        figures = dict(rows)
+        assert (figures["members_tier_none"], figures["members_without_tier"]) == ("1", "1")
 
     async def test_a_long_store_name_pages_like_any_other(
         self, client: httpx.AsyncClient, clock: FrozenClock, key: str

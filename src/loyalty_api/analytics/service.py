@@ -256,7 +256,7 @@ def overview_csv(found: Overview) -> str:
         ("members", found.members),
         ("new_members", found.new_members),
     ]
-    figures += [(f"members_tier_{_tier_code(t.tier)}", t.members) for t in found.members_by_tier]
+    figures += [(_tier_figure(t.tier), t.members) for t in found.members_by_tier]
     figures += [(f"members_{stage}", n) for stage, n in found.members_by_lifecycle.items()]
     figures += [(f"members_segment_{segment}", n) for segment, n in found.members_by_segment.items()]
     figures.append(("paying_members", found.paying_members))
@@ -280,8 +280,9 @@ def _value(value: object) -> str:
     return _cell(str(value))
 
 
-def _tier_code(tier: TierRef | None) -> str:
-    return "none" if tier is None else tier.code
+def _tier_figure(tier: TierRef | None) -> str:
+    # Members on no tier get a name no tier's row can take: a tier may be coded `none`.
+    return "members_without_tier" if tier is None else f"members_tier_{tier.code}"
 
 
 def _cell(text: str | None) -> str:
