@@ -573,6 +573,102 @@ async def test_events_made_while_a_replay_is_under_way_go_out_meanwhile(
     assert [json.loads(m.body)["data"]["order_ref"] for m in receiver.received] == ["BEFORE", "MEANWHILE"]
 
 
+@pytest.mark.skipif(not is_postgres(), reason="holds a replay open from a second PostgreSQL connection")
+async def test_a_replay_under_way_holds_up_no_members_order_at_the_other_endpoints(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    """An operator replays one endpoint since a moment ago, as a member's earn has just committed and is not
+    fanned out yet: the replay makes that event a delivery of its endpoint, which holds the event's row until
+    the replay commits. The fan-out passed over the row held (SKIP LOCKED) and fanned out the member's next
+    earn, so the other endpoint got the second earn before the first; it must wait for the first, while
+    another member's event goes out meanwhile."""
+    since = format_instant(clock.now())
+    other = str((await enrol(client, pos_key))["id"])
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    async with running_receiver() as replayed_receiver:
+        replayed, _ = await add_endpoint(units, replayed_receiver.url, event_types=["points.earned"])
+        await earn(client, pos_key, member, 10_000, order_ref="FIRST")
+        engine = side_engine(settings)
+        try:
+            async with engine.connect() as holder, engine.connect() as watcher:
+                await watcher.execution_options(isolation_level="AUTOCOMMIT")
+                # Holds the replay at its end, its deliveries made: its audit entry waits for the table.
+                await holder.execute(text("LOCK TABLE audit_events IN SHARE MODE"))
+                replay = asyncio.ensure_future(
+                    client.post(
+                        f"/v1/webhook-endpoints/{replayed}/replay",
+                        json={"since": since},
+                        headers=bearer(admin_key),
+                    )
+                )
+                await until_waiting_for_a_lock(watcher, replay)
+                assert not replay.done()
+                await earn(client, pos_key, member, 10_000, order_ref="SECOND")
+                await earn(client, pos_key, other, 10_000, order_ref="OTHER")
+                sending = asyncio.ensure_future(pump(units))
+                await asyncio.wait([sending], timeout=10)
+                assert sending.done(), "the fan-out waits for the replay"
+                meanwhile = [json.loads(m.body)["data"]["order_ref"] for m in receiver.received]
+                await holder.rollback()
+                answer = await replay
+        finally:
+            await engine.dispose()
+        assert answer.status_code == 200, answer.text
+        assert meanwhile == ["OTHER"]
+        everything = await arrivals(units, receiver)
+        assert [body["data"]["order_ref"] for body in everything] == ["OTHER", "FIRST", "SECOND"]
+        replayed_got = [json.loads(m.body)["data"]["order_ref"] for m in replayed_receiver.received]
+        assert replayed_got == ["OTHER", "FIRST", "SECOND"]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="holds an erasure open from a second PostgreSQL connection")
+async def test_an_erasure_under_way_keeps_the_members_events_in_order(
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    settings: Settings,
+) -> None:
+    """A member enrols, earns and is erased before the worker fanned their events out (a backlog): the
+    erasure rewrites `member.enrolled` (its card number), holding its row until it commits. The fan-out
+    passed over that row and sent the earn first; it must wait for the enrolment."""
+    await set_program(client, admin_key)
+    await add_endpoint(units, receiver.url, event_types=["member.enrolled", "points.earned", "member.erased"])
+    erased = str((await enrol(client, pos_key))["id"])
+    await earn(client, pos_key, erased, 10_000)
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            # Holds the erasure at its end, the events rewritten: its audit entry waits for the table.
+            await holder.execute(text("LOCK TABLE audit_events IN SHARE MODE"))
+            erasure = asyncio.ensure_future(
+                client.post(f"/v1/members/{erased}/erase", headers=bearer(admin_key))
+            )
+            await until_waiting_for_a_lock(watcher, erasure)
+            assert not erasure.done()
+            # A send out meanwhile records its outcome once the erasure is done (of_erased_members).
+            sending = asyncio.ensure_future(pump(units))
+            await asyncio.wait([sending], timeout=2)
+            await holder.rollback()
+            answer = await erasure
+            await sending
+    finally:
+        await engine.dispose()
+    assert answer.status_code == 200, answer.text
+    got = [body["type"] for body in await arrivals(units, receiver)]
+    assert got == ["member.enrolled", "points.earned", "member.erased"]
+
+
 @pytest.mark.usefixtures("earned_event")
 async def test_a_private_target_is_refused_at_send_time(
     app: FastAPI, receiver: Receiver, units: UnitsOfWork

@@ -29,7 +29,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,10 +42,11 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.outage import database_busy, database_out_of_reach
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.service import emit
 from loyalty_api.settings import Settings
-from loyalty_api.webhooks.delivery_repository import DeliveryRepository, Outgoing
-from loyalty_api.webhooks.endpoints import new_delivery
+from loyalty_api.webhooks.delivery_repository import DeliveryRepository, EventKey, Outgoing
+from loyalty_api.webhooks.endpoints import new_delivery, ordering_key
 from loyalty_api.webhooks.events import WebhookEndpointDisabled
 from loyalty_api.webhooks.signing import signature_header
 from loyalty_api.webhooks.transport import TargetRefused, refuse_before_connecting, webhook_session
@@ -115,7 +116,10 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
             repo = DeliveryRepository(uow.session)
             if not await repo.take_dispatch_turn():
                 break  # another worker is fanning out; it will take these events too
-            events = await repo.claim_undispatched(batch)
+            claimed = await repo.claim_undispatched(batch)
+            if not claimed:
+                return dispatched
+            events = _in_order(claimed, await repo.list_passed_over(claimed))
             if not events:
                 return dispatched
             endpoints = await repo.list_enabled_endpoints()
@@ -130,9 +134,28 @@ async def dispatch_events(units: UnitsOfWork, *, batch: int = 500) -> int:
             )
             await repo.mark_dispatched([event.id for event in events], now)
             dispatched += len(events)
-        if len(events) < batch:
+        if len(claimed) < batch:
             break
     return dispatched
+
+
+def _in_order(claimed: Sequence[OutboxEvent], passed_over: Collection[EventKey]) -> list[OutboxEvent]:
+    """The claimed events that may be fanned out now: not those numbered after an event of their member (or
+    aggregate) that the claim passed over (another transaction holds it), whose deliveries would go out
+    before its own. They wait, with it, for a later run; other members' events go on."""
+    first: dict[str, int] = {}
+    for held in passed_over:
+        if held.sequence is not None:
+            key = ordering_key(held)
+            first[key] = min(first.get(key, held.sequence), held.sequence)
+    if not first:
+        return list(claimed)
+    return [
+        event
+        for event in claimed
+        if (before := first.get(ordering_key(event))) is None
+        or (event.sequence is not None and event.sequence < before)
+    ]
 
 
 async def deliver_webhooks(

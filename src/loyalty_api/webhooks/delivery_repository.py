@@ -40,6 +40,16 @@ class EndpointTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class EventKey:
+    """Where an outbox event stands in its member's (or aggregate's) order."""
+
+    member_id: uuid.UUID | None
+    aggregate_type: str
+    aggregate_id: str
+    sequence: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """Everything a send needs, read while the delivery is leased."""
 
@@ -83,7 +93,8 @@ class DeliveryRepository:
         return bool(await self.session.scalar(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))))
 
     async def claim_undispatched(self, limit: int) -> Sequence[OutboxEvent]:
-        """Outbox events not fanned out yet, in sequence (PostgreSQL skips rows another worker holds)."""
+        """Outbox events not fanned out yet, in sequence (PostgreSQL skips rows another transaction holds:
+        see `list_passed_over`)."""
         query = (
             select(OutboxEvent)
             .where(OutboxEvent.dispatched_at.is_(None))
@@ -93,6 +104,29 @@ class DeliveryRepository:
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
         return (await self.session.execute(query)).scalars().all()
+
+    async def list_passed_over(self, claimed: Sequence[OutboxEvent]) -> list[EventKey]:
+        """The events not fanned out yet, numbered before the last of `claimed`, that the claim did not take:
+        on PostgreSQL, those another transaction holds (a replay making one a delivery of its endpoint holds
+        it FOR KEY SHARE, which the claim's FOR UPDATE skips; an erasure rewriting its payload), or committed
+        since with an earlier number. None on SQLite, whose claim skips nothing and whose writers take
+        turns."""
+        numbered = [event.sequence for event in claimed if event.sequence is not None]
+        if not self._skip_locked or not numbered:
+            return []
+        result = await self.session.execute(
+            select(
+                OutboxEvent.member_id,
+                OutboxEvent.aggregate_type,
+                OutboxEvent.aggregate_id,
+                OutboxEvent.sequence,
+            ).where(
+                OutboxEvent.dispatched_at.is_(None),
+                OutboxEvent.sequence <= max(numbered),
+                OutboxEvent.id.not_in([event.id for event in claimed]),
+            )
+        )
+        return [EventKey(*row) for row in result.all()]
 
     async def list_enabled_endpoints(self) -> Sequence[EndpointTarget]:
         """The enabled endpoints, locked FOR KEY SHARE until commit (PostgreSQL): an endpoint's deletion
