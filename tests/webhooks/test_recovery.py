@@ -48,7 +48,7 @@ from loyalty_api.webhooks.delivery_repository import DeliveryRepository
 from loyalty_api.worker.runner import Worker
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.databases import is_postgres, side_engine
+from tests.databases import is_postgres, side_engine, until_waiting_for_a_lock
 from tests.inspect_db import events, rows
 from tests.points.helpers import earn, set_program
 from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_endpoint, set_delivery, set_endpoint
@@ -247,6 +247,56 @@ async def test_a_retry_or_replay_by_hand_goes_out_at_once_though_the_endpoint_is
     [after] = await rows(app, "SELECT failing_since FROM webhook_endpoints")
     assert after["failing_since"] is None
     assert await rows(app, "SELECT id FROM webhook_deliveries WHERE status <> 'succeeded'") == []
+
+
+@pytest.mark.skipif(
+    not is_postgres(), reason="holds a worker's lease open from a second PostgreSQL connection"
+)
+async def test_a_delivery_another_worker_is_leasing_is_not_leased_again_as_a_probe(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+) -> None:
+    """A worker leases a healthy endpoint's due delivery; before its lease commits, another send to the
+    endpoint fails and makes it failing, and a second worker looks for the endpoint's probe. It read the
+    delivery as unleased (the lease was not committed yet), waited for the row, then leased it over the first
+    worker's lease: both sent it."""
+    endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, members[0], 10_000)
+    await dispatch_events(units)
+    [delivery] = await rows(app, "SELECT id FROM webhook_deliveries")
+    first_worker = uuid.uuid4()
+    side = side_engine(units.settings)
+    try:
+        async with side.connect() as leasing, side.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            now = units.clock.now()
+            await leasing.execute(
+                text(
+                    "UPDATE webhook_deliveries SET leased_until = :until, lease_token = :token WHERE id = :id"
+                ),
+                {"until": now + LEASE, "token": first_worker, "id": delivery["id"]},
+            )
+            await set_endpoint(app, endpoint_id, failing_since=now, next_probe_at=None)
+
+            async def look_for_probes() -> list[uuid.UUID]:
+                async with units.begin() as uow:
+                    return await DeliveryRepository(uow.session).lease_probes(
+                        now, until=now + LEASE, token=uuid.uuid4(), limit=10
+                    )
+
+            probing = asyncio.ensure_future(look_for_probes())
+            await until_waiting_for_a_lock(watcher, probing)
+            await leasing.commit()
+            probes = await probing
+    finally:
+        await side.dispose()
+    assert probes == []
+    [held] = await rows(app, "SELECT lease_token FROM webhook_deliveries")
+    assert uuid.UUID(str(held["lease_token"])) == first_worker
 
 
 @pytest.mark.usefixtures("failing_endpoint")

@@ -219,8 +219,7 @@ class DeliveryRepository:
                 if fits(endpoint_id, len(ids) + len(fitting)):
                     taken[endpoint_id] += 1
                     fitting.append(delivery_id)
-            await self._lease(fitting, until=until, token=token)
-            ids += fitting
+            ids += await self._lease(fitting, until=until, token=token, now=now)
             if len(fitting) == len(found):
                 break
         return ids
@@ -295,9 +294,16 @@ class DeliveryRepository:
         looked = await self.session.execute(
             select(WebhookEndpoint.id, head).where(WebhookEndpoint.id.in_(locked))
         )
-        leased = {endpoint_id: head_id for endpoint_id, head_id in looked if head_id is not None}
-        probed = [endpoint_id for endpoint_id in locked if endpoint_id in leased]
-        ids = [leased[endpoint_id] for endpoint_id in probed]
+        head_of = {endpoint_id: head_id for endpoint_id, head_id in looked if head_id is not None}
+        # The heads were read without a lock: one that another worker's lease_due had taken, uncommitted, is
+        # that worker's once the lease has waited for it to commit, and is not this probe (both sent it).
+        ids = await self._lease(
+            [head_of[endpoint_id] for endpoint_id in locked if endpoint_id in head_of],
+            until=until,
+            token=token,
+            now=now,
+        )
+        probed = [endpoint_id for endpoint_id in locked if head_of.get(endpoint_id) in ids]
         if probed:
             await self.session.execute(
                 update(WebhookEndpoint)
@@ -305,17 +311,24 @@ class DeliveryRepository:
                 .values(next_probe_at=until)
                 .execution_options(synchronize_session=False)
             )
-        await self._lease(ids, until=until, token=token)
         return ids
 
-    async def _lease(self, ids: list[uuid.UUID], *, until: datetime, token: uuid.UUID) -> None:
-        if ids:
-            await self.session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids))
-                .values(leased_until=until, lease_token=token)
-                .execution_options(synchronize_session=False)
-            )
+    async def _lease(
+        self, ids: list[uuid.UUID], *, until: datetime, token: uuid.UUID, now: datetime
+    ) -> list[uuid.UUID]:
+        """Lease those of these deliveries that are still pending and unleased (as the database has them
+        once any transaction that holds one has ended); those leased, in the order given."""
+        if not ids:
+            return []
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == "pending", _unleased(now))
+            .values(leased_until=until, lease_token=token)
+            .returning(WebhookDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        leased = set(result.scalars().all())
+        return [delivery_id for delivery_id in ids if delivery_id in leased]
 
     async def renew_leases(
         self, delivery_ids: Sequence[uuid.UUID], *, token: uuid.UUID, until: datetime
