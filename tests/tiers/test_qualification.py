@@ -343,6 +343,35 @@ class TestReview:
         assert await review(app) == 1
         assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "member"
 
+    async def test_straight_down_lands_no_lower_than_what_the_window_under_way_has_reached(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """A gold member whose 2026 reached no tier buys silver's bar of 2027 in gold's grace: the earn
+        leaves them on gold (above it) and the review, judging 2026, put them straight on the entry tier,
+        though 2027 had already reached silver (`next`: silver, remaining 0) and their next purchase of any
+        size would move them up again."""
+        await set_program(client, admin_key, tier_downgrade="to_qualified")
+        member = await enrol(client, pos_key)
+        await earn(client, pos_key, member["id"], 500_000, order_ref="GOLD-3")
+        await client.post("/v1/orders/GOLD-3/refund", json={"amount": cny(450_000)}, headers=bearer(pos_key))
+        clock.set(KEPT_2026 - timedelta(days=5))  # 2027 in Shanghai, in gold's grace
+        assert (await earn(client, pos_key, member["id"], 120_000))["tier"]["code"] == "gold"
+        clock.set(KEPT_2026)
+        assert await review(app) == 1
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"], status["kept_until"]) == (SILVER, iso(KEPT_2027))
+        [change, _] = await history(client, pos_key, member["id"])
+        assert (change["from_tier"], change["to_tier"], change["change"]) == (GOLD, SILVER, "downgrade")
+        assert change["qualification"]["silver"] | {"window_start": None} == {
+            "metric": "spend",
+            "window_start": None,
+            "value": 120_000,
+            "threshold": 100_000,
+        }
+        [downgraded] = await events(app, "tier.downgraded")
+        assert downgraded["payload"]["to_tier"] == SILVER
+
     async def test_requalifying_next_year_keeps_the_tier_another_year(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, clock: FrozenClock
     ) -> None:
@@ -509,6 +538,29 @@ class TestRollingReview:
         clock.set(START + timedelta(days=395))
         assert await review(app) == 1
         assert (await tier_of(client, pos_key, silver_member["id"]))["tier"] == MEMBER
+
+    async def test_without_grace_the_purchase_that_won_the_tier_does_not_keep_it_at_the_window_s_last_instant(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """Reviewed the instant the window ends (no grace), the last 365 days still begin with the purchase
+        that won the tier: the review must not read them as the window under way and renew on it."""
+        body = {
+            "name": "银卡",
+            "rank": 1,
+            "metric": "spend",
+            "window": "rolling_days",
+            "window_days": 365,
+            "threshold": 100_000,
+            "points_multiplier": "1.2",
+            "grace_days": 0,
+        }
+        response = await client.put("/v1/tiers/silver", json=body, headers=bearer(admin_key))
+        assert response.status_code == 200, response.text
+        member = await enrol(client, pos_key)
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == SILVER
+        clock.set(START + timedelta(days=365))
+        assert await review(app) == 1
+        assert (await tier_of(client, pos_key, member["id"]))["tier"] == MEMBER
 
 
 @pytest.mark.usefixtures("ladder")

@@ -65,7 +65,8 @@ class ProgramWrite(BaseModel):
     tier_downgrade: Literal["one_step", "to_qualified"] = Field(
         default="one_step",
         description="At tier review, a member who did not requalify falls one tier (one_step) or straight "
-        "to the tier they qualify for (to_qualified).",
+        "to the tier they qualify for (to_qualified), never below a tier the window under way has reached "
+        "already.",
     )
 
     lifecycle_at_risk_days: int = Field(

@@ -344,6 +344,15 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     assert judged is not None  # kept until a date, and not by an override
     standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
+    if target.rank < current.rank and now > judged:
+        # Never below what the window under way has reached already: a purchase in the grace that reached a
+        # lower tier's bar moved nobody (the member was above it), and the judged window knows nothing of it.
+        # (Without grace, reviewed at the very end of a rolling window, the window under way is the one judged
+        # and would count again the purchase that won it, at its first instant.)
+        under_way = await _standing(uow, ladder, member_id, now, program.zone)
+        reached = qualified_tier(ladder, under_way, program.zone)
+        if reached is not None and reached.rank > target.rank:
+            target, standing = reached, under_way
     change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
     reason = {
         "renewal": "requalified at review",
