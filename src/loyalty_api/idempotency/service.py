@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from loyalty_api.crypto import Vault
 from loyalty_api.db.retention import purge_in_batches
@@ -72,8 +72,12 @@ def _as_read(text: str) -> int | float:
     """A JSON number with a fraction or an exponent as the strict check reads it: a whole one (100.0, 1e2) is
     that int, which json.dumps then writes as it writes 100; another is a float (2.50 is 2.5), which no field
     takes, so such a body is refused whichever way it was written. json.loads calls this for such numbers
-    only: a body of whole numbers, a till's, is read as fast as before."""
-    value = Decimal(text)
+    only: a body of whole numbers, a till's, is read as fast as before. An exponent of twenty digits or more,
+    past what a Decimal holds, is the float it is read as (infinite, or zero), as a vast one is."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return float(text)
     if value == value.to_integral_value() and value.adjusted() <= _LONGEST_WHOLE:
         return int(value)
     return float(text)
