@@ -134,6 +134,20 @@ class TestCreate:
         here = await create(client, admin_key, allowed_networks=["127.0.0.0/8"])
         assert (await enrol(client, here["token"]))["status"] == "active"
 
+    async def test_a_network_written_as_ipv4_mapped_ipv6_is_its_ipv4_network(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """A dual-stack listener shows an IPv4 client as ::ffff:a.b.c.d, and the service takes that client
+        for its IPv4 address; a network copied in that form (::ffff:127.0.0.0/104) matched no client at all,
+        so the key was refused everywhere. It is kept as the IPv4 network it names."""
+        mapped = await create(client, admin_key, allowed_networks=["::ffff:127.0.0.0/104"])
+        assert mapped["key"]["allowed_networks"] == ["127.0.0.0/8"]
+        assert (await enrol(client, mapped["token"]))["status"] == "active"
+        elsewhere = await create(client, admin_key, allowed_networks=["::ffff:10.0.0.0/104", "::1/128"])
+        assert elsewhere["key"]["allowed_networks"] == ["10.0.0.0/8", "::1/128"]
+        refused = await client.post("/v1/members", json={}, headers=bearer(elsewhere["token"]))
+        assert (refused.status_code, refused.json()["code"]) == (403, "address_not_allowed")
+
     @pytest.mark.parametrize(
         "body",
         [

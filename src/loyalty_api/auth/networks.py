@@ -10,11 +10,22 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def parse_network(text: str) -> Network:
     """A network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`; a bare address is its own /32 or /128). Host
-    bits set after the prefix (`10.1.2.3/8`) are refused rather than dropped: the writer meant something."""
+    bits set after the prefix (`10.1.2.3/8`) are refused rather than dropped: the writer meant something.
+    IPv4 written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`, as a dual-stack listener shows its clients) is
+    that IPv4 network (`10.0.0.0/8`): the client's address is matched as IPv4 (client_ip), so the mapped form
+    would match no one."""
     try:
-        return ipaddress.ip_network(text.strip(), strict=True)
+        network = ipaddress.ip_network(text.strip(), strict=True)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a network such as 10.0.0.0/8 ({exc})") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network((mapped, network.prefixlen - _MAPPED.prefixlen))
+    return network
+
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
