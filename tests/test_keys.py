@@ -369,10 +369,15 @@ class TestNetworks:
             assert [await _status(till, token) for _ in range(3)] == [200, 200, 200]
 
     async def test_networks_are_checked_and_kept_in_their_normal_form(self, units: UnitsOfWork) -> None:
-        for wrong in (["10.1.2.3/8"], ["10.0.0.0/33"], ["example.com"], []):
+        for wrong, field in (
+            (["10.1.2.3/8"], "allowed_networks.0"),
+            (["10.0.0.0/8", "10.0.0.0/33"], "allowed_networks.1"),
+            (["example.com"], "allowed_networks.0"),
+            ([], "allowed_networks"),
+        ):
             with pytest.raises(InvalidField) as refused:
                 await _key(units, networks=wrong)
-            assert refused.value.extra["errors"][0]["field"] == "allowed_networks"
+            assert refused.value.extra["errors"][0]["field"] == field
         token = await _key(units, networks=["2001:DB8:0::/32", "10.0.0.7", "2001:db8::/32"])
         networks = (await _summary(units, token)).principal.networks
         assert [str(n) for n in networks or ()] == ["2001:db8::/32", "10.0.0.7/32"]

@@ -134,6 +134,23 @@ class TestCreate:
         here = await create(client, admin_key, allowed_networks=["127.0.0.0/8"])
         assert (await enrol(client, here["token"]))["status"] == "active"
 
+    async def test_a_network_refused_is_named_by_its_place_not_quoted(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """README: input values are never echoed back. The refusal of a network that does not parse quoted
+        it, twice (and the reason the address library gave, which quotes it again)."""
+        mark = "13800138000"
+        for sent in (f"10.0.0.0/8{mark}", f"{mark}/8", f"10.{mark}"):
+            refused = await client.post(
+                KEYS,
+                json={"name": "x", "scopes": ["pos"], "allowed_networks": ["10.0.0.0/8", sent]},
+                headers=bearer(admin_key),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (422, "validation_error"), sent
+            assert mark not in refused.text, refused.text
+            [error] = refused.json()["errors"]
+            assert error["field"] == "allowed_networks.1", error
+
     async def test_a_network_written_as_ipv4_mapped_ipv6_is_its_ipv4_network(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -21,7 +21,7 @@ from loyalty_api.auth.errors import (
     PartnerRequired,
 )
 from loyalty_api.auth.models import ApiKey
-from loyalty_api.auth.networks import Network, contains, parse_networks, shared, within
+from loyalty_api.auth.networks import Network, contains, parse_network, parse_networks, shared, within
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.clock import format_instant
@@ -68,14 +68,23 @@ def _expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and now >= expires_at
 
 
+_NOT_A_NETWORK = (
+    "must be a network in CIDR form, such as 10.0.0.0/8 or 2001:db8::/32 (an address alone is its own), with "
+    "no address bits set past its prefix length"
+)
+
+
 def _stored_networks(texts: Sequence[str] | None) -> list[str] | None:
     """The networks as the key keeps them: each in its normal form, once. None (any address) stays None."""
     if texts is None:
         return None
-    try:
-        parsed = parse_networks(texts)
-    except ValueError as exc:
-        raise InvalidField("allowed_networks", str(exc)) from None
+    parsed = []
+    for index, text in enumerate(texts):
+        try:
+            parsed.append(parse_network(text))
+        except ValueError:
+            # Named by its place, not quoted: input values are never echoed back.
+            raise InvalidField(f"allowed_networks.{index}", _NOT_A_NETWORK) from None
     if not parsed:
         raise InvalidField("allowed_networks", "name at least one network, or none to allow any address")
     return list(dict.fromkeys(str(network) for network in parsed))
