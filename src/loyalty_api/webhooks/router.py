@@ -87,7 +87,9 @@ async def create_endpoint(
     """Register a URL to receive events: every event of `event_types` (all types when empty, new ones too) is
     POSTed to it, signed per Standard Webhooks. The signing `secret` (`whsec_…`) is in this response only:
     store it. With `partner_id` the endpoint is that partner's: it receives only events about the partner
-    (`partner.linked`, `partner.unlinked`, `partner.exchange_*`), of its `event_types`.
+    (`partner.linked`, `partner.unlinked`, `partner.exchange_requested`, `partner.exchange_resolved`,
+    `partner.exchange_received`, `partner.perk_granted`, `partner.benefit_used`, and `member.erased` for the
+    members linked to it), of its `event_types`: other types listed there never reach it.
 
     For `admin` keys only; honours `Idempotency-Key`. The URL must be http(s) and resolve to public addresses,
     else 422 `webhook_target_not_allowed` or 422 `webhook_target_unresolvable`. Emits
