@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from loyalty_api.auth.principal import Scope
 from loyalty_api.settings import Settings
+from loyalty_api.webhooks.delivery import dispatch_events, send_due
 from tests.builders import add_tier, enrol, make_key
 from tests.conftest import UNLIMITED, bearer, cache_kept, units_of
 from tests.databases import is_postgres, lock_waiters, side_engine, until_waiting_for_a_lock
@@ -21,7 +23,9 @@ from tests.graphql.helpers import mutate
 from tests.inspect_db import rows
 from tests.points.helpers import earn, set_program
 from tests.subscriptions.helpers import add_plan, pay_reply, subscribe_paid
-from tests.webhooks.endpoint_helpers import PUBLIC_URL
+from tests.webhooks.endpoint_helpers import PUBLIC_URL, add_endpoint
+from tests.webhooks.receiver import running_receiver
+from tests.webhooks.test_delivery_flow import with_settings
 
 
 async def _audit(client: httpx.AsyncClient, admin_key: str, **filters: Any) -> list[dict[str, Any]]:
@@ -151,6 +155,38 @@ class TestWhatIsRecorded:
         (entry,) = await _audit(client, admin_key, subject_type="webhook-endpoints")
         assert entry["after"]["url"] == PUBLIC_URL
         assert secret not in str(entry)
+
+    async def test_a_receivers_answer_to_a_delivery_retried_by_hand_is_not_kept(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A receiver may echo what it was sent: the delivery's `before` keeps its attempts, not their
+        answers, which an erasure forgets and the audit log, never changed, would keep."""
+        await set_program(client, admin_key)
+        # The receiver is on loopback.
+        units = with_settings(units_of(app), webhook_allow_private_targets=True)
+        async with running_receiver() as receiver:
+            endpoint_id, _ = await add_endpoint(units, receiver.url, event_types=["member.enrolled"])
+            member = await enrol(client, pos_key, email="echoed@example.cn")
+            echo = {"error": "unknown", "email": "echoed@example.cn", "card": member["member_number"]}
+            receiver.bodies.append(json.dumps(echo).encode())
+            receiver.answers.append(500)
+            await dispatch_events(units)
+            assert await send_due(units) == 1
+            listed = await client.get(
+                f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=bearer(admin_key)
+            )
+            [delivery] = listed.json()["items"]
+            retried = await client.post(
+                f"/v1/webhook-deliveries/{delivery['id']}/retry", headers=bearer(admin_key)
+            )
+            assert retried.status_code == 200, retried.text
+
+        (entry,) = await _audit(client, admin_key, subject_type="webhook-deliveries")
+        [attempt] = entry["before"]["attempt_log"]
+        assert attempt["status_code"] == 500 and "response_body" not in attempt
+        stored = str(await rows(app, "SELECT * FROM audit_events"))
+        for personal in ("echoed@example.cn", member["member_number"]):
+            assert personal not in stored
 
     async def test_a_graphql_mutation_by_an_admin_key(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

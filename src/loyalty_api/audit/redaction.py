@@ -21,6 +21,9 @@ _ALWAYS = frozenset(
         "previous_secret",
         "token",
         "api_key",
+        # A webhook receiver's answer (a delivery's attempt, retried by hand): it may echo what it was sent,
+        # or more, and an erasure forgets it; the attempt's status and error say what happened.
+        "response_body",
     }
 )
 # Keys that are personal data in an object about a person (a member's name) and not elsewhere (a tier's).
