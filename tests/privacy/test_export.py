@@ -328,3 +328,16 @@ async def test_the_campaigns_that_reached_the_member_are_exported(
     [reach] = (await export_of(client, admin_key, member["id"]))["engagement"]["campaigns"]
     assert (reach["campaign_id"], reach["name"]) == (campaign["id"], campaign["name"])
     assert reach["outcome"] == "points_granted"
+
+
+async def test_the_members_orders_are_listed_oldest_first(
+    client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+) -> None:
+    """As every list of the export: by when the order was made, not by its number."""
+    await set_program(client, admin_key)
+    member = await enrol(client, pos_key)
+    for order_ref in ("Z-100", "M-200", "A-300"):
+        await earn(client, pos_key, member["id"], 1_000, order_ref=order_ref)
+        clock.advance(timedelta(minutes=1))
+    orders = (await export_of(client, admin_key, member["id"]))["orders"]
+    assert [order["order_ref"] for order in orders] == ["Z-100", "M-200", "A-300"]

@@ -259,10 +259,11 @@ def _order(order: Order) -> ExportOrder:
 
 async def _orders(uow: UnitOfWork, member_id: uuid.UUID) -> list[ExportOrder]:
     repo = OrderRepository(uow.session)
+    # Read in order_ref order (the key a batch goes on from), listed oldest first as every list here is.
     orders = await every_row(
         lambda after, limit: repo.orders_of(member_id, after_ref=after, limit=limit), lambda o: o.order_ref
     )
-    return [_order(order) for order in orders]
+    return [_order(order) for order in sorted(orders, key=lambda o: (o.created_at, o.order_ref))]
 
 
 async def _tier(uow: UnitOfWork, member_id: uuid.UUID, tier: TierRef | None) -> ExportTier:

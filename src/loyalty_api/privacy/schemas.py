@@ -413,7 +413,7 @@ class MemberExport(BaseModel):
     consents: ExportConsents
     points: ExportPoints
     orders: list[ExportOrder] = Field(
-        description="The member's purchases and orders paid with points, by order reference."
+        description="The member's purchases and orders paid with points, oldest first."
     )
     tier: ExportTier
     coupons: list[ExportCoupon] = Field(description="Oldest first.")
