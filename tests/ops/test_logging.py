@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from loyalty_api.ops.logging import RedactUrls, redact_url
+from loyalty_api.ops.logging import JsonFormatter, RedactUrls, redact_url
+from tests.conftest import units_of
+from tests.databases import is_postgres
 
 
 class TestRedactUrl:
@@ -42,3 +48,35 @@ class TestRedactUrls:
         record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "%s %s", ("http://h/?t=1",), None)
         assert RedactUrls().filter(record)
         assert "t=1" not in record.getMessage()
+
+
+class TestADatabaseErrorLogged:
+    @pytest.mark.parametrize(
+        ("table", "broken"),
+        [("ref TEXT UNIQUE", "duplicate key"), ("ref TEXT CHECK (length(ref) < 5)", "violates check")],
+    )
+    async def test_carries_no_value_the_database_names_in_its_detail(
+        self, app: FastAPI, table: str, broken: str
+    ) -> None:
+        """PostgreSQL's DETAIL names the values of the row that broke a constraint (`Key (ref)=(…) already
+        exists`, `Failing row contains (…)`), which asyncpg puts in the error's text: an unexpected one,
+        logged as a 500 or a failed job, must not carry a partner's customer ref or a card number."""
+        if not is_postgres():
+            pytest.skip("SQLite's errors name the constraint's columns, never values")
+        ref = "CAFE-13812345678"
+        async with units_of(app).database.engine.connect() as connection:
+            await connection.execute(text(f"CREATE TEMP TABLE refs ({table})"))
+            if broken == "duplicate key":
+                await connection.execute(text("INSERT INTO refs VALUES (:ref)"), {"ref": ref})
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(text("INSERT INTO refs VALUES (:ref)"), {"ref": ref})
+        record = logging.LogRecord(
+            "loyalty_api.http", logging.ERROR, __file__, 1, "unhandled error", (), _exc_info(raised.value)
+        )
+        line = JsonFormatter().format(record)
+        assert broken in line  # what went wrong is still said
+        assert ref not in line
+
+
+def _exc_info(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
+    return type(exc), exc, exc.__traceback__

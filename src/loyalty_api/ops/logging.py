@@ -37,7 +37,17 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+# PostgreSQL's DETAIL of a broken constraint names the row's values (`Key (partner_customer_ref)=(…) already
+# exists`, `Failing row contains (…)`), and asyncpg puts it in the error's text, which an unexpected database
+# error's traceback prints (hide_parameters hides only the statement's parameters): left out, up to the part
+# that follows it (a HINT, SQLAlchemy's `[SQL: …]`, the blank line before a chained exception).
+_DETAIL = re.compile(r"^DETAIL:.*?(?=^HINT:|^\[SQL|^\(Background|^$|\Z)", re.MULTILINE | re.DOTALL)
+
+
 class JsonFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return _DETAIL.sub("DETAIL:  (left out: it may name personal data)\n", super().formatException(ei))
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": format_instant(datetime.fromtimestamp(record.created, UTC)),
