@@ -122,8 +122,10 @@ def _value(node: Any, variables: Mapping[str, Any]) -> Any:
         return variables.get(node.name.value)
     if isinstance(node, IntValueNode):
         return int(node.value)
-    if isinstance(node, ListValueNode | ObjectValueNode):
-        return node.values if isinstance(node, ListValueNode) else node
+    if isinstance(node, ListValueNode):
+        return node.values
+    if isinstance(node, ObjectValueNode):  # one representation given for the list
+        return node
     return None
 
 

@@ -562,14 +562,16 @@ async def debit_for_order(
     try:
         return await debit_available(uow, member_id, points, hold=hold)
     except InsufficientPoints:
-        refusal = await _order_refusal(uow, member_id, order_ref)
+        refusal = await order_refusal(uow, member_id, order_ref)
         if refusal is None:
             raise
         raise refusal from None
 
 
-async def _order_refusal(uow: UnitOfWork, member_id: uuid.UUID, order_ref: str) -> LoyaltyError | None:
-    """Why the order takes no payment with points from the member, whatever their points (None: it would)."""
+async def order_refusal(uow: UnitOfWork, member_id: uuid.UUID, order_ref: str) -> LoyaltyError | None:
+    """Why the order takes no payment with points from the member, whatever their points (None: it would):
+    another member's, paid with points already (a capture would pay twice), refunded (refunds are shares of
+    what the order had: it takes no more), or held by a live hold."""
     order = await OrderRepository(uow.session).get_order(order_ref)
     if order is not None and order.member_id != member_id:
         return OrderBelongsToAnotherMember()

@@ -19,6 +19,7 @@ from loyalty_api.points.accounts import (
     expire_let_go,
     lock_earner_for_order,
     lots_payload,
+    order_refusal,
     raises_counted_spend,
     record_entry,
     release,
@@ -31,8 +32,6 @@ from loyalty_api.points.errors import (
     HoldExists,
     HoldNotActive,
     HoldNotFound,
-    OrderAlreadyRedeemed,
-    OrderBelongsToAnotherMember,
     OrderRefunded,
 )
 from loyalty_api.points.events import PointsHeld, PointsHoldCaptured
@@ -100,17 +99,9 @@ async def create_hold(
     # hold that ends uncaptured, on an order nothing else touched, frees the number again (accounts.release).
     orders = OrderRepository(uow.session)
     await orders.insert_order_if_new(order_ref, member_id, now)
-    order = await orders.get_order(order_ref)
-    if order is not None and order.member_id != member_id:
-        raise OrderBelongsToAnotherMember()
-    if (
-        order is not None and order.redeemed_at is not None
-    ):  # paid with points already: a capture would pay twice
-        raise OrderAlreadyRedeemed(f"Order {order_ref} was paid with points already")
-    if order is not None and order.refunded:  # refunds are shares of what the order had: it takes no more
-        raise OrderRefunded(f"Order {order_ref} was refunded: it takes no new points")
-    if await holds.exists_live_hold(member_id, order_ref, now):
-        raise HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
+    refusal = await order_refusal(uow, member_id, order_ref)
+    if refusal is not None:
+        raise refusal
     hold = Hold(
         member_id=member_id,
         order_ref=order_ref,
