@@ -5,7 +5,6 @@ both directions, for everyone and per member. After every scenario the ledger ba
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -25,7 +24,6 @@ from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
     balance,
-    ending_the_link,
     exchange_in,
     exchange_out,
     instant,
@@ -35,6 +33,7 @@ from tests.partners.helpers import (
     register_partner,
     resolve,
     run_exchange_expiry,
+    sent_while_the_link_ends,
     value_minor,
 )
 from tests.points.helpers import cny, earn, set_program
@@ -734,17 +733,10 @@ class TestExchangeIn:
         """A transfer sent while the member withdrew their consent (or was erased) was credited once the
         unlink committed, and its exchange and event named the member by the ref the partner no longer had."""
         before = await table_counts(app, "ledger_entries", "point_lots", "partner_exchanges")
-        ending_it = await ending_the_link(app, air.member_id, "air", ending)
-        sent = asyncio.create_task(exchange_in(client, air.key, "AIR-1", "TX-RACE", 1_000))
-        try:
-            await asyncio.sleep(0.3)  # the transfer has read the link, and waits for the member's row
-            waited = not sent.done()
-        finally:
-            await ending_it.commit()
-            await ending_it.close()
+        answered = await sent_while_the_link_ends(
+            app, air.member_id, "air", ending, exchange_in(client, air.key, "AIR-1", "TX-RACE", 1_000)
+        )
 
-        answered = await sent
-        assert waited, answered.text
         assert problem(answered) == (404, "link_not_found"), answered.text
         assert await table_counts(app, "ledger_entries", "point_lots", "partner_exchanges") == before
         assert await events(app, "partner.exchange_received") == []

@@ -5,7 +5,6 @@ tiers."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,13 +23,13 @@ from tests.ledger_checks import assert_ledger_invariant
 from tests.partners.helpers import (
     VALIDATION,
     balance,
-    ending_the_link,
     ledger,
     link,
     partner_earn,
     partner_refund,
     problem,
     register_partner,
+    sent_while_the_link_ends,
 )
 from tests.points.helpers import cny, earn, set_program
 
@@ -500,21 +499,16 @@ class TestRacingTheEndOfTheLink:
         after an unlink is made, showing no points: see the next test.)"""
         assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201
         before = await table_counts(app, "ledger_entries", "point_lots")
-        ending_it = await ending_the_link(app, cafe.member_id, "cafe", ending)
-        sent = asyncio.create_task(
+        answered = await sent_while_the_link_ends(
+            app,
+            cafe.member_id,
+            "cafe",
+            ending,
             partner_earn(client, cafe.key, "C-1", "O-21", 10_000)
             if call == "earn"
-            else partner_refund(client, cafe.key, "C-1", "O-20", full=True)
+            else partner_refund(client, cafe.key, "C-1", "O-20", full=True),
         )
-        try:
-            await asyncio.sleep(0.3)  # the call has read the link, and waits for the member's row
-            waited = not sent.done()
-        finally:
-            await ending_it.commit()
-            await ending_it.close()
 
-        answered = await sent
-        assert waited, answered.text
         assert problem(answered) == (404, refusal), answered.text
         assert await table_counts(app, "ledger_entries", "point_lots") == before
         await assert_ledger_invariant(app)
@@ -523,17 +517,10 @@ class TestRacingTheEndOfTheLink:
         self, app: FastAPI, client: httpx.AsyncClient, cafe: Cafe
     ) -> None:
         assert (await partner_earn(client, cafe.key, "C-1", "O-20", 10_000)).status_code == 201
-        ending_it = await ending_the_link(app, cafe.member_id, "cafe", "unlink")
-        sent = asyncio.create_task(partner_refund(client, cafe.key, "C-1", "O-20", full=True))
-        try:
-            await asyncio.sleep(0.3)  # the refund has read the link, and waits for the member's row
-            waited = not sent.done()
-        finally:
-            await ending_it.commit()
-            await ending_it.close()
+        answered = await sent_while_the_link_ends(
+            app, cafe.member_id, "cafe", "unlink", partner_refund(client, cafe.key, "C-1", "O-20", full=True)
+        )
 
-        answered = await sent
-        assert waited, answered.text
         assert answered.status_code == 200, answered.text
         assert (answered.json()["points_taken_back"], answered.json()["points"]) == (150, None)
         await assert_ledger_invariant(app, cafe.member_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -85,6 +87,25 @@ async def ending_the_link(app: FastAPI, member_id: str, partner: str, ending: st
     else:
         await erasure.erase_member(uow, uuid.UUID(member_id))
     return uow
+
+
+async def sent_while_the_link_ends(
+    app: FastAPI, member_id: str, partner: str, ending: str, send: Coroutine[Any, Any, httpx.Response]
+) -> httpx.Response:
+    """`send`'s answer, sent while the member's unlink from `partner` (or erasure, `ending`) holds their row,
+    committed meanwhile: the call reads the link, waits for the member's row, and goes on after the commit
+    (that it waited is checked)."""
+    ending_it = await ending_the_link(app, member_id, partner, ending)
+    sent = asyncio.create_task(send)
+    try:
+        await asyncio.sleep(0.3)  # the call has read the link, and waits for the member's row
+        waited = not sent.done()
+    finally:
+        await ending_it.commit()
+        await ending_it.close()
+    answered = await sent
+    assert waited, answered.text
+    return answered
 
 
 async def partner_earn(
