@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import Storage
+from limits.aio.storage import SlidingWindowCounterSupport, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
@@ -76,8 +76,9 @@ class RateLimiter:
         storage = storage_from_string(
             _storage_uri(settings.rate_limit_storage), key_prefix="loyalty", **in_redis
         )
-        assert isinstance(storage, Storage)
+        assert isinstance(storage, Storage) and isinstance(storage, SlidingWindowCounterSupport)
         self.storage = storage
+        self._windows: SlidingWindowCounterSupport = storage
         self._counter = SlidingWindowCounterRateLimiter(self.storage)
         # Memory cannot hang: no timeout around its counts.
         self._may_hang = not settings.rate_limit_storage.startswith("memory://")
@@ -108,7 +109,7 @@ class RateLimiter:
     async def spend(self, budget: Budget, who: str, *, cost: int = 1) -> None:
         """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent."""
         if self.enabled and not await self._hit(budget, who, cost):
-            raise await self._refusal(budget, who)
+            raise await self._refusal(budget, who, cost)
 
     async def check(self, budget: Budget, who: str) -> None:
         """RateLimited when `who`'s budget is already spent; counts nothing."""
@@ -161,11 +162,13 @@ class RateLimiter:
             return True
         return allowed
 
-    async def _refusal(self, budget: Budget, who: str) -> RateLimited:
+    async def _refusal(self, budget: Budget, who: str, cost: int = 1) -> RateLimited:
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
-                stats = await self._counter.get_window_stats(budget.rate, budget.name, who)
-            wait = max(1, math.ceil(stats.reset_time - time.time()))
+                window = await self._windows.get_sliding_window(
+                    budget.rate.key_for(budget.name, who), budget.rate.get_expiry()
+                )
+            wait = seconds_until_allowed(budget.rate, window, cost)
         except Exception:
             wait = budget.rate.get_expiry()
         error = RateLimited(
@@ -179,3 +182,30 @@ class RateLimiter:
             "RateLimit": f'"{budget.name}";r=0;t={wait}',
         }
         return error
+
+
+def seconds_until_allowed(rate: RateLimitItem, window: tuple[int, float, int, float], cost: int) -> int:
+    """Whole seconds until a call costing `cost` passes, if nothing else is counted meanwhile: the 429's
+    `Retry-After`, after which the call goes through.
+
+    `window` is the storage's sliding window (previous count, its weight's time left, current count, the
+    current counter's time to live). The counter lets a call through once
+    `floor(previous × left / expiry) + current + cost <= limit`, `left` being what is left of the current
+    window; when that window ends its count becomes the previous one, weighing less as the next goes by.
+    (The library's own reset time is when the next counter drops, which can come while the weighted count
+    still refuses.)
+    """
+    previous, previous_left, current, current_ttl = window
+    limit, expiry = rate.amount, rate.get_expiry()
+    cost = min(cost, limit)
+    # What is left of this window: the previous counter lives that long, the current one a window longer.
+    left = max(previous_left, current_ttl - expiry, 0.0)
+    if current + cost <= limit:
+        # Within this window: once the previous count's weight falls below what the current one leaves.
+        wait = left - expiry * (limit - current - cost + 1) / previous if previous else 0.0
+    else:
+        # After it: the current count becomes the previous one and must weigh little enough.
+        wait = left + max(0.0, expiry * (1 - (limit - cost + 1) / current))
+    # The counter still refuses at that very instant: the next whole second (a millisecond is allowed for the
+    # rounding of the storage's times).
+    return max(1, math.floor(wait + 0.001) + 1)
