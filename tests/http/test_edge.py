@@ -125,6 +125,20 @@ class TestKeyBeforeBody:
         assert_problem(response, 401, "invalid_api_key")
         assert body.sent == 0
 
+    async def test_a_key_sent_twice_is_refused_whichever_comes_first(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # A proxy that checks one line and the service that reads the other must never disagree on who calls.
+        admin = await make_key(app, Scope.admin)
+        for first, second in [(pos_key, admin), (admin, pos_key), (pos_key, pos_key)]:
+            response = await client.put(
+                "/v1/program",
+                json={"currency": "CNY"},
+                headers=[("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")],
+            )
+            assert_problem(response, 401, "invalid_api_key")
+            assert "sent 2 times" in response.json()["detail"]
+
     async def test_behind_a_root_path_the_api_still_needs_a_key(self, app: FastAPI, pos_key: str) -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path="/loyalty")
         async with httpx.AsyncClient(transport=transport, base_url="http://loyalty.test") as proxied:

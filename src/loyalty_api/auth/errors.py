@@ -4,9 +4,9 @@ from loyalty_api.errors import Conflict, Forbidden, LoyaltyError, NotFound, Unau
 
 
 class InvalidApiKey(Unauthenticated):
-    """The `Authorization` header is missing, is not `Bearer lk_<prefix>_<secret>`, or names a key that is
-    unknown, revoked or expired (a rotated key expires once its overlap ends). Nothing was done, and the body
-    was not read.
+    """The `Authorization` header is missing or sent more than once, is not `Bearer lk_<prefix>_<secret>`, or
+    names a key that is unknown, revoked or expired (a rotated key expires once its overlap ends). Nothing was
+    done, and the body was not read.
 
     Send an active API key as `Authorization: Bearer lk_…`; retrying with the same key will not help. Repeated
     failures from one address or for one key prefix are answered with `rate_limited` instead.
@@ -18,6 +18,10 @@ class InvalidApiKey(Unauthenticated):
     @classmethod
     def missing(cls) -> InvalidApiKey:
         return cls("Send the API key as `Authorization: Bearer lk_…`")
+
+    @classmethod
+    def sent_more_than_once(cls, times: int) -> InvalidApiKey:
+        return cls(f"The Authorization header was sent {times} times: send one key, once")
 
 
 class AddressNotAllowed(Forbidden):

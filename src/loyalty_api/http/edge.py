@@ -195,10 +195,15 @@ def _has_body(scope: Scope) -> bool:
 
 
 def _bearer(scope: Scope) -> str | None:
-    raw = _header(scope, b"authorization")
-    if raw is None:
+    """The bearer token of the `Authorization` header: None when there is no header, "" when it is no bearer
+    token. Sent more than once it is refused: a proxy that checks one line and the service that reads
+    another must never disagree on who calls."""
+    lines = [value for key, value in scope["headers"] if key == b"authorization"]
+    if len(lines) > 1:
+        raise InvalidApiKey.sent_more_than_once(len(lines))
+    if not lines:
         return None
-    scheme, _, token = raw.decode("latin-1").partition(" ")
+    scheme, _, token = bytes(lines[0]).decode("latin-1").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
@@ -284,7 +289,11 @@ class EdgeMiddleware:
     async def _caller(self, scope: Scope) -> Principal | None:
         """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception. The
         client's address, by which calls without a valid key are counted, is parsed for those calls only."""
-        token = _bearer(scope)
+        try:
+            token = _bearer(scope)
+        except InvalidApiKey:
+            await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
+            raise
         if token is None and self.public_sdl and _path(scope) == GRAPHQL_PATH:
             await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             return None
