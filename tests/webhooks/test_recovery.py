@@ -6,6 +6,7 @@ the hosts that wrote them."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import json
 import os
@@ -41,6 +42,7 @@ from loyalty_api.webhooks.delivery import (
     LEASE,
     PROBE_CAP_LATER,
     PROBE_MIN,
+    RETRY_AFTER_CAP,
     dispatch_events,
     send_due,
 )
@@ -388,6 +390,70 @@ def _instant(value: Any) -> datetime:
     """A timestamp as `rows` gives it back (SQLite: text without a zone), as an aware datetime."""
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait"),
+    [
+        (503, "120", timedelta(seconds=120)),
+        (429, "600", timedelta(minutes=10)),
+        (503, "99999999999", RETRY_AFTER_CAP),
+        (503, "in a while", None),  # no form the RFC knows
+        (500, "120", None),  # Retry-After means something only with a 429 or a 503
+    ],
+)
+async def test_a_receiver_asking_to_wait_is_tried_again_no_sooner(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+    status: int,
+    retry_after: str,
+    wait: timedelta | None,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(status)
+    receiver.extra_headers.append((b"retry-after", retry_after.encode()))
+    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
+    failed_at = clock.now()
+    assert await pump(units) == 1
+
+    [endpoint] = await rows(app, "SELECT next_probe_at FROM webhook_endpoints")
+    [delivery] = await rows(app, "SELECT next_attempt_at FROM webhook_deliveries")
+    next_try = wait or PROBE_MIN
+    assert _instant(endpoint["next_probe_at"]) == failed_at + next_try
+    if wait is not None:  # the delivery's own retry (5 s after its failure) waits as long
+        assert _instant(delivery["next_attempt_at"]) == failed_at + wait
+    clock.advance(next_try - timedelta(seconds=1))
+    await earn(client, pos_key, members[1], 10_000, order_ref="LATER")
+    assert await pump(units) == 0  # not a send before then, not even the new event
+    clock.advance(timedelta(seconds=1))
+    assert await pump(units) == 2  # the probe answered, then what was held
+    assert len(receiver.received) == 3
+
+
+async def test_a_receivers_retry_after_may_be_a_date(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    receiver.fail_next(503)
+    # Ten minutes on the wall clock, which the test's clock started at.
+    then = datetime.now(UTC) + timedelta(minutes=10)  # noqa: TID251 - the receiver's date is wall time
+    receiver.extra_headers.append((b"retry-after", email.utils.format_datetime(then, usegmt=True).encode()))
+    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
+    assert await pump(units) == 1
+    [endpoint] = await rows(app, "SELECT next_probe_at FROM webhook_endpoints")
+    waited = _instant(endpoint["next_probe_at"]) - clock.now()
+    assert timedelta(minutes=9) < waited <= timedelta(minutes=10)
 
 
 async def test_a_released_delivery_sent_as_a_probe_counts_for_its_failing_endpoint(

@@ -9,8 +9,9 @@ earlier one is still pending.
 
 An endpoint that fails is not flooded: its deliveries wait, each on its back-off schedule, while one probe at
 a time (a delivery of its own, sent ahead of schedule when none is due) tries it at a growing interval; the
-first send it answers releases everything held for it at once. One whose receiver answers 410 Gone (the URL
-is removed for good) is disabled at once, as one failing for too long is.
+first send it answers releases everything held for it at once. A receiver that answers 429 or 503 with
+`Retry-After` is tried again no sooner than it asked (up to RETRY_AFTER_CAP). One whose receiver answers 410
+Gone (the URL is removed for good) is disabled at once, as one failing for too long is.
 
 A receiver that hangs holds up only its own sends: a worker has at most _PER_ENDPOINT sends out to one
 endpoint, keeps the last quarter of its room for healthy endpoints with none out (so receivers hanging on
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
 import random
@@ -32,7 +34,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import aiohttp
@@ -74,6 +76,8 @@ _BUSY_PAUSE = 0.1
 PROBE_MIN = timedelta(seconds=1)
 PROBE_CAP = timedelta(seconds=30)
 PROBE_CAP_LATER = timedelta(minutes=5)
+# A receiver's Retry-After is honoured up to this long: about as long as the whole back-off schedule.
+RETRY_AFTER_CAP = timedelta(hours=24)
 RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
 _SENDERS = 32  # sends in flight at once per worker
@@ -182,6 +186,8 @@ class Outcome:
     duration_ms: int
     # Trying again cannot help (the event is too large to send): given up at once, not the endpoint's fault.
     hopeless: bool = False
+    # How long the receiver asked us to wait (its 429 or 503's Retry-After), capped.
+    retry_after: timedelta | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -384,9 +390,14 @@ async def _attempt(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoi
     started = time.monotonic()
 
     def done(
-        status_code: int | None, error: str | None, body: str | None = None, hopeless: bool = False
+        status_code: int | None,
+        error: str | None,
+        body: str | None = None,
+        hopeless: bool = False,
+        retry_after: timedelta | None = None,
     ) -> Outcome:
-        return Outcome(status_code, error, body, int((time.monotonic() - started) * 1000), hopeless)
+        took = int((time.monotonic() - started) * 1000)
+        return Outcome(status_code, error, body, took, hopeless, retry_after)
 
     body = message_body(item)
     if len(body) > units.settings.webhook_max_payload_bytes:
@@ -412,14 +423,14 @@ async def _attempt(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoi
     timeout = units.settings.webhook_timeout_seconds
     # The receiver's status, once it came, decides the outcome (Standard Webhooks: any 2xx is a success); its
     # body is only kept for the record, as far as it could be read in the time left.
-    answered: tuple[int, str | None] | None = None  # the status and the body's charset
+    answered: tuple[int, str | None, str | None] | None = None  # the status, the body's charset, Retry-After
     start = bytearray()
     failure: str | None = None  # what kept the status from coming
     try:
         # The session's timeout bounds the whole exchange too; this one also covers a slow TLS handshake.
         async with asyncio.timeout(timeout):
             async with http.post(item.url, data=body, headers=headers, allow_redirects=False) as response:
-                answered = (response.status, response.charset)
+                answered = (response.status, response.charset, response.headers.get("Retry-After"))
                 await _read_start_of_body(response, start)
     except TimeoutError:
         failure = f"timed out after {timeout:g} s"
@@ -432,8 +443,28 @@ async def _attempt(units: UnitsOfWork, http: aiohttp.ClientSession, item: Outgoi
         failure = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     if answered is None:
         return done(None, failure)
-    status, charset = answered
-    return done(status, None, _start_of_body(start, charset))
+    status, charset, retry_after = answered
+    return done(status, None, _start_of_body(start, charset), retry_after=_asked_to_wait(status, retry_after))
+
+
+def _asked_to_wait(status: int, retry_after: str | None) -> timedelta | None:
+    """How long a receiver's 429 or 503 asks us to wait, in seconds or as a date (RFC 9110 §10.2.3), up to
+    RETRY_AFTER_CAP; None when it does not say, or says it in no form the RFC knows."""
+    if retry_after is None or status not in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE):
+        return None
+    value = retry_after.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value) if len(value) <= 9 else RETRY_AFTER_CAP.total_seconds()
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # `-0000`: a date in no zone, taken as GMT
+            when = when.replace(tzinfo=UTC)
+        # A date on the receiver's wall clock: a transport fact, like our signature's timestamp.
+        seconds = when.timestamp() - time.time()
+    return min(RETRY_AFTER_CAP, timedelta(seconds=max(0.0, seconds)))
 
 
 async def _read_start_of_body(response: aiohttp.ClientResponse, start: bytearray) -> None:
@@ -499,12 +530,21 @@ async def _settle(
     answered = {item.endpoint_id for item, outcome in sent if outcome.succeeded}
     # A delivery sent early by its endpoint's recovery that fails does not make the endpoint failing again:
     # the endpoint answered the sends before it, and that one delivery (its receiver refusing it) keeps its
-    # back-off. A probe's failure always counts: its endpoint is failing already.
+    # back-off. A probe's failure always counts: its endpoint is failing already. So does a receiver asking
+    # us to wait (a 429 or 503 with Retry-After): that is about the endpoint, not one delivery.
     failed = {
         item.endpoint_id
         for item, outcome in sent
-        if not outcome.succeeded and not outcome.hopeless and (item.due or item.probe or not item.released)
+        if not outcome.succeeded
+        and not outcome.hopeless
+        and (item.due or item.probe or not item.released or outcome.retry_after is not None)
     }
+    asked: dict[uuid.UUID, timedelta] = {}
+    for item, outcome in sent:
+        if outcome.retry_after is not None:
+            asked[item.endpoint_id] = max(
+                outcome.retry_after, asked.get(item.endpoint_id, outcome.retry_after)
+            )
     # 410 Gone: the receiver has removed the URL for good (Standard Webhooks: stop sending to it), whatever
     # else it answered in the batch.
     gone = {item.endpoint_id for item, outcome in sent if outcome.status_code == HTTPStatus.GONE}
@@ -514,7 +554,7 @@ async def _settle(
         elif endpoint_id in answered:
             await repo.recover_endpoint(endpoint_id, now)
         else:
-            await _endpoint_failed(uow, endpoint_id, now)
+            await _endpoint_failed(uow, endpoint_id, now, asked=asked.get(endpoint_id))
 
     held: list[uuid.UUID] = []
     settled = {"succeeded": 0, "failed": 0}
@@ -540,6 +580,8 @@ async def _settle(
                 held.append(item.delivery_id)
             continue
         delay = None if outcome.hopeless else retry_delay(item.attempts + 1, rng)
+        if delay is not None and outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
         status, next_at = ("failed", now) if delay is None else ("pending", now + delay)
         owned = await repo.finish_deliveries(
             [item.delivery_id],
@@ -580,17 +622,23 @@ async def _settle(
 
 
 async def _endpoint_failed(
-    uow: UnitOfWork, endpoint_id: uuid.UUID, now: datetime, *, gone: bool = False
+    uow: UnitOfWork,
+    endpoint_id: uuid.UUID,
+    now: datetime,
+    *,
+    gone: bool = False,
+    asked: timedelta | None = None,
 ) -> None:
-    """Remember since when an endpoint fails every attempt and when to probe it next; past the setting's
-    limit, or at once when its receiver answered 410 Gone (`gone`), disable it."""
+    """Remember since when an endpoint fails every attempt and when to probe it next, no sooner than its
+    receiver `asked`; past the setting's limit, or at once when its receiver answered 410 Gone (`gone`),
+    disable it."""
     repo = DeliveryRepository(uow.session)
     endpoint = await repo.lock_endpoint(endpoint_id)
     if endpoint is None:
         return
     if endpoint.failing_since is None:
         endpoint.failing_since = now
-    endpoint.next_probe_at = now + probe_interval(now - endpoint.failing_since)
+    endpoint.next_probe_at = now + max(probe_interval(now - endpoint.failing_since), asked or timedelta(0))
     if endpoint.enabled and (
         gone or now - endpoint.failing_since >= timedelta(hours=uow.settings.webhook_disable_after_hours)
     ):

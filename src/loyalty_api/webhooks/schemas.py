@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
 from loyalty_api.webhooks.catalogue import EventType
-from loyalty_api.webhooks.delivery import BACKOFF, PROBE_CAP, PROBE_CAP_LATER, PROBE_MIN
+from loyalty_api.webhooks.delivery import BACKOFF, PROBE_CAP, PROBE_CAP_LATER, PROBE_MIN, RETRY_AFTER_CAP
 from loyalty_api.webhooks.endpoints import MAX_EVENT_TYPES, MAX_OVERLAP_HOURS, Endpoint, IssuedSecret
 from loyalty_api.webhooks.targets import MAX_URL_LENGTH
 
@@ -101,9 +101,10 @@ class WebhookEndpointRead(BaseModel):
         description="While the endpoint fails (and is enabled), its deliveries wait and one probe at a time "
         "tries it: the earliest the next probe goes out. After a refused one, that is a quarter of the time "
         f"the endpoint has been failing, from {PROBE_MIN.seconds} s up to {PROBE_CAP.seconds} s in the first "
-        f"hour and up to {PROBE_CAP_LATER.seconds // 60} min after; while a probe is out, when another goes "
-        "should its outcome never come back. Null when it is not failing, is disabled, or has nothing "
-        "waiting to probe with (the next event for it then goes out at once as its probe)."
+        f"hour and up to {PROBE_CAP_LATER.seconds // 60} min after, or later when its receiver's 429 or 503 "
+        f"asked us to wait (Retry-After, up to {RETRY_AFTER_CAP.days * 24} h); while a probe is out, when "
+        "another goes should its outcome never come back. Null when it is not failing, is disabled, or has "
+        "nothing waiting to probe with (the next event for it then goes out at once as its probe)."
     )
     disabled_reason: str | None = Field(
         description="Why the worker disabled it: it failed every attempt for "
