@@ -433,3 +433,29 @@ class TestUseCoupon:
         )
         assert (first["replayed"], again["replayed"]) == (False, True)
         assert again["userErrors"] == [] and again["coupon"] == first["coupon"]
+
+    async def test_a_retry_that_types_the_code_otherwise_replays_the_use(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """The code may be typed in any case, with or without hyphens, as REST's path takes it: the same
+        coupon, so the same call, replayed rather than refused as another one with the key."""
+        member_id = await member_with_points(client, pos_key, 0)
+        code = await coupon_code(app, member_id)
+        first = await mutate(
+            client,
+            pos_key,
+            "loyaltyUseCoupon",
+            self.FIELDS,
+            input={"code": code, "orderRef": "POS-10"},
+            idempotency_key="u-10",
+        )
+        again = await mutate(
+            client,
+            pos_key,
+            "loyaltyUseCoupon",
+            self.FIELDS,
+            input={"code": code.lower().replace("-", ""), "orderRef": "POS-10"},
+            idempotency_key="u-10",
+        )
+        assert (first["replayed"], again["replayed"]) == (False, True)
+        assert again["userErrors"] == [] and again["coupon"] == first["coupon"]

@@ -14,7 +14,8 @@ from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from tests.builders import enrol, unique_phone
 from tests.conftest import START, bearer
-from tests.inspect_db import count, rows
+from tests.coupons.helpers import coupon_code
+from tests.inspect_db import count, events, rows
 from tests.points.helpers import cny, earn, points, set_program
 
 
@@ -115,6 +116,29 @@ class TestReplay:
         other = await enrol(client, pos_key)
         elsewhere = await client.post(f"/v1/members/{other['id'].upper()}/earn", json=body, headers=headers)
         assert (elsewhere.status_code, elsewhere.json()["code"]) == (422, "idempotency_key_reused")
+
+    async def test_the_coupon_named_in_another_spelling_of_its_code_is_the_same_request(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """A coupon's code may be typed in any case, with or without its hyphens, all one coupon: a retry
+        that types it otherwise (the cashier types it again after a lost answer) replays the first answer,
+        rather than being refused as another request with the key, and uses the coupon once."""
+        member = await enrol(client, pos_key)
+        code = await coupon_code(app, member["id"])
+        body = {"order_ref": "SPELT-2"}
+        headers = with_key(pos_key, "till-9-receipt-2")
+        first = await client.post(f"/v1/coupons/{code}/use", json=body, headers=headers)
+        assert first.status_code == 200, first.text
+        for spelling in (code.lower(), code.replace("-", ""), code.lower().replace("-", " ")):
+            again = await client.post(f"/v1/coupons/{spelling}/use", json=body, headers=headers)
+            assert (again.status_code, again.content) == (200, first.content), (spelling, again.text)
+            assert again.headers["idempotent-replayed"] == "true"
+        assert len(await events(app, "coupon.used")) == 1
+        other = await coupon_code(app, member["id"])
+        elsewhere = await client.post(f"/v1/coupons/{other.lower()}/use", json=body, headers=headers)
+        assert (elsewhere.status_code, elsewhere.json()["code"]) == (422, "idempotency_key_reused")
+        unknown = await client.post("/v1/coupons/not-a-code/use", json=body, headers=headers)
+        assert (unknown.status_code, unknown.json()["code"]) == (422, "idempotency_key_reused")
 
     async def test_a_decimal_string_written_another_way_is_another_body(
         self, client: httpx.AsyncClient, admin_key: str

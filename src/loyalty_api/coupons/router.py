@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.coupons import service
+from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.coupons.errors import (
     CouponAlreadyUsed,
     CouponExpired,
@@ -21,6 +22,7 @@ from loyalty_api.coupons.schemas import CouponPage, CouponRead, CouponUse
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
+from loyalty_api.http.schemas import Spelling
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
 
@@ -69,7 +71,11 @@ async def list_coupons(
     ),
 )
 async def use_coupon(
-    code: Annotated[str, Path(min_length=1, max_length=64, description="The coupon's code")],
+    code: Annotated[
+        str,
+        Path(min_length=1, max_length=64, description="The coupon's code"),
+        Spelling(normalize_code),
+    ],
     body: CouponUse,
     uow: UoW,
     caller: Till,

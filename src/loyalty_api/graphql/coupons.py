@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from loyalty_api.auth.principal import Principal
 from loyalty_api.coupons import service
+from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.coupons.schemas import CouponRead, CouponUse
 from loyalty_api.coupons.validity import ListedStatus
 from loyalty_api.db.pagination import encode_cursor
@@ -26,6 +27,7 @@ from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
 from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
+from loyalty_api.http.schemas import Spelling
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CouponKind
 
 CouponStatus = values_enum(
@@ -134,7 +136,7 @@ class MemberCouponFields:
 
 
 class _Use(CouponUse):
-    code: str = Field(min_length=1, max_length=64)
+    code: Annotated[str, Spelling(normalize_code)] = Field(min_length=1, max_length=64)
 
 
 @strawberry.input(description="POST /v1/coupons/{code}/use: the coupon's code and the body.")

@@ -49,6 +49,7 @@ from loyalty_api.http.edge import RequestTimedOut, spare_the_commit
 from loyalty_api.http.errors import DatabaseUnavailable
 from loyalty_api.http.input_guard import InvalidInput, check_strings
 from loyalty_api.http.rate_limits import RateLimiter
+from loyalty_api.http.schemas import Spelling
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import IdempotencyClaimLost
 from loyalty_api.idempotency.service import Claim, StoredResponse
@@ -239,12 +240,14 @@ async def run_mutation(
 
 def ids_as_read(given: Any, read: Any) -> Any:
     """The input as an `idempotencyKey`'s fingerprint takes it: each UUID in it (`memberId`, `toMemberId`,
-    an id in a list) written as the input model reads it, as REST writes the ids of its path. A UUID is one
-    value however it is spelt (upper case, without dashes, in braces, as a URN), so a retry that spells the
-    member otherwise is the same call, to be replayed, not another one refused as `idempotency_key_reused`.
-    An id in its usual spelling (lower case, with dashes) is left as sent, and an input with nothing to
-    rewrite is answered as it is (the same object): the fingerprint is then the one recorded before this
-    read ids so, and the till's call pays a look at its id fields only. `read` is the validated model."""
+    an id in a list) written as the input model reads it, and each field marked with a `Spelling` (a
+    coupon's `code`) as the mark writes it, as REST writes the ids of its path. A UUID is one value however
+    it is spelt (upper case, without dashes, in braces, as a URN), and so is a coupon's code (any case, with
+    or without its hyphens), so a retry that spells the member or the coupon otherwise is the same call, to
+    be replayed, not another one refused as `idempotency_key_reused`. An id in its usual spelling (a UUID in
+    lower case with dashes, a code as issued) is left as sent, and an input with nothing to rewrite is
+    answered as it is (the same object): the fingerprint is then the one recorded before this read ids so,
+    and the till's call pays a look at its id fields only. `read` is the validated model."""
     if isinstance(read, uuid.UUID):
         spelt = str(read)
         return spelt if isinstance(given, str) and spelt != given else given
@@ -258,7 +261,23 @@ def ids_as_read(given: Any, read: Any) -> Any:
         if name in given and (value := ids_as_read(given[name], getattr(read, name))) is not given[name]:
             rewritten = dict(given) if rewritten is None else rewritten
             rewritten[name] = value
+    for name, canonical in _spelt_fields(type(read)):
+        sent = given.get(name)
+        if isinstance(sent, str) and (written := canonical(sent)) is not None and written != sent:
+            rewritten = dict(given) if rewritten is None else rewritten
+            rewritten[name] = written
     return given if rewritten is None else rewritten
+
+
+@cache
+def _spelt_fields(model: type[BaseModel]) -> tuple[tuple[str, Callable[[str], str | None]], ...]:
+    """The fields of an input model marked with a `Spelling`, with how the fingerprint writes each."""
+    return tuple(
+        (name, mark.canonical)
+        for name, field in model.model_fields.items()
+        for mark in field.metadata
+        if isinstance(mark, Spelling)
+    )
 
 
 @cache

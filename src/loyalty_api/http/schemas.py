@@ -9,7 +9,8 @@ resource and an `XResult` for an action.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Union, cast
 
@@ -38,6 +39,18 @@ MinorUnits = Annotated[int, Field(strict=True, ge=0, le=10**12)]
 PositiveMinorUnits = Annotated[int, Field(strict=True, gt=0, le=10**12)]
 OrderRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="e.g. plus-yearly")]
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """Marks a path parameter, or the GraphQL input field that stands for one, whose one value may be written
+    several ways: a coupon's code in any case, with or without its hyphens. An Idempotency-Key's fingerprint
+    takes it as `canonical` writes it (as sent when that answers None: no such value), so a retry that spells
+    it otherwise is the same request, replayed rather than refused as `idempotency_key_reused`. A UUID needs
+    no mark: every one is read so."""
+
+    canonical: Callable[[str], str | None]
+
 
 # Marks a field of an answer that is a secret shown once (a link code): the OpenAPI document says so
 # (`x-secret: true`), and the audit log never keeps it.

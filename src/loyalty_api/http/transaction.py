@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
+from collections.abc import Callable, Coroutine, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, partial
 from typing import Annotated, Any
@@ -49,6 +48,7 @@ from loyalty_api.http.errors import (
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, render_domain_error, unexpected_error
 from loyalty_api.http.rate_limits import RateLimited
+from loyalty_api.http.schemas import Spelling
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import (
     IdempotencyClaimLost,
@@ -196,7 +196,7 @@ class UnitOfWorkRoute(APIRoute):
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
         body_adapter = _strict_body_adapter(self) if has_body else None
-        canonical_path = partial(_canonical_path, self.path_format, _ids_in_path(self))
+        canonical_path = partial(_canonical_path, self.path_format, _spellings_in_path(self))
 
         async def run(received: Request) -> Response:
             request = _ScreenedRequest(received.scope, received.receive)
@@ -273,29 +273,49 @@ def required_scopes(route: APIRoute) -> frozenset[Scope]:
     return frozenset(found)
 
 
-def _ids_in_path(route: APIRoute) -> frozenset[str]:
-    """The route's path parameters that are UUIDs."""
-    return frozenset(p.name for p in route.dependant.path_params if p.field_info.annotation is UUID)
-
-
 _UUID = TypeAdapter(UUID)
 
 
-def _canonical_path(path_format: str, ids: frozenset[str], request: Request) -> str:
+def _uuid_as_read(sent: str) -> str | None:
+    """A UUID in its usual spelling (lower case, with dashes); None when `sent` is none (refused as the
+    endpoint's input then, which releases the key)."""
+    try:
+        return str(_UUID.validate_python(sent))
+    except ValidationError:
+        return None
+
+
+def _spellings_in_path(route: APIRoute) -> dict[str, Callable[[str], str | None]]:
+    """The route's path parameters that one value may be written several ways in, each with how the
+    fingerprint writes it: its UUIDs, and those marked with a `Spelling` (a coupon's code)."""
+    found: dict[str, Callable[[str], str | None]] = {}
+    for parameter in route.dependant.path_params:
+        if parameter.field_info.annotation is UUID:
+            found[parameter.name] = _uuid_as_read
+        for mark in parameter.field_info.metadata:
+            if isinstance(mark, Spelling):
+                found[parameter.name] = mark.canonical
+    return found
+
+
+def _canonical_path(
+    path_format: str, spellings: Mapping[str, Callable[[str], str | None]], request: Request
+) -> str:
     """The request's path as an Idempotency-Key's fingerprint takes it: with each id in it written as the
     route reads it. A UUID is one value however it is spelt (upper case, without dashes, in braces, as a
-    URN): the path takes all of them, so a retry that spells the member otherwise is the same request, to be
-    replayed, not another one refused as `idempotency_key_reused`. An id in its usual spelling (lower case,
-    with dashes) leaves the path as sent, so keys recorded before this read it so still match; a path without
-    an id is taken as it is, at no cost."""
+    URN), and so is a coupon's code (any case, with or without its hyphens): the path takes all of them, so a
+    retry that spells the member or the coupon otherwise is the same request, to be replayed, not another one
+    refused as `idempotency_key_reused`. An id in its usual spelling (a UUID in lower case with dashes, a code
+    as it is issued) leaves the path as sent, so keys recorded before this read it so still match; a path
+    without an id is taken as it is, at no cost."""
     path = request.url.path
-    if not ids:
+    if not spellings:
         return path
     sent: dict[str, str] = request.path_params
     read = dict(sent)
-    for name in ids & sent.keys():
-        with suppress(ValidationError):  # refused as the endpoint's input then, which releases the key
-            read[name] = str(_UUID.validate_python(sent[name]))
+    for name, canonical in spellings.items():
+        if name in sent and (written := canonical(sent[name])) is not None:
+            read[name] = written
     if read == sent:
         return path
     # The route's own part of the path, as sent: what comes before it (a mount's root path) stays as it is.
