@@ -62,6 +62,11 @@ async def make_partner_key(
 _phone_counter = iter(range(10_000_000))
 
 
+def full_width(digits: str) -> str:
+    """Digits as a Chinese or Japanese input method types them (U+FF10 to U+FF19)."""
+    return "".join(chr(0xFF10 + int(d)) for d in digits)
+
+
 def unique_phone() -> str:
     """A valid CN mobile number no other test member has."""
     return f"+86139{next(_phone_counter):08d}"

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from tests.builders import enrol
+from tests.builders import enrol, full_width
 from tests.conftest import bearer
 
 MEMBER_FIELDS = (
@@ -46,6 +46,18 @@ class TestMemberQueries:
             n=member["member_number"],
         )
         assert body["data"]["loyaltyMemberByNumber"] == {"id": member["id"]}
+
+    async def test_member_by_number_typed_in_full_width_digits(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        wide = full_width(member["member_number"])
+        by_number = "query($n: String!) { loyaltyMemberByNumber(memberNumber: $n) { id } }"
+        body = await graphql(client, pos_key, by_number, n=wide)
+        assert body["data"]["loyaltyMemberByNumber"] == {"id": member["id"]}
+        lookup = "query($n: String) { loyaltyMemberLookup(memberNumber: $n) { id } }"
+        body = await graphql(client, pos_key, lookup, n=wide)
+        assert body["data"]["loyaltyMemberLookup"] == {"id": member["id"]}
 
     async def test_unknown_member_is_null(self, client: httpx.AsyncClient, pos_key: str) -> None:
         body = await graphql(

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from loyalty_api.members.member_number import is_valid
-from tests.builders import add_tier, enrol, unique_phone
+from tests.builders import add_tier, enrol, full_width, unique_phone
 from tests.conftest import bearer
 from tests.inspect_db import count, events, table_counts
 from tests.points.helpers import set_program
@@ -289,6 +289,17 @@ class TestLookup:
             query = {"external_system": "pos", "external_id": sent}
             response = await client.get("/v1/members/lookup", params=query, headers=bearer(pos_key))
             assert (response.status_code, response.json().get("id")) == (200, member["id"]), sent
+
+    async def test_a_card_number_typed_in_full_width_digits_finds_its_member(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """A Chinese or Japanese input method types full-width digits: the same number, not a mistyped one."""
+        member = await enrol(client, pos_key)
+        wide = full_width(member["member_number"])
+        response = await client.get(
+            "/v1/members/lookup", params={"member_number": wide}, headers=bearer(pos_key)
+        )
+        assert (response.status_code, response.json().get("id")) == (200, member["id"]), response.text
 
     async def test_mistyped_member_number_is_caught_by_the_check_digit(
         self, client: httpx.AsyncClient, pos_key: str

@@ -152,6 +152,7 @@ async def member_by_id(info: Info[GraphQLContext, None], member_id: str) -> Memb
 
 async def member_by_number(info: Info[GraphQLContext, None], member_number: str) -> Member | None:
     require(info.context, *READERS)
+    member_number = card.as_typed(member_number)
     if not card.is_valid(member_number):
         raise as_graphql_error(InvalidMemberNumber())
     with domain_errors():  # a spent misses budget is an error with the REST code, rate_limited

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 
 LENGTH = 10
+# A Chinese or Japanese input method types digits full width: the same number, not a mistyped one.
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 def luhn_check_digit(payload: str) -> str:
@@ -17,6 +19,11 @@ def luhn_check_digit(payload: str) -> str:
                 digit -= 9
         total += digit
     return str((10 - total % 10) % 10)
+
+
+def as_typed(number: str) -> str:
+    """A card number as a person typed it, full-width digits read as the digits they are."""
+    return number.translate(_FULL_WIDTH_DIGITS)
 
 
 def is_valid(number: str) -> bool:

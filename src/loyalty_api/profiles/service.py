@@ -287,6 +287,7 @@ async def get_member(uow: UnitOfWork, member_id: uuid.UUID) -> MemberProfile:
 
 
 async def get_by_number(uow: UnitOfWork, member_number: str) -> MemberProfile:
+    member_number = card.as_typed(member_number)
     if not card.is_valid(member_number):
         raise InvalidMemberNumber()
     record = await ProfileRepository(uow.session, uow.clock.now()).get_record_by_number(member_number)
