@@ -16,6 +16,8 @@ from tests.builders import enrol
 from tests.checkout.helpers import cart, quote
 from tests.concurrency.closing import during_a_close
 from tests.conftest import bearer
+from tests.coupons.helpers import coupon_code, coupons_of
+from tests.coupons.helpers import use as use_coupon
 from tests.inspect_db import count, events, rows
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import earn, hold_points, points, set_program
@@ -282,7 +284,7 @@ class TestClosingWhileHolding:
         assert active == []  # every hold made before the close was freed by it, none was made after
         await assert_ledger_invariant(app)
 
-    @pytest.mark.parametrize("spend", ["redeem", "reward"])
+    @pytest.mark.parametrize("spend", ["redeem", "reward", "coupon"])
     async def test_a_spend_waits_for_a_close_under_way_and_is_refused_once_it_lands(
         self,
         app: FastAPI,
@@ -294,16 +296,21 @@ class TestClosingWhileHolding:
     ) -> None:
         member_id = member_with_1000
         reward = await add_reward(client, admin_key, cost_points=100)
+        code = await coupon_code(app, member_id)
         if spend == "redeem":
             call = client.post(
                 f"/v1/members/{member_id}/redeem",
                 json={"points": 100, "order_ref": "AT-CLOSE"},
                 headers=bearer(pos_key),
             )
-        else:
+        elif spend == "reward":
             call = redeem_reward(client, pos_key, member_id, reward["id"])
+        else:
+            call = use_coupon(client, pos_key, code, order_ref="AT-CLOSE")
         refused = await during_a_close(app, member_id, call)
         assert refused.status_code == 409, refused.text
         assert refused.json()["code"] == "member_not_active"
         assert (await points(client, pos_key, member_id))["balance"] == 1000
+        assert [c["status"] for c in await coupons_of(client, pos_key, member_id)] == ["active"]
+        assert await events(app, "coupon.used") == []
         await assert_ledger_invariant(app)

@@ -125,6 +125,21 @@ class CouponRepository:
         result = await self.session.execute(query.order_by(Coupon.id.desc()).limit(limit))
         return result.scalars().all()
 
+    async def lock_member_of(self, code: str, *, member_id: uuid.UUID | None) -> None:
+        """Lock the row of the member whose coupon this is (given `member_id`, only if it is theirs) until
+        commit, FOR NO KEY UPDATE as every change to a member takes it; nothing for a code that does not exist
+        or an erased member's. A change of the member under way (a suspension, a close, an erasure) is waited
+        for."""
+        query = (
+            select(Member.id)
+            .join(Coupon, Coupon.member_id == Member.id)
+            .where(Coupon.code == code, not_erased())
+            .with_for_update(of=Member, key_share=True)
+        )
+        if member_id is not None:
+            query = query.where(Coupon.member_id == member_id)
+        await self.session.execute(query)
+
     async def use_coupon(
         self, code: str, *, member_id: uuid.UUID | None, order_ref: str, now: datetime
     ) -> Coupon | None:

@@ -312,6 +312,11 @@ async def use_coupon(
         raise CouponNotFound()
     now = uow.clock.now()
     coupons = CouponRepository(uow.session)
+    # The member's row first, as an earn, a redeem or a reward takes it: a use sent while the member is being
+    # suspended, closed or erased waits for that change and is judged on what it left (read unlocked, the
+    # coupon of a member a suspension was ending went through, its coupon.used after member.updated). Also
+    # what keeps one member's events numbered in the order their transactions commit (outbox/models.py).
+    await coupons.lock_member_of(normalized, member_id=member_id)
     row = await coupons.use_coupon(normalized, member_id=member_id, order_ref=order_ref, now=now)
     if row is None:
         raise await _why_not_used(coupons, normalized, member_id, order_ref, now)
