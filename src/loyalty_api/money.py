@@ -13,7 +13,8 @@ from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-# ISO 4217 currencies whose minor unit is not 1/100 (the rest have two decimals).
+# ISO 4217 currencies whose minor unit is not 1/100 (the rest have two decimals): none, three, or four (the
+# Chilean and Uruguayan units of account, CLF and UYW).
 _EXPONENTS: Final = {
     **dict.fromkeys(
         [
@@ -38,6 +39,7 @@ _EXPONENTS: Final = {
         0,
     ),
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
 }
 
 

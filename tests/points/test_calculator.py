@@ -90,6 +90,29 @@ class TestBaseAndRounding:
         )
         assert total(lines) == 15
 
+    @pytest.mark.parametrize(
+        ("currency", "amount"),
+        [
+            ("JPY", 1),
+            ("KRW", 1),
+            ("USD", 100),
+            ("KWD", 1_000),
+            ("BHD", 1_000),
+            ("CLF", 10_000),
+            ("UYW", 10_000),
+        ],
+    )
+    def test_a_major_unit_is_as_many_minor_units_as_iso_4217_says(self, currency: str, amount: int) -> None:
+        """One yen is one minor unit, one dollar 100 cents, one dinar 1,000 fils, one Unidad de Fomento 10,000
+        ten-thousandths: each earns the one point a rate of 1 gives per major unit."""
+        lines = calculate(
+            Purchase(Money(amount, currency), [], None, None, WEDNESDAY, None),
+            rules=[],
+            program_rate=Decimal(1),
+            rounding=Rounding.down,
+        )
+        assert total(lines) == 1
+
     def test_base_rate_rule_replaces_the_programme_rate_where_it_matches(self) -> None:
         online = rule(BaseRate(kind="base_rate", rate=Decimal(2), channels=["online"]), name="online double")
         in_store = calculate(
