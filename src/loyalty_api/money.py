@@ -42,6 +42,22 @@ _EXPONENTS: Final = {
     **dict.fromkeys(["CLF", "UYW"], 4),
 }
 
+# The ISO 4217 currencies that have a minor unit, funds codes included (CLF, UYI, …): a programme's currency
+# is one of them (program.service.put_program). Three letters are not enough: YEN is no code (yen is JPY, and
+# amounts in YEN would be read with two decimals, 1,000 yen as 10.00), RMB names China's money, not its code
+# (CNY); gold, silver, the IMF's and the bond markets' units, the testing code and XXX have no minor unit.
+CURRENCIES: Final = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN
+    BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD
+    FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN
+    MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR
+    SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD
+    USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+    """.split()  # noqa: SIM905 - a table to read, not a list of 170 lines
+)
+
 
 class Rounding(StrEnum):
     """How a fractional number of points becomes whole: down (the default), half up, or up."""

@@ -5,10 +5,12 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from loyalty_api.clock import FrozenClock
+from loyalty_api.program.models import Program
 from tests.builders import add_tier, enrol
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.inspect_db import events, rows
 from tests.points.helpers import DEMO_LIKE_PROGRAM, add_rule, earn, set_program
 
@@ -58,6 +60,13 @@ class TestProgram:
         ("change", "field"),
         [
             ({"currency": "yuan"}, "currency"),
+            # Three letters, but no ISO 4217 currency: yen written YEN would be read as if it had cents (1,000
+            # yen as 10.00, a hundredth of the points), RMB the name of China's money, not its code; gold and
+            # the code for no currency have no minor unit.
+            ({"currency": "YEN"}, "currency"),
+            ({"currency": "RMB"}, "currency"),
+            ({"currency": "XAU"}, "currency"),
+            ({"currency": "XXX"}, "currency"),
             ({"timezone": "Mars/Olympus"}, "timezone"),
             # A region of the zone database is a directory, not a zone (it was a 503, as if the database were
             # out of reach); `right/` zones count leap seconds: their clock changes came 27 seconds late.
@@ -129,6 +138,17 @@ class TestProgram:
         assert (await client.get("/v1/program", headers=bearer(admin_key))).json() == before
         # The rest of the settings still change, the currency as it is.
         assert (await set_program(client, admin_key, earn_rate="2"))["earn_rate"] == "2"
+
+    async def test_a_currency_stored_before_codes_were_checked_may_stay(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """A programme set up in a code that is no ISO 4217 currency before codes were checked keeps it (its
+        amounts are recorded in it): the rest of its settings still change."""
+        await set_program(client, admin_key)
+        async with units_of(app).database.engine.begin() as connection:
+            await connection.execute(update(Program).values(currency="RMB"))
+        units_of(app).cache.clear()
+        assert (await set_program(client, admin_key, currency="RMB", earn_rate="2"))["earn_rate"] == "2"
 
     async def test_a_reward_s_coupon_holds_the_currency(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from loyalty_api.calendar_days import add_days, add_months
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.money import Rounding
+from loyalty_api.errors import InvalidField
+from loyalty_api.money import CURRENCIES, Rounding
 from loyalty_api.outbox.service import emit_for_programme
 from loyalty_api.program.errors import CurrencyInUse
 from loyalty_api.program.events import ProgramUpdated
@@ -150,6 +151,11 @@ async def put_program(uow: UnitOfWork, settings: ProgramSettings) -> ProgramSett
     await uow.subject_locked()
     before = column_values(row)
     if settings.currency != row.currency:
+        if settings.currency not in CURRENCIES:
+            # Checked as it changes: a programme set up in another code before codes were checked keeps it.
+            raise InvalidField(
+                "currency", "not an ISO 4217 currency code with a minor unit, such as CNY or JPY"
+            )
         recorded = await repo.money_recorded_in()
         if recorded:
             raise CurrencyInUse(
