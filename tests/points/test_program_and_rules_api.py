@@ -173,6 +173,28 @@ class TestProgram:
         assert (refused.json()["code"], refused.json()["recorded_in"]) == ("currency_in_use", ["rewards"])
         assert (await client.get("/v1/program", headers=bearer(pos_key))).json()["currency"] == "CNY"
 
+    async def test_a_partner_s_earn_rate_holds_the_currency(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """A partner's earn rate is points per yuan spent there, as an earning rule's base rate is: in yen its
+        customers would earn a hundred times what was agreed. A partner that only exchanges points holds
+        nothing in the currency."""
+        await set_program(client, admin_key, currency="CNY")
+        exchanges = {"code": "airline", "name": "Airline", "exchange_out_rate": "0.5"}
+        made = await client.post("/v1/partners", json=exchanges, headers=bearer(admin_key))
+        assert made.status_code == 201, made.text
+        await set_program(client, admin_key, currency="JPY")
+        await set_program(client, admin_key, currency="CNY")
+        cafe = {"code": "cafe", "name": "Cafe", "earn_rate": "1"}
+        made = await client.post("/v1/partners", json=cafe, headers=bearer(admin_key))
+        assert made.status_code == 201, made.text
+        refused = await client.put(
+            "/v1/program", json=DEMO_LIKE_PROGRAM | {"currency": "JPY"}, headers=bearer(admin_key)
+        )
+        assert refused.status_code == 409, refused.text
+        assert (refused.json()["code"], refused.json()["recorded_in"]) == ("currency_in_use", ["partners"])
+        assert (await client.get("/v1/program", headers=bearer(pos_key))).json()["currency"] == "CNY"
+
 
 class TestEarningRules:
     async def test_create_list_read_replace_delete(

@@ -10,9 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.program.models import PointValueChange, Program
 
-# Where amounts in the programme's currency are recorded: what was bought and earned, prices, discounts and
-# spend thresholds. Bare tables: the programme sits below the packages that own them.
+# Where amounts in the programme's currency are recorded: what was bought and earned, prices, discounts,
+# spend thresholds, and rates per major unit. Bare tables: the programme sits below the packages that own
+# them.
 _SPEND_TIERS = table("tiers", column("metric"), column("threshold"))
+# A partner's earn rate is points per major unit spent there, as an earning rule's base rate is; its exchange
+# rates are points for points, and hold no currency.
+_EARNING_PARTNERS = table("partners", column("earn_rate"))
 _MONEY = {
     **{
         name: select(literal(1)).select_from(table(name))
@@ -29,6 +33,7 @@ _MONEY = {
         )
     },
     "tiers": select(literal(1)).where(_SPEND_TIERS.c.metric == "spend", _SPEND_TIERS.c.threshold > 0),
+    "partners": select(literal(1)).where(_EARNING_PARTNERS.c.earn_rate.is_not(None)),
 }
 
 
