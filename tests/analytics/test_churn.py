@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from tests.conftest import START, bearer
@@ -22,6 +24,8 @@ from tests.subscriptions.helpers import (
     next_payment_ref,
     pay,
     post_action,
+    read,
+    run_job,
     subscribe,
     subscribe_paid,
 )
@@ -331,3 +335,37 @@ class TestAFeeNamedUnusedKeepsNoOneAfterItsCancel:
         clock.set(START + timedelta(days=10))
         assert await churn_to(client, admin_key, 7) == (1, 1)  # a window's figure stays
         assert await churn_to(client, admin_key, 9) == (1, 0)
+
+
+class TestAWorkerThatWasDown:
+    @pytest.mark.parametrize("how", ["unpaid", "canceled"])
+    async def test_a_subscription_expired_late_ended_when_its_time_ran_out(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+        how: str,
+    ) -> None:
+        """The worker was down when the subscription's grace (or its canceled period) ran out and expired it
+        days later: it ended when its time ran out, not when the job came, and that window's churn counts it
+        as the job running on time would have."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month", grace_days=5)
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "plus")  # paid from START for a month
+        if how == "unpaid":
+            await pay(client, billing_key, sub["id"], period=2, amount=3_000, status="failed")
+            ends = START + timedelta(days=31 + 5)  # grace ends 21 April
+        else:
+            await post_action(client, ecommerce_key, sub["id"], "cancel", {"at_period_end": True})
+            ends = START + timedelta(days=31)  # the canceled period ends 16 April
+        clock.set(ends + timedelta(days=25))  # the worker's first run after it, in May
+        await run_job(app)
+
+        assert (await read(client, ecommerce_key, sub["id"]))["ended_at"] == iso(ends)
+        # The window from the day after it was taken to 25 April.
+        window = {"from": iso(START + timedelta(days=1)), "to": iso(START + timedelta(days=40))}
+        found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
+        assert (found["paying_members_at_start"], found["churned_members"]) == (1, 1)

@@ -232,9 +232,12 @@ async def renew(uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment
     await give_period_start(uow, sub, due)
 
 
-async def expire(uow: UnitOfWork, sub: Subscription, *, reason: str) -> None:
+async def expire(uow: UnitOfWork, sub: Subscription, *, reason: str, at: datetime | None = None) -> None:
+    """End the subscription, at `at` when its time ran out then (the period or the grace it reached; a job
+    coming late, or a request bringing it up to date, must not date the end, and so churn, by when it came),
+    else now (a cancel now)."""
     move(sub, Action.expire)
-    sub.ended_at = uow.clock.now()
+    sub.ended_at = uow.clock.now() if at is None else at
     sub.pending_plan_id = None
     sub.next_coupon_at = None
     await emit(uow, SubscriptionExpired(**facts(sub, await plan_of(uow, sub)), reason=reason))
@@ -285,10 +288,10 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
                 await emit(uow, SubscriptionPastDue(**facts(sub, plan), grace_until=sub.grace_until))
             return True
     if state is State.canceled and sub.period_end <= now:
-        await expire(uow, sub, reason="canceled")
+        await expire(uow, sub, reason="canceled", at=sub.period_end)
         return True
     if state is State.past_due and sub.grace_until is not None and sub.grace_until <= now:
-        await expire(uow, sub, reason="unpaid")
+        await expire(uow, sub, reason="unpaid", at=sub.grace_until)
         return True
     if state is State.past_due and sub.notice_sent_for < sub.period_number:
         # The overdue period's price changed since billing was told it: billing hears the new one, which is
