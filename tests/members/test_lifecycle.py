@@ -119,6 +119,34 @@ class TestStages:
         )
         assert due["lifecycle_due_at"] is None  # churned: time changes nothing more
 
+    async def test_a_job_run_late_dates_the_stage_from_when_the_days_ran_out(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """The worker was down: the member's stage, and its event, say when the days without a purchase ran
+        out, not when the job came (days that ran out twice while it was down make one event, the later)."""
+        await set_program(client, admin_key)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 1_000)
+        bought = clock.now()
+        clock.set(bought + timedelta(days=35))
+        await run_job(app)
+        at_risk = format_instant(bought + timedelta(days=30))
+        assert await stage_of(client, pos_key, member) == {"stage": "at_risk", "since": at_risk}
+        clock.set(bought + timedelta(days=400))  # past lapsed (day 90) and churned (day 365) at once
+        await run_job(app)
+        churned = format_instant(bought + timedelta(days=365))
+        assert await stage_of(client, pos_key, member) == {"stage": "churned", "since": churned}
+        told = [
+            (e["payload"]["previous"], e["payload"]["stage"], e["payload"]["at"])
+            for e in await events(app, "member.lifecycle_changed")
+            if e["payload"]["member_id"] == member
+        ]
+        assert told == [
+            ("new", "active", format_instant(bought)),
+            ("active", "at_risk", at_risk),
+            ("at_risk", "churned", churned),
+        ]
+
     async def test_buying_again_keeps_a_member_active_without_an_event(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
@@ -165,8 +193,12 @@ class TestStages:
         await set_program(
             client, admin_key, lifecycle_at_risk_days=10, lifecycle_lapsed_days=14, lifecycle_churned_days=60
         )
+        changed = clock.now()
+        clock.set(changed + timedelta(hours=1))
         await run_job(app)
-        assert (await stage_of(client, pos_key, member))["stage"] == "lapsed"
+        # Lapsed by the new days since day 14, but only from the change: active until then.
+        lapsed = {"stage": "lapsed", "since": format_instant(changed)}
+        assert await stage_of(client, pos_key, member) == lapsed
 
 
 class TestJob:

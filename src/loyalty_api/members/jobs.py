@@ -48,14 +48,24 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
         found = assess(
             enrolled_at=row.created_at, last_purchase_at=bought.get(row.id), now=now, thresholds=thresholds
         )
-        since = now if found.stage != row.stage or row.since is None else row.since
+        if row.since is None:
+            since = now
+        elif found.stage == row.stage:
+            since = row.since
+        else:
+            # Moved on when the days ran out, not when this run came (the worker may have been down for days),
+            # yet never before the member was last seen in their stage (new thresholds date from the change).
+            seen = row.assessed_at or found.began
+            if reassess_before is not None and seen < reassess_before:
+                seen = reassess_before
+            since = min(max(found.began, seen), now)
         changes.append(
             {"member": row.id, "stage": found.stage, "since": since, "due": found.due, "assessed": now}
         )
         # A member's first assessment (one from before lifecycles) sets their stage without an event; an
         # erased member's stage goes on moving in the figures, without one either (emit_unless_erased).
         if found.stage != row.stage and row.since is not None:
-            event = MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=now)
+            event = MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=since)
             events.append((event, row.id, row.status))
     await members.set_lifecycles(changes)
     await emit_unless_erased(uow, events)

@@ -45,6 +45,7 @@ def thresholds_of(program: ProgramSettings) -> Thresholds:
 class Assessment:
     stage: Stage
     due: datetime | None  # when the stage changes next unless the member buys; None: never (churned)
+    began: datetime  # when time alone put the member in `stage` (their last purchase, or enrolment)
 
 
 def assess(
@@ -57,8 +58,10 @@ def assess(
         (thresholds.lapsed_days, Stage.at_risk),
         (thresholds.churned_days, Stage.lapsed),
     )
+    began = since
     for days, stage in steps:
         until = since + timedelta(days=days)
         if now < until:
-            return Assessment(stage, until)
-    return Assessment(Stage.churned, None)
+            return Assessment(stage, until, began)
+        began = until
+    return Assessment(Stage.churned, None, began)

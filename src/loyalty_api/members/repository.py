@@ -107,6 +107,7 @@ class LifecycleRow:
     stage: str
     since: datetime | None
     status: str
+    assessed_at: datetime | None
 
 
 _LIFECYCLE_COLUMNS = (
@@ -115,6 +116,7 @@ _LIFECYCLE_COLUMNS = (
     _MEMBERS.c.lifecycle_stage,
     _MEMBERS.c.lifecycle_since,
     _MEMBERS.c.status,
+    _MEMBERS.c.lifecycle_assessed_at,
 )
 _SET_LIFECYCLE = (
     update(_MEMBERS)
