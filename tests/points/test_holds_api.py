@@ -244,6 +244,19 @@ class TestHoldExpiry:
         release = await client.post(f"/v1/holds/{created['id']}/release", headers=bearer(ecommerce_key))
         assert (release.status_code, release.json()["hold_status"]) == (409, "expired")
 
+    async def test_an_expired_hold_ended_at_its_time_whenever_the_job_came(
+        self, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock, app: FastAPI
+    ) -> None:
+        """Read before the job, or after a job late by days (the worker was down), an expired hold ended at
+        its `expires_at`, not when the job (or the member's next spend) got to it."""
+        created = (await hold(client, ecommerce_key, member_id, 400, "WEB-11", ttl=60)).json()
+        clock.advance(timedelta(days=3))
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert (read.json()["status"], read.json()["resolved_at"]) == ("expired", created["expires_at"])
+        assert await expire_holds(app.state.units) == 1
+        read = await client.get(f"/v1/holds/{created['id']}", headers=bearer(ecommerce_key))
+        assert (read.json()["status"], read.json()["resolved_at"]) == ("expired", created["expires_at"])
+
     async def test_an_expired_hold_frees_its_points_for_the_next_spend_without_the_job(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str, clock: FrozenClock
     ) -> None:

@@ -592,7 +592,9 @@ async def release(
     now = uow.clock.now()
     status = "expired" if reason == "expired" else "released"
     holds = HoldRepository(uow.session)
-    if not await holds.resolve(hold, status=status, captured=0, now=now):
+    # An expired hold ended at its time, not when the job (or the member's next spend) got to it.
+    ended = min(hold.expires_at, now) if status == "expired" else now
+    if not await holds.resolve(hold, status=status, captured=0, now=ended):
         return None
     if not await holds.exists_active_hold(hold.member_id, hold.order_ref):
         # The hold made the order the member's (holds.create_hold); ended uncaptured, with nothing else

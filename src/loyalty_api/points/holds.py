@@ -62,6 +62,12 @@ def hold_status(hold: Hold, now: datetime) -> str:
     return "expired" if hold.status == "active" and hold.expires_at <= now else hold.status
 
 
+def hold_resolved_at(hold: Hold, now: datetime) -> datetime | None:
+    """When the hold ended (None: it has not): one past its time ended then, whether or not the job has
+    released it yet."""
+    return hold.expires_at if hold.status == "active" and hold.expires_at <= now else hold.resolved_at
+
+
 def _view(hold: Hold, now: datetime, *, balance: int | None = None, available: int | None = None) -> HoldView:
     return HoldView(
         id=hold.id,
@@ -72,7 +78,7 @@ def _view(hold: Hold, now: datetime, *, balance: int | None = None, available: i
         status=hold_status(hold, now),
         created_at=hold.created_at,
         expires_at=hold.expires_at,
-        resolved_at=hold.resolved_at,
+        resolved_at=hold_resolved_at(hold, now),
         balance=balance,
         available=available,
     )

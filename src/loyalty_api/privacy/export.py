@@ -26,7 +26,7 @@ from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.partners import service as partners
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.points.holds import hold_status
+from loyalty_api.points.holds import hold_resolved_at, hold_status
 from loyalty_api.points.models import LedgerEntry, ReferralReward
 from loyalty_api.points.repository import (
     HoldRepository,
@@ -229,7 +229,7 @@ async def _points(uow: UnitOfWork, member_id: uuid.UUID) -> ExportPoints:
         ],
         holds=[
             ExportHold.model_validate(hold, from_attributes=True).model_copy(
-                update={"status": hold_status(hold, now)}
+                update={"status": hold_status(hold, now), "resolved_at": hold_resolved_at(hold, now)}
             )
             for hold in await every_row(
                 lambda after, limit: holds.holds_of(member_id, after_id=after, limit=limit), lambda h: h.id
