@@ -10,14 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from loyalty_api.app import openapi_document
 from loyalty_api.db.pagination import encode_key
-from tests.builders import add_tier
+from tests.builders import add_tier, enrol
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
-from tests.points.helpers import add_rule, set_program
+from tests.coupons.helpers import give_coupon
+from tests.graphql.helpers import graphql
+from tests.points.helpers import add_rule, earn, set_program
 from tests.subscriptions.helpers import add_plan
+from tests.webhooks.endpoint_helpers import create_endpoint
+from tests.webhooks.test_deliveries_api import replay
 
 # Lists the document must have, so the check below cannot pass by finding none.
 KNOWN_LISTS = {
@@ -224,6 +229,92 @@ class TestRefused:
             "/v1/event-types": encode_key(("a\x00b",)),
         }[path]
         response = await client.get(path, params={"cursor": forged}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "cursor"
+
+
+class TestACursorPagesOnlyItsOwnList:
+    """A cursor of one member's list (one endpoint's deliveries) given for another's, or for another of the
+    member's lists, is refused: read as a place in that list, it gave a page of it that started somewhere in
+    its middle, its newest rows left out without a word."""
+
+    async def _member_with_two_of_each(self, app: FastAPI, client: httpx.AsyncClient, key: str) -> str:
+        member_id: str = (await enrol(client, key))["id"]
+        for _ in range(2):
+            await earn(client, key, member_id, 100_00)
+            await give_coupon(app, member_id)
+        return member_id
+
+    async def test_another_members_cursor_or_another_lists_is_a_422(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        ann = await self._member_with_two_of_each(app, client, admin_key)
+        bo = await self._member_with_two_of_each(app, client, admin_key)
+        lists = ("ledger", "coupons")
+        cursors = {}
+        for name in lists:
+            first = await client.get(
+                f"/v1/members/{ann}/{name}", params={"limit": 1}, headers=bearer(admin_key)
+            )
+            cursors[name] = first.json()["next_cursor"]
+            own = await client.get(
+                f"/v1/members/{ann}/{name}", params={"cursor": cursors[name]}, headers=bearer(admin_key)
+            )
+            assert own.status_code == 200 and len(own.json()["items"]) == 1, own.text
+        for name in lists:
+            for given in lists:
+                for member_id in {ann, bo} - ({ann} if given == name else set()):
+                    response = await client.get(
+                        f"/v1/members/{member_id}/{name}",
+                        params={"cursor": cursors[given]},
+                        headers=bearer(admin_key),
+                    )
+                    assert response.status_code == 422, (name, given, member_id == ann, response.text)
+                    assert response.headers["content-type"] == "application/problem+json"
+                    problem = response.json()
+                    assert problem["code"] == "validation_error"
+                    assert [e["field"] for e in problem["errors"]] == ["cursor"]
+        # The member's other lists take no cursor of their ledger either.
+        for name in ("tier/history", "subscriptions", "exchanges", "partner-perks", "partner-links"):
+            response = await client.get(
+                f"/v1/members/{ann}/{name}", params={"cursor": cursors["ledger"]}, headers=bearer(admin_key)
+            )
+            assert response.status_code == 422, (name, response.text)
+            assert response.json()["errors"][0]["field"] == "cursor"
+
+    async def test_graphql_takes_only_the_members_own_cursor(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await set_program(client, admin_key)
+        ann = await self._member_with_two_of_each(app, client, admin_key)
+        bo = await self._member_with_two_of_each(app, client, admin_key)
+        query = "query($id: ID!, $after: String) { loyaltyMember(id: $id) { ledger(first: 1, after: $after) "
+        query += "{ edges { cursor } } } }"
+        edge = (await graphql(client, admin_key, query, id=ann))["data"]["loyaltyMember"]["ledger"]["edges"][
+            0
+        ]
+        own = await graphql(client, admin_key, query, id=ann, after=edge["cursor"])
+        assert "errors" not in own and len(own["data"]["loyaltyMember"]["ledger"]["edges"]) == 1
+        other = await graphql(client, admin_key, query, id=bo, after=edge["cursor"])
+        assert [e["extensions"]["code"] for e in other["errors"]] == ["validation_error"]
+
+    async def test_another_endpoints_deliveries_cursor_is_a_422(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        one, other = [await create_endpoint(client, admin_key, event_types=["member.enrolled"]) for _ in "ab"]
+        for _ in range(2):
+            await enrol(client, admin_key)
+        for endpoint in (one, other):
+            assert await replay(client, admin_key, endpoint["id"]) == 2
+        path = "/v1/webhook-endpoints/{}/deliveries"
+        first = await client.get(path.format(one["id"]), params={"limit": 1}, headers=bearer(admin_key))
+        cursor = first.json()["next_cursor"]
+        own = await client.get(path.format(one["id"]), params={"cursor": cursor}, headers=bearer(admin_key))
+        assert own.status_code == 200 and own.json()["items"], own.text
+        response = await client.get(
+            path.format(other["id"]), params={"cursor": cursor}, headers=bearer(admin_key)
+        )
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "cursor"
 

@@ -34,7 +34,7 @@ from loyalty_api.campaigns.events import (
 from loyalty_api.campaigns.models import Campaign
 from loyalty_api.campaigns.repository import CampaignRepository, ReachedMember
 from loyalty_api.coupons.service import issue_coupons
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
 from loyalty_api.outbox.service import emit, emit_for_members
@@ -261,8 +261,9 @@ async def list_reached(
     repo = CampaignRepository(uow.session)
     if await repo.get_campaign(campaign_id) is None:
         raise CampaignNotFound()
-    rows = await repo.list_reached(campaign_id, after=decode_cursor(cursor), limit=limit + 1)
-    return page_of(rows, limit, lambda row: row.member_id)
+    scope = scope_of("reached", campaign_id)
+    rows = await repo.list_reached(campaign_id, after=decode_cursor(cursor, scope), limit=limit + 1)
+    return page_of(rows, limit, lambda row: row.member_id, scope)
 
 
 async def run_batch(uow: UnitOfWork, *, batch: int = BATCH) -> int | None:

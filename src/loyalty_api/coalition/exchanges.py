@@ -18,7 +18,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive
@@ -496,9 +496,10 @@ async def member_exchanges(
     uow: UnitOfWork, member_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> Page[ExchangeView]:
     await require_member(uow, member_id, must_be_active=False)
+    scope = scope_of("exchanges", member_id)
     rows = await ExchangeRepository(uow.session).list_member_exchanges(
-        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+        member_id, before_id=decode_cursor(cursor, scope), limit=limit + 1
     )
-    page = page_of(rows, limit, lambda pair: pair[0].id)
+    page = page_of(rows, limit, lambda pair: pair[0].id, scope)
     now = uow.clock.now()
-    return Page(items=[_view(row, code, now) for row, code in page.items], next_cursor=page.next_cursor)
+    return page.with_items([_view(row, code, now) for row, code in page.items])

@@ -44,7 +44,7 @@ from loyalty_api.coalition.schemas import (
     PerkPoolRead,
     SettlementRead,
 )
-from loyalty_api.db.pagination import page_after
+from loyalty_api.db.pagination import page_after, scope_of
 from loyalty_api.errors import InvalidField
 from loyalty_api.http.dependencies import Paging, UoW, require
 from loyalty_api.http.negotiation import ReportAsCsv, csv_response
@@ -183,7 +183,12 @@ async def list_member_links(member_id: uuid.UUID, uow: UoW, _: MemberDesk, pagin
     For `pos`, `ecommerce` and `admin` keys. Reads only."""
     links = await service.member_links(uow, member_id)
     page = page_after(
-        links, limit=paging.limit, cursor=paging.cursor, key=lambda k: (k.partner,), shape=(str,)
+        links,
+        limit=paging.limit,
+        cursor=paging.cursor,
+        key=lambda k: (k.partner,),
+        shape=(str,),
+        scope=scope_of("partner_links", member_id),
     )
     return LinkPage(items=[LinkRead.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 

@@ -28,7 +28,7 @@ from loyalty_api.coupons.models import Coupon
 from loyalty_api.coupons.repository import CouponRecord, CouponRepository, ListFilter
 from loyalty_api.coupons.validity import CouponState, ListedStatus, coupon_state, listed_status
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.service import require_member
@@ -272,10 +272,11 @@ async def list_coupons(
     """A member's coupons, newest first; `status` picks active (not used, not past its end), used or
     expired ones."""
     await require_member(uow, member_id, must_be_active=False)
+    scope = scope_of("coupons", member_id)
     rows = await CouponRepository(uow.session).list_coupons(
-        member_id, status=status, now=uow.clock.now(), before_id=decode_cursor(cursor), limit=limit + 1
+        member_id, status=status, now=uow.clock.now(), before_id=decode_cursor(cursor, scope), limit=limit + 1
     )
-    page = page_of(rows, limit, lambda row: row.id)
+    page = page_of(rows, limit, lambda row: row.id, scope)
     return page.with_items(await as_shown(uow, [_view(row) for row in page.items]))
 
 

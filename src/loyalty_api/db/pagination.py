@@ -1,7 +1,12 @@
 """Keyset pagination: the cursor is the sort key of the last item of the previous page (usually its
 time-ordered id), and the next page is what sorts after it, so inserts and deletes between pages neither
 repeat nor skip an item. Small catalogues read whole (the ladder, the plans, event types) page the same way in
-memory with `page_after`."""
+memory with `page_after`.
+
+A list of one owner's rows (a member's ledger, an endpoint's deliveries) carries its scope in its cursors:
+which list and whose, so a cursor given for another owner's list, or for another of the owner's lists, is
+refused rather than read as a place in it (it gave a page that started in the middle, the rows before the
+place left out without a word)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import struct
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Generic, TypeVar
 
 from loyalty_api.errors import InvalidField
@@ -20,40 +26,66 @@ U = TypeVar("U")
 
 MAX_LIMIT = 200
 
+KeyPart = int | str | uuid.UUID
+
+
+def scope_of(listed: str, owner: uuid.UUID) -> int:
+    """The scope of the list `listed` of `owner`'s rows (`scope_of("ledger", member_id)`), as its cursors
+    carry it: 7 bytes of a hash of both, a whole number a cursor holds in 8."""
+    return int.from_bytes(blake2b(listed.encode() + owner.bytes, digest_size=7).digest(), "big")
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: Sequence[T]
     next_cursor: str | None
+    scope: int | None = None  # the list's scope, for the cursor after each item (GraphQL's edges)
 
     def with_items(self, items: Sequence[U]) -> Page[U]:
         """The same page, its rows shown as something else."""
-        return Page(items=items, next_cursor=self.next_cursor)
+        return Page(items=items, next_cursor=self.next_cursor, scope=self.scope)
+
+    def cursor_after(self, last_id: uuid.UUID) -> str:
+        """The cursor of the page after the item `last_id`, as `next_cursor` is of the page after this."""
+        return encode_cursor(last_id, self.scope)
 
 
-def page_of(rows: Sequence[T], limit: int, last_id: Callable[[T], uuid.UUID]) -> Page[T]:
+def page_of(
+    rows: Sequence[T], limit: int, last_id: Callable[[T], uuid.UUID], scope: int | None = None
+) -> Page[T]:
     """A page from the `limit + 1` rows a repository read past the cursor: the extra row only tells that
-    more follow, and the last row shown gives the next cursor."""
+    more follow, and the last row shown gives the next cursor (with the list's `scope`, for one owner's)."""
     items = list(rows[:limit])
     more = len(rows) > limit
-    return Page(items=items, next_cursor=encode_cursor(last_id(items[-1])) if more else None)
+    return Page(
+        items=items, next_cursor=encode_cursor(last_id(items[-1]), scope) if more else None, scope=scope
+    )
 
 
-def encode_cursor(last_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(last_id.bytes).decode("ascii").rstrip("=")
+def encode_cursor(last_id: uuid.UUID, scope: int | None = None) -> str:
+    return encode_key((last_id,) if scope is None else (last_id, scope))
 
 
-def decode_cursor(cursor: str | None) -> uuid.UUID | None:
+def decode_cursor(cursor: str | None, scope: int | None = None) -> uuid.UUID | None:
+    """The id `encode_cursor` wrote into `cursor`. A list of one owner's rows gives its `scope`: a cursor of
+    another list, or of another owner's, is refused."""
     if cursor is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(bytes=raw)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidField("cursor", "not a cursor this service returned") from exc
+    if scope is None:
+        (last_id,) = decode_key(cursor, (uuid.UUID,))
+    else:
+        last_id, given = decode_key(cursor, (uuid.UUID, int))
+        check_scope(given, scope)
+    assert isinstance(last_id, uuid.UUID)
+    return last_id
 
 
-KeyPart = int | str | uuid.UUID
+def check_scope(given: KeyPart, scope: int) -> None:
+    """A cursor's scope is the list's, or the cursor is another list's."""
+    if given != scope:
+        raise InvalidField("cursor", "a cursor of another list: this one's pages start from its first")
+
+
 _INT = struct.Struct(">q")
 
 
@@ -119,17 +151,26 @@ def page_after(
     cursor: str | None,
     key: Callable[[T], tuple[KeyPart, ...]],
     shape: tuple[type[KeyPart], ...],
+    scope: int | None = None,
 ) -> Page[T]:
     """A page of a list held whole in memory, in the order of `key` (ascending: negate a number to sort it
     downwards): the `limit` items whose key sorts after the cursor's. Like a keyset page of the database, it
-    neither repeats nor skips an item when others are added or removed between pages."""
+    neither repeats nor skips an item when others are added or removed between pages. A list of one owner's
+    items gives its `scope`, which its cursors carry after the key."""
     ordered = sorted(items, key=key)
     if cursor is not None:
-        after = decode_key(cursor, shape)
+        after = decode_key(cursor, shape if scope is None else (*shape, int))
+        if scope is not None:
+            *key_parts, given = after
+            check_scope(given, scope)
+            after = tuple(key_parts)
         ordered = [item for item in ordered if key(item) > after]
     shown = ordered[:limit]
     more = len(ordered) > limit
-    return Page(items=shown, next_cursor=encode_key(key(shown[-1])) if more else None)
+    if not more:
+        return Page(items=shown, next_cursor=None, scope=scope)
+    last = key(shown[-1])
+    return Page(items=shown, next_cursor=encode_key(last if scope is None else (*last, scope)), scope=scope)
 
 
 # Rows read per statement when a whole history is gathered: a member with years of it is read in many of

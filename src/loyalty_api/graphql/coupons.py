@@ -16,7 +16,6 @@ from loyalty_api.coupons import service
 from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.coupons.schemas import CouponRead, CouponUse
 from loyalty_api.coupons.validity import ListedStatus
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
@@ -119,7 +118,7 @@ async def _coupons(
         page.items,
         page.next_cursor,
         node=lambda shown: Coupon.of(CouponRead.of(shown)),
-        cursor=lambda shown: encode_cursor(shown.coupon.id),  # REST's cursor after this coupon
+        cursor=lambda shown: page.cursor_after(shown.coupon.id),  # REST's cursor after this coupon
     )
 
 

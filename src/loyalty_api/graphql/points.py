@@ -11,7 +11,6 @@ from pydantic import TypeAdapter, ValidationError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
@@ -199,7 +198,7 @@ async def _ledger(
         [LedgerEntryRead.model_validate(e) for e in page.items],
         page.next_cursor,
         node=LedgerEntry.of,
-        cursor=lambda entry: encode_cursor(entry.id),
+        cursor=lambda entry: page.cursor_after(entry.id),
     )
 
 

@@ -11,7 +11,6 @@ from typing import Any, get_args
 import strawberry
 from strawberry.types import Info
 
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
@@ -79,7 +78,9 @@ async def _payments(
                 uow, uuid.UUID(str(root.id)), limit=limit, cursor=cursor_of(after)
             )
     payments = [PaymentRead.model_validate(p) for p in page.items]
-    return Connection.of(payments, page.next_cursor, SubscriptionPayment.of, lambda p: encode_cursor(p.id))
+    return Connection.of(
+        payments, page.next_cursor, SubscriptionPayment.of, lambda p: page.cursor_after(p.id)
+    )
 
 
 @strawberry.type

@@ -10,7 +10,6 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size
 from loyalty_api.graphql.context import GraphQLContext
@@ -168,7 +167,7 @@ async def _tier_history(
                 uow, uuid.UUID(str(root.id)), limit=page_size(first), cursor=cursor_of(after)
             )
     changes = [TierChangeRead.model_validate(c) for c in page.items]
-    return Connection.of(changes, page.next_cursor, TierChange.of, lambda c: encode_cursor(c.id))
+    return Connection.of(changes, page.next_cursor, TierChange.of, lambda c: page.cursor_after(c.id))
 
 
 @strawberry.type

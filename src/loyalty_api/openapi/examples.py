@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loyalty_api.db.pagination import encode_cursor, encode_key, page_after
+from loyalty_api.db.pagination import encode_cursor, encode_key, page_after, scope_of
 
 JSON = "application/json"
 
@@ -1257,7 +1257,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                         },
                         LEDGER_EARN_ENTRY,
                     ],
-                    "next_cursor": encode_cursor(uuid.UUID(ENTRY_EARN)),
+                    "next_cursor": encode_cursor(uuid.UUID(ENTRY_EARN), scope_of("ledger", uuid.UUID(LI_NA))),
                 },
             )
         ),
@@ -2167,7 +2167,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "purchased_since": False,
                         },
                     ],
-                    "next_cursor": "AZWjwl0HehO25CnwyNGjUg",
+                    "next_cursor": encode_cursor(
+                        uuid.UUID(WANG_FANG), scope_of("reached", uuid.UUID(CAMPAIGN_WIN_BACK))
+                    ),
                 },
             )
         ),

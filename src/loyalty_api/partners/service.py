@@ -23,7 +23,7 @@ from loyalty_api.coupons.codes import normalize_code
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.ids import first_id_at
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
@@ -477,15 +477,13 @@ async def member_perks(
 ) -> Page[PerkView]:
     """The member's partner perks, newest first (for our till or shop: the customer's codes)."""
     await require_member(uow, member_id, must_be_active=False)
+    scope = scope_of("partner_perks", member_id)
     rows = await PerkRepository(uow.session).list_member_perks(
-        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+        member_id, before_id=decode_cursor(cursor, scope), limit=limit + 1
     )
-    page = page_of(rows, limit, lambda row: row[0].id)
-    return Page(
-        items=[
-            perk_view(perk, code, None, vault=uow.vault, pooled=pooled) for perk, code, pooled in page.items
-        ],
-        next_cursor=page.next_cursor,
+    page = page_of(rows, limit, lambda row: row[0].id, scope)
+    return page.with_items(
+        [perk_view(perk, code, None, vault=uow.vault, pooled=pooled) for perk, code, pooled in page.items]
     )
 
 

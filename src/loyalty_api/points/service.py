@@ -17,7 +17,7 @@ from typing import Any
 
 from loyalty_api.benefits.standing import MemberFacts, MemberStanding, standing
 from loyalty_api.clock import format_instant
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
@@ -576,7 +576,13 @@ async def ledger(
     cursor: str | None,
 ) -> Page[LedgerEntry]:
     await members.require_member(uow, member_id, must_be_active=False)
+    scope = scope_of("ledger", member_id)
     entries = await LedgerRepository(uow.session).list_entries(
-        member_id, types=types, since=since, until=until, before_id=decode_cursor(cursor), limit=limit + 1
+        member_id,
+        types=types,
+        since=since,
+        until=until,
+        before_id=decode_cursor(cursor, scope),
+        limit=limit + 1,
     )
-    return page_of(entries, limit, lambda entry: entry.id)
+    return page_of(entries, limit, lambda entry: entry.id, scope)

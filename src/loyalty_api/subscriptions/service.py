@@ -20,7 +20,7 @@ from math import floor
 
 from loyalty_api.calendar_days import add_days
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotActive, MemberNotFound
@@ -340,8 +340,9 @@ async def list_member_subscriptions(
     repo = SubscriptionRepository(uow.session)
     if not await repo.exists_member(member_id):
         raise MemberNotFound()
-    rows = await repo.list_for_member(member_id, before_id=decode_cursor(cursor), limit=limit + 1)
-    page = page_of(rows, limit, lambda s: s.id)
+    scope = scope_of("subscriptions", member_id)
+    rows = await repo.list_for_member(member_id, before_id=decode_cursor(cursor, scope), limit=limit + 1)
+    page = page_of(rows, limit, lambda s: s.id, scope)
     return page.with_items([await _view(uow, s) for s in page.items])
 
 
@@ -612,8 +613,9 @@ async def list_payments(
     repo = SubscriptionRepository(uow.session)
     if await repo.get_subscription(subscription_id) is None:
         raise SubscriptionNotFound()
-    rows = await repo.list_payments(subscription_id, before_id=decode_cursor(cursor), limit=limit + 1)
-    page = page_of(rows, limit, lambda p: p.id)
+    scope = scope_of("payments", subscription_id)
+    rows = await repo.list_payments(subscription_id, before_id=decode_cursor(cursor, scope), limit=limit + 1)
+    page = page_of(rows, limit, lambda p: p.id, scope)
     return page.with_items([_payment_view(p) for p in page.items])
 
 

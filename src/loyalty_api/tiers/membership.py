@@ -17,7 +17,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from loyalty_api.calendar_days import latest_before
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members.errors import MemberNotFound
@@ -669,10 +669,11 @@ async def history(
 ) -> Page[TierChangeView]:
     if await MemberTierRepository(uow.session).get_state(member_id) is None:
         raise MemberNotFound()
+    scope = scope_of("tier_history", member_id)
     changes: Sequence[TierChange] = await MemberTierRepository(uow.session).list_changes(
-        member_id, before_id=decode_cursor(cursor), limit=limit + 1
+        member_id, before_id=decode_cursor(cursor, scope), limit=limit + 1
     )
-    page = page_of(changes, limit, lambda change: change.id)
+    page = page_of(changes, limit, lambda change: change.id, scope)
     named = await _tiers_as_named(uow, page.items)
     return page.with_items(
         [

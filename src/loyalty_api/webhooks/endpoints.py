@@ -12,7 +12,7 @@ from typing import Any, Final, Literal, Protocol
 
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.outbox.service import emit
@@ -339,7 +339,8 @@ async def list_deliveries(
     endpoint's `event_types` are (a misspelt filter would otherwise answer "none" for ever), unless the
     endpoint has deliveries of it: the history keeps the types a release has dropped since."""
     repo = EndpointRepository(uow.session)
-    before_id = decode_cursor(cursor)
+    scope = scope_of("deliveries", endpoint_id)
+    before_id = decode_cursor(cursor, scope)
     if not await repo.exists_endpoint(endpoint_id):
         raise WebhookEndpointNotFound()
     rows = await repo.list_deliveries(
@@ -358,7 +359,7 @@ async def list_deliveries(
         raise InvalidField(
             "event_type", "not an event type (see GET /v1/event-types), nor one delivered here"
         )
-    return page_of(rows, limit, lambda row: row.id)
+    return page_of(rows, limit, lambda row: row.id, scope)
 
 
 async def get_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> DeliveryDetail:
