@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
-from loyalty_api.db.pagination import encode_key
+from loyalty_api.db.pagination import decode_key, encode_key
 from tests.activities.helpers import add_activity_rule, record
 from tests.builders import enrol
 from tests.conftest import START, bearer
@@ -273,6 +273,35 @@ class TestLeaderboard:
         assert paged == whole["items"]
         assert [item["rank"] for item in paged] == [1, 2, 2]
 
+    async def test_a_cursor_of_another_board_is_422(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """A cursor carries the last place shown and its rank on its board: on the week's board, the month's
+        cursor (an app switching tabs) or last week's (the week turned between two pages) numbered the week's
+        leader 4th, and left out whoever earned more than the cursor's points."""
+        await set_program(client, admin_key)
+        members = [await enrol(client, pos_key) for _ in range(4)]
+        clock.set(START - timedelta(days=10))  # this month, an earlier week
+        for n, member in enumerate(members, start=1):
+            await opt_in(client, pos_key, member["id"])
+            await earn(client, pos_key, member["id"], n * 100_00)
+        clock.set(START)
+        for n, member in enumerate(members[:2], start=1):
+            await earn(client, pos_key, member["id"], n * 50_00)
+        month = await board(client, pos_key, period="month", limit=3)
+        last_week = await board(client, pos_key, period="week", limit=3, **{"from": "2026-03-06T12:00:00Z"})
+        for other in (month, last_week):
+            response = await client.get(
+                "/v1/leaderboard",
+                params={"period": "week", "cursor": other["next_cursor"]},
+                headers=bearer(pos_key),
+            )
+            assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+            assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+        # Its own board goes on from it.
+        rest = await board(client, pos_key, period="month", cursor=month["next_cursor"])
+        assert places(rest) == [(4, members[0]["id"], 150)]
+
     async def test_bad_queries_are_422(self, client: httpx.AsyncClient, pos_key: str) -> None:
         for params in (
             {"period": "year"},
@@ -299,7 +328,10 @@ class TestLeaderboard:
             member = await enrol(client, pos_key)
             await opt_in(client, pos_key, member["id"])
             await earn(client, pos_key, member["id"], amount)
-        cursor = encode_key((10**9, uuid.UUID(int=0), rank, place))
+        # This board's cursor, its place and rank forged.
+        given = (await board(client, pos_key, period="week", limit=1))["next_cursor"]
+        points, member_id, _, _, scope = decode_key(given, (int, uuid.UUID, int, int, int))
+        cursor = encode_key((points, member_id, rank, place, scope))
         response = await client.get(
             "/v1/leaderboard", params={"limit": 1, "cursor": cursor}, headers=bearer(pos_key)
         )

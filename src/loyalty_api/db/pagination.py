@@ -29,10 +29,11 @@ MAX_LIMIT = 200
 KeyPart = int | str | uuid.UUID
 
 
-def scope_of(listed: str, owner: uuid.UUID) -> int:
-    """The scope of the list `listed` of `owner`'s rows (`scope_of("ledger", member_id)`), as its cursors
-    carry it: 7 bytes of a hash of both, a whole number a cursor holds in 8."""
-    return int.from_bytes(blake2b(listed.encode() + owner.bytes, digest_size=7).digest(), "big")
+def scope_of(listed: str, owner: uuid.UUID | str) -> int:
+    """The scope of the list `listed` of `owner`'s rows (`scope_of("ledger", member_id)`; a board's period and
+    start), as its cursors carry it: 7 bytes of a hash of both, a whole number a cursor holds in 8."""
+    named = owner.bytes if isinstance(owner, uuid.UUID) else owner.encode()
+    return int.from_bytes(blake2b(listed.encode() + named, digest_size=7).digest(), "big")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from loyalty_api.analytics.periods import Period, period_around
-from loyalty_api.db.pagination import decode_key, encode_key
+from loyalty_api.db.pagination import check_scope, decode_key, encode_key, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.leaderboard.repository import LeaderboardRepository
@@ -43,19 +43,27 @@ class Leaderboard:
     next_cursor: str | None
 
 
+def board_scope(period: Period, start: datetime) -> int:
+    """Which board a cursor pages: the period and the instant it starts."""
+    return scope_of("leaderboard", f"{period.value}/{start.astimezone(UTC).isoformat()}")
+
+
 async def leaderboard(
     uow: UnitOfWork, *, period: Period, at: datetime | None, limit: int, cursor: str | None
 ) -> Leaderboard:
     """A page of the board of the programme's week or month (from Monday, or the 1st, in its time zone) that
     `at` falls in (now, without it). The cursor carries the last place shown, its points, member id (never
     its card number, which the board masks) and rank, so the next page goes on from there and ranks a tie
-    with it alike."""
+    with it alike; and which board it is (period and start): another board's, or last week's once the week
+    has turned, would number this one from its places."""
     zone = (await get_program(uow)).zone
     start, end = period_around(at or uow.clock.now(), period, zone)
+    scope = board_scope(period, start)
     after: tuple[int, uuid.UUID] | None = None
     place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
     if cursor is not None:
-        points, last, rank, place = decode_key(cursor, (int, uuid.UUID, int, int))  # type: ignore[assignment]
+        points, last, rank, place, given = decode_key(cursor, (int, uuid.UUID, int, int, int))  # type: ignore[assignment]
+        check_scope(given, scope)
         # A cursor this service wrote has shown a place, ranked at or above it. A forged one must not number
         # the page (negative or made-up ranks), nor overflow the next cursor's 64-bit place (a 500).
         if not 1 <= rank <= place <= MAX_PLACE:
@@ -71,5 +79,5 @@ async def leaderboard(
         items.append(Standing(rank, leader.member_id, mask(leader.member_number), leader.points))
     next_cursor = None
     if len(leaders) > limit:
-        next_cursor = encode_key((points, leaders[limit - 1].member_id, rank, place))
+        next_cursor = encode_key((points, leaders[limit - 1].member_id, rank, place, scope))
     return Leaderboard(period=period, start=start, end=end, items=items, next_cursor=next_cursor)

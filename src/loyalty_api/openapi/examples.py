@@ -15,9 +15,12 @@ import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from loyalty_api.analytics.periods import Period
 from loyalty_api.db.pagination import encode_cursor, encode_key, page_after, scope_of
+from loyalty_api.leaderboard.service import board_scope
 
 JSON = "application/json"
 
@@ -2190,8 +2193,17 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "points": 860,
                         },
                     ],
-                    # After the last place shown: its points, member id (never its card number), rank, place.
-                    "next_cursor": encode_key((860, uuid.UUID("0195a3c2-6e18-7b24-87f5-3a01d9e2b463"), 2, 3)),
+                    # After the last place shown: its points, member id (never its card number), rank, place,
+                    # and which board it is.
+                    "next_cursor": encode_key(
+                        (
+                            860,
+                            uuid.UUID("0195a3c2-6e18-7b24-87f5-3a01d9e2b463"),
+                            2,
+                            3,
+                            board_scope(Period.week, datetime(2026, 3, 15, 16, tzinfo=UTC)),
+                        )
+                    ),
                 },
             )
         ),
