@@ -24,7 +24,6 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import make_url
 
 from loyalty_api import crypto
-from loyalty_api.audit import service as audit
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.networks import parse_network
 from loyalty_api.auth.principal import Principal, Scope
@@ -33,8 +32,9 @@ from loyalty_api.db import migrations
 from loyalty_api.db.engine import Database, engine_for
 from loyalty_api.db.invalidation import invalidations
 from loyalty_api.db.notifications import why_not_listening
-from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.errors import LoyaltyError
+from loyalty_api.keys import host as host_keys
 from loyalty_api.ops.collector import tune_for_serving
 from loyalty_api.ops.logging import configure_logging
 from loyalty_api.ops.metrics import MULTIPROCESS_DIR
@@ -537,8 +537,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     async def run() -> str:
         async with _units(settings) as units, units.begin() as uow:
             issued = await set_up(uow, programme, entry_tier=args.entry_tier, operator=args.key_name)
-            key = issued.principal
-            await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))
+            await host_keys.record_made(uow, issued.principal)
             return issued.token
 
     token = _run_or_fail(run)
@@ -597,25 +596,6 @@ def _limits(principal: Principal) -> str:
     return limits
 
 
-def _key_shown(principal: Principal) -> dict[str, Any]:
-    """A key as the audit log keeps it: everything but its secret."""
-    return {
-        "prefix": principal.key_prefix,
-        "name": principal.name,
-        "scopes": sorted(principal.scopes),
-        "partner_id": None if principal.partner_id is None else str(principal.partner_id),
-        "rate_limit": principal.rate_limit,
-        "expires_at": None if principal.expires_at is None else format_instant(principal.expires_at),
-        "allowed_networks": None if principal.networks is None else [str(n) for n in principal.networks],
-    }
-
-
-async def _audit_key(uow: UnitOfWork, action: str, prefix: str, after: dict[str, Any]) -> None:
-    """Keys are changed on the host, with the CLI: the audit log names it as the actor."""
-    change = audit.Change(action=action, subject_type="api_keys", subject_id=prefix, after=after)
-    await audit.record(uow, audit.CLI, change)
-
-
 def cmd_keys_create(args: argparse.Namespace) -> None:
     settings = _require_key(Settings())
     _require_schema(settings)
@@ -634,8 +614,7 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
                 allowed_networks=args.allowed_networks,
                 maker=None,
             )
-            key = issued.principal
-            await _audit_key(uow, "keys_create", key.key_prefix, _key_shown(key))
+            await host_keys.record_made(uow, issued.principal)
             return issued
 
     issued = _run_or_fail(run)
@@ -655,10 +634,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
             )
             new = rotation.issued.principal
             ends = format_instant(rotation.old_key_ends_at)
-            await _audit_key(
+            await host_keys.record(
                 uow, "keys_rotate", args.prefix, {"expires_at": ends, "replaced_by": new.key_prefix}
             )
-            await _audit_key(uow, "keys_create", new.key_prefix, _key_shown(new))
+            await host_keys.record_made(uow, new)
             return rotation
 
     rotation = _run_or_fail(run)
@@ -722,7 +701,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _units(settings) as units, units.begin() as uow:
             await auth_service.revoke_key(uow, prefix=args.prefix)
-            await _audit_key(uow, "keys_revoke", args.prefix, {"status": "revoked"})
+            await host_keys.record(uow, "keys_revoke", args.prefix, {"status": "revoked"})
 
     _run_or_fail(run)
     print(f"revoked {args.prefix}")

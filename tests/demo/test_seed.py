@@ -9,7 +9,7 @@ import httpx
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.demo.data import demo_members
-from loyalty_api.demo.seed import seed_programme
+from loyalty_api.demo.seed import create_demo_keys, seed_programme
 from tests.conftest import bearer
 
 # A demo member with a PLUS trial and no demo order: enrolled anew, as a whole, when run again after erasure.
@@ -78,3 +78,18 @@ class TestSeedAgain:
             f"/v1/members/{again.json()['id']}/subscriptions", headers=bearer(admin_key)
         )
         assert subscriptions.json()["items"] == []
+
+
+class TestDemoKeys:
+    async def test_each_key_the_demo_makes_is_in_the_audit_log_as_made_on_the_host(
+        self, client: httpx.AsyncClient, units: UnitsOfWork, admin_key: str
+    ) -> None:
+        # README: every key change made with the CLI is an entry, `init` included; the demo's keys too.
+        made = await create_demo_keys(units)
+
+        params = {"action": "keys_create"}
+        audit = await client.get("/v1/audit-events", params=params, headers=bearer(admin_key))
+        assert audit.status_code == 200, audit.text
+        entries = [(e["channel"], e["subject_id"], e["after"]["scopes"]) for e in audit.json()["items"]]
+        expected = [("cli", token.split("_")[1], [scope]) for scope, token in made.items()]
+        assert sorted(entries) == sorted(expected)

@@ -22,6 +22,7 @@ from loyalty_api.demo.data import (
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.kinds import BirthdayBonus, MemberDay
 from loyalty_api.earning.service import RuleDefinition
+from loyalty_api.keys import host as host_keys
 from loyalty_api.money import Money, Rounding
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, PROPERTIES_ADAPTER
 from loyalty_api.plan_catalogue.catalogue import Interval, RecurringCoupon
@@ -228,6 +229,7 @@ async def create_demo_keys(units: UnitsOfWork) -> dict[str, str]:
     async with units.begin() as uow:
         for scope in DEMO_KEY_SCOPES:
             key = await auth_service.create_key(uow, name=f"demo {scope}", scopes=[scope])
+            await host_keys.record_made(uow, key.principal)  # made on the host, as `keys create` makes one
             issued[str(scope)] = key.token
     return issued
 
