@@ -87,6 +87,23 @@ class TestScopes:
         response = await client.post("/v1/members", json={"phone": unique_phone()}, headers=bearer(key))
         assert response.status_code == 201
 
+    @pytest.mark.parametrize(
+        ("content", "headers"),
+        [
+            pytest.param(b"{", {"Content-Type": "application/json"}, id="malformed JSON"),
+            pytest.param(b"{}", {"Content-Type": "text/plain"}, id="not JSON"),
+            pytest.param(b"{}", {"Content-Type": "application/json", "Content-Encoding": "br"}, id="encoded"),
+            pytest.param(b"[" * 40 + b"]" * 40, {"Content-Type": "application/json"}, id="too deep"),
+            pytest.param(b"{}", {"Content-Type": "application/json", "Idempotency-Key": "a b"}, id="bad key"),
+        ],
+    )
+    async def test_a_key_without_the_scope_is_403_whatever_its_body_or_idempotency_key(
+        self, client: httpx.AsyncClient, pos_key: str, content: bytes, headers: dict[str, str]
+    ) -> None:
+        # README: a key with none of a route's scopes gets 403 scope_not_allowed, whatever it sent.
+        response = await client.post("/v1/api-keys", content=content, headers={**bearer(pos_key), **headers})
+        assert (response.status_code, response.json()["code"]) == (403, "scope_not_allowed")
+
     async def test_a_partner_key_must_name_its_partner(self, app: FastAPI) -> None:
         from loyalty_api.auth.errors import PartnerRequired
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from loyalty_api.errors import Conflict, Forbidden, LoyaltyError, NotFound, Unauthenticated
 
 
@@ -47,6 +49,12 @@ class ScopeNotAllowed(Forbidden):
 
     code = "scope_not_allowed"
     title = "This API key's scopes do not allow this call"
+
+    @classmethod
+    def needing(cls, scopes: Iterable[str]) -> ScopeNotAllowed:
+        """The refusal of a call that needs one of `scopes`."""
+        allowed = sorted(scopes)
+        return cls(f"This call needs one of the scopes: {', '.join(allowed)}", allowed_scopes=allowed)
 
 
 class ApiKeyNotFound(NotFound):

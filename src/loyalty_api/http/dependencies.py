@@ -54,10 +54,7 @@ class require(HTTPBearer):
         if principal is None:
             raise InvalidApiKey.missing()
         if not principal.has_any(self.allowed):
-            allowed = ", ".join(sorted(self.allowed))
-            raise ScopeNotAllowed(
-                f"This call needs one of the scopes: {allowed}", allowed_scopes=sorted(self.allowed)
-            )
+            raise ScopeNotAllowed.needing(self.allowed)
         check_body(request)
         return principal
 

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_api.audit import service as audit
-from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey
+from loyalty_api.auth.errors import AddressNotAllowed, InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Scope
 from loyalty_api.cache import TtlCache
 from loyalty_api.crypto import Vault
@@ -206,6 +206,11 @@ class UnitOfWorkRoute(APIRoute):
             deadline = asyncio.get_running_loop().time() + units.settings.request_timeout_seconds
             claimed: Claim | None = None
             try:
+                # A key the route does not take is refused before anything it sent is looked at: 403 (as
+                # `require` answers it), not its body's faults nor its Idempotency-Key's, and nothing claimed.
+                caller = principal_of(request)
+                if caller is not None and self.scopes and not caller.has_any(self.scopes):
+                    raise ScopeNotAllowed.needing(self.scopes)
                 body = await request.body() if has_body else b""
                 if body:
                     refuse_unless_plain_json(request.headers)
