@@ -285,6 +285,24 @@ class TestSchemaAsStrictAsValidation:
             assert described.get("type") != "null", (model, field)
             assert "default" not in described, (model, field)
 
+    def test_a_reply_requires_every_field_it_always_writes(self, document: dict[str, Any]) -> None:
+        """A field a reply always writes is `required`, else generated clients type it as possibly absent
+        (`field?: number`, `Unset | int`). Schemas requests take too keep their defaults optional."""
+        requests, replies = _requests_and_replies(document)
+        reply_only = _closure(document, _named(replies)) - _closure(document, _named(requests))
+        # Left out of a reply when there is nothing to say: a problem's `instance` and `errors`.
+        sometimes_absent = {"Problem": {"instance", "errors"}, "FieldError": {"location"}}
+        optional = {
+            name: sorted(set(schema.get("properties", {})) - set(schema.get("required", [])))
+            for name, schema in document["components"]["schemas"].items()
+            if name in reply_only
+        }
+        assert {
+            name: fields
+            for name, fields in optional.items()
+            if set(fields) - sometimes_absent.get(name, set())
+        } == {}
+
     def test_a_refund_names_exactly_one_way(self, document: dict[str, Any]) -> None:
         refund = document["components"]["schemas"]["RefundRequest"]
         assert (refund["minProperties"], refund["maxProperties"]) == (1, 1)
@@ -649,28 +667,30 @@ class TestPlainText:
         assert response.status_code == status, response.text
 
 
-def _request_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every schema a /v1 request (its body or query string) alone takes, down through references; not those
-    replies use too, which say nothing of what a request may send."""
+def _named(node: Any) -> set[str]:
+    """The component schemas `node` refers to itself."""
+    return {
+        found["$ref"].rsplit("/", 1)[1]
+        for found in _walk(node)
+        if isinstance(found.get("$ref"), str) and found["$ref"].startswith("#/components/schemas/")
+    }
+
+
+def _closure(document: dict[str, Any], names: set[str]) -> set[str]:
+    """`names` and every component schema they refer to, down through references."""
     components = document["components"]["schemas"]
+    seen: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name in components and name not in seen:
+            seen.add(name)
+            pending.extend(_named(components[name]))
+    return seen
 
-    def named(node: Any) -> set[str]:
-        return {
-            found["$ref"].rsplit("/", 1)[1]
-            for found in _walk(node)
-            if isinstance(found.get("$ref"), str) and found["$ref"].startswith("#/components/schemas/")
-        }
 
-    def closure(names: set[str]) -> set[str]:
-        seen: set[str] = set()
-        pending = list(names)
-        while pending:
-            name = pending.pop()
-            if name in components and name not in seen:
-                seen.add(name)
-                pending.extend(named(components[name]))
-        return seen
-
+def _requests_and_replies(document: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """What /v1 requests take (bodies and query strings) and what every operation answers."""
     requests: list[Any] = []
     replies: list[Any] = []
     for path, operations in document["paths"].items():
@@ -679,7 +699,15 @@ def _request_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
             if path.startswith("/v1/"):
                 requests.append(operation.get("requestBody", {}).get("content", {}))
                 requests.extend(p["schema"] for p in operation.get("parameters", []) if p["in"] == "query")
-    alone = closure(named(requests)) - closure(named(replies))
+    return requests, replies
+
+
+def _request_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every schema a /v1 request (its body or query string) alone takes, down through references; not those
+    replies use too, which say nothing of what a request may send."""
+    components = document["components"]["schemas"]
+    requests, replies = _requests_and_replies(document)
+    alone = _closure(document, _named(requests)) - _closure(document, _named(replies))
     inline = [_without_examples(node) for node in requests]
     return [s for node in [*inline, *(components[name] for name in alone)] for s in _subschemas(node)]
 

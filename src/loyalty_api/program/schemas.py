@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -156,5 +156,11 @@ class ProgramWrite(BaseModel):
         return ProgramSettings(**self.model_dump())
 
 
+def _every_field_written(schema: dict[str, Any]) -> None:
+    # A reply writes every setting, those a PUT may leave to their defaults too: a generated client must not
+    # type them as possibly absent.
+    schema["required"] = list(schema["properties"])
+
+
 class ProgramRead(ProgramWrite):
-    model_config = ConfigDict(extra="forbid", from_attributes=True)
+    model_config = ConfigDict(extra="forbid", from_attributes=True, json_schema_extra=_every_field_written)
