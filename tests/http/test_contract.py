@@ -303,6 +303,39 @@ class TestSchemaAsStrictAsValidation:
             if set(fields) - sometimes_absent.get(name, set())
         } == {}
 
+    @pytest.mark.parametrize(
+        ("systems", "status"),
+        [
+            (["crm"], 201),
+            (["CRM"], 422),
+            ([" crm"], 422),
+            ([f"pos{n}" for n in range(20)], 201),
+            ([f"pos{n}" for n in range(21)], 422),
+        ],
+    )
+    async def test_external_ids_say_which_systems_and_how_many_are_taken(
+        self,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        document: dict[str, Any],
+        systems: list[str],
+        status: int,
+    ) -> None:
+        """A system name is a key of `external_ids`: the document says its pattern (`propertyNames`) and how
+        many there may be, which `patternProperties` alone did not (it admits any other key)."""
+        schemas = document["components"]["schemas"]
+        for model in ("MemberCreate", "ImportedMember", "MemberUpdate"):
+            described = schemas[model]["properties"]["external_ids"]
+            [systems_map] = [s for s in described.get("anyOf", [described]) if s.get("type") == "object"]
+            assert "patternProperties" not in systems_map, model
+            admitted = len(systems) <= systems_map["maxProperties"] and all(
+                re.search(systems_map["propertyNames"]["pattern"], system) for system in systems
+            )
+            assert admitted == (status == 201), model
+        body = {"name": "李娜", "external_ids": {system: "C-1001" for system in systems}}
+        response = await client.post("/v1/members", json=body, headers=bearer(pos_key))
+        assert response.status_code == status, response.text
+
     def test_a_refund_names_exactly_one_way(self, document: dict[str, Any]) -> None:
         refund = document["components"]["schemas"]["RefundRequest"]
         assert (refund["minProperties"], refund["maxProperties"]) == (1, 1)

@@ -12,9 +12,12 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from loyalty_api.http.schemas import CalendarDate, Instant, Points, ReadModel, TierRef, sent_or_left_out
 from loyalty_api.members import member_number as card
@@ -32,10 +35,29 @@ Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 IMPORT_BATCH = 200  # members in one import: one transaction, well within a request's time limit
 
 
+MOST_SYSTEMS = 20
+
+
 def _few_systems(value: dict[str, object]) -> dict[str, object]:
-    if len(value) > 20:
-        raise ValueError("at most 20 external systems")
+    if len(value) > MOST_SYSTEMS:
+        raise ValueError(f"at most {MOST_SYSTEMS} external systems")
     return value
+
+
+class SystemsMap:
+    """`external_ids`' annotation: its schema names the system pattern as `propertyNames` and says how many
+    systems it takes. Pydantic writes the key pattern as `patternProperties` alone, which admits any other key
+    (`CRM`, 21 systems), and generated clients read it as a map of anything."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        [(pattern, value)] = json_schema.pop("patternProperties").items()
+        json_schema.update(
+            propertyNames={"pattern": pattern}, additionalProperties=value, maxProperties=MOST_SYSTEMS
+        )
+        return json_schema
 
 
 class MemberFields(BaseModel):
@@ -48,7 +70,7 @@ class MemberFields(BaseModel):
     name: PersonName | None = None
     birthday: CalendarDate | None = None
     channel: Channel = Field(default="store", description="Where the member joined: store, online, app, …")
-    external_ids: Annotated[dict[SystemName, ExternalId], AfterValidator(_few_systems)] = Field(
+    external_ids: Annotated[dict[SystemName, ExternalId], AfterValidator(_few_systems), SystemsMap()] = Field(
         default_factory=dict,
         description='The member\'s id in other systems, by system name: `{"pos": "C-1001"}`.',
     )
@@ -153,10 +175,10 @@ class MemberUpdate(BaseModel):
     leaderboard_opt_in: bool | None = sent_or_left_out(
         description="true: the member appears on `GET /v1/leaderboard`, by a masked card number."
     )
-    external_ids: Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems)] | None = (
-        sent_or_left_out(
-            description="Systems to link (id) or unlink (null); systems not named are left alone."
-        )
+    external_ids: (
+        Annotated[dict[SystemName, ExternalId | None], AfterValidator(_few_systems), SystemsMap()] | None
+    ) = sent_or_left_out(
+        description="Systems to link (id) or unlink (null); systems not named are left alone."
     )
 
     @field_validator("status", "marketing_consent", "leaderboard_opt_in", "external_ids")
