@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from loyalty_api.app import openapi_document
 from tests.builders import add_tier, enrol
+from tests.checkout.helpers import cart, item, quote_reply
 from tests.conftest import bearer
 from tests.inspect_db import table_counts
 from tests.points.helpers import cny, earn, set_program
@@ -335,6 +336,17 @@ class TestSchemaAsStrictAsValidation:
         body = {"name": "李娜", "external_ids": {system: "C-1001" for system in systems}}
         response = await client.post("/v1/members", json=body, headers=bearer(pos_key))
         assert response.status_code == status, response.text
+
+    async def test_a_quotes_coupon_codes_say_they_are_distinct(
+        self, client: httpx.AsyncClient, pos_key: str, document: dict[str, Any]
+    ) -> None:
+        described = document["components"]["schemas"]["QuoteRequest"]["properties"]["coupon_codes"]
+        assert described.get("uniqueItems") is True
+        member = await enrol(client, pos_key)
+        body = {"member_id": member["id"], "cart": cart(item("CUP", 1000)), "coupon_codes": ["A-1", "A-1"]}
+        response = await quote_reply(client, pos_key, body)
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["coupon_codes"]
 
     def test_a_refund_names_exactly_one_way(self, document: dict[str, Any]) -> None:
         refund = document["components"]["schemas"]["RefundRequest"]

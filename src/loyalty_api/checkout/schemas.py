@@ -92,7 +92,10 @@ class QuoteRequest(BaseModel):
     member_id: uuid.UUID
     cart: CartBody
     coupon_codes: list[CouponCode] = Field(
-        default_factory=list, max_length=MAX_COUPONS, description="The member's coupons to apply (distinct)."
+        default_factory=list,
+        max_length=MAX_COUPONS,
+        description="The member's coupons to apply (distinct).",
+        json_schema_extra={"uniqueItems": True},  # what `_distinct` checks
     )
     points_to_use: PointsToUse | None = Field(
         default=None,
