@@ -135,3 +135,38 @@ def test_every_answer_with_a_body_documents_its_schema() -> None:
     for status in ("200", "201"):
         schema = activity[status]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ActivityRead"}, status
+
+
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def _integers(node: object) -> list[dict[str, object]]:
+    """Every integer schema in the document, not within examples or defaults (values, not schemas)."""
+    found: list[dict[str, object]] = []
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "integer":
+                found.append(item)
+            pending.extend(v for k, v in item.items() if k not in ("examples", "example", "default"))
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def test_an_integer_wider_than_32_bits_says_int64() -> None:
+    """An `integer` without a format is a 32-bit int to openapi-generator's Java, C#, Go and Kotlin clients
+    (and Kiota's): money in minor units and points past 2,147,483,647 (21.5 million yuan in fen, which a
+    request may send and an analytics figure soon passes) would not fit. So an integer whose bounds do not
+    keep it within 32 bits says `int64`, as GraphQL calls points and money `Long`."""
+    document = json.loads(openapi_document())
+    integers = _integers(document)
+    assert len(integers) > 300
+    for schema in integers:
+        least = schema.get("minimum", schema.get("exclusiveMinimum"))
+        most = schema.get("maximum", schema.get("exclusiveMaximum"))
+        narrow = least is not None and most is not None and INT32[0] <= least and most <= INT32[1]
+        assert schema.get("format") == (None if narrow else "int64"), schema
+    money = document["components"]["schemas"]["MoneyRead"]["properties"]["amount"]
+    assert money["format"] == "int64"
