@@ -234,6 +234,78 @@ class TestDocument:
         assert checked > 10
 
 
+class TestAnswerHeaders:
+    """The headers a client acts on (those CORS lets a script read) are documented on the answers that
+    carry them: Retry-After and the RateLimit pair on a 429, Retry-After on a 503, Idempotent-Replayed on a
+    replay."""
+
+    @staticmethod
+    def _documented(document: dict[str, Any], method: str, path: str, status: int) -> set[str]:
+        response = document["paths"][path][method]["responses"][str(status)]
+        headers = response.get("headers", {})
+        components = document["components"].get("headers", {})
+        return {
+            name.lower()
+            for name, header in headers.items()
+            if components.get(header.get("$ref", "").rsplit("/", 1)[-1], header).get("required")
+            or name == "Idempotent-Replayed"
+        }
+
+    @staticmethod
+    def _carried(response: httpx.Response) -> set[str]:
+        from loyalty_api.http.middleware import CORS_EXPOSED_HEADERS
+
+        told = {name.lower() for name in CORS_EXPOSED_HEADERS} - {"x-request-id", "allow"}
+        return told & set(response.headers.keys())
+
+    async def test_a_429_and_a_replay(
+        self, app: FastAPI, client: httpx.AsyncClient, document: dict[str, Any]
+    ) -> None:
+        from loyalty_api.auth.principal import Scope
+        from tests.builders import make_key
+
+        key = await make_key(app, Scope.pos, rate_limit="2/minute")
+        body = {"phone": "13912345678", "name": "李娜"}
+        first = await client.post("/v1/members", json=body, headers=bearer(key, idempotency_key="k-1"))
+        again = await client.post("/v1/members", json=body, headers=bearer(key, idempotency_key="k-1"))
+        refused = await client.post("/v1/members", json=body, headers=bearer(key, idempotency_key="k-2"))
+        assert (first.status_code, again.status_code, refused.status_code) == (201, 201, 429)
+        assert self._carried(again) == {"idempotent-replayed"}
+        assert self._carried(refused) == {"retry-after", "ratelimit", "ratelimit-policy"}
+        for response in (again, refused):
+            documented = self._documented(document, "post", "/v1/members", response.status_code)
+            assert documented == self._carried(response), response.status_code
+        # A refusal is replayed too.
+        redeem = f"/v1/members/{first.json()['id']}/redeem"
+        till = await make_key(app, Scope.pos)
+        spend = {"points": 100, "order_ref": "R-1"}
+        await client.post(redeem, json=spend, headers=bearer(till, idempotency_key="r-1"))
+        replayed = await client.post(redeem, json=spend, headers=bearer(till, idempotency_key="r-1"))
+        assert (replayed.status_code, replayed.json()["code"]) == (422, "insufficient_points")
+        assert self._carried(replayed) == {"idempotent-replayed"}
+        assert self._documented(document, "post", "/v1/members/{member_id}/redeem", 422) == {
+            "idempotent-replayed"
+        }
+
+    def test_every_operation_documents_them(self, document: dict[str, Any]) -> None:
+        for path, operations in document["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in operations.items():
+                responses = operation["responses"]
+                assert self._documented(document, method, path, 429) == {
+                    "retry-after",
+                    "ratelimit",
+                    "ratelimit-policy",
+                }, (method, path)
+                assert self._documented(document, method, path, 503) == {"retry-after"}, (method, path)
+                replays = any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+                for status in (s for s in responses if s.startswith(("2", "4")) and s != "429"):
+                    documented = self._documented(document, method, path, int(status))
+                    expected = {"idempotent-replayed"} if replays else set()
+                    assert documented == expected, (method, path, status)
+
+
 def _walk(node: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     pending = [node]

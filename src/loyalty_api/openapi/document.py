@@ -31,6 +31,7 @@ def install_openapi(app: FastAPI) -> None:
             _with_problem_schemas(schema)
             _with_plain_text(schema)
             _with_wide_integers(schema)
+            _with_answer_headers(schema)
             _with_examples(schema)
             finished[:] = [schema]
         return schema
@@ -58,6 +59,59 @@ def _with_wide_integers(document: dict[str, Any]) -> None:
             pending.extend(v for k, v in item.items() if k not in ("examples", "example", "default"))
         elif isinstance(item, list):
             pending.extend(item)
+
+
+# The headers of an answer a client acts on (http.middleware.CORS_EXPOSED_HEADERS lets a script read them), on
+# the answers that carry them: when to retry a 429 or a 503, and which budget a 429 spent (http.rate_limits,
+# http.errors, http.edge), and whether a success is the replay of an earlier one (http.transaction).
+_HEADERS: dict[str, dict[str, Any]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "RateLimit-Policy": {
+        "description": 'The budget that is spent, as `"<name>";q=<calls>;w=<seconds>`.',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it, as `"<name>";r=0;t=<seconds until it comes back>`.',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` on the answer to a retry with the same Idempotency-Key and body: the first "
+        "answer (a success, or a refusal such as `insufficient_points`), replayed without doing the work "
+        "again. Absent on a first answer.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+_CARRIED = {
+    "429": ("Retry-After", "RateLimit-Policy", "RateLimit"),
+    "503": ("Retry-After",),
+}
+
+
+def _with_answer_headers(document: dict[str, Any]) -> None:
+    document.setdefault("components", {})["headers"] = copy.deepcopy(_HEADERS)
+
+    def named(*names: str) -> dict[str, Any]:
+        return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            for status, names in _CARRIED.items():
+                if status in responses:
+                    responses[status]["headers"] = named(*names)
+            if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+                # A success or a refusal that is final is replayed; a 429 is not (nothing was done).
+                for status, response in responses.items():
+                    if status.startswith(("2", "4")) and status != "429":
+                        response["headers"] = {**response.get("headers", {}), **named("Idempotent-Replayed")}
 
 
 def _with_problem_schemas(document: dict[str, Any]) -> None:
