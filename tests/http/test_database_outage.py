@@ -76,6 +76,23 @@ async def test_a_database_that_refuses_connections_is_503_database_unavailable_n
     assert UNHANDLED not in _messages(caplog)
 
 
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's database is a file of the process's, not a server's")
+async def test_a_database_dropped_or_renamed_while_serving_is_503_database_unavailable(
+    settings: Settings, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server answers, but the database the URL names is not there (dropped, renamed, being restored):
+    every new connection's login is refused with `database … does not exist`, an outage until it is back."""
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    gone = make_url(settings.database_url).set(database=f"loyalty_gone_{uuid.uuid4().hex[:8]}")
+    async with serving(
+        settings, database_url=gone.render_as_string(hide_password=False), listen_database_url=None
+    ) as (_, client):
+        response = await client.get("/v1/members/lookup?member_number=1000000001", headers=bearer(pos_key))
+    _assert_unavailable(response)
+    assert OUTAGE in _messages(caplog)
+    assert UNHANDLED not in _messages(caplog)
+
+
 @asynccontextmanager
 async def _silent_server() -> AsyncIterator[int]:
     """A server that takes connections and never answers on them (a host that drops what it is sent, as a

@@ -1,7 +1,7 @@
 """Telling an outage from a bug: whether an error says the database could not be reached, or dropped the
 connection while a statement was out (a restart, a failover, a network cut, every connection slot taken, a
-login refused, or every connection of the process's pool busy), which the same request may get past a
-moment later, rather than that the database refused a statement."""
+login refused, the database dropped or renamed, or every connection of the process's pool busy), which the
+same request may get past a moment later, rather than that the database refused a statement."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from loyalty_api.db.engine import DirectStatementFailed
 
 # SQLSTATEs of a server that is not there to answer: connection exceptions (class 08), the server shutting
 # down or starting up (57P01–57P03), no connection slot free (53300), and a connection refused its login
-# (class 28: a password rotated, a role locked while the service runs; only a login raises it).
-_OUT_OF_REACH = ("08", "28", "57P01", "57P02", "57P03", "53300")
+# (class 28: a password rotated, a role locked while the service runs; only a login raises it), or refused
+# because the database it names is not there (3D000: dropped, renamed or being restored; the service's
+# statements name no other database, so only a login raises it).
+_OUT_OF_REACH = ("08", "28", "3D000", "57P01", "57P02", "57P03", "53300")
 # SQLite's SQLITE_BUSY, the primary result code beneath its extended ones (the low byte).
 _SQLITE_BUSY = 5
 
