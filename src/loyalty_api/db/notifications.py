@@ -87,12 +87,25 @@ async def _listen(
     on_listening: Callable[[], None],
     name: str,
 ) -> None:
+    # An outage is said once as it begins and once as it ends, not at each try to reconnect (every second,
+    # in each listener of each process).
+    interrupted = False
+
+    def listened() -> None:
+        nonlocal interrupted
+        if interrupted:
+            interrupted = False
+            logger.info("listening again", extra={"listener": name})
+        on_listening()
+
     while True:
         try:
-            await _listen_until_lost(arguments, channel, on_notification, on_listening, name)
+            await _listen_until_lost(arguments, channel, on_notification, listened, name)
             logger.warning("listening connection lost", extra={"listener": name})
         except Exception as exc:  # the listener must outlive any failure: its process leans on it
-            logger.warning("listening interrupted", extra={"listener": name, "error": type(exc).__name__})
+            if not interrupted:
+                logger.warning("listening interrupted", extra={"listener": name, "error": type(exc).__name__})
+        interrupted = True
         await asyncio.sleep(RECONNECT_SECONDS)
 
 
