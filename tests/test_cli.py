@@ -449,6 +449,29 @@ class TestAnotherEncryptionKey:
             assert other["LOYALTY_ENCRYPTION_KEY"] not in result.stderr and "Traceback" not in result.stderr
         assert _cli(cli_env, "jobs", "expire-points").returncode == 0  # its own key opens it
 
+    @pytest.mark.parametrize("key", ["another key", "the demo's own, made in another folder"])
+    async def test_the_demo_on_a_database_another_key_encrypted_seeds_nothing_and_prints_no_keys(
+        self, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str], tmp_path: Path, key: str
+    ) -> None:
+        """`demo` run again from another folder (where it makes a key of its own) or with another key: it
+        printed four new demo keys and answered 0, though `serve --demo` and every other command then refused
+        the key, and a state file kept a key that opens nothing."""
+        from tests.builders import enrol
+
+        await enrol(client, admin_key)
+        env = {name: value for name, value in cli_env.items() if name != "LOYALTY_ENCRYPTION_KEY"}
+        if key == "another key":
+            env["LOYALTY_ENCRYPTION_KEY"] = _cli(cli_env, "encryption-key").stdout.strip()
+        listed = _cli(cli_env, "keys", "list").stdout
+        result = _cli(env, "demo", cwd=tmp_path)
+        assert (result.returncode, result.stdout) == (2, ""), result.stdout
+        assert result.stderr.splitlines()[-1] == (
+            "loyalty-api: LOYALTY_ENCRYPTION_KEY does not open the members' personal data in the "
+            "database, which another key encrypted: set the key it was made with (from your backup)"
+        )
+        assert "Traceback" not in result.stderr
+        assert _cli(cli_env, "keys", "list").stdout == listed  # no demo key made
+
     @pytest.mark.parametrize("stored", ["webhook_endpoint", "perk_codes", "idempotency_reply"])
     async def test_a_key_that_does_not_open_the_other_encrypted_values_is_refused_at_start(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str], stored: str

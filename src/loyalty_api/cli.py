@@ -475,6 +475,7 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 def cmd_demo(_: argparse.Namespace) -> None:
     settings, state = _demo_state(Settings())
     _warn_if_newer(_migrate_schema(settings))
+    _refuse_another_key(settings)  # as `serve --demo` does: seeding and keys under it would open nothing
     keys = _seed_demo(settings, state)
     for scope, token in keys.items():
         print(f"{scope}\t{token}")
