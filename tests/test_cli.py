@@ -328,6 +328,21 @@ class TestKeys:
             await asyncio.sleep(0.2)
         assert refused.status_code == 401
 
+    async def test_a_key_is_revoked_by_the_start_of_its_token_or_the_whole_token(
+        self, client: httpx.AsyncClient, cli_env: dict[str, str]
+    ) -> None:
+        """A leaked key is pasted as it was found: `lk_<prefix>` or the whole token names the key too."""
+        for named in (lambda token: token[: token.index("_", 3)], lambda token: token):
+            created = self._run(cli_env, "keys", "create", "--name", "leaked", "--scope", "pos")
+            key = created.stdout.strip().splitlines()[-1]
+            revoked = self._run(cli_env, "keys", "revoke", named(key))
+            assert revoked.returncode == 0, revoked.stderr
+            assert revoked.stdout.strip() == f"revoked {key.split('_')[1]}"
+            assert key.split("_", 2)[2] not in revoked.stdout + revoked.stderr
+            listed = self._run(cli_env, "keys", "list")
+            [row] = [line for line in listed.stdout.splitlines() if line.startswith(key.split("_")[1])]
+            assert row.endswith("\trevoked")
+
     async def test_a_partner_key_acts_for_its_partner_alone(
         self, client: httpx.AsyncClient, admin_key: str, cli_env: dict[str, str]
     ) -> None:

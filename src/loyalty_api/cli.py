@@ -24,6 +24,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import make_url
 
 from loyalty_api import crypto
+from loyalty_api.auth import keys as key_tokens
 from loyalty_api.auth import service as auth_service
 from loyalty_api.auth.networks import parse_network
 from loyalty_api.auth.principal import Principal, Scope
@@ -624,6 +625,14 @@ def cmd_keys_create(args: argparse.Namespace) -> None:
     _show_once(f"{heading}; it is shown only once:", issued.token)
 
 
+def _key_prefix(named: str) -> str:
+    """The key an operator names: by its prefix as `keys list` shows it, by the start of its token (`lk_` and
+    the prefix), or by the whole token, a leaked key pasted as it was found. Read otherwise, the last two
+    answered "no active API key" and left the key working."""
+    parts = key_tokens.parse(named)
+    return parts.prefix if parts is not None else named.removeprefix("lk_")
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> None:
     settings = _require_key(Settings())
     _require_schema(settings)
@@ -874,7 +883,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a key with a new one (same name, scopes, partner, rate and networks); prints it alone "
         "on the last line, and the old key keeps working for the overlap",
     )
-    rotate.add_argument("prefix")
+    rotate.add_argument("prefix", type=_key_prefix, help="the key: its prefix, or its token")
     rotate.add_argument(
         "--overlap",
         type=_duration,
@@ -894,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="list keys with their limits, last use and status (never their secrets)"
     ).set_defaults(run=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
-    revoke.add_argument("prefix")
+    revoke.add_argument("prefix", type=_key_prefix, help="the key: its prefix, or its token")
     revoke.set_defaults(run=cmd_keys_revoke)
     return parser
 
