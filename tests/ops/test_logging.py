@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -80,3 +81,16 @@ class TestADatabaseErrorLogged:
 
 def _exc_info(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
     return type(exc), exc, exc.__traceback__
+
+
+def test_a_uvicorn_line_keeps_no_terminal_colours() -> None:
+    """uvicorn gives its records the message again with colour codes, `color_message`: not for a JSON line."""
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (7,), None
+    )
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["message"] == "Started server process [7]"
+    assert "color_message" not in entry
+    assert "\\u001b" not in line  # json writes the escape byte so

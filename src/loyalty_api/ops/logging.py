@@ -34,7 +34,13 @@ from loyalty_api.clock import format_instant
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Attributes of a record that are not extras: the standard ones, and uvicorn's `color_message`, the message
+# again with a terminal's colour codes (escape bytes in a JSON line).
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 # PostgreSQL's DETAIL of a broken constraint names the row's values (`Key (partner_customer_ref)=(…) already
