@@ -28,7 +28,8 @@ from tests.campaigns.helpers import (
 from tests.conftest import START, bearer
 from tests.inspect_db import count, events, rows, table_counts
 from tests.ledger_checks import assert_ledger_invariant
-from tests.points.helpers import earn, hold_points, points, set_program
+from tests.partners.helpers import iso, link, register_partner
+from tests.points.helpers import cny, earn, hold_points, points, set_program
 from tests.subscriptions.helpers import add_plan, subscribe, subscribe_paid
 
 
@@ -365,6 +366,33 @@ class TestReport:
         assert set(listed) == {bought_before, came_back, stayed_away}
         assert [m for m, row in listed.items() if row["purchased_since"]] == [came_back]
         assert {row["outcome"] for row in listed.values()} == {"coupon_issued"}
+
+    async def test_a_receipt_from_before_it_synced_after_is_no_purchase_since(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """A till offline when the campaign ran sends its receipts later, each with the time it was made: a
+        purchase made before the campaign reached the member is not one it brought."""
+        await set_program(client, admin_key)
+        air = await register_partner(app, client, admin_key, "air", earn_rate="1")
+        synced_late, came_back, at_partner = [(await enrol(client, pos_key))["id"] for _ in range(3)]
+        await link(client, admin_key, air, at_partner, "air", "AIR-1")
+        made = clock.now()
+        clock.advance(timedelta(hours=2))
+        campaign = await create(client, admin_key)
+        await run(app)
+        clock.advance(timedelta(hours=3))
+        await earn(client, pos_key, synced_late, 8_000, occurred_at=iso(made))
+        await earn(client, pos_key, came_back, 8_000)
+        bought = {"order_ref": "AIR-ORDER-1", "amount": cny(8_000)}
+        answer = await client.post("/v1/partner/members/AIR-1/earn", json=bought, headers=bearer(air))
+        assert answer.status_code == 201, answer.text
+
+        shown = await read(client, admin_key, campaign["id"])
+        assert shown["counts"]["reached"] == 3 and shown["counts"]["purchased_since"] == 2
+        listed = {
+            m["member_id"]: m["purchased_since"] for m in await reached(client, admin_key, campaign["id"])
+        }
+        assert listed == {synced_late: False, came_back: True, at_partner: True}
 
     async def test_an_erased_member_is_counted_but_not_listed(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str

@@ -16,25 +16,30 @@ from loyalty_api.campaigns.models import Campaign, CampaignMember
 from loyalty_api.db.dialect import dialect_insert
 from loyalty_api.members.models import Member, not_erased
 from loyalty_api.members.repository import narrow_members
+from loyalty_api.orders.models import Order
 from loyalty_api.plan_catalogue.models import Plan
-from loyalty_api.points.models import LedgerEntry
 from loyalty_api.subscriptions.models import Subscription
 from loyalty_api.tiers.models import Tier
 
 _CAMPAIGNS = cast(Table, Campaign.__table__)
 _REACHED = cast(Table, CampaignMember.__table__)
 _MEMBERS = cast(Table, Member.__table__)
-_ENTRIES = cast(Table, LedgerEntry.__table__)
+_ORDERS = cast(Table, Order.__table__)
 _SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 RUNNABLE = ("pending", "running")
 
 
 def _purchased_since() -> Any:
-    """The reached member has bought since the campaign reached them: an earn in the ledger after it."""
+    """The reached member has bought since the campaign reached them: an order they earned for, made at or
+    after it. Made when the purchase was (`purchased_at`), not when its earn came: a till offline while the
+    campaign ran sends its receipts later with the time each was made, and one made before the campaign is
+    no purchase it brought. A purchase at a partner keeps no time of its own (it counts for no tier): it was
+    made when it earned."""
+    made = func.coalesce(_ORDERS.c.purchased_at, _ORDERS.c.earned_at)
     return exists().where(
-        _ENTRIES.c.member_id == _REACHED.c.member_id,
-        _ENTRIES.c.type == "earn",
-        _ENTRIES.c.created_at >= _REACHED.c.reached_at,
+        _ORDERS.c.member_id == _REACHED.c.member_id,
+        _ORDERS.c.earned_at.is_not(None),
+        made >= _REACHED.c.reached_at,
     )
 
 
