@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -133,6 +133,22 @@ class TestLeaderboard:
             f"/v1/members/{ann['id']}", json={"status": "suspended"}, headers=bearer(admin_key)
         )
         assert (await board(client, pos_key, period="month"))["items"] == []
+
+    async def test_the_month_begins_at_its_first_midnight_when_the_clocks_repeat_it(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """In Havana the clocks go back from 01:00 to 00:00 on the first Sunday of November, 1 November 2026:
+        the month begins at the first of the two midnights, whichever of them `from` falls after."""
+        await set_program(client, admin_key, timezone="America/Havana")
+        ann = await enrol(client, pos_key)
+        await opt_in(client, pos_key, ann["id"])
+        clock.set(datetime(2026, 11, 1, 4, 15, tzinfo=UTC))  # 00:15 there, the first time
+        await earn(client, pos_key, ann["id"], 150_00)
+        clock.set(datetime(2026, 11, 1, 5, 30, tzinfo=UTC))  # 00:30 there, the second time
+        for asked in (None, "2026-11-01T00:30:00-05:00", "2026-11-15T12:00:00-05:00"):
+            month = await board(client, pos_key, period="month", **({} if asked is None else {"from": asked}))
+            assert (month["start"], month["end"]) == ("2026-11-01T04:00:00Z", "2026-12-01T05:00:00Z"), asked
+            assert places(month) == [(1, ann["id"], 150)], asked
 
     async def test_a_refund_takes_back_from_the_week_its_purchase_was_in(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock

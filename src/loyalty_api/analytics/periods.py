@@ -20,8 +20,11 @@ class Period(StrEnum):
 
 
 def _local_start(at: datetime, period: Period, zone: ZoneInfo) -> datetime:
-    """The local start of the period `at` falls in (naive, local wall time)."""
-    local = at.astimezone(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    """The local start of the period `at` falls in (naive, local wall time), on its first pass: an `at` in the
+    second pass of an hour the clocks repeat keeps that pass (`fold`) in its local time, and where the clocks
+    go back at midnight (Havana on the first Sunday of November) its day, and a month beginning then, would
+    begin at the second midnight, an hour late."""
+    local = at.astimezone(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0, fold=0)
     if period is Period.week:
         return local - timedelta(days=local.weekday())
     if period is Period.month:
