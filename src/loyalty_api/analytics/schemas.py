@@ -69,10 +69,12 @@ class OverviewRead(ReadModel):
     members: int = Field(description="Members enrolled before `end` and not closed.")
     new_members: int = Field(description="Members enrolled in the window.")
     members_by_tier: list[TierCountRead] = Field(
-        description="Members not closed, by the tier they are on now."
+        description="Members enrolled before `end` and not closed, by the tier they are on now (tier null: "
+        "on no tier, or on one the ladder no longer has)."
     )
     members_by_lifecycle: dict[str, int] = Field(
-        description="Members not closed, by the lifecycle stage they are in now (every stage, zeros too)."
+        description="Members enrolled before `end` and not closed, by the lifecycle stage they are in now "
+        "(every stage, zeros too)."
     )
     members_by_segment: dict[str, int] = Field(
         description="Members enrolled before `end` and not closed, by the RFM segment the RFM job last put "
