@@ -9,6 +9,7 @@ from loyalty_api.db.base import Base
 from loyalty_api.earning import models as earning_models
 from loyalty_api.grants import models as grant_models
 from loyalty_api.idempotency import models as idempotency_models
+from loyalty_api.job_marks import models as job_mark_models
 from loyalty_api.members import models as member_models
 from loyalty_api.orders import models as order_models
 from loyalty_api.outbox import models as outbox_models
@@ -31,6 +32,7 @@ __all__ = [
     "earning_models",
     "grant_models",
     "idempotency_models",
+    "job_mark_models",
     "member_models",
     "order_models",
     "outbox_models",

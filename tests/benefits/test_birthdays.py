@@ -78,7 +78,8 @@ async def test_members_whose_birthday_it_is_get_their_tiers_gift_once(
     assert issued["payload"]["member_id"] == celebrating["id"]
 
     clock.set(datetime(2027, 3, 17, 1, 0, tzinfo=UTC))  # a year later: a new gift
-    assert await run_job(app) == 1
+    # With the 16th's, which this worker, not run since, missed the day before.
+    assert await run_job(app) == 2
     assert len(await coupons(client, pos_key, celebrating["id"])) == 2
 
 
@@ -360,3 +361,111 @@ async def test_a_birthday_that_cannot_be_read_is_left_unkeyed_and_the_others_are
     assert await key_birthdays(app.state.units, batch=1) >= 1
     assert july["id"] in await members_born_in(client, admin_key, 7)
     assert damaged["id"] not in await members_born_in(client, admin_key, 7)
+
+
+def shanghai(month: int, day: int, hour: int, year: int = 2026) -> datetime:
+    """An instant on the programme's clock (Asia/Shanghai, UTC+8, no daylight saving)."""
+    return datetime(year, month, day, hour, tzinfo=UTC) - timedelta(hours=8)
+
+
+async def add_gifts(client: httpx.AsyncClient, admin_key: str) -> None:
+    """The entry tier's gifts: a coupon valid 30 days, and one for a day."""
+    month = await client.post("/v1/benefits", json={"name": "生日礼", **GIFT}, headers=bearer(admin_key))
+    day_only = {
+        "coupon_name": "生日当天券",
+        "coupon": {"kind": "fixed_discount", "amount": 800},
+        "valid_days": 1,
+    }
+    day = await client.post(
+        "/v1/benefits",
+        json={"name": "生日当天", "kind": "birthday_gift", "properties": day_only},
+        headers=bearer(admin_key),
+    )
+    assert (month.status_code, day.status_code) == (201, 201)
+    await add_tier(client, admin_key, "member", rank=0, benefit_ids=[month.json()["id"], day.json()["id"]])
+
+
+class TestBirthdaysTheWorkerMissed:
+    """The worker was down (an outage, a long deploy): its next run gives the gifts of the birthdays it
+    missed, a week back at most, to those who were members on their birthday, once, valid from the day they
+    are given (as the plans' coupons a late run gives: not spent already by the outage)."""
+
+    async def test_a_birthday_that_fell_while_the_worker_was_down_gets_its_gift_when_it_comes_back(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_gifts(client, admin_key)
+        clock.set(shanghai(3, 16, 20))
+        assert await run_job(app) == 0  # the worker's last run: the 16th, nobody's birthday
+        missed = await enrol(client, pos_key, birthday="1990-03-17")
+        missed_too = await enrol(client, pos_key, birthday="1988-03-18")
+        today = await enrol(client, pos_key, birthday="1995-03-19")
+        long_before = await enrol(client, pos_key, birthday="1990-03-10")
+        clock.set(shanghai(3, 19, 9))  # the worker comes back on the 19th
+        # Enrolled on the 19th: not a member on their birthday the day before.
+        too_late = await enrol(client, pos_key, birthday="1991-03-18")
+
+        assert await run_job(app) == 6  # both gifts of the 17th, the 18th and the 19th
+        assert await run_job(app) == 0  # not twice
+        for member in (missed, missed_too, today):
+            given = {
+                c["name"]: (c["valid_from"], c["valid_until"])
+                for c in await coupons(client, pos_key, member["id"])
+            }
+            # From the start of the 19th, the day the gifts are given: the outage does not eat their days.
+            assert given == {
+                "生日快乐 50 元券": ("2026-03-18T16:00:00Z", "2026-04-17T16:00:00Z"),
+                "生日当天券": ("2026-03-18T16:00:00Z", "2026-03-19T16:00:00Z"),
+            }
+        assert await coupons(client, pos_key, long_before["id"]) == []
+        assert await coupons(client, pos_key, too_late["id"]) == []
+
+        clock.set(shanghai(3, 20, 9))  # and the next day's run gives nothing again
+        assert await run_job(app) == 0
+
+    async def test_a_run_looks_back_seven_days_at_most(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_gifts(client, admin_key)
+        clock.set(shanghai(3, 1, 20))
+        assert await run_job(app) == 0
+        eight_days_back = await enrol(client, pos_key, birthday="1990-03-04")
+        seven_days_back = await enrol(client, pos_key, birthday="1990-03-05")
+        clock.set(shanghai(3, 12, 9))  # down ten days
+        assert await run_job(app) == 2
+        assert await coupons(client, pos_key, eight_days_back["id"]) == []
+        assert len(await coupons(client, pos_key, seven_days_back["id"])) == 2
+
+    async def test_a_birthday_missed_across_the_new_year_is_that_years_gift(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_gifts(client, admin_key)
+        member = await enrol(client, pos_key, birthday="1990-12-31")
+        clock.set(shanghai(12, 30, 20))
+        assert await run_job(app) == 0
+        clock.set(shanghai(1, 2, 9, year=2027))  # down over the new year
+        assert await run_job(app) == 2
+        # 2026's gifts: the birthday of 2027 still gets its own.
+        clock.set(shanghai(12, 31, 9, year=2027))
+        assert await run_job(app) == 2
+        assert len(await coupons(client, pos_key, member["id"])) == 4
+
+    async def test_a_clock_stepped_back_across_midnight_gives_nothing_twice(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        await add_gifts(client, admin_key)
+        yesterday = await enrol(client, pos_key, birthday="1990-03-17")
+        today = await enrol(client, pos_key, birthday="1990-03-18")
+        clock.set(shanghai(3, 17, 12))
+        assert await run_job(app) == 2
+        clock.set(shanghai(3, 18, 0) + timedelta(seconds=20))
+        assert await run_job(app) == 2
+        clock.set(shanghai(3, 18, 0) - timedelta(seconds=10))  # NTP steps the clock back 30 seconds
+        assert await run_job(app) == 0
+        clock.set(shanghai(3, 18, 1))
+        assert await run_job(app) == 0
+        assert len(await coupons(client, pos_key, yesterday["id"])) == 2
+        assert len(await coupons(client, pos_key, today["id"])) == 2

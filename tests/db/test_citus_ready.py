@@ -76,6 +76,7 @@ COORDINATOR = {
     "audit_events",
     "partner_perk_codes",  # a partner's pool, each code handed to one member's perk
     "campaigns",  # an operator's campaign and its progress: one row, locked by the worker running a batch
+    "job_marks",  # a row per scheduled job: how far it has looked
 }
 
 # Keys of member-scoped tables that lack the member, and why. Primary keys of `id` alone: the ids are

@@ -94,9 +94,13 @@ class Celebrating:
     plan_benefits_until: datetime | None
 
 
-def _celebrating(day_keys: Sequence[str]) -> Select[uuid.UUID, str, uuid.UUID | None, datetime | None]:
+def _celebrating(
+    day_keys: Sequence[str], enrolled_before: datetime
+) -> Select[uuid.UUID, str, uuid.UUID | None, datetime | None]:
     return select(Member.id, Member.status, Member.tier_id, Member.plan_benefits_until).where(
-        Member.birthday_day_key.in_(list(day_keys)), Member.status == "active"
+        Member.birthday_day_key.in_(list(day_keys)),
+        Member.status == "active",
+        Member.created_at < enrolled_before,
     )
 
 
@@ -203,22 +207,27 @@ class MemberRepository:
         return [PointsHolder(*row) for row in rows.all()]
 
     async def list_celebrating(
-        self, day_keys: Sequence[str], *, after: uuid.UUID | None, limit: int
+        self, day_keys: Sequence[str], *, enrolled_before: datetime, after: uuid.UUID | None, limit: int
     ) -> Sequence[Celebrating]:
-        """The active members whose birthday has one of these day keys, in id order, with what their standing
-        needs of their row: read through the day key's index, so only they are read."""
-        query = _celebrating(day_keys)
+        """The active members whose birthday has one of these day keys, enrolled before `enrolled_before`, in
+        id order, with what their standing needs of their row: read through the day key's index, so only they
+        are read."""
+        query = _celebrating(day_keys, enrolled_before)
         if after is not None:
             query = query.where(Member.id > after)
         rows = (await self.session.execute(query.order_by(Member.id).limit(limit))).all()
         return [Celebrating(*row) for row in rows]
 
-    async def lock_celebrating(self, member_id: uuid.UUID, day_keys: Sequence[str]) -> Celebrating | None:
+    async def lock_celebrating(
+        self, member_id: uuid.UUID, day_keys: Sequence[str], *, enrolled_before: datetime
+    ) -> Celebrating | None:
         """The member as list_celebrating reads them, if they still celebrate (active, their birthday one of
         these days), share-locked until commit (PostgreSQL): a suspension, erasure or change of birthday that
         committed since the list is seen, one under way is waited for, and none starts until the gift is
         given."""
-        query = _celebrating(day_keys).where(Member.id == member_id).with_for_update(read=True)
+        query = (
+            _celebrating(day_keys, enrolled_before).where(Member.id == member_id).with_for_update(read=True)
+        )
         row = (await self.session.execute(query)).one_or_none()
         return None if row is None else Celebrating(*row)
 
