@@ -280,7 +280,8 @@ class TestExchangeOut:
         assert await run_exchange_expiry(app) == 1
         expired = await partner_view(client, air.key, forgotten["id"])
         assert expired["status"] == "expired"
-        assert instant(expired["resolved_at"]) == clock.now()
+        # It ended at its time, a second before the job came.
+        assert expired["resolved_at"] == forgotten["expires_at"]
         assert (await partner_view(client, air.key, answered["id"]))["status"] == "confirmed"
         assert await balance(client, pos_key, air.member_id) == 900
         [back] = await entries_of(client, admin_key, air.member_id, "exchange_return")
@@ -296,6 +297,22 @@ class TestExchangeOut:
         statuses = [e["payload"]["status"] for e in await events(app, "partner.exchange_resolved")]
         assert statuses == ["confirmed", "expired"]
         await assert_ledger_invariant(app, air.member_id)
+
+    async def test_one_the_worker_expires_days_late_ended_at_its_time(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, air: Air, clock: FrozenClock
+    ) -> None:
+        exchange = await created(await exchange_out(client, pos_key, air.member_id, "air", 200))
+        clock.advance(timedelta(days=3))  # the worker was down
+        # Read before the job has run, it says when it ended, as it says it is expired.
+        before_the_job = await partner_view(client, air.key, exchange["id"])
+        assert (before_the_job["status"], before_the_job["resolved_at"]) == (
+            "expired",
+            exchange["expires_at"],
+        )
+        assert await run_exchange_expiry(app) == 1
+        after_the_job = await partner_view(client, air.key, exchange["id"])
+        assert (after_the_job["status"], after_the_job["resolved_at"]) == ("expired", exchange["expires_at"])
+        assert await balance(client, pos_key, air.member_id) == 1_000
 
     async def test_past_its_time_the_partner_cannot_fail_it_either_it_expires(
         self,

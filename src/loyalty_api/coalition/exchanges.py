@@ -74,12 +74,20 @@ class ExchangeView:
     resolved_at: datetime | None
 
 
+def _past_its_time(row: PartnerExchange, now: datetime) -> bool:
+    return row.status == "pending" and row.expires_at is not None and row.expires_at <= now
+
+
 def exchange_status(row: PartnerExchange, now: datetime) -> str:
     """Where the exchange stands: a pending one past its time is expired (a confirmation is refused), although
     its row says pending until the time-out job gives the points back."""
-    if row.status == "pending" and row.expires_at is not None and row.expires_at <= now:
-        return "expired"
-    return row.status
+    return "expired" if _past_its_time(row, now) else row.status
+
+
+def exchange_resolved_at(row: PartnerExchange, now: datetime) -> datetime | None:
+    """When the exchange ended (None: it has not): one past its time ended then, whether or not the time-out
+    job has given the points back yet."""
+    return row.expires_at if _past_its_time(row, now) else row.resolved_at
 
 
 def _view(row: PartnerExchange, partner_code: str, now: datetime) -> ExchangeView:
@@ -96,7 +104,7 @@ def _view(row: PartnerExchange, partner_code: str, now: datetime) -> ExchangeVie
         partner_ref=row.partner_ref,
         expires_at=row.expires_at,
         created_at=row.created_at,
-        resolved_at=row.resolved_at,
+        resolved_at=exchange_resolved_at(row, now),
     )
 
 
@@ -379,21 +387,22 @@ async def expire_exchanges(units: UnitsOfWork) -> int:
             due = await ExchangeRepository(uow.session).list_due(
                 uow.clock.now(), after=after, limit=EXPIRY_BATCH
             )
-        for _, exchange_id, member_id in due:
+        for expires_at, exchange_id, member_id in due:
             async with units.begin() as uow:
-                expired += await _expire(uow, exchange_id, member_id)
+                expired += await _expire(uow, exchange_id, member_id, expires_at)
         if len(due) < EXPIRY_BATCH:
             return expired
         after = due[-1][:2]
 
 
-async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID) -> int:
+async def _expire(uow: UnitOfWork, exchange_id: uuid.UUID, member_id: uuid.UUID, expires_at: datetime) -> int:
     """Expire the exchange and give its points back, its member claimed first; 1 when this did it."""
     member_status = await PointsAccountRepository(uow.session).claim(member_id)
     if member_status is None:
         return 0
     repo = ExchangeRepository(uow.session)
-    if not await repo.resolve(exchange_id, "expired", uow.clock.now()):
+    # It ended at its time, not when the job got to it (the worker may have been down for days).
+    if not await repo.resolve(exchange_id, "expired", min(expires_at, uow.clock.now())):
         return 0  # the partner answered, or another worker got it first
     row = await repo.get(exchange_id)
     partner = await PartnerRepository(uow.session).get(row.partner_id) if row else None
