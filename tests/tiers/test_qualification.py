@@ -563,6 +563,44 @@ class TestRollingReview:
         assert (await tier_of(client, pos_key, member["id"]))["tier"] == MEMBER
 
 
+class TestLateReview:
+    """The worker was down when a member's time on their tier ran out: the review it runs when it comes back
+    places them as the review on time would have, from when that time ran out."""
+
+    async def test_a_downgrade_reviewed_days_late_dates_the_new_tier_from_when_the_old_ran_out(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        await set_program(client, admin_key)
+        rolling = {"window": "rolling_days", "window_days": 365, "grace_days": 30}
+        await add_tier(client, admin_key, "member", rank=0, name="普通会员")
+        await add_tier(client, admin_key, "silver", rank=1, name="银卡", threshold=100_000, **rolling)
+        await add_tier(client, admin_key, "gold", rank=2, name="金卡", threshold=500_000, **rolling)
+        member = await enrol(client, pos_key)
+        assert (await earn(client, pos_key, member["id"], 500_000, order_ref="GOLD-L"))["tier"] == GOLD
+        refund = await client.post("/v1/orders/GOLD-L/refund", json={"full": True}, headers=bearer(pos_key))
+        assert refund.status_code == 200, refund.text
+        ran_out = START + timedelta(days=395)  # the window's 365 days and the grace's 30
+        assert (await tier_of(client, pos_key, member["id"]))["kept_until"] == iso(ran_out)
+
+        # The worker is down from just before then; the member buys meanwhile, short of any bar.
+        clock.set(ran_out + timedelta(days=1))
+        assert (await earn(client, pos_key, member["id"], 50_000))["tier"] == GOLD
+        clock.set(ran_out + timedelta(days=3))  # the worker is back
+        assert await review(app) == 1
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["tier"] == SILVER  # one step down
+        assert status["since"] == iso(ran_out)
+        # Silver's window runs from then, as on time: the purchase made while the worker was down counts
+        # towards keeping it, and the tier is kept no longer for the review coming late.
+        assert status["kept_until"] == iso(ran_out + timedelta(days=365 + 30))
+        assert (status["keep"]["window_start"], status["keep"]["value"]) == (
+            iso(ran_out + timedelta(microseconds=1)),
+            50_000,
+        )
+        assert await review(app) == 0
+
+
 @pytest.mark.usefixtures("ladder")
 class TestOverride:
     @pytest.mark.parametrize(

@@ -344,6 +344,10 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     assert judged is not None  # kept until a date, and not by an override
     standing = await _standing(uow, ladder, member_id, judged, program.zone, ended=True)
     target = after_review(ladder, current, standing, program.zone, Downgrade(program.tier_downgrade))
+    # The member is placed as of when their time on the tier ran out, not as of this run: a review the worker
+    # came to late (it was down) neither dates the change by when it came nor starts the new window then,
+    # which would keep the tier longer and leave the purchases made meanwhile out of the window judged next.
+    window_from = until
     if target.rank < current.rank and now > judged:
         # Never below what the window under way has reached already: a purchase in the grace that reached a
         # lower tier's bar moved nobody (the member was above it), and the judged window knows nothing of it.
@@ -352,7 +356,8 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         under_way = await _standing(uow, ladder, member_id, now, program.zone)
         reached = qualified_tier(ladder, under_way, program.zone)
         if reached is not None and reached.rank > target.rank:
-            target, standing = reached, under_way
+            # Won by the purchases up to now: its window starts after them, or they would count again.
+            target, standing, window_from = reached, under_way, now
     change = "renewal" if target is current else "downgrade" if target.rank < current.rank else "upgrade"
     reason = {
         "renewal": "requalified at review",
@@ -369,8 +374,8 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
         reason=reason,
         standing=standing,
         zone=program.zone,
-        window_end=_window_end(ladder, target, now, program.zone),
-        since=state.tier_since if target is current else None,
+        window_end=_window_end(ladder, target, window_from, program.zone),
+        since=state.tier_since if target is current else until,
     )
     return True
 
