@@ -5,7 +5,7 @@ birthdays that fell while the worker was down were never given
 No job has a mark until its first run after this revision: that run looks at its own day only, as before. A
 downgrade drops the marks, and the job goes back to looking at the day it runs on.
 
-Revision ID: 0050_time
+Revision ID: 0050
 Revises: 0049
 Create Date: 2026-12-17 10:00:00.000000+00:00
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 import loyalty_api.db.types
 
-revision: str = "0050_time"
+revision: str = "0050"
 down_revision: str | None = "0049"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
