@@ -74,6 +74,37 @@ async def fresh_database(folder: Path, label: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+# How an operator closes a database to the service's connections, for maintenance or a restore.
+CLOSINGS = ("ALLOW_CONNECTIONS false", "CONNECT revoked")
+
+
+@asynccontextmanager
+async def closed_database(how: str) -> AsyncIterator[str]:
+    """Yield the URL of a new database of the test server that refuses the service's logins as an operator
+    closed it (`how`, one of CLOSINGS: the database altered, or the CONNECT privilege revoked from PUBLIC for
+    a role of the service's own), and remove both afterwards."""
+    server = server_url()
+    assert server is not None and server.startswith("postgresql"), "closing a database needs a server"
+    name = f"loyalty_test_closed_{uuid.uuid4().hex[:10]}"
+    url = make_url(server).set(database=name)
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT", connect_args=driver_options(pooler()))
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            if how == "ALLOW_CONNECTIONS false":
+                await connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            else:
+                await connection.execute(text(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC'))
+                await connection.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+                url = url.set(username=name, password=None)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        await admin.dispose()
+
+
 def side_engine(settings: Settings) -> AsyncEngine:
     """Connections of a test's own to the service's database, outside the app's pool, one per `connect()`."""
     return create_async_engine(

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.http import outage
@@ -27,7 +28,14 @@ from loyalty_api.worker.schedule import Job
 from tests.apps import serving
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
-from tests.databases import account_locked, is_postgres, side_engine, until_waiting_for_a_lock
+from tests.databases import (
+    CLOSINGS,
+    account_locked,
+    closed_database,
+    is_postgres,
+    side_engine,
+    until_waiting_for_a_lock,
+)
 from tests.graphql.helpers import graphql
 from tests.points.helpers import earn, points, set_program
 from tests.relay import Relay
@@ -91,6 +99,43 @@ async def test_a_database_dropped_or_renamed_while_serving_is_503_database_unava
     _assert_unavailable(response)
     assert OUTAGE in _messages(caplog)
     assert UNHANDLED not in _messages(caplog)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite's database is a file of the process's, not a server's")
+@pytest.mark.parametrize("how", CLOSINGS)
+async def test_a_database_closed_to_connections_is_503_database_unavailable(
+    how: str, settings: Settings, pos_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator closes the database to connections for maintenance or a restore (`ALTER DATABASE …
+    ALLOW_CONNECTIONS false`, or the CONNECT privilege revoked): each new connection's login is refused
+    (SQLSTATE 55000, or 42501), an outage until it is opened again, not a bug."""
+    caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
+    async with (
+        closed_database(how) as closed,
+        serving(settings, database_url=closed, listen_database_url=None) as (_, client),
+    ):
+        response = await client.get("/v1/members/lookup?member_number=1000000001", headers=bearer(pos_key))
+    _assert_unavailable(response)
+    assert OUTAGE in _messages(caplog)
+    assert UNHANDLED not in _messages(caplog)
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLSTATE 55000 is PostgreSQL's")
+async def test_a_statement_refused_as_not_in_prerequisite_state_is_a_bug_not_an_outage(
+    units: UnitsOfWork,
+) -> None:
+    """SQLSTATE 55000 closes a database to logins, and refuses statements misused too (a sequence's currval
+    before its nextval): such a statement is a bug, answered 500 and logged with its trace, not an outage."""
+    uow = await units.start()
+    try:
+        await uow.session.execute(text("CREATE TEMPORARY SEQUENCE never_drawn"))
+        with pytest.raises(DBAPIError) as caught:
+            await uow.session.execute(text("SELECT currval('never_drawn')"))
+    finally:
+        await uow.rollback()
+        await uow.close()
+    assert getattr(caught.value.orig, "sqlstate", None) == "55000"
+    assert outage.unavailable(caught.value) is None
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from loyalty_api.worker.runner import Worker
 from loyalty_api.worker.schedule import ALL_JOBS, DELIVER_WEBHOOKS, JOBS, Job
 from tests.builders import enrol
 from tests.conftest import bearer, units_of
-from tests.databases import is_postgres
+from tests.databases import closed_database, is_postgres
 from tests.points.helpers import earn, set_program
 
 
@@ -104,7 +105,11 @@ NOWHERE = {
 }
 
 
-@pytest.mark.parametrize("where", list(NOWHERE))
+# Or one an operator closed to connections (for maintenance, a restore): its logins are refused too.
+CLOSED = "closed to connections"
+
+
+@pytest.mark.parametrize("where", [*NOWHERE, CLOSED])
 async def test_while_the_database_is_out_of_reach_each_loop_says_so_once_and_none_logs_a_failure(
     app: FastAPI, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
@@ -113,7 +118,17 @@ async def test_while_the_database_is_out_of_reach_each_loop_says_so_once_and_non
     units = units_of(app)
     if where != "no server" and not is_postgres():
         pytest.skip("SQLite's database is a file of the process's, not a server's")
-    nowhere = NOWHERE[where](units.settings.database_url)
+    async with contextlib.AsyncExitStack() as stack:
+        if where == CLOSED:
+            nowhere = await stack.enter_async_context(closed_database("ALLOW_CONNECTIONS false"))
+        else:
+            nowhere = NOWHERE[where](units.settings.database_url)
+        await _outage_seen_by_the_worker(units, nowhere, caplog)
+
+
+async def _outage_seen_by_the_worker(
+    units: UnitsOfWork, nowhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = units.settings.model_copy(update={"database_url": nowhere, "listen_database_url": None})
     away = UnitsOfWork(Database(create_engine(nowhere)), units.clock, units.vault, settings)
     caplog.set_level(logging.INFO, logger="loyalty_api.worker")

@@ -81,6 +81,15 @@ class ConnectTimedOut(ConnectionError):
     limit of ours raises too."""
 
 
+class DatabaseClosed(ConnectionError):
+    """The server refused a login to a database an operator closed to connections: `ALTER DATABASE …
+    ALLOW_CONNECTIONS false` (SQLSTATE 55000), or the CONNECT privilege revoked from the service's role
+    (42501), as one does for maintenance or a restore. A ConnectionError, so it counts as the database out of
+    reach (db/outage.py) until it is opened again. Both SQLSTATEs are also a statement's refusals (55000 a
+    sequence's currval before its nextval, 42501 a table the role has no right to), which are bugs: only met
+    while connecting are they the database closed. The message is the server's (it names the database)."""
+
+
 class TransactionRolledBack(RuntimeError):
     """COMMIT found the transaction failed (a statement of it was refused and the error was caught): the
     server rolled it back instead. Nothing of it was written."""
@@ -319,14 +328,19 @@ def create_engine(
         isolation_level="AUTOCOMMIT",  # the unit of work sends BEGIN itself: see _own_transactions
     )
     _own_transactions(engine)
-    _connect_timeouts_named(engine)
+    _connect_failures_named(engine)
     return engine
 
 
-def _connect_timeouts_named(engine: AsyncEngine) -> None:
+# SQLSTATEs of a login refused because the database is closed to connections (see DatabaseClosed).
+_CLOSED = ("55000", "42501")
+
+
+def _connect_failures_named(engine: AsyncEngine) -> None:
     """A connection attempt the database never answers fails as ConnectTimedOut: raised inside the driver's
     connect, a TimeoutError can only be the driver's own (a time limit of ours cancels the attempt instead,
-    and says so where it was set)."""
+    and says so where it was set). A login refused because the database is closed to connections fails as
+    DatabaseClosed: the server's SQLSTATE alone could be a statement's (a bug), but here it is a login's."""
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect: Dialect, _record: object, cargs: list[Any], cparams: dict[str, Any]) -> object:
@@ -334,6 +348,11 @@ def _connect_timeouts_named(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except TimeoutError as exc:
             raise ConnectTimedOut("the database did not answer a connection attempt in time") from exc
+        except Exception as exc:
+            # SQLAlchemy's adaptor of asyncpg's error carries the server's SQLSTATE.
+            if getattr(exc, "sqlstate", None) in _CLOSED:
+                raise DatabaseClosed(str(exc)) from exc
+            raise
 
 
 def engine_for(settings: Settings, url: str | None = None) -> AsyncEngine:

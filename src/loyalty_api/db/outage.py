@@ -1,7 +1,8 @@
 """Telling an outage from a bug: whether an error says the database could not be reached, or dropped the
 connection while a statement was out (a restart, a failover, a network cut, every connection slot taken, a
-login refused, the database dropped or renamed, or every connection of the process's pool busy), which the
-same request may get past a moment later, rather than that the database refused a statement."""
+login refused, the database dropped, renamed or closed to connections, or every connection of the process's
+pool busy), which the same request may get past a moment later, rather than that the database refused a
+statement."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ def database_out_of_reach(error: BaseException) -> bool:
     """Whether `error` is the database being out of reach: SQLAlchemy or a direct statement found the
     connection gone, or the SQLSTATE says so (a direct statement's `DirectStatementFailed` carries the
     driver's). An OSError counts (asyncpg's own, from opening a connection, comes out unwrapped:
-    `ConnectionRefusedError` while the server is down; a server that never answers is ConnectTimedOut), but
-    not a bare TimeoutError, which a time limit of ours raises. So does the pool's wait for a connection
-    running out (pool_exhausted): the request never reached the database either; nor SQLite's wait for its
-    write lock (database_busy)."""
+    `ConnectionRefusedError` while the server is down; a server that never answers is ConnectTimedOut, a
+    database closed to connections DatabaseClosed), but not a bare TimeoutError, which a time limit of ours
+    raises. So does the pool's wait for a connection running out (pool_exhausted): the request never reached
+    the database either; nor SQLite's wait for its write lock (database_busy)."""
     if pool_exhausted(error) or database_busy(error):
         return True
     for link in _links(error):
