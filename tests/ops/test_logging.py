@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from loyalty_api.db.uow import UnitsOfWork
+from loyalty_api.members.models import Member
 from loyalty_api.ops.logging import JsonFormatter, RedactUrls, redact_url
+from loyalty_api.worker.runner import Worker
+from loyalty_api.worker.schedule import Job
 from tests.conftest import units_of
 from tests.databases import is_postgres
 
@@ -54,7 +60,10 @@ class TestRedactUrls:
 class TestADatabaseErrorLogged:
     @pytest.mark.parametrize(
         ("table", "broken"),
-        [("ref TEXT UNIQUE", "duplicate key"), ("ref TEXT CHECK (length(ref) < 5)", "violates check")],
+        [
+            ("ref TEXT UNIQUE", "SQLSTATE 23505, table refs, constraint refs_ref_key"),
+            ("ref TEXT CHECK (length(ref) < 5)", "SQLSTATE 23514, table refs, constraint refs_ref_check"),
+        ],
     )
     async def test_carries_no_value_the_database_names_in_its_detail(
         self, app: FastAPI, table: str, broken: str
@@ -67,7 +76,7 @@ class TestADatabaseErrorLogged:
         ref = "CAFE-13812345678"
         async with units_of(app).database.engine.connect() as connection:
             await connection.execute(text(f"CREATE TEMP TABLE refs ({table})"))
-            if broken == "duplicate key":
+            if "23505" in broken:
                 await connection.execute(text("INSERT INTO refs VALUES (:ref)"), {"ref": ref})
             with pytest.raises(DBAPIError) as raised:
                 await connection.execute(text("INSERT INTO refs VALUES (:ref)"), {"ref": ref})
@@ -75,8 +84,59 @@ class TestADatabaseErrorLogged:
             "loyalty_api.http", logging.ERROR, __file__, 1, "unhandled error", (), _exc_info(raised.value)
         )
         line = JsonFormatter().format(record)
-        assert broken in line  # what went wrong is still said
         assert ref not in line
+        assert broken in line  # what went wrong is still said
+
+    async def test_a_value_the_server_could_not_read_is_not_in_the_line(self, app: FastAPI) -> None:
+        """A value of the wrong kind for its column: PostgreSQL's message itself quotes it (`value
+        "+8613912345678" is out of range for type integer`), not only a DETAIL."""
+        if not is_postgres():
+            pytest.skip("SQLite reads any value as any type")
+        phone = "+8613912345678"
+        async with units_of(app).database.engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(text("SELECT CAST(CAST(:v AS text) AS integer)"), {"v": phone})
+        record = logging.LogRecord(
+            "loyalty_api.http", logging.ERROR, __file__, 1, "unhandled error", (), _exc_info(raised.value)
+        )
+        line = JsonFormatter().format(record)
+        assert phone not in line and phone[1:] not in line
+        assert "SQLSTATE 22003" in line and "NumericValueOutOfRangeError" in line  # what went wrong
+        assert "SELECT CAST(CAST($1 AS text) AS integer)" in line  # and where
+
+
+class TestAFailedJobLogged:
+    async def test_a_members_phone_passed_where_an_id_belongs_is_not_in_the_line(
+        self, app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A bug that hands a repository a member's phone where the member's id belongs: the driver refuses
+        the value and quotes it in its message (asyncpg's `invalid input for query argument $1:
+        '+8613912345678' (invalid UUID …)`, and the codec's error beneath it). The job fails, logged with
+        what failed and where, but not the phone."""
+        phone = "+8613912345678"
+
+        async def looks_the_member_up_by_the_wrong_key(units: UnitsOfWork) -> int:
+            async with units.read() as uow:
+                await uow.session.get(Member, phone)
+            return 0
+
+        caplog.set_level(logging.ERROR, logger="loyalty_api.worker")
+        job = Job("buggy", timedelta(hours=1), looks_the_member_up_by_the_wrong_key)
+        worker = Worker(units_of(app), [job], tick_seconds=0.01, webhooks=False)
+        task = asyncio.create_task(worker.run())
+        try:
+            for _ in range(1000):
+                if any(r.getMessage() == "job failed" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, timeout=10)
+        [failed] = [r for r in caplog.records if r.getMessage() == "job failed"]
+        line = JsonFormatter().format(failed)
+        assert phone not in line and phone[1:] not in line and phone[3:] not in line
+        assert "looks_the_member_up_by_the_wrong_key" in line  # the traceback's frames are there
+        assert "[SQL: SELECT members." in line  # and the statement, without its values
 
 
 def _exc_info(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:

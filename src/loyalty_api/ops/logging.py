@@ -25,10 +25,13 @@ import json
 import logging
 import re
 import sys
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.exc import StatementError
 
 from loyalty_api.clock import format_instant
 
@@ -46,13 +49,21 @@ _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 # PostgreSQL's DETAIL of a broken constraint names the row's values (`Key (partner_customer_ref)=(…) already
 # exists`, `Failing row contains (…)`), and asyncpg puts it in the error's text, which an unexpected database
 # error's traceback prints (hide_parameters hides only the statement's parameters): left out, up to the part
-# that follows it (a HINT, SQLAlchemy's `[SQL: …]`, the blank line before a chained exception).
+# that follows it (a HINT, SQLAlchemy's `[SQL: …]`, the blank line before a chained exception). A backstop:
+# the errors of PostgreSQL and asyncpg are written without their text at all (_withheld).
 _DETAIL = re.compile(r"^DETAIL:.*?(?=^HINT:|^\[SQL|^\(Background|^$|\Z)", re.MULTILINE | re.DOTALL)
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+# What an error of PostgreSQL's carries besides its text: names, never values.
+_NAMES = ("table_name", "column_name", "data_type_name", "constraint_name")
 
 
 class JsonFormatter(logging.Formatter):
     def formatException(self, ei: Any) -> str:
-        return _DETAIL.sub("DETAIL:  (left out: it may name personal data)\n", super().formatException(ei))
+        error = ei[1]
+        withheld = _withheld(error) if isinstance(error, BaseException) else set()
+        text = _traceback(error, withheld, set()).rstrip("\n") if withheld else super().formatException(ei)
+        return _DETAIL.sub("DETAIL:  (left out: it may name personal data)\n", text)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -70,6 +81,81 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=_written, ensure_ascii=False)
+
+
+def _links(error: BaseException) -> list[BaseException]:
+    """The error and every exception chained to it, as causes or contexts."""
+    links: dict[int, BaseException] = {}
+    pending: list[BaseException | None] = [error]
+    while pending:
+        link = pending.pop()
+        if link is not None and id(link) not in links:
+            links[id(link)] = link
+            pending += [link.__cause__, link.__context__]
+    return list(links.values())
+
+
+def _withheld(error: BaseException) -> set[int]:
+    """The ids of the exceptions of `error`'s chain whose text is written as its codes instead.
+
+    PostgreSQL's messages quote the values they refused, not only in a DETAIL (`value "+8613912345678" is out
+    of range for type integer`), and so do asyncpg's when it cannot encode a parameter (`invalid input for
+    query argument $1: '+8613912345678' (invalid UUID …)`), as does the codec's error beneath: a bug that
+    hands a statement a member's phone where an id belongs would write the phone in the log, and the language
+    of the server's messages is the server's, so no pattern finds them. Withheld: every error carrying a
+    SQLSTATE (PostgreSQL's, asyncpg's DataError, SQLAlchemy's adaptor of either, a direct statement's),
+    whatever caused them, and SQLAlchemy's statement errors around them, whose text repeats theirs. asyncpg's
+    other errors of its own (`another operation is in progress`) and SQLite's (which name tables, columns
+    and constraints, never values) stay."""
+    withheld: set[int] = set()
+    for link in _links(error):
+        if isinstance(getattr(link, "sqlstate", None), str):
+            cause: BaseException | None = link
+            while cause is not None and id(cause) not in withheld:
+                withheld.add(id(cause))
+                cause = cause.__cause__
+    for link in _links(error):
+        if isinstance(link, StatementError) and id(link.orig) in withheld:
+            withheld.add(id(link))
+    return withheld
+
+
+def _traceback(error: BaseException, withheld: set[int], seen: set[int]) -> str:
+    """`error`'s traceback as Python writes it, its chain first, but the withheld exceptions' text replaced by
+    their codes (what went wrong and where: the frames, the type, the SQLSTATE, the names, the statement)."""
+    seen.add(id(error))
+    text = ""
+    if error.__cause__ is not None and id(error.__cause__) not in seen:
+        text = _traceback(error.__cause__, withheld, seen) + _CAUSE
+    elif (
+        error.__context__ is not None and not error.__suppress_context__ and id(error.__context__) not in seen
+    ):
+        text = _traceback(error.__context__, withheld, seen) + _CONTEXT
+    if error.__traceback__ is not None:
+        text += "Traceback (most recent call last):\n" + "".join(traceback.format_tb(error.__traceback__))
+    if id(error) not in withheld:
+        return text + "".join(traceback.format_exception_only(error))
+    return text + f"{_qualified(error)}: {_codes(error)}\n"
+
+
+def _qualified(error: BaseException) -> str:
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _codes(error: BaseException) -> str:
+    """A withheld exception's codes in place of its text."""
+    if isinstance(error, StatementError):
+        around = f"({_qualified(error.orig)}) {_codes(error.orig)}\n" if error.orig is not None else ""
+        return f"{around}[SQL: {error.statement}]"
+    said = []
+    for field, called in (("sqlstate", "SQLSTATE"), *((name, name.removesuffix("_name")) for name in _NAMES)):
+        # SQLAlchemy's adaptor of asyncpg's error has its SQLSTATE only; asyncpg's, beneath it, has the names.
+        found = (getattr(link, field, None) for link in (error, error.__cause__))
+        value = next((value for value in found if isinstance(value, str)), None)
+        if value is not None:
+            said.append(f"{called} {value}")
+    return f"{', '.join(said)} (the message left out: it may quote values)".lstrip()
 
 
 def _written(value: object) -> str:
