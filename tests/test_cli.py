@@ -654,6 +654,69 @@ class TestGraphQLSchema:
         assert list(tmp_path.iterdir()) == []
 
 
+def _in(encoding: str, text: str) -> str:
+    """`text` as its bytes in `encoding` reach a program in a UTF-8 locale: a script saved as GBK or Latin-1
+    (Python keeps the bytes that are not UTF-8 as lone surrogates)."""
+    return os.fsdecode(text.encode(encoding))
+
+
+class TestTextNotInUtf8:
+    @pytest.mark.parametrize(
+        ("args", "shown"),
+        [
+            (("keys", "create", "--scope", "pos", "--name", _in("latin-1", "Café 9")), "Caf\\xe9 9"),
+            (
+                ("keys", "create", "--name", "SB", "--scope", "partner", "--partner", _in("gbk", "星巴克")),
+                "\\xd0\\xc7",
+            ),
+            (("keys", "revoke", _in("gbk", "门店")), "\\xc3\\xc5"),
+            (("keys", "rotate", _in("gbk", "门店"), "--overlap", "1h"), "\\xc3\\xc5"),
+            (
+                (
+                    "init",
+                    "--currency",
+                    "CNY",
+                    "--timezone",
+                    "Asia/Shanghai",
+                    "--entry-tier",
+                    _in("gbk", "金卡"),
+                ),
+                "\\xbd\\xf0",
+            ),
+            (("serve", "--host", _in("latin-1", "caisse-é"), "--port", "0"), "caisse-\\xe9"),
+        ],
+    )
+    def test_an_argument_in_another_encoding_is_one_line_showing_its_bytes(
+        self, cli_env: dict[str, str], args: tuple[str, ...], shown: str
+    ) -> None:
+        """Each failed halfway through, a traceback out of the database driver or the host name lookup."""
+        result = _cli(cli_env, *args)
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith("loyalty-api: '") and shown in line and "not UTF-8 text" in line, line
+
+    def test_a_file_name_in_another_encoding_is_written(self, tmp_path: Path) -> None:
+        """A file's name is bytes to the file system, UTF-8 or not: `--output` takes any."""
+        output = tmp_path / _in("latin-1", "schéma.graphql")
+        result = _cli(_clean_env(), "graphql-schema", "--output", str(output), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert output.read_text(encoding="utf-8").startswith("schema @link(")
+
+    @pytest.mark.skipif(not is_postgres(), reason="names the test's PostgreSQL server")
+    def test_a_postgresql_url_in_another_encoding_is_one_line_naming_the_variable(
+        self, cli_env: dict[str, str]
+    ) -> None:
+        """asyncpg failed on the name with an AttributeError of its own, at every connection."""
+        url = cli_env["LOYALTY_DATABASE_URL"].rpartition("/")[0] + "/" + _in("gbk", "会员")
+        env = cli_env | {"LOYALTY_DATABASE_URL": url}
+        result = _cli(env, "keys", "list")
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            "loyalty-api: LOYALTY_DATABASE_URL: is not UTF-8 text: PostgreSQL takes its names and passwords "
+            "in UTF-8\n"
+        )
+
+
 class TestSettingsFromTheEnvironment:
     def test_values_it_cannot_run_with_are_one_line_each_naming_the_variable(self, tmp_path: Path) -> None:
         env = _clean_env(LOYALTY_DATABASE_POOLER="PgBouncer", LOYALTY_CACHE_SECONDS="-1")

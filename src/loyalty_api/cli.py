@@ -908,8 +908,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that name a file: any bytes the file system takes, UTF-8 or not.
+_PATHS = frozenset({"output"})
+
+
+def _refuse_text_not_in_utf8(args: argparse.Namespace) -> None:
+    """Python reads arguments as UTF-8 and keeps the bytes that are not as lone surrogates, which neither the
+    database nor a host name lookup takes: a name written in another encoding (a script saved as GBK or
+    Latin-1, run in a UTF-8 locale) failed halfway through the command with a traceback. Refused first, in one
+    line, showing the bytes that are not UTF-8."""
+    for dest, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if dest in _PATHS or not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                _fail(f"'{shown}' is not UTF-8 text: write the command's arguments in UTF-8")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    _refuse_text_not_in_utf8(args)
     _warn_of_unknown_variables()
     try:
         args.run(args)

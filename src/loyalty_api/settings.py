@@ -205,6 +205,12 @@ def check_database_url(value: str) -> str:
     except (ValueError, ArgumentError):
         raise ValueError("is not a URL such as postgresql://user:password@host:5432/database") from None
     if scheme == "postgresql+asyncpg":
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 (a secret saved as GBK or Latin-1), which Python keeps as lone
+            # surrogates: asyncpg fails on them at every connection, with an error of its own.
+            raise ValueError("is not UTF-8 text: PostgreSQL takes its names and passwords in UTF-8") from None
         others = sorted(set(parsed.query) - _ASYNCPG_SETTINGS)
         if others:
             # The driver would be handed them as arguments it does not take, and fail on every connection.
