@@ -364,6 +364,8 @@ class TestPartnerRefunds:
         )
         assert spent.status_code == 200, spent.text
         body = (await partner_refund(client, cafe.key, "C-1", "O-11", full=True)).json()
+        # The member lets the partner see their points: it is told how the 150 reversed fell.
+        assert body["points_reversed"] == 150
         assert (body["points_taken_back"], body["shortfall"], body["already_expired"]) == (50, 100, 0)
         assert body["points"] == {"balance": 0, "available": 0}
         await assert_ledger_invariant(app, cafe.member_id)
@@ -377,7 +379,78 @@ class TestPartnerRefunds:
         await link(client, pos_key, key, member["id"], "basic-refund", "BR-1")
         assert (await partner_earn(client, key, "BR-1", "O-1", 10_000)).status_code == 201
         body = (await partner_refund(client, key, "BR-1", "O-1", amount=cny(5_000))).json()
-        assert (body["points_taken_back"], body["points"]) == (50, None)
+        # Half the purchase is returned: half its 100 points are reversed, what the partner's own books say.
+        assert (body["points_reversed"], body["points"]) == (50, None)
+        assert await balance(client, pos_key, member["id"]) == 50
+
+    async def test_a_partner_not_granted_points_learns_nothing_of_what_the_member_spent(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The member let the partner see their tier alone. The refund's split of the purchase's points into
+        taken back and already spent (`shortfall`) was the member's available balance to the point: a
+        partner refunding one purchase read it, where the joint view shows it none."""
+        await set_program(client, admin_key)
+        key = await register_partner(app, client, admin_key, "basic-only", earn_rate="1.5")
+        member = await enrol(client, pos_key)
+        await link(client, pos_key, key, member["id"], "basic-only", "BO-1")  # "basic" only
+        assert (await partner_earn(client, key, "BO-1", "O-1", 10_000)).status_code == 201  # 150
+        spent = await client.post(
+            f"/v1/members/{member['id']}/redeem",
+            json={"points": 100, "order_ref": "SPEND-1"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+
+        done = await partner_refund(client, key, "BO-1", "O-1", full=True)
+
+        assert done.status_code == 200, done.text
+        body = done.json()
+        # The purchase's 150 points are reversed, as the partner's books say; how many of them the member
+        # still had is theirs.
+        assert body["points_reversed"] == 150
+        assert (body["points_taken_back"], body["shortfall"], body["already_expired"], body["points"]) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert body["refunded"] == cny(10_000)
+        # The refund itself is done all the same: the 50 points left are taken, 100 are owed.
+        assert await balance(client, pos_key, member["id"]) == 0
+        [entry] = [e for e in await ledger(client, admin_key, member["id"]) if e["type"] == "refund"]
+        assert (entry["amount"], entry["details"]["shortfall"]) == (-50, 100)
+        await assert_ledger_invariant(app, member["id"])
+
+    async def test_a_customer_who_unlinked_since_is_refunded_and_nothing_of_their_points_is_told(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        """The member had granted points, then withdrew their consent: the refund of a purchase from before
+        must not tell the partner what they spent since."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-40", 10_000)).status_code == 201  # 150
+        spent = await client.post(
+            f"/v1/members/{cafe.member_id}/redeem",
+            json={"points": 120, "order_ref": "SPEND-40"},
+            headers=bearer(pos_key),
+        )
+        assert spent.status_code == 200, spent.text
+        unlinked = await client.delete(
+            f"/v1/members/{cafe.member_id}/partner-links/cafe", headers=bearer(pos_key)
+        )
+        assert unlinked.status_code == 204, unlinked.text
+
+        done = await partner_refund(client, cafe.key, "C-1", "O-40", amount=cny(5_000))
+
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["points_reversed"] == 75
+        assert (body["points_taken_back"], body["shortfall"], body["already_expired"], body["points"]) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert await balance(client, pos_key, cafe.member_id) == 0  # 30 taken, 45 owed
+        await assert_ledger_invariant(app, cafe.member_id)
 
     async def test_a_purchase_of_a_customer_who_unlinked_since_is_still_refunded(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
@@ -393,8 +466,9 @@ class TestPartnerRefunds:
 
         assert done.status_code == 200, done.text
         body = done.json()
-        assert (body["order_ref"], body["points_taken_back"], body["shortfall"]) == ("O-20", 150, 0)
-        assert body["points"] is None  # the customer no longer lets the partner see their points
+        assert (body["order_ref"], body["points_reversed"]) == ("O-20", 150)
+        # The customer no longer lets the partner see their points, nor how the refund fell on them.
+        assert (body["points"], body["points_taken_back"], body["shortfall"]) == (None, None, None)
         assert_nothing_of_the_member_in(done, cafe.member)
         assert await balance(client, pos_key, cafe.member_id) == 0
         [entry] = [e for e in await ledger(client, admin_key, cafe.member_id) if e["type"] == "refund"]
@@ -416,6 +490,7 @@ class TestPartnerRefunds:
         assert await table_counts(app, *WRITTEN) == before
         done = await partner_refund(client, cafe.key, "C-9", "O-21", full=True)
         assert (done.status_code, done.json()["points_taken_back"]) == (200, 150), done.text
+        assert done.json()["points_reversed"] == 150
 
     async def test_an_order_that_is_not_this_partners_for_this_customer_is_not_found(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
@@ -522,5 +597,6 @@ class TestRacingTheEndOfTheLink:
         )
 
         assert answered.status_code == 200, answered.text
-        assert (answered.json()["points_taken_back"], answered.json()["points"]) == (150, None)
+        assert (answered.json()["points_reversed"], answered.json()["points"]) == (150, None)
+        assert answered.json()["points_taken_back"] is None
         await assert_ledger_invariant(app, cafe.member_id)

@@ -85,9 +85,12 @@ async def earn_at_partner(
 class PartnerRefund:
     order_ref: str
     refunded: Money | None
-    points_taken_back: int
-    shortfall: int
-    already_expired: int
+    points_reversed: int  # the purchase's points the refund reverses: the partner's own books say as much
+    # How those points fell in the member's account (taken from the balance, spent already, expired already):
+    # the member's points, None unless they let the partner see them (as `points`).
+    points_taken_back: int | None
+    shortfall: int | None
+    already_expired: int | None
     points: PartnerPoints | None
 
 
@@ -130,11 +133,18 @@ async def refund_at_partner(
         partner_id=partner.id,
         details=_marks(partner, order_ref),
     )
+    points = None if link is None else await granted_points(uow, link)
+    # What the refund could take from the account and what the member had spent already is their balance to
+    # the point (a shortfall means nothing was left): told only where the joint view shows the balance, never
+    # to a partner the member did not grant `points`, nor once they unlinked. The share of the purchase's
+    # points the refund reverses depends on the order alone.
+    shown = points is not None
     return PartnerRefund(
         order_ref=order_ref,
         refunded=done.refunded,
-        points_taken_back=done.points_taken_back,
-        shortfall=done.shortfall,
-        already_expired=done.already_expired,
-        points=None if link is None else await granted_points(uow, link),
+        points_reversed=done.points_taken_back + done.shortfall + done.already_expired,
+        points_taken_back=done.points_taken_back if shown else None,
+        shortfall=done.shortfall if shown else None,
+        already_expired=done.already_expired if shown else None,
+        points=points,
     )

@@ -302,11 +302,12 @@ async def refund_at_partner(
     ref: Ref, body: PartnerRefundRequest, uow: UoW, caller: PartnerKey
 ) -> PartnerRefundRead:
     """Refund part (`amount`) or the rest (`full`) of an order the member earned for with you: the points it
-    earned are taken back in proportion; points the member has spent already are reported as `shortfall`,
-    points that had expired already as `already_expired`. An order of another customer's, or unknown, is 404
-    `order_not_found`. A customer who unlinked since is still refunded, by the reference the purchase was made
-    under, and the answer shows no points (404 `link_not_found` once they are linked again under another
-    reference: refund with that one). Emits `points.refunded`.
+    earned are taken back in proportion (`points_reversed`). If the member granted you `points`, the answer
+    also splits them: taken from the balance (`points_taken_back`), spent already (`shortfall`), expired
+    already (`already_expired`); otherwise those are null, as `points` is. An order of another customer's, or
+    unknown, is 404 `order_not_found`. A customer who unlinked since is still refunded, by the reference the
+    purchase was made under, and the answer shows none of their points (404 `link_not_found` once they are
+    linked again under another reference: refund with that one). Emits `points.refunded`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
     done = await purchases.refund_at_partner(

@@ -257,10 +257,21 @@ class PartnerRefundRequest(BaseModel):
 class PartnerRefundRead(ReadModel):
     order_ref: str
     refunded: MoneyRead | None
-    points_taken_back: int
-    shortfall: int = Field(description="Points the member had spent already, which could not be taken back.")
-    already_expired: int = Field(
-        description="Points of the purchase not taken back because they had expired already."
+    points_reversed: int = Field(
+        description="The purchase's points this refund reverses: its share of what the purchase earned, "
+        "whether taken back, spent already or expired already."
+    )
+    points_taken_back: int | None = Field(
+        description="Of `points_reversed`, those taken from the member's balance. Null unless the member "
+        "granted `points`."
+    )
+    shortfall: int | None = Field(
+        description="Of `points_reversed`, those the member had spent already, which could not be taken "
+        "back. Null unless the member granted `points`."
+    )
+    already_expired: int | None = Field(
+        description="Of `points_reversed`, those that had expired already. Null unless the member granted "
+        "`points`."
     )
     points: PartnerPointsRead | None = Field(description="Null unless the member granted `points`.")
 
