@@ -475,6 +475,60 @@ class TestPartnerRefunds:
         assert entry["details"]["partner"] == "cafe"
         await assert_ledger_invariant(app, cafe.member_id)
 
+    async def test_an_unlinked_customers_purchase_is_refunded_only_under_the_reference_it_was_made_under(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        """Two customers who have both unlinked since. The till names C-1 and, by a typo, C-2's order: while
+        they were linked that was a 404; once they had unlinked it refunded C-2's purchase, and so did any
+        reference at all, one nobody ever linked included."""
+        other = await enrol(client, pos_key)
+        await link(client, pos_key, cafe.key, other["id"], "cafe", "C-2", "basic", "points")
+        assert (await partner_earn(client, cafe.key, "C-1", "O-51", 10_000)).status_code == 201  # 150
+        assert (await partner_earn(client, cafe.key, "C-2", "O-52", 10_000)).status_code == 201  # 150
+        for ref in ("C-1", "C-2"):
+            unlinked = await client.delete(f"/v1/partner/links/{ref}", headers=bearer(cafe.key))
+            assert unlinked.status_code == 204, unlinked.text
+        before = await table_counts(app, *WRITTEN)
+
+        for ref, order_ref in (("C-1", "O-52"), ("C-2", "O-51"), ("NOBODY", "O-51"), ("C-10", "O-51")):
+            refused = await partner_refund(client, cafe.key, ref, order_ref, full=True)
+            assert problem(refused) == (404, "link_not_found"), (ref, order_ref, refused.text)
+            assert_nothing_of_the_member_in(refused, cafe.member)
+        assert await table_counts(app, *WRITTEN) == before
+        assert await balance(client, pos_key, cafe.member_id) == 150
+        assert await balance(client, pos_key, other["id"]) == 150
+
+        # Under the reference each purchase was made under, each is refunded.
+        done = await partner_refund(client, cafe.key, "C-1", "O-51", full=True)
+        assert (done.status_code, done.json()["points_reversed"]) == (200, 150), done.text
+        assert await balance(client, pos_key, cafe.member_id) == 0
+        assert await balance(client, pos_key, other["id"]) == 150
+        await assert_ledger_invariant(app)
+
+    async def test_a_former_customers_purchase_is_refunded_under_its_reference_given_to_someone_else_since(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
+    ) -> None:
+        """The partner gave C-1 to another customer since (a phone number passed on): the purchase made under
+        it is still refunded by it, and the answer shows neither member's points."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-61", 10_000)).status_code == 201  # 150
+        unlinked = await client.delete("/v1/partner/links/C-1", headers=bearer(cafe.key))
+        assert unlinked.status_code == 204, unlinked.text
+        newcomer = await enrol(client, pos_key)
+        await link(client, pos_key, cafe.key, newcomer["id"], "cafe", "C-1", "basic", "points")
+        assert (await partner_earn(client, cafe.key, "C-1", "O-62", 20_000)).status_code == 201  # 300
+
+        done = await partner_refund(client, cafe.key, "C-1", "O-61", full=True)
+
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert (body["points_reversed"], body["points"], body["points_taken_back"]) == (150, None, None)
+        assert await balance(client, pos_key, cafe.member_id) == 0
+        assert await balance(client, pos_key, newcomer["id"]) == 300
+        # The newcomer's own purchase is theirs, with their points.
+        theirs = await partner_refund(client, cafe.key, "C-1", "O-62", full=True)
+        assert (theirs.status_code, theirs.json()["points"]) == (200, {"balance": 0, "available": 0})
+        await assert_ledger_invariant(app)
+
     async def test_an_unlinked_reference_does_not_reach_a_customer_linked_again_under_another(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, cafe: Cafe
     ) -> None:

@@ -762,3 +762,54 @@ class TestTierWindowRevisions:
                 member["entry"]: (None, None),
             }
             assert {name: await tier_of(client, pos, member[name]) for name in names} == seen
+
+
+_ORDERS_0050 = sa.table(
+    "orders", sa.column("order_ref", sa.String()), sa.column("partner_customer_ref", sa.String())
+)
+
+
+async def _order_refs(engine: AsyncEngine) -> dict[str, str | None]:
+    async with engine.connect() as connection:
+        return {ref: customer for ref, customer in await connection.execute(sa.select(_ORDERS_0050))}
+
+
+class TestPartnerOrderCustomerRefs:
+    """0050_partners gives each purchase at a partner the reference its member is linked to the partner under
+    now; a purchase of a member not linked now, and our own orders, keep none."""
+
+    async def test_purchases_before_the_upgrade_take_their_members_link_and_no_other_partners(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with _migrated_service(tmp_path, settings, "partnerrefs", clock) as (app, client, engine):
+            admin, pos = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+            await set_program(client, admin)
+            # Codes a LIKE pattern would confuse: `a_b/%` matches `axb/O-1` as well.
+            a_b = await register_partner(app, client, admin, "a_b", earn_rate="1")
+            axb = await register_partner(app, client, admin, "axb", earn_rate="1")
+            linked, left = (await enrol(client, pos))["id"], (await enrol(client, pos))["id"]
+            await link(client, pos, a_b, linked, "a_b", "AB-1")
+            await link(client, pos, axb, linked, "axb", "X-1")
+            await link(client, pos, a_b, left, "a_b", "AB-2")
+            for key, ref, order_ref in ((a_b, "AB-1", "O-1"), (axb, "X-1", "O-1"), (a_b, "AB-2", "O-2")):
+                assert (await partner_earn(client, key, ref, order_ref, 10_000)).status_code == 201
+            await earn(client, pos, linked, 10_000, order_ref="TILL-1")
+            unlinked = await client.delete(f"/v1/members/{left}/partner-links/a_b", headers=bearer(pos))
+            assert unlinked.status_code == 204, unlinked.text
+            made = {"a_b/O-1": "AB-1", "axb/O-1": "X-1", "a_b/O-2": "AB-2", "TILL-1": None}
+            assert await _order_refs(engine) == made
+
+            await downgrade(engine, "0049")
+            await upgrade(engine)
+
+            assert await _order_refs(engine) == made | {"a_b/O-2": None}
+            # Linked, as made: unlinked, it is refunded under its reference alone. Not linked at the upgrade:
+            # by its order alone, as before.
+            unlinked = await client.delete("/v1/partner/links/AB-1", headers=bearer(a_b))
+            assert unlinked.status_code == 204, unlinked.text
+            for ref, order_ref, status in (("AB-2", "O-1", 404), ("AB-1", "O-1", 200), ("ANY", "O-2", 200)):
+                path = f"/v1/partner/members/{ref}/refunds"
+                body = {"order_ref": order_ref, "full": True}
+                refunded = await client.post(path, json=body, headers=bearer(a_b))
+                assert refunded.status_code == status, refunded.text

@@ -111,6 +111,9 @@ class TestExport:
         assert orders["SH-2"]["refunded"] == cny(5_000) and orders["SH-2"]["points_taken_back"] == 50
         assert orders["SH-3"]["points_redeemed"] == 300 and orders["SH-3"]["total"] is None
         assert orders["WEB-1"]["points_redeemed"] == 200
+        # The purchase at the partner keeps the partner's reference of the member it was made under.
+        assert orders["cafe/C-ORDER-1"]["partner_customer_ref"] == "CAFE-7"
+        assert orders["SH-1"]["partner_customer_ref"] is None
 
         tier = document["tier"]
         assert tier["tier"]["code"] == "gold" and tier["since"] is not None

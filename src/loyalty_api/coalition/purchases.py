@@ -68,6 +68,7 @@ async def earn_at_partner(
         points=points_for(amount, rate, program.rounding),
         rule=partner.name,
         partner_id=partner.id,
+        partner_customer_ref=link.partner_customer_ref,
         details=_marks(partner, order_ref) | {"rate": str(rate)},
         actor=actor,
     )
@@ -106,7 +107,8 @@ async def refund_at_partner(
 ) -> PartnerRefund:
     """Refund a purchase at the partner (by `amount` or in `full`): the points it earned are taken back in
     proportion. An order that is not this customer's purchase at this partner does not exist for it. A
-    customer who unlinked since is refunded by the order alone (below), and the partner is shown no points."""
+    customer who unlinked since is refunded by the reference the purchase was made under (below), and the
+    partner is shown none of their points."""
     link: PartnerLink | None
     try:
         # Behind the member's row (taken before their account's, as every change takes them), as an earn.
@@ -118,12 +120,28 @@ async def refund_at_partner(
     if link is None:
         # The customer unlinked after the purchase (their consent to the joint view withdrawn), yet its return
         # must take back what it earned: earning here, unlinking and returning the goods kept the points, and
-        # the settlement charged the partner for them. The partner's order says whose purchase it was; an
-        # order of a customer linked now, under another reference, is not the one `ref` names.
-        if order is None or await is_linked(uow, partner.id, order.member_id):
+        # the settlement charged the partner for them. The order says under which reference it was made: under
+        # any other, a mistyped order number would refund another former customer's purchase. (A purchase
+        # from before revision 0050_partners whose customer was not linked then has none kept: its order
+        # alone names it.) An order of a customer linked now, under another reference, is not the one `ref`
+        # names either.
+        if (
+            order is None
+            or order.partner_customer_ref not in (None, ref)
+            or await is_linked(uow, partner.id, order.member_id)
+        ):
             raise LinkNotFound()
     elif order is None or order.member_id != link.member_id:
-        raise OrderNotFound()
+        # `ref` names another customer now: the partner gave the reference again (a phone number passed on)
+        # after the customer the purchase was made under unlinked. Theirs is still refunded by it, showing
+        # none of their points nor the new customer's; any other order is not this customer's.
+        if (
+            order is None
+            or order.partner_customer_ref != ref
+            or await is_linked(uow, partner.id, order.member_id)
+        ):
+            raise OrderNotFound()
+        link = None
     done = await refund(
         uow,
         order_ref=ours,

@@ -112,6 +112,7 @@ def _new_order(order_ref: str, member_id: uuid.UUID, now: datetime) -> dict[str,
         "points_shortfall": 0,
         "earned_at": None,
         "purchased_at": None,
+        "partner_customer_ref": None,
         "redeemed_at": None,
         "created_at": now,
         "updated_at": now,
@@ -127,15 +128,18 @@ def earned_order_row(
     points: int,
     purchased_at: datetime | None,
     now: datetime,
+    partner_customer_ref: str | None = None,
 ) -> Row:
     """The orders row an earn claims. An order a redeem or a capture wrote first keeps the total it gave.
-    Without `purchased_at` the purchase does not count for tiers."""
+    Without `purchased_at` the purchase does not count for tiers. A partner's purchase keeps the reference of
+    the customer it was made under (`partner_customer_ref`)."""
     return _new_order(order_ref, member_id, now) | {
         "currency": currency,
         "amount_minor": amount_minor,
         "points_earned": points,
         "earned_at": now,
         "purchased_at": purchased_at,
+        "partner_customer_ref": partner_customer_ref,
     }
 
 
@@ -183,6 +187,23 @@ class OrderRepository:
 
     async def get_order(self, order_ref: str) -> Order | None:
         return await self.session.get(Order, order_ref, populate_existing=True)
+
+    async def forget_partner_refs(self, member_id: uuid.UUID) -> list[str]:
+        """For an erasure: the partners' references of the customer the member's purchases at partners were
+        made under, which their orders then forget."""
+        refs = await self.session.scalars(
+            select(Order.partner_customer_ref)
+            .distinct()
+            .where(Order.member_id == member_id, Order.partner_customer_ref.is_not(None))
+        )
+        found = [ref for ref in refs.all() if ref is not None]
+        if found:
+            await self.session.execute(
+                update(Order)
+                .where(Order.member_id == member_id, Order.partner_customer_ref.is_not(None))
+                .values(partner_customer_ref=None)
+            )
+        return found
 
     async def insert_order_if_new(self, order_ref: str, member_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(

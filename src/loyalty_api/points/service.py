@@ -317,12 +317,14 @@ async def earn_at_rate(
     points: int,
     rule: str,
     partner_id: uuid.UUID,
+    partner_customer_ref: str,
     details: dict[str, Any],
     actor: uuid.UUID | None = None,
 ) -> CreditResult:
     """An earn for a purchase made elsewhere (at a partner), whose points the caller worked out at its own
     rate: once per order like every earn, credited as a lot that expires as the programme says, marked with
-    the partner; it does not count for our tiers, so no tier changes."""
+    the partner, the order keeping the partner's reference of the customer; it does not count for our tiers,
+    so no tier changes."""
     if points > MAX_POINTS_PER_EARN:
         raise InvalidField(
             "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
@@ -338,6 +340,7 @@ async def earn_at_rate(
         points=points,
         purchased_at=None,
         now=now,
+        partner_customer_ref=partner_customer_ref,
     )
     if not await OrderRepository(uow.session).claim_earn(order):
         raise await _order_conflict(uow, order_ref, member_id, OrderAlreadyEarned)

@@ -3,13 +3,14 @@ ledger, tier history and the programme's figures keep an anonymous member.
 
 Personal data lived in: the member's row (encrypted contacts, name, birthday, the blind indexes that found
 them, the card number), their external ids, their partner links and link codes (a partner's customer ref), the
-partner refs copied into their exchanges and into the payloads of their events, the answers webhook receivers
-gave to those events, and the replies recorded for Idempotency-Keys (kept, rewritten, so that a retry
-replays them rather than runs again). What operators wrote about the member in free text, the reasons of
-their adjustments, overrides and transfer reversals (in the ledger, the tier history and the events; a
-reversal's in the other member's too), may name them too. Each is removed here, in one transaction; unused
-coupons expire, subscriptions end, partner perks still owed them (no code given yet) go, and those issued
-and not redeemed end (never redeemable; a pooled one's code is not given again: the partner was told it).
+partner refs copied into their exchanges, their purchases at partners and the payloads of their events, the
+answers webhook receivers gave to those events, and the replies recorded for Idempotency-Keys (kept,
+rewritten, so that a retry replays them rather than runs again). What operators wrote about the member in free
+text, the reasons of their adjustments, overrides and transfer reversals (in the ledger, the tier history and
+the events; a reversal's in the other member's too), may name them too. Each is removed here, in one
+transaction; unused coupons expire, subscriptions end, partner perks still owed them (no code given yet) go,
+and those issued and not redeemed end (never redeemable; a pooled one's code is not given again: the partner
+was told it).
 (The audit log is never changed: it keeps the replies operators were given, reasons included.)
 """
 
@@ -29,6 +30,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.members.events import MemberErased
 from loyalty_api.members.repository import MemberRepository
+from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.outbox.repository import OutboxRepository
 from loyalty_api.outbox.service import emit_for_member
 from loyalty_api.partners.repository import ERASED_REF, ExchangeRepository, PartnerRepository, PerkRepository
@@ -77,6 +79,8 @@ async def erase_member(uow: UnitOfWork, member_id: uuid.UUID) -> Erasure:
     earlier = {
         *await ExchangeRepository(uow.session).customer_refs_of(member_id),
         *await OutboxRepository(uow.session).partner_refs_of(member_id),
+        # Their purchases at partners kept the ref they were made under (to be refunded by it): forgotten.
+        *await OrderRepository(uow.session).forget_partner_refs(member_id),
     }
     partners = await PartnerRepository(uow.session).forget_member(member_id)
     await CouponRepository(uow.session).end_member_coupons(member_id, erased.erased_at)

@@ -242,6 +242,7 @@ def _order(order: Order) -> ExportOrder:
     total = _money(order.amount_minor, order.currency)
     return ExportOrder(
         order_ref=order.order_ref,
+        partner_customer_ref=order.partner_customer_ref,
         total=total,
         refunded=None if total is None else Money(order.refunded_minor, total.currency),
         points_earned=order.points_earned,

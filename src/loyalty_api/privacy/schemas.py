@@ -137,6 +137,9 @@ class ExportOrder(BaseModel):
     points, or both; with what refunds took back and gave back. These are the member's activity records."""
 
     order_ref: str = Field(description="A partner's orders are under its code: `bookshop/<its ref>`.")
+    partner_customer_ref: str | None = Field(
+        description="A purchase at a partner: the partner's reference of the member it was made under."
+    )
     total: MoneyRead | None = Field(description="The order's total (null: not known).")
     refunded: MoneyRead | None = Field(description="Refunded so far (null: the total is not known).")
     points_earned: int
