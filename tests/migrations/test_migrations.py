@@ -775,7 +775,7 @@ async def _order_refs(engine: AsyncEngine) -> dict[str, str | None]:
 
 
 class TestPartnerOrderCustomerRefs:
-    """0050_partners gives each purchase at a partner the reference its member is linked to the partner under
+    """0051 gives each purchase at a partner the reference its member is linked to the partner under
     now; a purchase of a member not linked now, and our own orders, keep none."""
 
     async def test_purchases_before_the_upgrade_take_their_members_link_and_no_other_partners(
@@ -800,7 +800,7 @@ class TestPartnerOrderCustomerRefs:
             made = {"a_b/O-1": "AB-1", "axb/O-1": "X-1", "a_b/O-2": "AB-2", "TILL-1": None}
             assert await _order_refs(engine) == made
 
-            await downgrade(engine, "0049")
+            await downgrade(engine, "0050")
             await upgrade(engine)
 
             assert await _order_refs(engine) == made | {"a_b/O-2": None}

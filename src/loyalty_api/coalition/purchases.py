@@ -122,7 +122,7 @@ async def refund_at_partner(
         # must take back what it earned: earning here, unlinking and returning the goods kept the points, and
         # the settlement charged the partner for them. The order says under which reference it was made: under
         # any other, a mistyped order number would refund another former customer's purchase. (A purchase
-        # from before revision 0050_partners whose customer was not linked then has none kept: its order
+        # from before revision 0051 whose customer was not linked then has none kept: its order
         # alone names it.) An order of a customer linked now, under another reference, is not the one `ref`
         # names either.
         if (

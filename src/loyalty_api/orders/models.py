@@ -62,7 +62,7 @@ class Order(Base):
     purchased_at: Mapped[datetime | None]  # when the purchase happened (tiers count it then)
     # A partner's purchase: the partner's reference of the customer it was made under, by which it is refunded
     # once the customer has unlinked (coalition.purchases). None for our own orders, for a partner's purchase
-    # made before revision 0050_partners whose customer was not linked then, and once the member is erased (a
+    # made before revision 0051 whose customer was not linked then, and once the member is erased (a
     # partner may make its references of phone numbers).
     partner_customer_ref: Mapped[str | None] = mapped_column(String(64))
     redeemed_at: Mapped[datetime | None]

@@ -7,9 +7,9 @@ Purchases made before this revision take the reference their member is linked to
 one the partner reaches them by, and refunds them by while linked); those of members not linked now keep none,
 and are refunded by their order alone, as before. The downgrade drops the column.
 
-Revision ID: 0050_partners
-Revises: 0049
-Create Date: 2026-12-17 10:00:00.000000+00:00
+Revision ID: 0051
+Revises: 0050
+Create Date: 2026-12-17 11:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0050_partners"
-down_revision: str | None = "0049"
+revision: str = "0051"
+down_revision: str | None = "0050"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
