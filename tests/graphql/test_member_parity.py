@@ -163,6 +163,16 @@ class TestReads:
         refused = await graphql(client, admin_key, query, month=13)
         assert refused["errors"][0]["extensions"]["code"] == "validation_error"
 
+    async def test_an_empty_tier_is_no_filter_as_in_rest(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await add_tier(client, admin_key, "member", rank=0)
+        member_id = (await enrol(client, admin_key))["id"]
+        query = "query($tier: String) { loyaltyMembers(tier: $tier) { edges { node { id } } } }"
+        body = await graphql(client, admin_key, query, tier="")
+        assert "errors" not in body, body
+        assert [e["node"]["id"] for e in body["data"]["loyaltyMembers"]["edges"]] == [member_id]
+
     async def test_the_member_list_is_for_admin_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
         body = await graphql(client, pos_key, "{ loyaltyMembers { edges { node { id } } } }")
         assert body["errors"][0]["extensions"]["code"] == "scope_not_allowed"

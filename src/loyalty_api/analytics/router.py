@@ -13,7 +13,7 @@ from loyalty_api.analytics.schemas import OverviewRead, PointsFiguresRead, Point
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.negotiation import ReportAsCsv, csv_response
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
@@ -47,9 +47,12 @@ async def read_points_report(
             description=f"Cut the window into days, weeks (from Monday) or months, in the programme's time "
             f"zone; at most {MAX_PERIODS} periods. Left out: the window as one."
         ),
+        EmptyIsLeftOut,
     ] = None,
     group_by: Annotated[
-        GroupBy | None, Query(description="Split each period by the channel or the store entries name.")
+        GroupBy | None,
+        Query(description="Split each period by the channel or the store entries name."),
+        EmptyIsLeftOut,
     ] = None,
 ) -> Response | PointsReportPage:
     """The points figures of [`from`, `to`), per period (and channel or store): each a sum over the ledger.

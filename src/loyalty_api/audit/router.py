@@ -13,7 +13,7 @@ from loyalty_api.audit.schemas import AuditEventPage, AuditEventRead
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -33,14 +33,28 @@ async def list_audit_events(
     _: Operator,
     paging: Paging,
     subject_type: Annotated[
-        str | None, Query(max_length=32, description="`program`, `tiers`, `members`, `plans`…")
+        str | None,
+        Query(max_length=32, description="`program`, `tiers`, `members`, `plans`…"),
+        EmptyIsLeftOut,
     ] = None,
-    subject_id: Annotated[str | None, Query(max_length=100, description="A tier's code, a plan's…")] = None,
-    member_id: Annotated[uuid.UUID | None, Query(description="Changes about this member")] = None,
-    key_id: Annotated[uuid.UUID | None, Query(description="Changes made with this API key")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="`replace_tier`, `adjust`…")] = None,
-    since: Annotated[QueryInstant | None, Query(description="At or after this instant (with a zone)")] = None,
-    until: Annotated[QueryInstant | None, Query(description="Before this instant (with a zone)")] = None,
+    subject_id: Annotated[
+        str | None, Query(max_length=100, description="A tier's code, a plan's…"), EmptyIsLeftOut
+    ] = None,
+    member_id: Annotated[
+        uuid.UUID | None, Query(description="Changes about this member"), EmptyIsLeftOut
+    ] = None,
+    key_id: Annotated[
+        uuid.UUID | None, Query(description="Changes made with this API key"), EmptyIsLeftOut
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="`replace_tier`, `adjust`…"), EmptyIsLeftOut
+    ] = None,
+    since: Annotated[
+        QueryInstant | None, Query(description="At or after this instant (with a zone)"), EmptyIsLeftOut
+    ] = None,
+    until: Annotated[
+        QueryInstant | None, Query(description="Before this instant (with a zone)"), EmptyIsLeftOut
+    ] = None,
 ) -> AuditEventPage:
     """Every write made with an `admin`, `billing` or `partner` key, over REST or GraphQL, and every key
     change made with the CLI: who (the key), what (the operation, its subject, the subject before and after,

@@ -20,7 +20,7 @@ from loyalty_api.coupons.errors import (
 )
 from loyalty_api.coupons.schemas import CouponPage, CouponRead, CouponUse
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import Spelling
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -45,6 +45,7 @@ async def list_coupons(
     status: Annotated[
         Literal["active", "used", "expired"] | None,
         Query(description="Only coupons with this status (`active` includes ones not valid yet)"),
+        EmptyIsLeftOut,
     ] = None,
 ) -> CouponPage:
     """A member's coupons, newest first, page by page: bought with points, birthday gifts, and those paid

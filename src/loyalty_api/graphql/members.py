@@ -237,6 +237,7 @@ async def _members(
     birthday_month: int | None = None,
 ) -> Connection[Member]:
     require(info.context, *OPERATORS)
+    tier = tier or None  # as REST's `?tier=` and an empty `after`: what a client sends for none, no filter
     _check_lengths({"tier": tier})
     if birthday_month is not None and not 1 <= birthday_month <= 12:
         raise as_graphql_error(InvalidField("birthdayMonth", "must be 1 to 12"))

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
+from pydantic import BeforeValidator
+from pydantic_core import PydanticUseDefault
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -59,6 +61,24 @@ class require(HTTPBearer):
         return principal
 
 
+def _left_out_when_empty(value: object) -> object:
+    if value == "":
+        raise PydanticUseDefault()
+    if isinstance(value, list):  # a parameter that may be repeated (`?type=earn&type=`)
+        given = [part for part in value if part != ""]
+        if not given:
+            raise PydanticUseDefault()
+        return given
+    return value
+
+
+# Marks an optional query parameter of a list whose empty value (`?tier=`) is the parameter left out: no
+# filter, or its default. A generated client or a URL template sends an optional value it has none of so, as
+# it sends `?cursor=` before there is a next page; read as a value it filtered on nothing (an empty page) or
+# was a 422, depending on the parameter's type. The document is unchanged: the parameter stays optional.
+EmptyIsLeftOut = BeforeValidator(_left_out_when_empty)
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     limit: int
@@ -66,13 +86,16 @@ class PageParams:
 
 
 async def page_params(  # async: FastAPI runs a plain callable, a class too, in a thread
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)"), EmptyIsLeftOut
+    ] = 50,
     cursor: Annotated[
         str | None,
         Query(max_length=64, description="`next_cursor` of the previous page; left out or empty: the first"),
+        EmptyIsLeftOut,
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor or None)  # `?cursor=` from a URL template: the first page
+    return PageParams(limit=limit, cursor=cursor)
 
 
 Paging = Annotated[PageParams, Depends(page_params)]

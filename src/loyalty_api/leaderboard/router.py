@@ -10,7 +10,7 @@ from loyalty_api.analytics.periods import Period
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -34,10 +34,12 @@ async def read_leaderboard(
     period: Annotated[
         Literal["week", "month"],
         Query(description="A week from Monday, or a calendar month, in the programme's time zone."),
+        EmptyIsLeftOut,
     ] = "week",
     at: Annotated[
         QueryInstant | None,
         Query(alias="from", description="An instant in the period to show (left out: the current one)."),
+        EmptyIsLeftOut,
     ] = None,
 ) -> LeaderboardRead:
     """The members who earned the most points in the period (purchases, referrals and activities, less what

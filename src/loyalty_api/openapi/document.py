@@ -4,13 +4,16 @@ operation's examples (openapi.examples); `app.openapi_document` writes it as ope
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
-from loyalty_api.http.problems import PROBLEM_JSON, Problem
+from loyalty_api.http.dependencies import EmptyIsLeftOut
+from loyalty_api.http.problems import PROBLEM_JSON, Problem, all_routes
 from loyalty_api.openapi.examples import JSON, Example, examples
 
 
@@ -33,6 +36,7 @@ def install_openapi(app: FastAPI) -> None:
             _with_wide_integers(schema)
             _with_answer_headers(schema)
             _with_examples(schema)
+            _with_empty_values(schema, app.routes)
             finished[:] = [schema]
         return schema
 
@@ -137,6 +141,29 @@ def _with_problem_schemas(document: dict[str, Any]) -> None:
 
 
 _VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+def _with_empty_values(document: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
+    # A list's optional query parameter read as left out when empty (http.dependencies.EmptyIsLeftOut) says
+    # so with OpenAPI's `allowEmptyValue`: `?tier=` is taken though "" is no tier code, enum value or instant.
+    for route in all_routes(routes):
+        marked = {
+            parameter.alias
+            for parameter in _query_parameters(route.dependant)
+            if any(mark is EmptyIsLeftOut for mark in parameter.field_info.metadata)
+        }
+        for method in (route.methods or set()) if marked else ():
+            operation = document.get("paths", {}).get(route.path_format, {}).get(method.lower(), {})
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"] in marked:
+                    parameter["allowEmptyValue"] = True
+
+
+def _query_parameters(dependant: Dependant) -> Iterator[Any]:  # FastAPI's ModelField
+    """The query parameters of an endpoint and of its dependencies (paging's `limit` and `cursor`)."""
+    yield from dependant.query_params
+    for dependency in dependant.dependencies:
+        yield from _query_parameters(dependency)
 
 
 def _with_examples(document: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.schemas import OrderRef, QueryInstant
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -283,12 +283,16 @@ async def read_ledger(
     uow: UoW,
     _: Till,
     paging: Paging,
-    type: Annotated[list[EntryType] | None, Query(description="Only these entry types")] = None,
+    type: Annotated[
+        list[EntryType] | None, Query(description="Only these entry types"), EmptyIsLeftOut
+    ] = None,
     since: Annotated[
-        QueryInstant | None, Query(description="Entries at or after this instant (with a zone)")
+        QueryInstant | None,
+        Query(description="Entries at or after this instant (with a zone)"),
+        EmptyIsLeftOut,
     ] = None,
     until: Annotated[
-        QueryInstant | None, Query(description="Entries before this instant (with a zone)")
+        QueryInstant | None, Query(description="Entries before this instant (with a zone)"), EmptyIsLeftOut
     ] = None,
 ) -> LedgerPage:
     """Every change to the member's points, newest first, page by page: the signed `amount`, the balance and

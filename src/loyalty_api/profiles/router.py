@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Limiter, Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Limiter, Paging, UoW, require
 from loyalty_api.http.edge import lookup_budgets, principal_of
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
@@ -225,11 +225,15 @@ async def list_members(
     uow: UoW,
     _: Operator,
     paging: Paging,
-    tier: Annotated[str | None, Query(max_length=32, description="Tier code")] = None,
-    status: MemberStatus | None = None,
-    lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage")] = None,
-    segment: Annotated[Segment | None, Query(description="RFM segment (`GET /v1/segments`)")] = None,
-    birthday_month: Annotated[int | None, Query(ge=1, le=12, description="Birthday month, 1–12")] = None,
+    tier: Annotated[str | None, Query(max_length=32, description="Tier code"), EmptyIsLeftOut] = None,
+    status: Annotated[MemberStatus | None, Query(), EmptyIsLeftOut] = None,
+    lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage"), EmptyIsLeftOut] = None,
+    segment: Annotated[
+        Segment | None, Query(description="RFM segment (`GET /v1/segments`)"), EmptyIsLeftOut
+    ] = None,
+    birthday_month: Annotated[
+        int | None, Query(ge=1, le=12, description="Birthday month, 1–12"), EmptyIsLeftOut
+    ] = None,
 ) -> MemberPage:
     """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`,
     in one `lifecycle` stage, in one RFM `segment` or born in one `birthday_month` (any of them together).

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, Paging, UoW, require
 from loyalty_api.http.edge import principal_of
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
@@ -215,8 +215,8 @@ async def list_deliveries(
     uow: UoW,
     _: Operator,
     paging: Paging,
-    status: Annotated[DeliveryStatus | None, Query()] = None,
-    event_type: Annotated[EventTypeName | None, Query()] = None,
+    status: Annotated[DeliveryStatus | None, Query(), EmptyIsLeftOut] = None,
+    event_type: Annotated[EventTypeName | None, Query(), EmptyIsLeftOut] = None,
 ) -> WebhookDeliveryPage:
     """The endpoint's deliveries, newest first, page by page, optionally of one `status` (`pending`,
     `succeeded`, `failed`) or `event_type` (one of `GET /v1/event-types`, or a type since dropped from it
