@@ -517,6 +517,21 @@ class TestList:
         response = await client.get("/v1/members", params={"tier": "nosuch"}, headers=bearer(admin_key))
         assert response.json() == {"items": [], "next_cursor": None}
 
+    @pytest.mark.parametrize("spelled", ["GOLD", "Gold", "gold ", " gold"])
+    async def test_a_tier_spelled_as_no_tier_code_is_refused_not_an_empty_page(
+        self, client: httpx.AsyncClient, admin_key: str, spelled: str
+    ) -> None:
+        # A tier's code is lower case wherever the service takes one (a tier's path, an override, a
+        # campaign): `GOLD` is no tier's code, and an empty page said that no member was on gold.
+        await add_tier(client, admin_key, "gold", rank=0)
+        member = await enrol(client, admin_key)
+        exact = await client.get("/v1/members", params={"tier": "gold"}, headers=bearer(admin_key))
+        assert [m["id"] for m in exact.json()["items"]] == [member["id"]]
+        response = await client.get("/v1/members", params={"tier": spelled}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert [e["field"] for e in response.json()["errors"]] == ["tier"]
+
     @pytest.mark.parametrize(
         ("params", "field"),
         [({"limit": 201}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor")],

@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 import strawberry
+from pydantic import TypeAdapter, ValidationError
 from strawberry.types import Info
 
 from loyalty_api.db.pagination import encode_cursor
@@ -24,6 +25,7 @@ from loyalty_api.graphql.scopes import OPERATORS, READERS
 from loyalty_api.graphql.subscriptions import MemberSubscriptionFields
 from loyalty_api.graphql.tiers import MemberTierFields, Tier
 from loyalty_api.http.edge import misses_counted
+from loyalty_api.http.problems import described
 from loyalty_api.members import member_number as card
 from loyalty_api.members.errors import MemberNotFound
 from loyalty_api.members.lifecycle import Stage
@@ -32,6 +34,7 @@ from loyalty_api.profiles import service
 from loyalty_api.profiles.errors import InvalidMemberNumber
 from loyalty_api.profiles.schemas import MemberRead
 from loyalty_api.profiles.service import MemberProfile
+from loyalty_api.tiers.schemas import TierCode
 
 PERSONAL = "personal"
 MemberStatusValue = strawberry.enum(MemberStatus, description="active, suspended or closed.")
@@ -226,6 +229,19 @@ def _check_lengths(given: dict[str, str | None]) -> None:
             raise as_graphql_error(InvalidField(name, f"at most {_LONGEST[name]} characters"))
 
 
+_TIER_CODE: TypeAdapter[str] = TypeAdapter(TierCode)
+
+
+def _checked_tier(tier: str) -> str:
+    """A tier's code as GET /v1/members takes it (`TierCode`, as every write naming a tier): `GOLD` is no
+    tier's code, the validation_error REST answers rather than an empty page."""
+    try:
+        return _TIER_CODE.validate_python(tier)
+    except ValidationError as exc:
+        _, message = described(exc.errors(include_url=False)[0])
+        raise as_graphql_error(InvalidField("tier", message)) from None
+
+
 async def _members(
     info: Info[GraphQLContext, None],
     first: int = 20,
@@ -239,6 +255,8 @@ async def _members(
     require(info.context, *OPERATORS)
     tier = tier or None  # as REST's `?tier=` and an empty `after`: what a client sends for none, no filter
     _check_lengths({"tier": tier})
+    if tier is not None:
+        tier = _checked_tier(tier)
     if birthday_month is not None and not 1 <= birthday_month <= 12:
         raise as_graphql_error(InvalidField("birthdayMonth", "must be 1 to 12"))
     async with info.context.snapshot.read() as uow:

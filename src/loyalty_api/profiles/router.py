@@ -44,6 +44,7 @@ from loyalty_api.profiles.schemas import (
     ProfileLinkRead,
     QrCodeRead,
 )
+from loyalty_api.tiers.schemas import TierCode
 
 
 class _ContactsFirstRoute(UnitOfWorkRoute):
@@ -225,7 +226,7 @@ async def list_members(
     uow: UoW,
     _: Operator,
     paging: Paging,
-    tier: Annotated[str | None, Query(max_length=32, description="Tier code"), EmptyIsLeftOut] = None,
+    tier: Annotated[TierCode | None, Query(description="Tier code"), EmptyIsLeftOut] = None,
     status: Annotated[MemberStatus | None, Query(), EmptyIsLeftOut] = None,
     lifecycle: Annotated[Stage | None, Query(description="Lifecycle stage"), EmptyIsLeftOut] = None,
     segment: Annotated[
@@ -237,6 +238,8 @@ async def list_members(
 ) -> MemberPage:
     """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`,
     in one `lifecycle` stage, in one RFM `segment` or born in one `birthday_month` (any of them together).
+    A tier's code is taken as everywhere else: lower case, so `GOLD` is 422 `validation_error`, not the empty
+    page of a tier nobody is on.
 
     For `admin` keys only. Reads only."""
     page = await service.list_members(
