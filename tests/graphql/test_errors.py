@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import update
 
 from graphql import GraphQLError, GraphQLNonNull
 from loyalty_api.auth.principal import Scope
+from loyalty_api.db.pagination import encode_cursor, scope_of
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.graphql.errors import (
     ERROR_EXTENSIONS,
@@ -29,6 +31,8 @@ from tests.apps import serving
 from tests.builders import enrol, make_key, unique_phone
 from tests.conftest import bearer
 from tests.graphql.test_members_graphql import graphql
+from tests.points.helpers import set_program
+from tests.subscriptions.helpers import add_plan, subscribe
 
 SECRET = "13800138000 is the phone that failed"
 
@@ -229,6 +233,44 @@ class TestDomainErrors:
 
 
 ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id memberNumber } } }"
+
+
+class TestACursorIsTheAfterArgument:
+    """A cursor a connection refuses (not one the service returned, or another list's) is named as the
+    argument the client sent it in, `after`: the error named REST's `cursor`, which no GraphQL field has."""
+
+    MEMBER = (
+        "query($id: ID!, $after: String) "
+        "{ loyaltyMember(id: $id) { %s(after: $after) { edges { cursor } } } }"
+    )
+    ROOT = "query($after: String) { %s(after: $after) { edges { cursor } } }"
+    PAYMENTS = (
+        "query($sid: ID!, $after: String) "
+        "{ loyaltySubscription(id: $sid) { payments(after: $after) { edges { cursor } } } }"
+    )
+
+    async def test_every_connection_names_after(self, client: httpx.AsyncClient, admin_key: str) -> None:
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", trial_days=7)
+        member_id = (await enrol(client, admin_key))["id"]
+        other_id = (await enrol(client, admin_key))["id"]
+        subscription = await subscribe(client, admin_key, member_id, "plus")
+        for name in ("ledger", "coupons", "tierHistory"):
+            # None this service made, or another member's ledger cursor: both are `after`'s fault.
+            for after in ("!!", encode_cursor(uuid.uuid4(), scope_of("ledger", uuid.UUID(other_id)))):
+                body = await graphql(client, admin_key, self.MEMBER % name, id=member_id, after=after)
+                self._names_after(body, name)
+        for name in ("loyaltyMembers", "loyaltyPlans", "loyaltyRewards"):
+            self._names_after(await graphql(client, admin_key, self.ROOT % name, after="!!"), name)
+        body = await graphql(client, admin_key, self.PAYMENTS, sid=subscription["id"], after="!!")
+        self._names_after(body, "payments")
+
+    @staticmethod
+    def _names_after(body: dict[str, Any], name: str) -> None:
+        assert codes(body) == ["validation_error"], (name, body)
+        error = body["errors"][0]
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["after"], (name, error)
+        assert error["message"].startswith("after: "), (name, error)
 
 
 class TestEntities:

@@ -3,13 +3,14 @@ so a client can page through either API with the same cursor."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 import strawberry
 
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.errors import as_graphql_error
+from loyalty_api.graphql.errors import as_graphql_error, domain_errors
 
 MAX_PAGE = 100  # the most items one connection page or list field gives (`first`); REST's pages go to 200
 Node = TypeVar("Node")
@@ -68,6 +69,20 @@ class Connection(Generic[Node]):
 def cursor_of(after: str | None) -> str | None:
     """`after` as REST's cursor: an empty one is the first page, as in REST."""
     return after or None
+
+
+@contextmanager
+def paged() -> Iterator[None]:
+    """`domain_errors()` around reading a connection's page: the service refuses a cursor as REST's `cursor`
+    (not one it returned, another list's), which the client sent here as `after`: the error names that."""
+    with domain_errors():
+        try:
+            yield
+        except InvalidField as exc:
+            refused = exc.extra.get("errors", [])
+            if [error.get("field") for error in refused] != ["cursor"]:
+                raise
+            raise InvalidField("after", refused[0]["message"]) from exc
 
 
 def page_size(first: int) -> int:

@@ -19,11 +19,11 @@ from loyalty_api.coupons.validity import ListedStatus
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
-from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.errors import as_graphql_error, require
 from loyalty_api.graphql.mutation import MutationPayload, mutation
 from loyalty_api.graphql.scopes import READERS, TILLS
 from loyalty_api.http.schemas import Spelling
@@ -106,7 +106,7 @@ async def _coupons(
     require(info.context, *READERS)
     limit = page_size(first)
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await service.list_coupons(
                 uow,
                 uuid.UUID(str(root.id)),

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import MemberBenefitFields
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.coupons import MemberCouponFields
@@ -260,7 +260,7 @@ async def _members(
     if birthday_month is not None and not 1 <= birthday_month <= 12:
         raise as_graphql_error(InvalidField("birthdayMonth", "must be 1 to 12"))
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await service.list_members(
                 uow,
                 tier=tier,

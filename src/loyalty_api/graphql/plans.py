@@ -12,11 +12,11 @@ from strawberry.types import Info
 from loyalty_api.db.pagination import encode_key
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.enums import BenefitKindEnum
-from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.errors import as_graphql_error, require
 from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS
 from loyalty_api.plan_catalogue.catalogue import CatalogPlan
@@ -136,7 +136,7 @@ async def _plans(
 ) -> Connection[Plan]:
     require(info.context, *PAID_MEMBERSHIP_READERS)
     limit = page_size(first)
-    with domain_errors():  # a cursor that is not one of ours is REST's invalid_field
+    with paged():  # a cursor that is not one of ours is a validation_error on `after`
         async with info.context.snapshot.read() as uow:
             page = await service.list_plans(uow, limit=limit, cursor=cursor_of(after))
             currency = (await get_program(uow)).currency

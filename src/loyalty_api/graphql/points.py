@@ -12,11 +12,11 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
-from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.errors import as_graphql_error, require
 from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long, Money
 from loyalty_api.graphql.scopes import TILLS
@@ -183,7 +183,7 @@ async def _ledger(
     limit = page_size(first)
     since, until = _instant(since, "since"), _instant(until, "until")
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await service.ledger(
                 uow,
                 uuid.UUID(str(root.id)),

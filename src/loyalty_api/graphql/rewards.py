@@ -14,11 +14,11 @@ from loyalty_api.auth.principal import Principal
 from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced
 from loyalty_api.graphql.coupons import Coupon
-from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.errors import require
 from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.mutation import MutationPayload, mutation
@@ -75,7 +75,7 @@ async def _rewards(
     caller = require(info.context, *READERS)
     limit = page_size(first)
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await service.list_rewards(
                 uow,
                 only_offered=not service.sees_whole_catalogue(caller),

@@ -11,11 +11,11 @@ from typing import Any, get_args
 import strawberry
 from strawberry.types import Info
 
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
-from loyalty_api.graphql.errors import domain_errors, require
+from loyalty_api.graphql.errors import require
 from loyalty_api.graphql.ids import parse_id
 from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS, READERS
@@ -73,7 +73,7 @@ async def _payments(
     require(info.context, *PAID_MEMBERSHIP_READERS)
     limit = page_size(first)
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await service.list_payments(
                 uow, uuid.UUID(str(root.id)), limit=limit, cursor=cursor_of(after)
             )

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from loyalty_api.errors import InvalidField
-from loyalty_api.graphql.connections import Connection, cursor_of, page_size
+from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
 from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
@@ -162,7 +162,7 @@ async def _tier_history(
 ) -> Connection[TierChange]:
     require(info.context, *READERS)
     async with info.context.snapshot.read() as uow:
-        with domain_errors():
+        with paged():
             page = await membership.history(
                 uow, uuid.UUID(str(root.id)), limit=page_size(first), cursor=cursor_of(after)
             )
