@@ -47,6 +47,7 @@ QUERIES: dict[str, set[Scope]] = {
     "loyaltyPlans": PLAN_READERS,
     "loyaltyPlan": PLAN_READERS,
     "loyaltySubscription": PLAN_READERS,
+    "loyaltyMemberSubscriptions": PLAN_READERS,
 }
 MUTATIONS: dict[str, set[Scope]] = {
     "loyaltyEnrolMember": TILLS,

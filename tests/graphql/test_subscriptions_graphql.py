@@ -677,3 +677,40 @@ class TestReadingSubscriptions:
         found = [_timed(s) for s in body["data"]["loyaltyMember"]["subscriptions"]]
         assert found == [as_graphql(s) for s in listed.json()["items"]]
         assert [(s["plan"], s["state"]) for s in found] == [("premium", "active"), ("plus", "expired")]
+
+    async def test_billing_pages_a_members_subscriptions_with_rests_cursors(
+        self,
+        client: httpx.AsyncClient,
+        billing_key: str,
+        ecommerce_key: str,
+        plus_family: dict[str, dict[str, Any]],
+    ) -> None:
+        # GET /v1/members/{id}/subscriptions is billing's too; Member (and so Member.subscriptions, a list
+        # of the newest `first` without cursors) is not: a billing key had no way to list them over GraphQL.
+        member, trial = await new_subscriber(client, ecommerce_key, "plus")
+        await post_action(client, ecommerce_key, trial["id"], "cancel", {"at_period_end": False})
+        await subscribe(client, ecommerce_key, member["id"], "premium", trial=False, payment_ref="web-6")
+        query = f"""query($id: ID!, $after: String) {{
+          loyaltyMemberSubscriptions(memberId: $id, first: 1, after: $after) {{
+            edges {{ cursor node {{ {SUB} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
+        listed = await client.get(f"/v1/members/{member['id']}/subscriptions", headers=bearer(billing_key))
+
+        first = (await graphql(client, billing_key, query, id=member["id"]))["data"][
+            "loyaltyMemberSubscriptions"
+        ]
+        assert first["pageInfo"]["hasNextPage"] is True
+        # The cursor is REST's: REST goes on from it, and GraphQL from REST's.
+        rest_next = await client.get(
+            f"/v1/members/{member['id']}/subscriptions",
+            params={"limit": 1, "cursor": first["pageInfo"]["endCursor"]},
+            headers=bearer(billing_key),
+        )
+        second = await graphql(client, billing_key, query, id=member["id"], after=first["edges"][0]["cursor"])
+        page = second["data"]["loyaltyMemberSubscriptions"]
+        assert page["pageInfo"]["hasNextPage"] is False
+        found = [_timed(e["node"]) for e in first["edges"] + page["edges"]]
+        assert found == [as_graphql(s) for s in listed.json()["items"]]
+        assert [as_graphql(s) for s in rest_next.json()["items"]] == found[1:]
+
+        unknown = await graphql(client, billing_key, query, id=str(uuid.uuid4()))
+        assert _code(unknown) == "member_not_found"

@@ -160,8 +160,26 @@ class MemberSubscriptionFields:
 
     subscriptions: list[MemberSubscription] = strawberry.field(
         resolver=_subscriptions,
-        description="Paid-membership subscriptions, newest first.",
+        description="Paid-membership subscriptions, the newest `first`. To page through them all (with "
+        "REST's cursors), use loyaltyMemberSubscriptions.",
         directives=[sliced()],
+    )
+
+
+async def _member_subscriptions(
+    info: Info[GraphQLContext, None], member_id: strawberry.ID, first: int = 20, after: str | None = None
+) -> Connection[MemberSubscription]:
+    require(info.context, *PAID_MEMBERSHIP_READERS)
+    owner = parse_id(str(member_id), "memberId")
+    limit = page_size(first)
+    async with info.context.snapshot.read() as uow:
+        with paged():
+            page = await service.list_member_subscriptions(uow, owner, limit=limit, cursor=cursor_of(after))
+    return Connection.of(
+        page.items,
+        page.next_cursor,
+        lambda s: MemberSubscription.of(SubscriptionRead.model_validate(s)),
+        lambda s: page.cursor_after(s.id),  # REST's cursor after this subscription
     )
 
 
@@ -181,4 +199,12 @@ class SubscriptionQueries:
     loyalty_subscription: MemberSubscription | None = strawberry.field(
         resolver=_subscription,
         description="A subscription by id; null when none: GET /v1/subscriptions/{id}.",
+    )
+    # A root field, not Member's: billing reads a member's subscriptions (as REST lets it) but not the member.
+    # Member.subscriptions stays the list it was: a connection in its place would break every query of it.
+    loyalty_member_subscriptions: Connection[MemberSubscription] = strawberry.field(
+        resolver=_member_subscriptions,
+        description="A member's subscriptions, newest first, ended ones too, page by page: GET "
+        "/v1/members/{id}/subscriptions, with its cursors. An unknown member is the error member_not_found.",
+        directives=[sliced(sized_fields=["edges"])],
     )
