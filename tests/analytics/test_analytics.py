@@ -9,7 +9,7 @@ import itertools
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -358,6 +358,38 @@ class TestRefusals:
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.json()["code"] == "validation_error"
+
+
+class TestACursorPagesOnlyItsOwnReport:
+    """A report's cursor is the start of the last row shown: given with another window (or another cut), it
+    was read as a place in that report, whose page then started there, the rows before it left out without a
+    word. It is refused, as another list's cursor is."""
+
+    MARCH: ClassVar[dict[str, str]] = {
+        "from": "2026-03-01T00:00:00+08:00",
+        "to": "2026-03-11T00:00:00+08:00",
+        "period": "day",
+    }
+
+    async def test_another_windows_cursor_is_a_422(self, client: httpx.AsyncClient, key: str) -> None:
+        first = await report(client, key, "points", **self.MARCH, limit=3)
+        cursor = first.json()["next_cursor"]
+        own = await report(client, key, "points", **self.MARCH, limit=3, cursor=cursor)
+        assert own.status_code == 200, own.text
+        assert own.json()["items"][0]["start"] == "2026-03-03T16:00:00Z"
+        # The same window written in another zone is the same report.
+        same = {**self.MARCH, "from": "2026-02-28T16:00:00Z", "to": "2026-03-10T16:00:00Z"}
+        assert (await report(client, key, "points", **same, limit=3, cursor=cursor)).json() == own.json()
+        for other in (
+            {**self.MARCH, "from": "2026-02-20T00:00:00+08:00"},  # its page started on 4 March
+            {**self.MARCH, "to": "2026-03-21T00:00:00+08:00"},
+            {**self.MARCH, "period": "week"},
+            {**self.MARCH, "group_by": "channel"},
+        ):
+            answer = await report(client, key, "points", **other, limit=3, cursor=cursor)
+            assert answer.status_code == 422, (other, answer.text)
+            assert answer.json()["code"] == "validation_error"
+            assert [e["field"] for e in answer.json()["errors"]] == ["cursor"]
 
 
 class TestEdges:

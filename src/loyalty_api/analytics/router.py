@@ -58,13 +58,16 @@ async def read_points_report(
     """The points figures of [`from`, `to`), per period (and channel or store): each a sum over the ledger.
     `net` is the change in what members hold. Entries other than earns name no channel or store: in a grouped
     report they are the rows whose `group` is null, after a period's other groups, which come in a fixed
-    order of their own (not by name). JSON comes a page at a time (`limit`, `cursor`); CSV holds every row.
+    order of their own (not by name). JSON comes a page at a time (`limit`, `cursor`: send the same `from`,
+    `to`, `period` and `group_by` for each page, or the cursor is 422); CSV holds every row.
 
     For `admin` keys only. Reads only."""
     report = await service.points_report(uow, start, to, period=period, group_by=group_by)
     if as_csv:
         return csv_response(service.report_csv(report, grouped_by=group_by))
-    page = service.report_page(report, limit=paging.limit, cursor=paging.cursor)
+    page = service.report_page(
+        report, start, to, period=period, group_by=group_by, limit=paging.limit, cursor=paging.cursor
+    )
     return PointsReportPage(
         items=[PointsFiguresRead.model_validate(f) for f in page.items], next_cursor=page.next_cursor
     )

@@ -30,7 +30,7 @@ from typing import cast, get_args
 from loyalty_api.analytics.periods import Period, boundaries
 from loyalty_api.analytics.repository import AnalyticsRepository, EntrySums, GroupBy
 from loyalty_api.clock import format_instant
-from loyalty_api.db.pagination import Page, page_after
+from loyalty_api.db.pagination import Page, page_after, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import Segment
@@ -137,8 +137,23 @@ def _order(figures: PointsFigures) -> tuple[int, int, int]:
     return (figures.start - _EPOCH) // timedelta(microseconds=1), group is None, digest
 
 
-def report_page(report: Sequence[PointsFigures], *, limit: int, cursor: str | None) -> Page[PointsFigures]:
-    return page_after(report, limit=limit, cursor=cursor, key=_order, shape=(int, int, int))
+def report_page(
+    report: Sequence[PointsFigures],
+    start: datetime,
+    end: datetime,
+    *,
+    period: Period | None,
+    group_by: GroupBy | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[PointsFigures]:
+    """A page of the report `points_report` made of [start, end) cut by `period` and `group_by`. Its cursors
+    carry those (the list's scope): a row's start is a place in that report only, and another window's (or
+    cut's) cursor is refused rather than starting a page of this one somewhere in its middle. The window is
+    scoped as the instants it is, whatever zone the query wrote them in."""
+    made_of = f"{format_instant(start)}/{format_instant(end)}/{period or ''}/{group_by or ''}"
+    scope = scope_of("points_report", made_of)
+    return page_after(report, limit=limit, cursor=cursor, key=_order, shape=(int, int, int), scope=scope)
 
 
 def ratio(part: int, whole: int) -> Decimal | None:
