@@ -429,6 +429,27 @@ class TestReading:
         assert await _audit(client, admin_key, action="delete_tier") == []
         assert len(await _audit(client, admin_key, action="create_tier")) == 3
 
+    async def test_a_subject_is_filed_and_found_by_its_id_however_a_path_spelt_it(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        # The path takes a member's id in upper case or without dashes as that member: the entry was filed
+        # under the id as spelt, so `?subject_id=` with the member's id did not find the adjustment.
+        await set_program(client, admin_key)
+        member = await enrol(client, admin_key)
+        spelt = member["id"].upper().replace("-", "")
+        adjusted = await client.post(
+            f"/v1/members/{spelt}/adjustments",
+            json={"points": 5, "reason": "goodwill"},
+            headers=bearer(admin_key),
+        )
+        assert adjusted.status_code == 201, adjusted.text
+        found = await _audit(
+            client, admin_key, subject_type="members", subject_id=member["id"], action="adjust"
+        )
+        assert [e["subject_id"] for e in found] == [member["id"]]
+        # A filter may spell the id as a path may.
+        assert await _audit(client, admin_key, subject_id=spelt, action="adjust") == found
+
     async def test_a_bad_cursor_is_a_422(self, client: httpx.AsyncClient, admin_key: str) -> None:
         response = await client.get("/v1/audit-events", params={"cursor": "nope!"}, headers=bearer(admin_key))
         assert response.status_code == 422

@@ -31,12 +31,20 @@ class AuditRepository:
         await self.session.flush()
 
     async def list_events(
-        self, where: AuditFilter, *, before_id: uuid.UUID | None, limit: int
+        self,
+        where: AuditFilter,
+        *,
+        subject_ids: Sequence[str] = (),
+        before_id: uuid.UUID | None,
+        limit: int,
     ) -> Sequence[AuditEvent]:
+        """A page of entries newest first; `subject_ids`: the texts an entry about `where.subject_id` may be
+        filed under (the service's `subject_spellings`)."""
         query = select(AuditEvent)
+        if where.subject_id is not None:
+            query = query.where(AuditEvent.subject_id.in_(subject_ids or (where.subject_id,)))
         for column, value in (
             (AuditEvent.subject_type, where.subject_type),
-            (AuditEvent.subject_id, where.subject_id),
             (AuditEvent.member_id, where.member_id),
             (AuditEvent.key_id, where.key_id),
             (AuditEvent.action, where.action),

@@ -38,7 +38,9 @@ async def list_audit_events(
         EmptyIsLeftOut,
     ] = None,
     subject_id: Annotated[
-        str | None, Query(max_length=100, description="A tier's code, a plan's…"), EmptyIsLeftOut
+        str | None,
+        Query(max_length=100, description="A tier's code, a plan's, an id (any spelling)…"),
+        EmptyIsLeftOut,
     ] = None,
     member_id: Annotated[
         uuid.UUID | None, Query(description="Changes about this member"), EmptyIsLeftOut

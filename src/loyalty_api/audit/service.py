@@ -84,10 +84,22 @@ def _document(value: Any) -> dict[str, Any] | None:
 async def list_events(
     uow: UnitOfWork, where: AuditFilter, *, limit: int, cursor: str | None
 ) -> Page[AuditEvent]:
+    spellings = () if where.subject_id is None else subject_spellings(where.subject_id)
     rows = await AuditRepository(uow.session).list_events(
-        where, before_id=decode_cursor(cursor), limit=limit + 1
+        where, subject_ids=spellings, before_id=decode_cursor(cursor), limit=limit + 1
     )
     return page_of(rows, limit, lambda event: event.id)
+
+
+def subject_spellings(subject_id: str) -> tuple[str, ...]:
+    """What an entry about `subject_id` is filed under: the text itself, and for a UUID spelt otherwise (upper
+    case, without dashes), the id as a path reads it and the entry files it. The text as given stays: a code
+    may look like a UUID (32 hex digits is a valid plan code)."""
+    try:
+        as_read = str(uuid.UUID(subject_id))
+    except ValueError:
+        return (subject_id,)
+    return (subject_id,) if as_read == subject_id else (subject_id, as_read)
 
 
 async def purge_audit_events(units: UnitsOfWork) -> int:

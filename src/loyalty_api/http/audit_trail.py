@@ -35,6 +35,7 @@ from loyalty_api.auth.principal import Principal
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.problems import all_routes
 from loyalty_api.http.schemas import SHOWN_ONCE
+from loyalty_api.http.spellings import spellings_in_path
 from loyalty_api.ops.logging import request_id_var
 
 # Writes whose subject is shown by another GET route than their path's: an adjustment, a transfer or an
@@ -200,7 +201,12 @@ def _subject(route: APIRoute, request: Request, after: Any) -> tuple[str, str | 
     for index, segment in enumerate(segments):
         if segment.startswith("{"):
             kind = segments[index - 1] if index else segment
-            return kind, str(request.path_params[segment.strip("{}")])
+            name = segment.strip("{}")
+            sent = str(request.path_params[name])
+            # As the route reads it: a member's id sent in upper case is filed under the member's id, where
+            # `?subject_id=` finds it.
+            spelt = spellings_in_path(route).get(name)
+            return kind, (spelt(sent) if spelt is not None else None) or sent
     created = after if isinstance(after, dict) else {}
     # A new API key is shown under `key`, beside its token, and named by its prefix.
     key = created.get("key")

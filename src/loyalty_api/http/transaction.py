@@ -15,7 +15,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, partial
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -48,7 +47,7 @@ from loyalty_api.http.errors import (
 from loyalty_api.http.input_guard import InvalidInput, screen
 from loyalty_api.http.problems import add_problems, render_domain_error, unexpected_error
 from loyalty_api.http.rate_limits import RateLimited
-from loyalty_api.http.schemas import Spelling
+from loyalty_api.http.spellings import spellings_in_path
 from loyalty_api.idempotency import service as idempotency
 from loyalty_api.idempotency.errors import (
     IdempotencyClaimLost,
@@ -196,7 +195,7 @@ class UnitOfWorkRoute(APIRoute):
         honours_idempotency = self.honours_idempotency()
         has_body = self.takes_body()
         body_adapter = _strict_body_adapter(self) if has_body else None
-        canonical_path = partial(_canonical_path, self.path_format, _spellings_in_path(self))
+        canonical_path = partial(_canonical_path, self.path_format, spellings_in_path(self))
 
         async def run(received: Request) -> Response:
             request = _ScreenedRequest(received.scope, received.receive)
@@ -276,31 +275,6 @@ def required_scopes(route: APIRoute) -> frozenset[Scope]:
             found |= allowed
         pending.extend(dependency.dependencies)
     return frozenset(found)
-
-
-_UUID = TypeAdapter(UUID)
-
-
-def _uuid_as_read(sent: str) -> str | None:
-    """A UUID in its usual spelling (lower case, with dashes); None when `sent` is none (refused as the
-    endpoint's input then, which releases the key)."""
-    try:
-        return str(_UUID.validate_python(sent))
-    except ValidationError:
-        return None
-
-
-def _spellings_in_path(route: APIRoute) -> dict[str, Callable[[str], str | None]]:
-    """The route's path parameters that one value may be written several ways in, each with how the
-    fingerprint writes it: its UUIDs, and those marked with a `Spelling` (a coupon's code)."""
-    found: dict[str, Callable[[str], str | None]] = {}
-    for parameter in route.dependant.path_params:
-        if parameter.field_info.annotation is UUID:
-            found[parameter.name] = _uuid_as_read
-        for mark in parameter.field_info.metadata:
-            if isinstance(mark, Spelling):
-                found[parameter.name] = mark.canonical
-    return found
 
 
 def _canonical_path(
