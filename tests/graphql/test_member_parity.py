@@ -91,6 +91,15 @@ class TestReads:
         )
         assert two["errors"][0]["extensions"]["code"] == rest.json()["code"]
 
+    async def test_a_lookup_leaves_out_the_identifiers_sent_empty_as_rest_does(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        query = """query($n: String, $p: String, $e: String, $q: String) {
+          loyaltyMemberLookup(memberNumber: $n, phone: $p, email: $e, qrCode: $q) { id } }"""
+        body = await graphql(client, pos_key, query, n=member["member_number"], p="", e="", q="")
+        assert body.get("data", {}).get("loyaltyMemberLookup") == {"id": member["id"]}, body
+
     async def test_strings_the_database_would_refuse_are_refused_first(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

@@ -278,6 +278,26 @@ class TestLookup:
             assert response.status_code == 200, (query, response.text)
             assert response.json()["id"] == member["id"], query
 
+    async def test_the_other_identifiers_sent_empty_are_left_out(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        # A till's client built from a URL template sends every identifier, the ones it has none of empty:
+        # that was 422 lookup_needs_one_identifier, as if several were given.
+        member = await enrol(client, pos_key, phone="13812345679", external_ids={"pos": "C-43"})
+        empty = dict.fromkeys(
+            ("member_number", "phone", "email", "external_system", "external_id", "qr_code"), ""
+        )
+        for given in (
+            {"member_number": member["member_number"]},
+            {"phone": "13812345679"},
+            {"external_system": "pos", "external_id": "C-43"},
+        ):
+            response = await client.get("/v1/members/lookup", params=empty | given, headers=bearer(pos_key))
+            assert response.status_code == 200, (given, response.text)
+            assert response.json()["id"] == member["id"]
+        none = await client.get("/v1/members/lookup", params=empty, headers=bearer(pos_key))
+        assert none.status_code == 422 and none.json()["code"] == "lookup_needs_one_identifier"
+
     async def test_an_external_id_is_found_as_enrolment_stored_it(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -81,7 +81,7 @@ async def test_a_changed_or_foreign_code_finds_no_one(
         refused = await scan(client, pos_key, bad)
         assert (refused.status_code, refused.json()["code"]) in (
             (422, "qr_code_invalid"),
-            (422, "validation_error"),  # the empty string
+            (422, "lookup_needs_one_identifier"),  # the empty string: left out, so no identifier at all
         ), (bad, refused.text)
 
 

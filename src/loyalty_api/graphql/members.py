@@ -182,6 +182,9 @@ async def _member_lookup(
 ) -> Member | None:
     principal = require(info.context, *READERS)
     limiter = info.context.rate_limiter
+    # An identifier sent empty is left out, as REST's `?phone=`: what a client sends for one it has none of.
+    member_number, phone, email = member_number or None, phone or None, email or None
+    external_system, external_id, qr_code = external_system or None, external_id or None, qr_code or None
     given = {
         "memberNumber": member_number,
         "phone": phone,

@@ -195,13 +195,15 @@ async def lookup_member(
     uow: UoW,
     _: MemberDesk,
     counting_misses: Annotated[AbstractAsyncContextManager[None], Depends(lookup_budgets)],
-    member_number: Annotated[str | None, Query(max_length=32)] = None,
-    phone: Annotated[str | None, Query(max_length=32)] = None,
-    email: Annotated[str | None, Query(max_length=254)] = None,
-    external_system: Annotated[str | None, Query(max_length=32)] = None,
-    external_id: Annotated[str | None, Query(max_length=64)] = None,
+    member_number: Annotated[str | None, Query(max_length=32), EmptyIsLeftOut] = None,
+    phone: Annotated[str | None, Query(max_length=32), EmptyIsLeftOut] = None,
+    email: Annotated[str | None, Query(max_length=254), EmptyIsLeftOut] = None,
+    external_system: Annotated[str | None, Query(max_length=32), EmptyIsLeftOut] = None,
+    external_id: Annotated[str | None, Query(max_length=64), EmptyIsLeftOut] = None,
     qr_code: Annotated[
-        str | None, Query(max_length=64, description="What the member's app shows: `LQ1` and 48 characters")
+        str | None,
+        Query(max_length=64, description="What the member's app shows: `LQ1` and 48 characters"),
+        EmptyIsLeftOut,
     ] = None,
 ) -> MemberRead:
     async with counting_misses:
