@@ -2003,6 +2003,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 {
                     "order_ref": "ZSG-R-20260318-0042",
                     "refunded": {"amount": 12_800, "currency": "CNY"},
+                    "points_reversed": 64,
                     "points_taken_back": 64,
                     "shortfall": 0,
                     "already_expired": 0,
@@ -2592,6 +2593,7 @@ def _member_export() -> dict[str, Any]:
         "orders": [
             {
                 "order_ref": EARN_ORDER,
+                "partner_customer_ref": None,
                 "total": cny(45800),
                 "refunded": cny(10000),
                 "points_earned": 1603,
