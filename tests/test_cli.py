@@ -390,6 +390,16 @@ class TestKeys:
         assert "partner" in unknown_code.stderr.lower()
         assert self._run(cli_env, "keys", "list").stdout.count("\tx\t") == 0
 
+    def test_a_rate_past_what_the_limiter_counts_is_one_line(self, cli_env: dict[str, str]) -> None:
+        """99999999999999999999 a second made a key: Redis' counting reads a rate as a double, another number
+        there. Refused as the API refuses it, in one line, and no key is made."""
+        vast = "99999999999999999999/second"
+        result = self._run(cli_env, "keys", "create", "--name", "vast", "--scope", "pos", "--rate", vast)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.startswith("loyalty-api: rate_limit: must be one rate such as"), result.stderr
+        assert "2^53 - 1" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert "\tvast\t" not in self._run(cli_env, "keys", "list").stdout
+
     def test_unknown_scope_is_refused(self, cli_env: dict[str, str]) -> None:
         result = self._run(cli_env, "keys", "create", "--name", "x", "--scope", "root")
         assert result.returncode == 2

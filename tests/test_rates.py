@@ -70,5 +70,9 @@ def rates(draw: st.DrawFn) -> str:
 @example("1/13 months")
 @example("1/2 years")
 @example("100\u3000/minute")
+@example("9007199254740991/second")
+@example("09007199254740991/second")
+@example("9007199254740992/second")
+@example("99999999999999999999/second")
 def test_the_pattern_admits_exactly_the_rates_taken(rate: str) -> None:
     assert admitted(rate) == taken(rate), rate

@@ -24,6 +24,10 @@ from loyalty_api.crypto import check_key
 # years gave a 429 a Retry-After of twenty digits). `limits` reads "1/0 second" as one a second: refused.
 _LONGEST_WINDOW = 366 * 24 * 3600  # seconds; `limits` counts "1/year" as 360 days
 _NO_WINDOW = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
+# The most a rate may allow in its window, 2^53 - 1 (GraphQL's Long stops there too): `limits` counts in Redis
+# with Lua, whose numbers are doubles, so a larger rate (`99999999999999999999/second`) was another number
+# there, read through a float; a key meant to be limited is one no count would ever stop anyway.
+_MOST_IN_A_WINDOW = 2**53 - 1
 
 
 def check_rate(value: str) -> str:
@@ -35,13 +39,16 @@ def check_rate(value: str) -> str:
         parsed = []
     if (
         len(parsed) != 1
-        or parsed[0].amount < 1
+        or not 1 <= parsed[0].amount <= _MOST_IN_A_WINDOW
         or len(value) > 32
         or not value.isascii()
         or parsed[0].get_expiry() > _LONGEST_WINDOW
         or _NO_WINDOW.search(value)
     ):
-        raise ValueError('must be one rate such as "100/second" or "6000/minute", over a year at most')
+        raise ValueError(
+            'must be one rate such as "100/second" or "6000/minute", of at most 2^53 - 1 '
+            f"({_MOST_IN_A_WINDOW}), over a year at most"
+        )
     return value
 
 
@@ -70,15 +77,15 @@ def _either_case(word: str) -> str:
 
 def _rate_pattern() -> str:
     # `limits`' grammar for one limit, "<amount> / [<multiple>] <unit>" ("/" or "per", the unit in either case
-    # and plural or not, spaces around each part), with what check_rate adds: an amount and a multiple of at
-    # least 1, and a window of a year at most (for each unit, the largest multiple within it). The only space
-    # is " ": `limits` takes any, but check_rate refuses what is not ASCII, and the input guard the others.
-    # More than 32 characters is the schema's maxLength.
+    # and plural or not, spaces around each part), with what check_rate adds: an amount from 1 to 2^53 - 1, a
+    # multiple of at least 1, and a window of a year at most (for each unit, the largest multiple within it).
+    # The only space is " ": `limits` takes any, but check_rate refuses what is not ASCII, and the input guard
+    # the others. More than 32 characters is the schema's maxLength.
     windows = "|".join(
         f"(?:{_one_to(_LONGEST_WINDOW // parse(f'1/{unit}').get_expiry())} *)?{_either_case(unit)}[Ss]?"
         for unit in ("second", "minute", "hour", "day", "month", "year")
     )
-    return f"^ *0*[1-9][0-9]* *(?:/|{_either_case('per')}) *(?:{windows}) *$"
+    return f"^ *{_one_to(_MOST_IN_A_WINDOW)} *(?:/|{_either_case('per')}) *(?:{windows}) *$"
 
 
 # What check_rate takes, as the OpenAPI document's pattern for a rate (tests/test_rates.py checks they agree).
