@@ -236,8 +236,8 @@ class TestDocument:
 
 class TestAnswerHeaders:
     """The headers a client acts on (those CORS lets a script read) are documented on the answers that
-    carry them: Retry-After and the RateLimit pair on a 429, Retry-After on a 503, Idempotent-Replayed on a
-    replay."""
+    carry them: X-Request-ID on every answer, Retry-After and the RateLimit pair on a 429, Retry-After on a
+    503, Idempotent-Replayed on a replay."""
 
     @staticmethod
     def _documented(document: dict[str, Any], method: str, path: str, status: int) -> set[str]:
@@ -255,7 +255,7 @@ class TestAnswerHeaders:
     def _carried(response: httpx.Response) -> set[str]:
         from loyalty_api.http.middleware import CORS_EXPOSED_HEADERS
 
-        told = {name.lower() for name in CORS_EXPOSED_HEADERS} - {"x-request-id", "allow"}
+        told = {name.lower() for name in CORS_EXPOSED_HEADERS} - {"allow"}
         return told & set(response.headers.keys())
 
     async def test_a_429_and_a_replay(
@@ -270,8 +270,8 @@ class TestAnswerHeaders:
         again = await client.post("/v1/members", json=body, headers=bearer(key, idempotency_key="k-1"))
         refused = await client.post("/v1/members", json=body, headers=bearer(key, idempotency_key="k-2"))
         assert (first.status_code, again.status_code, refused.status_code) == (201, 201, 429)
-        assert self._carried(again) == {"idempotent-replayed"}
-        assert self._carried(refused) == {"retry-after", "ratelimit", "ratelimit-policy"}
+        assert self._carried(again) == {"x-request-id", "idempotent-replayed"}
+        assert self._carried(refused) == {"x-request-id", "retry-after", "ratelimit", "ratelimit-policy"}
         for response in (again, refused):
             documented = self._documented(document, "post", "/v1/members", response.status_code)
             assert documented == self._carried(response), response.status_code
@@ -282,9 +282,10 @@ class TestAnswerHeaders:
         await client.post(redeem, json=spend, headers=bearer(till, idempotency_key="r-1"))
         replayed = await client.post(redeem, json=spend, headers=bearer(till, idempotency_key="r-1"))
         assert (replayed.status_code, replayed.json()["code"]) == (422, "insufficient_points")
-        assert self._carried(replayed) == {"idempotent-replayed"}
+        assert self._carried(replayed) == {"x-request-id", "idempotent-replayed"}
         assert self._documented(document, "post", "/v1/members/{member_id}/redeem", 422) == {
-            "idempotent-replayed"
+            "x-request-id",
+            "idempotent-replayed",
         }
 
     def test_every_operation_documents_them(self, document: dict[str, Any]) -> None:
@@ -294,15 +295,20 @@ class TestAnswerHeaders:
             for method, operation in operations.items():
                 responses = operation["responses"]
                 assert self._documented(document, method, path, 429) == {
+                    "x-request-id",
                     "retry-after",
                     "ratelimit",
                     "ratelimit-policy",
                 }, (method, path)
-                assert self._documented(document, method, path, 503) == {"retry-after"}, (method, path)
+                assert self._documented(document, method, path, 503) == {"x-request-id", "retry-after"}, (
+                    method,
+                    path,
+                )
                 replays = any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
-                for status in (s for s in responses if s.startswith(("2", "4")) and s != "429"):
+                for status in (s for s in responses if s not in ("429", "503")):
                     documented = self._documented(document, method, path, int(status))
-                    expected = {"idempotent-replayed"} if replays else set()
+                    replayed = replays and status.startswith(("2", "4"))
+                    expected = {"x-request-id"} | ({"idempotent-replayed"} if replayed else set())
                     assert documented == expected, (method, path, status)
 
 

@@ -107,7 +107,8 @@ def markdown_table(matrix: Sequence[Operation]) -> str:
 
 
 def install_scopes(app: FastAPI) -> None:
-    """Each operation of the OpenAPI document names the scopes it lets in, as `x-scopes`."""
+    """Each operation of the OpenAPI document names the scopes it lets in: as `x-scopes`, and as the roles of
+    its security requirement, where OpenAPI 3.1 lets a scheme other than OAuth2's name them."""
     generate = app.openapi
     finished: list[dict[str, Any]] = []
 
@@ -126,7 +127,11 @@ def with_scopes(document: dict[str, Any], matrix: Sequence[Operation]) -> None:
     for operation in matrix:
         described = paths.get(operation.path, {}).get(operation.method.lower())
         if described is not None and operation.access is Access.scopes:
-            described["x-scopes"] = [str(scope) for scope in operation.ordered_scopes()]
+            scopes = [str(scope) for scope in operation.ordered_scopes()]
+            described["x-scopes"] = scopes
+            described["security"] = [
+                dict.fromkeys(requirement, scopes) for requirement in described.get("security", [])
+            ]
 
 
 def _flat(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:

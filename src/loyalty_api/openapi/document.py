@@ -66,9 +66,17 @@ def _with_wide_integers(document: dict[str, Any]) -> None:
 
 
 # The headers of an answer a client acts on (http.middleware.CORS_EXPOSED_HEADERS lets a script read them), on
-# the answers that carry them: when to retry a 429 or a 503, and which budget a 429 spent (http.rate_limits,
-# http.errors, http.edge), and whether a success is the replay of an earlier one (http.transaction).
+# the answers that carry them: the request's id on every answer (http.middleware), when to retry a 429 or a
+# 503, and which budget a 429 spent (http.rate_limits, http.errors, http.edge), and whether a success is the
+# replay of an earlier one (http.transaction).
 _HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request's id in the service's log: the caller's own `X-Request-ID` when it sent "
+        "one of 1 to 64 letters, digits, `.`, `_` or `-`, else one made for it. Quote it when reporting a "
+        "problem.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+    },
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
         "required": True,
@@ -108,9 +116,11 @@ def _with_answer_headers(document: dict[str, Any]) -> None:
             continue
         for operation in operations.values():
             responses = operation.get("responses", {})
-            for status, names in _CARRIED.items():
-                if status in responses:
-                    responses[status]["headers"] = named(*names)
+            for status, response in responses.items():
+                response["headers"] = {
+                    **response.get("headers", {}),
+                    **named("X-Request-ID", *_CARRIED.get(status, ())),
+                }
             if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
                 # A success or a refusal that is final is replayed; a 429 is not (nothing was done).
                 for status, response in responses.items():
