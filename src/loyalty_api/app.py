@@ -65,9 +65,10 @@ A headless membership and loyalty service: members, points, tiers, benefits, rew
 checkout quote, paid memberships and signed webhooks.
 
 **Auth**: `Authorization: Bearer lk_<prefix>_<secret>`; each key has scopes (`admin`, `pos`, `ecommerce`,
-`partner`, `billing`), and each operation lists those it takes in `x-scopes`. **Errors** are RFC 9457
-`application/problem+json` with a stable `code`; their `type` (`/problems/{code}`) opens a page that says
-what the code means and what to do.
+`partner`, `billing`), and each operation lists those it takes as its security requirement's roles (and in
+`x-scopes`). **Errors** are RFC 9457 `application/problem+json` with a stable `code`; their `type`
+(`/problems/{code}`) opens a page that says what the code means and what to do. Every answer carries
+`X-Request-ID`, the caller's own if it sent one: quote it when reporting a problem.
 **Idempotency**: every state-changing POST accepts `Idempotency-Key`; the same key and body within 24 h
 replays the first response. **Pages**: `?limit=` (at most 200) and `?cursor=`; replies carry `next_cursor`.
 **Money** is `{ "amount": minor units, "currency": "CNY" }`; points are whole numbers, which may be written
