@@ -7,17 +7,21 @@ import json
 import logging
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.members.models import Member
 from loyalty_api.ops.logging import JsonFormatter, RedactUrls, redact_url
+from loyalty_api.settings import Settings
 from loyalty_api.worker.runner import Worker
 from loyalty_api.worker.schedule import Job
+from tests.apps import serving
 from tests.conftest import units_of
 from tests.databases import is_postgres
 
@@ -137,6 +141,49 @@ class TestAFailedJobLogged:
         assert phone not in line and phone[1:] not in line and phone[3:] not in line
         assert "looks_the_member_up_by_the_wrong_key" in line  # the traceback's frames are there
         assert "[SQL: SELECT members." in line  # and the statement, without its values
+
+
+class TestAValidationErrorLogged:
+    """pydantic's errors quote every value they refuse (`input_value='li.na@example.com'`), and FastAPI's
+    around them too: one a bug raises is logged with where and what failed, not the values."""
+
+    async def test_a_reply_a_bug_built_wrong_is_a_500_logged_without_its_values(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        email = "li.na@example.com"
+
+        class Count(BaseModel):
+            count: int
+
+        async def counts_the_wrong_field() -> dict[str, str]:
+            return {"count": email}
+
+        caplog.set_level(logging.ERROR, logger="loyalty_api")
+        async with serving(settings) as (app, client):
+            app.add_api_route("/buggy", counts_the_wrong_field, response_model=Count)
+            answer = await client.get("/buggy")
+        assert answer.status_code == 500
+        [failed] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+        line = JsonFormatter().format(failed)
+        assert email not in line and "li.na" not in line
+        assert "ResponseValidationError: response.count (int_parsing)" in line  # what went wrong, and where
+        assert "Traceback (most recent call last)" in line and "serialize_response" in line  # the frames
+
+    def test_a_model_a_job_builds_from_a_row(self) -> None:
+        phone = "+8613912345678"
+
+        class Reminder(BaseModel):
+            member_id: UUID
+
+        try:
+            Reminder.model_validate({"member_id": phone})
+        except ValidationError as refused:
+            record = logging.LogRecord(
+                "loyalty_api.worker", logging.ERROR, __file__, 1, "job failed", (), _exc_info(refused)
+            )
+        line = JsonFormatter().format(record)
+        assert phone not in line and phone[1:] not in line
+        assert "ValidationError: member_id (uuid_parsing)" in line
 
 
 def _exc_info(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:

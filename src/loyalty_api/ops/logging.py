@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi.exceptions import ValidationException
+from pydantic import ValidationError
 from sqlalchemy.exc import StatementError
 
 from loyalty_api.clock import format_instant
@@ -106,9 +108,15 @@ def _withheld(error: BaseException) -> set[int]:
     SQLSTATE (PostgreSQL's, asyncpg's DataError, SQLAlchemy's adaptor of either, a direct statement's),
     whatever caused them, and SQLAlchemy's statement errors around them, whose text repeats theirs. asyncpg's
     other errors of its own (`another operation is in progress`) and SQLite's (which name tables, columns
-    and constraints, never values) stay."""
+    and constraints, never values) stay.
+
+    So are pydantic's validation errors and FastAPI's around them, which quote every value they refused
+    (`input_value='li.na@example.com'`): a response model that a bug hands a member's e-mail where a number
+    belongs, or a model a job builds from a row, would write it. Their locations and error types are kept."""
     withheld: set[int] = set()
     for link in _links(error):
+        if isinstance(link, ValidationError | ValidationException):
+            withheld.add(id(link))
         if isinstance(getattr(link, "sqlstate", None), str):
             cause: BaseException | None = link
             while cause is not None and id(cause) not in withheld:
@@ -145,6 +153,12 @@ def _qualified(error: BaseException) -> str:
 
 def _codes(error: BaseException) -> str:
     """A withheld exception's codes in place of its text."""
+    if isinstance(error, ValidationError | ValidationException):
+        refused = "; ".join(
+            f"{'.'.join(str(part) for part in found.get('loc', ()))} ({found.get('type')})"
+            for found in error.errors()
+        )
+        return f"{refused} (the values left out: they may be personal data)"
     if isinstance(error, StatementError):
         around = f"({_qualified(error.orig)}) {_codes(error.orig)}\n" if error.orig is not None else ""
         return f"{around}[SQL: {error.statement}]"
