@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,3 +105,35 @@ def test_the_settings_table_names_every_setting_and_nothing_else() -> None:
     assert sorted(settings - named) == [], "add a row for these settings"
     assert sorted(named - settings) == [], "no setting has these names"
     assert all(rows), "a row names no variable"
+
+
+def _commands_shown() -> list[str]:
+    """Every `loyalty-api` command line the README and docs/ show, in their shell blocks or in the text (where
+    one may wrap), with its placeholders (`<prefix>`, `N`) filled in."""
+    text = "\n".join(
+        page.read_text(encoding="utf-8") for page in (README, *sorted((ROOT / "docs").glob("*.md")))
+    )
+    commands = [
+        found
+        for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+        for line in block.splitlines()
+        for found in re.findall(r"(?:^|&&|\$\()\s*(?:\.venv/bin/)?(loyalty-api\b[^&)#]*)", line)
+    ]
+    commands += re.findall(r"`(?:\.venv/bin/)?(loyalty-api\b[^`]*)`", text)
+    return [re.sub(r"<[^>]+>", "x", " ".join(command.split())).replace(" N", " 2") for command in commands]
+
+
+def test_every_command_shown_with_options_is_one_the_cli_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    # A reader copies a command from the text as readily as from a block: each must run as written, not stop
+    # at a required option the text left out. (A bare `loyalty-api init` in a sentence names the command.)
+    from loyalty_api.cli import build_parser
+
+    shown = [command for command in _commands_shown() if " --" in command]
+    assert len(shown) >= 10
+    refused = []
+    for command in shown:
+        try:
+            build_parser().parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            refused.append(f"{command}: {capsys.readouterr().err.strip().splitlines()[-1]}")
+    assert refused == []
