@@ -162,6 +162,24 @@ class TestServeDemo:
         assert result.returncode == 2
         assert "LOYALTY_ENCRYPTION_KEY" in result.stderr
 
+    @pytest.mark.parametrize("command", [["keys", "list"], ["jobs", "expire-points"], ["serve"]])
+    def test_a_command_in_the_demos_folder_without_a_key_says_where_the_demos_key_is(
+        self, tmp_path: Path, command: list[str]
+    ) -> None:
+        """After `serve --demo`, `keys create` or `jobs …` there said to make a key (`serve --demo` makes a
+        local one), which the demo had made: the user was sent round in a circle, never to the file."""
+        key = crypto.generate_key()
+        (tmp_path / ".loyalty-demo.json").write_text(json.dumps({"encryption_key": key}), encoding="utf-8")
+        result = _cli(_clean_env(), *command, cwd=tmp_path)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            "loyalty-api: LOYALTY_ENCRYPTION_KEY is not set. The demo's is in .loyalty-demo.json: to run "
+            "this command on the demo's database, export it first, as in `export LOYALTY_ENCRYPTION_KEY="
+            '$(python3 -c \'import json; print(json.load(open(".loyalty-demo.json"))'
+            '["encryption_key"])\')`\n'
+        )
+        assert key not in result.stderr and list(tmp_path.iterdir()) == [tmp_path / ".loyalty-demo.json"]
+
     def test_serve_on_a_port_in_use_says_so_before_it_sets_anything_up(self, tmp_path: Path) -> None:
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))

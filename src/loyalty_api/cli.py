@@ -73,11 +73,28 @@ def _warn_of_unknown_variables() -> None:
 
 def _require_key(settings: Settings) -> Settings:
     if settings.encryption_key is None:
+        if _demo_key_kept():
+            # Only `serve --demo` and `demo` read the file: another command taking the demo's key on its own
+            # could encrypt a real programme's members with it, should someone once have tried the demo there.
+            _fail(
+                f"LOYALTY_ENCRYPTION_KEY is not set. The demo's is in {DEMO_STATE_FILE}: to run this command "
+                "on the demo's database, export it first, as in `export LOYALTY_ENCRYPTION_KEY=$(python3 -c "
+                f'\'import json; print(json.load(open("{DEMO_STATE_FILE}"))["encryption_key"])\')`'
+            )
         _fail(
             "LOYALTY_ENCRYPTION_KEY is not set. Personal data is encrypted with it: create one with "
             "`loyalty-api encryption-key`, keep it safe, and export it. (`serve --demo` makes a local one.)"
         )
     return settings
+
+
+def _demo_key_kept() -> bool:
+    """Whether this folder has the demo's state file with its encryption key (a damaged one has none)."""
+    try:
+        state = json.loads(DEMO_STATE_FILE.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return False
+    return isinstance(state, dict) and isinstance(state.get("encryption_key"), str)
 
 
 @asynccontextmanager
