@@ -93,3 +93,19 @@ class TestDemoKeys:
         entries = [(e["channel"], e["subject_id"], e["after"]["scopes"]) for e in audit.json()["items"]]
         expected = [("cli", token.split("_")[1], [scope]) for scope, token in made.items()]
         assert sorted(entries) == sorted(expected)
+
+
+class TestTheDocumentsExamplesOnTheDemo:
+    async def test_the_enrolment_at_the_till_enrols_someone_new_there(
+        self, client: httpx.AsyncClient, units: UnitsOfWork, pos_key: str
+    ) -> None:
+        # The examples tell the demo programme's story, and Swagger UI's "Try it out" on `serve --demo` sends
+        # one as written: the till's enrolment was 409 member_exists, its phone being a demo member's.
+        await seed_programme(units)
+        document = (await client.get("/openapi.json")).json()
+        example = document["paths"]["/v1/members"]["post"]["requestBody"]["content"]["application/json"]
+        enrolment = example["examples"]["at_the_till"]["value"]
+
+        enrolled = await client.post("/v1/members", json=enrolment, headers=bearer(pos_key))
+
+        assert enrolled.status_code == 201, enrolled.text

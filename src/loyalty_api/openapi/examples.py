@@ -133,7 +133,7 @@ MEMBER: dict[str, Any] = {
 }
 
 ENROLMENT: dict[str, Any] = {
-    "phone": "+86 139 2996 8745",
+    "phone": "+86 139 2996 8754",
     "email": "Wang.Fang@Example.cn",
     "name": "王芳",
     "birthday": "1995-11-23",
@@ -148,7 +148,7 @@ ENROLLED: dict[str, Any] = {
     "status": "active",
     "tier": ENTRY_TIER,
     "points": 0,
-    "phone": "+8613929968745",
+    "phone": "+8613929968754",
     "email": "wang.fang@example.cn",
     "name": "王芳",
     "birthday": "1995-11-23",
