@@ -21,7 +21,7 @@ from loyalty_api.clock import FrozenClock
 from loyalty_api.db.migrations import upgrade
 from loyalty_api.db.uow import UnitsOfWork
 from loyalty_api.schema import metadata
-from loyalty_api.settings import Settings
+from loyalty_api.settings import Settings, variable
 from tests.builders import make_key
 from tests.databases import fresh_database, listen_url, pooler
 
@@ -40,6 +40,13 @@ if "PYTHONDONTWRITEBYTECODE" in os.environ:
     ):
         del os.environ["PYTHONDONTWRITEBYTECODE"]
         os.environ["PYTHONPYCACHEPREFIX"] = _bytecode
+
+# The suite sets every setting it tests. One exported in the shell that runs it (webhooks to private targets
+# allowed, from trying them on the demo; a production LOYALTY_RATE_LIMIT_STORAGE) would reach each Settings()
+# a test makes, and fail tests that are right. The suite's own variables (LOYALTY_TEST_*, the sweeps) are no
+# settings, and stay; the processes it starts get a clean environment (tests.processes).
+for _setting in {variable(field) for field in Settings.model_fields}:
+    os.environ.pop(_setting, None)
 
 START = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)  # a Monday
 # The fixtures' keys have a rate of their own far above what a test sends: a suite that runs fast on a quick

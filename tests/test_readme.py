@@ -4,6 +4,7 @@ shell block of it runs, unchanged but for the printed key and the port, against 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -34,6 +35,16 @@ def test_the_set_up_commands_are_the_two_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     # CI runs the same test command, with pip told to be quiet
     assert commands[1].replace("pip install -e", "pip install -q -e") in ci
+
+
+def test_the_test_command_reads_no_setting_the_shell_exported() -> None:
+    # The test command runs in the shell a reader tried the service from, where the README has them export
+    # LOYALTY_ENCRYPTION_KEY, LOYALTY_WEBHOOK_ALLOW_PRIVATE_TARGETS=true (webhooks to a local receiver) or a
+    # production setting: the suite sets what it tests, and a right test must not fail for such a variable.
+    from loyalty_api.settings import Settings, variable
+
+    exported = sorted({variable(field) for field in Settings.model_fields} & os.environ.keys())
+    assert exported == []
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the quickstart's calls are curl commands")
