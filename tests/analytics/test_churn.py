@@ -369,3 +369,38 @@ class TestAWorkerThatWasDown:
         window = {"from": iso(START + timedelta(days=1)), "to": iso(START + timedelta(days=40))}
         found = (await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))).json()
         assert (found["paying_members_at_start"], found["churned_members"]) == (1, 1)
+
+
+class TestPastDueIsOneDefinition:
+    async def test_a_member_past_due_in_grace_is_paying_at_the_start_and_now_alike(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """A member whose fee is overdue, in grace, has not left: churn counts them as paying at `from` and
+        kept at `to`, and `paying_members` counts them as well, so with no one joining or leaving the paying
+        members now are those at the start less the churned. Recurring revenue and the paid-membership report
+        still show them as past due, bringing in nothing."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus", price=3_000, unit="month", grace_days=5)
+        _, renewed = await new_paid_subscriber(client, ecommerce_key, "plus")  # paid from START for a month
+        _, late = await new_paid_subscriber(client, ecommerce_key, "plus")  # its next fee never comes
+        await pay(client, billing_key, renewed["id"], period=2, amount=3_000)
+        clock.set(START + timedelta(days=31, hours=1))  # both first periods ended on 16 April
+        await run_job(app)
+        assert (await read(client, ecommerce_key, late["id"]))["state"] == "past_due"
+        assert (await read(client, ecommerce_key, renewed["id"]))["state"] == "active"
+
+        window = {"from": iso(START + timedelta(days=1)), "to": iso(START + timedelta(days=31, hours=1))}
+        answer = await client.get("/v1/analytics/overview", params=window, headers=bearer(admin_key))
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        assert (found["paying_members_at_start"], found["churned_members"]) == (2, 0)
+        assert found["paying_members"] == 2
+        assert found["monthly_recurring_revenue"]["amount"] == 3_000  # the past-due member's fee is awaited
+        paid = await client.get("/v1/analytics/paid-membership", headers=bearer(admin_key))
+        assert [(p["paying"], p["past_due"]) for p in paid.json()["plans"]] == [(1, 1)]

@@ -185,6 +185,16 @@ class AnalyticsRepository:
         query = select(func.count(func.distinct(Subscription.member_id))).where(_paying_at(at))
         return int(await self.session.scalar(query) or 0)
 
+    async def count_paying_members_now(self) -> int:
+        """Members paying now as churn reads an instant (_paying_at), from the states the renewal job keeps:
+        out of the trial with a period paid (period 1 or later), not ended: active, canceled in a paid period,
+        or past due in grace. A member whose fee is overdue has not left (their benefits run through grace),
+        so they are no churn at `to` and must be paying now too, or the figures would not add up."""
+        query = select(func.count(func.distinct(Subscription.member_id))).where(
+            Subscription.state.in_(("active", "canceled", "past_due")), Subscription.period_number >= 1
+        )
+        return int(await self.session.scalar(query) or 0)
+
     async def count_churned_members(self, start: datetime, end: datetime) -> int:
         """Members with a subscription paying at `start` and none that keeps them at `end` (_kept_at): one
         who still pays for another plan family, subscribed again, or is in a trial already paid for, has not

@@ -88,7 +88,8 @@ async def read_analytics_overview(
     paid before `to`, keeps its member: cancelling and subscribing again within the window is no churn when
     the new subscription keeps them at `to`, and is churn when it does not (a trial nothing was paid for). A
     member in a trial at `from` was not paying then: a trial that ends in the window unconverted is in neither
-    figure (a conversion lost, not a paying member).
+    figure (a conversion lost, not a paying member). A member past due in grace is paying at either instant,
+    as in `paying_members` now: their fee is overdue, but they have not left.
 
     For `admin` keys only. Reads only."""
     found = await service.overview(uow, start, to)

@@ -80,7 +80,14 @@ class OverviewRead(ReadModel):
         description="Members enrolled before `end` and not closed, by the RFM segment the RFM job last put "
         "them in (every segment, zeros too; members it has not scored are in none)."
     )
-    paying_members: int = Field(description="Members with a paid-up subscription now.")
+    paying_members: int = Field(
+        description="Members paying now, as churn counts a member paying at `from` and `to`: a subscription "
+        "out of its trial with a period paid, not ended (active, canceled in a paid period, or past due in "
+        "grace: a member whose fee is overdue has not left). So paying_members_at_start − churned_members, "
+        "less those a trial paid ahead keeps (not churned, not paying yet), plus those who began paying "
+        "since, is this figure when `to` is now. Monthly recurring revenue and "
+        "the paid-membership report count past-due members apart: they bring in nothing until billing's fee."
+    )
     monthly_recurring_revenue: MoneyRead | None
     paying_members_at_start: int = Field(
         description="Members with a paying subscription at `from`: made before it, out of its trial by then, "

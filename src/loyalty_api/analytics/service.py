@@ -183,7 +183,7 @@ class Overview:
     members_by_tier: list[TierCount] = field(default_factory=list)
     members_by_lifecycle: dict[str, int] = field(default_factory=dict)  # every stage, zeros included
     members_by_segment: dict[str, int] = field(default_factory=dict)  # of `members`; every segment, zeros too
-    paying_members: int = 0  # paid membership, now
+    paying_members: int = 0  # paying now, as churn counts a member paying (past due in grace included)
     monthly_recurring_revenue: Money | None = None
     paying_members_at_start: int = 0  # members with a subscription paying at `start`
     churned_members: int = 0  # of those, members whom no subscription keeps at `end` (repository._kept_at)
@@ -223,7 +223,7 @@ async def overview(uow: UnitOfWork, start: datetime, end: datetime) -> Overview:
         members_by_tier=tiers,
         members_by_lifecycle={stage: by_stage.get(stage, 0) for stage in Stage},
         members_by_segment={segment: by_segment.get(segment, 0) for segment in Segment},
-        paying_members=paid.paying_members,
+        paying_members=await repo.count_paying_members_now(),
         monthly_recurring_revenue=paid.monthly_recurring_revenue,
         paying_members_at_start=paying_at_start,
         churned_members=churned,
