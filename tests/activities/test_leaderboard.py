@@ -166,6 +166,34 @@ class TestLeaderboard:
         last_week = (START - timedelta(days=3)).isoformat()
         assert places(await board(client, pos_key, period="week", **{"from": last_week})) == []
 
+    async def test_a_receipt_synced_late_counts_in_the_week_it_was_made(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """An offline till sends last week's receipt this week with its `occurred_at`: the board ranks the
+        purchases made in the week, so it is last week's (where a refund of it takes back from too), not
+        this week's, where the member bought nothing."""
+        await set_program(client, admin_key)
+        ann, bo = [await enrol(client, pos_key) for _ in range(2)]
+        for member in (ann, bo):
+            await opt_in(client, pos_key, member["id"])
+        clock.set(START - timedelta(days=3))  # last week
+        await earn(client, pos_key, bo["id"], 100_00)
+        clock.set(START)
+        made = (START - timedelta(days=3)).isoformat()
+        await earn(client, pos_key, ann["id"], 150_00, order_ref="LATE-1", occurred_at=made)
+        await earn(client, pos_key, bo["id"], 50_00)
+
+        assert places(await board(client, pos_key, period="week")) == [(1, bo["id"], 50)]
+        last_week = {"from": made}
+        assert places(await board(client, pos_key, period="week", **last_week)) == [
+            (1, ann["id"], 150),
+            (2, bo["id"], 100),
+        ]
+        refunded = await client.post("/v1/orders/LATE-1/refund", json={"full": True}, headers=bearer(pos_key))
+        assert refunded.status_code == 200, refunded.text
+        assert places(await board(client, pos_key, period="week", **last_week)) == [(1, bo["id"], 100)]
+        assert places(await board(client, pos_key, period="week")) == [(1, bo["id"], 50)]
+
     async def test_a_refund_past_two_billion_points_is_counted_like_any_other(
         self, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
     ) -> None:

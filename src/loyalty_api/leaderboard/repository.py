@@ -12,11 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from loyalty_api.members.models import Member, MemberStatus
+from loyalty_api.orders.models import Order
 from loyalty_api.points.models import LedgerEntry
 
 # Entries that earn points for what the member did: purchases, referrals, activities. Exchanges in from a
 # partner and operators' adjustments are not earned here; refunds take back what their purchase earned.
 EARNED_TYPES = ("earn", "referral", "activity")
+# Of those, the ones counted when they were entered; an earn counts when its purchase was made.
+ENTERED_TYPES = ("referral", "activity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +34,41 @@ class LeaderboardRepository:
         self.session = session
 
     async def list_leaders(
-        self, start: datetime, end: datetime, *, after: tuple[int, uuid.UUID] | None, limit: int
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        entered: tuple[datetime, datetime],
+        after: tuple[int, uuid.UUID] | None,
+        limit: int,
     ) -> list[Leader]:
         """Active members who opted in, by the points they earned in [start, end) less what refunds (then or
         since) took back of them, most first (then by member id); only those left with more than none, and
         after `after` (points, member id) in that order. Ties go by id, not card number, so a page's cursor
-        names only what the page shows: a card number in it would undo the board's mask."""
+        names only what the page shows: a card number in it would undo the board's mask.
+
+        A purchase counts when it was made (its order's `purchased_at`; a partner's purchase, which keeps no
+        time of its own, when it earned), not when its earn was entered: an offline till's receipt synced
+        days later is its week's. `entered` is [from, until) of when the earn of a purchase made in the
+        window can have been entered (the earn's own bounds on `occurred_at`), so the ledger is read by its
+        time index over those instants only."""
         in_window = (LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
-        earned_then = select(LedgerEntry.member_id, LedgerEntry.amount.label("points")).where(
-            LedgerEntry.type.in_(EARNED_TYPES), *in_window
+        made = func.coalesce(Order.purchased_at, LedgerEntry.created_at)
+        made_in_window = (made >= start, made < end)
+        purchases = (
+            select(LedgerEntry.member_id, LedgerEntry.amount.label("points"))
+            .outerjoin(Order, Order.order_ref == LedgerEntry.order_ref)
+            .where(
+                LedgerEntry.type == "earn",
+                LedgerEntry.created_at >= entered[0],
+                LedgerEntry.created_at < entered[1],
+                *made_in_window,
+            )
         )
-        # A refund takes back from the window its purchase was earned in, whenever it comes: returning last
+        earned_then = select(LedgerEntry.member_id, LedgerEntry.amount.label("points")).where(
+            LedgerEntry.type.in_(ENTERED_TYPES), *in_window
+        )
+        # A refund takes back from the window its purchase was made in, whenever it comes: returning last
         # week's purchase this week leaves this week's board alone. It takes back all the purchase's points
         # it undoes, as it does from lifetime_earned: those it took, those already expired (`already_expired`)
         # and those the member had spent and now owes (`shortfall`). The entry that later settles what is
@@ -70,10 +97,13 @@ class LeaderboardRepository:
                     LedgerEntry.member_id == refund.member_id,
                     LedgerEntry.order_ref == refund.order_ref,
                     LedgerEntry.type == "earn",
-                    *in_window,
+                    LedgerEntry.created_at >= entered[0],
+                    LedgerEntry.created_at < entered[1],
                 ),
             )
+            .outerjoin(Order, Order.order_ref == LedgerEntry.order_ref)
             .where(
+                *made_in_window,
                 refund.type == "refund",
                 refund.details["settled_by"].as_string().is_(None),
                 refund.details["settled_by_hold"].as_string().is_(None),
@@ -82,7 +112,7 @@ class LeaderboardRepository:
                 refund.details["settled_by_end"].as_string().is_(None),
             )
         )
-        moves = union_all(earned_then, taken_back).subquery()
+        moves = union_all(purchases, earned_then, taken_back).subquery()
         earned = func.sum(moves.c.points).label("earned")
         keyset = (
             () if after is None else (or_(earned < after[0], and_(earned == after[0], Member.id > after[1])),)

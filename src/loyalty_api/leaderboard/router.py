@@ -42,8 +42,9 @@ async def read_leaderboard(
         EmptyIsLeftOut,
     ] = None,
 ) -> LeaderboardRead:
-    """The members who earned the most points in the period (purchases, referrals and activities, less what
-    refunds took back; not exchanges in or adjustments), among active members who opted in with
+    """The members who earned the most points in the period (purchases made in it, a till's receipt synced
+    late by its `occurred_at`; referrals and activities; less what refunds took back of them, whenever they
+    came; not exchanges in or adjustments), among active members who opted in with
     `leaderboard_opt_in` on the member. Each is shown by id and a masked card number, never by name, phone or
     e-mail. Pages like every list (`limit`, `cursor`); send the same `period` and `from` for each page.
 

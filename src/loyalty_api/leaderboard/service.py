@@ -14,6 +14,7 @@ from loyalty_api.db.pagination import check_scope, decode_key, encode_key, scope
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.leaderboard.repository import LeaderboardRepository
+from loyalty_api.points.service import CLOCK_SKEW, OFFLINE_GRACE
 from loyalty_api.program.service import get_program
 
 SHOWN_DIGITS = 4
@@ -70,7 +71,11 @@ async def leaderboard(
             raise InvalidField("cursor", "not a cursor this service returned")
         assert isinstance(last, uuid.UUID)
         after = (points, last)
-    leaders = await LeaderboardRepository(uow.session).list_leaders(start, end, after=after, limit=limit + 1)
+    # An earn's purchase was made at most OFFLINE_GRACE before it was entered and at most CLOCK_SKEW after.
+    entered = (start - CLOCK_SKEW, end + OFFLINE_GRACE)
+    leaders = await LeaderboardRepository(uow.session).list_leaders(
+        start, end, entered=entered, after=after, limit=limit + 1
+    )
     items: list[Standing] = []
     for leader in leaders[:limit]:
         place += 1
