@@ -561,3 +561,23 @@ class TestOutstandingAtAnyInstant:
             found = (await report(client, key, "overview", **window)).json()
             before = sum(amount for at, amount in entries if at < end)
             assert found["outstanding_points"] == before, (end, found["outstanding_points"], before)
+
+
+class TestNewMembers:
+    async def test_counts_every_enrolment_in_the_window_those_closed_since_too(
+        self, client: httpx.AsyncClient, clock: FrozenClock, key: str
+    ) -> None:
+        """`new_members` is the window's enrolments, a flow that a member leaving later does not undo;
+        `members` is those enrolled before `to` who are not closed now. So it may exceed `members`."""
+        await enrol(client, key)  # before the window, still a member
+        clock.advance(timedelta(days=1))
+        start = clock.now()
+        joined = [(await enrol(client, key))["id"] for _ in range(2)]
+        clock.advance(timedelta(days=1))
+        for member in joined:
+            body = {"status": "closed"}
+            closed = await client.patch(f"/v1/members/{member}", json=body, headers=bearer(key))
+            assert closed.status_code == 200, closed.text
+        window = {"from": iso(start), "to": iso(clock.now())}
+        found = (await report(client, key, "overview", **window)).json()
+        assert (found["members"], found["new_members"]) == (1, 2)

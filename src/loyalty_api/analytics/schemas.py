@@ -67,7 +67,11 @@ class OverviewRead(ReadModel):
         description="What the outstanding points were worth at `end`, at the point value in force then."
     )
     members: int = Field(description="Members enrolled before `end` and not closed.")
-    new_members: int = Field(description="Members enrolled in the window.")
+    new_members: int = Field(
+        description="Members enrolled in the window, those closed since included: the window's enrolments, "
+        "which a member leaving later does not undo. `members` is those not closed now, so when many who "
+        "joined have left, new_members can exceed it."
+    )
     members_by_tier: list[TierCountRead] = Field(
         description="Members enrolled before `end` and not closed, by the tier they are on now (tier null: "
         "on no tier, or on one the ladder no longer has)."

@@ -179,7 +179,7 @@ class Overview:
     outstanding_points: int  # what members held at `end`
     liability: Money  # what those points were worth at `end`, at the point value in force then
     members: int  # enrolled before `end` and not closed
-    new_members: int  # enrolled in the window
+    new_members: int  # enrolled in the window, closed since or not: a flow, where `members` is a stock
     members_by_tier: list[TierCount] = field(default_factory=list)
     members_by_lifecycle: dict[str, int] = field(default_factory=dict)  # every stage, zeros included
     members_by_segment: dict[str, int] = field(default_factory=dict)  # of `members`; every segment, zeros too
