@@ -13,10 +13,13 @@ from decimal import Decimal
 
 from loyalty_api.coalition.service import PartnerPoints, granted_points
 from loyalty_api.db.uow import UnitOfWork
+from loyalty_api.members.repository import MemberRepository
 from loyalty_api.money import Money, points_for
+from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
 from loyalty_api.partners.errors import LinkNotFound, PartnerEarnNotOffered
 from loyalty_api.partners.models import Partner, PartnerLink
+from loyalty_api.partners.repository import PartnerRepository
 from loyalty_api.partners.service import active_partner, is_linked, locked_partner_link
 from loyalty_api.points.accounts import check_currency
 from loyalty_api.points.errors import OrderNotFound
@@ -95,6 +98,22 @@ class PartnerRefund:
     points: PartnerPoints | None
 
 
+async def _locked_link(
+    uow: UnitOfWork, partner: Partner, ref: str, order: Order | None
+) -> PartnerLink | None:
+    """The partner's link of `ref` (None: none), read behind the lock on its member's row (taken before their
+    account's, as every change takes them), as an earn reads it. The order's member, whose points the refund
+    takes back, is locked with it: they differ when the partner gave `ref` to another customer since the
+    purchase, and then the two rows are locked in ascending member order, as a transfer between the same two
+    members locks them; the link's member first and the order's after deadlocked with such a transfer."""
+    repo = PartnerRepository(uow.session)
+    found = await repo.get_link(partner.id, ref)
+    members = {row.member_id for row in (found, order) if row is not None}
+    for member_id in sorted(members):
+        await MemberRepository(uow.session).get_member(member_id, lock=True)
+    return await repo.get_link(partner.id, ref)
+
+
 async def refund_at_partner(
     uow: UnitOfWork,
     partner_id: uuid.UUID,
@@ -109,14 +128,12 @@ async def refund_at_partner(
     proportion. An order that is not this customer's purchase at this partner does not exist for it. A
     customer who unlinked since is refunded by the reference the purchase was made under (below), and the
     partner is shown none of their points."""
-    link: PartnerLink | None
-    try:
-        # Behind the member's row (taken before their account's, as every change takes them), as an earn.
-        partner, link = await locked_partner_link(uow, partner_id, ref)
-    except LinkNotFound:
-        partner, link = await active_partner(uow, partner_id), None
+    partner = await active_partner(uow, partner_id)
     ours = partner_order_ref(partner, order_ref)
-    order = await OrderRepository(uow.session).get_order(ours)
+    orders = OrderRepository(uow.session)
+    order = await orders.get_order(ours)
+    link = await _locked_link(uow, partner, ref, order)
+    order = await orders.get_order(ours)
     if link is None:
         # The customer unlinked after the purchase (their consent to the joint view withdrawn), yet its return
         # must take back what it earned: earning here, unlinking and returning the goods kept the points, and
