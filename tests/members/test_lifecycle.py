@@ -122,8 +122,8 @@ class TestStages:
     async def test_a_job_run_late_dates_the_stage_from_when_the_days_ran_out(
         self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
     ) -> None:
-        """The worker was down: the member's stage, and its event, say when the days without a purchase ran
-        out, not when the job came (days that ran out twice while it was down make one event, the later)."""
+        """The worker was down: the member's stage, and its events, say when the days without a purchase ran
+        out, not when the job came (days that ran out twice while it was down make an event each)."""
         await set_program(client, admin_key)
         member = (await enrol(client, pos_key))["id"]
         await earn(client, pos_key, member, 1_000)
@@ -144,7 +144,35 @@ class TestStages:
         assert told == [
             ("new", "active", format_instant(bought)),
             ("active", "at_risk", at_risk),
-            ("at_risk", "churned", churned),
+            ("at_risk", "lapsed", format_instant(bought + timedelta(days=90))),
+            ("lapsed", "churned", churned),
+        ]
+
+    async def test_stages_passed_while_the_worker_was_down_are_each_told_in_order(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock, admin_key: str, pos_key: str
+    ) -> None:
+        """An active member who went at risk (day 30) and then lapsed (day 90) while the worker was down: a
+        receiver that acts on a member entering at_risk, or lapsed, hears of both, in order, each at when it
+        was reached, as an on-time worker would have told them."""
+        await set_program(client, admin_key)
+        member = (await enrol(client, pos_key))["id"]
+        await earn(client, pos_key, member, 1_000)
+        bought = clock.now()
+        clock.set(bought + timedelta(days=10))
+        await run_job(app)  # nothing due yet: active
+        clock.set(bought + timedelta(days=95))  # down from day 10 to day 95
+        await run_job(app)
+        lapsed = format_instant(bought + timedelta(days=90))
+        assert await stage_of(client, pos_key, member) == {"stage": "lapsed", "since": lapsed}
+        told = [
+            (e["payload"]["previous"], e["payload"]["stage"], e["payload"]["at"])
+            for e in await events(app, "member.lifecycle_changed")
+            if e["payload"]["member_id"] == member
+        ]
+        assert told == [
+            ("new", "active", format_instant(bought)),
+            ("active", "at_risk", format_instant(bought + timedelta(days=30))),
+            ("at_risk", "lapsed", lapsed),
         ]
 
     async def test_buying_again_keeps_a_member_active_without_an_event(
@@ -199,6 +227,8 @@ class TestStages:
         # Lapsed by the new days since day 14, but only from the change: active until then.
         lapsed = {"stage": "lapsed", "since": format_instant(changed)}
         assert await stage_of(client, pos_key, member) == lapsed
+        # Never at risk before the change, nor after it: one event, straight to lapsed.
+        assert await changes(app, member) == [("new", "active"), ("active", "lapsed")]
 
 
 class TestJob:

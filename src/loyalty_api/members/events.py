@@ -48,7 +48,10 @@ class MemberLifecycleChanged(Event):
     event_type = "member.lifecycle_changed"
     description = (
         "A member moved to another lifecycle stage: a purchase made them active, or time without one moved "
-        "them on (new, active, at_risk, lapsed, churned)."
+        "them on (new, active, at_risk, lapsed, churned). `at` is when they reached `stage`. Time moves a "
+        "member one stage at a time, each change its own event, in order, even when the worker comes to "
+        "several at once (it was down): at_risk then lapsed, never active to lapsed; a change of the "
+        "programme's thresholds may move one straight to a stage further on."
     )
 
     member_id: uuid.UUID

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.members.events import MemberLifecycleChanged
-from loyalty_api.members.lifecycle import assess, thresholds_of
+from loyalty_api.members.lifecycle import Assessment, assess, thresholds_of
 from loyalty_api.members.repository import MemberRepository
 from loyalty_api.members.service import emit_unless_erased
 from loyalty_api.orders.repository import OrderRepository
@@ -59,14 +60,36 @@ async def _assess_batch(uow: UnitOfWork, batch: int) -> int:
             if reassess_before is not None and seen < reassess_before:
                 seen = reassess_before
             since = min(max(found.began, seen), now)
+            # A member's first assessment (one from before lifecycles, since None) sets their stage without an
+            # event; an erased member's stage goes on moving in the figures, without one either
+            # (emit_unless_erased).
+            for previous, stage, at in _changes_passed(row.stage, found, seen=seen, since=since):
+                event = MemberLifecycleChanged(member_id=row.id, previous=previous, stage=stage, at=at)
+                events.append((event, row.id, row.status))
         changes.append(
             {"member": row.id, "stage": found.stage, "since": since, "due": found.due, "assessed": now}
         )
-        # A member's first assessment (one from before lifecycles) sets their stage without an event; an
-        # erased member's stage goes on moving in the figures, without one either (emit_unless_erased).
-        if found.stage != row.stage and row.since is not None:
-            event = MemberLifecycleChanged(member_id=row.id, previous=row.stage, stage=found.stage, at=since)
-            events.append((event, row.id, row.status))
     await members.set_lifecycles(changes)
     await emit_unless_erased(uow, events)
     return len(due)
+
+
+def _changes_passed(
+    previous: str, found: Assessment, *, seen: datetime, since: datetime
+) -> list[tuple[str, str, datetime]]:
+    """The changes to tell, in order, as (previous, stage, at): one for each stage time took the member
+    through after `previous`, each at when its days ran out, the last at `since`. A worker that was down while
+    several ran out (active to at_risk to lapsed) tells each, as it would have on time, so a receiver acting
+    on entering a stage misses none. A stage that began before the member was last seen in `previous` (new
+    thresholds) is one they were never in: left out, as is every stage between when `previous` is not on the
+    member's way (new, longer thresholds put them back a stage): one event then, as before."""
+    stages: list[str] = [stage for stage, _ in found.path]
+    passed: list[tuple[str, datetime]] = []
+    if previous in stages:
+        between = found.path[stages.index(previous) + 1 : -1]
+        passed = [(stage, began) for stage, began in between if began > seen]
+    told: list[tuple[str, str, datetime]] = []
+    for stage, at in [*passed, (found.stage, since)]:
+        told.append((previous, stage, at))
+        previous = stage
+    return told

@@ -46,6 +46,8 @@ class Assessment:
     stage: Stage
     due: datetime | None  # when the stage changes next unless the member buys; None: never (churned)
     began: datetime  # when time alone put the member in `stage` (their last purchase, or enrolment)
+    # Every stage time alone took the member through up to `stage`, in order, each with when it began.
+    path: tuple[tuple[Stage, datetime], ...] = ()
 
 
 def assess(
@@ -59,9 +61,12 @@ def assess(
         (thresholds.churned_days, Stage.lapsed),
     )
     began = since
+    path: list[tuple[Stage, datetime]] = []
     for days, stage in steps:
+        path.append((stage, began))
         until = since + timedelta(days=days)
         if now < until:
-            return Assessment(stage, until, began)
+            return Assessment(stage, until, began, tuple(path))
         began = until
-    return Assessment(Stage.churned, None, began)
+    path.append((Stage.churned, began))
+    return Assessment(Stage.churned, None, began, tuple(path))
