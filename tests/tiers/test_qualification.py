@@ -600,6 +600,37 @@ class TestLateReview:
         )
         assert await review(app) == 0
 
+    async def test_an_override_that_ended_while_the_worker_was_down_is_dated_from_its_end(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """An operator's gold until the 10th day; the worker is down from before it until the 13th. The
+        member is back on silver from the 10th, as the review on time would have put them, and silver's
+        window runs from then: they keep it no longer for the worker coming three days late."""
+        await set_program(client, admin_key)
+        rolling = {"window": "rolling_days", "window_days": 365, "grace_days": 30}
+        await add_tier(client, admin_key, "member", rank=0, name="普通会员")
+        await add_tier(client, admin_key, "silver", rank=1, name="银卡", threshold=100_000, **rolling)
+        await add_tier(client, admin_key, "gold", rank=2, name="金卡", threshold=500_000, **rolling)
+        member = await enrol(client, pos_key)
+        assert (await earn(client, pos_key, member["id"], 100_000))["tier"] == SILVER
+        until = START + timedelta(days=10)
+        await put_override(client, admin_key, member["id"], "gold", until, "promotion")
+
+        clock.set(until + timedelta(days=3))  # the worker is back
+        assert await review(app) == 1
+
+        kept = iso(until + timedelta(days=365 + 30))
+        status = await tier_of(client, pos_key, member["id"])
+        assert (status["tier"], status["since"], status["override_until"], status["kept_until"]) == (
+            SILVER,
+            iso(until),
+            None,
+            kept,
+        )
+        [told] = [e["payload"] for e in await events(app, "tier.downgraded")]
+        assert (told["to_tier"], told["kept_until"]) == (SILVER, kept)
+        assert await review(app) == 0
+
 
 @pytest.mark.usefixtures("ladder")
 class TestOverride:

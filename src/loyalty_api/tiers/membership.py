@@ -209,7 +209,11 @@ async def after_purchase(
         state = await MemberTierRepository(uow.session).get_state(member_id)
         assert state is not None
         before = current
-        current, window_end = await _end_override(uow, ladder, state, reason="the override ended", actor=None)
+        # Ended here, by this purchase, which counts towards where the member is placed (the review had not
+        # placed them yet): dated now.
+        current, window_end = await _end_override(
+            uow, ladder, state, reason="the override ended", actor=None, at=now
+        )
         moved = current is not before
     zone = (await get_program(uow)).zone
     place = current or ladder.entry
@@ -333,7 +337,11 @@ async def review_member(uow: UnitOfWork, member_id: uuid.UUID) -> bool:
     current = ladder.by_id(state.tier_id)
     repo = MemberTierRepository(uow.session)
     if state.override_until is not None:
-        await _end_override(uow, ladder, state, reason="the override ended", actor=None)
+        # Ended when its time ran out, not when this run came (the worker may have been down): the member is
+        # placed, and their new tier dated and its window started, as the review on time would have.
+        await _end_override(
+            uow, ladder, state, reason="the override ended", actor=None, at=state.override_until
+        )
         return True
     if current is None or current is ladder.entry:
         await repo.set_window_end(member_id, None)  # the entry tier is never lost
@@ -511,26 +519,39 @@ async def end_override(uow: UnitOfWork, member_id: uuid.UUID, *, actor: uuid.UUI
     if state.override_until is None:
         raise NoOverride()
     await _end_override(
-        uow, await get_ladder(uow), state, reason="an operator ended the override", actor=actor
+        uow,
+        await get_ladder(uow),
+        state,
+        reason="an operator ended the override",
+        actor=actor,
+        at=uow.clock.now(),
     )
 
 
 async def _end_override(
-    uow: UnitOfWork, ladder: Ladder, state: MemberTierState, *, reason: str, actor: uuid.UUID | None
+    uow: UnitOfWork,
+    ladder: Ladder,
+    state: MemberTierState,
+    *,
+    reason: str,
+    actor: uuid.UUID | None,
+    at: datetime,
 ) -> tuple[LadderTier, StoredEnd | None]:
     """Take the member off their override (row locked) and put them on the tier they had earned before it,
     while its time (its window and grace) lasts; if its time ran out meanwhile, where its review would have
-    put them; higher when they qualify for more now. The tier, and the end of the window it is judged on."""
+    put them; higher when they qualify for more. As of `at`, when the override ended (its end, for a review
+    that came late; now, for an operator or a purchase): the tier's `since` and its window start then. The
+    tier, and the end of the window it is judged on."""
     program = await get_program(uow)
     zone, now = program.zone, uow.clock.now()
-    standing = await _standing(uow, ladder, state.member_id, now, zone)
+    standing = await _standing(uow, ladder, state.member_id, at, zone)
     target = qualified_tier(ladder, standing, zone) or ladder.entry
     assert target is not None
     earned = ladder.by_id(state.earned_id)
-    window_end = _window_end(ladder, target, now, zone)
+    window_end = _window_end(ladder, target, at, zone)
     judged = judged_end(ladder, earned, state.earned_window_end, zone, now)
     if earned is not None and earned.rank >= target.rank:
-        kept = judged is None or earned.kept_until(judged, zone) > now
+        kept = judged is None or earned.kept_until(judged, zone) > at
         # The tier the member qualifies for now, if it is the one they had earned, is kept as long as either
         # gives: a window from now ends sooner than the one they had earned after it was made shorter.
         later = judged is not None and (window_end is None or judged > window_end.at)
@@ -540,7 +561,7 @@ async def _end_override(
             then = await _standing(uow, ladder, state.member_id, judged, zone, ended=True)
             reviewed = after_review(ladder, earned, then, zone, Downgrade(program.tier_downgrade))
             if reviewed.rank > target.rank:
-                target, window_end = reviewed, _window_end(ladder, reviewed, now, zone)
+                target, window_end = reviewed, _window_end(ladder, reviewed, at, zone)
     await _move(
         uow,
         ladder=ladder,
@@ -552,6 +573,7 @@ async def _end_override(
         standing=standing,
         zone=zone,
         window_end=window_end,
+        since=at,
         actor=actor,
     )
     return target, window_end
