@@ -545,6 +545,31 @@ class TestRenewalJob:
         assert await rows(app, "SELECT id FROM outbox_events") == outbox
         assert sorted(s["state"] for s in state) == ["active", "past_due", "past_due"]
 
+    async def test_a_trial_that_ended_while_the_worker_was_down_is_not_told_it_will_end(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        """The worker is down from before the notice until a day after the trial's end: billing hears what to
+        collect and that the subscription is past due, not that a trial already over will end."""
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")
+        trial_end = at(sub["period_end"])
+        clock.set(trial_end + timedelta(days=1))
+        await run_job(app)
+
+        assert await events(app, "subscription.trial_will_end") == []
+        [due] = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert (due["due_period"], due["amount"]) == (1, {"amount": 1_500, "currency": "CNY"})
+        [lapsed] = [e["payload"] for e in await events(app, "subscription.past_due")]
+        assert (lapsed["state"], at(lapsed["period_end"])) == ("past_due", trial_end)
+
+    async def test_a_trial_told_late_but_before_its_end_is_still_told(
+        self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
+    ) -> None:
+        _, sub = await new_subscriber(client, ecommerce_key, "plus")
+        clock.set(at(sub["period_end"]) - timedelta(minutes=1))  # late for the notice, the trial not over
+        await run_job(app)
+        [told] = [e["payload"] for e in await events(app, "subscription.trial_will_end")]
+        assert (told["state"], at(told["period_end"])) == ("trialing", at(sub["period_end"]))
+
     async def test_a_price_change_reaches_a_subscription_at_its_next_period(
         self,
         app: FastAPI,

@@ -28,7 +28,11 @@ class SubscriptionCreated(SubscriptionEvent):
 
 class SubscriptionTrialWillEnd(SubscriptionEvent):
     event_type = "subscription.trial_will_end"
-    description = "The trial ends at `period_end` (sent the configured notice ahead)."
+    description = (
+        "The trial ends at `period_end` (sent the configured notice ahead). Never sent once the trial has "
+        "ended: a worker that comes after its end (it was down) sends `subscription.renewed` or "
+        "`subscription.past_due` instead."
+    )
 
 
 class SubscriptionRenewalDue(SubscriptionEvent):

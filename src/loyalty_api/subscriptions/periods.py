@@ -304,8 +304,11 @@ async def _step(uow: UnitOfWork, sub: Subscription, now: datetime) -> bool:
 async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -> None:
     """Tell billing the trial is ending and what the next period costs, unless it is paid already."""
     sub.notice_sent_for = sub.period_number
-    if State(sub.state) is State.trialing and sub.trial_notice_sent_at is None:
-        sub.trial_notice_sent_at = uow.clock.now()
+    now = uow.clock.now()
+    # A run that comes after the trial has ended (the worker was down) does not say it will end: the renewal
+    # or past_due this run sends next says it has. What to collect is still told: billing collects it now.
+    if State(sub.state) is State.trialing and sub.trial_notice_sent_at is None and sub.period_end > now:
+        sub.trial_notice_sent_at = now
         await emit(uow, SubscriptionTrialWillEnd(**facts(sub, plan)))
     if await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1) is not None:
         return
