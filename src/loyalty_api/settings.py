@@ -357,7 +357,8 @@ class Settings(BaseSettings):
     # (local development and tests): a webhook URL must not reach into the network the service runs in.
     webhook_allow_private_targets: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # An endpoint that has failed every attempt for this long is disabled (its deliveries wait for it).
+    # An endpoint that has failed every attempt for this long is disabled (its deliveries wait for it); time
+    # nobody tried it (the worker stopped) does not count.
     webhook_disable_after_hours: float = Field(default=120.0, gt=0, le=24 * 90)
     webhook_max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Deliveries made this long ago that are done (delivered or given up) are purged, with their attempts.

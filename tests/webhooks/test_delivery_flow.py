@@ -347,11 +347,19 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(
 ) -> None:
     endpoint_id, _ = await add_endpoint(units, receiver.url)
     await earn(client, pos_key, member, 10_000)
-    receiver.fail_next(*[500] * 20)
+    # Tried, and failing, all along: the receiver asks each time to be tried again in a day (Retry-After),
+    # so a try a day is every try it was to be given.
+    receiver.fail_next(*[503] * 20)
+    receiver.extra_headers.append((b"retry-after", b"86400"))
     hours = units.settings.webhook_disable_after_hours
     await pump(units)
-    clock.advance(timedelta(hours=hours + 1))
-    await pump(units)  # fails again, past the limit
+    failed = timedelta(0)
+    while failed < timedelta(hours=hours):
+        clock.advance(timedelta(days=1))
+        failed += timedelta(days=1)
+        [endpoint] = await rows(app, "SELECT enabled FROM webhook_endpoints")
+        assert endpoint["enabled"], failed
+        assert await pump(units) == 1  # fails again; past the limit at last
     [endpoint] = await rows(app, "SELECT enabled, disabled_reason FROM webhook_endpoints")
     assert not endpoint["enabled"] and endpoint["disabled_reason"].startswith("failed every attempt")
     [disabled] = await events(app, "webhook_endpoint.disabled")
@@ -360,6 +368,36 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(
     clock.advance(timedelta(days=2))
     await pump(units)
     assert len(receiver.received) == sent  # nothing goes to a disabled endpoint
+
+
+async def test_time_nobody_tried_a_failing_endpoint_does_not_count_towards_disabling_it(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    """The receiver fails once just before our worker stops, and once more at the first try when the worker
+    is back six days later (the catch-up's first send times out, say): two failures a few days apart, with
+    nobody trying in between, are not an endpoint that failed every attempt for 120 hours."""
+    endpoint_id, secret = await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, member, 10_000)
+    receiver.fail_next(500, 503)
+    assert await pump(units) == 1  # fails: the endpoint is failing
+    clock.advance(timedelta(hours=units.settings.webhook_disable_after_hours + 24))  # the worker is down
+    assert await pump(units) == 1  # the first try after it fails too
+
+    read = await client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=bearer(admin_key))
+    assert (read.json()["enabled"], read.json()["disabled_reason"]) == (True, None)
+    assert await events(app, "webhook_endpoint.disabled") == []
+    clock.advance(timedelta(minutes=5))
+    assert await pump(units) == 1  # the next probe: the receiver answers, and gets the event
+    assert verified(secret, receiver.received[-1])["type"] == "points.earned"
+    [delivered] = await rows(app, "SELECT status FROM webhook_deliveries")
+    assert delivered == {"status": "succeeded"}
 
 
 async def test_an_endpoint_answering_410_gone_is_disabled_at_once(

@@ -78,6 +78,8 @@ PROBE_CAP = timedelta(seconds=30)
 PROBE_CAP_LATER = timedelta(minutes=5)
 # A receiver's Retry-After is honoured up to this long: about as long as the whole back-off schedule.
 RETRY_AFTER_CAP = timedelta(hours=24)
+# How much later than planned a failing endpoint's next try may come and its failing still count as seen.
+SEEN_SLACK = timedelta(minutes=5)
 RESPONSE_KEPT = 2000  # characters of a response body kept with the attempt
 _RESPONSE_READ = 4 * RESPONSE_KEPT  # bytes of a response body read at most (UTF-8: up to 4 per character)
 _SENDERS = 32  # sends in flight at once per worker
@@ -631,14 +633,24 @@ async def _endpoint_failed(
 ) -> None:
     """Remember since when an endpoint fails every attempt and when to probe it next, no sooner than its
     receiver `asked`; past the setting's limit, or at once when its receiver answered 410 Gone (`gone`),
-    disable it."""
+    disable it. Only time it was tried in counts: a stretch nobody tried it (the worker was stopped, or none
+    of its deliveries was left to probe with) moves `failing_since` on by as much, so that one failure before
+    an outage of ours and one after it do not disable a receiver that may have been well all along."""
     repo = DeliveryRepository(uow.session)
     endpoint = await repo.lock_endpoint(endpoint_id)
     if endpoint is None:
         return
     if endpoint.failing_since is None:
         endpoint.failing_since = now
-    endpoint.next_probe_at = now + max(probe_interval(now - endpoint.failing_since), asked or timedelta(0))
+    elif endpoint.failing_seen_until is not None and now > endpoint.failing_seen_until:
+        endpoint.failing_since = min(now, endpoint.failing_since + (now - endpoint.failing_seen_until))
+    wait = max(probe_interval(now - endpoint.failing_since), asked or timedelta(0))
+    endpoint.next_probe_at = now + wait
+    # The next probe goes then, or a delivery's own retry sooner; a worker's turns and a probe's lease make
+    # it a little later: SEEN_SLACK of that is still time the endpoint was tried in.
+    seen_until = now + wait + SEEN_SLACK
+    if endpoint.failing_seen_until is None or seen_until > endpoint.failing_seen_until:
+        endpoint.failing_seen_until = seen_until
     if endpoint.enabled and (
         gone or now - endpoint.failing_since >= timedelta(hours=uow.settings.webhook_disable_after_hours)
     ):

@@ -479,7 +479,7 @@ class DeliveryRepository:
         was_failing = await self.session.scalar(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None, next_probe_at=None)
+            .values(failing_since=None, next_probe_at=None, failing_seen_until=None)
             .returning(WebhookEndpoint.id)
             .execution_options(synchronize_session=False)
         )

@@ -29,6 +29,10 @@ class WebhookEndpoint(IdMixin, Base):
     # While failing, its deliveries wait and one probe at a time tries the endpoint: the next one not before
     # this (also the probe's own lease while it is out).
     next_probe_at: Mapped[datetime | None]
+    # While failing: the latest it was to be tried again by, as its last failure left it. Time past it until
+    # the next failed attempt is time nobody tried the endpoint (the worker stopped, nothing left to send it),
+    # not counted towards disabling it (failing_since moves on by it).
+    failing_seen_until: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -96,7 +96,11 @@ class WebhookEndpointRead(BaseModel):
     previous_secret_until: datetime | None = Field(
         description="Until then the secret replaced by the last rotation signs too."
     )
-    failing_since: datetime | None = Field(description="The first failed attempt since the last success.")
+    failing_since: datetime | None = Field(
+        description="Since when it has failed every attempt: the first failed attempt since the last "
+        "success, moved on by any stretch in which nobody tried it (the worker was stopped, or none of its "
+        "deliveries was left to try it with), which does not count towards disabling it."
+    )
     next_probe_at: datetime | None = Field(
         description="While the endpoint fails (and is enabled), its deliveries wait and one probe at a time "
         "tries it: the earliest the next probe goes out. After a refused one, that is a quarter of the time "
@@ -107,7 +111,7 @@ class WebhookEndpointRead(BaseModel):
         "nothing waiting to probe with (the next event for it then goes out at once as its probe)."
     )
     disabled_reason: str | None = Field(
-        description="Why the worker disabled it: it failed every attempt for "
+        description="Why the worker disabled it: it failed every attempt, tried all along, for "
         "`LOYALTY_WEBHOOK_DISABLE_AFTER_HOURS` (120), or its receiver answered 410 Gone (the URL is removed "
         "for good: disabled at once, not retried). Null once it is enabled again."
     )
