@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from loyalty_api.benefits.standing import MemberStanding, standings
+from loyalty_api.coupons.repository import CouponRepository
 from loyalty_api.coupons.service import issue_coupon
 from loyalty_api.crypto import DecryptionFailed, Vault
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
@@ -99,8 +100,19 @@ async def _give_days_gifts(units: UnitsOfWork, day: _Day, given_from: datetime, 
                 day.day_keys, enrolled_before=day.ends, after=after, limit=batch
             )
             held = await standings(uow, [(member.id, member) for member in celebrating])
+            keys = {
+                member.id: {
+                    _issue_key(benefit_id, member.id, day.day) for benefit_id, _ in _gifts(held[member.id])
+                }
+                for member in celebrating
+            }
+            # Those given already (an earlier run today; the run after midnight looks at yesterday again) are
+            # passed over here, in one read, rather than each in a writing transaction that gives nothing.
+            given = await CouponRepository(uow.session).list_issue_keys(
+                [member.id for member in celebrating], [key for wanted in keys.values() for key in wanted]
+            )
         for member in celebrating:
-            if _gifts(held[member.id]):  # read again, locked, as the gifts are given
+            if keys[member.id] - given:  # read again, locked, as the gifts are given
                 async with units.begin() as uow:
                     issued += await _give_gifts(uow, member.id, day, given_from)
         if len(celebrating) < batch:
@@ -176,7 +188,11 @@ async def _give(
         valid_until=given_from + timedelta(days=gift.valid_days),
         source_type="birthday_gift",
         source_id=benefit_id,
-        # The birthday's year, not the run's: a birthday on 31 December given on 2 January is that year's.
-        issue_key=f"birthday:{benefit_id}:{member_id}:{birthday.year}",
+        issue_key=_issue_key(benefit_id, member_id, birthday),
     )
     return coupon is not None
+
+
+def _issue_key(benefit_id: uuid.UUID, member_id: uuid.UUID, birthday: date) -> str:
+    # The birthday's year, not the run's: a birthday on 31 December given on 2 January is that year's.
+    return f"birthday:{benefit_id}:{member_id}:{birthday.year}"

@@ -95,6 +95,16 @@ class CouponRepository:
     async def exists_issue_key(self, issue_key: str) -> bool:
         return await self.session.scalar(select(Coupon.id).where(Coupon.issue_key == issue_key)) is not None
 
+    async def list_issue_keys(self, member_ids: Sequence[uuid.UUID], issue_keys: Sequence[str]) -> set[str]:
+        """Which of these issue keys these members' coupons have, in one statement through the keys' unique
+        index (the members named too: on Citus it runs on their shards alone)."""
+        if not member_ids or not issue_keys:
+            return set()
+        query = select(Coupon.issue_key).where(
+            Coupon.member_id.in_(member_ids), Coupon.issue_key.in_(issue_keys)
+        )
+        return {key for key in (await self.session.scalars(query)).all() if key is not None}
+
     async def list_member_coupons_by_code(
         self, member_id: uuid.UUID, codes: Sequence[str]
     ) -> list[CouponRecord]:
