@@ -6,7 +6,7 @@ disabled by the first attempt that failed after it, a healthy receiver among the
 Endpoints failing when this revision runs have none: their next failed attempt counts from their
 failing_since, as before, and sets it. The downgrade drops the column.
 
-Revision ID: late_0052
+Revision ID: 0052
 Revises: 0051
 Create Date: 2026-12-18 10:00:00.000000+00:00
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 import loyalty_api.db.types
 
-revision: str = "late_0052"
+revision: str = "0052"
 down_revision: str | None = "0051"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
