@@ -7,13 +7,15 @@ import json
 import os
 import re
 import resource
+import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -34,7 +36,7 @@ from loyalty_api.settings import Settings, check_database_url
 from loyalty_api.worker.schedule import ALL_JOBS
 from tests.builders import unique_phone
 from tests.conftest import bearer
-from tests.databases import fresh_database, is_postgres, listen_url, server_url
+from tests.databases import fresh_database, is_postgres, listen_url, lock_waiters, server_url, side_engine
 from tests.processes import CLI, served
 from tests.processes import clean_env as _clean_env
 from tests.processes import free_port as _free_port
@@ -470,6 +472,84 @@ class TestJobs:
         assert (await points(client, admin, member["id"]))["balance"] == 0
         again = _cli(cli_env, "jobs", "expire-points")
         assert again.stdout.startswith("expire-points: 0 in ")
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has the file `path` open."""
+    try:
+        return any(fd.resolve() == path for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:  # it has ended, or closed the file meanwhile
+        return False
+
+
+def _sqlite_file(settings: Settings) -> Path:
+    return Path(make_url(settings.database_url).database or "").resolve()
+
+
+@asynccontextmanager
+async def _writes_held(settings: Settings) -> AsyncIterator[Callable[[int], Awaitable[bool]]]:
+    """Writes to the API keys held back, as another process holding the lock holds them, until the block ends.
+    Yields whether the process of an id has come as far as the database: on PostgreSQL its insert waits for
+    the lock; on SQLite, whose waits no other process can see, it has the database's file open."""
+    if not is_postgres():
+        path = _sqlite_file(settings)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+
+            async def opened(pid: int) -> bool:
+                return _has_open(pid, path)
+
+            yield opened
+        finally:
+            holder.close()
+        return
+    engine = side_engine(settings)
+    try:
+        async with engine.connect() as holder, engine.connect() as watcher:
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+            await holder.execute(text("LOCK TABLE api_keys IN EXCLUSIVE MODE"))
+
+            async def waiting(_: int) -> bool:
+                return await lock_waiters(watcher) > 0
+
+            try:
+                yield waiting
+            finally:
+                await holder.rollback()
+    finally:
+        await engine.dispose()
+
+
+class TestInterrupted:
+    async def test_ctrl_c_during_a_command_ends_it_quietly_as_interrupted(
+        self, app: FastAPI, settings: Settings, cli_env: dict[str, str]
+    ) -> None:
+        """Ctrl-C while `keys create` waits for the database (a lock another process holds): the command
+        ends as an interrupted program does (the shell's status 130), with no traceback, and makes no key."""
+        async with _writes_held(settings) as arrived:
+            process = await asyncio.create_subprocess_exec(
+                *CLI,
+                *("keys", "create", "--name", "interrupted", "--scope", "pos"),
+                env=cli_env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                for _ in range(3000):
+                    if process.returncode is not None or await arrived(process.pid):
+                        break
+                    await asyncio.sleep(0.02)
+                assert process.returncode is None, (await process.communicate())[1].decode()
+                process.send_signal(signal.SIGINT)
+                # On SQLite the command's wait for the lock runs out first (its busy timeout, 30 s).
+                out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+        assert process.returncode == -signal.SIGINT, (process.returncode, err.decode())
+        assert (out, err) == (b"", b"")
+        assert "\tinterrupted\t" not in _cli(cli_env, "keys", "list").stdout
 
 
 class TestAnotherEncryptionKey:

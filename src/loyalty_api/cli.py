@@ -15,7 +15,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -945,6 +945,20 @@ def _refuse_text_not_in_utf8(args: argparse.Namespace) -> None:
                 _fail(f"'{shown}' is not UTF-8 text: write the command's arguments in UTF-8")
 
 
+def _end_as_interrupted() -> NoReturn:
+    """End as Python ends on Ctrl-C, without its traceback: the work under way was cancelled (a transaction
+    rolled back), which the user knows, having asked for it. By SIGINT itself, so that a shell sees status
+    130 and a script running the command stops too (a shell waiting for a command that exits normally takes
+    it that the command dealt with the interrupt); with exit status 130 where the signal is ignored (the
+    container's first process, which the kernel spares from signals it does not handle)."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe, a closed file
+            stream.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    raise SystemExit(128 + signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     _refuse_text_not_in_utf8(args)
@@ -956,6 +970,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.title != Settings.__name__:
             raise
         _refuse_settings(exc)
+    except KeyboardInterrupt:
+        _end_as_interrupted()
 
 
 if __name__ == "__main__":
