@@ -6,6 +6,8 @@ are walked a page at a time."""
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 import httpx
@@ -391,3 +393,85 @@ class TestAnEmptyQueryValueIsLeftOut:
         )
         assert listed.status_code == 200, listed.text
         assert [m["id"] for m in listed.json()["items"]] == [member_id]
+
+
+class TestAnIntegerIsWrittenInDigits:
+    """An integer parameter (`?limit=`, `?birthday_month=`, a ladder version in a path) is read from its
+    decimal digits alone: `?limit=1.0` was 1 and `?limit=1_0` 10 (Python's reading of an integer's text,
+    underscores and all), where `?limit=abc` is 422. Each is 422 as `abc` is, naming the parameter."""
+
+    SPELLINGS = ("1.0", "1_0", "10.00", " 10", "10 ", "+10", "1e1")
+
+    @staticmethod
+    def _integers(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Every GET's integer parameter: (path, operation, parameter)."""
+        found = []
+        for path, operations in document["paths"].items():
+            operation = operations.get("get")
+            for parameter in [] if operation is None else operation.get("parameters", []):
+                schema = parameter["schema"]
+                types = {schema.get("type"), *(part.get("type") for part in schema.get("anyOf", []))}
+                if "integer" in types:
+                    found.append((path, operation, parameter))
+        return found
+
+    @staticmethod
+    def _request(
+        path: str, operation: dict[str, Any], parameter: dict[str, Any], value: str
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and query of a call giving `value` for `parameter`, and what else the operation needs."""
+        window = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+        query = {
+            p["name"]: window[p["name"]]
+            for p in operation["parameters"]
+            if p["in"] == "query" and p.get("required")
+        }
+        ids = {name: str(uuid.uuid4()) for name in re.findall(r"{(\w+)}", path)}  # ids, mostly
+        ids |= {
+            p["name"]: "3"
+            for p in operation["parameters"]
+            if p["in"] == "path" and "format" not in p["schema"]
+        }
+        if parameter["in"] == "path":
+            return path.format_map(ids | {parameter["name"]: value}), query
+        return path.format_map(ids), query | {parameter["name"]: value}
+
+    async def test_every_integer_parameter_refuses_another_spelling(
+        self, client: httpx.AsyncClient, admin_key: str, document: dict[str, Any]
+    ) -> None:
+        headers = bearer(admin_key, accept="application/json")
+        integers = self._integers(document)
+        assert {(path, p["name"]) for path, _, p in integers} >= {
+            ("/v1/members", "limit"),
+            ("/v1/members", "birthday_month"),
+            ("/v1/members/{member_id}/ledger", "limit"),
+            ("/v1/audit-events", "limit"),
+            ("/v1/analytics/points", "limit"),
+            ("/v1/tier-versions/{version}", "version"),
+        }
+        for path, operation, parameter in integers:
+            name = parameter["name"]
+            url, query = self._request(path, operation, parameter, "abc")
+            refused = await client.get(url, params=query, headers=headers)
+            assert refused.status_code == 422, (path, name, refused.text)
+            [expected] = [e for e in refused.json()["errors"] if e["field"] == name]
+            for spelling in self.SPELLINGS:
+                url, query = self._request(path, operation, parameter, spelling)
+                answer = await client.get(url, params=query, headers=headers)
+                assert answer.status_code == 422, (path, name, spelling, answer.text)
+                assert answer.json()["code"] == "validation_error"
+                errors = [e for e in answer.json()["errors"] if e["field"] == name]
+                assert errors == [expected], (path, spelling)
+
+    async def test_digits_are_taken_with_leading_zeros(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """A month written with two digits, as dates write it, is that month; a number below 1 is out of
+        range, as it was."""
+        await enrol(client, admin_key)
+        for params in ({"limit": "007"}, {"birthday_month": "03"}):
+            answer = await client.get("/v1/members", params=params, headers=bearer(admin_key))
+            assert answer.status_code == 200, (params, answer.text)
+        below = await client.get("/v1/members", params={"limit": "-1"}, headers=bearer(admin_key))
+        assert below.status_code == 422
+        assert below.json()["errors"][0]["type"] == "greater_than_equal"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
 from pydantic import BeforeValidator
-from pydantic_core import PydanticUseDefault
+from pydantic_core import PydanticCustomError, PydanticUseDefault
 
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
@@ -79,6 +80,26 @@ def _left_out_when_empty(value: object) -> object:
 EmptyIsLeftOut = BeforeValidator(_left_out_when_empty)
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
+def _written_in_digits(value: object) -> object:
+    if isinstance(value, str) and _DIGITS.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
+    return value
+
+
+# An integer in a URL (a page's `limit`, a birthday month, a ladder version): its decimal digits, leading
+# zeros taken (`03`), and a minus sign, so that `-1` is refused as out of range. Pydantic reads an integer's
+# text as Python does: `?limit=1.0` was 1, `?limit=1_0` 10, ` 10` and `+10` 10, where `?limit=abc` is 422;
+# each is now the same 422 as `abc`. (A JSON body's `12.0` is a number, read by the body's own rules.) Placed
+# after the parameter's Query() or Path(), which the document reads its bounds from, and before
+# EmptyIsLeftOut, which then reads an empty value first.
+InDigits = BeforeValidator(_written_in_digits)
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     limit: int
@@ -87,7 +108,10 @@ class PageParams:
 
 async def page_params(  # async: FastAPI runs a plain callable, a class too, in a thread
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)"), EmptyIsLeftOut
+        int,
+        Query(ge=1, le=MAX_LIMIT, description="Items per page (at most 200)"),
+        InDigits,
+        EmptyIsLeftOut,
     ] = 50,
     cursor: Annotated[
         str | None,

@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import EmptyIsLeftOut, Limiter, Paging, UoW, require
+from loyalty_api.http.dependencies import EmptyIsLeftOut, InDigits, Limiter, Paging, UoW, require
 from loyalty_api.http.edge import lookup_budgets, principal_of
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.rate_limits import RateLimited
@@ -235,7 +235,7 @@ async def list_members(
         Segment | None, Query(description="RFM segment (`GET /v1/segments`)"), EmptyIsLeftOut
     ] = None,
     birthday_month: Annotated[
-        int | None, Query(ge=1, le=12, description="Birthday month, 1–12"), EmptyIsLeftOut
+        int | None, Query(ge=1, le=12, description="Birthday month, 1–12"), InDigits, EmptyIsLeftOut
     ] = None,
 ) -> MemberPage:
     """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`,

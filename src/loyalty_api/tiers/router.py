@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from loyalty_api.auth.errors import InvalidApiKey, ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.errors import InvalidField
-from loyalty_api.http.dependencies import Paging, UoW, require
+from loyalty_api.http.dependencies import InDigits, Paging, UoW, require
 from loyalty_api.http.problems import problem_responses
 from loyalty_api.http.transaction import UnitOfWorkRoute
 from loyalty_api.members.errors import MemberNotFound
@@ -136,7 +136,7 @@ async def list_versions(uow: UoW, _: Operator, paging: Paging) -> LadderVersionP
     responses=problem_responses(*_AUTH, errors.LadderVersionNotFound),
 )
 async def read_version(
-    version: Annotated[int, Path(ge=1, le=service.MAX_VERSION)], uow: UoW, _: Operator
+    version: Annotated[int, Path(ge=1, le=service.MAX_VERSION), InDigits], uow: UoW, _: Operator
 ) -> LadderVersionRead:
     """The ladder as it stood at one version: the `ladder_version` a member's tier change cites.
 
