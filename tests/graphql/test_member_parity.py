@@ -192,6 +192,16 @@ class TestReads:
         assert [e["extensions"]["code"] for e in body.get("errors", [])] == ["validation_error"], body
         assert [e["field"] for e in body["errors"][0]["extensions"]["errors"]] == ["tier"]
 
+    async def test_a_tier_no_tier_has_is_refused_as_rest_refuses_it(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await add_tier(client, admin_key, "gold", rank=0)
+        await enrol(client, admin_key)
+        query = "query($tier: String) { loyaltyMembers(tier: $tier) { edges { node { id } } } }"
+        body = await graphql(client, admin_key, query, tier="platinum")
+        assert [e["extensions"]["code"] for e in body.get("errors", [])] == ["validation_error"], body
+        assert [e["field"] for e in body["errors"][0]["extensions"]["errors"]] == ["tier"]
+
     async def test_the_member_list_is_for_admin_keys(self, client: httpx.AsyncClient, pos_key: str) -> None:
         body = await graphql(client, pos_key, "{ loyaltyMembers { edges { node { id } } } }")
         assert body["errors"][0]["extensions"]["code"] == "scope_not_allowed"

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from loyalty_api.clock import FrozenClock
 from loyalty_api.members.member_number import is_valid
 from tests.builders import add_tier, enrol, full_width, unique_phone
+from tests.campaigns.helpers import create_reply
 from tests.conftest import bearer
 from tests.inspect_db import count, events, table_counts
 from tests.points.helpers import set_program
@@ -534,8 +535,22 @@ class TestList:
         assert [m["id"] for m in response.json()["items"]] == [suspended["id"]]
         response = await client.get("/v1/members", params={"status": "active"}, headers=bearer(admin_key))
         assert [m["id"] for m in response.json()["items"]] == [active["id"]]
-        response = await client.get("/v1/members", params={"tier": "nosuch"}, headers=bearer(admin_key))
-        assert response.json() == {"items": [], "next_cursor": None}
+
+    async def test_a_tier_no_tier_has_is_refused_as_a_campaign_refuses_it(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        """`?tier=platinum` on a ladder without platinum (a typo, a tier renamed or not made yet) answered an
+        empty page, read as "nobody is on platinum"; a campaign for that audience is refused with 422."""
+        await add_tier(client, admin_key, "gold", rank=0)
+        await enrol(client, admin_key)
+        response = await client.get("/v1/members", params={"tier": "platinum"}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        [error] = response.json()["errors"]
+        assert error["field"] == "tier"
+        assert "GET /v1/tiers" in error["message"]
+        campaign = await create_reply(client, admin_key, audience={"tier": "platinum"})
+        assert campaign.status_code == 422, campaign.text
 
     @pytest.mark.parametrize("spelled", ["GOLD", "Gold", "gold ", " gold"])
     async def test_a_tier_spelled_as_no_tier_code_is_refused_not_an_empty_page(

@@ -294,7 +294,7 @@ class MemberQueries:
     loyalty_members: Connection[Member] = strawberry.field(
         resolver=_members,
         description="Members page by page, oldest first, optionally on one tier (code), with one status, in "
-        "one lifecycle stage, in one RFM segment or born in one birthday month (1–12), as GET /v1/members. "
-        "For admin keys.",
+        "one lifecycle stage, in one RFM segment or born in one birthday month (1–12), as GET /v1/members "
+        "(a tier code no tier has is a validation_error, as there). For admin keys.",
         directives=[sliced(sized_fields=["edges"])],
     )

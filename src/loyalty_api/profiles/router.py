@@ -240,7 +240,8 @@ async def list_members(
 ) -> MemberPage:
     """Members page by page, oldest first, optionally only those on one `tier` (by code), with one `status`,
     in one `lifecycle` stage, in one RFM `segment` or born in one `birthday_month` (any of them together).
-    A tier's code is taken as everywhere else: lower case, so `GOLD` is 422 `validation_error`, not the empty
+    A tier's code is taken as everywhere else: lower case, so `GOLD` is 422 `validation_error`, and so is a
+    code no tier has (`platinum` on a ladder without it), as a campaign for it is refused: never the empty
     page of a tier nobody is on.
 
     For `admin` keys only. Reads only."""

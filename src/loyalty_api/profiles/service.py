@@ -572,7 +572,9 @@ async def list_members(
     if tier is not None:
         found = await TierRepository(uow.session).get_by_code(tier)
         if found is None:
-            return Page(items=[], next_cursor=None)
+            # Refused, as a campaign for that tier is: an empty page would say nobody is on it, where the code
+            # is a typo, or a tier renamed or not made yet.
+            raise InvalidField("tier", "no tier has this code: GET /v1/tiers lists the ladder's codes")
         tier_id = found.id
     records = await ProfileRepository(uow.session, uow.clock.now()).list_records(
         tier_id=tier_id,
