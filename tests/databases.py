@@ -75,14 +75,15 @@ async def fresh_database(folder: Path, label: str) -> AsyncIterator[str]:
 
 
 # How an operator closes a database to the service's connections, for maintenance or a restore.
-CLOSINGS = ("ALLOW_CONNECTIONS false", "CONNECT revoked")
+CLOSINGS = ("ALLOW_CONNECTIONS false", "CONNECT revoked", "DROP DATABASE interrupted")
 
 
 @asynccontextmanager
 async def closed_database(how: str) -> AsyncIterator[str]:
     """Yield the URL of a new database of the test server that refuses the service's logins as an operator
     closed it (`how`, one of CLOSINGS: the database altered, or the CONNECT privilege revoked from PUBLIC for
-    a role of the service's own), and remove both afterwards."""
+    a role of the service's own), or as a DROP DATABASE cut off partway leaves it (marked invalid, as
+    PostgreSQL's own tests mark one), and remove both afterwards."""
     server = server_url()
     assert server is not None and server.startswith("postgresql"), "closing a database needs a server"
     name = f"loyalty_test_closed_{uuid.uuid4().hex[:10]}"
@@ -93,6 +94,9 @@ async def closed_database(how: str) -> AsyncIterator[str]:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
             if how == "ALLOW_CONNECTIONS false":
                 await connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            elif how == "DROP DATABASE interrupted":
+                invalid = text("UPDATE pg_database SET datconnlimit = -2 WHERE datname = :name")
+                await connection.execute(invalid, {"name": name})
             else:
                 await connection.execute(text(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC'))
                 await connection.execute(text(f'CREATE ROLE "{name}" LOGIN'))

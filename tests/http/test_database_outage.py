@@ -107,8 +107,9 @@ async def test_a_database_closed_to_connections_is_503_database_unavailable(
     how: str, settings: Settings, pos_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An operator closes the database to connections for maintenance or a restore (`ALTER DATABASE …
-    ALLOW_CONNECTIONS false`, or the CONNECT privilege revoked): each new connection's login is refused
-    (SQLSTATE 55000, or 42501), an outage until it is opened again, not a bug."""
+    ALLOW_CONNECTIONS false`, or the CONNECT privilege revoked), or a DROP DATABASE was cut off partway
+    (`cannot connect to invalid database`): each new connection's login is refused (SQLSTATE 55000, or
+    42501), an outage until it is opened again or dropped and restored, not a bug."""
     caplog.set_level(logging.WARNING, logger="loyalty_api.errors")
     async with (
         closed_database(how) as closed,

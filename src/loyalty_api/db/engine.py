@@ -84,7 +84,8 @@ class ConnectTimedOut(ConnectionError):
 class DatabaseClosed(ConnectionError):
     """The server refused a login to a database an operator closed to connections: `ALTER DATABASE …
     ALLOW_CONNECTIONS false` (SQLSTATE 55000), or the CONNECT privilege revoked from the service's role
-    (42501), as one does for maintenance or a restore. A ConnectionError, so it counts as the database out of
+    (42501), as one does for maintenance or a restore; or to one a DROP DATABASE cut off partway left invalid
+    (55000 too, `cannot connect to invalid database`). A ConnectionError, so it counts as the database out of
     reach (db/outage.py) until it is opened again. Both SQLSTATEs are also a statement's refusals (55000 a
     sequence's currval before its nextval, 42501 a table the role has no right to), which are bugs: only met
     while connecting are they the database closed. The message is the server's (it names the database)."""
