@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -29,7 +30,7 @@ from loyalty_api.profiles import service as profiles
 from loyalty_api.settings import Settings
 from tests.apps import client_for, serving
 from tests.builders import enrol, make_key, unique_phone
-from tests.conftest import bearer
+from tests.conftest import bearer, units_of
 from tests.databases import lock_waiters, side_engine
 
 REDIS_ENV = "LOYALTY_TEST_REDIS_URL"
@@ -662,6 +663,47 @@ class TestFailedAuthentication:
             async with client_for(app, "203.0.113.9") as same:  # the first one, seen over IPv4: its budget
                 statuses = [(await same.get("/v1/program")).status_code for _ in range(3)]
             assert statuses == [401, 401, 429]
+
+
+class TestRotatedKeys:
+    """During a rotation's overlap the old key and its replacement are one caller: they spend one budget
+    each of the key's, or a client could double its rate, its contact lookups and its misses by sending with
+    both."""
+
+    @pytest.mark.parametrize("storage", ["memory://", pytest.param(REDIS_ENV, marks=needs_redis)])
+    @pytest.mark.usefixtures("patient_storage")
+    async def test_a_key_and_its_replacement_share_its_budgets(
+        self, settings: Settings, storage: str
+    ) -> None:
+        budgets = {"rate_limit_contact_lookup": "2/minute", "rate_limit_lookup_misses": "2/minute"}
+        where = os.environ[storage] if storage == REDIS_ENV else storage
+        async with serving(settings, rate_limit_storage=where, **budgets) as (app, client):
+            member = await enrol(client, await make_key(app, Scope.pos))
+            old = await make_key(app, Scope.pos, rate_limit="6/minute")
+            async with units_of(app).begin() as uow:
+                rotation = await auth_service.rotate_key(
+                    uow, prefix=old.split("_")[1], overlap=timedelta(hours=1)
+                )
+            new = rotation.issued.token
+            by_phone, nobody = {"phone": member["phone"]}, {"member_number": member_number.generate()}
+            calls = [
+                (old, by_phone),
+                (new, by_phone),
+                (old, by_phone),
+                (old, nobody),
+                (new, nobody),
+                (new, nobody),
+            ]
+            answers = [
+                await client.get("/v1/members/lookup", params=params, headers=bearer(key))
+                for key, params in calls
+            ]
+            assert [a.status_code for a in answers] == [200, 200, 429, 404, 404, 429]
+            assert_limited(answers[2], "contact-lookup", 2, 60)
+            assert_limited(answers[5], "lookup-misses", 2, 60)
+            # Six calls between them: the key's own budget is spent for both.
+            assert_limited(await get_program(client, old), "key", 6, 60)
+            assert_limited(await get_program(client, new), "key", 6, 60)
 
 
 class TestRevokedKeys:

@@ -27,7 +27,9 @@ AUDITED = frozenset({Scope.admin, Scope.billing, Scope.partner})
 class Principal:
     key_id: uuid.UUID
     key_prefix: str
-    # The key's line across rotations (the first key's prefix): what an Idempotency-Key belongs to.
+    # The key's line across rotations (the first key's prefix): what an Idempotency-Key belongs to, and what
+    # the key's rate budgets are counted under, so that a key and its replacement in a rotation's overlap
+    # spend one budget rather than one each.
     key_lineage: str
     name: str
     scopes: frozenset[Scope]

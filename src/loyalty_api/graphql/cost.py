@@ -290,6 +290,6 @@ async def _spend(context: Any, cost: int) -> None:
         return
     limiter = context.rate_limiter
     try:
-        await limiter.spend(limiter.budget_of(principal), principal.key_prefix, cost=units)
+        await limiter.spend(limiter.budget_of(principal), principal.key_lineage, cost=units)
     except RateLimited as exc:
         raise as_graphql_error(exc) from exc

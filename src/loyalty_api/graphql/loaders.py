@@ -54,7 +54,7 @@ class Loaders:
                 found = await get_members_by_number(uow, numbers)
             if principal is None or not limiter.enabled:
                 return [found.get(n) for n in numbers]
-            budget, who = limiter.lookup_misses, principal.key_prefix
+            budget, who = limiter.lookup_misses, principal.key_lineage
             left = await limiter.remaining(budget, who)
             answers: list[MemberProfile | RateLimited | None] = []
             for number in numbers:

@@ -196,7 +196,7 @@ async def _member_lookup(
     _check_lengths(given)
     with domain_errors():
         if phone is not None or email is not None:
-            await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+            await limiter.spend(limiter.contact_lookup, principal.key_lineage)
         try:
             # The snapshot first: aliased lookups then take turns, each seeing the misses of those before.
             async with info.context.snapshot.read() as uow, misses_counted(limiter, principal):

@@ -292,9 +292,9 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             limiter: RateLimiter = request.app.state.rate_limiter
             budget, cost = limiter.budget_of(principal), min(tokens, self.max_tokens) // TOKENS_PER_UNIT
             if too_many:  # refused anyway, and priced as a document at the limit
-                await limiter.count(budget, principal.key_prefix, cost=cost)
+                await limiter.count(budget, principal.key_lineage, cost=cost)
             else:
-                await limiter.spend(budget, principal.key_prefix, cost=cost)
+                await limiter.spend(budget, principal.key_lineage, cost=cost)
         if too_many:
             message = f"has more than {self.max_tokens} tokens"
             raise InvalidInput([field_error("query", "body", message, "graphql_too_many_tokens")])

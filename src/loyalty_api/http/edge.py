@@ -128,11 +128,11 @@ def spare_the_commit(connection: HTTPConnection | None) -> None:
 async def misses_counted(limiter: RateLimiter, principal: Principal) -> AsyncIterator[None]:
     """Around a look-up of a member: refused once the key's misses budget is spent, and a miss (NotFound)
     spends it. A walk through card numbers or phone numbers is almost all misses; a till's is not."""
-    await limiter.check(limiter.lookup_misses, principal.key_prefix)
+    await limiter.check(limiter.lookup_misses, principal.key_lineage)
     try:
         yield
     except NotFound:
-        await limiter.count(limiter.lookup_misses, principal.key_prefix)
+        await limiter.count(limiter.lookup_misses, principal.key_lineage)
         raise
 
 
@@ -145,7 +145,7 @@ async def lookup_budgets(request: Request) -> AbstractAsyncContextManager[None]:
     limiter: RateLimiter = request.app.state.rate_limiter
     # An empty one is left out (http.dependencies.EmptyIsLeftOut): no look-up by contact.
     if request.query_params.get("phone") or request.query_params.get("email"):
-        await limiter.spend(limiter.contact_lookup, principal.key_prefix)
+        await limiter.spend(limiter.contact_lookup, principal.key_lineage)
     return misses_counted(limiter, principal)
 
 
@@ -285,7 +285,7 @@ class EdgeMiddleware:
         """A body cut at the cap was read up to it: the key pays for that read as for a call per 64 KiB."""
         if principal is not None:
             cost = max(1, self.max_body // BYTES_PER_UNIT)
-            await self.limiter.count(self.limiter.budget_of(principal), principal.key_prefix, cost=cost)
+            await self.limiter.count(self.limiter.budget_of(principal), principal.key_lineage, cost=cost)
 
     async def _caller(self, scope: Scope) -> Principal | None:
         """The authenticated caller, None for an anonymous SDL read, or the refusal as an exception. The
@@ -318,7 +318,7 @@ class EdgeMiddleware:
             # The secret was right: the prefix's budget stays its owner's; the address pays.
             await self.limiter.spend(self.limiter.unauthenticated, _client_address(scope))
             raise
-        await self.limiter.spend(self.limiter.budget_of(principal), principal.key_prefix)
+        await self.limiter.spend(self.limiter.budget_of(principal), principal.key_lineage)
         return principal
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,6 +2,8 @@
 
 Budgets: each API key's calls (by scope, or the key's own rate); member lookups by phone or e-mail, and
 lookups that find no one, per key; calls without a valid key per client address; failed keys per key prefix.
+A key's budgets are counted under its line (Principal.key_lineage), which a rotation's replacement carries
+on: the old key and the new one spend one budget during the overlap, not one each.
 A spent budget is a 429 problem with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit` headers.
 
 Counting fails open: if the storage (Redis) cannot be reached or does not answer in time, the call goes

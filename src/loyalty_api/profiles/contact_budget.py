@@ -34,7 +34,7 @@ async def check_before_enrolment(limiter: RateLimiter, caller: Principal, reques
     """Before an enrolment (its `request`, REST's body or GraphQL's input): one giving a phone or an e-mail is
     refused (429) once the key's contact-lookup budget is spent."""
     if _named(request):
-        await limiter.check(limiter.contact_lookup, caller.key_prefix)
+        await limiter.check(limiter.contact_lookup, caller.key_lineage)
 
 
 @asynccontextmanager
@@ -49,7 +49,7 @@ async def contact_conflicts_counted(
         yield
     except MemberExists as exc:
         if exc.extra.get("field") in _CONTACTS:
-            await limiter.count(limiter.contact_lookup, caller.key_prefix)
+            await limiter.count(limiter.contact_lookup, caller.key_lineage)
         raise
 
 
@@ -72,4 +72,4 @@ async def spend_before_update(
             uow, member_id, phone=getattr(request, "phone", None), email=getattr(request, "email", None)
         )
     if changing:
-        await limiter.spend(limiter.contact_lookup, caller.key_prefix, cost=changing)
+        await limiter.spend(limiter.contact_lookup, caller.key_lineage, cost=changing)
