@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from loyalty_api.app import openapi_document
+from loyalty_api.auth.principal import Scope
 from loyalty_api.clock import FrozenClock
-from tests.builders import add_partner, enrol
+from tests.builders import add_partner, enrol, make_key
 from tests.conftest import bearer, units_of
 
 KEYS = "/v1/api-keys"
@@ -210,9 +211,11 @@ class TestCreate:
 
     @pytest.mark.parametrize("rate", ["1000/365 days", "1/year", "500/second", "9007199254740991/second"])
     async def test_a_rate_over_a_year_at_most_is_taken(
-        self, client: httpx.AsyncClient, admin_key: str, rate: str
+        self, app: FastAPI, client: httpx.AsyncClient, rate: str
     ) -> None:
-        assert (await create(client, admin_key, rate_limit=rate))["key"]["rate_limit"] == rate
+        # Made with an admin key on its scope's default rate: one with a rate of its own makes no faster key.
+        office = await make_key(app, Scope.admin)
+        assert (await create(client, office, rate_limit=rate))["key"]["rate_limit"] == rate
 
     async def test_a_key_whose_stored_rate_is_now_refused_still_rotates_with_it(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
@@ -238,8 +241,9 @@ class TestCreate:
 
 
 class TestAKeyReachesNoFurtherThanItsMaker:
-    """An admin key given for a week, or for one office, makes and rotates keys that end by its end and work
-    only where it does: it cannot leave behind a key that outlasts or outreaches it."""
+    """An admin key given for a week, for one office or a small budget makes and rotates keys that end by its
+    end, work only where it does and send no faster: it cannot leave behind a key that outlasts, outreaches
+    or outruns it."""
 
     async def limited_admin(self, client: httpx.AsyncClient, admin_key: str) -> dict[str, Any]:
         # httpx's ASGI transport calls from 127.0.0.1, inside both networks.
@@ -336,6 +340,60 @@ class TestAKeyReachesNoFurtherThanItsMaker:
         itself = await rotate(client, maker["token"], maker["key"]["prefix"], expires_in_days=3650)
         assert itself.status_code == 201, itself.text
         assert itself.json()["key"]["expires_at"] == maker["key"]["expires_at"]
+
+    async def test_a_key_it_makes_or_rotates_sends_no_faster_than_it(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        # The scopes' defaults are 100/second (50 for partners, 20 for billing).
+        # An hour's budget, which this test does not spend.
+        maker = await create(client, admin_key, name="Contractor", scopes=["admin"], rate_limit="1000/hour")
+        # Unasked, a key gets the maker's rate where its scopes' default is more; asked, what it asks for
+        # within the maker's: no more calls in its window than the maker's in its own, and no more on average.
+        unasked = await create(client, maker["token"], scopes=["admin"])
+        assert unasked["key"]["rate_limit"] == "1000/hour"
+        for rate in ("1000/hour", "500/hour", "1000 per 2 hours", "10/minute"):
+            made = await create(client, maker["token"], rate_limit=rate)
+            assert made["key"]["rate_limit"] == rate
+        before = await prefixes(client, admin_key)
+        # More an hour; the same average but 2,000 at once; less on average but 10,000 at once; 1,200 an hour.
+        for rate in ("1001/hour", "2000 per 2 hours", "10000/day", "20/minute"):
+            refused = await client.post(
+                KEYS,
+                json={"name": "Office", "scopes": ["pos"], "rate_limit": rate},
+                headers=bearer(maker["token"]),
+            )
+            assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
+            assert "than your key's rate (1000/hour)" in refused.json()["detail"]
+            assert rate not in refused.json()["detail"]
+        assert await prefixes(client, admin_key) == before
+
+        # Rotating: a key it could not make is refused (its replacement would keep its rate), one it could
+        # make is rotated with its rate.
+        unlimited = await create(client, admin_key)
+        faster = await create(client, admin_key, rate_limit="500/second")
+        for old, beyond in (
+            (unlimited, "sends at its scopes' default rate, 100/second"),
+            (faster, "may send 500/second"),
+        ):
+            refused = await rotate(client, maker["token"], old["key"]["prefix"])
+            assert (refused.status_code, refused.json()["code"]) == (403, "key_beyond_caller"), refused.text
+            detail = refused.json()["detail"]
+            assert f"Key {old['key']['prefix']} {beyond}, beyond your key's rate (1000/hour)" in detail
+            assert await works_at_the_till(client, old["token"]) == 201
+        slower = await create(client, admin_key, rate_limit="5/minute")
+        rotated = await rotate(client, maker["token"], slower["key"]["prefix"])
+        assert rotated.status_code == 201, rotated.text
+        assert rotated.json()["key"]["rate_limit"] == "5/minute"
+
+    async def test_one_with_a_rate_above_its_scopes_defaults_leaves_them_to_the_keys_it_makes(
+        self, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        generous = await create(client, admin_key, scopes=["admin"], rate_limit="500/second")
+        made = await create(client, generous["token"])
+        assert made["key"]["rate_limit"] is None
+        rotated = await rotate(client, generous["token"], made["key"]["prefix"])
+        assert rotated.status_code == 201, rotated.text
+        assert rotated.json()["key"]["rate_limit"] is None
 
 
 class TestRotateAndRevoke:

@@ -118,14 +118,15 @@ class KeyRotatedAlready(Conflict):
 
 class KeyBeyondCaller(Forbidden):
     """The key asked for would reach further than the key making or rotating it: networks that share no
-    address with the caller's, or, to rotate, a key that works later than the caller's or from addresses
-    outside its networks (its replacement would carry on its line, and replay what it was answered). A key
-    made over the API never reaches further than the key that makes it (its expiry and networks bound the
-    new key's), so that a key given for a week, or for one office, cannot leave behind a key that outlasts
-    or outreaches it. Nothing was made.
+    address with the caller's, a rate faster than the caller's own (more calls in its window than the
+    caller's in its own, or more on average), or, to rotate, a key that works later than the caller's, from
+    addresses outside its networks or faster than its rate (its replacement would carry on its line, and
+    replay what it was answered). A key made over the API never reaches further than the key that makes it
+    (its expiry, networks and own rate bound the new key's), so that a key given for a week, for one office
+    or a small budget, cannot leave behind a key that outlasts, outreaches or outruns it. Nothing was made.
 
-    Name networks within your key's (`GET /v1/api-keys/{prefix}` shows them), or make or rotate the key with
-    a key that reaches as far, or on the host with `loyalty-api keys`.
+    Name networks and a rate within your key's (`GET /v1/api-keys/{prefix}` shows them), or make or rotate
+    the key with a key that reaches as far, or on the host with `loyalty-api keys`.
     """
 
     code = "key_beyond_caller"

@@ -23,11 +23,12 @@ from loyalty_api.auth.errors import (
 from loyalty_api.auth.models import ApiKey
 from loyalty_api.auth.networks import Network, contains, parse_network, parse_networks, shared, within
 from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.auth.rates import default_rate, within_rate
 from loyalty_api.auth.repository import ApiKeyRepository
 from loyalty_api.clock import format_instant
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
 from loyalty_api.errors import InvalidField
-from loyalty_api.settings import check_rate
+from loyalty_api.settings import Settings, check_rate
 
 logger = logging.getLogger("loyalty_api.auth")
 
@@ -106,7 +107,7 @@ async def create_key(
     exist: partners.service.create_partner_key. It expires `lifetime` from now (None: never), and may be used
     only from `allowed_networks` (CIDR; None: from any address). `lineage` is the line of the key it
     replaces (rotate_key); a key made anew starts a line of its own. `maker` is the API key making it (None:
-    the host), whose own expiry and networks bound the new key's (_bounded_by)."""
+    the host), whose own expiry, networks and rate bound the new key's (_bounded_by)."""
     if (Scope.partner in scopes) != (partner_id is not None):
         raise PartnerRequired()
     if Scope.partner in scopes and set(scopes) != {Scope.partner}:
@@ -123,6 +124,7 @@ async def create_key(
     expires_at = None if lifetime is None else now + lifetime
     if maker is not None:
         expires_at, networks = _bounded_by(maker, expires_at, networks)
+        rate_limit = _rate_bounded_by(maker, rate_limit, default_rate(uow.settings, scopes))
     parts = keys.generate()
     row = ApiKey(
         prefix=parts.prefix,
@@ -165,9 +167,29 @@ def _bounded_by(
     return expires_at, [str(network) for network in reach]
 
 
-def _reach_beyond(key: ApiKey, maker: Principal) -> str | None:
-    """How `key` reaches further than `maker` (works later, or from addresses outside its networks), or
-    None."""
+def _rate_bounded_by(maker: Principal, rate_limit: str | None, default: str) -> str | None:
+    """The rate of a key `maker` makes, `default` being its scopes' default rate: with a rate of its own,
+    `maker` makes no key that sends faster (within_rate), so that a key given a small budget cannot leave
+    behind one with a larger. Unasked, the new key keeps its scopes' default when that is within `maker`'s
+    rate, else it gets `maker`'s; KeyBeyondCaller refuses a rate asked for that allows more (two rates in
+    different windows have no one rate for their lesser, so it is not cut down: the caller chooses). A
+    `maker` on its scopes' default rate is not bound by it, as one that never expires is not by an expiry:
+    the operator set no limit on that key, and the back office's own key may make a busy web shop's."""
+    if maker.rate_limit is None:
+        return rate_limit
+    if rate_limit is None:
+        return None if within_rate(default, maker.rate_limit) else maker.rate_limit
+    if not within_rate(rate_limit, maker.rate_limit):
+        raise KeyBeyondCaller(
+            "The rate asked for allows more calls in its window, or more on average, than your key's rate "
+            f"({maker.rate_limit})"
+        )
+    return rate_limit
+
+
+def _reach_beyond(key: ApiKey, maker: Principal, settings: Settings) -> str | None:
+    """How `key` reaches further than `maker` (works later, from addresses outside its networks, or sends
+    faster), or None."""
     if _outlasts(key.expires_at, maker):
         assert maker.expires_at is not None
         ends = "never expires" if key.expires_at is None else f"works until {format_instant(key.expires_at)}"
@@ -177,6 +199,11 @@ def _reach_beyond(key: ApiKey, maker: Principal) -> str | None:
         if reach is None or not within(reach, maker.networks):
             shown = "any address" if reach is None else _listed(reach)
             return f"may be used from {shown}, beyond your key's networks ({_listed(maker.networks)})"
+    if maker.rate_limit is not None:
+        rate = key.rate_limit or default_rate(settings, _principal(key).scopes)
+        if not within_rate(rate, maker.rate_limit):
+            sends = "may send" if key.rate_limit is not None else "sends at its scopes' default rate,"
+            return f"{sends} {rate}, beyond your key's rate ({maker.rate_limit})"
     return None
 
 
@@ -213,7 +240,8 @@ async def rotate_key(
     does not take the overlap for its lifetime). With a `maker` (the API key rotating it; None: the host),
     the new key ends by the maker's end, and KeyBeyondCaller refuses a key that reaches further than the
     maker (_reach_beyond): its replacement carries on its line, and so may replay what it was answered
-    (tokens of the keys it made among them), and narrowing its networks would lock its callers out.
+    (tokens of the keys it made among them), and narrowing its networks or its rate would lock its callers
+    out or slow them down.
     KeyRotatedAlready refuses a key whose replacement is in force (the old key is locked first, so two
     rotations at once make one replacement)."""
     if overlap < timedelta(0):
@@ -223,7 +251,7 @@ async def rotate_key(
     old = await repository.lock_by_prefix(prefix)
     if old is None or old.revoked_at is not None or _expired(old.expires_at, now):
         raise ApiKeyNotFound(f"no active API key with prefix {prefix!r}")
-    beyond = None if maker is None else _reach_beyond(old, maker)
+    beyond = None if maker is None else _reach_beyond(old, maker, uow.settings)
     if beyond is not None:
         raise KeyBeyondCaller(f"Key {prefix} {beyond}")
     replacement = await repository.find_replacement(old, now)

@@ -25,6 +25,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from loyalty_api.auth.principal import Principal, Scope
+from loyalty_api.auth.rates import default_rate
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.settings import Settings
 
@@ -84,18 +85,14 @@ class RateLimiter:
         self._counter = SlidingWindowCounterRateLimiter(self.storage)
         # Memory cannot hang: no timeout around its counts.
         self._may_hang = not settings.rate_limit_storage.startswith("memory://")
-        self._by_scope = {
-            Scope.admin: Budget.of("key", settings.rate_limit_admin),
-            Scope.pos: Budget.of("key", settings.rate_limit_pos),
-            Scope.ecommerce: Budget.of("key", settings.rate_limit_ecommerce),
-            Scope.partner: Budget.of("key", settings.rate_limit_partner),
-            Scope.billing: Budget.of("key", settings.rate_limit_billing),
-        }
+        self._settings = settings
         self.contact_lookup = Budget.of("contact-lookup", settings.rate_limit_contact_lookup)
         self.lookup_misses = Budget.of("lookup-misses", settings.rate_limit_lookup_misses)
         self.unauthenticated = Budget.of("unauthenticated", settings.rate_limit_unauthenticated_per_address)
         self.failed_prefix = Budget.of("failed-auth", settings.rate_limit_failed_auth_per_prefix)
+        # Keys' budgets, made once (this is every request's path): by a key's own rate, by a key's scopes.
         self._own_rates: dict[str, Budget] = {}
+        self._defaults: dict[frozenset[Scope], Budget] = {}
         self._warned_at = -math.inf
 
     def budget_of(self, principal: Principal) -> Budget:
@@ -105,8 +102,11 @@ class RateLimiter:
             if own is None:
                 own = self._own_rates[principal.rate_limit] = Budget.of("key", principal.rate_limit)
             return own
-        budgets = [self._by_scope[scope] for scope in principal.scopes]
-        return max(budgets, key=lambda b: b.rate.amount / b.rate.get_expiry())
+        default = self._defaults.get(principal.scopes)
+        if default is None:
+            rate = default_rate(self._settings, principal.scopes)
+            default = self._defaults[principal.scopes] = Budget.of("key", rate)
+        return default
 
     async def spend(self, budget: Budget, who: str, *, cost: int = 1) -> None:
         """Count `cost` units (one call) against `who`'s budget; RateLimited when it is spent."""

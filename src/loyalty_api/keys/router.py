@@ -55,7 +55,10 @@ async def create_api_key(body: ApiKeyCreate, uow: UoW, operator: Operator) -> Is
     networks it may be used from. A key never reaches further than the key that makes it: made with a key
     that expires, it expires no later; made with a key limited to networks, it is used only within them (those
     asked for that the caller's key shares, or the caller's own when none are asked for; 403
-    `key_beyond_caller` when they share none). The answer shows what it got. The `token` is in this answer
+    `key_beyond_caller` when they share none); made with a key that has a rate of its own, it sends no faster
+    (403 `key_beyond_caller` for a `rate_limit` that allows more calls in its window than the caller's in its
+    own, or more on average; without one, it keeps its scopes' default when that is within the caller's rate,
+    else it gets the caller's). The answer shows what it got. The `token` is in this answer
     only: the key keeps a hash of it, and the audit log leaves it out. Sent with an `Idempotency-Key`, the
     answer is kept for its replay (24 hours, encrypted, replayed only to the calling key and the keys that
     replace it), as every answer is.
@@ -107,7 +110,8 @@ async def rotate_api_key(
     carries on the old one's line: a request its callers sent with the old key and retry with the new one
     under the same `Idempotency-Key` replays the first answer. 404 `api_key_not_found` when no active key has
     the prefix. Rotated with a key that expires, the new key expires no later; 403 `key_beyond_caller` when
-    the key rotated works later than the calling key, or from addresses outside its networks; 409
+    the key rotated works later than the calling key, from addresses outside its networks, or faster than
+    the calling key's own rate (its rate, or its scopes' default without one); 409
     `key_rotated_already`, naming it, while a key that replaced this one is in force (revoke it first if
     its key was lost).
 

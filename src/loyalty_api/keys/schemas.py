@@ -34,7 +34,8 @@ class ApiKeyCreate(BaseModel):
     rate_limit: Rate | None = Field(
         default=None,
         description="Requests the key may send, one rate such as `600/minute`, counted over a window of a "
-        "year at most (null: the service's default).",
+        "year at most (null: the service's default for its scopes). Made with a key that has a rate of its "
+        "own, no faster than that rate, and that rate when null and the default would allow more.",
     )
     expires_in_days: ExpiresInDays | None = None
     allowed_networks: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
