@@ -707,3 +707,22 @@ class TestSeveralMutationsInOneDocument:
         earned = data["earn"]["earned"]["balance"]
         assert earned > 0
         assert data["after"]["member"] == {"name": "After", "pointsAccount": {"balance": earned}}
+
+
+class TestAdjustReason:
+    """What the ledger and the audit trail show of an adjustment: a reason a person can read."""
+
+    async def test_a_bidi_override_in_the_reason_is_refused(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        payload = await mutate(
+            client,
+            admin_key,
+            "loyaltyAdjustPoints",
+            ADJUSTMENT,
+            input={"memberId": mine, "points": 500, "reason": "gift \u202edecnawa\u202c"},
+        )
+        assert payload["adjustment"] is None
+        assert [e["code"] for e in payload["userErrors"]] == ["validation_error"]
+        assert await _balance(client, pos_key, mine) == 1_000

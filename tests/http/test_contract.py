@@ -160,6 +160,25 @@ class TestTexts:
         ]
         assert await table_counts(app, "members") == {"members": 0}
 
+    @pytest.mark.parametrize("name", ["\u202eanil", "Li \u202dNa\u202c", "\u2067李娜\u2069", "李\u202a娜"])
+    async def test_names_refuse_bidirectional_controls(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, name: str
+    ) -> None:
+        # A back-office screen would show the text reordered: "\u202eanil" reads "lina".
+        response = await client.post(
+            "/v1/members", json={"phone": "13912345678", "name": name}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {
+                "field": "name",
+                "location": "body",
+                "message": "must not contain bidirectional controls (U+202A-U+202E, U+2066-U+2069)",
+                "type": "string_bidi",
+            }
+        ]
+        assert await table_counts(app, "members") == {"members": 0}
+
     @pytest.mark.parametrize("text", ["null", "[]", '"earn"', "12850"])
     async def test_a_body_that_is_json_but_not_an_object_is_refused(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, text: str
@@ -770,12 +789,23 @@ class TestPlainText:
             if schema.get("type") != "string" or "format" in schema or "enum" in schema or "const" in schema:
                 continue
             assert "pattern" in schema, schema
-            for control in ("\x00", "\x07", "\t", "\n", "\x7f", "\x85"):
+            for control in ("\x00", "\x07", "\t", "\n", "\x7f", "\x85", "\u202e", "\u2066"):
                 assert re.search(schema["pattern"], f"a{control}b") is None, (schema, control)
             checked += 1
         assert checked > 100
 
-    @pytest.mark.parametrize(("name", "status"), [("李娜", 201), ("李\t娜", 422), ("李\x85娜", 422)])
+    @pytest.mark.parametrize(
+        ("name", "status"),
+        [
+            ("李娜", 201),
+            (" 李娜 ", 201),
+            ("\u200f李娜", 201),
+            ("李\t娜", 422),
+            ("李\x85娜", 422),
+            ("\u202e李娜", 422),
+            ("李\u2069娜", 422),
+        ],
+    )
     async def test_what_the_pattern_admits_is_taken(
         self, client: httpx.AsyncClient, pos_key: str, document: dict[str, Any], name: str, status: int
     ) -> None:

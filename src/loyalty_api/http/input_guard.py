@@ -17,6 +17,10 @@
   fail inside the database as a 500.
 - Other control characters (BEL, TAB, line breaks, DEL, C1) in any string of a REST call: names, reasons
   and descriptions end up on receipts, POS screens and exports. GraphQL documents keep their line breaks.
+- Unicode's bidirectional controls (embeddings and overrides U+202A-U+202E, isolates U+2066-U+2069), for
+  the same reason: a name or a reason holding U+202E is shown reversed on the screen that shows it
+  ("Trojan Source"). Right-to-left text needs none of them (its letters carry their direction); the
+  marks U+200E/U+200F, which only nudge neutral characters, are taken.
 
 The walk is iterative, so no input shape can exhaust the stack here.
 """
@@ -34,6 +38,7 @@ from starlette.datastructures import QueryParams
 
 from loyalty_api.errors import LoyaltyError
 from loyalty_api.http.errors import MalformedJson
+from loyalty_api.text import BIDI_CONTROLS
 
 # An answer names at most this many problems, each field path cut to this length: a hostile body must not
 # make the error larger than the input.
@@ -43,13 +48,13 @@ _MAX_FIELD = 100
 
 class InvalidInput(LoyaltyError):
     """The body or query string parses, but holds what the service refuses to take in: JSON nested too deep, a
-    key twice in one object, a NUL or other control character (a tab, a line break) or a lone surrogate in a
-    string, a number of more than 4,300 digits, a number with a fraction or an exponent that is not read
-    exactly as written (more than 15 significant digits, or out of a float's range), or a GraphQL document
-    with too many tokens. `errors` names each one.
+    key twice in one object, a NUL or other control character (a tab, a line break), a bidirectional control
+    (U+202A-U+202E, U+2066-U+2069) or a lone surrogate in a string, a number of more than 4,300 digits, a
+    number with a fraction or an exponent that is not read exactly as written (more than 15 significant
+    digits, or out of a float's range), or a GraphQL document with too many tokens. `errors` names each one.
 
-    Send plain JSON: each key once in an object, no control characters, numbers of sane length and with the
-    digits they mean (a rate to six decimals at most), nesting within the limit.
+    Send plain JSON: each key once in an object, no control or bidirectional characters, numbers of sane
+    length and with the digits they mean (a rate to six decimals at most), nesting within the limit.
     """
 
     code = "validation_error"
@@ -89,6 +94,8 @@ def field_error(field: str, location: str, message: str, kind: str) -> dict[str,
 # C0 controls but NUL (reported on its own), DEL and C1 controls: a BEL or a TAB in a name or a reason would
 # reach receipts, POS screens and CSV exports.
 _CONTROL = re.compile("[\x01-\x1f\x7f-\x9f]")
+# Bidirectional embeddings, overrides and isolates (and their PDF and PDI).
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 
 
 def string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | None:
@@ -100,6 +107,8 @@ def string_problem(value: str, *, controls: bool = True) -> tuple[str, str] | No
         return "must be valid Unicode (no lone surrogates)", "string_unicode"
     if controls and _CONTROL.search(value):
         return "must not contain control characters (tabs, line breaks and the like)", "string_control"
+    if controls and _BIDI.search(value):
+        return "must not contain bidirectional controls (U+202A-U+202E, U+2066-U+2069)", "string_bidi"
     return None
 
 
@@ -270,9 +279,10 @@ def _number_readers(read_fraction: Callable[[str], Any]) -> dict[str, Any]:
 
 
 # Outside JSON's escapes, a string can hold only what the text holds literally: the parser refuses C0
-# controls there, and UTF-8 cannot spell a lone surrogate. So a text without a backslash, DEL or C1 control
-# has no string the walk would refuse, and the walk (a tenth of a quote's CPU) is only needed for depth.
-_ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f]")
+# controls there, and UTF-8 cannot spell a lone surrogate. So a text without a backslash, DEL, C1 control or
+# bidirectional control has no string the walk would refuse, and the walk (a tenth of a quote's CPU) is
+# only needed for depth.
+_ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _may_hold_bad_strings(text: str) -> bool:

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from loyalty_api.http.dependencies import EmptyIsLeftOut
 from loyalty_api.http.problems import PROBLEM_JSON, Problem, all_routes
 from loyalty_api.openapi.examples import JSON, Example, examples
+from loyalty_api.text import PLAIN_TEXT
 
 
 def operation_id(route: APIRoute) -> str:
@@ -196,12 +197,12 @@ def _with_examples(document: dict[str, Any]) -> None:
             reply["examples"] = named(found.responses)
 
 
-# The input guard (http.input_guard) refuses a control character (C0 with NUL, DEL, C1) in any string of a
-# /v1 body or query string. A string that only requests carry and that has no pattern or format of its own
-# (names, reasons, descriptions, codes) says so with this pattern, so that a client or a fuzzer obeying the
-# document does not send one. A schema replies use too is left alone: the pattern would be a promise about
-# what the service sends. (Lone surrogates, refused too, are beyond a regular expression.)
-PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+# The input guard (http.input_guard) refuses a control character (C0 with NUL, DEL, C1) and a bidirectional
+# control in any string of a /v1 body or query string. A string that only requests carry and that has no
+# pattern or format of its own (names, reasons, descriptions, codes) says so with PLAIN_TEXT, so that a
+# client or a fuzzer obeying the document does not send one. A schema replies use too is left alone: the
+# pattern would be a promise about what the service sends. (Lone surrogates, refused too, are beyond a
+# regular expression.)
 _SAID_ALREADY = frozenset({"pattern", "format", "enum", "const"})
 
 
