@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from loyalty_api.kinds import KIND_MODEL_CONFIG
 from loyalty_api.money import DecimalText
+from loyalty_api.text import FilledText
 
 Percent = Annotated[Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=3), DecimalText()]
 Multiplier = Annotated[Decimal, Field(gt=1, le=100, max_digits=8, decimal_places=4), DecimalText()]
@@ -89,14 +90,14 @@ class BirthdayGift(BenefitProperties):
     """The birthday job gives the member a coupon on their birthday, once a year."""
 
     kind: Literal["birthday_gift"] = "birthday_gift"
-    coupon_name: str = Field(min_length=1, max_length=100)
+    coupon_name: FilledText = Field(max_length=100)
     coupon: CouponOffer
     valid_days: int = Field(default=30, ge=1, le=366, description="The coupon is valid this many days.")
 
 
 class PriorityService(BenefitProperties):
     kind: Literal["priority_service"] = "priority_service"
-    description: str = Field(min_length=1, max_length=500)
+    description: FilledText = Field(max_length=500)
 
 
 AnyBenefitProperties = Annotated[

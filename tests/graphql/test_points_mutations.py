@@ -712,6 +712,24 @@ class TestSeveralMutationsInOneDocument:
 class TestAdjustReason:
     """What the ledger and the audit trail show of an adjustment: a reason a person can read."""
 
+    async def test_a_blank_reason_is_refused_naming_it(
+        self, client: httpx.AsyncClient, pos_key: str, admin_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        for reason in ("   ", "\u3000", "\u200b"):
+            payload = await mutate(
+                client,
+                admin_key,
+                "loyaltyAdjustPoints",
+                ADJUSTMENT,
+                input={"memberId": mine, "points": 500, "reason": reason},
+            )
+            assert payload["adjustment"] is None
+            assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+                ("reason", "validation_error")
+            ], reason
+        assert await _balance(client, pos_key, mine) == 1_000
+
     async def test_a_bidi_override_in_the_reason_is_refused(
         self, client: httpx.AsyncClient, pos_key: str, admin_key: str
     ) -> None:

@@ -179,6 +179,48 @@ class TestTexts:
         ]
         assert await table_counts(app, "members") == {"members": 0}
 
+    @pytest.mark.parametrize("reason", [" ", "   ", "\u3000", "\u00a0\u200b"])
+    async def test_a_blank_adjustment_reason_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, reason: str
+    ) -> None:
+        member = await enrol(client, admin_key)
+        response = await client.post(
+            f"/v1/members/{member['id']}/adjustments",
+            json={"points": 100, "reason": reason},
+            headers=bearer(admin_key),
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert [(e["field"], e["type"]) for e in response.json()["errors"]] == [("reason", "string_blank")]
+        assert await table_counts(app, "ledger_entries") == {"ledger_entries": 0}
+
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            ("/v1/benefits", {"name": "  ", "kind": "percent_discount", "properties": {"percent": "10"}}),
+            (
+                "/v1/rewards",
+                {
+                    "name": "\u3000",
+                    "cost_points": 2000,
+                    "coupon": {"kind": "free_item", "sku": "THERMOS-01"},
+                    "description": "  ",
+                },
+            ),
+            ("/v1/api-keys", {"name": "\u200b", "scopes": ["pos"]}),
+        ],
+    )
+    async def test_other_required_texts_refuse_blanks(
+        self, client: httpx.AsyncClient, admin_key: str, path: str, body: dict[str, Any]
+    ) -> None:
+        # A reward's description may be left out, but one sent is read on the menu: not blank either.
+        response = await client.post(path, json=body, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        # (a benefit's fields are named under its kind: `percent_discount.name`)
+        assert [(e["field"].rsplit(".", 1)[-1], e["type"]) for e in response.json()["errors"]] == [
+            (field, "string_blank") for field in body if field in ("name", "description")
+        ]
+
     @pytest.mark.parametrize("text", ["null", "[]", '"earn"', "12850"])
     async def test_a_body_that_is_json_but_not_an_object_is_refused(
         self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, text: str
@@ -804,6 +846,8 @@ class TestPlainText:
             ("李\x85娜", 422),
             ("\u202e李娜", 422),
             ("李\u2069娜", 422),
+            ("   ", 422),
+            ("\u3000\u200b", 422),
         ],
     )
     async def test_what_the_pattern_admits_is_taken(

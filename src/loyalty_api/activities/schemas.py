@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from loyalty_api.activities.streaks import CapPeriod, StreakBonus
 from loyalty_api.http.schemas import Instant, ReadModel, sent_or_left_out
+from loyalty_api.text import FilledText
 
 ActivityType = Annotated[
     str,
@@ -16,7 +17,7 @@ ActivityType = Annotated[
 ]
 Cap = Annotated[int, Field(ge=1, le=1_000_000)]
 RulePoints = Annotated[int, Field(ge=0, le=1_000_000, description="Points each rewarded activity earns.")]
-RuleName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+RuleName = Annotated[FilledText, StringConstraints(max_length=100, strip_whitespace=True)]
 
 
 class StreakBonusWrite(BaseModel):

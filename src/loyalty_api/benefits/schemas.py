@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loyalty_api.benefits.service import BenefitDefinition, BenefitView, MemberBenefits
 from loyalty_api.http.schemas import ReadModel, TierRef, by_kind
 from loyalty_api.offers import BENEFIT_KINDS, BenefitKind, BenefitProperties
+from loyalty_api.text import FilledText
 
 
 class BenefitWriteBase(BaseModel):
@@ -17,7 +18,7 @@ class BenefitWriteBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     kind: BenefitKind
     properties: BenefitProperties
     active: bool = True

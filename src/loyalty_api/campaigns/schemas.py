@@ -10,6 +10,7 @@ from loyalty_api.http.schemas import ReadModel
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import Segment
 from loyalty_api.offers import CouponOffer
+from loyalty_api.text import FilledText
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
@@ -37,7 +38,7 @@ class IssueCouponWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["issue_coupon"]
-    coupon_name: str = Field(min_length=1, max_length=100)
+    coupon_name: FilledText = Field(max_length=100)
     coupon: CouponOffer
     valid_days: int = Field(
         default=30, ge=1, le=366, description="Each coupon is valid this many days from when it is issued."
@@ -51,7 +52,7 @@ class GrantPointsWrite(BaseModel):
 
     type: Literal["grant_points"]
     points: int = Field(strict=True, ge=1, le=1_000_000)
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FilledText = Field(max_length=200)
 
 
 ActionWrite = Annotated[IssueCouponWrite | GrantPointsWrite, Field(discriminator="type")]
@@ -60,7 +61,7 @@ ActionWrite = Annotated[IssueCouponWrite | GrantPointsWrite, Field(discriminator
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    name: Annotated[FilledText, StringConstraints(max_length=100, strip_whitespace=True)]
     audience: AudienceWrite = Field(default_factory=AudienceWrite)
     action: ActionWrite
 

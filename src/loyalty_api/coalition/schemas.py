@@ -20,6 +20,7 @@ from loyalty_api.http.schemas import (
 )
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.money import DecimalText, plain_decimal
+from loyalty_api.text import FilledText
 
 PartnerCode = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code, e.g. `bookshop`")
@@ -111,11 +112,11 @@ class PartnerTerms(BaseModel):
 
 class PartnerCreate(PartnerTerms):
     code: PartnerCode
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
 
 
 class PartnerWrite(PartnerTerms):
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     status: Literal["active", "suspended"] = Field(
         description="A suspended partner's keys reach no member, and it cannot be linked to; they may still "
         "read, confirm or fail the exchanges out pending with it."

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loyalty_api.earning.kinds import RULE_KINDS, RuleKind, RuleProperties
 from loyalty_api.earning.service import Rule, RuleDefinition
 from loyalty_api.http.schemas import Instant, by_kind
+from loyalty_api.text import FilledText
 
 
 class EarningRuleWriteBase(BaseModel):
@@ -16,7 +17,7 @@ class EarningRuleWriteBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     kind: RuleKind
     properties: RuleProperties
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")

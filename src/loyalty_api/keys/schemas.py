@@ -10,8 +10,9 @@ from loyalty_api.auth.principal import Scope
 from loyalty_api.auth.service import IssuedKey, KeyStatus, KeySummary
 from loyalty_api.http.schemas import SHOWN_ONCE, ReadModel
 from loyalty_api.settings import RATE_PATTERN
+from loyalty_api.text import FilledText
 
-KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+KeyName = Annotated[FilledText, StringConstraints(max_length=100, strip_whitespace=True)]
 # Checked by the service (settings.check_rate, as for the settings' rates); the pattern says the same.
 Rate = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": RATE_PATTERN})]
 ExpiresInDays = Annotated[

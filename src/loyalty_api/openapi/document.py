@@ -200,9 +200,9 @@ def _with_examples(document: dict[str, Any]) -> None:
 # The input guard (http.input_guard) refuses a control character (C0 with NUL, DEL, C1) and a bidirectional
 # control in any string of a /v1 body or query string. A string that only requests carry and that has no
 # pattern or format of its own (names, reasons, descriptions, codes) says so with PLAIN_TEXT, so that a
-# client or a fuzzer obeying the document does not send one. A schema replies use too is left alone: the
-# pattern would be a promise about what the service sends. (Lone surrogates, refused too, are beyond a
-# regular expression.)
+# client or a fuzzer obeying the document does not send one (a required text, text.FilledText,
+# says it with its own pattern, FILLED_TEXT). A schema replies use too is left alone: the pattern would be a
+# promise about what the service sends. (Lone surrogates, refused too, are beyond a regular expression.)
 _SAID_ALREADY = frozenset({"pattern", "format", "enum", "const"})
 
 

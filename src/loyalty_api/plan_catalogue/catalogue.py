@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from loyalty_api.grants.granted import GrantedBenefit
 from loyalty_api.money import Money
 from loyalty_api.offers import CouponOffer
+from loyalty_api.text import FilledText
 
 PLANS_CACHE_KEY = "plans"
 
@@ -30,7 +31,7 @@ class RecurringCoupon(BaseModel):
     # One schema for requests and replies (see loyalty_api.kinds).
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     coupon: CouponOffer
     valid_days: int = Field(default=30, ge=1, le=366, description="Each coupon is valid this many days.")
     every: Literal["period", "month"] = "period"
@@ -43,9 +44,7 @@ class PartnerPerkOffer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
 
     partner: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="The partner's code.")
-    name: str = Field(
-        min_length=1, max_length=100, description="What the member gets, e.g. a month of delivery."
-    )
+    name: FilledText = Field(max_length=100, description="What the member gets, e.g. a month of delivery.")
     source: Literal["ours", "pool"] = Field(
         default="ours",
         description="`ours`: we issue the code; `pool`: a code the partner uploaded for `perk` "

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loyalty_api.http.schemas import MoneyBody, MoneyRead, PlanCode
 from loyalty_api.plan_catalogue.catalogue import CatalogPlan, Interval, PartnerPerkOffer, RecurringCoupon
 from loyalty_api.plans.service import PlanDefinition
+from loyalty_api.text import FilledText
 from loyalty_api.tiers.schemas import BenefitRef
 
 
@@ -21,7 +22,7 @@ class IntervalBody(BaseModel):
 class PlanWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     price: MoneyBody = Field(
         description="Per period. A new price applies from each subscription's next period."
     )

@@ -20,6 +20,7 @@ from loyalty_api.http.schemas import (
     sent_or_left_out,
 )
 from loyalty_api.points.ledger import RefundKind
+from loyalty_api.text import FilledText
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -214,7 +215,7 @@ class AdjustmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points: int = Field(strict=True, ge=-1_000_000_000, le=1_000_000_000, description="Signed; not zero.")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FilledText = Field(max_length=500)
 
 
 class AdjustmentRead(ReadModel):
@@ -247,8 +248,7 @@ class TransferRead(ReadModel):
 class TransferReversalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(
-        min_length=1,
+    reason: FilledText = Field(
         max_length=500,
         description="Kept in both ledgers and both events with the key; `erased` once either member is.",
     )

@@ -25,12 +25,13 @@ from loyalty_api.members.contact import SYSTEM_NAME_PATTERN
 from loyalty_api.members.lifecycle import Stage
 from loyalty_api.members.models import MemberStatus
 from loyalty_api.profiles import imports
+from loyalty_api.text import FilledText
 from loyalty_api.tiers.schemas import TierCode
 
 SystemName = Annotated[str, StringConstraints(pattern=SYSTEM_NAME_PATTERN)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, strip_whitespace=True)]
-PersonName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+PersonName = Annotated[FilledText, StringConstraints(max_length=100, strip_whitespace=True)]
 Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 IMPORT_BATCH = 200  # members in one import: one transaction, well within a request's time limit
 

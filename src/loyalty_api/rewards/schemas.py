@@ -10,6 +10,7 @@ from loyalty_api.coupons.schemas import CouponRead
 from loyalty_api.http.schemas import Instant, Points
 from loyalty_api.offers import CouponOffer
 from loyalty_api.rewards.service import RedemptionResult, RewardDefinition, RewardView
+from loyalty_api.text import FilledText
 
 Stock = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
 
@@ -19,8 +20,8 @@ class RewardWrite(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="Also the name of the coupons it issues.")
-    description: str | None = Field(default=None, max_length=2000)
+    name: FilledText = Field(max_length=100, description="Also the name of the coupons it issues.")
+    description: FilledText | None = Field(default=None, max_length=2000)
     cost_points: Points
     stock: Stock | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loyalty_api.http.schemas import Instant, ReadModel, TierRef
 from loyalty_api.money import Multiplier, plain_decimal
+from loyalty_api.text import FilledText
 from loyalty_api.tiers.ladder import LadderTier, Metric, Window
 from loyalty_api.tiers.service import TierDefinition
 
@@ -18,7 +19,7 @@ TierCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", descripti
 class TierWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FilledText = Field(max_length=100)
     rank: int = Field(
         ge=0, le=1000, description="Higher is better; the lowest rank is everyone's entry tier."
     )
@@ -163,4 +164,4 @@ class OverrideWrite(BaseModel):
 
     tier: TierCode
     until: Instant
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FilledText = Field(max_length=200)
