@@ -76,6 +76,9 @@ class TestRefunds:
         over = await refund(client, pos_key, "R1", 1)
         assert over.status_code == 422
         assert over.json()["code"] == "refund_exceeds_order"
+        # The amount left says its unit, as the amount sent does: minor units of the order's currency.
+        assert over.json()["detail"] == "Only 0 of the order's 9990 CNY (minor units) is left to refund"
+        assert over.json()["refundable"] == 0
         assert len(await events(app, "points.refunded")) == 3
         await assert_ledger_invariant(app, member_id)
 

@@ -110,8 +110,9 @@ class OrderNotFound(NotFound):
 
 class RefundExceedsOrder(LoyaltyError):
     """The refund is larger than what is left of the order after earlier refunds: `refundable` says how much
-    money is left (refunds by `amount`), `refundable_points` how many redeemed points are left to give back
-    (refunds by `points`). Nothing was changed.
+    money is left (refunds by `amount`; minor units of the order's currency, as `detail` says),
+    `refundable_points` how many redeemed points are left to give back (refunds by `points`). Nothing was
+    changed.
 
     Refund at most what is left, or send `{"full": true}` to refund all of it.
     """

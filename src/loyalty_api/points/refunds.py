@@ -130,7 +130,9 @@ def _plan(order: Order, *, amount: Money | None, points: int | None) -> _Plan:
             raise CurrencyMismatch(f"The order was paid in {total.currency}")
         if amount.amount_minor > money_left:
             raise RefundExceedsOrder(
-                f"Only {money_left} of the order is left to refund", refundable=money_left
+                f"Only {money_left} of the order's {total.amount_minor} {total.currency} (minor units) is "
+                "left to refund",
+                refundable=money_left,
             )
         return _Plan(
             money=amount.amount_minor,
