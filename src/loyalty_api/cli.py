@@ -172,9 +172,7 @@ def _refuse_unless_reports_ready(settings: Settings) -> None:
     a bug while /readyz, which asks the primary, says ready."""
     if settings.reports_database_url is None:
         return
-    status = asyncio.run(
-        _schema_status(settings, settings.reports_database_url, "LOYALTY_REPORTS_DATABASE_URL")
-    )
+    status = _run(_schema_status(settings, settings.reports_database_url, "LOYALTY_REPORTS_DATABASE_URL"))
     database = "reports database (LOYALTY_REPORTS_DATABASE_URL)"
     _refuse_unreachable(status, database)
     if status.behind:
@@ -190,7 +188,7 @@ def _refuse_unless_listening(settings: Settings) -> None:
     for the cache's lifetime and webhooks waited for the worker's next look."""
     if settings.listen_database_url is None or settings.is_sqlite:
         return
-    problem = asyncio.run(why_not_listening(settings.listen_database_url))
+    problem = _run(why_not_listening(settings.listen_database_url))
     if problem is not None:
         _fail(f"listening database (LOYALTY_LISTEN_DATABASE_URL) unreachable: {problem}")
 
@@ -198,7 +196,7 @@ def _refuse_unless_listening(settings: Settings) -> None:
 def _require_schema(settings: Settings) -> None:
     """Before a command works on the database: it answers, and its schema is this release's (or a newer
     release's, with a warning)."""
-    status = asyncio.run(_schema_status(settings))
+    status = _run(_schema_status(settings))
     _refuse_unless_ready(status)
     _warn_if_newer(status)
 
@@ -214,7 +212,7 @@ def _refuse_another_key(settings: Settings) -> None:
         async with _units(settings) as units, units.read() as uow:
             return await what_the_key_does_not_open(uow)
 
-    what = asyncio.run(unopened())
+    what = _run(unopened())
     if what is not None:
         _fail(
             f"LOYALTY_ENCRYPTION_KEY does not open {what} in the database, which another key "
@@ -225,10 +223,10 @@ def _refuse_another_key(settings: Settings) -> None:
 def _migrate_schema(settings: Settings) -> migrations.SchemaStatus:
     """Upgrade the database to this release's latest migration; one a newer release migrated is left as it is
     (this release cannot place its revision). The status found before."""
-    status = asyncio.run(_schema_status(settings))
+    status = _run(_schema_status(settings))
     _refuse_unreachable(status)
     if not status.ahead:
-        asyncio.run(_migrate(settings))
+        _run(_migrate(settings))
     return status
 
 
@@ -289,7 +287,7 @@ async def _seed(settings: Settings, state: dict[str, object]) -> dict[str, str]:
 
 
 def _seed_demo(settings: Settings, state: dict[str, object]) -> dict[str, str]:
-    keys = asyncio.run(_seed(settings, state))
+    keys = _run(_seed(settings, state))
     state["api_keys"] = keys
     _write_demo_state(state)
     return keys
@@ -354,7 +352,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if settings.is_sqlite or args.demo:
         status = _migrate_schema(settings)
     else:
-        _refuse_unless_ready(status := asyncio.run(_schema_status(settings)))
+        _refuse_unless_ready(status := _run(_schema_status(settings)))
     _warn_if_newer(status)
     _refuse_another_key(settings)
     _refuse_unless_reports_ready(settings)
@@ -456,7 +454,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
                 loop.add_signal_handler(signum, worker.stop)
             await worker.run()
 
-    asyncio.run(run())
+    _run(run())
 
 
 def cmd_jobs(args: argparse.Namespace) -> None:
@@ -477,7 +475,7 @@ def cmd_jobs(args: argparse.Namespace) -> None:
                 total += done
             return total, time.perf_counter() - started
 
-    handled, seconds = asyncio.run(run())
+    handled, seconds = _run(run())
     print(f"{job.name}: {handled} in {seconds:.2f} s")
 
 
@@ -502,7 +500,7 @@ def cmd_demo(_: argparse.Namespace) -> None:
 def _run_or_fail(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run `work`; a refusal is printed as the error it is."""
     try:
-        return asyncio.run(work())
+        return _run(work())
     except LoyaltyError as exc:
         _fail(exc.detail)
 
@@ -702,7 +700,7 @@ def cmd_keys_list(_: argparse.Namespace) -> None:
         async with _units(settings) as units, units.read() as uow:
             return await auth_service.list_keys(uow)
 
-    summaries = asyncio.run(run())
+    summaries = _run(run())
     print("\t".join(_LIST_COLUMNS))
     for summary in summaries:
         p = summary.principal
@@ -943,6 +941,39 @@ def _refuse_text_not_in_utf8(args: argparse.Namespace) -> None:
             except UnicodeEncodeError:
                 shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
                 _fail(f"'{shown}' is not UTF-8 text: write the command's arguments in UTF-8")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, the one way a command runs its work. Ctrl-C cancels the work, as asyncio.run's own
+    handler does, and then ends the command as interrupted (KeyboardInterrupt, for main) whatever its
+    unwinding did: a SQLite connection cut off in its busy wait refuses its rollback with `database is
+    locked`, and a check of the database may read the cancellation as the database not answering, then
+    return as if nothing had been asked."""
+    return asyncio.run(_interruptible(work))
+
+
+async def _interruptible(work: Coroutine[Any, Any, T]) -> T:
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if task is not None:
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)  # work that sets its own (the worker's) replaces it
+    try:
+        done = await work
+    except BaseException:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
+    return done
 
 
 def _end_as_interrupted() -> NoReturn:
