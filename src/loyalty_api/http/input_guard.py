@@ -282,7 +282,7 @@ def _number_readers(read_fraction: Callable[[str], Any]) -> dict[str, Any]:
 # controls there, and UTF-8 cannot spell a lone surrogate. So a text without a backslash, DEL, C1 control or
 # bidirectional control has no string the walk would refuse, and the walk (a tenth of a quote's CPU) is
 # only needed for depth.
-_ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_ESCAPE_OR_CONTROL = re.compile(r"[\\\x7f-\x9f" + BIDI_CONTROLS + "]")
 
 
 def _may_hold_bad_strings(text: str) -> bool:
