@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def _with_floor(app: Any) -> None:
     app.router.routes.insert(0, app.router.routes.pop())
 
 
-def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str], dict[str, str]]:
+def _app(
+    name: str, scenario: str, baseline: bool, pool_size: int | None = None
+) -> tuple[Any, dict[str, str], dict[str, str]]:
     """The app to drive, the headers of its requests and its paths."""
     from benchmarks.run import PG_SERVER, kept_state
 
@@ -98,7 +101,11 @@ def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str],
     # slow the run was (a few per cent of the count, from run to run), where a served process reloads
     # once every few thousand requests.
     settings = Settings(
-        database_url=url, encryption_key=str(state["encryption_key"]), log_level="INFO", cache_seconds=3600
+        database_url=url,
+        encryption_key=str(state["encryption_key"]),
+        log_level="INFO",
+        cache_seconds=3600,
+        **({} if pool_size is None else {"database_pool_size": pool_size}),
     )
     # As `loyalty-api serve` sets up its process: the access log written, and the collector tuned (with
     # Python's defaults, a full collection fell at a different request in each tree, a swing of several per
@@ -114,15 +121,24 @@ def _app(name: str, scenario: str, baseline: bool) -> tuple[Any, dict[str, str],
     return app, {"Authorization": f"Bearer {state['key']}"}, paths
 
 
-async def drive(name: str, scenario: str, requests: int, *, baseline: bool) -> None:
-    """In the process callgrind counts: the app, WARM_UP requests, then `requests` more."""
+async def drive(
+    name: str,
+    scenario: str,
+    requests: int,
+    *,
+    baseline: bool,
+    pool_size: int | None = None,
+    after: Callable[[Any], Awaitable[None]] | None = None,
+) -> None:
+    """In the process callgrind counts: the app, WARM_UP requests, then `requests` more; then `after`, given
+    the app, while it still runs."""
     import httpx
 
     sys.path.insert(0, str(ROOT))
     from benchmarks.run import kept_state, quote_body
 
     state = kept_state(name)
-    app, headers, paths = _app(name, scenario, baseline)
+    app, headers, paths = _app(name, scenario, baseline, pool_size)
     members = [tuple(pair) for pair in state["sample"]]
     shoppers = [(member, codes) for member, codes in state["shoppers"]]
     rng = random.Random(1)
@@ -146,6 +162,8 @@ async def drive(name: str, scenario: str, requests: int, *, baseline: bool) -> N
                 member_id, codes = rng.choice(shoppers)
                 reply = await client.post(paths["quote"], json=quote_body(member_id, codes), headers=headers)
             assert reply.status_code == 200, reply.text
+        if after is not None:
+            await after(app)
 
 
 def _count(source: Path, name: str, scenario: str, requests: int, *, baseline: bool = False) -> int:

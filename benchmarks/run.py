@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -118,6 +119,8 @@ class Measured:
     p99: float
     errors: int
     cpu_ms_per_request: float
+    database_cpu_ms_per_request: float = float("nan")
+    idle_share: float = float("nan")
 
 
 def state_file(name: str) -> Path:
@@ -145,6 +148,30 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds(database: str) -> float:
+    """The CPU time of the PostgreSQL backends serving `database` (a backend's process title names its
+    database), so that other databases' work on the machine is left out. Backends that ended during the
+    run, and the server's shared processes (the WAL writer's flushes), are not counted."""
+    total = 0
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (process / "cmdline").read_bytes().decode(errors="replace").split()
+            if title[:1] != ["postgres:"] or database not in title:
+                continue
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # ended since listed
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_idle() -> tuple[int, int]:
+    """The machine's busy and idle time so far, in clock ticks over every core (/proc/stat)."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return sum(ticks[:8]) - idle, idle
 
 
 def rss_mib(pid: int) -> float:
@@ -361,14 +388,37 @@ def target_lines(
 
 
 async def drive_wrk(
-    label: str, url: str, script: Path, lines: Path, key: str, process: subprocess.Popen[bytes], args: Any
+    label: str,
+    url: str,
+    script: Path,
+    lines: Path,
+    key: str,
+    process: subprocess.Popen[bytes],
+    args: Any,
+    database: str | None,
 ) -> Measured:
-    cpu_before = cpu_seconds(process.pid)
+    """One wrk run, with the server's CPU and, on PostgreSQL (`database` named), its backends'."""
+    cpu_before, database_before, (busy_before, idle_before) = (
+        cpu_seconds(process.pid),
+        math.nan if database is None else database_cpu_seconds(database),
+        machine_busy_idle(),
+    )
     out = await wrk(
         script, url, [uuid.uuid4().hex[:8], str(lines), key], seconds=args.seconds, clients=args.concurrency
     )
+    busy_after, idle_after = machine_busy_idle()
+    busy, idle = busy_after - busy_before, idle_after - idle_before
+    database_cpu = math.nan if database is None else database_cpu_seconds(database) - database_before
     run = parse_wrk(label, out, cpu_seconds(process.pid) - cpu_before)
-    return Measured(run.rate, run.p50_ms, run.p99_ms, run.non_2xx, run.cpu_ms_per_request)
+    return Measured(
+        run.rate,
+        run.p50_ms,
+        run.p99_ms,
+        run.non_2xx,
+        run.cpu_ms_per_request,
+        database_cpu / run.requests * 1000 if run.requests else float("nan"),
+        idle / (busy + idle) if busy + idle else float("nan"),
+    )
 
 
 def baselines(
@@ -459,6 +509,7 @@ async def bench(database: str, args: argparse.Namespace) -> None:
                         (baseline, base_port),
                         (pooled, pooled_port),
                         results,
+                        name if database == "postgres" else None,
                     )
                 else:
                     peak_rss = await _rounds_with_aiohttp(
@@ -548,7 +599,9 @@ async def _rounds_with_wrk(
     baseline: Served,
     pooled: Served,
     results: dict[str, list[Result | Measured]],
+    database: str | None,
 ) -> float:
+    """The rounds; `database` names the PostgreSQL database served (None on SQLite)."""
     script = tmp / "targets.lua"
     script.write_text(TARGETS_LUA)
     files: dict[str, tuple[Path, Path | None]] = {}
@@ -574,7 +627,7 @@ async def _rounds_with_wrk(
                 runs.reverse()
             for run_label, (process, port), requests, run_key in runs:
                 url = f"http://127.0.0.1:{port}"
-                measured = await drive_wrk(run_label, url, script, requests, run_key, process, args)
+                measured = await drive_wrk(run_label, url, script, requests, run_key, process, args, database)
                 results.setdefault(run_label, []).append(measured)
             peak_rss = max(peak_rss, rss_mib(ours[0].pid))
     return peak_rss
@@ -628,7 +681,7 @@ async def _nothing():  # type: ignore[no-untyped-def]
 def report(results: dict[str, list[Result | Measured]], peak_rss: float) -> None:
     print(
         f"{'scenario':<15}{'req/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
-        f"{'CPU ms/req':>12}   per-round req/s"
+        f"{'CPU ms/req':>12}{'DB ms/req':>11}{'idle':>6}   per-round req/s"
     )
     for label, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
@@ -636,8 +689,14 @@ def report(results: dict[str, list[Result | Measured]], peak_rss: float) -> None
         p99 = statistics.median(r.p99 for r in runs)
         errors = sum(r.errors for r in runs)
         cpu = statistics.median(r.cpu_ms_per_request for r in runs)
+        # wrk's runs only: the aiohttp driver's Result has neither
+        database = statistics.median(getattr(r, "database_cpu_ms_per_request", math.nan) for r in runs)
+        idle = statistics.median(getattr(r, "idle_share", math.nan) for r in runs)
         rounds = ", ".join(f"{r.rps:.0f}" for r in runs)
-        print(f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}{cpu:>12.2f}   {rounds}")
+        print(
+            f"{label:<15}{rps:>16.0f}{p50:>10.1f}{p99:>10.1f}{errors:>8}{cpu:>12.2f}{database:>11.2f}"
+            f"{idle:>6.0%}   {rounds}"
+        )
     for label in ("earn", "quote", "lookup"):
         base_label = f"baseline {label}"
         if base_label not in results:
