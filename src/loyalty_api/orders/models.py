@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, t
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base
+from loyalty_api.db.constant import constant
 
 # Room for a partner's order reference under its partner's code (`bookshop/<64 characters>`): see
 # coalition.purchases.partner_order_ref.
@@ -75,3 +76,8 @@ class Order(Base):
         return bool(
             self.refunded_minor or self.points_taken_back or self.points_given_back or self.points_shortfall
         )
+
+
+# The orders with an open shortfall, as a statement must name them to use their partial index
+# (db/constant.py).
+ORDER_OWES_POINTS = Order.points_shortfall > constant(0)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.db.direct import DirectStatement
 from loyalty_api.db.prefixed import Row, prefixed_binds
-from loyalty_api.orders.models import Order
+from loyalty_api.orders.models import ORDER_OWES_POINTS, Order
 
 _ORDERS = cast(Table, Order.__table__)
 
@@ -179,7 +179,7 @@ class OrderRepository:
     async def list_shortfalls(self, member_id: uuid.UUID, *, other_than: str | None) -> Sequence[Order]:
         """The member's orders (but `other_than`) whose refunds could not take back every point they earned,
         oldest first."""
-        query = select(Order).where(Order.member_id == member_id, Order.points_shortfall > 0)
+        query = select(Order).where(Order.member_id == member_id, ORDER_OWES_POINTS)
         if other_than is not None:
             query = query.where(Order.order_ref != other_than)
         result = await self.session.execute(query.order_by(Order.created_at, Order.order_ref))

@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, t
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
+from loyalty_api.db.constant import constant
 from loyalty_api.orders.models import ORDER_REF_LENGTH
 
 
@@ -108,6 +109,10 @@ class PointLot(IdMixin, Base):
     expiry_reminded_at: Mapped[datetime | None]
 
 
+# The lots PointLot's partial indexes hold, as a statement must name them to use those (db/constant.py).
+LOT_HOLDS_POINTS = PointLot.remaining > constant(0)
+
+
 class PointStandIn(IdMixin, Base):
     """Points taken from another lot in place of an order's own points that were spent (by the order's refund,
     or a settlement of its shortfall), and how many of them went back to that lot's like once the order's own
@@ -168,6 +173,10 @@ class Hold(IdMixin, Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+# The holds Hold's partial indexes hold, as a statement must name them to use those (db/constant.py).
+HOLD_ACTIVE = Hold.status == constant("active")
 
 
 class ReferralReward(Base):

@@ -37,7 +37,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.prefixed import Row, prefixed, prefixed_binds
 from loyalty_api.members.models import Member, MemberStatus, not_erased
 from loyalty_api.members.repository import POINTS_HOLDER_COLUMNS, PointsHolder
-from loyalty_api.orders.models import Order
+from loyalty_api.orders.models import ORDER_OWES_POINTS, Order
 from loyalty_api.orders.repository import (
     CLAIM_EARN_SQLITE,
     CLAIMED_EARN,
@@ -50,6 +50,8 @@ from loyalty_api.outbox.models import OutboxEvent
 from loyalty_api.outbox.repository import INSERT_EVENT, member_event_row
 from loyalty_api.points.ledger import EntryType, LotBalance, LotOnBooks, PaidFrom, StoredAccount
 from loyalty_api.points.models import (
+    HOLD_ACTIVE,
+    LOT_HOLDS_POINTS,
     Hold,
     LedgerEntry,
     PointLot,
@@ -86,13 +88,11 @@ _INSERT_ENTRY = DirectStatement(insert(_ENTRIES))
 # time given: the caller compares it with the time it reads once the locks are its own, so what ended while
 # it waited for them counts, at no extra statement. Each is one look into a partial index, as a probe was.
 _NEXT_HOLD_END = (
-    select(func.min(Hold.expires_at))
-    .where(Hold.member_id == _MEMBERS.c.id, Hold.status == "active")
-    .scalar_subquery()
+    select(func.min(Hold.expires_at)).where(Hold.member_id == _MEMBERS.c.id, HOLD_ACTIVE).scalar_subquery()
 )
 _NEXT_LOT_END = (
     select(func.min(PointLot.expires_at))
-    .where(PointLot.member_id == _MEMBERS.c.id, PointLot.remaining > 0)
+    .where(PointLot.member_id == _MEMBERS.c.id, LOT_HOLDS_POINTS)
     .scalar_subquery()
 )
 # The member's row, then their account's (in that order, as everything that may change a tier locks the member
@@ -113,14 +113,14 @@ _HOLDER_WITH_ACCOUNT_LOCKED = DirectStatement(
 )
 _FIFO = (case((PointLot.expires_at.is_(None), 1), else_=0), PointLot.expires_at, PointLot.id)
 _LIVE = select(PointLot.id, PointLot.remaining).where(
-    PointLot.member_id == bindparam("member"), PointLot.remaining > 0
+    PointLot.member_id == bindparam("member"), LOT_HOLDS_POINTS
 )
 _LIVE_LOTS = DirectStatement(_LIVE.order_by(*_FIFO))
 _DUE_LOT_EXISTS = DirectStatement(
     select(
         exists().where(
             PointLot.member_id == bindparam("member"),
-            PointLot.remaining > 0,
+            LOT_HOLDS_POINTS,
             PointLot.expires_at <= bindparam("now", type_=PointLot.__table__.c.expires_at.type),
         )
     )
@@ -214,17 +214,17 @@ def stored_account_columns(
     holds past their time reserve, what lots past their end hold, the member's open shortfalls, and how much
     of those their orders' own points would pay (from points past their end, from points still good)."""
     expired_held = select(func.coalesce(func.sum(Hold.points), 0)).where(
-        Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now
+        Hold.member_id == member_id, HOLD_ACTIVE, Hold.expires_at <= now
     )
     due = select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
-        PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now
+        PointLot.member_id == member_id, LOT_HOLDS_POINTS, PointLot.expires_at <= now
     )
-    owing = (Order.member_id == member_id, Order.points_shortfall > 0)
+    owing = (Order.member_id == member_id, ORDER_OWES_POINTS)
     shortfall = select(func.coalesce(func.sum(Order.points_shortfall), 0)).where(*owing)
     own = (
         PointLot.member_id == Order.member_id,
         PointLot.order_ref == Order.order_ref,
-        PointLot.remaining > 0,
+        LOT_HOLDS_POINTS,
     )
     own_due = (
         select(func.coalesce(func.sum(PointLot.remaining), 0))
@@ -880,7 +880,7 @@ class LotRepository:
         whether it is past its end at `now`."""
         rows = await self.session.execute(
             select(PointLot.id, PointLot.remaining, PointLot.order_ref, PointLot.expires_at)
-            .where(PointLot.member_id == member_id, PointLot.remaining > 0)
+            .where(PointLot.member_id == member_id, LOT_HOLDS_POINTS)
             .order_by(*_FIFO)
         )
         return [
@@ -893,7 +893,7 @@ class LotRepository:
         come)."""
         found = await self.session.scalar(
             select(func.coalesce(func.sum(PointLot.remaining), 0)).where(
-                PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now
+                PointLot.member_id == member_id, LOT_HOLDS_POINTS, PointLot.expires_at <= now
             )
         )
         return int(found or 0)
@@ -901,7 +901,7 @@ class LotRepository:
     async def list_due_lots(self, member_id: uuid.UUID, now: datetime) -> list[LotBalance]:
         result = await self.session.execute(
             select(PointLot.id, PointLot.remaining)
-            .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at <= now)
+            .where(PointLot.member_id == member_id, LOT_HOLDS_POINTS, PointLot.expires_at <= now)
             .order_by(PointLot.expires_at, PointLot.id)
         )
         return [LotBalance(lot_id, remaining) for lot_id, remaining in result.all()]
@@ -925,7 +925,7 @@ class LotRepository:
             .where(
                 PointLot.member_id == member_id,
                 PointLot.entry_id == entry_id,
-                PointLot.remaining > 0,
+                LOT_HOLDS_POINTS,
                 (PointLot.expires_at.is_(None)) | (PointLot.expires_at > now),
             )
             .order_by(*_FIFO)
@@ -939,7 +939,7 @@ class LotRepository:
     async def list_members_with_due_lots(
         self, now: datetime, *, after: uuid.UUID | None, limit: int
     ) -> Sequence[uuid.UUID]:
-        query = select(PointLot.member_id).where(PointLot.remaining > 0, PointLot.expires_at <= now)
+        query = select(PointLot.member_id).where(LOT_HOLDS_POINTS, PointLot.expires_at <= now)
         if after is not None:
             query = query.where(PointLot.member_id > after)
         result = await self.session.execute(
@@ -950,7 +950,7 @@ class LotRepository:
     async def list_due_among(self, member_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
         """Those of `member_ids` with points past their end at `now`, in ascending order."""
         query = select(PointLot.member_id).where(
-            PointLot.member_id.in_(member_ids), PointLot.remaining > 0, PointLot.expires_at <= now
+            PointLot.member_id.in_(member_ids), LOT_HOLDS_POINTS, PointLot.expires_at <= now
         )
         result = await self.session.execute(query.group_by(PointLot.member_id).order_by(PointLot.member_id))
         return list(result.scalars().all())
@@ -968,7 +968,7 @@ class LotRepository:
             select(PointLot.expires_at, PointLot.member_id)
             .join(Member, Member.id == PointLot.member_id)
             .where(
-                PointLot.remaining > 0,
+                LOT_HOLDS_POINTS,
                 PointLot.expires_at > now,
                 PointLot.expires_at >= since,
                 PointLot.expires_at <= until,
@@ -994,7 +994,7 @@ class LotRepository:
             update(PointLot)
             .where(
                 PointLot.member_id == member_id,
-                PointLot.remaining > 0,
+                LOT_HOLDS_POINTS,
                 PointLot.expires_at > after,
                 PointLot.expires_at < before,
                 PointLot.expiry_reminded_at.is_(None),
@@ -1008,7 +1008,7 @@ class LotRepository:
     async def expiring_by_date(self, member_id: uuid.UUID, now: datetime) -> Sequence[tuple[datetime, int]]:
         result = await self.session.execute(
             select(PointLot.expires_at, PointLot.remaining)
-            .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at > now)
+            .where(PointLot.member_id == member_id, LOT_HOLDS_POINTS, PointLot.expires_at > now)
             .order_by(PointLot.expires_at)
         )
         return [(expires_at, remaining) for expires_at, remaining in result.all() if expires_at is not None]
@@ -1019,7 +1019,7 @@ class LotRepository:
         """`expiring_by_date` of many members, in one statement."""
         result = await self.session.execute(
             select(PointLot.member_id, PointLot.expires_at, PointLot.remaining)
-            .where(PointLot.member_id.in_(member_ids), PointLot.remaining > 0, PointLot.expires_at > now)
+            .where(PointLot.member_id.in_(member_ids), LOT_HOLDS_POINTS, PointLot.expires_at > now)
             .order_by(PointLot.member_id, PointLot.expires_at)
         )
         found: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
@@ -1124,7 +1124,7 @@ class HoldRepository:
             select(Hold.id).where(
                 Hold.member_id == member_id,
                 Hold.order_ref == order_ref,
-                Hold.status == "active",
+                HOLD_ACTIVE,
                 Hold.expires_at > now,
             )
         )
@@ -1134,7 +1134,7 @@ class HoldRepository:
         """Whether the member has a hold on the order not yet ended, past its time or not."""
         found = await self.session.scalar(
             select(Hold.id)
-            .where(Hold.member_id == member_id, Hold.order_ref == order_ref, Hold.status == "active")
+            .where(Hold.member_id == member_id, Hold.order_ref == order_ref, HOLD_ACTIVE)
             .limit(1)
         )
         return found is not None
@@ -1143,7 +1143,7 @@ class HoldRepository:
         """End an active hold; False when it was no longer active (someone else ended it first)."""
         result = await self.session.execute(
             update(Hold)
-            .where(Hold.id == hold.id, Hold.status == "active")
+            .where(Hold.id == hold.id, HOLD_ACTIVE)
             .values(status=status, captured_points=captured, resolved_at=now)
             .returning(Hold.id)
             .execution_options(synchronize_session=False)
@@ -1159,7 +1159,7 @@ class HoldRepository:
     ) -> Sequence[tuple[datetime, uuid.UUID]]:
         """(expiry, id) of active holds past their time, oldest first, after `after` (the last of the page
         before): a walk that skips a hold it could not release yet does not meet it again in the same run."""
-        query = select(Hold.expires_at, Hold.id).where(Hold.status == "active", Hold.expires_at <= now)
+        query = select(Hold.expires_at, Hold.id).where(HOLD_ACTIVE, Hold.expires_at <= now)
         if after is not None:
             expires_at, hold_id = after
             query = query.where(
@@ -1179,14 +1179,12 @@ class HoldRepository:
         return result.scalars().all()
 
     async def list_member_active(self, member_id: uuid.UUID) -> Sequence[Hold]:
-        result = await self.session.execute(
-            select(Hold).where(Hold.member_id == member_id, Hold.status == "active")
-        )
+        result = await self.session.execute(select(Hold).where(Hold.member_id == member_id, HOLD_ACTIVE))
         return result.scalars().all()
 
     async def list_member_expired_active(self, member_id: uuid.UUID, now: datetime) -> Sequence[Hold]:
         result = await self.session.execute(
-            select(Hold).where(Hold.member_id == member_id, Hold.status == "active", Hold.expires_at <= now)
+            select(Hold).where(Hold.member_id == member_id, HOLD_ACTIVE, Hold.expires_at <= now)
         )
         return result.scalars().all()
 
