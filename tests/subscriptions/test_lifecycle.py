@@ -345,6 +345,50 @@ class TestPlanChange:
             1_500,
         )
 
+    async def test_a_pending_downgrade_is_dropped_while_past_due_and_the_overdue_period_stays_on_the_plan(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        ecommerce_key: str,
+        billing_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """A premium member asked to move to plus at period end, then the card failed: past due, billing asks
+        for plus's fee. They would rather stay on premium. Naming premium drops the pending downgrade as it
+        does before period end (refused, the only ways back were paying for plus and then buying premium again
+        with a new period, or ending the subscription); billing is asked for premium's fee, which recovers
+        the subscription on premium."""
+        _, sub = await new_paid_subscriber(client, ecommerce_key, "premium")
+        await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "plus"})
+        clock.set(at(sub["period_end"]) + timedelta(hours=1))
+        await run_job(app)
+        assert (await read(client, ecommerce_key, sub["id"]))["state"] == "past_due"
+
+        kept = await post_action(client, ecommerce_key, sub["id"], "change-plan", {"plan": "premium"})
+
+        assert kept.status_code == 200, kept.text
+        assert (kept.json()["state"], kept.json()["plan"]["code"], kept.json()["pending_plan"]) == (
+            "past_due",
+            "premium",
+            None,
+        )
+        await run_job(app)
+        dues = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert [(d["due_period"], d["due_plan"], d["amount"]["amount"]) for d in dues] == [
+            (2, "plus", 1_500),
+            (2, "premium", 3_000),
+        ]
+        old_price = await pay_reply(client, billing_key, sub["id"], period=2, amount=1_500)
+        assert (old_price.status_code, old_price.json()["code"]) == (422, "payment_amount_mismatch")
+        paid = await pay(client, billing_key, sub["id"], period=2, amount=3_000)
+        recovered = paid["subscription"]
+        assert (recovered["state"], recovered["plan"]["code"], recovered["period"], recovered["price"]) == (
+            "active",
+            "premium",
+            2,
+            cny(3_000),
+        )
+
     async def test_a_shorter_period_waits_for_the_end_of_the_paid_one_though_dearer_per_month(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, clock: FrozenClock
     ) -> None:

@@ -475,7 +475,11 @@ async def change_plan(
         # The pending plan off sale, its price raised since to make it an upgrade: no sale starts now on it.
         raise InvalidField("plan", f"no plan on sale with code {plan_code!r}")
     in_trial = State(sub.state) is State.trialing
-    periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
+    # Dropping a pending downgrade moves no state. Past due, it keeps the overdue period on the member's
+    # plan: refused, billing could collect only the downgrade's fee, and staying on the plan took a second
+    # fee for a new period on top (an upgrade), or ending the subscription.
+    if not (target.id == current.id and State(sub.state) is State.past_due):
+        periods.move(sub, Action.upgrade if upgrade else Action.downgrade)  # trialing or active only
     if not upgrade and payment_ref is None and target.id == sub.pending_plan_id:
         # The downgrade pending already, named again (a checkout's retry without its Idempotency-Key): a
         # repeat sets what is set, so it announces no second plan_changed, sends billing no second notice of
