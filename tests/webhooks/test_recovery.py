@@ -456,6 +456,45 @@ async def test_a_receivers_retry_after_may_be_a_date(
     assert timedelta(minutes=9) < waited <= timedelta(minutes=10)
 
 
+async def test_an_answer_to_a_send_already_out_does_not_cut_short_a_receivers_retry_after(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    pos_key: str,
+    members: list[str],
+    clock: FrozenClock,
+) -> None:
+    """A receiver shedding load answers one send 429 with Retry-After while another, which it took in just
+    before, is still being handled: that one's 2xx, coming after, says nothing about the wait it asked for.
+    Nothing more goes to it before then, the refused delivery included."""
+    await add_endpoint(units, receiver.url, event_types=["points.earned"])
+    await earn(client, pos_key, members[0], 10_000, order_ref="FIRST")
+    await earn(client, pos_key, members[1], 10_000, order_ref="SECOND")
+    await earn(client, pos_key, members[2], 10_000, order_ref="THIRD")
+    await dispatch_events(units)
+    taken_in = asyncio.Event()
+    receiver.holds.append(taken_in)  # the first send to arrive is handled slowly, then answered 204
+    receiver.fail_next(429)  # the next ones are refused at once
+    receiver.extra_headers.append((b"retry-after", b"600"))
+    asked_at = clock.now()
+    sending = asyncio.create_task(send_due(units, batch=2))
+
+    async def refusal_recorded() -> bool:
+        return bool(await rows(app, "SELECT id FROM webhook_attempts WHERE status_code = 429"))
+
+    assert await until(refusal_recorded, seconds=10)
+    taken_in.set()
+    await sending
+    assert await pump(units) == 0  # nothing more before the wait it asked for, the third event included
+    assert len(receiver.received) == 2
+    [endpoint] = await rows(app, "SELECT failing_since, next_probe_at FROM webhook_endpoints")
+    assert _instant(endpoint["next_probe_at"]) == asked_at + timedelta(seconds=600)
+    clock.advance(timedelta(seconds=600))
+    assert await pump(units) == 2  # then the probe, answered, and what was held
+    assert len(receiver.received) == 4
+
+
 async def test_a_released_delivery_sent_as_a_probe_counts_for_its_failing_endpoint(
     app: FastAPI,
     units: UnitsOfWork,

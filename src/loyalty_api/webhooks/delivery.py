@@ -550,11 +550,14 @@ async def _settle(
     # 410 Gone: the receiver has removed the URL for good (Standard Webhooks: stop sending to it), whatever
     # else it answered in the batch.
     gone = {item.endpoint_id for item, outcome in sent if outcome.status_code == HTTPStatus.GONE}
+    # A receiver's answer to a send out beside the one it asked to wait on (in this batch, or in an earlier
+    # one while the wait runs) was taken in before it asked: it does not end the wait (see recover_endpoint).
+    probed = {item.endpoint_id for item, outcome in sent if outcome.succeeded and item.probe}
     for endpoint_id in sorted(answered | failed | gone):
         if endpoint_id in gone:
             await _endpoint_failed(uow, endpoint_id, now, gone=True)
-        elif endpoint_id in answered:
-            await repo.recover_endpoint(endpoint_id, now)
+        elif endpoint_id in answered and endpoint_id not in asked:
+            await repo.recover_endpoint(endpoint_id, now, probed=endpoint_id in probed)
         else:
             await _endpoint_failed(uow, endpoint_id, now, asked=asked.get(endpoint_id))
 
@@ -644,7 +647,11 @@ async def _endpoint_failed(
         endpoint.failing_since = now
     elif endpoint.failing_seen_until is not None and now > endpoint.failing_seen_until:
         endpoint.failing_since = min(now, endpoint.failing_since + (now - endpoint.failing_seen_until))
-    wait = max(probe_interval(now - endpoint.failing_since), asked or timedelta(0))
+    if asked is not None and (endpoint.retry_after_until is None or now + asked > endpoint.retry_after_until):
+        endpoint.retry_after_until = now + asked
+    # The wait its receiver asked for, now or earlier and still running (an operator's early probe failed).
+    asked_wait = endpoint.retry_after_until - now if endpoint.retry_after_until is not None else timedelta(0)
+    wait = max(probe_interval(now - endpoint.failing_since), asked_wait)
     endpoint.next_probe_at = now + wait
     # The next probe goes then, or a delivery's own retry sooner; a worker's turns and a probe's lease make
     # it a little later: SEEN_SLACK of that is still time the endpoint was tried in.

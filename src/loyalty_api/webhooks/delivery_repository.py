@@ -471,15 +471,24 @@ class DeliveryRepository:
             query = query.with_for_update(key_share=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime) -> int:
+    async def recover_endpoint(self, endpoint_id: uuid.UUID, now: datetime, *, probed: bool) -> int:
         """The endpoint answered: if it was failing, it is not any more, and every delivery held for it is
         due now (those a worker holds aside), keeping its own schedule should it fail again. How many were
-        released. Matches (and locks) nothing while the endpoint is healthy, so successful sends to one
-        endpoint do not queue behind each other."""
+        released. Not while its receiver's Retry-After still runs, unless the answer was to a probe (`probed`:
+        sent when that wait was over, or by an operator's hand): the answer then came to a send it had taken
+        in before it asked to wait. Matches (and locks) nothing while the endpoint is healthy, so successful
+        sends to one endpoint do not queue behind each other."""
+        waiting = and_(
+            WebhookEndpoint.retry_after_until.is_not(None), WebhookEndpoint.retry_after_until > now
+        )
         was_failing = await self.session.scalar(
             update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None, next_probe_at=None, failing_seen_until=None)
+            .where(
+                WebhookEndpoint.id == endpoint_id,
+                WebhookEndpoint.failing_since.is_not(None),
+                *([] if probed else [~waiting]),
+            )
+            .values(failing_since=None, next_probe_at=None, failing_seen_until=None, retry_after_until=None)
             .returning(WebhookEndpoint.id)
             .execution_options(synchronize_session=False)
         )

@@ -274,7 +274,7 @@ async def update_endpoint(
             row.disabled_reason = None
     now = uow.clock.now()
     if fresh_start:
-        row.failing_since = row.next_probe_at = row.failing_seen_until = None
+        row.failing_since = row.next_probe_at = row.failing_seen_until = row.retry_after_until = None
     if column_values(row) == before:
         # Sent again (db/changes.py): nothing to write, release or announce; nothing pending is of a type it
         # does not take, since its types did not change.

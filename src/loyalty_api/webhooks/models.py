@@ -33,6 +33,9 @@ class WebhookEndpoint(IdMixin, Base):
     # the next failed attempt is time nobody tried the endpoint (the worker stopped, nothing left to send it),
     # not counted towards disabling it (failing_since moves on by it).
     failing_seen_until: Mapped[datetime | None]
+    # A receiver that answered 429 or 503 with Retry-After asked to be sent nothing before this: the 2xx of a
+    # send it had taken in before it asked does not end the wait (only a probe answered, or an operator).
+    retry_after_until: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
