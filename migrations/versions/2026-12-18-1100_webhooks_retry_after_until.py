@@ -5,7 +5,7 @@ the wait (it released every delivery held for the endpoint at once, the refused 
 Endpoints failing when this revision runs have none: their next Retry-After sets it. The downgrade drops the
 column.
 
-Revision ID: hooks_0053
+Revision ID: 0053
 Revises: 0052
 Create Date: 2026-12-18 11:00:00.000000+00:00
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 import loyalty_api.db.types
 
-revision: str = "hooks_0053"
+revision: str = "0053"
 down_revision: str | None = "0052"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
