@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.builders import enrol, full_width
 from tests.conftest import bearer
@@ -171,6 +172,24 @@ class TestFederation:
         )
         assert "errors" not in body, body
         assert body["data"]["_entities"] == [{"__typename": "Member", "id": member["id"]}, None, None]
+
+
+class TestTierEntity:
+    @pytest.mark.parametrize("code", ["GOLD", "gold tier", "x" * 33, ""])
+    async def test_a_code_no_tier_can_have_is_the_validation_error_rest_answers_not_null(
+        self, client: httpx.AsyncClient, pos_key: str, code: str
+    ) -> None:
+        """GET /v1/tiers/GOLD is 422 validation_error on `code` (codes are lower case); the Tier entity
+        answered null, as for a tier that does not exist."""
+        if code:  # a path cannot name an empty code
+            rest = await client.get(f"/v1/tiers/{code}", headers=bearer(pos_key))
+            assert (rest.status_code, rest.json()["code"]) == (422, "validation_error"), rest.text
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Tier { code } } }"
+        body = await graphql(client, pos_key, query, r=[{"__typename": "Tier", "code": code}])
+        assert body["data"]["_entities"] == [None]
+        [error] = body["errors"]
+        assert (error["extensions"]["code"], error["path"]) == ("validation_error", ["_entities", 0])
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["code"]
 
 
 class TestLongPoints:

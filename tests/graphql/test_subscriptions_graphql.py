@@ -240,6 +240,29 @@ class TestPlans:
             (2, "validation_error"),
         ]
 
+    @pytest.mark.parametrize("code", ["Premium", "premium plan", "x" * 33, ""])
+    async def test_a_code_no_plan_can_have_is_the_validation_error_rest_answers_not_null(
+        self, client: httpx.AsyncClient, pos_key: str, plus_family: dict[str, dict[str, Any]], code: str
+    ) -> None:
+        """GET /v1/plans/Premium is 422 validation_error on `code` (codes are lower case); GraphQL answered
+        null, which a till reads as "there is no such plan" when the code is only spelt wrong."""
+        if code:  # a path cannot name an empty code
+            rest = await client.get(f"/v1/plans/{code}", headers=bearer(pos_key))
+            assert (rest.status_code, rest.json()["code"]) == (422, "validation_error"), rest.text
+        by_code = await graphql(
+            client, pos_key, "query($c: String!) { loyaltyPlan(code: $c) { code } }", c=code
+        )
+        assert by_code["data"] == {"loyaltyPlan": None}
+        [error] = by_code["errors"]
+        assert error["extensions"]["code"] == "validation_error"
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["code"]
+        query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Plan { code } } }"
+        joined = await graphql(client, pos_key, query, r=[{"__typename": "Plan", "code": code}])
+        assert joined["data"]["_entities"] == [None]
+        [error] = joined["errors"]
+        assert (error["extensions"]["code"], error["path"]) == ("validation_error", ["_entities", 0])
+        assert [e["field"] for e in error["extensions"]["errors"]] == ["code"]
+
     async def test_plans_need_a_reading_scope(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         partner = await make_partner_key(app)
         body = await graphql(client, partner, "{ loyaltyPlans { edges { node { code } } } }")

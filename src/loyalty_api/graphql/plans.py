@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 import strawberry
+from pydantic import TypeAdapter
 from strawberry.types import Info
 
 from loyalty_api.db.pagination import encode_key
@@ -17,8 +18,10 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import assumed, sliced
 from loyalty_api.graphql.enums import BenefitKindEnum
 from loyalty_api.graphql.errors import as_graphql_error, require
+from loyalty_api.graphql.ids import parse_code
 from loyalty_api.graphql.money import Money
 from loyalty_api.graphql.scopes import PAID_MEMBERSHIP_READERS
+from loyalty_api.http.schemas import PlanCode
 from loyalty_api.plan_catalogue.catalogue import CatalogPlan
 from loyalty_api.plan_catalogue.catalogue import Interval as IntervalUnit
 from loyalty_api.plan_catalogue.errors import PlanNotFound
@@ -121,8 +124,13 @@ class Plan:
         return await plan_by_code(info, code)
 
 
+_PLAN_CODE: TypeAdapter[str] = TypeAdapter(PlanCode)
+
+
 async def plan_by_code(info: Info[GraphQLContext, None], code: str) -> Plan | None:
-    """A plan by code through the request's snapshot; null when there is none."""
+    """A plan by code through the request's snapshot; null when there is none. A code no plan can have is
+    REST's validation_error on `code` (GET /v1/plans/{code})."""
+    code = parse_code(code, _PLAN_CODE, "code")
     async with info.context.snapshot.read() as uow:
         try:
             plan = await service.get_plan(uow, code)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any, get_args, overload
 
 import strawberry
+from pydantic import TypeAdapter
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -16,15 +17,17 @@ from loyalty_api.graphql.context import GraphQLContext
 from loyalty_api.graphql.cost import sliced, unbatched
 from loyalty_api.graphql.enums import values_enum
 from loyalty_api.graphql.errors import as_graphql_error, domain_errors, require
+from loyalty_api.graphql.ids import parse_code
 from loyalty_api.graphql.money import Long
 from loyalty_api.graphql.scopes import READERS
 from loyalty_api.http.schemas import TierRef as TierRead
 from loyalty_api.tiers import membership
 from loyalty_api.tiers.ladder import Metric, TierRef
 from loyalty_api.tiers.membership import ChangeKind
-from loyalty_api.tiers.schemas import GoalRead, MemberTierRead, TierChangeRead
+from loyalty_api.tiers.schemas import GoalRead, MemberTierRead, TierChangeRead, TierCode
 from loyalty_api.tiers.service import get_ladder
 
+_TIER_CODE: TypeAdapter[str] = TypeAdapter(TierCode)
 TierMetric = strawberry.enum(Metric, name="TierMetric", description="What a tier is earned by.")
 
 
@@ -63,6 +66,7 @@ class Tier:
         if not isinstance(code, str):
             message = "a Tier representation needs its key field `code`"
             raise as_graphql_error(InvalidField("representation", message))
+        code = parse_code(code, _TIER_CODE, "code")  # as GET /v1/tiers/{code}: `GOLD` is no tier's code
         async with info.context.snapshot.read() as uow:
             tier = (await get_ladder(uow)).by_code(code)
         return None if tier is None else cls.of(tier.ref)
