@@ -577,6 +577,33 @@ class TestRetriesAfterAnErasure:
             "memberNumber": "erased",
         }
 
+    async def test_a_graphql_enrolments_replay_reads_no_points_of_the_erased_member(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str
+    ) -> None:
+        """The replayed payload names the member; what GraphQL reads of them after is read now, and an erased
+        member is found by no read: GET /v1/members/{id}/points is 404 member_not_found, and so is their
+        pointsAccount (it answered the erased member's balance, lifetime points and what expires when)."""
+        await set_program(client, admin_key)
+        enrolled = await mutate(client, pos_key, "loyaltyEnrolMember", "member { id }", {}, "app-2")
+        member_id = enrolled["member"]["id"]
+        await earn(client, pos_key, member_id, 30_000)
+        await _erase(client, admin_key, member_id)
+        rest = await client.get(f"/v1/members/{member_id}/points", headers=bearer(pos_key))
+        assert (rest.status_code, rest.json()["code"]) == (404, "member_not_found"), rest.text
+
+        replayed = await graphql(
+            client,
+            pos_key,
+            "mutation($key: String) { loyaltyEnrolMember(input: {}, idempotencyKey: $key) { "
+            "replayed member { id pointsAccount { balance lifetimeEarned expiring { points } } } } }",
+            key="app-2",
+        )
+
+        assert replayed["data"] == {"loyaltyEnrolMember": {"replayed": True, "member": None}}, replayed
+        [error] = replayed["errors"]
+        assert error["path"] == ["loyaltyEnrolMember", "member", "pointsAccount"]
+        assert error["extensions"]["code"] == "member_not_found"
+
 
 class TestErasure:
     async def test_leaves_no_personal_data_in_any_table(

@@ -163,7 +163,7 @@ def _instant(value: datetime.datetime | None, field: str) -> datetime.datetime |
 async def _points_account(root: Any, info: Info[GraphQLContext, None]) -> PointsAccount:
     require(info.context, *TILLS)
     summary = await info.context.loaders.points_accounts.load(uuid.UUID(str(root.id)))
-    if summary is None:  # a member resolved from this snapshot has an account: gone since is not found
+    if summary is None:  # gone since it was resolved, or erased (a replayed payload names them): not found
         raise as_graphql_error(MemberNotFound())
     return PointsAccount.of(PointsRead.model_validate(summary))
 

@@ -499,17 +499,19 @@ class PointsAccountRepository:
         return None if row is None else AccountState(balance=row[0], held=row[1], lifetime_earned=row[2])
 
     async def get_stored_accounts(
-        self, member_ids: Sequence[uuid.UUID], now: datetime
+        self, member_ids: Sequence[uuid.UUID], now: datetime, *, of_erased: bool = True
     ) -> dict[uuid.UUID, tuple[StoredAccount, int]]:
         """Each member's account as stored, with what the jobs have yet to settle by `now`, and their
-        lifetime earned points. Changes nothing."""
+        lifetime earned points; `of_erased=False` leaves out the accounts of erased members (a read for a
+        caller finds no erased member). Changes nothing."""
         at = bindparam("now", now, type_=PointLot.__table__.c.expires_at.type)
         columns = stored_account_columns(PointsAccount.member_id, at)
-        rows = await self.session.execute(
-            select(PointsAccount.member_id, PointsAccount.lifetime_earned, *columns).where(
-                PointsAccount.member_id.in_(member_ids)
-            )
+        query = select(PointsAccount.member_id, PointsAccount.lifetime_earned, *columns).where(
+            PointsAccount.member_id.in_(member_ids)
         )
+        if not of_erased:
+            query = query.join(Member, Member.id == PointsAccount.member_id).where(not_erased())
+        rows = await self.session.execute(query)
         return {row[0]: (stored_account(row[2:]), int(row[1])) for row in rows.all()}
 
 

@@ -527,11 +527,11 @@ async def account_as_read(uow: UnitOfWork, member_id: uuid.UUID) -> AccountState
 
 
 async def summaries(uow: UnitOfWork, member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PointsSummary]:
-    """`summary` of many members, read together (GraphQL batches its lookups); members that do not exist
-    are left out."""
+    """`summary` of many members, read together (GraphQL batches its lookups); members that do not exist,
+    or were erased, are left out, as `summary` refuses them."""
     program = await get_program(uow)
     now = uow.clock.now()
-    stored = await PointsAccountRepository(uow.session).get_stored_accounts(member_ids, now)
+    stored = await PointsAccountRepository(uow.session).get_stored_accounts(member_ids, now, of_erased=False)
     lots = await LotRepository(uow.session).expiring_by_date_of(list(stored), now)
     return {
         member_id: _summary(program, _as_read(*account), lots.get(member_id, []))
