@@ -604,6 +604,32 @@ class TestRetriesAfterAnErasure:
         assert error["path"] == ["loyaltyEnrolMember", "member", "pointsAccount"]
         assert error["extensions"]["code"] == "member_not_found"
 
+    async def test_a_graphql_enrolments_replay_lists_no_subscriptions_of_the_erased_member(
+        self, client: httpx.AsyncClient, admin_key: str, pos_key: str, ecommerce_key: str
+    ) -> None:
+        """GET /v1/subscriptions/{id} of an erased member's subscription is 404, and so is their list: the
+        replayed payload's Member.subscriptions listed them (state, period, paymentRef), read in one
+        statement for the request's members without asking whether each was still there."""
+        await set_program(client, admin_key)
+        await add_plan(client, admin_key, "plus")
+        enrolled = await mutate(client, pos_key, "loyaltyEnrolMember", "member { id }", {}, "app-3")
+        member_id = enrolled["member"]["id"]
+        subscription = await subscribe_paid(client, ecommerce_key, member_id, "plus")
+        await _erase(client, admin_key, member_id)
+        rest = await client.get(f"/v1/subscriptions/{subscription['id']}", headers=bearer(pos_key))
+        assert (rest.status_code, rest.json()["code"]) == (404, "subscription_not_found"), rest.text
+
+        replayed = await graphql(
+            client,
+            pos_key,
+            "mutation($key: String) { loyaltyEnrolMember(input: {}, idempotencyKey: $key) { "
+            "replayed member { id subscriptions { id state paymentRef } } } }",
+            key="app-3",
+        )
+
+        assert "errors" not in replayed, replayed
+        assert replayed["data"]["loyaltyEnrolMember"]["member"] == {"id": member_id, "subscriptions": []}
+
 
 class TestErasure:
     async def test_leaves_no_personal_data_in_any_table(

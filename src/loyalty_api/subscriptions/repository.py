@@ -205,7 +205,8 @@ class SubscriptionRepository:
     async def list_for_members(
         self, member_ids: Sequence[uuid.UUID], *, limit: int
     ) -> dict[uuid.UUID, list[Subscription]]:
-        """Each member's newest `limit` subscriptions, newest first, in one statement."""
+        """Each member's newest `limit` subscriptions, newest first, in one statement; an erased member's are
+        left out, as every read of one member's leaves them."""
         newest = (
             select(
                 Subscription.id,
@@ -213,7 +214,8 @@ class SubscriptionRepository:
                 .over(partition_by=Subscription.member_id, order_by=Subscription.id.desc())
                 .label("place"),
             )
-            .where(Subscription.member_id.in_(member_ids))
+            .join(Member, Member.id == Subscription.member_id)
+            .where(Subscription.member_id.in_(member_ids), not_erased())
             .subquery()
         )
         query = (
