@@ -172,6 +172,27 @@ class TestPartnerEarn:
         assert await table_counts(app, *WRITTEN) == before
         await assert_ledger_invariant(app, cafe.member_id)
 
+    @pytest.mark.parametrize("status", ["suspended", "closed"])
+    async def test_an_order_sent_again_after_the_member_was_suspended_is_refused_as_the_repeat_it_is(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe, status: str
+    ) -> None:
+        """A partner whose reply was lost sends the purchase again without a key, after our desk suspended
+        (or closed) the member meanwhile: the order earned, and its repeat is refused as a repeat is for an
+        active member (order_already_earned), not as member_not_active, which reads as the purchase earning
+        nothing. A new order is still member_not_active."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-S", 10_000)).status_code == 201
+        changed = await client.patch(
+            f"/v1/members/{cafe.member_id}", json={"status": status}, headers=bearer(admin_key)
+        )
+        assert changed.status_code == 200, changed.text
+        before = await table_counts(app, *WRITTEN)
+        again = await partner_earn(client, cafe.key, "C-1", "O-S", 10_000)
+        assert problem(again) == (409, "order_already_earned"), again.text
+        new = await partner_earn(client, cafe.key, "C-1", "O-T", 10_000)
+        assert problem(new) == (409, "member_not_active"), new.text
+        assert await table_counts(app, *WRITTEN) == before
+        await assert_ledger_invariant(app, cafe.member_id)
+
     async def test_another_partners_order_with_the_same_reference_is_another_order(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
     ) -> None:

@@ -330,7 +330,9 @@ async def earn_at_rate(
             "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
         )
     program = await get_program(uow)
-    await lock_earner(uow, member_id)
+    # As a till's earn: the order sent again after the member was suspended or closed is refused as the repeat
+    # it is (order_already_earned), not as member_not_active, which reads as the purchase earning nothing.
+    await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyEarned)
     now = uow.clock.now()
     order = earned_order_row(
         order_ref,
