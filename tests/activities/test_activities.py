@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from loyalty_api.clock import FrozenClock
 from tests.activities.helpers import add_activity_rule, record, record_reply
 from tests.builders import enrol
 from tests.conftest import bearer
-from tests.inspect_db import events
+from tests.inspect_db import events, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import points, set_program
 
@@ -214,6 +215,31 @@ class TestRecording:
         )
         suspended = await record_reply(client, pos_key, member["id"], "r-1")
         assert (suspended.status_code, suspended.json()["code"]) == (409, "member_not_active")
+
+    @pytest.mark.parametrize("status", ["suspended", "closed"])
+    async def test_a_ref_sent_again_after_the_member_was_suspended_answers_the_first_result(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, status: str
+    ) -> None:
+        """An app whose reply was lost sends a check-in again without a key, after the member was suspended
+        (or closed) meanwhile: it was rewarded, and the same ref answers the first result (200), as it does
+        for an active member, not member_not_active, which reads as the check-in rewarded with nothing. A new
+        ref is still member_not_active."""
+        await set_program(client, admin_key)
+        await add_activity_rule(client, admin_key)
+        member = await enrol(client, pos_key)
+        first = await record(client, pos_key, member["id"], "visit-1")
+        changed = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": status}, headers=bearer(admin_key)
+        )
+        assert changed.status_code == 200, changed.text
+        before = await table_counts(app, "ledger_entries", "member_activities", "outbox_events")
+        again = await record_reply(client, pos_key, member["id"], "visit-1")
+        assert again.status_code == 200, again.text
+        assert again.json() == first | {"already_recorded": True}
+        new = await record_reply(client, pos_key, member["id"], "visit-2")
+        assert (new.status_code, new.json()["code"]) == (409, "member_not_active"), new.text
+        assert await table_counts(app, "ledger_entries", "member_activities", "outbox_events") == before
+        await assert_ledger_invariant(app)
 
     async def test_bad_bodies_are_422(self, client: httpx.AsyncClient, admin_key: str, pos_key: str) -> None:
         member = await enrol(client, pos_key)

@@ -137,7 +137,8 @@ async def record_activity(
     names, one `breakdown` line each, credited through the ledger (entry type `activity`).
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A `ref` is rewarded once per member
-    and type: the same one again answers the first result with 200 and earns nothing, with or without a key.
+    and type: the same one again answers the first result with 200 and earns nothing, with or without a key,
+    also after the member was suspended or closed meanwhile (a new `ref` is then 409 `member_not_active`).
     An activity over the rule's daily or period cap is refused and not recorded (409
     `activity_cap_reached`, with `resets_at`); a type without a rule is 422 `unknown_activity_type`, a rule
     switched off or outside its window 422 `activity_rule_inactive` (with `valid_from` or `valid_until` when

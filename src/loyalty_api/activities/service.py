@@ -48,6 +48,7 @@ from loyalty_api.db.ids import new_id
 from loyalty_api.db.pagination import Page, decode_cursor, page_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField, check_window
+from loyalty_api.members.errors import MemberNotActive
 from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.points.accounts import credit_points, lock_earner, settle_spared
 from loyalty_api.points.events import BreakdownPayload
@@ -290,8 +291,17 @@ async def record_activity(
     ledger entry of type `activity` with the rule in its breakdown. The same ref again answers the first
     result (`new` False) even if the rule changed or was switched off since."""
     program = await get_program(uow)
-    earner = await lock_earner(uow, member_id)
     activities = MemberActivityRepository(uow.session)
+    try:
+        earner = await lock_earner(uow, member_id)
+    except MemberNotActive:
+        # Behind the member's lock, which lock_earner took before it refused: a ref rewarded before the member
+        # was suspended or closed, sent again (its reply lost), answers the first result as for an active
+        # member, not member_not_active, which reads as the activity rewarded with nothing.
+        found = await activities.get_activity(member_id, type, ref)
+        if found is None:
+            raise
+        return _recorded(found, already_recorded=True)
     found = await activities.get_activity(member_id, type, ref)
     if found is not None:
         return _recorded(found, already_recorded=True)
