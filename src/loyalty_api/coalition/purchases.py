@@ -17,12 +17,12 @@ from loyalty_api.members.repository import MemberRepository
 from loyalty_api.money import Money, points_for
 from loyalty_api.orders.models import Order
 from loyalty_api.orders.repository import OrderRepository
-from loyalty_api.partners.errors import LinkNotFound, PartnerEarnNotOffered
+from loyalty_api.partners.errors import LinkNotFound, PartnerEarnNotOffered, PartnerNotActive
 from loyalty_api.partners.models import Partner, PartnerLink
 from loyalty_api.partners.repository import PartnerRepository
-from loyalty_api.partners.service import active_partner, is_linked, locked_partner_link
+from loyalty_api.partners.service import active_partner, bound_partner, is_linked, locked_partner_link
 from loyalty_api.points.accounts import check_currency
-from loyalty_api.points.errors import OrderNotFound
+from loyalty_api.points.errors import OrderAlreadyEarned, OrderNotFound
 from loyalty_api.points.refunds import refund
 from loyalty_api.points.service import earn_at_rate
 from loyalty_api.program.service import get_program
@@ -57,7 +57,14 @@ async def earn_at_partner(
     """Earn for the customer the partner linked as `ref`, for a purchase at the partner, once per order."""
     # The link is read behind the member's row, as the earn then locks it: an unlink or an erasure under way
     # commits first, and the partner earns nothing (and sees no balance) once the member withdrew consent.
-    partner, link = await locked_partner_link(uow, partner_id, ref)
+    try:
+        partner, link = await locked_partner_link(uow, partner_id, ref)
+    except (LinkNotFound, PartnerNotActive):
+        # A purchase sent again without a key (its answer lost) after the customer unlinked, their member was
+        # erased or the partner was suspended: it earned, and the partner must not read it as earning nothing.
+        if await _earned_already(uow, partner_id, ref, order_ref):
+            raise OrderAlreadyEarned() from None
+        raise
     if partner.earn_rate is None:
         raise PartnerEarnNotOffered()
     program = await get_program(uow)
@@ -83,6 +90,14 @@ async def earn_at_partner(
         # job runs. The partner sees what the joint view shows.
         points=await granted_points(uow, link),
     )
+
+
+async def _earned_already(uow: UnitOfWork, partner_id: uuid.UUID, ref: str, order_ref: str) -> bool:
+    """Whether the partner's order earned, under `ref` (or under a reference an erasure forgot, or one from
+    before revision 0051, which kept none): the partner's own order number, in its own namespace."""
+    partner = await bound_partner(uow, partner_id)
+    order = await OrderRepository(uow.session).get_order(partner_order_ref(partner, order_ref))
+    return order is not None and order.earned_at is not None and order.partner_customer_ref in (None, ref)
 
 
 @dataclass(frozen=True, slots=True)
