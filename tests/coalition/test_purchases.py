@@ -193,19 +193,25 @@ class TestPartnerEarn:
         assert await table_counts(app, *WRITTEN) == before
         await assert_ledger_invariant(app, cafe.member_id)
 
-    @pytest.mark.parametrize("since", ["unlinked", "partner suspended", "member erased"])
+    @pytest.mark.parametrize(
+        "since", ["unlinked", "partner suspended", "member erased", "earn rate withdrawn"]
+    )
     async def test_an_order_sent_again_after_its_link_ended_is_refused_as_the_repeat_it_is(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe, since: str
     ) -> None:
         """The partner's answer was lost; meanwhile the customer unlinked, the partner was suspended or the
-        member erased. The purchase earned: its repeat is order_already_earned, as an exchange in's is
-        exchange_already_recorded then, not link_not_found or partner_not_active, which read as the purchase
-        earning nothing. An order not earned is refused as before."""
+        member erased, or the operator withdrew the partner's earn rate. The purchase earned: its repeat is
+        order_already_earned, as an exchange in's is exchange_already_recorded then, not link_not_found,
+        partner_not_active or partner_earn_not_offered, which read as the purchase earning nothing. An order
+        not earned is refused as before."""
         assert (await partner_earn(client, cafe.key, "C-1", "O-L", 10_000)).status_code == 201
         if since == "unlinked":
             ended = await client.delete("/v1/partner/links/C-1", headers=bearer(cafe.key))
         elif since == "partner suspended":
             body = {"name": "Cafe", "status": "suspended", "earn_rate": "1.5"}
+            ended = await client.put("/v1/partners/cafe", json=body, headers=bearer(admin_key))
+        elif since == "earn rate withdrawn":
+            body = {"name": "Cafe", "status": "active"}
             ended = await client.put("/v1/partners/cafe", json=body, headers=bearer(admin_key))
         else:
             ended = await client.post(f"/v1/members/{cafe.member_id}/erase", headers=bearer(admin_key))

@@ -66,6 +66,9 @@ async def earn_at_partner(
             raise OrderAlreadyEarned() from None
         raise
     if partner.earn_rate is None:
+        # Its repeat, after the operator withdrew the rate: it earned, as above.
+        if await _earned_already(uow, partner_id, ref, order_ref):
+            raise OrderAlreadyEarned()
         raise PartnerEarnNotOffered()
     program = await get_program(uow)
     check_currency(program, amount)
