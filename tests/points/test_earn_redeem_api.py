@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from loyalty_api.clock import FrozenClock, format_instant
 from tests.builders import enrol
-from tests.conftest import bearer
+from tests.conftest import START, bearer
 from tests.inspect_db import count, events, table_counts
 from tests.ledger_checks import assert_ledger_invariant
 from tests.points.helpers import add_rule, cny, earn, next_order, points, set_program
@@ -292,6 +295,34 @@ class TestEarn:
         )
         assert suspended.status_code == 409
         assert suspended.json()["code"] == "member_not_active"
+
+    async def test_a_receipt_sent_again_once_past_the_offline_grace_is_refused_as_the_repeat_it_is(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        pos_key: str,
+        member: dict[str, object],
+        clock: FrozenClock,
+    ) -> None:
+        """A till back after 30 days offline syncs its oldest receipt a minute inside the grace; the reply is
+        lost, and its retry without a key comes two minutes later, past the grace: the receipt earned, and its
+        repeat is order_already_earned, not validation_error on occurred_at, which reads as the receipt
+        refused (a clerk would then credit it by hand). A receipt not earned is refused as before."""
+        member_id = str(member["id"])
+        occurred = format_instant(START - timedelta(days=30) + timedelta(minutes=1))
+        body = {"order_ref": "OFF-1", "amount": cny(10_000), "occurred_at": occurred}
+        first = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+        assert first.status_code == 200, first.text
+        clock.advance(timedelta(minutes=2))
+        before = await table_counts(app, *WRITES)
+        again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+        assert (again.status_code, again.json()["code"]) == (409, "order_already_earned"), again.text
+        new = await client.post(
+            f"/v1/members/{member_id}/earn", json=body | {"order_ref": "OFF-2"}, headers=bearer(pos_key)
+        )
+        assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
+        assert await table_counts(app, *WRITES) == before
+        await assert_ledger_invariant(app)
 
     @pytest.mark.parametrize("status", ["suspended", "closed"])
     async def test_what_a_member_did_before_a_suspension_sent_again_is_answered_as_done(

@@ -187,7 +187,15 @@ async def earn(
     program = await get_program(uow)
     check_currency(program, amount, *(item.line_total for item in items))
     if occurred_at is not None:
-        _check_purchase_time(occurred_at, uow.clock.now())
+        try:
+            _check_purchase_time(occurred_at, uow.clock.now())
+        except InvalidField:
+            # A receipt that earned inside the grace, sent again (its reply lost) once past it: refused as the
+            # repeat it is, not as a receipt too old, which reads as it earning nothing. Only a refusal reads.
+            order = await OrderRepository(uow.session).get_order(order_ref)
+            if order is not None and order.member_id == member_id and order.earned_at is not None:
+                raise OrderAlreadyEarned() from None
+            raise
     earner = await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyEarned)
     member, account = earner.member, earner.account
     # Read behind the member's lock, as a redeem's: an earn that waited for it is stamped after the entries
