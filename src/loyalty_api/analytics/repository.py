@@ -14,7 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from loyalty_api.members.models import Member, MemberRfm, not_closed
 from loyalty_api.points.models import LedgerEntry, PointsAccount
-from loyalty_api.subscriptions.models import UNUSED, Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.models import PAYMENT_SUCCEEDED, UNUSED, Subscription, SubscriptionPayment
 
 GroupBy = Literal["channel", "store"]
 
@@ -43,7 +43,7 @@ def _fee_taken(before: datetime, subscription: type[Subscription]) -> ColumnElem
     """Billing had taken a fee for the subscription before `before`."""
     return exists().where(
         SubscriptionPayment.subscription_id == subscription.id,
-        SubscriptionPayment.status == "succeeded",
+        PAYMENT_SUCCEEDED,
         SubscriptionPayment.recorded_at < before,
     )
 
@@ -74,7 +74,7 @@ def _kept_at(at: datetime, subscription: type[Subscription]) -> ColumnElement[bo
         SubscriptionPayment.subscription_id == subscription.id,
         SubscriptionPayment.recorded_at < at,
         or_(
-            SubscriptionPayment.status == "succeeded",
+            PAYMENT_SUCCEEDED,
             and_(SubscriptionPayment.status == UNUSED, SubscriptionPayment.unused_at >= at),
         ),
     )

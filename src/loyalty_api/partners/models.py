@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, T
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
+from loyalty_api.db.constant import constant
 
 
 class Partner(IdMixin, Base):
@@ -120,6 +121,11 @@ class PartnerExchange(IdMixin, Base):
     resolved_at: Mapped[datetime | None]
 
 
+# The exchanges PartnerExchange's partial index holds, as a statement must name them to use it
+# (db/constant.py).
+EXCHANGE_PENDING = PartnerExchange.status == constant("pending")
+
+
 class PartnerPerk(IdMixin, Base):
     """A partner's perk a paid plan gave a member for one period: a code the partner redeems once. One we
     issue is `code`; one from the partner's pool is the pool's row that names this perk (PartnerPerkCode),
@@ -164,6 +170,10 @@ class PartnerPerk(IdMixin, Base):
     created_at: Mapped[datetime]
     granted_at: Mapped[datetime | None]  # when the member got the code (an owed perk: not yet)
     redeemed_at: Mapped[datetime | None]
+
+
+# The perks PartnerPerk's partial index holds, as a statement must name them to use it (db/constant.py).
+PERK_OWED = PartnerPerk.status == constant("owed")
 
 
 class PartnerPerkCode(IdMixin, Base):

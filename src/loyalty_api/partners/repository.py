@@ -15,6 +15,8 @@ from loyalty_api.db.constraints import flush_unique
 from loyalty_api.db.dialect import insert_or_ignore
 from loyalty_api.members.models import Member, MemberStatus
 from loyalty_api.partners.models import (
+    EXCHANGE_PENDING,
+    PERK_OWED,
     Partner,
     PartnerBenefitUse,
     PartnerExchange,
@@ -290,9 +292,7 @@ class ExchangeRepository:
     ) -> bool:
         """Move a pending exchange to `status`, in one statement, so it is resolved once however many try;
         with `due_before`, only if it does not expire by then. False when it was not pending."""
-        query = update(PartnerExchange).where(
-            PartnerExchange.id == exchange_id, PartnerExchange.status == "pending"
-        )
+        query = update(PartnerExchange).where(PartnerExchange.id == exchange_id, EXCHANGE_PENDING)
         if due_before is not None:
             query = query.where(PartnerExchange.expires_at > due_before)
         result = await self.session.execute(
@@ -311,7 +311,7 @@ class ExchangeRepository:
         """(expires at, id, member id) of pending exchanges past their time, in that order, after `after`.
         Read, not locked: the time-out job locks each one's member first (exchanges.expire_exchanges)."""
         query = select(PartnerExchange.expires_at, PartnerExchange.id, PartnerExchange.member_id).where(
-            PartnerExchange.status == "pending", PartnerExchange.expires_at <= now
+            EXCHANGE_PENDING, PartnerExchange.expires_at <= now
         )
         if after is not None:
             at, after_id = after
@@ -355,7 +355,7 @@ def _owed_to_active(partner_id: uuid.UUID, pool: str) -> tuple[ColumnElement[boo
     return (
         PartnerPerk.partner_id == partner_id,
         PartnerPerk.pool == pool,
-        PartnerPerk.status == "owed",
+        PERK_OWED,
         Member.status == MemberStatus.active,
     )
 
@@ -442,7 +442,7 @@ class PerkRepository:
         """The member's perks owed from pools, oldest first, locked."""
         found = await self.session.scalars(
             select(PartnerPerk)
-            .where(PartnerPerk.member_id == member_id, PartnerPerk.status == "owed")
+            .where(PartnerPerk.member_id == member_id, PERK_OWED)
             .order_by(PartnerPerk.id)
             .with_for_update()
         )
@@ -452,9 +452,7 @@ class PerkRepository:
         """For a member closed or erased: their perks still owed go (never given, never told to the
         partner); how many."""
         result = await self.session.execute(
-            delete(PartnerPerk)
-            .where(PartnerPerk.member_id == member_id, PartnerPerk.status == "owed")
-            .returning(PartnerPerk.id)
+            delete(PartnerPerk).where(PartnerPerk.member_id == member_id, PERK_OWED).returning(PartnerPerk.id)
         )
         return len(result.all())
 

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, U
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
+from loyalty_api.db.constant import constant
 
 
 class Subscription(IdMixin, Base):
@@ -71,6 +72,11 @@ class Subscription(IdMixin, Base):
 UNUSED = "unused"
 
 
+# The subscriptions the partial unique index holds, as a statement must name them to use it
+# (db/constant.py).
+SUBSCRIPTION_NOT_EXPIRED = Subscription.state != constant("expired")
+
+
 class SubscriptionPayment(IdMixin, Base):
     """What billing told us about one fee: paid or failed, for which period, under its own reference."""
 
@@ -106,3 +112,7 @@ class SubscriptionPayment(IdMixin, Base):
     recorded_at: Mapped[datetime]
     # When a cancel named it `unused`: it paid ahead until then, and for nothing after, a resume or not.
     unused_at: Mapped[datetime | None]
+
+
+# The payments the partial unique index holds, as a statement must name them to use it (db/constant.py).
+PAYMENT_SUCCEEDED = SubscriptionPayment.status == constant("succeeded")

@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
 from loyalty_api.members.models import Member, not_erased
-from loyalty_api.subscriptions.models import Subscription, SubscriptionPayment
+from loyalty_api.subscriptions.models import (
+    PAYMENT_SUCCEEDED,
+    SUBSCRIPTION_NOT_EXPIRED,
+    Subscription,
+    SubscriptionPayment,
+)
 
 # NO KEY UPDATE, like earn: every change to a member's subscriptions takes the member's row first, so the
 # member's `plan_benefits_until` mark is always recomputed by one transaction at a time.
@@ -107,7 +112,7 @@ class SubscriptionRepository:
             .where(
                 SubscriptionPayment.subscription_id == Subscription.id,
                 SubscriptionPayment.period == Subscription.period_number + 1,
-                SubscriptionPayment.status == "succeeded",
+                PAYMENT_SUCCEEDED,
             )
             .exists()
         )
@@ -162,7 +167,7 @@ class SubscriptionRepository:
             select(Subscription).where(
                 Subscription.member_id == member_id,
                 Subscription.family == family,
-                Subscription.state != "expired",
+                SUBSCRIPTION_NOT_EXPIRED,
             )
         )
 
@@ -265,7 +270,7 @@ class SubscriptionRepository:
             select(SubscriptionPayment).where(
                 SubscriptionPayment.subscription_id == subscription_id,
                 SubscriptionPayment.period == period,
-                SubscriptionPayment.status == "succeeded",
+                PAYMENT_SUCCEEDED,
             )
         )
 
@@ -290,7 +295,7 @@ class SubscriptionRepository:
                 Subscription.period_months,
                 func.count(),
             )
-            .where(Subscription.state != "expired")
+            .where(SUBSCRIPTION_NOT_EXPIRED)
             .group_by(
                 Subscription.plan_id,
                 Subscription.state,
@@ -302,9 +307,7 @@ class SubscriptionRepository:
         return [(p, s, bool(f), int(a), int(m), int(n)) for p, s, f, a, m, n in rows.all()]
 
     async def list_live_for_member(self, member_id: uuid.UUID) -> Sequence[uuid.UUID]:
-        query = select(Subscription.id).where(
-            Subscription.member_id == member_id, Subscription.state != "expired"
-        )
+        query = select(Subscription.id).where(Subscription.member_id == member_id, SUBSCRIPTION_NOT_EXPIRED)
         return (await self.session.scalars(query.order_by(Subscription.id))).all()
 
     async def count_paying_members(self) -> int:

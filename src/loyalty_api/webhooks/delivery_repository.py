@@ -14,11 +14,18 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from loyalty_api.db.constant import constant
 from loyalty_api.db.dialect import dialect_insert, insert_or_ignore
 from loyalty_api.db.ids import new_id
 from loyalty_api.members.models import ERASED, Member
 from loyalty_api.outbox.models import OutboxEvent
-from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookDeliveryCount, WebhookEndpoint
+from loyalty_api.webhooks.models import (
+    DELIVERY_PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryCount,
+    WebhookEndpoint,
+)
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 DISPATCH_LOCK = 0x10_7A_17_0B  # the advisory lock key of the fan-out turn
@@ -194,7 +201,7 @@ class DeliveryRepository:
                 select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .where(
-                    WebhookDelivery.status == "pending",
+                    DELIVERY_PENDING,
                     WebhookDelivery.next_attempt_at <= now,
                     _unleased(now),
                     WebhookEndpoint.enabled.is_(True),
@@ -252,7 +259,7 @@ class DeliveryRepository:
             select(WebhookDelivery.id)
             .where(
                 WebhookDelivery.endpoint_id == WebhookEndpoint.id,
-                WebhookDelivery.status == "pending",
+                DELIVERY_PENDING,
                 _unleased(now),
                 WebhookDelivery.id.not_in(list(besides)),
                 _heads_queue(),
@@ -322,7 +329,7 @@ class DeliveryRepository:
             return []
         result = await self.session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == "pending", _unleased(now))
+            .where(WebhookDelivery.id.in_(ids), DELIVERY_PENDING, _unleased(now))
             .values(leased_until=until, lease_token=token)
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
@@ -503,7 +510,7 @@ class DeliveryRepository:
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.endpoint_id == endpoint_id,
-                WebhookDelivery.status == "pending",
+                DELIVERY_PENDING,
                 WebhookDelivery.next_attempt_at > now,
                 _unleased(now),
             )
@@ -568,11 +575,11 @@ class DeliveryRepository:
 
     async def count_pending(self) -> int:
         """The queue's length, read from the index of pending deliveries (its size is the backlog's)."""
-        query = select(func.count()).where(WebhookDelivery.status == "pending")
+        query = select(func.count()).where(DELIVERY_PENDING)
         return int(await self.session.scalar(query) or 0)
 
     async def count_retrying(self) -> int:
-        query = select(func.count()).where(WebhookDelivery.status == "pending", WebhookDelivery.attempts > 0)
+        query = select(func.count()).where(DELIVERY_PENDING, WebhookDelivery.attempts > 0)
         return int(await self.session.scalar(query) or 0)
 
     async def oldest_pending_since(self) -> datetime | None:
@@ -581,7 +588,7 @@ class DeliveryRepository:
         found: datetime | None = await self.session.scalar(
             select(func.min(WebhookDelivery.created_at))
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.status == "pending", WebhookEndpoint.enabled.is_(True))
+            .where(DELIVERY_PENDING, WebhookEndpoint.enabled.is_(True))
         )
         return found
 
@@ -639,7 +646,7 @@ def _heads_queue() -> ColumnElement[bool]:
         and_(
             earlier.endpoint_id == WebhookDelivery.endpoint_id,
             earlier.ordering_key == WebhookDelivery.ordering_key,
-            earlier.status == "pending",
+            earlier.status == constant("pending"),
             earlier.sequence < WebhookDelivery.sequence,
         )
     )

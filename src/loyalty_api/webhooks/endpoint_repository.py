@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Table, and_, case, delete, exists, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.outbox.models import OutboxEvent
-from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty_api.webhooks.models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 
@@ -132,7 +132,7 @@ class EndpointRepository:
             .where(WebhookDelivery.id == delivery_id, _not_leased(now))
             .values(
                 **_due_now(now),
-                sequence=case((WebhookDelivery.status == "pending", WebhookDelivery.sequence), else_=None),
+                sequence=case((DELIVERY_PENDING, WebhookDelivery.sequence), else_=None),
             )
             .returning(WebhookDelivery.id)
             .execution_options(synchronize_session=False)
@@ -146,7 +146,7 @@ class EndpointRepository:
         through the index of its pending deliveries."""
         out = exists().where(
             WebhookDelivery.endpoint_id == endpoint_id,
-            WebhookDelivery.status == "pending",
+            DELIVERY_PENDING,
             WebhookDelivery.leased_until > now,
         )
         return bool(await self.session.scalar(select(out)))
@@ -162,7 +162,7 @@ class EndpointRepository:
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.endpoint_id == endpoint_id,
-                WebhookDelivery.status == "pending",
+                DELIVERY_PENDING,
                 WebhookDelivery.event_type.not_in(list(keep)),
             )
             .values(

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from loyalty_api.db.base import Base, IdMixin
+from loyalty_api.db.constant import constant
 
 
 class WebhookEndpoint(IdMixin, Base):
@@ -82,6 +83,11 @@ class WebhookDelivery(IdMixin, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+# The deliveries WebhookDelivery's partial index holds, as a statement must name them to use it
+# (db/constant.py).
+DELIVERY_PENDING = WebhookDelivery.status == constant("pending")
 
 
 class WebhookAttempt(IdMixin, Base):
