@@ -350,11 +350,8 @@ class TestTimeLimit:
     async def test_a_request_stuck_past_the_limit_is_cut_off_and_its_key_is_free_again(
         self, settings: Settings
     ) -> None:
+        _, till, member = await prepared(settings, purchase=10_000)
         async with serving(settings, request_timeout_seconds=1.0) as (app, client):
-            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
-            await set_program(client, admin)
-            member = await enrol(client, till)
-            await earn(client, till, member["id"], 10_000)
             before = await points(client, till, member["id"])
             headers = bearer(till) | {"Idempotency-Key": "till-3-receipt-9"}
             body = {"points": 30, "order_ref": "R-slow"}
@@ -384,11 +381,8 @@ class TestTimeLimit:
     async def test_a_graphql_mutation_stuck_past_the_limit_is_cut_off_and_its_key_is_free_again(
         self, settings: Settings
     ) -> None:
+        _, till, member = await prepared(settings, purchase=10_000)
         async with serving(settings, request_timeout_seconds=1.0) as (app, client):
-            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
-            await set_program(client, admin)
-            member = await enrol(client, till)
-            await earn(client, till, member["id"], 10_000)
             before = await points(client, till, member["id"])
             redeem = {
                 "query": "mutation($input: RedeemPointsInput!) { loyaltyRedeemPoints(input: $input, "
@@ -421,10 +415,8 @@ class TestTimeLimit:
     ) -> None:
         """The route's own limit covers the endpoint; its commit is never cut off, so the till is not told
         `request_timed_out` (rolled back) for an earn that landed: over REST and over GraphQL."""
+        _, till, member = await prepared(settings, purchase=0)
         async with serving(settings, request_timeout_seconds=1.0) as (app, client):
-            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
-            await set_program(client, admin)
-            member = await enrol(client, till)
             before = await points(client, till, member["id"])
             async with commits_slowed(settings):
                 rest = await client.post(
@@ -461,11 +453,8 @@ class TestTimeLimit:
         """Once the first mutation of a document has committed, the backstop stands down; a later one whose
         Idempotency-Key is held elsewhere is still cut off at its own limit (it waited as long as the key was
         held)."""
+        admin, till, member = await prepared(settings, purchase=10_000)
         async with serving(settings, request_timeout_seconds=1.0) as (app, client):
-            admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
-            await set_program(client, admin)
-            member = await enrol(client, till)
-            await earn(client, till, member["id"], 10_000)
             redeem = (
                 "mutation($m: ID!) { second: loyaltyRedeemPoints(input: {memberId: $m, points: 10, "
                 'orderRef: "G-R1"}, idempotencyKey: "K-1") { redeemed { balance } userErrors { code } } }'
@@ -501,6 +490,18 @@ class TestTimeLimit:
             [earned] = [e for e in await ledger(client, admin, member["id"]) if e["order_ref"] == "G-E1"]
             assert earned["amount"] == 10
             await assert_ledger_invariant(app, member["id"])
+
+
+async def prepared(settings: Settings, *, purchase: int) -> tuple[str, str, dict[str, Any]]:
+    """An admin key, a till key and a member who earned on `purchase` (if any), set up under the default
+    limit: on a loaded machine a request on a fresh database may itself outlast the 1 s limit under test."""
+    async with serving(settings) as (app, client):
+        admin, till = await make_key(app, Scope.admin), await make_key(app, Scope.pos)
+        await set_program(client, admin)
+        member = await enrol(client, till)
+        if purchase:
+            await earn(client, till, member["id"], purchase)
+    return admin, till, member
 
 
 @asynccontextmanager
