@@ -15,17 +15,22 @@ import pytest
 from fastapi import FastAPI
 
 from loyalty_api.app import openapi_document
+from loyalty_api.auth.principal import Scope
 from loyalty_api.db.pagination import encode_key
-from tests.builders import add_tier, enrol
+from tests.activities.helpers import add_activity_rule
+from tests.builders import add_partner, add_tier, enrol, make_key
 from tests.campaigns.helpers import create as create_campaign
 from tests.checkout.helpers import add_benefit
 from tests.conftest import bearer
 from tests.coupons.helpers import give_coupon
 from tests.graphql.helpers import graphql
 from tests.points.helpers import add_rule, earn, set_program
+from tests.rewards.helpers import add_reward
 from tests.subscriptions.helpers import add_plan, subscribe
 from tests.webhooks.endpoint_helpers import create_endpoint
 from tests.webhooks.test_deliveries_api import replay
+
+JSON = {"Accept": "application/json"}  # `/problems` answers HTML to a browser
 
 # Lists the document must have, so the check below cannot pass by finding none.
 KNOWN_LISTS = {
@@ -320,6 +325,116 @@ class TestACursorPagesOnlyItsOwnList:
         )
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "cursor"
+
+
+class TestAWholeListsCursorPagesOnlyThatList:
+    """A cursor of one whole list (the members, the rewards) given for another is refused: each was a bare
+    id, so the other list read it as a place in itself and gave a page that started somewhere in its
+    middle, the rows before the place left out without a word. Lists keyed alike by a code (plans, event
+    types, problems) did the same."""
+
+    BY_ID = (
+        "/v1/members",
+        "/v1/rewards",
+        "/v1/benefits",
+        "/v1/partners",
+        "/v1/activity-rules",
+        "/v1/campaigns",
+        "/v1/webhook-endpoints",
+        "/v1/api-keys",
+        "/v1/audit-events",
+    )
+    BY_CODE = ("/v1/plans", "/v1/event-types", "/problems")
+
+    async def _two_of_each(self, app: FastAPI, client: httpx.AsyncClient, admin_key: str) -> None:
+        await set_program(client, admin_key)
+        await make_key(app, Scope.pos)
+        for n in range(2):
+            await enrol(client, admin_key)
+            await add_reward(client, admin_key, name=f"reward {n}")
+            await add_benefit(client, admin_key, f"{n + 5}% off", "percent_discount", percent=str(n + 5))
+            await add_partner(app, f"partner-{n}")
+            await add_activity_rule(client, admin_key, type=f"visit_{n}", name=f"visit {n}")
+            await create_campaign(client, admin_key, name=f"campaign {n}")
+            await create_endpoint(client, admin_key)
+            await add_plan(client, admin_key, f"plan-{n}")
+            await add_tier(client, admin_key, f"tier-{n}", rank=n)
+            await add_rule(
+                client,
+                admin_key,
+                name=f"member day {n}",
+                kind="member_day",
+                properties={"weekday": n + 1, "multiplier": "2"},
+            )
+
+    async def _second_page_cursor(self, client: httpx.AsyncClient, admin_key: str, path: str) -> str:
+        first = await client.get(path, params={"limit": 1}, headers=bearer(admin_key) | JSON)
+        assert first.status_code == 200, first.text
+        cursor: str = first.json()["next_cursor"]
+        assert cursor is not None, path
+        own = await client.get(path, params={"limit": 1, "cursor": cursor}, headers=bearer(admin_key) | JSON)
+        assert own.status_code == 200 and len(own.json()["items"]) == 1, (path, own.text)
+        return cursor
+
+    async def test_rest_refuses_every_other_lists_cursor(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await self._two_of_each(app, client, admin_key)
+        for group in (self.BY_ID, self.BY_CODE):
+            cursors = {path: await self._second_page_cursor(client, admin_key, path) for path in group}
+            for path in group:
+                for given, cursor in cursors.items():
+                    if given == path:
+                        continue
+                    response = await client.get(
+                        path, params={"cursor": cursor}, headers=bearer(admin_key) | JSON
+                    )
+                    assert response.status_code == 422, (path, given, response.text)
+                    assert response.headers["content-type"] == "application/problem+json"
+                    problem = response.json()
+                    assert problem["code"] == "validation_error", (path, given)
+                    assert [e["field"] for e in problem["errors"]] == ["cursor"], (path, given)
+
+    async def test_graphql_refuses_another_lists_cursor_as_after(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await self._two_of_each(app, client, admin_key)
+        query = "query($after: String) { %s(first: 1, after: $after) { edges { cursor } } }"
+        cursors = {}
+        for name in ("loyaltyMembers", "loyaltyRewards", "loyaltyPlans"):
+            body = await graphql(client, admin_key, query % name)
+            cursors[name] = body["data"][name]["edges"][0]["cursor"]
+            own = await graphql(client, admin_key, query % name, after=cursors[name])
+            assert "errors" not in own and len(own["data"][name]["edges"]) == 1, (name, own)
+        cursors["/v1/benefits"] = await self._second_page_cursor(client, admin_key, "/v1/benefits")
+        for name in ("loyaltyMembers", "loyaltyRewards", "loyaltyPlans"):
+            for given, cursor in cursors.items():
+                if given == name:
+                    continue
+                body = await graphql(client, admin_key, query % name, after=cursor)
+                assert [e["extensions"]["code"] for e in body.get("errors", [])] == ["validation_error"], (
+                    name,
+                    given,
+                    body,
+                )
+                assert [e["field"] for e in body["errors"][0]["extensions"]["errors"]] == ["after"]
+        # REST and GraphQL page the same list with the same cursor.
+        rest = await client.get(
+            "/v1/members", params={"limit": 5, "cursor": cursors["loyaltyMembers"]}, headers=bearer(admin_key)
+        )
+        assert rest.status_code == 200 and len(rest.json()["items"]) == 1, rest.text
+
+    async def test_a_cursor_stays_url_safe_and_fits_the_query(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str
+    ) -> None:
+        await self._two_of_each(app, client, admin_key)
+        for path in (*self.BY_ID, *self.BY_CODE, "/v1/earning-rules", "/v1/tiers", "/v1/tier-versions"):
+            first = await client.get(path, params={"limit": 1}, headers=bearer(admin_key) | JSON)
+            cursor = first.json()["next_cursor"]
+            if cursor is None:
+                continue
+            # base64url, and no longer than `?cursor=` takes (64): the list's scope makes it longer
+            assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cursor), (path, cursor)
 
 
 async def test_an_empty_cursor_is_the_first_page(client: httpx.AsyncClient, admin_key: str) -> None:

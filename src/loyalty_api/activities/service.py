@@ -45,7 +45,7 @@ from loyalty_api.clock import format_instant
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.ids import new_id
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField, check_window
 from loyalty_api.members.errors import MemberNotActive
@@ -53,6 +53,8 @@ from loyalty_api.outbox.service import emit_for_member, emit_for_programme
 from loyalty_api.points.accounts import credit_points, lock_earner, settle_spared
 from loyalty_api.points.events import BreakdownPayload
 from loyalty_api.program.service import ProgramSettings, get_program
+
+ACTIVITY_RULES = scope_of("activity_rules")  # the activity rules' cursors carry it
 
 
 class _Unset(Enum):
@@ -217,8 +219,10 @@ async def get_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> Rule:
 
 async def list_rules(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Rule]:
     """Every rule, active or not, oldest first, a page at a time."""
-    rows = await ActivityRuleRepository(uow.session).list_rules(after=decode_cursor(cursor), limit=limit + 1)
-    return page_of([_rule(row) for row in rows], limit, lambda rule: rule.id)
+    rows = await ActivityRuleRepository(uow.session).list_rules(
+        after=decode_cursor(cursor, ACTIVITY_RULES), limit=limit + 1
+    )
+    return page_of([_rule(row) for row in rows], limit, lambda rule: rule.id, ACTIVITY_RULES)
 
 
 @dataclass(frozen=True, slots=True)

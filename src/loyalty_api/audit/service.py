@@ -11,9 +11,11 @@ from loyalty_api.audit.models import AuditEvent
 from loyalty_api.audit.redaction import redacted
 from loyalty_api.audit.repository import AuditFilter, AuditRepository
 from loyalty_api.db.ids import first_id_at
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.retention import purge_in_batches
 from loyalty_api.db.uow import UnitOfWork, UnitsOfWork
+
+AUDIT_EVENTS = scope_of("audit_events")  # the audit trail's cursors carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,9 @@ async def list_events(
 ) -> Page[AuditEvent]:
     spellings = () if where.subject_id is None else subject_spellings(where.subject_id)
     rows = await AuditRepository(uow.session).list_events(
-        where, subject_ids=spellings, before_id=decode_cursor(cursor), limit=limit + 1
+        where, subject_ids=spellings, before_id=decode_cursor(cursor, AUDIT_EVENTS), limit=limit + 1
     )
-    return page_of(rows, limit, lambda event: event.id)
+    return page_of(rows, limit, lambda event: event.id, AUDIT_EVENTS)
 
 
 def subject_spellings(subject_id: str) -> tuple[str, ...]:

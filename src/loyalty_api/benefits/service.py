@@ -12,7 +12,7 @@ from loyalty_api.benefits.errors import BenefitNotFound
 from loyalty_api.benefits.events import BenefitChanged
 from loyalty_api.benefits.standing import BenefitSource, EffectiveBenefit, standings
 from loyalty_api.db.changes import column_values
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.grants.granted import properties_of
 from loyalty_api.grants.models import Benefit
@@ -26,6 +26,8 @@ from loyalty_api.plan_catalogue.catalogue import PLANS_CACHE_KEY, CatalogPlan, C
 from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers import service as tiers
 from loyalty_api.tiers.ladder import LADDER_CACHE_KEY, Ladder, LadderTier, TierRef
+
+BENEFITS = scope_of("benefits")  # the benefit list's cursors carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,10 @@ async def get_benefit(uow: UnitOfWork, benefit_id: uuid.UUID) -> BenefitView:
 
 async def list_benefits(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[BenefitView]:
     """Benefits, oldest first, a page at a time."""
-    rows = await BenefitRepository(uow.session).list_benefits(after_id=decode_cursor(cursor), limit=limit + 1)
-    page = page_of(rows, limit, lambda row: row.id)
+    rows = await BenefitRepository(uow.session).list_benefits(
+        after_id=decode_cursor(cursor, BENEFITS), limit=limit + 1
+    )
+    page = page_of(rows, limit, lambda row: row.id, BENEFITS)
     # Once for the page: the sources of every benefit come from them.
     ladder, catalogue, offers = await tiers.get_ladder(uow), await get_catalogue(uow), await joint_offers(uow)
     return page.with_items([_shown(row, ladder, catalogue, offers) for row in page.items])

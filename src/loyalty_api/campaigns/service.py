@@ -41,6 +41,8 @@ from loyalty_api.outbox.service import emit, emit_for_members
 from loyalty_api.points.accounts import credit_members
 from loyalty_api.program.service import get_program
 
+CAMPAIGNS = scope_of("campaigns")  # the campaign list's cursors carry it
+
 Status = Literal["pending", "running", "completed", "cancelled"]
 # Members a batch reaches: large enough that a million members take a thousand transactions, small enough
 # that one batch's locks (its members' accounts, for points) are held for well under a second.
@@ -249,8 +251,10 @@ async def cancel_campaign(uow: UnitOfWork, campaign_id: uuid.UUID) -> CampaignVi
 
 async def list_campaigns(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[CampaignView]:
     """Every campaign, oldest first, a page at a time (each with its counts)."""
-    rows = await CampaignRepository(uow.session).list_campaigns(after=decode_cursor(cursor), limit=limit + 1)
-    page = page_of(rows, limit, lambda row: row.id)
+    rows = await CampaignRepository(uow.session).list_campaigns(
+        after=decode_cursor(cursor, CAMPAIGNS), limit=limit + 1
+    )
+    page = page_of(rows, limit, lambda row: row.id, CAMPAIGNS)
     return page.with_items([await _view(uow, row) for row in page.items])
 
 

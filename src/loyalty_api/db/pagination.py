@@ -3,10 +3,12 @@ time-ordered id), and the next page is what sorts after it, so inserts and delet
 repeat nor skip an item. Small catalogues read whole (the ladder, the plans, event types) page the same way in
 memory with `page_after`.
 
-A list of one owner's rows (a member's ledger, an endpoint's deliveries) carries its scope in its cursors:
-which list and whose, so a cursor given for another owner's list, or for another of the owner's lists, is
-refused rather than read as a place in it (it gave a page that started in the middle, the rows before the
-place left out without a word)."""
+Every cursor carries its list's scope after the key: which list, and for a list of one owner's rows (a
+member's ledger, an endpoint's deliveries) whose. A cursor given for another list (the members' for the
+rewards', another owner's, another of the owner's lists) is refused rather than read as a place in it: two
+lists keyed alike (by an id, by a code) read each other's cursors and gave a page that started in the middle,
+the rows before the place left out without a word. The scope is a required argument everywhere a list makes
+or reads a cursor, so no list can leave it out."""
 
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ MAX_LIMIT = 200
 KeyPart = int | str | uuid.UUID
 
 
-def scope_of(listed: str, owner: uuid.UUID | str) -> int:
-    """The scope of the list `listed` of `owner`'s rows (`scope_of("ledger", member_id)`; a board's period and
-    start), as its cursors carry it: 7 bytes of a hash of both, a whole number a cursor holds in 8."""
+def scope_of(listed: str, owner: uuid.UUID | str = "") -> int:
+    """The scope of the list `listed` (`scope_of("members")`), or of the list `listed` of `owner`'s rows
+    (`scope_of("ledger", member_id)`; a board's period and start), as its cursors carry it: 7 bytes of a hash
+    of both, a whole number a cursor holds in 8."""
     named = owner.bytes if isinstance(owner, uuid.UUID) else owner.encode()
     return int.from_bytes(blake2b(listed.encode() + named, digest_size=7).digest(), "big")
 
@@ -40,22 +43,21 @@ def scope_of(listed: str, owner: uuid.UUID | str) -> int:
 class Page(Generic[T]):
     items: Sequence[T]
     next_cursor: str | None
-    scope: int | None = None  # the list's scope, for the cursor after each item (GraphQL's edges)
+    scope: int  # the list's scope, for the cursor after each item (GraphQL's edges)
 
     def with_items(self, items: Sequence[U]) -> Page[U]:
         """The same page, its rows shown as something else."""
         return Page(items=items, next_cursor=self.next_cursor, scope=self.scope)
 
-    def cursor_after(self, last_id: uuid.UUID) -> str:
-        """The cursor of the page after the item `last_id`, as `next_cursor` is of the page after this."""
-        return encode_cursor(last_id, self.scope)
+    def cursor_after(self, last: uuid.UUID | tuple[KeyPart, ...]) -> str:
+        """The cursor of the page after the item whose id (or sort key) is `last`, as `next_cursor` is of the
+        page after this."""
+        return encode_place(last if isinstance(last, tuple) else (last,), self.scope)
 
 
-def page_of(
-    rows: Sequence[T], limit: int, last_id: Callable[[T], uuid.UUID], scope: int | None = None
-) -> Page[T]:
+def page_of(rows: Sequence[T], limit: int, last_id: Callable[[T], uuid.UUID], scope: int) -> Page[T]:
     """A page from the `limit + 1` rows a repository read past the cursor: the extra row only tells that
-    more follow, and the last row shown gives the next cursor (with the list's `scope`, for one owner's)."""
+    more follow, and the last row shown gives the next cursor, with the list's `scope`."""
     items = list(rows[:limit])
     more = len(rows) > limit
     return Page(
@@ -63,28 +65,33 @@ def page_of(
     )
 
 
-def encode_cursor(last_id: uuid.UUID, scope: int | None = None) -> str:
-    return encode_key((last_id,) if scope is None else (last_id, scope))
+def encode_cursor(last_id: uuid.UUID, scope: int) -> str:
+    return encode_place((last_id,), scope)
 
 
-def decode_cursor(cursor: str | None, scope: int | None = None) -> uuid.UUID | None:
-    """The id `encode_cursor` wrote into `cursor`. A list of one owner's rows gives its `scope`: a cursor of
-    another list, or of another owner's, is refused."""
+def decode_cursor(cursor: str | None, scope: int) -> uuid.UUID | None:
+    """The id `encode_cursor` wrote into `cursor`; a cursor of another list (another `scope`) is refused."""
     if cursor is None:
         return None
-    if scope is None:
-        (last_id,) = decode_key(cursor, (uuid.UUID,))
-    else:
-        last_id, given = decode_key(cursor, (uuid.UUID, int))
-        check_scope(given, scope)
+    (last_id,) = decode_place(cursor, (uuid.UUID,), scope)
     assert isinstance(last_id, uuid.UUID)
     return last_id
 
 
-def check_scope(given: KeyPart, scope: int) -> None:
-    """A cursor's scope is the list's, or the cursor is another list's."""
-    if given != scope:
-        raise InvalidField("cursor", "a cursor of another list: this one's pages start from its first")
+def encode_place(key: tuple[KeyPart, ...], scope: int) -> str:
+    """The cursor of a place in the list whose scope is `scope`: the sort key of the last item shown, then
+    the scope."""
+    return encode_key((*key, scope))
+
+
+def decode_place(cursor: str, shape: tuple[type[KeyPart], ...], scope: int) -> tuple[KeyPart, ...]:
+    """The sort key `encode_place` wrote into `cursor`, its parts of the types in `shape`. The scope is read
+    first, from the cursor's end, so that another list's cursor is named as such whatever its key's shape."""
+    raw = _raw(cursor)
+    if len(raw) < _INT.size or _INT.unpack_from(raw, len(raw) - _INT.size)[0] != scope:
+        raise InvalidField("cursor", "not a cursor of this list: its pages start from its first, without one")
+    *key, _ = decode_key(cursor, (*shape, int))
+    return tuple(key)
 
 
 _INT = struct.Struct(">q")
@@ -95,9 +102,9 @@ _LENGTH = struct.Struct(">H")
 
 
 def encode_key(key: tuple[KeyPart, ...]) -> str:
-    """The cursor of a sort key of several parts (priority and id, a code, a rank): each part as bytes (an id
+    """The bytes of a sort key of several parts (priority and id, a code, a rank): each part as bytes (an id
     its 16, a whole number 8, a text its UTF-8 after its length: one byte, or 255 and two more for a text of
-    255 bytes or more), base64url. A key of one id gives the same cursor as `encode_cursor`."""
+    255 bytes or more), base64url. A list writes its cursors with `encode_place`, which adds its scope."""
     raw = bytearray()
     for part in key:
         if isinstance(part, uuid.UUID):
@@ -112,13 +119,17 @@ def encode_key(key: tuple[KeyPart, ...]) -> str:
     return base64.urlsafe_b64encode(bytes(raw)).decode("ascii").rstrip("=")
 
 
+def _raw(cursor: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidField("cursor", "not a cursor this service returned") from exc
+
+
 def decode_key(cursor: str, shape: tuple[type[KeyPart], ...]) -> tuple[KeyPart, ...]:
     """The sort key `encode_key` wrote into `cursor`, its parts of the types in `shape`; anything else is
     refused as a cursor this service did not return."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidField("cursor", "not a cursor this service returned") from exc
+    raw = _raw(cursor)
     key: list[KeyPart] = []
     at = 0
     try:
@@ -152,26 +163,20 @@ def page_after(
     cursor: str | None,
     key: Callable[[T], tuple[KeyPart, ...]],
     shape: tuple[type[KeyPart], ...],
-    scope: int | None = None,
+    scope: int,
 ) -> Page[T]:
     """A page of a list held whole in memory, in the order of `key` (ascending: negate a number to sort it
     downwards): the `limit` items whose key sorts after the cursor's. Like a keyset page of the database, it
-    neither repeats nor skips an item when others are added or removed between pages. A list of one owner's
-    items gives its `scope`, which its cursors carry after the key."""
+    neither repeats nor skips an item when others are added or removed between pages. Its cursors carry the
+    list's `scope` after the key."""
     ordered = sorted(items, key=key)
     if cursor is not None:
-        after = decode_key(cursor, shape if scope is None else (*shape, int))
-        if scope is not None:
-            *key_parts, given = after
-            check_scope(given, scope)
-            after = tuple(key_parts)
+        after = decode_place(cursor, shape, scope)
         ordered = [item for item in ordered if key(item) > after]
     shown = ordered[:limit]
     more = len(ordered) > limit
-    if not more:
-        return Page(items=shown, next_cursor=None, scope=scope)
-    last = key(shown[-1])
-    return Page(items=shown, next_cursor=encode_key(last if scope is None else (*last, scope)), scope=scope)
+    next_cursor = encode_place(key(shown[-1]), scope) if more else None
+    return Page(items=shown, next_cursor=next_cursor, scope=scope)
 
 
 # Rows read per statement when a whole history is gathered: a member with years of it is read in many of

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from loyalty_api.db.changes import column_values
-from loyalty_api.db.pagination import Page, decode_key, encode_key
+from loyalty_api.db.pagination import Page, decode_place, encode_place, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning.calculator import ActiveRule
 from loyalty_api.earning.errors import EarningRuleNotFound
@@ -18,6 +18,8 @@ from loyalty_api.earning.models import EarningRule
 from loyalty_api.earning.repository import EarningRuleRepository
 from loyalty_api.errors import InvalidField, check_window
 from loyalty_api.outbox.service import emit_for_programme
+
+EARNING_RULES = scope_of("earning_rules")  # the rule list's cursors carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,7 @@ async def list_rules(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page
     rule's priority and id."""
     after = None
     if cursor is not None:
-        priority, rule_id = decode_key(cursor, (int, uuid.UUID))
+        priority, rule_id = decode_place(cursor, (int, uuid.UUID), EARNING_RULES)
         assert isinstance(priority, int) and isinstance(rule_id, uuid.UUID)
         if not -(2**31) <= priority < 2**31:  # the column's range: a forged cursor must not reach the driver
             raise InvalidField("cursor", "not a cursor this service returned")
@@ -128,7 +130,8 @@ async def list_rules(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page
     rows = await EarningRuleRepository(uow.session).list_rules(after=after, limit=limit + 1)
     shown = [_rule(row) for row in rows[:limit]]
     last = shown[-1] if len(rows) > limit else None
-    return Page(items=shown, next_cursor=None if last is None else encode_key((last.priority, last.id)))
+    next_cursor = None if last is None else encode_place((last.priority, last.id), EARNING_RULES)
+    return Page(items=shown, next_cursor=next_cursor, scope=EARNING_RULES)
 
 
 async def delete_rule(uow: UnitOfWork, rule_id: uuid.UUID) -> None:

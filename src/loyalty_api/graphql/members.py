@@ -9,7 +9,6 @@ import strawberry
 from pydantic import TypeAdapter, ValidationError
 from strawberry.types import Info
 
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import MemberBenefitFields
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
@@ -274,7 +273,7 @@ async def _members(
                 limit=page_size(first),
                 cursor=cursor_of(after),
             )
-    return Connection.of(page.items, page.next_cursor, Member.of_profile, lambda m: encode_cursor(m.id))
+    return Connection.of(page.items, page.next_cursor, Member.of_profile, lambda m: page.cursor_after(m.id))
 
 
 @strawberry.type

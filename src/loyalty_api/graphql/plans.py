@@ -10,7 +10,6 @@ import strawberry
 from pydantic import TypeAdapter
 from strawberry.types import Info
 
-from loyalty_api.db.pagination import encode_key
 from loyalty_api.errors import InvalidField
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
@@ -150,7 +149,7 @@ async def _plans(
             currency = (await get_program(uow)).currency
     # REST pages plans by code: an edge's cursor is its plan's key, as REST's next_cursor would be.
     return Connection.of(
-        page.items, page.next_cursor, lambda p: Plan.of(p, currency), lambda p: encode_key((p.code,))
+        page.items, page.next_cursor, lambda p: Plan.of(p, currency), lambda p: page.cursor_after((p.code,))
     )
 
 

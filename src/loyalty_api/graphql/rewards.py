@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict
 from strawberry.types import Info
 
 from loyalty_api.auth.principal import Principal
-from loyalty_api.db.pagination import encode_cursor
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.graphql.benefits import CouponOffer, coupon_offer
 from loyalty_api.graphql.connections import Connection, cursor_of, page_size, paged
@@ -82,7 +81,9 @@ async def _rewards(
                 limit=limit,
                 cursor=cursor_of(after),
             )
-    return Connection.of(page.items, page.next_cursor, node=Reward.of, cursor=lambda r: encode_cursor(r.id))
+    return Connection.of(
+        page.items, page.next_cursor, node=Reward.of, cursor=lambda r: page.cursor_after(r.id)
+    )
 
 
 async def _reward(info: Info[GraphQLContext, None], id: strawberry.ID) -> Reward | None:

@@ -20,12 +20,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from loyalty_api.db.pagination import page_after
+from loyalty_api.db.pagination import page_after, scope_of
 from loyalty_api.errors import NotFound
 from loyalty_api.http.dependencies import Paging
 from loyalty_api.http.negotiation import HTML, JSON, VARY_ON_ACCEPT, preferred
 from loyalty_api.http.problem_catalogue import ProblemType, problem_types
 from loyalty_api.http.problems import problem_responses
+
+PROBLEM_TYPES = scope_of("problem_types")  # the catalogue's cursors carry it
 
 router = APIRouter(tags=["operations"])
 
@@ -168,7 +170,12 @@ async def list_problem_types(request: Request, paging: Paging) -> Response:
     problems = list(problem_types().values())
     if wants_json(request.headers.get("accept")):
         page = page_after(
-            problems, limit=paging.limit, cursor=paging.cursor, key=lambda p: (p.code,), shape=(str,)
+            problems,
+            limit=paging.limit,
+            cursor=paging.cursor,
+            key=lambda p: (p.code,),
+            shape=(str,),
+            scope=PROBLEM_TYPES,
         )
         return _json(
             ProblemTypeList(items=[ProblemTypeRead.of(p) for p in page.items], next_cursor=page.next_cursor)

@@ -10,9 +10,11 @@ from datetime import timedelta
 
 from loyalty_api.auth import service as auth
 from loyalty_api.auth.principal import Principal, Scope
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.partners.service import create_partner_key
+
+API_KEYS = scope_of("api_keys")  # the key list's cursors carry it
 
 
 async def create_key(
@@ -51,5 +53,5 @@ async def create_key(
 async def list_keys(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[auth.KeySummary]:
     """Every key, revoked and expired ones too, oldest first, a page at a time (a chain may give each till
     a key of its own: thousands)."""
-    keys = await auth.list_keys(uow, after=decode_cursor(cursor), limit=limit + 1)
-    return page_of(keys, limit, lambda key: key.principal.key_id)
+    keys = await auth.list_keys(uow, after=decode_cursor(cursor, API_KEYS), limit=limit + 1)
+    return page_of(keys, limit, lambda key: key.principal.key_id, API_KEYS)

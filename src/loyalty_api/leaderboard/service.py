@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from loyalty_api.analytics.periods import Period, period_around
-from loyalty_api.db.pagination import check_scope, decode_key, encode_key, scope_of
+from loyalty_api.db.pagination import decode_place, encode_place, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.leaderboard.repository import LeaderboardRepository
@@ -63,8 +63,7 @@ async def leaderboard(
     after: tuple[int, uuid.UUID] | None = None
     place = rank = points = 0  # the last place shown, its rank and points (none yet on the first page)
     if cursor is not None:
-        points, last, rank, place, given = decode_key(cursor, (int, uuid.UUID, int, int, int))  # type: ignore[assignment]
-        check_scope(given, scope)
+        points, last, rank, place = decode_place(cursor, (int, uuid.UUID, int, int), scope)  # type: ignore[assignment]
         # A cursor this service wrote has shown a place, ranked at or above it. A forged one must not number
         # the page (negative or made-up ranks), nor overflow the next cursor's 64-bit place (a 500).
         if not 1 <= rank <= place <= MAX_PLACE:
@@ -84,5 +83,5 @@ async def leaderboard(
         items.append(Standing(rank, leader.member_id, mask(leader.member_number), leader.points))
     next_cursor = None
     if len(leaders) > limit:
-        next_cursor = encode_key((points, leaders[limit - 1].member_id, rank, place, scope))
+        next_cursor = encode_place((points, leaders[limit - 1].member_id, rank, place), scope)
     return Leaderboard(period=period, start=start, end=end, items=items, next_cursor=next_cursor)

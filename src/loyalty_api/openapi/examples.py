@@ -19,8 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loyalty_api.analytics.periods import Period
-from loyalty_api.db.pagination import encode_cursor, encode_key, page_after, scope_of
+from loyalty_api.audit.service import AUDIT_EVENTS
+from loyalty_api.benefits.service import BENEFITS
+from loyalty_api.db.pagination import encode_cursor, encode_place, page_after, scope_of
 from loyalty_api.leaderboard.service import board_scope
+from loyalty_api.profiles.service import MEMBERS
+from loyalty_api.tiers.service import LADDER_VERSIONS
 
 JSON = "application/json"
 
@@ -981,13 +985,18 @@ def _one(summary: str, value: Any, name: str = "example") -> dict[str, Example]:
 def _catalogue() -> dict[tuple[str, str], OperationExamples]:
     # Imported here: these read catalogues that are complete only once every domain module is imported.
     from loyalty_api.http.problem_catalogue import problem_types
-    from loyalty_api.http.problem_pages import ProblemTypeRead
+    from loyalty_api.http.problem_pages import PROBLEM_TYPES, ProblemTypeRead
     from loyalty_api.webhooks.catalogue import list_event_types
 
     problems = problem_types()
     problem = ProblemTypeRead.of(problems["insufficient_points"]).model_dump(mode="json")
     problem_page = page_after(
-        list(problems.values()), limit=2, cursor=None, key=lambda p: (p.code,), shape=(str,)
+        list(problems.values()),
+        limit=2,
+        cursor=None,
+        key=lambda p: (p.code,),
+        shape=(str,),
+        scope=PROBLEM_TYPES,
     )
     event_page = list_event_types(limit=2, cursor=None)
 
@@ -1066,7 +1075,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
         ("GET", "/v1/members"): OperationExamples(
             responses=_one(
                 "A page of two (`?limit=2`)",
-                {"items": [MEMBER, ENROLLED], "next_cursor": encode_cursor(uuid.UUID(WANG_FANG))},
+                {"items": [MEMBER, ENROLLED], "next_cursor": encode_cursor(uuid.UUID(WANG_FANG), MEMBERS)},
             )
         ),
         ("GET", "/v1/members/lookup"): OperationExamples(
@@ -1532,7 +1541,10 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
             responses=_one("The tier as replaced", {**TIER_GOLD_READ, "grace_days": 90}),
         ),
         ("GET", "/v1/tier-versions"): OperationExamples(
-            responses=_one("The latest version (`?limit=1`)", {"items": [LADDER_VERSION], "next_cursor": "4"})
+            responses=_one(
+                "The latest version (`?limit=1`)",
+                {"items": [LADDER_VERSION], "next_cursor": encode_place((4,), LADDER_VERSIONS)},
+            )
         ),
         ("GET", "/v1/tier-versions/{version}"): OperationExamples(
             responses=_one("`/v1/tier-versions/4`", LADDER_VERSION)
@@ -1637,7 +1649,7 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                 "The first page of two (`?limit=2`)",
                 {
                     "items": [_benefit_read(GOLD_DISCOUNT), _benefit_read(FREE_SHIPPING)],
-                    "next_cursor": encode_cursor(uuid.UUID(BENEFIT_FREE_SHIPPING)),
+                    "next_cursor": encode_cursor(uuid.UUID(BENEFIT_FREE_SHIPPING), BENEFITS),
                 },
             )
         ),
@@ -2088,7 +2100,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                             "request_id": "6f1d2c3b4a5e4f60a7b8c9d0e1f2a3b4",
                         }
                     ],
-                    "next_cursor": "AZWucBorfD2OT1prfI2eDw",
+                    "next_cursor": encode_cursor(
+                        uuid.UUID("0195ae70-1a2b-7c3d-8e4f-5a6b7c8d9e0f"), AUDIT_EVENTS
+                    ),
                 },
             )
         ),
@@ -2196,14 +2210,9 @@ def _catalogue() -> dict[tuple[str, str], OperationExamples]:
                     ],
                     # After the last place shown: its points, member id (never its card number), rank, place,
                     # and which board it is.
-                    "next_cursor": encode_key(
-                        (
-                            860,
-                            uuid.UUID("0195a3c2-6e18-7b24-87f5-3a01d9e2b463"),
-                            2,
-                            3,
-                            board_scope(Period.week, datetime(2026, 3, 15, 16, tzinfo=UTC)),
-                        )
+                    "next_cursor": encode_place(
+                        (860, uuid.UUID("0195a3c2-6e18-7b24-87f5-3a01d9e2b463"), 2, 3),
+                        board_scope(Period.week, datetime(2026, 3, 15, 16, tzinfo=UTC)),
                     ),
                 },
             )

@@ -52,6 +52,8 @@ from loyalty_api.partners.repository import PartnerRepository, PerkRepository
 from loyalty_api.plan_catalogue.service import get_catalogue
 from loyalty_api.tiers.service import get_ladder
 
+PARTNERS = scope_of("partners")  # the partner list's cursors carry it
+
 # What a member may let a partner see: `basic` (tier, paid membership) always, `points` if they choose.
 Grant = Literal["basic", "points"]
 LINK_CODE_LIFETIME = timedelta(minutes=10)
@@ -235,8 +237,10 @@ async def read_partner(uow: UnitOfWork, code: str) -> PartnerView:
 
 
 async def list_partners(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[PartnerView]:
-    rows = await PartnerRepository(uow.session).list_partners(after_id=decode_cursor(cursor), limit=limit + 1)
-    page = page_of(rows, limit, lambda p: p.id)
+    rows = await PartnerRepository(uow.session).list_partners(
+        after_id=decode_cursor(cursor, PARTNERS), limit=limit + 1
+    )
+    page = page_of(rows, limit, lambda p: p.id, PARTNERS)
     return page.with_items(await _views(uow, page.items))
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page, page_after
+from loyalty_api.db.pagination import Page, page_after, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.grants.repository import BenefitRepository
@@ -40,6 +40,8 @@ from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.repository import SubscriptionRepository
 
+PLANS = scope_of("plans")  # the plan list's cursors carry it
+
 
 @dataclass(frozen=True, slots=True)
 class PlanDefinition:
@@ -58,7 +60,9 @@ class PlanDefinition:
 async def list_plans(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[CatalogPlan]:
     """The plans by code, a page at a time (from the cached catalogue)."""
     plans = (await get_catalogue(uow)).plans
-    return page_after(plans, limit=limit, cursor=cursor, key=lambda plan: (plan.code,), shape=(str,))
+    return page_after(
+        plans, limit=limit, cursor=cursor, key=lambda plan: (plan.code,), shape=(str,), scope=PLANS
+    )
 
 
 async def get_plan(uow: UnitOfWork, code: str) -> CatalogPlan:

@@ -14,7 +14,7 @@ from typing import Final, Literal
 from loyalty_api.auth.errors import ScopeNotAllowed
 from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.members import member_number as card
@@ -45,6 +45,8 @@ from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.service import end_member_subscriptions
 from loyalty_api.tiers.ladder import TierRef
 from loyalty_api.tiers.repository import TierRepository
+
+MEMBERS = scope_of("members")  # the member list's cursors carry it (whatever its filters)
 
 EARLIEST_BIRTHDAY: Final = date(1900, 1, 1)
 _REFERRAL_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
@@ -567,7 +569,7 @@ async def list_members(
     limit: int,
     cursor: str | None,
 ) -> Page[MemberProfile]:
-    after_id = decode_cursor(cursor)
+    after_id = decode_cursor(cursor, MEMBERS)
     tier_id = None
     if tier is not None:
         found = await TierRepository(uow.session).get_by_code(tier)
@@ -585,5 +587,5 @@ async def list_members(
         after_id=after_id,
         limit=limit + 1,
     )
-    page = page_of(records, limit, lambda record: record.member.id)
+    page = page_of(records, limit, lambda record: record.member.id, MEMBERS)
     return page.with_items([_profile(uow, r) for r in page.items])

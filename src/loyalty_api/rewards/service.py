@@ -21,7 +21,7 @@ from loyalty_api.calendar_days import add_days
 from loyalty_api.coupons import service as coupons
 from loyalty_api.coupons.service import MemberCoupon
 from loyalty_api.db.changes import column_values
-from loyalty_api.db.pagination import Page, decode_cursor, page_of
+from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import check_window
 from loyalty_api.offers import COUPON_OFFER_ADAPTER, CartConditions
@@ -37,6 +37,8 @@ from loyalty_api.rewards.errors import (
 from loyalty_api.rewards.events import RewardChanged, RewardRedeemed
 from loyalty_api.rewards.models import Reward, RewardRedemption
 from loyalty_api.rewards.repository import RedemptionRepository, RewardRepository
+
+REWARDS = scope_of("rewards")  # the catalogue's cursors carry it
 
 
 def sees_whole_catalogue(caller: Principal) -> bool:
@@ -197,9 +199,11 @@ async def list_rewards(
 ) -> Page[RewardView]:
     """The catalogue in the order it was created; with `only_offered`, only the rewards offered now."""
     rows = await RewardRepository(uow.session).list_rewards(
-        on_offer_at=uow.clock.now() if only_offered else None, after_id=decode_cursor(cursor), limit=limit + 1
+        on_offer_at=uow.clock.now() if only_offered else None,
+        after_id=decode_cursor(cursor, REWARDS),
+        limit=limit + 1,
     )
-    page = page_of(rows, limit, lambda row: row.id)
+    page = page_of(rows, limit, lambda row: row.id, REWARDS)
     return page.with_items(await _views(uow, list(page.items)))
 
 

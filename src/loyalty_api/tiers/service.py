@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from loyalty_api.db.changes import column_values
 from loyalty_api.db.constraints import DuplicateKey
-from loyalty_api.db.pagination import Page, page_after
+from loyalty_api.db.pagination import Page, decode_place, encode_place, page_after, scope_of
 from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.errors import InvalidField
 from loyalty_api.grants.granted import GrantedBenefit
@@ -56,6 +56,8 @@ from loyalty_api.tiers.repository import (
 )
 
 MAX_VERSION = 2**31 - 1  # ladder versions are 32-bit integers in the database
+TIERS = scope_of("tiers")  # the ladder's cursors carry it
+LADDER_VERSIONS = scope_of("tier_versions")  # the ladder history's cursors carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,9 @@ async def get_ladder(uow: UnitOfWork) -> Ladder:
 async def list_tiers(uow: UnitOfWork, *, limit: int, cursor: str | None) -> tuple[int, Page[LadderTier]]:
     """The ladder's version and a page of its tiers, lowest rank first (the cursor carries the last rank)."""
     ladder = await get_ladder(uow)
-    page = page_after(ladder.tiers, limit=limit, cursor=cursor, key=lambda tier: (tier.rank,), shape=(int,))
+    page = page_after(
+        ladder.tiers, limit=limit, cursor=cursor, key=lambda tier: (tier.rank,), shape=(int,), scope=TIERS
+    )
     return ladder.version, page
 
 
@@ -317,11 +321,13 @@ async def get_version(uow: UnitOfWork, version: int) -> LadderVersion:
 async def list_versions(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[LadderVersion]:
     before = None
     if cursor is not None:
-        # ASCII digits only ("²".isdigit() is true, and int() refuses it), and within the column's range.
-        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10 and int(cursor) <= MAX_VERSION):
-            raise InvalidField("cursor", "is not a cursor this list gave")
-        before = int(cursor)
+        (version,) = decode_place(cursor, (int,), LADDER_VERSIONS)
+        assert isinstance(version, int)
+        if not 1 <= version <= MAX_VERSION:  # the column's range: a forged cursor must not reach the driver
+            raise InvalidField("cursor", "not a cursor this service returned")
+        before = version
     rows = await TierRepository(uow.session).list_versions(before=before, limit=limit + 1)
     more = len(rows) > limit
     items = [LadderVersion(version=r.version, tiers=r.tiers, created_at=r.created_at) for r in rows[:limit]]
-    return Page(items=items, next_cursor=str(items[-1].version) if more else None)
+    next_cursor = encode_place((items[-1].version,), LADDER_VERSIONS) if more else None
+    return Page(items=items, next_cursor=next_cursor, scope=LADDER_VERSIONS)

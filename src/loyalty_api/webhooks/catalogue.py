@@ -15,7 +15,7 @@ from loyalty_api.activities import events as activity_events
 from loyalty_api.benefits import events as benefit_events
 from loyalty_api.campaigns import events as campaign_events
 from loyalty_api.coupons import events as coupon_events
-from loyalty_api.db.pagination import Page, page_after
+from loyalty_api.db.pagination import Page, page_after, scope_of
 from loyalty_api.earning import events as earning_events
 from loyalty_api.members import events as member_events
 from loyalty_api.outbox.events import CATALOGUE
@@ -27,6 +27,8 @@ from loyalty_api.rewards import events as reward_events
 from loyalty_api.subscriptions import events as subscription_events
 from loyalty_api.tiers import events as tier_events
 from loyalty_api.webhooks import events as webhook_events
+
+EVENT_TYPES = scope_of("event_types")  # the catalogue's cursors carry it
 
 EVENT_MODULES = (
     activity_events,
@@ -71,7 +73,9 @@ def event_types() -> list[EventType]:
 
 def list_event_types(*, limit: int, cursor: str | None) -> Page[EventType]:
     """The catalogue a page at a time, by name: small and fixed, it still pages like every list."""
-    return page_after(event_types(), limit=limit, cursor=cursor, key=lambda t: (t.type,), shape=(str,))
+    return page_after(
+        event_types(), limit=limit, cursor=cursor, key=lambda t: (t.type,), shape=(str,), scope=EVENT_TYPES
+    )
 
 
 def event_types_document() -> str:

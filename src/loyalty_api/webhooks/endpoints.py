@@ -31,6 +31,8 @@ from loyalty_api.webhooks.models import WebhookAttempt, WebhookDelivery, Webhook
 from loyalty_api.webhooks.secrets import new_secret
 from loyalty_api.webhooks.targets import TargetCheck, check_target
 
+ENDPOINTS = scope_of("webhook_endpoints")  # the endpoint list's cursors carry it
+
 MAX_EVENT_TYPES = 100
 MAX_OVERLAP_HOURS = 168
 ATTEMPTS_SHOWN = 100
@@ -233,9 +235,9 @@ async def get_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> Endpoint:
 
 async def list_endpoints(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Endpoint]:
     rows = await EndpointRepository(uow.session).list_endpoints(
-        before_id=decode_cursor(cursor), limit=limit + 1
+        before_id=decode_cursor(cursor, ENDPOINTS), limit=limit + 1
     )
-    page = page_of(rows, limit, lambda row: row.id)
+    page = page_of(rows, limit, lambda row: row.id, ENDPOINTS)
     return page.with_items([_endpoint(row) for row in page.items])
 
 
