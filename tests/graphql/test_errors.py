@@ -184,6 +184,44 @@ class TestRequestErrors:
         plain = await client.post("/graphql", content=query, headers=identity)
         assert plain.json() == {"data": {"__typename": "Query"}}
 
+    async def test_a_get_with_variables_null_runs_as_without_variables(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        """GraphQL over HTTP reads `variables=null` in a query string as no variables, as `"variables": null`
+        in a POST body is; a client that always sends the parameter got a 400 saying it was not valid JSON."""
+        document = "query($first: Int = 2) { loyaltyRewards(first: $first) { edges { cursor } } }"
+        for params in ({"variables": "null"}, {"variables": ""}, {}):
+            response = await client.get(
+                "/graphql", params={"query": document, **params}, headers=bearer(pos_key)
+            )
+            assert response.status_code == 200, (params, response.text)
+            assert response.json() == {"data": {"loyaltyRewards": {"edges": []}}}, params
+        posted = await client.post(
+            "/graphql", json={"query": document, "variables": None}, headers=bearer(pos_key)
+        )
+        assert posted.json() == {"data": {"loyaltyRewards": {"edges": []}}}
+
+    async def test_a_get_with_variables_that_are_not_an_object_says_so(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        for variables in ("[1]", "3", '"x"'):  # JSON, but no object: refused as in a POST body
+            response = await client.get(
+                "/graphql",
+                params={"query": "{ __typename }", "variables": variables},
+                headers=bearer(pos_key),
+            )
+            assert response.status_code == 400, (variables, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "`variables` must be an object or null" in response.json()["detail"], variables
+        response = await client.get(
+            "/graphql", params={"query": "{ __typename }", "variables": "{not json"}, headers=bearer(pos_key)
+        )
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert [(e["field"], e["location"]) for e in problem["errors"]] == [("variables", "query")]
+        assert "body" not in problem["errors"][0]["message"]
+
     async def test_a_mutation_sent_by_get_is_405_and_not_run(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -24,6 +24,7 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.federation.schema import FederationAny
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.types import QueryParams
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult, Info
@@ -63,7 +64,7 @@ from loyalty_api.graphql.tiers import Tier
 from loyalty_api.graphql.tokens import count_tokens
 from loyalty_api.http.docs import graphiql_page
 from loyalty_api.http.edge import GRAPHQL_PATH, principal_of
-from loyalty_api.http.errors import MethodNotAllowed, refuse_unless_plain_json
+from loyalty_api.http.errors import MalformedJson, MethodNotAllowed, refuse_unless_plain_json
 from loyalty_api.http.input_guard import InvalidInput, field_error, load_json
 from loyalty_api.http.rate_limits import RateLimiter
 from loyalty_api.settings import Settings
@@ -231,6 +232,24 @@ class LoyaltyGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             return screened[1]  # read, guarded and checked by `_screen` already
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         return _operation(_load_request(raw, self.max_json_depth))
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        # A GET's `variables` and `extensions` are JSON values on their own, read by the same guarded reader
+        # as a body but not held to a body's shape: through `decode_json`, `variables=null` (no variables,
+        # as GraphQL over HTTP allows) was refused as not being an operation with `query`. Strawberry then
+        # refuses a value that is neither an object nor null, naming `variables`, as it does in a body. An
+        # empty one is left out, as an empty REST query parameter is.
+        found: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            text = found.pop(name, None)
+            if not text:
+                continue
+            try:
+                found[name] = _load_request(text.encode("utf-8", "surrogatepass"), self.max_json_depth)
+            except MalformedJson as exc:  # its message speaks of a body, which a GET has none of
+                message = exc.detail.removeprefix("The body ").rstrip(".")
+                raise InvalidInput([field_error(name, "query", message, "json_invalid")]) from None
+        return found
 
     async def execute_single(
         self,
