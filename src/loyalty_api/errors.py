@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -95,11 +96,40 @@ class InvalidField(LoyaltyError):
     title = "Invalid input"
     final = False
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *others: tuple[str, str]) -> None:
+        named = [(field, message), *others]
         super().__init__(
-            f"{field}: {message}",
-            errors=[{"field": field, "message": message, "type": "value_error"}],
+            "; ".join(f"{name}: {said}" for name, said in named),
+            errors=[{"field": name, "message": said, "type": "value_error"} for name, said in named],
         )
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """Each field refused, with its message."""
+        return [(error["field"], error["message"]) for error in self.extra["errors"]]
+
+
+class FieldChecks:
+    """The rules of several fields checked together, so that one refusal names every field that breaks its
+    rule, as the request's own validation names each: a form shows all its faults at once, not one after
+    another as each is put right. Each `check()` keeps the InvalidField it meets; `done()` raises them as one.
+    Another refusal (a subclass's own code, a conflict) passes at once."""
+
+    def __init__(self) -> None:
+        self.refused: list[tuple[str, str]] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except InvalidField as exc:
+            if type(exc) is not InvalidField:
+                raise
+            self.refused.extend(exc.fields)
+
+    def done(self) -> None:
+        if self.refused:
+            raise InvalidField(*self.refused[0], *self.refused[1:])
 
 
 def check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:

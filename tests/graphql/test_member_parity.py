@@ -287,6 +287,17 @@ class TestMutations:
             client, pos_key, "loyaltyEnrolMember", "member { id }", input={"email": "not-an-email"}
         )
         assert [(e["field"], e["code"]) for e in bad["userErrors"]] == [("email", "validation_error")]
+        both = await mutate(
+            client,
+            pos_key,
+            "loyaltyEnrolMember",
+            "member { id }",
+            input={"email": "not-an-email", "phone": "12345"},
+        )
+        assert sorted((e["field"], e["code"]) for e in both["userErrors"]) == [
+            ("email", "validation_error"),
+            ("phone", "validation_error"),
+        ]
         # As REST answers it: the message says nothing of the value (the checker's own quotes the `_`).
         quoted = await mutate(
             client, pos_key, "loyaltyEnrolMember", "member { id }", input={"email": "a@13800138000_x.com"}

@@ -252,6 +252,28 @@ class TestBadInput:
         assert response.status_code == 201, response.text
         assert await count(app, "members") == 1
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"phone": "12345", "email": "not-an-email"},
+            {"phone": "12345", "email": "not-an-email", "birthday": "2030-01-01"},
+            {"email": "not-an-email", "birthday": "1850-01-01"},
+        ],
+    )
+    async def test_every_refused_field_is_named_in_the_one_problem(
+        self, app: FastAPI, client: httpx.AsyncClient, pos_key: str, body: dict[str, object]
+    ) -> None:
+        """A form shows every field's fault at once: a bad e-mail beside a bad phone was named alone, and
+        the phone's fault came only once the e-mail was put right."""
+        response = await client.post("/v1/members", json=body, headers=bearer(pos_key))
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert sorted(error["field"] for error in problem["errors"]) == sorted(body)
+        assert all(error["message"] for error in problem["errors"])
+        assert await table_counts(app, *MEMBER_TABLES) == dict.fromkeys(MEMBER_TABLES, 0)
+
     async def test_validation_errors_do_not_echo_the_input(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:
@@ -494,6 +516,26 @@ class TestUpdate:
         member = await enrol(client, pos_key)
         response = await client.patch(f"/v1/members/{member['id']}", json=body, headers=bearer(pos_key))
         assert response.status_code == 422
+        after = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
+        assert after.json() == member | {"partner_links": []}
+
+    async def test_every_refused_field_of_an_update_is_named_in_the_one_problem(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        member = await enrol(client, pos_key)
+        taken = await enrol(client, pos_key)
+        for body in (
+            {"phone": "12345", "email": "not-an-email"},
+            {"email": "not-an-email", "birthday": "2030-01-01"},
+            # A phone someone has beside a bad e-mail: the e-mail's fault, before whether the phone is taken.
+            {"phone": taken["phone"], "email": "not-an-email"},
+        ):
+            response = await client.patch(f"/v1/members/{member['id']}", json=body, headers=bearer(pos_key))
+            assert response.status_code == 422, (body, response.text)
+            problem = response.json()
+            assert problem["code"] == "validation_error"
+            expected = sorted(body) if body.get("phone") != taken["phone"] else ["email"]
+            assert sorted(error["field"] for error in problem["errors"]) == expected, body
         after = await client.get(f"/v1/members/{member['id']}", headers=bearer(pos_key))
         assert after.json() == member | {"partner_links": []}
 

@@ -246,8 +246,8 @@ async def _checkout_quote(info: Info[GraphQLContext, None], input: CheckoutQuote
 def _named_as_input(exc: InvalidField) -> InvalidField:
     """The service's refusal of a value (one coupon named twice) names REST's field, `coupon_codes`: the
     answer names it as the GraphQL input does, `couponCodes`, as the input's own checks above do."""
-    [error] = exc.extra["errors"]
-    return InvalidField(input_path(error["field"]), error["message"])
+    named = [(input_path(field), message) for field, message in exc.fields]
+    return InvalidField(*named[0], *named[1:])
 
 
 @strawberry.type

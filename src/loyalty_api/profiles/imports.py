@@ -126,5 +126,5 @@ def _naming_row(index: int) -> Iterator[None]:
     except MemberExists as exc:
         raise MemberExists(str(exc.extra["field"]), row=index) from None
     except InvalidField as exc:
-        [error] = exc.extra["errors"]
-        raise InvalidField(f"members.{index}.{error['field']}", str(error["message"])) from None
+        named = [(f"members.{index}.{field}", message) for field, message in exc.fields]
+        raise InvalidField(*named[0], *named[1:]) from None

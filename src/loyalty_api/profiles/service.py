@@ -16,7 +16,7 @@ from loyalty_api.auth.principal import Principal, Scope
 from loyalty_api.db.constraints import DuplicateKey
 from loyalty_api.db.pagination import Page, decode_cursor, page_of, scope_of
 from loyalty_api.db.uow import UnitOfWork
-from loyalty_api.errors import InvalidField
+from loyalty_api.errors import FieldChecks, InvalidField
 from loyalty_api.members import member_number as card
 from loyalty_api.members.birthday_keys import birthday_keys, month_key
 from loyalty_api.members.contact import check_system_name, normalise_email, normalise_phone
@@ -210,9 +210,14 @@ async def enrol(
     """A new member. An import's (`imported`) may bring the card the member carries from the programme's
     previous system (`member_number`, a valid card number)."""
     repo = MemberRepository(uow.session)
-    phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
-    email = None if email is None else normalise_email(email)
-    await _check_birthday(uow, birthday)
+    checks = FieldChecks()
+    with checks.check():
+        phone = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
+    with checks.check():
+        email = None if email is None else normalise_email(email)
+    with checks.check():
+        await _check_birthday(uow, birthday)
+    checks.done()
     day_key, month_key = birthday_keys(uow.vault, birthday)
     phone_hash = None if phone is None else uow.vault.blind_index("phone", phone)
     email_hash = None if email is None else uow.vault.blind_index("email", email)
@@ -427,32 +432,40 @@ async def update(
     member = await repo.get_member(member_id, lock=True)
     if member is None or member.status == ERASED:
         raise MemberNotFound()
+    # Every field's rule first, all named in one refusal, and before any contact is looked up as taken.
+    checks = FieldChecks()
+    with checks.check():
+        normal_phone = (
+            None if not isinstance(phone, str) else normalise_phone(phone, uow.settings.default_phone_region)
+        )
+    with checks.check():
+        normal_email = None if not isinstance(email, str) else normalise_email(email)
+    with checks.check():
+        await _check_birthday(uow, None if isinstance(birthday, _Unset) else birthday)
+    checks.done()
     # A field sent with the value it has is not a change: a till's PATCH sent again (a repeat sets the same
     # values) names no field and tells no one, and a field named in `member.updated` did change.
     changed: list[str] = []
     if not isinstance(phone, _Unset):
-        normal = None if phone is None else normalise_phone(phone, uow.settings.default_phone_region)
-        phone_hash = None if normal is None else uow.vault.blind_index("phone", normal)
+        phone_hash = None if normal_phone is None else uow.vault.blind_index("phone", normal_phone)
         if phone_hash != member.phone_hash:
             await _check_contact_free(repo, "phone", phone_hash, other_than=member_id)
-            member.phone_encrypted, member.phone_hash = _encrypt(uow, normal), phone_hash
+            member.phone_encrypted, member.phone_hash = _encrypt(uow, normal_phone), phone_hash
             changed.append("phone")
     if not isinstance(email, _Unset):
-        normal = None if email is None else normalise_email(email)
-        email_hash = None if normal is None else uow.vault.blind_index("email", normal)
+        email_hash = None if normal_email is None else uow.vault.blind_index("email", normal_email)
         if email_hash != member.email_hash:
             await _check_contact_free(repo, "email", email_hash, other_than=member_id)
-            member.email_encrypted, member.email_hash = _encrypt(uow, normal), email_hash
+            member.email_encrypted, member.email_hash = _encrypt(uow, normal_email), email_hash
             changed.append("email")
     if not isinstance(name, _Unset) and name != _decrypt(uow, member.name_encrypted):
         member.name_encrypted = _encrypt(uow, name)
         changed.append("name")
-    if not isinstance(birthday, _Unset):
-        await _check_birthday(uow, birthday)
-        if (None if birthday is None else birthday.isoformat()) != _decrypt(uow, member.birthday_encrypted):
-            member.birthday_encrypted = None if birthday is None else uow.vault.encrypt(birthday.isoformat())
-            member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
-            changed.append("birthday")
+    given_birthday = None if not isinstance(birthday, date) else birthday.isoformat()
+    if not isinstance(birthday, _Unset) and given_birthday != _decrypt(uow, member.birthday_encrypted):
+        member.birthday_encrypted = None if given_birthday is None else uow.vault.encrypt(given_birthday)
+        member.birthday_day_key, member.birthday_month_key = birthday_keys(uow.vault, birthday)
+        changed.append("birthday")
     returning = False
     if not isinstance(status, _Unset) and status != member.status:
         returning = status == MemberStatus.active
