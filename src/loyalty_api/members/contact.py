@@ -23,7 +23,7 @@ def normalise_phone(raw: str, default_region: str, *, field: str = "phone") -> s
 
 
 def normalise_email(raw: str, *, field: str = "email") -> str:
-    # The check enrolment's `EmailStr` makes, so a lookup by a malformed address is refused as a malformed
+    # The e-mail rule enrolment and update check, so a lookup by a malformed address is refused as a malformed
     # phone is, rather than answered 404 at the cost of the key's misses budget.
     try:
         _, address = validate_email(raw.strip())
