@@ -490,6 +490,42 @@ class TestRedeem:
         assert (await points(client, pos_key, str(member["id"])))["balance"] == 0
         await assert_ledger_invariant(app)
 
+    @pytest.mark.parametrize(
+        ("rule", "refused_as"),
+        [
+            ({"min_redeem_points": 100}, "below_minimum_redeem"),
+            ({"max_redeem_share": "0.01"}, "redeem_share_exceeded"),
+        ],
+    )
+    async def test_a_redeem_sent_again_after_an_operator_tightened_a_rule_is_answered_as_made(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: dict[str, object],
+        rule: dict[str, object],
+        refused_as: str,
+    ) -> None:
+        """A till whose reply was lost sends the redeem again without a key, after an operator raised the
+        minimum redemption or lowered the share points may pay: the first paid, and its repeat is 409
+        order_already_redeemed, not the rule's 422, which reads as the payment refused (the customer would
+        pay in cash too). A new redeem under the rule is still refused by it; nothing is written."""
+        member_id = str(member["id"])
+        await earn(client, pos_key, member_id, 10_000)
+        url = f"/v1/members/{member_id}/redeem"
+        body = {"points": 50, "order_ref": "RULE-1", "order_total": cny(1_000)}
+        assert (await client.post(url, json=body, headers=bearer(pos_key))).status_code == 200
+        await set_program(client, admin_key, **rule)
+        before = await table_counts(app, *WRITES)
+        again = await client.post(url, json=body, headers=bearer(pos_key))
+        assert (again.status_code, again.json()["code"]) == (409, "order_already_redeemed"), again.text
+        new = await client.post(url, json=body | {"order_ref": "RULE-2"}, headers=bearer(pos_key))
+        assert (new.status_code, new.json()["code"]) == (422, refused_as), new.text
+        assert await table_counts(app, *WRITES) == before
+        assert (await points(client, pos_key, member_id))["balance"] == 50
+        await assert_ledger_invariant(app)
+
     @pytest.mark.parametrize("value", [0, -5, 1.5, "10", None])
     async def test_points_must_be_a_positive_whole_number(
         self, client: httpx.AsyncClient, pos_key: str, member: dict[str, object], value: object

@@ -136,6 +136,27 @@ class TestHolds:
         assert (summary["balance"], summary["held"], summary["available"]) == (1000, 1000, 0)
         await assert_ledger_invariant(app)
 
+    async def test_a_hold_sent_again_after_the_minimum_rose_is_answered_as_the_repeat_it_is(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
+    ) -> None:
+        """A checkout whose reply was lost sends the hold again without a key, after an operator raised the
+        minimum redemption: the points are held, and its repeat is 409 hold_exists, not
+        422 below_minimum_redeem, which reads as no points held for the order. Once the hold is captured its
+        repeat is order_already_redeemed, as with the old minimum. A new hold under the minimum is refused."""
+        first = await hold(client, ecommerce_key, member_id, 50, "WEB-RULE-1")
+        assert first.status_code == 201, first.text
+        await set_program(client, admin_key, min_redeem_points=100)
+        before = await table_counts(app, "ledger_entries", "holds", "orders", "outbox_events")
+        again = await hold(client, ecommerce_key, member_id, 50, "WEB-RULE-1")
+        assert (again.status_code, again.json()["code"]) == (409, "hold_exists"), again.text
+        new = await hold(client, ecommerce_key, member_id, 50, "WEB-RULE-2")
+        assert (new.status_code, new.json()["code"]) == (422, "below_minimum_redeem"), new.text
+        assert await table_counts(app, "ledger_entries", "holds", "orders", "outbox_events") == before
+        assert (await capture(client, ecommerce_key, first.json()["id"])).status_code == 200
+        after_capture = await hold(client, ecommerce_key, member_id, 50, "WEB-RULE-1")
+        assert (after_capture.status_code, after_capture.json()["code"]) == (409, "order_already_redeemed")
+        await assert_ledger_invariant(app, member_id)
+
     async def test_a_hold_and_a_part_captured_spend_at_least_the_programmes_minimum(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
     ) -> None:

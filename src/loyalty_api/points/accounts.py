@@ -584,6 +584,19 @@ async def order_refusal(uow: UnitOfWork, member_id: uuid.UUID, order_ref: str) -
     return None
 
 
+async def refused_for_the_order(
+    uow: UnitOfWork, member_id: uuid.UUID, order_ref: str, refused: LoyaltyError
+) -> LoyaltyError:
+    """What a payment with points on the order (a redeem, a hold) that a programme rule on its points refused
+    (the minimum redemption, the share of the order) is answered: the order's own refusal when it takes no
+    such payment from the member whatever the points, else the rule's. A redeem or a hold sent again without
+    a key (its reply lost) after an operator raised the minimum or lowered the share is refused as the repeat
+    it is, as debit_for_order refuses it once its points are gone: the rule's 422 would read as the payment
+    refused, or no points held, for an order paid with them (the customer asked to pay in cash too). Only a
+    refusal reads the order."""
+    return await order_refusal(uow, member_id, order_ref) or refused
+
+
 async def release(
     uow: UnitOfWork, hold: Hold, *, reason: str, actor: uuid.UUID | None
 ) -> AccountState | None:

@@ -22,12 +22,14 @@ from loyalty_api.points.accounts import (
     order_refusal,
     raises_counted_spend,
     record_entry,
+    refused_for_the_order,
     release,
     release_member_expired_holds,
     settle_released,
     spend_lots,
 )
 from loyalty_api.points.errors import (
+    BelowMinimumRedeem,
     CaptureExceedsHold,
     HoldExists,
     HoldNotActive,
@@ -94,7 +96,10 @@ async def create_hold(
     actor: uuid.UUID | None = None,
 ) -> HoldView:
     """Reserve `points` for the order: a redemption to come, so the programme's minimum applies to it."""
-    check_minimum_redeem(await get_program(uow), points)
+    try:
+        check_minimum_redeem(await get_program(uow), points)
+    except BelowMinimumRedeem as refused:
+        raise await refused_for_the_order(uow, member_id, order_ref, refused) from None
     # Locked, not only read: closing or erasing the member frees their holds behind the same lock, so no hold
     # made while that runs can outlive it.
     await lock_earner_for_order(uow, member_id, order_ref, HoldExists)

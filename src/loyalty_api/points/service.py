@@ -22,7 +22,7 @@ from loyalty_api.db.uow import UnitOfWork
 from loyalty_api.earning import service as earning
 from loyalty_api.earning.calculator import BreakdownLine, Multiplier, Purchase, calculate
 from loyalty_api.earning.kinds import BirthdayBonus, EarnItem
-from loyalty_api.errors import InvalidField
+from loyalty_api.errors import InvalidField, LoyaltyError
 from loyalty_api.members import service as members
 from loyalty_api.money import Money, value_of_points
 from loyalty_api.offers import PointsMultiplier
@@ -42,6 +42,7 @@ from loyalty_api.points.accounts import (
     money_payload,
     raises_counted_spend,
     record_entry,
+    refused_for_the_order,
     settle_spared,
     spend_lots,
 )
@@ -400,10 +401,13 @@ async def redeem(
     actor: uuid.UUID | None = None,
 ) -> RedeemResult:
     program = await get_program(uow)
-    check_minimum_redeem(program, points)
+    try:
+        check_minimum_redeem(program, points)
+        if order_total is not None:
+            check_order_total(program, points, order_total)
+    except LoyaltyError as refused:
+        raise await refused_for_the_order(uow, member_id, order_ref, refused) from None
     value = value_of_points(points, program.point_value_minor, program.currency)
-    if order_total is not None:
-        check_order_total(program, points, order_total)
     # Locked, not only read: a close or an erasure of the member waits for this redeem, or this redeem sees
     # its outcome, so no points are spent by a member once closed.
     member = (await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyRedeemed)).member
