@@ -224,6 +224,25 @@ class TestPartnerEarn:
         assert await table_counts(app, *WRITTEN) == before
         await assert_ledger_invariant(app)
 
+    async def test_an_order_sent_again_after_the_rate_rose_past_what_one_purchase_may_earn_is_a_repeat(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, cafe: Cafe
+    ) -> None:
+        """The partner's answer to a large purchase was lost; meanwhile the operator raised its earn rate so
+        far that the purchase would now earn more than one purchase may. It earned: its repeat is
+        order_already_earned, not validation_error on amount, which reads as the purchase earning nothing.
+        A new purchase that large is still refused."""
+        assert (await partner_earn(client, cafe.key, "C-1", "O-BIG", 10**11)).status_code == 201
+        body = {"name": "Cafe", "status": "active", "earn_rate": "100000"}
+        raised = await client.put("/v1/partners/cafe", json=body, headers=bearer(admin_key))
+        assert raised.status_code == 200, raised.text
+        before = await table_counts(app, *WRITTEN)
+        again = await partner_earn(client, cafe.key, "C-1", "O-BIG", 10**11)
+        assert problem(again) == (409, "order_already_earned"), again.text
+        new = await partner_earn(client, cafe.key, "C-1", "O-BIG-2", 10**11)
+        assert problem(new) == (422, "validation_error"), new.text
+        assert await table_counts(app, *WRITTEN) == before
+        await assert_ledger_invariant(app)
+
     async def test_another_partners_order_with_the_same_reference_is_another_order(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, cafe: Cafe
     ) -> None:

@@ -324,6 +324,33 @@ class TestEarn:
         assert await table_counts(app, *WRITES) == before
         await assert_ledger_invariant(app)
 
+    async def test_a_receipt_sent_again_after_the_rate_rose_past_what_one_purchase_may_earn_is_a_repeat(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        pos_key: str,
+        member: dict[str, object],
+    ) -> None:
+        """A till's earn for a large purchase, its reply lost, sent again without a key after an operator
+        raised the earn rate so far that the purchase would now earn more than one purchase may: it earned,
+        and its repeat is order_already_earned, not validation_error on amount, which reads as the receipt
+        refused. A new receipt that large is still refused."""
+        member_id = str(member["id"])
+        body = {"order_ref": "BIG-1", "amount": cny(10**11)}  # a billion yuan: a billion points at 1 a yuan
+        first = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+        assert first.status_code == 200, first.text
+        await set_program(client, admin_key, earn_rate="10000")
+        before = await table_counts(app, *WRITES)
+        again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
+        assert (again.status_code, again.json()["code"]) == (409, "order_already_earned"), again.text
+        new = await client.post(
+            f"/v1/members/{member_id}/earn", json=body | {"order_ref": "BIG-2"}, headers=bearer(pos_key)
+        )
+        assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
+        assert await table_counts(app, *WRITES) == before
+        await assert_ledger_invariant(app)
+
     @pytest.mark.parametrize("status", ["suspended", "closed"])
     async def test_what_a_member_did_before_a_suspension_sent_again_is_answered_as_done(
         self,

@@ -278,8 +278,8 @@ async def earn_at_partner(
     rate, as points of ours that expire as the programme says. An order earns once: the same `order_ref`
     again is 409 `order_already_earned`, even without `Idempotency-Key`, and also after the customer
     unlinked, the member was suspended, closed or erased, or you were suspended or your earn rate withdrawn
-    meanwhile (not `link_not_found`, `member_not_active`, `partner_not_active` or
-    `partner_earn_not_offered`). Purchases with you do not count
+    or raised meanwhile (not `link_not_found`, `member_not_active`, `partner_not_active`,
+    `partner_earn_not_offered` or `validation_error`). Purchases with you do not count
     toward our tiers. Emits `points.earned` (to the programme's endpoints, not yours).
 
     For `partner` keys only; honours `Idempotency-Key`."""

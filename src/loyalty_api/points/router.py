@@ -67,7 +67,8 @@ async def earn(member_id: uuid.UUID, body: EarnRequest, uow: UoW, caller: Till) 
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. An order earns once: the same
     `order_ref` again is 409 `order_already_earned`, with or without a key, also once its `occurred_at` has
-    passed the 30 days a receipt recorded offline may take (a new one that old is 422 `validation_error`); an
+    passed the 30 days a receipt recorded offline may take, or a rate raised since would have it earn more
+    than one purchase may (a new one that old, or that large, is 422 `validation_error`); an
     order refunded already takes no new points (409 `order_refunded`). A purchase that qualifies for a
     higher tier moves the member up at once (`tier_changed`; it still earns at the old tier's multiplier),
     except while an operator's override holds their tier.

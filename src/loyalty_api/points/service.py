@@ -101,6 +101,26 @@ async def _order_conflict(
     return default()
 
 
+async def _refused_unless_earned(
+    uow: UnitOfWork, member_id: uuid.UUID, order_ref: str, refused: LoyaltyError
+) -> LoyaltyError:
+    """What an earn a rule of the moment refuses (the offline grace, the most one purchase may earn) is
+    answered: OrderAlreadyEarned when the member earned for the order already, else the rule's refusal. A
+    receipt sent again without a key (its reply lost) after time passed or an operator changed a rate is
+    refused as the repeat it is, as it would be had nothing changed: the rule's 422 reads as the receipt
+    earning nothing, and a clerk would credit it by hand. Only a refusal reads the order."""
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is not None and order.member_id == member_id and order.earned_at is not None:
+        return OrderAlreadyEarned()
+    return refused
+
+
+def _too_many_points(points: int) -> InvalidField:
+    return InvalidField(
+        "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
+    )
+
+
 def _multipliers(held: MemberStanding, amount: Money, channel: str | None) -> list[Multiplier]:
     """The tier's own multiplier, then the points-multiplier benefits the member holds (from the tier, paid
     plans and partners' joint offers) whose conditions the purchase meets (a benefit several give counts
@@ -190,13 +210,9 @@ async def earn(
     if occurred_at is not None:
         try:
             _check_purchase_time(occurred_at, uow.clock.now())
-        except InvalidField:
-            # A receipt that earned inside the grace, sent again (its reply lost) once past it: refused as the
-            # repeat it is, not as a receipt too old, which reads as it earning nothing. Only a refusal reads.
-            order = await OrderRepository(uow.session).get_order(order_ref)
-            if order is not None and order.member_id == member_id and order.earned_at is not None:
-                raise OrderAlreadyEarned() from None
-            raise
+        except InvalidField as refused:
+            # A receipt that earned inside the grace, sent again (its reply lost) once past it.
+            raise await _refused_unless_earned(uow, member_id, order_ref, refused) from None
     earner = await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyEarned)
     member, account = earner.member, earner.account
     # Read behind the member's lock, as a redeem's: an earn that waited for it is stamped after the entries
@@ -241,9 +257,8 @@ async def earn(
     )
     points = max(sum(line.points for line in lines), 0)
     if points > MAX_POINTS_PER_EARN:
-        raise InvalidField(
-            "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
-        )
+        # A receipt that earned, sent again after an operator raised a rate or a multiplier this far.
+        raise await _refused_unless_earned(uow, member_id, order_ref, _too_many_points(points))
 
     state = AccountState(
         balance=account.balance + points, held=account.held, lifetime_earned=account.lifetime_earned + points
@@ -335,9 +350,8 @@ async def earn_at_rate(
     the partner, the order keeping the partner's reference of the customer; it does not count for our tiers,
     so no tier changes."""
     if points > MAX_POINTS_PER_EARN:
-        raise InvalidField(
-            "amount", f"would earn {points} points, more than one purchase may ({MAX_POINTS_PER_EARN})"
-        )
+        # A purchase that earned, sent again after an operator raised the partner's rate this far.
+        raise await _refused_unless_earned(uow, member_id, order_ref, _too_many_points(points))
     program = await get_program(uow)
     # As a till's earn: the order sent again after the member was suspended or closed is refused as the repeat
     # it is (order_already_earned), not as member_not_active, which reads as the purchase earning nothing.
