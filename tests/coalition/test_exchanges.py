@@ -690,6 +690,44 @@ class TestExchangeIn:
         new = await exchange_in(client, air.key, "AIR-1", "TX-10", 1_000)  # a transfer not made is refused
         assert new.status_code in (404, 409) and problem(new)[1] != "exchange_already_recorded", new.text
 
+    @pytest.mark.parametrize(
+        ("rate", "miles", "refused_as"),
+        [
+            (None, 1_000, (409, "exchange_not_offered")),
+            ("0.0001", 1_000, (422, VALIDATION)),  # a thousand miles make no point now
+            ("100000", 10**8, (422, VALIDATION)),  # 10^13 points: more than one purchase may earn
+        ],
+    )
+    async def test_a_transfer_sent_again_after_the_rate_changed_is_told_as_credited(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        air: Air,
+        rate: str | None,
+        miles: int,
+        refused_as: tuple[int, str],
+    ) -> None:
+        """The partner's answer was lost; meanwhile the operator withdrew its rate in, or changed it so the
+        transfer would now credit nothing or more than one purchase may earn. It was credited: its repeat is
+        exchange_already_recorded, naming it, not a refusal the partner would give its customer the miles
+        back for. A new transfer is refused by the new terms."""
+        first = await created(await exchange_in(client, air.key, "AIR-1", "TX-R", miles))
+        terms: dict[str, Any] = {"exchange_out_rate": "2.5", "exchange_timeout_seconds": TIMEOUT}
+        if rate is not None:
+            terms["exchange_in_rate"] = rate
+        body = {"name": "Air", "status": "active", **terms}
+        changed = await client.put("/v1/partners/air", json=body, headers=bearer(admin_key))
+        assert changed.status_code == 200, changed.text
+        before = await table_counts(app, *WRITTEN)
+        again = await exchange_in(client, air.key, "AIR-1", "TX-R", miles)
+        assert problem(again) == (409, "exchange_already_recorded"), again.text
+        assert again.json()["exchange_id"] == first["id"]
+        new = await exchange_in(client, air.key, "AIR-1", "TX-S", miles)
+        assert problem(new) == refused_as, new.text
+        assert await table_counts(app, *WRITTEN) == before
+        await assert_ledger_invariant(app, air.member_id)
+
     async def test_another_partners_transfer_with_the_same_id_is_its_own(
         self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, air: Air
     ) -> None:

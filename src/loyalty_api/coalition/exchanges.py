@@ -439,6 +439,12 @@ async def exchange_in(
             raise ExchangeAlreadyRecorded(exchange_id=str(known.id)) from None
         raise
     partner = await _locked_partner(uow, partner.id)
+    # Before the terms are read: a transfer sent again after the operator withdrew or changed the rate in (so
+    # that it would credit nothing, or more than one transfer may) was credited, and is told so, as above.
+    repo = ExchangeRepository(uow.session)
+    known = await repo.get_by_partner_ref(partner.id, partner_ref)
+    if known is not None:
+        raise ExchangeAlreadyRecorded(exchange_id=str(known.id))
     rate = partner.exchange_in_rate
     if rate is None:
         raise ExchangeNotOffered()
@@ -450,10 +456,6 @@ async def exchange_in(
             "partner_points",
             f"would credit {points} points, more than one transfer may ({MAX_POINTS_PER_EARN})",
         )
-    repo = ExchangeRepository(uow.session)
-    known = await repo.get_by_partner_ref(partner.id, partner_ref)
-    if known is not None:
-        raise ExchangeAlreadyRecorded(exchange_id=str(known.id))
     program = await get_program(uow)
     await _check_limits(uow, program, partner, link.member_id, "in", points)
     now = uow.clock.now()

@@ -394,8 +394,9 @@ async def list_member_exchanges(
 )
 async def exchange_in(ref: Ref, body: ExchangeInRequest, uow: UoW, caller: PartnerKey) -> ExchangeRead:
     """Credit the member you linked as `ref` with our points for `partner_points` of yours, at your rate
-    (rounded down), once per `partner_ref`: the same transfer again is 409 `exchange_already_recorded`, also
-    once the link has ended or either side was suspended since.
+    (rounded down), once per `partner_ref`: the same transfer again is 409 `exchange_already_recorded` (its
+    `exchange_id` names it), also once the link has ended, either side was suspended or your rate in was
+    withdrawn or changed since.
     Your daily limits apply. Emits `partner.exchange_received`.
 
     For `partner` keys only; honours `Idempotency-Key`."""
