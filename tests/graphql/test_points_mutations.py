@@ -445,6 +445,21 @@ class TestHolds:
         points = (await client.get(f"/v1/members/{mine}/points", headers=bearer(pos_key))).json()
         assert (points["held"], points["available"]) == (300, 700)
 
+    async def test_hold_exists_names_the_hold_in_its_details_as_rest_does(
+        self, client: httpx.AsyncClient, pos_key: str
+    ) -> None:
+        mine, _ = await _two_members_with_points(client, pos_key)
+        hold = {"memberId": mine, "points": 100, "orderRef": "GH-5"}
+        held = await mutate(client, pos_key, "loyaltyHoldPoints", HOLD, input=hold)
+        query = (
+            "mutation($input: HoldPointsInput!) { loyaltyHoldPoints(input: $input) "
+            "{ hold { id } userErrors { code details } } }"
+        )
+        body = await graphql(client, pos_key, query, input=hold)
+        again = body["data"]["loyaltyHoldPoints"]
+        assert again["hold"] is None
+        assert again["userErrors"] == [{"code": "hold_exists", "details": {"hold_id": held["hold"]["id"]}}]
+
     async def test_a_hold_ended_already_is_hold_not_active(
         self, client: httpx.AsyncClient, pos_key: str
     ) -> None:

@@ -123,6 +123,37 @@ class TestHolds:
         assert again.status_code == 409
         assert again.json()["code"] == "hold_exists"
 
+    async def test_hold_exists_names_the_hold_to_capture_or_release(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, member_id: str
+    ) -> None:
+        """Every hold_exists carries `hold_id`, the active hold of the order, which the checkout then
+        captures or releases: a second hold for the order, the repeat of one that held every point, a redeem
+        of a held order, and a repeat after the member was suspended."""
+        first = (await hold(client, ecommerce_key, member_id, 400, "WEB-ID-1")).json()
+        whole = (await hold(client, ecommerce_key, member_id, 600, "WEB-ID-2")).json()  # every point left
+        refusals = [
+            await hold(client, ecommerce_key, member_id, 10, "WEB-ID-1"),
+            await hold(client, ecommerce_key, member_id, 600, "WEB-ID-2"),
+            await client.post(
+                f"/v1/members/{member_id}/redeem",
+                json={"points": 10, "order_ref": "WEB-ID-1"},
+                headers=bearer(ecommerce_key),
+            ),
+        ]
+        suspended = await client.patch(
+            f"/v1/members/{member_id}", json={"status": "suspended"}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+        refusals.append(await hold(client, ecommerce_key, member_id, 400, "WEB-ID-1"))
+        answered = [(r.status_code, r.json()["code"], r.json().get("hold_id")) for r in refusals]
+        assert answered == [
+            (409, "hold_exists", first["id"]),
+            (409, "hold_exists", whole["id"]),
+            (409, "hold_exists", first["id"]),
+            (409, "hold_exists", first["id"]),
+        ]
+        await assert_ledger_invariant(app, member_id)
+
     async def test_a_hold_sent_again_without_a_key_after_it_held_every_point_is_answered_hold_exists(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, member_id: str
     ) -> None:

@@ -68,7 +68,8 @@ class UserError:
     details: JSON | None = strawberry.field(
         default=None,
         description="What REST's problem body adds to the code, by the same names: `due_period`, "
-        "`subscription_id`, `refundable`, `resets_at`, … (`/problems/{code}` lists them); null when none.",
+        "`subscription_id`, `hold_id`, `refundable`, `resets_at`, … (`/problems/{code}` lists them); null "
+        "when none.",
     )
 
 

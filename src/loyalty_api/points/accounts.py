@@ -145,15 +145,24 @@ async def lock_earner_for_order(
     except MemberNotActive:
         # Behind the member's lock, which lock_earner took before it refused: what is read is what stands.
         if repeat is HoldExists:
-            done = await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, uow.clock.now())
-        else:
-            order = await OrderRepository(uow.session).get_order(order_ref)
-            if order is None or order.member_id != member_id:
-                raise
-            done = (order.earned_at if repeat is OrderAlreadyEarned else order.redeemed_at) is not None
-        if done:
+            held = await HoldRepository(uow.session).get_live_hold_id(member_id, order_ref, uow.clock.now())
+            if held is not None:
+                raise hold_exists(order_ref, held) from None
+            raise
+        order = await OrderRepository(uow.session).get_order(order_ref)
+        if order is None or order.member_id != member_id:
+            raise
+        if (order.earned_at if repeat is OrderAlreadyEarned else order.redeemed_at) is not None:
             raise repeat() from None
         raise
+
+
+def hold_exists(order_ref: str, hold_id: uuid.UUID) -> HoldExists:
+    """The refusal of a hold or a redeem for an order the member holds points for, naming the hold: the
+    checkout captures or releases it by its id, which its lost reply carried."""
+    return HoldExists(
+        f"Order {order_ref} already has an active hold: capture or release it first", hold_id=str(hold_id)
+    )
 
 
 async def settle_spared(uow: UnitOfWork, earner: Earner, state: AccountState) -> AccountState:
@@ -579,9 +588,8 @@ async def order_refusal(uow: UnitOfWork, member_id: uuid.UUID, order_ref: str) -
         return OrderAlreadyRedeemed(f"Order {order_ref} was paid with points already")
     if order is not None and order.refunded:
         return OrderRefunded(f"Order {order_ref} was refunded: it takes no new points")
-    if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, uow.clock.now()):
-        return HoldExists(f"Order {order_ref} already has an active hold: capture or release it first")
-    return None
+    held = await HoldRepository(uow.session).get_live_hold_id(member_id, order_ref, uow.clock.now())
+    return None if held is None else hold_exists(order_ref, held)
 
 
 async def refused_for_the_order(

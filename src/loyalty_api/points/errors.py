@@ -159,9 +159,11 @@ class HoldNotActive(Conflict):
 
 
 class HoldExists(Conflict):
-    """The member has an active hold for this `order_ref` already; nothing was reserved.
+    """The member has an active hold for this `order_ref` already (`hold_id` names it); nothing was reserved
+    or spent. A hold or a redeem sent again without a key, after a first one that held the points, is
+    answered so too.
 
-    Capture or release that hold first, or go on using it.
+    Capture that hold (`POST /v1/holds/{hold_id}/capture`) or release it (`…/release`), or go on using it.
     """
 
     code = "hold_exists"

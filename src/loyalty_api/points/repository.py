@@ -1121,8 +1121,9 @@ class HoldRepository:
             .execution_options(populate_existing=True)
         )
 
-    async def exists_live_hold(self, member_id: uuid.UUID, order_ref: str, now: datetime) -> bool:
-        found = await self.session.scalar(
+    async def get_live_hold_id(self, member_id: uuid.UUID, order_ref: str, now: datetime) -> uuid.UUID | None:
+        """The member's hold on the order that is active and within its time (None: none)."""
+        return await self.session.scalar(
             select(Hold.id).where(
                 Hold.member_id == member_id,
                 Hold.order_ref == order_ref,
@@ -1130,7 +1131,6 @@ class HoldRepository:
                 Hold.expires_at > now,
             )
         )
-        return found is not None
 
     async def exists_active_hold(self, member_id: uuid.UUID, order_ref: str) -> bool:
         """Whether the member has a hold on the order not yet ended, past its time or not."""

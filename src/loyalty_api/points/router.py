@@ -111,11 +111,10 @@ async def redeem(member_id: uuid.UUID, body: RedeemRequest, uow: UoW, caller: Ti
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Too few available points is 422
     `insufficient_points`, with nothing written; an order redeems once (409 `order_already_redeemed`, also
     for a redeem sent again without a key whose first spent the points it asks for, or made before the
-    programme's minimum or maximum share changed), and not while a checkout
-    holds points for it (409 `hold_exists`: capture or release the hold), nor once it was refunded (409
-    `order_refunded`). With
-    `order_total`, the programme's maximum share is checked (422 `redeem_share_exceeded`) and later refunds by
-    amount are measured against it. Emits `points.redeemed`."""
+    programme's minimum or maximum share changed), and not while a checkout holds points for it (409
+    `hold_exists`: capture or release the hold its `hold_id` names), nor once it was refunded (409
+    `order_refunded`). With `order_total`, the programme's maximum share is checked (422
+    `redeem_share_exceeded`) and later refunds by amount are measured against it. Emits `points.redeemed`."""
     result = await service.redeem(
         uow,
         member_id=member_id,
@@ -149,10 +148,10 @@ async def create_hold(member_id: uuid.UUID, body: HoldRequest, uow: UoW, caller:
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. Answers 201 with the hold and the
     member's points after it. Too few available points is 422 `insufficient_points`; an order has one active
-    hold (409 `hold_exists`, also for a hold sent again without a key whose first holds the points it asks
-    for, or made before the programme's minimum rose), and none once it was paid with points (409
-    `order_already_redeemed`) or refunded (409 `order_refunded`); fewer points than the programme's minimum
-    redemption is 422 `below_minimum_redeem`. Emits `points.held`."""
+    hold (409 `hold_exists`, with the `hold_id` to capture or release; also for a hold sent again without a
+    key whose first holds the points it asks for, or made before the programme's minimum rose), and none
+    once it was paid with points (409 `order_already_redeemed`) or refunded (409 `order_refunded`); fewer
+    points than the programme's minimum redemption is 422 `below_minimum_redeem`. Emits `points.held`."""
     hold = await holds.create_hold(
         uow,
         member_id=member_id,

@@ -36,6 +36,7 @@ from loyalty_api.points.accounts import (
     credit_lot,
     debit_available,
     debit_for_order,
+    hold_exists,
     lock_earner,
     lock_earner_for_order,
     lots_payload,
@@ -47,7 +48,6 @@ from loyalty_api.points.accounts import (
     spend_lots,
 )
 from loyalty_api.points.errors import (
-    HoldExists,
     OrderAlreadyEarned,
     OrderAlreadyRedeemed,
     OrderBelongsToAnotherMember,
@@ -426,9 +426,10 @@ async def redeem(
     # its outcome, so no points are spent by a member once closed.
     member = (await lock_earner_for_order(uow, member_id, order_ref, OrderAlreadyRedeemed)).member
     now = uow.clock.now()
-    if await HoldRepository(uow.session).exists_live_hold(member_id, order_ref, now):
+    held = await HoldRepository(uow.session).get_live_hold_id(member_id, order_ref, now)
+    if held is not None:
         # A checkout holds points for this order: its capture pays with them, and a redeem would pay again.
-        raise HoldExists(f"Order {order_ref} has an active hold: capture or release it instead")
+        raise hold_exists(order_ref, held)
     state = await debit_for_order(uow, member_id, points, order_ref)
     orders = OrderRepository(uow.session)
     # Read before the claim replaces the order's total (only a redeem with a total can change it).
