@@ -140,6 +140,38 @@ class TestReplay:
         unknown = await client.post("/v1/coupons/not-a-code/use", json=body, headers=headers)
         assert (unknown.status_code, unknown.json()["code"]) == (422, "idempotency_key_reused")
 
+    @pytest.mark.parametrize("call", ["capture", "release"])
+    @pytest.mark.parametrize(("first", "retry"), [(None, "{}"), ("{}", None)])
+    async def test_no_body_and_an_empty_object_are_the_same_body(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        call: str,
+        first: str | None,
+        retry: str | None,
+    ) -> None:
+        """A hold's capture (or release) means the same with no body and with `{}`: a checkout whose retry
+        serialises "no options" the other way is replayed, not refused as idempotency_key_reused."""
+        await set_program(client, admin_key)
+        member = await enrol(client, ecommerce_key)
+        await earn(client, ecommerce_key, member["id"], 10_000)
+        held = await client.post(
+            f"/v1/members/{member['id']}/holds",
+            json={"points": 40, "order_ref": "WEB-FP-1"},
+            headers=bearer(ecommerce_key),
+        )
+        assert held.status_code == 201, held.text
+        url = f"/v1/holds/{held.json()['id']}/{call}"
+        headers = {**with_key(ecommerce_key, f"web/{call}-1"), "content-type": "application/json"}
+        answers = [await client.post(url, content=body or b"", headers=headers) for body in (first, retry)]
+        assert [a.status_code for a in answers] == [200, 200], answers[1].text
+        assert answers[1].content == answers[0].content
+        assert answers[1].headers["idempotent-replayed"] == "true"
+        balance = (await points(client, ecommerce_key, member["id"]))["balance"]
+        assert balance == (60 if call == "capture" else 100)  # captured, or released, once
+
     async def test_a_decimal_string_written_another_way_is_another_body(
         self, client: httpx.AsyncClient, admin_key: str
     ) -> None:

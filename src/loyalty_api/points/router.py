@@ -195,7 +195,7 @@ async def capture_hold(
     """Spend the held points on the order, when it ships. `points` captures fewer than were held (the rest is
     freed; more is 422 `capture_exceeds_hold`, and fewer than the programme's minimum redemption 422
     `below_minimum_redeem`); `order_total` gives the order's total, which refunds by amount
-    need. Leave the body out to capture everything.
+    need. Leave the body out, or send `{}` (the same request to an `Idempotency-Key`), to capture everything.
 
     For `pos`, `ecommerce` and `admin` keys; honours `Idempotency-Key`. A hold captured, released or expired
     already is 409 `hold_not_active`; a capture pays with points as a redeem does, so a member no longer
