@@ -531,6 +531,27 @@ class TestSubscribing:
         listed = await client.get(f"/v1/members/{member['id']}/subscriptions", headers=bearer(ecommerce_key))
         assert [s["plan"]["code"] for s in listed.json()["items"]] == ["kids-club", "plus"]
 
+    async def test_a_subscription_sent_again_once_its_plan_is_off_sale_is_answered_as_made(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str
+    ) -> None:
+        """The checkout's subscribe, its reply lost, sent again without a key after the operator took the plan
+        off sale (it keeps its subscribers): the subscription was made and its first fee recorded, and the
+        repeat is 409 subscription_exists naming it, as while the plan is on sale, not 422 "no plan on sale",
+        which reads as the member not subscribed (billing would refund the fee). A new subscriber is
+        refused."""
+        member = await enrol(client, ecommerce_key)
+        body = {"trial": False, "payment_ref": next_payment_ref()}
+        first = await subscribe(client, ecommerce_key, member["id"], "plus", **body)
+        await replace_plan(client, admin_key, "plus", active=False)
+        before = await rows(app, "select count(*) as n from subscription_payments")
+        again = await subscribe_reply(client, ecommerce_key, member["id"], "plus", **body)
+        assert (again.status_code, again.json()["code"]) == (409, "subscription_exists"), again.text
+        assert again.json()["subscription_id"] == first["id"]
+        other = await enrol(client, ecommerce_key)
+        new = await subscribe_reply(client, ecommerce_key, other["id"], "plus", **body)
+        assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
+        assert await rows(app, "select count(*) as n from subscription_payments") == before
+
     async def test_one_that_ended_before_the_renewal_job_came_is_no_obstacle(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:

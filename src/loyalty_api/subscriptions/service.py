@@ -195,6 +195,20 @@ async def _insert_payment(uow: UnitOfWork, payment: SubscriptionPayment) -> None
         raise
 
 
+async def _live_in_family(uow: UnitOfWork, member_id: uuid.UUID, family: str) -> Subscription | None:
+    """The member's subscription in the family that has not expired (None: none). Brought up to date first
+    (and saved, out of the one-live-subscription index): one that has ended by now, the renewal job not
+    there yet, is history."""
+    repo = SubscriptionRepository(uow.session)
+    live = await repo.get_live_in_family(member_id, family)
+    if live is None:
+        return None
+    live = await repo.lock_subscription(live.id)
+    assert live is not None, "subscriptions are never deleted"
+    await periods.advance(uow, live)
+    return None if live.state == State.expired else live
+
+
 async def subscribe(
     uow: UnitOfWork,
     *,
@@ -212,16 +226,18 @@ async def subscribe(
         raise MemberNotFound()
     if status != MemberStatus.active:
         raise MemberNotActive(f"The member is {status}")
-    plan = await _plan_on_sale(uow, plan_code)
-    live = await repo.get_live_in_family(member_id, plan.family)
-    if live is not None:
-        # Brought up to date first (and saved, out of the one-live-subscription index): one that has ended by
-        # now, the renewal job not there yet, is history.
-        live = await repo.lock_subscription(live.id)
-        assert live is not None, "subscriptions are never deleted"
-        await periods.advance(uow, live)
-        if live.state != State.expired:
-            raise SubscriptionExists(subscription_id=str(live.id))
+    try:
+        plan = await _plan_on_sale(uow, plan_code)
+    except InvalidField:
+        # A subscribe that went through, sent again without a key (its reply lost) after the operator took
+        # the plan off sale: refused as the repeat it is, as while on sale, not as a plan not sold, which
+        # reads as the member not subscribed (billing would refund the fee it took). Only a refusal reads.
+        withdrawn = await PlanRepository(uow.session).get_by_code(plan_code)
+        if withdrawn is not None and (live := await _live_in_family(uow, member_id, withdrawn.family)):
+            raise SubscriptionExists(subscription_id=str(live.id)) from None
+        raise
+    if live := await _live_in_family(uow, member_id, plan.family):
+        raise SubscriptionExists(subscription_id=str(live.id))
     in_trial = trial and plan.trial_days > 0
     if in_trial and await repo.exists_in_family(member_id, plan.family):
         raise TrialAlreadyUsed()
