@@ -141,7 +141,7 @@ class TestReplay:
         assert (unknown.status_code, unknown.json()["code"]) == (422, "idempotency_key_reused")
 
     @pytest.mark.parametrize("call", ["capture", "release"])
-    @pytest.mark.parametrize(("first", "retry"), [(None, "{}"), ("{}", None)])
+    @pytest.mark.parametrize(("first", "retry"), [(None, "{}"), ("{}", None), ("null", None), ("{}", "null")])
     async def test_no_body_and_an_empty_object_are_the_same_body(
         self,
         app: FastAPI,
@@ -152,8 +152,8 @@ class TestReplay:
         first: str | None,
         retry: str | None,
     ) -> None:
-        """A hold's capture (or release) means the same with no body and with `{}`: a checkout whose retry
-        serialises "no options" the other way is replayed, not refused as idempotency_key_reused."""
+        """A hold's capture (or release) means the same with no body, with `{}` and with `null`: a checkout
+        whose retry serialises "no options" another way is replayed, not refused as idempotency_key_reused."""
         await set_program(client, admin_key)
         member = await enrol(client, ecommerce_key)
         await earn(client, ecommerce_key, member["id"], 10_000)

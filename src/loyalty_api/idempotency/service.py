@@ -50,17 +50,18 @@ class Claim:
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """What makes two requests "the same": method, path and the JSON body regardless of layout (white space,
     the order of keys, and how a number is written: 100, 100.0 and 1e2 are one number, as the strict check
-    of a body reads them). Strings are compared as sent: "2.5" and "2.50" are two bodies. No body and an
-    empty object are one body: a route whose body is optional (a hold's capture) reads both as no options
-    given, and a client's retry may send either."""
+    of a body reads them). Strings are compared as sent: "2.5" and "2.50" are two bodies. No body, an
+    empty object and `null` are one body: a route whose body is optional (a hold's capture) reads all three
+    as no options given, and a client's retry may send any of them (a route whose body is required refuses
+    no body and `null` as input, which leaves the key unrecorded)."""
     try:
         document = json.loads(body, parse_float=_as_read)
     except ValueError:
         canonical = body
     else:
-        # `{}` takes the form of no body, not the other way: keys recorded for calls without a body (every
-        # release of a hold) before this still match their retries.
-        empty = isinstance(document, dict) and not document
+        # `{}` and `null` take the form of no body, not the other way: keys recorded for calls without a body
+        # (every release of a hold) before this still match their retries.
+        empty = document is None or (isinstance(document, dict) and not document)
         canonical = b"" if empty else json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), canonical):
