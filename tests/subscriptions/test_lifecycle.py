@@ -552,6 +552,34 @@ class TestSubscribing:
         assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
         assert await rows(app, "select count(*) as n from subscription_payments") == before
 
+    @pytest.mark.parametrize("status", ["suspended", "closed"])
+    async def test_a_subscription_sent_again_after_its_member_was_suspended_is_answered_as_made(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, ecommerce_key: str, status: str
+    ) -> None:
+        """The checkout's subscribe, its reply lost, sent again without a key after the member was suspended
+        (a suspension keeps the subscription): it was made, and the repeat is 409 subscription_exists naming
+        it, as an earn's or a plan change's repeat is answered as made then, not member_not_active, which
+        reads as the member not subscribed. Another plan family is still member_not_active; so is the repeat
+        once the member was closed, which ended the subscription."""
+        member = await enrol(client, ecommerce_key)
+        body = {"trial": False, "payment_ref": next_payment_ref()}
+        first = await subscribe(client, ecommerce_key, member["id"], "plus", **body)
+        await add_plan(client, admin_key, "kids-club", price=100, unit="month")
+        suspended = await client.patch(
+            f"/v1/members/{member['id']}", json={"status": status}, headers=bearer(admin_key)
+        )
+        assert suspended.status_code == 200, suspended.text
+        before = await rows(app, "select count(*) as n from subscription_payments")
+        again = await subscribe_reply(client, ecommerce_key, member["id"], "plus", **body)
+        if status == "closed":
+            assert (again.status_code, again.json()["code"]) == (409, "member_not_active"), again.text
+        else:
+            assert (again.status_code, again.json()["code"]) == (409, "subscription_exists"), again.text
+            assert again.json()["subscription_id"] == first["id"]
+        other = await subscribe_reply(client, ecommerce_key, member["id"], "kids-club", **body)
+        assert (other.status_code, other.json()["code"]) == (409, "member_not_active"), other.text
+        assert await rows(app, "select count(*) as n from subscription_payments") == before
+
     async def test_one_that_ended_before_the_renewal_job_came_is_no_obstacle(
         self, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:

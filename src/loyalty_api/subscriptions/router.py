@@ -57,7 +57,7 @@ async def subscribe(
     family, else 409 `trial_already_used`), or paying the first period, whose payment billing took under
     `payment_ref` at the plan's price. One live subscription per member and family (409
     `subscription_exists`, naming it in `subscription_id`; also for a subscribe sent again once its plan
-    was taken off sale).
+    was taken off sale or the member suspended).
 
     For `ecommerce` and `admin` keys; honours `Idempotency-Key`. A plan that is unknown or not on sale is 422.
     Emits `subscription.created`."""

@@ -224,16 +224,18 @@ async def subscribe(
     status = await repo.lock_member(member_id)
     if status is None:
         raise MemberNotFound()
-    if status != MemberStatus.active:
-        raise MemberNotActive(f"The member is {status}")
     try:
+        if status != MemberStatus.active:
+            raise MemberNotActive(f"The member is {status}")
         plan = await _plan_on_sale(uow, plan_code)
-    except InvalidField:
-        # A subscribe that went through, sent again without a key (its reply lost) after the operator took
-        # the plan off sale: refused as the repeat it is, as while on sale, not as a plan not sold, which
-        # reads as the member not subscribed (billing would refund the fee it took). Only a refusal reads.
-        withdrawn = await PlanRepository(uow.session).get_by_code(plan_code)
-        if withdrawn is not None and (live := await _live_in_family(uow, member_id, withdrawn.family)):
+    except (MemberNotActive, InvalidField):
+        # A subscribe that went through, sent again without a key (its reply lost) after the member was
+        # suspended (which keeps the subscription) or the operator took the plan off sale: refused as the
+        # repeat it is, as it would be had nothing changed, not as a member or a plan that cannot subscribe,
+        # which reads as the member not subscribed (billing would refund the fee it took). Behind the member's
+        # lock; only a refusal reads.
+        known = await PlanRepository(uow.session).get_by_code(plan_code)
+        if known is not None and (live := await _live_in_family(uow, member_id, known.family)):
             raise SubscriptionExists(subscription_id=str(live.id)) from None
         raise
     if live := await _live_in_family(uow, member_id, plan.family):
