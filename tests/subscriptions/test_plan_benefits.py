@@ -671,3 +671,64 @@ class TestSuspendedMember:
         assert (resumed.status_code, resumed.json()["state"]) == (200, "active")
         upgraded = await post_action(client, ecommerce_key, sub["id"], "change-plan", upgrade)
         assert (upgraded.status_code, upgraded.json()["plan"]["code"]) == (200, "premium")
+
+
+@pytest.mark.usefixtures("plus")
+class TestGraceChangeReachesRunningSubscriptions:
+    """An operator's new `grace_days` is the grace of subscriptions already running on the plan, past due
+    ones included, from the change on: benefits end by it even when the renewal job is late."""
+
+    async def test_a_shorter_grace_ends_the_benefits_of_one_past_due_without_the_job(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        period_end = at(sub["period_end"])
+        clock.set(period_end + timedelta(hours=1))
+        await run_job(app)
+        assert at((await read(client, ecommerce_key, sub["id"]))["grace_until"]) == period_end + GRACE
+
+        await replace_plan(client, admin_key, "plus", grace_days=2)
+        clock.set(period_end + timedelta(days=3))  # the worker is down: the job has not run since
+
+        after = await read(client, ecommerce_key, sub["id"])
+        assert (after["state"], at(after["grace_until"]), at(after["benefits_until"])) == (
+            "past_due",
+            period_end + timedelta(days=2),
+            period_end + timedelta(days=2),
+        )
+        assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == []
+        await run_job(app)
+        ended = await read(client, ecommerce_key, sub["id"])
+        assert (ended["state"], at(ended["ended_at"])) == ("expired", period_end + timedelta(days=2))
+
+    async def test_a_new_grace_moves_the_benefits_end_of_running_subscriptions(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        member = await enrol(client, ecommerce_key)
+        sub = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        period_end = at(sub["period_end"])
+        assert at(sub["benefits_until"]) == period_end + GRACE
+
+        await replace_plan(client, admin_key, "plus", grace_days=1)
+        assert at((await read(client, ecommerce_key, sub["id"]))["benefits_until"]) == period_end + timedelta(
+            days=1
+        )
+        clock.set(period_end + timedelta(days=2))  # the job has not lapsed it yet
+        assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == []
+
+        await replace_plan(client, admin_key, "plus", grace_days=6)  # longer again: back in grace
+        assert at((await read(client, ecommerce_key, sub["id"]))["benefits_until"]) == period_end + timedelta(
+            days=6
+        )
+        assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]

@@ -64,7 +64,9 @@ async def read_plan(code: PlanCode, uow: UoW, _: Reader) -> PlanRead:
 )
 async def replace_plan(code: PlanCode, body: PlanWrite, uow: UoW, _: Operator) -> PlanRead:
     """Replace a plan's terms; its code and family stay. A new price or interval applies to each running
-    subscription from its next period. Set `active` to false to stop selling it.
+    subscription from its next period. A new `grace_days` is at once the grace of the running ones too:
+    their `benefits_until`, and a past-due one's `grace_until` (a grace shortened to an end gone by ends its
+    benefits now, and the renewal job expires it as of that end). Set `active` to false to stop selling it.
 
     For `admin` keys only. PUT does not take `Idempotency-Key`: it replaces, so a repeat sets the same values.
     Emits `plan.changed`, unless the plan is as sent already (a repeat changes nothing)."""

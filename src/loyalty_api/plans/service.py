@@ -39,6 +39,7 @@ from loyalty_api.plans.events import PlanChanged
 from loyalty_api.points.errors import CurrencyMismatch
 from loyalty_api.program.service import get_program
 from loyalty_api.subscriptions.repository import SubscriptionRepository
+from loyalty_api.subscriptions.service import apply_grace_change
 
 PLANS = scope_of("plans")  # the plan list's cursors carry it
 
@@ -156,6 +157,7 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
         raise PlanNotFound()
     await uow.subject_locked()
     old_price = (row.price_amount_minor, row.price_currency)
+    before_grace = row.grace_days
     before = column_values(row)
     benefits = BenefitRepository(uow.session)
     granted = await benefits.granted_ids("plan", row.id)
@@ -164,6 +166,13 @@ async def replace_plan(uow: UnitOfWork, code: str, definition: PlanDefinition) -
         # Sent again as it is (db/changes.py): nothing to write, forget or announce.
         return await _fresh(uow, code)
     row.updated_at = uow.clock.now()
+    if row.grace_days != before_grace:
+        await repo.save_plan()
+        # Read from the database: the cached catalogue holds the old grace until this commits.
+        changed = (await load_catalogue(uow)).by_id(row.id)
+        assert changed is not None
+        # Before the renotice: this locks the members first, as every change to their subscriptions does.
+        await apply_grace_change(uow, changed)
     if (row.price_amount_minor, row.price_currency) != old_price:
         await SubscriptionRepository(uow.session).renotify_unpaid(row.id, uow.clock.now())
     await repo.save_plan()

@@ -69,11 +69,17 @@ def move(sub: Subscription, action: Action) -> None:
     sub.state = lifecycle.after(State(sub.state), action)
 
 
-async def settle(uow: UnitOfWork, sub: Subscription) -> None:
+async def settle(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan | None = None) -> None:
     """After any change: recompute what the state implies (benefits, the job's next look) and mark the
-    member's row with the end of their plan benefits."""
+    member's row with the end of their plan benefits. `changed` is a plan with new terms this transaction has
+    written: read so, not as the catalogue (cached, or read before the change) has it."""
+
+    async def terms(*, due: bool = False) -> CatalogPlan:
+        plan = await plan_of(uow, sub, due=due)
+        return changed if changed is not None and changed.id == plan.id else plan
+
     zone = await zone_of(uow)
-    grace_days = (await plan_of(uow, sub)).grace_days
+    grace_days = (await terms()).grace_days
     sub.benefits_until = lifecycle.benefits_until(
         State(sub.state), sub.period_end, sub.grace_until, grace_days, zone
     )
@@ -83,7 +89,7 @@ async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     if paid_ahead is not None:
         # The next period is paid: its benefits are the member's through it (and its plan's grace), whether
         # or not the renewal job has begun it yet.
-        due = await plan_of(uow, sub, due=True)
+        due = await terms(due=True)
         months = months_paid(paid_ahead, due)
         ends = _next_period_end(sub, months, zone)
         sub.benefits_until = lifecycle.grace_end(ends, due.grace_days, zone)

@@ -651,6 +651,24 @@ async def advance_subscription(uow: UnitOfWork, subscription_id: uuid.UUID) -> i
     return 0 if sub is None else await periods.advance(uow, sub)
 
 
+async def apply_grace_change(uow: UnitOfWork, plan: CatalogPlan) -> None:
+    """The plan's grace changed (to `plan.grace_days`, as this transaction has written it): it is the grace
+    of the subscriptions already running on it too. The end of their benefits, the end of a grace under way
+    and the member's mark of their plan benefits move in this transaction, so a shorter grace holds even if
+    the renewal job is late. Stored, not worked out at each read: earn and the checkout read the member's
+    mark alone, and the lists of plans in force compare the stored end in SQL. A past-due subscription whose
+    new grace is over already has lost its benefits now, and the renewal job expires it as of that end."""
+    repo = SubscriptionRepository(uow.session)
+    zone = await periods.zone_of(uow)
+    for subscription_id in await repo.lock_members_renewing_through(plan.id):
+        sub = await repo.lock_subscription(subscription_id)
+        if sub is None:  # its member erased meanwhile
+            continue
+        if State(sub.state) is State.past_due and sub.plan_id == plan.id:
+            sub.grace_until = lifecycle.grace_end(sub.period_end, plan.grace_days, zone)
+        await periods.settle(uow, sub, changed=plan)
+
+
 def has_plan_benefits(plan_benefits_until: datetime | None, now: datetime) -> bool:
     """Whether the member row's mark says a plan may be in force (no query needed when it says no)."""
     return plan_benefits_until is not None and plan_benefits_until > now
