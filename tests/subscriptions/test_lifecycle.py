@@ -654,6 +654,48 @@ class TestRenewalJob:
         [lapsed] = [e["payload"] for e in await events(app, "subscription.past_due")]
         assert (lapsed["state"], at(lapsed["period_end"])) == ("past_due", trial_end)
 
+    async def test_a_renewal_notice_sent_after_the_period_end_says_it_is_overdue_and_until_when(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        clock: FrozenClock,
+    ) -> None:
+        """On time the notice asks for the fee before `period_end`. Sent after it (the worker was down, or
+        a price change reached a period already overdue), it must not ask for the fee by a time gone by: it
+        says the period is overdue, and that the fee is wanted by the end of grace, when the subscription
+        expires unpaid."""
+        _, on_time = await new_paid_subscriber(client, ecommerce_key, "plus")
+        clock.set(at(on_time["period_end"]) - NOTICE)
+        await run_job(app)
+        [due] = [e["payload"] for e in await events(app, "subscription.renewal_due")]
+        assert (due["overdue"], at(due["collect_by"])) == (False, at(on_time["period_end"]))
+
+        _, late = await new_paid_subscriber(client, ecommerce_key, "plus")
+        period_end = at(late["period_end"])
+        clock.set(period_end + timedelta(days=1))  # the worker down from before the notice until now
+        await run_job(app)
+        [told_late] = [
+            e["payload"]
+            for e in await events(app, "subscription.renewal_due")
+            if e["payload"]["subscription_id"] == late["id"]
+        ]
+        assert (told_late["overdue"], at(told_late["collect_by"])) == (True, period_end + timedelta(days=5))
+        assert (await read(client, ecommerce_key, late["id"]))["state"] == "past_due"
+
+        await replace_plan(client, admin_key, "plus", price=cny(1_800))
+        await run_job(app)
+        again = [
+            e["payload"]
+            for e in await events(app, "subscription.renewal_due")
+            if e["payload"]["subscription_id"] == late["id"]
+        ]
+        assert [(d["amount"]["amount"], d["overdue"], at(d["collect_by"])) for d in again] == [
+            (1_500, True, period_end + timedelta(days=5)),
+            (1_800, True, period_end + timedelta(days=5)),
+        ]
+
     async def test_a_trial_told_late_but_before_its_end_is_still_told(
         self, app: FastAPI, client: httpx.AsyncClient, ecommerce_key: str, clock: FrozenClock
     ) -> None:

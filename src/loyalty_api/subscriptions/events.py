@@ -38,13 +38,20 @@ class SubscriptionTrialWillEnd(SubscriptionEvent):
 class SubscriptionRenewalDue(SubscriptionEvent):
     event_type = "subscription.renewal_due"
     description = (
-        "Billing should collect `amount` for period `due_period` before `period_end` (sent the configured "
-        "notice ahead), then report it to POST /v1/subscriptions/{id}/payments."
+        "Billing should collect `amount` for period `due_period` by `collect_by`, then report it to "
+        "POST /v1/subscriptions/{id}/payments. Sent the configured notice ahead of `period_end`, it is not "
+        "`overdue` and `collect_by` is `period_end`. Sent after `period_end` (the worker was down, or a "
+        "price change, a resume or a change of plan reached a period already unpaid at its end), it is "
+        "`overdue`: the subscription is past due (or falls so in the same run, with `subscription.past_due`) "
+        "and `collect_by` is the end of its grace, when it expires unpaid."
     )
 
     due_period: int
     due_plan: str
     amount: MoneyPayload
+    # Sent after period_end: the period is unpaid at its end already, and the fee is wanted now.
+    overdue: bool
+    collect_by: UtcInstant
 
 
 class SubscriptionRenewed(SubscriptionEvent):

@@ -319,6 +319,15 @@ async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -
     if await SubscriptionRepository(uow.session).get_paid(sub.id, sub.period_number + 1) is not None:
         return
     due = await plan_of(uow, sub, due=True)
+    # Told after the period end (the worker was down, or the overdue period's price changed): the fee is
+    # wanted by the end of the grace the period lapses (or has lapsed) into, not by a time gone by.
+    overdue = sub.period_end <= now
+    if not overdue:
+        collect_by = sub.period_end
+    elif sub.grace_until is not None:
+        collect_by = sub.grace_until
+    else:
+        collect_by = lifecycle.grace_end(sub.period_end, plan.grace_days, await zone_of(uow))
     await emit(
         uow,
         SubscriptionRenewalDue(
@@ -326,5 +335,7 @@ async def _send_notices(uow: UnitOfWork, sub: Subscription, plan: CatalogPlan) -
             due_period=sub.period_number + 1,
             due_plan=due.code,
             amount=MoneyPayload(amount=due.price.amount_minor, currency=due.price.currency),
+            overdue=overdue,
+            collect_by=collect_by,
         ),
     )
