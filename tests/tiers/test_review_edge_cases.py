@@ -111,7 +111,7 @@ class TestOverrideThatRanOut:
             "value": 100_000,
             "threshold": 100_000,
             "remaining": 0,
-            "by": iso(until + timedelta(hours=1)),
+            "by": iso(until),  # the review places the member as of the override's end
         }
         query = f'{{ loyaltyMember(id: "{member["id"]}") {{ tierStatus {{ keep {{ value remaining }} }} }} }}'
         answer = await client.post("/graphql", json={"query": query}, headers=bearer(pos_key))
@@ -121,6 +121,34 @@ class TestOverrideThatRanOut:
         assert await review_tiers(app.state.units) == 1
         status = await tier_of(client, pos_key, member["id"])
         assert (status["tier"]["code"], status["kept_until"]) == ("silver", iso(KEPT_2026))
+
+    async def test_keep_of_an_override_that_ended_before_the_year_turned_counts_that_year(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, pos_key: str, clock: FrozenClock
+    ) -> None:
+        """The worker was down when the override ended (20 December) and is still down in January: the
+        review, when it comes, places the member as of the override's end, on 2026's spend. keep must count
+        that, not 2027's window to now, which told a member the review would keep on silver that they still
+        needed all of silver's bar."""
+        member = await enrol(client, pos_key)
+        until = datetime(2026, 12, 19, 16, 0, tzinfo=UTC)  # 20 December in Shanghai
+        await put_override(client, admin_key, member["id"], "silver", until, "trial")
+        clock.set(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+        await earn(client, pos_key, member["id"], 100_000)  # silver's bar, under the override: no move
+        clock.set(datetime(2027, 1, 5, 2, 0, tzinfo=UTC))  # the review job has not run since
+
+        status = await tier_of(client, pos_key, member["id"])
+        assert status["keep"] == {
+            "tier": {"code": "silver", "name": "银卡", "rank": 1},
+            "metric": "spend",
+            "window_start": "2025-12-31T16:00:00Z",
+            "value": 100_000,
+            "threshold": 100_000,
+            "remaining": 0,
+            "by": iso(until),
+        }
+
+        assert await review_tiers(app.state.units) == 1
+        assert (await tier_of(client, pos_key, member["id"]))["tier"]["code"] == "silver"
 
 
 class TestMemberWithoutATier:

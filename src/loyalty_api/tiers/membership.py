@@ -649,17 +649,21 @@ async def status(uow: UnitOfWork, member_id: uuid.UUID) -> TierStatus:
     if current is not None and judged is not None:
         keep = (current, current.judged_start(judged, zone), judged)
     if current is not None and state.override_until is not None:
-        # No window keeps an override's tier. Once it has ended the review is due now (_end_override): it
-        # gives back the tier earned before it while that tier's time lasts, judged on its window as ever;
-        # else the member keeps the tier if the window under way, to now, reaches its bar.
+        # No window keeps an override's tier. Once it has ended the review is due now (_end_override), and it
+        # places the member as of the override's end, however late it comes (the worker down): it gives back
+        # the tier earned before it while that tier's time lasted then, judged on its window as ever; else
+        # the member keeps the tier if the window under way then reached its bar. Counted to now instead, a
+        # review come to after a new year (or after purchases left a rolling window) showed a member the
+        # review keeps on the tier as needing all of its bar. (A purchase meanwhile ends the override itself.)
         keep = None
         earned = ladder.by_id(state.earned_id)
-        if state.override_until <= now and current is not ladder.entry:
+        ended = state.override_until
+        if ended <= now and current is not ladder.entry:
             given = judged_end(ladder, earned, state.earned_window_end, zone, now)
-            if earned is current and given is not None and current.kept_until(given, zone) > now:
+            if earned is current and given is not None and current.kept_until(given, zone) > ended:
                 keep = (current, current.judged_start(given, zone), given)
             else:
-                keep = (current, current.window_start(now, zone), now)
+                keep = (current, current.window_start(ended, zone), ended)
     return TierStatus(
         member_id=member_id,
         tier=current,
