@@ -98,25 +98,22 @@ class SubscriptionRepository:
         """Lock, in ascending id order (two members are always locked so), the members with a subscription
         whose benefits run through the plan's grace: trialing, active or past due on the plan, or renewing
         onto it; and return those subscriptions' ids."""
-        renewing = (
-            select(Subscription.id, Subscription.member_id)
-            .where(
-                or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id),
-                Subscription.state.in_(("trialing", "active", "past_due")),
-            )
-            .order_by(Subscription.member_id, Subscription.id)
+        through_plan = (
+            or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id),
+            Subscription.state.in_(("trialing", "active", "past_due")),
         )
-        rows = (await self.session.execute(renewing)).all()
-        members = list(dict.fromkeys(member_id for _, member_id in rows))
-        if members:
-            # One statement, its rows locked in the order it returns them.
-            await self.session.execute(
-                select(Member.id)
-                .where(Member.id.in_(members))
-                .order_by(Member.id)
-                .with_for_update(key_share=True)
-            )
-        return [sub_id for sub_id, _ in rows]
+        # One statement, its rows locked in the order it returns them; the members named by a subquery, not
+        # a list of ids, which a plan's many subscribers would take past SQLite's count of parameters.
+        await self.session.execute(
+            select(Member.id)
+            .where(Member.id.in_(select(Subscription.member_id).where(*through_plan)))
+            .order_by(Member.id)
+            .with_for_update(key_share=True)
+        )
+        renewing = (
+            select(Subscription.id).where(*through_plan).order_by(Subscription.member_id, Subscription.id)
+        )
+        return list((await self.session.execute(renewing)).scalars())
 
     async def exists_subscription_to(self, plan_id: uuid.UUID) -> bool:
         """Whether any subscription, running or ended, is or will be on the plan."""
