@@ -53,7 +53,7 @@ async def endpoint_with_deliveries(
     client: httpx.AsyncClient, admin_key: str, members: int = 2, **fields: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An endpoint with one delivery per enrolment (made by a replay), newest first."""
-    endpoint = await create_endpoint(client, admin_key, event_types=["member.enrolled"], **fields)
+    endpoint = await create_endpoint(client, admin_key, **({"event_types": ["member.enrolled"]} | fields))
     for _ in range(members):
         await enrol(client, admin_key)
     assert await replay(client, admin_key, endpoint["id"]) == members
@@ -510,6 +510,39 @@ class TestRetry:
         assert found["leased_until"] == iso(START + timedelta(seconds=30))
         # "Wait, then retry": the same key, once the attempt is over, runs the retry (no replay of the 409).
         await set_delivery(app, made[0]["id"], leased_until=None)
+        again = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=keyed)
+        assert (again.status_code, again.json()["status"]) == (200, "pending"), again.text
+        assert "idempotent-replayed" not in again.headers
+
+    @pytest.mark.parametrize("status", ["failed", "succeeded"])
+    async def test_a_delivery_of_a_type_the_endpoint_no_longer_takes_is_409_as_replay_skips_it(
+        self, app: FastAPI, client: httpx.AsyncClient, admin_key: str, clock: FrozenClock, status: str
+    ) -> None:
+        """The operator took the type out of the endpoint's subscription since: a retry by hand must not send
+        it anyway, as a replay does not. Once the type is taken again, the same Idempotency-Key runs."""
+        endpoint, made = await endpoint_with_deliveries(
+            client, admin_key, members=1, event_types=["member.enrolled", "points.earned"]
+        )
+        await set_delivery(app, made[0]["id"], status=status, attempts=3, last_status_code=500)
+        url = f"/v1/webhook-endpoints/{endpoint['id']}"
+        narrowed = await client.patch(url, json={"event_types": ["points.earned"]}, headers=bearer(admin_key))
+        assert narrowed.status_code == 200, narrowed.text
+        clock.advance(timedelta(minutes=10))
+        keyed = bearer(admin_key) | {"Idempotency-Key": "retry-of-a-type-dropped"}
+        retry = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=keyed)
+        assert retry.status_code == 409, retry.text
+        assert retry.headers["content-type"] == "application/problem+json"
+        assert retry.json()["code"] == "webhook_event_type_not_taken"
+        found = (
+            await client.get(f"/v1/webhook-deliveries/{made[0]['id']}", headers=bearer(admin_key))
+        ).json()
+        assert (found["status"], found["attempts"]) == (status, 3)  # nothing changed
+        assert await replay(client, admin_key, endpoint["id"]) == 0  # a replay passes it over likewise
+
+        widened = await client.patch(
+            url, json={"event_types": ["member.enrolled"]}, headers=bearer(admin_key)
+        )
+        assert widened.status_code == 200, widened.text
         again = await client.post(f"/v1/webhook-deliveries/{made[0]['id']}/retry", headers=keyed)
         assert (again.status_code, again.json()["status"]) == (200, "pending"), again.text
         assert "idempotent-replayed" not in again.headers

@@ -1298,6 +1298,42 @@ async def test_a_delivery_out_while_its_type_is_dropped_is_not_sent_again(
     }
 
 
+async def test_a_retry_by_hand_of_a_type_the_endpoint_no_longer_takes_sends_nothing(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    pos_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    """The receiver got a `member.updated`, then its operator took the type out of the endpoint: a retry of
+    that delivery by hand is refused, and the receiver is sent nothing more of it, as a replay sends none."""
+    endpoint_id, secret = await add_endpoint(
+        units, receiver.url, event_types=["member.updated", "points.earned"]
+    )
+    changed = await client.patch(f"/v1/members/{member}", json={"name": "李四"}, headers=bearer(pos_key))
+    assert changed.status_code == 200, changed.text
+    assert [body["type"] for body in await arrivals(units, receiver)] == ["member.updated"]
+    [sent] = await rows(app, "SELECT id FROM webhook_deliveries")
+    narrowed = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint_id}",
+        json={"event_types": ["points.earned"]},
+        headers=bearer(admin_key),
+    )
+    assert narrowed.status_code == 200, narrowed.text
+
+    retried = await client.post(f"/v1/webhook-deliveries/{sent['id']}/retry", headers=bearer(admin_key))
+    assert retried.status_code == 409, retried.text
+    assert retried.json()["code"] == "webhook_event_type_not_taken"
+    await earn(client, pos_key, member, 10_000)
+    clock.advance(timedelta(seconds=6))
+    types = [body["type"] for body in await arrivals(units, receiver)]
+    assert types == ["member.updated", "points.earned"]  # nothing of the dropped type sent again
+    verified(secret, receiver.received[-1])
+
+
 @pytest.mark.skipif(is_postgres(), reason="SQLite's one write lock: PostgreSQL's writers lock rows")
 async def test_a_send_whose_record_meets_a_write_lock_held_elsewhere_is_recorded_once_it_is_free(
     app: FastAPI,

@@ -23,6 +23,7 @@ from loyalty_api.webhooks.endpoint_repository import EndpointRepository
 from loyalty_api.webhooks.errors import (
     DeliveryInFlight,
     EndpointDisabled,
+    EventTypeNotTaken,
     WebhookDeliveryNotFound,
     WebhookEndpointNotFound,
 )
@@ -378,14 +379,19 @@ async def retry_delivery(uow: UnitOfWork, delivery_id: uuid.UUID) -> WebhookDeli
     """Send a delivery again as soon as a worker is free: a failed one, a pending one now instead of at its
     next back-off, or a succeeded one once more (a failed or succeeded one apart from its member's order,
     holding none of the later events up); while its endpoint fails, as its probe. Refused while a worker
-    is sending it, or while its endpoint is disabled (nothing would be sent)."""
+    is sending it, while its endpoint is disabled (nothing would be sent), or once its endpoint no longer
+    takes its event type (as a replay passes such events over)."""
     repo = EndpointRepository(uow.session)
     found = await repo.get_delivery(delivery_id)
     if found is None:
         raise WebhookDeliveryNotFound()
-    endpoint = await _get(uow, found.endpoint_id, lock=True, fan_out_passes=True)  # locked: see _probe_now
+    # Locked and read afresh (see _probe_now): a narrowing of its types committed meanwhile is seen, and one
+    # that comes after this commits ends the delivery again, as it ends every pending one it drops.
+    endpoint = await _get(uow, found.endpoint_id, lock=True, fan_out_passes=True)
     if not endpoint.enabled:
         raise EndpointDisabled()
+    if endpoint.event_types and found.event_type not in endpoint.event_types:
+        raise EventTypeNotTaken()
     now = uow.clock.now()
     delivery = await repo.reset_delivery(delivery_id, now=now)
     if delivery is None:

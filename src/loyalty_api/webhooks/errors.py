@@ -48,6 +48,21 @@ class EndpointDisabled(Conflict):
     title = "The webhook endpoint is disabled: enable it, then send again"
 
 
+class EventTypeNotTaken(Conflict):
+    """The delivery's event type is no longer among its endpoint's `event_types` (an operator took it out
+    since the delivery was made), so it is not sent again, as a replay would not send it; nothing was
+    changed.
+
+    To send it anyway, add the type back to the endpoint (`PATCH /v1/webhook-endpoints/{id}`), then retry.
+    """
+
+    code = "webhook_event_type_not_taken"
+    # As for a disabled endpoint: the operator can take the type again, and the same request with the same
+    # Idempotency-Key must then run.
+    final = False
+    title = "The webhook endpoint no longer takes this event type: add it back, then send again"
+
+
 class TargetNotAllowed(LoyaltyError):
     """The webhook URL is refused: it is not an http or https URL naming a host, it holds a user name or
     password, it is longer than 2,000 characters, or its host resolves to a private, loopback or other

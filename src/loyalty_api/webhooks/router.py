@@ -19,6 +19,7 @@ from loyalty_api.webhooks import catalogue, endpoints
 from loyalty_api.webhooks.errors import (
     DeliveryInFlight,
     EndpointDisabled,
+    EventTypeNotTaken,
     TargetNotAllowed,
     TargetUnresolvable,
     WebhookDeliveryNotFound,
@@ -252,7 +253,9 @@ async def read_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> Webhoo
 @router.post(
     "/webhook-deliveries/{delivery_id}/retry",
     summary="Send a delivery again now (failed, pending or even succeeded)",
-    responses=problem_responses(*_AUTH, WebhookDeliveryNotFound, DeliveryInFlight, EndpointDisabled),
+    responses=problem_responses(
+        *_AUTH, WebhookDeliveryNotFound, DeliveryInFlight, EndpointDisabled, EventTypeNotTaken
+    ),
 )
 async def retry_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> WebhookDeliveryRead:
     """Send a delivery again now, whatever its status (failed, pending or succeeded). Its `webhook-id` stays
@@ -260,7 +263,8 @@ async def retry_delivery(delivery_id: uuid.UUID, uow: UoW, _: Operator) -> Webho
 
     For `admin` keys only; honours `Idempotency-Key`. One a worker is sending right now is 409
     `webhook_delivery_in_flight`; one whose endpoint is disabled, 409 `webhook_endpoint_disabled` (enable
-    the endpoint first)."""
+    the endpoint first); one of an event type its endpoint no longer takes (its `event_types` changed since),
+    409 `webhook_event_type_not_taken`, as a replay passes such events over (add the type back first)."""
     return WebhookDeliveryRead.model_validate(await endpoints.retry_delivery(uow, delivery_id))
 
 
