@@ -287,6 +287,45 @@ async def test_a_renewal_is_announced_before_the_coupon_its_new_period_gives(
     assert arrived[1]["data"]["valid_from"] == renewed["period_start"] == subscription["period_end"]
 
 
+async def test_an_expiry_says_when_the_subscription_ended_not_when_the_job_came(
+    app: FastAPI,
+    units: UnitsOfWork,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    ecommerce_key: str,
+    billing_key: str,
+    member: str,
+    clock: FrozenClock,
+) -> None:
+    """A receiver told a subscription expired learns when it ended (`ended_at`, as the subscription shows
+    it): for one whose grace ran out, the end of the grace, however late the worker came; for one canceled
+    now, that moment."""
+    _, secret = await add_endpoint(units, receiver.url, event_types=["subscription.expired"])
+    await add_plan(client, admin_key, "plus", price=1_500, unit="month", grace_days=3)
+    lapsing = await subscribe_paid(client, ecommerce_key, member, "plus")
+    await pay(client, billing_key, lapsing["id"], period=2, amount=1_500, status="failed")
+    clock.set(at(lapsing["period_end"]))
+    await run_job(app)  # past due: grace until three days on
+    grace_until = at((await read(client, ecommerce_key, lapsing["id"]))["grace_until"])
+    clock.set(grace_until + timedelta(hours=7))  # the worker was down when grace ran out
+    await run_job(app)
+    [unpaid] = await arrivals(units, receiver)
+    ended = await read(client, ecommerce_key, lapsing["id"])
+    assert (unpaid["data"]["reason"], ended["state"]) == ("unpaid", "expired")
+    assert unpaid["data"]["ended_at"] == ended["ended_at"] == format_instant(grace_until)
+    verified(secret, receiver.received[-1])
+
+    other = str((await enrol(client, ecommerce_key))["id"])
+    canceling = await subscribe_paid(client, ecommerce_key, other, "plus")
+    clock.advance(timedelta(days=2))
+    canceled = await post_action(client, ecommerce_key, canceling["id"], "cancel", {"at_period_end": False})
+    assert canceled.status_code == 200, canceled.text
+    [_, now] = await arrivals(units, receiver)
+    assert (now["data"]["reason"], now["data"]["subscription_id"]) == ("canceled", canceling["id"])
+    assert now["data"]["ended_at"] == canceled.json()["ended_at"] == format_instant(clock.now())
+
+
 async def test_an_upgrade_is_announced_before_the_coupon_its_new_plan_gives(
     units: UnitsOfWork,
     receiver: Receiver,

@@ -94,9 +94,14 @@ class SubscriptionResumed(SubscriptionEvent):
 
 class SubscriptionExpired(SubscriptionEvent):
     event_type = "subscription.expired"
-    description = "The subscription ended: canceled, or grace ran out. Its benefits are gone."
+    description = (
+        "The subscription ended at `ended_at`: canceled (at period end, or now), or grace ran out. Its "
+        "benefits are gone. `ended_at` is when its time ran out (the period's end, or grace's), however "
+        "late the job that ended it came; for a cancel now, the moment of the cancel."
+    )
 
     reason: str  # canceled | unpaid
+    ended_at: UtcInstant
 
 
 class SubscriptionPlanChanged(SubscriptionEvent):

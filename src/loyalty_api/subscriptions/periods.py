@@ -243,10 +243,12 @@ async def expire(uow: UnitOfWork, sub: Subscription, *, reason: str, at: datetim
     coming late, or a request bringing it up to date, must not date the end, and so churn, by when it came),
     else now (a cancel now)."""
     move(sub, Action.expire)
-    sub.ended_at = uow.clock.now() if at is None else at
+    ended_at = sub.ended_at = uow.clock.now() if at is None else at
     sub.pending_plan_id = None
     sub.next_coupon_at = None
-    await emit(uow, SubscriptionExpired(**facts(sub, await plan_of(uow, sub)), reason=reason))
+    await emit(
+        uow, SubscriptionExpired(**facts(sub, await plan_of(uow, sub)), reason=reason, ended_at=ended_at)
+    )
 
 
 async def advance(uow: UnitOfWork, sub: Subscription) -> int:
