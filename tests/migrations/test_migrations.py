@@ -813,3 +813,50 @@ class TestPartnerOrderCustomerRefs:
                 body = {"order_ref": order_ref, "full": True}
                 refunded = await client.post(path, json=body, headers=bearer(a_b))
                 assert refunded.status_code == status, refunded.text
+
+
+_EXPIRIES = sa.table(
+    "outbox_events",
+    sa.column("id", sa.Uuid()),
+    sa.column("type", sa.String()),
+    sa.column("payload", JSONDocument),
+)
+
+
+class TestExpiredEndedAtBackfill:
+    """0054_hunt_hooks2 gives the subscription.expired events written before they carried `ended_at` the
+    subscription's, so a webhook sent again from the outbox matches the payload's schema."""
+
+    async def test_an_expiry_written_without_ended_at_gets_the_subscriptions(
+        self, tmp_path: Path, settings: Settings
+    ) -> None:
+        clock = FrozenClock(START)
+        async with _migrated_service(tmp_path, settings, "ended", clock) as (app, client, engine):
+            admin, shop = [await make_key(app, s) for s in (Scope.admin, Scope.ecommerce)]
+            await set_program(client, admin)
+            await add_plan(client, admin, "plus", price=1_500, unit="month")
+            _, sub = await new_paid_subscriber(client, shop, "plus")
+            clock.advance(timedelta(days=3))
+            ended = await post_action(client, shop, sub["id"], "cancel", {"at_period_end": False})
+            assert ended.status_code == 200, ended.text
+
+            await downgrade(engine, "0053")
+            async with engine.begin() as connection:  # as the code before 0054_hunt_hooks2 wrote it
+                [(event_id, payload)] = (
+                    await connection.execute(
+                        sa.select(_EXPIRIES.c.id, _EXPIRIES.c.payload).where(
+                            _EXPIRIES.c.type == "subscription.expired"
+                        )
+                    )
+                ).all()
+                older = {k: v for k, v in payload.items() if k != "ended_at"}
+                await connection.execute(
+                    sa.update(_EXPIRIES).where(_EXPIRIES.c.id == event_id).values(payload=older)
+                )
+            [before] = await events(app, "subscription.expired")
+            assert "ended_at" not in before["payload"]
+            await upgrade(engine)
+
+            [expired] = await events(app, "subscription.expired")
+            assert expired["payload"]["ended_at"] == ended.json()["ended_at"] == format_instant(clock.now())
+            assert {k: v for k, v in expired["payload"].items() if k != "ended_at"} == older
