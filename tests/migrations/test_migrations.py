@@ -824,7 +824,7 @@ _EXPIRIES = sa.table(
 
 
 class TestExpiredEndedAtBackfill:
-    """0054_hunt_hooks2 gives the subscription.expired events written before they carried `ended_at` the
+    """0054 gives the subscription.expired events written before they carried `ended_at` the
     subscription's, so a webhook sent again from the outbox matches the payload's schema."""
 
     async def test_an_expiry_written_without_ended_at_gets_the_subscriptions(
@@ -841,7 +841,7 @@ class TestExpiredEndedAtBackfill:
             assert ended.status_code == 200, ended.text
 
             await downgrade(engine, "0053")
-            async with engine.begin() as connection:  # as the code before 0054_hunt_hooks2 wrote it
+            async with engine.begin() as connection:  # as the code before 0054 wrote it
                 [(event_id, payload)] = (
                     await connection.execute(
                         sa.select(_EXPIRIES.c.id, _EXPIRIES.c.payload).where(

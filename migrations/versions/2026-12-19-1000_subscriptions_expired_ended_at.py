@@ -5,7 +5,7 @@ GET /v1/event-types, whenever its event was written.
 An event whose subscription is gone, or has no `ended_at`, is left as it is. The downgrade leaves the
 payloads as they are: the code before this revision sends a payload as stored and reads none of it.
 
-Revision ID: 0054_hunt_hooks2
+Revision ID: 0054
 Revises: 0053
 Create Date: 2026-12-19 10:00:00.000000+00:00
 """
@@ -19,7 +19,7 @@ from alembic import op
 
 import loyalty_api.db.types
 
-revision: str = "0054_hunt_hooks2"
+revision: str = "0054"
 down_revision: str | None = "0053"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
