@@ -69,10 +69,19 @@ def move(sub: Subscription, action: Action) -> None:
     sub.state = lifecycle.after(State(sub.state), action)
 
 
-async def settle(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan | None = None) -> None:
+async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     """After any change: recompute what the state implies (benefits, the job's next look) and mark the
-    member's row with the end of their plan benefits. `changed` is a plan with new terms this transaction has
-    written: read so, not as the catalogue (cached, or read before the change) has it."""
+    member's row with the end of their plan benefits."""
+    await recompute(uow, sub)
+    repo = SubscriptionRepository(uow.session)
+    await repo.save()
+    await repo.mark_plan_benefits(sub.member_id)
+
+
+async def recompute(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan | None = None) -> None:
+    """What `settle` recomputes, left to be written (a change of many subscriptions writes them together).
+    `changed` is a plan with new terms this transaction has written: read so, not as the catalogue (cached,
+    or read before the change) has it."""
 
     async def terms(*, due: bool = False) -> CatalogPlan:
         plan = await plan_of(uow, sub, due=due)
@@ -103,8 +112,6 @@ async def settle(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan | N
         notice=notice(uow),
     )
     sub.updated_at = uow.clock.now()
-    await repo.save()
-    await repo.mark_plan_benefits(sub.member_id)
 
 
 def _anchor_of(

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loyalty_api.db.constraints import flush_unique
@@ -29,6 +29,17 @@ _TRY_LOCK_MEMBER = (
     .with_for_update(key_share=True, skip_locked=True)
 )
 _OF_MEMBER_THERE = select(Subscription).join(Member, Member.id == Subscription.member_id).where(not_erased())
+
+
+def _through_plan(plan_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """Subscriptions whose benefits run through the plan's grace: trialing, active or past due on the plan,
+    or renewing onto it."""
+    return (
+        or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id),
+        Subscription.state.in_(("trialing", "active", "past_due")),
+    )
+
+
 _PLANS_IN_FORCE_OF = (
     select(Subscription.member_id, Subscription.plan_id)
     .where(
@@ -94,26 +105,38 @@ class SubscriptionRepository:
             update(Member).where(Member.id == member_id).values(plan_benefits_until=latest)
         )
 
-    async def lock_members_renewing_through(self, plan_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    async def lock_renewing_through(self, plan_id: uuid.UUID) -> Sequence[Subscription]:
         """Lock, in ascending id order (two members are always locked so), the members with a subscription
         whose benefits run through the plan's grace: trialing, active or past due on the plan, or renewing
-        onto it; and return those subscriptions' ids."""
-        through_plan = (
-            or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id),
-            Subscription.state.in_(("trialing", "active", "past_due")),
-        )
+        onto it; then those subscriptions, read afresh (erased members' left out)."""
         # One statement, its rows locked in the order it returns them; the members named by a subquery, not
         # a list of ids, which a plan's many subscribers would take past SQLite's count of parameters.
         await self.session.execute(
             select(Member.id)
-            .where(Member.id.in_(select(Subscription.member_id).where(*through_plan)))
+            .where(Member.id.in_(select(Subscription.member_id).where(*_through_plan(plan_id))))
             .order_by(Member.id)
             .with_for_update(key_share=True)
         )
         renewing = (
-            select(Subscription.id).where(*through_plan).order_by(Subscription.member_id, Subscription.id)
+            _OF_MEMBER_THERE.where(*_through_plan(plan_id))
+            .order_by(Subscription.member_id, Subscription.id)
+            .with_for_update(of=Subscription)
+            .execution_options(populate_existing=True)
         )
-        return list((await self.session.execute(renewing)).scalars())
+        return (await self.session.scalars(renewing)).all()
+
+    async def mark_plan_benefits_through(self, plan_id: uuid.UUID) -> None:
+        """`mark_plan_benefits` for every member `lock_renewing_through` locked, in one statement."""
+        latest = (
+            select(func.max(Subscription.benefits_until))
+            .where(Subscription.member_id == Member.id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            update(Member)
+            .where(Member.id.in_(select(Subscription.member_id).where(*_through_plan(plan_id))))
+            .values(plan_benefits_until=latest)
+        )
 
     async def exists_subscription_to(self, plan_id: uuid.UUID) -> bool:
         """Whether any subscription, running or ended, is or will be on the plan."""

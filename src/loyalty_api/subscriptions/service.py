@@ -660,13 +660,14 @@ async def apply_grace_change(uow: UnitOfWork, plan: CatalogPlan) -> None:
     new grace is over already has lost its benefits now, and the renewal job expires it as of that end."""
     repo = SubscriptionRepository(uow.session)
     zone = await periods.zone_of(uow)
-    for subscription_id in await repo.lock_members_renewing_through(plan.id):
-        sub = await repo.lock_subscription(subscription_id)
-        if sub is None:  # its member erased meanwhile
-            continue
+    # Each recomputed as `settle` does, then all written at once: a plan's thousands of subscribers one by
+    # one took about 1.5 ms each, and the request's time limit ran out near 20,000.
+    for sub in await repo.lock_renewing_through(plan.id):
         if State(sub.state) is State.past_due and sub.plan_id == plan.id:
             sub.grace_until = lifecycle.grace_end(sub.period_end, plan.grace_days, zone)
-        await periods.settle(uow, sub, changed=plan)
+        await periods.recompute(uow, sub, changed=plan)
+    await repo.save()
+    await repo.mark_plan_benefits_through(plan.id)
 
 
 def has_plan_benefits(plan_benefits_until: datetime | None, now: datetime) -> bool:
