@@ -144,17 +144,28 @@ async def lock_earner_for_order(
         return await lock_earner(uow, member_id)
     except MemberNotActive:
         # Behind the member's lock, which lock_earner took before it refused: what is read is what stands.
-        if repeat is HoldExists:
+        if issubclass(repeat, HoldExists):
             held = await HoldRepository(uow.session).get_live_hold_id(member_id, order_ref, uow.clock.now())
             if held is not None:
                 raise hold_exists(order_ref, held) from None
             raise
-        order = await OrderRepository(uow.session).get_order(order_ref)
-        if order is None or order.member_id != member_id:
-            raise
-        if (order.earned_at if repeat is OrderAlreadyEarned else order.redeemed_at) is not None:
+        if await order_done(uow, member_id, order_ref, repeat):
             raise repeat() from None
         raise
+
+
+async def order_done(
+    uow: UnitOfWork,
+    member_id: uuid.UUID,
+    order_ref: str,
+    done: type[OrderAlreadyEarned | OrderAlreadyRedeemed],
+) -> bool:
+    """Whether the member's order has earned (`done` OrderAlreadyEarned) or been paid with points already:
+    what a write refused by a rule of the moment checks, to answer its repeat as the repeat it is."""
+    order = await OrderRepository(uow.session).get_order(order_ref)
+    if order is None or order.member_id != member_id:
+        return False
+    return (order.earned_at if done is OrderAlreadyEarned else order.redeemed_at) is not None
 
 
 def hold_exists(order_ref: str, hold_id: uuid.UUID) -> HoldExists:

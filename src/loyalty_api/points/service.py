@@ -41,6 +41,7 @@ from loyalty_api.points.accounts import (
     lock_earner_for_order,
     lots_payload,
     money_payload,
+    order_done,
     raises_counted_spend,
     record_entry,
     refused_for_the_order,
@@ -109,10 +110,9 @@ async def _refused_unless_earned(
     receipt sent again without a key (its reply lost) after time passed or an operator changed a rate is
     refused as the repeat it is, as it would be had nothing changed: the rule's 422 reads as the receipt
     earning nothing, and a clerk would credit it by hand. Only a refusal reads the order."""
-    order = await OrderRepository(uow.session).get_order(order_ref)
-    if order is not None and order.member_id == member_id and order.earned_at is not None:
-        return OrderAlreadyEarned()
-    return refused
+    return (
+        OrderAlreadyEarned() if await order_done(uow, member_id, order_ref, OrderAlreadyEarned) else refused
+    )
 
 
 def _too_many_points(points: int) -> InvalidField:
