@@ -732,3 +732,29 @@ class TestGraceChangeReachesRunningSubscriptions:
             days=6
         )
         assert discounts(await quote(client, ecommerce_key, member["id"], CART)) == [PLAN_DISCOUNT]
+
+    async def test_a_new_grace_counts_from_the_end_of_a_period_paid_ahead(
+        self,
+        client: httpx.AsyncClient,
+        admin_key: str,
+        ecommerce_key: str,
+        billing_key: str,
+    ) -> None:
+        """Billing took the next period's fee before it began: the benefits run through that period and the
+        new grace after it, beside a subscriber of the plan who has not paid ahead."""
+        member = await enrol(client, ecommerce_key)
+        ahead = await subscribe_paid(client, ecommerce_key, member["id"], "plus")
+        _, level = await new_paid_subscriber(client, ecommerce_key, "plus")
+        await pay(client, billing_key, ahead["id"], period=2, amount=1_500)
+        next_end = at(ahead["period_end"]) + relativedelta(months=1)
+        assert at((await read(client, ecommerce_key, ahead["id"]))["benefits_until"]) == next_end + GRACE
+
+        await replace_plan(client, admin_key, "plus", grace_days=2)
+        benefits_until = {
+            sub["id"]: at((await read(client, ecommerce_key, sub["id"]))["benefits_until"])
+            for sub in (ahead, level)
+        }
+        assert benefits_until == {
+            ahead["id"]: next_end + timedelta(days=2),
+            level["id"]: at(level["period_end"]) + timedelta(days=2),
+        }

@@ -72,16 +72,29 @@ def move(sub: Subscription, action: Action) -> None:
 async def settle(uow: UnitOfWork, sub: Subscription) -> None:
     """After any change: recompute what the state implies (benefits, the job's next look) and mark the
     member's row with the end of their plan benefits."""
-    await recompute(uow, sub)
     repo = SubscriptionRepository(uow.session)
+    paid_ahead = await repo.get_paid(sub.id, sub.period_number + 1) if renewing(sub) else None
+    await recompute(uow, sub, paid_ahead=paid_ahead)
     await repo.save()
     await repo.mark_plan_benefits(sub.member_id)
 
 
-async def recompute(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan | None = None) -> None:
+def renewing(sub: Subscription) -> bool:
+    """Whether the subscription's next period may be paid already (so its benefits run through it)."""
+    return State(sub.state) in (State.trialing, State.active)
+
+
+async def recompute(
+    uow: UnitOfWork,
+    sub: Subscription,
+    *,
+    paid_ahead: SubscriptionPayment | None,
+    changed: CatalogPlan | None = None,
+) -> None:
     """What `settle` recomputes, left to be written (a change of many subscriptions writes them together).
-    `changed` is a plan with new terms this transaction has written: read so, not as the catalogue (cached,
-    or read before the change) has it."""
+    `paid_ahead`: the succeeded payment for the next period of a `renewing` subscription, if any. `changed`
+    is a plan with new terms this transaction has written: read so, not as the catalogue (cached, or read
+    before the change) has it."""
 
     async def terms(*, due: bool = False) -> CatalogPlan:
         plan = await plan_of(uow, sub, due=due)
@@ -92,10 +105,7 @@ async def recompute(uow: UnitOfWork, sub: Subscription, *, changed: CatalogPlan 
     sub.benefits_until = lifecycle.benefits_until(
         State(sub.state), sub.period_end, sub.grace_until, grace_days, zone
     )
-    repo = SubscriptionRepository(uow.session)
-    renewing = State(sub.state) in (State.trialing, State.active)
-    paid_ahead = await repo.get_paid(sub.id, sub.period_number + 1) if renewing else None
-    if paid_ahead is not None:
+    if paid_ahead is not None and renewing(sub):
         # The next period is paid: its benefits are the member's through it (and its plan's grace), whether
         # or not the renewal job has begun it yet.
         due = await terms(due=True)

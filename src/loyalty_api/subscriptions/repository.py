@@ -125,6 +125,20 @@ class SubscriptionRepository:
         )
         return (await self.session.scalars(renewing)).all()
 
+    async def paid_ahead_through(self, plan_id: uuid.UUID) -> dict[uuid.UUID, SubscriptionPayment]:
+        """`get_paid` for the next period of each subscription `lock_renewing_through` reads, in one
+        statement, by subscription."""
+        paid = await self.session.scalars(
+            select(SubscriptionPayment)
+            .join(Subscription, Subscription.id == SubscriptionPayment.subscription_id)
+            .where(
+                *_through_plan(plan_id),
+                SubscriptionPayment.period == Subscription.period_number + 1,
+                PAYMENT_SUCCEEDED,
+            )
+        )
+        return {payment.subscription_id: payment for payment in paid}
+
     async def mark_plan_benefits_through(self, plan_id: uuid.UUID) -> None:
         """`mark_plan_benefits` for every member `lock_renewing_through` locked, in one statement."""
         latest = (

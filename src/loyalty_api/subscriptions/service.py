@@ -660,12 +660,15 @@ async def apply_grace_change(uow: UnitOfWork, plan: CatalogPlan) -> None:
     new grace is over already has lost its benefits now, and the renewal job expires it as of that end."""
     repo = SubscriptionRepository(uow.session)
     zone = await periods.zone_of(uow)
-    # Each recomputed as `settle` does, then all written at once: a plan's thousands of subscribers one by
-    # one took about 1.5 ms each, and the request's time limit ran out near 20,000.
-    for sub in await repo.lock_renewing_through(plan.id):
+    # Each recomputed as `settle` does, its paid-ahead payment read with all the others, then all written at
+    # once: a plan's thousands of subscribers one by one took about 1.5 ms each, and the request's time limit
+    # ran out near 20,000.
+    subscriptions = await repo.lock_renewing_through(plan.id)
+    paid_ahead = await repo.paid_ahead_through(plan.id)
+    for sub in subscriptions:
         if State(sub.state) is State.past_due and sub.plan_id == plan.id:
             sub.grace_until = lifecycle.grace_end(sub.period_end, plan.grace_days, zone)
-        await periods.recompute(uow, sub, changed=plan)
+        await periods.recompute(uow, sub, paid_ahead=paid_ahead.get(sub.id), changed=plan)
     await repo.save()
     await repo.mark_plan_benefits_through(plan.id)
 
