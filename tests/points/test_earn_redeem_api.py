@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -314,15 +315,7 @@ class TestEarn:
         first = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
         assert first.status_code == 200, first.text
         clock.advance(timedelta(minutes=2))
-        before = await table_counts(app, *WRITES)
-        again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
-        assert (again.status_code, again.json()["code"]) == (409, "order_already_earned"), again.text
-        new = await client.post(
-            f"/v1/members/{member_id}/earn", json=body | {"order_ref": "OFF-2"}, headers=bearer(pos_key)
-        )
-        assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
-        assert await table_counts(app, *WRITES) == before
-        await assert_ledger_invariant(app)
+        await assert_repeat_earned_and_new_refused(app, client, pos_key, member_id, body, "OFF-2")
 
     async def test_a_receipt_sent_again_after_the_rate_rose_past_what_one_purchase_may_earn_is_a_repeat(
         self,
@@ -341,15 +334,7 @@ class TestEarn:
         first = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
         assert first.status_code == 200, first.text
         await set_program(client, admin_key, earn_rate="10000")
-        before = await table_counts(app, *WRITES)
-        again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(pos_key))
-        assert (again.status_code, again.json()["code"]) == (409, "order_already_earned"), again.text
-        new = await client.post(
-            f"/v1/members/{member_id}/earn", json=body | {"order_ref": "BIG-2"}, headers=bearer(pos_key)
-        )
-        assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
-        assert await table_counts(app, *WRITES) == before
-        await assert_ledger_invariant(app)
+        await assert_repeat_earned_and_new_refused(app, client, pos_key, member_id, body, "BIG-2")
 
     @pytest.mark.parametrize("status", ["suspended", "closed"])
     async def test_what_a_member_did_before_a_suspension_sent_again_is_answered_as_done(
@@ -621,3 +606,20 @@ class TestResponsesNeverCarryFloats:
         for reply in replies:
             assert reply.status_code == 200, reply.text
             assert floats(json.loads(reply.text)) == [], reply.text
+
+
+async def assert_repeat_earned_and_new_refused(
+    app: FastAPI, client: httpx.AsyncClient, key: str, member_id: str, body: dict[str, Any], new_ref: str
+) -> None:
+    """The earn `body`, which earned before a rule of the moment changed, sent again: answered as the repeat
+    it is (409 order_already_earned); the same receipt under the new `new_ref` is refused by the rule (422).
+    Neither writes anything."""
+    before = await table_counts(app, *WRITES)
+    again = await client.post(f"/v1/members/{member_id}/earn", json=body, headers=bearer(key))
+    assert (again.status_code, again.json()["code"]) == (409, "order_already_earned"), again.text
+    new = await client.post(
+        f"/v1/members/{member_id}/earn", json=body | {"order_ref": new_ref}, headers=bearer(key)
+    )
+    assert (new.status_code, new.json()["code"]) == (422, "validation_error"), new.text
+    assert await table_counts(app, *WRITES) == before
+    await assert_ledger_invariant(app)
